@@ -1,0 +1,110 @@
+"""Data that crosses stage boundaries: frames, batches of frames and masks, stream facts.
+
+Each is a small frozen dataclass that checks its own shapes on creation, so a malformed
+batch fails where it is made, not three stages later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """Facts about a video source that sinks need to reproduce its timing and colour."""
+
+    width: int
+    height: int
+    time_base: Fraction
+    average_rate: Optional[Fraction] = None
+    frame_count: Optional[int] = None
+    duration: Optional[float] = None  # seconds
+    color_range: Optional[int] = None  # libav AVColorRange value, as PyAV reports it
+    colorspace: Optional[int] = None  # libav AVColorSpace value
+    color_primaries: Optional[int] = None
+    color_trc: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"StreamInfo needs a positive size, got {self.width}x{self.height}")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: RGB pixels (H, W, 3) uint8 with its timestamp in ``time_base`` units."""
+
+    image: np.ndarray
+    pts: Optional[int]
+    time_base: Fraction
+    index: int
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
+            got = f"{type(img).__name__} {getattr(img, 'dtype', '')} {getattr(img, 'shape', '')}"
+            raise ValueError(f"Frame.image must be a uint8 array of shape (H, W, 3), got {got}")
+
+    @property
+    def time(self) -> Optional[float]:
+        """Presentation time in seconds, or None when the source gave no pts."""
+        return None if self.pts is None else float(self.pts * self.time_base)
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """Frames of one size stacked as a uint8 tensor (N, 3, H, W), with their pts and indices."""
+
+    images: torch.Tensor
+    pts: tuple[Optional[int], ...]
+    indices: tuple[int, ...]
+    time_base: Fraction
+
+    def __post_init__(self) -> None:
+        x = self.images
+        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"FrameBatch.images must be uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+        if not (len(self.pts) == len(self.indices) == x.shape[0]):
+            raise ValueError(
+                f"FrameBatch has {x.shape[0]} images but {len(self.pts)} pts and {len(self.indices)} indices"
+            )
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @classmethod
+    def from_frames(cls, frames: Sequence[Frame]) -> "FrameBatch":
+        """Stack same-sized frames into one batch (on the CPU)."""
+        if not frames:
+            raise ValueError("FrameBatch.from_frames needs at least one frame")
+        arr = np.stack([f.image for f in frames])  # (N, H, W, 3)
+        images = torch.from_numpy(arr).permute(0, 3, 1, 2)
+        return cls(
+            images=images,
+            pts=tuple(f.pts for f in frames),
+            indices=tuple(f.index for f in frames),
+            time_base=frames[0].time_base,
+        )
+
+
+@dataclass(frozen=True)
+class MaskBatch:
+    """Alpha mattes (N, 1, H, W) float in [0, 1] for the frames with the same pts and indices."""
+
+    alphas: torch.Tensor
+    pts: tuple[Optional[int], ...]
+    indices: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        a = self.alphas
+        if not a.is_floating_point() or a.ndim != 4 or a.shape[1] != 1:
+            raise ValueError(f"MaskBatch.alphas must be float (N, 1, H, W), got {a.dtype} {tuple(a.shape)}")
+        if not (len(self.pts) == len(self.indices) == a.shape[0]):
+            raise ValueError(f"MaskBatch has {a.shape[0]} alphas but {len(self.pts)} pts")
+
+    def __len__(self) -> int:
+        return int(self.alphas.shape[0])
