@@ -1,0 +1,86 @@
+"""DIS5K/DUTS folder dataset: loads pairs, and names the bad file in every error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from birefvid.data import FolderDataset
+from birefvid.errors import DataError
+
+
+def _write_pair(root: Path, stem: str, size=(40, 50), ext=".jpg") -> None:
+    (root / "im").mkdir(parents=True, exist_ok=True)
+    (root / "gt").mkdir(parents=True, exist_ok=True)
+    h, w = size
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2] = (0, 0, 255)  # BGR red on the left
+    mask = np.zeros((h, w), np.uint8)
+    mask[:, : w // 2] = 255
+    cv2.imwrite(str(root / "im" / f"{stem}{ext}"), img)
+    cv2.imwrite(str(root / "gt" / f"{stem}.png"), mask)
+
+
+def test_loads_and_resizes(tmp_path):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b", ext=".png")
+    ds = FolderDataset(tmp_path, 32)
+    assert len(ds) == 4  # two pairs, each also mirrored
+    x, m = ds[0]
+    assert x.shape == (3, 32, 32) and m.shape == (1, 32, 32)
+    assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1
+    assert x[0, :, :14].mean() > x[2, :, :14].mean()  # RGB order: red channel high on the left
+    _, m_flipped = ds[2]
+    assert float(m_flipped[0, :, 18:].min()) > 0.9  # the mirrored copy
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "im").mkdir()
+    (tmp_path / "gt").mkdir()
+    with pytest.raises(DataError, match="no images in .*im"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_missing_layout(tmp_path):
+    with pytest.raises(DataError, match="im is not a folder"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_image_without_mask(tmp_path):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    (tmp_path / "gt" / "b.png").unlink()
+    with pytest.raises(DataError, match=r"b\.jpg has no mask"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_mask_size_mismatch(tmp_path):
+    _write_pair(tmp_path, "a")
+    cv2.imwrite(str(tmp_path / "gt" / "a.png"), np.zeros((20, 20), np.uint8))
+    with pytest.raises(DataError, match=r"a\.png is 20x20 but its image .*a\.jpg is 50x40"):
+        FolderDataset(tmp_path, 32)
+
+
+@pytest.mark.parametrize("which", ["im/a.jpg", "gt/a.png"])
+def test_corrupt_file(tmp_path, which):
+    _write_pair(tmp_path, "a")
+    (tmp_path / which).write_bytes(b"\x00garbage, not an image" * 10)
+    with pytest.raises(DataError, match=f"cannot read .*{which}"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_truncated_file_fails_on_read(tmp_path):
+    _write_pair(tmp_path, "a", size=(64, 64))
+    path = tmp_path / "im" / "a.jpg"
+    data = path.read_bytes()
+    path.write_bytes(data[:120])  # header survives, pixels do not
+    try:
+        ds = FolderDataset(tmp_path, 32, flip=False)
+    except DataError as exc:  # caught up front: fine too
+        assert "a.jpg" in str(exc)
+        return
+    with pytest.raises(DataError, match=r"a\.jpg"):
+        ds[0]
