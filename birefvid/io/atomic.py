@@ -1,0 +1,117 @@
+"""Write-then-rename for outputs: a failed or interrupted run never leaves a file that looks complete.
+
+A video goes to ``.NAME.partial-XXXX.EXT`` beside the target (the real extension stays last so
+FFmpeg picks the right muxer) and an image sequence to a hidden temporary folder; ``commit``
+moves it onto the target with ``os.replace``, ``discard`` removes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from birefvid.errors import SinkError
+
+log = logging.getLogger(__name__)
+
+
+def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
+    """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable."""
+    if path.exists() or path.is_symlink():
+        if is_dir and path.is_dir() and not any(path.iterdir()):
+            pass  # an empty folder is a fine place for a PNG sequence
+        elif not overwrite:
+            raise SinkError(f"output exists: {path} (use --overwrite)")
+        elif is_dir and not path.is_dir():
+            raise SinkError(f"output {path} is a file but an image-sequence folder was requested; remove it first")
+        elif not is_dir and path.is_dir():
+            raise SinkError(f"output {path} is a folder but a video file was requested; pick a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise SinkError(f"output folder does not exist: {parent} (create it first)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SinkError(f"output folder is not writable: {parent}")
+
+
+class AtomicFile:
+    """A temporary file beside ``target`` that becomes ``target`` on ``commit()``."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        suffix = self.target.suffix
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.target.stem}.partial-", suffix=suffix, dir=self.target.parent
+            )
+        except OSError as e:
+            raise SinkError(f"cannot create a file in {self.target.parent}: {e.strerror or e}") from e
+        os.close(fd)
+        self.temp = Path(tmp)
+        self._done = False
+
+    def commit(self) -> None:
+        """Move the finished temporary file onto the target (replacing it)."""
+        if self._done:
+            return
+        try:
+            os.replace(self.temp, self.target)
+        except OSError as e:
+            self.discard()
+            raise SinkError(f"cannot move the finished output onto {self.target}: {e.strerror or e}") from e
+        self._done = True
+        log.debug("committed %s", self.target)
+
+    def discard(self) -> None:
+        """Remove the temporary file if it is still there (idempotent)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self.temp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # pragma: no cover - depends on the filesystem
+            log.warning("could not remove temporary output %s: %s", self.temp, e)
+
+
+class AtomicDir:
+    """A hidden temporary folder beside ``target`` that becomes ``target`` on ``commit()``."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        try:
+            self.temp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
+        except OSError as e:
+            raise SinkError(f"cannot create a folder in {self.target.parent}: {e.strerror or e}") from e
+        self._done = False
+
+    def commit(self) -> None:
+        """Replace the target folder by the finished temporary one."""
+        if self._done:
+            return
+        try:
+            if self.target.is_dir() and not self.target.is_symlink():
+                # os.replace cannot replace a non-empty folder: move the old one aside first.
+                old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
+                os.replace(self.target, old / "x")
+                os.replace(self.temp, self.target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                if self.target.exists() or self.target.is_symlink():
+                    self.target.unlink()
+                os.replace(self.temp, self.target)
+        except OSError as e:
+            self.discard()
+            raise SinkError(f"cannot move the finished image sequence onto {self.target}: {e.strerror or e}") from e
+        self._done = True
+        log.debug("committed %s", self.target)
+
+    def discard(self) -> None:
+        """Remove the temporary folder and its images (idempotent)."""
+        if self._done:
+            return
+        self._done = True
+        shutil.rmtree(self.temp, ignore_errors=True)

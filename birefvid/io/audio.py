@@ -1,0 +1,137 @@
+"""Carry the input's audio into a video output: packet copy when the container accepts the codec,
+otherwise a re-encode (AAC for mov/mp4/mkv, Opus for webm).
+
+Audio is interleaved as the video is written (``write_until`` the current video time), so memory
+stays bounded however long the input is.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Optional
+
+import av
+
+from birefvid.errors import SinkError
+
+log = logging.getLogger(__name__)
+
+# codecs each muxer takes by packet copy; anything else is re-encoded to REENCODE[muxer]
+COPYABLE: dict[str, frozenset[str]] = {
+    "mov": frozenset({"aac", "alac", "mp3", "ac3", "pcm_s16le", "pcm_s24le", "pcm_s16be", "pcm_s24be", "pcm_f32le"}),
+    "mp4": frozenset({"aac", "alac", "mp3", "ac3", "eac3", "opus", "flac"}),
+    "matroska": frozenset({"aac", "alac", "mp3", "ac3", "eac3", "opus", "flac", "vorbis", "pcm_s16le", "pcm_s24le", "pcm_f32le"}),
+    "webm": frozenset({"opus", "vorbis"}),
+}
+REENCODE: dict[str, str] = {"mov": "aac", "mp4": "aac", "matroska": "aac", "webm": "libopus"}
+# seconds of audio muxed ahead of the video written so far (keeps the muxer's interleave queue short)
+LEAD_S = 0.5
+
+
+def has_audio(path: str | Path) -> bool:
+    """True when ``path`` can be opened and holds at least one audio stream."""
+    try:
+        with av.open(str(path)) as c:
+            return bool(c.streams.audio)
+    except (av.FFmpegError, OSError):
+        return False
+
+
+class AudioTrack:
+    """The first audio stream of ``src`` added to ``out`` (before its header is written)."""
+
+    def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str) -> None:
+        self._in = None
+        self._encoder = None
+        self._pending: Optional[av.Packet] = None
+        self._closed = False
+        try:
+            self._in = av.open(str(src))
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"cannot read audio from {src}: {e}") from e
+        try:
+            self._src_stream = self._in.streams.audio[0]
+            self._out = out
+            name = self._src_stream.codec_context.name
+            self.copy = name in COPYABLE.get(muxer, frozenset())
+            if self.copy:
+                self._out_stream = out.add_stream_from_template(self._src_stream)
+                log.info("copying %s audio from %s", name, src)
+            else:
+                self._out_stream = self._add_encoder(REENCODE.get(muxer, "aac"))
+                log.info("re-encoding %s audio from %s to %s (the container cannot hold %s)",
+                         name, src, self._out_stream.codec_context.name, name)
+            self._packets: Iterator[av.Packet] = self._in.demux(self._src_stream)
+        except Exception:
+            self.close()
+            raise
+
+    def _add_encoder(self, codec: str) -> av.audio.stream.AudioStream:
+        src = self._src_stream.codec_context
+        rate = src.sample_rate or 48000
+        supported = av.codec.Codec(codec, "w").audio_rates
+        if supported and rate not in supported:
+            rate = 48000 if 48000 in supported else max(supported)
+        layout = "mono" if src.layout.nb_channels == 1 else "stereo"
+        stream = self._out.add_stream(codec, rate=rate)
+        stream.codec_context.layout = layout
+        stream.codec_context.time_base = Fraction(1, rate)
+        self._encoder = stream
+        return stream
+
+    def _next(self) -> Optional[av.Packet]:
+        for packet in self._packets:
+            if packet.dts is None and packet.pts is None:
+                continue  # the demuxer's end-of-stream marker
+            return packet
+        return None
+
+    @staticmethod
+    def _time(packet: av.Packet) -> float:
+        ts = packet.pts if packet.pts is not None else packet.dts
+        return float(ts * packet.time_base)
+
+    def write_until(self, seconds: Optional[float]) -> None:
+        """Mux audio up to ``seconds`` (plus a short lead); ``None`` means everything that is left."""
+        if self._closed:
+            return
+        while True:
+            if self._pending is None:
+                self._pending = self._next()
+                if self._pending is None:
+                    return
+            if seconds is not None and self._time(self._pending) > seconds + LEAD_S:
+                return
+            packet, self._pending = self._pending, None
+            self._mux(packet)
+
+    def _mux(self, packet: av.Packet) -> None:
+        if self.copy:
+            packet.stream = self._out_stream
+            self._out.mux(packet)
+            return
+        for frame in packet.decode():
+            frame.pts = None  # the encoder's resampler re-times the samples continuously
+            self._out.mux(self._out_stream.encode(frame))
+
+    def finish(self) -> None:
+        """Mux the rest of the audio and flush the encoder."""
+        self.write_until(None)
+        if self._encoder is not None and not self._closed:
+            self._out.mux(self._encoder.encode(None))
+
+    def close(self) -> None:
+        """Close the audio input (idempotent); the output container belongs to the sink."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._in is not None:
+            self._in.close()
+
+    def __enter__(self) -> "AudioTrack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

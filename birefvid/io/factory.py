@@ -1,0 +1,78 @@
+"""Pick the right source for an input path and the right sink for an output path."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+from birefvid.errors import ConfigError, SinkError
+from birefvid.frames import StreamInfo
+from birefvid.io.atomic import check_target
+from birefvid.io.audio import has_audio
+from birefvid.io.base import Sink, Source
+from birefvid.io.formats import KINDS, choose_encoder
+from birefvid.io.image_sink import ImageSequenceSink
+from birefvid.io.image_source import ImageSequenceSource, is_glob
+from birefvid.io.video_sink import VideoFileSink
+from birefvid.io.video_source import VideoFileSource
+
+log = logging.getLogger(__name__)
+
+Decoder = Literal["pyav", "decord"]
+Kind = Literal["alpha", "mask", "rgb"]
+
+
+def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25) -> Source:
+    """Open a video file (PyAV or decord) or, for a folder or glob pattern, an image sequence at ``fps``."""
+    text = str(path)
+    if is_glob(text) or Path(text).is_dir():
+        return ImageSequenceSource(text, fps=fps)
+    if decoder == "pyav":
+        return VideoFileSource(text)
+    if decoder == "decord":
+        from birefvid.io.decord_source import DecordSource  # optional extra: imported only when asked for
+
+        return DecordSource(text)
+    raise ConfigError(f"unknown decoder {decoder!r}; expected 'pyav' or 'decord'")
+
+
+def is_sequence_target(path: str | Path) -> bool:
+    """True when ``path`` names a PNG-sequence folder: no extension, an existing folder, or a trailing slash."""
+    text = str(path)
+    p = Path(text)
+    return text.endswith(("/", os.sep)) or p.is_dir() or p.suffix == ""
+
+
+def open_sink(
+    path: str | Path,
+    *,
+    kind: Kind,
+    info: StreamInfo,
+    codec: Optional[str] = None,
+    crf: Optional[int] = None,
+    bitrate: Optional[str] = None,
+    pix_fmt: Optional[str] = None,
+    audio_from: Optional[str | Path] = None,
+    audio: bool = True,
+    overwrite: bool = False,
+) -> Sink:
+    """Open an output for ``kind`` images (video by extension, or a PNG sequence); every check runs here, before any work."""
+    if kind not in KINDS:
+        raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
+    target = Path(path)
+    want_audio = audio and audio_from is not None
+    if is_sequence_target(path):
+        if codec not in (None, "png") or pix_fmt is not None:
+            raise SinkError(f"{target} is a folder: image sequences are always PNG (drop codec/pix_fmt or add an extension)")
+        check_target(target, overwrite=overwrite, is_dir=True)
+        if want_audio and has_audio(str(audio_from)):
+            log.warning("PNG sequences cannot hold audio; the audio of %s is not written", audio_from)
+        return ImageSequenceSink(target, kind, info.width, info.height)
+    spec = choose_encoder(target, kind, info.width, info.height, codec=codec, pix_fmt=pix_fmt, crf=crf, bitrate=bitrate)
+    check_target(target, overwrite=overwrite, is_dir=False)
+    source_audio = str(audio_from) if want_audio and has_audio(str(audio_from)) else None
+    if want_audio and source_audio is None:
+        log.info("%s has no audio stream; writing video only", audio_from)
+    return VideoFileSink(target, spec, info, audio_from=source_audio)

@@ -1,0 +1,179 @@
+"""Which encoder, pixel format and options write a given output kind into a given container.
+
+This is the table from design.md ("Outputs") as data, plus the checks that turn an impossible
+request (alpha into H.264 .mp4, an unknown extension, ...) into a ``SinkError`` that lists what
+is supported.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import av
+
+from birefvid.errors import SinkError
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["alpha", "mask", "rgb"]
+KINDS: tuple[str, ...] = ("alpha", "mask", "rgb")
+
+_COMMON = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
+# kind -> extension -> codecs accepted there; the first is the default.
+SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
+    "alpha": {
+        ".mov": ("prores_ks", "qtrle", "png"),
+        ".mkv": ("ffv1", "prores_ks", "libvpx-vp9", "png"),
+        ".webm": ("libvpx-vp9",),
+    },
+    "mask": {
+        ".mov": ("prores_ks", *_COMMON),
+        ".mp4": _COMMON,
+        ".m4v": _COMMON,
+        ".mkv": ("ffv1", *_COMMON, "libvpx-vp9", "prores_ks"),
+        ".webm": ("libvpx-vp9",),
+    },
+    "rgb": {
+        ".mov": (*_COMMON, "prores_ks"),
+        ".mp4": _COMMON,
+        ".m4v": _COMMON,
+        ".mkv": (*_COMMON, "ffv1", "libvpx-vp9", "prores_ks"),
+        ".webm": ("libvpx-vp9",),
+    },
+}
+# muxer name per extension (FFmpeg would guess the same; explicit is clearer in errors)
+MUXERS: dict[str, str] = {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm"}
+
+# (kind, codec) -> default pixel format
+_PIX_FMT: dict[tuple[str, str], str] = {
+    ("alpha", "prores_ks"): "yuva444p10le",
+    ("alpha", "qtrle"): "argb",
+    ("alpha", "png"): "rgba",
+    ("alpha", "ffv1"): "yuva444p",
+    ("alpha", "libvpx-vp9"): "yuva420p",
+    ("mask", "ffv1"): "gray",
+    ("mask", "prores_ks"): "yuv422p10le",
+    ("rgb", "prores_ks"): "yuv422p10le",
+    ("rgb", "ffv1"): "yuv444p",
+}
+_DEFAULT_CRF = {"libx264": 18, "libx265": 20, "h264_nvenc": 19, "hevc_nvenc": 21, "libvpx-vp9": 24}
+_CRF_CODECS = frozenset(_DEFAULT_CRF)
+_ALPHA_FMT = re.compile(r"^(yuva|gbrap|ya)|rgba|argb|bgra|abgr")
+# hardware encoders whose pixel-format list is not checked here (the driver decides)
+_HW = frozenset({"h264_nvenc", "hevc_nvenc"})
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Everything needed to configure one video encoder and its muxer."""
+
+    kind: str
+    ext: str
+    muxer: str
+    codec: str
+    pix_fmt: str
+    options: dict[str, str] = field(default_factory=dict)
+    bit_rate: Optional[int] = None
+
+
+def has_alpha(pix_fmt: str) -> bool:
+    """True when the pixel format carries an alpha plane."""
+    return bool(_ALPHA_FMT.search(pix_fmt))
+
+
+def parse_bitrate(text: str) -> int:
+    """Turn '8M', '800k' or '2500000' into bits per second."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*(?:b|bps)?\s*", str(text))
+    if not m:
+        raise SinkError(f"bitrate {text!r} is not a bitrate; expected e.g. '8M', '800k' or '2500000'")
+    scale = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def _supported_text(kind: str) -> str:
+    rows = [f"{ext} ({', '.join(codecs)})" for ext, codecs in SUPPORTED[kind].items()]
+    return "; ".join(rows) + "; or a folder for a PNG sequence"
+
+
+def _even_safe(codec: str, pix_fmt: str, width: int, height: int) -> str:
+    """Swap a chroma-subsampled format for its 4:4:4 sibling when the size is odd (decoded size stays exact)."""
+    fmt = av.VideoFormat(pix_fmt)
+    subsampled = fmt.chroma_width(64) < 64 or fmt.chroma_height(64) < 64
+    if not subsampled or (width % 2 == 0 and height % 2 == 0) or codec == "libvpx-vp9":
+        return pix_fmt  # VP9 codes odd sizes in 4:2:0 natively
+    full = re.sub(r"4[12][02]p", "444p", pix_fmt)
+    if full != pix_fmt and (codec in _HW or full in _codec_formats(codec)):
+        log.info("%dx%d is odd: writing %s instead of %s so the size is kept exactly", width, height, full, pix_fmt)
+        return full
+    raise SinkError(
+        f"{codec} cannot write {pix_fmt} at the odd size {width}x{height}; choose a 4:4:4 pix_fmt or another codec"
+    )
+
+
+def _codec_formats(codec: str) -> list[str]:
+    try:
+        c = av.codec.Codec(codec, "w")
+    except Exception as e:  # av raises its own UnknownCodecError
+        raise SinkError(f"unknown encoder {codec!r} in this FFmpeg build ({e})") from e
+    return [f.name for f in (c.video_formats or [])]
+
+
+def choose_encoder(
+    path: Path,
+    kind: str,
+    width: int,
+    height: int,
+    *,
+    codec: Optional[str] = None,
+    pix_fmt: Optional[str] = None,
+    crf: Optional[int] = None,
+    bitrate: Optional[str] = None,
+) -> EncoderSpec:
+    """Resolve the encoder for writing ``kind`` to ``path``, or raise SinkError saying what is supported."""
+    if kind not in SUPPORTED:
+        raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
+    ext = path.suffix.lower()
+    table = SUPPORTED[kind]
+    if ext not in table:
+        raise SinkError(f"cannot write {kind} output to {ext or 'a path without extension'} files; supported: {_supported_text(kind)}")
+    if codec is None:
+        codec = table[ext][0]
+    elif codec not in table[ext]:
+        raise SinkError(
+            f"codec {codec} cannot write {kind} output into {ext}; {ext} supports {', '.join(table[ext])} "
+            f"(all choices: {_supported_text(kind)})"
+        )
+    formats = _codec_formats(codec)
+    if pix_fmt is None:
+        pix_fmt = _PIX_FMT.get((kind, codec), "yuv420p")
+    elif codec not in _HW and pix_fmt not in formats:
+        raise SinkError(f"{codec} cannot encode pix_fmt {pix_fmt}; it supports {', '.join(formats)}")
+    if kind == "alpha" and not has_alpha(pix_fmt):
+        raise SinkError(f"alpha output needs a pixel format with alpha, got {pix_fmt} (e.g. yuva444p10le, yuva420p, rgba)")
+    pix_fmt = _even_safe(codec, pix_fmt, width, height)
+
+    options: dict[str, str] = {}
+    if codec == "prores_ks":
+        options["profile"] = "4444" if has_alpha(pix_fmt) else "hq"
+        if has_alpha(pix_fmt):
+            options["alpha_bits"] = "16"
+    if codec == "libvpx-vp9":
+        options.update({"row-mt": "1", "deadline": "good", "cpu-used": "4"})
+    if codec == "libx264":
+        options["preset"] = "medium"
+    bit_rate = parse_bitrate(bitrate) if bitrate is not None else None
+    if crf is not None and codec not in _CRF_CODECS:
+        log.warning("crf is ignored by %s (it has no constant-quality mode)", codec)
+    elif codec in _CRF_CODECS and bit_rate is None:
+        value = str(crf if crf is not None else _DEFAULT_CRF[codec])
+        if codec in _HW:
+            options.update({"rc": "vbr", "cq": value})
+        else:
+            options["crf"] = value
+        if codec == "libvpx-vp9":
+            bit_rate = 0  # constant quality: VP9 needs b:v 0 together with crf
+    return EncoderSpec(kind, ext, MUXERS[ext], codec, pix_fmt, options, bit_rate)

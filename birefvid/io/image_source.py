@@ -1,0 +1,109 @@
+"""Read a folder or glob of still images as a video: sorted by name, one size, pts = index, time_base = 1/fps."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from birefvid.errors import SourceError
+from birefvid.frames import Frame, StreamInfo
+from birefvid.io.base import Source
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(text: str) -> bool:
+    """True when ``text`` is a glob pattern rather than a plain path."""
+    return any(c in GLOB_CHARS for c in text)
+
+
+def list_images(folder_or_glob: str | Path) -> list[Path]:
+    """Image files of a folder (or matching a glob), in natural name order."""
+    text = str(folder_or_glob)
+    if is_glob(text):
+        paths = [Path(p) for p in glob.glob(text)]
+    else:
+        folder = Path(text)
+        if not folder.exists():
+            raise SourceError(f"input not found: {folder}")
+        if not folder.is_dir():
+            raise SourceError(f"{folder} is not a folder of images")
+        paths = list(folder.iterdir())
+    images = sorted((p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()), key=_natural_key)
+    if not images:
+        kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
+    return images
+
+
+def _natural_key(path: Path) -> tuple:
+    """Sort 'f2.png' before 'f10.png' (and zero-padded names as usual)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read one image as uint8 RGB (alpha dropped, gray expanded, 16-bit scaled down)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise SourceError(f"{path} is not a readable image")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class ImageSequenceSource(Source):
+    """Still images as frames; all must share the first image's size."""
+
+    def __init__(self, folder_or_glob: str | Path, fps: float | Fraction = 25) -> None:
+        super().__init__()
+        rate = Fraction(fps).limit_denominator(1001 * 1000)
+        if rate <= 0:
+            raise SourceError(f"image sequence fps must be positive, got {fps}")
+        self.files = list_images(folder_or_glob)
+        first = read_rgb(self.files[0])
+        height, width = first.shape[:2]
+        self._info = StreamInfo(
+            width=width,
+            height=height,
+            time_base=1 / rate,
+            average_rate=rate,
+            frame_count=len(self.files),
+            duration=float(len(self.files) / rate),
+        )
+
+    @property
+    def info(self) -> StreamInfo:
+        return self._info
+
+    def __iter__(self) -> Iterator[Frame]:
+        tb = self._info.time_base
+        for index, path in enumerate(self.files):
+            if self.closed:
+                return
+            image = read_rgb(path)
+            if image.shape[:2] != (self._info.height, self._info.width):
+                raise SourceError(
+                    f"{path} is {image.shape[1]}x{image.shape[0]} but the sequence is "
+                    f"{self._info.width}x{self._info.height} (from {self.files[0].name}); all images must be one size"
+                )
+            yield Frame(image=image, pts=index, time_base=tb, index=index)
+
+    def _close(self) -> None:
+        pass  # files are opened one at a time

@@ -1,0 +1,173 @@
+"""Encode RGBA / mask / RGB image batches into a video file with the input's exact pts and time base."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import av
+import numpy as np
+
+from birefvid.errors import SinkError
+from birefvid.frames import StreamInfo
+from birefvid.io.atomic import AtomicFile
+from birefvid.io.audio import AudioTrack
+from birefvid.io.base import Sink
+from birefvid.io.formats import EncoderSpec
+from birefvid.io.layout import check_images
+
+log = logging.getLogger(__name__)
+
+# libav AVColorSpace value -> swscale matrix name PyAV accepts
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+_FRAME_FORMAT = {"alpha": "rgba", "mask": "gray", "rgb": "rgb24"}
+
+
+def _set(obj: object, name: str, value: Optional[int]) -> None:
+    """Copy one colour tag when known; a value this PyAV cannot express is skipped with a log line."""
+    if value is None or value == 0 or (name != "color_range" and value == 2):
+        return  # 0: unspecified range / RGB or reserved otherwise; 2: unspecified space/primaries/trc
+    try:
+        setattr(obj, name, value)
+    except (ValueError, TypeError, AttributeError) as e:
+        log.warning("could not tag output %s=%s: %s", name, value, e)
+
+
+class VideoFileSink(Sink):
+    """One video stream (plus optional audio) written to a temporary file and renamed on ``close()``."""
+
+    def __init__(self, path: Path, spec: EncoderSpec, info: StreamInfo, *, audio_from: Optional[str] = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.spec = spec
+        self.info = info
+        self._frames = 0
+        self._last_pts: Optional[int] = None
+        self._out: Optional[av.container.OutputContainer] = None
+        self._audio: Optional[AudioTrack] = None
+        self._file = AtomicFile(self.path)
+        try:
+            self._open(audio_from)
+        except BaseException:
+            self._abort()
+            raise
+
+    # -- setup -----------------------------------------------------------------------------
+    def _open(self, audio_from: Optional[str]) -> None:
+        spec, info = self.spec, self.info
+        tb = Fraction(info.time_base)
+        copts: dict[str, str] = {}
+        if spec.muxer in ("mov", "mp4") and tb.denominator < 2**31:
+            copts["video_track_timescale"] = str(tb.denominator)  # keeps pts exact instead of the muxer's pick
+        if spec.muxer in ("matroska", "webm"):
+            # by default Matroska shifts every stream when one starts below 0 (AAC priming, B-frame dts),
+            # which would move the video pts; keep them as given
+            copts["avoid_negative_ts"] = "disabled"
+        try:
+            self._out = av.open(str(self._file.temp), "w", format=spec.muxer, container_options=copts)
+            stream = self._out.add_stream(spec.codec, options=dict(spec.options))
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise SinkError(f"cannot open {spec.codec} for {self.path}: {e}") from e
+        cc = stream.codec_context
+        stream.width, stream.height, stream.pix_fmt = info.width, info.height, spec.pix_fmt
+        stream.time_base = tb
+        cc.time_base = tb
+        if info.average_rate:
+            cc.framerate = Fraction(info.average_rate)
+        if spec.bit_rate is not None:
+            cc.bit_rate = spec.bit_rate
+        cc.thread_type = "AUTO"
+        self._matrix, self._range = None, None
+        if spec.kind != "mask":
+            self._matrix = _SWS_MATRIX.get(info.colorspace or -1)
+            self._range = info.color_range if info.color_range in (1, 2) else None
+            for name, value in (("colorspace", info.colorspace), ("color_primaries", info.color_primaries),
+                                ("color_trc", info.color_trc)):
+                _set(cc, name, value)
+            if self._matrix is None:
+                cc.colorspace = 2  # the frames are converted with swscale's default matrix: say nothing
+        if not spec.pix_fmt.startswith("gray") and not spec.pix_fmt.startswith(("rgb", "argb", "gbr")):
+            _set(cc, "color_range", self._range or 1)
+        self._video = stream
+        if audio_from is not None:
+            self._audio = AudioTrack(audio_from, self._out, spec.muxer)
+        try:
+            self._out.start_encoding()  # opens every encoder now, so a bad codec fails at open time
+        except (av.FFmpegError, OSError, ValueError) as e:
+            hint = " (it needs an NVIDIA GPU and driver)" if "nvenc" in spec.codec else ""
+            raise SinkError(f"cannot start the {spec.codec} encoder for {self.path}{hint}: {e}") from e
+
+    # -- writing ---------------------------------------------------------------------------
+    def _validate(self, images: np.ndarray) -> None:
+        check_images(images, self.spec.kind, self.info.width, self.info.height)
+
+    def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
+        fmt = _FRAME_FORMAT[self.spec.kind]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        kwargs: dict[str, object] = {"format": self.spec.pix_fmt}
+        if self._matrix is not None:
+            kwargs["dst_colorspace"] = self._matrix
+        if self._range is not None:
+            kwargs["dst_color_range"] = self._range
+        return frame.reformat(**kwargs)
+
+    def _next_pts(self, pts: Optional[int]) -> int:
+        if pts is not None:
+            return int(pts)
+        if self._last_pts is None:
+            return 0
+        step = 1
+        if self.info.average_rate:
+            step = max(1, round(1 / (Fraction(self.info.average_rate) * Fraction(self.info.time_base))))
+        return self._last_pts + step
+
+    def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
+        assert self._out is not None
+        images = images[..., 0] if images.ndim == 4 and self.spec.kind == "mask" else images
+        tb = Fraction(self.info.time_base)
+        for image, p in zip(images, pts):
+            frame = self._to_frame(image)
+            frame.pts = self._next_pts(p)
+            frame.time_base = tb
+            try:
+                packets = self._video.encode(frame)
+                if self._audio is not None:
+                    self._audio.write_until(float(frame.pts * tb))
+                self._out.mux(packets)
+            except av.FFmpegError as e:
+                raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
+            self._last_pts = frame.pts
+            self._frames += 1
+
+    # -- finishing -------------------------------------------------------------------------
+    def _close(self) -> None:
+        assert self._out is not None
+        try:
+            self._out.mux(self._video.encode(None))
+            if self._audio is not None:
+                self._audio.finish()
+            self._out.close()
+            self._out = None
+        except av.FFmpegError as e:
+            raise SinkError(f"finishing {self.path} failed: {e}") from e
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+        if self._frames == 0:
+            log.warning("no frames were written to %s", self.path)
+        self._file.commit()
+        log.info("wrote %d frames to %s", self._frames, self.path)
+
+    def _abort(self) -> None:
+        if self._audio is not None:
+            self._audio.close()
+        if self._out is not None:
+            try:
+                self._out.close()
+            except Exception as e:  # closing a half-written container may fail; the file goes anyway
+                log.debug("ignored error while closing aborted %s: %s", self.path, e)
+            self._out = None
+        self._file.discard()

@@ -1,0 +1,175 @@
+"""Decode a video file with PyAV into upright RGB frames whose pts are passed through untouched.
+
+Corrupt data policy (measured with FFmpeg 8 / PyAV 18, see tests/test_io_sources.py): a packet the
+decoder rejects raises SourceError naming the frame index; a frame the decoder reports as
+concealed (``is_corrupt``) raises too when ``strict`` (the default), else it is logged and kept;
+a stream that ends more than three frame intervals before its declared duration or frame count
+(a truncated file) raises SourceError. Damage that FFmpeg conceals silently cannot be seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import av
+
+from birefvid.errors import SourceError
+from birefvid.frames import Frame, StreamInfo
+from birefvid.io._pixels import frame_to_rgb, rotated_size, upright
+from birefvid.io.base import Source
+
+log = logging.getLogger(__name__)
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    """Open ``path`` for reading, translating FFmpeg's complaints into SourceError."""
+    if not path.exists():
+        raise SourceError(f"input not found: {path}")
+    if path.is_dir():
+        raise SourceError(f"{path} is a folder, not a video (pass a folder only for an image sequence)")
+    try:
+        return av.open(str(path), "r")
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise SourceError(f"{path} is not a readable video ({reason})") from e
+
+
+def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
+    """Matroska stores per-stream duration as a 'HH:MM:SS.nnnnnnnnn' tag."""
+    m = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", stream.metadata.get("DURATION", ""))
+    return None if not m else int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+
+
+def _int(value: object) -> Optional[int]:
+    try:
+        return None if value is None else int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+class VideoFileSource(Source):
+    """Frames of the first video stream of a media file, upright, uint8 RGB, with the stream's own pts."""
+
+    def __init__(self, path: str | Path, *, strict: bool = True, threads: int = 0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.strict = strict
+        self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
+        self._container = _open_container(self.path)
+        try:
+            if not self._container.streams.video:
+                raise SourceError(f"{self.path} has no video stream (audio-only or data file?)")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"
+            if threads:
+                self._stream.codec_context.thread_count = threads
+            self._frames = self._decode()
+            # peek one frame: rotation, colour tags and "is this decodable at all" are facts of frames
+            self._first = next(self._frames, None)
+            if self._first is None:
+                raise SourceError(f"{self.path} is not a readable video (no decodable frames)")
+            self._info = self._make_info(self._first)
+        except BaseException:
+            self._container.close()
+            raise
+        self._iterated = False
+
+    def _make_info(self, first: av.VideoFrame) -> StreamInfo:
+        s = self._stream
+        cc = s.codec_context
+        self.rotation = int(first.rotation or 0)
+        width, height = rotated_size(first.width, first.height, self.rotation)
+        rate = s.average_rate or s.guessed_rate
+        # the video stream's own declared length (not the container's, which may be audio's)
+        self._declared = float(s.duration * s.time_base) if s.duration is not None else _mkv_duration(s)
+        duration = self._declared
+        if duration is None and self._container.duration:
+            duration = self._container.duration / av.time_base
+        return StreamInfo(
+            width=width,
+            height=height,
+            time_base=Fraction(s.time_base),
+            average_rate=Fraction(rate) if rate else None,
+            frame_count=s.frames or None,
+            duration=duration,
+            color_range=_int(first.color_range) or _int(cc.color_range),
+            colorspace=_int(first.colorspace) or _int(cc.colorspace),
+            color_primaries=_int(first.color_primaries) or _int(cc.color_primaries),
+            color_trc=_int(first.color_trc) or _int(cc.color_trc),
+        )
+
+    @property
+    def info(self) -> StreamInfo:
+        return self._info
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        index = 0
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+                frames = packet.decode()
+            except StopIteration:
+                return
+            except (av.FFmpegError, OSError) as e:
+                raise SourceError(f"{self.path}: decoding failed at frame {index} ({e}); the file is damaged") from e
+            for frame in frames:
+                if frame.is_corrupt:
+                    msg = f"{self.path}: frame {index} is corrupt (the decoder concealed damaged data)"
+                    if self.strict:
+                        raise SourceError(msg + "; re-encode or repair the file, or read it with strict=False")
+                    log.warning(msg)
+                yield frame
+                index += 1
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterated:
+            raise RuntimeError("VideoFileSource can be iterated only once; open a new one to read again")
+        if self.closed:
+            raise ValueError("VideoFileSource is closed")
+        self._iterated = True
+        return self._iter()
+
+    def _iter(self) -> Iterator[Frame]:
+        tb = self._info.time_base
+        index, last = 0, None
+        frame: Optional[av.VideoFrame] = self._first
+        self._first = None  # type: ignore[assignment]
+        while frame is not None:
+            image = upright(frame_to_rgb(frame), self.rotation)
+            last = frame.pts
+            yield Frame(image=image, pts=frame.pts, time_base=tb, index=index)
+            index += 1
+            with self._io_lock:
+                if self.closed:
+                    return
+                frame = next(self._frames, None)
+        self._check_complete(index, last)
+
+    def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
+        """Raise when the stream stopped well before its declared end (a truncated file)."""
+        info = self._info
+        if info.frame_count and count < info.frame_count:
+            # an edit list may legitimately hide a couple of leading samples; more is damage
+            msg = f"{self.path}: decoding stopped at frame {count} of {info.frame_count}"
+            if count + 2 < info.frame_count:
+                raise SourceError(msg + "; the file is truncated or damaged")
+            log.warning(msg)
+        elif not info.frame_count and self._declared and last_pts is not None and info.average_rate:
+            start = self._stream.start_time or 0
+            end = float((last_pts - start) * info.time_base)
+            if end + 3 / float(info.average_rate) < self._declared:
+                raise SourceError(
+                    f"{self.path}: decoding stopped at frame {count} ({end:.3f}s of {self._declared:.3f}s); "
+                    "the file is truncated or damaged"
+                )
+
+    def _close(self) -> None:
+        with self._io_lock:
+            self._container.close()

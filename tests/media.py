@@ -1,0 +1,269 @@
+"""Generate and read back small test media with PyAV (import from any test: ``from media import make_video``).
+
+Everything is written where the caller says (use ``tmp_path``); nothing is downloaded. Frames are a
+deterministic pattern (``pattern_frame``) so tests can compare decoded pixels with what was encoded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, Sequence
+
+import av
+import numpy as np
+
+# container extension -> (video codec, pixel format, audio codec) used when the caller names none
+DEFAULTS = {
+    ".mp4": ("libx264", "yuv420p", "aac"),
+    ".mov": ("libx264", "yuv420p", "aac"),
+    ".mkv": ("libx264", "yuv420p", "aac"),
+    ".webm": ("libvpx-vp9", "yuv420p", "libopus"),
+    ".avi": ("mpeg4", "yuv420p", "mp3"),
+}
+
+
+@dataclass
+class GeneratedVideo:
+    """What ``make_video`` wrote: the path, the RGB frames as given to the encoder, their pts and timing."""
+
+    path: Path
+    frames: list[np.ndarray]
+    pts: list[int]
+    time_base: Fraction
+    fps: Fraction
+    audio_duration: Optional[float] = None  # seconds of audio written, None without audio
+    size: tuple[int, int] = (0, 0)  # (width, height) as stored, before any rotation
+
+    @property
+    def times(self) -> list[Fraction]:
+        """Presentation times in seconds, exact."""
+        return [p * self.time_base for p in self.pts]
+
+
+def pattern_frame(index: int, size: tuple[int, int]) -> np.ndarray:
+    """A deterministic, codec-friendly RGB frame (H, W, 3): smooth gradients plus a moving block.
+
+    The top-left quadrant is red and the top-right quadrant green, so a rotation shows up as a
+    change of where those colours are.
+    """
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = (x * 255 // max(w - 1, 1)).astype(np.uint8)
+    img[..., 1] = (y * 255 // max(h - 1, 1)).astype(np.uint8)
+    img[..., 2] = (index * 29) % 256
+    img[: h // 3, : w // 3] = (230, 20, 20)
+    img[: h // 3, w - w // 3 :] = (20, 230, 20)
+    bx = (index * 5) % max(w - 8, 1)
+    img[h // 2 : h // 2 + 6, bx : bx + 6] = 255
+    return img
+
+
+def make_video(
+    path: str | Path,
+    n_frames: int = 8,
+    size: tuple[int, int] = (64, 48),
+    fps: int | Fraction = 25,
+    with_audio: bool = True,
+    codec: Optional[str] = None,
+    pix_fmt: Optional[str] = None,
+    rotation: Optional[int] = None,
+    *,
+    pts: Optional[Sequence[int]] = None,
+    time_base: Optional[Fraction] = None,
+    audio_codec: Optional[str] = None,
+    audio_rate: int = 48000,
+    audio_seconds: Optional[float] = None,
+    frames: Optional[Sequence[np.ndarray]] = None,
+) -> GeneratedVideo:
+    """Write a small video (and by default a sine-wave audio track) and describe it.
+
+    - ``size`` is (width, height) as stored; odd sizes need a 4:4:4 ``pix_fmt`` for H.264.
+    - ``rotation`` writes a display matrix (counter-clockwise degrees, as ``VideoFrame.rotation`` reads).
+    - ``pts``/``time_base`` give explicit (e.g. variable-rate) timestamps; by default pts = index and
+      time_base = 1/fps.
+    - ``pix_fmt`` like ``yuv420p10le`` makes a 10-bit file; ``codec`` and ``audio_codec`` default by extension.
+    - ``audio_seconds`` defaults to the video's duration.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    dcodec, dpix, dacodec = DEFAULTS.get(ext, DEFAULTS[".mkv"])
+    codec = codec or dcodec
+    pix_fmt = pix_fmt or dpix
+    fps = Fraction(fps)
+    tb = Fraction(time_base) if time_base is not None else 1 / fps
+    pts = list(pts) if pts is not None else list(range(n_frames))
+    if len(pts) != n_frames:
+        raise ValueError("make_video: len(pts) must equal n_frames")
+    pictures = list(frames) if frames is not None else [pattern_frame(i, size) for i in range(n_frames)]
+    audio_duration = None
+    with av.open(str(path), "w") as out:
+        v = out.add_stream(codec, rate=fps)
+        v.width, v.height = size
+        v.pix_fmt = pix_fmt
+        v.time_base = tb
+        v.codec_context.time_base = tb
+        if rotation is not None:
+            v.set_display_rotation(rotation)
+        a = None
+        if with_audio:
+            a = out.add_stream(audio_codec or dacodec, rate=audio_rate)
+            a.codec_context.layout = "mono"
+        seconds = audio_seconds if audio_seconds is not None else float((pts[-1] * tb) + 1 / fps)
+        samples_done = 0
+        total_samples = int(round(seconds * audio_rate))
+        for img, p in zip(pictures, pts):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = p
+            frame.time_base = tb
+            out.mux(v.encode(frame))
+            if a is not None:  # keep audio roughly interleaved with video
+                upto = min(total_samples, int(float(p * tb + 1 / fps) * audio_rate))
+                samples_done = _write_audio(out, a, samples_done, upto, audio_rate)
+        out.mux(v.encode(None))
+        if a is not None:
+            _write_audio(out, a, samples_done, total_samples, audio_rate)
+            out.mux(a.encode(None))
+            audio_duration = total_samples / audio_rate
+    return GeneratedVideo(path, pictures, pts, tb, fps, audio_duration, size)
+
+
+def _write_audio(out, stream, start: int, stop: int, rate: int) -> int:
+    """Encode samples [start, stop) of a 440 Hz tone; returns stop."""
+    chunk = 1024
+    for s in range(start, stop, chunk):
+        n = min(chunk, stop - s)
+        t = (np.arange(s, s + n) / rate).astype(np.float32)
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = s
+        frame.time_base = Fraction(1, rate)
+        out.mux(stream.encode(frame))
+    return max(start, stop)
+
+
+def make_images(
+    folder: str | Path,
+    n: int = 4,
+    size: tuple[int, int] = (64, 48),
+    ext: str = ".png",
+    mode: str = "RGB",
+    names: Optional[Sequence[str]] = None,
+) -> list[Path]:
+    """Write ``n`` pattern images (mode RGB, RGBA or L) as ``img_000.png``... and return their paths."""
+    import cv2
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        rgb = pattern_frame(i, size)
+        if mode == "RGBA":
+            img = cv2.cvtColor(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)]), cv2.COLOR_RGBA2BGRA)
+        elif mode == "L":
+            img = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        else:
+            img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        p = folder / (names[i] if names else f"img_{i:03d}{ext}")
+        if not cv2.imwrite(str(p), img):
+            raise OSError(f"could not write {p}")
+        paths.append(p)
+    return paths
+
+
+@dataclass
+class Decoded:
+    """A decoded output: per-frame pts, the stream time base, pixel format, size and pixels."""
+
+    pts: list[int]
+    time_base: Fraction
+    pix_fmt: str
+    width: int
+    height: int
+    images: list[np.ndarray] = field(default_factory=list)  # RGBA, gray or RGB depending on `as_format`
+    codec: str = ""
+
+    @property
+    def times(self) -> list[Fraction]:
+        return [p * self.time_base for p in self.pts]
+
+
+def read_video(path: str | Path, as_format: str = "rgba") -> Decoded:
+    """Decode every frame of a video output, keeping alpha: ``as_format`` is rgba, rgb24 or gray.
+
+    VP9 is decoded with ``libvpx-vp9`` (FFmpeg's native vp9 decoder drops the WebM alpha side channel).
+    """
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        name = s.codec_context.name
+        frames = []
+        if name == "vp9":
+            dec = av.codec.CodecContext.create("libvpx-vp9", "r")
+            for packet in c.demux(s):
+                for f in dec.decode(packet if packet.size else None):
+                    frames.append((f, packet))
+            # pts come from the demuxed packets; libvpx keeps them
+        else:
+            frames = [(f, None) for f in c.decode(s)]
+        out = Decoded([], Fraction(s.time_base), "", s.codec_context.width, s.codec_context.height, codec=name)
+        for f, _ in frames:
+            out.pix_fmt = f.format.name
+            out.width, out.height = f.width, f.height
+            out.pts.append(f.pts)
+            out.images.append(f.to_ndarray(format=as_format))
+        return out
+
+
+def read_alpha(path: str | Path) -> tuple[list[int], np.ndarray, str]:
+    """Alpha planes of any output (video or PNG folder): (pts, uint8 (N, H, W), decoded pixel format)."""
+    import cv2
+
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(p.glob("*.png"))
+        imgs = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in files]
+        return list(range(len(files))), np.stack([i[..., 3] for i in imgs]), "rgba"
+    d = read_video(p, "rgba")
+    return d.pts, np.stack([i[..., 3] for i in d.images]), d.pix_fmt
+
+
+def audio_duration(path: str | Path) -> Optional[float]:
+    """Seconds of audio in ``path`` (from decoded samples), or None when it has no audio stream."""
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return None
+        s = c.streams.audio[0]
+        n, rate = 0, s.codec_context.sample_rate
+        for f in c.decode(s):
+            n += f.samples
+            rate = f.sample_rate
+        return n / rate
+
+
+def audio_codec(path: str | Path) -> Optional[str]:
+    """Codec name of the first audio stream, or None."""
+    with av.open(str(path)) as c:
+        return c.streams.audio[0].codec_context.name if c.streams.audio else None
+
+
+def damage(path: str | Path, out: str | Path, *, at: float = 0.5, length: int = 400, mode: str = "random") -> Path:
+    """Copy ``path`` to ``out`` with ``length`` bytes at fraction ``at`` overwritten (random/zero) or, for mode 'truncate', cut there."""
+    data = bytearray(Path(path).read_bytes())
+    pos = int(len(data) * at)
+    if mode == "truncate":
+        data = data[:pos]
+    else:
+        rng = np.random.default_rng(1234)
+        fill = rng.integers(0, 256, length, dtype=np.uint8).tobytes() if mode == "random" else bytes(length)
+        data[pos : pos + length] = fill
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
+def listdir(folder: str | Path) -> list[str]:
+    """Sorted names in ``folder`` including hidden ones (to prove no temp files were left)."""
+    return sorted(os.listdir(folder))
