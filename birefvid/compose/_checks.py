@@ -1,0 +1,47 @@
+"""Shape checks and dtype conversions shared by the compositing ops."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_images(images: Tensor, name: str = "images") -> None:
+    """Fail with a readable message unless ``images`` is a uint8 or float tensor (N, 3, H, W)."""
+    if not isinstance(images, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (N, 3, H, W), got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(images.shape)}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise ValueError(f"{name} must be uint8 in [0, 255] or float in [0, 1], got {images.dtype}")
+
+
+def check_alphas(alphas: Tensor, images: Tensor | None = None, name: str = "alphas") -> None:
+    """Fail unless ``alphas`` is float (N, 1, H, W) matching ``images`` in N, H, W and device."""
+    if not isinstance(alphas, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (N, 1, H, W), got {type(alphas).__name__}")
+    if alphas.ndim != 4 or alphas.shape[1] != 1 or not alphas.is_floating_point():
+        raise ValueError(f"{name} must be float (N, 1, H, W) in [0, 1], got {alphas.dtype} {tuple(alphas.shape)}")
+    if images is not None:
+        n, _, h, w = images.shape
+        if (alphas.shape[0], alphas.shape[2], alphas.shape[3]) != (n, h, w):
+            raise ValueError(
+                f"{name} {tuple(alphas.shape)} do not match images {tuple(images.shape)}: "
+                "expected the same N, H and W (resize the mask to the frame size first)"
+            )
+        if alphas.device != images.device:
+            raise ValueError(f"{name} are on {alphas.device} but images are on {images.device}; move both to one device")
+
+
+def as_float(images: Tensor) -> Tensor:
+    """Return ``images`` as float in [0, 1]: uint8 is divided by 255, float is upcast to at least float32."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32) / 255.0
+    if images.dtype in (torch.float16, torch.bfloat16):
+        return images.to(torch.float32)
+    return images
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """Convert float in [0, 1] to uint8 with round-half-up, clamping out-of-range values."""
+    return (x.clamp(0.0, 1.0) * 255.0 + 0.5).floor_().to(torch.uint8)

@@ -1,0 +1,137 @@
+"""Output ops: RGBA, mask, greenscreen, composite and background blur, batched on any device.
+
+All take frames (N, 3, H, W) uint8 (or float in [0, 1]) and mattes (N, 1, H, W) float in
+[0, 1] on one device, compute in float, and return uint8 on that device, rounded half-up.
+Where alpha is exactly 0 the output is exactly the background; where it is exactly 1, exactly
+the source (or the given foreground).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor
+
+from ._checks import as_float, check_alphas, check_images, to_uint8
+from .colors import parse_color
+from .filters import smooth_blur
+
+logger = logging.getLogger(__name__)
+
+ColorSpec = Union[str, Sequence[int]]
+BackgroundSpec = Union[Tensor, str, Sequence[int]]
+
+
+def _subject(images: Tensor, foreground: Tensor | None) -> Tensor:
+    """Float subject colours: the estimated foreground when given, else the source frames."""
+    if foreground is None:
+        return as_float(images)
+    check_images(foreground, "foreground")
+    if foreground.shape != images.shape or foreground.device != images.device:
+        raise ValueError(
+            f"foreground {tuple(foreground.shape)} on {foreground.device} must match images "
+            f"{tuple(images.shape)} on {images.device}"
+        )
+    return as_float(foreground)
+
+
+def _color_tensor(color: ColorSpec, like: Tensor) -> Tensor:
+    """A colour as a float (1, 3, 1, 1) tensor in [0, 1] that broadcasts over frames."""
+    r, g, b = parse_color(color)
+    return torch.tensor([r, g, b], dtype=like.dtype, device=like.device).view(1, 3, 1, 1) / 255.0
+
+
+def _blend(subject: Tensor, background: Tensor, alpha: Tensor) -> Tensor:
+    """Straight-alpha over: ``subject * a + background * (1 - a)``, exact at a = 0 and a = 1."""
+    return subject * alpha + background * (1.0 - alpha)
+
+
+def _alpha(alphas: Tensor, like: Tensor) -> Tensor:
+    return alphas.to(like.dtype).clamp(0.0, 1.0)
+
+
+def to_mask(alphas: Tensor) -> Tensor:
+    """Quantize mattes to uint8 (N, 1, H, W) as round(alpha * 255), with no per-frame rescaling (no flicker)."""
+    check_alphas(alphas)
+    return to_uint8(alphas.float())
+
+
+def to_rgba(images: Tensor, alphas: Tensor, foreground: Tensor | None = None) -> Tensor:
+    """Straight-alpha RGBA uint8 (N, 4, H, W); RGB is ``foreground`` when given (no spill), else the source."""
+    check_images(images)
+    check_alphas(alphas, images)
+    if foreground is None and images.dtype == torch.uint8:
+        rgb = images
+    else:
+        rgb = to_uint8(_subject(images, foreground))
+    return torch.cat([rgb, to_mask(alphas)], dim=1)
+
+
+def composite(
+    images: Tensor,
+    alphas: Tensor,
+    background: BackgroundSpec,
+    foreground: Tensor | None = None,
+) -> Tensor:
+    """Put the subject over a background: frames (N, 3, H, W), one image (3, H, W), or a colour.
+
+    Returns uint8 (N, 3, H, W): exactly the background where alpha is 0, exactly the subject
+    where alpha is 1.
+    """
+    check_images(images)
+    check_alphas(alphas, images)
+    subject = _subject(images, foreground)
+    if isinstance(background, Tensor):
+        bg = background.unsqueeze(0) if background.ndim == 3 else background
+        check_images(bg, "background")
+        n, _, h, w = images.shape
+        if bg.shape[2:] != images.shape[2:] or bg.shape[0] not in (1, n):
+            raise ValueError(
+                f"background {tuple(background.shape)} does not fit images {tuple(images.shape)}: expected "
+                f"(3, {h}, {w}), (1, 3, {h}, {w}) or ({n}, 3, {h}, {w}); scale it to the frame size first"
+            )
+        if bg.device != images.device:
+            raise ValueError(f"background is on {bg.device} but images are on {images.device}")
+        bg = as_float(bg).to(subject.dtype)
+    else:
+        bg = _color_tensor(background, subject)
+    return to_uint8(_blend(subject, bg, _alpha(alphas, subject)))
+
+
+def greenscreen(
+    images: Tensor,
+    alphas: Tensor,
+    key: ColorSpec = (0, 255, 0),
+    foreground: Tensor | None = None,
+) -> Tensor:
+    """Subject over a flat key colour (uint8 (N, 3, H, W)): exactly ``key`` where alpha is 0."""
+    return composite(images, alphas, key, foreground=foreground)
+
+
+def blur_background(
+    images: Tensor,
+    alphas: Tensor,
+    sigma: float = 16.0,
+    foreground: Tensor | None = None,
+) -> Tensor:
+    """Blur the background and keep the subject sharp, without the subject's colours haloing into it.
+
+    The background is blurred with the subject masked out and renormalized by the blurred
+    weight, ``blur(I (1 - a)) / blur(1 - a)``, so only background pixels feed the blur; where
+    no background is near enough (deep inside the subject) it falls back to the source. The
+    sharp subject is then composited over it. ``sigma`` is the blur's std in pixels and costs
+    the same at any size.
+    """
+    check_images(images)
+    check_alphas(alphas, images)
+    if not sigma > 0:
+        raise ValueError(f"blur_background sigma must be > 0 pixels, got {sigma}")
+    image = as_float(images)
+    alpha = _alpha(alphas, image)
+    weight = 1.0 - alpha
+    blurred = smooth_blur(torch.cat([image * weight, weight], dim=1), float(sigma))
+    eps = 1e-3
+    background = (blurred[:, :3] + eps * image) / (blurred[:, 3:4] + eps)
+    return to_uint8(_blend(_subject(images, foreground), background, alpha))

@@ -1,0 +1,159 @@
+"""Backgrounds (colour, image, looping video) and colour parsing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from birefvid.compose import (
+    ColorBackground,
+    ImageBackground,
+    VideoBackground,
+    cover,
+    open_background,
+    parse_color,
+)
+from birefvid.errors import ConfigError, SourceError
+
+SIZE = (64, 48)  # (width, height)
+LEVELS = [0, 60, 120, 180, 240]
+
+
+def _write_video(path: Path, levels: list[int], width: int = 40, height: int = 20, codec: str = "ffv1") -> Path:
+    """A short video whose frame i is a flat grey of ``levels[i]`` (lossless FFV1 by default)."""
+    with av.open(str(path), mode="w", format="matroska" if codec == "ffv1" else None) as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        for level in levels:
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), level, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    "spec, rgb",
+    [
+        ("#00ff00", (0, 255, 0)),
+        ("00FF00", (0, 255, 0)),
+        ("#f00", (255, 0, 0)),
+        ("green", (0, 255, 0)),
+        (" White ", (255, 255, 255)),
+        ("0,255,0", (0, 255, 0)),
+        ("12, 34 ,56", (12, 34, 56)),
+        ("(1,2,3)", (1, 2, 3)),
+        ((7, 8, 9), (7, 8, 9)),
+    ],
+)
+def test_parse_color(spec, rgb) -> None:
+    assert parse_color(spec) == rgb
+
+
+@pytest.mark.parametrize("bad", ["", "#12345", "gren", "0,256,0", "1,2", "#gg0000", (1, 2), (0.5, 1, 2), (1, 2, 300)])
+def test_parse_color_rejects_bad_input(bad) -> None:
+    with pytest.raises(ConfigError, match=r"expected '#rrggbb', 'rrggbb', '#rgb', 'r,g,b'.*green"):
+        parse_color(bad)
+    with pytest.raises(ValueError):  # ConfigError is also a ValueError
+        parse_color(bad)
+
+
+def test_cover_keeps_aspect_and_centres() -> None:
+    """A 40x40 square centred in a 200x100 image stays square after covering 64x48."""
+    image = np.full((100, 200, 3), 255, np.uint8)
+    image[30:70, 80:120] = 0
+    out = cover(image, SIZE)
+    assert out.shape == (48, 64, 3)
+    dark = out[..., 0] < 128
+    rows, cols = np.nonzero(dark)
+    h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    assert abs(int(h) - int(w)) <= 1 and 18 <= h <= 21  # scale max(64/200, 48/100) = 0.48: 40 px -> ~19
+    assert abs((rows.min() + rows.max()) / 2 - 23.5) <= 1 and abs((cols.min() + cols.max()) / 2 - 31.5) <= 1
+
+
+def test_cover_crops_the_long_side() -> None:
+    """Covering a portrait frame from a landscape image keeps only its middle third."""
+    image = np.zeros((30, 90, 3), np.uint8)
+    image[:, :30] = (255, 0, 0)
+    image[:, 30:60] = (0, 255, 0)
+    image[:, 60:] = (0, 0, 255)
+    out = cover(image, (20, 30))
+    assert out.shape == (30, 20, 3)
+    assert (out[..., 1] == 255).all() and (out[..., 0] == 0).all()
+
+
+def test_color_background(tmp_path) -> None:
+    with open_background("green", SIZE, device="cpu") as bg:
+        assert isinstance(bg, ColorBackground)
+        frames = bg.frames(3)
+    assert frames.shape == (3, 3, 48, 64) and frames.dtype == torch.uint8
+    assert (frames == torch.tensor([0, 255, 0], dtype=torch.uint8).view(1, 3, 1, 1)).all()
+
+
+def test_image_background(tmp_path) -> None:
+    path = tmp_path / "bg.png"
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    with open_background(str(path), SIZE) as bg:
+        assert isinstance(bg, ImageBackground)
+        frames = bg.frames(2)
+    assert frames.shape == (2, 3, 48, 64)
+    assert (frames[:, 0] == 200).all() and (frames[:, 1:] == 0).all()
+
+
+def test_video_background_loops_and_covers(tmp_path) -> None:
+    path = _write_video(tmp_path / "bg.mkv", LEVELS)
+    with open_background(path, SIZE) as bg:
+        assert isinstance(bg, VideoBackground)
+        first = bg.frames(3)
+        rest = bg.frames(9)
+        assert bg.loops >= 2
+    frames = torch.cat([first, rest])
+    assert frames.shape == (12, 3, 48, 64)
+    means = frames.float().mean(dim=(1, 2, 3))
+    expected = torch.tensor([LEVELS[i % 5] for i in range(12)], dtype=torch.float32)
+    assert torch.allclose(means, expected, atol=3)
+
+
+def test_video_with_unknown_extension_is_probed(tmp_path) -> None:
+    path = _write_video(tmp_path / "clip.bin", LEVELS[:2])
+    with open_background(path, SIZE) as bg:
+        assert isinstance(bg, VideoBackground)
+        assert bg.frames(3).shape == (3, 3, 48, 64)
+
+
+def test_close_is_idempotent(tmp_path) -> None:
+    bg = VideoBackground(_write_video(tmp_path / "bg.mkv", LEVELS[:1]), SIZE)
+    bg.close()
+    bg.close()
+    with pytest.raises(ValueError, match="closed"):
+        bg.frames(1)
+
+
+def test_missing_background_file(tmp_path) -> None:
+    missing = tmp_path / "nope.png"
+    with pytest.raises(SourceError, match="background not found: .*nope.png"):
+        open_background(str(missing), SIZE)
+    with pytest.raises(OSError):  # SourceError is also an OSError
+        VideoBackground(tmp_path / "nope.mp4", SIZE)
+
+
+@pytest.mark.parametrize("name", ["bad.png", "bad.mp4", "bad.dat"])
+def test_unreadable_background_file(tmp_path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"this is not media" * 10)
+    with pytest.raises(SourceError, match="unreadable"):
+        open_background(str(path), SIZE)
+
+
+def test_bad_size_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="width, height"):
+        ColorBackground("black", (0, 10))
