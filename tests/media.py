@@ -264,6 +264,17 @@ def damage(path: str | Path, out: str | Path, *, at: float = 0.5, length: int = 
     return Path(out)
 
 
+def damage_packet(path: str | Path, out: str | Path, index: int, *, length: int = 64, fill: int = 0xFF) -> Path:
+    """Copy ``path`` to ``out`` with the first ``length`` bytes of video packet ``index`` (demux order) overwritten."""
+    with av.open(str(path)) as c:
+        positions = [p.pos for p in c.demux(c.streams.video[0]) if p.size]
+    data = bytearray(Path(path).read_bytes())
+    pos = positions[index]
+    data[pos : pos + length] = bytes([fill]) * length
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
 def listdir(folder: str | Path) -> list[str]:
     """Sorted names in ``folder`` including hidden ones (to prove no temp files were left)."""
     return sorted(os.listdir(folder))

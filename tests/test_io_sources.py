@@ -1,0 +1,240 @@
+"""Sources: upright RGB frames with untouched pts, clear errors for bad input."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from birefvid.errors import ConfigError, SourceError
+from birefvid.io import ImageSequenceSource, VideoFileSource, open_source
+from media import damage, damage_packet, make_images, make_video, pattern_frame
+
+
+def _mean_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def test_video_source_frames_pts_and_info(tmp_path):
+    g = make_video(tmp_path / "in.mp4", n_frames=6, size=(64, 48), with_audio=True)
+    with VideoFileSource(g.path) as src:
+        info = src.info
+        frames = list(src)
+    assert (info.width, info.height) == (64, 48)
+    assert info.frame_count == 6 and info.average_rate == 25
+    assert [f.index for f in frames] == list(range(6))
+    assert [f.pts * f.time_base for f in frames] == g.times
+    assert all(f.time_base == info.time_base for f in frames)
+    for f, ref in zip(frames, g.frames):
+        assert f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8
+        assert _mean_err(f.image, ref) < 6
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_gives_upright_frames(tmp_path, rotation):
+    g = make_video(tmp_path / "rot.mp4", n_frames=2, size=(64, 48), rotation=rotation, with_audio=False)
+    with open_source(g.path) as src:
+        frames = list(src)
+        info = src.info
+    expected = np.rot90(g.frames[0], k=rotation // 90)
+    assert (info.height, info.width) == expected.shape[:2]
+    assert frames[0].image.shape == expected.shape
+    assert _mean_err(frames[0].image, expected) < 6
+
+
+def test_odd_size_and_10bit_yuv444(tmp_path):
+    g = make_video(tmp_path / "odd.mkv", n_frames=3, size=(65, 49), pix_fmt="yuv444p10le", with_audio=False)
+    with VideoFileSource(g.path) as src:
+        frames = list(src)
+        assert (src.info.width, src.info.height) == (65, 49)
+    assert frames[0].image.shape == (49, 65, 3) and frames[0].image.dtype == np.uint8
+    assert _mean_err(frames[0].image, g.frames[0]) < 4
+
+
+def test_10bit_420_and_gray_inputs(tmp_path):
+    g = make_video(tmp_path / "ten.mp4", n_frames=3, pix_fmt="yuv420p10le", with_audio=False)
+    with VideoFileSource(g.path) as src:
+        assert _mean_err(next(iter(src)).image, g.frames[0]) < 8
+    g = make_video(tmp_path / "gray.mkv", n_frames=2, codec="ffv1", pix_fmt="gray", with_audio=False)
+    with VideoFileSource(g.path) as src:
+        img = next(iter(src)).image
+    assert img.shape == (48, 64, 3) and np.array_equal(img[..., 0], img[..., 1])
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_variable_frame_rate_pts_pass_through(tmp_path, ext):
+    pts = [0, 33, 80, 95, 170, 200]  # milliseconds, irregular
+    g = make_video(tmp_path / f"vfr{ext}", n_frames=6, pts=pts, time_base=Fraction(1, 1000), with_audio=False)
+    with VideoFileSource(g.path) as src:
+        times = [f.pts * f.time_base for f in src]
+    assert times == g.times
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SourceError, match="input not found: .*nope.mp4"):
+        VideoFileSource(tmp_path / "nope.mp4")
+
+
+def test_not_media(tmp_path):
+    p = tmp_path / "text.mp4"
+    p.write_text("hello " * 200)
+    with pytest.raises(SourceError, match=r"text.mp4 is not a readable video \("):
+        open_source(p)
+
+
+def test_no_video_stream(tmp_path):
+    import av
+
+    p = tmp_path / "audio.m4a"
+    with av.open(str(p), "w") as out:
+        s = out.add_stream("aac", rate=48000)
+        s.codec_context.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+    with pytest.raises(SourceError, match="has no video stream"):
+        VideoFileSource(p)
+
+
+def _noisy(n: int) -> list[np.ndarray]:
+    return [np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8) for i in range(n)]
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mov"])
+def test_corrupt_packet_names_the_frame(tmp_path, ext):
+    # Measured (FFmpeg 8): overwriting the start of H.264 packet 6 in MP4/MOV makes avcodec_send_packet
+    # fail after 4 frames came out (frame threading and B-frames delay output), so the error names frame 4.
+    g = make_video(tmp_path / f"ok{ext}", n_frames=12, with_audio=False, frames=_noisy(12))
+    bad = damage_packet(g.path, tmp_path / f"bad{ext}", 6)
+    with VideoFileSource(bad) as src:
+        got = []
+        with pytest.raises(SourceError, match=rf"bad{ext}: decoding failed at frame 4 .*damaged"):
+            for f in src:
+                got.append(f.index)
+    assert got == [0, 1, 2, 3]
+
+
+def test_corrupt_packet_in_mkv_is_reported_as_truncated(tmp_path):
+    # Measured: the Matroska demuxer loses sync at the damaged block and ends quietly after 6 frames;
+    # the stream's declared duration (0.48 s) shows the rest is missing.
+    g = make_video(tmp_path / "ok.mkv", n_frames=12, with_audio=False, frames=_noisy(12))
+    bad = damage_packet(g.path, tmp_path / "bad.mkv", 6)
+    with VideoFileSource(bad) as src:
+        with pytest.raises(SourceError, match=r"bad.mkv: decoding stopped at frame 6 .*truncated or damaged"):
+            list(src)
+
+
+def test_truncated_mkv_is_an_error(tmp_path):
+    # Measured: a Matroska file cut in half decodes its first frames then ends quietly; the declared
+    # stream duration shows it is short.
+    g = make_video(tmp_path / "ok.mkv", n_frames=12, with_audio=False,
+                   frames=_noisy(12))
+    cut = damage(g.path, tmp_path / "cut.mkv", at=0.5, mode="truncate")
+    with VideoFileSource(cut) as src:
+        with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+ .*truncated"):
+            list(src)
+
+
+def test_truncated_mp4_cannot_open(tmp_path):
+    g = make_video(tmp_path / "ok.mp4", n_frames=8, with_audio=False)
+    cut = damage(g.path, tmp_path / "cut.mp4", at=0.6, mode="truncate")  # the index (moov) is at the end
+    with pytest.raises(SourceError, match="is not a readable video"):
+        VideoFileSource(cut)
+
+
+def test_close_is_idempotent_and_stops_iteration(tmp_path):
+    g = make_video(tmp_path / "in.mkv", n_frames=6, with_audio=False)
+    src = VideoFileSource(g.path)
+    it = iter(src)
+    next(it)
+    src.close()
+    src.close()
+    assert list(it) == []
+    with pytest.raises(RuntimeError, match="only once"):
+        iter(src)
+
+
+def test_image_sequence_folder_and_glob(tmp_path):
+    make_images(tmp_path / "seq", n=3, mode="RGB")
+    make_images(tmp_path / "seq", n=1, mode="RGBA", names=["img_003.png"])
+    (tmp_path / "seq" / "notes.txt").write_text("ignored")
+    with open_source(tmp_path / "seq", fps=30) as src:
+        frames = list(src)
+        info = src.info
+    assert len(frames) == 4 and info.frame_count == 4
+    assert info.time_base == Fraction(1, 30) and [f.pts for f in frames] == [0, 1, 2, 3]
+    assert np.array_equal(frames[0].image, pattern_frame(0, (64, 48)))
+    assert np.array_equal(frames[3].image, pattern_frame(0, (64, 48)))  # RGBA -> RGB drops alpha
+    with open_source(str(tmp_path / "seq" / "img_00[12].png")) as src:
+        assert len(list(src)) == 2
+
+
+def test_image_sequence_gray_natural_order(tmp_path):
+    make_images(tmp_path / "s", n=3, mode="L", names=["f2.png", "f10.png", "f1.png"])
+    with ImageSequenceSource(tmp_path / "s") as src:
+        assert [p.name for p in src.files] == ["f1.png", "f2.png", "f10.png"]
+        img = next(iter(src)).image
+    assert img.shape == (48, 64, 3)
+
+
+def test_image_sequence_size_mismatch_names_file(tmp_path):
+    make_images(tmp_path / "s", n=2)
+    make_images(tmp_path / "s", n=1, size=(32, 32), names=["img_009.png"])
+    with ImageSequenceSource(tmp_path / "s") as src:
+        with pytest.raises(SourceError, match=r"img_009.png is 32x32 but the sequence is 64x48"):
+            list(src)
+
+
+def test_image_sequence_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no images found"):
+        ImageSequenceSource(tmp_path / "empty")
+    with pytest.raises(SourceError, match="input not found"):
+        ImageSequenceSource(tmp_path / "missing")
+
+
+def test_decord_source_matches_pyav(tmp_path):
+    pytest.importorskip("decord")
+    pts = [0, 40, 90, 130, 200]
+    g = make_video(tmp_path / "vfr.mkv", n_frames=5, pts=pts, time_base=Fraction(1, 1000), with_audio=False)
+    with open_source(g.path, decoder="decord") as src:
+        frames = list(src)
+        assert (src.info.width, src.info.height) == (64, 48)
+    assert [f.pts * f.time_base for f in frames] == g.times
+    with VideoFileSource(g.path) as ref:
+        for a, b in zip(frames, ref):
+            assert _mean_err(a.image, b.image) < 3
+
+
+def test_decord_refuses_rotated(tmp_path):
+    pytest.importorskip("decord")
+    g = make_video(tmp_path / "rot.mp4", n_frames=2, rotation=90, with_audio=False)
+    with pytest.raises(SourceError, match="decoder='pyav'"):
+        open_source(g.path, decoder="decord")
+
+
+def test_decord_missing_is_config_error(monkeypatch, tmp_path):
+    import builtins
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name == "decord":
+            raise ImportError("no decord")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    from birefvid.io.decord_source import DecordSource
+
+    with pytest.raises(ConfigError, match=r"decord is not installed: pip install 'birefvid\[decord\]'"):
+        DecordSource(tmp_path / "x.mp4")
+    assert builtins  # keep the import used
+
+
+def test_unknown_decoder(tmp_path):
+    g = make_video(tmp_path / "in.mkv", n_frames=2, with_audio=False)
+    with pytest.raises(ConfigError, match="unknown decoder"):
+        open_source(g.path, decoder="opencv")  # type: ignore[arg-type]
