@@ -49,6 +49,7 @@ def _blend(subject: Tensor, background: Tensor, alpha: Tensor) -> Tensor:
 
 
 def _alpha(alphas: Tensor, like: Tensor) -> Tensor:
+    """Mattes in the compute dtype, clamped to [0, 1] so out-of-range model output cannot overshoot."""
     return alphas.to(like.dtype).clamp(0.0, 1.0)
 
 
