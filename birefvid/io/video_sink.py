@@ -89,7 +89,9 @@ class VideoFileSink(Sink):
                 _set(cc, name, value)
             if self._matrix is None:
                 cc.colorspace = 2  # the frames are converted with swscale's default matrix: say nothing
-        if not spec.pix_fmt.startswith("gray") and not spec.pix_fmt.startswith(("rgb", "argb", "gbr")):
+        if spec.pix_fmt.startswith("gray"):
+            _set(cc, "color_range", 2)  # gray samples are the mask values as is: full range
+        elif not spec.pix_fmt.startswith(("rgb", "argb", "bgr", "gbr")):
             _set(cc, "color_range", self._range or 1)
         self._video = stream
         if audio_from is not None:
@@ -131,6 +133,11 @@ class VideoFileSink(Sink):
         for image, p in zip(images, pts):
             frame = self._to_frame(image)
             frame.pts = self._next_pts(p)
+            if self._last_pts is not None and frame.pts <= self._last_pts:
+                raise SinkError(
+                    f"encoding frame {self._frames} into {self.path} failed: pts {frame.pts} does not increase "
+                    f"(previous {self._last_pts}); frames must arrive in presentation order without duplicates"
+                )
             frame.time_base = tb
             try:
                 packets = self._video.encode(frame)

@@ -1,0 +1,318 @@
+"""Sinks: every kind and container keeps frame count, pts, size and alpha; bad requests fail at open time."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from birefvid.errors import SinkError
+from birefvid.frames import StreamInfo
+from birefvid.io import open_sink, open_source
+from media import listdir, make_video, pattern_frame, read_alpha, read_video
+
+
+def _info(w=64, h=48, tb=Fraction(1, 25), rate=Fraction(25), **kw) -> StreamInfo:
+    return StreamInfo(width=w, height=h, time_base=tb, average_rate=rate, **kw)
+
+
+def _alpha_plane(i: int, w: int, h: int) -> np.ndarray:
+    """A smooth ramp with a hard-edged opaque block: tests both soft and binary alpha."""
+    y, x = np.mgrid[0:h, 0:w]
+    a = ((x + y * 2 + i * 7) * 255 // (w + 2 * h + 7 * 8)).astype(np.uint8)
+    a[h // 4 : h // 2, w // 4 : w // 2] = 255
+    a[-3:, :] = 0
+    return a
+
+
+def _batch(kind: str, n: int, w: int, h: int) -> np.ndarray:
+    if kind == "alpha":
+        return np.stack([np.dstack([pattern_frame(i, (w, h)), _alpha_plane(i, w, h)]) for i in range(n)])
+    if kind == "mask":
+        return np.stack([_alpha_plane(i, w, h) for i in range(n)])
+    return np.stack([pattern_frame(i, (w, h)) for i in range(n)])
+
+
+def _write(path, kind, info, pts, **kw):
+    images = _batch(kind, len(pts), info.width, info.height)
+    with open_sink(path, kind=kind, info=info, **kw) as sink:
+        half = len(pts) // 2  # two batches, as a runner would send
+        sink.write(images[:half], pts[:half])
+        sink.write(images[half:], pts[half:])
+    return images
+
+
+def _err(a, b) -> tuple[int, float]:
+    d = np.abs(np.asarray(a).astype(np.int16) - np.asarray(b).astype(np.int16))
+    return int(d.max()), float(d.mean())
+
+
+ALPHA_CASES = [  # (output, decoded pixel formats with alpha, max alpha error, mean RGB error)
+    ("out.mov", ("yuva444p12le", "yuva444p10le"), 3, 4),
+    ("out.mkv", ("yuva444p",), 1, 4),  # FFV1 is lossless; 1 level comes from the RGBA<->YUVA matrix
+    ("out.webm", ("yuva420p",), 12, 6),
+]
+
+
+@pytest.mark.parametrize("name,fmts,tol,rgb_tol", ALPHA_CASES)
+def test_alpha_video_keeps_alpha_pts_and_count(tmp_path, name, fmts, tol, rgb_tol):
+    info = _info()
+    pts = [0, 1, 2, 3, 4, 5]
+    images = _write(tmp_path / name, "alpha", info, pts)
+    got_pts, alpha, pix_fmt = read_alpha(tmp_path / name)
+    assert pix_fmt in fmts
+    d = read_video(tmp_path / name)
+    assert (d.width, d.height) == (64, 48)
+    assert d.times == [p * info.time_base for p in pts]
+    worst, _ = _err(alpha, images[..., 3])
+    assert worst <= tol
+    _, mean_rgb = _err(np.stack(d.images)[..., :3], images[..., :3])
+    assert mean_rgb < rgb_tol  # straight (not premultiplied) colour survives under the alpha
+    assert listdir(tmp_path) == [name]
+
+
+def test_alpha_png_sequence_exact(tmp_path):
+    info = _info()
+    images = _write(tmp_path / "frames", "alpha", info, list(range(4)))
+    files = listdir(tmp_path / "frames")
+    assert files == [f"frame_{i:06d}.png" for i in range(1, 5)]
+    _, alpha, fmt = read_alpha(tmp_path / "frames")
+    assert fmt == "rgba" and np.array_equal(alpha, images[..., 3])
+    with open_source(tmp_path / "frames") as src:  # RGB comes back exactly too
+        assert np.array_equal(next(iter(src)).image, images[0, ..., :3])
+    assert listdir(tmp_path) == ["frames"]
+
+
+@pytest.mark.parametrize("target", ["seq/", "existing_dir"])
+def test_sequence_targets(tmp_path, target):
+    if target == "existing_dir":
+        (tmp_path / target).mkdir()
+    info = _info()
+    _write(str(tmp_path / target), "mask", info, [0, 1])
+    folder = tmp_path / target.rstrip("/")
+    import cv2
+
+    img = cv2.imread(str(folder / "frame_000001.png"), cv2.IMREAD_UNCHANGED)
+    assert img.ndim == 2 and np.array_equal(img, _alpha_plane(0, 64, 48))  # L, exact
+
+
+@pytest.mark.parametrize("name,tol", [("m.mp4", 4), ("m.mkv", 0), ("m.mov", 2), ("m.webm", 12)])
+def test_mask_video(tmp_path, name, tol):
+    info = _info()
+    pts = [0, 1, 2, 3]
+    images = _write(tmp_path / name, "mask", info, pts)
+    d = read_video(tmp_path / name, "gray")
+    assert d.times == [p * info.time_base for p in pts]
+    worst, mean = _err(np.stack(d.images), images)
+    assert mean < 1.5 and worst <= max(tol, 2) * (8 if name.endswith((".mp4", ".webm")) else 1)
+
+
+@pytest.mark.parametrize("name,codec", [("r.mp4", "h264"), ("r.mov", "h264"), ("r.mkv", "h264"), ("r.webm", "vp9")])
+def test_rgb_video(tmp_path, name, codec):
+    info = _info()
+    pts = [0, 1, 2, 3, 4]
+    images = _write(tmp_path / name, "rgb", info, pts)
+    d = read_video(tmp_path / name, "rgb24")
+    assert d.codec == codec and d.pix_fmt == "yuv420p"
+    assert d.times == [p * info.time_base for p in pts]
+    assert _err(np.stack(d.images), images)[1] < 5
+
+
+@pytest.mark.parametrize("name,kind", [("a.mov", "alpha"), ("a.mkv", "alpha"), ("a.webm", "alpha"),
+                                       ("r.mp4", "rgb"), ("m.mp4", "mask"), ("r.webm", "rgb")])
+def test_vfr_pts_and_nonzero_start_preserved(tmp_path, name, kind):
+    tb = Fraction(1, 1000)
+    pts = [1000, 1033, 1080, 1095, 1170, 1200, 1290]  # starts at 1 s, irregular steps
+    info = _info(tb=tb, rate=Fraction(25))
+    _write(tmp_path / name, kind, info, pts)
+    d = read_video(tmp_path / name, "gray" if kind == "mask" else "rgba")
+    assert d.times == [p * tb for p in pts]
+
+
+def test_ntsc_time_base_exact_in_mov(tmp_path):
+    tb = Fraction(1001, 30000)
+    _write(tmp_path / "n.mov", "alpha", _info(tb=tb, rate=Fraction(30000, 1001)), list(range(5)))
+    d = read_video(tmp_path / "n.mov")
+    assert d.times == [p * tb for p in range(5)]
+
+
+@pytest.mark.parametrize("name,kind", [("o.mp4", "rgb"), ("o.mov", "alpha"), ("o.webm", "alpha"),
+                                       ("o.mov", "mask"), ("o.mkv", "rgb")])
+def test_odd_size_kept_exactly(tmp_path, name, kind):
+    info = _info(w=65, h=49)
+    _write(tmp_path / name, kind, info, [0, 1, 2])
+    d = read_video(tmp_path / name, "rgba")
+    assert (d.width, d.height) == (65, 49) and len(d.pts) == 3
+
+
+def test_source_to_sink_round_trip_keeps_pts(tmp_path):
+    """The runner's path: pts and time base from a real (x264, B-frames) source go straight to the sink."""
+    g = make_video(tmp_path / "in.mp4", n_frames=8, with_audio=False)
+    with open_source(g.path) as src:
+        info = src.info
+        frames = list(src)
+    with open_sink(tmp_path / "out.mov", kind="alpha", info=info) as sink:
+        for f in frames:
+            sink.write(np.dstack([f.image, np.full(f.image.shape[:2], 200, np.uint8)])[None], [f.pts])
+    d = read_video(tmp_path / "out.mov")
+    assert d.times == g.times
+
+
+def test_colour_tags_copied(tmp_path):
+    info = _info(color_range=1, colorspace=1, color_primaries=1, color_trc=1)
+    _write(tmp_path / "c.mp4", "rgb", info, [0, 1])
+    import av
+
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        f = next(c.decode(video=0))
+        assert (int(f.colorspace), int(f.color_primaries), int(f.color_trc), int(f.color_range)) == (1, 1, 1, 1)
+
+
+def test_crf_bitrate_and_codec_overrides(tmp_path):
+    info = _info()
+    _write(tmp_path / "lo.mp4", "rgb", info, list(range(4)), crf=40)
+    _write(tmp_path / "hi.mp4", "rgb", info, list(range(4)), crf=5)
+    assert (tmp_path / "lo.mp4").stat().st_size < (tmp_path / "hi.mp4").stat().st_size
+    _write(tmp_path / "b.mkv", "rgb", info, list(range(4)), codec="libvpx-vp9", bitrate="200k")
+    assert read_video(tmp_path / "b.mkv").codec == "vp9"
+    _write(tmp_path / "p.mkv", "alpha", info, list(range(2)), codec="prores_ks")
+    assert read_alpha(tmp_path / "p.mkv")[2].startswith("yuva444p")
+    masks = _write(tmp_path / "g.mkv", "mask", info, list(range(2)), codec="libx264", pix_fmt="gray", crf=0)
+    # FFmpeg's h264 decoder reports 4:0:0 streams as yuv420p with neutral chroma
+    assert _err(np.stack(read_video(tmp_path / "g.mkv", "gray").images), masks)[0] <= 2
+
+
+def test_pts_none_are_filled_from_rate(tmp_path):
+    info = _info(tb=Fraction(1, 1000))
+    _write(tmp_path / "n.mkv", "rgb", info, [None, None, None])
+    assert read_video(tmp_path / "n.mkv").pts == [0, 40, 80]
+
+
+# -- errors: raised at open time, nothing left behind --------------------------------------------
+
+@pytest.mark.parametrize(
+    "name,kind,kw,match",
+    [
+        ("a.mp4", "alpha", {}, r"cannot write alpha output to \.mp4 files; supported: \.mov \(prores_ks"),
+        ("a.mov", "alpha", {"codec": "libx264"}, r"codec libx264 cannot write alpha output into \.mov; \.mov supports prores_ks"),
+        ("a.avi", "rgb", {}, r"cannot write rgb output to \.avi files; supported: .*\.mp4"),
+        ("a.webm", "rgb", {"codec": "libx264"}, r"\.webm supports libvpx-vp9"),
+        ("a.mov", "alpha", {"pix_fmt": "yuv444p10le"}, "alpha output needs a pixel format with alpha"),
+        ("a.mov", "alpha", {"pix_fmt": "nv12"}, "prores_ks cannot encode pix_fmt nv12"),
+        ("a.mp4", "rgb", {"bitrate": "fast"}, "is not a bitrate"),
+        ("seq", "alpha", {"codec": "prores_ks"}, "image sequences are always PNG"),
+        ("a.mov", "matte", {}, "unknown output kind"),
+    ],
+)
+def test_bad_requests(tmp_path, name, kind, kw, match):
+    with pytest.raises(SinkError, match=match):
+        open_sink(tmp_path / name, kind=kind, info=_info(), **kw)
+    assert listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("codec", ["h264_nvenc", "hevc_nvenc"])
+def test_nvenc_names_accepted_and_fail_clearly_without_gpu(tmp_path, codec):
+    try:
+        sink = open_sink(tmp_path / "n.mp4", kind="rgb", info=_info(), codec=codec)
+    except SinkError as e:
+        assert f"cannot start the {codec} encoder" in str(e) and "NVIDIA" in str(e)
+        assert listdir(tmp_path) == []
+        return
+    with sink:  # a machine with an NVIDIA GPU: it must actually work
+        sink.write(_batch("rgb", 2, 64, 48), [0, 1])
+    assert len(read_video(tmp_path / "n.mp4").pts) == 2
+
+
+@pytest.mark.parametrize("name", ["o.mov", "frames"])
+def test_existing_output_needs_overwrite(tmp_path, name):
+    target = tmp_path / name
+    if name == "frames":
+        target.mkdir()
+        (target / "old.png").write_bytes(b"x")
+    else:
+        target.write_bytes(b"old")
+    with pytest.raises(SinkError, match=rf"output exists: .*{name} \(use --overwrite\)"):
+        open_sink(target, kind="alpha", info=_info())
+    _write(target, "alpha", _info(), [0, 1], overwrite=True)
+    if name == "frames":
+        assert listdir(target) == ["frame_000001.png", "frame_000002.png"]
+    else:
+        assert read_video(target).pts == [0, 1]
+    assert listdir(tmp_path) == [name]
+
+
+def test_unwritable_or_missing_folder(tmp_path):
+    with pytest.raises(SinkError, match="output folder does not exist"):
+        open_sink(tmp_path / "nope" / "o.mov", kind="alpha", info=_info())
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        import os
+
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        with pytest.raises(SinkError, match="not writable"):
+            open_sink(ro / "o.mov", kind="alpha", info=_info())
+    finally:
+        ro.chmod(0o700)
+
+
+@pytest.mark.parametrize("name", ["o.mov", "o.webm", "frames"])
+def test_exception_inside_with_aborts_and_leaves_nothing(tmp_path, name):
+    with pytest.raises(RuntimeError, match="boom"):
+        with open_sink(tmp_path / name, kind="alpha", info=_info()) as sink:
+            sink.write(_batch("alpha", 2, 64, 48), [0, 1])
+            raise RuntimeError("boom")
+    assert listdir(tmp_path) == []
+
+
+def test_close_and_abort_idempotent(tmp_path):
+    sink = open_sink(tmp_path / "o.mkv", kind="rgb", info=_info())
+    sink.write(_batch("rgb", 2, 64, 48), [0, 1])
+    sink.close()
+    sink.close()
+    sink.abort()  # after a successful close, abort must not delete the committed file
+    assert listdir(tmp_path) == ["o.mkv"]
+    sink = open_sink(tmp_path / "p.mkv", kind="rgb", info=_info())
+    sink.abort()
+    sink.abort()
+    sink.close()
+    assert listdir(tmp_path) == ["o.mkv"]
+    with pytest.raises(ValueError, match="already closed"):
+        sink.write(_batch("rgb", 1, 64, 48), [0])
+
+
+def test_bad_batch_shape_is_rejected_without_aborting(tmp_path):
+    with open_sink(tmp_path / "o.mkv", kind="alpha", info=_info()) as sink:
+        with pytest.raises(ValueError, match=r"alpha sink needs images shaped \(N, H, W, 4\)"):
+            sink.write(np.zeros((1, 48, 64, 3), np.uint8), [0])
+        with pytest.raises(ValueError, match="opened for 64x48"):
+            sink.write(np.zeros((1, 40, 64, 4), np.uint8), [0])
+        with pytest.raises(ValueError, match="2 images but 1 pts"):
+            sink.write(np.zeros((2, 48, 64, 4), np.uint8), [0])
+        sink.write(_batch("alpha", 1, 64, 48), [0])
+    assert read_video(tmp_path / "o.mkv").pts == [0]
+
+
+def test_encoder_error_midway_aborts(tmp_path):
+    with open_sink(tmp_path / "o.mp4", kind="rgb", info=_info()) as sink:
+        sink.write(_batch("rgb", 2, 64, 48), [5, 6])
+        with pytest.raises(SinkError, match=r"encoding frame 2 into .*o\.mp4 failed: pts 6 does not increase"):
+            sink.write(_batch("rgb", 1, 64, 48), [6])  # pts must increase
+    assert listdir(tmp_path) == []
+
+
+def test_mask_accepts_trailing_channel(tmp_path):
+    with open_sink(tmp_path / "m.mkv", kind="mask", info=_info()) as sink:
+        sink.write(_batch("mask", 2, 64, 48)[..., None], [0, 1])
+    assert np.array_equal(np.stack(read_video(tmp_path / "m.mkv", "gray").images), _batch("mask", 2, 64, 48))
+
+
+def test_temp_file_keeps_real_extension(tmp_path):
+    sink = open_sink(tmp_path / "o.webm", kind="alpha", info=_info())
+    names = listdir(tmp_path)
+    sink.abort()
+    assert len(names) == 1 and names[0].startswith(".o.partial-") and Path(names[0]).suffix == ".webm"
