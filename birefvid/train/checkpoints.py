@@ -1,0 +1,74 @@
+"""Training checkpoints (resumable ``last.pt``) and shipped weights (``.safetensors``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+from safetensors.torch import save_file
+
+from birefvid.errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_FORMAT = "birefvid-train-1"
+
+
+def _atomic(path: Path) -> Path:
+    """A temporary sibling of ``path``; renamed over it once fully written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def save_checkpoint(path: Union[str, Path], state: Mapping[str, Any]) -> Path:
+    """Write a resumable training state atomically: a crash never leaves a half-written file."""
+    path = Path(path)
+    tmp = _atomic(path)
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
+    """Read a training state written by ``save_checkpoint``; WeightsError if it is not one."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"cannot read training checkpoint {path} ({exc}); delete it to start over") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise WeightsError(f"{path} is not a birefvid training checkpoint; delete it or pick another --checkpoint-dir")
+    return state
+
+
+def save_weights(
+    model: torch.nn.Module,
+    path: Union[str, Path],
+    *,
+    half: bool = False,
+    metadata: Optional[Mapping[str, str]] = None,
+) -> Path:
+    """Save the model's state_dict as .safetensors (float16 if ``half``) with string metadata.
+
+    Keys are the model's own (no ``module.``/``_orig_mod.`` prefixes), so
+    ``model.load_state_dict(safetensors.torch.load_file(path))`` restores it.
+    """
+    path = Path(path)
+    tensors = {}
+    for key, value in model.state_dict().items():
+        for prefix in ("module.", "_orig_mod."):
+            key = key[len(prefix):] if key.startswith(prefix) else key
+        t = value.detach().to("cpu")
+        if half and t.is_floating_point():
+            t = t.to(torch.float16)
+        tensors[key] = t.contiguous().clone()  # clone: safetensors refuses shared storage
+    meta = {"format": "pt", **{str(k): str(v) for k, v in (metadata or {}).items()}}
+    tmp = _atomic(path)
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    log.info("saved %d tensors to %s", len(tensors), path)
+    return path

@@ -1,0 +1,335 @@
+"""The training loop: AdamW, warm-up + cosine LR, mixed precision, clipping, resumable checkpoints.
+
+Reproducibility: the batch of step ``k`` is a pure function of ``(seed, k)`` (a per-epoch
+permutation of the dataset), datasets are pure functions of the index, and the torch RNG state
+is saved with every checkpoint, so a resumed run continues with exactly the data and the
+numbers an uninterrupted run would have produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Union
+
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from birefvid.errors import ConfigError
+from birefvid.train.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_weights
+from birefvid.train.losses import LossWeights, birefnet_loss, pixel_loss
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16", "bf16"]
+MAX_BAD_STEPS = 20  # consecutive non-finite losses before giving up
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Reported to the progress callback after every step."""
+
+    step: int  # steps completed so far (1-based)
+    steps: int  # total steps of the run
+    loss: float
+    parts: dict[str, float]
+    lr: float
+    seconds_per_step: float
+    eta_seconds: float
+
+
+@dataclass
+class TrainResult:
+    """What a call to ``train`` did: where it started, its per-step losses and its outputs."""
+
+    start_step: int
+    step: int
+    losses: list[float] = field(default_factory=list)  # losses[i] belongs to step start_step + i + 1
+    checkpoint: Optional[Path] = None
+    weights: Optional[Path] = None
+
+
+class _StepBatches:
+    """Index lists for steps [start, stop): batch ``k`` depends only on (seed, k)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int) -> None:
+        self.n, self.batch_size, self.seed, self.start, self.stop = n, batch_size, seed, start, stop
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def _position(self, p: int) -> int:
+        epoch = p // self.n
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % (2**63))
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return int(self._perm[p % self.n])
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for k in range(self.start, self.stop):
+            yield [self._position(k * self.batch_size + j) for j in range(self.batch_size)]
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def resolve_device(device: Union[str, torch.device]) -> torch.device:
+    """'auto' picks CUDA, then Apple's mps, then the CPU; anything else is passed to torch."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for ``precision`` on ``device`` (None = fp32), warning on fallbacks."""
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise ConfigError(f"precision must be 'fp32', 'fp16' or 'bf16', got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "fp16" and device.type == "cpu":
+        warnings.warn("fp16 training is not supported on the CPU; training in fp32 (use bf16 for mixed precision on CPU)",
+                      stacklevel=3)
+        return None
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        warnings.warn("this GPU has no bf16 support; training in fp16 instead", stacklevel=3)
+        return torch.float16
+    return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio`` at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(1, steps - warmup)
+    t = min(1.0, (step - warmup) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _compute_loss(out: Any, target: torch.Tensor, weights: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+    """BiRefNet's objective for a TrainOutput; the pixel loss alone for a model returning logits."""
+    if isinstance(out, torch.Tensor):
+        loss = pixel_loss(out.float(), target, weights)
+        return loss, {"final": float(loss.detach())}
+    return birefnet_loss(out, target, weights)
+
+
+def _check_sample(sample: Any) -> tuple[int, int]:
+    """Check the dataset contract on one item; returns its (H, W)."""
+    ok = isinstance(sample, (tuple, list)) and len(sample) == 2 and all(isinstance(t, torch.Tensor) for t in sample)
+    if ok:
+        image, mask = sample
+        ok = image.ndim == 3 and image.shape[0] == 3 and mask.shape == (1, *image.shape[1:])
+    if not ok:
+        got = [tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__ for t in sample] \
+            if isinstance(sample, (tuple, list)) else type(sample).__name__
+        raise ConfigError(f"dataset items must be (image (3, H, W), mask (1, H, W)) tensors, got {got}")
+    return int(sample[0].shape[1]), int(sample[0].shape[2])
+
+
+def _collate(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    images, masks = default_collate(batch)
+    return images, masks
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
+def train(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float = 1e-4,
+    weight_decay: float = 1e-2,
+    device: Union[str, torch.device] = "auto",
+    precision: Precision = "fp32",
+    checkpoint_dir: Union[str, Path, None] = None,
+    resume: bool = False,
+    log_every: int = 10,
+    seed: int = 0,
+    progress: Optional[Callable[[TrainProgress], None]] = None,
+    warmup_steps: Optional[int] = None,
+    min_lr_ratio: float = 0.01,
+    grad_clip: Optional[float] = 1.0,
+    checkpoint_every: int = 100,
+    num_workers: int = 0,
+    loss_weights: LossWeights = LossWeights(),
+    weights_path: Union[str, Path, None] = None,
+    half: bool = False,
+    metadata: Optional[dict[str, str]] = None,
+    show_progress: Optional[bool] = None,
+) -> TrainResult:
+    """Train ``model`` on ``dataset`` for ``steps`` steps; checkpoint, resume and save .safetensors.
+
+    ``dataset[i]`` must return (normalized image (3, H, W), mask (1, H, W)). With a
+    ``checkpoint_dir`` the state goes to ``last.pt`` every ``checkpoint_every`` steps, at the end
+    and on Ctrl-C; ``resume=True`` continues from it. The final weights go to ``weights_path``
+    (default ``checkpoint_dir/model.safetensors``) with metadata {backbone, resolution (HxW),
+    steps}. ``show_progress`` (default: stderr is a terminal) shows a tqdm bar; otherwise a log
+    line every ``log_every`` steps. The global torch RNG is seeded with ``seed`` (dropout).
+    """
+    if steps < 0 or batch_size <= 0 or lr <= 0 or log_every <= 0 or checkpoint_every <= 0:
+        raise ConfigError(
+            f"need steps >= 0, batch_size > 0, lr > 0, log_every > 0, checkpoint_every > 0; got steps={steps}, "
+            f"batch_size={batch_size}, lr={lr}, log_every={log_every}, checkpoint_every={checkpoint_every}"
+        )
+    n = len(dataset)  # type: ignore[arg-type]
+    if n == 0:
+        raise ConfigError("the training dataset is empty")
+    resolution = _check_sample(dataset[0])
+    dev = resolve_device(device)
+    amp_dtype = resolve_precision(precision, dev)
+
+    def autocast() -> Any:
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(dev.type, dtype=amp_dtype)
+    warmup = min(100, max(1, steps // 10)) if warmup_steps is None else max(1, warmup_steps)
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ckpt_path = ckpt_dir / CHECKPOINT_NAME if ckpt_dir is not None else None
+    if weights_path is None and ckpt_dir is not None:
+        weights_path = ckpt_dir / "model.safetensors"
+
+    torch.manual_seed(seed)
+    model.to(dev)
+    model.train()
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]  # norms and biases
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, steps, warmup, min_lr_ratio))
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16 and dev.type == "cuda")
+
+    config = {"seed": seed, "batch_size": batch_size, "steps": steps, "dataset_len": n}
+    start = 0
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        old = state.get("config", {})
+        for key in ("seed", "batch_size", "dataset_len"):
+            if old.get(key) != config[key]:
+                raise ConfigError(
+                    f"cannot resume {ckpt_path}: it was trained with {key}={old.get(key)}, this run has "
+                    f"{key}={config[key]}; use the same settings or a new checkpoint folder"
+                )
+        if old.get("steps") != steps:
+            log.warning("resuming with steps=%d (checkpoint had %s): the LR schedule changes", steps, old.get("steps"))
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        start = int(state["step"])
+        log.info("resumed from %s at step %d", ckpt_path, start)
+    elif resume:
+        log.warning("resume requested but %s does not exist; starting from step 0", ckpt_path)
+
+    result = TrainResult(start_step=start, step=start)
+
+    def checkpoint() -> None:
+        if ckpt_path is None:
+            return
+        save_checkpoint(ckpt_path, {
+            "step": result.step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "rng": _rng_state(), "config": config,
+        })
+        result.checkpoint = ckpt_path
+
+    loader = DataLoader(dataset, batch_sampler=_StepBatches(n, batch_size, seed, start, steps),
+                        num_workers=num_workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
+    interactive = sys.stderr.isatty() if show_progress is None else show_progress
+    bar = None
+    if interactive and start < steps:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, unit="step", desc="train", dynamic_ncols=True)
+    bad = 0
+    t0, timed_from = time.perf_counter(), start
+    try:
+        for images, masks in loader:
+            images = images.to(dev, non_blocking=True)
+            masks = masks.to(dev, non_blocking=True)
+            with autocast():
+                out = model(images)
+            loss, parts = _compute_loss(out, masks, loss_weights)
+            optimizer.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                bad = 0
+                scaler.scale(loss).backward()
+                if grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                bad += 1
+                log.warning("step %d: non-finite loss (%s); skipping the update", result.step + 1, parts)
+                if bad >= MAX_BAD_STEPS:
+                    raise ConfigError(
+                        f"the loss was non-finite for {bad} steps in a row; lower the learning rate or train in fp32"
+                    )
+            scheduler.step()
+            result.step += 1
+            value = float(loss.detach())
+            result.losses.append(value)
+
+            done = result.step - timed_from
+            per_step = (time.perf_counter() - t0) / max(1, done)
+            report = TrainProgress(result.step, steps, value, parts, scheduler.get_last_lr()[0], per_step,
+                                   per_step * (steps - result.step))
+            if result.step % checkpoint_every == 0:
+                checkpoint()
+            if bar is not None:
+                bar.set_postfix(loss=f"{value:.4f}", lr=f"{report.lr:.2e}", refresh=False)
+                bar.update(1)
+            elif result.step % log_every == 0 or result.step == steps:
+                log.info("step %d/%d loss %.4f (%s) lr %.2e %.2fs/step ETA %s", result.step, steps, value,
+                         " ".join(f"{k} {v:.3f}" for k, v in parts.items()), report.lr, per_step,
+                         _fmt_time(report.eta_seconds))
+            if progress is not None:
+                progress(report)
+    except KeyboardInterrupt:
+        if result.step > start:
+            checkpoint()
+            log.warning("interrupted at step %d; resume with the same command and resume=True", result.step)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+    if result.step > start or (ckpt_path is not None and not ckpt_path.exists()):
+        checkpoint()
+    model.eval()
+    if weights_path is not None:
+        meta = {"backbone": str(getattr(model, "backbone_name", "")), "steps": str(result.step)}
+        meta["resolution"] = f"{resolution[0]}x{resolution[1]}"
+        meta.update(metadata or {})
+        result.weights = save_weights(model, weights_path, half=half, metadata=meta)
+    return result

@@ -1,0 +1,191 @@
+"""The trainer: losses fall, resume continues exactly, weights round-trip through safetensors."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file
+from torch import nn
+
+from birefvid.data import SceneDataset
+from birefvid.errors import ConfigError
+from birefvid.train import LossWeights, birefnet_loss, gradient_loss, iou_loss, lr_factor, pixel_loss, ssim_loss, train
+
+
+@dataclass
+class FakeTrainOutput:
+    """Same fields as birefvid.models.TrainOutput."""
+
+    logits: torch.Tensor
+    stage_logits: list
+    gradient_logits: list
+    gradient_labels: list
+
+
+class FakeBiRefNet(nn.Module):
+    """A tiny conv net with BiRefNet's training-mode output contract."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone_name = "fake"
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.head = nn.Conv2d(8, 1, 1)
+        self.stage_heads = nn.ModuleList(nn.Conv2d(8, 1, 1) for _ in range(3))
+        self.grad_heads = nn.ModuleList(nn.Conv2d(8, 1, 1) for _ in range(3))
+
+    def forward(self, x):
+        f = self.body(x)
+        logits = self.head(f)
+        if not self.training:
+            return logits
+        coarse = [F.avg_pool2d(f, k) for k in (32, 16, 8)]
+        gx = x[:, :1, :, 1:] - x[:, :1, :, :-1]
+        label = F.pad(gx.abs(), (0, 1))
+        return FakeTrainOutput(
+            logits,
+            [h(c) for h, c in zip(self.stage_heads, coarse)],
+            [h(c) for h, c in zip(self.grad_heads, coarse)],
+            [label] * 3,
+        )
+
+
+@pytest.fixture
+def data():
+    return SceneDataset(8, 64, seed=11)
+
+
+# ------------------------------------------------------------------ losses
+
+
+def test_pixel_losses_are_small_for_a_perfect_prediction():
+    target = (torch.rand(2, 1, 32, 32) > 0.5).float()
+    good = (target * 2 - 1) * 12
+    bad = -good
+    assert float(iou_loss(good, target)) < 1e-3 < 0.9 < float(iou_loss(bad, target))
+    assert float(ssim_loss(good, target)) < 1e-2 < float(ssim_loss(bad, target))
+    assert float(pixel_loss(good, target)) < 0.1 < float(pixel_loss(bad, target))
+
+
+def test_coarse_predictions_are_upsampled_to_the_label():
+    target = torch.zeros(1, 1, 64, 64)
+    target[..., :, :32] = 1
+    coarse = torch.full((1, 1, 8, 8), -10.0)
+    coarse[..., :, :4] = 10.0
+    assert float(pixel_loss(coarse, target)) < float(pixel_loss(-coarse, target))
+    pred = torch.zeros(1, 1, 4, 4, requires_grad=True)
+    loss = gradient_loss(pred, torch.rand(1, 1, 64, 64))
+    loss.backward()
+    assert pred.grad is not None and torch.isfinite(loss)
+
+
+def test_full_objective_weights_the_final_output_most():
+    target = (torch.rand(2, 1, 64, 64) > 0.5).float()
+    good = (target * 2 - 1) * 12
+    coarse = [torch.zeros(2, 1, s, s) for s in (2, 4, 8)]
+    labels = [torch.zeros(2, 1, 64, 64)] * 3
+    base, parts = birefnet_loss(FakeTrainOutput(good, coarse, coarse, labels), target)
+    assert set(parts) == {"final", "stages", "gradient"}
+    bad_final, _ = birefnet_loss(FakeTrainOutput(-good, coarse, coarse, labels), target)
+    bad_stage, _ = birefnet_loss(FakeTrainOutput(good, [-20 * target] * 3, coarse, labels), target)
+    assert float(bad_final) - float(base) > float(bad_stage) - float(base) > 0
+    no_grad, _ = birefnet_loss(FakeTrainOutput(good, coarse, coarse, labels), target, LossWeights(gradient=0))
+    assert float(no_grad) < float(base)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    f = [lr_factor(k, 100, 10, 0.01) for k in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert f[-1] == pytest.approx(0.01, abs=1e-3)
+
+
+# ------------------------------------------------------------------ trainer with a fake model
+
+
+def test_loss_falls_and_weights_are_saved(tmp_path, data):
+    torch.manual_seed(0)
+    model = FakeBiRefNet()
+    four = SceneDataset(4, 64, seed=11)
+    res = train(model, four, steps=15, batch_size=4, lr=3e-2, checkpoint_dir=tmp_path, seed=0,
+                device="cpu", warmup_steps=2, show_progress=False)
+    assert res.step == 15 and len(res.losses) == 15
+    assert res.losses[-1] < 0.8 * res.losses[0]
+    assert not model.training  # handed back in eval mode
+    assert res.checkpoint == tmp_path / "last.pt" and res.checkpoint.exists()
+    state = load_file(str(res.weights))
+    assert set(state) == set(model.state_dict())
+    fresh = FakeBiRefNet()
+    fresh.load_state_dict(state)
+    x = data[0][0][None]
+    assert torch.allclose(fresh.eval()(x), model(x))
+    with safe_open(str(res.weights), "pt") as f:
+        meta = f.metadata()
+    assert meta["backbone"] == "fake" and meta["resolution"] == "64x64" and meta["steps"] == "15"
+
+
+def test_half_weights(tmp_path, data):
+    res = train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", weights_path=tmp_path / "w.safetensors",
+                half=True, show_progress=False)
+    assert res.checkpoint is None
+    assert all(t.dtype == torch.float16 for t in load_file(str(res.weights)).values())
+
+
+class Stop(Exception):
+    pass
+
+
+def test_resume_continues_from_the_same_step(tmp_path, data):
+    kwargs = dict(steps=5, batch_size=3, lr=1e-3, device="cpu", seed=3, checkpoint_every=1, show_progress=False)
+    torch.manual_seed(1)
+    full = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", **kwargs)
+
+    def stop_at_2(p):
+        if p.step == 2:
+            raise Stop
+
+    torch.manual_seed(1)
+    with pytest.raises(Stop):
+        train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", progress=stop_at_2, **kwargs)
+    resumed = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+    assert resumed.start_step == 2 and resumed.step == 5
+    assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6)
+
+
+def test_resume_refuses_different_batches(tmp_path, data):
+    train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+    with pytest.raises(ConfigError, match="batch_size=2"):
+        train(FakeBiRefNet(), data, steps=2, batch_size=4, device="cpu", checkpoint_dir=tmp_path, resume=True,
+              show_progress=False)
+
+
+def test_interrupt_saves_a_checkpoint(tmp_path, data):
+    def interrupt(p):
+        if p.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(FakeBiRefNet(), data, steps=5, batch_size=2, device="cpu", checkpoint_dir=tmp_path, progress=interrupt,
+              show_progress=False)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 2
+
+
+def test_precision_fallbacks_and_logging(tmp_path, data, caplog):
+    with pytest.warns(UserWarning, match="fp16 .* not supported on the CPU"):
+        train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", precision="fp16", show_progress=False)
+    with caplog.at_level(logging.INFO, logger="birefvid.train.loop"):
+        res = train(FakeBiRefNet(), data, steps=2, batch_size=2, device="cpu", precision="bf16", log_every=1,
+                    show_progress=False)
+    assert all(map(lambda v: v == v, res.losses))
+    assert "step 2/2 loss" in caplog.text and "ETA" in caplog.text
+    with pytest.raises(ConfigError, match="precision"):
+        train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", precision="fp8", show_progress=False)
+
+
+def test_bad_dataset_items_are_rejected():
+    with pytest.raises(ConfigError, match="dataset items must be"):
+        train(FakeBiRefNet(), [torch.zeros(3, 8, 8)], steps=1, batch_size=1, device="cpu", show_progress=False)
