@@ -1,0 +1,94 @@
+"""Audio: copied when the container takes the codec, re-encoded otherwise, interleaved, same duration."""
+
+from __future__ import annotations
+
+import logging
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.io import open_sink, open_source
+from media import audio_codec, audio_duration, listdir, make_video
+
+
+def _process(src_path, out_path, kind="alpha", **kw):
+    """Decode the input and write it back like the runner does (the source's info and pts)."""
+    with open_source(src_path) as src:
+        info = src.info
+        frames = list(src)
+    with open_sink(out_path, kind=kind, info=info, audio_from=str(src_path), **kw) as sink:
+        for f in frames:
+            img = f.image if kind == "rgb" else np.dstack([f.image, np.full(f.image.shape[:2], 255, np.uint8)])
+            sink.write(img[None], [f.pts])
+    return info
+
+
+@pytest.mark.parametrize(
+    "src_name,out_name,kind,expected_codec",
+    [
+        ("in.mp4", "out.mov", "alpha", "aac"),  # AAC copied into MOV
+        ("in.mp4", "out.mkv", "alpha", "aac"),  # AAC copied into MKV
+        ("in.mp4", "out.webm", "alpha", "opus"),  # AAC re-encoded to Opus for WebM
+        ("in.webm", "out.webm", "alpha", "opus"),  # Opus copied
+        ("in.webm", "out.mp4", "rgb", "opus"),  # Opus is allowed in MP4: copied
+        ("in.webm", "out.mov", "alpha", "aac"),  # Opus re-encoded to AAC for MOV
+    ],
+)
+def test_audio_kept_with_duration_within_one_frame(tmp_path, src_name, out_name, kind, expected_codec):
+    g = make_video(tmp_path / src_name, n_frames=10, with_audio=True)
+    info = _process(g.path, tmp_path / out_name, kind)
+    assert audio_codec(tmp_path / out_name) == expected_codec
+    frame = 1 / float(info.average_rate)
+    assert abs(audio_duration(tmp_path / out_name) - audio_duration(g.path)) <= frame
+    assert sorted(listdir(tmp_path)) == sorted([src_name, out_name])
+
+
+def test_copy_is_bit_exact(tmp_path):
+    g = make_video(tmp_path / "in.mp4", n_frames=8)
+    _process(g.path, tmp_path / "out.mov")
+
+    def payloads(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    assert payloads(tmp_path / "out.mov") == payloads(g.path)
+
+
+def test_audio_off_or_absent(tmp_path):
+    g = make_video(tmp_path / "in.mp4", n_frames=4)
+    _process(g.path, tmp_path / "quiet.mov", audio=False)
+    assert audio_codec(tmp_path / "quiet.mov") is None
+    silent = make_video(tmp_path / "silent.mp4", n_frames=4, with_audio=False)
+    _process(silent.path, tmp_path / "out.mov")
+    assert audio_codec(tmp_path / "out.mov") is None
+
+
+def test_png_sequence_drops_audio_with_warning(tmp_path, caplog):
+    g = make_video(tmp_path / "in.mp4", n_frames=3)
+    with caplog.at_level(logging.WARNING, logger="birefvid.io"):
+        _process(g.path, tmp_path / "frames")
+    assert "cannot hold audio" in caplog.text
+    assert len(listdir(tmp_path / "frames")) == 3
+
+
+def test_audio_is_interleaved_progressively(tmp_path, monkeypatch):
+    """Audio packets are muxed as video advances, never far ahead of the video written so far."""
+    import birefvid.io.audio as audio_mod
+
+    monkeypatch.setattr(audio_mod, "LEAD_S", 0.05)  # the clip is shorter than the real lead
+    g = make_video(tmp_path / "in.mkv", n_frames=12, with_audio=True)
+    with open_source(g.path) as src:
+        info = src.info
+        frames = list(src)
+    sink = open_sink(tmp_path / "out.mkv", kind="rgb", info=info, audio_from=str(g.path))
+    track = sink._audio  # white-box: the muxed position after each frame
+    ahead = []
+    with sink:
+        for f in frames:
+            sink.write(f.image[None], [f.pts])
+            if track._pending is not None:
+                ahead.append(track._time(track._pending) - float(f.pts * f.time_base))
+    assert len(ahead) >= 8  # audio was still pending, i.e. not all muxed up front
+    assert max(ahead) <= 0.05 + 0.03  # lead + one AAC packet
+    assert abs(audio_duration(tmp_path / "out.mkv") - audio_duration(g.path)) <= 1 / 25
