@@ -2,7 +2,8 @@
 otherwise a re-encode (AAC for mov/mp4/mkv, Opus for webm).
 
 Audio is interleaved as the video is written (``write_until`` the current video time), so memory
-stays bounded however long the input is.
+stays bounded however long the input is. Copied packets keep their timestamps; re-encoded audio
+is re-timed continuously from 0, so a source whose audio starts late loses that offset (known limit).
 """
 
 from __future__ import annotations
