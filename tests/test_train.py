@@ -189,3 +189,19 @@ def test_precision_fallbacks_and_logging(tmp_path, data, caplog):
 def test_bad_dataset_items_are_rejected():
     with pytest.raises(ConfigError, match="dataset items must be"):
         train(FakeBiRefNet(), [torch.zeros(3, 8, 8)], steps=1, batch_size=1, device="cpu", show_progress=False)
+
+
+# ------------------------------------------------------------------ the real model, tiny
+
+
+def test_real_birefnet_trains_and_round_trips(tmp_path):
+    models = pytest.importorskip("birefvid.models")
+    torch.manual_seed(0)
+    model = models.BiRefNet(backbone="pvt_v2_b0")
+    res = train(model, SceneDataset(2, 64, seed=1, flip=False), steps=3, batch_size=2, lr=1e-3, warmup_steps=1,
+                device="cpu", weights_path=tmp_path / "tiny.safetensors", show_progress=False)
+    assert res.losses[-1] < res.losses[0]
+    fresh = models.BiRefNet(backbone="pvt_v2_b0")
+    fresh.load_state_dict(load_file(str(res.weights)))
+    with safe_open(str(res.weights), "pt") as f:
+        assert f.metadata()["backbone"] == "pvt_v2_b0"
