@@ -129,10 +129,14 @@ def test_loss_falls_and_weights_are_saved(tmp_path, data):
 
 
 def test_half_weights(tmp_path, data):
-    res = train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", weights_path=tmp_path / "w.safetensors",
+    wide = SceneDataset(2, (64, 96), seed=0)
+    res = train(FakeBiRefNet(), wide, steps=1, batch_size=2, device="cpu", weights_path=tmp_path / "w.safetensors",
                 half=True, show_progress=False)
     assert res.checkpoint is None
     assert all(t.dtype == torch.float16 for t in load_file(str(res.weights)).values())
+    from birefvid.models.weights import checkpoint_resolution
+
+    assert checkpoint_resolution(res.weights) == (96, 64)  # the model loader reads (width, height)
 
 
 class Stop(Exception):

@@ -189,7 +189,7 @@ def train(
     ``dataset[i]`` must return (normalized image (3, H, W), mask (1, H, W)). With a
     ``checkpoint_dir`` the state goes to ``last.pt`` every ``checkpoint_every`` steps, at the end
     and on Ctrl-C; ``resume=True`` continues from it. The final weights go to ``weights_path``
-    (default ``checkpoint_dir/model.safetensors``) with metadata {backbone, resolution (HxW),
+    (default ``checkpoint_dir/model.safetensors``) with metadata {backbone, resolution (WxH),
     steps}. ``show_progress`` (default: stderr is a terminal) shows a tqdm bar; otherwise a log
     line every ``log_every`` steps. The global torch RNG is seeded with ``seed`` (dropout).
     """
@@ -329,7 +329,7 @@ def train(
     model.eval()
     if weights_path is not None:
         meta = {"backbone": str(getattr(model, "backbone_name", "")), "steps": str(result.step)}
-        meta["resolution"] = f"{resolution[0]}x{resolution[1]}"
+        meta["resolution"] = f"{resolution[1]}x{resolution[0]}"  # WxH, as birefvid.models reads it
         meta.update(metadata or {})
         result.weights = save_weights(model, weights_path, half=half, metadata=meta)
     return result
