@@ -30,3 +30,21 @@ def deterministic_state_dict(reference_dir: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.deterministic_state_dict
+
+
+@pytest.fixture(scope="session")
+def pvt_b0_state(deterministic_state_dict):
+    """Deterministic pvt_v2_b0 BiRefNet weights (reference fill), as a state dict."""
+    from birefvid.models import BiRefNet
+
+    return deterministic_state_dict(BiRefNet("pvt_v2_b0").state_dict())
+
+
+@pytest.fixture(scope="session")
+def pvt_b0_weights(pvt_b0_state, tmp_path_factory) -> Path:
+    """A .pth checkpoint file of deterministic pvt_v2_b0 weights, written once per session."""
+    import torch
+
+    path = tmp_path_factory.mktemp("weights") / "pvt_b0_fill.pth"
+    torch.save(pvt_b0_state, path)
+    return path

@@ -1,0 +1,227 @@
+"""Load BiRefNet checkpoints: local .pth/.safetensors, shipped assets and Hugging Face repos.
+
+Every failure is a ``WeightsError`` subclass with one line that says what and how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Optional
+
+import torch
+
+from ..errors import OfflineError, WeightsError, WeightsNotFoundError
+from .backbones import BACKBONES
+from .birefnet import BiRefNet
+from .registry import ModelCard
+
+log = logging.getLogger(__name__)
+
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights")
+KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "birefnet.")
+SAFETENSORS_SUFFIXES = (".safetensors",)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a plain state dict (unwrapped, prefixes stripped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    try:
+        if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+            from safetensors.torch import load_file
+
+            raw: object = load_file(str(path), device="cpu")
+        else:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means "not a checkpoint" to the user
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path} is not a BiRefNet checkpoint (could not read it: {reason[:160]})") from exc
+    return normalize_state_dict(raw, str(path))
+
+
+def normalize_state_dict(raw: object, source: str) -> dict[str, torch.Tensor]:
+    """Unwrap ``{"state_dict": ...}``-style containers and strip DDP / torch.compile key prefixes."""
+    while isinstance(raw, Mapping) and not _is_tensor_dict(raw):
+        inner = next((raw[k] for k in WRAPPER_KEYS if isinstance(raw.get(k), Mapping)), None)
+        if inner is None:
+            break
+        raw = inner
+    if not isinstance(raw, Mapping) or not _is_tensor_dict(raw):
+        raise WeightsError(f"{source} is not a BiRefNet checkpoint (no tensors found in it)")
+    state = {str(k): v for k, v in raw.items() if isinstance(v, torch.Tensor)}
+    changed = True
+    while changed:
+        changed = False
+        for prefix in KEY_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def _is_tensor_dict(d: Mapping) -> bool:
+    return bool(d) and sum(isinstance(v, torch.Tensor) for v in d.values()) >= max(1, len(d) // 2)
+
+
+@lru_cache(maxsize=None)
+def expected_shapes(backbone: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of our BiRefNet with this backbone, built on the meta device (no memory, fast)."""
+    with torch.device("meta"):
+        model = BiRefNet(backbone)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _mismatch(state: Mapping[str, torch.Tensor], backbone: str) -> tuple[list[str], list[str], list[str]]:
+    expected = expected_shapes(backbone)
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != expected[k]]
+    return missing, unexpected, wrong
+
+
+def detect_backbone(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """The backbone whose BiRefNet has exactly these keys and shapes, or None."""
+    for backbone in BACKBONES:
+        if not any(_mismatch(state, backbone)):
+            return backbone
+    return None
+
+
+def check_fits(state: Mapping[str, torch.Tensor], backbone: str, source: str) -> None:
+    """Raise a WeightsError that says which keys/shapes disagree and which backbone fits instead."""
+    missing, unexpected, wrong = _mismatch(state, backbone)
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} shapes differ (e.g. {k}: file {tuple(state[k].shape)} vs model {expected_shapes(backbone)[k]})")
+    if missing:
+        parts.append(f"{len(missing)} keys missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+    fits = detect_backbone(state)
+    hint = f"it fits --backbone {fits}" if fits else "no BiRefNet backbone fits it"
+    raise WeightsError(f"{source} does not fit backbone {backbone}: {'; '.join(parts)}; {hint}")
+
+
+def _offline_error(repo: str, filename: str, repo_type: str, why: str) -> OfflineError:
+    flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+    return OfflineError(
+        f"cannot download {filename} from Hugging Face repo {repo}: {why}, and it is not in the cache; "
+        f"on a connected machine run `hf download {repo} {filename}{flag}` and copy the cache folder "
+        "(~/.cache/huggingface), or pass --weights FILE --backbone NAME"
+    )
+
+
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Can we open a TCP connection to the hub? Answers in seconds where huggingface_hub retries for ~30 s.
+
+    Behind a proxy we cannot tell, so we say yes and let huggingface_hub try.
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
+    """Find one file in the standard Hugging Face cache, else download it; honours HF_HUB_OFFLINE."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    if constants.HF_HUB_OFFLINE:
+        raise _offline_error(repo, filename, repo_type, "offline mode (HF_HUB_OFFLINE) is on")
+    if not hub_reachable(constants.ENDPOINT):
+        raise _offline_error(repo, filename, repo_type, f"{constants.ENDPOINT} is unreachable")
+    log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)", filename, repo)
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type))
+    except LocalEntryNotFoundError as exc:
+        raise _offline_error(repo, filename, repo_type, "the download failed") from exc
+    except (RepositoryNotFoundError, EntryNotFoundError) as exc:
+        raise WeightsError(f"{repo}/{filename} does not exist on Hugging Face ({type(exc).__name__})") from exc
+    except OSError as exc:  # network errors huggingface_hub lets through
+        raise _offline_error(repo, filename, repo_type, f"the download failed ({exc})") from exc
+
+
+def card_weights_path(card: ModelCard) -> Path:
+    """Where a card's checkpoint is on disk, downloading it on first use."""
+    if card.path is not None:
+        return card.path
+    if card.package_file is not None:
+        return Path(__file__).resolve().parents[1] / "assets" / card.package_file
+    assert card.hub_repo and card.file  # guaranteed by ModelCard.from_json
+    return fetch_hub_file(card.hub_repo, card.file, card.repo_type)
+
+
+def build_model(state: Mapping[str, torch.Tensor], backbone: Optional[str], source: str) -> BiRefNet:
+    """Build an eval-mode BiRefNet for ``state``; the backbone is detected when not given."""
+    if backbone is None:
+        backbone = detect_backbone(state)
+        if backbone is None:
+            raise WeightsError(f"{source} matches no BiRefNet backbone ({', '.join(BACKBONES)}); is it a BiRefNet checkpoint?")
+    elif backbone not in BACKBONES:
+        raise WeightsError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
+    check_fits(state, backbone, source)
+    model = BiRefNet(backbone)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+DEFAULT_RESOLUTION = (1024, 1024)  # what the official general models were trained at
+
+
+def checkpoint_resolution(path: Path) -> Optional[tuple[int, int]]:
+    """The (width, height) a safetensors file says it was trained at (our trainer writes it), if any."""
+    if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            value = (f.metadata() or {}).get("resolution")
+        width, height = (int(v) for v in value.lower().split("x")) if value else (None, None)
+    except (ValueError, AttributeError, OSError):
+        return None
+    return (width, height) if width and height else None
+
+
+def load_pretrained(
+    model: Optional[str] = None, *, weights: Optional[str | Path] = None, backbone: Optional[str] = None
+) -> tuple[BiRefNet, tuple[int, int], str]:
+    """Resolve ``--model NAME | owner/repo`` or ``--weights FILE [--backbone NAME]`` to a ready model.
+
+    Returns (eval-mode model on the CPU, native (width, height), a display name).
+    """
+    from .registry import get_model_card
+
+    if weights is not None:
+        path = Path(weights)
+        state = read_checkpoint(path)
+        resolution = checkpoint_resolution(path) or DEFAULT_RESOLUTION
+        return build_model(state, backbone, str(path)), resolution, path.name
+    name = model or "general"
+    if "/" in name and not Path(name).exists():  # a Hugging Face repo id
+        path = fetch_hub_file(name, "model.safetensors")
+        return build_model(read_checkpoint(path), backbone, name), DEFAULT_RESOLUTION, name
+    card = get_model_card(name)
+    path = card_weights_path(card)
+    state = read_checkpoint(path)
+    return build_model(state, backbone or card.backbone, f"{card.name} ({path})"), card.resolution, card.name

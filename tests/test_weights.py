@@ -1,0 +1,140 @@
+"""Checkpoint loading: formats, prefixes, wrappers, and a clear error for each bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from birefvid.errors import OfflineError, WeightsError, WeightsNotFoundError
+from birefvid.models import BiRefNet
+from birefvid.models.registry import get_model_card, list_models
+from birefvid.models.weights import build_model, detect_backbone, load_pretrained, read_checkpoint
+
+
+def _assert_same(state, expected):
+    assert state.keys() == expected.keys()
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: sd,
+        lambda sd: {f"module.{k}": v for k, v in sd.items()},
+        lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()},
+        lambda sd: {"state_dict": {f"module._orig_mod.{k}": v for k, v in sd.items()}, "epoch": 3},
+        lambda sd: {"model": sd, "optimizer": {"lr": 1.0}},
+    ],
+    ids=["plain", "module", "orig_mod", "wrapped-prefixed", "model-key"],
+)
+def test_pth_variants_load_to_the_same_state(tmp_path, pvt_b0_state, wrap):
+    path = tmp_path / "ckpt.pth"
+    torch.save(wrap(pvt_b0_state), path)
+    _assert_same(read_checkpoint(path), pvt_b0_state)
+
+
+def test_safetensors_loads_and_backbone_is_detected(tmp_path, pvt_b0_state):
+    path = tmp_path / "ckpt.safetensors"
+    save_file({k: v.contiguous() for k, v in pvt_b0_state.items()}, str(path), metadata={"resolution": "128x96"})
+    state = read_checkpoint(path)
+    _assert_same(state, pvt_b0_state)
+    assert detect_backbone(state) == "pvt_v2_b0"
+    model, resolution, _ = load_pretrained(weights=path)
+    assert resolution == (128, 96)
+    assert not model.training and model.backbone_name == "pvt_v2_b0"
+
+
+def test_missing_file():
+    with pytest.raises(WeightsNotFoundError, match="weights file not found: .*nope.pth"):
+        read_checkpoint("nope.pth")
+
+
+@pytest.mark.parametrize("name,content", [("junk.pth", b"hello, not a pickle"), ("junk.safetensors", b"\x00" * 64)])
+def test_not_a_checkpoint(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match="is not a BiRefNet checkpoint"):
+        read_checkpoint(path)
+
+
+def test_tensorless_pickle_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "list.pth"
+    torch.save({"epoch": 4, "lr": [0.1]}, path)
+    with pytest.raises(WeightsError, match="no tensors"):
+        read_checkpoint(path)
+
+
+def test_wrong_backbone_names_the_disagreement_and_the_fit(pvt_b0_state):
+    with pytest.raises(WeightsError, match=r"does not fit backbone pvt_v2_b1: .*shapes differ \(e\.g\. .*\).*fits --backbone pvt_v2_b0"):
+        build_model(pvt_b0_state, "pvt_v2_b1", "ckpt.pth")
+
+
+def test_foreign_checkpoint_matches_no_backbone():
+    with pytest.raises(WeightsError, match="matches no BiRefNet backbone"):
+        build_model({"fc.weight": torch.zeros(2, 2)}, None, "resnet.pth")
+
+
+def test_registry_has_the_published_variants():
+    names = set(list_models())
+    assert {"general", "lite", "lite-2K", "HR", "HR-matting", "matting", "portrait", "dynamic", "DIS5K", "COD", "HRSOD", "massive"} <= names
+    lite = get_model_card("LITE")
+    assert (lite.backbone, lite.resolution, lite.hub_repo) == ("swin_v1_t", (1024, 1024), "ZhengPeng7/BiRefNet_lite")
+    assert get_model_card("lite-2K").resolution == (2560, 1440)
+
+
+def _run_cli(args, env_extra, cwd):
+    env = {**os.environ, **env_extra}
+    return subprocess.run([sys.executable, "-m", "birefvid.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+
+
+@pytest.fixture()
+def tiny_png(tmp_path) -> Path:
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "in.png"
+    cv2.imwrite(str(path), np.full((32, 32, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}],  # offline mode; unreachable hub (refused at once)
+    ids=["offline-mode", "unreachable"],
+)
+def test_uncached_hub_weights_give_one_clear_line(tmp_path, tiny_png, env):
+    result = _run_cli(["image", str(tiny_png), "-o", str(tmp_path / "out"), "--model", "lite"], {"HF_HOME": str(tmp_path / "hf"), **env}, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "ZhengPeng7/BiRefNet_lite" in lines[0] and "model.safetensors" in lines[0] and "hf download" in lines[0]
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_cached_hub_repo_loads_offline(tmp_path, pvt_b0_state, monkeypatch):
+    """A repo already in the standard cache is used with HF_HUB_OFFLINE=1 (the real hub code path)."""
+    snapshot = tmp_path / "hf" / "hub" / "models--someone--birefnet-b0" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in pvt_b0_state.items()}, str(snapshot / "model.safetensors"))
+    refs = snapshot.parents[1] / "refs"
+    refs.mkdir()
+    (refs / "main").write_text("a" * 40)
+    code = (
+        "from birefvid.models.weights import load_pretrained;"
+        "m, res, name = load_pretrained('someone/birefnet-b0');"
+        "print(m.backbone_name, res, name)"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "pvt_v2_b0"
+
+
+def test_offline_error_is_a_weights_and_connection_error():
+    assert issubclass(OfflineError, WeightsError) and issubclass(OfflineError, ConnectionError)
