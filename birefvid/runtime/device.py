@@ -1,0 +1,43 @@
+"""Choosing the device and the numeric precision the model runs in."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import torch
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda, then Apple mps, then cpu; an explicit name must be available."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device} requested but CUDA is not available here; use --device cpu or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {device} requested but Apple MPS is not available here; use --device cpu or auto")
+    return dev
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` -> fp16 on CUDA, fp32 elsewhere (CPU half precision is slower than fp32)."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in DTYPES:
+        raise ConfigError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    return DTYPES[precision]

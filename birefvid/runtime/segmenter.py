@@ -1,0 +1,156 @@
+"""The Segmenter: uint8 RGB frames in, float alpha in [0, 1] at each frame's own size out.
+
+Preprocessing (resize to the inference size, ImageNet normalisation) runs on the model's
+device, so on a GPU only uint8 pixels cross the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..models import BiRefNet
+from ..models.weights import load_pretrained
+from .device import pick_device, pick_dtype
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FramesLike = Union[Sequence[np.ndarray], np.ndarray, torch.Tensor]
+
+
+def parse_resolution(value: Union[int, str, Sequence[int], None]) -> Optional[tuple[int, int]]:
+    """``1024`` / ``"1024"`` / ``"768x432"`` / ``(w, h)`` -> (width, height), multiples of 32."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            parts = [int(p) for p in value.lower().replace(",", "x").split("x")]
+        elif isinstance(value, int):
+            parts = [value]
+        else:
+            parts = [int(p) for p in value]
+        width, height = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+        if len(parts) > 2:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"resolution {value!r} is not N or WxH (e.g. 1024 or 768x432)") from None
+    if width < 32 or height < 32 or width % 32 or height % 32:
+        raise ConfigError(f"resolution {width}x{height} must be multiples of 32 and at least 32 (e.g. 512, 1024, 768x432)")
+    return width, height
+
+
+def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
+    """Inference (h, w) that keeps the frame's aspect: same pixel count as ``target``, sides multiples of 32."""
+    scale = (target[0] * target[1] / (height * width)) ** 0.5
+    return max(32, round(height * scale / 32) * 32), max(32, round(width * scale / 32) * 32)
+
+
+class Segmenter:
+    """Runs BiRefNet on batches of frames with a chosen device, precision and inference size."""
+
+    def __init__(
+        self,
+        model: Optional[str] = None,
+        *,
+        weights: Optional[str] = None,
+        backbone: Optional[str] = None,
+        device: str = "auto",
+        precision: str = "auto",
+        resolution: Union[int, str, Sequence[int], None] = None,
+        keep_aspect: bool = False,
+        module: Optional[BiRefNet] = None,
+    ) -> None:
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(precision, self.device)
+        if module is not None:
+            net, native, self.name = module.eval(), (1024, 1024), f"BiRefNet({module.backbone_name})"
+        else:
+            net, native, self.name = load_pretrained(model, weights=weights, backbone=backbone)
+        self.resolution: tuple[int, int] = parse_resolution(resolution) or native
+        self.keep_aspect = keep_aspect
+        self.backbone = net.backbone_name
+        self.model = net.to(self.device, self.dtype)
+        self._fp32_model: Optional[BiRefNet] = None
+        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        log.info("segmenter %s on %s, %s, %dx%d", self.name, self.device, self.dtype, *self.resolution)
+
+    def inference_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) the model sees for a frame of this size."""
+        if self.keep_aspect:
+            return aspect_size(height, width, (self.resolution[1], self.resolution[0]))
+        return self.resolution[1], self.resolution[0]
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) -> normalised float (N, 3, h, w) at the inference size, on the device."""
+        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        size = self.inference_size(*x.shape[2:])
+        if tuple(x.shape[2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return ((x - self._mean) / self._std).to(self.dtype)
+
+    @torch.inference_mode()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) -> float32 alpha (N, 1, H, W) in [0, 1], on the model's device."""
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"Segmenter.predict expects uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+        height, width = images.shape[2:]
+        x = self.preprocess(images)
+        logits = self.model(x)
+        if not torch.isfinite(logits).all():
+            logits = self._recompute_fp32(x)
+        alpha = torch.sigmoid(logits.float())
+        if tuple(alpha.shape[2:]) != (height, width):
+            alpha = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
+        return alpha.clamp_(0.0, 1.0)
+
+    def _recompute_fp32(self, x: torch.Tensor) -> torch.Tensor:
+        """Low precision overflowed: run this batch again in fp32 (and say so once)."""
+        if self.dtype == torch.float32:
+            raise FloatingPointError("BiRefNet produced non-finite output in fp32; the weights or input are broken")
+        warnings.warn(
+            f"non-finite output in {self.dtype}; recomputing this batch in fp32 (use --precision fp32 to avoid this)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        if self._fp32_model is None:
+            import copy
+
+            self._fp32_model = copy.deepcopy(self.model).float()
+        return self._fp32_model(x.float())
+
+    def segment_each(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """H×W×3 uint8 RGB arrays of any sizes -> one (H, W) float32 alpha each; same-sized frames batch together."""
+        arrays = list(frames)
+        for i, a in enumerate(arrays):
+            if not (isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3):
+                got = f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}"
+                raise ValueError(f"frame {i} must be a uint8 H×W×3 RGB array, got {got}")
+        out: list[np.ndarray] = [np.empty(0, np.float32)] * len(arrays)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, a in enumerate(arrays):
+            by_size.setdefault(a.shape[:2], []).append(i)
+        for indices in by_size.values():
+            batch = torch.from_numpy(np.stack([arrays[i] for i in indices])).permute(0, 3, 1, 2)
+            for i, alpha in zip(indices, self.predict(batch)[:, 0].cpu().numpy()):
+                out[i] = alpha
+        return out
+
+    def __call__(self, frames: FramesLike) -> np.ndarray:
+        """Same-sized frames (list of H×W×3 uint8, an (N, H, W, 3) array or a uint8 (N, 3, H, W) tensor) -> (N, H, W) float32."""
+        if isinstance(frames, torch.Tensor):
+            return self.predict(frames)[:, 0].cpu().numpy()
+        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+            frames = [frames]
+        alphas = self.segment_each(frames)
+        if len({a.shape for a in alphas}) > 1:
+            raise ValueError("frames of different sizes: use Segmenter.segment_each, which returns a list")
+        return np.stack(alphas) if alphas else np.zeros((0, 0, 0), np.float32)
