@@ -316,3 +316,22 @@ def test_temp_file_keeps_real_extension(tmp_path):
     names = listdir(tmp_path)
     sink.abort()
     assert len(names) == 1 and names[0].startswith(".o.partial-") and Path(names[0]).suffix == ".webm"
+
+
+def test_committed_outputs_get_umask_permissions_not_mkstemp_ones(tmp_path):
+    """mkstemp makes 0600 files; a finished output must be readable like any file the user writes."""
+    import os
+    import stat
+
+    from birefvid.io.atomic import AtomicDir, AtomicFile
+
+    old = os.umask(0o022)
+    try:
+        f = AtomicFile(tmp_path / "out.mov")
+        f.commit()
+        d = AtomicDir(tmp_path / "frames")
+        d.commit()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.mov").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "frames").stat().st_mode) == 0o755

@@ -18,6 +18,18 @@ from birefvid.errors import SinkError
 log = logging.getLogger(__name__)
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; there is no read-only call)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _normal_permissions(path: Path, is_dir: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700 entries; give the finished output the mode a plain open() would."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
     """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable."""
     if path.exists() or path.is_symlink():
@@ -57,6 +69,7 @@ class AtomicFile:
         if self._done:
             return
         try:
+            _normal_permissions(self.temp, is_dir=False)
             os.replace(self.temp, self.target)
         except OSError as e:
             self.discard()
@@ -93,6 +106,7 @@ class AtomicDir:
         if self._done:
             return
         try:
+            _normal_permissions(self.temp, is_dir=True)
             if self.target.is_dir() and not self.target.is_symlink():
                 # os.replace cannot replace a non-empty folder: move the old one aside first.
                 old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
