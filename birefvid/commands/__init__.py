@@ -1,5 +1,5 @@
 """One module per ``birefvid`` sub-command; each has HELP, register(parser) and sets ``run``."""
 
-from . import image, models
+from . import image, models, process
 
-COMMANDS = {"image": image, "models": models}
+COMMANDS = {"process": process, "image": image, "models": models}

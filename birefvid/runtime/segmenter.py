@@ -66,17 +66,18 @@ class Segmenter:
         precision: str = "auto",
         resolution: Union[int, str, Sequence[int], None] = None,
         keep_aspect: bool = False,
-        module: Optional[BiRefNet] = None,
+        module: Optional[torch.nn.Module] = None,
     ) -> None:
         self.device = pick_device(device)
         self.dtype = pick_dtype(precision, self.device)
         if module is not None:
-            net, native, self.name = module.eval(), (1024, 1024), f"BiRefNet({module.backbone_name})"
+            net, native = module.eval(), (1024, 1024)
+            self.name = f"{type(module).__name__}({getattr(module, 'backbone_name', 'custom')})"
         else:
             net, native, self.name = load_pretrained(model, weights=weights, backbone=backbone)
         self.resolution: tuple[int, int] = parse_resolution(resolution) or native
         self.keep_aspect = keep_aspect
-        self.backbone = net.backbone_name
+        self.backbone = getattr(net, "backbone_name", "custom")
         self.model = net.to(self.device, self.dtype)
         self._fp32_model: Optional[BiRefNet] = None
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)

@@ -1,0 +1,53 @@
+"""Progress for long runs: a tqdm bar (frames, fps, ETA) on a terminal, periodic log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional
+
+from tqdm import tqdm
+
+
+class FrameProgress:
+    """Counts frames; call ``start(total)``, then ``advance(n)`` per batch, then ``close()``."""
+
+    def __init__(self, quiet: bool = False, every_seconds: float = 10.0) -> None:
+        self.quiet = quiet
+        self.every = every_seconds
+        self.total: Optional[int] = None
+        self.done = 0
+        self._bar: Optional[tqdm] = None
+        self._t0 = self._last = time.monotonic()
+
+    def start(self, total: Optional[int]) -> None:
+        self.total = total
+        self._t0 = self._last = time.monotonic()
+        if not self.quiet and sys.stderr.isatty():
+            self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True, smoothing=0.1)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        now = time.monotonic()
+        if not self.quiet and now - self._last >= self.every:
+            self._last = now
+            print(self.line(now), file=sys.stderr, flush=True)
+
+    def line(self, now: float) -> str:
+        """``processed 120/3000 frames (4.1 fps, ETA 11:42)``."""
+        elapsed = max(now - self._t0, 1e-9)
+        fps = self.done / elapsed
+        of = f"/{self.total}" if self.total else ""
+        eta = ""
+        if self.total and fps > 0:
+            left = int((self.total - self.done) / fps)
+            eta = f", ETA {left // 3600:d}:{left % 3600 // 60:02d}:{left % 60:02d}"
+        return f"processed {self.done}{of} frames ({fps:.1f} fps{eta})"
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,54 @@
+"""Pick the compositing op for an output kind: frames + alphas (on the device) -> output pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+
+from ..errors import ConfigError
+from .background import Background
+from .colors import parse_color
+from .foreground import estimate_foreground
+from .ops import blur_background, composite, greenscreen, to_mask, to_rgba
+
+OutputKind = Literal["alpha", "mask", "green", "composite", "blur"]
+OUTPUT_KINDS: tuple[str, ...] = ("alpha", "mask", "green", "composite", "blur")
+SINK_KIND = {"alpha": "alpha", "mask": "mask", "green": "rgb", "composite": "rgb", "blur": "rgb"}
+
+
+@dataclass
+class Compositor:
+    """Turns uint8 frames (N, 3, H, W) and alphas (N, 1, H, W) into the output's pixels (N, C, H, W) uint8."""
+
+    kind: str
+    foreground: bool = True
+    key: tuple[int, int, int] = (0, 255, 0)
+    blur_sigma: float = 16.0
+    background: Optional[Background] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in OUTPUT_KINDS:
+            raise ConfigError(f"unknown output {self.kind!r}; expected one of {', '.join(OUTPUT_KINDS)}")
+        if self.kind == "composite" and self.background is None:
+            raise ConfigError("--output composite needs --background (a colour, an image or a video)")
+        self.key = parse_color(self.key)
+
+    @property
+    def sink_kind(self) -> str:
+        """What the encoder receives: alpha (RGBA), mask (gray) or rgb."""
+        return SINK_KIND[self.kind]
+
+    def __call__(self, images: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+        if self.kind == "mask":
+            return to_mask(alphas)
+        fg = estimate_foreground(images.float() / 255.0, alphas) if self.foreground else None
+        if self.kind == "alpha":
+            return to_rgba(images, alphas, fg)
+        if self.kind == "green":
+            return greenscreen(images, alphas, self.key, fg)
+        if self.kind == "blur":
+            return blur_background(images, alphas, self.blur_sigma, fg)
+        assert self.background is not None
+        return composite(images, alphas, self.background.frames(images.shape[0]), fg)

@@ -1,0 +1,178 @@
+"""A small staged pipeline: one thread per stage, joined by bounded queues.
+
+Shape of supervision's reader -> process -> writer, without its two hangs: every blocking
+``put``/``get`` polls a shared stop event, and end-of-stream is always sent in ``finally``,
+so neither a failing consumer nor a failing producer can leave another thread blocked.
+The first error stops every stage and is re-raised from :func:`run_stages` with the stage named.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Protocol, Sequence
+
+from ..errors import BirefvidError, PipelineError
+
+log = logging.getLogger(__name__)
+
+DropPolicy = Literal["block", "newest"]
+POLL_SECONDS = 0.1
+_EOS = object()
+
+
+class StageQueue:
+    """Bounded queue whose ``put``/``get`` give up when ``stop`` is set.
+
+    ``block`` (files): a full queue makes the producer wait, so nothing is dropped.
+    ``newest`` (live): a full queue drops its oldest item, so consumers always see fresh data.
+    """
+
+    def __init__(self, maxsize: int, stop: threading.Event, policy: DropPolicy = "block") -> None:
+        if maxsize < 1:
+            raise ValueError(f"queue size must be at least 1, got {maxsize}")
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._stop = stop
+        self.policy = policy
+        self.dropped = 0
+
+    def put(self, item: Any) -> bool:
+        """Enqueue ``item``; False when the pipeline stopped first."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=POLL_SECONDS)
+                return True
+            except queue.Full:
+                if self.policy == "newest" and item is not _EOS:
+                    try:
+                        self._queue.get_nowait()
+                        self.dropped += 1
+                    except queue.Empty:
+                        pass
+        return False
+
+    def get(self) -> Any:
+        """Next item, ``_EOS`` at end of stream, or ``_EOS`` as soon as the pipeline stops."""
+        while not self._stop.is_set():
+            try:
+                return self._queue.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+        return _EOS
+
+
+class Stage(Protocol):
+    """A step between queues: any number of outputs per input, and a tail at end of stream."""
+
+    name: str
+
+    def process(self, item: Any) -> Iterable[Any]: ...
+
+    def finish(self) -> Iterable[Any]: ...
+
+
+@dataclass
+class StageTimes:
+    """Seconds each stage spent working (not waiting on its queues)."""
+
+    busy: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.busy[name] = self.busy.get(name, 0.0) + seconds
+
+
+def _timed(iterable: Iterable[Any], name: str, times: StageTimes) -> Iterator[Any]:
+    """Iterate while charging the time spent producing each item to ``name``."""
+    it = iter(iterable)
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            times.add(name, time.perf_counter() - start)
+            return
+        times.add(name, time.perf_counter() - start)
+        yield item
+
+
+def run_stages(
+    source: Iterable[Any],
+    stages: Sequence[Stage],
+    consume: Callable[[Any], None],
+    *,
+    source_name: str = "decode",
+    consumer_name: str = "encode",
+    queue_size: int = 4,
+    policy: DropPolicy = "block",
+    stop: Optional[threading.Event] = None,
+) -> StageTimes:
+    """Run ``source`` -> ``stages`` -> ``consume`` on threads until the source ends or an error occurs."""
+    stop = stop or threading.Event()
+    times = StageTimes()
+    queues = [StageQueue(queue_size, stop, policy) for _ in range(len(stages) + 1)]
+    errors: list[tuple[str, BaseException]] = []
+    lock = threading.Lock()
+
+    def fail(name: str, exc: BaseException) -> None:
+        with lock:
+            errors.append((name, exc))
+        stop.set()
+
+    def produce() -> None:
+        try:
+            for item in _timed(source, source_name, times):
+                if not queues[0].put(item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - re-raised from run_stages
+            fail(source_name, exc)
+        finally:
+            queues[0].put(_EOS)
+
+    def work(stage: Stage, inbox: StageQueue, outbox: StageQueue) -> None:
+        try:
+            while (item := inbox.get()) is not _EOS:
+                for out in _timed(stage.process(item), stage.name, times):
+                    if not outbox.put(out):
+                        return
+            if not stop.is_set():
+                for out in _timed(stage.finish(), stage.name, times):
+                    if not outbox.put(out):
+                        return
+        except BaseException as exc:  # noqa: BLE001
+            fail(stage.name, exc)
+        finally:
+            outbox.put(_EOS)
+
+    def sink() -> None:
+        try:
+            while (item := queues[-1].get()) is not _EOS:
+                start = time.perf_counter()
+                consume(item)
+                times.add(consumer_name, time.perf_counter() - start)
+        except BaseException as exc:  # noqa: BLE001
+            fail(consumer_name, exc)
+
+    threads = [threading.Thread(target=produce, name=f"birefvid-{source_name}", daemon=True)]
+    for i, stage in enumerate(stages):
+        threads.append(threading.Thread(target=work, args=(stage, queues[i], queues[i + 1]), name=f"birefvid-{stage.name}", daemon=True))
+    threads.append(threading.Thread(target=sink, name=f"birefvid-{consumer_name}", daemon=True))
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=POLL_SECONDS)  # short joins keep Ctrl-C responsive in the main thread
+    except BaseException:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        raise
+    if errors:
+        name, exc = errors[0]
+        if isinstance(exc, BirefvidError):
+            raise exc  # already a one-line user-facing message
+        raise PipelineError(name, f"{type(exc).__name__}: {exc}") from exc
+    return times

@@ -1,0 +1,139 @@
+"""File mode: decode -> segment + smooth + composite -> encode, as threads joined by bounded queues.
+
+Memory is bounded by the queue sizes and the smoother window, not by the video's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+import numpy as np
+import torch
+
+from ..compose.compositor import Compositor
+from ..frames import Frame, FrameBatch
+from ..io.base import Sink, Source
+from .segmenter import Segmenter
+from .stages import StageTimes, run_stages
+from .transfer import OnDevice, OnHost, Transfer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rendered:
+    """Output pixels of consecutive frames on their way to the encoder."""
+
+    pixels: OnHost  # (N, C, H, W) uint8
+    pts: tuple[Optional[int], ...]
+    indices: tuple[int, ...]
+
+
+def batched(frames: Iterable[Frame], batch_size: int) -> Iterator[FrameBatch]:
+    """Group consecutive frames into batches of ``batch_size`` (the last may be shorter)."""
+    pending: list[Frame] = []
+    for frame in frames:
+        pending.append(frame)
+        if len(pending) == batch_size:
+            yield FrameBatch.from_frames(pending)
+            pending = []
+    if pending:
+        yield FrameBatch.from_frames(pending)
+
+
+class SegmentStage:
+    """Uploads a batch, segments it, smooths masks in frame order and composites the output.
+
+    Uploads run one batch ahead (batch N+1 copies while batch N computes). Smoothers may hold
+    frames back (look-ahead); a FIFO of the frames' pixels and timestamps pairs each smoothed
+    mask with its own frame.
+    """
+
+    name = "segment"
+
+    def __init__(self, segmenter: Segmenter, smoother: Any, compositor: Compositor, transfer: Transfer) -> None:
+        self.segmenter = segmenter
+        self.smoother = smoother
+        self.compositor = compositor
+        self.transfer = transfer
+        self._pending: Optional[tuple[OnDevice, FrameBatch]] = None
+        self._waiting: deque[tuple[torch.Tensor, Optional[int], int]] = deque()
+
+    def process(self, batch: FrameBatch) -> Iterator[Rendered]:
+        upload = self.transfer.upload(batch.images)
+        previous, self._pending = self._pending, (upload, batch)
+        if previous is not None:
+            yield from self._compute(*previous)
+
+    def finish(self) -> Iterator[Rendered]:
+        if self._pending is not None:
+            yield from self._compute(*self._pending)
+            self._pending = None
+        with self.transfer.compute():
+            tail = self.smoother.flush()
+            if len(tail):
+                yield self._render(tail)
+
+    def _compute(self, upload: OnDevice, batch: FrameBatch) -> Iterator[Rendered]:
+        with self.transfer.compute():
+            images = upload.ready()
+            alphas = self.segmenter.predict(images)
+            for i in range(len(batch)):
+                self._waiting.append((images[i], batch.pts[i], batch.indices[i]))
+            smoothed = self.smoother.push(alphas, images)
+            if len(smoothed):
+                yield self._render(smoothed)
+
+    def _render(self, alphas: torch.Tensor) -> Rendered:
+        frames = [self._waiting.popleft() for _ in range(alphas.shape[0])]
+        images = torch.stack([f[0] for f in frames])
+        pixels = self.compositor(images, alphas)
+        return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames))
+
+
+def to_sink_layout(pixels: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> what sinks take: (N, H, W, C), or (N, H, W) for one channel."""
+    out = pixels.transpose(0, 2, 3, 1)
+    return out[..., 0] if out.shape[3] == 1 else out
+
+
+def run_video_job(
+    source: Source,
+    sink: Sink,
+    segmenter: Segmenter,
+    smoother: Any,
+    compositor: Compositor,
+    *,
+    batch_size: int = 1,
+    queue_size: int = 4,
+    progress: Optional[Callable[[int], None]] = None,
+    stop: Optional[threading.Event] = None,
+) -> tuple[int, StageTimes, float]:
+    """Process every frame of ``source`` into ``sink``; returns (frames written, stage times, wall seconds).
+
+    The caller owns ``source`` and ``sink`` (it closes or aborts them).
+    """
+    transfer = Transfer(segmenter.device)
+    written = 0
+
+    def encode(item: Rendered) -> None:
+        nonlocal written
+        sink.write(to_sink_layout(item.pixels.numpy()), item.pts)
+        written += len(item.pts)
+        if progress is not None:
+            progress(len(item.pts))
+
+    start = time.perf_counter()
+    times = run_stages(
+        batched(source, batch_size),
+        [SegmentStage(segmenter, smoother, compositor, transfer)],
+        encode,
+        queue_size=queue_size,
+        stop=stop,
+    )
+    return written, times, time.perf_counter() - start
