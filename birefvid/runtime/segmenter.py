@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# BiRefNet also runs a half-resolution pass, and PVT's 8x8 spatial-reduction conv then needs
+# sides of at least 64 px at the input.
+MIN_SIDE = 64
 FramesLike = Union[Sequence[np.ndarray], np.ndarray, torch.Tensor]
 
 
@@ -42,15 +45,15 @@ def parse_resolution(value: Union[int, str, Sequence[int], None]) -> Optional[tu
             raise ValueError
     except (TypeError, ValueError):
         raise ConfigError(f"resolution {value!r} is not N or WxH (e.g. 1024 or 768x432)") from None
-    if width < 32 or height < 32 or width % 32 or height % 32:
-        raise ConfigError(f"resolution {width}x{height} must be multiples of 32 and at least 32 (e.g. 512, 1024, 768x432)")
+    if width < MIN_SIDE or height < MIN_SIDE or width % 32 or height % 32:
+        raise ConfigError(f"resolution {width}x{height} must be multiples of 32 and at least {MIN_SIDE} (e.g. 512, 1024, 768x448)")
     return width, height
 
 
 def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
     """Inference (h, w) that keeps the frame's aspect: same pixel count as ``target``, sides multiples of 32."""
     scale = (target[0] * target[1] / (height * width)) ** 0.5
-    return max(32, round(height * scale / 32) * 32), max(32, round(width * scale / 32) * 32)
+    return max(MIN_SIDE, round(height * scale / 32) * 32), max(MIN_SIDE, round(width * scale / 32) * 32)
 
 
 class Segmenter:
@@ -90,13 +93,13 @@ class Segmenter:
             return aspect_size(height, width, (self.resolution[1], self.resolution[0]))
         return self.resolution[1], self.resolution[0]
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, H, W) -> normalised float (N, 3, h, w) at the inference size, on the device."""
+    def preprocess(self, images: torch.Tensor, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """uint8 (N, 3, H, W) -> normalised (N, 3, h, w) at the inference size, on the device, in ``dtype``."""
         x = images.to(self.device, non_blocking=True).float().div_(255.0)
         size = self.inference_size(*x.shape[2:])
         if tuple(x.shape[2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return ((x - self._mean) / self._std).to(self.dtype)
+        return ((x - self._mean) / self._std).to(dtype or self.dtype)
 
     @torch.inference_mode()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -107,13 +110,13 @@ class Segmenter:
         x = self.preprocess(images)
         logits = self.model(x)
         if not torch.isfinite(logits).all():
-            logits = self._recompute_fp32(x)
+            logits = self._recompute_fp32(images)
         alpha = torch.sigmoid(logits.float())
         if tuple(alpha.shape[2:]) != (height, width):
             alpha = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
         return alpha.clamp_(0.0, 1.0)
 
-    def _recompute_fp32(self, x: torch.Tensor) -> torch.Tensor:
+    def _recompute_fp32(self, images: torch.Tensor) -> torch.Tensor:
         """Low precision overflowed: run this batch again in fp32 (and say so once)."""
         if self.dtype == torch.float32:
             raise FloatingPointError("BiRefNet produced non-finite output in fp32; the weights or input are broken")
@@ -126,7 +129,7 @@ class Segmenter:
             import copy
 
             self._fp32_model = copy.deepcopy(self.model).float()
-        return self._fp32_model(x.float())
+        return self._fp32_model(self.preprocess(images, torch.float32))
 
     def segment_each(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """H×W×3 uint8 RGB arrays of any sizes -> one (H, W) float32 alpha each; same-sized frames batch together."""

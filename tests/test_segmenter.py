@@ -1,0 +1,123 @@
+"""Segmenter: sizes, input forms, precisions, the non-finite guard and device/resolution errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from birefvid.errors import ConfigError
+from birefvid.models import BiRefNet
+from birefvid.runtime import Segmenter, parse_resolution
+from birefvid.runtime.segmenter import aspect_size
+
+
+@pytest.fixture(scope="module")
+def b0(pvt_b0_state):
+    model = BiRefNet("pvt_v2_b0")
+    model.load_state_dict(pvt_b0_state)
+    return model
+
+
+def _frames(n=2, size=(37, 53), seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_alpha_comes_back_at_each_frames_size(b0):
+    seg = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32")
+    frames = _frames(2, (37, 53)) + _frames(1, (20, 30), seed=1)
+    alphas = seg.segment_each(frames)
+    assert [a.shape for a in alphas] == [(37, 53), (37, 53), (20, 30)]
+    assert all(a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1 for a in alphas)
+    batch = seg(np.stack(frames[:2]))  # (N, H, W, 3) array
+    tensor = seg(torch.from_numpy(np.stack(frames[:2])).permute(0, 3, 1, 2))
+    np.testing.assert_allclose(batch, np.stack(alphas[:2]), atol=1e-6)
+    np.testing.assert_allclose(tensor, batch, atol=1e-6)
+    with pytest.raises(ValueError, match="different sizes"):
+        seg(frames)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_on_cpu_is_finite_and_close(b0, precision):
+    frames = _frames(1, (64, 64))
+    ref = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32")(frames)
+    low = Segmenter(module=BiRefNet("pvt_v2_b0").eval(), resolution=64, device="cpu", precision=precision)
+    low.model.load_state_dict(b0.state_dict())
+    out = low(frames)
+    assert low.model.bb.patch_embed1.proj.weight.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    assert np.isfinite(out).all()
+    assert np.abs(out - ref).max() < 0.05
+
+
+class OverflowsInHalf(torch.nn.Module):
+    """Finite in fp32, NaN in lower precision: stands in for an fp16 overflow."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        logits = x[:, :1] * self.scale
+        return logits if x.dtype == torch.float32 else logits * float("nan")
+
+
+def test_non_finite_output_is_recomputed_in_fp32_with_a_warning():
+    frames = _frames(1, (64, 64))
+    seg = Segmenter(module=OverflowsInHalf(), resolution=64, device="cpu", precision="bf16")
+    with pytest.warns(RuntimeWarning, match="recomputing this batch in fp32"):
+        out = seg(frames)
+    expected = Segmenter(module=OverflowsInHalf(), resolution=64, device="cpu", precision="fp32")(frames)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_non_finite_in_fp32_is_an_error():
+    class AlwaysNan(OverflowsInHalf):
+        def forward(self, x):
+            return x[:, :1] * float("nan")
+
+    with pytest.raises(FloatingPointError, match="non-finite output in fp32"):
+        Segmenter(module=AlwaysNan(), resolution=64, device="cpu", precision="fp32")(_frames(1, (64, 64)))
+
+
+def test_keep_aspect_keeps_pixel_budget_and_multiples_of_32(b0):
+    assert aspect_size(1080, 1920, (1024, 1024)) == (768, 1376)
+    assert aspect_size(100, 100, (64, 64)) == (64, 64)
+    seg = Segmenter(module=b0, resolution=64, keep_aspect=True, device="cpu")
+    assert seg.inference_size(48, 192) == (64, 128)  # short side held at the 64 px minimum
+    assert seg(_frames(1, (48, 192))).shape == (1, 48, 192)
+
+
+@pytest.mark.parametrize("value,expected", [(512, (512, 512)), ("1024", (1024, 1024)), ("768x432", None), ("32", None), ("768x448", (768, 448)), ((96, 64), (96, 64))])
+def test_parse_resolution(value, expected):
+    if expected is None:
+        with pytest.raises(ConfigError, match="multiples of 32"):
+            parse_resolution(value)
+    else:
+        assert parse_resolution(value) == expected
+
+
+@pytest.mark.parametrize("bad", ["big", "12x", "1x2x3"])
+def test_parse_resolution_rejects_garbage(bad):
+    with pytest.raises(ConfigError, match="not N or WxH"):
+        parse_resolution(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on machines without CUDA")
+def test_cuda_requested_without_cuda_is_a_config_error(b0):
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        Segmenter(module=b0, device="cuda")
+
+
+def test_unknown_device_and_precision(b0):
+    with pytest.raises(ConfigError, match="unknown device"):
+        Segmenter(module=b0, device="tpu9")
+    with pytest.raises(ConfigError, match="unknown precision"):
+        Segmenter(module=b0, device="cpu", precision="fp8")
+
+
+def test_rejects_non_uint8_frames(b0):
+    seg = Segmenter(module=b0, resolution=64, device="cpu")
+    with pytest.raises(ValueError, match="uint8"):
+        seg([np.zeros((8, 8, 3), np.float32)])

@@ -1,0 +1,151 @@
+"""The threaded stage runner: order, tails, first-error-wins with the stage named, and no hangs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from birefvid.errors import PipelineError, SourceError
+from birefvid.runtime.stages import StageQueue, run_stages
+
+
+class Doubler:
+    """Emits each item twice and a tail of two markers at end of stream."""
+
+    name = "double"
+
+    def process(self, item):
+        yield item
+        yield item
+
+    def finish(self):
+        return ["tail-1", "tail-2"]
+
+
+class Boom:
+    name = "boom"
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def process(self, item):
+        if item == self.at:
+            raise ZeroDivisionError("bad batch")
+        return [item]
+
+    def finish(self):
+        return []
+
+
+def _run_with_deadline(fn, seconds: float = 10.0):
+    """Run ``fn`` in a thread; fail the test (instead of hanging CI) if it does not return in time."""
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            result["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "run_stages hung"
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def _no_stage_threads_left():
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("birefvid-") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, [t.name for t in threading.enumerate()]
+        time.sleep(0.05)
+
+
+def test_items_flow_in_order_with_tails():
+    out = []
+    times = _run_with_deadline(lambda: run_stages(range(5), [Doubler()], out.append, queue_size=1))
+    assert out == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, "tail-1", "tail-2"]
+    assert set(times.busy) == {"decode", "double", "encode"}
+    _no_stage_threads_left()
+
+
+def test_consumer_error_while_producer_blocks_on_full_queue():
+    """supervision's first hang: the writer dies while the reader waits on a full queue."""
+
+    def endless():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    def consume(item):
+        if item == 3:
+            raise OSError("disk full")
+
+    with pytest.raises(PipelineError, match=r"^encode: OSError: disk full") as info:
+        _run_with_deadline(lambda: run_stages(endless(), [Doubler()], consume, queue_size=1))
+    assert info.value.stage == "encode" and isinstance(info.value.__cause__, OSError)
+    _no_stage_threads_left()
+
+
+def test_producer_error_still_ends_the_stream():
+    """supervision's second hang: the reader fails and never sends end-of-stream."""
+
+    def broken():
+        yield 1
+        raise SourceError("clip.mp4: decoding failed at frame 1")
+
+    out = []
+    with pytest.raises(SourceError, match="decoding failed at frame 1"):  # our own errors pass through unchanged
+        _run_with_deadline(lambda: run_stages(broken(), [Doubler()], out.append))
+    _no_stage_threads_left()
+
+
+def test_stage_error_is_named_and_first_error_wins():
+    consumed = []
+    with pytest.raises(PipelineError, match=r"^boom: ZeroDivisionError: bad batch"):
+        _run_with_deadline(lambda: run_stages(range(100), [Boom(at=4)], consumed.append, queue_size=2))
+    assert 4 not in consumed
+    _no_stage_threads_left()
+
+
+def test_external_stop_returns_promptly():
+    stop = threading.Event()
+
+    def slow():
+        for i in range(10_000):
+            time.sleep(0.01)
+            yield i
+
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    out = []
+    _run_with_deadline(lambda: run_stages(slow(), [Doubler()], out.append, stop=stop), seconds=5)
+    assert 0 < len(out) < 20_000
+    _no_stage_threads_left()
+
+
+def test_newest_policy_drops_oldest_when_full():
+    q = StageQueue(2, threading.Event(), policy="newest")
+    for i in range(5):
+        assert q.put(i)
+    assert [q.get(), q.get()] == [3, 4] and q.dropped == 3
+
+
+def test_block_policy_put_gives_up_when_stopped():
+    stop = threading.Event()
+    q = StageQueue(1, stop, policy="block")
+    assert q.put("a")
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    assert q.put("b") is False
+    assert time.monotonic() - started < 2
+
+
+def test_queue_size_must_be_positive():
+    with pytest.raises(ValueError, match="at least 1"):
+        StageQueue(0, threading.Event())
