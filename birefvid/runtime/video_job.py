@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..compose.compositor import Compositor
+from ..errors import PipelineError
 from ..frames import Frame, FrameBatch
 from ..io.base import Sink, Source
 from .segmenter import Segmenter
@@ -116,7 +117,8 @@ def run_video_job(
 ) -> tuple[int, StageTimes, float]:
     """Process every frame of ``source`` into ``sink``; returns (frames written, stage times, wall seconds).
 
-    The caller owns ``source`` and ``sink`` (it closes or aborts them).
+    The caller owns ``source`` and ``sink`` (it closes or aborts them). Setting ``stop`` ends the run
+    early with a ``PipelineError`` (stage "interrupted"), so the caller aborts the sink.
     """
     transfer = Transfer(segmenter.device)
     written = 0
@@ -136,4 +138,8 @@ def run_video_job(
         queue_size=queue_size,
         stop=stop,
     )
+    if stop is not None and stop.is_set():
+        # run_stages ends quietly when the caller sets ``stop``; in file mode that is an interruption,
+        # and returning normally would let the caller commit a truncated output that looks complete.
+        raise PipelineError("interrupted", f"stopped on request after {written} frames; the output was not written")
     return written, times, time.perf_counter() - start
