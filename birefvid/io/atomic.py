@@ -42,6 +42,8 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         elif not is_dir and path.is_dir():
             raise SinkError(f"output {path} is a folder but a video file was requested; pick a file name")
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise SinkError(f"cannot write {path}: {parent} is a file, not a folder")
     if not parent.is_dir():
         raise SinkError(f"output folder does not exist: {parent} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
