@@ -1,5 +1,5 @@
 """One module per ``birefvid`` sub-command; each has HELP, register(parser) and sets ``run``."""
 
-from . import image, models, process
+from . import image, models, process, train
 
-COMMANDS = {"process": process, "image": image, "models": models}
+COMMANDS = {"process": process, "image": image, "train": train, "models": models}

@@ -1,0 +1,79 @@
+"""``birefvid train``: train or fine-tune BiRefNet on image/mask folders or on generated scenes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..models import BACKBONES
+
+HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, or generated scenes)"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="a folder with im/ and gt/ (matching names), or 'scenes' for generated scenes")
+    parser.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt) and the final model.safetensors")
+    parser.add_argument("--backbone", default="pvt_v2_b0", choices=BACKBONES, help="default pvt_v2_b0 (ignored with --init, which sets it)")
+    parser.add_argument("--init", help="start from a checkpoint: a registry name (e.g. general) or a .pth/.safetensors file")
+    parser.add_argument("--size", type=int, default=256, help="training resolution, a multiple of 32 (default 256)")
+    parser.add_argument("--steps", type=int, required=True, help="optimizer steps to train in total")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per step (at least 2: BatchNorm; default 4)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak AdamW learning rate (default 1e-4)")
+    parser.add_argument("--weight-decay", type=float, default=1e-2)
+    parser.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (default: 5%% of --steps)")
+    parser.add_argument("--scenes", type=int, default=None, help="with --data scenes: how many distinct scenes (default steps x batch size)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds data order, augmentation and generated scenes")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="mixed precision (default: fp16 autocast on CUDA, fp32 elsewhere)")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between resumable checkpoints")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt at the step it reached")
+    parser.add_argument("--half", action="store_true", help="store the final weights as float16 (half the size)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import FolderDataset, SceneDataset
+    from ..errors import ConfigError
+    from ..models import BiRefNet
+    from ..models.weights import load_pretrained
+    from ..train import train
+
+    if args.size % 32 or args.size < 64:
+        raise ConfigError(f"--size {args.size} must be a multiple of 32 and at least 64")
+    if args.batch_size < 2:
+        raise ConfigError("--batch-size must be at least 2 (BiRefNet's BatchNorm layers need two samples in training)")
+    if args.steps < 1:
+        raise ConfigError("--steps must be at least 1")
+    if args.data == "scenes":
+        dataset = SceneDataset(args.scenes or args.steps * args.batch_size, args.size, seed=args.seed)
+    else:
+        dataset = FolderDataset(args.data, args.size)
+    if args.init:
+        is_file = Path(args.init).exists()
+        model, _, name = load_pretrained(None if is_file else args.init, weights=args.init if is_file else None)
+        model.train()
+    else:
+        model, name = BiRefNet(args.backbone), f"BiRefNet({args.backbone}) from scratch"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    precision = args.precision
+    if precision == "auto":
+        precision = "fp16" if args.device.startswith("cuda") or (args.device == "auto" and _cuda()) else "fp32"
+    print(f"training {name} on {args.data} at {args.size}px for {args.steps} steps (batch {args.batch_size})", file=sys.stderr)
+    result = train(
+        model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        device=args.device, precision=precision, checkpoint_dir=out, resume=args.resume, seed=args.seed,
+        warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every, weights_path=out / "model.safetensors",
+        half=args.half, metadata={"backbone": model.backbone_name, "resolution": f"{args.size}x{args.size}", "data": str(args.data), "seed": str(args.seed)},
+        show_progress=False if args.quiet else None,
+    )  # fmt: skip
+    print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})" if result.losses else f"nothing to do: already at step {result.step}", file=sys.stderr)
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
