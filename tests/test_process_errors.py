@@ -1,0 +1,222 @@
+"""`birefvid process` failures: exit code 2, one `birefvid: error:` line that says what is wrong, and
+nothing left at the target path (no output, no `.NAME.partial-*` temporary file or folder)."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+from pathlib import Path
+
+import pytest
+
+from birefvid.api import process_video
+from birefvid.cli import main
+from birefvid.errors import PipelineError, SourceError
+from media import damage_packet, make_video
+from process_fixtures import (
+    FailingRedKey,
+    birefvid_threads,
+    make_scene,
+    partial_leftovers,
+    red_key_segmenter,
+    write_audio_only,
+)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """A small valid input (H.264 .mp4 with audio) in its own folder."""
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", n_frames=6).path
+
+
+@pytest.fixture
+def run(pvt_b0_weights):
+    def _run(*args: str) -> int:
+        return main(["process", *map(str, args), "--weights", str(pvt_b0_weights),
+                     "--resolution", "64", "--device", "cpu", "-q"])  # fmt: skip
+
+    return _run
+
+
+def one_error_line(capsys, code: int, *phrases: str) -> str:
+    """Exit code 2 and exactly one stderr line, `birefvid: error: ...`, containing every phrase."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, captured.err
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("birefvid: error:"), lines[0]
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_nothing_written(folder: Path, *expected: str) -> None:
+    """``folder`` holds exactly ``expected`` (the inputs): no output and no temporary leftovers."""
+    assert partial_leftovers(folder) == []
+    assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
+
+
+# -- inputs --------------------------------------------------------------------------------------
+def test_missing_input(tmp_path, capsys, run):
+    out = tmp_path / "out.mov"
+    one_error_line(capsys, run(tmp_path / "nope.mp4", "-o", out), "input not found", "nope.mp4")
+    assert_nothing_written(tmp_path)
+
+
+def test_text_file_named_mp4(tmp_path, capsys, run):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 20)
+    one_error_line(capsys, run(fake, "-o", tmp_path / "out.mov"), "notes.mp4", "not a readable video")
+    assert_nothing_written(tmp_path, "notes.mp4")
+
+
+@pytest.mark.parametrize("name", ["voice.m4a", "voice.wav"])
+def test_audio_only_file(tmp_path, capsys, run, name):
+    audio = write_audio_only(tmp_path / name)
+    one_error_line(capsys, run(audio, "-o", tmp_path / "out.mov"), name, "no video stream")
+    assert_nothing_written(tmp_path, name)
+
+
+def test_corrupt_data_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
+    src = make_video(tmp_path / "good.mp4", n_frames=8, with_audio=False).path
+    bad = damage_packet(src, tmp_path / "bad.mp4", 4)
+    src.unlink()
+    for out in (tmp_path / "out.mov", tmp_path / "frames"):  # a video file and a PNG folder
+        line = one_error_line(capsys, run(bad, "-o", out), "bad.mp4", "frame ")
+        assert "damaged" in line or "corrupt" in line, line
+        assert_nothing_written(tmp_path, "bad.mp4")
+
+
+def test_corrupt_data_api_raises_source_error(tmp_path):
+    """The same failure through the API: the source's own error, not a wrapped one, and all threads end."""
+    src = make_video(tmp_path / "good.mp4", n_frames=8, with_audio=False).path
+    bad = damage_packet(src, tmp_path / "bad.mp4", 4)
+    with pytest.raises(SourceError, match=r"bad\.mp4.*frame [1-7]\b"):
+        process_video(bad, tmp_path / "out.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none")
+    assert not (tmp_path / "out.mkv").exists() and partial_leftovers(tmp_path) == []
+    assert birefvid_threads() == []
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def test_output_folder_missing(tmp_path, capsys, run, clip):
+    out = tmp_path / "no" / "such" / "dir" / "out.mov"
+    one_error_line(capsys, run(clip, "-o", out), "output folder does not exist", str(out.parent))
+    assert_nothing_written(tmp_path)
+
+
+def test_output_under_a_regular_file(tmp_path, capsys, run, clip):
+    (tmp_path / "file.txt").write_text("x")
+    out = tmp_path / "file.txt" / "out.mov"
+    one_error_line(capsys, run(clip, "-o", out), str(tmp_path / "file.txt"), "not a folder")
+    assert_nothing_written(tmp_path, "file.txt")
+    assert (tmp_path / "file.txt").read_text() == "x"
+
+
+def test_unknown_extension(tmp_path, capsys, run, clip):
+    one_error_line(capsys, run(clip, "-o", tmp_path / "out.xyz"), ".xyz", "supported:", ".mov", ".webm")
+    assert_nothing_written(tmp_path)
+
+
+def test_alpha_into_mp4_is_refused(tmp_path, capsys, run, clip):
+    line = one_error_line(capsys, run(clip, "-o", tmp_path / "out.mp4", "--output", "alpha"), "alpha", ".mp4")
+    assert ".mov (prores_ks" in line and ".webm (libvpx-vp9)" in line, "the message should list what works"
+    assert_nothing_written(tmp_path)
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys, run, clip):
+    out = tmp_path / "out.mkv"
+    out.write_bytes(b"keep me")
+    one_error_line(capsys, run(clip, "-o", out, "--output", "mask"), "output exists", "--overwrite")
+    assert out.read_bytes() == b"keep me"
+    assert_nothing_written(tmp_path, "out.mkv")
+
+    assert run(clip, "-o", out, "--output", "mask", "--overwrite") == 0
+    assert capsys.readouterr().err == ""
+    assert out.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # now a Matroska file
+    assert_nothing_written(tmp_path, "out.mkv")
+
+
+def test_existing_png_folder_needs_overwrite(tmp_path, capsys, run, clip):
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "old.png").write_bytes(b"old")
+    one_error_line(capsys, run(clip, "-o", out, "--output", "mask"), "output exists")
+    assert sorted(p.name for p in out.iterdir()) == ["old.png"]
+    assert run(clip, "-o", out, "--output", "mask", "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 7)]
+    assert_nothing_written(tmp_path, "frames")
+
+
+# -- composite backgrounds -----------------------------------------------------------------------
+def test_composite_background_file_missing(tmp_path, capsys, run, clip):
+    out = tmp_path / "out.mp4"
+    code = run(clip, "-o", out, "--output", "composite", "--background", tmp_path / "beach.jpg")
+    one_error_line(capsys, code, "background", "beach.jpg")
+    assert_nothing_written(tmp_path)
+
+
+def test_composite_without_background(tmp_path, capsys, run, clip):
+    one_error_line(capsys, run(clip, "-o", tmp_path / "out.mp4", "--output", "composite"), "composite", "--background")
+    assert_nothing_written(tmp_path)
+
+
+def test_background_with_another_output_kind(tmp_path, capsys, run, clip):
+    code = run(clip, "-o", tmp_path / "out.mp4", "--output", "green", "--background", "#ff0000")
+    one_error_line(capsys, code, "--background", "composite")
+    assert_nothing_written(tmp_path)
+
+
+# -- failures while running ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["out.mov", "frames"])
+def test_segmenter_exception_mid_run(tmp_path, name):
+    src = make_scene(tmp_path / "in.mov", 6)
+    module = FailingRedKey(fail_at=3)
+    out = tmp_path / name
+    with pytest.raises(PipelineError, match=r"^segment: RuntimeError: model exploded on call 3$") as info:
+        process_video(src.path, out, kind="alpha", segmenter=red_key_segmenter(module), smooth="none", batch_size=1)
+    assert info.value.stage == "segment"
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert module.calls == 3, "the pipeline must stop at the first error"
+    assert_nothing_written(tmp_path, "in.mov")
+    assert birefvid_threads() == [], "pipeline threads still running"
+
+
+def test_stop_event_discards_the_output(tmp_path):
+    """A caller that stops the run (GUI cancel) gets an error, not a truncated file that looks complete."""
+    src = make_scene(tmp_path / "in.mov", 10, with_audio=False)
+    stop = threading.Event()
+    done = []
+
+    def progress(n: int) -> None:
+        done.append(n)
+        if sum(done) >= 2:
+            stop.set()
+
+    out = tmp_path / "out.mkv"
+    with pytest.raises(PipelineError, match="stopped") as info:
+        process_video(src.path, out, kind="mask", segmenter=red_key_segmenter(), smooth="none", stop=stop, progress=progress)
+    assert info.value.stage == "interrupted"
+    assert sum(done) < 10
+    assert_nothing_written(tmp_path, "in.mov")
+    assert birefvid_threads() == []
+
+
+def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path, capsys, monkeypatch, pvt_b0_weights):
+    """Ctrl-C (KeyboardInterrupt in the main thread) mid-run: exit 130, threads joined, no output."""
+    import birefvid.commands.process as process_cmd
+    from birefvid.commands.progress import FrameProgress
+
+    class InterruptingProgress(FrameProgress):
+        def advance(self, n: int) -> None:
+            super().advance(n)
+            if self.done == 2:
+                _thread.interrupt_main()  # what the terminal's SIGINT does
+
+    monkeypatch.setattr(process_cmd, "FrameProgress", InterruptingProgress)
+    src = make_scene(tmp_path / "in.mov", 10, with_audio=False)
+    code = main(["process", str(src.path), "-o", str(tmp_path / "out.mov"), "--weights", str(pvt_b0_weights),
+                 "--resolution", "64", "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 130
+    assert capsys.readouterr().err.strip() == "birefvid: interrupted"
+    assert_nothing_written(tmp_path, "in.mov")
+    assert birefvid_threads() == []

@@ -1,0 +1,446 @@
+"""`birefvid process` / `process_video`: every output kind and container, audio, timing, and the CLI.
+
+Pixel checks use the red-key test model (see process_fixtures): alpha is exactly 1 on the red
+square and 0 on the blue background, so outputs are compared with what they must be on the
+interior of each region (>= 3 px from the square's edge, since resizing softens edges). Inputs
+are lossless (PNG in MOV) so any error comes from the output codec alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from birefvid.api import process_video
+from birefvid.cli import main
+from birefvid.commands.progress import FrameProgress
+from media import audio_duration, make_video, read_alpha, read_video
+from process_fixtures import (
+    BLUE,
+    RED,
+    decoded_times,
+    interior,
+    make_scene,
+    max_err,
+    partial_leftovers,
+    red_key_segmenter,
+    scene_frame,
+    true_mask,
+    write_scene_images,
+)
+
+SIZE = (64, 48)
+N = 6
+# x264 at crf 0 is lossless on the YUV planes; what is left is RGB <-> YUV 4:2:0 rounding (interior
+# pixels are >= 3 px from an edge, so chroma subsampling only averages equal colours): 1 level measured.
+RGB_TOL = 3
+YELLOW = (255, 255, 0)
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return red_key_segmenter()
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """6 frames, 64x48, lossless video with green stripes in the (blue) background, plus AAC audio."""
+    return make_scene(tmp_path_factory.mktemp("in") / "scene.mov", N, SIZE, textured=True)
+
+
+@pytest.fixture(scope="module")
+def bg_image(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A background image of the clip's size (no scaling): a smooth yellow-to-cyan gradient."""
+    w, h = SIZE
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = np.linspace(255, 0, w).astype(np.uint8)[None, :]
+    img[..., 1] = 255
+    img[..., 2] = np.linspace(0, 255, w).astype(np.uint8)[None, :]
+    path = tmp_path_factory.mktemp("bg") / "bg.png"
+    assert cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return path, img
+
+
+BG_VIDEO_COLORS = [(255, 255, 0), (0, 255, 255), (128, 128, 128)]
+
+
+@pytest.fixture(scope="module")
+def bg_video(tmp_path_factory) -> Path:
+    """A 3-frame lossless background video (one flat colour per frame) that the 6-frame clip loops twice."""
+    w, h = SIZE
+    frames = [np.full((h, w, 3), c, np.uint8) for c in BG_VIDEO_COLORS]
+    path = tmp_path_factory.mktemp("bgv") / "bg.mov"
+    make_video(path, n_frames=3, size=SIZE, frames=frames, codec="png", pix_fmt="rgb24", with_audio=False)
+    return path
+
+
+def _run(scene, out, seg, **kw):
+    kw.setdefault("smooth", "none")
+    report = process_video(scene.path, out, segmenter=seg, **kw)
+    assert report["frames"] == N
+    return report
+
+
+def _check_timing(scene, out: Path) -> None:
+    """Same frame count and the same presentation times (exact, whatever the time base) as the input."""
+    assert decoded_times(out) == decoded_times(scene.path)
+
+
+def _check_audio(scene, out: Path) -> None:
+    """The audio track is there and as long as the input's, within one frame."""
+    got, want = audio_duration(out), audio_duration(scene.path)
+    assert got is not None, f"{out.name} has no audio"
+    assert abs(got - want) <= 1 / float(scene.fps), (got, want)
+
+
+# -- alpha ---------------------------------------------------------------------------------------
+ALPHA_CASES = [  # (output name, pixel-format prefix, alpha tolerance, RGB tolerance on the subject)
+    ("out.mov", "yuva444p", 3, 4),  # ProRes 4444 (decodes as yuva444p12le)
+    ("out.webm", "yuva420p", 12, 8),  # VP9 with the alpha side channel (read back with libvpx-vp9)
+    ("out.mkv", "yuva444p", 1, 2),  # FFV1: lossless planes, 1 level from the RGB <-> YUV matrix
+]
+
+
+@pytest.mark.parametrize("name,fmt,atol,rgb_tol", ALPHA_CASES)
+def test_alpha_video_matches_mask(tmp_path, scene, seg, name, fmt, atol, rgb_tol):
+    out = tmp_path / name
+    _run(scene, out, seg, kind="alpha")
+    pts, alpha, pix_fmt = read_alpha(out)
+    assert pix_fmt.startswith(fmt)
+    assert len(pts) == N
+    rgba = read_video(out, "rgba").images
+    for i in range(N):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(alpha[i], 255, fg) <= atol, f"frame {i}: subject not opaque"
+        assert max_err(alpha[i], 0, bg) <= atol, f"frame {i}: background not transparent"
+        assert max_err(rgba[i][..., :3], RED, fg) <= rgb_tol, f"frame {i}: subject colour changed"
+    _check_timing(scene, out)
+    _check_audio(scene, out)
+    assert partial_leftovers(tmp_path) == []
+
+
+def test_alpha_png_sequence_is_exact(tmp_path, scene, seg):
+    out = tmp_path / "frames"
+    _run(scene, out, seg, kind="alpha")
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"frame_{i:06d}.png" for i in range(1, N + 1)]  # no audio or other files
+    _, alpha, _ = read_alpha(out)
+    for i, f in enumerate(files):
+        rgba = cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+        assert rgba.shape == (SIZE[1], SIZE[0], 4)
+        fg, bg = interior(true_mask(i, SIZE))
+        assert (alpha[i][fg] == 255).all() and (alpha[i][bg] == 0).all()
+        assert (rgba[..., :3][fg] == RED).all()
+    assert partial_leftovers(tmp_path) == []
+
+
+# -- mask ----------------------------------------------------------------------------------------
+MASK_CASES = [  # (output name, tolerance): FFV1 gray and PNG are exact; x264 at its default crf 18 is lossy
+    ("mask.mkv", 0),
+    ("mask.mp4", 4),
+    ("maskdir", 0),
+]
+
+
+@pytest.mark.parametrize("name,tol", MASK_CASES)
+def test_mask_output(tmp_path, scene, seg, name, tol):
+    out = tmp_path / name
+    _run(scene, out, seg, kind="mask")
+    if out.is_dir():
+        files = sorted(out.glob("*.png"))
+        assert len(files) == N and len(list(out.iterdir())) == N
+        masks = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in files]
+        assert all(m.ndim == 2 for m in masks), "mask PNGs are single-channel"
+    else:
+        decoded = read_video(out, "gray")
+        masks = decoded.images
+        assert len(masks) == N
+        if name.endswith(".mkv"):
+            assert decoded.pix_fmt == "gray"
+        _check_timing(scene, out)
+        _check_audio(scene, out)
+    for i, m in enumerate(masks):
+        assert m.shape == (SIZE[1], SIZE[0])
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(m, 255, fg) <= tol and max_err(m, 0, bg) <= tol, f"frame {i}"
+    assert partial_leftovers(tmp_path) == []
+
+
+# -- greenscreen, composite, blur (H.264 .mp4) ----------------------------------------------------
+def test_greenscreen_is_key_colour_on_background(tmp_path, scene, seg):
+    out = tmp_path / "green.mp4"
+    _run(scene, out, seg, kind="green", crf=0)
+    images = read_video(out, "rgb24").images
+    assert len(images) == N
+    for i, img in enumerate(images):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(img, (0, 255, 0), bg) <= RGB_TOL, f"frame {i}: background is not the key colour"
+        assert max_err(img, scene.frames[i], fg) <= RGB_TOL, f"frame {i}: subject changed"
+    _check_timing(scene, out)
+    _check_audio(scene, out)
+
+
+def test_greenscreen_custom_key_colour(tmp_path, scene, seg):
+    out = tmp_path / "key.mp4"
+    _run(scene, out, seg, kind="green", key_color="#ff00ff", crf=0)
+    img = read_video(out, "rgb24").images[2]
+    fg, bg = interior(true_mask(2, SIZE))
+    assert max_err(img, (255, 0, 255), bg) <= RGB_TOL
+
+
+def test_composite_over_colour(tmp_path, scene, seg):
+    out = tmp_path / "comp.mp4"
+    _run(scene, out, seg, kind="composite", background="#ffff00", crf=0)
+    images = read_video(out, "rgb24").images
+    assert len(images) == N
+    for i, img in enumerate(images):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(img, YELLOW, bg) <= RGB_TOL, f"frame {i}"
+        assert max_err(img, scene.frames[i], fg) <= RGB_TOL, f"frame {i}"
+    _check_timing(scene, out)
+    _check_audio(scene, out)
+
+
+def test_composite_over_image(tmp_path, scene, seg, bg_image):
+    path, bg_pixels = bg_image
+    out = tmp_path / "comp_img.mp4"
+    # 4:4:4: the gradient changes colour every pixel, which 4:2:0 chroma would average away
+    _run(scene, out, seg, kind="composite", background=str(path), crf=0, pix_fmt="yuv444p")
+    images = read_video(out, "rgb24").images
+    assert len(images) == N
+    for i, img in enumerate(images):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(img, bg_pixels, bg) <= RGB_TOL, f"frame {i}: background is not the image"
+        assert max_err(img, scene.frames[i], fg) <= RGB_TOL, f"frame {i}"
+    _check_timing(scene, out)
+
+
+def test_composite_over_looping_video(tmp_path, scene, seg, bg_video):
+    out = tmp_path / "comp_vid.mp4"
+    _run(scene, out, seg, kind="composite", background=str(bg_video), crf=0)
+    images = read_video(out, "rgb24").images
+    assert len(images) == N  # the output follows the input, not the 3-frame background
+    for i, img in enumerate(images):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(img, BG_VIDEO_COLORS[i % 3], bg) <= RGB_TOL, f"frame {i}: background frame {i % 3} expected"
+        assert max_err(img, scene.frames[i], fg) <= RGB_TOL, f"frame {i}"
+    _check_timing(scene, out)
+
+
+def test_blur_blurs_background_only(tmp_path, scene, seg):
+    out = tmp_path / "blur.mp4"
+    _run(scene, out, seg, kind="blur", blur_sigma=4, crf=0)
+    images = read_video(out, "rgb24").images
+    assert len(images) == N
+    for i, img in enumerate(images):
+        src = scene.frames[i]
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(img, src, fg) <= RGB_TOL, f"frame {i}: subject is not sharp"
+        diff = np.abs(img.astype(int) - src.astype(int))[bg].mean()
+        assert diff > 20, f"frame {i}: background stripes not blurred (mean diff {diff:.1f})"
+        # the blurred background stays background-coloured: no red from the subject bleeds in
+        assert img[bg][:, 0].max() <= RGB_TOL + 40, f"frame {i}: subject colour haloes into the background"
+    _check_timing(scene, out)
+    _check_audio(scene, out)
+
+
+@pytest.mark.parametrize("smooth", ["ema", "lookahead"])
+def test_smoothing_keeps_frame_count_and_pts(tmp_path, seg, smooth):
+    """Smoothers hold frames back (look-ahead): every frame must still come out once, with its own pts."""
+    src = make_scene(tmp_path / "in.mov", 7, SIZE, with_audio=False)
+    out = tmp_path / "m.mkv"
+    report = process_video(src.path, out, kind="mask", segmenter=seg, smooth=smooth, smooth_window=2, batch_size=2)
+    assert report["frames"] == 7
+    assert decoded_times(out) == decoded_times(src.path)
+    masks = read_video(out, "gray").images
+    for i, m in enumerate(masks):  # each mask belongs to its own frame (the square moves 3 px a frame)
+        fg, bg = interior(true_mask(i, SIZE), margin=6)
+        assert m[fg].min() >= 128 and m[bg].max() <= 127, f"frame {i}: mask paired with the wrong frame"
+
+
+# -- alpha == mask with a real BiRefNet ----------------------------------------------------------
+def test_alpha_equals_mask_with_birefnet(tmp_path, pvt_b0_weights):
+    clip = make_video(tmp_path / "in.mov", n_frames=5, size=SIZE, codec="png", pix_fmt="rgb24", with_audio=False)
+    opts = dict(weights=pvt_b0_weights, resolution=64, device="cpu", precision="fp32")
+    process_video(clip.path, tmp_path / "a.mkv", kind="alpha", **opts)
+    process_video(clip.path, tmp_path / "m.mkv", kind="mask", **opts)
+    _, alpha, fmt = read_alpha(tmp_path / "a.mkv")
+    masks = np.stack(read_video(tmp_path / "m.mkv", "gray").images)
+    assert fmt == "yuva444p" and alpha.shape == masks.shape == (5, SIZE[1], SIZE[0])
+    assert masks.max() - masks.min() > 10, "the model output is flat; the comparison would prove nothing"
+    assert np.abs(alpha.astype(int) - masks.astype(int)).max() <= 1  # FFV1 alpha plane: 1 level from conversion
+
+
+# -- audio ---------------------------------------------------------------------------------------
+def test_no_audio_option_drops_audio(tmp_path, scene, seg):
+    out = tmp_path / "na.mov"
+    _run(scene, out, seg, kind="alpha", audio=False)
+    assert audio_duration(scene.path) is not None
+    assert audio_duration(out) is None
+    _check_timing(scene, out)
+
+
+def test_no_audio_cli_flag(tmp_path, scene, pvt_b0_weights):
+    out = tmp_path / "na.mkv"
+    code = main(["process", str(scene.path), "-o", str(out), "--output", "mask", "--no-audio",
+                 "--weights", str(pvt_b0_weights), "--resolution", "64", "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 0
+    assert audio_duration(out) is None
+    assert len(read_video(out, "gray").images) == N
+
+
+def test_webm_audio_is_reencoded_to_opus(tmp_path, scene, seg):
+    """AAC cannot go into WebM: it is re-encoded (Opus), not dropped."""
+    out = tmp_path / "a.webm"
+    _run(scene, out, seg, kind="alpha")
+    with av.open(str(out)) as c:
+        assert c.streams.audio and c.streams.audio[0].codec_context.name == "opus"
+    _check_audio(scene, out)
+
+
+# -- timing and geometry -------------------------------------------------------------------------
+def test_variable_frame_rate_keeps_pts(tmp_path, seg):
+    pts = [0, 40, 100, 120, 200, 240, 333]
+    src = make_scene(tmp_path / "vfr.mov", len(pts), SIZE, pts=pts, time_base=Fraction(1, 1000))
+    want = decoded_times(src.path)
+    assert want == [Fraction(p, 1000) for p in pts]
+    for name, kind in (("vfr.mp4", "green"), ("vfr.mkv", "mask"), ("vfr_a.mov", "alpha")):
+        out = tmp_path / name
+        report = process_video(src.path, out, kind=kind, segmenter=seg, smooth="lookahead")
+        assert report["frames"] == len(pts)
+        assert decoded_times(out) == want, name
+
+
+def test_rotated_input_gives_upright_output(tmp_path, seg):
+    src = make_scene(tmp_path / "rot.mov", 4, SIZE, rotation=90, with_audio=False)
+    out = tmp_path / "rot.mkv"
+    process_video(src.path, out, kind="mask", segmenter=seg, smooth="none")
+    decoded = read_video(out, "gray")
+    assert (decoded.width, decoded.height) == (SIZE[1], SIZE[0])
+    with av.open(str(out)) as c:
+        assert all((f.rotation or 0) == 0 for f in c.decode(video=0)), "output must be upright, not tagged"
+    for i, m in enumerate(decoded.images):
+        upright = np.rot90(true_mask(i, SIZE), 1)  # display rotation 90 = counter-clockwise
+        fg, bg = interior(upright)
+        assert (m[fg] == 255).all() and (m[bg] == 0).all(), f"frame {i}: mask not upright"
+
+
+def test_odd_size_is_kept(tmp_path, seg):
+    size = (63, 47)
+    src = make_scene(tmp_path / "odd_in.mov", 4, size, with_audio=False)
+    for name, kind in (("odd.mp4", "green"), ("odd.mov", "alpha"), ("odd.webm", "alpha")):
+        out = tmp_path / name
+        process_video(src.path, out, kind=kind, segmenter=seg, smooth="none", crf=0 if kind == "green" else None)
+        decoded = read_video(out, "rgba")
+        assert (decoded.width, decoded.height) == size, name
+        assert len(decoded.images) == 4
+        fg, bg = interior(true_mask(3, size))
+        img = decoded.images[3]
+        if kind == "green":
+            assert max_err(img[..., :3], (0, 255, 0), bg) <= RGB_TOL
+            assert max_err(img[..., :3], RED, fg) <= RGB_TOL
+        else:
+            assert max_err(img[..., 3], 255, fg) <= 12 and max_err(img[..., 3], 0, bg) <= 12
+
+
+def test_image_sequence_input(tmp_path, seg):
+    write_scene_images(tmp_path / "seq", 5, SIZE)
+    out = tmp_path / "seq.mp4"
+    report = process_video(tmp_path / "seq", out, kind="mask", segmenter=seg, smooth="none", fps=10)
+    assert report["frames"] == 5
+    assert decoded_times(out) == [Fraction(i, 10) for i in range(5)]
+    assert audio_duration(out) is None
+    m = read_video(out, "gray").images[4]
+    fg, bg = interior(true_mask(4, SIZE))
+    assert max_err(m, 255, fg) <= 4 and max_err(m, 0, bg) <= 4
+
+
+def test_ten_bit_input(tmp_path, seg):
+    src = make_scene(tmp_path / "ten.mkv", 5, SIZE, lossless=False, codec="libx264", pix_fmt="yuv420p10le")
+    with av.open(str(src.path)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+    out = tmp_path / "ten.mov"
+    report = process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none")
+    assert report["frames"] == 5
+    _, alpha, _ = read_alpha(out)
+    for i in range(5):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(alpha[i], 255, fg) <= 3 and max_err(alpha[i], 0, bg) <= 3
+    assert decoded_times(out) == decoded_times(src.path)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+def _cli(scene, out, weights, *extra):
+    return ["process", str(scene.path), "-o", str(out), "--weights", str(weights),
+            "--resolution", "64", "--device", "cpu", *extra]  # fmt: skip
+
+
+def test_cli_writes_output_and_report(tmp_path, scene, pvt_b0_weights, capsys):
+    out, report = tmp_path / "cli.mov", tmp_path / "run.json"
+    assert main(_cli(scene, out, pvt_b0_weights, "-q", "--report", str(report))) == 0
+    _, alpha, fmt = read_alpha(out)
+    assert fmt.startswith("yuva") and alpha.shape == (N, SIZE[1], SIZE[0])
+    data = json.loads(report.read_text())
+    assert data["frames"] == N
+    assert data["wall_seconds"] > 0
+    assert set(data["stage_seconds"]) >= {"decode", "segment", "encode"}
+    assert all(v >= 0 for v in data["stage_seconds"].values())
+    settings = data["settings"]
+    assert settings["output"] == "alpha" and settings["device"] == "cpu" and settings["resolution"] == [64, 64]
+    assert settings["backbone"] == "pvt_v2_b0" and settings["smooth"] == "lookahead" and settings["audio"] is True
+    assert capsys.readouterr().err == ""  # -q: nothing on stderr
+
+
+def test_cli_progress_is_plain_lines_when_not_a_tty(tmp_path, scene, pvt_b0_weights, capsys, monkeypatch):
+    import birefvid.commands.process as process_cmd
+
+    monkeypatch.setattr(process_cmd, "FrameProgress", lambda quiet: FrameProgress(quiet=quiet, every_seconds=0))
+    out = tmp_path / "cli.mkv"
+    assert main(_cli(scene, out, pvt_b0_weights, "--output", "mask")) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b" not in err, "a progress bar was drawn on a non-terminal"
+    lines = err.splitlines()
+    progress = [ln for ln in lines if ln.startswith("processed ")]
+    assert progress and re.fullmatch(rf"processed {N}/{N} frames \(\d+\.\d fps, ETA 0:00:00\)", progress[-1])
+    assert lines[-1].startswith(f"wrote {out}: {N} frames")
+
+
+def test_frame_progress_lines(capsys):
+    p = FrameProgress(quiet=False, every_seconds=0)
+    p.start(10)
+    for _ in range(4):
+        p.advance(2)
+    p.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln.split(" (")[0] for ln in lines] == [f"processed {k}/10 frames" for k in (2, 4, 6, 8)]
+    assert all(re.search(r"\(\d+\.\d fps, ETA \d+:\d\d:\d\d\)$", ln) for ln in lines)
+
+    quiet = FrameProgress(quiet=True, every_seconds=0)
+    quiet.start(None)
+    quiet.advance(3)
+    assert capsys.readouterr().err == "" and quiet.done == 3
+
+    unknown = FrameProgress(quiet=False, every_seconds=0)
+    unknown.start(None)  # frame count unknown: no total, no ETA
+    unknown.advance(1)
+    assert re.fullmatch(r"processed 1 frames \(\d+\.\d fps\)\n", capsys.readouterr().err)
+
+
+def test_no_partial_files_after_success(tmp_path, scene, seg):
+    out = tmp_path / "ok.mkv"
+    _run(scene, out, seg, kind="mask")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mkv"]
+    assert out.stat().st_mode & 0o777 != 0o600  # umask permissions, not mkstemp's
+
+
+def test_scene_helpers_are_consistent():
+    """The scene's colours and mask agree (guards the other tests' ground truth)."""
+    img, m = scene_frame(2, SIZE), true_mask(2, SIZE)
+    assert (img[m > 0] == RED).all() and (img[m == 0] == BLUE).all()
