@@ -209,3 +209,9 @@ def test_real_birefnet_trains_and_round_trips(tmp_path):
     fresh.load_state_dict(load_file(str(res.weights)))
     with safe_open(str(res.weights), "pt") as f:
         assert f.metadata()["backbone"] == "pvt_v2_b0"
+
+
+def test_refuses_to_overwrite_a_checkpoint(tmp_path, data):
+    train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+    with pytest.raises(ConfigError, match="last.pt exists; pass resume=True"):
+        train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)

@@ -209,6 +209,7 @@ def train(
         if amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(dev.type, dtype=amp_dtype)
+
     warmup = min(100, max(1, steps // 10)) if warmup_steps is None else max(1, warmup_steps)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     ckpt_path = ckpt_dir / CHECKPOINT_NAME if ckpt_dir is not None else None
@@ -249,6 +250,8 @@ def train(
         log.info("resumed from %s at step %d", ckpt_path, start)
     elif resume:
         log.warning("resume requested but %s does not exist; starting from step 0", ckpt_path)
+    elif ckpt_path is not None and ckpt_path.exists():
+        raise ConfigError(f"{ckpt_path} exists; pass resume=True to continue it, or choose another checkpoint folder")
 
     result = TrainResult(start_step=start, step=start)
 
@@ -300,8 +303,11 @@ def train(
             value = float(loss.detach())
             result.losses.append(value)
 
-            done = result.step - timed_from
-            per_step = (time.perf_counter() - t0) / max(1, done)
+            now = time.perf_counter()
+            if result.step == start + 1:  # the first step is slow (allocation, warm-up): time from after it
+                per_step, t0, timed_from = now - t0, now, result.step
+            else:
+                per_step = (now - t0) / (result.step - timed_from)
             report = TrainProgress(result.step, steps, value, parts, scheduler.get_last_lr()[0], per_step,
                                    per_step * (steps - result.step))
             if result.step % checkpoint_every == 0:
