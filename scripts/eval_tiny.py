@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from birefvid.data import make_clip, make_scene
+from birefvid.errors import BirefvidError
 from birefvid.eval import Evaluator
 from birefvid.runtime import Segmenter
 
@@ -59,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     model = args.model if (args.model or args.weights) else "tiny"
-    seg = Segmenter(model, weights=args.weights, backbone=args.backbone, device=args.device, precision="fp32",
-                    resolution=args.resolution)
+    try:
+        seg = Segmenter(model, weights=args.weights, backbone=args.backbone, device=args.device, precision="fp32",
+                        resolution=args.resolution)
+    except BirefvidError as exc:
+        print(f"eval_tiny: error: {exc}", file=sys.stderr)
+        return 2
     size = (args.size, args.size)
     t0 = time.perf_counter()
     clip = score(seg, make_clip(args.seed, args.frames, size), args.batch)
