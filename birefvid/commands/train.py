@@ -21,7 +21,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="images per step (at least 2: BatchNorm; default 4)")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak AdamW learning rate (default 1e-4)")
     parser.add_argument("--weight-decay", type=float, default=1e-2)
-    parser.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (default: 5%% of --steps)")
+    parser.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (default: min(100, steps/10))")
     parser.add_argument("--scenes", type=int, default=None, help="with --data scenes: how many distinct scenes (default steps x batch size)")
     parser.add_argument("--seed", type=int, default=0, help="seeds data order, augmentation and generated scenes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         dataset = SceneDataset(args.scenes or args.steps * args.batch_size, args.size, seed=args.seed)
     else:
         dataset = FolderDataset(args.data, args.size)
+    import torch
+
+    torch.manual_seed(args.seed)  # initial weights too: the same command reproduces the same model
     if args.init:
         is_file = Path(args.init).exists()
         model, _, name = load_pretrained(None if is_file else args.init, weights=args.init if is_file else None)
