@@ -21,6 +21,7 @@ exec "$BIREFVID" train \
     --size 128 \
     --steps 800 \
     --batch-size 4 \
+    --scenes 3200 \
     --lr 1e-3 \
     --warmup-steps 40 \
     --seed 0 \

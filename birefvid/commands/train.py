@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..models import BACKBONES
 
+DEFAULT_SCENES = 100_000  # scenes are generated on demand from (seed, index): a large set costs nothing
+
 HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, or generated scenes)"
 
 
@@ -22,7 +24,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="peak AdamW learning rate (default 1e-4)")
     parser.add_argument("--weight-decay", type=float, default=1e-2)
     parser.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (default: min(100, steps/10))")
-    parser.add_argument("--scenes", type=int, default=None, help="with --data scenes: how many distinct scenes (default steps x batch size)")
+    parser.add_argument("--scenes", type=int, default=None, help="with --data scenes: how many distinct scenes (default 100000; fixed so a run can be extended with more --steps)")
     parser.add_argument("--seed", type=int, default=0, help="seeds data order, augmentation and generated scenes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="mixed precision (default: fp16 autocast on CUDA, fp32 elsewhere)")
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise ConfigError("--steps must be at least 1")
     if args.data == "scenes":
-        dataset = SceneDataset(args.scenes or args.steps * args.batch_size, args.size, seed=args.seed)
+        dataset = SceneDataset(args.scenes or DEFAULT_SCENES, args.size, seed=args.seed)
     else:
         dataset = FolderDataset(args.data, args.size)
     import torch
@@ -71,9 +73,22 @@ def run(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every, weights_path=out / "model.safetensors",
         half=args.half, metadata={"backbone": model.backbone_name, "resolution": f"{args.size}x{args.size}", "data": str(args.data), "seed": str(args.seed)},
         show_progress=False if args.quiet else None,
+        progress=None if args.quiet or sys.stderr.isatty() else _print_every(10),
     )  # fmt: skip
     print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})" if result.losses else f"nothing to do: already at step {result.step}", file=sys.stderr)
     return 0
+
+
+def _print_every(n: int):
+    """Plain progress lines for logs and CI (a terminal gets the trainer's tqdm bar instead)."""
+
+    def report(p) -> None:
+        if p.step % n == 0 or p.step == p.steps:
+            eta = int(p.eta_seconds)
+            print(f"step {p.step}/{p.steps} loss {p.loss:.4f} lr {p.lr:.2e} {p.seconds_per_step:.2f}s/step "
+                  f"ETA {eta // 3600}:{eta % 3600 // 60:02d}:{eta % 60:02d}", file=sys.stderr, flush=True)  # fmt: skip
+
+    return report
 
 
 def _cuda() -> bool:

@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+"""Recipe: every video in a folder -> alpha videos in another, resumable (finished outputs are skipped).
+
+Outputs appear only when complete (birefvid writes to a temporary file and renames it), so after
+an interruption a rerun redoes just the unfinished files. The model loads once for the batch.
+
+    python pipelines/folder_batch.py videos/ cutouts/ [--model lite] [--suffix .webm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from birefvid import BirefvidError, Segmenter
+from birefvid.api import process_video
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("input_dir", type=Path)
+    parser.add_argument("output_dir", type=Path)
+    parser.add_argument("--model", default="general")
+    parser.add_argument("--weights")
+    parser.add_argument("--resolution")
+    parser.add_argument("--suffix", default=".mov", help="output container (default .mov, ProRes 4444)")
+    args = parser.parse_args(argv)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    videos = sorted(p for p in args.input_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    segmenter = Segmenter(None if args.weights else args.model, weights=args.weights, resolution=args.resolution)
+    failed = 0
+    for video in videos:
+        target = args.output_dir / (video.stem + args.suffix)
+        if target.exists():
+            print(f"skip {video.name}: {target.name} exists")
+            continue
+        try:
+            report = process_video(video, target, kind="alpha", segmenter=segmenter)
+            print(f"done {video.name}: {report['frames']} frames, {report['fps']} fps")
+        except BirefvidError as exc:  # one bad file must not stop the batch
+            failed += 1
+            print(f"FAILED {video.name}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
