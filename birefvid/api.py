@@ -69,7 +69,7 @@ def process_video(
     loads. The output appears at ``output`` only when the whole run succeeds.
     """
     from .io import open_sink, open_source
-    from .compose import open_background
+    from .compose import open_background, parse_color
     from .runtime.device import pick_device
     from .runtime.video_job import run_video_job
     from .temporal import make_smoother
@@ -81,6 +81,7 @@ def process_video(
         raise ConfigError("--output composite needs --background (a colour, an image or a video)")
     if report_path is not None and not Path(report_path).resolve().parent.is_dir():
         raise SinkError(f"report folder does not exist: {Path(report_path).resolve().parent}")
+    key_color = "#%02x%02x%02x" % parse_color(key_color)  # a bad colour fails before any work
     smoother = make_smoother(smooth, **({"window": smooth_window} if smooth == "lookahead" else {}))
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(open_source(input, decoder, fps=fps))

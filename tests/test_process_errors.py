@@ -220,3 +220,15 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path, capsys, monkeypatch, pvt_
     assert capsys.readouterr().err.strip() == "birefvid: interrupted"
     assert_nothing_written(tmp_path, "in.mov")
     assert birefvid_threads() == []
+
+
+def test_bad_key_color_fails_before_the_model_loads(tmp_path, capsys):
+    from birefvid.cli import main
+
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(b"")  # never opened: the colour is checked first
+    code = main(["process", str(clip), "-o", str(tmp_path / "g.mp4"), "--output", "green", "--key-color", "chartreuse-ish", "--weights", str(tmp_path / "none.pth")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "chartreuse-ish" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
