@@ -197,18 +197,12 @@ def read_video(path: str | Path, as_format: str = "rgba") -> Decoded:
 
     VP9 is decoded with ``libvpx-vp9`` (FFmpeg's native vp9 decoder drops the WebM alpha side channel).
     """
+    from birefvid.io.readback import decode_video_frames
+
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         name = s.codec_context.name
-        frames = []
-        if name == "vp9":
-            dec = av.codec.CodecContext.create("libvpx-vp9", "r")
-            for packet in c.demux(s):
-                for f in dec.decode(packet if packet.size else None):
-                    frames.append((f, packet))
-            # pts come from the demuxed packets; libvpx keeps them
-        else:
-            frames = [(f, None) for f in c.decode(s)]
+        frames = [(f, None) for f in decode_video_frames(path)]
         out = Decoded([], Fraction(s.time_base), "", s.codec_context.width, s.codec_context.height, codec=name)
         for f, _ in frames:
             out.pix_fmt = f.format.name
