@@ -50,7 +50,43 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         raise SinkError(f"output folder is not writable: {parent}")
 
 
-class AtomicFile:
+class _AtomicTarget:
+    """A temporary ``temp`` beside ``target``; ``commit()`` moves it into place, ``discard()`` removes it."""
+
+    target: Path
+    temp: Path
+    is_dir = False
+    what = "output"
+    _done = False
+
+    def commit(self) -> None:
+        """Move the finished temporary entry onto the target (replacing it); idempotent."""
+        if self._done:
+            return
+        try:
+            _normal_permissions(self.temp, is_dir=self.is_dir)
+            self._move()
+        except OSError as e:
+            self.discard()
+            raise SinkError(f"cannot move the finished {self.what} onto {self.target}: {e.strerror or e}") from e
+        self._done = True
+        log.debug("committed %s", self.target)
+
+    def discard(self) -> None:
+        """Remove the temporary entry if it is still there (idempotent)."""
+        if self._done:
+            return
+        self._done = True
+        self._remove()
+
+    def _move(self) -> None:
+        raise NotImplementedError
+
+    def _remove(self) -> None:
+        raise NotImplementedError
+
+
+class AtomicFile(_AtomicTarget):
     """A temporary file beside ``target`` that becomes ``target`` on ``commit()``."""
 
     def __init__(self, target: Path) -> None:
@@ -64,26 +100,11 @@ class AtomicFile:
             raise SinkError(f"cannot create a file in {self.target.parent}: {e.strerror or e}") from e
         os.close(fd)
         self.temp = Path(tmp)
-        self._done = False
 
-    def commit(self) -> None:
-        """Move the finished temporary file onto the target (replacing it)."""
-        if self._done:
-            return
-        try:
-            _normal_permissions(self.temp, is_dir=False)
-            os.replace(self.temp, self.target)
-        except OSError as e:
-            self.discard()
-            raise SinkError(f"cannot move the finished output onto {self.target}: {e.strerror or e}") from e
-        self._done = True
-        log.debug("committed %s", self.target)
+    def _move(self) -> None:
+        os.replace(self.temp, self.target)
 
-    def discard(self) -> None:
-        """Remove the temporary file if it is still there (idempotent)."""
-        if self._done:
-            return
-        self._done = True
+    def _remove(self) -> None:
         try:
             self.temp.unlink()
         except FileNotFoundError:
@@ -92,8 +113,11 @@ class AtomicFile:
             log.warning("could not remove temporary output %s: %s", self.temp, e)
 
 
-class AtomicDir:
+class AtomicDir(_AtomicTarget):
     """A hidden temporary folder beside ``target`` that becomes ``target`` on ``commit()``."""
+
+    is_dir = True
+    what = "image sequence"
 
     def __init__(self, target: Path) -> None:
         self.target = Path(target)
@@ -101,33 +125,18 @@ class AtomicDir:
             self.temp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
         except OSError as e:
             raise SinkError(f"cannot create a folder in {self.target.parent}: {e.strerror or e}") from e
-        self._done = False
 
-    def commit(self) -> None:
-        """Replace the target folder by the finished temporary one."""
-        if self._done:
-            return
-        try:
-            _normal_permissions(self.temp, is_dir=True)
-            if self.target.is_dir() and not self.target.is_symlink():
-                # os.replace cannot replace a non-empty folder: move the old one aside first.
-                old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
-                os.replace(self.target, old / "x")
-                os.replace(self.temp, self.target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                if self.target.exists() or self.target.is_symlink():
-                    self.target.unlink()
-                os.replace(self.temp, self.target)
-        except OSError as e:
-            self.discard()
-            raise SinkError(f"cannot move the finished image sequence onto {self.target}: {e.strerror or e}") from e
-        self._done = True
-        log.debug("committed %s", self.target)
+    def _move(self) -> None:
+        if self.target.is_dir() and not self.target.is_symlink():
+            # os.replace cannot replace a non-empty folder: move the old one aside first.
+            old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
+            os.replace(self.target, old / "x")
+            os.replace(self.temp, self.target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if self.target.exists() or self.target.is_symlink():
+                self.target.unlink()
+            os.replace(self.temp, self.target)
 
-    def discard(self) -> None:
-        """Remove the temporary folder and its images (idempotent)."""
-        if self._done:
-            return
-        self._done = True
+    def _remove(self) -> None:
         shutil.rmtree(self.temp, ignore_errors=True)
