@@ -28,13 +28,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="default: fp16 on CUDA, fp32 elsewhere")
 
 
-def segmenter_from_args(args: argparse.Namespace):
-    """Build the Segmenter the shared model options describe."""
+def check_model_args(args: argparse.Namespace) -> None:
+    """Reject contradictory model options before any work."""
     from .errors import ConfigError
-    from .runtime import Segmenter
 
     if args.model and args.weights:
         raise ConfigError("use either --model or --weights, not both")
+
+
+def segmenter_from_args(args: argparse.Namespace):
+    """Build the Segmenter the shared model options describe."""
+    from .runtime import Segmenter
+
+    check_model_args(args)
     return Segmenter(
         args.model,
         weights=args.weights,

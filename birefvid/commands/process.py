@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import add_model_options
+from ..cli import add_model_options, check_model_args
 from ..compose.compositor import OUTPUT_KINDS
 from .progress import FrameProgress
 
@@ -42,10 +42,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import process_video
-    from ..errors import ConfigError
 
-    if args.model and args.weights:
-        raise ConfigError("use either --model or --weights, not both")
+    check_model_args(args)
     progress = FrameProgress(quiet=args.quiet)
     try:
         report = process_video(
