@@ -9,14 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import deform_conv2d
 
-
-def _deform_conv_needs_fp32(x: torch.Tensor) -> bool:
-    """True where torchvision has no kernel for this dtype: CPU/MPS half precision and bf16 anywhere."""
-    if x.dtype == torch.bfloat16:
-        return True
-    return x.dtype == torch.float16 and x.device.type != "cuda"
+from birefvid.models.deform import modulated_deform_conv2d
 
 
 class DeformableConv2d(nn.Module):
@@ -37,12 +31,7 @@ class DeformableConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset = self.offset_conv(x)
         modulator = 2.0 * torch.sigmoid(self.modulator_conv(x))
-        weight = self.regular_conv.weight
-        if _deform_conv_needs_fp32(x):
-            # torchvision's deform_conv2d lacks low-precision kernels here: compute in fp32, cast back.
-            out = deform_conv2d(x.float(), offset.float(), weight.float(), None, padding=self.padding, mask=modulator.float())
-            return out.to(x.dtype)
-        return deform_conv2d(x, offset, weight, None, padding=self.padding, mask=modulator)
+        return modulated_deform_conv2d(x, offset, self.regular_conv.weight, self.padding, modulator)
 
 
 def _bn_relu(channels: int) -> list[nn.Module]:

@@ -1,0 +1,67 @@
+"""Modulated deformable convolution (DCNv2) for the decoder: torchvision's op, or a sampled twin for CPU training.
+
+torchvision's ``deform_conv2d`` is right but its CPU backward is a scalar loop: it was 74 % of a
+BiRefNet pvt_v2_b0 training step at 128 px on our 2-core CPU. :func:`sampled_deform_conv2d`
+computes the same thing from ``grid_sample`` (bilinear taps with zero padding, exactly
+torchvision's sampling rule) and one matrix product, whose backward passes are vectorised, so CPU
+training steps run about 2.5x faster. Inference and CUDA keep torchvision's op.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import deform_conv2d
+
+
+def _needs_fp32(x: torch.Tensor) -> bool:
+    """True where torchvision has no kernel for this dtype: CPU/MPS half precision and bf16 anywhere."""
+    if x.dtype == torch.bfloat16:
+        return True
+    return x.dtype == torch.float16 and x.device.type != "cuda"
+
+
+def sampled_deform_conv2d(
+    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, padding: int, mask: torch.Tensor
+) -> torch.Tensor:
+    """DCNv2 with stride 1, dilation 1, one offset group and no bias, built from ``grid_sample``.
+
+    Shapes follow torchvision: ``offset`` is (B, 2K, Ho, Wo) with (dy, dx) pairs per kernel tap
+    in row-major tap order, ``mask`` is (B, K, Ho, Wo), ``weight`` is (O, C, kh, kw).
+    """
+    b, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    taps = kh * kw
+    out_h, out_w = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
+    dev, dt = x.device, x.dtype
+    tap_y = torch.arange(kh, device=dev, dtype=dt).repeat_interleave(kw)  # (K,)
+    tap_x = torch.arange(kw, device=dev, dtype=dt).repeat(kh)
+    rows = torch.arange(out_h, device=dev, dtype=dt) - padding
+    cols = torch.arange(out_w, device=dev, dtype=dt) - padding
+    offset = offset.view(b, taps, 2, out_h, out_w)
+    ys = (rows.view(1, 1, out_h, 1) + tap_y.view(1, taps, 1, 1)) + offset[:, :, 0]  # (B, K, Ho, Wo)
+    xs = (cols.view(1, 1, 1, out_w) + tap_x.view(1, taps, 1, 1)) + offset[:, :, 1]
+    # Pixel centres to grid_sample's [-1, 1] (align_corners=False); points outside read zeros,
+    # and a tap between a border pixel and the outside blends with zero, as torchvision does.
+    grid = torch.stack(((2 * xs + 1) / w - 1, (2 * ys + 1) / h - 1), dim=-1)
+    sampled = F.grid_sample(
+        x, grid.view(b, taps * out_h, out_w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
+    ).view(b, c, taps, out_h, out_w)
+    sampled = sampled * mask.view(b, 1, taps, out_h, out_w)
+    # One matrix product over (channel, tap): (O, C*K) x (B, C*K, Ho*Wo); no transposed copies.
+    out = weight.reshape(o, c * taps) @ sampled.view(b, c * taps, out_h * out_w)
+    return out.view(b, o, out_h, out_w)
+
+
+def modulated_deform_conv2d(
+    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, padding: int, mask: torch.Tensor
+) -> torch.Tensor:
+    """DCNv2 as BiRefNet's decoder uses it; picks the fast path for the device and mode."""
+    if x.device.type == "cpu" and torch.is_grad_enabled() and x.dtype == torch.float32:
+        # CPU training: torchvision's backward is the bottleneck (see the module docstring).
+        return sampled_deform_conv2d(x, offset, weight, padding, mask)
+    if _needs_fp32(x):
+        # torchvision's deform_conv2d lacks low-precision kernels here: compute in fp32, cast back.
+        out = deform_conv2d(x.float(), offset.float(), weight.float(), None, padding=padding, mask=mask.float())
+        return out.to(x.dtype)
+    return deform_conv2d(x, offset, weight, None, padding=padding, mask=mask)
