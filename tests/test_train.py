@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -137,6 +138,10 @@ def test_half_weights(tmp_path, data):
     from birefvid.models.weights import checkpoint_resolution
 
     assert checkpoint_resolution(res.weights) == (96, 64)  # the model loader reads (width, height)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert res.weights.stat().st_mode & 0o777 == 0o666 & ~umask  # not safetensors' private 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]  # no temporary left beside it
 
 
 class Stop(Exception):

@@ -25,7 +25,7 @@ def _umask() -> int:
     return mask
 
 
-def _normal_permissions(path: Path, is_dir: bool) -> None:
+def apply_default_permissions(path: Path, is_dir: bool) -> None:
     """mkstemp/mkdtemp create 0600/0700 entries; give the finished output the mode a plain open() would."""
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
@@ -64,7 +64,7 @@ class _AtomicTarget:
         if self._done:
             return
         try:
-            _normal_permissions(self.temp, is_dir=self.is_dir)
+            apply_default_permissions(self.temp, is_dir=self.is_dir)
             self._move()
         except OSError as e:
             self.discard()

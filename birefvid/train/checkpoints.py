@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from birefvid.errors import WeightsError
+from birefvid.io.atomic import apply_default_permissions
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,13 @@ def save_weights(
         tensors[key] = t.contiguous().clone()  # clone: safetensors refuses shared storage
     meta = {"format": "pt", **{str(k): str(v) for k, v in (metadata or {}).items()}}
     tmp = _atomic(path)
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        # safetensors creates the file 0600; shipped weights should be readable like any other file.
+        apply_default_permissions(tmp, is_dir=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     log.info("saved %d tensors to %s", len(tensors), path)
     return path
