@@ -4,7 +4,9 @@ nothing left at the target path (no output, no `.NAME.partial-*` temporary file 
 from __future__ import annotations
 
 import _thread
+import gc
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -211,11 +213,20 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path, capsys, monkeypatch, pvt_
             super().advance(n)
             if self.done == 2:
                 _thread.interrupt_main()  # what the terminal's SIGINT does
+                time.sleep(1.0)  # hold the sink so the run is still mid-way when the main thread reacts
 
     monkeypatch.setattr(process_cmd, "FrameProgress", InterruptingProgress)
     src = make_scene(tmp_path / "in.mov", 10, with_audio=False)
-    code = main(["process", str(src.path), "-o", str(tmp_path / "out.mov"), "--weights", str(pvt_b0_weights),
-                 "--resolution", "64", "--device", "cpu", "-q"])  # fmt: skip
+    # This test flaked in full-suite runs (exit 0): a simulated SIGINT handled inside a finaliser
+    # that the garbage collector runs is reported as "Exception ignored" and lost (CPython). After
+    # many tests there is much garbage, so collect it first and keep the collector off meanwhile.
+    gc.collect()
+    gc.disable()
+    try:
+        code = main(["process", str(src.path), "-o", str(tmp_path / "out.mov"), "--weights", str(pvt_b0_weights),
+                     "--resolution", "64", "--device", "cpu", "-q"])  # fmt: skip
+    finally:
+        gc.enable()
     assert code == 130
     assert capsys.readouterr().err.strip() == "birefvid: interrupted"
     assert_nothing_written(tmp_path, "in.mov")
