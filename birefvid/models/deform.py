@@ -4,7 +4,7 @@ torchvision's ``deform_conv2d`` is right but its CPU backward runs per-element l
 BiRefNet pvt_v2_b0 training step at 128 px on our 2-core CPU. :func:`sampled_deform_conv2d`
 computes the same thing from ``grid_sample`` (bilinear taps with zero padding, exactly
 torchvision's sampling rule) and one matrix product, whose backward passes are vectorised, so CPU
-training steps run about 2.3x faster (``scripts/bench_train_step.py``). The price is memory: the
+training steps run 2.5-3x faster (``scripts/bench_train_step.py``). The price is memory: the
 sampled taps (B, C, K, H, W) are kept for the backward pass. Inference and CUDA keep torchvision's op.
 """
 
