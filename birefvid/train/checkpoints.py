@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 import torch
 from safetensors.torch import save_file
@@ -19,18 +20,28 @@ CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "birefvid-train-1"
 
 
-def _atomic(path: Path) -> Path:
-    """A temporary sibling of ``path``; renamed over it once fully written."""
+@contextmanager
+def _written_atomically(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; renamed over it on success, removed on failure.
+
+    The finished file gets umask permissions (safetensors creates its files 0600).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        apply_default_permissions(tmp, is_dir=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_checkpoint(path: Union[str, Path], state: Mapping[str, Any]) -> Path:
     """Write a resumable training state atomically: a crash never leaves a half-written file."""
     path = Path(path)
-    tmp = _atomic(path)
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    with _written_atomically(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
     return path
 
 
@@ -68,14 +79,7 @@ def save_weights(
             t = t.to(torch.float16)
         tensors[key] = t.contiguous().clone()  # clone: safetensors refuses shared storage
     meta = {"format": "pt", **{str(k): str(v) for k, v in (metadata or {}).items()}}
-    tmp = _atomic(path)
-    try:
+    with _written_atomically(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        # safetensors creates the file 0600; shipped weights should be readable like any other file.
-        apply_default_permissions(tmp, is_dir=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("saved %d tensors to %s", len(tensors), path)
     return path
