@@ -3,12 +3,13 @@
 Each scene is one textured foreground object over a textured background full of distractor
 shapes. So that a small model can learn figure from ground, the cue is fixed and documented:
 
-* the **foreground is sharp and saturated**: vivid HSV colours, hard (anti-aliased) edges,
+* the **foreground is sharp and saturated**: vivid HSV colours (each texture mixes two hues at
+  most 80 degrees apart, so its blends stay vivid), hard (anti-aliased) edges,
   fine structures (hair-like strands 1-3 px wide, rings, holes);
 * it is **in front, centred and large**: its centre lies in the middle half of the frame and it
   spans 35-75 % of the short side;
 * the **background is soft and muted**: it (distractors included) is blurred with
-  sigma 1-2.5 px, blended 40-80 % towards grey and lowered in contrast; distractors are smaller
+  sigma 1-2.5 px, blended 65-90 % towards grey and lowered in contrast; distractors are smaller
   than the subject.
 
 Photometric changes (gain, gamma, colour cast, sensor noise, mild lens blur) are applied to the
@@ -84,10 +85,22 @@ def _pattern(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return ((np.floor(xx / cell) + np.floor(yy / cell)) % 2).astype(np.float32)
 
 
-def _vivid_colour(rng: np.random.Generator) -> np.ndarray:
-    """A saturated RGB colour in [0, 1]: the foreground's palette."""
-    hsv = np.array([[[rng.uniform(0, 180), rng.uniform(170, 255), rng.uniform(130, 255)]]], np.float32)
+def _vivid_colour(rng: np.random.Generator, near_hue: float | None = None) -> np.ndarray:
+    """A saturated RGB colour in [0, 1]: the foreground's palette.
+
+    ``near_hue`` (OpenCV hue, 0-180) keeps the hue within +-40 of it (80 degrees): blends of two
+    such colours stay saturated, while blends of opposite hues (red into cyan) pass through grey
+    and would break the foreground cue.
+    """
+    hue = rng.uniform(0, 180) if near_hue is None else (near_hue + rng.uniform(-40, 40)) % 180
+    hsv = np.array([[[hue, rng.uniform(170, 255), rng.uniform(130, 255)]]], np.float32)
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255.0
+
+
+def _hue(rgb: np.ndarray) -> float:
+    """OpenCV hue (0-180) of an RGB colour in [0, 1]."""
+    pixel = np.round(rgb * 255).astype(np.uint8)[None, None]
+    return float(cv2.cvtColor(pixel, cv2.COLOR_RGB2HSV)[0, 0, 0])
 
 
 def _any_colour(rng: np.random.Generator) -> np.ndarray:
@@ -97,8 +110,11 @@ def _any_colour(rng: np.random.Generator) -> np.ndarray:
 
 def _textured(rng: np.random.Generator, h: int, w: int, vivid: bool) -> np.ndarray:
     """An RGB texture (h, w, 3) in [0, 1] mixing two colours through a pattern."""
-    pick = _vivid_colour if vivid else _any_colour
-    c0, c1 = pick(rng), pick(rng)
+    if vivid:  # hue-coherent pair, so the pattern's blends stay saturated
+        c0 = _vivid_colour(rng)
+        c1 = _vivid_colour(rng, near_hue=_hue(c0))
+    else:
+        c0, c1 = _any_colour(rng), _any_colour(rng)
     t = _pattern(rng, h, w)
     return cv2.merge([c0[i] + (c1[i] - c0[i]) * t for i in range(3)])
 
@@ -217,7 +233,7 @@ def _background(rng: np.random.Generator, h: int, w: int, subject_r: float) -> n
     # the ground cue: soft, grey-ish, low contrast
     bg = cv2.GaussianBlur(bg, (0, 0), float(rng.uniform(1.0, 2.5)))
     grey = bg.mean(axis=2, keepdims=True)
-    bg += (grey - bg) * np.float32(rng.uniform(0.4, 0.8))
+    bg += (grey - bg) * np.float32(rng.uniform(0.65, 0.9))  # below ~35 % saturation: clear of the subject's
     mid = np.float32(bg.mean())
     bg -= mid
     bg *= np.float32(rng.uniform(0.55, 0.85))
