@@ -14,7 +14,7 @@ from birefvid.data import make_clip
 from birefvid.eval import Evaluator
 from birefvid.runtime import Segmenter
 
-HELD_OUT_SEED = 9_000_001  # the eval script's clip; training seeds are (0, index) pairs
+HELD_OUT_SEED = 9_000_001  # the eval script's clip; training scenes use (seed, index) pairs
 
 
 @pytest.fixture(scope="module")
