@@ -1,0 +1,182 @@
+"""The two shapes of live-mode endpoints: a capture that always offers its newest frame, and a
+display sink that takes one composed picture at a time.
+
+Live mode differs from files: frames arrive on the source's clock, old frames are worth nothing
+(newest wins), a network source may drop and come back, and outputs are pictures shown or sent
+now, not batches encoded later. These contracts keep the live runner ignorant of which camera,
+stream, window or server is on the other side.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import numpy as np
+
+from birefvid.frames import Frame, StreamInfo
+
+PictureKind = Literal["rgb", "rgba", "gray"]
+SourceState = Literal["starting", "live", "reconnecting", "ended", "failed", "closed"]
+
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    """A frame as the live runner receives it.
+
+    ``captured`` is ``time.monotonic()`` when the frame left the decoder (latency is measured from
+    here); ``generation`` counts connections, so a frame from after a reconnect has a higher one
+    and the runner knows to reset smoothing; ``stream_time`` is seconds on the source's own clock
+    (its pts), used to time recordings.
+    """
+
+    frame: Frame
+    captured: float
+    generation: int
+    stream_time: float
+
+
+class LiveSource(abc.ABC):
+    """A capture that runs on its own thread and keeps only the newest frame for the reader.
+
+    ``start()`` opens the input (raising ``SourceError`` with one clear line when it cannot, after
+    the retry policy) and returns its ``StreamInfo``; ``read(timeout)`` returns the newest frame
+    not read before, or None when none arrived within ``timeout``; ``close()`` stops the capture
+    thread, never hangs on a blocked network read, and is idempotent.
+    """
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    @abc.abstractmethod
+    def start(self) -> StreamInfo:
+        """Open the input and start capturing; the first frame has been decoded when this returns."""
+
+    @abc.abstractmethod
+    def read(self, timeout: float) -> Optional[CapturedFrame]:
+        """Newest unread frame, or None after ``timeout`` seconds without one."""
+
+    @property
+    @abc.abstractmethod
+    def state(self) -> SourceState:
+        """``live`` while frames flow; ``reconnecting`` during an outage; ``ended`` after the last
+        frame of a finite input; ``failed`` when the retry policy gave up (see ``error``)."""
+
+    @property
+    @abc.abstractmethod
+    def error(self) -> Optional[BaseException]:
+        """Why the source failed (a ``SourceError``), once ``state`` is ``failed``."""
+
+    @property
+    @abc.abstractmethod
+    def dropped(self) -> int:
+        """Frames captured but replaced by a newer one before anyone read them."""
+
+    @property
+    @abc.abstractmethod
+    def reconnects(self) -> int:
+        """Successful reconnections so far."""
+
+    @property
+    @abc.abstractmethod
+    def frames_captured(self) -> int:
+        """Frames decoded so far, read or not (the source fps is computed from this)."""
+
+    @abc.abstractmethod
+    def _close(self) -> None:
+        """Stop capturing and release the input (called once)."""
+
+    def close(self) -> None:
+        """Stop the capture thread and release the input; safe to call twice and from any thread."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._close()
+
+    def __enter__(self) -> "LiveSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LiveSink(abc.ABC):
+    """Takes composed pictures one at a time: (H, W, 3) rgb, (H, W, 4) rgba or (H, W) gray uint8.
+
+    A sink is opened by its constructor, which does every check that can fail (port in use,
+    unwritable path, missing library or device) and raises ``SinkError`` with one clear line.
+    ``send(picture, t)`` delivers one picture; ``t`` is seconds since the first picture on the
+    source's clock (recorders and streams stamp it as the pts). ``close()`` finishes the output
+    (a recording is committed), ``abort()`` discards it; both are idempotent.
+    """
+
+    #: picture kinds this sink can carry (e.g. H.264 streams carry no alpha)
+    accepts: frozenset[str] = frozenset({"rgb", "rgba", "gray"})
+    #: True for displays and streams that should keep showing the last picture while the source
+    #: reconnects (the runner repeats it); False for recordings, which keep only what was captured
+    holds_last: bool = True
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._finished = False
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """What the user passed as --sink (for logs and errors)."""
+
+    def send(self, picture: np.ndarray, t: float) -> None:
+        """Deliver one picture; raises ``SinkError`` when the output broke."""
+        with self._lock:
+            if self._finished:
+                raise ValueError(f"send() on sink {self.name} after close() or abort()")
+            self._send(picture, t)
+
+    def close(self) -> None:
+        """Finish the output (flush encoders, commit recordings, stop servers); idempotent."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._close()
+
+    def abort(self) -> None:
+        """Stop and discard what cannot be finished (a recording's temporary file); idempotent."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._abort()
+
+    @abc.abstractmethod
+    def _send(self, picture: np.ndarray, t: float) -> None: ...
+
+    @abc.abstractmethod
+    def _close(self) -> None: ...
+
+    def _abort(self) -> None:
+        self._close()
+
+    def __enter__(self) -> "LiveSink":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def picture_kind(picture: np.ndarray) -> PictureKind:
+    """rgb, rgba or gray from a picture's shape; ValueError for anything else."""
+    if isinstance(picture, np.ndarray) and picture.dtype == np.uint8:
+        if picture.ndim == 2:
+            return "gray"
+        if picture.ndim == 3 and picture.shape[2] in (3, 4):
+            return "rgb" if picture.shape[2] == 3 else "rgba"
+    got = f"{getattr(picture, 'dtype', type(picture).__name__)} {getattr(picture, 'shape', '')}"
+    raise ValueError(f"a live picture must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {got}")
