@@ -1,0 +1,692 @@
+"""Live capture from a camera, a network stream or a (paced) video file, keeping only the newest frame.
+
+``open_live_source(spec)`` turns what the user passed as ``--source`` into a ``LiveSource``:
+
+* ``"0"`` / ``/dev/video0``: a camera. Linux uses V4L2 (PyAV's ``v4l2`` input when the installed
+  FFmpeg has it, else OpenCV's V4L2 backend: PyAV's Linux wheels ship without it), macOS
+  AVFoundation, Windows DirectShow (the index picks the n-th video device FFmpeg lists). A camera
+  that does not exist fails at once and is not retried.
+* ``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``srt://``, ``udp://``, ``tcp://``: a
+  network stream opened with low-latency options (RTSP over TCP, no demuxer buffering, short
+  probing) and PyAV's ``(open, read)`` timeouts, so no call blocks forever. A lost stream (read
+  error, timeout, end of stream) is reopened under the ``reconnect.Backoff`` policy; the initial
+  open follows the same policy.
+* a video file: read as fast as it decodes, or at its own pace with ``realtime=True`` (demos,
+  tests); ``loop=True`` starts it again at its end, otherwise the source ends.
+
+Every connection (and every loop of a file) starts a new ``generation``; ``stream_time`` starts at
+0 and stays increasing across them, so recordings keep increasing timestamps. ``close()`` returns
+within about a second even while the capture thread waits on the network: backoff sleeps are
+``Event.wait``s and a blocked PyAV call is interrupted through its own timeout check (see
+``_Interrupter``). The container is only ever touched by the capture thread: closing it from
+another thread while a read is in flight is a use-after-free in libav.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator, Optional, Union
+from urllib.parse import urlsplit, urlunsplit
+
+import av
+import numpy as np
+
+from birefvid.errors import ConfigError, SourceError
+from birefvid.frames import Frame, StreamInfo
+from birefvid.io._pixels import frame_to_rgb, rotated_size, upright
+from birefvid.io.live_base import CapturedFrame, LiveSource, SourceState
+from birefvid.io.reconnect import Backoff, GaveUp, retry
+from birefvid.io.video_source import VideoFileSource, _int
+
+log = logging.getLogger(__name__)
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
+_LOW_LATENCY = {"fflags": "nobuffer", "probesize": "500000", "analyzeduration": "500000"}
+_SCHEME_OPTIONS: dict[str, dict[str, str]] = {
+    # the SDP describes the streams, so probing can be minimal; TCP survives lossy links and NAT
+    "rtsp": {"rtsp_transport": "tcp", "probesize": "32", "analyzeduration": "0"},
+    "rtsps": {"rtsp_transport": "tcp", "probesize": "32", "analyzeduration": "0"},
+    "rtmp": {"rtmp_live": "live"},
+    "rtmps": {"rtmp_live": "live"},
+    "udp": {"overrun_nonfatal": "1"},  # drop on a receive-buffer overrun instead of failing
+}
+_TERMINAL: tuple[SourceState, ...] = ("ended", "failed", "closed")
+
+
+# --------------------------------------------------------------------------- what to open
+
+
+@dataclass(frozen=True)
+class LiveTarget:
+    """What a ``--source`` spec resolved to: how to open it and how to name it in messages."""
+
+    kind: str  # "camera", "network" or "file"
+    name: str  # for logs and errors (passwords in URLs hidden)
+    url: str  # what av.open (or OpenCV) gets
+    format: Optional[str] = None  # PyAV input format (v4l2, avfoundation, dshow)
+    options: dict[str, str] = field(default_factory=dict)
+    backend: str = "av"  # "av" or "opencv"
+
+
+def _redact(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _dshow_video_devices(log_text: str) -> list[str]:
+    """Video device names in the log FFmpeg's dshow input writes for ``list_devices``."""
+    names = []
+    for line in log_text.splitlines():
+        m = re.match(r'\s*(?:\[[^\]]*\]\s*)?"(.+)" \(([^)]*)\)\s*$', line)
+        if m and "video" in [k.strip() for k in m[2].split(",")]:
+            names.append(m[1])
+    return names
+
+
+def _list_dshow_video_devices() -> list[str]:
+    """Ask FFmpeg's DirectShow input for its devices (it answers in its log, then fails on purpose)."""
+    import av.logging
+
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.INFO)
+    try:
+        with av.logging.Capture() as logs:
+            try:
+                av.open("dummy", format="dshow", options={"list_devices": "true"}).close()
+            except (av.FFmpegError, OSError, ValueError):
+                pass
+    finally:
+        av.logging.set_level(level)
+    return _dshow_video_devices("".join(entry[2] for entry in logs))
+
+
+def _camera(index: Optional[int], device: Optional[str]) -> LiveTarget:
+    """A camera by index (per platform) or by Linux device path; SourceError when it does not exist."""
+    label = f"camera {index}" if index is not None else f"camera {device}"
+    if device is not None or sys.platform.startswith("linux"):
+        path = device or f"/dev/video{index}"
+        if not os.path.exists(path):
+            raise SourceError(f"{label} not found ({path} does not exist)")
+        if "v4l2" in av.formats_available:
+            return LiveTarget("camera", label, path, "v4l2", {"fflags": "nobuffer"})
+        return LiveTarget("camera", label, path, backend="opencv")
+    if sys.platform == "darwin":
+        # "<video>:<audio>" device indices; 30 fps because the default (29.97) is refused by most Mac cameras
+        return LiveTarget("camera", label, f"{index}:none", "avfoundation", {"framerate": "30"})
+    if sys.platform == "win32":
+        names = _list_dshow_video_devices()
+        if index is None or index >= len(names):
+            listed = ", ".join(f'"{n}"' for n in names) or "none"
+            raise SourceError(f"{label} not found (DirectShow lists {len(names)} video device(s): {listed})")
+        return LiveTarget("camera", f'{label} ("{names[index]}")', f"video={names[index]}", "dshow", {})
+    raise SourceError(f"{label}: cameras are not supported on {sys.platform}; pass a stream URL or a file")
+
+
+def parse_source_spec(spec: str) -> LiveTarget:
+    """Resolve a ``--source`` value (camera index, device path, stream URL or file) into a LiveTarget."""
+    text = spec.strip()
+    if not text:
+        raise SourceError("--source is empty (pass a camera index like 0, a stream URL or a video file)")
+    if text.isdigit():
+        return _camera(int(text), None)
+    if text.startswith("/dev/"):
+        return _camera(None, text)
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if m:
+        scheme = m[1].lower()
+        if scheme == "file":
+            text = text[len("file://") :]
+        elif scheme in NETWORK_SCHEMES:
+            options = {**_LOW_LATENCY, **_SCHEME_OPTIONS.get(scheme, {})}
+            return LiveTarget("network", _redact(text), text, None, options)
+        else:
+            known = ", ".join(f"{s}://" for s in NETWORK_SCHEMES)
+            raise SourceError(f"unsupported stream scheme {scheme}:// in {_redact(text)} (use {known})")
+    path = Path(text)
+    if not path.exists():
+        raise SourceError(
+            f"input not found: {text} (a live source is a camera index like 0, a device path like "
+            "/dev/video0, a stream URL like rtsp://host/path, or a video file)"
+        )
+    return LiveTarget("file", str(path), str(path))
+
+
+# --------------------------------------------------------------------------- interrupting PyAV
+
+
+class _Interrupter:
+    """Makes a capture thread's blocked PyAV call return at once, from another thread.
+
+    PyAV gives FFmpeg an interrupt callback that compares ``time.monotonic()`` (looked up in the
+    module ``av.container.core`` on every call) with the start of the current read plus its
+    timeout; FFmpeg polls it about every 100 ms while it waits on a socket. Replacing that module's
+    ``time`` with this clock, which runs far ahead for cancelled capture threads and is the real
+    clock for every other thread, turns PyAV's own timeout into a cancel button. Without the hook
+    (a PyAV that changed its internals) a blocked call still returns at its read timeout.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self._threads: dict[int, float] = {}  # registered capture threads -> jump so far (< 0: not cancelled)
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        t = self._real.monotonic()
+        ident = threading.get_ident()
+        if self._threads.get(ident, -1.0) >= 0:  # jump on every call, so "now > start + timeout" holds
+            with self._lock:
+                if ident in self._threads:
+                    self._threads[ident] += 1e7
+                    return t + self._threads[ident]
+        return t
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def register(self) -> None:
+        """The calling thread may be cancelled from now until it calls ``forget``."""
+        with self._lock:
+            self._threads[threading.get_ident()] = -1.0
+
+    def forget(self) -> None:
+        with self._lock:
+            self._threads.pop(threading.get_ident(), None)
+
+    def cancel(self, ident: Optional[int]) -> None:
+        """Make every PyAV wait on thread ``ident`` give up, if it is a registered capture thread."""
+        with self._lock:
+            if ident in self._threads:
+                self._threads[ident] = max(self._threads[ident], 0.0)
+
+
+_interrupter_lock = threading.Lock()
+
+
+def _interrupter() -> Optional[_Interrupter]:
+    """The installed interrupter, installing it on first use; None when PyAV's internals differ."""
+    import av.container.core as core
+
+    with _interrupter_lock:
+        current = getattr(core, "time", None)
+        if isinstance(current, _Interrupter):
+            return current
+        if current is not time:
+            log.debug("PyAV's container module has no time hook; close() waits for the read timeout")
+            return None
+        hook = _Interrupter(time)
+        core.time = hook  # type: ignore[attr-defined]
+        return hook
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class _Lost(Exception):
+    """A connection failed or dropped in a way worth retrying; ``reason`` says why, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_PERMANENT = (av.error.ProtocolNotFoundError, av.error.DemuxerNotFoundError, av.error.OptionNotFoundError)
+
+
+def _reason(e: BaseException, waited: float, timeout: float, awaited: str) -> str:
+    """A few words for an FFmpeg failure. A call that ran into its timeout says so: FFmpeg then
+    reports the interruption, or whatever the interrupted parser made of half a message."""
+    if isinstance(e, av.error.ExitError) or (timeout > 0 and waited >= 0.95 * timeout):
+        return f"no {awaited} within {timeout:g} s"
+    text = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return text.rstrip(".")
+
+
+def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Optional[av.VideoFrame]) -> StreamInfo:
+    """StreamInfo of a live connection: size as displayed, timing, and the first frame's colour tags."""
+    return StreamInfo(
+        width=width,
+        height=height,
+        time_base=time_base,
+        average_rate=Fraction(rate) if rate else None,
+        color_range=_int(first.color_range) if first is not None else None,
+        colorspace=_int(first.colorspace) if first is not None else None,
+        color_primaries=_int(first.color_primaries) if first is not None else None,
+        color_trc=_int(first.color_trc) if first is not None else None,
+    )
+
+
+class _AvConnection:
+    """One PyAV connection to a stream or device, its first frame already decoded."""
+
+    def __init__(self, target: LiveTarget, open_timeout: float, read_timeout: float) -> None:
+        self._target = target
+        self._read_timeout = read_timeout
+        t0 = time.monotonic()
+        try:
+            self._container = av.open(
+                target.url, "r", format=target.format, container_options=dict(target.options),
+                timeout=(open_timeout, read_timeout),
+            )
+        except _PERMANENT as e:
+            raise SourceError(f"{target.name}: this FFmpeg build cannot open it ({_reason(e, 0, 0, '')})") from e
+        except (av.FFmpegError, OSError) as e:
+            raise _Lost(_reason(e, time.monotonic() - t0, open_timeout, "answer")) from e
+        except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)
+            raise SourceError(f"{target.name}: this PyAV build cannot open it ({e})") from e
+        try:
+            if not self._container.streams.video:
+                raise _Lost("it carries no video stream")
+            self._stream = stream = self._container.streams.video[0]
+            stream.codec_context.flags |= av.codec.context.Flags.low_delay
+            self._bad_packets = 0
+            self._frames = self._decode()
+            first = next(self._frames, None)
+            if first is None:
+                raise _Lost("the stream ended before its first frame")
+            self._first: Optional[av.VideoFrame] = first
+            self.rotation = int(first.rotation or 0)
+            width, height = rotated_size(first.width, first.height, self.rotation)
+            tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+            self.info = _info(width, height, tb, stream.average_rate or stream.guessed_rate, first)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        packets = self._container.demux(self._stream)
+        while True:
+            t0 = time.monotonic()
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except (av.FFmpegError, OSError) as e:
+                raise _Lost(_reason(e, time.monotonic() - t0, self._read_timeout, "data")) from e
+            try:
+                frames = packet.decode()
+            except (av.FFmpegError, OSError) as e:  # a damaged packet on a lossy link: skip it
+                self._bad_packets += 1
+                (log.warning if self._bad_packets == 1 else log.debug)(
+                    "%s: skipped an undecodable packet (%s)", self._target.name, _reason(e, 0, 0, "")
+                )
+                continue
+            yield from frames
+
+    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
+        """Upright RGB pictures with their pts in seconds (None when the stream gives none)."""
+        frame, self._first = self._first, None
+        while frame is not None:
+            yield upright(frame_to_rgb(frame), self.rotation), (None if frame.pts is None else float(frame.time))
+            frame = next(self._frames, None)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class _CvCamera:
+    """A V4L2 camera through OpenCV (for PyAV builds without the v4l2 input), first frame read."""
+
+    def __init__(self, target: LiveTarget) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self._cap = cv2.VideoCapture(target.url, cv2.CAP_V4L2)
+        try:
+            if not self._cap.isOpened():
+                raise _Lost(f"cannot open {target.url} (busy, or no permission to read it?)")
+            self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            ok, bgr = self._cap.read()
+            if not ok:
+                raise _Lost("the camera delivered no frame")
+            self._first: Optional[np.ndarray] = bgr
+            h, w = bgr.shape[:2]
+            fps = self._cap.get(cv2.CAP_PROP_FPS)
+            rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else None
+            self.info = _info(w, h, Fraction(1, 1_000_000), rate, None)
+        except BaseException:
+            self._cap.release()
+            raise
+
+    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
+        """RGB pictures; cameras are timed by the wall clock (None pts)."""
+        bgr, self._first = self._first, None
+        while True:
+            if bgr is None:
+                ok, bgr = self._cap.read()
+                if not ok:
+                    raise _Lost("the camera stopped delivering frames")
+            yield self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB), None
+            bgr = None
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class _FileConnection:
+    """A pass over a video file through the file decoder (same rotation, colour and damage rules)."""
+
+    def __init__(self, path: str) -> None:
+        self._source = VideoFileSource(path)
+        self.info = self._source.info
+
+    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
+        for frame in self._source:
+            yield frame.image, frame.time
+
+    def close(self) -> None:
+        self._source.close()
+
+
+_Connection = Union[_AvConnection, _CvCamera, _FileConnection]
+
+
+# --------------------------------------------------------------------------- the source
+
+
+class _StreamClock:
+    """Maps each connection's pts onto one increasing ``stream_time`` that starts at 0."""
+
+    def __init__(self, time_base: Fraction, interval: float) -> None:
+        self.time_base = time_base
+        self.interval = interval  # the gap put between connections (one frame)
+        self._last_pts: Optional[int] = None
+        self._base: Optional[tuple[Optional[float], float, float]] = None  # (pts s, stream time, wall)
+
+    def new_connection(self) -> None:
+        self._base = None
+
+    def stamp(self, seconds: Optional[float], wall: float) -> int:
+        """The frame's pts in ``time_base`` units, on the continuous clock."""
+        last = None if self._last_pts is None else float(self._last_pts * self.time_base)
+        if self._base is None:
+            self._base = (seconds, 0.0 if last is None else last + self.interval, wall)
+        src0, offset, wall0 = self._base
+        t = offset + (wall - wall0 if seconds is None or src0 is None else seconds - src0)
+        if last is not None and t <= last:  # the source's clock went back: treat it as a cut
+            t = last + self.interval
+            self._base = (seconds, t, wall)
+        pts = round(t / self.time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        return pts
+
+
+class LiveCapture(LiveSource):
+    """A ``LiveSource`` over a camera, network stream or file, captured on its own thread."""
+
+    def __init__(
+        self,
+        target: LiveTarget,
+        *,
+        realtime: bool,
+        loop: bool,
+        open_timeout: float,
+        read_timeout: float,
+        policy: Backoff,
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self._realtime = realtime
+        self._loop = loop
+        self._open_timeout = open_timeout
+        self._read_timeout = read_timeout
+        self._policy = policy
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._started = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._hook: Optional[_Interrupter] = None
+        self._state: SourceState = "starting"
+        self._error: Optional[SourceError] = None
+        self._slot: Optional[CapturedFrame] = None
+        self._info: Optional[StreamInfo] = None
+        self._clock: Optional[_StreamClock] = None
+        self._dropped = self._reconnects = self._captured = self._generation = 0
+        self._pace: Optional[tuple[float, float]] = None  # (wall, stream time) the realtime schedule starts from
+
+    # -- reader side
+
+    def start(self) -> StreamInfo:
+        """Open the input on the capture thread and return its StreamInfo once the first frame is decoded."""
+        with self._cond:
+            if self._thread is not None or self._closed:
+                raise RuntimeError(f"{self.target.name}: start() may be called once, before close()")
+            self._hook = _interrupter()
+            self._thread = threading.Thread(target=self._run, name=f"birefvid live {self.target.name}", daemon=True)
+            self._thread.start()
+        try:
+            while not self._started.wait(0.1):  # short waits so Ctrl-C gets through
+                pass
+        except BaseException:
+            self.close()
+            raise
+        with self._cond:
+            info, error = self._info, self._error
+        if info is None:
+            self.close()
+            raise error or SourceError(f"{self.target.name}: closed before the first frame arrived")
+        return info
+
+    def read(self, timeout: float) -> Optional[CapturedFrame]:
+        """The newest frame not read yet, or None after ``timeout`` s (at once once the source stopped)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._slot is None:
+                remaining = deadline - time.monotonic()
+                if self._state in _TERMINAL or remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            frame, self._slot = self._slot, None
+            return frame
+
+    @property
+    def info(self) -> Optional[StreamInfo]:
+        """The StreamInfo returned by start() (None before)."""
+        return self._info
+
+    @property
+    def state(self) -> SourceState:
+        return self._state
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        return self._error
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def reconnects(self) -> int:
+        return self._reconnects
+
+    @property
+    def frames_captured(self) -> int:
+        return self._captured
+
+    def _close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._state = "closed"
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return
+        if self._hook is not None:
+            self._hook.cancel(thread.ident)
+        thread.join(1.5)
+        if thread.is_alive():
+            log.warning("%s: the capture thread is still blocked; it stops when its read times out", self.target.name)
+
+    # -- capture thread
+
+    def _set_state(self, state: SourceState, error: Optional[SourceError] = None) -> None:
+        with self._cond:
+            if self._state != "closed":
+                self._state = state
+                self._error = error or self._error
+            self._cond.notify_all()
+
+    def _connect(self) -> _Connection:
+        t = self.target
+        if t.kind == "file":
+            return _FileConnection(t.url)
+        if t.backend == "opencv":
+            return _CvCamera(t)
+        return _AvConnection(t, self._open_timeout, self._read_timeout)
+
+    def _first_connection(self) -> Optional[_Connection]:
+        """The initial open: retried under the policy for streams, once for cameras and files."""
+        if self.target.kind != "network":
+            try:
+                return self._connect()
+            except _Lost as e:
+                raise SourceError(f"cannot open {self.target.name}: {e.reason}") from None
+        try:
+            return retry(
+                self._connect, self._policy, self._stop, what=f"cannot reach {self.target.name}",
+                reason_of=lambda e: e.reason, retriable=lambda e: isinstance(e, _Lost),  # type: ignore[attr-defined]
+            )
+        except GaveUp as e:
+            raise SourceError(f"cannot reach {self.target.name}: {e}") from None
+
+    def _reconnect(self, reason: str) -> Optional[_Connection]:
+        """Reopen a lost camera or stream under the policy; None when closed meanwhile."""
+        try:
+            return retry(
+                self._connect, self._policy, self._stop, what=f"lost {self.target.name}", first_failure=reason,
+                reason_of=lambda e: e.reason, retriable=lambda e: isinstance(e, _Lost),  # type: ignore[attr-defined]
+            )
+        except GaveUp as e:
+            raise SourceError(f"lost {self.target.name}: {e}") from None
+
+    def _run(self) -> None:
+        conn: Optional[_Connection] = None
+        if self._hook is not None:
+            self._hook.register()
+        try:
+            conn = self._first_connection()
+            while conn is not None and not self._stop.is_set():
+                if self._clock is None:
+                    rate = conn.info.average_rate
+                    self._clock = _StreamClock(conn.info.time_base, 1 / float(rate) if rate else 1 / 30)
+                    self._info = self._source_info(conn.info)
+                self._clock.new_connection()
+                lost = self._pump(conn)
+                conn.close()
+                conn = None
+                if self._stop.is_set():
+                    break
+                if lost is None:  # a file's end
+                    if not self._loop:
+                        self._set_state("ended")
+                        break
+                    conn = self._connect()
+                    self._generation += 1
+                    continue
+                self._set_state("reconnecting")
+                conn = self._reconnect(lost)
+                if conn is not None:
+                    self._reconnects += 1
+                    self._generation += 1
+                    log.warning("%s: reconnected (%d so far)", self.target.name, self._reconnects)
+        except SourceError as e:
+            self._set_state("failed", e)
+        except Exception as e:  # a bug or an unexpected library error: fail the source, one line for the user
+            log.debug("%s: capture thread failed", self.target.name, exc_info=True)
+            self._set_state("failed", SourceError(f"{self.target.name}: capture stopped ({type(e).__name__}: {e})"))
+        finally:
+            if conn is not None:
+                conn.close()
+            if self._hook is not None:
+                self._hook.forget()
+            self._started.set()
+            with self._cond:
+                self._cond.notify_all()
+
+    def _source_info(self, info: StreamInfo) -> StreamInfo:
+        """A looping file has no frame count or duration; anything else keeps its facts."""
+        if self._loop:
+            return StreamInfo(**{**info.__dict__, "frame_count": None, "duration": None})
+        return info
+
+    def _pump(self, conn: _Connection) -> Optional[str]:
+        """Publish a connection's frames until it ends or closes (None) or is lost (the reason)."""
+        try:
+            for image, seconds in conn.frames():
+                if self._stop.is_set() or self._publish(image, seconds):
+                    return None
+        except _Lost as e:
+            return e.reason
+        return None if self.target.kind == "file" else "end of stream"
+
+    def _publish(self, image: np.ndarray, seconds: Optional[float]) -> bool:
+        """Stamp a frame, wait for its time when pacing a file, and offer it; True when closed meanwhile."""
+        assert self._clock is not None
+        tb = self._clock.time_base
+        pts = self._clock.stamp(seconds, time.monotonic())
+        stream_time = float(pts * tb)
+        if self._realtime and self._wait_until(stream_time):
+            return True
+        frame = Frame(image=image, pts=pts, time_base=tb, index=self._captured)
+        captured = CapturedFrame(frame, time.monotonic(), self._generation, stream_time)
+        with self._cond:
+            if self._slot is not None:
+                self._dropped += 1
+            self._slot = captured
+            self._captured += 1
+            if self._state in ("starting", "reconnecting"):
+                self._state = "live"
+            self._cond.notify_all()
+        self._started.set()
+        return False
+
+    def _wait_until(self, stream_time: float) -> bool:
+        """Sleep until ``stream_time`` on the wall-clock schedule; True when closed meanwhile."""
+        now = time.monotonic()
+        if self._pace is None or now - (self._pace[0] + stream_time - self._pace[1]) > 0.25:
+            self._pace = (now, stream_time)  # the first frame, or far behind after a stall: restart the schedule
+        delay = self._pace[0] + stream_time - self._pace[1] - now
+        return delay > 0 and self._stop.wait(delay)
+
+
+def open_live_source(
+    spec: str,
+    *,
+    realtime: bool = False,
+    loop: bool = False,
+    open_timeout: float = 5.0,
+    read_timeout: float = 5.0,
+    max_retries: Optional[int] = None,
+    backoff_initial: float = 0.5,
+    backoff_max: float = 10.0,
+) -> LiveSource:
+    """A not-yet-started LiveSource for ``spec`` (camera index, device path, stream URL or video file).
+
+    Raises SourceError at once for a camera that does not exist, a missing file or an unknown URL
+    scheme, and ConfigError for impossible timeouts or backoff values.
+    """
+    for name, value in (("open_timeout", open_timeout), ("read_timeout", read_timeout)):
+        if not value > 0:
+            raise ConfigError(f"{name} must be a positive number of seconds, got {value}")
+    try:
+        policy = Backoff(initial=backoff_initial, maximum=backoff_max, max_retries=max_retries)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    target = parse_source_spec(spec)
+    return LiveCapture(
+        target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy
+    )

@@ -1,0 +1,117 @@
+"""When to try a lost live input again: exponential backoff with jitter, and when to give up.
+
+Kept apart from the capture so the policy can be read, tuned and tested without a network: the
+delay before retry ``n`` (1-based) is ``min(backoff_max, initial * 2 ** (n - 1))`` spread by jitter
+("equal": half fixed, half random, so retries never come back-to-back; "full": anywhere from zero),
+so many clients of one restarted server do not all knock at the same instant. ``retry`` runs an
+attempt until it succeeds, the stop event is set (a sleep is an ``Event.wait``, so closing the
+source interrupts it at once) or ``max_retries`` retries in a row failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Optional, TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class GaveUp(Exception):
+    """The retry policy is exhausted; ``attempts`` were made and the last failed with ``reason``."""
+
+    def __init__(self, attempts: int, reason: str) -> None:
+        if attempts:
+            super().__init__(f"{reason} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})")
+        else:
+            super().__init__(f"{reason} (not retried: max_retries is 0)")
+        self.attempts = attempts
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``initial`` seconds, doubling, capped at ``maximum``; None retries forever."""
+
+    initial: float = 0.5
+    maximum: float = 10.0
+    max_retries: Optional[int] = None
+    jitter: Literal["equal", "full"] = "equal"
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not (self.initial > 0 and self.maximum >= self.initial):
+            raise ValueError(f"backoff needs 0 < initial <= maximum, got {self.initial} and {self.maximum}")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ValueError(f"max_retries must be None (forever) or >= 0, got {self.max_retries}")
+        if self.jitter not in ("equal", "full"):
+            raise ValueError(f"jitter must be 'equal' or 'full', got {self.jitter!r}")
+
+    def ceiling(self, retry: int) -> float:
+        """The un-jittered delay before retry number ``retry`` (1-based)."""
+        return min(self.maximum, self.initial * 2.0 ** min(retry - 1, 62))
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based), jitter applied."""
+        cap = self.ceiling(retry)
+        if self.jitter == "full":
+            return self.rng.uniform(0.0, cap)
+        return cap / 2 + self.rng.uniform(0.0, cap / 2)
+
+    def exhausted(self, retries_done: int) -> bool:
+        """True when ``retries_done`` failed retries in a row use up the policy."""
+        return self.max_retries is not None and retries_done >= self.max_retries
+
+
+def retry(
+    attempt: Callable[[], T],
+    policy: Backoff,
+    stop: threading.Event,
+    *,
+    what: str,
+    first_failure: Optional[str] = None,
+    reason_of: Callable[[BaseException], str] = str,
+    retriable: Callable[[BaseException], bool] = lambda e: True,
+) -> Optional[T]:
+    """Call ``attempt`` until it returns, backing off between failures; None once ``stop`` is set.
+
+    With ``first_failure`` (a reason: the stream was just lost) the first call is already a retry;
+    without it the first call is the initial attempt and ``max_retries`` retries may follow.
+    Exceptions that are not ``retriable`` propagate at once; exhausting the policy raises ``GaveUp``
+    with the number of calls made and the last reason. Each failure is logged at warning level.
+    """
+    reason = first_failure
+    retries = 0
+    attempts = 0
+    if reason is None:
+        attempts += 1
+        try:
+            return attempt()
+        except Exception as e:
+            if stop.is_set() or not retriable(e):
+                if stop.is_set():
+                    return None
+                raise
+            reason = reason_of(e)
+    while True:
+        if policy.exhausted(retries):
+            raise GaveUp(attempts, reason)
+        retries += 1
+        wait = policy.delay(retries)
+        of = "" if policy.max_retries is None else f"/{policy.max_retries}"
+        log.warning("%s: %s; retry %d%s in %.1f s", what, reason, retries, of, wait)
+        if stop.wait(wait):
+            return None
+        attempts += 1
+        try:
+            return attempt()
+        except Exception as e:
+            if stop.is_set():
+                return None
+            if not retriable(e):
+                raise
+            reason = reason_of(e)

@@ -1,0 +1,135 @@
+"""Test helpers for live sources: an H.264 clip made with PyAV and a real RTSP server around it.
+
+``make_clip`` writes a moving coloured square as H.264 without B-frames and with a short GOP, so a
+client that connects or reconnects mid-stream gets a keyframe within half a second.
+``RtspServer`` runs ``tests/rtsp_server.py`` (GStreamer's RTSP server, under the distribution's
+Python, which has ``gi``) as a subprocess on 127.0.0.1; it waits, bounded, until the port accepts
+connections, and the server exits by itself after ``max_seconds`` even if a test forgets it.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
+
+import av
+import numpy as np
+
+from system_tools import need_system_python_module
+
+SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
+# gi, the RTSP server library, and the elements: qtdemux + rtph264pay (good), h264parse (bad)
+GST_PACKAGES = "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+_PROBE = (
+    "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
+    "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+    "missing = [e for e in ('filesrc', 'qtdemux', 'h264parse', 'rtph264pay') if not Gst.ElementFactory.find(e)]; "
+    "assert not missing, missing"
+)
+
+
+def square_frame(index: int, size: tuple[int, int]) -> np.ndarray:
+    """A dark blue RGB frame with an orange square that moves 3 px to the right per frame."""
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 2] = 90
+    side = max(h // 6, 4)
+    x = (index * 3) % (w - side)
+    img[h // 2 - side // 2 : h // 2 + side // 2, x : x + side] = (255, 160, 0)
+    return img
+
+
+def make_clip(path: Path, seconds: float = 4.0, size: tuple[int, int] = (160, 120), fps: int = 24, gop: int = 12) -> Path:
+    """Write an H.264 .mp4 (no B-frames, a keyframe every ``gop`` frames) of the moving square."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {
+            "bf": "0", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
+            "preset": "ultrafast", "tune": "zerolatency",
+        }
+        for i in range(round(seconds * fps)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(square_frame(i, size), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def rtsp_server_python() -> str:
+    """/usr/bin/python3 once it can run GStreamer's RTSP server; skips (fails under CI) otherwise."""
+    return need_system_python_module(_PROBE, GST_PACKAGES)
+
+
+class RtspServer:
+    """``tests/rtsp_server.py`` serving ``clip`` at rtsp://127.0.0.1:PORT/cam, startable again on the same port."""
+
+    def __init__(self, clip: Path, port: Optional[int] = None, path: str = "/cam", max_seconds: float = 60.0) -> None:
+        self.python = rtsp_server_python()
+        self.clip = clip
+        self.port = port or free_port()
+        self.path = path
+        self.max_seconds = max_seconds
+        self.url = f"rtsp://127.0.0.1:{self.port}{path}"
+        self._proc: Optional[subprocess.Popen[str]] = None
+
+    def start(self, timeout: float = 15.0) -> "RtspServer":
+        """Run the server and return once it printed ``ready`` and its port accepts connections."""
+        if self._proc is not None:
+            raise RuntimeError("the RTSP server is running already")
+        cmd = [self.python, str(SERVER_SCRIPT), "--port", str(self.port), "--file", str(self.clip),
+               "--path", self.path, "--max-seconds", str(self.max_seconds)]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        line = ""
+        while not line.startswith("ready") and time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                break
+            ready, _, _ = select.select([self._proc.stdout], [], [], 0.2)
+            if ready:
+                line = self._proc.stdout.readline()  # type: ignore[union-attr]
+        while line.startswith("ready") and not _accepts(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not (line.startswith("ready") and _accepts(self.port)):
+            err = self.stop()
+            raise RuntimeError(f"RTSP server did not come up on port {self.port} within {timeout:g} s: {err.strip()}")
+        return self
+
+    def stop(self) -> str:
+        """Kill the server (idempotent) and return what it wrote on stderr."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return ""
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            err = ""
+        return err or ""
+
+    def __enter__(self) -> "RtspServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

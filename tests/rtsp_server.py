@@ -1,0 +1,74 @@
+"""A throwaway RTSP server for the live-source tests: serves one H.264 .mp4 on 127.0.0.1 and quits by itself.
+
+Run with the distribution's Python (it has ``gi``; the project venv does not)::
+
+    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file clip.mp4 [--path /cam] [--max-seconds 60]
+
+Every client gets its own pipeline (``filesrc ! qtdemux ! h264parse ! rtph264pay``) that plays the
+file once from its start at its own pace, so a client that reconnects starts the clip again. The
+script prints ``ready rtsp://127.0.0.1:PORT/PATH`` once the port accepts connections and exits after
+``--max-seconds`` (or on SIGTERM/SIGINT), so a test that forgets it cannot leave it running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def _pipeline(file: Path) -> str:
+    """The gst-launch description of one client's media: the file's H.264 track, RTP-packetised."""
+    location = str(file).replace("\\", "\\\\").replace('"', '\\"')
+    return f'( filesrc location="{location}" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )'
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve ``--file`` at rtsp://127.0.0.1:PORT/PATH until ``--max-seconds`` have passed."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--file", type=Path, required=True)
+    ap.add_argument("--path", default="/cam")
+    ap.add_argument("--max-seconds", type=float, default=60.0)
+    args = ap.parse_args(argv)
+    if not args.file.is_file():
+        print(f"rtsp_server: {args.file} is not a file", file=sys.stderr)
+        return 2
+    if not args.path.startswith("/"):
+        args.path = "/" + args.path
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(_pipeline(args.file.resolve()))
+    factory.set_shared(False)
+    server.get_mount_points().add_factory(args.path, factory)
+    if server.attach(None) == 0:
+        print(f"rtsp_server: cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
+        return 1
+
+    loop = GLib.MainLoop()
+
+    def quit_loop(*_: object) -> bool:
+        loop.quit()
+        return False  # remove the timeout / signal source
+
+    GLib.timeout_add(int(args.max_seconds * 1000), quit_loop)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, quit_loop)
+    print(f"ready rtsp://127.0.0.1:{server.get_bound_port()}{args.path}", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Live sources against real inputs: a paced video file, GStreamer's RTSP server (killed, stalled and
+restarted underneath the reader), unreachable and silent addresses, a missing camera.
+
+Each test takes a few seconds; every source is closed and no capture thread may outlive its test.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pytest
+
+from birefvid.errors import ConfigError, SourceError
+from birefvid.io.live_base import CapturedFrame, LiveSource
+from birefvid.io.live_source import _dshow_video_devices, open_live_source, parse_source_spec
+from birefvid.io.reconnect import Backoff, GaveUp, retry
+from live_media import RtspServer, free_port, make_clip
+
+
+def _live_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("birefvid live")]
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    """Every test must stop its capture threads: close() joins them."""
+    yield
+    assert _live_threads() == []
+
+
+@pytest.fixture(scope="module")
+def clip2s(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("live") / "clip2s.mp4", seconds=2.0)
+
+
+@pytest.fixture(scope="module")
+def clip30s(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Long enough that the RTSP server never reaches its end during a test."""
+    return make_clip(tmp_path_factory.mktemp("live") / "clip30s.mp4", seconds=30.0)
+
+
+def _wait_state(src: LiveSource, state: str, within: float) -> float:
+    """Seconds until ``src.state == state``, reading (and discarding) frames meanwhile; fails after ``within``."""
+    t0 = time.monotonic()
+    while src.state != state:
+        assert time.monotonic() - t0 < within, f"state stayed {src.state!r}, expected {state!r}"
+        src.read(0.02)
+    return time.monotonic() - t0
+
+
+def _read_for(src: LiveSource, seconds: float) -> list[CapturedFrame]:
+    frames, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        f = src.read(end - time.monotonic())
+        if f is not None:
+            frames.append(f)
+    return frames
+
+
+# ---------------------------------------------------------------- backoff policy
+
+
+def test_backoff_doubles_caps_and_jitters() -> None:
+    policy = Backoff(initial=0.5, maximum=4.0, rng=random.Random(1))
+    assert [policy.ceiling(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    for n in range(1, 7):
+        delays = [policy.delay(n) for _ in range(200)]
+        assert policy.ceiling(n) / 2 <= min(delays) and max(delays) <= policy.ceiling(n)  # equal jitter
+        assert max(delays) - min(delays) > policy.ceiling(n) / 4  # and it does jitter
+    full = Backoff(initial=0.5, maximum=4.0, jitter="full", rng=random.Random(2))
+    assert min(full.delay(4) for _ in range(200)) < 1.0
+    assert not Backoff(max_retries=None).exhausted(10**6)
+    assert Backoff(max_retries=2).exhausted(2) and not Backoff(max_retries=2).exhausted(1)
+    with pytest.raises(ValueError):
+        Backoff(initial=2.0, maximum=1.0)
+
+
+def test_retry_counts_attempts_and_stops_on_the_event() -> None:
+    calls = []
+
+    def failing() -> None:
+        calls.append(time.monotonic())
+        raise OSError("refused")
+
+    with pytest.raises(GaveUp, match=r"^refused \(gave up after 3 attempts\)$"):
+        retry(failing, Backoff(initial=0.01, maximum=0.02, max_retries=2), threading.Event(), what="x")
+    assert len(calls) == 3
+    # a stream that was lost: every call is a retry
+    calls.clear()
+    with pytest.raises(GaveUp, match=r"after 2 attempts"):
+        retry(failing, Backoff(initial=0.01, maximum=0.02, max_retries=2), threading.Event(), what="x", first_failure="eof")
+    assert len(calls) == 2
+    # a set stop event ends a long backoff sleep at once
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    t0 = time.monotonic()
+    assert retry(failing, Backoff(initial=30, maximum=60), stop, what="x") is None
+    assert time.monotonic() - t0 < 1.0
+
+
+# ---------------------------------------------------------------- specs
+
+
+def test_spec_errors_are_one_line_and_immediate(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"input not found: .*nope\.mp4"):
+        open_live_source(str(tmp_path / "nope.mp4"))
+    with pytest.raises(SourceError, match=r"unsupported stream scheme ftp://"):
+        open_live_source("ftp://127.0.0.1/x")
+    with pytest.raises(ConfigError):
+        open_live_source("rtsp://127.0.0.1/x", read_timeout=0)
+    with pytest.raises(ConfigError):
+        open_live_source("rtsp://127.0.0.1/x", max_retries=-1)
+    target = parse_source_spec("rtsp://me:secret@127.0.0.1:8554/cam")
+    assert "secret" not in target.name and target.options["rtsp_transport"] == "tcp"
+    assert target.options["fflags"] == "nobuffer"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="V4L2 device paths are Linux")
+def test_missing_camera_fails_at_once() -> None:
+    index = next(i for i in range(10, 200) if not os.path.exists(f"/dev/video{i}"))
+    t0 = time.monotonic()
+    with pytest.raises(SourceError) as info:
+        open_live_source(str(index)).start()
+    assert str(info.value) == f"camera {index} not found (/dev/video{index} does not exist)"
+    with pytest.raises(SourceError, match=rf"camera /dev/video{index} not found"):
+        open_live_source(f"/dev/video{index}")
+    assert time.monotonic() - t0 < 0.5
+
+
+def test_dshow_device_list_is_parsed() -> None:
+    log_text = (
+        '[dshow @ 0000021] "Integrated Camera" (video)\n'
+        '[dshow @ 0000021]   Alternative name "@device_pnp_\\\\?\\usb#vid_04f2"\n'
+        '[dshow @ 0000021] "Microphone (Realtek Audio)" (audio)\n'
+        '[dshow @ 0000021] "OBS Virtual Camera" (video, audio)\n'
+        '[dshow @ 0000021] "Broken" (none)\n'
+    )
+    assert _dshow_video_devices(log_text) == ["Integrated Camera", "OBS Virtual Camera"]
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_realtime_file_arrives_on_schedule_and_ends(clip2s: Path) -> None:
+    with open_live_source(str(clip2s), realtime=True) as src:
+        info = src.start()
+        assert (info.width, info.height, info.average_rate) == (160, 120, 24)
+        frames = _read_for(src, 2.6)
+        assert src.state == "ended"
+        assert src.read(5.0) is None  # at once: nothing more will come
+    assert len(frames) == src.frames_captured == 48 and src.dropped == 0
+    assert [f.frame.index for f in frames] == list(range(48))
+    assert {f.generation for f in frames} == {0}
+    assert frames[0].stream_time == 0.0
+    assert frames[-1].stream_time == pytest.approx(47 / 24, abs=1e-3)
+    late = [(f.captured - frames[0].captured) - f.stream_time for f in frames]
+    assert max(abs(d) for d in late) < 0.1, late  # each frame when its pts says, not in a burst
+    assert frames[-1].captured - frames[0].captured == pytest.approx(47 / 24, abs=0.1)
+
+
+def test_slow_reader_gets_the_newest_frame_and_drops_are_counted(clip2s: Path) -> None:
+    with open_live_source(str(clip2s), realtime=True) as src:
+        src.start()
+        got = []
+        while (f := src.read(1.0)) is not None:
+            got.append(f)
+            time.sleep(0.25)  # a model far slower than the camera
+        assert src.state == "ended"
+    assert 6 <= len(got) <= 12
+    assert src.frames_captured == 48
+    assert src.dropped + len(got) == 48 and src.dropped >= 30
+    indices = [f.frame.index for f in got]
+    assert indices == sorted(indices) and got[-1].frame.index == 47
+    # newest wins: what a read returns is at most a frame or two old
+    assert all(time.monotonic() - f.captured < 1.0 for f in got[-1:])
+    assert all(b - a >= 4 for a, b in zip(indices[1:-1], indices[2:-1]))
+
+
+def test_looping_file_keeps_going_with_increasing_stream_time(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip1s.mp4", seconds=1.0)
+    with open_live_source(str(clip), realtime=True, loop=True) as src:
+        info = src.start()
+        assert info.frame_count is None and info.duration is None
+        frames = _read_for(src, 2.6)
+        assert src.state == "live"
+    times = [f.stream_time for f in frames]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert 55 <= len(frames) <= 66
+    assert {f.generation for f in frames} >= {0, 1, 2}
+    # the loop joins seamlessly: one frame interval between the last frame and the restart
+    first_of_1 = next(f for f in frames if f.generation == 1)
+    assert first_of_1.stream_time == pytest.approx(24 / 24, abs=1e-3)
+    assert src.reconnects == 0
+
+
+# ---------------------------------------------------------------- RTSP
+
+
+def test_rtsp_stream_is_pulled(clip30s: Path) -> None:
+    with RtspServer(clip30s) as server, open_live_source(server.url) as src:
+        t0 = time.monotonic()
+        info = src.start()
+        first = src.read(2.0)
+        to_first = time.monotonic() - t0
+        assert first is not None and to_first < 3.0, to_first
+        assert (info.width, info.height) == (160, 120) and first.frame.image.shape == (120, 160, 3)
+        assert first.frame.image[..., 2].mean() > 60  # the blue background came through as blue
+        frames = _read_for(src, 1.5)
+        assert src.state == "live" and src.reconnects == 0
+    assert len(frames) >= 24  # ~36 at 24 fps
+    times = [first.stream_time] + [f.stream_time for f in frames]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert times[-1] - times[0] == pytest.approx(frames[-1].captured - first.captured, abs=0.3)
+    print(f"rtsp: first frame {to_first:.2f} s after start()")
+
+
+def test_rtsp_server_restart_reconnects_without_restarting_the_source(clip30s: Path, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    server = RtspServer(clip30s).start()
+    try:
+        with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
+            src.start()
+            before = _read_for(src, 0.8)
+            assert before
+            t_kill = time.monotonic()
+            server.stop()  # SIGKILL: the connection drops as in a crash
+            _wait_state(src, "reconnecting", within=3.0)
+            time.sleep(0.5)  # a few refused attempts
+            assert src.state == "reconnecting" and src.reconnects == 0
+            server.start()
+            t_up = time.monotonic()
+            _wait_state(src, "live", within=8.0)
+            t_live = time.monotonic()
+            after = _read_for(src, 1.0)
+            assert src.reconnects == 1 and src.state == "live"
+    finally:
+        server.stop()
+    assert {f.generation for f in before} == {0}
+    assert after and {f.generation for f in after} == {1}
+    assert len(after) >= 15
+    times = [f.stream_time for f in before + after]
+    assert all(b > a for a, b in zip(times, times[1:]))  # the restarted clip did not go back in time
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert retries and all(m.startswith(f"lost {server.url}: ") for m in retries)
+    assert any("end of stream" in m or "Connection" in m for m in retries)
+    print(f"rtsp: live {t_live - t_up:.2f} s after the server was back ({t_live - t_kill:.2f} s after the kill)")
+
+
+def test_unreachable_url_gives_up_with_one_line(caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    url = f"rtsp://127.0.0.1:{free_port()}/cam"
+    src = open_live_source(url, max_retries=2, backoff_initial=0.1, backoff_max=0.2)
+    t0 = time.monotonic()
+    with pytest.raises(SourceError) as info:
+        src.start()
+    assert time.monotonic() - t0 < 2.0
+    message = str(info.value)
+    assert message == f"cannot reach {url}: Connection refused (gave up after 3 attempts)"
+    assert src.error is info.value
+    logged = [r.getMessage() for r in caplog.records]
+    assert [m.split("; ")[1].split(" in ")[0] for m in logged if "retry" in m] == ["retry 1/2", "retry 2/2"]
+    src.close()
+
+
+class _SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never says a word (a hung camera); stops by itself."""
+
+    def __init__(self, max_seconds: float = 20.0) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._end = time.monotonic() + max_seconds
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while time.monotonic() < self._end:
+            try:
+                self._conns.append(self._sock.accept()[0])
+            except OSError:
+                if self._sock.fileno() < 0:
+                    return
+
+    def close(self) -> None:
+        self._end = 0
+        self._thread.join(2)
+        for c in self._conns:
+            c.close()
+        self._sock.close()
+
+
+def test_silent_server_times_out_instead_of_hanging() -> None:
+    silent = _SilentServer()
+    try:
+        url = f"rtsp://127.0.0.1:{silent.port}/cam"
+        src = open_live_source(url, open_timeout=0.5, max_retries=1, backoff_initial=0.1, backoff_max=0.1)
+        t0 = time.monotonic()
+        with pytest.raises(SourceError, match=r"^cannot reach .*: no answer within 0\.5 s \(gave up after 2 attempts\)$"):
+            src.start()
+        assert time.monotonic() - t0 < 2.5
+        src.close()
+    finally:
+        silent.close()
+
+
+def _close_time(src: LiveSource) -> float:
+    t0 = time.monotonic()
+    src.close()
+    return time.monotonic() - t0
+
+
+def test_close_is_prompt_while_blocked_opening() -> None:
+    silent = _SilentServer()
+    try:
+        src = open_live_source(f"rtsp://127.0.0.1:{silent.port}/cam", open_timeout=30, read_timeout=30)
+        outcome: list[Optional[BaseException]] = []
+
+        def starter() -> None:
+            try:
+                src.start()
+                outcome.append(None)
+            except SourceError as e:
+                outcome.append(e)
+
+        waiter = threading.Thread(target=starter)
+        waiter.start()
+        time.sleep(0.5)
+        assert src.state == "starting"
+        assert _close_time(src) < 2.0
+        waiter.join(2.0)
+        assert not waiter.is_alive() and isinstance(outcome[0], SourceError)
+        assert src.state == "closed" and _live_threads() == []
+    finally:
+        silent.close()
+
+
+def test_close_is_prompt_while_blocked_reading_a_stalled_stream(clip30s: Path) -> None:
+    with RtspServer(clip30s) as server:
+        src = open_live_source(server.url, read_timeout=30)
+        src.start()
+        assert _read_for(src, 0.5)
+        os.kill(server._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]  # connection open, no data
+        try:
+            time.sleep(0.5)
+            src.read(0.1)
+            assert src.read(0.3) is None and src.state == "live"  # blocked in the network read
+            assert _close_time(src) < 2.0
+            assert _live_threads() == []
+        finally:
+            os.kill(server._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+
+
+def test_close_is_prompt_while_waiting_to_reconnect(clip30s: Path) -> None:
+    server = RtspServer(clip30s).start()
+    try:
+        src = open_live_source(server.url, backoff_initial=20, backoff_max=20)
+        src.start()
+        server.stop()
+        _wait_state(src, "reconnecting", within=3.0)
+        threads_during = _live_threads()
+        assert len(threads_during) == 1
+        assert _close_time(src) < 2.0
+        assert not threads_during[0].is_alive() and src.state == "closed"
+        src.close()  # idempotent
+    finally:
+        server.stop()
