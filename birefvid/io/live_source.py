@@ -78,7 +78,10 @@ class LiveTarget:
 
 def _redact(url: str) -> str:
     """The URL with any password replaced by ***, for logs and error messages."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # malformed (e.g. an unclosed IPv6 bracket): FFmpeg will say what is wrong
+        return url
     if parts.password is None:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
