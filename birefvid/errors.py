@@ -8,6 +8,10 @@ them as one line and exits with code 2.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Iterator
+
 
 class BirefvidError(Exception):
     """Base class of every error birefvid raises on purpose."""
@@ -47,3 +51,34 @@ class PipelineError(BirefvidError, RuntimeError):
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"{stage}: {message}")
         self.stage = stage
+
+
+# -- naming options in messages -------------------------------------------------------------------
+# The same check serves the CLI and the Python API, but a user of one should read the name they
+# typed: ``--overwrite`` on the command line, ``overwrite=True`` in Python. Messages call
+# ``option(...)``; the CLI switches the style for the duration of a command.
+_CLI_STYLE: contextvars.ContextVar[bool] = contextvars.ContextVar("birefvid_cli_style", default=False)
+# API parameter -> CLI flag, where the two names differ beyond "_" vs "-"
+_CLI_FLAGS = {"kind": "--output", "report_path": "--report", "stats_json": "--stats-json"}
+# (API parameter, value) -> CLI flag, for booleans the CLI spells as a negative switch
+_CLI_SWITCHES = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio"}
+
+
+def option(name: str, value: object = None) -> str:
+    """How the user names option ``name`` (set to ``value``): ``--blur-sigma 4`` on the CLI, ``blur_sigma=4`` in Python."""
+    if _CLI_STYLE.get():
+        if (name, value) in _CLI_SWITCHES:
+            return _CLI_SWITCHES[(name, value)]
+        flag = _CLI_FLAGS.get(name, "--" + name.replace("_", "-"))
+        return flag if value is None or value is True else f"{flag} {value}"
+    return name if value is None else f"{name}={value!r}"
+
+
+@contextlib.contextmanager
+def cli_naming() -> Iterator[None]:
+    """Within this block, ``option()`` names options as command-line flags."""
+    token = _CLI_STYLE.set(True)
+    try:
+        yield
+    finally:
+        _CLI_STYLE.reset(token)

@@ -1,4 +1,4 @@
-"""Data that crosses stage boundaries: frames, batches of frames and masks, stream facts.
+"""Data that crosses stage boundaries: frames, batches of frames, stream facts.
 
 Each is a small frozen dataclass that checks its own shapes on creation, so a malformed
 batch fails where it is made, not three stages later.
@@ -89,22 +89,3 @@ class FrameBatch:
             indices=tuple(f.index for f in frames),
             time_base=frames[0].time_base,
         )
-
-
-@dataclass(frozen=True)
-class MaskBatch:
-    """Alpha mattes (N, 1, H, W) float in [0, 1] for the frames with the same pts and indices."""
-
-    alphas: torch.Tensor
-    pts: tuple[Optional[int], ...]
-    indices: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        a = self.alphas
-        if not a.is_floating_point() or a.ndim != 4 or a.shape[1] != 1:
-            raise ValueError(f"MaskBatch.alphas must be float (N, 1, H, W), got {a.dtype} {tuple(a.shape)}")
-        if not (len(self.pts) == len(self.indices) == a.shape[0]):
-            raise ValueError(f"MaskBatch has {a.shape[0]} alphas but {len(self.pts)} pts")
-
-    def __len__(self) -> int:
-        return int(self.alphas.shape[0])

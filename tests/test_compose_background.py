@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from birefvid.compose import (
-    ColorBackground,
-    ImageBackground,
-    VideoBackground,
-    cover,
-    open_background,
-    parse_color,
-)
+from birefvid.compose import ColorBackground, StillBackground, StreamBackground, cover, parse_color
+from birefvid.runtime.backgrounds import open_background
 from birefvid.errors import ConfigError, SourceError
 
 SIZE = (64, 48)  # (width, height)
@@ -103,7 +97,7 @@ def test_image_background(tmp_path) -> None:
     rgb[..., 0] = 200  # red
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     with open_background(str(path), SIZE) as bg:
-        assert isinstance(bg, ImageBackground)
+        assert isinstance(bg, StillBackground)
         frames = bg.frames(2)
     assert frames.shape == (2, 3, 48, 64)
     assert (frames[:, 0] == 200).all() and (frames[:, 1:] == 0).all()
@@ -112,10 +106,10 @@ def test_image_background(tmp_path) -> None:
 def test_video_background_loops_and_covers(tmp_path) -> None:
     path = _write_video(tmp_path / "bg.mkv", LEVELS)
     with open_background(path, SIZE) as bg:
-        assert isinstance(bg, VideoBackground)
+        assert isinstance(bg, StreamBackground)
         first = bg.frames(3)
         rest = bg.frames(9)
-        assert bg.loops >= 2
+        assert bg.source.loops >= 2
     frames = torch.cat([first, rest])
     assert frames.shape == (12, 3, 48, 64)
     means = frames.float().mean(dim=(1, 2, 3))
@@ -126,12 +120,12 @@ def test_video_background_loops_and_covers(tmp_path) -> None:
 def test_video_with_unknown_extension_is_probed(tmp_path) -> None:
     path = _write_video(tmp_path / "clip.bin", LEVELS[:2])
     with open_background(path, SIZE) as bg:
-        assert isinstance(bg, VideoBackground)
+        assert isinstance(bg, StreamBackground)
         assert bg.frames(3).shape == (3, 3, 48, 64)
 
 
 def test_close_is_idempotent(tmp_path) -> None:
-    bg = VideoBackground(_write_video(tmp_path / "bg.mkv", LEVELS[:1]), SIZE)
+    bg = open_background(_write_video(tmp_path / "bg.mkv", LEVELS[:1]), SIZE)
     bg.close()
     bg.close()
     with pytest.raises(ValueError, match="closed"):
@@ -143,7 +137,7 @@ def test_missing_background_file(tmp_path) -> None:
     with pytest.raises(SourceError, match="background not found: .*nope.png"):
         open_background(str(missing), SIZE)
     with pytest.raises(OSError):  # SourceError is also an OSError
-        VideoBackground(tmp_path / "nope.mp4", SIZE)
+        open_background(tmp_path / "nope.mp4", SIZE)
 
 
 @pytest.mark.parametrize("name", ["bad.png", "bad.mp4", "bad.dat"])
@@ -157,3 +151,14 @@ def test_unreadable_background_file(tmp_path, name: str) -> None:
 def test_bad_size_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="width, height"):
         ColorBackground("black", (0, 10))
+
+
+def test_rotated_background_video_is_upright(tmp_path) -> None:
+    """A phone video used as a background is shown the way it was filmed (display matrix applied)."""
+    from media import make_video
+
+    clip = make_video(tmp_path / "phone.mp4", n_frames=2, size=(64, 48), rotation=90, with_audio=False)
+    upright = np.rot90(clip.frames[0], k=1)  # 48 wide, 64 tall
+    with open_background(clip.path, (48, 64)) as bg:
+        first = bg.frames(1)[0].permute(1, 2, 0).numpy()
+    assert np.abs(first.astype(int) - upright.astype(int)).mean() < 8

@@ -233,7 +233,7 @@ def test_existing_output_needs_overwrite(tmp_path, name):
         (target / "old.png").write_bytes(b"x")
     else:
         target.write_bytes(b"old")
-    with pytest.raises(SinkError, match=rf"output exists: .*{name} \(use --overwrite\)"):
+    with pytest.raises(SinkError, match=rf"output exists: .*{name} \(use overwrite=True\)"):
         open_sink(target, kind="alpha", info=_info())
     _write(target, "alpha", _info(), [0, 1], overwrite=True)
     if name == "frames":

@@ -20,6 +20,7 @@ import pytest
 
 from birefvid.api import process_video
 from birefvid.cli import main
+from birefvid.job import FileJob
 from birefvid.commands.progress import FrameProgress
 from media import audio_duration, make_video, read_alpha, read_video
 from process_fixtures import (
@@ -392,9 +393,13 @@ def test_cli_writes_output_and_report(tmp_path, scene, pvt_b0_weights, capsys):
     assert data["wall_seconds"] > 0
     assert set(data["stage_seconds"]) >= {"decode", "segment", "encode"}
     assert all(v >= 0 for v in data["stage_seconds"].values())
-    settings = data["settings"]
-    assert settings["output"] == "alpha" and settings["device"] == "cpu" and settings["resolution"] == [64, 64]
-    assert settings["backbone"] == "pvt_v2_b0" and settings["smooth"] == "lookahead" and settings["audio"] is True
+    job = FileJob.from_dict(data["job"])  # the report holds the job as given, and it round-trips
+    assert job.output.kind == "alpha" and job.output.path == str(out) and job.output.audio is True
+    assert job.inference.device == "cpu" and job.inference.resolution == (64, 64) and job.smoothing.kind == "lookahead"
+    assert job.model.weights == str(pvt_b0_weights)
+    resolved = data["resolved"]  # what "auto" and the defaults became on this machine
+    assert resolved["device"] == "cpu" and resolved["resolution"] == [64, 64] and resolved["backbone"] == "pvt_v2_b0"
+    assert resolved["precision"] == "float32" and resolved["batch_size"] == 1
     assert capsys.readouterr().err == ""  # -q: nothing on stderr
 
 

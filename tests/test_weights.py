@@ -71,7 +71,7 @@ def test_tensorless_pickle_is_not_a_checkpoint(tmp_path):
 
 
 def test_wrong_backbone_names_the_disagreement_and_the_fit(pvt_b0_state):
-    with pytest.raises(WeightsError, match=r"does not fit backbone pvt_v2_b1: .*shapes differ \(e\.g\. .*\).*fits --backbone pvt_v2_b0"):
+    with pytest.raises(WeightsError, match=r"does not fit backbone pvt_v2_b1: .*shapes differ \(e\.g\. .*\).*fits backbone='pvt_v2_b0'"):
         build_model(pvt_b0_state, "pvt_v2_b1", "ckpt.pth")
 
 

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
-from tqdm import tqdm
-
-from ..cli import add_model_options, segmenter_from_args
-from ..errors import SinkError, SourceError
-from ..io.atomic import AtomicFile, check_target
-from ..io.image_source import IMAGE_EXTENSIONS, list_images, read_rgb
+from .options import add_model_options, inference_spec, model_spec
 
 HELP = "cut subjects out of images: RGBA PNGs (or --output mask)"
 
@@ -24,19 +17,22 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", choices=["rgba", "mask"], default="rgba", help="what to write (default: rgba)")
     parser.add_argument("--no-foreground", action="store_true", help="keep source colours at soft edges (skip foreground colour estimation)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
     """Expand files, folders and globs into image paths, in the order given."""
+    from ..errors import SourceError
+    from ..io.image_source import is_glob, list_images
+
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_file():
             paths.append(path)
-        elif path.exists() or any(c in item for c in "*?["):
+        elif path.exists() or is_glob(item):
             paths.extend(list_images(item))
         else:
             raise SourceError(f"input not found: {item}")
@@ -45,6 +41,10 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
 
 def plan_outputs(inputs: list[Path], out: Path, overwrite: bool) -> list[Path]:
     """Target path of each input; checked up front so no work is done for an impossible run."""
+    from ..errors import SinkError
+    from ..extensions import IMAGE_EXTENSIONS
+    from ..io.atomic import check_target
+
     if len(inputs) == 1 and out.suffix.lower() == ".png":
         targets = [out]
     else:
@@ -63,39 +63,32 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool) -> list[Path]:
     return targets
 
 
-def cutout(segmenter, image: np.ndarray, kind: str, foreground: bool) -> np.ndarray:
-    """The PNG pixels for one RGB image: RGBA (straight alpha) or an 8-bit mask."""
-    from ..compose import estimate_foreground, to_mask, to_rgba
-
-    batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-    alphas = segmenter.predict(batch)
-    if kind == "mask":
-        return to_mask(alphas)[0, 0].cpu().numpy()
-    images = batch.to(alphas.device)
-    fg = estimate_foreground(images.float() / 255.0, alphas) if foreground else None
-    return to_rgba(images, alphas, fg)[0].permute(1, 2, 0).cpu().numpy()
-
-
-def write_png(path: Path, pixels: np.ndarray) -> None:
-    """Write atomically: a temp file beside the target, renamed when complete."""
-    if pixels.ndim == 3:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
-    atomic = AtomicFile(path)
-    try:
-        ok, data = cv2.imencode(".png", pixels)
-        if not ok:
-            raise SinkError(f"could not encode {path} as PNG")
-        atomic.temp.write_bytes(data.tobytes())
-        atomic.commit()
-    finally:
-        atomic.discard()
-
-
 def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ..compose.compositor import Compositor
+    from ..io.image_sink import write_png
+    from ..io.image_source import read_rgb
+    from ..job import InferenceSpec
+    from ..runtime.file_job import segmenter_for
+    from ..runtime.video_job import to_sink_layout
+
+    spec = model_spec(args)
+    spec.validate()
+    inference: InferenceSpec = inference_spec(args)
+    inference.validate()
     inputs = collect_inputs(args.inputs)
     targets = plan_outputs(inputs, Path(args.out), args.overwrite)
-    segmenter = segmenter_from_args(args)
+    segmenter = segmenter_for(spec, inference)
+    compositor = Compositor("mask" if args.output == "mask" else "alpha", foreground=not args.no_foreground)
     bar = tqdm(zip(inputs, targets), total=len(inputs), unit="img", disable=args.quiet or len(inputs) < 2 or None)
     for source, target in bar:
-        write_png(target, cutout(segmenter, read_rgb(source), args.output, not args.no_foreground))
+        batch = torch.from_numpy(read_rgb(source)).permute(2, 0, 1).unsqueeze(0)
+        alphas = segmenter.predict(batch)
+        pixels = compositor(batch.to(alphas.device), alphas)
+        write_png(target, to_sink_layout(pixels.cpu().numpy())[0])
+    if not args.quiet:
+        where = targets[0] if len(targets) == 1 else f"{len(targets)} PNGs in {args.out}"
+        print(f"wrote {where}", file=sys.stderr)
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import add_model_options, check_model_args
-from ..compose.compositor import OUTPUT_KINDS
+from ..job import DECODERS, OUTPUT_KINDS, FileJob, OutputSpec, SourceSpec
+from .options import add_model_options, add_smoothing_options, inference_spec, model_spec, smoothing_spec
 from .progress import FrameProgress
 
 HELP = "cut the subject out of a video: alpha video, mask, greenscreen, composite or background blur"
@@ -21,8 +21,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
     out.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
     out.add_argument("--no-foreground", action="store_true", help="skip foreground colour estimation at soft edges")
-    out.add_argument("--smooth", choices=["none", "ema", "lookahead"], default="lookahead", help="temporal mask smoothing (default lookahead)")
-    out.add_argument("--smooth-window", type=int, default=2, help="look-ahead frames on each side (default 2)")
+    add_smoothing_options(parser, default="lookahead")
     enc = parser.add_argument_group("encoding")
     enc.add_argument("--codec", help="override the container's default codec (e.g. prores_ks, libvpx-vp9, ffv1, libx264, h264_nvenc)")
     enc.add_argument("--crf", type=int, help="constant-quality value for x264/VP9")
@@ -31,31 +30,37 @@ def register(parser: argparse.ArgumentParser) -> None:
     enc.add_argument("--no-audio", action="store_true", help="drop the audio track")
     enc.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run_group = parser.add_argument_group("run")
-    run_group.add_argument("--decoder", choices=["pyav", "decord"], default="pyav", help="video decoder (default pyav)")
+    run_group.add_argument("--decoder", choices=DECODERS, default="pyav", help="video decoder (default pyav)")
     run_group.add_argument("--fps", type=float, default=25.0, help="frame rate of an image-sequence input (default 25)")
     run_group.add_argument("--batch-size", type=int, help="frames per model call (default 4 on CUDA, 1 elsewhere)")
-    run_group.add_argument("--report", help="write a JSON report (frames, wall time, per-stage time, settings)")
+    run_group.add_argument("--report", help="write a JSON report (frames, wall time, per-stage time, the job)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..api import process_video
+def job_from_args(args: argparse.Namespace) -> FileJob:
+    """The job these arguments describe, validated."""
+    return FileJob(
+        source=SourceSpec(args.input, decoder=args.decoder, fps=args.fps),
+        output=OutputSpec(
+            args.out, kind=args.output, background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
+            foreground=not args.no_foreground, codec=args.codec, crf=args.crf, bitrate=args.bitrate,
+            pix_fmt=args.pix_fmt, audio=not args.no_audio, overwrite=args.overwrite,
+        ),
+        model=model_spec(args),
+        inference=inference_spec(args),
+        smoothing=smoothing_spec(args),
+    ).validate()  # fmt: skip
 
-    check_model_args(args)
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import run_job
+
+    job = job_from_args(args)
     progress = FrameProgress(quiet=args.quiet)
     try:
-        report = process_video(
-            args.input, args.out, kind=args.output,
-            model=args.model, weights=args.weights, backbone=args.backbone, device=args.device,
-            precision=args.precision, resolution=args.resolution, keep_aspect=args.keep_aspect,
-            background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
-            foreground=not args.no_foreground, smooth=args.smooth, smooth_window=args.smooth_window,
-            batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
-            audio=not args.no_audio, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
-            progress=progress.advance, on_start=progress.start, report_path=args.report,
-        )  # fmt: skip
+        report = run_job(job, progress=progress.advance, on_start=progress.start, report_path=args.report)
     finally:
         progress.close()
     if not args.quiet:

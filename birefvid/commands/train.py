@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..models import BACKBONES
+from ..job import BACKBONE_NAMES, PRECISIONS
 
 DEFAULT_SCENES = 100_000  # scenes are generated on demand from (seed, index): a large set costs nothing
 
@@ -16,7 +16,7 @@ HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, or gene
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="a folder with im/ and gt/ (matching names), or 'scenes' for generated scenes")
     parser.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt) and the final model.safetensors")
-    parser.add_argument("--backbone", default="pvt_v2_b0", choices=BACKBONES, help="default pvt_v2_b0 (ignored with --init, which sets it)")
+    parser.add_argument("--backbone", default="pvt_v2_b0", choices=BACKBONE_NAMES, help="default pvt_v2_b0 (ignored with --init, which sets it)")
     parser.add_argument("--init", help="start from a checkpoint: a registry name (e.g. general) or a .pth/.safetensors file")
     parser.add_argument("--size", type=int, default=256, help="training resolution, a multiple of 32 (default 256)")
     parser.add_argument("--steps", type=int, required=True, help="optimizer steps to train in total")
@@ -27,7 +27,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", type=int, default=None, help="with --data scenes: how many distinct scenes (default 100000; fixed so a run can be extended with more --steps)")
     parser.add_argument("--seed", type=int, default=0, help="seeds data order, augmentation and generated scenes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="mixed precision (default: fp16 autocast on CUDA, fp32 elsewhere)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="mixed precision (default: fp16 autocast on CUDA, fp32 elsewhere)")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between resumable checkpoints")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt at the step it reached")
     parser.add_argument("--half", action="store_true", help="store the final weights as float16 (half the size)")
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..models import BiRefNet
     from ..models.weights import load_pretrained
+    from ..runtime.device import pick_device
     from ..train import train
 
     if args.size % 32 or args.size < 64:
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     precision = args.precision
     if precision == "auto":
-        precision = "fp16" if args.device.startswith("cuda") or (args.device == "auto" and _cuda()) else "fp32"
+        precision = "fp16" if pick_device(args.device).type == "cuda" else "fp32"
     print(f"training {name} on {args.data} at {args.size}px for {args.steps} steps (batch {args.batch_size})", file=sys.stderr)
     result = train(
         model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
@@ -90,8 +91,3 @@ def _print_every(n: int):
 
     return report
 
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -1,33 +1,32 @@
-"""Background frames for compositing: a flat colour, a still image, or a looping video.
+"""Background frames for compositing: a flat colour, a still picture, or a stream of pictures.
 
-Images and videos are scaled to cover the output size and centre-cropped (like CSS
-``object-fit: cover``), so they fill the frame without distortion. A video background plays
-one of its frames per output frame (no frame-rate conversion) and loops when it ends.
+Pictures are scaled to cover the output size and centre-cropped (like CSS ``object-fit: cover``),
+so they fill the frame without distortion. This module only turns pixels into tensors; reading
+image and video files is ``birefvid.io``'s job, and ``birefvid.runtime.backgrounds`` joins the two.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Protocol, Union
 
-import av
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, SourceError
-from .colors import is_color, parse_color
-
-logger = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif", ".mpg", ".mpeg", ".ts"})
+from ..errors import ConfigError
+from .colors import parse_color
 
 Size = tuple[int, int]  # (width, height)
 DeviceLike = Union[torch.device, str, None]
+
+
+class FrameProvider(Protocol):
+    """Anything that hands out RGB pictures one at a time and can be closed (a looping video)."""
+
+    def next_frame(self) -> np.ndarray: ...
+
+    def close(self) -> None: ...
 
 
 def _check_size(size: Size) -> tuple[int, int]:
@@ -83,18 +82,18 @@ class Background:
         self.close()
 
 
-class _StillBackground(Background):
-    """A background that never changes; frames() returns a broadcast view (do not write into it)."""
+class StillBackground(Background):
+    """A still picture (H, W, 3) uint8 RGB, scaled to cover the frame; frames() returns a broadcast view (do not write into it)."""
 
     def __init__(self, image: np.ndarray, size: Size, device: DeviceLike = None) -> None:
         super().__init__(size, device)
-        self._image = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(self.device)
+        self._image = torch.from_numpy(cover(image, (self.width, self.height))).permute(2, 0, 1).contiguous().to(self.device)
 
     def _frames(self, n: int) -> Tensor:
         return self._image.unsqueeze(0).expand(n, -1, -1, -1)
 
 
-class ColorBackground(_StillBackground):
+class ColorBackground(StillBackground):
     """A flat colour ("#00ff00", "green", "0,255,0" or an RGB triple)."""
 
     def __init__(self, color: Union[str, tuple[int, int, int]], size: Size, device: DeviceLike = None) -> None:
@@ -105,110 +104,22 @@ class ColorBackground(_StillBackground):
         super().__init__(image, size, device)
 
 
-class ImageBackground(_StillBackground):
-    """A still image file, scaled to cover the frame and centre-cropped."""
+class StreamBackground(Background):
+    """Frames from a provider (e.g. a looping video from ``birefvid.io``), one per output frame, each
+    scaled to cover the output; ``close()`` also closes the provider."""
 
-    def __init__(self, path: Union[str, os.PathLike], size: Size, device: DeviceLike = None) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise SourceError(f"background not found: {self.path}")
-        bgr = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise SourceError(f"background image unreadable: {self.path} (expected PNG, JPEG, BMP, WebP or TIFF)")
-        super().__init__(cover(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), _check_size(size)), size, device)
-
-
-class VideoBackground(Background):
-    """A video file decoded with PyAV, one frame per output frame, looping at its end.
-
-    The first frame is decoded on open, so an unreadable file fails here rather than mid-run.
-    Rotation metadata is not applied.
-    """
-
-    def __init__(self, path: Union[str, os.PathLike], size: Size, device: DeviceLike = None) -> None:
+    def __init__(self, source: FrameProvider, size: Size, device: DeviceLike = None) -> None:
         super().__init__(size, device)
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise SourceError(f"background not found: {self.path}")
-        self._container: Optional[av.container.InputContainer] = None
-        self._decoded: Optional[Iterator[av.VideoFrame]] = None
-        self.loops = 0
-        self._pending: Optional[np.ndarray] = None
-        self._open()
-        try:
-            self._pending = self._next_frame()  # fail at open, not mid-pipeline
-        except SourceError:
-            self.close()
-            raise
-
-    def _open(self) -> None:
-        """(Re)open the file from its start; reopening is more robust than seeking for looping."""
-        self._close_container()
-        try:
-            self._container = av.open(str(self.path), mode="r")
-        except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"background video unreadable: {self.path} ({exc})") from exc
-        if not self._container.streams.video:
-            self._close_container()
-            raise SourceError(f"background video unreadable: {self.path} has no video stream")
-        self._decoded = self._container.decode(self._container.streams.video[0])
-
-    def _next_frame(self) -> np.ndarray:
-        if self._pending is not None:
-            frame, self._pending = self._pending, None
-            return frame  # type: ignore[return-value]
-        for attempt in range(2):
-            try:
-                frame = next(self._decoded)  # type: ignore[arg-type]
-            except StopIteration:
-                if attempt == 1:
-                    break
-                self.loops += 1
-                logger.debug("background video %s ended; looping (loop %d)", self.path, self.loops)
-                self._open()
-                continue
-            except av.error.FFmpegError as exc:
-                raise SourceError(f"background video unreadable: {self.path} ({exc})") from exc
-            return cover(frame.to_ndarray(format="rgb24"), (self.width, self.height))
-        raise SourceError(f"background video has no decodable frames: {self.path}")
+        self.source = source
 
     def _frames(self, n: int) -> Tensor:
         if n == 0:
             return torch.empty((0, 3, self.height, self.width), dtype=torch.uint8, device=self.device)
-        batch = np.stack([self._next_frame() for _ in range(n)])
+        batch = np.stack([cover(self.source.next_frame(), (self.width, self.height)) for _ in range(n)])
         return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(self.device)
 
-    def _close_container(self) -> None:
-        if self._container is not None:
-            container, self._container, self._decoded = self._container, None, None
-            container.close()
-
     def close(self) -> None:
-        """Close the decoder and file; safe to call more than once."""
-        self._close_container()
+        """Close the provider; safe to call more than once."""
+        if not self.closed:
+            self.source.close()
         super().close()
-
-
-def open_background(
-    spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None
-) -> Background:
-    """Open a background from a colour string, an image file or a video file, decided in that order.
-
-    Files are told apart by extension; an unknown extension is tried as an image, then as a video.
-    """
-    if isinstance(spec, str) and is_color(spec):
-        return ColorBackground(spec, size, device)
-    path = Path(spec)
-    if not path.is_file():
-        raise SourceError(
-            f"background not found: {path} (expected a colour such as '#00ff00', 'green' or '0,255,0', "
-            "or the path of an image or video file)"
-        )
-    suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return ImageBackground(path, size, device)
-    if suffix in VIDEO_EXTENSIONS:
-        return VideoBackground(path, size, device)
-    if cv2.imread(str(path), cv2.IMREAD_COLOR) is not None:
-        return ImageBackground(path, size, device)
-    return VideoBackground(path, size, device)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 
-from ..errors import ConfigError
+from ..job import OUTPUT_KINDS, OutputKind, check_output_options
 from .background import Background
 from .colors import parse_color
 from .foreground import estimate_foreground
 from .ops import blur_background, composite, greenscreen, to_mask, to_rgba
 
-OutputKind = Literal["alpha", "mask", "green", "composite", "blur"]
-OUTPUT_KINDS: tuple[str, ...] = ("alpha", "mask", "green", "composite", "blur")
+__all__ = ["OUTPUT_KINDS", "SINK_KIND", "Compositor", "OutputKind"]
+
 SINK_KIND = {"alpha": "alpha", "mask": "mask", "green": "rgb", "composite": "rgb", "blur": "rgb"}
 
 
@@ -22,17 +22,14 @@ SINK_KIND = {"alpha": "alpha", "mask": "mask", "green": "rgb", "composite": "rgb
 class Compositor:
     """Turns uint8 frames (N, 3, H, W) and alphas (N, 1, H, W) into the output's pixels (N, C, H, W) uint8."""
 
-    kind: str
+    kind: OutputKind
     foreground: bool = True
     key: tuple[int, int, int] = (0, 255, 0)
     blur_sigma: float = 16.0
     background: Optional[Background] = None
 
     def __post_init__(self) -> None:
-        if self.kind not in OUTPUT_KINDS:
-            raise ConfigError(f"unknown output {self.kind!r}; expected one of {', '.join(OUTPUT_KINDS)}")
-        if self.kind == "composite" and self.background is None:
-            raise ConfigError("--output composite needs --background (a colour, an image or a video)")
+        check_output_options(self.kind, self.background is not None)
         self.key = parse_color(self.key)
 
     @property

@@ -5,18 +5,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from birefvid.models.inputs import IMAGENET_MEAN, IMAGENET_STD, normalize
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "parse_size", "to_sample"]
 
 
 def to_sample(image: np.ndarray, mask: np.ndarray, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(H, W, 3) uint8 + (H, W) float in [0, 1] -> normalized (3, H, W) float32 and (1, H, W) float32."""
     if flip:
         image, mask = image[:, ::-1], mask[:, ::-1]
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    x = (x - mean) / std
+    x = normalize(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0))
     m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).clamp_(0.0, 1.0).unsqueeze(0)
     return x, m
 

@@ -1,6 +1,6 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
-Layout: ``root/im/<stem>.jpg|.jpeg|.png`` and ``root/gt/<stem>.png``. Every pair is checked
+Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``. Every pair is checked
 when the dataset is made (a cheap header read), so a bad file fails at start-up with its name,
 not hours into training.
 """
@@ -19,10 +19,9 @@ from torch.utils.data import Dataset
 
 from birefvid.data._tensors import parse_size, to_sample
 from birefvid.errors import DataError
+from birefvid.extensions import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclass(frozen=True)
@@ -61,9 +60,9 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     for d in (im_dir, gt_dir):
         if not d.is_dir():
             raise DataError(f"{d} is not a folder; expected the DIS5K/DUTS layout root/im/*.jpg and root/gt/*.png")
-    images = sorted(p for p in im_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = sorted(p for p in im_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not images:
-        raise DataError(f"no images in {im_dir}; expected .jpg, .jpeg or .png files with masks in {gt_dir}")
+        raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
     masks = {p.stem: p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
     pairs = []
     for image in images:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from birefvid.errors import SinkError
+from birefvid.errors import SinkError, option
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         if is_dir and path.is_dir() and not any(path.iterdir()):
             pass  # an empty folder is a fine place for a PNG sequence
         elif not overwrite:
-            raise SinkError(f"output exists: {path} (use --overwrite)")
+            raise SinkError(f"output exists: {path} (use {option('overwrite', True)})")
         elif is_dir and not path.is_dir():
             raise SinkError(f"output {path} is a file but an image-sequence folder was requested; remove it first")
         elif not is_dir and path.is_dir():

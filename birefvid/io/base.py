@@ -15,21 +15,12 @@ import numpy as np
 from birefvid.frames import Frame, StreamInfo
 
 
-class Source(abc.ABC):
-    """Yields upright uint8 RGB ``Frame``s in presentation order and describes its stream."""
+class ClosesOnce(abc.ABC):
+    """``close()`` runs ``_close()`` exactly once, from any thread; a context manager closes on exit."""
 
     def __init__(self) -> None:
         self._closed = False
         self._close_lock = threading.Lock()
-
-    @property
-    @abc.abstractmethod
-    def info(self) -> StreamInfo:
-        """Size (after rotation), timing and colour facts of the stream."""
-
-    @abc.abstractmethod
-    def __iter__(self) -> Iterator[Frame]:
-        """Decode frames from the start; a source is read once, by one thread."""
 
     @abc.abstractmethod
     def _close(self) -> None:
@@ -41,18 +32,31 @@ class Source(abc.ABC):
         return self._closed
 
     def close(self) -> None:
-        """Release the decoder and file; safe to call more than once and from any thread."""
+        """Release the resources; safe to call more than once and from any thread."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
         self._close()
 
-    def __enter__(self) -> "Source":
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Source(ClosesOnce):
+    """Yields upright uint8 RGB ``Frame``s in presentation order and describes its stream."""
+
+    @property
+    @abc.abstractmethod
+    def info(self) -> StreamInfo:
+        """Size (after rotation), timing and colour facts of the stream."""
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[Frame]:
+        """Decode frames from the start; a source is read once, by one thread."""
 
 
 class Sink(abc.ABC):

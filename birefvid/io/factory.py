@@ -12,7 +12,7 @@ from birefvid.frames import StreamInfo
 from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source
-from birefvid.io.formats import KINDS, choose_encoder
+from birefvid.io.formats import KINDS, Kind, choose_encoder
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
 from birefvid.io.video_sink import VideoFileSink
@@ -21,7 +21,6 @@ from birefvid.io.video_source import VideoFileSource
 log = logging.getLogger(__name__)
 
 Decoder = Literal["pyav", "decord"]
-Kind = Literal["alpha", "mask", "rgb"]
 
 
 def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25) -> Source:

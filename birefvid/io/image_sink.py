@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from birefvid.errors import SinkError
-from birefvid.io.atomic import AtomicDir
+from birefvid.io.atomic import AtomicDir, AtomicFile
 from birefvid.io.base import Sink
 from birefvid.io.layout import check_images
 
@@ -59,3 +59,18 @@ class ImageSequenceSink(Sink):
 
     def _abort(self) -> None:
         self._dir.discard()
+
+
+def write_png(path: Path, pixels: np.ndarray) -> None:
+    """One PNG, RGBA (H, W, 4) or gray (H, W), written atomically: a temp file beside ``path``, renamed when complete."""
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    atomic = AtomicFile(path)
+    try:
+        ok, data = cv2.imencode(".png", pixels)
+        if not ok:
+            raise SinkError(f"could not encode {path} as PNG")
+        atomic.temp.write_bytes(data.tobytes())
+        atomic.commit()
+    finally:
+        atomic.discard()

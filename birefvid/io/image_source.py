@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 
 from birefvid.errors import SourceError
+from birefvid.extensions import IMAGE_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import Source
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 GLOB_CHARS = frozenset("*?[")
 
 

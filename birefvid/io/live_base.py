@@ -17,6 +17,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from birefvid.frames import Frame, StreamInfo
+from birefvid.io.base import ClosesOnce
 
 PictureKind = Literal["rgb", "rgba", "gray"]
 SourceState = Literal["starting", "live", "reconnecting", "ended", "failed", "closed"]
@@ -38,7 +39,7 @@ class CapturedFrame:
     stream_time: float
 
 
-class LiveSource(abc.ABC):
+class LiveSource(ClosesOnce):
     """A capture that runs on its own thread and keeps only the newest frame for the reader.
 
     ``start()`` opens the input (raising ``SourceError`` with one clear line when it cannot, after
@@ -46,10 +47,6 @@ class LiveSource(abc.ABC):
     not read before, or None when none arrived within ``timeout``; ``close()`` stops the capture
     thread, never hangs on a blocked network read, and is idempotent.
     """
-
-    def __init__(self) -> None:
-        self._closed = False
-        self._close_lock = threading.Lock()
 
     @abc.abstractmethod
     def start(self) -> StreamInfo:
@@ -85,23 +82,9 @@ class LiveSource(abc.ABC):
     def frames_captured(self) -> int:
         """Frames decoded so far, read or not (the source fps is computed from this)."""
 
-    @abc.abstractmethod
-    def _close(self) -> None:
-        """Stop capturing and release the input (called once)."""
-
     def close(self) -> None:
         """Stop the capture thread and release the input; safe to call twice and from any thread."""
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._close()
-
-    def __enter__(self) -> "LiveSource":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()
 
 
 class LiveSink(abc.ABC):

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from .backbones import BACKBONES
 
 USER_CARDS_ENV = "BIREFVID_MODELS_DIR"
@@ -101,5 +101,5 @@ def get_model_card(name: str) -> ModelCard:
         return folded[name.lower()]
     raise ConfigError(
         f"unknown model {name!r}; known models: {', '.join(sorted(cards))} "
-        "(or pass --weights FILE, or a Hugging Face repo as --model owner/name)"
+        f"(or pass {option('weights')} FILE, or a Hugging Face repo as {option('model')} owner/name)"
     )

@@ -12,7 +12,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..errors import OfflineError, WeightsError, WeightsNotFoundError
+from ..errors import OfflineError, WeightsError, WeightsNotFoundError, option
 from .backbones import BACKBONES
 from .birefnet import BiRefNet
 from .registry import ModelCard
@@ -104,7 +104,7 @@ def check_fits(state: Mapping[str, torch.Tensor], backbone: str, source: str) ->
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
     fits = detect_backbone(state)
-    hint = f"it fits --backbone {fits}" if fits else "no BiRefNet backbone fits it"
+    hint = f"it fits {option('backbone', fits)}" if fits else "no BiRefNet backbone fits it"
     raise WeightsError(f"{source} does not fit backbone {backbone}: {'; '.join(parts)}; {hint}")
 
 
@@ -113,7 +113,7 @@ def _offline_error(repo: str, filename: str, repo_type: str, why: str) -> Offlin
     return OfflineError(
         f"cannot download {filename} from Hugging Face repo {repo}: {why}, and it is not in the cache; "
         f"on a connected machine run `hf download {repo} {filename}{flag}` and copy the cache folder "
-        "(~/.cache/huggingface), or pass --weights FILE --backbone NAME"
+        f"(~/.cache/huggingface), or pass {option('weights')} FILE with {option('backbone')} NAME"
     )
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, option
+from ..job import PRECISIONS, Precision
+
+__all__ = ["DTYPES", "Precision", "pick_device", "pick_dtype"]
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -26,11 +27,11 @@ def pick_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+        raise ConfigError(f"unknown {option('device')} {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device} requested but CUDA is not available here; use --device cpu or auto")
+        raise ConfigError(f"device {device} requested but CUDA is not available here; use {option('device', 'cpu')} or auto")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"device {device} requested but Apple MPS is not available here; use --device cpu or auto")
+        raise ConfigError(f"device {device} requested but Apple MPS is not available here; use {option('device', 'cpu')} or auto")
     return dev
 
 
@@ -39,5 +40,5 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if precision not in DTYPES:
-        raise ConfigError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+        raise ConfigError(f"unknown {option('precision')} {precision!r}; use {', '.join(PRECISIONS)}")
     return DTYPES[precision]

@@ -14,40 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, option
+from ..job import MIN_SIDE, parse_resolution
 from ..models import BiRefNet
+from ..models.inputs import normalize
 from ..models.weights import load_pretrained
 from .device import pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# BiRefNet also runs a half-resolution pass, and PVT's 8x8 spatial-reduction conv then needs
-# sides of at least 64 px at the input.
-MIN_SIDE = 64
 FramesLike = Union[Sequence[np.ndarray], np.ndarray, torch.Tensor]
-
-
-def parse_resolution(value: Union[int, str, Sequence[int], None]) -> Optional[tuple[int, int]]:
-    """``1024`` / ``"1024"`` / ``"768x432"`` / ``(w, h)`` -> (width, height), multiples of 32."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, str):
-            parts = [int(p) for p in value.lower().replace(",", "x").split("x")]
-        elif isinstance(value, int):
-            parts = [value]
-        else:
-            parts = [int(p) for p in value]
-        width, height = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-        if len(parts) > 2:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(f"resolution {value!r} is not N or WxH (e.g. 1024 or 768x432)") from None
-    if width < MIN_SIDE or height < MIN_SIDE or width % 32 or height % 32:
-        raise ConfigError(f"resolution {width}x{height} must be multiples of 32 and at least {MIN_SIDE} (e.g. 512, 1024, 768x448)")
-    return width, height
 
 
 def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
@@ -83,8 +59,6 @@ class Segmenter:
         self.backbone = getattr(net, "backbone_name", "custom")
         self.model = net.to(self.device, self.dtype)
         self._fp32_model: Optional[BiRefNet] = None
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         log.info("segmenter %s on %s, %s, %dx%d", self.name, self.device, self.dtype, *self.resolution)
 
     def inference_size(self, height: int, width: int) -> tuple[int, int]:
@@ -99,7 +73,7 @@ class Segmenter:
         size = self.inference_size(*x.shape[2:])
         if tuple(x.shape[2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return ((x - self._mean) / self._std).to(dtype or self.dtype)
+        return normalize(x).to(dtype or self.dtype)
 
     @torch.inference_mode()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -121,7 +95,7 @@ class Segmenter:
         if self.dtype == torch.float32:
             raise FloatingPointError("BiRefNet produced non-finite output in fp32; the weights or input are broken")
         warnings.warn(
-            f"non-finite output in {self.dtype}; recomputing this batch in fp32 (use --precision fp32 to avoid this)",
+            f"non-finite output in {self.dtype}; recomputing this batch in fp32 (use {option('precision', 'fp32')} to avoid this)",
             RuntimeWarning,
             stacklevel=3,
         )

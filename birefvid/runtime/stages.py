@@ -8,6 +8,7 @@ The first error stops every stage and is re-raised from :func:`run_stages` with 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -155,10 +156,16 @@ def run_stages(
         except BaseException as exc:  # noqa: BLE001
             fail(consumer_name, exc)
 
-    threads = [threading.Thread(target=produce, name=f"birefvid-{source_name}", daemon=True)]
+    def thread(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
+        # each stage runs in a copy of the caller's context, so context variables (how error
+        # messages name options) hold on every thread
+        context = contextvars.copy_context()
+        return threading.Thread(target=context.run, args=(target, *args), name=f"birefvid-{name}", daemon=True)
+
+    threads = [thread(source_name, produce)]
     for i, stage in enumerate(stages):
-        threads.append(threading.Thread(target=work, args=(stage, queues[i], queues[i + 1]), name=f"birefvid-{stage.name}", daemon=True))
-    threads.append(threading.Thread(target=sink, name=f"birefvid-{consumer_name}", daemon=True))
+        threads.append(thread(stage.name, work, stage, queues[i], queues[i + 1]))
+    threads.append(thread(consumer_name, sink))
     for t in threads:
         t.start()
     try:

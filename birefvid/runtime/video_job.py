@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from ..compose.compositor import Compositor
 from ..errors import PipelineError
 from ..frames import Frame, FrameBatch
 from ..io.base import Sink, Source
+from ..temporal import Smoother
 from .segmenter import Segmenter
 from .stages import StageTimes, run_stages
 from .transfer import OnDevice, OnHost, Transfer
@@ -57,7 +58,7 @@ class SegmentStage:
 
     name = "segment"
 
-    def __init__(self, segmenter: Segmenter, smoother: Any, compositor: Compositor, transfer: Transfer) -> None:
+    def __init__(self, segmenter: Segmenter, smoother: Smoother, compositor: Compositor, transfer: Transfer) -> None:
         self.segmenter = segmenter
         self.smoother = smoother
         self.compositor = compositor
@@ -107,7 +108,7 @@ def run_video_job(
     source: Source,
     sink: Sink,
     segmenter: Segmenter,
-    smoother: Any,
+    smoother: Smoother,
     compositor: Compositor,
     *,
     batch_size: int = 1,

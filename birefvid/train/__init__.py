@@ -2,7 +2,7 @@
 
 from birefvid.train.checkpoints import load_checkpoint, save_checkpoint, save_weights
 from birefvid.train.losses import LossWeights, birefnet_loss, gradient_loss, iou_loss, pixel_loss, ssim_loss
-from birefvid.train.loop import Precision, TrainProgress, TrainResult, lr_factor, resolve_device, train
+from birefvid.train.loop import Precision, TrainProgress, TrainResult, lr_factor, train
 
 __all__ = [
     "LossWeights",
@@ -15,7 +15,6 @@ __all__ = [
     "load_checkpoint",
     "lr_factor",
     "pixel_loss",
-    "resolve_device",
     "save_checkpoint",
     "save_weights",
     "ssim_loss",

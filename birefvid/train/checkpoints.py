@@ -53,7 +53,7 @@ def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
     except Exception as exc:
         raise WeightsError(f"cannot read training checkpoint {path} ({exc}); delete it to start over") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsError(f"{path} is not a birefvid training checkpoint; delete it or pick another --checkpoint-dir")
+        raise WeightsError(f"{path} is not a birefvid training checkpoint; delete it or pick another output folder")
     return state
 
 

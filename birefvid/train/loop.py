@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from birefvid.errors import ConfigError
+from birefvid.runtime.device import pick_device
 from birefvid.train.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_weights
 from birefvid.train.losses import LossWeights, birefnet_loss, pixel_loss
 
@@ -75,17 +76,6 @@ class _StepBatches:
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
-
-
-def resolve_device(device: Union[str, torch.device]) -> torch.device:
-    """'auto' picks CUDA, then Apple's mps, then the CPU; anything else is passed to torch."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
@@ -202,7 +192,7 @@ def train(
     if n == 0:
         raise ConfigError("the training dataset is empty")
     resolution = _check_sample(dataset[0])
-    dev = resolve_device(device)
+    dev = pick_device(str(device))
     amp_dtype = resolve_precision(precision, dev)
 
     def autocast() -> Any:

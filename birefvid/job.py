@@ -1,0 +1,241 @@
+"""One description of a job: what to read, which model, how to run it, how to smooth, what to write.
+
+The CLI, ``birefvid.api``, ``live`` and ``batch`` all build these frozen dataclasses, call
+``validate()`` once (cheap checks, before any file is opened or model loaded), hand the job to a
+runner, and write ``to_dict()`` into the run report. A job round-trips through JSON unchanged,
+so a report says exactly how to repeat a run and a remote worker can receive the same object.
+
+This module imports nothing heavy (no torch), so building a job costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union, get_args
+
+from .errors import ConfigError, option
+
+OutputKind = Literal["alpha", "mask", "green", "composite", "blur"]
+OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
+SmoothKind = Literal["none", "ema", "lookahead"]
+SMOOTH_KINDS: tuple[str, ...] = get_args(SmoothKind)
+Decoder = Literal["pyav", "decord"]
+DECODERS: tuple[str, ...] = get_args(Decoder)
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+# the backbones BiRefNet is published with (birefvid.models builds them; tests check the two agree)
+BACKBONE_NAMES: tuple[str, ...] = ("swin_v1_t", "swin_v1_s", "swin_v1_b", "swin_v1_l", "pvt_v2_b0", "pvt_v2_b1", "pvt_v2_b2", "pvt_v2_b5")
+
+# BiRefNet also runs a half-resolution pass, and PVT's 8x8 spatial-reduction conv then needs
+# sides of at least 64 px at the input.
+MIN_SIDE = 64
+SCHEMA = "birefvid.job/1"
+
+
+def parse_resolution(value: Union[int, str, typing.Sequence[int], None]) -> Optional[tuple[int, int]]:
+    """``1024`` / ``"1024"`` / ``"768x432"`` / ``(w, h)`` -> (width, height), multiples of 32."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            parts = [int(p) for p in value.lower().replace(",", "x").split("x")]
+        elif isinstance(value, int):
+            parts = [value]
+        else:
+            parts = [int(p) for p in value]
+        width, height = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+        if len(parts) > 2:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"resolution {value!r} is not N or WxH (e.g. 1024 or 768x432)") from None
+    if width < MIN_SIDE or height < MIN_SIDE or width % 32 or height % 32:
+        raise ConfigError(f"resolution {width}x{height} must be multiples of 32 and at least {MIN_SIDE} (e.g. 512, 1024, 768x448)")
+    return width, height
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {option(name)} {value!r}; expected one of {', '.join(allowed)}")
+
+
+def check_output_options(kind: str, has_background: bool) -> None:
+    """The output kind exists, and a background is given exactly when compositing over one."""
+    _one_of("kind", kind, OUTPUT_KINDS)
+    if kind == "composite" and not has_background:
+        raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour, an image or a video)")
+    if kind != "composite" and has_background:
+        raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which network and weights: a registry name or HF repo, or a local checkpoint (+ backbone)."""
+
+    model: Optional[str] = None
+    weights: Optional[str] = None
+    backbone: Optional[str] = None
+
+    def validate(self) -> None:
+        if self.model and self.weights:
+            raise ConfigError(f"use either {option('model')} or {option('weights')}, not both")
+        if self.backbone is not None:
+            _one_of("backbone", self.backbone, BACKBONE_NAMES)
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How the model runs: device, precision, inference size (width, height) and batch size."""
+
+    device: str = "auto"
+    precision: Precision = "auto"
+    resolution: Optional[tuple[int, int]] = None
+    keep_aspect: bool = False
+    batch_size: Optional[int] = None  # None: 4 on CUDA, 1 elsewhere
+
+    def __post_init__(self) -> None:  # normalise "512" / 512 / [512, 512] to (512, 512)
+        object.__setattr__(self, "resolution", parse_resolution(self.resolution))
+
+    def validate(self) -> None:
+        _one_of("precision", self.precision, PRECISIONS)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"{option('batch_size')} must be at least 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class SmoothingSpec:
+    """Temporal mask smoothing: ``lookahead`` (centred median over ±window frames), ``ema`` or ``none``."""
+
+    kind: SmoothKind = "lookahead"
+    window: int = 2
+
+    def validate(self) -> None:
+        if self.kind not in SMOOTH_KINDS:
+            raise ConfigError(f"unknown {option('smooth')} {self.kind!r}; expected one of {', '.join(SMOOTH_KINDS)}")
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 0:
+            raise ConfigError(f"{option('smooth_window')} must be a whole number >= 0, got {self.window!r}")
+
+    def smoother_options(self) -> dict[str, Any]:
+        """Keyword options of ``make_smoother`` for this kind."""
+        return {"window": self.window} if self.kind == "lookahead" else {}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """The input: a video file, a folder of images or a glob; ``fps`` times an image sequence."""
+
+    input: str
+    decoder: Decoder = "pyav"
+    fps: float = 25.0
+
+    def validate(self) -> None:
+        _one_of("decoder", self.decoder, DECODERS)
+        if not self.fps > 0:
+            raise ConfigError(f"{option('fps')} must be positive, got {self.fps}")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What to write and how: kind, compositing options, encoder overrides, audio and overwrite."""
+
+    path: str
+    kind: OutputKind = "alpha"
+    background: Optional[str] = None
+    key_color: str = "#00ff00"
+    blur_sigma: float = 16.0
+    foreground: bool = True
+    codec: Optional[str] = None
+    crf: Optional[int] = None
+    bitrate: Optional[str] = None
+    pix_fmt: Optional[str] = None
+    audio: bool = True
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        from .compose.colors import parse_color
+
+        check_output_options(self.kind, self.background is not None)
+        parse_color(self.key_color)  # a bad colour fails before any work
+        if not self.blur_sigma > 0:
+            raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """A file-to-file job, as ``birefvid process`` and ``process_video`` run it."""
+
+    source: SourceSpec
+    output: OutputSpec
+    model: ModelSpec = field(default_factory=ModelSpec)
+    inference: InferenceSpec = field(default_factory=InferenceSpec)
+    smoothing: SmoothingSpec = field(default_factory=SmoothingSpec)
+    queue_size: int = 4
+
+    def validate(self) -> "FileJob":
+        """Check every option that can be checked without opening files; returns self."""
+        for part in (self.source, self.output, self.model, self.inference, self.smoothing):
+            part.validate()
+        if self.queue_size < 1:
+            raise ConfigError(f"{option('queue_size')} must be at least 1, got {self.queue_size}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FileJob":
+        return from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FileJob":
+        return cls.from_dict(json.loads(text))
+
+
+def to_dict(job: Any) -> dict[str, Any]:
+    """A job as plain JSON-ready data, tagged with its schema and type."""
+    return {"schema": SCHEMA, "type": type(job).__name__, **dataclasses.asdict(job)}
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a job dataclass from ``to_dict`` data (lists become tuples again); unknown keys fail."""
+    data = dict(data)
+    if data.pop("schema", SCHEMA) != SCHEMA:
+        raise ConfigError(f"job schema {data.get('schema')!r} is not {SCHEMA!r}")
+    kind = data.pop("type", cls.__name__)
+    if kind != cls.__name__:
+        raise ConfigError(f"this is a {kind} description, not a {cls.__name__}")
+    return _build(cls, data)
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown field(s) {', '.join(unknown)} in a {cls.__name__} description")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _build(hint, value)
+        elif isinstance(value, list) and _is_tuple(hint):
+            value = tuple(_build(_tuple_item(hint), v) if isinstance(v, dict) else v for v in value)
+        values[name] = value
+    return cls(**values)
+
+
+def _is_tuple(hint: Any) -> bool:
+    return typing.get_origin(hint) is tuple or any(typing.get_origin(a) is tuple for a in get_args(hint))
+
+
+def _tuple_item(hint: Any) -> Any:
+    for h in (hint, *get_args(hint)):
+        if typing.get_origin(h) is tuple:
+            return get_args(h)[0]
+    return None

@@ -1,0 +1,55 @@
+"""Open a ``--background``: a colour, a still image or a looping video, as a compose ``Background``.
+
+Joins ``birefvid.io`` (reading files) and ``birefvid.compose`` (pixels to tensors), which know
+nothing of each other. Files are told apart by extension; an unknown one is tried as an image,
+then as a video.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+from ..compose.background import Background, ColorBackground, DeviceLike, Size, StillBackground, StreamBackground
+from ..compose.colors import is_color
+from ..errors import SourceError
+from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..io.image_source import read_rgb
+from ..io.looping_source import LoopingVideoSource
+
+
+def open_background(spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None) -> Background:
+    """A colour string, an image file or a video file (looped), covering ``size`` (width, height)."""
+    if isinstance(spec, str) and is_color(spec):
+        return ColorBackground(spec, size, device)
+    path = Path(spec)
+    if not path.is_file():
+        raise SourceError(
+            f"background not found: {path} (expected a colour such as '#00ff00', 'green' or '0,255,0', "
+            "or the path of an image or video file)"
+        )
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return StillBackground(_read_image(path), size, device)
+    if suffix not in VIDEO_EXTENSIONS:
+        try:
+            return StillBackground(read_rgb(path), size, device)
+        except SourceError:
+            pass  # not an image: try it as a video
+    try:
+        source = LoopingVideoSource(path)
+    except SourceError as exc:
+        raise SourceError(f"background video unreadable: {path} ({exc})") from exc
+    try:
+        return StreamBackground(source, size, device)
+    except BaseException:
+        source.close()
+        raise
+
+
+def _read_image(path: Path):
+    try:
+        return read_rgb(path)
+    except SourceError as exc:
+        raise SourceError(f"background image unreadable: {path} (expected PNG, JPEG, BMP, WebP or TIFF)") from exc

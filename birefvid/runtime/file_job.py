@@ -1,0 +1,102 @@
+"""Run a ``FileJob``: open its input and output, load the model, run the stages, and report.
+
+Cheap checks (input readable, output writable, background present) come before the model
+loads, so a typo fails in a second. The output appears at its path only when the run succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ..compose.compositor import SINK_KIND, Compositor
+from ..errors import SinkError, option
+from ..io import open_sink, open_source
+from ..job import FileJob
+from ..temporal import make_smoother
+from .backgrounds import open_background
+from .device import pick_device
+from .segmenter import Segmenter
+from .video_job import run_video_job
+
+
+def check_report_path(report_path: Optional[str | Path]) -> None:
+    """The report's folder must exist before hours of work are spent."""
+    if report_path is not None and not Path(report_path).resolve().parent.is_dir():
+        raise SinkError(f"{option('report_path')} folder does not exist: {Path(report_path).resolve().parent}")
+
+
+def segmenter_for(job_model: Any, inference: Any, device: Optional[str] = None) -> Segmenter:
+    """The Segmenter a job's model and inference parts describe."""
+    return Segmenter(
+        job_model.model, weights=job_model.weights, backbone=job_model.backbone,
+        device=device or inference.device, precision=inference.precision,
+        resolution=inference.resolution, keep_aspect=inference.keep_aspect,
+    )  # fmt: skip
+
+
+def resolved_settings(seg: Segmenter, batch_size: Optional[int] = None) -> dict[str, Any]:
+    """What 'auto' and the defaults turned into on this machine, for the report."""
+    resolved = {
+        "model": seg.name, "backbone": seg.backbone, "device": str(seg.device),
+        "precision": str(seg.dtype).removeprefix("torch."), "resolution": list(seg.resolution),
+    }  # fmt: skip
+    if batch_size is not None:
+        resolved["batch_size"] = batch_size
+    return resolved
+
+
+def run_file_job(
+    job: FileJob,
+    *,
+    segmenter: Optional[Segmenter] = None,
+    progress: Optional[Callable[[int], None]] = None,
+    on_start: Optional[Callable[[Optional[int]], None]] = None,
+    report_path: Optional[str | Path] = None,
+    stop: Optional[threading.Event] = None,
+) -> dict[str, Any]:
+    """Process every frame of ``job.source`` into ``job.output``; returns the run report.
+
+    ``segmenter`` replaces the one the job describes (tests, callers that keep a model loaded).
+    Setting ``stop`` ends the run early with a ``PipelineError`` and no output.
+    """
+    job.validate()
+    check_report_path(report_path)
+    src, out = job.source, job.output
+    smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps))
+        info = source.info
+        sink = open_sink(
+            out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
+            pix_fmt=out.pix_fmt, audio_from=src.input if out.audio else None, audio=out.audio, overwrite=out.overwrite,
+        )  # fmt: skip
+        stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
+        device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
+        background = None
+        if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
+            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device))
+        seg = segmenter or segmenter_for(job.model, job.inference, str(device))
+        compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background)
+        batch = job.inference.batch_size or (4 if seg.device.type == "cuda" else 1)
+        if on_start is not None:
+            on_start(info.frame_count)
+        frames, times, wall = run_video_job(
+            source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size, progress=progress, stop=stop
+        )
+    report = {
+        "input": src.input,
+        "output": out.path,
+        "frames": frames,
+        "wall_seconds": round(wall, 3),
+        "fps": round(frames / wall, 3) if wall > 0 else None,
+        "stage_seconds": {k: round(v, 3) for k, v in times.busy.items()},
+        "job": job.to_dict(),
+        "resolved": resolved_settings(seg, batch),
+    }
+    if report_path is not None:
+        Path(report_path).write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,46 @@
+"""`birefvid --help`, `--version` and argument errors answer without loading torch or the media stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import birefvid
+
+# run in a fresh interpreter: the test process itself has imported torch long ago
+_PROBE = """
+import json, sys
+from birefvid.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in ("torch", "av", "cv2", "numpy", "kornia", "huggingface_hub") if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _probe(*argv: str) -> tuple[dict, str]:
+    result = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=60)
+    *lines, last = result.stderr.strip().splitlines()
+    return json.loads(last), result.stdout + "\n".join(lines)
+
+
+def test_version_prints_the_package_version():
+    facts, out = _probe("--version")
+    assert facts["code"] == 0 and out.strip() == f"birefvid {birefvid.__version__}"
+    assert facts["heavy"] == []
+
+
+def test_help_of_every_command_imports_nothing_heavy():
+    for argv in (["--help"], ["process", "--help"], ["image", "--help"], ["train", "--help"], ["models", "--help"]):
+        facts, out = _probe(*argv)
+        assert facts["code"] == 0 and "usage: birefvid" in out
+        assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
+
+
+def test_argument_errors_answer_without_heavy_imports():
+    facts, out = _probe("process", "in.mp4", "--output", "sparkles", "-o", "x.mov")
+    assert facts["code"] == 2 and "invalid choice: 'sparkles'" in out
+    assert facts["heavy"] == []

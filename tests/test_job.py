@@ -1,0 +1,91 @@
+"""The job description: built by the CLI and the API alike, validated once, JSON round trip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from birefvid.api import build_file_job
+from birefvid.commands import process as process_cmd
+from birefvid.errors import ConfigError, cli_naming
+from birefvid.job import BACKBONE_NAMES, FileJob, InferenceSpec, OutputSpec, SmoothingSpec, SourceSpec
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    process_cmd.register(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_job_round_trips_through_json():
+    job = build_file_job(
+        "in.mp4", "out.mov", kind="composite", background="beach.jpg", resolution="512x288", smooth="ema",
+        codec="prores_ks", crf=None, bitrate="8M", audio=False, overwrite=True, batch_size=2, fps=12.5,
+    )  # fmt: skip
+    text = job.to_json()
+    again = FileJob.from_json(text)
+    assert again == job
+    assert again.inference.resolution == (512, 288)  # a tuple again, not the JSON list
+    data = json.loads(text)
+    assert data["schema"] == "birefvid.job/1" and data["type"] == "FileJob"
+    assert data["output"]["background"] == "beach.jpg" and data["inference"]["resolution"] == [512, 288]
+
+
+def test_cli_and_api_build_the_same_job():
+    args = _parse("talk.mp4", "-o", "talk.webm", "--output", "blur", "--blur-sigma", "9", "--no-audio",
+                  "--resolution", "256", "--smooth", "none", "--model", "tiny", "--device", "cpu")  # fmt: skip
+    from_cli = process_cmd.job_from_args(args)
+    from_api = build_file_job("talk.mp4", "talk.webm", kind="blur", blur_sigma=9.0, audio=False, resolution=256,
+                              smooth="none", model="tiny", device="cpu")  # fmt: skip
+    assert from_cli == from_api
+
+
+@pytest.mark.parametrize(
+    "options, api_words, cli_words",
+    [
+        (dict(kind="composite"), "kind='composite' needs background", "--output composite needs --background"),
+        (dict(background="red"), "background is only used with kind='composite'", "--background is only used with --output composite"),
+        (dict(model="tiny", weights="w.pth"), "use either model or weights", "use either --model or --weights"),
+        (dict(smooth="wobble"), "unknown smooth 'wobble'", "unknown --smooth 'wobble'"),
+        (dict(batch_size=0), "batch_size must be at least 1", "--batch-size must be at least 1"),
+        (dict(precision="fp8"), "unknown precision 'fp8'", "unknown --precision 'fp8'"),
+        (dict(backbone="resnet50"), "unknown backbone 'resnet50'", "unknown --backbone 'resnet50'"),
+        (dict(blur_sigma=0), "blur_sigma must be positive", "--blur-sigma must be positive"),
+        (dict(resolution="100"), "resolution 100x100 must be multiples of 32", "resolution 100x100 must be multiples of 32"),
+    ],
+)
+def test_validation_names_the_option_as_the_user_typed_it(options, api_words, cli_words):
+    with pytest.raises(ConfigError) as api_error:
+        build_file_job("in.mp4", "out.mov", **options)
+    assert api_words in str(api_error.value)
+    with cli_naming(), pytest.raises(ConfigError) as cli_error:
+        build_file_job("in.mp4", "out.mov", **options)
+    assert cli_words in str(cli_error.value)
+
+
+def test_bad_key_colour_fails_before_any_work():
+    with pytest.raises(ConfigError, match="#rrggbb"):
+        FileJob(SourceSpec("in.mp4"), OutputSpec("o.mp4", kind="green", key_color="chartreuse-ish")).validate()
+
+
+def test_from_dict_rejects_unknown_fields_and_other_types():
+    data = FileJob(SourceSpec("a.mp4"), OutputSpec("b.mov")).to_dict()
+    data["output"]["colour"] = "red"
+    with pytest.raises(ConfigError, match="unknown field.*colour"):
+        FileJob.from_dict(data)
+    with pytest.raises(ConfigError, match="not a FileJob"):
+        FileJob.from_dict({**FileJob(SourceSpec("a.mp4"), OutputSpec("b.mov")).to_dict(), "type": "LiveJob"})
+
+
+def test_defaults_are_the_documented_ones():
+    job = FileJob(SourceSpec("a.mp4"), OutputSpec("b.mov"))
+    assert job.output.kind == "alpha" and job.smoothing == SmoothingSpec("lookahead", 2)
+    assert job.inference == InferenceSpec() and job.inference.resolution is None
+
+
+def test_backbone_names_match_the_models_package():
+    from birefvid.models import BACKBONES
+
+    assert set(BACKBONE_NAMES) == set(BACKBONES)
