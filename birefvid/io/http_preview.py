@@ -1,0 +1,271 @@
+"""A built-in HTTP preview of the live output, for headless machines: open the printed URL in a browser.
+
+``GET /`` is a page showing the stream, ``GET /stream.mjpg`` a multipart MJPEG stream (the way
+browsers show live JPEGs without any script), ``GET /snapshot.jpg`` the newest picture. Each
+picture is JPEG-encoded once, whatever the number of viewers; a viewer always gets the newest
+picture, so a slow one skips pictures instead of falling behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import html
+import logging
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+from birefvid.errors import SinkError
+from birefvid.io.live_base import LiveSink, picture_kind
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "birefvidframe"
+_WAIT = 0.5  # seconds a streaming viewer sleeps between checks (close() wakes it at once)
+_CHECKER = 16  # checkerboard square size under transparent pixels
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>birefvid live preview</title>
+<style>
+body {{ margin: 0; background: #202124; color: #e8eaed; font: 14px sans-serif; text-align: center; }}
+img {{ display: block; margin: 0 auto; max-width: 100vw; max-height: calc(100vh - 2.5em); }}
+p {{ margin: 0.6em; }}
+a {{ color: #8ab4f8; }}
+</style></head>
+<body><img src="/stream.mjpg" alt="live output">
+<p>birefvid live preview of {addr}: <a href="/snapshot.jpg">snapshot</a></p>
+</body></html>
+"""
+
+
+class _Board:
+    """The newest JPEG with a sequence number, and a Condition that streaming viewers wait on."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._jpeg: Optional[bytes] = None
+        self._seq = 0
+        self._closed = False
+
+    def put(self, jpeg: bytes) -> None:
+        with self._cond:
+            self._jpeg, self._seq = jpeg, self._seq + 1
+            self._cond.notify_all()
+
+    def newest(self) -> Optional[bytes]:
+        with self._cond:
+            return self._jpeg
+
+    def next_after(self, seen: int, timeout: float) -> tuple[int, Optional[bytes]]:
+        """(seq, jpeg) of a picture newer than ``seen``; (seen, None) after ``timeout``; (-1, None) once closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self._seq > seen, timeout)
+            if self._closed:
+                return -1, None
+            if self._seq > seen:
+                return self._seq, self._jpeg
+            return seen, None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer on daemon threads that skips the reverse DNS lookup and logs quietly."""
+
+    daemon_threads = True
+    allow_reuse_port = False  # never share a port with another server: "in use" must be reported
+
+    def __init__(self, host: str, port: int, sink: "HttpPreviewSink") -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sink = sink
+        super().__init__((host, port), _Handler)
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        log.debug("preview connection from %s ended with an error", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes GET /, /stream.mjpg and /snapshot.jpg; anything else is 404."""
+
+    server: _Server
+    server_version = "birefvid-preview"
+    timeout = 10.0  # a viewer that stops reading for this long is dropped
+
+    def do_GET(self) -> None:
+        route = urlsplit(self.path).path
+        if route in ("/", "/index.html"):
+            self._reply(200, "text/html; charset=utf-8", self.server.sink.page.encode())
+        elif route == "/snapshot.jpg":
+            jpeg = self.server.sink.board.newest()
+            if jpeg is None:
+                self._reply(503, "text/plain; charset=utf-8", b"no picture yet: the preview starts with the first frame\n")
+            else:
+                self._reply(200, "image/jpeg", jpeg)
+        elif route == "/stream.mjpg":
+            self._stream()
+        else:
+            self._reply(404, "text/plain; charset=utf-8", b"not found: try / , /stream.mjpg or /snapshot.jpg\n")
+
+    def _reply(self, code: int, content_type: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self) -> None:
+        sink = self.server.sink
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        if not sink.add_viewer(self.connection):
+            return
+        try:
+            seen = 0
+            while True:
+                seen, jpeg = sink.board.next_after(seen, _WAIT)
+                if seen < 0:
+                    return  # the sink closed
+                if jpeg is None:
+                    continue
+                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                self.wfile.write(head.encode() + jpeg + b"\r\n")
+                self.wfile.flush()
+        except OSError:  # the viewer went away (or close() cut the connection)
+            return
+        finally:
+            sink.remove_viewer(self.connection)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("preview %s: %s", self.address_string(), format % args)
+
+
+def _bind_error(host: str, port: int, e: OSError) -> SinkError:
+    """One line saying why the preview could not listen and what to do instead."""
+    if e.errno == errno.EADDRINUSE:
+        return SinkError(f"port {port} on {host} is in use; pick another with --sink http://HOST:PORT")
+    if e.errno == errno.EACCES:
+        return SinkError(f"no permission to listen on port {port} on {host} (ports below 1024 need root); pick a higher port")
+    if e.errno == errno.EADDRNOTAVAIL:
+        return SinkError(f"{host} is not an address of this machine; listen on 127.0.0.1 (this machine) or 0.0.0.0 (all)")
+    if isinstance(e, socket.gaierror):
+        return SinkError(f"cannot resolve host {host!r} for the HTTP preview; use an IP address such as 127.0.0.1")
+    return SinkError(f"cannot listen on {host}:{port} for the HTTP preview: {e.strerror or e}")
+
+
+def to_jpeg(picture: np.ndarray, quality: int, checker: Optional[np.ndarray] = None) -> bytes:
+    """JPEG bytes of an rgb, gray or rgba picture (rgba shown over ``checker``, a grey (H, W, 3) board)."""
+    kind = picture_kind(picture)
+    if kind == "rgba":
+        board = checker if checker is not None else checkerboard(picture.shape[0], picture.shape[1])
+        a = picture[..., 3:4].astype(np.uint16)
+        picture = ((picture[..., :3] * a + board * (255 - a) + 127) // 255).astype(np.uint8)
+    image = picture if kind == "gray" else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise SinkError(f"JPEG encoding of a {picture.shape} picture failed")
+    return data.tobytes()
+
+
+def checkerboard(height: int, width: int) -> np.ndarray:
+    """Light/dark grey squares, (H, W, 3) uint8: the usual backdrop that makes transparency visible."""
+    yy, xx = np.indices((height, width))
+    light = ((yy // _CHECKER + xx // _CHECKER) % 2 == 0)[..., None]
+    return np.where(light, np.uint8(204), np.uint8(153)).repeat(3, axis=2)
+
+
+class HttpPreviewSink(LiveSink):
+    """Serves the newest picture to browsers at ``http://host:port/`` (port 0 picks a free one)."""
+
+    accepts = frozenset({"rgb", "rgba", "gray"})
+    holds_last = True
+
+    def __init__(self, host: str, port: int, *, quality: int = 80) -> None:
+        super().__init__()
+        if not 0 <= int(port) <= 65535:
+            raise SinkError(f"port {port} is not a TCP port; pick one from 1 to 65535 in --sink http://HOST:PORT")
+        if not 1 <= int(quality) <= 100:
+            raise SinkError(f"JPEG quality {quality} is out of range; pick 1 to 100")
+        self.host, self.quality = host, int(quality)
+        self.board = _Board()
+        self.pictures_sent = 0
+        self._checker: Optional[np.ndarray] = None
+        self._viewers: set[socket.socket] = set()
+        self._viewers_lock = threading.Lock()
+        self._stopping = False
+        try:
+            self._server = _Server(host, int(port), self)
+        except OSError as e:
+            raise _bind_error(host, int(port), e) from e
+        self.port = int(self._server.server_address[1])
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.port}/"
+        self.page = _PAGE.format(addr=html.escape(self.url))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"preview-{self.port}", daemon=True
+        )
+        self._thread.start()
+        log.info("live preview at %s", self.url)
+
+    @property
+    def name(self) -> str:
+        return self.url.rstrip("/")
+
+    @property
+    def viewers(self) -> int:
+        """Browsers currently watching /stream.mjpg."""
+        with self._viewers_lock:
+            return len(self._viewers)
+
+    def add_viewer(self, conn: socket.socket) -> bool:
+        """Track a streaming connection so close() can cut it; False when the sink is already closing."""
+        with self._viewers_lock:
+            if self._stopping:
+                return False
+            self._viewers.add(conn)
+            return True
+
+    def remove_viewer(self, conn: socket.socket) -> None:
+        with self._viewers_lock:
+            self._viewers.discard(conn)
+
+    def _send(self, picture: np.ndarray, t: float) -> None:
+        checker = None
+        if picture_kind(picture) == "rgba":
+            if self._checker is None or self._checker.shape[:2] != picture.shape[:2]:
+                self._checker = checkerboard(picture.shape[0], picture.shape[1])
+            checker = self._checker
+        self.board.put(to_jpeg(picture, self.quality, checker))
+        self.pictures_sent += 1
+
+    def _close(self) -> None:
+        with self._viewers_lock:
+            self._stopping = True
+            viewers = list(self._viewers)
+        self.board.close()  # waiting viewers return
+        for conn in viewers:  # viewers blocked writing to a stalled browser fail at once
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=1.0)
+        log.info("live preview at %s stopped after %d pictures", self.url, self.pictures_sent)

@@ -1,0 +1,130 @@
+"""Turn ``--sink`` values into opened live sinks: a window, a virtual camera, an RTSP stream, an HTTP preview or a file.
+
+Every sink is opened (and so checked) before the first frame is processed; when one fails, the
+ones already opened are aborted, so a typo in the third --sink leaves no half-written recording
+and no listening port behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+from urllib.parse import urlsplit
+
+from birefvid.errors import ConfigError, SinkError
+from birefvid.io.live_base import LiveSink
+
+log = logging.getLogger(__name__)
+
+PICTURE_KINDS = ("rgb", "rgba", "gray")
+_FORMS = "window, virtualcam, rtsp://HOST[:PORT]/PATH, http://HOST:PORT or a video file path"
+_ALPHA_HINT = "; for alpha, record to a .webm, .mov or .mkv file sink"
+
+
+def parse_http_address(spec: str) -> tuple[str, int]:
+    """(host, port) of an ``http://HOST:PORT`` preview address; ConfigError saying what is wrong otherwise."""
+    example = "e.g. http://127.0.0.1:8080 (this machine) or http://0.0.0.0:8080 (all interfaces)"
+    parts = urlsplit(spec)
+    if parts.scheme.lower() != "http":
+        raise ConfigError(f"{spec!r} is not an http:// address; the preview sink is {example}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{spec!r}: the preview takes no user name or password; use {example}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"{spec!r}: the preview is served at the root, so give no path or query; use {example}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{spec!r} has no valid port (0 to 65535); use {example}") from None
+    host = parts.hostname
+    if not host:
+        raise ConfigError(f"{spec!r} names no host; use {example}")
+    if port is None:
+        raise ConfigError(f"{spec!r} names no port; the preview needs one, {example}")
+    return host, port
+
+
+def _check_kind(cls: type[LiveSink], spec: str, kind: str) -> None:
+    """SinkError before anything opens when the sink cannot carry ``kind`` pictures."""
+    if kind not in cls.accepts:
+        hint = _ALPHA_HINT if kind == "rgba" else ""
+        raise SinkError(f"--sink {spec} cannot carry {kind} pictures (it takes {', '.join(sorted(cls.accepts))}){hint}")
+
+
+def open_live_sink(
+    spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False
+) -> LiveSink:
+    """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``."""
+    if kind not in PICTURE_KINDS:
+        raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
+    if not spec or not spec.strip():
+        raise ConfigError(f"empty --sink; expected {_FORMS}")
+    word = spec.strip().lower()
+    scheme = urlsplit(spec).scheme.lower() if "://" in spec else ""
+    if word == "window":
+        from birefvid.io.window_sink import WindowSink  # needs a display; imported only when asked for
+
+        _check_kind(WindowSink, spec, kind)
+        return WindowSink(width=width, height=height, title="birefvid")
+    if word == "virtualcam":
+        from birefvid.io.virtualcam_sink import VirtualCamSink  # optional extra; imported only when asked for
+
+        _check_kind(VirtualCamSink, spec, kind)
+        return VirtualCamSink(width=width, height=height, fps=fps)
+    if scheme in ("rtsp", "rtsps"):
+        from birefvid.io.rtsp_sink import RtspPublishSink
+
+        _check_kind(RtspPublishSink, spec, kind)
+        return RtspPublishSink(spec, width=width, height=height, fps=fps, kind=kind)
+    if scheme == "http":
+        from birefvid.io.http_preview import HttpPreviewSink
+
+        host, port = parse_http_address(spec)
+        _check_kind(HttpPreviewSink, spec, kind)
+        return HttpPreviewSink(host, port)
+    if scheme:
+        raise ConfigError(f"--sink {spec}: {scheme}:// outputs are not supported; expected {_FORMS}")
+    from birefvid.io.record_sink import RecordingSink
+
+    _check_kind(RecordingSink, spec, kind)
+    return RecordingSink(os.path.expanduser(spec), width=width, height=height, fps=fps, kind=kind, overwrite=overwrite)
+
+
+def _identity(spec: str) -> Optional[tuple[str, ...]]:
+    """What two --sink values must not share (the same file, port or device); None when they never clash."""
+    word = spec.strip().lower()
+    if word in ("window", "virtualcam"):
+        return (word,)
+    if "://" in spec:
+        scheme = urlsplit(spec).scheme.lower()
+        if scheme == "http":
+            host, port = parse_http_address(spec)
+            return None if port == 0 else ("http", host.lower(), str(port))
+        return ("url", spec)
+    return ("file", os.path.abspath(os.path.expanduser(spec)))
+
+
+def open_live_sinks(
+    specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False
+) -> list[LiveSink]:
+    """Open every --sink in order, or none: on the first failure the opened ones are aborted and the error raised."""
+    seen: dict[tuple[str, ...], str] = {}
+    for spec in specs:
+        key = _identity(spec)
+        if key is not None and key in seen:
+            same = "twice" if seen[key] == spec else f"twice ({seen[key]} and {spec})"
+            raise ConfigError(f"--sink {spec} is given {same}; each output may appear once")
+        if key is not None:
+            seen[key] = spec
+    opened: list[LiveSink] = []
+    try:
+        for spec in specs:
+            opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite))
+    except BaseException:
+        for sink in reversed(opened):
+            try:
+                sink.abort()
+            except Exception as e:  # keep the first error; a failing cleanup is only logged
+                log.warning("could not abort sink %s: %s", sink.name, e)
+        raise
+    return opened

@@ -1,0 +1,144 @@
+"""Publish live pictures as H.264 to an RTSP server (e.g. MediaMTX), so any player can watch them.
+
+The stream is tuned for latency, not size: libx264 ultrafast/zerolatency, no B-frames, a keyframe
+about every second (a player joining late waits at most that long), RTSP over TCP (no lost
+packets on a busy network). H.264 has no alpha, so only rgb and gray pictures are accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from fractions import Fraction
+from typing import Optional
+
+import av
+import numpy as np
+
+from birefvid.errors import SinkError
+from birefvid.io.live_base import LiveSink, picture_kind
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 90000)  # the RTP video clock
+ALPHA_HINT = "H.264 carries no alpha; to keep alpha record to a .webm, .mov or .mkv file sink instead"
+
+
+class RtspPublishSink(LiveSink):
+    """Encodes each picture with libx264 and pushes it to ``url`` (rtsp:// or rtsps://) as it arrives."""
+
+    accepts = frozenset({"rgb", "gray"})
+    holds_last = True
+
+    def __init__(self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0) -> None:
+        super().__init__()
+        self.url = url
+        if kind not in self.accepts:
+            raise SinkError(f"cannot publish {kind} pictures to {url}: {ALPHA_HINT}")
+        if width <= 0 or height <= 0 or not fps > 0:
+            raise SinkError(f"cannot publish to {url}: needs a positive size and rate, got {width}x{height} at {fps} fps")
+        self.width, self.height = width, height
+        # yuv420p needs even sizes; an odd row/column is padded by repeating the edge
+        self._enc_w, self._enc_h = width + width % 2, height + height % 2
+        self.frames_sent = 0
+        self._last_pts: Optional[int] = None
+        self._lag: Optional[float] = None
+        self._out: Optional[av.container.OutputContainer] = None
+        timeout_us = str(max(1, int(open_timeout * 1_000_000)))
+        # the wall-clock moment RTCP sender reports call RTP time 0 (FFmpeg would take it at SETUP)
+        self._epoch = time.time()
+        try:
+            self._out = av.open(
+                url, "w", format="rtsp",
+                options={"rtsp_transport": "tcp", "timeout": timeout_us},
+                container_options={"start_time_realtime": str(int(self._epoch * 1_000_000))},
+            )
+            stream = self._out.add_stream(
+                "libx264", options={"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}
+            )
+            cc = stream.codec_context
+            stream.width, stream.height, stream.pix_fmt = self._enc_w, self._enc_h, "yuv420p"
+            stream.time_base = cc.time_base = TIME_BASE
+            cc.framerate = Fraction(fps).limit_denominator(1001)
+            cc.gop_size = max(1, round(fps))
+            cc.max_b_frames = 0
+            # BT.709, limited range, and said so in the stream: players guess 709 for HD when untagged
+            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
+            self._stream = stream
+            self._out.start_encoding()  # connects, ANNOUNCEs and SETUPs now, so a dead server fails here
+        except (av.FFmpegError, OSError, ValueError) as e:
+            self._abort()
+            why = _reason(e)
+            if isinstance(e, av.InvalidDataError):  # FFmpeg's word for a refused, silent or unreachable server
+                why = f"no RTSP answer (server down, unreachable or silent; waited up to {open_timeout:g} s)"
+            raise SinkError(
+                f"cannot publish to {url}: {why} (is an RTSP server such as MediaMTX running there and "
+                f"accepting publishers?)"
+            ) from e
+        log.info("publishing %dx%d H.264 to %s", width, height, url)
+
+    @property
+    def name(self) -> str:
+        return self.url
+
+    def _frame(self, picture: np.ndarray) -> av.VideoFrame:
+        kind = picture_kind(picture)
+        if kind not in self.accepts:
+            raise ValueError(f"{self.url} takes rgb or gray pictures, got {kind}")
+        if picture.shape[:2] != (self.height, self.width):
+            raise ValueError(
+                f"{self.url} was opened for {self.width}x{self.height}, got a {picture.shape[1]}x{picture.shape[0]} picture"
+            )
+        if (self._enc_w, self._enc_h) != (self.width, self.height):
+            pad = ((0, self._enc_h - self.height), (0, self._enc_w - self.width)) + ((0, 0),) * (picture.ndim - 2)
+            picture = np.pad(picture, pad, mode="edge")
+        fmt = "gray" if kind == "gray" else "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format=fmt)
+        return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range=1)
+
+    def _send(self, picture: np.ndarray, t: float) -> None:
+        assert self._out is not None
+        frame = self._frame(picture)
+        if self._lag is None:
+            # RTCP sender reports map the wall clock since ``_epoch`` onto the RTP clock and FFmpeg-based
+            # players take their zero from the first report; without this shift, pictures that arrive
+            # seconds after the stream opened (a model warming up) would play at negative times
+            self._lag = max(0.0, time.time() - self._epoch - t)
+        pts = round((t + self._lag) / TIME_BASE)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # a repeated or early t still has to move the stream clock forward
+        frame.pts, frame.time_base = pts, TIME_BASE
+        try:
+            self._out.mux(self._stream.encode(frame))
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"publishing to {self.url} failed after {self.frames_sent} frames: {_reason(e)}") from e
+        self._last_pts = pts
+        self.frames_sent += 1
+
+    def _close(self) -> None:
+        if self._out is None:
+            return
+        try:
+            self._out.mux(self._stream.encode(None))
+            self._out.close()  # sends TEARDOWN
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"finishing the stream to {self.url} failed: {_reason(e)}") from e
+        finally:
+            self._release()
+        log.info("published %d frames to %s", self.frames_sent, self.url)
+
+    def _abort(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                out.close()
+            except Exception as e:  # the connection may already be gone; nothing is left to save
+                log.debug("ignored error while closing %s: %s", self.url, e)
+
+
+def _reason(e: BaseException) -> str:
+    """FFmpeg's error text without PyAV's '[Errno N]' and repeated URL clutter."""
+    return getattr(e, "strerror", None) or str(e)

@@ -1,0 +1,241 @@
+"""HTTP preview sink: real HTTP clients and headless Chromium see the pictures sent, and close() never hangs."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+import pytest
+
+from birefvid.errors import SinkError
+from birefvid.io.http_preview import BOUNDARY, HttpPreviewSink
+from system_tools import need_binary
+
+W, H = 96, 64
+
+
+def _picture(seed: int, w: int = W, h: int = H) -> np.ndarray:
+    """A smooth rgb gradient whose hue depends on ``seed`` (JPEG keeps smooth pictures close)."""
+    y, x = np.mgrid[0:h, 0:w]
+    r = (x * 255 // (w - 1) + seed * 40) % 256
+    g = y * 255 // (h - 1)
+    b = np.full_like(x, (seed * 97) % 256)
+    return np.dstack([r, g, b]).astype(np.uint8)
+
+
+def _mean_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET, HTTP errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def _decode_rgb(jpeg: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert image is not None, "not a decodable JPEG"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
+
+
+@pytest.fixture
+def preview():
+    sink = HttpPreviewSink("127.0.0.1", 0)
+    yield sink
+    sink.close()
+
+
+class _Stream:
+    """A client of /stream.mjpg on a plain socket (so its timeout stays adjustable): status, headers, parts."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        self.file = self.sock.makefile("rb")
+        self.status = int(self.file.readline().split()[1])
+        self.headers = http.client.parse_headers(self.file)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def _read_part(resp: BinaryIO) -> bytes:
+    """The JPEG of the next multipart part (boundary line, headers, Content-Length bytes)."""
+    line = resp.readline()
+    assert line.strip() == f"--{BOUNDARY}".encode(), line
+    headers = {}
+    while True:
+        line = resp.readline().strip()
+        if not line:
+            break
+        key, _, value = line.decode().partition(":")
+        headers[key.strip().lower()] = value.strip()
+    assert headers["content-type"] == "image/jpeg"
+    body = resp.read(int(headers["content-length"]))
+    assert body[:2] == b"\xff\xd8" and body[-2:] == b"\xff\xd9", "part is not a complete JPEG"
+    assert resp.read(2) == b"\r\n", "a part must end with CRLF before the next boundary"
+    return body
+
+
+def test_snapshot_is_503_before_the_first_picture_then_the_newest(preview):
+    status, ctype, body = _get(f"{preview.url}snapshot.jpg")
+    assert status == 503 and ctype.startswith("text/plain") and b"no picture yet" in body
+
+    for seed in (1, 2):
+        sent = _picture(seed)
+        preview.send(sent, seed / 25)
+        status, ctype, body = _get(f"{preview.url}snapshot.jpg")
+        assert status == 200 and ctype == "image/jpeg"
+        got = _decode_rgb(body)
+        assert got.shape == sent.shape
+        assert _mean_err(got, sent) < 3.0
+    assert preview.pictures_sent == 2
+
+
+def test_rgba_shows_over_a_checkerboard_and_gray_stays_gray(preview):
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., :3] = (20, 200, 40)
+    rgba[:, W // 2 :, 3] = 255  # left half transparent, right half opaque green
+    preview.send(rgba, 0.0)
+    got = _decode_rgb(_get(f"{preview.url}snapshot.jpg")[2])
+    left, right = got[:, : W // 2 - 4].astype(int), got[:, W // 2 + 4 :].astype(int)
+    assert np.abs(right - (20, 200, 40)).mean() < 6
+    # transparent pixels show the two greys of the checkerboard, not the hidden green
+    assert np.abs(left[..., 0] - left[..., 1]).mean() < 4 and left.std() > 15
+    assert 120 < left.mean() < 230
+
+    gray = _picture(3)[..., 1].copy()
+    preview.send(gray, 0.04)
+    got = _decode_rgb(_get(f"{preview.url}snapshot.jpg")[2])
+    assert got.ndim == 2 and _mean_err(got, gray) < 3.0
+
+
+def test_stream_sends_the_newest_picture_once_per_update(preview):
+    for seed in range(5):  # pictures sent before anyone watched are not replayed
+        preview.send(_picture(seed), seed / 25)
+    stream = _Stream(preview.port)
+    try:
+        assert stream.status == 200
+        assert stream.headers["Content-Type"] == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+        first = _decode_rgb(_read_part(stream.file))
+        assert _mean_err(first, _picture(4)) < 3.0
+
+        preview.send(_picture(9), 0.5)
+        second = _decode_rgb(_read_part(stream.file))
+        assert _mean_err(second, _picture(9)) < 3.0 and _mean_err(second, first) > 20
+
+        stream.sock.settimeout(0.7)  # nothing new was sent, so nothing more arrives
+        with pytest.raises(TimeoutError):
+            stream.file.readline()
+    finally:
+        stream.close()
+
+
+def test_page_links_the_stream_and_unknown_paths_are_404(preview):
+    status, ctype, body = _get(preview.url)
+    assert status == 200 and ctype.startswith("text/html")
+    assert b'<img src="/stream.mjpg"' in body and b"<title>" in body
+    status, _, body = _get(f"{preview.url}nothing-here")
+    assert status == 404 and b"stream.mjpg" in body
+
+
+def test_port_in_use_is_one_clear_sink_error(preview):
+    with pytest.raises(SinkError, match=rf"^port {preview.port} on 127\.0\.0\.1 is in use; pick another with --sink http://HOST:PORT$"):
+        HttpPreviewSink("127.0.0.1", preview.port)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        port = other.getsockname()[1]
+        with pytest.raises(SinkError, match=f"port {port} on 127.0.0.1 is in use"):
+            HttpPreviewSink("127.0.0.1", port)
+
+
+def test_close_is_quick_with_a_reading_and_a_stalled_viewer():
+    sink = HttpPreviewSink("127.0.0.1", 0)
+    sink.send(_picture(1), 0.0)
+    reader = _Stream(sink.port)
+    _read_part(reader.file)
+    # a second viewer that never reads: large noisy pictures fill its socket, blocking its writer
+    stalled = socket.create_connection(("127.0.0.1", sink.port), timeout=5)
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = time.monotonic() + 5
+    while sink.viewers < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sink.viewers == 2
+    noise = np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8)
+    for i in range(12):
+        sink.send(np.roll(noise, i, axis=1), 0.1 + i / 25)
+        time.sleep(0.02)
+    try:
+        t0 = time.monotonic()
+        sink.close()
+        took = time.monotonic() - t0
+        assert took < 1.0, f"close() took {took:.2f} s with open viewers"
+        sink.close()  # idempotent
+        deadline = time.monotonic() + 1.0  # and no viewer thread is left blocked on its socket
+        while sink.viewers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.viewers == 0
+        reader.sock.settimeout(3)
+        while reader.file.read(65536):  # the reading viewer sees the stream end instead of hanging
+            pass
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", sink.port), timeout=2).close()
+    finally:
+        reader.close()
+        stalled.close()
+
+
+def test_chromium_shows_the_live_stream(preview, tmp_path):
+    chromium = need_binary("chromium", "chromium")
+    magenta, cyan = (255, 0, 255), (0, 255, 255)
+    stop = threading.Event()
+
+    def feed() -> None:  # a cyan bar moving over magenta, 25 pictures a second
+        i = 0
+        while not stop.is_set() and i < 2000:
+            pic = np.empty((240, 320, 3), np.uint8)
+            pic[...] = magenta
+            x = (i * 8) % 280
+            pic[:, x : x + 40] = cyan
+            preview.send(pic, i / 25)
+            i += 1
+            stop.wait(0.04)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    shot = tmp_path / "shot.png"
+    cmd = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=640,480", f"--screenshot={shot}",
+        "--virtual-time-budget=2000", preview.url,
+    ]
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    finally:
+        stop.set()
+        feeder.join(timeout=5)
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    img = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB).astype(int)
+
+    def share(colour: tuple[int, int, int]) -> float:
+        return float((np.abs(img - colour).max(axis=2) < 40).mean())
+
+    # the 320x240 picture covers a quarter of the 640x480 screenshot: mostly magenta, a cyan bar in it
+    assert share(magenta) > 0.12, f"magenta covers {share(magenta):.3f} of the screenshot"
+    assert share(cyan) > 0.01, f"cyan covers {share(cyan):.3f} of the screenshot"
+    assert preview.pictures_sent > 0

@@ -1,0 +1,139 @@
+"""Recording sink: live pictures land in a video file with their own times, alpha kept; failures leave no file."""
+
+from __future__ import annotations
+
+import os
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.errors import SinkError
+from birefvid.io.readback import decode_video_frames
+from birefvid.io.record_sink import RecordingSink
+
+W, H, FPS, N = 64, 48, 24, 48
+
+
+def _rgb(i: int) -> np.ndarray:
+    """Smooth gradient with a bar moving 2 px a frame."""
+    y, x = np.mgrid[0:H, 0:W]
+    pic = np.dstack([x * 200 // W + 20, y * 200 // H + 20, np.full_like(x, 120)]).astype(np.uint8)
+    pic[:, (2 * i) % (W - 8) : (2 * i) % (W - 8) + 8] = (240, 230, 30)
+    return pic
+
+
+def _alpha(i: int) -> np.ndarray:
+    """Opaque block on a soft ramp, transparent bottom rows."""
+    y, x = np.mgrid[0:H, 0:W]
+    a = ((x + 2 * y + 3 * i) * 255 // (W + 2 * H + 3 * N)).astype(np.uint8)
+    a[H // 4 : H // 2, W // 4 : W // 2] = 255
+    a[-4:] = 0
+    return a
+
+
+def _times() -> list[float]:
+    """24 fps with capture jitter, as a live source delivers (a recording must keep these, not i/24)."""
+    return [i / FPS + (0.006 if i % 5 == 2 else 0.0) for i in range(N)]
+
+
+def _pts_seconds(path) -> list[float]:
+    """Presentation times of every packet, in presentation order (B-frames arrive out of it)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return sorted(float(p.pts * s.time_base) for p in c.demux(s) if p.pts is not None)
+
+
+def _mean_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def test_rgb_mp4_keeps_every_picture_at_its_time(tmp_path):
+    path = tmp_path / "live.mp4"
+    times = _times()
+    with RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb") as sink:
+        assert not sink.holds_last
+        for i, t in enumerate(times):
+            sink.send(_rgb(i), t)
+    assert sink.frames_written == N and os.listdir(tmp_path) == ["live.mp4"]
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "h264" and float(stream.average_rate) == pytest.approx(FPS, rel=0.02)
+        frames = list(c.decode(stream))
+    assert len(frames) == N
+    assert np.allclose([f.time for f in frames], times, atol=0.0011)
+    for i in (0, N // 2, N - 1):
+        assert _mean_err(frames[i].to_ndarray(format="rgb24"), _rgb(i)) < 4
+
+
+@pytest.mark.parametrize("name,alpha_tol", [("live.webm", 3.0), ("live.mov", 2.0)])
+def test_rgba_keeps_alpha(tmp_path, name, alpha_tol):
+    path = tmp_path / name
+    times = _times()
+    with RecordingSink(path, width=W, height=H, fps=FPS, kind="rgba") as sink:
+        for i, t in enumerate(times):
+            sink.send(np.dstack([_rgb(i), _alpha(i)]), t)
+
+    assert np.allclose(_pts_seconds(path), times, atol=0.0011)
+    frames = list(decode_video_frames(path))  # libvpx-vp9 for WebM, which FFmpeg's vp9 decoder would strip
+    assert len(frames) == N
+    for i in (0, N // 2, N - 1):
+        rgba = frames[i].to_ndarray(format="rgba")
+        assert _mean_err(rgba[..., 3], _alpha(i)) < alpha_tol, f"frame {i} lost its alpha"
+        opaque = _alpha(i) == 255
+        assert _mean_err(rgba[..., :3][opaque], _rgb(i)[opaque]) < 6
+
+
+def test_gray_records_the_mask_losslessly_in_mkv(tmp_path):
+    path = tmp_path / "mask.mkv"
+    with RecordingSink(path, width=W, height=H, fps=FPS, kind="gray") as sink:
+        for i in range(10):
+            sink.send(_alpha(i), i / FPS)
+    with av.open(str(path)) as c:
+        got = [f.to_ndarray() for f in c.decode(video=0)]
+    assert len(got) == 10 and all(np.array_equal(g, _alpha(i)) for i, g in enumerate(got))
+
+
+def test_pictures_within_one_millisecond_still_get_increasing_times(tmp_path):
+    path = tmp_path / "dup.mp4"
+    with RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb") as sink:
+        for i, t in enumerate([0.0, 0.0, 0.0004, 0.05]):
+            sink.send(_rgb(i), t)
+    assert _pts_seconds(path) == pytest.approx([0.0, 0.001, 0.002, 0.05], abs=1e-9)
+
+
+def test_abort_leaves_no_file(tmp_path):
+    sink = RecordingSink(tmp_path / "gone.mp4", width=W, height=H, fps=FPS, kind="rgb")
+    for i in range(5):
+        sink.send(_rgb(i), i / FPS)
+    assert len(os.listdir(tmp_path)) == 1  # the temporary file, not yet the target
+    sink.abort()
+    sink.abort()
+    sink.close()  # nothing to finish after an abort
+    assert os.listdir(tmp_path) == []
+
+
+def test_existing_target_needs_overwrite(tmp_path):
+    path = tmp_path / "taken.mp4"
+    path.write_bytes(b"keep me")
+    with pytest.raises(SinkError, match="output exists"):
+        RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb")
+    assert path.read_bytes() == b"keep me" and os.listdir(tmp_path) == ["taken.mp4"]
+    with RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb", overwrite=True) as sink:
+        sink.send(_rgb(0), 0.0)
+    assert len(_pts_seconds(path)) == 1
+
+
+@pytest.mark.parametrize(
+    "name,kind,match",
+    [
+        ("out.avi", "rgb", r"cannot write rgb output to \.avi files; supported:"),
+        ("out.mp4", "rgba", r"cannot write alpha output to \.mp4 files; supported: \.mov"),
+        ("missing/out.mp4", "rgb", "output folder does not exist"),
+    ],
+)
+def test_bad_targets_fail_at_open(tmp_path, name, kind, match):
+    with pytest.raises(SinkError, match=match):
+        RecordingSink(tmp_path / name, width=W, height=H, fps=FPS, kind=kind)
+    assert not any(tmp_path.rglob("*.*"))
