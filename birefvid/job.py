@@ -14,7 +14,7 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union, get_args
+from typing import Any, Literal, Optional, TypeVar, Union, get_args
 
 from .errors import ConfigError, option
 
@@ -163,8 +163,30 @@ class OutputSpec:
             raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")
 
 
+J = TypeVar("J", bound="JobDescription")
+
+
+class JobDescription:
+    """JSON round trip for the job dataclasses: ``to_json()`` then ``from_json()`` gives an equal job."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, tagged with the schema and the job type."""
+        return to_dict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls: type[J], data: dict[str, Any]) -> J:
+        return from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls: type[J], text: str) -> J:
+        return cls.from_dict(json.loads(text))
+
+
 @dataclass(frozen=True)
-class FileJob:
+class FileJob(JobDescription):
     """A file-to-file job, as ``birefvid process`` and ``process_video`` run it."""
 
     source: SourceSpec
@@ -182,19 +204,97 @@ class FileJob:
             raise ConfigError(f"{option('queue_size')} must be at least 1, got {self.queue_size}")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+EffectKind = Literal["blur", "replace", "green", "alpha", "mask"]
+EFFECTS: tuple[str, ...] = get_args(EffectKind)
+# the file pipeline's output kind that draws each effect, and the picture it hands to sinks
+EFFECT_OUTPUT: dict[str, str] = {"blur": "blur", "replace": "composite", "green": "green", "alpha": "alpha", "mask": "mask"}
+EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "alpha": "rgba", "mask": "gray"}
+LIVE_SMOOTH_KINDS = ("none", "ema")  # lookahead waits for future frames: not for live
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FileJob":
-        return from_dict(cls, data)
 
-    @classmethod
-    def from_json(cls, text: str) -> "FileJob":
-        return cls.from_dict(json.loads(text))
+@dataclass(frozen=True)
+class LiveSourceSpec:
+    """A camera index or device, a stream URL, or a file (``realtime`` paces it at its own rate)."""
+
+    source: str
+    realtime: bool = False
+    loop: bool = False
+    open_timeout: float = 5.0
+    read_timeout: float = 5.0
+    max_retries: Optional[int] = None  # None: reconnect forever
+
+    def validate(self) -> None:
+        if not str(self.source).strip():
+            raise ConfigError(f"{option('source')} is empty; give a camera index (0), a device, a URL or a file")
+        for name in ("open_timeout", "read_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{option(name)} must be positive, got {getattr(self, name)}")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ConfigError(f"{option('max_retries')} must be >= 0, got {self.max_retries}")
+
+
+@dataclass(frozen=True)
+class EffectSpec:
+    """What live mode draws: blurred or replaced background, greenscreen, RGBA or the matte."""
+
+    effect: EffectKind = "blur"
+    background: Optional[str] = None  # for replace: a colour, an image or a video (looped)
+    key_color: str = "#00ff00"
+    blur_sigma: float = 16.0
+    foreground: bool = False  # colour estimation at soft edges: costs ~50 ms a 640x480 frame on a CPU
+
+    def validate(self) -> None:
+        from .compose.colors import parse_color
+
+        _one_of("effect", self.effect, EFFECTS)
+        if self.effect == "replace" and self.background is None:
+            raise ConfigError(f"{option('effect', 'replace')} needs {option('background')} (a colour, an image or a video)")
+        if self.effect != "replace" and self.background is not None:
+            raise ConfigError(f"{option('background')} is only used with {option('effect', 'replace')}")
+        parse_color(self.key_color)
+        if not self.blur_sigma > 0:
+            raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")
+
+
+@dataclass(frozen=True)
+class LiveJob(JobDescription):
+    """A live job, as ``birefvid live`` and ``birefvid.api.run_live`` run it."""
+
+    source: LiveSourceSpec
+    sinks: tuple[str, ...]
+    effect: EffectSpec = field(default_factory=EffectSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    inference: InferenceSpec = field(default_factory=InferenceSpec)
+    smoothing: SmoothingSpec = field(default_factory=lambda: SmoothingSpec("ema"))
+    latency_budget_ms: Optional[float] = None  # adapt the inference size to it (when no resolution is set)
+    duration: Optional[float] = None  # seconds; None: until the source ends or Ctrl-C
+    carry: bool = True  # carry the latest mask to each shown frame along optical flow
+    stats_every: float = 5.0
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sinks", tuple(str(s) for s in self.sinks))
+
+    def validate(self) -> "LiveJob":
+        """Check every option that can be checked without opening anything; returns self."""
+        for part in (self.source, self.effect, self.model, self.inference, self.smoothing):
+            part.validate()
+        if not self.sinks:
+            raise ConfigError(f"give at least one {option('sink')}: window, virtualcam, rtsp://…, http://HOST:PORT or a file")
+        if len(set(self.sinks)) != len(self.sinks):
+            raise ConfigError(f"the same {option('sink')} is given twice: {', '.join(self.sinks)}")
+        _one_of("smooth", self.smoothing.kind, LIVE_SMOOTH_KINDS)
+        if self.latency_budget_ms is not None:
+            if not self.latency_budget_ms > 0:
+                raise ConfigError(f"{option('latency_budget_ms')} must be positive, got {self.latency_budget_ms}")
+            if self.inference.resolution is not None:
+                raise ConfigError(f"use either {option('resolution')} or {option('latency_budget_ms')}, not both")
+        if self.duration is not None and not self.duration > 0:
+            raise ConfigError(f"{option('duration')} must be positive, got {self.duration}")
+        if not self.stats_every > 0:
+            raise ConfigError(f"{option('stats_every')} must be positive, got {self.stats_every}")
+        return self
 
 
 def to_dict(job: Any) -> dict[str, Any]:

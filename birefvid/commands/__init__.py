@@ -1,5 +1,5 @@
 """One module per ``birefvid`` sub-command; each has HELP, register(parser) and sets ``run``."""
 
-from . import image, models, process, train
+from . import image, live, models, process, train
 
-COMMANDS = {"process": process, "image": image, "train": train, "models": models}
+COMMANDS = {"process": process, "live": live, "image": image, "train": train, "models": models}

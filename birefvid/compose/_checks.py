@@ -44,4 +44,4 @@ def as_float(images: Tensor) -> Tensor:
 
 def to_uint8(x: Tensor) -> Tensor:
     """Convert float in [0, 1] to uint8 with round-half-up, clamping out-of-range values."""
-    return (x.clamp(0.0, 1.0) * 255.0 + 0.5).floor_().to(torch.uint8)
+    return x.clamp(0.0, 1.0).mul_(255.0).add_(0.5).floor_().to(torch.uint8)  # one new tensor, then in place

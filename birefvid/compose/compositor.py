@@ -27,6 +27,7 @@ class Compositor:
     key: tuple[int, int, int] = (0, 255, 0)
     blur_sigma: float = 16.0
     background: Optional[Background] = None
+    blur_work_scale: int = 1  # >1: blur at 1/k size (see blur_background), for live frame rates
 
     def __post_init__(self) -> None:
         check_output_options(self.kind, self.background is not None)
@@ -46,6 +47,6 @@ class Compositor:
         if self.kind == "green":
             return greenscreen(images, alphas, self.key, fg)
         if self.kind == "blur":
-            return blur_background(images, alphas, self.blur_sigma, fg)
+            return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale)
         assert self.background is not None
         return composite(images, alphas, self.background.frames(images.shape[0]), fg)

@@ -102,6 +102,9 @@ class LiveSink(abc.ABC):
     #: True for displays and streams that should keep showing the last picture while the source
     #: reconnects (the runner repeats it); False for recordings, which keep only what was captured
     holds_last: bool = True
+    #: True when every call must come from the thread that opened the sink (GUI windows); the
+    #: runner then feeds it from its own thread instead of the sink-writer thread
+    needs_main_thread: bool = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

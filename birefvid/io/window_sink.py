@@ -97,6 +97,7 @@ class WindowSink(LiveSink):
 
     accepts = frozenset({"rgb", "rgba", "gray"})
     holds_last = True
+    needs_main_thread = True  # SDL windows are created, fed and closed on one thread
 
     _open: ClassVar[Optional["WindowSink"]] = None
     _open_lock: ClassVar[threading.Lock] = threading.Lock()

@@ -76,8 +76,12 @@ class Segmenter:
         return normalize(x).to(dtype or self.dtype)
 
     @torch.inference_mode()
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, H, W) -> float32 alpha (N, 1, H, W) in [0, 1], on the model's device."""
+    def predict(self, images: torch.Tensor, *, frame_size: bool = True) -> torch.Tensor:
+        """uint8 (N, 3, H, W) -> float32 alpha (N, 1, H, W) in [0, 1], on the model's device.
+
+        ``frame_size=False`` returns the alpha at the inference size instead, for callers that
+        work at the mask's resolution and upsample once at the end (live mode).
+        """
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"Segmenter.predict expects uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         height, width = images.shape[2:]
@@ -86,7 +90,7 @@ class Segmenter:
         if not torch.isfinite(logits).all():
             logits = self._recompute_fp32(images)
         alpha = torch.sigmoid(logits.float())
-        if tuple(alpha.shape[2:]) != (height, width):
+        if frame_size and tuple(alpha.shape[2:]) != (height, width):
             alpha = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
         return alpha.clamp_(0.0, 1.0)
 

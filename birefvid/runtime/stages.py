@@ -42,12 +42,14 @@ class StageQueue:
 
     def put(self, item: Any) -> bool:
         """Enqueue ``item``; False when the pipeline stopped first."""
+        newest = self.policy == "newest" and item is not _EOS
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=POLL_SECONDS)
+                # newest-wins never waits: a full queue gives up its oldest item at once
+                self._queue.put(item, block=not newest, timeout=None if newest else POLL_SECONDS)
                 return True
             except queue.Full:
-                if self.policy == "newest" and item is not _EOS:
+                if newest:
                     try:
                         self._queue.get_nowait()
                         self.dropped += 1

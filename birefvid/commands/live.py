@@ -1,0 +1,84 @@
+"""``birefvid live --source SRC --effect EFFECT --sink SINK [--sink ...]``: webcam and stream matting in real time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..job import EFFECTS, LIVE_SMOOTH_KINDS, EffectSpec, LiveJob, LiveSourceSpec, SmoothingSpec
+from .options import add_model_options, inference_spec, model_spec
+
+HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, browser or file"
+
+DEFAULT_BUDGET_MS = 250.0  # without --resolution the inference size adapts to this model time
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="camera index (0) or device (/dev/video0), rtsp:// rtmp:// http(s):// srt:// URL, or a video file")
+    parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), alpha (RGBA) or mask (default blur)")
+    parser.add_argument("--sink", action="append", default=[], metavar="SINK",
+                        help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, http://HOST:PORT (browser preview) or a file to record")  # fmt: skip
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until the source ends or Ctrl-C)")
+    src = parser.add_argument_group("source")
+    src.add_argument("--realtime", action="store_true", help="play a video file at its own frame rate (demos, tests)")
+    src.add_argument("--loop", action="store_true", help="restart a video file at its end")
+    src.add_argument("--max-retries", type=int, help="give up after this many failed reconnects in a row (default: retry forever)")
+    src.add_argument("--open-timeout", type=float, default=5.0, help="seconds to wait when connecting (default 5)")
+    src.add_argument("--read-timeout", type=float, default=5.0, help="seconds without a frame before a stream counts as lost (default 5)")
+    eff = parser.add_argument_group("effect")
+    eff.add_argument("--background", help="for --effect replace: a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
+    eff.add_argument("--key-color", default="#00ff00", help="for --effect green (default #00ff00)")
+    eff.add_argument("--blur-sigma", type=float, default=16.0, help="for --effect blur: strength in pixels (default 16)")
+    eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~50 ms a frame on a CPU)")
+    run_group = parser.add_argument_group("run")
+    run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_BUDGET_MS:g} unless --resolution)")
+    run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="ema", help="temporal mask smoothing (default ema)")
+    run_group.add_argument("--no-carry", action="store_true", help="do not carry the last mask to new frames along optical flow")
+    run_group.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (default 5)")
+    run_group.add_argument("--stats-json", help="append stats as JSON lines to this file")
+    run_group.add_argument("--report", help="write a JSON report of the run (figures and the job)")
+    run_group.add_argument("--overwrite", action="store_true", help="replace an existing recording")
+    run_group.add_argument("-q", "--quiet", action="store_true", help="no stats lines")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def job_from_args(args: argparse.Namespace) -> LiveJob:
+    """The live job these arguments describe, validated."""
+    budget = args.latency_budget
+    if budget is None and args.resolution is None:
+        budget = DEFAULT_BUDGET_MS
+    return LiveJob(
+        source=LiveSourceSpec(args.source, realtime=args.realtime, loop=args.loop, open_timeout=args.open_timeout,
+                              read_timeout=args.read_timeout, max_retries=args.max_retries),
+        sinks=tuple(args.sink),
+        effect=EffectSpec(args.effect, background=args.background, key_color=args.key_color,
+                          blur_sigma=args.blur_sigma, foreground=args.foreground),
+        model=model_spec(args),
+        inference=inference_spec(args),
+        smoothing=SmoothingSpec(args.smooth),
+        latency_budget_ms=budget,
+        duration=args.duration,
+        carry=not args.no_carry,
+        stats_every=args.stats_every,
+        overwrite=args.overwrite,
+    ).validate()  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime.file_job import check_report_path
+    from ..runtime.live import run_live_job
+
+    job = job_from_args(args)
+    check_report_path(args.report)
+    printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    report = run_live_job(job, stats_json=args.stats_json, printer=printer)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    if not args.quiet:
+        s = report["stats"]
+        print(f"live: showed {report['frames_shown']} frames in {s['seconds']:.1f} s ({s['output_fps']:.1f} fps, "
+              f"source {s['source_fps']:.1f} fps, model {s['model_fps']:.1f} fps); ended: {report['ended_by']}", file=sys.stderr)  # fmt: skip
+    return 0

@@ -1,0 +1,421 @@
+"""Live mode: show every captured frame at the source's rate, composed with the newest mask.
+
+Two paths share the CPU (or a GPU) but never wait for each other:
+
+    capture ──▶ compose(frame, latest mask carried along optical flow) ──▶ sinks      (display)
+        └─ newest frame when the model is free ──▶ Segmenter ──▶ smoother ──▶ latest mask  (model)
+
+The display path runs on the calling thread (windows must be fed from one thread); the model
+path on its own. Between them sits a one-slot newest-wins queue, so a slow model costs mask
+freshness, never frame rate, and no backlog can grow. The first frame is segmented before the
+display starts, so no unmasked picture is ever shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from ..compose.compositor import Compositor
+from ..errors import BirefvidError, PipelineError, SourceError
+from ..io.live_base import CapturedFrame, LiveSink, LiveSource
+from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob
+from ..temporal import Smoother, make_smoother
+from ..temporal.flow import MaskCarrier
+from .live_stats import LiveStats
+from .segmenter import Segmenter
+from .stages import _EOS, StageQueue
+from .video_job import to_sink_layout
+
+log = logging.getLogger(__name__)
+
+# inference sizes tried for --latency-budget, smallest first (sides, square; multiples of 32)
+SIZE_LADDER = (64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 1024)
+
+
+@dataclass(frozen=True)
+class LatestMask:
+    """The newest smoothed mask (1, 1, H, W) float32 on the CPU and when its frame was captured."""
+
+    alpha: torch.Tensor
+    captured: float
+    generation: int
+
+
+def choose_resolution(segmenter: Segmenter, image: np.ndarray, budget_s: float, ceiling: int) -> tuple[int, int]:
+    """The largest square inference size from ``SIZE_LADDER`` (up to ``ceiling``) whose model time fits ``budget_s``.
+
+    Sizes are timed smallest first on a real frame (one warm-up call each) and the search stops at
+    the first one over budget, so calibration costs about twice the chosen size's time.
+    """
+    batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
+    chosen = (MIN_SIDE, MIN_SIDE)
+    for side in (s for s in SIZE_LADDER if s <= ceiling):
+        segmenter.resolution = (side, side)
+        segmenter.predict(batch)  # warm-up (allocations, kernels for this shape)
+        start = time.perf_counter()
+        segmenter.predict(batch)
+        seconds = time.perf_counter() - start
+        log.info("latency budget: %dx%d takes %.0f ms", side, side, seconds * 1000)
+        if seconds > budget_s:
+            break
+        chosen = (side, side)
+    segmenter.resolution = chosen
+    return chosen
+
+
+class ModelPath:
+    """The model thread: newest frame in, smoothed mask out to ``latest``; errors end the run."""
+
+    def __init__(self, segmenter: Segmenter, smoother: Smoother, carrier: Optional[MaskCarrier], stats: LiveStats, stop: threading.Event) -> None:
+        self.segmenter = segmenter
+        self.smoother = smoother
+        self.carrier = carrier
+        self.stats = stats
+        self.stop = stop
+        self.inbox = StageQueue(1, stop, policy="newest")  # the model only ever wants the newest frame
+        self.latest: Optional[LatestMask] = None
+        self.error: Optional[BaseException] = None
+        self._generation: Optional[int] = None
+        self._thread = threading.Thread(target=self._run, name="birefvid-live-model", daemon=True)
+
+    def segment(self, cf: CapturedFrame) -> LatestMask:
+        """Segment and smooth one frame, publish its mask, and hand it to the flow carrier."""
+        if cf.generation != self._generation:  # a reconnect or a loop: the scene jumped
+            self.smoother.reset()
+            self._generation = cf.generation
+        start = time.perf_counter()
+        images = torch.from_numpy(cf.frame.image).permute(2, 0, 1).unsqueeze(0)
+        # masks stay at the inference size (smoothing, carrying) and are upsampled once, at compose
+        alpha = self.segmenter.predict(images, frame_size=False)
+        alpha = self.smoother.push(alpha, images.to(alpha.device))[-1:].float().cpu()
+        self.stats.model_ran(time.perf_counter() - start)
+        latest = LatestMask(alpha, cf.captured, cf.generation)
+        if self.carrier is not None:
+            self.carrier.set_reference(cf.frame.image, alpha)
+        self.latest = latest
+        return latest
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        lower_thread_priority()
+        try:
+            while (item := self.inbox.get()) is not _EOS:
+                self.segment(item)
+        except BaseException as exc:  # noqa: BLE001 - reported by the display loop
+            self.error = exc
+            self.stop.set()
+
+    def join(self, timeout: float = 30.0) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+class OutputClock:
+    """Seconds stamped on pictures: the source's own clock, kept increasing across outages."""
+
+    def __init__(self, fps: float) -> None:
+        self.step = 1.0 / fps
+        self.offset = 0.0
+        self.last: Optional[float] = None
+        self.last_wall = 0.0
+
+    def for_frame(self, stream_time: float, now: float) -> float:
+        t = stream_time + self.offset
+        if self.last is not None and t <= self.last:  # the source's clock restarted behind us
+            self.offset += self.last + self.step - t
+            t = self.last + self.step
+        self.last, self.last_wall = t, now
+        return t
+
+    def for_repeat(self, now: float) -> float:
+        assert self.last is not None
+        t = self.last + max(self.step, now - self.last_wall)
+        self.last, self.last_wall = t, now
+        return t
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    picture: np.ndarray
+    t: float
+    captured: float
+    mask_captured: Optional[float]
+    repeat: bool
+
+
+class SinkWriter:
+    """Sends composed pictures to the sinks on its own thread, so encoding overlaps composing.
+
+    The queue blocks when full (two pictures): a recording never loses a composed picture, and
+    a writer that falls behind slows the display loop, whose newest-wins capture then drops
+    frames before any work is spent on them. Sinks that must stay on the opening thread
+    (windows) are fed by the display loop itself.
+    """
+
+    def __init__(self, sinks: list[LiveSink], stats: LiveStats, stop: threading.Event) -> None:
+        self.threaded = [s for s in sinks if not s.needs_main_thread]
+        self.local = [s for s in sinks if s.needs_main_thread]
+        self.stats = stats
+        self.stop = stop
+        self.error: Optional[BaseException] = None
+        self._queue = StageQueue(2, stop, policy="block")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="birefvid-live-sinks", daemon=True)
+        self._thread.start()
+
+    def deliver(self, item: _Delivery) -> None:
+        _send_all(self.local, item)
+        if not self.threaded:
+            self._shown(item)
+        elif not self._queue.put(item):  # stopped: nothing more is sent
+            return
+
+    def _shown(self, item: _Delivery) -> None:
+        if not item.repeat:
+            self.stats.shown(item.captured, time.monotonic(), item.mask_captured)
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not _EOS:
+                _send_all(self.threaded, item)
+                self._shown(item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the runner
+            self.error = exc
+            self.stop.set()
+        finally:
+            self._done.set()
+
+    def finish(self, timeout: float = 30.0) -> None:
+        """Send what is queued, then stop the thread (the queue's end marker follows the last picture)."""
+        if self._thread.is_alive() and not self.stop.is_set():
+            self._queue.put(_EOS)
+        self._done.wait(timeout)
+
+
+def _send_all(sinks: list[LiveSink], item: _Delivery) -> None:
+    for sink in sinks:
+        if item.repeat and not sink.holds_last:
+            continue
+        sink.send(item.picture, item.t)
+
+
+class LiveRunner:
+    """Runs the display loop over an open source and sinks with a ready Segmenter and Compositor."""
+
+    def __init__(
+        self,
+        source: LiveSource,
+        sinks: list[LiveSink],
+        segmenter: Segmenter,
+        compositor: Compositor,
+        smoother: Smoother,
+        *,
+        fps: float,
+        carry: bool = True,
+        stats: Optional[LiveStats] = None,
+        duration: Optional[float] = None,
+        read_timeout: float = 5.0,
+        stop: Optional[threading.Event] = None,
+    ) -> None:
+        self.source = source
+        self.sinks = sinks
+        self.compositor = compositor
+        self.fps = fps
+        self.duration = duration
+        self.read_timeout = read_timeout
+        self.stop = stop or threading.Event()
+        self.stats = stats or LiveStats()
+        self.carrier = MaskCarrier() if carry else None
+        self.model = ModelPath(segmenter, smoother, self.carrier, self.stats, self.stop)
+        self.clock = OutputClock(fps)
+        self._last_picture: Optional[np.ndarray] = None
+        self.frames_shown = 0
+        self.ended_by = "stop"
+        self.final: dict[str, Any] = {}
+
+    def compose(self, cf: CapturedFrame, latest: LatestMask) -> np.ndarray:
+        """The picture for one frame: the newest mask carried to it along flow, then the effect."""
+        image = cf.frame.image
+        alpha = latest.alpha
+        if self.carrier is not None and cf.captured != latest.captured:
+            carried = self.carrier.carry(image)
+            if carried is not None:
+                alpha = carried
+        if tuple(alpha.shape[-2:]) != image.shape[:2]:  # inference size -> frame size, once
+            alpha = torch.nn.functional.interpolate(alpha, size=image.shape[:2], mode="bilinear", align_corners=False)
+        images = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
+        return to_sink_layout(self.compositor(images, alpha).numpy())[0]
+
+    def _show(self, cf: CapturedFrame) -> None:
+        latest = self.model.latest
+        assert latest is not None
+        picture = self.compose(cf, latest)
+        t = self.clock.for_frame(cf.stream_time, time.monotonic())
+        self.writer.deliver(_Delivery(picture, t, cf.captured, latest.captured, repeat=False))
+        self._last_picture = picture
+        self.frames_shown += 1
+
+    def _hold(self, now: float) -> None:
+        """While the source reconnects, repeat the last picture to displays at the source rate."""
+        if self._last_picture is not None and now - self.clock.last_wall >= self.clock.step:
+            t = self.clock.for_repeat(now)
+            self.writer.deliver(_Delivery(self._last_picture, t, now, None, repeat=True))
+            self.stats.repeated += 1
+
+    def _user_closed(self) -> bool:
+        return any(getattr(sink, "closed_by_user", False) for sink in self.sinks)
+
+    def run(self, first: CapturedFrame) -> None:
+        """Show frames until the duration passes, the source ends or fails, ``stop`` is set, or Ctrl-C.
+
+        ``first`` is the frame the model has just segmented (``self.model.segment``), so the very
+        first picture is masked.
+        """
+        cf: Optional[CapturedFrame] = first
+        self.writer = SinkWriter(self.sinks, self.stats, self.stop)
+        self.model.start()
+        start = time.monotonic()
+        self.stats.begin(start, self.source)
+        try:
+            while True:
+                if cf is not None:
+                    if cf is not first:
+                        self.model.inbox.put(cf)  # newest wins: an older frame still waiting is dropped
+                    self._show(cf)
+                now = time.monotonic()
+                if self.stats.due(now):
+                    self.stats.emit(now, self.source)
+                if self.stop.is_set():
+                    break
+                if self.duration is not None and now - start >= self.duration:
+                    self.ended_by = "duration"
+                    break
+                if self._user_closed():
+                    self.ended_by = "window closed"
+                    break
+                cf = self.source.read(min(0.05, self.clock.step))
+                if cf is None:
+                    state = self.source.state
+                    if state == "ended":
+                        self.ended_by = "source ended"
+                        break
+                    if state == "failed":
+                        raise self.source.error or SourceError("the source failed")
+                    if state == "reconnecting":
+                        self._hold(time.monotonic())
+        except KeyboardInterrupt:
+            self.ended_by = "interrupted"
+        finally:
+            self.writer.finish()
+            self.stop.set()
+            self.final = self.stats.final(time.monotonic(), self.source)
+            self.model.join()
+        error = self.model.error or self.writer.error
+        if error is not None:
+            if isinstance(error, BirefvidError):
+                raise error
+            raise PipelineError("model", f"{type(error).__name__}: {error}") from error
+
+
+MODEL_NICENESS = 10
+
+
+def lower_thread_priority(niceness: int = MODEL_NICENESS) -> None:
+    """Make the calling thread (and the worker threads it starts) yield the CPU to the display path.
+
+    On Linux a thread has its own nice value and threads it creates inherit it, so the model's
+    OpenMP team, started from this thread, runs niced too: the model may use every core, yet a
+    frame to display never waits behind it. Elsewhere this is a no-op (the display may then
+    stutter when the model saturates the CPU).
+    """
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id") and os.uname().sysname == "Linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        except OSError as exc:  # not permitted in some containers: run at normal priority
+            log.debug("could not lower the model thread's priority: %s", exc)
+
+
+def run_live_job(
+    job: LiveJob,
+    *,
+    segmenter: Optional[Segmenter] = None,
+    stats_json: Optional[str] = None,
+    printer: Optional[Callable[[str], None]] = None,
+    stop: Optional[threading.Event] = None,
+) -> dict[str, Any]:
+    """Run ``job`` until its duration passes, the source ends, ``stop`` is set or Ctrl-C; returns the run report.
+
+    Recordings are committed when the run ends normally (duration, end of source, Ctrl-C, window
+    closed) and discarded when it fails, like every other output of birefvid.
+    """
+    from ..io.live_sinks import open_live_sinks
+    from ..io.live_source import open_live_source
+    from .backgrounds import open_background
+    from .file_job import resolved_settings, segmenter_for
+
+    job.validate()
+    spec, effect = job.source, job.effect
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(open_live_source(
+            spec.source, realtime=spec.realtime, loop=spec.loop, open_timeout=spec.open_timeout,
+            read_timeout=spec.read_timeout, max_retries=spec.max_retries,
+        ))  # fmt: skip
+        info = source.start()
+        fps = float(info.average_rate) if info.average_rate else 30.0
+        sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps,
+                                kind=EFFECT_PICTURE[effect.effect], overwrite=job.overwrite)  # fmt: skip
+        failed = True
+        try:
+            background = None
+            if effect.effect == "replace":
+                background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu"))
+            seg = segmenter or segmenter_for(job.model, job.inference)
+            stats = LiveStats(job.stats_every, stats_json, printer)
+            stack.callback(stats.close)
+            compositor = Compositor(
+                EFFECT_OUTPUT[effect.effect], foreground=effect.foreground, key=effect.key_color,  # type: ignore[arg-type]
+                blur_sigma=effect.blur_sigma, background=background, blur_work_scale=max(1, int(effect.blur_sigma // 4)),
+            )  # fmt: skip
+            smoother = make_smoother(job.smoothing.kind, **({"scene_cut_threshold": 0.15} if job.smoothing.kind == "ema" else {}))
+            runner = LiveRunner(source, sinks, seg, compositor, smoother, fps=fps, carry=job.carry, stats=stats,
+                                duration=job.duration, read_timeout=spec.read_timeout, stop=stop)  # fmt: skip
+            threads = torch.get_num_threads()
+            with torch.inference_mode():
+                first = runner.source.read(spec.read_timeout)
+                if first is None:
+                    raise SourceError(str(source.error) if source.error else f"no frame from {spec.source} within {spec.read_timeout:g} s")
+                if job.latency_budget_ms is not None:
+                    ceiling = max(seg.resolution)
+                    choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, ceiling)
+                runner.model.segment(first)
+                runner.run(first)
+            failed = False
+        finally:
+            for sink in reversed(sinks):
+                if failed:
+                    sink.abort()
+                else:
+                    sink.close()
+    return {
+        "source": spec.source,
+        "sinks": list(job.sinks),
+        "width": info.width,
+        "height": info.height,
+        "source_rate": round(fps, 3),
+        "frames_shown": runner.frames_shown,
+        "ended_by": runner.ended_by,
+        "stats": runner.final,
+        "job": job.to_dict(),
+        "resolved": {**resolved_settings(seg), "model_threads": threads},
+    }

@@ -1,0 +1,141 @@
+"""Live-mode statistics: source, output and model rates, capture-to-output latency, mask age,
+dropped frames and reconnects, over a sliding period and for the whole run.
+
+Printed as one line every few seconds and, with ``--stats-json FILE``, appended as JSON lines
+(one object per period, then a final ``"final": true`` summary) for dashboards and tests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, TextIO
+
+import numpy as np
+
+
+def _percentile(values: list[float], q: float) -> Optional[float]:
+    return None if not values else float(np.percentile(np.asarray(values), q))
+
+
+def _ms(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(seconds * 1000.0, 1)
+
+
+@dataclass
+class _Period:
+    """What happened since the period began (shown frames, model runs, their timings)."""
+
+    start: float
+    captured_at_start: int
+    dropped_at_start: int = 0
+    shown: int = 0
+    model_runs: int = 0
+    latencies: list[float] = field(default_factory=list)
+    mask_ages: list[float] = field(default_factory=list)
+    model_seconds: list[float] = field(default_factory=list)
+
+
+class LiveStats:
+    """Collects timings from the display and model threads; ``emit`` reports one period."""
+
+    def __init__(self, every: float = 5.0, json_path: Optional[str | Path] = None, printer: Optional[Callable[[str], None]] = None) -> None:
+        self.every = every
+        self.printer = printer
+        self._lock = threading.Lock()
+        self._json: Optional[TextIO] = open(json_path, "a", encoding="utf-8") if json_path is not None else None  # noqa: SIM115
+        self._start = time.monotonic()
+        self._period = _Period(self._start, 0)
+        self._all = _Period(self._start, 0)
+        self.repeated = 0  # pictures repeated to displays while the source reconnected
+
+    def begin(self, now: float, source: Any) -> None:
+        """Start counting now (the display starts after the model's warm-up on the first frame)."""
+        captured = source.frames_captured if source is not None else 0
+        dropped = source.dropped if source is not None else 0
+        with self._lock:
+            self._start = now
+            self._period = _Period(now, captured, dropped)
+            self._all = _Period(now, captured, dropped)
+
+    def shown(self, captured: float, shown: float, mask_captured: Optional[float]) -> None:
+        """A picture of a frame captured at ``captured`` reached every sink at ``shown``."""
+        with self._lock:
+            for p in (self._period, self._all):
+                p.shown += 1
+                p.latencies.append(shown - captured)
+                if mask_captured is not None:
+                    p.mask_ages.append(max(0.0, captured - mask_captured))
+
+    def model_ran(self, seconds: float) -> None:
+        """The model finished one frame in ``seconds``."""
+        with self._lock:
+            for p in (self._period, self._all):
+                p.model_runs += 1
+                p.model_seconds.append(seconds)
+
+    def due(self, now: float) -> bool:
+        return now - self._period.start >= self.every
+
+    def _summary(self, p: _Period, now: float, source: Any) -> dict[str, Any]:
+        seconds = max(now - p.start, 1e-9)
+        captured = source.frames_captured if source is not None else 0
+        return {
+            "seconds": round(seconds, 3),
+            "source_fps": round((captured - p.captured_at_start) / seconds, 2),
+            "output_fps": round(p.shown / seconds, 2),
+            "model_fps": round(p.model_runs / seconds, 2),
+            "model_ms_median": _ms(_percentile(p.model_seconds, 50)),
+            "latency_ms_median": _ms(_percentile(p.latencies, 50)),
+            "latency_ms_p95": _ms(_percentile(p.latencies, 95)),
+            "mask_age_ms_median": _ms(_percentile(p.mask_ages, 50)),
+            "mask_age_ms_p95": _ms(_percentile(p.mask_ages, 95)),
+            "frames_shown": p.shown,
+            "dropped": (source.dropped - p.dropped_at_start) if source is not None else 0,
+            "reconnects": source.reconnects if source is not None else 0,
+            "repeated": self.repeated,
+            "state": source.state if source is not None else None,
+        }
+
+    def emit(self, now: float, source: Any) -> dict[str, Any]:
+        """Report the period that ends now (a line, a JSON line) and start the next one."""
+        with self._lock:
+            summary = self._summary(self._period, now, source)
+            self._period = _Period(now, *((source.frames_captured, source.dropped) if source is not None else (0, 0)))
+        self._write(summary)
+        if self.printer is not None:
+            self.printer(format_line(summary))
+        return summary
+
+    def final(self, now: float, source: Any) -> dict[str, Any]:
+        """The whole run's figures (also written as the last JSON line, marked ``final``)."""
+        with self._lock:
+            summary = {**self._summary(self._all, now, source), "final": True}
+        self._write(summary)
+        return summary
+
+    def _write(self, summary: dict[str, Any]) -> None:
+        if self._json is not None:
+            self._json.write(json.dumps(summary) + "\n")
+            self._json.flush()
+
+    def close(self) -> None:
+        if self._json is not None:
+            self._json.close()
+            self._json = None
+
+
+def format_line(s: dict[str, Any]) -> str:
+    """``live: source 30.0 fps, output 30.0 fps, model 3.1 fps, latency 12/25 ms (median/p95), ...``."""
+
+    def ms(v: Optional[float]) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    return (
+        f"live: source {s['source_fps']:.1f} fps, output {s['output_fps']:.1f} fps, model {s['model_fps']:.1f} fps, "
+        f"latency {ms(s['latency_ms_median'])}/{ms(s['latency_ms_p95'])} ms (median/p95), "
+        f"mask age {ms(s['mask_age_ms_median'])} ms, dropped {s['dropped']}, reconnects {s['reconnects']}"
+    )

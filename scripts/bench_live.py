@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Live mode on this machine: does the display keep the camera's rate while the model shares the CPU?
+
+A generated 640x480, 30 fps clip is played in real time (``--realtime --loop``, standing in for
+a camera) through ``birefvid live --effect blur`` into a recording, once per model, side by side
+in one run; the script prints source, output and model fps, capture-to-output latency (median,
+p95) and mask age for each:
+
+    python scripts/bench_live.py                 # tiny and a lite-sized (swin_v1_t) model at 256²
+    python scripts/bench_live.py --seconds 30
+
+The swin_v1_t model has seeded random weights: its cost, not its masks, is what is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import av
+import torch
+
+from birefvid.data.scenes import make_clip
+from birefvid.job import EffectSpec, InferenceSpec, LiveJob, LiveSourceSpec
+from birefvid.models import BiRefNet
+from birefvid.runtime import Segmenter
+from birefvid.runtime.live import run_live_job
+
+
+def write_clip(path: Path, size: tuple[int, int], fps: int, seconds: float) -> Path:
+    """An H.264 clip of a generated scene (a subject moving over a panning background)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "20", "bf": "0"})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for image, _ in make_clip(7, int(fps * seconds), (size[1], size[0])):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def segmenter(name: str, side: int) -> Segmenter:
+    if name == "tiny":
+        return Segmenter("tiny", device="cpu", precision="fp32", resolution=side)
+    torch.manual_seed(0)
+    return Segmenter(module=BiRefNet(name), device="cpu", precision="fp32", resolution=side)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of live input per model (default 20)")
+    parser.add_argument("--size", default="640x480")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--models", default="tiny,swin_v1_t")
+    parser.add_argument("--json", help="also write the figures as JSON")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(Path(tmp) / "camera.mp4", (width, height), args.fps, 10.0)
+        for name in args.models.split(","):
+            job = LiveJob(
+                LiveSourceSpec(str(clip), realtime=True, loop=True), sinks=(str(Path(tmp) / f"{name}.mp4"),),
+                effect=EffectSpec("blur"), inference=InferenceSpec(device="cpu", resolution=args.resolution),
+                duration=args.seconds, stats_every=args.seconds + 1,
+            )  # fmt: skip
+            report = run_live_job(job, segmenter=segmenter(name, args.resolution))
+            rows.append({"model": name, "resolution": args.resolution, **report["stats"]})
+    print(f"live blur, {width}x{height} at {args.fps} fps for {args.seconds:g} s per model, {torch.get_num_threads()} torch threads, {sys.platform}")
+    print(f"{'model':<10} {'source fps':>10} {'output fps':>10} {'out/src':>7} {'model fps':>9} {'latency p50':>11} {'p95':>6} {'mask age p50':>12} {'dropped':>7}")
+    for r in rows:
+        print(f"{r['model']:<10} {r['source_fps']:>10.2f} {r['output_fps']:>10.2f} {r['output_fps'] / r['source_fps']:>7.3f} "
+              f"{r['model_fps']:>9.2f} {r['latency_ms_median']:>9.0f}ms {r['latency_ms_p95']:>4.0f}ms {r['mask_age_ms_median']:>10.0f}ms {r['dropped']:>7}")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
