@@ -1,4 +1,4 @@
-"""One-call facades: ``process_video(input, output, **options)`` and ``run_job(job)``.
+"""One-call facades: ``process_video(input, output, **options)``, ``run_job(job)`` and ``run_live(job)``.
 
 ``process_video`` keeps the keyword form users know; it only builds a ``FileJob`` (the one
 description every entry point shares) and runs it.
@@ -10,7 +10,20 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from .job import FileJob, InferenceSpec, ModelSpec, OutputKind, OutputSpec, Precision, SmoothingSpec, SmoothKind, SourceSpec
+from .job import (
+    EffectSpec,
+    FileJob,
+    InferenceSpec,
+    LiveJob,
+    LiveSourceSpec,
+    ModelSpec,
+    OutputKind,
+    OutputSpec,
+    Precision,
+    SmoothingSpec,
+    SmoothKind,
+    SourceSpec,
+)
 
 if TYPE_CHECKING:
     from .runtime.segmenter import Segmenter
@@ -96,3 +109,58 @@ def run_job(
     from .runtime.file_job import run_file_job
 
     return run_file_job(job, segmenter=segmenter, progress=progress, on_start=on_start, report_path=report_path, stop=stop)
+
+
+def build_live_job(
+    source: Union[str, int],
+    sinks: Union[str, list[str], tuple[str, ...]],
+    *,
+    effect: str = "blur",
+    background: Optional[str] = None,
+    key_color: str = "#00ff00",
+    blur_sigma: float = 16.0,
+    foreground: bool = False,
+    model: Optional[str] = None,
+    weights: Optional[PathLike] = None,
+    backbone: Optional[str] = None,
+    device: str = "auto",
+    precision: Precision = "auto",
+    resolution: Union[int, str, tuple[int, int], None] = None,
+    latency_budget_ms: Optional[float] = None,
+    smooth: str = "ema",
+    carry: bool = True,
+    realtime: bool = False,
+    loop: bool = False,
+    max_retries: Optional[int] = None,
+    open_timeout: float = 5.0,
+    read_timeout: float = 5.0,
+    duration: Optional[float] = None,
+    stats_every: float = 5.0,
+    overwrite: bool = False,
+) -> LiveJob:
+    """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated)."""
+    return LiveJob(
+        source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
+                              read_timeout=read_timeout, max_retries=max_retries),
+        sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
+        effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
+                          foreground=foreground),
+        model=ModelSpec(model, None if weights is None else str(weights), backbone),
+        inference=InferenceSpec(device, precision, resolution),
+        smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]
+        latency_budget_ms=latency_budget_ms, duration=duration, carry=carry, stats_every=stats_every, overwrite=overwrite,
+    ).validate()  # fmt: skip
+
+
+def run_live(
+    job: LiveJob,
+    *,
+    segmenter: Optional["Segmenter"] = None,
+    stats_json: Optional[PathLike] = None,
+    printer: Optional[Callable[[str], None]] = None,
+    stop: Optional[threading.Event] = None,
+) -> dict[str, Any]:
+    """Run a ``LiveJob`` until its duration passes, the source ends, ``stop`` is set or Ctrl-C; returns the report."""
+    from .runtime.live import run_live_job
+
+    return run_live_job(job, segmenter=segmenter, stats_json=None if stats_json is None else str(stats_json), printer=printer, stop=stop)

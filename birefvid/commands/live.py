@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..job import EFFECTS, LIVE_SMOOTH_KINDS, EffectSpec, LiveJob, LiveSourceSpec, SmoothingSpec
-from .options import add_model_options, inference_spec, model_spec
+from ..job import EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
+from .options import add_model_options
 
 HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, browser or file"
 
@@ -46,25 +46,20 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def job_from_args(args: argparse.Namespace) -> LiveJob:
-    """The live job these arguments describe, validated."""
+    """The live job these arguments describe, validated (the same builder the Python API uses)."""
+    from ..api import build_live_job
+
     budget = args.latency_budget
     if budget is None and args.resolution is None:
         budget = DEFAULT_BUDGET_MS
-    return LiveJob(
-        source=LiveSourceSpec(args.source, realtime=args.realtime, loop=args.loop, open_timeout=args.open_timeout,
-                              read_timeout=args.read_timeout, max_retries=args.max_retries),
-        sinks=tuple(args.sink),
-        effect=EffectSpec(args.effect, background=args.background, key_color=args.key_color,
-                          blur_sigma=args.blur_sigma, foreground=args.foreground),
-        model=model_spec(args),
-        inference=inference_spec(args),
-        smoothing=SmoothingSpec(args.smooth),
-        latency_budget_ms=budget,
-        duration=args.duration,
-        carry=not args.no_carry,
-        stats_every=args.stats_every,
-        overwrite=args.overwrite,
-    ).validate()  # fmt: skip
+    return build_live_job(
+        args.source, args.sink, effect=args.effect, background=args.background, key_color=args.key_color,
+        blur_sigma=args.blur_sigma, foreground=args.foreground, model=args.model, weights=args.weights,
+        backbone=args.backbone, device=args.device, precision=args.precision, resolution=args.resolution,
+        latency_budget_ms=budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
+        max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
+        duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..job import PRECISIONS, SMOOTH_KINDS, InferenceSpec, ModelSpec, SmoothingSpec
+from ..job import PRECISIONS, SMOOTH_KINDS, InferenceSpec, ModelSpec
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +38,3 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
 def inference_spec(args: argparse.Namespace) -> InferenceSpec:
     """The inference part of a job, from the shared options (batch size where the command has one)."""
     return InferenceSpec(args.device, args.precision, args.resolution, args.keep_aspect, getattr(args, "batch_size", None))
-
-
-def smoothing_spec(args: argparse.Namespace) -> SmoothingSpec:
-    """The smoothing part of a job."""
-    return SmoothingSpec(args.smooth, args.smooth_window)

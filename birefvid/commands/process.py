@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..job import DECODERS, OUTPUT_KINDS, FileJob, OutputSpec, SourceSpec
-from .options import add_model_options, add_smoothing_options, inference_spec, model_spec, smoothing_spec
+from ..job import DECODERS, OUTPUT_KINDS, FileJob
+from .options import add_model_options, add_smoothing_options
 from .progress import FrameProgress
 
 HELP = "cut the subject out of a video: alpha video, mask, greenscreen, composite or background blur"
@@ -40,18 +40,17 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def job_from_args(args: argparse.Namespace) -> FileJob:
-    """The job these arguments describe, validated."""
-    return FileJob(
-        source=SourceSpec(args.input, decoder=args.decoder, fps=args.fps),
-        output=OutputSpec(
-            args.out, kind=args.output, background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
-            foreground=not args.no_foreground, codec=args.codec, crf=args.crf, bitrate=args.bitrate,
-            pix_fmt=args.pix_fmt, audio=not args.no_audio, overwrite=args.overwrite,
-        ),
-        model=model_spec(args),
-        inference=inference_spec(args),
-        smoothing=smoothing_spec(args),
-    ).validate()  # fmt: skip
+    """The job these arguments describe, validated (the same builder ``process_video`` uses)."""
+    from ..api import build_file_job
+
+    return build_file_job(
+        args.input, args.out, kind=args.output, model=args.model, weights=args.weights, backbone=args.backbone,
+        device=args.device, precision=args.precision, resolution=args.resolution, keep_aspect=args.keep_aspect,
+        background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
+        foreground=not args.no_foreground, smooth=args.smooth, smooth_window=args.smooth_window,
+        batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
+        audio=not args.no_audio, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
