@@ -1,0 +1,234 @@
+"""The live runner: the display keeps the source's rate whatever the model costs, pictures are
+masked from the first one on, smoothing restarts on a new connection, errors end the run cleanly.
+
+The scene is the process tests' red square on blue (``process_fixtures``), played in real time
+from a file; the "red-key" model knows the exact answer, and a sleep inside it stands in for a
+model far slower than the camera.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from birefvid.api import build_live_job, run_live
+from birefvid.errors import ConfigError, PipelineError
+from birefvid.runtime.live import OutputClock, choose_resolution
+from process_fixtures import RedKey, red_key_segmenter, scene_frame, true_mask, interior
+
+SIZE = (96, 64)
+FPS = 24
+
+
+class SlowRedKey(RedKey):
+    """RedKey that takes ``seconds`` per call (sleeping, so it holds no CPU and no GIL)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        time.sleep(self.seconds)
+        return super().forward(x)
+
+
+def write_scene(path, n_frames: int, size=SIZE, fps=FPS):
+    """An FFV1 clip of the moving red square (lossless, so colours are exact)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv444p"
+        for i in range(n_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(scene_frame(i, size), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def read_frames(path):
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        return [(f.to_ndarray(format="rgb24"), float(f.pts * stream.time_base)) for f in c.decode(stream)]
+
+
+def test_slow_model_keeps_the_source_rate_and_latency_bounded_over_30_s(tmp_path):
+    """A model 12x slower than the camera: output fps stays at the source rate, no backlog grows."""
+    clip = write_scene(tmp_path / "cam.mkv", 30 * FPS)
+    model = SlowRedKey(0.5)
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True, duration=30,
+                         stats_every=5, carry=False, smooth="none")  # fmt: skip
+    stats = tmp_path / "stats.jsonl"
+    report = run_live(job, segmenter=red_key_segmenter(model), stats_json=stats)
+    final = report["stats"]
+    assert final["output_fps"] >= 0.98 * FPS * 0.97 and final["source_fps"] == pytest.approx(FPS, rel=0.05)
+    assert final["model_fps"] <= 2.2  # the model really was slow
+    assert final["latency_ms_p95"] <= 100
+    periods = [json.loads(line) for line in stats.read_text().splitlines()]
+    assert periods[-1]["final"] and len(periods) >= 6
+    early, late = periods[0], periods[-2]
+    assert late["latency_ms_p95"] <= max(2 * early["latency_ms_p95"], 60), "latency grew: a backlog is building"
+    assert late["output_fps"] >= 0.95 * FPS
+    recorded = read_frames(tmp_path / "out.mkv")
+    assert abs(len(recorded) - 30 * FPS) <= 0.05 * 30 * FPS
+
+
+def test_every_picture_is_masked_and_the_effect_is_exact(tmp_path):
+    """From the first picture on, the background is the key colour and the subject the source."""
+    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="green", key_color="#00ff00",
+                         realtime=True, smooth="none")  # fmt: skip
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(0.02)))
+    assert report["ended_by"] == "source ended"
+    frames = read_frames(tmp_path / "out.mkv")
+    assert len(frames) >= 0.8 * 2 * FPS
+    image, _ = frames[0]
+    fg, bg = interior(true_mask(0, SIZE), margin=6)  # the first picture shows frame 0, masked
+    assert np.abs(image[bg].astype(int) - (0, 255, 0)).max() <= 8  # H.264 in the recording: a few levels
+    assert np.abs(image[fg].astype(int) - (255, 0, 0)).max() <= 8
+    times = [t for _, t in frames]
+    assert all(b > a for a, b in zip(times, times[1:]))
+
+
+def textured_scene(index: int, size=(320, 96), side: int = 48, speed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A red-ish textured square sliding right over a blue-ish textured background (flow needs texture)."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    background = np.stack([rng.integers(0, 60, (h, w + 400)), rng.integers(0, 256, (h, w + 400)), rng.integers(150, 256, (h, w + 400))], -1)
+    subject = np.stack([rng.integers(190, 256, (side, side)), rng.integers(0, 256, (side, side)), rng.integers(0, 60, (side, side))], -1)
+    image = background[:, :w].astype(np.uint8).copy()
+    mask = np.zeros((h, w), np.uint8)
+    left, top = 8 + speed * index, (h - side) // 2
+    image[top : top + side, left : left + side] = subject
+    mask[top : top + side, left : left + side] = 255
+    return image, mask
+
+
+def test_mask_is_carried_to_the_current_frame(tmp_path):
+    """With a slow model the mask is frames old; carried along optical flow it follows the subject."""
+    clip = tmp_path / "cam.mkv"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 320, 96, "yuv444p"
+        for i in range(3 * FPS):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(textured_scene(i)[0], format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    iou = {}
+    for carry in (False, True):
+        out = tmp_path / f"carry{carry}.mkv"
+        job = build_live_job(str(clip), [str(out)], effect="mask", realtime=True, carry=carry, smooth="none")
+        report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(0.15)))
+        assert report["stats"]["mask_age_ms_median"] >= 100  # the masks really were several frames old
+        scores = []
+        for image, t in read_frames(out)[FPS // 2 :]:
+            truth = textured_scene(round(t * FPS))[1] > 127
+            shown = image[..., 0] > 127
+            scores.append((shown & truth).sum() / (shown | truth).sum())
+        iou[carry] = float(np.mean(scores))
+    assert iou[True] >= 0.85 and iou[True] > iou[False] + 0.1, iou
+
+
+def test_reconnect_resets_smoothing():
+    """A frame of a new connection (higher generation) starts the smoother afresh."""
+    from birefvid.frames import Frame
+    from birefvid.io.live_base import CapturedFrame
+    from birefvid.runtime.live import ModelPath, LiveStats
+    from birefvid.temporal import make_smoother
+
+    path = ModelPath(red_key_segmenter(), make_smoother("ema", weight=0.9, motion_threshold=None), None, LiveStats(), threading.Event())
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((64, 64, 3), np.uint8)
+    blue[..., 2] = 255
+    from fractions import Fraction
+
+    def captured(image, generation):
+        return CapturedFrame(Frame(image, 0, Fraction(1, 24), 0), time.monotonic(), generation, 0.0)
+
+    path.segment(captured(red, 0))
+    assert path.latest.alpha.mean() > 0.99
+    same = path.segment(captured(blue, 0))  # same connection: the EMA keeps 90% of the red history
+    assert same.alpha.mean() > 0.8
+    fresh = path.segment(captured(blue, 1))  # after a reconnect: no history
+    assert fresh.alpha.mean() < 0.01
+
+
+def test_output_clock_never_goes_back():
+    clock = OutputClock(fps=25)
+    assert clock.for_frame(1.00, now=10.0) == 1.00
+    assert clock.for_frame(1.04, now=10.04) == pytest.approx(1.04)
+    held = [clock.for_repeat(now=10.04 + 0.04 * k) for k in range(1, 4)]  # source reconnecting
+    assert held == sorted(held) and held[0] > 1.04
+    after = clock.for_frame(0.0, now=10.3)  # the new connection's clock restarted at 0
+    assert after > held[-1]
+    assert clock.for_frame(0.04, now=10.34) == pytest.approx(after + 0.04)
+
+
+def test_latency_budget_picks_the_largest_size_that_fits():
+    """A model whose time grows with the pixel count: the budget picks the size just under it."""
+
+    class PixelCost(RedKey):
+        def forward(self, x):
+            time.sleep(x.shape[-1] * x.shape[-2] / 128 / 128 * 0.1)  # 100 ms at 128², 225 ms at 192², 306 ms at 224²
+            return super().forward(x)
+
+    seg = red_key_segmenter(PixelCost())
+    image = scene_frame(0, (320, 240))
+    assert choose_resolution(seg, image, 0.27, ceiling=1024) in ((160, 160), (192, 192))
+    assert seg.resolution in ((160, 160), (192, 192))
+    assert choose_resolution(seg, image, 0.001, ceiling=1024) == (64, 64)  # nothing fits: the smallest
+
+
+def test_model_error_ends_the_run_with_one_clear_error_and_no_recording(tmp_path):
+    from process_fixtures import FailingRedKey
+
+    clip = write_scene(tmp_path / "cam.mkv", 3 * FPS)
+    out = tmp_path / "out.mkv"
+    job = build_live_job(str(clip), [str(out)], effect="mask", realtime=True)
+    with pytest.raises(PipelineError, match="model exploded"):
+        run_live(job, segmenter=red_key_segmenter(FailingRedKey(fail_at=3)))
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_stop_event_ends_the_run_and_commits_the_recording(tmp_path):
+    clip = write_scene(tmp_path / "cam.mkv", 10 * FPS)
+    out = tmp_path / "out.mkv"
+    stop = threading.Event()
+    threading.Timer(1.5, stop.set).start()
+    report = run_live(build_live_job(str(clip), [str(out)], effect="mask", realtime=True), segmenter=red_key_segmenter(), stop=stop)
+    assert report["ended_by"] == "stop" and out.exists()
+    assert 0.5 * 1.5 * FPS <= len(read_frames(out)) <= 2 * FPS
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (dict(effect="replace"), "effect='replace' needs background"),
+        (dict(effect="blur", background="red"), "background is only used with effect='replace'"),
+        (dict(smooth="lookahead"), "unknown smooth 'lookahead'; expected one of none, ema"),
+        (dict(resolution=256, latency_budget_ms=100), "use either resolution or latency_budget_ms"),
+        (dict(duration=0), "duration must be positive"),
+    ],
+)
+def test_live_job_validation(options, words):
+    with pytest.raises(ConfigError, match=words):
+        build_live_job("cam.mp4", "out.mp4", **options)
+    with pytest.raises(ConfigError, match="at least one sink"):
+        build_live_job("cam.mp4", [])
+
+
+def test_live_job_round_trips_through_json():
+    from birefvid.job import LiveJob
+
+    job = build_live_job("rtsp://cam/1", ["http://127.0.0.1:8080", "rec.mkv"], effect="replace", background="beach.jpg",
+                         latency_budget_ms=150, max_retries=3, duration=60)  # fmt: skip
+    assert LiveJob.from_json(job.to_json()) == job
