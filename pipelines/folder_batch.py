@@ -15,8 +15,8 @@ from pathlib import Path
 
 from birefvid import BirefvidError, Segmenter
 from birefvid.api import process_video
+from birefvid.extensions import VIDEO_EXTENSIONS
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suffix", default=".mov", help="output container (default .mov, ProRes 4444)")
     args = parser.parse_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    videos = sorted(p for p in args.input_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    videos = sorted(p for p in args.input_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     segmenter = Segmenter(None if args.weights else args.model, weights=args.weights, resolution=args.resolution)
     failed = 0
     for video in videos:

@@ -63,11 +63,13 @@ def main() -> None:
 
     print(f"# BiRefNet single-frame cost, {args.size}x{args.size}, {args.precision}, CPU")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'backbone':<11} {'params':>8} {'median s/frame':>15} {'min s':>7} {'peak RSS MB':>12} {'RSS before model':>17}")
+    print(f"{'backbone':<11} {'params':>8} {'median s/frame':>15} {'min s':>7} {'vs first':>9} {'peak RSS MB':>12} {'RSS before model':>17}")
+    first = None
     for backbone in args.backbones:
         cmd = [sys.executable, __file__, "--child", backbone, "--size", str(args.size), "--runs", str(args.runs), "--precision", args.precision]
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        print(f"{r['backbone']:<11} {r['params_m']:>7.1f}M {r['median_s']:>15.2f} {r['min_s']:>7.2f} {r['peak_rss_mb']:>12.0f} {r['rss_before_model_mb']:>17.0f}")
+        first = first or r["median_s"]  # the ratio is what survives a busy or different machine
+        print(f"{r['backbone']:<11} {r['params_m']:>7.1f}M {r['median_s']:>15.2f} {r['min_s']:>7.2f} {r['median_s'] / first:>8.2f}x {r['peak_rss_mb']:>12.0f} {r['rss_before_model_mb']:>17.0f}")
 
 
 if __name__ == "__main__":
