@@ -31,11 +31,8 @@ if TYPE_CHECKING:
 PathLike = Union[str, Path]
 
 
-def build_file_job(
-    input: PathLike,
-    output: PathLike,
+def model_and_inference(
     *,
-    kind: OutputKind = "alpha",
     model: Optional[str] = None,
     weights: Optional[PathLike] = None,
     backbone: Optional[str] = None,
@@ -43,13 +40,31 @@ def build_file_job(
     precision: Precision = "auto",
     resolution: Union[int, str, tuple[int, int], None] = None,
     keep_aspect: bool = False,
+    batch_size: Optional[int] = None,
+) -> tuple[ModelSpec, InferenceSpec]:
+    """The model and inference parts of a job, from the keywords every builder shares.
+
+    ``model``: a registry name (``tiny``, ``general``, ``lite``, ...) or a Hugging Face repo;
+    ``weights`` (+ ``backbone``): a local checkpoint instead; ``resolution``: N or "WxH";
+    ``device``: auto, cpu, cuda, mps; ``precision``: auto, fp32, fp16, bf16.
+    """
+    return (
+        ModelSpec(model, None if weights is None else str(weights), backbone),
+        InferenceSpec(device, precision, resolution, keep_aspect, batch_size),
+    )
+
+
+def build_file_job(
+    input: PathLike,
+    output: PathLike,
+    *,
+    kind: OutputKind = "alpha",
     background: Optional[str] = None,
     key_color: str = "#00ff00",
     blur_sigma: float = 16.0,
     foreground: bool = True,
     smooth: SmoothKind = "lookahead",
     smooth_window: int = 2,
-    batch_size: Optional[int] = None,
     codec: Optional[str] = None,
     crf: Optional[int] = None,
     bitrate: Optional[str] = None,
@@ -59,8 +74,14 @@ def build_file_job(
     decoder: str = "pyav",
     fps: float = 25.0,
     queue_size: int = 4,
+    **model_options: Any,
 ) -> FileJob:
-    """The ``FileJob`` that ``process_video`` with these keywords runs (validated)."""
+    """The ``FileJob`` that ``process_video`` with these keywords runs (validated).
+
+    ``model_options`` are ``model_and_inference``'s: model, weights, backbone, device, precision,
+    resolution, keep_aspect, batch_size.
+    """
+    model_spec, inference = model_and_inference(**model_options)
     return FileJob(
         source=SourceSpec(str(input), decoder=decoder, fps=fps),  # type: ignore[arg-type]
         output=OutputSpec(
@@ -68,8 +89,8 @@ def build_file_job(
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,
             audio=audio, overwrite=overwrite,
         ),
-        model=ModelSpec(model, None if weights is None else str(weights), backbone),
-        inference=InferenceSpec(device, precision, resolution, keep_aspect, batch_size),  # type: ignore[arg-type]
+        model=model_spec,
+        inference=inference,
         smoothing=SmoothingSpec(smooth, smooth_window),
         queue_size=queue_size,
     ).validate()  # fmt: skip
@@ -90,25 +111,26 @@ def process_video(
 
     ``options`` are ``build_file_job``'s keywords (kind, model, weights, resolution, smooth,
     background, codec, overwrite, ...). Cheap checks run before the model loads; the output
-    appears at ``output`` only when the whole run succeeds.
+    appears at ``output`` only when the whole run succeeds. ``progress(n)`` is called after each
+    batch of n frames, ``on_start(total)`` once the input is open; setting ``stop`` abandons the
+    run (no output).
     """
+    from .runtime.file_job import RunControl, run_file_job
+
     job = build_file_job(input, output, **options)
-    return run_job(job, segmenter=segmenter, progress=progress, on_start=on_start, report_path=report_path, stop=stop)
+    control = RunControl(progress=progress, on_start=on_start, stop=stop)
+    return run_file_job(job, segmenter=segmenter, report_path=report_path, control=control)
 
 
-def run_job(
-    job: FileJob,
-    *,
-    segmenter: Optional["Segmenter"] = None,
-    progress: Optional[Callable[[int], None]] = None,
-    on_start: Optional[Callable[[Optional[int]], None]] = None,
-    report_path: Optional[PathLike] = None,
-    stop: Optional[threading.Event] = None,
-) -> dict[str, Any]:
-    """Run a prepared ``FileJob`` (from ``build_file_job``, the CLI, or ``FileJob.from_json``)."""
-    from .runtime.file_job import run_file_job
+def run_job(job: FileJob, *, report_path: Optional[PathLike] = None, **control: Any) -> dict[str, Any]:
+    """Run a prepared ``FileJob`` (from ``build_file_job``, the CLI, or ``FileJob.from_json``).
 
-    return run_file_job(job, segmenter=segmenter, progress=progress, on_start=on_start, report_path=report_path, stop=stop)
+    ``control`` takes ``process_video``'s segmenter, progress, on_start and stop.
+    """
+    from .runtime.file_job import RunControl, run_file_job
+
+    segmenter = control.pop("segmenter", None)
+    return run_file_job(job, segmenter=segmenter, report_path=report_path, control=RunControl(**control))
 
 
 def build_live_job(
@@ -120,12 +142,6 @@ def build_live_job(
     key_color: str = "#00ff00",
     blur_sigma: float = 16.0,
     foreground: bool = False,
-    model: Optional[str] = None,
-    weights: Optional[PathLike] = None,
-    backbone: Optional[str] = None,
-    device: str = "auto",
-    precision: Precision = "auto",
-    resolution: Union[int, str, tuple[int, int], None] = None,
     latency_budget_ms: Optional[float] = None,
     smooth: str = "ema",
     carry: bool = True,
@@ -137,16 +153,21 @@ def build_live_job(
     duration: Optional[float] = None,
     stats_every: float = 5.0,
     overwrite: bool = False,
+    **model_options: Any,
 ) -> LiveJob:
-    """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated)."""
+    """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
+
+    ``model_options`` are ``model_and_inference``'s (model, weights, resolution, device, ...).
+    """
+    model_spec, inference = model_and_inference(**model_options)
     return LiveJob(
         source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
                               read_timeout=read_timeout, max_retries=max_retries),
         sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
         effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
                           foreground=foreground),
-        model=ModelSpec(model, None if weights is None else str(weights), backbone),
-        inference=InferenceSpec(device, precision, resolution),
+        model=model_spec,
+        inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]
         latency_budget_ms=latency_budget_ms, duration=duration, carry=carry, stats_every=stats_every, overwrite=overwrite,
     ).validate()  # fmt: skip

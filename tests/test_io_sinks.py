@@ -281,7 +281,7 @@ def test_close_and_abort_idempotent(tmp_path):
     sink.abort()
     sink.close()
     assert listdir(tmp_path) == ["o.mkv"]
-    with pytest.raises(ValueError, match="already closed"):
+    with pytest.raises(ValueError, match=r"write\(\) after close\(\) or abort\(\)"):
         sink.write(_batch("rgb", 1, 64, 48), [0])
 
 

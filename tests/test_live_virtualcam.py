@@ -110,7 +110,7 @@ def test_send_passes_rgb_as_is_and_gray_as_rgb(camera, pyvirtualcam):
 def test_send_refuses_rgba_and_a_wrong_size(camera):
     with pytest.raises(ValueError, match="no alpha"):
         camera.send(np.zeros((6, 8, 4), np.uint8), 0.0)
-    with pytest.raises(ValueError, match="8x6 but got a picture of 10x6"):
+    with pytest.raises(ValueError, match="opened for 8x6, got a 10x6 picture"):
         camera.send(np.zeros((6, 10, 3), np.uint8), 0.0)
     assert _RecordingCamera.last.frames == []
 

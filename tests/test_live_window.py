@@ -22,6 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torchvision.ops  # noqa: F401 - see below
+
+# torchvision.ops loads triton, which carries its own LLVM; loaded *after* SDL has opened an X
+# window (Mesa's llvmpipe brings another LLVM) it crashes the process. birefvid live imports the
+# model before opening sinks, so it never meets this; the test process must do the same, or a
+# later test that first imports the model segfaults.
 
 from birefvid.errors import SinkError
 from birefvid.io.window_sink import CHECKER_DARK, CHECKER_LIGHT, CHECKER_SQUARE, WindowSink, checkerboard, displayable

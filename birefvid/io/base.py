@@ -15,12 +15,25 @@ import numpy as np
 from birefvid.frames import Frame, StreamInfo
 
 
+class Once:
+    """A flag set exactly once, by whichever thread gets there first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.done = False
+
+    def claim(self) -> bool:
+        """Set the flag; True for the one caller that set it, False for everyone after."""
+        with self._lock:
+            first, self.done = not self.done, True
+            return first
+
+
 class ClosesOnce(abc.ABC):
     """``close()`` runs ``_close()`` exactly once, from any thread; a context manager closes on exit."""
 
     def __init__(self) -> None:
-        self._closed = False
-        self._close_lock = threading.Lock()
+        self._close_once = Once()
 
     @abc.abstractmethod
     def _close(self) -> None:
@@ -29,15 +42,12 @@ class ClosesOnce(abc.ABC):
     @property
     def closed(self) -> bool:
         """True once ``close()`` ran."""
-        return self._closed
+        return self._close_once.done
 
     def close(self) -> None:
         """Release the resources; safe to call more than once and from any thread."""
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._close()
+        if self._close_once.claim():
+            self._close()
 
     def __enter__(self):  # noqa: ANN204 - returns the subclass
         return self
@@ -59,38 +69,28 @@ class Source(ClosesOnce):
         """Decode frames from the start; a source is read once, by one thread."""
 
 
-class Sink(abc.ABC):
-    """Receives batches of images with their pts; ``close()`` commits the output, ``abort()`` discards it.
+class Finishes(abc.ABC):
+    """An output that is either finished (``close()``: flush, commit) or discarded (``abort()``).
 
-    Calls are serialised by a lock so a runner may ``abort()`` from another thread while a
-    writer thread is inside ``write()``.
+    Each happens once; calls are serialised by a lock, so a runner may ``abort()`` from another
+    thread while a writer thread is inside a write. A ``close()`` that fails discards instead, and
+    a context manager closes on success and aborts on an exception.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._finished = False
+        self._lock = threading.RLock()  # serialises writes with close/abort
+        self._finish_once = Once()
 
-    def write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
-        """Encode a batch of N images (layout set by the sink's kind) stamped with ``pts``."""
-        with self._lock:
-            if self._finished:
-                raise ValueError("write() on a sink that is already closed or aborted")
-            if len(pts) != len(images):
-                raise ValueError(f"write() got {len(images)} images but {len(pts)} pts")
-            self._validate(images)
-            try:
-                self._write(images, pts)
-            except BaseException:
-                self._finished = True
-                self._abort()
-                raise
+    def _check_open(self, call: str) -> None:
+        """Call with the lock held before writing: fail when the output is already finished."""
+        if self._finish_once.done:
+            raise ValueError(f"{call}() after close() or abort() of this output")
 
     def close(self) -> None:
-        """Flush the encoder, finalise the container and move it onto the target path (idempotent)."""
+        """Finish the output (flush encoders, commit files, stop servers); idempotent."""
         with self._lock:
-            if self._finished:
+            if not self._finish_once.claim():
                 return
-            self._finished = True
             try:
                 self._close()
             except BaseException:
@@ -98,21 +98,10 @@ class Sink(abc.ABC):
                 raise
 
     def abort(self) -> None:
-        """Drop everything written so far and remove the temporary output (idempotent)."""
+        """Discard what cannot be finished (temporary files) and release everything; idempotent."""
         with self._lock:
-            if self._finished:
-                # close() may have failed midway; _abort is itself idempotent.
+            if self._finish_once.claim():
                 self._abort()
-                return
-            self._finished = True
-            self._abort()
-
-    @abc.abstractmethod
-    def _validate(self, images: np.ndarray) -> None:
-        """Raise ValueError when ``images`` does not have this sink's layout (nothing is aborted)."""
-
-    @abc.abstractmethod
-    def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None: ...
 
     @abc.abstractmethod
     def _close(self) -> None: ...
@@ -120,7 +109,7 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def _abort(self) -> None: ...
 
-    def __enter__(self) -> "Sink":
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -128,3 +117,27 @@ class Sink(abc.ABC):
             self.close()
         else:
             self.abort()
+
+
+class Sink(Finishes):
+    """Receives batches of images with their pts; ``close()`` commits the output, ``abort()`` discards it."""
+
+    def write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
+        """Encode a batch of N images (layout set by the sink's kind) stamped with ``pts``."""
+        with self._lock:
+            self._check_open("write")
+            if len(pts) != len(images):
+                raise ValueError(f"write() got {len(images)} images but {len(pts)} pts")
+            self._validate(images)
+            try:
+                self._write(images, pts)
+            except BaseException:
+                self.abort()
+                raise
+
+    @abc.abstractmethod
+    def _validate(self, images: np.ndarray) -> None:
+        """Raise ValueError when ``images`` does not have this sink's layout (nothing is aborted)."""
+
+    @abc.abstractmethod
+    def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None: ...

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Optional
 
 from birefvid.errors import ConfigError, SinkError
 from birefvid.frames import StreamInfo
+from birefvid.job import Decoder
 from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source
@@ -20,7 +21,6 @@ from birefvid.io.video_source import VideoFileSource
 
 log = logging.getLogger(__name__)
 
-Decoder = Literal["pyav", "decord"]
 
 
 def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25) -> Source:
@@ -49,27 +49,27 @@ def open_sink(
     *,
     kind: Kind,
     info: StreamInfo,
-    codec: Optional[str] = None,
-    crf: Optional[int] = None,
-    bitrate: Optional[str] = None,
-    pix_fmt: Optional[str] = None,
     audio_from: Optional[str | Path] = None,
     audio: bool = True,
     overwrite: bool = False,
+    **encoder: Any,
 ) -> Sink:
-    """Open an output for ``kind`` images (video by extension, or a PNG sequence); every check runs here, before any work."""
+    """Open an output for ``kind`` images (video by extension, or a PNG sequence); every check runs here, before any work.
+
+    ``encoder`` holds ``choose_encoder``'s overrides: codec, pix_fmt, crf, bitrate.
+    """
     if kind not in KINDS:
         raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
     target = Path(path)
     want_audio = audio and audio_from is not None
     if is_sequence_target(path):
-        if codec not in (None, "png") or pix_fmt is not None:
+        if encoder.get("codec") not in (None, "png") or encoder.get("pix_fmt") is not None:
             raise SinkError(f"{target} is a folder: image sequences are always PNG (drop codec/pix_fmt or add an extension)")
         check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
             log.warning("PNG sequences cannot hold audio; the audio of %s is not written", audio_from)
         return ImageSequenceSink(target, kind, info.width, info.height)
-    spec = choose_encoder(target, kind, info.width, info.height, codec=codec, pix_fmt=pix_fmt, crf=crf, bitrate=bitrate)
+    spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
     source_audio = str(audio_from) if want_audio and has_audio(str(audio_from)) else None
     if want_audio and source_audio is None:

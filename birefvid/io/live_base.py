@@ -17,7 +17,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from birefvid.frames import Frame, StreamInfo
-from birefvid.io.base import ClosesOnce
+from birefvid.io.base import ClosesOnce, Finishes
 
 PictureKind = Literal["rgb", "rgba", "gray"]
 SourceState = Literal["starting", "live", "reconnecting", "ended", "failed", "closed"]
@@ -56,38 +56,47 @@ class LiveSource(ClosesOnce):
     def read(self, timeout: float) -> Optional[CapturedFrame]:
         """Newest unread frame, or None after ``timeout`` seconds without one."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # written by the capture thread, read by anyone (single assignments: no lock needed)
+        self._state: SourceState = "starting"
+        self._error: Optional[BaseException] = None
+        self._dropped = 0
+        self._reconnects = 0
+        self._captured = 0
+
     @property
-    @abc.abstractmethod
     def state(self) -> SourceState:
         """``live`` while frames flow; ``reconnecting`` during an outage; ``ended`` after the last
         frame of a finite input; ``failed`` when the retry policy gave up (see ``error``)."""
+        return self._state
 
     @property
-    @abc.abstractmethod
     def error(self) -> Optional[BaseException]:
         """Why the source failed (a ``SourceError``), once ``state`` is ``failed``."""
+        return self._error
 
     @property
-    @abc.abstractmethod
     def dropped(self) -> int:
         """Frames captured but replaced by a newer one before anyone read them."""
+        return self._dropped
 
     @property
-    @abc.abstractmethod
     def reconnects(self) -> int:
         """Successful reconnections so far."""
+        return self._reconnects
 
     @property
-    @abc.abstractmethod
     def frames_captured(self) -> int:
         """Frames decoded so far, read or not (the source fps is computed from this)."""
+        return self._captured
 
     def close(self) -> None:
         """Stop the capture thread and release the input; safe to call twice and from any thread."""
         super().close()
 
 
-class LiveSink(abc.ABC):
+class LiveSink(Finishes):
     """Takes composed pictures one at a time: (H, W, 3) rgb, (H, W, 4) rgba or (H, W) gray uint8.
 
     A sink is opened by its constructor, which does every check that can fail (port in use,
@@ -106,10 +115,6 @@ class LiveSink(abc.ABC):
     #: runner then feeds it from its own thread instead of the sink-writer thread
     needs_main_thread: bool = False
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._finished = False
-
     @property
     @abc.abstractmethod
     def name(self) -> str:
@@ -118,43 +123,23 @@ class LiveSink(abc.ABC):
     def send(self, picture: np.ndarray, t: float) -> None:
         """Deliver one picture; raises ``SinkError`` when the output broke."""
         with self._lock:
-            if self._finished:
-                raise ValueError(f"send() on sink {self.name} after close() or abort()")
+            self._check_open("send")
             self._send(picture, t)
 
-    def close(self) -> None:
-        """Finish the output (flush encoders, commit recordings, stop servers); idempotent."""
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
-            self._close()
-
-    def abort(self) -> None:
-        """Stop and discard what cannot be finished (a recording's temporary file); idempotent."""
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
-            self._abort()
+    def check_picture(self, picture: np.ndarray, width: int, height: int, why: str = "") -> PictureKind:
+        """The picture's kind, after checking this sink accepts it and it has the size the sink was opened for."""
+        kind = picture_kind(picture)
+        if kind not in self.accepts:
+            raise ValueError(f"sink {self.name} takes {' or '.join(sorted(self.accepts))} pictures{why}, got {kind}")
+        if picture.shape[:2] != (height, width):
+            raise ValueError(f"sink {self.name} was opened for {width}x{height}, got a {picture.shape[1]}x{picture.shape[0]} picture")
+        return kind
 
     @abc.abstractmethod
     def _send(self, picture: np.ndarray, t: float) -> None: ...
 
-    @abc.abstractmethod
-    def _close(self) -> None: ...
-
     def _abort(self) -> None:
         self._close()
-
-    def __enter__(self) -> "LiveSink":
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def picture_kind(picture: np.ndarray) -> PictureKind:

@@ -452,12 +452,10 @@ class LiveCapture(LiveSource):
         self._started = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._hook: Optional[_Interrupter] = None
-        self._state: SourceState = "starting"
-        self._error: Optional[SourceError] = None
         self._slot: Optional[CapturedFrame] = None
         self._info: Optional[StreamInfo] = None
         self._clock: Optional[_StreamClock] = None
-        self._dropped = self._reconnects = self._captured = self._generation = 0
+        self._generation = 0
         self._pace: Optional[tuple[float, float]] = None  # (wall, stream time) the realtime schedule starts from
 
     # -- reader side
@@ -465,7 +463,7 @@ class LiveCapture(LiveSource):
     def start(self) -> StreamInfo:
         """Open the input on the capture thread and return its StreamInfo once the first frame is decoded."""
         with self._cond:
-            if self._thread is not None or self._closed:
+            if self._thread is not None or self.closed:
                 raise RuntimeError(f"{self.target.name}: start() may be called once, before close()")
             self._hook = _interrupter()
             self._thread = threading.Thread(target=self._run, name=f"birefvid live {self.target.name}", daemon=True)
@@ -499,26 +497,6 @@ class LiveCapture(LiveSource):
     def info(self) -> Optional[StreamInfo]:
         """The StreamInfo returned by start() (None before)."""
         return self._info
-
-    @property
-    def state(self) -> SourceState:
-        return self._state
-
-    @property
-    def error(self) -> Optional[BaseException]:
-        return self._error
-
-    @property
-    def dropped(self) -> int:
-        return self._dropped
-
-    @property
-    def reconnects(self) -> int:
-        return self._reconnects
-
-    @property
-    def frames_captured(self) -> int:
-        return self._captured
 
     def _close(self) -> None:
         self._stop.set()

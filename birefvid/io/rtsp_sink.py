@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from birefvid.errors import SinkError
-from birefvid.io.live_base import LiveSink, picture_kind
+from birefvid.io.live_base import LiveSink
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +82,7 @@ class RtspPublishSink(LiveSink):
         return self.url
 
     def _frame(self, picture: np.ndarray) -> av.VideoFrame:
-        kind = picture_kind(picture)
-        if kind not in self.accepts:
-            raise ValueError(f"{self.url} takes rgb or gray pictures, got {kind}")
-        if picture.shape[:2] != (self.height, self.width):
-            raise ValueError(
-                f"{self.url} was opened for {self.width}x{self.height}, got a {picture.shape[1]}x{picture.shape[0]} picture"
-            )
+        kind = self.check_picture(picture, self.width, self.height, " (H.264 has no alpha)")
         if (self._enc_w, self._enc_h) != (self.width, self.height):
             pad = ((0, self._enc_h - self.height), (0, self._enc_w - self.width)) + ((0, 0),) * (picture.ndim - 2)
             picture = np.pad(picture, pad, mode="edge")

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 
 from birefvid.errors import SinkError
-from birefvid.io.live_base import LiveSink, picture_kind
+from birefvid.io.live_base import LiveSink
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,7 @@ class VirtualCamSink(LiveSink):
         return str(self._cam.device)
 
     def _send(self, picture: np.ndarray, t: float) -> None:
-        kind = picture_kind(picture)
-        if kind not in self.accepts:
-            raise ValueError(f"sink {self.name} takes rgb or gray pictures (a camera has no alpha), got {kind}")
-        if picture.shape[:2] != (self.height, self.width):
-            raise ValueError(
-                f"sink {self.name} was opened for {self.width}x{self.height} "
-                f"but got a picture of {picture.shape[1]}x{picture.shape[0]}"
-            )
+        kind = self.check_picture(picture, self.width, self.height, " (a camera has no alpha)")
         frame = np.repeat(picture[:, :, None], 3, axis=2) if kind == "gray" else np.ascontiguousarray(picture)
         try:
             self._cam.send(frame)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -49,20 +50,24 @@ def resolved_settings(seg: Segmenter, batch_size: Optional[int] = None) -> dict[
     return resolved
 
 
+@dataclass(frozen=True)
+class RunControl:
+    """How a caller watches and steers a run: progress per batch, the frame count at start, a stop event."""
+
+    progress: Optional[Callable[[int], None]] = None
+    on_start: Optional[Callable[[Optional[int]], None]] = None
+    stop: Optional[threading.Event] = None
+
+
 def run_file_job(
-    job: FileJob,
-    *,
-    segmenter: Optional[Segmenter] = None,
-    progress: Optional[Callable[[int], None]] = None,
-    on_start: Optional[Callable[[Optional[int]], None]] = None,
-    report_path: Optional[str | Path] = None,
-    stop: Optional[threading.Event] = None,
+    job: FileJob, *, segmenter: Optional[Segmenter] = None, report_path: Optional[str | Path] = None, control: RunControl = RunControl()
 ) -> dict[str, Any]:
     """Process every frame of ``job.source`` into ``job.output``; returns the run report.
 
     ``segmenter`` replaces the one the job describes (tests, callers that keep a model loaded).
-    Setting ``stop`` ends the run early with a ``PipelineError`` and no output.
+    Setting ``control.stop`` ends the run early with a ``PipelineError`` and no output.
     """
+    progress, on_start, stop = control.progress, control.on_start, control.stop
     job.validate()
     check_report_path(report_path)
     src, out = job.source, job.output

@@ -225,15 +225,10 @@ class LiveRunner:
         carry: bool = True,
         stats: Optional[LiveStats] = None,
         duration: Optional[float] = None,
-        read_timeout: float = 5.0,
         stop: Optional[threading.Event] = None,
     ) -> None:
-        self.source = source
-        self.sinks = sinks
-        self.compositor = compositor
-        self.fps = fps
+        self.source, self.sinks, self.compositor = source, sinks, compositor
         self.duration = duration
-        self.read_timeout = read_timeout
         self.stop = stop or threading.Event()
         self.stats = stats or LiveStats()
         self.carrier = MaskCarrier() if carry else None
@@ -389,7 +384,7 @@ def run_live_job(
             )  # fmt: skip
             smoother = make_smoother(job.smoothing.kind, **({"scene_cut_threshold": 0.15} if job.smoothing.kind == "ema" else {}))
             runner = LiveRunner(source, sinks, seg, compositor, smoother, fps=fps, carry=job.carry, stats=stats,
-                                duration=job.duration, read_timeout=spec.read_timeout, stop=stop)  # fmt: skip
+                                duration=job.duration, stop=stop)  # fmt: skip
             threads = torch.get_num_threads()
             with torch.inference_mode():
                 first = runner.source.read(spec.read_timeout)
