@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .job import (
+    DEFAULT_LATENCY_BUDGET_MS,
     EffectSpec,
     FileJob,
     InferenceSpec,
@@ -158,8 +159,11 @@ def build_live_job(
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
 
     ``model_options`` are ``model_and_inference``'s (model, weights, resolution, device, ...).
+    Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
     model_spec, inference = model_and_inference(**model_options)
+    if latency_budget_ms is None and inference.resolution is None:
+        latency_budget_ms = DEFAULT_LATENCY_BUDGET_MS  # a model's native size (1024² for most) is no live size on a CPU
     return LiveJob(
         source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
                               read_timeout=read_timeout, max_retries=max_retries),

@@ -211,6 +211,8 @@ EFFECTS: tuple[str, ...] = get_args(EffectKind)
 EFFECT_OUTPUT: dict[str, str] = {"blur": "blur", "replace": "composite", "green": "green", "alpha": "alpha", "mask": "mask"}
 EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "alpha": "rgba", "mask": "gray"}
 LIVE_SMOOTH_KINDS = ("none", "ema")  # lookahead waits for future frames: not for live
+# without a fixed --resolution, live mode picks the largest inference size whose model time fits this
+DEFAULT_LATENCY_BUDGET_MS = 250.0
 
 
 @dataclass(frozen=True)

@@ -193,10 +193,11 @@ def test_model_error_ends_the_run_with_one_clear_error_and_no_recording(tmp_path
 
     clip = write_scene(tmp_path / "cam.mkv", 3 * FPS)
     out = tmp_path / "out.mkv"
-    job = build_live_job(str(clip), [str(out)], effect="mask", realtime=True)
-    with pytest.raises(PipelineError, match="model exploded"):
-        run_live(job, segmenter=red_key_segmenter(FailingRedKey(fail_at=3)))
-    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    for fail_at in (1, 3):  # on the first frame (main thread), then on the model thread
+        job = build_live_job(str(clip), [str(out)], effect="mask", realtime=True, resolution=64)
+        with pytest.raises(PipelineError, match="model exploded"):
+            run_live(job, segmenter=red_key_segmenter(FailingRedKey(fail_at=fail_at)))
+        assert not out.exists() and not list(tmp_path.glob(".out*"))
 
 
 def test_stop_event_ends_the_run_and_commits_the_recording(tmp_path):

@@ -7,12 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..job import EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
+from ..job import DEFAULT_LATENCY_BUDGET_MS, EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
 from .options import add_model_options
 
 HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, browser or file"
-
-DEFAULT_BUDGET_MS = 250.0  # without --resolution the inference size adapts to this model time
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +31,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     eff.add_argument("--blur-sigma", type=float, default=16.0, help="for --effect blur: strength in pixels (default 16)")
     eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~50 ms a frame on a CPU)")
     run_group = parser.add_argument_group("run")
-    run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_BUDGET_MS:g} unless --resolution)")
+    run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless --resolution)")
     run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="ema", help="temporal mask smoothing (default ema)")
     run_group.add_argument("--no-carry", action="store_true", help="do not carry the last mask to new frames along optical flow")
     run_group.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (default 5)")
@@ -49,14 +47,11 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
     """The live job these arguments describe, validated (the same builder the Python API uses)."""
     from ..api import build_live_job
 
-    budget = args.latency_budget
-    if budget is None and args.resolution is None:
-        budget = DEFAULT_BUDGET_MS
     return build_live_job(
         args.source, args.sink, effect=args.effect, background=args.background, key_color=args.key_color,
         blur_sigma=args.blur_sigma, foreground=args.foreground, model=args.model, weights=args.weights,
         backbone=args.backbone, device=args.device, precision=args.precision, resolution=args.resolution,
-        latency_budget_ms=budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
+        latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite,
     )  # fmt: skip

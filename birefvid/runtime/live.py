@@ -362,6 +362,8 @@ def run_live_job(
     job.validate()
     spec, effect = job.source, job.effect
     with contextlib.ExitStack() as stack:
+        # the model loads before the source starts: a file played in real time starts with the display
+        seg = segmenter or segmenter_for(job.model, job.inference)
         source = stack.enter_context(open_live_source(
             spec.source, realtime=spec.realtime, loop=spec.loop, open_timeout=spec.open_timeout,
             read_timeout=spec.read_timeout, max_retries=spec.max_retries,
@@ -375,7 +377,6 @@ def run_live_job(
             background = None
             if effect.effect == "replace":
                 background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu"))
-            seg = segmenter or segmenter_for(job.model, job.inference)
             stats = LiveStats(job.stats_every, stats_json, printer)
             stack.callback(stats.close)
             compositor = Compositor(
@@ -390,10 +391,15 @@ def run_live_job(
                 first = runner.source.read(spec.read_timeout)
                 if first is None:
                     raise SourceError(str(source.error) if source.error else f"no frame from {spec.source} within {spec.read_timeout:g} s")
-                if job.latency_budget_ms is not None:
-                    ceiling = max(seg.resolution)
-                    choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, ceiling)
-                runner.model.segment(first)
+                try:
+                    if job.latency_budget_ms is not None:
+                        ceiling = max(seg.resolution)
+                        choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, ceiling)
+                    runner.model.segment(first)
+                except (BirefvidError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # the model's own failure: one line, named as the model thread's would be
+                    raise PipelineError("model", f"{type(exc).__name__}: {exc}") from exc
                 runner.run(first)
             failed = False
         finally:
