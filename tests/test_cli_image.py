@@ -33,9 +33,10 @@ def _expected_alpha(weights: Path, image_rgb: np.ndarray) -> np.ndarray:
     return np.round(seg(image_rgb)[0] * 255).astype(np.uint8)
 
 
-def test_rgba_png_alpha_equals_segmenter(tmp_path, photo, pvt_b0_weights):
+def test_rgba_png_alpha_equals_segmenter(tmp_path, photo, pvt_b0_weights, capsys):
     out = tmp_path / "cut.png"
     assert main(["image", str(photo), "-o", str(out), "--weights", str(pvt_b0_weights), *MODEL_ARGS]) == 0
+    assert capsys.readouterr().err.strip() == f"wrote {out}"  # says what it wrote, as process does
     rgba = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert rgba.shape == (48, 64, 4)
     expected = _expected_alpha(pvt_b0_weights, _scene(0))
