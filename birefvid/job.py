@@ -20,7 +20,7 @@ from .errors import ConfigError, option
 
 OutputKind = Literal["alpha", "mask", "green", "composite", "blur"]
 OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
-SmoothKind = Literal["none", "ema", "lookahead"]
+SmoothKind = Literal["none", "ema", "flow", "lookahead"]
 SMOOTH_KINDS: tuple[str, ...] = get_args(SmoothKind)
 Decoder = Literal["pyav", "decord"]
 DECODERS: tuple[str, ...] = get_args(Decoder)
@@ -210,7 +210,7 @@ EFFECTS: tuple[str, ...] = get_args(EffectKind)
 # the file pipeline's output kind that draws each effect, and the picture it hands to sinks
 EFFECT_OUTPUT: dict[str, str] = {"blur": "blur", "replace": "composite", "green": "green", "alpha": "alpha", "mask": "mask"}
 EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "alpha": "rgba", "mask": "gray"}
-LIVE_SMOOTH_KINDS = ("none", "ema")  # lookahead waits for future frames: not for live
+LIVE_SMOOTH_KINDS = ("none", "ema", "flow")  # lookahead waits for future frames: not for live
 # without a fixed --resolution, live mode picks the largest inference size whose model time fits this
 DEFAULT_LATENCY_BUDGET_MS = 250.0
 

@@ -215,7 +215,7 @@ def test_stop_event_ends_the_run_and_commits_the_recording(tmp_path):
     [
         (dict(effect="replace"), "effect='replace' needs background"),
         (dict(effect="blur", background="red"), "background is only used with effect='replace'"),
-        (dict(smooth="lookahead"), "unknown smooth 'lookahead'; expected one of none, ema"),
+        (dict(smooth="lookahead"), "unknown smooth 'lookahead'; expected one of none, ema, flow"),
         (dict(resolution=256, latency_budget_ms=100), "use either resolution or latency_budget_ms"),
         (dict(duration=0), "duration must be positive"),
     ],
