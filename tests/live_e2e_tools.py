@@ -1,0 +1,327 @@
+"""Helpers for the end-to-end tests of ``birefvid live`` (tests/test_live_e2e.py).
+
+* ``scene_clip`` writes an H.264 clip of the procedural scenes the shipped ``tiny`` model was
+  trained on (``birefvid.data.make_clip``), so its masks are good enough at 64 px for a test to
+  see the key colour where the background is; no B-frames and a short GOP, so an RTSP client that
+  (re)connects mid-stream gets a keyframe within half a second.
+* ``LiveRun`` runs ``python -m birefvid.cli live ...`` as a subprocess with its output in files
+  (no pipe can fill up and stall it) and kills it, bounded, whatever happens in the test.
+* ``xvfb`` starts a private X server; ``chromium_screenshot`` loads a page in headless Chromium;
+  ``listening`` tells whether a TCP port listens without connecting to it (ffmpeg's RTSP listen
+  mode takes exactly one connection, so a probe would use it up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from system_tools import need_binary
+
+MAGENTA = (255, 0, 255)
+GREEN = (0, 255, 0)
+
+
+# ---------------------------------------------------------------- media
+
+
+def scene_clip(
+    path: Path, seconds: float, size: tuple[int, int] = (160, 120), fps: int = 24, gop: int = 12, seed: int = 7,
+    unique_seconds: float = 6.0,
+) -> Path:
+    """An H.264 .mp4 of ``make_clip(seed)``: one vivid subject moving over a muted, panning background.
+
+    Only ``unique_seconds`` of scenes are rendered (that is the slow part); a longer clip plays
+    them forwards and backwards in turn, so the motion never jumps.
+    """
+    from birefvid.data import make_clip
+
+    w, h = size
+    n = round(seconds * fps)
+    scenes = [image for image, _ in make_clip(seed, min(n, max(2, round(unique_seconds * fps))), (h, w))]
+    cycle = scenes + scenes[-2:0:-1]  # 0 1 .. k-1 k-2 .. 1, then 0 again
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p"
+        stream.options = {
+            "bf": "0", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
+            "preset": "ultrafast", "tune": "zerolatency",
+        }  # fmt: skip
+        for i in range(n):
+            image = cycle[i % len(cycle)]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def share(image: np.ndarray, colour: tuple[int, int, int], tolerance: int = 60) -> float:
+    """Fraction of the (H, W, 3) rgb ``image``'s pixels within ``tolerance`` (per channel) of ``colour``."""
+    if image.size == 0:
+        return 0.0
+    return float((np.abs(image.astype(np.int16) - np.asarray(colour, np.int16)).max(axis=2) < tolerance).mean())
+
+
+def decode_video(path: Path) -> tuple[list[float], list[np.ndarray]]:
+    """(presentation times in seconds, rgb frames) of every frame of ``path``'s video, decoded with PyAV."""
+    times: list[float] = []
+    frames: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            times.append(float(frame.time) if frame.time is not None else float("nan"))
+            frames.append(frame.to_ndarray(format="rgb24"))
+    return times, frames
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """The rgb pixels of a JPEG; fails the test when ``data`` is not a complete, decodable JPEG."""
+    assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9", "not a complete JPEG"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "the JPEG does not decode"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, f"unreadable image {path}"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+# ---------------------------------------------------------------- the birefvid process
+
+
+class LiveRun:
+    """``birefvid live ARGS`` as a subprocess in ``folder``; stdout/stderr go to files there.
+
+    Use as a context manager: leaving it kills the process (and waits for it), so no test leaves
+    a birefvid behind, whatever fails.
+    """
+
+    def __init__(self, args: Sequence[Any], folder: Path, env: Optional[dict[str, Optional[str]]] = None, name: str = "birefvid") -> None:
+        """``env`` is added to this process's environment; a None value removes that variable."""
+        self.args = [str(a) for a in args]
+        self.folder = folder
+        self.stdout_path = folder / f"{name}.out"
+        self.stderr_path = folder / f"{name}.err"
+        merged: dict[str, Optional[str]] = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = {key: value for key, value in merged.items() if value is not None}
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.started = 0.0
+
+    def start(self) -> "LiveRun":
+        cmd = [sys.executable, "-m", "birefvid.cli", "live", *self.args]
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(cmd, cwd=self.folder, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        self.started = time.monotonic()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; fails the test (with stderr) when the process is still running after ``timeout``."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"birefvid live did not end within {timeout:g} s; stderr:\n{self.stderr()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def __enter__(self) -> "LiveRun":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def run_live_cli(
+    args: Sequence[Any], folder: Path, env: Optional[dict[str, Optional[str]]] = None, timeout: float = 60.0
+) -> tuple[int, str]:
+    """Run ``birefvid live ARGS`` to its end: (exit code, stderr)."""
+    with LiveRun(args, folder, env) as run:
+        code = run.wait(timeout)
+        return code, run.stderr()
+
+
+def stats_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a --stats-json file (a line still being written is left out)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1, run: Optional[LiveRun] = None) -> Any:
+    """Poll ``check()`` until it returns something truthy (returned); fails after ``timeout`` naming ``what``.
+
+    With ``run``, also fails at once when that birefvid process ended meanwhile.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if run is not None and not run.alive():
+            pytest.fail(f"birefvid ended (exit {run.proc.returncode}) while waiting for {what}:\n{run.stderr()[-3000:]}")  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            detail = f"; birefvid stderr:\n{run.stderr()[-3000:]}" if run is not None else ""
+            pytest.fail(f"no {what} within {timeout:g} s{detail}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- network
+
+
+def listening(port: int) -> bool:
+    """Whether something listens on TCP ``port`` (IPv4 or IPv6), read from /proc without connecting."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 3 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
+    """(status, content type, body); status 0 when nothing answers (connection refused, reset, timeout)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+    except (urllib.error.URLError, OSError):
+        return 0, "", b""
+
+
+def ffmpeg_rtsp_receiver(url: str, folder: Path, width: int, height: int) -> subprocess.Popen[bytes]:
+    """Debian's ffmpeg listening at ``url`` for one RTSP publisher: every received frame goes to
+    ``rx.md5`` (framemd5) and ``rx.rgb`` (raw rgb24, ``width`` x ``height``); its log to ``ffmpeg.log``."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    each = ["-map", "0:v", "-fps_mode", "passthrough"]
+    cmd = [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", "-rtsp_flags", "listen", "-listen_timeout", "60",
+        "-i", url, *each, "-f", "framemd5", str(folder / "rx.md5"),
+        *each, "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", str(folder / "rx.rgb"),
+    ]  # fmt: skip
+    with open(folder / "ffmpeg.log", "wb") as log:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def end_process(proc: subprocess.Popen[Any]) -> None:
+    """Kill ``proc`` (one we started) if it still runs, and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- browser
+
+
+def chromium_screenshot(url: str, shot: Path, profile: Path, size: tuple[int, int] = (640, 480), budget_ms: int = 1500) -> np.ndarray:
+    """Load ``url`` in headless Chromium (a fresh profile) and return its screenshot as rgb."""
+    chromium = need_binary("chromium", "chromium")
+    cmd = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", f"--screenshot={shot}",
+        f"--virtual-time-budget={budget_ms}", url,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and shot.is_file(), f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
+    return read_png(shot)
+
+
+# ---------------------------------------------------------------- X server
+
+
+@contextlib.contextmanager
+def xvfb(size: tuple[int, int] = (640, 480)) -> Iterator[str]:
+    """A private Xvfb on a display number it picks itself (-displayfd); yields its name, e.g. ":3".
+
+    -noreset: by default the server resets when its last client leaves, and a window opened in
+    that moment fails.
+    """
+    binary = need_binary("Xvfb", "xvfb")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        [binary, "-displayfd", str(write_end), "-screen", "0", f"{size[0]}x{size[1]}x24", "-nolisten", "tcp", "-noreset"],
+        pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 20)
+        number = os.read(read_end, 64).decode().strip() if ready else ""
+        if not number.isdigit():
+            server.kill()
+            _, err = server.communicate(timeout=10)
+            pytest.fail(f"Xvfb did not start within 20 s: {err.decode(errors='replace')[-500:]}")
+        yield f":{number}"
+    finally:
+        os.close(read_end)
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+
+
+def window_geometry(display: str, title: str) -> Optional[tuple[int, int, int, int]]:
+    """(x, y, width, height) of the window named ``title`` on ``display``; None when there is none."""
+    import re
+
+    xwininfo = need_binary("xwininfo", "x11-utils")
+    found = subprocess.run([xwininfo, "-display", display, "-name", title], capture_output=True, text=True, timeout=20)
+    if found.returncode != 0:
+        return None
+    keys = ("Absolute upper-left X", "Absolute upper-left Y", "Width", "Height")
+    values = [re.search(rf"{key}:\s+(-?\d+)", found.stdout) for key in keys]
+    if not all(values):
+        return None
+    x, y, w, h = (int(v.group(1)) for v in values)  # type: ignore[union-attr]
+    return x, y, w, h
+
+
+def screen_grab(display: str, target: Path) -> np.ndarray:
+    """The whole screen of ``display`` as rgb, grabbed from the X server (ImageMagick's ``import``)."""
+    grab = need_binary("import", "imagemagick")
+    subprocess.run([grab, "-display", display, "-window", "root", f"png:{target}"], check=True, timeout=30,
+                   stdin=subprocess.DEVNULL, capture_output=True)  # fmt: skip
+    return read_png(target)

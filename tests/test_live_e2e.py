@@ -1,0 +1,368 @@
+"""End-to-end tests of ``birefvid live``: the real command against real components the tests start.
+
+Each test runs ``python -m birefvid.cli live ...`` as its own process (what a user runs: argument
+parsing, one-line errors, exit codes, files committed at exit) with the shipped ``tiny`` model on
+the CPU, and drives it with real outside programs: GStreamer's RTSP server (killed and restarted
+under it), Debian's ffmpeg as an RTSP receiver, an HTTP client and headless Chromium, Xvfb with
+ImageMagick's ``import``. Clips are the procedural scenes ``tiny`` was trained on, so even at
+64 px its masks put the key colour on the background. Every server binds 127.0.0.1, every wait
+is bounded, and every process a test starts is killed in its teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from live_e2e_tools import (
+    GREEN,
+    MAGENTA,
+    LiveRun,
+    chromium_screenshot,
+    decode_jpeg,
+    decode_video,
+    end_process,
+    ffmpeg_rtsp_receiver,
+    http_get,
+    listening,
+    run_live_cli,
+    scene_clip,
+    screen_grab,
+    share,
+    stats_lines,
+    wait_for,
+    window_geometry,
+    xvfb,
+)
+from live_media import RtspServer, free_port
+from system_tools import need_binary, need_module
+
+FPS = 24
+SMALL = (160, 120)  # (w, h) of the clips where size does not matter: cheaper to encode and compose
+FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
+STARTUP = 90.0  # generous bound for python + torch + model start on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("live_e2e_clips")
+
+
+@pytest.fixture(scope="module")
+def clip_small(clip_dir: Path) -> Path:
+    """15 s at 160x120: longer than any run below, so a --realtime source never ends early."""
+    return scene_clip(clip_dir / "small15s.mp4", 15.0, SMALL, FPS)
+
+
+@pytest.fixture(scope="module")
+def clip_long(clip_dir: Path) -> Path:
+    """30 s at 160x120, for the RTSP server: it plays the file once per client and must not reach its end."""
+    return scene_clip(clip_dir / "long30s.mp4", 30.0, SMALL, FPS)
+
+
+@pytest.fixture(scope="module")
+def clip_qvga(clip_dir: Path) -> Path:
+    """6 s at 320x240, 24 fps."""
+    return scene_clip(clip_dir / "qvga6s.mp4", 6.0, (320, 240), FPS)
+
+
+def _one_error_line(stderr: str) -> str:
+    """The single ``birefvid: error:`` line of a failed run; fails on a traceback or a second error line."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("birefvid: error:")]
+    assert len(errors) == 1, f"expected one 'birefvid: error:' line, got:\n{stderr}"
+    assert stderr.rstrip().splitlines()[-1] == errors[0], f"the error is not the last thing said:\n{stderr}"
+    return errors[0]
+
+
+# ---------------------------------------------------------------- 1. RTSP in, server restarted underneath
+
+
+def test_rtsp_source_survives_a_server_restart_in_one_run(tmp_path: Path, clip_long: Path) -> None:
+    """One birefvid process pulls RTSP, rides out a killed server, and records what the restarted one serves."""
+    server = RtspServer(clip_long, max_seconds=180).start()
+    stats = tmp_path / "s.jsonl"
+    args = [
+        "--source", server.url, "--effect", "green", *FAST_MODEL, "--sink", "out.mp4", "--stats-json", stats,
+        "--stats-every", "1", "--duration", "12", "--read-timeout", "1", "--open-timeout", "2",
+    ]  # fmt: skip
+    try:
+        with LiveRun(args, tmp_path) as run:
+            shown = lambda: sum(s["frames_shown"] for s in stats_lines(stats) if not s.get("final"))
+            wait_for(lambda: shown() >= 2 * FPS, STARTUP, "2 s of frames shown before the kill", run=run)
+            pid, t_kill = run.pid, time.monotonic()
+            server.stop()  # SIGKILL: the connection drops as in a crash
+            # the display loop keeps emitting stats while the source reconnects
+            wait_for(lambda: any(s["state"] == "reconnecting" for s in stats_lines(stats)), 20,
+                     "a stats line saying the source reconnects", run=run)  # fmt: skip
+            time.sleep(1.1)  # a full stats period after the outage began: every frame before the kill is counted
+            before_restart = shown()
+            assert run.alive() and run.pid == pid
+            server.start()  # same port, same path
+            t_up = time.monotonic()
+            code = run.wait(60)
+            t_end = time.monotonic()
+            err = run.stderr()
+            assert run.pid == pid, "birefvid was restarted"
+    finally:
+        server.stop()
+
+    assert code == 0, err
+    assert err.count("live: showed") == 1, f"one run, one summary:\n{err}"
+    lines = stats_lines(stats)
+    final = lines[-1]
+    assert final.get("final") and final["reconnects"] >= 1, final
+    assert "ended: duration" in err, err
+    after = [s for s in lines[:-1] if s["state"] == "live" and s["reconnects"] >= 1 and s["frames_shown"] > 0]
+    assert after, f"no frames shown after the reconnect: {lines}"
+
+    times, frames = decode_video(tmp_path / "out.mp4")
+    assert len(frames) == final["frames_shown"], (len(frames), final)
+    # frames from after the restart are in the recording: at least 2 s of them beyond what came before the kill
+    assert len(frames) >= before_restart + 2 * FPS, (len(frames), before_restart)
+    assert all(b > a for a, b in zip(times, times[1:])), "recording timestamps go back in time across the reconnect"
+    assert frames[0].shape == (SMALL[1], SMALL[0], 3)
+    print(f"rtsp restart: first 2 s shown after {t_kill - run.started:.1f} s, server back {t_up - t_kill:.1f} s after "
+          f"the kill, run ended {t_end - t_up:.1f} s later; {before_restart} frames before, {len(frames)} in all")
+    for i in (len(frames) // 10, before_restart - 5, len(frames) - 5):  # before the kill, and after the restart
+        green = share(frames[i], GREEN)
+        assert 0.3 < green < 0.97, f"frame {i}: the key colour covers {green:.2f} (not composited, or no subject left)"
+
+
+# ---------------------------------------------------------------- 2. RTSP out to ffmpeg
+
+
+def test_rtsp_sink_streams_composited_frames_to_ffmpeg(tmp_path: Path, clip_small: Path) -> None:
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/out"
+    w, h = SMALL
+    receiver = ffmpeg_rtsp_receiver(url, tmp_path, w, h)
+    try:
+        wait_for(lambda: listening(port) or receiver.poll() is not None, 20, "ffmpeg listening")
+        assert receiver.poll() is None, (tmp_path / "ffmpeg.log").read_text()
+        args = ["--source", clip_small, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", url,
+                "--duration", "3", "--report", "report.json"]  # fmt: skip
+        code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
+        assert code == 0, err
+        assert receiver.wait(timeout=30) == 0, (tmp_path / "ffmpeg.log").read_text()  # TEARDOWN ended it
+    finally:
+        end_process(receiver)
+
+    frames = [line for line in (tmp_path / "rx.md5").read_text().splitlines() if not line.startswith("#")]
+    expected = 3 * FPS
+    assert abs(len(frames) - expected) <= 0.15 * expected, f"ffmpeg got {len(frames)} frames, expected about {expected}"
+    raw = np.fromfile(tmp_path / "rx.rgb", np.uint8)
+    assert raw.size == len(frames) * h * w * 3
+    pictures = raw.reshape(len(frames), h, w, 3)
+    for i in (len(frames) // 4, len(frames) // 2, len(frames) - 1):
+        green = share(pictures[i], GREEN)
+        assert 0.3 < green < 0.97, f"received frame {i}: the key colour covers {green:.2f}"
+    assert not np.array_equal(pictures[0], pictures[-1]), "the stream is a still picture"
+
+
+# ---------------------------------------------------------------- 3. HTTP preview, an HTTP client and Chromium
+
+
+def _picture_area(screenshot: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The preview page shows the picture at its own size, centred at the top (see http_preview._PAGE)."""
+    x0 = (screenshot.shape[1] - w) // 2
+    return screenshot[:h, x0 : x0 + w]
+
+
+def test_http_preview_serves_the_composited_stream_to_clients_and_chromium(tmp_path: Path, clip_small: Path) -> None:
+    need_binary("chromium", "chromium")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = ["--source", clip_small, "--realtime", "--loop", "--effect", "replace", "--background", "#ff00ff",
+            *FAST_MODEL, "--sink", base, "--duration", "10"]  # fmt: skip
+    w, h = SMALL
+    with LiveRun(args, tmp_path) as run:
+        first = wait_for(lambda: (r := http_get(f"{base}/snapshot.jpg"))[0] == 200 and r, STARTUP,
+                         "a snapshot", run=run)  # fmt: skip
+        time.sleep(0.8)
+        second = http_get(f"{base}/snapshot.jpg")
+        # two browser runs, one after the other (each takes a second or more): two moments of the stream
+        shots = [chromium_screenshot(f"{base}/", tmp_path / f"shot{i}.png", tmp_path / f"profile{i}") for i in range(2)]
+        still_running = run.alive()
+        code = run.wait(60)
+    assert code == 0, run.stderr()
+    assert still_running, "the run ended before the browser had looked (raise --duration)"
+
+    snaps = []
+    for status, ctype, body in (first, second):
+        assert status == 200 and ctype == "image/jpeg"
+        snap = decode_jpeg(body)
+        assert snap.shape == (h, w, 3), snap.shape
+        assert 0.3 < share(snap, MAGENTA) < 0.97, f"magenta covers {share(snap, MAGENTA):.2f} of the snapshot"
+        snaps.append(snap.astype(np.int16))
+    moved = float(np.abs(snaps[0] - snaps[1]).mean())
+    assert moved > 1.0, f"two snapshots 0.8 s apart differ by {moved:.2f} levels: the picture is not moving"
+
+    areas = [_picture_area(s, w, h) for s in shots]
+    for i, area in enumerate(areas):
+        assert share(area, MAGENTA) > 0.3, f"screenshot {i}: magenta covers {share(area, MAGENTA):.2f} of the picture area"
+    changed = float(np.abs(areas[0].astype(np.int16) - areas[1].astype(np.int16)).mean())
+    assert changed > 1.0, f"Chromium's two screenshots differ by {changed:.2f} levels in the picture: not live"
+
+
+# ---------------------------------------------------------------- 4. the must-show case: blur to a file and a browser
+
+
+def test_blur_to_a_recording_and_the_preview_at_once(tmp_path: Path, clip_qvga: Path) -> None:
+    """``--effect blur --sink out.mp4 --sink http://...`` for 5 s of a 24 fps clip: 120 frames and live snapshots.
+
+    No --resolution: the default 250 ms latency budget picks the inference size (calibration
+    takes a few seconds). With --loop: a --realtime file starts playing when the source starts,
+    before the sinks open and the model is calibrated, and the frames of those seconds are
+    dropped, so without it a 6 s clip ends after about 3.3 s of display (80 frames) on a quiet
+    machine, sooner on a loaded one.
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = ["--source", clip_qvga, "--realtime", "--loop", "--effect", "blur", "--model", "tiny", "--device", "cpu",
+            "--sink", "out.mp4", "--sink", base, "--duration", "5", "--report", "report.json", "--stats-every", "1"]  # fmt: skip
+    snapshots = []
+    with LiveRun(args, tmp_path) as run:
+        wait_for(lambda: http_get(f"{base}/snapshot.jpg")[0] == 200, STARTUP, "a snapshot", run=run)
+        while run.alive() and len(snapshots) < 3:
+            status, ctype, body = http_get(f"{base}/snapshot.jpg")
+            if status:
+                snapshots.append((status, ctype, body))
+            time.sleep(0.7)
+        code = run.wait(60)
+    assert code == 0, run.stderr()
+    assert snapshots, "no snapshot fetched while the run was going"
+    for status, ctype, body in snapshots:
+        assert status == 200 and ctype == "image/jpeg"
+        assert decode_jpeg(body).shape == (240, 320, 3)
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ended_by"] == "duration", run.stderr()
+    times, frames = decode_video(tmp_path / "out.mp4")
+    assert abs(len(frames) - 5 * FPS) <= 0.15 * 5 * FPS, f"{len(frames)} frames recorded, expected about {5 * FPS}"
+    assert len(frames) == report["frames_shown"]
+    assert frames[0].shape == (240, 320, 3)
+    assert all(b > a for a, b in zip(times, times[1:]))
+    # from the second frame on: the first one is the frame the model warmed up on, stamped when it
+    # was captured, before the calibration (a still of that length opens the recording; see the report)
+    span = times[-1] - times[1]
+    assert 4.4 < span < 5.6, f"the recording spans {span:.2f} s of source time, not the 5 s it ran"
+    print(f"chosen inference size {report['resolved']['resolution']}, {len(frames)} frames, first frame held {times[1] - times[0]:.2f} s")
+
+
+# ---------------------------------------------------------------- 5. window on Xvfb
+
+
+def test_window_on_xvfb_shows_the_composited_picture(tmp_path: Path, clip_small: Path) -> None:
+    need_module("pygame", "'birefvid[window]'")
+    need_binary("xwininfo", "x11-utils")
+    need_binary("import", "imagemagick")
+    w, h = SMALL
+    with xvfb() as display:
+        env: dict[str, str | None] = {"DISPLAY": display, "WAYLAND_DISPLAY": None, "SDL_VIDEODRIVER": None}
+        args = ["--source", clip_small, "--realtime", "--effect", "replace", "--background", "#ff00ff",
+                "--sink", "window", "--duration", "4", *FAST_MODEL]  # fmt: skip
+        with LiveRun(args, tmp_path, env=env) as run:
+            where = wait_for(lambda: window_geometry(display, "birefvid"), STARTUP, "the window", run=run)
+            x, y, ww, wh = where
+            assert (ww, wh) == (w, h), f"window is {ww}x{wh}, the clip {w}x{h}"
+
+            def composited() -> list[np.ndarray]:
+                pixels = screen_grab(display, tmp_path / "screen.png")[y : y + wh, x : x + ww]
+                return [pixels] if 0.3 < share(pixels, MAGENTA) < 0.97 else []
+
+            wait_for(composited, 15, "magenta background (and a subject) in the window", interval=0.2, run=run)
+            code = run.wait(60)
+        assert code == 0, run.stderr()
+        assert window_geometry(display, "birefvid") is None, "the window outlived the run"
+
+
+# ---------------------------------------------------------------- 6. bad input: one line, exit 2, nothing left behind
+
+
+BAD_INPUT = {
+    "unreachable-url": (lambda d: ["--source", f"rtsp://127.0.0.1:{free_port()}/x", "--max-retries", "1",
+                                   "--open-timeout", "1", "--sink", "out.mp4"], r"cannot reach rtsp://127\.0\.0\.1:\d+/x"),
+    "camera-not-found": (lambda d: ["--source", "7", "--sink", "out.mp4"], r"camera 7 not found"),
+    "sink-folder-missing": (lambda d: ["--source", d["clip"], "--sink", "no/such/folder/out.mp4"], r"folder does not exist"),
+    "sink-folder-read-only": (lambda d: ["--source", d["clip"], "--sink", "ro/out.mp4"], r"(?i)permission|writ"),
+    "sink-folder-is-a-file": (lambda d: ["--source", d["clip"], "--sink", "afile/out.mp4"], r"afile is a file"),
+    "http-port-in-use": (lambda d: ["--source", d["clip"], "--sink", f"http://127.0.0.1:{d['busy']}"], r"port \d+ on 127\.0\.0\.1 is in use"),
+    "virtualcam-missing": (lambda d: ["--source", d["clip"], "--sink", "virtualcam"], r"virtual camera"),
+    "window-without-display": (lambda d: ["--source", d["clip"], "--sink", "window"], r"\$DISPLAY is not set"),
+    "replace-without-background": (lambda d: ["--source", d["clip"], "--effect", "replace", "--sink", "out.mp4"], r"--background"),
+    "no-sink": (lambda d: ["--source", d["clip"]], r"--sink"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_one_error_line_and_exit_2(case: str, tmp_path: Path, clip_small: Path) -> None:
+    make_args, pattern = BAD_INPUT[case]
+    env: dict[str, str | None] = {}
+    if case == "camera-not-found" and os.path.exists("/dev/video7"):
+        pytest.skip("/dev/video7 exists here")
+    if case == "sink-folder-read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        (tmp_path / "ro").mkdir()
+        (tmp_path / "ro").chmod(0o555)
+    if case == "sink-folder-is-a-file":
+        (tmp_path / "afile").write_bytes(b"")
+    if case == "virtualcam-missing":
+        need_module("pyvirtualcam", "'birefvid[virtualcam]'")
+    if case == "window-without-display":
+        need_module("pygame", "'birefvid[window]'")
+        env = {"DISPLAY": None, "WAYLAND_DISPLAY": None, "SDL_VIDEODRIVER": None}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        args = make_args({"clip": clip_small, "busy": busy.getsockname()[1]}) + ["--model", "tiny", "--device", "cpu"]
+        code, err = run_live_cli(args, tmp_path, env=env, timeout=STARTUP)
+    line = _one_error_line(err)
+    assert code == 2, err
+    assert re.search(pattern, line), line
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name not in ("birefvid.err", "birefvid.out", "ro", "afile"))
+    assert not left, f"a failed run left {left}"
+    if case == "sink-folder-read-only":
+        assert not list((tmp_path / "ro").iterdir())
+
+
+def test_a_failing_sink_leaves_no_recording_behind(tmp_path: Path, clip_small: Path) -> None:
+    """The recording opens first, the preview's port is taken: all or nothing, so no out.mp4 and no temporary file."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        args = ["--source", clip_small, "--sink", "out.mp4", "--sink", f"http://127.0.0.1:{busy.getsockname()[1]}",
+                "--model", "tiny", "--device", "cpu"]  # fmt: skip
+        code, err = run_live_cli(args, tmp_path, timeout=STARTUP)
+    assert code == 2 and "is in use" in _one_error_line(err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["birefvid.err", "birefvid.out"]
+
+
+def test_a_source_lost_mid_run_fails_and_discards_the_recording(tmp_path: Path, clip_long: Path) -> None:
+    """Recording had begun when the RTSP server died for good: exit 2, one error line, no out.mp4 (no temporary either)."""
+    server = RtspServer(clip_long, max_seconds=120).start()
+    stats = tmp_path / "s.jsonl"
+    args = ["--source", server.url, "--effect", "green", *FAST_MODEL, "--sink", "out.mp4", "--stats-json", stats,
+            "--stats-every", "0.5", "--duration", "30", "--read-timeout", "1", "--open-timeout", "1",
+            "--max-retries", "1"]  # fmt: skip
+    try:
+        with LiveRun(args, tmp_path) as run:
+            wait_for(lambda: any(s["frames_shown"] > 0 for s in stats_lines(stats)), STARTUP, "frames shown", run=run)
+            server.stop()
+            code = run.wait(30)
+    finally:
+        server.stop()
+    err = run.stderr()
+    line = _one_error_line(err)
+    assert code == 2, err
+    assert server.url in line, line
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["birefvid.err", "birefvid.out", "s.jsonl"], f"a failed run left {left}"
