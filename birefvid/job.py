@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, TypeVar, Union, get_args
 
+from .colors import parse_color
 from .errors import ConfigError, option
 
 OutputKind = Literal["alpha", "mask", "green", "composite", "blur"]
@@ -155,8 +156,6 @@ class OutputSpec:
     overwrite: bool = False
 
     def validate(self) -> None:
-        from .compose.colors import parse_color
-
         check_output_options(self.kind, self.background is not None)
         parse_color(self.key_color)  # a bad colour fails before any work
         if not self.blur_sigma > 0:
@@ -247,8 +246,6 @@ class EffectSpec:
     foreground: bool = False  # colour estimation at soft edges: costs ~50 ms a 640x480 frame on a CPU
 
     def validate(self) -> None:
-        from .compose.colors import parse_color
-
         _one_of("effect", self.effect, EFFECTS)
         if self.effect == "replace" and self.background is None:
             raise ConfigError(f"{option('effect', 'replace')} needs {option('background')} (a colour, an image or a video)")

@@ -13,7 +13,7 @@ _PROBE = """
 import json, sys
 from birefvid.cli import main
 try:
-    main(sys.argv[1:])
+    code = main(sys.argv[1:])
 except SystemExit as exit:
     code = exit.code
 heavy = sorted(m for m in ("torch", "av", "cv2", "numpy", "kornia", "huggingface_hub") if m in sys.modules)
@@ -44,3 +44,15 @@ def test_argument_errors_answer_without_heavy_imports():
     facts, out = _probe("process", "in.mp4", "--output", "sparkles", "-o", "x.mov")
     assert facts["code"] == 2 and "invalid choice: 'sparkles'" in out
     assert facts["heavy"] == []
+
+
+def test_bad_job_options_answer_without_heavy_imports():
+    """Options argparse cannot check (they depend on each other) are checked by the job, still before torch."""
+    for argv, words in (
+        (["live", "--source", "cam.mp4"], "give at least one --sink"),
+        (["live", "--source", "cam.mp4", "--sink", "o.mp4", "--effect", "replace"], "--effect replace needs --background"),
+        (["process", "in.mp4", "-o", "o.mp4", "--output", "green", "--key-color", "nope"], "not a colour: 'nope'"),
+    ):
+        facts, out = _probe(*argv)
+        assert facts["code"] == 2 and words in out, out
+        assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"

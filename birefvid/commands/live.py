@@ -58,10 +58,11 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
 
 
 def run(args: argparse.Namespace) -> int:
+    job = job_from_args(args)  # bad options answer before torch and the media stack load
+
     from ..runtime.file_job import check_report_path
     from ..runtime.live import run_live_job
 
-    job = job_from_args(args)
     check_report_path(args.report)
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     report = run_live_job(job, stats_json=args.stats_json, printer=printer)

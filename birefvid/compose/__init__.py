@@ -1,7 +1,7 @@
 """Compositing: alpha, mask, greenscreen, composite and blur outputs, plus foreground estimation."""
 
 from .background import Background, ColorBackground, StillBackground, StreamBackground, cover
-from .colors import parse_color
+from ..colors import parse_color
 from .filters import box_mean, smooth_blur
 from .foreground import estimate_foreground
 from .ops import blur_background, composite, greenscreen, to_mask, to_rgba

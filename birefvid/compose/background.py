@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .colors import parse_color
+from ..colors import parse_color
 
 Size = tuple[int, int]  # (width, height)
 DeviceLike = Union[torch.device, str, None]

@@ -9,7 +9,7 @@ import torch
 
 from ..job import OUTPUT_KINDS, OutputKind, check_output_options
 from .background import Background
-from .colors import parse_color
+from ..colors import parse_color
 from .foreground import estimate_foreground
 from .ops import blur_background, composite, greenscreen, to_mask, to_rgba
 

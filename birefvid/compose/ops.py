@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import as_float, check_alphas, check_images, to_uint8
-from .colors import parse_color
+from ..colors import parse_color
 from .filters import smooth_blur
 
 logger = logging.getLogger(__name__)

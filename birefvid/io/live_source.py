@@ -456,6 +456,8 @@ class LiveCapture(LiveSource):
         self._info: Optional[StreamInfo] = None
         self._clock: Optional[_StreamClock] = None
         self._generation = 0
+        self._reader_waiting = threading.Event()  # see _wait_for_reader
+        self._taken = 0  # frames the reader took
         self._pace: Optional[tuple[float, float]] = None  # (wall, stream time) the realtime schedule starts from
 
     # -- reader side
@@ -485,12 +487,15 @@ class LiveCapture(LiveSource):
         """The newest frame not read yet, or None after ``timeout`` s (at once once the source stopped)."""
         deadline = time.monotonic() + timeout
         with self._cond:
+            if self._taken:  # a frame was taken before: the reader is ready for more
+                self._reader_waiting.set()
             while self._slot is None:
                 remaining = deadline - time.monotonic()
                 if self._state in _TERMINAL or remaining <= 0:
                     return None
                 self._cond.wait(remaining)
             frame, self._slot = self._slot, None
+            self._taken += 1
             return frame
 
     @property
@@ -620,6 +625,8 @@ class LiveCapture(LiveSource):
         tb = self._clock.time_base
         pts = self._clock.stamp(seconds, time.monotonic())
         stream_time = float(pts * tb)
+        if self._realtime and self._captured == 1 and self._wait_for_reader():
+            return True
         if self._realtime and self._wait_until(stream_time):
             return True
         frame = Frame(image=image, pts=pts, time_base=tb, index=self._captured)
@@ -633,6 +640,16 @@ class LiveCapture(LiveSource):
                 self._state = "live"
             self._cond.notify_all()
         self._started.set()
+        return False
+
+    def _wait_for_reader(self) -> bool:
+        """A file played in real time holds its second frame until the reader asks for it: the time
+        a consumer spends on the first frame (loading and warming up a model) costs no frames, and
+        the schedule starts when playing starts. True when closed meanwhile."""
+        while not self._reader_waiting.wait(0.1):
+            if self._stop.is_set():
+                return True
+        self._pace = None
         return False
 
     def _wait_until(self, stream_time: float) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Union
 
 from ..compose.background import Background, ColorBackground, DeviceLike, Size, StillBackground, StreamBackground
-from ..compose.colors import is_color
+from ..colors import is_color
 from ..errors import SourceError
 from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..io.image_source import read_rgb

@@ -53,23 +53,27 @@ class LatestMask:
 def choose_resolution(segmenter: Segmenter, image: np.ndarray, budget_s: float, ceiling: int) -> tuple[int, int]:
     """The largest square inference size from ``SIZE_LADDER`` (up to ``ceiling``) whose model time fits ``budget_s``.
 
-    Sizes are timed smallest first on a real frame (one warm-up call each) and the search stops at
-    the first one over budget, so calibration costs about twice the chosen size's time.
+    Sizes are timed smallest first on a real frame (a warm-up call, then the faster of two) and the
+    search stops at the first one over budget, so calibration costs a few times the chosen size's time.
     """
     batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
     chosen = (MIN_SIDE, MIN_SIDE)
     for side in (s for s in SIZE_LADDER if s <= ceiling):
         segmenter.resolution = (side, side)
         segmenter.predict(batch)  # warm-up (allocations, kernels for this shape)
-        start = time.perf_counter()
-        segmenter.predict(batch)
-        seconds = time.perf_counter() - start
+        seconds = min(_timed(segmenter.predict, batch) for _ in range(2))  # the faster of two: less noise from a busy CPU
         log.info("latency budget: %dx%d takes %.0f ms", side, side, seconds * 1000)
         if seconds > budget_s:
             break
         chosen = (side, side)
     segmenter.resolution = chosen
     return chosen
+
+
+def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
+    start = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - start
 
 
 class ModelPath:
@@ -362,8 +366,6 @@ def run_live_job(
     job.validate()
     spec, effect = job.source, job.effect
     with contextlib.ExitStack() as stack:
-        # the model loads before the source starts: a file played in real time starts with the display
-        seg = segmenter or segmenter_for(job.model, job.inference)
         source = stack.enter_context(open_live_source(
             spec.source, realtime=spec.realtime, loop=spec.loop, open_timeout=spec.open_timeout,
             read_timeout=spec.read_timeout, max_retries=spec.max_retries,
@@ -377,6 +379,7 @@ def run_live_job(
             background = None
             if effect.effect == "replace":
                 background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu"))
+            seg = segmenter or segmenter_for(job.model, job.inference)  # after the cheap checks of sinks and background
             stats = LiveStats(job.stats_every, stats_json, printer)
             stack.callback(stats.close)
             compositor = Compositor(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Sequence, Union
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 NAMED_COLORS: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0), "white": (255, 255, 255), "red": (255, 0, 0), "green": (0, 255, 0),
