@@ -1,5 +1,15 @@
-"""Accuracy and temporal-stability metrics for predicted alphas."""
+"""Accuracy and temporal-stability metrics for predicted alphas (``birefvid.eval.readers`` scores files on disk)."""
 
-from birefvid.eval.metrics import Evaluator, as_alpha, evaluate, iou, mae
+from birefvid.eval.metrics import (
+    Evaluator,
+    as_alpha,
+    boundary_band,
+    boundary_iou,
+    dtssd,
+    evaluate,
+    flicker_index,
+    iou,
+    mae,
+)
 
-__all__ = ["Evaluator", "as_alpha", "evaluate", "iou", "mae"]
+__all__ = ["Evaluator", "as_alpha", "boundary_band", "boundary_iou", "dtssd", "evaluate", "flicker_index", "iou", "mae"]

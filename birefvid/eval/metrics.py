@@ -1,92 +1,233 @@
 """Accuracy and temporal-stability metrics for predicted alphas against ground-truth masks.
 
-Predictions and ground truth are (H, W) arrays: float in [0, 1] or uint8 in [0, 255]. IoU and
-MAE are ours; S-measure and max F-measure come from pysodmetrics, fed the probabilities as
-they are (no per-image min-max rescaling, which would hide a uniformly wrong or faint mask).
-``dt_mae`` measures flicker: the mean |Δpred - Δgt| between consecutive frames, which is zero
-when the prediction changes exactly as much as the truth does.
+Inputs are (H, W) arrays: float in [0, 1], uint8 in [0, 255], uint16 in [0, 65535] or bool.
+Predictions are binarized at ``threshold`` (IoU, boundary IoU); the ground truth is foreground
+where it is >= 0.5, for every metric that needs a binary truth.
+
+Per frame (all in alpha units, [0, 1]):
+
+* ``iou``: |P ∩ G| / |P ∪ G| of the binarized masks; 1.0 when both are empty.
+* ``boundary_iou``: the same IoU on the masks' inner boundary bands (Cheng et al., "Boundary IoU",
+  CVPR 2021): the pixels of a mask within d = max(1, round(0.02 × image diagonal)) pixels
+  (chessboard distance) of its outside, the image border counting as outside.
+* ``mae``: mean |pred − gt| against the *soft* ground truth (the matting MAD, not ×1000); equal
+  to pysodmetrics' MAE whenever the ground truth is binary.
+* ``s_measure``, ``e_measure`` (mean E over the 256 thresholds), ``weighted_f`` (β² = 1) and
+  ``max_f`` (β² = 0.3): pysodmetrics' Smeasure, Emeasure, WeightedFmeasure and FmeasureV2, fed
+  the probabilities as they are (``normalize=False``: no per-image min-max rescaling, which would
+  hide a uniformly wrong or faint mask) and the binarized truth. Over several frames these are the
+  numbers pysodmetrics' ``get_results()`` gives (max F: the maximum of the mean F curve).
+
+Per consecutive frame pair (t−1, t) of one clip, with d_x = x_t − x_{t−1}:
+
+* ``dtssd`` = sqrt(mean_pixels((d_pred − d_gt)²)): the temporal-derivative SSD of Erofeev et al.
+  (2015) as the RVM/VideoMatte240K evaluation computes it, but in alpha units. RVM reports it
+  ×100 and averages over all T frames with a 0 for the first; ours averages over the T − 1 pairs,
+  so RVM's number = 100 × (T − 1) / T × ours.
+* ``flicker`` = mean |d_pred| over the pixels where the ground truth does not change
+  (|d_gt| <= 1/255, one 8-bit step); a pair with no such pixel has no flicker value.
+* ``dt_mae`` = mean |d_pred − d_gt| (kept for existing users).
+
+A clip's value is the mean over its frames (pairs for the temporal metrics).
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+import math
+from typing import Iterable, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from birefvid.errors import DataError
 
+GT_THRESHOLD = 0.5  # ground truth is foreground where >= this
+BOUNDARY_RATIO = 0.02  # boundary band width as a fraction of the image diagonal (Cheng et al. 2021)
+STATIC_GT_STEP = 1 / 255  # |Δgt| at most this counts as "the truth did not change" for flicker
+F_BETA2 = 0.3  # β² of max F (the SOD convention)
+TEMPORAL_KEYS = ("dt_mae", "dtssd", "flicker")
+SOD_KEYS = ("s_measure", "e_measure", "weighted_f", "max_f")
 
-def as_alpha(a: np.ndarray, what: str = "array") -> np.ndarray:
-    """(H, W) float32 in [0, 1] from float [0, 1] or uint8 [0, 255] input (a trailing 1-channel is dropped)."""
+
+def _unit(a: np.ndarray, what: str) -> np.ndarray:
+    """(H, W) float64 in [0, 1]: uint8 / 255, uint16 / 65535, bool as 0/1, float clipped."""
     a = np.asarray(a)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim != 2:
         raise DataError(f"{what} must be an (H, W) mask, got shape {a.shape}")
     if a.dtype == np.uint8:
-        return a.astype(np.float32) * np.float32(1 / 255)
+        return a / 255.0
+    if a.dtype == np.uint16:
+        return a / 65535.0
+    if a.dtype == np.bool_:
+        return a.astype(np.float64)
     if not np.issubdtype(a.dtype, np.floating):
-        raise DataError(f"{what} must be float in [0, 1] or uint8, got {a.dtype}")
-    return np.clip(a.astype(np.float32), 0.0, 1.0)
+        raise DataError(f"{what} must be float in [0, 1], uint8 or uint16, got {a.dtype}")
+    if not np.isfinite(a).all():
+        raise DataError(f"{what} contains NaN or infinite values")
+    return np.clip(a.astype(np.float64), 0.0, 1.0)
+
+
+def as_alpha(a: np.ndarray, what: str = "array") -> np.ndarray:
+    """(H, W) float32 in [0, 1] from float, uint8, uint16 or bool input (a trailing 1-channel is dropped)."""
+    return _unit(a, what).astype(np.float32)
+
+
+def _iou_bool(p: np.ndarray, g: np.ndarray) -> float:
+    """IoU of two boolean masks; 1.0 when both are empty."""
+    union = np.count_nonzero(p | g)
+    return 1.0 if union == 0 else np.count_nonzero(p & g) / union
 
 
 def iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
-    """Intersection over union of the masks binarized at ``threshold``; 1.0 when both are empty."""
-    p, g = as_alpha(pred, "pred") >= threshold, as_alpha(gt, "gt") >= threshold
-    union = np.logical_or(p, g).sum()
-    return 1.0 if union == 0 else float(np.logical_and(p, g).sum() / union)
+    """Intersection over union of pred >= ``threshold`` and gt >= 0.5; 1.0 when both are empty."""
+    return float(_iou_bool(_unit(pred, "pred") >= threshold, _unit(gt, "gt") >= GT_THRESHOLD))
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
     """Mean absolute error between the soft masks, in alpha units [0, 1]."""
-    return float(np.abs(as_alpha(pred, "pred") - as_alpha(gt, "gt")).mean())
+    return float(np.abs(_unit(pred, "pred") - _unit(gt, "gt")).mean())
+
+
+def boundary_width(height: int, width: int, ratio: float = BOUNDARY_RATIO) -> int:
+    """Band width d in pixels: max(1, round(ratio × diagonal)), as in the Boundary IoU reference code."""
+    return max(1, int(round(ratio * math.hypot(height, width))))
+
+
+def boundary_band(mask: np.ndarray, ratio: float = BOUNDARY_RATIO) -> np.ndarray:
+    """Pixels of the boolean ``mask`` within d (chessboard) of its outside or of the image border."""
+    d = boundary_width(*mask.shape, ratio=ratio)
+    kernel = np.ones((2 * d + 1, 2 * d + 1), np.uint8)  # one (2d+1)² erosion = d erosions by 3x3
+    inner = cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return mask & (inner == 0)
+
+
+def boundary_iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5, ratio: float = BOUNDARY_RATIO) -> float:
+    """IoU of the boundary bands of pred >= ``threshold`` and gt >= 0.5 (Cheng et al. 2021); 1.0 when both are empty."""
+    p, g = _unit(pred, "pred") >= threshold, _unit(gt, "gt") >= GT_THRESHOLD
+    return float(_iou_bool(boundary_band(p, ratio), boundary_band(g, ratio)))
+
+
+def _pair_metrics(p: np.ndarray, p_prev: np.ndarray, g: np.ndarray, g_prev: np.ndarray) -> dict[str, float]:
+    """dt_mae, dtssd and (where the truth holds still somewhere) flicker of one frame pair."""
+    dp, dg = p - p_prev, g - g_prev
+    diff = dp - dg
+    out = {"dt_mae": float(np.abs(diff).mean()), "dtssd": float(np.sqrt(np.mean(diff * diff)))}
+    static = np.abs(dg) <= STATIC_GT_STEP + 1e-9
+    if static.any():
+        out["flicker"] = float(np.abs(dp)[static].mean())
+    return out
+
+
+def _temporal(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], key: str) -> float:
+    """Mean of one temporal metric over the frame pairs of a clip."""
+    if len(preds) != len(gts):
+        raise DataError(f"{len(preds)} predictions but {len(gts)} ground-truth frames")
+    ev = Evaluator(sod=False)
+    for p, g in zip(preds, gts):
+        ev.step(p, g)
+    res = ev.results()
+    if key not in res:
+        why = "a clip needs at least two frames" if len(ev.frames) < 2 else "the ground truth changes everywhere"
+        raise DataError(f"no {key} value: {why}")
+    return res[key]
+
+
+def dtssd(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> float:
+    """Mean over frame pairs of sqrt(mean((Δpred − Δgt)²)), alpha units (RVM's ×100 scale: multiply by 100)."""
+    return _temporal(preds, gts, "dtssd")
+
+
+def flicker_index(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> float:
+    """Mean over frame pairs of mean |Δpred| where the truth changes by at most 1/255: flicker the truth does not ask for."""
+    return _temporal(preds, gts, "flicker")
+
+
+class _SodMeters:
+    """pysodmetrics' S, E, weighted F and F-measure meters, fed float64 probabilities and a boolean truth."""
+
+    def __init__(self) -> None:
+        import py_sod_metrics as sod  # imported here: only the structure measures need it
+
+        self.sm = sod.Smeasure()
+        self.em = sod.Emeasure()
+        self.wfm = sod.WeightedFmeasure()
+        self.fh = sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=F_BETA2)
+        self.fm = sod.FmeasureV2(metric_handlers={"fm": self.fh})
+
+    def step(self, p: np.ndarray, g: np.ndarray) -> dict[str, float]:
+        """Add one frame; returns its own values (max_f: the maximum of its own F curve)."""
+        for meter in (self.sm, self.em, self.wfm, self.fm):
+            meter.step(p, g, normalize=False)
+        return {
+            "s_measure": float(self.sm.sms[-1]),
+            "e_measure": float(np.mean(self.em.changeable_ems[-1])),
+            "weighted_f": float(self.wfm.weighted_fms[-1]),
+            "max_f": float(np.max(self.fh.dynamic_results[-1])),
+        }
+
+    def summary(self, frames: slice) -> dict[str, float]:
+        """Values over ``frames``, computed as pysodmetrics' get_results() does over all of them."""
+        f64 = np.float64
+        return {
+            "s_measure": float(np.mean(np.array(self.sm.sms[frames], dtype=f64))),
+            "e_measure": float(np.mean(np.mean(np.array(self.em.changeable_ems[frames], dtype=f64), axis=0))),
+            "weighted_f": float(np.mean(np.array(self.wfm.weighted_fms[frames], dtype=f64))),
+            "max_f": float(np.max(np.mean(np.array(self.fh.dynamic_results[frames], dtype=f64), axis=0))),
+        }
 
 
 class Evaluator:
-    """Accumulates per-frame metrics over a stream of (pred, gt) pairs without keeping the frames."""
+    """Accumulates per-frame metrics over a stream of (pred, gt) pairs, keeping only the previous frame.
 
-    def __init__(self, threshold: float = 0.5, sod: bool = True) -> None:
+    ``sod=False`` skips the slower shape measures (S, E, weighted and max F, boundary IoU).
+    Call ``new_clip()`` between clips so no temporal pair spans the cut.
+    """
+
+    def __init__(self, threshold: float = 0.5, sod: bool = True, boundary_ratio: float = BOUNDARY_RATIO) -> None:
         self.threshold = threshold
-        self._ious: list[float] = []
-        self._maes: list[float] = []
-        self._dts: list[float] = []
+        self.boundary_ratio = boundary_ratio
+        self.frames: list[dict[str, float]] = []  # per-frame values; temporal ones for the pair ending here
         self._prev: Optional[tuple[np.ndarray, np.ndarray]] = None
-        self._sm = self._fm = None
-        if sod:
-            import py_sod_metrics  # imported here: only S/F-measures need it
+        self._sod = _SodMeters() if sod else None
 
-            self._sm = py_sod_metrics.Smeasure()
-            handler = py_sod_metrics.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)
-            self._fm = py_sod_metrics.FmeasureV2(metric_handlers={"fm": handler})
+    def new_clip(self) -> None:
+        """The next frame starts a new clip: it forms no temporal pair with the frame before it."""
+        self._prev = None
 
-    def step(self, pred: np.ndarray, gt: np.ndarray) -> None:
-        """Add one frame; frames of a clip must come in order for ``dt_mae``."""
-        i = len(self._ious)
-        p, g = as_alpha(pred, f"pred[{i}]"), as_alpha(gt, f"gt[{i}]")
+    def step(self, pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+        """Add one frame (frames of a clip in order) and return its values."""
+        i = len(self.frames)
+        p, g = _unit(pred, f"pred[{i}]"), _unit(gt, f"gt[{i}]")
         if p.shape != g.shape:
             raise DataError(f"frame {i}: prediction is {p.shape[1]}x{p.shape[0]} but ground truth is "
                             f"{g.shape[1]}x{g.shape[0]}; resize predictions to the ground truth size")
-        self._ious.append(iou(p, g, self.threshold))
-        self._maes.append(float(np.abs(p - g).mean()))
+        pb, gb = p >= self.threshold, g >= GT_THRESHOLD
+        rec = {"iou": float(_iou_bool(pb, gb)), "mae": float(np.abs(p - g).mean())}
+        if self._sod is not None:
+            rec["boundary_iou"] = float(_iou_bool(boundary_band(pb, self.boundary_ratio), boundary_band(gb, self.boundary_ratio)))
+            rec.update(self._sod.step(p, gb))
         if self._prev is not None and self._prev[0].shape == p.shape:
-            dp, dg = p - self._prev[0], g - self._prev[1]
-            self._dts.append(float(np.abs(dp - dg).mean()))
+            rec.update(_pair_metrics(p, self._prev[0], g, self._prev[1]))
         self._prev = (p, g)
-        if self._sm is not None:
-            gb = g >= 0.5
-            self._sm.step(p, gb, normalize=False)
-            self._fm.step(p, gb, normalize=False)
+        self.frames.append(rec)
+        return rec
 
-    def results(self) -> dict[str, float]:
-        """Means over the frames so far: frames, iou, mae, dt_mae (if > 1 frame), s_measure, max_f."""
-        if not self._ious:
+    def results(self, start: int = 0, stop: Optional[int] = None) -> dict[str, float]:
+        """Means over frames [start, stop): frames, iou, mae, the shape measures (sod) and the temporal ones (pairs)."""
+        span = slice(start, stop)
+        recs = self.frames[span]
+        if not recs:
             raise DataError("no frames were evaluated; check that predictions and ground truth are not empty")
-        out = {"frames": float(len(self._ious)), "iou": float(np.mean(self._ious)), "mae": float(np.mean(self._maes))}
-        if self._dts:
-            out["dt_mae"] = float(np.mean(self._dts))
-        if self._sm is not None:
-            out["s_measure"] = float(self._sm.get_results()["sm"])
-            out["max_f"] = float(np.max(self._fm.get_results()["fm"]["dynamic"]))
+        out = {"frames": float(len(recs))}
+        keys = ["iou", "mae"] + (["boundary_iou"] if self._sod is not None else []) + list(TEMPORAL_KEYS)
+        for key in keys:
+            values = [r[key] for r in recs if key in r]
+            if values:
+                out[key] = float(np.mean(values))
+        if self._sod is not None:
+            out.update(self._sod.summary(span))
         return out
 
 
@@ -102,8 +243,7 @@ def evaluate(
         if p is sentinel and g is sentinel:
             break
         if p is sentinel or g is sentinel:
-            n = len(ev._ious)
             longer = "ground truth" if p is sentinel else "predictions"
-            raise DataError(f"predictions and ground truth differ in length: {longer} continue after frame {n}")
+            raise DataError(f"predictions and ground truth differ in length: {longer} continue after frame {len(ev.frames)}")
         ev.step(p, g)  # type: ignore[arg-type]
     return ev.results()

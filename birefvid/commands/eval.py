@@ -1,0 +1,82 @@
+"""``birefvid eval PRED GT``: score predicted masks or alpha against ground truth, accuracy and flicker."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+HELP = "score predictions (alpha/mask video or image folder) against ground-truth masks: accuracy and temporal stability"
+
+# (result key, column header); the order of the table
+COLUMNS = (
+    ("s_measure", "S"),
+    ("e_measure", "E"),
+    ("weighted_f", "wF"),
+    ("max_f", "maxF"),
+    ("mae", "MAE"),
+    ("iou", "IoU"),
+    ("boundary_iou", "bIoU"),
+    ("dtssd", "dtSSD"),
+    ("flicker", "flicker"),
+)
+LEGEND = (
+    "higher is better: S, E (mean E), wF, maxF (pysodmetrics), IoU, bIoU (boundary IoU, band 2% of the diagonal)\n"
+    "lower is better: MAE, dtSSD, flicker, in alpha units 0-1 (RVM tables show dtSSD x100)"
+)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pred", metavar="PRED", help="predictions: alpha or mask video, folder or glob of mask images, "
+                        "or (with a DAVIS-style GT) a folder of per-sequence folders/videos")
+    parser.add_argument("gt", metavar="GT", help="ground truth: folder or glob of masks, a mask video, "
+                        "or a folder of sequence folders (DAVIS Annotations layout)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': print JSON instead of the table)")
+    parser.add_argument("--per-frame", action="store_true", help="list every frame's values too (table and JSON)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="binarize predictions here for IoU and boundary IoU (default 0.5)")
+    parser.set_defaults(run=run)
+
+
+def _cell(value: Optional[float]) -> str:
+    """A table cell: four decimals, or '-' where the metric has no value (one frame: no temporal pairs)."""
+    return "-" if value is None else f"{value:.4f}"
+
+
+def format_table(report: dict) -> str:
+    """The report as a text table: per-frame rows (if any), per-sequence rows (if any), then 'all'."""
+    rows: list[tuple[str, dict]] = []
+    for rec in report.get("per_frame", []):
+        label = f"{rec['sequence']}/{rec['frame']}" if "sequence" in rec else str(rec["frame"])
+        rows.append((label, {**rec, "frames": 1}))
+    rows += list(report.get("sequences", {}).items())
+    rows.append(("all", report["summary"]))
+    width = max(len(label) for label, _ in rows)
+    head = f"{'':<{width}} {'frames':>6} " + " ".join(f"{title:>7}" for _, title in COLUMNS)
+    lines = [f"{report['predictions']} vs {report['ground_truth']}", head]
+    for label, values in rows:
+        cells = " ".join(f"{_cell(values.get(key)):>7}" for key, _ in COLUMNS)
+        lines.append(f"{label:<{width}} {int(values['frames']):>6} {cells}")
+    lines.append(LEGEND)
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ..errors import ConfigError, SinkError
+    from ..eval.readers import evaluate_paths
+
+    if not 0.0 < args.threshold <= 1.0:
+        raise ConfigError(f"--threshold {args.threshold} must be in (0, 1]")
+    report = evaluate_paths(args.pred, args.gt, threshold=args.threshold, per_frame=args.per_frame)
+    text = json.dumps(report, indent=2)
+    if args.json == "-":
+        print(text)
+        return 0
+    if args.json:
+        try:
+            Path(args.json).write_text(text + "\n")
+        except OSError as exc:
+            raise SinkError(f"cannot write {args.json}: {exc.strerror or exc}") from exc
+    print(format_table(report))
+    return 0

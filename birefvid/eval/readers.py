@@ -1,0 +1,240 @@
+"""Masks to score, streamed as (H, W) arrays from image folders, globs, single images or videos, and scored.
+
+What a file contributes, per frame:
+
+* an image with alpha (RGBA PNG cut-outs): its alpha; a grey image: its grey level (8 or 16 bit);
+  a palette PNG (DAVIS annotations): foreground wherever the index is not 0 (all objects as one
+  mask) unless the palette is all grey, then the grey level; any other colour image: its luminance.
+* a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
+  libvpx-vp9 so the side-channel alpha survives): its alpha; any other video (a grey mask video or
+  an ordinary RGB/YUV one): its luminance, expanded to full range (Y' 16-235 -> 0-255), 16 bit for
+  high-depth grey formats.
+
+Folders are read in natural name order (f2 before f10). A DAVIS-style root (a folder of sequence
+folders and nothing else) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
+``PRED/<name>/`` or ``PRED/<name>.<video extension>``. ``evaluate_paths`` scores it all: the
+summary is over every frame (and every within-sequence pair) of every sequence.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import av
+import cv2
+import numpy as np
+
+from birefvid.errors import DataError, SourceError
+from birefvid.eval.metrics import Evaluator
+from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from birefvid.io.formats import has_alpha
+from birefvid.io.image_source import _natural_key, is_glob, list_images
+from birefvid.io.readback import decode_video_frames
+
+PathLike = Union[str, Path]
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_PALETTE = 3  # IHDR colour type of indexed-colour PNGs
+
+
+def _palette_mask(data: np.ndarray, path: Path) -> np.ndarray:
+    """An indexed PNG as a mask: its grey levels if the palette is grey, else 255 wherever the index is not 0."""
+    from PIL import Image  # Pillow comes with torchvision; cv2 would turn indices into colours
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            index = np.asarray(im)
+            palette = np.asarray(im.getpalette() or [0, 0, 0], np.uint8).reshape(-1, 3)
+    except OSError as exc:
+        raise SourceError(f"{path} is not a readable image ({exc})") from exc
+    if (palette == palette[:, :1]).all():
+        lut = np.zeros(256, np.uint8)
+        lut[: len(palette)] = palette[:, 0]
+        return lut[index]
+    return np.where(index != 0, np.uint8(255), np.uint8(0))
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """One image as an (H, W) mask: alpha if it has one, grey level, palette foreground, or luminance."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE:
+        return _palette_mask(data, path)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise SourceError(f"{path} is not a readable image")
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return image[..., 3]
+    if image.shape[2] == 1 or (image[..., :1] == image).all():
+        return image[..., 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def _frame_mask(frame: av.VideoFrame) -> np.ndarray:
+    """One decoded frame as an (H, W) mask: its alpha, or its luminance (16 bit for deep grey formats)."""
+    fmt = frame.format
+    if has_alpha(fmt.name):
+        return frame.to_ndarray(format="rgba")[..., 3]
+    if fmt.name.startswith("gray") and fmt.name not in ("gray", "gray8"):
+        return frame.to_ndarray(format="gray16le")
+    return frame.to_ndarray(format="gray")
+
+
+@dataclass(frozen=True)
+class MaskClip:
+    """One clip of masks: a video (``files`` is None) or images in order; iterating yields (H, W) arrays."""
+
+    path: str
+    files: Optional[tuple[Path, ...]] = None
+
+    @property
+    def count(self) -> Optional[int]:
+        """Frames in the clip when known without decoding (images), else None."""
+        return None if self.files is None else len(self.files)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.files is not None:
+            for f in self.files:
+                yield read_mask(f)
+            return
+        try:
+            for frame in decode_video_frames(self.path):
+                yield _frame_mask(frame)
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"{self.path} could not be decoded ({exc})") from exc
+
+
+def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
+    """A folder or glob of images, one image, or a video, as a clip; ``role`` names it in errors."""
+    text, p = str(path), Path(path)
+    if not p.exists():
+        if is_glob(text):
+            return MaskClip(text, tuple(list_images(text)))
+        raise SourceError(f"{role} not found: {text}")
+    if p.is_dir():
+        return MaskClip(text, tuple(list_images(p)))
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        return MaskClip(text, (p,))
+    try:
+        with av.open(text) as container:
+            if not container.streams.video:
+                raise SourceError(f"{role} {text} has no video stream")
+    except (av.error.FFmpegError, OSError) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(f"{role} {text} is neither an image nor a readable video ({exc})") from exc
+    return MaskClip(text)
+
+
+def sequence_folders(path: PathLike) -> Optional[list[Path]]:
+    """The sequence folders of a DAVIS-style root (folders only, no images beside them), else None."""
+    p = Path(path)
+    if not p.is_dir():
+        return None
+    entries = [e for e in p.iterdir() if not e.name.startswith(".")]
+    folders = [e for e in entries if e.is_dir()]
+    if not folders or any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries if e.is_file()):
+        return None
+    return sorted(folders, key=_natural_key)
+
+
+def _prediction_for(root: Path, name: str) -> Optional[Path]:
+    """PRED/<name>/ or the one PRED/<name>.<video extension>, if present."""
+    if (root / name).is_dir():
+        return root / name
+    videos = sorted(f for f in root.glob(f"{name}.*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
+    if len(videos) > 1:
+        raise DataError(f"predictions hold several videos for sequence {name!r}: {', '.join(v.name for v in videos)}")
+    return videos[0] if videos else None
+
+
+def pair_clips(pred: PathLike, gt: PathLike) -> list[tuple[str, MaskClip, MaskClip]]:
+    """(sequence name, prediction clip, ground-truth clip) pairs: one unnamed pair, or one per DAVIS sequence."""
+    sequences = sequence_folders(gt)
+    if sequences is None:
+        return [("", open_masks(pred, "predictions"), open_masks(gt, "ground truth"))]
+    root = Path(pred)
+    if not root.is_dir():
+        raise DataError(f"ground truth {gt} is a folder of sequences, so predictions must be a folder too, not {pred}")
+    pairs: list[tuple[str, MaskClip, MaskClip]] = []
+    missing: list[str] = []
+    for seq in sequences:
+        found = _prediction_for(root, seq.name)
+        if found is None:
+            missing.append(seq.name)
+        else:
+            pairs.append((seq.name, open_masks(found, "predictions"), open_masks(seq, "ground truth")))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DataError(f"predictions in {pred} lack {len(missing)} of {len(sequences)} ground-truth sequences "
+                        f"({shown}); expected a folder or a video named after each")
+    return pairs
+
+
+def _size(a: np.ndarray) -> str:
+    """WxH of an image array."""
+    return f"{a.shape[1]}x{a.shape[0]}"
+
+
+def _drain(it: Iterator[np.ndarray]) -> int:
+    """Frames left in ``it`` (decoded, not scored), to state both lengths in a mismatch error."""
+    return sum(1 for _ in it)
+
+
+def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> None:
+    """Feed one clip pair into ``ev`` frame by frame; a count or size mismatch is a one-line DataError."""
+    where = f"sequence {name}: " if name else ""
+    if pred.count is not None and gt.count is not None and pred.count != gt.count:
+        raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
+                        f"ground truth {gt.path} has {gt.count}")
+    ev.new_clip()
+    it_p, it_g = iter(pred), iter(gt)
+    n = 0
+    for p in it_p:
+        g = next(it_g, None)
+        if g is None:
+            raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n + 1 + _drain(it_p)}, "
+                            f"ground truth {gt.path} has {n}")
+        if p.shape[:2] != g.shape[:2]:
+            names = f" ({pred.files[n].name} vs {gt.files[n].name})" if pred.files and gt.files else ""
+            raise DataError(f"{where}frame {n}{names}: prediction is {_size(p)} but ground truth is {_size(g)}; "
+                            "predictions must have the ground truth's size")
+        ev.step(p, g)
+        n += 1
+    left = _drain(it_g)
+    if left:
+        raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n}, ground truth {gt.path} has {n + left}")
+    if n == 0:
+        raise DataError(f"{where}{pred.path} and {gt.path} hold no frames")
+
+
+def evaluate_paths(pred: PathLike, gt: PathLike, *, threshold: float = 0.5, per_frame: bool = False) -> dict:
+    """Score predictions against ground truth on disk: summary, per-sequence results (DAVIS roots) and optionally per-frame values."""
+    pairs = pair_clips(pred, gt)
+    ev = Evaluator(threshold)
+    report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
+    sequences: dict[str, dict[str, float]] = {}
+    rows: list[dict] = []
+    for name, p_clip, g_clip in pairs:
+        start = len(ev.frames)
+        score_clip(ev, p_clip, g_clip, name)
+        if name:
+            sequences[name] = _counted(ev.results(start))
+        if per_frame:
+            for i, rec in enumerate(ev.frames[start:]):
+                rows.append({**({"sequence": name} if name else {}), "frame": i, **rec})
+    report["summary"] = _counted(ev.results())
+    if sequences:
+        report["sequences"] = sequences
+    if per_frame:
+        report["per_frame"] = rows
+    return report
+
+
+def _counted(results: dict[str, float]) -> dict:
+    """Results with the frame count as an int (JSON readers expect a count, not 24.0)."""
+    return {**results, "frames": int(results["frames"])}

@@ -1,0 +1,263 @@
+"""``birefvid eval`` end to end: mask videos, alpha videos, PNG folders and DAVIS roots, scored as the metrics score the same arrays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+import birefvid.commands
+from birefvid.cli import main
+from birefvid.commands import eval as eval_cmd
+from birefvid.eval import Evaluator
+
+H, W, T = 48, 64, 5
+
+
+@pytest.fixture(autouse=True)
+def _registered(monkeypatch):
+    """Make sure ``eval`` is a command (a no-op once birefvid/commands registers it)."""
+    if "eval" not in birefvid.commands.COMMANDS:
+        monkeypatch.setitem(birefvid.commands.COMMANDS, "eval", eval_cmd)
+
+
+def _truths(n: int = T, x0: int = 8) -> list[np.ndarray]:
+    """Binary uint8 truths: a box moving right 4 pixels a frame."""
+    out = []
+    for t in range(n):
+        g = np.zeros((H, W), np.uint8)
+        g[10:34, x0 + 4 * t : x0 + 30 + 4 * t] = 255
+        out.append(g)
+    return out
+
+
+def _soft(gts: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """Soft, noisy uint8 predictions of ``gts``."""
+    rng = np.random.default_rng(seed)
+    return [np.clip(cv2.GaussianBlur(g.astype(float), (0, 0), 2) + rng.normal(0, 20, g.shape), 0, 255).astype(np.uint8)
+            for g in gts]
+
+
+def _pngs(folder: Path, masks: list[np.ndarray]) -> Path:
+    """Masks as 00000.png, 00001.png, ... (DAVIS naming)."""
+    folder.mkdir(parents=True)
+    for i, m in enumerate(masks):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), m)
+    return folder
+
+
+def _alpha_frame(alpha: np.ndarray) -> av.VideoFrame:
+    """A yuva444p frame carrying ``alpha`` exactly (swscale's rgba -> yuva conversion is off by one at times)."""
+    frame = av.VideoFrame(alpha.shape[1], alpha.shape[0], "yuva444p")
+    for i, plane in enumerate(frame.planes):
+        buf = np.zeros((plane.height, plane.line_size), np.uint8)
+        buf[:, : alpha.shape[1]] = alpha if i == 3 else (128 if i else 90)
+        plane.update(buf.tobytes())
+    return frame
+
+
+def _video(path: Path, masks: list[np.ndarray], codec: str, pix_fmt: str, how: str, options: Optional[dict] = None) -> Path:
+    """Write ``masks`` as a video: how='gray' (the grey plane), 'alpha' (alpha of a grey picture) or 'rgb' (white on black)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        stream.options = options or {}
+        for m in masks:
+            if how == "gray":
+                frame = av.VideoFrame.from_ndarray(m, format="gray")
+            elif how == "alpha":
+                frame = _alpha_frame(m)
+            else:
+                frame = av.VideoFrame.from_ndarray(np.repeat(m[..., None], 3, axis=2), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def _direct(clips: list[tuple[list[np.ndarray], list[np.ndarray]]], threshold: float = 0.5) -> Evaluator:
+    """The metrics on the arrays themselves, one clip after another."""
+    ev = Evaluator(threshold)
+    for preds, gts in clips:
+        ev.new_clip()
+        for p, g in zip(preds, gts):
+            ev.step(p, g)
+    return ev
+
+
+def _eval_json(tmp_path: Path, *argv: str) -> dict:
+    out = tmp_path / "report.json"
+    assert main(["eval", *argv, "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def _rows(out: str) -> list[str]:
+    """The table's value rows: after the title and header lines, before the legend."""
+    return out.splitlines()[2 : -len(eval_cmd.LEGEND.splitlines())]
+
+
+def _same(got: dict, want: dict) -> None:
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_mask_video_against_png_folder_table_and_json(tmp_path, capsys):
+    gts = _truths()
+    preds = _soft(gts)
+    pred = _video(tmp_path / "pred.mkv", preds, "ffv1", "gray", "gray")
+    gt = _pngs(tmp_path / "gt", gts)
+    report = _eval_json(tmp_path, str(pred), str(gt))
+    want = _direct([(preds, gts)]).results()
+    _same(report["summary"], {**want, "frames": T})
+    assert 0.5 < want["iou"] < 1 and want["dtssd"] > 0.01 and want["flicker"] > 0.01  # a real clip, not a trivial one
+    lines = capsys.readouterr().out.splitlines()
+    header, row = lines[1].split(), lines[2].split()
+    assert header == ["frames", "S", "E", "wF", "maxF", "MAE", "IoU", "bIoU", "dtSSD", "flicker"]
+    assert row[0] == "all" and row[1] == str(T)
+    keys = [k for k, _ in eval_cmd.COLUMNS]
+    assert row[2:] == [f"{want[k]:.4f}" for k in keys]
+
+
+def test_png_predictions_against_mask_video_per_frame(tmp_path, capsys):
+    gts = _truths()
+    preds = _soft(gts, seed=1)
+    gt = _video(tmp_path / "gt.mkv", gts, "ffv1", "gray", "gray")
+    pred = _pngs(tmp_path / "pred", preds)
+    report = _eval_json(tmp_path, str(pred), str(gt), "--per-frame", "--threshold", "0.3")
+    ev = _direct([(preds, gts)], threshold=0.3)
+    _same(report["summary"], {**ev.results(), "frames": T})
+    assert [r.pop("frame") for r in report["per_frame"]] == list(range(T))
+    for got, want in zip(report["per_frame"], ev.frames):
+        _same(got, want)
+    rows = _rows(capsys.readouterr().out)
+    assert [r.split()[0] for r in rows] == ["0", "1", "2", "3", "4", "all"]
+    assert rows[0].split()[-2:] == ["-", "-"]  # frame 0 ends no pair: no dtSSD, no flicker
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt,options,exact", [
+    ("pred.mkv", "ffv1", "yuva444p", None, True),
+    ("pred.mov", "prores_ks", "yuva444p10le", {"profile": "4444"}, True),
+    ("pred.webm", "libvpx-vp9", "yuva420p", {"crf": "20", "b": "0"}, False),
+])
+def test_alpha_video_predictions(tmp_path, name, codec, pix_fmt, options, exact):
+    gts = _truths()
+    # ProRes stores alpha in 10 bits (0 and 255 survive exactly); FFV1 keeps soft values as they are
+    preds = _truths(x0=10) if codec == "prores_ks" else _soft(gts, seed=2)
+    pred = _video(tmp_path / name, preds, codec, pix_fmt, "alpha", options)
+    report = _eval_json(tmp_path, str(pred), str(_pngs(tmp_path / "gt", gts)))
+    want = _direct([(preds, gts)]).results()
+    if exact:
+        _same(report["summary"], {**want, "frames": T})
+    else:  # lossy VP9: the alpha side channel is read (the picture itself is flat grey: IoU would be 0)
+        assert report["summary"]["iou"] == pytest.approx(want["iou"], abs=0.03)
+        assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=0.02)
+
+
+def test_rgb_video_is_read_as_luminance(tmp_path):
+    gts = _truths()
+    preds = _truths(x0=10)
+    pred = _video(tmp_path / "pred.mp4", preds, "libx264", "yuv444p", "rgb", {"qp": "0"})
+    report = _eval_json(tmp_path, str(pred), str(_pngs(tmp_path / "gt", gts)))
+    want = _direct([(preds, gts)]).results()
+    assert report["summary"]["iou"] == pytest.approx(want["iou"])
+    assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=2 / 255)  # limited-range Y' expands to 0..255
+
+
+def test_mask_image_kinds(tmp_path):
+    """DAVIS palette annotations (objects 1 and 2 as one mask), 16-bit grey and RGBA cut-outs, given by a glob."""
+    from PIL import Image
+
+    gts = _truths(3)
+    labels = [(g > 0).astype(np.uint8) for g in gts]
+    for lab in labels:
+        lab[10:20, :] *= 2  # the top of the box is a second object
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    davis_palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (253 * 3)
+    for i, lab in enumerate(labels):
+        im = Image.frombytes("P", (W, H), lab.tobytes())
+        im.putpalette(davis_palette)
+        im.save(gt_dir / f"{i:05d}.png")
+    preds = _soft(gts, seed=5)
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    for i, p in enumerate(preds):
+        cv2.imwrite(str(deep / f"f{i}.png"), p.astype(np.uint16) * 257)  # 16 bit: x * 257 / 65535 = x / 255
+    rgba = tmp_path / "rgba"
+    rgba.mkdir()
+    for i, p in enumerate(preds):
+        cv2.imwrite(str(rgba / f"{i}.png"), np.dstack([np.full((H, W, 3), 200, np.uint8), p]))
+    want = _direct([(preds, gts)]).results()
+    for pred in (f"{deep}/f*.png", str(rgba)):
+        _same(_eval_json(tmp_path, pred, str(gt_dir))["summary"], {**want, "frames": 3})
+
+
+def test_davis_layout_scores_each_sequence_and_all(tmp_path, capsys):
+    gts_a, gts_b = _truths(3), _truths(4, x0=2)
+    preds_a, preds_b = _soft(gts_a, seed=3), _soft(gts_b, seed=4)
+    gt_root = tmp_path / "Annotations" / "480p"
+    _pngs(gt_root / "bear", gts_a)
+    _pngs(gt_root / "car", gts_b)
+    pred_root = tmp_path / "preds"
+    _pngs(pred_root / "bear", preds_a)
+    _video(pred_root / "car.mkv", preds_b, "ffv1", "gray", "gray")  # birefvid process output beside a folder
+    report = _eval_json(tmp_path, str(pred_root), str(gt_root))
+    ev = _direct([(preds_a, gts_a), (preds_b, gts_b)])
+    _same(report["sequences"]["bear"], {**ev.results(0, 3), "frames": 3})
+    _same(report["sequences"]["car"], {**ev.results(3), "frames": 4})
+    _same(report["summary"], {**ev.results(), "frames": 7})
+    assert [row.split()[0] for row in _rows(capsys.readouterr().out)] == ["bear", "car", "all"]
+
+
+def test_json_to_stdout(tmp_path, capsys):
+    gts = _truths(2)
+    gt = _pngs(tmp_path / "gt", gts)
+    assert main(["eval", str(gt), str(gt), "--json", "-"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["iou"] == 1.0 and summary["mae"] == 0.0 and summary["dtssd"] == 0.0 and summary["frames"] == 2
+
+
+def _error(capsys, *argv: str) -> str:
+    """Run a failing eval: exit 2 and exactly one line on stderr, returned."""
+    assert main(["eval", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("birefvid: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    gts = _truths()
+    gt = _pngs(tmp_path / "gt", gts)
+    four = _pngs(tmp_path / "four", gts[:4])
+    assert f"frame counts differ: predictions {four} have 4, ground truth {gt} has 5" in _error(capsys, str(four), str(gt))
+    short_video = _video(tmp_path / "short.mkv", gts[:3], "ffv1", "gray", "gray")  # counted while decoding
+    assert f"predictions {short_video} have 3, ground truth {gt} has 5" in _error(capsys, str(short_video), str(gt))
+    assert f"predictions {gt} have 5, ground truth {short_video} has 3" in _error(capsys, str(gt), str(short_video))
+    small = _pngs(tmp_path / "small", [cv2.resize(g, (32, 24)) for g in gts])
+    assert "frame 0 (00000.png vs 00000.png): prediction is 32x24 but ground truth is 64x48" in _error(capsys, str(small), str(gt))
+    assert "predictions not found: " in _error(capsys, str(tmp_path / "nope"), str(gt))
+    assert "ground truth not found: " in _error(capsys, str(gt), str(tmp_path / "nope.mkv"))
+    (tmp_path / "empty").mkdir()
+    assert "no images found" in _error(capsys, str(tmp_path / "empty"), str(gt))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video")
+    assert "is neither an image nor a readable video" in _error(capsys, str(junk), str(gt))
+    broken = _pngs(tmp_path / "broken", gts)
+    (broken / "00002.png").write_bytes(b"not a png")
+    assert "00002.png is not a readable image" in _error(capsys, str(broken), str(gt))
+    assert "--threshold 0.0 must be in (0, 1]" in _error(capsys, str(gt), str(gt), "--threshold", "0")
+
+
+def test_davis_errors(tmp_path, capsys):
+    gt_root = tmp_path / "gt"
+    _pngs(gt_root / "bear", _truths(2))
+    _pngs(gt_root / "car", _truths(2))
+    preds = _pngs(tmp_path / "preds" / "bear", _truths(2)).parent
+    assert "lack 1 of 2 ground-truth sequences (car)" in _error(capsys, str(preds), str(gt_root))
+    video = _video(tmp_path / "one.mkv", _truths(2), "ffv1", "gray", "gray")
+    assert "predictions must be a folder too" in _error(capsys, str(video), str(gt_root))

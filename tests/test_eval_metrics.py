@@ -1,0 +1,196 @@
+"""Eval metrics: IoU, MAE, boundary IoU, dtSSD and flicker against hand-computed values; the SOD measures against pysodmetrics called directly."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import py_sod_metrics as sod
+import pytest
+
+from birefvid.errors import DataError
+from birefvid.eval import Evaluator, boundary_band, boundary_iou, dtssd, evaluate, flicker_index, iou, mae
+from birefvid.eval.metrics import boundary_width
+
+
+def _box(h: int, w: int, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """Float mask with ones in rows r0..r1-1, columns c0..c1-1."""
+    m = np.zeros((h, w), np.float64)
+    m[r0:r1, c0:c1] = 1.0
+    return m
+
+
+def test_iou_by_hand():
+    g = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.float32)
+    p = np.array([[0, 0.9, 0.6, 0], [0.4, 0.7, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.float32)
+    # at 0.5 the prediction is {(0,1), (0,2), (1,1)}: 2 of them in the 4-pixel truth, union 5
+    assert iou(p, g) == pytest.approx(2 / 5)
+    # at 0.3 (1,0) joins: 3 in the truth, union 5
+    assert iou(p, g, threshold=0.3) == pytest.approx(3 / 5)
+    assert iou((p * 255).round().astype(np.uint8), (g * 255).astype(np.uint8)) == pytest.approx(2 / 5)
+    assert iou(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0  # nothing to find, nothing found
+
+
+def test_mae_by_hand_in_every_input_type():
+    p = np.array([[0.2, 1.0], [0.0, 0.5]])
+    g = np.array([[0, 1], [1, 0]], np.float64)
+    assert mae(p, g) == pytest.approx((0.2 + 0 + 1 + 0.5) / 4)
+    assert mae(np.array([[51, 255], [0, 0]], np.uint8), g.astype(np.uint8) * 255) == pytest.approx((0.2 + 0 + 1 + 0) / 4)
+    assert mae(np.array([[65535, 0]], np.uint16), np.array([[True, True]])) == pytest.approx(0.5)  # 16 bit, bool
+    assert mae(np.array([[1.7, -3.0]]), np.array([[1.0, 0.0]])) == 0.0  # float input is clipped to [0, 1]
+
+
+def test_boundary_band_and_iou_by_hand():
+    assert boundary_width(10, 10) == 1  # round(0.02 * 14.1) = 0 -> at least 1
+    assert boundary_width(480, 854) == 20  # DAVIS 480p: round(0.02 * 979.6)
+    g = _box(10, 10, 2, 8, 2, 8) > 0  # 6x6 square: its 1-pixel ring has 36 - 16 = 20 pixels
+    p = _box(10, 10, 2, 8, 3, 9) > 0  # the same square one column right
+    assert boundary_band(g).sum() == 20 and not boundary_band(g)[3:7, 3:7].any()
+    # the rings share rows 2 and 7 at columns 3..7 (10 pixels); union 20 + 20 - 10
+    assert boundary_iou(p, g) == pytest.approx(10 / 30)
+    assert iou(p, g) == pytest.approx(30 / 42)  # the areas agree far better than the outlines
+    full = np.ones((10, 10), bool)
+    assert boundary_band(full).sum() == 36  # the image border counts as outside
+    assert boundary_iou(full, g) == 0.0 and boundary_iou(full, full) == 1.0
+    assert boundary_iou(np.zeros((10, 10)), np.zeros((10, 10))) == 1.0
+    big = _box(60, 80, 20, 30, 20, 30) > 0  # diagonal 100 -> d = 2: a 10x10 square keeps a 6x6 core
+    assert boundary_band(big).sum() == 100 - 36
+
+
+def _reference_band(mask: np.ndarray, ratio: float = 0.02) -> np.ndarray:
+    """Cheng et al.'s mask_to_boundary: pad by one, erode d times with a 3x3 square, subtract."""
+    h, w = mask.shape
+    d = max(1, int(round(ratio * math.sqrt(h * h + w * w))))
+    padded = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    eroded = cv2.erode(padded, np.ones((3, 3), np.uint8), iterations=d)[1 : h + 1, 1 : w + 1]
+    return (mask.astype(np.uint8) - eroded) > 0
+
+
+def test_boundary_band_equals_the_reference_construction():
+    rng = np.random.default_rng(3)
+    for shape in ((37, 91), (120, 160), (200, 150)):
+        blobs = cv2.GaussianBlur(rng.random(shape), (0, 0), 6) > 0.5
+        blobs[:, :3] = True  # touch the border too
+        assert np.array_equal(boundary_band(blobs), _reference_band(blobs)), shape
+
+
+def test_dtssd_and_flicker_by_hand():
+    g = np.array([[1, 0], [0, 0]], np.float64)
+    p0 = np.zeros((2, 2))
+    p1 = np.array([[0.5, 0], [0, 0]])
+    p2 = np.array([[0.5, 0.5], [0.5, 0.5]])
+    # static truth: pair 1 sqrt(0.25 / 4) = 0.25, pair 2 sqrt(3 * 0.25 / 4)
+    assert dtssd([p0, p1, p2], [g, g, g]) == pytest.approx((0.25 + math.sqrt(0.75 / 4)) / 2)
+    # flicker: mean |Δpred| everywhere (truth static): 0.5 / 4, then 1.5 / 4
+    assert flicker_index([p0, p1, p2], [g, g, g]) == pytest.approx((0.5 / 4 + 1.5 / 4) / 2)
+    # the truth appears at (0, 0); the prediction follows it and also wakes up at (0, 1)
+    g0, g1 = np.zeros((2, 2)), np.array([[1, 0], [0, 0]], np.float64)
+    q1 = np.array([[1, 0.2], [0, 0]])
+    assert dtssd([p0, q1], [g0, g1]) == pytest.approx(math.sqrt(0.04 / 4))  # only the 0.2 is unasked for
+    assert flicker_index([p0, q1], [g0, g1]) == pytest.approx(0.2 / 3)  # 3 pixels where the truth held still
+    assert dtssd([p0, g1], [g0, g1]) == 0.0 and flicker_index([p0, g1], [g0, g1]) == 0.0
+
+
+def test_flicker_treats_a_one_step_truth_wobble_as_static():
+    g0 = np.full((2, 2), 100, np.uint8)
+    g1 = g0 + np.array([[1, 0], [0, 2]], np.uint8)  # +1/255 is still "unchanged", +2/255 is not
+    p0, p1 = np.zeros((2, 2)), np.array([[0.1, 0.2], [0.3, 0.4]])
+    assert flicker_index([p0, p1], [g0, g1]) == pytest.approx((0.1 + 0.2 + 0.3) / 3)  # the 3 static pixels
+    with pytest.raises(DataError, match="no flicker value: the ground truth changes everywhere"):
+        flicker_index([p0, p1], [np.zeros((2, 2)), np.ones((2, 2))])
+    with pytest.raises(DataError, match="at least two frames"):
+        dtssd([p0], [g0])
+
+
+def test_dtssd_scale_against_the_rvm_formula():
+    """RVM: 100 * sqrt(sum((dp - dg)^2) / numel) per frame, 0 for the first, averaged over T frames."""
+    rng = np.random.default_rng(1)
+    preds, gts = rng.random((5, 8, 6)), (rng.random((5, 8, 6)) > 0.5).astype(np.float64)
+    rvm = [0.0] + [
+        100 * math.sqrt((((preds[t] - preds[t - 1]) - (gts[t] - gts[t - 1])) ** 2).sum() / gts[t].size) for t in range(1, 5)
+    ]
+    assert np.mean(rvm) == pytest.approx(100 * 4 / 5 * dtssd(list(preds), list(gts)))
+
+
+def test_evaluator_pairs_stay_within_a_clip():
+    g = np.array([[1, 0], [0, 0]], np.float64)
+    ev = Evaluator(sod=False)
+    ev.step(np.zeros((2, 2)), g)
+    ev.step(np.full((2, 2), 0.5), g)
+    ev.new_clip()
+    first = ev.step(np.ones((2, 2)), g)  # a jump across the cut is no flicker
+    assert "dtssd" not in first and "flicker" not in first and "dtssd" not in ev.frames[0]
+    assert ev.frames[1]["dtssd"] == pytest.approx(0.5) and ev.frames[1]["flicker"] == pytest.approx(0.5)
+    res = ev.results()
+    assert res["frames"] == 3 and res["dtssd"] == pytest.approx(0.5)  # one pair only
+    assert ev.results(2)["frames"] == 1 and "dtssd" not in ev.results(2)
+
+
+def _soft_clip(n: int = 5, shape: tuple[int, int] = (48, 64), seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Moving binary truths (uint8 0/255) and soft, noisy uint8 predictions spanning 0..255."""
+    rng = np.random.default_rng(seed)
+    gts, preds = [], []
+    for t in range(n):
+        g = (_box(*shape, 10, 34, 8 + 4 * t, 40 + 4 * t) * 255).astype(np.uint8)
+        blurred = cv2.GaussianBlur(g.astype(np.float64), (0, 0), 2.5) + rng.normal(0, 25, shape)
+        p = np.clip(blurred, 0, 255).round().astype(np.uint8)
+        p[0, 0], p[0, 1] = 0, 255  # spans the full range, so pysodmetrics' min-max rescaling is the identity
+        gts.append(g)
+        preds.append(p)
+    return preds, gts
+
+
+def _direct(preds: list[np.ndarray], gts: list[np.ndarray], normalize: bool) -> dict[str, float]:
+    """pysodmetrics called directly: uint8 inputs (normalize=True) or pred / 255 and a boolean truth."""
+    sm, em, wfm, mae_meter = sod.Smeasure(), sod.Emeasure(), sod.WeightedFmeasure(), sod.MAE()
+    fm = sod.FmeasureV2(metric_handlers={"fm": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)})
+    for p, g in zip(preds, gts):
+        args = (p, g) if normalize else (p / 255, g >= 128)
+        for meter in (sm, em, wfm, mae_meter, fm):
+            meter.step(*args, normalize=normalize)
+    return {
+        "s_measure": float(sm.get_results()["sm"]),
+        "e_measure": float(em.get_results()["em"]["curve"].mean()),
+        "weighted_f": float(wfm.get_results()["wfm"]),
+        "max_f": float(fm.get_results()["fm"]["dynamic"].max()),
+        "mae": float(mae_meter.get_results()["mae"]),
+    }
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_sod_measures_equal_pysodmetrics_called_directly(normalize):
+    preds, gts = _soft_clip()
+    ours = evaluate(preds, gts)
+    direct = _direct(preds, gts, normalize)
+    for key, value in direct.items():
+        assert ours[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+    assert 0.5 < ours["s_measure"] < 1 and 0.5 < ours["weighted_f"] < 1  # a real, imperfect score
+
+
+def test_sod_measures_of_part_of_the_frames_and_of_each_frame():
+    preds, gts = _soft_clip(6, seed=4)
+    ev = Evaluator()
+    per_frame = [ev.step(p, g) for p, g in zip(preds, gts)]
+    direct = _direct(preds[2:5], gts[2:5], normalize=False)
+    part = ev.results(2, 5)
+    for key, value in direct.items():
+        assert part[key] == pytest.approx(value, rel=1e-12), key
+    one = _direct(preds[3:4], gts[3:4], normalize=False)
+    for key, value in one.items():
+        assert per_frame[3][key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_faint_predictions_are_not_rescaled():
+    preds, gts = _soft_clip(2)
+    full, faint = evaluate(preds, gts), evaluate([(p * 0.4).astype(np.uint8) for p in preds], gts)
+    assert faint["s_measure"] < full["s_measure"] - 0.1 and faint["iou"] == 0.0
+
+
+def test_bad_values_are_data_errors():
+    with pytest.raises(DataError, match=r"pred\[0\] contains NaN"):
+        evaluate([np.full((2, 2), np.nan)], [np.zeros((2, 2))])
+    with pytest.raises(DataError, match="must be float in"):
+        evaluate([np.zeros((2, 2), np.int32)], [np.zeros((2, 2))])
+    with pytest.raises(DataError, match="2 predictions but 1 ground-truth frames"):
+        dtssd([np.zeros((2, 2))] * 2, [np.zeros((2, 2))])
