@@ -97,6 +97,7 @@ class MaskClip:
         return None if self.files is None else len(self.files)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Each frame's mask, decoded as it is needed."""
         if self.files is not None:
             for f in self.files:
                 yield read_mask(f)
@@ -121,12 +122,11 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         return MaskClip(text, (p,))
     try:
         with av.open(text) as container:
-            if not container.streams.video:
-                raise SourceError(f"{role} {text} has no video stream")
+            has_video = bool(container.streams.video)
     except (av.error.FFmpegError, OSError) as exc:
-        if isinstance(exc, SourceError):
-            raise
         raise SourceError(f"{role} {text} is neither an image nor a readable video ({exc})") from exc
+    if not has_video:
+        raise SourceError(f"{role} {text} has no video stream")
     return MaskClip(text)
 
 
