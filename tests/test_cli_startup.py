@@ -34,7 +34,7 @@ def test_version_prints_the_package_version():
 
 
 def test_help_of_every_command_imports_nothing_heavy():
-    for argv in (["--help"], ["process", "--help"], ["image", "--help"], ["train", "--help"], ["models", "--help"]):
+    for argv in (["--help"], ["process", "--help"], ["live", "--help"], ["image", "--help"], ["eval", "--help"], ["train", "--help"], ["models", "--help"]):
         facts, out = _probe(*argv)
         assert facts["code"] == 0 and "usage: birefvid" in out
         assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
