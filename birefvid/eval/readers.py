@@ -32,7 +32,7 @@ from birefvid.errors import DataError, SourceError
 from birefvid.eval.metrics import Evaluator
 from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.formats import has_alpha
-from birefvid.io.image_source import _natural_key, is_glob, list_images
+from birefvid.io.image_source import natural_key, is_glob, list_images
 from birefvid.io.readback import decode_video_frames
 
 PathLike = Union[str, Path]
@@ -139,7 +139,7 @@ def sequence_folders(path: PathLike) -> Optional[list[Path]]:
     folders = [e for e in entries if e.is_dir()]
     if not folders or any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries if e.is_file()):
         return None
-    return sorted(folders, key=_natural_key)
+    return sorted(folders, key=natural_key)
 
 
 def _prediction_for(root: Path, name: str) -> Optional[Path]:

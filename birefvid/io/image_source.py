@@ -39,14 +39,14 @@ def list_images(folder_or_glob: str | Path) -> list[Path]:
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder of images")
         paths = list(folder.iterdir())
-    images = sorted((p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()), key=_natural_key)
+    images = sorted((p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()), key=natural_key)
     if not images:
         kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
 
 
-def _natural_key(path: Path) -> tuple:
+def natural_key(path: Path) -> tuple:
     """Sort 'f2.png' before 'f10.png' (and zero-padded names as usual)."""
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
 
