@@ -1,5 +1,6 @@
-"""Temporal smoothing of mattes: online (EMA) and look-ahead (file mode) smoothers."""
+"""Temporal smoothing of mattes: online (EMA, flow-warped EMA) and look-ahead (file mode) smoothers."""
 
+from .flow_smoother import FlowAligner, FlowSmoother
 from .smoothing import (
     EmaSmoother,
     LookaheadSmoother,
@@ -13,6 +14,8 @@ from .smoothing import (
 
 __all__ = [
     "EmaSmoother",
+    "FlowAligner",
+    "FlowSmoother",
     "LookaheadSmoother",
     "PassthroughSmoother",
     "Smoother",
