@@ -144,7 +144,7 @@ def build_live_job(
     blur_sigma: float = 16.0,
     foreground: bool = False,
     latency_budget_ms: Optional[float] = None,
-    smooth: str = "ema",
+    smooth: str = "flow",
     carry: bool = True,
     realtime: bool = False,
     loop: bool = False,

@@ -32,7 +32,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~50 ms a frame on a CPU)")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless --resolution)")
-    run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="ema", help="temporal mask smoothing (default ema)")
+    run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="flow", help="temporal mask smoothing of the model's masks: flow (along optical flow), ema or none (default flow)")
     run_group.add_argument("--no-carry", action="store_true", help="do not carry the last mask to new frames along optical flow")
     run_group.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (default 5)")
     run_group.add_argument("--stats-json", help="append stats as JSON lines to this file")

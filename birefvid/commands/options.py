@@ -26,7 +26,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None:
     """--smooth and --smooth-window."""
     group = parser.add_argument_group("smoothing")
-    group.add_argument("--smooth", choices=SMOOTH_KINDS, default=default, help=f"temporal mask smoothing (default {default})")
+    group.add_argument("--smooth", choices=SMOOTH_KINDS, default=default, help=f"temporal mask smoothing: lookahead (±window frames, aligned along optical flow), flow, ema or none (default {default})")
     group.add_argument("--smooth-window", type=int, default=2, help="for lookahead: frames on each side (default 2)")
 
 

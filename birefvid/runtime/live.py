@@ -386,7 +386,7 @@ def run_live_job(
                 EFFECT_OUTPUT[effect.effect], foreground=effect.foreground, key=effect.key_color,  # type: ignore[arg-type]
                 blur_sigma=effect.blur_sigma, background=background, blur_work_scale=max(1, int(effect.blur_sigma // 4)),
             )  # fmt: skip
-            smoother = make_smoother(job.smoothing.kind, **({"scene_cut_threshold": 0.15} if job.smoothing.kind == "ema" else {}))
+            smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
             runner = LiveRunner(source, sinks, seg, compositor, smoother, fps=fps, carry=job.carry, stats=stats,
                                 duration=job.duration, stop=stop)  # fmt: skip
             threads = torch.get_num_threads()
