@@ -189,3 +189,14 @@ def run_live(
     from .runtime.live import run_live_job
 
     return run_live_job(job, segmenter=segmenter, stats_json=None if stats_json is None else str(stats_json), printer=printer, stop=stop)
+
+
+def live_summary(report: dict[str, Any]) -> str:
+    """One line of a live run's report: ``live: showed N frames in S s (output, source and model fps,
+    latency median/p95); ended: duration``."""
+    s = report["stats"]
+    return (
+        f"live: showed {report['frames_shown']} frames in {s['seconds']:.1f} s ({s['output_fps']:.1f} fps, "
+        f"source {s['source_fps']:.1f} fps, model {s['model_fps']:.1f} fps, latency {s['latency_ms_median']}/"
+        f"{s['latency_ms_p95']} ms median/p95); ended: {report['ended_by']}"
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from . import __version__
 from .errors import BirefvidError, cli_naming
@@ -32,20 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
+    """Run a command-line program's ``work`` the birefvid way: errors name --flags and become one
+    line (``PROG: error: ...``, exit 2), Ctrl-C exits 130. The recipes in ``pipelines/`` use it too."""
+    try:
+        with cli_naming():
+            return int(work() or 0)
+    except BirefvidError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        with cli_naming():
-            return int(args.run(args) or 0)
-    except BirefvidError as exc:
-        print(f"birefvid: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("birefvid: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return guarded("birefvid", lambda: args.run(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,13 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from birefvid import BirefvidError
-from birefvid.api import build_live_job, run_live
-from birefvid.errors import cli_naming
+from birefvid.api import build_live_job, live_summary, run_live
+from birefvid.cli import guarded
 from birefvid.job import EFFECTS
-
-DEFAULT_BUDGET_MS = 250.0  # as `birefvid live`: without --resolution, the inference size fitting this model time
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]  # one line, like every other error here
@@ -40,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="lite", help="model name (default lite; downloaded on first use)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     parser.add_argument("--resolution", help="fixed inference size, N or WxH (multiples of 32)")
-    parser.add_argument("--latency-budget", type=float, metavar="MS", help=f"largest inference size whose model time fits MS (default {DEFAULT_BUDGET_MS:g} unless --resolution)")
+    parser.add_argument("--latency-budget", type=float, metavar="MS", help="largest inference size whose model time fits MS (default 250 unless --resolution)")
     parser.add_argument("--max-retries", type=int, help="give up after this many failed reconnects in a row (default: never)")
     parser.add_argument("--stats-every", type=float, default=60.0, help="seconds between stats lines (default 60)")
     parser.add_argument("--stats-json", metavar="FILE", help="append the stats as JSON lines to FILE")
@@ -48,26 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--realtime", action="store_true", help="play a video file --source at its own frame rate")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing recording")
     args = parser.parse_args(argv)
-    budget = args.latency_budget if args.latency_budget is not None or args.resolution else DEFAULT_BUDGET_MS
-    try:
-        with cli_naming():  # errors name --flags, as typed here
-            job = build_live_job(
-                args.source, args.sink or ["http://127.0.0.1:8080"], effect=args.effect, background=args.background,
-                key_color=args.key_color, model=args.model, device=args.device, resolution=args.resolution,
-                latency_budget_ms=budget, realtime=args.realtime, max_retries=args.max_retries,
-                duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite,
-            )  # fmt: skip
-            report = run_live(job, stats_json=args.stats_json, printer=lambda line: print(line, file=sys.stderr, flush=True))
-    except BirefvidError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    from birefvid.runtime.live_stats import format_line
 
-    print(f"{format_line(report['stats'])}; {report['frames_shown']} frames, ended by {report['ended_by']}")
-    return 0
+    def work() -> int:
+        job = build_live_job(
+            args.source, args.sink or ["http://127.0.0.1:8080"], effect=args.effect, background=args.background,
+            key_color=args.key_color, model=args.model, device=args.device, resolution=args.resolution,
+            latency_budget_ms=args.latency_budget, realtime=args.realtime, max_retries=args.max_retries,
+            duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite,
+        )  # fmt: skip
+        report = run_live(job, stats_json=args.stats_json, printer=lambda line: print(line, file=sys.stderr, flush=True))
+        print(live_summary(report))
+        return 0
+
+    return guarded(parser.prog, work)
 
 
 if __name__ == "__main__":

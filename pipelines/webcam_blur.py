@@ -14,11 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from birefvid import BirefvidError
-from birefvid.api import build_live_job, run_live
-from birefvid.errors import cli_naming
-
-DEFAULT_BUDGET_MS = 250.0  # as `birefvid live`: without --resolution, the inference size fitting this model time
+from birefvid.api import build_live_job, live_summary, run_live
+from birefvid.cli import guarded
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,31 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="lite", help="model name (default lite; downloaded on first use)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     parser.add_argument("--resolution", help="fixed inference size, N or WxH (multiples of 32)")
-    parser.add_argument("--latency-budget", type=float, metavar="MS", help=f"largest inference size whose model time fits MS (default {DEFAULT_BUDGET_MS:g} unless --resolution)")
+    parser.add_argument("--latency-budget", type=float, metavar="MS", help="largest inference size whose model time fits MS (default 250 unless --resolution)")
     parser.add_argument("--blur-sigma", type=float, default=16.0, help="blur strength in pixels (default 16)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
     parser.add_argument("--realtime", action="store_true", help="play a video file --source at its own frame rate")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing recording")
     args = parser.parse_args(argv)
-    budget = args.latency_budget if args.latency_budget is not None or args.resolution else DEFAULT_BUDGET_MS
-    try:
-        with cli_naming():  # errors name --flags, as typed here
-            job = build_live_job(
-                args.source, args.sink or ["virtualcam"], effect="blur", blur_sigma=args.blur_sigma, model=args.model,
-                device=args.device, resolution=args.resolution, latency_budget_ms=budget, realtime=args.realtime,
-                duration=args.duration, overwrite=args.overwrite,
-            )  # fmt: skip
-            report = run_live(job, printer=lambda line: print(line, file=sys.stderr, flush=True))
-    except BirefvidError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    from birefvid.runtime.live_stats import format_line
 
-    print(f"{format_line(report['stats'])}; {report['frames_shown']} frames, ended by {report['ended_by']}")
-    return 0
+    def work() -> int:
+        job = build_live_job(
+            args.source, args.sink or ["virtualcam"], effect="blur", blur_sigma=args.blur_sigma, model=args.model,
+            device=args.device, resolution=args.resolution, latency_budget_ms=args.latency_budget, realtime=args.realtime,
+            duration=args.duration, overwrite=args.overwrite,
+        )  # fmt: skip
+        report = run_live(job, printer=lambda line: print(line, file=sys.stderr, flush=True))
+        print(live_summary(report))
+        return 0
+
+    return guarded(parser.prog, work)
 
 
 if __name__ == "__main__":

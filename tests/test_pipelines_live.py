@@ -124,9 +124,9 @@ def _free_port() -> int:
 def _assert_final_line(out: str) -> None:
     lines = out.strip().splitlines()
     assert len(lines) == 1, out
-    for words in ("output", "model", "latency"):
+    for words in ("live: showed", "source", "model", "latency"):
         assert words in lines[0], lines[0]
-    assert "ended by duration" in lines[0]
+    assert "ended: duration" in lines[0]
 
 
 @pytest.mark.parametrize("name", RECIPES)

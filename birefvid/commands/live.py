@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
     if not args.quiet:
-        s = report["stats"]
-        print(f"live: showed {report['frames_shown']} frames in {s['seconds']:.1f} s ({s['output_fps']:.1f} fps, "
-              f"source {s['source_fps']:.1f} fps, model {s['model_fps']:.1f} fps); ended: {report['ended_by']}", file=sys.stderr)  # fmt: skip
+        from ..api import live_summary
+
+        print(live_summary(report), file=sys.stderr)
     return 0

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .flow import _check_dis_options, _pixel_grid, _thumb_size, estimate_flow, flow_confidence, warp_mask
-from .smoothing import _check_alphas, _CutDetector, _empty_like, ema
+from .smoothing import OnlineSmoother, _check_alphas, ema
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class FlowAligner:
         self._cache = {k: v for k, v in self._cache.items() if k[0] in keep and k[1] in keep}
 
 
-class FlowSmoother:
+class FlowSmoother(OnlineSmoother):
     """Online, zero-delay smoother that carries its history along optical flow before the blend.
 
     Per frame: the previous *smoothed* mask is carried onto the new frame (``FlowAligner``:
@@ -194,8 +194,6 @@ class FlowSmoother:
     presets; 192/256 px thumbnails smooth still shots less (the flow gets noisier).
     """
 
-    delay = 0
-
     def __init__(
         self,
         weight: float = 0.7,
@@ -205,17 +203,9 @@ class FlowSmoother:
         preset: str = "ultrafast",
         finest_scale: int = 0,
     ) -> None:
-        if not 0 <= weight < 1:
-            raise ConfigError(f"flow weight must be in [0, 1) (share of history kept; 0 = off), got {weight}")
-        if motion_threshold is not None and not 0 < motion_threshold <= 1:
-            raise ConfigError(f"motion_threshold must be in (0, 1] or None (no motion gate), got {motion_threshold}")
-        self.weight = float(weight)
-        self.motion_threshold = motion_threshold
+        self._blend_options("flow", weight, motion_threshold, scene_cut_threshold)
         self._aligner = FlowAligner(max_side, preset, finest_scale)
-        self._cuts = _CutDetector(scene_cut_threshold)
-        self._state: Optional[Tensor] = None
         self._thumb: Optional[Thumb] = None
-        self._like: Optional[Tensor] = None
 
     def push(self, alphas: Tensor, images: Optional[Tensor] = None) -> Tensor:
         """Smooth a batch (N, 1, H, W) of the frames ``images`` (N, 3, H', W'); returns N frames."""
@@ -246,14 +236,7 @@ class FlowSmoother:
                 self._state = ema(warped, current, self.weight * conf, self.motion_threshold)
             self._thumb = thumb
             out.append(self._state)
-        self._like = alphas[:0]
-        return torch.cat(out) if out else alphas
-
-    __call__ = push
-
-    def flush(self) -> Tensor:
-        """An online smoother holds nothing back: returns an empty (0, 1, H, W) tensor."""
-        return _empty_like(self._like)
+        return self._emit(out, alphas)
 
     def reset(self) -> None:
         """Forget the history (scene cut, seek, reconnect): the next frame passes through as is."""

@@ -152,10 +152,41 @@ def ema(
     return current + w * (previous - current)
 
 
-class EmaSmoother:
-    """Online, zero-delay smoother: motion-aware EMA over frames in order, across batch boundaries."""
+class OnlineSmoother:
+    """What every zero-delay smoother shares: each pushed frame comes straight back, so ``flush()`` has nothing."""
 
     delay = 0
+    _like: Optional[Tensor] = None
+
+    def push(self, alphas: Tensor, images: Optional[Tensor] = None) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(self, alphas: Tensor, images: Optional[Tensor] = None) -> Tensor:
+        return self.push(alphas, images)
+
+    def _blend_options(self, kind: str, weight: float, motion_threshold: Optional[float], scene_cut_threshold: Optional[float]) -> None:
+        """Check and keep the options of a history blend (``ema``): share of history, motion gate, cut detector."""
+        if not 0 <= weight < 1:
+            raise ConfigError(f"{kind} weight must be in [0, 1) (share of history kept; 0 = off), got {weight}")
+        if motion_threshold is not None and not 0 < motion_threshold <= 1:
+            raise ConfigError(f"motion_threshold must be in (0, 1] or None (no motion gate), got {motion_threshold}")
+        self.weight = float(weight)
+        self.motion_threshold = motion_threshold
+        self._cuts = _CutDetector(scene_cut_threshold)
+        self._state: Optional[Tensor] = None
+
+    def _emit(self, out: list[Tensor], alphas: Tensor) -> Tensor:
+        """The smoothed frames of one push (remembering the mask layout for ``flush``)."""
+        self._like = alphas[:0]
+        return torch.cat(out) if out else alphas
+
+    def flush(self) -> Tensor:
+        """An online smoother holds nothing back: returns an empty (0, 1, H, W) tensor."""
+        return _empty_like(self._like)
+
+
+class EmaSmoother(OnlineSmoother):
+    """Online, zero-delay smoother: motion-aware EMA over frames in order, across batch boundaries."""
 
     def __init__(
         self,
@@ -163,15 +194,7 @@ class EmaSmoother:
         motion_threshold: Optional[float] = 0.5,
         scene_cut_threshold: Optional[float] = None,
     ) -> None:
-        if not 0 <= weight < 1:
-            raise ConfigError(f"ema weight must be in [0, 1) (share of history kept; 0 = off), got {weight}")
-        if motion_threshold is not None and not 0 < motion_threshold <= 1:
-            raise ConfigError(f"motion_threshold must be in (0, 1] or None (no motion awareness), got {motion_threshold}")
-        self.weight = float(weight)
-        self.motion_threshold = motion_threshold
-        self._cuts = _CutDetector(scene_cut_threshold)
-        self._state: Optional[Tensor] = None
-        self._like: Optional[Tensor] = None
+        self._blend_options("ema", weight, motion_threshold, scene_cut_threshold)
 
     def push(self, alphas: Tensor, images: Optional[Tensor] = None) -> Tensor:
         """Smooth a batch (N, 1, H, W) continuing from the previous batch; returns N frames."""
@@ -189,14 +212,7 @@ class EmaSmoother:
                 self._state = None
             self._state = ema(self._state, alphas[i : i + 1], self.weight, self.motion_threshold)
             out.append(self._state)
-        self._like = alphas[:0]
-        return torch.cat(out) if out else alphas
-
-    __call__ = push
-
-    def flush(self) -> Tensor:
-        """An online smoother holds nothing back: returns an empty (0, 1, H, W) tensor."""
-        return _empty_like(self._like)
+        return self._emit(out, alphas)
 
     def reset(self) -> None:
         """Forget the history (scene cut, seek, reconnect): the next frame passes through as is."""
