@@ -12,7 +12,6 @@ import ctypes
 import ctypes.util
 import os
 import re
-import select
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import torchvision.ops  # noqa: F401 - see below
 
 from birefvid.errors import SinkError
 from birefvid.io.window_sink import CHECKER_DARK, CHECKER_LIGHT, CHECKER_SQUARE, WindowSink, checkerboard, displayable
+from live_e2e_tools import xvfb as start_xvfb
 from system_tools import need_binary, need_module
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,37 +55,9 @@ YELLOW_ON_GREEN = _square_picture((0, 160, 0), (255, 255, 0), (100, 70))
 
 @pytest.fixture(scope="module")
 def xvfb() -> Iterator[str]:
-    """A private Xvfb (640x480, 24 bit) on a free display number it picks itself; its name, e.g. ":3".
-
-    -noreset: by default the server resets when its last client leaves, and a window opened in
-    that moment fails with "x11 not available".
-    """
-    binary = need_binary("Xvfb", "xvfb")
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        [binary, "-displayfd", str(write_end), "-screen", "0", "640x480x24", "-nolisten", "tcp", "-noreset"],
-        pass_fds=(write_end,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], 20)
-        number = os.read(read_end, 64).decode().strip() if ready else ""
-        if not number.isdigit():
-            server.kill()
-            _, err = server.communicate(timeout=10)
-            pytest.fail(f"Xvfb did not start within 20 s: {err.decode(errors='replace')[-500:]}")
-        yield f":{number}"
-    finally:
-        os.close(read_end)
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+    """A private Xvfb (640x480, 24 bit) on a free display number it picks itself; its name, e.g. ":3"."""
+    with start_xvfb((640, 480)) as display:
+        yield display
 
 
 @pytest.fixture

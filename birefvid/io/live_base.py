@@ -10,7 +10,6 @@ stream, window or server is on the other side.
 from __future__ import annotations
 
 import abc
-import threading
 from dataclasses import dataclass
 from typing import Literal, Optional
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, option
+from ..errors import option
 from ..job import MIN_SIDE, parse_resolution
 from ..models import BiRefNet
 from ..models.inputs import normalize
