@@ -320,11 +320,12 @@ class LiveRunner:
             self.stop.set()
             self.final = self.stats.final(time.monotonic(), self.source)
             self.model.join()
-        error = self.model.error or self.writer.error
-        if error is not None:
+        for stage, error in (("model", self.model.error), ("sinks", self.writer.error)):
+            if error is None:
+                continue
             if isinstance(error, BirefvidError):
                 raise error
-            raise PipelineError("model", f"{type(error).__name__}: {error}") from error
+            raise PipelineError(stage, f"{type(error).__name__}: {error}") from error
 
 
 MODEL_NICENESS = 10
