@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .job import (
     DEFAULT_LATENCY_BUDGET_MS,
+    Backend,
     EffectSpec,
     FileJob,
     InferenceSpec,
@@ -42,16 +43,18 @@ def model_and_inference(
     resolution: Union[int, str, tuple[int, int], None] = None,
     keep_aspect: bool = False,
     batch_size: Optional[int] = None,
+    backend: Backend = "auto",
 ) -> tuple[ModelSpec, InferenceSpec]:
     """The model and inference parts of a job, from the keywords every builder shares.
 
     ``model``: a registry name (``tiny``, ``general``, ``lite``, ...) or a Hugging Face repo;
     ``weights`` (+ ``backbone``): a local checkpoint instead; ``resolution``: N or "WxH";
-    ``device``: auto, cpu, cuda, mps; ``precision``: auto, fp32, fp16, bf16.
+    ``device``: auto, cpu, cuda, mps; ``precision``: auto, fp32, fp16, bf16; ``backend``: auto,
+    torch, openvino, onnxruntime.
     """
     return (
         ModelSpec(model, None if weights is None else str(weights), backbone),
-        InferenceSpec(device, precision, resolution, keep_aspect, batch_size),
+        InferenceSpec(device, precision, resolution, keep_aspect, batch_size, backend),
     )
 
 

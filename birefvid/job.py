@@ -27,6 +27,8 @@ Decoder = Literal["pyav", "decord"]
 DECODERS: tuple[str, ...] = get_args(Decoder)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+Backend = Literal["auto", "torch", "openvino", "onnxruntime"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 # the backbones BiRefNet is published with (birefvid.models builds them; tests check the two agree)
 BACKBONE_NAMES: tuple[str, ...] = ("swin_v1_t", "swin_v1_s", "swin_v1_b", "swin_v1_l", "pvt_v2_b0", "pvt_v2_b1", "pvt_v2_b2", "pvt_v2_b5")
@@ -89,19 +91,21 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class InferenceSpec:
-    """How the model runs: device, precision, inference size (width, height) and batch size."""
+    """How the model runs: device, precision, inference size (width, height), batch size and backend."""
 
     device: str = "auto"
     precision: Precision = "auto"
     resolution: Optional[tuple[int, int]] = None
     keep_aspect: bool = False
     batch_size: Optional[int] = None  # None: 4 on CUDA, 1 elsewhere
+    backend: Backend = "auto"  # auto: OpenVINO on x86 CPUs, PyTorch elsewhere
 
     def __post_init__(self) -> None:  # normalise "512" / 512 / [512, 512] to (512, 512)
         object.__setattr__(self, "resolution", parse_resolution(self.resolution))
 
     def validate(self) -> None:
         _one_of("precision", self.precision, PRECISIONS)
+        _one_of("backend", self.backend, BACKENDS)
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"{option('batch_size')} must be at least 1, got {self.batch_size}")
 

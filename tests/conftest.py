@@ -8,9 +8,17 @@ data, so a problem with the reference cannot hide the CLI, safety and output tes
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The suite runs eager PyTorch unless a test asks for a backend: "auto" would pick OpenVINO, whose
+# ONNX export costs 10-90 s per model and size. tests/test_backends.py and the CLI tests that pass
+# --backend run the exported engines; exports go to a throw-away cache, never the user's.
+os.environ.setdefault("BIREFVID_BACKEND", "torch")
+os.environ.setdefault("BIREFVID_CACHE_DIR", tempfile.mkdtemp(prefix="birefvid-test-cache-"))
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "data" / "reference"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..job import PRECISIONS, SMOOTH_KINDS, InferenceSpec, ModelSpec
+from ..job import BACKENDS, DECODERS, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resolution", default=None, help="inference size N or WxH, multiples of 32 (default: the model's native size)")
     group.add_argument("--keep-aspect", action="store_true", help="keep each frame's aspect ratio at inference (sides rounded to multiples of 32)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    group.add_argument("--precision", default="auto", choices=PRECISIONS, help="default: fp16 on CUDA, fp32 elsewhere")
+    group.add_argument("--precision", default="auto", choices=PRECISIONS, help="default: fp16 on CUDA; on CPU bf16 where the CPU has bf16 instructions, else fp32")
+    group.add_argument("--backend", default="auto", choices=BACKENDS, help="inference engine (default auto: openvino on x86 CPUs, torch elsewhere)")
 
 
 def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None:
@@ -37,4 +38,42 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
 
 def inference_spec(args: argparse.Namespace) -> InferenceSpec:
     """The inference part of a job, from the shared options (batch size where the command has one)."""
-    return InferenceSpec(args.device, args.precision, args.resolution, args.keep_aspect, getattr(args, "batch_size", None))
+    return InferenceSpec(args.device, args.precision, args.resolution, args.keep_aspect, getattr(args, "batch_size", None), args.backend)
+
+
+def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The options of a file job (output kind, compositing, smoothing, encoding, decoding) that
+    ``process`` and ``batch`` share; returns the "run" group for command-specific run options."""
+    parser.add_argument("--output", choices=OUTPUT_KINDS, default="alpha", help="what to write (default: alpha)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
+    out.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
+    out.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
+    out.add_argument("--no-foreground", action="store_true", help="skip foreground colour estimation at soft edges")
+    add_smoothing_options(parser, default="lookahead")
+    enc = parser.add_argument_group("encoding")
+    enc.add_argument("--codec", help="override the container's default codec (e.g. prores_ks, libvpx-vp9, ffv1, libx264, h264_nvenc)")
+    enc.add_argument("--crf", type=int, help="constant-quality value for x264/VP9")
+    enc.add_argument("--bitrate", help="target bitrate, e.g. 8M (instead of --crf)")
+    enc.add_argument("--pix-fmt", help="override the pixel format (e.g. yuva444p10le)")
+    enc.add_argument("--no-audio", action="store_true", help="drop the audio track")
+    enc.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    run_group = parser.add_argument_group("run")
+    run_group.add_argument("--decoder", choices=DECODERS, default="pyav", help="video decoder (default pyav)")
+    run_group.add_argument("--fps", type=float, default=25.0, help="frame rate of an image-sequence input (default 25)")
+    run_group.add_argument("--batch-size", type=int, help="frames per model call (default 4 on CUDA, 1 elsewhere)")
+    return run_group
+
+
+def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJob:
+    """The ``FileJob`` for ``input`` -> ``out`` with the shared options, validated (``build_file_job``)."""
+    from ..api import build_file_job
+
+    return build_file_job(
+        input, out, kind=args.output, model=args.model, weights=args.weights, backbone=args.backbone,
+        device=args.device, precision=args.precision, resolution=args.resolution, keep_aspect=args.keep_aspect,
+        backend=args.backend, background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
+        foreground=not args.no_foreground, smooth=args.smooth, smooth_window=args.smooth_window,
+        batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
+        audio=not args.no_audio, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
+    )  # fmt: skip

@@ -35,16 +35,18 @@ def segmenter_for(job_model: Any, inference: Any, device: Optional[str] = None) 
     return Segmenter(
         job_model.model, weights=job_model.weights, backbone=job_model.backbone,
         device=device or inference.device, precision=inference.precision,
-        resolution=inference.resolution, keep_aspect=inference.keep_aspect,
+        resolution=inference.resolution, keep_aspect=inference.keep_aspect, backend=inference.backend,
     )  # fmt: skip
 
 
 def resolved_settings(seg: Segmenter, batch_size: Optional[int] = None) -> dict[str, Any]:
     """What 'auto' and the defaults turned into on this machine, for the report."""
     resolved = {
-        "model": seg.name, "backbone": seg.backbone, "device": str(seg.device),
-        "precision": str(seg.dtype).removeprefix("torch."), "resolution": list(seg.resolution),
+        "model": seg.name, "backbone": seg.backbone, "device": str(seg.device), "backend": seg.backend,
+        "precision": seg.precision, "resolution": list(seg.resolution),
     }  # fmt: skip
+    if seg.engine.export_seconds:
+        resolved["export_seconds"] = round(seg.engine.export_seconds, 1)
     if batch_size is not None:
         resolved["batch_size"] = batch_size
     return resolved

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backends import choose_backend, choose_precision, open_engine
 from ..errors import option
 from ..job import MIN_SIDE, parse_resolution
-from ..models import BiRefNet
 from ..models.inputs import normalize
 from ..models.weights import load_pretrained
 from .device import pick_device, pick_dtype
@@ -33,7 +33,7 @@ def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, 
 
 
 class Segmenter:
-    """Runs BiRefNet on batches of frames with a chosen device, precision and inference size."""
+    """Runs BiRefNet on batches of frames with a chosen device, backend, precision and inference size."""
 
     def __init__(
         self,
@@ -46,9 +46,12 @@ class Segmenter:
         resolution: Union[int, str, Sequence[int], None] = None,
         keep_aspect: bool = False,
         module: Optional[torch.nn.Module] = None,
+        backend: str = "auto",
     ) -> None:
         self.device = pick_device(device)
-        self.dtype = pick_dtype(precision, self.device)
+        self.backend = choose_backend(backend, self.device)
+        self.precision = choose_precision(precision, self.backend, self.device)
+        self.dtype = pick_dtype(self.precision, self.device)
         if module is not None:
             net, native = module.eval(), (1024, 1024)
             self.name = f"{type(module).__name__}({getattr(module, 'backbone_name', 'custom')})"
@@ -57,9 +60,27 @@ class Segmenter:
         self.resolution: tuple[int, int] = parse_resolution(resolution) or native
         self.keep_aspect = keep_aspect
         self.backbone = getattr(net, "backbone_name", "custom")
-        self.model = net.to(self.device, self.dtype)
-        self._fp32_model: Optional[BiRefNet] = None
-        log.info("segmenter %s on %s, %s, %dx%d", self.name, self.device, self.dtype, *self.resolution)
+        self.engine = open_engine(net, self.backend, self.precision, self.device)
+        self.model = net  # the torch module (the ONNX engines export from it)
+        self._fp32_engine = None
+        log.info("segmenter %s on %s, %s %s, %dx%d", self.name, self.device, self.backend, self.precision, *self.resolution)
+
+    def with_backend(self, backend: str) -> "Segmenter":
+        """A twin that shares this one's model and settings but runs on ``backend`` (e.g. torch, to time sizes without exporting)."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.backend = choose_backend(backend, self.device)
+        twin.precision = choose_precision("auto" if twin.backend != self.backend else self.precision, twin.backend, self.device)
+        twin.engine = open_engine(self.model, twin.backend, twin.precision, self.device)
+        twin._fp32_engine = None
+        return twin
+
+    def prepare(self, height: int, width: int) -> None:
+        """Get ready for frames of this size now (the ONNX engines export and compile), so timing excludes it."""
+        prepare = getattr(self.engine, "prepare", None)
+        if prepare is not None:
+            prepare(self.inference_size(height, width))
 
     def inference_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) the model sees for a frame of this size."""
@@ -73,7 +94,7 @@ class Segmenter:
         size = self.inference_size(*x.shape[2:])
         if tuple(x.shape[2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return normalize(x).to(dtype or self.dtype)
+        return normalize(x).to(dtype or self.engine.input_dtype)
 
     @torch.inference_mode()
     def predict(self, images: torch.Tensor, *, frame_size: bool = True) -> torch.Tensor:
@@ -86,7 +107,7 @@ class Segmenter:
             raise ValueError(f"Segmenter.predict expects uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         height, width = images.shape[2:]
         x = self.preprocess(images)
-        logits = self.model(x)
+        logits = self.engine(x)
         if not torch.isfinite(logits).all():
             logits = self._recompute_fp32(images)
         alpha = torch.sigmoid(logits.float())
@@ -96,18 +117,16 @@ class Segmenter:
 
     def _recompute_fp32(self, images: torch.Tensor) -> torch.Tensor:
         """Low precision overflowed: run this batch again in fp32 (and say so once)."""
-        if self.dtype == torch.float32:
+        if self.precision == "fp32":
             raise FloatingPointError("BiRefNet produced non-finite output in fp32; the weights or input are broken")
         warnings.warn(
-            f"non-finite output in {self.dtype}; recomputing this batch in fp32 (use {option('precision', 'fp32')} to avoid this)",
+            f"non-finite output in {self.precision}; recomputing this batch in fp32 (use {option('precision', 'fp32')} to avoid this)",
             RuntimeWarning,
             stacklevel=3,
         )
-        if self._fp32_model is None:
-            import copy
-
-            self._fp32_model = copy.deepcopy(self.model).float()
-        return self._fp32_model(self.preprocess(images, torch.float32))
+        if self._fp32_engine is None:
+            self._fp32_engine = self.engine.fp32()
+        return self._fp32_engine(self.preprocess(images, torch.float32))
 
     def segment_each(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """H×W×3 uint8 RGB arrays of any sizes -> one (H, W) float32 alpha each; same-sized frames batch together."""

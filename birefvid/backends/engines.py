@@ -1,0 +1,151 @@
+"""Engines: normalised frames (N, 3, h, w) float32 in, logits (N, 1, h, w) out, for one backend and precision.
+
+The ONNX engines compile one static-shape model per input size (a video has one size; an image
+folder may have a few) and run a batch frame by frame: on a CPU a batch buys nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any, Callable, Optional, Protocol
+
+import torch
+
+from .export import cache_dir, cached_onnx
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """What the Segmenter calls: ``engine(x)`` -> logits; ``fp32()`` -> the same engine in fp32."""
+
+    backend: str
+    precision: str
+    input_dtype: torch.dtype
+    export_seconds: float  # time spent exporting to ONNX by this engine so far (0 for torch)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def fp32(self) -> "Engine": ...
+
+
+class TorchEngine:
+    """Eager PyTorch. On CPU, bf16 runs under autocast (ops that lose accuracy stay fp32); elsewhere the weights are cast."""
+
+    backend = "torch"
+    export_seconds = 0.0
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
+        self.device, self.precision = device, precision
+        self.autocast = device.type == "cpu" and precision == "bf16"
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.model = model.to(device, torch.float32 if self.autocast else dtype).eval()
+        self.input_dtype = torch.float32 if self.autocast else dtype
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+        with context:
+            return self.model(x)
+
+    def fp32(self) -> "TorchEngine":
+        import copy
+
+        return TorchEngine(copy.deepcopy(self.model).float(), self.device, "fp32")
+
+
+class _ExportedEngine:
+    """Shared part of the ONNX engines: export per input shape (cached on disk), compile once, run per frame."""
+
+    backend = ""
+    input_dtype = torch.float32
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
+        self.model = model.to("cpu", torch.float32).eval()  # the export source; stays fp32
+        self.device, self.precision = device, precision
+        self.export_seconds = 0.0
+        self._runs: dict[tuple[int, int], Callable[[Any], Any]] = {}
+
+    def _compile(self, onnx_path: str) -> Callable[[Any], Any]:
+        raise NotImplementedError
+
+    def prepare(self, size: tuple[int, int]) -> None:
+        """Export and compile for input (h, w) now, so that timing and latency exclude it."""
+        if size not in self._runs:
+            path, seconds = cached_onnx(self.model, size)
+            self.export_seconds += seconds or 0.0
+            self._runs[size] = self._compile(str(path))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        size = (int(x.shape[2]), int(x.shape[3]))
+        self.prepare(size)
+        run = self._runs[size]
+        frames = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        out = [torch.from_numpy(run(frames[i : i + 1])) for i in range(frames.shape[0])]
+        return torch.cat(out).to(x.device)
+
+    def fp32(self) -> "_ExportedEngine":
+        return type(self)(self.model, self.device, "fp32")
+
+
+class OpenVinoEngine(_ExportedEngine):
+    """OpenVINO on the CPU, fp32 or bf16 (``INFERENCE_PRECISION_HINT``); compiled blobs are cached too."""
+
+    backend = "openvino"
+
+    def _compile(self, onnx_path: str) -> Callable[[Any], Any]:
+        import openvino as ov
+
+        core = ov.Core()
+        core.set_property({"CACHE_DIR": str(cache_dir() / "openvino")})
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+        request = core.compile_model(onnx_path, "CPU", config).create_infer_request()
+
+        def run(frame: Any) -> Any:
+            return request.infer({0: frame})[0].copy()  # the request reuses its output buffer
+
+        return run
+
+
+class OnnxRuntimeEngine(_ExportedEngine):
+    """ONNX Runtime in fp32: CPU, or CUDA (TensorRT first when its provider is installed)."""
+
+    backend = "onnxruntime"
+
+    def _compile(self, onnx_path: str) -> Callable[[Any], Any]:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(onnx_path, options, providers=self._providers(ort))
+        name = session.get_inputs()[0].name
+
+        def run(frame: Any) -> Any:
+            return session.run(None, {name: frame})[0]
+
+        return run
+
+    def _providers(self, ort: Any) -> list[Any]:
+        if self.device.type != "cuda":
+            return ["CPUExecutionProvider"]
+        available = ort.get_available_providers()
+        providers: list[Any] = []
+        if "TensorrtExecutionProvider" in available:  # written against ORT's documented options; untested here (no GPU)
+            trt_cache = str(cache_dir() / "tensorrt")
+            os.makedirs(trt_cache, exist_ok=True)
+            providers.append(("TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": trt_cache}))
+        if "CUDAExecutionProvider" in available:
+            providers.append(("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
+        return providers + ["CPUExecutionProvider"]
+
+
+ENGINES: dict[str, type] = {"torch": TorchEngine, "openvino": OpenVinoEngine, "onnxruntime": OnnxRuntimeEngine}
+
+
+def open_engine(model: torch.nn.Module, backend: str, precision: str, device: torch.device) -> Engine:
+    """The engine for an already resolved backend and precision (see ``choice``)."""
+    engine: Engine = ENGINES[backend](model, device, precision)
+    log.info("engine %s %s on %s", backend, precision, device)
+    return engine

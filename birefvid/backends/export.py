@@ -1,0 +1,99 @@
+"""BiRefNet to ONNX with standard operators only, and a cache of exports per weights, size and batch.
+
+The decoder's deformable convolution exports as ``GridSample`` + ``MatMul`` (see
+``models/deform.py``), so the file loads in any ONNX runtime without custom operators. Exports take
+20-90 s on a 2-core CPU, so each (weights, input size, batch) is exported once and kept in
+``$BIREFVID_CACHE_DIR`` (default ``~/.cache/birefvid``), written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+
+from .. import __version__
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "BIREFVID_CACHE_DIR"
+OPSET = 18
+
+
+def cache_dir() -> Path:
+    """Where exported models (and OpenVINO's compiled blobs) are kept."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "birefvid")
+    return Path(root)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short hash of every parameter and buffer: two models share an export only if their weights are equal."""
+    h = hashlib.blake2b(digest_size=8)
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> float:
+    """Export ``model`` (eval, fp32) for input (batch, 3, h, w) to ``path``; returns the seconds it took.
+
+    Uses the dynamo exporter (the TorchScript one fails on Swin's window attention).
+    """
+    path = Path(path)
+    model = model.eval().to("cpu", torch.float32)
+    example = torch.zeros(batch, 3, *size)
+    start = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".onnx.partial", dir=path.parent)
+    os.close(fd)
+    try:
+        # the exporter prints its progress and warns about things that do not concern our users
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False)
+            program.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Silence the exporter's INFO chatter (hundreds of lines per export) even under ``--verbose``."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> tuple[Path, Optional[float]]:
+    """The cached export of ``model`` at (h, w) = ``size``, exporting it first if needed.
+
+    Returns (path, seconds the export took now, or None when it came from the cache).
+    """
+    backbone = getattr(model, "backbone_name", "model")
+    name = f"birefnet-{backbone}-{weights_digest(model)}-{size[0]}x{size[1]}-b{batch}-v{__version__}-op{OPSET}.onnx"
+    path = cache_dir() / "onnx" / name
+    if path.is_file():
+        return path, None
+    log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent)
+    seconds = export_onnx(model, path, size, batch)
+    log.warning("exported in %.1f s", seconds)
+    return path, seconds
