@@ -1,0 +1,141 @@
+"""Run one chunk of a ``FileJob``: segment its decode range, keep only its own frames, encode them to a chunk file.
+
+A whole-video chunk is just ``run_file_job`` onto the final output (audio and all). A split chunk
+is encoded without audio into its own file whose first frame is a keyframe, so chunk files join
+by remuxing; the overlap frames feed the smoother and are dropped before the encoder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import numpy as np
+
+from ..io.base import Sink
+from ..job import FileJob
+from .hooks import CrashHook
+from .plan import Chunk
+
+if TYPE_CHECKING:
+    from ..runtime.segmenter import Segmenter
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One unit of work as it travels to a worker: the video's job, the chunk, where its file goes."""
+
+    video: str  # the video's key in the manifest
+    job: dict[str, Any]  # FileJob.to_dict() of the whole video
+    chunk: dict[str, Any]  # Chunk.to_dict()
+    path: str  # the chunk file (the final output when the chunk is the whole video)
+    crash: Optional[CrashHook] = None  # tests: kill the worker process in this chunk, once
+
+    @property
+    def whole(self) -> bool:
+        """True when this chunk is the whole video, written straight to the final output."""
+        return self.chunk["start_pts"] is None
+
+
+class RangeSink(Sink):
+    """Passes on to ``inner`` only frames whose pts lie in [start_pts, end_pts) (end None: no limit)."""
+
+    def __init__(self, inner: Sink, start_pts: int, end_pts: Optional[int]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.start_pts, self.end_pts = start_pts, end_pts
+        self.kept = 0
+
+    def _validate(self, images: np.ndarray) -> None:
+        self.inner._validate(images)
+
+    def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
+        keep = [i for i, p in enumerate(pts) if p is not None and p >= self.start_pts and (self.end_pts is None or p < self.end_pts)]
+        if keep:
+            self.inner.write(images[keep], [pts[i] for i in keep])
+            self.kept += len(keep)
+
+    def _close(self) -> None:
+        self.inner.close()
+
+    def _abort(self) -> None:
+        self.inner.abort()
+
+
+def run_chunk(task: ChunkTask, segmenter: "Segmenter", progress: Optional[Callable[[int], None]] = None) -> dict[str, Any]:
+    """Process one chunk with a loaded ``segmenter``; returns frames written and seconds taken."""
+    from ..runtime.file_job import RunControl, run_file_job
+
+    job = FileJob.from_dict(task.job)
+    chunk = Chunk.from_dict(task.chunk)
+    t0 = time.perf_counter()
+    counted = _counting(progress, task.crash)
+    if task.whole:
+        whole = replace(job, output=replace(job.output, path=task.path))
+        report = run_file_job(whole, segmenter=segmenter, control=RunControl(progress=counted))
+        return {"video": task.video, "chunk": chunk.index, "frames": report["frames"], "seconds": time.perf_counter() - t0}
+    frames = _run_split_chunk(job, chunk, Path(task.path), segmenter, counted)
+    return {"video": task.video, "chunk": chunk.index, "frames": frames, "seconds": time.perf_counter() - t0}
+
+
+def _counting(progress: Optional[Callable[[int], None]], crash: Optional[CrashHook]) -> Optional[Callable[[int], None]]:
+    """The progress callback, with the test crash hook fired after the first frames are encoded."""
+    if crash is None:
+        return progress
+
+    def advance(n: int) -> None:
+        crash.fire()
+        if progress is not None:
+            progress(n)
+
+    return advance
+
+
+def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segmenter", progress: Optional[Callable[[int], None]]) -> int:
+    """Decode the chunk's range, smooth across its overlap, encode frames [start, end) to ``path`` (no audio)."""
+    from ..compose.compositor import SINK_KIND, Compositor
+    from ..errors import PipelineError
+    from ..io import open_sink
+    from ..runtime.backgrounds import open_background
+    from ..runtime.video_job import run_video_job
+    from ..temporal import make_smoother
+    from .chunk_source import ChunkSource
+
+    out = job.output
+    assert chunk.start_pts is not None
+    smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(ChunkSource(job.source.input, chunk))
+        info = source.info
+        inner = open_sink(path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
+                          pix_fmt=out.pix_fmt, audio_from=None, audio=False, overwrite=True)  # fmt: skip
+        sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts))
+        background = None
+        if out.kind == "composite":
+            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device))
+        compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background)
+        batch = job.inference.batch_size or (4 if segmenter.device.type == "cuda" else 1)
+        kept_progress = _kept(sink, progress)
+        run_video_job(source, sink, segmenter, smoother, compositor, batch_size=batch, queue_size=job.queue_size, progress=kept_progress)
+        if sink.kept != chunk.frames:
+            raise PipelineError("chunk", f"chunk {chunk.index} of {job.source.input} wrote {sink.kept} frames, expected {chunk.frames}")
+    return sink.kept
+
+
+def _kept(sink: RangeSink, progress: Optional[Callable[[int], None]]) -> Optional[Callable[[int], None]]:
+    """Progress in frames kept (the overlap frames are not counted)."""
+    if progress is None:
+        return None
+    seen = 0
+
+    def advance(_n: int) -> None:
+        nonlocal seen
+        if sink.kept > seen:
+            progress(sink.kept - seen)
+            seen = sink.kept
+
+    return advance

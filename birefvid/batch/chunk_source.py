@@ -1,0 +1,73 @@
+"""Read frames ``start - before`` .. ``end + after`` of a video: seek to the keyframe before, decode, keep the range."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import SourceError
+from ..frames import Frame, StreamInfo
+from ..io.base import Source
+from ..io.video_source import VideoFileSource
+from .plan import Chunk
+
+
+class ChunkSource(Source):
+    """Upright RGB frames of one chunk's decode range, with the stream's own pts (as ``VideoFileSource`` gives them)."""
+
+    def __init__(self, path: str | Path, chunk: Chunk) -> None:
+        super().__init__()
+        import av
+
+        if chunk.first_pts is None or chunk.last_pts is None:
+            raise ValueError("ChunkSource needs a chunk planned with timestamps")
+        self.path = Path(path)
+        self.chunk = chunk
+        with VideoFileSource(self.path) as whole:  # stream facts exactly as `process` sees them
+            self._info = whole.info
+            self.rotation = whole.rotation
+        self._container = av.open(str(self.path))
+        self._iterated = False
+
+    @property
+    def info(self) -> StreamInfo:
+        return self._info
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterated:
+            raise RuntimeError("ChunkSource can be iterated only once")
+        self._iterated = True
+        return self._iter()
+
+    def _iter(self) -> Iterator[Frame]:
+        import av
+
+        from ..io._pixels import frame_to_rgb, upright
+
+        chunk = self.chunk
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        lo, hi = chunk.first_pts, chunk.last_pts
+        assert lo is not None and hi is not None
+        self._container.seek(lo, stream=stream, backward=True, any_frame=False)
+        expected = chunk.before + chunk.frames + chunk.after
+        index = chunk.start - chunk.before
+        count = 0
+        try:
+            for frame in self._container.decode(stream):
+                if frame.pts is None or frame.pts < lo:
+                    continue
+                if frame.pts > hi:
+                    break
+                yield Frame(image=upright(frame_to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base, index=index)
+                index += 1
+                count += 1
+                if frame.pts == hi:
+                    break
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceError(f"{self.path}: decoding chunk {chunk.index} failed at frame {index} ({exc}); the file is damaged") from exc
+        if count != expected:
+            raise SourceError(f"{self.path}: chunk {chunk.index} decoded {count} frames, expected {expected}; the file is damaged or not seekable")
+
+    def _close(self) -> None:
+        self._container.close()

@@ -1,0 +1,110 @@
+"""Join chunk files into one output by remuxing their packets (no re-encoding), muxing the source audio once.
+
+Each chunk file starts with a keyframe and carries the source's own pts, so the packets go into the
+final container as they are, in order; the result is written to a temporary file and renamed only
+when complete (``io.atomic``). The joined stream's frame count and timestamps are checked against
+the plan before the rename.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..errors import SinkError
+from ..io.atomic import AtomicFile
+from ..io.formats import MUXERS
+
+
+def _container_options(muxer: str, time_base: Fraction) -> dict[str, str]:
+    """The muxer options the chunk encoder used (``VideoFileSink``): exact mov timescale, mkv timestamps untouched."""
+    if muxer in ("mov", "mp4") and time_base.denominator < 2**31:
+        return {"video_track_timescale": str(time_base.denominator)}
+    if muxer in ("matroska", "webm"):
+        return {"avoid_negative_ts": "disabled"}
+    return {}
+
+
+def join_chunks(parts: Sequence[Path], target: Path, *, audio_from: Optional[str], expected_frames: int) -> int:
+    """Remux ``parts`` in order into ``target`` (+ the audio of ``audio_from``); returns the frames joined."""
+    import av
+
+    from ..io.audio import AudioTrack, has_audio
+
+    target = Path(target)
+    muxer = MUXERS.get(target.suffix.lower())
+    if muxer is None:
+        raise SinkError(f"cannot join chunks into {target}: unknown container {target.suffix!r}")
+    atomic = AtomicFile(target)
+    audio: Optional[AudioTrack] = None
+    frames = 0
+    try:
+        with av.open(str(parts[0])) as first:
+            template = first.streams.video[0]
+            time_base = Fraction(template.time_base)
+            out = av.open(str(atomic.temp), "w", format=muxer, container_options=_container_options(muxer, time_base))
+            with out:
+                video = out.add_stream_from_template(template)
+                video.time_base = time_base
+                _keep_identity(video, template)
+                for key, value in template.metadata.items():  # e.g. WebM's alpha_mode
+                    video.metadata[key] = value
+                if audio_from is not None and has_audio(audio_from):
+                    audio = AudioTrack(audio_from, out, muxer)
+                out.start_encoding()
+                last_dts: Optional[int] = None
+                for part in parts:
+                    frames, last_dts = _copy_packets(Path(part), out, video, audio, frames, last_dts)
+                if audio is not None:
+                    audio.finish()
+        if frames != expected_frames:
+            raise SinkError(f"joining {target} gave {frames} frames, expected {expected_frames}")
+        atomic.commit()
+    except BaseException:
+        atomic.discard()
+        raise
+    finally:
+        if audio is not None:
+            audio.close()
+    return frames
+
+
+def _keep_identity(video, template) -> None:
+    """Carry the codec tag and profile the template does not (ProRes 4444 would become 'apch', read back as 10-bit HQ)."""
+    src, dst = template.codec_context, video.codec_context
+    if src.codec_tag:
+        dst.codec_tag = src.codec_tag
+    if src.profile is not None:
+        try:
+            dst.profile = src.profile
+        except (AttributeError, TypeError, ValueError):
+            pass  # a read-only or unnamed profile; the tag is what the muxer writes
+
+
+def _copy_packets(part: Path, out, video, audio, frames: int, last_dts: Optional[int]) -> tuple[int, Optional[int]]:
+    """Mux one chunk file's video packets into ``out``, interleaving audio up to each packet's time."""
+    import av
+
+    try:
+        container = av.open(str(part))
+    except (av.FFmpegError, OSError) as exc:
+        raise SinkError(f"chunk file {part} is unreadable ({exc}); rerun to redo it") from exc
+    with container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
+                # two encoders' decode timestamps can meet at a chunk seam; nudge, never past pts
+                packet.dts = last_dts + 1
+                if packet.pts is not None and packet.dts > packet.pts:
+                    raise SinkError(f"cannot join {part}: its decode timestamps overlap the previous chunk's")
+            if packet.dts is not None:
+                last_dts = packet.dts
+            if audio is not None and packet.pts is not None:
+                audio.write_until(float(packet.pts * packet.time_base))
+            packet.stream = video
+            out.mux(packet)
+            frames += 1
+    return frames, last_dts

@@ -1,0 +1,85 @@
+"""The batch manifest: which videos and chunks are finished, so a rerun skips them.
+
+One JSON file per output folder (``DIR/.birefvid-batch/manifest.json``), written only by the driver,
+replaced atomically on every change (write a temporary file, ``os.replace``), so an interrupted run
+leaves either the old or the new state. A video's entry holds a fingerprint of everything its output
+depends on (the job, the input's size and mtime, the chunk plan); a changed fingerprint redoes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import SinkError
+from ..io.atomic import apply_default_permissions
+
+SCHEMA = "birefvid.batch-manifest/1"
+WORK_DIR = ".birefvid-batch"
+
+
+def fingerprint(job: dict[str, Any], input_path: str, chunking: dict[str, Any]) -> str:
+    """A hash of the job (less ``overwrite``), the input file's identity and the chunking settings."""
+    data = json.loads(json.dumps(job))
+    data.get("output", {}).pop("overwrite", None)
+    st = Path(input_path).stat()
+    blob = json.dumps({"job": data, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "chunking": chunking}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Manifest:
+    """Finished videos and chunks of one output folder, persisted after every change."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = Path(out_dir) / WORK_DIR / "manifest.json"
+        self.videos: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+            except (OSError, ValueError) as exc:
+                raise SinkError(f"batch manifest {self.path} is unreadable ({exc}); remove it to start afresh") from exc
+            if data.get("schema") != SCHEMA:
+                raise SinkError(f"batch manifest {self.path} has schema {data.get('schema')!r}, not {SCHEMA!r}; remove it to start afresh")
+            self.videos = data.get("videos", {})
+
+    def entry(self, key: str, fp: str, info: dict[str, Any]) -> dict[str, Any]:
+        """The video's entry, reset when its fingerprint changed (different job, input or chunking)."""
+        entry = self.videos.get(key)
+        if entry is None or entry.get("fingerprint") != fp:
+            entry = {"fingerprint": fp, "status": "pending", "chunks_done": {}, **info}
+            self.videos[key] = entry
+        return entry
+
+    def chunk_done(self, key: str, index: int, frames: int) -> None:
+        self.videos[key]["chunks_done"][str(index)] = frames
+        self.save()
+
+    def is_chunk_done(self, key: str, index: int) -> bool:
+        return str(index) in self.videos[key]["chunks_done"]
+
+    def video_done(self, key: str, frames: int) -> None:
+        entry = self.videos[key]
+        entry["status"], entry["frames"] = "done", frames
+        self.save()
+
+    def status(self, key: str) -> Optional[str]:
+        entry = self.videos.get(key)
+        return None if entry is None else entry.get("status")
+
+    def save(self) -> None:
+        """Write the manifest atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"schema": SCHEMA, "videos": self.videos}, f, indent=2)
+                f.write("\n")
+            apply_default_permissions(Path(tmp), is_dir=False)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

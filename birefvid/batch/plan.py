@@ -1,0 +1,117 @@
+"""Split a video into chunks at keyframes, with the overlap its smoother needs on each side."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import SourceError
+from ..job import FileJob
+
+# frames a recursive smoother (ema, flow) runs before a chunk's first kept frame; its state then
+# depends on these frames only up to a vanishing weight, so outputs agree within a grey level or two
+RECURSIVE_WARMUP = 12
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames [start, end) of a video; decoding runs from ``start - before`` to ``end + after``.
+
+    ``start_pts``/``end_pts`` are the presentation times (stream units) of frame ``start`` and of
+    frame ``end`` (None at the end of the video); ``None`` ``start_pts`` marks the whole video read
+    as one piece without seeking.
+    """
+
+    index: int
+    start: int
+    end: int
+    before: int = 0
+    after: int = 0
+    start_pts: Optional[int] = None
+    end_pts: Optional[int] = None
+    first_pts: Optional[int] = None  # pts of frame start - before (where decoding begins)
+    last_pts: Optional[int] = None  # pts of frame end + after - 1 (where decoding stops)
+
+    @property
+    def frames(self) -> int:
+        """Frames this chunk writes."""
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Chunk":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What planning needs of a video: frame pts in presentation order and which frames are keyframes."""
+
+    pts: list[int]
+    keyframes: list[int]  # frame indices (presentation order) that start a closed GOP
+
+    @property
+    def frames(self) -> int:
+        return len(self.pts)
+
+
+def probe_video(path: str | Path) -> Optional[Probe]:
+    """Frame timestamps and keyframes from the packets (no decoding); None when they cannot be trusted."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise SourceError(f"{path} is not a readable video ({exc})") from exc
+    with container:
+        if not container.streams.video:
+            raise SourceError(f"{path} has no video stream (audio-only or data file?)")
+        stream = container.streams.video[0]
+        packets: list[tuple[int, bool]] = []
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                return None  # no timestamps to seek by: read the video as one piece
+            packets.append((int(packet.pts), bool(packet.is_keyframe)))
+    packets.sort()
+    pts = [p for p, _ in packets]
+    if len(set(pts)) != len(pts) or not pts:
+        return None
+    keyframes = [i for i, (_, key) in enumerate(packets) if key]
+    return Probe(pts, keyframes)
+
+
+def overlap_for(job: FileJob) -> tuple[int, int]:
+    """Frames a chunk decodes before and after its own: the smoother's reach (lookahead ±k, warm-up for recursive ones)."""
+    kind = job.smoothing.kind
+    if kind == "lookahead":
+        return job.smoothing.window, job.smoothing.window
+    if kind in ("ema", "flow"):
+        return RECURSIVE_WARMUP, 0
+    return 0, 0
+
+
+def plan_chunks(probe: Optional[Probe], chunk_frames: int, before: int, after: int) -> list[Chunk]:
+    """Chunks of at least ``chunk_frames`` frames each, starting at keyframes; one whole-video chunk when unsplittable."""
+    if probe is None or probe.frames <= chunk_frames:
+        return [Chunk(0, 0, probe.frames if probe else 0)]
+    n = probe.frames
+    starts = [0]
+    for key in probe.keyframes:
+        if key - starts[-1] >= chunk_frames and n - key >= max(1, chunk_frames // 2):
+            starts.append(key)
+    if len(starts) == 1:
+        return [Chunk(0, 0, n)]
+    chunks = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else n
+        b, a = min(before, start), min(after, n - end)
+        chunks.append(Chunk(
+            i, start, end, b, a, start_pts=probe.pts[start], end_pts=probe.pts[end] if end < n else None,
+            first_pts=probe.pts[start - b], last_pts=probe.pts[end + a - 1],
+        ))  # fmt: skip
+    return chunks

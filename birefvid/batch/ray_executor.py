@@ -1,0 +1,130 @@
+"""Run chunks on Ray actors that each keep a model loaded: one per GPU, or per ``cpus_per_worker`` CPU slots.
+
+A worker process that dies mid-chunk is restarted by Ray (``max_restarts``) and its chunk retried
+(``max_task_retries``); the chunk file is written atomically, so the half-written one is never used.
+Ray is an optional dependency (``pip install "birefvid[ray]"``), imported only here and only when used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from typing import Any, Iterable, Optional
+
+from ..errors import ConfigError, PipelineError
+from ..job import FileJob
+from .chunk import ChunkTask, run_chunk
+from .local import OnResult
+
+log = logging.getLogger(__name__)
+
+# a worker killed mid-chunk is restarted and its chunk retried this many times before the run fails
+MAX_RESTARTS = 3
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or one clear error naming the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError('--ray needs Ray, which is not installed: pip install "birefvid[ray]"') from None
+    return ray
+
+
+class ChunkWorker:
+    """A Ray actor's body: loads the job's model once, then runs chunk after chunk."""
+
+    def __init__(self, job: dict[str, Any], threads: int) -> None:
+        import torch
+
+        from ..runtime.file_job import segmenter_for
+
+        torch.set_num_threads(max(1, threads))
+        spec = FileJob.from_dict(job)
+        self.segmenter = segmenter_for(spec.model, spec.inference)
+
+    def run(self, task: ChunkTask) -> dict[str, Any]:
+        result = run_chunk(task, self.segmenter)
+        result["worker"] = os.getpid()
+        return result
+
+
+class RayExecutor:
+    """Chunks spread over ``workers`` Ray actors, each fed a new chunk as soon as it finishes one."""
+
+    def __init__(self, job: FileJob, address: str, *, workers: Optional[int] = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0) -> None:
+        ray = import_ray()
+        self.ray = ray
+        self._owns = False
+        if not ray.is_initialized():
+            try:
+                if address == "local":
+                    ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+                else:
+                    ray.init(address=address, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
+            self._owns = True
+        self.where = f"Ray {address}"
+        resources = ray.cluster_resources()
+        if workers is None:
+            if gpus_per_worker > 0:
+                workers = int(resources.get("GPU", 0) // gpus_per_worker)
+            else:
+                workers = int(resources.get("CPU", 1) // cpus_per_worker)
+        if workers < 1:
+            raise ConfigError(f"the Ray cluster ({resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs) has no room for one worker "
+                              f"of {cpus_per_worker:g} CPUs and {gpus_per_worker:g} GPUs")  # fmt: skip
+        need_cpu, need_gpu = workers * cpus_per_worker, workers * gpus_per_worker
+        if need_cpu > resources.get("CPU", 0) or need_gpu > resources.get("GPU", 0):
+            # an actor that does not fit would wait for resources forever, and its chunks with it
+            raise ConfigError(f"{workers} workers of {cpus_per_worker:g} CPUs and {gpus_per_worker:g} GPUs need {need_cpu:g} CPUs and "
+                              f"{need_gpu:g} GPUs; the Ray cluster has {resources.get('CPU', 0):g} and {resources.get('GPU', 0):g}")  # fmt: skip
+        self.workers = workers
+        actor = ray.remote(ChunkWorker).options(
+            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
+        )
+        threads = max(1, int(cpus_per_worker))
+        self._actors = [actor.remote(job.to_dict(), threads) for _ in range(workers)]
+
+    def run(self, tasks: Iterable[ChunkTask], on_result: OnResult) -> None:
+        ray = self.ray
+        queue = deque(tasks)
+        free = list(self._actors)
+        running: dict[Any, tuple[ChunkTask, Any]] = {}
+        while queue or running:
+            while queue and free:
+                task, actor = queue.popleft(), free.pop()
+                running[actor.run.remote(task)] = (task, actor)
+            done, _ = ray.wait(list(running), num_returns=1)
+            for ref in done:
+                task, actor = running.pop(ref)
+                result = self._get(ref, task)
+                free.append(actor)
+                on_result(task, result)
+
+    def _get(self, ref: Any, task: ChunkTask) -> dict[str, Any]:
+        """The chunk's result; a worker's error becomes the same one-line error a local run gives."""
+        ray = self.ray
+        from ..errors import BirefvidError
+
+        try:
+            return ray.get(ref)  # type: ignore[no-any-return]
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
+            if isinstance(cause, BirefvidError):
+                raise cause from None
+            raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
+        except ray.exceptions.RayActorError as exc:
+            raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {MAX_RESTARTS + 1} times ({exc})") from None
+
+    def close(self) -> None:
+        for actor in self._actors:
+            try:
+                self.ray.kill(actor)
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+                log.debug("could not stop a Ray worker: %s", exc)
+        self._actors = []
+        if self._owns:
+            self.ray.shutdown()

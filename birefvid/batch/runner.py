@@ -1,0 +1,196 @@
+"""Plan a batch, skip what the manifest says is finished, run the chunks on an executor, join each video's chunks.
+
+The driver alone writes the manifest and joins; executors only run chunks. A video is finished once
+its output is committed (atomically) and the manifest says so; its chunk files are then removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+from ..errors import ConfigError, SinkError, SourceError, option
+from ..extensions import VIDEO_EXTENSIONS
+from ..io.atomic import check_target
+from ..job import FileJob
+from .chunk import ChunkTask
+from .hooks import crash_hook_for
+from .join import join_chunks
+from .local import OnResult
+from .manifest import WORK_DIR, Manifest, fingerprint
+from .plan import Chunk, overlap_for, plan_chunks, probe_video
+from .progress import BatchProgress
+
+# default container per output kind (the same defaults `process` documents)
+DEFAULT_EXT = {"alpha": ".mov", "mask": ".mkv", "green": ".mp4", "composite": ".mp4", "blur": ".mp4"}
+DEFAULT_CHUNK_FRAMES = 1500  # one minute of 25 fps video per chunk
+
+
+class Executor(Protocol):
+    """Runs chunk tasks and reports each result; ``LocalExecutor`` and ``RayExecutor`` are the two."""
+
+    where: str
+    workers: int
+
+    def run(self, tasks: Sequence[ChunkTask], on_result: OnResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class VideoPlan:
+    """One input: its job, its chunks, and where the chunk files go."""
+
+    name: str
+    job: FileJob
+    chunks: list[Chunk]
+    frames: int
+    work_dir: Path
+    done: set[int] = field(default_factory=set)
+
+    @property
+    def output(self) -> Path:
+        return Path(self.job.output.path)
+
+    def chunk_path(self, index: int) -> Path:
+        """Where chunk ``index`` is written (the final output when the video is one chunk)."""
+        if len(self.chunks) == 1 and self.chunks[0].start_pts is None:
+            return self.output
+        return self.work_dir / f"chunk-{index:05d}{self.output.suffix}"
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """Files as given; a folder stands for the video files in it (sorted). Missing ones fail at once."""
+    found: list[Path] = []
+    for text in inputs:
+        p = Path(text)
+        if p.is_dir():
+            found.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise SourceError(f"input not found: {p}")
+    if not found:
+        raise SourceError("no video files among the inputs")
+    return found
+
+
+def output_for(input_path: Path, out_dir: Path, ext: str) -> Path:
+    """``DIR/<input stem><ext>``; ``ext`` ``png`` means a PNG-sequence folder ``DIR/<input stem>/``."""
+    return out_dir / input_path.stem if ext == "png" else out_dir / f"{input_path.stem}{ext}"
+
+
+def _splittable(job: FileJob) -> bool:
+    """Whether chunks of this job can be joined: a video container, and no looping background video."""
+    if Path(job.output.path).suffix == "":
+        return False  # PNG sequences: one piece per video
+    if job.output.kind == "composite" and job.output.background and Path(job.output.background).is_file():
+        from ..extensions import IMAGE_EXTENSIONS
+
+        return Path(job.output.background).suffix.lower() in IMAGE_EXTENSIONS  # a video background loops by frame index
+    return True
+
+
+def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> VideoPlan:
+    """Probe the input and split it into chunks at keyframes (one chunk when it cannot or need not be split)."""
+    src = Path(job.source.input)
+    name = Path(job.output.path).name
+    if chunk_frames and _splittable(job) and job.source.decoder == "pyav":
+        probe = probe_video(src)
+        chunks = plan_chunks(probe, chunk_frames, *overlap_for(job))
+        frames = probe.frames if probe else 0
+    else:
+        chunks, frames = [Chunk(0, 0, 0)], 0
+    if len(chunks) == 1:
+        chunks = [Chunk(0, 0, frames)]  # read and written whole, exactly as `process` does
+    return VideoPlan(name, job, chunks, frames, out_dir / WORK_DIR / name)
+
+
+def run_batch(
+    jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callable[[], Executor], progress: BatchProgress, *, chunk_frames: Optional[int] = DEFAULT_CHUNK_FRAMES
+) -> dict[str, Any]:
+    """Run every job (one per input video) into ``out_dir``; returns the progress totals."""
+    out_dir = Path(out_dir)
+    names = [Path(j.output.path).name for j in jobs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+    manifest = Manifest(out_dir)
+    plans, todo = [], []
+    for job in jobs:
+        plan = plan_video(job, out_dir, chunk_frames)
+        fp = fingerprint(job.to_dict(), job.source.input, {"chunks": [c.to_dict() for c in plan.chunks]})
+        if job.output.overwrite:
+            manifest.videos.pop(plan.name, None)
+        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)})
+        plans.append(plan)
+        if entry["status"] == "done" and plan.output.exists():
+            continue
+        check_target(plan.output, overwrite=job.output.overwrite, is_dir=plan.output.suffix == "")  # before any work
+        plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
+        todo.append(plan)
+    manifest.save()
+    executor = executor_factory()
+    try:
+        progress.start(len(plans), sum(len(p.chunks) for p in plans), sum(p.frames for p in plans), executor.workers, executor.where)
+        for plan in plans:
+            if plan not in todo:
+                progress.skipped_video(plan.name, plan.frames, len(plan.chunks))
+        tasks = []
+        for plan in todo:
+            for chunk in plan.chunks:
+                if chunk.index in plan.done:
+                    progress.skipped_chunk(plan.name, chunk.index, chunk.frames)
+                else:
+                    tasks.append(_task(plan, chunk))
+            if len(plan.done) == len(plan.chunks):
+                _finish_video(plan, manifest, progress)  # every chunk done earlier; the join was interrupted
+        by_name = {p.name: p for p in todo}
+
+        def on_result(task: ChunkTask, result: dict[str, Any]) -> None:
+            plan = by_name[task.video]
+            index = task.chunk["index"]
+            plan.done.add(index)
+            manifest.chunk_done(plan.name, index, result["frames"])
+            progress.chunk_done(plan.name, index, result["frames"], result["seconds"])
+            if plan.frames == 0 and len(plan.chunks) == 1:
+                plan.frames = result["frames"]
+            if len(plan.done) == len(plan.chunks):
+                _finish_video(plan, manifest, progress)
+
+        executor.run(tasks, on_result)
+    finally:
+        executor.close()
+    return progress.finish()
+
+
+def _task(plan: VideoPlan, chunk: Chunk) -> ChunkTask:
+    """The task for one chunk; chunk files always overwrite (a leftover is never a finished chunk)."""
+    job = plan.job
+    if len(plan.chunks) > 1:
+        plan.work_dir.mkdir(parents=True, exist_ok=True)
+        job = replace(job, output=replace(job.output, overwrite=True))
+    return ChunkTask(plan.name, job.to_dict(), chunk.to_dict(), str(plan.chunk_path(chunk.index)), crash_hook_for(job.source.input, chunk.index))
+
+
+def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) -> None:
+    """Join the chunk files (when split), record the video as done, remove its chunk files and leftovers."""
+    if len(plan.chunks) > 1:
+        parts = [plan.chunk_path(c.index) for c in plan.chunks]
+        missing = [p for p in parts if not p.exists()]
+        if missing:
+            raise SinkError(f"chunk file {missing[0]} is missing; rerun to redo it")
+        audio = plan.job.source.input if plan.job.output.audio else None
+        if plan.output.exists() and not plan.job.output.overwrite:
+            raise SinkError(f"output exists: {plan.output} (use {option('overwrite', True)})")
+        join_chunks(parts, plan.output, audio_from=audio, expected_frames=plan.frames)
+    manifest.video_done(plan.name, plan.frames)
+    shutil.rmtree(plan.work_dir, ignore_errors=True)
+    for leftover in plan.output.parent.glob(f".{plan.output.stem}.partial-*"):  # from a worker killed mid-write
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    progress.video_done(plan.name, str(plan.output))

@@ -1,0 +1,73 @@
+"""``birefvid batch INPUTS... --output-dir DIR [--ray ADDRESS]``: many videos, long ones in chunks, locally or on Ray."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from .options import add_file_job_options, add_model_options, file_job_from_args
+
+HELP = "process many videos into a folder, splitting long ones into chunks; locally, or on a Ray cluster (resumable)"
+
+EXTENSIONS = (".mov", ".mkv", ".webm", ".mp4", ".m4v", "png")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="video files, or folders of video files")
+    parser.add_argument("--output-dir", required=True, help="where the outputs go: DIR/<input name><ext> (created when missing)")
+    parser.add_argument("--ext", choices=EXTENSIONS, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
+    run_group = add_file_job_options(parser)
+    run_group.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    scale = parser.add_argument_group("scale-out")
+    scale.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run on Ray: 'local' (a Ray instance on this machine; the default when ADDRESS is omitted), "
+                            "'auto' (the cluster this machine belongs to) or ray://HOST:10001; without --ray, videos run here one after another")  # fmt: skip
+    scale.add_argument("--workers", type=int, help="Ray workers, each with a loaded model (default: as many as the cluster's resources fit)")
+    scale.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each Ray worker reserves (default 1; torch uses that many threads)")
+    scale.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray worker reserves (default 0; 1 for one worker per GPU)")
+    scale.add_argument("--chunk-frames", type=int, default=1500,
+                       help="split videos longer than this into chunks of at least this many frames, at keyframes (default 1500; 0: never split)")  # fmt: skip
+    scale.add_argument("--progress-json", help="append progress events (videos, chunks, frames, fps) as JSON lines to this file")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..batch.progress import BatchProgress
+    from ..batch.runner import DEFAULT_EXT, expand_inputs, output_for, run_batch
+
+    if args.chunk_frames < 0:
+        raise ConfigError(f"--chunk-frames must be >= 0, got {args.chunk_frames}")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.ray is None and (args.workers is not None or args.gpus_per_worker):
+        raise ConfigError("--workers and --gpus-per-worker need --ray")
+    out_dir = Path(args.output_dir)
+    ext = args.ext or DEFAULT_EXT[args.output]
+    inputs = expand_inputs(args.inputs)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--output-dir {out_dir} is a file, not a folder")
+    jobs = [file_job_from_args(args, str(p), str(output_for(p, out_dir, ext))) for p in inputs]  # every job checked before any work
+    if args.ray is not None:
+        from ..batch.ray_executor import import_ray
+
+        import_ray()  # a missing extra answers before anything is created
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def executor():  # noqa: ANN202 - LocalExecutor or RayExecutor
+        if args.ray is None:
+            from ..batch.local import LocalExecutor
+
+            return LocalExecutor(jobs[0])
+        from ..batch.ray_executor import RayExecutor
+
+        return RayExecutor(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
+
+    progress = BatchProgress(quiet=args.quiet, json_path=args.progress_json)
+    try:
+        run_batch(jobs, out_dir, executor, progress, chunk_frames=args.chunk_frames or None)
+    finally:
+        progress.close()
+    return 0

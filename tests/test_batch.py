@@ -1,0 +1,159 @@
+"""`birefvid batch` without Ray: chunked outputs equal `birefvid process`, resumes from the manifest, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
+
+from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
+from birefvid.batch.plan import overlap_for, plan_chunks, probe_video
+from birefvid.cli import main
+
+LONG, SHORT = 24, 5  # frames; the long clip has a keyframe every 6 frames -> 4 chunks of 6
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict:
+    """Three clips with audio (one long enough for 4 chunks) and what `process` writes for each as an FFV1 mask."""
+    d = tmp_path_factory.mktemp("batch_clips")
+    inputs = [keyframed_clip(d / "long.mp4", LONG), keyframed_clip(d / "a.mp4", SHORT, gop=3), keyframed_clip(d / "b.mp4", SHORT)]
+    refs = {p.stem: reference(p, d / f"ref_{p.stem}.mkv", kind="mask") for p in inputs}
+    return {"dir": d, "inputs": inputs, "refs": refs}
+
+
+def batch(*argv: str) -> int:
+    return main(["batch", *argv, *MODEL])
+
+
+def test_plan_splits_at_keyframes_with_the_smoothers_overlap(clips):
+    probe = probe_video(clips["inputs"][0])
+    assert probe.frames == LONG and probe.keyframes == [0, 6, 12, 18]
+    chunks = plan_chunks(probe, 6, 2, 2)
+    assert [(c.start, c.end) for c in chunks] == [(0, 6), (6, 12), (12, 18), (18, 24)]
+    assert [(c.before, c.after) for c in chunks] == [(0, 2), (2, 2), (2, 2), (2, 0)]  # clipped at the ends
+    assert all(c.first_pts == probe.pts[c.start - c.before] and c.last_pts == probe.pts[c.end + c.after - 1] for c in chunks)
+    assert [(c.start, c.end) for c in plan_chunks(probe, 7, 0, 0)] == [(0, 12), (12, 24)]  # at least 7 frames each
+    assert [(c.start_pts, c.end) for c in plan_chunks(probe, 24, 2, 2)] == [(None, 24)]  # short enough: read whole
+
+
+def test_local_batch_equals_process_frame_for_frame_with_audio(clips, tmp_path):
+    out, log = tmp_path / "out", tmp_path / "progress.jsonl"
+    assert batch(*map(str, clips["inputs"]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "--progress-json", str(log)) == 0
+    for src in clips["inputs"]:
+        got, ref = out / f"{src.stem}.mkv", clips["refs"][src.stem]
+        assert max_diff(grey(got), grey(ref)) == 0  # FFV1: exact
+        g, r = video_facts(got), video_facts(ref)
+        assert g["pts"] == r["pts"] and len(g["pts"]) == (LONG if src.stem == "long" else SHORT)
+        assert g["audio"] == r["audio"] == "aac" and g["samples"] == r["samples"] > 0
+    assert manifest(out)["videos"]["long.mkv"]["chunks"] == 4
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv", "b.mkv", "long.mkv"]  # no chunk files or temporaries left
+    ev = events(log)
+    assert ev[0]["event"] == "start" and (ev[0]["videos"], ev[0]["chunks"], ev[0]["frames"]) == (3, 6, LONG + 2 * SHORT)
+    assert sorted((e["video"], e["chunk"]) for e in ev if e["event"] == "chunk_done") == [("a.mkv", 0), ("b.mkv", 0)] + [("long.mkv", i) for i in range(4)]
+    assert ev[-1]["event"] == "end" and ev[-1]["frames_done"] == ev[-1]["frames_computed"] == LONG + 2 * SHORT and ev[-1]["fps"] > 0
+
+
+def test_alpha_prores_is_exact_and_lossy_h264_as_close_as_process(clips, tmp_path):
+    src = clips["inputs"][0]
+    ref_alpha = reference(src, tmp_path / "ref.mov", kind="alpha")
+    ref_green = reference(src, tmp_path / "ref.mp4", kind="green")
+    truth = reference(src, tmp_path / "truth.mkv", kind="green", codec="ffv1")  # 4:4:4, lossless: the pictures before H.264
+    assert batch(str(src), "--output-dir", str(tmp_path / "alpha"), "--output", "alpha", "--chunk-frames", "6", "-q") == 0
+    assert batch(str(src), "--output-dir", str(tmp_path / "green"), "--output", "green", "--chunk-frames", "6", "-q") == 0
+    alpha, green = tmp_path / "alpha" / "long.mov", tmp_path / "green" / "long.mp4"
+    assert max_diff(grey(alpha), grey(ref_alpha)) == 0 and max_diff(grey(alpha, rgb=True), grey(ref_alpha, rgb=True)) == 0
+    assert video_facts(alpha)["pts"] == video_facts(ref_alpha)["pts"] and video_facts(alpha)["audio"] == "aac"
+    # H.264 is lossy and each chunk is its own encode, so pixels differ from `process`'s encode: batch's
+    # pictures must be as close to the uncompressed ones as process's (frame by frame within half a grey level)
+    exact = grey(truth, rgb=True)
+    err_batch, err_process = (
+        [float(np.abs(x.astype(np.int32) - y).mean()) for x, y in zip(grey(p, rgb=True), exact)] for p in (green, ref_green)
+    )
+    assert len(err_batch) == len(err_process) == LONG
+    assert all(b <= p + 0.5 for b, p in zip(err_batch, err_process)), (err_batch, err_process)
+    assert np.mean(err_batch) <= np.mean(err_process) + 0.25
+    assert video_facts(green)["pts"] == video_facts(ref_green)["pts"] and video_facts(green)["samples"] == video_facts(ref_green)["samples"]
+
+
+def test_recursive_smoother_is_equal_within_tolerance_across_chunks(clips, tmp_path):
+    src = clips["inputs"][0]
+    ref = reference(src, tmp_path / "ref.mkv", kind="mask", smooth="flow")
+    assert batch(str(src), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--smooth", "flow", "--chunk-frames", "6", "-q") == 0
+    assert max_diff(grey(tmp_path / "o" / "long.mkv"), grey(ref)) <= 2
+
+
+def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
+    out, marker = tmp_path / "out", tmp_path / "crashed"
+    long, a = clips["inputs"][0], clips["inputs"][1]
+    argv = ["batch", str(long), str(a), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q", *MODEL]
+    env = {**os.environ, CRASH_ENV: "long.mp4:2", MARKER_ENV: str(marker)}
+    killed = subprocess.run([sys.executable, "-m", "birefvid.cli", *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == CRASH_EXIT_CODE and marker.exists(), killed.stderr
+    entry = manifest(out)["videos"]["long.mkv"]
+    assert entry["status"] == "pending" and sorted(entry["chunks_done"]) == ["0", "1"]
+    assert not (out / "long.mkv").exists() and not (out / "a.mkv").exists()  # nothing that looks finished
+
+    log = tmp_path / "rerun.jsonl"
+    assert main([*argv, "--progress-json", str(log)]) == 0
+    ev = events(log)
+    assert [(e["video"], e["chunk"]) for e in ev if e["event"] == "chunk_skipped"] == [("long.mkv", 0), ("long.mkv", 1)]
+    assert sorted((e["video"], e["chunk"]) for e in ev if e["event"] == "chunk_done") == [("a.mkv", 0), ("long.mkv", 2), ("long.mkv", 3)]
+    assert ev[-1]["frames_computed"] == 12 + SHORT and ev[-1]["frames_done"] == LONG + SHORT
+    assert max_diff(grey(out / "long.mkv"), grey(clips["refs"]["long"])) == 0
+    assert video_facts(out / "long.mkv")["pts"] == video_facts(clips["refs"]["long"])["pts"]
+    assert max_diff(grey(out / "a.mkv"), grey(clips["refs"]["a"])) == 0
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv", "long.mkv"]
+
+    again = tmp_path / "again.jsonl"
+    assert main([*argv, "--progress-json", str(again)]) == 0
+    ev = events(again)
+    assert [e["video"] for e in ev if e["event"] == "video_skipped"] == ["long.mkv", "a.mkv"]
+    assert ev[-1]["frames_computed"] == 0
+
+
+def test_missing_ray_is_one_clear_line(clips, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert batch(str(clips["inputs"][1]), "--output-dir", str(tmp_path / "o"), "--ray", "local") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("birefvid: error:") and 'pip install "birefvid[ray]"' in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["missing.mp4"], "input not found"),
+        (["{a}", "{a}"], "same output a.mkv"),
+        (["{a}", "--workers", "2"], "--workers and --gpus-per-worker need --ray"),
+        (["{a}", "--chunk-frames", "-1"], "--chunk-frames must be >= 0"),
+        (["{a}", "--output", "composite"], "needs --background"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(clips, tmp_path, capsys, argv, words):
+    argv = [x.replace("{a}", str(clips["inputs"][1])) for x in argv]
+    kind = [] if "--output" in argv else ["--output", "mask"]
+    assert batch(*argv, "--output-dir", str(tmp_path / "o"), *kind) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("birefvid: error:") and words in err[0], err
+
+
+def test_existing_output_is_kept_without_overwrite(clips, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "a.mkv").write_bytes(b"mine")
+    assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask") == 2
+    assert "output exists" in capsys.readouterr().err and (out / "a.mkv").read_bytes() == b"mine"
+
+
+def test_help_imports_nothing_heavy():
+    probe = "import sys\nfrom birefvid.cli import main\ntry:\n    main(['batch', '--help'])\nexcept SystemExit:\n    pass\n" \
+            "print(sorted(m for m in ('torch', 'av', 'numpy', 'cv2', 'ray') if m in sys.modules), file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "--ray [ADDRESS]" in result.stdout and result.stderr.strip().splitlines()[-1] == "[]"
