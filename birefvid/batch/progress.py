@@ -37,11 +37,13 @@ class BatchProgress:
         self.frames_done += frames
         self._emit("chunk_skipped", f"{name} chunk {index}: done in an earlier run, skipped", video=name, chunk=index)
 
-    def chunk_done(self, name: str, index: int, frames: int, seconds: float) -> None:
+    def chunk_done(self, name: str, index: int, frames: int, seconds: float, worker: Optional[int] = None) -> None:
         self.chunks_done += 1
         self.frames_done += frames
         self.frames_computed += frames
-        self._emit("chunk_done", f"{name} chunk {index}: {frames} frames in {seconds:.1f} s", video=name, chunk=index, chunk_frames=frames, chunk_seconds=round(seconds, 3))
+        by = f" on worker {worker}" if worker is not None else ""
+        self._emit("chunk_done", f"{name} chunk {index}: {frames} frames in {seconds:.1f} s{by}", video=name, chunk=index,
+                   chunk_frames=frames, chunk_seconds=round(seconds, 3), worker=worker)  # fmt: skip
 
     def video_done(self, name: str, output: str) -> None:
         self.videos_done += 1

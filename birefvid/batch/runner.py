@@ -154,7 +154,7 @@ def run_batch(
             index = task.chunk["index"]
             plan.done.add(index)
             manifest.chunk_done(plan.name, index, result["frames"])
-            progress.chunk_done(plan.name, index, result["frames"], result["seconds"])
+            progress.chunk_done(plan.name, index, result["frames"], result["seconds"], result.get("worker"))
             if plan.frames == 0 and len(plan.chunks) == 1:
                 plan.frames = result["frames"]
             if len(plan.done) == len(plan.chunks):

@@ -1,0 +1,73 @@
+"""`birefvid batch --ray local` on a real local Ray (2 CPUs): equal outputs, and a worker killed mid-chunk is retried."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from system_tools import need_module
+from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, torch_threads, video_facts
+
+from birefvid.batch.hooks import CRASH_ENV, MARKER_ENV
+from birefvid.cli import main
+
+LONG, SHORT = 24, 5
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for every test here (start-up costs seconds); workers reuse it."""
+    need_module("ray", '"birefvid[ray]"')
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, ray_session) -> dict:
+    """Three clips with audio, one of 4 chunks; `process` references at 1 torch thread, as each 1-CPU worker runs."""
+    d = tmp_path_factory.mktemp("ray_clips")
+    inputs = [keyframed_clip(d / "long.mp4", LONG), keyframed_clip(d / "a.mp4", SHORT, gop=3), keyframed_clip(d / "b.mp4", SHORT)]
+    with torch_threads(1):
+        refs = {p.stem: reference(p, d / f"ref_{p.stem}.mkv", kind="mask") for p in inputs}
+    return {"inputs": inputs, "refs": refs}
+
+
+def ray_batch(clips, out, log, *extra: str) -> int:
+    inputs = [str(p) for p in clips["inputs"]]
+    return main(["batch", *inputs, "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6",
+                 "--ray", "local", "--progress-json", str(log), "-q", *extra, *MODEL])  # fmt: skip
+
+
+def check_outputs(clips, out) -> None:
+    for src in clips["inputs"]:
+        got, ref = out / f"{src.stem}.mkv", clips["refs"][src.stem]
+        assert max_diff(grey(got), grey(ref)) == 0  # FFV1: exact
+        g, r = video_facts(got), video_facts(ref)
+        assert g["pts"] == r["pts"] and len(g["pts"]) == (LONG if src.stem == "long" else SHORT)
+        assert g["audio"] == "aac" and g["samples"] == r["samples"] > 0
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv", "b.mkv", "long.mkv"]  # no chunk files or temporaries
+
+
+def test_ray_batch_equals_process_frame_for_frame(clips, tmp_path):
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    assert ray_batch(clips, out, log) == 0
+    check_outputs(clips, out)
+    ev = events(log)
+    assert ev[0]["workers"] == 2 and ev[0]["chunks"] == 6 and manifest(out)["videos"]["long.mkv"]["chunks"] == 4
+    done = [e for e in ev if e["event"] == "chunk_done"]
+    assert len(done) == 6 and len({e["worker"] for e in done}) == 2  # both workers took chunks
+    assert ev[-1]["frames_done"] == LONG + 2 * SHORT and ev[-1]["videos_done"] == 3
+
+
+def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path, monkeypatch):
+    out, log, marker = tmp_path / "out", tmp_path / "p.jsonl", tmp_path / "killed"
+    monkeypatch.setenv(CRASH_ENV, "long.mp4:1")
+    monkeypatch.setenv(MARKER_ENV, str(marker))
+    assert ray_batch(clips, out, log) == 0
+    assert marker.exists()  # the worker did die inside chunk 1
+    check_outputs(clips, out)
+    done = sorted((e["video"], e["chunk"]) for e in events(log) if e["event"] == "chunk_done")
+    assert done == [("a.mkv", 0), ("b.mkv", 0)] + [("long.mkv", i) for i in range(4)]  # each chunk once, none lost
