@@ -1,11 +1,22 @@
 #!/usr/bin/env python
-"""Model-only vs end-to-end frames/s for one clip and one model, measured side by side in one run.
+"""Model-only vs end-to-end frames/s of ``birefvid process``, measured side by side in one run.
 
-    python scripts/bench_pipeline.py [--input samples/scene.mp4] [--model tiny | --weights F] [--output alpha]
+    python scripts/bench_pipeline.py                       # issue 14's two must-show cases on a generated 720p clip
+    python scripts/bench_pipeline.py --cases tiny-green    # one of them
+    python scripts/bench_pipeline.py --input clip.mp4 --model tiny --output alpha   # any clip and model
 
-Model-only: the Segmenter (resize, normalise, BiRefNet, sigmoid, resize back) on frames decoded
-beforehand. End-to-end: ``process_video`` with the same Segmenter (decode, segment, smooth,
-composite with foreground estimation, encode, mux audio). Their ratio is the pipeline's overhead.
+The must-show cases, on a generated 1280x720 clip (``--frames`` frames of a moving subject over a
+textured background, 25 fps, with an AAC audio track):
+
+- ``swin512``: BiRefNet swin_v1_t (lite-sized; seeded random weights, cost does not depend on
+  them) at 512x512, the default output (alpha, ProRes 4444 ``.mov``);
+- ``tiny-green``: the shipped ``tiny`` model at 256x256, ``--output green`` (H.264 ``.mp4``).
+
+Model-only, the same for every case: ``Segmenter.predict(frames, frame_size=False)`` on frames
+decoded beforehand (resize to the inference size, normalise, BiRefNet, sigmoid), one frame per
+call after a warm-up frame. End-to-end: ``process_video`` with the same Segmenter object (decode,
+segment, default smoothing, foreground estimation, compositing, encoding, audio mux) timed by the
+pipeline itself. Their ratio is what the pipeline around the model costs.
 """
 
 from __future__ import annotations
@@ -15,8 +26,12 @@ import os
 import platform
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
+from typing import Any, Optional
 
+import av
+import numpy as np
 import torch
 
 from birefvid.api import process_video
@@ -25,54 +40,132 @@ from birefvid.io import open_source
 from birefvid.runtime import Segmenter
 
 SUFFIX = {"alpha": ".mov", "mask": ".mkv", "green": ".mp4", "composite": ".mp4", "blur": ".mp4"}
+CASES: dict[str, dict[str, Any]] = {
+    "swin512": {"backbone": "swin_v1_t", "resolution": 512, "output": "alpha"},
+    "tiny-green": {"model": "tiny", "resolution": 256, "output": "green"},
+}
 
 
-def model_only_fps(segmenter: Segmenter, path: str, batch_size: int, repeats: int) -> tuple[float, int]:
-    """Frames/s of Segmenter.predict alone over the clip's frames (decoded up front, not timed)."""
-    with open_source(path) as source:
-        frames = list(source)
-    batches = [FrameBatch.from_frames(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
-    segmenter.predict(batches[0].images)  # warm-up
+def make_clip_file(path: Path, n_frames: int, size: tuple[int, int] = (1280, 720), fps: int = 25) -> None:
+    """Write a generated scene clip (H.264, yuv420p, crf 18) with a 440 Hz AAC tone as its audio."""
+    from birefvid.data.scenes import make_clip
+
+    width, height = size
+    rate = 48000
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps, options={"crf": "18"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = out.add_stream("aac", rate=rate)
+        audio.codec_context.layout = "mono"
+        for image, _ in make_clip(7, n_frames, (height, width)):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(video.encode(None))
+        samples = int(rate * n_frames / fps)
+        for start in range(0, samples, 1024):
+            t = np.arange(start, min(samples, start + 1024)) / rate
+            frame = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+
+
+def load_segmenter(case: dict[str, Any], device: str, precision: str) -> Segmenter:
+    """The case's Segmenter: a named model, or a backbone with seeded random weights."""
+    if "backbone" in case:
+        from birefvid.models import BiRefNet
+
+        torch.manual_seed(0)
+        module = BiRefNet(case["backbone"]).eval()
+        return Segmenter(module=module, device=device, precision=precision, resolution=case["resolution"])
+    return Segmenter(case["model"], weights=case.get("weights"), device=device, precision=precision, resolution=case["resolution"])
+
+
+def model_only_seconds(segmenter: Segmenter, frames: list, batch_size: int, repeats: int) -> float:
+    """Seconds Segmenter.predict alone (at the inference size) takes over ``frames`` decoded up front."""
+    batches = [FrameBatch.from_frames(frames[i : i + batch_size]).images for i in range(0, len(frames), batch_size)]
     start = time.perf_counter()
     for _ in range(repeats):
-        for batch in batches:
-            segmenter.predict(batch.images)
+        for images in batches:
+            segmenter.predict(images, frame_size=False)
     if segmenter.device.type == "cuda":
         torch.cuda.synchronize()
-    return repeats * len(frames) / (time.perf_counter() - start), len(frames)
+    return time.perf_counter() - start
 
 
-def main() -> None:
+def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Measure one case: model-only, then end-to-end with the same Segmenter; prints and returns the figures."""
+    seg = load_segmenter(case, args.device, args.precision)
+    batch = args.batch_size or (4 if seg.device.type == "cuda" else 1)
+    kind = case["output"]
+    with open_source(str(clip)) as source:
+        frames = list(source)
+        size = f"{source.info.width}x{source.info.height}"
+    seg.predict(FrameBatch.from_frames(frames[:1]).images, frame_size=False)  # warm-up
+    # The machine is shared: each round runs half the model-only frames before the pipeline and half
+    # after it, so a load that changes during the run weighs on both figures alike; figures are
+    # totals over the rounds.
+    half = len(frames) // 2
+    model_seconds, e2e_seconds, rounds = 0.0, 0.0, []
+    stage_seconds: dict[str, float] = {}
+    for _ in range(args.rounds):
+        m = model_only_seconds(seg, frames[:half], batch, args.repeats)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"bench{SUFFIX[kind]}"
+            report = process_video(str(clip), out, kind=kind, segmenter=seg, batch_size=batch, smooth=args.smooth,
+                                   background="#336699" if kind == "composite" else None)  # fmt: skip
+        m += model_only_seconds(seg, frames[half:], batch, args.repeats)
+        assert report["frames"] == len(frames), report["frames"]
+        model_seconds += m
+        e2e_seconds += report["wall_seconds"]
+        rounds.append((args.repeats * len(frames) / m, len(frames) / report["wall_seconds"]))
+        for k, v in report["stage_seconds"].items():
+            stage_seconds[k] = stage_seconds.get(k, 0.0) + v / args.rounds
+    model_fps = args.rounds * args.repeats * len(frames) / model_seconds
+    e2e_fps = args.rounds * len(frames) / e2e_seconds
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in stage_seconds.items())
+    print(f"\n[{name}] {seg.name} ({seg.backbone}) at {seg.resolution[0]}x{seg.resolution[1]}, {size} x {len(frames)} frames, "
+          f"--output {kind}, smooth {args.smooth}, {seg.device} {str(seg.dtype).removeprefix('torch.')}, batch {batch}")  # fmt: skip
+    print(f"  model-only   frames/s  {model_fps:8.3f}")
+    print(f"  end-to-end   frames/s  {e2e_fps:8.3f}")
+    print(f"  end-to-end / model     {e2e_fps / model_fps:8.3f}")
+    print(f"  stage busy time        {stages}; wall {e2e_seconds / args.rounds:.2f}s  (per run, mean of {args.rounds})")
+    print("  per round (model, e2e, ratio)  " + "; ".join(f"{m:.3f}, {e:.3f}, {e / m:.3f}" for m, e in rounds))
+    return {"case": name, "model_fps": model_fps, "e2e_fps": e2e_fps, "ratio": e2e_fps / model_fps, "stages": stage_seconds}
+
+
+def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", default=str(Path(__file__).resolve().parents[1] / "samples" / "scene.mp4"))
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
+    parser.add_argument("--frames", type=int, default=24, help="length of the generated 720p clip")
+    parser.add_argument("--input", default=None, help="a clip of your own instead of the generated one (with --model/--weights)")
     parser.add_argument("--model", default=None)
     parser.add_argument("--weights", default=None)
-    parser.add_argument("--resolution", default=None)
+    parser.add_argument("--resolution", type=int, default=None)
+    parser.add_argument("--output", default=None, choices=sorted(SUFFIX))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--output", default="alpha", choices=sorted(SUFFIX))
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--smooth", default="lookahead")
-    parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=int, default=1, help="model-only passes over the frames per round")
+    parser.add_argument("--rounds", type=int, default=2, help="model-only / end-to-end rounds, alternating")
+    args = parser.parse_args(argv)
 
-    seg = Segmenter(args.model if args.weights is None else None, weights=args.weights, device=args.device,
-                    precision=args.precision, resolution=args.resolution)  # fmt: skip
-    batch = args.batch_size or (4 if seg.device.type == "cuda" else 1)
-    print(f"# {args.input} | model {seg.name} ({seg.backbone}) at {seg.resolution[0]}x{seg.resolution[1]} | {seg.device} {seg.dtype} | batch {batch}")
     print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    model_fps, n = model_only_fps(seg, args.input, batch, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / f"bench{SUFFIX[args.output]}"
-        report = process_video(args.input, out, kind=args.output, segmenter=seg, batch_size=batch, smooth=args.smooth,
-                               background="#336699" if args.output == "composite" else None)  # fmt: skip
-    e2e_fps = report["fps"]
-    print(f"frames                 {n}")
-    print(f"model-only   frames/s  {model_fps:8.2f}")
-    print(f"end-to-end   frames/s  {e2e_fps:8.2f}   (--output {args.output}, smooth {args.smooth})")
-    print(f"end-to-end / model     {e2e_fps / model_fps:8.2f}   (pipeline overhead {100 * (1 - e2e_fps / model_fps):.0f}%)")
-    stages = ", ".join(f"{k} {v:.2f}s" for k, v in report["stage_seconds"].items())
-    print(f"stage busy time        {stages}; wall {report['wall_seconds']:.2f}s")
+        if args.input or args.model or args.weights:
+            case = {"model": args.model, "weights": args.weights, "resolution": args.resolution, "output": args.output or "alpha"}
+            clip = Path(args.input) if args.input else Path(tmp) / "clip720.mp4"
+            if not args.input:
+                make_clip_file(clip, args.frames)
+            results = [run_case("custom", case, clip, args)]
+        else:
+            clip = Path(tmp) / "clip720.mp4"
+            make_clip_file(clip, args.frames)
+            results = [run_case(name, CASES[name], clip, args) for name in args.cases.split(",")]
+    print("\n| case | model-only frames/s | end-to-end frames/s | end-to-end / model |")
+    print("| --- | --- | --- | --- |")
+    for r in results:
+        print(f"| {r['case']} | {r['model_fps']:.3f} | {r['e2e_fps']:.3f} | {r['ratio']:.3f} |")
 
 
 if __name__ == "__main__":

