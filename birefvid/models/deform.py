@@ -11,6 +11,10 @@ sampled taps (B, C, K, H, W) are kept for the backward pass. CUDA keeps torchvis
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
@@ -21,6 +25,19 @@ def _needs_fp32(x: torch.Tensor) -> bool:
     if x.dtype == torch.bfloat16:
         return True
     return x.dtype == torch.float16 and x.device.type != "cuda"
+
+
+_TORCHVISION_ONLY = contextvars.ContextVar("birefvid_torchvision_deform", default=False)
+
+
+@contextlib.contextmanager
+def torchvision_deform() -> Iterator[None]:
+    """Within this block the decoder uses torchvision's op everywhere: the reference ``birefvid bench`` compares against."""
+    token = _TORCHVISION_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _TORCHVISION_ONLY.reset(token)
 
 
 def _exporting() -> bool:
@@ -65,7 +82,7 @@ def modulated_deform_conv2d(
     x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, padding: int, mask: torch.Tensor
 ) -> torch.Tensor:
     """DCNv2 as BiRefNet's decoder uses it; picks the fast path for the device and mode."""
-    if x.device.type == "cpu" or _exporting():
+    if (x.device.type == "cpu" and not _TORCHVISION_ONLY.get()) or _exporting():
         # Faster on CPU in training and inference (see the module docstring); plain ops for export.
         return sampled_deform_conv2d(x, offset, weight, padding, mask)
     if _needs_fp32(x):

@@ -1,0 +1,72 @@
+"""Model-only speed of the chosen engine against the reference (eager fp32, torchvision's deformable
+convolution) on the same normalised frames, the alpha difference between them, and GFLOP per frame."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
+
+from ..models.deform import torchvision_deform
+from ..runtime.segmenter import Segmenter
+
+
+@register_flop_formula(torch.ops.torchvision.deform_conv2d)
+def _deform_conv_flop(input_shape: Any, weight_shape: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """Multiply-adds of a deformable convolution: like a convolution's (the bilinear taps not counted)."""
+    _, in_per_group, kh, kw = weight_shape
+    return 2 * int(torch.Size(out_shape).numel()) * in_per_group * kh * kw
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], Any], runs: int, device: torch.device) -> float:
+    """Median wall time of ``runs`` calls (after the caller's warm-up)."""
+    times = []
+    for _ in range(runs):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def measure_model(segmenter: Segmenter, reference: torch.nn.Module, frames: torch.Tensor, runs: int = 3) -> dict[str, Any]:
+    """Time the segmenter's engine and ``reference`` (an fp32 copy of its weights) on ``frames`` (uint8
+    (N, 3, H, W)) at the segmenter's inference size; compare their alphas."""
+    device = segmenter.device
+    batch = frames.shape[0]
+    x = segmenter.preprocess(frames, torch.float32)
+    reference = reference.to(device, torch.float32).eval()
+    with torchvision_deform():
+        with FlopCounterMode(display=False) as flops:
+            ref_logits = reference(x)  # also the reference's warm-up
+        reference_s = median_seconds(lambda: reference(x), runs, device)
+    del reference
+    export_before = segmenter.engine.export_seconds
+    segmenter.prepare(*frames.shape[2:])  # export + compile, outside the timing
+    model_input = x.to(segmenter.engine.input_dtype)
+    logits = segmenter.engine(model_input)  # warm-up
+    seconds = median_seconds(lambda: segmenter.engine(model_input), runs, device)
+    diff = (torch.sigmoid(logits.float()) - torch.sigmoid(ref_logits.float())).abs()
+    gflop = flops.get_total_flops() / batch / 1e9
+    fps, reference_fps = batch / seconds, batch / reference_s
+    return {
+        "reference_fps": round(reference_fps, 4),
+        "fps": round(fps, 4),
+        "speedup": round(fps / reference_fps, 3),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "gflop_per_frame": round(gflop, 3),
+        "gflops_achieved": round(gflop * fps, 2),
+        "reference_gflops_achieved": round(gflop * reference_fps, 2),
+        "export_seconds": round(segmenter.engine.export_seconds - export_before, 1),
+    }

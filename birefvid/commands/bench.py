@@ -1,0 +1,146 @@
+"""``birefvid bench``: how fast this machine runs a model, against the eager fp32 reference, and end to end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from typing import Any
+
+from ..job import BACKBONE_NAMES, BACKENDS, OUTPUT_KINDS, PRECISIONS
+
+HELP = "measure model-only and end-to-end speed (and accuracy against eager fp32) on this machine"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", help="registry name or Hugging Face repo (default: deterministic test weights for --backbone)")
+    model.add_argument("--weights", help="a local checkpoint instead of --model")
+    model.add_argument("--backbone", choices=BACKBONE_NAMES, help="backbone; alone, benchmarks it with deterministic test weights")
+    model.add_argument("--resolution", default="512", help="inference size N or WxH (default 512)")
+    model.add_argument("--batch-size", type=int, default=1, help="frames per model call (default 1)")
+    model.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    model.add_argument("--precision", default="auto", choices=PRECISIONS, help="precision of the measured path (default auto)")
+    model.add_argument("--backend", default="auto", choices=BACKENDS, help="engine of the measured path (default auto)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--runs", type=int, default=3, help="timed model calls per path; the median counts (default 3)")
+    run.add_argument("--clip-size", default="1280x720", help="end-to-end clip size WxH (default 1280x720)")
+    run.add_argument("--clip-frames", type=int, default=16, help="end-to-end clip length; 0 skips the end-to-end run (default 16)")
+    run.add_argument("--output", choices=OUTPUT_KINDS, default="alpha", help="end-to-end output kind (default alpha)")
+    run.add_argument("--json", dest="json_path", help="also write the figures as JSON to this file")
+    parser.set_defaults(run=run_bench)
+
+
+def _check(args: argparse.Namespace) -> tuple[int, int]:
+    from ..errors import ConfigError, option
+    from ..job import parse_resolution
+
+    if not (args.model or args.weights or args.backbone):
+        raise ConfigError(f"say what to benchmark: {option('model')} NAME, {option('weights')} FILE or {option('backbone')} NAME")
+    if args.model and args.weights:
+        raise ConfigError(f"use either {option('model')} or {option('weights')}, not both")
+    if args.output == "composite":
+        raise ConfigError(f"{option('output', 'composite')} needs a background; benchmark alpha, mask, green or blur")
+    for name in ("batch_size", "runs"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"{option(name)} must be at least 1")
+    try:
+        width, height = (int(v) for v in args.clip_size.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"{option('clip_size')} must be WxH, e.g. 1280x720, got {args.clip_size!r}") from None
+    parse_resolution(args.resolution)
+    return width, height
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, str]:
+    """(fp32 model on the CPU, display name)."""
+    if args.model or args.weights:
+        from ..models.weights import load_pretrained
+
+        net, _, name = load_pretrained(args.model, weights=args.weights, backbone=args.backbone)
+        return net, name
+    from ..models.test_weights import model_with_test_weights
+
+    return model_with_test_weights(args.backbone), f"{args.backbone} (test weights)"
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    clip_size = _check(args)
+    import copy
+    import resource
+
+    import torch
+
+    from ..benchmark import measure_model, measure_pipeline
+    from ..benchmark.clip import scene_frames
+    from ..runtime.segmenter import Segmenter
+
+    net, name = _load(args)
+    reference = copy.deepcopy(net)  # fp32, before an engine casts or exports the model
+    seg = Segmenter(module=net, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution)
+    seg.name = name
+    frames = scene_frames(args.batch_size, clip_size)
+    figures: dict[str, Any] = {
+        "model": name, "backbone": seg.backbone, "resolution": list(seg.resolution), "batch_size": args.batch_size,
+        "device": str(seg.device), "backend": seg.backend, "precision": seg.precision,
+    }  # fmt: skip
+    figures.update(measure_model(seg, reference, frames, args.runs))
+    del reference
+    if args.clip_frames > 0:
+        pipeline = measure_pipeline(seg, args.clip_frames, clip_size, kind=args.output)
+        pipeline["ratio_to_model"] = round(pipeline["fps"] / figures["fps"], 3) if pipeline["fps"] else None
+        figures["pipeline"] = pipeline
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if seg.device.type == "cuda":
+        figures["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(seg.device) / 2**20)
+    figures["machine"] = _machine(seg.device)
+    print(_table(figures))
+    if args.json_path:
+        with open(args.json_path, "w") as f:
+            json.dump(figures, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+def _machine(device: Any) -> dict[str, Any]:
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    for module in ("openvino", "onnxruntime"):
+        try:
+            info[module] = __import__(module).__version__
+        except ImportError:
+            pass
+    return info
+
+
+def _table(f: dict[str, Any]) -> str:
+    rows = [
+        ("model", f"{f['model']} at {f['resolution'][0]}x{f['resolution'][1]}, batch {f['batch_size']}, {f['device']}"),
+        ("path", f"{f['backend']} {f['precision']}" + (f" (exported in {f['export_seconds']} s, cached)" if f["export_seconds"] else "")),
+        ("reference (eager fp32)", f"{f['reference_fps']:.3f} frames/s ({f['reference_gflops_achieved']} GFLOP/s)"),
+        ("this path", f"{f['fps']:.3f} frames/s ({f['gflops_achieved']} GFLOP/s)"),
+        ("speedup", f"{f['speedup']:.2f}x"),
+        ("alpha vs reference", f"max {f['max_abs_diff']:.2e}, mean {f['mean_abs_diff']:.2e}"),
+        ("GFLOP per frame", f"{f['gflop_per_frame']}"),
+    ]
+    if "pipeline" in f:
+        p = f["pipeline"]
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in p["stage_seconds"].items())
+        rows.append(("end to end", f"{p['fps']:.3f} frames/s on a {p['clip']} clip ({p['frames']} frames, {p['output']}): {p['ratio_to_model']}x the model"))
+        rows.append(("stages (busy)", stages))
+    rows.append(("peak memory", f"{f['peak_rss_mb']} MB RSS" + (f", {f['cuda_peak_mb']} MB CUDA" if "cuda_peak_mb" in f else "")))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -1,0 +1,46 @@
+"""``birefvid export``: BiRefNet to an ONNX file with standard operators only (no custom deformable-conv op)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import add_model_options
+
+HELP = "export the model to ONNX (standard operators only) for ONNX Runtime, OpenVINO, TensorRT and others"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output", help="the .onnx file to write")
+    parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default onnx)")
+    parser.add_argument("--batch-size", type=int, default=1, help="the exported model's fixed batch size (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import ConfigError, SinkError, option
+    from ..job import parse_resolution
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".onnx":
+        raise ConfigError(f"the output must end in .onnx, got {out.name}")
+    if out.exists() and not args.overwrite:
+        raise SinkError(f"{out} exists; pass {option('overwrite')} to replace it")
+    if not out.resolve().parent.is_dir():
+        raise SinkError(f"folder does not exist: {out.resolve().parent}")
+    if args.batch_size < 1:
+        raise ConfigError(f"{option('batch_size')} must be at least 1")
+    size = parse_resolution(args.resolution)
+
+    from ..backends import export_onnx
+    from ..models.weights import load_pretrained
+
+    net, native, name = load_pretrained(args.model, weights=args.weights, backbone=args.backbone)
+    width, height = size or native
+    seconds = export_onnx(net, out, (height, width), args.batch_size)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB): {name}, input 'x' float32 ({args.batch_size}, 3, {height}, {width}) "
+          f"normalised with ImageNet mean/std, output logits ({args.batch_size}, 1, {height}, {width}); {seconds:.0f} s")  # fmt: skip
+    return 0

@@ -1,0 +1,137 @@
+"""The ONNX export and the OpenVINO / ONNX Runtime engines: standard operators only, the official
+outputs within 1e-3 in fp32, bf16 close, exports cached, and "auto" resolved sensibly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from birefvid.backends import cached_onnx, choose_backend, choose_precision, export_onnx
+from birefvid.cli import main
+from birefvid.errors import ConfigError
+from birefvid.models import BiRefNet
+from birefvid.models.test_weights import model_with_test_weights
+from birefvid.runtime import Segmenter
+from system_tools import need_module
+
+CPU = torch.device("cpu")
+
+
+def test_test_weights_equal_the_parity_fillers(deterministic_state_dict):
+    state = BiRefNet("pvt_v2_b0").state_dict()
+    ours = model_with_test_weights("pvt_v2_b0").state_dict()
+    theirs = deterministic_state_dict(state)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+
+
+@pytest.mark.parametrize(
+    "backbone,inp",
+    [("pvt_v2_b0", "square256"), ("pvt_v2_b0", "wide224x320"), ("swin_v1_t", "square256")],
+)
+def test_onnx_export_runs_in_onnxruntime_and_matches_the_official_model(backbone, inp, reference_dir, tmp_path):
+    need_module("onnxruntime", "onnxruntime")
+    import onnxruntime as ort
+
+    x = np.load(reference_dir / f"input_{inp}.npy").astype(np.float32)
+    official = np.load(reference_dir / f"output_{backbone}_{inp}.npy").astype(np.float32)
+    path = tmp_path / "m.onnx"
+    export_onnx(model_with_test_weights(backbone), path, tuple(x.shape[2:]))
+    graph = onnx.load(str(path)).graph
+    assert {node.domain for node in graph.node} <= {"", "ai.onnx"}, "custom operators in the export"
+    assert any(node.op_type == "GridSample" for node in graph.node)  # the deformable convolution
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert out.shape == official.shape
+    assert np.abs(out - official).max() < 1e-3
+
+
+@pytest.fixture(scope="module")
+def b0(pvt_b0_state):
+    model = BiRefNet("pvt_v2_b0").eval()
+    model.load_state_dict(pvt_b0_state)
+    return model
+
+
+def _frames(n=2, h=72, w=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=g)
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_exported_engines_match_torch_fp32(b0, backend):
+    need_module(backend, backend)
+    frames = _frames()
+    want = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="torch").predict(frames)
+    seg = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend=backend)
+    got = seg.predict(frames)
+    assert (seg.backend, seg.precision) == (backend, "fp32")
+    assert got.shape == want.shape == (2, 1, 72, 96)
+    assert float((got - want).abs().max()) < 1e-3
+
+
+def test_openvino_bf16_stays_close_to_fp32(b0):
+    need_module("openvino", "openvino")
+    frames = _frames()
+    want = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="torch").predict(frames)
+    got = Segmenter(module=b0, resolution=64, device="cpu", precision="bf16", backend="openvino").predict(frames)
+    assert float((got - want).abs().mean()) < 0.01
+
+
+def test_exports_are_cached_per_weights_and_size(b0):
+    path, seconds = cached_onnx(b0, (64, 64))  # an earlier test may have exported it already
+    again, seconds_again = cached_onnx(b0, (64, 64))
+    assert again == path and seconds_again is None
+    other = BiRefNet("pvt_v2_b0").eval()
+    other.load_state_dict({k: v + 1e-3 if v.is_floating_point() else v for k, v in b0.state_dict().items()})
+    assert cached_onnx(other, (64, 64))[0] != path  # other weights, other file
+    assert cached_onnx(b0, (96, 64))[0] != path  # other size, other file
+
+
+def test_auto_backend_and_precision(monkeypatch):
+    monkeypatch.setenv("BIREFVID_BACKEND", "torch")
+    assert choose_backend("auto", CPU) == "torch"
+    monkeypatch.delenv("BIREFVID_BACKEND")
+    import platform
+
+    expected = "openvino" if platform.machine().lower() in ("x86_64", "amd64") else "torch"
+    assert choose_backend("auto", CPU) == expected
+    assert choose_backend("auto", torch.device("cuda")) == "torch"
+    assert choose_precision("fp32", "openvino", CPU) == "fp32"
+    assert choose_precision("auto", "onnxruntime", CPU) == "fp32"
+    with pytest.raises(ConfigError, match="onnxruntime.*fp32 only"):
+        choose_precision("bf16", "onnxruntime", CPU)
+    with pytest.raises(ConfigError, match="openvino.*runs on the CPU"):
+        choose_backend("openvino", torch.device("cuda"))
+
+
+def test_process_with_openvino_writes_every_frame(pvt_b0_weights, tmp_path):
+    need_module("openvino", "openvino")
+    from media import make_video, read_video
+
+    clip = make_video(tmp_path / "in.mp4", n_frames=5, size=(96, 72))
+    out, report = tmp_path / "out.mkv", tmp_path / "report.json"
+    code = main(["process", str(clip.path), "-o", str(out), "--output", "mask", "--weights", str(pvt_b0_weights),
+                 "--resolution", "64", "--device", "cpu", "--backend", "openvino", "--precision", "fp32", "--report", str(report)])  # fmt: skip
+    assert code == 0
+    decoded = read_video(out, "gray")
+    assert len(decoded.images) == 5 and decoded.times == clip.times
+    resolved = json.loads(report.read_text())["resolved"]
+    assert (resolved["backend"], resolved["precision"]) == ("openvino", "fp32")
+
+
+def test_cli_names_a_backend_that_cannot_run_here(pvt_b0_weights, tmp_path, capsys):
+    from media import make_video
+
+    clip = make_video(tmp_path / "in.mp4", n_frames=2, size=(96, 72))
+    code = main(["process", str(clip.path), "-o", str(tmp_path / "o.mkv"), "--output", "mask", "--weights", str(pvt_b0_weights),
+                 "--device", "cpu", "--backend", "onnxruntime", "--precision", "bf16"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.count("\n") == 0 and "--backend onnxruntime runs fp32 only" in err, err
+    assert not (tmp_path / "o.mkv").exists()

@@ -1,0 +1,75 @@
+"""``birefvid bench`` and ``birefvid export`` as a user runs them: figures that add up, files that load, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from birefvid.cli import main
+from birefvid.models import BiRefNet
+from system_tools import need_module
+
+
+def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    code = main(["bench", "--backbone", "pvt_v2_b0", "--resolution", "64", "--device", "cpu", "--backend", "torch",
+                 "--precision", "fp32", "--runs", "1", "--clip-size", "128x96", "--clip-frames", "4", "--output", "green",
+                 "--json", str(out)])  # fmt: skip
+    assert code == 0
+    table = capsys.readouterr().out
+    figures = json.loads(out.read_text())
+    assert (figures["backend"], figures["precision"], figures["resolution"]) == ("torch", "fp32", [64, 64])
+    assert figures["speedup"] == pytest.approx(figures["fps"] / figures["reference_fps"], rel=0.01)
+    assert figures["max_abs_diff"] < 1e-3  # the sampled deformable conv is exact
+    assert figures["gflop_per_frame"] > 0.5  # pvt_v2_b0 BiRefNet at 64 px: ~1.4 GFLOP
+    assert figures["gflops_achieved"] == pytest.approx(figures["gflop_per_frame"] * figures["fps"], rel=0.02, abs=0.01)
+    pipeline = figures["pipeline"]
+    assert (pipeline["frames"], pipeline["clip"], pipeline["output"]) == (4, "128x96", "green")
+    assert pipeline["ratio_to_model"] == pytest.approx(pipeline["fps"] / figures["fps"], rel=0.01)
+    assert {"decode", "segment", "encode"} <= set(pipeline["stage_seconds"])
+    assert figures["peak_rss_mb"] > 0 and figures["machine"]["cores"] >= 1
+    assert "speedup" in table and f"{figures['speedup']:.2f}x" in table
+
+
+@pytest.mark.parametrize(
+    "args,phrase",
+    [
+        ([], "say what to benchmark"),
+        (["--backbone", "pvt_v2_b0", "--clip-size", "wide"], "--clip-size must be WxH"),
+        (["--backbone", "pvt_v2_b0", "--output", "composite"], "--output composite needs a background"),
+        (["--backbone", "pvt_v2_b0", "--resolution", "100"], "multiple"),
+    ],
+)
+def test_bench_bad_input_is_one_line(args, phrase, capsys):
+    assert main(["bench", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and phrase in err, err
+
+
+def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_state, tmp_path, capsys):
+    need_module("onnxruntime", "onnxruntime")
+    import onnxruntime as ort
+
+    path = tmp_path / "b0.onnx"
+    assert main(["export", str(path), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
+    assert "input 'x' float32 (1, 3, 64, 96)" in capsys.readouterr().out
+    model = BiRefNet("pvt_v2_b0").eval()
+    model.load_state_dict(pvt_b0_state)
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want = model(x).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(got - want).max() < 1e-3
+    # an existing file is kept unless --overwrite
+    assert main(["export", str(path), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_export_refuses_a_name_without_onnx_suffix(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "model.bin"), "--backbone", "pvt_v2_b0"]) == 2
+    assert "must end in .onnx" in capsys.readouterr().err
