@@ -60,6 +60,19 @@ def test_local_batch_equals_process_frame_for_frame_with_audio(clips, tmp_path):
     assert ev[-1]["event"] == "end" and ev[-1]["frames_done"] == ev[-1]["frames_computed"] == LONG + 2 * SHORT and ev[-1]["fps"] > 0
 
 
+def test_progress_counts_frames_while_a_chunk_runs(clips, tmp_path):
+    log = tmp_path / "p.jsonl"
+    src = clips["inputs"][0]
+    assert batch(str(src), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--chunk-frames", "12", "-q",
+                 "--progress-json", str(log), "--progress-every", "0.001") == 0  # fmt: skip
+    ev = events(log)
+    running = [e for e in ev if e["event"] == "frames"]
+    assert running and all(e["chunks_running"] == 1 for e in running)
+    done = [e["frames_done"] for e in ev]
+    assert done == sorted(done) and 0 < running[0]["frames_done"] < 12  # counted before the first chunk finished
+    assert ev[-1]["frames_done"] == LONG and ev[-1]["chunks_done"] == 2
+
+
 def test_alpha_prores_is_exact_and_lossy_h264_as_close_as_process(clips, tmp_path):
     src = clips["inputs"][0]
     ref_alpha = reference(src, tmp_path / "ref.mov", kind="alpha")

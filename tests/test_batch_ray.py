@@ -38,7 +38,7 @@ def clips(tmp_path_factory, ray_session) -> dict:
 def ray_batch(clips, out, log, *extra: str) -> int:
     inputs = [str(p) for p in clips["inputs"]]
     return main(["batch", *inputs, "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6",
-                 "--ray", "local", "--progress-json", str(log), "-q", *extra, *MODEL])  # fmt: skip
+                 "--ray", "local", "--progress-json", str(log), "--progress-every", "0.001", "-q", *extra, *MODEL])  # fmt: skip
 
 
 def check_outputs(clips, out) -> None:
@@ -60,6 +60,8 @@ def test_ray_batch_equals_process_frame_for_frame(clips, tmp_path):
     done = [e for e in ev if e["event"] == "chunk_done"]
     assert len(done) == 6 and len({e["worker"] for e in done}) == 2  # both workers took chunks
     assert ev[-1]["frames_done"] == LONG + 2 * SHORT and ev[-1]["videos_done"] == 3
+    counts = [e["frames_done"] for e in ev]
+    assert counts == sorted(counts)  # running chunks' counts (from the workers) never run ahead of the finished total
 
 
 def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path, monkeypatch):

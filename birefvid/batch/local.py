@@ -11,6 +11,19 @@ if TYPE_CHECKING:
     from ..runtime.segmenter import Segmenter
 
 OnResult = Callable[[ChunkTask, dict[str, Any]], None]
+OnFrames = Callable[[ChunkTask, int], None]  # a running chunk's frames encoded so far
+
+
+def counting(task: ChunkTask, report: Callable[[ChunkTask, int], None]) -> Callable[[int], None]:
+    """A ``run_chunk`` progress callback (frames per step) that reports the chunk's running total."""
+    total = 0
+
+    def advance(n: int) -> None:
+        nonlocal total
+        total += n
+        report(task, total)
+
+    return advance
 
 
 class LocalExecutor:
@@ -23,9 +36,10 @@ class LocalExecutor:
         self.job = job
         self._segmenter: Optional["Segmenter"] = None
 
-    def run(self, tasks: Iterable[ChunkTask], on_result: OnResult) -> None:
+    def run(self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None) -> None:
         for task in tasks:
-            on_result(task, run_chunk(task, self._model()))
+            progress = counting(task, on_frames) if on_frames is not None else None
+            on_result(task, run_chunk(task, self._model(), progress))
 
     def _model(self) -> "Segmenter":
         if self._segmenter is None:

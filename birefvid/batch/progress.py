@@ -1,4 +1,9 @@
-"""Progress of a batch across workers: videos, chunks and frames done, fps; a terminal line and JSON lines per event."""
+"""Progress of a batch across workers: videos, chunks and frames done, fps; a terminal line and JSON lines per event.
+
+Frames count as done while their chunk runs (``running``: each worker reports how many frames
+of its chunk are encoded so far), so a long chunk shows progress before it finishes; a chunk
+retried after its worker died starts its count again, and finished chunks ignore late reports.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +13,68 @@ import time
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+ChunkKey = tuple[str, int]  # (video, chunk index)
+
 
 class BatchProgress:
-    """Counts finished chunks and videos; prints a line per event (unless quiet) and appends JSON lines to ``json_path``."""
+    """Counts finished and running chunks and videos; prints a line per event (unless quiet) and appends JSON lines to ``json_path``."""
 
-    def __init__(self, *, quiet: bool = False, json_path: Optional[str | Path] = None, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, *, quiet: bool = False, json_path: Optional[str | Path] = None, stream: TextIO = sys.stderr, every: float = 10.0) -> None:
         self.quiet = quiet
         self.stream = stream
+        self.every = every  # seconds between "frames" lines while chunks run
         self._json: Optional[TextIO] = open(json_path, "a", buffering=1) if json_path else None  # noqa: SIM115 - closed in close()
         self.videos = self.chunks = self.frames = 0
-        self.videos_done = self.chunks_done = self.frames_done = 0
-        self.frames_computed = 0  # this run's own work (skipped chunks excluded), for fps
-        self._t0 = time.monotonic()
+        self.videos_done = self.chunks_done = 0
+        self._frames_finished = 0  # frames of finished chunks, this run's and earlier runs'
+        self._frames_skipped = 0  # of those, done by an earlier run
+        self._running: dict[ChunkKey, int] = {}  # frames encoded so far by chunks still running
+        self._finished: set[ChunkKey] = set()
+        self._t0 = self._last = time.monotonic()
+
+    @property
+    def frames_done(self) -> int:
+        """Frames encoded: finished chunks (and skipped ones) plus what running chunks have so far."""
+        return self._frames_finished + sum(self._running.values())
+
+    @property
+    def frames_computed(self) -> int:
+        """This run's own frames (skipped work excluded): the numerator of fps."""
+        return self.frames_done - self._frames_skipped
 
     def start(self, videos: int, chunks: int, frames: int, workers: int, where: str) -> None:
         self.videos, self.chunks, self.frames = videos, chunks, frames
-        self._t0 = time.monotonic()
+        self._t0 = self._last = time.monotonic()
         self._emit("start", f"batch: {videos} videos, {chunks} chunks, {frames} frames on {workers} worker(s) ({where})", workers=workers, where=where)
 
     def skipped_video(self, name: str, frames: int, chunks: int) -> None:
         self.videos_done += 1
         self.chunks_done += chunks
-        self.frames_done += frames
+        self._frames_finished += frames
+        self._frames_skipped += frames
         self._emit("video_skipped", f"{name}: done in an earlier run, skipped", video=name)
 
     def skipped_chunk(self, name: str, index: int, frames: int) -> None:
         self.chunks_done += 1
-        self.frames_done += frames
+        self._frames_finished += frames
+        self._frames_skipped += frames
+        self._finished.add((name, index))
         self._emit("chunk_skipped", f"{name} chunk {index}: done in an earlier run, skipped", video=name, chunk=index)
 
+    def running(self, name: str, index: int, frames: int) -> None:
+        """A running chunk has encoded ``frames`` of its frames so far; a line at most every ``every`` seconds."""
+        if (name, index) in self._finished:
+            return  # a report that arrived after the chunk finished
+        self._running[(name, index)] = frames
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._emit("frames", f"{len(self._running)} chunk(s) running")
+
     def chunk_done(self, name: str, index: int, frames: int, seconds: float, worker: Optional[int] = None) -> None:
+        self._running.pop((name, index), None)
+        self._finished.add((name, index))
         self.chunks_done += 1
-        self.frames_done += frames
-        self.frames_computed += frames
+        self._frames_finished += frames
         by = f" on worker {worker}" if worker is not None else ""
         self._emit("chunk_done", f"{name} chunk {index}: {frames} frames in {seconds:.1f} s{by}", video=name, chunk=index,
                    chunk_frames=frames, chunk_seconds=round(seconds, 3), worker=worker)  # fmt: skip
@@ -59,11 +93,13 @@ class BatchProgress:
         seconds = time.monotonic() - self._t0
         return {
             "videos_done": self.videos_done, "videos": self.videos, "chunks_done": self.chunks_done, "chunks": self.chunks,
-            "frames_done": self.frames_done, "frames": self.frames, "frames_computed": self.frames_computed,
-            "seconds": round(seconds, 3), "fps": round(self.frames_computed / seconds, 3) if seconds > 0 else 0.0,
+            "chunks_running": len(self._running), "frames_done": self.frames_done, "frames": self.frames,
+            "frames_computed": self.frames_computed, "seconds": round(seconds, 3),
+            "fps": round(self.frames_computed / seconds, 3) if seconds > 0 else 0.0,
         }  # fmt: skip
 
     def _emit(self, event: str, text: str, **fields: Any) -> None:
+        self._last = time.monotonic()
         counts = self._counts()
         if not self.quiet:
             line = (f"[videos {counts['videos_done']}/{counts['videos']}, chunks {counts['chunks_done']}/{counts['chunks']}, "

@@ -15,12 +15,14 @@ from typing import Any, Iterable, Optional
 from ..errors import ConfigError, PipelineError
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnResult
+from .local import OnFrames, OnResult, counting
 
 log = logging.getLogger(__name__)
 
 # a worker killed mid-chunk is restarted and its chunk retried this many times before the run fails
 MAX_RESTARTS = 3
+# seconds between the driver's looks at the running chunks' frame counts
+POLL_SECONDS = 2.0
 
 
 def import_ray() -> Any:
@@ -44,10 +46,28 @@ class ChunkWorker:
         spec = FileJob.from_dict(job)
         self.segmenter = segmenter_for(spec.model, spec.inference)
 
-    def run(self, task: ChunkTask) -> dict[str, Any]:
-        result = run_chunk(task, self.segmenter)
+    def run(self, task: ChunkTask, counter: Any = None) -> dict[str, Any]:
+        """Run one chunk; its frames so far go to ``counter`` (a ``FrameCounter`` actor) as it runs."""
+        progress = None
+        if counter is not None:
+            progress = counting(task, lambda t, total: counter.set.remote(t.video, t.chunk["index"], total))
+        result = run_chunk(task, self.segmenter, progress)
         result["worker"] = os.getpid()
         return result
+
+
+class FrameCounter:
+    """A Ray actor holding each running chunk's latest frame count, which the driver collects."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int], int] = {}
+
+    def set(self, video: str, chunk: int, frames: int) -> None:
+        self.counts[(video, chunk)] = frames
+
+    def take(self) -> dict[tuple[str, int], int]:
+        counts, self.counts = self.counts, {}
+        return counts
 
 
 class RayExecutor:
@@ -87,17 +107,24 @@ class RayExecutor:
         )
         threads = max(1, int(cpus_per_worker))
         self._actors = [actor.remote(job.to_dict(), threads) for _ in range(workers)]
+        self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
 
-    def run(self, tasks: Iterable[ChunkTask], on_result: OnResult) -> None:
+    def run(self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None) -> None:
         ray = self.ray
         queue = deque(tasks)
         free = list(self._actors)
         running: dict[Any, tuple[ChunkTask, Any]] = {}
+        counter = self._counter if on_frames is not None else None
         while queue or running:
             while queue and free:
                 task, actor = queue.popleft(), free.pop()
-                running[actor.run.remote(task)] = (task, actor)
-            done, _ = ray.wait(list(running), num_returns=1)
+                running[actor.run.remote(task, counter)] = (task, actor)
+            done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
+            if on_frames is not None:
+                by_key = {(t.video, t.chunk["index"]): t for t, _ in running.values()}
+                for key, frames in ray.get(self._counter.take.remote()).items():
+                    if key in by_key:
+                        on_frames(by_key[key], frames)
             for ref in done:
                 task, actor = running.pop(ref)
                 result = self._get(ref, task)
@@ -126,5 +153,9 @@ class RayExecutor:
             except Exception as exc:  # noqa: BLE001 - best effort at shutdown
                 log.debug("could not stop a Ray worker: %s", exc)
         self._actors = []
+        try:
+            self.ray.kill(self._counter)
+        except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+            log.debug("could not stop the frame counter: %s", exc)
         if self._owns:
             self.ray.shutdown()

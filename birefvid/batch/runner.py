@@ -18,7 +18,7 @@ from ..job import FileJob
 from .chunk import ChunkTask
 from .hooks import crash_hook_for
 from .join import join_chunks
-from .local import OnResult
+from .local import OnFrames, OnResult
 from .manifest import WORK_DIR, Manifest, fingerprint
 from .plan import Chunk, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
@@ -34,7 +34,7 @@ class Executor(Protocol):
     where: str
     workers: int
 
-    def run(self, tasks: Sequence[ChunkTask], on_result: OnResult) -> None: ...
+    def run(self, tasks: Sequence[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -160,7 +160,7 @@ def run_batch(
             if len(plan.done) == len(plan.chunks):
                 _finish_video(plan, manifest, progress)
 
-        executor.run(tasks, on_result)
+        executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames))
     finally:
         executor.close()
     return progress.finish()

@@ -30,6 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--chunk-frames", type=int, default=1500,
                        help="split videos longer than this into chunks of at least this many frames, at keyframes (default 1500; 0: never split)")  # fmt: skip
     scale.add_argument("--progress-json", help="append progress events (videos, chunks, frames, fps) as JSON lines to this file")
+    scale.add_argument("--progress-every", type=float, default=10.0, help="seconds between frame-count lines while chunks run (default 10)")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.chunk_frames < 0:
         raise ConfigError(f"--chunk-frames must be >= 0, got {args.chunk_frames}")
+    if not args.progress_every > 0:
+        raise ConfigError(f"--progress-every must be positive, got {args.progress_every}")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.ray is None and (args.workers is not None or args.gpus_per_worker):
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
         return RayExecutor(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
 
-    progress = BatchProgress(quiet=args.quiet, json_path=args.progress_json)
+    progress = BatchProgress(quiet=args.quiet, json_path=args.progress_json, every=args.progress_every)
     try:
         run_batch(jobs, out_dir, executor, progress, chunk_frames=args.chunk_frames or None)
     finally:
