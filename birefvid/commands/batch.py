@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import re
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -35,6 +35,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
+def check_ray_address(address: str) -> None:
+    """``local``, ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``; a file name here means ``--ray`` swallowed an input."""
+    if address in ("local", "auto") or re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d+", address):
+        return
+    raise ConfigError(f"--ray {address!r} is not a Ray address (local, auto, ray://HOST:10001 or HOST:6379); "
+                      "to run locally on Ray write --ray local")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
     from ..batch.runner import DEFAULT_EXT, expand_inputs, output_for, run_batch
@@ -45,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--progress-every must be positive, got {args.progress_every}")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.ray is not None:
+        check_ray_address(args.ray)
     if args.ray is None and (args.workers is not None or args.gpus_per_worker):
         raise ConfigError("--workers and --gpus-per-worker need --ray")
     out_dir = Path(args.output_dir)
