@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "BIREFVID_CACHE_DIR"
 OPSET = 18
+GRAPH_VERSION = 2  # bump when the exported graph changes (e.g. how the deformable convolution is built)
 
 
 def cache_dir() -> Path:
@@ -89,7 +90,7 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -
     Returns (path, seconds the export took now, or None when it came from the cache).
     """
     backbone = getattr(model, "backbone_name", "model")
-    name = f"birefnet-{backbone}-{weights_digest(model)}-{size[0]}x{size[1]}-b{batch}-v{__version__}-op{OPSET}.onnx"
+    name = f"birefnet-{backbone}-{weights_digest(model)}-{size[0]}x{size[1]}-b{batch}-v{__version__}-g{GRAPH_VERSION}-op{OPSET}.onnx"
     path = cache_dir() / "onnx" / name
     if path.is_file():
         return path, None

@@ -29,9 +29,13 @@ class DeformableConv2d(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        offset = self.offset_conv(x)
-        modulator = 2.0 * torch.sigmoid(self.modulator_conv(x))
-        return modulated_deform_conv2d(x, offset, self.regular_conv.weight, self.padding, modulator)
+        # Offsets and modulator come from one convolution over the concatenated weights: the input is
+        # read once, and the exported graph has one Conv where it had two (same values, same gradients).
+        weight = torch.cat((self.offset_conv.weight, self.modulator_conv.weight))
+        bias = torch.cat((self.offset_conv.bias, self.modulator_conv.bias))
+        both = F.conv2d(x, weight, bias, padding=self.padding)
+        offset, modulator = both.split((self.offset_conv.out_channels, self.modulator_conv.out_channels), dim=1)
+        return modulated_deform_conv2d(x, offset, self.regular_conv.weight, self.padding, 2.0 * torch.sigmoid(modulator))
 
 
 def _bn_relu(channels: int) -> list[nn.Module]:
