@@ -52,7 +52,7 @@ def test_masks_are_smoothed_at_the_model_size_beside_the_model(tmp_path, monkeyp
 
 @pytest.mark.parametrize("kind", ["green", "alpha"])
 def test_wide_frames_keep_exact_colours_where_alpha_is_0_or_1(tmp_path, kind: str) -> None:
-    size = (1300, 240)  # long side > 1280: foreground estimated at 1/3 of the size
+    size = (1300, 240)  # long side > 960: foreground estimated at 1/3 of the size
     src = make_scene(tmp_path / "in.mov", 4, size, textured=True, with_audio=False)
     out = tmp_path / ("g.mp4" if kind == "green" else "a.mkv")
     report = process_video(src.path, out, kind=kind, segmenter=red_key_segmenter(), crf=0 if kind == "green" else None)

@@ -24,9 +24,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Literal, NamedTuple, Optional, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ..compose.resample import resize
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def _small(images: Tensor) -> Tensor:
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must have shape (N, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    return F.adaptive_avg_pool2d(x, _CUT_SIZE)
+    return resize(x, _CUT_SIZE, "area")  # OpenCV on the CPU: ~10x faster than adaptive_avg_pool2d there
 
 
 def detect_scene_cut(prev_img: Tensor, cur_img: Tensor, threshold: float = 0.15) -> bool:
