@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,21 @@ def test_alpha_prores_is_exact_and_lossy_h264_as_close_as_process(clips, tmp_pat
     assert all(b <= p + 0.5 for b, p in zip(err_batch, err_process)), (err_batch, err_process)
     assert np.mean(err_batch) <= np.mean(err_process) + 0.25
     assert video_facts(green)["pts"] == video_facts(ref_green)["pts"] and video_facts(green)["samples"] == video_facts(ref_green)["samples"]
+
+
+def test_variable_frame_rate_with_b_frames_keeps_exact_timestamps(tmp_path):
+    """Chunks of a MOV start at 0 and are moved back at the join: an edit list (milliseconds) would shift 1/90000 ticks."""
+    pts = [0]
+    for i in range(1, 20):
+        pts.append(pts[-1] + (3000 if i % 3 else 4500))  # 30 and 20 fps mixed, in 1/90000
+    src = keyframed_clip(tmp_path / "vfr.mp4", 20, gop=5, fps=30, pts=pts, time_base=Fraction(1, 90000), bframes=3)
+    ref = reference(src, tmp_path / "ref.mov", kind="mask")
+    assert batch(str(src), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--ext", ".mov", "--chunk-frames", "5", "-q") == 0
+    got = tmp_path / "o" / "vfr.mov"
+    assert manifest(tmp_path / "o")["videos"]["vfr.mov"]["chunks"] == 4
+    g = video_facts(got)
+    assert [p * g["time_base"] for p in g["pts"]] == [p * Fraction(1, 90000) for p in pts]
+    assert g["pts"] == video_facts(ref)["pts"] and max_diff(grey(got), grey(ref)) == 0
 
 
 def test_recursive_smoother_is_equal_within_tolerance_across_chunks(clips, tmp_path):

@@ -23,20 +23,29 @@ MODEL = ["--model", "tiny", "--resolution", "64", "--device", "cpu", "--backend"
 API_MODEL = {"model": "tiny", "resolution": 64, "device": "cpu", "backend": "torch", "precision": "fp32"}
 
 
-def keyframed_clip(path: Path, n_frames: int, gop: int = 6, size: tuple[int, int] = SIZE, fps: int = 25) -> Path:
-    """H.264 + AAC clip with a keyframe every ``gop`` frames (so it splits into chunks) and a 440 Hz tone."""
+def keyframed_clip(
+    path: Path, n_frames: int, gop: int = 6, size: tuple[int, int] = SIZE, fps: int = 25, *, pts: list[int] | None = None, time_base: Fraction | None = None, bframes: int = 0
+) -> Path:
+    """H.264 + AAC clip with a keyframe every ``gop`` frames (so it splits into chunks) and a 440 Hz tone.
+
+    ``pts``/``time_base`` give explicit (variable-rate) timestamps; ``bframes`` > 0 reorders frames.
+    """
     rate = 48000
+    tb = time_base or Fraction(1, fps)
+    stamps = pts if pts is not None else list(range(n_frames))
+    options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "ultrafast", "bf": str(bframes)}
     with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=fps, options={"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "ultrafast"})
+        v = out.add_stream("libx264", rate=fps, options=options)
         v.width, v.height, v.pix_fmt = *size, "yuv420p"
+        v.time_base = v.codec_context.time_base = tb
         a = out.add_stream("aac", rate=rate)
         a.codec_context.layout = "mono"
         done = 0
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(pattern_frame(i, size), format="rgb24")
-            frame.pts = i
+            frame.pts, frame.time_base = stamps[i], tb
             out.mux(v.encode(frame))
-            stop = (i + 1) * rate // fps
+            stop = int((stamps[i] * tb + Fraction(1, fps)) * rate)
             while done < stop:
                 k = min(1024, stop - done)
                 t = np.arange(done, done + k) / rate

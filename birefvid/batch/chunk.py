@@ -41,13 +41,28 @@ class ChunkTask:
         return self.chunk["start_pts"] is None
 
 
-class RangeSink(Sink):
-    """Passes on to ``inner`` only frames whose pts lie in [start_pts, end_pts) (end None: no limit)."""
+def chunk_shift(path: str | Path, chunk: Chunk) -> int:
+    """Source pts subtracted from a chunk file's frames: its start for MOV/MP4, 0 for Matroska/WebM.
 
-    def __init__(self, inner: Sink, start_pts: int, end_pts: Optional[int]) -> None:
+    A MOV/MP4 that starts late stores the delay in an edit list counted in milliseconds, which
+    would move every frame of a 1/90000 stream; starting each chunk file at 0 and adding the start
+    back at the join keeps the exact ticks. Matroska counts in milliseconds anyway, so there chunk
+    files keep the source's own times, rounded once, as ``process`` rounds them.
+    """
+    from ..io.formats import MUXERS
+
+    if chunk.start_pts is None or MUXERS.get(Path(path).suffix.lower()) not in ("mov", "mp4"):
+        return 0
+    return chunk.start_pts
+
+
+class RangeSink(Sink):
+    """Passes on to ``inner`` only frames whose pts lie in [start_pts, end_pts) (end None: no limit), less ``shift``."""
+
+    def __init__(self, inner: Sink, start_pts: int, end_pts: Optional[int], shift: int = 0) -> None:
         super().__init__()
         self.inner = inner
-        self.start_pts, self.end_pts = start_pts, end_pts
+        self.start_pts, self.end_pts, self.shift = start_pts, end_pts, shift
         self.kept = 0
 
     def _validate(self, images: np.ndarray) -> None:
@@ -56,7 +71,7 @@ class RangeSink(Sink):
     def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
         keep = [i for i, p in enumerate(pts) if p is not None and p >= self.start_pts and (self.end_pts is None or p < self.end_pts)]
         if keep:
-            self.inner.write(images[keep], [pts[i] for i in keep])
+            self.inner.write(images[keep], [pts[i] - self.shift for i in keep])  # type: ignore[operator]
             self.kept += len(keep)
 
     def _close(self) -> None:
@@ -113,7 +128,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
         info = source.info
         inner = open_sink(path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
                           pix_fmt=out.pix_fmt, audio_from=None, audio=False, overwrite=True)  # fmt: skip
-        sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts))
+        sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts, chunk_shift(path, chunk)))
         background = None
         if out.kind == "composite":
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device))

@@ -26,8 +26,13 @@ def _container_options(muxer: str, time_base: Fraction) -> dict[str, str]:
     return {}
 
 
-def join_chunks(parts: Sequence[Path], target: Path, *, audio_from: Optional[str], expected_frames: int) -> int:
-    """Remux ``parts`` in order into ``target`` (+ the audio of ``audio_from``); returns the frames joined."""
+def join_chunks(
+    parts: Sequence[Path], target: Path, *, audio_from: Optional[str], expected_frames: int, shifts: Optional[Sequence[Fraction]] = None
+) -> int:
+    """Remux ``parts`` in order into ``target`` (+ the audio of ``audio_from``); returns the frames joined.
+
+    ``shifts``: seconds to add back to each part's timestamps (``chunk_shift``; None: none).
+    """
     import av
 
     from ..io.audio import AudioTrack, has_audio
@@ -54,8 +59,9 @@ def join_chunks(parts: Sequence[Path], target: Path, *, audio_from: Optional[str
                     audio = AudioTrack(audio_from, out, muxer)
                 out.start_encoding()
                 last_dts: Optional[int] = None
-                for part in parts:
-                    frames, last_dts = _copy_packets(Path(part), out, video, audio, frames, last_dts)
+                for i, part in enumerate(parts):
+                    shift = shifts[i] if shifts is not None else Fraction(0)
+                    frames, last_dts = _copy_packets(Path(part), out, video, audio, frames, last_dts, shift)
                 if audio is not None:
                     audio.finish()
         if frames != expected_frames:
@@ -82,8 +88,8 @@ def _keep_identity(video, template) -> None:
             pass  # a read-only or unnamed profile; the tag is what the muxer writes
 
 
-def _copy_packets(part: Path, out, video, audio, frames: int, last_dts: Optional[int]) -> tuple[int, Optional[int]]:
-    """Mux one chunk file's video packets into ``out``, interleaving audio up to each packet's time."""
+def _copy_packets(part: Path, out, video, audio, frames: int, last_dts: Optional[int], shift: Fraction) -> tuple[int, Optional[int]]:
+    """Mux one chunk file's video packets into ``out`` moved by ``shift`` seconds, interleaving audio up to each packet's time."""
     import av
 
     try:
@@ -92,9 +98,15 @@ def _copy_packets(part: Path, out, video, audio, frames: int, last_dts: Optional
         raise SinkError(f"chunk file {part} is unreadable ({exc}); rerun to redo it") from exc
     with container:
         stream = container.streams.video[0]
+        ticks = shift / Fraction(stream.time_base)
+        if ticks.denominator != 1:
+            raise SinkError(f"cannot join {part}: its start {float(shift):.6f} s is not a whole number of its {stream.time_base} ticks")
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
+            if ticks:
+                packet.pts = None if packet.pts is None else packet.pts + int(ticks)
+                packet.dts = None if packet.dts is None else packet.dts + int(ticks)
             if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
                 # two encoders' decode timestamps can meet at a chunk seam; nudge, never past pts
                 packet.dts = last_dts + 1

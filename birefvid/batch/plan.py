@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
@@ -52,6 +53,7 @@ class Probe:
 
     pts: list[int]
     keyframes: list[int]  # frame indices (presentation order) that start a closed GOP
+    time_base: Fraction = Fraction(1)  # of ``pts``
 
     @property
     def frames(self) -> int:
@@ -82,7 +84,7 @@ def probe_video(path: str | Path) -> Optional[Probe]:
     if len(set(pts)) != len(pts) or not pts:
         return None
     keyframes = [i for i, (_, key) in enumerate(packets) if key]
-    return Probe(pts, keyframes)
+    return Probe(pts, keyframes, Fraction(stream.time_base))
 
 
 def overlap_for(job: FileJob) -> tuple[int, int]:

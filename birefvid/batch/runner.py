@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Sequence
 
@@ -15,7 +16,7 @@ from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
 from ..io.atomic import check_target
 from ..job import FileJob
-from .chunk import ChunkTask
+from .chunk import ChunkTask, chunk_shift
 from .hooks import crash_hook_for
 from .join import join_chunks
 from .local import OnFrames, OnResult
@@ -48,6 +49,7 @@ class VideoPlan:
     chunks: list[Chunk]
     frames: int
     work_dir: Path
+    time_base: Fraction = Fraction(1)  # of the chunks' pts
     done: set[int] = field(default_factory=set)
 
     @property
@@ -100,12 +102,12 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     if chunk_frames and _splittable(job) and job.source.decoder == "pyav":
         probe = probe_video(src)
         chunks = plan_chunks(probe, chunk_frames, *overlap_for(job))
-        frames = probe.frames if probe else 0
+        frames, time_base = (probe.frames, probe.time_base) if probe else (0, Fraction(1))
     else:
-        chunks, frames = [Chunk(0, 0, 0)], 0
+        chunks, frames, time_base = [Chunk(0, 0, 0)], 0, Fraction(1)
     if len(chunks) == 1:
         chunks = [Chunk(0, 0, frames)]  # read and written whole, exactly as `process` does
-    return VideoPlan(name, job, chunks, frames, out_dir / WORK_DIR / name)
+    return VideoPlan(name, job, chunks, frames, out_dir / WORK_DIR / name, time_base)
 
 
 def run_batch(
@@ -185,7 +187,8 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
         audio = plan.job.source.input if plan.job.output.audio else None
         if plan.output.exists() and not plan.job.output.overwrite:
             raise SinkError(f"output exists: {plan.output} (use {option('overwrite', True)})")
-        join_chunks(parts, plan.output, audio_from=audio, expected_frames=plan.frames)
+        shifts = [chunk_shift(p, c) * plan.time_base for p, c in zip(parts, plan.chunks)]
+        join_chunks(parts, plan.output, audio_from=audio, expected_frames=plan.frames, shifts=shifts)
     manifest.video_done(plan.name, plan.frames)
     shutil.rmtree(plan.work_dir, ignore_errors=True)
     for leftover in plan.output.parent.glob(f".{plan.output.stem}.partial-*"):  # from a worker killed mid-write
