@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import damage_packet
 from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
@@ -145,6 +146,16 @@ def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
     ev = events(again)
     assert [e["video"] for e in ev if e["event"] == "video_skipped"] == ["long.mkv", "a.mkv"]
     assert ev[-1]["frames_computed"] == 0
+
+
+def test_damaged_chunk_is_one_line_and_finished_videos_stay(clips, tmp_path, capsys):
+    bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 14)  # inside chunk 2 (frames 12-17)
+    out = tmp_path / "o"
+    assert batch(str(clips["inputs"][1]), str(bad), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
+    assert len(err) == 1 and "bad.mp4" in err[0] and "damaged" in err[0], err
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]  # the good video is done; no half output of the bad one
+    assert manifest(out)["videos"]["bad.mkv"]["status"] == "pending"
 
 
 def test_missing_ray_is_one_clear_line(clips, tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from media import damage_packet
 from system_tools import need_module
 from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, torch_threads, video_facts
 
@@ -62,6 +63,15 @@ def test_ray_batch_equals_process_frame_for_frame(clips, tmp_path):
     assert ev[-1]["frames_done"] == LONG + 2 * SHORT and ev[-1]["videos_done"] == 3
     counts = [e["frames_done"] for e in ev]
     assert counts == sorted(counts)  # running chunks' counts (from the workers) never run ahead of the finished total
+
+
+def test_a_workers_error_is_the_same_one_line(clips, tmp_path, capsys):
+    bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 14)
+    out = tmp_path / "o"
+    assert main(["batch", str(bad), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "--ray", "local", "-q", *MODEL]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
+    assert len(err) == 1 and "bad.mp4" in err[0] and "damaged" in err[0], err
+    assert sorted(os.listdir(out)) == [".birefvid-batch"]
 
 
 def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path, monkeypatch):

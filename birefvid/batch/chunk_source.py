@@ -59,6 +59,8 @@ class ChunkSource(Source):
                     continue
                 if frame.pts > hi:
                     break
+                if frame.is_corrupt:  # the decoder concealed damage: refuse it, as VideoFileSource does by default
+                    raise SourceError(f"{self.path}: frame {index} is corrupt (the decoder concealed damaged data); re-encode or repair the file")
                 yield Frame(image=upright(frame_to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base, index=index)
                 index += 1
                 count += 1
