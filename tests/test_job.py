@@ -35,11 +35,22 @@ def test_job_round_trips_through_json():
 
 def test_cli_and_api_build_the_same_job():
     args = _parse("talk.mp4", "-o", "talk.webm", "--output", "blur", "--blur-sigma", "9", "--no-audio",
-                  "--resolution", "256", "--smooth", "none", "--model", "tiny", "--device", "cpu")  # fmt: skip
+                  "--resolution", "256", "--smooth", "none", "--model", "tiny", "--device", "cpu", "--backend", "onnxruntime")  # fmt: skip
     from_cli = process_cmd.job_from_args(args)
     from_api = build_file_job("talk.mp4", "talk.webm", kind="blur", blur_sigma=9.0, audio=False, resolution=256,
-                              smooth="none", model="tiny", device="cpu")  # fmt: skip
+                              smooth="none", model="tiny", device="cpu", backend="onnxruntime")  # fmt: skip
     assert from_cli == from_api
+    assert from_cli.inference.backend == "onnxruntime"
+
+
+def test_live_cli_passes_backend_and_precision_to_the_job():
+    from birefvid.commands import live as live_cmd
+
+    parser = argparse.ArgumentParser()
+    live_cmd.register(parser)
+    args = parser.parse_args(["--source", "0", "--sink", "out.mp4", "--backend", "torch", "--precision", "fp32"])
+    job = live_cmd.job_from_args(args)
+    assert (job.inference.backend, job.inference.precision) == ("torch", "fp32")
 
 
 @pytest.mark.parametrize(
@@ -51,6 +62,7 @@ def test_cli_and_api_build_the_same_job():
         (dict(smooth="wobble"), "unknown smooth 'wobble'", "unknown --smooth 'wobble'"),
         (dict(batch_size=0), "batch_size must be at least 1", "--batch-size must be at least 1"),
         (dict(precision="fp8"), "unknown precision 'fp8'", "unknown --precision 'fp8'"),
+        (dict(backend="tensorflow"), "unknown backend 'tensorflow'", "unknown --backend 'tensorflow'"),
         (dict(backbone="resnet50"), "unknown backbone 'resnet50'", "unknown --backbone 'resnet50'"),
         (dict(blur_sigma=0), "blur_sigma must be positive", "--blur-sigma must be positive"),
         (dict(resolution="100"), "resolution 100x100 must be multiples of 32", "resolution 100x100 must be multiples of 32"),

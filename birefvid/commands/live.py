@@ -50,7 +50,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
     return build_live_job(
         args.source, args.sink, effect=args.effect, background=args.background, key_color=args.key_color,
         blur_sigma=args.blur_sigma, foreground=args.foreground, model=args.model, weights=args.weights,
-        backbone=args.backbone, device=args.device, precision=args.precision, resolution=args.resolution,
+        backbone=args.backbone, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution,
         latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite,
