@@ -175,6 +175,7 @@ def test_missing_ray_is_one_clear_line(clips, tmp_path, monkeypatch, capsys):
         (["{a}", "--chunk-frames", "-1"], "--chunk-frames must be >= 0"),
         (["{a}", "--output", "composite"], "needs --background"),
         (["--ray", "{a}", "{a}"], "is not a Ray address"),  # --ray swallowed an input
+        (["{a}", "--output", "composite", "--background", "nope.png"], "background not found: nope.png"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(clips, tmp_path, capsys, argv, words):

@@ -60,6 +60,24 @@ class Probe:
         return len(self.pts)
 
 
+def header_frames(path: str | Path) -> Optional[int]:
+    """The frame count the container's header declares (or duration x rate), without reading packets."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise SourceError(f"{path} has no video stream (audio-only or data file?)")
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            rate = stream.average_rate or stream.guessed_rate
+            seconds = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / av.time_base
+            return int(round(seconds * float(rate))) if rate and seconds else None
+    except (av.FFmpegError, OSError) as exc:
+        raise SourceError(f"{path} is not a readable video ({exc})") from exc
+
+
 def probe_video(path: str | Path) -> Optional[Probe]:
     """Frame timestamps and keyframes from the packets (no decoding); None when they cannot be trusted."""
     import av

@@ -21,7 +21,7 @@ from .hooks import crash_hook_for
 from .join import join_chunks
 from .local import OnFrames, OnResult
 from .manifest import WORK_DIR, Manifest, fingerprint
-from .plan import Chunk, overlap_for, plan_chunks, probe_video
+from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
 
 # default container per output kind (the same defaults `process` documents)
@@ -99,12 +99,13 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     """Probe the input and split it into chunks at keyframes (one chunk when it cannot or need not be split)."""
     src = Path(job.source.input)
     name = Path(job.output.path).name
-    if chunk_frames and _splittable(job) and job.source.decoder == "pyav":
+    declared = header_frames(src)  # cheap: a short video is not scanned packet by packet
+    if chunk_frames and _splittable(job) and job.source.decoder == "pyav" and (declared is None or declared > chunk_frames):
         probe = probe_video(src)
         chunks = plan_chunks(probe, chunk_frames, *overlap_for(job))
-        frames, time_base = (probe.frames, probe.time_base) if probe else (0, Fraction(1))
+        frames, time_base = (probe.frames, probe.time_base) if probe else (declared or 0, Fraction(1))
     else:
-        chunks, frames, time_base = [Chunk(0, 0, 0)], 0, Fraction(1)
+        chunks, frames, time_base = [Chunk(0, 0, 0)], declared or 0, Fraction(1)
     if len(chunks) == 1:
         chunks = [Chunk(0, 0, frames)]  # read and written whole, exactly as `process` does
     return VideoPlan(name, job, chunks, frames, out_dir / WORK_DIR / name, time_base)

@@ -43,6 +43,15 @@ def check_ray_address(address: str) -> None:
                       "to run locally on Ray write --ray local")  # fmt: skip
 
 
+def check_background(background: str | None) -> None:
+    """A --background that is neither a colour nor a file fails here, not on every worker after its model loads."""
+    from ..colors import is_color
+    from ..errors import SourceError
+
+    if background is not None and not is_color(background) and not Path(background).is_file():
+        raise SourceError(f"background not found: {background} (expected a colour such as '#00ff00', 'green' or '0,255,0', or an image or video file)")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
     from ..batch.runner import DEFAULT_EXT, expand_inputs, output_for, run_batch
@@ -63,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output-dir {out_dir} is a file, not a folder")
     jobs = [file_job_from_args(args, str(p), str(output_for(p, out_dir, ext))) for p in inputs]  # every job checked before any work
+    check_background(args.background)
     if args.ray is not None:
         from ..batch.ray_executor import import_ray
 
