@@ -186,6 +186,17 @@ def test_bad_input_is_one_line_and_exit_2(clips, tmp_path, capsys, argv, words):
     assert len(err) == 1 and err[0].startswith("birefvid: error:") and words in err[0], err
 
 
+def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_path, capsys):
+    out, log = tmp_path / "o", tmp_path / "p.jsonl"
+    a = str(clips["inputs"][1])
+    assert batch(a, "--output-dir", str(out), "--output", "mask", "-q") == 0
+    assert batch(a, "--output-dir", str(out), "--output", "mask", "--smooth", "none", "-q") == 2  # another job: not "done"
+    assert "output exists" in capsys.readouterr().err
+    assert batch(a, "--output-dir", str(out), "--output", "mask", "--smooth", "none", "--overwrite", "--progress-json", str(log)) == 0
+    assert [e["event"] for e in events(log)].count("chunk_done") == 1
+    assert max_diff(grey(out / "a.mkv"), grey(reference(clips["inputs"][1], tmp_path / "ref.mkv", kind="mask", smooth="none"))) == 0
+
+
 def test_existing_output_is_kept_without_overwrite(clips, tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
