@@ -5,5 +5,6 @@ overlap for the temporal smoother and encoded as its own file (``chunk``); the c
 joined by remuxing their packets, without re-encoding, and the source audio is muxed once
 (``join``). A manifest records finished chunks and videos so a rerun skips them (``manifest``).
 Executors run chunks one after another (``local``) or on Ray actors that keep a model loaded
-(``ray_executor``). Nothing here imports torch, PyAV or Ray at import time.
+(``ray_executor``). Ray is imported only by ``ray_executor`` and only when ``--ray`` is given; the
+command imports this package only when it runs, so ``birefvid batch --help`` loads nothing heavy.
 """
