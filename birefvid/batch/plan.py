@@ -92,8 +92,8 @@ def probe_video(path: str | Path) -> Optional[Probe]:
         stream = container.streams.video[0]
         packets: list[tuple[int, bool]] = []
         for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
+            if packet.size == 0 or packet.is_discard:
+                continue  # the end marker, and samples an edit list hides (they decode to no shown frame)
             if packet.pts is None:
                 return None  # no timestamps to seek by: read the video as one piece
             packets.append((int(packet.pts), bool(packet.is_keyframe)))

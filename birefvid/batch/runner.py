@@ -138,8 +138,9 @@ def run_batch(
     executor = executor_factory()
     try:
         progress.start(len(plans), sum(len(p.chunks) for p in plans), sum(p.frames for p in plans), executor.workers, executor.where)
+        pending = {p.name for p in todo}
         for plan in plans:
-            if plan not in todo:
+            if plan.name not in pending:
                 progress.skipped_video(plan.name, plan.frames, len(plan.chunks))
         tasks = []
         for plan in todo:
