@@ -53,8 +53,9 @@ def join_chunks(
                 video = out.add_stream_from_template(template)
                 video.time_base = time_base
                 _keep_identity(video, template)
-                for key, value in template.metadata.items():  # e.g. WebM's alpha_mode
-                    video.metadata[key] = value
+                for key, value in template.metadata.items():  # e.g. WebM's alpha_mode; not the chunk's own length
+                    if key.upper() != "DURATION":
+                        video.metadata[key] = value
                 if audio_from is not None and has_audio(audio_from):
                     audio = AudioTrack(audio_from, out, muxer)
                 out.start_encoding()
