@@ -94,3 +94,34 @@ def test_compositor_takes_mattes_at_the_model_size() -> None:
     assert torch.equal(out[opaque], u8[opaque])  # the source where alpha is 1
     key = torch.tensor([0, 177, 64], dtype=torch.uint8).view(1, 3, 1, 1).expand_as(u8)
     assert torch.equal(out[clear], key[clear])  # the key colour where alpha is 0
+
+
+@pytest.mark.parametrize("kind", ["green", "alpha", "composite"])
+@pytest.mark.parametrize("foreground", [False, True])
+def test_band_compositing_matches_full_frame_ops(kind: str, foreground: bool) -> None:
+    """The compositor's band-only path gives the full-frame ops' pixels to within one grey level."""
+    from birefvid.compose import ColorBackground, composite, greenscreen, to_rgba
+
+    image, alpha, _ = _soft_scene(180, 320)
+    u8 = (image * 255 + 0.5).floor().to(torch.uint8).expand(2, -1, -1, -1).contiguous()
+    alphas = torch.cat([alpha, alpha.flip(-1) * 0.7]).contiguous()  # a second frame with no opaque part
+    background = ColorBackground("#336699", (320, 180)) if kind == "composite" else None
+    comp = Compositor(kind, foreground=foreground, key=(0, 177, 64), background=background, foreground_side=100)
+    got = comp(u8, alphas)
+    fg = estimate_foreground(u8, alphas, work_scale=4) if foreground else None
+    if kind == "green":
+        want = greenscreen(u8, alphas, (0, 177, 64), fg)
+    elif kind == "composite":
+        want = composite(u8, alphas, background.frames(2), fg)
+    else:
+        want = to_rgba(u8, alphas, fg)
+        clear = (alphas <= 1 / 1024).expand(-1, 4, -1, -1).clone()
+        clear[:, 3] = False
+        if foreground:  # transparent RGB is the small estimate, close to the full-size one (not the old background)
+            assert (got.float() - want.float())[clear].abs().mean() < 4  # 2.8 measured
+            assert (u8.float() - want[:, :3].float())[clear[:, :3]].abs().mean() > 40  # the source is far (95)
+        else:  # the source, as to_rgba gives it
+            assert torch.equal(got[clear], want[clear])
+        want, got = want.masked_fill(clear, 0), got.masked_fill(clear, 0)
+    assert got.shape == want.shape and got.dtype == torch.uint8
+    assert (got.int() - want.int()).abs().max() <= 1

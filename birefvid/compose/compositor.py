@@ -11,7 +11,8 @@ import torch
 from ..job import OUTPUT_KINDS, OutputKind, check_output_options
 from .background import Background
 from ..colors import parse_color
-from .foreground import estimate_foreground
+from .band import composite_band, rgba_band
+from .foreground import estimate_foreground, foreground_difference
 from .resample import resize
 from .ops import blur_background, composite, greenscreen, to_mask, to_rgba
 
@@ -49,18 +50,27 @@ class Compositor:
         alphas = fit_alphas(alphas, images.shape[-2:])
         if self.kind == "mask":
             return to_mask(alphas)
-        fg = None
-        if self.foreground:
-            work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))
-            fg = estimate_foreground(images, alphas, work_scale=work_scale)
+        work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))
+        if self.kind == "blur" or images.dtype != torch.uint8:
+            fg = estimate_foreground(images, alphas, work_scale=work_scale) if self.foreground else None
+            if self.kind == "alpha":
+                return to_rgba(images, alphas, fg)
+            if self.kind == "green":
+                return greenscreen(images, alphas, self.key, fg)
+            if self.kind == "blur":
+                return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale)
+            assert self.background is not None
+            return composite(images, alphas, self.background.frames(images.shape[0]), fg)
+        # alpha, green, composite of uint8 frames: float work on the soft edge band only (see compose.band)
+        small = foreground_difference(images, alphas, work_scale=work_scale) if self.foreground else None
+        diff = small.difference if small is not None else None
         if self.kind == "alpha":
-            return to_rgba(images, alphas, fg)
+            return rgba_band(images, alphas, diff, fill=small.foreground if small is not None else None)
         if self.kind == "green":
-            return greenscreen(images, alphas, self.key, fg)
-        if self.kind == "blur":
-            return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale)
+            key = torch.tensor(self.key, dtype=torch.uint8, device=images.device).view(1, 3, 1, 1)
+            return composite_band(images, alphas, key, diff)
         assert self.background is not None
-        return composite(images, alphas, self.background.frames(images.shape[0]), fg)
+        return composite_band(images, alphas, self.background.frames(images.shape[0]), diff)
 
 
 def fit_alphas(alphas: torch.Tensor, size: "torch.Size | tuple[int, int]") -> torch.Tensor:

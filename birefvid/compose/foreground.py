@@ -16,6 +16,7 @@ region), then with F = F', B = B_blur and a small radius (restores local detail)
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -69,15 +70,41 @@ def estimate_foreground(
     k = int(work_scale)
     if k == 1 or min(image.shape[-2:]) < 4 * k:
         return _estimate(image, alpha, int(radius), int(refine_radius))
+    diff = resize(foreground_difference(image, alpha, radius, refine_radius, k).difference, tuple(image.shape[-2:]), "bilinear")
+    return diff.mul_(1.0 - alpha).add_(image).clamp_(0.0, 1.0)
+
+
+class SmallForeground(NamedTuple):
+    """Blur-fusion at a reduced size: the subject colours F and D = (F - I) / (1 - a), (N, 3, h, w) each."""
+
+    foreground: Tensor
+    difference: Tensor
+
+
+def foreground_difference(
+    images: Tensor, alphas: Tensor, radius: int = 90, refine_radius: int = 6, work_scale: int = 1
+) -> SmallForeground:
+    """Blur-fusion on frames shrunk by ``work_scale``: F, and D = (F - I) / (1 - a), the subject-minus-background colour.
+
+    The subject colour at full size is then F = I + (1 - a) D (see ``estimate_foreground``), which
+    ``birefvid.compose.band`` evaluates only where the matte is soft; the small F fills the
+    transparent part of alpha outputs. D is float in [-1, 1], F in [0, 1].
+    """
+    check_images(images)
+    check_alphas(alphas, images)
+    image = as_float(images)
+    alpha = alphas.to(image.dtype).clamp(0.0, 1.0)
+    k = max(1, int(work_scale))
+    if min(image.shape[-2:]) < 4 * k:
+        k = 1
     small_size = (max(1, image.shape[-2] // k), max(1, image.shape[-1] // k))
     small_image = resize(image, small_size, "area")
     small_alpha = resize(alpha, small_size, "area")
     small_fg = _estimate(small_image, small_alpha, max(1, round(radius / k)), max(1, round(refine_radius / k)))
-    # D = (F - I) / (1 - a): bounded by [-1, 1] for colours in [0, 1]; where a -> 1 it is noise, but
-    # it is multiplied by (1 - a) -> 0 again below, so it never shows.
+    # D is bounded by [-1, 1] for colours in [0, 1]; where a -> 1 it is noise, but it is multiplied
+    # by (1 - a) -> 0 again when used, so it never shows.
     diff = (small_fg - small_image).div_((1.0 - small_alpha).clamp_(min=1.0 / 255.0)).clamp_(-1.0, 1.0)
-    diff = resize(diff, tuple(image.shape[-2:]), "bilinear")
-    return diff.mul_(1.0 - alpha).add_(image).clamp_(0.0, 1.0)
+    return SmallForeground(small_fg, diff)
 
 
 def _estimate(image: Tensor, alpha: Tensor, radius: int, refine_radius: int) -> Tensor:
