@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from media import damage_packet
@@ -83,3 +87,25 @@ def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path,
     check_outputs(clips, out)
     done = sorted((e["video"], e["chunk"]) for e in events(log) if e["event"] == "chunk_done")
     assert done == [("a.mkv", 0), ("b.mkv", 0)] + [("long.mkv", i) for i in range(4)]  # each chunk once, none lost
+
+
+def test_ctrl_c_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
+    out, first, second = tmp_path / "out", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    argv = ["batch", str(clips["inputs"][0]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q", *MODEL]
+    driver = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv, "--ray", "local", "--progress-json", str(first)],
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (first.exists() and '"chunk_done"' in first.read_text()):
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=120) == 130, driver.stderr.read()
+    assert "interrupted" in driver.stderr.read()
+    done_before = sorted(manifest(out)["videos"]["long.mkv"]["chunks_done"])
+    assert 1 <= len(done_before) < 4 and not (out / "long.mkv").exists()
+
+    assert main([*argv, "--ray", "local", "--progress-json", str(second)]) == 0  # on the tests' Ray
+    ev = events(second)
+    assert sorted(str(e["chunk"]) for e in ev if e["event"] == "chunk_skipped") == done_before
+    assert len([e for e in ev if e["event"] == "chunk_done"]) == 4 - len(done_before)
+    assert max_diff(grey(out / "long.mkv"), grey(clips["refs"]["long"])) == 0
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "long.mkv"]
