@@ -197,6 +197,16 @@ def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_pa
     assert max_diff(grey(out / "a.mkv"), grey(reference(clips["inputs"][1], tmp_path / "ref.mkv", kind="mask", smooth="none"))) == 0
 
 
+def test_a_second_run_on_the_same_folder_is_refused(clips, tmp_path, capsys):
+    import socket
+
+    out = tmp_path / "o"
+    (out / ".birefvid-batch").mkdir(parents=True)
+    (out / ".birefvid-batch" / "lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live run: this one
+    assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask") == 2
+    assert "another birefvid batch is writing to" in capsys.readouterr().err and not (out / "a.mkv").exists()
+
+
 def test_existing_output_is_kept_without_overwrite(clips, tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()

@@ -83,3 +83,53 @@ class Manifest:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class RunLock:
+    """One batch at a time per output folder: ``DIR/.birefvid-batch/lock`` holds the host and pid of the run.
+
+    A lock left by a run that died on this host (its pid is gone) is taken over; one from another
+    host cannot be checked, so the error says how to remove it.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = Path(out_dir) / WORK_DIR / "lock"
+        self._held = False
+
+    def acquire(self) -> None:
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._stale(socket.gethostname()):
+                    owner = self.path.read_text().strip() if self.path.exists() else "?"
+                    raise SinkError(f"another birefvid batch is writing to {self.path.parent.parent} (host and pid: {owner}); "
+                                    f"wait for it, or remove {self.path} if that run is gone") from None  # fmt: skip
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me + "\n")
+            self._held = True
+            return
+
+    def _stale(self, host: str) -> bool:
+        """True when the lock names a process of this host that no longer runs."""
+        try:
+            owner_host, pid = self.path.read_text().split()
+            if owner_host != host:
+                return False
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (OSError, ValueError):
+            return False  # unreadable, or a live process we may not signal
+        return False
+
+    def release(self) -> None:
+        if self._held:
+            self.path.unlink(missing_ok=True)
+            self._held = False

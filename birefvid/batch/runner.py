@@ -20,7 +20,7 @@ from .chunk import ChunkTask, chunk_shift
 from .hooks import crash_hook_for
 from .join import join_chunks
 from .local import OnFrames, OnResult
-from .manifest import WORK_DIR, Manifest, fingerprint
+from .manifest import WORK_DIR, Manifest, RunLock, fingerprint
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
 
@@ -120,6 +120,16 @@ def run_batch(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+    lock = RunLock(out_dir)
+    lock.acquire()
+    try:
+        return _run_locked(jobs, out_dir, executor_factory, progress, chunk_frames)
+    finally:
+        lock.release()
+
+
+def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callable[[], Executor], progress: BatchProgress, chunk_frames: Optional[int]) -> dict[str, Any]:
+    """``run_batch`` once it holds the output folder's lock."""
     manifest = Manifest(out_dir)
     plans, todo = [], []
     for job in jobs:
