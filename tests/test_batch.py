@@ -119,6 +119,16 @@ def test_recursive_smoother_is_equal_within_tolerance_across_chunks(clips, tmp_p
     assert max_diff(grey(tmp_path / "o" / "long.mkv"), grey(ref)) <= 2
 
 
+def test_python_api_runs_the_same_batch(clips, tmp_path):
+    from test_batch_media import API_MODEL
+
+    from birefvid.batch.runner import batch_videos
+
+    totals = batch_videos([clips["inputs"][0]], tmp_path / "o", kind="mask", chunk_frames=6, **API_MODEL)
+    assert totals["chunks"] == 4 and totals["frames_done"] == LONG
+    assert max_diff(grey(tmp_path / "o" / "long.mkv"), grey(clips["refs"]["long"])) == 0
+
+
 def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
     out, marker = tmp_path / "out", tmp_path / "crashed"
     long, a = clips["inputs"][0], clips["inputs"][1]

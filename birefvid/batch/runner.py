@@ -209,3 +209,51 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
         else:
             leftover.unlink(missing_ok=True)
     progress.video_done(plan.name, str(plan.output))
+
+
+def executor_for(job: FileJob, ray: Optional[str], *, workers: Optional[int] = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0) -> Callable[[], Executor]:
+    """A factory for the executor: here, one chunk after another (``ray`` None), or Ray actors at ``ray``."""
+
+    def make() -> Executor:
+        if ray is None:
+            from .local import LocalExecutor
+
+            return LocalExecutor(job)
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(job, ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
+
+    return make
+
+
+def batch_videos(
+    inputs: Sequence[str | Path],
+    output_dir: str | Path,
+    *,
+    ext: Optional[str] = None,
+    ray: Optional[str] = None,
+    workers: Optional[int] = None,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    chunk_frames: Optional[int] = DEFAULT_CHUNK_FRAMES,
+    progress: Optional[BatchProgress] = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """``birefvid batch`` from Python: every input video into ``output_dir``; returns the totals.
+
+    ``options`` are ``birefvid.api.build_file_job``'s keywords (kind, model, resolution, smooth,
+    codec, overwrite, ...); ``ray``: None (here), "local", "auto" or "ray://HOST:10001".
+    """
+    from ..api import build_file_job
+
+    out_dir = Path(output_dir)
+    suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
+    jobs = [build_file_job(p, output_for(p, out_dir, suffix), **options) for p in expand_inputs([str(i) for i in inputs])]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    watch = progress or BatchProgress(quiet=True)
+    try:
+        factory = executor_for(jobs[0], ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
+        return run_batch(jobs, out_dir, factory, watch, chunk_frames=chunk_frames)
+    finally:
+        if progress is None:
+            watch.close()

@@ -54,7 +54,7 @@ def check_background(background: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, expand_inputs, output_for, run_batch
+    from ..batch.runner import DEFAULT_EXT, executor_for, expand_inputs, output_for, run_batch
 
     if args.chunk_frames < 0:
         raise ConfigError(f"--chunk-frames must be >= 0, got {args.chunk_frames}")
@@ -78,16 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
         import_ray()  # a missing extra answers before anything is created
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    def executor():  # noqa: ANN202 - LocalExecutor or RayExecutor
-        if args.ray is None:
-            from ..batch.local import LocalExecutor
-
-            return LocalExecutor(jobs[0])
-        from ..batch.ray_executor import RayExecutor
-
-        return RayExecutor(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
-
+    executor = executor_for(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
     progress = BatchProgress(quiet=args.quiet, json_path=args.progress_json, every=args.progress_every)
     try:
         run_batch(jobs, out_dir, executor, progress, chunk_frames=args.chunk_frames or None)
