@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from media import damage_packet
 from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
-from birefvid.batch.plan import overlap_for, plan_chunks, probe_video
+from birefvid.batch.plan import plan_chunks, probe_video
 from birefvid.cli import main
 
 LONG, SHORT = 24, 5  # frames; the long clip has a keyframe every 6 frames -> 4 chunks of 6
