@@ -220,6 +220,26 @@ class EmaSmoother(OnlineSmoother):
         self._cuts.reset()
 
 
+def _median3(x: Tensor, y: Tensor, z: Tensor) -> Tensor:
+    return torch.maximum(torch.minimum(x, y), torch.minimum(torch.maximum(x, y), z))
+
+
+def median_of(stack: Tensor) -> Tensor:
+    """Median over dim 0 (the lower one for an even count), as ``stack.median(dim=0).values``.
+
+    Three or five items (look-ahead windows 1 and 2) go through min/max networks instead: the
+    same values (a median picks one of its inputs), ~4x faster than torch.median on the CPU.
+    """
+    if stack.shape[0] == 3:
+        return _median3(stack[0], stack[1], stack[2])
+    if stack.shape[0] == 5:
+        a, b, c, d, e = stack.unbind(0)
+        low = torch.maximum(torch.minimum(a, b), torch.minimum(c, d))  # neither of the 2 smallest of a..d
+        high = torch.minimum(torch.maximum(a, b), torch.maximum(c, d))  # neither of the 2 largest
+        return _median3(e, low, high)
+    return stack.median(dim=0).values
+
+
 class _Held(NamedTuple):
     """One frame in the look-ahead window: its mask, a key naming the frame, its flow thumbnail."""
 
@@ -291,7 +311,7 @@ class LookaheadSmoother:
         centre = self._buf[self.window]
         stack = torch.stack([self._aligned(centre, held) for held in self._buf])  # (2k+1, 1, 1, H, W)
         if self.mode == "median":
-            return stack.median(dim=0).values
+            return median_of(stack)
         return stack.mean(dim=0)
 
     def _add(self, held: _Held, out: list[Tensor]) -> None:
