@@ -26,7 +26,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                             "'auto' (the cluster this machine belongs to) or ray://HOST:10001; without --ray, videos run here one after another")  # fmt: skip
     scale.add_argument("--workers", type=int, help="Ray workers, each with a loaded model (default: as many as the cluster's resources fit)")
     scale.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each Ray worker reserves (default 1; torch uses that many threads)")
-    scale.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray worker reserves (default 0; 1 for one worker per GPU)")
+    scale.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray worker reserves (default 0, or 1 with --device cuda; 1: one worker per GPU)")
     scale.add_argument("--chunk-frames", type=int, default=1500,
                        help="split videos longer than this into chunks of at least this many frames, at keyframes (default 1500; 0: never split)")  # fmt: skip
     scale.add_argument("--progress-json", help="append progress events (videos, chunks, frames, fps) as JSON lines to this file")
@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
         import_ray()  # a missing extra answers before anything is created
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.ray is not None and args.device.startswith("cuda") and not args.gpus_per_worker:
+        args.gpus_per_worker = 1.0  # a worker told to use CUDA needs a GPU reserved, or Ray hides every GPU from it
     executor = executor_for(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
     progress = BatchProgress(quiet=args.quiet, json_path=args.progress_json, every=args.progress_every)
     try:
