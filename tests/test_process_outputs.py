@@ -399,7 +399,10 @@ def test_cli_writes_output_and_report(tmp_path, scene, pvt_b0_weights, capsys):
     assert job.model.weights == str(pvt_b0_weights)
     resolved = data["resolved"]  # what "auto" and the defaults became on this machine
     assert resolved["device"] == "cpu" and resolved["resolution"] == [64, 64] and resolved["backbone"] == "pvt_v2_b0"
-    assert resolved["precision"] == "float32" and resolved["batch_size"] == 1
+    from birefvid.backends import cpu_has_native_bf16
+
+    assert resolved["backend"] == "torch"  # the suite's default (tests/conftest.py); users get OpenVINO on x86
+    assert resolved["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32") and resolved["batch_size"] == 1
     assert capsys.readouterr().err == ""  # -q: nothing on stderr
 
 
