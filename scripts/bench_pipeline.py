@@ -17,6 +17,12 @@ decoded beforehand (resize to the inference size, normalise, BiRefNet, sigmoid),
 call after a warm-up frame. End-to-end: ``process_video`` with the same Segmenter object (decode,
 segment, default smoothing, foreground estimation, compositing, encoding, audio mux) timed by the
 pipeline itself. Their ratio is what the pipeline around the model costs.
+
+The machine this was written on is shared, so wall-clock figures move with other people's load:
+each round runs half the model-only frames before the pipeline and half after (``--rounds``
+rounds, totals printed, per-round ratios too). The process's own CPU time per frame, model-only
+against end-to-end, is printed beside them: other processes' load does not enter it, and on a
+machine the model keeps busy it is the ratio wall-clock frames/s tends to.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 from fractions import Fraction
@@ -92,6 +99,12 @@ def model_only_seconds(segmenter: Segmenter, frames: list, batch_size: int, repe
     return time.perf_counter() - start
 
 
+def cpu_seconds() -> float:
+    """CPU time this process has used so far, all its threads (model, pipeline stages, encoder) together."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Measure one case: model-only, then end-to-end with the same Segmenter; prints and returns the figures."""
     seg = load_segmenter(case, args.device, args.precision)
@@ -105,15 +118,21 @@ def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespa
     # after it, so a load that changes during the run weighs on both figures alike; figures are
     # totals over the rounds.
     half = len(frames) // 2
-    model_seconds, e2e_seconds, rounds = 0.0, 0.0, []
+    model_seconds, e2e_seconds, model_cpu, e2e_cpu, rounds = 0.0, 0.0, 0.0, 0.0, []
     stage_seconds: dict[str, float] = {}
     for _ in range(args.rounds):
+        cpu = cpu_seconds()
         m = model_only_seconds(seg, frames[:half], batch, args.repeats)
+        model_cpu += cpu_seconds() - cpu
+        cpu = cpu_seconds()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / f"bench{SUFFIX[kind]}"
             report = process_video(str(clip), out, kind=kind, segmenter=seg, batch_size=batch, smooth=args.smooth,
                                    background="#336699" if kind == "composite" else None)  # fmt: skip
+        e2e_cpu += cpu_seconds() - cpu
+        cpu = cpu_seconds()
         m += model_only_seconds(seg, frames[half:], batch, args.repeats)
+        model_cpu += cpu_seconds() - cpu
         assert report["frames"] == len(frames), report["frames"]
         model_seconds += m
         e2e_seconds += report["wall_seconds"]
@@ -128,9 +147,14 @@ def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespa
     print(f"  model-only   frames/s  {model_fps:8.3f}")
     print(f"  end-to-end   frames/s  {e2e_fps:8.3f}")
     print(f"  end-to-end / model     {e2e_fps / model_fps:8.3f}")
+    model_cpu_frame = model_cpu / (args.rounds * args.repeats * len(frames))
+    e2e_cpu_frame = e2e_cpu / (args.rounds * len(frames))
+    print(f"  CPU s per frame        model-only {model_cpu_frame:.3f}, end-to-end {e2e_cpu_frame:.3f}, "
+          f"model / end-to-end {model_cpu_frame / e2e_cpu_frame:.3f}  (load on other processes does not count here)")  # fmt: skip
     print(f"  stage busy time        {stages}; wall {e2e_seconds / args.rounds:.2f}s  (per run, mean of {args.rounds})")
     print("  per round (model, e2e, ratio)  " + "; ".join(f"{m:.3f}, {e:.3f}, {e / m:.3f}" for m, e in rounds))
-    return {"case": name, "model_fps": model_fps, "e2e_fps": e2e_fps, "ratio": e2e_fps / model_fps, "stages": stage_seconds}
+    return {"case": name, "model_fps": model_fps, "e2e_fps": e2e_fps, "ratio": e2e_fps / model_fps, "stages": stage_seconds,
+            "cpu_ratio": model_cpu_frame / e2e_cpu_frame}  # fmt: skip
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -162,10 +186,10 @@ def main(argv: Optional[list[str]] = None) -> None:
             clip = Path(tmp) / "clip720.mp4"
             make_clip_file(clip, args.frames)
             results = [run_case(name, CASES[name], clip, args) for name in args.cases.split(",")]
-    print("\n| case | model-only frames/s | end-to-end frames/s | end-to-end / model |")
-    print("| --- | --- | --- | --- |")
+    print("\n| case | model-only frames/s | end-to-end frames/s | end-to-end / model | CPU per frame, model / end-to-end |")
+    print("| --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['case']} | {r['model_fps']:.3f} | {r['e2e_fps']:.3f} | {r['ratio']:.3f} |")
+        print(f"| {r['case']} | {r['model_fps']:.3f} | {r['e2e_fps']:.3f} | {r['ratio']:.3f} | {r['cpu_ratio']:.3f} |")
 
 
 if __name__ == "__main__":
