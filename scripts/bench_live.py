@@ -45,13 +45,15 @@ def write_clip(path: Path, size: tuple[int, int], fps: int, seconds: float) -> P
 
 
 def segmenter(name: str, side: int, backend: str, precision: str) -> Segmenter:
-    """``tiny``, or a backbone with random weights, on the CPU with this backend and precision (exported up front)."""
+    """``tiny``, or a backbone with random weights, on the CPU with this backend and precision.
+
+    Not prepared here: the live runner compiles the engine on its niced warm-up thread, before the run's clock starts.
+    """
     if name == "tiny":
         seg = Segmenter("tiny", device="cpu", precision=precision, resolution=side, backend=backend)
     else:
         torch.manual_seed(0)
         seg = Segmenter(module=BiRefNet(name), device="cpu", precision=precision, resolution=side, backend=backend)
-    seg.prepare(side, side)  # an ONNX export is a one-off cost, not part of the live run
     return seg
 
 

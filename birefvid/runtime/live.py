@@ -14,6 +14,7 @@ display starts, so no unmasked picture is ever shown.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -350,6 +351,31 @@ def lower_thread_priority(niceness: int = MODEL_NICENESS) -> None:
             log.debug("could not lower the model thread's priority: %s", exc)
 
 
+def run_niced(work: Callable[[], None]) -> None:
+    """Run ``work`` to completion on a short-lived niced thread, re-raising its error here.
+
+    The first model calls start the engine's worker threads (OpenVINO's pool is created when the
+    model compiles, torch's OpenMP team on first use); started from a niced thread they stay niced
+    for the whole run, so they never delay a frame on its way to the display.
+    """
+    errors: list[BaseException] = []
+    context = contextvars.copy_context()  # option naming (CLI vs API) follows the caller
+
+    def target() -> None:
+        lower_thread_priority()
+        try:
+            with torch.inference_mode():
+                context.run(work)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="birefvid-live-warm-up", daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
 def run_live_job(
     job: LiveJob,
     *,
@@ -399,11 +425,13 @@ def run_live_job(
                 first = runner.source.read(spec.read_timeout)
                 if first is None:
                     raise SourceError(str(source.error) if source.error else f"no frame from {spec.source} within {spec.read_timeout:g} s")
-                try:
+                def warm_up() -> None:
                     if job.latency_budget_ms is not None:
-                        ceiling = max(seg.resolution)
-                        choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, ceiling)
+                        choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, max(seg.resolution))
                     runner.model.segment(first)
+
+                try:
+                    run_niced(warm_up)
                 except (BirefvidError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # the model's own failure: one line, named as the model thread's would be
