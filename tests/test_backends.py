@@ -96,7 +96,10 @@ def test_exports_are_cached_per_weights_and_size(b0):
 def test_auto_backend_and_precision(monkeypatch):
     monkeypatch.setenv("BIREFVID_BACKEND", "torch")
     assert choose_backend("auto", CPU) == "torch"
+    monkeypatch.setenv("BIREFVID_BACKEND", "auto")  # the same as unset
+    auto_env = choose_backend("auto", CPU)
     monkeypatch.delenv("BIREFVID_BACKEND")
+    assert choose_backend("auto", CPU) == auto_env
     import platform
 
     expected = "openvino" if platform.machine().lower() in ("x86_64", "amd64") else "torch"

@@ -47,8 +47,8 @@ def _x86() -> bool:
 def choose_backend(backend: str, device: torch.device) -> str:
     """Resolve ``auto`` (``$BIREFVID_BACKEND``, else OpenVINO on x86 CPUs, else torch); check the choice works here."""
     if backend == "auto":
-        wanted = os.environ.get(BACKEND_ENV, "").strip()
-        if wanted and device.type == "cpu":
+        wanted = os.environ.get(BACKEND_ENV, "").strip().lower()
+        if wanted not in ("", "auto") and device.type == "cpu":
             backend = wanted
         elif device.type == "cpu" and _x86() and _installed("openvino") and _installed("onnxscript"):
             return "openvino"
