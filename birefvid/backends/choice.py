@@ -1,7 +1,7 @@
 """What "auto" means for the backend and the precision on this machine.
 
-Measured with ``birefvid bench`` on an x86 CPU with AVX-512 BF16 (see the README): OpenVINO runs
-the exported model 2-4x faster than eager PyTorch, and bf16 another 1.5x. PyTorch stays the
+Measured with ``birefvid bench`` on an x86 CPU with AVX-512 BF16 (see the README; Swin-T at 512²):
+OpenVINO runs the export 2.5x faster than eager PyTorch in fp32, and bf16 another 1.6-1.8x. PyTorch stays the
 engine on CUDA and MPS, where it has the kernels (and CUDA streams) we rely on.
 """
 
