@@ -143,7 +143,7 @@ def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespa
     e2e_fps = args.rounds * len(frames) / e2e_seconds
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in stage_seconds.items())
     print(f"\n[{name}] {seg.name} ({seg.backbone}) at {seg.resolution[0]}x{seg.resolution[1]}, {size} x {len(frames)} frames, "
-          f"--output {kind}, smooth {args.smooth}, {seg.device} {str(seg.dtype).removeprefix('torch.')}, batch {batch}")  # fmt: skip
+          f"--output {kind}, smooth {args.smooth}, {seg.device} {seg.backend} {seg.precision}, batch {batch}")  # fmt: skip
     print(f"  model-only   frames/s  {model_fps:8.3f}")
     print(f"  end-to-end   frames/s  {e2e_fps:8.3f}")
     print(f"  end-to-end / model     {e2e_fps / model_fps:8.3f}")
