@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "BIREFVID_CACHE_DIR"
 OPSET = 18
-GRAPH_VERSION = 3  # bump when the exported graph changes (e.g. how the deformable convolution is built)
+GRAPH_VERSION = 4  # bump when the exported graph changes (e.g. how the deformable convolution is built)
 
 
 def cache_dir() -> Path:
