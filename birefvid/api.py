@@ -73,6 +73,7 @@ def build_file_job(
     crf: Optional[int] = None,
     bitrate: Optional[str] = None,
     pix_fmt: Optional[str] = None,
+    preset: Optional[str] = None,
     audio: bool = True,
     overwrite: bool = False,
     decoder: str = "pyav",
@@ -91,7 +92,7 @@ def build_file_job(
         output=OutputSpec(
             str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,
-            audio=audio, overwrite=overwrite,
+            preset=preset, audio=audio, overwrite=overwrite,
         ),
         model=model_spec,
         inference=inference,

@@ -166,6 +166,7 @@ class OutputSpec:
     crf: Optional[int] = None
     bitrate: Optional[str] = None
     pix_fmt: Optional[str] = None
+    preset: Optional[str] = None
     audio: bool = True
     overwrite: bool = False
 

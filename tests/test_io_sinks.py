@@ -184,6 +184,35 @@ def test_crf_bitrate_and_codec_overrides(tmp_path):
     assert _err(np.stack(read_video(tmp_path / "g.mkv", "gray").images), masks)[0] <= 2
 
 
+def _x264_settings(path: Path) -> str:
+    """The settings x264 writes into its stream (an SEI message: 'options: ... subme=2 ...')."""
+    data = path.read_bytes()
+    start = data.index(b"options: ")
+    return data[start : data.index(b"\x00", start)].decode("ascii", "replace")
+
+
+def test_x264_defaults_to_veryfast_and_preset_overrides(tmp_path):
+    info = _info()
+    _write(tmp_path / "d.mp4", "rgb", info, list(range(3)))
+    _write(tmp_path / "m.mp4", "rgb", info, list(range(3)), preset="medium")
+    default, medium = _x264_settings(tmp_path / "d.mp4"), _x264_settings(tmp_path / "m.mp4")
+    assert "subme=2" in default and " ref=1 " in default  # what x264's veryfast preset sets
+    assert "subme=7" in medium and " ref=3 " in medium  # and medium
+    assert len(read_video(tmp_path / "d.mp4").pts) == 3
+
+
+def test_prores_runs_at_a_fixed_quantiser_set_by_crf(tmp_path):
+    info = _info()
+    images = _write(tmp_path / "q2.mov", "alpha", info, list(range(3)))  # default quantiser 2
+    _write(tmp_path / "q12.mov", "alpha", info, list(range(3)), crf=12)
+    assert (tmp_path / "q12.mov").stat().st_size < (tmp_path / "q2.mov").stat().st_size
+    _, alpha, pix_fmt = read_alpha(tmp_path / "q2.mov")
+    assert pix_fmt.startswith("yuva444p")
+    assert _err(alpha, images[..., 3])[0] <= 1  # the alpha plane is not what the quantiser coarsens
+    _, mean_rgb = _err(np.stack(read_video(tmp_path / "q2.mov").images)[..., :3], images[..., :3])
+    assert mean_rgb < 2
+
+
 def test_pts_none_are_filled_from_rate(tmp_path):
     info = _info(tb=Fraction(1, 1000))
     _write(tmp_path / "n.mkv", "rgb", info, [None, None, None])
@@ -204,6 +233,9 @@ def test_pts_none_are_filled_from_rate(tmp_path):
         ("a.mp4", "rgb", {"bitrate": "fast"}, "is not a bitrate"),
         ("seq", "alpha", {"codec": "prores_ks"}, "image sequences are always PNG"),
         ("a.mov", "matte", {}, "unknown output kind"),
+        ("a.mp4", "rgb", {"preset": "quick"}, "unknown preset 'quick' for libx264; expected one of: ultrafast"),
+        ("a.mkv", "alpha", {"preset": "fast"}, "ffv1 has no speed presets"),
+        ("a.mov", "alpha", {"crf": 0}, r"ProRes quantiser \(--crf\) must be 1"),
     ],
 )
 def test_bad_requests(tmp_path, name, kind, kw, match):

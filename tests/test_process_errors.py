@@ -125,6 +125,19 @@ def test_alpha_into_mp4_is_refused(tmp_path, capsys, run, clip):
     assert_nothing_written(tmp_path)
 
 
+def test_unknown_preset_is_refused(tmp_path, capsys, run, clip):
+    code = run(clip, "-o", tmp_path / "g.mp4", "--output", "green", "--preset", "turbo")
+    one_error_line(capsys, code, "unknown preset 'turbo' for libx264", "veryfast")
+    assert_nothing_written(tmp_path)
+
+
+def test_preset_reaches_the_encoder(tmp_path, capsys, run, clip):
+    assert run(clip, "-o", tmp_path / "g.mp4", "--output", "green", "--preset", "ultrafast") == 0
+    data = (tmp_path / "g.mp4").read_bytes()
+    settings = data[data.index(b"options: ") :][:600]
+    assert b"subme=0" in settings and b"me=dia" in settings  # x264's ultrafast settings
+
+
 def test_existing_output_needs_overwrite(tmp_path, capsys, run, clip):
     out = tmp_path / "out.mkv"
     out.write_bytes(b"keep me")

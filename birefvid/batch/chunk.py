@@ -127,7 +127,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
         source = stack.enter_context(ChunkSource(job.source.input, chunk))
         info = source.info
         inner = open_sink(path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
-                          pix_fmt=out.pix_fmt, audio_from=None, audio=False, overwrite=True)  # fmt: skip
+                          pix_fmt=out.pix_fmt, preset=out.preset, audio_from=None, audio=False, overwrite=True)  # fmt: skip
         sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts, chunk_shift(path, chunk)))
         background = None
         if out.kind == "composite":

@@ -53,7 +53,8 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     add_smoothing_options(parser, default="lookahead")
     enc = parser.add_argument_group("encoding")
     enc.add_argument("--codec", help="override the container's default codec (e.g. prores_ks, libvpx-vp9, ffv1, libx264, h264_nvenc)")
-    enc.add_argument("--crf", type=int, help="constant-quality value for x264/VP9")
+    enc.add_argument("--crf", type=int, help="constant quality: x264/x265/VP9 CRF, NVENC CQ, ProRes quantiser (1 best; default 2)")
+    enc.add_argument("--preset", help="x264/x265 speed preset (default veryfast; medium makes smaller files, slower), NVENC p1-p7")
     enc.add_argument("--bitrate", help="target bitrate, e.g. 8M (instead of --crf)")
     enc.add_argument("--pix-fmt", help="override the pixel format (e.g. yuva444p10le)")
     enc.add_argument("--no-audio", action="store_true", help="drop the audio track")
@@ -75,5 +76,5 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         backend=args.backend, background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
         foreground=not args.no_foreground, smooth=args.smooth, smooth_window=args.smooth_window,
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
-        audio=not args.no_audio, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
+        preset=args.preset, audio=not args.no_audio, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
     )  # fmt: skip

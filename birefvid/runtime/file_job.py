@@ -79,7 +79,8 @@ def run_file_job(
         info = source.info
         sink = open_sink(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
-            pix_fmt=out.pix_fmt, audio_from=src.input if out.audio else None, audio=out.audio, overwrite=out.overwrite,
+            pix_fmt=out.pix_fmt, preset=out.preset, audio_from=src.input if out.audio else None, audio=out.audio,
+            overwrite=out.overwrite,
         )  # fmt: skip
         stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
