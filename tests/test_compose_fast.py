@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from birefvid.compose import box_mean, estimate_foreground
 from birefvid.compose.compositor import Compositor, fit_alphas
-from birefvid.compose.resample import resize
+from birefvid.compose.resample import resize, resize_uint8
 
 
 def _channels_last(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -125,3 +125,22 @@ def test_band_compositing_matches_full_frame_ops(kind: str, foreground: bool) ->
         want, got = want.masked_fill(clear, 0), got.masked_fill(clear, 0)
     assert got.shape == want.shape and got.dtype == torch.uint8
     assert (got.int() - want.int()).abs().max() <= 1
+
+
+def test_uint8_thumbnails_match_the_float_area_resize():
+    frames = torch.randint(0, 256, (2, 72, 128, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # channel-last, as decoded
+    small = resize_uint8(frames, (9, 16))
+    assert small.shape == (2, 3, 9, 16) and small.dtype == torch.uint8
+    expected = F.interpolate(frames.float(), size=(9, 16), mode="area")
+    assert (small.float() - expected).abs().max() <= 0.5 + 1e-4  # rounded to the nearest byte
+
+
+@pytest.mark.parametrize("small,size", [((3, 24, 43), (72, 128)), ((3, 17, 31), (50, 93)), ((3, 72, 128), (72, 128))])
+def test_band_difference_equals_the_full_upsample_at_band_pixels(small, size):
+    from birefvid.compose.band import _difference_at
+
+    difference = torch.rand(small) * 2 - 1
+    where = torch.randperm(size[0] * size[1])[:500]
+    full = resize(difference[None], size, "bilinear")[0]  # what the band used to read from
+    expected = full.reshape(3, -1)[:, where].t()
+    assert torch.allclose(_difference_at(difference, where, size), expected, atol=1e-5)

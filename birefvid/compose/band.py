@@ -50,7 +50,30 @@ def _subject(images: Tensor, difference: Optional[Tensor], i: int, where: Tensor
     source = _gather(images[i], where).float().div_(255.0)
     if difference is None:
         return source
-    return source.add_((1.0 - a) * _gather(difference[i], where)).clamp_(0.0, 1.0)
+    d = _difference_at(difference[i], where, (images.shape[-2], images.shape[-1]))
+    return source.add_((1.0 - a) * d).clamp_(0.0, 1.0)
+
+
+def _difference_at(difference: Tensor, where: Tensor, size: tuple[int, int]) -> Tensor:
+    """The difference D (3, h, w) upsampled to ``size``, at the band pixels ``where`` only: (k, 3).
+
+    Bilinear with half-pixel centres and clamped edges, as OpenCV's INTER_LINEAR (our ``resize``)
+    would give on the whole frame; sampling the few percent of pixels on the band saves a
+    full-size 3-channel float upsample per frame (~3 ms at 720p on one core).
+    """
+    small_h, small_w = difference.shape[-2:]
+    h, w = size
+    if (small_h, small_w) == (h, w):
+        return _gather(difference, where)
+    sy = (((where // w).float() + 0.5) * (small_h / h) - 0.5).clamp_(0.0, small_h - 1)
+    sx = (((where % w).float() + 0.5) * (small_w / w) - 0.5).clamp_(0.0, small_w - 1)
+    y0, x0 = sy.long(), sx.long()  # floor: both are >= 0
+    y1, x1 = (y0 + 1).clamp_(max=small_h - 1), (x0 + 1).clamp_(max=small_w - 1)
+    wy, wx = (sy - y0).unsqueeze(1), (sx - x0).unsqueeze(1)
+    rows = difference.permute(1, 2, 0).reshape(-1, difference.shape[0])  # small: a copy at most
+    top = torch.lerp(rows[y0 * small_w + x0], rows[y0 * small_w + x1], wx)
+    bottom = torch.lerp(rows[y1 * small_w + x0], rows[y1 * small_w + x1], wx)
+    return torch.lerp(top, bottom, wy)
 
 
 def _to_uint8(x: Tensor) -> Tensor:
@@ -104,8 +127,6 @@ def composite_band(
         raise ValueError(f"composite_band takes uint8 frames and background, got {images.dtype} and {background.dtype}")
     n, _, h, w = images.shape
     out = _select(images, alphas[:, 0] < 0.5, background)
-    if difference is not None and tuple(difference.shape[-2:]) != (h, w):
-        difference = resize(difference, (h, w), "bilinear")
     for i in range(n):
         where, a = _band_pixels(alphas, i)
         if where.numel() == 0:
@@ -151,8 +172,6 @@ def rgba_band(
     else:
         out = torch.cat([rgb, alpha.unsqueeze(-1)], dim=-1)
     if difference is not None:
-        if tuple(difference.shape[-2:]) != (h, w):
-            difference = resize(difference, (h, w), "bilinear")
         for i in range(n):
             where, a = _band_pixels(alphas, i)
             if where.numel():

@@ -48,3 +48,16 @@ def _resize_one(item: Tensor, size: tuple[int, int], interpolation: int) -> Tens
     hwc = np.ascontiguousarray(item.permute(1, 2, 0).numpy())  # free when the frame is channel-last already
     out = cv2.resize(hwc, (size[1], size[0]), interpolation=interpolation)
     return torch.from_numpy(out.reshape(size[0], size[1], channels)).permute(2, 0, 1)
+
+
+def resize_uint8(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Area-shrink uint8 CPU frames (N, 3, H, W) with OpenCV; the result is (N, 3, h, w), channel-last in memory.
+
+    For thumbnails: shrinking the bytes avoids a full-size float copy of each frame.
+    """
+    h, w = int(size[0]), int(size[1])
+    out = [
+        cv2.resize(np.ascontiguousarray(item.permute(1, 2, 0).numpy()), (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
+        for item in x
+    ]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Optional, Protocol
 import torch
 from torch import Tensor
 
-from ..compose.resample import resize
+from ..compose.resample import resize, resize_uint8
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -51,6 +51,10 @@ def _small(images: Tensor) -> Tensor:
         images = images.unsqueeze(0)
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must have shape (N, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
+    if images.dtype == torch.uint8 and images.device.type == "cpu":
+        # shrink the uint8 pixels first: converting a 720p frame to float cost ~5 ms, the area resize of
+        # the bytes ~0.3 ms; the thumbnail differs by < 1/255 from the float route, far below any cut
+        return resize_uint8(images, _CUT_SIZE).float().div_(255.0)
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     return resize(x, _CUT_SIZE, "area")  # OpenCV on the CPU: ~10x faster than adaptive_avg_pool2d there
 
