@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -149,3 +151,32 @@ def test_block_policy_put_gives_up_when_stopped():
 def test_queue_size_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         StageQueue(0, threading.Event())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_niced_threads_run_at_the_lowest_priority_and_the_others_do_not():
+    seen: dict[str, int] = {}
+
+    def note(name: str) -> None:
+        seen[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def source():
+        note("decode")
+        yield from range(3)
+
+    class Noting:
+        name = "double"
+
+        def process(self, item):
+            note("double")
+            yield item
+
+        def finish(self):
+            return iter(())
+
+    out: list = []
+    _run_with_deadline(lambda: run_stages(source(), [Noting()], lambda x: (note("encode"), out.append(x)), niced=("decode", "encode")))
+    assert out == [0, 1, 2]
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert seen == {"decode": 19, "double": base, "encode": 19}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the caller's thread is untouched

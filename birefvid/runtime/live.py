@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob
 from ..temporal import Smoother, make_smoother
 from ..temporal.flow import MaskCarrier
 from .live_stats import LiveStats
+from .priority import MODEL_NICENESS, lower_thread_priority  # noqa: F401 - MODEL_NICENESS is part of this module's API
 from .segmenter import Segmenter
 from .stages import _EOS, StageQueue
 from .video_job import to_sink_layout
@@ -331,24 +331,6 @@ class LiveRunner:
             if isinstance(error, BirefvidError):
                 raise error
             raise PipelineError(stage, f"{type(error).__name__}: {error}") from error
-
-
-MODEL_NICENESS = 10
-
-
-def lower_thread_priority(niceness: int = MODEL_NICENESS) -> None:
-    """Make the calling thread (and the worker threads it starts) yield the CPU to the display path.
-
-    On Linux a thread has its own nice value and threads it creates inherit it, so the model's
-    OpenMP team, started from this thread, runs niced too: the model may use every core, yet a
-    frame to display never waits behind it. Elsewhere this is a no-op (the display may then
-    stutter when the model saturates the CPU).
-    """
-    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id") and os.uname().sysname == "Linux":
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-        except OSError as exc:  # not permitted in some containers: run at normal priority
-            log.debug("could not lower the model thread's priority: %s", exc)
 
 
 def run_niced(work: Callable[[], None]) -> None:

@@ -14,9 +14,10 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Protocol, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Optional, Protocol, Sequence
 
 from ..errors import BirefvidError, PipelineError
+from .priority import HELPER_NICENESS, lower_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,16 @@ def _timed(iterable: Iterable[Any], name: str, times: StageTimes) -> Iterator[An
         yield item
 
 
+def _at_low_priority(target: Callable[..., None]) -> Callable[..., None]:
+    """``target``, run at the helpers' low priority on whatever thread calls it."""
+
+    def run(*args: Any) -> None:
+        lower_thread_priority(HELPER_NICENESS)
+        target(*args)
+
+    return run
+
+
 def run_stages(
     source: Iterable[Any],
     stages: Sequence[Stage],
@@ -111,8 +122,13 @@ def run_stages(
     queue_size: int = 4,
     policy: DropPolicy = "block",
     stop: Optional[threading.Event] = None,
+    niced: Collection[str] = (),
 ) -> StageTimes:
-    """Run ``source`` -> ``stages`` -> ``consume`` on threads until the source ends or an error occurs."""
+    """Run ``source`` -> ``stages`` -> ``consume`` on threads until the source ends or an error occurs.
+
+    Threads whose name (``source_name``, a stage's ``name``, ``consumer_name``) is in ``niced`` run
+    at the lowest priority (Linux), with any threads they start (an encoder's, for instance).
+    """
     stop = stop or threading.Event()
     times = StageTimes()
     queues = [StageQueue(queue_size, stop, policy) for _ in range(len(stages) + 1)]
@@ -162,7 +178,8 @@ def run_stages(
         # each stage runs in a copy of the caller's context, so context variables (how error
         # messages name options) hold on every thread
         context = contextvars.copy_context()
-        return threading.Thread(target=context.run, args=(target, *args), name=f"birefvid-{name}", daemon=True)
+        run = _at_low_priority(target) if name in niced else target
+        return threading.Thread(target=context.run, args=(run, *args), name=f"birefvid-{name}", daemon=True)
 
     threads = [thread(source_name, produce)]
     for i, stage in enumerate(stages):

@@ -182,6 +182,10 @@ def run_video_job(
         encode,
         queue_size=queue_size,
         stop=stop,
+        # On a CPU the model's parallel regions wait for their slowest thread: a helper that takes a
+        # core from one of them stalls them all, so the helpers run at the lowest priority and fill
+        # the model's gaps instead (the bounded queues make it yield when they run dry or fill up).
+        niced=("decode", "compose", "encode") if segmenter.device.type == "cpu" else (),
     )
     if stop is not None and stop.is_set():
         # run_stages ends quietly when the caller sets ``stop``; in file mode that is an interruption,
