@@ -1,6 +1,6 @@
 """BiRefNet to ONNX with standard operators only, and a cache of exports per weights, size and batch.
 
-The decoder's deformable convolution exports as ``GridSample`` + ``MatMul`` (see
+The decoder's deformable convolution exports as ``GridSample`` + a 1x1 ``Conv`` in row bands (see
 ``models/deform.py``), so the file loads in any ONNX runtime without custom operators. Exports take
 20-90 s on a 2-core CPU, so each (weights, input size, batch) is exported once and kept in
 ``$BIREFVID_CACHE_DIR`` (default ``~/.cache/birefvid``), written to a temporary name and renamed.
