@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from birefvid.backends import cached_onnx, choose_backend, choose_precision, export_onnx
+from birefvid.backends.export import cached_onnx_path
 from birefvid.cli import main
 from birefvid.errors import ConfigError
 from birefvid.models import BiRefNet
@@ -87,10 +88,11 @@ def test_exports_are_cached_per_weights_and_size(b0):
     path, seconds = cached_onnx(b0, (64, 64))  # an earlier test may have exported it already
     again, seconds_again = cached_onnx(b0, (64, 64))
     assert again == path and seconds_again is None
+    assert cached_onnx_path(b0, (64, 64)) == path
     other = BiRefNet("pvt_v2_b0").eval()
     other.load_state_dict({k: v + 1e-3 if v.is_floating_point() else v for k, v in b0.state_dict().items()})
-    assert cached_onnx(other, (64, 64))[0] != path  # other weights, other file
-    assert cached_onnx(b0, (96, 64))[0] != path  # other size, other file
+    # other weights, size or batch: another file (the path alone; each export costs ~15 s here)
+    assert len({path, cached_onnx_path(other, (64, 64)), cached_onnx_path(b0, (96, 64)), cached_onnx_path(b0, (64, 64), batch=2)}) == 4
 
 
 def test_auto_backend_and_precision(monkeypatch):

@@ -84,14 +84,20 @@ def _quiet(*loggers: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
+def cached_onnx_path(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> Path:
+    """Where the export of ``model`` at (h, w) = ``size`` is kept: one file per weights, size, batch and graph."""
+    backbone = getattr(model, "backbone_name", "model")
+    name = f"birefnet-{backbone}-{weights_digest(model)}-{size[0]}x{size[1]}-b{batch}-v{__version__}-g{GRAPH_VERSION}-op{OPSET}.onnx"
+    return cache_dir() / "onnx" / name
+
+
 def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> tuple[Path, Optional[float]]:
     """The cached export of ``model`` at (h, w) = ``size``, exporting it first if needed.
 
     Returns (path, seconds the export took now, or None when it came from the cache).
     """
     backbone = getattr(model, "backbone_name", "model")
-    name = f"birefnet-{backbone}-{weights_digest(model)}-{size[0]}x{size[1]}-b{batch}-v{__version__}-g{GRAPH_VERSION}-op{OPSET}.onnx"
-    path = cache_dir() / "onnx" / name
+    path = cached_onnx_path(model, size, batch)
     if path.is_file():
         return path, None
     log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent)
