@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
@@ -27,16 +27,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_seconds(fn: Callable[[], Any], runs: int, device: torch.device) -> float:
-    """Median wall time of ``runs`` calls (after the caller's warm-up)."""
-    times = []
+def alternating_medians(fns: Sequence[Callable[[], Any]], runs: int, device: torch.device) -> list[float]:
+    """Median wall time of each of ``fns`` over ``runs`` rounds, calling them in turn each round.
+
+    Alternating (rather than all runs of one, then all of the other) lets both see the same load
+    on a shared machine, so their ratio holds even when the load drifts during the benchmark.
+    """
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, record in zip(fns, times):
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            record.append(time.perf_counter() - start)
+    return [statistics.median(record) for record in times]
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -61,15 +66,18 @@ def measure_model(segmenter: Segmenter, reference: torch.nn.Module, frames: torc
     x = segmenter.preprocess(frames, torch.float32)
     reference = reference.to(device, torch.float32).eval()
     total_flops = count_flops(reference, x)
-    with torchvision_deform():
-        ref_logits = reference(x)  # also the reference's warm-up
-        reference_s = median_seconds(lambda: reference(x), runs, device)
-    del reference
     export_before = segmenter.engine.export_seconds
     segmenter.prepare(*frames.shape[2:])  # export + compile, outside the timing
     model_input = x.to(segmenter.engine.input_dtype)
-    logits = segmenter.engine(model_input)  # warm-up
-    seconds = median_seconds(lambda: segmenter.engine(model_input), runs, device)
+
+    def run_reference() -> torch.Tensor:
+        with torchvision_deform():
+            return reference(x)
+
+    ref_logits = run_reference()  # the warm-ups
+    logits = segmenter.engine(model_input)
+    reference_s, seconds = alternating_medians([run_reference, lambda: segmenter.engine(model_input)], runs, device)
+    del reference
     diff = (torch.sigmoid(logits.float()) - torch.sigmoid(ref_logits.float())).abs()
     gflop = total_flops / batch / 1e9
     fps, reference_fps = batch / seconds, batch / reference_s

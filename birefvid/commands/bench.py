@@ -23,7 +23,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--precision", default="auto", choices=PRECISIONS, help="precision of the measured path (default auto)")
     model.add_argument("--backend", default="auto", choices=BACKENDS, help="engine of the measured path (default auto)")
     run = parser.add_argument_group("run")
-    run.add_argument("--runs", type=int, default=3, help="timed model calls per path; the median counts (default 3)")
+    run.add_argument("--runs", type=int, default=3, help="timed model calls per path, alternating between the paths; the median counts (default 3)")
     run.add_argument("--clip-size", default="1280x720", help="end-to-end clip size WxH (default 1280x720)")
     run.add_argument("--clip-frames", type=int, default=16, help="end-to-end clip length; 0 skips the end-to-end run (default 16)")
     run.add_argument("--output", choices=OUTPUT_KINDS, default="alpha", help="end-to-end output kind (default alpha)")
