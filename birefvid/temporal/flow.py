@@ -83,9 +83,9 @@ def flow_thumbnail(image_rgb: Union[np.ndarray, Tensor], max_side: int = 160) ->
         x = image_rgb[0] if image_rgb.ndim == 4 and image_rgb.shape[0] == 1 else image_rgb
         if x.ndim != 3 or x.shape[0] != 3 or x.dtype != torch.uint8:
             raise ValueError(f"a torch frame must be uint8 (3, H, W) or (1, 3, H, W) RGB, got {_describe(image_rgb)}")
-        h, w = _thumb_size(x.shape[1], x.shape[2], max_side)
         if x.device.type == "cpu":  # OpenCV on the bytes (a view when the frame is channel-last): no float copy
             return flow_thumbnail(np.ascontiguousarray(x.permute(1, 2, 0).numpy()), max_side)
+        h, w = _thumb_size(x.shape[1], x.shape[2], max_side)
         small = F.interpolate(x[None].float(), size=(h, w), mode="area")[0]
         gray = (small * small.new_tensor(_GRAY).view(3, 1, 1)).sum(0)
         return gray.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
