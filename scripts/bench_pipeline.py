@@ -108,12 +108,12 @@ def cpu_seconds() -> float:
 def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Measure one case: model-only, then end-to-end with the same Segmenter; prints and returns the figures."""
     seg = load_segmenter(case, args.device, args.precision)
-    batch = args.batch_size or (4 if seg.device.type == "cuda" else 1)
     kind = case["output"]
     with open_source(str(clip)) as source:
         frames = list(source)
         size = f"{source.info.width}x{source.info.height}"
-    seg.predict(FrameBatch.from_frames(frames[:1]).images, frame_size=False)  # warm-up
+        batch = args.batch_size or seg.file_batch_size(source.info.height, source.info.width)  # what process picks
+    seg.predict(FrameBatch.from_frames(frames[:batch]).images, frame_size=False)  # warm-up
     # The machine is shared: each round runs half the model-only frames before the pipeline and half
     # after it, so a load that changes during the run weighs on both figures alike; figures are
     # totals over the rounds.
@@ -168,7 +168,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--output", default=None, choices=sorted(SUFFIX))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="frames per model call, both runs (default: what process picks)")
     parser.add_argument("--smooth", default="lookahead")
     parser.add_argument("--repeats", type=int, default=1, help="model-only passes over the frames per round")
     parser.add_argument("--rounds", type=int, default=2, help="model-only / end-to-end rounds, alternating")

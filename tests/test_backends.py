@@ -140,3 +140,17 @@ def test_cli_names_a_backend_that_cannot_run_here(pvt_b0_weights, tmp_path, caps
     assert code == 2
     assert err.count("\n") == 0 and "--backend onnxruntime runs fp32 only" in err, err
     assert not (tmp_path / "o.mkv").exists()
+
+
+def test_openvino_runs_a_batch_on_parallel_streams_in_order(b0):
+    """A batch runs on OpenVINO's throughput streams: same alphas as frame by frame, in the batch's order."""
+    need_module("openvino", "openvino")
+    frames = _frames(n=5, seed=3)
+    seg = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino")
+    one_by_one = torch.cat([seg.predict(frames[i : i + 1]) for i in range(5)])
+    assert seg.file_batch_size(72, 96) >= 1  # OpenVINO's streams for this machine (2 on 2 cores)
+    batched = seg.predict(frames)
+    assert float((batched - one_by_one).abs().max()) < 1e-4
+    assert float((batched[1:] - one_by_one[:-1]).abs().max()) > 0.01  # the frames differ, so order is checked
+    last = seg.predict(frames[:1])  # a lone frame once batches run: the same streams
+    assert float((last - one_by_one[:1]).abs().max()) < 1e-4

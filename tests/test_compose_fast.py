@@ -87,7 +87,11 @@ def test_compositor_takes_mattes_at_the_model_size() -> None:
     for kind in ("alpha", "green", "mask"):
         for foreground in (False, True):
             comp = Compositor(kind, foreground=foreground, key=(0, 177, 64))
-            assert torch.equal(comp(u8, small), comp(u8, big)), (kind, foreground)
+            from_small, from_big = comp(u8, small), comp(u8, big)
+            if foreground and kind != "mask":  # the foreground estimate starts from the matte as given
+                assert (from_small.int() - from_big.int()).abs().max() <= 1, kind
+            else:
+                assert torch.equal(from_small, from_big), (kind, foreground)
     out = Compositor("green", key=(0, 177, 64), foreground_side=100)(u8, big)  # foreground at 1/4 size
     opaque, clear = (big == 1).expand_as(u8), (big == 0).expand_as(u8)
     assert opaque.any() and clear.any()

@@ -1,7 +1,9 @@
 """Engines: normalised frames (N, 3, h, w) float32 in, logits (N, 1, h, w) out, for one backend and precision.
 
 The ONNX engines compile one static-shape model per input size (a video has one size; an image
-folder may have a few) and run a batch frame by frame: on a CPU a batch buys nothing.
+folder may have a few) and run a batch frame by frame: on a CPU a bigger tensor buys nothing. The
+OpenVINO engine runs the frames of a batch at once instead, each on its own single-threaded
+stream (see ``OpenVinoEngine``), which is how the file pipeline feeds it.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
+import numpy as np
 import torch
 
 from .export import cache_dir, cached_onnx
@@ -19,7 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
-    """What the Segmenter calls: ``engine(x)`` -> logits; ``fp32()`` -> the same engine in fp32."""
+    """What the Segmenter calls: ``engine(x)`` -> logits; ``fp32()`` -> the same engine in fp32.
+
+    Engines may also have ``prepare(size, frames)`` (get ready for input (h, w) now) and
+    ``frames_in_flight(size)`` (how many frames a call runs at once; the file pipeline's batch).
+    """
 
     backend: str
     precision: str
@@ -66,16 +74,27 @@ class _ExportedEngine:
         self.device, self.precision = device, precision
         self.export_seconds = 0.0
         self._runs: dict[tuple[int, int], Callable[[Any], Any]] = {}
+        self._exports: dict[tuple[int, int], Path] = {}
 
     def _compile(self, onnx_path: str) -> Callable[[Any], Any]:
         raise NotImplementedError
 
-    def prepare(self, size: tuple[int, int]) -> None:
-        """Export and compile for input (h, w) now, so that timing and latency exclude it."""
+    def prepare(self, size: tuple[int, int], frames: int = 1) -> None:
+        """Export and compile for input (h, w) now, so that timing and latency exclude it.
+
+        ``frames`` is the batch the caller will send (engines that run a batch differently from
+        one frame compile for it too).
+        """
         if size not in self._runs:
+            self._runs[size] = self._compile(str(self._onnx(size)))
+
+    def _onnx(self, size: tuple[int, int]) -> Path:
+        """The export for input (h, w), from the cache or exported now (its time added to ``export_seconds``)."""
+        if size not in self._exports:
             path, seconds = cached_onnx(self.model, size)
             self.export_seconds += seconds or 0.0
-            self._runs[size] = self._compile(str(path))
+            self._exports[size] = path
+        return self._exports[size]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         size = (int(x.shape[2]), int(x.shape[3]))
@@ -90,22 +109,77 @@ class _ExportedEngine:
 
 
 class OpenVinoEngine(_ExportedEngine):
-    """OpenVINO on the CPU, fp32 or bf16 (``INFERENCE_PRECISION_HINT``); compiled blobs are cached too."""
+    """OpenVINO on the CPU, fp32 or bf16 (``INFERENCE_PRECISION_HINT``); compiled blobs are cached too.
+
+    One frame runs under the LATENCY hint: all cores on that frame (live mode, images). A batch
+    runs under the THROUGHPUT hint: OpenVINO splits the cores into streams (2 single-threaded ones
+    on a 2-core CPU) and each frame of the batch runs on one. Small models spend much of a
+    multi-threaded frame waiting for their slowest thread; measured here with ``tiny`` at 256²
+    (bf16, 2 cores): one frame on 2 threads 90-119 ms and 180-236 ms of CPU, two frames on two
+    streams 83-88 ms and 163-174 ms of CPU a frame, and the file pipeline's helpers no longer
+    stall a whole frame by taking a core (``scripts/bench_pipeline.py``).
+    """
 
     backend = "openvino"
 
-    def _compile(self, onnx_path: str) -> Callable[[Any], Any]:
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
+        super().__init__(model, device, precision)
+        self._queues: dict[tuple[int, int], Any] = {}  # size -> (AsyncInferQueue, its length)
+
+    def _compiled(self, onnx_path: str, hint: str) -> Any:
         import openvino as ov
 
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(cache_dir() / "openvino")})
-        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
-        request = core.compile_model(onnx_path, "CPU", config).create_infer_request()
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": hint}
+        return core.compile_model(onnx_path, "CPU", config)
+
+    def _compile(self, onnx_path: str) -> Callable[[Any], Any]:
+        request = self._compiled(onnx_path, "LATENCY").create_infer_request()
 
         def run(frame: Any) -> Any:
             return request.infer({0: frame})[0].copy()  # the request reuses its output buffer
 
         return run
+
+    def _queue(self, size: tuple[int, int]) -> tuple[Any, int]:
+        """The throughput-compiled model's request queue for input (h, w), and how many requests it has."""
+        if size not in self._queues:
+            import openvino as ov
+
+            compiled = self._compiled(str(self._onnx(size)), "THROUGHPUT")
+            jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            self._queues[size] = (ov.AsyncInferQueue(compiled, jobs), jobs)
+        return self._queues[size]
+
+    def frames_in_flight(self, size: tuple[int, int]) -> int:
+        """How many frames of input (h, w) run at once under the throughput hint (compiles it now)."""
+        return self._queue(size)[1]
+
+    def prepare(self, size: tuple[int, int], frames: int = 1) -> None:
+        if frames > 1:
+            self._queue(size)
+        else:
+            super().prepare(size)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        size = (int(x.shape[2]), int(x.shape[3]))
+        if x.shape[0] == 1 and size not in self._queues:  # a lone frame, unless batches run already (a video's last frame)
+            return super().__call__(x)
+        queue, _ = self._queue(size)
+        frames = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        out: list[Any] = [None] * frames.shape[0]
+
+        def done(request: Any, index: int) -> None:
+            out[index] = request.get_output_tensor(0).data.copy()  # the request is reused for the next frame
+
+        queue.set_callback(done)
+        for i in range(frames.shape[0]):
+            queue.start_async({0: frames[i : i + 1]}, i)
+        queue.wait_all()
+        if any(o is None for o in out):
+            raise RuntimeError("OpenVINO returned no output for a frame of the batch")
+        return torch.from_numpy(np.concatenate(out)).to(x.device)
 
 
 class OnnxRuntimeEngine(_ExportedEngine):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ..api import build_file_job
 from ..runtime.file_job import run_file_job
@@ -14,12 +14,17 @@ from .clip import write_scene_clip
 SUFFIX = {"alpha": ".mov", "mask": ".mkv", "green": ".mp4", "blur": ".mp4"}
 
 
-def measure_pipeline(segmenter: Segmenter, n_frames: int, size: tuple[int, int], kind: str = "alpha", smooth: str = "lookahead") -> dict[str, Any]:
-    """Frames/s and per-stage busy seconds of a whole file job with this segmenter; the clip and output are removed."""
+def measure_pipeline(
+    segmenter: Segmenter, n_frames: int, size: tuple[int, int], kind: str = "alpha", smooth: str = "lookahead", batch_size: Optional[int] = None
+) -> dict[str, Any]:
+    """Frames/s and per-stage busy seconds of a whole file job with this segmenter; the clip and output are removed.
+
+    ``batch_size`` None runs the batch ``process`` picks.
+    """
     with tempfile.TemporaryDirectory(prefix="birefvid-bench-") as tmp:
         clip = write_scene_clip(Path(tmp) / "clip.mp4", n_frames, size)
-        job = build_file_job(clip, Path(tmp) / f"out{SUFFIX[kind]}", kind=kind, smooth=smooth)
-        segmenter.prepare(size[1], size[0])
+        job = build_file_job(clip, Path(tmp) / f"out{SUFFIX[kind]}", kind=kind, smooth=smooth, batch_size=batch_size)
+        segmenter.prepare(size[1], size[0], batch_size or segmenter.file_batch_size(size[1], size[0]))
         report = run_file_job(job, segmenter=segmenter)
     return {
         "clip": f"{size[0]}x{size[1]}",

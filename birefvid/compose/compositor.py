@@ -47,7 +47,7 @@ class Compositor:
 
     def __call__(self, images: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
         """Output pixels for uint8 frames (N, 3, H, W) and mattes (N, 1, h, w) at any size (resized to H x W)."""
-        alphas = fit_alphas(alphas, images.shape[-2:])
+        matte, alphas = alphas, fit_alphas(alphas, images.shape[-2:])
         if self.kind == "mask":
             return to_mask(alphas)
         work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))
@@ -62,7 +62,7 @@ class Compositor:
             assert self.background is not None
             return composite(images, alphas, self.background.frames(images.shape[0]), fg)
         # alpha, green, composite of uint8 frames: float work on the soft edge band only (see compose.band)
-        small = foreground_difference(images, alphas, work_scale=work_scale) if self.foreground else None
+        small = foreground_difference(images, matte, work_scale=work_scale) if self.foreground else None  # from the matte as it came
         diff = small.difference if small is not None else None
         if self.kind == "alpha":
             return rgba_band(images, alphas, diff, fill=small.foreground if small is not None else None)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ._checks import as_float, check_alphas, check_images
 from .filters import box_mean
-from .resample import resize
+from .resample import resize, resize_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def estimate_foreground(
     k = int(work_scale)
     if k == 1 or min(image.shape[-2:]) < 4 * k:
         return _estimate(image, alpha, int(radius), int(refine_radius))
-    diff = resize(foreground_difference(image, alpha, radius, refine_radius, k).difference, tuple(image.shape[-2:]), "bilinear")
+    diff = resize(foreground_difference(images, alpha, radius, refine_radius, k).difference, tuple(image.shape[-2:]), "bilinear")
     return diff.mul_(1.0 - alpha).add_(image).clamp_(0.0, 1.0)
 
 
@@ -89,22 +89,41 @@ def foreground_difference(
     The subject colour at full size is then F = I + (1 - a) D (see ``estimate_foreground``), which
     ``birefvid.compose.band`` evaluates only where the matte is soft; the small F fills the
     transparent part of alpha outputs. D is float in [-1, 1], F in [0, 1].
+
+    ``alphas`` may be at the frames' size (area-shrunk with them) or at any other, e.g. the
+    model's: such a matte is resized straight to the work size (bilinear), which spares the
+    caller's full-size upsample an area shrink back down. uint8 frames on the CPU are shrunk as
+    bytes (OpenCV's area average, within half a grey level of the float one), so no full-size
+    float copy of a frame is made: ~5 ms a 720p frame on one core here, the largest part of this
+    function's cost before.
     """
     check_images(images)
-    check_alphas(alphas, images)
-    image = as_float(images)
-    alpha = alphas.to(image.dtype).clamp(0.0, 1.0)
+    _check_matte(alphas, images)
     k = max(1, int(work_scale))
-    if min(image.shape[-2:]) < 4 * k:
+    if min(images.shape[-2:]) < 4 * k:
         k = 1
-    small_size = (max(1, image.shape[-2] // k), max(1, image.shape[-1] // k))
-    small_image = resize(image, small_size, "area")
-    small_alpha = resize(alpha, small_size, "area")
+    small_size = (max(1, images.shape[-2] // k), max(1, images.shape[-1] // k))
+    if k > 1 and images.dtype == torch.uint8 and images.device.type == "cpu":
+        small_image = resize_uint8(images, small_size).float().div_(255.0)
+    else:
+        small_image = resize(as_float(images), small_size, "area")
+    alpha = alphas.to(small_image.dtype)
+    same_size = tuple(alpha.shape[-2:]) == tuple(images.shape[-2:])
+    small_alpha = resize(alpha, small_size, "area" if same_size else "bilinear").clamp(0.0, 1.0)
     small_fg = _estimate(small_image, small_alpha, max(1, round(radius / k)), max(1, round(refine_radius / k)))
     # D is bounded by [-1, 1] for colours in [0, 1]; where a -> 1 it is noise, but it is multiplied
     # by (1 - a) -> 0 again when used, so it never shows.
     diff = (small_fg - small_image).div_((1.0 - small_alpha).clamp_(min=1.0 / 255.0)).clamp_(-1.0, 1.0)
     return SmallForeground(small_fg, diff)
+
+
+def _check_matte(alphas: Tensor, images: Tensor) -> None:
+    """``check_alphas`` for a matte of any size: only N and the device must match ``images``."""
+    check_alphas(alphas)
+    if alphas.shape[0] != images.shape[0]:
+        raise ValueError(f"alphas {tuple(alphas.shape)} do not match images {tuple(images.shape)}: expected the same N")
+    if alphas.device != images.device:
+        raise ValueError(f"alphas are on {alphas.device} but images are on {images.device}; move both to one device")
 
 
 def _estimate(image: Tensor, alpha: Tensor, radius: int, refine_radius: int) -> Tensor:

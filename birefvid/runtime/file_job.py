@@ -89,8 +89,8 @@ def run_file_job(
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device))
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background)
-        batch = job.inference.batch_size or (4 if seg.device.type == "cuda" else 1)
-        seg.prepare(info.height, info.width)  # a first-run ONNX export happens here, not inside the progress bar's ETA
+        batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)
+        seg.prepare(info.height, info.width, batch)  # a first-run ONNX export happens here, not inside the progress bar's ETA
         if on_start is not None:
             on_start(info.frame_count)
         frames, times, wall = run_video_job(
