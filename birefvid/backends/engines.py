@@ -21,6 +21,8 @@ from .export import cache_dir, cached_onnx
 
 log = logging.getLogger(__name__)
 
+THROUGHPUT_STREAMS = 2  # OpenVINO streams a batch runs on (see OpenVinoEngine)
+
 
 class Engine(Protocol):
     """What the Segmenter calls: ``engine(x)`` -> logits; ``fp32()`` -> the same engine in fp32.
@@ -112,8 +114,8 @@ class OpenVinoEngine(_ExportedEngine):
     """OpenVINO on the CPU, fp32 or bf16 (``INFERENCE_PRECISION_HINT``); compiled blobs are cached too.
 
     One frame runs under the LATENCY hint: all cores on that frame (live mode, images). A batch
-    runs under the THROUGHPUT hint: OpenVINO splits the cores into streams (2 single-threaded ones
-    on a 2-core CPU) and each frame of the batch runs on one. Small models spend much of a
+    runs under the THROUGHPUT hint: OpenVINO splits the cores into two streams (single-threaded
+    on a 2-core CPU) and each frame of the batch runs on one; the file pipeline sends batches of 2. Small models spend much of a
     multi-threaded frame waiting for their slowest thread; measured here with ``tiny`` at 256²
     (bf16, 2 cores): one frame on 2 threads 90-119 ms and 180-236 ms of CPU, two frames on two
     streams 83-88 ms and 163-174 ms of CPU a frame, and the file pipeline's helpers no longer
@@ -131,7 +133,12 @@ class OpenVinoEngine(_ExportedEngine):
 
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(cache_dir() / "openvino")})
-        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": hint}
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": hint}
+        if hint == "THROUGHPUT":
+            # two streams at most, each with half the cores: each stream holds a frame's activations
+            # (~200 MB for Swin-T at 512², ~4x that at 1024²), and OpenVINO's own choice grows with
+            # the core count
+            config["NUM_STREAMS"] = THROUGHPUT_STREAMS
         return core.compile_model(onnx_path, "CPU", config)
 
     def _compile(self, onnx_path: str) -> Callable[[Any], Any]:
@@ -142,6 +149,12 @@ class OpenVinoEngine(_ExportedEngine):
 
         return run
 
+    def frames_in_flight(self, size: tuple[int, int]) -> int:
+        """How many frames of input (h, w) a call runs at once: the throughput streams (compiled now), or 1 on a 1-core CPU."""
+        if (os.cpu_count() or 1) < THROUGHPUT_STREAMS:
+            return 1
+        return self._queue(size)[1]
+
     def _queue(self, size: tuple[int, int]) -> tuple[Any, int]:
         """The throughput-compiled model's request queue for input (h, w), and how many requests it has."""
         if size not in self._queues:
@@ -151,10 +164,6 @@ class OpenVinoEngine(_ExportedEngine):
             jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
             self._queues[size] = (ov.AsyncInferQueue(compiled, jobs), jobs)
         return self._queues[size]
-
-    def frames_in_flight(self, size: tuple[int, int]) -> int:
-        """How many frames of input (h, w) run at once under the throughput hint (compiles it now)."""
-        return self._queue(size)[1]
 
     def prepare(self, size: tuple[int, int], frames: int = 1) -> None:
         if frames > 1:
