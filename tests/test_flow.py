@@ -19,6 +19,7 @@ from birefvid.temporal.flow import (
     flow_confidence,
     flow_thumbnail,
     occlusion_aware_flow,
+    _warp_grid_sample,
     warp_mask,
 )
 
@@ -218,11 +219,13 @@ def test_numpy_and_torch_warps_agree():
     flows = [estimate_flow(flow_thumbnail(scene(10, 6)[0]), flow_thumbnail(scene()[0])), _smooth_random_flow(0)]
     masks = torch.stack([torch.from_numpy(soft), torch.from_numpy(soft[::-1].copy())])[:, None]  # (2, 1, H, W)
     for flow in flows:
-        out = warp_mask(masks, flow)
-        assert out.shape == masks.shape and out.dtype == masks.dtype
+        out = warp_mask(masks, flow)  # on the CPU: OpenCV's remap, item by item
+        by_grid_sample = _warp_grid_sample(masks, flow)  # the GPU path, run here on the CPU
+        assert out.shape == by_grid_sample.shape == masks.shape and out.dtype == masks.dtype
         for i in range(2):
             ref = warp_mask(masks[i, 0].numpy(), flow)
-            diff = np.abs(out[i, 0].numpy() - ref)
+            assert np.array_equal(out[i, 0].numpy(), ref)
+            diff = np.abs(by_grid_sample[i, 0].numpy() - ref)
             # cv2.remap interpolates at 1/32 px; grid_sample in float
             assert diff.max() < 0.02 and diff.mean() < 1e-3, (diff.max(), diff.mean())
     # a torch flow is accepted too, and a half-precision mask keeps its dtype

@@ -116,8 +116,8 @@ class OpenVinoEngine(_ExportedEngine):
     One frame runs under the LATENCY hint: all cores on that frame (live mode, images). A batch
     runs under the THROUGHPUT hint: OpenVINO splits the cores into two streams (single-threaded
     on a 2-core CPU) and each frame of the batch runs on one (the file pipeline sends batches of 2
-    for models where that pays, see ``Segmenter.file_batch_size``). Small models spend much of a
-    multi-threaded frame waiting for their slowest thread; measured here (bf16, 2 cores, model
+    for models where that pays, see ``Segmenter.file_batch_size``). A frame on several threads
+    spends part of its time waiting for the slowest one; measured here (bf16, 2 cores, model
     alone) with ``tiny`` at 256²: one frame on 2 threads 90-119 ms and 180-236 ms of CPU, two
     frames on two streams 83-88 ms and 163-174 ms of CPU a frame; Swin-T at 512²: 0.54-0.55 s a
     frame on two streams, 0.58-0.72 s one at a time.

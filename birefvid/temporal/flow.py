@@ -179,6 +179,19 @@ def _warp_torch(mask: Tensor, flow: np.ndarray) -> Tensor:
         raise ValueError(f"a torch mask must be a float (N, 1, H, W) tensor, got {_describe(mask)}")
     N, _, H, W = mask.shape
     h, w = flow.shape[:2]
+    if mask.device.type == "cpu" and not mask.requires_grad:
+        # OpenCV's remap on the CPU: 5x faster than grid_sample for a 512² mask (1.0 against 5.0 ms
+        # on one core here), and the look-ahead warps four masks a frame. Its fixed-point weights
+        # (1/32 px) move a warped value by < 0.025 (mean 0.003) even on a noise mask.
+        items = [_warp_numpy(np.ascontiguousarray(item[0].numpy(), np.float32), flow) for item in mask.detach().float()]
+        return torch.from_numpy(np.stack(items)).unsqueeze(1).to(mask.dtype)
+    return _warp_grid_sample(mask, flow)
+
+
+def _warp_grid_sample(mask: Tensor, flow: np.ndarray) -> Tensor:
+    """``warp_mask`` of a (N, 1, H, W) tensor by ``grid_sample``, on the mask's device."""
+    N, _, H, W = mask.shape
+    h, w = flow.shape[:2]
     # In grid_sample's normalised coordinates (align_corners=False) a shift of f thumbnail
     # pixels is 2 f / w whatever the output size, so scale before upsampling (cheaper).
     norm = torch.from_numpy(flow).to(device=mask.device, dtype=torch.float32)
