@@ -28,7 +28,6 @@ from typing import NamedTuple, Optional
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..compose.resample import resize, resize_uint8
@@ -167,7 +166,7 @@ class FlowAligner:
         warped = mask if flow is None else warp_mask(mask, flow)
         c = torch.from_numpy(conf).to(device=mask.device, dtype=mask.dtype)[None, None]
         if tuple(c.shape[2:]) != tuple(mask.shape[2:]):
-            c = F.interpolate(c, size=tuple(mask.shape[2:]), mode="bilinear", align_corners=False)
+            c = resize(c, tuple(mask.shape[2:]), "bilinear")  # OpenCV on the CPU (~4x faster than F.interpolate there)
         return warped, c
 
     def forget(self, keep: Optional[set[object]] = None) -> None:
