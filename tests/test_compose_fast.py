@@ -148,3 +148,32 @@ def test_band_difference_equals_the_full_upsample_at_band_pixels(small, size):
     full = resize(difference[None], size, "bilinear")[0]  # what the band used to read from
     expected = full.reshape(3, -1)[:, where].t()
     assert torch.allclose(_difference_at(difference, where, size), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["green", "alpha", "composite"])
+def test_a_mostly_soft_matte_is_blended_whole_frame_with_the_band_paths_pixels(kind: str, monkeypatch) -> None:
+    """A matte soft over most of the frame (an unsure model, hair) takes the dense path: same pixels as the band path."""
+    from birefvid.compose import ColorBackground, band
+
+    image, _, _ = _soft_scene(180, 320)
+    u8 = (image * 255 + 0.5).floor().to(torch.uint8).expand(2, -1, -1, -1).contiguous()
+    g = torch.Generator().manual_seed(5)
+    soft = F.interpolate(torch.rand((2, 1, 9, 16), generator=g), size=(180, 320), mode="bilinear", align_corners=False)
+    alphas = soft.clone()
+    alphas[:, :, :40] = 1.0  # opaque and clear strips, as real mattes have
+    alphas[:, :, -40:] = 0.0
+    assert float(band.soft_band(alphas).float().mean()) > band.DENSE_BAND  # the dense path is taken
+    background = ColorBackground("#336699", (320, 180)) if kind == "composite" else None
+    comp = Compositor(kind, key=(0, 177, 64), background=background, foreground_side=100)
+    dense = comp(u8, alphas)
+    monkeypatch.setattr(band, "DENSE_BAND", 1.0)  # the band path, pixel by pixel
+    by_band = comp(u8, alphas)
+    assert dense.shape == by_band.shape and dense.dtype == torch.uint8
+    assert (dense.int() - by_band.int()).abs().max() <= 1
+    opaque, clear = (alphas == 1).expand(-1, 3, -1, -1), (alphas == 0).expand(-1, 3, -1, -1)
+    assert torch.equal(dense[:, :3][opaque], u8[opaque])  # the source where alpha is 1
+    if kind == "green":
+        key = torch.tensor([0, 177, 64], dtype=torch.uint8).view(1, 3, 1, 1).expand_as(u8)
+        assert torch.equal(dense[clear], key[clear])
+    if kind == "alpha":
+        assert torch.equal(dense[:, 3:], (alphas * 255 + 0.5).floor().to(torch.uint8))
