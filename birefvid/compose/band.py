@@ -49,6 +49,17 @@ def _band_pixels(alphas: Tensor, i: int) -> tuple[Tensor, Tensor]:
     return where, alphas[i, 0].reshape(-1)[where].float().unsqueeze(1)
 
 
+def _dense_band(alphas: Tensor, i: int) -> Optional[np.ndarray]:
+    """Frame ``i``'s soft band as a uint8 (H, W) mask when it is big enough that a whole-frame pass
+    is cheaper than gathering its pixels (CPU only), else None (take ``_band_pixels``)."""
+    if alphas.device.type != "cpu":
+        return None
+    band = soft_band(alphas[i, 0])
+    if int(band.sum()) <= DENSE_BAND * band.numel():
+        return None
+    return band.to(torch.uint8).numpy()
+
+
 def _subject(images: Tensor, difference: Optional[Tensor], i: int, where: Tensor, a: Tensor) -> Tensor:
     """Float subject colours (k, 3) on the band: the source, plus (1 - a) D with a difference."""
     source = _gather(images[i], where).float().div_(255.0)
@@ -80,11 +91,6 @@ def _difference_at(difference: Tensor, where: Tensor, size: tuple[int, int]) -> 
     return torch.lerp(top, bottom, wy)
 
 
-def _dense_band(where: Tensor, images: Tensor) -> bool:
-    """True when a CPU frame's band is big enough that a whole-frame pass is cheaper than gathering it."""
-    return images.device.type == "cpu" and where.numel() > DENSE_BAND * images.shape[-2] * images.shape[-1]
-
-
 def _dense_subject(images: Tensor, difference: Optional[Tensor], alphas: Tensor, i: int) -> np.ndarray:
     """Float subject colours of CPU frame ``i`` over the whole frame, (H, W, 3) in [0, 1]: ``_subject`` everywhere."""
     h, w = images.shape[-2:]
@@ -101,11 +107,6 @@ def _dense_subject(images: Tensor, difference: Optional[Tensor], alphas: Tensor,
 def _numpy_uint8(x: np.ndarray) -> np.ndarray:
     """``_to_uint8`` for a float numpy array: clamp to [0, 1], scale and round half up."""
     return np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def _copy_band(pixels: np.ndarray, values: np.ndarray, alphas: Tensor, i: int) -> None:
-    """Write ``values`` (H, W, C) into ``pixels`` (H, W, C) where frame ``i``'s matte is soft (OpenCV's masked copy)."""
-    cv2.copyTo(values, soft_band(alphas[i, 0]).to(torch.uint8).numpy(), pixels)
 
 
 def _to_uint8(x: Tensor) -> Tensor:
@@ -160,15 +161,16 @@ def composite_band(
     n, _, h, w = images.shape
     out = _select(images, alphas[:, 0] < 0.5, background)
     for i in range(n):
-        where, a = _band_pixels(alphas, i)
-        if where.numel() == 0:
-            continue
         back = background[min(i, background.shape[0] - 1)]
-        if _dense_band(where, images):
+        dense = _dense_band(alphas, i)
+        if dense is not None:  # blend the whole frame, copy in the band (OpenCV's masked copy)
             back_np = back.permute(1, 2, 0).numpy().astype(np.float32) * np.float32(1.0 / 255.0)  # (H, W, 3) or (1, 1, 3)
             alpha = alphas[i, 0].float().numpy()[..., None]
             blend = back_np + alpha * (_dense_subject(images, difference, alphas, i) - back_np)
-            _copy_band(out[i].numpy(), _numpy_uint8(blend), alphas, i)
+            cv2.copyTo(_numpy_uint8(blend), dense, out[i].numpy())
+            continue
+        where, a = _band_pixels(alphas, i)
+        if where.numel() == 0:
             continue
         if back.shape[-2:] == (1, 1):
             back = back.reshape(1, 3).float().div(255.0)  # a colour: broadcasts over the band
@@ -211,13 +213,13 @@ def rgba_band(
         out = torch.cat([rgb, alpha.unsqueeze(-1)], dim=-1)
     if difference is not None:
         for i in range(n):
-            where, a = _band_pixels(alphas, i)
-            if not where.numel():
-                continue
-            if _dense_band(where, images):
+            dense = _dense_band(alphas, i)
+            if dense is not None:
                 rgba = out[i].numpy()
                 subject = np.concatenate([_numpy_uint8(_dense_subject(images, difference, alphas, i)), rgba[..., 3:]], axis=2)
-                _copy_band(rgba, subject, alphas, i)  # the alpha channel is copied onto itself
-            else:
+                cv2.copyTo(subject, dense, rgba)  # the alpha channel is copied onto itself
+                continue
+            where, a = _band_pixels(alphas, i)
+            if where.numel():
                 out[i].view(-1, 4)[where, :3] = _to_uint8(_subject(images, difference, i, where, a))
     return out.permute(0, 3, 1, 2)

@@ -137,7 +137,9 @@ class ComposeStage:
 
     def _render(self, alphas: torch.Tensor) -> Rendered:
         frames = [self._waiting.popleft() for _ in range(alphas.shape[0])]
-        images = frames[0][0].unsqueeze(0) if len(frames) == 1 else torch.stack([f[0] for f in frames])
+        # stacked channel-last, as decoded frames are laid out: the compositor's OpenCV paths take
+        # them without a transposing copy (torch.stack alone gives channel-first memory)
+        images = frames[0][0].unsqueeze(0) if len(frames) == 1 else torch.stack([f[0].permute(1, 2, 0) for f in frames]).permute(0, 3, 1, 2)
         pixels = self.compositor(images, alphas)  # upsamples the mattes to the frame size once
         return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames))
 
