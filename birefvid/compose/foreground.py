@@ -104,7 +104,7 @@ def foreground_difference(
         k = 1
     small_size = (max(1, images.shape[-2] // k), max(1, images.shape[-1] // k))
     if k > 1 and images.dtype == torch.uint8 and images.device.type == "cpu":
-        small_image = resize_uint8(images, small_size).float().div_(255.0)
+        small_image = resize_uint8(images, small_size).float().div_(255.0).contiguous()  # blur-fusion's ops ~15% faster channel-first
     else:
         small_image = resize(as_float(images), small_size, "area")
     alpha = alphas.to(small_image.dtype)
