@@ -27,7 +27,7 @@ Decoder = Literal["pyav", "decord"]
 DECODERS: tuple[str, ...] = get_args(Decoder)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-Backend = Literal["auto", "torch", "openvino", "onnxruntime"]
+Backend = Literal["auto", "torch", "torch-compile", "openvino", "onnxruntime"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
 # the backbones BiRefNet is published with (birefvid.models builds them; tests check the two agree)

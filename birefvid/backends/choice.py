@@ -56,6 +56,10 @@ def choose_backend(backend: str, device: torch.device) -> str:
             return "torch"
     if backend == "torch":
         return backend
+    if backend == "torch-compile":
+        if not hasattr(torch, "compile"):
+            raise ConfigError(f"{option('backend', 'torch-compile')} needs PyTorch 2 or later; use {option('backend', 'torch')}")
+        return backend
     if backend == "openvino":
         if device.type != "cpu":
             raise ConfigError(f"{option('backend', 'openvino')} runs on the CPU here; use {option('device', 'cpu')} or {option('backend', 'torch')}")
@@ -63,7 +67,7 @@ def choose_backend(backend: str, device: torch.device) -> str:
     elif backend == "onnxruntime":
         _need("onnxruntime", "onnxruntime" if device.type == "cpu" else "onnxruntime-gpu")
     else:
-        raise ConfigError(f"unknown {option('backend')} {backend!r}; use auto, torch, openvino or onnxruntime")
+        raise ConfigError(f"unknown {option('backend')} {backend!r}; use auto, torch, torch-compile, openvino or onnxruntime")
     _need("onnxscript", "onnxscript")  # the ONNX export both need
     return backend
 
@@ -78,7 +82,7 @@ def choose_precision(precision: str, backend: str, device: torch.device) -> str:
     if precision == "auto":
         if device.type == "cuda":
             return "fp32" if backend == "onnxruntime" else "fp16"
-        if device.type == "cpu" and backend in ("torch", "openvino") and cpu_has_native_bf16():
+        if device.type == "cpu" and backend in ("torch", "torch-compile", "openvino") and cpu_has_native_bf16():
             return "bf16"
         return "fp32"
     if backend == "onnxruntime" and precision != "fp32":

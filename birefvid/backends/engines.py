@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
@@ -63,6 +65,57 @@ class TorchEngine:
         import copy
 
         return TorchEngine(copy.deepcopy(self.model).float(), self.device, "fp32")
+
+
+class CompiledTorchEngine(TorchEngine):
+    """PyTorch through ``torch.compile`` (TorchInductor, static shapes): one compiled graph per input shape.
+
+    For GPUs, where Inductor fuses the decoder's elementwise ops and a video keeps one shape; on
+    a CPU OpenVINO is faster and compiling BiRefNet takes minutes, so ``auto`` never picks it.
+    Compile time is counted in ``export_seconds`` (``prepare`` compiles outside any timing). A
+    batch smaller than one already compiled for its frame size (a video's last frames) is padded
+    to it, so the tail does not compile again. If compiling fails (no C++ compiler, an op Inductor
+    cannot lower), the engine says so once and runs eager PyTorch from then on.
+    """
+
+    backend = "torch-compile"
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str, compiler: Any = "inductor") -> None:
+        super().__init__(model, device, precision)
+        if device.type == "cpu":  # Inductor's C++ toolchain probe warns "No CUDA runtime is found", which misleads on a CPU
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        self.export_seconds = 0.0
+        self._compiled: Optional[Callable[[torch.Tensor], torch.Tensor]] = torch.compile(self.model, backend=compiler, dynamic=False)
+        self.compiled_batches: dict[tuple[Any, ...], int] = {}  # (h, w, dtype) -> the batch compiled for it
+
+    def prepare(self, size: tuple[int, int], frames: int = 1) -> None:
+        """Compile for ``frames`` frames of input (h, w) now."""
+        with torch.inference_mode():
+            self(torch.zeros(frames, 3, *size, device=self.device, dtype=self.input_dtype))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._compiled is None:
+            return super().__call__(x)
+        x = x.contiguous()  # one memory layout: a channels-last input would fail the compiled graph's guards and compile again
+        key = (int(x.shape[2]), int(x.shape[3]), x.dtype)
+        n, batch = x.shape[0], self.compiled_batches.get(key, 0)
+        if 0 < n < batch:  # pad to the compiled batch rather than compile the small one
+            x = torch.cat([x, x.new_zeros(batch - n, *x.shape[1:])])
+        start = time.perf_counter()
+        try:
+            context = torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+            with context:
+                out = self._compiled(x)
+        except Exception as exc:  # noqa: BLE001 - any compile failure; the eager run below re-raises input errors
+            out = super().__call__(x)
+            self._compiled = None
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            warnings.warn(f"torch.compile failed ({reason}); running eager PyTorch instead", RuntimeWarning, stacklevel=2)
+            return out[:n]
+        if n > batch:
+            self.compiled_batches[key] = n
+            self.export_seconds += time.perf_counter() - start
+        return out[:n]
 
 
 class _ExportedEngine:
@@ -225,7 +278,7 @@ class OnnxRuntimeEngine(_ExportedEngine):
         return providers + ["CPUExecutionProvider"]
 
 
-ENGINES: dict[str, type] = {"torch": TorchEngine, "openvino": OpenVinoEngine, "onnxruntime": OnnxRuntimeEngine}
+ENGINES: dict[str, type] = {"torch": TorchEngine, "torch-compile": CompiledTorchEngine, "openvino": OpenVinoEngine, "onnxruntime": OnnxRuntimeEngine}
 
 
 def open_engine(model: torch.nn.Module, backend: str, precision: str, device: torch.device) -> Engine:

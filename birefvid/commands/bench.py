@@ -127,10 +127,15 @@ def _machine(device: Any) -> dict[str, Any]:
     return info
 
 
+def _prepared(backend: str) -> str:
+    """How the path's one-off preparation is described: an export is cached on disk, a torch.compile is not."""
+    return "compiled" if backend == "torch-compile" else "exported, cached"
+
+
 def _table(f: dict[str, Any]) -> str:
     rows = [
         ("model", f"{f['model']} at {f['resolution'][0]}x{f['resolution'][1]}, batch {f['batch_size']}, {f['device']}"),
-        ("path", f"{f['backend']} {f['precision']}" + (f" (exported in {f['export_seconds']} s, cached)" if f["export_seconds"] else "")),
+        ("path", f"{f['backend']} {f['precision']}" + (f" ({_prepared(f['backend'])} in {f['export_seconds']} s)" if f["export_seconds"] else "")),
         ("reference (eager fp32)", f"{f['reference_fps']:.3f} frames/s ({f['reference_gflops_achieved']} GFLOP/s)"),
         ("this path", f"{f['fps']:.3f} frames/s ({f['gflops_achieved']} GFLOP/s)"),
         ("speedup", f"{f['speedup']:.2f}x"),
