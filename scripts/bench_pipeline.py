@@ -3,9 +3,10 @@
 
     python scripts/bench_pipeline.py                       # issue 14's two must-show cases on a generated 720p clip
     python scripts/bench_pipeline.py --cases tiny-green    # one of them
+    python scripts/bench_pipeline.py --size 1920x1080      # both on a generated 1080p clip
     python scripts/bench_pipeline.py --input clip.mp4 --model tiny --output alpha   # any clip and model
 
-The must-show cases, on a generated 1280x720 clip (``--frames`` frames of a moving subject over a
+The must-show cases, on a generated 1280x720 clip (``--size``; ``--frames`` frames of a moving subject over a
 textured background, 25 fps, with an AAC audio track):
 
 - ``swin512``: BiRefNet swin_v1_t (lite-sized; seeded random weights, cost does not depend on
@@ -160,7 +161,8 @@ def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespa
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
-    parser.add_argument("--frames", type=int, default=24, help="length of the generated 720p clip")
+    parser.add_argument("--frames", type=int, default=24, help="length of the generated clip")
+    parser.add_argument("--size", default="1280x720", help="WxH of the generated clip (default 1280x720; 1920x1080 for 1080p)")
     parser.add_argument("--input", default=None, help="a clip of your own instead of the generated one (with --model/--weights)")
     parser.add_argument("--model", default=None)
     parser.add_argument("--weights", default=None)
@@ -173,18 +175,23 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="model-only passes over the frames per round")
     parser.add_argument("--rounds", type=int, default=2, help="model-only / end-to-end rounds, alternating")
     args = parser.parse_args(argv)
+    try:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        assert len(size) == 2 and min(size) >= 64
+    except (ValueError, AssertionError):
+        parser.error(f"--size must be WxH, e.g. 1920x1080, got {args.size!r}")
 
     print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
         if args.input or args.model or args.weights:
             case = {"model": args.model, "weights": args.weights, "resolution": args.resolution, "output": args.output or "alpha"}
-            clip = Path(args.input) if args.input else Path(tmp) / "clip720.mp4"
+            clip = Path(args.input) if args.input else Path(tmp) / "clip.mp4"
             if not args.input:
-                make_clip_file(clip, args.frames)
+                make_clip_file(clip, args.frames, size)
             results = [run_case("custom", case, clip, args)]
         else:
-            clip = Path(tmp) / "clip720.mp4"
-            make_clip_file(clip, args.frames)
+            clip = Path(tmp) / "clip.mp4"
+            make_clip_file(clip, args.frames, size)
             results = [run_case(name, CASES[name], clip, args) for name in args.cases.split(",")]
     print("\n| case | model-only frames/s | end-to-end frames/s | end-to-end / model | CPU per frame, model / end-to-end |")
     print("| --- | --- | --- | --- | --- |")
