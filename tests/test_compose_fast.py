@@ -4,6 +4,7 @@ edges, and the compositor takes mattes at the model's resolution."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -148,6 +149,47 @@ def test_band_difference_equals_the_full_upsample_at_band_pixels(small, size):
     full = resize(difference[None], size, "bilinear")[0]  # what the band used to read from
     expected = full.reshape(3, -1)[:, where].t()
     assert torch.allclose(_difference_at(difference, where, size), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("small,size", [((3, 24, 43), (72, 128)), ((3, 17, 31), (50, 93)), ((3, 90, 160), (1080, 1920))])
+def test_band_difference_sampled_by_opencv_equals_the_torch_sampling(small, size):
+    """On the CPU the band's D comes from OpenCV's remap at the band pixels' (x, y): same values as the torch path."""
+    from birefvid.compose.band import _difference_at
+
+    g = torch.Generator().manual_seed(3)
+    coarse = torch.rand((1, 3, small[1] // 3, small[2] // 3), generator=g) * 2 - 1
+    difference = resize(coarse, small[1:], "bilinear")[0]  # smooth, as blur-fusion's D is
+    where = torch.randperm(size[0] * size[1], generator=g)[:40_000].sort().values  # more than one remap row of pixels
+    points = torch.stack([where % size[1], where // size[1]], dim=1).to(torch.int32).numpy()
+    by_torch = _difference_at(difference, where, size)
+    by_opencv = _difference_at(difference, where, size, points)
+    assert by_opencv.shape == by_torch.shape == (where.numel(), 3)
+    # OpenCV's remap places samples on a 1/32-pixel grid: D moves by at most 1/32 of its steepest step
+    steepest = max(difference.diff(dim=1).abs().max(), difference.diff(dim=2).abs().max())
+    assert (by_opencv - by_torch).abs().max() <= 2 * steepest / 32 + 1e-5
+    assert (by_opencv - by_torch).abs().mean() <= steepest / 64
+
+
+def test_cpu_band_finds_exactly_the_soft_pixels():
+    """OpenCV's band test (inclusive float32 bounds) picks the same pixels as ``soft_band``'s open interval, at its edges too."""
+    from birefvid.compose import band
+
+    eps = band.BAND_EPS
+    edges = torch.tensor([0.0, eps, float(np.nextafter(np.float32(eps), np.float32(1))), 0.5,
+                          float(np.nextafter(np.float32(1 - eps), np.float32(0))), 1 - eps, 1.0])  # fmt: skip
+    g = torch.Generator().manual_seed(4)
+    alphas = torch.rand((2, 1, 40, 64), generator=g).clamp_(0.3, 0.7).round_()  # mostly 0 or 1: the sparse path
+    alphas.view(-1)[:7] = edges
+    alphas[1, 0, 10:12, 5:60] = torch.rand((2, 55), generator=g)
+    for i in range(2):
+        found = band._find_band(alphas, i)
+        expected = band.soft_band(alphas[i, 0]).reshape(-1).nonzero().squeeze(1)
+        assert found.dense is None
+        assert torch.equal(found.where, expected)
+        assert torch.equal(found.alpha[:, 0], alphas[i, 0].reshape(-1)[expected])
+        assert torch.equal(torch.from_numpy(found.points[:, 1].astype(np.int64) * 64 + found.points[:, 0]), expected)
+    assert band._find_band(torch.ones(1, 1, 8, 8), 0).empty
+    assert band._find_band(torch.full((1, 1, 8, 8), 0.5), 0).dense is not None
 
 
 @pytest.mark.parametrize("kind", ["green", "alpha", "composite"])
