@@ -193,7 +193,7 @@ def test_lookahead_warp_holds_few_flows() -> None:
     images, masks = _clip(range(40, 80, 2))
     smoother = LookaheadSmoother(2, warp=True)
     _run(smoother, masks, images, step=5)
-    assert smoother._aligner is not None and smoother._aligner._cache == {}  # flushed: nothing held
+    assert smoother._aligner is not None and smoother._aligner._cache == {} and smoother._aligner._raw == {}  # flushed: nothing held
     smoother.push(masks[:7], images[:7])
     assert len(smoother._aligner._cache) <= 2 * 2 * 2 * 2  # pairs within the window, both directions
 
@@ -215,3 +215,36 @@ def test_smoothers_keep_masks_on_the_gpu() -> None:
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-3)
     look = _run(LookaheadSmoother(2, warp=True), masks.cuda(), images.cuda())
     assert look.device.type == "cuda" and look.shape == masks.shape
+
+
+def test_chained_flow_adds_the_two_motions() -> None:
+    from birefvid.temporal.flow_smoother import _chain
+
+    h, w = 20, 30
+    first = np.zeros((h, w, 2), np.float32)
+    first[..., 0], first[..., 1] = 3.0, 1.0  # a -> b: 3 px right, 1 down
+    second = np.zeros((h, w, 2), np.float32)
+    second[..., 0] = 0.1 * np.arange(w, dtype=np.float32)[None, :]  # b -> c: faster further right
+    chained = _chain(first, second)
+    xs = np.arange(w - 4, dtype=np.float32)
+    np.testing.assert_allclose(chained[2:-2, : w - 4, 0], np.broadcast_to(3.0 + 0.1 * (xs + 3.0), (h - 4, w - 4)), atol=1e-4)
+    np.testing.assert_allclose(chained[..., 1], 1.0, atol=1e-6)
+
+
+def test_lookahead_estimates_flow_only_between_neighbours(monkeypatch) -> None:
+    """Flows two frames apart are chained through the frame between: DIS runs twice per neighbouring pair, no more."""
+    import birefvid.temporal.flow_smoother as flow_smoother
+
+    calls = []
+    estimate = flow_smoother.estimate_flow
+
+    def counted(a, b, *args):
+        calls.append(1)
+        return estimate(a, b, *args)
+
+    monkeypatch.setattr(flow_smoother, "estimate_flow", counted)
+    images, masks = _clip(range(40, 70, 3), noise=4)  # 10 frames, moving
+    out = _run(LookaheadSmoother(2, warp=True), masks, images)
+    assert out.shape == masks.shape
+    assert len(calls) == 2 * (len(masks) - 1)  # unchained it was 2 * (9 + 8)
+    assert float(np.mean([_iou(o, m) for o, m in zip(out, masks)])) >= 0.99
