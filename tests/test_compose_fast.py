@@ -137,7 +137,21 @@ def test_uint8_thumbnails_match_the_float_area_resize():
     small = resize_uint8(frames, (9, 16))
     assert small.shape == (2, 3, 9, 16) and small.dtype == torch.uint8
     expected = F.interpolate(frames.float(), size=(9, 16), mode="area")
-    assert (small.float() - expected).abs().max() <= 0.5 + 1e-4  # rounded to the nearest byte
+    # three exact halvings, each rounded to the nearest byte: at most half a level each
+    assert (small.float() - expected).abs().max() <= 1.5 + 1e-4
+    assert (small.float() - expected).abs().mean() <= 0.5
+
+
+def test_uint8_thumbnails_at_a_non_integer_ratio_stay_close_to_one_area_pass():
+    # 1/3 of 1280 x 720 is not a whole number of columns: halved first, then shrunk by 1.5
+    y, x = torch.meshgrid(torch.linspace(0, 6, 720), torch.linspace(0, 10, 1280), indexing="ij")
+    picture = torch.stack([127 + 120 * torch.sin(x + y), 127 + 120 * torch.cos(x), 127 + 120 * torch.sin(y)])
+    frames = picture.round().to(torch.uint8).permute(1, 2, 0).contiguous().permute(2, 0, 1)[None]
+    small = resize_uint8(frames, (240, 426))
+    expected = F.interpolate(frames.float(), size=(240, 426), mode="area")
+    assert small.shape == (1, 3, 240, 426)
+    assert (small.float() - expected).abs().mean() <= 0.5
+    assert (small.float() - expected).abs().max() <= 2.0
 
 
 @pytest.mark.parametrize("small,size", [((3, 24, 43), (72, 128)), ((3, 17, 31), (50, 93)), ((3, 72, 128), (72, 128))])
@@ -219,3 +233,36 @@ def test_a_mostly_soft_matte_is_blended_whole_frame_with_the_band_paths_pixels(k
         assert torch.equal(dense[clear], key[clear])
     if kind == "alpha":
         assert torch.equal(dense[:, 3:], (alphas * 255 + 0.5).floor().to(torch.uint8))
+
+
+@pytest.mark.parametrize("hard_edge", [False, True])
+@pytest.mark.parametrize("frame_size", [(270, 480), (240, 640)])
+def test_band_only_foreground_equals_the_whole_frame_estimate_on_the_band(hard_edge: bool, frame_size: tuple[int, int]) -> None:
+    from birefvid.compose.band import _difference_at, soft_band
+    from birefvid.compose.foreground import foreground_difference
+
+    h, w = frame_size
+    g = torch.Generator().manual_seed(3)
+    frames = (torch.rand((2, h, w, 3), generator=g) * 255).to(torch.uint8).permute(0, 3, 1, 2)
+    # mattes at a model's size, a small subject off-centre: a soft-edged disc, or a hard 0/1 one whose
+    # soft pixels exist only after the upsample to the frame
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    dist = ((yy - 20) ** 2 + (xx - 44) ** 2).sqrt() - 6
+    disc = (dist < 0).float() if hard_edge else (0.5 - dist / 3).clamp(0, 1)
+    mattes = torch.stack([disc, disc.flip(1)])[:, None]
+    kw = dict(radius=30, refine_radius=6, work_scale=3)
+    whole = foreground_difference(frames, mattes, **kw)
+    cropped = foreground_difference(frames, mattes, band_only=True, **kw)
+    full = fit_alphas(mattes, (h, w))
+    for i in range(2):
+        where = soft_band(full[i, 0]).reshape(-1).nonzero().squeeze(1)
+        assert where.numel() > 0
+        expected = _difference_at(whole.difference[i], where, (h, w))
+        assert torch.allclose(_difference_at(cropped.difference[i], where, (h, w)), expected, atol=1e-5)
+        # it was a crop: far from the subject nothing was estimated
+        assert (cropped.difference[i] == 0).float().mean() > 0.3
+    # a matte without a soft pixel, and one that is soft nearly everywhere (estimated whole)
+    solid = torch.ones_like(mattes)
+    assert torch.equal(foreground_difference(frames, solid, band_only=True, **kw).difference, torch.zeros_like(whole.difference))
+    soft = torch.full_like(mattes, 0.5)
+    assert torch.allclose(foreground_difference(frames, soft, band_only=True, **kw).difference, foreground_difference(frames, soft, **kw).difference)

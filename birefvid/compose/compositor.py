@@ -62,7 +62,8 @@ class Compositor:
             assert self.background is not None
             return composite(images, alphas, self.background.frames(images.shape[0]), fg)
         # alpha, green, composite of uint8 frames: float work on the soft edge band only (see compose.band)
-        small = foreground_difference(images, matte, work_scale=work_scale) if self.foreground else None  # from the matte as it came
+        # from the matte as it came; alpha outputs also show the small F where transparent, so they need it whole
+        small = foreground_difference(images, matte, work_scale=work_scale, band_only=self.kind != "alpha") if self.foreground else None
         diff = small.difference if small is not None else None
         if self.kind == "alpha":
             return rgba_band(images, alphas, diff, fill=small.foreground if small is not None else None)

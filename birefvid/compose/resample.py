@@ -56,8 +56,21 @@ def resize_uint8(x: Tensor, size: tuple[int, int]) -> Tensor:
     For thumbnails: shrinking the bytes avoids a full-size float copy of each frame.
     """
     h, w = int(size[0]), int(size[1])
-    out = [
-        cv2.resize(np.ascontiguousarray(item.permute(1, 2, 0).numpy()), (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
-        for item in x
-    ]
+    out = [_shrink_area(np.ascontiguousarray(item.permute(1, 2, 0).numpy()), (h, w)).reshape(h, w, -1) for item in x]
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+
+
+def _shrink_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """OpenCV area shrink of an (H, W, C) uint8 image to (h, w), halving exactly first while it stays >= 2x.
+
+    OpenCV's exact-halving path is SIMD and its general area path is not: 720p to 426x240 (1/3) took
+    2.8 ms on one core here, halving first then 1/1.5 1.4 ms; 1080p to 480x270 2.2 against 0.6 ms.
+    Each halving rounds to whole levels (thumbnails move by < 0.4 grey level on average), and a
+    non-integer remainder averages over a slightly wider footprint than one area pass.
+    """
+    h, w = size
+    while image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0 and image.shape[0] >= 2 * h and image.shape[1] >= 2 * w:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if image.shape[:2] == (h, w):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
