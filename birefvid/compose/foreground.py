@@ -110,7 +110,8 @@ def foreground_difference(
     ``band_only`` (for callers that read D only where the full-size matte is soft, as the band
     compositor does) runs blur-fusion only on the box around that band, widened by both radii:
     there D equals the whole-frame result (each box mean's window lies inside the crop or is
-    clipped by the frame's own edges). Elsewhere D is 0 and F the shrunk frame.
+    clipped by the frame's own edges). Elsewhere D is 0 and F the shrunk frame. CPU only: on a GPU
+    the whole-frame pass is cheap, and finding the box would wait on the device every frame.
     """
     check_images(images)
     _check_matte(alphas, images)
@@ -126,7 +127,7 @@ def foreground_difference(
     same_size = tuple(alpha.shape[-2:]) == tuple(images.shape[-2:])
     small_alpha = resize(alpha, small_size, "area" if same_size else "bilinear").clamp(0.0, 1.0)
     radii = (max(1, round(radius / k)), max(1, round(refine_radius / k)))
-    if band_only:
+    if band_only and small_image.device.type == "cpu":  # a GPU does the whole frame in less than finding the box would sync
         return _band_only(small_image, small_alpha, alphas, images.shape[-2:], radii)
     small_fg = _estimate(small_image, small_alpha, *radii)
     return SmallForeground(small_fg, _difference(small_fg, small_image, small_alpha))
@@ -178,7 +179,7 @@ def _band_box(
     cell of four matte pixels holding both one above 0 and one below 1 (thresholds halved against
     rounding): such cells lie where both masks, dilated by one pixel, meet.
     """
-    plane = matte.float().contiguous().numpy() if matte.device.type == "cpu" else matte.float().cpu().numpy()
+    plane = matte.float().contiguous().numpy()
     kernel = np.ones((3, 3), np.uint8)
     above = cv2.dilate((plane > _HALF_EPS).astype(np.uint8), kernel)
     below = cv2.dilate((plane < 1.0 - _HALF_EPS).astype(np.uint8), kernel)
