@@ -12,6 +12,7 @@ from ..job import OUTPUT_KINDS, OutputKind, check_output_options
 from .background import Background
 from ..colors import parse_color
 from .band import composite_band, rgba_band
+from .blur_band import blur_background_band
 from .foreground import estimate_foreground, foreground_difference
 from .resample import resize
 from .ops import blur_background, composite, greenscreen, to_mask, to_rgba
@@ -51,6 +52,11 @@ class Compositor:
         if self.kind == "mask":
             return to_mask(alphas)
         work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))
+        if self.kind == "blur" and images.dtype == torch.uint8 and images.device.type == "cpu":
+            # blurred small in bytes, blended on the soft band only (see compose.blur_band): ~3.5x faster
+            small = foreground_difference(images, matte, work_scale=work_scale, band_only=True) if self.foreground else None
+            diff = small.difference if small is not None else None
+            return blur_background_band(images, alphas, self.blur_sigma, self.blur_work_scale, diff)
         if self.kind == "blur" or images.dtype != torch.uint8:
             fg = estimate_foreground(images, alphas, work_scale=work_scale) if self.foreground else None
             if self.kind == "alpha":

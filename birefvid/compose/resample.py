@@ -56,11 +56,11 @@ def resize_uint8(x: Tensor, size: tuple[int, int]) -> Tensor:
     For thumbnails: shrinking the bytes avoids a full-size float copy of each frame.
     """
     h, w = int(size[0]), int(size[1])
-    out = [_shrink_area(np.ascontiguousarray(item.permute(1, 2, 0).numpy()), (h, w)).reshape(h, w, -1) for item in x]
+    out = [shrink_area(np.ascontiguousarray(item.permute(1, 2, 0).numpy()), (h, w)).reshape(h, w, -1) for item in x]
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
-def _shrink_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def shrink_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """OpenCV area shrink of an (H, W, C) uint8 image to (h, w), halving exactly first while it stays >= 2x.
 
     OpenCV's exact-halving path is SIMD and its general area path is not: 720p to 426x240 (1/3) took
