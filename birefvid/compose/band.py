@@ -36,11 +36,15 @@ def soft_band(alphas: Tensor) -> Tensor:
 
 
 def _gather(x: Tensor, where: Tensor) -> Tensor:
-    """Pixels ``where`` (flat indices) of a (C, H, W) tensor as rows (k, C), without copying the whole frame."""
+    """Pixels ``where`` (flat indices) of a (C, H, W) tensor as rows (k, C), without copying the whole frame.
+
+    ``index_select`` rather than ``rows[where]``: ~3x faster on the CPU (60k pixels of a 720p frame:
+    0.16 against 0.45 ms on one core here).
+    """
     rows = x.permute(1, 2, 0)
     if rows.is_contiguous():  # channel-last in memory (decoded frames are)
-        return rows.reshape(-1, x.shape[0])[where]
-    return x.reshape(x.shape[0], -1)[:, where].t()
+        return rows.reshape(-1, x.shape[0]).index_select(0, where)
+    return x.reshape(x.shape[0], -1).index_select(1, where).t()
 
 
 # soft_band's open interval as inclusive float32 bounds, for OpenCV's inRange
@@ -232,7 +236,7 @@ def composite_band(
             back = back.reshape(1, 3).float().div(255.0)  # a colour: broadcasts over the band
         else:
             back = _gather(back, band.where).float().div_(255.0)
-        out[i].view(-1, 3)[band.where] = _to_uint8(torch.lerp(back, _subject(images, difference, i, band), band.alpha))
+        out[i].view(-1, 3).index_copy_(0, band.where, _to_uint8(torch.lerp(back, _subject(images, difference, i, band), band.alpha)))
     return out.permute(0, 3, 1, 2)
 
 

@@ -84,4 +84,4 @@ def fit_alphas(alphas: torch.Tensor, size: "torch.Size | tuple[int, int]") -> to
     """Mattes resized (bilinear, as ``Segmenter.predict`` does) to ``size`` (H, W); unchanged when they fit."""
     if tuple(alphas.shape[-2:]) == tuple(size):
         return alphas
-    return resize(alphas.float(), (int(size[0]), int(size[1])), "bilinear").clamp(0.0, 1.0)
+    return resize(alphas.float(), (int(size[0]), int(size[1])), "bilinear").clamp_(0.0, 1.0)  # a new tensor: sizes differ
