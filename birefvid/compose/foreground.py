@@ -150,8 +150,8 @@ def _band_only(
 ) -> SmallForeground:
     """``foreground_difference`` with blur-fusion run per frame only on the crop around the matte's soft band.
 
-    A generated 720p clip's subject edges span ~1/3 of the frame: blur-fusion there costs a third of
-    the whole-frame pass (the part of the file pipeline's foreground cost that scales with pixels).
+    On the generated 720p clips the box, margins included, is about half of the frame, and so is
+    the blur-fusion (15.3 -> 12.2 ms a frame with the shrink; results at the band identical).
     """
     h, w = small_image.shape[-2:]
     fg, diff = small_image.clone(), small_image.new_zeros(small_image.shape)
