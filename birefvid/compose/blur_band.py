@@ -6,7 +6,8 @@ upsampled background (~40 ms a 720p frame on one core at live mode's 1/4 work si
 multiply), shrunk as bytes, blurred and renormalised small in float, and the small background is
 upsampled once as bytes; ``composite_band`` then puts the subject over it, blending in float only
 where the matte is soft: ~11 ms a 720p frame, within 2 grey levels (mean ~0.2) of
-``blur_background``. The rounding steps (weights in 1/255, the weighted frame and the small
+``blur_background`` (3 with the foreground estimate, whose band correction is the compositor's
+usual small-size one). The rounding steps (weights in 1/255, the weighted frame and the small
 background to whole levels) are averaged by the blur or hidden in a picture that is blurred anyway.
 """
 
