@@ -77,3 +77,16 @@ def test_the_compositor_blurs_uint8_cpu_frames_on_the_byte_path() -> None:
         full = fit_alphas(small_mattes, frames.shape[-2:])
         diff = foreground_difference(frames, small_mattes, band_only=True).difference if foreground else None
         assert torch.equal(out, blur_background_band(frames, full, sigma=8.0, work_scale=2, difference=diff))
+
+
+def test_file_mode_blurs_at_a_scale_its_sigma_hides() -> None:
+    frames, alphas = _scene(360, 640)  # steep colour ramps: the hardest case for a blur at reduced size
+    default = Compositor("blur", foreground=False)  # sigma 16: blurred at 1/2 size
+    assert default.blur_work_scale == 2 and Compositor("blur", blur_sigma=4.0).blur_work_scale == 1
+    full_size = Compositor("blur", foreground=False, blur_work_scale=1)
+    got, want = default(frames, alphas), full_size(frames, alphas)
+    diff = (got.int() - want.int()).abs()
+    # a blur ~4% wider (its boxes round differently at half size): a few levels at most; 1/4 size is 10 off
+    assert diff.max() <= 4 and diff.float().mean() <= 1.0
+    opaque = (alphas >= 1.0).expand_as(frames)
+    assert torch.equal(got[opaque], frames[opaque])

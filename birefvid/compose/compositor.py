@@ -31,7 +31,11 @@ class Compositor:
     key: tuple[int, int, int] = (0, 255, 0)
     blur_sigma: float = 16.0
     background: Optional[Background] = None
-    blur_work_scale: int = 1  # >1: blur at 1/k size (see blur_background), for live frame rates
+    # blur at 1/k of the size (see blur_background); None: k = sigma // 8, at ~1/3 of the full-size cost
+    # (a 720p frame at sigma 16: 74 -> 28 ms on one core with the foreground estimate). The blur comes out
+    # ~4% wider (its boxes round differently): within 1 grey level of the full-size one on the generated
+    # 720p clips (mean 0.14), up to 4 on steep synthetic ramps. Live mode asks for sigma // 4, for frame rate.
+    blur_work_scale: Optional[int] = None
     # foreground estimation runs on frames shrunk by an integer factor to at most this long side (see
     # estimate_foreground's work_scale): at 720p (1/3 size) ~20x less CPU than at full size, and
     # within ~1 grey level of it, on average, on the output's soft edges
@@ -40,6 +44,8 @@ class Compositor:
     def __post_init__(self) -> None:
         check_output_options(self.kind, self.background is not None)
         self.key = parse_color(self.key)
+        if self.blur_work_scale is None:
+            self.blur_work_scale = max(1, int(self.blur_sigma // 8))
 
     @property
     def sink_kind(self) -> str:
