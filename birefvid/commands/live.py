@@ -29,7 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     eff.add_argument("--background", help="for --effect replace: a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
     eff.add_argument("--key-color", default="#00ff00", help="for --effect green (default #00ff00)")
     eff.add_argument("--blur-sigma", type=float, default=16.0, help="for --effect blur: strength in pixels (default 16)")
-    eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~50 ms a frame on a CPU)")
+    eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~10 ms more a 640x480-720p frame on a CPU core)")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless --resolution)")
     run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="flow", help="temporal mask smoothing of the model's masks: flow (along optical flow), ema or none (default flow)")
