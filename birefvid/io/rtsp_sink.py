@@ -14,6 +14,7 @@ from typing import Optional
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from birefvid.errors import SinkError
 from birefvid.io.live_base import LiveSink
@@ -44,6 +45,7 @@ class RtspPublishSink(LiveSink):
         self._last_pts: Optional[int] = None
         self._lag: Optional[float] = None
         self._out: Optional[av.container.OutputContainer] = None
+        self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
         timeout_us = str(max(1, int(open_timeout * 1_000_000)))
         # the wall-clock moment RTCP sender reports call RTP time 0 (FFmpeg would take it at SETUP)
         self._epoch = time.time()
@@ -88,7 +90,7 @@ class RtspPublishSink(LiveSink):
             picture = np.pad(picture, pad, mode="edge")
         fmt = "gray" if kind == "gray" else "rgb24"
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format=fmt)
-        return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range=1)
+        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace="ITU709", dst_color_range=1)
 
     def _send(self, picture: np.ndarray, t: float) -> None:
         assert self._out is not None
