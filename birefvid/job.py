@@ -288,6 +288,7 @@ class LiveJob(JobDescription):
     carry: bool = True  # carry the latest mask to each shown frame along optical flow
     stats_every: float = 5.0
     overwrite: bool = False
+    record_preset: Optional[str] = None  # encoder speed preset of the recordings (x264 ultrafast..., NVENC p1-p7)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sinks", tuple(str(s) for s in self.sinks))
@@ -310,7 +311,14 @@ class LiveJob(JobDescription):
             raise ConfigError(f"{option('duration')} must be positive, got {self.duration}")
         if not self.stats_every > 0:
             raise ConfigError(f"{option('stats_every')} must be positive, got {self.stats_every}")
+        if self.record_preset is not None and not any(is_recording(s) for s in self.sinks):
+            raise ConfigError(f"{option('record_preset')} sets the encoder of a recording; give a file {option('sink')} too")
         return self
+
+
+def is_recording(sink: str) -> bool:
+    """True when a live ``--sink`` value names a file to record (not window, virtualcam or a URL)."""
+    return sink.strip().lower() not in ("window", "virtualcam") and "://" not in sink
 
 
 def to_dict(job: Any) -> dict[str, Any]:

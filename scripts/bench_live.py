@@ -9,6 +9,12 @@ mask age for each:
 
     python scripts/bench_live.py                 # tiny and a lite-sized (swin_v1_t) model at 256²
     python scripts/bench_live.py --seconds 30 --paths torch:fp32,openvino:fp32,openvino:bf16
+    python scripts/bench_live.py --models tiny --paths auto:auto --size 1920x1080 --sinks record,record:ultrafast,preview
+
+``--sinks``: where the pictures go, each measured in turn: ``record`` (the default: an H.264
+``.mp4`` at live mode's ``veryfast`` preset), ``record:PRESET`` (the same with ``--preset
+PRESET``), ``preview`` (the browser preview with no browser attached: nothing is encoded, so it
+measures live mode's own work, as a window or virtual camera would see it).
 
 The swin_v1_t model has seeded random weights: its cost, not its masks, is what is measured.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -44,6 +51,13 @@ def write_clip(path: Path, size: tuple[int, int], fps: int, seconds: float) -> P
     return path
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (for the preview sink)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def segmenter(name: str, side: int, backend: str, precision: str) -> Segmenter:
     """``tiny``, or a backbone with random weights, on the CPU with this backend and precision.
 
@@ -65,26 +79,32 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--models", default="tiny,swin_v1_t")
     parser.add_argument("--paths", default="torch:fp32,auto:auto", help="backend:precision pairs to compare (default: eager fp32 and the default path)")
+    parser.add_argument("--sinks", default="record", help="comma-separated: record, record:PRESET, preview (default record)")
     parser.add_argument("--json", help="also write the figures as JSON")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "camera.mp4", (width, height), args.fps, 10.0)
-        for name, path in ((n, p) for n in args.models.split(",") for p in args.paths.split(",")):
+        runs = ((n, p, k) for n in args.models.split(",") for p in args.paths.split(",") for k in args.sinks.split(","))
+        for name, path, sink in runs:
             backend, precision = path.split(":")
             seg = segmenter(name, args.resolution, backend, precision)
+            kind, _, preset = sink.partition(":")
+            if kind not in ("record", "preview"):
+                parser.error(f"--sinks takes record, record:PRESET or preview, got {sink!r}")
+            target = f"http://127.0.0.1:{free_port()}" if kind == "preview" else str(Path(tmp) / f"{name}-{backend}-{precision}.mp4")
             job = LiveJob(
-                LiveSourceSpec(str(clip), realtime=True, loop=True), sinks=(str(Path(tmp) / f"{name}-{backend}-{precision}.mp4"),),
+                LiveSourceSpec(str(clip), realtime=True, loop=True), sinks=(target,),
                 effect=EffectSpec("blur"), inference=InferenceSpec(device="cpu", resolution=args.resolution),
-                duration=args.seconds, stats_every=args.seconds + 1,
+                duration=args.seconds, stats_every=args.seconds + 1, record_preset=preset or None, overwrite=True,
             )  # fmt: skip
             report = run_live_job(job, segmenter=seg)
-            rows.append({"model": name, "path": f"{seg.backend} {seg.precision}", "resolution": args.resolution, **report["stats"]})
+            rows.append({"model": name, "path": f"{seg.backend} {seg.precision}", "sink": sink, "resolution": args.resolution, **report["stats"]})
     print(f"live blur, {width}x{height} at {args.fps} fps for {args.seconds:g} s per model, {torch.get_num_threads()} torch threads, {sys.platform}")
-    print(f"{'model':<10} {'path':<14} {'source fps':>10} {'output fps':>10} {'out/src':>7} {'model fps':>9} {'latency p50':>11} {'p95':>6} {'mask age p50':>12} {'dropped':>7}")
+    print(f"{'model':<10} {'path':<14} {'sink':<16} {'source fps':>10} {'output fps':>10} {'out/src':>7} {'model fps':>9} {'latency p50':>11} {'p95':>6} {'mask age p50':>12} {'dropped':>7}")
     for r in rows:
-        print(f"{r['model']:<10} {r['path']:<14} {r['source_fps']:>10.2f} {r['output_fps']:>10.2f} {r['output_fps'] / r['source_fps']:>7.3f} "
+        print(f"{r['model']:<10} {r['path']:<14} {r['sink']:<16} {r['source_fps']:>10.2f} {r['output_fps']:>10.2f} {r['output_fps'] / r['source_fps']:>7.3f} "
               f"{r['model_fps']:>9.2f} {r['latency_ms_median']:>9.0f}ms {r['latency_ms_p95']:>4.0f}ms {r['mask_age_ms_median']:>10.0f}ms {r['dropped']:>7}")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -53,6 +53,20 @@ def test_live_cli_passes_backend_and_precision_to_the_job():
     assert (job.inference.backend, job.inference.precision) == ("torch", "fp32")
 
 
+def test_live_preset_reaches_the_job_and_needs_a_recording():
+    from birefvid.api import build_live_job
+    from birefvid.commands import live as live_cmd
+    from birefvid.job import LiveJob
+
+    parser = argparse.ArgumentParser()
+    live_cmd.register(parser)
+    job = live_cmd.job_from_args(parser.parse_args(["--source", "0", "--sink", "window", "--sink", "rec.mp4", "--preset", "ultrafast"]))
+    assert job.record_preset == "ultrafast" and LiveJob.from_json(job.to_json()) == job
+    for sinks in (["window"], ["http://127.0.0.1:8080", "rtsp://127.0.0.1:8554/out"]):
+        with cli_naming(), pytest.raises(ConfigError, match="--preset sets the encoder of a recording; give a file --sink"):
+            build_live_job("0", sinks, record_preset="ultrafast")
+
+
 @pytest.mark.parametrize(
     "options, api_words, cli_words",
     [

@@ -137,3 +137,34 @@ def test_bad_targets_fail_at_open(tmp_path, name, kind, match):
     with pytest.raises(SinkError, match=match):
         RecordingSink(tmp_path / name, width=W, height=H, fps=FPS, kind=kind)
     assert not any(tmp_path.rglob("*.*"))
+
+
+def _x264_settings(path) -> str:
+    """The settings line x264 writes into the stream (an SEI message in the first packet)."""
+    with av.open(str(path)) as c:
+        first = bytes(next(p for p in c.demux(c.streams.video[0]) if p.size))
+    start = first.index(b"x264 - core")
+    return first[start : first.index(b"\x00", start)].decode("ascii", "replace")
+
+
+def test_preset_reaches_the_encoder(tmp_path):
+    """A recording that cannot keep up at the live default can trade file size for speed (--preset)."""
+    default, fast = tmp_path / "default.mp4", tmp_path / "fast.mp4"
+    for path, preset in ((default, None), (fast, "ultrafast")):
+        with RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb", preset=preset) as sink:
+            for i, t in enumerate(_times()[:8]):
+                sink.send(_rgb(i), t)
+    assert "subme=2" in _x264_settings(default)  # veryfast
+    settings = _x264_settings(fast)
+    assert "cabac=0" in settings and "subme=0" in settings  # ultrafast
+    assert len(list(decode_video_frames(fast))) == 8
+
+
+@pytest.mark.parametrize(
+    "name, preset, match",
+    [("live.mp4", "quick", "unknown preset 'quick' for libx264"), ("live.webm", "ultrafast", "libvpx-vp9 has no speed presets")],
+)
+def test_bad_preset_fails_at_open_and_leaves_no_file(tmp_path, name, preset, match):
+    with pytest.raises(SinkError, match=match):
+        RecordingSink(tmp_path / name, width=W, height=H, fps=FPS, kind="rgb", preset=preset)
+    assert not list(tmp_path.iterdir())

@@ -233,3 +233,12 @@ def test_live_job_round_trips_through_json():
     job = build_live_job("rtsp://cam/1", ["http://127.0.0.1:8080", "rec.mkv"], effect="replace", background="beach.jpg",
                          latency_budget_ms=150, max_retries=3, duration=60)  # fmt: skip
     assert LiveJob.from_json(job.to_json()) == job
+
+
+def test_record_preset_reaches_the_recording(tmp_path):
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    out = tmp_path / "out.mp4"
+    run_live(build_live_job(str(clip), [str(out)], effect="blur", record_preset="ultrafast"), segmenter=red_key_segmenter())
+    with av.open(str(out)) as c:
+        first = bytes(next(p for p in c.demux(c.streams.video[0]) if p.size))
+    assert b"subme=0" in first and b"cabac=0" in first  # x264's settings line: ultrafast, not the live default veryfast

@@ -38,6 +38,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--stats-json", help="append stats as JSON lines to this file")
     run_group.add_argument("--report", help="write a JSON report of the run (figures and the job)")
     run_group.add_argument("--overwrite", action="store_true", help="replace an existing recording")
+    run_group.add_argument("--preset", help="encoder speed preset of a recording (x264/x265 default veryfast; superfast or ultrafast "
+                           "keep up with 1080p on a small CPU, for 2-3x larger files), NVENC p1-p7")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no stats lines")
     add_model_options(parser)
     parser.set_defaults(run=run)
@@ -53,7 +55,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         backbone=args.backbone, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution,
         latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
-        duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite,
+        duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset,
     )  # fmt: skip
 
 

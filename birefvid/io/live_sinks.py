@@ -52,9 +52,12 @@ def _check_kind(cls: type[LiveSink], spec: str, kind: str) -> None:
 
 
 def open_live_sink(
-    spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False
+    spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None
 ) -> LiveSink:
-    """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``."""
+    """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``.
+
+    ``preset`` is the encoder speed preset of a recording (a file sink); other sinks ignore it.
+    """
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
     if not spec or not spec.strip():
@@ -87,7 +90,7 @@ def open_live_sink(
     from birefvid.io.record_sink import RecordingSink
 
     _check_kind(RecordingSink, spec, kind)
-    return RecordingSink(os.path.expanduser(spec), width=width, height=height, fps=fps, kind=kind, overwrite=overwrite)
+    return RecordingSink(os.path.expanduser(spec), width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset)
 
 
 def _identity(spec: str) -> Optional[tuple[str, ...]]:
@@ -105,7 +108,7 @@ def _identity(spec: str) -> Optional[tuple[str, ...]]:
 
 
 def open_live_sinks(
-    specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False
+    specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None
 ) -> list[LiveSink]:
     """Open every --sink in order, or none: on the first failure the opened ones are aborted and the error raised."""
     seen: dict[tuple[str, ...], str] = {}
@@ -119,7 +122,7 @@ def open_live_sinks(
     opened: list[LiveSink] = []
     try:
         for spec in specs:
-            opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite))
+            opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset))
     except BaseException:
         for sink in reversed(opened):
             try:

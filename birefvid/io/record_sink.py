@@ -35,10 +35,16 @@ _LIVE_SPEED = {
 }
 
 
-def live_encoder(path: Path, kind: str, width: int, height: int) -> EncoderSpec:
-    """The batch mode's encoder choice for ``path``, switched to its real-time speed settings."""
-    spec = choose_encoder(path, OUTPUT_KIND[kind], width, height)
-    faster = _LIVE_SPEED.get(spec.codec)
+def live_encoder(path: Path, kind: str, width: int, height: int, preset: Optional[str] = None) -> EncoderSpec:
+    """The batch mode's encoder choice for ``path``, switched to its real-time speed settings.
+
+    ``preset`` (``--preset``: x264/x265 ``ultrafast``..``placebo``, NVENC ``p1``-``p7``) replaces the
+    live default; a codec without presets (VP9, FFV1, ProRes) raises SinkError saying so.
+    """
+    spec = choose_encoder(path, OUTPUT_KIND[kind], width, height, preset=preset)
+    faster = dict(_LIVE_SPEED.get(spec.codec, {}))
+    if preset is not None:
+        faster.pop("preset", None)  # the one asked for wins
     return dataclasses.replace(spec, options={**spec.options, **faster}) if faster else spec
 
 
@@ -49,7 +55,8 @@ class RecordingSink(LiveSink):
     holds_last = False
 
     def __init__(
-        self, path: Union[str, Path], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False
+        self, path: Union[str, Path], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False,
+        preset: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -59,7 +66,7 @@ class RecordingSink(LiveSink):
         if not fps > 0:
             raise SinkError(f"cannot record {path} at {fps} fps; the rate must be positive")
         self.kind = kind
-        spec = live_encoder(self.path, kind, width, height)
+        spec = live_encoder(self.path, kind, width, height, preset)
         check_target(self.path, overwrite=overwrite, is_dir=False)
         info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001))
         self._file = VideoFileSink(self.path, spec, info)

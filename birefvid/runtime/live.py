@@ -386,7 +386,7 @@ def run_live_job(
         info = source.start()
         fps = float(info.average_rate) if info.average_rate else 30.0
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps,
-                                kind=EFFECT_PICTURE[effect.effect], overwrite=job.overwrite)  # fmt: skip
+                                kind=EFFECT_PICTURE[effect.effect], overwrite=job.overwrite, preset=job.record_preset)  # fmt: skip
         failed = True
         try:
             background = None
