@@ -39,7 +39,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--report", help="write a JSON report of the run (figures and the job)")
     run_group.add_argument("--overwrite", action="store_true", help="replace an existing recording")
     run_group.add_argument("--preset", help="encoder speed preset of a recording (x264/x265 default veryfast; superfast or ultrafast "
-                           "keep up with 1080p on a small CPU, for 2-3x larger files), NVENC p1-p7")
+                           "cost less CPU, for 2-4x larger files), NVENC p1-p7")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no stats lines")
     add_model_options(parser)
     parser.set_defaults(run=run)
