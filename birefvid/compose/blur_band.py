@@ -58,7 +58,7 @@ def _blurred_background(image: Tensor, alpha: Tensor, sigma: float, k: int) -> T
     weight = cv2.convertScaleAbs(a, alpha=-255.0, beta=255.0)  # 255 (1 - a), rounded and saturated
     weighted = cv2.multiply(pixels, cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB), scale=1.0 / 255.0)
     small = [_small_float(shrink_area(x, small_size)) for x in (weighted, pixels)]
-    small_weight = torch.from_numpy(cv2.resize(weight, (small_size[1], small_size[0]), interpolation=cv2.INTER_AREA))
+    small_weight = torch.from_numpy(shrink_area(weight, small_size))  # halved as the pixels are: 1080p 0.9 -> 0.3 ms
     small_weight = small_weight.float().div_(255.0)[None, None]
     blurred = smooth_blur(torch.cat([small[0], small_weight], dim=1).contiguous(), sigma / k)
     back = (blurred[:, :3] + _EPS * small[1]) / (blurred[:, 3:4] + _EPS)

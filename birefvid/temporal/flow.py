@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..compose.resample import shrink_area
+
 logger = logging.getLogger(__name__)
 
 MaskT = TypeVar("MaskT", np.ndarray, Tensor)
@@ -93,7 +95,9 @@ def flow_thumbnail(image_rgb: Union[np.ndarray, Tensor], max_side: int = 160) ->
     if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"image_rgb must be a uint8 (H, W, 3) RGB array, got {_describe(image_rgb)}")
     h, w = _thumb_size(img.shape[0], img.shape[1], max_side)
-    small = img if (h, w) == img.shape[:2] else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    # exact halvings first (OpenCV's SIMD path): 1080p to 160x90 1.6 -> ~0.5 ms on one core, and the
+    # same thumbnail as batch_thumbnails makes (resize_uint8) for the file smoothers
+    small = img if (h, w) == img.shape[:2] else shrink_area(img, (h, w))
     return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
 
