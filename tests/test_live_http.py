@@ -105,6 +105,20 @@ def test_snapshot_is_503_before_the_first_picture_then_the_newest(preview):
     assert preview.pictures_sent == 2
 
 
+def test_pictures_are_encoded_only_when_a_viewer_asks_and_once_each(preview):
+    """Nobody watching costs no JPEG encoding (~10 ms a 1080p picture); a picture asked for twice is encoded once."""
+    for i in range(30):
+        preview.send(_picture(i), i / 30)
+    assert preview.pictures_sent == 30 and preview.board.encoded == 0
+    for _ in range(2):
+        status, kind, body = _get(preview.url + "snapshot.jpg")
+        assert (status, kind) == (200, "image/jpeg") and _mean_err(_decode_rgb(body), _picture(29)) < 4
+    assert preview.board.encoded == 1
+    preview.send(_picture(30), 1.0)
+    assert _mean_err(_decode_rgb(_get(preview.url + "snapshot.jpg")[2]), _picture(30)) < 4
+    assert preview.board.encoded == 2
+
+
 def test_rgba_shows_over_a_checkerboard_and_gray_stays_gray(preview):
     rgba = np.zeros((H, W, 4), np.uint8)
     rgba[..., :3] = (20, 200, 40)
