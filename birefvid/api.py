@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from .errors import option
 from .job import (
     DEFAULT_LATENCY_BUDGET_MS,
     Backend,
@@ -25,6 +26,7 @@ from .job import (
     SmoothingSpec,
     SmoothKind,
     SourceSpec,
+    is_recording,
 )
 
 if TYPE_CHECKING:
@@ -196,6 +198,31 @@ def run_live(
     from .runtime.live import run_live_job
 
     return run_live_job(job, segmenter=segmenter, stats_json=None if stats_json is None else str(stats_json), printer=printer, stop=stop)
+
+
+# camera frames dropped beyond this share of a run, with a recording at the default preset, earn a hint
+DROPPED_SHARE_HINT = 0.05
+
+
+def live_hint(report: dict[str, Any]) -> Optional[str]:
+    """Advice when a live run with a recording dropped camera frames, else None.
+
+    A recording's encoder runs on its own threads beside the display and the model: x264
+    ``veryfast`` at 1080p takes ~17 ms of CPU a frame, half of a small CPU's core at 30 fps, and
+    on 2 cores a 1080p recording kept only 0.65-0.69 of the camera's rate against 0.78-0.79 at
+    ``ultrafast`` (``scripts/bench_live.py``). Runs that chose a preset get no advice.
+    """
+    s = report["stats"]
+    dropped, shown = s.get("dropped") or 0, s.get("frames_shown") or 0
+    if dropped < DROPPED_SHARE_HINT * (dropped + shown):
+        return None
+    if report["job"].get("record_preset") or not any(is_recording(sink) for sink in report["sinks"]):
+        return None
+    share = dropped / (dropped + shown)
+    return (
+        f"{dropped} camera frames ({share:.0%}) were dropped: this CPU could not keep up; a recording costs less with "
+        f"{option('record_preset', 'superfast')} or ultrafast (larger files), as does a smaller camera size"
+    )
 
 
 def live_summary(report: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ import torch
 
 from birefvid.api import build_live_job, run_live
 from birefvid.errors import ConfigError, PipelineError
+from birefvid.io.live_base import LiveSink
 from birefvid.runtime.live import OutputClock, choose_resolution
 from process_fixtures import RedKey, red_key_segmenter, scene_frame, true_mask, interior
 
@@ -242,3 +243,56 @@ def test_record_preset_reaches_the_recording(tmp_path):
     with av.open(str(out)) as c:
         first = bytes(next(p for p in c.demux(c.streams.video[0]) if p.size))
     assert b"subme=0" in first and b"cabac=0" in first  # x264's settings line: ultrafast, not the live default veryfast
+
+
+class _SlowSink(LiveSink):
+    """A sink that takes ``seconds`` per picture, as an encoder too slow for the camera does (sleeping: no CPU held)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.pictures = seconds, 0
+
+    @property
+    def name(self) -> str:
+        return "slow"
+
+    def _send(self, picture, t) -> None:
+        time.sleep(self.seconds)
+        self.pictures += 1
+
+    def _close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("seconds", [0.0, 2.0 / FPS])
+def test_a_run_that_drops_frames_with_a_recording_earns_a_hint(tmp_path, monkeypatch, seconds):
+    """An output at half the camera's rate makes the display drop camera frames, and the run ends with advice."""
+    import birefvid.io.live_sinks as live_sinks
+    from birefvid.api import live_hint
+    from birefvid.errors import cli_naming
+
+    sink = _SlowSink(seconds)
+    monkeypatch.setattr(live_sinks, "open_live_sinks", lambda specs, **kw: [sink])
+    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
+    report = run_live(build_live_job(str(clip), [str(tmp_path / "rec.mp4")], effect="mask", realtime=True), segmenter=red_key_segmenter())
+    s = report["stats"]
+    with cli_naming():
+        hint = live_hint(report)
+    if seconds:
+        assert s["dropped"] > 0.25 * 2 * FPS
+        assert hint is not None and "--preset superfast" in hint and f"{s['dropped']} camera frames" in hint
+    else:
+        assert s["dropped"] <= 2 and hint is None
+    assert sink.pictures == s["frames_shown"]
+
+
+def test_live_hint_needs_dropped_frames_and_a_recording_at_the_default_preset():
+    from birefvid.api import live_hint
+
+    def report(dropped, shown=100, sinks=("rec.mp4",), preset=None):
+        return {"stats": {"dropped": dropped, "frames_shown": shown}, "sinks": list(sinks), "job": {"record_preset": preset}}
+
+    assert "30 camera frames (23%) were dropped" in live_hint(report(30)) and "record_preset='superfast'" in live_hint(report(30))
+    assert live_hint(report(4)) is None  # under 5 %: a hiccup
+    assert live_hint(report(30, sinks=("window", "http://127.0.0.1:8080"))) is None
+    assert live_hint(report(30, preset="ultrafast")) is None

@@ -70,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
     report = run_live_job(job, stats_json=args.stats_json, printer=printer)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
-    if not args.quiet:
-        from ..api import live_summary
+    from ..api import live_hint, live_summary
 
+    if not args.quiet:
         print(live_summary(report), file=sys.stderr)
+    hint = live_hint(report)
+    if hint:
+        print(f"birefvid: hint: {hint}", file=sys.stderr)
     return 0
