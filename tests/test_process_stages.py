@@ -1,9 +1,11 @@
 """The file pipeline's stages: the model thread only segments, masks are smoothed at the model's
-resolution and upsampled once, compositing runs on its own single-threaded stage, and a wide frame
+resolution and upsampled once, compositing runs on its own single-threaded stage (OpenCV included,
+on a CPU), and a wide frame
 (foreground estimated at a reduced size) still gives exact key and subject colours."""
 
 from __future__ import annotations
 
+import cv2
 import pytest
 import torch
 
@@ -22,12 +24,14 @@ class SpySmoother(LookaheadSmoother):
         super().__init__(window=2, warp=True, scene_cut_threshold=0.15)
         self.sizes: set[tuple[int, int]] = set()
         self.threads: set[str] = set()
+        self.opencv_threads: set[int] = set()
 
     def push(self, alphas, images=None):
         import threading
 
         self.sizes.add(tuple(alphas.shape[2:]))
         self.threads.add(threading.current_thread().name)
+        self.opencv_threads.add(cv2.getNumThreads())
         return super().push(alphas, images)
 
 
@@ -37,12 +41,15 @@ def test_masks_are_smoothed_at_the_model_size_beside_the_model(tmp_path, monkeyp
     spy = SpySmoother()
     monkeypatch.setattr("birefvid.runtime.file_job.make_smoother", lambda kind, **opts: spy)
     threads_before = torch.get_num_threads()
+    cv2.setNumThreads(2)  # OpenCV's own pool, as a caller of the API may have it
     report = process_video(src.path, tmp_path / "m.mkv", kind="mask", segmenter=red_key_segmenter(), batch_size=2)
     assert report["frames"] == 9
     assert spy.sizes == {(64, 64)}  # the inference size, not the frame's
     assert spy.threads == {"birefvid-compose"}  # not on the model's thread
     assert set(report["stage_seconds"]) >= {"decode", "segment", "compose", "encode"}
     assert torch.get_num_threads() == threads_before  # the compose stage's one thread stays its own
+    assert spy.opencv_threads == {1}  # on a CPU the model has the cores: OpenCV runs on the calling thread
+    assert cv2.getNumThreads() == 2  # and the caller's setting is back afterwards
     assert decoded_times(tmp_path / "m.mkv") == decoded_times(src.path)
     for i, m in enumerate(read_video(tmp_path / "m.mkv", "gray").images):  # each mask on its own frame
         assert m.shape == (size[1], size[0])

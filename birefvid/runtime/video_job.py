@@ -5,6 +5,7 @@ Memory is bounded by the queue sizes and the smoother window, not by the video's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from ..errors import PipelineError
 from ..frames import Frame, FrameBatch
 from ..io.base import Sink, Source
 from ..temporal import Smoother
+from .priority import opencv_on_calling_threads
 from .segmenter import Segmenter
 from .stages import StageTimes, run_stages
 from .transfer import OnDevice, OnHost, Transfer
@@ -177,18 +179,21 @@ def run_video_job(
         if progress is not None:
             progress(len(item.pts))
 
+    on_cpu = segmenter.device.type == "cpu"
     start = time.perf_counter()
-    times = run_stages(
-        batched(source, batch_size),
-        [SegmentStage(segmenter, transfer), ComposeStage(smoother, compositor, transfer)],
-        encode,
-        queue_size=queue_size,
-        stop=stop,
-        # On a CPU the model's parallel regions wait for their slowest thread: a helper that takes a
-        # core from one of them stalls them all, so the helpers run at the lowest priority and fill
-        # the model's gaps instead (the bounded queues make it yield when they run dry or fill up).
-        niced=("decode", "compose", "encode") if segmenter.device.type == "cpu" else (),
-    )
+    # the model keeps a CPU's cores busy: the helpers' OpenCV calls stay on their own threads there
+    with opencv_on_calling_threads() if on_cpu else contextlib.nullcontext():
+        times = run_stages(
+            batched(source, batch_size),
+            [SegmentStage(segmenter, transfer), ComposeStage(smoother, compositor, transfer)],
+            encode,
+            queue_size=queue_size,
+            stop=stop,
+            # On a CPU the model's parallel regions wait for their slowest thread: a helper that takes a
+            # core from one of them stalls them all, so the helpers run at the lowest priority and fill
+            # the model's gaps instead (the bounded queues make it yield when they run dry or fill up).
+            niced=("decode", "compose", "encode") if on_cpu else (),
+        )
     if stop is not None and stop.is_set():
         # run_stages ends quietly when the caller sets ``stop``; in file mode that is an interruption,
         # and returning normally would let the caller commit a truncated output that looks complete.
