@@ -40,6 +40,20 @@ def test_box_mean_opencv_equals_running_sums(radius: int) -> None:
     assert torch.allclose(fast, slow, atol=1e-5)
 
 
+@pytest.mark.parametrize("radii", [(30, 2), (90, 6)])
+def test_opencv_blur_fusion_equals_the_torch_steps(radii: tuple[int, int]) -> None:
+    from birefvid.compose.foreground import _estimate
+
+    image, alpha, _ = _soft_scene(60, 90)
+    image, alpha = torch.cat([image, image.flip(-1)]), torch.cat([alpha, alpha.flip(-1)])
+    crop_image, crop_alpha = image[:, :, 4:-3, 7:-5], alpha[:, :, 4:-3, 7:-5]  # strided views, as the band crop passes
+    fast = _estimate(crop_image, crop_alpha, *radii)  # float32 on the CPU: OpenCV on colour planes
+    slow = _estimate(crop_image.double(), crop_alpha.double(), *radii)  # torch, box sums in float64
+    assert fast.shape == crop_image.shape and fast.dtype == torch.float32
+    assert (fast - slow).abs().max() < 1e-5
+    assert torch.equal(fast[0], _estimate(crop_image[:1], crop_alpha[:1], *radii)[0])  # frames of a batch stay apart
+
+
 def _soft_scene(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A textured warm disc (true F) with a soft 8-px edge over a textured green background, I = aF + (1-a)B."""
     g = torch.Generator().manual_seed(1)

@@ -27,7 +27,7 @@ from torch import Tensor
 from ._checks import as_float, check_alphas, check_images
 from .band import BAND_EPS
 from .filters import box_mean
-from .resample import resize, resize_uint8
+from .resample import on_cpu_float32, resize, resize_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,61 @@ def _check_matte(alphas: Tensor, images: Tensor) -> None:
 
 def _estimate(image: Tensor, alpha: Tensor, radius: int, refine_radius: int) -> Tensor:
     """Two blur-fusion steps (coarse, then refine) at the given size."""
+    if on_cpu_float32(image) and on_cpu_float32(alpha):
+        return torch.stack([_estimate_planes(item, a[0], radius, refine_radius) for item, a in zip(image, alpha)])
     fg, bg = _blur_fusion(image, image, image, alpha, radius)
     fg, _ = _blur_fusion(image, fg, bg, alpha, refine_radius)
     return fg
+
+
+# The CPU path below is the same arithmetic as _blur_fusion, written for OpenCV over separate
+# (h, w) colour planes: torch's ops on the channel-first 8-channel stack and its box filter's
+# layout round trips cost ~4x as much (a 300x240 crop: 11.5 ms against 3.0 on one core here, results
+# within 2e-7). OpenCV's box filter is fastest on 4-channel pixels, so the subject and background
+# sums go through it as two such images rather than one of eight channels (0.39 against 0.82 ms).
+
+
+def _estimate_planes(image: Tensor, alpha: np.ndarray | Tensor, radius: int, refine_radius: int) -> Tensor:
+    """``_estimate`` of one frame (3, h, w) float32 CPU with its alpha (h, w), by OpenCV on colour planes."""
+    planes = [np.ascontiguousarray(image[c].numpy()) for c in range(3)]
+    a = np.ascontiguousarray(alpha.numpy() if isinstance(alpha, Tensor) else alpha)
+    inv = 1.0 - a
+    fg, bg = _blur_fusion_planes(planes, planes, planes, a, inv, radius)
+    fg, _ = _blur_fusion_planes(planes, fg, bg, a, inv, refine_radius)
+    return torch.from_numpy(np.stack(fg))
+
+
+def _box_sums(planes: list[np.ndarray], radius: int) -> list[np.ndarray]:
+    """Sums over each (2r+1)^2 window, zero outside the frame, of four (h, w) float32 planes."""
+    size = (2 * radius + 1, 2 * radius + 1)
+    return list(cv2.split(cv2.boxFilter(cv2.merge(planes), -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)))
+
+
+def _window_counts(shape: tuple[int, ...], radius: int) -> np.ndarray:
+    """How many pixels of an (h, w) frame each (2r+1)^2 window centred on it covers (windows clipped at the edges)."""
+
+    def along(n: int) -> np.ndarray:
+        i = np.arange(n)
+        return (np.minimum(i + radius, n - 1) - np.maximum(i - radius, 0) + 1).astype(np.float32)
+
+    return np.outer(along(shape[0]), along(shape[1]))
+
+
+def _blur_fusion_planes(
+    image: list[np.ndarray], fg: list[np.ndarray], bg: list[np.ndarray], a: np.ndarray, inv: np.ndarray, radius: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``_blur_fusion`` on (h, w) planes: box(F a) / box(a) is the ratio of window sums (the window's
+    pixel count cancels, except in the epsilon, which is scaled by it to stay the same)."""
+    sums_f = _box_sums([cv2.multiply(fg[0], a), cv2.multiply(fg[1], a), cv2.multiply(fg[2], a), a], radius)
+    sums_b = _box_sums([cv2.multiply(bg[0], inv), cv2.multiply(bg[1], inv), cv2.multiply(bg[2], inv), inv], radius)
+    eps = _EPS * _window_counts(a.shape, radius)
+    over_a = 1.0 / (sums_f[3] + eps)
+    over_inv = 1.0 / (sums_b[3] + eps)
+    fg_new, bg_blur = [], []
+    for c in range(3):
+        f = sums_f[c] * over_a
+        b = sums_b[c] * over_inv
+        out = f + a * (image[c] - a * f - inv * b)
+        fg_new.append(np.clip(out, 0.0, 1.0, out=out))
+        bg_blur.append(b)
+    return fg_new, bg_blur
