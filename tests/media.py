@@ -272,3 +272,11 @@ def damage_packet(path: str | Path, out: str | Path, index: int, *, length: int 
 def listdir(folder: str | Path) -> list[str]:
     """Sorted names in ``folder`` including hidden ones (to prove no temp files were left)."""
     return sorted(os.listdir(folder))
+
+
+def x264_settings(path) -> str:
+    """The settings line x264 writes into the stream (an SEI message in the first packet)."""
+    with av.open(str(path)) as c:
+        first = bytes(next(p for p in c.demux(c.streams.video[0]) if p.size))
+    start = first.index(b"x264 - core")
+    return first[start : first.index(b"\x00", start)].decode("ascii", "replace")

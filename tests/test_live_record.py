@@ -11,6 +11,7 @@ import pytest
 from birefvid.errors import SinkError
 from birefvid.io.readback import decode_video_frames
 from birefvid.io.record_sink import RecordingSink
+from media import x264_settings
 
 W, H, FPS, N = 64, 48, 24, 48
 
@@ -139,14 +140,6 @@ def test_bad_targets_fail_at_open(tmp_path, name, kind, match):
     assert not any(tmp_path.rglob("*.*"))
 
 
-def _x264_settings(path) -> str:
-    """The settings line x264 writes into the stream (an SEI message in the first packet)."""
-    with av.open(str(path)) as c:
-        first = bytes(next(p for p in c.demux(c.streams.video[0]) if p.size))
-    start = first.index(b"x264 - core")
-    return first[start : first.index(b"\x00", start)].decode("ascii", "replace")
-
-
 def test_preset_reaches_the_encoder(tmp_path):
     """A recording that cannot keep up at the live default can trade file size for speed (--preset)."""
     default, fast = tmp_path / "default.mp4", tmp_path / "fast.mp4"
@@ -154,8 +147,8 @@ def test_preset_reaches_the_encoder(tmp_path):
         with RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb", preset=preset) as sink:
             for i, t in enumerate(_times()[:8]):
                 sink.send(_rgb(i), t)
-    assert "subme=2" in _x264_settings(default)  # veryfast
-    settings = _x264_settings(fast)
+    assert "subme=2" in x264_settings(default)  # veryfast
+    settings = x264_settings(fast)
     assert "cabac=0" in settings and "subme=0" in settings  # ultrafast
     assert len(list(decode_video_frames(fast))) == 8
 

@@ -11,7 +11,7 @@ import torch
 
 from birefvid.api import process_video
 from birefvid.temporal.smoothing import LookaheadSmoother
-from media import read_video
+from media import read_video, x264_settings
 from process_fixtures import decoded_times, interior, make_scene, max_err, red_key_segmenter, true_mask
 
 RGB_TOL = 3  # x264 at crf 0: RGB <-> YUV rounding only (see test_process_outputs)
@@ -73,3 +73,34 @@ def test_wide_frames_keep_exact_colours_where_alpha_is_0_or_1(tmp_path, kind: st
             assert max_err(img, (0, 255, 0), bg) <= RGB_TOL, f"frame {i}: background is not the key colour"
         else:
             assert max_err(img[..., 3], 0, bg) <= 1 and max_err(img[..., 3], 255, fg) <= 1, f"frame {i}: alpha"
+
+
+def test_on_a_small_cpu_the_codecs_run_on_one_thread_each(tmp_path, monkeypatch) -> None:
+    """The model keeps a small CPU's cores busy: x264's frame threads and the decoder's only add CPU."""
+    import birefvid.runtime.file_job as file_job
+
+    src = make_scene(tmp_path / "in.mov", 6, (96, 72), with_audio=False)
+    decoder_threads: list[object] = []
+    real_open_source = file_job.open_source
+
+    def spy_open_source(*args, **kwargs):
+        decoder_threads.append(kwargs.get("threads"))
+        return real_open_source(*args, **kwargs)
+
+    monkeypatch.setattr(file_job, "open_source", spy_open_source)
+    for cores, out in ((2, tmp_path / "small.mp4"), (16, tmp_path / "big.mp4")):
+        monkeypatch.setattr("birefvid.runtime.priority.os.cpu_count", lambda cores=cores: cores)
+        report = process_video(src.path, out, kind="green", segmenter=red_key_segmenter())
+        assert report["frames"] == 6
+    assert decoder_threads == [1, None]
+    assert " threads=1 " in x264_settings(tmp_path / "small.mp4")
+    assert " threads=1 " not in x264_settings(tmp_path / "big.mp4")  # x264's own choice for this machine
+
+
+def test_codec_threads_rule() -> None:
+    from birefvid.runtime.priority import codec_threads
+
+    assert codec_threads("cpu", cores=2) == 1
+    assert codec_threads("cpu", cores=4) == 1
+    assert codec_threads("cpu", cores=16) is None  # a faster model: the codecs keep their threads
+    assert codec_threads("cuda", cores=2) is None

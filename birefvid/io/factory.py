@@ -23,13 +23,16 @@ log = logging.getLogger(__name__)
 
 
 
-def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25) -> Source:
-    """Open a video file (PyAV or decord) or, for a folder or glob pattern, an image sequence at ``fps``."""
+def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25, threads: Optional[int] = None) -> Source:
+    """Open a video file (PyAV or decord) or, for a folder or glob pattern, an image sequence at ``fps``.
+
+    ``threads`` sets PyAV's decoder thread count (None: FFmpeg's choice).
+    """
     text = str(path)
     if is_glob(text) or Path(text).is_dir():
         return ImageSequenceSource(text, fps=fps)
     if decoder == "pyav":
-        return VideoFileSource(text)
+        return VideoFileSource(text, threads=threads or 0)
     if decoder == "decord":
         from birefvid.io.decord_source import DecordSource  # optional extra: imported only when asked for
 
@@ -52,11 +55,13 @@ def open_sink(
     audio_from: Optional[str | Path] = None,
     audio: bool = True,
     overwrite: bool = False,
+    threads: Optional[int] = None,
     **encoder: Any,
 ) -> Sink:
     """Open an output for ``kind`` images (video by extension, or a PNG sequence); every check runs here, before any work.
 
-    ``encoder`` holds ``choose_encoder``'s overrides: codec, pix_fmt, crf, bitrate.
+    ``encoder`` holds ``choose_encoder``'s overrides: codec, pix_fmt, crf, bitrate; ``threads`` the
+    video encoder's thread count (None: FFmpeg's choice).
     """
     if kind not in KINDS:
         raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -74,4 +79,4 @@ def open_sink(
     source_audio = str(audio_from) if want_audio and has_audio(str(audio_from)) else None
     if want_audio and source_audio is None:
         log.info("%s has no audio stream; writing video only", audio_from)
-    return VideoFileSink(target, spec, info, audio_from=source_audio)
+    return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads)

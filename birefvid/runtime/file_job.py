@@ -20,6 +20,7 @@ from ..job import FileJob
 from ..temporal import make_smoother
 from .backgrounds import open_background
 from .device import pick_device
+from .priority import codec_threads
 from .segmenter import Segmenter
 from .video_job import run_video_job
 
@@ -75,15 +76,16 @@ def run_file_job(
     src, out = job.source, job.output
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps))
+        device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
+        threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
+        source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads))
         info = source.info
         sink = open_sink(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
             pix_fmt=out.pix_fmt, preset=out.preset, audio_from=src.input if out.audio else None, audio=out.audio,
-            overwrite=out.overwrite,
+            overwrite=out.overwrite, threads=threads,
         )  # fmt: skip
         stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
-        device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         background = None
         if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device))
