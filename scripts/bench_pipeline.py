@@ -2,7 +2,7 @@
 """Model-only vs end-to-end frames/s of ``birefvid process``, measured side by side in one run.
 
     python scripts/bench_pipeline.py                       # issue 14's two must-show cases on a generated 720p clip
-    python scripts/bench_pipeline.py --cases tiny-green    # one of them
+    python scripts/bench_pipeline.py --cases tiny-green    # one of them (--frames 24: a shorter clip)
     python scripts/bench_pipeline.py --size 1920x1080      # both on a generated 1080p clip
     python scripts/bench_pipeline.py --input clip.mp4 --model tiny --output alpha   # any clip and model
 
@@ -48,9 +48,13 @@ from birefvid.io import open_source
 from birefvid.runtime import Segmenter
 
 SUFFIX = {"alpha": ".mov", "mask": ".mkv", "green": ".mp4", "composite": ".mp4", "blur": ".mp4"}
+# frames: each case's default clip length. A run pays once for filling and draining the pipeline
+# (the last frames are smoothed, composited and encoded after the model is done, ~0.2 s for tiny
+# green at 720p); ~4 s of clip weigh that as a user's clip of a few seconds does. Swin-T keeps 24
+# (~0.6 s a frame of model, so its drain weighs less, and 96 frames would take ~4 minutes).
 CASES: dict[str, dict[str, Any]] = {
-    "swin512": {"backbone": "swin_v1_t", "resolution": 512, "output": "alpha"},
-    "tiny-green": {"model": "tiny", "resolution": 256, "output": "green"},
+    "swin512": {"backbone": "swin_v1_t", "resolution": 512, "output": "alpha", "frames": 24},
+    "tiny-green": {"model": "tiny", "resolution": 256, "output": "green", "frames": 96},
 }
 
 
@@ -161,7 +165,7 @@ def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespa
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
-    parser.add_argument("--frames", type=int, default=24, help="length of the generated clip")
+    parser.add_argument("--frames", type=int, default=None, help="length of the generated clip (default: swin512 24, tiny-green 96, custom 24)")
     parser.add_argument("--size", default="1280x720", help="WxH of the generated clip (default 1280x720; 1920x1080 for 1080p)")
     parser.add_argument("--input", default=None, help="a clip of your own instead of the generated one (with --model/--weights)")
     parser.add_argument("--model", default=None)
@@ -187,12 +191,16 @@ def main(argv: Optional[list[str]] = None) -> None:
             case = {"model": args.model, "weights": args.weights, "resolution": args.resolution, "output": args.output or "alpha"}
             clip = Path(args.input) if args.input else Path(tmp) / "clip.mp4"
             if not args.input:
-                make_clip_file(clip, args.frames, size)
+                make_clip_file(clip, args.frames or 24, size)
             results = [run_case("custom", case, clip, args)]
         else:
-            clip = Path(tmp) / "clip.mp4"
-            make_clip_file(clip, args.frames, size)
-            results = [run_case(name, CASES[name], clip, args) for name in args.cases.split(",")]
+            results = []
+            for name in args.cases.split(","):
+                frames = args.frames or CASES[name]["frames"]
+                clip = Path(tmp) / f"clip{frames}.mp4"
+                if not clip.exists():
+                    make_clip_file(clip, frames, size)
+                results.append(run_case(name, CASES[name], clip, args))
     print("\n| case | model-only frames/s | end-to-end frames/s | end-to-end / model | CPU per frame, model / end-to-end |")
     print("| --- | --- | --- | --- | --- |")
     for r in results:
