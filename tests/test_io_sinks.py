@@ -120,6 +120,29 @@ def test_rgb_video(tmp_path, name, codec):
     assert _err(np.stack(d.images), images)[1] < 5
 
 
+@pytest.mark.parametrize("name,kind", [("m.mkv", "mask"), ("r.mkv", "rgb"), ("a.mkv", "alpha"), ("r.mp4", "rgb")])
+def test_a_caller_may_reuse_its_buffer_after_each_write(tmp_path, name, kind):
+    """Whether a frame goes to the encoder as given (FFV1 gray masks) or converted first, the sink
+    never keeps a reference to the caller's pixels: the next frame may be drawn into the same array."""
+    info = _info()
+    images = _batch(kind, 4, info.width, info.height)
+    buffer = np.empty_like(images[:1])
+    with open_sink(tmp_path / name, kind=kind, info=info) as sink:
+        for i in range(len(images)):
+            buffer[:] = images[i]
+            sink.write(buffer, [i])
+        buffer[:] = 0  # after the last write, before the encoder is flushed
+    fmt = {"mask": "gray", "rgb": "rgb24", "alpha": "rgba"}[kind]
+    decoded = np.stack(read_video(tmp_path / name, fmt).images)
+    decoded = decoded[..., None] if kind == "mask" else decoded
+    expected = images[..., None] if kind == "mask" else images
+    assert len(decoded) == 4
+    for i in range(4):
+        assert _err(decoded[i], expected[i])[1] < 5, f"frame {i}"
+        if i:
+            assert _err(decoded[i], expected[i])[1] < _err(decoded[i], expected[i - 1])[1]  # not a neighbour's pixels
+
+
 @pytest.mark.parametrize("name,kind", [("a.mov", "alpha"), ("a.mkv", "alpha"), ("a.webm", "alpha"),
                                        ("r.mp4", "rgb"), ("m.mp4", "mask"), ("r.webm", "rgb")])
 def test_vfr_pts_and_nonzero_start_preserved(tmp_path, name, kind):

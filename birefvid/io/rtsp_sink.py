@@ -89,7 +89,8 @@ class RtspPublishSink(LiveSink):
             pad = ((0, self._enc_h - self.height), (0, self._enc_w - self.width)) + ((0, 0),) * (picture.ndim - 2)
             picture = np.pad(picture, pad, mode="edge")
         fmt = "gray" if kind == "gray" else "rgb24"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format=fmt)
+        # only the conversion below reads this frame: it wraps the pixels rather than copying them
+        frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(picture), format=fmt)
         return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace="ITU709", dst_color_range=1)
 
     def _send(self, picture: np.ndarray, t: float) -> None:
