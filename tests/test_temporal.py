@@ -120,6 +120,37 @@ def test_smoothers_reset_at_scene_cuts(kind: str) -> None:
     assert not torch.equal(leaked[4:], masks[4:])
 
 
+def test_cut_thumbnails_from_flow_thumbnails_match_the_frames_own() -> None:
+    """Smoothers that make flow thumbnails shrink those for the cut detector, not the frames again."""
+    from birefvid.temporal.flow_smoother import batch_thumbnails
+    from birefvid.temporal.smoothing import _small, _small_from_thumbs
+
+    g = torch.Generator().manual_seed(3)
+    yy, xx = torch.meshgrid(torch.arange(360.0), torch.arange(640.0), indexing="ij")
+    scene = torch.stack([128 + 100 * torch.sin(xx / 23), 128 + 100 * torch.cos(yy / 17), 128 + 90 * torch.sin((xx + yy) / 41)])
+    frames = (scene + torch.randint(-20, 21, (2, 3, 360, 640), generator=g)).clamp(0, 255).to(torch.uint8)
+    direct, via_thumbs = _small(frames), _small_from_thumbs(batch_thumbnails(frames))
+    assert via_thumbs.shape == direct.shape
+    diff = (via_thumbs - direct).abs()
+    # two area averages over slightly different footprints and roundings, far below a cut (0.15)
+    assert diff.mean() < 2 / 255 and diff.max() < 8 / 255, (diff.mean() * 255, diff.max() * 255)
+
+
+@pytest.mark.parametrize("kind", ["lookahead", "flow"])
+def test_flow_smoothers_find_cuts_on_their_flow_thumbnails(kind: str, monkeypatch) -> None:
+    import birefvid.temporal.smoothing as smoothing
+
+    images = torch.cat([torch.full((4, 3, 48, 64), 20, dtype=torch.uint8), torch.full((4, 3, 48, 64), 220, dtype=torch.uint8)])
+    images[:, :, 10:30, 20:40] = 128  # some texture for the flow
+    smoother = make_smoother(kind, scene_cut_threshold=0.2, **({"window": 2, "warp": True} if kind == "lookahead" else {}))
+    seen: list[list[bool]] = []
+    real_flags = smoother._cuts.flags
+    monkeypatch.setattr(smoother._cuts, "flags", lambda *a: seen.append(real_flags(*a)) or seen[-1])
+    monkeypatch.setattr(smoothing, "_small", lambda images: pytest.fail("the frames were shrunk again for the cut detector"))
+    smoother.push(torch.zeros((8, 1, H, W)), images)
+    assert seen == [[False, False, False, False, True, False, False, False]]
+
+
 def test_lookahead_emits_every_frame_in_order() -> None:
     masks = torch.arange(11, dtype=torch.float32).view(11, 1, 1, 1).expand(11, 1, H, W) / 20
     smoother = LookaheadSmoother(window=2)

@@ -263,8 +263,8 @@ class FlowSmoother(OnlineSmoother):
         if self._state is not None and (self._state.shape[1:] != alphas.shape[1:] or self._state.device != alphas.device):
             logger.debug("mask size or device changed; flow smoother history reset")
             self._state = None
-        flags = self._cuts.flags(images, alphas.shape[0])
         thumbs = self._aligner.thumbnails(images)
+        flags = self._cuts.flags(images, alphas.shape[0], thumbs)
         out = []
         for i, (cut, thumb) in enumerate(zip(flags, thumbs)):
             current = alphas[i : i + 1]
