@@ -229,8 +229,8 @@ def _estimate(image: Tensor, alpha: Tensor, radius: int, refine_radius: int) -> 
 
 # The CPU path below is the same arithmetic as _blur_fusion, written for OpenCV over separate
 # (h, w) colour planes: torch's ops on the channel-first 8-channel stack and its box filter's
-# layout round trips cost ~4x as much (a 300x240 crop: 11.5 ms against 3.0 on one core here, results
-# within 2e-7). OpenCV's box filter is fastest on 4-channel pixels, so the subject and background
+# layout round trips cost 2.5-4x as much (a 300x240 crop: 7.0-11.5 ms against 2.6-3.0 on one core
+# here, results within 2e-7). OpenCV's box filter is fastest on 4-channel pixels, so the subject and background
 # sums go through it as two such images rather than one of eight channels (0.39 against 0.82 ms).
 
 

@@ -38,7 +38,7 @@ def _set(obj: object, name: str, value: Optional[int]) -> None:
 
 
 # Encoders that honour a thread count asked of the sink: x264 spends ~20-40% more CPU a frame
-# on their frame threads than on one. ProRes gained 2% on one thread, and at ~40-90 ms a frame
+# on its frame threads than on one. ProRes gained 2% on one thread, and at ~40-90 ms a frame
 # alone (720p-1080p 4444) could fall behind a small CPU's model: it keeps FFmpeg's threads.
 ONE_THREAD_CODECS = ("libx264",)
 
