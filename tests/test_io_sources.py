@@ -238,3 +238,45 @@ def test_unknown_decoder(tmp_path):
     g = make_video(tmp_path / "in.mkv", n_frames=2, with_audio=False)
     with pytest.raises(ConfigError, match="unknown decoder"):
         open_source(g.path, decoder="opencv")  # type: ignore[arg-type]
+
+
+class _ReformatSpy:
+    """Stands in for a VideoReformatter (a Cython type that cannot be subclassed) and records each call's thread count."""
+
+    def __init__(self, real) -> None:
+        self.real, self.threads = real, []
+
+    def reformat(self, frame, **kwargs):
+        self.threads.append(kwargs.get("threads"))
+        return self.real.reformat(frame, **kwargs)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_a_file_converts_its_frames_with_one_context_on_the_decoders_threads(tmp_path, threads):
+    """frame.to_ndarray builds a swscale context and thread pool for every frame (two new threads a
+    frame on 2 cores); a source keeps one for its stream, with the decoder's thread count."""
+    g = make_video(tmp_path / "in.mp4", n_frames=5, size=(64, 48), with_audio=False)
+    with VideoFileSource(g.path, threads=threads) as src:
+        spy = src._to_rgb._reformatter = _ReformatSpy(src._to_rgb._reformatter)
+        frames = list(src)
+    assert len(frames) == 5
+    assert spy.threads == [threads] * 5
+    for f, ref in zip(frames, g.frames):
+        assert _mean_err(f.image, ref) < 6
+
+
+def test_one_rgb_conversion_follows_size_and_format_changes_and_keeps_earlier_arrays():
+    import av
+
+    from birefvid.io._pixels import RgbConverter
+
+    def frame(i: int, size: tuple[int, int], fmt: str) -> "av.VideoFrame":
+        return av.VideoFrame.from_ndarray(pattern_frame(i, size), format="rgb24").reformat(format=fmt)
+
+    frames = [frame(0, (64, 48), "yuv420p"), frame(1, (33, 17), "yuv444p"), frame(2, (64, 48), "gray"),
+              frame(3, (64, 48), "yuv420p10le"), frame(4, (64, 48), "yuv420p")]  # fmt: skip
+    convert = RgbConverter(threads=1)
+    images = [convert(f) for f in frames]  # all held until the end: none may be overwritten by a later frame
+    for i, (f, image) in enumerate(zip(frames, images)):
+        assert image.dtype == np.uint8 and image.shape == (f.height, f.width, 3), f"frame {i}"
+        assert np.array_equal(image, f.to_ndarray(format="rgb24")), f"frame {i}"

@@ -42,9 +42,10 @@ class ChunkSource(Source):
     def _iter(self) -> Iterator[Frame]:
         import av
 
-        from ..io._pixels import frame_to_rgb, upright
+        from ..io._pixels import RgbConverter, upright
 
         chunk = self.chunk
+        to_rgb = RgbConverter()
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         lo, hi = chunk.first_pts, chunk.last_pts
@@ -61,7 +62,7 @@ class ChunkSource(Source):
                     break
                 if frame.is_corrupt:  # the decoder concealed damage: refuse it, as VideoFileSource does by default
                     raise SourceError(f"{self.path}: frame {index} is corrupt (the decoder concealed damaged data); re-encode or repair the file")
-                yield Frame(image=upright(frame_to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base, index=index)
+                yield Frame(image=upright(to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base, index=index)
                 index += 1
                 count += 1
                 if frame.pts == hi:

@@ -41,7 +41,7 @@ import numpy as np
 
 from birefvid.errors import ConfigError, SourceError
 from birefvid.frames import Frame, StreamInfo
-from birefvid.io._pixels import frame_to_rgb, rotated_size, upright
+from birefvid.io._pixels import RgbConverter, rotated_size, upright
 from birefvid.io.live_base import CapturedFrame, LiveSource, SourceState
 from birefvid.io.reconnect import Backoff, GaveUp, retry
 from birefvid.io.video_source import VideoFileSource, _int
@@ -330,8 +330,9 @@ class _AvConnection:
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
         """Upright RGB pictures with their pts in seconds (None when the stream gives none)."""
         frame, self._first = self._first, None
+        to_rgb = RgbConverter()
         while frame is not None:
-            yield upright(frame_to_rgb(frame), self.rotation), (None if frame.pts is None else float(frame.time))
+            yield upright(to_rgb(frame), self.rotation), (None if frame.pts is None else float(frame.time))
             frame = next(self._frames, None)
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ import av
 
 from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
-from birefvid.io._pixels import frame_to_rgb, rotated_size, upright
+from birefvid.io._pixels import RgbConverter, rotated_size, upright
 from birefvid.io.base import Source
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class VideoFileSource(Source):
             self._stream.thread_type = "AUTO"
             if threads:
                 self._stream.codec_context.thread_count = threads
+            self._to_rgb = RgbConverter(threads)  # the conversion takes as many threads as the decoder
             self._frames = self._decode()
             # peek one frame: rotation, colour tags and "is this decodable at all" are facts of frames
             self._first = next(self._frames, None)
@@ -142,7 +143,7 @@ class VideoFileSource(Source):
         frame: Optional[av.VideoFrame] = self._first
         self._first = None  # type: ignore[assignment]
         while frame is not None:
-            image = upright(frame_to_rgb(frame), self.rotation)
+            image = upright(self._to_rgb(frame), self.rotation)
             last = frame.pts
             yield Frame(image=image, pts=frame.pts, time_base=tb, index=index)
             index += 1
