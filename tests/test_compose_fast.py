@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from birefvid.compose import box_mean, estimate_foreground
 from birefvid.compose.compositor import Compositor, fit_alphas
-from birefvid.compose.resample import resize, resize_uint8
+from birefvid.compose.resample import resize, resize_uint8, resize_uint8_to_float
 
 
 def _channels_last(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -166,6 +166,36 @@ def test_uint8_thumbnails_at_a_non_integer_ratio_stay_close_to_one_area_pass():
     assert small.shape == (1, 3, 240, 426)
     assert (small.float() - expected).abs().mean() <= 0.5
     assert (small.float() - expected).abs().max() <= 2.0
+
+
+@pytest.mark.parametrize("size,small", [((720, 1280), (240, 426)), ((270, 480), (90, 160)), ((96, 128), (24, 32))])
+def test_float_shrink_of_bytes_is_the_area_average_without_the_last_rounding(size, small):
+    # the foreground estimate's small frame: halved in bytes, the non-integer rest of the shrink in float
+    g = torch.Generator().manual_seed(5)
+    h, w = size
+    frames = (torch.rand((2, h, w, 3), generator=g) * 255).to(torch.uint8).permute(0, 3, 1, 2)  # channel-last, as decoded
+    got = resize_uint8_to_float(frames, small)
+    assert got.shape == (2, 3, *small) and got.dtype == torch.float32 and got.is_contiguous()  # channel-first
+    assert 0.0 <= got.min() and got.max() <= 1.0
+    in_bytes = resize_uint8(frames, small).float() / 255.0
+    exact = F.interpolate(frames.float(), size=small, mode="area") / 255.0
+    if h % small[0] == 0 and w % small[1] == 0 and (h // small[0]) & (h // small[0] - 1) == 0:
+        assert torch.allclose(got, in_bytes, atol=1e-6)  # halvings only: nothing left to do in float
+    else:
+        assert (got - in_bytes).abs().max() * 255 <= 0.5 + 1e-3  # the byte path's last rounding, no more
+        assert (got - exact).abs().mean() * 255 < (in_bytes - exact).abs().mean() * 255  # and closer to one area pass
+
+
+def test_band_only_difference_is_channel_last_in_memory():
+    # the band compositor's OpenCV sampling reads D as (h, w, 3): laid out so, it takes D without a copy
+    from birefvid.compose.foreground import foreground_difference
+
+    frames = torch.randint(0, 256, (1, 96, 128, 3), dtype=torch.uint8).permute(0, 3, 1, 2)
+    matte = torch.zeros((1, 1, 32, 32))
+    matte[..., 8:24, 8:24] = 0.5
+    diff = foreground_difference(frames, matte, radius=12, refine_radius=3, work_scale=2, band_only=True).difference
+    assert diff.shape == (1, 3, 48, 64) and diff.permute(0, 2, 3, 1).is_contiguous()
+    assert diff.abs().sum() > 0
 
 
 @pytest.mark.parametrize("small,size", [((3, 24, 43), (72, 128)), ((3, 17, 31), (50, 93)), ((3, 72, 128), (72, 128))])

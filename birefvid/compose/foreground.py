@@ -27,7 +27,7 @@ from torch import Tensor
 from ._checks import as_float, check_alphas, check_images
 from .band import BAND_EPS
 from .filters import box_mean
-from .resample import on_cpu_float32, resize, resize_uint8
+from .resample import on_cpu_float32, resize, resize_uint8_to_float
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +102,10 @@ def foreground_difference(
 
     ``alphas`` may be at the frames' size (area-shrunk with them) or at any other, e.g. the
     model's: such a matte is resized straight to the work size (bilinear), which spares the
-    caller's full-size upsample an area shrink back down. uint8 frames on the CPU are shrunk as
-    bytes (OpenCV's area average, within half a grey level of the float one), so no full-size
-    float copy of a frame is made (together with the flow thumbnails' same change, 37 -> 33 ms of
+    caller's full-size upsample an area shrink back down. uint8 frames on the CPU are halved as
+    bytes and only the small remainder of the shrink is done in float (``resize_uint8_to_float``:
+    OpenCV's area average, within half a grey level of an all-float one), so no full-size float
+    copy of a frame is made (together with the flow thumbnails' same change, 37 -> 33 ms of
     smoothing and compositing a 720p frame on one core here).
 
     ``band_only`` (for callers that read D only where the full-size matte is soft, as the band
@@ -120,7 +121,7 @@ def foreground_difference(
         k = 1
     small_size = (max(1, images.shape[-2] // k), max(1, images.shape[-1] // k))
     if k > 1 and images.dtype == torch.uint8 and images.device.type == "cpu":
-        small_image = resize_uint8(images, small_size).float().div_(255.0).contiguous()  # blur-fusion's ops ~15% faster channel-first
+        small_image = resize_uint8_to_float(images, small_size)  # channel-first: blur-fusion's ops ~15% faster so
     else:
         small_image = resize(as_float(images), small_size, "area")
     alpha = alphas.to(small_image.dtype)
@@ -154,7 +155,9 @@ def _band_only(
     the blur-fusion (15.3 -> 12.2 ms a frame with the shrink; results at the band identical).
     """
     h, w = small_image.shape[-2:]
-    fg, diff = small_image.clone(), small_image.new_zeros(small_image.shape)
+    n, c = small_image.shape[:2]
+    # D channel-last in memory: the band compositor samples it with OpenCV, which takes it so without a copy
+    fg, diff = small_image.clone(), small_image.new_zeros((n, h, w, c)).permute(0, 3, 1, 2)
     for i in range(small_image.shape[0]):
         box = _band_box(matte[i, 0], frame_size, (h, w), sum(radii) + 1)
         if box is None:

@@ -60,6 +60,34 @@ def resize_uint8(x: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
+def resize_uint8_to_float(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Area-shrink uint8 CPU frames (N, 3, H, W) to float32 (N, 3, h, w) in [0, 1], channel-first in memory.
+
+    ``resize_uint8(x, size).float() / 255`` without its last rounding: exact halvings in bytes,
+    then the non-integer remainder of the shrink, if any, in float. OpenCV's general area path is
+    ~1.6x faster on float32 pixels than on bytes (720p to 426x240 after the halving: 1.2 against
+    0.75 ms on one core here, 0.06 ms for the conversion), and the result is no longer rounded to
+    whole levels (within half a level of the byte path).
+    """
+    h, w = int(size[0]), int(size[1])
+    out = torch.empty((x.shape[0], x.shape[1], h, w), dtype=torch.float32)
+    for i, item in enumerate(x):
+        image = _halve_while_twice(np.ascontiguousarray(item.permute(1, 2, 0).numpy()), (h, w))
+        pixels = image.astype(np.float32) * np.float32(1.0 / 255.0)
+        if image.shape[:2] != (h, w):
+            pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
+        out[i] = torch.from_numpy(pixels.reshape(h, w, -1)).permute(2, 0, 1)
+    return out
+
+
+def _halve_while_twice(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` (H, W, C) halved exactly (OpenCV's SIMD area path) while both sides stay even and >= 2x ``size``."""
+    h, w = size
+    while image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0 and image.shape[0] >= 2 * h and image.shape[1] >= 2 * w:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return image
+
+
 def shrink_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """OpenCV area shrink of an (H, W, C) uint8 image to (h, w), halving exactly first while it stays >= 2x.
 
@@ -69,8 +97,7 @@ def shrink_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     non-integer remainder averages over a slightly wider footprint than one area pass.
     """
     h, w = size
-    while image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0 and image.shape[0] >= 2 * h and image.shape[1] >= 2 * w:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    image = _halve_while_twice(image, (h, w))
     if image.shape[:2] == (h, w):
         return image
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
