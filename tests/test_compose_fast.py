@@ -186,6 +186,25 @@ def test_float_shrink_of_bytes_is_the_area_average_without_the_last_rounding(siz
         assert (got - exact).abs().mean() * 255 < (in_bytes - exact).abs().mean() * 255  # and closer to one area pass
 
 
+def test_selects_split_at_their_thresholds_exactly():
+    # outside the soft band the output is a byte select: background (or the transparent fill) up to
+    # BAND_EPS inclusive, the source from 1 - BAND_EPS on; a pixel in the band is blended
+    from birefvid.compose.band import BAND_EPS, composite_band, rgba_band
+
+    eps = np.float32(BAND_EPS)
+    values = [0.0, eps, np.nextafter(eps, np.float32(1)), 0.5, np.float32(1) - eps, 1.0]
+    alphas = torch.tensor(values, dtype=torch.float32).view(1, 1, 1, -1).expand(1, 1, 2, -1).contiguous()
+    images = torch.full((1, 2, len(values), 3), 200, dtype=torch.uint8).permute(0, 3, 1, 2)
+    key = torch.tensor([0, 40, 0], dtype=torch.uint8).view(1, 3, 1, 1)
+    green = composite_band(images, alphas, key)[0, 1, 0].tolist()
+    assert green[:2] == [40, 40] and green[4:] == [200, 200]  # key colour where clear, the source where opaque
+    assert green[3] == 120  # 0.5 of each: blended
+    fill = torch.zeros((1, 3, 2, len(values)))
+    rgba = rgba_band(images, alphas, fill=fill)[0]
+    assert rgba[0, 0].tolist() == [0, 0, 200, 200, 200, 200]  # the fill up to BAND_EPS inclusive, then the source
+    assert rgba[3, 0].tolist() == [0, 0, 0, 128, 255, 255]
+
+
 def test_band_only_difference_is_channel_last_in_memory():
     # the band compositor's OpenCV sampling reads D as (h, w, 3): laid out so, it takes D without a copy
     from birefvid.compose.foreground import foreground_difference
