@@ -1,10 +1,12 @@
-"""Turn decoded pictures into upright uint8 RGB arrays (rotation metadata, any pixel format)."""
+"""Turn decoded pictures into upright uint8 RGB arrays (rotation metadata, any pixel format), and RGB into encoder frames."""
 
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
@@ -41,3 +43,54 @@ class RgbConverter:
 def rotated_size(width: int, height: int, rotation: int) -> tuple[int, int]:
     """Display size after a display-matrix rotation."""
     return (height, width) if round(rotation / 90) % 2 else (width, height)
+
+
+def conversion_threads(pix_fmt: str, threads: Optional[int] = None) -> int:
+    """swscale slice threads for converting pictures to an encoder's ``pix_fmt`` (0: one per core).
+
+    With slice threads, the FFmpeg 8.1 in PyAV 18.1's wheels corrupts a few samples of some
+    frames when it converts to a format of more than 8 bits: 854x480 RGBA -> yuva444p10le (ProRes
+    4444's format) had 8-16 samples a frame off by up to half the range, the alpha plane included,
+    in every conversion; odd widths too; 720p and 1080p did not show it, nor did any 8-bit target.
+    Such conversions run on one thread, which gives the exact result every time.
+    """
+    if max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8:
+        return 1
+    return 0 if threads is None else int(threads)
+
+
+# swscale's RGB -> YUV conversions read 4-byte pixels faster than 3-byte ones and give the same bytes
+# (yuv420p/422p/444p, 8 and 10 bits, any matrix and range: checked in tests/test_io_sinks.py)
+_WIDENED_TARGETS = ("yuv",)
+
+
+class RgbToYuv:
+    """Converts a stream's RGB pictures (H, W, 3) uint8 to an encoder's YUV format, with one swscale context.
+
+    The picture is first widened to RGBA in a buffer kept for the stream (OpenCV, ~0.12 ms a 720p
+    frame): 720p RGB -> yuv420p then costs ~1.6 ms of CPU a frame on one core here instead of ~2.1,
+    byte for byte the same. Other targets (RGB formats) convert from the RGB picture directly.
+    """
+
+    def __init__(self, pix_fmt: str, **options: object) -> None:
+        self.pix_fmt = pix_fmt
+        # dst_colorspace, dst_color_range, threads, as VideoReformatter.reformat takes them; threads by default
+        # as conversion_threads says for this format
+        self.options = {"threads": conversion_threads(pix_fmt), **options}
+        self._widen = pix_fmt.startswith(_WIDENED_TARGETS)
+        self._reformatter = VideoReformatter()
+        self._rgba: np.ndarray | None = None
+
+    def __call__(self, picture: np.ndarray) -> av.VideoFrame:
+        """A new frame in ``pix_fmt``; ``picture`` is only read, here (the caller may reuse it afterwards)."""
+        if picture.strides[1:] != (3, 1):  # OpenCV and from_numpy_buffer take row-padded pictures, not strided pixels
+            picture = np.ascontiguousarray(picture)
+        if self._widen:
+            h, w = picture.shape[:2]
+            if self._rgba is None or self._rgba.shape[:2] != (h, w):
+                self._rgba = np.empty((h, w, 4), np.uint8)
+            cv2.cvtColor(picture, cv2.COLOR_RGB2RGBA, dst=self._rgba)
+            frame = av.VideoFrame.from_numpy_buffer(self._rgba, format="rgba")
+        else:
+            frame = av.VideoFrame.from_numpy_buffer(picture, format="rgb24")
+        return self._reformatter.reformat(frame, format=self.pix_fmt, **self.options)

@@ -17,12 +17,14 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from birefvid.errors import SinkError
+from birefvid.io._pixels import RgbToYuv
 from birefvid.io.live_base import LiveSink
 
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # the RTP video clock
 ALPHA_HINT = "H.264 carries no alpha; to keep alpha record to a .webm, .mov or .mkv file sink instead"
+_BT709: dict[str, object] = {"dst_colorspace": "ITU709", "dst_color_range": 1}  # what the stream is tagged as
 
 
 class RtspPublishSink(LiveSink):
@@ -46,6 +48,7 @@ class RtspPublishSink(LiveSink):
         self._lag: Optional[float] = None
         self._out: Optional[av.container.OutputContainer] = None
         self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
+        self._rgb_to_yuv = RgbToYuv("yuv420p", **_BT709)
         timeout_us = str(max(1, int(open_timeout * 1_000_000)))
         # the wall-clock moment RTCP sender reports call RTP time 0 (FFmpeg would take it at SETUP)
         self._epoch = time.time()
@@ -88,10 +91,11 @@ class RtspPublishSink(LiveSink):
         if (self._enc_w, self._enc_h) != (self.width, self.height):
             pad = ((0, self._enc_h - self.height), (0, self._enc_w - self.width)) + ((0, 0),) * (picture.ndim - 2)
             picture = np.pad(picture, pad, mode="edge")
-        fmt = "gray" if kind == "gray" else "rgb24"
+        if kind != "gray":
+            return self._rgb_to_yuv(picture)
         # only the conversion below reads this frame: it wraps the pixels rather than copying them
-        frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(picture), format=fmt)
-        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace="ITU709", dst_color_range=1)
+        frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(picture), format="gray")
+        return self._reformatter.reformat(frame, format="yuv420p", **_BT709)
 
     def _send(self, picture: np.ndarray, t: float) -> None:
         assert self._out is not None

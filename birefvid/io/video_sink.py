@@ -14,6 +14,7 @@ from av.video.reformatter import VideoReformatter
 
 from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
+from birefvid.io._pixels import RgbToYuv, conversion_threads
 from birefvid.io.atomic import AtomicFile
 from birefvid.io.audio import AudioTrack
 from birefvid.io.base import Sink
@@ -62,6 +63,7 @@ class VideoFileSink(Sink):
         # one reformatter for the whole stream: it keeps its swscale context, where each
         # frame.reformat() builds one afresh (720p RGB -> yuv420p: 1.7 -> 1.2 ms a frame on one core here)
         self._reformatter = VideoReformatter()
+        self._rgb_to_yuv: Optional[RgbToYuv] = None  # RGB pictures' conversion, made at the first one
         try:
             self._open(audio_from)
         except BaseException:
@@ -121,20 +123,28 @@ class VideoFileSink(Sink):
     def _validate(self, images: np.ndarray) -> None:
         check_images(images, self.spec.kind, self.info.width, self.info.height)
 
-    def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
-        fmt = _FRAME_FORMAT[self.spec.kind]
-        pixels = np.ascontiguousarray(image)
-        # a frame converted to the encoder's format is only read by that conversion: it may wrap the
-        # caller's pixels instead of copying them (720p RGB -> yuv420p 1.06 -> 0.71 ms a frame on one
-        # core here); one that goes to the encoder as it is gets its own copy, which the encoder may keep
-        converted = fmt != self.spec.pix_fmt
-        frame = av.VideoFrame.from_numpy_buffer(pixels, format=fmt) if converted else av.VideoFrame.from_ndarray(pixels, format=fmt)
-        kwargs: dict[str, object] = {"format": self.spec.pix_fmt}
+    def _colour_options(self) -> dict[str, object]:
+        """Matrix, range and slice threads of the conversion to the encoder's format."""
+        kwargs: dict[str, object] = {"threads": conversion_threads(self.spec.pix_fmt)}
         if self._matrix is not None:
             kwargs["dst_colorspace"] = self._matrix
         if self._range is not None:
             kwargs["dst_color_range"] = self._range
-        return self._reformatter.reformat(frame, **kwargs)
+        return kwargs
+
+    def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
+        fmt = _FRAME_FORMAT[self.spec.kind]
+        # a frame converted to the encoder's format is only read by that conversion: it may wrap the
+        # caller's pixels instead of copying them (720p RGB -> yuv420p 1.06 -> 0.71 ms a frame on one
+        # core here); one that goes to the encoder as it is gets its own copy, which the encoder may keep
+        converted = fmt != self.spec.pix_fmt
+        if converted and fmt == "rgb24":
+            if self._rgb_to_yuv is None:
+                self._rgb_to_yuv = RgbToYuv(self.spec.pix_fmt, **self._colour_options())
+            return self._rgb_to_yuv(image)
+        pixels = np.ascontiguousarray(image)
+        frame = av.VideoFrame.from_numpy_buffer(pixels, format=fmt) if converted else av.VideoFrame.from_ndarray(pixels, format=fmt)
+        return self._reformatter.reformat(frame, format=self.spec.pix_fmt, **self._colour_options())
 
     def _next_pts(self, pts: Optional[int]) -> int:
         if pts is not None:
