@@ -20,7 +20,7 @@ def _channels_last(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tenso
     return torch.rand((n, h, w, c), generator=g).permute(0, 3, 1, 2)
 
 
-@pytest.mark.parametrize("n,c", [(1, 1), (1, 3), (2, 3), (1, 8)])
+@pytest.mark.parametrize("n,c", [(1, 1), (2, 1), (1, 3), (2, 3), (1, 8)])
 def test_resize_equals_interpolate(n: int, c: int) -> None:
     x = _channels_last(n, c, 90, 160)
     up = resize(x, (200, 333), "bilinear")

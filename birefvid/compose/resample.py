@@ -38,16 +38,16 @@ def resize(x: Tensor, size: tuple[int, int], mode: Literal["area", "bilinear"]) 
             return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         return F.interpolate(x, size=(h, w), mode="area")
     interpolation = cv2.INTER_AREA if mode == "area" else cv2.INTER_LINEAR
-    out = [_resize_one(item, (h, w), interpolation) for item in x]
-    return out[0].unsqueeze(0) if len(out) == 1 else torch.stack(out)
-
-
-def _resize_one(item: Tensor, size: tuple[int, int], interpolation: int) -> Tensor:
-    """One (C, H, W) float32 CPU tensor resized by OpenCV, returned as a (C, h, w) view of (h, w, C) memory."""
-    channels = item.shape[0]
-    hwc = np.ascontiguousarray(item.permute(1, 2, 0).numpy())  # free when the frame is channel-last already
-    out = cv2.resize(hwc, (size[1], size[0]), interpolation=interpolation)
-    return torch.from_numpy(out.reshape(size[0], size[1], channels)).permute(2, 0, 1)
+    channels = x.shape[1]
+    # each frame is resized into its slice of one (N, h, w, C) array: stacking per-frame results
+    # copied them all once more (two 720p mattes: 1.0 -> 0.5 ms on one core here)
+    # (from torch's allocator: with np.empty, 3 of 10 profiling processes here ran ~2.5 ms a 720p
+    # frame slower, none of 8 with this; the allocator state behind it was not pinned down)
+    out = torch.empty((x.shape[0], h, w) + ((channels,) if channels > 1 else ()), dtype=torch.float32).numpy()
+    for item, dst in zip(x, out):
+        hwc = np.ascontiguousarray(item.permute(1, 2, 0).numpy())  # free when the frame is channel-last already
+        cv2.resize(hwc if channels > 1 else hwc[..., 0], (w, h), dst=dst, interpolation=interpolation)
+    return torch.from_numpy(out.reshape(x.shape[0], h, w, channels)).permute(0, 3, 1, 2)
 
 
 def resize_uint8(x: Tensor, size: tuple[int, int]) -> Tensor:
