@@ -97,7 +97,7 @@ class InferenceSpec:
     precision: Precision = "auto"
     resolution: Optional[tuple[int, int]] = None
     keep_aspect: bool = False
-    batch_size: Optional[int] = None  # None: Segmenter.file_batch_size (4 on CUDA, 2 with OpenVINO for big models, else 1)
+    batch_size: Optional[int] = None  # None: Segmenter.file_batch_size (4 on CUDA, 2 with OpenVINO on a CPU of 2+ cores, else 1)
     backend: Backend = "auto"  # auto: OpenVINO on x86 CPUs, PyTorch elsewhere
 
     def __post_init__(self) -> None:  # normalise "512" / 512 / [512, 512] to (512, 512)

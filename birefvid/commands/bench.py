@@ -18,7 +18,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--weights", help="a local checkpoint instead of --model")
     model.add_argument("--backbone", choices=BACKBONE_NAMES, help="backbone; alone, benchmarks it with deterministic test weights")
     model.add_argument("--resolution", default="512", help="inference size N or WxH (default 512)")
-    model.add_argument("--batch-size", type=int, help="frames per model call (default: what process picks: 4 on CUDA, 2 with OpenVINO for models of 30 M parameters or more, else 1)")
+    model.add_argument("--batch-size", type=int, help="frames per model call (default: what process picks: 4 on CUDA, 2 with OpenVINO on a CPU of 2+ cores, else 1)")
     model.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     model.add_argument("--precision", default="auto", choices=PRECISIONS, help="precision of the measured path (default auto)")
     model.add_argument("--backend", default="auto", choices=BACKENDS, help="engine of the measured path (default auto)")

@@ -62,7 +62,7 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--decoder", choices=DECODERS, default="pyav", help="video decoder (default pyav)")
     run_group.add_argument("--fps", type=float, default=25.0, help="frame rate of an image-sequence input (default 25)")
-    run_group.add_argument("--batch-size", type=int, help="frames per model call (default 4 on CUDA; 2 with OpenVINO on the CPU for models of 30 M parameters or more, run side by side on two streams; else 1)")
+    run_group.add_argument("--batch-size", type=int, help="frames per model call (default 4 on CUDA; 2 with OpenVINO on a CPU of 2+ cores, run side by side on two streams; else 1)")
     return run_group
 
 

@@ -23,10 +23,6 @@ from .device import pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
 
-# models at least this big (Swin-T's BiRefNet: 44 M) run a file's frames on parallel streams where
-# the engine has them; smaller ones (tiny: 16 M) one frame at a time (see Segmenter.file_batch_size)
-STREAMS_MIN_PARAMS = 30_000_000
-
 FramesLike = Union[Sequence[np.ndarray], np.ndarray, torch.Tensor]
 
 
@@ -87,20 +83,20 @@ class Segmenter:
             prepare(self.inference_size(height, width), batch_size)
 
     def file_batch_size(self, height: int, width: int) -> int:
-        """Frames per model call for a file of this frame size: 4 on CUDA; on the CPU, for models of
-        ``STREAMS_MIN_PARAMS`` or more, as many as the engine runs at once (OpenVINO's two streams;
-        compiled now); else 1.
+        """Frames per model call for a file of this frame size: 4 on CUDA; on the CPU as many as the
+        engine runs at once (OpenVINO's two streams, compiled now), else 1.
 
         Measured end to end on 2 cores (``process``, 720p, each setting in its own process,
         alternating): Swin-T at 512² 1.45 frames/s on two streams against 1.24 one frame at a time
-        (1.18x, and 20% less CPU a frame); ``tiny`` (pvt_v2_b0) 6.5-6.8 against 7.3-7.6 at 256² and
-        a wash at 512². PVT's layers keep two threads busy on one frame; Swin's do not, and two
-        streams, one frame each, keep the cores busy instead.
+        (1.18x, and 20% less CPU a frame); ``tiny`` at 256², green, 15.5-15.6 against 14.8-15.0
+        (three pairs), alpha 13.6-13.7 against 12.2-13.1, at 1080p 13.1-13.3 against 12.1-13.2, and
+        at 512² 4.2-4.4 against 3.8-4.3. (Before the work around the model got cheaper, ``tiny``
+        had been faster one frame at a time: the pipeline filled the gaps two threads leave.)
         """
         if self.device.type == "cuda":
             return 4
         in_flight = getattr(self.engine, "frames_in_flight", None)
-        if in_flight is None or sum(p.numel() for p in self.model.parameters()) < STREAMS_MIN_PARAMS:
+        if in_flight is None:
             return 1
         return in_flight(self.inference_size(height, width))
 
