@@ -151,22 +151,21 @@ def _source_coords(size: int, small: int) -> np.ndarray:
     return np.clip((np.arange(size, dtype=np.float64) + 0.5) * (small / size) - 0.5, 0.0, small - 1).astype(np.float32)
 
 
-def _dense_subject(images: Tensor, difference: Optional[Tensor], alphas: Tensor, i: int) -> np.ndarray:
-    """Float subject colours of CPU frame ``i`` over the whole frame, (H, W, 3) in [0, 1]: ``_subject`` everywhere."""
+def _dense_subject_uint8(images: Tensor, difference: Tensor, alphas: Tensor, i: int) -> np.ndarray:
+    """``_subject`` over CPU frame ``i``'s whole frame, in bytes: (H, W, 3) uint8, I + 255 (1 - a) D saturated.
+
+    Two passes over the frame (scale D, then OpenCV's saturating add onto the bytes) where float
+    colours in [0, 1] and their rounding took ten: a 720p frame 7.6 -> ~2 ms on one core here.
+    OpenCV rounds ties to even where ``_to_uint8`` rounds them up: exact ties are rare, a level apart.
+    """
     h, w = images.shape[-2:]
-    source = images[i].permute(1, 2, 0).numpy().astype(np.float32) * np.float32(1.0 / 255.0)
-    if difference is None:
-        return source
+    source = np.ascontiguousarray(images[i].permute(1, 2, 0).numpy())
     d = np.ascontiguousarray(difference[i].permute(1, 2, 0).float().numpy())
-    if d.shape[:2] != (h, w):
-        d = cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR)  # as _difference_at samples it
-    a = alphas[i, 0].float().numpy()[..., None]
-    return np.clip(source + (1.0 - a) * d, 0.0, 1.0)
-
-
-def _numpy_uint8(x: np.ndarray) -> np.ndarray:
-    """``_to_uint8`` for a float numpy array: clamp to [0, 1], scale and round half up."""
-    return np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    # a new array either way: D is scaled in place below
+    d = cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR) if d.shape[:2] != (h, w) else d.copy()
+    weight = (np.float32(1.0) - alphas[i, 0].float().numpy()) * np.float32(255.0)
+    np.multiply(d, weight[..., None], out=d)
+    return cv2.add(source, d, dtype=cv2.CV_8U)
 
 
 def _to_uint8(x: Tensor) -> Tensor:
@@ -227,10 +226,18 @@ def composite_band(
         back = background[min(i, background.shape[0] - 1)]
         band = _find_band(alphas, i)
         if band.dense is not None:  # blend the whole frame, copy in the band (OpenCV's masked copy)
-            back_np = back.permute(1, 2, 0).numpy().astype(np.float32) * np.float32(1.0 / 255.0)  # (H, W, 3) or (1, 1, 3)
-            alpha = alphas[i, 0].float().numpy()[..., None]
-            blend = back_np + alpha * (_dense_subject(images, difference, alphas, i) - back_np)
-            cv2.copyTo(_numpy_uint8(blend), band.dense, out[i].numpy())
+            # in bytes: the subject rounded, then OpenCV's per-pixel weighted blend (a 720p frame
+            # ~11 -> ~3 ms on one core here; within a grey level of the float blend)
+            if difference is None:
+                subject = np.ascontiguousarray(images[i].permute(1, 2, 0).numpy())
+            else:
+                subject = _dense_subject_uint8(images, difference, alphas, i)
+            if back.shape[-2:] == (1, 1):
+                back_np = _colour_plane(h, w, tuple(back.reshape(3).tolist()))
+            else:
+                back_np = np.ascontiguousarray(back.permute(1, 2, 0).numpy())
+            weight = np.ascontiguousarray(alphas[i, 0].float().numpy())
+            cv2.copyTo(cv2.blendLinear(subject, back_np, weight, np.float32(1.0) - weight), band.dense, out[i].numpy())
             continue
         if band.empty:
             continue
@@ -259,6 +266,8 @@ def rgba_band(
     n, _, h, w = images.shape
     alpha = _to_uint8(alphas[:, 0].float().clone())
     rgb = images.permute(0, 2, 3, 1)
+    if fill is None and difference is not None:  # the subject is written in below: never into the caller's frames
+        rgb = rgb.clone(memory_format=torch.contiguous_format)
     if fill is not None:  # quantised small, then upsampled: the picture is invisible, 1 grey level is plenty
         small = _to_uint8(fill.float().clone())
         if images.device.type == "cpu":
@@ -268,20 +277,17 @@ def rgba_band(
         else:
             fill = resize(small.float(), (h, w), "bilinear").round_().to(torch.uint8)
         rgb = _select(images, alphas, BAND_EPS, fill, inclusive=True)
+    if difference is not None:  # the subject's colours on the soft band, into the RGB frames before alpha joins them
+        for i in range(n):
+            band = _find_band(alphas, i)
+            if band.dense is not None:  # (CPU only)
+                cv2.copyTo(_dense_subject_uint8(images, difference, alphas, i), band.dense, rgb[i].numpy())
+            elif not band.empty:
+                rgb[i].view(-1, 3).index_copy_(0, band.where, _to_uint8(_subject(images, difference, i, band)))
     if images.device.type == "cpu":
         # OpenCV's channel merge: ~10x faster than strided stores into a 4-channel tensor on the CPU
         rgb_np = rgb.numpy()
         out = torch.from_numpy(np.stack([cv2.merge([*cv2.split(rgb_np[i]), alpha[i].numpy()]) for i in range(n)]))
     else:
         out = torch.cat([rgb, alpha.unsqueeze(-1)], dim=-1)
-    if difference is not None:
-        for i in range(n):
-            band = _find_band(alphas, i)
-            if band.dense is not None:
-                rgba = out[i].numpy()
-                subject = np.concatenate([_numpy_uint8(_dense_subject(images, difference, alphas, i)), rgba[..., 3:]], axis=2)
-                cv2.copyTo(subject, band.dense, rgba)  # the alpha channel is copied onto itself
-                continue
-            if not band.empty:
-                out[i].view(-1, 4)[band.where, :3] = _to_uint8(_subject(images, difference, i, band))
     return out.permute(0, 3, 1, 2)
