@@ -41,6 +41,7 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
         (["--backbone", "pvt_v2_b0", "--clip-size", "wide"], "--clip-size must be WxH"),
         (["--backbone", "pvt_v2_b0", "--output", "composite"], "--output composite needs a background"),
         (["--backbone", "pvt_v2_b0", "--resolution", "100"], "multiple"),
+        (["--backbone", "pvt_v2_b0", "--clip-frames", "-1"], "--clip-frames must be 0"),
     ],
 )
 def test_bench_bad_input_is_one_line(args, phrase, capsys):

@@ -44,6 +44,8 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
     for name in ("batch_size", "runs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"{option(name)} must be at least 1")
+    if args.clip_frames < 0:
+        raise ConfigError(f"{option('clip_frames')} must be 0 (no end-to-end run) or more")
     try:
         width, height = (int(v) for v in args.clip_size.lower().split("x"))
     except ValueError:
