@@ -89,9 +89,10 @@ class Segmenter:
         Measured end to end on 2 cores (``process``, 720p, each setting in its own process,
         alternating): Swin-T at 512² 1.45 frames/s on two streams against 1.24 one frame at a time
         (1.18x, and 20% less CPU a frame); ``tiny`` at 256², green, 15.5-15.6 against 14.8-15.0
-        (three pairs; 14.7, 15.0 against 14.5, 14.3 in two more), alpha 13.6-13.7 against 12.2-13.1, at 1080p 13.1-13.3 against 12.1-13.2, and
-        at 512² 4.2-4.4 against 3.8-4.3. (Before the work around the model got cheaper, ``tiny``
-        had been faster one frame at a time: the pipeline filled the gaps two threads leave.)
+        (three pairs; 14.7, 15.0 against 14.5, 14.3 in two more), alpha 13.6-13.7 against
+        12.2-13.1, at 1080p 13.1-13.3 against 12.1-13.2, and at 512² 4.2-4.4 against 3.8-4.3.
+        (Before the work around the model got cheaper, ``tiny`` had been faster one frame at a
+        time: the pipeline filled the gaps two threads leave.)
         """
         if self.device.type == "cuda":
             return 4
