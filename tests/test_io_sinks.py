@@ -290,7 +290,8 @@ def test_pts_none_are_filled_from_rate(tmp_path):
 @pytest.mark.parametrize(
     "name,kind,kw,match",
     [
-        ("a.mp4", "alpha", {}, r"cannot write alpha output to \.mp4 files; supported: \.mov \(prores_ks"),
+        ("a.mp4", "alpha", {}, r"cannot write alpha output to \.mp4 files \(\.mp4 holds no alpha channel: .*\); supported: \.mov \(prores_ks"),
+        ("a.avi", "alpha", {}, r"cannot write alpha output to \.avi files; supported: \.mov"),  # no alpha-channel hint: .avi takes nothing
         ("a.mov", "alpha", {"codec": "libx264"}, r"codec libx264 cannot write alpha output into \.mov; \.mov supports prores_ks"),
         ("a.avi", "rgb", {}, r"cannot write rgb output to \.avi files; supported: .*\.mp4"),
         ("a.webm", "rgb", {"codec": "libx264"}, r"\.webm supports libvpx-vp9"),

@@ -130,7 +130,7 @@ def test_existing_target_needs_overwrite(tmp_path):
     "name,kind,match",
     [
         ("out.avi", "rgb", r"cannot write rgb output to \.avi files; supported:"),
-        ("out.mp4", "rgba", r"cannot write alpha output to \.mp4 files; supported: \.mov"),
+        ("out.mp4", "rgba", r"cannot write alpha output to \.mp4 files \(\.mp4 holds no alpha channel.*\); supported: \.mov"),
         ("missing/out.mp4", "rgb", "output folder does not exist"),
     ],
 )
