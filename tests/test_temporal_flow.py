@@ -218,14 +218,14 @@ def test_smoothers_keep_masks_on_the_gpu() -> None:
 
 
 def test_chained_flow_adds_the_two_motions() -> None:
-    from birefvid.temporal.flow_smoother import _chain
+    from birefvid.temporal.flow import chain_flows
 
     h, w = 20, 30
     first = np.zeros((h, w, 2), np.float32)
     first[..., 0], first[..., 1] = 3.0, 1.0  # a -> b: 3 px right, 1 down
     second = np.zeros((h, w, 2), np.float32)
     second[..., 0] = 0.1 * np.arange(w, dtype=np.float32)[None, :]  # b -> c: faster further right
-    chained = _chain(first, second)
+    chained = chain_flows(first, second)
     xs = np.arange(w - 4, dtype=np.float32)
     np.testing.assert_allclose(chained[2:-2, : w - 4, 0], np.broadcast_to(3.0 + 0.1 * (xs + 3.0), (h - 4, w - 4)), atol=1e-4)
     np.testing.assert_allclose(chained[..., 1], 1.0, atol=1e-6)

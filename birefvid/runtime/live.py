@@ -29,7 +29,7 @@ from ..errors import BirefvidError, PipelineError, SourceError
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource
 from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob
 from ..temporal import Smoother, make_smoother
-from ..temporal.flow import MaskCarrier
+from ..temporal.carry import MaskCarrier
 from .live_stats import LiveStats
 from .priority import MODEL_NICENESS, lower_thread_priority  # noqa: F401 - MODEL_NICENESS is part of this module's API
 from .segmenter import Segmenter
@@ -109,7 +109,7 @@ class ModelPath:
         self.stats.model_ran(time.perf_counter() - start)
         latest = LatestMask(alpha, cf.captured, cf.generation)
         if self.carrier is not None:
-            self.carrier.set_reference(cf.frame.image, alpha)
+            self.carrier.set_reference(cf.frame.image, alpha, key=cf.captured)
         self.latest = latest
         return latest
 
@@ -252,10 +252,15 @@ class LiveRunner:
         """The picture for one frame: the newest mask carried to it along flow, then the effect."""
         image = cf.frame.image
         alpha = latest.alpha
-        if self.carrier is not None and cf.captured != latest.captured:
-            carried = self.carrier.carry(image)
-            if carried is not None:
-                alpha = carried
+        if self.carrier is not None:
+            # every shown frame goes through the carrier, in order, named by its capture time: it chains
+            # flows frame to frame back to the mask's frame, so a subject moving fast is still followed
+            if cf.captured == latest.captured:
+                self.carrier.observe(image, key=cf.captured)
+            else:
+                carried = self.carrier.carry(image, key=cf.captured)
+                if carried is not None:
+                    alpha = carried
         # the mask goes in at the model's size: the compositor upsamples it once, by OpenCV on the CPU
         # (torch's bilinear here cost ~2.8 ms a 720p frame), and its foreground estimate starts from it
         images = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)

@@ -1,5 +1,6 @@
 """Temporal smoothing of mattes: online (EMA, flow-warped EMA) and look-ahead (file mode) smoothers."""
 
+from .carry import MaskCarrier
 from .flow_smoother import FlowAligner, FlowSmoother
 from .smoothing import (
     EmaSmoother,
@@ -17,6 +18,7 @@ __all__ = [
     "FlowAligner",
     "FlowSmoother",
     "LookaheadSmoother",
+    "MaskCarrier",
     "PassthroughSmoother",
     "Smoother",
     "SmootherKind",

@@ -22,11 +22,13 @@ mask's size. ``flow_confidence(forward, backward)`` scores ``forward`` on its ow
 ``backward`` the flow of the opposite direction (Sundaram et al. 2010 consistency check).
 Backward warping alone copies the old mask into the background a moving subject uncovers
 (a ghost as wide as the motion); ``occlusion_aware_flow(flow, reverse)`` uses the reverse
-flow there instead, and ``MaskCarrier`` does so by default (two DIS calls per frame).
+flow there instead, and ``MaskCarrier`` (``birefvid.temporal.carry``) does so by default.
 
-Range: DIS at these sizes follows motion up to roughly 8-12 thumbnail pixels (5-8% of the
-frame width) between the mask's frame and the shown frame, on textured content; beyond
-that, or on flat regions, the carried mask can be as wrong as the stale one.
+Range: DIS at these sizes finds motion up to roughly 8-12 thumbnail pixels (5-8% of the
+frame width) from scratch, on textured content; beyond that, or on flat regions, a mask
+carried along it can be as wrong as the stale one. Given a first guess (``estimate_flow``'s
+``initial``, e.g. flows chained frame to frame with ``chain_flows``) it refines motion of any
+size, which is how ``MaskCarrier`` follows fast subjects.
 
 GPU: there is no cheap dense flow in torch or kornia (kornia 0.9 has none; torchvision's
 RAFT needs downloaded weights and costs far more than DIS on a thumbnail), so flow is always
@@ -38,7 +40,6 @@ its own device before the small copy to the host) and the full-resolution warp
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 from typing import Optional, TypeVar, Union
 
@@ -49,8 +50,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..compose.resample import shrink_area
-
-logger = logging.getLogger(__name__)
 
 MaskT = TypeVar("MaskT", np.ndarray, Tensor)
 
@@ -105,12 +104,16 @@ def flow_thumbnail(image_rgb: Union[np.ndarray, Tensor], max_side: int = 160) ->
     return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
 
-def _dis(preset: str, finest_scale: int) -> "cv2.DISOpticalFlow":
-    """This thread's DIS instance for (preset, finest_scale): created once, since creating one costs time."""
+def _dis(preset: str, finest_scale: int, guided: bool = False) -> "cv2.DISOpticalFlow":
+    """This thread's DIS instance for (preset, finest_scale), created once since creating one costs time;
+    ``guided``: the instance for calls given an initial flow. OpenCV 4.14's DIS keeps state from a call
+    with an initial flow that changes later calls without one (by up to a pixel on a test pair; on
+    scripts/bench_carry.py's clips into flows of 10^5 px, then a crash), so the two kinds of call never
+    share an instance."""
     cache = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
-    key = (preset, finest_scale)
+    key = (preset, finest_scale, guided)
     inst = cache.get(key)
     if inst is None:
         inst = cv2.DISOpticalFlow_create(_PRESETS[preset])
@@ -137,19 +140,38 @@ def _check_dis_options(preset: str, finest_scale: int) -> None:
 
 
 def estimate_flow(
-    prev_gray: np.ndarray, next_gray: np.ndarray, preset: str = "ultrafast", finest_scale: int = 0
+    prev_gray: np.ndarray,
+    next_gray: np.ndarray,
+    preset: str = "ultrafast",
+    finest_scale: int = 0,
+    initial: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Dense DIS flow (h, w, 2) float32 on ``prev_gray``'s grid: prev[p] ~ next[p + flow[p]] (see module doc).
 
     ``finest_scale`` overrides the preset's: presets are tuned for full frames, where scale 2
     (1/4 resolution) is plenty, but on a 160-px thumbnail it leaves a 40-px flow field that
     cannot follow a subject's edge; 0 (full thumbnail resolution) costs ~1.5 ms at 160x120.
+    ``initial`` (the same shape as the result) is a first guess DIS refines, e.g. flows chained
+    frame to frame: it follows motion far beyond the 8-12 px that DIS finds from zero.
     """
     _check_dis_options(preset, finest_scale)
     a, b = _check_gray("prev_gray", prev_gray), _check_gray("next_gray", next_gray)
     if a.shape != b.shape:
         raise ValueError(f"prev_gray and next_gray must have the same size, got {a.shape} and {b.shape}")
-    return _dis(preset, finest_scale).calc(a, b, None)
+    if initial is None:
+        return _dis(preset, finest_scale).calc(a, b, None)
+    guess = _check_flow(initial)
+    if guess.shape[:2] != a.shape:
+        raise ValueError(f"initial flow is {guess.shape[1]}x{guess.shape[0]}, the images {a.shape[1]}x{a.shape[0]}")
+    return _dis(preset, finest_scale, guided=True).calc(a, b, guess.copy())  # DIS starts from the flow it is given and overwrites it
+
+
+def chain_flows(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The flow a -> c from a -> b (``first``, on a's grid) and b -> c (``second``, on b's grid):
+    ``first(p) + second(p + first(p))``, ``second`` sampled bilinearly (edges replicated)."""
+    h, w = first.shape[:2]
+    at = first + _pixel_grid(h, w)
+    return first + cv2.remap(second, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _check_flow(flow: object) -> np.ndarray:
@@ -277,63 +299,3 @@ def occlusion_aware_flow(flow: np.ndarray, reverse: np.ndarray, alpha: float = 0
     fw, bw = _check_flow(flow), _check_flow(reverse)
     conf = flow_confidence(fw, bw, alpha, beta)[..., None]
     return conf * fw - (1.0 - conf) * bw
-
-
-class MaskCarrier:
-    """Carries the newest model mask to each displayed frame along DIS flow (the live runner's helper).
-
-    Flow runs from each new frame's thumbnail straight to the reference thumbnail (not chained
-    frame to frame), so errors do not accumulate however many frames arrive per mask. Per
-    ``carry``: one thumbnail, one DIS call (``occlusions=False``) or two (``occlusions=True``,
-    the default: the reverse flow removes the ghost a moving subject leaves where it uncovered
-    the background, see ``occlusion_aware_flow``), and one full-resolution warp.
-    ``set_reference`` and ``carry`` may be called from different threads: the reference is
-    swapped in one assignment, and DIS instances are per thread.
-    """
-
-    def __init__(
-        self, max_side: int = 160, preset: str = "ultrafast", finest_scale: int = 0, occlusions: bool = True
-    ) -> None:
-        if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < _MIN_SIDE:
-            raise ValueError(f"max_side must be an int >= {_MIN_SIDE}, got {max_side!r}")
-        _check_dis_options(preset, finest_scale)
-        self.max_side = max_side
-        self.preset = preset
-        self.finest_scale = finest_scale
-        self.occlusions = bool(occlusions)
-        self._ref: Optional[tuple[np.ndarray, Union[np.ndarray, Tensor]]] = None
-
-    def set_reference(self, image_rgb: Union[np.ndarray, Tensor], mask: Union[np.ndarray, Tensor]) -> None:
-        """Remember ``mask`` and (as a thumbnail) the frame it was computed on; later carries start here."""
-        if isinstance(mask, Tensor):
-            if mask.ndim != 4 or mask.shape[1] != 1 or not mask.is_floating_point():
-                raise ValueError(f"a torch mask must be a float (N, 1, H, W) tensor, got {_describe(mask)}")
-        elif not isinstance(mask, np.ndarray) or mask.ndim != 2 or not np.issubdtype(mask.dtype, np.floating):
-            raise ValueError(f"mask must be a numpy float (H, W) or torch float (N, 1, H, W), got {_describe(mask)}")
-        self._ref = (flow_thumbnail(image_rgb, self.max_side), mask)
-
-    def carry(self, image_rgb: Union[np.ndarray, Tensor]) -> Optional[Union[np.ndarray, Tensor]]:
-        """The reference mask warped onto ``image_rgb`` (same type and size as given); None before any reference.
-
-        An identical thumbnail returns the stored mask itself. Thumbnails do not depend on
-        resolution, so a frame of the same aspect at another size is carried as usual; one
-        whose thumbnail differs in shape (the aspect changed) gets the mask back unwarped.
-        """
-        ref = self._ref
-        if ref is None:
-            return None
-        ref_thumb, mask = ref
-        thumb = flow_thumbnail(image_rgb, self.max_side)
-        if thumb.shape != ref_thumb.shape:
-            logger.debug("frame shape changed since the reference mask; carried unwarped")
-            return mask
-        if np.array_equal(thumb, ref_thumb):
-            return mask
-        flow = estimate_flow(thumb, ref_thumb, self.preset, self.finest_scale)
-        if self.occlusions:
-            flow = occlusion_aware_flow(flow, estimate_flow(ref_thumb, thumb, self.preset, self.finest_scale))
-        return warp_mask(mask, flow)
-
-    def reset(self) -> None:
-        """Forget the reference (seek, reconnect, new stream): ``carry`` returns None until the next one."""
-        self._ref = None

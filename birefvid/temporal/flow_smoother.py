@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ..compose.resample import resize, resize_uint8
 from ..errors import ConfigError
-from .flow import _check_dis_options, _pixel_grid, _thumb_size, estimate_flow, flow_confidence, warp_mask
+from .flow import _check_dis_options, _pixel_grid, _thumb_size, chain_flows, estimate_flow, flow_confidence, warp_mask
 from .smoothing import OnlineSmoother, _check_alphas, ema
 
 logger = logging.getLogger(__name__)
@@ -107,14 +107,6 @@ def _motion_or_still(to_c: np.ndarray, from_c: np.ndarray, flow: np.ndarray, con
     return flow * use[..., None], use * conf + (1.0 - use) * still_conf
 
 
-def _chain(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """The flow a -> c from a -> b (``first``, on a's grid) and b -> c (``second``, on b's grid):
-    ``first(p) + second(p + first(p))``, ``second`` sampled bilinearly (edges replicated)."""
-    h, w = first.shape[:2]
-    at = first + _pixel_grid(h, w)
-    return first + cv2.remap(second, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 class FlowAligner:
     """Carries a mask from one frame onto another along DIS flow, with a per-pixel confidence.
 
@@ -152,7 +144,7 @@ class FlowAligner:
         """(flow on ``to``'s grid pointing into ``from`` or None for zero flow, confidence on ``to``'s grid).
 
         With ``via`` (the key and thumbnail of a frame between the two) and a ``key``, the flows
-        both ways are chained through that frame (``_chain``) from the pairs to and from it, each
+        both ways are chained through that frame (``chain_flows``) from the pairs to and from it, each
         computed and cached once, instead of estimated by DIS: the look-ahead's flows two frames
         apart, which halves its DIS calls (4 -> 2 a frame). The consistency check and the
         no-motion test then run on the chained flows as on estimated ones.
@@ -169,8 +161,8 @@ class FlowAligner:
             chained = via is not None and key is not None and all(
                 k in self._raw for k in ((key[0], via[0]), (via[0], key[1]), (key[1], via[0]), (via[0], key[0])))
             if chained:
-                fwd = _chain(self._raw[(key[0], via[0])], self._raw[(via[0], key[1])])
-                bwd = _chain(self._raw[(key[1], via[0])], self._raw[(via[0], key[0])])
+                fwd = chain_flows(self._raw[(key[0], via[0])], self._raw[(via[0], key[1])])
+                bwd = chain_flows(self._raw[(key[1], via[0])], self._raw[(via[0], key[0])])
             else:
                 fwd = estimate_flow(to_thumb.gray, from_thumb.gray, self.preset, self.finest_scale)
                 bwd = estimate_flow(from_thumb.gray, to_thumb.gray, self.preset, self.finest_scale)
