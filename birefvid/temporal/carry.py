@@ -8,18 +8,18 @@ DIS finds only 8-12 thumbnail pixels of motion from scratch, so flow straight fr
 frame to the mask's frame loses a subject that moved further while the model ran. So, when the
 caller names its frames (``key``), the carrier also links each shown frame to the one before
 (DIS both ways, at half the thumbnail's resolution: the links only need to be roughly right)
-and chains these links back to the mask's frame. The straight flows (both ways, for the
-occlusion check) are then estimated *starting from* the chains, which DIS refines wherever the
-motion went, and each pixel finally takes whichever of the refined and the chained flow
-explains the shown frame better (``pick_better_flow``).
+and chains these links back to the mask's frame. The straight flows are then estimated
+*starting from* the chains, which DIS refines wherever the motion went (the forward one at full
+thumbnail resolution; its reverse, used only for the occlusion check, at half), and each pixel
+finally takes whichever of the refined and the chained flow explains the shown frame better
+(``pick_better_flow``).
 
 Measured by ``scripts/bench_carry.py`` (the temporal benchmark's noisy generated clips, masks
 delivered k frames late as in live mode, IoU x 100 of the shown frames): a fast subject keeps
-58.9 instead of 29.7 at k = 5 and 49.2 instead of 16.4 at k = 8; a constant-speed subject and
-a camera pan at k = 8 keep 93.6 and 93.2 instead of 71.2 and 48.7; slow and still clips stay
-within 0.2 of the straight carry. Cost: four DIS calls a shown frame instead of two (~3 ms more
-of one core at 160x160 here); in ``scripts/bench_live.py`` (640x480, 30 fps, ``tiny``) the
-model's rate fell ~6% and latency rose from 12 to 15 ms, with the output at the camera's rate.
+57.9 instead of 29.7 at k = 5 and 47.9 instead of 16.4 at k = 8; a constant-speed subject and
+a camera pan at k = 8 keep 93.9 and 93.2 instead of 71.2 and 48.7; slow and still clips stay
+within 0.2 of the straight carry. Cost: ~1 ms more of one core a shown frame (7.4-8.2 against
+6.0-7.1 ms a carry at 160x160 here); see the README for live mode's figures.
 Without keys, or when the chain back to the mask's frame is broken (a frame not shown, a
 reference older than ``history``), the straight flow from scratch is used, as before.
 """
@@ -119,13 +119,15 @@ class MaskCarrier:
     them, and every shown frame passed to ``carry`` or ``observe`` in order, flows are chained
     frame to frame back to the mask's frame so fast motion is followed (see the module doc).
 
-    Per ``carry``: one thumbnail, one full-resolution warp, and DIS calls: with keys, two for
-    the links to the frame before (at ``link_scale``: 1 is half the thumbnail's resolution) and
-    one or two for the straight flow started from the chains; without them (or with the chain
-    broken), the straight flow from scratch. With ``occlusions=True`` (the default) the straight
-    flow's reverse is estimated too, which removes the ghost a moving subject leaves where it
-    uncovered the background (see ``occlusion_aware_flow``). The straight flow runs from the new
-    frame to the reference itself, so its errors do not accumulate as the chain's do.
+    Per ``carry``: one thumbnail, one full-resolution warp and, with ``occlusions=True`` (the
+    default), four DIS calls with keys or two without. With keys: the links to the frame before,
+    both ways at ``coarse_scale`` (1: half the thumbnail's resolution, ~0.25 ms each at 160x90),
+    and the straight flow from the chains, forward at ``finest_scale`` and its reverse at
+    ``coarse_scale``. Without them (or with the chain broken): the straight flow from scratch and
+    its reverse, both at ``finest_scale``. The reverse flow removes the ghost a moving subject
+    leaves where it uncovered the background (see ``occlusion_aware_flow``). The straight flow
+    runs from the new frame to the reference itself, so its errors do not accumulate as the
+    chain's do.
     ``set_reference`` and ``carry`` may be called from different threads: the reference is
     swapped in one assignment, the shown frames' history is the display thread's alone, and
     DIS instances are per thread.
@@ -138,7 +140,7 @@ class MaskCarrier:
         finest_scale: int = 0,
         occlusions: bool = True,
         history: int = 64,
-        link_scale: int = 1,
+        coarse_scale: int = 1,
     ) -> None:
         if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < _MIN_SIDE:
             raise ValueError(f"max_side must be an int >= {_MIN_SIDE}, got {max_side!r}")
@@ -149,8 +151,8 @@ class MaskCarrier:
         self.preset = preset
         self.finest_scale = finest_scale
         self.occlusions = bool(occlusions)
-        _check_dis_options(preset, link_scale)
-        self.link_scale = link_scale
+        _check_dis_options(preset, coarse_scale)
+        self.coarse_scale = coarse_scale
         self._ref: Optional[_Reference] = None
         self._shown: deque[_Shown] = deque(maxlen=history)
         self._chain: Optional[_Chain] = None
@@ -201,7 +203,10 @@ class MaskCarrier:
         guess = (None, None) if chain is None else (chain.flow, chain.reverse)
         flow = estimate_flow(thumb, ref_thumb, self.preset, self.finest_scale, initial=guess[0])
         if self.occlusions:
-            flow = occlusion_aware_flow(flow, estimate_flow(ref_thumb, thumb, self.preset, self.finest_scale, initial=guess[1]))
+            # the reverse flow only says where the forward one is inconsistent: refined from a chain, the
+            # coarse scale does (scripts/bench_carry.py: within 1.3 points of full scale, ~2 ms less a carry at 160x160)
+            scale = self.finest_scale if chain is None else self.coarse_scale
+            flow = occlusion_aware_flow(flow, estimate_flow(ref_thumb, thumb, self.preset, scale, initial=guess[1]))
         if chain is None or chain.flow is None or chain.reverse is None:
             return flow
         chained = occlusion_aware_flow(chain.flow, chain.reverse) if self.occlusions else chain.flow
@@ -219,8 +224,8 @@ class MaskCarrier:
             if np.array_equal(last.thumb, thumb):
                 step = back = np.zeros(thumb.shape + (2,), np.float32)
             else:
-                step = estimate_flow(thumb, last.thumb, self.preset, self.link_scale)
-                back = estimate_flow(last.thumb, thumb, self.preset, self.link_scale)
+                step = estimate_flow(thumb, last.thumb, self.preset, self.coarse_scale)
+                back = estimate_flow(last.thumb, thumb, self.preset, self.coarse_scale)
         shown = _Shown(key, thumb, step, back)
         self._shown.append(shown)
         chain = self._chain
