@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from birefvid.temporal.carry import MaskCarrier
+from birefvid.temporal.carry import MaskCarrier, pick_better_flow
 from birefvid.temporal.flow import estimate_flow, flow_thumbnail
 
 from flow_scenes import iou, scene
@@ -74,6 +74,19 @@ def test_a_guided_flow_leaves_later_unguided_flows_unchanged():
     np.testing.assert_array_equal(estimate_flow(a, b), before)
     inside = flow_thumbnail((scene()[1][..., None] * 255).repeat(3, 2).astype(np.uint8)) > 250
     assert np.abs(np.median(guided[inside], axis=0) - [5.0, 3.0]).max() < 0.3  # and the guided one is right
+
+
+def test_pick_better_flow_takes_the_flow_that_explains_the_frame():
+    source = flow_thumbnail(scene()[0])
+    target = np.roll(source, 4, axis=1)  # target[p] = source[p - (4, 0)]: the true flow is (-4, 0)
+    still = np.zeros(source.shape + (2,), np.float32)
+    true = np.full(source.shape + (2,), [-4.0, 0.0], np.float32)
+    inner = (slice(10, -10), slice(10, -10))  # away from the rolled-over border
+    for first, second in ((still, true), (true, still)):
+        picked = pick_better_flow(target, source, first, second)
+        assert np.abs(picked[inner] - true[inner]).mean() < 0.2
+    # flows that do equally well are averaged
+    np.testing.assert_allclose(pick_better_flow(source, source, still, still), still)
 
 
 def test_bad_arguments_are_errors():

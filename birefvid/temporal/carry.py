@@ -89,6 +89,8 @@ class _Chain(NamedTuple):
 
 
 class _Reference(NamedTuple):
+    """The newest mask, the thumbnail of the frame it was computed on, and that frame's key."""
+
     thumb: np.ndarray
     mask: Mask
     key: Optional[Hashable]
