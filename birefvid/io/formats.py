@@ -150,8 +150,9 @@ def choose_encoder(
     table = SUPPORTED[kind]
     if ext not in table:
         # .mp4 for an alpha output is the commonest slip (alpha is process's default): say why, not only what
-        why = f" ({ext} holds no alpha channel: write alpha to a supported format, or choose an output without alpha such as green or mask)" if kind == "alpha" and any(
-            ext in SUPPORTED[other] for other in KINDS) else ""
+        why = ""
+        if kind == "alpha" and any(ext in SUPPORTED[other] for other in KINDS):
+            why = f" ({ext} holds no alpha channel: write alpha to a supported format, or choose an output without alpha such as green or mask)"
         raise SinkError(f"cannot write {kind} output to {ext or 'a path without extension'} files{why}; supported: {_supported_text(kind)}")
     if codec is None:
         codec = table[ext][0]
