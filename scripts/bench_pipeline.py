@@ -23,7 +23,10 @@ The machine this was written on is shared, so wall-clock figures move with other
 each round runs half the model-only frames before the pipeline and half after (``--rounds``
 rounds, totals printed, per-round ratios too). The process's own CPU time per frame, model-only
 against end-to-end, is printed beside them: other processes' load does not enter it, and on a
-machine the model keeps busy it is the ratio wall-clock frames/s tends to.
+machine the model keeps busy it is the ratio wall-clock frames/s tends to. So is each pipeline
+stage's own thread CPU a frame (decode, segment: the model thread's own work, compose, encode),
+with the rest of the process's CPU, which is the model engine's threads (and any codec threads):
+what each helper really costs, where busy time also counts the waits of a low-priority thread.
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespa
     half = len(frames) // 2
     model_seconds, e2e_seconds, model_cpu, e2e_cpu, rounds = 0.0, 0.0, 0.0, 0.0, []
     stage_seconds: dict[str, float] = {}
+    stage_cpu: dict[str, float] = {}  # CPU seconds of each stage's own thread, summed over the rounds
     for _ in range(args.rounds):
         cpu = cpu_seconds()
         m = model_only_seconds(seg, frames[:half], batch, args.repeats)
@@ -144,6 +148,8 @@ def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespa
         rounds.append((args.repeats * len(frames) / m, len(frames) / report["wall_seconds"]))
         for k, v in report["stage_seconds"].items():
             stage_seconds[k] = stage_seconds.get(k, 0.0) + v / args.rounds
+        for k, v in report["stage_cpu_seconds"].items():
+            stage_cpu[k] = stage_cpu.get(k, 0.0) + v
     model_fps = args.rounds * args.repeats * len(frames) / model_seconds
     e2e_fps = args.rounds * len(frames) / e2e_seconds
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in stage_seconds.items())
@@ -157,8 +163,15 @@ def run_case(name: str, case: dict[str, Any], clip: Path, args: argparse.Namespa
     print(f"  CPU s per frame        model-only {model_cpu_frame:.3f}, end-to-end {e2e_cpu_frame:.3f}, "
           f"model / end-to-end {model_cpu_frame / e2e_cpu_frame:.3f}  (load on other processes does not count here)")  # fmt: skip
     print(f"  stage busy time        {stages}; wall {e2e_seconds / args.rounds:.2f}s  (per run, mean of {args.rounds})")
+    # what each helper really costs: its thread's CPU (busy time above includes waiting for a core at
+    # low priority); the rest of the process's CPU is the model's engine threads, codec threads and main
+    n_e2e = args.rounds * len(frames)
+    helpers = ", ".join(f"{k} {1000 * v / n_e2e:.1f}" for k, v in stage_cpu.items())
+    rest = 1000 * (e2e_cpu - sum(stage_cpu.values())) / n_e2e
+    print(f"  CPU ms per frame       {helpers} (each stage's own thread); the rest {rest:.1f} (model engine, codec threads)")
     print("  per round (model, e2e, ratio)  " + "; ".join(f"{m:.3f}, {e:.3f}, {e / m:.3f}" for m, e in rounds))
     return {"case": name, "model_fps": model_fps, "e2e_fps": e2e_fps, "ratio": e2e_fps / model_fps, "stages": stage_seconds,
+            "stage_cpu_ms_per_frame": {k: 1000 * v / n_e2e for k, v in stage_cpu.items()},
             "cpu_ratio": model_cpu_frame / e2e_cpu_frame}  # fmt: skip
 
 

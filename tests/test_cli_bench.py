@@ -30,6 +30,8 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
     assert (pipeline["frames"], pipeline["clip"], pipeline["output"]) == (4, "128x96", "green")
     assert pipeline["ratio_to_model"] == pytest.approx(pipeline["fps"] / figures["fps"], rel=0.01)
     assert {"decode", "segment", "encode"} <= set(pipeline["stage_seconds"])
+    assert set(pipeline["stage_cpu_seconds"]) == set(pipeline["stage_seconds"])
+    assert "stages (CPU a frame)" in table
     assert figures["peak_rss_mb"] > 0 and figures["machine"]["cores"] >= 1
     assert "speedup" in table and f"{figures['speedup']:.2f}x" in table
 

@@ -393,6 +393,8 @@ def test_cli_writes_output_and_report(tmp_path, scene, pvt_b0_weights, capsys):
     assert data["wall_seconds"] > 0
     assert set(data["stage_seconds"]) >= {"decode", "segment", "encode"}
     assert all(v >= 0 for v in data["stage_seconds"].values())
+    assert set(data["stage_cpu_seconds"]) == set(data["stage_seconds"])  # each stage thread's CPU beside its busy time
+    assert data["stage_cpu_seconds"]["segment"] > 0  # the model ran on that thread (eager torch here)
     job = FileJob.from_dict(data["job"])  # the report holds the job as given, and it round-trips
     assert job.output.kind == "alpha" and job.output.path == str(out) and job.output.audio is True
     assert job.inference.device == "cpu" and job.inference.resolution == (64, 64) and job.smoothing.kind == "lookahead"

@@ -75,6 +75,31 @@ def test_items_flow_in_order_with_tails():
     _no_stage_threads_left()
 
 
+class Burner:
+    """Spins the CPU ~30 ms per item: work a stage really does, as opposed to waiting."""
+
+    name = "burn"
+
+    def process(self, item):
+        end = time.thread_time() + 0.03
+        while time.thread_time() < end:
+            pass
+        yield item
+
+    def finish(self):
+        return []
+
+
+def test_cpu_time_is_charged_to_the_stage_that_used_it():
+    """Busy time is wall-clock; cpu is each stage's own thread's CPU, so a consumer that sleeps costs ~none."""
+    times = _run_with_deadline(lambda: run_stages(range(4), [Burner()], lambda item: time.sleep(0.03), queue_size=1))
+    assert set(times.cpu) == {"decode", "burn", "encode"}
+    assert times.cpu["burn"] >= 0.12  # 4 items x 30 ms of spinning
+    assert times.busy["encode"] >= 0.1  # it waited 4 x 30 ms in sleep ...
+    assert times.cpu["encode"] < 0.05  # ... and used almost no CPU doing it
+    _no_stage_threads_left()
+
+
 def test_consumer_error_while_producer_blocks_on_full_queue():
     """supervision's first hang: the writer dies while the reader waits on a full queue."""
 

@@ -17,7 +17,7 @@ SUFFIX = {"alpha": ".mov", "mask": ".mkv", "green": ".mp4", "blur": ".mp4"}
 def measure_pipeline(
     segmenter: Segmenter, n_frames: int, size: tuple[int, int], kind: str = "alpha", smooth: str = "lookahead", batch_size: Optional[int] = None
 ) -> dict[str, Any]:
-    """Frames/s and per-stage busy seconds of a whole file job with this segmenter; the clip and output are removed.
+    """Frames/s, per-stage busy seconds and per-stage thread CPU seconds of a whole file job with this segmenter; the clip and output are removed.
 
     ``batch_size`` None runs the batch ``process`` picks.
     """
@@ -34,4 +34,5 @@ def measure_pipeline(
         "fps": report["fps"],
         "wall_seconds": report["wall_seconds"],
         "stage_seconds": report["stage_seconds"],
+        "stage_cpu_seconds": report["stage_cpu_seconds"],
     }

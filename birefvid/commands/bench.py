@@ -149,6 +149,8 @@ def _table(f: dict[str, Any]) -> str:
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in p["stage_seconds"].items())
         rows.append(("end to end", f"{p['fps']:.3f} frames/s on a {p['clip']} clip ({p['frames']} frames, {p['output']}): {p['ratio_to_model']}x the model"))
         rows.append(("stages (busy)", stages))
+        per_frame = ", ".join(f"{k} {1000 * v / max(1, p['frames']):.1f} ms" for k, v in p["stage_cpu_seconds"].items())
+        rows.append(("stages (CPU a frame)", per_frame + " (each stage's own thread)"))
     rows.append(("peak memory", f"{f['peak_rss_mb']} MB RSS" + (f", {f['cuda_peak_mb']} MB CUDA" if "cuda_peak_mb" in f else "")))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -105,6 +105,7 @@ def run_file_job(
         "wall_seconds": round(wall, 3),
         "fps": round(frames / wall, 3) if wall > 0 else None,
         "stage_seconds": {k: round(v, 3) for k, v in times.busy.items()},
+        "stage_cpu_seconds": {k: round(v, 3) for k, v in times.cpu.items()},
         "job": job.to_dict(),
         "resolved": resolved_settings(seg, batch),
     }

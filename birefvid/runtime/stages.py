@@ -80,12 +80,22 @@ class Stage(Protocol):
 
 @dataclass
 class StageTimes:
-    """Seconds each stage spent working (not waiting on its queues)."""
+    """Seconds each stage spent working (not waiting on its queues), and the CPU seconds of its thread.
+
+    ``busy`` is wall-clock time, so a stage that was preempted (on a CPU the helpers run at the
+    lowest priority beside the model) counts the time it waited for a core. ``cpu`` is what the
+    stage's own thread used (``time.thread_time``): its real cost. Threads a stage's libraries
+    start (an engine's workers, an encoder's frame threads) are not in it.
+    """
 
     busy: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def add(self, name: str, seconds: float) -> None:
         self.busy[name] = self.busy.get(name, 0.0) + seconds
+
+    def add_cpu(self, name: str, seconds: float) -> None:
+        self.cpu[name] = self.cpu.get(name, 0.0) + seconds
 
 
 def _timed(iterable: Iterable[Any], name: str, times: StageTimes) -> Iterator[Any]:
@@ -108,6 +118,19 @@ def _at_low_priority(target: Callable[..., None]) -> Callable[..., None]:
     def run(*args: Any) -> None:
         lower_thread_priority(HELPER_NICENESS)
         target(*args)
+
+    return run
+
+
+def _charging_cpu(target: Callable[..., None], name: str, times: StageTimes) -> Callable[..., None]:
+    """``target``, with the CPU time of the thread that runs it charged to ``name``."""
+
+    def run(*args: Any) -> None:
+        start = time.thread_time()
+        try:
+            target(*args)
+        finally:
+            times.add_cpu(name, time.thread_time() - start)
 
     return run
 
@@ -178,7 +201,7 @@ def run_stages(
         # each stage runs in a copy of the caller's context, so context variables (how error
         # messages name options) hold on every thread
         context = contextvars.copy_context()
-        run = _at_low_priority(target) if name in niced else target
+        run = _charging_cpu(_at_low_priority(target) if name in niced else target, name, times)
         return threading.Thread(target=context.run, args=(run, *args), name=f"birefvid-{name}", daemon=True)
 
     threads = [thread(source_name, produce)]
