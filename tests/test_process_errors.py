@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import gc
+import signal
 import threading
 import time
 from pathlib import Path
@@ -230,9 +231,12 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path, capsys, monkeypatch, pvt_
 
     monkeypatch.setattr(process_cmd, "FrameProgress", InterruptingProgress)
     src = make_scene(tmp_path / "in.mov", 10, with_audio=False)
-    # This test flaked in full-suite runs (exit 0): a simulated SIGINT handled inside a finaliser
-    # that the garbage collector runs is reported as "Exception ignored" and lost (CPython). After
-    # many tests there is much garbage, so collect it first and keep the collector off meanwhile.
+    # Python's own Ctrl-C handler, as in a terminal: a suite started where SIGINT is ignored (a
+    # script's background job) inherits SIG_IGN, and interrupt_main() then does nothing (exit 0).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A simulated SIGINT handled inside a finaliser that the garbage collector runs is reported as
+    # "Exception ignored" and lost (CPython). After many tests there is much garbage, so collect it
+    # first and keep the collector off meanwhile.
     gc.collect()
     gc.disable()
     try:
@@ -240,6 +244,7 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path, capsys, monkeypatch, pvt_
                      "--resolution", "64", "--device", "cpu", "-q"])  # fmt: skip
     finally:
         gc.enable()
+        signal.signal(signal.SIGINT, previous)
     assert code == 130
     assert capsys.readouterr().err.strip() == "birefvid: interrupted"
     assert_nothing_written(tmp_path, "in.mov")
