@@ -92,11 +92,16 @@ def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path,
 def test_ctrl_c_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
     out, first, second = tmp_path / "out", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     argv = ["batch", str(clips["inputs"][0]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q", *MODEL]
-    # the driver gets SIGINT's default disposition, as from a terminal: a suite started where SIGINT is
-    # ignored (a script's background job) would hand it SIG_IGN, and Python then installs no Ctrl-C handler
-    driver = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv, "--ray", "local", "--progress-json", str(first)],
-                              stderr=subprocess.PIPE, text=True,
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    # the driver must start with SIGINT's default disposition, as from a terminal: a suite started where
+    # SIGINT is ignored (a script's background job) would hand it SIG_IGN, and Python then installs no
+    # Ctrl-C handler. A handled signal is reset to the default at exec, so handle it here meanwhile
+    # (unlike preexec_fn, safe with the threads this process may have).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        driver = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv, "--ray", "local", "--progress-json", str(first)],
+                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (first.exists() and '"chunk_done"' in first.read_text()):
         time.sleep(0.2)
