@@ -269,6 +269,27 @@ def damage_packet(path: str | Path, out: str | Path, index: int, *, length: int 
     return Path(out)
 
 
+def hide_leading_frames(path: str | Path, out: str | Path, n: int, fps: int | Fraction) -> Path:
+    """Remux ``path`` into MP4 ``out`` with its first ``n`` frames hidden behind an edit list.
+
+    What ``ffmpeg -ss T -i in.mp4 -c copy out.mp4`` makes of a cut between keyframes: every packet
+    is kept (the decoder needs the GOP before the cut), all timestamps move back by ``n`` frames,
+    and the MP4 muxer writes an edit list that starts at 0. The header still counts every frame.
+    """
+    shift = Fraction(n) / Fraction(fps)
+    with av.open(str(path)) as src, av.open(str(out), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            offset = int(round(shift / packet.stream.time_base))
+            packet.pts -= offset
+            packet.dts -= offset
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+    return Path(out)
+
+
 def listdir(folder: str | Path) -> list[str]:
     """Sorted names in ``folder`` including hidden ones (to prove no temp files were left)."""
     return sorted(os.listdir(folder))

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from media import damage_packet
+from media import damage_packet, hide_leading_frames
 from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
@@ -108,6 +108,18 @@ def test_variable_frame_rate_with_b_frames_keeps_exact_timestamps(tmp_path):
     g = video_facts(got)
     assert [p * g["time_base"] for p in g["pts"]] == [p * Fraction(1, 90000) for p in pts]
     assert g["pts"] == video_facts(ref)["pts"] and max_diff(grey(got), grey(ref)) == 0
+
+
+@pytest.mark.parametrize("chunk_frames", ["6", "1000"])
+def test_mp4_cut_between_keyframes_counts_the_frames_it_shows(clips, tmp_path, chunk_frames):
+    """`ffmpeg -ss T -c copy` output: an edit list hides 4 frames that the header still counts."""
+    cut = hide_leading_frames(clips["inputs"][0], tmp_path / "cut.mp4", 4, 25)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    assert batch(str(cut), "--output-dir", str(out), "--output", "mask", "--chunk-frames", chunk_frames, "-q", "--progress-json", str(log)) == 0
+    ev = events(log)
+    assert ev[0]["frames"] == ev[-1]["frames_done"] == LONG - 4
+    got, want = video_facts(out / "cut.mkv"), video_facts(cut)
+    assert [p * got["time_base"] for p in got["pts"]] == [p * want["time_base"] for p in want["pts"]] == [Fraction(i, 25) for i in range(LONG - 4)]
 
 
 def test_recursive_smoother_is_equal_within_tolerance_across_chunks(clips, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from birefvid.errors import ConfigError, SourceError
 from birefvid.io import ImageSequenceSource, VideoFileSource, open_source
-from media import damage, damage_packet, make_images, make_video, pattern_frame
+from media import damage, damage_packet, hide_leading_frames, make_images, make_video, pattern_frame
 
 
 def _mean_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -135,6 +135,20 @@ def test_truncated_mkv_is_an_error(tmp_path):
     with VideoFileSource(cut) as src:
         with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+ .*truncated"):
             list(src)
+
+
+def test_mp4_cut_between_keyframes_gives_the_frames_it_shows(tmp_path):
+    # `ffmpeg -ss T -c copy` keeps the GOP before T behind an edit list: the header counts 12 frames,
+    # 7 are shown. That is a whole file, not a truncated one.
+    g = make_video(tmp_path / "full.mp4", n_frames=12, with_audio=False, frames=_noisy(12))
+    cut = hide_leading_frames(g.path, tmp_path / "cut.mp4", 5, g.fps)
+    with VideoFileSource(g.path) as src:
+        full = [f.image for f in src]
+    with VideoFileSource(cut) as src:
+        assert src.info.frame_count == 7  # the progress total: what will be shown
+        frames = list(src)
+    assert [f.pts * f.time_base for f in frames] == [Fraction(i, 25) for i in range(7)]
+    assert all(np.array_equal(f.image, want) for f, want in zip(frames, full[5:]))
 
 
 def test_truncated_mp4_cannot_open(tmp_path):

@@ -22,7 +22,7 @@ from birefvid.api import process_video
 from birefvid.cli import main
 from birefvid.job import FileJob
 from birefvid.commands.progress import FrameProgress
-from media import audio_duration, make_video, read_alpha, read_video
+from media import audio_duration, hide_leading_frames, make_video, read_alpha, read_video
 from process_fixtures import (
     BLUE,
     RED,
@@ -317,6 +317,21 @@ def test_variable_frame_rate_keeps_pts(tmp_path, seg):
         report = process_video(src.path, out, kind=kind, segmenter=seg, smooth="lookahead")
         assert report["frames"] == len(pts)
         assert decoded_times(out) == want, name
+
+
+def test_mp4_cut_between_keyframes_is_processed_whole(tmp_path, seg):
+    """An MP4 cut with `ffmpeg -ss T -c copy` (an edit list hides the GOP before T, which the header
+    still counts) is processed: the frames it shows, at their times, with its audio."""
+    src = make_scene(tmp_path / "full.mp4", 10, SIZE, lossless=False)
+    cut = hide_leading_frames(src.path, tmp_path / "cut.mp4", 4, src.fps)
+    want = decoded_times(cut)
+    assert want == [Fraction(i, 25) for i in range(6)]
+    out = tmp_path / "green.mp4"
+    report = process_video(cut, out, kind="green", segmenter=seg, smooth="lookahead")
+    assert report["frames"] == 6
+    assert decoded_times(out) == want
+    got, expected = audio_duration(out), audio_duration(cut)
+    assert got is not None and abs(got - expected) <= 1 / 25, (got, expected)
 
 
 def test_rotated_input_gives_upright_output(tmp_path, seg):

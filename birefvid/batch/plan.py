@@ -64,13 +64,16 @@ def header_frames(path: str | Path) -> Optional[int]:
     """The frame count the container's header declares (or duration x rate), without reading packets."""
     import av
 
+    from ..io.video_source import shown_frame_count
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise SourceError(f"{path} has no video stream (audio-only or data file?)")
             stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
+            shown = shown_frame_count(stream)
+            if shown:
+                return shown
             rate = stream.average_rate or stream.guessed_rate
             seconds = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / av.time_base
             return int(round(seconds * float(rate))) if rate and seconds else None

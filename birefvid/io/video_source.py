@@ -5,6 +5,11 @@ decoder rejects raises SourceError naming the frame index; a frame the decoder r
 concealed (``is_corrupt``) raises too when ``strict`` (the default), else it is logged and kept;
 a stream that ends more than three frame intervals before its declared duration or frame count
 (a truncated file) raises SourceError. Damage that FFmpeg conceals silently cannot be seen.
+
+Edit lists (an MP4 cut with ``ffmpeg -ss ... -c copy`` keeps the GOP before the cut point and hides
+it): the header's frame count includes the hidden samples, and their packets arrive flagged
+``is_discard``, so they are subtracted before the truncation check, and the progress total comes
+from the presented duration instead.
 """
 
 from __future__ import annotations
@@ -44,6 +49,17 @@ def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
     """Matroska stores per-stream duration as a 'HH:MM:SS.nnnnnnnnn' tag."""
     m = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", stream.metadata.get("DURATION", ""))
     return None if not m else int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+
+
+def shown_frame_count(stream: av.video.stream.VideoStream) -> Optional[int]:
+    """The frames a video stream will show, from its header: the declared count, or duration x rate
+    where that is clearly fewer (an edit list hides samples the count includes)."""
+    count = stream.frames or None
+    rate = stream.average_rate or stream.guessed_rate
+    seconds = float(stream.duration * stream.time_base) if stream.duration is not None else _mkv_duration(stream)
+    if count and seconds and rate and count > round(seconds * rate) + 2:
+        return round(seconds * rate)
+    return count
 
 
 def _int(value: object) -> Optional[int]:
@@ -97,7 +113,7 @@ class VideoFileSource(Source):
             height=height,
             time_base=Fraction(s.time_base),
             average_rate=Fraction(rate) if rate else None,
-            frame_count=s.frames or None,
+            frame_count=shown_frame_count(s),
             duration=duration,
             color_range=_int(first.color_range) or _int(cc.color_range),
             colorspace=_int(first.colorspace) or _int(cc.colorspace),
@@ -111,10 +127,13 @@ class VideoFileSource(Source):
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         index = 0
+        self._hidden = 0  # packets an edit list hides: decoded for reference, never output
         packets = self._container.demux(self._stream)
         while True:
             try:
                 packet = next(packets)
+                if packet.is_discard and packet.size:
+                    self._hidden += 1
                 frames = packet.decode()
             except StopIteration:
                 return
@@ -156,13 +175,14 @@ class VideoFileSource(Source):
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
         """Raise when the stream stopped well before its declared end (a truncated file)."""
         info = self._info
-        if info.frame_count and count < info.frame_count:
-            # an edit list may legitimately hide a couple of leading samples; more is damage
-            msg = f"{self.path}: decoding stopped at frame {count} of {info.frame_count}"
-            if count + 2 < info.frame_count:
+        expected = (self._stream.frames or 0) - self._hidden
+        if expected > 0 and count < expected:
+            # an edit list may hide a couple of leading samples without flagging them; more is damage
+            msg = f"{self.path}: decoding stopped at frame {count} of {expected}"
+            if count + 2 < expected:
                 raise SourceError(msg + "; the file is truncated or damaged")
             log.warning(msg)
-        elif not info.frame_count and self._declared and last_pts is not None and info.average_rate:
+        elif expected <= 0 and self._declared and last_pts is not None and info.average_rate:
             start = self._stream.start_time or 0
             end = float((last_pts - start) * info.time_base)
             if end + 3 / float(info.average_rate) < self._declared:
