@@ -269,25 +269,32 @@ def damage_packet(path: str | Path, out: str | Path, index: int, *, length: int 
     return Path(out)
 
 
-def hide_leading_frames(path: str | Path, out: str | Path, n: int, fps: int | Fraction) -> Path:
-    """Remux ``path`` into MP4 ``out`` with its first ``n`` frames hidden behind an edit list.
+def shift_timestamps(path: str | Path, out: str | Path, seconds: Fraction) -> Path:
+    """Remux every stream of ``path`` into ``out`` with all timestamps moved by ``seconds``.
 
-    What ``ffmpeg -ss T -i in.mp4 -c copy out.mp4`` makes of a cut between keyframes: every packet
-    is kept (the decoder needs the GOP before the cut), all timestamps move back by ``n`` frames,
-    and the MP4 muxer writes an edit list that starts at 0. The header still counts every frame.
+    Later (> 0): a file whose streams start late, as an MPEG-TS or a recording's piece does.
+    Earlier (< 0, into MP4): what ``ffmpeg -ss T -c copy`` makes of a cut between keyframes: every
+    packet is kept (the decoder needs the GOP before the cut) and the MP4 muxer writes an edit list
+    that starts at 0 and hides the rest; the header still counts every frame.
     """
-    shift = Fraction(n) / Fraction(fps)
     with av.open(str(path)) as src, av.open(str(out), "w") as dst:
         streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
         for packet in src.demux():
-            if packet.dts is None:  # the demuxer's end-of-stream marker
+            if packet.size == 0:  # the demuxer's end-of-stream marker
                 continue
-            offset = int(round(shift / packet.stream.time_base))
-            packet.pts -= offset
-            packet.dts -= offset
+            offset = int(round(Fraction(seconds) / packet.stream.time_base))
+            if packet.pts is not None:
+                packet.pts += offset
+            if packet.dts is not None:  # Matroska stores no dts for a stream's first packet
+                packet.dts += offset
             packet.stream = streams[packet.stream.index]
             dst.mux(packet)
     return Path(out)
+
+
+def hide_leading_frames(path: str | Path, out: str | Path, n: int, fps: int | Fraction) -> Path:
+    """An MP4 ``out`` of ``path`` whose first ``n`` frames an edit list hides (see ``shift_timestamps``)."""
+    return shift_timestamps(path, out, -Fraction(n) / Fraction(fps))
 
 
 def listdir(folder: str | Path) -> list[str]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 
 from birefvid.io import open_sink, open_source
-from media import audio_codec, audio_duration, listdir, make_video
+from media import audio_codec, audio_duration, listdir, make_video, shift_timestamps
 
 
 def _process(src_path, out_path, kind="alpha", **kw):
@@ -42,6 +43,28 @@ def test_audio_kept_with_duration_within_one_frame(tmp_path, src_name, out_name,
     frame = 1 / float(info.average_rate)
     assert abs(audio_duration(tmp_path / out_name) - audio_duration(g.path)) <= frame
     assert sorted(listdir(tmp_path)) == sorted([src_name, out_name])
+
+
+def _first_times(path) -> tuple[float, float]:
+    """Seconds of the first decoded video frame and the first decoded audio frame."""
+    with av.open(str(path)) as c:
+        video = next(c.decode(video=0))
+    with av.open(str(path)) as c:
+        audio = next(c.decode(audio=0))
+    return float(video.pts * video.time_base), float(audio.pts * audio.time_base)
+
+
+@pytest.mark.parametrize("out_name,kind,expected_codec", [("out.mp4", "rgb", "aac"), ("out.webm", "alpha", "opus")])
+def test_reencoded_audio_stays_in_sync_with_video_that_starts_late(tmp_path, out_name, kind, expected_codec):
+    # like an MPEG-TS (streams from ~1.4 s): the video keeps its timestamps, so re-encoded audio must too
+    g = make_video(tmp_path / "in.mkv", n_frames=10, with_audio=True, audio_codec="pcm_s16le")
+    late = shift_timestamps(g.path, tmp_path / "late.mkv", Fraction(3, 2))
+    assert _first_times(late) == (1.5, 1.5)
+    _process(late, tmp_path / out_name, kind)
+    assert audio_codec(tmp_path / out_name) == expected_codec
+    video, audio = _first_times(tmp_path / out_name)
+    assert video == 1.5
+    assert abs(audio - video) < 0.03, f"audio starts at {audio:.3f} s, video at {video:.3f} s"  # encoder priming: 6-21 ms
 
 
 def test_copy_is_bit_exact(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from birefvid.errors import ConfigError, SourceError
 from birefvid.io import ImageSequenceSource, VideoFileSource, open_source
-from media import damage, damage_packet, hide_leading_frames, make_images, make_video, pattern_frame
+from media import damage, damage_packet, hide_leading_frames, make_images, make_video, pattern_frame, shift_timestamps
 
 
 def _mean_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -149,6 +149,20 @@ def test_mp4_cut_between_keyframes_gives_the_frames_it_shows(tmp_path):
         frames = list(src)
     assert [f.pts * f.time_base for f in frames] == [Fraction(i, 25) for i in range(7)]
     assert all(np.array_equal(f.image, want) for f, want in zip(frames, full[5:]))
+
+
+def test_mkv_that_starts_late_is_whole_and_cut_short_is_not(tmp_path):
+    # a piece of a longer recording (`ffmpeg -f segment` keeps the timestamps running): FFmpeg's
+    # Matroska muxer declares where the stream ends (1.9 s), not how long it lasts (0.4 s)
+    g = make_video(tmp_path / "ok.mkv", n_frames=10, with_audio=False, frames=_noisy(10))
+    late = shift_timestamps(g.path, tmp_path / "late.mkv", Fraction(3, 2))
+    with VideoFileSource(late) as src:
+        frames = list(src)
+    assert [f.pts * f.time_base for f in frames] == [Fraction(3, 2) + Fraction(i, 25) for i in range(10)]
+    cut = damage(late, tmp_path / "cut.mkv", at=0.5, mode="truncate")
+    with VideoFileSource(cut) as src:
+        with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+ .*truncated"):
+            list(src)
 
 
 def test_truncated_mp4_cannot_open(tmp_path):

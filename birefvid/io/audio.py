@@ -2,8 +2,10 @@
 otherwise a re-encode (AAC for mov/mp4/mkv, Opus for webm).
 
 Audio is interleaved as the video is written (``write_until`` the current video time), so memory
-stays bounded however long the input is. Copied packets keep their timestamps; re-encoded audio
-is re-timed continuously from 0, so a source whose audio starts late loses that offset (known limit).
+stays bounded however long the input is. Copied packets keep their timestamps. Re-encoded audio is
+re-timed as one continuous run of samples (the encoder's resampler rejects jittery input pts) that
+starts where the source's first audio frame did, because the video keeps its own timestamps: an
+MPEG-TS whose streams start at 1.4 s would otherwise have its audio play 1.4 s early.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class AudioTrack:
         self._in = None
         self._encoder = None
         self._pending: Optional[av.Packet] = None
+        self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
         self._closed = False
         try:
             self._in = av.open(str(src))
@@ -114,7 +117,11 @@ class AudioTrack:
             self._out.mux(packet)
             return
         for frame in packet.decode():
-            frame.pts = None  # the encoder's resampler re-times the samples continuously
+            if self._next_sample is None:  # start where the source's audio starts
+                start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
+                self._next_sample = round(start * frame.sample_rate)
+            frame.pts, frame.time_base = self._next_sample, Fraction(1, frame.sample_rate)
+            self._next_sample += frame.samples
             self._out.mux(self._out_stream.encode(frame))
 
     def finish(self) -> None:

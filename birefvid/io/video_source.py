@@ -183,8 +183,10 @@ class VideoFileSource(Source):
                 raise SourceError(msg + "; the file is truncated or damaged")
             log.warning(msg)
         elif expected <= 0 and self._declared and last_pts is not None and info.average_rate:
+            # FFmpeg's Matroska muxer declares where a stream ends (a segment of a longer recording that
+            # starts at 2 s and lasts 2 s says 4 s); other formats declare how long it lasts. Either will do.
             start = self._stream.start_time or 0
-            end = float((last_pts - start) * info.time_base)
+            end = float(max(last_pts, last_pts - start) * info.time_base)
             if end + 3 / float(info.average_rate) < self._declared:
                 raise SourceError(
                     f"{self.path}: decoding stopped at frame {count} ({end:.3f}s of {self._declared:.3f}s); "
