@@ -122,6 +122,20 @@ def test_mp4_cut_between_keyframes_counts_the_frames_it_shows(clips, tmp_path, c
     assert [p * got["time_base"] for p in got["pts"]] == [p * want["time_base"] for p in want["pts"]] == [Fraction(i, 25) for i in range(LONG - 4)]
 
 
+def test_mpeg_ts_is_read_whole_and_keeps_its_timestamps(tmp_path):
+    """MPEG-TS seeks by byte estimate (not onto a keyframe), so it is one chunk; its ~1.4 s start is kept, audio with it."""
+    src = keyframed_clip(tmp_path / "cam.ts", LONG)
+    assert probe_video(src) is None
+    out = tmp_path / "out"
+    assert batch(str(src), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q") == 0
+    assert manifest(out)["videos"]["cam.mkv"]["chunks"] == 1
+    got, want = video_facts(out / "cam.mkv"), video_facts(src)
+    times = [p * want["time_base"] for p in want["pts"]]
+    assert len(got["pts"]) == LONG and times[0] > 0
+    assert all(abs(p * got["time_base"] - t) <= Fraction(1, 1000) for p, t in zip(got["pts"], times))  # Matroska keeps ms
+    assert got["audio"] == "aac" and got["samples"] > 0
+
+
 def test_recursive_smoother_is_equal_within_tolerance_across_chunks(clips, tmp_path):
     src = clips["inputs"][0]
     ref = reference(src, tmp_path / "ref.mkv", kind="mask", smooth="flow")

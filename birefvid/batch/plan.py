@@ -13,6 +13,10 @@ from ..job import FileJob
 # frames a recursive smoother (ema, flow) runs before a chunk's first kept frame; its state then
 # depends on these frames only up to a vanishing weight, so outputs agree within a grey level or two
 RECURSIVE_WARMUP = 12
+# containers with a sample index, where a seek to a keyframe's pts lands on it. MPEG-TS/PS and raw
+# streams seek by byte estimate and land seconds away (a TS seek to its own first pts landed 1.2 s
+# later), so they are read as one piece.
+INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ def probe_video(path: str | Path) -> Optional[Probe]:
         if not container.streams.video:
             raise SourceError(f"{path} has no video stream (audio-only or data file?)")
         stream = container.streams.video[0]
+        if not INDEXED_FORMATS & set(container.format.name.split(",")):
+            return None  # no index to seek by: read the video as one piece
+        time_base = Fraction(stream.time_base)  # read while the container is open
         packets: list[tuple[int, bool]] = []
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
@@ -105,7 +112,7 @@ def probe_video(path: str | Path) -> Optional[Probe]:
     if len(set(pts)) != len(pts) or not pts:
         return None
     keyframes = [i for i, (_, key) in enumerate(packets) if key]
-    return Probe(pts, keyframes, Fraction(stream.time_base))
+    return Probe(pts, keyframes, time_base)
 
 
 def overlap_for(job: FileJob) -> tuple[int, int]:
