@@ -15,7 +15,7 @@ import pytest
 from birefvid.api import process_video
 from birefvid.cli import main
 from birefvid.errors import PipelineError, SourceError
-from media import damage_packet, make_video
+from media import damage_packet, make_video, swap_frame_times
 from process_fixtures import (
     FailingRedKey,
     birefvid_threads,
@@ -88,6 +88,15 @@ def test_corrupt_data_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
         line = one_error_line(capsys, run(bad, "-o", out), "bad.mp4", "frame ")
         assert "damaged" in line or "corrupt" in line, line
         assert_nothing_written(tmp_path, "bad.mp4")
+
+
+def test_timestamps_going_backwards_fail_at_the_frame_with_a_remedy(tmp_path, capsys, run):
+    src = make_video(tmp_path / "good.mov", n_frames=6, with_audio=False, codec="mjpeg", pix_fmt="yuvj420p").path
+    bad = swap_frame_times(src, tmp_path / "xvid.mov", 2)
+    src.unlink()
+    one_error_line(capsys, run(bad, "-o", tmp_path / "out.mkv"), "xvid.mov: frame 3's timestamp (0.080 s) is not after frame 2's (0.120 s)",
+                   "out of order", "re-encode it first")  # fmt: skip
+    assert_nothing_written(tmp_path, "xvid.mov")
 
 
 def test_corrupt_data_api_raises_source_error(tmp_path):

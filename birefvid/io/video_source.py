@@ -162,6 +162,8 @@ class VideoFileSource(Source):
         frame: Optional[av.VideoFrame] = self._first
         self._first = None  # type: ignore[assignment]
         while frame is not None:
+            if frame.pts is not None and last is not None and frame.pts <= last:
+                raise SourceError(self._out_of_order(index, frame.pts, last))
             image = upright(self._to_rgb(frame), self.rotation)
             last = frame.pts
             yield Frame(image=image, pts=frame.pts, time_base=tb, index=index)
@@ -171,6 +173,17 @@ class VideoFileSource(Source):
                     return
                 frame = next(self._frames, None)
         self._check_complete(index, last)
+
+    def _out_of_order(self, index: int, pts: int, previous: int) -> str:
+        """The error for a frame whose timestamp does not follow the one before (the decoder emits
+        frames in presentation order, so the file's timestamps are wrong; every output needs them)."""
+        tb = self._info.time_base
+        return (
+            f"{self.path}: frame {index}'s timestamp ({float(pts * tb):.3f} s) is not after frame {index - 1}'s "
+            f"({float(previous * tb):.3f} s): the file's timestamps are out of order (DivX/XviD with packed "
+            f"B-frames?); re-encode it first, e.g. ffmpeg -i {self.path.name} -c:v libx264 -crf 16 fixed.mp4"
+            + (" (or, lossless for an AVI: -c copy -bsf:v mpeg4_unpack_bframes fixed.avi)" if self.path.suffix.lower() == ".avi" else "")
+        )
 
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
         """Raise when the stream stopped well before its declared end (a truncated file)."""
