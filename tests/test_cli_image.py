@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from birefvid.cli import main
 from birefvid.runtime import Segmenter
@@ -82,6 +83,32 @@ def test_unreadable_image_leaves_nothing(tmp_path, capsys, pvt_b0_weights):
     out = tmp_path / "out.png"
     _one_line_error(capsys, main(["image", str(bad), "-o", str(out), "--weights", str(pvt_b0_weights), *MODEL_ARGS]), "not a readable image")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png"]  # no output, no temp file
+
+
+def test_unreadable_image_in_a_folder_is_skipped_and_named(tmp_path, capfd, pvt_b0_weights):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(src / f"img{i}.jpg"), cv2.cvtColor(_scene(i), cv2.COLOR_RGB2BGR))
+    (src / "img0b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")  # between the two
+    code = main(["image", str(src), "-o", str(out), "-q", "--weights", str(pvt_b0_weights), *MODEL_ARGS])
+    # capfd, not capsys: libpng's own complaints would go straight to file descriptor 2
+    _one_line_error(capfd, code, f"1 of 3 images are not readable images and were skipped: {src / 'img0b.png'} (the other 2 were written")
+    assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png"]
+
+
+def test_phone_photo_is_cut_out_upright(tmp_path, pvt_b0_weights):
+    """A JPEG stored sideways with EXIF orientation 6 (how phones save portrait photos) comes out as viewers show it."""
+    path, out = tmp_path / "phone.jpg", tmp_path / "phone.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 degrees clockwise to display
+    Image.fromarray(_scene(3)).save(path, exif=exif, quality=95)
+    assert main(["image", str(path), "-o", str(out), "-q", "--weights", str(pvt_b0_weights), *MODEL_ARGS]) == 0
+    rgba = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape == (64, 48, 4)
+    stored = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)  # the pixels as stored, sideways
+    upright = np.ascontiguousarray(np.rot90(stored, -1))
+    assert np.abs(rgba[..., 3].astype(int) - _expected_alpha(pvt_b0_weights, upright)).max() <= 1
 
 
 def test_existing_output_needs_overwrite(tmp_path, photo, capsys, pvt_b0_weights):

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..compose.compositor import Compositor
+    from ..errors import SourceError
     from ..io.image_sink import write_png
     from ..io.image_source import read_rgb
     from ..job import InferenceSpec
@@ -83,11 +84,24 @@ def run(args: argparse.Namespace) -> int:
     segmenter = segmenter_for(spec, inference)
     compositor = Compositor("mask" if args.output == "mask" else "alpha", foreground=not args.no_foreground)
     bar = tqdm(zip(inputs, targets), total=len(inputs), unit="img", disable=args.quiet or len(inputs) < 2 or None)
+    unreadable: list[Path] = []
     for source, target in bar:
-        batch = torch.from_numpy(read_rgb(source)).permute(2, 0, 1).unsqueeze(0)
+        try:
+            image = read_rgb(source)
+        except SourceError:
+            if len(inputs) == 1:
+                raise
+            unreadable.append(source)  # one damaged photo does not stop the other hundred
+            continue
+        batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
         alphas = segmenter.predict(batch)
         pixels = compositor(batch.to(alphas.device), alphas)
         write_png(target, to_sink_layout(pixels.cpu().numpy())[0])
+    if unreadable:
+        names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+        written = len(inputs) - len(unreadable)
+        raise SourceError(f"{len(unreadable)} of {len(inputs)} images are not readable images and were skipped: {names} "
+                          f"(the other {written} were written to {args.out})")  # fmt: skip
     if not args.quiet:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} PNGs in {args.out}"
         print(f"wrote {where}", file=sys.stderr)

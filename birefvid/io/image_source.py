@@ -51,10 +51,21 @@ def natural_key(path: Path) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
 
 
+# gray stays gray and 16 bits stay 16 until scaled below; unlike IMREAD_UNCHANGED, these flags turn
+# the picture upright by its EXIF orientation (a phone photo stored sideways) and drop alpha
+_READ_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+
+
 def read_rgb(path: Path) -> np.ndarray:
-    """Read one image as uint8 RGB (alpha dropped, gray expanded, 16-bit scaled down)."""
+    """Read one image as uint8 RGB, upright as viewers show it (alpha dropped, gray expanded, 16-bit scaled down)."""
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    logging_ = cv2.utils.logging
+    level = logging_.getLogLevel()
+    logging_.setLogLevel(logging_.LOG_LEVEL_SILENT)  # a damaged file gets our one line, not libpng's as well
+    try:
+        image = cv2.imdecode(data, _READ_FLAGS) if data.size else None
+    finally:
+        logging_.setLogLevel(level)
     if image is None:
         raise SourceError(f"{path} is not a readable image")
     if image.dtype == np.uint16:
