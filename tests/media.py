@@ -225,12 +225,12 @@ def read_alpha(path: str | Path) -> tuple[list[int], np.ndarray, str]:
     return d.pts, np.stack([i[..., 3] for i in d.images]), d.pix_fmt
 
 
-def audio_duration(path: str | Path) -> Optional[float]:
-    """Seconds of audio in ``path`` (from decoded samples), or None when it has no audio stream."""
+def audio_duration(path: str | Path, track: int = 0) -> Optional[float]:
+    """Seconds of audio in ``path``'s audio stream ``track`` (from decoded samples), or None when it has none."""
     with av.open(str(path)) as c:
-        if not c.streams.audio:
+        if len(c.streams.audio) <= track:
             return None
-        s = c.streams.audio[0]
+        s = c.streams.audio[track]
         n, rate = 0, s.codec_context.sample_rate
         for f in c.decode(s):
             n += f.samples
@@ -309,6 +309,28 @@ def swap_frame_times(path: str | Path, out: str | Path, index: int) -> Path:
             packet.pts = {index: index + 1, index + 1: index}.get(i, i) * step
             packet.stream = stream
             dst.mux(packet)
+    return Path(out)
+
+
+def merge_audio(video: str | Path, others: Sequence[str | Path], out: str | Path, languages: Sequence[str]) -> Path:
+    """Remux ``video`` (its video and audio) and the audio of each of ``others`` into ``out``: a
+    file with several audio tracks, tagged with ``languages`` in order."""
+    parts = [(video, "video"), (video, "audio")] + [(p, "audio") for p in others]
+    inputs = [av.open(str(path)) for path, _ in parts]  # one reader per stream: each is read to its end
+    try:
+        with av.open(str(out), "w") as dst:
+            sources = [getattr(c.streams, kind)[0] for c, (_, kind) in zip(inputs, parts)]
+            targets = [dst.add_stream_from_template(s) for s in sources]
+            for target, language in zip(targets[1:], languages):
+                target.metadata["language"] = language
+            for container, source, target in zip(inputs, sources, targets):
+                for packet in container.demux(source):
+                    if packet.size:
+                        packet.stream = target
+                        dst.mux(packet)
+    finally:
+        for c in inputs:
+            c.close()
     return Path(out)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from birefvid.io import open_sink, open_source
-from media import audio_codec, audio_duration, listdir, make_video, shift_timestamps
+from media import audio_codec, audio_duration, listdir, make_video, merge_audio, shift_timestamps
 
 
 def _process(src_path, out_path, kind="alpha", **kw):
@@ -67,6 +67,23 @@ def test_reencoded_audio_stays_in_sync_with_video_that_starts_late(tmp_path, out
     assert abs(audio - video) < 0.03, f"audio starts at {audio:.3f} s, video at {video:.3f} s"  # encoder priming: 6-21 ms
 
 
+@pytest.mark.parametrize("out_name,kind,codec", [("out.mkv", "alpha", "aac"), ("out.webm", "alpha", "opus")])
+def test_every_audio_track_is_kept_in_order_with_its_language(tmp_path, out_name, kind, codec):
+    # e.g. an OBS recording: the mix on track 1, the microphone alone on track 2
+    g = make_video(tmp_path / "a.mkv", n_frames=10, with_audio=True, audio_rate=48000)
+    mic = make_video(tmp_path / "b.mkv", n_frames=10, with_audio=True, audio_rate=44100, audio_seconds=0.2)
+    src = merge_audio(g.path, [mic.path], tmp_path / "two.mkv", ["eng", "fra"])
+    _process(src, tmp_path / out_name, kind)
+    with av.open(str(tmp_path / out_name)) as c:
+        tracks = [(s.codec_context.name, s.metadata.get("language")) for s in c.streams.audio]
+        rates = [s.codec_context.sample_rate for s in c.streams.audio]
+    assert tracks == [(codec, "eng"), (codec, "fra")]
+    if codec == "aac":  # copied: each track as it was
+        assert rates == [48000, 44100]
+    for track, seconds in ((0, g.audio_duration), (1, 0.2)):
+        assert abs(audio_duration(tmp_path / out_name, track) - seconds) < 1 / 25, track
+
+
 def test_copy_is_bit_exact(tmp_path):
     g = make_video(tmp_path / "in.mp4", n_frames=8)
     _process(g.path, tmp_path / "out.mov")
@@ -105,7 +122,7 @@ def test_audio_is_interleaved_progressively(tmp_path, monkeypatch):
         info = src.info
         frames = list(src)
     sink = open_sink(tmp_path / "out.mkv", kind="rgb", info=info, audio_from=str(g.path))
-    track = sink._audio  # white-box: the muxed position after each frame
+    track = sink._audio.tracks[0]  # white-box: the muxed position after each frame
     ahead = []
     with sink:
         for f in frames:

@@ -35,14 +35,14 @@ def join_chunks(
     """
     import av
 
-    from ..io.audio import AudioTrack, has_audio
+    from ..io.audio import AudioTracks, has_audio
 
     target = Path(target)
     muxer = MUXERS.get(target.suffix.lower())
     if muxer is None:
         raise SinkError(f"cannot join chunks into {target}: unknown container {target.suffix!r}")
     atomic = AtomicFile(target)
-    audio: Optional[AudioTrack] = None
+    audio: Optional[AudioTracks] = None
     frames = 0
     try:
         with av.open(str(parts[0])) as first:
@@ -57,7 +57,7 @@ def join_chunks(
                     if key.upper() != "DURATION":
                         video.metadata[key] = value
                 if audio_from is not None and has_audio(audio_from):
-                    audio = AudioTrack(audio_from, out, muxer)
+                    audio = AudioTracks(audio_from, out, muxer)
                 out.start_encoding()
                 last_dts: Optional[int] = None
                 for i, part in enumerate(parts):

@@ -1,5 +1,6 @@
 """Carry the input's audio into a video output: packet copy when the container accepts the codec,
-otherwise a re-encode (AAC for mov/mp4/mkv, Opus for webm).
+otherwise a re-encode (AAC for mov/mp4/mkv, Opus for webm). Every audio track is kept, in order,
+with its language and title (an OBS recording's separate microphone track, a film's languages).
 
 Audio is interleaved as the video is written (``write_until`` the current video time), so memory
 stays bounded however long the input is. Copied packets keep their timestamps. Re-encoded audio is
@@ -43,9 +44,9 @@ def has_audio(path: str | Path) -> bool:
 
 
 class AudioTrack:
-    """The first audio stream of ``src`` added to ``out`` (before its header is written)."""
+    """Audio stream ``index`` (0: the first) of ``src`` added to ``out`` (before its header is written)."""
 
-    def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str) -> None:
+    def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str, index: int = 0) -> None:
         self._in = None
         self._encoder = None
         self._pending: Optional[av.Packet] = None
@@ -56,7 +57,7 @@ class AudioTrack:
         except (av.FFmpegError, OSError) as e:
             raise SinkError(f"cannot read audio from {src}: {e}") from e
         try:
-            self._src_stream = self._in.streams.audio[0]
+            self._src_stream = self._in.streams.audio[index]
             self._out = out
             name = self._src_stream.codec_context.name
             self.copy = name in COPYABLE.get(muxer, frozenset())
@@ -67,6 +68,9 @@ class AudioTrack:
                 self._out_stream = self._add_encoder(REENCODE.get(muxer, "aac"))
                 log.info("re-encoding %s audio from %s to %s (the container cannot hold %s)",
                          name, src, self._out_stream.codec_context.name, name)
+            for key in ("language", "title"):
+                if key in self._src_stream.metadata:
+                    self._out_stream.metadata[key] = self._src_stream.metadata[key]
             self._packets: Iterator[av.Packet] = self._in.demux(self._src_stream)
         except Exception:
             self.close()
@@ -139,6 +143,45 @@ class AudioTrack:
             self._in.close()
 
     def __enter__(self) -> "AudioTrack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AudioTracks:
+    """Every audio stream of ``src`` carried into ``out``, in the source's order (none: an empty list)."""
+
+    def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str) -> None:
+        try:
+            with av.open(str(src)) as container:
+                count = len(container.streams.audio)
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"cannot read audio from {src}: {e}") from e
+        self.tracks: list[AudioTrack] = []
+        try:
+            for index in range(count):
+                self.tracks.append(AudioTrack(src, out, muxer, index))
+        except Exception:
+            self.close()
+            raise
+
+    def write_until(self, seconds: Optional[float]) -> None:
+        """Mux each track up to ``seconds`` (plus a short lead); ``None`` means everything that is left."""
+        for track in self.tracks:
+            track.write_until(seconds)
+
+    def finish(self) -> None:
+        """Mux the rest of every track and flush the encoders."""
+        for track in self.tracks:
+            track.finish()
+
+    def close(self) -> None:
+        """Close every track's input (idempotent)."""
+        for track in self.tracks:
+            track.close()
+
+    def __enter__(self) -> "AudioTracks":
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,7 +16,7 @@ from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
 from birefvid.io._pixels import RgbToYuv, conversion_threads
 from birefvid.io.atomic import AtomicFile
-from birefvid.io.audio import AudioTrack
+from birefvid.io.audio import AudioTracks
 from birefvid.io.base import Sink
 from birefvid.io.formats import EncoderSpec
 from birefvid.io.layout import check_images
@@ -58,7 +58,7 @@ class VideoFileSink(Sink):
         self._frames = 0
         self._last_pts: Optional[int] = None
         self._out: Optional[av.container.OutputContainer] = None
-        self._audio: Optional[AudioTrack] = None
+        self._audio: Optional[AudioTracks] = None
         self._file = AtomicFile(self.path)
         # one reformatter for the whole stream: it keeps its swscale context, where each
         # frame.reformat() builds one afresh (720p RGB -> yuv420p: 1.7 -> 1.2 ms a frame on one core here)
@@ -112,7 +112,7 @@ class VideoFileSink(Sink):
             _set(cc, "color_range", self._range or 1)
         self._video = stream
         if audio_from is not None:
-            self._audio = AudioTrack(audio_from, self._out, spec.muxer)
+            self._audio = AudioTracks(audio_from, self._out, spec.muxer)
         try:
             self._out.start_encoding()  # opens every encoder now, so a bad codec fails at open time
         except (av.FFmpegError, OSError, ValueError) as e:
