@@ -28,6 +28,7 @@ class StreamInfo:
     colorspace: Optional[int] = None  # libav AVColorSpace value
     color_primaries: Optional[int] = None
     color_trc: Optional[int] = None
+    sample_aspect_ratio: Optional[Fraction] = None  # width / height of one pixel when not square (DV, HDV, DVD)
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

@@ -78,6 +78,7 @@ def make_video(
     audio_rate: int = 48000,
     audio_seconds: Optional[float] = None,
     frames: Optional[Sequence[np.ndarray]] = None,
+    sample_aspect_ratio: Optional[Fraction] = None,
 ) -> GeneratedVideo:
     """Write a small video (and by default a sine-wave audio track) and describe it.
 
@@ -87,6 +88,7 @@ def make_video(
       time_base = 1/fps.
     - ``pix_fmt`` like ``yuv420p10le`` makes a 10-bit file; ``codec`` and ``audio_codec`` default by extension.
     - ``audio_seconds`` defaults to the video's duration.
+    - ``sample_aspect_ratio`` tags non-square pixels (as DV/HDV/DVD sources have).
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -108,6 +110,8 @@ def make_video(
         v.codec_context.time_base = tb
         if rotation is not None:
             v.set_display_rotation(rotation)
+        if sample_aspect_ratio is not None:
+            v.codec_context.sample_aspect_ratio = sample_aspect_ratio
         a = None
         if with_audio:
             a = out.add_stream(audio_codec or dacodec, rate=audio_rate)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 from media import damage_packet, hide_leading_frames
@@ -134,6 +135,21 @@ def test_mpeg_ts_is_read_whole_and_keeps_its_timestamps(tmp_path):
     assert len(got["pts"]) == LONG and times[0] > 0
     assert all(abs(p * got["time_base"] - t) <= Fraction(1, 1000) for p, t in zip(got["pts"], times))  # Matroska keeps ms
     assert got["audio"] == "aac" and got["samples"] > 0
+
+
+@pytest.mark.parametrize("ext,kind", [(".mkv", "green"), ("mov", "alpha")])  # "mov" as users type it
+def test_chunks_join_into_matroska_h264_and_keep_non_square_pixels(tmp_path, ext, kind):
+    """H.264 chunk files in Matroska have no stored decode times (the join used to fail on them), and
+    an anamorphic source's pixel shape survives the join."""
+    src = keyframed_clip(tmp_path / "dv.mp4", LONG, bframes=2, sample_aspect_ratio=Fraction(4, 3))
+    out = tmp_path / "out"
+    assert batch(str(src), "--output-dir", str(out), "--output", kind, "--ext", ext, "--chunk-frames", "6", "-q") == 0
+    name = "dv" + (ext if ext.startswith(".") else f".{ext}")
+    assert manifest(out)["videos"][name]["chunks"] == 4
+    got, want = video_facts(out / name), video_facts(src)
+    assert [p * got["time_base"] for p in got["pts"]] == [p * want["time_base"] for p in want["pts"]]
+    with av.open(str(out / name)) as c:
+        assert c.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
 
 
 def test_recursive_smoother_is_equal_within_tolerance_across_chunks(clips, tmp_path):

@@ -366,6 +366,24 @@ def test_odd_size_is_kept(tmp_path, seg):
             assert max_err(img[..., 3], 255, fg) <= 12 and max_err(img[..., 3], 0, bg) <= 12
 
 
+def _pixel_aspect(path: Path) -> Fraction:
+    with av.open(str(path)) as c:
+        return Fraction(c.streams.video[0].sample_aspect_ratio or 1)
+
+
+def test_non_square_pixels_are_kept_where_the_file_can_record_them(tmp_path, seg, caplog):
+    """An anamorphic source (4:3 pixels, shown 16:9, as DV/HDV/DVD) must not come out squeezed."""
+    src = make_scene(tmp_path / "dv.mp4", 4, SIZE, lossless=False, with_audio=False, sample_aspect_ratio=Fraction(4, 3))
+    assert _pixel_aspect(src.path) == Fraction(4, 3)
+    for name, kind in (("g.mp4", "green"), ("a.mov", "alpha"), ("g.mkv", "green")):  # H.264 carries it in Matroska too
+        out = tmp_path / name
+        process_video(src.path, out, kind=kind, segmenter=seg, smooth="none")
+        assert _pixel_aspect(out) == Fraction(4, 3), name
+    with caplog.at_level("WARNING", logger="birefvid"):
+        process_video(src.path, tmp_path / "m.mkv", kind="mask", segmenter=seg, smooth="none")  # FFV1: it cannot
+    assert "pixels are not square (aspect 4/3)" in caplog.text and "write .mov or .mp4" in caplog.text
+
+
 def test_image_sequence_input(tmp_path, seg):
     write_scene_images(tmp_path / "seq", 5, SIZE)
     out = tmp_path / "seq.mp4"

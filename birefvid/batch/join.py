@@ -78,8 +78,11 @@ def join_chunks(
 
 
 def _keep_identity(video, template) -> None:
-    """Carry the codec tag and profile the template does not (ProRes 4444 would become 'apch', read back as 10-bit HQ)."""
+    """Carry the codec tag, profile and pixel aspect the template does not (ProRes 4444 would become 'apch', read back as 10-bit HQ)."""
     src, dst = template.codec_context, video.codec_context
+    sar = template.sample_aspect_ratio  # what the chunk's container recorded (e.g. MOV's pasp)
+    if sar and sar != 1:
+        dst.sample_aspect_ratio = sar
     if src.codec_tag:
         dst.codec_tag = src.codec_tag
     if src.profile is not None:
@@ -108,6 +111,9 @@ def _copy_packets(part: Path, out, video, audio, frames: int, last_dts: Optional
             if ticks:
                 packet.pts = None if packet.pts is None else packet.pts + int(ticks)
                 packet.dts = None if packet.dts is None else packet.dts + int(ticks)
+            if packet.dts is None and packet.pts is not None:
+                # Matroska stores no decode times: its demuxer leaves the first (reordering delay) packets' unset
+                packet.dts = packet.pts if last_dts is None else last_dts + 1
             if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
                 # two encoders' decode timestamps can meet at a chunk seam; nudge, never past pts
                 packet.dts = last_dts + 1

@@ -14,10 +14,16 @@ HELP = "process many videos into a folder, splitting long ones into chunks; loca
 EXTENSIONS = (".mov", ".mkv", ".webm", ".mp4", ".m4v", "png")
 
 
+def _extension(text: str) -> str:
+    """``mov`` and ``.MOV`` both mean ``.mov``; ``png`` stays as it is."""
+    text = text.strip().lower()
+    return text if text == "png" or text.startswith(".") else f".{text}"
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="video files, or folders of video files")
     parser.add_argument("--output-dir", required=True, help="where the outputs go: DIR/<input name><ext> (created when missing)")
-    parser.add_argument("--ext", choices=EXTENSIONS, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
+    parser.add_argument("--ext", choices=EXTENSIONS, type=_extension, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
     run_group = add_file_job_options(parser)
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     scale = parser.add_argument_group("scale-out")

@@ -73,6 +73,9 @@ def open_sink(
         check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
             log.warning("PNG sequences cannot hold audio; the audio of %s is not written", audio_from)
+        if info.sample_aspect_ratio:
+            log.warning("%s: the input's pixels are not square (aspect %s); the PNGs keep its %dx%d pixels, "
+                        "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
         return ImageSequenceSink(target, kind, info.width, info.height)
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)

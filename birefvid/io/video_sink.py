@@ -42,6 +42,8 @@ def _set(obj: object, name: str, value: Optional[int]) -> None:
 # on its frame threads than on one. ProRes gained 2% on one thread, and at ~40-90 ms a frame
 # alone (720p-1080p 4444) could fall behind a small CPU's model: it keeps FFmpeg's threads.
 ONE_THREAD_CODECS = ("libx264",)
+# encoders that write the pixel aspect ratio into the bitstream itself (H.264/H.265 VUI)
+BITSTREAM_SAR_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
 
 
 class VideoFileSink(Sink):
@@ -95,6 +97,8 @@ class VideoFileSink(Sink):
         if spec.bit_rate is not None:
             cc.bit_rate = spec.bit_rate
         cc.thread_type = "AUTO"
+        if info.sample_aspect_ratio:
+            self._keep_pixel_shape(cc, info.sample_aspect_ratio)
         if self.threads and spec.codec in ONE_THREAD_CODECS:
             cc.thread_count = self.threads
         self._matrix, self._range = None, None
@@ -118,6 +122,18 @@ class VideoFileSink(Sink):
         except (av.FFmpegError, OSError, ValueError) as e:
             hint = " (it needs an NVIDIA GPU and driver)" if "nvenc" in spec.codec else ""
             raise SinkError(f"cannot start the {spec.codec} encoder for {self.path}{hint}: {e}") from e
+
+    def _keep_pixel_shape(self, cc: av.video.codeccontext.VideoCodecContext, sar: Fraction) -> None:
+        """Tag non-square pixels (an anamorphic DV/HDV/DVD source) so players show the picture unsqueezed.
+
+        MP4/MOV store the codec's aspect ratio, and H.264/H.265 carry it in their bitstream; Matroska
+        keeps it only in a stream field PyAV cannot set, so FFV1 and VP9 there lose it: say so.
+        """
+        cc.sample_aspect_ratio = sar
+        if self.spec.muxer in ("matroska", "webm") and self.spec.codec not in BITSTREAM_SAR_CODECS:
+            log.warning("%s: the input's pixels are not square (aspect %s), which %s in %s cannot record; "
+                        "players will show it squeezed (write .mov or .mp4 to keep the shape)",
+                        self.path, sar, self.spec.codec, self.path.suffix)  # fmt: skip
 
     # -- writing ---------------------------------------------------------------------------
     def _validate(self, images: np.ndarray) -> None:

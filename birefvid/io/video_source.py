@@ -108,6 +108,9 @@ class VideoFileSource(Source):
         duration = self._declared
         if duration is None and self._container.duration:
             duration = self._container.duration / av.time_base
+        sar = s.sample_aspect_ratio  # the container's, else the codec's (av_guess_sample_aspect_ratio)
+        if sar and self.rotation % 180:
+            sar = 1 / sar  # a pixel turned on its side
         return StreamInfo(
             width=width,
             height=height,
@@ -119,6 +122,7 @@ class VideoFileSource(Source):
             colorspace=_int(first.colorspace) or _int(cc.colorspace),
             color_primaries=_int(first.color_primaries) or _int(cc.color_primaries),
             color_trc=_int(first.color_trc) or _int(cc.color_trc),
+            sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
         )
 
     @property
