@@ -338,6 +338,36 @@ def merge_audio(video: str | Path, others: Sequence[str | Path], out: str | Path
     return Path(out)
 
 
+def make_resizing_video(path: str | Path, parts: Sequence[tuple[tuple[int, int], int]], fps: int = 25) -> list[np.ndarray]:
+    """A VP9 WebM whose picture size changes midway, as a browser's MediaRecorder writes when the
+    bandwidth changes: ``parts`` is ((width, height), frames) in order. Returns the pictures."""
+    pictures = []
+    with av.open(str(path), "w") as out:
+        stream = None
+        index = 0
+        for (width, height), n in parts:
+            encoder = av.CodecContext.create("libvpx-vp9", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+            encoder.time_base = Fraction(1, fps)
+            if stream is None:  # the container declares the first size
+                stream = out.add_stream("libvpx-vp9", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.time_base = Fraction(1, fps)
+            for i in range(n):
+                picture = pattern_frame(index, (width, height))
+                pictures.append(picture)
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+                frame.pts, frame.time_base = index, Fraction(1, fps)
+                index += 1
+                for packet in encoder.encode(frame):
+                    packet.stream = stream
+                    out.mux(packet)
+            for packet in encoder.encode(None):
+                packet.stream = stream
+                out.mux(packet)
+    return pictures
+
+
 def listdir(folder: str | Path) -> list[str]:
     """Sorted names in ``folder`` including hidden ones (to prove no temp files were left)."""
     return sorted(os.listdir(folder))

@@ -10,7 +10,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from media import damage_packet, hide_leading_frames
+from media import damage_packet, hide_leading_frames, make_resizing_video
 from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
@@ -150,6 +150,16 @@ def test_chunks_join_into_matroska_h264_and_keep_non_square_pixels(tmp_path, ext
     assert [p * got["time_base"] for p in got["pts"]] == [p * want["time_base"] for p in want["pts"]]
     with av.open(str(out / name)) as c:
         assert c.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+
+
+def test_picture_size_change_midway_in_chunks_gives_one_size(tmp_path):
+    src = tmp_path / "call.webm"  # keyframes at 0, 4 and 7, where the size changes
+    make_resizing_video(src, [((64, 48), 4), ((32, 24), 3), ((64, 48), 3)])
+    out = tmp_path / "out"
+    assert batch(str(src), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "3", "-q") == 0
+    assert manifest(out)["videos"]["call.mkv"]["chunks"] == 3
+    pictures = grey(out / "call.mkv")
+    assert len(pictures) == 10 and all(p.shape == (48, 64) for p in pictures)
 
 
 def test_recursive_smoother_is_equal_within_tolerance_across_chunks(clips, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from birefvid.errors import ConfigError, SourceError
 from birefvid.io import ImageSequenceSource, VideoFileSource, open_source
-from media import damage, damage_packet, hide_leading_frames, make_images, make_video, pattern_frame, shift_timestamps
+from media import damage, damage_packet, hide_leading_frames, make_images, make_resizing_video, make_video, pattern_frame, shift_timestamps
 
 
 def _mean_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -163,6 +163,18 @@ def test_mkv_that_starts_late_is_whole_and_cut_short_is_not(tmp_path):
     with VideoFileSource(cut) as src:
         with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+ .*truncated"):
             list(src)
+
+
+def test_picture_size_change_midway_is_scaled_to_the_first_size(tmp_path, caplog):
+    # a browser's MediaRecorder (WebRTC) drops the resolution when bandwidth falls, then restores it
+    path = tmp_path / "call.webm"
+    make_resizing_video(path, [((64, 48), 4), ((32, 24), 3), ((64, 48), 2)])
+    with caplog.at_level("WARNING", logger="birefvid"), VideoFileSource(path) as src:
+        frames = list(src)
+    assert (src.info.width, src.info.height) == (64, 48)
+    assert [f.image.shape for f in frames] == [(48, 64, 3)] * 9
+    assert [f.pts * f.time_base for f in frames] == [Fraction(i, 25) for i in range(9)]
+    assert "changes from 64x48 to 32x24 at frame 4; scaled back to 64x48" in caplog.text
 
 
 def test_truncated_mp4_cannot_open(tmp_path):

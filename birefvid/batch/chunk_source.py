@@ -45,7 +45,9 @@ class ChunkSource(Source):
         from ..io._pixels import RgbConverter, upright
 
         chunk = self.chunk
-        to_rgb = RgbConverter()
+        width, height = self._info.width, self._info.height  # the stream's first picture, upright
+        stored = (height, width) if self.rotation % 180 else (width, height)
+        to_rgb = RgbConverter(name=str(self.path), size=stored, first_index=chunk.start - chunk.before)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         lo, hi = chunk.first_pts, chunk.last_pts

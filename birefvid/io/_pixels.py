@@ -31,13 +31,31 @@ class RgbConverter:
     720p yuv420p -> RGB took 0.84-1.0 ms of CPU a frame that way, 0.38-0.42 ms here on one thread.
     """
 
-    def __init__(self, threads: int = 0) -> None:
+    def __init__(self, threads: int = 0, *, name: str = "the stream", size: Optional[tuple[int, int]] = None, first_index: int = 0) -> None:
         self.threads = int(threads)
+        self.name = name
         self._reformatter = VideoReformatter()
+        self._size = size  # the stream's (width, height) as stored, before rotation; None: the first frame's
+        self._count = first_index  # index of the next frame, for the warning
+        self._warned: Optional[tuple[int, int]] = None  # the size last warned about
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
-        # a new frame each call: the arrays handed out earlier keep their own pixels
-        return self._reformatter.reformat(frame, format="rgb24", threads=self.threads).to_ndarray()
+        """``frame`` as RGB at the stream's first picture size: a stream whose size changes midway (a
+        browser or WebRTC recording adapting to bandwidth, a camera reconfigured) is scaled back to
+        it, as FFmpeg's own command line does, since every output has one size."""
+        size = (frame.width, frame.height)
+        self._count += 1
+        if self._size is None:
+            self._size = size
+        if size == self._size:  # a new frame each call: the arrays handed out earlier keep their own pixels
+            return self._reformatter.reformat(frame, format="rgb24", threads=self.threads).to_ndarray()
+        if self._warned != size:
+            self._warned = size
+            log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d; scaled back to %dx%d",
+                        self.name, *self._size, *size, self._count - 1, *self._size)  # fmt: skip
+        width, height = self._size
+        return self._reformatter.reformat(frame, format="rgb24", width=width, height=height,
+                                          interpolation="AREA", threads=self.threads).to_ndarray()  # fmt: skip
 
 
 def rotated_size(width: int, height: int, rotation: int) -> tuple[int, int]:

@@ -330,7 +330,7 @@ class _AvConnection:
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
         """Upright RGB pictures with their pts in seconds (None when the stream gives none)."""
         frame, self._first = self._first, None
-        to_rgb = RgbConverter()
+        to_rgb = RgbConverter(name=self._target.name)
         while frame is not None:
             yield upright(to_rgb(frame), self.rotation), (None if frame.pts is None else float(frame.time))
             frame = next(self._frames, None)

@@ -85,7 +85,7 @@ class VideoFileSource(Source):
             self._stream.thread_type = "AUTO"
             if threads:
                 self._stream.codec_context.thread_count = threads
-            self._to_rgb = RgbConverter(threads)  # the conversion takes as many threads as the decoder
+            self._to_rgb = RgbConverter(threads, name=str(self.path))  # as many threads as the decoder
             self._frames = self._decode()
             # peek one frame: rotation, colour tags and "is this decodable at all" are facts of frames
             self._first = next(self._frames, None)
