@@ -305,7 +305,7 @@ def test_a_file_converts_its_frames_with_one_context_on_the_decoders_threads(tmp
         assert _mean_err(f.image, ref) < 6
 
 
-def test_one_rgb_conversion_follows_size_and_format_changes_and_keeps_earlier_arrays():
+def test_one_rgb_conversion_follows_format_changes_scales_size_changes_and_keeps_earlier_arrays():
     import av
 
     from birefvid.io._pixels import RgbConverter
@@ -318,5 +318,6 @@ def test_one_rgb_conversion_follows_size_and_format_changes_and_keeps_earlier_ar
     convert = RgbConverter(threads=1)
     images = [convert(f) for f in frames]  # all held until the end: none may be overwritten by a later frame
     for i, (f, image) in enumerate(zip(frames, images)):
-        assert image.dtype == np.uint8 and image.shape == (f.height, f.width, 3), f"frame {i}"
-        assert np.array_equal(image, f.to_ndarray(format="rgb24")), f"frame {i}"
+        assert image.dtype == np.uint8 and image.shape == (48, 64, 3), f"frame {i}"  # the first frame's size
+        want = f.reformat(format="rgb24", width=64, height=48, interpolation="AREA") if i == 1 else f
+        assert np.array_equal(image, want.to_ndarray(format="rgb24")), f"frame {i}"
