@@ -112,8 +112,26 @@ def test_flow_smoother_needs_the_frames() -> None:
         FlowSmoother().push(masks)
     with pytest.raises(ValueError, match="got 1 images for 2 alphas"):
         FlowSmoother().push(masks, images[:1])
-    with pytest.raises(ValueError, match="too small for optical flow"):
-        FlowSmoother().push(masks[:, :, :8, :8], images[:, :, :8, :8])
+
+
+@pytest.mark.parametrize("kind,options", [("flow", {}), ("lookahead", {"warp": True})])  # as birefvid process builds them
+def test_frames_too_small_for_flow_are_smoothed_without_alignment(kind, options, caplog) -> None:
+    # under 16 px a side DIS has no room: a still tiny clip is smoothed as if nothing moved, with a warning
+    rng = np.random.default_rng(0)
+    images = torch.full((6, 3, 8, 8), 90, dtype=torch.uint8)
+    masks = torch.from_numpy(np.clip(0.5 + rng.normal(0, 0.2, (6, 1, 8, 8)), 0, 1).astype(np.float32))
+    with caplog.at_level("WARNING"):
+        out = _run(make_smoother(kind, **options), masks, images)
+    assert out.shape == masks.shape
+    assert float((out[2:4] - 0.5).abs().mean()) < 0.85 * float((masks[2:4] - 0.5).abs().mean())  # the noise is averaged
+    assert "too small for optical flow" in caplog.text and "without motion alignment" in caplog.text
+
+
+def test_a_long_strip_still_gets_flow() -> None:
+    # 640x20: shrunk to a 160-px long side it would be 5 px across; its thumbnail keeps 16
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (4, 3, 20, 640), dtype=np.uint8))
+    masks = torch.rand(4, 1, 20, 640)
+    assert _run(FlowSmoother(), masks, images).shape == masks.shape
 
 
 def test_flow_smoother_options_are_checked() -> None:

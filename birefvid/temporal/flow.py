@@ -73,6 +73,7 @@ def _describe(x: object) -> str:
 
 def _thumb_size(h: int, w: int, max_side: int) -> tuple[int, int]:
     scale = min(1.0, max_side / max(h, w))  # never upscale: a small frame is its own thumbnail
+    scale = min(1.0, max(scale, _MIN_SIDE / min(h, w)))  # a long strip (4000x30) keeps DIS's minimum across
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 

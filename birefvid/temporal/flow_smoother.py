@@ -58,12 +58,7 @@ def batch_thumbnails(images: Tensor, max_side: int = 160) -> list[Thumb]:
         images = images.unsqueeze(0)
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be a (N, 3, H, W) tensor of RGB frames, got {tuple(getattr(images, 'shape', ()))}")
-    h, w = _thumb_size(images.shape[2], images.shape[3], max_side)
-    if min(h, w) < _MIN_SIDE:
-        raise ValueError(
-            f"frames of {images.shape[3]}x{images.shape[2]} are too small for optical flow "
-            f"(at least {_MIN_SIDE} px a side); use the 'ema' smoother"
-        )
+    h, w = _thumb_size(images.shape[2], images.shape[3], max_side)  # below _MIN_SIDE only for frames that small
     if images.dtype == torch.uint8 and images.device.type == "cpu":
         # the bytes shrunk first (OpenCV's area average, rounded to whole levels): a float copy of a
         # 720p frame before shrinking cost ~4 ms on one core here, this ~0.3 ms
@@ -135,9 +130,14 @@ class FlowAligner:
         self.finest_scale = finest_scale
         self._cache: dict[tuple[object, object], tuple[Optional[np.ndarray], np.ndarray]] = {}
         self._raw: dict[tuple[object, object], np.ndarray] = {}
+        self._warned_small = False
 
     def thumbnails(self, images: Tensor) -> list[Thumb]:
         """This aligner's thumbnails of a batch of frames (see ``batch_thumbnails``)."""
+        if min(images.shape[-2:]) < _MIN_SIDE and not self._warned_small:
+            self._warned_small = True
+            logger.warning("frames of %dx%d are too small for optical flow (under %d px a side): smoothed "
+                           "without motion alignment", images.shape[-1], images.shape[-2], _MIN_SIDE)  # fmt: skip
         return batch_thumbnails(images, self.max_side)
 
     def _pair(self, to_thumb: Thumb, from_thumb: Thumb, key: Optional[tuple[object, object]], via: Optional[tuple[object, Thumb]] = None):
@@ -154,6 +154,13 @@ class FlowAligner:
         if np.array_equal(to_thumb.gray, from_thumb.gray):
             ones = np.ones(to_thumb.gray.shape, np.float32)
             result, reverse = (None, ones), (None, ones)
+        elif min(to_thumb.gray.shape) < _MIN_SIDE:
+            # frames too small for DIS (under 16 px a side): no motion, trusted as far as the frames agree
+            none = np.zeros(to_thumb.gray.shape, np.float32)
+            zero = np.zeros((*to_thumb.gray.shape, 2), np.float32)
+            to_c, from_c = to_thumb.color, from_thumb.color
+            (_, conf), (_, back) = _motion_or_still(to_c, from_c, zero, none), _motion_or_still(from_c, to_c, zero, none)
+            result, reverse = (None, conf), (None, back)
         else:
             if via is not None and key is not None:
                 self._pair(to_thumb, via[1], (key[0], via[0]))
