@@ -67,8 +67,8 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert np.abs(got - want).max() < 1e-3
-    # an existing file is kept unless --overwrite
-    assert main(["export", str(path), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 2
+    # an existing file is kept unless --overwrite; -o names it as in the other commands
+    assert main(["export", "-o", str(path), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.partial"))
 
@@ -76,3 +76,9 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
 def test_export_refuses_a_name_without_onnx_suffix(tmp_path, capsys):
     assert main(["export", str(tmp_path / "model.bin"), "--backbone", "pvt_v2_b0"]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [[], ["a.onnx", "-o", "b.onnx"]])
+def test_export_needs_one_output_name(tmp_path, capsys, argv):
+    assert main(["export", *argv, "--backbone", "pvt_v2_b0"]) == 2
+    assert "name the .onnx file to write once" in capsys.readouterr().err

@@ -10,7 +10,8 @@ HELP = "export the model to ONNX (standard operators only) for ONNX Runtime, Ope
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("output", help="the .onnx file to write")
+    parser.add_argument("output", nargs="?", help="the .onnx file to write")
+    parser.add_argument("-o", "--out", dest="out", help="the .onnx file to write (as in the other commands)")
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default onnx)")
     parser.add_argument("--batch-size", type=int, default=1, help="the exported model's fixed batch size (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -24,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, SinkError, option
     from ..job import parse_resolution
 
-    out = Path(args.output)
+    if (args.output is None) == (args.out is None):
+        raise ConfigError("name the .onnx file to write once: birefvid export model.onnx (or -o model.onnx)")
+    out = Path(args.output or args.out)
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"the output must end in .onnx, got {out.name}")
     if out.exists() and not args.overwrite:
