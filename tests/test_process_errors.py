@@ -66,6 +66,12 @@ def test_missing_input(tmp_path, capsys, run):
     assert_nothing_written(tmp_path)
 
 
+def test_a_glob_the_shell_expanded_gets_advice(tmp_path, capsys, run):
+    names = [tmp_path / f"f{i}.png" for i in range(3)]  # what `birefvid process frames/*.png` passes unquoted
+    one_error_line(capsys, run(*names, "-o", tmp_path / "out.mov"), "process takes one input, got 3", "quote the pattern")
+    assert not (tmp_path / "out.mov").exists()
+
+
 def test_text_file_named_mp4(tmp_path, capsys, run):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is not a video\n" * 20)

@@ -13,7 +13,9 @@ HELP = "cut the subject out of a video: alpha video, mask, greenscreen, composit
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="a video file, a folder of images, or a glob such as 'frames/*.png'")
+    # nargs="+" only to answer a glob the shell expanded (frames/*.png unquoted) with advice, not argparse's
+    # "unrecognized arguments"
+    parser.add_argument("input", nargs="+", help="a video file, a folder of images, or a glob such as 'frames/*.png'")
     parser.add_argument("-o", "--out", required=True, help="output file (.mov .webm .mkv .mp4) or a folder for a PNG sequence")
     run_group = add_file_job_options(parser)
     run_group.add_argument("--report", help="write a JSON report (frames, wall time, per-stage time, the job)")
@@ -24,7 +26,15 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def job_from_args(args: argparse.Namespace) -> FileJob:
     """The job these arguments describe, validated (the same builder ``process_video`` uses)."""
-    return file_job_from_args(args, args.input, args.out)
+    from ..errors import ConfigError
+
+    if len(args.input) > 1:
+        shown = " ".join(args.input[:3]) + (" ..." if len(args.input) > 3 else "")
+        raise ConfigError(
+            f"process takes one input, got {len(args.input)} ({shown}): for an image sequence quote the pattern "
+            "('frames/*.png') or pass the folder; for several videos use birefvid batch"
+        )
+    return file_job_from_args(args, args.input[0], args.out)
 
 
 def run(args: argparse.Namespace) -> int:
