@@ -49,6 +49,10 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # a bare `birefvid`: the commands and what each does, not "arguments are required"
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return guarded("birefvid", lambda: args.run(args))

@@ -40,6 +40,12 @@ def test_help_of_every_command_imports_nothing_heavy():
         assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
 
 
+def test_bare_command_lists_the_commands():
+    facts, out = _probe()
+    assert facts["code"] == 2 and facts["heavy"] == []
+    assert "usage: birefvid" in out and all(name in out for name in ("process", "live", "batch", "image", "eval"))
+
+
 def test_argument_errors_answer_without_heavy_imports():
     facts, out = _probe("process", "in.mp4", "--output", "sparkles", "-o", "x.mov")
     assert facts["code"] == 2 and "invalid choice: 'sparkles'" in out
