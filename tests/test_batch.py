@@ -246,6 +246,21 @@ def test_bad_input_is_one_line_and_exit_2(clips, tmp_path, capsys, argv, words):
     assert len(err) == 1 and err[0].startswith("birefvid: error:") and words in err[0], err
 
 
+def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, capsys):
+    folder, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "p.jsonl"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(clips["inputs"][1].read_bytes())
+    (folder / "broken.mp4").write_text("not a video")  # e.g. a download that failed
+    assert batch(str(folder), "--output-dir", str(out), "--output", "mask", "--progress-json", str(log)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("birefvid: error: 1 of 2 inputs are not readable videos and were skipped: ")
+    assert "broken.mp4" in err[-1] and "the other 1 were processed" in err[-1]
+    assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "a.mkv"]
+    assert max_diff(grey(out / "a.mkv"), grey(clips["refs"]["a"])) == 0
+    skipped = [e for e in events(log) if e["event"] == "video_unreadable"]
+    assert len(skipped) == 1 and skipped[0]["input"].endswith("broken.mp4") and "not a readable video" in skipped[0]["error"]
+
+
 def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_path, capsys):
     out, log = tmp_path / "o", tmp_path / "p.jsonl"
     a = str(clips["inputs"][1])

@@ -54,6 +54,10 @@ class BatchProgress:
         self._frames_skipped += frames
         self._emit("video_skipped", f"{name}: done in an earlier run, skipped", video=name)
 
+    def unreadable_video(self, source: str, why: str) -> None:
+        """An input that could not be read (not a video, damaged, no video stream): skipped, the rest go on."""
+        self._emit("video_unreadable", f"skipped: {why}", input=source, error=why)
+
     def skipped_chunk(self, name: str, index: int, frames: int) -> None:
         self.chunks_done += 1
         self._frames_finished += frames

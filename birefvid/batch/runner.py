@@ -132,8 +132,15 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
     """``run_batch`` once it holds the output folder's lock."""
     manifest = Manifest(out_dir)
     plans, todo = [], []
+    unreadable: list[tuple[str, str]] = []  # (input, why): skipped so one bad file does not stop the folder
     for job in jobs:
-        plan = plan_video(job, out_dir, chunk_frames)
+        try:
+            plan = plan_video(job, out_dir, chunk_frames)
+        except SourceError as exc:
+            if len(jobs) == 1:
+                raise
+            unreadable.append((job.source.input, str(exc)))
+            continue
         fp = fingerprint(job.to_dict(), job.source.input, {"chunks": [c.to_dict() for c in plan.chunks]})
         if job.output.overwrite:
             manifest.videos.pop(plan.name, None)
@@ -148,6 +155,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
     executor = executor_factory()
     try:
         progress.start(len(plans), sum(len(p.chunks) for p in plans), sum(p.frames for p in plans), executor.workers, executor.where)
+        for source, why in unreadable:
+            progress.unreadable_video(source, why)
         pending = {p.name for p in todo}
         for plan in plans:
             if plan.name not in pending:
@@ -177,7 +186,12 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames))
     finally:
         executor.close()
-    return progress.finish()
+    summary = progress.finish()
+    if unreadable:
+        names = ", ".join(source for source, _ in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+        raise SourceError(f"{len(unreadable)} of {len(jobs)} inputs are not readable videos and were skipped: {names} "
+                          f"(the other {len(plans)} were processed; the progress lines say why each was skipped)")  # fmt: skip
+    return summary
 
 
 def _task(plan: VideoPlan, chunk: Chunk) -> ChunkTask:
