@@ -79,6 +79,7 @@ def make_video(
     audio_seconds: Optional[float] = None,
     frames: Optional[Sequence[np.ndarray]] = None,
     sample_aspect_ratio: Optional[Fraction] = None,
+    timecode: Optional[str] = None,
 ) -> GeneratedVideo:
     """Write a small video (and by default a sine-wave audio track) and describe it.
 
@@ -89,6 +90,7 @@ def make_video(
     - ``pix_fmt`` like ``yuv420p10le`` makes a 10-bit file; ``codec`` and ``audio_codec`` default by extension.
     - ``audio_seconds`` defaults to the video's duration.
     - ``sample_aspect_ratio`` tags non-square pixels (as DV/HDV/DVD sources have).
+    - ``timecode`` (HH:MM:SS:FF) gives a MOV/MP4 a timecode track, as cameras and editors write.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -112,6 +114,8 @@ def make_video(
             v.set_display_rotation(rotation)
         if sample_aspect_ratio is not None:
             v.codec_context.sample_aspect_ratio = sample_aspect_ratio
+        if timecode is not None:
+            v.metadata["timecode"] = timecode
         a = None
         if with_audio:
             a = out.add_stream(audio_codec or dacodec, rate=audio_rate)

@@ -138,10 +138,10 @@ def test_mpeg_ts_is_read_whole_and_keeps_its_timestamps(tmp_path):
 
 
 @pytest.mark.parametrize("ext,kind", [(".mkv", "green"), ("mov", "alpha")])  # "mov" as users type it
-def test_chunks_join_into_matroska_h264_and_keep_non_square_pixels(tmp_path, ext, kind):
+def test_chunks_join_into_matroska_h264_and_keep_non_square_pixels_and_timecode(tmp_path, ext, kind):
     """H.264 chunk files in Matroska have no stored decode times (the join used to fail on them), and
     an anamorphic source's pixel shape survives the join."""
-    src = keyframed_clip(tmp_path / "dv.mp4", LONG, bframes=2, sample_aspect_ratio=Fraction(4, 3))
+    src = keyframed_clip(tmp_path / "dv.mp4", LONG, bframes=2, sample_aspect_ratio=Fraction(4, 3), timecode="10:00:00:00")
     out = tmp_path / "out"
     assert batch(str(src), "--output-dir", str(out), "--output", kind, "--ext", ext, "--chunk-frames", "6", "-q") == 0
     name = "dv" + (ext if ext.startswith(".") else f".{ext}")
@@ -149,7 +149,9 @@ def test_chunks_join_into_matroska_h264_and_keep_non_square_pixels(tmp_path, ext
     got, want = video_facts(out / name), video_facts(src)
     assert [p * got["time_base"] for p in got["pts"]] == [p * want["time_base"] for p in want["pts"]]
     with av.open(str(out / name)) as c:
-        assert c.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+        video = c.streams.video[0]
+        assert video.sample_aspect_ratio == Fraction(4, 3)
+        assert {k.lower(): v for k, v in video.metadata.items()}.get("timecode") == "10:00:00:00"  # the start timecode too
 
 
 def test_picture_size_change_midway_in_chunks_gives_one_size(tmp_path):

@@ -25,7 +25,7 @@ API_MODEL = {"model": "tiny", "resolution": 64, "device": "cpu", "backend": "tor
 
 def keyframed_clip(
     path: Path, n_frames: int, gop: int = 6, size: tuple[int, int] = SIZE, fps: int = 25, *, pts: list[int] | None = None, time_base: Fraction | None = None, bframes: int = 0,
-    sample_aspect_ratio: Fraction | None = None,
+    sample_aspect_ratio: Fraction | None = None, timecode: str | None = None,
 ) -> Path:
     """H.264 + AAC clip with a keyframe every ``gop`` frames (so it splits into chunks) and a 440 Hz tone.
 
@@ -41,6 +41,8 @@ def keyframed_clip(
         v.time_base = v.codec_context.time_base = tb
         if sample_aspect_ratio is not None:
             v.codec_context.sample_aspect_ratio = sample_aspect_ratio
+        if timecode is not None:
+            v.metadata["timecode"] = timecode
         a = out.add_stream("aac", rate=rate)
         a.codec_context.layout = "mono"
         done = 0

@@ -12,6 +12,7 @@ import json
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import Optional
 
 import av
 import cv2
@@ -382,6 +383,23 @@ def test_non_square_pixels_are_kept_where_the_file_can_record_them(tmp_path, seg
     with caplog.at_level("WARNING", logger="birefvid"):
         process_video(src.path, tmp_path / "m.mkv", kind="mask", segmenter=seg, smooth="none")  # FFV1: it cannot
     assert "pixels are not square (aspect 4/3)" in caplog.text and "write .mov or .mp4" in caplog.text
+
+
+def _timecode(path: Path) -> Optional[str]:
+    with av.open(str(path)) as c:
+        return next((v for k, v in c.streams.video[0].metadata.items() if k.lower() == "timecode"), None)
+
+
+def test_start_timecode_is_kept_for_editors(tmp_path, seg):
+    """A camera's or editor's start timecode survives, so the cut-out conforms to the source in an NLE."""
+    src = make_scene(tmp_path / "cam.mov", 4, SIZE, with_audio=False, timecode="01:00:10:05")
+    assert _timecode(src.path) == "01:00:10:05"
+    for name, kind in (("a.mov", "alpha"), ("g.mp4", "green"), ("m.mkv", "mask")):
+        out = tmp_path / name
+        process_video(src.path, out, kind=kind, segmenter=seg, smooth="none")
+        assert _timecode(out) == "01:00:10:05", name
+    with av.open(str(tmp_path / "a.mov")) as c:
+        assert [s.type for s in c.streams] == ["video", "data"]  # MOV: a tmcd track, as editors read it
 
 
 def test_image_sequence_input(tmp_path, seg):

@@ -78,8 +78,11 @@ def join_chunks(
 
 
 def _keep_identity(video, template) -> None:
-    """Carry the codec tag, profile and pixel aspect the template does not (ProRes 4444 would become 'apch', read back as 10-bit HQ)."""
+    """Carry the codec tag, profile, frame rate and pixel aspect the template does not (ProRes 4444 would
+    become 'apch', read back as 10-bit HQ; a timecode track needs the rate)."""
     src, dst = template.codec_context, video.codec_context
+    if template.average_rate:  # MOV's timecode track needs the rate; the template stream does not carry it
+        dst.framerate = template.average_rate
     sar = template.sample_aspect_ratio  # what the chunk's container recorded (e.g. MOV's pasp)
     if sar and sar != 1:
         dst.sample_aspect_ratio = sar

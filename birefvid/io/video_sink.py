@@ -99,6 +99,8 @@ class VideoFileSink(Sink):
         cc.thread_type = "AUTO"
         if info.sample_aspect_ratio:
             self._keep_pixel_shape(cc, info.sample_aspect_ratio)
+        if info.timecode:
+            stream.metadata["timecode"] = info.timecode  # MOV/MP4 write a tmcd track of it; Matroska a tag
         if self.threads and spec.codec in ONE_THREAD_CODECS:
             cc.thread_count = self.threads
         self._matrix, self._range = None, None

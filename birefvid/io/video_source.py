@@ -62,6 +62,11 @@ def shown_frame_count(stream: av.video.stream.VideoStream) -> Optional[int]:
     return count
 
 
+def _timecode(metadata: dict[str, str]) -> Optional[str]:
+    """A start timecode tag (MOV's tmcd track, Matroska's TIMECODE, MXF's), whatever its key's case."""
+    return next((v for k, v in metadata.items() if k.lower() == "timecode" and v), None)
+
+
 def _int(value: object) -> Optional[int]:
     try:
         return None if value is None else int(value)  # type: ignore[call-overload]
@@ -123,6 +128,7 @@ class VideoFileSource(Source):
             color_primaries=_int(first.color_primaries) or _int(cc.color_primaries),
             color_trc=_int(first.color_trc) or _int(cc.color_trc),
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
+            timecode=_timecode(s.metadata) or _timecode(self._container.metadata),
         )
 
     @property
