@@ -30,6 +30,7 @@ class StreamInfo:
     color_trc: Optional[int] = None
     sample_aspect_ratio: Optional[Fraction] = None  # width / height of one pixel when not square (DV, HDV, DVD)
     timecode: Optional[str] = None  # start timecode (HH:MM:SS:FF) from a camera or editor, for conforming
+    tags: tuple[tuple[str, str], ...] = ()  # the file's own tags (creation time, title, location) to carry over
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

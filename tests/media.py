@@ -80,6 +80,7 @@ def make_video(
     frames: Optional[Sequence[np.ndarray]] = None,
     sample_aspect_ratio: Optional[Fraction] = None,
     timecode: Optional[str] = None,
+    tags: Optional[dict[str, str]] = None,
 ) -> GeneratedVideo:
     """Write a small video (and by default a sine-wave audio track) and describe it.
 
@@ -91,6 +92,7 @@ def make_video(
     - ``audio_seconds`` defaults to the video's duration.
     - ``sample_aspect_ratio`` tags non-square pixels (as DV/HDV/DVD sources have).
     - ``timecode`` (HH:MM:SS:FF) gives a MOV/MP4 a timecode track, as cameras and editors write.
+    - ``tags`` are the file's own tags (e.g. ``creation_time``, ``title``).
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -105,6 +107,7 @@ def make_video(
     pictures = list(frames) if frames is not None else [pattern_frame(i, size) for i in range(n_frames)]
     audio_duration = None
     with av.open(str(path), "w") as out:
+        out.metadata.update(tags or {})
         v = out.add_stream(codec, rate=fps)
         v.width, v.height = size
         v.pix_fmt = pix_fmt

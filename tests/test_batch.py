@@ -138,10 +138,11 @@ def test_mpeg_ts_is_read_whole_and_keeps_its_timestamps(tmp_path):
 
 
 @pytest.mark.parametrize("ext,kind", [(".mkv", "green"), ("mov", "alpha")])  # "mov" as users type it
-def test_chunks_join_into_matroska_h264_and_keep_non_square_pixels_and_timecode(tmp_path, ext, kind):
+def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tmp_path, ext, kind):
     """H.264 chunk files in Matroska have no stored decode times (the join used to fail on them), and
     an anamorphic source's pixel shape survives the join."""
-    src = keyframed_clip(tmp_path / "dv.mp4", LONG, bframes=2, sample_aspect_ratio=Fraction(4, 3), timecode="10:00:00:00")
+    src = keyframed_clip(tmp_path / "dv.mp4", LONG, bframes=2, sample_aspect_ratio=Fraction(4, 3), timecode="10:00:00:00",
+                         tags={"title": "Holiday"})
     out = tmp_path / "out"
     assert batch(str(src), "--output-dir", str(out), "--output", kind, "--ext", ext, "--chunk-frames", "6", "-q") == 0
     name = "dv" + (ext if ext.startswith(".") else f".{ext}")
@@ -152,6 +153,7 @@ def test_chunks_join_into_matroska_h264_and_keep_non_square_pixels_and_timecode(
         video = c.streams.video[0]
         assert video.sample_aspect_ratio == Fraction(4, 3)
         assert {k.lower(): v for k, v in video.metadata.items()}.get("timecode") == "10:00:00:00"  # the start timecode too
+        assert c.metadata.get("title") == "Holiday"  # and the file's own tags
 
 
 def test_picture_size_change_midway_in_chunks_gives_one_size(tmp_path):

@@ -25,7 +25,7 @@ API_MODEL = {"model": "tiny", "resolution": 64, "device": "cpu", "backend": "tor
 
 def keyframed_clip(
     path: Path, n_frames: int, gop: int = 6, size: tuple[int, int] = SIZE, fps: int = 25, *, pts: list[int] | None = None, time_base: Fraction | None = None, bframes: int = 0,
-    sample_aspect_ratio: Fraction | None = None, timecode: str | None = None,
+    sample_aspect_ratio: Fraction | None = None, timecode: str | None = None, tags: dict[str, str] | None = None,
 ) -> Path:
     """H.264 + AAC clip with a keyframe every ``gop`` frames (so it splits into chunks) and a 440 Hz tone.
 
@@ -36,6 +36,7 @@ def keyframed_clip(
     stamps = pts if pts is not None else list(range(n_frames))
     options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "ultrafast", "bf": str(bframes)}
     with av.open(str(path), "w") as out:
+        out.metadata.update(tags or {})
         v = out.add_stream("libx264", rate=fps, options=options)
         v.width, v.height, v.pix_fmt = *size, "yuv420p"
         v.time_base = v.codec_context.time_base = tb

@@ -390,14 +390,18 @@ def _timecode(path: Path) -> Optional[str]:
         return next((v for k, v in c.streams.video[0].metadata.items() if k.lower() == "timecode"), None)
 
 
-def test_start_timecode_is_kept_for_editors(tmp_path, seg):
-    """A camera's or editor's start timecode survives, so the cut-out conforms to the source in an NLE."""
-    src = make_scene(tmp_path / "cam.mov", 4, SIZE, with_audio=False, timecode="01:00:10:05")
+def test_start_timecode_and_the_files_tags_are_kept(tmp_path, seg):
+    """A camera's start timecode survives, so the cut-out conforms to the source in an NLE, and so do
+    the file's own tags: a phone video's creation time (photo apps sort by it), its title."""
+    tags = {"creation_time": "2024-06-01T10:20:30.000000Z", "title": "Holiday"}
+    src = make_scene(tmp_path / "cam.mov", 4, SIZE, with_audio=False, timecode="01:00:10:05", tags=tags)
     assert _timecode(src.path) == "01:00:10:05"
-    for name, kind in (("a.mov", "alpha"), ("g.mp4", "green"), ("m.mkv", "mask")):
+    for name, kind in (("a.mov", "alpha"), ("g.mp4", "green"), ("m.mkv", "mask"), ("a.webm", "alpha")):
         out = tmp_path / name
         process_video(src.path, out, kind=kind, segmenter=seg, smooth="none")
         assert _timecode(out) == "01:00:10:05", name
+        with av.open(str(out)) as c:
+            assert {k: c.metadata.get(k) for k in tags} == tags, name
     with av.open(str(tmp_path / "a.mov")) as c:
         assert [s.type for s in c.streams] == ["video", "data"]  # MOV: a tmcd track, as editors read it
 

@@ -36,6 +36,7 @@ def join_chunks(
     import av
 
     from ..io.audio import AudioTracks, has_audio
+    from ..io.video_source import WRITER_TAGS
 
     target = Path(target)
     muxer = MUXERS.get(target.suffix.lower())
@@ -50,6 +51,9 @@ def join_chunks(
             time_base = Fraction(template.time_base)
             out = av.open(str(atomic.temp), "w", format=muxer, container_options=_container_options(muxer, time_base))
             with out:
+                for key, value in first.metadata.items():  # the source's tags (creation time, title), as the chunks got them
+                    if key.lower() not in WRITER_TAGS:
+                        out.metadata[key] = value
                 video = out.add_stream_from_template(template)
                 video.time_base = time_base
                 _keep_identity(video, template)

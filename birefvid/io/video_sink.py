@@ -116,6 +116,8 @@ class VideoFileSink(Sink):
             _set(cc, "color_range", 2)  # gray samples are the mask values as is: full range
         elif not spec.pix_fmt.startswith(("rgb", "argb", "bgr", "gbr")):
             _set(cc, "color_range", self._range or 1)
+        for key, value in info.tags:  # creation time, title, location...: what the file holds, as ffmpeg keeps it
+            self._out.metadata[key] = value
         self._video = stream
         if audio_from is not None:
             self._audio = AudioTracks(audio_from, self._out, spec.muxer)

@@ -62,6 +62,10 @@ def shown_frame_count(stream: av.video.stream.VideoStream) -> Optional[int]:
     return count
 
 
+# container tags that describe how the file was written, not what it holds: the new file writes its own
+WRITER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "timecode"})
+
+
 def _timecode(metadata: dict[str, str]) -> Optional[str]:
     """A start timecode tag (MOV's tmcd track, Matroska's TIMECODE, MXF's), whatever its key's case."""
     return next((v for k, v in metadata.items() if k.lower() == "timecode" and v), None)
@@ -129,6 +133,7 @@ class VideoFileSource(Source):
             color_trc=_int(first.color_trc) or _int(cc.color_trc),
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             timecode=_timecode(s.metadata) or _timecode(self._container.metadata),
+            tags=tuple((k, v) for k, v in self._container.metadata.items() if k.lower() not in WRITER_TAGS and v),
         )
 
     @property
