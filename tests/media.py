@@ -269,10 +269,11 @@ def damage(path: str | Path, out: str | Path, *, at: float = 0.5, length: int = 
     return Path(out)
 
 
-def damage_packet(path: str | Path, out: str | Path, index: int, *, length: int = 64, fill: int = 0xFF) -> Path:
-    """Copy ``path`` to ``out`` with the first ``length`` bytes of video packet ``index`` (demux order) overwritten."""
+def damage_packet(path: str | Path, out: str | Path, index: int, *, length: int = 64, fill: int = 0xFF, kind: str = "video") -> Path:
+    """Copy ``path`` to ``out`` with the first ``length`` bytes of ``kind`` packet ``index`` (demux order)
+    overwritten (in MP4/MOV a packet's bytes are all payload, so the container stays readable)."""
     with av.open(str(path)) as c:
-        positions = [p.pos for p in c.demux(c.streams.video[0]) if p.size]
+        positions = [p.pos for p in c.demux(getattr(c.streams, kind)[0]) if p.size]
     data = bytearray(Path(path).read_bytes())
     pos = positions[index]
     data[pos : pos + length] = bytes([fill]) * length

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from birefvid.io import open_sink, open_source
-from media import audio_codec, audio_duration, listdir, make_video, merge_audio, shift_timestamps
+from media import audio_codec, audio_duration, damage_packet, listdir, make_video, merge_audio, shift_timestamps
 
 
 def _process(src_path, out_path, kind="alpha", **kw):
@@ -82,6 +82,20 @@ def test_every_audio_track_is_kept_in_order_with_its_language(tmp_path, out_name
         assert rates == [48000, 44100]
     for track, seconds in ((0, g.audio_duration), (1, 0.2)):
         assert abs(audio_duration(tmp_path / out_name, track) - seconds) < 1 / 25, track
+
+
+def test_damaged_audio_packets_become_silence_and_the_video_goes_on(tmp_path, caplog):
+    g = make_video(tmp_path / "in.mov", n_frames=20, with_audio=True, audio_codec="aac")
+    bad = tmp_path / "bad.mov"
+    damage_packet(g.path, bad, 3, length=16, kind="audio")
+    for index in (4, 5):
+        damage_packet(bad, bad, index, length=16, kind="audio")
+    with caplog.at_level("WARNING", logger="birefvid"):
+        info = _process(bad, tmp_path / "out.webm", "alpha")  # AAC -> Opus: every packet is decoded
+    assert "an audio packet at" in caplog.text and "silence in its place" in caplog.text
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert len(list(c.decode(video=0))) == info.frame_count == 20
+    assert abs(audio_duration(tmp_path / "out.webm") - g.audio_duration) < 1 / 25  # the gap is filled: no drift
 
 
 def test_copy_is_bit_exact(tmp_path):

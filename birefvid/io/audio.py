@@ -51,6 +51,9 @@ class AudioTrack:
         self._encoder = None
         self._pending: Optional[av.Packet] = None
         self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
+        self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
+        self._damaged = 0  # audio packets that could not be decoded
+        self._src_name = str(src)
         self._closed = False
         try:
             self._in = av.open(str(src))
@@ -120,13 +123,40 @@ class AudioTrack:
             packet.stream = self._out_stream
             self._out.mux(packet)
             return
-        for frame in packet.decode():
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            self._silence_for(packet, exc)
+            return
+        for frame in frames:
             if self._next_sample is None:  # start where the source's audio starts
                 start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
                 self._next_sample = round(start * frame.sample_rate)
-            frame.pts, frame.time_base = self._next_sample, Fraction(1, frame.sample_rate)
-            self._next_sample += frame.samples
-            self._out.mux(self._out_stream.encode(frame))
+            self._shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+            self._encode(frame)
+
+    def _encode(self, frame: av.AudioFrame) -> None:
+        """Re-time ``frame`` as the next samples of the run and mux what the encoder gives back."""
+        assert self._next_sample is not None
+        frame.pts, frame.time_base = self._next_sample, Fraction(1, frame.sample_rate)
+        self._next_sample += frame.samples
+        self._out.mux(self._out_stream.encode(frame))
+
+    def _silence_for(self, packet: av.Packet, exc: Exception) -> None:
+        """A damaged audio packet: silence of its length in its place, so what follows stays in sync and
+        the video goes on (FFmpeg's command line also skips it)."""
+        self._damaged += 1
+        at = self._time(packet) if packet.pts is not None or packet.dts is not None else float("nan")
+        (log.warning if self._damaged == 1 else log.debug)(
+            "%s: an audio packet at %.3f s cannot be decoded (%s); silence in its place", self._src_name, at, exc)
+        if self._shape is None or self._next_sample is None or not packet.duration or not packet.time_base:
+            return  # before the first good frame: the start is taken from that frame anyway
+        fmt, layout, rate = self._shape
+        silent = av.AudioFrame(format=fmt, layout=layout, samples=max(1, round(packet.duration * packet.time_base * rate)))
+        for plane in silent.planes:
+            plane.update(bytes(plane.buffer_size))
+        silent.sample_rate = rate
+        self._encode(silent)
 
     def finish(self) -> None:
         """Mux the rest of the audio and flush the encoder."""
