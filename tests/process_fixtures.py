@@ -152,14 +152,22 @@ def write_long_clip(path: str | Path, n_frames: int, size: tuple[int, int], fps:
         out.mux(a.encode(None))
 
 
-def write_audio_only(path: str | Path, seconds: float = 0.3) -> Path:
-    """An audio-only file (codec by extension: AAC for .m4a, PCM for .wav)."""
+def write_audio_only(path: str | Path, seconds: float = 0.3, *, cover: bool = False) -> Path:
+    """An audio-only file (codec by extension: AAC for .m4a/.mp4, PCM for .wav); ``cover`` adds a cover
+    picture, a one-frame MJPEG video stream marked attached_pic (as music files carry album art)."""
     path = Path(path)
     rate = 48000
     codec = "pcm_s16le" if path.suffix == ".wav" else "aac"
     with av.open(str(path), "w") as out:
         a = out.add_stream(codec, rate=rate)
         a.codec_context.layout = "mono"
+        if cover:
+            art = out.add_stream("mjpeg", rate=1)
+            art.width, art.height, art.pix_fmt = 32, 32, "yuvj420p"
+            art.disposition = av.stream.Disposition.attached_pic
+            picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
+            picture.pts = 0
+            out.mux(art.encode(picture) + art.encode(None))
         n = int(seconds * rate)
         for s in range(0, n, 1024):
             t = np.arange(s, min(n, s + 1024)) / rate

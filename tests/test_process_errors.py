@@ -86,6 +86,12 @@ def test_audio_only_file(tmp_path, capsys, run, name):
     assert_nothing_written(tmp_path, name)
 
 
+def test_song_with_cover_art_is_not_a_video(tmp_path, capsys, run):
+    song = write_audio_only(tmp_path / "song.mp4", cover=True)  # its only "video" is the album cover
+    one_error_line(capsys, run(song, "-o", tmp_path / "out.mp4"), "song.mp4", "no video stream", "cover picture")
+    assert_nothing_written(tmp_path, "song.mp4")
+
+
 def test_corrupt_data_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
     src = make_video(tmp_path / "good.mp4", n_frames=8, with_audio=False).path
     bad = damage_packet(src, tmp_path / "bad.mp4", 4)

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source
-from ..io.video_source import VideoFileSource
+from ..io.video_source import VideoFileSource, main_video_stream
 from .plan import Chunk
 
 
@@ -48,7 +48,8 @@ class ChunkSource(Source):
         width, height = self._info.width, self._info.height  # the stream's first picture, upright
         stored = (height, width) if self.rotation % 180 else (width, height)
         to_rgb = RgbConverter(name=str(self.path), size=stored, first_index=chunk.start - chunk.before)
-        stream = self._container.streams.video[0]
+        stream = main_video_stream(self._container)
+        assert stream is not None  # VideoFileSource found it above
         stream.thread_type = "AUTO"
         lo, hi = chunk.first_pts, chunk.last_pts
         assert lo is not None and hi is not None

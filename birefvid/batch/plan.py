@@ -68,13 +68,13 @@ def header_frames(path: str | Path) -> Optional[int]:
     """The frame count the container's header declares (or duration x rate), without reading packets."""
     import av
 
-    from ..io.video_source import shown_frame_count
+    from ..io.video_source import main_video_stream, shown_frame_count
 
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise SourceError(f"{path} has no video stream (audio-only or data file?)")
-            stream = container.streams.video[0]
+            stream = main_video_stream(container)
+            if stream is None:
+                raise SourceError(f"{path} has no video stream (audio-only or data file, or a song's cover picture?)")
             shown = shown_frame_count(stream)
             if shown:
                 return shown
@@ -89,14 +89,16 @@ def probe_video(path: str | Path) -> Optional[Probe]:
     """Frame timestamps and keyframes from the packets (no decoding); None when they cannot be trusted."""
     import av
 
+    from ..io.video_source import main_video_stream
+
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
         raise SourceError(f"{path} is not a readable video ({exc})") from exc
     with container:
-        if not container.streams.video:
-            raise SourceError(f"{path} has no video stream (audio-only or data file?)")
-        stream = container.streams.video[0]
+        stream = main_video_stream(container)
+        if stream is None:
+            raise SourceError(f"{path} has no video stream (audio-only or data file, or a song's cover picture?)")
         if not INDEXED_FORMATS & set(container.format.name.split(",")):
             return None  # no index to seek by: read the video as one piece
         time_base = Fraction(stream.time_base)  # read while the container is open

@@ -45,6 +45,12 @@ def _open_container(path: Path) -> av.container.InputContainer:
         raise SourceError(f"{path} is not a readable video ({reason})") from e
 
 
+def main_video_stream(container: av.container.InputContainer) -> Optional[av.video.stream.VideoStream]:
+    """The first video stream that is a video, not a cover picture (an MP3's or M4A's attached_pic); None if none."""
+    cover = av.stream.Disposition.attached_pic
+    return next((s for s in container.streams.video if not s.disposition & cover), None)
+
+
 def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
     """Matroska stores per-stream duration as a 'HH:MM:SS.nnnnnnnnn' tag."""
     m = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", stream.metadata.get("DURATION", ""))
@@ -88,9 +94,10 @@ class VideoFileSource(Source):
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = _open_container(self.path)
         try:
-            if not self._container.streams.video:
-                raise SourceError(f"{self.path} has no video stream (audio-only or data file?)")
-            self._stream = self._container.streams.video[0]
+            stream = main_video_stream(self._container)
+            if stream is None:
+                raise SourceError(f"{self.path} has no video stream (audio-only or data file, or a song's cover picture?)")
+            self._stream = stream
             self._stream.thread_type = "AUTO"
             if threads:
                 self._stream.codec_context.thread_count = threads
