@@ -11,6 +11,7 @@ MPEG-TS whose streams start at 1.4 s would otherwise have its audio play 1.4 s e
 
 from __future__ import annotations
 
+import functools
 import logging
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +33,35 @@ COPYABLE: dict[str, frozenset[str]] = {
 REENCODE: dict[str, str] = {"mov": "aac", "mp4": "aac", "matroska": "aac", "webm": "libopus"}
 # seconds of audio muxed ahead of the video written so far (keeps the muxer's interleave queue short)
 LEAD_S = 0.5
+
+
+# the usual layout for each channel count (Vorbis/Opus order), for sources whose own layout an encoder refuses
+_SURROUND = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+@functools.lru_cache(maxsize=None)
+def _encoder_takes(codec: str, layout: str, rate: int) -> bool:
+    """Whether ``codec``'s encoder opens with ``layout`` (libopus refuses 5.1(side), AAC takes it)."""
+    try:
+        cc = av.CodecContext.create(codec, "w")
+        cc.layout, cc.sample_rate = layout, rate
+        cc.format = av.codec.Codec(codec, "w").audio_formats[0].name
+        cc.open()
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
+
+
+def encoder_layout(codec: str, source: av.AudioLayout, rate: int) -> str:
+    """The channel layout to re-encode ``source`` audio in: its own when the encoder takes it (5.1 stays
+    5.1), else the usual one for as many channels, else stereo; mono stays mono."""
+    channels = source.nb_channels
+    if channels <= 1:
+        return "mono"
+    for candidate in (source.name, _SURROUND.get(channels)):
+        if candidate and _encoder_takes(codec, candidate, rate):
+            return candidate
+    return "stereo"
 
 
 def has_audio(path: str | Path) -> bool:
@@ -85,7 +115,9 @@ class AudioTrack:
         supported = av.codec.Codec(codec, "w").audio_rates
         if supported and rate not in supported:
             rate = 48000 if 48000 in supported else max(supported)
-        layout = "mono" if src.layout.nb_channels == 1 else "stereo"
+        layout = encoder_layout(codec, src.layout, rate)
+        if layout == "stereo" and src.layout.nb_channels > 2:
+            log.warning("%s: %s cannot carry its %s audio; mixed down to stereo", self._src_name, codec, src.layout.name)
         stream = self._out.add_stream(codec, rate=rate)
         stream.codec_context.layout = layout
         stream.codec_context.time_base = Fraction(1, rate)
