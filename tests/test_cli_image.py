@@ -93,8 +93,15 @@ def test_unreadable_image_in_a_folder_is_skipped_and_named(tmp_path, capfd, pvt_
     (src / "img0b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")  # between the two
     code = main(["image", str(src), "-o", str(out), "-q", "--weights", str(pvt_b0_weights), *MODEL_ARGS])
     # capfd, not capsys: libpng's own complaints would go straight to file descriptor 2
-    _one_line_error(capfd, code, f"1 of 3 images are not readable images and were skipped: {src / 'img0b.png'} (the other 2 were written")
+    _one_line_error(capfd, code, f"1 of 3 images could not be read or used and were skipped: {src / 'img0b.png'} (the other 2 were written")
     assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png"]
+
+
+def test_a_picture_too_small_to_work_on(tmp_path, capsys, pvt_b0_weights):
+    dot = tmp_path / "dot.png"
+    cv2.imwrite(str(dot), np.full((1, 1, 3), 128, np.uint8))
+    code = main(["image", str(dot), "-o", str(tmp_path / "out.png"), "--weights", str(pvt_b0_weights), *MODEL_ARGS])
+    _one_line_error(capsys, code, "dot.png is 1x1 pixels; birefvid needs at least 8x8")
 
 
 def test_phone_photo_is_cut_out_upright(tmp_path, pvt_b0_weights):

@@ -86,6 +86,12 @@ def test_audio_only_file(tmp_path, capsys, run, name):
     assert_nothing_written(tmp_path, name)
 
 
+def test_a_picture_too_small_to_work_on(tmp_path, capsys, run):
+    src = make_video(tmp_path / "dot.mkv", n_frames=3, size=(4, 4), with_audio=False, codec="ffv1", pix_fmt="yuv444p").path
+    one_error_line(capsys, run(src, "-o", tmp_path / "out.mov"), "dot.mkv is 4x4 pixels; birefvid needs at least 8x8")
+    assert_nothing_written(tmp_path, "dot.mkv")
+
+
 def test_song_with_cover_art_is_not_a_video(tmp_path, capsys, run):
     song = write_audio_only(tmp_path / "song.mp4", cover=True)  # its only "video" is the album cover
     one_error_line(capsys, run(song, "-o", tmp_path / "out.mp4"), "song.mp4", "no video stream", "cover picture")

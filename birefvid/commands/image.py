@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..compose.compositor import Compositor
     from ..errors import SourceError
+    from ..io.base import check_picture_size
     from ..io.image_sink import write_png
     from ..io.image_source import read_rgb
     from ..job import InferenceSpec
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     for source, target in bar:
         try:
             image = read_rgb(source)
+            check_picture_size(image.shape[1], image.shape[0], source)
         except SourceError:
             if len(inputs) == 1:
                 raise
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
-        raise SourceError(f"{len(unreadable)} of {len(inputs)} images are not readable images and were skipped: {names} "
+        raise SourceError(f"{len(unreadable)} of {len(inputs)} images could not be read or used and were skipped: {names} "
                           f"(the other {written} were written to {args.out})")  # fmt: skip
     if not args.quiet:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} PNGs in {args.out}"

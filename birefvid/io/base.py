@@ -12,7 +12,17 @@ from typing import Optional
 
 import numpy as np
 
+from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
+
+# a smaller picture holds no subject to cut out, and codecs and compositing refuse pictures of 1 px
+MIN_PICTURE_SIDE = 8
+
+
+def check_picture_size(width: int, height: int, name: object) -> None:
+    """SourceError naming ``name`` when a picture is too small to work on (under 8 px a side)."""
+    if min(width, height) < MIN_PICTURE_SIDE:
+        raise SourceError(f"{name} is {width}x{height} pixels; birefvid needs at least {MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE}")
 
 
 class Once:

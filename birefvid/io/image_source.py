@@ -15,7 +15,7 @@ import numpy as np
 from birefvid.errors import SourceError
 from birefvid.extensions import IMAGE_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
-from birefvid.io.base import Source
+from birefvid.io.base import Source, check_picture_size
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class ImageSequenceSource(Source):
         self.files = list_images(folder_or_glob)
         first = read_rgb(self.files[0])
         height, width = first.shape[:2]
+        check_picture_size(width, height, self.files[0])
         self._info = StreamInfo(
             width=width,
             height=height,

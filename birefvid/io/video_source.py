@@ -27,7 +27,7 @@ import av
 from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
-from birefvid.io.base import Source
+from birefvid.io.base import Source, check_picture_size
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ class VideoFileSource(Source):
         cc = s.codec_context
         self.rotation = int(first.rotation or 0)
         width, height = rotated_size(first.width, first.height, self.rotation)
+        check_picture_size(width, height, self.path)
         rate = s.average_rate or s.guessed_rate
         # the video stream's own declared length (not the container's, which may be audio's)
         self._declared = float(s.duration * s.time_base) if s.duration is not None else _mkv_duration(s)
