@@ -4,7 +4,7 @@ with its language and title (an OBS recording's separate microphone track, a fil
 
 Audio is interleaved as the video is written (``write_until`` the current video time), so memory
 stays bounded however long the input is. Copied packets keep their timestamps. Re-encoded audio is
-re-timed as one continuous run of samples (the encoder's resampler rejects jittery input pts) that
+re-timed as one continuous run of samples (a source's audio timestamps may jitter or leave gaps) that
 starts where the source's first audio frame did, because the video keeps its own timestamps: an
 MPEG-TS whose streams start at 1.4 s would otherwise have its audio play 1.4 s early.
 """
