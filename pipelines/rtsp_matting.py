@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", required=True, help="rtsp:// rtmp:// http(s):// srt:// URL (or a camera, or a video file)")
+    parser.add_argument("--source", required=True, help="rtsp:// rtmp:// http(s):// udp:// tcp:// URL (or a camera, or a video file)")
     parser.add_argument("--effect", choices=EFFECTS, default="green", help="green (default), blur, replace, alpha (.webm/.mov/.mkv recordings, preview) or mask")
     parser.add_argument("--sink", action="append", metavar="SINK",
                         help="repeatable, replaces the default http://127.0.0.1:8080 preview: rtsp://HOST:PORT/PATH to republish, a file to record, http://HOST:PORT")  # fmt: skip

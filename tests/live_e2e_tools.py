@@ -229,13 +229,19 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
 
 
 def ffmpeg_rtsp_receiver(url: str, folder: Path, width: int, height: int) -> subprocess.Popen[bytes]:
-    """Debian's ffmpeg listening at ``url`` for one RTSP publisher: every received frame goes to
-    ``rx.md5`` (framemd5) and ``rx.rgb`` (raw rgb24, ``width`` x ``height``); its log to ``ffmpeg.log``."""
+    """Debian's ffmpeg listening at ``url`` for one RTSP publisher (see ``ffmpeg_receiver``)."""
+    return ffmpeg_receiver(["-rtsp_flags", "listen", "-listen_timeout", "60", "-i", url], folder, width, height)
+
+
+def ffmpeg_receiver(input_args: list[str], folder: Path, width: int, height: int, frames: Optional[int] = None) -> subprocess.Popen[bytes]:
+    """Debian's ffmpeg reading the stream ``input_args`` name: every received frame (or the first
+    ``frames``, then it exits) goes to ``rx.md5`` (framemd5) and ``rx.rgb`` (raw rgb24, ``width`` x
+    ``height``); its log to ``ffmpeg.log``."""
     ffmpeg = need_binary("ffmpeg", "ffmpeg")
-    each = ["-map", "0:v", "-fps_mode", "passthrough"]
+    each = ["-map", "0:v", "-fps_mode", "passthrough", *(["-frames:v", str(frames)] if frames else [])]
     cmd = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", "-rtsp_flags", "listen", "-listen_timeout", "60",
-        "-i", url, *each, "-f", "framemd5", str(folder / "rx.md5"),
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning",
+        *input_args, *each, "-f", "framemd5", str(folder / "rx.md5"),
         *each, "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", str(folder / "rx.rgb"),
     ]  # fmt: skip
     with open(folder / "ffmpeg.log", "wb") as log:

@@ -61,6 +61,15 @@ def make_clip(path: Path, seconds: float = 4.0, size: tuple[int, int] = (160, 12
     return path
 
 
+def moving_bar_picture(i: int, w: int, h: int) -> np.ndarray:
+    """Smooth gradient with a bright bar that moves 3 px a frame, so every frame differs from its neighbours."""
+    y, x = np.mgrid[0:h, 0:w]
+    pic = np.dstack([x * 200 // w + 30, y * 200 // h + 30, np.full_like(x, 90)]).astype(np.uint8)
+    col = (i * 3) % (w - 8)
+    pic[:, col : col + 8] = (250, 240, 20)
+    return pic
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

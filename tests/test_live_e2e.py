@@ -17,6 +17,7 @@ import re
 import socket
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from live_e2e_tools import (
     decode_jpeg,
     decode_video,
     end_process,
+    ffmpeg_receiver,
     ffmpeg_rtsp_receiver,
     http_get,
     listening,
@@ -155,10 +157,33 @@ def test_rtsp_sink_streams_composited_frames_to_ffmpeg(tmp_path: Path, clip_smal
     finally:
         end_process(receiver)
 
-    frames = [line for line in (tmp_path / "rx.md5").read_text().splitlines() if not line.startswith("#")]
-    expected = 3 * FPS
-    assert abs(len(frames) - expected) <= 0.15 * expected, f"ffmpeg got {len(frames)} frames, expected about {expected}"
-    raw = np.fromfile(tmp_path / "rx.rgb", np.uint8)
+    _check_green_stream(tmp_path, w, h)
+
+
+def test_udp_sink_streams_composited_frames_to_a_player(tmp_path: Path, clip_small: Path) -> None:
+    port = free_port()
+    w, h = SMALL
+    # the player: ffmpeg reading MPEG-TS datagrams; UDP never says the sender stopped, so it takes 2 s of the 3
+    udp = f"udp://127.0.0.1:{port}?timeout={int(STARTUP + 30) * 1_000_000}"
+    receiver = ffmpeg_receiver(["-analyzeduration", "500000", "-i", udp], tmp_path, w, h, frames=2 * FPS)
+    try:
+        args = ["--source", clip_small, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", f"udp://127.0.0.1:{port}",
+                "--duration", "3"]  # fmt: skip
+        code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
+        assert code == 0, err
+        assert receiver.wait(timeout=30) == 0, (tmp_path / "ffmpeg.log").read_text()
+    finally:
+        end_process(receiver)
+    _check_green_stream(tmp_path, w, h, 2 * FPS)
+
+
+def _check_green_stream(folder: Path, w: int, h: int, exactly: Optional[int] = None) -> None:
+    """The receiver got about 3 s of frames (or ``exactly`` that many), composited on green, that move."""
+    frames = [line for line in (folder / "rx.md5").read_text().splitlines() if not line.startswith("#")]
+    expected = exactly or 3 * FPS
+    tolerance = 0 if exactly else 0.15 * expected
+    assert abs(len(frames) - expected) <= tolerance, f"ffmpeg got {len(frames)} frames, expected about {expected}"
+    raw = np.fromfile(folder / "rx.rgb", np.uint8)
     assert raw.size == len(frames) * h * w * 3
     pictures = raw.reshape(len(frames), h, w, 3)
     for i in (len(frames) // 4, len(frames) // 2, len(frames) - 1):

@@ -15,24 +15,11 @@ import pytest
 
 from birefvid.errors import SinkError
 from birefvid.io.rtsp_sink import RtspPublishSink
+from live_media import free_port, moving_bar_picture
 from system_tools import need_binary
 
 FPS = 24
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _picture(i: int, w: int, h: int) -> np.ndarray:
-    """Smooth gradient with a bright bar that moves 3 px a frame, so every frame differs from its neighbours."""
-    y, x = np.mgrid[0:h, 0:w]
-    pic = np.dstack([x * 200 // w + 30, y * 200 // h + 30, np.full_like(x, 90)]).astype(np.uint8)
-    col = (i * 3) % (w - 8)
-    pic[:, col : col + 8] = (250, 240, 20)
-    return pic
 
 
 def _receiver(ffmpeg: str, url: str, folder: Path) -> subprocess.Popen:
@@ -62,10 +49,10 @@ def _connect(url: str, deadline_s: float = 10.0, **kw) -> RtspPublishSink:
 @pytest.mark.parametrize("kind,w,h", [("rgb", 128, 96), ("gray", 63, 47)])
 def test_ffmpeg_receives_every_frame(tmp_path, kind, w, h):
     ffmpeg = need_binary("ffmpeg", "ffmpeg")
-    url = f"rtsp://127.0.0.1:{_free_port()}/out"
+    url = f"rtsp://127.0.0.1:{free_port()}/out"
     proc = _receiver(ffmpeg, url, tmp_path)
     n = 48
-    sent = [_picture(i, w, h) for i in range(n)]
+    sent = [moving_bar_picture(i, w, h) for i in range(n)]
     if kind == "gray":
         sent = [p[..., 1].copy() for p in sent]
     try:
@@ -104,7 +91,7 @@ def test_ffmpeg_receives_every_frame(tmp_path, kind, w, h):
 
 def test_stream_time_starts_at_the_first_picture_not_at_open():
     """A player's clock (FFmpeg's, taken from RTCP sender reports) reads t for the picture sent at t."""
-    url = f"rtsp://127.0.0.1:{_free_port()}/out"
+    url = f"rtsp://127.0.0.1:{free_port()}/out"
     got: list = []
 
     def receive() -> None:
@@ -117,7 +104,7 @@ def test_stream_time_starts_at_the_first_picture_not_at_open():
     time.sleep(0.5)  # the first picture comes well after the stream was announced
     with sink:
         for i in range(6):
-            sink.send(_picture(i, 64, 48), i / FPS)
+            sink.send(moving_bar_picture(i, 64, 48), i / FPS)
     receiver.join(timeout=15)
     assert not receiver.is_alive() and len(got) == 6
     # the first packet has no pts (FFmpeg's demuxer), the others sit at i/FPS, not 0.5 s early
@@ -126,7 +113,7 @@ def test_stream_time_starts_at_the_first_picture_not_at_open():
 
 
 def test_unreachable_or_silent_server_fails_fast_naming_the_url():
-    url = f"rtsp://127.0.0.1:{_free_port()}/live"
+    url = f"rtsp://127.0.0.1:{free_port()}/live"
     t0 = time.monotonic()
     with pytest.raises(SinkError, match=f"^cannot publish to {url}: .*RTSP server") as info:
         RtspPublishSink(url, width=64, height=48, fps=FPS, kind="rgb", open_timeout=2.0)
@@ -149,12 +136,12 @@ def test_alpha_is_refused_with_a_file_sink_hint():
 
 def test_receiver_going_away_is_a_sink_error(tmp_path):
     ffmpeg = need_binary("ffmpeg", "ffmpeg")
-    url = f"rtsp://127.0.0.1:{_free_port()}/out"
+    url = f"rtsp://127.0.0.1:{free_port()}/out"
     proc = _receiver(ffmpeg, url, tmp_path)
     try:
         sink = _connect(url, width=64, height=48, fps=FPS, kind="rgb")
         for i in range(5):
-            sink.send(_picture(i, 64, 48), i / FPS)
+            sink.send(moving_bar_picture(i, 64, 48), i / FPS)
     finally:
         proc.kill()
         proc.wait()
@@ -162,6 +149,6 @@ def test_receiver_going_away_is_a_sink_error(tmp_path):
     with pytest.raises(SinkError, match=f"^publishing to {url} failed after"):
         for i in range(5, 5000):  # the kernel may buffer a few frames before the broken pipe shows
             assert time.monotonic() < deadline, "sending kept succeeding after the receiver died"
-            sink.send(_picture(i, 64, 48), i / FPS)
+            sink.send(moving_bar_picture(i, 64, 48), i / FPS)
     sink.abort()
     sink.abort()  # idempotent

@@ -13,6 +13,7 @@ from birefvid.io.http_preview import HttpPreviewSink
 from birefvid.io.live_base import LiveSink
 from birefvid.io.live_sinks import open_live_sink, open_live_sinks, parse_http_address
 from birefvid.io.record_sink import RecordingSink
+from birefvid.io.ts_sink import MpegTsPublishSink
 
 SIZE = dict(width=64, height=48, fps=25.0)
 
@@ -73,6 +74,11 @@ def test_each_form_opens_its_sink(tmp_path):
     port = _free_port()
     with pytest.raises(SinkError, match=f"^cannot publish to rtsp://127.0.0.1:{port}/cam: "):
         open_live_sink(f"rtsp://127.0.0.1:{port}/cam", kind="rgb", **SIZE)
+    udp = open_live_sink(f"udp://127.0.0.1:{port}", kind="gray", **SIZE)  # datagrams need no one listening
+    assert isinstance(udp, MpegTsPublishSink) and udp.name == f"udp://127.0.0.1:{port}"
+    udp.close()
+    with pytest.raises(SinkError, match=f"^cannot send to tcp://127.0.0.1:{port}: "):
+        open_live_sink(f"tcp://127.0.0.1:{port}", kind="rgb", **SIZE)
 
 
 class _FakeDisplay(LiveSink):
@@ -125,7 +131,8 @@ def test_rgba_to_rtsp_is_refused_before_connecting():
 @pytest.mark.parametrize(
     "spec,kind,match",
     [
-        ("rtmp://example.org/live", "rgb", "rtmp:// outputs are not supported; expected window, virtualcam"),
+        ("rtmp://example.org/live", "rgb", r"does not publish RTMP itself; publish to an RTSP server .*MediaMTX"),
+        ("ftp://example.org/x.ts", "rgb", "ftp:// outputs are not supported; expected window, virtualcam, rtsp://.*, udp://HOST:PORT, tcp://HOST:PORT"),
         ("", "rgb", "empty --sink"),
         ("out.mp4", "bgr", "unknown picture kind 'bgr'"),
     ],

@@ -271,6 +271,21 @@ def test_unreachable_url_gives_up_with_one_line(caplog) -> None:
     src.close()
 
 
+def test_srt_without_libsrt_fails_at_once_saying_what_to_do() -> None:
+    url = f"srt://127.0.0.1:{free_port()}"
+    src = open_live_source(url, max_retries=3, backoff_initial=0.5)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(SourceError) as info:
+            src.start()
+    finally:
+        src.close()
+    if "Protocol not found" not in str(info.value):
+        pytest.skip(f"this PyAV's FFmpeg has SRT ({info.value})")  # PyAV's PyPI wheels do not
+    assert time.monotonic() - t0 < 0.5, "a protocol the build lacks is retried"
+    assert str(info.value).startswith(f"{url}: this FFmpeg build cannot open it") and "MediaMTX" in str(info.value)
+
+
 class _SilentServer:
     """Accepts TCP connections on 127.0.0.1 and never says a word (a hung camera); stops by itself."""
 

@@ -10,14 +10,15 @@ from pathlib import Path
 from ..job import DEFAULT_LATENCY_BUDGET_MS, EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
 from .options import add_model_options
 
-HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, browser or file"
+HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, MPEG-TS, browser or file"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="camera index (0) or device (/dev/video0), rtsp:// rtmp:// http(s):// srt:// URL, or a video file")
+    parser.add_argument("--source", required=True, help="camera index (0) or device (/dev/video0), rtsp:// rtmp:// http(s):// udp:// tcp:// URL, or a video file")
     parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), alpha (RGBA) or mask (default blur)")
     parser.add_argument("--sink", action="append", default=[], metavar="SINK",
-                        help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, http://HOST:PORT (browser preview) or a file to record")  # fmt: skip
+                        help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, udp://HOST:PORT or tcp://HOST:PORT (MPEG-TS), "
+                             "http://HOST:PORT (browser preview) or a file to record")  # fmt: skip
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until the source ends or Ctrl-C)")
     src = parser.add_argument_group("source")
     src.add_argument("--realtime", action="store_true", help="play a video file at its own frame rate (demos, tests)")

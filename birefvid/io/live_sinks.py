@@ -1,4 +1,5 @@
-"""Turn ``--sink`` values into opened live sinks: a window, a virtual camera, an RTSP stream, an HTTP preview or a file.
+"""Turn ``--sink`` values into opened live sinks: a window, a virtual camera, an RTSP or MPEG-TS
+(UDP/TCP/SRT) stream, an HTTP preview or a file.
 
 Every sink is opened (and so checked) before the first frame is processed; when one fails, the
 ones already opened are aborted, so a typo in the third --sink leaves no half-written recording
@@ -18,7 +19,11 @@ from birefvid.io.live_base import LiveSink
 log = logging.getLogger(__name__)
 
 PICTURE_KINDS = ("rgb", "rgba", "gray")
-_FORMS = "window, virtualcam, rtsp://HOST[:PORT]/PATH, http://HOST:PORT or a video file path"
+_FORMS = "window, virtualcam, rtsp://HOST[:PORT]/PATH, udp://HOST:PORT, tcp://HOST:PORT, http://HOST:PORT or a video file path"
+# RTMP, which people ask for, is not published directly: PyAV opens it holding Python's lock with no
+# timeout, so an unreachable or silent server would freeze the whole process (Ctrl-C too) for minutes
+_RELAY_HINT = ("publish to an RTSP server with --sink rtsp://... and let it relay: MediaMTX, for one, serves "
+               "every RTSP stream as RTMP, SRT, HLS and WebRTC and can push it on to YouTube or Twitch")
 _ALPHA_HINT = "; for alpha, record to a .webm, .mov or .mkv file sink"
 
 
@@ -79,6 +84,13 @@ def open_live_sink(
 
         _check_kind(RtspPublishSink, spec, kind)
         return RtspPublishSink(spec, width=width, height=height, fps=fps, kind=kind)
+    if scheme in ("udp", "tcp", "srt"):
+        from birefvid.io.ts_sink import MpegTsPublishSink
+
+        _check_kind(MpegTsPublishSink, spec, kind)
+        return MpegTsPublishSink(spec, width=width, height=height, fps=fps, kind=kind)
+    if scheme in ("rtmp", "rtmps"):
+        raise ConfigError(f"--sink {spec}: birefvid does not publish RTMP itself; {_RELAY_HINT}")
     if scheme == "http":
         from birefvid.io.http_preview import HttpPreviewSink
 

@@ -6,9 +6,10 @@
   FFmpeg has it, else OpenCV's V4L2 backend: PyAV's Linux wheels ship without it), macOS
   AVFoundation, Windows DirectShow (the index picks the n-th video device FFmpeg lists). A camera
   that does not exist fails at once and is not retried.
-* ``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``srt://``, ``udp://``, ``tcp://``: a
-  network stream opened with low-latency options (RTSP over TCP, no demuxer buffering, short
-  probing) and PyAV's ``(open, read)`` timeouts, so no call blocks forever. A lost stream (read
+* ``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://`` (and ``srt://``
+  where PyAV's FFmpeg has libsrt, which its wheels do not): a network stream opened with
+  low-latency options (RTSP over TCP, no demuxer buffering, short probing) and PyAV's
+  ``(open, read)`` timeouts, so no call blocks forever. A lost stream (read
   error, timeout, end of stream) is reopened under the ``reconnect.Backoff`` policy; the initial
   open follows the same policy.
 * a video file: read as fast as it decodes, or at its own pace with ``realtime=True`` (demos,
@@ -283,7 +284,10 @@ class _AvConnection:
                 timeout=(open_timeout, read_timeout),
             )
         except _PERMANENT as e:
-            raise SourceError(f"{target.name}: this FFmpeg build cannot open it ({_reason(e, 0, 0, '')})") from e
+            hint = ""
+            if isinstance(e, av.ProtocolNotFoundError) and target.name.lower().startswith("srt:"):
+                hint = "; PyAV's wheels have no SRT: let a media server take it in and serve RTSP (MediaMTX does)"
+            raise SourceError(f"{target.name}: this FFmpeg build cannot open it ({_reason(e, 0, 0, '')}){hint}") from e
         except (av.FFmpegError, OSError) as e:
             raise _Lost(_reason(e, time.monotonic() - t0, open_timeout, "answer")) from e
         except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)

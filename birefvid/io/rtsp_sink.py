@@ -1,8 +1,7 @@
 """Publish live pictures as H.264 to an RTSP server (e.g. MediaMTX), so any player can watch them.
 
-The stream is tuned for latency, not size: libx264 ultrafast/zerolatency, no B-frames, a keyframe
-about every second (a player joining late waits at most that long), RTSP over TCP (no lost
-packets on a busy network). H.264 has no alpha, so only rgb and gray pictures are accepted.
+The stream is ``LiveH264``'s low-latency H.264 (no alpha: rgb and gray pictures only), sent with
+RTSP over TCP (no lost packets on a busy network).
 """
 
 from __future__ import annotations
@@ -14,23 +13,20 @@ from typing import Optional
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from birefvid.errors import SinkError
-from birefvid.io._pixels import RgbToYuv
+from birefvid.io.h264_live import ACCEPTS, ALPHA_HINT, LiveH264
 from birefvid.io.live_base import LiveSink
 
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # the RTP video clock
-ALPHA_HINT = "H.264 carries no alpha; to keep alpha record to a .webm, .mov or .mkv file sink instead"
-_BT709: dict[str, object] = {"dst_colorspace": "ITU709", "dst_color_range": 1}  # what the stream is tagged as
 
 
 class RtspPublishSink(LiveSink):
     """Encodes each picture with libx264 and pushes it to ``url`` (rtsp:// or rtsps://) as it arrives."""
 
-    accepts = frozenset({"rgb", "gray"})
+    accepts = ACCEPTS
     holds_last = True
 
     def __init__(self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0) -> None:
@@ -41,14 +37,10 @@ class RtspPublishSink(LiveSink):
         if width <= 0 or height <= 0 or not fps > 0:
             raise SinkError(f"cannot publish to {url}: needs a positive size and rate, got {width}x{height} at {fps} fps")
         self.width, self.height = width, height
-        # yuv420p needs even sizes; an odd row/column is padded by repeating the edge
-        self._enc_w, self._enc_h = width + width % 2, height + height % 2
         self.frames_sent = 0
         self._last_pts: Optional[int] = None
         self._lag: Optional[float] = None
         self._out: Optional[av.container.OutputContainer] = None
-        self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
-        self._rgb_to_yuv = RgbToYuv("yuv420p", **_BT709)
         timeout_us = str(max(1, int(open_timeout * 1_000_000)))
         # the wall-clock moment RTCP sender reports call RTP time 0 (FFmpeg would take it at SETUP)
         self._epoch = time.time()
@@ -58,18 +50,8 @@ class RtspPublishSink(LiveSink):
                 options={"rtsp_transport": "tcp", "timeout": timeout_us},
                 container_options={"start_time_realtime": str(int(self._epoch * 1_000_000))},
             )
-            stream = self._out.add_stream(
-                "libx264", options={"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}
-            )
-            cc = stream.codec_context
-            stream.width, stream.height, stream.pix_fmt = self._enc_w, self._enc_h, "yuv420p"
-            stream.time_base = cc.time_base = TIME_BASE
-            cc.framerate = Fraction(fps).limit_denominator(1001)
-            cc.gop_size = max(1, round(fps))
-            cc.max_b_frames = 0
-            # BT.709, limited range, and said so in the stream: players guess 709 for HD when untagged
-            cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
-            self._stream = stream
+            self._h264 = LiveH264(self._out, width=width, height=height, fps=fps, time_base=TIME_BASE)
+            self._stream = self._h264.stream
             self._out.start_encoding()  # connects, ANNOUNCEs and SETUPs now, so a dead server fails here
         except (av.FFmpegError, OSError, ValueError) as e:
             self._abort()
@@ -86,20 +68,10 @@ class RtspPublishSink(LiveSink):
     def name(self) -> str:
         return self.url
 
-    def _frame(self, picture: np.ndarray) -> av.VideoFrame:
-        kind = self.check_picture(picture, self.width, self.height, " (H.264 has no alpha)")
-        if (self._enc_w, self._enc_h) != (self.width, self.height):
-            pad = ((0, self._enc_h - self.height), (0, self._enc_w - self.width)) + ((0, 0),) * (picture.ndim - 2)
-            picture = np.pad(picture, pad, mode="edge")
-        if kind != "gray":
-            return self._rgb_to_yuv(picture)
-        # only the conversion below reads this frame: it wraps the pixels rather than copying them
-        frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(picture), format="gray")
-        return self._reformatter.reformat(frame, format="yuv420p", **_BT709)
-
     def _send(self, picture: np.ndarray, t: float) -> None:
         assert self._out is not None
-        frame = self._frame(picture)
+        self.check_picture(picture, self.width, self.height, " (H.264 has no alpha)")
+        frame = self._h264.frame(picture)
         if self._lag is None:
             # RTCP sender reports map the wall clock since ``_epoch`` onto the RTP clock and FFmpeg-based
             # players take their zero from the first report; without this shift, pictures that arrive

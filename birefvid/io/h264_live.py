@@ -1,0 +1,52 @@
+"""The H.264 stream every network sink sends: tuned for latency, not size, and tagged BT.709.
+
+libx264 ultrafast/zerolatency, no B-frames, a keyframe about every second (a player joining late
+waits at most that long); odd sizes padded to even for yuv420p by repeating the edge. H.264 has no
+alpha, so only rgb and gray pictures are taken. Shared by the RTSP and MPEG-TS publishers.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from birefvid.io._pixels import RgbToYuv
+
+ALPHA_HINT = "H.264 carries no alpha; to keep alpha record to a .webm, .mov or .mkv file sink instead"
+ACCEPTS = frozenset({"rgb", "gray"})
+_BT709: dict[str, object] = {"dst_colorspace": "ITU709", "dst_color_range": 1}  # what the stream is tagged as
+
+
+class LiveH264:
+    """Adds a low-latency H.264 stream for ``width`` x ``height`` pictures at ``fps`` to ``out`` and
+    turns pictures into the frames it takes (the caller checks their kind and size)."""
+
+    def __init__(self, out: av.container.OutputContainer, *, width: int, height: int, fps: float, time_base: Fraction) -> None:
+        self.width, self.height = width, height
+        self.enc_width, self.enc_height = width + width % 2, height + height % 2
+        self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
+        self._rgb_to_yuv = RgbToYuv("yuv420p", **_BT709)
+        stream = out.add_stream("libx264", options={"preset": "ultrafast", "tune": "zerolatency", "bf": "0"})
+        cc = stream.codec_context
+        stream.width, stream.height, stream.pix_fmt = self.enc_width, self.enc_height, "yuv420p"
+        stream.time_base = cc.time_base = time_base
+        cc.framerate = Fraction(fps).limit_denominator(1001)
+        cc.gop_size = max(1, round(fps))
+        cc.max_b_frames = 0
+        # BT.709, limited range, and said so in the stream: players guess 709 for HD when untagged
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
+        self.stream = stream
+
+    def frame(self, picture: np.ndarray) -> av.VideoFrame:
+        """``picture`` ((H, W, 3) RGB or (H, W) gray uint8) as a yuv420p frame of the encoder's size."""
+        if (self.enc_width, self.enc_height) != (self.width, self.height):
+            pad = ((0, self.enc_height - self.height), (0, self.enc_width - self.width)) + ((0, 0),) * (picture.ndim - 2)
+            picture = np.pad(picture, pad, mode="edge")
+        if picture.ndim == 3:
+            return self._rgb_to_yuv(picture)
+        # only the conversion below reads this frame: it wraps the pixels rather than copying them
+        frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(picture), format="gray")
+        return self._reformatter.reformat(frame, format="yuv420p", **_BT709)

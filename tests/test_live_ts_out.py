@@ -1,0 +1,175 @@
+"""MPEG-TS publishing over UDP and TCP: Debian's ffmpeg, as the player, receives and decodes every frame sent."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.errors import SinkError
+from birefvid.io.ts_sink import MpegTsPublishSink, stream_url
+from live_media import free_port, moving_bar_picture
+from system_tools import need_binary
+
+FPS = 24
+
+
+def _receiver(url: str, folder: Path) -> subprocess.Popen:
+    """ffmpeg reading ``url`` until the stream ends: every frame to out.md5 (framemd5) and out.rgb (raw RGB)."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    each = ["-map", "0:v", "-fps_mode", "passthrough"]
+    cmd = [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", "-i", url,
+        *each, "-enc_time_base", "1/90000", "-f", "framemd5", str(folder / "out.md5"),
+        *each, "-pix_fmt", "rgb24", "-f", "rawvideo", str(folder / "out.rgb"),
+    ]  # fmt: skip
+    with open(folder / "ffmpeg.log", "w") as log:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _udp_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to ``port`` (the receiver is ready: datagrams sent before are lost)."""
+    needle = f":{port:04X} "
+    return any(needle in line for name in ("/proc/net/udp", "/proc/net/udp6") for line in Path(name).read_text().splitlines()[1:])
+
+
+def _wait(check, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _connect_tcp(url: str, **kw) -> MpegTsPublishSink:
+    """Open the sender once the receiver listens (it takes ffmpeg a moment to bind)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return MpegTsPublishSink(url, open_timeout=2.0, **kw)
+        except SinkError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _check_received(folder: Path, sent: list[np.ndarray], w: int, h: int) -> None:
+    n = len(sent)
+    lines = (folder / "out.md5").read_text().splitlines()
+    frames = [line for line in lines if not line.startswith("#")]
+    assert len(frames) == n, f"ffmpeg decoded {len(frames)} of {n} frames"
+    tb = Fraction(next(line for line in lines if line.startswith("#tb 0:")).split(":")[1].strip())
+    times = [float(int(line.split(",")[1]) * tb) for line in frames]
+    assert np.allclose(np.diff(times), 1 / FPS, atol=0.0001), times[:5]
+    ew, eh = w + w % 2, h + h % 2  # odd sizes are padded to even for yuv420p
+    raw = np.fromfile(folder / "out.rgb", np.uint8)
+    assert raw.size == n * eh * ew * 3
+    got = raw.reshape(n, eh, ew, 3)[:, :h, :w]
+    got = got[..., 1] if sent[0].ndim == 2 else got
+    errors = [float(np.abs(g.astype(int) - s.astype(int)).mean()) for g, s in zip(got, sent)]
+    assert max(errors) < 6, f"decoded frames differ from the sent ones by up to {max(errors):.1f} levels"
+    for i in (1, n // 2, n - 2):  # each decoded frame is its own picture: nothing dropped, repeated or reordered
+        for j in (i - 1, i + 1):
+            assert errors[i] < float(np.abs(got[i].astype(int) - sent[j].astype(int)).mean())
+
+
+@pytest.mark.parametrize("kind,w,h", [("rgb", 128, 96), ("gray", 63, 47)])
+def test_udp_player_receives_every_frame(tmp_path, kind, w, h):
+    port = free_port()
+    proc = _receiver(f"udp://127.0.0.1:{port}?timeout=2000000", tmp_path)  # ends 2 s after the last datagram
+    sent = [moving_bar_picture(i, w, h) for i in range(48)]
+    if kind == "gray":
+        sent = [p[..., 1].copy() for p in sent]
+    try:
+        _wait(lambda: _udp_bound(port) or proc.poll() is not None, 10, "ffmpeg to bind its UDP port")
+        with MpegTsPublishSink(f"udp://127.0.0.1:{port}", width=w, height=h, fps=FPS, kind=kind) as sink:
+            for i, pic in enumerate(sent):
+                sink.send(pic, 5.0 + i / FPS)  # a live t need not start at 0: the stream does
+                time.sleep(0.002)  # paced a little, as live frames are, so the receive buffer never overflows
+        assert sink.frames_sent == len(sent)
+        assert proc.wait(timeout=20) == 0, (tmp_path / "ffmpeg.log").read_text()
+    finally:
+        proc.kill()
+        proc.wait()
+    _check_received(tmp_path, sent, w, h)
+
+
+def test_tcp_player_receives_every_frame_and_its_leaving_is_an_error(tmp_path):
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = _receiver(f"{url}?listen=1&listen_timeout=20000", tmp_path)
+    w, h = 96, 64
+    sent = [moving_bar_picture(i, w, h) for i in range(30)]
+    try:
+        with _connect_tcp(url, width=w, height=h, fps=FPS, kind="rgb") as sink:
+            for i, pic in enumerate(sent):
+                sink.send(pic, i / FPS)
+        assert proc.wait(timeout=20) == 0, (tmp_path / "ffmpeg.log").read_text()
+    finally:
+        proc.kill()
+        proc.wait()
+    _check_received(tmp_path, sent, w, h)
+
+    proc = _receiver(f"{url}?listen=1&listen_timeout=20000", tmp_path)
+    try:
+        sink = _connect_tcp(url, width=w, height=h, fps=FPS, kind="rgb")
+        sink.send(sent[0], 0.0)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    with pytest.raises(SinkError, match=f"^sending to {url} failed after"):
+        for i in range(1, 5000):  # the kernel may buffer a few frames before the broken pipe shows
+            assert time.monotonic() < deadline, "sending kept succeeding after the player left"
+            sink.send(sent[i % len(sent)], i / FPS)
+    sink.abort()
+    sink.abort()  # idempotent
+
+
+def test_no_tcp_listener_fails_at_once_naming_the_url():
+    url = f"tcp://127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    with pytest.raises(SinkError, match=f"^cannot send to {url}: .*refused.*listening there") as info:
+        MpegTsPublishSink(url, width=64, height=48, fps=FPS, kind="rgb", open_timeout=2.0)
+    assert time.monotonic() - t0 < 2.5 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url,match",
+    [
+        ("udp://127.0.0.1", "needs a host and a port, e.g. udp://127.0.0.1:5000"),
+        ("tcp://127.0.0.1:5000?listen=1", "cannot wait for one to connect; for players that connect, use --sink udp://"),
+    ],
+)
+def test_bad_addresses_say_what_to_do(url, match):
+    with pytest.raises(SinkError, match=match):
+        MpegTsPublishSink(url, width=64, height=48, fps=FPS, kind="rgb")
+
+
+def test_stream_options_are_added_unless_given():
+    assert stream_url("udp://10.0.0.2:5000", 5) == "udp://10.0.0.2:5000?pkt_size=1316"
+    assert stream_url("udp://10.0.0.2:5000?pkt_size=188&ttl=4", 5) == "udp://10.0.0.2:5000?pkt_size=188&ttl=4"
+    assert stream_url("tcp://player:9000", 1.5) == "tcp://player:9000?timeout=1500000"
+
+
+def test_srt_without_libsrt_says_how_to_get_srt():
+    # PyAV's PyPI wheels carry no libsrt; where a build has it this test has nothing to check
+    try:
+        with av.open("srt://127.0.0.1:1?connect_timeout=100", "w", format="mpegts") as probe:
+            probe.add_stream("mpeg1video", rate=24).width = 16
+            probe.start_encoding()
+    except av.ProtocolNotFoundError:
+        pass
+    except (av.FFmpegError, OSError, ValueError):
+        pytest.skip("this PyAV's FFmpeg has SRT")
+    with pytest.raises(SinkError, match=r"^cannot send to srt://127.0.0.1:9000: this FFmpeg build \(PyAV's\) cannot send srt://.*MediaMTX"):
+        MpegTsPublishSink("srt://127.0.0.1:9000", width=64, height=48, fps=FPS, kind="rgb")
+
+
+def test_alpha_is_refused_with_a_file_sink_hint():
+    with pytest.raises(SinkError, match=r"no alpha.*\.webm, \.mov or \.mkv"):
+        MpegTsPublishSink("udp://127.0.0.1:5000", width=64, height=48, fps=FPS, kind="rgba")
