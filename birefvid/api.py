@@ -77,6 +77,7 @@ def build_file_job(
     pix_fmt: Optional[str] = None,
     preset: Optional[str] = None,
     audio: bool = True,
+    subtitles: bool = True,
     overwrite: bool = False,
     decoder: str = "pyav",
     fps: float = 25.0,
@@ -94,7 +95,7 @@ def build_file_job(
         output=OutputSpec(
             str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,
-            preset=preset, audio=audio, overwrite=overwrite,
+            preset=preset, audio=audio, subtitles=subtitles, overwrite=overwrite,
         ),
         model=model_spec,
         inference=inference,

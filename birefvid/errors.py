@@ -61,7 +61,7 @@ _CLI_STYLE: contextvars.ContextVar[bool] = contextvars.ContextVar("birefvid_cli_
 # API parameter -> CLI flag, where the two names differ beyond "_" vs "-"
 _CLI_FLAGS = {"kind": "--output", "report_path": "--report", "latency_budget_ms": "--latency-budget", "record_preset": "--preset"}
 # (API parameter, value) -> CLI flag, for booleans the CLI spells as a negative switch
-_CLI_SWITCHES = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio"}
+_CLI_SWITCHES = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio", ("subtitles", False): "--no-subtitles"}
 
 
 def option(name: str, value: object = None) -> str:

@@ -154,7 +154,7 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """What to write and how: kind, compositing options, encoder overrides, audio and overwrite."""
+    """What to write and how: kind, compositing options, encoder overrides, audio, subtitles and overwrite."""
 
     path: str
     kind: OutputKind = "alpha"
@@ -169,6 +169,7 @@ class OutputSpec:
     preset: Optional[str] = None
     audio: bool = True
     overwrite: bool = False
+    subtitles: bool = True
 
     def validate(self) -> None:
         check_output_options(self.kind, self.background is not None)

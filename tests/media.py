@@ -387,3 +387,77 @@ def x264_settings(path) -> str:
         first = bytes(next(p for p in c.demux(c.streams.video[0]) if p.size))
     start = first.index(b"x264 - core")
     return first[start : first.index(b"\x00", start)].decode("ascii", "replace")
+
+
+# a minimal ASS header: FFmpeg's text subtitle encoders refuse to open without one
+_ASS_HEADER = (
+    b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+    b"Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
+    b"Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, "
+    b"MarginR, MarginV, Encoding\nStyle: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+    b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+)
+SubtitleCue = tuple[int, int, str]  # start ms, end ms, text
+
+
+def _cue_payload(codec: str, text: str) -> bytes:
+    data = text.encode()
+    if codec == "mov_text":
+        return len(data).to_bytes(2, "big") + data
+    if codec == "ass":
+        return b"0,0,Default,,0,0,0,," + data
+    return data  # subrip, webvtt: the text itself
+
+
+def add_subtitles(
+    path: str | Path, out: str | Path, tracks: Sequence[tuple[str, str, Sequence[SubtitleCue]]],
+    chapters: Sequence[tuple[int, int, str]] = (),
+) -> Path:
+    """Remux ``path`` (its video and audio) into ``out`` plus subtitle ``tracks`` of (codec, language,
+    cues) and ``chapters`` of (start ms, end ms, title): a film's subtitles and chapter marks."""
+    with av.open(str(path)) as src, av.open(str(out), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in (*src.streams.video, *src.streams.audio)}
+        subtitle_streams = []
+        for codec, language, _ in tracks:
+            stream = dst.add_stream(codec)
+            stream.codec_context.subtitle_header = _ASS_HEADER
+            stream.time_base = Fraction(1, 1000)
+            stream.metadata["language"] = language
+            subtitle_streams.append(stream)
+        dst.set_chapters([
+            {"id": i + 1, "start": start, "end": end, "time_base": Fraction(1, 1000), "metadata": {"title": title}}
+            for i, (start, end, title) in enumerate(chapters)
+        ])  # fmt: skip
+        dst.start_encoding()
+        for packet in src.demux(*(src.streams[i] for i in streams)):
+            if packet.size:  # not the end-of-stream marker (Matroska leaves the first packets' dts unset)
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+        for stream, (codec, _, cues) in zip(subtitle_streams, tracks):
+            for start, end, text in cues:
+                packet = av.Packet(_cue_payload(codec, text))
+                packet.pts = packet.dts = start
+                packet.duration, packet.time_base, packet.stream = end - start, Fraction(1, 1000), stream
+                dst.mux(packet)
+    return Path(out)
+
+
+def subtitle_cues(path: str | Path) -> list[tuple[str, str, list[tuple[float, float, bytes]]]]:
+    """(codec, language, [(start s, end s, payload)]) of every subtitle track of ``path``, in order: the
+    cues a viewer sees (not the empty samples MP4 fills the gaps between them with)."""
+    with av.open(str(path)) as c:
+        tracks = [(s.codec_context.name, s.metadata.get("language", ""), []) for s in c.streams.subtitles]
+        index = {s.index: i for i, s in enumerate(c.streams.subtitles)}
+        if index:
+            for packet in c.demux(*c.streams.subtitles):
+                if packet.pts is not None and packet.duration and bytes(packet) not in (b"", b"\x00\x00"):
+                    start = float(packet.pts * packet.time_base)
+                    tracks[index[packet.stream.index]][2].append((round(start, 3), round(start + float(packet.duration * packet.time_base), 3), bytes(packet)))
+    return tracks
+
+
+def chapter_marks(path: str | Path) -> list[tuple[float, float, str]]:
+    """(start s, end s, title) of every chapter of ``path``."""
+    with av.open(str(path)) as c:
+        return [(float(ch["start"] * ch["time_base"]), float(ch["end"] * ch["time_base"]), ch["metadata"].get("title", ""))
+                for ch in c.chapters()]  # fmt: skip

@@ -2,7 +2,7 @@
 
 A video is planned into chunks at its keyframes (``plan``); each chunk is segmented with enough
 overlap for the temporal smoother and encoded as its own file (``chunk``); the chunk files are
-joined by remuxing their packets, without re-encoding, and the source audio is muxed once
+joined by remuxing their packets, without re-encoding, and the source audio, subtitles and chapters are muxed once
 (``join``). A manifest records finished chunks and videos so a rerun skips them (``manifest``).
 Executors run chunks one after another (``local``) or on Ray actors that keep a model loaded
 (``ray_executor``). Ray is imported only by ``ray_executor`` and only when ``--ray`` is given; the

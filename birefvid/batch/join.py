@@ -1,4 +1,4 @@
-"""Join chunk files into one output by remuxing their packets (no re-encoding), muxing the source audio once.
+"""Join chunk files into one output by remuxing their packets (no re-encoding), muxing the source audio and subtitles once.
 
 Each chunk file starts with a keyframe and carries the source's own pts, so the packets go into the
 final container as they are, in order; the result is written to a temporary file and renamed only
@@ -27,15 +27,18 @@ def _container_options(muxer: str, time_base: Fraction) -> dict[str, str]:
 
 
 def join_chunks(
-    parts: Sequence[Path], target: Path, *, audio_from: Optional[str], expected_frames: int, shifts: Optional[Sequence[Fraction]] = None
+    parts: Sequence[Path], target: Path, *, audio_from: Optional[str], expected_frames: int, shifts: Optional[Sequence[Fraction]] = None,
+    subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None,
 ) -> int:
-    """Remux ``parts`` in order into ``target`` (+ the audio of ``audio_from``); returns the frames joined.
+    """Remux ``parts`` in order into ``target`` (+ the audio of ``audio_from``, the subtitles of
+    ``subtitles_from``, the chapters of ``chapters_from``); returns the frames joined.
 
     ``shifts``: seconds to add back to each part's timestamps (``chunk_shift``; None: none).
     """
     import av
 
     from ..io.audio import AudioTracks, has_audio
+    from ..io.subtitles import SubtitleTracks, source_chapters
     from ..io.video_source import WRITER_TAGS
 
     target = Path(target)
@@ -44,6 +47,7 @@ def join_chunks(
         raise SinkError(f"cannot join chunks into {target}: unknown container {target.suffix!r}")
     atomic = AtomicFile(target)
     audio: Optional[AudioTracks] = None
+    subtitles: Optional[SubtitleTracks] = None
     frames = 0
     try:
         with av.open(str(parts[0])) as first:
@@ -62,13 +66,18 @@ def join_chunks(
                         video.metadata[key] = value
                 if audio_from is not None and has_audio(audio_from):
                     audio = AudioTracks(audio_from, out, muxer)
+                if subtitles_from is not None:
+                    subtitles = SubtitleTracks(subtitles_from, out, target)
+                if chapters_from is not None and (chapters := source_chapters(chapters_from)):
+                    out.set_chapters(chapters)
                 out.start_encoding()
                 last_dts: Optional[int] = None
+                companions = [c for c in (audio, subtitles) if c is not None]
                 for i, part in enumerate(parts):
                     shift = shifts[i] if shifts is not None else Fraction(0)
-                    frames, last_dts = _copy_packets(Path(part), out, video, audio, frames, last_dts, shift)
-                if audio is not None:
-                    audio.finish()
+                    frames, last_dts = _copy_packets(Path(part), out, video, companions, frames, last_dts, shift)
+                for companion in companions:
+                    companion.finish()
         if frames != expected_frames:
             raise SinkError(f"joining {target} gave {frames} frames, expected {expected_frames}")
         atomic.commit()
@@ -76,8 +85,9 @@ def join_chunks(
         atomic.discard()
         raise
     finally:
-        if audio is not None:
-            audio.close()
+        for companion in (audio, subtitles):
+            if companion is not None:
+                companion.close()
     return frames
 
 
@@ -99,8 +109,9 @@ def _keep_identity(video, template) -> None:
             pass  # a read-only or unnamed profile; the tag is what the muxer writes
 
 
-def _copy_packets(part: Path, out, video, audio, frames: int, last_dts: Optional[int], shift: Fraction) -> tuple[int, Optional[int]]:
-    """Mux one chunk file's video packets into ``out`` moved by ``shift`` seconds, interleaving audio up to each packet's time."""
+def _copy_packets(part: Path, out, video, companions, frames: int, last_dts: Optional[int], shift: Fraction) -> tuple[int, Optional[int]]:
+    """Mux one chunk file's video packets into ``out`` moved by ``shift`` seconds, interleaving the
+    ``companions`` (audio, subtitle tracks) up to each packet's time."""
     import av
 
     try:
@@ -128,8 +139,9 @@ def _copy_packets(part: Path, out, video, audio, frames: int, last_dts: Optional
                     raise SinkError(f"cannot join {part}: its decode timestamps overlap the previous chunk's")
             if packet.dts is not None:
                 last_dts = packet.dts
-            if audio is not None and packet.pts is not None:
-                audio.write_until(float(packet.pts * packet.time_base))
+            if packet.pts is not None:
+                for companion in companions:
+                    companion.write_until(float(packet.pts * packet.time_base))
             packet.stream = video
             out.mux(packet)
             frames += 1

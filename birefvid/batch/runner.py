@@ -214,7 +214,9 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
         if plan.output.exists() and not plan.job.output.overwrite:
             raise SinkError(f"output exists: {plan.output} (use {option('overwrite', True)})")
         shifts = [chunk_shift(p, c) * plan.time_base for p, c in zip(parts, plan.chunks)]
-        join_chunks(parts, plan.output, audio_from=audio, expected_frames=plan.frames, shifts=shifts)
+        subtitles = plan.job.source.input if plan.job.output.subtitles else None
+        join_chunks(parts, plan.output, audio_from=audio, expected_frames=plan.frames, shifts=shifts,
+                    subtitles_from=subtitles, chapters_from=plan.job.source.input)  # fmt: skip
     manifest.video_done(plan.name, plan.frames)
     shutil.rmtree(plan.work_dir, ignore_errors=True)
     for leftover in plan.output.parent.glob(f".{plan.output.stem}.partial-*"):  # from a worker killed mid-write

@@ -57,7 +57,8 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     enc.add_argument("--preset", help="x264/x265 speed preset (default veryfast; medium makes smaller files, slower), NVENC p1-p7")
     enc.add_argument("--bitrate", help="target bitrate, e.g. 8M (instead of --crf)")
     enc.add_argument("--pix-fmt", help="override the pixel format (e.g. yuva444p10le)")
-    enc.add_argument("--no-audio", action="store_true", help="drop the audio track")
+    enc.add_argument("--no-audio", action="store_true", help="drop the audio tracks")
+    enc.add_argument("--no-subtitles", action="store_true", help="drop the subtitle tracks (kept by default where the container can hold them)")
     enc.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--decoder", choices=DECODERS, default="pyav", help="video decoder (default pyav)")
@@ -76,5 +77,5 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         backend=args.backend, background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
         foreground=not args.no_foreground, smooth=args.smooth, smooth_window=args.smooth_window,
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
-        preset=args.preset, audio=not args.no_audio, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
+        preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
     )  # fmt: skip

@@ -56,12 +56,15 @@ def open_sink(
     audio: bool = True,
     overwrite: bool = False,
     threads: Optional[int] = None,
+    subtitles_from: Optional[str | Path] = None,
+    chapters_from: Optional[str | Path] = None,
     **encoder: Any,
 ) -> Sink:
     """Open an output for ``kind`` images (video by extension, or a PNG sequence); every check runs here, before any work.
 
     ``encoder`` holds ``choose_encoder``'s overrides: codec, pix_fmt, crf, bitrate; ``threads`` the
-    video encoder's thread count (None: FFmpeg's choice).
+    video encoder's thread count (None: FFmpeg's choice). ``audio_from``, ``subtitles_from`` and
+    ``chapters_from`` name the source whose audio, subtitles and chapters a video output carries.
     """
     if kind not in KINDS:
         raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -82,4 +85,9 @@ def open_sink(
     source_audio = str(audio_from) if want_audio and has_audio(str(audio_from)) else None
     if want_audio and source_audio is None:
         log.info("%s has no audio stream; writing video only", audio_from)
-    return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads)
+    return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads,
+                         subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from))  # fmt: skip
+
+
+def _text(path: Optional[str | Path]) -> Optional[str]:
+    return None if path is None else str(path)

@@ -17,6 +17,7 @@ from birefvid.frames import StreamInfo
 from birefvid.io._pixels import RgbToYuv, conversion_threads
 from birefvid.io.atomic import AtomicFile
 from birefvid.io.audio import AudioTracks
+from birefvid.io.subtitles import SubtitleTracks, source_chapters
 from birefvid.io.base import Sink
 from birefvid.io.formats import EncoderSpec
 from birefvid.io.layout import check_images
@@ -47,10 +48,15 @@ BITSTREAM_SAR_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
 
 
 class VideoFileSink(Sink):
-    """One video stream (plus optional audio) written to a temporary file and renamed on ``close()``."""
+    """One video stream (plus optional audio, subtitles and chapters) written to a temporary file and renamed on ``close()``.
+
+    ``audio_from`` / ``subtitles_from`` / ``chapters_from``: the source whose audio tracks, subtitle
+    tracks and chapters the output carries (None: none).
+    """
 
     def __init__(
-        self, path: Path, spec: EncoderSpec, info: StreamInfo, *, audio_from: Optional[str] = None, threads: Optional[int] = None
+        self, path: Path, spec: EncoderSpec, info: StreamInfo, *, audio_from: Optional[str] = None, threads: Optional[int] = None,
+        subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.threads = threads  # x264's thread count (see ONE_THREAD_CODECS); None: FFmpeg's choice
@@ -61,19 +67,20 @@ class VideoFileSink(Sink):
         self._last_pts: Optional[int] = None
         self._out: Optional[av.container.OutputContainer] = None
         self._audio: Optional[AudioTracks] = None
+        self._subtitles: Optional[SubtitleTracks] = None
         self._file = AtomicFile(self.path)
         # one reformatter for the whole stream: it keeps its swscale context, where each
         # frame.reformat() builds one afresh (720p RGB -> yuv420p: 1.7 -> 1.2 ms a frame on one core here)
         self._reformatter = VideoReformatter()
         self._rgb_to_yuv: Optional[RgbToYuv] = None  # RGB pictures' conversion, made at the first one
         try:
-            self._open(audio_from)
+            self._open(audio_from, subtitles_from, chapters_from)
         except BaseException:
             self._abort()
             raise
 
     # -- setup -----------------------------------------------------------------------------
-    def _open(self, audio_from: Optional[str]) -> None:
+    def _open(self, audio_from: Optional[str], subtitles_from: Optional[str], chapters_from: Optional[str]) -> None:
         spec, info = self.spec, self.info
         tb = Fraction(info.time_base)
         copts: dict[str, str] = {}
@@ -121,6 +128,10 @@ class VideoFileSink(Sink):
         self._video = stream
         if audio_from is not None:
             self._audio = AudioTracks(audio_from, self._out, spec.muxer)
+        if subtitles_from is not None:
+            self._subtitles = SubtitleTracks(subtitles_from, self._out, self.path)
+        if chapters_from is not None and (chapters := source_chapters(chapters_from)):
+            self._out.set_chapters(chapters)
         try:
             self._out.start_encoding()  # opens every encoder now, so a bad codec fails at open time
         except (av.FFmpegError, OSError, ValueError) as e:
@@ -193,6 +204,8 @@ class VideoFileSink(Sink):
                 packets = self._video.encode(frame)
                 if self._audio is not None:
                     self._audio.write_until(float(frame.pts * tb))
+                if self._subtitles is not None:
+                    self._subtitles.write_until(float(frame.pts * tb))
                 self._out.mux(packets)
             except av.FFmpegError as e:
                 raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
@@ -206,21 +219,26 @@ class VideoFileSink(Sink):
             self._out.mux(self._video.encode(None))
             if self._audio is not None:
                 self._audio.finish()
+            if self._subtitles is not None:
+                self._subtitles.finish()
             self._out.close()
             self._out = None
         except av.FFmpegError as e:
             raise SinkError(f"finishing {self.path} failed: {e}") from e
         finally:
-            if self._audio is not None:
-                self._audio.close()
+            self._close_inputs()
         if self._frames == 0:
             log.warning("no frames were written to %s", self.path)
         self._file.commit()
         log.info("wrote %d frames to %s", self._frames, self.path)
 
+    def _close_inputs(self) -> None:
+        for companion in (self._audio, self._subtitles):
+            if companion is not None:
+                companion.close()
+
     def _abort(self) -> None:
-        if self._audio is not None:
-            self._audio.close()
+        self._close_inputs()
         if self._out is not None:
             try:
                 self._out.close()

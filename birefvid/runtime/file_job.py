@@ -83,7 +83,8 @@ def run_file_job(
         sink = open_sink(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
             pix_fmt=out.pix_fmt, preset=out.preset, audio_from=src.input if out.audio else None, audio=out.audio,
-            overwrite=out.overwrite, threads=threads,
+            overwrite=out.overwrite, threads=threads, subtitles_from=src.input if out.subtitles else None,
+            chapters_from=src.input,
         )  # fmt: skip
         stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
         background = None
