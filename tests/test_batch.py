@@ -212,14 +212,28 @@ def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
     assert ev[-1]["frames_computed"] == 0
 
 
-def test_damaged_chunk_is_one_line_and_finished_videos_stay(clips, tmp_path, capsys):
+def test_damaged_chunk_skips_that_video_and_the_rest_are_processed(clips, tmp_path, capsys):
     bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 14)  # inside chunk 2 (frames 12-17)
-    out = tmp_path / "o"
-    assert batch(str(clips["inputs"][1]), str(bad), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6") == 2
+    out, log = tmp_path / "o", tmp_path / "p.jsonl"
+    code = batch(str(bad), str(clips["inputs"][1]), str(clips["inputs"][2]), "--output-dir", str(out), "--output", "mask",
+                 "--chunk-frames", "6", "--progress-json", str(log))  # fmt: skip
+    assert code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
-    assert len(err) == 1 and "bad.mp4" in err[0] and "damaged" in err[0], err
-    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]  # the good video is done; no half output of the bad one
+    assert len(err) == 1, err
+    assert err[0].startswith(f"birefvid: error: 1 of 3 inputs were skipped (1 damaged midway): {bad} (the other 2 were processed")
+    # the videos after the damaged one were done; no half output of the bad one, its finished chunks kept for a rerun
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv", "b.mkv"]
     assert manifest(out)["videos"]["bad.mkv"]["status"] == "pending"
+    failed = [e for e in events(log) if e["event"] == "video_failed"]
+    assert len(failed) == 1 and failed[0]["video"] == "bad.mkv" and "damaged" in failed[0]["error"]
+    assert not any(e["event"] == "chunk_done" and e["video"] == "bad.mkv" and e["chunk"] == 3 for e in events(log))
+
+
+def test_one_damaged_video_alone_is_its_own_error(clips, tmp_path, capsys):
+    bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 14)
+    assert batch(str(bad), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--chunk-frames", "6") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
+    assert len(err) == 1 and "bad.mp4" in err[0] and "damaged" in err[0] and "skipped" not in err[0], err
 
 
 def test_missing_ray_is_one_clear_line(clips, tmp_path, monkeypatch, capsys):
@@ -257,7 +271,7 @@ def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, c
     (folder / "broken.mp4").write_text("not a video")  # e.g. a download that failed
     assert batch(str(folder), "--output-dir", str(out), "--output", "mask", "--progress-json", str(log)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("birefvid: error: 1 of 2 inputs are not readable videos and were skipped: ")
+    assert err[-1].startswith("birefvid: error: 1 of 2 inputs were skipped (1 not a readable video): ")
     assert "broken.mp4" in err[-1] and "the other 1 were processed" in err[-1]
     assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "a.mkv"]
     assert max_diff(grey(out / "a.mkv"), grey(clips["refs"]["a"])) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
+from ..errors import SourceError
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
 
@@ -12,6 +13,9 @@ if TYPE_CHECKING:
 
 OnResult = Callable[[ChunkTask, dict[str, Any]], None]
 OnFrames = Callable[[ChunkTask, int], None]  # a running chunk's frames encoded so far
+# a chunk whose input turned out damaged (a SourceError): the runner skips that video and goes on
+OnFailure = Callable[[ChunkTask, SourceError], None]
+Skip = Callable[[ChunkTask], bool]  # a task not to start (its video already failed)
 
 
 def counting(task: ChunkTask, report: Callable[[ChunkTask, int], None]) -> Callable[[int], None]:
@@ -36,10 +40,22 @@ class LocalExecutor:
         self.job = job
         self._segmenter: Optional["Segmenter"] = None
 
-    def run(self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None) -> None:
+    def run(
+        self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
+        on_failure: Optional[OnFailure] = None, skip: Optional[Skip] = None,
+    ) -> None:
         for task in tasks:
+            if skip is not None and skip(task):
+                continue
             progress = counting(task, on_frames) if on_frames is not None else None
-            on_result(task, run_chunk(task, self._model(), progress))
+            try:
+                result = run_chunk(task, self._model(), progress)
+            except SourceError as exc:
+                if on_failure is None:
+                    raise
+                on_failure(task, exc)
+                continue
+            on_result(task, result)
 
     def _model(self) -> "Segmenter":
         if self._segmenter is None:

@@ -19,9 +19,9 @@ ChunkKey = tuple[str, int]  # (video, chunk index)
 class BatchProgress:
     """Counts finished and running chunks and videos; prints a line per event (unless quiet) and appends JSON lines to ``json_path``."""
 
-    def __init__(self, *, quiet: bool = False, json_path: Optional[str | Path] = None, stream: TextIO = sys.stderr, every: float = 10.0) -> None:
+    def __init__(self, *, quiet: bool = False, json_path: Optional[str | Path] = None, stream: Optional[TextIO] = None, every: float = 10.0) -> None:
         self.quiet = quiet
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr  # looked up now: sys.stderr may have been replaced since import
         self.every = every  # seconds between "frames" lines while chunks run
         self._json: Optional[TextIO] = open(json_path, "a", buffering=1) if json_path else None  # noqa: SIM115 - closed in close()
         self.videos = self.chunks = self.frames = 0
@@ -57,6 +57,10 @@ class BatchProgress:
     def unreadable_video(self, source: str, why: str) -> None:
         """An input that could not be read (not a video, damaged, no video stream): skipped, the rest go on."""
         self._emit("video_unreadable", f"skipped: {why}", input=source, error=why)
+
+    def failed_video(self, name: str, source: str, why: str) -> None:
+        """A video whose data turned out damaged while a chunk decoded: its other chunks are skipped, the rest go on."""
+        self._emit("video_failed", f"{name}: skipped: {why}", video=name, input=source, error=why)
 
     def skipped_chunk(self, name: str, index: int, frames: int) -> None:
         self.chunks_done += 1

@@ -12,10 +12,10 @@ import os
 from collections import deque
 from typing import Any, Iterable, Optional
 
-from ..errors import ConfigError, PipelineError
+from ..errors import ConfigError, PipelineError, SourceError
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnFrames, OnResult, counting
+from .local import OnFailure, OnFrames, OnResult, Skip, counting
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,10 @@ class RayExecutor:
         self._actors = [actor.remote(job.to_dict(), threads) for _ in range(workers)]
         self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
 
-    def run(self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None) -> None:
+    def run(
+        self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
+        on_failure: Optional[OnFailure] = None, skip: Optional[Skip] = None,
+    ) -> None:
         ray = self.ray
         queue = deque(tasks)
         free = list(self._actors)
@@ -117,7 +120,10 @@ class RayExecutor:
         counter = self._counter if on_frames is not None else None
         while queue or running:
             while queue and free:
-                task, actor = queue.popleft(), free.pop()
+                task = queue.popleft()
+                if skip is not None and skip(task):
+                    continue
+                actor = free.pop()
                 running[actor.run.remote(task, counter)] = (task, actor)
             done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
             if on_frames is not None:
@@ -127,8 +133,14 @@ class RayExecutor:
                         on_frames(by_key[key], frames)
             for ref in done:
                 task, actor = running.pop(ref)
-                result = self._get(ref, task)
                 free.append(actor)
+                try:
+                    result = self._get(ref, task)
+                except SourceError as exc:
+                    if on_failure is None:
+                        raise
+                    on_failure(task, exc)
+                    continue
                 on_result(task, result)
 
     def _get(self, ref: Any, task: ChunkTask) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from ..job import FileJob
 from .chunk import ChunkTask, chunk_shift
 from .hooks import crash_hook_for
 from .join import join_chunks
-from .local import OnFrames, OnResult
+from .local import OnFailure, OnFrames, OnResult, Skip
 from .manifest import WORK_DIR, Manifest, RunLock, fingerprint
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
@@ -30,12 +30,19 @@ DEFAULT_CHUNK_FRAMES = 1500  # one minute of 25 fps video per chunk
 
 
 class Executor(Protocol):
-    """Runs chunk tasks and reports each result; ``LocalExecutor`` and ``RayExecutor`` are the two."""
+    """Runs chunk tasks and reports each result; ``LocalExecutor`` and ``RayExecutor`` are the two.
+
+    A chunk that raises ``SourceError`` (its input damaged) goes to ``on_failure`` when given, and
+    the executor goes on with the tasks ``skip`` does not refuse; any other error ends the run.
+    """
 
     where: str
     workers: int
 
-    def run(self, tasks: Sequence[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None) -> None: ...
+    def run(
+        self, tasks: Sequence[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
+        on_failure: Optional[OnFailure] = None, skip: Optional[Skip] = None,
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -183,15 +190,38 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             if len(plan.done) == len(plan.chunks):
                 _finish_video(plan, manifest, progress)
 
-        executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames))
+        failed: dict[str, str] = {}  # video name -> why: damage found while a chunk decoded
+
+        def on_failure(task: ChunkTask, exc: SourceError) -> None:
+            if len(jobs) == 1:
+                raise exc  # nothing else to go on with: the error is the run's
+            if task.video not in failed:
+                failed[task.video] = str(exc)
+                progress.failed_video(task.video, by_name[task.video].job.source.input, str(exc))
+
+        executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames),
+                     on_failure=on_failure, skip=lambda task: task.video in failed)  # fmt: skip
     finally:
         executor.close()
     summary = progress.finish()
-    if unreadable:
-        names = ", ".join(source for source, _ in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
-        raise SourceError(f"{len(unreadable)} of {len(jobs)} inputs are not readable videos and were skipped: {names} "
-                          f"(the other {len(plans)} were processed; the progress lines say why each was skipped)")  # fmt: skip
+    _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()])
     return summary
+
+
+def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]]) -> None:
+    """One SourceError line for the inputs skipped along the way (exit code 2), after the rest were processed."""
+    if not unreadable and not failed:
+        return
+    skipped = unreadable + failed
+    names = ", ".join(source for source, _ in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+    what = []
+    if unreadable:
+        what.append(f"{len(unreadable)} not {'a readable video' if len(unreadable) == 1 else 'readable videos'}")
+    if failed:
+        what.append(f"{len(failed)} damaged midway")
+    done = planned - len(failed)
+    raise SourceError(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
+                      f"(the other {done} were processed; the progress lines say why each was skipped)")  # fmt: skip
 
 
 def _task(plan: VideoPlan, chunk: Chunk) -> ChunkTask:
