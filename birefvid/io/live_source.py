@@ -50,7 +50,10 @@ from birefvid.io.video_source import VideoFileSource, _int
 log = logging.getLogger(__name__)
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
-_LOW_LATENCY = {"fflags": "nobuffer", "probesize": "500000", "analyzeduration": "500000"}
+# short probing; not FFmpeg's "nobuffer" flag: it throws away the packets read while probing, the
+# stream's first keyframe among them, so nothing decoded until the next one (one GOP later: seconds
+# for many cameras, never for a clip restreamed with a single keyframe); it saves no latency after that
+_LOW_LATENCY = {"probesize": "500000", "analyzeduration": "500000"}
 _SCHEME_OPTIONS: dict[str, dict[str, str]] = {
     # the SDP describes the streams, so probing can be minimal; TCP survives lossy links and NAT
     "rtsp": {"rtsp_transport": "tcp", "probesize": "32", "analyzeduration": "0"},
