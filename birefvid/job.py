@@ -290,6 +290,7 @@ class LiveJob(JobDescription):
     stats_every: float = 5.0
     overwrite: bool = False
     record_preset: Optional[str] = None  # encoder speed preset of the recordings (x264 ultrafast..., NVENC p1-p7)
+    record_audio: bool = True  # recordings carry the source's sound (a stream's or file's first audio track)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sinks", tuple(str(s) for s in self.sinks))

@@ -93,9 +93,10 @@ def rtsp_server_python() -> str:
 class RtspServer:
     """``tests/rtsp_server.py`` serving ``clip`` at rtsp://127.0.0.1:PORT/cam, startable again on the same port."""
 
-    def __init__(self, clip: Path, port: Optional[int] = None, path: str = "/cam", max_seconds: float = 60.0) -> None:
+    def __init__(self, clip: Path, port: Optional[int] = None, path: str = "/cam", max_seconds: float = 60.0, audio: bool = False) -> None:
         self.python = rtsp_server_python()
         self.clip = clip
+        self.audio = audio  # serve the clip's AAC track too
         self.port = port or free_port()
         self.path = path
         self.max_seconds = max_seconds
@@ -107,7 +108,7 @@ class RtspServer:
         if self._proc is not None:
             raise RuntimeError("the RTSP server is running already")
         cmd = [self.python, str(SERVER_SCRIPT), "--port", str(self.port), "--file", str(self.clip),
-               "--path", self.path, "--max-seconds", str(self.max_seconds)]
+               "--path", self.path, "--max-seconds", str(self.max_seconds), *(["--audio"] if self.audio else [])]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         line = ""
@@ -142,3 +143,46 @@ class RtspServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def make_flash_clip(path: Path, seconds: float = 3.0, flash: tuple[float, float] = (1.0, 2.0), fps: int = 25,
+                    size: tuple[int, int] = (160, 120), rate: int = 48000) -> Path:  # fmt: skip
+    """An H.264 (with B-frames) + AAC .mp4 whose picture turns white and whose sound plays a 440 Hz
+    tone over the same ``flash`` seconds: where the two land in a recording shows its sync."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "bf": "2", "g": str(fps)})
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        sound = out.add_stream("aac", rate=rate)
+        sound.codec_context.layout = "mono"
+        done = 0
+        for i in range(round(seconds * fps)):
+            lit = flash[0] <= i / fps < flash[1]
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((h, w, 3), 230 if lit else 30, np.uint8), format="rgb24")))
+            stop = round((i + 1) / fps * rate)
+            while done < stop:
+                n = min(1024, stop - done)
+                t = np.arange(done, done + n) / rate
+                tone = np.where((t >= flash[0]) & (t < flash[1]), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
+                frame = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = rate, done
+                out.mux(sound.encode(frame))
+                done += n
+        out.mux(video.encode(None))
+        out.mux(sound.encode(None))
+    return path
+
+
+def flash_and_tone(path: Path) -> tuple[Optional[float], Optional[float], float, float]:
+    """(when the picture turns bright, when the tone starts, the video's end, the sound's end), in seconds."""
+    with av.open(str(path)) as c:
+        frames = [(float(f.pts * f.time_base), f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        decoded = list(c.decode(audio=0))
+        rate = c.streams.audio[0].codec_context.sample_rate
+    start = float(decoded[0].pts * decoded[0].time_base)
+    samples = np.concatenate([f.to_ndarray().mean(axis=0) for f in decoded])
+    loud = np.nonzero(np.abs(samples) > 0.1)[0]
+    step = frames[1][0] - frames[0][0] if len(frames) > 1 else 0.0
+    bright = next((t for t, level in frames if level > 128), None)
+    return bright, (start + loud[0] / rate if len(loud) else None), frames[-1][0] + step, start + len(samples) / rate

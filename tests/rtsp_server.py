@@ -2,9 +2,10 @@
 
 Run with the distribution's Python (it has ``gi``; the project venv does not)::
 
-    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file clip.mp4 [--path /cam] [--max-seconds 60]
+    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file clip.mp4 [--path /cam] [--max-seconds 60] [--audio]
 
-Every client gets its own pipeline (``filesrc ! qtdemux ! h264parse ! rtph264pay``) that plays the
+Every client gets its own pipeline (``filesrc ! qtdemux ! h264parse ! rtph264pay``, and with
+``--audio`` ``aacparse ! rtpmp4gpay`` for the file's AAC track) that plays the
 file once from its start at its own pace, so a client that reconnects starts the clip again. The
 script prints ``ready rtsp://127.0.0.1:PORT/PATH`` once the port accepts connections and exits after
 ``--max-seconds`` (or on SIGTERM/SIGINT), so a test that forgets it cannot leave it running.
@@ -24,10 +25,13 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
-def _pipeline(file: Path) -> str:
-    """The gst-launch description of one client's media: the file's H.264 track, RTP-packetised."""
+def _pipeline(file: Path, audio: bool = False) -> str:
+    """The gst-launch description of one client's media: the file's H.264 track, RTP-packetised,
+    and with ``audio`` its AAC track too (as an IP camera with a microphone sends)."""
     location = str(file).replace("\\", "\\\\").replace('"', '\\"')
-    return f'( filesrc location="{location}" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )'
+    video = "d.video_0 ! queue ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96"
+    sound = " d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97" if audio else ""
+    return f'( filesrc location="{location}" ! qtdemux name=d {video}{sound} )'
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--file", type=Path, required=True)
     ap.add_argument("--path", default="/cam")
     ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument("--audio", action="store_true", help="serve the file's AAC track too")
     args = ap.parse_args(argv)
     if not args.file.is_file():
         print(f"rtsp_server: {args.file} is not a file", file=sys.stderr)
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(_pipeline(args.file.resolve()))
+    factory.set_launch(_pipeline(args.file.resolve(), args.audio))
     factory.set_shared(False)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:

@@ -165,7 +165,7 @@ def test_audio_is_interleaved_progressively(tmp_path, monkeypatch):
         info = src.info
         frames = list(src)
     sink = open_sink(tmp_path / "out.mkv", kind="rgb", info=info, audio_from=str(g.path))
-    track = sink._audio.tracks[0]  # white-box: the muxed position after each frame
+    track = sink._companions[0].tracks[0]  # white-box: the muxed position after each frame
     ahead = []
     with sink:
         for f in frames:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import av
 import numpy as np
 import pytest
 
@@ -43,7 +44,7 @@ from live_e2e_tools import (
     window_geometry,
     xvfb,
 )
-from live_media import RtspServer, free_port
+from live_media import RtspServer, flash_and_tone, free_port, make_flash_clip
 from system_tools import need_binary, need_module
 
 FPS = 24
@@ -280,6 +281,46 @@ def test_blur_to_a_recording_and_the_preview_at_once(tmp_path: Path, clip_qvga: 
     span = times[-1] - times[1]
     assert 4.4 < span < 5.6, f"the recording spans {span:.2f} s of source time, not the 5 s it ran"
     print(f"chosen inference size {report['resolved']['resolution']}, {len(frames)} frames, first frame held {times[1] - times[0]:.2f} s")
+
+
+# ---------------------------------------------------------------- 4b. recordings keep the source's sound
+
+
+@pytest.fixture(scope="module")
+def flash_clip(clip_dir: Path) -> Path:
+    """4 s at 25 fps whose picture turns white and whose sound plays a tone from 1.5 to 2.5 s."""
+    return make_flash_clip(clip_dir / "flash.mp4", seconds=4.0, flash=(1.5, 2.5))
+
+
+def _check_sound_in_sync(path: Path, codec: str) -> None:
+    with av.open(str(path)) as c:
+        assert [s.codec_context.name for s in c.streams.audio] == [codec]
+    bright, tone, video_end, sound_end = flash_and_tone(path)
+    assert bright is not None and tone is not None, (bright, tone)
+    print(f"{path.name}: flash at {bright:.3f} s, tone at {tone:.3f} s; pictures end {video_end:.3f} s, sound {sound_end:.3f} s")
+    # the picture and the tone start together (within two frames: a frame the display path drops
+    # moves the flash onto the next one), and the sound lasts as long as the pictures
+    assert abs(bright - tone) <= 0.08, f"the flash shows at {bright:.3f} s, the tone starts at {tone:.3f} s"
+    assert abs(sound_end - video_end) <= 0.15, f"the pictures end at {video_end:.3f} s, the sound at {sound_end:.3f} s"
+
+
+def test_recording_keeps_a_files_sound_in_sync(tmp_path: Path, flash_clip: Path) -> None:
+    args = ["--source", flash_clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--sink", "rec.mkv"]
+    code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
+    assert code == 0, err
+    _check_sound_in_sync(tmp_path / "rec.mkv", "aac")
+    code, err = run_live_cli([*args[:-1], "quiet.mp4", "--no-audio", "--duration", "1"], tmp_path, timeout=STARTUP + 30)
+    assert code == 0, err
+    with av.open(str(tmp_path / "quiet.mp4")) as c:
+        assert not c.streams.audio and c.streams.video
+
+
+def test_recording_keeps_an_rtsp_cameras_sound_in_sync(tmp_path: Path, flash_clip: Path) -> None:
+    with RtspServer(flash_clip, audio=True) as server:  # H.264 and AAC over RTP, as a camera with a microphone
+        args = ["--source", server.url, "--effect", "blur", *FAST_MODEL, "--sink", "rec.webm", "--duration", "3.5"]
+        code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
+    assert code == 0, err
+    _check_sound_in_sync(tmp_path / "rec.webm", "opus")
 
 
 # ---------------------------------------------------------------- 5. window on Xvfb

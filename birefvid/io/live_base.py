@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import numpy as np
 
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import ClosesOnce, Finishes
+
+if TYPE_CHECKING:
+    from birefvid.io.live_audio import LiveAudioFeed
 
 PictureKind = Literal["rgb", "rgba", "gray"]
 SourceState = Literal["starting", "live", "reconnecting", "ended", "failed", "closed"]
@@ -63,6 +66,7 @@ class LiveSource(ClosesOnce):
         self._dropped = 0
         self._reconnects = 0
         self._captured = 0
+        self._audio_feed: Optional["LiveAudioFeed"] = None
 
     @property
     def state(self) -> SourceState:
@@ -74,6 +78,11 @@ class LiveSource(ClosesOnce):
     def error(self) -> Optional[BaseException]:
         """Why the source failed (a ``SourceError``), once ``state`` is ``failed``."""
         return self._error
+
+    @property
+    def audio(self) -> Optional["LiveAudioFeed"]:
+        """The source's sound for recordings, once ``start()`` returned (None: none, or not asked for)."""
+        return self._audio_feed
 
     @property
     def dropped(self) -> int:

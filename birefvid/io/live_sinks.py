@@ -14,6 +14,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from birefvid.errors import ConfigError, SinkError
+from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,13 @@ def _check_kind(cls: type[LiveSink], spec: str, kind: str) -> None:
 
 
 def open_live_sink(
-    spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None
+    spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
+    audio: Optional[LiveAudioFeed] = None,
 ) -> LiveSink:
     """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``.
 
-    ``preset`` is the encoder speed preset of a recording (a file sink); other sinks ignore it.
+    ``preset`` is the encoder speed preset of a recording (a file sink) and ``audio`` the source's
+    sound it records; other sinks ignore both.
     """
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
@@ -102,7 +105,8 @@ def open_live_sink(
     from birefvid.io.record_sink import RecordingSink
 
     _check_kind(RecordingSink, spec, kind)
-    return RecordingSink(os.path.expanduser(spec), width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset)
+    return RecordingSink(os.path.expanduser(spec), width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset,
+                         audio=audio)  # fmt: skip
 
 
 def _identity(spec: str) -> Optional[tuple[str, ...]]:
@@ -120,7 +124,8 @@ def _identity(spec: str) -> Optional[tuple[str, ...]]:
 
 
 def open_live_sinks(
-    specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None
+    specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
+    audio: Optional[LiveAudioFeed] = None,
 ) -> list[LiveSink]:
     """Open every --sink in order, or none: on the first failure the opened ones are aborted and the error raised."""
     seen: dict[tuple[str, ...], str] = {}
@@ -134,7 +139,7 @@ def open_live_sinks(
     opened: list[LiveSink] = []
     try:
         for spec in specs:
-            opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset))
+            opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset, audio=audio))
     except BaseException:
         for sink in reversed(opened):
             try:

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import av
@@ -43,6 +43,7 @@ import numpy as np
 from birefvid.errors import ConfigError, SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
+from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, SourceState
 from birefvid.io.reconnect import Backoff, GaveUp, retry
 from birefvid.io.video_source import VideoFileSource, _int
@@ -274,12 +275,25 @@ def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Option
     )
 
 
-class _AvConnection:
-    """One PyAV connection to a stream or device, its first frame already decoded."""
+# where a connection hands its decoded sound: (frame, its time in seconds on the source's clock)
+AudioOut = Callable[[av.AudioFrame, float], None]
 
-    def __init__(self, target: LiveTarget, open_timeout: float, read_timeout: float) -> None:
+
+class _AvConnection:
+    """One PyAV connection to a stream or device, its first frame already decoded.
+
+    With ``audio``, the first audio track is decoded too; its frames wait until the picture decoded
+    before them has been published, then go to ``on_audio`` (set by the capture), so they are
+    always stamped on the clock that picture set.
+    """
+
+    def __init__(self, target: LiveTarget, open_timeout: float, read_timeout: float, audio: bool = False) -> None:
         self._target = target
         self._read_timeout = read_timeout
+        self.on_audio: Optional[AudioOut] = None
+        self._audio_pending: list[av.AudioFrame] = []
+        self._audio_stream: Optional[Any] = None
+        self.audio_format: Optional[tuple[int, str]] = None  # (sample rate, layout) of the sound, when carried
         t0 = time.monotonic()
         try:
             self._container = av.open(
@@ -300,6 +314,13 @@ class _AvConnection:
                 raise _Lost("it carries no video stream")
             self._stream = stream = self._container.streams.video[0]
             stream.codec_context.flags |= av.codec.context.Flags.low_delay
+            if audio and self._container.streams.audio:
+                self._audio_stream = self._container.streams.audio[0]
+                cc = self._audio_stream.codec_context
+                if cc.sample_rate and cc.layout.nb_channels:
+                    self.audio_format = (cc.sample_rate, cc.layout.name)
+                else:
+                    self._audio_stream = None  # parameters unknown until decoded: not worth guessing live
             self._bad_packets = 0
             self._frames = self._decode()
             first = next(self._frames, None)
@@ -315,7 +336,8 @@ class _AvConnection:
             raise
 
     def _decode(self) -> Iterator[av.VideoFrame]:
-        packets = self._container.demux(self._stream)
+        wanted = [self._stream] if self._audio_stream is None else [self._stream, self._audio_stream]
+        packets = self._container.demux(*wanted)
         while True:
             t0 = time.monotonic()
             try:
@@ -324,6 +346,9 @@ class _AvConnection:
                 return
             except (av.FFmpegError, OSError) as e:
                 raise _Lost(_reason(e, time.monotonic() - t0, self._read_timeout, "data")) from e
+            if packet.stream is self._audio_stream:
+                self._decode_audio(packet)
+                continue
             try:
                 frames = packet.decode()
             except (av.FFmpegError, OSError) as e:  # a damaged packet on a lossy link: skip it
@@ -334,12 +359,29 @@ class _AvConnection:
                 continue
             yield from frames
 
+    def _decode_audio(self, packet: av.Packet) -> None:
+        try:
+            self._audio_pending.extend(packet.decode())
+        except (av.FFmpegError, OSError) as e:  # a damaged audio packet: the recording gets silence there
+            log.debug("%s: skipped an undecodable audio packet (%s)", self._target.name, _reason(e, 0, 0, ""))
+        if len(self._audio_pending) > 1000:  # pictures stopped coming but sound did: keep the newest
+            del self._audio_pending[:-1000]
+
+    def _deliver_audio(self) -> None:
+        pending, self._audio_pending = self._audio_pending, []
+        if self.on_audio is None:
+            return
+        for frame in pending:
+            if frame.pts is not None and frame.time_base:
+                self.on_audio(frame, float(frame.pts * frame.time_base))
+
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
         """Upright RGB pictures with their pts in seconds (None when the stream gives none)."""
         frame, self._first = self._first, None
         to_rgb = RgbConverter(name=self._target.name)
         while frame is not None:
             yield upright(to_rgb(frame), self.rotation), (None if frame.pts is None else float(frame.time))
+            self._deliver_audio()  # the picture before this sound is published: its clock is set
             frame = next(self._frames, None)
 
     def close(self) -> None:
@@ -386,18 +428,71 @@ class _CvCamera:
 
 
 class _FileConnection:
-    """A pass over a video file through the file decoder (same rotation, colour and damage rules)."""
+    """A pass over a video file through the file decoder (same rotation, colour and damage rules).
 
-    def __init__(self, path: str) -> None:
+    With ``audio``, the file's first audio track is read alongside from a second reader, up to each
+    published picture's time (plus ``_AUDIO_AHEAD``), and handed to ``on_audio``.
+    """
+
+    _AUDIO_AHEAD = 0.1
+
+    def __init__(self, path: str, audio: bool = False) -> None:
         self._source = VideoFileSource(path)
         self.info = self._source.info
+        self.on_audio: Optional[AudioOut] = None
+        self.audio_format: Optional[tuple[int, str]] = None
+        self._audio: Optional[av.container.InputContainer] = None
+        self._audio_frames: Optional[Iterator[av.AudioFrame]] = None
+        self._audio_next: Optional[av.AudioFrame] = None
+        if audio:
+            self._open_audio(path)
+
+    def _open_audio(self, path: str) -> None:
+        try:
+            container = av.open(path)
+        except (av.FFmpegError, OSError):
+            return
+        if not container.streams.audio or not container.streams.audio[0].codec_context.sample_rate:
+            container.close()
+            return
+        cc = container.streams.audio[0].codec_context
+        self._audio, self.audio_format = container, (cc.sample_rate, cc.layout.name)
+        self._audio_frames = self._decode_audio(container)
+
+    @staticmethod
+    def _decode_audio(container: av.container.InputContainer) -> Iterator[av.AudioFrame]:
+        for packet in container.demux(container.streams.audio[0]):
+            try:
+                yield from packet.decode()
+            except av.FFmpegError:
+                continue  # a damaged packet: the recording gets silence there
+
+    def _audio_until(self, seconds: float) -> None:
+        while self._audio_frames is not None:
+            frame = self._audio_next or next(self._audio_frames, None)
+            self._audio_next = None
+            if frame is None:
+                self._audio_frames = None
+                return
+            if frame.pts is None or not frame.time_base:
+                continue
+            at = float(frame.pts * frame.time_base)
+            if at > seconds:
+                self._audio_next = frame
+                return
+            if self.on_audio is not None:
+                self.on_audio(frame, at)
 
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
         for frame in self._source:
             yield frame.image, frame.time
+            if frame.time is not None:  # published: the sound up to its time goes out on its clock
+                self._audio_until(frame.time + self._AUDIO_AHEAD)
 
     def close(self) -> None:
         self._source.close()
+        if self._audio is not None:
+            self._audio.close()
 
 
 _Connection = Union[_AvConnection, _CvCamera, _FileConnection]
@@ -414,9 +509,19 @@ class _StreamClock:
         self.interval = interval  # the gap put between connections (one frame)
         self._last_pts: Optional[int] = None
         self._base: Optional[tuple[Optional[float], float, float]] = None  # (pts s, stream time, wall)
+        self._stamped = 0
 
     def new_connection(self) -> None:
         self._base = None
+        self._stamped = 0  # pictures of this connection stamped so far
+
+    def audio_time(self, seconds: float) -> Optional[float]:
+        """Where a sound at ``seconds`` on this connection's clock falls on the continuous clock
+        (None before the connection's first picture, or when its pictures carry no times)."""
+        if self._base is None or self._base[0] is None:
+            return None
+        src0, offset, _ = self._base
+        return offset + (seconds - src0)
 
     def stamp(self, seconds: Optional[float], wall: float) -> int:
         """The frame's pts in ``time_base`` units, on the continuous clock."""
@@ -425,6 +530,13 @@ class _StreamClock:
             self._base = (seconds, 0.0 if last is None else last + self.interval, wall)
         src0, offset, wall0 = self._base
         t = offset + (wall - wall0 if seconds is None or src0 is None else seconds - src0)
+        if src0 is None and seconds is not None:
+            # the connection's first picture came unstamped (FFmpeg's RTSP demuxer leaves the first
+            # packet so): the source's own clock takes over from the first stamped one, which is
+            # taken to follow it by one frame (the wall clock between them measures decode bursts)
+            if last is not None and self._stamped == 1:
+                t = last + self.interval
+            self._base = (seconds, t, wall)
         if last is not None and t <= last:  # the source's clock went back: treat it as a cut
             t = last + self.interval
             self._base = (seconds, t, wall)
@@ -432,6 +544,7 @@ class _StreamClock:
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
         self._last_pts = pts
+        self._stamped += 1
         return pts
 
 
@@ -447,9 +560,11 @@ class LiveCapture(LiveSource):
         open_timeout: float,
         read_timeout: float,
         policy: Backoff,
+        audio: bool = False,
     ) -> None:
         super().__init__()
         self.target = target
+        self._want_audio = audio
         self._realtime = realtime
         self._loop = loop
         self._open_timeout = open_timeout
@@ -537,10 +652,27 @@ class LiveCapture(LiveSource):
     def _connect(self) -> _Connection:
         t = self.target
         if t.kind == "file":
-            return _FileConnection(t.url)
+            return _FileConnection(t.url, self._want_audio)
         if t.backend == "opencv":
             return _CvCamera(t)
-        return _AvConnection(t, self._open_timeout, self._read_timeout)
+        return _AvConnection(t, self._open_timeout, self._read_timeout, self._want_audio)
+
+    def _hear(self, conn: _Connection) -> None:
+        """Route the connection's sound into the audio feed (made from the first connection that has sound)."""
+        fmt = getattr(conn, "audio_format", None)
+        if fmt is None:
+            return
+        if self._audio_feed is None:
+            if self._info is not None and self._captured:
+                return  # sound that appears only after a reconnect: the recordings are set up without it
+            self._audio_feed = LiveAudioFeed(*fmt)
+        conn.on_audio = self._audio_out  # type: ignore[union-attr]
+
+    def _audio_out(self, frame: av.AudioFrame, seconds: float) -> None:
+        assert self._clock is not None and self._audio_feed is not None
+        at = self._clock.audio_time(seconds)
+        if at is not None:
+            self._audio_feed.push(at, frame)
 
     def _first_connection(self) -> Optional[_Connection]:
         """The initial open: retried under the policy for streams, once for cameras and files."""
@@ -579,6 +711,7 @@ class LiveCapture(LiveSource):
                     self._clock = _StreamClock(conn.info.time_base, 1 / float(rate) if rate else 1 / 30)
                     self._info = self._source_info(conn.info)
                 self._clock.new_connection()
+                self._hear(conn)
                 lost = self._pump(conn)
                 conn.close()
                 conn = None
@@ -672,6 +805,7 @@ class LiveCapture(LiveSource):
 def open_live_source(
     spec: str,
     *,
+    audio: bool = False,
     realtime: bool = False,
     loop: bool = False,
     open_timeout: float = 5.0,
@@ -682,8 +816,9 @@ def open_live_source(
 ) -> LiveSource:
     """A not-yet-started LiveSource for ``spec`` (camera index, device path, stream URL or video file).
 
-    Raises SourceError at once for a camera that does not exist, a missing file or an unknown URL
-    scheme, and ConfigError for impossible timeouts or backoff values.
+    With ``audio``, a stream's or file's first audio track is decoded into ``source.audio`` (a
+    ``LiveAudioFeed``) for recordings. Raises SourceError at once for a camera that does not exist,
+    a missing file or an unknown URL scheme, and ConfigError for impossible timeouts or backoff values.
     """
     for name, value in (("open_timeout", open_timeout), ("read_timeout", read_timeout)):
         if not value > 0:
@@ -694,5 +829,5 @@ def open_live_source(
         raise ConfigError(str(e)) from None
     target = parse_source_spec(spec)
     return LiveCapture(
-        target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy
+        target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, audio=audio
     )

@@ -20,6 +20,7 @@ from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
 from birefvid.io.atomic import check_target
 from birefvid.io.formats import EncoderSpec, choose_encoder
+from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink, picture_kind
 from birefvid.io.video_sink import VideoFileSink
 
@@ -49,14 +50,15 @@ def live_encoder(path: Path, kind: str, width: int, height: int, preset: Optiona
 
 
 class RecordingSink(LiveSink):
-    """Writes every picture to ``path`` (temporary file renamed on close, removed on abort)."""
+    """Writes every picture to ``path`` (temporary file renamed on close, removed on abort), with the
+    source's sound when an ``audio`` feed is given."""
 
     accepts = frozenset(OUTPUT_KIND)
     holds_last = False
 
     def __init__(
         self, path: Union[str, Path], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False,
-        preset: Optional[str] = None,
+        preset: Optional[str] = None, audio: Optional[LiveAudioFeed] = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -69,7 +71,7 @@ class RecordingSink(LiveSink):
         spec = live_encoder(self.path, kind, width, height, preset)
         check_target(self.path, overwrite=overwrite, is_dir=False)
         info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001))
-        self._file = VideoFileSink(self.path, spec, info)
+        self._file = VideoFileSink(self.path, spec, info, live_audio=audio)
         self._last_pts: Optional[int] = None
         self.frames_written = 0
         log.info("recording %dx%d %s to %s with %s", width, height, kind, self.path, spec.codec)

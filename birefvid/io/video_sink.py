@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import av
 import numpy as np
@@ -17,6 +17,7 @@ from birefvid.frames import StreamInfo
 from birefvid.io._pixels import RgbToYuv, conversion_threads
 from birefvid.io.atomic import AtomicFile
 from birefvid.io.audio import AudioTracks
+from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
 from birefvid.io.subtitles import SubtitleTracks, source_chapters
 from birefvid.io.base import Sink
 from birefvid.io.formats import EncoderSpec
@@ -51,12 +52,12 @@ class VideoFileSink(Sink):
     """One video stream (plus optional audio, subtitles and chapters) written to a temporary file and renamed on ``close()``.
 
     ``audio_from`` / ``subtitles_from`` / ``chapters_from``: the source whose audio tracks, subtitle
-    tracks and chapters the output carries (None: none).
+    tracks and chapters the output carries (None: none); ``live_audio``: a live source's sound.
     """
 
     def __init__(
         self, path: Path, spec: EncoderSpec, info: StreamInfo, *, audio_from: Optional[str] = None, threads: Optional[int] = None,
-        subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None,
+        subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None, live_audio: Optional[LiveAudioFeed] = None,
     ) -> None:
         super().__init__()
         self.threads = threads  # x264's thread count (see ONE_THREAD_CODECS); None: FFmpeg's choice
@@ -66,21 +67,23 @@ class VideoFileSink(Sink):
         self._frames = 0
         self._last_pts: Optional[int] = None
         self._out: Optional[av.container.OutputContainer] = None
-        self._audio: Optional[AudioTracks] = None
-        self._subtitles: Optional[SubtitleTracks] = None
+        # what the output carries beside the video (audio, subtitles), muxed up to each frame's time
+        self._companions: list[Union[AudioTracks, SubtitleTracks, LiveAudioTrack]] = []
         self._file = AtomicFile(self.path)
         # one reformatter for the whole stream: it keeps its swscale context, where each
         # frame.reformat() builds one afresh (720p RGB -> yuv420p: 1.7 -> 1.2 ms a frame on one core here)
         self._reformatter = VideoReformatter()
         self._rgb_to_yuv: Optional[RgbToYuv] = None  # RGB pictures' conversion, made at the first one
         try:
-            self._open(audio_from, subtitles_from, chapters_from)
+            self._open(audio_from, subtitles_from, chapters_from, live_audio)
         except BaseException:
             self._abort()
             raise
 
     # -- setup -----------------------------------------------------------------------------
-    def _open(self, audio_from: Optional[str], subtitles_from: Optional[str], chapters_from: Optional[str]) -> None:
+    def _open(
+        self, audio_from: Optional[str], subtitles_from: Optional[str], chapters_from: Optional[str], live_audio: Optional[LiveAudioFeed]
+    ) -> None:
         spec, info = self.spec, self.info
         tb = Fraction(info.time_base)
         copts: dict[str, str] = {}
@@ -127,9 +130,11 @@ class VideoFileSink(Sink):
             self._out.metadata[key] = value
         self._video = stream
         if audio_from is not None:
-            self._audio = AudioTracks(audio_from, self._out, spec.muxer)
+            self._companions.append(AudioTracks(audio_from, self._out, spec.muxer))
+        if live_audio is not None:
+            self._companions.append(LiveAudioTrack(live_audio, self._out, spec.muxer, str(self.path)))
         if subtitles_from is not None:
-            self._subtitles = SubtitleTracks(subtitles_from, self._out, self.path)
+            self._companions.append(SubtitleTracks(subtitles_from, self._out, self.path))
         if chapters_from is not None and (chapters := source_chapters(chapters_from)):
             self._out.set_chapters(chapters)
         try:
@@ -202,10 +207,8 @@ class VideoFileSink(Sink):
             frame.time_base = tb
             try:
                 packets = self._video.encode(frame)
-                if self._audio is not None:
-                    self._audio.write_until(float(frame.pts * tb))
-                if self._subtitles is not None:
-                    self._subtitles.write_until(float(frame.pts * tb))
+                for companion in self._companions:
+                    companion.write_until(float(frame.pts * tb))
                 self._out.mux(packets)
             except av.FFmpegError as e:
                 raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
@@ -217,10 +220,8 @@ class VideoFileSink(Sink):
         assert self._out is not None
         try:
             self._out.mux(self._video.encode(None))
-            if self._audio is not None:
-                self._audio.finish()
-            if self._subtitles is not None:
-                self._subtitles.finish()
+            for companion in self._companions:
+                companion.finish()
             self._out.close()
             self._out = None
         except av.FFmpegError as e:
@@ -233,9 +234,8 @@ class VideoFileSink(Sink):
         log.info("wrote %d frames to %s", self._frames, self.path)
 
     def _close_inputs(self) -> None:
-        for companion in (self._audio, self._subtitles):
-            if companion is not None:
-                companion.close()
+        for companion in self._companions:
+            companion.close()
 
     def _abort(self) -> None:
         self._close_inputs()

@@ -27,7 +27,7 @@ import torch
 from ..compose.compositor import Compositor
 from ..errors import BirefvidError, PipelineError, SourceError
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource
-from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob
+from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, is_recording
 from ..temporal import Smoother, make_smoother
 from ..temporal.carry import MaskCarrier
 from .live_stats import LiveStats
@@ -384,14 +384,15 @@ def run_live_job(
     job.validate()
     spec, effect = job.source, job.effect
     with contextlib.ExitStack() as stack:
+        records = any(is_recording(sink) for sink in job.sinks)
         source = stack.enter_context(open_live_source(
-            spec.source, realtime=spec.realtime, loop=spec.loop, open_timeout=spec.open_timeout,
-            read_timeout=spec.read_timeout, max_retries=spec.max_retries,
+            spec.source, audio=job.record_audio and records, realtime=spec.realtime, loop=spec.loop,
+            open_timeout=spec.open_timeout, read_timeout=spec.read_timeout, max_retries=spec.max_retries,
         ))  # fmt: skip
         info = source.start()
         fps = float(info.average_rate) if info.average_rate else 30.0
-        sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps,
-                                kind=EFFECT_PICTURE[effect.effect], overwrite=job.overwrite, preset=job.record_preset)  # fmt: skip
+        sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
+                                overwrite=job.overwrite, preset=job.record_preset, audio=source.audio)  # fmt: skip
         failed = True
         try:
             background = None

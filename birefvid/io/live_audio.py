@@ -1,0 +1,191 @@
+"""A live source's sound, carried into live recordings in step with the pictures.
+
+The capture thread decodes the source's first audio track and pushes each frame, stamped on the
+same stream clock as the pictures (``stream_time``: seconds since the first picture), into a
+``LiveAudioFeed``. Each recording subscribes to the feed and gets its own bounded queue, plus the
+last few seconds already captured, so a recording that opens after the first picture still has
+its sound from the start. ``LiveAudioTrack`` encodes what a recording takes (AAC, Opus for WebM)
+as one continuous run of samples: a gap (a reconnect, a lost packet) becomes silence of its
+length and audio from before the end of the run is dropped, so the sound never drifts from the
+pictures; a source whose sample rate or layout changes after a reconnect is resampled.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from fractions import Fraction
+from typing import Deque, Optional
+
+import av
+
+from birefvid.io.audio import REENCODE, encoder_layout
+
+log = logging.getLogger(__name__)
+
+# how much captured sound the feed keeps for a recording that subscribes late, and the most a
+# subscriber may fall behind before its oldest frames are dropped
+HISTORY_S = 10.0
+BACKLOG_S = 30.0
+# seconds of audio muxed ahead of the pictures written so far (the file pipeline uses 0.5)
+LEAD_S = 0.1  # live sound arrives as it plays: little to gain from more
+# jitter absorbed into the continuous run; larger gaps become silence, larger overlaps are dropped
+TOLERANCE_S = 0.1
+# how far the sound may run past the last picture of a recording
+TAIL_S = 0.05
+
+Stamped = tuple[float, av.AudioFrame]  # (stream time in seconds, frame)
+
+
+def _seconds(frame: av.AudioFrame) -> float:
+    return frame.samples / frame.sample_rate if frame.sample_rate else 0.0
+
+
+class AudioQueue:
+    """One subscriber's frames, oldest first, at most ``BACKLOG_S`` seconds of them."""
+
+    def __init__(self, frames: list[Stamped]) -> None:
+        self._lock = threading.Lock()
+        self._frames: Deque[Stamped] = collections.deque(frames)
+        self._held = sum(_seconds(f) for _, f in frames)
+        self.dropped = 0
+
+    def put(self, item: Stamped) -> None:
+        with self._lock:
+            self._frames.append(item)
+            self._held += _seconds(item[1])
+            while self._held > BACKLOG_S and len(self._frames) > 1:
+                _, old = self._frames.popleft()
+                self._held -= _seconds(old)
+                self.dropped += 1
+
+    def take_until(self, seconds: Optional[float]) -> list[Stamped]:
+        """The frames that start at or before ``seconds`` (all of them for None), removed from the queue."""
+        with self._lock:
+            taken = []
+            while self._frames and (seconds is None or self._frames[0][0] <= seconds):
+                item = self._frames.popleft()
+                self._held -= _seconds(item[1])
+                taken.append(item)
+            return taken
+
+
+class LiveAudioFeed:
+    """Decoded source audio stamped on the stream clock, fanned out to every subscribed recording.
+
+    ``rate`` and ``layout`` are the first connection's, which the recordings' encoders are set up for.
+    """
+
+    def __init__(self, rate: int, layout: str) -> None:
+        self.rate, self.layout = rate, layout
+        self._lock = threading.Lock()
+        self._history: Deque[Stamped] = collections.deque()
+        self._subscribers: list[AudioQueue] = []
+
+    def push(self, stream_time: float, frame: av.AudioFrame) -> None:
+        """Called by the capture thread for each decoded frame, in order."""
+        with self._lock:
+            self._history.append((stream_time, frame))
+            while self._history and self._history[0][0] < stream_time - HISTORY_S:
+                self._history.popleft()
+            for queue in self._subscribers:
+                queue.put((stream_time, frame))
+
+    def subscribe(self) -> AudioQueue:
+        """A queue of every frame from now on, starting with the last ``HISTORY_S`` seconds captured."""
+        with self._lock:
+            queue = AudioQueue(list(self._history))
+            self._subscribers.append(queue)
+            return queue
+
+
+class LiveAudioTrack:
+    """Encodes the frames of one ``AudioQueue`` into ``out`` (added before its header is written)."""
+
+    def __init__(self, feed: LiveAudioFeed, out: av.container.OutputContainer, muxer: str, name: str = "the recording") -> None:
+        codec = REENCODE.get(muxer, "aac")
+        rate = feed.rate
+        supported = av.codec.Codec(codec, "w").audio_rates
+        if supported and rate not in supported:
+            rate = 48000 if 48000 in supported else max(supported)
+        layout = encoder_layout(codec, av.AudioLayout(feed.layout), rate)
+        self._out = out
+        self._stream = out.add_stream(codec, rate=rate)
+        self._stream.codec_context.layout = layout
+        self._stream.codec_context.time_base = Fraction(1, rate)
+        self._format = av.codec.Codec(codec, "w").audio_formats[0].name
+        self._rate, self._layout = rate, layout
+        self._queue = feed.subscribe()
+        self._resampler: Optional[av.AudioResampler] = None
+        self._input: Optional[tuple[str, str, int]] = None  # the resampler's input (format, layout, rate)
+        self._next: Optional[int] = None  # sample index where the continuous run goes on
+        self._last_picture: Optional[float] = None  # the latest time write_until was given
+        self._name = name
+        self.gaps = 0  # silences put in for missing sound
+        log.info("recording the source's audio (%s Hz %s) to %s as %s", feed.rate, feed.layout, name, codec)
+
+    def write_until(self, seconds: Optional[float]) -> None:
+        """Encode the captured sound up to ``seconds`` (plus a short lead); None: everything captured."""
+        if seconds is not None:
+            self._last_picture = seconds
+        for start, frame in self._queue.take_until(None if seconds is None else seconds + LEAD_S):
+            self._add(start, frame)
+
+    def _add(self, start: float, frame: av.AudioFrame) -> None:
+        first = round(start * self._rate)
+        tolerance = round(TOLERANCE_S * self._rate)
+        if self._next is None:
+            if first < -tolerance:
+                return  # sound from before the first picture
+            self._next = max(0, first)
+        elif first > self._next + tolerance:  # nothing was captured meanwhile: silence keeps the sync
+            self.gaps += 1
+            self._silence(first - self._next)
+        elif first + frame.samples * self._rate // max(1, frame.sample_rate) < self._next - tolerance:
+            return  # sound the run already covers (a source clock that stepped back)
+        for converted in self._resample(frame):
+            self._encode(converted)
+
+    def _resample(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self._resampler is None or shape != self._input:
+            if self._resampler is not None:
+                for rest in self._resampler.resample(None):  # what the old setup still holds
+                    self._encode(rest)
+            self._resampler = av.AudioResampler(format=self._format, layout=self._layout, rate=self._rate)
+            self._input = shape
+        frame.pts = None  # the run's own timing is set on the way out
+        return list(self._resampler.resample(frame))
+
+    def _silence(self, samples: int) -> None:
+        while samples > 0:
+            n = min(samples, self._rate)
+            silent = av.AudioFrame(format=self._format, layout=self._layout, samples=n)
+            for plane in silent.planes:
+                plane.update(bytes(plane.buffer_size))
+            silent.sample_rate = self._rate
+            self._encode(silent)
+            samples -= n
+
+    def _encode(self, frame: av.AudioFrame) -> None:
+        assert self._next is not None
+        frame.pts, frame.time_base = self._next, Fraction(1, self._rate)
+        self._next += frame.samples
+        self._out.mux(self._stream.encode(frame))
+
+    def finish(self) -> None:
+        """Encode what was captured until just after the last picture and flush the encoder."""
+        if self._last_picture is not None:
+            for start, frame in self._queue.take_until(self._last_picture + TAIL_S):
+                self._add(start, frame)
+        if self._resampler is not None and self._next is not None:
+            for rest in self._resampler.resample(None):
+                self._encode(rest)
+        self._out.mux(self._stream.encode(None))
+        if self._queue.dropped or self.gaps:
+            log.warning("%s: %d stretches of the source's audio were missing and became silence%s", self._name, self.gaps,
+                        f"; {self._queue.dropped} frames came too late and were dropped" if self._queue.dropped else "")  # fmt: skip
+
+    def close(self) -> None:
+        """Nothing to release: the queue goes with the track, the container belongs to the sink."""

@@ -1,0 +1,91 @@
+"""Live sound into recordings: one continuous run of samples on the pictures' clock, whatever the source does."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from birefvid.frames import StreamInfo
+from birefvid.io.formats import choose_encoder
+from birefvid.io.live_audio import BACKLOG_S, HISTORY_S, LiveAudioFeed
+from birefvid.io.video_sink import VideoFileSink
+
+FPS = 25
+
+
+def _tone(start: float, seconds: float, rate: int, hz: float = 440.0, channels: int = 1) -> av.AudioFrame:
+    """``seconds`` of a sine that starts at ``start`` s (so consecutive frames join up), as one frame."""
+    t = start + np.arange(round(seconds * rate)) / rate
+    samples = np.repeat((0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None], channels, axis=0)
+    frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono" if channels == 1 else "stereo")
+    frame.sample_rate = rate
+    return frame
+
+
+def _record(path, feed: LiveAudioFeed, pushes, seconds: float) -> None:
+    """Write ``seconds`` of pictures at FPS to ``path`` while ``pushes`` ((time, frame), in order) reach the feed as the pictures pass them."""
+    info = StreamInfo(32, 24, Fraction(1, 1000), average_rate=Fraction(FPS))
+    sink = VideoFileSink(path, choose_encoder(path, "rgb", 32, 24), info, live_audio=feed)
+    pending = list(pushes)
+    with sink:
+        for i in range(round(seconds * FPS)):
+            t = i / FPS
+            while pending and pending[0][0] <= t + 0.05:  # the capture runs a little ahead of the display
+                feed.push(*pending.pop(0))
+            sink.write(np.full((1, 24, 32, 3), 100, np.uint8), [round(t * 1000)])
+
+
+def _sound(path) -> tuple[float, int, np.ndarray]:
+    """(first sample's time, sample rate, mono samples) of ``path``'s audio."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+        rate = c.streams.audio[0].codec_context.sample_rate
+    return float(frames[0].pts * frames[0].time_base), rate, np.concatenate([f.to_ndarray().mean(axis=0) for f in frames])
+
+
+def _loud(samples: np.ndarray, rate: int, start: float, a: float, b: float) -> float:
+    """Mean |sample| between ``a`` and ``b`` seconds."""
+    lo, hi = round((a - start) * rate), round((b - start) * rate)
+    return float(np.abs(samples[lo:hi]).mean())
+
+
+def test_a_gap_becomes_silence_and_a_new_rate_is_resampled_so_the_sound_stays_in_sync(tmp_path):
+    feed = LiveAudioFeed(48000, "mono")
+    pushes = [(i * 0.1, _tone(i * 0.1, 0.1, 48000)) for i in range(10)]  # 0-1 s
+    # a reconnect: nothing from 1.0 to 1.6 s, then the camera comes back at 44.1 kHz in stereo
+    pushes += [(1.6 + i * 0.1, _tone(1.6 + i * 0.1, 0.1, 44100, channels=2)) for i in range(9)]  # 1.6-2.5 s
+    _record(tmp_path / "rec.mkv", feed, pushes, 2.5)
+    start, rate, samples = _sound(tmp_path / "rec.mkv")
+    assert rate == 48000 and abs(start) < 0.03  # AAC's priming may start it a frame early
+    assert _loud(samples, rate, start, 0.1, 0.9) > 0.25  # a 0.5 sine averages 0.32
+    assert _loud(samples, rate, start, 1.05, 1.55) < 0.01  # the gap is silent ...
+    assert _loud(samples, rate, start, 1.7, 2.4) > 0.25  # ... and the sound after it sits where it was captured
+    assert abs(start + len(samples) / rate - 2.5) < 0.1  # as long as the pictures
+
+
+def test_sound_the_run_already_covers_is_dropped(tmp_path):
+    feed = LiveAudioFeed(48000, "mono")
+    pushes = [(i * 0.1, _tone(i * 0.1, 0.1, 48000)) for i in range(10)]
+    pushes.insert(6, (0.2, _tone(0.2, 0.1, 48000, hz=1000)))  # a source clock that stepped back 0.4 s
+    _record(tmp_path / "rec.mkv", feed, pushes, 1.0)
+    start, rate, samples = _sound(tmp_path / "rec.mkv")
+    assert abs(start + len(samples) / rate - 1.0) < 0.1  # not 0.1 s longer
+    spectrum = np.abs(np.fft.rfft(samples[round((0.55 - start) * rate) : round((0.7 - start) * rate)]))
+    assert np.argmax(spectrum) * rate / (2 * (len(spectrum) - 1)) < 600  # 440 Hz goes on: the 1 kHz stretch was dropped
+
+
+def test_a_late_subscriber_gets_the_recent_sound_and_a_stalled_one_stays_bounded():
+    feed = LiveAudioFeed(48000, "mono")
+    early = feed.subscribe()
+    for i in range(round((HISTORY_S + 5) * 10)):
+        feed.push(i * 0.1, _tone(0, 0.1, 48000))
+    late = feed.subscribe()
+    kept = late.take_until(None)
+    assert len(kept) <= round(HISTORY_S * 10) + 1 and kept[-1][0] == round((HISTORY_S + 5) * 10 - 1) * 0.1
+    for i in range(round(BACKLOG_S * 10)):
+        feed.push(20 + i * 0.1, _tone(0, 0.1, 48000))
+    stalled = early.take_until(None)
+    assert sum(f.samples for _, f in stalled) / 48000 <= BACKLOG_S + 0.1 and early.dropped > 0
+    assert stalled[-1][0] == 20 + (round(BACKLOG_S * 10) - 1) * 0.1  # the newest are the ones kept
