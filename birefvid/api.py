@@ -162,14 +162,14 @@ def build_live_job(
     stats_every: float = 5.0,
     overwrite: bool = False,
     record_preset: Optional[str] = None,
-    record_audio: bool = True,
+    audio: bool = True,
     **model_options: Any,
 ) -> LiveJob:
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
 
     ``model_options`` are ``model_and_inference``'s (model, weights, resolution, device, ...).
     ``record_preset`` is the encoder speed preset of file sinks (default x264/x265 ``veryfast``);
-    ``record_audio=False`` leaves the source's sound out of them.
+    ``audio=False`` leaves the source's sound out of recordings and streams.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
     model_spec, inference = model_and_inference(**model_options)
@@ -185,7 +185,7 @@ def build_live_job(
         inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]
         latency_budget_ms=latency_budget_ms, duration=duration, carry=carry, stats_every=stats_every, overwrite=overwrite,
-        record_preset=record_preset, record_audio=record_audio,
+        record_preset=record_preset, audio=audio,
     ).validate()  # fmt: skip
 
 

@@ -290,7 +290,7 @@ class LiveJob(JobDescription):
     stats_every: float = 5.0
     overwrite: bool = False
     record_preset: Optional[str] = None  # encoder speed preset of the recordings (x264 ultrafast..., NVENC p1-p7)
-    record_audio: bool = True  # recordings carry the source's sound (a stream's or file's first audio track)
+    audio: bool = True  # recordings and streams carry the source's sound (a stream's or file's first audio track)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sinks", tuple(str(s) for s in self.sinks))
@@ -321,6 +321,14 @@ class LiveJob(JobDescription):
 def is_recording(sink: str) -> bool:
     """True when a live ``--sink`` value names a file to record (not window, virtualcam or a URL)."""
     return sink.strip().lower() not in ("window", "virtualcam") and "://" not in sink
+
+
+SOUND_SCHEMES = ("rtsp", "rtsps", "udp", "tcp", "srt")  # the network sinks that send the source's sound too
+
+
+def carries_sound(sink: str) -> bool:
+    """True when a live ``--sink`` carries the source's sound: a recording, an RTSP or MPEG-TS stream."""
+    return is_recording(sink) or sink.strip().lower().split("://", 1)[0] in SOUND_SCHEMES
 
 
 def to_dict(job: Any) -> dict[str, Any]:

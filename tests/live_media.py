@@ -183,6 +183,6 @@ def flash_and_tone(path: Path) -> tuple[Optional[float], Optional[float], float,
     start = float(decoded[0].pts * decoded[0].time_base)
     samples = np.concatenate([f.to_ndarray().mean(axis=0) for f in decoded])
     loud = np.nonzero(np.abs(samples) > 0.1)[0]
-    step = frames[1][0] - frames[0][0] if len(frames) > 1 else 0.0
+    step = float(np.median(np.diff([t for t, _ in frames]))) if len(frames) > 1 else 0.0  # a frame's length
     bright = next((t for t, level in frames if level > 128), None)
     return bright, (start + loud[0] / rate if len(loud) else None), frames[-1][0] + step, start + len(samples) / rate

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Optional
@@ -288,8 +289,9 @@ def test_blur_to_a_recording_and_the_preview_at_once(tmp_path: Path, clip_qvga: 
 
 @pytest.fixture(scope="module")
 def flash_clip(clip_dir: Path) -> Path:
-    """4 s at 25 fps whose picture turns white and whose sound plays a tone from 1.5 to 2.5 s."""
-    return make_flash_clip(clip_dir / "flash.mp4", seconds=4.0, flash=(1.5, 2.5))
+    """6 s at 25 fps whose picture turns white and whose sound plays a tone from 1.5 to 2.5 s (longer
+    than the runs below: a stream that ended would repeat its last picture, without sound, while it reconnects)."""
+    return make_flash_clip(clip_dir / "flash.mp4", seconds=6.0, flash=(1.5, 2.5))
 
 
 def _check_sound_in_sync(path: Path, codec: str) -> None:
@@ -305,7 +307,7 @@ def _check_sound_in_sync(path: Path, codec: str) -> None:
 
 
 def test_recording_keeps_a_files_sound_in_sync(tmp_path: Path, flash_clip: Path) -> None:
-    args = ["--source", flash_clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--sink", "rec.mkv"]
+    args = ["--source", flash_clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--duration", "3.5", "--sink", "rec.mkv"]
     code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
     assert code == 0, err
     _check_sound_in_sync(tmp_path / "rec.mkv", "aac")
@@ -321,6 +323,32 @@ def test_recording_keeps_an_rtsp_cameras_sound_in_sync(tmp_path: Path, flash_cli
         code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
     assert code == 0, err
     _check_sound_in_sync(tmp_path / "rec.webm", "opus")
+
+
+def test_rtsp_and_udp_streams_carry_the_cameras_sound_in_sync(tmp_path: Path, flash_clip: Path) -> None:
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    rtsp_out, udp_port = f"rtsp://127.0.0.1:{free_port()}/out", free_port()
+    quiet = ["-nostdin", "-hide_banner", "-loglevel", "warning"]
+    receivers = [  # ffmpeg as the players, each keeping what it got, sound and pictures, as they came
+        subprocess.Popen([ffmpeg, *quiet, "-rtsp_flags", "listen", "-listen_timeout", str(int(STARTUP)), "-i", rtsp_out,
+                          "-map", "0", "-c", "copy", str(tmp_path / "rx_rtsp.mkv")], stderr=subprocess.DEVNULL),
+        subprocess.Popen([ffmpeg, *quiet, "-analyzeduration", "500000", "-i", f"udp://127.0.0.1:{udp_port}?timeout={int(STARTUP + 30) * 1_000_000}",
+                          "-map", "0", "-c", "copy", "-t", "3", str(tmp_path / "rx_udp.mkv")], stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+    try:
+        wait_for(lambda: listening(int(rtsp_out.split(":")[2].split("/")[0])), 20, "ffmpeg listening for RTSP")
+        with RtspServer(flash_clip, audio=True) as server:
+            args = ["--source", server.url, "--effect", "blur", *FAST_MODEL, "--sink", rtsp_out,
+                    "--sink", f"udp://127.0.0.1:{udp_port}", "--duration", "3.5"]  # fmt: skip
+            code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
+        assert code == 0, err
+        for receiver in receivers:
+            assert receiver.wait(timeout=30) == 0
+    finally:
+        for receiver in receivers:
+            end_process(receiver)
+    _check_sound_in_sync(tmp_path / "rx_rtsp.mkv", "aac")
+    _check_sound_in_sync(tmp_path / "rx_udp.mkv", "aac")
 
 
 # ---------------------------------------------------------------- 5. window on Xvfb

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from birefvid.errors import SinkError
+from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.ts_sink import MpegTsPublishSink, stream_url
-from live_media import free_port, moving_bar_picture
+from live_media import flash_and_tone, free_port, moving_bar_picture
 from system_tools import need_binary
 
 FPS = 24
@@ -173,3 +174,35 @@ def test_srt_without_libsrt_says_how_to_get_srt():
 def test_alpha_is_refused_with_a_file_sink_hint():
     with pytest.raises(SinkError, match=r"no alpha.*\.webm, \.mov or \.mkv"):
         MpegTsPublishSink("udp://127.0.0.1:5000", width=64, height=48, fps=FPS, kind="rgba")
+
+
+def test_sound_lands_with_its_pictures_when_the_stream_starts_after_it(tmp_path):
+    """The stream's clock starts at its first picture (0.3 s into the source here); the sound captured
+    before that is left out rather than moved, so the tone and the flash at 1.5 s stay together."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    port = free_port()
+    rx = subprocess.Popen([ffmpeg, "-nostdin", "-loglevel", "error", "-analyzeduration", "500000", "-i",
+                           f"udp://127.0.0.1:{port}?timeout=2000000", "-map", "0", "-c", "copy", str(tmp_path / "rx.mkv")],
+                          stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _wait(lambda: _udp_bound(port) or rx.poll() is not None, 10, "ffmpeg to bind its UDP port")
+        feed, rate, done = LiveAudioFeed(48000, "mono"), 48000, 0
+        with MpegTsPublishSink(f"udp://127.0.0.1:{port}", width=64, height=48, fps=25, kind="rgb", audio=feed) as sink:
+            for i in range(75):
+                t = 0.3 + i / 25
+                while done < round((t + 0.04) * rate):  # the capture runs a frame ahead of the display
+                    at = np.arange(done, done + 1024) / rate
+                    tone = np.where((at >= 1.5) & (at < 2.5), 0.5 * np.sin(2 * np.pi * 440 * at), 0.0).astype(np.float32)
+                    frame = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+                    frame.sample_rate = rate
+                    feed.push(done / rate, frame)
+                    done += 1024
+                sink.send(np.full((48, 64, 3), 230 if 1.5 <= t < 2.5 else 30, np.uint8), t)
+                time.sleep(0.005)
+        assert rx.wait(timeout=20) == 0
+    finally:
+        rx.kill()
+        rx.wait()
+    bright, tone, video_end, sound_end = flash_and_tone(tmp_path / "rx.mkv")
+    assert bright is not None and tone is not None and abs(bright - tone) < 0.005, (bright, tone)
+    assert abs(sound_end - video_end) < 0.05, (video_end, sound_end)

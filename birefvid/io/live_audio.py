@@ -120,6 +120,9 @@ class LiveAudioTrack:
         self._resampler: Optional[av.AudioResampler] = None
         self._input: Optional[tuple[str, str, int]] = None  # the resampler's input (format, layout, rate)
         self._next: Optional[int] = None  # sample index where the continuous run goes on
+        # seconds added to each sound's stream time: where the output's clock has the stream's 0
+        # (a network sink's timestamps start elsewhere); set before the first write_until
+        self.offset = 0.0
         self._last_picture: Optional[float] = None  # the latest time write_until was given
         self._name = name
         self.gaps = 0  # silences put in for missing sound
@@ -133,12 +136,12 @@ class LiveAudioTrack:
             self._add(start, frame)
 
     def _add(self, start: float, frame: av.AudioFrame) -> None:
-        first = round(start * self._rate)
+        first = round((start + self.offset) * self._rate)
         tolerance = round(TOLERANCE_S * self._rate)
         if self._next is None:
-            if first < -tolerance:
-                return  # sound from before the first picture
-            self._next = max(0, first)
+            if first < 0:
+                return  # sound from before the output's clock starts (moving it to 0 would put it late)
+            self._next = first
         elif first > self._next + tolerance:  # nothing was captured meanwhile: silence keeps the sync
             self.gaps += 1
             self._silence(first - self._next)

@@ -63,8 +63,8 @@ def open_live_sink(
 ) -> LiveSink:
     """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``.
 
-    ``preset`` is the encoder speed preset of a recording (a file sink) and ``audio`` the source's
-    sound it records; other sinks ignore both.
+    ``preset`` is the encoder speed preset of a recording (a file sink); ``audio`` is the source's
+    sound, which recordings and the RTSP and MPEG-TS streams carry.
     """
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
@@ -86,12 +86,12 @@ def open_live_sink(
         from birefvid.io.rtsp_sink import RtspPublishSink
 
         _check_kind(RtspPublishSink, spec, kind)
-        return RtspPublishSink(spec, width=width, height=height, fps=fps, kind=kind)
+        return RtspPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
     if scheme in ("udp", "tcp", "srt"):
         from birefvid.io.ts_sink import MpegTsPublishSink
 
         _check_kind(MpegTsPublishSink, spec, kind)
-        return MpegTsPublishSink(spec, width=width, height=height, fps=fps, kind=kind)
+        return MpegTsPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
     if scheme in ("rtmp", "rtmps"):
         raise ConfigError(f"--sink {spec}: birefvid does not publish RTMP itself; {_RELAY_HINT}")
     if scheme == "http":

@@ -20,6 +20,7 @@ import numpy as np
 
 from birefvid.errors import SinkError
 from birefvid.io.h264_live import ACCEPTS, ALPHA_HINT, LiveH264
+from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
 from birefvid.io.live_base import LiveSink
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,15 @@ def stream_url(url: str, open_timeout: float) -> str:
 
 
 class MpegTsPublishSink(LiveSink):
-    """Encodes each picture with ``LiveH264`` and sends it to ``url`` (udp://, tcp:// or srt://) as MPEG-TS."""
+    """Encodes each picture with ``LiveH264`` and sends it to ``url`` (udp://, tcp:// or srt://) as
+    MPEG-TS, with the source's sound (AAC) when an ``audio`` feed is given."""
 
     accepts = ACCEPTS
     holds_last = True
 
-    def __init__(self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
+    ) -> None:
         super().__init__()
         self.url = url
         if kind not in self.accepts:
@@ -71,11 +75,14 @@ class MpegTsPublishSink(LiveSink):
         self._first_t: Optional[float] = None
         self._last_pts: Optional[int] = None
         self._out: Optional[av.container.OutputContainer] = None
+        self._audio: Optional[LiveAudioTrack] = None
         target = stream_url(url, open_timeout)
         try:
             # flush_packets: each frame leaves as soon as it is muxed instead of when a buffer fills
             self._out = av.open(target, "w", format="mpegts", container_options={"flush_packets": "1"})
             self._h264 = LiveH264(self._out, width=width, height=height, fps=fps, time_base=TIME_BASE)
+            if audio is not None:
+                self._audio = LiveAudioTrack(audio, self._out, "mpegts", url)
             self._out.start_encoding()  # opens the socket (TCP: connects) now, so a dead receiver fails here
         except (av.FFmpegError, OSError, ValueError) as e:
             self._release()
@@ -97,12 +104,16 @@ class MpegTsPublishSink(LiveSink):
         frame = self._h264.frame(picture)
         if self._first_t is None:
             self._first_t = t
+            if self._audio is not None:
+                self._audio.offset = -t
         pts = round((t - self._first_t) / TIME_BASE)  # the stream's clock starts at its first picture
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # a repeated or early t still has to move the stream clock forward
         frame.pts, frame.time_base = pts, TIME_BASE
         try:
             self._out.mux(self._h264.stream.encode(frame))
+            if self._audio is not None:
+                self._audio.write_until(t)
         except (av.FFmpegError, OSError) as e:
             raise SinkError(f"sending to {self.url} failed after {self.frames_sent} frames: {_reason(e)}") from e
         self._last_pts = pts
@@ -113,6 +124,8 @@ class MpegTsPublishSink(LiveSink):
             return
         try:
             self._out.mux(self._h264.stream.encode(None))
+            if self._audio is not None:
+                self._audio.finish()
             self._out.close()
         except (av.FFmpegError, OSError) as e:
             raise SinkError(f"finishing the stream to {self.url} failed: {_reason(e)}") from e

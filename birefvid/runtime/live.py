@@ -27,7 +27,7 @@ import torch
 from ..compose.compositor import Compositor
 from ..errors import BirefvidError, PipelineError, SourceError
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource
-from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, is_recording
+from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound
 from ..temporal import Smoother, make_smoother
 from ..temporal.carry import MaskCarrier
 from .live_stats import LiveStats
@@ -384,9 +384,9 @@ def run_live_job(
     job.validate()
     spec, effect = job.source, job.effect
     with contextlib.ExitStack() as stack:
-        records = any(is_recording(sink) for sink in job.sinks)
+        sound = job.audio and any(carries_sound(sink) for sink in job.sinks)
         source = stack.enter_context(open_live_source(
-            spec.source, audio=job.record_audio and records, realtime=spec.realtime, loop=spec.loop,
+            spec.source, audio=sound, realtime=spec.realtime, loop=spec.loop,
             open_timeout=spec.open_timeout, read_timeout=spec.read_timeout, max_retries=spec.max_retries,
         ))  # fmt: skip
         info = source.start()
