@@ -3,11 +3,15 @@
 Limits: decord reports frame times as float seconds, which are converted back to pts in the
 stream's time base (read with PyAV) by rounding; that is exact for ordinary time bases but not
 guaranteed for time bases finer than double precision. decord 0.6 mis-sizes rotated videos, so
-those are refused with a pointer to the PyAV decoder. Colour conversion is decord's own.
+those are refused with a pointer to the PyAV decoder. Colour conversion is decord's own. The
+stream's facts (pixel aspect, timecode, tags) come from PyAV. An MP4 whose edit list hides leading
+frames (a cut made with ``ffmpeg -ss -c copy``) is refused too: decord 0.6 returns the shown
+pictures under the hidden frames' timestamps and pads the end with repeats.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Iterator
@@ -42,7 +46,7 @@ class DecordSource(Source):
         self.path = Path(path)
         # PyAV validates the file, reports rotation, time base and colour tags in our usual words
         with VideoFileSource(self.path) as probe:
-            info, rotation = probe.info, probe.rotation
+            info, rotation, first_pts = probe.info, probe.rotation, probe.first_pts
         if rotation:
             raise SourceError(
                 f"{self.path} has a {rotation} degree rotation tag, which decord 0.6 cannot decode correctly; "
@@ -53,18 +57,24 @@ class DecordSource(Source):
         except (RuntimeError, decord.DECORDError) as e:
             raise SourceError(f"{self.path} is not a readable video (decord: {e})") from e
         self._count = len(self._reader)
-        self._info = StreamInfo(
-            width=info.width,
-            height=info.height,
-            time_base=info.time_base,
+        hidden = self._hidden_frames(info.time_base, first_pts)
+        if hidden:
+            raise SourceError(
+                f"{self.path} hides its first {hidden} frames behind an edit list (a cut made with ffmpeg -ss -c copy), "
+                "which decord 0.6 decodes with the wrong timestamps; use the PyAV decoder (decoder='pyav')"
+            )
+        self._info = dataclasses.replace(
+            info,
             average_rate=info.average_rate or Fraction(self._reader.get_avg_fps()).limit_denominator(1001),
             frame_count=self._count,
-            duration=info.duration,
-            color_range=info.color_range,
-            colorspace=info.colorspace,
-            color_primaries=info.color_primaries,
-            color_trc=info.color_trc,
         )
+
+    def _hidden_frames(self, tb: Fraction, first_pts: int | None) -> int:
+        """How many leading frames come before the first one shown (an edit list hides them)."""
+        if first_pts is None or self._count == 0:
+            return 0
+        times = self._reader.get_frame_timestamp(list(range(self._count)))[:, 0]
+        return sum(1 for seconds in times if round(Fraction(float(seconds)) / tb) < first_pts)
 
     @property
     def info(self) -> StreamInfo:

@@ -108,6 +108,8 @@ class VideoFileSource(Source):
             if self._first is None:
                 raise SourceError(f"{self.path} is not a readable video (no decodable frames)")
             self._info = self._make_info(self._first)
+            # the first frame shown: an MP4 cut with an edit list decodes hidden frames before it
+            self.first_pts: Optional[int] = self._first.pts
         except BaseException:
             self._container.close()
             raise
