@@ -83,6 +83,37 @@ def test_cover_crops_the_long_side() -> None:
     assert (out[..., 1] == 255).all() and (out[..., 0] == 0).all()
 
 
+def test_a_circle_stays_round_on_screen_for_non_square_pixels() -> None:
+    """DV widescreen stores 720x480 pixels shown 32/27 times wider than tall: the photo is covered as
+    it will be seen, so a round dot in it is narrower in stored pixels and round on screen."""
+    image = np.full((480, 854, 3), 255, np.uint8)  # a 16:9 photo, square pixels
+    cv2.circle(image, (427, 240), 100, (0, 0, 0), -1)
+    for aspect, stored_width in ((1.0, 200), (32 / 27, 200 * 27 / 32)):
+        out = cover(image, (720, 480), aspect)
+        rows, cols = np.nonzero(out[..., 0] < 128)
+        assert out.shape == (480, 720, 3) and rows.max() - rows.min() + 1 == pytest.approx(200, abs=2)
+        assert cols.max() - cols.min() + 1 == pytest.approx(stored_width, abs=2)  # x aspect on screen: 200 wide
+
+
+def test_a_background_videos_own_pixel_shape_counts(tmp_path) -> None:
+    """A 4:3 background stored squeezed (pixels twice as wide) behind a square-pixel output: unsqueezed."""
+    path = tmp_path / "bg.mov"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 32, 48, "rgb24"
+        stream.codec_context.sample_aspect_ratio = 2  # shown 64x48
+        picture = np.zeros((48, 32, 3), np.uint8)
+        picture[:, :8] = 255  # the left quarter as shown
+        picture[12:24, :] = 255  # and a band across, a quarter of the height from the top
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode(None))
+    with open_background(path, SIZE) as bg:  # SIZE is 64x48, square pixels
+        frame = bg.frames(1)[0, 0].numpy()
+    # seen as 64x48 it fits as it is; taken as 32x48 it would be doubled in height and cropped
+    assert (frame[:, :15] > 200).all() and (frame[:11, 17:] < 50).all() and (frame[25:, 17:] < 50).all()
+    assert (frame[13:23, 17:] > 200).all()
+
+
 def test_color_background(tmp_path) -> None:
     with open_background("green", SIZE, device="cpu") as bg:
         assert isinstance(bg, ColorBackground)

@@ -385,6 +385,23 @@ def test_non_square_pixels_are_kept_where_the_file_can_record_them(tmp_path, seg
     assert "pixels are not square (aspect 4/3)" in caplog.text and "write .mov or .mp4" in caplog.text
 
 
+def test_a_background_is_fitted_as_an_anamorphic_output_is_shown(tmp_path, seg):
+    """Pixels shown twice as wide as tall: a square-pixel 128x48 picture fills the 64x48 stored frame
+    squeezed to half its width (not cropped to its middle half, which is all black here)."""
+    gray = [np.full((48, 64, 3), 128, np.uint8)] * 3  # no red: the red-key model leaves only background
+    src = make_video(tmp_path / "dv.mov", n_frames=3, size=(64, 48), frames=gray, codec="png", pix_fmt="rgb24",
+                     with_audio=False, sample_aspect_ratio=Fraction(2))  # fmt: skip
+    picture = np.zeros((48, 128, 3), np.uint8)
+    picture[:, :32] = 255  # its left quarter
+    assert cv2.imwrite(str(tmp_path / "bg.png"), picture)
+    out = tmp_path / "c.mkv"
+    process_video(src.path, out, kind="composite", background=str(tmp_path / "bg.png"), segmenter=seg, smooth="none",
+                  codec="ffv1", pix_fmt="yuv444p")  # fmt: skip
+    for frame in read_video(out, "rgb24").images:
+        luma = frame.mean(axis=2)
+        assert (luma[:, :15] > 230).all() and (luma[:, 17:] < 25).all()  # the left quarter of 64: 16 columns
+
+
 def _timecode(path: Path) -> Optional[str]:
     with av.open(str(path)) as c:
         return next((v for k, v in c.streams.video[0].metadata.items() if k.lower() == "timecode"), None)

@@ -131,7 +131,8 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
         sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts, chunk_shift(path, chunk)))
         background = None
         if out.kind == "composite":
-            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device))
+            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device,
+                                                             info.sample_aspect_ratio))  # fmt: skip
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background)
         batch = job.inference.batch_size or segmenter.file_batch_size(info.height, info.width)
         kept_progress = _kept(sink, progress)

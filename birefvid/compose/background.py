@@ -39,24 +39,34 @@ def _check_size(size: Size) -> tuple[int, int]:
     return width, height
 
 
-def cover(image: np.ndarray, size: Size) -> np.ndarray:
-    """Scale an RGB (h, w, 3) uint8 array to cover ``size`` (width, height), then centre-crop to it."""
+def cover(image: np.ndarray, size: Size, pixel_aspect: float = 1.0) -> np.ndarray:
+    """Scale an RGB (h, w, 3) uint8 array to cover ``size`` (width, height), then centre-crop to it.
+
+    ``pixel_aspect``: how much wider than tall the output's pixels are shown, relative to the
+    picture's (an anamorphic DV frame's 32/27 for a square-pixel photo): the picture is covered
+    as it will be seen, so a circle in it stays a circle on screen.
+    """
     width, height = size
     h, w = image.shape[:2]
-    scale = max(width / w, height / h)
-    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    seen_w = w / pixel_aspect  # the picture's width in output pixels, before scaling
+    scale = max(width / seen_w, height / h)
+    new_w, new_h = max(width, round(seen_w * scale)), max(height, round(h * scale))
     if (new_w, new_h) != (w, h):
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        interpolation = cv2.INTER_AREA if new_w * new_h < w * h else cv2.INTER_LINEAR
         image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
     top, left = (new_h - height) // 2, (new_w - width) // 2
     return np.ascontiguousarray(image[top : top + height, left : left + width])
 
 
 class Background:
-    """Source of background frames (n, 3, H, W) uint8 at a fixed output size; close() is idempotent."""
+    """Source of background frames (n, 3, H, W) uint8 at a fixed output size; close() is idempotent.
 
-    def __init__(self, size: Size, device: DeviceLike = None) -> None:
+    ``pixel_aspect`` is the output's pixel aspect over the pictures' (see ``cover``).
+    """
+
+    def __init__(self, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0) -> None:
         self.width, self.height = _check_size(size)
+        self.pixel_aspect = float(pixel_aspect)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.closed = False
 
@@ -85,9 +95,10 @@ class Background:
 class StillBackground(Background):
     """A still picture (H, W, 3) uint8 RGB, scaled to cover the frame; frames() returns a broadcast view (do not write into it)."""
 
-    def __init__(self, image: np.ndarray, size: Size, device: DeviceLike = None) -> None:
-        super().__init__(size, device)
-        self._image = torch.from_numpy(cover(image, (self.width, self.height))).permute(2, 0, 1).contiguous().to(self.device)
+    def __init__(self, image: np.ndarray, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0) -> None:
+        super().__init__(size, device, pixel_aspect)
+        picture = cover(image, (self.width, self.height), self.pixel_aspect)
+        self._image = torch.from_numpy(picture).permute(2, 0, 1).contiguous().to(self.device)
 
     def _frames(self, n: int) -> Tensor:
         return self._image.unsqueeze(0).expand(n, -1, -1, -1)
@@ -108,14 +119,14 @@ class StreamBackground(Background):
     """Frames from a provider (e.g. a looping video from ``birefvid.io``), one per output frame, each
     scaled to cover the output; ``close()`` also closes the provider."""
 
-    def __init__(self, source: FrameProvider, size: Size, device: DeviceLike = None) -> None:
-        super().__init__(size, device)
+    def __init__(self, source: FrameProvider, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0) -> None:
+        super().__init__(size, device, pixel_aspect)
         self.source = source
 
     def _frames(self, n: int) -> Tensor:
         if n == 0:
             return torch.empty((0, 3, self.height, self.width), dtype=torch.uint8, device=self.device)
-        batch = np.stack([cover(self.source.next_frame(), (self.width, self.height)) for _ in range(n)])
+        batch = np.stack([cover(self.source.next_frame(), (self.width, self.height), self.pixel_aspect) for _ in range(n)])
         return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(self.device)
 
     def close(self) -> None:

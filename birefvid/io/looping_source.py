@@ -27,6 +27,7 @@ class LoopingVideoSource:
         self._source = VideoFileSource(self.path, strict=False)
         self._frames: Iterator = iter(self._source)
         self.size = (self._source.info.width, self._source.info.height)
+        self.pixel_aspect = self._source.info.sample_aspect_ratio  # None: square pixels
 
     def next_frame(self) -> np.ndarray:
         """The next frame (H, W, 3) uint8 RGB, wrapping to the first one after the last."""

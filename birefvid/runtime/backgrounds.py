@@ -8,8 +8,9 @@ then as a video.
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from ..compose.background import Background, ColorBackground, DeviceLike, Size, StillBackground, StreamBackground
 from ..colors import is_color
@@ -19,8 +20,15 @@ from ..io.image_source import read_rgb
 from ..io.looping_source import LoopingVideoSource
 
 
-def open_background(spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None) -> Background:
-    """A colour string, an image file or a video file (looped), covering ``size`` (width, height)."""
+def open_background(
+    spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None, pixel_aspect: Optional[Fraction] = None
+) -> Background:
+    """A colour string, an image file or a video file (looped), covering ``size`` (width, height).
+
+    ``pixel_aspect``: the output's (an anamorphic source's), so the picture looks right as shown;
+    a background video's own pixel aspect is taken into account too.
+    """
+    aspect = float(pixel_aspect or 1)
     if isinstance(spec, str) and is_color(spec):
         return ColorBackground(spec, size, device)
     path = Path(spec)
@@ -31,10 +39,10 @@ def open_background(spec: Union[str, os.PathLike], size: Size, device: DeviceLik
         )
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
-        return StillBackground(_read_image(path), size, device)
+        return StillBackground(_read_image(path), size, device, aspect)
     if suffix not in VIDEO_EXTENSIONS:
         try:
-            return StillBackground(read_rgb(path), size, device)
+            return StillBackground(read_rgb(path), size, device, aspect)
         except SourceError:
             pass  # not an image: try it as a video
     try:
@@ -42,7 +50,7 @@ def open_background(spec: Union[str, os.PathLike], size: Size, device: DeviceLik
     except SourceError as exc:
         raise SourceError(f"background video unreadable: {path} ({exc})") from exc
     try:
-        return StreamBackground(source, size, device)
+        return StreamBackground(source, size, device, aspect / float(source.pixel_aspect or 1))
     except BaseException:
         source.close()
         raise

@@ -89,7 +89,7 @@ def run_file_job(
         stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
         background = None
         if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
-            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device))
+            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device, info.sample_aspect_ratio))
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background)
         batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)

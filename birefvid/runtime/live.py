@@ -397,7 +397,8 @@ def run_live_job(
         try:
             background = None
             if effect.effect == "replace":
-                background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu"))
+                background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
+                                                                 info.sample_aspect_ratio))  # fmt: skip
             seg = segmenter or segmenter_for(job.model, job.inference)  # after the cheap checks of sinks and background
             stats = LiveStats(job.stats_every, stats_json, printer)
             stack.callback(stats.close)
