@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
 from ..io.atomic import check_target
+from ..io.base import is_url
 from ..job import FileJob
 from .chunk import ChunkTask, chunk_shift
 from .hooks import crash_hook_for
@@ -74,6 +75,9 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     """Files as given; a folder stands for the video files in it (sorted). Missing ones fail at once."""
     found: list[Path] = []
     for text in inputs:
+        if is_url(text):
+            raise SourceError(f"batch reads local files and folders (it seeks to split videos); download {text} first, "
+                              "or run `birefvid process` on the URL")  # fmt: skip
         p = Path(text)
         if p.is_dir():
             found.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS))

@@ -17,6 +17,13 @@ from birefvid.frames import Frame, StreamInfo
 
 # a smaller picture holds no subject to cut out, and codecs and compositing refuse pictures of 1 px
 MIN_PICTURE_SIDE = 8
+# inputs a file job may read over the network (a live stream is ``birefvid live``'s)
+URL_SCHEMES = ("http", "https")
+
+
+def is_url(text: object) -> bool:
+    """True when ``text`` is an http(s):// address rather than a local path."""
+    return isinstance(text, str) and text.split("://", 1)[0].lower() in URL_SCHEMES and "://" in text
 
 
 def check_picture_size(width: int, height: int, name: object) -> None:

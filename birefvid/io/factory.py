@@ -12,7 +12,7 @@ from birefvid.frames import StreamInfo
 from birefvid.job import Decoder
 from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
-from birefvid.io.base import Sink, Source
+from birefvid.io.base import Sink, Source, is_url
 from birefvid.io.formats import KINDS, Kind, choose_encoder
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
@@ -29,11 +29,13 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
     ``threads`` sets PyAV's decoder thread count (None: FFmpeg's choice).
     """
     text = str(path)
-    if is_glob(text) or Path(text).is_dir():
+    if not is_url(text) and (is_glob(text) or Path(text).is_dir()):
         return ImageSequenceSource(text, fps=fps)
     if decoder == "pyav":
         return VideoFileSource(text, threads=threads or 0)
     if decoder == "decord":
+        if is_url(text):
+            raise ConfigError(f"decord reads local files only; {text} is read with the PyAV decoder (decoder='pyav')")
         from birefvid.io.decord_source import DecordSource  # optional extra: imported only when asked for
 
         return DecordSource(text)

@@ -21,19 +21,30 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
 import av
 
 from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
-from birefvid.io.base import Source, check_picture_size
+from birefvid.io.base import Source, check_picture_size, is_url
 
 log = logging.getLogger(__name__)
 
 
-def _open_container(path: Path) -> av.container.InputContainer:
-    """Open ``path`` for reading, translating FFmpeg's complaints into SourceError."""
+# seconds a video read over http(s) may take to answer, to open and to deliver more data
+URL_TIMEOUT_S = 30.0
+
+
+def _open_container(path: Path | str) -> av.container.InputContainer:
+    """Open ``path`` (a file, or an http(s):// URL) for reading, translating FFmpeg's complaints into SourceError."""
+    if isinstance(path, str):  # a URL (see is_url)
+        try:
+            return av.open(path, "r", timeout=URL_TIMEOUT_S)
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise SourceError(f"cannot read {path} ({reason})") from e
     if not path.exists():
         raise SourceError(f"input not found: {path}")
     if path.is_dir():
@@ -89,7 +100,8 @@ class VideoFileSource(Source):
 
     def __init__(self, path: str | Path, *, strict: bool = True, threads: int = 0) -> None:
         super().__init__()
-        self.path = Path(path)
+        # a URL stays as given (a Path would fold its "//"); everything else is a file path
+        self.path: Path | str = path if is_url(path) else Path(path)
         self.strict = strict
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = _open_container(self.path)
@@ -203,11 +215,12 @@ class VideoFileSource(Source):
         """The error for a frame whose timestamp does not follow the one before (the decoder emits
         frames in presentation order, so the file's timestamps are wrong; every output needs them)."""
         tb = self._info.time_base
+        name = Path(urlsplit(self.path).path).name if isinstance(self.path, str) else self.path.name
         return (
             f"{self.path}: frame {index}'s timestamp ({float(pts * tb):.3f} s) is not after frame {index - 1}'s "
             f"({float(previous * tb):.3f} s): the file's timestamps are out of order (DivX/XviD with packed "
-            f"B-frames?); re-encode it first, e.g. ffmpeg -i {self.path.name} -c:v libx264 -crf 16 fixed.mp4"
-            + (" (or, lossless for an AVI: -c copy -bsf:v mpeg4_unpack_bframes fixed.avi)" if self.path.suffix.lower() == ".avi" else "")
+            f"B-frames?); re-encode it first, e.g. ffmpeg -i {name} -c:v libx264 -crf 16 fixed.mp4"
+            + (" (or, lossless for an AVI: -c copy -bsf:v mpeg4_unpack_bframes fixed.avi)" if name.lower().endswith(".avi") else "")
         )
 
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:

@@ -1,0 +1,66 @@
+"""`process` on an http(s):// URL: read over the network like a file; bad addresses are one line."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import time
+
+import pytest
+
+from birefvid.api import process_video
+from birefvid.batch.runner import expand_inputs
+from birefvid.cli import main
+from birefvid.errors import ConfigError, SourceError
+from birefvid.io import open_source
+from live_media import free_port
+from media import audio_duration, make_video
+from process_fixtures import decoded_times, red_key_segmenter
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # no request lines in the test output
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A folder with a clip (H.264 + AAC), served on 127.0.0.1 for the tests of this module only."""
+    folder = tmp_path_factory.mktemp("www")
+    make_video(folder / "clip.mp4", n_frames=12, size=(64, 48), with_audio=True)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_url_is_processed_like_the_file_it_serves(tmp_path, served):
+    folder, base = served
+    seg = red_key_segmenter()
+    report = process_video(f"{base}/clip.mp4", tmp_path / "url.mkv", kind="mask", segmenter=seg, smooth="none")
+    process_video(folder / "clip.mp4", tmp_path / "file.mkv", kind="mask", segmenter=seg, smooth="none")
+    assert report["frames"] == 12
+    assert decoded_times(tmp_path / "url.mkv") == decoded_times(tmp_path / "file.mkv") == decoded_times(folder / "clip.mp4")
+    assert audio_duration(tmp_path / "url.mkv") == pytest.approx(audio_duration(folder / "clip.mp4"), abs=0.05)
+
+
+def test_a_missing_page_or_a_dead_server_is_one_line(tmp_path, served, capsys):
+    _, base = served
+    for url, why in ((f"{base}/nope.mp4", "404 Not Found"), (f"http://127.0.0.1:{free_port()}/clip.mp4", "Connection refused")):
+        t0 = time.monotonic()
+        assert main(["process", url, "-o", str(tmp_path / "out.mkv"), "--output", "mask", "--model", "tiny", "-q"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"birefvid: error: cannot read {url} ({err[0].split(' (', 1)[1]}"] and why in err[0], err
+        assert time.monotonic() - t0 < 10
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_and_decord_say_what_to_do_with_a_url(served):
+    _, base = served
+    with pytest.raises(SourceError, match=r"^batch reads local files and folders .* run `birefvid process` on the URL"):
+        expand_inputs([f"{base}/clip.mp4"])
+    with pytest.raises(ConfigError, match=r"^decord reads local files only"):
+        open_source(f"{base}/clip.mp4", decoder="decord")
