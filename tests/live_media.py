@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import av
 import numpy as np
@@ -186,3 +186,35 @@ def flash_and_tone(path: Path) -> tuple[Optional[float], Optional[float], float,
     step = float(np.median(np.diff([t for t, _ in frames]))) if len(frames) > 1 else 0.0  # a frame's length
     bright = next((t for t, level in frames if level > 128), None)
     return bright, (start + loud[0] / rate if len(loud) else None), frames[-1][0] + step, start + len(samples) / rate
+
+
+def open_when_listening(sink_class: type, url: str, seconds: float = 10.0, **kw: object) -> Any:
+    """``sink_class(url, open_timeout=2, **kw)`` once its receiver listens (ffmpeg takes a moment to
+    bind): a refused connection is retried for up to ``seconds``."""
+    from birefvid.errors import SinkError
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return sink_class(url, open_timeout=2.0, **kw)
+        except SinkError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def send_until_broken(sink: Any, picture_at: Any, first: int, fps: float, match: str, seconds: float = 10.0) -> None:
+    """Keep sending ``picture_at(i)`` from frame ``first`` on to a sink whose receiver is gone, until
+    the SinkError matching ``match`` comes (the kernel may buffer a few frames before a broken pipe
+    shows); fail if it has not within ``seconds``. The sink is aborted after, twice (idempotent)."""
+    import pytest
+
+    from birefvid.errors import SinkError
+
+    deadline = time.monotonic() + seconds
+    with pytest.raises(SinkError, match=match):
+        for i in range(first, first + 5000):
+            assert time.monotonic() < deadline, "sending kept succeeding after the receiver left"
+            sink.send(picture_at(i), i / fps)
+    sink.abort()
+    sink.abort()

@@ -157,9 +157,9 @@ def test_png_sequence_drops_audio_with_warning(tmp_path, caplog):
 
 def test_audio_is_interleaved_progressively(tmp_path, monkeypatch):
     """Audio packets are muxed as video advances, never far ahead of the video written so far."""
-    import birefvid.io.audio as audio_mod
+    import birefvid.io.interleave as interleave
 
-    monkeypatch.setattr(audio_mod, "LEAD_S", 0.05)  # the clip is shorter than the real lead
+    monkeypatch.setattr(interleave, "LEAD_S", 0.05)  # the clip is shorter than the real lead
     g = make_video(tmp_path / "in.mkv", n_frames=12, with_audio=True)
     with open_source(g.path) as src:
         info = src.info

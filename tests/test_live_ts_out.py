@@ -14,7 +14,7 @@ import pytest
 from birefvid.errors import SinkError
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.ts_sink import MpegTsPublishSink, stream_url
-from live_media import flash_and_tone, free_port, moving_bar_picture
+from live_media import flash_and_tone, free_port, moving_bar_picture, open_when_listening, send_until_broken
 from system_tools import need_binary
 
 FPS = 24
@@ -47,15 +47,7 @@ def _wait(check, seconds: float, what: str) -> None:
 
 
 def _connect_tcp(url: str, **kw) -> MpegTsPublishSink:
-    """Open the sender once the receiver listens (it takes ffmpeg a moment to bind)."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return MpegTsPublishSink(url, open_timeout=2.0, **kw)
-        except SinkError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    return open_when_listening(MpegTsPublishSink, url, **kw)
 
 
 def _check_received(folder: Path, sent: list[np.ndarray], w: int, h: int) -> None:
@@ -122,13 +114,7 @@ def test_tcp_player_receives_every_frame_and_its_leaving_is_an_error(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 10
-    with pytest.raises(SinkError, match=f"^sending to {url} failed after"):
-        for i in range(1, 5000):  # the kernel may buffer a few frames before the broken pipe shows
-            assert time.monotonic() < deadline, "sending kept succeeding after the player left"
-            sink.send(sent[i % len(sent)], i / FPS)
-    sink.abort()
-    sink.abort()  # idempotent
+    send_until_broken(sink, lambda i: sent[i % len(sent)], 1, FPS, f"^sending to {url} failed after")
 
 
 def test_no_tcp_listener_fails_at_once_naming_the_url():

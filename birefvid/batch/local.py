@@ -18,6 +18,19 @@ OnFailure = Callable[[ChunkTask, SourceError], None]
 Skip = Callable[[ChunkTask], bool]  # a task not to start (its video already failed)
 
 
+def deliver(task: ChunkTask, outcome: Callable[[], dict[str, Any]], on_result: OnResult, on_failure: Optional[OnFailure]) -> None:
+    """Report a chunk's result to ``on_result``; a damaged input (SourceError) goes to ``on_failure``
+    when there is one, so the run goes on without that video; any other error ends the run."""
+    try:
+        result = outcome()
+    except SourceError as exc:
+        if on_failure is None:
+            raise
+        on_failure(task, exc)
+        return
+    on_result(task, result)
+
+
 def counting(task: ChunkTask, report: Callable[[ChunkTask, int], None]) -> Callable[[int], None]:
     """A ``run_chunk`` progress callback (frames per step) that reports the chunk's running total."""
     total = 0
@@ -48,14 +61,7 @@ class LocalExecutor:
             if skip is not None and skip(task):
                 continue
             progress = counting(task, on_frames) if on_frames is not None else None
-            try:
-                result = run_chunk(task, self._model(), progress)
-            except SourceError as exc:
-                if on_failure is None:
-                    raise
-                on_failure(task, exc)
-                continue
-            on_result(task, result)
+            deliver(task, lambda: run_chunk(task, self._model(), progress), on_result, on_failure)
 
     def _model(self) -> "Segmenter":
         if self._segmenter is None:

@@ -12,10 +12,10 @@ import os
 from collections import deque
 from typing import Any, Iterable, Optional
 
-from ..errors import ConfigError, PipelineError, SourceError
+from ..errors import ConfigError, PipelineError
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnFailure, OnFrames, OnResult, Skip, counting
+from .local import OnFailure, OnFrames, OnResult, Skip, counting, deliver
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +134,7 @@ class RayExecutor:
             for ref in done:
                 task, actor = running.pop(ref)
                 free.append(actor)
-                try:
-                    result = self._get(ref, task)
-                except SourceError as exc:
-                    if on_failure is None:
-                        raise
-                    on_failure(task, exc)
-                    continue
-                on_result(task, result)
+                deliver(task, lambda: self._get(ref, task), on_result, on_failure)
 
     def _get(self, ref: Any, task: ChunkTask) -> dict[str, Any]:
         """The chunk's result; a worker's error becomes the same one-line error a local run gives."""

@@ -15,11 +15,12 @@ import functools
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import av
 
 from birefvid.errors import SinkError
+from birefvid.io.interleave import InterleavedPackets
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ COPYABLE: dict[str, frozenset[str]] = {
     "webm": frozenset({"opus", "vorbis"}),
 }
 REENCODE: dict[str, str] = {"mov": "aac", "mp4": "aac", "matroska": "aac", "webm": "libopus"}
-# seconds of audio muxed ahead of the video written so far (keeps the muxer's interleave queue short)
-LEAD_S = 0.5
 
 
 # the usual layout for each channel count (Vorbis/Opus order), for sources whose own layout an encoder refuses
@@ -73,18 +72,16 @@ def has_audio(path: str | Path) -> bool:
         return False
 
 
-class AudioTrack:
+class AudioTrack(InterleavedPackets):
     """Audio stream ``index`` (0: the first) of ``src`` added to ``out`` (before its header is written)."""
 
     def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str, index: int = 0) -> None:
-        self._in = None
+        super().__init__()
         self._encoder = None
-        self._pending: Optional[av.Packet] = None
         self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
         self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
         self._damaged = 0  # audio packets that could not be decoded
         self._src_name = str(src)
-        self._closed = False
         try:
             self._in = av.open(str(src))
         except (av.FFmpegError, OSError) as e:
@@ -104,7 +101,7 @@ class AudioTrack:
             for key in ("language", "title"):
                 if key in self._src_stream.metadata:
                     self._out_stream.metadata[key] = self._src_stream.metadata[key]
-            self._packets: Iterator[av.Packet] = self._in.demux(self._src_stream)
+            self._packets = self._in.demux(self._src_stream)
         except Exception:
             self.close()
             raise
@@ -123,32 +120,6 @@ class AudioTrack:
         stream.codec_context.time_base = Fraction(1, rate)
         self._encoder = stream
         return stream
-
-    def _next(self) -> Optional[av.Packet]:
-        for packet in self._packets:
-            if packet.dts is None and packet.pts is None:
-                continue  # the demuxer's end-of-stream marker
-            return packet
-        return None
-
-    @staticmethod
-    def _time(packet: av.Packet) -> float:
-        ts = packet.pts if packet.pts is not None else packet.dts
-        return float(ts * packet.time_base)
-
-    def write_until(self, seconds: Optional[float]) -> None:
-        """Mux audio up to ``seconds`` (plus a short lead); ``None`` means everything that is left."""
-        if self._closed:
-            return
-        while True:
-            if self._pending is None:
-                self._pending = self._next()
-                if self._pending is None:
-                    return
-            if seconds is not None and self._time(self._pending) > seconds + LEAD_S:
-                return
-            packet, self._pending = self._pending, None
-            self._mux(packet)
 
     def _mux(self, packet: av.Packet) -> None:
         if self.copy:
@@ -195,14 +166,6 @@ class AudioTrack:
         self.write_until(None)
         if self._encoder is not None and not self._closed:
             self._out.mux(self._encoder.encode(None))
-
-    def close(self) -> None:
-        """Close the audio input (idempotent); the output container belongs to the sink."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._in is not None:
-            self._in.close()
 
     def __enter__(self) -> "AudioTrack":
         return self

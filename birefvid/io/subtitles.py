@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import av
 
 from birefvid.errors import SinkError
+from birefvid.io.interleave import InterleavedPackets
 
 log = logging.getLogger(__name__)
 
-# seconds of subtitles muxed ahead of the video written so far (as for audio)
-LEAD_S = 0.5
 # where a dropped subtitle codec can go instead
 _KEPT_IN = {"mov_text": ".mp4 or .mov"}
 _METADATA = ("language", "title")
@@ -40,22 +39,21 @@ def source_chapters(path: str | Path) -> list[dict[str, Any]]:
         return []
 
 
-class SubtitleTracks:
+class SubtitleTracks(InterleavedPackets):
     """Every subtitle stream of ``src`` that ``out`` (before its header is written) can hold, copied in order."""
 
     def __init__(self, src: str | Path, out: av.container.OutputContainer, target: str | Path) -> None:
-        self._in: Optional[av.container.InputContainer] = None
+        super().__init__()
         self._out = out
         self._map: dict[int, Any] = {}  # source stream index -> output stream
-        self._pending: Optional[av.Packet] = None
-        self._closed = False
         try:
             self._in = av.open(str(src))
         except (av.FFmpegError, OSError, ValueError):
             return  # not a container (an image folder or pattern): nothing to carry
         try:
             self._add_streams(Path(target))
-            self._packets: Iterator[av.Packet] = self._in.demux(*(self._in.streams[i] for i in self._map)) if self._map else iter(())
+            if self._map:
+                self._packets = self._in.demux(*(self._in.streams[i] for i in self._map))
         except Exception:
             self.close()
             raise
@@ -82,41 +80,15 @@ class SubtitleTracks:
         """Subtitle tracks carried into the output."""
         return len(self._map)
 
-    def _next(self) -> Optional[av.Packet]:
-        for packet in self._packets:
-            if packet.dts is None and packet.pts is None:
-                continue  # a demuxer's end-of-stream marker
-            return packet
-        return None
-
-    def write_until(self, seconds: Optional[float]) -> None:
-        """Mux subtitles up to ``seconds`` (plus a short lead); ``None`` means everything that is left."""
-        if self._closed or not self._map:
-            return
-        while True:
-            if self._pending is None:
-                self._pending = self._next()
-                if self._pending is None:
-                    return
-            packet = self._pending
-            ts = packet.pts if packet.pts is not None else packet.dts
-            if seconds is not None and float(ts * packet.time_base) > seconds + LEAD_S:
-                return
-            self._pending = None
-            packet.stream = self._map[packet.stream.index]
-            try:
-                self._out.mux(packet)
-            except av.FFmpegError as e:
-                raise SinkError(f"copying a subtitle packet at {float(ts * packet.time_base):.3f} s failed: {e}") from e
+    def _mux(self, packet: av.Packet) -> None:
+        at = self._time(packet)
+        packet.stream = self._map[packet.stream.index]
+        try:
+            self._out.mux(packet)
+        except av.FFmpegError as e:
+            raise SinkError(f"copying a subtitle packet at {at:.3f} s failed: {e}") from e
 
     def finish(self) -> None:
         """Mux the subtitles that are left."""
         self.write_until(None)
 
-    def close(self) -> None:
-        """Close the subtitle input (idempotent); the output container belongs to the sink."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._in is not None:
-            self._in.close()

@@ -1,0 +1,106 @@
+"""What the network publishers (RTSP, MPEG-TS over UDP/TCP/SRT) share: each picture encoded with
+``LiveH264`` and sent as it arrives, with the source's sound when there is a feed, on one stream
+clock whose timestamps always increase; errors name the URL; close sends what is left."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from typing import Optional
+
+import av
+import numpy as np
+
+from birefvid.errors import SinkError
+from birefvid.io.h264_live import ACCEPTS, ALPHA_HINT, LiveH264
+from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
+from birefvid.io.live_base import LiveSink
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 90000)  # RTP's and MPEG-TS's video clock
+
+
+class StreamPublishSink(LiveSink):
+    """A network stream of H.264 (+ AAC). Subclasses open ``self._out`` and call ``_add_streams``,
+    and say where the stream's clock has ``t`` (``_stream_seconds``)."""
+
+    accepts = ACCEPTS
+    holds_last = True
+    #: how the messages say it: "publish" (to a server) or "send" (to a player)
+    verb = "publish"
+
+    def __init__(self, url: str, *, width: int, height: int, fps: float, kind: str) -> None:
+        super().__init__()
+        self.url = url
+        if kind not in self.accepts:
+            raise SinkError(f"cannot {self.verb} {kind} pictures to {url}: {ALPHA_HINT}")
+        if width <= 0 or height <= 0 or not fps > 0:
+            raise SinkError(f"cannot {self.verb} to {url}: needs a positive size and rate, got {width}x{height} at {fps} fps")
+        self.width, self.height, self.fps = width, height, fps
+        self.frames_sent = 0
+        self._last_pts: Optional[int] = None
+        self._out: Optional[av.container.OutputContainer] = None
+        self._audio: Optional[LiveAudioTrack] = None
+
+    def _add_streams(self, muxer: str, audio: Optional[LiveAudioFeed]) -> None:
+        """The H.264 stream, and an AAC one for ``audio``, in ``self._out`` (before it starts)."""
+        assert self._out is not None
+        self._h264 = LiveH264(self._out, width=self.width, height=self.height, fps=self.fps, time_base=TIME_BASE)
+        if audio is not None:
+            self._audio = LiveAudioTrack(audio, self._out, muxer, self.url)
+
+    @property
+    def name(self) -> str:
+        return self.url
+
+    def _stream_seconds(self, t: float) -> float:
+        """Where picture time ``t`` falls on the stream's clock (the sound's offset is set to match)."""
+        return t
+
+    def _send(self, picture: np.ndarray, t: float) -> None:
+        assert self._out is not None
+        self.check_picture(picture, self.width, self.height, " (H.264 has no alpha)")
+        frame = self._h264.frame(picture)
+        pts = round(self._stream_seconds(t) / TIME_BASE)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # a repeated or early t still has to move the stream clock forward
+        frame.pts, frame.time_base = pts, TIME_BASE
+        try:
+            self._out.mux(self._h264.stream.encode(frame))
+            if self._audio is not None:
+                self._audio.write_until(t)
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"{self.verb}ing to {self.url} failed after {self.frames_sent} frames: {reason(e)}") from e
+        self._last_pts = pts
+        self.frames_sent += 1
+
+    def _close(self) -> None:
+        if self._out is None:
+            return
+        try:
+            self._out.mux(self._h264.stream.encode(None))
+            if self._audio is not None:
+                self._audio.finish()
+            self._out.close()  # RTSP: sends TEARDOWN
+        except (av.FFmpegError, OSError) as e:
+            raise SinkError(f"finishing the stream to {self.url} failed: {reason(e)}") from e
+        finally:
+            self._release()
+        log.info("%s %d frames to %s", "published" if self.verb == "publish" else "sent", self.frames_sent, self.url)
+
+    def _abort(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                out.close()
+            except Exception as e:  # the connection may already be gone; nothing is left to save
+                log.debug("ignored error while closing %s: %s", self.url, e)
+
+
+def reason(e: BaseException) -> str:
+    """FFmpeg's error text without PyAV's '[Errno N]' and repeated URL clutter."""
+    return getattr(e, "strerror", None) or str(e)
