@@ -158,7 +158,7 @@ class LiveAudioTrack:
                     self._encode(rest)
             self._resampler = av.AudioResampler(format=self._format, layout=self._layout, rate=self._rate)
             self._input = shape
-        frame.pts = None  # the run's own timing is set on the way out
+        # the frame is shared with the other subscribers: read, never changed (the run sets the timing on the way out)
         return list(self._resampler.resample(frame))
 
     def _silence(self, samples: int) -> None:
