@@ -20,6 +20,7 @@ from typing import Optional
 import av
 
 from birefvid.errors import SinkError
+from birefvid.io.channel_order import custom_order_track, custom_order_tracks
 from birefvid.io.interleave import InterleavedPackets
 
 log = logging.getLogger(__name__)
@@ -183,9 +184,15 @@ class AudioTracks:
                 count = len(container.streams.audio)
         except (av.FFmpegError, OSError) as e:
             raise SinkError(f"cannot read audio from {src}: {e}") from e
-        self.tracks: list[AudioTrack] = []
+        self.tracks: list[InterleavedPackets] = []
+        custom = custom_order_tracks(str(src)) if count else {}  # tracks PyAV must not touch (see channel_order)
         try:
             for index in range(count):
+                if index in custom:
+                    kept = custom_order_track(src, out, muxer, index, custom[index])
+                    if kept is not None:
+                        self.tracks.append(kept)
+                    continue
                 self.tracks.append(AudioTrack(src, out, muxer, index))
         except Exception:
             self.close()

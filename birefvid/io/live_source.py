@@ -43,6 +43,7 @@ import numpy as np
 from birefvid.errors import ConfigError, SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
+from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, SourceState
 from birefvid.io.reconnect import Backoff, GaveUp, retry
@@ -448,6 +449,9 @@ class _FileConnection:
             self._open_audio(path)
 
     def _open_audio(self, path: str) -> None:
+        if 0 in custom_order_tracks(path):  # PyAV would crash on it (see channel_order)
+            log.warning("%s: its sound is left out of recordings and streams: PyAV crashes on its custom channel order", path)
+            return
         try:
             container = av.open(path)
         except (av.FFmpegError, OSError):

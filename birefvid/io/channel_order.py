@@ -1,0 +1,105 @@
+"""Audio tracks whose channels come in a custom order, which PyAV cannot touch without crashing.
+
+A MOV's channel labels (as Final Cut, Premiere or ffmpeg's ``pan`` filter write them) give a track
+a custom channel order. PyAV 18.1 wraps such a layout with a shallow copy of FFmpeg's struct and
+frees the channel map twice: reading ``codec_context.layout``, decoding a packet, or adding a
+stream from the track as a template aborts the whole process ("double free or corruption"), which
+no ``except`` can catch. So which tracks are custom is asked of a child process, which exits
+without tearing anything down, and such tracks are never touched here: PCM is copied packet by
+packet into a stream labelled only with its channel count (the samples stay in their order), and
+anything else is left out with a warning saying how to convert it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import av
+
+from birefvid.io.interleave import InterleavedPackets
+
+log = logging.getLogger(__name__)
+
+# FFmpeg describes a custom order as "8 channels (FL+FR+FC+...)"; native ones by name ("7.1", "5.1(side)")
+_CUSTOM = re.compile(r"^(\d+) channels \(")
+_PROBE = """
+import os, sys
+try:
+    import av
+    with av.open(sys.argv[1]) as c:
+        for i, s in enumerate(c.streams.audio):
+            print(i, s.codec_context.layout.name, flush=True)
+finally:
+    os._exit(0)  # no teardown: PyAV would free a custom channel map twice here
+"""
+
+
+@functools.lru_cache(maxsize=32)
+def custom_order_tracks(src: str) -> dict[int, str]:
+    """{audio track index: its layout description} for the tracks of ``src`` in a custom channel order."""
+    try:
+        run = subprocess.run([sys.executable, "-c", _PROBE, src], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.debug("could not probe the channel order of %s: %s", src, e)
+        return {}
+    found = {}
+    for line in run.stdout.splitlines():
+        index, _, name = line.partition(" ")
+        if index.isdigit() and _CUSTOM.match(name):
+            found[int(index)] = name
+    return found
+
+
+class RawPcmTrack(InterleavedPackets):
+    """PCM audio track ``index`` of ``src`` copied packet by packet into ``out``, labelled with its
+    channel count only (never reading its custom layout)."""
+
+    def __init__(self, src: str | Path, out: av.container.OutputContainer, index: int, channels: int) -> None:
+        super().__init__()
+        self._in = av.open(str(src))
+        try:
+            source = self._in.streams.audio[index]
+            cc = source.codec_context  # its name and rate are safe to read; its layout (and channel count) are not
+            self._out_stream = out.add_stream(cc.name, rate=cc.sample_rate)
+            self._out_stream.codec_context.layout = f"{channels} channels"
+            for key in ("language", "title"):
+                if key in source.metadata:
+                    self._out_stream.metadata[key] = source.metadata[key]
+            self._out = out
+            self._packets = self._in.demux(source)
+        except BaseException:
+            self.close()
+            raise
+
+    def _mux(self, packet: av.Packet) -> None:
+        packet.stream = self._out_stream
+        self._out.mux(packet)
+
+    def finish(self) -> None:
+        """Mux the packets that are left."""
+        self.write_until(None)
+
+
+# the containers that take raw PCM with a bare channel count (MP4 writes an unreadable header for it)
+PCM_MUXERS = ("mov", "matroska")
+
+
+def custom_order_track(src: str | Path, out: av.container.OutputContainer, muxer: str, index: int, layout: str) -> Optional[RawPcmTrack]:
+    """The copy of custom-ordered audio track ``index`` when it is PCM and ``muxer`` holds PCM, else None (with a warning)."""
+    with av.open(str(src)) as container:
+        codec = container.streams.audio[index].codec_context.name
+    if codec.startswith("pcm_") and muxer in PCM_MUXERS:
+        log.warning("%s: audio track %d (%s) is copied with its channels in their order, unlabelled: PyAV crashes "
+                    "on its custom channel order", src, index + 1, layout)  # fmt: skip
+        channels = int(_CUSTOM.match(layout).group(1))  # type: ignore[union-attr]
+        return RawPcmTrack(src, out, index, channels)
+    keep = "convert it first (ffmpeg -i IN -c:v copy -c:a aac OUT)" + (", or write .mov or .mkv" if codec.startswith("pcm_") else "")
+    log.warning("%s: audio track %d (%s, %s) is left out: PyAV crashes on its custom channel order; %s",
+                src, index + 1, codec, layout, keep)  # fmt: skip
+    return None
