@@ -64,6 +64,21 @@ def encoder_layout(codec: str, source: av.AudioLayout, rate: int) -> str:
     return "stereo"
 
 
+def add_audio_encoder(out: av.container.OutputContainer, codec: str, rate: int, source: av.AudioLayout, name: str) -> av.audio.stream.AudioStream:
+    """An encoder stream in ``out`` for audio of ``rate`` Hz in ``source``'s layout: the nearest rate the
+    encoder takes (48 kHz for Opus) and ``encoder_layout``'s layout, warning when surround is mixed down."""
+    supported = av.codec.Codec(codec, "w").audio_rates
+    if supported and rate not in supported:
+        rate = 48000 if 48000 in supported else max(supported)
+    layout = encoder_layout(codec, source, rate)
+    if layout == "stereo" and source.nb_channels > 2:
+        log.warning("%s: %s cannot carry its %s audio; mixed down to stereo", name, codec, source.name)
+    stream = out.add_stream(codec, rate=rate)
+    stream.codec_context.layout = layout
+    stream.codec_context.time_base = Fraction(1, rate)
+    return stream
+
+
 def has_audio(path: str | Path) -> bool:
     """True when ``path`` can be opened and holds at least one audio stream."""
     try:
@@ -109,18 +124,8 @@ class AudioTrack(InterleavedPackets):
 
     def _add_encoder(self, codec: str) -> av.audio.stream.AudioStream:
         src = self._src_stream.codec_context
-        rate = src.sample_rate or 48000
-        supported = av.codec.Codec(codec, "w").audio_rates
-        if supported and rate not in supported:
-            rate = 48000 if 48000 in supported else max(supported)
-        layout = encoder_layout(codec, src.layout, rate)
-        if layout == "stereo" and src.layout.nb_channels > 2:
-            log.warning("%s: %s cannot carry its %s audio; mixed down to stereo", self._src_name, codec, src.layout.name)
-        stream = self._out.add_stream(codec, rate=rate)
-        stream.codec_context.layout = layout
-        stream.codec_context.time_base = Fraction(1, rate)
-        self._encoder = stream
-        return stream
+        self._encoder = add_audio_encoder(self._out, codec, src.sample_rate or 48000, src.layout, self._src_name)
+        return self._encoder
 
     def _mux(self, packet: av.Packet) -> None:
         if self.copy:

@@ -20,7 +20,7 @@ from typing import Deque, Optional
 
 import av
 
-from birefvid.io.audio import REENCODE, encoder_layout
+from birefvid.io.audio import REENCODE, add_audio_encoder
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +105,10 @@ class LiveAudioTrack:
 
     def __init__(self, feed: LiveAudioFeed, out: av.container.OutputContainer, muxer: str, name: str = "the recording") -> None:
         codec = REENCODE.get(muxer, "aac")
-        rate = feed.rate
-        supported = av.codec.Codec(codec, "w").audio_rates
-        if supported and rate not in supported:
-            rate = 48000 if 48000 in supported else max(supported)
-        layout = encoder_layout(codec, av.AudioLayout(feed.layout), rate)
         self._out = out
-        self._stream = out.add_stream(codec, rate=rate)
-        self._stream.codec_context.layout = layout
-        self._stream.codec_context.time_base = Fraction(1, rate)
+        self._stream = add_audio_encoder(out, codec, feed.rate, av.AudioLayout(feed.layout), name)
         self._format = av.codec.Codec(codec, "w").audio_formats[0].name
-        self._rate, self._layout = rate, layout
+        self._rate, self._layout = self._stream.codec_context.sample_rate, self._stream.codec_context.layout.name
         self._queue = feed.subscribe()
         self._resampler: Optional[av.AudioResampler] = None
         self._input: Optional[tuple[str, str, int]] = None  # the resampler's input (format, layout, rate)
