@@ -218,3 +218,23 @@ def send_until_broken(sink: Any, picture_at: Any, first: int, fps: float, match:
             sink.send(picture_at(i), i / fps)
     sink.abort()
     sink.abort()
+
+
+def flash_and_tone_onsets(path: Path) -> tuple[list[float], list[float]]:
+    """Every time the picture turns bright and every time a tone starts (after 0.2 s of quiet), in seconds."""
+    with av.open(str(path)) as c:
+        frames = [(float(f.pts * f.time_base), f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        decoded = list(c.decode(audio=0))
+        rate = c.streams.audio[0].codec_context.sample_rate
+    start = float(decoded[0].pts * decoded[0].time_base)
+    loud = np.abs(np.concatenate([f.to_ndarray().mean(axis=0) for f in decoded])) > 0.1
+    flashes = [t for (t, level), (_, before) in zip(frames[1:], frames[:-1]) if level > 128 >= before]
+    tones: list[float] = []
+    last = -1.0
+    for i in np.nonzero(loud)[0]:
+        t = start + i / rate
+        if t - last > 0.2:
+            tones.append(t)
+        last = t
+    return flashes, tones

@@ -27,6 +27,7 @@ def _tone(start: float, seconds: float, rate: int, hz: float = 440.0, channels: 
 def _record(path, feed: LiveAudioFeed, pushes, seconds: float) -> None:
     """Write ``seconds`` of pictures at FPS to ``path`` while ``pushes`` ((time, frame), in order) reach the feed as the pictures pass them."""
     info = StreamInfo(32, 24, Fraction(1, 1000), average_rate=Fraction(FPS))
+    feed.set_offset(0, 0.0)  # as the live runner does at the first picture it shows
     sink = VideoFileSink(path, choose_encoder(path, "rgb", 32, 24), info, live_audio=feed)
     pending = list(pushes)
     with sink:
@@ -82,10 +83,24 @@ def test_a_late_subscriber_gets_the_recent_sound_and_a_stalled_one_stays_bounded
     for i in range(round((HISTORY_S + 5) * 10)):
         feed.push(i * 0.1, _tone(0, 0.1, 48000))
     late = feed.subscribe()
-    kept = late.take_until(None)
+    kept = late.take_until(None, {0: 0.0})
     assert len(kept) <= round(HISTORY_S * 10) + 1 and kept[-1][0] == round((HISTORY_S + 5) * 10 - 1) * 0.1
     for i in range(round(BACKLOG_S * 10)):
         feed.push(20 + i * 0.1, _tone(0, 0.1, 48000))
-    stalled = early.take_until(None)
+    stalled = early.take_until(None, {0: 0.0})
     assert sum(f.samples for _, f in stalled) / 48000 <= BACKLOG_S + 0.1 and early.dropped > 0
     assert stalled[-1][0] == 20 + (round(BACKLOG_S * 10) - 1) * 0.1  # the newest are the ones kept
+
+
+def test_a_connections_sound_waits_for_its_place_on_the_output_clock():
+    """After an outage the runner moves the output's clock on by the time it bridged with repeated
+    pictures; a new connection's sound is held until the runner says by how much, then moved with them."""
+    feed = LiveAudioFeed(48000, "mono")
+    queue = feed.subscribe()
+    feed.set_offset(0, 0.0)
+    feed.push(1.0, _tone(0, 0.1, 48000), generation=0)
+    feed.push(1.1, _tone(0, 0.1, 48000), generation=1)  # the stream clock runs on; 0.4 s of outage passed
+    assert [round(t, 3) for t, _ in queue.take_until(5.0, feed.offsets)] == [1.0]  # generation 1 waits
+    feed.set_offset(1, 0.4)
+    feed.set_offset(1, 9.9)  # later words do not move it again
+    assert [round(t, 3) for t, _ in queue.take_until(5.0, feed.offsets)] == [1.5]

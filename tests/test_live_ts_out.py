@@ -173,6 +173,7 @@ def test_sound_lands_with_its_pictures_when_the_stream_starts_after_it(tmp_path)
     try:
         _wait(lambda: _udp_bound(port) or rx.poll() is not None, 10, "ffmpeg to bind its UDP port")
         feed, rate, done = LiveAudioFeed(48000, "mono"), 48000, 0
+        feed.set_offset(0, 0.0)  # as the live runner does at the first picture it shows
         with MpegTsPublishSink(f"udp://127.0.0.1:{port}", width=64, height=48, fps=25, kind="rgb", audio=feed) as sink:
             for i in range(75):
                 t = 0.3 + i / 25

@@ -1,8 +1,11 @@
 """A live source's sound, carried into live recordings in step with the pictures.
 
 The capture thread decodes the source's first audio track and pushes each frame, stamped on the
-same stream clock as the pictures (``stream_time``: seconds since the first picture), into a
-``LiveAudioFeed``. Each recording subscribes to the feed and gets its own bounded queue, plus the
+same stream clock as the pictures (``stream_time``: seconds since the first picture) and with its
+connection's ``generation``, into a ``LiveAudioFeed``. The live runner says, at the first picture
+it shows of each connection, how far the output's clock is ahead of the stream clock for it (an
+outage it bridged with repeated pictures moves the output on by the outage); sound of a
+connection waits until that is known, then is placed on the output's clock like its pictures. Each recording subscribes to the feed and gets its own bounded queue, plus the
 last few seconds already captured, so a recording that opens after the first picture still has
 its sound from the start. ``LiveAudioTrack`` encodes what a recording takes (AAC, Opus for WebM)
 as one continuous run of samples: a gap (a reconnect, a lost packet) becomes silence of its
@@ -35,7 +38,7 @@ TOLERANCE_S = 0.1
 # how far the sound may run past the last picture of a recording
 TAIL_S = 0.05
 
-Stamped = tuple[float, av.AudioFrame]  # (stream time in seconds, frame)
+Stamped = tuple[float, av.AudioFrame, int]  # (stream time in seconds, frame, connection generation)
 
 
 def _seconds(frame: av.AudioFrame) -> float:
@@ -48,7 +51,7 @@ class AudioQueue:
     def __init__(self, frames: list[Stamped]) -> None:
         self._lock = threading.Lock()
         self._frames: Deque[Stamped] = collections.deque(frames)
-        self._held = sum(_seconds(f) for _, f in frames)
+        self._held = sum(_seconds(f) for _, f, _ in frames)
         self.dropped = 0
 
     def put(self, item: Stamped) -> None:
@@ -56,18 +59,24 @@ class AudioQueue:
             self._frames.append(item)
             self._held += _seconds(item[1])
             while self._held > BACKLOG_S and len(self._frames) > 1:
-                _, old = self._frames.popleft()
+                _, old, _ = self._frames.popleft()
                 self._held -= _seconds(old)
                 self.dropped += 1
 
-    def take_until(self, seconds: Optional[float]) -> list[Stamped]:
-        """The frames that start at or before ``seconds`` (all of them for None), removed from the queue."""
+    def take_until(self, seconds: Optional[float], offsets: dict[int, float]) -> list[tuple[float, av.AudioFrame]]:
+        """(output time, frame) of the frames that start at or before output time ``seconds`` (all
+        of them for None), removed from the queue; the output time is the stream time plus the
+        ``offsets`` of the frame's generation, and a frame whose generation has none yet waits."""
         with self._lock:
             taken = []
-            while self._frames and (seconds is None or self._frames[0][0] <= seconds):
-                item = self._frames.popleft()
-                self._held -= _seconds(item[1])
-                taken.append(item)
+            while self._frames:
+                at, frame, generation = self._frames[0]
+                offset = offsets.get(generation)
+                if offset is None or (seconds is not None and at + offset > seconds):
+                    break
+                self._frames.popleft()
+                self._held -= _seconds(frame)
+                taken.append((at + offset, frame))
             return taken
 
 
@@ -82,15 +91,21 @@ class LiveAudioFeed:
         self._lock = threading.Lock()
         self._history: Deque[Stamped] = collections.deque()
         self._subscribers: list[AudioQueue] = []
+        # generation -> seconds the output's clock is ahead of the stream clock (set by the live runner)
+        self.offsets: dict[int, float] = {}
 
-    def push(self, stream_time: float, frame: av.AudioFrame) -> None:
+    def push(self, stream_time: float, frame: av.AudioFrame, generation: int = 0) -> None:
         """Called by the capture thread for each decoded frame, in order."""
         with self._lock:
-            self._history.append((stream_time, frame))
+            self._history.append((stream_time, frame, generation))
             while self._history and self._history[0][0] < stream_time - HISTORY_S:
                 self._history.popleft()
             for queue in self._subscribers:
-                queue.put((stream_time, frame))
+                queue.put((stream_time, frame, generation))
+
+    def set_offset(self, generation: int, seconds: float) -> None:
+        """The output's clock for ``generation``'s sound: its stream time plus ``seconds``; the first word stands."""
+        self.offsets.setdefault(generation, seconds)
 
     def subscribe(self) -> AudioQueue:
         """A queue of every frame from now on, starting with the last ``HISTORY_S`` seconds captured."""
@@ -110,6 +125,7 @@ class LiveAudioTrack:
         self._format = av.codec.Codec(codec, "w").audio_formats[0].name
         self._rate, self._layout = self._stream.codec_context.sample_rate, self._stream.codec_context.layout.name
         self._queue = feed.subscribe()
+        self._offsets = feed.offsets  # shared: the runner fills it in as connections come
         self._resampler: Optional[av.AudioResampler] = None
         self._input: Optional[tuple[str, str, int]] = None  # the resampler's input (format, layout, rate)
         self._next: Optional[int] = None  # sample index where the continuous run goes on
@@ -125,7 +141,7 @@ class LiveAudioTrack:
         """Encode the captured sound up to ``seconds`` (plus a short lead); None: everything captured."""
         if seconds is not None:
             self._last_picture = seconds
-        for start, frame in self._queue.take_until(None if seconds is None else seconds + LEAD_S):
+        for start, frame in self._queue.take_until(None if seconds is None else seconds + LEAD_S, self._offsets):
             self._add(start, frame)
 
     def _add(self, start: float, frame: av.AudioFrame) -> None:
@@ -173,7 +189,7 @@ class LiveAudioTrack:
     def finish(self) -> None:
         """Encode what was captured until just after the last picture and flush the encoder."""
         if self._last_picture is not None:
-            for start, frame in self._queue.take_until(self._last_picture + TAIL_S):
+            for start, frame in self._queue.take_until(self._last_picture + TAIL_S, self._offsets):
                 self._add(start, frame)
         if self._resampler is not None and self._next is not None:
             for rest in self._resampler.resample(None):

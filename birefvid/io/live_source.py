@@ -676,7 +676,7 @@ class LiveCapture(LiveSource):
         assert self._clock is not None and self._audio_feed is not None
         at = self._clock.audio_time(seconds)
         if at is not None:
-            self._audio_feed.push(at, frame)
+            self._audio_feed.push(at, frame, self._generation)
 
     def _first_connection(self) -> Optional[_Connection]:
         """The initial open: retried under the policy for streams, once for cameras and files."""

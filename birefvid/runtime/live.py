@@ -271,6 +271,8 @@ class LiveRunner:
         assert latest is not None
         picture = self.compose(cf, latest)
         t = self.clock.for_frame(cf.stream_time, time.monotonic())
+        if self.source.audio is not None:  # the connection's sound goes where its pictures go
+            self.source.audio.set_offset(cf.generation, t - cf.stream_time)
         self.writer.deliver(_Delivery(picture, t, cf.captured, latest.captured, repeat=False))
         self._last_picture = picture
         self.frames_shown += 1
