@@ -104,3 +104,14 @@ def test_a_connections_sound_waits_for_its_place_on_the_output_clock():
     feed.set_offset(1, 0.4)
     feed.set_offset(1, 9.9)  # later words do not move it again
     assert [round(t, 3) for t, _ in queue.take_until(5.0, feed.offsets)] == [1.5]
+
+
+def test_sound_of_a_connection_never_shown_is_dropped_once_a_later_one_is():
+    feed = LiveAudioFeed(48000, "mono")
+    queue = feed.subscribe()
+    feed.set_offset(0, 0.0)
+    feed.push(1.0, _tone(0, 0.1, 48000), generation=1)  # a connection that lost its stream before a picture was shown
+    feed.push(1.2, _tone(0, 0.1, 48000), generation=2)
+    assert queue.take_until(None, feed.offsets) == []  # generation 1 might still be shown: it waits
+    feed.set_offset(2, 0.5)
+    assert [round(t, 3) for t, _ in queue.take_until(None, feed.offsets)] == [1.7]

@@ -67,11 +67,16 @@ class AudioQueue:
         """(output time, frame) of the frames that start at or before output time ``seconds`` (all
         of them for None), removed from the queue; the output time is the stream time plus the
         ``offsets`` of the frame's generation, and a frame whose generation has none yet waits."""
+        newest = max(offsets, default=-1)
         with self._lock:
             taken = []
             while self._frames:
                 at, frame, generation = self._frames[0]
                 offset = offsets.get(generation)
+                if offset is None and generation < newest:  # a connection none of whose pictures was shown
+                    self._frames.popleft()
+                    self._held -= _seconds(frame)
+                    continue
                 if offset is None or (seconds is not None and at + offset > seconds):
                     break
                 self._frames.popleft()
