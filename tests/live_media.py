@@ -173,15 +173,20 @@ def make_flash_clip(path: Path, seconds: float = 3.0, flash: tuple[float, float]
     return path
 
 
-def flash_and_tone(path: Path) -> tuple[Optional[float], Optional[float], float, float]:
-    """(when the picture turns bright, when the tone starts, the video's end, the sound's end), in seconds."""
+def _brightness_and_sound(path: Path) -> tuple[list[tuple[float, float]], float, int, np.ndarray]:
+    """((time, mean grey level) of each frame, the sound's start, its rate, its mono samples) of ``path``."""
     with av.open(str(path)) as c:
         frames = [(float(f.pts * f.time_base), f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
     with av.open(str(path)) as c:
         decoded = list(c.decode(audio=0))
         rate = c.streams.audio[0].codec_context.sample_rate
     start = float(decoded[0].pts * decoded[0].time_base)
-    samples = np.concatenate([f.to_ndarray().mean(axis=0) for f in decoded])
+    return frames, start, rate, np.concatenate([f.to_ndarray().mean(axis=0) for f in decoded])
+
+
+def flash_and_tone(path: Path) -> tuple[Optional[float], Optional[float], float, float]:
+    """(when the picture turns bright, when the tone starts, the video's end, the sound's end), in seconds."""
+    frames, start, rate, samples = _brightness_and_sound(path)
     loud = np.nonzero(np.abs(samples) > 0.1)[0]
     step = float(np.median(np.diff([t for t, _ in frames]))) if len(frames) > 1 else 0.0  # a frame's length
     bright = next((t for t, level in frames if level > 128), None)
@@ -222,13 +227,8 @@ def send_until_broken(sink: Any, picture_at: Any, first: int, fps: float, match:
 
 def flash_and_tone_onsets(path: Path) -> tuple[list[float], list[float]]:
     """Every time the picture turns bright and every time a tone starts (after 0.2 s of quiet), in seconds."""
-    with av.open(str(path)) as c:
-        frames = [(float(f.pts * f.time_base), f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
-    with av.open(str(path)) as c:
-        decoded = list(c.decode(audio=0))
-        rate = c.streams.audio[0].codec_context.sample_rate
-    start = float(decoded[0].pts * decoded[0].time_base)
-    loud = np.abs(np.concatenate([f.to_ndarray().mean(axis=0) for f in decoded])) > 0.1
+    frames, start, rate, samples = _brightness_and_sound(path)
+    loud = np.abs(samples) > 0.1
     flashes = [t for (t, level), (_, before) in zip(frames[1:], frames[:-1]) if level > 128 >= before]
     tones: list[float] = []
     last = -1.0
