@@ -8,8 +8,9 @@
   that does not exist fails at once and is not retried.
 * ``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://`` (and ``srt://``
   where PyAV's FFmpeg has libsrt, which its wheels do not): a network stream opened with
-  low-latency options (RTSP over TCP, no demuxer buffering, short probing) and PyAV's
-  ``(open, read)`` timeouts, so no call blocks forever. A lost stream (read
+  low-latency options (RTSP over TCP, short probing) and PyAV's ``(open, read)`` timeouts, so
+  no call blocks forever. With ``audio``, its first audio track is decoded for recordings and
+  streams (``source.audio``). A lost stream (read
   error, timeout, end of stream) is reopened under the ``reconnect.Backoff`` policy; the initial
   open follows the same policy.
 * a video file: read as fast as it decodes, or at its own pace with ``realtime=True`` (demos,
