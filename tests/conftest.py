@@ -8,7 +8,9 @@ data, so a problem with the reference cannot hide the CLI, safety and output tes
 from __future__ import annotations
 
 import importlib.util
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,7 +20,12 @@ import pytest
 # ONNX export costs 10-90 s per model and size. tests/test_backends.py and the CLI tests that pass
 # --backend run the exported engines; exports go to a throw-away cache, never the user's.
 os.environ.setdefault("BIREFVID_BACKEND", "torch")
-os.environ.setdefault("BIREFVID_CACHE_DIR", tempfile.mkdtemp(prefix="birefvid-test-cache-"))
+if "BIREFVID_CACHE_DIR" not in os.environ:
+    # Exports are ~125 MB a session: the session that made the cache removes it when it exits
+    # (atexit, so an interrupted run cleans up too), or runs fill the disk.
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="birefvid-test-cache-")
+    os.environ["BIREFVID_CACHE_DIR"] = _SESSION_CACHE
+    atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "data" / "reference"
 
