@@ -10,12 +10,14 @@ from typing import Any, Optional
 from birefvid.errors import ConfigError, SinkError
 from birefvid.frames import StreamInfo
 from birefvid.job import Decoder
+from birefvid.io.animated_sink import ANIMATED_MUXERS, AnimatedImageSink
 from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source, is_url
 from birefvid.io.formats import KINDS, Kind, choose_encoder
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
+from birefvid.io.subtitles import has_subtitles
 from birefvid.io.video_sink import VideoFileSink
 from birefvid.io.video_source import VideoFileSource
 
@@ -84,11 +86,26 @@ def open_sink(
         return ImageSequenceSink(target, kind, info.width, info.height)
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
+    if spec.muxer in ANIMATED_MUXERS:
+        _say_what_animations_drop(target, info, audio_from if want_audio else None, subtitles_from)
+        return AnimatedImageSink(target, spec, info)
     source_audio = str(audio_from) if want_audio and has_audio(str(audio_from)) else None
     if want_audio and source_audio is None:
         log.info("%s has no audio stream; writing video only", audio_from)
     return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads,
                          subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from))  # fmt: skip
+
+
+def _say_what_animations_drop(target: Path, info: StreamInfo, audio_from: Optional[str | Path], subtitles_from: Optional[str | Path]) -> None:
+    """Warn about what a GIF / WebP / APNG cannot carry from the source: sound, subtitles, a pixel shape."""
+    fmt = target.suffix.lstrip(".").upper()
+    if audio_from is not None and has_audio(str(audio_from)):
+        log.warning("%s files cannot hold audio; the audio of %s is not written", fmt, audio_from)
+    if subtitles_from is not None and has_subtitles(str(subtitles_from)):
+        log.warning("%s files cannot hold subtitles; those of %s are not written", fmt, subtitles_from)
+    if info.sample_aspect_ratio:
+        log.warning("%s: the input's pixels are not square (aspect %s), which %s cannot record; viewers will show it squeezed",
+                    target, info.sample_aspect_ratio, fmt)  # fmt: skip
 
 
 def _text(path: Optional[str | Path]) -> Optional[str]:

@@ -23,12 +23,15 @@ Kind = Literal["alpha", "mask", "rgb"]
 KINDS: tuple[str, ...] = ("alpha", "mask", "rgb")
 
 _COMMON = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
+# animated pictures for the web (io/animated_sink.py): any kind, one encoder each
+_ANIMATED = {".gif": ("gif",), ".webp": ("libwebp_anim",), ".apng": ("apng",)}
 # kind -> extension -> codecs accepted there; the first is the default.
 SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
     "alpha": {
         ".mov": ("prores_ks", "qtrle", "png"),
         ".mkv": ("ffv1", "prores_ks", "libvpx-vp9", "png"),
         ".webm": ("libvpx-vp9",),
+        **_ANIMATED,
     },
     "mask": {
         ".mov": ("prores_ks", *_COMMON),
@@ -36,6 +39,7 @@ SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
         ".m4v": _COMMON,
         ".mkv": ("ffv1", *_COMMON, "libvpx-vp9", "prores_ks"),
         ".webm": ("libvpx-vp9",),
+        **_ANIMATED,
     },
     "rgb": {
         ".mov": (*_COMMON, "prores_ks"),
@@ -43,10 +47,12 @@ SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
         ".m4v": _COMMON,
         ".mkv": (*_COMMON, "ffv1", "libvpx-vp9", "prores_ks"),
         ".webm": ("libvpx-vp9",),
+        **_ANIMATED,
     },
 }
 # muxer name per extension (FFmpeg would guess the same; explicit is clearer in errors)
-MUXERS: dict[str, str] = {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm"}
+MUXERS: dict[str, str] = {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm",
+                          ".gif": "gif", ".webp": "webp", ".apng": "apng"}
 
 # (kind, codec) -> default pixel format
 _PIX_FMT: dict[tuple[str, str], str] = {
@@ -59,7 +65,21 @@ _PIX_FMT: dict[tuple[str, str], str] = {
     ("mask", "prores_ks"): "yuv422p10le",
     ("rgb", "prores_ks"): "yuv422p10le",
     ("rgb", "ffv1"): "yuv444p",
+    # GIF: 8-bit palettes made per frame, one entry transparent for alpha (io/animated_sink.py)
+    ("alpha", "gif"): "pal8",
+    ("rgb", "gif"): "pal8",
+    ("mask", "gif"): "gray",
+    # WebP: libwebp converts to its YUV itself and keeps the alpha plane lossless
+    ("alpha", "libwebp_anim"): "bgra",
+    ("rgb", "libwebp_anim"): "bgra",
+    ("mask", "libwebp_anim"): "bgra",
+    ("alpha", "apng"): "rgba",
+    ("rgb", "apng"): "rgb24",
+    ("mask", "apng"): "gray",
 }
+# encoder options beyond the codec's defaults: WebP at quality 90 (libwebp's 75 smears soft edges),
+# APNG with the best of PNG's row filters per row (smaller files, same pixels)
+_CODEC_OPTIONS: dict[str, dict[str, str]] = {"libwebp_anim": {"quality": "90"}, "apng": {"pred": "mixed"}}
 # constant quality per codec: x264/x265/VP9 CRF, NVENC CQ, and ProRes's fixed quantiser (-q:v).
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "h264_nvenc": 19, "hevc_nvenc": 21, "libvpx-vp9": 24, "prores_ks": 2}
 _CRF_CODECS = frozenset(_DEFAULT_CRF)
@@ -153,6 +173,8 @@ def choose_encoder(
         why = ""
         if kind == "alpha" and any(ext in SUPPORTED[other] for other in KINDS):
             why = f" ({ext} holds no alpha channel: write alpha to a supported format, or choose an output without alpha such as green or mask)"
+        elif ext == ".png":
+            why = " (a folder path writes a PNG sequence; .apng writes one animated PNG)"
         raise SinkError(f"cannot write {kind} output to {ext or 'a path without extension'} files{why}; supported: {_supported_text(kind)}")
     if codec is None:
         codec = table[ext][0]
@@ -166,11 +188,11 @@ def choose_encoder(
         pix_fmt = _PIX_FMT.get((kind, codec), "yuv420p")
     elif codec not in _HW and pix_fmt not in formats:
         raise SinkError(f"{codec} cannot encode pix_fmt {pix_fmt}; it supports {', '.join(formats)}")
-    if kind == "alpha" and not has_alpha(pix_fmt):
+    if kind == "alpha" and not has_alpha(pix_fmt) and not (codec == "gif" and pix_fmt == "pal8"):  # GIF: a transparent palette entry
         raise SinkError(f"alpha output needs a pixel format with alpha, got {pix_fmt} (e.g. yuva444p10le, yuva420p, rgba)")
     pix_fmt = _even_safe(codec, pix_fmt, width, height)
 
-    options: dict[str, str] = {}
+    options: dict[str, str] = dict(_CODEC_OPTIONS.get(codec, {}))
     if codec == "prores_ks":
         options["profile"] = "4444" if has_alpha(pix_fmt) else "hq"
         if has_alpha(pix_fmt):

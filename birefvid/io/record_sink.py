@@ -1,7 +1,7 @@
 """Record live pictures to a video file at the source's own timing, with the file writer the batch mode uses.
 
 The encoder table, colour tagging and write-then-rename come from ``choose_encoder`` and
-``VideoFileSink``; this adapter maps live picture kinds onto output kinds, stamps each picture's
+``VideoFileSink`` (``AnimatedImageSink`` for a GIF, WebP or APNG); this adapter maps live picture kinds onto output kinds, stamps each picture's
 ``t`` as its pts in milliseconds, and picks the fast end of each encoder's presets, since a live
 recording has to keep up with the camera.
 """
@@ -18,7 +18,9 @@ import numpy as np
 
 from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
+from birefvid.io.animated_sink import ANIMATED_MUXERS, AnimatedImageSink
 from birefvid.io.atomic import check_target
+from birefvid.io.base import Sink
 from birefvid.io.formats import EncoderSpec, choose_encoder
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink, picture_kind
@@ -71,7 +73,13 @@ class RecordingSink(LiveSink):
         spec = live_encoder(self.path, kind, width, height, preset)
         check_target(self.path, overwrite=overwrite, is_dir=False)
         info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001))
-        self._file = VideoFileSink(self.path, spec, info, live_audio=audio)
+        self._file: Sink
+        if spec.muxer in ANIMATED_MUXERS:  # a GIF / WebP / APNG of the session: pictures only
+            if audio is not None:
+                log.info("%s holds no sound; the recording is pictures only", self.path)
+            self._file = AnimatedImageSink(self.path, spec, info)
+        else:
+            self._file = VideoFileSink(self.path, spec, info, live_audio=audio)
         self._last_pts: Optional[int] = None
         self.frames_written = 0
         log.info("recording %dx%d %s to %s with %s", width, height, kind, self.path, spec.codec)

@@ -30,6 +30,15 @@ def _describe(stream: Any) -> str:
     return f"{stream.codec_context.name}{', ' + language if language else ''}"
 
 
+def has_subtitles(path: str | Path) -> bool:
+    """True when ``path`` can be opened and holds at least one subtitle stream."""
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.subtitles)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+
+
 def source_chapters(path: str | Path) -> list[dict[str, Any]]:
     """The chapters of ``path`` (``[]`` when it has none or is not a container, e.g. an image folder)."""
     try:

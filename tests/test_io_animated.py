@@ -1,0 +1,214 @@
+"""GIF, animated WebP and APNG outputs: transparency where the mask is 0, each frame's time, looping.
+
+The outputs are read back with Pillow, a decoder independent of the FFmpeg that wrote them (and
+FFmpeg cannot read animated WebP). The red-key test model (process_fixtures) makes alpha exactly
+1 on the red square and 0 on the blue background, checked on each region's interior.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from birefvid.api import process_video
+from birefvid.cli import main
+from birefvid.frames import StreamInfo
+from birefvid.io.animated_sink import AnimatedImageSink, gif_quantize
+from birefvid.io.formats import choose_encoder
+from birefvid.io.record_sink import RecordingSink
+from process_fixtures import (
+    RED,
+    FailingRedKey,
+    interior,
+    make_scene,
+    max_err,
+    partial_leftovers,
+    red_key_segmenter,
+    true_mask,
+)
+
+SIZE = (64, 48)
+N = 6
+FORMATS = ("gif", "webp", "apng")
+# alpha / RGB tolerance on the interiors: GIF's transparency is on/off and its red is a palette
+# entry; WebP codes colour lossy (libwebp quality 90) and alpha losslessly; APNG is lossless
+ALPHA_TOL = {"gif": 0, "webp": 0, "apng": 0}
+RGB_TOL = {"gif": 2, "webp": 12, "apng": 0}
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return red_key_segmenter()
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """6 frames, 64x48, lossless, 25 fps, with AAC audio (which these formats cannot hold)."""
+    return make_scene(tmp_path_factory.mktemp("in") / "scene.mov", N, SIZE)
+
+
+def read_animation(path: Path) -> tuple[list[np.ndarray], list[float], int | None]:
+    """Every frame as RGBA, each frame's duration in ms, and the loop count (0: forever), via Pillow."""
+    with Image.open(path) as im:
+        frames, durations = [], []
+        for k in range(im.n_frames):
+            im.seek(k)
+            frames.append(np.asarray(im.convert("RGBA")))
+            durations.append(float(im.info["duration"]))
+        return frames, durations, im.info.get("loop")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_alpha_animation_is_transparent_where_the_mask_is_0(tmp_path, scene, seg, fmt, caplog):
+    out = tmp_path / f"cut.{fmt}"
+    with caplog.at_level(logging.WARNING):
+        report = process_video(scene.path, out, kind="alpha", segmenter=seg, smooth="none")
+    assert report["frames"] == N
+    frames, durations, loop = read_animation(out)
+    assert len(frames) == N
+    assert loop == 0, "the animation loops forever"
+    assert durations[:-1] == [40.0] * (N - 1)  # 25 fps
+    for i, rgba in enumerate(frames):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(rgba[..., 3], 255, fg) <= ALPHA_TOL[fmt], f"frame {i}: subject not opaque"
+        assert max_err(rgba[..., 3], 0, bg) <= ALPHA_TOL[fmt], f"frame {i}: background not transparent"
+        assert max_err(rgba[..., :3], RED, fg) <= RGB_TOL[fmt], f"frame {i}: subject colour changed"
+    assert "cannot hold audio" in caplog.text
+    assert partial_leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_variable_frame_times_are_kept(tmp_path, seg, fmt):
+    pts = [0, 40, 100, 120, 200, 240, 330]
+    src = make_scene(tmp_path / "vfr.mov", len(pts), SIZE, pts=pts, time_base=Fraction(1, 1000), with_audio=False)
+    out = tmp_path / f"vfr.{fmt}"
+    process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none")
+    _, durations, _ = read_animation(out)
+    assert durations[:-1] == [float(b - a) for a, b in zip(pts, pts[1:])]
+
+
+def test_a_60_fps_gif_keeps_its_speed(tmp_path, seg):
+    """Browsers show GIF delays under 20 ms as 100 ms: frames closer than that are left out, and the time kept."""
+    src = make_scene(tmp_path / "fast.mov", 12, SIZE, fps=60, with_audio=False)
+    out = tmp_path / "fast.gif"
+    process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none")
+    frames, durations, _ = read_animation(out)
+    assert len(frames) == 6  # every other frame of 60 fps
+    assert min(durations) >= 20
+    assert sum(durations[:-1]) == pytest.approx(1000 * 10 / 60, abs=10)  # first to last shown frame: 10 intervals
+    fg, _ = interior(true_mask(2, SIZE))
+    assert max_err(frames[1][..., 3], 255, fg) == 0  # the second GIF frame is the source's third
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_greenscreen_animation_is_opaque_key_colour_around_the_subject(tmp_path, scene, seg, fmt):
+    out = tmp_path / f"green.{fmt}"
+    process_video(scene.path, out, kind="green", segmenter=seg, smooth="none")
+    frames, _, _ = read_animation(out)
+    assert len(frames) == N
+    for i, rgba in enumerate(frames):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert rgba[..., 3].min() == 255
+        assert max_err(rgba[..., :3], RED, fg) <= RGB_TOL[fmt]
+        # lossy WebP: a pixel the animation encoder finds unchanged keeps the chroma bleed it had
+        # beside the square's edge a frame before (up to 84 levels, red on green); on average it is the key
+        background_error = np.abs(rgba[..., :3][bg].astype(int) - (0, 255, 0)).mean()
+        assert background_error <= (0 if fmt == "gif" else 4), f"frame {i}: background {background_error:.2f} from the key"
+
+
+def test_mask_gif_is_the_matte(tmp_path, scene, seg):
+    out = tmp_path / "matte.gif"
+    process_video(scene.path, out, kind="mask", segmenter=seg, smooth="none")
+    frames, _, _ = read_animation(out)
+    for i, rgba in enumerate(frames):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(rgba[..., 0], 255, fg) == 0 and max_err(rgba[..., 0], 0, bg) == 0
+
+
+def test_a_failed_run_leaves_no_animation(tmp_path, scene):
+    out = tmp_path / "cut.gif"
+    with pytest.raises(RuntimeError, match="exploded"):
+        process_video(scene.path, out, kind="alpha", segmenter=red_key_segmenter(FailingRedKey(fail_at=3)), smooth="none", batch_size=1)
+    assert not out.exists()
+    assert partial_leftovers(tmp_path) == []
+
+
+def test_png_file_target_points_to_apng_or_a_folder(tmp_path, scene, pvt_b0_weights, capsys):
+    rc = main(["process", str(scene.path), "-o", str(tmp_path / "cut.png"), "--weights", str(pvt_b0_weights),
+               "--resolution", "64", "-q"])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("birefvid: error:") and ".apng" in err[0]
+
+
+def test_gif_quantize_keeps_transparency_and_colours():
+    h, w = 40, 64
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[..., 0] = np.linspace(0, 255, w).astype(np.uint8)[None]  # a gradient: more colours than a palette holds
+    rgba[..., 1] = np.linspace(0, 255, h).astype(np.uint8)[:, None]
+    rgba[..., 2] = 90
+    rgba[:, : w // 2, 3] = 255
+    rgba[:, w // 2 :, 3] = 127  # under half opaque: transparent
+    rgba[0, 0, :3] = 0  # a colour that could collide with the transparent entry's
+    indices, palette = gif_quantize(rgba)
+    assert indices.shape == (h, w) and palette.shape == (256, 4)
+    assert palette[255, 0] == 0 and (palette[:255, 0] == 255).all()  # ARGB: only entry 255 is transparent
+    assert (indices[:, w // 2 :] == 255).all() and (indices[:, : w // 2] != 255).all()
+    shown = palette[indices[:, : w // 2], 1:].astype(int)
+    assert np.abs(shown - rgba[:, : w // 2, :3]).mean() < 4  # dithered onto the frame's own palette
+
+
+def test_live_recording_to_gif(tmp_path):
+    out = tmp_path / "session.gif"
+    sink = RecordingSink(out, width=64, height=48, fps=25, kind="rgba")
+    for i in range(5):
+        picture = np.zeros((48, 64, 4), np.uint8)
+        picture[..., 0] = 255
+        picture[10:30, 5 + 5 * i : 25 + 5 * i, 3] = 255
+        sink.send(picture, i / 25)
+    sink.close()
+    frames, durations, _ = read_animation(out)
+    assert len(frames) == 5 and durations[:-1] == [40.0] * 4
+    assert frames[4][20, 30, 3] == 255 and frames[4][20, 5, 3] == 0
+
+
+def test_webp_keeps_soft_alpha_exactly(tmp_path):
+    """WebP's alpha plane is lossless: a half-transparent edge comes back as written."""
+    out = tmp_path / "soft.webp"
+    info = StreamInfo(32, 32, Fraction(1, 1000), average_rate=Fraction(25))
+    sink = AnimatedImageSink(out, choose_encoder(out, "alpha", 32, 32), info)
+    rgba = np.zeros((2, 32, 32, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = np.linspace(0, 255, 32).astype(np.uint8)[None, None, :]
+    sink.write(rgba, [0, 40])
+    sink.close()
+    frames, _, _ = read_animation(out)
+    assert np.array_equal(frames[0][..., 3], rgba[0, ..., 3])  # (libwebp merges the identical second frame into the first)
+
+
+def test_a_browser_shows_the_animations_with_transparency(tmp_path, scene, seg):
+    """Headless Chromium draws each animation over a magenta page: magenta where the mask is 0, red on the subject."""
+    from live_e2e_tools import chromium_screenshot
+
+    scale, w, h = 3, *SIZE
+    tags = []
+    for k, fmt in enumerate(FORMATS):
+        process_video(scene.path, tmp_path / f"cut.{fmt}", kind="alpha", segmenter=seg, smooth="none")
+        tags.append(f'<img src="cut.{fmt}" style="position:absolute;left:{k * w * scale}px;top:0;'
+                    f'width:{w * scale}px;height:{h * scale}px;image-rendering:pixelated">')  # fmt: skip
+    page = tmp_path / "page.html"
+    page.write_text(f'<html><body style="margin:0;background:#ff00ff">{"".join(tags)}</body></html>')
+    shot = chromium_screenshot(page.as_uri(), tmp_path / "shot.png", tmp_path / "profile", size=(640, 240))
+    # whichever frame the browser is on: rows 0-5 are background in every frame, and the square
+    # covers x 19-27, y 12-35 in all six
+    for k, fmt in enumerate(FORMATS):
+        left = k * w * scale
+        background = shot[2 * scale : 4 * scale, left + 10 * scale : left + 50 * scale].reshape(-1, 3).astype(int)
+        subject = shot[20 * scale : 28 * scale, left + 21 * scale : left + 26 * scale].reshape(-1, 3).astype(int)
+        assert np.abs(background - (255, 0, 255)).max() <= 2, f"{fmt}: the page does not show through"
+        assert np.abs(subject - RED).max() <= RGB_TOL[fmt] + 2, f"{fmt}: the subject is not drawn"
