@@ -212,3 +212,13 @@ def test_a_browser_shows_the_animations_with_transparency(tmp_path, scene, seg):
         subject = shot[20 * scale : 28 * scale, left + 21 * scale : left + 26 * scale].reshape(-1, 3).astype(int)
         assert np.abs(background - (255, 0, 255)).max() <= 2, f"{fmt}: the page does not show through"
         assert np.abs(subject - RED).max() <= RGB_TOL[fmt] + 2, f"{fmt}: the subject is not drawn"
+
+
+def test_an_animated_webp_input_is_refused_with_the_reason(tmp_path, scene, seg, pvt_b0_weights, capsys):
+    sticker = tmp_path / "sticker.webp"
+    process_video(scene.path, sticker, kind="alpha", segmenter=seg, smooth="none")
+    rc = main(["process", str(sticker), "-o", str(tmp_path / "out.mov"), "--weights", str(pvt_b0_weights), "--resolution", "64", "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "animated WebP, which FFmpeg cannot decode" in err[0]
+    assert not (tmp_path / "out.mov").exists()

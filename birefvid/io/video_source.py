@@ -175,6 +175,9 @@ class VideoFileSource(Source):
             except StopIteration:
                 return
             except (av.FFmpegError, OSError) as e:
+                if index == 0 and self._stream.codec_context.name == "webp":  # FFmpeg decodes still WebP only
+                    raise SourceError(f"{self.path}: an animated WebP, which FFmpeg cannot decode; convert it to a video "
+                                      f"or GIF first (e.g. ImageMagick: convert {self.path} clip.gif)") from e  # fmt: skip
                 raise SourceError(f"{self.path}: decoding failed at frame {index} ({e}); the file is damaged") from e
             for frame in frames:
                 if frame.is_corrupt:
