@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, TypeVar, Union, get_args
@@ -140,16 +141,30 @@ class SmoothingSpec:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """The input: a video file, a folder of images or a glob; ``fps`` times an image sequence."""
+    """The input: a video file, a folder of images or a glob; ``fps`` times an image sequence;
+    ``start`` / ``end``: the part to process, in seconds from the first frame (None: from the
+    beginning / to the end)."""
 
     input: str
     decoder: Decoder = "pyav"
     fps: float = 25.0
+    start: Optional[float] = None
+    end: Optional[float] = None
 
     def validate(self) -> None:
         _one_of("decoder", self.decoder, DECODERS)
         if not self.fps > 0:
             raise ConfigError(f"{option('fps')} must be positive, got {self.fps}")
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{option(name)} must be a time of 0 s or more, got {value!r}")
+        if self.end is not None and self.end <= (self.start or 0):
+            raise ConfigError(f"{option('end')} ({self.end:g} s) must come after {option('start')} ({self.start or 0:g} s)")
+
+    @property
+    def trimmed(self) -> bool:
+        """Whether only a part of the input is processed."""
+        return bool(self.start) or self.end is not None
 
 
 @dataclass(frozen=True)

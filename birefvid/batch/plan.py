@@ -8,15 +8,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import SourceError
+from ..io.interleave import is_indexed
 from ..job import FileJob
 
 # frames a recursive smoother (ema, flow) runs before a chunk's first kept frame; its state then
 # depends on these frames only up to a vanishing weight, so outputs agree within a grey level or two
 RECURSIVE_WARMUP = 12
-# containers with a sample index, where a seek to a keyframe's pts lands on it. MPEG-TS/PS and raw
-# streams seek by byte estimate and land seconds away (a TS seek to its own first pts landed 1.2 s
-# later), so they are read as one piece.
-INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ def probe_video(path: str | Path) -> Optional[Probe]:
         stream = main_video_stream(container)
         if stream is None:
             raise SourceError(f"{path} has no video stream (audio-only or data file, or a song's cover picture?)")
-        if not INDEXED_FORMATS & set(container.format.name.split(",")):
+        if not is_indexed(container):  # MPEG-TS/PS and raw streams seek by byte estimate, seconds away
             return None  # no index to seek by: read the video as one piece
         time_base = Fraction(stream.time_base)  # read while the container is open
         packets: list[tuple[int, bool]] = []

@@ -127,6 +127,9 @@ def run_batch(
 ) -> dict[str, Any]:
     """Run every job (one per input video) into ``out_dir``; returns the progress totals."""
     out_dir = Path(out_dir)
+    trimmed = [j.source.input for j in jobs if j.source.trimmed]
+    if trimmed:
+        raise ConfigError(f"batch processes whole videos; {trimmed[0]} has a time range (start/end): use birefvid process for a part")
     names = [Path(j.output.path).name for j in jobs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -78,4 +78,5 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         foreground=not args.no_foreground, smooth=args.smooth, smooth_window=args.smooth_window,
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
+        start=getattr(args, "start", None), end=getattr(args, "end", None),
     )  # fmt: skip

@@ -18,10 +18,22 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="+", help="a video file, a folder of images, or a glob such as 'frames/*.png'")
     parser.add_argument("-o", "--out", required=True, help="output file (.mov .webm .mkv .mp4) or a folder for a PNG sequence")
     run_group = add_file_job_options(parser)
+    run_group.add_argument("--start", type=_time, help="process from this time on: seconds (12.5), MM:SS or HH:MM:SS[.ms] "
+                           "from the first frame; the output starts at 0, its sound and subtitles with it")  # fmt: skip
+    run_group.add_argument("--end", type=_time, help="stop before this time (same forms, counted from the first frame, not from --start)")
     run_group.add_argument("--report", help="write a JSON report (frames, wall time, per-stage time, the job)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_model_options(parser)
     parser.set_defaults(run=run)
+
+
+def _time(text: str) -> float:
+    from ..io.trim import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time; expected seconds (12.5), MM:SS or HH:MM:SS[.ms]") from None
 
 
 def job_from_args(args: argparse.Namespace) -> FileJob:

@@ -15,13 +15,16 @@ import functools
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import av
 
 from birefvid.errors import SinkError
 from birefvid.io.channel_order import custom_order_track, custom_order_tracks
 from birefvid.io.interleave import InterleavedPackets
+
+if TYPE_CHECKING:
+    from birefvid.io.trim import TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +94,10 @@ def has_audio(path: str | Path) -> bool:
 class AudioTrack(InterleavedPackets):
     """Audio stream ``index`` (0: the first) of ``src`` added to ``out`` (before its header is written)."""
 
-    def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str, index: int = 0) -> None:
-        super().__init__()
+    def __init__(
+        self, src: str | Path, out: av.container.OutputContainer, muxer: str, index: int = 0, window: Optional["TimeWindow"] = None
+    ) -> None:
+        super().__init__(window)
         self._encoder = None
         self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
         self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
@@ -117,7 +122,7 @@ class AudioTrack(InterleavedPackets):
             for key in ("language", "title"):
                 if key in self._src_stream.metadata:
                     self._out_stream.metadata[key] = self._src_stream.metadata[key]
-            self._packets = self._in.demux(self._src_stream)
+            self._demux(self._src_stream)
         except Exception:
             self.close()
             raise
@@ -181,9 +186,10 @@ class AudioTrack(InterleavedPackets):
 
 
 class AudioTracks:
-    """Every audio stream of ``src`` carried into ``out``, in the source's order (none: an empty list)."""
+    """Every audio stream of ``src`` carried into ``out``, in the source's order (none: an empty list);
+    ``window``: only the part of a time range (``io.trim``)."""
 
-    def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str) -> None:
+    def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str, window: Optional["TimeWindow"] = None) -> None:
         try:
             with av.open(str(src)) as container:
                 count = len(container.streams.audio)
@@ -194,11 +200,11 @@ class AudioTracks:
         try:
             for index in range(count):
                 if index in custom:
-                    kept = custom_order_track(src, out, muxer, index, custom[index])
+                    kept = custom_order_track(src, out, muxer, index, custom[index], window)
                     if kept is not None:
                         self.tracks.append(kept)
                     continue
-                self.tracks.append(AudioTrack(src, out, muxer, index))
+                self.tracks.append(AudioTrack(src, out, muxer, index, window))
         except Exception:
             self.close()
             raise

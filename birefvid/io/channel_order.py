@@ -18,11 +18,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import av
 
 from birefvid.io.interleave import InterleavedPackets
+
+if TYPE_CHECKING:
+    from birefvid.io.trim import TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +63,9 @@ class RawPcmTrack(InterleavedPackets):
     """PCM audio track ``index`` of ``src`` copied packet by packet into ``out``, labelled with its
     channel count only (never reading its custom layout)."""
 
-    def __init__(self, src: str | Path, out: av.container.OutputContainer, index: int, channels: int) -> None:
-        super().__init__()
+    def __init__(self, src: str | Path, out: av.container.OutputContainer, index: int, channels: int,
+                 window: Optional["TimeWindow"] = None) -> None:
+        super().__init__(window)
         self._in = av.open(str(src))
         try:
             source = self._in.streams.audio[index]
@@ -72,7 +76,7 @@ class RawPcmTrack(InterleavedPackets):
                 if key in source.metadata:
                     self._out_stream.metadata[key] = source.metadata[key]
             self._out = out
-            self._packets = self._in.demux(source)
+            self._demux(source)
         except BaseException:
             self.close()
             raise
@@ -90,7 +94,9 @@ class RawPcmTrack(InterleavedPackets):
 PCM_MUXERS = ("mov", "matroska")
 
 
-def custom_order_track(src: str | Path, out: av.container.OutputContainer, muxer: str, index: int, layout: str) -> Optional[RawPcmTrack]:
+def custom_order_track(
+    src: str | Path, out: av.container.OutputContainer, muxer: str, index: int, layout: str, window: Optional["TimeWindow"] = None
+) -> Optional[RawPcmTrack]:
     """The copy of custom-ordered audio track ``index`` when it is PCM and ``muxer`` holds PCM, else None (with a warning)."""
     with av.open(str(src)) as container:
         codec = container.streams.audio[index].codec_context.name
@@ -98,7 +104,7 @@ def custom_order_track(src: str | Path, out: av.container.OutputContainer, muxer
         log.warning("%s: audio track %d (%s) is copied with its channels in their order, unlabelled: PyAV crashes "
                     "on its custom channel order", src, index + 1, layout)  # fmt: skip
         channels = int(_CUSTOM.match(layout).group(1))  # type: ignore[union-attr]
-        return RawPcmTrack(src, out, index, channels)
+        return RawPcmTrack(src, out, index, channels, window)
     keep = "convert it first (ffmpeg -i IN -c:v copy -c:a aac OUT)" + (", or write .mov or .mkv" if codec.startswith("pcm_") else "")
     log.warning("%s: audio track %d (%s, %s) is left out: PyAV crashes on its custom channel order; %s",
                 src, index + 1, codec, layout, keep)  # fmt: skip

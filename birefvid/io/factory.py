@@ -18,6 +18,7 @@ from birefvid.io.formats import KINDS, Kind, choose_encoder
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
 from birefvid.io.subtitles import has_subtitles
+from birefvid.io.trim import TimeWindow
 from birefvid.io.video_sink import VideoFileSink
 from birefvid.io.video_source import VideoFileSource
 
@@ -62,13 +63,15 @@ def open_sink(
     threads: Optional[int] = None,
     subtitles_from: Optional[str | Path] = None,
     chapters_from: Optional[str | Path] = None,
+    window: Optional[TimeWindow] = None,
     **encoder: Any,
 ) -> Sink:
     """Open an output for ``kind`` images (video by extension, or a PNG sequence); every check runs here, before any work.
 
     ``encoder`` holds ``choose_encoder``'s overrides: codec, pix_fmt, crf, bitrate; ``threads`` the
     video encoder's thread count (None: FFmpeg's choice). ``audio_from``, ``subtitles_from`` and
-    ``chapters_from`` name the source whose audio, subtitles and chapters a video output carries.
+    ``chapters_from`` name the source whose audio, subtitles and chapters a video output carries;
+    ``window``, the part of their timeline that goes with the pictures (``TrimmedSource.window``).
     """
     if kind not in KINDS:
         raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -93,7 +96,7 @@ def open_sink(
     if want_audio and source_audio is None:
         log.info("%s has no audio stream; writing video only", audio_from)
     return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads,
-                         subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from))  # fmt: skip
+                         subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from), window=window)  # fmt: skip
 
 
 def _say_what_animations_drop(target: Path, info: StreamInfo, audio_from: Optional[str | Path], subtitles_from: Optional[str | Path]) -> None:

@@ -4,30 +4,82 @@ so memory stays bounded however long the input is."""
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import av
 
+if TYPE_CHECKING:
+    from birefvid.io.trim import TimeWindow
+
 # seconds of packets muxed ahead of the video written so far (keeps the muxer's interleave queue short)
 LEAD_S = 0.5
+# a window starting later than this is sought to, this much before its start
+SEEK_AFTER_S = 2.0
+# containers with a sample index, where a seek lands where it was asked to. MPEG-TS/PS and raw
+# streams seek by byte estimate and land seconds away (a TS seek to its own first pts landed 1.2 s
+# later), so they are read from their start.
+INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
+
+
+def is_indexed(container: av.container.Container) -> bool:
+    """Whether ``container``'s format seeks exactly (see ``INDEXED_FORMATS``)."""
+    return bool(set(container.format.name.split(",")) & INDEXED_FORMATS)
 
 
 class InterleavedPackets:
-    """The reading and pacing; subclasses open ``self._in``, set ``self._packets`` and say how to
-    ``_mux`` one packet."""
+    """The reading and pacing; subclasses open ``self._in``, set ``self._packets`` (``_demux``) and say
+    how to ``_mux`` one packet.
 
-    def __init__(self) -> None:
+    ``window``: only the packets that start in it are kept, moved so the window starts at 0 (a
+    time range of the video, see ``io.trim``).
+    """
+
+    def __init__(self, window: Optional["TimeWindow"] = None) -> None:
         self._in: Optional[av.container.InputContainer] = None
         self._packets: Iterator[av.Packet] = iter(())
         self._pending: Optional[av.Packet] = None
         self._closed = False
+        self._window = window
+
+    def _demux(self, *streams: av.stream.Stream) -> None:
+        """Read ``streams`` of ``self._in`` from the window's start (by seeking, where the container has an index)."""
+        assert self._in is not None
+        window = self._window
+        if window is not None and window.start > SEEK_AFTER_S and streams and is_indexed(self._in):
+            stream = streams[0]
+            try:  # a little before the start: the packet that holds it must not be skipped
+                self._in.seek(round((window.start - SEEK_AFTER_S) / stream.time_base), stream=stream, backward=True)
+            except (av.FFmpegError, OSError):
+                pass  # read from the top instead
+        self._packets = self._in.demux(*streams)
 
     def _next(self) -> Optional[av.Packet]:
         for packet in self._packets:
             if packet.dts is None and packet.pts is None:
                 continue  # the demuxer's end-of-stream marker
+            if self._window is not None:
+                t = self._time(packet)
+                if self._window.end is not None and t >= self._window.end - 1e-9:
+                    self._packets = iter(())
+                    return None
+                if not self._starts_in_window(packet, t):
+                    continue
+                self._move(packet, self._window.ticks(packet.time_base))
             return packet
         return None
+
+    def _starts_in_window(self, packet: av.Packet, t: float) -> bool:
+        """Whether ``packet`` (starting at source time ``t``) is kept; subtitles also keep a cue already showing."""
+        assert self._window is not None
+        return t >= self._window.start - 1e-9
+
+    @staticmethod
+    def _move(packet: av.Packet, ticks: int) -> None:
+        """Move ``packet`` ``ticks`` earlier (its time base's units)."""
+        if packet.pts is not None:
+            packet.pts -= ticks
+        if packet.dts is not None:
+            packet.dts -= ticks
 
     @staticmethod
     def _time(packet: av.Packet) -> float:

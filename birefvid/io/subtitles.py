@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Optional
 
 import av
 
 from birefvid.errors import SinkError
 from birefvid.io.interleave import InterleavedPackets
+
+if TYPE_CHECKING:
+    from birefvid.io.trim import TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +43,32 @@ def has_subtitles(path: str | Path) -> bool:
         return False
 
 
-def source_chapters(path: str | Path) -> list[dict[str, Any]]:
-    """The chapters of ``path`` (``[]`` when it has none or is not a container, e.g. an image folder)."""
+def source_chapters(path: str | Path, window: Optional["TimeWindow"] = None) -> list[dict[str, Any]]:
+    """The chapters of ``path`` (``[]`` when it has none or is not a container, e.g. an image folder);
+    with ``window``, those that overlap it, clipped to it and moved to start with it."""
     try:
         with av.open(str(path)) as container:
-            return list(container.chapters())
+            chapters = list(container.chapters())
     except (av.FFmpegError, OSError, ValueError):
         return []
+    if window is None:
+        return chapters
+    kept = []
+    for chapter in chapters:
+        tb = Fraction(chapter["time_base"])
+        start, end = chapter["start"], chapter["end"]
+        lo, hi = window.ticks(tb), None if window.end is None else round(Fraction(window.end) / tb)
+        if end <= lo or (hi is not None and start >= hi):
+            continue
+        kept.append({**chapter, "start": max(start, lo) - lo, "end": (end if hi is None else min(end, hi)) - lo})
+    return kept
 
 
 class SubtitleTracks(InterleavedPackets):
     """Every subtitle stream of ``src`` that ``out`` (before its header is written) can hold, copied in order."""
 
-    def __init__(self, src: str | Path, out: av.container.OutputContainer, target: str | Path) -> None:
-        super().__init__()
+    def __init__(self, src: str | Path, out: av.container.OutputContainer, target: str | Path, window: Optional["TimeWindow"] = None) -> None:
+        super().__init__(window)
         self._out = out
         self._map: dict[int, Any] = {}  # source stream index -> output stream
         try:
@@ -62,7 +78,7 @@ class SubtitleTracks(InterleavedPackets):
         try:
             self._add_streams(Path(target))
             if self._map:
-                self._packets = self._in.demux(*(self._in.streams[i] for i in self._map))
+                self._demux(*(self._in.streams[i] for i in self._map))
         except Exception:
             self.close()
             raise
@@ -83,6 +99,19 @@ class SubtitleTracks(InterleavedPackets):
                     copied.metadata[key] = stream.metadata[key]
             self._map[stream.index] = copied
             log.info("copying %s subtitles from %s", _describe(stream), self._in.name)
+
+    def _starts_in_window(self, packet: av.Packet, t: float) -> bool:
+        """A cue already showing at the window's start is kept, from the start for the rest of its time."""
+        assert self._window is not None
+        start = self._window.start
+        if t >= start - 1e-9:
+            return True
+        if not packet.duration or t + float(packet.duration * packet.time_base) <= start + 1e-9:
+            return False
+        late = round((start - t) / packet.time_base)
+        packet.duration -= late
+        self._move(packet, -late)  # to the window's start: moved to 0 with the others
+        return True
 
     @property
     def count(self) -> int:

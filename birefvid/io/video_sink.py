@@ -22,6 +22,7 @@ from birefvid.io.subtitles import SubtitleTracks, source_chapters
 from birefvid.io.base import Sink
 from birefvid.io.formats import EncoderSpec
 from birefvid.io.layout import check_images
+from birefvid.io.trim import TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,14 @@ class VideoFileSink(Sink):
     """One video stream (plus optional audio, subtitles and chapters) written to a temporary file and renamed on ``close()``.
 
     ``audio_from`` / ``subtitles_from`` / ``chapters_from``: the source whose audio tracks, subtitle
-    tracks and chapters the output carries (None: none); ``live_audio``: a live source's sound.
+    tracks and chapters the output carries (None: none); ``live_audio``: a live source's sound;
+    ``window``: the part of the source's timeline the output holds (a time range, ``io.trim``).
     """
 
     def __init__(
         self, path: Path, spec: EncoderSpec, info: StreamInfo, *, audio_from: Optional[str] = None, threads: Optional[int] = None,
         subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None, live_audio: Optional[LiveAudioFeed] = None,
+        window: Optional[TimeWindow] = None,
     ) -> None:
         super().__init__()
         self.threads = threads  # x264's thread count (see ONE_THREAD_CODECS); None: FFmpeg's choice
@@ -74,6 +77,7 @@ class VideoFileSink(Sink):
         # frame.reformat() builds one afresh (720p RGB -> yuv420p: 1.7 -> 1.2 ms a frame on one core here)
         self._reformatter = VideoReformatter()
         self._rgb_to_yuv: Optional[RgbToYuv] = None  # RGB pictures' conversion, made at the first one
+        self._window = window
         try:
             self._open(audio_from, subtitles_from, chapters_from, live_audio)
         except BaseException:
@@ -130,12 +134,12 @@ class VideoFileSink(Sink):
             self._out.metadata[key] = value
         self._video = stream
         if audio_from is not None:
-            self._companions.append(AudioTracks(audio_from, self._out, spec.muxer))
+            self._companions.append(AudioTracks(audio_from, self._out, spec.muxer, self._window))
         if live_audio is not None:
             self._companions.append(LiveAudioTrack(live_audio, self._out, spec.muxer, str(self.path)))
         if subtitles_from is not None:
-            self._companions.append(SubtitleTracks(subtitles_from, self._out, self.path))
-        if chapters_from is not None and (chapters := source_chapters(chapters_from)):
+            self._companions.append(SubtitleTracks(subtitles_from, self._out, self.path, self._window))
+        if chapters_from is not None and (chapters := source_chapters(chapters_from, self._window)):
             self._out.set_chapters(chapters)
         try:
             self._out.start_encoding()  # opens every encoder now, so a bad codec fails at open time

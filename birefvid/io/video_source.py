@@ -106,13 +106,8 @@ class VideoFileSource(Source):
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = _open_container(self.path)
         try:
-            stream = main_video_stream(self._container)
-            if stream is None:
-                raise SourceError(f"{self.path} has no video stream (audio-only or data file, or a song's cover picture?)")
-            self._stream = stream
-            self._stream.thread_type = "AUTO"
-            if threads:
-                self._stream.codec_context.thread_count = threads
+            self._threads = threads
+            self._attach_stream()
             self._to_rgb = RgbConverter(threads, name=str(self.path))  # as many threads as the decoder
             self._frames = self._decode()
             # peek one frame: rotation, colour tags and "is this decodable at all" are facts of frames
@@ -126,6 +121,46 @@ class VideoFileSource(Source):
             self._container.close()
             raise
         self._iterated = False
+        self._seeked = False
+
+    def _attach_stream(self) -> None:
+        """Find the video stream of ``self._container`` and set up its decoder's threads."""
+        stream = main_video_stream(self._container)
+        if stream is None:
+            raise SourceError(f"{self.path} has no video stream (audio-only or data file, or a song's cover picture?)")
+        self._stream = stream
+        self._stream.thread_type = "AUTO"
+        if self._threads:
+            self._stream.codec_context.thread_count = self._threads
+
+    def start_at(self, pts: int) -> None:
+        """Begin decoding at the keyframe at or before ``pts`` (call before iterating), so a cut late in a
+        long file does not decode all that comes before it; frames before ``pts`` may still come first.
+
+        A container without an index (MPEG-TS/PS, raw streams) seeks by byte estimate and may land
+        after ``pts``; it is then read from its start again.
+        """
+        if self._iterated:
+            raise RuntimeError("start_at() must come before iterating")
+        first = self._first
+        if first is None or first.pts is None or pts <= first.pts:
+            return  # nothing before the target to skip
+        with self._io_lock:
+            landed: Optional[av.VideoFrame] = None
+            try:
+                self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+                frames = self._decode()
+                landed = next(frames, None)
+            except (av.FFmpegError, OSError, SourceError) as e:
+                log.debug("%s: seeking to pts %d failed (%s); reading from the start", self.path, pts, e)
+            if landed is None or landed.pts is None or landed.pts > pts:
+                self._container.close()  # overshot (or failed): from the top, as the file was first read
+                self._container = _open_container(self.path)
+                self._attach_stream()
+                frames = self._decode()
+                landed = next(frames, None)
+            self._frames, self._first = frames, landed
+            self._seeked = True
 
     def _make_info(self, first: av.VideoFrame) -> StreamInfo:
         s = self._stream
@@ -230,6 +265,8 @@ class VideoFileSource(Source):
         """Raise when the stream stopped well before its declared end (a truncated file)."""
         info = self._info
         expected = (self._stream.frames or 0) - self._hidden
+        if self._seeked:
+            expected = 0  # counted from a seek: only the declared end says whether the file is whole
         if expected > 0 and count < expected:
             # an edit list may hide a couple of leading samples without flagging them; more is damage
             msg = f"{self.path}: decoding stopped at frame {count} of {expected}"

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
+from ..io.trim import TrimmedSource
 from ..job import FileJob
 from ..temporal import make_smoother
 from .backgrounds import open_background
@@ -79,12 +80,16 @@ def run_file_job(
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
         source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads))
+        window = None
+        if src.trimmed:  # only a part: the pictures from its first frame, re-timed, and the sound etc. with them
+            source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
+            window = source.window
         info = source.info
         sink = open_sink(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
             pix_fmt=out.pix_fmt, preset=out.preset, audio_from=src.input if out.audio else None, audio=out.audio,
             overwrite=out.overwrite, threads=threads, subtitles_from=src.input if out.subtitles else None,
-            chapters_from=src.input,
+            chapters_from=src.input, window=window,
         )  # fmt: skip
         stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
         background = None

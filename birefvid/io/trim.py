@@ -1,0 +1,175 @@
+"""Process a part of a video (``--start`` / ``--end``): the frames of a time range, re-timed to start at 0.
+
+Times count from the video's first frame, as a player's position does (an MPEG-TS that starts at
+1.4 s still starts at 0 here). The output begins with the first frame at or after ``start`` at
+time 0, as ``ffmpeg -ss`` gives it; the sound, subtitles, chapters and start timecode move with it
+(``TimeWindow``), so they stay in sync. A PyAV source seeks to the keyframe before the start, so
+a few seconds from the end of a two-hour film cost seconds, not the film.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any, Optional
+
+from birefvid.errors import SourceError
+from birefvid.frames import Frame, StreamInfo
+from birefvid.io.base import Source
+from birefvid.io.video_source import VideoFileSource
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeWindow:
+    """The part of the source's timeline an output keeps, in the source's own seconds (stream timestamps).
+
+    ``start``: the kept part's first instant, which becomes 0 in the output; ``end``: where it stops
+    (None: the end of the file).
+    """
+
+    start: float
+    end: Optional[float] = None
+
+    def keeps(self, t: float) -> bool:
+        """Whether something that starts at source time ``t`` lies in the window."""
+        return t >= self.start - 1e-9 and (self.end is None or t < self.end - 1e-9)
+
+    def ticks(self, time_base: Fraction) -> int:
+        """The window's start in ``time_base`` units: what to subtract from a timestamp."""
+        return round(Fraction(self.start) / time_base)
+
+
+def _parse_clock(text: str) -> float:
+    parts = text.split(":")
+    if len(parts) > 3 or not all(re.fullmatch(r"\d+(\.\d*)?", p) for p in parts) or any("." in p for p in parts[:-1]):
+        raise ValueError(text)
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``12.5``, ``1:02.5`` (MM:SS) or ``1:02:03.5`` (HH:MM:SS); ValueError otherwise."""
+    value = _parse_clock(str(text).strip())
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
+    """``timecode`` (HH:MM:SS:FF, or HH:MM:SS;FF drop-frame) ``frames`` later at ``rate``; None when it cannot be read.
+
+    Drop-frame (29.97 and 59.94 fps) skips frame numbers 0 and 1 (0-3 at 59.94) of every minute but
+    each tenth, as SMPTE 12M counts.
+    """
+    m = re.fullmatch(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d)", timecode.strip())
+    nominal = round(rate)
+    if m is None or nominal <= 0:
+        return None
+    h, mi, s, sep, f = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
+    drop = 0 if sep == ":" else 2 * round(nominal / 30)
+    minutes = 60 * h + mi
+    number = ((60 * minutes + s) * nominal + f) - drop * (minutes - minutes // 10) + frames
+    if number < 0:
+        return None
+    if drop:
+        per_ten, per_minute = nominal * 600 - 9 * drop, nominal * 60 - drop
+        tens, rest = divmod(number, per_ten)
+        number += 9 * drop * tens + (drop * ((rest - drop) // per_minute) if rest > drop else 0)
+    f_, total_s = number % nominal, number // nominal
+    return f"{total_s // 3600:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}{sep}{f_:02d}"
+
+
+class TrimmedSource(Source):
+    """The frames of ``inner`` from ``start`` (inclusive) to ``end`` (exclusive), in seconds from its first
+    frame, with timestamps moved so the first of them is at 0.
+
+    The first kept frame is found here, before the output opens, so ``window`` (what the sound,
+    subtitles and chapters keep) starts exactly where the pictures do.
+    """
+
+    def __init__(self, inner: Source, start: float = 0.0, end: Optional[float] = None) -> None:
+        super().__init__()
+        if start < 0 or (end is not None and end <= start):
+            raise ValueError(f"a time range needs 0 <= start < end, got start {start}, end {end}")
+        self.inner = inner
+        info = inner.info
+        tb = Fraction(info.time_base)
+        first_pts = inner.first_pts if isinstance(inner, VideoFileSource) else None
+        if isinstance(inner, VideoFileSource) and first_pts is not None and start > 0:
+            inner.start_at(first_pts + math.floor(Fraction(start) / tb))
+        frames = iter(inner)
+        kept: Optional[Frame] = None
+        for frame in frames:
+            if frame.pts is None:
+                raise SourceError(f"{_name(inner)}: a frame without a timestamp; a time range needs them")
+            if first_pts is None:
+                first_pts = frame.pts
+            t = float((frame.pts - first_pts) * tb)
+            if end is not None and t >= end - 1e-9:
+                break
+            if t >= start - 1e-9:
+                kept = frame
+                break
+        if kept is None:
+            length = f"; the video lasts {info.duration:.3f} s" if info.duration else ""
+            raise SourceError(f"{_name(inner)} has no frames from {start:g} s{'' if end is None else f' to {end:g} s'}{length}")
+        assert first_pts is not None and kept.pts is not None
+        self._frames, self._first = frames, kept
+        self._shift, self._first_pts, self._end = kept.pts, first_pts, end
+        offset = float((kept.pts - first_pts) * tb)  # where the output starts in the video, in seconds
+        self.window = TimeWindow(float(kept.pts * tb), None if end is None else float(first_pts * tb) + end)
+        self._info = self._trimmed_info(info, offset, end)
+        self._iterated = False
+
+    @staticmethod
+    def _trimmed_info(info: StreamInfo, offset: float, end: Optional[float]) -> StreamInfo:
+        changes: dict[str, Any] = {}
+        duration = None if info.duration is None else max(0.0, info.duration - offset)
+        if end is not None:
+            duration = end - offset if duration is None else min(duration, end - offset)
+        changes["duration"] = duration
+        rate = info.average_rate
+        if rate and duration is not None:
+            estimate = math.ceil(duration * float(rate) - 1e-6)
+            changes["frame_count"] = estimate if info.frame_count is None else min(info.frame_count, estimate)
+        else:
+            changes["frame_count"] = None
+        if info.timecode and rate:
+            changes["timecode"] = shift_timecode(info.timecode, round(offset * float(rate)), Fraction(rate))
+        return dataclasses.replace(info, **changes)
+
+    @property
+    def info(self) -> StreamInfo:
+        return self._info
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iterated:
+            raise RuntimeError("TrimmedSource can be iterated only once")
+        self._iterated = True
+        return self._iter()
+
+    def _iter(self) -> Iterator[Frame]:
+        frame: Optional[Frame] = self._first
+        self._first = None
+        index = 0
+        while frame is not None:
+            assert frame.pts is not None
+            if self._end is not None and float((frame.pts - self._first_pts) * frame.time_base) >= self._end - 1e-9:
+                return
+            yield Frame(image=frame.image, pts=frame.pts - self._shift, time_base=frame.time_base, index=index)
+            index += 1
+            frame = next(self._frames, None)
+            if frame is not None and frame.pts is None:
+                raise SourceError(f"{_name(self.inner)}: frame {index} has no timestamp; a time range needs them")
+
+    def _close(self) -> None:
+        self.inner.close()
+
+
+def _name(source: Source) -> str:
+    return str(getattr(source, "path", None) or getattr(source, "pattern", None) or "the input")

@@ -1,0 +1,189 @@
+"""`process --start/--end`: the frames of a time range, re-timed to 0, with sound, subtitles, chapters
+and timecode moved with them; seeking lands on the right frames; bad ranges fail in one line.
+
+The red-key model (process_fixtures) makes frame k's alpha the red square of frame k, so which
+source frames an output holds is read from its pixels.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.api import build_file_job, process_video
+from birefvid.cli import main
+from birefvid.errors import ConfigError
+from birefvid.io import open_source
+from birefvid.io.trim import TrimmedSource, parse_time, shift_timecode
+from birefvid.job import FileJob
+from live_media import flash_and_tone, make_flash_clip
+from media import add_subtitles, audio_duration, chapter_marks, make_video, read_alpha, subtitle_cues
+from process_fixtures import decoded_times, interior, make_scene, max_err, partial_leftovers, red_key_segmenter, scene_frame, true_mask
+
+SIZE = (64, 48)
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return red_key_segmenter()
+
+
+def source_frames_in(out: Path, n_source: int) -> list[int]:
+    """Which source frame each output frame shows: the one whose square its alpha matches best (the
+    square moves 3 px a frame, so neighbours differ in a band 3 px wide on each side)."""
+    _, alpha, _ = read_alpha(out)
+    found = []
+    for a in alpha:
+        errors = [np.abs(a.astype(int) - true_mask(k, SIZE)).mean() for k in range(n_source)]
+        best = int(np.argmin(errors))
+        fg, bg = interior(true_mask(best, SIZE))
+        assert max(max_err(a, 255, fg), max_err(a, 0, bg)) <= 3, "an output frame matches no source frame"
+        found.append(best)
+    return found
+
+
+def test_a_range_keeps_its_frames_retimed_to_zero(tmp_path, seg):
+    src = make_scene(tmp_path / "in.mov", 20, SIZE)  # 25 fps, with sound
+    out = tmp_path / "part.mov"
+    starts = []
+    report = process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none", start=0.2, end=0.6, on_start=starts.append)
+    assert report["frames"] == 10 and starts == [10]  # progress knows the count up front
+    assert decoded_times(out) == [Fraction(k, 25) for k in range(10)]
+    assert source_frames_in(out, 20) == list(range(5, 15))
+    assert audio_duration(out) == pytest.approx(0.4, abs=0.05)
+    assert report["job"]["source"]["start"] == 0.2 and report["job"]["source"]["end"] == 0.6
+
+
+def test_the_sound_stays_in_sync(tmp_path, seg):
+    """A flash and a tone that start at 1.5 s start at 0.5 s after --start 1 (the flash on the frame at 0.52 s)."""
+    clip = make_flash_clip(tmp_path / "flash.mp4", seconds=3.0, flash=(1.5, 2.5), size=(64, 48))
+    out = tmp_path / "part.mp4"
+    process_video(clip, out, kind="blur", segmenter=seg, smooth="none", start=1.0, end=2.2)  # (gray frames: all background)
+    bright, tone, video_end, sound_end = flash_and_tone(out)
+    assert bright == pytest.approx(0.52, abs=1e-6)  # the first frame at or after 1.5 s is at 1.52 s (25 fps)
+    assert tone == pytest.approx(0.5, abs=0.025)  # AAC is cut at its packets (~21 ms)
+    assert video_end == pytest.approx(1.2, abs=1e-6)
+    assert sound_end == pytest.approx(1.2, abs=0.05)
+
+
+def test_seeking_in_a_long_gop_lands_on_the_right_frames(tmp_path, seg):
+    """H.264 with a keyframe every 10 frames (and B-frames): the decode starts at the keyframe before
+    the range and the frames before it are dropped."""
+    frames = [scene_frame(k, SIZE) for k in range(40)]
+    src = make_video(tmp_path / "gop.mp4", n_frames=40, size=SIZE, frames=frames, codec="libx264", pix_fmt="yuv444p", with_audio=False)
+    out = tmp_path / "part.mkv"
+    process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none", start=1.0, end=1.2)
+    assert source_frames_in(out, 40) == [25, 26, 27, 28, 29]
+
+
+def test_an_mpeg_ts_is_read_from_the_top_when_its_seek_overshoots(tmp_path, seg):
+    frames = [scene_frame(k, SIZE) for k in range(30)]
+    src = make_video(tmp_path / "cam.ts", n_frames=30, size=SIZE, frames=frames, codec="libx264", pix_fmt="yuv444p", with_audio=False)
+    out = tmp_path / "part.mkv"
+    process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none", start=0.8, end=1.0)
+    assert source_frames_in(out, 30) == [20, 21, 22, 23, 24]
+    assert decoded_times(out)[0] == 0
+
+
+def test_subtitles_and_chapters_move_with_the_range(tmp_path, seg):
+    plain = make_scene(tmp_path / "in.mp4", 25, SIZE, with_audio=False, lossless=False)
+    film = add_subtitles(plain.path, tmp_path / "film.mkv", [("subrip", "eng", [(100, 300, "before"), (400, 700, "across"), (800, 900, "inside"),
+                                                                             (950, 990, "after")])],
+                         [(0, 500, "A"), (500, 800, "B"), (800, 1000, "C")])  # fmt: skip
+    out = tmp_path / "part.mkv"
+    process_video(film, out, kind="mask", segmenter=seg, smooth="none", start=0.5, end=0.92)
+    (codec, language, cues), = subtitle_cues(out)
+    assert language == "eng"
+    # the output starts with the first frame at or after 0.5 s, the one at 0.52 s (25 fps); "across"
+    # shows from there on, "after" starts after the end
+    assert [(a, b, text) for a, b, text in cues] == [(0.0, 0.18, b"across"), (0.28, 0.38, b"inside")]
+    assert chapter_marks(out) == [(0.0, 0.28, "B"), (0.28, 0.4, "C")]
+
+
+def test_the_start_timecode_moves_with_the_range(tmp_path, seg):
+    src = make_scene(tmp_path / "cam.mov", 20, SIZE, with_audio=False, timecode="01:00:00:00")
+    out = tmp_path / "part.mov"
+    process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none", start=0.2)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].metadata.get("timecode") == "01:00:00:05"
+
+
+def test_an_image_sequence_can_be_trimmed(tmp_path, seg):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    import cv2
+
+    for k in range(12):
+        cv2.imwrite(str(folder / f"f_{k:03d}.png"), cv2.cvtColor(scene_frame(k, SIZE), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "part.mkv"
+    process_video(folder, out, kind="alpha", segmenter=seg, smooth="none", fps=10, start=0.5, end=0.8)
+    assert source_frames_in(out, 12) == [5, 6, 7]
+
+
+def test_the_cli_takes_clock_times(tmp_path, pvt_b0_weights, capsys):
+    src = make_scene(tmp_path / "in.mov", 10, SIZE, with_audio=False)
+    out = tmp_path / "part.mkv"
+    rc = main(["process", str(src.path), "-o", str(out), "--output", "mask", "--start", "0:00.12", "--end", "0.2",
+               "--weights", str(pvt_b0_weights), "--resolution", "64", "-q"])  # fmt: skip
+    assert rc == 0
+    assert len(decoded_times(out)) == 2
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--start", "5"], "has no frames from 5 s; the video lasts 0.400 s"),
+        (["--start", "0.3", "--end", "0.1"], "--end (0.1 s) must come after --start (0.3 s)"),
+    ],
+)
+def test_a_range_outside_the_video_is_one_error_line(tmp_path, pvt_b0_weights, capsys, args, message):
+    src = make_scene(tmp_path / "in.mov", 10, SIZE, with_audio=False)
+    out = tmp_path / "part.mkv"
+    rc = main(["process", str(src.path), "-o", str(out), "--output", "mask", *args, "--weights", str(pvt_b0_weights), "--resolution", "64", "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("birefvid: error:") and message in err[0], err
+    assert not out.exists() and partial_leftovers(tmp_path) == []
+
+
+def test_a_time_that_is_not_a_time_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["process", "in.mp4", "-o", str(tmp_path / "x.mkv"), "--start", "1:2:3:4"])
+    assert exc.value.code == 2
+    assert "is not a time" in capsys.readouterr().err
+
+
+def test_a_trimmed_job_round_trips_and_batch_refuses_it(tmp_path):
+    job = build_file_job("in.mp4", "out.mkv", kind="mask", start=1.5, end=3.0)
+    assert FileJob.from_json(job.to_json()) == job
+    from birefvid.batch.progress import BatchProgress
+    from birefvid.batch.runner import run_batch
+
+    with pytest.raises(ConfigError, match="batch processes whole videos"):
+        run_batch([job], tmp_path, lambda: None, BatchProgress(quiet=True))  # type: ignore[arg-type]
+
+
+def test_trimmed_source_reports_the_range(tmp_path):
+    src = make_scene(tmp_path / "in.mov", 20, SIZE, with_audio=False)
+    with open_source(src.path) as whole, TrimmedSource(whole, 0.3, 0.5) as part:
+        assert part.info.frame_count == 5 and part.info.duration == pytest.approx(0.18)  # frames 8-12: from 0.32 s to the end, 0.5 s
+        assert part.window.start == pytest.approx(0.32) and part.window.end == pytest.approx(0.5)
+        got = list(part)
+    assert [f.pts * f.time_base for f in got] == [Fraction(k, 25) for k in range(5)] and [f.index for f in got] == list(range(5))
+
+
+def test_time_and_timecode_arithmetic():
+    assert parse_time("12.5") == 12.5 and parse_time("1:02.5") == 62.5 and parse_time("01:02:03") == 3723
+    for bad in ("", "1:2:3:4", "-1", "1e3", "abc", "1.5:00"):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+    assert shift_timecode("01:00:00:00", 25 * 61 + 3, Fraction(25)) == "01:01:01:03"
+    ntsc = Fraction(30000, 1001)  # drop-frame: frame numbers 0 and 1 of each minute but every tenth are skipped
+    assert shift_timecode("00:00:59;29", 1, ntsc) == "00:01:00;02"
+    assert shift_timecode("00:09:59;29", 1, ntsc) == "00:10:00;00"
+    assert shift_timecode("00:00:00;00", 17982, ntsc) == "00:10:00;00"
+    assert shift_timecode("not a timecode", 5, Fraction(25)) is None
