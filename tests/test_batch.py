@@ -313,3 +313,16 @@ def test_help_imports_nothing_heavy():
             "print(sorted(m for m in ('torch', 'av', 'numpy', 'cv2', 'ray') if m in sys.modules), file=sys.stderr)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert "--ray [ADDRESS]" in result.stdout and result.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("ext", [".gif", ".webp"])
+def test_animated_outputs_are_written_whole_not_in_chunks(clips, tmp_path, ext):
+    """GIF and WebP cannot be joined from chunks (FFmpeg cannot read animated WebP back): one piece a video."""
+    from PIL import Image
+
+    out = tmp_path / "out"
+    long_clip = clips["inputs"][0]
+    assert batch(str(long_clip), "--output-dir", str(out), "--output", "alpha", "--ext", ext, "--chunk-frames", "6", "-q") == 0
+    assert manifest(out)["videos"][f"long{ext}"]["chunks"] == 1
+    with Image.open(out / f"long{ext}") as im:
+        assert im.n_frames == LONG

@@ -97,8 +97,8 @@ def output_for(input_path: Path, out_dir: Path, ext: str) -> Path:
 
 def _splittable(job: FileJob) -> bool:
     """Whether chunks of this job can be joined: a video container, and no looping background video."""
-    if Path(job.output.path).suffix == "":
-        return False  # PNG sequences: one piece per video
+    if Path(job.output.path).suffix.lower() in ("", ".gif", ".webp", ".apng"):
+        return False  # PNG sequences and animated pictures (FFmpeg cannot read animated WebP back): one piece per video
     if job.output.kind == "composite" and job.output.background and Path(job.output.background).is_file():
         from ..extensions import IMAGE_EXTENSIONS
 

@@ -11,7 +11,7 @@ from .options import add_file_job_options, add_model_options, file_job_from_args
 
 HELP = "process many videos into a folder, splitting long ones into chunks; locally, or on a Ray cluster (resumable)"
 
-EXTENSIONS = (".mov", ".mkv", ".webm", ".mp4", ".m4v", "png")
+EXTENSIONS = (".mov", ".mkv", ".webm", ".mp4", ".m4v", ".gif", ".webp", ".apng", "png")
 
 
 def _extension(text: str) -> str:
