@@ -11,6 +11,7 @@ import logging
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -222,3 +223,24 @@ def test_an_animated_webp_input_is_refused_with_the_reason(tmp_path, scene, seg,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "animated WebP, which FFmpeg cannot decode" in err[0]
     assert not (tmp_path / "out.mov").exists()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_frame_the_subject_fills_does_not_stay_under_the_next(tmp_path, fmt):
+    """Opaque everywhere, then nearly all transparent: the second frame must not show the first through
+    its transparent pixels (FFmpeg's GIF encoder kept them; each GIF frame is now cleared after it)."""
+    out = tmp_path / f"fill.{fmt}"
+    info = StreamInfo(33, 17, Fraction(1, 1000), average_rate=Fraction(25))
+    sink = AnimatedImageSink(out, choose_encoder(out, "alpha", 33, 17), info)
+    rgba = np.zeros((4, 17, 33, 4), np.uint8)
+    rgba[1, ..., 0], rgba[1, ..., 3] = 200, 255  # the subject fills the frame
+    rgba[2, 5, 5] = (10, 20, 30, 255)  # then is one pixel
+    rgba[3, :, 10:, 3] = 255  # then fills most of it again
+    sink.write(rgba, [0, 40, 80, 120])
+    sink.close()
+    frames, _, _ = read_animation(out)
+    assert [int(np.abs(f[..., 3].astype(int) - want[..., 3]).max()) for f, want in zip(frames, rgba)] == [0, 0, 0, 0]
+    if fmt == "gif":  # FFmpeg's own GIF decoder agrees
+        with av.open(str(out)) as c:
+            alphas = [f.to_ndarray(format="rgba")[..., 3] for f in c.decode(video=0)]
+        assert len(alphas) == 4 and all(np.array_equal(a, want[..., 3]) for a, want in zip(alphas, rgba))

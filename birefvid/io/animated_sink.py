@@ -14,6 +14,7 @@ first is written), and pixels under half opaque become transparent. Browsers sho
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 from fractions import Fraction
@@ -79,6 +80,55 @@ def gif_quantize(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return indices, argb
 
 
+def gif_clear_between_frames(path: Path) -> int:
+    """Set every frame of the GIF at ``path`` to be cleared before the next is drawn (disposal
+    method 2, "restore to background", which browsers show as transparent); returns the frames set.
+
+    Written here because FFmpeg's GIF encoder picks the disposal from the frame itself: one with no
+    transparent pixel keeps its pixels under the next, so a subject that fills a frame stays
+    painted over the transparent background of every frame after it (checked with Pillow and
+    FFmpeg's own decoder). Parses the blocks (GIF89a) and rewrites one byte a frame, in place.
+    """
+    offsets = []
+    with open(path, "rb") as f:
+        head = f.read(13)
+        if len(head) < 13 or head[:3] != b"GIF":
+            raise SinkError(f"{path} is not a GIF")
+        if head[10] & 0x80:  # a global colour table follows the screen descriptor
+            f.seek(3 << ((head[10] & 7) + 1), 1)
+        while True:
+            kind = f.read(1)
+            if kind in (b"", b"\x3b"):  # the end, or the trailer
+                break
+            if kind == b"\x21":  # an extension: its label, then data sub-blocks
+                label = f.read(1)
+                if label == b"\xf9":  # graphic control: its first data byte holds the disposal method
+                    offsets.append(f.tell() + 1)
+                _skip_sub_blocks(f)
+            elif kind == b"\x2c":  # an image: descriptor, optional local colour table, LZW data
+                descriptor = f.read(9)
+                if len(descriptor) < 9:
+                    raise SinkError(f"{path}: an image block is cut short")
+                if descriptor[8] & 0x80:
+                    f.seek(3 << ((descriptor[8] & 7) + 1), 1)
+                f.read(1)  # LZW minimum code size
+                _skip_sub_blocks(f)
+            else:
+                raise SinkError(f"{path}: unexpected GIF block {kind.hex()}")
+    with open(path, "r+b") as f:
+        for at in offsets:
+            f.seek(at)
+            packed = f.read(1)[0]
+            f.seek(at)
+            f.write(bytes([(packed & ~0x1C) | (2 << 2)]))
+    return len(offsets)
+
+
+def _skip_sub_blocks(f: "io.BufferedReader") -> None:
+    while (size := f.read(1)) and size[0]:
+        f.seek(size[0], 1)
+
+
 class AnimatedImageSink(Sink):
     """A GIF, animated WebP or APNG of ``kind`` pictures, in a temporary file renamed onto ``path`` on ``close()``."""
 
@@ -94,9 +144,13 @@ class AnimatedImageSink(Sink):
         self._skipped = 0
         self._last_pts: Optional[int] = None
         self._file = AtomicFile(self.path)
+        self._transparent_gif = spec.pix_fmt == "pal8" and spec.kind == "alpha"
         try:
             self._out = av.open(str(self._file.temp), "w", format=spec.muxer, container_options=dict(_LOOP_FOREVER[spec.muxer]))
-            self._stream = self._out.add_stream(spec.codec, options=dict(spec.options))
+            options = dict(spec.options)
+            if self._transparent_gif:  # whole frames, each on a cleared canvas (gif_clear_between_frames)
+                options["gifflags"] = "-offsetting-transdiff"
+            self._stream = self._out.add_stream(spec.codec, options=options)
             self._stream.width, self._stream.height, self._stream.pix_fmt = info.width, info.height, spec.pix_fmt
             self._stream.time_base = self._time_base
             self._stream.codec_context.time_base = self._time_base
@@ -156,6 +210,8 @@ class AnimatedImageSink(Sink):
             self._out.close()
         except av.FFmpegError as e:
             raise SinkError(f"finishing {self.path} failed: {e}") from e
+        if self._transparent_gif:
+            gif_clear_between_frames(self._file.temp)
         if self._skipped:
             log.info("%s: left out %d frames that came within %s s of the one before (GIF's shortest delay browsers respect)",
                      self.path, self._skipped, float(GIF_MIN_DELAY))  # fmt: skip
