@@ -83,6 +83,7 @@ def build_file_job(
     fps: float = 25.0,
     start: Optional[float] = None,
     end: Optional[float] = None,
+    max_size: Optional[int] = None,
     queue_size: int = 4,
     **model_options: Any,
 ) -> FileJob:
@@ -90,11 +91,12 @@ def build_file_job(
 
     ``model_options`` are ``model_and_inference``'s: model, weights, backbone, device, precision,
     resolution, keep_aspect, batch_size. ``start`` / ``end`` (seconds from the first frame) process
-    a part of the input, re-timed to start at 0 with its sound, subtitles and chapters.
+    a part of the input, re-timed to start at 0 with its sound, subtitles and chapters;
+    ``max_size`` scales the pictures down so the longer side is at most that many pixels.
     """
     model_spec, inference = model_and_inference(**model_options)
     return FileJob(
-        source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end),  # type: ignore[arg-type]
+        source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size),  # type: ignore[arg-type]
         output=OutputSpec(
             str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,

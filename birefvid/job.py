@@ -143,13 +143,14 @@ class SmoothingSpec:
 class SourceSpec:
     """The input: a video file, a folder of images or a glob; ``fps`` times an image sequence;
     ``start`` / ``end``: the part to process, in seconds from the first frame (None: from the
-    beginning / to the end)."""
+    beginning / to the end); ``max_size``: the longest side of the output, scaled down to it."""
 
     input: str
     decoder: Decoder = "pyav"
     fps: float = 25.0
     start: Optional[float] = None
     end: Optional[float] = None
+    max_size: Optional[int] = None  # scale the pictures down so the longer side is at most this (px)
 
     def validate(self) -> None:
         _one_of("decoder", self.decoder, DECODERS)
@@ -158,6 +159,8 @@ class SourceSpec:
         for name, value in (("start", self.start), ("end", self.end)):
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{option(name)} must be a time of 0 s or more, got {value!r}")
+        if self.max_size is not None and (isinstance(self.max_size, bool) or not isinstance(self.max_size, int) or self.max_size < 8):
+            raise ConfigError(f"{option('max_size')} must be a whole number of pixels, 8 or more, got {self.max_size!r}")
         if self.end is not None and self.end <= (self.start or 0):
             raise ConfigError(f"{option('end')} ({self.end:g} s) must come after {option('start')} ({self.start or 0:g} s)")
 

@@ -118,6 +118,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     from ..runtime.backgrounds import open_background
     from ..runtime.video_job import run_video_job
     from ..temporal import make_smoother
+    from ..io.scale import ScaledSource
     from .chunk_source import ChunkSource
 
     out = job.output
@@ -125,6 +126,8 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(ChunkSource(job.source.input, chunk))
+        if job.source.max_size is not None:
+            source = stack.enter_context(ScaledSource(source, job.source.max_size))
         info = source.info
         inner = open_sink(path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
                           pix_fmt=out.pix_fmt, preset=out.preset, audio_from=None, audio=False, overwrite=True)  # fmt: skip

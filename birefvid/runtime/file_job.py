@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
+from ..io.scale import ScaledSource
 from ..io.trim import TrimmedSource
 from ..job import FileJob
 from ..temporal import make_smoother
@@ -84,6 +85,8 @@ def run_file_job(
         if src.trimmed:  # only a part: the pictures from its first frame, re-timed, and the sound etc. with them
             source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
             window = source.window
+        if src.max_size is not None:
+            source = stack.enter_context(ScaledSource(source, src.max_size))
         info = source.info
         sink = open_sink(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
