@@ -213,38 +213,24 @@ DROPPED_SHARE_HINT = 0.05
 
 
 def live_hint(report: dict[str, Any]) -> Optional[str]:
-    """Advice when a live run dropped frames it could have shown, else None.
+    """Advice when a live run with a recording dropped camera frames, else None.
 
-    A video file played without ``realtime`` is read as fast as it decodes, so the display, which
-    shows the newest frame, skips most of it: the advice is ``--realtime``. A recording's encoder
-    runs on its own threads beside the display and the model: x264 ``veryfast`` at 1080p takes
-    ~17 ms of CPU a frame, half of a small CPU's core at 30 fps, and on 2 cores a 1080p recording
-    kept only 0.65-0.69 of the camera's rate against 0.78-0.79 at ``ultrafast``
-    (``scripts/bench_live.py``). Runs that chose a preset get no advice about it.
+    A recording's encoder runs on its own threads beside the display and the model: x264
+    ``veryfast`` at 1080p takes ~17 ms of CPU a frame, half of a small CPU's core at 30 fps, and
+    on 2 cores a 1080p recording kept only 0.65-0.69 of the camera's rate against 0.78-0.79 at
+    ``ultrafast`` (``scripts/bench_live.py``). Runs that chose a preset get no advice.
     """
     s = report["stats"]
     dropped, shown = s.get("dropped") or 0, s.get("frames_shown") or 0
     if dropped < DROPPED_SHARE_HINT * (dropped + shown):
         return None
-    share = dropped / (dropped + shown)
-    source = report["job"].get("source") or {}
-    if not source.get("realtime") and _is_file(str(source.get("source", ""))):
-        return (
-            f"{dropped} frames of {source['source']} ({share:.0%}) were dropped: a file is read as fast as it decodes "
-            f"unless {option('realtime')} plays it at its own rate (birefvid process keeps every frame of a file)"
-        )
     if report["job"].get("record_preset") or not any(is_recording(sink) for sink in report["sinks"]):
         return None
+    share = dropped / (dropped + shown)
     return (
         f"{dropped} camera frames ({share:.0%}) were dropped: this CPU could not keep up; a recording costs less with "
         f"{option('record_preset', 'superfast')} or ultrafast (larger files), as does a smaller camera size"
     )
-
-
-def _is_file(source: str) -> bool:
-    """Whether a live ``--source`` names a video file (not a camera index, a device or a URL)."""
-    path = Path(source[len("file://"):] if source.startswith("file://") else source).expanduser()
-    return "://" not in str(path) and not source.isdigit() and not str(path).startswith("/dev/") and path.is_file()
 
 
 def live_summary(report: dict[str, Any]) -> str:

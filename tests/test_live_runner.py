@@ -296,22 +296,3 @@ def test_live_hint_needs_dropped_frames_and_a_recording_at_the_default_preset():
     assert live_hint(report(4)) is None  # under 5 %: a hiccup
     assert live_hint(report(30, sinks=("window", "http://127.0.0.1:8080"))) is None
     assert live_hint(report(30, preset="ultrafast")) is None
-
-
-def test_a_file_played_without_realtime_that_drops_frames_earns_the_realtime_hint(tmp_path):
-    from birefvid.api import live_hint
-    from birefvid.errors import cli_naming
-
-    clip = write_scene(tmp_path / "clip.mkv", 4)
-
-    def report(realtime, source=str(clip), dropped=40):
-        return {"stats": {"dropped": dropped, "frames_shown": 8}, "sinks": ["window"],
-                "job": {"record_preset": None, "source": {"source": source, "realtime": realtime}}}  # fmt: skip
-
-    with cli_naming():
-        hint = live_hint(report(False))
-    assert hint is not None and "40 frames of" in hint and "--realtime" in hint
-    assert live_hint(report(True)) is None  # paced at its own rate: the drops are the CPU's, and no recording
-    assert live_hint(report(False, source="0")) is None  # a camera
-    assert live_hint(report(False, source="rtsp://cam/1")) is None
-    assert live_hint(report(False, dropped=0)) is None
