@@ -167,6 +167,22 @@ def test_realtime_file_arrives_on_schedule_and_ends(clip2s: Path) -> None:
     assert frames[-1].captured - frames[0].captured == pytest.approx(47 / 24, abs=0.1)
 
 
+def test_a_file_not_paced_waits_for_a_slow_reader_and_loses_no_frame(clip2s: Path) -> None:
+    """Without realtime a file is read as fast as the reader takes it: a model warming up on the first
+    frame (the sample played this way once showed 1 frame of 48) or a slow reader costs no frame."""
+    with open_live_source(str(clip2s)) as src:
+        src.start()
+        first = src.read(5.0)
+        time.sleep(0.5)  # the model's warm-up
+        got = [first]
+        while (f := src.read(1.0)) is not None:
+            got.append(f)
+            if len(got) < 6:
+                time.sleep(0.05)
+        assert src.state == "ended"
+    assert [f.frame.index for f in got] == list(range(48)) and src.dropped == 0
+
+
 def test_slow_reader_gets_the_newest_frame_and_drops_are_counted(clip2s: Path) -> None:
     with open_live_source(str(clip2s), realtime=True) as src:
         src.start()

@@ -13,8 +13,9 @@
   streams (``source.audio``). A lost stream (read
   error, timeout, end of stream) is reopened under the ``reconnect.Backoff`` policy; the initial
   open follows the same policy.
-* a video file: read as fast as it decodes, or at its own pace with ``realtime=True`` (demos,
-  tests); ``loop=True`` starts it again at its end, otherwise the source ends.
+* a video file: every frame, as fast as the reader takes them (a file is not a camera: nothing is
+  gained by dropping its frames), or at its own pace with ``realtime=True``, newest frame winning
+  as with a camera (demos, tests); ``loop=True`` starts it again at its end, otherwise the source ends.
 
 Every connection (and every loop of a file) starts a new ``generation``; ``stream_time`` starts at
 0 and stays increasing across them, so recordings keep increasing timestamps. ``close()`` returns
@@ -624,6 +625,7 @@ class LiveCapture(LiveSource):
                 self._cond.wait(remaining)
             frame, self._slot = self._slot, None
             self._taken += 1
+            self._cond.notify_all()  # a file read at full speed waits for its slot to be taken (_publish)
             return frame
 
     @property
@@ -776,8 +778,14 @@ class LiveCapture(LiveSource):
         if self._realtime and self._wait_until(stream_time):
             return True
         frame = Frame(image=image, pts=pts, time_base=tb, index=self._captured)
-        captured = CapturedFrame(frame, time.monotonic(), self._generation, stream_time)
         with self._cond:
+            if self.target.kind == "file" and not self._realtime:
+                # a file is not a camera: nothing is lost by waiting for the reader, so every frame is shown
+                while self._slot is not None:
+                    if self._stop.is_set():
+                        return True
+                    self._cond.wait(0.1)
+            captured = CapturedFrame(frame, time.monotonic(), self._generation, stream_time)
             if self._slot is not None:
                 self._dropped += 1
             self._slot = captured
