@@ -171,8 +171,39 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class MatteSpec:
+    """Shaping of the matte before it is used, at the output's size, in this order: ``threshold``
+    makes it hard (alpha >= t becomes 1, below it 0), ``grow`` moves its edge out by that many
+    pixels (negative: in, cutting off a rim of background), ``feather`` softens the edge over about
+    that many pixels (a Gaussian of sigma feather / 2). The defaults leave the model's matte as it is."""
+
+    threshold: Optional[float] = None
+    grow: int = 0
+    feather: float = 0.0
+
+    def validate(self) -> None:
+        t = self.threshold
+        if t is not None and not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1):
+            raise ConfigError(f"{option('threshold')} must be between 0 and 1 (e.g. 0.5), got {t!r}")
+        if isinstance(self.grow, bool) or not isinstance(self.grow, int) or abs(self.grow) > MAX_MATTE_PX:
+            raise ConfigError(f"{option('grow')} must be a whole number of pixels from -{MAX_MATTE_PX} to {MAX_MATTE_PX} "
+                              f"(negative shrinks), got {self.grow!r}")  # fmt: skip
+        f = self.feather
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= MAX_MATTE_PX:
+            raise ConfigError(f"{option('feather')} must be 0 to {MAX_MATTE_PX} pixels, got {f!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether the matte is changed at all."""
+        return self.threshold is not None or self.grow != 0 or self.feather > 0
+
+
+MAX_MATTE_PX = 200  # grow/shrink/feather beyond this is a mistake, and would cost seconds a frame
+
+
+@dataclass(frozen=True)
 class OutputSpec:
-    """What to write and how: kind, compositing options, encoder overrides, audio, subtitles and overwrite."""
+    """What to write and how: kind, compositing and matte options, encoder overrides, audio, subtitles and overwrite."""
 
     path: str
     kind: OutputKind = "alpha"
@@ -188,9 +219,11 @@ class OutputSpec:
     audio: bool = True
     overwrite: bool = False
     subtitles: bool = True
+    matte: MatteSpec = field(default_factory=MatteSpec)
 
     def validate(self) -> None:
         check_output_options(self.kind, self.background is not None)
+        self.matte.validate()
         parse_color(self.key_color)  # a bad colour fails before any work
         if not self.blur_sigma > 0:
             raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")
@@ -280,9 +313,11 @@ class EffectSpec:
     key_color: str = "#00ff00"
     blur_sigma: float = 16.0
     foreground: bool = False  # colour estimation at soft edges: costs ~10 ms more a 640x480-720p frame on a CPU core
+    matte: MatteSpec = field(default_factory=MatteSpec)
 
     def validate(self) -> None:
         _one_of("effect", self.effect, EFFECTS)
+        self.matte.validate()
         if self.effect == "replace" and self.background is None:
             raise ConfigError(f"{option('effect', 'replace')} needs {option('background')} (a colour, an image or a video)")
         if self.effect != "replace" and self.background is not None:

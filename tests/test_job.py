@@ -43,14 +43,16 @@ def test_cli_and_api_build_the_same_job():
     assert from_cli.inference.backend == "onnxruntime"
 
 
-def test_live_cli_passes_backend_and_precision_to_the_job():
+def test_live_cli_passes_backend_precision_aspect_and_matte_to_the_job():
     from birefvid.commands import live as live_cmd
 
     parser = argparse.ArgumentParser()
     live_cmd.register(parser)
-    args = parser.parse_args(["--source", "0", "--sink", "out.mp4", "--backend", "torch", "--precision", "fp32"])
+    args = parser.parse_args(["--source", "0", "--sink", "out.mp4", "--backend", "torch", "--precision", "fp32", "--keep-aspect",
+                              "--threshold", "0.4", "--shrink", "2", "--feather", "1.5"])  # fmt: skip
     job = live_cmd.job_from_args(args)
-    assert (job.inference.backend, job.inference.precision) == ("torch", "fp32")
+    assert (job.inference.backend, job.inference.precision, job.inference.keep_aspect) == ("torch", "fp32", True)
+    assert (job.effect.matte.threshold, job.effect.matte.grow, job.effect.matte.feather) == (0.4, -2, 1.5)
 
 
 def test_live_preset_reaches_the_job_and_needs_a_recording():

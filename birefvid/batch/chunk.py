@@ -136,7 +136,8 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
         if out.kind == "composite":
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device,
                                                              info.sample_aspect_ratio))  # fmt: skip
-        compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background)
+        compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
+                                matte=out.matte)  # fmt: skip
         batch = job.inference.batch_size or segmenter.file_batch_size(info.height, info.width)
         kept_progress = _kept(sink, progress)
         run_video_job(source, sink, segmenter, smoother, compositor, batch_size=batch, queue_size=job.queue_size, progress=kept_progress)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import add_model_options, inference_spec, model_spec
+from .options import add_matte_options, add_model_options, inference_spec, matte_options, model_spec
 
 HELP = "cut subjects out of images: RGBA PNGs (or --output mask)"
 
@@ -18,6 +18,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-foreground", action="store_true", help="keep source colours at soft edges (skip foreground colour estimation)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
+    add_matte_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.base import check_picture_size
     from ..io.image_sink import write_png
     from ..io.image_source import read_rgb
-    from ..job import InferenceSpec
+    from ..job import InferenceSpec, MatteSpec
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
 
@@ -80,10 +81,12 @@ def run(args: argparse.Namespace) -> int:
     spec.validate()
     inference: InferenceSpec = inference_spec(args)
     inference.validate()
+    matte = MatteSpec(**matte_options(args))  # type: ignore[arg-type]
+    matte.validate()
     inputs = collect_inputs(args.inputs)
     targets = plan_outputs(inputs, Path(args.out), args.overwrite)
     segmenter = segmenter_for(spec, inference)
-    compositor = Compositor("mask" if args.output == "mask" else "alpha", foreground=not args.no_foreground)
+    compositor = Compositor("mask" if args.output == "mask" else "alpha", foreground=not args.no_foreground, matte=matte)
     bar = tqdm(zip(inputs, targets), total=len(inputs), unit="img", disable=args.quiet or len(inputs) < 2 or None)
     unreadable: list[Path] = []
     for source, target in bar:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..job import DEFAULT_LATENCY_BUDGET_MS, EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
-from .options import add_model_options
+from .options import add_matte_options, add_model_options, matte_options
 
 HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, MPEG-TS, browser or file"
 
@@ -31,6 +31,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     eff.add_argument("--key-color", default="#00ff00", help="for --effect green (default #00ff00)")
     eff.add_argument("--blur-sigma", type=float, default=16.0, help="for --effect blur: strength in pixels (default 16)")
     eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~10 ms more a 640x480-720p frame on a CPU core)")
+    add_matte_options(parser)
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless --resolution)")
     run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="flow", help="temporal mask smoothing of the model's masks: flow (along optical flow), ema or none (default flow)")
@@ -55,10 +56,10 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         args.source, args.sink, effect=args.effect, background=args.background, key_color=args.key_color,
         blur_sigma=args.blur_sigma, foreground=args.foreground, model=args.model, weights=args.weights,
         backbone=args.backbone, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution,
-        latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
+        keep_aspect=args.keep_aspect, latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset,
-        audio=not args.no_audio,
+        audio=not args.no_audio, **matte_options(args),
     )  # fmt: skip
 
 

@@ -31,6 +31,27 @@ def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None
     group.add_argument("--smooth-window", type=int, default=2, help="for lookahead: frames on each side (default 2)")
 
 
+def add_matte_options(parser: argparse.ArgumentParser) -> None:
+    """--threshold, --grow/--shrink and --feather: shaping the matte at the output's size, in that order."""
+    group = parser.add_argument_group("matte (applied in this order, in the output's pixels)")
+    group.add_argument("--threshold", type=float, metavar="T", help="hard edge: alpha >= T becomes opaque, below it transparent (e.g. 0.5)")
+    sizes = group.add_mutually_exclusive_group()
+    sizes.add_argument("--grow", type=int, default=0, metavar="PX", help="move the subject's edge out by PX pixels")
+    sizes.add_argument("--shrink", type=int, default=0, metavar="PX", help="move the subject's edge in by PX pixels: cuts off a rim (halo) of the old background")
+    group.add_argument("--feather", type=float, default=0.0, metavar="PX", help="soften the edge over about PX pixels")
+
+
+def matte_options(args: argparse.Namespace) -> dict[str, object]:
+    """The matte keywords of ``build_file_job`` / ``build_live_job`` (``MatteSpec``'s fields) from the options."""
+    from ..errors import ConfigError
+
+    for name in ("grow", "shrink"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name} takes a number of pixels >= 0, got {getattr(args, name)}; "
+                              f"use --{'shrink' if name == 'grow' else 'grow'} for the other way")  # fmt: skip
+    return {"threshold": args.threshold, "grow": args.grow - args.shrink, "feather": args.feather}
+
+
 def model_spec(args: argparse.Namespace) -> ModelSpec:
     """The model part of a job, from the shared options."""
     return ModelSpec(args.model, args.weights, args.backbone)
@@ -50,6 +71,7 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     out.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
     out.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
     out.add_argument("--no-foreground", action="store_true", help="skip foreground colour estimation at soft edges")
+    add_matte_options(parser)
     add_smoothing_options(parser, default="lookahead")
     enc = parser.add_argument_group("encoding")
     enc.add_argument("--codec", help="override the container's default codec (e.g. prores_ks, libvpx-vp9, ffv1, libx264, h264_nvenc)")
@@ -81,4 +103,5 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
         start=getattr(args, "start", None), end=getattr(args, "end", None), max_size=args.max_size,
+        **matte_options(args),
     )  # fmt: skip

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 
-from ..job import OUTPUT_KINDS, OutputKind, check_output_options
+from ..job import OUTPUT_KINDS, MatteSpec, OutputKind, check_output_options
 from .background import Background
 from ..colors import parse_color
 from .band import composite_band, rgba_band
 from .blur_band import blur_background_band
 from .foreground import estimate_foreground, foreground_difference
+from .refine import refine_mattes
 from .resample import resize
 from .ops import blur_background, composite, greenscreen, to_mask, to_rgba
 
@@ -40,6 +41,8 @@ class Compositor:
     # estimate_foreground's work_scale): at 720p (1/3 size) ~20x less CPU than at full size, and
     # within ~1 grey level of it, on average, on the output's soft edges
     foreground_side: int = 480
+    # threshold / grow / feather of the matte, at the frames' size, before anything uses it
+    matte: MatteSpec = field(default_factory=MatteSpec)
 
     def __post_init__(self) -> None:
         check_output_options(self.kind, self.background is not None)
@@ -55,6 +58,8 @@ class Compositor:
     def __call__(self, images: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
         """Output pixels for uint8 frames (N, 3, H, W) and mattes (N, 1, h, w) at any size (resized to H x W)."""
         matte, alphas = alphas, fit_alphas(alphas, images.shape[-2:])
+        if self.matte.active:  # the shaped matte is the matte from here on, the foreground estimate's too
+            alphas = matte = refine_mattes(alphas, self.matte)
         if self.kind == "mask":
             return to_mask(alphas)
         work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))

@@ -99,7 +99,8 @@ def run_file_job(
         if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device, info.sample_aspect_ratio))
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
-        compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background)
+        compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
+                                matte=out.matte)  # fmt: skip
         batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)
         seg.prepare(info.height, info.width, batch)  # a first-run ONNX export happens here, not inside the progress bar's ETA
         if on_start is not None:

@@ -407,6 +407,7 @@ def run_live_job(
             compositor = Compositor(
                 EFFECT_OUTPUT[effect.effect], foreground=effect.foreground, key=effect.key_color,  # type: ignore[arg-type]
                 blur_sigma=effect.blur_sigma, background=background, blur_work_scale=max(1, int(effect.blur_sigma // 4)),
+                matte=effect.matte,
             )  # fmt: skip
             smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
             runner = LiveRunner(source, sinks, seg, compositor, smoother, fps=fps, carry=job.carry, stats=stats,
