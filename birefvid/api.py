@@ -73,6 +73,7 @@ def build_file_job(
     threshold: Optional[float] = None,
     grow: int = 0,
     feather: float = 0.0,
+    invert: bool = False,
     smooth: SmoothKind = "lookahead",
     smooth_window: int = 2,
     codec: Optional[str] = None,
@@ -98,7 +99,8 @@ def build_file_job(
     a part of the input, re-timed to start at 0 with its sound, subtitles and chapters;
     ``max_size`` scales the pictures down so the longer side is at most that many pixels.
     ``threshold`` / ``grow`` / ``feather`` shape the matte (see ``MatteSpec``): hard edge at
-    alpha >= threshold, edge moved out by ``grow`` pixels (negative: in), softened over ``feather``.
+    alpha >= threshold, edge moved out by ``grow`` pixels (negative: in), softened over ``feather``,
+    subject and background swapped with ``invert``.
     """
     model_spec, inference = model_and_inference(**model_options)
     return FileJob(
@@ -107,7 +109,7 @@ def build_file_job(
             str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,
             preset=preset, audio=audio, subtitles=subtitles, overwrite=overwrite,
-            matte=MatteSpec(threshold, grow, feather),
+            matte=MatteSpec(threshold, grow, feather, invert),
         ),
         model=model_spec,
         inference=inference,
@@ -165,6 +167,7 @@ def build_live_job(
     threshold: Optional[float] = None,
     grow: int = 0,
     feather: float = 0.0,
+    invert: bool = False,
     latency_budget_ms: Optional[float] = None,
     smooth: str = "flow",
     carry: bool = True,
@@ -185,7 +188,7 @@ def build_live_job(
     ``model_options`` are ``model_and_inference``'s (model, weights, resolution, device, ...).
     ``record_preset`` is the encoder speed preset of file sinks (default x264/x265 ``veryfast``);
     ``audio=False`` leaves the source's sound out of recordings and streams.
-    ``threshold`` / ``grow`` / ``feather`` shape the matte as in ``build_file_job``.
+    ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
     model_spec, inference = model_and_inference(**model_options)
@@ -196,7 +199,7 @@ def build_live_job(
                               read_timeout=read_timeout, max_retries=max_retries),
         sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
         effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
-                          foreground=foreground, matte=MatteSpec(threshold, grow, feather)),
+                          foreground=foreground, matte=MatteSpec(threshold, grow, feather, invert)),
         model=model_spec,
         inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]

@@ -175,11 +175,13 @@ class MatteSpec:
     """Shaping of the matte before it is used, at the output's size, in this order: ``threshold``
     makes it hard (alpha >= t becomes 1, below it 0), ``grow`` moves its edge out by that many
     pixels (negative: in, cutting off a rim of background), ``feather`` softens the edge over about
-    that many pixels (a Gaussian of sigma feather / 2). The defaults leave the model's matte as it is."""
+    that many pixels (a Gaussian of sigma feather / 2), ``invert`` swaps subject and background (keep
+    the background, cut the subject out). The defaults leave the model's matte as it is."""
 
     threshold: Optional[float] = None
     grow: int = 0
     feather: float = 0.0
+    invert: bool = False
 
     def validate(self) -> None:
         t = self.threshold
@@ -191,11 +193,13 @@ class MatteSpec:
         f = self.feather
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= MAX_MATTE_PX:
             raise ConfigError(f"{option('feather')} must be 0 to {MAX_MATTE_PX} pixels, got {f!r}")
+        if not isinstance(self.invert, bool):
+            raise ConfigError(f"{option('invert')} must be True or False, got {self.invert!r}")
 
     @property
     def active(self) -> bool:
         """Whether the matte is changed at all."""
-        return self.threshold is not None or self.grow != 0 or self.feather > 0
+        return self.threshold is not None or self.grow != 0 or self.feather > 0 or bool(self.invert)
 
 
 MAX_MATTE_PX = 200  # grow/shrink/feather beyond this is a mistake, and would cost seconds a frame

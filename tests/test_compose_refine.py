@@ -81,7 +81,9 @@ def test_the_input_matte_is_left_alone_and_no_options_change_nothing():
 
 
 @pytest.mark.parametrize(
-    "spec", [MatteSpec(0.5), MatteSpec(grow=4), MatteSpec(grow=-3), MatteSpec(feather=2.5), MatteSpec(0.4, -2, 3.0), MatteSpec(None, 7, 0.8)]
+    "spec",
+    [MatteSpec(0.5), MatteSpec(grow=4), MatteSpec(grow=-3), MatteSpec(feather=2.5), MatteSpec(0.4, -2, 3.0), MatteSpec(None, 7, 0.8),
+     MatteSpec(invert=True), MatteSpec(0.5, 2, 1.0, invert=True)],
 )
 def test_the_torch_path_for_gpus_equals_opencv(spec):
     g = torch.Generator().manual_seed(1)
@@ -102,6 +104,13 @@ def test_the_compositor_keys_with_the_shaped_matte():
     assert bbox(opaque.astype(np.float32)) == (12, 14, 16, 20)
 
 
+def test_invert_swaps_subject_and_background_after_the_other_steps():
+    m = square()
+    out = refine_mattes(m, MatteSpec(grow=2, invert=True))[0, 0].numpy()
+    assert np.array_equal(out, 1.0 - refine_mattes(m, MatteSpec(grow=2))[0, 0].numpy())
+    assert out[0, 0] == 1 and out[20, 24] == 0
+
+
 @pytest.fixture(scope="module")
 def seg():
     return red_key_segmenter()
@@ -113,7 +122,7 @@ def test_process_writes_a_hard_shrunk_alpha(tmp_path, seg):
     plain, shaped = tmp_path / "plain", tmp_path / "shaped"
     process_video(src.path, plain, kind="alpha", segmenter=seg, smooth="none")
     report = process_video(src.path, shaped, kind="alpha", segmenter=seg, smooth="none", threshold=0.5, grow=-2)
-    assert report["job"]["output"]["matte"] == {"threshold": 0.5, "grow": -2, "feather": 0.0}
+    assert report["job"]["output"]["matte"] == {"threshold": 0.5, "grow": -2, "feather": 0.0, "invert": False}
     _, soft, _ = read_alpha(plain)
     _, hard, _ = read_alpha(shaped)
     assert len(np.unique(soft)) > 2 and set(np.unique(hard)) == {0, 255}
@@ -124,6 +133,19 @@ def test_process_writes_a_hard_shrunk_alpha(tmp_path, seg):
         assert (a[inner] == 255).all(), f"frame {k}: the subject's inside is not opaque"
         assert (a[rim] == 0).all(), f"frame {k}: the rim was not shrunk off"
         assert (a[truth == 0] == 0).all()
+
+
+def test_composite_with_invert_replaces_the_subject_and_keeps_the_scene(tmp_path, seg):
+    """``--output composite --invert``: the person is covered, the scene around them stays as it was."""
+    src = make_scene(tmp_path / "in.mov", 3, SIZE, with_audio=False)
+    out = tmp_path / "covered"
+    process_video(src.path, out, kind="composite", background="#ffffff", segmenter=seg, smooth="none", invert=True)
+    frames = [np.array(Image.open(f)) for f in sorted(out.glob("*.png"))]
+    assert len(frames) == 3
+    for k, picture in enumerate(frames):
+        subject, scene = interior(true_mask(k, SIZE), margin=2)
+        assert (picture[subject] == 255).all(), f"frame {k}: the subject is not covered"
+        assert (picture[scene] == scene_frame(k, SIZE)[scene]).all(), f"frame {k}: the scene changed"
 
 
 def test_image_command_takes_the_same_options(tmp_path, monkeypatch, seg):

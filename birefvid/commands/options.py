@@ -32,13 +32,14 @@ def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None
 
 
 def add_matte_options(parser: argparse.ArgumentParser) -> None:
-    """--threshold, --grow/--shrink and --feather: shaping the matte at the output's size, in that order."""
+    """--threshold, --grow/--shrink, --feather and --invert: shaping the matte at the output's size, in that order."""
     group = parser.add_argument_group("matte (applied in this order, in the output's pixels)")
     group.add_argument("--threshold", type=float, metavar="T", help="hard edge: alpha >= T becomes opaque, below it transparent (e.g. 0.5)")
     sizes = group.add_mutually_exclusive_group()
     sizes.add_argument("--grow", type=int, default=0, metavar="PX", help="move the subject's edge out by PX pixels")
     sizes.add_argument("--shrink", type=int, default=0, metavar="PX", help="move the subject's edge in by PX pixels: cuts off a rim (halo) of the old background")
     group.add_argument("--feather", type=float, default=0.0, metavar="PX", help="soften the edge over about PX pixels")
+    group.add_argument("--invert", action="store_true", help="swap subject and background: keep the background, cut the subject out")
 
 
 def matte_options(args: argparse.Namespace) -> dict[str, object]:
@@ -49,7 +50,7 @@ def matte_options(args: argparse.Namespace) -> dict[str, object]:
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name} takes a number of pixels >= 0, got {getattr(args, name)}; "
                               f"use --{'shrink' if name == 'grow' else 'grow'} for the other way")  # fmt: skip
-    return {"threshold": args.threshold, "grow": args.grow - args.shrink, "feather": args.feather}
+    return {"threshold": args.threshold, "grow": args.grow - args.shrink, "feather": args.feather, "invert": args.invert}
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:

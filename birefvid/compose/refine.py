@@ -1,4 +1,4 @@
-"""Matte shaping before compositing: a hard threshold, growing or shrinking the edge, feathering.
+"""Matte shaping before compositing: a hard threshold, growing or shrinking the edge, feathering, inverting.
 
 What users of background removers reach for when the model's soft edge is not what they want:
 a hard edge for a clean key or a binary mask, a few pixels shrunk off to cut a rim of the old
@@ -70,6 +70,9 @@ def _refine_cpu(alphas: Tensor, spec: MatteSpec) -> Tensor:
             sigma = feather_sigma(spec.feather)
             size = _kernel_size(sigma)
             plane = cv2.GaussianBlur(plane, (size, size), sigma, dst=dst, borderType=cv2.BORDER_REFLECT_101)
+        # every step above wrote into dst, out's own plane
+        if spec.invert:
+            cv2.subtract(1.0, plane, dst=dst)
     return out
 
 
@@ -88,6 +91,8 @@ def refine_torch(alphas: Tensor, spec: MatteSpec) -> Tensor:
         sigma = feather_sigma(spec.feather)
         size = _kernel_size(sigma)
         x = gaussian_blur2d(x, (size, size), (sigma, sigma), border_type="reflect")
+    if spec.invert:
+        x = 1.0 - x
     return x if x is not alphas else x.clone()
 
 
