@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 
 from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
+from ..io.animated_source import frame_durations, is_animated_webp
 from ..io.atomic import check_target
 from ..io.base import is_url
 from ..job import FileJob
@@ -72,7 +73,7 @@ class VideoPlan:
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; a folder stands for the video files in it (sorted). Missing ones fail at once."""
+    """Files as given; a folder stands for the video files (and animated WebPs) in it, sorted. Missing ones fail at once."""
     found: list[Path] = []
     for text in inputs:
         if is_url(text):
@@ -80,7 +81,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
                               "or run `birefvid process` on the URL")  # fmt: skip
         p = Path(text)
         if p.is_dir():
-            found.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS))
+            found.extend(sorted(f for f in p.iterdir() if f.is_file() and _is_video(f)))
         elif p.is_file():
             found.append(p)
         else:
@@ -88,6 +89,12 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     if not found:
         raise SourceError("no video files among the inputs")
     return found
+
+
+def _is_video(path: Path) -> bool:
+    """A video file by its extension, or an animated WebP (a still one is an image, not a video)."""
+    suffix = path.suffix.lower()
+    return suffix in VIDEO_EXTENSIONS or (suffix == ".webp" and is_animated_webp(path))
 
 
 def output_for(input_path: Path, out_dir: Path, ext: str) -> Path:
@@ -110,6 +117,9 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     """Probe the input and split it into chunks at keyframes (one chunk when it cannot or need not be split)."""
     src = Path(job.source.input)
     name = Path(job.output.path).name
+    if is_animated_webp(src):  # read whole, with Pillow: FFmpeg can neither decode nor seek in it
+        frames = len(frame_durations(src))
+        return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
     declared = header_frames(src)  # cheap: a short video is not scanned packet by packet
     if chunk_frames and _splittable(job) and job.source.decoder == "pyav" and (declared is None or declared > chunk_frames):
         probe = probe_video(src)

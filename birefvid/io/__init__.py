@@ -5,6 +5,7 @@ want one backend explicitly. Every source and sink is a context manager with an 
 ``close()`` (sinks also have ``abort()``, which leaves nothing at the target path).
 """
 
+from birefvid.io.animated_source import AnimatedWebPSource
 from birefvid.io.base import Sink, Source
 from birefvid.io.factory import is_sequence_target, open_sink, open_source
 from birefvid.io.formats import SUPPORTED, choose_encoder
@@ -23,6 +24,7 @@ def __getattr__(name: str):  # DecordSource lives behind the optional extra; imp
 
 
 __all__ = [
+    "AnimatedWebPSource",
     "DecordSource",
     "ImageSequenceSink",
     "ImageSequenceSource",

@@ -11,6 +11,7 @@ from birefvid.errors import ConfigError, SinkError
 from birefvid.frames import StreamInfo
 from birefvid.job import Decoder
 from birefvid.io.animated_sink import ANIMATED_MUXERS, AnimatedImageSink
+from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source, is_url
@@ -25,15 +26,18 @@ from birefvid.io.video_source import VideoFileSource
 log = logging.getLogger(__name__)
 
 
-
 def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25, threads: Optional[int] = None) -> Source:
-    """Open a video file (PyAV or decord) or, for a folder or glob pattern, an image sequence at ``fps``.
+    """Open a video file (PyAV or decord), an animated WebP (Pillow) or, for a folder or glob pattern, an image sequence at ``fps``.
 
     ``threads`` sets PyAV's decoder thread count (None: FFmpeg's choice).
     """
     text = str(path)
     if not is_url(text) and (is_glob(text) or Path(text).is_dir()):
         return ImageSequenceSource(text, fps=fps)
+    if not is_url(text) and is_animated_webp(text):  # FFmpeg decodes still WebP only; Pillow (libwebp) animations too
+        if decoder != "pyav":
+            log.info("%s is an animated WebP: read with Pillow, not %s", text, decoder)
+        return AnimatedWebPSource(text)
     if decoder == "pyav":
         return VideoFileSource(text, threads=threads or 0)
     if decoder == "decord":

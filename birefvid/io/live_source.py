@@ -45,6 +45,8 @@ import numpy as np
 from birefvid.errors import ConfigError, SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
+from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
+from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, SourceState
@@ -431,7 +433,8 @@ class _CvCamera:
 
 
 class _FileConnection:
-    """A pass over a video file through the file decoder (same rotation, colour and damage rules).
+    """A pass over a video file through the file decoder (same rotation, colour and damage rules), or
+    over an animated WebP through Pillow (FFmpeg decodes still WebP only), as ``birefvid process`` reads them.
 
     With ``audio``, the file's first audio track is read alongside from a second reader, up to each
     published picture's time (plus ``_AUDIO_AHEAD``), and handed to ``on_audio``.
@@ -440,14 +443,15 @@ class _FileConnection:
     _AUDIO_AHEAD = 0.1
 
     def __init__(self, path: str, audio: bool = False) -> None:
-        self._source = VideoFileSource(path)
+        animated = is_animated_webp(path)
+        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path)
         self.info = self._source.info
         self.on_audio: Optional[AudioOut] = None
         self.audio_format: Optional[tuple[int, str]] = None
         self._audio: Optional[av.container.InputContainer] = None
         self._audio_frames: Optional[Iterator[av.AudioFrame]] = None
         self._audio_next: Optional[av.AudioFrame] = None
-        if audio:
+        if audio and not animated:  # an animated WebP holds pictures only
             self._open_audio(path)
 
     def _open_audio(self, path: str) -> None:

@@ -28,6 +28,7 @@ import av
 from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
+from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import Source, check_picture_size, is_url
 
 log = logging.getLogger(__name__)
@@ -210,9 +211,10 @@ class VideoFileSource(Source):
             except StopIteration:
                 return
             except (av.FFmpegError, OSError) as e:
-                if index == 0 and self._stream.codec_context.name == "webp":  # FFmpeg decodes still WebP only
-                    raise SourceError(f"{self.path}: an animated WebP, which FFmpeg cannot decode; convert it to a video "
-                                      f"or GIF first (e.g. ImageMagick: convert {self.path} clip.gif)") from e  # fmt: skip
+                if index == 0 and self._stream.codec_context.name == "webp" and self._animated_webp():
+                    raise SourceError(f"{self.path}: an animated WebP, which FFmpeg cannot decode; " + (
+                        "download it first: birefvid reads animated WebP files with Pillow" if isinstance(self.path, str)
+                        else "birefvid process, batch and live read it with Pillow (birefvid.io.open_source)")) from e  # fmt: skip
                 raise SourceError(f"{self.path}: decoding failed at frame {index} ({e}); the file is damaged") from e
             for frame in frames:
                 if frame.is_corrupt:
@@ -222,6 +224,11 @@ class VideoFileSource(Source):
                     log.warning(msg)
                 yield frame
                 index += 1
+
+    def _animated_webp(self) -> bool:
+        """Whether a WebP that FFmpeg failed to decode is an animation (FFmpeg decodes still WebP only; a URL
+        cannot be peeked at, so one is taken for an animation), rather than a damaged still picture."""
+        return isinstance(self.path, str) or is_animated_webp(self.path)
 
     def __iter__(self) -> Iterator[Frame]:
         if self._iterated:
