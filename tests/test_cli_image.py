@@ -146,3 +146,119 @@ def test_bad_weights(tmp_path, photo, capsys, pvt_b0_weights, make, extra, patte
 def test_bad_resolution(tmp_path, photo, capsys, pvt_b0_weights):
     code = main(["image", str(photo), "-o", str(tmp_path / "c.png"), "--weights", str(pvt_b0_weights), "--resolution", "100"])
     _one_line_error(capsys, code, "multiples of 32")
+
+
+# -- outputs other than RGBA: greenscreen, a new background, a blurred one; WebP and JPEG --------------
+
+
+@pytest.fixture()
+def red_key(monkeypatch):
+    """The red-key test model (alpha 1 on red, 0 on blue), loaded in place of --model's."""
+    from process_fixtures import red_key_segmenter
+
+    seg = red_key_segmenter()
+    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", lambda *a, **k: seg)
+    return seg
+
+
+def _scene_photo(path: Path, size=(64, 48), textured: bool = False) -> np.ndarray:
+    from process_fixtures import scene_frame
+
+    rgb = scene_frame(0, size, textured)
+    Image.fromarray(rgb).save(path)
+    return rgb
+
+
+def _regions(size=(64, 48), margin: int = 3):
+    from process_fixtures import interior, true_mask
+
+    return interior(true_mask(0, size), margin)
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return np.array(Image.open(path).convert("RGB")).astype(int)
+
+
+def test_composite_on_white_as_jpeg(tmp_path, red_key):
+    """The product-photo case: the subject on plain white, as a JPEG."""
+    photo = tmp_path / "shoe.png"
+    rgb = _scene_photo(photo)
+    out = tmp_path / "shoe.jpg"
+    assert main(["image", str(photo), "-o", str(out), "--output", "composite", "--background", "white", "-q"]) == 0
+    picture = _rgb(out)
+    subject, background = _regions()
+    assert np.abs(picture[background] - 255).max() <= 6  # JPEG at quality 95: a few levels
+    assert np.abs(picture[subject] - rgb[subject]).max() <= 8
+
+
+def test_composite_fits_an_image_background_to_each_picture(tmp_path, red_key):
+    from birefvid.compose.background import cover
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    sizes = [(64, 48), (48, 80)]
+    for i, size in enumerate(sizes):
+        _scene_photo(src / f"p{i}.png", size)
+    yy, xx = np.mgrid[0:60, 0:90]
+    backdrop = np.dstack([xx * 2, yy * 3, np.full_like(xx, 90)]).astype(np.uint8)
+    Image.fromarray(backdrop).save(tmp_path / "beach.png")
+    assert main(["image", str(src), "-o", str(out), "--output", "composite", "--background", str(tmp_path / "beach.png"), "-q"]) == 0
+    for i, size in enumerate(sizes):
+        picture = _rgb(out / f"p{i}.png")
+        assert picture.shape == (size[1], size[0], 3)
+        _, background = _regions(size)
+        assert np.abs(picture[background] - cover(backdrop, size)[background]).max() <= 1
+
+
+def test_greenscreen_webp_into_a_folder(tmp_path, red_key):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    rgb = _scene_photo(src / "a.png")
+    assert main(["image", str(src), "-o", str(out), "--output", "green", "--key-color", "#00b140", "--ext", ".webp", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.webp"]
+    picture = _rgb(out / "a.webp")
+    subject, background = _regions()
+    assert np.abs(picture[background] - (0, 0xB1, 0x40)).max() <= 8  # lossy WebP at quality 90
+    assert np.abs(picture[subject] - rgb[subject]).max() <= 12
+
+
+def test_blur_keeps_the_subject_and_softens_the_rest(tmp_path, red_key):
+    photo = tmp_path / "talk.png"
+    rgb = _scene_photo(photo, textured=True)  # green stripes in the background
+    out = tmp_path / "talk_blur.png"
+    assert main(["image", str(photo), "-o", str(out), "--output", "blur", "--blur-sigma", "6", "-q"]) == 0
+    picture = _rgb(out)
+    subject, background = _regions(margin=8)
+    assert np.abs(picture[subject] - rgb[subject]).max() <= 1
+    assert picture[background][:, 1].std() < 0.5 * rgb[background][:, 1].std()  # the stripes are blurred away
+
+
+def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
+    photo = tmp_path / "p.png"
+    _scene_photo(photo)
+    png, webp = tmp_path / "cut.png", tmp_path / "cut.webp"
+    assert main(["image", str(photo), "-o", str(png), "-q"]) == 0
+    assert main(["image", str(photo), "-o", str(webp), "-q"]) == 0
+    assert np.array_equal(np.array(Image.open(webp))[..., 3], np.array(Image.open(png))[..., 3])  # libwebp's alpha is lossless
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["-o", "{d}/cut.jpg"], "JPEG has no transparency; write .png or .webp"),
+        (["-o", "{d}/folder", "--ext", ".jpg"], "JPEG has no transparency"),
+        (["-o", "{d}/folder", "--ext", ".gif"], "--ext .gif: expected .png, .webp, .jpg, .jpeg"),
+        (["-o", "{d}/cut.tiff"], "cannot write {d}/cut.tiff: expected .png, .webp, .jpg, .jpeg"),
+        (["-o", "{d}/c.png", "--output", "composite"], "--output composite needs --background"),
+        (["-o", "{d}/c.png", "--output", "green", "--background", "red"], "--background is only used with --output composite"),
+        (["-o", "{d}/c.png", "--output", "composite", "--background", "{d}/missing.jpg"], "background not found"),
+    ],
+)
+def test_impossible_outputs_are_one_line_before_any_work(tmp_path, photo, capsys, monkeypatch, args, pattern):
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the check")
+
+    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", no_model)
+    argv = [a.format(d=tmp_path) for a in args]
+    _one_line_error(capsys, main(["image", str(photo), *argv]), pattern.format(d=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]

@@ -1,20 +1,31 @@
-"""``birefvid image IN... -o OUT``: RGBA cut-outs (or masks) of still images as PNG."""
+"""``birefvid image IN... -o OUT``: cut-outs of still images (RGBA, mask, greenscreen, a new background
+or a blurred one) as PNG, WebP or JPEG."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from .options import add_matte_options, add_model_options, inference_spec, matte_options, model_spec
 
-HELP = "cut subjects out of images: RGBA PNGs (or --output mask)"
+HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG)"
+OUTPUTS = ("rgba", "mask", "green", "composite", "blur")
+COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "green": "green", "composite": "composite", "blur": "blur"}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
-    parser.add_argument("-o", "--out", required=True, help="output folder (or a .png path for a single input)")
-    parser.add_argument("--output", choices=["rgba", "mask"], default="rgba", help="what to write (default: rgba)")
+    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp or .jpg file for a single input")
+    parser.add_argument("--output", choices=OUTPUTS, default="rgba", help="what to write: the RGBA cut-out, its mask, or the subject "
+                        "over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
+    parser.add_argument("--ext", default=".png", help="file type written into an output folder: .png (default), .webp or .jpg "
+                        "(JPEG has no transparency: for mask, green, composite and blur)")  # fmt: skip
+    parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
+    parser.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
+    parser.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
     parser.add_argument("--no-foreground", action="store_true", help="keep source colours at soft edges (skip foreground colour estimation)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
@@ -40,21 +51,37 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def plan_outputs(inputs: list[Path], out: Path, overwrite: bool) -> list[Path]:
-    """Target path of each input; checked up front so no work is done for an impossible run."""
+def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".png", transparent: bool = True) -> list[Path]:
+    """Target path of each input; checked up front so no work is done for an impossible run.
+
+    A single input goes to ``out`` when it names a picture file; otherwise ``out`` is a folder
+    and each picture is written into it as ``<name><ext>``. ``transparent``: the output has an alpha channel.
+    """
     from ..errors import SinkError
     from ..extensions import IMAGE_EXTENSIONS
     from ..io.atomic import check_target
+    from ..io.image_sink import STILL_FORMATS
 
-    if len(inputs) == 1 and out.suffix.lower() == ".png":
+    ext = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+    suffix = out.suffix.lower()
+    folder = not (len(inputs) == 1 and suffix in STILL_FORMATS)
+    if not folder:
         targets = [out]
     else:
-        if out.suffix.lower() in IMAGE_EXTENSIONS:
+        if suffix in IMAGE_EXTENSIONS:
+            if len(inputs) == 1:
+                raise SinkError(f"cannot write {out}: expected {', '.join(STILL_FORMATS)} (or a folder)")
             raise SinkError(f"{len(inputs)} inputs need an output folder, not the file {out}")
+        if ext not in STILL_FORMATS:
+            raise SinkError(f"--ext {ext}: expected {', '.join(STILL_FORMATS)}")
         if out.exists() and not out.is_dir():
             raise SinkError(f"output {out} is a file; pass a folder for several images")
+        targets = [out / f"{p.stem}{ext}" for p in inputs]
+    if transparent and not STILL_FORMATS[targets[0].suffix.lower()]:
+        raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png or .webp, or choose an opaque --output "
+                        "(mask, green, composite, blur)")  # fmt: skip
+    if folder:
         out.mkdir(parents=True, exist_ok=True)
-        targets = [out / f"{p.stem}.png" for p in inputs]
     seen: dict[Path, Path] = {}
     for source, target in zip(inputs, targets):
         if target in seen:
@@ -65,15 +92,17 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
     import torch
     from tqdm import tqdm
 
     from ..compose.compositor import Compositor
     from ..errors import SourceError
     from ..io.base import check_picture_size
-    from ..io.image_sink import write_png
+    from ..io.image_sink import write_image
     from ..io.image_source import read_rgb
-    from ..job import InferenceSpec, MatteSpec
+    from ..job import InferenceSpec, MatteSpec, OutputSpec
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
 
@@ -81,33 +110,71 @@ def run(args: argparse.Namespace) -> int:
     spec.validate()
     inference: InferenceSpec = inference_spec(args)
     inference.validate()
-    matte = MatteSpec(**matte_options(args))  # type: ignore[arg-type]
-    matte.validate()
+    kind = COMPOSITOR_KIND[args.output]
+    output = OutputSpec(args.out, kind=kind, background=args.background, key_color=args.key_color,  # type: ignore[arg-type]
+                        blur_sigma=args.blur_sigma, matte=MatteSpec(**matte_options(args)))  # type: ignore[arg-type]  # fmt: skip
+    output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     inputs = collect_inputs(args.inputs)
-    targets = plan_outputs(inputs, Path(args.out), args.overwrite)
-    segmenter = segmenter_for(spec, inference)
-    compositor = Compositor("mask" if args.output == "mask" else "alpha", foreground=not args.no_foreground, matte=matte)
-    bar = tqdm(zip(inputs, targets), total=len(inputs), unit="img", disable=args.quiet or len(inputs) < 2 or None)
-    unreadable: list[Path] = []
-    for source, target in bar:
-        try:
-            image = read_rgb(source)
-            check_picture_size(image.shape[1], image.shape[0], source)
-        except SourceError:
-            if len(inputs) == 1:
-                raise
-            unreadable.append(source)  # one damaged photo does not stop the other hundred
-            continue
-        batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-        alphas = segmenter.predict(batch)
-        pixels = compositor(batch.to(alphas.device), alphas)
-        write_png(target, to_sink_layout(pixels.cpu().numpy())[0])
+    targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha")
+    with contextlib.ExitStack() as stack:
+        backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
+        segmenter = segmenter_for(spec, inference)
+        bar = tqdm(zip(inputs, targets), total=len(inputs), unit="img", disable=args.quiet or len(inputs) < 2 or None)
+        unreadable: list[Path] = []
+        for source, target in bar:
+            try:
+                image = read_rgb(source)
+                check_picture_size(image.shape[1], image.shape[0], source)
+            except SourceError:
+                if len(inputs) == 1:
+                    raise
+                unreadable.append(source)  # one damaged photo does not stop the other hundred
+                continue
+            batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
+            alphas = segmenter.predict(batch)
+            background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device) if backgrounds else None
+            compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
+                                    blur_sigma=args.blur_sigma, background=background, matte=output.matte)  # fmt: skip
+            pixels = compositor(batch.to(alphas.device), alphas)
+            write_image(target, to_sink_layout(pixels.cpu().numpy())[0])
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
         raise SourceError(f"{len(unreadable)} of {len(inputs)} images could not be read or used and were skipped: {names} "
                           f"(the other {written} were written to {args.out})")  # fmt: skip
     if not args.quiet:
-        where = targets[0] if len(targets) == 1 else f"{len(targets)} PNGs in {args.out}"
+        where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
         print(f"wrote {where}", file=sys.stderr)
     return 0
+
+
+class _Backgrounds:
+    """``--background`` fitted to each picture's size. The last few sizes are kept (photos from one
+    camera share theirs); older ones are closed, so a folder of many sizes holds a few pictures only."""
+
+    KEEP = 4
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self._by_size: "OrderedDict[tuple[int, int, str], Any]" = OrderedDict()
+
+    def __enter__(self) -> "_Backgrounds":
+        self.covering(8, 8, "cpu")  # opened once now: a missing or unreadable file fails before the model loads
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._by_size:
+            self._by_size.popitem()[1].close()
+
+    def covering(self, width: int, height: int, device: Any) -> Any:
+        """The background (a ``compose.Background``) scaled to cover ``width`` x ``height`` on ``device``."""
+        from ..runtime.backgrounds import open_background
+
+        key = (width, height, str(device))
+        if key in self._by_size:
+            self._by_size.move_to_end(key)
+        else:
+            self._by_size[key] = open_background(self.spec, (width, height), device)
+            if len(self._by_size) > self.KEEP:
+                self._by_size.popitem(last=False)[1].close()
+        return self._by_size[key]
