@@ -74,6 +74,7 @@ def build_file_job(
     grow: int = 0,
     feather: float = 0.0,
     invert: bool = False,
+    min_area: float = 0.0,
     smooth: SmoothKind = "lookahead",
     smooth_window: int = 2,
     codec: Optional[str] = None,
@@ -98,9 +99,10 @@ def build_file_job(
     resolution, keep_aspect, batch_size. ``start`` / ``end`` (seconds from the first frame) process
     a part of the input, re-timed to start at 0 with its sound, subtitles and chapters;
     ``max_size`` scales the pictures down so the longer side is at most that many pixels.
-    ``threshold`` / ``grow`` / ``feather`` shape the matte (see ``MatteSpec``): hard edge at
-    alpha >= threshold, edge moved out by ``grow`` pixels (negative: in), softened over ``feather``,
-    subject and background swapped with ``invert``.
+    ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte (see
+    ``MatteSpec``): parts under ``min_area`` percent of the picture dropped, hard edge at alpha >=
+    threshold, edge moved out by ``grow`` pixels (negative: in), softened over ``feather``, subject
+    and background swapped.
     """
     model_spec, inference = model_and_inference(**model_options)
     return FileJob(
@@ -109,7 +111,7 @@ def build_file_job(
             str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,
             preset=preset, audio=audio, subtitles=subtitles, overwrite=overwrite,
-            matte=MatteSpec(threshold, grow, feather, invert),
+            matte=MatteSpec(threshold, grow, feather, invert, min_area),
         ),
         model=model_spec,
         inference=inference,
@@ -168,6 +170,7 @@ def build_live_job(
     grow: int = 0,
     feather: float = 0.0,
     invert: bool = False,
+    min_area: float = 0.0,
     latency_budget_ms: Optional[float] = None,
     smooth: str = "flow",
     carry: bool = True,
@@ -188,7 +191,7 @@ def build_live_job(
     ``model_options`` are ``model_and_inference``'s (model, weights, resolution, device, ...).
     ``record_preset`` is the encoder speed preset of file sinks (default x264/x265 ``veryfast``);
     ``audio=False`` leaves the source's sound out of recordings and streams.
-    ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte as in ``build_file_job``.
+    ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
     model_spec, inference = model_and_inference(**model_options)
@@ -199,7 +202,7 @@ def build_live_job(
                               read_timeout=read_timeout, max_retries=max_retries),
         sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
         effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
-                          foreground=foreground, matte=MatteSpec(threshold, grow, feather, invert)),
+                          foreground=foreground, matte=MatteSpec(threshold, grow, feather, invert, min_area)),
         model=model_spec,
         inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]

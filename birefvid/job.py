@@ -172,7 +172,8 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class MatteSpec:
-    """Shaping of the matte before it is used, at the output's size, in this order: ``threshold``
+    """Shaping of the matte before it is used, at the output's size, in this order: ``min_area``
+    drops separate parts of it smaller than that percentage of the picture (stray blobs), ``threshold``
     makes it hard (alpha >= t becomes 1, below it 0), ``grow`` moves its edge out by that many
     pixels (negative: in, cutting off a rim of background), ``feather`` softens the edge over about
     that many pixels (a Gaussian of sigma feather / 2), ``invert`` swaps subject and background (keep
@@ -182,6 +183,7 @@ class MatteSpec:
     grow: int = 0
     feather: float = 0.0
     invert: bool = False
+    min_area: float = 0.0  # percent of the picture
 
     def validate(self) -> None:
         t = self.threshold
@@ -193,13 +195,16 @@ class MatteSpec:
         f = self.feather
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= MAX_MATTE_PX:
             raise ConfigError(f"{option('feather')} must be 0 to {MAX_MATTE_PX} pixels, got {f!r}")
+        a = self.min_area
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a < 100:
+            raise ConfigError(f"{option('min_area')} must be a percentage of the picture from 0 to under 100 (e.g. 1), got {a!r}")
         if not isinstance(self.invert, bool):
             raise ConfigError(f"{option('invert')} must be True or False, got {self.invert!r}")
 
     @property
     def active(self) -> bool:
         """Whether the matte is changed at all."""
-        return self.threshold is not None or self.grow != 0 or self.feather > 0 or bool(self.invert)
+        return self.threshold is not None or self.grow != 0 or self.feather > 0 or bool(self.invert) or self.min_area > 0
 
 
 MAX_MATTE_PX = 200  # grow/shrink/feather beyond this is a mistake, and would cost seconds a frame

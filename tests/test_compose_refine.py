@@ -83,7 +83,7 @@ def test_the_input_matte_is_left_alone_and_no_options_change_nothing():
 @pytest.mark.parametrize(
     "spec",
     [MatteSpec(0.5), MatteSpec(grow=4), MatteSpec(grow=-3), MatteSpec(feather=2.5), MatteSpec(0.4, -2, 3.0), MatteSpec(None, 7, 0.8),
-     MatteSpec(invert=True), MatteSpec(0.5, 2, 1.0, invert=True)],
+     MatteSpec(invert=True), MatteSpec(0.5, 2, 1.0, invert=True), MatteSpec(min_area=2.0), MatteSpec(0.5, -1, 1.0, min_area=5.0)],
 )
 def test_the_torch_path_for_gpus_equals_opencv(spec):
     g = torch.Generator().manual_seed(1)
@@ -104,6 +104,33 @@ def test_the_compositor_keys_with_the_shaped_matte():
     assert bbox(opaque.astype(np.float32)) == (12, 14, 16, 20)
 
 
+def blobs() -> torch.Tensor:
+    """A soft-edged person-sized box, a soft speck of 3x3 solid pixels, and a faint wide haze (alpha 0.2)."""
+    m = torch.zeros(1, 1, 60, 80)
+    m[..., 10:50, 10:40] = 1.0
+    m[..., 20:23, 60:63] = 1.0
+    m = torch.nn.functional.avg_pool2d(m, 3, 1, 1)  # soft fringes around both
+    m[..., 45:58, 50:78] = 0.2
+    return m
+
+
+def test_min_area_drops_specks_with_their_fringe_and_keeps_the_subject():
+    m = blobs()
+    out = refine_mattes(m, MatteSpec(min_area=1.0))[0, 0]  # 1% of 60x80 = 48 px: the speck has 9 solid ones
+    assert torch.equal(out[:, :50], m[0, 0, :, :50])  # the subject, fringe and all, untouched
+    assert out[17:26, 57:66].abs().max() == 0  # the speck and its soft fringe are gone
+    assert out[45:58, 50:78].abs().max() == 0  # a faint haze has no solid pixels: it is a small part too
+    kept = refine_mattes(m, MatteSpec(min_area=0.1))[0, 0]  # 0.1% = 5 px: the speck stays
+    assert torch.equal(kept[17:26, 57:66], m[0, 0, 17:26, 57:66])
+
+
+def test_min_area_alone_writes_its_result():
+    m = blobs()
+    assert torch.equal(refine_mattes(m, MatteSpec(min_area=50.0)), torch.zeros_like(m))  # every part under half the picture
+    m[..., 45:58, 50:78] = 0.0  # without the haze nothing is under 1 px of solid area:
+    assert torch.equal(refine_mattes(m, MatteSpec(min_area=0.01)), m)  # the matte as it was
+
+
 def test_invert_swaps_subject_and_background_after_the_other_steps():
     m = square()
     out = refine_mattes(m, MatteSpec(grow=2, invert=True))[0, 0].numpy()
@@ -122,7 +149,7 @@ def test_process_writes_a_hard_shrunk_alpha(tmp_path, seg):
     plain, shaped = tmp_path / "plain", tmp_path / "shaped"
     process_video(src.path, plain, kind="alpha", segmenter=seg, smooth="none")
     report = process_video(src.path, shaped, kind="alpha", segmenter=seg, smooth="none", threshold=0.5, grow=-2)
-    assert report["job"]["output"]["matte"] == {"threshold": 0.5, "grow": -2, "feather": 0.0, "invert": False}
+    assert report["job"]["output"]["matte"] == {"threshold": 0.5, "grow": -2, "feather": 0.0, "invert": False, "min_area": 0.0}
     _, soft, _ = read_alpha(plain)
     _, hard, _ = read_alpha(shaped)
     assert len(np.unique(soft)) > 2 and set(np.unique(hard)) == {0, 255}
@@ -183,6 +210,7 @@ def test_live_masks_are_shaped_too(tmp_path, seg):
         (["--grow", "-2"], "--grow takes a number of pixels >= 0, got -2; use --shrink"),
         (["--feather", "-1"], "--feather must be 0 to 200 pixels"),
         (["--shrink", "500"], "--grow must be a whole number of pixels from -200 to 200"),
+        (["--min-area", "100"], "--min-area must be a percentage of the picture from 0 to under 100"),
     ],
 )
 def test_bad_values_are_one_error_line(tmp_path, capsys, args, message):

