@@ -111,7 +111,7 @@ def build_file_job(
             str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,
             preset=preset, audio=audio, subtitles=subtitles, overwrite=overwrite,
-            matte=MatteSpec(threshold, grow, feather, invert, min_area),
+            matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area),
         ),
         model=model_spec,
         inference=inference,
@@ -202,7 +202,7 @@ def build_live_job(
                               read_timeout=read_timeout, max_retries=max_retries),
         sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
         effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
-                          foreground=foreground, matte=MatteSpec(threshold, grow, feather, invert, min_area)),
+                          foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area)),
         model=model_spec,
         inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]

@@ -401,8 +401,9 @@ def to_dict(job: Any) -> dict[str, Any]:
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a job dataclass from ``to_dict`` data (lists become tuples again); unknown keys fail."""
     data = dict(data)
-    if data.pop("schema", SCHEMA) != SCHEMA:
-        raise ConfigError(f"job schema {data.get('schema')!r} is not {SCHEMA!r}")
+    schema = data.pop("schema", SCHEMA)
+    if schema != SCHEMA:
+        raise ConfigError(f"job schema {schema!r} is not {SCHEMA!r}")
     kind = data.pop("type", cls.__name__)
     if kind != cls.__name__:
         raise ConfigError(f"this is a {kind} description, not a {cls.__name__}")

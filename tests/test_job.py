@@ -117,3 +117,15 @@ def test_backbone_names_match_the_models_package():
     from birefvid.models import BACKBONES
 
     assert set(BACKBONE_NAMES) == set(BACKBONES)
+
+
+def test_a_job_of_another_schema_names_it():
+    data = {**FileJob(SourceSpec("a.mp4"), OutputSpec("b.mov")).to_dict(), "schema": "birefvid.job/9"}
+    with pytest.raises(ConfigError, match="job schema 'birefvid.job/9' is not 'birefvid.job/1'"):
+        FileJob.from_dict(data)
+
+
+def test_the_readme_way_of_repeating_a_run_from_its_report():
+    job = build_file_job("a.mp4", "b.webm", threshold=0.5, min_area=1.0)
+    report = json.loads(json.dumps({"job": job.to_dict()}))  # as a --report file holds it
+    assert FileJob.from_dict(report["job"]) == job
