@@ -262,3 +262,19 @@ def test_impossible_outputs_are_one_line_before_any_work(tmp_path, photo, capsys
     argv = [a.format(d=tmp_path) for a in args]
     _one_line_error(capsys, main(["image", str(photo), *argv]), pattern.format(d=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_a_video_or_a_bad_lone_picture_fails_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    from media import make_video
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the input was read")
+
+    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", no_model)
+    video = make_video(tmp_path / "talk.mp4", n_frames=2, with_audio=False).path
+    _one_line_error(capsys, main(["image", str(video), "-o", str(tmp_path / "cut.png")]),
+                    f"{video} is a video, not a picture: cut videos with `birefvid process {video} -o OUT`")  # fmt: skip
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png at all")
+    _one_line_error(capsys, main(["image", str(bad), "-o", str(tmp_path / "cut.png")]), "bad.png is not a readable image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "talk.mp4"]

@@ -99,9 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..compose.compositor import Compositor
     from ..errors import SourceError
-    from ..io.base import check_picture_size
     from ..io.image_sink import write_image
-    from ..io.image_source import read_rgb
     from ..job import InferenceSpec, MatteSpec, OutputSpec
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
@@ -116,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     inputs = collect_inputs(args.inputs)
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha")
+    first = _read_single(inputs[0]) if len(inputs) == 1 else None  # a bad lone input fails before the model loads
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
         segmenter = segmenter_for(spec, inference)
@@ -123,8 +122,7 @@ def run(args: argparse.Namespace) -> int:
         unreadable: list[Path] = []
         for source, target in bar:
             try:
-                image = read_rgb(source)
-                check_picture_size(image.shape[1], image.shape[0], source)
+                image = first if first is not None else _read_checked(source)
             except SourceError:
                 if len(inputs) == 1:
                     raise
@@ -146,6 +144,29 @@ def run(args: argparse.Namespace) -> int:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
         print(f"wrote {where}", file=sys.stderr)
     return 0
+
+
+def _read_checked(path: Path) -> Any:
+    """The picture at ``path`` as HxWx3 uint8 RGB, refused with one line when unreadable or too small."""
+    from ..io.base import check_picture_size
+    from ..io.image_source import read_rgb
+
+    image = read_rgb(path)
+    check_picture_size(image.shape[1], image.shape[0], path)
+    return image
+
+
+def _read_single(path: Path) -> Any:
+    """A lone input, read up front; a video gets pointed at ``birefvid process`` instead."""
+    from ..errors import SourceError
+    from ..extensions import VIDEO_EXTENSIONS
+
+    try:
+        return _read_checked(path)
+    except SourceError:
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            raise SourceError(f"{path} is a video, not a picture: cut videos with `birefvid process {path} -o OUT`") from None
+        raise
 
 
 class _Backgrounds:
