@@ -15,8 +15,8 @@ from pathlib import Path
 
 from birefvid import BirefvidError, Segmenter
 from birefvid.api import process_video
+from birefvid.cli import guarded
 from birefvid.extensions import VIDEO_EXTENSIONS
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,9 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution")
     parser.add_argument("--suffix", default=".mov", help="output container (default .mov, ProRes 4444)")
     args = parser.parse_args(argv)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    return guarded(parser.prog, lambda: _convert_all(args))  # a bad folder or model: one line and exit 2
+
+
+def _convert_all(args: argparse.Namespace) -> int:
+    if not args.input_dir.is_dir():
+        raise BirefvidError(f"input folder not found: {args.input_dir}")
     videos = sorted(p for p in args.input_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not videos:
+        raise BirefvidError(f"no videos in {args.input_dir} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
     segmenter = Segmenter(None if args.weights else args.model, weights=args.weights, resolution=args.resolution)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for video in videos:
         target = args.output_dir / (video.stem + args.suffix)

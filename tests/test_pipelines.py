@@ -47,3 +47,15 @@ def test_folder_batch_skips_finished_and_survives_a_bad_file(tmp_path, pvt_b0_we
     before = (out / "a.mkv").stat().st_mtime_ns
     assert module.main(args) == 1
     assert (out / "a.mkv").stat().st_mtime_ns == before  # finished outputs are not redone
+
+
+def test_file_recipes_answer_bad_input_with_one_line(tmp_path, capsys):
+    assert _load("video_to_alpha").main([str(tmp_path / "missing.mp4"), str(tmp_path / "out.mov")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error: input not found" in err[0], err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _load("folder_batch").main([str(empty), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"error: no videos in {empty}" in err[0], err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.mov").exists()
