@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 class BirefvidError(Exception):
@@ -74,6 +74,11 @@ def option(name: str, value: object = None) -> str:
     return name if value is None else f"{name}={value!r}"
 
 
+def sink_named(spec: str) -> str:
+    """How the user names the live output ``spec``: ``--sink SPEC`` on the CLI, ``the sink 'SPEC'`` in Python."""
+    return f"--sink {spec}" if _CLI_STYLE.get() else f"the sink {spec!r}"
+
+
 @contextlib.contextmanager
 def cli_naming() -> Iterator[None]:
     """Within this block, ``option()`` names options as command-line flags."""
@@ -82,3 +87,10 @@ def cli_naming() -> Iterator[None]:
         yield
     finally:
         _CLI_STYLE.reset(token)
+
+
+def in_caller_context(target: Callable[..., None]) -> Callable[..., None]:
+    """``target`` bound to a copy of the caller's context: run on another thread, its messages still
+    name options the caller's way (``--flag`` under the CLI)."""
+    context = contextvars.copy_context()
+    return lambda *args, **kwargs: context.run(target, *args, **kwargs)

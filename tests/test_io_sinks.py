@@ -302,7 +302,7 @@ def test_pts_none_are_filled_from_rate(tmp_path):
         ("a.mov", "matte", {}, "unknown output kind"),
         ("a.mp4", "rgb", {"preset": "quick"}, "unknown preset 'quick' for libx264; expected one of: ultrafast"),
         ("a.mkv", "alpha", {"preset": "fast"}, "ffv1 has no speed presets"),
-        ("a.mov", "alpha", {"crf": 0}, r"ProRes quantiser \(--crf\) must be 1"),
+        ("a.mov", "alpha", {"crf": 0}, r"ProRes quantiser \(crf\) must be 1"),  # --crf under the CLI
     ],
 )
 def test_bad_requests(tmp_path, name, kind, kw, match):

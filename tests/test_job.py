@@ -129,3 +129,23 @@ def test_the_readme_way_of_repeating_a_run_from_its_report():
     job = build_file_job("a.mp4", "b.webm", threshold=0.5, min_area=1.0)
     report = json.loads(json.dumps({"job": job.to_dict()}))  # as a --report file holds it
     assert FileJob.from_dict(report["job"]) == job
+
+
+def test_worker_threads_name_options_the_callers_way():
+    """Errors raised on the live model, sink and capture threads read as the caller typed them."""
+    import threading
+
+    from birefvid.errors import in_caller_context, option
+
+    said: list[str] = []
+
+    def name_it() -> None:
+        said.append(option("blur_sigma", 4))
+
+    with cli_naming():
+        on_cli = threading.Thread(target=in_caller_context(name_it))
+    on_api = threading.Thread(target=in_caller_context(name_it))
+    for thread in (on_cli, on_api):
+        thread.start()
+        thread.join()
+    assert said == ["--blur-sigma 4", "blur_sigma=4"]

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from birefvid.errors import SinkError
+from birefvid.errors import SinkError, cli_naming
 from birefvid.io.http_preview import BOUNDARY, HttpPreviewSink
 from system_tools import need_binary
 
@@ -167,7 +167,7 @@ def test_page_links_the_stream_and_unknown_paths_are_404(preview):
 
 
 def test_port_in_use_is_one_clear_sink_error(preview):
-    with pytest.raises(SinkError, match=rf"^port {preview.port} on 127\.0\.0\.1 is in use; pick another with --sink http://HOST:PORT$"):
+    with cli_naming(), pytest.raises(SinkError, match=rf"^port {preview.port} on 127\.0\.0\.1 is in use; pick another with --sink http://HOST:PORT$"):
         HttpPreviewSink("127.0.0.1", preview.port)
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))

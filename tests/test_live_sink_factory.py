@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from birefvid.errors import ConfigError, SinkError
+from birefvid.errors import ConfigError, SinkError, cli_naming
 from birefvid.io.http_preview import HttpPreviewSink
 from birefvid.io.live_base import LiveSink
 from birefvid.io.live_sinks import open_live_sink, open_live_sinks, parse_http_address
@@ -114,7 +114,9 @@ def test_window_and_virtualcam_are_built_with_the_stream_facts(monkeypatch, spec
     _FakeDisplay.made.clear()
     sink = open_live_sink(spec, kind="rgb", **SIZE)
     assert isinstance(sink, _FakeDisplay) and _FakeDisplay.made == [expected]
-    with pytest.raises(SinkError, match=rf"^--sink {spec} cannot carry rgba pictures \(it takes gray, rgb\); for alpha"):
+    with cli_naming(), pytest.raises(SinkError, match=rf"^--sink {spec} cannot carry rgba pictures \(it takes gray, rgb\); for alpha"):
+        open_live_sink(spec, kind="rgba", **SIZE)
+    with pytest.raises(SinkError, match=rf"^the sink '{spec}' cannot carry rgba pictures"):  # as Python callers name it
         open_live_sink(spec, kind="rgba", **SIZE)
     assert len(_FakeDisplay.made) == 1  # refused before anything was opened
 
@@ -133,7 +135,7 @@ def test_rgba_to_rtsp_is_refused_before_connecting():
     [
         ("rtmp://example.org/live", "rgb", r"does not publish RTMP itself; publish to an RTSP server .*MediaMTX"),
         ("ftp://example.org/x.ts", "rgb", "ftp:// outputs are not supported; expected window, virtualcam, rtsp://.*, udp://HOST:PORT, tcp://HOST:PORT"),
-        ("", "rgb", "empty --sink"),
+        ("", "rgb", "a sink is empty"),
         ("out.mp4", "bgr", "unknown picture kind 'bgr'"),
     ],
 )

@@ -129,7 +129,7 @@ def test_no_tcp_listener_fails_at_once_naming_the_url():
     "url,match",
     [
         ("udp://127.0.0.1", "needs a host and a port, e.g. udp://127.0.0.1:5000"),
-        ("tcp://127.0.0.1:5000?listen=1", "cannot wait for one to connect; for players that connect, use --sink udp://"),
+        ("tcp://127.0.0.1:5000?listen=1", "cannot wait for one to connect; for players that connect, use the sink 'udp://...'"),
     ],
 )
 def test_bad_addresses_say_what_to_do(url, match):

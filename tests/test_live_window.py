@@ -29,7 +29,8 @@ import torchvision.ops  # noqa: F401 - see below
 # later test that first imports the model segfaults.
 
 from birefvid.errors import SinkError
-from birefvid.io.window_sink import CHECKER_DARK, CHECKER_LIGHT, CHECKER_SQUARE, WindowSink, checkerboard, displayable
+from birefvid.io.live_base import CHECKER_DARK, CHECKER_LIGHT, CHECKER_SQUARE, checkerboard
+from birefvid.io.window_sink import WindowSink, displayable
 from live_e2e_tools import xvfb as start_xvfb
 from system_tools import need_binary, need_module
 
@@ -305,7 +306,7 @@ def test_no_display_is_one_clear_sink_error(monkeypatch):
     with pytest.raises(SinkError) as caught:
         WindowSink(width=W, height=H)
     message = str(caught.value)
-    assert "\n" not in message and "$DISPLAY is not set" in message and "--sink http://" in message
+    assert "\n" not in message and "$DISPLAY is not set" in message and "the sink 'http://127.0.0.1:8080'" in message
     import pygame
 
     assert not pygame.display.get_init(), "a failed open left pygame's display running"
@@ -321,7 +322,7 @@ def test_unreachable_display_is_one_clear_sink_error(monkeypatch):
     with pytest.raises(SinkError) as caught:
         WindowSink(width=W, height=H)
     message = str(caught.value)
-    assert "\n" not in message and f"':{free}'" in message and "--sink http://" in message
+    assert "\n" not in message and f"':{free}'" in message and "the sink 'http://127.0.0.1:8080'" in message
     assert "SDL_VIDEODRIVER" not in os.environ, "the sink left its temporary SDL driver choice behind"
 
 

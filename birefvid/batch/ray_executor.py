@@ -12,7 +12,7 @@ import os
 from collections import deque
 from typing import Any, Iterable, Optional
 
-from ..errors import ConfigError, PipelineError
+from ..errors import ConfigError, PipelineError, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
 from .local import OnFailure, OnFrames, OnResult, Skip, counting, deliver
@@ -30,7 +30,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError('--ray needs Ray, which is not installed: pip install "birefvid[ray]"') from None
+        raise ConfigError(f'{option("ray")} needs Ray, which is not installed: pip install "birefvid[ray]"') from None
     return ray
 
 

@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 import av
 
-from birefvid.errors import SinkError
+from birefvid.errors import SinkError, option
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def _preset_options(codec: str, preset: Optional[str]) -> dict[str, str]:
     if preset is None:
         return {"preset": _DEFAULT_PRESET[codec]} if codec in _DEFAULT_PRESET else {}
     if choices is None:
-        raise SinkError(f"{codec} has no speed presets; --preset applies to {', '.join(_PRESETS)}")
+        raise SinkError(f"{codec} has no speed presets; {option('preset')} applies to {', '.join(_PRESETS)}")
     if preset not in choices:
         raise SinkError(f"unknown preset {preset!r} for {codec}; expected one of: {', '.join(choices)}")
     return {"preset": preset}
@@ -235,5 +235,5 @@ def _prores_quantiser(q: int) -> dict[str, str]:
     less and stays visually lossless (mean error 0.35 of 255 on our test scenes; alpha unchanged).
     """
     if q < 1:
-        raise SinkError(f"the ProRes quantiser (--crf) must be 1 (best) or more, got {q}")
+        raise SinkError(f"the ProRes quantiser ({option('crf')}) must be 1 (best) or more, got {q}")
     return {"flags": "+qscale", "global_quality": str(q * FF_QP2LAMBDA)}

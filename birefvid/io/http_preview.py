@@ -22,14 +22,13 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from birefvid.errors import SinkError
-from birefvid.io.live_base import LiveSink, picture_kind
+from birefvid.errors import SinkError, sink_named
+from birefvid.io.live_base import LiveSink, checkerboard, over_checkerboard, picture_kind
 
 log = logging.getLogger(__name__)
 
 BOUNDARY = "birefvidframe"
 _WAIT = 0.5  # seconds a streaming viewer sleeps between checks (close() wakes it at once)
-_CHECKER = 16  # checkerboard square size under transparent pixels
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>birefvid live preview</title>
@@ -184,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _bind_error(host: str, port: int, e: OSError) -> SinkError:
     """One line saying why the preview could not listen and what to do instead."""
     if e.errno == errno.EADDRINUSE:
-        return SinkError(f"port {port} on {host} is in use; pick another with --sink http://HOST:PORT")
+        return SinkError(f"port {port} on {host} is in use; pick another with {sink_named('http://HOST:PORT')}")
     if e.errno == errno.EACCES:
         return SinkError(f"no permission to listen on port {port} on {host} (ports below 1024 need root); pick a higher port")
     if e.errno == errno.EADDRNOTAVAIL:
@@ -198,21 +197,12 @@ def to_jpeg(picture: np.ndarray, quality: int, checker: Optional[np.ndarray] = N
     """JPEG bytes of an rgb, gray or rgba picture (rgba shown over ``checker``, a grey (H, W, 3) board)."""
     kind = picture_kind(picture)
     if kind == "rgba":
-        board = checker if checker is not None else checkerboard(picture.shape[0], picture.shape[1])
-        a = picture[..., 3:4].astype(np.uint16)
-        picture = ((picture[..., :3] * a + board * (255 - a) + 127) // 255).astype(np.uint8)
+        picture = over_checkerboard(picture, checker)
     image = picture if kind == "gray" else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise SinkError(f"JPEG encoding of a {picture.shape} picture failed")
     return data.tobytes()
-
-
-def checkerboard(height: int, width: int) -> np.ndarray:
-    """Light/dark grey squares, (H, W, 3) uint8: the usual backdrop that makes transparency visible."""
-    yy, xx = np.indices((height, width))
-    light = ((yy // _CHECKER + xx // _CHECKER) % 2 == 0)[..., None]
-    return np.where(light, np.uint8(204), np.uint8(153)).repeat(3, axis=2)
 
 
 class HttpPreviewSink(LiveSink):
@@ -224,7 +214,7 @@ class HttpPreviewSink(LiveSink):
     def __init__(self, host: str, port: int, *, quality: int = 80) -> None:
         super().__init__()
         if not 0 <= int(port) <= 65535:
-            raise SinkError(f"port {port} is not a TCP port; pick one from 1 to 65535 in --sink http://HOST:PORT")
+            raise SinkError(f"port {port} is not a TCP port; pick one from 1 to 65535 in {sink_named('http://HOST:PORT')}")
         if not 1 <= int(quality) <= 100:
             raise SinkError(f"JPEG quality {quality} is out of range; pick 1 to 100")
         self.host, self.quality = host, int(quality)

@@ -159,3 +159,27 @@ def picture_kind(picture: np.ndarray) -> PictureKind:
             return "rgb" if picture.shape[2] == 3 else "rgba"
     got = f"{getattr(picture, 'dtype', type(picture).__name__)} {getattr(picture, 'shape', '')}"
     raise ValueError(f"a live picture must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {got}")
+
+
+#: side of one checkerboard square, in picture pixels
+CHECKER_SQUARE = 16
+#: grey levels of the checkerboard's light and dark squares
+CHECKER_LIGHT, CHECKER_DARK = 204, 153
+
+
+def checkerboard(height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 light/dark grey squares, the usual backdrop that makes transparency visible."""
+    ys = (np.arange(height) // CHECKER_SQUARE)[:, None]
+    xs = (np.arange(width) // CHECKER_SQUARE)[None, :]
+    level = np.where((ys + xs) % 2 == 0, CHECKER_LIGHT, CHECKER_DARK).astype(np.uint8)
+    return np.repeat(level[:, :, None], 3, axis=2)
+
+
+def over_checkerboard(picture: np.ndarray, board: Optional[np.ndarray] = None) -> np.ndarray:
+    """An (H, W, 4) rgba picture shown over ``board`` (default: a fresh checkerboard), as (H, W, 3) uint8 rgb.
+
+    Screens and JPEG have no alpha; the window and the browser preview both show it this way.
+    """
+    backdrop = (board if board is not None else checkerboard(*picture.shape[:2])).astype(np.uint16)
+    alpha = picture[:, :, 3:4].astype(np.uint16)
+    return ((picture[:, :, :3] * alpha + backdrop * (255 - alpha) + 127) // 255).astype(np.uint8)

@@ -13,7 +13,7 @@ import os
 from typing import Optional
 from urllib.parse import urlsplit
 
-from birefvid.errors import ConfigError, SinkError
+from birefvid.errors import ConfigError, SinkError, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink
 
@@ -23,7 +23,7 @@ PICTURE_KINDS = ("rgb", "rgba", "gray")
 _FORMS = "window, virtualcam, rtsp://HOST[:PORT]/PATH, udp://HOST:PORT, tcp://HOST:PORT, http://HOST:PORT or a video file path"
 # RTMP, which people ask for, is not published directly: PyAV opens it holding Python's lock with no
 # timeout, so an unreachable or silent server would freeze the whole process (Ctrl-C too) for minutes
-_RELAY_HINT = ("publish to an RTSP server with --sink rtsp://... and let it relay: MediaMTX, for one, serves "
+_RELAY_HINT = ("publish to an RTSP server with an rtsp://... sink and let it relay: MediaMTX, for one, serves "
                "every RTSP stream as RTMP, SRT, HLS and WebRTC and can push it on to YouTube or Twitch")
 _ALPHA_HINT = "; for alpha, record to a .webm, .mov or .mkv file sink"
 
@@ -54,7 +54,7 @@ def _check_kind(cls: type[LiveSink], spec: str, kind: str) -> None:
     """SinkError before anything opens when the sink cannot carry ``kind`` pictures."""
     if kind not in cls.accepts:
         hint = _ALPHA_HINT if kind == "rgba" else ""
-        raise SinkError(f"--sink {spec} cannot carry {kind} pictures (it takes {', '.join(sorted(cls.accepts))}){hint}")
+        raise SinkError(f"{sink_named(spec)} cannot carry {kind} pictures (it takes {', '.join(sorted(cls.accepts))}){hint}")
 
 
 def open_live_sink(
@@ -69,7 +69,7 @@ def open_live_sink(
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
     if not spec or not spec.strip():
-        raise ConfigError(f"empty --sink; expected {_FORMS}")
+        raise ConfigError(f"a sink is empty; expected {_FORMS}")
     word = spec.strip().lower()
     scheme = urlsplit(spec).scheme.lower() if "://" in spec else ""
     if word == "window":
@@ -93,7 +93,7 @@ def open_live_sink(
         _check_kind(MpegTsPublishSink, spec, kind)
         return MpegTsPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
     if scheme in ("rtmp", "rtmps"):
-        raise ConfigError(f"--sink {spec}: birefvid does not publish RTMP itself; {_RELAY_HINT}")
+        raise ConfigError(f"{sink_named(spec)}: birefvid does not publish RTMP itself; {_RELAY_HINT}")
     if scheme == "http":
         from birefvid.io.http_preview import HttpPreviewSink
 
@@ -101,7 +101,7 @@ def open_live_sink(
         _check_kind(HttpPreviewSink, spec, kind)
         return HttpPreviewSink(host, port)
     if scheme:
-        raise ConfigError(f"--sink {spec}: {scheme}:// outputs are not supported; expected {_FORMS}")
+        raise ConfigError(f"{sink_named(spec)}: {scheme}:// outputs are not supported; expected {_FORMS}")
     from birefvid.io.record_sink import RecordingSink
 
     _check_kind(RecordingSink, spec, kind)
@@ -133,7 +133,7 @@ def open_live_sinks(
         key = _identity(spec)
         if key is not None and key in seen:
             same = "twice" if seen[key] == spec else f"twice ({seen[key]} and {spec})"
-            raise ConfigError(f"--sink {spec} is given {same}; each output may appear once")
+            raise ConfigError(f"{sink_named(spec)} is given {same}; each output may appear once")
         if key is not None:
             seen[key] = spec
     opened: list[LiveSink] = []

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 import av
 import numpy as np
 
-from birefvid.errors import ConfigError, SourceError
+from birefvid.errors import ConfigError, SourceError, in_caller_context, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
@@ -151,7 +151,7 @@ def parse_source_spec(spec: str) -> LiveTarget:
     """Resolve a ``--source`` value (camera index, device path, stream URL or file) into a LiveTarget."""
     text = spec.strip()
     if not text:
-        raise SourceError("--source is empty (pass a camera index like 0, a stream URL or a video file)")
+        raise SourceError(f"{option('source')} is empty (pass a camera index like 0, a stream URL or a video file)")
     if text.isdigit():
         return _camera(int(text), None)
     if text.startswith("/dev/"):
@@ -601,7 +601,7 @@ class LiveCapture(LiveSource):
             if self._thread is not None or self.closed:
                 raise RuntimeError(f"{self.target.name}: start() may be called once, before close()")
             self._hook = _interrupter()
-            self._thread = threading.Thread(target=self._run, name=f"birefvid live {self.target.name}", daemon=True)
+            self._thread = threading.Thread(target=in_caller_context(self._run), name=f"birefvid live {self.target.name}", daemon=True)
             self._thread.start()
         try:
             while not self._started.wait(0.1):  # short waits so Ctrl-C gets through

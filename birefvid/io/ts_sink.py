@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import av
 
-from birefvid.errors import SinkError
+from birefvid.errors import SinkError, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.publish_base import StreamPublishSink, reason
 
@@ -44,7 +44,7 @@ def stream_url(url: str, open_timeout: float) -> str:
         if "listen" in query:
             raise SinkError(
                 f"cannot send to {url}: birefvid connects to a listening player (e.g. ffplay 'tcp://0.0.0.0:PORT?listen') "
-                f"and cannot wait for one to connect; for players that connect, use --sink udp://, rtsp:// or http://"
+                f"and cannot wait for one to connect; for players that connect, use {sink_named('udp://...')}, rtsp://... or http://..."
             )
         query.setdefault("timeout", str(max(1, int(open_timeout * 1_000_000))))
     return urlunsplit(parts._replace(query=urlencode(query)))

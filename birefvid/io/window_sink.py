@@ -16,25 +16,15 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from birefvid.errors import SinkError
-from birefvid.io.live_base import LiveSink, picture_kind
-
-#: side of one checkerboard square, in picture pixels
-CHECKER_SQUARE = 16
-#: grey levels of the checkerboard's light and dark squares
-CHECKER_LIGHT, CHECKER_DARK = 204, 153
+from birefvid.errors import SinkError, sink_named
+from birefvid.io.live_base import LiveSink, over_checkerboard, picture_kind
 
 _NO_PYGAME = "the window sink needs pygame: pip install 'birefvid[window]'"
-_BROWSER_HINT = "use --sink http://127.0.0.1:8080 for a browser preview"
 _HEADLESS_DRIVERS = ("offscreen", "dummy")
 
 
-def checkerboard(height: int, width: int) -> np.ndarray:
-    """(H, W, 3) uint8 light/dark grey squares, the usual backdrop that makes transparency visible."""
-    ys = (np.arange(height) // CHECKER_SQUARE)[:, None]
-    xs = (np.arange(width) // CHECKER_SQUARE)[None, :]
-    level = np.where((ys + xs) % 2 == 0, CHECKER_LIGHT, CHECKER_DARK).astype(np.uint8)
-    return np.repeat(level[:, :, None], 3, axis=2)
+def _browser_hint() -> str:
+    return f"use {sink_named('http://127.0.0.1:8080')} for a browser preview"
 
 
 def displayable(picture: np.ndarray) -> np.ndarray:
@@ -44,10 +34,7 @@ def displayable(picture: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(picture)
     if kind == "gray":
         return np.repeat(picture[:, :, None], 3, axis=2)
-    alpha = picture[:, :, 3:4].astype(np.uint16)
-    backdrop = checkerboard(*picture.shape[:2]).astype(np.uint16)
-    mixed = (picture[:, :, :3].astype(np.uint16) * alpha + backdrop * (255 - alpha) + 127) // 255
-    return mixed.astype(np.uint8)
+    return over_checkerboard(picture)
 
 
 def _fit(size: tuple[int, int], bounds: tuple[int, int]) -> tuple[int, int]:
@@ -72,7 +59,7 @@ def _init_display(pygame: Any) -> None:
     display = os.environ.get("DISPLAY", "")
     x11_only = not sys.platform.startswith(("win", "darwin")) and not os.environ.get("WAYLAND_DISPLAY")
     if x11_only and not requested and not display:
-        raise SinkError(f"no display to open a window on ($DISPLAY is not set); {_BROWSER_HINT}")
+        raise SinkError(f"no display to open a window on ($DISPLAY is not set); {_browser_hint()}")
     # With only X11 around, ask SDL for x11 alone: its fallbacks would print Wayland noise on
     # stderr and then open an invisible "offscreen" window instead of failing.
     forced = x11_only and not requested
@@ -82,14 +69,14 @@ def _init_display(pygame: Any) -> None:
         pygame.display.init()
     except pygame.error as e:
         where = f"display {display!r}" if display else "this desktop"
-        raise SinkError(f"cannot open a window on {where} (SDL: {e}); {_BROWSER_HINT}") from e
+        raise SinkError(f"cannot open a window on {where} (SDL: {e}); {_browser_hint()}") from e
     finally:
         if forced:
             del os.environ["SDL_VIDEODRIVER"]
     driver = pygame.display.get_driver()
     if driver in _HEADLESS_DRIVERS and driver != requested:
         pygame.display.quit()
-        raise SinkError(f"no display to open a window on (SDL found only its {driver} driver); {_BROWSER_HINT}")
+        raise SinkError(f"no display to open a window on (SDL found only its {driver} driver); {_browser_hint()}")
 
 
 class WindowSink(LiveSink):
@@ -125,7 +112,7 @@ class WindowSink(LiveSink):
                 pygame.display.set_caption(title)
             except pygame.error as e:
                 pygame.display.quit()
-                raise SinkError(f"cannot open a {width}x{height} window (SDL: {e}); {_BROWSER_HINT}") from e
+                raise SinkError(f"cannot open a {width}x{height} window (SDL: {e}); {_browser_hint()}") from e
             WindowSink._open = self
         self._pygame = pygame
 

@@ -14,7 +14,6 @@ display starts, so no unmasked picture is ever shown.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import threading
 import time
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from ..compose.compositor import Compositor
-from ..errors import BirefvidError, PipelineError, SourceError
+from ..errors import BirefvidError, PipelineError, SourceError, in_caller_context
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource
 from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound
 from ..temporal import Smoother, make_smoother
@@ -94,7 +93,7 @@ class ModelPath:
         self.latest: Optional[LatestMask] = None
         self.error: Optional[BaseException] = None
         self._generation: Optional[int] = None
-        self._thread = threading.Thread(target=self._run, name="birefvid-live-model", daemon=True)
+        self._thread = threading.Thread(target=in_caller_context(self._run), name="birefvid-live-model", daemon=True)
 
     def segment(self, cf: CapturedFrame) -> LatestMask:
         """Segment and smooth one frame, publish its mask, and hand it to the flow carrier."""
@@ -180,7 +179,7 @@ class SinkWriter:
         self.error: Optional[BaseException] = None
         self._queue = StageQueue(2, stop, policy="block")
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="birefvid-live-sinks", daemon=True)
+        self._thread = threading.Thread(target=in_caller_context(self._run), name="birefvid-live-sinks", daemon=True)
         self._thread.start()
 
     def deliver(self, item: _Delivery) -> None:
@@ -348,13 +347,13 @@ def run_niced(work: Callable[[], None]) -> None:
     for the whole run, so they never delay a frame on its way to the display.
     """
     errors: list[BaseException] = []
-    context = contextvars.copy_context()  # option naming (CLI vs API) follows the caller
+    work_here = in_caller_context(work)  # option naming (CLI vs API) follows the caller
 
     def target() -> None:
         lower_thread_priority()
         try:
             with torch.inference_mode():
-                context.run(work)
+                work_here()
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             errors.append(exc)
 

@@ -8,7 +8,6 @@ The first error stops every stage and is re-raised from :func:`run_stages` with 
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import queue
 import threading
@@ -16,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Optional, Protocol, Sequence
 
-from ..errors import BirefvidError, PipelineError
+from ..errors import BirefvidError, PipelineError, in_caller_context
 from .priority import HELPER_NICENESS, lower_thread_priority
 
 log = logging.getLogger(__name__)
@@ -200,9 +199,8 @@ def run_stages(
     def thread(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         # each stage runs in a copy of the caller's context, so context variables (how error
         # messages name options) hold on every thread
-        context = contextvars.copy_context()
         run = _charging_cpu(_at_low_priority(target) if name in niced else target, name, times)
-        return threading.Thread(target=context.run, args=(run, *args), name=f"birefvid-{name}", daemon=True)
+        return threading.Thread(target=in_caller_context(run), args=args, name=f"birefvid-{name}", daemon=True)
 
     threads = [thread(source_name, produce)]
     for i, stage in enumerate(stages):
