@@ -34,9 +34,7 @@ class ChunkSource(Source):
         return self._info
 
     def __iter__(self) -> Iterator[Frame]:
-        if self._iterated:
-            raise RuntimeError("ChunkSource can be iterated only once")
-        self._iterated = True
+        self._claim_iteration()
         return self._iter()
 
     def _iter(self) -> Iterator[Frame]:

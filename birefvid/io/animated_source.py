@@ -134,11 +134,7 @@ class AnimatedWebPSource(Source):
         return self._info
 
     def __iter__(self) -> Iterator[Frame]:
-        if self._iterated:
-            raise RuntimeError("AnimatedWebPSource can be iterated only once; open a new one to read again")
-        if self.closed:
-            raise ValueError("AnimatedWebPSource is closed")
-        self._iterated = True
+        self._claim_iteration()
         return self._iter()
 
     def _iter(self) -> Iterator[Frame]:

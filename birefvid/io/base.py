@@ -85,6 +85,15 @@ class Source(ClosesOnce):
     def __iter__(self) -> Iterator[Frame]:
         """Decode frames from the start; a source is read once, by one thread."""
 
+    def _claim_iteration(self) -> None:
+        """Call first in ``__iter__``: a source is read once, and never after ``close()``."""
+        name = type(self).__name__
+        if getattr(self, "_iterated", False):
+            raise RuntimeError(f"{name} can be iterated only once; open a new one to read again")
+        if self.closed:
+            raise ValueError(f"{name} is closed")
+        self._iterated = True
+
 
 class Finishes(abc.ABC):
     """An output that is either finished (``close()``: flush, commit) or discarded (``abort()``).

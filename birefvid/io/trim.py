@@ -148,9 +148,7 @@ class TrimmedSource(Source):
         return self._info
 
     def __iter__(self) -> Iterator[Frame]:
-        if self._iterated:
-            raise RuntimeError("TrimmedSource can be iterated only once")
-        self._iterated = True
+        self._claim_iteration()
         return self._iter()
 
     def _iter(self) -> Iterator[Frame]:

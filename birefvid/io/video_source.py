@@ -231,11 +231,7 @@ class VideoFileSource(Source):
         return isinstance(self.path, str) or is_animated_webp(self.path)
 
     def __iter__(self) -> Iterator[Frame]:
-        if self._iterated:
-            raise RuntimeError("VideoFileSource can be iterated only once; open a new one to read again")
-        if self.closed:
-            raise ValueError("VideoFileSource is closed")
-        self._iterated = True
+        self._claim_iteration()
         return self._iter()
 
     def _iter(self) -> Iterator[Frame]:
