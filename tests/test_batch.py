@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 from media import damage_packet, hide_leading_frames, make_resizing_video
-from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
+from test_batch_media import MODEL, SIZE, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
 from birefvid.batch.plan import plan_chunks, probe_video
@@ -43,6 +43,20 @@ def test_plan_splits_at_keyframes_with_the_smoothers_overlap(clips):
     assert [(c.start, c.end) for c in plan_chunks(probe, 7, 0, 0)] == [(0, 12), (12, 24)]  # at least 7 frames each
     assert [(c.start_pts, c.end) for c in plan_chunks(probe, 24, 2, 2)] == [(None, 24)]  # short enough: read whole
 
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_a_chunk_decodes_its_range_on_the_threads_asked_for(clips, threads):
+    """Chunks read like `process`: its frames and pts, and one decoder thread on a small CPU."""
+    from birefvid.batch.chunk_source import ChunkSource
+
+    probe = probe_video(clips["inputs"][0])
+    chunk = plan_chunks(probe, 6, 2, 2)[1]
+    with ChunkSource(clips["inputs"][0], chunk, threads=threads) as source:
+        frames = list(source)
+        decoder = source._container.streams.video[0].codec_context
+        assert decoder.thread_count == (threads or decoder.thread_count)
+    assert [f.index for f in frames] == list(range(4, 14)) and [f.pts for f in frames] == probe.pts[4:14]
+    assert frames[0].image.shape == (SIZE[1], SIZE[0], 3)
 
 def test_local_batch_equals_process_frame_for_frame_with_audio(clips, tmp_path):
     out, log = tmp_path / "out", tmp_path / "progress.jsonl"

@@ -116,6 +116,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     from ..errors import PipelineError
     from ..io import open_sink
     from ..runtime.backgrounds import open_background
+    from ..runtime.priority import codec_threads
     from ..runtime.video_job import run_video_job
     from ..temporal import make_smoother
     from ..io.scale import ScaledSource
@@ -124,13 +125,15 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     out = job.output
     assert chunk.start_pts is not None
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
+    threads = codec_threads(segmenter.device.type)  # as in process: on a small CPU the model has the cores
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(ChunkSource(job.source.input, chunk))
+        source = stack.enter_context(ChunkSource(job.source.input, chunk, threads=threads or 0))
         if job.source.max_size is not None:
             source = stack.enter_context(ScaledSource(source, job.source.max_size))
         info = source.info
         inner = open_sink(path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
-                          pix_fmt=out.pix_fmt, preset=out.preset, audio_from=None, audio=False, overwrite=True)  # fmt: skip
+                          pix_fmt=out.pix_fmt, preset=out.preset, audio_from=None, audio=False, overwrite=True,
+                          threads=threads)  # fmt: skip
         sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts, chunk_shift(path, chunk)))
         background = None
         if out.kind == "composite":

@@ -15,7 +15,8 @@ from .plan import Chunk
 class ChunkSource(Source):
     """Upright RGB frames of one chunk's decode range, with the stream's own pts (as ``VideoFileSource`` gives them)."""
 
-    def __init__(self, path: str | Path, chunk: Chunk) -> None:
+    def __init__(self, path: str | Path, chunk: Chunk, *, threads: int = 0) -> None:
+        """``threads``: decoder and colour-conversion threads (0: the codec's choice), as ``VideoFileSource``'s."""
         super().__init__()
         import av
 
@@ -23,6 +24,7 @@ class ChunkSource(Source):
             raise ValueError("ChunkSource needs a chunk planned with timestamps")
         self.path = Path(path)
         self.chunk = chunk
+        self._threads = threads
         with VideoFileSource(self.path) as whole:  # stream facts exactly as `process` sees them
             self._info = whole.info
             self.rotation = whole.rotation
@@ -45,10 +47,12 @@ class ChunkSource(Source):
         chunk = self.chunk
         width, height = self._info.width, self._info.height  # the stream's first picture, upright
         stored = (height, width) if self.rotation % 180 else (width, height)
-        to_rgb = RgbConverter(name=str(self.path), size=stored, first_index=chunk.start - chunk.before)
+        to_rgb = RgbConverter(self._threads, name=str(self.path), size=stored, first_index=chunk.start - chunk.before)
         stream = main_video_stream(self._container)
         assert stream is not None  # VideoFileSource found it above
         stream.thread_type = "AUTO"
+        if self._threads:
+            stream.codec_context.thread_count = self._threads
         lo, hi = chunk.first_pts, chunk.last_pts
         assert lo is not None and hi is not None
         self._container.seek(lo, stream=stream, backward=True, any_frame=False)
