@@ -142,3 +142,18 @@ def test_cpu_preprocessing_resizes_the_bytes_within_a_grey_level_of_the_float_re
     grey_level = 1.0 / 255.0 / min(IMAGENET_STD)
     assert (got - want).abs().max() <= grey_level + 1e-6
     assert (got - want).abs().mean() <= grey_level / 2
+
+
+def test_a_low_precision_torch_twin_leaves_the_shared_model_fp32(pvt_b0_state, monkeypatch):
+    """live's size calibration times a PyTorch twin; on a GPU that twin runs fp16, and the model
+    the ONNX engine exports from must not be cast under it."""
+    model = BiRefNet("pvt_v2_b0")
+    model.load_state_dict(pvt_b0_state)
+    seg = Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="onnxruntime")
+    monkeypatch.setattr("birefvid.runtime.segmenter.choose_precision", lambda *a: "fp16")  # as on CUDA
+    twin = seg.with_backend("torch")
+    assert twin.backend == "torch" and next(twin.model.parameters()).dtype == torch.float16
+    assert {p.dtype for p in seg.model.parameters()} == {torch.float32}
+    fp32_twin = Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="onnxruntime")
+    monkeypatch.setattr("birefvid.runtime.segmenter.choose_precision", lambda *a: "fp32")
+    assert fp32_twin.with_backend("torch").model is model  # nothing to cast: shared, not copied

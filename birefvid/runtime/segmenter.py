@@ -72,7 +72,14 @@ class Segmenter:
         twin = copy.copy(self)
         twin.backend = choose_backend(backend, self.device)
         twin.precision = choose_precision("auto" if twin.backend != self.backend else self.precision, twin.backend, self.device)
-        twin.engine = open_engine(self.model, twin.backend, twin.precision, self.device)
+        model = self.model
+        casts = twin.precision == "fp16" or (twin.precision == "bf16" and self.device.type != "cpu")  # CPU bf16 is autocast
+        if twin.backend.startswith("torch") and casts:
+            # PyTorch engines cast the module in place (fp16 on a GPU); the one this segmenter
+            # exports from must stay fp32, so the twin gets its own copy
+            model = copy.deepcopy(model)
+        twin.model = model
+        twin.engine = open_engine(model, twin.backend, twin.precision, self.device)
         twin._fp32_engine = None
         return twin
 
