@@ -53,7 +53,7 @@ def model_and_inference(
     ``model``: a registry name (``tiny``, ``general``, ``lite``, ...) or a Hugging Face repo;
     ``weights`` (+ ``backbone``): a local checkpoint instead; ``resolution``: N or "WxH";
     ``device``: auto, cpu, cuda, mps; ``precision``: auto, fp32, fp16, bf16; ``backend``: auto,
-    torch, openvino, onnxruntime.
+    torch, torch-compile, openvino, onnxruntime.
     """
     return (
         ModelSpec(model, None if weights is None else str(weights), backbone),

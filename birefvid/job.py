@@ -113,7 +113,8 @@ class InferenceSpec:
 
 @dataclass(frozen=True)
 class SmoothingSpec:
-    """Temporal mask smoothing: ``lookahead`` (centred median over ±window frames), ``ema`` or ``none``."""
+    """Temporal mask smoothing: ``lookahead`` (centred median over ±window frames aligned along optical
+    flow), ``flow`` (the previous mask carried along optical flow, then blended), ``ema`` or ``none``."""
 
     kind: SmoothKind = "lookahead"
     window: int = 2

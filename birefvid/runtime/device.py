@@ -36,7 +36,9 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """``auto`` -> fp16 on CUDA, fp32 elsewhere (CPU half precision is slower than fp32)."""
+    """The torch dtype of a precision name. ``Segmenter`` passes one already resolved by
+    ``backends.choose_precision`` (which picks bf16 on CPUs with native bf16); a bare ``auto`` here
+    means fp16 on CUDA and fp32 elsewhere."""
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if precision not in DTYPES:
