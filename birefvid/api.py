@@ -184,6 +184,8 @@ def build_live_job(
     overwrite: bool = False,
     record_preset: Optional[str] = None,
     audio: bool = True,
+    camera_size: Optional[str] = None,
+    camera_fps: Optional[float] = None,
     **model_options: Any,
 ) -> LiveJob:
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
@@ -191,6 +193,7 @@ def build_live_job(
     ``model_options`` are ``model_and_inference``'s (model, weights, resolution, device, ...).
     ``record_preset`` is the encoder speed preset of file sinks (default x264/x265 ``veryfast``);
     ``audio=False`` leaves the source's sound out of recordings and streams.
+    ``camera_size`` ("1280x720") and ``camera_fps`` ask a camera for its picture size and rate.
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
@@ -199,7 +202,7 @@ def build_live_job(
         latency_budget_ms = DEFAULT_LATENCY_BUDGET_MS  # a model's native size (1024² for most) is no live size on a CPU
     return LiveJob(
         source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
-                              read_timeout=read_timeout, max_retries=max_retries),
+                              read_timeout=read_timeout, max_retries=max_retries, camera_size=camera_size, camera_fps=camera_fps),
         sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
         effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
                           foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area)),

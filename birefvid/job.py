@@ -293,9 +293,34 @@ DEFAULT_LATENCY_BUDGET_MS = 250.0
 SCENE_CUT_THRESHOLD = 0.15
 
 
+def parse_camera_size(value: Union[str, typing.Sequence[int], None]) -> Optional[tuple[int, int]]:
+    """``"1280x720"`` / ``(1280, 720)`` -> (width, height): a picture size to ask a camera for."""
+    if value is None:
+        return None
+    try:
+        parts = [int(p) for p in value.lower().split("x")] if isinstance(value, str) else [int(p) for p in value]
+        if len(parts) != 2:
+            raise ValueError
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigError(f"{option('camera_size')} {value!r} is not WxH (e.g. 1280x720)") from None
+    if min(parts) < 16 or max(parts) > 16384:
+        raise ConfigError(f"{option('camera_size')} {parts[0]}x{parts[1]} is not a camera picture size (e.g. 1280x720)")
+    return parts[0], parts[1]
+
+
+def is_camera_spec(source: str) -> bool:
+    """True for what ``--source`` reads as a camera: an index (0) or a device path (/dev/video0)."""
+    text = str(source).strip()
+    return text.isdigit() or text.startswith("/dev/")
+
+
 @dataclass(frozen=True)
 class LiveSourceSpec:
-    """A camera index or device, a stream URL, or a file (``realtime`` paces it at its own rate)."""
+    """A camera index or device, a stream URL, or a file (``realtime`` paces it at its own rate).
+
+    ``camera_size`` / ``camera_fps`` ask a camera for a picture size and frame rate (its driver
+    otherwise picks, often 640x480); they apply to cameras only.
+    """
 
     source: str
     realtime: bool = False
@@ -303,10 +328,18 @@ class LiveSourceSpec:
     open_timeout: float = 5.0
     read_timeout: float = 5.0
     max_retries: Optional[int] = None  # None: reconnect forever
+    camera_size: Optional[str] = None  # "WxH"
+    camera_fps: Optional[float] = None
 
     def validate(self) -> None:
         if not str(self.source).strip():
             raise ConfigError(f"{option('source')} is empty; give a camera index (0), a device, a URL or a file")
+        parse_camera_size(self.camera_size)
+        if self.camera_fps is not None and not (isinstance(self.camera_fps, (int, float)) and 0 < self.camera_fps <= 1000):
+            raise ConfigError(f"{option('camera_fps')} must be a frame rate above 0 (e.g. 30), got {self.camera_fps!r}")
+        if (self.camera_size or self.camera_fps) and not is_camera_spec(self.source):
+            given = option("camera_size") if self.camera_size else option("camera_fps")
+            raise ConfigError(f"{given} applies to cameras ({option('source')} 0 or /dev/video0), not to {self.source}")
         for name in ("open_timeout", "read_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{option(name)} must be positive, got {getattr(self, name)}")

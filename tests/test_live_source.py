@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -135,6 +136,66 @@ def test_missing_camera_fails_at_once() -> None:
         open_live_source(f"/dev/video{index}")
     assert time.monotonic() - t0 < 0.5
 
+
+# ---------------------------------------------------------------- asking a camera for a size and rate
+
+
+@pytest.mark.parametrize(
+    "platform, v4l2, spec, fmt, options, backend",
+    [
+        ("linux", True, "/dev/null", "v4l2", {"fflags": "nobuffer", "video_size": "1280x720", "framerate": "25"}, "av"),
+        ("linux", False, "/dev/null", None, {}, "opencv"),  # PyAV's wheels: OpenCV's V4L2, asked through its properties
+        ("darwin", True, "0", "avfoundation", {"framerate": "25", "video_size": "1280x720"}, "av"),  # 25 replaces the default 30
+    ],
+)
+def test_a_camera_is_asked_for_the_size_and_rate_given(monkeypatch, platform, v4l2, spec, fmt, options, backend) -> None:
+    import av
+
+    monkeypatch.setattr(sys, "platform", platform)
+    formats = set(av.formats_available) | {"v4l2"} if v4l2 else set(av.formats_available) - {"v4l2"}
+    monkeypatch.setattr(av, "formats_available", formats)
+    target = parse_source_spec(spec, camera_size=(1280, 720), camera_fps=25.0)
+    assert (target.kind, target.format, target.options, target.backend) == ("camera", fmt, options, backend)
+    assert (target.camera_size, target.camera_fps) == ((1280, 720), 25.0)
+    assert parse_source_spec(spec).options.get("video_size") is None  # nothing asked: the driver's choice
+
+
+def test_camera_settings_are_refused_for_streams_and_files(clip2s: Path) -> None:
+    from birefvid.api import build_live_job
+    from birefvid.errors import cli_naming
+
+    with pytest.raises(ConfigError, match="camera_size and camera_fps apply to cameras, not to rtsp://me:\\*\\*\\*@"):
+        parse_source_spec("rtsp://me:pw@127.0.0.1/cam", camera_fps=30.0)
+    with cli_naming(), pytest.raises(ConfigError, match=f"^--camera-size applies to cameras \\(--source 0 or /dev/video0\\), not to {clip2s}$"):
+        build_live_job(str(clip2s), "out.mp4", camera_size="1280x720")
+    for bad, words in [("1280", "is not WxH"), ("1280x720x3", "is not WxH"), ("8x8", "is not a camera picture size")]:
+        with pytest.raises(ConfigError, match=words):
+            build_live_job("0", "out.mp4", camera_size=bad)
+    with pytest.raises(ConfigError, match="camera_fps must be a frame rate above 0"):
+        build_live_job("0", "out.mp4", camera_fps=-30)
+
+
+def test_a_camera_that_gives_another_mode_is_used_with_a_warning(clip2s: Path, caplog) -> None:
+    """OpenCV's capture takes what a driver allows; here a file capture, which allows no change at all."""
+    import cv2
+
+    from birefvid.frames import StreamInfo
+    from birefvid.io.live_source import LiveTarget, ask_camera, check_camera_mode
+
+    cap = cv2.VideoCapture(str(clip2s))
+    try:
+        ask_camera(cap, (1280, 720), 30.0)
+        ok, bgr = cap.read()
+    finally:
+        cap.release()
+    assert ok and bgr.shape == (120, 160, 3)  # what it delivers, unchanged
+    target = LiveTarget("camera", "camera 0", "/dev/video0", camera_size=(1280, 720), camera_fps=30.0)
+    with caplog.at_level(logging.WARNING, logger="birefvid.io.live_source"):
+        check_camera_mode(target, StreamInfo(width=160, height=120, time_base=Fraction(1, 24), average_rate=Fraction(24)))
+        check_camera_mode(target, StreamInfo(width=1280, height=720, time_base=Fraction(1, 30), average_rate=Fraction(30)))  # as asked: nothing to say
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["camera 0 delivers 160x120, not 1280x720 and 24 fps, not 30: it does not offer what was asked "
+                        "(v4l2-ctl --list-formats-ext lists what it does)"]  # fmt: skip
 
 def test_dshow_device_list_is_parsed() -> None:
     log_text = (

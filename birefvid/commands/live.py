@@ -23,6 +23,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("source")
     src.add_argument("--realtime", action="store_true", help="play a video file at its own frame rate (demos, tests)")
     src.add_argument("--loop", action="store_true", help="restart a video file at its end")
+    src.add_argument("--camera-size", metavar="WxH", help="ask the camera for this picture size, e.g. 1280x720 (default: the driver's, often 640x480)")
+    src.add_argument("--camera-fps", type=float, metavar="FPS", help="ask the camera for this frame rate, e.g. 30")
     src.add_argument("--max-retries", type=int, help="give up after this many failed reconnects in a row (default: retry forever)")
     src.add_argument("--open-timeout", type=float, default=5.0, help="seconds to wait when connecting (default 5)")
     src.add_argument("--read-timeout", type=float, default=5.0, help="seconds without a frame before a stream counts as lost (default 5)")
@@ -57,6 +59,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         blur_sigma=args.blur_sigma, foreground=args.foreground, model=args.model, weights=args.weights,
         backbone=args.backbone, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution,
         keep_aspect=args.keep_aspect, latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
+        camera_size=args.camera_size, camera_fps=args.camera_fps,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset,
         audio=not args.no_audio, **matte_options(args),

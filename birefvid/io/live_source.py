@@ -84,6 +84,8 @@ class LiveTarget:
     format: Optional[str] = None  # PyAV input format (v4l2, avfoundation, dshow)
     options: dict[str, str] = field(default_factory=dict)
     backend: str = "av"  # "av" or "opencv"
+    camera_size: Optional[tuple[int, int]] = None  # what a camera was asked for (width, height)
+    camera_fps: Optional[float] = None
 
 
 def _redact(url: str) -> str:
@@ -125,37 +127,52 @@ def _list_dshow_video_devices() -> list[str]:
     return _dshow_video_devices("".join(entry[2] for entry in logs))
 
 
-def _camera(index: Optional[int], device: Optional[str]) -> LiveTarget:
-    """A camera by index (per platform) or by Linux device path; SourceError when it does not exist."""
+def _camera(index: Optional[int], device: Optional[str], size: Optional[tuple[int, int]] = None, fps: Optional[float] = None) -> LiveTarget:
+    """A camera by index (per platform) or by Linux device path; SourceError when it does not exist.
+
+    ``size`` (width, height) and ``fps`` are asked of the camera: FFmpeg's ``video_size`` and
+    ``framerate`` device options, or OpenCV's capture properties.
+    """
     label = f"camera {index}" if index is not None else f"camera {device}"
+    asked: dict[str, str] = {}
+    if size is not None:
+        asked["video_size"] = f"{size[0]}x{size[1]}"
+    if fps is not None:
+        asked["framerate"] = f"{fps:g}"
+    mode = {"camera_size": size, "camera_fps": fps}
     if device is not None or sys.platform.startswith("linux"):
         path = device or f"/dev/video{index}"
         if not os.path.exists(path):
             raise SourceError(f"{label} not found ({path} does not exist)")
         if "v4l2" in av.formats_available:
-            return LiveTarget("camera", label, path, "v4l2", {"fflags": "nobuffer"})
-        return LiveTarget("camera", label, path, backend="opencv")
+            return LiveTarget("camera", label, path, "v4l2", {"fflags": "nobuffer", **asked}, **mode)
+        return LiveTarget("camera", label, path, backend="opencv", **mode)
     if sys.platform == "darwin":
         # "<video>:<audio>" device indices; 30 fps because the default (29.97) is refused by most Mac cameras
-        return LiveTarget("camera", label, f"{index}:none", "avfoundation", {"framerate": "30"})
+        return LiveTarget("camera", label, f"{index}:none", "avfoundation", {"framerate": "30", **asked}, **mode)
     if sys.platform == "win32":
         names = _list_dshow_video_devices()
         if index is None or index >= len(names):
             listed = ", ".join(f'"{n}"' for n in names) or "none"
             raise SourceError(f"{label} not found (DirectShow lists {len(names)} video device(s): {listed})")
-        return LiveTarget("camera", f'{label} ("{names[index]}")', f"video={names[index]}", "dshow", {})
+        return LiveTarget("camera", f'{label} ("{names[index]}")', f"video={names[index]}", "dshow", asked, **mode)
     raise SourceError(f"{label}: cameras are not supported on {sys.platform}; pass a stream URL or a file")
 
 
-def parse_source_spec(spec: str) -> LiveTarget:
-    """Resolve a ``--source`` value (camera index, device path, stream URL or file) into a LiveTarget."""
+def parse_source_spec(spec: str, *, camera_size: Optional[tuple[int, int]] = None, camera_fps: Optional[float] = None) -> LiveTarget:
+    """Resolve a ``--source`` value (camera index, device path, stream URL or file) into a LiveTarget.
+
+    ``camera_size`` / ``camera_fps``: what to ask a camera for (refused for other sources).
+    """
     text = spec.strip()
     if not text:
         raise SourceError(f"{option('source')} is empty (pass a camera index like 0, a stream URL or a video file)")
     if text.isdigit():
-        return _camera(int(text), None)
+        return _camera(int(text), None, camera_size, camera_fps)
     if text.startswith("/dev/"):
-        return _camera(None, text)
+        return _camera(None, text, camera_size, camera_fps)
+    if camera_size is not None or camera_fps is not None:
+        raise ConfigError(f"{option('camera_size')} and {option('camera_fps')} apply to cameras, not to {_redact(text)}")
     m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if m:
         scheme = m[1].lower()
@@ -393,6 +410,37 @@ class _AvConnection:
         self._container.close()
 
 
+def ask_camera(cap: Any, size: Optional[tuple[int, int]], fps: Optional[float]) -> None:
+    """Ask an OpenCV capture for a picture size and frame rate; the driver may give something else.
+
+    MJPEG is asked for first: USB webcams offer 720p and 1080p at 30 fps only compressed (raw YUYV
+    at 720p fills USB 2 at 5-10 fps). A camera without MJPEG keeps its raw format, since the driver
+    refuses what it lacks. Set before the first read: V4L2 cannot change format while streaming.
+    """
+    import cv2
+
+    if size is None and fps is None:
+        return
+    cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+    if size is not None:
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+    if fps is not None:
+        cap.set(cv2.CAP_PROP_FPS, fps)
+
+
+def check_camera_mode(target: LiveTarget, info: StreamInfo) -> None:
+    """Warn, naming both, when a camera delivers another size or rate than it was asked for."""
+    got = []
+    if target.camera_size is not None and (info.width, info.height) != tuple(target.camera_size):
+        got.append(f"{info.width}x{info.height}, not {target.camera_size[0]}x{target.camera_size[1]}")
+    if target.camera_fps is not None and info.average_rate and abs(float(info.average_rate) - target.camera_fps) > 0.5:
+        got.append(f"{float(info.average_rate):g} fps, not {target.camera_fps:g}")
+    if got:
+        log.warning("%s delivers %s: it does not offer what was asked (v4l2-ctl --list-formats-ext lists what it does)",
+                    target.name, " and ".join(got))  # fmt: skip
+
+
 class _CvCamera:
     """A V4L2 camera through OpenCV (for PyAV builds without the v4l2 input), first frame read."""
 
@@ -404,6 +452,7 @@ class _CvCamera:
         try:
             if not self._cap.isOpened():
                 raise _Lost(f"cannot open {target.url} (busy, or no permission to read it?)")
+            ask_camera(self._cap, target.camera_size, target.camera_fps)
             self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
             ok, bgr = self._cap.read()
             if not ok:
@@ -664,9 +713,10 @@ class LiveCapture(LiveSource):
         t = self.target
         if t.kind == "file":
             return _FileConnection(t.url, self._want_audio)
-        if t.backend == "opencv":
-            return _CvCamera(t)
-        return _AvConnection(t, self._open_timeout, self._read_timeout, self._want_audio)
+        conn: _Connection = _CvCamera(t) if t.backend == "opencv" else _AvConnection(t, self._open_timeout, self._read_timeout, self._want_audio)
+        if t.kind == "camera":
+            check_camera_mode(t, conn.info)
+        return conn
 
     def _hear(self, conn: _Connection) -> None:
         """Route the connection's sound into the audio feed (made from the first connection that has sound)."""
@@ -830,8 +880,13 @@ def open_live_source(
     max_retries: Optional[int] = None,
     backoff_initial: float = 0.5,
     backoff_max: float = 10.0,
+    camera_size: Optional[tuple[int, int]] = None,
+    camera_fps: Optional[float] = None,
 ) -> LiveSource:
     """A not-yet-started LiveSource for ``spec`` (camera index, device path, stream URL or video file).
+
+    ``camera_size`` (width, height) and ``camera_fps`` are asked of a camera; one that delivers
+    something else is used as it is, with a warning.
 
     With ``audio``, a stream's or file's first audio track is decoded into ``source.audio`` (a
     ``LiveAudioFeed``) for recordings. Raises SourceError at once for a camera that does not exist,
@@ -844,7 +899,7 @@ def open_live_source(
         policy = Backoff(initial=backoff_initial, maximum=backoff_max, max_retries=max_retries)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    target = parse_source_spec(spec)
+    target = parse_source_spec(spec, camera_size=camera_size, camera_fps=camera_fps)
     return LiveCapture(
         target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, audio=audio
     )

@@ -26,7 +26,7 @@ import torch
 from ..compose.compositor import Compositor
 from ..errors import BirefvidError, PipelineError, SourceError, in_caller_context
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource
-from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound
+from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
 from ..temporal import Smoother, make_smoother
 from ..temporal.carry import MaskCarrier
 from .live_stats import LiveStats
@@ -389,6 +389,7 @@ def run_live_job(
         source = stack.enter_context(open_live_source(
             spec.source, audio=sound, realtime=spec.realtime, loop=spec.loop,
             open_timeout=spec.open_timeout, read_timeout=spec.read_timeout, max_retries=spec.max_retries,
+            camera_size=parse_camera_size(spec.camera_size), camera_fps=spec.camera_fps,
         ))  # fmt: skip
         info = source.start()
         fps = float(info.average_rate) if info.average_rate else 30.0
