@@ -186,6 +186,7 @@ def build_live_job(
     audio: bool = True,
     camera_size: Optional[str] = None,
     camera_fps: Optional[float] = None,
+    record_segment: Optional[float] = None,
     **model_options: Any,
 ) -> LiveJob:
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
@@ -194,6 +195,7 @@ def build_live_job(
     ``record_preset`` is the encoder speed preset of file sinks (default x264/x265 ``veryfast``);
     ``audio=False`` leaves the source's sound out of recordings and streams.
     ``camera_size`` ("1280x720") and ``camera_fps`` ask a camera for its picture size and rate.
+    ``record_segment`` (seconds) splits recordings into files that long, each kept as soon as it is complete.
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
@@ -210,7 +212,7 @@ def build_live_job(
         inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]
         latency_budget_ms=latency_budget_ms, duration=duration, carry=carry, stats_every=stats_every, overwrite=overwrite,
-        record_preset=record_preset, audio=audio,
+        record_preset=record_preset, record_segment=record_segment, audio=audio,
     ).validate()  # fmt: skip
 
 

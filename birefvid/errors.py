@@ -59,7 +59,7 @@ class PipelineError(BirefvidError, RuntimeError):
 # ``option(...)``; the CLI switches the style for the duration of a command.
 _CLI_STYLE: contextvars.ContextVar[bool] = contextvars.ContextVar("birefvid_cli_style", default=False)
 # API parameter -> CLI flag, where the two names differ beyond "_" vs "-"
-_CLI_FLAGS = {"kind": "--output", "report_path": "--report", "latency_budget_ms": "--latency-budget", "record_preset": "--preset"}
+_CLI_FLAGS = {"kind": "--output", "report_path": "--report", "latency_budget_ms": "--latency-budget", "record_preset": "--preset", "record_segment": "--segment"}
 # (API parameter, value) -> CLI flag, for booleans the CLI spells as a negative switch
 _CLI_SWITCHES = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio", ("subtitles", False): "--no-subtitles"}
 

@@ -386,6 +386,7 @@ class LiveJob(JobDescription):
     stats_every: float = 5.0
     overwrite: bool = False
     record_preset: Optional[str] = None  # encoder speed preset of the recordings (x264 ultrafast..., NVENC p1-p7)
+    record_segment: Optional[float] = None  # seconds: recordings as a series of files this long, each committed when done
     audio: bool = True  # recordings and streams carry the source's sound (a stream's or file's first audio track)
 
     def __post_init__(self) -> None:
@@ -411,6 +412,11 @@ class LiveJob(JobDescription):
             raise ConfigError(f"{option('stats_every')} must be positive, got {self.stats_every}")
         if self.record_preset is not None and not any(is_recording(s) for s in self.sinks):
             raise ConfigError(f"{option('record_preset')} sets the encoder of a recording; give a file {option('sink')} too")
+        if self.record_segment is not None:
+            if isinstance(self.record_segment, bool) or not isinstance(self.record_segment, (int, float)) or not self.record_segment >= 1:
+                raise ConfigError(f"{option('record_segment')} is the length of each recording file in seconds, at least 1; got {self.record_segment!r}")
+            if not any(is_recording(s) for s in self.sinks):
+                raise ConfigError(f"{option('record_segment')} splits a recording into files; give a file {option('sink')} too")
         return self
 
 

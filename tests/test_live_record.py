@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import av
 import numpy as np
@@ -161,3 +162,97 @@ def test_bad_preset_fails_at_open_and_leaves_no_file(tmp_path, name, preset, mat
     with pytest.raises(SinkError, match=match):
         RecordingSink(tmp_path / name, width=W, height=H, fps=FPS, kind="rgb", preset=preset)
     assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- recordings in parts (--segment)
+
+
+def _feed_with_a_beep(seconds: float, beep_at: float):
+    """A LiveAudioFeed and its pushes: quiet 440 Hz, loud for 0.2 s from ``beep_at``, in 0.1 s frames."""
+    from birefvid.io.live_audio import LiveAudioFeed
+
+    feed = LiveAudioFeed(48000, "mono")
+    feed.set_offset(0, 0.0)  # as the live runner does at the first picture it shows
+    pushes = []
+    for i in range(round(seconds * 10)):
+        t = np.arange(4800) / 48000 + i * 0.1
+        level = 0.8 if beep_at <= i * 0.1 < beep_at + 0.2 else 0.02
+        frame = av.AudioFrame.from_ndarray((level * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        pushes.append((i * 0.1, frame))
+    return feed, pushes
+
+
+def _loudest_second(path) -> float:
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    samples = np.concatenate([f.to_ndarray()[0] for f in frames])
+    start = float(frames[0].pts * frames[0].time_base)
+    window = 480  # 10 ms
+    energy = np.abs(samples[: len(samples) // window * window]).reshape(-1, window).mean(axis=1)
+    return start + float(np.argmax(energy > 0.3)) * window / 48000
+
+
+def test_a_recording_in_parts_keeps_every_picture_and_its_sound_in_step(tmp_path):
+    """5 s at 25 fps in parts of 2 s: three files from 0, 50 + 50 + 25 pictures, and a flash and a beep
+    at 3.0 s in the live clock both at 1.0 s in the second file."""
+    fps, flash = 25, 75
+    feed, pushes = _feed_with_a_beep(5.0, beep_at=3.0)
+    sink = RecordingSink(tmp_path / "cam.mp4", width=W, height=H, fps=fps, kind="rgb", audio=feed, segment_seconds=2.0)
+    for i in range(5 * fps):
+        t = i / fps
+        while pushes and pushes[0][0] <= t + 0.05:  # the capture runs a little ahead of the display
+            feed.push(*pushes.pop(0))
+        sink.send(np.full((H, W, 3), 250 if i == flash else 30, np.uint8), t)
+    sink.close()
+    parts = sorted(tmp_path.iterdir())
+    assert parts == sink.segments and len(parts) == 3
+    assert all(re.fullmatch(r"cam-\d{8}-\d{6}(_\d{3})?\.mp4", p.name) for p in parts), parts  # _001...: written faster than real time
+    counts = [len(_pts_seconds(p)) for p in parts]
+    assert counts == [50, 50, 25] and all(_pts_seconds(p)[0] == 0.0 for p in parts)
+    second = list(decode_video_frames(parts[1]))
+    bright = [i for i, f in enumerate(second) if f.to_ndarray(format="rgb24").mean() > 128]
+    assert bright == [flash - 50]  # picture 25 of the second file: 1.0 s
+    assert abs(_loudest_second(parts[1]) - 1.0) < 0.05  # the beep with it (AAC's priming shifts it a frame at most)
+    with av.open(str(parts[0])) as first:
+        assert max(np.abs(f.to_ndarray()).max() for f in first.decode(audio=0)) < 0.3  # the beep is not in the first part
+
+
+def test_an_aborted_recording_in_parts_keeps_the_finished_parts(tmp_path):
+    sink = RecordingSink(tmp_path / "cam.mkv", width=W, height=H, fps=FPS, kind="rgb", segment_seconds=1.0)
+    for i in range(FPS * 2 + 5):  # two whole parts and the start of a third
+        sink.send(_rgb(i), i / FPS)
+    sink.abort()
+    kept = sorted(tmp_path.iterdir())
+    assert len(kept) == 2 and [len(_pts_seconds(p)) for p in kept] == [FPS, FPS]  # no temporary file, no partial part
+    assert sink.segments == kept
+
+
+def test_parts_never_replace_files_from_an_earlier_run(tmp_path, monkeypatch):
+    import birefvid.io.record_sink as record_sink
+
+    monkeypatch.setattr(record_sink.time, "time", lambda: 1_800_000_000.0)  # every part starts in the same second
+    names = []
+    for _run in range(2):
+        sink = RecordingSink(tmp_path / "cam.mp4", width=W, height=H, fps=FPS, kind="rgb", segment_seconds=1.0)
+        for i in range(FPS + 2):
+            sink.send(_rgb(i), i / FPS)
+        sink.close()
+        names += [p.name for p in sink.segments]
+    stamp = record_sink.time.strftime("%Y%m%d-%H%M%S", record_sink.time.localtime(1_800_000_000.0))
+    assert names == [f"cam-{stamp}.mp4", f"cam-{stamp}_001.mp4", f"cam-{stamp}_002.mp4", f"cam-{stamp}_003.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # sorted by name is in time order
+
+
+def test_segment_needs_a_recording_and_a_sensible_length(tmp_path, capsys):
+    from birefvid.cli import main
+
+    clip = tmp_path / "x.mp4"
+    clip.write_bytes(b"")
+    for argv, words in [
+        (["--sink", "http://127.0.0.1:0", "--segment", "60"], "--segment splits a recording into files; give a file --sink too"),
+        (["--sink", str(tmp_path / "r.mp4"), "--segment", "0.5"], "--segment is the length of each recording file in seconds, at least 1; got 0.5"),
+    ]:
+        assert main(["live", "--source", str(clip), "--model", "tiny", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err

@@ -296,3 +296,17 @@ def test_live_hint_needs_dropped_frames_and_a_recording_at_the_default_preset():
     assert live_hint(report(4)) is None  # under 5 %: a hiccup
     assert live_hint(report(30, sinks=("window", "http://127.0.0.1:8080"))) is None
     assert live_hint(report(30, preset="ultrafast")) is None
+
+
+def test_a_recording_in_parts_holds_every_frame_shown(tmp_path):
+    """``record_segment``: a run of 3 s in parts of 1 s; the report names the parts, which hold every frame shown."""
+    clip = write_scene(tmp_path / "cam.mkv", 3 * FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="mask", realtime=True, record_segment=1.0)
+    report = run_live(job, segmenter=red_key_segmenter())
+    parts = report["recorded"][str(tmp_path / "rec.mkv")]
+    assert len(parts) >= 3 and sorted(parts) == parts and not (tmp_path / "rec.mkv").exists()
+    counts = []
+    for part in parts:
+        with av.open(part) as c:
+            counts.append(sum(1 for _ in c.decode(video=0)))
+    assert sum(counts) == report["frames_shown"] and max(counts) <= FPS + 1

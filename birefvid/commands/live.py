@@ -44,6 +44,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--overwrite", action="store_true", help="replace an existing recording")
     run_group.add_argument("--preset", help="encoder speed preset of a recording (x264/x265 default veryfast; superfast or ultrafast "
                            "cost less CPU, for 2-4x larger files), NVENC p1-p7")
+    run_group.add_argument("--segment", type=float, metavar="SECONDS",
+                           help="record in files of SECONDS each (NAME-YYYYmmdd-HHMMSS.EXT), each kept as soon as it is complete; for runs of hours or days")
     run_group.add_argument("--no-audio", action="store_true", help="leave the source's sound out of recordings and RTSP/MPEG-TS streams (kept by default)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no stats lines")
     add_model_options(parser)
@@ -61,7 +63,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         keep_aspect=args.keep_aspect, latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
         camera_size=args.camera_size, camera_fps=args.camera_fps,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
-        duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset,
+        duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset, record_segment=args.segment,
         audio=not args.no_audio, **matte_options(args),
     )  # fmt: skip
 

@@ -59,12 +59,13 @@ def _check_kind(cls: type[LiveSink], spec: str, kind: str) -> None:
 
 def open_live_sink(
     spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
-    audio: Optional[LiveAudioFeed] = None,
+    audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None,
 ) -> LiveSink:
     """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``.
 
-    ``preset`` is the encoder speed preset of a recording (a file sink); ``audio`` is the source's
-    sound, which recordings and the RTSP and MPEG-TS streams carry.
+    ``preset`` is the encoder speed preset of a recording (a file sink), ``segment_seconds`` the
+    length of its parts (None: one file); ``audio`` is the source's sound, which recordings and the
+    RTSP and MPEG-TS streams carry.
     """
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
@@ -106,7 +107,7 @@ def open_live_sink(
 
     _check_kind(RecordingSink, spec, kind)
     return RecordingSink(os.path.expanduser(spec), width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset,
-                         audio=audio)  # fmt: skip
+                         audio=audio, segment_seconds=segment_seconds)  # fmt: skip
 
 
 def _identity(spec: str) -> Optional[tuple[str, ...]]:
@@ -125,7 +126,7 @@ def _identity(spec: str) -> Optional[tuple[str, ...]]:
 
 def open_live_sinks(
     specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
-    audio: Optional[LiveAudioFeed] = None,
+    audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None,
 ) -> list[LiveSink]:
     """Open every --sink in order, or none: on the first failure the opened ones are aborted and the error raised."""
     seen: dict[tuple[str, ...], str] = {}
@@ -139,7 +140,8 @@ def open_live_sinks(
     opened: list[LiveSink] = []
     try:
         for spec in specs:
-            opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset, audio=audio))
+            opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset, audio=audio,
+                                         segment_seconds=segment_seconds))  # fmt: skip
     except BaseException:
         for sink in reversed(opened):
             try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Union
@@ -53,14 +55,21 @@ def live_encoder(path: Path, kind: str, width: int, height: int, preset: Optiona
 
 class RecordingSink(LiveSink):
     """Writes every picture to ``path`` (temporary file renamed on close, removed on abort), with the
-    source's sound when an ``audio`` feed is given."""
+    source's sound when an ``audio`` feed is given.
+
+    With ``segment_seconds`` the recording is a series of files of about that length, each named
+    ``<stem>-<YYYYmmdd-HHMMSS><ext>`` after the local time it starts and committed as soon as it is
+    complete, so a run of days keeps all but its last minutes if the machine dies, and every file
+    plays on its own from 0 (a fresh encoder, so it starts on a keyframe). A finished part is
+    closed on a helper thread, so the encoder's flush does not hold up the pictures.
+    """
 
     accepts = frozenset(OUTPUT_KIND)
     holds_last = False
 
     def __init__(
         self, path: Union[str, Path], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False,
-        preset: Optional[str] = None, audio: Optional[LiveAudioFeed] = None,
+        preset: Optional[str] = None, audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -69,20 +78,45 @@ class RecordingSink(LiveSink):
             raise SinkError(f"cannot record {kind!r} pictures; expected one of {', '.join(OUTPUT_KIND)}")
         if not fps > 0:
             raise SinkError(f"cannot record {path} at {fps} fps; the rate must be positive")
+        if segment_seconds is not None and not segment_seconds > 0:
+            raise SinkError(f"cannot split {path} into parts of {segment_seconds} s; the length must be positive")
         self.kind = kind
-        spec = live_encoder(self.path, kind, width, height, preset)
-        check_target(self.path, overwrite=overwrite, is_dir=False)
-        info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001))
-        self._file: Sink
-        if spec.muxer in ANIMATED_MUXERS:  # a GIF / WebP / APNG of the session: pictures only
-            if audio is not None:
-                log.info("%s holds no sound; the recording is pictures only", self.path)
-            self._file = AnimatedImageSink(self.path, spec, info)
+        self._spec = live_encoder(self.path, kind, width, height, preset)
+        self._info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001))
+        self._audio = audio
+        self._segment_seconds = segment_seconds
+        self.segments: list[Path] = []  # the parts, in order (the last one unfinished until close)
+        self._part_start = 0.0  # the live time at the current file's 0
+        self._closing: Optional[threading.Thread] = None
+        self._closing_error: Optional[BaseException] = None
+        if segment_seconds is None:
+            check_target(self.path, overwrite=overwrite, is_dir=False)
+            self._file: Optional[Sink] = self._open_file(self.path)
         else:
-            self._file = VideoFileSink(self.path, spec, info, live_audio=audio)
+            check_target(self._part_path(time.time()), overwrite=False, is_dir=False)  # the folder, now
+            self._file = None  # the first part opens at the first picture, named after its time
         self._last_pts: Optional[int] = None
         self.frames_written = 0
-        log.info("recording %dx%d %s to %s with %s", width, height, kind, self.path, spec.codec)
+        parts = f" in parts of {segment_seconds:g} s" if segment_seconds is not None else ""
+        log.info("recording %dx%d %s to %s%s with %s", width, height, kind, self.path, parts, self._spec.codec)
+
+    def _open_file(self, path: Path) -> Sink:
+        if self._spec.muxer in ANIMATED_MUXERS:  # a GIF / WebP / APNG of the session: pictures only
+            if self._audio is not None:
+                log.info("%s holds no sound; the recording is pictures only", path)
+            return AnimatedImageSink(path, self._spec, self._info)
+        return VideoFileSink(path, self._spec, self._info, live_audio=self._audio, live_audio_start=self._part_start)
+
+    def _part_path(self, wall: float) -> Path:
+        """The next part's name: the recording's, stamped with local time ``wall``; never an existing file."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(wall))
+        stem, ext = self.path.stem, self.path.suffix
+        candidate = self.path.with_name(f"{stem}-{stamp}{ext}")
+        k = 1
+        while candidate.exists() or candidate in self.segments:  # a restart, or a file read faster than real time
+            candidate = self.path.with_name(f"{stem}-{stamp}_{k:03d}{ext}")  # "_" sorts after ".": names stay in time order
+            k += 1
+        return candidate
 
     @property
     def name(self) -> str:
@@ -92,15 +126,56 @@ class RecordingSink(LiveSink):
         got = picture_kind(picture)
         if got != self.kind:
             raise ValueError(f"{self.path} records {self.kind} pictures, got {got}")
-        pts = round(t / TIME_BASE)
+        if self._segment_seconds is not None and (self._file is None or t - self._part_start >= self._segment_seconds):
+            self._next_part(t)
+        assert self._file is not None
+        pts = round((t - self._part_start) / TIME_BASE)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # two pictures within one millisecond still get distinct times
         self._file.write(picture[None], [pts])
         self._last_pts = pts
         self.frames_written += 1
 
+    def _next_part(self, t: float) -> None:
+        """Hand the current part to a closing thread and open the next one, starting at live time ``t``."""
+        self._wait_for_closing()
+        finished, self._file = self._file, None
+        if finished is not None:
+            self._closing = threading.Thread(target=self._commit, args=(finished,), name="birefvid-recording-close", daemon=True)
+            self._closing.start()
+        self._part_start, self._last_pts = t, None
+        path = self._part_path(time.time())
+        self._file = self._open_file(path)
+        self.segments.append(path)
+
+    def _commit(self, part: Sink) -> None:
+        try:
+            part.close()
+            log.info("recorded %s", getattr(part, "path", "a part"))
+        except BaseException as exc:  # noqa: BLE001 - raised on the sink's thread at the next picture or close
+            self._closing_error = exc
+
+    def _wait_for_closing(self) -> None:
+        if self._closing is not None:
+            self._closing.join()
+            self._closing = None
+        if self._closing_error is not None:
+            error, self._closing_error = self._closing_error, None
+            raise error
+
     def _close(self) -> None:
-        self._file.close()
+        try:
+            self._wait_for_closing()
+        finally:
+            if self._file is not None:
+                self._file.close()
 
     def _abort(self) -> None:
-        self._file.abort()
+        try:
+            if self._closing is not None:
+                self._closing.join()  # a finished part is complete: it stays
+        finally:
+            if self._file is not None:
+                self._file.abort()
+                if self._segment_seconds is not None:
+                    self.segments.pop()  # the unfinished part is gone

@@ -53,16 +53,18 @@ class VideoFileSink(Sink):
     """One video stream (plus optional audio, subtitles and chapters) written to a temporary file and renamed on ``close()``.
 
     ``audio_from`` / ``subtitles_from`` / ``chapters_from``: the source whose audio tracks, subtitle
-    tracks and chapters the output carries (None: none); ``live_audio``: a live source's sound;
+    tracks and chapters the output carries (None: none); ``live_audio``: a live source's sound
+    (``live_audio_start``: its time at this output's 0, for a recording split into parts);
     ``window``: the part of the source's timeline the output holds (a time range, ``io.trim``).
     """
 
     def __init__(
         self, path: Path, spec: EncoderSpec, info: StreamInfo, *, audio_from: Optional[str] = None, threads: Optional[int] = None,
         subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None, live_audio: Optional[LiveAudioFeed] = None,
-        window: Optional[TimeWindow] = None,
+        window: Optional[TimeWindow] = None, live_audio_start: float = 0.0,
     ) -> None:
         super().__init__()
+        self._live_audio_start = live_audio_start  # the live sound's time at this output's 0 (a recording's later part)
         self.threads = threads  # x264's thread count (see ONE_THREAD_CODECS); None: FFmpeg's choice
         self.path = Path(path)
         self.spec = spec
@@ -136,7 +138,9 @@ class VideoFileSink(Sink):
         if audio_from is not None:
             self._companions.append(AudioTracks(audio_from, self._out, spec.muxer, self._window))
         if live_audio is not None:
-            self._companions.append(LiveAudioTrack(live_audio, self._out, spec.muxer, str(self.path)))
+            track = LiveAudioTrack(live_audio, self._out, spec.muxer, str(self.path))
+            track.offset = -self._live_audio_start
+            self._companions.append(track)
         if subtitles_from is not None:
             self._companions.append(SubtitleTracks(subtitles_from, self._out, self.path, self._window))
         if chapters_from is not None and (chapters := source_chapters(chapters_from, self._window)):
@@ -211,8 +215,8 @@ class VideoFileSink(Sink):
             frame.time_base = tb
             try:
                 packets = self._video.encode(frame)
-                for companion in self._companions:
-                    companion.write_until(float(frame.pts * tb))
+                for companion in self._companions:  # on the source's clock: a later part of a live recording starts later
+                    companion.write_until(float(frame.pts * tb) + self._live_audio_start)
                 self._out.mux(packets)
             except av.FFmpegError as e:
                 raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e

@@ -394,7 +394,8 @@ def run_live_job(
         info = source.start()
         fps = float(info.average_rate) if info.average_rate else 30.0
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
-                                overwrite=job.overwrite, preset=job.record_preset, audio=source.audio)  # fmt: skip
+                                overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
+                                segment_seconds=job.record_segment)  # fmt: skip
         failed = True
         try:
             background = None
@@ -444,6 +445,7 @@ def run_live_job(
         "source_rate": round(fps, 3),
         "frames_shown": runner.frames_shown,
         "ended_by": runner.ended_by,
+        "recorded": {sink.name: [str(p) for p in sink.segments] for sink in sinks if getattr(sink, "segments", None)},
         "stats": runner.final,
         "job": job.to_dict(),
         "resolved": {**resolved_settings(seg), "model_threads": threads},
