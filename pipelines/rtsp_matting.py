@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
     parser.add_argument("--realtime", action="store_true", help="play a video file --source at its own frame rate")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing recording")
+    parser.add_argument("--segment", type=float, metavar="SECONDS", help="record in files of SECONDS each, kept as each completes (e.g. 3600)")
     args = parser.parse_args(argv)
 
     def work() -> int:
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             args.source, args.sink or ["http://127.0.0.1:8080"], effect=args.effect, background=args.background,
             key_color=args.key_color, model=args.model, device=args.device, resolution=args.resolution,
             latency_budget_ms=args.latency_budget, realtime=args.realtime, max_retries=args.max_retries,
-            duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite,
+            duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_segment=args.segment,
         )  # fmt: skip
         report = run_live(job, stats_json=args.stats_json, printer=lambda line: print(line, file=sys.stderr, flush=True))
         print(live_summary(report))
