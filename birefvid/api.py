@@ -75,6 +75,7 @@ def build_file_job(
     feather: float = 0.0,
     invert: bool = False,
     min_area: float = 0.0,
+    upsample: str = "bilinear",
     smooth: SmoothKind = "lookahead",
     smooth_window: int = 2,
     codec: Optional[str] = None,
@@ -102,7 +103,8 @@ def build_file_job(
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte (see
     ``MatteSpec``): parts under ``min_area`` percent of the picture dropped, hard edge at alpha >=
     threshold, edge moved out by ``grow`` pixels (negative: in), softened over ``feather``, subject
-    and background swapped.
+    and background swapped; ``upsample="guided"`` fits the matte's edge to the picture's when it
+    is brought from the inference size to the frame's.
     """
     model_spec, inference = model_and_inference(**model_options)
     return FileJob(
@@ -111,7 +113,7 @@ def build_file_job(
             str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,
             preset=preset, audio=audio, subtitles=subtitles, overwrite=overwrite,
-            matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area),
+            matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area, upsample=upsample),
         ),
         model=model_spec,
         inference=inference,
@@ -171,6 +173,7 @@ def build_live_job(
     feather: float = 0.0,
     invert: bool = False,
     min_area: float = 0.0,
+    upsample: str = "bilinear",
     latency_budget_ms: Optional[float] = None,
     smooth: str = "flow",
     carry: bool = True,
@@ -196,7 +199,7 @@ def build_live_job(
     ``audio=False`` leaves the source's sound out of recordings and streams.
     ``camera_size`` ("1280x720") and ``camera_fps`` ask a camera for its picture size and rate.
     ``record_segment`` (seconds) splits recordings into files that long, each kept as soon as it is complete.
-    ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte as in ``build_file_job``.
+    ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` / ``upsample`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
     model_spec, inference = model_and_inference(**model_options)
@@ -207,7 +210,8 @@ def build_live_job(
                               read_timeout=read_timeout, max_retries=max_retries, camera_size=camera_size, camera_fps=camera_fps),
         sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
         effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
-                          foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area)),
+                          foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area,
+                                                                          upsample=upsample)),
         model=model_spec,
         inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]

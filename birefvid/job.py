@@ -178,13 +178,18 @@ class MatteSpec:
     makes it hard (alpha >= t becomes 1, below it 0), ``grow`` moves its edge out by that many
     pixels (negative: in, cutting off a rim of background), ``feather`` softens the edge over about
     that many pixels (a Gaussian of sigma feather / 2), ``invert`` swaps subject and background (keep
-    the background, cut the subject out). The defaults leave the model's matte as it is."""
+    the background, cut the subject out). The defaults leave the model's matte as it is.
+
+    Before all that, ``upsample`` says how the matte is brought from the inference size to the
+    output's: ``bilinear``, or ``guided`` (its soft edge fitted to the picture's edges, see
+    ``compose.guided``)."""
 
     threshold: Optional[float] = None
     grow: int = 0
     feather: float = 0.0
     invert: bool = False
     min_area: float = 0.0  # percent of the picture
+    upsample: str = "bilinear"
 
     def validate(self) -> None:
         t = self.threshold
@@ -201,6 +206,7 @@ class MatteSpec:
             raise ConfigError(f"{option('min_area')} must be a percentage of the picture from 0 to under 100 (e.g. 1), got {a!r}")
         if not isinstance(self.invert, bool):
             raise ConfigError(f"{option('invert')} must be True or False, got {self.invert!r}")
+        _one_of("upsample", self.upsample, UPSAMPLE_KINDS)
 
     @property
     def active(self) -> bool:
@@ -209,6 +215,7 @@ class MatteSpec:
 
 
 MAX_MATTE_PX = 200  # grow/shrink/feather beyond this is a mistake, and would cost seconds a frame
+UPSAMPLE_KINDS = ("bilinear", "guided")
 
 
 @dataclass(frozen=True)

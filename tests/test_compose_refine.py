@@ -149,7 +149,8 @@ def test_process_writes_a_hard_shrunk_alpha(tmp_path, seg):
     plain, shaped = tmp_path / "plain", tmp_path / "shaped"
     process_video(src.path, plain, kind="alpha", segmenter=seg, smooth="none")
     report = process_video(src.path, shaped, kind="alpha", segmenter=seg, smooth="none", threshold=0.5, grow=-2)
-    assert report["job"]["output"]["matte"] == {"threshold": 0.5, "grow": -2, "feather": 0.0, "invert": False, "min_area": 0.0}
+    assert report["job"]["output"]["matte"] == {"threshold": 0.5, "grow": -2, "feather": 0.0, "invert": False, "min_area": 0.0,
+                                                 "upsample": "bilinear"}
     _, soft, _ = read_alpha(plain)
     _, hard, _ = read_alpha(shaped)
     assert len(np.unique(soft)) > 2 and set(np.unique(hard)) == {0, 255}

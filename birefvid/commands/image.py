@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 unreadable.append(source)  # one damaged photo does not stop the other hundred
                 continue
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-            alphas = segmenter.predict(batch)
+            alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
             background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device) if backgrounds else None
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte)  # fmt: skip

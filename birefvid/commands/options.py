@@ -42,6 +42,9 @@ def add_matte_options(parser: argparse.ArgumentParser) -> None:
     sizes.add_argument("--shrink", type=int, default=0, metavar="PX", help="move the subject's edge in by PX pixels: cuts off a rim (halo) of the old background")
     group.add_argument("--feather", type=float, default=0.0, metavar="PX", help="soften the edge over about PX pixels")
     group.add_argument("--invert", action="store_true", help="swap subject and background: keep the background, cut the subject out")
+    group.add_argument("--upsample", choices=("bilinear", "guided"), default="bilinear",
+                       help="how the model's matte is brought to the frame's size: bilinear (default) or guided, "
+                            "its edge fitted to the picture's (sharper edges on frames larger than the inference size)")  # fmt: skip
 
 
 def matte_options(args: argparse.Namespace) -> dict[str, object]:
@@ -53,7 +56,7 @@ def matte_options(args: argparse.Namespace) -> dict[str, object]:
             raise ConfigError(f"--{name} takes a number of pixels >= 0, got {getattr(args, name)}; "
                               f"use --{'shrink' if name == 'grow' else 'grow'} for the other way")  # fmt: skip
     return {"threshold": args.threshold, "grow": args.grow - args.shrink, "feather": args.feather, "invert": args.invert,
-            "min_area": args.min_area}
+            "min_area": args.min_area, "upsample": args.upsample}
 
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:

@@ -14,6 +14,7 @@ from ..colors import parse_color
 from .band import composite_band, rgba_band
 from .blur_band import blur_background_band
 from .foreground import estimate_foreground, foreground_difference
+from .guided import guided_upsample
 from .refine import refine_mattes
 from .resample import resize
 from .ops import blur_background, composite, greenscreen, to_mask, to_rgba
@@ -57,7 +58,10 @@ class Compositor:
 
     def __call__(self, images: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
         """Output pixels for uint8 frames (N, 3, H, W) and mattes (N, 1, h, w) at any size (resized to H x W)."""
-        matte, alphas = alphas, fit_alphas(alphas, images.shape[-2:])
+        if self.matte.upsample == "guided":
+            matte, alphas = alphas, guided_upsample(images, alphas)
+        else:
+            matte, alphas = alphas, fit_alphas(alphas, images.shape[-2:])
         if self.matte.active:  # the shaped matte is the matte from here on, the foreground estimate's too
             alphas = matte = refine_mattes(alphas, self.matte)
         if self.kind == "mask":
