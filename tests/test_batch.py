@@ -197,6 +197,16 @@ def test_python_api_runs_the_same_batch(clips, tmp_path):
     assert max_diff(grey(tmp_path / "o" / "long.mkv"), grey(clips["refs"]["long"])) == 0
 
 
+def test_python_api_refuses_a_missing_background_before_any_work(clips, tmp_path):
+    from test_batch_media import API_MODEL
+
+    from birefvid.batch.runner import batch_videos
+    from birefvid.errors import SourceError
+
+    with pytest.raises(SourceError, match="background not found: .*beach.jpg"):
+        batch_videos([clips["inputs"][1]], tmp_path / "o", kind="composite", background=str(tmp_path / "beach.jpg"), **API_MODEL)
+    assert not (tmp_path / "o").exists()
+
 def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
     out, marker = tmp_path / "out", tmp_path / "crashed"
     long, a = clips["inputs"][0], clips["inputs"][1]

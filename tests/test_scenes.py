@@ -119,7 +119,7 @@ def test_scene_dataset_flip_mirrors():
     flipped = SceneDataset(16, 64, seed=4, flip=True)
     mirrored = 0
     for i in range(16):
-        (xa, ma), (xb, mb) = plain[i], flipped[i]
+        (_, ma), (_, mb) = plain[i], flipped[i]
         if not torch.equal(ma, mb):
             assert torch.equal(ma.flip(-1), mb)
             mirrored += 1

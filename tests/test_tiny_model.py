@@ -7,7 +7,6 @@ against a floor well below them, so it fails on a regression but not on noise.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from birefvid.data import make_clip

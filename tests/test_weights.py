@@ -12,7 +12,6 @@ import torch
 from safetensors.torch import save_file
 
 from birefvid.errors import OfflineError, WeightsError, WeightsNotFoundError
-from birefvid.models import BiRefNet
 from birefvid.models.registry import get_model_card, list_models
 from birefvid.models.weights import build_model, detect_backbone, load_pretrained, read_checkpoint
 

@@ -289,6 +289,15 @@ def executor_for(job: FileJob, ray: Optional[str], *, workers: Optional[int] = N
     return make
 
 
+def check_background(background: str | None) -> None:
+    """A --background that is neither a colour nor a file fails here, not on every worker after its model loads."""
+    from ..colors import is_color
+    from ..errors import SourceError
+
+    if background is not None and not is_color(background) and not Path(background).is_file():
+        raise SourceError(f"background not found: {background} (expected a colour such as '#00ff00', 'green' or '0,255,0', or an image or video file)")
+
+
 def batch_videos(
     inputs: Sequence[str | Path],
     output_dir: str | Path,
@@ -312,6 +321,7 @@ def batch_videos(
     out_dir = Path(output_dir)
     suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
     jobs = [build_file_job(p, output_for(p, out_dir, suffix), **options) for p in expand_inputs([str(i) for i in inputs])]
+    check_background(options.get("background"))  # as the command does: before any worker loads a model
     out_dir.mkdir(parents=True, exist_ok=True)
     watch = progress or BatchProgress(quiet=True)
     try:

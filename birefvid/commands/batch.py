@@ -49,18 +49,9 @@ def check_ray_address(address: str) -> None:
                       "to run locally on Ray write --ray local")  # fmt: skip
 
 
-def check_background(background: str | None) -> None:
-    """A --background that is neither a colour nor a file fails here, not on every worker after its model loads."""
-    from ..colors import is_color
-    from ..errors import SourceError
-
-    if background is not None and not is_color(background) and not Path(background).is_file():
-        raise SourceError(f"background not found: {background} (expected a colour such as '#00ff00', 'green' or '0,255,0', or an image or video file)")
-
-
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, executor_for, expand_inputs, output_for, run_batch
+    from ..batch.runner import DEFAULT_EXT, check_background, executor_for, expand_inputs, output_for, run_batch
 
     if args.chunk_frames < 0:
         raise ConfigError(f"--chunk-frames must be >= 0, got {args.chunk_frames}")
