@@ -115,3 +115,17 @@ def test_sound_of_a_connection_never_shown_is_dropped_once_a_later_one_is():
     assert queue.take_until(None, feed.offsets) == []  # generation 1 might still be shown: it waits
     feed.set_offset(2, 0.5)
     assert [round(t, 3) for t, _ in queue.take_until(None, feed.offsets)] == [1.7]
+
+
+def test_frames_shared_by_recordings_are_never_stamped(tmp_path):
+    """Every recording (and each part of a --segment one, finishing on its own thread) reads the same
+    frames; a resampler with nothing to convert hands the frame itself back, and stamping its pts
+    there raced with the other reader: FFmpeg then refused the file (EINVAL) after minutes of a run."""
+    feed = LiveAudioFeed(48000, "mono")
+    pushes = [(i * 0.1, _tone(i * 0.1, 0.1, 48000)) for i in range(10)]  # fltp mono 48 kHz: AAC's own format, a passthrough
+    for _, frame in pushes:
+        frame.pts = 777
+    _record(tmp_path / "rec.mkv", feed, pushes, 1.0)
+    assert [frame.pts for _, frame in pushes] == [777] * 10
+    start, rate, samples = _sound(tmp_path / "rec.mkv")
+    assert _loud(samples, rate, start, 0.1, 0.9) > 0.25  # and the copies carried the sound

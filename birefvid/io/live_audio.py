@@ -45,6 +45,13 @@ def _seconds(frame: av.AudioFrame) -> float:
     return frame.samples / frame.sample_rate if frame.sample_rate else 0.0
 
 
+def _copy(frame: av.AudioFrame) -> av.AudioFrame:
+    """A frame of one's own with the same samples (audio is small: ~8 KB a 1024-sample stereo frame)."""
+    copy = av.AudioFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name, layout=frame.layout.name)
+    copy.sample_rate = frame.sample_rate
+    return copy
+
+
 class AudioQueue:
     """One subscriber's frames, oldest first, at most ``BACKLOG_S`` seconds of them."""
 
@@ -172,8 +179,10 @@ class LiveAudioTrack:
                     self._encode(rest)
             self._resampler = av.AudioResampler(format=self._format, layout=self._layout, rate=self._rate)
             self._input = shape
-        # the frame is shared with the other subscribers: read, never changed (the run sets the timing on the way out)
-        return list(self._resampler.resample(frame))
+        # the frame is shared with the other subscribers: read, never changed. A resampler with nothing
+        # to convert hands the frame itself back, and _encode stamps its pts: then encode a copy, or a
+        # recording finishing on another thread (a part of --segment) could stamp it at the same time
+        return [_copy(out) if out is frame else out for out in self._resampler.resample(frame)]
 
     def _silence(self, samples: int) -> None:
         while samples > 0:
