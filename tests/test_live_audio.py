@@ -127,5 +127,6 @@ def test_frames_shared_by_recordings_are_never_stamped(tmp_path):
         frame.pts = 777
     _record(tmp_path / "rec.mkv", feed, pushes, 1.0)
     assert [frame.pts for _, frame in pushes] == [777] * 10
+    assert feed.subscribers == 0  # the finished recording left the feed
     start, rate, samples = _sound(tmp_path / "rec.mkv")
     assert _loud(samples, rate, start, 0.1, 0.9) > 0.25  # and the copies carried the sound

@@ -205,6 +205,7 @@ def test_a_recording_in_parts_keeps_every_picture_and_its_sound_in_step(tmp_path
             feed.push(*pushes.pop(0))
         sink.send(np.full((H, W, 3), 250 if i == flash else 30, np.uint8), t)
     sink.close()
+    assert feed.subscribers == 0  # each finished part left the feed: none keeps queueing sound
     parts = sorted(tmp_path.iterdir())
     assert parts == sink.segments and len(parts) == 3
     assert all(re.fullmatch(r"cam-\d{8}-\d{6}(_\d{3})?\.mp4", p.name) for p in parts), parts  # _001...: written faster than real time

@@ -126,6 +126,19 @@ class LiveAudioFeed:
             self._subscribers.append(queue)
             return queue
 
+    def unsubscribe(self, queue: AudioQueue) -> None:
+        """Stop filling ``queue`` (a finished recording's); a queue left behind would hold its last
+        ``BACKLOG_S`` of sound and cost every push, one more for each part of a ``--segment`` run."""
+        with self._lock:
+            if queue in self._subscribers:
+                self._subscribers.remove(queue)
+
+    @property
+    def subscribers(self) -> int:
+        """How many recordings and streams take the sound now."""
+        with self._lock:
+            return len(self._subscribers)
+
 
 class LiveAudioTrack:
     """Encodes the frames of one ``AudioQueue`` into ``out`` (added before its header is written)."""
@@ -136,6 +149,7 @@ class LiveAudioTrack:
         self._stream = add_audio_encoder(out, codec, feed.rate, av.AudioLayout(feed.layout), name)
         self._format = av.codec.Codec(codec, "w").audio_formats[0].name
         self._rate, self._layout = self._stream.codec_context.sample_rate, self._stream.codec_context.layout.name
+        self._feed = feed
         self._queue = feed.subscribe()
         self._offsets = feed.offsets  # shared: the runner fills it in as connections come
         self._resampler: Optional[av.AudioResampler] = None
@@ -214,4 +228,5 @@ class LiveAudioTrack:
                         f"; {self._queue.dropped} frames came too late and were dropped" if self._queue.dropped else "")  # fmt: skip
 
     def close(self) -> None:
-        """Nothing to release: the queue goes with the track, the container belongs to the sink."""
+        """Leave the feed (the container belongs to the sink); called once the track is finished or abandoned."""
+        self._feed.unsubscribe(self._queue)

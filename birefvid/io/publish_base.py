@@ -93,6 +93,8 @@ class StreamPublishSink(LiveSink):
         self._release()
 
     def _release(self) -> None:
+        if self._audio is not None:
+            self._audio.close()  # off the feed: it no longer queues sound for this stream
         out, self._out = self._out, None
         if out is not None:
             try:
