@@ -13,7 +13,9 @@ subject cannot leak into it.
 
 Radius 1 and eps 1e-4 at the inference size, and the colour guide over a gray one, were chosen
 with ``scripts/bench_edges.py`` (generated scenes with exact mattes, ``tiny`` at 256²). On a CPU
-the work is OpenCV's box filters and resizes; elsewhere the same steps in torch.
+the work is OpenCV's box filters and resizes, the fit only inside the band's bounding box;
+elsewhere the same steps in torch. The two agree within 3e-7 on flat colours; on noisy pictures,
+where a fit is steep, float32 rounding at full size leaves up to ~0.01 between them.
 """
 
 from __future__ import annotations
@@ -96,8 +98,17 @@ def _upsample_cv2(image: Tensor, alpha: np.ndarray, radius: int, eps: float) -> 
     def box(x: np.ndarray) -> np.ndarray:
         return cv2.boxFilter(x, -1, (2 * radius + 1,) * 2, borderType=cv2.BORDER_REFLECT_101)  # as torch's "reflect" pad
 
-    a, b = (c.astype(np.float32) for c in _fit(guide, alpha.astype(np.float64), eps, box, _solve_symmetric))
-    off = _band_cv2(alpha) == 0  # off the band a = 0 and b = alpha: the bilinear matte itself, exactly
+    band = _band_cv2(alpha)
+    a, b = np.zeros((h, w, 3), np.float32), alpha.copy()
+    if band.any():
+        # the fit only where it is used: the band's bounding box and the 2r + 1 pixels around it that
+        # its two box filters read, so the band's values are the same as from a fit of the whole frame
+        x, y, bw, bh = cv2.boundingRect(band)
+        reach = 2 * radius + 1
+        y0, y1, x0, x1 = max(0, y - reach), min(h, y + bh + reach), max(0, x - reach), min(w, x + bw + reach)
+        fit = _fit(guide[y0:y1, x0:x1], alpha[y0:y1, x0:x1].astype(np.float64), eps, box, _solve_symmetric)
+        a[y0:y1, x0:x1], b[y0:y1, x0:x1] = fit
+    off = band == 0  # off the band a = 0 and b = alpha: the bilinear matte itself, exactly
     a[off], b[off] = 0.0, alpha[off]
     weighted = cv2.multiply(cv2.resize(a, (W, H), interpolation=cv2.INTER_LINEAR), rgb, scale=1 / 255, dtype=cv2.CV_32F)
     out = cv2.transform(weighted, np.ones((1, 3), np.float32))  # a·RGB, summed over the channels
