@@ -219,6 +219,52 @@ def test_a_recording_in_parts_keeps_every_picture_and_its_sound_in_step(tmp_path
         assert max(np.abs(f.to_ndarray()).max() for f in first.decode(audio=0)) < 0.3  # the beep is not in the first part
 
 
+def _loud_times(path, rate: int = 48000) -> list[float]:
+    """Start times (s, on the file's clock) of the 5 ms windows of the first audio track louder than 0.3."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    samples = np.concatenate([f.to_ndarray()[0] for f in frames])
+    start, window = float(frames[0].pts * frames[0].time_base), rate // 200
+    energy = np.abs(samples[: len(samples) // window * window]).reshape(-1, window).max(axis=1)
+    return [round(start + i * window / rate, 3) for i in np.flatnonzero(energy > 0.3)]
+
+
+@pytest.mark.parametrize("name", ["cam.mp4", "cam.mkv"])
+def test_parts_join_without_repeating_or_losing_sound(tmp_path, name):
+    """Sound frames of 64 ms straddle the joint at 2.0 s: a click 40 ms before it is the first part's
+    alone, near its end, and a click 20 ms after it the second part's alone, at 0.02 s; the first part's
+    sound lasts exactly its 2 s (MP4's own duration) and the second's starts at its 0."""
+    from birefvid.io.live_audio import LiveAudioFeed
+
+    rate, size = 48000, 3072
+    feed = LiveAudioFeed(rate, "mono")
+    feed.set_offset(0, 0.0)
+    n = np.arange(round(3.0 * rate))
+    signal = 0.02 * np.sin(2 * np.pi * 440 * n / rate)
+    for click in (1.96, 2.02):
+        signal[round(click * rate) : round((click + 0.01) * rate)] = 0.8
+    pushes = []
+    for i in range(len(n) // size):
+        frame = av.AudioFrame.from_ndarray(signal[i * size : (i + 1) * size].astype(np.float32)[None], format="fltp", layout="mono")
+        frame.sample_rate = rate
+        pushes.append((i * size / rate, frame))
+    sink = RecordingSink(tmp_path / name, width=W, height=H, fps=25, kind="rgb", audio=feed, segment_seconds=2.0)
+    for i in range(70):
+        while pushes and pushes[0][0] <= i / 25 + 0.05:
+            feed.push(*pushes.pop(0))
+        sink.send(np.full((H, W, 3), 30, np.uint8), i / 25)
+    sink.close()
+    first, second = sink.segments
+    assert _loud_times(first) and all(1.95 <= t < 1.98 for t in _loud_times(first)), _loud_times(first)
+    assert _loud_times(second) and all(0.0 <= t < 0.04 for t in _loud_times(second)), _loud_times(second)
+    with av.open(str(second)) as c:
+        assert next(c.decode(audio=0)).pts == 0
+    if name.endswith(".mp4"):  # its edit list holds the sound's own length, AAC's padding left out
+        with av.open(str(first)) as c:
+            audio = c.streams.audio[0]
+            assert float(audio.duration * audio.time_base) == pytest.approx(2.0, abs=1e-3)
+
+
 def test_an_aborted_recording_in_parts_keeps_the_finished_parts(tmp_path):
     sink = RecordingSink(tmp_path / "cam.mkv", width=W, height=H, fps=FPS, kind="rgb", segment_seconds=1.0)
     for i in range(FPS * 2 + 5):  # two whole parts and the start of a third

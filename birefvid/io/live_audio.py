@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Deque, Optional
 
 import av
+import numpy as np
 
 from birefvid.io.audio import REENCODE, add_audio_encoder
 
@@ -45,9 +46,14 @@ def _seconds(frame: av.AudioFrame) -> float:
     return frame.samples / frame.sample_rate if frame.sample_rate else 0.0
 
 
-def _copy(frame: av.AudioFrame) -> av.AudioFrame:
-    """A frame of one's own with the same samples (audio is small: ~8 KB a 1024-sample stereo frame)."""
-    copy = av.AudioFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name, layout=frame.layout.name)
+def _copy(frame: av.AudioFrame, start: int = 0, stop: Optional[int] = None) -> av.AudioFrame:
+    """A frame of one's own with samples ``start:stop`` of ``frame`` (all by default; audio is small:
+    ~8 KB a 1024-sample stereo frame)."""
+    samples = frame.to_ndarray()  # (channels, n) planar, (1, n * channels) packed
+    if start or stop is not None:
+        step = 1 if frame.format.is_planar else len(frame.layout.channels)
+        samples = np.ascontiguousarray(samples[:, start * step : None if stop is None else stop * step])
+    copy = av.AudioFrame.from_ndarray(samples, format=frame.format.name, layout=frame.layout.name)
     copy.sample_rate = frame.sample_rate
     return copy
 
@@ -159,6 +165,14 @@ class LiveAudioTrack:
         # (a network sink's timestamps start elsewhere); set before the first write_until
         self.offset = 0.0
         self._last_picture: Optional[float] = None  # the latest time write_until was given
+        # a part of a recording in parts: sound past ``hold_from`` (live time: the part's planned end)
+        # waits in ``_held`` until ``end`` (the next part's first picture) is known and is cut there,
+        # and the next part's sound starts at its 0 to the sample, so joined parts neither repeat nor
+        # lose sound at the joint
+        self.hold_from: Optional[float] = None
+        self.end: Optional[float] = None
+        self._held: list[tuple[int, av.AudioFrame]] = []  # (sample index, frame) past hold_from
+        self._skip = 0  # samples to drop from the front of the run: a frame that straddles the output's 0
         self._name = name
         self.gaps = 0  # silences put in for missing sound
         log.info("recording the source's audio (%s Hz %s) to %s as %s", feed.rate, feed.layout, name, codec)
@@ -174,8 +188,10 @@ class LiveAudioTrack:
         first = round((start + self.offset) * self._rate)
         tolerance = round(TOLERANCE_S * self._rate)
         if self._next is None:
-            if first < 0:
-                return  # sound from before the output's clock starts (moving it to 0 would put it late)
+            if first < 0:  # sound from before the output's clock starts: only what plays from 0 on is kept
+                if first + round(frame.samples * self._rate / max(1, frame.sample_rate)) <= 0:
+                    return
+                self._skip, first = -first, 0
             self._next = first
         elif first > self._next + tolerance:  # nothing was captured meanwhile: silence keeps the sync
             self.gaps += 1
@@ -183,14 +199,14 @@ class LiveAudioTrack:
         elif first + frame.samples * self._rate // max(1, frame.sample_rate) < self._next - tolerance:
             return  # sound the run already covers (a source clock that stepped back)
         for converted in self._resample(frame):
-            self._encode(converted)
+            self._emit(converted)
 
     def _resample(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
         shape = (frame.format.name, frame.layout.name, frame.sample_rate)
         if self._resampler is None or shape != self._input:
             if self._resampler is not None:
                 for rest in self._resampler.resample(None):  # what the old setup still holds
-                    self._encode(rest)
+                    self._emit(rest)
             self._resampler = av.AudioResampler(format=self._format, layout=self._layout, rate=self._rate)
             self._input = shape
         # the frame is shared with the other subscribers: read, never changed. A resampler with nothing
@@ -205,23 +221,58 @@ class LiveAudioTrack:
             for plane in silent.planes:
                 plane.update(bytes(plane.buffer_size))
             silent.sample_rate = self._rate
-            self._encode(silent)
+            self._emit(silent)
             samples -= n
 
-    def _encode(self, frame: av.AudioFrame) -> None:
+    def _sample(self, seconds: float) -> int:
+        """The output's sample index at live time ``seconds``."""
+        return round((seconds + self.offset) * self._rate)
+
+    def _emit(self, frame: av.AudioFrame) -> None:
+        """Put ``frame`` at the end of the run, then encode it, hold what lies past ``hold_from``, or cut what lies past ``end``."""
         assert self._next is not None
-        frame.pts, frame.time_base = self._next, Fraction(1, self._rate)
+        if self._skip:
+            cut = min(self._skip, frame.samples)
+            self._skip -= cut
+            if cut == frame.samples:
+                return
+            frame = _copy(frame, cut)
+        at = self._next
         self._next += frame.samples
+        if self.end is not None:
+            self._encode_before(frame, at, self._sample(self.end))
+        elif self.hold_from is not None and at + frame.samples > (hold := self._sample(self.hold_from)):
+            keep = max(0, hold - at)
+            if keep:
+                self._encode(_copy(frame, 0, keep), at)
+                frame = _copy(frame, keep)
+            self._held.append((at + keep, frame))
+        else:
+            self._encode(frame, at)
+
+    def _encode_before(self, frame: av.AudioFrame, at: int, stop: int) -> None:
+        """Encode the samples of ``frame`` (starting at sample ``at``) that lie before sample ``stop``."""
+        if at < stop:
+            self._encode(frame if at + frame.samples <= stop else _copy(frame, 0, stop - at), at)
+
+    def _encode(self, frame: av.AudioFrame, at: int) -> None:
+        frame.pts, frame.time_base = at, Fraction(1, self._rate)
         self._out.mux(self._stream.encode(frame))
 
     def finish(self) -> None:
-        """Encode what was captured until just after the last picture and flush the encoder."""
-        if self._last_picture is not None:
-            for start, frame in self._queue.take_until(self._last_picture + TAIL_S, self._offsets):
+        """Encode what was captured until ``end`` (by default just after the last picture) and flush the encoder."""
+        if self.end is None and self._last_picture is not None:
+            self.end = self._last_picture + TAIL_S
+        if self.end is not None:
+            stop = self._sample(self.end)
+            for at, frame in self._held:
+                self._encode_before(frame, at, stop)
+            self._held = []
+            for start, frame in self._queue.take_until(self.end, self._offsets):
                 self._add(start, frame)
         if self._resampler is not None and self._next is not None:
             for rest in self._resampler.resample(None):
-                self._encode(rest)
+                self._emit(rest)
         self._out.mux(self._stream.encode(None))
         if self._queue.dropped or self.gaps:
             log.warning("%s: %d stretches of the source's audio were missing and became silence%s", self._name, self.gaps,

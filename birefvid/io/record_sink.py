@@ -105,7 +105,8 @@ class RecordingSink(LiveSink):
             if self._audio is not None:
                 log.info("%s holds no sound; the recording is pictures only", path)
             return AnimatedImageSink(path, self._spec, self._info)
-        return VideoFileSink(path, self._spec, self._info, live_audio=self._audio, live_audio_start=self._part_start)
+        until = None if self._segment_seconds is None else self._part_start + self._segment_seconds
+        return VideoFileSink(path, self._spec, self._info, live_audio=self._audio, live_audio_start=self._part_start, live_audio_until=until)
 
     def _part_path(self, wall: float) -> Path:
         """The next part's name: the recording's, stamped with local time ``wall``; never an existing file."""
@@ -140,6 +141,8 @@ class RecordingSink(LiveSink):
         """Hand the current part to a closing thread and open the next one, starting at live time ``t``."""
         self._wait_for_closing()
         finished, self._file = self._file, None
+        if isinstance(finished, VideoFileSink):
+            finished.end_live_audio(t)  # its sound stops where the next part's starts, to the sample
         if finished is not None:
             self._closing = threading.Thread(target=self._commit, args=(finished,), name="birefvid-recording-close", daemon=True)
             self._closing.start()

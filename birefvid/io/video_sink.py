@@ -54,17 +54,20 @@ class VideoFileSink(Sink):
 
     ``audio_from`` / ``subtitles_from`` / ``chapters_from``: the source whose audio tracks, subtitle
     tracks and chapters the output carries (None: none); ``live_audio``: a live source's sound
-    (``live_audio_start``: its time at this output's 0, for a recording split into parts);
+    (``live_audio_start``: its time at this output's 0, and ``live_audio_until`` the planned end, for
+    a part of a recording split into parts: see ``end_live_audio``);
     ``window``: the part of the source's timeline the output holds (a time range, ``io.trim``).
     """
 
     def __init__(
         self, path: Path, spec: EncoderSpec, info: StreamInfo, *, audio_from: Optional[str] = None, threads: Optional[int] = None,
         subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None, live_audio: Optional[LiveAudioFeed] = None,
-        window: Optional[TimeWindow] = None, live_audio_start: float = 0.0,
+        window: Optional[TimeWindow] = None, live_audio_start: float = 0.0, live_audio_until: Optional[float] = None,
     ) -> None:
         super().__init__()
         self._live_audio_start = live_audio_start  # the live sound's time at this output's 0 (a recording's later part)
+        self._live_audio_until = live_audio_until
+        self._live_track: Optional[LiveAudioTrack] = None
         self.threads = threads  # x264's thread count (see ONE_THREAD_CODECS); None: FFmpeg's choice
         self.path = Path(path)
         self.spec = spec
@@ -140,6 +143,8 @@ class VideoFileSink(Sink):
         if live_audio is not None:
             track = LiveAudioTrack(live_audio, self._out, spec.muxer, str(self.path))
             track.offset = -self._live_audio_start
+            track.hold_from = self._live_audio_until
+            self._live_track = track
             self._companions.append(track)
         if subtitles_from is not None:
             self._companions.append(SubtitleTracks(subtitles_from, self._out, self.path, self._window))
@@ -222,6 +227,11 @@ class VideoFileSink(Sink):
                 raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
             self._last_pts = frame.pts
             self._frames += 1
+
+    def end_live_audio(self, at: float) -> None:
+        """End the live sound at live time ``at`` (the next part's start) rather than just after the last picture."""
+        if self._live_track is not None:
+            self._live_track.end = at
 
     # -- finishing -------------------------------------------------------------------------
     def _close(self) -> None:
