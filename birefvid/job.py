@@ -321,12 +321,25 @@ def is_camera_spec(source: str) -> bool:
     return text.isdigit() or text.startswith("/dev/")
 
 
+def check_microphone_source(source: str, realtime: bool) -> None:
+    """ConfigError unless a microphone can be timed with ``source``'s pictures: a camera, or a file played in real time."""
+    text = str(source).strip()
+    scheme = text.split("://", 1)[0].lower() if "://" in text else None
+    if is_camera_spec(text) or (realtime and scheme in (None, "file")):
+        return
+    what = ("a network stream, whose pictures arrive too late to match a local microphone" if scheme not in (None, "file")
+            else f"a file read faster than real time (add {option('realtime')})")  # fmt: skip
+    raise ConfigError(f"{option('audio_device')} records a microphone with a camera, not with {what}")
+
+
 @dataclass(frozen=True)
 class LiveSourceSpec:
     """A camera index or device, a stream URL, or a file (``realtime`` paces it at its own rate).
 
     ``camera_size`` / ``camera_fps`` ask a camera for a picture size and frame rate (its driver
-    otherwise picks, often 640x480); they apply to cameras only.
+    otherwise picks, often 640x480); they apply to cameras only. ``audio_device`` names a
+    microphone to record with a camera (``default``, or FFmpeg's FORMAT:DEVICE: ``birefvid.io.microphone``),
+    its sound moved ``audio_delay`` seconds later to meet the camera's pictures.
     """
 
     source: str
@@ -337,10 +350,20 @@ class LiveSourceSpec:
     max_retries: Optional[int] = None  # None: reconnect forever
     camera_size: Optional[str] = None  # "WxH"
     camera_fps: Optional[float] = None
+    audio_device: Optional[str] = None
+    audio_delay: float = 0.0
 
     def validate(self) -> None:
         if not str(self.source).strip():
             raise ConfigError(f"{option('source')} is empty; give a camera index (0), a device, a URL or a file")
+        if self.audio_device is not None:
+            if not str(self.audio_device).strip():
+                raise ConfigError(f"{option('audio_device')} is empty; give 'default' or FORMAT:DEVICE, e.g. alsa:hw:1,0")
+            check_microphone_source(self.source, self.realtime)
+        if isinstance(self.audio_delay, bool) or not isinstance(self.audio_delay, (int, float)) or not -1.0 <= self.audio_delay <= 5.0:
+            raise ConfigError(f"{option('audio_delay')} is seconds between -1 and 5, got {self.audio_delay!r}")
+        if self.audio_delay and self.audio_device is None:
+            raise ConfigError(f"{option('audio_delay')} moves the sound of {option('audio_device')}; give a microphone too")
         parse_camera_size(self.camera_size)
         if self.camera_fps is not None and not (isinstance(self.camera_fps, (int, float)) and 0 < self.camera_fps <= 1000):
             raise ConfigError(f"{option('camera_fps')} must be a frame rate above 0 (e.g. 30), got {self.camera_fps!r}")
@@ -424,6 +447,11 @@ class LiveJob(JobDescription):
                 raise ConfigError(f"{option('record_segment')} is the length of each recording file in seconds, at least 1; got {self.record_segment!r}")
             if not any(is_recording(s) for s in self.sinks):
                 raise ConfigError(f"{option('record_segment')} splits a recording into files; give a file {option('sink')} too")
+        if self.source.audio_device is not None:
+            if not self.audio:
+                raise ConfigError(f"{option('audio_device')} records a microphone, {option('audio', False)} leaves sound out: give one of them")
+            if not any(carries_sound(s) for s in self.sinks):
+                raise ConfigError(f"{option('audio_device')} records a microphone into a recording or an RTSP/MPEG-TS stream; give such a {option('sink')} too")
         return self
 
 

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~50 ms a frame on a CPU)")
     parser.add_argument("--camera-size", metavar="WxH", help="ask the camera for this picture size, e.g. 1280x720 (default: the driver's, often 640x480)")
     parser.add_argument("--camera-fps", type=float, metavar="FPS", help="ask the camera for this frame rate, e.g. 30")
+    parser.add_argument("--audio-device", metavar="DEVICE", help="record this microphone with a file --sink: default, or FORMAT:DEVICE (alsa:hw:1,0)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
     parser.add_argument("--realtime", action="store_true", help="play a video file --source at its own frame rate")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing recording")
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             foreground=args.foreground, model=args.model,
             device=args.device, resolution=args.resolution, latency_budget_ms=args.latency_budget, realtime=args.realtime,
             duration=args.duration, overwrite=args.overwrite, camera_size=args.camera_size, camera_fps=args.camera_fps,
+            audio_device=args.audio_device,
         )  # fmt: skip
         report = run_live(job, printer=lambda line: print(line, file=sys.stderr, flush=True))
         print(live_summary(report))

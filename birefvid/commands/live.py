@@ -47,6 +47,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--segment", type=float, metavar="SECONDS",
                            help="record in files of SECONDS each (NAME-YYYYmmdd-HHMMSS.EXT), each kept as soon as it is complete; for runs of hours or days")
     run_group.add_argument("--no-audio", action="store_true", help="leave the source's sound out of recordings and RTSP/MPEG-TS streams (kept by default)")
+    run_group.add_argument("--audio-device", metavar="DEVICE",
+                           help="record this microphone with a camera: default, or FFmpeg's FORMAT:DEVICE (alsa:hw:1,0, avfoundation::0, "
+                                "'dshow:audio=Microphone (USB)'); a bare ALSA name (hw:1,0) on Linux")  # fmt: skip
+    run_group.add_argument("--audio-delay", type=float, default=0.0, metavar="SECONDS",
+                           help="move the microphone's sound this much later, to meet the camera's pictures (e.g. 0.05; default 0)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no stats lines")
     add_model_options(parser)
     parser.set_defaults(run=run)
@@ -61,7 +66,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         blur_sigma=args.blur_sigma, foreground=args.foreground, model=args.model, weights=args.weights,
         backbone=args.backbone, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution,
         keep_aspect=args.keep_aspect, latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
-        camera_size=args.camera_size, camera_fps=args.camera_fps,
+        camera_size=args.camera_size, camera_fps=args.camera_fps, audio_device=args.audio_device, audio_delay=args.audio_delay,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset, record_segment=args.segment,
         audio=not args.no_audio, **matte_options(args),

@@ -49,7 +49,9 @@ from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.live_audio import LiveAudioFeed
+from birefvid.job import check_microphone_source
 from birefvid.io.live_base import CapturedFrame, LiveSource, SourceState
+from birefvid.io.microphone import Microphone, parse_audio_device
 from birefvid.io.reconnect import Backoff, GaveUp, retry
 from birefvid.io.video_source import VideoFileSource, _int
 
@@ -297,6 +299,8 @@ def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Option
     )
 
 
+# how long after the newest picture a microphone's sound still follows its clock (seconds)
+_MIC_REACH = 0.5
 # where a connection hands its decoded sound: (frame, its time in seconds on the source's clock)
 AudioOut = Callable[[av.AudioFrame, float], None]
 
@@ -620,10 +624,16 @@ class LiveCapture(LiveSource):
         read_timeout: float,
         policy: Backoff,
         audio: bool = False,
+        microphone: Optional[Microphone] = None,
     ) -> None:
         super().__init__()
         self.target = target
-        self._want_audio = audio
+        self._want_audio = audio and microphone is None  # a microphone replaces the source's own sound
+        self._mic = microphone
+        # (generation, stream time, monotonic time) of the newest published picture: where the microphone's sound goes
+        self._anchor: Optional[tuple[int, float, float]] = None
+        if microphone is not None:
+            self._audio_feed = LiveAudioFeed(*microphone.audio_format)
         self._realtime = realtime
         self._loop = loop
         self._open_timeout = open_timeout
@@ -652,6 +662,8 @@ class LiveCapture(LiveSource):
             self._hook = _interrupter()
             self._thread = threading.Thread(target=in_caller_context(self._run), name=f"birefvid live {self.target.name}", daemon=True)
             self._thread.start()
+            if self._mic is not None:
+                self._mic.start(self._mic_out)
         try:
             while not self._started.wait(0.1):  # short waits so Ctrl-C gets through
                 pass
@@ -688,6 +700,8 @@ class LiveCapture(LiveSource):
 
     def _close(self) -> None:
         self._stop.set()
+        if self._mic is not None:
+            self._mic.close()
         with self._cond:
             self._state = "closed"
             self._cond.notify_all()
@@ -721,7 +735,7 @@ class LiveCapture(LiveSource):
     def _hear(self, conn: _Connection) -> None:
         """Route the connection's sound into the audio feed (made from the first connection that has sound)."""
         fmt = getattr(conn, "audio_format", None)
-        if fmt is None:
+        if fmt is None or self._mic is not None:
             return
         if self._audio_feed is None:
             if self._info is not None and self._captured:
@@ -734,6 +748,19 @@ class LiveCapture(LiveSource):
         at = self._clock.audio_time(seconds)
         if at is not None:
             self._audio_feed.push(at, frame, self._generation)
+
+    def _mic_out(self, frame: av.AudioFrame, wall: float) -> None:
+        """A microphone's frame captured at monotonic time ``wall``, placed as a picture captured then
+        would be: the newest picture's stream time plus the wall time since. Sound with no recent
+        picture to follow is dropped: before the first one, and in an outage (where the recording gets
+        silence, as for a stream's own sound) or a realtime file's wait for the model's warm-up
+        (whose stream clock stands still meanwhile)."""
+        anchor, feed, clock = self._anchor, self._audio_feed, self._clock
+        if anchor is None or feed is None or clock is None:
+            return
+        generation, stream_time, published = anchor
+        if wall - published <= max(_MIC_REACH, 3 * clock.interval):
+            feed.push(stream_time + (wall - published), frame, generation)
 
     def _first_connection(self) -> Optional[_Connection]:
         """The initial open: retried under the policy for streams, once for cameras and files."""
@@ -827,8 +854,10 @@ class LiveCapture(LiveSource):
         tb = self._clock.time_base
         pts = self._clock.stamp(seconds, time.monotonic())
         stream_time = float(pts * tb)
-        if self._realtime and self._captured == 1 and self._wait_for_reader():
-            return True
+        if self._realtime and self._captured == 1:
+            self._anchor = None  # the file's clock stands still until the reader is ready: no sound goes meanwhile
+            if self._wait_for_reader():
+                return True
         if self._realtime and self._wait_until(stream_time):
             return True
         frame = Frame(image=image, pts=pts, time_base=tb, index=self._captured)
@@ -840,6 +869,7 @@ class LiveCapture(LiveSource):
                         return True
                     self._cond.wait(0.1)
             captured = CapturedFrame(frame, time.monotonic(), self._generation, stream_time)
+            self._anchor = (self._generation, stream_time, captured.captured)
             if self._slot is not None:
                 self._dropped += 1
             self._slot = captured
@@ -882,6 +912,8 @@ def open_live_source(
     backoff_max: float = 10.0,
     camera_size: Optional[tuple[int, int]] = None,
     camera_fps: Optional[float] = None,
+    audio_device: Optional[str] = None,
+    audio_delay: float = 0.0,
 ) -> LiveSource:
     """A not-yet-started LiveSource for ``spec`` (camera index, device path, stream URL or video file).
 
@@ -889,8 +921,11 @@ def open_live_source(
     something else is used as it is, with a warning.
 
     With ``audio``, a stream's or file's first audio track is decoded into ``source.audio`` (a
-    ``LiveAudioFeed``) for recordings. Raises SourceError at once for a camera that does not exist,
-    a missing file or an unknown URL scheme, and ConfigError for impossible timeouts or backoff values.
+    ``LiveAudioFeed``) for recordings; with ``audio_device`` too (``birefvid.io.microphone``), that
+    microphone's sound instead, ``audio_delay`` seconds later (cameras and ``realtime`` files only:
+    a network stream's pictures arrive too late for a local microphone). Raises SourceError at
+    once for a camera or microphone that does not exist, a missing file or an unknown URL scheme,
+    and ConfigError for impossible timeouts or backoff values.
     """
     for name, value in (("open_timeout", open_timeout), ("read_timeout", read_timeout)):
         if not value > 0:
@@ -900,6 +935,13 @@ def open_live_source(
     except ValueError as e:
         raise ConfigError(str(e)) from None
     target = parse_source_spec(spec, camera_size=camera_size, camera_fps=camera_fps)
+    microphone = None
+    if audio_device is not None:
+        check_microphone_source(spec, realtime)
+        if audio:
+            microphone = Microphone(parse_audio_device(audio_device), open_timeout, read_timeout, audio_delay)
     return LiveCapture(
-        target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, audio=audio
+        target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, audio=audio,
+        microphone=microphone,
     )
+

@@ -390,6 +390,7 @@ def run_live_job(
             spec.source, audio=sound, realtime=spec.realtime, loop=spec.loop,
             open_timeout=spec.open_timeout, read_timeout=spec.read_timeout, max_retries=spec.max_retries,
             camera_size=parse_camera_size(spec.camera_size), camera_fps=spec.camera_fps,
+            audio_device=spec.audio_device, audio_delay=spec.audio_delay,
         ))  # fmt: skip
         info = source.start()
         fps = float(info.average_rate) if info.average_rate else 30.0

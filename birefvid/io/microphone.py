@@ -1,0 +1,210 @@
+"""A microphone (any FFmpeg audio input) captured on its own thread, for live recordings of a camera.
+
+A webcam opened as a video device has no sound of its own: ``--audio-device`` names the sound
+device to record with it. ``parse_audio_device`` turns what the user wrote into an FFmpeg input:
+``default`` is the system's default microphone (ALSA's ``default`` on Linux, which PulseAudio and
+PipeWire serve; AVFoundation's default on macOS; DirectShow has none, so Windows needs a name),
+``FORMAT:DEVICE`` is any FFmpeg input format PyAV has (``alsa:hw:1,0``, ``avfoundation::1``,
+``dshow:audio=Microphone (USB)``, ``lavfi:...`` for a generated sound), and on Linux a bare ALSA
+device name (``hw:1,0``, ``plughw:CARD=C920``) is taken as ALSA's.
+
+Sound and pictures come from two devices with two clocks, so each sound frame is stamped with
+the time it was captured (its arrival, less its own length) on the monotonic clock that times
+camera pictures; the live capture maps that onto the pictures' stream clock (see
+``LiveCapture._mic_out``). A USB microphone delivers within a period (~10-20 ms) and a camera a
+frame or two late, so the sound may lead the pictures by that much: ``audio_delay`` moves it later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional
+
+import av
+
+from birefvid.errors import SourceError, in_caller_context, option
+
+log = logging.getLogger(__name__)
+
+# how far a device's sound may run ahead of the wall clock (its opening buffer) before it counts as no live device
+_AHEAD_S = 2.0
+# where a microphone hands its sound: (frame, monotonic time of its first sample)
+MicOut = Callable[[av.AudioFrame, float], None]
+
+
+@dataclass(frozen=True)
+class AudioDevice:
+    """An FFmpeg input for a sound device: ``format`` (e.g. ``alsa``) and the device ``name``."""
+
+    format: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        return f"the microphone {self.format}:{self.name}"
+
+
+def parse_audio_device(spec: str, platform: str = sys.platform) -> AudioDevice:
+    """What ``--audio-device`` names: ``default``, ``FORMAT:DEVICE``, or (Linux) an ALSA device name."""
+    text = spec.strip()
+    if not text:
+        raise SourceError(f"{option('audio_device')} is empty; give 'default' or FORMAT:DEVICE, e.g. alsa:hw:1,0")
+    if text == "default":
+        if platform.startswith("linux"):
+            return AudioDevice("alsa", "default")
+        if platform == "darwin":
+            return AudioDevice("avfoundation", ":default")
+        raise SourceError(
+            f"{option('audio_device')} default: DirectShow has no default microphone; name one, e.g. "
+            "'dshow:audio=Microphone (USB Audio)' (ffmpeg -list_devices true -f dshow -i dummy lists them)"
+        )
+    fmt, sep, name = text.partition(":")
+    if sep and fmt in av.formats_available:
+        if not name:
+            raise SourceError(f"{option('audio_device')} {text}: name the device after '{fmt}:'")
+        return AudioDevice(fmt, name)
+    if platform.startswith("linux"):
+        return AudioDevice("alsa", text)  # hw:1,0, plughw:CARD=C920,DEV=0, pulse, ...
+    known = ", ".join(f for f in ("alsa", "avfoundation", "dshow", "pulse", "oss", "lavfi") if f in av.formats_available)
+    raise SourceError(f"{option('audio_device')} {text}: expected 'default' or FORMAT:DEVICE with a format this FFmpeg has ({known})")
+
+
+_USUAL_LAYOUTS = {1: "mono", 2: "stereo", 4: "quad", 6: "5.1", 8: "7.1"}
+# where distributions keep ALSA's configuration and plugins (the PulseAudio and PipeWire bridges
+# that serve "default" on a desktop)
+_ALSA_CONFIG_DIRS = ("/usr/share/alsa",)
+_ALSA_PLUGIN_GLOBS = ("/usr/lib/*-linux-gnu/alsa-lib", "/usr/lib64/alsa-lib", "/usr/lib/alsa-lib")
+
+
+def use_system_alsa() -> None:
+    """Point the ALSA library inside PyAV's wheel at the system's configuration and plugins.
+
+    The wheel's copy was built to look under its build folder (``/tmp/vendor/share/alsa``), which no
+    user has: it then knows no ``default`` device and cannot reach PulseAudio or PipeWire. It honours
+    ``ALSA_CONFIG_DIR`` and ``ALSA_PLUGIN_DIR``, so those are set here unless the user set them.
+    """
+    if "ALSA_CONFIG_DIR" not in os.environ and "ALSA_CONFIG_PATH" not in os.environ:
+        for folder in _ALSA_CONFIG_DIRS:
+            if os.path.isfile(os.path.join(folder, "alsa.conf")):
+                os.environ["ALSA_CONFIG_DIR"] = folder
+                break
+    if "ALSA_PLUGIN_DIR" not in os.environ:
+        for pattern in _ALSA_PLUGIN_GLOBS:
+            found = sorted(glob.glob(pattern))
+            if found:
+                os.environ["ALSA_PLUGIN_DIR"] = found[0]
+                break
+
+
+@contextlib.contextmanager
+def _stderr_to(sink: "list[str]") -> Iterator[None]:
+    """Catch what C libraries write to the process's stderr (ALSA's own "ALSA lib ..." lines) meanwhile."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (an embedding host): nothing to catch
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            sink.extend(line for line in caught.read().decode(errors="replace").splitlines() if line.strip())
+
+
+class Microphone:
+    """Opens ``device`` at once (SourceError when it cannot: one line), then captures on its own thread.
+
+    ``audio_format`` is its (sample rate, layout), known after opening, so recordings can set up
+    their encoders before the first sound arrives. ``start(deliver)`` hands each decoded frame to
+    ``deliver`` with the monotonic time of its first sample, plus ``delay``.
+    """
+
+    def __init__(self, device: AudioDevice, open_timeout: float = 5.0, read_timeout: float = 5.0, delay: float = 0.0) -> None:
+        self.device = device
+        self._delay = delay
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.frames = 0  # frames delivered
+        self.error: Optional[str] = None  # why the capture stopped early
+        if device.format == "alsa":
+            use_system_alsa()
+        said: list[str] = []  # ALSA prints its reasons itself; they go to the log, the user gets one line
+        try:
+            with _stderr_to(said):
+                self._container = av.open(device.name, "r", format=device.format, timeout=(open_timeout, read_timeout))
+        except (av.FFmpegError, OSError, ValueError) as e:
+            detail = said[-1].split(") ", 1)[-1] if said else ""  # "ALSA lib pcm.c:2722:(snd_pcm_open_noupdate) Unknown PCM x"
+            raise SourceError(f"cannot open {device.label}: {_reason(e)}{f' ({detail})' if detail else ''}") from None
+        finally:
+            for line in said:
+                log.debug("%s: %s", device.label, line)
+        streams = self._container.streams.audio
+        cc = streams[0].codec_context if streams else None
+        if cc is None or not cc.sample_rate or not cc.layout.nb_channels:
+            self._container.close()
+            raise SourceError(f"cannot open {device.label}: it gives no sound FFmpeg can read")
+        self._stream = streams[0]
+        # ALSA says "2 channels" without an order; the encoders want one: the usual order for that count
+        layout = cc.layout.name if cc.layout.channels[0].name != "NONE" else _USUAL_LAYOUTS.get(cc.layout.nb_channels, cc.layout.name)
+        self.audio_format = (cc.sample_rate, layout)
+        log.info("%s: %d Hz %s", device.label, cc.sample_rate, cc.layout.name)
+
+    def start(self, deliver: MicOut) -> None:
+        """Start capturing; ``deliver`` is called on the capture thread."""
+        if self._thread is not None:
+            raise RuntimeError("a Microphone is started once")
+        self._thread = threading.Thread(target=in_caller_context(lambda: self._run(deliver)), name="birefvid-microphone", daemon=True)
+        self._thread.start()
+
+    def _run(self, deliver: MicOut) -> None:
+        started, heard = time.monotonic(), 0.0
+        try:
+            for packet in self._container.demux(self._stream):
+                if self._stop.is_set():
+                    break
+                for frame in packet.decode():
+                    now = time.monotonic()
+                    heard += frame.samples / frame.sample_rate
+                    if heard > now - started + _AHEAD_S:  # a file or generator read at full speed: not a live device
+                        self.error = "it gives sound faster than real time, so it is no live device (lavfi: add arealtime)"
+                        return
+                    deliver(frame, now - frame.samples / frame.sample_rate + self._delay)
+                    self.frames += 1
+            else:
+                self.error = "it stopped giving sound"
+        except (av.FFmpegError, OSError) as e:
+            if not self._stop.is_set():
+                self.error = _reason(e)
+        finally:
+            self._container.close()  # only this thread touches the container once it runs
+            if self.error and not self._stop.is_set():
+                log.warning("%s: %s; the recording goes on without sound", self.device.label, self.error)
+
+    def close(self) -> None:
+        """Stop capturing; returns within about a second (a device read returns every few ms)."""
+        self._stop.set()
+        if self._thread is None:
+            self._container.close()
+            return
+        if self._thread is not threading.current_thread():
+            self._thread.join(1.5)
+            if self._thread.is_alive():
+                log.warning("%s: the capture thread is still blocked; it stops when its read times out", self.device.label)
+
+
+def _reason(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return text.rstrip(".") or type(e).__name__

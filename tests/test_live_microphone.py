@@ -1,0 +1,242 @@
+"""Live mode's microphone (``--audio-device``): a camera's recording gets the sound of a separate device.
+
+A real PulseAudio server stands in for the desktop's sound system; ALSA's ``pulse`` device (what
+``default`` is on a desktop) records it through the ALSA library inside PyAV's wheel, and FFmpeg's
+``lavfi`` generates sound in real time where a device without a server is enough.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.errors import SourceError
+from birefvid.io.microphone import AudioDevice, Microphone, parse_audio_device, use_system_alsa
+from live_e2e_tools import LiveRun
+from live_media import make_flash_clip
+from pulse_audio import RATE, PulseServer, Speaker, tone
+
+SINE = "lavfi:sine=frequency=1000:sample_rate=48000,arealtime"  # a generated sound, delivered in real time
+FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 s at 160x120 with its own 440 Hz sound throughout, which a microphone's replaces."""
+    return make_flash_clip(tmp_path_factory.mktemp("mic") / "tone8s.mp4", 8.0, flash=(0.0, 8.0))
+
+
+# ---------------------------------------------------------------- naming the device
+
+
+@pytest.mark.parametrize(
+    "spec, platform, expected",
+    [
+        ("default", "linux", AudioDevice("alsa", "default")),
+        ("default", "darwin", AudioDevice("avfoundation", ":default")),
+        ("alsa:hw:1,0", "linux", AudioDevice("alsa", "hw:1,0")),
+        ("hw:1,0", "linux", AudioDevice("alsa", "hw:1,0")),
+        ("plughw:CARD=C920,DEV=0", "linux", AudioDevice("alsa", "plughw:CARD=C920,DEV=0")),
+        ("lavfi:sine=frequency=440", "darwin", AudioDevice("lavfi", "sine=frequency=440")),
+    ],
+)
+def test_audio_device_names(spec: str, platform: str, expected: AudioDevice) -> None:
+    assert parse_audio_device(spec, platform) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, platform, words",
+    [
+        ("default", "win32", "DirectShow has no default microphone"),
+        ("usb mic", "darwin", "expected 'default' or FORMAT:DEVICE"),
+        ("alsa:", "linux", "name the device after 'alsa:'"),
+        ("  ", "linux", "is empty"),
+    ],
+)
+def test_bad_audio_device_names(spec: str, platform: str, words: str) -> None:
+    with pytest.raises(SourceError, match=words):
+        parse_audio_device(spec, platform)
+
+
+def test_the_wheels_alsa_is_pointed_at_the_systems_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """PyAV's ALSA looks under its build folder (/tmp/vendor/share/alsa), which users do not have."""
+    import birefvid.io.microphone as microphone
+
+    (tmp_path / "share").mkdir()
+    (tmp_path / "share" / "alsa.conf").write_text("")
+    (tmp_path / "lib" / "x86_64-linux-gnu" / "alsa-lib").mkdir(parents=True)
+    monkeypatch.setattr(microphone, "_ALSA_CONFIG_DIRS", (str(tmp_path / "none"), str(tmp_path / "share")))
+    monkeypatch.setattr(microphone, "_ALSA_PLUGIN_GLOBS", (str(tmp_path / "lib" / "*-linux-gnu" / "alsa-lib"),))
+    environment: dict[str, str] = {}  # a stand-in for os.environ: the real one would reach this process's ALSA
+    monkeypatch.setattr(microphone.os, "environ", environment)
+    use_system_alsa()
+    assert environment == {"ALSA_CONFIG_DIR": str(tmp_path / "share"), "ALSA_PLUGIN_DIR": str(tmp_path / "lib" / "x86_64-linux-gnu" / "alsa-lib")}
+    environment.clear()
+    environment.update({"ALSA_CONFIG_PATH": "/mine/asound.conf", "ALSA_PLUGIN_DIR": "/mine/plugins"})  # the user's own choice stands
+    use_system_alsa()
+    assert environment == {"ALSA_CONFIG_PATH": "/mine/asound.conf", "ALSA_PLUGIN_DIR": "/mine/plugins"}
+
+
+def test_a_missing_microphone_is_one_line_with_alsas_reason(capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SourceError) as caught:
+        Microphone(parse_audio_device("hw:7,0", "linux"), open_timeout=2)
+    message = str(caught.value)
+    assert message.startswith("cannot open the microphone alsa:hw:7,0: ") and "\n" not in message, message
+    assert "ALSA lib" not in capfd.readouterr().err  # ALSA's own lines went to the log, not the terminal
+
+
+# ---------------------------------------------------------------- capturing
+
+
+def test_a_live_device_is_captured_in_real_time_and_stamped_when_heard() -> None:
+    mic = Microphone(parse_audio_device(SINE), delay=0.25)
+    assert mic.audio_format == (48000, "mono")
+    heard: list[tuple[int, float, float]] = []  # (samples, stamp, arrival)
+    start = time.monotonic()
+    mic.start(lambda frame, at: heard.append((frame.samples, at, time.monotonic())))
+    time.sleep(1.5)
+    closing = time.monotonic()
+    mic.close()
+    assert time.monotonic() - closing < 1.6
+    count = len(heard)
+    time.sleep(0.2)
+    assert len(heard) == count  # nothing after close
+    samples = sum(n for n, _, _ in heard)
+    assert 0.8 * 1.5 * 48000 <= samples <= 1.2 * 1.5 * 48000 + 4096  # real time, not as fast as it can be read
+    for n, at, arrived in heard:  # its first sample was heard one frame before it arrived, plus the delay
+        assert at == pytest.approx(arrived - n / 48000 + 0.25, abs=0.005)
+    assert heard[0][1] >= start - 0.1 + 0.25
+    assert mic.error is None
+
+
+def test_a_device_read_faster_than_real_time_stops_with_a_reason() -> None:
+    mic = Microphone(parse_audio_device("lavfi:anullsrc=r=48000:cl=mono"))
+    heard: list[int] = []
+    mic.start(lambda frame, at: heard.append(frame.samples))
+    deadline = time.monotonic() + 5
+    while mic.error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mic.close()
+    assert mic.error is not None and "faster than real time" in mic.error
+    assert sum(heard) <= 2.5 * 48000  # stopped at once: no flood of sound with no place in time
+
+
+def _onset(frames: list[tuple[float, av.AudioFrame]], level: float = 0.3) -> float:
+    """Stream time of the first sample louder than ``level`` (full scale 1)."""
+    for at, frame in frames:
+        samples = frame.to_ndarray().astype(np.float64)
+        if frame.format.name.startswith("s16"):
+            samples /= 32768
+        channels = len(frame.layout.channels)
+        mono = samples.reshape(-1)[::channels] if not frame.format.is_planar else samples[0]
+        loud = np.flatnonzero(np.abs(mono) > level)
+        if loud.size:
+            return at + loud[0] / frame.sample_rate
+    raise AssertionError("no loud sound")
+
+
+def test_the_microphones_sound_lands_with_the_pictures_of_the_same_moment(
+    tmp_path: Path, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A beep played into PulseAudio at wall time W gets the stream time of a picture captured at W
+    (PulseAudio's playback and capture add ~20-60 ms); the clip's own sound is not used."""
+    from birefvid.io.live_source import open_live_source
+
+    with PulseServer(tmp_path) as pulse:
+        for key, value in pulse.env.items():
+            monkeypatch.setenv(key, value)
+        speaker = Speaker(pulse)
+        source = open_live_source(str(clip), audio=True, realtime=True, audio_device="pulse")
+        try:
+            source.start()
+            assert source.audio is not None
+            queue = source.audio.subscribe()
+            source.audio.set_offset(0, 0.0)
+            beep_at: list[float] = []
+            player = threading.Thread(target=lambda: (speaker.play(tone(1.5, 300, 0.01)), beep_at.append(speaker.play(tone(0.2, 300, 0.8))),
+                                                      speaker.play(tone(0.5, 300, 0.01))))  # fmt: skip
+            pictures: list[tuple[float, float]] = []  # (captured, stream time)
+            player.start()
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                frame = source.read(1.0)
+                if frame is not None:
+                    pictures.append((frame.captured, frame.stream_time))
+            player.join(10)
+            time.sleep(0.3)
+            heard = queue.take_until(None, {0: 0.0})
+        finally:
+            source.close()
+            speaker.close()
+    assert len(pictures) > 40 and beep_at
+    captured, stream = np.array(pictures).T
+    nearest = int(np.argmin(np.abs(captured - beep_at[0])))
+    expected = stream[nearest] + (beep_at[0] - captured[nearest])  # a picture's stream time at the moment of the beep
+    got = _onset(heard)
+    print(f"beep played at stream time {expected:.3f} s, heard at {got:.3f} s")
+    assert -0.02 <= got - expected <= 0.15, (got, expected)
+
+
+# ---------------------------------------------------------------- birefvid live --audio-device
+
+
+def _dominant_frequency(path: Path) -> tuple[float, float]:
+    """(frequency of the loudest tone, seconds) of the first audio track."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(audio=0))
+    mono = np.concatenate([f.to_ndarray()[0] for f in frames])
+    spectrum = np.abs(np.fft.rfft(mono))
+    return float(np.argmax(spectrum[1:]) + 1) * frames[0].sample_rate / len(mono), len(mono) / frames[0].sample_rate
+
+
+def test_live_records_the_microphone_instead_of_the_sources_sound(tmp_path: Path, clip: Path) -> None:
+    with PulseServer(tmp_path) as pulse:
+        speaker = Speaker(pulse)
+        try:
+            player = threading.Thread(target=lambda: speaker.play(tone(12.0, 700)), daemon=True)
+            player.start()
+            args = ["--source", clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--sink", "rec.mkv", "--duration", "3",
+                    "--audio-device", "pulse", "--no-carry", "-q"]  # fmt: skip
+            with LiveRun(args, tmp_path, env=pulse.env) as run:
+                assert run.wait(120) == 0, run.stderr()[-3000:]
+                stderr = run.stderr()
+        finally:
+            speaker.close()
+    assert "became silence" not in stderr and "ALSA lib" not in stderr, stderr
+    with av.open(str(tmp_path / "rec.mkv")) as container:
+        pictures = [float(p.pts * p.time_base) for p in container.demux(video=0) if p.pts is not None]
+    frequency, seconds = _dominant_frequency(tmp_path / "rec.mkv")
+    assert frequency == pytest.approx(700, abs=5)  # the microphone's tone, not the clip's 440 Hz
+    assert seconds == pytest.approx(max(pictures), abs=0.15)  # sound for the whole recording, no gap
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--source", "rtsp://127.0.0.1:9/cam", "--audio-device", "default"], "not with a network stream"),
+        (["--audio-device", "default"], "a file read faster than real time (add --realtime)"),
+        (["--realtime", "--audio-device", "default", "--no-audio"], "--audio-device records a microphone, --no-audio leaves sound out"),
+        (["--realtime", "--audio-delay", "0.1"], "--audio-delay moves the sound of --audio-device"),
+        (["--realtime", "--audio-device", "default", "--audio-delay", "9"], "--audio-delay is seconds between -1 and 5"),
+        (["--realtime", "--audio-device", "hw:7,0"], "cannot open the microphone alsa:hw:7,0: "),
+    ],
+)
+def test_bad_microphone_options_are_one_line_before_the_model_loads(tmp_path: Path, clip: Path, extra: list[str], words: str) -> None:
+    source = [] if "--source" in extra else ["--source", str(clip)]
+    args = [*source, *extra, "--sink", "rec.mkv", *FAST_MODEL]
+    with LiveRun(args, tmp_path) as run:
+        assert run.wait(60) == 2
+        lines = [line for line in run.stderr().splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], lines
+    assert not (tmp_path / "rec.mkv").exists()
+
+
+def test_a_microphone_needs_a_sink_that_carries_sound(tmp_path: Path, clip: Path) -> None:
+    with LiveRun(["--source", clip, "--realtime", "--audio-device", "default", "--sink", "http://127.0.0.1:0", *FAST_MODEL], tmp_path) as run:
+        assert run.wait(60) == 2
+        assert "give such a --sink too" in run.stderr()
