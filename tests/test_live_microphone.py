@@ -19,7 +19,7 @@ from birefvid.errors import SourceError
 from birefvid.io.microphone import AudioDevice, Microphone, parse_audio_device, use_system_alsa
 from live_e2e_tools import LiveRun
 from live_media import make_flash_clip
-from pulse_audio import RATE, PulseServer, Speaker, tone
+from pulse_audio import PulseServer, Speaker, tone
 
 SINE = "lavfi:sine=frequency=1000:sample_rate=48000,arealtime"  # a generated sound, delivered in real time
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
