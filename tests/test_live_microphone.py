@@ -38,7 +38,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     "spec, platform, expected",
     [
         ("default", "linux", AudioDevice("alsa", "default")),
-        ("default", "darwin", AudioDevice("avfoundation", ":default")),
+        ("default", "darwin", AudioDevice("avfoundation", "none:default")),
         ("alsa:hw:1,0", "linux", AudioDevice("alsa", "hw:1,0")),
         ("hw:1,0", "linux", AudioDevice("alsa", "hw:1,0")),
         ("plughw:CARD=C920,DEV=0", "linux", AudioDevice("alsa", "plughw:CARD=C920,DEV=0")),

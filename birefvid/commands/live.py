@@ -48,7 +48,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                            help="record in files of SECONDS each (NAME-YYYYmmdd-HHMMSS.EXT), each kept as soon as it is complete; for runs of hours or days")
     run_group.add_argument("--no-audio", action="store_true", help="leave the source's sound out of recordings and RTSP/MPEG-TS streams (kept by default)")
     run_group.add_argument("--audio-device", metavar="DEVICE",
-                           help="record this microphone with a camera: default, or FFmpeg's FORMAT:DEVICE (alsa:hw:1,0, avfoundation::0, "
+                           help="record this microphone with a camera: default, or FFmpeg's FORMAT:DEVICE (alsa:hw:1,0, avfoundation:none:0, "
                                 "'dshow:audio=Microphone (USB)'); a bare ALSA name (hw:1,0) on Linux")  # fmt: skip
     run_group.add_argument("--audio-delay", type=float, default=0.0, metavar="SECONDS",
                            help="move the microphone's sound this much later, to meet the camera's pictures (e.g. 0.05; default 0)")

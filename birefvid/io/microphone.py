@@ -4,7 +4,7 @@ A webcam opened as a video device has no sound of its own: ``--audio-device`` na
 device to record with it. ``parse_audio_device`` turns what the user wrote into an FFmpeg input:
 ``default`` is the system's default microphone (ALSA's ``default`` on Linux, which PulseAudio and
 PipeWire serve; AVFoundation's default on macOS; DirectShow has none, so Windows needs a name),
-``FORMAT:DEVICE`` is any FFmpeg input format PyAV has (``alsa:hw:1,0``, ``avfoundation::1``,
+``FORMAT:DEVICE`` is any FFmpeg input format PyAV has (``alsa:hw:1,0``, ``avfoundation:none:1``,
 ``dshow:audio=Microphone (USB)``, ``lavfi:...`` for a generated sound), and on Linux a bare ALSA
 device name (``hw:1,0``, ``plughw:CARD=C920``) is taken as ALSA's.
 
@@ -61,7 +61,7 @@ def parse_audio_device(spec: str, platform: str = sys.platform) -> AudioDevice:
         if platform.startswith("linux"):
             return AudioDevice("alsa", "default")
         if platform == "darwin":
-            return AudioDevice("avfoundation", ":default")
+            return AudioDevice("avfoundation", "none:default")
         raise SourceError(
             f"{option('audio_device')} default: DirectShow has no default microphone; name one, e.g. "
             "'dshow:audio=Microphone (USB Audio)' (ffmpeg -list_devices true -f dshow -i dummy lists them)"
