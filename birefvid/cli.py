@@ -1,6 +1,7 @@
 """The ``birefvid`` command: sub-commands and one-line errors.
 
-Every ``BirefvidError`` becomes one line on stderr and exit code 2; Ctrl-C exits 130. Command
+Every ``BirefvidError`` becomes one line on stderr and exit code 2; Ctrl-C exits 130, SIGTERM
+is handled as Ctrl-C (exit 143). Command
 modules import torch and the media stack only inside ``run``, so ``--help``, ``--version`` and
 argument errors answer at once.
 """
@@ -8,15 +9,19 @@ argument errors answer at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from typing import Callable, Optional, Sequence
+import threading
+from typing import Callable, Iterator, Optional, Sequence
 
 from . import __version__
-from .errors import BirefvidError, cli_naming
+from .errors import BirefvidError, Terminated, cli_naming, termination_deferred
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,15 +37,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within this block (main thread only), SIGTERM raises ``Terminated``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        if not termination_deferred():  # a live run committing its recordings finishes them
+            raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
     """Run a command-line program's ``work`` the birefvid way: errors name --flags and become one
-    line (``PROG: error: ...``, exit 2), Ctrl-C exits 130. The recipes in ``pipelines/`` use it too."""
+    line (``PROG: error: ...``, exit 2), Ctrl-C exits 130, SIGTERM is handled as Ctrl-C and exits
+    143 when it stopped a run (a live run that ends by it finishes normally). The recipes in
+    ``pipelines/`` use it too."""
     try:
-        with cli_naming():
+        with cli_naming(), sigterm_as_interrupt():
             return int(work() or 0)
     except BirefvidError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

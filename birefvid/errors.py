@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 from typing import Callable, Iterator
 
 
@@ -94,3 +95,29 @@ def in_caller_context(target: Callable[..., None]) -> Callable[..., None]:
     name options the caller's way (``--flag`` under the CLI)."""
     context = contextvars.copy_context()
     return lambda *args, **kwargs: context.run(target, *args, **kwargs)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, ``docker stop``, systemd), raised in the main thread by the
+    command line (``cli.sigterm_as_interrupt``): a KeyboardInterrupt, so it ends a run as Ctrl-C
+    does (a live run keeps its recordings, a file run removes its unfinished output), where
+    Python's default would kill the process at once and leave temporary files behind."""
+
+
+_finishing = threading.Event()
+
+
+@contextlib.contextmanager
+def finishing() -> Iterator[None]:
+    """A block that completes what a run made (a live run committing its recordings): SIGTERM
+    arriving meanwhile is not raised, since the run is ending anyway and would be left half-closed."""
+    _finishing.set()
+    try:
+        yield
+    finally:
+        _finishing.clear()
+
+
+def termination_deferred() -> bool:
+    """True inside ``finishing()``."""
+    return _finishing.is_set()

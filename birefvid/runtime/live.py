@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..compose.compositor import Compositor
-from ..errors import BirefvidError, PipelineError, SourceError, in_caller_context
+from ..errors import BirefvidError, PipelineError, SourceError, Terminated, finishing, in_caller_context
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource
 from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
 from ..temporal import Smoother, make_smoother
@@ -324,8 +324,8 @@ class LiveRunner:
                         raise self.source.error or SourceError("the source failed")
                     if state == "reconnecting":
                         self._hold(time.monotonic())
-        except KeyboardInterrupt:
-            self.ended_by = "interrupted"
+        except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM under the command line
+            self.ended_by = "terminated" if isinstance(stopped, Terminated) else "interrupted"
         finally:
             self.writer.finish()
             self.stop.set()
@@ -433,11 +433,12 @@ def run_live_job(
                 runner.run(first)
             failed = False
         finally:
-            for sink in reversed(sinks):
-                if failed:
-                    sink.abort()
-                else:
-                    sink.close()
+            with finishing():  # a SIGTERM now would leave recordings half-closed: they finish first
+                for sink in reversed(sinks):
+                    if failed:
+                        sink.abort()
+                    else:
+                        sink.close()
     return {
         "source": spec.source,
         "sinks": list(job.sinks),

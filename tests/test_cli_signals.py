@@ -1,0 +1,73 @@
+"""SIGTERM (kill, timeout, docker stop, systemd) ends a run as Ctrl-C does, never leaving half-written files.
+
+Python's default for SIGTERM kills the process on the spot: a live run lost every recording and
+left its hidden ``.NAME.partial-*`` files behind.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from live_e2e_tools import LiveRun, scene_clip, stats_lines, wait_for
+
+FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return scene_clip(tmp_path_factory.mktemp("signals") / "scene20s.mp4", 20.0, (160, 120), 24, unique_seconds=2.0)
+
+
+def _partials(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name)
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for packet in container.demux(video=0) if packet.size)
+
+
+def test_sigterm_ends_a_live_run_and_keeps_its_recordings(tmp_path: Path, clip: Path) -> None:
+    args = ["--source", clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--sink", "rec.mp4", "--sink", "rec.webm",
+            "--segment", "2", "--stats-every", "0.5", "--stats-json", "stats.jsonl", "--report", "report.json"]  # fmt: skip
+    with LiveRun(args, tmp_path) as run:
+        wait_for(lambda: sum(s["frames_shown"] for s in stats_lines(tmp_path / "stats.jsonl")) >= 60, 90, "60 frames shown", run=run)
+        run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        stopped = time.monotonic()
+        assert run.wait(30) == 0, run.stderr()[-3000:]
+        assert time.monotonic() - stopped < 10
+    assert _partials(tmp_path) == []  # no temporary file is left behind
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ended_by"] == "terminated"
+    for name in ("rec.mp4", "rec.webm"):  # every part, the unfinished last one too: the run ended normally
+        parts = [tmp_path / p for p in report["recorded"][name]]
+        assert len(parts) >= 2 and sum(_frames(p) for p in parts) == report["frames_shown"]
+
+
+def test_sigterm_stops_a_file_run_without_leaving_its_output(tmp_path: Path, clip: Path) -> None:
+    cmd = [sys.executable, "-m", "birefvid.cli", "process", str(clip), "-o", "out.mp4", "--output", "green", *FAST_MODEL]
+    with open(tmp_path / "err.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 90
+        while not (_partials(tmp_path) and "processed " in (tmp_path / "err.txt").read_text()):  # well into the run
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()[-3000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = (tmp_path / "err.txt").read_text()
+    assert code == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == "birefvid: terminated"
+    assert not (tmp_path / "out.mp4").exists() and _partials(tmp_path) == []
