@@ -13,7 +13,7 @@ from birefvid.io.http_preview import HttpPreviewSink
 from birefvid.io.live_base import LiveSink
 from birefvid.io.live_sinks import open_live_sink, open_live_sinks, parse_http_address
 from birefvid.io.record_sink import RecordingSink
-from birefvid.io.ts_sink import MpegTsPublishSink
+from birefvid.io.republish import RepublishingSink
 
 SIZE = dict(width=64, height=48, fps=25.0)
 
@@ -75,7 +75,7 @@ def test_each_form_opens_its_sink(tmp_path):
     with pytest.raises(SinkError, match=f"^cannot publish to rtsp://127.0.0.1:{port}/cam: "):
         open_live_sink(f"rtsp://127.0.0.1:{port}/cam", kind="rgb", **SIZE)
     udp = open_live_sink(f"udp://127.0.0.1:{port}", kind="gray", **SIZE)  # datagrams need no one listening
-    assert isinstance(udp, MpegTsPublishSink) and udp.name == f"udp://127.0.0.1:{port}"
+    assert isinstance(udp, RepublishingSink) and udp.name == f"udp://127.0.0.1:{port}"  # reopened if it breaks
     udp.close()
     with pytest.raises(SinkError, match=f"^cannot send to tcp://127.0.0.1:{port}: "):
         open_live_sink(f"tcp://127.0.0.1:{port}", kind="rgb", **SIZE)

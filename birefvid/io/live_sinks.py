@@ -83,16 +83,15 @@ def open_live_sink(
 
         _check_kind(VirtualCamSink, spec, kind)
         return VirtualCamSink(width=width, height=height, fps=fps)
-    if scheme in ("rtsp", "rtsps"):
+    if scheme in ("rtsp", "rtsps", "udp", "tcp", "srt"):
+        from birefvid.io.republish import RepublishingSink
         from birefvid.io.rtsp_sink import RtspPublishSink
-
-        _check_kind(RtspPublishSink, spec, kind)
-        return RtspPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
-    if scheme in ("udp", "tcp", "srt"):
         from birefvid.io.ts_sink import MpegTsPublishSink
 
-        _check_kind(MpegTsPublishSink, spec, kind)
-        return MpegTsPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
+        publisher = RtspPublishSink if scheme.startswith("rtsp") else MpegTsPublishSink
+        _check_kind(publisher, spec, kind)
+        # a server or player that goes away mid-run is reconnected to; the first connection must work
+        return RepublishingSink(lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio))
     if scheme in ("rtmp", "rtmps"):
         raise ConfigError(f"{sink_named(spec)}: birefvid does not publish RTMP itself; {_RELAY_HINT}")
     if scheme == "http":

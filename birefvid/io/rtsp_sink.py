@@ -57,8 +57,9 @@ class RtspPublishSink(StreamPublishSink):
         if self._lag is None:
             # RTCP sender reports map the wall clock since ``_epoch`` onto the RTP clock and FFmpeg-based
             # players take their zero from the first report; without this shift, pictures that arrive
-            # seconds after the stream opened (a model warming up) would play at negative times
-            self._lag = max(0.0, time.time() - self._epoch - t)
+            # seconds after the stream opened (a model warming up) would play at negative times, and
+            # a stream reopened mid-run (its first t far past 0) would play minutes in the future
+            self._lag = time.time() - self._epoch - t
             if self._audio is not None:
                 self._audio.offset = self._lag
         return t + self._lag

@@ -1,0 +1,103 @@
+"""Network outputs that come back: a stream whose server or player goes away is reopened, the run goes on.
+
+An RTSP server restarting, or the player at the end of a ``tcp://`` stream closing, used to end
+the whole live run with an error, and the run's recordings with it. ``RepublishingSink`` wraps
+a network publisher: when a send fails it logs one warning, drops the broken connection and
+reopens it on a thread of its own under ``reconnect.Backoff`` (forever, 0.5 s doubling to 10 s),
+while pictures for it are skipped and every other output carries on; the new connection starts
+with a keyframe, so players pick it up at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Optional
+
+import numpy as np
+
+from birefvid.errors import SinkError, in_caller_context
+from birefvid.io.live_base import LiveSink
+from birefvid.io.reconnect import Backoff, retry
+
+log = logging.getLogger(__name__)
+
+
+class RepublishingSink(LiveSink):
+    """``open_stream()`` made once now (its errors are the caller's, as for any sink), and again whenever the stream breaks."""
+
+    def __init__(self, open_stream: Callable[[], LiveSink], policy: Optional[Backoff] = None) -> None:
+        super().__init__()
+        self._open_stream = open_stream
+        self._policy = policy or Backoff()
+        self._current: Optional[LiveSink] = open_stream()
+        self._name = self._current.name
+        self.accepts = self._current.accepts
+        self.holds_last = self._current.holds_last
+        self._stop = threading.Event()
+        self._reopening: Optional[threading.Thread] = None
+        self._fresh: Optional[LiveSink] = None  # a reopened stream, handed over at the next picture
+        self._handover = threading.Lock()
+        self.reconnects = 0
+        self.skipped = 0  # pictures that found the stream down
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _send(self, picture: np.ndarray, t: float) -> None:
+        with self._handover:
+            if self._fresh is not None:
+                self._current, self._fresh = self._fresh, None
+                self.reconnects += 1
+                log.warning("%s: reconnected after %d skipped pictures", self._name, self.skipped)
+                self.skipped = 0
+        if self._current is None:
+            self.skipped += 1
+            return
+        try:
+            self._current.send(picture, t)
+        except SinkError as e:
+            broken, self._current = self._current, None
+            broken.abort()
+            self.skipped += 1
+            log.warning("%s: %s; the other outputs go on while it reconnects", self._name, e)
+            self._reopen(str(e))
+
+    def _reopen(self, reason: str) -> None:
+        def reopen() -> None:
+            try:
+                sink = retry(self._open_stream, self._policy, self._stop, what=f"reconnecting {self._name}", first_failure=reason,
+                             reason_of=str, retriable=lambda e: isinstance(e, SinkError))  # fmt: skip
+            except Exception as e:  # noqa: BLE001 - a stream that cannot come back must not end the run
+                log.warning("%s: gave up reconnecting (%s); the other outputs go on", self._name, e)
+                return
+            if sink is None:
+                return
+            with self._handover:
+                if self._stop.is_set():
+                    sink.abort()
+                else:
+                    self._fresh = sink
+
+        self._reopening = threading.Thread(target=in_caller_context(reopen), name=f"birefvid-republish {self._name}", daemon=True)
+        self._reopening.start()
+
+    def _finish(self, close: bool) -> None:
+        self._stop.set()
+        if self._reopening is not None:
+            self._reopening.join(10)
+        with self._handover:
+            sinks = [s for s in (self._current, self._fresh) if s is not None]
+            self._current = self._fresh = None
+        for sink in sinks:
+            if close:
+                sink.close()
+            else:
+                sink.abort()
+
+    def _close(self) -> None:
+        self._finish(close=True)
+
+    def _abort(self) -> None:
+        self._finish(close=False)

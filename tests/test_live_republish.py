@@ -1,0 +1,65 @@
+"""A stream output whose server or player goes away comes back; the run and its recordings go on.
+
+Before, an RTSP server restarting (or a tcp:// player closing) ended the live run with an error and
+threw its recordings away.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import pytest
+
+from live_e2e_tools import LiveRun, end_process, ffmpeg_receiver, ffmpeg_rtsp_receiver, listening, scene_clip, wait_for
+from live_media import free_port
+
+FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
+W, H = 160, 120
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return scene_clip(tmp_path_factory.mktemp("republish") / "scene20s.mp4", 20.0, (W, H), 24, unique_seconds=2.0)
+
+
+def _received(folder: Path) -> int:
+    """Pictures the receiver in ``folder`` wrote so far (its raw RGB file: written frame by frame, unlike the md5 list)."""
+    raw = folder / "rx.rgb"
+    return raw.stat().st_size // (W * H * 3) if raw.exists() else 0
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "tcp"])
+def test_a_stream_whose_receiver_restarts_is_reconnected_and_the_recording_kept(tmp_path: Path, clip: Path, scheme: str) -> None:
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/out" if scheme == "rtsp" else f"tcp://127.0.0.1:{port}"
+
+    def receiver(folder: Path):  # noqa: ANN202
+        folder.mkdir()
+        if scheme == "rtsp":
+            return ffmpeg_rtsp_receiver(url, folder, W, H)
+        return ffmpeg_receiver(["-i", f"tcp://127.0.0.1:{port}?listen=1&listen_timeout=60000"], folder, W, H)
+
+    first = receiver(tmp_path / "first")
+    second = None
+    try:
+        wait_for(lambda: listening(port), 20, "the first receiver listening")
+        args = ["--source", clip, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", url, "--sink", "rec.mkv",
+                "--duration", "15", "--report", "report.json", "-q"]  # fmt: skip
+        with LiveRun(args, tmp_path) as run:
+            wait_for(lambda: _received(tmp_path / "first") >= 24, 90, "a second of pictures at the first receiver", run=run)
+            end_process(first)  # the server goes away mid-run
+            second = receiver(tmp_path / "second")
+            wait_for(lambda: _received(tmp_path / "second") >= 24, 12, "pictures at the restarted receiver", run=run)
+            assert run.wait(60) == 0, run.stderr()[-3000:]
+            stderr = run.stderr()
+    finally:
+        end_process(first)
+        if second is not None:
+            end_process(second)
+    assert "reconnected" in stderr, stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    with av.open(str(tmp_path / "rec.mkv")) as container:
+        recorded = sum(1 for packet in container.demux(video=0) if packet.size)
+    assert recorded == report["frames_shown"] and report["ended_by"] == "duration"  # the recording lost nothing
