@@ -310,3 +310,62 @@ def test_a_recording_in_parts_holds_every_frame_shown(tmp_path):
         with av.open(part) as c:
             counts.append(sum(1 for _ in c.decode(video=0)))
     assert sum(counts) == report["frames_shown"] and max(counts) <= FPS + 1
+
+
+class SlowFirstRedKey(RedKey):
+    """RedKey whose first call takes ``seconds``, as a first ONNX export or compile does."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(self.seconds)
+        return super().forward(x)
+
+
+def test_a_streams_recording_starts_after_the_warm_up_without_a_held_picture(tmp_path):
+    """A UDP stream keeps coming while the model warms up (2.5 s here): the run starts from its newest
+    frame, so the recording opens at 0 with no picture held for the warm-up (it was: a 2.5 s still)."""
+    import subprocess
+
+    from live_e2e_tools import end_process
+    from live_media import free_port
+    from system_tools import need_binary
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    clip = write_scene(tmp_path / "scene.mkv", 48)
+    port = free_port()
+    sender = subprocess.Popen(
+        [ffmpeg, "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-t", "30", "-c:v", "libx264",
+         "-preset", "ultrafast", "-g", "12", "-pix_fmt", "yuv420p", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        out = tmp_path / "rec.mkv"
+        job = build_live_job(f"udp://127.0.0.1:{port}", [str(out)], effect="mask", duration=3.0, read_timeout=10.0)
+        model = SlowFirstRedKey(2.5)
+        report = run_live(job, segmenter=red_key_segmenter(model))
+    finally:
+        end_process(sender)
+    assert model.calls >= 2  # the warm-up frame, then the newest one before anything was shown
+    times = [t for _, t in read_frames(out)]
+    assert times[0] == 0.0 and len(times) == report["frames_shown"]
+    assert max(b - a for a, b in zip(times, times[1:])) < 0.3, times[:5]
+    assert times[-1] < 3.5
+
+
+def test_duration_bounds_the_wait_for_a_stream_that_never_answers(tmp_path):
+    """The retry policy reconnects forever by default; a run of 1.5 s must not wait longer than that for a first picture."""
+    from birefvid.errors import SourceError
+
+    out = tmp_path / "never.mp4"
+    job = build_live_job("rtsp://127.0.0.1:1/cam", [str(out)], effect="mask", duration=1.5)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"^no picture from rtsp://127.0.0.1:1/cam within 1.5 s, the run's duration; nothing was recorded$"):
+        run_live(job, segmenter=red_key_segmenter())
+    assert time.monotonic() - started < 4.0
+    assert list(tmp_path.iterdir()) == []

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 import numpy as np
 
+from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import ClosesOnce, Finishes
 
@@ -41,6 +42,10 @@ class CapturedFrame:
     stream_time: float
 
 
+class NoFirstPicture(SourceError):
+    """``LiveSource.start`` waited its ``timeout`` without a frame (a stream still being retried)."""
+
+
 class LiveSource(ClosesOnce):
     """A capture that runs on its own thread and keeps only the newest frame for the reader.
 
@@ -51,8 +56,9 @@ class LiveSource(ClosesOnce):
     """
 
     @abc.abstractmethod
-    def start(self) -> StreamInfo:
-        """Open the input and start capturing; the first frame has been decoded when this returns."""
+    def start(self, timeout: Optional[float] = None) -> StreamInfo:
+        """Open the input and start capturing; the first frame has been decoded when this returns
+        (SourceError when none came within ``timeout`` seconds, if given)."""
 
     @abc.abstractmethod
     def read(self, timeout: float) -> Optional[CapturedFrame]:
@@ -78,6 +84,12 @@ class LiveSource(ClosesOnce):
     def error(self) -> Optional[BaseException]:
         """Why the source failed (a ``SourceError``), once ``state`` is ``failed``."""
         return self._error
+
+    @property
+    def keeps_capturing(self) -> bool:
+        """True for cameras and streams, whose frames keep coming (and the older ones go) whether
+        read or not; False for a file, which waits for its reader."""
+        return True
 
     @property
     def audio(self) -> Optional["LiveAudioFeed"]:

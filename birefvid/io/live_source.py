@@ -50,7 +50,7 @@ from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.job import check_microphone_source
-from birefvid.io.live_base import CapturedFrame, LiveSource, SourceState
+from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture, SourceState
 from birefvid.io.microphone import Microphone, parse_audio_device
 from birefvid.io.reconnect import Backoff, GaveUp, retry
 from birefvid.io.video_source import VideoFileSource, _int
@@ -654,8 +654,13 @@ class LiveCapture(LiveSource):
 
     # -- reader side
 
-    def start(self) -> StreamInfo:
-        """Open the input on the capture thread and return its StreamInfo once the first frame is decoded."""
+    def start(self, timeout: Optional[float] = None) -> StreamInfo:
+        """Open the input on the capture thread and return its StreamInfo once the first frame is decoded.
+
+        ``timeout`` bounds the wait (a stream retried under the policy would otherwise be waited on
+        forever): SourceError once it passes without a frame.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             if self._thread is not None or self.closed:
                 raise RuntimeError(f"{self.target.name}: start() may be called once, before close()")
@@ -666,7 +671,8 @@ class LiveCapture(LiveSource):
                 self._mic.start(self._mic_out)
         try:
             while not self._started.wait(0.1):  # short waits so Ctrl-C gets through
-                pass
+                if deadline is not None and time.monotonic() > deadline:
+                    raise NoFirstPicture(f"no picture from {self.target.name} within {timeout:g} s")
         except BaseException:
             self.close()
             raise
@@ -697,6 +703,10 @@ class LiveCapture(LiveSource):
     def info(self) -> Optional[StreamInfo]:
         """The StreamInfo returned by start() (None before)."""
         return self._info
+
+    @property
+    def keeps_capturing(self) -> bool:
+        return self.target.kind != "file"
 
     def _close(self) -> None:
         self._stop.set()

@@ -129,6 +129,10 @@ class RecordingSink(LiveSink):
             raise ValueError(f"{self.path} records {self.kind} pictures, got {got}")
         if self._segment_seconds is not None and (self._file is None or t - self._part_start >= self._segment_seconds):
             self._next_part(t)
+        elif self.frames_written == 0:  # the file starts with its first picture, wherever the live clock is then
+            self._part_start = t
+            if isinstance(self._file, VideoFileSink):
+                self._file.start_live_audio_at(t)
         assert self._file is not None
         pts = round((t - self._part_start) / TIME_BASE)
         if self._last_pts is not None and pts <= self._last_pts:

@@ -228,6 +228,12 @@ class VideoFileSink(Sink):
             self._last_pts = frame.pts
             self._frames += 1
 
+    def start_live_audio_at(self, at: float) -> None:
+        """Put the live sound's time ``at`` at this output's 0 (before the first picture is written)."""
+        self._live_audio_start = at
+        if self._live_track is not None:
+            self._live_track.offset = -at
+
     def end_live_audio(self, at: float) -> None:
         """End the live sound at live time ``at`` (the next part's start) rather than just after the last picture."""
         if self._live_track is not None:

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..compose.compositor import Compositor
-from ..errors import BirefvidError, PipelineError, SourceError, Terminated, finishing, in_caller_context
-from ..io.live_base import CapturedFrame, LiveSink, LiveSource
+from ..errors import BirefvidError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
+from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
 from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
 from ..temporal import Smoother, make_smoother
 from ..temporal.carry import MaskCarrier
@@ -364,6 +364,12 @@ def run_niced(work: Callable[[], None]) -> None:
         raise errors[0]
 
 
+# a camera's or stream's first frame older than this once the model is ready (a first export, a
+# slow first inference) is replaced by the newest one, so the output does not open on a picture
+# held for the whole warm-up
+STALE_AFTER_S = 0.5
+
+
 def run_live_job(
     job: LiveJob,
     *,
@@ -392,7 +398,10 @@ def run_live_job(
             camera_size=parse_camera_size(spec.camera_size), camera_fps=spec.camera_fps,
             audio_device=spec.audio_device, audio_delay=spec.audio_delay,
         ))  # fmt: skip
-        info = source.start()
+        try:
+            info = source.start(timeout=job.duration)  # a run of 10 s does not wait an hour for a stream to answer
+        except NoFirstPicture as e:
+            raise SourceError(f"{e}, the run's {option('duration')}; nothing was recorded") from None
         fps = float(info.average_rate) if info.average_rate else 30.0
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
@@ -424,8 +433,16 @@ def run_live_job(
                         choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, max(seg.resolution))
                     runner.model.segment(first)
 
+                def catch_up() -> None:  # a camera's or stream's first frame went stale while the model warmed up
+                    nonlocal first
+                    newest = source.read(1.0) if source.keeps_capturing and time.monotonic() - first.captured > STALE_AFTER_S else None
+                    if newest is not None:
+                        runner.model.segment(newest)
+                        first = newest
+
                 try:
                     run_niced(warm_up)
+                    run_niced(catch_up)
                 except (BirefvidError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # the model's own failure: one line, named as the model thread's would be
