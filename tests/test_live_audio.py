@@ -88,7 +88,7 @@ def test_a_late_subscriber_gets_the_recent_sound_and_a_stalled_one_stays_bounded
     for i in range(round(BACKLOG_S * 10)):
         feed.push(20 + i * 0.1, _tone(0, 0.1, 48000))
     stalled = early.take_until(None, {0: 0.0})
-    assert sum(f.samples for _, f in stalled) / 48000 <= BACKLOG_S + 0.1 and early.dropped > 0
+    assert sum(f.samples for _, f, _ in stalled) / 48000 <= BACKLOG_S + 0.1 and early.dropped > 0
     assert stalled[-1][0] == 20 + (round(BACKLOG_S * 10) - 1) * 0.1  # the newest are the ones kept
 
 
@@ -100,10 +100,10 @@ def test_a_connections_sound_waits_for_its_place_on_the_output_clock():
     feed.set_offset(0, 0.0)
     feed.push(1.0, _tone(0, 0.1, 48000), generation=0)
     feed.push(1.1, _tone(0, 0.1, 48000), generation=1)  # the stream clock runs on; 0.4 s of outage passed
-    assert [round(t, 3) for t, _ in queue.take_until(5.0, feed.offsets)] == [1.0]  # generation 1 waits
+    assert [round(t, 3) for t, *_ in queue.take_until(5.0, feed.offsets)] == [1.0]  # generation 1 waits
     feed.set_offset(1, 0.4)
     feed.set_offset(1, 9.9)  # later words do not move it again
-    assert [round(t, 3) for t, _ in queue.take_until(5.0, feed.offsets)] == [1.5]
+    assert [round(t, 3) for t, *_ in queue.take_until(5.0, feed.offsets)] == [1.5]
 
 
 def test_sound_of_a_connection_never_shown_is_dropped_once_a_later_one_is():
@@ -114,7 +114,7 @@ def test_sound_of_a_connection_never_shown_is_dropped_once_a_later_one_is():
     feed.push(1.2, _tone(0, 0.1, 48000), generation=2)
     assert queue.take_until(None, feed.offsets) == []  # generation 1 might still be shown: it waits
     feed.set_offset(2, 0.5)
-    assert [round(t, 3) for t, _ in queue.take_until(None, feed.offsets)] == [1.7]
+    assert [round(t, 3) for t, *_ in queue.take_until(None, feed.offsets)] == [1.7]
 
 
 def test_frames_shared_by_recordings_are_never_stamped(tmp_path):
@@ -130,3 +130,38 @@ def test_frames_shared_by_recordings_are_never_stamped(tmp_path):
     assert feed.subscribers == 0  # the finished recording left the feed
     start, rate, samples = _sound(tmp_path / "rec.mkv")
     assert _loud(samples, rate, start, 0.1, 0.9) > 0.25  # and the copies carried the sound
+
+
+def test_a_looping_files_sound_does_not_drift_loop_after_loop(tmp_path):
+    """Each 2 s loop's sound is 94 AAC frames (2.0053 s) against 2 s of pictures: the 5.3 ms over were
+    appended every loop, so a click at 1 s of each loop came ~5 ms later each time (up to 0.1 s, where
+    the drift was cut back); each loop's sound now starts exactly with its first picture."""
+    rate, loop_s, size = 48000, 2.0, 1024
+    loop_audio = np.full(94 * size, 0.02, np.float32)  # what one loop's file holds: a quiet hum ...
+    loop_audio[rate : rate + 240] = 0.8  # ... and a 5 ms click at 1.0 s
+    feed = LiveAudioFeed(rate, "mono")
+    pushes = []
+    loops = 10
+    for k in range(loops):
+        feed.set_offset(k, 0.0)  # no outage: each loop's first picture follows the last one's
+        for i in range(94):  # the capture's continuous stream clock: loop k starts at k * 2 s
+            frame = av.AudioFrame.from_ndarray(loop_audio[i * size : (i + 1) * size][None], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            pushes.append((k * loop_s + i * size / rate, frame, k))
+    info = StreamInfo(32, 24, Fraction(1, 1000), average_rate=Fraction(FPS))
+    path = tmp_path / "loop.mkv"
+    with VideoFileSink(path, choose_encoder(path, "rgb", 32, 24), info, live_audio=feed) as sink:
+        for i in range(round(loops * loop_s * FPS)):
+            t = i / FPS
+            while pushes and pushes[0][0] <= t + 0.05:  # a loop's sound comes with its pictures, in order
+                feed.push(*pushes.pop(0))
+            sink.write(np.full((1, 24, 32, 3), 100, np.uint8), [round(t * 1000)])
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    samples = np.concatenate([f.to_ndarray()[0] for f in frames])
+    start = float(frames[0].pts * frames[0].time_base)
+    loud = np.flatnonzero(np.abs(samples) > 0.4)
+    clicks = [start + loud[0] / rate] + [start + b / rate for a, b in zip(loud, loud[1:]) if b - a > rate // 2]
+    assert len(clicks) == loops
+    for k, click in enumerate(clicks):
+        assert abs(click - (k * loop_s + 1.0)) < 0.006, [round(c - (j * loop_s + 1.0), 4) for j, c in enumerate(clicks)]

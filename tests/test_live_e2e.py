@@ -407,6 +407,11 @@ BAD_INPUT = {
     "window-without-display": (lambda d: ["--source", d["clip"], "--sink", "window"], r"\$DISPLAY is not set"),
     "replace-without-background": (lambda d: ["--source", d["clip"], "--effect", "replace", "--sink", "out.mp4"], r"--background"),
     "no-sink": (lambda d: ["--source", d["clip"]], r"--sink"),
+    "udp-port-not-a-number": (lambda d: ["--source", d["clip"], "--sink", "udp://127.0.0.1:abc"], r"needs a host and a port \(0 to 65535\)"),
+    "tcp-port-too-large": (lambda d: ["--source", d["clip"], "--sink", "tcp://127.0.0.1:99999"], r"needs a host and a port \(0 to 65535\)"),
+    "stats-json-folder-missing": (lambda d: ["--source", d["clip"], "--sink", "out.mp4", "--stats-json", "no/such/s.jsonl"],
+                                  r"^birefvid: error: --stats-json no/such/s\.jsonl: cannot write it"),
+    "report-is-a-folder": (lambda d: ["--source", d["clip"], "--sink", "out.mp4", "--report", "."], r"--report \. is a folder"),
 }  # fmt: skip
 
 

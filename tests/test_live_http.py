@@ -253,3 +253,18 @@ def test_chromium_shows_the_live_stream(preview, tmp_path):
     assert share(magenta) > 0.12, f"magenta covers {share(magenta):.3f} of the screenshot"
     assert share(cyan) > 0.01, f"cyan covers {share(cyan):.3f} of the screenshot"
     assert preview.pictures_sent > 0
+
+
+def test_head_answers_like_get_without_a_body(preview):
+    """Health checks (`curl -I`, load balancers) probe with HEAD; it was 501."""
+    import http.client
+
+    preview.send(_picture(3), 0.1)
+    for path, status, ctype in (("/", 200, "text/html"), ("/snapshot.jpg", 200, "image/jpeg"), ("/stream.mjpg", 200, "multipart/x-mixed-replace"),
+                                ("/nothing-here", 404, "text/plain")):  # fmt: skip
+        conn = http.client.HTTPConnection("127.0.0.1", preview.port, timeout=5)
+        conn.request("HEAD", path)
+        response = conn.getresponse()
+        assert response.status == status and response.getheader("Content-Type").startswith(ctype), (path, response.status)
+        assert response.read() == b""
+        conn.close()

@@ -126,9 +126,9 @@ def test_a_device_read_faster_than_real_time_stops_with_a_reason() -> None:
     assert sum(heard) <= 2.5 * 48000  # stopped at once: no flood of sound with no place in time
 
 
-def _onset(frames: list[tuple[float, av.AudioFrame]], level: float = 0.3) -> float:
+def _onset(frames: list[tuple[float, av.AudioFrame, int]], level: float = 0.3) -> float:
     """Stream time of the first sample louder than ``level`` (full scale 1)."""
-    for at, frame in frames:
+    for at, frame, _ in frames:
         samples = frame.to_ndarray().astype(np.float64)
         if frame.format.name.startswith("s16"):
             samples /= 32768

@@ -64,3 +64,28 @@ def test_batch_and_decord_say_what_to_do_with_a_url(served):
         expand_inputs([f"{base}/clip.mp4"])
     with pytest.raises(ConfigError, match=r"^decord reads local files only"):
         open_source(f"{base}/clip.mp4", decoder="decord")
+
+
+@pytest.mark.parametrize("faststart", [False, True])
+def test_live_plays_a_video_file_url_as_a_file(tmp_path, served, faststart):
+    """An MP4 on a web server is read as a file by `live` (paced by --realtime, ending at its end), not
+    probed as a stream: that could not find an index at the file's end, and each end counted as a lost
+    stream with timestamps that ran away."""
+    import av
+
+    from birefvid.api import build_live_job, run_live
+
+    folder, base = served
+    name = "clip.mp4"
+    if faststart:
+        name = "clip_fast.mp4"
+        with av.open(str(folder / "clip.mp4")) as src, av.open(str(folder / name), "w", options={"movflags": "+faststart"}) as out:
+            streams = {s.index: out.add_stream_from_template(s) for s in src.streams}
+            for packet in src.demux():
+                if packet.dts is not None:
+                    packet.stream = streams[packet.stream.index]
+                    out.mux(packet)
+    out_path = tmp_path / "rec.mkv"
+    report = run_live(build_live_job(f"{base}/{name}", [str(out_path)], effect="mask", realtime=True), segmenter=red_key_segmenter())
+    assert report["ended_by"] == "source ended" and report["frames_shown"] == 12
+    assert decoded_times(out_path) == decoded_times(folder / "clip.mp4")

@@ -126,6 +126,12 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "birefvid-preview"
     timeout = 10.0  # a viewer that stops reading for this long is dropped
+    _head_only = False  # a HEAD request: headers, no body
+
+    def do_HEAD(self) -> None:
+        """GET's status and headers without the body: health checks (``curl -I``) probe with HEAD."""
+        self._head_only = True
+        self.do_GET()
 
     def do_GET(self) -> None:
         route = urlsplit(self.path).path
@@ -148,7 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if not self._head_only:
+            self.wfile.write(body)
 
     def _stream(self) -> None:
         sink = self.server.sink
@@ -158,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        if not sink.add_viewer(self.connection):
+        if self._head_only or not sink.add_viewer(self.connection):
             return
         try:
             seen = 0

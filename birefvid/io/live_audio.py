@@ -76,8 +76,8 @@ class AudioQueue:
                 self._held -= _seconds(old)
                 self.dropped += 1
 
-    def take_until(self, seconds: Optional[float], offsets: dict[int, float]) -> list[tuple[float, av.AudioFrame]]:
-        """(output time, frame) of the frames that start at or before output time ``seconds`` (all
+    def take_until(self, seconds: Optional[float], offsets: dict[int, float]) -> list[tuple[float, av.AudioFrame, int]]:
+        """(output time, frame, generation) of the frames that start at or before output time ``seconds`` (all
         of them for None), removed from the queue; the output time is the stream time plus the
         ``offsets`` of the frame's generation, and a frame whose generation has none yet waits."""
         newest = max(offsets, default=-1)
@@ -94,7 +94,7 @@ class AudioQueue:
                     break
                 self._frames.popleft()
                 self._held -= _seconds(frame)
-                taken.append((at + offset, frame))
+                taken.append((at + offset, frame, generation))
             return taken
 
 
@@ -173,6 +173,7 @@ class LiveAudioTrack:
         self.end: Optional[float] = None
         self._held: list[tuple[int, av.AudioFrame]] = []  # (sample index, frame) past hold_from
         self._skip = 0  # samples to drop from the front of the run: a frame that straddles the output's 0
+        self._generation = 0  # the connection (or file loop) the last sound came from
         self._name = name
         self.gaps = 0  # silences put in for missing sound
         log.info("recording the source's audio (%s Hz %s) to %s as %s", feed.rate, feed.layout, name, codec)
@@ -181,22 +182,31 @@ class LiveAudioTrack:
         """Encode the captured sound up to ``seconds`` (plus a short lead); None: everything captured."""
         if seconds is not None:
             self._last_picture = seconds
-        for start, frame in self._queue.take_until(None if seconds is None else seconds + LEAD_S, self._offsets):
-            self._add(start, frame)
+        for start, frame, generation in self._queue.take_until(None if seconds is None else seconds + LEAD_S, self._offsets):
+            self._add(start, frame, generation)
 
-    def _add(self, start: float, frame: av.AudioFrame) -> None:
+    def _add(self, start: float, frame: av.AudioFrame, generation: int = 0) -> None:
         first = round((start + self.offset) * self._rate)
+        length = round(frame.samples * self._rate / max(1, frame.sample_rate))
         tolerance = round(TOLERANCE_S * self._rate)
+        new_connection, self._generation = generation != self._generation, generation
         if self._next is None:
             if first < 0:  # sound from before the output's clock starts: only what plays from 0 on is kept
-                if first + round(frame.samples * self._rate / max(1, frame.sample_rate)) <= 0:
+                if first + length <= 0:
                     return
                 self._skip, first = -first, 0
             self._next = first
-        elif first > self._next + tolerance:  # nothing was captured meanwhile: silence keeps the sync
+        elif new_connection and first < self._next:
+            # a reconnect or a file's next loop: its sound starts exactly with its first picture, so
+            # the part the run already holds (a file's audio outlasting its pictures by AAC's last
+            # frame) is cut, rather than pushing everything after it late, loop after loop
+            if first + length <= self._next:
+                return
+            self._skip = self._next - first
+        elif first > self._next + (0 if new_connection else tolerance):  # nothing was captured meanwhile: silence keeps the sync
             self.gaps += 1
             self._silence(first - self._next)
-        elif first + frame.samples * self._rate // max(1, frame.sample_rate) < self._next - tolerance:
+        elif first + length < self._next - tolerance:
             return  # sound the run already covers (a source clock that stepped back)
         for converted in self._resample(frame):
             self._emit(converted)
@@ -268,8 +278,8 @@ class LiveAudioTrack:
             for at, frame in self._held:
                 self._encode_before(frame, at, stop)
             self._held = []
-            for start, frame in self._queue.take_until(self.end, self._offsets):
-                self._add(start, frame)
+            for start, frame, generation in self._queue.take_until(self.end, self._offsets):
+                self._add(start, frame, generation)
         if self._resampler is not None and self._next is not None:
             for rest in self._resampler.resample(None):
                 self._emit(rest)

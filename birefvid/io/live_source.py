@@ -43,6 +43,7 @@ import av
 import numpy as np
 
 from birefvid.errors import ConfigError, SourceError, in_caller_context, option
+from birefvid.extensions import VIDEO_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
@@ -180,6 +181,11 @@ def parse_source_spec(spec: str, *, camera_size: Optional[tuple[int, int]] = Non
         scheme = m[1].lower()
         if scheme == "file":
             text = text[len("file://") :]
+        elif scheme in ("http", "https") and Path(urlsplit(text).path).suffix.lower() in _FILE_SUFFIXES:
+            # a video file on a web server, not a live stream: read as a file (every frame, or paced with
+            # --realtime, looped with --loop), where a stream's low-latency probing could not even find
+            # an MP4's index at its end, and an end of file counted as a lost stream
+            return LiveTarget("file", _redact(text), text)
         elif scheme in NETWORK_SCHEMES:
             options = {**_LOW_LATENCY, **_SCHEME_OPTIONS.get(scheme, {})}
             return LiveTarget("network", _redact(text), text, None, options)
@@ -299,6 +305,9 @@ def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Option
     )
 
 
+# http(s) URLs with these endings are video files, read as files; anything else (an IP camera's
+# MJPEG, HLS, an MPEG-TS .ts that may be live) is a stream
+_FILE_SUFFIXES = VIDEO_EXTENSIONS - {".ts"}
 # how long after the newest picture a microphone's sound still follows its clock (seconds)
 _MIC_REACH = 0.5
 # where a connection hands its decoded sound: (frame, its time in seconds on the source's clock)

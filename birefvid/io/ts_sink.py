@@ -35,8 +35,12 @@ def stream_url(url: str, open_timeout: float) -> str:
     releasing Python's lock."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if not parts.hostname or parts.port is None:
-        raise SinkError(f"cannot send to {url}: a {scheme}:// output needs a host and a port, e.g. {scheme}://127.0.0.1:5000")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = None
+    if not parts.hostname or port is None:
+        raise SinkError(f"cannot send to {url}: a {scheme}:// output needs a host and a port (0 to 65535), e.g. {scheme}://127.0.0.1:5000")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     if scheme == "udp":
         query.setdefault("pkt_size", str(UDP_PACKET_SIZE))

@@ -31,6 +31,8 @@ def check_report_path(report_path: Optional[str | Path]) -> None:
     """The report's folder must exist before hours of work are spent."""
     if report_path is not None and not Path(report_path).resolve().parent.is_dir():
         raise SinkError(f"{option('report_path')} folder does not exist: {Path(report_path).resolve().parent}")
+    if report_path is not None and Path(report_path).is_dir():
+        raise SinkError(f"{option('report_path')} {report_path} is a folder; give a file name, e.g. {Path(report_path) / 'report.json'}")
 
 
 def segmenter_for(job_model: Any, inference: Any, device: Optional[str] = None) -> Segmenter:

@@ -412,9 +412,9 @@ def run_live_job(
             if effect.effect == "replace":
                 background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
                                                                  info.sample_aspect_ratio))  # fmt: skip
-            seg = segmenter or segmenter_for(job.model, job.inference)  # after the cheap checks of sinks and background
-            stats = LiveStats(job.stats_every, stats_json, printer)
+            stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
             stack.callback(stats.close)
+            seg = segmenter or segmenter_for(job.model, job.inference)  # after the cheap checks of sinks and background
             compositor = Compositor(
                 EFFECT_OUTPUT[effect.effect], foreground=effect.foreground, key=effect.key_color,  # type: ignore[arg-type]
                 blur_sigma=effect.blur_sigma, background=background, blur_work_scale=max(1, int(effect.blur_sigma // 4)),

@@ -16,6 +16,8 @@ from typing import Any, Callable, Optional, TextIO
 
 import numpy as np
 
+from ..errors import SinkError, option
+
 
 def _percentile(values: list[float], q: float) -> Optional[float]:
     return None if not values else float(np.percentile(np.asarray(values), q))
@@ -46,7 +48,10 @@ class LiveStats:
         self.every = every
         self.printer = printer
         self._lock = threading.Lock()
-        self._json: Optional[TextIO] = open(json_path, "a", encoding="utf-8") if json_path is not None else None  # noqa: SIM115
+        try:
+            self._json: Optional[TextIO] = open(json_path, "a", encoding="utf-8") if json_path is not None else None  # noqa: SIM115
+        except OSError as e:
+            raise SinkError(f"{option('stats_json')} {json_path}: cannot write it ({e.strerror or e})") from None
         self._start = time.monotonic()
         self._period = _Period(self._start, 0)
         self._all = _Period(self._start, 0)
