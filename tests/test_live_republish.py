@@ -63,3 +63,23 @@ def test_a_stream_whose_receiver_restarts_is_reconnected_and_the_recording_kept(
     with av.open(str(tmp_path / "rec.mkv")) as container:
         recorded = sum(1 for packet in container.demux(video=0) if packet.size)
     assert recorded == report["frames_shown"] and report["ended_by"] == "duration"  # the recording lost nothing
+
+
+def test_reconnecting_asks_a_plain_socket_first() -> None:
+    """PyAV opens an output holding Python's lock (an RTSP server that does not answer froze every
+    thread for the open timeout): a reopening first connects with a plain socket, which waits
+    without it, and says why it could not."""
+    import socket
+
+    from birefvid.errors import SinkError
+    from birefvid.io.republish import tcp_reachable
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(SinkError, match=f"^cannot connect to 127.0.0.1:{port}: "):
+        tcp_reachable(f"rtsp://127.0.0.1:{port}/out", 554, timeout=1.0)()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(1)
+        tcp_reachable(f"tcp://127.0.0.1:{listening.getsockname()[1]}", 0, timeout=1.0)()  # no error

@@ -11,8 +11,10 @@ with a keyframe, so players pick it up at once.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Callable, Optional
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -26,9 +28,13 @@ log = logging.getLogger(__name__)
 class RepublishingSink(LiveSink):
     """``open_stream()`` made once now (its errors are the caller's, as for any sink), and again whenever the stream breaks."""
 
-    def __init__(self, open_stream: Callable[[], LiveSink], policy: Optional[Backoff] = None) -> None:
+    def __init__(self, open_stream: Callable[[], LiveSink], policy: Optional[Backoff] = None, reachable: Optional[Callable[[], None]] = None) -> None:
+        """``reachable`` (raising SinkError when not) is asked before each reopening: PyAV opens an
+        output holding Python's lock, so a reopening that waits on a silent or unreachable host would
+        freeze every other thread meanwhile, while a plain socket waits without holding it."""
         super().__init__()
         self._open_stream = open_stream
+        self._reachable = reachable
         self._policy = policy or Backoff()
         self._current: Optional[LiveSink] = open_stream()
         self._name = self._current.name
@@ -67,7 +73,7 @@ class RepublishingSink(LiveSink):
     def _reopen(self, reason: str) -> None:
         def reopen() -> None:
             try:
-                sink = retry(self._open_stream, self._policy, self._stop, what=f"reconnecting {self._name}", first_failure=reason,
+                sink = retry(self._attempt, self._policy, self._stop, what=f"reconnecting {self._name}", first_failure=reason,
                              reason_of=str, retriable=lambda e: isinstance(e, SinkError))  # fmt: skip
             except Exception as e:  # noqa: BLE001 - a stream that cannot come back must not end the run
                 log.warning("%s: gave up reconnecting (%s); the other outputs go on", self._name, e)
@@ -82,6 +88,11 @@ class RepublishingSink(LiveSink):
 
         self._reopening = threading.Thread(target=in_caller_context(reopen), name=f"birefvid-republish {self._name}", daemon=True)
         self._reopening.start()
+
+    def _attempt(self) -> LiveSink:
+        if self._reachable is not None:
+            self._reachable()
+        return self._open_stream()
 
     def _finish(self, close: bool) -> None:
         self._stop.set()
@@ -101,3 +112,18 @@ class RepublishingSink(LiveSink):
 
     def _abort(self) -> None:
         self._finish(close=False)
+
+
+def tcp_reachable(url: str, default_port: int, timeout: float = 5.0) -> Callable[[], None]:
+    """A ``reachable`` check for ``url``'s host and port (``default_port`` when it names none): a TCP
+    connect, waited on without Python's lock; SinkError with the reason when it fails."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or default_port
+
+    def check() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as e:
+            raise SinkError(f"cannot connect to {host}:{port}: {e.strerror or e}") from None
+
+    return check
