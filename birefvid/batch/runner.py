@@ -6,6 +6,7 @@ its output is committed (atomically) and the manifest says so; its chunk files a
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -95,6 +96,17 @@ def _is_video(path: Path) -> bool:
     """A video file by its extension, or an animated WebP (a still one is an image, not a video)."""
     suffix = path.suffix.lower()
     return suffix in VIDEO_EXTENSIONS or (suffix == ".webp" and is_animated_webp(path))
+
+
+def prepare_output_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` (and its parents) and make sure this run can write there: a folder under a
+    file, a read-only disk or missing permissions are one line before any work, not a traceback."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SinkError(f"cannot create the output folder {out_dir}: {e.strerror or e}") from e
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise SinkError(f"output folder is not writable: {out_dir}")
 
 
 def output_for(input_path: Path, out_dir: Path, ext: str) -> Path:
@@ -322,7 +334,7 @@ def batch_videos(
     suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
     jobs = [build_file_job(p, output_for(p, out_dir, suffix), **options) for p in expand_inputs([str(i) for i in inputs])]
     check_background(options.get("background"))  # as the command does: before any worker loads a model
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir)
     watch = progress or BatchProgress(quiet=True)
     try:
         factory = executor_for(jobs[0], ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
