@@ -98,6 +98,15 @@ def _is_video(path: Path) -> bool:
     return suffix in VIDEO_EXTENSIONS or (suffix == ".webp" and is_animated_webp(path))
 
 
+def check_distinct_outputs(outputs: Sequence[str | Path]) -> None:
+    """ConfigError when several inputs would write the same output (``a.mp4`` and ``a.mkv`` both to ``a.mov``):
+    refused before any work, since the second would skip or replace the first's."""
+    names = [Path(o).name for o in outputs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+
+
 def prepare_output_dir(out_dir: Path) -> None:
     """Create ``out_dir`` (and its parents) and make sure this run can write there: a folder under a
     file, a read-only disk or missing permissions are one line before any work, not a traceback."""
@@ -152,10 +161,7 @@ def run_batch(
     trimmed = [j.source.input for j in jobs if j.source.trimmed]
     if trimmed:
         raise ConfigError(f"batch processes whole videos; {trimmed[0]} has a time range (start/end): use birefvid process for a part")
-    names = [Path(j.output.path).name for j in jobs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+    check_distinct_outputs([j.output.path for j in jobs])
     lock = RunLock(out_dir)
     lock.acquire()
     try:
