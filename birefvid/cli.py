@@ -1,7 +1,8 @@
 """The ``birefvid`` command: sub-commands and one-line errors.
 
 Every ``BirefvidError`` becomes one line on stderr and exit code 2; Ctrl-C exits 130, SIGTERM
-is handled as Ctrl-C (exit 143). Command
+is handled as Ctrl-C (exit 143); output piped into a reader that stops early (``| head``) ends
+quietly (exit 141). Command
 modules import torch and the media stack only inside ``run``, so ``--help``, ``--version`` and
 argument errors answer at once.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import select
 import signal
 import sys
 import threading
@@ -22,6 +25,7 @@ from .errors import BirefvidError, Terminated, cli_naming, termination_deferred
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer its reader left
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,11 +62,20 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
     """Run a command-line program's ``work`` the birefvid way: errors name --flags and become one
     line (``PROG: error: ...``, exit 2), Ctrl-C exits 130, SIGTERM is handled as Ctrl-C and exits
-    143 when it stopped a run (a live run that ends by it finishes normally). The recipes in
+    143 when it stopped a run (a live run that ends by it finishes normally), and a closed stdout
+    pipe (``| head``) exits 141 without a traceback. The recipes in
     ``pipelines/`` use it too."""
     try:
         with cli_naming(), sigterm_as_interrupt():
-            return int(work() or 0)
+            code = int(work() or 0)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a reader gone (`| head`) shows here, not in the interpreter's exit flush
+            return code
+    except BrokenPipeError:
+        if not _stdout_gone():
+            raise  # some other pipe (an encoder's, say): a real failure, not a reader that had enough
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except BirefvidError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -72,6 +85,27 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _stdout_gone() -> bool:
+    """True when stdout is a pipe whose reader has closed it; where that cannot be asked, assume so."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (AttributeError, OSError, ValueError):  # no poll() (Windows), or stdout is no file (tests capturing it)
+        return True
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so the buffered rest is dropped at exit instead of raising a second
+    BrokenPipeError there (the Python docs' recipe, see the ``signal`` module's note on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from birefvid import BirefvidError, Segmenter
 from birefvid.api import process_video
+from birefvid.batch.runner import check_distinct_outputs
 from birefvid.cli import guarded
 from birefvid.extensions import VIDEO_EXTENSIONS
+from birefvid.io.formats import choose_encoder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +39,13 @@ def _convert_all(args: argparse.Namespace) -> int:
     videos = sorted(p for p in args.input_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     if not videos:
         raise BirefvidError(f"no videos in {args.input_dir} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+    targets = [args.output_dir / (video.stem + args.suffix) for video in videos]
+    check_distinct_outputs(targets)  # a.mp4 and a.mkv would both write a.mov: the second was silently skipped
+    choose_encoder(targets[0], "alpha", 64, 64)  # a --suffix without alpha (.mp4) fails now, not once per video
     segmenter = Segmenter(None if args.weights else args.model, weights=args.weights, resolution=args.resolution)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
-    for video in videos:
-        target = args.output_dir / (video.stem + args.suffix)
+    for video, target in zip(videos, targets):
         if target.exists():
             print(f"skip {video.name}: {target.name} exists")
             continue

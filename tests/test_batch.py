@@ -350,3 +350,38 @@ def test_animated_outputs_are_written_whole_not_in_chunks(clips, tmp_path, ext):
     assert manifest(out)["videos"][f"long{ext}"]["chunks"] == 1
     with Image.open(out / f"long{ext}") as im:
         assert im.n_frames == LONG
+
+
+@pytest.fixture()
+def short_clip(tmp_path):
+    return keyframed_clip(tmp_path / "a.mp4", SHORT, gop=3)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("birefvid: error:"), err
+    return err[0]
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(short_clip, tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    assert batch(str(short_clip), "--output-dir", str(tmp_path / "afile" / "sub"), "--output", "mask", "-q") == 2
+    assert f"cannot create the output folder {tmp_path / 'afile' / 'sub'}: Not a directory" in _one_error_line(capsys)
+
+
+def test_a_read_only_output_folder_is_one_line(short_clip, tmp_path, capsys):
+    from fs_fixtures import read_only_dir
+
+    with read_only_dir(tmp_path / "ro") as ro:
+        assert batch(str(short_clip), "--output-dir", str(ro), "--output", "mask", "-q") == 2
+        assert f"output folder is not writable: {ro}" in _one_error_line(capsys)
+        assert batch(str(short_clip), "--output-dir", str(ro / "sub"), "--output", "mask", "-q") == 2
+        assert f"cannot create the output folder {ro / 'sub'}" in _one_error_line(capsys)
+
+
+def test_a_progress_json_in_a_missing_folder_is_one_line_before_any_work(short_clip, tmp_path, capsys):
+    target = tmp_path / "nonexist" / "p.jsonl"
+    out = tmp_path / "o"
+    assert batch(str(short_clip), "--output-dir", str(out), "--output", "mask", "-q", "--progress-json", str(target)) == 2
+    assert f"--progress-json folder does not exist: {target.parent}" in _one_error_line(capsys)
+    assert not out.exists()  # refused before the output folder was made

@@ -82,3 +82,34 @@ def test_export_refuses_a_name_without_onnx_suffix(tmp_path, capsys):
 def test_export_needs_one_output_name(tmp_path, capsys, argv):
     assert main(["export", *argv, "--backbone", "pvt_v2_b0"]) == 2
     assert "name the .onnx file to write once" in capsys.readouterr().err
+
+
+def test_bench_json_into_a_missing_folder_fails_before_the_benchmark(tmp_path, capsys, monkeypatch):
+    def no_model(*a, **k):
+        raise AssertionError("the benchmark ran before --json was checked")
+
+    monkeypatch.setattr("birefvid.commands.bench._load", no_model)
+    target = tmp_path / "missing" / "b.json"
+    assert main(["bench", "--model", "tiny", "--runs", "1", "--clip-frames", "0", "--json", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: --json folder does not exist: {target.parent}"]
+
+
+def test_export_into_a_read_only_folder_is_one_line_before_the_export(tmp_path, capsys):
+    from fs_fixtures import read_only_dir
+
+    with read_only_dir(tmp_path / "ro") as ro:
+        assert main(["export", str(ro / "t.onnx"), "--model", "tiny", "--resolution", "64"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"birefvid: error: output folder is not writable: {ro}"]
+        assert list(ro.iterdir()) == []
+
+
+def test_export_onto_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, capsys):
+    from fs_fixtures import full_dir
+
+    with full_dir(tmp_path / "full", "64k") as full:  # tiny at 64 px exports ~12 MB
+        assert main(["export", str(full / "t.onnx"), "--model", "tiny", "--resolution", "64"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"birefvid: error: cannot write {full / 't.onnx'}: No space left on device"]
+        assert list(full.iterdir()) == []

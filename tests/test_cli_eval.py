@@ -261,3 +261,47 @@ def test_davis_errors(tmp_path, capsys):
     assert "lack 1 of 2 ground-truth sequences (car)" in _error(capsys, str(preds), str(gt_root))
     video = _video(tmp_path / "one.mkv", _truths(2), "ffv1", "gray", "gray")
     assert "predictions must be a folder too" in _error(capsys, str(video), str(gt_root))
+
+
+def _animated(path: Path, kind: str, masks: list[np.ndarray]) -> Path:
+    """``masks`` written by birefvid's own animated sink (GIF / WebP), as ``process --output KIND`` writes them:
+    kind 'mask' (grey pictures, opaque) or 'alpha' (grey pictures, the masks as alpha)."""
+    from fractions import Fraction
+
+    from birefvid.frames import StreamInfo
+    from birefvid.io import open_sink
+
+    info = StreamInfo(width=W, height=H, time_base=Fraction(1, 25), average_rate=Fraction(25))
+    if kind == "mask":
+        images = np.stack(masks)
+    else:
+        images = np.stack([np.dstack([np.full((H, W, 3), 90, np.uint8), m]) for m in masks])
+    with open_sink(path, kind=kind, info=info, audio=False) as sink:
+        sink.write(images, list(range(len(masks))))
+    return path
+
+
+def test_mask_gif_counts_by_its_grey_levels_and_alpha_gif_by_its_transparency(tmp_path):
+    """PyAV decodes every GIF as bgra: a mask GIF's alpha is opaque everywhere, and scoring it gave IoU 0.25."""
+    gts = _truths()
+    gt = str(_pngs(tmp_path / "gt", gts))
+    preds = _soft(gts, seed=3)
+    report = _eval_json(tmp_path, str(_animated(tmp_path / "m.gif", "mask", preds)), gt)
+    _same(report["summary"], {**_direct([(preds, gts)]).results(), "frames": T})
+    cutouts = _truths(x0=10)  # binary: GIF transparency is on or off
+    report = _eval_json(tmp_path, str(_animated(tmp_path / "a.gif", "alpha", cutouts)), gt)
+    _same(report["summary"], {**_direct([(cutouts, gts)]).results(), "frames": T})
+
+
+def test_animated_webp_is_read_to_its_last_frame(tmp_path):
+    """FFmpeg and OpenCV decode a WebP's first frame only ("frame counts differ ... have 1")."""
+    gts = _truths()
+    gt = str(_pngs(tmp_path / "gt", gts))
+    preds = _soft(gts, seed=4)
+    report = _eval_json(tmp_path, str(_animated(tmp_path / "a.webp", "alpha", preds)), gt)  # libwebp keeps alpha lossless
+    _same(report["summary"], {**_direct([(preds, gts)]).results(), "frames": T})
+    report = _eval_json(tmp_path, str(_animated(tmp_path / "m.webp", "mask", preds)), gt)  # lossy grey, opaque
+    want = _direct([(preds, gts)]).results()
+    assert report["summary"]["frames"] == T
+    assert report["summary"]["iou"] == pytest.approx(want["iou"], abs=0.03)
+    assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=0.02)

@@ -293,3 +293,16 @@ def test_guided_upsampling_puts_a_photos_edge_where_the_picture_has_it(tmp_path,
         assert main(["image", str(photo), "-o", str(out), "--output", "mask", "--upsample", upsample, "-q"]) == 0
         errors[upsample] = np.abs(np.array(Image.open(out)).astype(float) - true_mask(0, size)).mean() / 255
     assert errors["guided"] < 0.5 * errors["bilinear"], errors
+
+
+def test_a_full_disk_is_one_error_line_and_leaves_no_partial_file(tmp_path, red_key, capsys):
+    from fs_fixtures import full_dir
+
+    photos = []
+    for i in range(2):  # noise: PNG cannot shrink the two under the 64 kB the disk holds
+        photos.append(tmp_path / f"p{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (160, 160, 3), np.uint8)).save(photos[-1])
+    with full_dir(tmp_path / "full", "64k") as full:
+        code = main(["image", *map(str, photos), "-o", f"{full}/", "--output", "green", "-q"])
+        _one_line_error(capsys, code, "No space left on device")
+        assert not [p.name for p in full.iterdir() if ".partial-" in p.name]  # no temporary file left behind

@@ -267,6 +267,22 @@ def test_x264_defaults_to_veryfast_and_preset_overrides(tmp_path):
     assert len(read_video(tmp_path / "d.mp4").pts) == 3
 
 
+@pytest.mark.parametrize("name,tag", [("h.mp4", "hvc1"), ("h.mov", "hvc1"), ("h.mkv", None)])
+def test_hevc_is_tagged_hvc1_in_mp4_and_mov_and_x265_keeps_quiet(tmp_path, capfd, name, tag):
+    """Apple's players (QuickTime, Safari, iOS) play HEVC in MP4/MOV only under the hvc1 tag, not
+    FFmpeg's default hev1; x265's ~25 "x265 [info]" lines went to stderr even under -q."""
+    import av
+
+    _write(tmp_path / name, "rgb", _info(), list(range(3)), codec="libx265")
+    with av.open(str(tmp_path / name)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "hevc" and stream.frames in (0, 3)
+        if tag is not None:
+            assert stream.codec_tag == tag
+    assert len(read_video(tmp_path / name).pts) == 3
+    assert "x265 [info]" not in capfd.readouterr().err
+
+
 def test_prores_runs_at_a_fixed_quantiser_set_by_crf(tmp_path):
     info = _info()
     images = _write(tmp_path / "q2.mov", "alpha", info, list(range(3)))  # default quantiser 2

@@ -59,3 +59,31 @@ def test_file_recipes_answer_bad_input_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"error: no videos in {empty}" in err[0], err
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.mov").exists()
+
+
+def _refused_before_the_model(tmp_path, capsys, suffix: str, names: tuple[str, ...]) -> str:
+    """folder_batch over files ``names`` with ``suffix``: exit 2, one error line (returned), no model, no output folder."""
+    src = tmp_path / "videos"
+    src.mkdir()
+    for name in names:
+        (src / name).write_bytes(b"never read")
+    module = _load("folder_batch")
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the check")
+
+    module.Segmenter = no_model
+    assert module.main([str(src), str(tmp_path / "out"), "--model", "tiny", "--suffix", suffix]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0], err
+    assert not (tmp_path / "out").exists()
+    return err[0]
+
+
+def test_folder_batch_refuses_inputs_that_would_write_the_same_output(tmp_path, capsys):
+    err = _refused_before_the_model(tmp_path, capsys, ".webm", ("a.mp4", "a.mkv"))
+    assert "several inputs would write the same output a.webm" in err
+
+
+def test_folder_batch_refuses_a_suffix_that_holds_no_alpha(tmp_path, capsys):
+    assert ".mp4 holds no alpha channel" in _refused_before_the_model(tmp_path, capsys, ".mp4", ("a.mov", "b.mkv"))

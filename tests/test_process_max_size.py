@@ -10,6 +10,7 @@ import pytest
 
 from birefvid.api import process_video
 from birefvid.cli import main
+from birefvid.errors import ConfigError
 from birefvid.io.scale import scaled_size
 from media import audio_duration, read_alpha
 from process_fixtures import decoded_times, interior, make_scene, max_err, red_key_segmenter, true_mask
@@ -77,5 +78,26 @@ def test_scaled_size():
     assert scaled_size(1080, 1920, 480) == (270, 480)
     assert scaled_size(1280, 720, 1280) == (1280, 720)  # already fits: unchanged, odd sides too
     assert scaled_size(641, 361, 1000) == (641, 361)
-    assert scaled_size(4000, 30, 100) == (100, 8)  # never under birefvid's 8 px
+    assert scaled_size(101, 77, 63) == (62, 48)  # an odd limit: the longer side stays under it (round(31.5) gave 64)
+    assert scaled_size(77, 101, 63) == (48, 62)
+    assert scaled_size(101, 77, 10) == (10, 8)  # the smallest limit that keeps the aspect
     assert np.all(np.array(scaled_size(1000, 562, 500)) % 2 == 0)
+
+
+@pytest.mark.parametrize("size,limit,smallest", [((101, 77), 8, 10), ((4000, 30), 100, 934)])
+def test_a_limit_that_would_squeeze_the_picture_under_8_px_is_refused(size, limit, smallest):
+    with pytest.raises(ConfigError, match=rf"would make the {size[0]}x{size[1]} input .* use max_size={smallest} or more"):
+        scaled_size(*size, limit)
+
+
+def test_an_odd_limit_is_never_exceeded_and_a_too_small_one_is_one_line(tmp_path, seg, capsys):
+    src = make_scene(tmp_path / "odd.mov", 2, (101, 77), with_audio=False)
+    out = tmp_path / "small.mkv"
+    process_video(src.path, out, kind="mask", segmenter=seg, smooth="none", max_size=63)
+    with av.open(str(out)) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (62, 48)
+    assert main(["process", str(src.path), "-o", str(tmp_path / "tiny.mkv"), "--max-size", "8", "--model", "tiny", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--max-size 8 would make the 101x77 input 6 px on its shorter side" in err[0], err
+    assert "use --max-size 10 or more" in err[0]
+    assert not (tmp_path / "tiny.mkv").exists()

@@ -22,6 +22,7 @@ from typing import Iterator, Optional
 import torch
 
 from .. import __version__
+from ..errors import SinkError
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +56,32 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     model = model.eval().to("cpu", torch.float32)
     example = torch.zeros(batch, 3, *size)
     start = time.perf_counter()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".onnx.partial", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".onnx.partial", dir=path.parent)
+    except OSError as e:  # a read-only or missing folder
+        raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)
     try:
         # the exporter prints its progress and warns about things that do not concern our users
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False)
-            program.save(tmp)
-        os.replace(tmp, path)
+            _save(program, tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return time.perf_counter() - start
+
+
+def _save(program: object, tmp: str, path: Path) -> None:
+    """Write the exported ``program`` to ``tmp`` and move it onto ``path``; a full disk or a quota is a
+    one-line SinkError (the caller removes the partial file)."""
+    try:
+        program.save(tmp)  # type: ignore[attr-defined]
+        os.replace(tmp, path)
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 @contextlib.contextmanager

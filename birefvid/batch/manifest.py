@@ -71,7 +71,13 @@ class Manifest:
         return None if entry is None else entry.get("status")
 
     def save(self) -> None:
-        """Write the manifest atomically."""
+        """Write the manifest atomically; a full disk or a folder gone read-only is a one-line SinkError."""
+        try:
+            self._write()
+        except OSError as e:
+            raise SinkError(f"cannot write the batch manifest {self.path}: {e.strerror or e}") from e
+
+    def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=self.path.parent)
         try:

@@ -13,7 +13,17 @@ import time
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+from ..errors import SinkError, option
+
 ChunkKey = tuple[str, int]  # (video, chunk index)
+
+
+def _open_json(path: str | Path) -> TextIO:
+    """``path`` opened for appending JSON lines; a missing or unwritable folder is one line, not a traceback."""
+    try:
+        return open(path, "a", buffering=1)  # noqa: SIM115 - closed in BatchProgress.close()
+    except OSError as e:
+        raise SinkError(f"cannot open {option('progress_json')} {path}: {e.strerror or e}") from e
 
 
 class BatchProgress:
@@ -23,7 +33,7 @@ class BatchProgress:
         self.quiet = quiet
         self.stream = stream if stream is not None else sys.stderr  # looked up now: sys.stderr may have been replaced since import
         self.every = every  # seconds between "frames" lines while chunks run
-        self._json: Optional[TextIO] = open(json_path, "a", buffering=1) if json_path else None  # noqa: SIM115 - closed in close()
+        self._json: Optional[TextIO] = _open_json(json_path) if json_path else None
         self.videos = self.chunks = self.frames = 0
         self.videos_done = self.chunks_done = 0
         self._frames_finished = 0  # frames of finished chunks, this run's and earlier runs'

@@ -6,6 +6,7 @@ its output is committed (atomically) and the manifest says so; its chunk files a
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -97,6 +98,26 @@ def _is_video(path: Path) -> bool:
     return suffix in VIDEO_EXTENSIONS or (suffix == ".webp" and is_animated_webp(path))
 
 
+def check_distinct_outputs(outputs: Sequence[str | Path]) -> None:
+    """ConfigError when several inputs would write the same output (``a.mp4`` and ``a.mkv`` both to ``a.mov``):
+    refused before any work, since the second would skip or replace the first's."""
+    names = [Path(o).name for o in outputs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+
+
+def prepare_output_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` (and its parents) and make sure this run can write there: a folder under a
+    file, a read-only disk or missing permissions are one line before any work, not a traceback."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SinkError(f"cannot create the output folder {out_dir}: {e.strerror or e}") from e
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise SinkError(f"output folder is not writable: {out_dir}")
+
+
 def output_for(input_path: Path, out_dir: Path, ext: str) -> Path:
     """``DIR/<input stem><ext>``; ``ext`` ``png`` means a PNG-sequence folder ``DIR/<input stem>/``."""
     return out_dir / input_path.stem if ext == "png" else out_dir / f"{input_path.stem}{ext}"
@@ -140,10 +161,7 @@ def run_batch(
     trimmed = [j.source.input for j in jobs if j.source.trimmed]
     if trimmed:
         raise ConfigError(f"batch processes whole videos; {trimmed[0]} has a time range (start/end): use birefvid process for a part")
-    names = [Path(j.output.path).name for j in jobs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+    check_distinct_outputs([j.output.path for j in jobs])
     lock = RunLock(out_dir)
     lock.acquire()
     try:
@@ -322,7 +340,7 @@ def batch_videos(
     suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
     jobs = [build_file_job(p, output_for(p, out_dir, suffix), **options) for p in expand_inputs([str(i) for i in inputs])]
     check_background(options.get("background"))  # as the command does: before any worker loads a model
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir)
     watch = progress or BatchProgress(quiet=True)
     try:
         factory = executor_for(jobs[0], ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)

@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from .options import add_file_job_options, add_model_options, file_job_from_args
 
 HELP = "process many videos into a folder, splitting long ones into chunks; locally, or on a Ray cluster (resumable)"
@@ -51,7 +51,8 @@ def check_ray_address(address: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, check_background, executor_for, expand_inputs, output_for, run_batch
+    from ..batch.runner import DEFAULT_EXT, check_background, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
+    from ..io.atomic import check_output_file
 
     if args.chunk_frames < 0:
         raise ConfigError(f"--chunk-frames must be >= 0, got {args.chunk_frames}")
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         check_ray_address(args.ray)
     if args.ray is None and (args.workers is not None or args.gpus_per_worker):
         raise ConfigError("--workers and --gpus-per-worker need --ray")
+    if args.progress_json:
+        check_output_file(args.progress_json, option("progress_json"))
     out_dir = Path(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
     inputs = expand_inputs(args.inputs)
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         from ..batch.ray_executor import import_ray
 
         import_ray()  # a missing extra answers before anything is created
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir)
     if args.ray is not None and args.device.startswith("cuda") and not args.gpus_per_worker:
         args.gpus_per_worker = 1.0  # a worker told to use CUDA needs a GPU reserved, or Ray hides every GPU from it
     executor = executor_for(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)

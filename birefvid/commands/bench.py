@@ -51,6 +51,10 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
     except ValueError:
         raise ConfigError(f"{option('clip_size')} must be WxH, e.g. 1280x720, got {args.clip_size!r}") from None
     parse_resolution(args.resolution)
+    if args.json_path:  # before the benchmark, not after minutes of it
+        from ..io.atomic import check_output_file
+
+        check_output_file(args.json_path, option("json"))
     return width, height
 
 
@@ -99,10 +103,20 @@ def run_bench(args: argparse.Namespace) -> int:
     figures["machine"] = _machine(seg.device)
     print(_table(figures))
     if args.json_path:
-        with open(args.json_path, "w") as f:
+        _write_json(args.json_path, figures)
+    return 0
+
+
+def _write_json(path: str, figures: dict[str, Any]) -> None:
+    """The figures as JSON; a disk that filled up meanwhile is one line, not a traceback."""
+    from ..errors import SinkError
+
+    try:
+        with open(path, "w") as f:
             json.dump(figures, f, indent=2)
             f.write("\n")
-    return 0
+    except OSError as e:
+        raise SinkError(f"cannot write --json {path}: {e.strerror or e}") from e
 
 
 def _machine(device: Any) -> dict[str, Any]:

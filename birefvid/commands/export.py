@@ -20,6 +20,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from ..errors import ConfigError, SinkError, option
@@ -34,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise SinkError(f"{out} exists; pass {option('overwrite')} to replace it")
     if not out.resolve().parent.is_dir():
         raise SinkError(f"folder does not exist: {out.resolve().parent}")
+    if not os.access(out.resolve().parent, os.W_OK | os.X_OK):  # checked before the model loads and exports
+        raise SinkError(f"output folder is not writable: {out.resolve().parent}")
     if args.batch_size < 1:
         raise ConfigError(f"{option('batch_size')} must be at least 1")
     size = parse_resolution(args.resolution)

@@ -6,9 +6,12 @@ What a file contributes, per frame:
   a palette PNG (DAVIS annotations): foreground wherever the index is not 0 (all objects as one
   mask) unless the palette is all grey, then the grey level; any other colour image: its luminance.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
-  libvpx-vp9 so the side-channel alpha survives): its alpha; any other video (a grey mask video or
-  an ordinary RGB/YUV one): its luminance, expanded to full range (Y' 16-235 -> 0-255), 16 bit for
-  high-depth grey formats.
+  libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha; any other video
+  (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
+  GIF, which FFmpeg decodes as bgra): its luminance, expanded to full range (Y' 16-235 -> 0-255),
+  16 bit for high-depth grey formats.
+* an animated WebP, every frame (with Pillow, as ``process`` reads it; FFmpeg decodes the first
+  only): by the same rule, its alpha unless every frame is opaque, then its brightness.
 
 Folders are read in natural name order (f2 before f10). A DAVIS-style root (a folder of sequence
 folders and nothing else) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
@@ -31,6 +34,7 @@ import numpy as np
 from birefvid.errors import DataError, SourceError
 from birefvid.eval.metrics import Evaluator
 from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import natural_key, is_glob, list_images
 from birefvid.io.readback import decode_video_frames
@@ -74,14 +78,51 @@ def read_mask(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def _frame_mask(frame: av.VideoFrame) -> np.ndarray:
-    """One decoded frame as an (H, W) mask: its alpha, or its luminance (16 bit for deep grey formats)."""
+def _brightness(rgb: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) RGB picture's grey level: the channel itself when the picture is grey, else its luminance."""
+    if (rgb == rgb[..., :1]).all():
+        return np.ascontiguousarray(rgb[..., 0])
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+def _transparent(alpha: np.ndarray) -> bool:
+    """True when an alpha plane is not fully opaque somewhere."""
+    return bool((alpha < 255).any())
+
+
+def _frame_mask(frame: av.VideoFrame, by_alpha: bool = True) -> np.ndarray:
+    """One decoded frame as an (H, W) mask: its alpha (``by_alpha``, for formats that have one), or its
+    luminance (16 bit for deep grey formats)."""
     fmt = frame.format
     if has_alpha(fmt.name):
-        return frame.to_ndarray(format="rgba")[..., 3]
+        rgba = frame.to_ndarray(format="rgba")
+        return rgba[..., 3] if by_alpha else _brightness(rgba[..., :3])
     if fmt.name.startswith("gray") and fmt.name not in ("gray", "gray8"):
         return frame.to_ndarray(format="gray16le")
     return frame.to_ndarray(format="gray")
+
+
+def _video_has_transparency(path: str) -> bool:
+    """True when some frame of the video at ``path`` has alpha below opaque. False at the first frame
+    for a format without alpha; a cut-out shows its transparency within the first frames, so only a
+    clip that is opaque throughout (a mask saved as GIF, which PyAV decodes as bgra) is read to its end."""
+    for frame in decode_video_frames(path):
+        if not has_alpha(frame.format.name):
+            return False
+        if _transparent(frame.to_ndarray(format="rgba")[..., 3]):
+            return True
+    return False
+
+
+def _animated_webp_masks(path: str) -> Iterator[np.ndarray]:
+    """Every frame of an animated WebP (decoded as ``process`` reads it, with Pillow): its alpha, or its
+    brightness when every frame is opaque (a mask saved as WebP)."""
+    with AnimatedWebPSource(path) as source:
+        count = source.info.frame_count or 0
+        by_alpha = any(px.shape[2] == 4 and _transparent(px[..., 3]) for px in map(source.pixels, range(count)))
+        for index in range(count):
+            pixels = source.pixels(index)
+            yield pixels[..., 3] if by_alpha and pixels.shape[2] == 4 else _brightness(pixels[..., :3])
 
 
 @dataclass(frozen=True)
@@ -90,6 +131,7 @@ class MaskClip:
 
     path: str
     files: Optional[tuple[Path, ...]] = None
+    animated_webp: bool = False  # read with Pillow: FFmpeg (and OpenCV) decode a WebP's first frame only
 
     @property
     def count(self) -> Optional[int]:
@@ -102,9 +144,14 @@ class MaskClip:
             for f in self.files:
                 yield read_mask(f)
             return
+        if self.animated_webp:
+            yield from _animated_webp_masks(self.path)
+            return
         try:
+            # alpha counts where the clip has transparency; a fully opaque one (a mask GIF) by its brightness
+            by_alpha = _video_has_transparency(self.path)
             for frame in decode_video_frames(self.path):
-                yield _frame_mask(frame)
+                yield _frame_mask(frame, by_alpha)
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path} could not be decoded ({exc})") from exc
 
@@ -118,6 +165,8 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         raise SourceError(f"{role} not found: {text}")
     if p.is_dir():
         return MaskClip(text, tuple(list_images(p)))
+    if is_animated_webp(p):
+        return MaskClip(text, animated_webp=True)
     if p.suffix.lower() in IMAGE_EXTENSIONS:
         return MaskClip(text, (p,))
     try:

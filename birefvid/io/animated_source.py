@@ -149,6 +149,12 @@ class AnimatedWebPSource(Source):
 
     def _decode(self, index: int) -> np.ndarray:
         """Frame ``index`` (the one after the last decoded) as RGB, transparent pixels over black."""
+        pixels = self.pixels(index)
+        return over_black(pixels) if pixels.shape[2] == 4 else np.array(pixels)
+
+    def pixels(self, index: int) -> np.ndarray:
+        """Frame ``index`` as libwebp decodes it, alpha kept: (h, w, 4) RGBA or (h, w, 3) RGB. For readers
+        that want the alpha itself (``birefvid eval``); not while the source is being iterated. In order is fastest."""
         try:
             self._image.seek(index)
             self._image.load()
@@ -157,7 +163,7 @@ class AnimatedWebPSource(Source):
             raise SourceError(f"{self.path}: decoding failed at frame {index} ({e}); the file is damaged") from e
         if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
             raise SourceError(f"{self.path}: frame {index} decoded as {self._image.mode}, not RGB or RGBA")
-        return over_black(pixels) if pixels.shape[2] == 4 else np.array(pixels)
+        return pixels
 
     def _close(self) -> None:
         with self._lock:

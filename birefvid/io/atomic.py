@@ -50,6 +50,20 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         raise SinkError(f"output folder is not writable: {parent}")
 
 
+def check_output_file(path: str | Path, what: str) -> None:
+    """Fail early, before the work, when the file ``path`` (``what`` names it: ``--json``) cannot be
+    written: it is a folder, its folder is missing, or neither it nor its folder is writable."""
+    p = Path(path)
+    parent = p.resolve().parent
+    if p.is_dir():
+        raise SinkError(f"{what} {p} is a folder; name a file")
+    if not parent.is_dir():
+        raise SinkError(f"{what} folder does not exist: {parent}")
+    writable = os.access(p, os.W_OK) if p.exists() else os.access(parent, os.W_OK | os.X_OK)
+    if not writable:
+        raise SinkError(f"{what} {p} is not writable" if p.exists() else f"{what} folder is not writable: {parent}")
+
+
 class _AtomicTarget:
     """A temporary ``temp`` beside ``target``; ``commit()`` moves it into place, ``discard()`` removes it."""
 

@@ -94,6 +94,12 @@ _DEFAULT_PRESET = {"libx264": "veryfast", "libx265": "veryfast"}
 _ALPHA_FMT = re.compile(r"^(yuva|gbrap|ya)|rgba|argb|bgra|abgr")
 # hardware encoders whose pixel-format list is not checked here (the driver decides)
 _HW = frozenset({"h264_nvenc", "hevc_nvenc"})
+# HEVC in MP4/MOV: FFmpeg tags it hev1 (parameter sets in the stream); Apple's players (QuickTime,
+# Safari, iOS) play only hvc1 (parameter sets in the sample entry), which every other player reads too
+_HEVC = frozenset({"libx265", "hevc_nvenc"})
+_HVC1_MUXERS = frozenset({"mov", "mp4"})
+# x265 logs ~25 "x265 [info]" lines per file straight to stderr, past FFmpeg's log level: errors only
+_X265_PARAMS = "log-level=error"
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class EncoderSpec:
     pix_fmt: str
     options: dict[str, str] = field(default_factory=dict)
     bit_rate: Optional[int] = None
+    codec_tag: Optional[str] = None  # the sample entry the muxer writes, where FFmpeg's default is not what players need
 
 
 def has_alpha(pix_fmt: str) -> bool:
@@ -199,6 +206,8 @@ def choose_encoder(
             options["alpha_bits"] = "16"
     if codec == "libvpx-vp9":
         options.update({"row-mt": "1", "deadline": "good", "cpu-used": "4"})
+    if codec == "libx265":
+        options["x265-params"] = _X265_PARAMS
     options.update(_preset_options(codec, preset))
     bit_rate = parse_bitrate(bitrate) if bitrate is not None else None
     if crf is not None and codec not in _CRF_CODECS:
@@ -213,7 +222,8 @@ def choose_encoder(
             options["crf"] = str(value)
         if codec == "libvpx-vp9":
             bit_rate = 0  # constant quality: VP9 needs b:v 0 together with crf
-    return EncoderSpec(kind, ext, MUXERS[ext], codec, pix_fmt, options, bit_rate)
+    codec_tag = "hvc1" if codec in _HEVC and MUXERS[ext] in _HVC1_MUXERS else None
+    return EncoderSpec(kind, ext, MUXERS[ext], codec, pix_fmt, options, bit_rate, codec_tag)
 
 
 def _preset_options(codec: str, preset: Optional[str]) -> dict[str, str]:

@@ -84,7 +84,10 @@ def write_image(path: Path, pixels: np.ndarray) -> None:
         ok, data = cv2.imencode(suffix, pixels, params)
         if not ok:
             raise SinkError(f"could not encode {path}")
-        atomic.temp.write_bytes(data.tobytes())
+        try:
+            atomic.temp.write_bytes(data.tobytes())
+        except OSError as e:  # a full disk, a quota
+            raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
         atomic.commit()
     finally:
         atomic.discard()

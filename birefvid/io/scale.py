@@ -3,7 +3,8 @@
 A GIF or a web preview of a 4K clip wants a few hundred pixels, and every stage after the decoder
 (the model's input resize, smoothing, compositing, encoding) then works on the small picture.
 OpenCV's area filter averages the pixels each output pixel covers, the right filter for shrinking.
-Sizes are rounded to even numbers, as 4:2:0 video needs; the aspect ratio moves by under a pixel.
+Sizes are rounded to even numbers, as 4:2:0 video needs, the longer side down (never over the limit);
+the aspect ratio moves by about a pixel. A limit that would leave the shorter side under 8 px is refused.
 """
 
 from __future__ import annotations
@@ -13,20 +14,43 @@ from collections.abc import Iterator
 
 import cv2
 
+from birefvid.errors import ConfigError, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import MIN_PICTURE_SIDE, Source
 
 
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """(width, height) shrunk so the longer side is at most ``max_side``, aspect kept, even; never enlarged."""
-    scale = max_side / max(width, height)
-    if scale >= 1:
+    """(width, height) shrunk so the longer side is at most ``max_side``, aspect kept, even; never enlarged.
+
+    The longer side becomes the even number at or under ``max_side`` (rounding the scaled side could
+    overshoot an odd limit: 63 gave 64), the shorter one the nearest even size to the same scale. A
+    shorter side that would fall under birefvid's 8 px is a ConfigError naming the smallest limit that
+    works, rather than a picture squeezed out of its aspect.
+    """
+    long_side, short_side = max(width, height), min(width, height)
+    if max_side >= long_side:
         return width, height
+    new_long = max_side - max_side % 2
+    new_short = _even_short(long_side, short_side, new_long)
+    if new_short < MIN_PICTURE_SIDE:
+        raise ConfigError(
+            f"{option('max_size', max_side)} would make the {width}x{height} input {new_short} px on its shorter side; "
+            f"birefvid needs at least {MIN_PICTURE_SIDE}: use {option('max_size', _smallest_limit(long_side, short_side))} or more"
+        )
+    return (new_long, new_short) if width >= height else (new_short, new_long)
 
-    def even(side: int) -> int:
-        return max(MIN_PICTURE_SIDE, 2 * round(side * scale / 2))
 
-    return even(width), even(height)
+def _even_short(long_side: int, short_side: int, new_long: int) -> int:
+    """The shorter side at the scale that makes the longer one ``new_long``: the nearest even size (halves up)."""
+    return 2 * int(short_side * new_long / long_side / 2 + 0.5)
+
+
+def _smallest_limit(long_side: int, short_side: int) -> int:
+    """The smallest ``max_side`` whose scaled shorter side is still 8 px (or the size itself, unscaled)."""
+    limit = MIN_PICTURE_SIDE
+    while limit < long_side and _even_short(long_side, short_side, limit) < MIN_PICTURE_SIDE:
+        limit += 2
+    return min(limit, long_side)
 
 
 class ScaledSource(Source):

@@ -115,6 +115,8 @@ class VideoFileSink(Sink):
             cc.framerate = Fraction(info.average_rate)
         if spec.bit_rate is not None:
             cc.bit_rate = spec.bit_rate
+        if spec.codec_tag is not None:
+            cc.codec_tag = spec.codec_tag
         cc.thread_type = "AUTO"
         if info.sample_aspect_ratio:
             self._keep_pixel_shape(cc, info.sample_aspect_ratio)

@@ -1,0 +1,57 @@
+"""Folders where writing fails for real: read-only, or full. Import from any test: ``from fs_fixtures import read_only_dir, full_dir``.
+
+A normal user gets a read-only folder from ``chmod``; root writes through that, so as root the
+folder is a read-only tmpfs instead. A full disk is a tiny tmpfs, which needs root. Where mounting
+is not allowed (no root, a container without CAP_SYS_ADMIN) the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    """Mount a tmpfs on ``path`` with ``options``, or skip the test saying why not."""
+    if os.geteuid() != 0:
+        pytest.skip("a tmpfs mount needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+
+
+@contextlib.contextmanager
+def _mounted(path: Path, options: str) -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    _mount_tmpfs(path, options)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def read_only_dir(path: Path) -> Iterator[Path]:
+    """``path`` as an empty folder no one can write into, for the block's duration."""
+    if os.geteuid() == 0:
+        with _mounted(path, "ro,size=64k") as folder:
+            yield folder
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o555)
+    try:
+        yield path
+    finally:
+        path.chmod(0o755)
+
+
+@contextlib.contextmanager
+def full_dir(path: Path, size: str = "64k") -> Iterator[Path]:
+    """``path`` as a folder on a disk of ``size`` (tmpfs; root only), for the block's duration."""
+    with _mounted(path, f"size={size}") as folder:
+        yield folder
