@@ -28,16 +28,19 @@ FPS = 24
 
 
 class SlowRedKey(RedKey):
-    """RedKey that takes ``seconds`` per call (sleeping, so it holds no CPU and no GIL)."""
+    """RedKey that takes ``seconds`` per call (sleeping, so it holds no CPU and no GIL), or only on
+    its first call with ``first_only`` (as a first ONNX export or compile does)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, first_only: bool = False) -> None:
         super().__init__()
         self.seconds = seconds
+        self.first_only = first_only
         self.calls = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        time.sleep(self.seconds)
+        if self.calls == 1 or not self.first_only:
+            time.sleep(self.seconds)
         return super().forward(x)
 
 
@@ -312,21 +315,6 @@ def test_a_recording_in_parts_holds_every_frame_shown(tmp_path):
     assert sum(counts) == report["frames_shown"] and max(counts) <= FPS + 1
 
 
-class SlowFirstRedKey(RedKey):
-    """RedKey whose first call takes ``seconds``, as a first ONNX export or compile does."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-        self.calls = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        if self.calls == 1:
-            time.sleep(self.seconds)
-        return super().forward(x)
-
-
 def test_a_streams_recording_starts_after_the_warm_up_without_a_held_picture(tmp_path):
     """A UDP stream keeps coming while the model warms up (2.5 s here): the run starts from its newest
     frame, so the recording opens at 0 with no picture held for the warm-up (it was: a 2.5 s still)."""
@@ -347,7 +335,7 @@ def test_a_streams_recording_starts_after_the_warm_up_without_a_held_picture(tmp
     try:
         out = tmp_path / "rec.mkv"
         job = build_live_job(f"udp://127.0.0.1:{port}", [str(out)], effect="mask", duration=3.0, read_timeout=10.0)
-        model = SlowFirstRedKey(2.5)
+        model = SlowRedKey(2.5, first_only=True)
         report = run_live(job, segmenter=red_key_segmenter(model))
     finally:
         end_process(sender)
