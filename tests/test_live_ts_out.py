@@ -128,7 +128,7 @@ def test_no_tcp_listener_fails_at_once_naming_the_url():
 @pytest.mark.parametrize(
     "url,match",
     [
-        ("udp://127.0.0.1", "needs a host and a port, e.g. udp://127.0.0.1:5000"),
+        ("udp://127.0.0.1", r"needs a host and a port \(0 to 65535\), e.g. udp://127.0.0.1:5000"),
         ("tcp://127.0.0.1:5000?listen=1", "cannot wait for one to connect; for players that connect, use the sink 'udp://...'"),
     ],
 )

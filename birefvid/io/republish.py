@@ -134,10 +134,13 @@ class RepublishingSink(LiveSink):
 def tcp_reachable(url: str, default_port: int, timeout: float = 5.0) -> Callable[[], None]:
     """A ``reachable`` check for ``url``'s host and port (``default_port`` when it names none): a TCP
     connect, waited on without Python's lock; SinkError with the reason when it fails."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port or default_port
 
-    def check() -> None:
+    def check() -> None:  # the URL is read here: the publisher itself says first what is wrong with it
+        parts = urlsplit(url)
+        try:
+            host, port = parts.hostname or "", parts.port or default_port
+        except ValueError as e:  # a port that is not a number, or above 65535
+            raise SinkError(f"cannot connect to {url}: {e}") from None
         try:
             socket.create_connection((host, port), timeout=timeout).close()
         except OSError as e:
