@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -385,3 +386,22 @@ def test_a_progress_json_in_a_missing_folder_is_one_line_before_any_work(short_c
     assert batch(str(short_clip), "--output-dir", str(out), "--output", "mask", "-q", "--progress-json", str(target)) == 2
     assert f"--progress-json folder does not exist: {target.parent}" in _one_error_line(capsys)
     assert not out.exists()  # refused before the output folder was made
+
+
+def test_a_progress_file_that_cannot_be_written_mid_run_stops_with_a_warning_not_the_batch(tmp_path, caplog):
+    """A full disk under --progress-json mid-run was a traceback; the videos matter more than their progress lines."""
+    from birefvid.batch.progress import BatchProgress
+    from fs_fixtures import full_dir
+
+    with full_dir(tmp_path / "small", size="16k") as folder:
+        progress = BatchProgress(quiet=True, json_path=folder / "p.jsonl")
+        progress.start(1, 1, 10, 1, "here")
+        with contextlib.suppress(OSError), open(folder / "filler", "wb") as filler:  # the disk is full now but for the
+            for _ in range(64):  # rest of the progress file's own block
+                filler.write(b"\0" * 1024)
+                filler.flush()
+        with caplog.at_level("WARNING"):
+            for _ in range(200):  # a line each, ~200 bytes: the disk fills on the way
+                progress.start(1, 1, 10, 1, "here")
+        progress.close()
+    assert "--progress-json stopped: cannot write it" in caplog.text or "progress_json stopped: cannot write it" in caplog.text

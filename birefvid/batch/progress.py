@@ -8,12 +8,15 @@ retried after its worker died starts its count again, and finished chunks ignore
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
 from ..errors import SinkError, option
+
+log = logging.getLogger(__name__)
 
 ChunkKey = tuple[str, int]  # (video, chunk index)
 
@@ -124,9 +127,19 @@ class BatchProgress:
                     f"frames {counts['frames_done']}/{counts['frames']}, {counts['fps']:.1f} fps] {text}")  # fmt: skip
             print(line, file=self.stream, flush=True)
         if self._json is not None:
-            self._json.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields, **counts}) + "\n")
+            try:
+                self._json.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields, **counts}) + "\n")
+            except OSError as e:  # a full disk, say: the videos matter more than their progress lines
+                log.warning("%s stopped: cannot write it (%s); the batch goes on", option("progress_json"), e.strerror or e)
+                self._drop_json()
+
+    def _drop_json(self) -> None:
+        json_file, self._json = self._json, None
+        if json_file is not None:
+            try:
+                json_file.close()
+            except OSError:  # its buffer could not be written either
+                pass
 
     def close(self) -> None:
-        if self._json is not None:
-            self._json.close()
-            self._json = None
+        self._drop_json()

@@ -84,7 +84,7 @@ def open_live_sink(
         _check_kind(VirtualCamSink, spec, kind)
         return VirtualCamSink(width=width, height=height, fps=fps)
     if scheme in ("rtsp", "rtsps", "udp", "tcp", "srt"):
-        from birefvid.io.republish import RepublishingSink, tcp_reachable
+        from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, tcp_reachable
         from birefvid.io.rtsp_sink import RtspPublishSink
         from birefvid.io.ts_sink import MpegTsPublishSink
 
@@ -92,7 +92,10 @@ def open_live_sink(
         _check_kind(publisher, spec, kind)
         # a server or player that goes away mid-run is reconnected to; the first connection must work
         reachable = tcp_reachable(spec, 322 if scheme == "rtsps" else 554) if scheme in ("rtsp", "rtsps", "tcp") else None
-        return RepublishingSink(lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio), reachable=reachable)
+        return RepublishingSink(
+            lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio), reachable=reachable,
+            reopen_stream=lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S),
+        )
     if scheme in ("rtmp", "rtmps"):
         raise ConfigError(f"{sink_named(spec)}: birefvid does not publish RTMP itself; {_RELAY_HINT}")
     if scheme == "http":

@@ -28,18 +28,23 @@ log = logging.getLogger(__name__)
 
 REOPEN_EVERY_S = 3.0  # the longest wait between two reopening attempts
 SLOW_OPEN_S = 0.5  # an attempt that took longer than this to fail waited on the network, holding Python's lock
+REOPEN_TIMEOUT_S = 2.0  # a reopening's network timeout (the first connection's is 5 s): the most it can freeze the others
 
 
 class RepublishingSink(LiveSink):
     """``open_stream()`` made once now (its errors are the caller's, as for any sink), and again whenever the stream breaks."""
 
-    def __init__(self, open_stream: Callable[[], LiveSink], policy: Optional[Backoff] = None, reachable: Optional[Callable[[], None]] = None) -> None:
+    def __init__(
+        self, open_stream: Callable[[], LiveSink], policy: Optional[Backoff] = None, reachable: Optional[Callable[[], None]] = None,
+        reopen_stream: Optional[Callable[[], LiveSink]] = None,
+    ) -> None:
         """``reachable`` (raising SinkError when not) is asked before a reopening once an attempt has
         waited on the network: PyAV opens an output holding Python's lock, so attempts that wait on a
         silent or unreachable host would freeze every other thread each time, while a plain socket
-        waits without holding it."""
+        waits without holding it. ``reopen_stream`` (default ``open_stream``) makes the later
+        connections, e.g. with a shorter open timeout: each of its waits holds that lock too."""
         super().__init__()
-        self._open_stream = open_stream
+        self._open_stream = reopen_stream or open_stream
         self._reachable = reachable
         self._slow = False  # the last attempt waited on the network before it failed
         # a reopening costs a socket connect (see ``reachable``): try every few seconds, so a restarted
