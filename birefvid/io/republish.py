@@ -32,7 +32,8 @@ REOPEN_TIMEOUT_S = 2.0  # a reopening's network timeout (the first connection's 
 
 
 class RepublishingSink(LiveSink):
-    """``open_stream()`` made once now (its errors are the caller's, as for any sink), and again whenever the stream breaks."""
+    """A stream made by ``open_stream()`` now (its errors are the caller's, as for any sink), and by
+    ``reopen_stream()`` on a thread of its own whenever it breaks."""
 
     def __init__(
         self, open_stream: Callable[[], LiveSink], policy: Optional[Backoff] = None, reachable: Optional[Callable[[], None]] = None,
