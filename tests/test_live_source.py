@@ -22,7 +22,8 @@ import pytest
 
 from birefvid.errors import ConfigError, SourceError
 from birefvid.io.live_base import CapturedFrame, LiveSource
-from birefvid.io.live_source import _dshow_video_devices, open_live_source, parse_source_spec
+from birefvid.io.live_source import open_live_source
+from birefvid.io.live_target import _dshow_video_devices, parse_source_spec
 from birefvid.io.reconnect import Backoff, GaveUp, retry
 from live_media import RtspServer, free_port, make_clip
 
@@ -180,7 +181,8 @@ def test_a_camera_that_gives_another_mode_is_used_with_a_warning(clip2s: Path, c
     import cv2
 
     from birefvid.frames import StreamInfo
-    from birefvid.io.live_source import LiveTarget, ask_camera, check_camera_mode
+    from birefvid.io.live_connections import ask_camera, check_camera_mode
+    from birefvid.io.live_target import LiveTarget
 
     cap = cv2.VideoCapture(str(clip2s))
     try:
@@ -190,7 +192,7 @@ def test_a_camera_that_gives_another_mode_is_used_with_a_warning(clip2s: Path, c
         cap.release()
     assert ok and bgr.shape == (120, 160, 3)  # what it delivers, unchanged
     target = LiveTarget("camera", "camera 0", "/dev/video0", camera_size=(1280, 720), camera_fps=30.0)
-    with caplog.at_level(logging.WARNING, logger="birefvid.io.live_source"):
+    with caplog.at_level(logging.WARNING, logger="birefvid.io.live_connections"):
         check_camera_mode(target, StreamInfo(width=160, height=120, time_base=Fraction(1, 24), average_rate=Fraction(24)))
         check_camera_mode(target, StreamInfo(width=1280, height=720, time_base=Fraction(1, 30), average_rate=Fraction(30)))  # as asked: nothing to say
     warnings = [r.getMessage() for r in caplog.records]

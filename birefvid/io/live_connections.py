@@ -1,0 +1,322 @@
+"""One connection to a live input: a PyAV stream or device, an OpenCV camera, or a pass over a file.
+
+Each decodes its first picture when made (so a connection that exists has a ``StreamInfo``),
+yields upright RGB pictures with their times from ``frames()``, and hands its decoded sound to
+``on_audio``. A failure worth retrying raises ``ConnectionLost`` with a few words of reason; one that
+retrying cannot fix (a missing input format) raises ``SourceError``. ``LiveCapture``
+(``live_source``) owns the connections and reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from fractions import Fraction
+from typing import Any, Callable, Iterator, Optional, Union
+
+import av
+import numpy as np
+
+from birefvid.errors import SourceError
+from birefvid.frames import StreamInfo
+from birefvid.io._pixels import RgbConverter, rotated_size, upright
+from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
+from birefvid.io.base import Source
+from birefvid.io.channel_order import custom_order_tracks
+from birefvid.io.live_target import LiveTarget
+from birefvid.io.video_source import VideoFileSource, _int
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionLost(Exception):
+    """A connection failed or dropped in a way worth retrying; ``reason`` says why, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_PERMANENT = (av.error.ProtocolNotFoundError, av.error.DemuxerNotFoundError, av.error.OptionNotFoundError)
+
+
+def _reason(e: BaseException, waited: float, timeout: float, awaited: str) -> str:
+    """A few words for an FFmpeg failure. A call that ran into its timeout says so: FFmpeg then
+    reports the interruption, or whatever the interrupted parser made of half a message."""
+    if isinstance(e, av.error.ExitError) or (timeout > 0 and waited >= 0.95 * timeout):
+        return f"no {awaited} within {timeout:g} s"
+    text = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return text.rstrip(".")
+
+
+def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Optional[av.VideoFrame]) -> StreamInfo:
+    """StreamInfo of a live connection: size as displayed, timing, and the first frame's colour tags."""
+    return StreamInfo(
+        width=width,
+        height=height,
+        time_base=time_base,
+        average_rate=Fraction(rate) if rate else None,
+        color_range=_int(first.color_range) if first is not None else None,
+        colorspace=_int(first.colorspace) if first is not None else None,
+        color_primaries=_int(first.color_primaries) if first is not None else None,
+        color_trc=_int(first.color_trc) if first is not None else None,
+    )
+
+# where a connection hands its decoded sound: (frame, its time in seconds on the source's clock)
+AudioOut = Callable[[av.AudioFrame, float], None]
+
+
+class AvConnection:
+    """One PyAV connection to a stream or device, its first frame already decoded.
+
+    With ``audio``, the first audio track is decoded too; its frames wait until the picture decoded
+    before them has been published, then go to ``on_audio`` (set by the capture), so they are
+    always stamped on the clock that picture set.
+    """
+
+    def __init__(self, target: LiveTarget, open_timeout: float, read_timeout: float, audio: bool = False) -> None:
+        self._target = target
+        self._read_timeout = read_timeout
+        self.on_audio: Optional[AudioOut] = None
+        self._audio_pending: list[av.AudioFrame] = []
+        self._audio_stream: Optional[Any] = None
+        self.audio_format: Optional[tuple[int, str]] = None  # (sample rate, layout) of the sound, when carried
+        t0 = time.monotonic()
+        try:
+            self._container = av.open(
+                target.url, "r", format=target.format, container_options=dict(target.options),
+                timeout=(open_timeout, read_timeout),
+            )
+        except _PERMANENT as e:
+            hint = ""
+            if isinstance(e, av.ProtocolNotFoundError) and target.name.lower().startswith("srt:"):
+                hint = "; PyAV's wheels have no SRT: let a media server take it in and serve RTSP (MediaMTX does)"
+            raise SourceError(f"{target.name}: this FFmpeg build cannot open it ({_reason(e, 0, 0, '')}){hint}") from e
+        except (av.FFmpegError, OSError) as e:
+            raise ConnectionLost(_reason(e, time.monotonic() - t0, open_timeout, "answer")) from e
+        except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)
+            raise SourceError(f"{target.name}: this PyAV build cannot open it ({e})") from e
+        try:
+            if not self._container.streams.video:
+                raise ConnectionLost("it carries no video stream")
+            self._stream = stream = self._container.streams.video[0]
+            stream.codec_context.flags |= av.codec.context.Flags.low_delay
+            if audio and self._container.streams.audio:
+                self._audio_stream = self._container.streams.audio[0]
+                cc = self._audio_stream.codec_context
+                if cc.sample_rate and cc.layout.nb_channels:
+                    self.audio_format = (cc.sample_rate, cc.layout.name)
+                else:
+                    self._audio_stream = None  # parameters unknown until decoded: not worth guessing live
+            self._bad_packets = 0
+            self._frames = self._decode()
+            first = next(self._frames, None)
+            if first is None:
+                raise ConnectionLost("the stream ended before its first frame")
+            self._first: Optional[av.VideoFrame] = first
+            self.rotation = int(first.rotation or 0)
+            width, height = rotated_size(first.width, first.height, self.rotation)
+            tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+            self.info = _info(width, height, tb, stream.average_rate or stream.guessed_rate, first)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        wanted = [self._stream] if self._audio_stream is None else [self._stream, self._audio_stream]
+        packets = self._container.demux(*wanted)
+        while True:
+            t0 = time.monotonic()
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except (av.FFmpegError, OSError) as e:
+                raise ConnectionLost(_reason(e, time.monotonic() - t0, self._read_timeout, "data")) from e
+            if packet.stream is self._audio_stream:
+                self._decode_audio(packet)
+                continue
+            try:
+                frames = packet.decode()
+            except (av.FFmpegError, OSError) as e:  # a damaged packet on a lossy link: skip it
+                self._bad_packets += 1
+                (log.warning if self._bad_packets == 1 else log.debug)(
+                    "%s: skipped an undecodable packet (%s)", self._target.name, _reason(e, 0, 0, "")
+                )
+                continue
+            yield from frames
+
+    def _decode_audio(self, packet: av.Packet) -> None:
+        try:
+            self._audio_pending.extend(packet.decode())
+        except (av.FFmpegError, OSError) as e:  # a damaged audio packet: the recording gets silence there
+            log.debug("%s: skipped an undecodable audio packet (%s)", self._target.name, _reason(e, 0, 0, ""))
+        if len(self._audio_pending) > 1000:  # pictures stopped coming but sound did: keep the newest
+            del self._audio_pending[:-1000]
+
+    def _deliver_audio(self) -> None:
+        pending, self._audio_pending = self._audio_pending, []
+        if self.on_audio is None:
+            return
+        for frame in pending:
+            if frame.pts is not None and frame.time_base:
+                self.on_audio(frame, float(frame.pts * frame.time_base))
+
+    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
+        """Upright RGB pictures with their pts in seconds (None when the stream gives none)."""
+        frame, self._first = self._first, None
+        to_rgb = RgbConverter(name=self._target.name)
+        while frame is not None:
+            yield upright(to_rgb(frame), self.rotation), (None if frame.pts is None else float(frame.time))
+            self._deliver_audio()  # the picture before this sound is published: its clock is set
+            frame = next(self._frames, None)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def ask_camera(cap: Any, size: Optional[tuple[int, int]], fps: Optional[float]) -> None:
+    """Ask an OpenCV capture for a picture size and frame rate; the driver may give something else.
+
+    MJPEG is asked for first: USB webcams offer 720p and 1080p at 30 fps only compressed (raw YUYV
+    at 720p fills USB 2 at 5-10 fps). A camera without MJPEG keeps its raw format, since the driver
+    refuses what it lacks. Set before the first read: V4L2 cannot change format while streaming.
+    """
+    import cv2
+
+    if size is None and fps is None:
+        return
+    cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+    if size is not None:
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+    if fps is not None:
+        cap.set(cv2.CAP_PROP_FPS, fps)
+
+
+def check_camera_mode(target: LiveTarget, info: StreamInfo) -> None:
+    """Warn, naming both, when a camera delivers another size or rate than it was asked for."""
+    got = []
+    if target.camera_size is not None and (info.width, info.height) != tuple(target.camera_size):
+        got.append(f"{info.width}x{info.height}, not {target.camera_size[0]}x{target.camera_size[1]}")
+    if target.camera_fps is not None and info.average_rate and abs(float(info.average_rate) - target.camera_fps) > 0.5:
+        got.append(f"{float(info.average_rate):g} fps, not {target.camera_fps:g}")
+    if got:
+        log.warning("%s delivers %s: it does not offer what was asked (v4l2-ctl --list-formats-ext lists what it does)",
+                    target.name, " and ".join(got))  # fmt: skip
+
+
+class CvCamera:
+    """A V4L2 camera through OpenCV (for PyAV builds without the v4l2 input), first frame read."""
+
+    def __init__(self, target: LiveTarget) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self._cap = cv2.VideoCapture(target.url, cv2.CAP_V4L2)
+        try:
+            if not self._cap.isOpened():
+                raise ConnectionLost(f"cannot open {target.url} (busy, or no permission to read it?)")
+            ask_camera(self._cap, target.camera_size, target.camera_fps)
+            self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            ok, bgr = self._cap.read()
+            if not ok:
+                raise ConnectionLost("the camera delivered no frame")
+            self._first: Optional[np.ndarray] = bgr
+            h, w = bgr.shape[:2]
+            fps = self._cap.get(cv2.CAP_PROP_FPS)
+            rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else None
+            self.info = _info(w, h, Fraction(1, 1_000_000), rate, None)
+        except BaseException:
+            self._cap.release()
+            raise
+
+    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
+        """RGB pictures; cameras are timed by the wall clock (None pts)."""
+        bgr, self._first = self._first, None
+        while True:
+            if bgr is None:
+                ok, bgr = self._cap.read()
+                if not ok:
+                    raise ConnectionLost("the camera stopped delivering frames")
+            yield self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB), None
+            bgr = None
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class FileConnection:
+    """A pass over a video file through the file decoder (same rotation, colour and damage rules), or
+    over an animated WebP through Pillow (FFmpeg decodes still WebP only), as ``birefvid process`` reads them.
+
+    With ``audio``, the file's first audio track is read alongside from a second reader, up to each
+    published picture's time (plus ``_AUDIO_AHEAD``), and handed to ``on_audio``.
+    """
+
+    _AUDIO_AHEAD = 0.1
+
+    def __init__(self, path: str, audio: bool = False) -> None:
+        animated = is_animated_webp(path)
+        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path)
+        self.info = self._source.info
+        self.on_audio: Optional[AudioOut] = None
+        self.audio_format: Optional[tuple[int, str]] = None
+        self._audio: Optional[av.container.InputContainer] = None
+        self._audio_frames: Optional[Iterator[av.AudioFrame]] = None
+        self._audio_next: Optional[av.AudioFrame] = None
+        if audio and not animated:  # an animated WebP holds pictures only
+            self._open_audio(path)
+
+    def _open_audio(self, path: str) -> None:
+        if 0 in custom_order_tracks(path):  # PyAV would crash on it (see channel_order)
+            log.warning("%s: its sound is left out of recordings and streams: PyAV crashes on its custom channel order", path)
+            return
+        try:
+            container = av.open(path)
+        except (av.FFmpegError, OSError):
+            return
+        if not container.streams.audio or not container.streams.audio[0].codec_context.sample_rate:
+            container.close()
+            return
+        cc = container.streams.audio[0].codec_context
+        self._audio, self.audio_format = container, (cc.sample_rate, cc.layout.name)
+        self._audio_frames = self._decode_audio(container)
+
+    @staticmethod
+    def _decode_audio(container: av.container.InputContainer) -> Iterator[av.AudioFrame]:
+        for packet in container.demux(container.streams.audio[0]):
+            try:
+                yield from packet.decode()
+            except av.FFmpegError:
+                continue  # a damaged packet: the recording gets silence there
+
+    def _audio_until(self, seconds: float) -> None:
+        while self._audio_frames is not None:
+            frame = self._audio_next or next(self._audio_frames, None)
+            self._audio_next = None
+            if frame is None:
+                self._audio_frames = None
+                return
+            if frame.pts is None or not frame.time_base:
+                continue
+            at = float(frame.pts * frame.time_base)
+            if at > seconds:
+                self._audio_next = frame
+                return
+            if self.on_audio is not None:
+                self.on_audio(frame, at)
+
+    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
+        for frame in self._source:
+            yield frame.image, frame.time
+            if frame.time is not None:  # published: the sound up to its time goes out on its clock
+                self._audio_until(frame.time + self._AUDIO_AHEAD)
+
+    def close(self) -> None:
+        self._source.close()
+        if self._audio is not None:
+            self._audio.close()
+
+
+Connection = Union[AvConnection, CvCamera, FileConnection]
