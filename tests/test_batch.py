@@ -405,3 +405,12 @@ def test_a_progress_file_that_cannot_be_written_mid_run_stops_with_a_warning_not
                 progress.start(1, 1, 10, 1, "here")
         progress.close()
     assert "--progress-json stopped: cannot write it" in caplog.text or "progress_json stopped: cannot write it" in caplog.text
+
+
+def test_a_max_size_too_small_for_an_input_is_refused_before_the_batch_starts(clips, tmp_path, capsys):
+    """As `process` refuses it: one line naming a limit that works, no progress, no manifest, no work folder."""
+    out = tmp_path / "out"
+    assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--max-size", "9") == 2
+    err = capsys.readouterr().err
+    assert "--max-size 9 would make" in err and "use --max-size" in err and "batch:" not in err
+    assert list(out.rglob("*")) == []

@@ -136,6 +136,11 @@ class RunLock:
         return False
 
     def release(self) -> None:
+        """Drop the lock, and the work folder with it when nothing else is in it (a run refused before any work)."""
         if self._held:
             self.path.unlink(missing_ok=True)
+            try:
+                self.path.parent.rmdir()
+            except OSError:
+                pass  # the manifest or chunk files are in it
             self._held = False

@@ -17,7 +17,9 @@ from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
 from ..io.animated_source import frame_durations, is_animated_webp
 from ..io.atomic import check_target
+from ..io import open_source
 from ..io.base import is_url
+from ..io.scale import scaled_size
 from ..job import FileJob
 from .chunk import ChunkTask, chunk_shift
 from .hooks import crash_hook_for
@@ -138,6 +140,7 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     """Probe the input and split it into chunks at keyframes (one chunk when it cannot or need not be split)."""
     src = Path(job.source.input)
     name = Path(job.output.path).name
+    _check_max_size(job)
     if is_animated_webp(src):  # read whole, with Pillow: FFmpeg can neither decode nor seek in it
         frames = len(frame_durations(src))
         return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
@@ -151,6 +154,15 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     if len(chunks) == 1:
         chunks = [Chunk(0, 0, frames)]  # read and written whole, exactly as `process` does
     return VideoPlan(name, job, chunks, frames, out_dir / WORK_DIR / name, time_base)
+
+
+def _check_max_size(job: FileJob) -> None:
+    """A --max-size too small for this input is refused while planning (ConfigError), as ``process``
+    refuses it, not by the worker after the batch has started and written its manifest."""
+    if job.source.max_size is None:
+        return
+    with open_source(job.source.input, job.source.decoder, fps=job.source.fps) as source:
+        scaled_size(source.info.width, source.info.height, job.source.max_size)
 
 
 def run_batch(
