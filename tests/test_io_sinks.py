@@ -226,14 +226,21 @@ def test_source_to_sink_round_trip_keeps_pts(tmp_path):
     assert d.times == g.times
 
 
-def test_colour_tags_copied(tmp_path):
-    info = _info(color_range=1, colorspace=1, color_primaries=1, color_trc=1)
-    _write(tmp_path / "c.mp4", "rgb", info, [0, 1])
+@pytest.mark.parametrize("name,kind", [("c.mp4", "rgb"), ("a.mov", "alpha"), ("a.webm", "alpha"), ("a.mkv", "alpha")])
+@pytest.mark.parametrize("tags", [(1, 1, 1), (9, 9, 18)], ids=["bt709", "bt2020-hlg"])
+def test_colour_tags_copied_into_the_decoded_pictures(tmp_path, name, kind, tags):
+    """An HDR (HLG) phone clip's tags reach what a player decodes: ProRes writes colour into every
+    frame's header, so the frames need them as well as the stream (they said "unknown" there)."""
     import av
 
-    with av.open(str(tmp_path / "c.mp4")) as c:
-        f = next(c.decode(video=0))
-        assert (int(f.colorspace), int(f.color_primaries), int(f.color_trc), int(f.color_range)) == (1, 1, 1, 1)
+    space, primaries, trc = tags
+    info = _info(color_range=1, colorspace=space, color_primaries=primaries, color_trc=trc)
+    _write(tmp_path / name, kind, info, [0, 1])
+    with av.open(str(tmp_path / name)) as c:
+        for f in c.decode(video=0):
+            assert (int(f.colorspace), int(f.color_primaries), int(f.color_trc)) == tags
+            if kind == "rgb":
+                assert int(f.color_range) == 1
 
 
 def test_crf_bitrate_and_codec_overrides(tmp_path):

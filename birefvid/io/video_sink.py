@@ -125,6 +125,7 @@ class VideoFileSink(Sink):
         if self.threads and spec.codec in ONE_THREAD_CODECS:
             cc.thread_count = self.threads
         self._matrix, self._range = None, None
+        self._frame_tags: dict[str, int] = {}
         if spec.kind != "mask":
             self._matrix = _SWS_MATRIX.get(info.colorspace or -1)
             self._range = info.color_range if info.color_range in (1, 2) else None
@@ -133,6 +134,9 @@ class VideoFileSink(Sink):
                 _set(cc, name, value)
             if self._matrix is None:
                 cc.colorspace = 2  # the frames are converted with swscale's default matrix: say nothing
+            # ProRes writes colour into every frame's header from the frame's own tags, not the stream's:
+            # without these an HLG or BT.709 clip's ProRes said "unknown" there beside a correct MOV colr atom
+            self._frame_tags = {n: int(getattr(cc, n)) for n in ("color_primaries", "color_trc") if int(getattr(cc, n)) not in (0, 2)}
         if spec.pix_fmt.startswith("gray"):
             _set(cc, "color_range", 2)  # gray samples are the mask values as is: full range
         elif not spec.pix_fmt.startswith(("rgb", "argb", "bgr", "gbr")):
@@ -213,6 +217,8 @@ class VideoFileSink(Sink):
         tb = Fraction(self.info.time_base)
         for image, p in zip(images, pts):
             frame = self._to_frame(image)
+            for name, value in self._frame_tags.items():
+                setattr(frame, name, value)
             frame.pts = self._next_pts(p)
             if self._last_pts is not None and frame.pts <= self._last_pts:
                 raise SinkError(
