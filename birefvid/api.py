@@ -91,6 +91,7 @@ def build_file_job(
     start: Optional[float] = None,
     end: Optional[float] = None,
     max_size: Optional[int] = None,
+    deinterlace: bool = True,
     queue_size: int = 4,
     **model_options: Any,
 ) -> FileJob:
@@ -99,7 +100,8 @@ def build_file_job(
     ``model_options`` are ``model_and_inference``'s: model, weights, backbone, device, precision,
     resolution, keep_aspect, batch_size. ``start`` / ``end`` (seconds from the first frame) process
     a part of the input, re-timed to start at 0 with its sound, subtitles and chapters;
-    ``max_size`` scales the pictures down so the longer side is at most that many pixels.
+    ``max_size`` scales the pictures down so the longer side is at most that many pixels;
+    ``deinterlace=False`` keeps interlaced frames as decoded (combed) instead of deinterlacing them.
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte (see
     ``MatteSpec``): parts under ``min_area`` percent of the picture dropped, hard edge at alpha >=
     threshold, edge moved out by ``grow`` pixels (negative: in), softened over ``feather``, subject
@@ -108,7 +110,7 @@ def build_file_job(
     """
     model_spec, inference = model_and_inference(**model_options)
     return FileJob(
-        source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size),  # type: ignore[arg-type]
+        source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace),  # type: ignore[arg-type]
         output=OutputSpec(
             str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
             blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,

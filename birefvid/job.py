@@ -144,7 +144,8 @@ class SmoothingSpec:
 class SourceSpec:
     """The input: a video file, a folder of images or a glob; ``fps`` times an image sequence;
     ``start`` / ``end``: the part to process, in seconds from the first frame (None: from the
-    beginning / to the end); ``max_size``: the longest side of the output, scaled down to it."""
+    beginning / to the end); ``max_size``: the longest side of the output, scaled down to it;
+    ``deinterlace``: make interlaced frames progressive first (PyAV decoder; see ``io.deinterlace``)."""
 
     input: str
     decoder: Decoder = "pyav"
@@ -152,6 +153,7 @@ class SourceSpec:
     start: Optional[float] = None
     end: Optional[float] = None
     max_size: Optional[int] = None  # scale the pictures down so the longer side is at most this (px)
+    deinterlace: bool = True
 
     def validate(self) -> None:
         _one_of("decoder", self.decoder, DECODERS)

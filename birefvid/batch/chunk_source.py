@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source
+from ..io.deinterlace import Deinterlacer
 from ..io.video_source import VideoFileSource, main_video_stream
 from .plan import Chunk
 
@@ -15,8 +16,8 @@ from .plan import Chunk
 class ChunkSource(Source):
     """Upright RGB frames of one chunk's decode range, with the stream's own pts (as ``VideoFileSource`` gives them)."""
 
-    def __init__(self, path: str | Path, chunk: Chunk, *, threads: int = 0) -> None:
-        """``threads``: decoder and colour-conversion threads (0: the codec's choice), as ``VideoFileSource``'s."""
+    def __init__(self, path: str | Path, chunk: Chunk, *, threads: int = 0, deinterlace: bool = True) -> None:
+        """``threads``: decoder and colour-conversion threads (0: the codec's choice), and ``deinterlace``, as ``VideoFileSource``'s."""
         super().__init__()
         import av
 
@@ -25,6 +26,7 @@ class ChunkSource(Source):
         self.path = Path(path)
         self.chunk = chunk
         self._threads = threads
+        self._deinterlace = deinterlace
         with VideoFileSource(self.path) as whole:  # stream facts exactly as `process` sees them
             self._info = whole.info
             self.rotation = whole.rotation
@@ -60,7 +62,11 @@ class ChunkSource(Source):
         index = chunk.start - chunk.before
         count = 0
         try:
-            for frame in self._container.decode(stream):
+            decoded = self._container.decode(stream)
+            # the frames before the chunk are decoded from its keyframe on, so the deinterlacer sees each
+            # frame's neighbours as `process` does, but at a chunk that starts on a keyframe without an overlap
+            # (--smooth none), whose first frame is deinterlaced from its own fields alone
+            for frame in Deinterlacer(str(self.path))(decoded) if self._deinterlace else decoded:
                 if frame.pts is None or frame.pts < lo:
                     continue
                 if frame.pts > hi:

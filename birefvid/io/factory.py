@@ -26,10 +26,11 @@ from birefvid.io.video_source import VideoFileSource
 log = logging.getLogger(__name__)
 
 
-def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25, threads: Optional[int] = None) -> Source:
+def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25, threads: Optional[int] = None, deinterlace: bool = True) -> Source:
     """Open a video file (PyAV or decord), an animated WebP (Pillow) or, for a folder or glob pattern, an image sequence at ``fps``.
 
-    ``threads`` sets PyAV's decoder thread count (None: FFmpeg's choice).
+    ``threads`` sets PyAV's decoder thread count (None: FFmpeg's choice); ``deinterlace``: PyAV
+    gives interlaced frames deinterlaced (``io.deinterlace``).
     """
     text = str(path)
     if not is_url(text) and (is_glob(text) or Path(text).is_dir()):
@@ -39,7 +40,7 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
             log.info("%s is an animated WebP: read with Pillow, not %s", text, decoder)
         return AnimatedWebPSource(text)
     if decoder == "pyav":
-        return VideoFileSource(text, threads=threads or 0)
+        return VideoFileSource(text, threads=threads or 0, deinterlace=deinterlace)
     if decoder == "decord":
         if is_url(text):
             raise ConfigError(f"decord reads local files only; {text} is read with the PyAV decoder (decoder='pyav')")

@@ -23,6 +23,7 @@ from birefvid.io._pixels import RgbConverter, rotated_size, upright
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
+from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.live_target import LiveTarget
 from birefvid.io.video_source import VideoFileSource, _int
 
@@ -109,7 +110,7 @@ class AvConnection:
                 else:
                     self._audio_stream = None  # parameters unknown until decoded: not worth guessing live
             self._bad_packets = 0
-            self._frames = self._decode()
+            self._frames = Deinterlacer(target.name)(self._decode())  # an interlaced broadcast (DVB, IPTV) made progressive
             first = next(self._frames, None)
             if first is None:
                 raise ConnectionLost("the stream ended before its first frame")

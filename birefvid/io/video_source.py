@@ -30,6 +30,7 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import Source, check_picture_size, is_url
+from birefvid.io.deinterlace import Deinterlacer
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,13 @@ def _int(value: object) -> Optional[int]:
 class VideoFileSource(Source):
     """Frames of the first video stream of a media file, upright, uint8 RGB, with the stream's own pts."""
 
-    def __init__(self, path: str | Path, *, strict: bool = True, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, *, strict: bool = True, threads: int = 0, deinterlace: bool = True) -> None:
+        """``deinterlace``: frames flagged interlaced come out deinterlaced (see ``io.deinterlace``)."""
         super().__init__()
         # a URL stays as given (a Path would fold its "//"); everything else is a file path
         self.path: Path | str = path if is_url(path) else Path(path)
         self.strict = strict
+        self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = _open_container(self.path)
         try:
@@ -199,6 +202,10 @@ class VideoFileSource(Source):
         return self._info
 
     def _decode(self) -> Iterator[av.VideoFrame]:
+        """The stream's frames from where the container stands, deinterlaced when asked and needed."""
+        return Deinterlacer(str(self.path))(self._decoded()) if self.deinterlace else self._decoded()
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
         index = 0
         self._hidden = 0  # packets an edit list hides: decoded for reference, never output
         packets = self._container.demux(self._stream)

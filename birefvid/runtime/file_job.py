@@ -82,7 +82,7 @@ def run_file_job(
     with contextlib.ExitStack() as stack:
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
-        source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads))
+        source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace))
         window = None
         if src.trimmed:  # only a part: the pictures from its first frame, re-timed, and the sound etc. with them
             source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
