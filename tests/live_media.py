@@ -93,10 +93,12 @@ def rtsp_server_python() -> str:
 class RtspServer:
     """``tests/rtsp_server.py`` serving ``clip`` at rtsp://127.0.0.1:PORT/cam, startable again on the same port."""
 
-    def __init__(self, clip: Path, port: Optional[int] = None, path: str = "/cam", max_seconds: float = 60.0, audio: bool = False) -> None:
+    def __init__(self, clip: Path, port: Optional[int] = None, path: str = "/cam", max_seconds: float = 60.0, audio: bool = False,
+                 udp_only: bool = False) -> None:
         self.python = rtsp_server_python()
         self.clip = clip
         self.audio = audio  # serve the clip's AAC track too
+        self.udp_only = udp_only  # refuse RTP over the RTSP connection, as some cameras do
         self.port = port or free_port()
         self.path = path
         self.max_seconds = max_seconds
@@ -108,7 +110,8 @@ class RtspServer:
         if self._proc is not None:
             raise RuntimeError("the RTSP server is running already")
         cmd = [self.python, str(SERVER_SCRIPT), "--port", str(self.port), "--file", str(self.clip),
-               "--path", self.path, "--max-seconds", str(self.max_seconds), *(["--audio"] if self.audio else [])]
+               "--path", self.path, "--max-seconds", str(self.max_seconds), *(["--audio"] if self.audio else []),
+               *(["--udp-only"] if self.udp_only else [])]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         line = ""

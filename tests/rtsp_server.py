@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--path", default="/cam")
     ap.add_argument("--max-seconds", type=float, default=60.0)
     ap.add_argument("--audio", action="store_true", help="serve the file's AAC track too")
+    ap.add_argument("--udp-only", action="store_true", help="refuse RTP over the RTSP connection (TCP), as some cameras do")
     args = ap.parse_args(argv)
     if not args.file.is_file():
         print(f"rtsp_server: {args.file} is not a file", file=sys.stderr)
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(_pipeline(args.file.resolve(), args.audio))
     factory.set_shared(False)
+    if args.udp_only:
+        gi.require_version("GstRtsp", "1.0")
+        from gi.repository import GstRtsp
+
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"rtsp_server: cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)

@@ -302,6 +302,20 @@ def test_rtsp_stream_is_pulled(clip30s: Path) -> None:
     print(f"rtsp: first frame {to_first:.2f} s after start()")
 
 
+def test_rtsp_camera_that_refuses_tcp_is_received_over_udp(clip30s: Path, caplog) -> None:
+    """A camera that answers RTP over TCP with 461 (FFmpeg: "Protocol not supported") was retried over TCP
+    forever; it is asked for UDP instead, at once."""
+    with RtspServer(clip30s, udp_only=True) as server, caplog.at_level(logging.INFO, logger="birefvid.io.live_connections"):
+        with open_live_source(server.url) as src:
+            t0 = time.monotonic()
+            info = src.start(timeout=10)
+            first = src.read(2.0)
+            frames = _read_for(src, 1.0)
+            assert time.monotonic() - t0 < 5 and src.reconnects == 0
+    assert (info.width, info.height) == (160, 120) and first is not None and len(frames) >= 12
+    assert any("refuses RTP over TCP: receiving it over UDP" in r.getMessage() for r in caplog.records)
+
+
 def test_rtsp_stream_whose_only_keyframe_is_its_first_is_pulled(tmp_path: Path) -> None:
     # FFmpeg's "nobuffer" flag threw away the packets read while probing, the first keyframe with
     # them: a stream with a long GOP (here one keyframe in 3 s) gave no picture until the next one

@@ -9,6 +9,7 @@ retrying cannot fix (a missing input format) raises ``SourceError``. ``LiveCaptu
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from fractions import Fraction
@@ -84,10 +85,7 @@ class AvConnection:
         self.audio_format: Optional[tuple[int, str]] = None  # (sample rate, layout) of the sound, when carried
         t0 = time.monotonic()
         try:
-            self._container = av.open(
-                target.url, "r", format=target.format, container_options=dict(target.options),
-                timeout=(open_timeout, read_timeout),
-            )
+            self._container = self._open(open_timeout, read_timeout)
         except _PERMANENT as e:
             hint = ""
             if isinstance(e, av.ProtocolNotFoundError) and target.name.lower().startswith("srt:"):
@@ -122,6 +120,19 @@ class AvConnection:
         except BaseException:
             self._container.close()
             raise
+
+    def _open(self, open_timeout: float, read_timeout: float) -> av.container.InputContainer:
+        """Open the input; an RTSP camera that refuses RTP over its TCP connection (461, "Protocol not
+        supported") is asked again for RTP over UDP, which some cameras offer alone."""
+        target, options = self._target, dict(self._target.options)
+        try:
+            return av.open(target.url, "r", format=target.format, container_options=options, timeout=(open_timeout, read_timeout))
+        except OSError as e:
+            if options.get("rtsp_transport") != "tcp" or e.errno != errno.EPROTONOSUPPORT:
+                raise
+        log.info("%s refuses RTP over TCP: receiving it over UDP", target.name)
+        options["rtsp_transport"] = "udp"
+        return av.open(target.url, "r", format=target.format, container_options=options, timeout=(open_timeout, read_timeout))
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         wanted = [self._stream] if self._audio_stream is None else [self._stream, self._audio_stream]
