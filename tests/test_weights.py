@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from birefvid.errors import OfflineError, WeightsError, WeightsNotFoundError
+from birefvid.errors import ConfigError, OfflineError, WeightsError, WeightsNotFoundError
 from birefvid.models.registry import get_model_card, list_models
 from birefvid.models.weights import build_model, detect_backbone, load_pretrained, read_checkpoint
 
@@ -85,6 +85,22 @@ def test_registry_has_the_published_variants():
     lite = get_model_card("LITE")
     assert (lite.backbone, lite.resolution, lite.hub_repo) == ("swin_v1_t", (1024, 1024), "ZhengPeng7/BiRefNet_lite")
     assert get_model_card("lite-2K").resolution == (2560, 1440)
+
+
+
+@pytest.mark.parametrize("text", ['[1, 2]', '{"name": "x", "backbone": "pvt_v2_b0", "resolution": [64, 64], "source": "x.pth"}',
+                                  '{"name": "x", "backbone": "pvt_v2_b0", "resolution": [64, 64]}'], ids=["list", "source-string", "no-source"])
+def test_a_user_card_that_is_not_an_object_is_a_config_error(tmp_path, monkeypatch, text):
+    (tmp_path / "card.json").write_text(text)
+    monkeypatch.setenv("BIREFVID_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"card\.json must be a JSON object with a \"source\" object"):
+        list_models()
+
+
+def test_a_user_cards_folder_that_does_not_exist_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIREFVID_MODELS_DIR", str(tmp_path / "typo"))
+    with pytest.raises(ConfigError, match="BIREFVID_MODELS_DIR=.*typo is not a folder"):
+        get_model_card("mine")
 
 
 def _run_cli(args, env_extra, cwd):
