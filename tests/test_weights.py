@@ -153,3 +153,10 @@ def test_cached_hub_repo_loads_offline(tmp_path, pvt_b0_state, monkeypatch):
 
 def test_offline_error_is_a_weights_and_connection_error():
     assert issubclass(OfflineError, WeightsError) and issubclass(OfflineError, ConnectionError)
+
+
+def test_a_model_name_and_a_weights_file_together_are_refused(tmp_path, pvt_b0_state):
+    path = tmp_path / "ft.safetensors"
+    save_file({k: v.contiguous() for k, v in pvt_b0_state.items()}, str(path))
+    with pytest.raises(ConfigError, match="use either model or weights, not both"):
+        load_pretrained("tiny", weights=path)  # what Segmenter("tiny", weights=...) and `birefvid export` call
