@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
 from .errors import option
 from .job import (
@@ -61,6 +61,21 @@ def model_and_inference(
     )
 
 
+def _check_keywords(caller: str, given: Iterable[str], *accepting: Callable[..., Any]) -> None:
+    """TypeError naming ``caller``, not the helper it forwards ``**options`` to, for a keyword none of
+    ``accepting`` takes (a typo such as ``overwite=True`` read "model_and_inference() got ...")."""
+    import difflib
+    import inspect
+
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)  # not **model_options itself
+    known = sorted({p.name for f in accepting for p in inspect.signature(f).parameters.values() if p.kind in named})
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}{hint}")
+
+
 def build_file_job(
     input: PathLike,
     output: PathLike,
@@ -108,6 +123,7 @@ def build_file_job(
     and background swapped; ``upsample="guided"`` fits the matte's edge to the picture's when it
     is brought from the inference size to the frame's.
     """
+    _check_keywords("build_file_job", model_options, build_file_job, model_and_inference)
     model_spec, inference = model_and_inference(**model_options)
     return FileJob(
         source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace),  # type: ignore[arg-type]
@@ -145,6 +161,7 @@ def process_video(
     """
     from .runtime.file_job import RunControl, run_file_job
 
+    _check_keywords("process_video", options, build_file_job, model_and_inference)
     job = build_file_job(input, output, **options)
     control = RunControl(progress=progress, on_start=on_start, stop=stop)
     return run_file_job(job, segmenter=segmenter, report_path=report_path, control=control)
@@ -207,6 +224,7 @@ def build_live_job(
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` / ``upsample`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
+    _check_keywords("build_live_job", model_options, build_live_job, model_and_inference)
     model_spec, inference = model_and_inference(**model_options)
     if latency_budget_ms is None and inference.resolution is None:
         latency_budget_ms = DEFAULT_LATENCY_BUDGET_MS  # a model's native size (1024² for most) is no live size on a CPU

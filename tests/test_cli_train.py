@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from safetensors import safe_open
 
 from birefvid.cli import main
@@ -38,3 +39,41 @@ def test_train_rejects_an_image_without_mask(tmp_path, capsys):
 def test_train_rejects_batch_of_one(tmp_path, capsys):
     assert main(["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--batch-size", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_train_refuses_an_existing_run_before_loading_anything(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"")  # checked before the model is built or the checkpoint read
+    assert main(["train", "--data", "scenes", "-o", str(run), "--steps", "1", "--size", "64", "--batch-size", "2"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "pass --resume" in lines[0] and "resume=True" not in lines[0]
+
+
+def test_train_run_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    assert main(["train", "--data", "scenes", "-o", str(blocker), "--steps", "1", "--size", "64", "--batch-size", "2"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("birefvid: error: cannot create the run folder") and "Traceback" not in "".join(lines)
+
+
+def test_train_init_names_a_missing_file_as_not_found(tmp_path, capsys):
+    args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--init", str(tmp_path / "ft.safetensors")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "weights file not found" in err and "unknown model" not in err
+
+
+@pytest.mark.parametrize("flag, value", [("--scenes", "0"), ("--scenes", "-5"), ("--lr", "0"), ("--checkpoint-every", "0"), ("--warmup-steps", "-1")])
+def test_train_rejects_out_of_range_numbers_naming_the_flag(tmp_path, capsys, flag, value):
+    args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--batch-size", "2", flag, value]
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"birefvid: error: {flag} must be")
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_names_a_missing_data_folder(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64"]) == 2
+    assert f"{tmp_path / 'nope'} is not a folder" in capsys.readouterr().err

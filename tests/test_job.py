@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from birefvid.api import build_file_job
+from birefvid.api import build_file_job, build_live_job, process_video
 from birefvid.commands import process as process_cmd
 from birefvid.errors import ConfigError, cli_naming
 from birefvid.job import BACKBONE_NAMES, FileJob, InferenceSpec, OutputSpec, SmoothingSpec, SourceSpec
@@ -149,3 +149,13 @@ def test_worker_threads_name_options_the_callers_way():
         thread.start()
         thread.join()
     assert said == ["--blur-sigma 4", "blur_sigma=4"]
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: process_video("in.mp4", "out.webm", overwite=True), "process_video"),
+    (lambda: build_file_job("in.mp4", "out.webm", overwite=True), "build_file_job"),
+    (lambda: build_live_job(0, "window", overwite=True), "build_live_job"),
+])  # fmt: skip
+def test_a_mistyped_keyword_names_the_function_called_and_the_likely_one(call, name):
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'overwite'; did you mean 'overwrite'\?$"):
+        call()

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from birefvid.data import SceneDataset
-from birefvid.errors import ConfigError
+from birefvid.errors import ConfigError, cli_naming
 from birefvid.train import LossWeights, birefnet_loss, gradient_loss, iou_loss, lr_factor, pixel_loss, ssim_loss, train
 
 
@@ -220,3 +220,33 @@ def test_refuses_to_overwrite_a_checkpoint(tmp_path, data):
     train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
     with pytest.raises(ConfigError, match="last.pt exists; pass resume=True"):
         train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+
+
+class WiderFakeBiRefNet(FakeBiRefNet):
+    """FakeBiRefNet with another head: a different architecture, as another --backbone is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(8, 2, 1)
+
+
+def test_resume_with_a_model_that_does_not_fit_is_one_config_error(tmp_path, data):
+    train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+    with pytest.raises(ConfigError, match=r"cannot resume .*last.pt: its model does not fit this one \(size mismatch for head.weight") as info:
+        train(WiderFakeBiRefNet(), data, steps=2, batch_size=2, device="cpu", checkpoint_dir=tmp_path, resume=True,
+              show_progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_checkpoint_messages_name_the_cli_flag_under_the_cli(tmp_path, data, caplog):
+    def interrupt(p):
+        if p.step == 1:
+            raise KeyboardInterrupt
+
+    with cli_naming():
+        with caplog.at_level(logging.WARNING, logger="birefvid.train.loop"), pytest.raises(KeyboardInterrupt):
+            train(FakeBiRefNet(), data, steps=3, batch_size=2, device="cpu", checkpoint_dir=tmp_path, progress=interrupt,
+                  show_progress=False)
+        assert "interrupted at step 1; resume with the same command and --resume" in caplog.text
+        with pytest.raises(ConfigError, match="last.pt exists; pass --resume"):
+            train(FakeBiRefNet(), data, steps=3, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)

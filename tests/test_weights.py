@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from birefvid.errors import OfflineError, WeightsError, WeightsNotFoundError
+from birefvid.errors import ConfigError, OfflineError, WeightsError, WeightsNotFoundError
 from birefvid.models.registry import get_model_card, list_models
 from birefvid.models.weights import build_model, detect_backbone, load_pretrained, read_checkpoint
 
@@ -87,6 +87,22 @@ def test_registry_has_the_published_variants():
     assert get_model_card("lite-2K").resolution == (2560, 1440)
 
 
+
+@pytest.mark.parametrize("text", ['[1, 2]', '{"name": "x", "backbone": "pvt_v2_b0", "resolution": [64, 64], "source": "x.pth"}',
+                                  '{"name": "x", "backbone": "pvt_v2_b0", "resolution": [64, 64]}'], ids=["list", "source-string", "no-source"])
+def test_a_user_card_that_is_not_an_object_is_a_config_error(tmp_path, monkeypatch, text):
+    (tmp_path / "card.json").write_text(text)
+    monkeypatch.setenv("BIREFVID_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"card\.json must be a JSON object with a \"source\" object"):
+        list_models()
+
+
+def test_a_user_cards_folder_that_does_not_exist_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIREFVID_MODELS_DIR", str(tmp_path / "typo"))
+    with pytest.raises(ConfigError, match="BIREFVID_MODELS_DIR=.*typo is not a folder"):
+        get_model_card("mine")
+
+
 def _run_cli(args, env_extra, cwd):
     env = {**os.environ, **env_extra}
     return subprocess.run([sys.executable, "-m", "birefvid.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
@@ -137,3 +153,10 @@ def test_cached_hub_repo_loads_offline(tmp_path, pvt_b0_state, monkeypatch):
 
 def test_offline_error_is_a_weights_and_connection_error():
     assert issubclass(OfflineError, WeightsError) and issubclass(OfflineError, ConnectionError)
+
+
+def test_a_model_name_and_a_weights_file_together_are_refused(tmp_path, pvt_b0_state):
+    path = tmp_path / "ft.safetensors"
+    save_file({k: v.contiguous() for k, v in pvt_b0_state.items()}, str(path))
+    with pytest.raises(ConfigError, match="use either model or weights, not both"):
+        load_pretrained("tiny", weights=path)  # what Segmenter("tiny", weights=...) and `birefvid export` call

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..job import BACKBONE_NAMES, PRECISIONS
 
+if TYPE_CHECKING:
+    import torch
+
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")  # --init values that name a file
 DEFAULT_SCENES = 100_000  # scenes are generated on demand from (seed, index): a large set costs nothing
 
 HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, or generated scenes)"
@@ -37,18 +42,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import FolderDataset, SceneDataset
-    from ..errors import ConfigError
     from ..models import BiRefNet
-    from ..models.weights import load_pretrained
     from ..runtime.device import pick_device
     from ..train import train
 
-    if args.size % 32 or args.size < 64:
-        raise ConfigError(f"--size {args.size} must be a multiple of 32 and at least 64")
-    if args.batch_size < 2:
-        raise ConfigError("--batch-size must be at least 2 (BiRefNet's BatchNorm layers need two samples in training)")
-    if args.steps < 1:
-        raise ConfigError("--steps must be at least 1")
+    _check_numbers(args)
+    _check_no_run(Path(args.out), args.resume)
     if args.data == "scenes":
         dataset = SceneDataset(args.scenes or DEFAULT_SCENES, args.size, seed=args.seed)
     else:
@@ -57,13 +56,10 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)  # initial weights too: the same command reproduces the same model
     if args.init:
-        is_file = Path(args.init).exists()
-        model, _, name = load_pretrained(None if is_file else args.init, weights=args.init if is_file else None)
-        model.train()
+        model, name = _initial_model(args.init)
     else:
         model, name = BiRefNet(args.backbone), f"BiRefNet({args.backbone}) from scratch"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _make_run_folder(Path(args.out))
     precision = args.precision
     if precision == "auto":
         precision = "fp16" if pick_device(args.device).type == "cuda" else "fp32"
@@ -78,6 +74,52 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})" if result.losses else f"nothing to do: already at step {result.step}", file=sys.stderr)
     return 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """ConfigError naming the flag for a number out of range, before any data is read or model built."""
+    from ..errors import ConfigError
+
+    if args.size % 32 or args.size < 64:
+        raise ConfigError(f"--size {args.size} must be a multiple of 32 and at least 64")
+    if args.batch_size < 2:
+        raise ConfigError("--batch-size must be at least 2 (BiRefNet's BatchNorm layers need two samples in training)")
+    for flag, value, least in (("--steps", args.steps, 1), ("--checkpoint-every", args.checkpoint_every, 1),
+                               ("--scenes", args.scenes, 1), ("--warmup-steps", args.warmup_steps, 0)):  # fmt: skip
+        if value is not None and value < least:
+            raise ConfigError(f"{flag} must be at least {least}, got {value}")
+    if not args.lr > 0:
+        raise ConfigError(f"--lr must be above 0, got {args.lr}")
+
+
+def _check_no_run(folder: Path, resume: bool) -> None:
+    """ConfigError, before anything is loaded, when ``folder`` holds a run and --resume is missing."""
+    from ..errors import ConfigError
+    from ..train.checkpoints import CHECKPOINT_NAME
+
+    if not resume and (folder / CHECKPOINT_NAME).exists():
+        raise ConfigError(f"{folder / CHECKPOINT_NAME} exists; pass --resume to continue it, or choose another -o folder")
+
+
+def _make_run_folder(folder: Path) -> Path:
+    """Create the run folder; SinkError in one line when it cannot be (a file there, no permission)."""
+    from ..errors import SinkError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SinkError(f"cannot create the run folder {folder} ({exc.strerror or exc}); choose another -o folder") from exc
+    return folder
+
+
+def _initial_model(init: str) -> "tuple[torch.nn.Module, str]":
+    """The --init model in training mode and its display name: a checkpoint file or a registry name."""
+    from ..models.weights import load_pretrained
+
+    path = Path(init)
+    is_file = path.exists() or path.suffix.lower() in WEIGHTS_SUFFIXES  # a missing file is "not found", not "unknown model"
+    model, _, name = load_pretrained(None if is_file else init, weights=init if is_file else None)
+    return model.train(), name
 
 
 def _print_every(n: int):

@@ -57,6 +57,8 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     """List and validate the (image, mask) pairs under ``root``; raise DataError on any problem."""
     root = Path(root)
     im_dir, gt_dir = root / "im", root / "gt"
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; expected the DIS5K/DUTS layout root/im/*.jpg and root/gt/*.png")
     for d in (im_dir, gt_dir):
         if not d.is_dir():
             raise DataError(f"{d} is not a folder; expected the DIS5K/DUTS layout root/im/*.jpg and root/gt/*.png")

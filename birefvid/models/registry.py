@@ -38,6 +38,8 @@ class ModelCard:
     @classmethod
     def from_json(cls, data: dict, origin: Path) -> "ModelCard":
         """Validate a card's fields; errors name the card file."""
+        if not isinstance(data, dict) or not isinstance(data.get("source"), dict):
+            raise ConfigError(f"model card {origin} must be a JSON object with a \"source\" object; see configs/README.md")
         try:
             source = data["source"]
             width, height = (int(v) for v in data["resolution"])
@@ -69,6 +71,8 @@ def _card_files() -> list[Path]:
     files = sorted(Path(str(p)) for p in builtin.iterdir() if p.name.endswith(".json"))
     user_dir = os.environ.get(USER_CARDS_ENV)
     if user_dir:
+        if not Path(user_dir).is_dir():
+            raise ConfigError(f"{USER_CARDS_ENV}={user_dir} is not a folder; point it at a folder of model cards or unset it")
         files += sorted(Path(user_dir).glob("*.json"))
     return files
 

@@ -12,7 +12,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..errors import OfflineError, WeightsError, WeightsNotFoundError, option
+from ..errors import ConfigError, OfflineError, WeightsError, WeightsNotFoundError, option
 from .backbones import BACKBONES
 from .birefnet import BiRefNet
 from .registry import ModelCard
@@ -212,6 +212,8 @@ def load_pretrained(
     """
     from .registry import get_model_card
 
+    if model is not None and weights is not None:  # one would be ignored without a word (Segmenter, export)
+        raise ConfigError(f"use either {option('model')} or {option('weights')}, not both")
     if weights is not None:
         path = Path(weights)
         state = read_checkpoint(path)

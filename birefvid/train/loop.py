@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Union
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from birefvid.errors import ConfigError
+from birefvid.errors import ConfigError, option
 from birefvid.runtime.device import pick_device
 from birefvid.train.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_weights
 from birefvid.train.losses import LossWeights, birefnet_loss, pixel_loss
@@ -137,6 +137,19 @@ def _check_sample(sample: Any) -> tuple[int, int]:
     return int(sample[0].shape[1]), int(sample[0].shape[2])
 
 
+def _load_resumed_model(model: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
+    """Load a checkpoint's weights into ``model``; ConfigError (not torch's page of shapes) when they do not fit."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = (first[1] if len(first) > 1 else first[0] if first else type(exc).__name__).strip().rstrip(".")
+        raise ConfigError(
+            f"cannot resume {path}: its model does not fit this one ({detail[:200]}); resume with the model it was "
+            f"trained with (the same {option('backbone')} and {option('init')}) or choose another checkpoint folder"
+        ) from exc
+
+
 def _collate(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
     images, masks = default_collate(batch)
     return images, masks
@@ -230,7 +243,7 @@ def train(
                 )
         if old.get("steps") != steps:
             log.warning("resuming with steps=%d (checkpoint had %s): the LR schedule changes", steps, old.get("steps"))
-        model.load_state_dict(state["model"])
+        _load_resumed_model(model, state["model"], ckpt_path)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
@@ -241,7 +254,7 @@ def train(
     elif resume:
         log.warning("resume requested but %s does not exist; starting from step 0", ckpt_path)
     elif ckpt_path is not None and ckpt_path.exists():
-        raise ConfigError(f"{ckpt_path} exists; pass resume=True to continue it, or choose another checkpoint folder")
+        raise ConfigError(f"{ckpt_path} exists; pass {option('resume', True)} to continue it, or choose another checkpoint folder")
 
     result = TrainResult(start_step=start, step=start)
 
@@ -314,7 +327,7 @@ def train(
     except KeyboardInterrupt:
         if result.step > start:
             checkpoint()
-            log.warning("interrupted at step %d; resume with the same command and resume=True", result.step)
+            log.warning("interrupted at step %d; resume with the same command and %s", result.step, option("resume", True))
         raise
     finally:
         if bar is not None:
