@@ -346,6 +346,35 @@ def test_a_streams_recording_starts_after_the_warm_up_without_a_held_picture(tmp
     assert times[-1] < 3.5
 
 
+def test_an_rtsp_output_sends_no_sound_from_before_its_first_picture(tmp_path):
+    """The model warms up for 1.8 s while an RTSP camera with a microphone keeps sending: the run starts from
+    its newest frame, in the middle of a flash and its tone. The RTSP output placed the warm-up's sound
+    ahead of its first picture (its clock starts at the stream's lag, so that sound was not cut as a
+    recording's is): players heard the tone 1.5 s after the flash. Now picture and tone start together."""
+    import subprocess
+
+    from live_e2e_tools import end_process, listening, wait_for
+    from live_media import RtspServer, flash_and_tone, free_port, make_flash_clip
+    from system_tools import need_binary
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    clip = make_flash_clip(tmp_path / "flash.mp4", seconds=6.0, flash=(1.5, 2.5))
+    port = free_port()
+    received = tmp_path / "rx.mkv"
+    receiver = subprocess.Popen([ffmpeg, "-nostdin", "-loglevel", "error", "-rtsp_flags", "listen", "-listen_timeout", "60",
+                                 "-i", f"rtsp://127.0.0.1:{port}/out", "-map", "0", "-c", "copy", str(received)])  # fmt: skip
+    try:
+        wait_for(lambda: listening(port), 20, "ffmpeg listening for RTSP")
+        with RtspServer(clip, audio=True) as server:
+            job = build_live_job(server.url, [f"rtsp://127.0.0.1:{port}/out"], effect="blur", duration=2.5)
+            run_live(job, segmenter=red_key_segmenter(SlowRedKey(1.8, first_only=True)))
+        assert receiver.wait(timeout=30) == 0
+    finally:
+        end_process(receiver)
+    bright, tone, _, _ = flash_and_tone(received)
+    assert bright is not None and tone is not None and abs(bright - tone) <= 0.08, (bright, tone)
+
+
 def test_duration_bounds_the_wait_for_a_stream_that_never_answers(tmp_path):
     """The retry policy reconnects forever by default; a run of 1.5 s must not wait longer than that for a first picture."""
     from birefvid.errors import SourceError

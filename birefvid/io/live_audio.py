@@ -165,6 +165,7 @@ class LiveAudioTrack:
         # (a network sink's timestamps start elsewhere); set before the first write_until
         self.offset = 0.0
         self._last_picture: Optional[float] = None  # the latest time write_until was given
+        self._first_picture: Optional[float] = None  # the first: where this output's sound may start
         # a part of a recording in parts: sound past ``hold_from`` (live time: the part's planned end)
         # waits in ``_held`` until ``end`` (the next part's first picture) is known and is cut there,
         # and the next part's sound starts at its 0 to the sample, so joined parts neither repeat nor
@@ -182,6 +183,8 @@ class LiveAudioTrack:
         """Encode the captured sound up to ``seconds`` (plus a short lead); None: everything captured."""
         if seconds is not None:
             self._last_picture = seconds
+            if self._first_picture is None:
+                self._first_picture = seconds
         for start, frame, generation in self._queue.take_until(None if seconds is None else seconds + LEAD_S, self._offsets):
             self._add(start, frame, generation)
 
@@ -191,10 +194,14 @@ class LiveAudioTrack:
         tolerance = round(TOLERANCE_S * self._rate)
         new_connection, self._generation = generation != self._generation, generation
         if self._next is None:
-            if first < 0:  # sound from before the output's clock starts: only what plays from 0 on is kept
-                if first + length <= 0:
+            # sound from before the output's first picture (a stream's sound captured while the model warmed
+            # up): only what plays from that picture on is kept. A recording's first picture is its 0; an
+            # RTSP stream's sits at its lag, where sound from before it was sent ahead of the pictures
+            origin = 0 if self._first_picture is None else self._sample(self._first_picture)
+            if first < origin:
+                if first + length <= origin:
                     return
-                self._skip, first = -first, 0
+                self._skip, first = origin - first, origin
             self._next = first
         elif new_connection and first < self._next:
             # a reconnect or a file's next loop: its sound starts exactly with its first picture, so
