@@ -174,11 +174,11 @@ class LiveCapture(LiveSource):
 
     # -- reader side
 
-    def start(self, timeout: Optional[float] = None) -> StreamInfo:
+    def start(self, timeout: Optional[float] = None, stop: Optional[threading.Event] = None) -> StreamInfo:
         """Open the input on the capture thread and return its StreamInfo once the first frame is decoded.
 
         ``timeout`` bounds the wait (a stream retried under the policy would otherwise be waited on
-        forever): SourceError once it passes without a frame.
+        forever): NoFirstPicture once it passes without a frame, or once ``stop`` is set.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -193,6 +193,8 @@ class LiveCapture(LiveSource):
             while not self._started.wait(0.1):  # short waits so Ctrl-C gets through
                 if deadline is not None and time.monotonic() > deadline:
                     raise NoFirstPicture(f"no picture from {self.target.name} within {timeout:g} s")
+                if stop is not None and stop.is_set():
+                    raise NoFirstPicture(f"no picture from {self.target.name} before the run was stopped")
         except BaseException:
             self.close()
             raise
