@@ -237,7 +237,10 @@ class LiveRunner:
     ) -> None:
         self.source, self.sinks, self.compositor = source, sinks, compositor
         self.duration = duration
-        self.stop = stop or threading.Event()
+        # the caller's request to end the run; ``stop`` (internal) halts the model and sink threads
+        # at the end or on an error, so pictures already composed still reach the sinks after a request
+        self.requested = stop
+        self.stop = threading.Event()
         self.stats = stats or LiveStats()
         self.carrier = MaskCarrier() if carry else None
         self.model = ModelPath(segmenter, smoother, self.carrier, self.stats, self.stop)
@@ -306,7 +309,7 @@ class LiveRunner:
                 now = time.monotonic()
                 if self.stats.due(now):
                     self.stats.emit(now, self.source)
-                if self.stop.is_set():
+                if self.stop.is_set() or (self.requested is not None and self.requested.is_set()):
                     break
                 if self.duration is not None and now - start >= self.duration:
                     self.ended_by = "duration"
