@@ -135,3 +135,46 @@ def test_a_receiver_that_stops_reading_holds_up_only_its_own_stream() -> None:
     kept = republish.QUEUE_PICTURES
     assert inner.got == [0.0] + [i / 25 for i in range(20 - kept, 20)]  # in order, the newest kept
     assert sink.behind == 19 - kept
+
+
+def test_closing_a_stream_whose_receiver_never_reads_again_ends() -> None:
+    """An RTSP receiver that stops reading for good blocks the stream's write for ever (FFmpeg retries
+    each packet): close() must give up on that stream after a few seconds, so the run ends and its
+    recordings are committed (the process hung at its end, leaving the recording a temporary file)."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_base import LiveSink
+    from birefvid.io.republish import RepublishingSink
+
+    class DeadStream(LiveSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.entered, self.release = threading.Event(), threading.Event()
+            self.closed = False
+
+        @property
+        def name(self) -> str:
+            return "rtsp://127.0.0.1:9/out"
+
+        def _send(self, picture: np.ndarray, t: float) -> None:
+            self.entered.set()
+            self.release.wait(10.0)
+
+        def _close(self) -> None:
+            self.closed = True
+
+    inner = DeadStream()
+    sink = RepublishingSink(lambda: inner)
+    try:
+        sink.send(np.zeros((8, 8, 3), np.uint8), 0.0)
+        assert inner.entered.wait(2.0)
+        started = time.monotonic()
+        sink.close()
+        took = time.monotonic() - started
+    finally:
+        inner.release.set()
+    assert took < 5.0, f"close() took {took:.1f} s"
+    assert not inner.closed  # its thread still holds it: left unfinished

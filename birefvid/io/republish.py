@@ -34,7 +34,10 @@ REOPEN_EVERY_S = 3.0  # the longest wait between two reopening attempts
 SLOW_OPEN_S = 0.5  # an attempt that took longer than this to fail waited on the network, holding Python's lock
 REOPEN_TIMEOUT_S = 2.0  # a reopening's network timeout (the first connection's is 5 s): the most it can freeze the others
 QUEUE_PICTURES = 4  # pictures a stream may fall behind the others before its oldest waiting one is skipped
-CLOSE_WAIT_S = 10.0  # how long close() lets the stream's thread send what waits (a blocked write times out in 5 s)
+# how long close() lets the stream's thread send what waits; a thread still blocked then is writing to
+# a receiver that stopped reading (an RTSP muxer retries each packet for its 5 s timeout, forever): the
+# stream is left unfinished, so the run still ends and its recordings are committed
+CLOSE_WAIT_S = 3.0
 
 
 class RepublishingSink(LiveSink):
@@ -171,10 +174,13 @@ class RepublishingSink(LiveSink):
             self._wake.notify_all()
         self._sender.join(CLOSE_WAIT_S)
         self._stop.set()
+        stuck = self._sender.is_alive()  # inside a write that never returns: its stream cannot be finished
+        if stuck:
+            log.warning("%s: the receiver took nothing for %g s; the stream is left unfinished", self._name, CLOSE_WAIT_S)
         if self._reopening is not None:
             self._reopening.join(10)
         with self._handover:
-            sinks = [s for s in (self._current, self._fresh) if s is not None]
+            sinks = [s for s in (None if stuck else self._current, self._fresh) if s is not None]
             self._current = self._fresh = None
         for sink in sinks:
             if close:
