@@ -84,3 +84,97 @@ def test_reconnecting_asks_a_plain_socket_first() -> None:
         listening.bind(("127.0.0.1", 0))
         listening.listen(1)
         tcp_reachable(f"tcp://127.0.0.1:{listening.getsockname()[1]}", 0, timeout=1.0)()  # no error
+
+
+def test_a_receiver_that_stops_reading_holds_up_only_its_own_stream() -> None:
+    """A receiver that stops reading blocks the stream's write until the network timeout (5 s): send()
+    must return at once meanwhile, skipping the oldest pictures for that stream alone, so the
+    recording and the other outputs lose nothing (a SIGSTOPped tcp:// player cost a recording 5 s of
+    pictures, and the preview froze for as long)."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_base import LiveSink
+    from birefvid.io import republish
+
+    class StalledStream(LiveSink):
+        """Its first send waits until released, as a write to a receiver that stopped reading does."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.entered, self.release = threading.Event(), threading.Event()
+            self.got: list[float] = []
+
+        @property
+        def name(self) -> str:
+            return "tcp://127.0.0.1:9"
+
+        def _send(self, picture: np.ndarray, t: float) -> None:
+            self.entered.set()
+            if not self.got:
+                self.release.wait(2.0)
+            self.got.append(t)
+
+        def _close(self) -> None:
+            pass
+
+    inner = StalledStream()
+    sink = republish.RepublishingSink(lambda: inner)
+    picture = np.zeros((8, 8, 3), np.uint8)
+    started = time.monotonic()
+    sink.send(picture, 0.0)
+    assert inner.entered.wait(2.0)
+    for i in range(1, 20):
+        sink.send(picture, i / 25)
+    took = time.monotonic() - started
+    inner.release.set()
+    sink.close()
+    assert took < 0.5, f"send() waited {took:.2f} s on a stalled receiver"
+    kept = republish.QUEUE_PICTURES
+    assert inner.got == [0.0] + [i / 25 for i in range(20 - kept, 20)]  # in order, the newest kept
+    assert sink.behind == 19 - kept
+
+
+def test_closing_a_stream_whose_receiver_never_reads_again_ends() -> None:
+    """An RTSP receiver that stops reading for good blocks the stream's write for ever (FFmpeg retries
+    each packet): close() must give up on that stream after a few seconds, so the run ends and its
+    recordings are committed (the process hung at its end, leaving the recording a temporary file)."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_base import LiveSink
+    from birefvid.io.republish import RepublishingSink
+
+    class DeadStream(LiveSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.entered, self.release = threading.Event(), threading.Event()
+            self.closed = False
+
+        @property
+        def name(self) -> str:
+            return "rtsp://127.0.0.1:9/out"
+
+        def _send(self, picture: np.ndarray, t: float) -> None:
+            self.entered.set()
+            self.release.wait(10.0)
+
+        def _close(self) -> None:
+            self.closed = True
+
+    inner = DeadStream()
+    sink = RepublishingSink(lambda: inner)
+    try:
+        sink.send(np.zeros((8, 8, 3), np.uint8), 0.0)
+        assert inner.entered.wait(2.0)
+        started = time.monotonic()
+        sink.close()
+        took = time.monotonic() - started
+    finally:
+        inner.release.set()
+    assert took < 5.0, f"close() took {took:.1f} s"
+    assert not inner.closed  # its thread still holds it: left unfinished

@@ -386,3 +386,48 @@ def test_duration_bounds_the_wait_for_a_stream_that_never_answers(tmp_path):
         run_live(job, segmenter=red_key_segmenter())
     assert time.monotonic() - started < 4.0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stop_ends_a_run_still_waiting_for_its_stream(tmp_path):
+    """``stop`` set while a stream is still retried for its first picture ends the run at once with
+    one clear error (run_live waited for the stream forever, retrying, stop or not)."""
+    stop = threading.Event()
+    job = build_live_job("rtsp://127.0.0.1:1/cam", [str(tmp_path / "never.mp4")], effect="mask")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_live(job, segmenter=red_key_segmenter(), stop=stop)
+        except BaseException as e:  # noqa: BLE001 - checked below
+            errors.append(e)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    time.sleep(1.0)
+    stop.set()
+    runner.join(4.0)
+    assert not runner.is_alive(), "run_live ignored stop while waiting for the stream"
+    assert [str(e) for e in errors] == ["no picture from rtsp://127.0.0.1:1/cam before the run was stopped; nothing was recorded"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stop_still_records_the_pictures_already_shown(tmp_path, monkeypatch):
+    """Pictures composed before ``stop`` was set reach the recording, and the report counts what it holds
+    (the sink thread gave up its queue at once: the report counted pictures the file never got)."""
+    from birefvid.io.record_sink import RecordingSink
+
+    clip = write_scene(tmp_path / "cam.mkv", 10 * FPS)
+    out = tmp_path / "out.mkv"
+    stop = threading.Event()
+    send = RecordingSink._send
+
+    def slow_send(self, picture, t):  # a slow encoder: the stop comes while pictures wait for it
+        send(self, picture, t)
+        if self.frames_written == 10:
+            stop.set()
+            time.sleep(0.3)
+
+    monkeypatch.setattr(RecordingSink, "_send", slow_send)
+    report = run_live(build_live_job(str(clip), [str(out)], effect="mask", realtime=True), segmenter=red_key_segmenter(), stop=stop)
+    assert report["ended_by"] == "stop" and report["frames_shown"] > 10
+    assert len(read_frames(out)) == report["frames_shown"] == report["stats"]["frames_shown"]

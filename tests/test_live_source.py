@@ -359,6 +359,32 @@ def test_rtsp_server_restart_reconnects_without_restarting_the_source(clip30s: P
     print(f"rtsp: live {t_live - t_up:.2f} s after the server was back ({t_live - t_kill:.2f} s after the kill)")
 
 
+def test_a_stream_back_at_another_size_is_scaled_to_the_first(tmp_path: Path, caplog) -> None:
+    """An RTSP server restarted with a clip of another size and rate: the pictures after the
+    reconnect come at the run's first size, with one warning (they failed every sink, which ended
+    the run and discarded its recording)."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    small = make_clip(tmp_path / "small.mp4", seconds=20.0, size=(160, 120), fps=24)
+    large = make_clip(tmp_path / "large.mp4", seconds=20.0, size=(200, 150), fps=15)
+    server = RtspServer(small).start()
+    try:
+        with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
+            src.start()
+            before = _read_for(src, 0.8)
+            server.stop()
+            _wait_state(src, "reconnecting", within=3.0)
+            server.clip = large
+            server.start()
+            _wait_state(src, "live", within=8.0)
+            after = _read_for(src, 1.0)
+    finally:
+        server.stop()
+    assert before and after and {f.generation for f in after} == {1}
+    assert {f.frame.image.shape for f in before + after} == {(120, 160, 3)}
+    warned = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
+    assert warned and set(warned) == {f"{server.url}: the pictures are now 200x150, the run's are 160x120; scaled to 160x120"}
+
+
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="birefvid")
     url = f"rtsp://127.0.0.1:{free_port()}/cam"

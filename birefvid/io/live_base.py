@@ -10,6 +10,7 @@ stream, window or server is on the other side.
 from __future__ import annotations
 
 import abc
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Optional
 
@@ -56,9 +57,9 @@ class LiveSource(ClosesOnce):
     """
 
     @abc.abstractmethod
-    def start(self, timeout: Optional[float] = None) -> StreamInfo:
+    def start(self, timeout: Optional[float] = None, stop: Optional[threading.Event] = None) -> StreamInfo:
         """Open the input and start capturing; the first frame has been decoded when this returns
-        (SourceError when none came within ``timeout`` seconds, if given)."""
+        (NoFirstPicture when none came within ``timeout`` seconds, if given, or before ``stop`` was set)."""
 
     @abc.abstractmethod
     def read(self, timeout: float) -> Optional[CapturedFrame]:

@@ -108,6 +108,29 @@ class _StreamClock:
         return pts
 
 
+class _SizeKeeper:
+    """Scales a connection's pictures to the run's size (the first connection's): a stream or camera
+    that comes back after a reconnect at another size (a camera reconfigured, a server restarted
+    with another clip) would otherwise fail every sink, which were opened for the first size."""
+
+    def __init__(self, name: str, width: int, height: int) -> None:
+        self.name, self.width, self.height = name, width, height
+        self._warned: Optional[tuple[int, int]] = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """``image`` itself when it has the run's size, else a copy scaled to it (warned once a size)."""
+        h, w = image.shape[:2]
+        if (w, h) == (self.width, self.height):
+            return image
+        if self._warned != (w, h):
+            self._warned = (w, h)
+            log.warning("%s: the pictures are now %dx%d, the run's are %dx%d; scaled to %dx%d",
+                        self.name, w, h, self.width, self.height, self.width, self.height)  # fmt: skip
+        import cv2
+
+        return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+
+
 class LiveCapture(LiveSource):
     """A ``LiveSource`` over a camera, network stream or file, captured on its own thread."""
 
@@ -151,11 +174,11 @@ class LiveCapture(LiveSource):
 
     # -- reader side
 
-    def start(self, timeout: Optional[float] = None) -> StreamInfo:
+    def start(self, timeout: Optional[float] = None, stop: Optional[threading.Event] = None) -> StreamInfo:
         """Open the input on the capture thread and return its StreamInfo once the first frame is decoded.
 
         ``timeout`` bounds the wait (a stream retried under the policy would otherwise be waited on
-        forever): SourceError once it passes without a frame.
+        forever): NoFirstPicture once it passes without a frame, or once ``stop`` is set.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -170,6 +193,8 @@ class LiveCapture(LiveSource):
             while not self._started.wait(0.1):  # short waits so Ctrl-C gets through
                 if deadline is not None and time.monotonic() > deadline:
                     raise NoFirstPicture(f"no picture from {self.target.name} within {timeout:g} s")
+                if stop is not None and stop.is_set():
+                    raise NoFirstPicture(f"no picture from {self.target.name} before the run was stopped")
         except BaseException:
             self.close()
             raise
@@ -347,9 +372,11 @@ class LiveCapture(LiveSource):
 
     def _pump(self, conn: Connection) -> Optional[str]:
         """Publish a connection's frames until it ends or closes (None) or is lost (the reason)."""
+        assert self._info is not None
+        fit = _SizeKeeper(self.target.name, self._info.width, self._info.height)
         try:
             for image, seconds in conn.frames():
-                if self._stop.is_set() or self._publish(image, seconds):
+                if self._stop.is_set() or self._publish(fit(image), seconds):
                     return None
         except ConnectionLost as e:
             return e.reason

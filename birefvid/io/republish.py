@@ -5,16 +5,20 @@ the whole live run with an error, and the run's recordings with it. ``Republishi
 a network publisher: when a send fails it logs one warning, drops the broken connection and
 reopens it on a thread of its own under ``reconnect.Backoff`` (forever, 0.5 s doubling to 3 s),
 while pictures for it are skipped and every other output carries on; the new connection starts
-with a keyframe, so players pick it up at once.
+with a keyframe, so players pick it up at once. Pictures reach the stream through a short queue of
+its own, sent on its own thread: a receiver that stops reading (a paused player, a stalled server)
+blocks only that thread until the network timeout, and the stream skips pictures meanwhile, where
+it held up every output (a recording lost 5 s of pictures to a stalled tcp:// player).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import socket
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Deque, Optional
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -29,6 +33,11 @@ log = logging.getLogger(__name__)
 REOPEN_EVERY_S = 3.0  # the longest wait between two reopening attempts
 SLOW_OPEN_S = 0.5  # an attempt that took longer than this to fail waited on the network, holding Python's lock
 REOPEN_TIMEOUT_S = 2.0  # a reopening's network timeout (the first connection's is 5 s): the most it can freeze the others
+QUEUE_PICTURES = 4  # pictures a stream may fall behind the others before its oldest waiting one is skipped
+# how long close() lets the stream's thread send what waits; a thread still blocked then is writing to
+# a receiver that stopped reading (an RTSP muxer retries each packet for its 5 s timeout, forever): the
+# stream is left unfinished, so the run still ends and its recordings are committed
+CLOSE_WAIT_S = 3.0
 
 
 class RepublishingSink(LiveSink):
@@ -61,12 +70,51 @@ class RepublishingSink(LiveSink):
         self._handover = threading.Lock()
         self.reconnects = 0
         self.skipped = 0  # pictures that found the stream down
+        self.behind = 0  # pictures skipped because the stream's thread had not sent the ones before
+        self._pending: Deque[tuple[np.ndarray, float]] = collections.deque()
+        self._wake = threading.Condition()
+        self._draining = False  # close(): send what waits, then stop
+        self._error: Optional[BaseException] = None  # the sending thread's failure, raised at the next picture
+        self._sender = threading.Thread(target=in_caller_context(self._run), name=f"birefvid-stream {self._name}", daemon=True)
+        self._sender.start()
 
     @property
     def name(self) -> str:
         return self._name
 
     def _send(self, picture: np.ndarray, t: float) -> None:
+        """Queue the picture for the stream's thread; never waits on the network."""
+        self._raise_error()
+        with self._wake:
+            if len(self._pending) >= QUEUE_PICTURES:
+                self._pending.popleft()
+                self.behind += 1
+                if self.behind == 1:
+                    log.warning("%s: the receiver is not taking the stream (stalled?); skipping pictures for it while the other outputs go on", self._name)
+            self._pending.append((picture, t))
+            self._wake.notify()
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _run(self) -> None:
+        """The stream's thread: send queued pictures in order until closed (after the queue) or aborted."""
+        while True:
+            with self._wake:
+                while not self._pending and not self._draining and not self._stop.is_set():
+                    self._wake.wait()
+                if self._stop.is_set() or not self._pending:
+                    return
+                picture, t = self._pending.popleft()
+            try:
+                self._deliver(picture, t)
+            except BaseException as e:  # noqa: BLE001 - raised on the runner's thread at the next picture or close
+                self._error = e
+                return
+
+    def _deliver(self, picture: np.ndarray, t: float) -> None:
         with self._handover:
             if self._fresh is not None:
                 self._current, self._fresh = self._fresh, None
@@ -118,17 +166,31 @@ class RepublishingSink(LiveSink):
             raise
 
     def _finish(self, close: bool) -> None:
+        with self._wake:
+            if close:
+                self._draining = True  # what waits is sent first
+            else:
+                self._stop.set()
+            self._wake.notify_all()
+        self._sender.join(CLOSE_WAIT_S)
         self._stop.set()
+        stuck = self._sender.is_alive()  # inside a write that never returns: its stream cannot be finished
+        if stuck:
+            log.warning("%s: the receiver took nothing for %g s; the stream is left unfinished", self._name, CLOSE_WAIT_S)
         if self._reopening is not None:
             self._reopening.join(10)
         with self._handover:
-            sinks = [s for s in (self._current, self._fresh) if s is not None]
+            sinks = [s for s in (None if stuck else self._current, self._fresh) if s is not None]
             self._current = self._fresh = None
         for sink in sinks:
             if close:
                 sink.close()
             else:
                 sink.abort()
+        if self.behind:
+            log.warning("%s: %d pictures were skipped while the receiver was not taking the stream", self._name, self.behind)
+        if close:
+            self._raise_error()
 
     def _close(self) -> None:
         self._finish(close=True)

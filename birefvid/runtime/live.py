@@ -237,7 +237,10 @@ class LiveRunner:
     ) -> None:
         self.source, self.sinks, self.compositor = source, sinks, compositor
         self.duration = duration
-        self.stop = stop or threading.Event()
+        # the caller's request to end the run; ``stop`` (internal) halts the model and sink threads
+        # at the end or on an error, so pictures already composed still reach the sinks after a request
+        self.requested = stop
+        self.stop = threading.Event()
         self.stats = stats or LiveStats()
         self.carrier = MaskCarrier() if carry else None
         self.model = ModelPath(segmenter, smoother, self.carrier, self.stats, self.stop)
@@ -306,7 +309,7 @@ class LiveRunner:
                 now = time.monotonic()
                 if self.stats.due(now):
                     self.stats.emit(now, self.source)
-                if self.stop.is_set():
+                if self.stop.is_set() or (self.requested is not None and self.requested.is_set()):
                     break
                 if self.duration is not None and now - start >= self.duration:
                     self.ended_by = "duration"
@@ -399,8 +402,10 @@ def run_live_job(
             audio_device=spec.audio_device, audio_delay=spec.audio_delay,
         ))  # fmt: skip
         try:
-            info = source.start(timeout=job.duration)  # a run of 10 s does not wait an hour for a stream to answer
+            info = source.start(timeout=job.duration, stop=stop)  # a run of 10 s does not wait an hour for a stream to answer
         except NoFirstPicture as e:
+            if stop is not None and stop.is_set():
+                raise SourceError(f"{e}; nothing was recorded") from None
             raise SourceError(f"{e}, the run's {option('duration')}; nothing was recorded") from None
         fps = float(info.average_rate) if info.average_rate else 30.0
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
