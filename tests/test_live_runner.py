@@ -421,11 +421,12 @@ def test_stop_still_records_the_pictures_already_shown(tmp_path, monkeypatch):
     stop = threading.Event()
     send = RecordingSink._send
 
-    def slow_send(self, picture, t):  # a slow encoder: the stop comes while pictures wait for it
+    def slow_send(self, picture, t):  # a slow encoder (10 fps for a 24 fps source): the stop comes while pictures wait for it
         send(self, picture, t)
+        if self.frames_written >= 5:
+            time.sleep(0.1)
         if self.frames_written == 10:
             stop.set()
-            time.sleep(0.3)
 
     monkeypatch.setattr(RecordingSink, "_send", slow_send)
     report = run_live(build_live_job(str(clip), [str(out)], effect="mask", realtime=True), segmenter=red_key_segmenter(), stop=stop)
