@@ -64,6 +64,7 @@ def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Option
         color_trc=_int(first.color_trc) if first is not None else None,
     )
 
+
 # where a connection hands its decoded sound: (frame, its time in seconds on the source's clock)
 AudioOut = Callable[[av.AudioFrame, float], None]
 
