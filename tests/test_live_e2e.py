@@ -459,8 +459,10 @@ def test_a_failing_sink_leaves_no_recording_behind(tmp_path: Path, clip_small: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["birefvid.err", "birefvid.out"]
 
 
-def test_a_source_lost_mid_run_fails_and_discards_the_recording(tmp_path: Path, clip_long: Path) -> None:
-    """Recording had begun when the RTSP server died for good: exit 2, one error line, no out.mp4 (no temporary either)."""
+def test_a_source_lost_mid_run_fails_and_keeps_what_was_recorded(tmp_path: Path, clip_long: Path) -> None:
+    """Recording had begun when the RTSP server died for good: exit 2, one error line naming the
+    stream and the recording, and out.mp4 committed and playable with every picture shown before the
+    loss (an hour of camera is not thrown away because the camera then died); no temporary left."""
     server = RtspServer(clip_long, max_seconds=120).start()
     stats = tmp_path / "s.jsonl"
     args = ["--source", server.url, "--effect", "green", *FAST_MODEL, "--sink", "out.mp4", "--stats-json", stats,
@@ -468,7 +470,7 @@ def test_a_source_lost_mid_run_fails_and_discards_the_recording(tmp_path: Path, 
             "--max-retries", "1"]  # fmt: skip
     try:
         with LiveRun(args, tmp_path) as run:
-            wait_for(lambda: any(s["frames_shown"] > 0 for s in stats_lines(stats)), STARTUP, "frames shown", run=run)
+            wait_for(lambda: any(s["frames_shown"] >= 5 for s in stats_lines(stats)), STARTUP, "frames shown", run=run)
             server.stop()
             code = run.wait(30)
     finally:
@@ -476,6 +478,12 @@ def test_a_source_lost_mid_run_fails_and_discards_the_recording(tmp_path: Path, 
     err = run.stderr()
     line = _one_error_line(err)
     assert code == 2, err
-    assert server.url in line, line
+    assert server.url in line and "out.mp4" in line, line
+    shown = int(re.search(r"after (\d+) frames", line).group(1))  # type: ignore[union-attr]
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["birefvid.err", "birefvid.out", "s.jsonl"], f"a failed run left {left}"
+    assert left == ["birefvid.err", "birefvid.out", "out.mp4", "s.jsonl"], f"a lost source left {left}"
+    times, pictures = decode_video(tmp_path / "out.mp4")
+    assert len(pictures) == shown >= 5, (len(pictures), shown)
+    print(f"source lost: {line}")
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert share(pictures[-1], GREEN) > 0.2  # composed pictures, to the last one

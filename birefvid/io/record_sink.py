@@ -123,6 +123,11 @@ class RecordingSink(LiveSink):
     def name(self) -> str:
         return self._spec_text
 
+    @property
+    def files(self) -> list[Path]:
+        """The files this recording wrote (after close: committed): its parts, or its one file."""
+        return list(self.segments) if self._segment_seconds is not None else [self.path]
+
     def _send(self, picture: np.ndarray, t: float) -> None:
         got = picture_kind(picture)
         if got != self.kind:

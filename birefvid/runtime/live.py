@@ -248,6 +248,7 @@ class LiveRunner:
         self._last_picture: Optional[np.ndarray] = None
         self.frames_shown = 0
         self.ended_by = "stop"
+        self.lost: Optional[BaseException] = None  # the source's failure, once its retries ran out
         self.final: dict[str, Any] = {}
 
     def compose(self, cf: CapturedFrame, latest: LatestMask) -> np.ndarray:
@@ -323,8 +324,10 @@ class LiveRunner:
                     if state == "ended":
                         self.ended_by = "source ended"
                         break
-                    if state == "failed":
-                        raise self.source.error or SourceError("the source failed")
+                    if state == "failed":  # the run ends here; what was recorded is kept (the caller reports the loss)
+                        self.lost = self.source.error or SourceError("the source failed")
+                        self.ended_by = "source lost"
+                        break
                     if state == "reconnecting":
                         self._hold(time.monotonic())
         except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM under the command line
@@ -384,7 +387,9 @@ def run_live_job(
     """Run ``job`` until its duration passes, the source ends, ``stop`` is set or Ctrl-C; returns the run report.
 
     Recordings are committed when the run ends normally (duration, end of source, Ctrl-C, window
-    closed) and discarded when it fails, like every other output of birefvid.
+    closed) and discarded when it fails, like every other output of birefvid, with one exception: a
+    source lost for good mid-run (its retries spent) keeps what was recorded up to the loss, an hour
+    of a camera being worth more than a clean failure, and then raises SourceError naming the files.
     """
     from ..io.live_sinks import open_live_sinks
     from ..io.live_source import open_live_source
@@ -461,6 +466,11 @@ def run_live_job(
                         sink.abort()
                     else:
                         sink.close()
+    recorded = {sink.name: [str(p) for p in sink.segments] for sink in sinks if getattr(sink, "segments", None)}
+    if runner.lost is not None:
+        files = [str(p) for sink in sinks for p in getattr(sink, "files", ())]
+        kept = f"kept what was recorded before the loss: {', '.join(files)}" if files else "nothing was recorded"
+        raise SourceError(f"{runner.lost}; the run stopped after {runner.frames_shown} frames and {kept}") from runner.lost
     return {
         "source": spec.source,
         "sinks": list(job.sinks),
@@ -469,7 +479,7 @@ def run_live_job(
         "source_rate": round(fps, 3),
         "frames_shown": runner.frames_shown,
         "ended_by": runner.ended_by,
-        "recorded": {sink.name: [str(p) for p in sink.segments] for sink in sinks if getattr(sink, "segments", None)},
+        "recorded": recorded,
         "stats": runner.final,
         "job": job.to_dict(),
         "resolved": {**resolved_settings(seg), "model_threads": threads},
