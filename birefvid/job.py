@@ -462,11 +462,11 @@ def is_recording(sink: str) -> bool:
     return sink.strip().lower() not in ("window", "virtualcam") and "://" not in sink
 
 
-SOUND_SCHEMES = ("rtsp", "rtsps", "udp", "tcp", "srt")  # the network sinks that send the source's sound too
+SOUND_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt")  # the network sinks that send the source's sound too
 
 
 def carries_sound(sink: str) -> bool:
-    """True when a live ``--sink`` carries the source's sound: a recording, an RTSP or MPEG-TS stream."""
+    """True when a live ``--sink`` carries the source's sound: a recording, an RTSP, RTMP or MPEG-TS stream."""
     return is_recording(sink) or sink.strip().lower().split("://", 1)[0] in SOUND_SCHEMES
 
 

@@ -331,3 +331,18 @@ def screen_grab(display: str, target: Path) -> np.ndarray:
     subprocess.run([grab, "-display", display, "-window", "root", f"png:{target}"], check=True, timeout=30,
                    stdin=subprocess.DEVNULL, capture_output=True)  # fmt: skip
     return read_png(target)
+
+
+def check_sound_in_sync(path: Path, codec: str) -> None:
+    """The recording or stream at ``path`` carries ``codec`` sound, its flash and tone start together, and the two end together."""
+    from live_media import flash_and_tone
+
+    with av.open(str(path)) as c:
+        assert [s.codec_context.name for s in c.streams.audio] == [codec]
+    bright, tone, video_end, sound_end = flash_and_tone(path)
+    assert bright is not None and tone is not None, (bright, tone)
+    print(f"{path.name}: flash at {bright:.3f} s, tone at {tone:.3f} s; pictures end {video_end:.3f} s, sound {sound_end:.3f} s")
+    # the picture and the tone start together (within two frames: a frame the display path drops
+    # moves the flash onto the next one), and the sound lasts as long as the pictures
+    assert abs(bright - tone) <= 0.08, f"the flash shows at {bright:.3f} s, the tone starts at {tone:.3f} s"
+    assert abs(sound_end - video_end) <= 0.15, f"the pictures end at {video_end:.3f} s, the sound at {sound_end:.3f} s"

@@ -30,6 +30,13 @@ def need_binary(name: str, debian_package: str) -> str:
     return path  # type: ignore[return-value]
 
 
+def need_file(path: str, debian_package: str) -> str:
+    """``path`` once it exists (e.g. a server's plug-in); skip (fail under CI) naming the Debian package otherwise."""
+    if not os.path.exists(path):
+        _missing(path, f"apt-get install {debian_package}")
+    return path
+
+
 def need_module(module: str, pip_name: str) -> None:
     """Skip (fail under CI) when the Python module ``module`` is not importable in this environment."""
     if importlib.util.find_spec(module) is None:

@@ -28,6 +28,7 @@ from live_e2e_tools import (
     GREEN,
     MAGENTA,
     LiveRun,
+    check_sound_in_sync,
     chromium_screenshot,
     decode_jpeg,
     decode_video,
@@ -45,7 +46,7 @@ from live_e2e_tools import (
     window_geometry,
     xvfb,
 )
-from live_media import RtspServer, flash_and_tone, flash_and_tone_onsets, free_port, make_flash_clip
+from live_media import RtspServer, flash_and_tone_onsets, free_port, make_flash_clip
 from system_tools import need_binary, need_module
 
 FPS = 24
@@ -294,23 +295,11 @@ def flash_clip(clip_dir: Path) -> Path:
     return make_flash_clip(clip_dir / "flash.mp4", seconds=6.0, flash=(1.5, 2.5))
 
 
-def _check_sound_in_sync(path: Path, codec: str) -> None:
-    with av.open(str(path)) as c:
-        assert [s.codec_context.name for s in c.streams.audio] == [codec]
-    bright, tone, video_end, sound_end = flash_and_tone(path)
-    assert bright is not None and tone is not None, (bright, tone)
-    print(f"{path.name}: flash at {bright:.3f} s, tone at {tone:.3f} s; pictures end {video_end:.3f} s, sound {sound_end:.3f} s")
-    # the picture and the tone start together (within two frames: a frame the display path drops
-    # moves the flash onto the next one), and the sound lasts as long as the pictures
-    assert abs(bright - tone) <= 0.08, f"the flash shows at {bright:.3f} s, the tone starts at {tone:.3f} s"
-    assert abs(sound_end - video_end) <= 0.15, f"the pictures end at {video_end:.3f} s, the sound at {sound_end:.3f} s"
-
-
 def test_recording_keeps_a_files_sound_in_sync(tmp_path: Path, flash_clip: Path) -> None:
     args = ["--source", flash_clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--duration", "3.5", "--sink", "rec.mkv"]
     code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
     assert code == 0, err
-    _check_sound_in_sync(tmp_path / "rec.mkv", "aac")
+    check_sound_in_sync(tmp_path / "rec.mkv", "aac")
     code, err = run_live_cli([*args[:-1], "quiet.mp4", "--no-audio", "--duration", "1"], tmp_path, timeout=STARTUP + 30)
     assert code == 0, err
     with av.open(str(tmp_path / "quiet.mp4")) as c:
@@ -322,7 +311,7 @@ def test_recording_keeps_an_rtsp_cameras_sound_in_sync(tmp_path: Path, flash_cli
         args = ["--source", server.url, "--effect", "blur", *FAST_MODEL, "--sink", "rec.webm", "--duration", "3.5"]
         code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
     assert code == 0, err
-    _check_sound_in_sync(tmp_path / "rec.webm", "opus")
+    check_sound_in_sync(tmp_path / "rec.webm", "opus")
 
 
 def test_the_sound_stays_in_sync_across_reconnects(tmp_path: Path, flash_clip: Path) -> None:
@@ -361,8 +350,8 @@ def test_rtsp_and_udp_streams_carry_the_cameras_sound_in_sync(tmp_path: Path, fl
     finally:
         for receiver in receivers:
             end_process(receiver)
-    _check_sound_in_sync(tmp_path / "rx_rtsp.mkv", "aac")
-    _check_sound_in_sync(tmp_path / "rx_udp.mkv", "aac")
+    check_sound_in_sync(tmp_path / "rx_rtsp.mkv", "aac")
+    check_sound_in_sync(tmp_path / "rx_udp.mkv", "aac")
 
 
 # ---------------------------------------------------------------- 5. window on Xvfb

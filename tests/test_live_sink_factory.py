@@ -130,10 +130,21 @@ def test_rgba_to_rtsp_is_refused_before_connecting():
             open_live_sink(spec, kind="rgba", **SIZE)
 
 
+def test_bad_rtmp_sinks_are_refused_before_connecting_without_showing_the_key():
+    with socket.socket() as silent:  # would stall a connection attempt; these checks come first
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        base = f"rtmp://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(SinkError, match=r"live/\*\*\*' cannot carry rgba pictures") as refused:
+            open_live_sink(f"{base}/live/k3y", kind="rgba", **SIZE)
+        assert "k3y" not in str(refused.value)
+        with pytest.raises(SinkError, match="names a server, an application and a stream key"):
+            open_live_sink(f"{base}/live", kind="rgb", **SIZE)
+
+
 @pytest.mark.parametrize(
     "spec,kind,match",
     [
-        ("rtmp://example.org/live", "rgb", r"does not publish RTMP itself; publish to an RTSP server .*MediaMTX"),
         ("ftp://example.org/x.ts", "rgb", "ftp:// outputs are not supported; expected window, virtualcam, rtsp://.*, udp://HOST:PORT, tcp://HOST:PORT"),
         ("", "rgb", "a sink is empty"),
         ("out.mp4", "bgr", "unknown picture kind 'bgr'"),

@@ -17,7 +17,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="camera index (0) or device (/dev/video0), rtsp:// rtmp:// http(s):// udp:// tcp:// URL, or a video file")
     parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), alpha (RGBA) or mask (default blur)")
     parser.add_argument("--sink", action="append", default=[], metavar="SINK",
-                        help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, udp://HOST:PORT or tcp://HOST:PORT (MPEG-TS), "
+                        help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, rtmp://HOST/APP/KEY (YouTube, Twitch; needs the ffmpeg program), "
+                             "udp://HOST:PORT or tcp://HOST:PORT (MPEG-TS), "
                              "http://HOST:PORT (browser preview) or a file to record")  # fmt: skip
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until the source ends or Ctrl-C)")
     src = parser.add_argument_group("source")

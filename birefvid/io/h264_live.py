@@ -8,6 +8,7 @@ alpha, so only rgb and gray pictures are taken. Shared by the RTSP and MPEG-TS p
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Optional
 
 import av
 import numpy as np
@@ -24,12 +25,19 @@ class LiveH264:
     """Adds a low-latency H.264 stream for ``width`` x ``height`` pictures at ``fps`` to ``out`` and
     turns pictures into the frames it takes (the caller checks their kind and size)."""
 
-    def __init__(self, out: av.container.OutputContainer, *, width: int, height: int, fps: float, time_base: Fraction) -> None:
+    def __init__(
+        self, out: av.container.OutputContainer, *, width: int, height: int, fps: float, time_base: Fraction, max_kbps: Optional[int] = None
+    ) -> None:
+        """``max_kbps`` caps the bitrate (x264's VBV, a one-second buffer): streaming services
+        refuse or cut streams above their limit (Twitch: 6000 kbit/s)."""
         self.width, self.height = width, height
         self.enc_width, self.enc_height = width + width % 2, height + height % 2
         self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
         self._rgb_to_yuv = RgbToYuv("yuv420p", **_BT709)
-        stream = out.add_stream("libx264", options={"preset": "ultrafast", "tune": "zerolatency", "bf": "0"})
+        options = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}
+        if max_kbps is not None:
+            options.update(maxrate=f"{max_kbps}k", bufsize=f"{max_kbps}k")
+        stream = out.add_stream("libx264", options=options)
         cc = stream.codec_context
         stream.width, stream.height, stream.pix_fmt = self.enc_width, self.enc_height, "yuv420p"
         stream.time_base = cc.time_base = time_base

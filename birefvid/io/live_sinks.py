@@ -1,5 +1,5 @@
-"""Turn ``--sink`` values into opened live sinks: a window, a virtual camera, an RTSP or MPEG-TS
-(UDP/TCP/SRT) stream, an HTTP preview or a file.
+"""Turn ``--sink`` values into opened live sinks: a window, a virtual camera, an RTSP, RTMP or
+MPEG-TS (UDP/TCP/SRT) stream, an HTTP preview or a file.
 
 Every sink is opened (and so checked) before the first frame is processed; when one fails, the
 ones already opened are aborted, so a typo in the third --sink leaves no half-written recording
@@ -16,15 +16,13 @@ from urllib.parse import urlsplit
 from birefvid.errors import ConfigError, SinkError, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink
+from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, tcp_reachable
 
 log = logging.getLogger(__name__)
 
 PICTURE_KINDS = ("rgb", "rgba", "gray")
-_FORMS = "window, virtualcam, rtsp://HOST[:PORT]/PATH, udp://HOST:PORT, tcp://HOST:PORT, http://HOST:PORT or a video file path"
-# RTMP, which people ask for, is not published directly: PyAV opens it holding Python's lock with no
-# timeout, so an unreachable or silent server would freeze the whole process (Ctrl-C too) for minutes
-_RELAY_HINT = ("publish to an RTSP server with an rtsp://... sink and let it relay: MediaMTX, for one, serves "
-               "every RTSP stream as RTMP, SRT, HLS and WebRTC and can push it on to YouTube or Twitch")
+_FORMS = ("window, virtualcam, rtsp://HOST[:PORT]/PATH, rtmp://HOST[:PORT]/APP/KEY, udp://HOST:PORT, tcp://HOST:PORT, "
+          "http://HOST:PORT or a video file path")
 _ALPHA_HINT = "; for alpha, record to a .webm, .mov or .mkv file sink"
 
 
@@ -84,7 +82,6 @@ def open_live_sink(
         _check_kind(VirtualCamSink, spec, kind)
         return VirtualCamSink(width=width, height=height, fps=fps)
     if scheme in ("rtsp", "rtsps", "udp", "tcp", "srt"):
-        from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, tcp_reachable
         from birefvid.io.rtsp_sink import RtspPublishSink
         from birefvid.io.ts_sink import MpegTsPublishSink
 
@@ -97,7 +94,25 @@ def open_live_sink(
             reopen_stream=lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S),
         )
     if scheme in ("rtmp", "rtmps"):
-        raise ConfigError(f"{sink_named(spec)}: birefvid does not publish RTMP itself; {_RELAY_HINT}")
+        from birefvid.io.rtmp_sink import DEFAULT_PORTS, RtmpPublishSink, check_url, ffmpeg_command, redacted
+
+        _check_kind(RtmpPublishSink, redacted(spec), kind)
+        check_url(spec)
+        ffmpeg_command(spec, REOPEN_TIMEOUT_S)  # no ffmpeg program: say so before anything opens
+        reachable = tcp_reachable(spec, DEFAULT_PORTS[scheme])
+
+        def first_connection() -> LiveSink:  # the child connects only once it has pictures: check the server now
+            try:
+                reachable()
+            except SinkError as e:
+                why = str(e).replace(spec, redacted(spec))
+                raise SinkError(f"cannot publish to {redacted(spec)}: {why} (is an RTMP server listening there?)") from None
+            return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
+
+        return RepublishingSink(
+            first_connection, reachable=reachable,
+            reopen_stream=lambda: RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S),
+        )
     if scheme == "http":
         from birefvid.io.http_preview import HttpPreviewSink
 

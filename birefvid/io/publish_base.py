@@ -43,10 +43,10 @@ class StreamPublishSink(LiveSink):
         self._out: Optional[av.container.OutputContainer] = None
         self._audio: Optional[LiveAudioTrack] = None
 
-    def _add_streams(self, muxer: str, audio: Optional[LiveAudioFeed]) -> None:
-        """The H.264 stream, and an AAC one for ``audio``, in ``self._out`` (before it starts)."""
+    def _add_streams(self, muxer: str, audio: Optional[LiveAudioFeed], max_kbps: Optional[int] = None) -> None:
+        """The H.264 stream (at most ``max_kbps``), and an AAC one for ``audio``, in ``self._out`` (before it starts)."""
         assert self._out is not None
-        self._h264 = LiveH264(self._out, width=self.width, height=self.height, fps=self.fps, time_base=TIME_BASE)
+        self._h264 = LiveH264(self._out, width=self.width, height=self.height, fps=self.fps, time_base=TIME_BASE, max_kbps=max_kbps)
         if audio is not None:
             self._audio = LiveAudioTrack(audio, self._out, muxer, self.url)
 

@@ -1,0 +1,240 @@
+"""Publish live pictures to an RTMP server (YouTube Live, Twitch, Facebook, nginx-rtmp, MediaMTX)
+through the ``ffmpeg`` program.
+
+PyAV opens an RTMP output with ``avio_open``: no options, no interrupt callback, and Python's lock
+held, so a silent server froze the whole process (Ctrl-C too) for minutes. So birefvid muxes the
+stream itself (``LiveH264``'s H.264 and the source's sound as AAC, in FLV) into a pipe, and an
+``ffmpeg`` child copies it, untouched, to the server with a network timeout (``-rw_timeout``): a
+dead or stalled server costs the child, never the run. The stream fails (and ``RepublishingSink``
+starts a new child) when the child exits or stops reading for ``WRITE_TIMEOUT_S``. ffmpeg-python is
+not used: it would only format the argument list, and the child's pipes need handling it lacks.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import select
+import shutil
+import subprocess
+import threading
+import time
+from typing import IO, Callable, Deque, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+import av
+
+from birefvid.errors import SinkError
+from birefvid.io.live_audio import LiveAudioFeed
+from birefvid.io.publish_base import StreamPublishSink, reason
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("rtmp", "rtmps")
+DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
+WRITE_TIMEOUT_S = 5.0  # a child that reads nothing for this long is stuck on its server: the stream is reopened
+EXIT_WAIT_S = 5.0  # how long close() lets the child send what is left before it is killed
+_ERROR_LINES = 8  # the child's last lines of stderr kept for the error message
+MAX_KBPS = 6000  # Twitch's limit, and what YouTube asks for 1080p at 30 fps
+
+
+def stream_kbps(width: int, height: int, fps: float) -> int:
+    """The bitrate cap for a stream: 0.1 bit a pixel a frame (what services advise: 720p30 2.8
+    Mbit/s), at most ``MAX_KBPS``; services cut streams that go over their limit."""
+    return max(300, min(MAX_KBPS, round(width * height * fps * 0.1 / 1000)))
+
+
+def redacted(url: str) -> str:
+    """``url`` with its stream key (the last part of the path) and any password hidden: logs and
+    error lines are shown on screen, and a streamer's screen is often what is being streamed."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # not a number: shown as given
+        host = parts.netloc.rpartition("@")[2]
+    if parts.username:
+        host = f"{parts.username}:***@{host}"
+    path = parts.path
+    head, _, key = path.rpartition("/")
+    if head.strip("/") and key:  # /app/key: the key goes; a bare /app names no key
+        path = f"{head}/***"
+    return urlunsplit((parts.scheme, host, path, "", ""))
+
+
+def check_url(url: str) -> None:
+    """SinkError unless ``url`` names a host, a valid port and an application and stream key (``/APP/KEY``)."""
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise SinkError(f"cannot publish to {redacted(url)}: its port is not a number from 0 to 65535") from None
+    app, _, key = parts.path.strip("/").partition("/")
+    if not parts.hostname or not app or not key:
+        raise SinkError(
+            f"cannot publish to {redacted(url)}: an RTMP address names a server, an application and a stream key, "
+            f"e.g. rtmp://a.rtmp.youtube.com/live2/YOUR-KEY or rtmp://127.0.0.1/live/test"
+        )
+
+
+def ffmpeg_command(url: str, open_timeout: float) -> list[str]:
+    """The child's command line: FLV from stdin, copied as it comes (no probing delay, no re-encode) to ``url``."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise SinkError(
+            f"cannot publish to {redacted(url)}: RTMP is sent by the ffmpeg program, which is not on PATH "
+            "(apt install ffmpeg, brew install ffmpeg, or winget install ffmpeg); or publish to an rtsp:// server "
+            "such as MediaMTX and let it push RTMP"
+        )
+    timeout_us = str(max(1, int(open_timeout * 1_000_000)))
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-analyzeduration", "1", "-f", "flv", "-i", "pipe:0",
+        "-map", "0", "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
+        "-rw_timeout", timeout_us, url,
+    ]  # fmt: skip
+
+
+class ChildPipe:
+    """What PyAV writes the FLV stream into: the child's stdin, written without blocking so a child
+    that stops reading (its server stalled) fails the write after ``timeout`` instead of holding the
+    stream's thread forever. Has no ``seek``, so PyAV treats it as the live stream it is."""
+
+    def __init__(self, child: subprocess.Popen[bytes], timeout: float, describe: Callable[[], str]) -> None:
+        assert child.stdin is not None
+        self._fd: Optional[int] = child.stdin.fileno()
+        os.set_blocking(self._fd, False)
+        self._timeout = timeout
+        self._describe = describe
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        done = 0
+        deadline = time.monotonic() + self._timeout
+        while done < len(view):
+            if self._fd is None:  # shut: the fd may already number another file
+                raise BrokenPipeError("the stream to ffmpeg was shut")
+            try:
+                done += os.write(self._fd, view[done:])
+                continue
+            except BlockingIOError:
+                pass
+            except BrokenPipeError:
+                raise BrokenPipeError(f"ffmpeg stopped ({self._describe()})") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"ffmpeg read nothing for {self._timeout:g} s (the server stopped taking the stream)")
+            select.select([], [self._fd], [], min(left, 0.25))
+        return done
+
+    def shut(self) -> None:
+        """No more writes: the child's stdin is about to be closed (not named ``close``, which PyAV might call)."""
+        self._fd = None
+
+
+class RtmpPublishSink(StreamPublishSink):
+    """Encodes each picture with ``LiveH264`` and publishes it to ``url`` (rtmp:// or rtmps://) through
+    an ``ffmpeg`` child, with the source's sound (AAC) when an ``audio`` feed is given."""
+
+    def __init__(
+        self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
+    ) -> None:
+        super().__init__(url, width=width, height=height, fps=fps, kind=kind)
+        self._shown = redacted(url)
+        self._first_t: Optional[float] = None
+        self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
+        command = ffmpeg_command(url, open_timeout)
+        try:
+            self._child: Optional[subprocess.Popen[bytes]] = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            )  # its own session: Ctrl-C reaches birefvid, which finishes the stream, not the child mid-packet
+        except OSError as e:
+            raise SinkError(f"cannot publish to {self._shown}: cannot start ffmpeg: {reason(e)}") from e
+        self._reader = threading.Thread(target=self._keep_stderr, args=(self._child.stderr,), name="birefvid-rtmp-stderr", daemon=True)
+        self._reader.start()
+        try:
+            # flush_packets: each frame goes to the child as soon as it is muxed, not when a buffer fills
+            self._pipe = ChildPipe(self._child, WRITE_TIMEOUT_S, self._why)
+            self._out = av.open(self._pipe, "w", format="flv",
+                                container_options={"flush_packets": "1"})  # fmt: skip
+            self._add_streams("flv", audio, max_kbps=stream_kbps(width, height, fps))
+            self._out.start_encoding()
+        except (av.FFmpegError, OSError, ValueError) as e:
+            self._abort()
+            raise SinkError(f"cannot publish to {self._shown}: {reason(e)}") from e
+        log.info("publishing %dx%d H.264 to %s through ffmpeg", width, height, self._shown)
+
+    @property
+    def name(self) -> str:
+        return self._shown
+
+    def _keep_stderr(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            text = line.decode("utf-8", "replace").strip().replace(self.url, self._shown)
+            if text:
+                self._stderr.append(text)
+                log.debug("ffmpeg (%s): %s", self._shown, text)
+
+    def _why(self) -> str:
+        """The child's own account of its failure: its last error line, or its exit status."""
+        child = self._child
+        if child is None:
+            return self._stderr[-1] if self._stderr else "it was stopped"
+        if child.poll() is None:
+            try:
+                child.wait(0.5)  # it is exiting: let its last words arrive
+            except subprocess.TimeoutExpired:
+                pass
+        self._reader.join(0.5)
+        if self._stderr:
+            return self._stderr[-1]
+        code = child.poll()
+        return "it is still running" if code is None else f"exit status {code}"
+
+    def _stream_seconds(self, t: float) -> float:
+        if self._first_t is None:  # the stream's clock starts at its first picture
+            self._first_t = t
+            if self._audio is not None:
+                self._audio.offset = -t
+        return t - self._first_t
+
+    def _send(self, picture, t: float) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super()._send(picture, t)
+        except SinkError as e:  # name the stream without its key; say what ffmpeg said
+            raise SinkError(str(e).replace(self.url, self._shown)) from e.__cause__
+
+    def _close(self) -> None:
+        try:
+            super()._close()  # the trailer goes into the pipe
+        except SinkError as e:
+            raise SinkError(str(e).replace(self.url, self._shown)) from e.__cause__
+        finally:
+            self._end_child(EXIT_WAIT_S)
+        log.info("published %d frames to %s", self.frames_sent, self._shown)
+
+    def _abort(self) -> None:
+        self._end_child(0.0)  # first: the muxer's last writes then fail at once instead of waiting on a stuck child
+        super()._abort()
+
+    def _end_child(self, wait: float) -> None:
+        """Close the child's input and give it ``wait`` seconds to send what it holds; kill it after."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        pipe = getattr(self, "_pipe", None)
+        if pipe is not None:
+            pipe.shut()
+        if child.stdin is not None:
+            try:
+                child.stdin.close()
+            except OSError:
+                pass  # it is gone already
+        try:
+            child.wait(wait) if wait > 0 else child.kill()
+        except subprocess.TimeoutExpired:
+            log.warning("ffmpeg had not finished sending to %s %g s after the end: stopped", self._shown, wait)
+            child.kill()
+        child.wait()

@@ -1,0 +1,220 @@
+"""``birefvid live --sink rtmp://...``: publishing to a real RTMP server (nginx with its RTMP module),
+as a streamer sends to YouTube Live or Twitch.
+
+The server records what it is sent, so the tests read back exactly what reached it: the composed
+pictures, the sound in sync, every picture the run showed. Also: the stream comes back when the
+server restarts, a server that accepts and never answers holds nothing up (the stream goes through
+an ffmpeg child), a dead server or a missing ffmpeg is one error line, and the stream key never
+appears on screen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from live_e2e_tools import GREEN, LiveRun, check_sound_in_sync, decode_video, run_live_cli, scene_clip, share, stats_lines, wait_for
+from live_media import free_port, make_flash_clip
+from nginx_rtmp import NginxRtmp
+from system_tools import need_binary
+
+FPS = 24
+FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
+STARTUP = 90.0  # python + torch + model start on a loaded 2-core machine
+KEY = "s3cret-k3y"  # a stream key: must never be printed
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("rtmp_clips")
+    return {
+        "scene": scene_clip(folder / "scene20s.mp4", 20.0, (160, 120), FPS),
+        # the picture turns white and a tone plays from 1.5 to 2.5 s: where they land shows the sync
+        "flash": make_flash_clip(folder / "flash.mp4", seconds=6.0, flash=(1.5, 2.5)),
+    }
+
+
+@pytest.fixture()
+def ffmpeg() -> str:
+    return need_binary("ffmpeg", "ffmpeg")
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_rtmp_output_reaches_a_real_server_with_its_sound_in_sync(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    with NginxRtmp(tmp_path / "server") as server:
+        args = ["--source", clips["flash"], "--realtime", "--effect", "blur", *FAST_MODEL, "--duration", "3.5",
+                "--sink", f"{server.url}/{KEY}", "--sink", "rec.mkv", "--report", "report.json"]  # fmt: skip
+        code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
+        time.sleep(0.5)  # the server closes its recording when the publisher has gone
+    assert code == 0, err
+    assert KEY not in err, err
+    [received] = server.recorded(KEY)
+    with av.open(str(received)) as c:
+        assert [s.codec_context.name for s in c.streams.video] == ["h264"]
+    check_sound_in_sync(received, "aac")
+    shown = json.loads((tmp_path / "report.json").read_text())["frames_shown"]
+    assert _frames(tmp_path / "rec.mkv") == shown
+    # every picture reached the server, unless the stream's own thread fell behind on a loaded machine
+    assert shown - 3 <= _frames(received) <= shown, (_frames(received), shown)
+    assert not _children_sending_to(server.port), "an ffmpeg child outlived the run"
+
+
+def test_rtmp_output_comes_back_after_the_server_restarts(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    server = NginxRtmp(tmp_path / "server", unique=True).start()
+    stats = tmp_path / "s.jsonl"
+    args = ["--source", clips["scene"], "--realtime", "--effect", "green", *FAST_MODEL, "--duration", "9",
+            "--sink", f"{server.url}/{KEY}", "--sink", "rec.mp4", "--stats-json", stats, "--stats-every", "0.5"]  # fmt: skip
+    try:
+        with LiveRun(args, tmp_path) as run:
+            # stats lines count the frames of their own interval
+            wait_for(lambda: sum(s["frames_shown"] for s in stats_lines(stats)) >= 2 * FPS, STARTUP, "2 s shown", run=run)
+            server.stop()  # the server goes away mid-run, then comes back on the same port
+            time.sleep(1.0)
+            server.start()
+            code = run.wait(60)
+        time.sleep(0.5)
+    finally:
+        server.stop()
+    err = run.stderr()
+    assert code == 0, err
+    assert KEY not in err, err
+    first, *later = server.recorded(KEY)
+    assert later, f"nothing was published after the restart: {server.recorded(KEY)}"
+    after = _frames(later[-1])
+    assert after >= 2 * FPS, f"only {after} frames reached the restarted server"
+    _, pictures = decode_video(later[-1])
+    assert 0.3 < share(pictures[-1], GREEN) < 0.97  # composed pictures, not a black or frozen stream
+    # the recording lost nothing meanwhile
+    final = stats_lines(stats)[-1]
+    assert final.get("final"), final
+    assert _frames(tmp_path / "rec.mp4") == final["frames_shown"]
+
+
+def _silent_server(seconds: float) -> tuple[int, threading.Event]:
+    """A TCP port on 127.0.0.1 that accepts connections and never says a word (a hung RTMP server), for ``seconds``."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        held = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not done.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except socket.timeout:
+                pass
+        for conn in held:
+            conn.close()
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], done
+
+
+def _children_sending_to(port: int) -> list[str]:
+    """Command lines of running processes that name ``port`` in an rtmp:// address (ffmpeg children)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"rtmp://127.0.0.1:{port}/" in cmdline and "birefvid.cli" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_a_silent_rtmp_server_holds_up_neither_the_run_nor_its_recording(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    """PyAV's own RTMP output froze the whole process on such a server; through the ffmpeg child it
+    costs that stream alone: the recording keeps every picture and the run ends on time."""
+    port, done = _silent_server(120)
+    args = ["--source", clips["scene"], "--realtime", "--effect", "green", *FAST_MODEL, "--duration", "8",
+            "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}", "--sink", "rec.mp4", "--report", "report.json"]  # fmt: skip
+    try:
+        with LiveRun(args, tmp_path) as run:
+            code = run.wait(STARTUP + 30)
+            took = time.monotonic() - run.started
+    finally:
+        done.set()
+    err = run.stderr()
+    assert code == 0, err
+    assert KEY not in err, err
+    assert "/live/***" in err and ("timed out" in err or "read nothing" in err), err  # the stream said why it failed
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ended_by"] == "duration"
+    assert _frames(tmp_path / "rec.mp4") == report["frames_shown"] >= 6 * FPS
+    stats = report["stats"]
+    print(f"silent rtmp server: run took {took:.1f} s, {report['frames_shown']} frames shown, stats {stats}")
+    assert not _children_sending_to(port), "an ffmpeg child outlived the run"
+
+
+def test_bad_rtmp_outputs_are_one_error_line(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    base = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", "rec.mp4"]
+    port = free_port()
+    code, err = run_live_cli([*base, "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}"], tmp_path, timeout=STARTUP)
+    lines = [line for line in err.splitlines() if line.startswith("birefvid: error:")]
+    assert code == 2 and len(lines) == 1, err
+    assert f"rtmp://127.0.0.1:{port}/live/***" in lines[0] and "refused" in lines[0], lines[0]
+    assert KEY not in err and "Traceback" not in err, err
+
+    code, err = run_live_cli([*base, "--sink", "rtmp://127.0.0.1/live"], tmp_path, timeout=STARTUP)
+    assert code == 2 and "stream key" in err and "Traceback" not in err, err
+
+    no_ffmpeg = tmp_path / "empty-bin"
+    no_ffmpeg.mkdir()
+    code, err = run_live_cli([*base, "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}"], tmp_path, env={"PATH": str(no_ffmpeg)}, timeout=STARTUP)
+    assert code == 2 and "ffmpeg program" in err and KEY not in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["birefvid.err", "birefvid.out", "empty-bin"], "a failed run left files"
+
+
+def test_stream_keys_are_hidden_wherever_the_address_is_shown() -> None:
+    from birefvid.io.rtmp_sink import redacted
+    from birefvid.job import carries_sound
+
+    assert redacted("rtmp://a.rtmp.youtube.com/live2/abcd-1234-efgh") == "rtmp://a.rtmp.youtube.com/live2/***"
+    assert redacted("rtmps://live-api-s.facebook.com:443/rtmp/FB-123?s_bl=1&s_sc=9") == "rtmps://live-api-s.facebook.com:443/rtmp/***"
+    assert redacted("rtmp://user:pw@host/app/key") == "rtmp://user:***@host/app/***"
+    assert redacted("rtmp://host/app") == "rtmp://host/app"  # no key to hide
+    assert carries_sound("rtmp://host/app/key") and carries_sound("rtmps://host/app/key")
+
+
+def test_the_stream_keeps_under_the_bitrate_services_allow(tmp_path: Path, ffmpeg: str) -> None:
+    """Noise, the hardest picture to compress, sent for 3 s at 640x360 and 30 fps: what reaches the
+    server keeps within the cap (0.1 bit a pixel a frame, ~690 kbit/s here) a service enforces, where
+    x264 left alone would send tens of Mbit/s."""
+    import numpy as np
+
+    from birefvid.io.rtmp_sink import RtmpPublishSink, stream_kbps
+
+    w, h, fps = 640, 360, 30
+    rng = np.random.default_rng(0)
+    with NginxRtmp(tmp_path / "server") as server:
+        sink = RtmpPublishSink(f"{server.url}/{KEY}", width=w, height=h, fps=fps, kind="rgb")
+        for i in range(3 * fps):
+            sink.send(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), i / fps)
+        sink.close()
+        time.sleep(0.5)
+    [received] = server.recorded(KEY)
+    with av.open(str(received)) as c:
+        sizes = [p.size for p in c.demux(video=0) if p.size]
+    assert len(sizes) == 3 * fps
+    # after the first second, which the one-second buffer may spend at once (services allow it too)
+    kbps = sum(sizes[fps:]) * 8 / 2 / 1000
+    print(f"noise at {w}x{h}: {kbps:.0f} kbit/s after the first second, against a cap of {stream_kbps(w, h, fps)}")
+    assert kbps <= 1.1 * stream_kbps(w, h, fps), kbps
