@@ -65,8 +65,24 @@ _CLI_FLAGS = {"kind": "--output", "report_path": "--report", "latency_budget_ms"
 _CLI_SWITCHES = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio", ("subtitles", False): "--no-subtitles"}
 
 
+# option -> the name a command gives it instead (``train`` takes a model or weights file as --init)
+_ALIASES: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("birefvid_option_aliases", default={})
+
+
+@contextlib.contextmanager
+def options_named(**aliases: str) -> Iterator[None]:
+    """Within this block, ``option(name)`` names ``aliases[name]`` instead: shared loaders then point
+    a ``train --init`` user at --init, not at the --weights and --model that train does not have."""
+    token = _ALIASES.set({**_ALIASES.get(), **aliases})
+    try:
+        yield
+    finally:
+        _ALIASES.reset(token)
+
+
 def option(name: str, value: object = None) -> str:
     """How the user names option ``name`` (set to ``value``): ``--blur-sigma 4`` on the CLI, ``blur_sigma=4`` in Python."""
+    name = _ALIASES.get().get(name, name)
     if _CLI_STYLE.get():
         if (name, value) in _CLI_SWITCHES:
             return _CLI_SWITCHES[(name, value)]

@@ -21,6 +21,19 @@ def test_train_on_scenes_writes_loadable_weights_and_resumes(tmp_path, capsys):
     assert main([*args[:8], "3", *args[9:], "--resume"]) == 0  # --steps 3: continues at step 3
     err = capsys.readouterr().err
     assert "step 3/3" in err and "step 1/3" not in err
+    from birefvid.models.weights import load_pretrained
+
+    for name in ("model.safetensors", "last.pt"):  # the model so far runs at the size it was trained at, not 1024
+        _, resolution, _ = load_pretrained(weights=out / name)
+        assert resolution == (64, 64), (name, resolution)
+
+
+def test_train_init_hints_name_the_flag_train_has(tmp_path, capsys):
+    args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--init", "no-such-model"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'no-such-model'" in err and "--init FILE" in err, err
+    assert "--weights" not in err and "--model" not in err, err
 
 
 def test_train_rejects_an_image_without_mask(tmp_path, capsys):

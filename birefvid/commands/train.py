@@ -114,11 +114,13 @@ def _make_run_folder(folder: Path) -> Path:
 
 def _initial_model(init: str) -> "tuple[torch.nn.Module, str]":
     """The --init model in training mode and its display name: a checkpoint file or a registry name."""
+    from ..errors import options_named
     from ..models.weights import load_pretrained
 
     path = Path(init)
     is_file = path.exists() or path.suffix.lower() in WEIGHTS_SUFFIXES  # a missing file is "not found", not "unknown model"
-    model, _, name = load_pretrained(None if is_file else init, weights=init if is_file else None)
+    with options_named(weights="init", model="init"):  # the loaders' hints name the flag train has
+        model, _, name = load_pretrained(None if is_file else init, weights=init if is_file else None)
     return model.train(), name
 
 

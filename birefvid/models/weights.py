@@ -26,6 +26,13 @@ SAFETENSORS_SUFFIXES = (".safetensors",)
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file into a plain state dict (unwrapped, prefixes stripped)."""
+    return read_weights(path)[0]
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Optional[tuple[int, int]]]:
+    """(the state dict, the (width, height) it was trained at when the file says so) of a checkpoint file.
+
+    The size comes from a safetensors file's metadata or a ``birefvid train`` checkpoint (last.pt)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file not found: {path}")
@@ -39,7 +46,18 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a checkpoint" to the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path} is not a BiRefNet checkpoint (could not read it: {reason[:160]})") from exc
-    return normalize_state_dict(raw, str(path))
+    trained_at = raw.get("resolution") if isinstance(raw, Mapping) and isinstance(raw.get("resolution"), str) else None
+    resolution = _parse_size(trained_at) if trained_at else checkpoint_resolution(path)
+    return normalize_state_dict(raw, str(path)), resolution
+
+
+def _parse_size(value: str) -> Optional[tuple[int, int]]:
+    """(width, height) of a "WxH" string, or None when it is not one."""
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        return None
+    return (width, height) if width > 0 and height > 0 else None
 
 
 def normalize_state_dict(raw: object, source: str) -> dict[str, torch.Tensor]:
@@ -113,7 +131,7 @@ def _offline_error(repo: str, filename: str, repo_type: str, why: str) -> Offlin
     return OfflineError(
         f"cannot download {filename} from Hugging Face repo {repo}: {why}, and it is not in the cache; "
         f"on a connected machine run `hf download {repo} {filename}{flag}` and copy the cache folder "
-        f"(~/.cache/huggingface), or pass {option('weights')} FILE with {option('backbone')} NAME"
+        f"(~/.cache/huggingface), or pass {option('weights')} FILE (its backbone is detected)"
     )
 
 
@@ -216,9 +234,8 @@ def load_pretrained(
         raise ConfigError(f"use either {option('model')} or {option('weights')}, not both")
     if weights is not None:
         path = Path(weights)
-        state = read_checkpoint(path)
-        resolution = checkpoint_resolution(path) or DEFAULT_RESOLUTION
-        return build_model(state, backbone, str(path)), resolution, path.name
+        state, trained_at = read_weights(path)
+        return build_model(state, backbone, str(path)), trained_at or DEFAULT_RESOLUTION, path.name
     name = model or "general"
     if "/" in name and not Path(name).exists():  # a Hugging Face repo id
         path = fetch_hub_file(name, "model.safetensors")

@@ -265,6 +265,7 @@ def train(
             "step": result.step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "rng": _rng_state(), "config": config,
+            "resolution": f"{resolution[1]}x{resolution[0]}",  # WxH: --weights last.pt then runs at the training size
         })
         result.checkpoint = ckpt_path
 
