@@ -211,6 +211,7 @@ def build_live_job(
     record_segment: Optional[float] = None,
     audio_device: Optional[str] = None,
     audio_delay: float = 0.0,
+    deinterlace: bool = True,
     **model_options: Any,
 ) -> LiveJob:
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
@@ -221,6 +222,7 @@ def build_live_job(
     ``camera_size`` ("1280x720") and ``camera_fps`` ask a camera for its picture size and rate.
     ``record_segment`` (seconds) splits recordings into files that long, each kept as soon as it is complete.
     ``audio_device`` ("default", "alsa:hw:1,0", ...) records a microphone with a camera, ``audio_delay`` s later.
+    ``deinterlace=False`` keeps an interlaced stream's or file's frames as decoded (combed).
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` / ``upsample`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     """
@@ -231,7 +233,7 @@ def build_live_job(
     return LiveJob(
         source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
                               read_timeout=read_timeout, max_retries=max_retries, camera_size=camera_size, camera_fps=camera_fps,
-                              audio_device=audio_device, audio_delay=audio_delay),
+                              audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace),
         sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
         effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
                           foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area,

@@ -354,6 +354,7 @@ class LiveSourceSpec:
     camera_fps: Optional[float] = None
     audio_device: Optional[str] = None
     audio_delay: float = 0.0
+    deinterlace: bool = True  # interlaced frames (a broadcast, a camcorder's file) made progressive first
 
     def validate(self) -> None:
         if not str(self.source).strip():

@@ -106,6 +106,24 @@ def test_process_writes_every_frame_deinterlaced_and_no_deinterlace_keeps_the_co
     assert comb_clean < 0.5 * comb_kept  # (foreground estimation repaints the transparent parts a little)
 
 
+def test_live_deinterlaces_a_file_unless_told_not_to(interlaced):
+    """``birefvid live --source tff.mp4`` shows whole pictures; ``--no-deinterlace`` (deinterlace=False) the fields."""
+    from birefvid.io.live_source import open_live_source
+
+    def combs(**options) -> list[float]:
+        with open_live_source(str(interlaced), **options) as src:
+            src.start()
+            seen = []
+            while (captured := src.read(5.0)) is not None:
+                seen.append(comb(captured.frame.image))
+            assert src.state == "ended"
+        return seen
+
+    clean, kept = combs(), combs(deinterlace=False)
+    assert len(clean) == len(kept) == FRAMES
+    assert np.mean(clean) < 0.35 * np.mean(kept)
+
+
 def test_batch_chunks_deinterlace_as_process_does(tmp_path):
     """Each chunk decodes from the keyframe before its overlap, so its frames get the neighbours they get in
     `process`: the chunked output equals process's, pixel for pixel."""

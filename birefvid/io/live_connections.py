@@ -77,7 +77,7 @@ class AvConnection:
     always stamped on the clock that picture set.
     """
 
-    def __init__(self, target: LiveTarget, open_timeout: float, read_timeout: float, audio: bool = False) -> None:
+    def __init__(self, target: LiveTarget, open_timeout: float, read_timeout: float, audio: bool = False, deinterlace: bool = True) -> None:
         self._target = target
         self._read_timeout = read_timeout
         self.on_audio: Optional[AudioOut] = None
@@ -109,7 +109,8 @@ class AvConnection:
                 else:
                     self._audio_stream = None  # parameters unknown until decoded: not worth guessing live
             self._bad_packets = 0
-            self._frames = Deinterlacer(target.name)(self._decode())  # an interlaced broadcast (DVB, IPTV) made progressive
+            frames = self._decode()
+            self._frames = Deinterlacer(target.name)(frames) if deinterlace else frames  # an interlaced broadcast (DVB, IPTV) made progressive
             first = next(self._frames, None)
             if first is None:
                 raise ConnectionLost("the stream ended before its first frame")
@@ -269,9 +270,9 @@ class FileConnection:
 
     _AUDIO_AHEAD = 0.1
 
-    def __init__(self, path: str, audio: bool = False) -> None:
+    def __init__(self, path: str, audio: bool = False, deinterlace: bool = True) -> None:
         animated = is_animated_webp(path)
-        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path)
+        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path, deinterlace=deinterlace)
         self.info = self._source.info
         self.on_audio: Optional[AudioOut] = None
         self.audio_format: Optional[tuple[int, str]] = None

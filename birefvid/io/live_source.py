@@ -145,9 +145,11 @@ class LiveCapture(LiveSource):
         policy: Backoff,
         audio: bool = False,
         microphone: Optional[Microphone] = None,
+        deinterlace: bool = True,
     ) -> None:
         super().__init__()
         self.target = target
+        self._deinterlace = deinterlace
         self._want_audio = audio and microphone is None  # a microphone replaces the source's own sound
         self._mic = microphone
         # (generation, stream time, monotonic time) of the newest published picture: where the microphone's sound goes
@@ -258,8 +260,10 @@ class LiveCapture(LiveSource):
     def _connect(self) -> Connection:
         t = self.target
         if t.kind == "file":
-            return FileConnection(t.url, self._want_audio)
-        conn: Connection = CvCamera(t) if t.backend == "opencv" else AvConnection(t, self._open_timeout, self._read_timeout, self._want_audio)
+            return FileConnection(t.url, self._want_audio, self._deinterlace)
+        conn: Connection = (
+            CvCamera(t) if t.backend == "opencv" else AvConnection(t, self._open_timeout, self._read_timeout, self._want_audio, self._deinterlace)
+        )
         if t.kind == "camera":
             check_camera_mode(t, conn.info)
         return conn
@@ -448,6 +452,7 @@ def open_live_source(
     camera_fps: Optional[float] = None,
     audio_device: Optional[str] = None,
     audio_delay: float = 0.0,
+    deinterlace: bool = True,
 ) -> LiveSource:
     """A not-yet-started LiveSource for ``spec`` (camera index, device path, stream URL or video file).
 
@@ -457,7 +462,8 @@ def open_live_source(
     With ``audio``, a stream's or file's first audio track is decoded into ``source.audio`` (a
     ``LiveAudioFeed``) for recordings; with ``audio_device`` too (``birefvid.io.microphone``), that
     microphone's sound instead, ``audio_delay`` seconds later (cameras and ``realtime`` files only:
-    a network stream's pictures arrive too late for a local microphone). Raises SourceError at
+    a network stream's pictures arrive too late for a local microphone). Interlaced pictures (a
+    broadcast, a camcorder's file) are deinterlaced unless ``deinterlace`` is False. Raises SourceError at
     once for a camera or microphone that does not exist, a missing file or an unknown URL scheme,
     and ConfigError for impossible timeouts or backoff values.
     """
@@ -476,6 +482,6 @@ def open_live_source(
             microphone = Microphone(parse_audio_device(audio_device), open_timeout, read_timeout, audio_delay)
     return LiveCapture(
         target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, audio=audio,
-        microphone=microphone,
+        microphone=microphone, deinterlace=deinterlace,
     )
 
