@@ -30,13 +30,15 @@ class StreamPublishSink(LiveSink):
     #: how the messages say it: "publish" (to a server) or "send" (to a player)
     verb = "publish"
 
-    def __init__(self, url: str, *, width: int, height: int, fps: float, kind: str) -> None:
+    def __init__(self, url: str, *, width: int, height: int, fps: float, kind: str, shown: Optional[str] = None) -> None:
+        """``shown`` is how messages and logs name the stream (default ``url``; RTMP hides its stream key)."""
         super().__init__()
         self.url = url
+        self._shown = shown or url
         if kind not in self.accepts:
-            raise SinkError(f"cannot {self.verb} {kind} pictures to {url}: {ALPHA_HINT}")
+            raise SinkError(f"cannot {self.verb} {kind} pictures to {self._shown}: {ALPHA_HINT}")
         if width <= 0 or height <= 0 or not fps > 0:
-            raise SinkError(f"cannot {self.verb} to {url}: needs a positive size and rate, got {width}x{height} at {fps} fps")
+            raise SinkError(f"cannot {self.verb} to {self._shown}: needs a positive size and rate, got {width}x{height} at {fps} fps")
         self.width, self.height, self.fps = width, height, fps
         self.frames_sent = 0
         self._last_pts: Optional[int] = None
@@ -48,11 +50,11 @@ class StreamPublishSink(LiveSink):
         assert self._out is not None
         self._h264 = LiveH264(self._out, width=self.width, height=self.height, fps=self.fps, time_base=TIME_BASE, max_kbps=max_kbps)
         if audio is not None:
-            self._audio = LiveAudioTrack(audio, self._out, muxer, self.url)
+            self._audio = LiveAudioTrack(audio, self._out, muxer, self._shown)
 
     @property
     def name(self) -> str:
-        return self.url
+        return self._shown
 
     def _stream_seconds(self, t: float) -> float:
         """Where picture time ``t`` falls on the stream's clock (the sound's offset is set to match)."""
@@ -71,7 +73,7 @@ class StreamPublishSink(LiveSink):
             if self._audio is not None:
                 self._audio.write_until(t)
         except (av.FFmpegError, OSError) as e:
-            raise SinkError(f"{self.verb}ing to {self.url} failed after {self.frames_sent} frames: {reason(e)}") from e
+            raise SinkError(f"{self.verb}ing to {self._shown} failed after {self.frames_sent} frames: {reason(e)}") from e
         self._last_pts = pts
         self.frames_sent += 1
 
@@ -84,10 +86,10 @@ class StreamPublishSink(LiveSink):
                 self._audio.finish()
             self._out.close()  # RTSP: sends TEARDOWN
         except (av.FFmpegError, OSError) as e:
-            raise SinkError(f"finishing the stream to {self.url} failed: {reason(e)}") from e
+            raise SinkError(f"finishing the stream to {self._shown} failed: {reason(e)}") from e
         finally:
             self._release()
-        log.info("%s %d frames to %s", "published" if self.verb == "publish" else "sent", self.frames_sent, self.url)
+        log.info("%s %d frames to %s", "published" if self.verb == "publish" else "sent", self.frames_sent, self._shown)
 
     def _abort(self) -> None:
         self._release()
@@ -100,7 +102,7 @@ class StreamPublishSink(LiveSink):
             try:
                 out.close()
             except Exception as e:  # the connection may already be gone; nothing is left to save
-                log.debug("ignored error while closing %s: %s", self.url, e)
+                log.debug("ignored error while closing %s: %s", self._shown, e)
 
 
 def reason(e: BaseException) -> str:

@@ -105,7 +105,11 @@ class ChildPipe:
     def __init__(self, child: subprocess.Popen[bytes], timeout: float, describe: Callable[[], str]) -> None:
         assert child.stdin is not None
         self._fd: Optional[int] = child.stdin.fileno()
-        os.set_blocking(self._fd, False)
+        # Windows has no select() on pipes: there the write blocks, and a stalled child holds only
+        # the stream's own thread (the run's end leaves it behind after a few seconds)
+        self._blocking = os.name == "nt"
+        if not self._blocking:
+            os.set_blocking(self._fd, False)
         self._timeout = timeout
         self._describe = describe
 
@@ -120,7 +124,7 @@ class ChildPipe:
                 done += os.write(self._fd, view[done:])
                 continue
             except BlockingIOError:
-                pass
+                pass  # the pipe is full: wait below until the child reads or the timeout passes
             except BrokenPipeError:
                 raise BrokenPipeError(f"ffmpeg stopped ({self._describe()})") from None
             left = deadline - time.monotonic()
@@ -141,8 +145,8 @@ class RtmpPublishSink(StreamPublishSink):
     def __init__(
         self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
     ) -> None:
-        super().__init__(url, width=width, height=height, fps=fps, kind=kind)
-        self._shown = redacted(url)
+        super().__init__(url, width=width, height=height, fps=fps, kind=kind, shown=redacted(url))
+        self._key = urlsplit(url).path.rpartition("/")[2]
         self._first_t: Optional[float] = None
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
         command = ffmpeg_command(url, open_timeout)
@@ -166,13 +170,14 @@ class RtmpPublishSink(StreamPublishSink):
             raise SinkError(f"cannot publish to {self._shown}: {reason(e)}") from e
         log.info("publishing %dx%d H.264 to %s through ffmpeg", width, height, self._shown)
 
-    @property
-    def name(self) -> str:
-        return self._shown
+    def _hide(self, text: str) -> str:
+        """``text`` (ffmpeg's words, an error) with the stream's address and key hidden."""
+        text = text.replace(self.url, self._shown)
+        return text.replace(self._key, "***") if len(self._key) >= 4 else text
 
     def _keep_stderr(self, stream: IO[bytes]) -> None:
         for line in stream:
-            text = line.decode("utf-8", "replace").strip().replace(self.url, self._shown)
+            text = self._hide(line.decode("utf-8", "replace").strip())
             if text:
                 self._stderr.append(text)
                 log.debug("ffmpeg (%s): %s", self._shown, text)
@@ -204,16 +209,15 @@ class RtmpPublishSink(StreamPublishSink):
         try:
             super()._send(picture, t)
         except SinkError as e:  # name the stream without its key; say what ffmpeg said
-            raise SinkError(str(e).replace(self.url, self._shown)) from e.__cause__
+            raise SinkError(self._hide(str(e))) from e.__cause__
 
     def _close(self) -> None:
         try:
             super()._close()  # the trailer goes into the pipe
         except SinkError as e:
-            raise SinkError(str(e).replace(self.url, self._shown)) from e.__cause__
+            raise SinkError(self._hide(str(e))) from e.__cause__
         finally:
             self._end_child(EXIT_WAIT_S)
-        log.info("published %d frames to %s", self.frames_sent, self._shown)
 
     def _abort(self) -> None:
         self._end_child(0.0)  # first: the muxer's last writes then fail at once instead of waiting on a stuck child
