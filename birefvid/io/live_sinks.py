@@ -109,10 +109,11 @@ def open_live_sink(
                 raise SinkError(f"cannot publish to {redacted(spec)}: {why} (is an RTMP server listening there?)") from None
             return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
 
-        return RepublishingSink(
-            first_connection, reachable=reachable,
-            reopen_stream=lambda: RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S),
-        )
+        def reconnection() -> LiveSink:  # the port first, as for the first connection: no child started for a server that is down
+            reachable()
+            return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S)
+
+        return RepublishingSink(first_connection, reachable=reachable, reopen_stream=reconnection)
     if scheme == "http":
         from birefvid.io.http_preview import HttpPreviewSink
 

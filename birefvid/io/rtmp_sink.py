@@ -6,7 +6,9 @@ held, so a silent server froze the whole process (Ctrl-C too) for minutes. So bi
 stream itself (``LiveH264``'s H.264 and the source's sound as AAC, in FLV) into a pipe, and an
 ``ffmpeg`` child copies it, untouched, to the server with a network timeout (``-rw_timeout``): a
 dead or stalled server costs the child, never the run. The stream fails (and ``RepublishingSink``
-starts a new child) when the child exits or stops reading for ``WRITE_TIMEOUT_S``. ffmpeg-python is
+starts a new child) when the child exits or stops reading for ``WRITE_TIMEOUT_S``. The child reports
+its progress (``-progress``) only once the server has taken the stream, so ``confirmed`` tells a
+stream that is published from one the server is about to refuse. ffmpeg-python is
 not used: it would only format the argument list, and the child's pipes need handling it lacks.
 """
 
@@ -93,7 +95,7 @@ def ffmpeg_command(url: str, open_timeout: float) -> list[str]:
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-analyzeduration", "1", "-f", "flv", "-i", "pipe:0",
         "-map", "0", "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
-        "-rw_timeout", timeout_us, url,
+        "-progress", "pipe:1", "-rw_timeout", timeout_us, url,
     ]  # fmt: skip
 
 
@@ -149,15 +151,18 @@ class RtmpPublishSink(StreamPublishSink):
         self._key = urlsplit(url).path.rpartition("/")[2]
         self._first_t: Optional[float] = None
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
+        self._published = threading.Event()  # the child has reported progress: the server took the stream
         command = ffmpeg_command(url, open_timeout)
         try:
             self._child: Optional[subprocess.Popen[bytes]] = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
             )  # its own session: Ctrl-C reaches birefvid, which finishes the stream, not the child mid-packet
         except OSError as e:
             raise SinkError(f"cannot publish to {self._shown}: cannot start ffmpeg: {reason(e)}") from e
         self._reader = threading.Thread(target=self._keep_stderr, args=(self._child.stderr,), name="birefvid-rtmp-stderr", daemon=True)
         self._reader.start()
+        self._progress = threading.Thread(target=self._watch_progress, args=(self._child.stdout,), name="birefvid-rtmp-progress", daemon=True)
+        self._progress.start()
         try:
             # flush_packets: each frame goes to the child as soon as it is muxed, not when a buffer fills
             self._pipe = ChildPipe(self._child, WRITE_TIMEOUT_S, self._why)
@@ -181,6 +186,17 @@ class RtmpPublishSink(StreamPublishSink):
             if text:
                 self._stderr.append(text)
                 log.debug("ffmpeg (%s): %s", self._shown, text)
+
+    def _watch_progress(self, stream: IO[bytes]) -> None:
+        """Read the child's progress reports (so it never blocks on them); the first says the server took the stream."""
+        for line in stream:
+            if line.startswith(b"progress="):
+                self._published.set()
+
+    @property
+    def confirmed(self) -> bool:
+        """True once the server has taken the stream: opening the child cannot tell, as it connects only once it has pictures."""
+        return self._published.is_set()
 
     def _why(self) -> str:
         """The child's own account of its failure: its last error line, or its exit status."""
