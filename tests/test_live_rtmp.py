@@ -288,3 +288,28 @@ def test_a_server_that_is_down_gets_the_stream_back_once_it_returns(tmp_path: Pa
     assert len(warnings) <= 12, warnings
     assert len(server.recorded(KEY)) == 2, server.recorded(KEY)  # before and after: no publishing in between
 
+
+def test_stream_keys_are_hidden_after_a_trailing_slash_and_in_a_repeated_sink() -> None:
+    """A key pasted with a slash after it (rtmp://host/app/KEY/) was shown whole in every message,
+    and a --sink given twice showed its key in the error line."""
+    from birefvid.api import build_live_job
+    from birefvid.errors import ConfigError
+    from birefvid.io.live_sinks import open_live_sinks
+    from birefvid.io.rtmp_sink import redacted
+
+    assert redacted(f"rtmp://a.rtmp.youtube.com/live2/{KEY}/") == "rtmp://a.rtmp.youtube.com/live2/***"
+    url = f"rtmp://127.0.0.1:1935/live/{KEY}"
+    with pytest.raises(ConfigError) as job_error:
+        build_live_job("0", [url, url]).validate()
+    with pytest.raises(ConfigError) as sinks_error:
+        open_live_sinks([url, url], width=64, height=64, fps=30, kind="rgb")
+    for error in (job_error, sinks_error):
+        assert KEY not in str(error.value) and "/live/***" in str(error.value), str(error.value)
+
+
+def test_a_key_with_a_trailing_slash_is_hidden_in_the_error_line(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    port = free_port()
+    args = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}/"]
+    code, err = run_live_cli(args, tmp_path, timeout=STARTUP)
+    assert code == 2 and f"rtmp://127.0.0.1:{port}/live/***" in err, err
+    assert KEY not in err, err

@@ -60,7 +60,7 @@ def redacted(url: str) -> str:
     if parts.username:
         host = f"{parts.username}:***@{host}"
     path = parts.path
-    head, _, key = path.rpartition("/")
+    head, _, key = path.rstrip("/").rpartition("/")  # a slash after the key (/app/key/) still hides it
     if head.strip("/") and key:  # /app/key: the key goes; a bare /app names no key
         path = f"{head}/***"
     return urlunsplit((parts.scheme, host, path, "", ""))
@@ -148,7 +148,7 @@ class RtmpPublishSink(StreamPublishSink):
         self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
     ) -> None:
         super().__init__(url, width=width, height=height, fps=fps, kind=kind, shown=redacted(url))
-        self._key = urlsplit(url).path.rpartition("/")[2]
+        self._key = urlsplit(url).path.rstrip("/").rpartition("/")[2]
         self._first_t: Optional[float] = None
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
         self._published = threading.Event()  # the child has reported progress: the server took the stream
