@@ -313,3 +313,34 @@ def test_a_key_with_a_trailing_slash_is_hidden_in_the_error_line(tmp_path: Path,
     code, err = run_live_cli(args, tmp_path, timeout=STARTUP)
     assert code == 2 and f"rtmp://127.0.0.1:{port}/live/***" in err, err
     assert KEY not in err, err
+
+
+def test_a_stopped_stream_frees_its_encoder_at_once(ffmpeg: str) -> None:
+    """Each reconnection left the old stream's x264 encoder (its threads and frame buffers) alive
+    until a full garbage collection, which a long live run may not see for hours: the pipe held the
+    stream through its error hook, a cycle. A stopped stream is now freed as soon as it is dropped."""
+    import gc
+    import weakref
+
+    import numpy as np
+
+    from birefvid.errors import SinkError
+    from birefvid.io.rtmp_sink import RtmpPublishSink
+
+    port = free_port()  # nothing listens: the child fails after its first pictures
+    gc.disable()
+    try:
+        sink = RtmpPublishSink(f"rtmp://127.0.0.1:{port}/live/{KEY}", width=160, height=120, fps=15, kind="rgb")
+        deadline = time.monotonic() + 60
+        with pytest.raises(SinkError):
+            while time.monotonic() < deadline:
+                sink.send(np.zeros((120, 160, 3), np.uint8), 0.0)
+                time.sleep(0.02)
+        sink.abort()
+        sink._reader.join(10)  # the child's pipes are closed: its readers end
+        sink._progress.join(10)
+        freed = weakref.ref(sink)
+        del sink
+        assert freed() is None, "the stopped stream is still held (only a garbage collection would free it)"
+    finally:
+        gc.enable()

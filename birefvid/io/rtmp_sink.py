@@ -113,7 +113,7 @@ class ChildPipe:
         if not self._blocking:
             os.set_blocking(self._fd, False)
         self._timeout = timeout
-        self._describe = describe
+        self._describe: Optional[Callable[[], str]] = describe
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
@@ -128,7 +128,8 @@ class ChildPipe:
             except BlockingIOError:
                 pass  # the pipe is full: wait below until the child reads or the timeout passes
             except BrokenPipeError:
-                raise BrokenPipeError(f"ffmpeg stopped ({self._describe()})") from None
+                why = self._describe() if self._describe is not None else "it was stopped"
+                raise BrokenPipeError(f"ffmpeg stopped ({why})") from None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"ffmpeg read nothing for {self._timeout:g} s (the server stopped taking the stream)")
@@ -136,8 +137,12 @@ class ChildPipe:
         return done
 
     def shut(self) -> None:
-        """No more writes: the child's stdin is about to be closed (not named ``close``, which PyAV might call)."""
+        """No more writes: the child's stdin is about to be closed (not named ``close``, which PyAV might call).
+
+        Also lets go of ``describe`` (a method of the stream): the muxer holds this pipe, so the stream
+        and its encoder's threads and buffers would otherwise wait for a full garbage collection."""
         self._fd = None
+        self._describe = None
 
 
 class RtmpPublishSink(StreamPublishSink):
