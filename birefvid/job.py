@@ -432,7 +432,7 @@ class LiveJob(JobDescription):
         if not self.sinks:
             raise ConfigError(f"give at least one {option('sink')}: window, virtualcam, rtsp://…, http://HOST:PORT or a file")
         if len(set(self.sinks)) != len(self.sinks):
-            raise ConfigError(f"the same {option('sink')} is given twice: {', '.join(self.sinks)}")
+            raise ConfigError(f"the same {option('sink')} is given twice: {', '.join(shown_sink(s) for s in self.sinks)}")
         _one_of("smooth", self.smoothing.kind, LIVE_SMOOTH_KINDS)
         if self.latency_budget_ms is not None:
             if not self.latency_budget_ms > 0:
@@ -456,6 +456,15 @@ class LiveJob(JobDescription):
             if not any(carries_sound(s) for s in self.sinks):
                 raise ConfigError(f"{option('audio_device')} records a microphone into a recording or an RTSP/MPEG-TS stream; give such a {option('sink')} too")
         return self
+
+
+def shown_sink(sink: str) -> str:
+    """How messages name a live ``--sink``: an RTMP address without its stream key (screens are streamed)."""
+    if sink.strip().lower().split("://", 1)[0] in ("rtmp", "rtmps"):
+        from birefvid.io.rtmp_sink import redacted  # only here: that module loads PyAV
+
+        return redacted(sink)
+    return sink
 
 
 def is_recording(sink: str) -> bool:

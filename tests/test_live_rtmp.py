@@ -218,3 +218,129 @@ def test_the_stream_keeps_under_the_bitrate_services_allow(tmp_path: Path, ffmpe
     kbps = sum(sizes[fps:]) * 8 / 2 / 1000
     print(f"noise at {w}x{h}: {kbps:.0f} kbit/s after the first second, against a cap of {stream_kbps(w, h, fps)}")
     assert kbps <= 1.1 * stream_kbps(w, h, fps), kbps
+
+
+def _publish_for(sink, seconds: float, fps: int = 15, size: tuple[int, int] = (160, 120)) -> int:  # type: ignore[no-untyped-def]
+    """Send grey pictures to ``sink`` at ``fps`` for ``seconds`` of wall time, as the runner does; the number sent."""
+    import numpy as np
+
+    w, h = size
+    picture = np.full((h, w, 3), 128, np.uint8)
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < seconds:
+        sink.send(picture, sent / fps)
+        sent += 1
+        time.sleep(1 / fps)
+    return sent
+
+
+def test_a_server_that_refuses_the_stream_is_not_reported_reconnected(tmp_path: Path, ffmpeg: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The ffmpeg child connects only once it has pictures, so opening one always worked: a server
+    that refused the stream (an application it does not serve, as with a mistyped address) was
+    "reconnected" and lost again twice a second, three warnings each time, forever. Now a new stream
+    counts only once the server has taken it, and the attempts back off as for a server that is down."""
+    from birefvid.io.live_sinks import open_live_sink
+
+    with NginxRtmp(tmp_path / "server") as server:
+        url = f"rtmp://127.0.0.1:{server.port}/nosuchapp/{KEY}"  # nginx serves only "live"
+        with caplog.at_level("WARNING"):
+            sink = open_live_sink(url, width=160, height=120, fps=15, kind="rgb")
+            try:
+                _publish_for(sink, 8.0)
+            finally:
+                sink.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert not any("reconnected" in w for w in warnings), warnings
+    assert sink.reconnects == 0  # type: ignore[attr-defined]
+    # attempts 0.5, 1, 2, 3 s apart at most: a few lines in 8 s, not the dozens of before
+    assert len(warnings) <= 12, warnings
+    assert all(KEY not in w for w in warnings), warnings
+    assert not _children_sending_to(server.port), "an ffmpeg child outlived the stream"
+
+
+def test_a_server_that_is_down_gets_the_stream_back_once_it_returns(tmp_path: Path, ffmpeg: str, caplog: pytest.LogCaptureFixture) -> None:
+    """While the server is down no ffmpeg child is started for nothing (the port is asked first, as
+    for the first connection), and the stream is said to be back once, when the server took it."""
+    from birefvid.io.live_sinks import open_live_sink
+
+    server = NginxRtmp(tmp_path / "server", unique=True).start()
+    try:
+        with caplog.at_level("WARNING"):
+            sink = open_live_sink(f"{server.url}/{KEY}", width=160, height=120, fps=15, kind="rgb")
+            try:
+                _publish_for(sink, 1.0)
+                server.stop()
+                _publish_for(sink, 6.0)
+                server.start()
+                wait = time.monotonic() + 30
+                while sink.reconnects == 0 and time.monotonic() < wait:  # type: ignore[attr-defined]
+                    _publish_for(sink, 0.5)
+                _publish_for(sink, 1.0)
+            finally:
+                sink.close()
+    finally:
+        time.sleep(0.5)
+        server.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sink.reconnects == 1, warnings  # type: ignore[attr-defined]
+    assert sum("reconnected" in w for w in warnings) == 1, warnings
+    assert len(warnings) <= 12, warnings
+    assert len(server.recorded(KEY)) == 2, server.recorded(KEY)  # before and after: no publishing in between
+
+
+def test_stream_keys_are_hidden_after_a_trailing_slash_and_in_a_repeated_sink() -> None:
+    """A key pasted with a slash after it (rtmp://host/app/KEY/) was shown whole in every message,
+    and a --sink given twice showed its key in the error line."""
+    from birefvid.api import build_live_job
+    from birefvid.errors import ConfigError
+    from birefvid.io.live_sinks import open_live_sinks
+    from birefvid.io.rtmp_sink import redacted
+
+    assert redacted(f"rtmp://a.rtmp.youtube.com/live2/{KEY}/") == "rtmp://a.rtmp.youtube.com/live2/***"
+    url = f"rtmp://127.0.0.1:1935/live/{KEY}"
+    with pytest.raises(ConfigError) as job_error:
+        build_live_job("0", [url, url]).validate()
+    with pytest.raises(ConfigError) as sinks_error:
+        open_live_sinks([url, url], width=64, height=64, fps=30, kind="rgb")
+    for error in (job_error, sinks_error):
+        assert KEY not in str(error.value) and "/live/***" in str(error.value), str(error.value)
+
+
+def test_a_key_with_a_trailing_slash_is_hidden_in_the_error_line(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    port = free_port()
+    args = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}/"]
+    code, err = run_live_cli(args, tmp_path, timeout=STARTUP)
+    assert code == 2 and f"rtmp://127.0.0.1:{port}/live/***" in err, err
+    assert KEY not in err, err
+
+
+def test_a_stopped_stream_frees_its_encoder_at_once(ffmpeg: str) -> None:
+    """Each reconnection left the old stream's x264 encoder (its threads and frame buffers) alive
+    until a full garbage collection, which a long live run may not see for hours: the pipe held the
+    stream through its error hook, a cycle. A stopped stream is now freed as soon as it is dropped."""
+    import gc
+    import weakref
+
+    import numpy as np
+
+    from birefvid.errors import SinkError
+    from birefvid.io.rtmp_sink import RtmpPublishSink
+
+    port = free_port()  # nothing listens: the child fails after its first pictures
+    gc.disable()
+    try:
+        sink = RtmpPublishSink(f"rtmp://127.0.0.1:{port}/live/{KEY}", width=160, height=120, fps=15, kind="rgb")
+        deadline = time.monotonic() + 60
+        with pytest.raises(SinkError):
+            while time.monotonic() < deadline:
+                sink.send(np.zeros((120, 160, 3), np.uint8), 0.0)
+                time.sleep(0.02)
+        sink.abort()
+        sink._reader.join(10)  # the child's pipes are closed: its readers end
+        sink._progress.join(10)
+        freed = weakref.ref(sink)
+        del sink
+        assert freed() is None, "the stopped stream is still held (only a garbage collection would free it)"
+    finally:
+        gc.enable()

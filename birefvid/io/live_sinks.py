@@ -17,6 +17,7 @@ from birefvid.errors import ConfigError, SinkError, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink
 from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, tcp_reachable
+from birefvid.job import shown_sink
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,11 @@ def open_live_sink(
                 raise SinkError(f"cannot publish to {redacted(spec)}: {why} (is an RTMP server listening there?)") from None
             return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
 
-        return RepublishingSink(
-            first_connection, reachable=reachable,
-            reopen_stream=lambda: RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S),
-        )
+        def reconnection() -> LiveSink:  # the port first, as for the first connection: no child started for a server that is down
+            reachable()
+            return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S)
+
+        return RepublishingSink(first_connection, reachable=reachable, reopen_stream=reconnection)
     if scheme == "http":
         from birefvid.io.http_preview import HttpPreviewSink
 
@@ -151,8 +153,8 @@ def open_live_sinks(
     for spec in specs:
         key = _identity(spec)
         if key is not None and key in seen:
-            same = "twice" if seen[key] == spec else f"twice ({seen[key]} and {spec})"
-            raise ConfigError(f"{sink_named(spec)} is given {same}; each output may appear once")
+            same = "twice" if seen[key] == spec else f"twice ({shown_sink(seen[key])} and {shown_sink(spec)})"
+            raise ConfigError(f"{sink_named(shown_sink(spec))} is given {same}; each output may appear once")
         if key is not None:
             seen[key] = spec
     opened: list[LiveSink] = []

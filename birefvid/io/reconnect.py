@@ -76,16 +76,18 @@ def retry(
     first_failure: Optional[str] = None,
     reason_of: Callable[[BaseException], str] = str,
     retriable: Callable[[BaseException], bool] = lambda e: True,
+    retries_done: int = 0,
 ) -> Optional[T]:
     """Call ``attempt`` until it returns, backing off between failures; None once ``stop`` is set.
 
     With ``first_failure`` (a reason: the stream was just lost) the first call is already a retry;
     without it the first call is the initial attempt and ``max_retries`` retries may follow.
+    ``retries_done`` failed retries already made in a row (by an earlier call) are counted too.
     Exceptions that are not ``retriable`` propagate at once; exhausting the policy raises ``GaveUp``
     with the number of calls made and the last reason. Each failure is logged at warning level.
     """
     reason = first_failure
-    retries = 0
+    retries = retries_done
     attempts = 0
     if reason is None:
         attempts += 1

@@ -1,14 +1,17 @@
 """Network outputs that come back: a stream whose server or player goes away is reopened, the run goes on.
 
-An RTSP server restarting, or the player at the end of a ``tcp://`` stream closing, used to end
-the whole live run with an error, and the run's recordings with it. ``RepublishingSink`` wraps
-a network publisher: when a send fails it logs one warning, drops the broken connection and
-reopens it on a thread of its own under ``reconnect.Backoff`` (forever, 0.5 s doubling to 3 s),
-while pictures for it are skipped and every other output carries on; the new connection starts
-with a keyframe, so players pick it up at once. Pictures reach the stream through a short queue of
-its own, sent on its own thread: a receiver that stops reading (a paused player, a stalled server)
-blocks only that thread until the network timeout, and the stream skips pictures meanwhile, where
-it held up every output (a recording lost 5 s of pictures to a stalled tcp:// player).
+An RTSP server restarting, or the player at the end of a ``tcp://`` stream closing, used to end the
+whole live run with an error, and the run's recordings with it. ``RepublishingSink`` wraps a
+network publisher: when a send fails it logs one warning, drops the broken connection and reopens
+it on a thread of its own under ``reconnect.Backoff`` (forever, 0.5 s doubling to 3 s), while
+pictures for it are skipped and every other output carries on; the new connection starts with a
+keyframe, so players pick it up at once. A reopened stream counts as back only once it works
+(``confirmed``, for an RTMP child that connects only once it has pictures): one that fails before
+is one more failed attempt, backed off further, not a reconnection. Pictures reach the stream
+through a short queue of its own, sent on its own thread: a receiver that stops reading (a paused
+player, a stalled server) blocks only that thread until the network timeout, and the stream skips
+pictures meanwhile, where it held up every output (a recording lost 5 s of pictures to a stalled
+tcp:// player).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class RepublishingSink(LiveSink):
         self._fresh: Optional[LiveSink] = None  # a reopened stream, handed over at the next picture
         self._handover = threading.Lock()
         self.reconnects = 0
+        self._trial = False  # the current stream was reopened and has not worked yet
+        self._attempts = 0  # reopenings in a row that did not bring the stream back
         self.skipped = 0  # pictures that found the stream down
         self.behind = 0  # pictures skipped because the stream's thread had not sent the ones before
         self._pending: Deque[tuple[np.ndarray, float]] = collections.deque()
@@ -118,9 +123,7 @@ class RepublishingSink(LiveSink):
         with self._handover:
             if self._fresh is not None:
                 self._current, self._fresh = self._fresh, None
-                self.reconnects += 1
-                log.warning("%s: reconnected after %d skipped pictures", self._name, self.skipped)
-                self.skipped = 0
+                self._trial = True
         if self._current is None:
             self.skipped += 1
             return
@@ -130,14 +133,25 @@ class RepublishingSink(LiveSink):
             broken, self._current = self._current, None
             broken.abort()
             self.skipped += 1
-            log.warning("%s: %s; the other outputs go on while it reconnects", self._name, e)
+            if not self._trial:  # a working stream broke; a reopened one that never worked is only another attempt
+                self._attempts = 0
+                log.warning("%s: %s; the other outputs go on while it reconnects", self._name, e)
             self._reopen(str(e))
+            return
+        if self._trial and getattr(self._current, "confirmed", True):
+            self._trial = False
+            self._attempts = 0
+            self.reconnects += 1
+            log.warning("%s: reconnected after %d skipped pictures", self._name, self.skipped)
+            self.skipped = 0
 
     def _reopen(self, reason: str) -> None:
+        retries_done = self._attempts
+
         def reopen() -> None:
             try:
                 sink = retry(self._attempt, self._policy, self._stop, what=f"reconnecting {self._name}", first_failure=reason,
-                             reason_of=str, retriable=lambda e: isinstance(e, SinkError))  # fmt: skip
+                             reason_of=str, retriable=lambda e: isinstance(e, SinkError), retries_done=retries_done)  # fmt: skip
             except Exception as e:  # noqa: BLE001 - a stream that cannot come back must not end the run
                 log.warning("%s: gave up reconnecting (%s); the other outputs go on", self._name, e)
                 return
@@ -153,6 +167,7 @@ class RepublishingSink(LiveSink):
         self._reopening.start()
 
     def _attempt(self) -> LiveSink:
+        self._attempts += 1
         # only after an attempt that waited (a host that does not answer) is the socket asked first:
         # a refused connection fails at once anyway, and a player or ffmpeg listening for a single
         # connection would take the check's connection for the stream and hang up
@@ -180,8 +195,13 @@ class RepublishingSink(LiveSink):
         if self._reopening is not None:
             self._reopening.join(10)
         with self._handover:
-            sinks = [s for s in (None if stuck else self._current, self._fresh) if s is not None]
+            # a reopened stream that never worked has nothing to finish (its server may be refusing it)
+            finished = None if stuck else self._current
+            unfinished = finished if self._trial else None
+            sinks = [s for s in (finished, self._fresh) if s is not None and s is not unfinished]
             self._current = self._fresh = None
+        if unfinished is not None:
+            unfinished.abort()
         for sink in sinks:
             if close:
                 sink.close()

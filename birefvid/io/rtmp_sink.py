@@ -6,7 +6,9 @@ held, so a silent server froze the whole process (Ctrl-C too) for minutes. So bi
 stream itself (``LiveH264``'s H.264 and the source's sound as AAC, in FLV) into a pipe, and an
 ``ffmpeg`` child copies it, untouched, to the server with a network timeout (``-rw_timeout``): a
 dead or stalled server costs the child, never the run. The stream fails (and ``RepublishingSink``
-starts a new child) when the child exits or stops reading for ``WRITE_TIMEOUT_S``. ffmpeg-python is
+starts a new child) when the child exits or stops reading for ``WRITE_TIMEOUT_S``. The child reports
+its progress (``-progress``) only once the server has taken the stream, so ``confirmed`` tells a
+stream that is published from one the server is about to refuse. ffmpeg-python is
 not used: it would only format the argument list, and the child's pipes need handling it lacks.
 """
 
@@ -58,7 +60,7 @@ def redacted(url: str) -> str:
     if parts.username:
         host = f"{parts.username}:***@{host}"
     path = parts.path
-    head, _, key = path.rpartition("/")
+    head, _, key = path.rstrip("/").rpartition("/")  # a slash after the key (/app/key/) still hides it
     if head.strip("/") and key:  # /app/key: the key goes; a bare /app names no key
         path = f"{head}/***"
     return urlunsplit((parts.scheme, host, path, "", ""))
@@ -93,7 +95,7 @@ def ffmpeg_command(url: str, open_timeout: float) -> list[str]:
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-analyzeduration", "1", "-f", "flv", "-i", "pipe:0",
         "-map", "0", "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
-        "-rw_timeout", timeout_us, url,
+        "-progress", "pipe:1", "-rw_timeout", timeout_us, url,
     ]  # fmt: skip
 
 
@@ -111,7 +113,7 @@ class ChildPipe:
         if not self._blocking:
             os.set_blocking(self._fd, False)
         self._timeout = timeout
-        self._describe = describe
+        self._describe: Optional[Callable[[], str]] = describe
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
@@ -126,7 +128,8 @@ class ChildPipe:
             except BlockingIOError:
                 pass  # the pipe is full: wait below until the child reads or the timeout passes
             except BrokenPipeError:
-                raise BrokenPipeError(f"ffmpeg stopped ({self._describe()})") from None
+                why = self._describe() if self._describe is not None else "it was stopped"
+                raise BrokenPipeError(f"ffmpeg stopped ({why})") from None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"ffmpeg read nothing for {self._timeout:g} s (the server stopped taking the stream)")
@@ -134,8 +137,12 @@ class ChildPipe:
         return done
 
     def shut(self) -> None:
-        """No more writes: the child's stdin is about to be closed (not named ``close``, which PyAV might call)."""
+        """No more writes: the child's stdin is about to be closed (not named ``close``, which PyAV might call).
+
+        Also lets go of ``describe`` (a method of the stream): the muxer holds this pipe, so the stream
+        and its encoder's threads and buffers would otherwise wait for a full garbage collection."""
         self._fd = None
+        self._describe = None
 
 
 class RtmpPublishSink(StreamPublishSink):
@@ -146,18 +153,21 @@ class RtmpPublishSink(StreamPublishSink):
         self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
     ) -> None:
         super().__init__(url, width=width, height=height, fps=fps, kind=kind, shown=redacted(url))
-        self._key = urlsplit(url).path.rpartition("/")[2]
+        self._key = urlsplit(url).path.rstrip("/").rpartition("/")[2]
         self._first_t: Optional[float] = None
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
+        self._published = threading.Event()  # the child has reported progress: the server took the stream
         command = ffmpeg_command(url, open_timeout)
         try:
             self._child: Optional[subprocess.Popen[bytes]] = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
             )  # its own session: Ctrl-C reaches birefvid, which finishes the stream, not the child mid-packet
         except OSError as e:
             raise SinkError(f"cannot publish to {self._shown}: cannot start ffmpeg: {reason(e)}") from e
         self._reader = threading.Thread(target=self._keep_stderr, args=(self._child.stderr,), name="birefvid-rtmp-stderr", daemon=True)
         self._reader.start()
+        self._progress = threading.Thread(target=self._watch_progress, args=(self._child.stdout,), name="birefvid-rtmp-progress", daemon=True)
+        self._progress.start()
         try:
             # flush_packets: each frame goes to the child as soon as it is muxed, not when a buffer fills
             self._pipe = ChildPipe(self._child, WRITE_TIMEOUT_S, self._why)
@@ -181,6 +191,17 @@ class RtmpPublishSink(StreamPublishSink):
             if text:
                 self._stderr.append(text)
                 log.debug("ffmpeg (%s): %s", self._shown, text)
+
+    def _watch_progress(self, stream: IO[bytes]) -> None:
+        """Read the child's progress reports (so it never blocks on them); the first says the server took the stream."""
+        for line in stream:
+            if line.startswith(b"progress="):
+                self._published.set()
+
+    @property
+    def confirmed(self) -> bool:
+        """True once the server has taken the stream: opening the child cannot tell, as it connects only once it has pictures."""
+        return self._published.is_set()
 
     def _why(self) -> str:
         """The child's own account of its failure: its last error line, or its exit status."""
