@@ -285,6 +285,17 @@ def live_hint(report: dict[str, Any]) -> Optional[str]:
     )
 
 
+def live_stream_problems(report: dict[str, Any]) -> list[str]:
+    """A line for each network output that never worked in the run (a refused stream key, a wrong
+    address, a server down throughout): the run itself went on, so only its end says so plainly."""
+    return [
+        f"{s['sink']}: no connection worked in the whole run: nothing was streamed"
+        + (f" (last error: {s['last_error']})" if s.get("last_error") else "")
+        for s in report.get("streams", ())
+        if not s.get("taken")
+    ]
+
+
 def live_summary(report: dict[str, Any]) -> str:
     """One line of a live run's report: ``live: showed N frames in S s (output, source and model fps,
     latency median/p95); ended: duration``."""

@@ -63,8 +63,13 @@ def test_rtmp_output_reaches_a_real_server_with_its_sound_in_sync(tmp_path: Path
     with av.open(str(received)) as c:
         assert [s.codec_context.name for s in c.streams.video] == ["h264"]
     check_sound_in_sync(received, "aac")
-    shown = json.loads((tmp_path / "report.json").read_text())["frames_shown"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    shown = report["frames_shown"]
     assert _frames(tmp_path / "rec.mkv") == shown
+    [stream] = report["streams"]
+    assert stream["taken"] and stream["reconnects"] == 0 and stream["sink"] == f"{server.url}/***", stream
+    assert shown - 3 <= stream["pictures_sent"] <= shown, (stream, shown)
+    assert "birefvid: warning" not in err, err
     # every picture reached the server, unless the stream's own thread fell behind on a loaded machine
     assert shown - 3 <= _frames(received) <= shown, (_frames(received), shown)
     assert not _children_sending_to(server.port), "an ffmpeg child outlived the run"
@@ -164,6 +169,24 @@ def test_a_silent_rtmp_server_holds_up_neither_the_run_nor_its_recording(tmp_pat
     assert not _children_sending_to(port), "an ffmpeg child outlived the run"
 
 
+def test_a_stream_its_server_never_took_is_named_at_the_end_of_the_run(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    """A mistyped application or a refused key: the run and its recording go on (the server may
+    come round), but the end of the run says plainly that nothing was streamed, and the report too."""
+    with NginxRtmp(tmp_path / "server") as server:
+        args = ["--source", clips["scene"], "--realtime", "--effect", "green", *FAST_MODEL, "--duration", "4",
+                "--sink", f"rtmp://127.0.0.1:{server.port}/nosuchapp/{KEY}", "--sink", "rec.mp4", "--report", "report.json"]  # fmt: skip
+        code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
+    assert code == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    [stream] = report["streams"]
+    assert not stream["taken"] and stream["last_error"], stream
+    warning = [line for line in err.splitlines() if line.startswith("birefvid: warning:")]
+    assert len(warning) == 1 and f"rtmp://127.0.0.1:{server.port}/nosuchapp/***: no connection worked" in warning[0], err
+    assert KEY not in err, err
+    assert _frames(tmp_path / "rec.mp4") == report["frames_shown"]
+    assert not server.recorded(KEY)
+
+
 def test_bad_rtmp_outputs_are_one_error_line(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
     base = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", "rec.mp4"]
     port = free_port()
@@ -191,6 +214,7 @@ def test_stream_keys_are_hidden_wherever_the_address_is_shown() -> None:
     assert redacted("rtmps://live-api-s.facebook.com:443/rtmp/FB-123?s_bl=1&s_sc=9") == "rtmps://live-api-s.facebook.com:443/rtmp/***"
     assert redacted("rtmp://user:pw@host/app/key") == "rtmp://user:***@host/app/***"
     assert redacted("rtmp://host/app") == "rtmp://host/app"  # no key to hide
+    assert redacted("rtmp://[::1]:1935/live/key") == "rtmp://[::1]:1935/live/***"
     assert carries_sound("rtmp://host/app/key") and carries_sound("rtmps://host/app/key")
 
 

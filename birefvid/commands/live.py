@@ -87,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
     report = run_live_job(job, stats_json=args.stats_json, printer=printer)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
-    from ..api import live_hint, live_summary
+    from ..api import live_hint, live_stream_problems, live_summary
 
     if not args.quiet:
         print(live_summary(report), file=sys.stderr)
+    for problem in live_stream_problems(report):
+        print(f"birefvid: warning: {problem}", file=sys.stderr)
     hint = live_hint(report)
     if hint:
         print(f"birefvid: hint: {hint}", file=sys.stderr)

@@ -75,6 +75,9 @@ class RepublishingSink(LiveSink):
         self._trial = False  # the current stream was reopened and has not worked yet
         self._attempts = 0  # reopenings in a row that did not bring the stream back
         self.skipped = 0  # pictures that found the stream down
+        self.sent = 0  # pictures handed to a connection, over the whole run
+        self.taken = False  # a connection has worked (for RTMP: its server took the stream) at some point
+        self.last_error: Optional[str] = None  # why the stream last failed
         self.behind = 0  # pictures skipped because the stream's thread had not sent the ones before
         self._pending: Deque[tuple[np.ndarray, float]] = collections.deque()
         self._wake = threading.Condition()
@@ -133,17 +136,26 @@ class RepublishingSink(LiveSink):
             broken, self._current = self._current, None
             broken.abort()
             self.skipped += 1
+            self.last_error = str(e)
             if not self._trial:  # a working stream broke; a reopened one that never worked is only another attempt
                 self._attempts = 0
                 log.warning("%s: %s; the other outputs go on while it reconnects", self._name, e)
             self._reopen(str(e))
             return
+        self.sent += 1
+        if not self.taken and getattr(self._current, "confirmed", True):
+            self.taken = True
         if self._trial and getattr(self._current, "confirmed", True):
             self._trial = False
             self._attempts = 0
             self.reconnects += 1
             log.warning("%s: reconnected after %d skipped pictures", self._name, self.skipped)
             self.skipped = 0
+
+    def summary(self) -> dict[str, object]:
+        """What the run report says of this stream: pictures sent, reconnections, and whether it ever worked (and why not)."""
+        return {"sink": self._name, "pictures_sent": self.sent, "reconnects": self.reconnects, "taken": self.taken,
+                "skipped_behind": self.behind, "last_error": self.last_error}  # fmt: skip
 
     def _reopen(self, reason: str) -> None:
         retries_done = self._attempts
@@ -195,6 +207,8 @@ class RepublishingSink(LiveSink):
         if self._reopening is not None:
             self._reopening.join(10)
         with self._handover:
+            if self._current is not None and self.sent and getattr(self._current, "confirmed", True):
+                self.taken = True  # an RTMP server may have said so after the last picture
             # a reopened stream that never worked has nothing to finish (its server may be refusing it)
             finished = None if stuck else self._current
             unfinished = finished if self._trial else None

@@ -52,6 +52,8 @@ def redacted(url: str) -> str:
     error lines are shown on screen, and a streamer's screen is often what is being streamed."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
     try:
         if parts.port is not None:
             host = f"{host}:{parts.port}"

@@ -480,6 +480,7 @@ def run_live_job(
         "frames_shown": runner.frames_shown,
         "ended_by": runner.ended_by,
         "recorded": recorded,
+        "streams": [sink.summary() for sink in sinks if hasattr(sink, "summary")],
         "stats": runner.final,
         "job": job.to_dict(),
         "resolved": {**resolved_settings(seg), "model_threads": threads},
