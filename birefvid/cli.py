@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Callable, Iterator, Optional, Sequence
 
-from . import __version__
+from . import __version__, exiting
 from .errors import BirefvidError, Terminated, cli_naming, termination_deferred
 
 EXIT_USAGE = 2
@@ -117,7 +117,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return guarded("birefvid", lambda: args.run(args))
+    code = guarded("birefvid", lambda: args.run(args))
+    if exiting.must_exit_now():  # a worker is still in native code (a model export): a normal exit would abort under it
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -71,3 +71,24 @@ def test_sigterm_stops_a_file_run_without_leaving_its_output(tmp_path: Path, cli
     assert code == 143, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == "birefvid: terminated"
     assert not (tmp_path / "out.mp4").exists() and _partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_stopping_live_during_its_one_off_export_exits_cleanly(tmp_path: Path, clip: Path, sig: int, code: int, word: str) -> None:
+    """Ctrl-C during the first export of a size (torch's exporter, 20-90 s, on the warm-up thread)
+    aborted the process: "terminate called without an active exception", exit 134, and the export's
+    partial file left in the cache. Python 3.11's Thread.join, interrupted, also took the running
+    thread for ended. It now exits at once with the signal's code and takes the partial file with it."""
+    cache = tmp_path / "cache"  # empty: the run must export
+    args = ["--source", clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--backend", "onnxruntime", "--sink", "rec.mp4", "--duration", "60"]
+    with LiveRun(args, tmp_path, env={"BIREFVID_CACHE_DIR": str(cache)}) as run:
+        wait_for(lambda: "exporting" in run.stderr(), 90, "the export to start", run=run)
+        time.sleep(1.0)  # inside torch's exporter
+        run.proc.send_signal(sig)  # type: ignore[union-attr]
+        stopped = time.monotonic()
+        assert run.wait(30) == code, run.stderr()[-3000:]
+        assert time.monotonic() - stopped < 10
+    err = run.stderr()
+    assert f"birefvid: {word}" in err and "terminate called" not in err, err
+    assert list((cache / "onnx").iterdir()) == [], "the interrupted export left its partial file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["birefvid.err", "birefvid.out", "cache"]

@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from .. import __version__
+from .. import __version__, exiting
 from ..errors import SinkError
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     except OSError as e:  # a read-only or missing folder
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)
+    exiting.writing(tmp)
     try:
         # the exporter prints its progress and warns about things that do not concern our users
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"):
@@ -71,6 +72,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        exiting.written(tmp)
     return time.perf_counter() - start
 
 

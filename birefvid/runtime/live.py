@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..compose.compositor import Compositor
+from .. import exiting
 from ..errors import BirefvidError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
 from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
@@ -354,6 +355,7 @@ def run_niced(work: Callable[[], None]) -> None:
     """
     errors: list[BaseException] = []
     work_here = in_caller_context(work)  # option naming (CLI vs API) follows the caller
+    done = threading.Event()
 
     def target() -> None:
         lower_thread_priority()
@@ -362,10 +364,20 @@ def run_niced(work: Callable[[], None]) -> None:
                 work_here()
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             errors.append(exc)
+        finally:
+            done.set()
 
     thread = threading.Thread(target=target, name="birefvid-live-warm-up", daemon=True)
     thread.start()
-    thread.join()
+    try:
+        # not Thread.join: before Python 3.13 a Ctrl-C that interrupts join() marks the thread as
+        # ended while it still runs; and a wait with a timeout wakes for Ctrl-C whichever thread got it
+        while not done.wait(0.2):
+            pass
+    except BaseException:  # Ctrl-C during a one-off export or compile, which nothing can stop
+        if not done.is_set():
+            exiting.abandon(thread)
+        raise
     if errors:
         raise errors[0]
 

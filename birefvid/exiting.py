@@ -1,0 +1,49 @@
+"""Leaving the process when a worker thread cannot be stopped.
+
+A live run's one-off model export (``torch.onnx.export``, 20-90 s) and engine compile run on a
+niced worker thread; Ctrl-C reaches the main thread, which ends the run at once, but nothing can
+stop that native work. Python's normal exit then tears the interpreter down under the running C++
+code, which aborts the process ("terminate called without an active exception", exit 134) and
+skips the worker's clean-up. So the worker's files are removed here, and the command line leaves
+with ``os._exit`` after its own clean-up has run (``birefvid.cli.main``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+_lock = threading.Lock()
+_partial_files: set[str] = set()  # temporary files a worker is writing (an ONNX export)
+_abandoned: list[str] = []  # names of worker threads left running
+
+
+def writing(path: str) -> None:
+    """``path`` is a temporary file being written: removed if its writer is abandoned."""
+    with _lock:
+        _partial_files.add(path)
+
+
+def written(path: str) -> None:
+    """``path`` was renamed into place or removed by its writer."""
+    with _lock:
+        _partial_files.discard(path)
+
+
+def abandon(thread: threading.Thread) -> None:
+    """``thread`` is left running native work: remove its temporary files; the process must exit at once."""
+    with _lock:
+        files = list(_partial_files)
+        _partial_files.clear()
+        _abandoned.append(thread.name)
+    for path in files:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def must_exit_now() -> bool:
+    """True when a worker thread was abandoned: a normal interpreter exit would abort under it."""
+    with _lock:
+        return bool(_abandoned)
