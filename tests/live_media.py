@@ -85,6 +85,21 @@ def _accepts(port: int) -> bool:
         return False
 
 
+def stop_server(proc: Optional[subprocess.Popen[Any]], terminate: bool = False) -> str:
+    """End a server a test started (killed, or sent SIGTERM with ``terminate``; nothing if None) and
+    return what it wrote on stderr."""
+    if proc is None:
+        return ""
+    if proc.poll() is None:
+        proc.terminate() if terminate else proc.kill()
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err.decode(errors="replace") if isinstance(err, bytes) else (err or "")
+
+
 def rtsp_server_python() -> str:
     """/usr/bin/python3 once it can run GStreamer's RTSP server; skips (fails under CI) otherwise."""
     return need_system_python_module(_PROBE, GST_PACKAGES)
@@ -131,15 +146,7 @@ class RtspServer:
     def stop(self) -> str:
         """Kill the server (idempotent) and return what it wrote on stderr."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return ""
-        if proc.poll() is None:
-            proc.kill()
-        try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            err = ""
-        return err or ""
+        return stop_server(proc)
 
     def __enter__(self) -> "RtspServer":
         return self.start()

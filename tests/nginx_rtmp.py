@@ -9,12 +9,12 @@ after ``max_seconds`` even if a test forgets it. Startable again on the same por
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Optional
 
+from live_media import _accepts, free_port, stop_server
 from system_tools import need_binary, need_file
 
 PACKAGES = "nginx-core libnginx-mod-rtmp"
@@ -37,20 +37,6 @@ rtmp {{
     }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class NginxRtmp:
@@ -84,16 +70,7 @@ class NginxRtmp:
     def stop(self) -> str:
         """End nginx (idempotent; ``timeout`` passes the TERM on) and return what it wrote on stderr."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return ""
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        return (err or b"").decode(errors="replace")
+        return stop_server(proc, terminate=True)
 
     def recorded(self, key: str) -> list[Path]:
         """The files the server recorded for stream ``key``, oldest first."""

@@ -44,6 +44,7 @@ class StreamPublishSink(LiveSink):
         self._last_pts: Optional[int] = None
         self._out: Optional[av.container.OutputContainer] = None
         self._audio: Optional[LiveAudioTrack] = None
+        self._first_t: Optional[float] = None  # the first picture's time, for clocks that start there
 
     def _add_streams(self, muxer: str, audio: Optional[LiveAudioFeed], max_kbps: Optional[int] = None) -> None:
         """The H.264 stream (at most ``max_kbps``), and an AAC one for ``audio``, in ``self._out`` (before it starts)."""
@@ -59,6 +60,14 @@ class StreamPublishSink(LiveSink):
     def _stream_seconds(self, t: float) -> float:
         """Where picture time ``t`` falls on the stream's clock (the sound's offset is set to match)."""
         return t
+
+    def _since_first_picture(self, t: float) -> float:
+        """A stream clock that starts at the first picture (MPEG-TS, FLV): ``t`` less the first picture's."""
+        if self._first_t is None:
+            self._first_t = t
+            if self._audio is not None:
+                self._audio.offset = -t
+        return t - self._first_t
 
     def _send(self, picture: np.ndarray, t: float) -> None:
         assert self._out is not None

@@ -156,7 +156,6 @@ class RtmpPublishSink(StreamPublishSink):
     ) -> None:
         super().__init__(url, width=width, height=height, fps=fps, kind=kind, shown=redacted(url))
         self._key = urlsplit(url).path.rstrip("/").rpartition("/")[2]
-        self._first_t: Optional[float] = None
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
         self._published = threading.Event()  # the child has reported progress: the server took the stream
         command = ffmpeg_command(url, open_timeout)
@@ -222,11 +221,7 @@ class RtmpPublishSink(StreamPublishSink):
         return "it is still running" if code is None else f"exit status {code}"
 
     def _stream_seconds(self, t: float) -> float:
-        if self._first_t is None:  # the stream's clock starts at its first picture
-            self._first_t = t
-            if self._audio is not None:
-                self._audio.offset = -t
-        return t - self._first_t
+        return self._since_first_picture(t)
 
     def _send(self, picture, t: float) -> None:  # type: ignore[no-untyped-def]
         try:

@@ -64,7 +64,6 @@ class MpegTsPublishSink(StreamPublishSink):
         self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
     ) -> None:
         super().__init__(url, width=width, height=height, fps=fps, kind=kind)
-        self._first_t: Optional[float] = None
         target = stream_url(url, open_timeout)
         try:
             # flush_packets: each frame leaves as soon as it is muxed instead of when a buffer fills
@@ -82,8 +81,4 @@ class MpegTsPublishSink(StreamPublishSink):
         log.info("sending %dx%d H.264 in MPEG-TS to %s", width, height, url)
 
     def _stream_seconds(self, t: float) -> float:
-        if self._first_t is None:  # the stream's clock starts at its first picture
-            self._first_t = t
-            if self._audio is not None:
-                self._audio.offset = -t
-        return t - self._first_t
+        return self._since_first_picture(t)
