@@ -33,7 +33,6 @@ from birefvid.io.publish_base import StreamPublishSink, reason
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("rtmp", "rtmps")
 DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
 WRITE_TIMEOUT_S = 5.0  # a child that reads nothing for this long is stuck on its server: the stream is reopened
 EXIT_WAIT_S = 5.0  # how long close() lets the child send what is left before it is killed
