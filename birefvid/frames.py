@@ -31,6 +31,7 @@ class StreamInfo:
     sample_aspect_ratio: Optional[Fraction] = None  # width / height of one pixel when not square (DV, HDV, DVD)
     timecode: Optional[str] = None  # start timecode (HH:MM:SS:FF) from a camera or editor, for conforming
     tags: tuple[tuple[str, str], ...] = ()  # the file's own tags (creation time, title, location) to carry over
+    bit_depth: int = 8  # bits per colour sample as decoded (10 for 10-bit HEVC/ProRes/DNxHR, 12, 16): what a deep output can keep
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
@@ -39,18 +40,28 @@ class StreamInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: RGB pixels (H, W, 3) uint8 with its timestamp in ``time_base`` units."""
+    """One decoded frame: RGB pixels (H, W, 3) uint8 with its timestamp in ``time_base`` units.
+
+    ``deep``, when the source was asked for it (a 10-bit or deeper video going to an output that keeps
+    the depth), is the same picture as uint16 RGB (H, W, 3) in [0, 65535]: the model and the smoothers
+    use ``image``, the compositor and the encoder ``deep``.
+    """
 
     image: np.ndarray
     pts: Optional[int]
     time_base: Fraction
     index: int
+    deep: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         img = self.image
         if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
             got = f"{type(img).__name__} {getattr(img, 'dtype', '')} {getattr(img, 'shape', '')}"
             raise ValueError(f"Frame.image must be a uint8 array of shape (H, W, 3), got {got}")
+        deep = self.deep
+        if deep is not None and not (isinstance(deep, np.ndarray) and deep.dtype == np.uint16 and deep.shape == img.shape):
+            got = f"{type(deep).__name__} {getattr(deep, 'dtype', '')} {getattr(deep, 'shape', '')}"
+            raise ValueError(f"Frame.deep must be a uint16 array of the image's shape {img.shape}, got {got}")
 
     @property
     def time(self) -> Optional[float]:
@@ -60,12 +71,14 @@ class Frame:
 
 @dataclass(frozen=True)
 class FrameBatch:
-    """Frames of one size stacked as a uint8 tensor (N, 3, H, W), with their pts and indices."""
+    """Frames of one size stacked as a uint8 tensor (N, 3, H, W), with their pts and indices
+    (and their deep pictures as uint16 (N, 3, H, W) when the frames carry them)."""
 
     images: torch.Tensor
     pts: tuple[Optional[int], ...]
     indices: tuple[int, ...]
     time_base: Fraction
+    deep: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         x = self.images
@@ -75,6 +88,8 @@ class FrameBatch:
             raise ValueError(
                 f"FrameBatch has {x.shape[0]} images but {len(self.pts)} pts and {len(self.indices)} indices"
             )
+        if self.deep is not None and (self.deep.dtype != torch.uint16 or self.deep.shape != x.shape):
+            raise ValueError(f"FrameBatch.deep must be uint16 {tuple(x.shape)}, got {self.deep.dtype} {tuple(self.deep.shape)}")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -86,9 +101,13 @@ class FrameBatch:
             raise ValueError("FrameBatch.from_frames needs at least one frame")
         arr = np.stack([f.image for f in frames])  # (N, H, W, 3)
         images = torch.from_numpy(arr).permute(0, 3, 1, 2)
+        deep = None
+        if all(f.deep is not None for f in frames):
+            deep = torch.from_numpy(np.stack([f.deep for f in frames])).permute(0, 3, 1, 2)  # type: ignore[misc]
         return cls(
             images=images,
             pts=tuple(f.pts for f in frames),
             indices=tuple(f.index for f in frames),
             time_base=frames[0].time_base,
+            deep=deep,
         )

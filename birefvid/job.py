@@ -216,6 +216,7 @@ class MatteSpec:
         return self.threshold is not None or self.grow != 0 or self.feather > 0 or bool(self.invert) or self.min_area > 0
 
 
+BIT_DEPTHS = ("auto", 8, 16)
 MAX_MATTE_PX = 200  # grow/shrink/feather beyond this is a mistake, and would cost seconds a frame
 UPSAMPLE_KINDS = ("bilinear", "guided")
 
@@ -239,8 +240,13 @@ class OutputSpec:
     overwrite: bool = False
     subtitles: bool = True
     matte: MatteSpec = field(default_factory=MatteSpec)
+    # "auto": a 10-bit or deeper source keeps its depth where the output's format holds it; 8: always
+    # 8-bit pictures (the faster path); 16: composite at 16 bits whatever the source (the matte's own precision)
+    bit_depth: Union[str, int] = "auto"
 
     def validate(self) -> None:
+        if self.bit_depth not in BIT_DEPTHS:
+            raise ConfigError(f"{option('bit_depth')} must be one of auto, 8, 16, got {self.bit_depth!r}")
         check_output_options(self.kind, self.background is not None)
         self.matte.validate()
         parse_color(self.key_color)  # a bad colour fails before any work

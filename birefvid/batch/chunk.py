@@ -65,6 +65,10 @@ class RangeSink(Sink):
         self.start_pts, self.end_pts, self.shift = start_pts, end_pts, shift
         self.kept = 0
 
+    @property
+    def sample_bits(self) -> int:
+        return self.inner.sample_bits
+
     def _validate(self, images: np.ndarray) -> None:
         self.inner._validate(images)
 
@@ -116,6 +120,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     from ..errors import PipelineError
     from ..io import open_sink
     from ..runtime.backgrounds import open_background
+    from ..runtime.depth import plan_depth
     from ..runtime.priority import codec_threads
     from ..runtime.video_job import run_video_job
     from ..temporal import make_smoother
@@ -128,19 +133,20 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     threads = codec_threads(segmenter.device.type)  # as in process: on a small CPU the model has the cores
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(ChunkSource(job.source.input, chunk, threads=threads or 0, deinterlace=job.source.deinterlace))
+        depth = plan_depth(out, source)  # each chunk as `process` would write the whole: parts of one depth join
         if job.source.max_size is not None:
             source = stack.enter_context(ScaledSource(source, job.source.max_size))
         info = source.info
         inner = open_sink(path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
                           pix_fmt=out.pix_fmt, preset=out.preset, audio_from=None, audio=False, overwrite=True,
-                          threads=threads)  # fmt: skip
+                          threads=threads, bits=depth.wanted)  # fmt: skip
         sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts, chunk_shift(path, chunk)))
         background = None
         if out.kind == "composite":
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device,
                                                              info.sample_aspect_ratio))  # fmt: skip
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
-                                matte=out.matte)  # fmt: skip
+                                matte=out.matte, bits=depth.bits_for(inner))  # fmt: skip
         batch = job.inference.batch_size or segmenter.file_batch_size(info.height, info.width)
         kept_progress = _kept(sink, progress)
         run_video_job(source, sink, segmenter, smoother, compositor, batch_size=batch, queue_size=job.queue_size, progress=kept_progress)

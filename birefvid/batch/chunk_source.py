@@ -32,6 +32,12 @@ class ChunkSource(Source):
             self.rotation = whole.rotation
         self._container = av.open(str(self.path))
         self._iterated = False
+        self._deep = False
+
+    def deliver_deep(self) -> bool:
+        """Frames carry their 16-bit picture too, as ``VideoFileSource.deliver_deep`` says."""
+        self._deep = True
+        return True
 
     @property
     def info(self) -> StreamInfo:
@@ -73,7 +79,11 @@ class ChunkSource(Source):
                     break
                 if frame.is_corrupt:  # the decoder concealed damage: refuse it, as VideoFileSource does by default
                     raise SourceError(f"{self.path}: frame {index} is corrupt (the decoder concealed damaged data); re-encode or repair the file")
-                yield Frame(image=upright(to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base, index=index)
+                if self._deep:
+                    image, deep = (upright(a, self.rotation) for a in to_rgb.deep(frame))
+                    yield Frame(image=image, pts=frame.pts, time_base=self._info.time_base, index=index, deep=deep)
+                else:
+                    yield Frame(image=upright(to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base, index=index)
                 index += 1
                 count += 1
                 if frame.pts == hi:

@@ -86,6 +86,9 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     enc.add_argument("--preset", help="x264/x265 speed preset (default veryfast; medium makes smaller files, slower), NVENC p1-p7")
     enc.add_argument("--bitrate", help="target bitrate, e.g. 8M (instead of --crf)")
     enc.add_argument("--pix-fmt", help="override the pixel format (e.g. yuva444p10le)")
+    enc.add_argument("--bit-depth", type=_bit_depth, default="auto", metavar="{auto,8,16}",
+                     help="auto (default): a 10-bit or deeper input keeps its depth where the output holds it (ProRes, "
+                          "FFV1, 16-bit PNG, x265 Main 10); 8: 8-bit pictures (faster); 16: composite at 16 bits from any input")  # fmt: skip
     enc.add_argument("--no-audio", action="store_true", help="drop the audio tracks")
     enc.add_argument("--no-subtitles", action="store_true", help="drop the subtitle tracks (kept by default where the container can hold them)")
     enc.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -100,6 +103,15 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     return run_group
 
 
+def _bit_depth(text: str) -> "str | int":
+    """``--bit-depth``: auto, 8 or 16."""
+    if text == "auto":
+        return text
+    if text in ("8", "16"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto, 8 or 16, got {text!r}")
+
+
 def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJob:
     """The ``FileJob`` for ``input`` -> ``out`` with the shared options, validated (``build_file_job``)."""
     from ..api import build_file_job
@@ -112,5 +124,5 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
         start=getattr(args, "start", None), end=getattr(args, "end", None), max_size=args.max_size,
-        deinterlace=not args.no_deinterlace, **matte_options(args),
+        deinterlace=not args.no_deinterlace, bit_depth=args.bit_depth, **matte_options(args),
     )  # fmt: skip

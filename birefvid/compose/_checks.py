@@ -45,3 +45,13 @@ def as_float(images: Tensor) -> Tensor:
 def to_uint8(x: Tensor) -> Tensor:
     """Convert float in [0, 1] to uint8 with round-half-up, clamping out-of-range values."""
     return x.clamp(0.0, 1.0).mul_(255.0).add_(0.5).floor_().to(torch.uint8)  # one new tensor, then in place
+
+
+def to_uint16(x: Tensor) -> Tensor:
+    """Convert float in [0, 1] to uint16 in [0, 65535] with round-half-up: deep outputs (10-bit and more)."""
+    return x.clamp(0.0, 1.0).mul_(65535.0).add_(0.5).floor_().to(torch.uint16)
+
+
+def quantize(x: Tensor, bits: int = 8) -> Tensor:
+    """Float in [0, 1] as uint8 (``bits`` 8) or uint16 (more: what a 10-, 12- or 16-bit encoder gets)."""
+    return to_uint8(x) if bits <= 8 else to_uint16(x)

@@ -26,7 +26,8 @@ SINK_KIND = {"alpha": "alpha", "mask": "mask", "green": "rgb", "composite": "rgb
 
 @dataclass
 class Compositor:
-    """Turns uint8 frames (N, 3, H, W) and alphas (N, 1, H, W) into the output's pixels (N, C, H, W) uint8."""
+    """Turns uint8 frames (N, 3, H, W) and alphas (N, 1, H, W) into the output's pixels (N, C, H, W) uint8
+    (uint16 with ``bits`` > 8)."""
 
     kind: OutputKind
     foreground: bool = True
@@ -44,6 +45,9 @@ class Compositor:
     foreground_side: int = 480
     # threshold / grow / feather of the matte, at the frames' size, before anything uses it
     matte: MatteSpec = field(default_factory=MatteSpec)
+    # bits of the output's samples: 8 gives uint8 pixels; more gives uint16 in [0, 65535] for an encoder
+    # of 10 bits or more (ProRes 4444, 16-bit PNG), composited in float from the frames' deep pictures
+    bits: int = 8
 
     def __post_init__(self) -> None:
         check_output_options(self.kind, self.background is not None)
@@ -56,8 +60,12 @@ class Compositor:
         """What the encoder receives: alpha (RGBA), mask (gray) or rgb."""
         return SINK_KIND[self.kind]
 
-    def __call__(self, images: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
-        """Output pixels for uint8 frames (N, 3, H, W) and mattes (N, 1, h, w) at any size (resized to H x W)."""
+    def __call__(self, images: torch.Tensor, alphas: torch.Tensor, deep: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Output pixels for uint8 frames (N, 3, H, W) and mattes (N, 1, h, w) at any size (resized to H x W).
+
+        ``deep``: the same frames at more than 8 bits, float (N, 3, H, W) in [0, 1], on the frames'
+        device; with ``bits`` > 8 the output's colour comes from them (else from ``images``).
+        """
         if self.matte.upsample == "guided":
             matte, alphas = alphas, guided_upsample(images, alphas)
         else:
@@ -65,8 +73,10 @@ class Compositor:
         if self.matte.active:  # the shaped matte is the matte from here on, the foreground estimate's too
             alphas = matte = refine_mattes(alphas, self.matte)
         if self.kind == "mask":
-            return to_mask(alphas)
+            return to_mask(alphas, self.bits)
         work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))
+        if self.bits > 8:
+            return self._deep(deep if deep is not None else images, alphas, work_scale)
         if self.kind == "blur" and images.dtype == torch.uint8 and images.device.type == "cpu":
             # blurred small in bytes, blended on the soft band only (see compose.blur_band): ~3.5x faster
             small = foreground_difference(images, matte, work_scale=work_scale, band_only=True) if self.foreground else None
@@ -93,6 +103,20 @@ class Compositor:
             return composite_band(images, alphas, key, diff)
         assert self.background is not None
         return composite_band(images, alphas, self.background.frames(images.shape[0]), diff)
+
+
+    def _deep(self, images: torch.Tensor, alphas: torch.Tensor, work_scale: int) -> torch.Tensor:
+        """uint16 output pixels, composited in float over the whole frame (the 8-bit band paths work in bytes)."""
+        bits = self.bits
+        fg = estimate_foreground(images, alphas, work_scale=work_scale) if self.foreground else None
+        if self.kind == "alpha":
+            return to_rgba(images, alphas, fg, bits=bits)
+        if self.kind == "green":
+            return greenscreen(images, alphas, self.key, fg, bits=bits)
+        if self.kind == "blur":
+            return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale, bits=bits)
+        assert self.background is not None
+        return composite(images, alphas, self.background.frames(images.shape[0]), fg, bits=bits)
 
 
 def fit_alphas(alphas: torch.Tensor, size: "torch.Size | tuple[int, int]") -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Output ops: RGBA, mask, greenscreen, composite and background blur, batched on any device.
 
 All take frames (N, 3, H, W) uint8 (or float in [0, 1]) and mattes (N, 1, H, W) float in
-[0, 1] on one device, compute in float, and return uint8 on that device, rounded half-up.
+[0, 1] on one device, compute in float, and return uint8 on that device, rounded half-up
+(``bits`` > 8: uint16 in [0, 65535], for outputs that keep a 10-bit or deeper source's depth).
 Where alpha is exactly 0 the output is exactly the background; where it is exactly 1, exactly
 the source (or the given foreground).
 """
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import as_float, check_alphas, check_images, to_uint8
+from ._checks import as_float, check_alphas, check_images, quantize
 from ..colors import parse_color
 from .filters import smooth_blur
 
@@ -54,21 +55,21 @@ def _alpha(alphas: Tensor, like: Tensor) -> Tensor:
     return alphas.to(like.dtype).clamp(0.0, 1.0)
 
 
-def to_mask(alphas: Tensor) -> Tensor:
+def to_mask(alphas: Tensor, bits: int = 8) -> Tensor:
     """Quantize mattes to uint8 (N, 1, H, W) as round(alpha * 255), with no per-frame rescaling (no flicker)."""
     check_alphas(alphas)
-    return to_uint8(alphas.float())
+    return quantize(alphas.float(), bits)
 
 
-def to_rgba(images: Tensor, alphas: Tensor, foreground: Tensor | None = None) -> Tensor:
+def to_rgba(images: Tensor, alphas: Tensor, foreground: Tensor | None = None, bits: int = 8) -> Tensor:
     """Straight-alpha RGBA uint8 (N, 4, H, W); RGB is ``foreground`` when given (no spill), else the source."""
     check_images(images)
     check_alphas(alphas, images)
-    if foreground is None and images.dtype == torch.uint8:
+    if foreground is None and images.dtype == torch.uint8 and bits <= 8:
         rgb = images
     else:
-        rgb = to_uint8(_subject(images, foreground))
-    return torch.cat([rgb, to_mask(alphas)], dim=1)
+        rgb = quantize(_subject(images, foreground), bits)
+    return torch.cat([rgb, to_mask(alphas, bits)], dim=1)
 
 
 def composite(
@@ -76,6 +77,7 @@ def composite(
     alphas: Tensor,
     background: BackgroundSpec,
     foreground: Tensor | None = None,
+    bits: int = 8,
 ) -> Tensor:
     """Put the subject over a background: frames (N, 3, H, W), one image (3, H, W), or a colour.
 
@@ -99,7 +101,7 @@ def composite(
         bg = as_float(bg).to(subject.dtype)
     else:
         bg = _color_tensor(background, subject)
-    return to_uint8(_blend(subject, bg, _alpha(alphas, subject)))
+    return quantize(_blend(subject, bg, _alpha(alphas, subject)), bits)
 
 
 def greenscreen(
@@ -107,9 +109,10 @@ def greenscreen(
     alphas: Tensor,
     key: ColorSpec = (0, 255, 0),
     foreground: Tensor | None = None,
+    bits: int = 8,
 ) -> Tensor:
     """Subject over a flat key colour (uint8 (N, 3, H, W)): exactly ``key`` where alpha is 0."""
-    return composite(images, alphas, key, foreground=foreground)
+    return composite(images, alphas, key, foreground=foreground, bits=bits)
 
 
 def blur_background(
@@ -118,6 +121,7 @@ def blur_background(
     sigma: float = 16.0,
     foreground: Tensor | None = None,
     work_scale: int = 1,
+    bits: int = 8,
 ) -> Tensor:
     """Blur the background and keep the subject sharp, without the subject's colours haloing into it.
 
@@ -145,4 +149,4 @@ def blur_background(
     else:
         blurred = smooth_blur(torch.cat([image * weight, weight], dim=1), float(sigma))
         background = (blurred[:, :3] + eps * image) / (blurred[:, 3:4] + eps)
-    return to_uint8(_blend(_subject(images, foreground), background, alpha))
+    return quantize(_blend(_subject(images, foreground), background, alpha), bits)

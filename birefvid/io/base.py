@@ -85,6 +85,10 @@ class Source(ClosesOnce):
     def __iter__(self) -> Iterator[Frame]:
         """Decode frames from the start; a source is read once, by one thread."""
 
+    def deliver_deep(self) -> bool:
+        """Ask for each frame's 16-bit picture too (``Frame.deep``), before iterating; False when this source cannot."""
+        return False
+
     def _claim_iteration(self) -> None:
         """Call first in ``__iter__``: a source is read once, and never after ``close()``."""
         name = type(self).__name__
@@ -147,6 +151,11 @@ class Finishes(abc.ABC):
 
 class Sink(Finishes):
     """Receives batches of images with their pts; ``close()`` commits the output, ``abort()`` discards it."""
+
+    @property
+    def sample_bits(self) -> int:
+        """Bits a sample of the written pictures holds: 8, or 10-16 for a sink that takes uint16 images and keeps them."""
+        return 8
 
     def write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
         """Encode a batch of N images (layout set by the sink's kind) stamped with ``pts``."""

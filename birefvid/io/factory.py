@@ -15,7 +15,7 @@ from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source, is_url
-from birefvid.io.formats import KINDS, Kind, choose_encoder
+from birefvid.io.formats import KINDS, Kind, choose_encoder, sample_bits
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
 from birefvid.io.subtitles import has_subtitles
@@ -83,6 +83,7 @@ def open_sink(
     target = Path(path)
     want_audio = audio and audio_from is not None
     if is_sequence_target(path):
+        encoder.pop("bits", None)  # a folder's PNGs are 16-bit when given uint16 pictures
         if encoder.get("codec") not in (None, "png") or encoder.get("pix_fmt") is not None:
             raise SinkError(f"{target} is a folder: image sequences are always PNG (drop codec/pix_fmt or add an extension)")
         check_target(target, overwrite=overwrite, is_dir=True)
@@ -102,6 +103,19 @@ def open_sink(
         log.info("%s has no audio stream; writing video only", audio_from)
     return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads,
                          subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from), window=window)  # fmt: skip
+
+
+def output_sample_bits(path: str | Path, kind: Kind, info: StreamInfo, **encoder: Any) -> int:
+    """Bits a sample of the output ``open_sink`` would open at ``path`` holds, without opening it: a PNG
+    folder's 16 when ``bits`` > 8 asks for more, a video's pixel format's, 8 for GIF/WebP/APNG (and for a
+    request ``open_sink`` will refuse, which it then says why)."""
+    if is_sequence_target(path):
+        return 16 if encoder.get("bits", 8) > 8 else 8
+    try:
+        spec = choose_encoder(Path(path), kind, info.width, info.height, **encoder)
+    except SinkError:
+        return 8
+    return 8 if spec.muxer in ANIMATED_MUXERS else sample_bits(spec.pix_fmt)
 
 
 def _say_what_animations_drop(target: Path, info: StreamInfo, audio_from: Optional[str | Path], subtitles_from: Optional[str | Path]) -> None:

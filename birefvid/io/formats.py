@@ -77,6 +77,34 @@ _PIX_FMT: dict[tuple[str, str], str] = {
     ("rgb", "apng"): "rgb24",
     ("mask", "apng"): "gray",
 }
+# (kind, codec) -> default pixel format for a deep output (10 bits or more kept), by the bits wanted: 10, 12 or 16.
+# ProRes is 10-bit already; x264 stays 8-bit (few players decode High 10 H.264: --pix-fmt yuv420p10le asks for it);
+# x265's Main 10 is what HDR video is delivered in, and plays wherever HEVC does.
+_DEEP_PIX_FMT: dict[tuple[str, str], dict[int, str]] = {
+    ("alpha", "ffv1"): {10: "yuva444p10le", 12: "yuva444p12le", 16: "yuva444p16le"},
+    ("alpha", "png"): {10: "rgba64be", 12: "rgba64be", 16: "rgba64be"},
+    ("mask", "ffv1"): {10: "gray10le", 12: "gray12le", 16: "gray16le"},
+    ("rgb", "ffv1"): {10: "yuv444p10le", 12: "yuv444p12le", 16: "yuv444p16le"},
+    ("rgb", "libx265"): {10: "yuv420p10le", 12: "yuv420p10le", 16: "yuv420p10le"},
+}
+
+
+def sample_bits(pix_fmt: str) -> int:
+    """Bits a sample of ``pix_fmt`` holds (its deepest component): 8 for yuv420p, 10 for ProRes's formats, 16 for rgba64be."""
+    try:
+        return max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8)
+    except (ValueError, av.FFmpegError):
+        return 8
+
+
+def _deep_default(kind: str, codec: str, bits: int) -> Optional[str]:
+    """The default pixel format of ``codec`` for ``kind`` at ``bits`` (rounded up to 10, 12 or 16); None: no deep default."""
+    table = _DEEP_PIX_FMT.get((kind, codec))
+    if table is None or bits <= 8:
+        return None
+    return table[10 if bits <= 10 else 12 if bits <= 12 else 16]
+
+
 # encoder options beyond the codec's defaults: WebP at quality 90 (libwebp's 75 smears soft edges),
 # APNG with the best of PNG's row filters per row (smaller files, same pixels)
 _CODEC_OPTIONS: dict[str, dict[str, str]] = {"libwebp_anim": {"quality": "90"}, "apng": {"pred": "mixed"}}
@@ -169,8 +197,13 @@ def choose_encoder(
     crf: Optional[int] = None,
     bitrate: Optional[str] = None,
     preset: Optional[str] = None,
+    bits: int = 8,
 ) -> EncoderSpec:
-    """Resolve the encoder for writing ``kind`` to ``path``, or raise SinkError saying what is supported."""
+    """Resolve the encoder for writing ``kind`` to ``path``, or raise SinkError saying what is supported.
+
+    ``bits`` > 8 asks for a default pixel format that keeps that many bits where the codec has one
+    (FFV1, PNG, x265; ProRes is 10-bit anyway); a ``pix_fmt`` given is used as it is.
+    """
     if kind not in SUPPORTED:
         raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
     ext = path.suffix.lower()
@@ -192,7 +225,7 @@ def choose_encoder(
         )
     formats = _codec_formats(codec)
     if pix_fmt is None:
-        pix_fmt = _PIX_FMT.get((kind, codec), "yuv420p")
+        pix_fmt = _deep_default(kind, codec, bits) or _PIX_FMT.get((kind, codec), "yuv420p")
     elif codec not in _HW and pix_fmt not in formats:
         raise SinkError(f"{codec} cannot encode pix_fmt {pix_fmt}; it supports {', '.join(formats)}")
     if kind == "alpha" and not has_alpha(pix_fmt) and not (codec == "gif" and pix_fmt == "pal8"):  # GIF: a transparent palette entry

@@ -1,4 +1,4 @@
-"""Write a PNG sequence (RGBA for alpha, L for mask, RGB for rgb) into a folder that appears atomically."""
+"""Write a PNG sequence (RGBA for alpha, L for mask, RGB for rgb; 8 or 16 bits a sample) into a folder that appears atomically."""
 
 from __future__ import annotations
 
@@ -33,8 +33,12 @@ class ImageSequenceSink(Sink):
         self._count = 0
         self._dir = AtomicDir(self.path)
 
+    @property
+    def sample_bits(self) -> int:
+        return 16  # uint16 pictures become 16-bit PNGs
+
     def _validate(self, images: np.ndarray) -> None:
-        check_images(images, self.kind, self.width, self.height)
+        check_images(images, self.kind, self.width, self.height, deep=True)  # uint16: 16-bit PNGs
 
     def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
         for image in images:

@@ -67,10 +67,14 @@ class ScaledSource(Source):
     def info(self) -> StreamInfo:
         return self._info
 
+    def deliver_deep(self) -> bool:
+        return self.inner.deliver_deep()
+
     def __iter__(self) -> Iterator[Frame]:
         for frame in self.inner:
             if frame.image.shape[1::-1] != self.size:
-                frame = dataclasses.replace(frame, image=cv2.resize(frame.image, self.size, interpolation=cv2.INTER_AREA))
+                deep = None if frame.deep is None else cv2.resize(frame.deep, self.size, interpolation=cv2.INTER_AREA)
+                frame = dataclasses.replace(frame, image=cv2.resize(frame.image, self.size, interpolation=cv2.INTER_AREA), deep=deep)
             yield frame
 
     def _close(self) -> None:

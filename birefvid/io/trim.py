@@ -89,7 +89,8 @@ class TrimmedSource(Source):
     frame, with timestamps moved so the first of them is at 0.
 
     The first kept frame is found here, before the output opens, so ``window`` (what the sound,
-    subtitles and chapters keep) starts exactly where the pictures do.
+    subtitles and chapters keep) starts exactly where the pictures do; ask ``inner`` for deep
+    pictures (``deliver_deep``) before wrapping it.
     """
 
     def __init__(self, inner: Source, start: float = 0.0, end: Optional[float] = None) -> None:
@@ -159,7 +160,7 @@ class TrimmedSource(Source):
             assert frame.pts is not None
             if self._end is not None and float((frame.pts - self._first_pts) * frame.time_base) >= self._end - 1e-9:
                 return
-            yield Frame(image=frame.image, pts=frame.pts - self._shift, time_base=frame.time_base, index=index)
+            yield dataclasses.replace(frame, pts=frame.pts - self._shift, index=index)
             index += 1
             frame = next(self._frames, None)
             if frame is not None and frame.pts is None:

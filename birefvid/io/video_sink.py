@@ -20,7 +20,7 @@ from birefvid.io.audio import AudioTracks
 from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
 from birefvid.io.subtitles import SubtitleTracks, source_chapters
 from birefvid.io.base import Sink
-from birefvid.io.formats import EncoderSpec
+from birefvid.io.formats import EncoderSpec, sample_bits
 from birefvid.io.layout import check_images
 from birefvid.io.trim import TimeWindow
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # libav AVColorSpace value -> swscale matrix name PyAV accepts
 _SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 _FRAME_FORMAT = {"alpha": "rgba", "mask": "gray", "rgb": "rgb24"}
+# the same for uint16 pictures (a deep output: 10 bits or more kept from the source)
+_DEEP_FRAME_FORMAT = {"alpha": "rgba64le", "mask": "gray16le", "rgb": "rgb48le"}
 
 
 def _set(obj: object, name: str, value: Optional[int]) -> None:
@@ -174,9 +176,13 @@ class VideoFileSink(Sink):
                         "players will show it squeezed (write .mov or .mp4 to keep the shape)",
                         self.path, sar, self.spec.codec, self.path.suffix)  # fmt: skip
 
+    @property
+    def sample_bits(self) -> int:
+        return sample_bits(self.spec.pix_fmt)
+
     # -- writing ---------------------------------------------------------------------------
     def _validate(self, images: np.ndarray) -> None:
-        check_images(images, self.spec.kind, self.info.width, self.info.height)
+        check_images(images, self.spec.kind, self.info.width, self.info.height, deep=True)
 
     def _colour_options(self) -> dict[str, object]:
         """Matrix, range and slice threads of the conversion to the encoder's format."""
@@ -188,7 +194,7 @@ class VideoFileSink(Sink):
         return kwargs
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
-        fmt = _FRAME_FORMAT[self.spec.kind]
+        fmt = (_DEEP_FRAME_FORMAT if image.dtype == np.uint16 else _FRAME_FORMAT)[self.spec.kind]
         # a frame converted to the encoder's format is only read by that conversion: it may wrap the
         # caller's pixels instead of copying them (720p RGB -> yuv420p 1.06 -> 0.71 ms a frame on one
         # core here); one that goes to the encoder as it is gets its own copy, which the encoder may keep

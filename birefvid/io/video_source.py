@@ -27,7 +27,7 @@ import av
 
 from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
-from birefvid.io._pixels import RgbConverter, rotated_size, upright
+from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, upright
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import Source, check_picture_size, is_url
 from birefvid.io.deinterlace import Deinterlacer
@@ -126,6 +126,14 @@ class VideoFileSource(Source):
             raise
         self._iterated = False
         self._seeked = False
+        self._deep = False
+
+    def deliver_deep(self) -> bool:
+        """Frames carry their 16-bit picture too (``Frame.deep``): for outputs that keep a deep source's depth."""
+        if self._iterated:
+            raise RuntimeError("deliver_deep() must come before iterating")
+        self._deep = True
+        return True
 
     def _attach_stream(self) -> None:
         """Find the video stream of ``self._container`` and set up its decoder's threads."""
@@ -195,6 +203,7 @@ class VideoFileSource(Source):
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             timecode=_timecode(s.metadata) or _timecode(self._container.metadata),
             tags=tuple((k, v) for k, v in self._container.metadata.items() if k.lower() not in WRITER_TAGS and v),
+            bit_depth=picture_bits(first),
         )
 
     @property
@@ -249,9 +258,13 @@ class VideoFileSource(Source):
         while frame is not None:
             if frame.pts is not None and last is not None and frame.pts <= last:
                 raise SourceError(self._out_of_order(index, frame.pts, last))
-            image = upright(self._to_rgb(frame), self.rotation)
+            deep = None
+            if self._deep:
+                image, deep = (upright(a, self.rotation) for a in self._to_rgb.deep(frame))
+            else:
+                image = upright(self._to_rgb(frame), self.rotation)
             last = frame.pts
-            yield Frame(image=image, pts=frame.pts, time_base=tb, index=index)
+            yield Frame(image=image, pts=frame.pts, time_base=tb, index=index, deep=deep)
             index += 1
             with self._io_lock:
                 if self.closed:

@@ -21,6 +21,7 @@ from ..io.trim import TrimmedSource
 from ..job import FileJob
 from ..temporal import make_smoother
 from .backgrounds import open_background
+from .depth import plan_depth, say_depth_lost
 from .device import pick_device
 from .priority import codec_threads
 from .segmenter import Segmenter
@@ -83,6 +84,7 @@ def run_file_job(
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
         source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace))
+        depth = plan_depth(out, source)
         window = None
         if src.trimmed:  # only a part: the pictures from its first frame, re-timed, and the sound etc. with them
             source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
@@ -94,15 +96,18 @@ def run_file_job(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
             pix_fmt=out.pix_fmt, preset=out.preset, audio_from=src.input if out.audio else None, audio=out.audio,
             overwrite=out.overwrite, threads=threads, subtitles_from=src.input if out.subtitles else None,
-            chapters_from=src.input, window=window,
+            chapters_from=src.input, window=window, bits=depth.wanted,
         )  # fmt: skip
         stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
+        bits = depth.bits_for(sink)
+        if bits == 8:
+            say_depth_lost(str(src.input), depth.source, info.color_trc, out.kind, out.bit_depth, getattr(getattr(sink, "spec", None), "codec", "it"))
         background = None
         if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device, info.sample_aspect_ratio))
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
-                                matte=out.matte)  # fmt: skip
+                                matte=out.matte, bits=bits)  # fmt: skip
         batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)
         seg.prepare(info.height, info.width, batch)  # a first-run ONNX export happens here, not inside the progress bar's ETA
         if on_start is not None:
@@ -119,7 +124,7 @@ def run_file_job(
         "stage_seconds": {k: round(v, 3) for k, v in times.busy.items()},
         "stage_cpu_seconds": {k: round(v, 3) for k, v in times.cpu.items()},
         "job": job.to_dict(),
-        "resolved": resolved_settings(seg, batch),
+        "resolved": {**resolved_settings(seg, batch), "bit_depth": sink.sample_bits if bits > 8 else 8},
     }
     if report_path is not None:
         Path(report_path).write_text(json.dumps(report, indent=2) + "\n")

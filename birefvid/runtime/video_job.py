@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class Rendered:
     """Output pixels of consecutive frames on their way to the encoder."""
 
-    pixels: OnHost  # (N, C, H, W) uint8
+    pixels: OnHost  # (N, C, H, W) uint8 (uint16 for a deep output)
     pts: tuple[Optional[int], ...]
     indices: tuple[int, ...]
 
@@ -46,6 +46,7 @@ class Masked:
     alphas: torch.Tensor  # (N, 1, h, w) float, h x w the inference size
     pts: tuple[Optional[int], ...]
     indices: tuple[int, ...]
+    deep: Optional[torch.Tensor] = None  # (N, 3, H, W) uint16 on the host: the frames for a deep output's colour
 
 
 def batched(frames: Iterable[Frame], batch_size: int) -> Iterator[FrameBatch]:
@@ -89,7 +90,7 @@ class SegmentStage:
         with self.transfer.compute():
             images = upload.ready()
             alphas = self.segmenter.predict(images, frame_size=False)
-        return Masked(images, alphas, batch.pts, batch.indices)
+        return Masked(images, alphas, batch.pts, batch.indices, batch.deep)
 
 
 class ComposeStage:
@@ -112,7 +113,7 @@ class ComposeStage:
         self.transfer = transfer
         self.threads = threads
         self._threads_set = False
-        self._waiting: deque[tuple[torch.Tensor, Optional[int], int]] = deque()
+        self._waiting: deque[tuple[torch.Tensor, Optional[int], int, Optional[torch.Tensor]]] = deque()
 
     def _on_own_thread(self) -> None:
         # torch.set_num_threads sets the calling thread's OpenMP/MKL thread count, so this leaves
@@ -125,7 +126,7 @@ class ComposeStage:
         self._on_own_thread()
         with self.transfer.compute():
             for i in range(len(item.pts)):
-                self._waiting.append((item.images[i], item.pts[i], item.indices[i]))
+                self._waiting.append((item.images[i], item.pts[i], item.indices[i], None if item.deep is None else item.deep[i]))
             smoothed = self.smoother.push(item.alphas, item.images)
             if len(smoothed):
                 yield self._render(smoothed)
@@ -142,7 +143,10 @@ class ComposeStage:
         # stacked channel-last, as decoded frames are laid out: the compositor's OpenCV paths take
         # them without a transposing copy (torch.stack alone gives channel-first memory)
         images = frames[0][0].unsqueeze(0) if len(frames) == 1 else torch.stack([f[0].permute(1, 2, 0) for f in frames]).permute(0, 3, 1, 2)
-        pixels = self.compositor(images, alphas)  # upsamples the mattes to the frame size once
+        deep = None
+        if frames[0][3] is not None:  # 16-bit pictures for a deep output: float in [0, 1] on the frames' device
+            deep = torch.stack([f[3] for f in frames]).float().div_(65535.0).to(images.device, non_blocking=True)
+        pixels = self.compositor(images, alphas, deep)  # upsamples the mattes to the frame size once
         return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames))
 
 

@@ -1,0 +1,217 @@
+"""Deep sources (10 bits and more) keep their depth in outputs that hold it, and 8-bit runs stay as they were.
+
+The inputs are lossless 10-bit FFV1 with gradients too fine for 8 bits: a red square (the red-key
+test model's subject, alpha exactly 1 inside) over a blue background. Errors are measured in
+10-bit levels against the source's own decoded 16-bit pictures, on the square's interior.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from birefvid.api import process_video
+from birefvid.cli import main
+from birefvid.frames import Frame
+from birefvid.io.formats import choose_encoder, sample_bits
+from birefvid.runtime.depth import composite_bits, wanted_bits
+from process_fixtures import interior, red_key_segmenter, square_box, true_mask
+
+SIZE = (64, 48)
+N = 4
+LEVEL = 64  # one 10-bit level in 16-bit units
+
+
+def deep_frame(index: int, size: tuple[int, int] = SIZE) -> np.ndarray:
+    """16-bit RGB (H, W, 3): a blue background and a red square, each a horizontal ramp of ~40 10-bit levels."""
+    w, h = size
+    ramp = np.linspace(0.0, 0.04, w)[None, :]
+    img = np.zeros((h, w, 3))
+    img[..., 0], img[..., 1], img[..., 2] = 0.05 + ramp, 0.10 + ramp, 0.80 - ramp
+    top, left, sh, sw = square_box(index, size)
+    img[top : top + sh, left : left + sw, 0] = 0.80 + ramp[:, left : left + sw]
+    img[top : top + sh, left : left + sw, 1] = 0.30 + ramp[:, left : left + sw]
+    img[top : top + sh, left : left + sw, 2] = 0.10
+    return (img * 65535).round().astype(np.uint16)
+
+
+def write_deep_clip(path: Path, *, codec: str = "ffv1", pix_fmt: str = "yuv444p10le", trc: int | None = None, n: int = N) -> Path:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25, options={"x265-params": "log-level=error"} if codec == "libx265" else {})
+        stream.width, stream.height, stream.pix_fmt = *SIZE, pix_fmt
+        if trc is not None:
+            cc = stream.codec_context
+            cc.color_trc, cc.color_primaries, cc.colorspace = trc, 9, 9
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(deep_frame(i), format="rgb48le").reformat(format=pix_fmt)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def decoded(path: Path, fmt: str) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format=fmt) for f in c.decode(video=0)]
+
+
+def square_error(out: list[np.ndarray], src: list[np.ndarray]) -> float:
+    """Mean |output - source| over the squares' interiors, in 10-bit levels."""
+    errs = []
+    for i, (o, s) in enumerate(zip(out, src)):
+        inside, _ = interior(true_mask(i, SIZE))
+        errs.append(np.abs(o[..., :3].astype(int) - s.astype(int))[inside].mean() / LEVEL)
+    return float(np.mean(errs))
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return red_key_segmenter()
+
+
+@pytest.fixture(scope="module")
+def deep_clip(tmp_path_factory) -> Path:
+    return write_deep_clip(tmp_path_factory.mktemp("deep") / "src10.mkv")
+
+
+@pytest.fixture(scope="module")
+def source_pictures(deep_clip) -> list[np.ndarray]:
+    return decoded(deep_clip, "rgb48le")
+
+
+def test_a_10_bit_source_keeps_its_depth_in_prores_4444(tmp_path, seg, deep_clip, source_pictures):
+    deep = process_video(deep_clip, tmp_path / "deep.mov", segmenter=seg, report_path=tmp_path / "r.json")
+    flat = process_video(deep_clip, tmp_path / "flat.mov", segmenter=seg, bit_depth=8)
+    assert deep["resolved"]["bit_depth"] == 10 and flat["resolved"]["bit_depth"] == 8
+    assert json.loads((tmp_path / "r.json").read_text())["job"]["output"]["bit_depth"] == "auto"
+    out = decoded(tmp_path / "deep.mov", "rgba64le")
+    assert len(out) == N
+    deep_err, flat_err = square_error(out, source_pictures), square_error(decoded(tmp_path / "flat.mov", "rgba64le"), source_pictures)
+    # ProRes at quantiser 2 is near-lossless; 8-bit pictures are up to two 10-bit levels off before it
+    assert deep_err < 0.5, deep_err
+    assert flat_err > 2 * deep_err and flat_err > 0.6, (flat_err, deep_err)
+    for i, picture in enumerate(out):  # the alpha plane: opaque inside (FFmpeg decodes ProRes alpha at 12 bits), clear outside
+        inside, outside = interior(true_mask(i, SIZE))
+        assert (picture[..., 3][inside] >= 65520).all() and (picture[..., 3][outside] == 0).all()
+
+
+def test_ffv1_and_png_outputs_of_a_deep_source_are_deep_and_lossless(tmp_path, seg, deep_clip, source_pictures):
+    process_video(deep_clip, tmp_path / "a.mkv", segmenter=seg)
+    with av.open(str(tmp_path / "a.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuva444p10le"
+    assert square_error(decoded(tmp_path / "a.mkv", "rgba64le"), source_pictures) < 0.5
+    process_video(deep_clip, tmp_path / "frames", segmenter=seg)
+    pngs = sorted((tmp_path / "frames").glob("*.png"))
+    assert len(pngs) == N
+    pictures = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA) for p in pngs]
+    assert all(p.dtype == np.uint16 for p in pictures)
+    assert square_error(pictures, source_pictures) < 0.1  # PNG is exact: only the YUV -> RGB rounding is left
+
+
+def test_an_8_bit_source_keeps_the_8_bit_defaults(tmp_path, seg):
+    from process_fixtures import make_scene
+
+    clip = make_scene(tmp_path / "scene.mov", N, SIZE).path
+    report = process_video(clip, tmp_path / "a.mkv", segmenter=seg)
+    assert report["resolved"]["bit_depth"] == 8
+    with av.open(str(tmp_path / "a.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuva444p"
+    process_video(clip, tmp_path / "frames", segmenter=seg)
+    assert cv2.imread(str(tmp_path / "frames" / "frame_000001.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+
+
+def test_green_in_10_bit_hevc_keeps_the_key_exact_and_the_subject_deep(tmp_path, seg, deep_clip, source_pictures):
+    report = process_video(deep_clip, tmp_path / "g.mkv", segmenter=seg, kind="green", codec="ffv1")
+    assert report["resolved"]["bit_depth"] == 10
+    out = decoded(tmp_path / "g.mkv", "rgb48le")
+    assert square_error(out, source_pictures) < 0.5
+    for i, picture in enumerate(out):
+        _, outside = interior(true_mask(i, SIZE))
+        key = picture[outside].astype(int)
+        assert np.abs(key - [0, 65535, 0]).max() <= 2 * LEVEL  # the key colour through 10-bit YUV 4:4:4
+    process_video(deep_clip, tmp_path / "g.mp4", segmenter=seg, kind="green", codec="libx265")
+    with av.open(str(tmp_path / "g.mp4")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+
+
+def test_bit_depth_16_gives_an_8_bit_source_a_16_bit_matte(tmp_path, seg):
+    from process_fixtures import make_scene
+
+    clip = make_scene(tmp_path / "scene.mov", N, SIZE).path
+    report = process_video(clip, tmp_path / "m.mkv", segmenter=seg, kind="mask", bit_depth=16, feather=3)
+    assert report["resolved"]["bit_depth"] == 16
+    masks = decoded(tmp_path / "m.mkv", "gray16le")
+    assert len(masks) == N
+    inside, outside = interior(true_mask(0, SIZE), margin=5)
+    assert (masks[0][inside] == 65535).all() and (masks[0][outside] == 0).all()
+    edge = masks[0][(masks[0] > 0) & (masks[0] < 65535)]
+    assert edge.size and (edge % 257 != 0).any()  # steps an 8-bit matte scaled up cannot have
+
+
+def test_a_time_range_and_max_size_keep_the_depth(tmp_path, seg, deep_clip):
+    report = process_video(deep_clip, tmp_path / "t.mov", segmenter=seg, start=0.04, max_size=32)
+    assert report["frames"] == N - 1 and report["resolved"]["bit_depth"] == 10
+    with av.open(str(tmp_path / "t.mov")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (32, 24)
+
+
+def test_hdr_into_8_bit_h264_warns_and_suggests_how_to_keep_the_depth(tmp_path, seg, caplog):
+    clip = write_deep_clip(tmp_path / "hlg.mp4", codec="libx265", pix_fmt="yuv420p10le", trc=18, n=2)
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        report = process_video(clip, tmp_path / "g.mp4", segmenter=seg, kind="green")
+    assert report["resolved"]["bit_depth"] == 8
+    assert any("10-bit HDR (HLG)" in r.getMessage() and "libx265" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        process_video(clip, tmp_path / "g8.mp4", segmenter=seg, kind="green", bit_depth=8)
+    assert not caplog.records  # asked for 8 bits: nothing to warn about
+
+
+def test_cli_refuses_an_unknown_bit_depth(tmp_path, deep_clip, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["process", str(deep_clip), "-o", str(tmp_path / "o.mov"), "--bit-depth", "12"])
+    assert exc.value.code == 2
+    assert "--bit-depth" in capsys.readouterr().err
+
+
+def test_depth_rules():
+    assert wanted_bits("auto", 10, "alpha") == 10 and wanted_bits("auto", 8, "alpha") == 8
+    assert wanted_bits("auto", 10, "mask") == 8 and wanted_bits(16, 8, "mask") == 16 and wanted_bits(8, 12, "rgb") == 8
+    assert composite_bits("auto", 10, "alpha", 10) == 16
+    assert composite_bits("auto", 10, "rgb", 8) == 8  # H.264's 8 bits: nothing to keep
+    assert composite_bits("auto", 8, "alpha", 10) == 8  # an 8-bit source into ProRes: the fast 8-bit path
+    assert composite_bits("auto", 8, "mask", 10) == 16  # a float matte into a 10-bit mask keeps 10 bits
+    assert composite_bits(8, 12, "alpha", 16) == 8
+    mov = choose_encoder(Path("a.mov"), "alpha", 64, 48, bits=12)
+    assert mov.pix_fmt == "yuva444p10le"  # ProRes is 10-bit whatever is asked
+    assert choose_encoder(Path("a.mkv"), "alpha", 64, 48, bits=12).pix_fmt == "yuva444p12le"
+    assert choose_encoder(Path("a.mp4"), "rgb", 64, 48, bits=10).pix_fmt == "yuv420p"  # H.264 stays 8-bit by default
+    assert choose_encoder(Path("a.mkv"), "rgb", 64, 48, bits=10, pix_fmt="yuv420p").pix_fmt == "yuv420p"  # asked for: kept
+    assert sample_bits("yuva444p10le") == 10 and sample_bits("rgba64be") == 16 and sample_bits("yuv420p") == 8
+
+
+def test_frame_checks_its_deep_picture():
+    image = np.zeros((4, 6, 3), np.uint8)
+    Frame(image, 0, 1, 0, deep=np.zeros((4, 6, 3), np.uint16))
+    with pytest.raises(ValueError, match="Frame.deep"):
+        Frame(image, 0, 1, 0, deep=np.zeros((4, 6, 3), np.uint8))
+    with pytest.raises(ValueError, match="Frame.deep"):
+        Frame(image, 0, 1, 0, deep=np.zeros((4, 5, 3), np.uint16))
+
+
+def test_batch_chunks_of_a_deep_source_join_into_what_process_writes(tmp_path):
+    from test_batch_media import API_MODEL, MODEL, manifest
+
+    clip = write_deep_clip(tmp_path / "long10.mov", codec="prores_ks", pix_fmt="yuv422p10le", n=12)  # every frame a keyframe
+    process_video(clip, tmp_path / "ref.mkv", **API_MODEL)
+    assert main(["batch", str(clip), "--output-dir", str(tmp_path / "out"), "--chunk-frames", "4", "--ext", ".mkv", "-q", *MODEL]) == 0
+    got, ref = decoded(tmp_path / "out" / "long10.mkv", "rgba64le"), decoded(tmp_path / "ref.mkv", "rgba64le")
+    assert len(got) == len(ref) == 12 and manifest(tmp_path / "out")["videos"]["long10.mkv"]["chunks"] == 3
+    assert max(int(np.abs(g.astype(int) - r).max()) for g, r in zip(got, ref)) == 0  # FFV1 10-bit: the same pictures
+    with av.open(str(tmp_path / "out" / "long10.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuva444p10le"
