@@ -90,3 +90,20 @@ def test_torch_compile_on_cuda_matches_eager(tmp_path, pvt_b0_weights):
     assert outs["torch-compile"].pts == outs["torch"].pts
     diff = np.abs(np.stack(outs["torch-compile"].images).astype(int) - np.stack(outs["torch"].images).astype(int))
     assert diff.max() <= 2
+
+
+@pytest.mark.needs_cuda
+@needs_cuda
+def test_deep_compositing_on_cuda_matches_the_cpu():
+    """16-bit pictures go up as uint16, are converted on the GPU, and come back as uint16 (torch's copy kernels)."""
+    from birefvid.compose.compositor import Compositor
+
+    rng = np.random.default_rng(0)
+    deep = torch.from_numpy(rng.integers(0, 65536, (2, 3, 40, 56), dtype=np.uint16))
+    images = (deep.float() / 257).round().to(torch.uint8)
+    alphas = torch.from_numpy(rng.random((2, 1, 40, 56), dtype=np.float32))
+    cpu = Compositor("alpha", bits=16)(images, alphas, deep.float() / 65535)
+    on_gpu = deep.to("cuda").float().div_(65535.0)
+    gpu = Compositor("alpha", bits=16)(images.cuda(), alphas.cuda(), on_gpu).cpu()
+    assert gpu.dtype == torch.uint16 and cpu.dtype == torch.uint16
+    assert (gpu.int() - cpu.int()).abs().max() <= 2 * 64  # two 10-bit levels: GPU and CPU float differ in the last bits

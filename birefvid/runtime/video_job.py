@@ -145,7 +145,9 @@ class ComposeStage:
         images = frames[0][0].unsqueeze(0) if len(frames) == 1 else torch.stack([f[0].permute(1, 2, 0) for f in frames]).permute(0, 3, 1, 2)
         deep = None
         if frames[0][3] is not None:  # 16-bit pictures for a deep output: float in [0, 1] on the frames' device
-            deep = torch.stack([f[3] for f in frames]).float().div_(65535.0).to(images.device, non_blocking=True)
+            # uploaded as uint16 (half a float's bytes) and converted there: torch's copy kernels convert
+            # uint16 on CUDA as on the CPU, though its other ops do not take it
+            deep = torch.stack([f[3] for f in frames]).to(images.device).float().div_(65535.0)
         pixels = self.compositor(images, alphas, deep)  # upsamples the mattes to the frame size once
         return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames))
 
