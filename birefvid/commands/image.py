@@ -9,7 +9,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from .options import add_matte_options, add_model_options, inference_spec, matte_options, model_spec
+from .options import add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec
 
 HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG)"
 OUTPUTS = ("rgba", "mask", "green", "composite", "blur")
@@ -27,6 +27,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
     parser.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
     parser.add_argument("--no-foreground", action="store_true", help="keep source colours at soft edges (skip foreground colour estimation)")
+    parser.add_argument("--bit-depth", type=bit_depth_arg, default="auto", metavar="{auto,8,16}",
+                        help="auto (default): a 16-bit input (PNG, TIFF) gives a 16-bit PNG; 8: 8-bit pictures; "
+                             "16: 16-bit PNGs from any input (the matte's full precision)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
     add_matte_options(parser)
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     inference.validate()
     kind = COMPOSITOR_KIND[args.output]
     output = OutputSpec(args.out, kind=kind, background=args.background, key_color=args.key_color,  # type: ignore[arg-type]
-                        blur_sigma=args.blur_sigma, matte=MatteSpec(**matte_options(args)))  # type: ignore[arg-type]  # fmt: skip
+                        blur_sigma=args.blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     inputs = collect_inputs(args.inputs)
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha")
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         unreadable: list[Path] = []
         for source, target in bar:
             try:
-                image = first if first is not None else _read_checked(source)
+                image, deep = first if first is not None else _read_checked(source)
             except SourceError:
                 if len(inputs) == 1:
                     raise
@@ -131,9 +134,11 @@ def run(args: argparse.Namespace) -> int:
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
             background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device) if backgrounds else None
+            bits = 16 if target.suffix.lower() == ".png" and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
-                                    blur_sigma=args.blur_sigma, background=background, matte=output.matte)  # fmt: skip
-            pixels = compositor(batch.to(alphas.device), alphas)
+                                    blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
+            colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
+            pixels = compositor(batch.to(alphas.device), alphas, colour)
             write_image(target, to_sink_layout(pixels.cpu().numpy())[0])
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
@@ -147,13 +152,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_checked(path: Path) -> Any:
-    """The picture at ``path`` as HxWx3 uint8 RGB, refused with one line when unreadable or too small."""
+    """The picture at ``path`` as HxWx3 uint8 RGB and, for a 16-bit file, uint16 RGB (else None);
+    refused with one line when unreadable or too small."""
     from ..io.base import check_picture_size
-    from ..io.image_source import read_rgb
+    from ..io.image_source import read_rgb_deep
 
-    image = read_rgb(path)
+    image, deep = read_rgb_deep(path)
     check_picture_size(image.shape[1], image.shape[0], path)
-    return image
+    return image, deep
 
 
 def _read_single(path: Path) -> Any:

@@ -86,7 +86,7 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     enc.add_argument("--preset", help="x264/x265 speed preset (default veryfast; medium makes smaller files, slower), NVENC p1-p7")
     enc.add_argument("--bitrate", help="target bitrate, e.g. 8M (instead of --crf)")
     enc.add_argument("--pix-fmt", help="override the pixel format (e.g. yuva444p10le)")
-    enc.add_argument("--bit-depth", type=_bit_depth, default="auto", metavar="{auto,8,16}",
+    enc.add_argument("--bit-depth", type=bit_depth_arg, default="auto", metavar="{auto,8,16}",
                      help="auto (default): a 10-bit or deeper input keeps its depth where the output holds it (ProRes, "
                           "FFV1, 16-bit PNG, x265 Main 10); 8: 8-bit pictures (faster); 16: composite at 16 bits from any input")  # fmt: skip
     enc.add_argument("--no-audio", action="store_true", help="drop the audio tracks")
@@ -103,7 +103,7 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     return run_group
 
 
-def _bit_depth(text: str) -> "str | int":
+def bit_depth_arg(text: str) -> "str | int":
     """``--bit-depth``: auto, 8 or 16."""
     if text == "auto":
         return text

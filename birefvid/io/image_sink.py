@@ -73,12 +73,14 @@ WEBP_QUALITY = 90  # lossy colour; libwebp keeps the alpha plane lossless, so so
 
 def write_image(path: Path, pixels: np.ndarray) -> None:
     """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG or WebP by ``path``'s suffix,
-    written atomically: a temp file beside ``path``, renamed when complete."""
+    written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs."""
     suffix = path.suffix.lower()
     if suffix not in STILL_FORMATS:
         raise SinkError(f"cannot write {path}: expected {', '.join(STILL_FORMATS)}")
     if pixels.ndim == 3 and pixels.shape[2] == 4 and not STILL_FORMATS[suffix]:
         raise SinkError(f"{path}: JPEG has no transparency; write .png or .webp, or choose an opaque output")
+    if pixels.dtype == np.uint16 and suffix != ".png":
+        raise SinkError(f"{path}: 16-bit pictures are written as PNG only")
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],

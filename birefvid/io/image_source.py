@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -58,6 +59,31 @@ _READ_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
 
 def read_rgb(path: Path) -> np.ndarray:
     """Read one image as uint8 RGB, upright as viewers show it (alpha dropped, gray expanded, 16-bit scaled down)."""
+    return read_rgb_deep(path)[0]
+
+
+def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF), as uint16 RGB too (else None)."""
+    image = _decode(path)
+    deep = None
+    if image.dtype == np.uint16:
+        deep = _to_rgb(image)
+        return cv2.convertScaleAbs(deep, alpha=1 / 257.0), deep  # rounded, as a video's deep frames are
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return _to_rgb(image), deep
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _decode(path: Path) -> np.ndarray:
+    """The image at ``path`` as OpenCV decodes it (BGR or BGRA or gray, 8 or 16 bits), upright."""
     data = np.fromfile(str(path), dtype=np.uint8)
     logging_ = cv2.utils.logging
     level = logging_.getLogLevel()
@@ -68,15 +94,7 @@ def read_rgb(path: Path) -> np.ndarray:
         logging_.setLogLevel(level)
     if image is None:
         raise SourceError(f"{path} is not a readable image")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 class ImageSequenceSource(Source):
@@ -88,7 +106,7 @@ class ImageSequenceSource(Source):
         if rate <= 0:
             raise SourceError(f"image sequence fps must be positive, got {fps}")
         self.files = list_images(folder_or_glob)
-        first = read_rgb(self.files[0])
+        first, first_deep = read_rgb_deep(self.files[0])
         height, width = first.shape[:2]
         check_picture_size(width, height, self.files[0])
         self._info = StreamInfo(
@@ -98,7 +116,14 @@ class ImageSequenceSource(Source):
             average_rate=rate,
             frame_count=len(self.files),
             duration=float(len(self.files) / rate),
+            bit_depth=16 if first_deep is not None else 8,
         )
+        self._deep = False
+
+    def deliver_deep(self) -> bool:
+        """Frames carry the 16-bit pictures of a 16-bit sequence (an 8-bit picture among them is widened)."""
+        self._deep = True
+        return True
 
     @property
     def info(self) -> StreamInfo:
@@ -109,13 +134,15 @@ class ImageSequenceSource(Source):
         for index, path in enumerate(self.files):
             if self.closed:
                 return
-            image = read_rgb(path)
+            image, deep = read_rgb_deep(path)
+            if self._deep and deep is None:
+                deep = image.astype(np.uint16) * 257
             if image.shape[:2] != (self._info.height, self._info.width):
                 raise SourceError(
                     f"{path} is {image.shape[1]}x{image.shape[0]} but the sequence is "
                     f"{self._info.width}x{self._info.height} (from {self.files[0].name}); all images must be one size"
                 )
-            yield Frame(image=image, pts=index, time_base=tb, index=index)
+            yield Frame(image=image, pts=index, time_base=tb, index=index, deep=deep if self._deep else None)
 
     def _close(self) -> None:
         pass  # files are opened one at a time

@@ -215,3 +215,35 @@ def test_batch_chunks_of_a_deep_source_join_into_what_process_writes(tmp_path):
     assert max(int(np.abs(g.astype(int) - r).max()) for g, r in zip(got, ref)) == 0  # FFV1 10-bit: the same pictures
     with av.open(str(tmp_path / "out" / "long10.mkv")) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuva444p10le"
+
+
+def write_deep_pngs(folder: Path, n: int = N) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        paths.append(folder / f"f{i:03d}.png")
+        assert cv2.imwrite(str(paths[-1]), cv2.cvtColor(deep_frame(i), cv2.COLOR_RGB2BGR))
+    return paths
+
+
+def test_image_keeps_a_16_bit_png_16_bit_and_exact(tmp_path):
+    from test_batch_media import MODEL
+
+    (src,) = write_deep_pngs(tmp_path / "in", 1)
+    assert main(["image", str(src), "-o", str(tmp_path / "cut.png"), "--no-foreground", "-q", *MODEL]) == 0
+    cut = cv2.cvtColor(cv2.imread(str(tmp_path / "cut.png"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    assert cut.dtype == np.uint16
+    opaque = cut[..., 3] == 65535
+    assert opaque.any() and (cut[..., :3][opaque] == deep_frame(0)[opaque]).all()  # PNG 16 in, PNG 16 out: exact
+    assert main(["image", str(src), "-o", str(tmp_path / "cut8.png"), "--bit-depth", "8", "-q", *MODEL]) == 0
+    assert cv2.imread(str(tmp_path / "cut8.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+    assert main(["image", str(src), "-o", str(tmp_path / "cut.webp"), "-q", *MODEL]) == 0  # WebP is 8-bit: written as such
+    assert cv2.imread(str(tmp_path / "cut.webp"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+
+
+def test_a_16_bit_png_sequence_keeps_its_depth_in_prores(tmp_path, seg):
+    write_deep_pngs(tmp_path / "seq")
+    report = process_video(tmp_path / "seq", tmp_path / "seq.mov", segmenter=seg)
+    assert report["frames"] == N and report["resolved"]["bit_depth"] == 10
+    truth = [deep_frame(i) for i in range(N)]
+    assert square_error(decoded(tmp_path / "seq.mov", "rgba64le"), truth) < 0.5
