@@ -46,7 +46,7 @@ class Masked:
     alphas: torch.Tensor  # (N, 1, h, w) float, h x w the inference size
     pts: tuple[Optional[int], ...]
     indices: tuple[int, ...]
-    deep: Optional[torch.Tensor] = None  # (N, 3, H, W) uint16 on the host: the frames for a deep output's colour
+    deep: Optional[tuple[torch.Tensor, ...]] = None  # (3, H, W) uint16 each, on the host: the frames for a deep output's colour
 
 
 def batched(frames: Iterable[Frame], batch_size: int) -> Iterator[FrameBatch]:
@@ -144,12 +144,28 @@ class ComposeStage:
         # them without a transposing copy (torch.stack alone gives channel-first memory)
         images = frames[0][0].unsqueeze(0) if len(frames) == 1 else torch.stack([f[0].permute(1, 2, 0) for f in frames]).permute(0, 3, 1, 2)
         deep = None
-        if frames[0][3] is not None:  # 16-bit pictures for a deep output: float in [0, 1] on the frames' device
-            # uploaded as uint16 (half a float's bytes) and converted there: torch's copy kernels convert
-            # uint16 on CUDA as on the CPU, though its other ops do not take it
-            deep = torch.stack([f[3] for f in frames]).to(images.device).float().div_(65535.0)
+        if frames[0][3] is not None:  # 16-bit pictures for a deep output
+            deep = deep_as_float([f[3] for f in frames], images.device)
         pixels = self.compositor(images, alphas, deep)  # upsamples the mattes to the frame size once
         return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames))
+
+
+def deep_as_float(pictures: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """uint16 pictures (3, H, W) on the host -> float (N, 3, H, W) in [0, 1] on ``device``, channel-last in memory.
+
+    On the CPU each is converted as it is copied into place (0.6 ms a 720p frame against 1.7 for
+    stacking, then converting), and the compositor's float ops ran ~1.5x faster on channel-last
+    frames. Elsewhere they go up as uint16 (half a float's bytes) and are converted there: torch's
+    copy kernels convert uint16 on CUDA as on the CPU, though its other ops do not take it.
+    """
+    n, (c, h, w) = len(pictures), pictures[0].shape
+    if device.type != "cpu":
+        stacked = torch.stack(pictures).to(device).float().div_(65535.0)
+        return stacked.contiguous(memory_format=torch.channels_last)
+    out = torch.empty((n, c, h, w), dtype=torch.float32, memory_format=torch.channels_last)
+    for i, picture in enumerate(pictures):
+        out[i].copy_(picture)
+    return out.div_(65535.0)
 
 
 def to_sink_layout(pixels: np.ndarray) -> np.ndarray:
