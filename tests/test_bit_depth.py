@@ -172,6 +172,19 @@ def test_hdr_into_8_bit_h264_warns_and_suggests_how_to_keep_the_depth(tmp_path, 
     assert not caplog.records  # asked for 8 bits: nothing to warn about
 
 
+def test_a_decoder_without_deep_pictures_plans_8_bits_and_says_so(tmp_path, seg, deep_clip, caplog):
+    # decord gives 8-bit RGB only: the run was reported as 10-bit (an FFV1 yuva444p10le of 8-bit colour), silently
+    from system_tools import need_module
+
+    need_module("decord", '"birefvid[decord]"')
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        report = process_video(deep_clip, tmp_path / "d.mkv", segmenter=seg, decoder="decord")
+    assert report["resolved"]["bit_depth"] == 8
+    with av.open(str(tmp_path / "d.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuva444p"  # as for an 8-bit source
+    assert any("8-bit pictures" in r.getMessage() and "pyav" in r.getMessage() for r in caplog.records)
+
+
 def test_cli_refuses_an_unknown_bit_depth(tmp_path, deep_clip, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["process", str(deep_clip), "-o", str(tmp_path / "o.mov"), "--bit-depth", "12"])

@@ -88,10 +88,18 @@ def plan_depth(out: "OutputSpec", source: "Source") -> DepthPlan:
     from ..compose.compositor import SINK_KIND
     from ..io.factory import output_sample_bits
 
+    def plan(source_bits: int) -> tuple[int, int]:
+        wanted = wanted_bits(out.bit_depth, source_bits, out.kind)
+        holds = output_sample_bits(out.path, SINK_KIND[out.kind], source.info, codec=out.codec, pix_fmt=out.pix_fmt, bits=wanted)  # type: ignore[arg-type]
+        return wanted, composite_bits(out.bit_depth, source_bits, out.kind, holds)
+
     source_bits = source.info.bit_depth
-    wanted = wanted_bits(out.bit_depth, source_bits, out.kind)
-    holds = output_sample_bits(out.path, SINK_KIND[out.kind], source.info, codec=out.codec, pix_fmt=out.pix_fmt, bits=wanted)  # type: ignore[arg-type]
-    bits = composite_bits(out.bit_depth, source_bits, out.kind, holds)
-    if bits > 8 and source_bits > 8 and out.kind != "mask":
-        source.deliver_deep()
+    wanted, bits = plan(source_bits)
+    if bits > 8 and source_bits > 8 and out.kind != "mask" and not source.deliver_deep():
+        # a decoder that gives 8-bit pictures only (decord): planned as the 8-bit source it then is,
+        # rather than 8-bit colour in a deep output whose report says the depth was kept
+        log.warning("%s is %d-bit but this decoder gives 8-bit pictures: the output keeps 8 bits of colour; "
+                    "use the PyAV decoder (--decoder pyav) to keep the depth", getattr(source, "path", "the input"), source_bits)  # fmt: skip
+        source_bits = 8
+        wanted, bits = plan(source_bits)
     return DepthPlan(source_bits, wanted, bits)
