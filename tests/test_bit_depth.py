@@ -230,6 +230,29 @@ def test_batch_chunks_of_a_deep_source_join_into_what_process_writes(tmp_path):
         assert c.streams.video[0].codec_context.pix_fmt == "yuva444p10le"
 
 
+def test_batch_chunks_of_an_hdr_source_into_8_bit_h264_warn_once(tmp_path, caplog):
+    # process and a one-chunk batch warned; a video split into chunks said nothing
+    from test_batch_media import MODEL
+
+    clip = tmp_path / "hlg.mkv"
+    with av.open(str(clip), "w") as out:  # FFV1 with every frame a keyframe: chunks can start anywhere
+        stream = out.add_stream("ffv1", rate=25, options={"g": "1"})
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv444p10le"
+        cc = stream.codec_context
+        cc.color_trc, cc.color_primaries, cc.colorspace = 18, 9, 9
+        for i in range(12):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(deep_frame(i), format="rgb48le").reformat(format="yuv444p10le")))
+        out.mux(stream.encode(None))
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        args = ["batch", str(clip), "--output-dir", str(tmp_path / "out"), "--output", "green", "--chunk-frames", "4", "-q", *MODEL]
+        assert main(args) == 0
+    from test_batch_media import manifest
+
+    assert manifest(tmp_path / "out")["videos"]["hlg.mp4"]["chunks"] == 3
+    warned = [r for r in caplog.records if "10-bit HDR (HLG)" in r.getMessage()]
+    assert len(warned) == 1 and "libx265" in warned[0].getMessage()
+
+
 def write_deep_pngs(folder: Path, n: int = N) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
