@@ -153,6 +153,18 @@ def test_bit_depth_16_gives_an_8_bit_source_a_16_bit_matte(tmp_path, seg):
     assert edge.size and (edge % 257 != 0).any()  # steps an 8-bit matte scaled up cannot have
 
 
+def test_bit_depth_16_into_an_8_bit_output_says_so(tmp_path, seg, deep_clip, caplog):
+    # H.264's default 8 bits were written without a word when 16 bits were asked for by name
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        report = process_video(deep_clip, tmp_path / "g.mp4", segmenter=seg, kind="green", bit_depth=16)
+    assert report["resolved"]["bit_depth"] == 8
+    assert any("bit_depth=16" in r.getMessage() and "libx264 writes 8 bits" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        process_video(deep_clip, tmp_path / "g.mkv", segmenter=seg, kind="green", codec="ffv1", bit_depth=16)
+    assert not caplog.records  # FFV1 holds them: nothing to say
+
+
 def test_a_time_range_and_max_size_keep_the_depth(tmp_path, seg, deep_clip):
     report = process_video(deep_clip, tmp_path / "t.mov", segmenter=seg, start=0.04, max_size=32)
     assert report["frames"] == N - 1 and report["resolved"]["bit_depth"] == 10
