@@ -153,6 +153,18 @@ def test_bit_depth_16_gives_an_8_bit_source_a_16_bit_matte(tmp_path, seg):
     assert edge.size and (edge % 257 != 0).any()  # steps an 8-bit matte scaled up cannot have
 
 
+def test_bit_depth_16_into_an_8_bit_output_says_so(tmp_path, seg, deep_clip, caplog):
+    # H.264's default 8 bits were written without a word when 16 bits were asked for by name
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        report = process_video(deep_clip, tmp_path / "g.mp4", segmenter=seg, kind="green", bit_depth=16)
+    assert report["resolved"]["bit_depth"] == 8
+    assert any("bit_depth=16" in r.getMessage() and "libx264 writes 8 bits" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        process_video(deep_clip, tmp_path / "g.mkv", segmenter=seg, kind="green", codec="ffv1", bit_depth=16)
+    assert not caplog.records  # FFV1 holds them: nothing to say
+
+
 def test_a_time_range_and_max_size_keep_the_depth(tmp_path, seg, deep_clip):
     report = process_video(deep_clip, tmp_path / "t.mov", segmenter=seg, start=0.04, max_size=32)
     assert report["frames"] == N - 1 and report["resolved"]["bit_depth"] == 10
@@ -170,6 +182,19 @@ def test_hdr_into_8_bit_h264_warns_and_suggests_how_to_keep_the_depth(tmp_path, 
     with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
         process_video(clip, tmp_path / "g8.mp4", segmenter=seg, kind="green", bit_depth=8)
     assert not caplog.records  # asked for 8 bits: nothing to warn about
+
+
+def test_a_decoder_without_deep_pictures_plans_8_bits_and_says_so(tmp_path, seg, deep_clip, caplog):
+    # decord gives 8-bit RGB only: the run was reported as 10-bit (an FFV1 yuva444p10le of 8-bit colour), silently
+    from system_tools import need_module
+
+    need_module("decord", '"birefvid[decord]"')
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        report = process_video(deep_clip, tmp_path / "d.mkv", segmenter=seg, decoder="decord")
+    assert report["resolved"]["bit_depth"] == 8
+    with av.open(str(tmp_path / "d.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuva444p"  # as for an 8-bit source
+    assert any("8-bit pictures" in r.getMessage() and "pyav" in r.getMessage() for r in caplog.records)
 
 
 def test_cli_refuses_an_unknown_bit_depth(tmp_path, deep_clip, capsys):
@@ -215,6 +240,29 @@ def test_batch_chunks_of_a_deep_source_join_into_what_process_writes(tmp_path):
     assert max(int(np.abs(g.astype(int) - r).max()) for g, r in zip(got, ref)) == 0  # FFV1 10-bit: the same pictures
     with av.open(str(tmp_path / "out" / "long10.mkv")) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuva444p10le"
+
+
+def test_batch_chunks_of_an_hdr_source_into_8_bit_h264_warn_once(tmp_path, caplog):
+    # process and a one-chunk batch warned; a video split into chunks said nothing
+    from test_batch_media import MODEL
+
+    clip = tmp_path / "hlg.mkv"
+    with av.open(str(clip), "w") as out:  # FFV1 with every frame a keyframe: chunks can start anywhere
+        stream = out.add_stream("ffv1", rate=25, options={"g": "1"})
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv444p10le"
+        cc = stream.codec_context
+        cc.color_trc, cc.color_primaries, cc.colorspace = 18, 9, 9
+        for i in range(12):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(deep_frame(i), format="rgb48le").reformat(format="yuv444p10le")))
+        out.mux(stream.encode(None))
+    with caplog.at_level(logging.WARNING, logger="birefvid.runtime.depth"):
+        args = ["batch", str(clip), "--output-dir", str(tmp_path / "out"), "--output", "green", "--chunk-frames", "4", "-q", *MODEL]
+        assert main(args) == 0
+    from test_batch_media import manifest
+
+    assert manifest(tmp_path / "out")["videos"]["hlg.mp4"]["chunks"] == 3
+    warned = [r for r in caplog.records if "10-bit HDR (HLG)" in r.getMessage()]
+    assert len(warned) == 1 and "libx265" in warned[0].getMessage()
 
 
 def write_deep_pngs(folder: Path, n: int = N) -> list[Path]:

@@ -120,7 +120,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     from ..errors import PipelineError
     from ..io import open_sink
     from ..runtime.backgrounds import open_background
-    from ..runtime.depth import plan_depth
+    from ..runtime.depth import plan_depth, say_depth_lost
     from ..runtime.priority import codec_threads
     from ..runtime.video_job import run_video_job
     from ..temporal import make_smoother
@@ -141,6 +141,8 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
                           pix_fmt=out.pix_fmt, preset=out.preset, audio_from=None, audio=False, overwrite=True,
                           threads=threads, bits=depth.wanted)  # fmt: skip
         sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts, chunk_shift(path, chunk)))
+        if chunk.index == 0 and depth.bits_for(inner) == 8:  # once a video, as `process` says it
+            say_depth_lost(str(job.source.input), depth.source, info.color_trc, out.kind, out.bit_depth, getattr(getattr(inner, "spec", None), "codec", "it"))
         background = None
         if out.kind == "composite":
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device,

@@ -53,15 +53,19 @@ def composite_bits(bit_depth: BitDepth, source_bits: int, kind: str, output_bits
 
 
 def say_depth_lost(name: str, source_bits: int, color_trc: object, kind: str, bit_depth: BitDepth, codec: str) -> None:
-    """Warn when a deep HDR source goes into an 8-bit output by default: PQ and HLG band visibly at 8 bits."""
+    """Warn when a deep HDR source goes into an 8-bit output by default: PQ and HLG band visibly at 8 bits;
+    and when 16 bits were asked for (``bit_depth`` 16) of an output that holds 8."""
+    keep = ("write .mov (ProRes 4444) or .mkv (FFV1)" if kind == "alpha" else "write .mkv (FFV1)" if kind == "mask"
+            else f"use {option('codec', 'libx265')} (10-bit HEVC) or {option('codec', 'prores_ks')} in .mov")  # fmt: skip
+    if bit_depth == 16:  # asked for by name: an output that cannot hold it is not silently 8-bit
+        log.warning("%s asks for more than 8 bits, but %s writes 8 bits here; %s to keep them", option("bit_depth", 16), codec, keep)
+        return
     if source_bits <= 8 or kind == "mask" or bit_depth != "auto":
         return
     hdr = HDR_TRANSFERS.get(color_trc) if isinstance(color_trc, int) else None
     if hdr is None:
         log.info("%s is %d-bit; the output keeps 8 bits (%s)", name, source_bits, codec)
         return
-    keep = ("write .mov (ProRes 4444) or .mkv (FFV1)" if kind == "alpha"
-            else f"use {option('codec', 'libx265')} (10-bit HEVC) or {option('codec', 'prores_ks')} in .mov")  # fmt: skip
     log.warning("%s is %d-bit HDR (%s) and %s writes 8 bits here, which can band in smooth gradients; %s to keep the depth",
                 name, source_bits, hdr, codec, keep)  # fmt: skip
 
@@ -88,10 +92,18 @@ def plan_depth(out: "OutputSpec", source: "Source") -> DepthPlan:
     from ..compose.compositor import SINK_KIND
     from ..io.factory import output_sample_bits
 
+    def plan(source_bits: int) -> tuple[int, int]:
+        wanted = wanted_bits(out.bit_depth, source_bits, out.kind)
+        holds = output_sample_bits(out.path, SINK_KIND[out.kind], source.info, codec=out.codec, pix_fmt=out.pix_fmt, bits=wanted)  # type: ignore[arg-type]
+        return wanted, composite_bits(out.bit_depth, source_bits, out.kind, holds)
+
     source_bits = source.info.bit_depth
-    wanted = wanted_bits(out.bit_depth, source_bits, out.kind)
-    holds = output_sample_bits(out.path, SINK_KIND[out.kind], source.info, codec=out.codec, pix_fmt=out.pix_fmt, bits=wanted)  # type: ignore[arg-type]
-    bits = composite_bits(out.bit_depth, source_bits, out.kind, holds)
-    if bits > 8 and source_bits > 8 and out.kind != "mask":
-        source.deliver_deep()
+    wanted, bits = plan(source_bits)
+    if bits > 8 and source_bits > 8 and out.kind != "mask" and not source.deliver_deep():
+        # a decoder that gives 8-bit pictures only (decord): planned as the 8-bit source it then is,
+        # rather than 8-bit colour in a deep output whose report says the depth was kept
+        log.warning("%s is %d-bit but this decoder gives 8-bit pictures: the output keeps 8 bits of colour; "
+                    "use the PyAV decoder (--decoder pyav) to keep the depth", getattr(source, "path", "the input"), source_bits)  # fmt: skip
+        source_bits = 8
+        wanted, bits = plan(source_bits)
     return DepthPlan(source_bits, wanted, bits)
