@@ -103,7 +103,7 @@ def plan_depth(out: "OutputSpec", source: "Source") -> DepthPlan:
         # a decoder that gives 8-bit pictures only (decord): planned as the 8-bit source it then is,
         # rather than 8-bit colour in a deep output whose report says the depth was kept
         log.warning("%s is %d-bit but this decoder gives 8-bit pictures: the output keeps 8 bits of colour; "
-                    "use the PyAV decoder (--decoder pyav) to keep the depth", getattr(source, "path", "the input"), source_bits)  # fmt: skip
+                    "use the PyAV decoder (%s) to keep the depth", getattr(source, "path", "the input"), source_bits, option("decoder", "pyav"))  # fmt: skip
         source_bits = 8
         wanted, bits = plan(source_bits)
     return DepthPlan(source_bits, wanted, bits)
