@@ -295,3 +295,20 @@ def test_a_16_bit_png_sequence_keeps_its_depth_in_prores(tmp_path, seg):
     assert report["frames"] == N and report["resolved"]["bit_depth"] == 10
     truth = [deep_frame(i) for i in range(N)]
     assert square_error(decoded(tmp_path / "seq.mov", "rgba64le"), truth) < 0.5
+
+
+def test_a_16_bit_background_picture_and_a_10_bit_background_video_stay_deep(tmp_path, seg, deep_clip):
+    plate = (np.linspace(0.30, 0.34, SIZE[0])[None, :, None] * np.ones((SIZE[1], 1, 3)) * 65535).round().astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / "plate.png"), cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
+    video = write_deep_clip(tmp_path / "bg10.mkv", n=2)  # its square differs from the clip's: compare outside both
+    for background, truth in ((tmp_path / "plate.png", lambda i: plate), (video, lambda i: decoded(video, "rgb48le")[i % 2])):
+        out = tmp_path / f"c_{background.stem}.mkv"
+        report = process_video(deep_clip, out, segmenter=seg, kind="composite", background=str(background), codec="ffv1", smooth="none")
+        assert report["resolved"]["bit_depth"] == 10
+        errors = []
+        for i, picture in enumerate(decoded(out, "rgb48le")):
+            _, outside = interior(true_mask(i, SIZE))
+            _, outside_bg = interior(true_mask(i % 2, SIZE))
+            where = outside & outside_bg
+            errors.append(np.abs(picture.astype(int) - truth(i))[where].mean() / LEVEL)
+        assert np.mean(errors) < 0.3, (background.name, errors)  # an 8-bit background is ~1-1.5 levels off

@@ -146,7 +146,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
         background = None
         if out.kind == "composite":
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device,
-                                                             info.sample_aspect_ratio))  # fmt: skip
+                                                             info.sample_aspect_ratio, deep=depth.bits_for(inner) > 8))  # fmt: skip
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
                                 matte=out.matte, bits=depth.bits_for(inner))  # fmt: skip
         batch = job.inference.batch_size or segmenter.file_batch_size(info.height, info.width)

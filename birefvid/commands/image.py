@@ -133,8 +133,8 @@ def run(args: argparse.Namespace) -> int:
                 continue
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
-            background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device) if backgrounds else None
             bits = 16 if target.suffix.lower() == ".png" and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
+            background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8) if backgrounds else None
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
@@ -183,7 +183,7 @@ class _Backgrounds:
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
-        self._by_size: "OrderedDict[tuple[int, int, str], Any]" = OrderedDict()
+        self._by_size: "OrderedDict[tuple[int, int, str, bool], Any]" = OrderedDict()
 
     def __enter__(self) -> "_Backgrounds":
         self.covering(8, 8, "cpu")  # opened once now: a missing or unreadable file fails before the model loads
@@ -193,15 +193,16 @@ class _Backgrounds:
         while self._by_size:
             self._by_size.popitem()[1].close()
 
-    def covering(self, width: int, height: int, device: Any) -> Any:
-        """The background (a ``compose.Background``) scaled to cover ``width`` x ``height`` on ``device``."""
+    def covering(self, width: int, height: int, device: Any, deep: bool = False) -> Any:
+        """The background (a ``compose.Background``) scaled to cover ``width`` x ``height`` on ``device``
+        (``deep``: as float, for a 16-bit output)."""
         from ..runtime.backgrounds import open_background
 
-        key = (width, height, str(device))
+        key = (width, height, str(device), deep)
         if key in self._by_size:
             self._by_size.move_to_end(key)
         else:
-            self._by_size[key] = open_background(self.spec, (width, height), device)
+            self._by_size[key] = open_background(self.spec, (width, height), device, deep=deep)
             if len(self._by_size) > self.KEEP:
                 self._by_size.popitem(last=False)[1].close()
         return self._by_size[key]

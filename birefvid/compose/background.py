@@ -58,20 +58,29 @@ def cover(image: np.ndarray, size: Size, pixel_aspect: float = 1.0) -> np.ndarra
     return np.ascontiguousarray(image[top : top + height, left : left + width])
 
 
+def _as_unit_float(pixels: Tensor) -> Tensor:
+    """uint8 or uint16 pixels as float in [0, 1]."""
+    scale = 65535.0 if pixels.dtype == torch.uint16 else 255.0
+    return pixels.float().div_(scale)
+
+
 class Background:
     """Source of background frames (n, 3, H, W) uint8 at a fixed output size; close() is idempotent.
 
-    ``pixel_aspect`` is the output's pixel aspect over the pictures' (see ``cover``).
+    ``pixel_aspect`` is the output's pixel aspect over the pictures' (see ``cover``). ``deep``: frames
+    come as float in [0, 1] instead, from the picture's 16 bits where it has them (a 16-bit PNG or
+    TIFF, a 10-bit video), for a compositor that writes more than 8 bits.
     """
 
-    def __init__(self, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0) -> None:
+    def __init__(self, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0, deep: bool = False) -> None:
         self.width, self.height = _check_size(size)
         self.pixel_aspect = float(pixel_aspect)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.deep = deep
         self.closed = False
 
     def frames(self, n: int) -> Tensor:
-        """Return the next ``n`` background frames as uint8 (n, 3, H, W) on ``device``."""
+        """Return the next ``n`` background frames as uint8 (n, 3, H, W) on ``device`` (float in [0, 1] when ``deep``)."""
         if self.closed:
             raise ValueError(f"{type(self).__name__} is closed")
         if n < 0:
@@ -93,12 +102,15 @@ class Background:
 
 
 class StillBackground(Background):
-    """A still picture (H, W, 3) uint8 RGB, scaled to cover the frame; frames() returns a broadcast view (do not write into it)."""
+    """A still picture (H, W, 3) uint8 RGB (or uint16 for a ``deep`` one), scaled to cover the frame;
+    frames() returns a broadcast view (do not write into it)."""
 
-    def __init__(self, image: np.ndarray, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0) -> None:
-        super().__init__(size, device, pixel_aspect)
+    def __init__(self, image: np.ndarray, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0, deep: bool = False) -> None:
+        super().__init__(size, device, pixel_aspect, deep)
         picture = cover(image, (self.width, self.height), self.pixel_aspect)
         self._image = torch.from_numpy(picture).permute(2, 0, 1).contiguous().to(self.device)
+        if deep:
+            self._image = _as_unit_float(self._image)
 
     def _frames(self, n: int) -> Tensor:
         return self._image.unsqueeze(0).expand(n, -1, -1, -1)
@@ -107,27 +119,29 @@ class StillBackground(Background):
 class ColorBackground(StillBackground):
     """A flat colour ("#00ff00", "green", "0,255,0" or an RGB triple)."""
 
-    def __init__(self, color: Union[str, tuple[int, int, int]], size: Size, device: DeviceLike = None) -> None:
+    def __init__(self, color: Union[str, tuple[int, int, int]], size: Size, device: DeviceLike = None, deep: bool = False) -> None:
         width, height = _check_size(size)
         self.color = parse_color(color)
         image = np.empty((height, width, 3), dtype=np.uint8)
         image[:] = self.color
-        super().__init__(image, size, device)
+        super().__init__(image, size, device, deep=deep)
 
 
 class StreamBackground(Background):
     """Frames from a provider (e.g. a looping video from ``birefvid.io``), one per output frame, each
     scaled to cover the output; ``close()`` also closes the provider."""
 
-    def __init__(self, source: FrameProvider, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0) -> None:
-        super().__init__(size, device, pixel_aspect)
+    def __init__(self, source: FrameProvider, size: Size, device: DeviceLike = None, pixel_aspect: float = 1.0, deep: bool = False) -> None:
+        """``deep``: the provider hands out uint16 pictures (or uint8 ones, widened)."""
+        super().__init__(size, device, pixel_aspect, deep)
         self.source = source
 
     def _frames(self, n: int) -> Tensor:
         if n == 0:
-            return torch.empty((0, 3, self.height, self.width), dtype=torch.uint8, device=self.device)
+            return torch.empty((0, 3, self.height, self.width), dtype=torch.float32 if self.deep else torch.uint8, device=self.device)
         batch = np.stack([cover(self.source.next_frame(), (self.width, self.height), self.pixel_aspect) for _ in range(n)])
-        return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(self.device)
+        frames = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(self.device)
+        return _as_unit_float(frames) if self.deep else frames
 
     def close(self) -> None:
         """Close the provider; safe to call more than once."""

@@ -21,24 +21,32 @@ class LoopingVideoSource:
     Damaged frames are tolerated (``strict=False``): a background glitch should not stop a job.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, deep: bool = False) -> None:
+        """``deep``: frames come as uint16 RGB (the video's 10 bits and more kept), for a deep output."""
         self.path = Path(path)
         self.loops = 0
-        self._source = VideoFileSource(self.path, strict=False)
+        self.deep = deep
+        self._source = self._open()
         self._frames: Iterator = iter(self._source)
         self.size = (self._source.info.width, self._source.info.height)
         self.pixel_aspect = self._source.info.sample_aspect_ratio  # None: square pixels
 
+    def _open(self) -> VideoFileSource:
+        source = VideoFileSource(self.path, strict=False)
+        if self.deep:
+            source.deliver_deep()
+        return source
+
     def next_frame(self) -> np.ndarray:
-        """The next frame (H, W, 3) uint8 RGB, wrapping to the first one after the last."""
+        """The next frame (H, W, 3) uint8 RGB (uint16 when ``deep``), wrapping to the first one after the last."""
         for _ in range(2):
             frame = next(self._frames, None)
             if frame is not None:
-                return frame.image
+                return frame.deep if self.deep else frame.image
             self.loops += 1
             log.debug("background video %s ended; looping (loop %d)", self.path, self.loops)
             self._source.close()
-            self._source = VideoFileSource(self.path, strict=False)
+            self._source = self._open()
             self._frames = iter(self._source)
         raise SourceError(f"background video has no decodable frames: {self.path}")
 

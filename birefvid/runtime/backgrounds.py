@@ -12,25 +12,28 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Union
 
+import numpy as np
+
 from ..compose.background import Background, ColorBackground, DeviceLike, Size, StillBackground, StreamBackground
 from ..colors import is_color
 from ..errors import SourceError
 from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from ..io.image_source import read_rgb
+from ..io.image_source import read_rgb_deep
 from ..io.looping_source import LoopingVideoSource
 
 
 def open_background(
-    spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None, pixel_aspect: Optional[Fraction] = None
+    spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None, pixel_aspect: Optional[Fraction] = None, deep: bool = False
 ) -> Background:
     """A colour string, an image file or a video file (looped), covering ``size`` (width, height).
 
     ``pixel_aspect``: the output's (an anamorphic source's), so the picture looks right as shown;
-    a background video's own pixel aspect is taken into account too.
+    a background video's own pixel aspect is taken into account too. ``deep``: frames as float in
+    [0, 1] from the picture's own 16 bits or the video's 10 and more (for a deep output).
     """
     aspect = float(pixel_aspect or 1)
     if isinstance(spec, str) and is_color(spec):
-        return ColorBackground(spec, size, device)
+        return ColorBackground(spec, size, device, deep=deep)
     path = Path(spec)
     if not path.is_file():
         raise SourceError(
@@ -39,25 +42,31 @@ def open_background(
         )
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
-        return StillBackground(_read_image(path), size, device, aspect)
+        return StillBackground(_read_image(path, deep), size, device, aspect, deep)
     if suffix not in VIDEO_EXTENSIONS:
         try:
-            return StillBackground(read_rgb(path), size, device, aspect)
+            return StillBackground(_picture(path, deep), size, device, aspect, deep)
         except SourceError:
             pass  # not an image: try it as a video
     try:
-        source = LoopingVideoSource(path)
+        source = LoopingVideoSource(path, deep=deep)
     except SourceError as exc:
         raise SourceError(f"background video unreadable: {path} ({exc})") from exc
     try:
-        return StreamBackground(source, size, device, aspect / float(source.pixel_aspect or 1))
+        return StreamBackground(source, size, device, aspect / float(source.pixel_aspect or 1), deep)
     except BaseException:
         source.close()
         raise
 
 
-def _read_image(path: Path):
+def _picture(path: Path, deep: bool) -> np.ndarray:
+    """The picture as uint8 RGB, or for ``deep`` its 16 bits where the file has them (else its 8)."""
+    image, wide = read_rgb_deep(path)
+    return (wide if wide is not None else image) if deep else image
+
+
+def _read_image(path: Path, deep: bool = False) -> np.ndarray:
     try:
-        return read_rgb(path)
+        return _picture(path, deep)
     except SourceError as exc:
         raise SourceError(f"background image unreadable: {path} (expected PNG, JPEG, BMP, WebP or TIFF)") from exc

@@ -104,7 +104,8 @@ def run_file_job(
             say_depth_lost(str(src.input), depth.source, info.color_trc, out.kind, out.bit_depth, getattr(getattr(sink, "spec", None), "codec", "it"))
         background = None
         if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
-            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device, info.sample_aspect_ratio))
+            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device, info.sample_aspect_ratio,
+                                                             deep=bits > 8))  # fmt: skip
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
                                 matte=out.matte, bits=bits)  # fmt: skip
