@@ -175,3 +175,37 @@ def test_audio_is_interleaved_progressively(tmp_path, monkeypatch):
     assert len(ahead) >= 8  # audio was still pending, i.e. not all muxed up front
     assert max(ahead) <= 0.05 + 0.03  # lead + one AAC packet
     assert abs(audio_duration(tmp_path / "out.mkv") - audio_duration(g.path)) <= 1 / 25
+
+
+def _repeat_an_audio_timestamp(path, out, at: int = 6):
+    """Remux ``path`` into Matroska with audio packet ``at`` and all after it moved back one packet, so one dts
+    repeats: what ``ffmpeg -stream_loop N -c copy`` writes at each loop."""
+    with av.open(str(path)) as src, av.open(str(out), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        seen, step = 0, None
+        for packet in src.demux():
+            if packet.size == 0:
+                continue
+            if packet.stream.type == "audio":
+                step = step or packet.duration
+                if seen >= at:
+                    packet.pts -= step
+                    packet.dts -= step
+                seen += 1
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+    return out
+
+
+@pytest.mark.parametrize("out_name,kind", [("out.mov", "alpha"), ("out.mp4", "rgb")])
+def test_repeated_audio_timestamps_are_moved_on_as_ffmpeg_does(tmp_path, caplog, out_name, kind):
+    g = make_video(tmp_path / "in.mov", n_frames=20, with_audio=True, audio_codec="aac")
+    src = _repeat_an_audio_timestamp(g.path, tmp_path / "looped.mkv")
+    with caplog.at_level("WARNING", logger="birefvid"):
+        _process(src, tmp_path / out_name, kind)  # MOV and MP4 refused the repeated dts: the run ended
+    assert "timestamps do not increase" in caplog.text
+    with av.open(str(src)) as a, av.open(str(tmp_path / out_name)) as b:
+        count = [sum(1 for p in c.demux(c.streams.audio[0]) if p.size) for c in (a, b)]
+        dts = [p.dts for p in b.demux(b.streams.audio[0]) if p.size]
+    assert count[0] == count[1] > 6  # every packet copied
+    assert all(x < y for x, y in zip(dts, dts[1:]))

@@ -16,7 +16,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     # nargs="+" only to answer a glob the shell expanded (frames/*.png unquoted) with advice, not argparse's
     # "unrecognized arguments"
     parser.add_argument("input", nargs="+", help="a video file, a folder of images, or a glob such as 'frames/*.png'")
-    parser.add_argument("-o", "--out", required=True, help="output file (.mov .webm .mkv .mp4) or a folder for a PNG sequence")
+    parser.add_argument("-o", "--out", required=True, help="output file (.mov .webm .mkv .mp4, or .gif .webp .apng) or a folder for a PNG sequence")
     run_group = add_file_job_options(parser)
     run_group.add_argument("--start", type=_time, help="process from this time on: seconds (12.5), MM:SS or HH:MM:SS[.ms] "
                            "from the first frame; the output starts at 0, its sound and subtitles with it")  # fmt: skip

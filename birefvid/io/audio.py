@@ -134,6 +134,7 @@ class AudioTrack(InterleavedPackets):
 
     def _mux(self, packet: av.Packet) -> None:
         if self.copy:
+            self._in_order(packet, self._out_stream)
             packet.stream = self._out_stream
             self._out.mux(packet)
             return

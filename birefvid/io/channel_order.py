@@ -82,6 +82,7 @@ class RawPcmTrack(InterleavedPackets):
             raise
 
     def _mux(self, packet: av.Packet) -> None:
+        self._in_order(packet, self._out_stream)
         packet.stream = self._out_stream
         self._out.mux(packet)
 

@@ -4,12 +4,17 @@ so memory stays bounded however long the input is."""
 
 from __future__ import annotations
 
+import logging
+import math
+from fractions import Fraction
 from typing import TYPE_CHECKING, Iterator, Optional
 
 import av
 
 if TYPE_CHECKING:
     from birefvid.io.trim import TimeWindow
+
+log = logging.getLogger(__name__)
 
 # seconds of packets muxed ahead of the video written so far (keeps the muxer's interleave queue short)
 LEAD_S = 0.5
@@ -40,6 +45,8 @@ class InterleavedPackets:
         self._pending: Optional[av.Packet] = None
         self._closed = False
         self._window = window
+        self._last_dts: dict[int, int] = {}  # per source stream: the last dts muxed, in its time base
+        self._nudged = 0  # packets moved forward by _in_order
 
     def _demux(self, *streams: av.stream.Stream) -> None:
         """Read ``streams`` of ``self._in`` from the window's start (by seeking, where the container has an index)."""
@@ -102,6 +109,30 @@ class InterleavedPackets:
 
     def _mux(self, packet: av.Packet) -> None:
         raise NotImplementedError
+
+    def _in_order(self, packet: av.Packet, out_stream: av.stream.Stream) -> None:
+        """Move a copied packet whose dts does not increase (a file looped or joined with ``-c copy`` repeats
+        them at the joins) just past the one before, as ffmpeg's own muxing does, warning once: MOV and MP4
+        refuse such packets, which ended the run. Call before giving the packet to ``out_stream``."""
+        key, dts = packet.stream.index, packet.dts
+        last = self._last_dts.get(key)
+        if dts is not None and last is not None and dts <= last:
+            step = 1  # one tick of the output's time base, in the source's
+            if out_stream.time_base and packet.time_base:
+                step = max(1, math.ceil(Fraction(out_stream.time_base) / Fraction(packet.time_base)))
+            if self._nudged == 0:
+                log.warning("%s: %s packets' timestamps do not increase at %.3f s (a file joined or looped with -c copy?); "
+                            "moved forward as ffmpeg does", self._name(), packet.stream.type, self._time(packet))  # fmt: skip
+            self._nudged += 1
+            packet.dts = dts = last + step
+            if packet.pts is not None and packet.pts < dts:
+                packet.pts = dts
+        if dts is not None:
+            self._last_dts[key] = dts
+
+    def _name(self) -> str:
+        """The source file's name, for messages."""
+        return str(getattr(self, "_src_name", None) or getattr(self._in, "name", "the input"))
 
     def close(self) -> None:
         """Close the second reader (idempotent); the output container belongs to the sink."""

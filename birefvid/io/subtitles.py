@@ -120,6 +120,7 @@ class SubtitleTracks(InterleavedPackets):
 
     def _mux(self, packet: av.Packet) -> None:
         at = self._time(packet)
+        self._in_order(packet, self._map[packet.stream.index])
         packet.stream = self._map[packet.stream.index]
         try:
             self._out.mux(packet)

@@ -234,11 +234,17 @@ class VideoFileSink(Sink):
             frame.time_base = tb
             try:
                 packets = self._video.encode(frame)
-                for companion in self._companions:  # on the source's clock: a later part of a live recording starts later
-                    companion.write_until(float(frame.pts * tb) + self._live_audio_start)
-                self._out.mux(packets)
             except av.FFmpegError as e:
                 raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
+            try:
+                for companion in self._companions:  # on the source's clock: a later part of a live recording starts later
+                    companion.write_until(float(frame.pts * tb) + self._live_audio_start)
+            except av.FFmpegError as e:  # the audio's or subtitles' packets, muxed up to this frame's time
+                raise SinkError(f"writing the sound or subtitles of {self.path} up to {float(frame.pts * tb):.3f} s failed: {e}") from e
+            try:
+                self._out.mux(packets)
+            except av.FFmpegError as e:
+                raise SinkError(f"writing frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
             self._last_pts = frame.pts
             self._frames += 1
 
