@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional, TypeVar, Union, get_args
 
 from .colors import parse_color
 from .errors import ConfigError, option
+from .urls import shown_url
 
 OutputKind = Literal["alpha", "mask", "green", "composite", "blur"]
 OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
@@ -465,12 +466,8 @@ class LiveJob(JobDescription):
 
 
 def shown_sink(sink: str) -> str:
-    """How messages name a live ``--sink``: an RTMP address without its stream key (screens are streamed)."""
-    if sink.strip().lower().split("://", 1)[0] in ("rtmp", "rtmps"):
-        from birefvid.io.rtmp_sink import redacted  # only here: that module loads PyAV
-
-        return redacted(sink)
-    return sink
+    """How messages name a live ``--sink``: passwords and an RTMP address's stream key hidden (screens are streamed)."""
+    return shown_url(sink)
 
 
 def is_recording(sink: str) -> bool:

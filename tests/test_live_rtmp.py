@@ -63,7 +63,10 @@ def test_rtmp_output_reaches_a_real_server_with_its_sound_in_sync(tmp_path: Path
     with av.open(str(received)) as c:
         assert [s.codec_context.name for s in c.streams.video] == ["h264"]
     check_sound_in_sync(received, "aac")
-    report = json.loads((tmp_path / "report.json").read_text())
+    report_text = (tmp_path / "report.json").read_text()
+    assert KEY not in report_text  # reports get attached to bug reports; a key lets anyone stream on the channel
+    report = json.loads(report_text)
+    assert report["sinks"][0] == report["job"]["sinks"][0] == f"{server.url}/***", report["sinks"]
     shown = report["frames_shown"]
     assert _frames(tmp_path / "rec.mkv") == shown
     [stream] = report["streams"]

@@ -58,6 +58,24 @@ def test_a_missing_page_or_a_dead_server_is_one_line(tmp_path, served, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_signed_urls_token_stays_out_of_the_report_and_the_error_line(tmp_path, served, capsys):
+    """A signed link (S3, GCS) carries its credential in the query: the run report, which people
+    attach to bug reports, and the error line name the link without it."""
+    import json
+
+    _, base = served
+    token = "S3CR3T-T0KEN"
+    url = f"{base}/clip.mp4?X-Amz-Signature={token}&X-Amz-Expires=600"
+    report = tmp_path / "report.json"
+    process_video(url, tmp_path / "url.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none", report_path=report)
+    written = json.loads(report.read_text())
+    assert written["frames"] == 12 and token not in report.read_text()
+    assert written["input"] == written["job"]["source"]["input"] == f"{base}/clip.mp4?X-Amz-Signature=***&X-Amz-Expires=600"
+    assert main(["process", url.replace("clip", "nope"), "-o", str(tmp_path / "out.mkv"), "--model", "tiny", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "404 Not Found" in err and token not in err and "X-Amz-Signature=***" in err, err
+
+
 def test_batch_and_decord_say_what_to_do_with_a_url(served):
     _, base = served
     with pytest.raises(SourceError, match=r"^batch reads local files and folders .* run `birefvid process` on the URL"):

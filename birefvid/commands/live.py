@@ -81,12 +81,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..runtime.file_job import check_report_path
     from ..runtime.live import run_live_job
+    from ..urls import hide_secrets
 
     check_report_path(args.report)
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     report = run_live_job(job, stats_json=args.stats_json, printer=printer)
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+        Path(args.report).write_text(json.dumps(hide_secrets(report), indent=2) + "\n")  # shared in bug reports: no stream keys
     from ..api import live_hint, live_stream_problems, live_summary
 
     if not args.quiet:

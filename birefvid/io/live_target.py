@@ -13,12 +13,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import av
 
 from birefvid.errors import ConfigError, SourceError, option
 from birefvid.extensions import VIDEO_EXTENSIONS
+from birefvid.urls import without_password as _redact
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
 # short probing; not FFmpeg's "nobuffer" flag: it throws away the packets read while probing, the
@@ -50,18 +51,6 @@ class LiveTarget:
     backend: str = "av"  # "av" or "opencv"
     camera_size: Optional[tuple[int, int]] = None  # what a camera was asked for (width, height)
     camera_fps: Optional[float] = None
-
-
-def _redact(url: str) -> str:
-    """The URL with any password replaced by ***, for logs and error messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # malformed (e.g. an unclosed IPv6 bracket): FFmpeg will say what is wrong
-        return url
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def _dshow_video_devices(log_text: str) -> list[str]:

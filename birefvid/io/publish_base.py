@@ -15,6 +15,7 @@ from birefvid.errors import SinkError
 from birefvid.io.h264_live import ACCEPTS, ALPHA_HINT, LiveH264
 from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
 from birefvid.io.live_base import LiveSink
+from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,10 @@ class StreamPublishSink(LiveSink):
     verb = "publish"
 
     def __init__(self, url: str, *, width: int, height: int, fps: float, kind: str, shown: Optional[str] = None) -> None:
-        """``shown`` is how messages and logs name the stream (default ``url``; RTMP hides its stream key)."""
+        """``shown`` is how messages and logs name the stream (default ``url`` without its password; RTMP hides its stream key)."""
         super().__init__()
         self.url = url
-        self._shown = shown or url
+        self._shown = shown or shown_url(url)
         if kind not in self.accepts:
             raise SinkError(f"cannot {self.verb} {kind} pictures to {self._shown}: {ALPHA_HINT}")
         if width <= 0 or height <= 0 or not fps > 0:

@@ -23,13 +23,14 @@ import subprocess
 import threading
 import time
 from typing import IO, Callable, Deque, Optional
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import av
 
 from birefvid.errors import SinkError
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.publish_base import StreamPublishSink, reason
+from birefvid.urls import without_stream_key as redacted  # the name the live sinks import
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +45,6 @@ def stream_kbps(width: int, height: int, fps: float) -> int:
     """The bitrate cap for a stream: 0.1 bit a pixel a frame (what services advise: 720p30 2.8
     Mbit/s), at most ``MAX_KBPS``; services cut streams that go over their limit."""
     return max(300, min(MAX_KBPS, round(width * height * fps * 0.1 / 1000)))
-
-
-def redacted(url: str) -> str:
-    """``url`` with its stream key (the last part of the path) and any password hidden: logs and
-    error lines are shown on screen, and a streamer's screen is often what is being streamed."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 address keeps its brackets
-        host = f"[{host}]"
-    try:
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-    except ValueError:  # not a number: shown as given
-        host = parts.netloc.rpartition("@")[2]
-    if parts.username:
-        host = f"{parts.username}:***@{host}"
-    path = parts.path
-    head, _, key = path.rstrip("/").rpartition("/")  # a slash after the key (/app/key/) still hides it
-    if head.strip("/") and key:  # /app/key: the key goes; a bare /app names no key
-        path = f"{head}/***"
-    return urlunsplit((parts.scheme, host, path, "", ""))
 
 
 def check_url(url: str) -> None:

@@ -31,6 +31,7 @@ from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, uprigh
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import Source, check_picture_size, is_url
 from birefvid.io.deinterlace import Deinterlacer
+from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
             return av.open(path, "r", timeout=URL_TIMEOUT_S)
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
             reason = getattr(e, "strerror", None) or str(e)
-            raise SourceError(f"cannot read {path} ({reason})") from e
+            raise SourceError(f"cannot read {shown_url(path)} ({reason})") from e
     if not path.exists():
         raise SourceError(f"input not found: {path}")
     if path.is_dir():
@@ -105,6 +106,7 @@ class VideoFileSource(Source):
         super().__init__()
         # a URL stays as given (a Path would fold its "//"); everything else is a file path
         self.path: Path | str = path if is_url(path) else Path(path)
+        self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
         self.strict = strict
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
@@ -117,7 +119,7 @@ class VideoFileSource(Source):
             # peek one frame: rotation, colour tags and "is this decodable at all" are facts of frames
             self._first = next(self._frames, None)
             if self._first is None:
-                raise SourceError(f"{self.path} is not a readable video (no decodable frames)")
+                raise SourceError(f"{self.shown} is not a readable video (no decodable frames)")
             self._info = self._make_info(self._first)
             # the first frame shown: an MP4 cut with an edit list decodes hidden frames before it
             self.first_pts: Optional[int] = self._first.pts
@@ -139,7 +141,7 @@ class VideoFileSource(Source):
         """Find the video stream of ``self._container`` and set up its decoder's threads."""
         stream = main_video_stream(self._container)
         if stream is None:
-            raise SourceError(f"{self.path} has no video stream (audio-only or data file, or a song's cover picture?)")
+            raise SourceError(f"{self.shown} has no video stream (audio-only or data file, or a song's cover picture?)")
         self._stream = stream
         self._stream.thread_type = "AUTO"
         if self._threads:
@@ -228,13 +230,13 @@ class VideoFileSource(Source):
                 return
             except (av.FFmpegError, OSError) as e:
                 if index == 0 and self._stream.codec_context.name == "webp" and self._animated_webp():
-                    raise SourceError(f"{self.path}: an animated WebP, which FFmpeg cannot decode; " + (
+                    raise SourceError(f"{self.shown}: an animated WebP, which FFmpeg cannot decode; " + (
                         "download it first: birefvid reads animated WebP files with Pillow" if isinstance(self.path, str)
                         else "birefvid process, batch and live read it with Pillow (birefvid.io.open_source)")) from e  # fmt: skip
-                raise SourceError(f"{self.path}: decoding failed at frame {index} ({e}); the file is damaged") from e
+                raise SourceError(f"{self.shown}: decoding failed at frame {index} ({e}); the file is damaged") from e
             for frame in frames:
                 if frame.is_corrupt:
-                    msg = f"{self.path}: frame {index} is corrupt (the decoder concealed damaged data)"
+                    msg = f"{self.shown}: frame {index} is corrupt (the decoder concealed damaged data)"
                     if self.strict:
                         raise SourceError(msg + "; re-encode or repair the file, or read it with strict=False")
                     log.warning(msg)
@@ -278,7 +280,7 @@ class VideoFileSource(Source):
         tb = self._info.time_base
         name = Path(urlsplit(self.path).path).name if isinstance(self.path, str) else self.path.name
         return (
-            f"{self.path}: frame {index}'s timestamp ({float(pts * tb):.3f} s) is not after frame {index - 1}'s "
+            f"{self.shown}: frame {index}'s timestamp ({float(pts * tb):.3f} s) is not after frame {index - 1}'s "
             f"({float(previous * tb):.3f} s): the file's timestamps are out of order (DivX/XviD with packed "
             f"B-frames?); re-encode it first, e.g. ffmpeg -i {name} -c:v libx264 -crf 16 fixed.mp4"
             + (" (or, lossless for an AVI: -c copy -bsf:v mpeg4_unpack_bframes fixed.avi)" if name.lower().endswith(".avi") else "")
@@ -292,7 +294,7 @@ class VideoFileSource(Source):
             expected = 0  # counted from a seek: only the declared end says whether the file is whole
         if expected > 0 and count < expected:
             # an edit list may hide a couple of leading samples without flagging them; more is damage
-            msg = f"{self.path}: decoding stopped at frame {count} of {expected}"
+            msg = f"{self.shown}: decoding stopped at frame {count} of {expected}"
             if count + 2 < expected:
                 raise SourceError(msg + "; the file is truncated or damaged")
             log.warning(msg)
@@ -303,7 +305,7 @@ class VideoFileSource(Source):
             end = float(max(last_pts, last_pts - start) * info.time_base)
             if end + 3 / float(info.average_rate) < self._declared:
                 raise SourceError(
-                    f"{self.path}: decoding stopped at frame {count} ({end:.3f}s of {self._declared:.3f}s); "
+                    f"{self.shown}: decoding stopped at frame {count} ({end:.3f}s of {self._declared:.3f}s); "
                     "the file is truncated or damaged"
                 )
 

@@ -20,6 +20,7 @@ from ..io.scale import ScaledSource
 from ..io.trim import TrimmedSource
 from ..job import FileJob
 from ..temporal import make_smoother
+from ..urls import hide_secrets
 from .backgrounds import open_background
 from .depth import plan_depth, say_depth_lost
 from .device import pick_device
@@ -128,5 +129,5 @@ def run_file_job(
         "resolved": {**resolved_settings(seg, batch), "bit_depth": sink.sample_bits if bits > 8 else 8},
     }
     if report_path is not None:
-        Path(report_path).write_text(json.dumps(report, indent=2) + "\n")
+        Path(report_path).write_text(json.dumps(hide_secrets(report), indent=2) + "\n")  # reports get shared: no passwords or tokens
     return report

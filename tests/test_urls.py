@@ -1,0 +1,38 @@
+"""Secrets in URLs stay out of messages and run reports (birefvid/urls.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from birefvid.urls import hide_secrets, shown_url, without_password, without_stream_key
+
+
+def test_passwords_and_credential_parameters_are_hidden() -> None:
+    assert without_password("rtsp://admin:hunter2@192.168.1.20:554/stream1") == "rtsp://admin:***@192.168.1.20:554/stream1"
+    signed = "https://bucket.s3.amazonaws.com/talk.mp4?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abc123&X-Amz-Expires=600"
+    shown = without_password(signed)
+    assert "abc123" not in shown and "AKIA" not in shown and "X-Amz-Expires=600" in shown, shown
+    cam = "rtsp://cam/cgi?channel=1&user=admin&password=hunter2&subtype=0"
+    assert without_password(cam) == "rtsp://cam/cgi?channel=1&user=admin&password=***&subtype=0"
+    plain = "rtsp://cam.local:8554/live?channel=1&subtype=0"
+    assert without_password(plain) == plain  # nothing secret: untouched, byte for byte
+    assert without_password("rtsp://[::1") == "rtsp://[::1"  # malformed: left for FFmpeg to name
+
+
+def test_rtmp_keys_are_hidden_and_everything_else_is_as_given() -> None:
+    assert without_stream_key("rtmp://a.rtmp.youtube.com/live2/abcd-1234") == "rtmp://a.rtmp.youtube.com/live2/***"
+    assert without_stream_key("rtmp://user:pw@Host:1935/app/key/") == "rtmp://user:***@Host:1935/app/***"
+    assert without_stream_key("rtmp://[::1/live/key") == "rtmp://***"  # malformed: nothing shown
+    assert shown_url("RTMPS://live.example/app/key") == "rtmps://live.example/app/***"
+    assert shown_url("out/matte.mov") == "out/matte.mov" and shown_url("window") == "window"
+
+
+def test_a_report_keeps_its_shape_with_its_secrets_hidden() -> None:
+    report = {"source": "rtsp://u:pw@cam/1", "sinks": ["rec.mkv", "rtmp://h/app/KEY123"], "frames": 3,
+              "job": {"sinks": ("rtmp://h/app/KEY123",), "nested": [{"url": "https://h/v.mp4?token=T0K"}]}}  # fmt: skip
+    hidden = hide_secrets(report)
+    text = json.dumps(hidden)
+    assert "pw@" not in text and "KEY123" not in text and "T0K" not in text, text
+    assert hidden["sinks"][0] == "rec.mkv" and hidden["frames"] == 3 and isinstance(hidden["job"]["sinks"], tuple)
+    assert report["sinks"][1] == "rtmp://h/app/KEY123"  # the caller's own data is not changed
