@@ -36,3 +36,21 @@ def test_a_report_keeps_its_shape_with_its_secrets_hidden() -> None:
     assert "pw@" not in text and "KEY123" not in text and "T0K" not in text, text
     assert hidden["sinks"][0] == "rec.mkv" and hidden["frames"] == 3 and isinstance(hidden["job"]["sinks"], tuple)
     assert report["sinks"][1] == "rtmp://h/app/KEY123"  # the caller's own data is not changed
+
+
+def test_a_failed_rtsp_output_names_its_address_without_the_password() -> None:
+    """MediaMTX takes publishers' logins in the URL (rtsp://user:pass@host/path); the error line showed it."""
+    import pytest
+
+    from birefvid.errors import SinkError
+    from birefvid.io.republish import tcp_reachable
+    from birefvid.io.rtsp_sink import RtspPublishSink
+    from live_media import free_port
+
+    url = f"rtsp://pub:hunter2@127.0.0.1:{free_port()}/out"
+    with pytest.raises(SinkError) as opened:
+        RtspPublishSink(url, width=64, height=64, fps=10, kind="rgb", open_timeout=1)
+    with pytest.raises(SinkError) as checked:
+        tcp_reachable("rtsp://pub:hunter2@127.0.0.1:99999/out", 8554)()  # a port out of range: the message names the URL
+    for error in (opened, checked):
+        assert "hunter2" not in str(error.value) and "pub:***@127.0.0.1" in str(error.value), str(error.value)

@@ -29,6 +29,7 @@ import numpy as np
 from birefvid.errors import SinkError, in_caller_context
 from birefvid.io.live_base import LiveSink
 from birefvid.io.reconnect import Backoff, retry
+from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def tcp_reachable(url: str, default_port: int, timeout: float = 5.0) -> Callable
         try:
             host, port = parts.hostname or "", parts.port or default_port
         except ValueError as e:  # a port that is not a number, or above 65535
-            raise SinkError(f"cannot connect to {url}: {e}") from None
+            raise SinkError(f"cannot connect to {shown_url(url)}: {e}") from None
         try:
             socket.create_connection((host, port), timeout=timeout).close()
         except OSError as e:

@@ -48,10 +48,10 @@ class RtspPublishSink(StreamPublishSink):
             if isinstance(e, av.InvalidDataError):  # FFmpeg's word for a refused, silent or unreachable server
                 why = f"no RTSP answer (server down, unreachable or silent; waited up to {open_timeout:g} s)"
             raise SinkError(
-                f"cannot publish to {url}: {why} (is an RTSP server such as MediaMTX running there and "
+                f"cannot publish to {self._shown}: {why} (is an RTSP server such as MediaMTX running there and "
                 f"accepting publishers?)"
             ) from e
-        log.info("publishing %dx%d H.264 to %s", width, height, url)
+        log.info("publishing %dx%d H.264 to %s", width, height, self._shown)
 
     def _stream_seconds(self, t: float) -> float:
         if self._lag is None:
