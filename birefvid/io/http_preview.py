@@ -1,7 +1,9 @@
 """A built-in HTTP preview of the live output, for headless machines: open the printed URL in a browser.
 
 ``GET /`` is a page showing the stream, ``GET /stream.mjpg`` a multipart MJPEG stream (the way
-browsers show live JPEGs without any script), ``GET /snapshot.jpg`` the newest picture. Each
+browsers show live JPEGs without any script), ``GET /snapshot.jpg`` the newest picture;
+``GET /effect`` says the run's effect and ``POST /effect`` (JSON ``{"effect": "none"}``) switches
+it, from this machine only (``control_refusal``): turning a call's blur off shows the room. Each
 picture is JPEG-encoded at most once, whatever the number of viewers, and only when one asks for
 it (nobody watching costs nothing); a viewer always gets the newest picture, so a slow one skips
 pictures instead of falling behind.
@@ -11,19 +13,24 @@ from __future__ import annotations
 
 import errno
 import html
+import ipaddress
+import json
 import logging
 import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
-from birefvid.errors import SinkError, sink_named
+from birefvid.errors import ConfigError, SinkError, sink_named
 from birefvid.io.live_base import LiveSink, checkerboard, over_checkerboard, picture_kind
+
+if TYPE_CHECKING:
+    from birefvid.runtime.live_effects import EffectSwitch
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +47,78 @@ a {{ color: #8ab4f8; }}
 </style></head>
 <body><img src="/stream.mjpg" alt="live output">
 <p>birefvid live preview of {addr}: <a href="/snapshot.jpg">snapshot</a></p>
-</body></html>
+<p id="effects"></p>
 """
+# the effect buttons: drawn from GET /effect, refreshed every 2 s (a key pressed in the window shows here too)
+_SCRIPT = """<script>
+let shown = "";
+function draw(state, note) {
+  const box = document.getElementById("effects");
+  const key = JSON.stringify(state) + (note || "");
+  if (key === shown) return;
+  shown = key;
+  box.textContent = "";
+  if (!state.available.length) return;
+  box.append("effect: ");
+  if (!state.controllable) { box.append(state.effect + " (switched from the machine the run is on)"); return; }
+  for (const name of state.available) {
+    const b = document.createElement("button");
+    b.textContent = name;
+    b.disabled = name === state.effect;
+    b.onclick = () => send(name);
+    box.append(b, " ");
+  }
+  if (note) box.append(note);
+}
+async function send(name) {
+  const r = await fetch("/effect", {method: "POST", headers: {"Content-Type": "application/json"},
+                                    body: JSON.stringify({effect: name})});
+  const reply = await r.json();
+  if (r.ok) draw(reply); else draw(await (await fetch("/effect")).json(), reply.error);
+}
+async function poll() {
+  try { const r = await fetch("/effect"); if (r.ok) draw(await r.json()); } catch (e) {}
+}
+poll(); setInterval(poll, 2000);
+</script></body></html>
+"""
+_LOCAL_NAMES = ("localhost", "localhost.")
+
+
+def _loopback(host: str) -> bool:
+    """True for an address (or Host name) of this machine's loopback interface."""
+    if host.lower() in _LOCAL_NAMES:
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def control_refusal(client: str, host_header: str, origin: Optional[str], content_type: str) -> Optional[str]:
+    """Why a request to switch the effect is refused, or None to allow it.
+
+    Only this machine switches: the request must come from a loopback address, name a loopback host
+    (a web page whose name was pointed at 127.0.0.1, DNS rebinding, sends its own), come from the
+    preview's own page when a browser says where from (``Origin``), and carry JSON, which a page of
+    another site cannot send here without a CORS check this server never passes.
+    """
+    if not _loopback(client):
+        return "effects are switched from the machine the run is on (http://127.0.0.1:PORT/, or through an ssh tunnel)"
+    try:
+        named = urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:
+        named = ""
+    if not _loopback(named):
+        return f"effects are switched at a loopback address such as 127.0.0.1 or localhost, not {host_header or 'an unnamed host'}"
+    if origin is not None and origin != f"http://{host_header}":
+        return "effects are switched from the preview's own page"
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        return 'send JSON: Content-Type: application/json with {"effect": "NAME"}'
+    return None
+
 
 
 class _Board:
@@ -145,8 +222,51 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, "image/jpeg", jpeg)
         elif route == "/stream.mjpg":
             self._stream()
+        elif route == "/effect":
+            self._json(200, self._effect_state())
         else:
-            self._reply(404, "text/plain; charset=utf-8", b"not found: try / , /stream.mjpg or /snapshot.jpg\n")
+            self._reply(404, "text/plain; charset=utf-8", b"not found: try / , /stream.mjpg, /snapshot.jpg or /effect\n")
+
+    def do_POST(self) -> None:
+        """``POST /effect`` with ``{"effect": NAME}`` switches the run's effect (see ``control_refusal``)."""
+        if urlsplit(self.path).path != "/effect":
+            self._json(404, {"error": "only /effect takes a POST"})
+            return
+        effects = self.server.sink.effects
+        refusal = control_refusal(self.client_address[0], self.headers.get("Host", ""), self.headers.get("Origin"),
+                                  self.headers.get("Content-Type", ""))  # fmt: skip
+        if refusal is not None:
+            self._json(403, {"error": refusal})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= 4096:
+                raise ValueError("a small JSON body")
+            name = json.loads(self.rfile.read(length))["effect"]
+            if not isinstance(name, str):
+                raise ValueError("a name")
+        except (ValueError, KeyError, TypeError):
+            self._json(400, {"error": 'send {"effect": "NAME"}', "available": list(effects.available) if effects else []})
+            return
+        if effects is None:  # the run attaches its effects once the model is ready
+            self._json(503, {"error": "the run is still starting; try again in a moment"})
+            return
+        try:
+            effects.select(name, by="preview page")
+        except ConfigError as e:
+            self._json(409 if not effects.available else 400, {"error": str(e), "available": list(effects.available)})
+            return
+        self._json(200, self._effect_state())
+
+    def _effect_state(self) -> dict[str, Any]:
+        effects = self.server.sink.effects
+        controllable = control_refusal(self.client_address[0], self.headers.get("Host", ""), None, "application/json") is None
+        if effects is None:
+            return {"effect": None, "available": [], "controllable": False}
+        return {"effect": effects.effect, "available": list(effects.available), "controllable": controllable}
+
+    def _json(self, code: int, body: dict[str, Any]) -> None:
+        self._reply(code, "application/json", (json.dumps(body) + "\n").encode())
 
     def _reply(self, code: int, content_type: str, body: bytes) -> None:
         self.send_response(code)
@@ -238,7 +358,8 @@ class HttpPreviewSink(LiveSink):
         self.port = int(self._server.server_address[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
-        self.page = _PAGE.format(addr=html.escape(self.url))
+        self.page = _PAGE.format(addr=html.escape(self.url)) + _SCRIPT
+        self.effects: Optional["EffectSwitch"] = None
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"preview-{self.port}", daemon=True
         )
@@ -248,6 +369,10 @@ class HttpPreviewSink(LiveSink):
     @property
     def name(self) -> str:
         return self.url.rstrip("/")
+
+    def attach_effects(self, effects: "EffectSwitch") -> None:
+        """``/effect`` and the page's buttons switch ``effects`` (from this machine only)."""
+        self.effects = effects
 
     @property
     def viewers(self) -> int:

@@ -22,6 +22,7 @@ from birefvid.io.base import ClosesOnce, Finishes
 
 if TYPE_CHECKING:
     from birefvid.io.live_audio import LiveAudioFeed
+    from birefvid.runtime.live_effects import EffectSwitch
 
 PictureKind = Literal["rgb", "rgba", "gray"]
 SourceState = Literal["starting", "live", "reconnecting", "ended", "failed", "closed"]
@@ -140,6 +141,10 @@ class LiveSink(Finishes):
     @abc.abstractmethod
     def name(self) -> str:
         """What the user passed as --sink (for logs and errors)."""
+
+    def attach_effects(self, effects: "EffectSwitch") -> None:
+        """Let this sink switch the run's effect (a ``runtime.live_effects.EffectSwitch``): the preview
+        window's keys, the preview page's buttons. Other sinks only show what they are given."""
 
     def send(self, picture: np.ndarray, t: float) -> None:
         """Deliver one picture; raises ``SinkError`` when the output broke."""

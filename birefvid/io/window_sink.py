@@ -4,20 +4,27 @@ opencv-python-headless has no GUI, so the preview window comes from pygame. SDL'
 is process-global: one window sink may be open at a time, and it should be fed from one thread
 (on macOS, the main thread). Pictures are scaled to fit the window, keeping their aspect ratio;
 rgba is shown over a checkerboard so transparency is visible, gray as gray. Closing the window,
-or pressing Esc or q in it, sets ``closed_by_user`` and the runner stops.
+or pressing Esc or q in it, sets ``closed_by_user`` and the runner stops; b, r, g and n switch the
+run's effect (blur, replace, green, none).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
-from typing import Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 import numpy as np
 
-from birefvid.errors import SinkError, sink_named
+from birefvid.errors import ConfigError, SinkError, sink_named
 from birefvid.io.live_base import LiveSink, over_checkerboard, picture_kind
+
+if TYPE_CHECKING:
+    from birefvid.runtime.live_effects import EffectSwitch
+
+log = logging.getLogger(__name__)
 
 _NO_PYGAME = "the window sink needs pygame: pip install 'birefvid[window]'"
 _HEADLESS_DRIVERS = ("offscreen", "dummy")
@@ -96,6 +103,7 @@ class WindowSink(LiveSink):
             raise ValueError(f"a window needs a positive size, got {width}x{height}")
         self.width, self.height, self.title = width, height, title
         self._closed_by_user = False
+        self._effects: Optional["EffectSwitch"] = None
         pygame = _import_pygame()
         with WindowSink._open_lock:
             if WindowSink._open is not None:
@@ -120,6 +128,21 @@ class WindowSink(LiveSink):
     def name(self) -> str:
         return "window"
 
+    def attach_effects(self, effects: "EffectSwitch") -> None:
+        """Keys b, r, g and n switch the effect (the title stays the run's: scripts find the window by it)."""
+        if effects.available:
+            self._effects = effects
+
+    def _switch(self, key: str) -> None:
+        from birefvid.runtime.live_effects import KEYS
+
+        if self._effects is None or key not in KEYS:
+            return
+        try:
+            self._effects.select(KEYS[key], by="window")
+        except ConfigError as e:
+            log.warning("key %s: %s", key, e)
+
     @property
     def closed_by_user(self) -> bool:
         """True once the user closed the window (or pressed Esc or q in it): the runner should stop."""
@@ -132,6 +155,8 @@ class WindowSink(LiveSink):
             closing_key = event.type == pygame.KEYDOWN and event.key in (pygame.K_ESCAPE, pygame.K_q)
             if event.type == pygame.QUIT or closing_key:
                 self._closed_by_user = True
+            elif event.type == pygame.KEYDOWN:
+                self._switch(event.unicode.lower())
         if self._closed_by_user:
             pygame.display.quit()  # the window goes away now, not when the runner gets round to close()
 

@@ -23,13 +23,13 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ..compose.compositor import Compositor
 from .. import exiting
 from ..errors import BirefvidError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
-from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
+from ..job import EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
 from ..temporal import Smoother, make_smoother
 from ..temporal.carry import MaskCarrier
+from .live_effects import EffectSwitch
 from .live_stats import LiveStats
 from .priority import MODEL_NICENESS, lower_thread_priority  # noqa: F401 - MODEL_NICENESS is part of this module's API
 from .segmenter import Segmenter
@@ -227,7 +227,7 @@ class LiveRunner:
         source: LiveSource,
         sinks: list[LiveSink],
         segmenter: Segmenter,
-        compositor: Compositor,
+        effects: EffectSwitch,
         smoother: Smoother,
         *,
         fps: float,
@@ -236,7 +236,9 @@ class LiveRunner:
         duration: Optional[float] = None,
         stop: Optional[threading.Event] = None,
     ) -> None:
-        self.source, self.sinks, self.compositor = source, sinks, compositor
+        self.source, self.sinks, self.effects = source, sinks, effects
+        for sink in sinks:  # the window's keys and the preview page switch the effect
+            sink.attach_effects(effects)
         self.duration = duration
         # the caller's request to end the run; ``stop`` (internal) halts the model and sink threads
         # at the end or on an error, so pictures already composed still reach the sinks after a request
@@ -255,6 +257,7 @@ class LiveRunner:
     def compose(self, cf: CapturedFrame, latest: LatestMask) -> np.ndarray:
         """The picture for one frame: the newest mask carried to it along flow, then the effect."""
         image = cf.frame.image
+        compositor = self.effects.compositor  # read once: a switch from another thread shows from the next frame
         alpha = latest.alpha
         if self.carrier is not None:
             # every shown frame goes through the carrier, in order, named by its capture time: it chains
@@ -267,8 +270,10 @@ class LiveRunner:
                     alpha = carried
         # the mask goes in at the model's size: the compositor upsamples it once, by OpenCV on the CPU
         # (torch's bilinear here cost ~2.8 ms a 720p frame), and its foreground estimate starts from it
+        if compositor is None:  # effect "none": the camera's picture (the mask stays carried, for a switch back)
+            return image
         images = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-        return to_sink_layout(self.compositor(images, alpha).numpy())[0]
+        return to_sink_layout(compositor(images, alpha).numpy())[0]
 
     def _show(self, cf: CapturedFrame) -> None:
         latest = self.model.latest
@@ -437,13 +442,11 @@ def run_live_job(
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
             stack.callback(stats.close)
             seg = segmenter or segmenter_for(job.model, job.inference)  # after the cheap checks of sinks and background
-            compositor = Compositor(
-                EFFECT_OUTPUT[effect.effect], foreground=effect.foreground, key=effect.key_color,  # type: ignore[arg-type]
-                blur_sigma=effect.blur_sigma, background=background, blur_work_scale=max(1, int(effect.blur_sigma // 4)),
-                matte=effect.matte,
-            )  # fmt: skip
+            effects = EffectSwitch(effect, background)
+            if printer is not None:
+                effects.listeners.append(lambda name, by: printer(f"live: effect {name} (from the {by})"))
             smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
-            runner = LiveRunner(source, sinks, seg, compositor, smoother, fps=fps, carry=job.carry, stats=stats,
+            runner = LiveRunner(source, sinks, seg, effects, smoother, fps=fps, carry=job.carry, stats=stats,
                                 duration=job.duration, stop=stop)  # fmt: skip
             threads = torch.get_num_threads()
             with torch.inference_mode():
@@ -493,6 +496,7 @@ def run_live_job(
         "ended_by": runner.ended_by,
         "recorded": recorded,
         "streams": [sink.summary() for sink in sinks if hasattr(sink, "summary")],
+        "effect_changes": runner.effects.changes,  # switched from the window's keys or the preview page
         "stats": runner.final,
         "job": job.to_dict(),
         "resolved": {**resolved_settings(seg), "model_threads": threads},

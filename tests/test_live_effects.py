@@ -1,0 +1,177 @@
+"""Switching a live run's effect while it runs: the preview page (real HTTP, headless Chromium) and
+the preview window's keys (Xvfb, xdotool), with what the recording and the report show."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from birefvid.errors import ConfigError
+from birefvid.io.http_preview import control_refusal
+from birefvid.job import EffectSpec
+from birefvid.runtime.live_effects import EffectSwitch
+from live_e2e_tools import (
+    GREEN, LiveRun, decode_jpeg, decode_video, http_get, scene_clip, screen_grab, share, wait_for, window_geometry, xvfb,
+)  # fmt: skip
+from live_media import free_port
+from system_tools import need_binary, need_module
+
+FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
+STARTUP = 90.0  # python + torch + model start on a loaded 2-core machine
+SMALL, FPS = (160, 120), 24
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s of the generated scenes the tiny model knows, longer than any run here."""
+    return scene_clip(tmp_path_factory.mktemp("effects") / "scene20s.mp4", 20.0, SMALL, FPS)
+
+
+def test_the_switch_offers_the_picture_effects_and_says_why_not() -> None:
+    blur = EffectSwitch(EffectSpec("blur"))
+    assert blur.available == ("blur", "green", "none") and blur.effect == "blur" and blur.compositor is not None
+    assert blur.select("none", by="test") == "none" and blur.compositor is None
+    green = blur.select("green", by="window")
+    assert green == "green" and blur.compositor is not None and blur.compositor.kind == "green"
+    assert [c["effect"] for c in blur.changes] == ["none", "green"] and [c["by"] for c in blur.changes] == ["test", "window"]
+    assert blur.changes[0]["seconds"] <= blur.changes[1]["seconds"]
+    blur.select("green")  # already on: not a change
+    assert len(blur.changes) == 2
+    with pytest.raises(ConfigError, match=r"replace needs a --background"):
+        blur.select("replace")
+    with pytest.raises(ConfigError, match=r"unknown effect 'sepia'; choose from blur, green, none"):
+        blur.select("sepia")
+    matte = EffectSwitch(EffectSpec("alpha"))
+    assert matte.available == ()
+    with pytest.raises(ConfigError, match=r"this run's effect is alpha"):
+        matte.select("blur")
+
+
+def test_only_this_machine_switches_the_effect() -> None:
+    page = ("127.0.0.1", "127.0.0.1:8080", "http://127.0.0.1:8080", "application/json")
+    assert control_refusal(*page) is None
+    assert control_refusal("::1", "[::1]:8080", None, "application/json; charset=utf-8") is None
+    assert control_refusal("::ffff:127.0.0.1", "localhost:9000", "http://localhost:9000", "application/json") is None  # ssh -L 9000:...
+    assert "machine the run is on" in control_refusal("192.168.1.7", "192.168.1.5:8080", None, "application/json")  # type: ignore[operator]
+    # a web page whose name was pointed at 127.0.0.1 (DNS rebinding) sends its own name
+    assert "loopback address" in control_refusal("127.0.0.1", "evil.example:8080", "http://evil.example:8080", "application/json")  # type: ignore[operator]
+    assert "own page" in control_refusal("127.0.0.1", "127.0.0.1:8080", "http://evil.example", "application/json")  # type: ignore[operator]
+    # a form another site posts here carries no JSON (and JSON from another site needs CORS, never granted)
+    assert "send JSON" in control_refusal("127.0.0.1", "127.0.0.1:8080", None, "application/x-www-form-urlencoded")  # type: ignore[operator]
+
+
+def _post(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", "/effect", body=body, headers=headers)
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def _switch(port: int, name: str, **extra: str) -> tuple[int, dict]:
+    """POST /effect as the preview page does (same origin, JSON)."""
+    headers = {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{port}", **extra}
+    return _post(port, json.dumps({"effect": name}).encode(), headers)
+
+
+def _green_share(base: str) -> Optional[float]:
+    status, _, body = http_get(f"{base}/snapshot.jpg")
+    return share(decode_jpeg(body), GREEN) if status == 200 else None
+
+
+def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: Path) -> None:
+    """Green keying on, off (the camera as it is) and on again from the page's endpoint while the run goes on:
+    the preview and the recording change, the run is never restarted, and the report lists the switches."""
+    chromium = need_binary("chromium", "chromium")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = ["--source", clip, "--realtime", "--loop", "--effect", "green", *FAST_MODEL, "--sink", base,
+            "--sink", "rec.mkv", "--duration", "14", "--report", "report.json"]  # fmt: skip
+    with LiveRun(args, tmp_path) as run:
+        wait_for(lambda: (_green_share(base) or 0) > 0.3, STARTUP, "a green-keyed snapshot", run=run)
+        status, _, body = http_get(f"{base}/effect")
+        assert status == 200 and json.loads(body) == {"effect": "green", "available": ["blur", "green", "none"], "controllable": True}
+        page = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=3000", "--dump-dom", f"{base}/"],
+            capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        refused = [
+            _switch(port, "none", Host="evil.example:80"),  # DNS rebinding
+            _switch(port, "none", Origin="http://evil.example"),  # another site's page
+            _post(port, b'{"effect": "none"}', {"Content-Type": "text/plain"}),  # a form or a no-CORS fetch
+        ]
+        bad = [_switch(port, "replace"), _post(port, b"effect=none", {"Content-Type": "application/json"})]
+        assert (_green_share(base) or 0) > 0.3, "a refused request switched the effect"
+        switched_off = _switch(port, "none")
+        wait_for(lambda: (v := _green_share(base)) is not None and v < 0.02, 10, "the camera's own picture after switching to none", run=run)
+        time.sleep(1.0)
+        switched_on = _switch(port, "green")
+        wait_for(lambda: (_green_share(base) or 0) > 0.3, 10, "green keying again", run=run)
+        code = run.wait(60)
+        err = run.stderr()
+    assert code == 0, err
+    assert page.returncode == 0 and "<button disabled=\"\">green</button>" in page.stdout and "<button>none</button>" in page.stdout, page.stdout[-1500:]
+    assert [status for status, _ in refused] == [403, 403, 403], refused
+    assert bad[0][0] == 400 and "--background" in bad[0][1]["error"] and bad[1][0] == 400, bad
+    assert switched_off == (200, {"effect": "none", "available": ["blur", "green", "none"], "controllable": True}), switched_off
+    assert switched_on[0] == 200 and switched_on[1]["effect"] == "green"
+    assert "live: effect none (from the preview page)" in err and "live: effect green (from the preview page)" in err, err
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    changes = report["effect_changes"]
+    assert [(c["effect"], c["by"]) for c in changes] == [("none", "preview page"), ("green", "preview page")], changes
+    assert 0 < changes[0]["seconds"] < changes[1]["seconds"] < 14
+    # the recording switched with the preview: keyed, then the camera's picture, then keyed again, in one file
+    _, frames = decode_video(tmp_path / "rec.mkv")
+    keyed = [share(f, GREEN) > 0.3 for f in frames]
+    runs = [keyed[0]] + [k for prev, k in zip(keyed, keyed[1:]) if k != prev]
+    assert runs == [True, False, True], f"{len(frames)} frames, keyed runs {runs}"
+    assert len(frames) == report["frames_shown"]
+
+
+def test_the_windows_keys_switch_the_effect(tmp_path: Path, clip: Path) -> None:
+    need_module("pygame", "'birefvid[window]'")
+    xdotool = need_binary("xdotool", "xdotool")
+    need_binary("import", "imagemagick")
+    with xvfb() as display:
+        env: dict[str, str | None] = {"DISPLAY": display, "WAYLAND_DISPLAY": None, "SDL_VIDEODRIVER": None}
+        args = ["--source", clip, "--realtime", "--loop", "--effect", "green", "--sink", "window", "--duration", "12",
+                "--report", "report.json", *FAST_MODEL]  # fmt: skip
+        with LiveRun(args, tmp_path, env=env) as run:
+            x, y, w, h = wait_for(lambda: window_geometry(display, "birefvid"), STARTUP, "the window", run=run)
+
+            def window_green() -> float:
+                return share(screen_grab(display, tmp_path / "screen.png")[y : y + h, x : x + w], GREEN)
+
+            wait_for(lambda: window_green() > 0.3, 20, "green keying in the window", interval=0.2, run=run)
+            info = subprocess.run([need_binary("xwininfo", "x11-utils"), "-display", display, "-name", "birefvid"],
+                                  capture_output=True, text=True, timeout=20).stdout  # fmt: skip
+            window_id = re.search(r"Window id: (0x[0-9a-f]+)", info).group(1)  # type: ignore[union-attr]
+
+            def press(key: str) -> None:
+                subprocess.run([xdotool, "key", "--window", window_id, key], check=True, timeout=20, env={**os.environ, "DISPLAY": display})
+
+            press("n")
+            wait_for(lambda: window_green() < 0.02, 10, "the camera's own picture after n", interval=0.2, run=run)
+            press("r")  # no --background: refused with a warning, the picture stays
+            press("g")
+            wait_for(lambda: window_green() > 0.3, 10, "green keying again after g", interval=0.2, run=run)
+            code = run.wait(60)
+            err = run.stderr()
+    assert code == 0, err
+    assert "replace needs a --background" in err, err
+    changes = json.loads((tmp_path / "report.json").read_text())["effect_changes"]
+    assert [(c["effect"], c["by"]) for c in changes] == [("none", "window"), ("green", "window")], changes
+    assert np.all(np.diff([c["seconds"] for c in changes]) > 0)
