@@ -15,7 +15,9 @@ HELP = "blur or replace the background of a webcam or stream live: to a window, 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="camera index (0) or device (/dev/video0), rtsp:// rtmp:// http(s):// udp:// tcp:// URL, or a video file")
-    parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), alpha (RGBA) or mask (default blur)")
+    parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), alpha (RGBA) or mask "
+                        "(default blur); blur, replace and green switch during the run: keys b r g n in the window, "
+                        "buttons on the http:// preview page")  # fmt: skip
     parser.add_argument("--sink", action="append", default=[], metavar="SINK",
                         help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, rtmp://HOST/APP/KEY (YouTube, Twitch; needs the ffmpeg program), "
                              "udp://HOST:PORT or tcp://HOST:PORT (MPEG-TS), "
