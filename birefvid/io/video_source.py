@@ -121,6 +121,7 @@ class VideoFileSource(Source):
             self._info = self._make_info(self._first)
             # the first frame shown: an MP4 cut with an edit list decodes hidden frames before it
             self.first_pts: Optional[int] = self._first.pts
+            self.format_name: str = self._container.format.name  # "mpegts", "mov,mp4,m4a,3gp,3g2,mj2", ...
         except BaseException:
             self._container.close()
             raise
