@@ -243,6 +243,26 @@ def test_colour_tags_copied_into_the_decoded_pictures(tmp_path, name, kind, tags
                 assert int(f.color_range) == 1
 
 
+@pytest.mark.parametrize("name,kind,codec,range_", [("a.mov", "alpha", None, 1), ("g.mov", "rgb", "prores_ks", 1), ("a.mkv", "alpha", None, 2)])
+def test_a_full_range_source_keeps_its_colours(tmp_path, name, kind, codec, range_):
+    """A full-range (yuvj, phone or webcam) clip: ProRes cannot say full range, so it gets limited-range
+    samples (it had full-range ones read as limited: (192, 64, 32) came back (203, 57, 19)); FFV1 keeps full."""
+    import av
+
+    info = _info(color_range=2, colorspace=5)
+    colour = np.array([192, 64, 32], np.uint8)
+    images = np.broadcast_to(colour, (2, info.height, info.width, 3))
+    if kind == "alpha":
+        images = np.concatenate([images, np.full((2, info.height, info.width, 1), 255, np.uint8)], axis=-1)
+    with open_sink(tmp_path / name, kind=kind, info=info, codec=codec) as sink:
+        sink.write(np.ascontiguousarray(images), [0, 1])
+    with av.open(str(tmp_path / name)) as c:
+        frame = next(c.decode(video=0))
+        assert int(frame.color_range) == range_
+    got = np.stack(read_video(tmp_path / name, "rgb24").images)
+    assert np.abs(got.astype(int) - colour).max() <= 2
+
+
 def test_crf_bitrate_and_codec_overrides(tmp_path):
     info = _info()
     _write(tmp_path / "lo.mp4", "rgb", info, list(range(4)), crf=40)

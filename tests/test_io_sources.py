@@ -166,6 +166,15 @@ def test_mkv_that_starts_late_is_whole_and_cut_short_is_not(tmp_path):
             list(src)
 
 
+def test_mkv_of_a_still_picture_over_a_song_is_whole(tmp_path):
+    # `ffmpeg -i cover.jpg -i song.mp3 -c:v libx264 song.mkv`: one frame and 3 s of sound. Matroska has
+    # no stream duration, so FFmpeg gave the video the file's 3 s; its DURATION tag says 0.04 s
+    g = make_video(tmp_path / "song.mkv", n_frames=1, with_audio=True, audio_seconds=3.0)
+    with VideoFileSource(g.path) as src:
+        assert src.info.duration == pytest.approx(0.04, abs=0.03)
+        assert len(list(src)) == 1
+
+
 def test_picture_size_change_midway_is_scaled_to_the_first_size(tmp_path, caplog):
     # a browser's MediaRecorder (WebRTC) drops the resolution when bandwidth falls, then restores it
     path = tmp_path / "call.webm"

@@ -46,6 +46,27 @@ def test_every_subtitle_track_and_the_chapters_are_kept_in_matroska(tmp_path):
     assert chapter_marks(tmp_path / "out.mkv") == [(0.0, 1.0, "Intro"), (1.0, 2.0, "Main")]
 
 
+def test_the_fonts_an_ass_track_uses_are_kept_in_matroska(tmp_path):
+    """An anime fansub's ASS track is styled with fonts attached to the MKV; without them players draw it
+    in a fallback font (they were dropped)."""
+    import av
+
+    subs = _film(tmp_path, "subs.mkv", [("ass", "eng", ENGLISH)], n_frames=10)
+    font = b"\x00\x01\x00\x00 not really a font"
+    src = tmp_path / "fansub.mkv"
+    with av.open(str(subs)) as a, av.open(str(src), "w") as b:
+        streams = {s.index: b.add_stream_from_template(s) for s in a.streams}
+        b.add_attachment("Comic.ttf", "font/ttf", font)
+        for packet in a.demux():
+            if packet.size:
+                packet.stream = streams[packet.stream.index]
+                b.mux(packet)
+    _copy(src, tmp_path / "out.mkv")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [(s.name, s.mimetype, bytes(s.data)) for s in c.streams.attachments] == [("Comic.ttf", "font/ttf", font)]
+    assert subtitle_cues(tmp_path / "out.mkv") == subtitle_cues(src)
+
+
 @pytest.mark.parametrize("out_name", ["out.mp4", "out.mov"])
 def test_mp4_text_subtitles_are_kept_in_mp4_and_mov(tmp_path, out_name):
     src = _film(tmp_path, "film.mp4", [("mov_text", "eng", ENGLISH)])  # MOV keeps only codes it knows: 'eng', not 'deu'

@@ -21,7 +21,7 @@ from birefvid.io import open_source
 from birefvid.io.trim import TrimmedSource, parse_time, shift_timecode
 from birefvid.job import FileJob
 from live_media import flash_and_tone, make_flash_clip
-from media import add_subtitles, audio_duration, chapter_marks, make_video, read_alpha, subtitle_cues
+from media import add_subtitles, audio_duration, chapter_marks, make_video, read_alpha, shift_timestamps, subtitle_cues
 from process_fixtures import decoded_times, interior, make_scene, max_err, partial_leftovers, red_key_segmenter, scene_frame, true_mask
 
 SIZE = (64, 48)
@@ -155,6 +155,23 @@ def test_a_time_that_is_not_a_time_is_refused(tmp_path, capsys):
         main(["process", "in.mp4", "-o", str(tmp_path / "x.mkv"), "--start", "1:2:3:4"])
     assert exc.value.code == 2
     assert "is not a time" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("offset", [Fraction(36000), Fraction(2**33, 90000) - Fraction(1, 5)], ids=["clock-at-10h", "across-the-wrap"])
+def test_a_broadcast_ts_clock_starts_the_output_at_zero(tmp_path, seg, offset):
+    """An MPEG-TS recorded from a broadcast counts from its clock: at 10 h a 0.4 s clip became a MOV
+    10 hours long; read across the 33-bit wrap its first frames came before 0 and MOV hid them."""
+    frames = [scene_frame(k, SIZE) for k in range(10)]
+    g = make_video(tmp_path / "in.mkv", n_frames=10, size=SIZE, frames=frames, codec="libx264", pix_fmt="yuv444p", audio_codec="aac")
+    src = shift_timestamps(g.path, tmp_path / "cap.ts", offset)
+    out = tmp_path / "out.mov"
+    report = process_video(src, out, kind="alpha", segmenter=seg, smooth="none")
+    assert report["frames"] == 10
+    assert decoded_times(out) == [Fraction(k, 25) for k in range(10)]
+    assert source_frames_in(out, 10) == list(range(10))
+    with av.open(str(out)) as c:
+        assert c.duration / av.time_base < 1  # not a 10-hour file
+    assert audio_duration(out) == pytest.approx(0.4, abs=0.05)
 
 
 def test_a_trimmed_job_round_trips_and_batch_refuses_it(tmp_path):

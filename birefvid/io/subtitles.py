@@ -99,6 +99,19 @@ class SubtitleTracks(InterleavedPackets):
                     copied.metadata[key] = stream.metadata[key]
             self._map[stream.index] = copied
             log.info("copying %s subtitles from %s", _describe(stream), self._in.name)
+        if self._map and self._out.format.name == "matroska":  # WebM drops attachments; WebVTT needs no fonts
+            self._add_attachments(target)
+
+    def _add_attachments(self, target: Path) -> None:
+        """Copy the source's attached files (the fonts an ASS track is styled with; without them players
+        draw its lines in a fallback font) into a Matroska output, or say which are lost."""
+        assert self._in is not None
+        for attachment in self._in.streams.attachments:
+            try:
+                self._out.add_attachment(attachment.name, attachment.mimetype, bytes(attachment.data))
+            except (ValueError, av.FFmpegError) as e:
+                log.warning("%s: attached file %s (%s) cannot go into %s and is dropped (%s); write .mkv to keep it",
+                            target, attachment.name, attachment.mimetype, target.suffix or "this output", e)  # fmt: skip
 
     def _starts_in_window(self, packet: av.Packet, t: float) -> bool:
         """A cue already showing at the window's start is kept, from the start for the rest of its time."""

@@ -22,6 +22,22 @@ from birefvid.io.base import Source
 from birefvid.io.video_source import VideoFileSource
 
 
+# an MPEG-TS/PS whose first frame is later than this (seconds) counts from a broadcast clock, not a late start
+CLOCK_START_S = 60.0
+CLOCK_FORMATS = frozenset({"mpegts", "mpeg", "mpegtsraw"})
+
+
+def starts_off_zero(source: Source) -> bool:
+    """Whether ``source``'s timeline must be moved to start at 0 as a time range is (``TrimmedSource``):
+    its first frame is before 0 (an MPEG-TS read across its 33-bit wrap), which MP4 and MOV hide and
+    Matroska cannot store, or it is an MPEG-TS/PS whose clock starts hours in, which made a 2 s clip a
+    10-hour MOV. A late start of a few seconds (an MPEG-TS's usual 1.4 s, a recording's piece) is kept."""
+    if not isinstance(source, VideoFileSource) or source.first_pts is None:
+        return False
+    start = float(source.first_pts * source.info.time_base)
+    return start < 0 or (start > CLOCK_START_S and bool(set(source.format_name.split(",")) & CLOCK_FORMATS))
+
+
 @dataclasses.dataclass(frozen=True)
 class TimeWindow:
     """The part of the source's timeline an output keeps, in the source's own seconds (stream timestamps).

@@ -49,6 +49,9 @@ def _set(obj: object, name: str, value: Optional[int]) -> None:
 ONE_THREAD_CODECS = ("libx264",)
 # encoders that write the pixel aspect ratio into the bitstream itself (H.264/H.265 VUI)
 BITSTREAM_SAR_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
+# encoders whose video is limited range by definition: ProRes records no range (its MOV 'colr' atom
+# neither), so players decode it as limited whatever the stream says
+LIMITED_RANGE_CODECS = ("prores_ks", "prores", "prores_aw")
 
 
 class VideoFileSink(Sink):
@@ -134,7 +137,7 @@ class VideoFileSink(Sink):
         self._frame_tags: dict[str, int] = {}
         if spec.kind != "mask":
             self._matrix = _SWS_MATRIX.get(info.colorspace or -1)
-            self._range = info.color_range if info.color_range in (1, 2) else None
+            self._range = self._output_range(info.color_range)
             for name, value in (("colorspace", info.colorspace), ("color_primaries", info.color_primaries),
                                 ("color_trc", info.color_trc)):
                 _set(cc, name, value)
@@ -167,6 +170,13 @@ class VideoFileSink(Sink):
         except (av.FFmpegError, OSError, ValueError) as e:
             hint = " (it needs an NVIDIA GPU and driver)" if "nvenc" in spec.codec else ""
             raise SinkError(f"cannot start the {spec.codec} encoder for {self.path}{hint}: {e}") from e
+
+    def _output_range(self, source_range: Optional[int]) -> Optional[int]:
+        """The YUV range to convert to: the source's (a phone's or webcam's full-range video stays full range),
+        but limited for an encoder that cannot say full (a full-range clip's ProRes decoded with stretched contrast)."""
+        if self.spec.codec in LIMITED_RANGE_CODECS:
+            return 1
+        return source_range if source_range in (1, 2) else None
 
     def _keep_pixel_shape(self, cc: av.video.codeccontext.VideoCodecContext, sar: Fraction) -> None:
         """Tag non-square pixels (an anamorphic DV/HDV/DVD source) so players show the picture unsqueezed.

@@ -71,12 +71,22 @@ def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
     return None if not m else int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
 
 
+def declared_seconds(stream: av.video.stream.VideoStream) -> Optional[float]:
+    """The video stream's own declared length: Matroska's DURATION tag where there is one (Matroska has no
+    stream duration, so FFmpeg may fill it with the file's: a song's still picture seemed to last the song),
+    else the stream's duration."""
+    tagged = _mkv_duration(stream)
+    if tagged is not None:
+        return tagged
+    return float(stream.duration * stream.time_base) if stream.duration is not None else None
+
+
 def shown_frame_count(stream: av.video.stream.VideoStream) -> Optional[int]:
     """The frames a video stream will show, from its header: the declared count, or duration x rate
     where that is clearly fewer (an edit list hides samples the count includes)."""
     count = stream.frames or None
     rate = stream.average_rate or stream.guessed_rate
-    seconds = float(stream.duration * stream.time_base) if stream.duration is not None else _mkv_duration(stream)
+    seconds = declared_seconds(stream)
     if count and seconds and rate and count > round(seconds * rate) + 2:
         return round(seconds * rate)
     return count
@@ -123,6 +133,7 @@ class VideoFileSource(Source):
             self._info = self._make_info(self._first)
             # the first frame shown: an MP4 cut with an edit list decodes hidden frames before it
             self.first_pts: Optional[int] = self._first.pts
+            self.format_name: str = self._container.format.name  # "mpegts", "mov,mp4,m4a,3gp,3g2,mj2", ...
         except BaseException:
             self._container.close()
             raise
@@ -184,7 +195,7 @@ class VideoFileSource(Source):
         check_picture_size(width, height, self.path)
         rate = s.average_rate or s.guessed_rate
         # the video stream's own declared length (not the container's, which may be audio's)
-        self._declared = float(s.duration * s.time_base) if s.duration is not None else _mkv_duration(s)
+        self._declared = declared_seconds(s)
         duration = self._declared
         if duration is None and self._container.duration:
             duration = self._container.duration / av.time_base

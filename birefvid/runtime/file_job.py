@@ -17,7 +17,7 @@ from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
 from ..io.scale import ScaledSource
-from ..io.trim import TrimmedSource
+from ..io.trim import TrimmedSource, starts_off_zero
 from ..job import FileJob
 from ..temporal import make_smoother
 from ..urls import hide_secrets
@@ -87,7 +87,8 @@ def run_file_job(
         source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace))
         depth = plan_depth(out, source)
         window = None
-        if src.trimmed:  # only a part: the pictures from its first frame, re-timed, and the sound etc. with them
+        # only a part, or a timeline no output can hold as it is: the pictures from its first frame, re-timed, and the sound etc. with them
+        if src.trimmed or starts_off_zero(source):
             source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
             window = source.window
         if src.max_size is not None:
