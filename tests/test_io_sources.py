@@ -127,6 +127,33 @@ def test_corrupt_packet_in_mkv_is_reported_as_truncated(tmp_path):
             list(src)
 
 
+def test_a_recording_cut_off_mid_frame_keeps_every_frame_with_a_warning(tmp_path, caplog):
+    """A camera's MPEG-TS recording that ends mid-frame (power lost, disk full) decodes its last frame
+    concealed; that refused the whole file, with advice (strict=False) no command-line user could follow.
+    It is kept, as ffmpeg keeps it, with one warning; ``strict`` still refuses it."""
+    g = make_video(tmp_path / "cam.ts", n_frames=24, with_audio=False, frames=_noisy(24), codec="libx264")
+    cut = damage(g.path, tmp_path / "cut.ts", at=0.5, mode="truncate")
+    with caplog.at_level("WARNING"), VideoFileSource(cut) as src:
+        assert [f.index for f in src] == list(range(12))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [warnings[0]] and "cut.ts: frame 11 is damaged" in warnings[0] and "kept" in warnings[0], warnings
+    assert src.concealed == 1
+    with VideoFileSource(cut, strict=True) as strict:
+        with pytest.raises(SourceError, match=r"cut.ts: frame 11 is damaged .*re-encode or repair"):
+            list(strict)
+
+
+def test_frames_damaged_on_the_way_are_kept_and_counted_once(tmp_path, caplog):
+    """Packets lost from a camera damage frame after frame: one warning for the first, one count at the end."""
+    g = make_video(tmp_path / "cam.ts", n_frames=24, with_audio=False, frames=_noisy(24), codec="libx264")
+    bad = damage(damage(g.path, tmp_path / "bad.ts", at=0.2, length=600), tmp_path / "bad.ts", at=0.6, length=600)
+    with caplog.at_level("WARNING"), VideoFileSource(bad) as src:
+        assert len(list(src)) == 24
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and "frame 4 is damaged" in warnings[0], warnings
+    assert warnings[1].endswith("2 frames were damaged and kept as the decoder concealed them (frames 4 to 14)"), warnings
+
+
 def test_truncated_mkv_is_an_error(tmp_path):
     # Measured: a Matroska file cut in half decodes its first frames then ends quietly; the declared
     # stream duration shows it is short.

@@ -18,7 +18,7 @@ class LoopingVideoSource:
     """Upright RGB frames of ``path`` forever, reopening the file at its end (more robust than seeking).
 
     The first frame is decoded on open, so an unreadable file fails here rather than mid-run.
-    Damaged frames are tolerated (``strict=False``): a background glitch should not stop a job.
+    Damaged frames are kept (``strict=False``, the default): a background glitch should not stop a job.
     """
 
     def __init__(self, path: str | Path, deep: bool = False) -> None:

@@ -2,7 +2,8 @@
 
 Corrupt data policy (measured with FFmpeg 8 / PyAV 18, see tests/test_io_sources.py): a packet the
 decoder rejects raises SourceError naming the frame index; a frame the decoder reports as
-concealed (``is_corrupt``) raises too when ``strict`` (the default), else it is logged and kept;
+concealed (``is_corrupt``: a recording cut off mid-frame, packets lost from a camera) is kept with
+a warning, as ffmpeg keeps it, the first one and then a count at the end (``strict`` raises instead);
 a stream that ends more than three frame intervals before its declared duration or frame count
 (a truncated file) raises SourceError. Damage that FFmpeg conceals silently cannot be seen.
 
@@ -111,13 +112,16 @@ def _int(value: object) -> Optional[int]:
 class VideoFileSource(Source):
     """Frames of the first video stream of a media file, upright, uint8 RGB, with the stream's own pts."""
 
-    def __init__(self, path: str | Path, *, strict: bool = True, threads: int = 0, deinterlace: bool = True) -> None:
-        """``deinterlace``: frames flagged interlaced come out deinterlaced (see ``io.deinterlace``)."""
+    def __init__(self, path: str | Path, *, strict: bool = False, threads: int = 0, deinterlace: bool = True) -> None:
+        """``deinterlace``: frames flagged interlaced come out deinterlaced (see ``io.deinterlace``);
+        ``strict``: a frame the decoder concealed raises SourceError instead of a warning."""
         super().__init__()
         # a URL stays as given (a Path would fold its "//"); everything else is a file path
         self.path: Path | str = path if is_url(path) else Path(path)
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
         self.strict = strict
+        self.concealed = 0  # frames the decoder concealed damage in (kept unless strict)
+        self._concealed_span = (0, 0)  # the first and the last of them
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = _open_container(self.path)
@@ -247,12 +251,20 @@ class VideoFileSource(Source):
                 raise SourceError(f"{self.shown}: decoding failed at frame {index} ({e}); the file is damaged") from e
             for frame in frames:
                 if frame.is_corrupt:
-                    msg = f"{self.shown}: frame {index} is corrupt (the decoder concealed damaged data)"
-                    if self.strict:
-                        raise SourceError(msg + "; re-encode or repair the file, or read it with strict=False")
-                    log.warning(msg)
+                    self._concealed(index)
                 yield frame
                 index += 1
+
+    def _concealed(self, index: int) -> None:
+        """Note a frame the decoder patched over damaged data: SourceError when strict, else the first one
+        warns (the rest are counted at the end: a camera's lost packets may damage thousands)."""
+        msg = f"{self.shown}: frame {index} is damaged (the decoder concealed missing or broken data)"
+        if self.strict:
+            raise SourceError(msg + "; re-encode or repair the file")
+        if not self.concealed:
+            log.warning("%s; it is kept as decoded, as ffmpeg keeps it (a recording cut off mid-frame, packets lost on a network)", msg)
+        self.concealed += 1
+        self._concealed_span = (self._concealed_span[0] if self.concealed > 1 else index, index)
 
     def _animated_webp(self) -> bool:
         """Whether a WebP that FFmpeg failed to decode is an animation (FFmpeg decodes still WebP only; a URL
@@ -283,6 +295,9 @@ class VideoFileSource(Source):
                 if self.closed:
                     return
                 frame = next(self._frames, None)
+        if self.concealed > 1:
+            log.warning("%s: %d frames were damaged and kept as the decoder concealed them (frames %d to %d)",
+                        self.shown, self.concealed, *self._concealed_span)  # fmt: skip
         self._check_complete(index, last)
 
     def _out_of_order(self, index: int, pts: int, previous: int) -> str:
