@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from birefvid.io.live_source import open_live_source
 from birefvid.io.live_target import _dshow_video_devices, parse_source_spec
 from birefvid.io.reconnect import Backoff, GaveUp, retry
 from live_media import RtspServer, free_port, make_clip
+from system_tools import need_binary
 
 
 def _live_threads() -> list[threading.Thread]:
@@ -383,6 +385,49 @@ def test_a_stream_back_at_another_size_is_scaled_to_the_first(tmp_path: Path, ca
     assert {f.frame.image.shape for f in before + after} == {(120, 160, 3)}
     warned = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
     assert warned and set(warned) == {f"{server.url}: the pictures are now 200x150, the run's are 160x120; scaled to 160x120"}
+
+
+def _udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_udp_stream_whose_clock_leaps_an_hour_ahead_goes_on_as_after_a_cut(tmp_path: Path) -> None:
+    """An MPEG-TS sender restarted on the same UDP port (no reconnect: UDP has no connection) went on
+    with its clock an hour ahead: the pictures' stream time leapt an hour, so a 40 s recording lasted
+    3616 s and held an hour of encoded silence. A leap past the wall clock is now a cut, as a step
+    back is, and the sound of the new clock follows its pictures instead of landing an hour late."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    parts = []
+    for i, offset in enumerate((0, 3600)):
+        part = tmp_path / f"sender{i}.ts"
+        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=24:duration=1",
+                        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
+                        "-bf", "0", "-g", "12", "-c:a", "aac", "-output_ts_offset", str(offset), "-f", "mpegts", str(part)], check=True)  # fmt: skip
+        parts.append(part.read_bytes())
+    data, port = b"".join(parts), _udp_port()
+
+    def send() -> None:  # the two senders, one after the other, paced to ~2 s as -re would
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+            chunks = [data[i : i + 1316] for i in range(0, len(data), 1316)]
+            for chunk in chunks:
+                out.sendto(chunk, ("127.0.0.1", port))
+                time.sleep(2.0 / len(chunks))
+
+    with open_live_source(f"udp://127.0.0.1:{port}", audio=True, read_timeout=3.0) as src:
+        sender = threading.Thread(target=send)
+        sender.start()
+        src.start(timeout=10)
+        sound = src.audio.subscribe()  # type: ignore[union-attr]  # the feed keeps the last seconds for it
+        frames = _read_for(src, 3.0)
+        sender.join()
+        assert src.reconnects == 0
+    times = [f.stream_time for f in frames]
+    assert len(frames) > 30 and all(b > a for a, b in zip(times, times[1:]))
+    assert max(b - a for a, b in zip(times, times[1:])) < 0.5 and times[-1] < 3.0, times
+    heard = [t for t, _, _ in sound.take_until(None, {0: 0.0})]
+    assert len(heard) > 50 and max(heard) < 3.0, heard[-5:]
 
 
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:

@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 _TERMINAL: tuple[SourceState, ...] = ("ended", "failed", "closed")
 # how long after the newest picture a microphone's sound still follows its clock (seconds)
 _MIC_REACH = 0.5
+# a source clock that runs this much further than the wall clock between two pictures has jumped
+# (an MPEG-TS sender restarted on the same UDP port, a camera's clock reset): a cut, as a step back
+# is, not a gap of that length in every output (FFmpeg's dts_delta_threshold for MPEG-TS is 10 s too)
+_CLOCK_JUMP_S = 10.0
 
 
 # --------------------------------------------------------------------------- the source
@@ -70,15 +74,24 @@ class _StreamClock:
         self._last_pts: Optional[int] = None
         self._base: Optional[tuple[Optional[float], float, float]] = None  # (pts s, stream time, wall)
         self._stamped = 0
+        self._previous: Optional[tuple[float, float]] = None  # (pts s, wall) of the connection's last stamped picture
 
     def new_connection(self) -> None:
         self._base = None
         self._stamped = 0  # pictures of this connection stamped so far
+        self._previous = None
 
-    def audio_time(self, seconds: float) -> Optional[float]:
+    def _leaps(self, seconds: float, wall: float) -> bool:
+        """True when ``seconds`` lies over ``_CLOCK_JUMP_S`` further past the last picture than the wall clock moved meanwhile."""
+        return self._previous is not None and (seconds - self._previous[0]) - (wall - self._previous[1]) > _CLOCK_JUMP_S
+
+    def audio_time(self, seconds: float, wall: Optional[float] = None) -> Optional[float]:
         """Where a sound at ``seconds`` on this connection's clock falls on the continuous clock
-        (None before the connection's first picture, or when its pictures carry no times)."""
+        (None before the connection's first picture, or when its pictures carry no times, or when it
+        lies on a clock that leapt ahead of the pictures': it would place the sound that far ahead)."""
         if self._base is None or self._base[0] is None:
+            return None
+        if wall is not None and self._leaps(seconds, wall):
             return None
         src0, offset, _ = self._base
         return offset + (seconds - src0)
@@ -97,9 +110,11 @@ class _StreamClock:
             if last is not None and self._stamped == 1:
                 t = last + self.interval
             self._base = (seconds, t, wall)
-        if last is not None and t <= last:  # the source's clock went back: treat it as a cut
-            t = last + self.interval
+        if last is not None and (t <= last or (seconds is not None and self._leaps(seconds, wall))):
+            t = last + self.interval  # the source's clock went back or leapt ahead: treat it as a cut
             self._base = (seconds, t, wall)
+        if seconds is not None:
+            self._previous = (seconds, wall)
         pts = round(t / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
@@ -281,7 +296,7 @@ class LiveCapture(LiveSource):
 
     def _audio_out(self, frame: av.AudioFrame, seconds: float) -> None:
         assert self._clock is not None and self._audio_feed is not None
-        at = self._clock.audio_time(seconds)
+        at = self._clock.audio_time(seconds, time.monotonic())
         if at is not None:
             self._audio_feed.push(at, frame, self._generation)
 
