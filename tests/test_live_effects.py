@@ -8,21 +8,28 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
+from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pytest
 
 from birefvid.errors import ConfigError
+from birefvid.frames import Frame
 from birefvid.io.http_preview import control_refusal
+from birefvid.io.live_base import CapturedFrame, LiveSink, LiveSource
 from birefvid.job import EffectSpec
+from birefvid.runtime.live import LiveRunner
 from birefvid.runtime.live_effects import EffectSwitch
+from birefvid.temporal import make_smoother
 from live_e2e_tools import (
     GREEN, LiveRun, decode_jpeg, decode_video, http_get, scene_clip, screen_grab, share, wait_for, window_geometry, xvfb,
 )  # fmt: skip
 from live_media import free_port
+from process_fixtures import red_key_segmenter
 from system_tools import need_binary, need_module
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
@@ -175,3 +182,71 @@ def test_the_windows_keys_switch_the_effect(tmp_path: Path, clip: Path) -> None:
     changes = json.loads((tmp_path / "report.json").read_text())["effect_changes"]
     assert [(c["effect"], c["by"]) for c in changes] == [("none", "window"), ("green", "window")], changes
     assert np.all(np.diff([c["seconds"] for c in changes]) > 0)
+
+
+class _Outage(LiveSource):
+    """One red-on-blue frame, then an outage (``reconnecting``) of ``seconds``, then the end."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._lost_at: Optional[float] = None
+
+    def start(self, timeout: Optional[float] = None, stop: Optional[threading.Event] = None) -> Any:
+        return None
+
+    def first(self) -> CapturedFrame:
+        image = np.zeros((64, 64, 3), np.uint8)
+        image[..., 2] = 255
+        image[16:48, 16:48] = (255, 0, 0)
+        self._state = "live"
+        return CapturedFrame(Frame(image, 0, Fraction(1, 24), 0), time.monotonic(), 0, 0.0)
+
+    def read(self, timeout: float) -> Optional[CapturedFrame]:
+        if self._lost_at is None:
+            self._lost_at, self._state = time.monotonic(), "reconnecting"
+        elif time.monotonic() - self._lost_at > self.seconds:
+            self._state = "ended"
+        time.sleep(timeout)
+        return None
+
+    def _close(self) -> None:
+        pass
+
+
+class _Kept(LiveSink):
+    """Keeps every picture sent to it (a display: it takes the repeats of an outage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pictures: list[np.ndarray] = []
+
+    @property
+    def name(self) -> str:
+        return "kept"
+
+    def _send(self, picture: np.ndarray, t: float) -> None:
+        self.pictures.append(picture)
+
+    def _close(self) -> None:
+        pass
+
+
+def test_a_switch_while_the_source_reconnects_changes_the_held_picture() -> None:
+    """The picture held through an outage follows a switch: blur turned back on while the camera
+    reconnects must not leave the room on show (to a call's virtual camera) until the camera returns."""
+    source, sink = _Outage(1.5), _Kept()
+    effects = EffectSwitch(EffectSpec("green"))
+    effects.select("none", by="test")
+    runner = LiveRunner(source, [sink], red_key_segmenter(), effects, make_smoother("none"), fps=24)
+    first = source.first()
+    runner.model.segment(first)
+    switch = threading.Timer(0.5, effects.select, ("green", "test"))
+    switch.start()
+    try:
+        runner.run(first)
+    finally:
+        switch.join()
+    assert len(sink.pictures) > 20, len(sink.pictures)
+    keyed = [share(p, GREEN) > 0.3 for p in sink.pictures]
+    assert not keyed[0] and keyed[-1], "the held picture stayed as it was after the switch to green"

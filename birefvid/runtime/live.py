@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import exiting
+from ..compose.compositor import Compositor
 from ..errors import BirefvidError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
 from ..job import EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
@@ -219,6 +220,16 @@ def _send_all(sinks: list[LiveSink], item: _Delivery) -> None:
         sink.send(item.picture, item.t)
 
 
+def _apply(compositor: Optional[Compositor], image: np.ndarray, alpha: torch.Tensor) -> np.ndarray:
+    """``image`` composed with ``alpha`` by ``compositor``; None (effect ``none``) is the camera's picture as it is."""
+    # the mask goes in at the model's size: the compositor upsamples it once, by OpenCV on the CPU
+    # (torch's bilinear here cost ~2.8 ms a 720p frame), and its foreground estimate starts from it
+    if compositor is None:  # effect "none" (the mask stays carried, for a switch back)
+        return image
+    images = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
+    return to_sink_layout(compositor(images, alpha).numpy())[0]
+
+
 class LiveRunner:
     """Runs the display loop over an open source and sinks with a ready Segmenter and Compositor."""
 
@@ -249,6 +260,9 @@ class LiveRunner:
         self.model = ModelPath(segmenter, smoother, self.carrier, self.stats, self.stop)
         self.clock = OutputClock(fps)
         self._last_picture: Optional[np.ndarray] = None
+        # the last shown frame, its mask and the compositor it was composed with: a switch while the
+        # source reconnects recomposes the held picture, so blur turned on covers it at once
+        self._last_parts: Optional[tuple[np.ndarray, torch.Tensor, Optional[Compositor]]] = None
         self.frames_shown = 0
         self.ended_by = "stop"
         self.lost: Optional[BaseException] = None  # the source's failure, once its retries ran out
@@ -268,12 +282,8 @@ class LiveRunner:
                 carried = self.carrier.carry(image, key=cf.captured)
                 if carried is not None:
                     alpha = carried
-        # the mask goes in at the model's size: the compositor upsamples it once, by OpenCV on the CPU
-        # (torch's bilinear here cost ~2.8 ms a 720p frame), and its foreground estimate starts from it
-        if compositor is None:  # effect "none": the camera's picture (the mask stays carried, for a switch back)
-            return image
-        images = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-        return to_sink_layout(compositor(images, alpha).numpy())[0]
+        self._last_parts = (image, alpha, compositor)
+        return _apply(compositor, image, alpha)
 
     def _show(self, cf: CapturedFrame) -> None:
         latest = self.model.latest
@@ -289,6 +299,11 @@ class LiveRunner:
     def _hold(self, now: float) -> None:
         """While the source reconnects, repeat the last picture to displays at the source rate."""
         if self._last_picture is not None and now - self.clock.last_wall >= self.clock.step:
+            compositor = self.effects.compositor
+            if self._last_parts is not None and compositor is not self._last_parts[2]:  # switched during the outage
+                image, alpha, _ = self._last_parts
+                self._last_picture = _apply(compositor, image, alpha)
+                self._last_parts = (image, alpha, compositor)
             t = self.clock.for_repeat(now)
             self.writer.deliver(_Delivery(self._last_picture, t, now, None, repeat=True))
             self.stats.repeated += 1
