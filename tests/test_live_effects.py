@@ -250,3 +250,24 @@ def test_a_switch_while_the_source_reconnects_changes_the_held_picture() -> None
     assert len(sink.pictures) > 20, len(sink.pictures)
     keyed = [share(p, GREEN) > 0.3 for p in sink.pictures]
     assert not keyed[0] and keyed[-1], "the held picture stayed as it was after the switch to green"
+
+
+def test_switch_times_count_from_the_first_picture_not_the_warm_up() -> None:
+    """The report's ``effect_changes`` are on the run's timeline (its duration, a recording's 0), not
+    late by the model's warm-up: a switch 0.3 s into the run reads 0.3 s after a 1 s warm-up, and one
+    made during the warm-up, which shows from the first picture, reads 0."""
+    source, sink = _Outage(0.8), _Kept()
+    effects = EffectSwitch(EffectSpec("blur"))
+    runner = LiveRunner(source, [sink], red_key_segmenter(), effects, make_smoother("none"), fps=24)
+    first = source.first()
+    runner.model.segment(first)
+    effects.select("green", by="test")  # during the warm-up
+    time.sleep(1.0)  # the rest of a slow warm-up
+    switch = threading.Timer(0.3, effects.select, ("none", "test"))
+    switch.start()
+    try:
+        runner.run(first)
+    finally:
+        switch.join()
+    assert [c["effect"] for c in effects.changes] == ["green", "none"]
+    assert effects.changes[0]["seconds"] == 0.0 and 0.25 < effects.changes[1]["seconds"] < 0.8, effects.changes

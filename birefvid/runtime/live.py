@@ -322,6 +322,7 @@ class LiveRunner:
         self.model.start()
         start = time.monotonic()
         self.stats.begin(start, self.source)
+        self.effects.begin(start)  # the report's switch times count from the first picture
         try:
             while True:
                 if cf is not None:

@@ -49,6 +49,15 @@ class EffectSwitch:
         self.changes: list[dict[str, Any]] = []  # for the run report: when, what, and from where
         self.listeners: list[Callable[[str, str], None]] = []  # told (effect, by) on each switch: a window's title, the printer
 
+    def begin(self, started: float) -> None:
+        """The run's first picture is shown at ``started`` (monotonic): switch times count from it, as the
+        run's duration and a recording's timeline do, not from a warm-up that can take 20 s; a switch made
+        during the warm-up shows from that first picture, at 0."""
+        with self._lock:
+            self._started = started
+            for change in self.changes:
+                change["seconds"] = 0.0
+
     def _build(self, name: str) -> Optional[Compositor]:
         if name == NONE:
             return None
@@ -86,7 +95,7 @@ class EffectSwitch:
                 return name
             compositor = self._build(name)
             self._current, self.effect = compositor, name  # one assignment each: the display path sees either
-            self.changes.append({"seconds": round(time.monotonic() - self._started, 3), "effect": name, "by": by})
+            self.changes.append({"seconds": round(max(0.0, time.monotonic() - self._started), 3), "effect": name, "by": by})
             listeners = list(self.listeners)
         log.info("effect: %s (switched from the %s)", name, by)
         for listener in listeners:
