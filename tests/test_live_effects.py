@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,7 +20,7 @@ import pytest
 
 from birefvid.errors import ConfigError
 from birefvid.frames import Frame
-from birefvid.io.http_preview import control_refusal
+from birefvid.io.http_preview import _PAGE, _SCRIPT, control_refusal
 from birefvid.io.live_base import CapturedFrame, LiveSink, LiveSource
 from birefvid.job import EffectSpec
 from birefvid.runtime.live import LiveRunner
@@ -271,3 +272,46 @@ def test_switch_times_count_from_the_first_picture_not_the_warm_up() -> None:
         switch.join()
     assert [c["effect"] for c in effects.changes] == ["green", "none"]
     assert effects.changes[0]["seconds"] == 0.0 and 0.25 < effects.changes[1]["seconds"] < 0.8, effects.changes
+
+
+def test_the_page_says_when_the_run_stopped_answering(tmp_path: Path) -> None:
+    """Once the run ended the page's buttons are disabled with a note: they looked live and a click did nothing."""
+    chromium = need_binary("chromium", "chromium")
+    page = (_PAGE.format(addr="test") + _SCRIPT).encode()
+    state = json.dumps({"effect": "blur", "available": ["blur", "green", "none"], "controllable": True}).encode()
+    asked: list[str] = []
+
+    class Ended(BaseHTTPRequestHandler):
+        """The page, then one answer to GET /effect; later ones are dropped unanswered, as by a run that ended."""
+
+        def do_GET(self) -> None:
+            if self.path == "/effect":
+                asked.append(self.path)
+                if len(asked) > 1:
+                    self.close_connection = True
+                    return
+            body, kind = (state, "application/json") if self.path == "/effect" else (page, "text/html")
+            self.send_response(200 if self.path in ("/", "/effect") else 404)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ended)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        shown = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=5000", "--dump-dom", f"http://127.0.0.1:{server.server_address[1]}/"],
+            capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
+        ).stdout  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(asked) > 1, asked
+    effects = re.search(r'<p id="effects">(.*?)</p>', shown)
+    assert effects is not None, shown[-1500:]
+    assert "not answering" in effects.group(1) and "<button>" not in effects.group(1), effects.group(1)

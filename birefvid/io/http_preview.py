@@ -49,10 +49,12 @@ a {{ color: #8ab4f8; }}
 <p>birefvid live preview of {addr}: <a href="/snapshot.jpg">snapshot</a></p>
 <p id="effects"></p>
 """
-# the effect buttons: drawn from GET /effect, refreshed every 2 s (a key pressed in the window shows here too)
+# the effect buttons: drawn from GET /effect, refreshed every 2 s (a key pressed in the window shows here too);
+# once the run stops answering (it ended) they are disabled with a note, not left to look live and do nothing
 _SCRIPT = """<script>
-let shown = "";
+let shown = "", last = null;
 function draw(state, note) {
+  last = state;
   const box = document.getElementById("effects");
   const key = JSON.stringify(state) + (note || "");
   if (key === shown) return;
@@ -64,20 +66,25 @@ function draw(state, note) {
   for (const name of state.available) {
     const b = document.createElement("button");
     b.textContent = name;
-    b.disabled = name === state.effect;
+    b.disabled = name === state.effect || state.gone;
     b.onclick = () => send(name);
     box.append(b, " ");
   }
   if (note) box.append(note);
 }
+function lost() {
+  if (last && !last.gone) draw({...last, gone: true}, " the run is not answering (it has ended)");
+}
 async function send(name) {
-  const r = await fetch("/effect", {method: "POST", headers: {"Content-Type": "application/json"},
-                                    body: JSON.stringify({effect: name})});
-  const reply = await r.json();
-  if (r.ok) draw(reply); else draw(await (await fetch("/effect")).json(), reply.error);
+  try {
+    const r = await fetch("/effect", {method: "POST", headers: {"Content-Type": "application/json"},
+                                      body: JSON.stringify({effect: name})});
+    const reply = await r.json();
+    if (r.ok) draw(reply); else draw(await (await fetch("/effect")).json(), reply.error);
+  } catch (e) { lost(); }
 }
 async function poll() {
-  try { const r = await fetch("/effect"); if (r.ok) draw(await r.json()); } catch (e) {}
+  try { const r = await fetch("/effect"); if (r.ok) draw(await r.json()); } catch (e) { lost(); }
 }
 poll(); setInterval(poll, 2000);
 </script></body></html>
