@@ -20,7 +20,7 @@ import pytest
 
 from birefvid.errors import ConfigError
 from birefvid.frames import Frame
-from birefvid.io.http_preview import _PAGE, _SCRIPT, control_refusal
+from birefvid.io.http_preview import _PAGE, _SCRIPT, HttpPreviewSink, control_refusal
 from birefvid.io.live_base import CapturedFrame, LiveSink, LiveSource
 from birefvid.job import EffectSpec
 from birefvid.runtime.live import LiveRunner
@@ -315,3 +315,19 @@ def test_the_page_says_when_the_run_stopped_answering(tmp_path: Path) -> None:
     effects = re.search(r'<p id="effects">(.*?)</p>', shown)
     assert effects is not None, shown[-1500:]
     assert "not answering" in effects.group(1) and "<button>" not in effects.group(1), effects.group(1)
+
+
+def test_the_effect_endpoint_answers_bad_bodies() -> None:
+    """Bodies that are not ``{"effect": NAME}`` get a 400 with the choices, deep nesting included (its
+    RecursionError dropped the connection unanswered), and switch nothing."""
+    sink = HttpPreviewSink("127.0.0.1", 0)
+    effects = EffectSwitch(EffectSpec("blur"))
+    sink.attach_effects(effects)
+    try:
+        for body in (b"[" * 4000, b'{"effect": ' + b"[" * 3000, b'["none"]', b"null", b'{"effect": 1}', b'{"effect": "\xff"}'):
+            status, reply = _post(sink.port, body, {"Content-Type": "application/json"})
+            assert status == 400 and reply["available"] == ["blur", "green", "none"], (body[:20], status, reply)
+        assert _post(sink.port, b'{"effect": "none"}', {"Content-Type": "application/json"})[0] == 200
+    finally:
+        sink.close()
+    assert [c["effect"] for c in effects.changes] == ["none"]

@@ -252,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             name = json.loads(self.rfile.read(length))["effect"]
             if not isinstance(name, str):
                 raise ValueError("a name")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack
             self._json(400, {"error": 'send {"effect": "NAME"}', "available": list(effects.available) if effects else []})
             return
         if effects is None:  # the run attaches its effects once the model is ready
