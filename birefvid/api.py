@@ -31,6 +31,7 @@ from .job import (
 )
 
 if TYPE_CHECKING:
+    from .runtime.live_effects import EffectSwitch
     from .runtime.segmenter import Segmenter
 
 PathLike = Union[str, Path]
@@ -256,11 +257,17 @@ def run_live(
     stats_json: Optional[PathLike] = None,
     printer: Optional[Callable[[str], None]] = None,
     stop: Optional[threading.Event] = None,
+    on_effects: Optional[Callable[["EffectSwitch"], None]] = None,
 ) -> dict[str, Any]:
-    """Run a ``LiveJob`` until its duration passes, the source ends, ``stop`` is set or Ctrl-C; returns the report."""
+    """Run a ``LiveJob`` until its duration passes, the source ends, ``stop`` is set or Ctrl-C; returns the report.
+
+    ``on_effects(switch)`` is called once before the model loads: ``switch.select("none")`` (or "blur",
+    "green", "replace" with a background) from any thread switches the effect while the run goes on.
+    """
     from .runtime.live import run_live_job
 
-    return run_live_job(job, segmenter=segmenter, stats_json=None if stats_json is None else str(stats_json), printer=printer, stop=stop)
+    return run_live_job(job, segmenter=segmenter, stats_json=None if stats_json is None else str(stats_json), printer=printer, stop=stop,
+                        on_effects=on_effects)  # fmt: skip
 
 
 # camera frames dropped beyond this share of a run, with a recording at the default preset, earn a hint

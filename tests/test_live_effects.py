@@ -331,3 +331,41 @@ def test_the_effect_endpoint_answers_bad_bodies() -> None:
     finally:
         sink.close()
     assert [c["effect"] for c in effects.changes] == ["none"]
+
+
+def test_the_python_api_switches_the_effect_from_any_thread(tmp_path: Path, clip: Path) -> None:
+    """``run_live(..., on_effects=...)`` hands a program the run's switch: no HTTP preview needed."""
+    from birefvid.api import build_live_job, run_live
+
+    def switch_later(switch: EffectSwitch) -> None:
+        assert switch.showing.wait(60), "the run never showed a picture"
+        time.sleep(1.0)
+        switch.select("none")
+        time.sleep(1.0)
+        switch.select("green")
+
+    threads: list[threading.Thread] = []
+
+    def on_effects(switch: EffectSwitch) -> None:
+        threads.append(threading.Thread(target=switch_later, args=(switch,), daemon=True))
+        threads[0].start()
+
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="green", realtime=True, duration=3.5, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects)
+    threads[0].join(10)
+    assert [(c["effect"], c["by"]) for c in report["effect_changes"]] == [("none", "api"), ("green", "api")]
+    assert report["effect_switches"] == 2
+    _, frames = decode_video(tmp_path / "rec.mkv")
+    keyed = [share(f, GREEN) > 0.3 for f in frames]
+    runs = [keyed[0]] + [k for prev, k in zip(keyed, keyed[1:]) if k != prev]
+    assert runs == [True, False, True], f"{len(frames)} frames, keyed runs {runs}"
+
+
+def test_the_report_keeps_the_latest_switches_and_counts_them_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    import birefvid.runtime.live_effects as live_effects
+
+    monkeypatch.setattr(live_effects, "CHANGES_KEPT", 3)
+    switch = EffectSwitch(EffectSpec("blur"))
+    for name in ["none", "green", "blur", "none", "green"]:
+        switch.select(name)
+    assert [c["effect"] for c in switch.changes] == ["blur", "none", "green"] and switch.switches == 5

@@ -166,6 +166,27 @@ def test_page_links_the_stream_and_unknown_paths_are_404(preview):
     assert status == 404 and b"stream.mjpg" in body
 
 
+def test_a_preview_on_loopback_answers_only_to_loopback_names(preview):
+    """A web page whose name its owner pointed at 127.0.0.1 (DNS rebinding) reads the preview with its
+    own name in Host: a preview meant for this machine refuses it, so no site can watch the camera."""
+    preview.send(_picture(1), 0.0)
+
+    def get(path: str, host: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", preview.port, timeout=5)
+        try:
+            conn.request("GET", path, headers={"Host": host})
+            reply = conn.getresponse()
+            reply.read()
+            return reply.status
+        finally:
+            conn.close()
+
+    for path in ("/", "/snapshot.jpg", "/effect"):
+        assert get(path, f"evil.example:{preview.port}") == 403, path
+        assert get(path, f"localhost:{preview.port}") == get(path, f"127.0.0.1:{preview.port}") == 200, path
+    assert get("/snapshot.jpg", f"[::1]:{preview.port}") == 200
+
+
 def test_port_in_use_is_one_clear_sink_error(preview):
     with cli_naming(), pytest.raises(SinkError, match=rf"^port {preview.port} on 127\.0\.0\.1 is in use; pick another with --sink http://HOST:PORT$"):
         HttpPreviewSink("127.0.0.1", preview.port)
@@ -184,7 +205,7 @@ def test_close_is_quick_with_a_reading_and_a_stalled_viewer():
     _read_part(reader.file)
     # a second viewer that never reads: large noisy pictures fill its socket, blocking its writer
     stalled = socket.create_connection(("127.0.0.1", sink.port), timeout=5)
-    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     deadline = time.monotonic() + 5
     while sink.viewers < 2 and time.monotonic() < deadline:
         time.sleep(0.01)

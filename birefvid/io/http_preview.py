@@ -62,7 +62,7 @@ function draw(state, note) {
   box.textContent = "";
   if (!state.available.length) return;
   box.append("effect: ");
-  if (!state.controllable) { box.append(state.effect + " (switched from the machine the run is on)"); return; }
+  if (!state.controllable) { box.append(state.effect + " (switched at http://127.0.0.1:" + location.port + "/ on the machine the run is on)"); return; }
   for (const name of state.available) {
     const b = document.createElement("button");
     b.textContent = name;
@@ -104,6 +104,14 @@ def _loopback(host: str) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+def _host_name(host_header: str) -> str:
+    """The host name in a Host header (``127.0.0.1:8080``, ``[::1]:8080``, ``localhost``); "" when it has none."""
+    try:
+        return urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:
+        return ""
+
+
 def control_refusal(client: str, host_header: str, origin: Optional[str], content_type: str) -> Optional[str]:
     """Why a request to switch the effect is refused, or None to allow it.
 
@@ -114,10 +122,7 @@ def control_refusal(client: str, host_header: str, origin: Optional[str], conten
     """
     if not _loopback(client):
         return "effects are switched from the machine the run is on (http://127.0.0.1:PORT/, or through an ssh tunnel)"
-    try:
-        named = urlsplit(f"//{host_header}").hostname or ""
-    except ValueError:
-        named = ""
+    named = _host_name(host_header)
     if not _loopback(named):
         return f"effects are switched at a loopback address such as 127.0.0.1 or localhost, not {host_header or 'an unnamed host'}"
     if origin is not None and origin != f"http://{host_header}":
@@ -219,6 +224,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         route = urlsplit(self.path).path
+        if _loopback(self.server.sink.host) and not _loopback(_host_name(self.headers.get("Host", ""))):
+            # a preview on 127.0.0.1 is for this machine: a web page whose name was pointed at 127.0.0.1
+            # (DNS rebinding) sends its own name, and would otherwise read the camera's pictures
+            self._reply(403, "text/plain; charset=utf-8", b"this preview answers at 127.0.0.1 or localhost only\n")
+            return
         if route in ("/", "/index.html"):
             self._reply(200, "text/html; charset=utf-8", self.server.sink.page.encode())
         elif route == "/snapshot.jpg":

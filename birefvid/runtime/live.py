@@ -416,8 +416,12 @@ def run_live_job(
     stats_json: Optional[str] = None,
     printer: Optional[Callable[[str], None]] = None,
     stop: Optional[threading.Event] = None,
+    on_effects: Optional[Callable[[EffectSwitch], None]] = None,
 ) -> dict[str, Any]:
     """Run ``job`` until its duration passes, the source ends, ``stop`` is set or Ctrl-C; returns the run report.
+
+    ``on_effects`` is called once, before the model loads, with the run's ``EffectSwitch``: keep it and
+    call ``select("none")`` (or ``"blur"``, ...) from any thread to switch the effect while the run goes on.
 
     Recordings are committed when the run ends normally (duration, end of source, Ctrl-C, window
     closed) and discarded when it fails, like every other output of birefvid, with one exception: a
@@ -461,6 +465,8 @@ def run_live_job(
             effects = EffectSwitch(effect, background)
             if printer is not None:
                 effects.listeners.append(lambda name, by: printer(f"live: effect {name} (from the {by})"))
+            if on_effects is not None:
+                on_effects(effects)
             smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
             runner = LiveRunner(source, sinks, seg, effects, smoother, fps=fps, carry=job.carry, stats=stats,
                                 duration=job.duration, stop=stop)  # fmt: skip
@@ -512,7 +518,8 @@ def run_live_job(
         "ended_by": runner.ended_by,
         "recorded": recorded,
         "streams": [sink.summary() for sink in sinks if hasattr(sink, "summary")],
-        "effect_changes": runner.effects.changes,  # switched from the window's keys or the preview page
+        "effect_changes": list(runner.effects.changes),  # switched from the window's keys, the preview page or the API
+        "effect_switches": runner.effects.switches,  # all of them: the list keeps the latest CHANGES_KEPT
         "stats": runner.final,
         "job": job.to_dict(),
         "resolved": {**resolved_settings(seg), "model_threads": threads},

@@ -11,6 +11,7 @@ next frame.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -27,6 +28,8 @@ NONE = "none"  # the camera's picture, unchanged
 SWITCHABLE = ("blur", "replace", "green", NONE)
 # the preview window's keys (on any keyboard layout: pygame's event.unicode)
 KEYS = {"b": "blur", "r": "replace", "g": "green", "n": NONE}
+# switches the report lists (the latest): a script switching 100 times a second for hours must not grow it without end
+CHANGES_KEPT = 1000
 
 
 class EffectSwitch:
@@ -46,7 +49,9 @@ class EffectSwitch:
         else:
             self.available = ()
         self._current = self._build(effect.effect)
-        self.changes: list[dict[str, Any]] = []  # for the run report: when, what, and from where
+        self.changes: collections.deque[dict[str, Any]] = collections.deque(maxlen=CHANGES_KEPT)  # for the report: when, what, from where
+        self.switches = 0  # every switch, listed or not
+        self.showing = threading.Event()  # set once the run shows its first picture (for API callers to wait on)
         self.listeners: list[Callable[[str, str], None]] = []  # told (effect, by) on each switch: a window's title, the printer
 
     def begin(self, started: float) -> None:
@@ -57,6 +62,7 @@ class EffectSwitch:
             self._started = started
             for change in self.changes:
                 change["seconds"] = 0.0
+        self.showing.set()
 
     def _build(self, name: str) -> Optional[Compositor]:
         if name == NONE:
@@ -96,6 +102,7 @@ class EffectSwitch:
             compositor = self._build(name)
             self._current, self.effect = compositor, name  # one assignment each: the display path sees either
             self.changes.append({"seconds": round(max(0.0, time.monotonic() - self._started), 3), "effect": name, "by": by})
+            self.switches += 1
             listeners = list(self.listeners)
         log.info("effect: %s (switched from the %s)", name, by)
         for listener in listeners:
