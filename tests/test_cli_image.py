@@ -333,3 +333,19 @@ def test_what_a_transparent_picture_hides_stays_hidden(tmp_path, red_key, output
         assert (picture[hidden] == 0).all() and (picture[shown] == 255).all()
     else:
         assert (picture[hidden] == 255).all() and np.abs(picture[shown].astype(int) - rgb[shown]).max() <= 1
+
+
+@pytest.mark.parametrize("source, out, extra", [("p.jpg", "cut.png", []), ("p.png", "cut.webp", []), ("p.webp", "white.jpg", ["--output", "composite", "--background", "white"]),
+                                                ("p.png", "green.webp", ["--output", "green"])])  # fmt: skip
+def test_the_colour_profile_goes_with_the_pixels(tmp_path, red_key, source, out, extra):
+    """A phone photo's pixels are in its profile's colours (Display P3): written untagged, viewers take them
+    as sRGB and show them washed out. The outputs carry the source's profile, in each format."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # an RGB profile; P3's is one too
+    Image.fromarray(_scene_photo(tmp_path / "scene.png")).save(tmp_path / source, icc_profile=icc, quality=95)
+    assert main(["image", str(tmp_path / source), "-o", str(tmp_path / out), *extra, "-q"]) == 0
+    with Image.open(tmp_path / out) as im:
+        assert im.info.get("icc_profile") == icc
+        im.load()
+    assert cv2.imread(str(tmp_path / out)) is not None  # still a valid file for OpenCV too

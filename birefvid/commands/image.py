@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
             coverage = None if own_alpha is None else torch.from_numpy(own_alpha)[None, None].to(alphas.device).float().div_(255.0)
             pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
-            write_image(target, to_sink_layout(pixels.cpu().numpy())[0])
+            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=_profile(source) if kind != "mask" else None)
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
@@ -162,6 +162,19 @@ def _read_checked(path: Path) -> Any:
     check_picture_size(image.shape[1], image.shape[0], path)
     alpha = read_alpha(path)
     return image, deep, alpha if alpha is not None and alpha.shape == image.shape[:2] else None
+
+
+def _profile(path: Path) -> Any:
+    """The RGB colour profile ``path`` embeds (None if none, or one an RGB output cannot carry), to tag the output with."""
+    from PIL import Image
+
+    from ..io.image_sink import rgb_profile
+
+    try:
+        with Image.open(path) as im:  # the header only: no second decode
+            return rgb_profile(im.info.get("icc_profile"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
 
 
 def _read_single(path: Path) -> Any:
