@@ -306,3 +306,46 @@ def test_a_full_disk_is_one_error_line_and_leaves_no_partial_file(tmp_path, red_
         code = main(["image", *map(str, photos), "-o", f"{full}/", "--output", "green", "-q"])
         _one_line_error(capsys, code, "No space left on device")
         assert not [p.name for p in full.iterdir() if ".partial-" in p.name]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("output", ["rgba", "mask", "composite"])
+def test_what_a_transparent_picture_hides_stays_hidden(tmp_path, red_key, output):
+    """An already cut-out PNG keeps its colour under its transparency; the model sees that colour, but the
+    output must not show it (stored sideways, EXIF 6, so the alpha has to be turned as the colour is)."""
+    size = (64, 48)
+    rgb = _scene_photo(tmp_path / "scene.png", size)
+    own = np.full(rgb.shape[:2], 255, np.uint8)
+    own[:, :20] = 0  # the left part of the red square, and the blue beside it, cut away
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.dstack([rgb, own])).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "cut.png", exif=exif)
+    out = tmp_path / "again.png"
+    extra = ["--background", "white"] if output == "composite" else []
+    assert main(["image", str(tmp_path / "cut.png"), "-o", str(out), "--output", output, *extra, "-q"]) == 0
+    picture = np.array(Image.open(out))
+    assert picture.shape[:2] == (48, 64)
+    subject, _ = _regions(size)
+    hidden, shown = subject & (own == 0), subject & (own == 255)
+    assert hidden.any() and shown.any()
+    if output == "rgba":
+        assert (picture[..., 3][hidden] == 0).all() and (picture[..., 3][shown] == 255).all()
+    elif output == "mask":
+        assert (picture[hidden] == 0).all() and (picture[shown] == 255).all()
+    else:
+        assert (picture[hidden] == 255).all() and np.abs(picture[shown].astype(int) - rgb[shown]).max() <= 1
+
+
+@pytest.mark.parametrize("source, out, extra", [("p.jpg", "cut.png", []), ("p.png", "cut.webp", []), ("p.webp", "white.jpg", ["--output", "composite", "--background", "white"]),
+                                                ("p.png", "green.webp", ["--output", "green"])])  # fmt: skip
+def test_the_colour_profile_goes_with_the_pixels(tmp_path, red_key, source, out, extra):
+    """A phone photo's pixels are in its profile's colours (Display P3): written untagged, viewers take them
+    as sRGB and show them washed out. The outputs carry the source's profile, in each format."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # an RGB profile; P3's is one too
+    Image.fromarray(_scene_photo(tmp_path / "scene.png")).save(tmp_path / source, icc_profile=icc, quality=95)
+    assert main(["image", str(tmp_path / source), "-o", str(tmp_path / out), *extra, "-q"]) == 0
+    with Image.open(tmp_path / out) as im:
+        assert im.info.get("icc_profile") == icc
+        im.load()
+    assert cv2.imread(str(tmp_path / out)) is not None  # still a valid file for OpenCV too

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         unreadable: list[Path] = []
         for source, target in bar:
             try:
-                image, deep = first if first is not None else _read_checked(source)
+                image, deep, own_alpha = first if first is not None else _read_checked(source)
             except SourceError:
                 if len(inputs) == 1:
                     raise
@@ -138,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
-            pixels = compositor(batch.to(alphas.device), alphas, colour)
-            write_image(target, to_sink_layout(pixels.cpu().numpy())[0])
+            coverage = None if own_alpha is None else torch.from_numpy(own_alpha)[None, None].to(alphas.device).float().div_(255.0)
+            pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
+            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=_profile(source) if kind != "mask" else None)
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
@@ -152,14 +153,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_checked(path: Path) -> Any:
-    """The picture at ``path`` as HxWx3 uint8 RGB and, for a 16-bit file, uint16 RGB (else None);
-    refused with one line when unreadable or too small."""
+    """The picture at ``path`` as HxWx3 uint8 RGB, for a 16-bit file uint16 RGB (else None), and its own
+    HxW uint8 alpha (None when opaque); refused with one line when unreadable or too small."""
     from ..io.base import check_picture_size
-    from ..io.image_source import read_rgb_deep
+    from ..io.image_source import read_alpha, read_rgb_deep
 
     image, deep = read_rgb_deep(path)
     check_picture_size(image.shape[1], image.shape[0], path)
-    return image, deep
+    alpha = read_alpha(path)
+    return image, deep, alpha if alpha is not None and alpha.shape == image.shape[:2] else None
+
+
+def _profile(path: Path) -> Any:
+    """The RGB colour profile ``path`` embeds (None if none, or one an RGB output cannot carry), to tag the output with."""
+    from PIL import Image
+
+    from ..io.image_sink import rgb_profile
+
+    try:
+        with Image.open(path) as im:  # the header only: no second decode
+            return rgb_profile(im.info.get("icc_profile"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
 
 
 def _read_single(path: Path) -> Any:

@@ -60,11 +60,14 @@ class Compositor:
         """What the encoder receives: alpha (RGBA), mask (gray) or rgb."""
         return SINK_KIND[self.kind]
 
-    def __call__(self, images: torch.Tensor, alphas: torch.Tensor, deep: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, alphas: torch.Tensor, deep: Optional[torch.Tensor] = None,
+                 coverage: Optional[torch.Tensor] = None) -> torch.Tensor:  # fmt: skip
         """Output pixels for uint8 frames (N, 3, H, W) and mattes (N, 1, h, w) at any size (resized to H x W).
 
         ``deep``: the same frames at more than 8 bits, float (N, 3, H, W) in [0, 1], on the frames'
         device; with ``bits`` > 8 the output's colour comes from them (else from ``images``).
+        ``coverage``: the frames' own alpha (N, 1, H, W) float in [0, 1], which the shaped matte is
+        multiplied by, so what a transparent picture hides stays hidden.
         """
         if self.matte.upsample == "guided":
             matte, alphas = alphas, guided_upsample(images, alphas)
@@ -72,6 +75,8 @@ class Compositor:
             matte, alphas = alphas, fit_alphas(alphas, images.shape[-2:])
         if self.matte.active:  # the shaped matte is the matte from here on, the foreground estimate's too
             alphas = matte = refine_mattes(alphas, self.matte)
+        if coverage is not None:
+            alphas = matte = alphas.float() * coverage
         if self.kind == "mask":
             return to_mask(alphas, self.bits)
         work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))

@@ -71,9 +71,11 @@ JPEG_QUALITY = 95  # cut-outs are looked at closely: fewer ringing artefacts alo
 WEBP_QUALITY = 90  # lossy colour; libwebp keeps the alpha plane lossless, so soft edges stay exact
 
 
-def write_image(path: Path, pixels: np.ndarray) -> None:
+def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None) -> None:
     """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG or WebP by ``path``'s suffix,
-    written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs."""
+    written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs.
+    ``icc``: the RGB colour profile the pixels are in (a Display P3 phone photo's), embedded so viewers show them
+    as the source; OpenCV's encoders write none, and untagged pixels are taken as sRGB (washed-out colour)."""
     suffix = path.suffix.lower()
     if suffix not in STILL_FORMATS:
         raise SinkError(f"cannot write {path}: expected {', '.join(STILL_FORMATS)}")
@@ -90,10 +92,45 @@ def write_image(path: Path, pixels: np.ndarray) -> None:
         ok, data = cv2.imencode(suffix, pixels, params)
         if not ok:
             raise SinkError(f"could not encode {path}")
+        encoded = data.tobytes()
+        if icc and pixels.ndim == 3:
+            encoded = _with_icc(suffix, encoded, icc, pixels.shape[1], pixels.shape[0], pixels.shape[2] == 4)
         try:
-            atomic.temp.write_bytes(data.tobytes())
+            atomic.temp.write_bytes(encoded)
         except OSError as e:  # a full disk, a quota
             raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
         atomic.commit()
     finally:
         atomic.discard()
+
+
+def rgb_profile(icc: Optional[bytes]) -> Optional[bytes]:
+    """``icc`` when it is an RGB colour profile (what an RGB output can carry), else None (a CMYK JPEG's or a gray one's)."""
+    return icc if icc and len(icc) >= 128 and icc[16:20] == b"RGB " else None
+
+
+def _with_icc(suffix: str, data: bytes, icc: bytes, width: int, height: int, alpha: bool) -> bytes:
+    """OpenCV's encoded ``data`` with the colour profile ``icc`` added: PNG iCCP, JPEG APP2, WebP ICCP chunks."""
+    import struct
+    import zlib
+
+    if suffix == ".png":  # iCCP right after IHDR (8 + 25 bytes), before the pixels, as the PNG spec asks
+        body = b"iCCP" + b"ICC Profile\0\0" + zlib.compress(icc)
+        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+        return data[:33] + chunk + data[33:]
+    if suffix in (".jpg", ".jpeg"):  # APP2 ICC_PROFILE segments of <= 65519 bytes each, after SOI and JFIF's APP0
+        parts = [icc[i : i + 65519] for i in range(0, len(icc), 65519)]
+        segments = b"".join(b"\xff\xe2" + struct.pack(">H", 16 + len(part)) + b"ICC_PROFILE\0" + bytes([n + 1, len(parts)]) + part
+                            for n, part in enumerate(parts))  # fmt: skip
+        at = 2 + 2 + struct.unpack(">H", data[4:6])[0] if data[2:4] == b"\xff\xe0" else 2
+        return data[:at] + segments + data[at:]
+    # WebP: the extended layout (VP8X with the ICC flag) and an ICCP chunk right after it
+    iccp = b"ICCP" + struct.pack("<I", len(icc)) + icc + (b"\0" if len(icc) % 2 else b"")
+    if data[12:16] == b"VP8X":
+        head = data[12:30]
+        head = head[:8] + bytes([head[8] | 0x20]) + head[9:]
+    else:
+        flags = 0x20 | (0x10 if alpha else 0)
+        head = b"VP8X" + struct.pack("<I", 10) + bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + head + iccp + data[30 if data[12:16] == b"VP8X" else 12 :]
+    return b"RIFF" + struct.pack("<I", len(body)) + body

@@ -74,6 +74,21 @@ def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     return _to_rgb(image), deep
 
 
+def read_alpha(path: Path) -> Optional[np.ndarray]:
+    """The picture's own transparency (H, W) uint8, upright as ``read_rgb`` is, or None when it has none or is
+    opaque throughout: an already cut-out PNG's hidden pixels keep their colour, which read_rgb shows."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
+                return None  # the header says so: no second decode for an opaque photo
+            alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did: as before
+        return None
+    return None if alpha.min() == 255 else alpha
+
+
 def _to_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
