@@ -222,6 +222,21 @@ def test_greenscreen_webp_into_a_folder(tmp_path, red_key):
     assert np.abs(picture[subject] - rgb[subject]).max() <= 12
 
 
+def test_a_folder_s_gif_stills_are_cut_out_as_a_gif_named_alone_is(tmp_path, red_key):
+    """A .gif in a folder was skipped without a word, though `image a.gif` works (its first frame)."""
+    from PIL import Image
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    rgb = _scene_photo(src / "a.png")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=32).save(src / "b.gif")
+    assert main(["image", str(src), "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    subject, background = _regions()
+    alpha = cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED)[..., 3]
+    assert alpha[subject].min() >= 250 and alpha[background].max() <= 5
+
+
 def test_blur_keeps_the_subject_and_softens_the_rest(tmp_path, red_key):
     photo = tmp_path / "talk.png"
     rgb = _scene_photo(photo, textured=True)  # green stripes in the background

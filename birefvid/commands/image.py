@@ -9,6 +9,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from ..extensions import IMAGE_EXTENSIONS
 from .options import add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec
 
 HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG)"
@@ -37,6 +38,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
+# what `image` reads from a folder or glob: the image-sequence pictures, plus GIF and AVIF stills (a GIF's
+# first frame, as a single .gif given by name is read; AVIF where the installed Pillow/OpenCV decode it):
+# they were skipped without a word in folders although they work by name
+STILL_PICTURES = IMAGE_EXTENSIONS | {".gif", ".avif"}
+
+
 def collect_inputs(inputs: list[str]) -> list[Path]:
     """Expand files, folders and globs into image paths, in the order given."""
     from ..errors import SourceError
@@ -48,7 +55,7 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
         if path.is_file():
             paths.append(path)
         elif path.exists() or is_glob(item):
-            paths.extend(list_images(item))
+            paths.extend(list_images(item, STILL_PICTURES))
         else:
             raise SourceError(f"input not found: {item}")
     return paths

@@ -110,7 +110,10 @@ def rgb_profile(icc: Optional[bytes]) -> Optional[bytes]:
 
 
 def _with_icc(suffix: str, data: bytes, icc: bytes, width: int, height: int, alpha: bool) -> bytes:
-    """OpenCV's encoded ``data`` with the colour profile ``icc`` added: PNG iCCP, JPEG APP2, WebP ICCP chunks."""
+    """OpenCV's encoded ``data`` with the colour profile ``icc`` added: PNG iCCP, JPEG APP2, WebP ICCP chunks.
+
+    Written here, not by re-encoding with Pillow (which takes ``icc_profile=``): Pillow cannot write the
+    16-bit RGB(A) PNGs deep pictures need, and one encoder for every picture keeps the outputs alike."""
     import struct
     import zlib
 

@@ -28,8 +28,8 @@ def is_glob(text: str) -> bool:
     return any(c in GLOB_CHARS for c in text)
 
 
-def list_images(folder_or_glob: str | Path) -> list[Path]:
-    """Image files of a folder (or matching a glob), in natural name order."""
+def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files of a folder (or matching a glob) with one of ``extensions``, in natural name order."""
     text = str(folder_or_glob)
     if is_glob(text):
         paths = [Path(p) for p in glob.glob(text)]
@@ -40,9 +40,9 @@ def list_images(folder_or_glob: str | Path) -> list[Path]:
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder of images")
         paths = list(folder.iterdir())
-    images = sorted((p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()), key=natural_key)
+    images = sorted((p for p in paths if p.suffix.lower() in extensions and p.is_file()), key=natural_key)
     if not images:
-        kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+        kinds = ", ".join(sorted(extensions))
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
 
