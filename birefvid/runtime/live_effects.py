@@ -52,7 +52,7 @@ class EffectSwitch:
         self.changes: collections.deque[dict[str, Any]] = collections.deque(maxlen=CHANGES_KEPT)  # for the report: when, what, from where
         self.switches = 0  # every switch, listed or not
         self.showing = threading.Event()  # set once the run shows its first picture (for API callers to wait on)
-        self.listeners: list[Callable[[str, str], None]] = []  # told (effect, by) on each switch: a window's title, the printer
+        self.listeners: list[Callable[[str, str], None]] = []  # told (effect, by) on each switch: the printer
 
     def begin(self, started: float) -> None:
         """The run's first picture is shown at ``started`` (monotonic): switch times count from it, as the
