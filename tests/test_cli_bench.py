@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -71,6 +72,11 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
     assert main(["export", "-o", str(path), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.partial"))
+    # the same model and size again: from the cache in a moment, the same bytes
+    t0 = time.monotonic()
+    assert main(["export", str(tmp_path / "again.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
+    assert "from the export cache" in capsys.readouterr().out and time.monotonic() - t0 < 10
+    assert (tmp_path / "again.onnx").read_bytes() == path.read_bytes()
 
 
 def test_export_refuses_a_name_without_onnx_suffix(tmp_path, capsys):
@@ -105,11 +111,12 @@ def test_export_into_a_read_only_folder_is_one_line_before_the_export(tmp_path, 
         assert list(ro.iterdir()) == []
 
 
-def test_export_onto_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, capsys):
+def test_export_onto_a_full_disk_is_one_line_and_leaves_no_partial_file(pvt_b0_weights, tmp_path, capsys):
     from fs_fixtures import full_dir
 
-    with full_dir(tmp_path / "full", "64k") as full:  # tiny at 64 px exports ~12 MB
-        assert main(["export", str(full / "t.onnx"), "--model", "tiny", "--resolution", "64"]) == 2
+    # the model and size test_export_writes_an_onnx_file_that_matches_pytorch exported: copied from the cache
+    with full_dir(tmp_path / "full", "64k") as full:  # the export is ~12 MB
+        assert main(["export", str(full / "t.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"birefvid: error: cannot write {full / 't.onnx'}: No space left on device"]
         assert list(full.iterdir()) == []

@@ -6,7 +6,7 @@ normalised frames to logits; ``choose`` resolves "auto" for this machine.
 
 from .choice import choose_backend, choose_precision, cpu_has_native_bf16
 from .engines import Engine, open_engine
-from .export import cached_onnx, export_onnx
+from .export import cached_onnx, export_file, export_onnx
 
 __all__ = [
     "Engine",
@@ -14,6 +14,7 @@ __all__ = [
     "choose_backend",
     "choose_precision",
     "cpu_has_native_bf16",
+    "export_file",
     "export_onnx",
     "open_engine",
 ]

@@ -119,3 +119,44 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -
     seconds = export_onnx(model, path, size, batch)
     log.warning("exported in %.1f s", seconds)
     return path, seconds
+
+
+def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> Optional[float]:
+    """Write the export of ``model`` at (h, w) = ``size`` to ``path`` (``birefvid export``), through the cache:
+    a model the default backend already exported, or exported before, is linked (or copied) in a second
+    instead of exported again for a minute. Returns the seconds an export took now, None when it was cached.
+    A cache that cannot be written is passed by: the export goes straight to ``path``."""
+    path = Path(path)
+    try:
+        cached, seconds = cached_onnx(model, size, batch)
+    except SinkError as e:
+        log.debug("export cache unusable (%s): exporting straight to %s", e, path)
+        return export_onnx(model, path, size, batch)
+    _place(cached, path)
+    return seconds
+
+
+def _place(cached: Path, path: Path) -> None:
+    """Put the cached file at ``path`` under a temporary name, renamed when complete: a hard link where both
+    are on one file system (no second copy of a model of up to 900 MB), else a copy."""
+    import shutil
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".onnx.partial", dir=path.parent)
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
+    os.close(fd)
+    exiting.writing(tmp)
+    try:
+        os.unlink(tmp)  # os.link wants a free name; mkstemp only reserved a unique one
+        try:
+            os.link(cached, tmp)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(cached, tmp)
+        os.replace(tmp, path)
+    except OSError as e:  # a full disk, a quota
+        raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        exiting.written(tmp)

@@ -41,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{option('batch_size')} must be at least 1")
     size = parse_resolution(args.resolution)
 
-    from ..backends import export_onnx
+    from ..backends import export_file
     from ..models.weights import load_pretrained
 
     net, native, name = load_pretrained(args.model, weights=args.weights, backbone=args.backbone)
     width, height = size or native
-    seconds = export_onnx(net, out, (height, width), args.batch_size)
+    seconds = export_file(net, out, (height, width), args.batch_size)
+    took = "from the export cache" if seconds is None else f"exported in {seconds:.0f} s"
     print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB): {name}, input 'x' float32 ({args.batch_size}, 3, {height}, {width}) "
-          f"normalised with ImageNet mean/std, output logits ({args.batch_size}, 1, {height}, {width}); {seconds:.0f} s")  # fmt: skip
+          f"normalised with ImageNet mean/std, output logits ({args.batch_size}, 1, {height}, {width}); {took}")  # fmt: skip
     return 0
