@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from birefvid.urls import hide_secrets, shown_url, without_password, without_stream_key
 
