@@ -16,8 +16,8 @@ HELP = "blur or replace the background of a webcam or stream live: to a window, 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="camera index (0) or device (/dev/video0), rtsp:// rtmp:// http(s):// udp:// tcp:// URL, or a video file")
     parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), alpha (RGBA) or mask "
-                        "(default blur); blur, replace and green switch during the run: keys b r g n in the window, "
-                        "buttons on the http:// preview page")  # fmt: skip
+                        "(default blur); blur, replace and green switch during the run: keys b r g n in the terminal "
+                        "or the window, buttons on the http:// preview page")  # fmt: skip
     parser.add_argument("--sink", action="append", default=[], metavar="SINK",
                         help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, rtmp://HOST/APP/KEY (YouTube, Twitch; needs the ffmpeg program), "
                              "udp://HOST:PORT or tcp://HOST:PORT (MPEG-TS), "
@@ -83,11 +83,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..runtime.file_job import check_report_path
     from ..runtime.live import run_live_job
+    from ..runtime.terminal_keys import TerminalKeys
     from ..urls import hide_secrets
 
     check_report_path(args.report)
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    report = run_live_job(job, stats_json=args.stats_json, printer=printer)
+    with TerminalKeys(sys.stdin, printer) as keys:  # b r g n in this terminal switch the effect
+        report = run_live_job(job, stats_json=args.stats_json, printer=printer, on_effects=keys.attach)
     if args.report:
         Path(args.report).write_text(json.dumps(hide_secrets(report), indent=2) + "\n")  # shared in bug reports: no stream keys
     from ..api import live_hint, live_stream_problems, live_summary
