@@ -84,6 +84,7 @@ def test_keys_in_the_terminal_switch_the_effect_and_its_mode_comes_back(tmp_path
         running = _mode(term.slave)
         term.type("n")
         wait_for(lambda: "live: effect none (from the terminal)" in term.stderr(), 10, "the switch to none")
+        term.type("\x1b[B\x1b[A\x1bOB")  # arrow keys (ESC [ B is the down arrow) are not b
         time.sleep(1.5)
         term.type("rg")  # r: no --background, refused with a warning; g: green again
         wait_for(lambda: "live: effect green (from the terminal)" in term.stderr(), 10, "the switch back to green")

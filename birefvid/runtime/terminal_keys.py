@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import threading
 from typing import IO, Any, Callable, Optional
@@ -22,6 +23,8 @@ from .live_effects import KEYS, EffectSwitch
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # how often the reader looks at the stop flag and at who holds the terminal
+# what the arrow, function and other special keys send (ESC [ B is the down arrow): not letters to act on
+ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|O.|.)?")
 
 
 class TerminalKeys:
@@ -109,7 +112,7 @@ class TerminalKeys:
                 return
             if not data:
                 return
-            for key in data.decode("utf-8", errors="ignore").lower():
+            for key in ESCAPE_SEQUENCE.sub("", data.decode("utf-8", errors="ignore")).lower():
                 if key in KEYS:
                     try:
                         self._effects.select(KEYS[key], by="terminal")
