@@ -71,9 +71,10 @@ class _OnTerminal:
 
 def test_keys_in_the_terminal_switch_the_effect_and_its_mode_comes_back(tmp_path: Path, clip: Path) -> None:
     """A call's virtual camera has no window: b/g/n typed in birefvid's terminal switch the effect
-    (no Enter, no echo), the recording switches with it, and the terminal is as it was afterwards."""
+    (no Enter, no echo), the recording switches with it, Ctrl-C still ends the run, and the terminal
+    is as it was afterwards."""
     argv = [sys.executable, "-m", "birefvid.cli", "live", "--source", str(clip), "--realtime", "--loop", "--effect", "green",
-            *FAST_MODEL, "--sink", "rec.mkv", "--duration", "10", "--stats-every", "0.5", "--report", "report.json"]  # fmt: skip
+            *FAST_MODEL, "--sink", "rec.mkv", "--duration", "40", "--stats-every", "0.5", "--report", "report.json"]  # fmt: skip
     with _OnTerminal(argv, tmp_path) as term:
         before = _mode(term.slave)
         assert before & termios.ICANON and before & termios.ECHO
@@ -88,10 +89,12 @@ def test_keys_in_the_terminal_switch_the_effect_and_its_mode_comes_back(tmp_path
         time.sleep(1.5)
         term.type("rg")  # r: no --background, refused with a warning; g: green again
         wait_for(lambda: "live: effect green (from the terminal)" in term.stderr(), 10, "the switch back to green")
+        time.sleep(1.5)
+        term.type("\x03")  # Ctrl-C, as a person ends the run: still a signal in key-by-key mode
         code = term.proc.wait(60)
         after = _mode(term.slave)
         err = term.stderr()
-    assert code == 0, err
+    assert code == 0 and "ended: interrupted" in err, err
     assert not running & (termios.ICANON | termios.ECHO), "the run did not read key by key"
     assert after == before, "the terminal's mode was not given back"
     assert "replace needs a --background" in err, err
