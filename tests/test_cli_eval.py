@@ -305,3 +305,43 @@ def test_animated_webp_is_read_to_its_last_frame(tmp_path):
     assert report["summary"]["frames"] == T
     assert report["summary"]["iou"] == pytest.approx(want["iou"], abs=0.03)
     assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=0.02)
+
+
+def test_masks_saved_with_opaque_alpha_count_by_their_grey_levels(tmp_path):
+    """A mask PNG saved as RGBA or grey+alpha (Pillow's convert('RGBA'), many editors) is opaque everywhere:
+    scoring its alpha gave every frame as all foreground (IoU 0.2 here, no error)."""
+    from PIL import Image
+
+    gts = _truths()
+    gt = str(_pngs(tmp_path / "gt", gts))
+    preds = _soft(gts, seed=6)
+    want = {**_direct([(preds, gts)]).results(), "frames": T}
+    for mode in ("RGBA", "LA"):
+        folder = tmp_path / mode
+        folder.mkdir()
+        for i, p in enumerate(preds):
+            Image.fromarray(p).convert(mode).save(folder / f"{i:05d}.png")
+        _same(_eval_json(tmp_path, str(folder), gt)["summary"], want)
+    cutouts = tmp_path / "cutouts"  # one frame of a cut-out clip fully opaque (the subject fills it): still its alpha
+    cutouts.mkdir()
+    preds[2][:] = 255
+    for i, p in enumerate(preds):
+        cv2.imwrite(str(cutouts / f"{i:05d}.png"), np.dstack([np.full((H, W, 3), 40, np.uint8), p]))
+    _same(_eval_json(tmp_path, str(cutouts), gt)["summary"], {**_direct([(preds, gts)]).results(), "frames": T})
+
+
+def test_zero_one_masks_are_read_as_binary(tmp_path):
+    """Masks written as 0/1 (cv2.imwrite of a boolean mask as uint8, common in research code) read as grey
+    levels 0 and 1/255: an all-background truth or prediction, scored without a word."""
+    gts = _truths()
+    preds = _truths(x0=10)
+    want = {**_direct([(preds, gts)]).results(), "frames": T}
+    gt01 = _pngs(tmp_path / "gt01", [g // 255 for g in gts])
+    pred01 = _pngs(tmp_path / "pred01", [p // 255 for p in preds])
+    _same(_eval_json(tmp_path, str(pred01), str(gt01))["summary"], want)
+    empty = _pngs(tmp_path / "empty", [np.zeros((H, W), np.uint8)] * T)  # all 0: nothing to scale
+    assert _eval_json(tmp_path, str(empty), str(gt01))["summary"]["iou"] == 0.0
+    faint = _pngs(tmp_path / "faint", [np.full((H, W), 2, np.uint8)] * T)  # 2/255: a faint soft mask, not 0/1
+    assert _eval_json(tmp_path, str(faint), str(gt01))["summary"]["mae"] == pytest.approx(
+        np.mean([np.abs(2 / 255 - g / 255).mean() for g in gts]))
+

@@ -2,9 +2,11 @@
 
 What a file contributes, per frame:
 
-* an image with alpha (RGBA PNG cut-outs): its alpha; a grey image: its grey level (8 or 16 bit);
-  a palette PNG (DAVIS annotations): foreground wherever the index is not 0 (all objects as one
-  mask) unless the palette is all grey, then the grey level; any other colour image: its luminance.
+* an image with alpha (RGBA PNG cut-outs): its alpha, unless every image of the clip is opaque (a mask
+  saved as RGBA or grey+alpha), then its brightness; a grey image: its grey level (8 or 16 bit), and
+  a clip whose grey levels are all 0 or 1 (masks saved as 0/1) as 0/255; a palette PNG (DAVIS
+  annotations): foreground wherever the index is not 0 (all objects as one mask) unless the palette is
+  all grey, then the grey level; any other colour image: its luminance.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
   libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha; any other video
   (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
@@ -61,21 +63,46 @@ def _palette_mask(data: np.ndarray, path: Path) -> np.ndarray:
     return np.where(index != 0, np.uint8(255), np.uint8(0))
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """One image as an (H, W) mask: alpha if it has one, grey level, palette foreground, or luminance."""
+def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """One image as (grey, alpha): its palette foreground, grey level or luminance, and its alpha plane if it has one."""
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE:
-        return _palette_mask(data, path)
+        return _palette_mask(data, path), None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise SourceError(f"{path} is not a readable image")
     if image.ndim == 2:
-        return image
-    if image.shape[2] == 4:
-        return image[..., 3]
-    if image.shape[2] == 1 or (image[..., :1] == image).all():
-        return image[..., 0]
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return image, None
+    alpha = image[..., 3] if image.shape[2] == 4 else None
+    colour = image[..., :3] if image.shape[2] >= 3 else image[..., :1]
+    if colour.shape[2] == 1 or (colour[..., :1] == colour).all():
+        return np.ascontiguousarray(colour[..., 0]), alpha
+    return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY), alpha
+
+
+def read_mask(path: Path, by_alpha: bool = True, zero_one: bool = False) -> np.ndarray:
+    """One image as an (H, W) mask: its alpha (``by_alpha``, if it has one), else its grey level, palette
+    foreground or luminance; ``zero_one``: the image holds 0/1 masks, returned as 0/255."""
+    grey, alpha = _read_image(path)
+    if by_alpha and alpha is not None:
+        return alpha
+    return np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one else grey
+
+
+def _image_rule(files: tuple[Path, ...]) -> tuple[bool, bool]:
+    """(by_alpha, zero_one) for a clip of images, decided over the clip as for videos: alpha counts when
+    some image is transparent somewhere (an opaque RGBA or grey+alpha PNG is a mask saved with alpha);
+    grey levels that are all 0 or 1 are masks saved as 0/1 (read as 1/255 they would all be background).
+    Reading stops at the first image that settles both, so ordinary masks cost one extra decode."""
+    top = 0
+    for f in files:
+        grey, alpha = _read_image(f)
+        if alpha is not None and _transparent(alpha):
+            return True, False
+        top = max(top, int(grey.max()))
+        if top > 1 and alpha is None:
+            return False, False
+    return False, top <= 1
 
 
 def _brightness(rgb: np.ndarray) -> np.ndarray:
@@ -86,8 +113,8 @@ def _brightness(rgb: np.ndarray) -> np.ndarray:
 
 
 def _transparent(alpha: np.ndarray) -> bool:
-    """True when an alpha plane is not fully opaque somewhere."""
-    return bool((alpha < 255).any())
+    """True when an alpha plane (8 or 16 bit) is not fully opaque somewhere."""
+    return bool((alpha < np.iinfo(alpha.dtype).max).any())
 
 
 def _frame_mask(frame: av.VideoFrame, by_alpha: bool = True) -> np.ndarray:
@@ -141,8 +168,9 @@ class MaskClip:
     def __iter__(self) -> Iterator[np.ndarray]:
         """Each frame's mask, decoded as it is needed."""
         if self.files is not None:
+            by_alpha, zero_one = _image_rule(self.files)
             for f in self.files:
-                yield read_mask(f)
+                yield read_mask(f, by_alpha, zero_one)
             return
         if self.animated_webp:
             yield from _animated_webp_masks(self.path)
