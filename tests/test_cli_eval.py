@@ -345,3 +345,18 @@ def test_zero_one_masks_are_read_as_binary(tmp_path):
     assert _eval_json(tmp_path, str(faint), str(gt01))["summary"]["mae"] == pytest.approx(
         np.mean([np.abs(2 / 255 - g / 255).mean() for g in gts]))
 
+
+def test_label_map_written_without_a_palette(tmp_path):
+    """Image.fromarray(labels, 'P') saves a one-entry palette: its grey 'ramp' mapped objects 1, 2 to black."""
+    from PIL import Image
+
+    gts = _truths(3)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i, g in enumerate(gts):
+        labels = (g > 0).astype(np.uint8)
+        labels[10:20] *= 2
+        Image.fromarray(labels, "P").save(gt / f"{i:05d}.png")
+    preds = _soft(gts, seed=7)
+    _same(_eval_json(tmp_path, str(_pngs(tmp_path / "pred", preds)), str(gt))["summary"],
+          {**_direct([(preds, gts)]).results(), "frames": 3})

@@ -6,7 +6,7 @@ What a file contributes, per frame:
   saved as RGBA or grey+alpha), then its brightness; a grey image: its grey level (8 or 16 bit), and
   a clip whose grey levels are all 0 or 1 (masks saved as 0/1) as 0/255; a palette PNG (DAVIS
   annotations): foreground wherever the index is not 0 (all objects as one mask) unless the palette is
-  all grey, then the grey level; any other colour image: its luminance.
+  all grey and covers every index used, then the grey level; any other colour image: its luminance.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
   libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha; any other video
   (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
@@ -47,7 +47,8 @@ _PNG_PALETTE = 3  # IHDR colour type of indexed-colour PNGs
 
 
 def _palette_mask(data: np.ndarray, path: Path) -> np.ndarray:
-    """An indexed PNG as a mask: its grey levels if the palette is grey, else 255 wherever the index is not 0."""
+    """An indexed PNG as a mask: its grey levels if the palette is grey and covers every index used, else
+    255 wherever the index is not 0 (a label map written without a palette has a one-entry one)."""
     from PIL import Image  # Pillow comes with torchvision; cv2 would turn indices into colours
 
     try:
@@ -56,7 +57,7 @@ def _palette_mask(data: np.ndarray, path: Path) -> np.ndarray:
             palette = np.asarray(im.getpalette() or [0, 0, 0], np.uint8).reshape(-1, 3)
     except OSError as exc:
         raise SourceError(f"{path} is not a readable image ({exc})") from exc
-    if (palette == palette[:, :1]).all():
+    if (palette == palette[:, :1]).all() and int(index.max()) < len(palette):
         lut = np.zeros(256, np.uint8)
         lut[: len(palette)] = palette[:, 0]
         return lut[index]
