@@ -360,3 +360,33 @@ def test_label_map_written_without_a_palette(tmp_path):
     preds = _soft(gts, seed=7)
     _same(_eval_json(tmp_path, str(_pngs(tmp_path / "pred", preds)), str(gt))["summary"],
           {**_direct([(preds, gts)]).results(), "frames": 3})
+
+
+def test_davis_void_is_left_out(tmp_path):
+    """DAVIS/VOC annotations mark unlabelled pixels (mostly along edges) with index 255: they counted as
+    foreground, so a prediction was marked down for not covering them. Now they are left out as DAVIS' J does."""
+    from PIL import Image
+
+    gts = _truths(4)
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (252 * 3) + [224, 224, 192]
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    voids = []
+    for i, g in enumerate(gts):
+        edge = cv2.dilate(g, np.ones((5, 5), np.uint8)) != cv2.erode(g, np.ones((5, 5), np.uint8))
+        labels = np.where(edge, 255, g // 255).astype(np.uint8)
+        im = Image.frombytes("P", (W, H), labels.tobytes())
+        im.putpalette(palette)
+        im.save(gt / f"{i:05d}.png")
+        voids.append(edge)
+    preds = _soft(gts, seed=8)
+    report = _eval_json(tmp_path, str(_pngs(tmp_path / "pred", preds)), str(gt))["summary"]
+    keep = [~v for v in voids]
+    want_iou = np.mean([((p >= 128) & (g > 0) & k).sum() / (((p >= 128) | (g > 0)) & k).sum()
+                        for p, g, k in zip(preds, gts, keep)])
+    want_mae = np.mean([np.abs(p / 255 - g / 255)[k].mean() for p, g, k in zip(preds, gts, keep)])
+    assert report["iou"] == pytest.approx(want_iou) and report["mae"] == pytest.approx(want_mae)
+    rng = np.random.default_rng(0)  # whatever a prediction says in the void changes no score
+    noisy = [np.where(v, rng.integers(0, 256, v.shape), p).astype(np.uint8) for p, v in zip(preds, voids)]
+    again = _eval_json(tmp_path, str(_pngs(tmp_path / "noisy", noisy)), str(gt))["summary"]
+    _same(again, report)

@@ -7,6 +7,8 @@ What a file contributes, per frame:
   a clip whose grey levels are all 0 or 1 (masks saved as 0/1) as 0/255; a palette PNG (DAVIS
   annotations): foreground wherever the index is not 0 (all objects as one mask) unless the palette is
   all grey and covers every index used, then the grey level; any other colour image: its luminance.
+  Index 255 of a colour palette is void (DAVIS, PASCAL VOC: unlabelled, usually along object edges):
+  background in the mask, and left out of the scores where the ground truth has it.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
   libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha; any other video
   (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
@@ -44,11 +46,13 @@ from birefvid.io.readback import decode_video_frames
 PathLike = Union[str, Path]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PALETTE = 3  # IHDR colour type of indexed-colour PNGs
+VOID_INDEX = 255  # DAVIS / PASCAL VOC label of unlabelled pixels in a colour-palette annotation
 
 
-def _palette_mask(data: np.ndarray, path: Path) -> np.ndarray:
-    """An indexed PNG as a mask: its grey levels if the palette is grey and covers every index used, else
-    255 wherever the index is not 0 (a label map written without a palette has a one-entry one)."""
+def _palette_mask(data: np.ndarray, path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """An indexed PNG as (mask, void): its grey levels if the palette is grey and covers every index used
+    (a label map written without a palette has a one-entry one), else 255 wherever the index is neither
+    0 nor void, with the void pixels (index 255) apart, or None when there are none."""
     from PIL import Image  # Pillow comes with torchvision; cv2 would turn indices into colours
 
     try:
@@ -60,34 +64,43 @@ def _palette_mask(data: np.ndarray, path: Path) -> np.ndarray:
     if (palette == palette[:, :1]).all() and int(index.max()) < len(palette):
         lut = np.zeros(256, np.uint8)
         lut[: len(palette)] = palette[:, 0]
-        return lut[index]
-    return np.where(index != 0, np.uint8(255), np.uint8(0))
+        return lut[index], None
+    void = index == VOID_INDEX
+    mask = np.where((index != 0) & ~void, np.uint8(255), np.uint8(0))
+    return mask, (void if void.any() else None)
 
 
-def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """One image as (grey, alpha): its palette foreground, grey level or luminance, and its alpha plane if it has one."""
+def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """One image as (grey, alpha, void): its palette foreground, grey level or luminance, its alpha plane if it
+    has one, and its void pixels if it is a palette annotation that has some."""
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE:
-        return _palette_mask(data, path), None
+        mask, void = _palette_mask(data, path)
+        return mask, None, void
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise SourceError(f"{path} is not a readable image")
     if image.ndim == 2:
-        return image, None
+        return image, None, None
     alpha = image[..., 3] if image.shape[2] == 4 else None
     colour = image[..., :3] if image.shape[2] >= 3 else image[..., :1]
     if colour.shape[2] == 1 or (colour[..., :1] == colour).all():
-        return np.ascontiguousarray(colour[..., 0]), alpha
-    return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY), alpha
+        return np.ascontiguousarray(colour[..., 0]), alpha, None
+    return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY), alpha, None
 
 
 def read_mask(path: Path, by_alpha: bool = True, zero_one: bool = False) -> np.ndarray:
     """One image as an (H, W) mask: its alpha (``by_alpha``, if it has one), else its grey level, palette
     foreground or luminance; ``zero_one``: the image holds 0/1 masks, returned as 0/255."""
-    grey, alpha = _read_image(path)
+    return read_mask_void(path, by_alpha, zero_one)[0]
+
+
+def read_mask_void(path: Path, by_alpha: bool = True, zero_one: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """``read_mask`` and the image's void pixels (palette index 255; None when it has none)."""
+    grey, alpha, void = _read_image(path)
     if by_alpha and alpha is not None:
-        return alpha
-    return np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one else grey
+        return alpha, None
+    return (np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one else grey), void
 
 
 def _image_rule(files: tuple[Path, ...]) -> tuple[bool, bool]:
@@ -97,7 +110,7 @@ def _image_rule(files: tuple[Path, ...]) -> tuple[bool, bool]:
     Reading stops at the first image that settles both, so ordinary masks cost one extra decode."""
     top = 0
     for f in files:
-        grey, alpha = _read_image(f)
+        grey, alpha, _ = _read_image(f)
         if alpha is not None and _transparent(alpha):
             return True, False
         top = max(top, int(grey.max()))
@@ -168,19 +181,23 @@ class MaskClip:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Each frame's mask, decoded as it is needed."""
+        return (mask for mask, _ in self.frames())
+
+    def frames(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
+        """Each frame's (mask, void pixels or None), decoded as it is needed; only annotations have void."""
         if self.files is not None:
             by_alpha, zero_one = _image_rule(self.files)
             for f in self.files:
-                yield read_mask(f, by_alpha, zero_one)
+                yield read_mask_void(f, by_alpha, zero_one)
             return
         if self.animated_webp:
-            yield from _animated_webp_masks(self.path)
+            yield from ((mask, None) for mask in _animated_webp_masks(self.path))
             return
         try:
             # alpha counts where the clip has transparency; a fully opaque one (a mask GIF) by its brightness
             by_alpha = _video_has_transparency(self.path)
             for frame in decode_video_frames(self.path):
-                yield _frame_mask(frame, by_alpha)
+                yield _frame_mask(frame, by_alpha), None
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path} could not be decoded ({exc})") from exc
 
@@ -258,7 +275,7 @@ def _size(a: np.ndarray) -> str:
     return f"{a.shape[1]}x{a.shape[0]}"
 
 
-def _drain(it: Iterator[np.ndarray]) -> int:
+def _drain(it: Iterator[object]) -> int:
     """Frames left in ``it`` (decoded, not scored), to state both lengths in a mismatch error."""
     return sum(1 for _ in it)
 
@@ -270,10 +287,10 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
                         f"ground truth {gt.path} has {gt.count}")
     ev.new_clip()
-    it_p, it_g = iter(pred), iter(gt)
+    it_p, it_g = iter(pred), gt.frames()
     n = 0
     for p in it_p:
-        g = next(it_g, None)
+        g, void = next(it_g, (None, None))
         if g is None:
             raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n + 1 + _drain(it_p)}, "
                             f"ground truth {gt.path} has {n}")
@@ -281,7 +298,7 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
             names = f" ({pred.files[n].name} vs {gt.files[n].name})" if pred.files and gt.files else ""
             raise DataError(f"{where}frame {n}{names}: prediction is {_size(p)} but ground truth is {_size(g)}; "
                             "predictions must have the ground truth's size")
-        ev.step(p, g)
+        ev.step(p, g, void)
         n += 1
     left = _drain(it_g)
     if left:
