@@ -390,3 +390,26 @@ def test_davis_void_is_left_out(tmp_path):
     noisy = [np.where(v, rng.integers(0, 256, v.shape), p).astype(np.uint8) for p, v in zip(preds, voids)]
     again = _eval_json(tmp_path, str(_pngs(tmp_path / "noisy", noisy)), str(gt))["summary"]
     _same(again, report)
+
+
+def test_davis_subset_by_sequences(tmp_path, capsys):
+    """DAVIS' Annotations/480p holds all 90 sequences; predictions for the 30 of val.txt could not be scored."""
+    gt_root = tmp_path / "Annotations" / "480p"
+    truths = {name: _truths(3, x0=x0) for name, x0 in (("bear", 4), ("car", 8), ("dog", 12))}
+    for name, gts in truths.items():
+        _pngs(gt_root / name, gts)
+    preds = {name: _soft(truths[name], seed=i) for i, name in enumerate(("dog", "bear"))}
+    for name, masks in preds.items():
+        _pngs(tmp_path / "preds" / name, masks)
+    val = tmp_path / "val.txt"
+    val.write_text("dog\nbear\n")
+    assert "--sequences scores a subset" in _error(capsys, str(tmp_path / "preds"), str(gt_root))
+    report = _eval_json(tmp_path, str(tmp_path / "preds"), str(gt_root), "--sequences", str(val))
+    ev = _direct([(preds["dog"], truths["dog"]), (preds["bear"], truths["bear"])])
+    assert list(report["sequences"]) == ["dog", "bear"]
+    _same(report["sequences"]["bear"], {**ev.results(3), "frames": 3})
+    _same(report["summary"], {**ev.results(), "frames": 6})
+    assert list(_eval_json(tmp_path, str(tmp_path / "preds"), str(gt_root), "--sequences", "bear")["sequences"]) == ["bear"]
+    assert "has no sequence cat" in _error(capsys, str(tmp_path / "preds"), str(gt_root), "--sequences", "bear,cat")
+    assert "needs a ground truth of sequence folders" in _error(
+        capsys, str(tmp_path / "preds" / "bear"), str(gt_root / "bear"), "--sequences", "bear")

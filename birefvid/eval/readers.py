@@ -19,7 +19,8 @@ What a file contributes, per frame:
 
 Folders are read in natural name order (f2 before f10). A DAVIS-style root (a folder of sequence
 folders and nothing else) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
-``PRED/<name>/`` or ``PRED/<name>.<video extension>``. ``evaluate_paths`` scores it all: the
+``PRED/<name>/`` or ``PRED/<name>.<video extension>``, or only the sequences named (DAVIS'
+``ImageSets/2017/val.txt`` beside all 90 annotated ones). ``evaluate_paths`` scores it all: the
 summary is over every frame (and every within-sequence pair) of every sequence.
 """
 
@@ -247,17 +248,50 @@ def _prediction_for(root: Path, name: str) -> Optional[Path]:
     return videos[0] if videos else None
 
 
-def pair_clips(pred: PathLike, gt: PathLike) -> list[tuple[str, MaskClip, MaskClip]]:
-    """(sequence name, prediction clip, ground-truth clip) pairs: one unnamed pair, or one per DAVIS sequence."""
-    sequences = sequence_folders(gt)
-    if sequences is None:
+def sequence_names(text: str) -> list[str]:
+    """Sequence names from ``--sequences``: a file of one name per line (DAVIS ImageSets), or names split by commas."""
+    p = Path(text)
+    if p.is_file():
+        try:
+            lines = p.read_text().split()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"cannot read the sequence list {text}: {exc}") from exc
+    else:
+        lines = text.split(",")
+    names = list(dict.fromkeys(n.strip() for n in lines if n.strip()))
+    if not names:
+        raise DataError(f"the sequence list {text} names no sequence")
+    return names
+
+
+def _select(sequences: list[Path], names: list[str], gt: PathLike) -> list[Path]:
+    """The ground-truth sequence folders named, in the list's order; a name GT lacks is a DataError."""
+    by_name = {s.name: s for s in sequences}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise DataError(f"ground truth {gt} has no sequence {shown}")
+    return [by_name[n] for n in names]
+
+
+def pair_clips(
+    pred: PathLike, gt: PathLike, sequences: Optional[list[str]] = None
+) -> list[tuple[str, MaskClip, MaskClip]]:
+    """(sequence name, prediction clip, ground-truth clip) pairs: one unnamed pair, or one per DAVIS sequence
+    (only the ``sequences`` named, when given)."""
+    folders = sequence_folders(gt)
+    if folders is None:
+        if sequences is not None:
+            raise DataError(f"--sequences needs a ground truth of sequence folders (DAVIS Annotations layout), not {gt}")
         return [("", open_masks(pred, "predictions"), open_masks(gt, "ground truth"))]
+    if sequences is not None:
+        folders = _select(folders, sequences, gt)
     root = Path(pred)
     if not root.is_dir():
         raise DataError(f"ground truth {gt} is a folder of sequences, so predictions must be a folder too, not {pred}")
     pairs: list[tuple[str, MaskClip, MaskClip]] = []
     missing: list[str] = []
-    for seq in sequences:
+    for seq in folders:
         found = _prediction_for(root, seq.name)
         if found is None:
             missing.append(seq.name)
@@ -265,8 +299,9 @@ def pair_clips(pred: PathLike, gt: PathLike) -> list[tuple[str, MaskClip, MaskCl
             pairs.append((seq.name, open_masks(found, "predictions"), open_masks(seq, "ground truth")))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DataError(f"predictions in {pred} lack {len(missing)} of {len(sequences)} ground-truth sequences "
-                        f"({shown}); expected a folder or a video named after each")
+        hint = "" if sequences is not None else "; --sequences scores a subset (e.g. DAVIS' ImageSets/2017/val.txt)"
+        raise DataError(f"predictions in {pred} lack {len(missing)} of {len(folders)} ground-truth sequences "
+                        f"({shown}); expected a folder or a video named after each{hint}")
     return pairs
 
 
@@ -307,9 +342,12 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
         raise DataError(f"{where}{pred.path} and {gt.path} hold no frames")
 
 
-def evaluate_paths(pred: PathLike, gt: PathLike, *, threshold: float = 0.5, per_frame: bool = False) -> dict:
-    """Score predictions against ground truth on disk: summary, per-sequence results (DAVIS roots) and optionally per-frame values."""
-    pairs = pair_clips(pred, gt)
+def evaluate_paths(
+    pred: PathLike, gt: PathLike, *, threshold: float = 0.5, per_frame: bool = False, sequences: Optional[list[str]] = None
+) -> dict:
+    """Score predictions against ground truth on disk: summary, per-sequence results (DAVIS roots, only
+    ``sequences`` when given) and optionally per-frame values."""
+    pairs = pair_clips(pred, gt, sequences)
     ev = Evaluator(threshold)
     report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
     sequences: dict[str, dict[str, float]] = {}
