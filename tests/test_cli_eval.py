@@ -413,3 +413,21 @@ def test_davis_subset_by_sequences(tmp_path, capsys):
     assert "has no sequence cat" in _error(capsys, str(tmp_path / "preds"), str(gt_root), "--sequences", "bear,cat")
     assert "needs a ground truth of sequence folders" in _error(
         capsys, str(tmp_path / "preds" / "bear"), str(gt_root / "bear"), "--sequences", "bear")
+
+
+def test_count_mismatch_names_the_missing_frame(tmp_path, capsys):
+    """'have 9, has 10' left the user to diff two folders of a thousand files by eye."""
+    gts = _truths()
+    gt = _pngs(tmp_path / "gt", gts)
+    gappy = _pngs(tmp_path / "gappy", gts)
+    (gappy / "00003.png").unlink()
+    assert "have 4, ground truth" in (err := _error(capsys, str(gappy), str(gt)))
+    assert err.rstrip().endswith("the first ground-truth frame without a prediction is 00003.png")
+    one_based = tmp_path / "one_based"  # numbered from 1 against a truth numbered from 0: aligned on the first file
+    one_based.mkdir()
+    for i, g in enumerate(gts[:4]):
+        cv2.imwrite(str(one_based / f"frame_{i + 1}.png"), g)
+    assert "without a prediction is 00004.png" in _error(capsys, str(one_based), str(gt))
+    sparse = _pngs(tmp_path / "sparse", gts[:1])
+    cv2.imwrite(str(sparse / "00004.png"), gts[4])  # annotated every fourth frame
+    assert "prediction 00001.png has no ground-truth frame" in _error(capsys, str(gt), str(sparse))

@@ -27,6 +27,7 @@ summary is over every frame (and every within-sequence pair) of every sequence.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,6 +311,30 @@ def _size(a: np.ndarray) -> str:
     return f"{a.shape[1]}x{a.shape[0]}"
 
 
+def _frame_number(path: Path) -> Optional[int]:
+    """The last number in a file's stem (00004 of 'frame_00004.png'), or None."""
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else None
+
+
+def _first_gap(pred: tuple[Path, ...], gt: tuple[Path, ...]) -> str:
+    """For numbered image folders of different lengths, the first frame one side has and the other lacks
+    (numbers aligned on the first file, so 1-based against 0-based still lines up); '' when not numbered."""
+    p_nums, g_nums = [_frame_number(f) for f in pred], [_frame_number(f) for f in gt]
+    if None in p_nums or None in g_nums:
+        return ""
+    offset = p_nums[0] - g_nums[0]  # type: ignore[operator]
+    p_set, g_set = set(p_nums), {n + offset for n in g_nums}  # type: ignore[operator]
+    for f, n in zip(gt, g_nums):
+        if n + offset not in p_set:  # type: ignore[operator]
+            return f"; the first ground-truth frame without a prediction is {f.name}"
+    for f, n in zip(pred, p_nums):
+        if n not in g_set:
+            return (f"; prediction {f.name} has no ground-truth frame (frames pair in order: "
+                    "keep only the predictions of annotated frames)")
+    return ""
+
+
 def _drain(it: Iterator[object]) -> int:
     """Frames left in ``it`` (decoded, not scored), to state both lengths in a mismatch error."""
     return sum(1 for _ in it)
@@ -320,7 +345,7 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
     where = f"sequence {name}: " if name else ""
     if pred.count is not None and gt.count is not None and pred.count != gt.count:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
-                        f"ground truth {gt.path} has {gt.count}")
+                        f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}")
     ev.new_clip()
     it_p, it_g = iter(pred), gt.frames()
     n = 0
