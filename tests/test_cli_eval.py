@@ -305,3 +305,129 @@ def test_animated_webp_is_read_to_its_last_frame(tmp_path):
     assert report["summary"]["frames"] == T
     assert report["summary"]["iou"] == pytest.approx(want["iou"], abs=0.03)
     assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=0.02)
+
+
+def test_masks_saved_with_opaque_alpha_count_by_their_grey_levels(tmp_path):
+    """A mask PNG saved as RGBA or grey+alpha (Pillow's convert('RGBA'), many editors) is opaque everywhere:
+    scoring its alpha gave every frame as all foreground (IoU 0.2 here, no error)."""
+    from PIL import Image
+
+    gts = _truths()
+    gt = str(_pngs(tmp_path / "gt", gts))
+    preds = _soft(gts, seed=6)
+    want = {**_direct([(preds, gts)]).results(), "frames": T}
+    for mode in ("RGBA", "LA"):
+        folder = tmp_path / mode
+        folder.mkdir()
+        for i, p in enumerate(preds):
+            Image.fromarray(p).convert(mode).save(folder / f"{i:05d}.png")
+        _same(_eval_json(tmp_path, str(folder), gt)["summary"], want)
+    cutouts = tmp_path / "cutouts"  # one frame of a cut-out clip fully opaque (the subject fills it): still its alpha
+    cutouts.mkdir()
+    preds[2][:] = 255
+    for i, p in enumerate(preds):
+        cv2.imwrite(str(cutouts / f"{i:05d}.png"), np.dstack([np.full((H, W, 3), 40, np.uint8), p]))
+    _same(_eval_json(tmp_path, str(cutouts), gt)["summary"], {**_direct([(preds, gts)]).results(), "frames": T})
+
+
+def test_zero_one_masks_are_read_as_binary(tmp_path):
+    """Masks written as 0/1 (cv2.imwrite of a boolean mask as uint8, common in research code) read as grey
+    levels 0 and 1/255: an all-background truth or prediction, scored without a word."""
+    gts = _truths()
+    preds = _truths(x0=10)
+    want = {**_direct([(preds, gts)]).results(), "frames": T}
+    gt01 = _pngs(tmp_path / "gt01", [g // 255 for g in gts])
+    pred01 = _pngs(tmp_path / "pred01", [p // 255 for p in preds])
+    _same(_eval_json(tmp_path, str(pred01), str(gt01))["summary"], want)
+    empty = _pngs(tmp_path / "empty", [np.zeros((H, W), np.uint8)] * T)  # all 0: nothing to scale
+    assert _eval_json(tmp_path, str(empty), str(gt01))["summary"]["iou"] == 0.0
+    faint = _pngs(tmp_path / "faint", [np.full((H, W), 2, np.uint8)] * T)  # 2/255: a faint soft mask, not 0/1
+    assert _eval_json(tmp_path, str(faint), str(gt01))["summary"]["mae"] == pytest.approx(
+        np.mean([np.abs(2 / 255 - g / 255).mean() for g in gts]))
+
+
+def test_label_map_written_without_a_palette(tmp_path):
+    """Image.fromarray(labels, 'P') saves a one-entry palette: its grey 'ramp' mapped objects 1, 2 to black."""
+    from PIL import Image
+
+    gts = _truths(3)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i, g in enumerate(gts):
+        labels = (g > 0).astype(np.uint8)
+        labels[10:20] *= 2
+        Image.fromarray(labels, "P").save(gt / f"{i:05d}.png")
+    preds = _soft(gts, seed=7)
+    _same(_eval_json(tmp_path, str(_pngs(tmp_path / "pred", preds)), str(gt))["summary"],
+          {**_direct([(preds, gts)]).results(), "frames": 3})
+
+
+def test_davis_void_is_left_out(tmp_path):
+    """DAVIS/VOC annotations mark unlabelled pixels (mostly along edges) with index 255: they counted as
+    foreground, so a prediction was marked down for not covering them. Now they are left out as DAVIS' J does."""
+    from PIL import Image
+
+    gts = _truths(4)
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (252 * 3) + [224, 224, 192]
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    voids = []
+    for i, g in enumerate(gts):
+        edge = cv2.dilate(g, np.ones((5, 5), np.uint8)) != cv2.erode(g, np.ones((5, 5), np.uint8))
+        labels = np.where(edge, 255, g // 255).astype(np.uint8)
+        im = Image.frombytes("P", (W, H), labels.tobytes())
+        im.putpalette(palette)
+        im.save(gt / f"{i:05d}.png")
+        voids.append(edge)
+    preds = _soft(gts, seed=8)
+    report = _eval_json(tmp_path, str(_pngs(tmp_path / "pred", preds)), str(gt))["summary"]
+    keep = [~v for v in voids]
+    want_iou = np.mean([((p >= 128) & (g > 0) & k).sum() / (((p >= 128) | (g > 0)) & k).sum()
+                        for p, g, k in zip(preds, gts, keep)])
+    want_mae = np.mean([np.abs(p / 255 - g / 255)[k].mean() for p, g, k in zip(preds, gts, keep)])
+    assert report["iou"] == pytest.approx(want_iou) and report["mae"] == pytest.approx(want_mae)
+    rng = np.random.default_rng(0)  # whatever a prediction says in the void changes no score
+    noisy = [np.where(v, rng.integers(0, 256, v.shape), p).astype(np.uint8) for p, v in zip(preds, voids)]
+    again = _eval_json(tmp_path, str(_pngs(tmp_path / "noisy", noisy)), str(gt))["summary"]
+    _same(again, report)
+
+
+def test_davis_subset_by_sequences(tmp_path, capsys):
+    """DAVIS' Annotations/480p holds all 90 sequences; predictions for the 30 of val.txt could not be scored."""
+    gt_root = tmp_path / "Annotations" / "480p"
+    truths = {name: _truths(3, x0=x0) for name, x0 in (("bear", 4), ("car", 8), ("dog", 12))}
+    for name, gts in truths.items():
+        _pngs(gt_root / name, gts)
+    preds = {name: _soft(truths[name], seed=i) for i, name in enumerate(("dog", "bear"))}
+    for name, masks in preds.items():
+        _pngs(tmp_path / "preds" / name, masks)
+    val = tmp_path / "val.txt"
+    val.write_text("dog\nbear\n")
+    assert "--sequences scores a subset" in _error(capsys, str(tmp_path / "preds"), str(gt_root))
+    report = _eval_json(tmp_path, str(tmp_path / "preds"), str(gt_root), "--sequences", str(val))
+    ev = _direct([(preds["dog"], truths["dog"]), (preds["bear"], truths["bear"])])
+    assert list(report["sequences"]) == ["dog", "bear"]
+    _same(report["sequences"]["bear"], {**ev.results(3), "frames": 3})
+    _same(report["summary"], {**ev.results(), "frames": 6})
+    assert list(_eval_json(tmp_path, str(tmp_path / "preds"), str(gt_root), "--sequences", "bear")["sequences"]) == ["bear"]
+    assert "has no sequence cat" in _error(capsys, str(tmp_path / "preds"), str(gt_root), "--sequences", "bear,cat")
+    assert "needs a ground truth of sequence folders" in _error(
+        capsys, str(tmp_path / "preds" / "bear"), str(gt_root / "bear"), "--sequences", "bear")
+
+
+def test_count_mismatch_names_the_missing_frame(tmp_path, capsys):
+    """'have 9, has 10' left the user to diff two folders of a thousand files by eye."""
+    gts = _truths()
+    gt = _pngs(tmp_path / "gt", gts)
+    gappy = _pngs(tmp_path / "gappy", gts)
+    (gappy / "00003.png").unlink()
+    assert "have 4, ground truth" in (err := _error(capsys, str(gappy), str(gt)))
+    assert err.rstrip().endswith("the first ground-truth frame without a prediction is 00003.png")
+    one_based = tmp_path / "one_based"  # numbered from 1 against a truth numbered from 0: aligned on the first file
+    one_based.mkdir()
+    for i, g in enumerate(gts[:4]):
+        cv2.imwrite(str(one_based / f"frame_{i + 1}.png"), g)
+    assert "without a prediction is 00004.png" in _error(capsys, str(one_based), str(gt))
+    sparse = _pngs(tmp_path / "sparse", gts[:1])
+    cv2.imwrite(str(sparse / "00004.png"), gts[4])  # annotated every fourth frame
+    assert "prediction 00001.png has no ground-truth frame" in _error(capsys, str(gt), str(sparse))

@@ -33,6 +33,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "or a folder of sequence folders (DAVIS Annotations layout)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': print JSON instead of the table)")
     parser.add_argument("--per-frame", action="store_true", help="list every frame's values too (table and JSON)")
+    parser.add_argument("--sequences", metavar="FILE|A,B", help="with a DAVIS-style GT, score only these sequences: "
+                        "a file of one name per line (DAVIS ImageSets/2017/val.txt) or names separated by commas")
     parser.add_argument("--threshold", type=float, default=0.5, help="binarize predictions here for IoU and boundary IoU (default 0.5)")
     parser.set_defaults(run=run)
 
@@ -64,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..errors import ConfigError, SinkError
-    from ..eval.readers import evaluate_paths
+    from ..eval.readers import evaluate_paths, sequence_names
 
     if not 0.0 < args.threshold <= 1.0:
         raise ConfigError(f"--threshold {args.threshold} must be in (0, 1]")
-    report = evaluate_paths(args.pred, args.gt, threshold=args.threshold, per_frame=args.per_frame)
+    sequences = sequence_names(args.sequences) if args.sequences is not None else None
+    report = evaluate_paths(args.pred, args.gt, threshold=args.threshold, per_frame=args.per_frame, sequences=sequences)
     text = json.dumps(report, indent=2)
     if args.json == "-":
         print(text)

@@ -29,6 +29,12 @@ Per consecutive frame pair (t−1, t) of one clip, with d_x = x_t − x_{t−1}:
 * ``dt_mae`` = mean |d_pred − d_gt| (kept for existing users).
 
 A clip's value is the mean over its frames (pairs for the temporal metrics).
+
+Void pixels (``Evaluator.step(..., void=)``: what an annotation leaves unlabelled, DAVIS index 255)
+are scored as the DAVIS benchmark scores them: left out of IoU's intersection and union and out of
+MAE and the temporal metrics (a pair leaves out what is void in either frame), and background in both
+prediction and truth for the boundary band and pysodmetrics' shape measures (DAVIS' F zeroes the
+prediction there).
 """
 
 from __future__ import annotations
@@ -109,9 +115,16 @@ def boundary_iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5, ratio
     return float(_iou_bool(boundary_band(p, ratio), boundary_band(g, ratio)))
 
 
-def _pair_metrics(p: np.ndarray, p_prev: np.ndarray, g: np.ndarray, g_prev: np.ndarray) -> dict[str, float]:
-    """dt_mae, dtssd and (where the truth holds still somewhere) flicker of one frame pair."""
+def _pair_metrics(
+    p: np.ndarray, p_prev: np.ndarray, g: np.ndarray, g_prev: np.ndarray, keep: Optional[np.ndarray] = None
+) -> dict[str, float]:
+    """dt_mae, dtssd and (where the truth holds still somewhere) flicker of one frame pair, over the pixels
+    ``keep`` (all when None; none: no values)."""
     dp, dg = p - p_prev, g - g_prev
+    if keep is not None:
+        if not keep.any():
+            return {}
+        dp, dg = dp[keep], dg[keep]
     diff = dp - dg
     out = {"dt_mae": float(np.abs(diff).mean()), "dtssd": float(np.sqrt(np.mean(diff * diff)))}
     static = np.abs(dg) <= STATIC_GT_STEP + 1e-9
@@ -189,28 +202,40 @@ class Evaluator:
         self.threshold = threshold
         self.boundary_ratio = boundary_ratio
         self.frames: list[dict[str, float]] = []  # per-frame values; temporal ones for the pair ending here
-        self._prev: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self._prev: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None  # pred, gt, kept pixels
         self._sod = _SodMeters() if sod else None
 
     def new_clip(self) -> None:
         """The next frame starts a new clip: it forms no temporal pair with the frame before it."""
         self._prev = None
 
-    def step(self, pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-        """Add one frame (frames of a clip in order) and return its values."""
+    def step(self, pred: np.ndarray, gt: np.ndarray, void: Optional[np.ndarray] = None) -> dict[str, float]:
+        """Add one frame (frames of a clip in order) and return its values; ``void``: (H, W) bool, pixels the
+        truth leaves unlabelled, scored as DAVIS does (see the module notes)."""
         i = len(self.frames)
         p, g = _unit(pred, f"pred[{i}]"), _unit(gt, f"gt[{i}]")
         if p.shape != g.shape:
             raise DataError(f"frame {i}: prediction is {p.shape[1]}x{p.shape[0]} but ground truth is "
                             f"{g.shape[1]}x{g.shape[0]}; resize predictions to the ground truth size")
+        keep = None
+        if void is not None and np.any(void):
+            void = np.asarray(void, bool)
+            if void.shape != g.shape:
+                raise DataError(f"frame {i}: void mask is {void.shape[1]}x{void.shape[0]} but ground truth is "
+                                f"{g.shape[1]}x{g.shape[0]}")
+            keep = ~void
+            p, g = np.where(keep, p, 0.0), np.where(keep, g, 0.0)
         pb, gb = p >= self.threshold, g >= GT_THRESHOLD
-        rec = {"iou": float(_iou_bool(pb, gb)), "mae": float(np.abs(p - g).mean())}
+        err = np.abs(p - g) if keep is None else np.abs(p - g)[keep]
+        rec = {"iou": float(_iou_bool(pb, gb)), "mae": float(err.mean()) if err.size else 0.0}
         if self._sod is not None:
             rec["boundary_iou"] = float(_iou_bool(boundary_band(pb, self.boundary_ratio), boundary_band(gb, self.boundary_ratio)))
             rec.update(self._sod.step(p, gb))
         if self._prev is not None and self._prev[0].shape == p.shape:
-            rec.update(_pair_metrics(p, self._prev[0], g, self._prev[1]))
-        self._prev = (p, g)
+            p_prev, g_prev, keep_prev = self._prev
+            both = keep if keep_prev is None else keep_prev if keep is None else keep & keep_prev
+            rec.update(_pair_metrics(p, p_prev, g, g_prev, both))
+        self._prev = (p, g, keep)
         self.frames.append(rec)
         return rec
 

@@ -2,9 +2,13 @@
 
 What a file contributes, per frame:
 
-* an image with alpha (RGBA PNG cut-outs): its alpha; a grey image: its grey level (8 or 16 bit);
-  a palette PNG (DAVIS annotations): foreground wherever the index is not 0 (all objects as one
-  mask) unless the palette is all grey, then the grey level; any other colour image: its luminance.
+* an image with alpha (RGBA PNG cut-outs): its alpha, unless every image of the clip is opaque (a mask
+  saved as RGBA or grey+alpha), then its brightness; a grey image: its grey level (8 or 16 bit), and
+  a clip whose grey levels are all 0 or 1 (masks saved as 0/1) as 0/255; a palette PNG (DAVIS
+  annotations): foreground wherever the index is not 0 (all objects as one mask) unless the palette is
+  all grey and covers every index used, then the grey level; any other colour image: its luminance.
+  Index 255 of a colour palette is void (DAVIS, PASCAL VOC: unlabelled, usually along object edges):
+  background in the mask, and left out of the scores where the ground truth has it.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
   libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha; any other video
   (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
@@ -15,13 +19,15 @@ What a file contributes, per frame:
 
 Folders are read in natural name order (f2 before f10). A DAVIS-style root (a folder of sequence
 folders and nothing else) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
-``PRED/<name>/`` or ``PRED/<name>.<video extension>``. ``evaluate_paths`` scores it all: the
+``PRED/<name>/`` or ``PRED/<name>.<video extension>``, or only the sequences named (DAVIS'
+``ImageSets/2017/val.txt`` beside all 90 annotated ones). ``evaluate_paths`` scores it all: the
 summary is over every frame (and every within-sequence pair) of every sequence.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +48,13 @@ from birefvid.io.readback import decode_video_frames
 PathLike = Union[str, Path]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PALETTE = 3  # IHDR colour type of indexed-colour PNGs
+VOID_INDEX = 255  # DAVIS / PASCAL VOC label of unlabelled pixels in a colour-palette annotation
 
 
-def _palette_mask(data: np.ndarray, path: Path) -> np.ndarray:
-    """An indexed PNG as a mask: its grey levels if the palette is grey, else 255 wherever the index is not 0."""
+def _palette_mask(data: np.ndarray, path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """An indexed PNG as (mask, void): its grey levels if the palette is grey and covers every index used
+    (a label map written without a palette has a one-entry one), else 255 wherever the index is neither
+    0 nor void, with the void pixels (index 255) apart, or None when there are none."""
     from PIL import Image  # Pillow comes with torchvision; cv2 would turn indices into colours
 
     try:
@@ -54,28 +63,62 @@ def _palette_mask(data: np.ndarray, path: Path) -> np.ndarray:
             palette = np.asarray(im.getpalette() or [0, 0, 0], np.uint8).reshape(-1, 3)
     except OSError as exc:
         raise SourceError(f"{path} is not a readable image ({exc})") from exc
-    if (palette == palette[:, :1]).all():
+    if (palette == palette[:, :1]).all() and int(index.max()) < len(palette):
         lut = np.zeros(256, np.uint8)
         lut[: len(palette)] = palette[:, 0]
-        return lut[index]
-    return np.where(index != 0, np.uint8(255), np.uint8(0))
+        return lut[index], None
+    void = index == VOID_INDEX
+    mask = np.where((index != 0) & ~void, np.uint8(255), np.uint8(0))
+    return mask, (void if void.any() else None)
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """One image as an (H, W) mask: alpha if it has one, grey level, palette foreground, or luminance."""
+def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """One image as (grey, alpha, void): its palette foreground, grey level or luminance, its alpha plane if it
+    has one, and its void pixels if it is a palette annotation that has some."""
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE:
-        return _palette_mask(data, path)
+        mask, void = _palette_mask(data, path)
+        return mask, None, void
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise SourceError(f"{path} is not a readable image")
     if image.ndim == 2:
-        return image
-    if image.shape[2] == 4:
-        return image[..., 3]
-    if image.shape[2] == 1 or (image[..., :1] == image).all():
-        return image[..., 0]
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return image, None, None
+    alpha = image[..., 3] if image.shape[2] == 4 else None
+    colour = image[..., :3] if image.shape[2] >= 3 else image[..., :1]
+    if colour.shape[2] == 1 or (colour[..., :1] == colour).all():
+        return np.ascontiguousarray(colour[..., 0]), alpha, None
+    return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY), alpha, None
+
+
+def read_mask(path: Path, by_alpha: bool = True, zero_one: bool = False) -> np.ndarray:
+    """One image as an (H, W) mask: its alpha (``by_alpha``, if it has one), else its grey level, palette
+    foreground or luminance; ``zero_one``: the image holds 0/1 masks, returned as 0/255."""
+    return read_mask_void(path, by_alpha, zero_one)[0]
+
+
+def read_mask_void(path: Path, by_alpha: bool = True, zero_one: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """``read_mask`` and the image's void pixels (palette index 255; None when it has none)."""
+    grey, alpha, void = _read_image(path)
+    if by_alpha and alpha is not None:
+        return alpha, None
+    return (np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one else grey), void
+
+
+def _image_rule(files: tuple[Path, ...]) -> tuple[bool, bool]:
+    """(by_alpha, zero_one) for a clip of images, decided over the clip as for videos: alpha counts when
+    some image is transparent somewhere (an opaque RGBA or grey+alpha PNG is a mask saved with alpha);
+    grey levels that are all 0 or 1 are masks saved as 0/1 (read as 1/255 they would all be background).
+    Reading stops at the first image that settles both, so ordinary masks cost one extra decode."""
+    top = 0
+    for f in files:
+        grey, alpha, _ = _read_image(f)
+        if alpha is not None and _transparent(alpha):
+            return True, False
+        top = max(top, int(grey.max()))
+        if top > 1 and alpha is None:
+            return False, False
+    return False, top <= 1
 
 
 def _brightness(rgb: np.ndarray) -> np.ndarray:
@@ -86,8 +129,8 @@ def _brightness(rgb: np.ndarray) -> np.ndarray:
 
 
 def _transparent(alpha: np.ndarray) -> bool:
-    """True when an alpha plane is not fully opaque somewhere."""
-    return bool((alpha < 255).any())
+    """True when an alpha plane (8 or 16 bit) is not fully opaque somewhere."""
+    return bool((alpha < np.iinfo(alpha.dtype).max).any())
 
 
 def _frame_mask(frame: av.VideoFrame, by_alpha: bool = True) -> np.ndarray:
@@ -140,18 +183,23 @@ class MaskClip:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Each frame's mask, decoded as it is needed."""
+        return (mask for mask, _ in self.frames())
+
+    def frames(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
+        """Each frame's (mask, void pixels or None), decoded as it is needed; only annotations have void."""
         if self.files is not None:
+            by_alpha, zero_one = _image_rule(self.files)
             for f in self.files:
-                yield read_mask(f)
+                yield read_mask_void(f, by_alpha, zero_one)
             return
         if self.animated_webp:
-            yield from _animated_webp_masks(self.path)
+            yield from ((mask, None) for mask in _animated_webp_masks(self.path))
             return
         try:
             # alpha counts where the clip has transparency; a fully opaque one (a mask GIF) by its brightness
             by_alpha = _video_has_transparency(self.path)
             for frame in decode_video_frames(self.path):
-                yield _frame_mask(frame, by_alpha)
+                yield _frame_mask(frame, by_alpha), None
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path} could not be decoded ({exc})") from exc
 
@@ -201,17 +249,50 @@ def _prediction_for(root: Path, name: str) -> Optional[Path]:
     return videos[0] if videos else None
 
 
-def pair_clips(pred: PathLike, gt: PathLike) -> list[tuple[str, MaskClip, MaskClip]]:
-    """(sequence name, prediction clip, ground-truth clip) pairs: one unnamed pair, or one per DAVIS sequence."""
-    sequences = sequence_folders(gt)
-    if sequences is None:
+def sequence_names(text: str) -> list[str]:
+    """Sequence names from ``--sequences``: a file of one name per line (DAVIS ImageSets), or names split by commas."""
+    p = Path(text)
+    if p.is_file():
+        try:
+            lines = p.read_text().split()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"cannot read the sequence list {text}: {exc}") from exc
+    else:
+        lines = text.split(",")
+    names = list(dict.fromkeys(n.strip() for n in lines if n.strip()))
+    if not names:
+        raise DataError(f"the sequence list {text} names no sequence")
+    return names
+
+
+def _select(sequences: list[Path], names: list[str], gt: PathLike) -> list[Path]:
+    """The ground-truth sequence folders named, in the list's order; a name GT lacks is a DataError."""
+    by_name = {s.name: s for s in sequences}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise DataError(f"ground truth {gt} has no sequence {shown}")
+    return [by_name[n] for n in names]
+
+
+def pair_clips(
+    pred: PathLike, gt: PathLike, sequences: Optional[list[str]] = None
+) -> list[tuple[str, MaskClip, MaskClip]]:
+    """(sequence name, prediction clip, ground-truth clip) pairs: one unnamed pair, or one per DAVIS sequence
+    (only the ``sequences`` named, when given)."""
+    folders = sequence_folders(gt)
+    if folders is None:
+        if sequences is not None:
+            raise DataError(f"--sequences needs a ground truth of sequence folders (DAVIS Annotations layout), not {gt}")
         return [("", open_masks(pred, "predictions"), open_masks(gt, "ground truth"))]
+    if sequences is not None:
+        folders = _select(folders, sequences, gt)
     root = Path(pred)
     if not root.is_dir():
         raise DataError(f"ground truth {gt} is a folder of sequences, so predictions must be a folder too, not {pred}")
     pairs: list[tuple[str, MaskClip, MaskClip]] = []
     missing: list[str] = []
-    for seq in sequences:
+    for seq in folders:
         found = _prediction_for(root, seq.name)
         if found is None:
             missing.append(seq.name)
@@ -219,8 +300,9 @@ def pair_clips(pred: PathLike, gt: PathLike) -> list[tuple[str, MaskClip, MaskCl
             pairs.append((seq.name, open_masks(found, "predictions"), open_masks(seq, "ground truth")))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DataError(f"predictions in {pred} lack {len(missing)} of {len(sequences)} ground-truth sequences "
-                        f"({shown}); expected a folder or a video named after each")
+        hint = "" if sequences is not None else "; --sequences scores a subset (e.g. DAVIS' ImageSets/2017/val.txt)"
+        raise DataError(f"predictions in {pred} lack {len(missing)} of {len(folders)} ground-truth sequences "
+                        f"({shown}); expected a folder or a video named after each{hint}")
     return pairs
 
 
@@ -229,7 +311,31 @@ def _size(a: np.ndarray) -> str:
     return f"{a.shape[1]}x{a.shape[0]}"
 
 
-def _drain(it: Iterator[np.ndarray]) -> int:
+def _frame_number(path: Path) -> Optional[int]:
+    """The last number in a file's stem (00004 of 'frame_00004.png'), or None."""
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else None
+
+
+def _first_gap(pred: tuple[Path, ...], gt: tuple[Path, ...]) -> str:
+    """For numbered image folders of different lengths, the first frame one side has and the other lacks
+    (numbers aligned on the first file, so 1-based against 0-based still lines up); '' when not numbered."""
+    p_nums, g_nums = [_frame_number(f) for f in pred], [_frame_number(f) for f in gt]
+    if None in p_nums or None in g_nums:
+        return ""
+    offset = p_nums[0] - g_nums[0]  # type: ignore[operator]
+    p_set, g_set = set(p_nums), {n + offset for n in g_nums}  # type: ignore[operator]
+    for f, n in zip(gt, g_nums):
+        if n + offset not in p_set:  # type: ignore[operator]
+            return f"; the first ground-truth frame without a prediction is {f.name}"
+    for f, n in zip(pred, p_nums):
+        if n not in g_set:
+            return (f"; prediction {f.name} has no ground-truth frame (frames pair in order: "
+                    "keep only the predictions of annotated frames)")
+    return ""
+
+
+def _drain(it: Iterator[object]) -> int:
     """Frames left in ``it`` (decoded, not scored), to state both lengths in a mismatch error."""
     return sum(1 for _ in it)
 
@@ -239,12 +345,12 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
     where = f"sequence {name}: " if name else ""
     if pred.count is not None and gt.count is not None and pred.count != gt.count:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
-                        f"ground truth {gt.path} has {gt.count}")
+                        f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}")
     ev.new_clip()
-    it_p, it_g = iter(pred), iter(gt)
+    it_p, it_g = iter(pred), gt.frames()
     n = 0
     for p in it_p:
-        g = next(it_g, None)
+        g, void = next(it_g, (None, None))
         if g is None:
             raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n + 1 + _drain(it_p)}, "
                             f"ground truth {gt.path} has {n}")
@@ -252,7 +358,7 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
             names = f" ({pred.files[n].name} vs {gt.files[n].name})" if pred.files and gt.files else ""
             raise DataError(f"{where}frame {n}{names}: prediction is {_size(p)} but ground truth is {_size(g)}; "
                             "predictions must have the ground truth's size")
-        ev.step(p, g)
+        ev.step(p, g, void)
         n += 1
     left = _drain(it_g)
     if left:
@@ -261,9 +367,12 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
         raise DataError(f"{where}{pred.path} and {gt.path} hold no frames")
 
 
-def evaluate_paths(pred: PathLike, gt: PathLike, *, threshold: float = 0.5, per_frame: bool = False) -> dict:
-    """Score predictions against ground truth on disk: summary, per-sequence results (DAVIS roots) and optionally per-frame values."""
-    pairs = pair_clips(pred, gt)
+def evaluate_paths(
+    pred: PathLike, gt: PathLike, *, threshold: float = 0.5, per_frame: bool = False, sequences: Optional[list[str]] = None
+) -> dict:
+    """Score predictions against ground truth on disk: summary, per-sequence results (DAVIS roots, only
+    ``sequences`` when given) and optionally per-frame values."""
+    pairs = pair_clips(pred, gt, sequences)
     ev = Evaluator(threshold)
     report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
     sequences: dict[str, dict[str, float]] = {}
