@@ -446,6 +446,28 @@ def test_unreachable_url_gives_up_with_one_line(caplog) -> None:
     src.close()
 
 
+@pytest.mark.parametrize("login,hint", [("admin:wrong@", "check the user name and password"), ("", "add them to the URL")])
+def test_a_refused_login_fails_at_once_and_hides_the_password(clip30s: Path, caplog, login: str, hint: str) -> None:
+    """A wrong password (401) was retried forever, as a lost stream is: it never gets right, and many
+    cameras lock the account after a few failed logins. It ends the start with one line instead."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    with RtspServer(clip30s, auth="admin:s3cret") as server:
+        url = server.url.replace("rtsp://", f"rtsp://{login}")
+        src = open_live_source(url)  # retried forever by default
+        t0 = time.monotonic()
+        with pytest.raises(SourceError) as info:
+            src.start(timeout=20)
+        assert time.monotonic() - t0 < 5
+        src.close()
+        message = str(info.value)
+        assert message.startswith(f"cannot open {server.url.replace('rtsp://', 'rtsp://admin:***@' if login else 'rtsp://')}: ")
+        assert "401 Unauthorized" in message and hint in message and "wrong" not in message
+        assert not [r for r in caplog.records if "retry" in r.getMessage()]
+        with open_live_source(server.url.replace("rtsp://", "rtsp://admin:s3cret@")) as right:
+            right.start(timeout=10)
+            assert right.read(2.0) is not None
+
+
 def test_srt_without_libsrt_fails_at_once_saying_what_to_do() -> None:
     url = f"srt://127.0.0.1:{free_port()}"
     src = open_live_source(url, max_retries=3, backoff_initial=0.5)

@@ -39,6 +39,14 @@ class ConnectionLost(Exception):
         self.reason = reason
 
 
+class LoginRefused(ConnectionLost):
+    """The server refused the URL's login (401) or its user (403). Not worth retrying at the start:
+    a wrong password never gets right, and many IP cameras lock the account after a few failed
+    logins. A stream that played and is refused later may be retried (a camera rebooting)."""
+
+
+# a login the server refused, over RTSP or HTTP (an MJPEG camera)
+_REFUSED = (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)
 _PERMANENT = (av.error.ProtocolNotFoundError, av.error.DemuxerNotFoundError, av.error.OptionNotFoundError)
 
 
@@ -92,6 +100,8 @@ class AvConnection:
             if isinstance(e, av.ProtocolNotFoundError) and target.name.lower().startswith("srt:"):
                 hint = "; PyAV's wheels have no SRT: let a media server take it in and serve RTSP (MediaMTX does)"
             raise SourceError(f"{target.name}: this FFmpeg build cannot open it ({_reason(e, 0, 0, '')}){hint}") from e
+        except _REFUSED as e:
+            raise LoginRefused(_reason(e, 0, 0, "")) from e
         except (av.FFmpegError, OSError) as e:
             raise ConnectionLost(_reason(e, time.monotonic() - t0, open_timeout, "answer")) from e
         except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)
