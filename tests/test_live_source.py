@@ -19,6 +19,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional
 
+import av
+import numpy as np
 import pytest
 
 from birefvid.errors import ConfigError, SourceError
@@ -327,6 +329,20 @@ def test_rtsp_stream_whose_only_keyframe_is_its_first_is_pulled(tmp_path: Path) 
         first = src.read(2.0)
         assert first is not None and first.stream_time == 0.0
         assert len(_read_for(src, 1.0)) >= 12
+
+
+def test_an_rtsp_streams_pixel_shape_is_known(tmp_path: Path) -> None:
+    """A D1 camera's 12:11 pixels (4:3 at 704x576), which its recordings must keep."""
+    clip = tmp_path / "d1.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=24, options={"preset": "ultrafast", "bf": "0"})
+        stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(12, 11)
+        for i in range(48):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((144, 176, 3), 5 * i, np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    with RtspServer(clip) as server, open_live_source(server.url, max_retries=0) as src:
+        assert src.start(timeout=10).sample_aspect_ratio == Fraction(12, 11)
 
 
 def test_rtsp_server_restart_reconnects_without_restarting_the_source(clip30s: Path, caplog) -> None:
