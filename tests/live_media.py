@@ -109,11 +109,12 @@ class RtspServer:
     """``tests/rtsp_server.py`` serving ``clip`` at rtsp://127.0.0.1:PORT/cam, startable again on the same port."""
 
     def __init__(self, clip: Path, port: Optional[int] = None, path: str = "/cam", max_seconds: float = 60.0, audio: bool = False,
-                 udp_only: bool = False) -> None:
+                 udp_only: bool = False, auth: Optional[str] = None) -> None:
         self.python = rtsp_server_python()
         self.clip = clip
         self.audio = audio  # serve the clip's AAC track too
         self.udp_only = udp_only  # refuse RTP over the RTSP connection, as some cameras do
+        self.auth = auth  # "USER:PASSWORD" a client must give, as IP cameras ask (401 otherwise)
         self.port = port or free_port()
         self.path = path
         self.max_seconds = max_seconds
@@ -126,7 +127,7 @@ class RtspServer:
             raise RuntimeError("the RTSP server is running already")
         cmd = [self.python, str(SERVER_SCRIPT), "--port", str(self.port), "--file", str(self.clip),
                "--path", self.path, "--max-seconds", str(self.max_seconds), *(["--audio"] if self.audio else []),
-               *(["--udp-only"] if self.udp_only else [])]
+               *(["--udp-only"] if self.udp_only else []), *(["--auth", self.auth] if self.auth else [])]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         line = ""

@@ -2,11 +2,13 @@
 
 Run with the distribution's Python (it has ``gi``; the project venv does not)::
 
-    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file clip.mp4 [--path /cam] [--max-seconds 60] [--audio]
+    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file clip.mp4 [--path /cam] [--max-seconds 60] [--audio] [--auth USER:PASSWORD]
 
 Every client gets its own pipeline (``filesrc ! qtdemux ! h264parse ! rtph264pay``, and with
 ``--audio`` ``aacparse ! rtpmp4gpay`` for the file's AAC track) that plays the
-file once from its start at its own pace, so a client that reconnects starts the clip again. The
+file once from its start at its own pace, so a client that reconnects starts the clip again. With
+``--auth`` it asks for that user and password (HTTP Basic, as IP cameras do) and answers anyone else
+401 Unauthorized. The
 script prints ``ready rtsp://127.0.0.1:PORT/PATH`` once the port accepts connections and exits after
 ``--max-seconds`` (or on SIGTERM/SIGINT), so a test that forgets it cannot leave it running.
 """
@@ -34,6 +36,20 @@ def _pipeline(file: Path, audio: bool = False) -> str:
     return f'( filesrc location="{location}" ! qtdemux name=d {video}{sound} )'
 
 
+def _require_login(server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSPMediaFactory, user: str, password: str) -> None:
+    """Let only ``user`` with ``password`` (HTTP Basic) see and play the factory's media."""
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+    auth = GstRtspServer.RTSPAuth()
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    server.set_auth(auth)
+    permissions = GstRtspServer.RTSPPermissions()
+    permissions.add_role("user")
+    for permission in (GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT):
+        permissions.add_permission_for_role("user", permission, True)
+    factory.set_permissions(permissions)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve ``--file`` at rtsp://127.0.0.1:PORT/PATH until ``--max-seconds`` have passed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=60.0)
     ap.add_argument("--audio", action="store_true", help="serve the file's AAC track too")
     ap.add_argument("--udp-only", action="store_true", help="refuse RTP over the RTSP connection (TCP), as some cameras do")
+    ap.add_argument("--auth", help="USER:PASSWORD a client must give (401 Unauthorized otherwise)")
     args = ap.parse_args(argv)
     if not args.file.is_file():
         print(f"rtsp_server: {args.file} is not a file", file=sys.stderr)
@@ -62,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         from gi.repository import GstRtsp
 
         factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
+    if args.auth:
+        _require_login(server, factory, *args.auth.split(":", 1))
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"rtsp_server: cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -246,6 +247,24 @@ def test_record_preset_reaches_the_recording(tmp_path):
     with av.open(str(out)) as c:
         first = bytes(next(p for p in c.demux(c.streams.video[0]) if p.size))
     assert b"subme=0" in first and b"cabac=0" in first  # x264's settings line: ultrafast, not the live default veryfast
+
+
+def test_a_recording_keeps_the_sources_pixel_shape(tmp_path):
+    """A D1 camera's 704x576 is 4:3 only with its 12:11 pixels (analog DVRs and encoders send it so):
+    live recordings were written with square pixels, so every player showed the scene squeezed."""
+    clip = tmp_path / "d1.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(12, 11)
+        for i in range(FPS):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(scene_frame(i, SIZE), format="rgb24")))
+        out.mux(stream.encode(None))
+    outputs = [tmp_path / "out.mp4", tmp_path / "out.mkv"]
+    run_live(build_live_job(str(clip), [str(o) for o in outputs], effect="blur"), segmenter=red_key_segmenter())
+    for recorded in outputs:
+        with av.open(str(recorded)) as c:
+            assert c.streams.video[0].sample_aspect_ratio == Fraction(12, 11), recorded
 
 
 class _SlowSink(LiveSink):

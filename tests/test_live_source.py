@@ -19,6 +19,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional
 
+import av
+import numpy as np
 import pytest
 
 from birefvid.errors import ConfigError, SourceError
@@ -329,6 +331,20 @@ def test_rtsp_stream_whose_only_keyframe_is_its_first_is_pulled(tmp_path: Path) 
         assert len(_read_for(src, 1.0)) >= 12
 
 
+def test_an_rtsp_streams_pixel_shape_is_known(tmp_path: Path) -> None:
+    """A D1 camera's 12:11 pixels (4:3 at 704x576), which its recordings must keep."""
+    clip = tmp_path / "d1.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=24, options={"preset": "ultrafast", "bf": "0"})
+        stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(12, 11)
+        for i in range(48):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((144, 176, 3), 5 * i, np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    with RtspServer(clip) as server, open_live_source(server.url, max_retries=0) as src:
+        assert src.start(timeout=10).sample_aspect_ratio == Fraction(12, 11)
+
+
 def test_rtsp_server_restart_reconnects_without_restarting_the_source(clip30s: Path, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="birefvid")
     server = RtspServer(clip30s).start()
@@ -444,6 +460,28 @@ def test_unreachable_url_gives_up_with_one_line(caplog) -> None:
     logged = [r.getMessage() for r in caplog.records]
     assert [m.split("; ")[1].split(" in ")[0] for m in logged if "retry" in m] == ["retry 1/2", "retry 2/2"]
     src.close()
+
+
+@pytest.mark.parametrize("login,hint", [("admin:wrong@", "check the user name and password"), ("", "add them to the URL")])
+def test_a_refused_login_fails_at_once_and_hides_the_password(clip30s: Path, caplog, login: str, hint: str) -> None:
+    """A wrong password (401) was retried forever, as a lost stream is: it never gets right, and many
+    cameras lock the account after a few failed logins. It ends the start with one line instead."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    with RtspServer(clip30s, auth="admin:s3cret") as server:
+        url = server.url.replace("rtsp://", f"rtsp://{login}")
+        src = open_live_source(url)  # retried forever by default
+        t0 = time.monotonic()
+        with pytest.raises(SourceError) as info:
+            src.start(timeout=20)
+        assert time.monotonic() - t0 < 5
+        src.close()
+        message = str(info.value)
+        assert message.startswith(f"cannot open {server.url.replace('rtsp://', 'rtsp://admin:***@' if login else 'rtsp://')}: ")
+        assert "401 Unauthorized" in message and hint in message and "wrong" not in message
+        assert not [r for r in caplog.records if "retry" in r.getMessage()]
+        with open_live_source(server.url.replace("rtsp://", "rtsp://admin:s3cret@")) as right:
+            right.start(timeout=10)
+            assert right.read(2.0) is not None
 
 
 def test_srt_without_libsrt_fails_at_once_saying_what_to_do() -> None:

@@ -39,6 +39,14 @@ class ConnectionLost(Exception):
         self.reason = reason
 
 
+class LoginRefused(ConnectionLost):
+    """The server refused the URL's login (401) or its user (403). Not worth retrying at the start:
+    a wrong password never gets right, and many IP cameras lock the account after a few failed
+    logins. A stream that played and is refused later may be retried (a camera rebooting)."""
+
+
+# a login the server refused, over RTSP or HTTP (an MJPEG camera)
+_REFUSED = (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)
 _PERMANENT = (av.error.ProtocolNotFoundError, av.error.DemuxerNotFoundError, av.error.OptionNotFoundError)
 
 
@@ -51,13 +59,15 @@ def _reason(e: BaseException, waited: float, timeout: float, awaited: str) -> st
     return text.rstrip(".")
 
 
-def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Optional[av.VideoFrame]) -> StreamInfo:
-    """StreamInfo of a live connection: size as displayed, timing, and the first frame's colour tags."""
+def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Optional[av.VideoFrame], sar: Any = None) -> StreamInfo:
+    """StreamInfo of a live connection: size as displayed, timing, pixel shape (``sar``, when not
+    square: a D1 camera's 12:11) and the first frame's colour tags."""
     return StreamInfo(
         width=width,
         height=height,
         time_base=time_base,
         average_rate=Fraction(rate) if rate else None,
+        sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
         color_range=_int(first.color_range) if first is not None else None,
         colorspace=_int(first.colorspace) if first is not None else None,
         color_primaries=_int(first.color_primaries) if first is not None else None,
@@ -92,6 +102,8 @@ class AvConnection:
             if isinstance(e, av.ProtocolNotFoundError) and target.name.lower().startswith("srt:"):
                 hint = "; PyAV's wheels have no SRT: let a media server take it in and serve RTSP (MediaMTX does)"
             raise SourceError(f"{target.name}: this FFmpeg build cannot open it ({_reason(e, 0, 0, '')}){hint}") from e
+        except _REFUSED as e:
+            raise LoginRefused(_reason(e, 0, 0, "")) from e
         except (av.FFmpegError, OSError) as e:
             raise ConnectionLost(_reason(e, time.monotonic() - t0, open_timeout, "answer")) from e
         except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)
@@ -118,7 +130,10 @@ class AvConnection:
             self.rotation = int(first.rotation or 0)
             width, height = rotated_size(first.width, first.height, self.rotation)
             tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
-            self.info = _info(width, height, tb, stream.average_rate or stream.guessed_rate, first)
+            sar = stream.sample_aspect_ratio  # the container's, else the codec's (an H.264/H.265 SPS)
+            if sar and self.rotation % 180:
+                sar = 1 / sar  # a pixel turned on its side
+            self.info = _info(width, height, tb, stream.average_rate or stream.guessed_rate, first, sar)
         except BaseException:
             self._container.close()
             raise

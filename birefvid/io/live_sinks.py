@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from fractions import Fraction
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -58,13 +59,14 @@ def _check_kind(cls: type[LiveSink], spec: str, kind: str) -> None:
 
 def open_live_sink(
     spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
-    audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None,
+    audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None, sample_aspect_ratio: Optional[Fraction] = None,
 ) -> LiveSink:
     """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``.
 
     ``preset`` is the encoder speed preset of a recording (a file sink), ``segment_seconds`` the
     length of its parts (None: one file); ``audio`` is the source's sound, which recordings and the
-    RTSP and MPEG-TS streams carry.
+    RTSP and MPEG-TS streams carry; ``sample_aspect_ratio`` the source's pixel shape when not square
+    (a D1 camera's 12:11), which recordings keep.
     """
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
@@ -127,7 +129,7 @@ def open_live_sink(
 
     _check_kind(RecordingSink, spec, kind)
     return RecordingSink(os.path.expanduser(spec), width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset,
-                         audio=audio, segment_seconds=segment_seconds)  # fmt: skip
+                         audio=audio, segment_seconds=segment_seconds, sample_aspect_ratio=sample_aspect_ratio)  # fmt: skip
 
 
 def _identity(spec: str) -> Optional[tuple[str, ...]]:
@@ -146,7 +148,7 @@ def _identity(spec: str) -> Optional[tuple[str, ...]]:
 
 def open_live_sinks(
     specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
-    audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None,
+    audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None, sample_aspect_ratio: Optional[Fraction] = None,
 ) -> list[LiveSink]:
     """Open every --sink in order, or none: on the first failure the opened ones are aborted and the error raised."""
     seen: dict[tuple[str, ...], str] = {}
@@ -161,7 +163,7 @@ def open_live_sinks(
     try:
         for spec in specs:
             opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset, audio=audio,
-                                         segment_seconds=segment_seconds))  # fmt: skip
+                                         segment_seconds=segment_seconds, sample_aspect_ratio=sample_aspect_ratio))  # fmt: skip
     except BaseException:
         for sink in reversed(opened):
             try:

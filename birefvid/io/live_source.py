@@ -36,6 +36,7 @@ import threading
 import time
 from fractions import Fraction
 from typing import Optional
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -44,7 +45,9 @@ from birefvid.errors import ConfigError, SourceError, in_caller_context
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture, SourceState
-from birefvid.io.live_connections import AvConnection, Connection, ConnectionLost, CvCamera, FileConnection, check_camera_mode
+from birefvid.io.live_connections import (
+    AvConnection, Connection, ConnectionLost, CvCamera, FileConnection, LoginRefused, check_camera_mode,
+)
 from birefvid.io.live_interrupt import Interrupter, install_interrupter
 from birefvid.io.live_target import LiveTarget, parse_source_spec
 from birefvid.io.microphone import Microphone, parse_audio_device
@@ -314,7 +317,7 @@ class LiveCapture(LiveSource):
             feed.push(stream_time + (wall - published), frame, generation)
 
     def _first_connection(self) -> Optional[Connection]:
-        """The initial open: retried under the policy for streams, once for cameras and files."""
+        """The initial open: retried under the policy for streams (but for a refused login), once for cameras and files."""
         if self.target.kind != "network":
             try:
                 return self._connect()
@@ -322,11 +325,20 @@ class LiveCapture(LiveSource):
                 raise SourceError(f"cannot open {self.target.name}: {e.reason}") from None
         try:
             return retry(
-                self._connect, self._policy, self._stop, what=f"cannot reach {self.target.name}",
-                reason_of=lambda e: e.reason, retriable=lambda e: isinstance(e, ConnectionLost),  # type: ignore[attr-defined]
+                self._connect, self._policy, self._stop, what=f"cannot reach {self.target.name}", reason_of=lambda e: e.reason,  # type: ignore[attr-defined]
+                retriable=lambda e: isinstance(e, ConnectionLost) and not isinstance(e, LoginRefused),
             )
         except GaveUp as e:
             raise SourceError(f"cannot reach {self.target.name}: {e}") from None
+        except LoginRefused as e:
+            raise SourceError(f"cannot open {self.target.name}: {e.reason}; {self._login_hint()}") from None
+
+    def _login_hint(self) -> str:
+        """What to do about a refused login: the URL's user and password are wrong, or missing."""
+        url = urlsplit(self.target.url)
+        if "@" in url.netloc:
+            return "check the user name and password in the URL (not retried: many cameras lock an account after a few failed logins)"
+        return f"it asks for a user name and password: add them to the URL, as {url.scheme}://USER:PASSWORD@{url.netloc}{url.path}"
 
     def _reconnect(self, reason: str) -> Optional[Connection]:
         """Reopen a lost camera or stream under the policy; None when closed meanwhile."""

@@ -61,7 +61,8 @@ class RecordingSink(LiveSink):
     ``<stem>-<YYYYmmdd-HHMMSS><ext>`` after the local time it starts and committed as soon as it is
     complete, so a run of days keeps all but its last minutes if the machine dies, and every file
     plays on its own from 0 (a fresh encoder, so it starts on a keyframe). A finished part is
-    closed on a helper thread, so the encoder's flush does not hold up the pictures.
+    closed on a helper thread, so the encoder's flush does not hold up the pictures. Non-square
+    pixels (``sample_aspect_ratio``) are tagged, as in the file mode.
     """
 
     accepts = frozenset(OUTPUT_KIND)
@@ -70,6 +71,7 @@ class RecordingSink(LiveSink):
     def __init__(
         self, path: Union[str, Path], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False,
         preset: Optional[str] = None, audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None,
+        sample_aspect_ratio: Optional[Fraction] = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -82,7 +84,9 @@ class RecordingSink(LiveSink):
             raise SinkError(f"cannot split {path} into parts of {segment_seconds} s; the length must be positive")
         self.kind = kind
         self._spec = live_encoder(self.path, kind, width, height, preset)
-        self._info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001))
+        # non-square pixels (a D1 camera's 12:11) are tagged as the file mode tags them, or players show the scene squeezed
+        self._info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001),
+                                sample_aspect_ratio=sample_aspect_ratio)  # fmt: skip
         self._audio = audio
         self._segment_seconds = segment_seconds
         self.segments: list[Path] = []  # the parts, in order (the last one unfinished until close)

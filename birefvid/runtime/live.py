@@ -452,7 +452,7 @@ def run_live_job(
         fps = float(info.average_rate) if info.average_rate else 30.0
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
-                                segment_seconds=job.record_segment)  # fmt: skip
+                                segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio)  # fmt: skip
         failed = True
         try:
             background = None
