@@ -10,6 +10,7 @@ nor changes its mode; back in the foreground it reads keys again.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -122,11 +123,10 @@ class TerminalKeys:
 
 def _terminal_fd(stream: Optional[IO[Any]]) -> Optional[int]:
     """The file descriptor of ``stream`` when it is a terminal on a system with termios, else None."""
-    if stream is None or os.name != "posix":
+    if stream is None or os.name != "posix" or importlib.util.find_spec("termios") is None:
         return None
     try:
         fd = stream.fileno()
-        import termios  # noqa: F401  (POSIX only)
-    except (AttributeError, OSError, ValueError, ImportError):
+    except (AttributeError, OSError, ValueError):  # a replaced sys.stdin (a notebook's, pytest's capture)
         return None
     return fd if os.isatty(fd) else None
