@@ -261,6 +261,12 @@ def test_davis_errors(tmp_path, capsys):
     assert "lack 1 of 2 ground-truth sequences (car)" in _error(capsys, str(preds), str(gt_root))
     video = _video(tmp_path / "one.mkv", _truths(2), "ffv1", "gray", "gray")
     assert "predictions must be a folder too" in _error(capsys, str(video), str(gt_root))
+    # DAVIS' Annotations/ given for Annotations/480p/: named, not "lack 1 of 1 sequences (480p)"
+    davis = tmp_path / "DAVIS" / "Annotations"
+    _pngs(davis / "480p" / "bear", _truths(2))
+    _pngs(davis / "Full-Resolution" / "bear", _truths(2))
+    err = _error(capsys, str(preds), str(davis))
+    assert f"holds folders of sequence folders (480p, Full-Resolution): give one of them, e.g. {davis / '480p'}" in err, err
 
 
 def _animated(path: Path, kind: str, masks: list[np.ndarray]) -> Path:

@@ -249,6 +249,18 @@ def _prediction_for(root: Path, name: str) -> Optional[Path]:
     return videos[0] if videos else None
 
 
+def _check_not_a_level_too_high(folders: list[Path], gt: PathLike) -> None:
+    """DataError when the "sequences" hold only folders: DAVIS' ``Annotations/`` given for ``Annotations/480p/``."""
+    if all(sequence_folders(f) is not None and not any(_images_in(f)) for f in folders):
+        shown = ", ".join(f.name for f in folders[:3])
+        raise DataError(f"ground truth {gt} holds folders of sequence folders ({shown}): give one of them, "
+                        f"e.g. {Path(gt) / folders[0].name}")
+
+
+def _images_in(folder: Path) -> Iterator[Path]:
+    return (e for e in folder.iterdir() if e.is_file() and e.suffix.lower() in IMAGE_EXTENSIONS)
+
+
 def sequence_names(text: str) -> list[str]:
     """Sequence names from ``--sequences``: a file of one name per line (DAVIS ImageSets), or names split by commas."""
     p = Path(text)
@@ -285,6 +297,7 @@ def pair_clips(
         if sequences is not None:
             raise DataError(f"--sequences needs a ground truth of sequence folders (DAVIS Annotations layout), not {gt}")
         return [("", open_masks(pred, "predictions"), open_masks(gt, "ground truth"))]
+    _check_not_a_level_too_high(folders, gt)
     if sequences is not None:
         folders = _select(folders, sequences, gt)
     root = Path(pred)
