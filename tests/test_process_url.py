@@ -125,3 +125,20 @@ def test_a_server_without_range_requests_is_not_called_a_damaged_file(tmp_path, 
     assert len(err) == 1 and err[0].startswith(f"birefvid: error: {url}: reading stopped at frame 0"), err
     assert "HTTP range requests" in err[0] and "damaged" not in err[0], err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_never_answers_is_one_line_saying_so(tmp_path, capsys, monkeypatch):
+    """FFmpeg ends the wait with "Immediate exit requested"; the line says what happened instead."""
+    import socket
+
+    import birefvid.io.video_source as video_source
+
+    monkeypatch.setattr(video_source, "URL_TIMEOUT_S", 1.0)
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/clip.mp4"
+        assert main(["process", url, "-o", str(tmp_path / "out.mkv"), "--output", "mask", "--model", "tiny", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: cannot read {url} (no answer within 1 s)"], err
+    assert list(tmp_path.iterdir()) == []
