@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,6 +78,32 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
     assert main(["export", str(tmp_path / "again.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
     assert "from the export cache" in capsys.readouterr().out and time.monotonic() - t0 < 10
     assert (tmp_path / "again.onnx").read_bytes() == path.read_bytes()
+
+
+def test_export_writes_a_file_others_can_read(tmp_path, capsys, monkeypatch):
+    """The cache's file, made by mkstemp, is 0600; the exported model gets a plain file's mode (as every
+    other output does), whether it is linked from the cache or copied."""
+    import os
+    import stat
+    import tempfile
+
+    import birefvid.backends.export as export
+
+    fd, cached = tempfile.mkstemp(suffix=".onnx", dir=tmp_path)
+    os.write(fd, b"onnx bytes")
+    os.close(fd)
+    monkeypatch.setattr(export, "cached_onnx", lambda model, size, batch=1: (Path(cached), None))
+    mask = os.umask(0o022)
+    try:
+        for name in ("linked.onnx", "copied.onnx"):
+            if name == "copied.onnx":  # another file system: no hard link
+                monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(18, "Invalid cross-device link")))
+            out = tmp_path / name
+            assert main(["export", str(out), "--model", "tiny", "--resolution", "64"]) == 0
+            assert "from the export cache" in capsys.readouterr().out
+            assert out.read_bytes() == b"onnx bytes" and stat.S_IMODE(out.stat().st_mode) == 0o644, name
+    finally:
+        os.umask(mask)
 
 
 def test_export_refuses_a_name_without_onnx_suffix(tmp_path, capsys):

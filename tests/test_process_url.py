@@ -107,3 +107,38 @@ def test_live_plays_a_video_file_url_as_a_file(tmp_path, served, faststart):
     report = run_live(build_live_job(f"{base}/{name}", [str(out_path)], effect="mask", realtime=True), segmenter=red_key_segmenter())
     assert report["ended_by"] == "source ended" and report["frames_shown"] == 12
     assert decoded_times(out_path) == decoded_times(folder / "clip.mp4")
+
+
+def test_a_server_without_range_requests_is_not_called_a_damaged_file(tmp_path, served, capsys):
+    """python -m http.server sends whole files only: an MP4 whose index follows its frames (bigger than
+    FFmpeg's read buffer) cannot be read from it. The file is fine, so the line says what is wrong."""
+    import numpy as np
+
+    folder, base = served
+    noise = np.random.default_rng(0).integers(0, 256, size=(12, 256, 256, 3), dtype=np.uint8)
+    make_video(folder / "moov_last.mp4", n_frames=12, size=(256, 256), frames=list(noise), with_audio=False)
+    data = (folder / "moov_last.mp4").read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat") and len(data) > 200_000  # index after the frames, past the buffer
+    url = f"{base}/moov_last.mp4"
+    assert main(["process", url, "-o", str(tmp_path / "out.mkv"), "--output", "mask", "--model", "tiny", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"birefvid: error: {url}: reading stopped at frame 0"), err
+    assert "HTTP range requests" in err[0] and "damaged" not in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_never_answers_is_one_line_saying_so(tmp_path, capsys, monkeypatch):
+    """FFmpeg ends the wait with "Immediate exit requested"; the line says what happened instead."""
+    import socket
+
+    import birefvid.io.video_source as video_source
+
+    monkeypatch.setattr(video_source, "URL_TIMEOUT_S", 1.0)
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/clip.mp4"
+        assert main(["process", url, "-o", str(tmp_path / "out.mkv"), "--output", "mask", "--model", "tiny", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: cannot read {url} (no answer within 1 s)"], err
+    assert list(tmp_path.iterdir()) == []

@@ -62,6 +62,31 @@ def test_not_a_checkpoint(tmp_path, name, content):
         read_checkpoint(path)
 
 
+def test_an_unreadable_file_says_why_in_one_plain_line(tmp_path):
+    """torch's own messages would be the line: a paragraph of advice with terminal colour codes
+    for a pickle holding an object, a bare '101' for a picture, 'Invalid argument' for a cut-off file."""
+    import argparse
+
+    holds_object = tmp_path / "train_ckpt.pth"
+    torch.save({"args": argparse.Namespace(lr=1e-4), "state_dict": {"w": torch.zeros(1)}}, holds_object)
+    picture = tmp_path / "photo.pth"
+    picture.write_bytes(b"\xff\xd8\xff\xe0" + bytes(64))
+    cut = tmp_path / "cut.pth"
+    torch.save({"w": torch.zeros(4096)}, tmp_path / "whole.pth")
+    cut.write_bytes((tmp_path / "whole.pth").read_bytes()[:2000])
+    expected = {
+        holds_object: "holds a Python object, argparse.Namespace, besides its tensors, which birefvid does not unpickle",
+        picture: "is not a BiRefNet checkpoint (neither a PyTorch checkpoint nor a .safetensors file)",
+        cut: "is not a BiRefNet checkpoint (a PyTorch checkpoint cut short",
+    }
+    for path, words in expected.items():
+        with pytest.raises(WeightsError) as caught:
+            read_checkpoint(path)
+        line = str(caught.value)
+        assert line.startswith(str(path)) and words in line, line
+        assert "\n" not in line and "\x1b" not in line and "PyTorch 2.6" not in line, line
+
+
 def test_tensorless_pickle_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "list.pth"
     torch.save({"epoch": 4, "lr": [0.1]}, path)

@@ -81,9 +81,19 @@ def _save(program: object, tmp: str, path: Path) -> None:
     one-line SinkError (the caller removes the partial file)."""
     try:
         program.save(tmp)  # type: ignore[attr-defined]
+        _plain_mode(tmp)
         os.replace(tmp, path)
     except OSError as e:
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+def _plain_mode(path: str) -> None:
+    """Give a file made by mkstemp (0600) the mode a plain open() would (0644 under the usual umask), as
+    ``io.atomic`` does for the other outputs: an exported model is meant to be copied to, and served from,
+    other accounts and machines. Where it is a hard link, the cached copy gets that mode too."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 @contextlib.contextmanager
@@ -153,6 +163,7 @@ def _place(cached: Path, path: Path) -> None:
             os.link(cached, tmp)
         except OSError:  # another file system, or one without hard links
             shutil.copyfile(cached, tmp)
+        _plain_mode(tmp)
         os.replace(tmp, path)
     except OSError as e:  # a full disk, a quota
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e

@@ -15,6 +15,7 @@ from the presented duration instead.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import threading
@@ -47,8 +48,7 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
         try:
             return av.open(path, "r", timeout=URL_TIMEOUT_S)
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
-            reason = getattr(e, "strerror", None) or str(e)
-            raise SourceError(f"cannot read {shown_url(path)} ({reason})") from e
+            raise SourceError(f"cannot read {shown_url(path)} ({_url_reason(e)})") from e
     if not path.exists():
         raise SourceError(f"input not found: {path}")
     if path.is_dir():
@@ -58,6 +58,14 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise SourceError(f"{path} is not a readable video ({reason})") from e
+
+
+def _url_reason(error: BaseException) -> str:
+    """A few words for a failed read of a URL. FFmpeg reports its timeout as "Immediate exit
+    requested" (the interrupt that ends the wait), which says nothing to a user."""
+    if isinstance(error, av.error.ExitError):
+        return f"no answer within {URL_TIMEOUT_S:g} s"
+    return getattr(error, "strerror", None) or str(error)
 
 
 def main_video_stream(container: av.container.InputContainer) -> Optional[av.video.stream.VideoStream]:
@@ -248,12 +256,26 @@ class VideoFileSource(Source):
                     raise SourceError(f"{self.shown}: an animated WebP, which FFmpeg cannot decode; " + (
                         "download it first: birefvid reads animated WebP files with Pillow" if isinstance(self.path, str)
                         else "birefvid process, batch and live read it with Pillow (birefvid.io.open_source)")) from e  # fmt: skip
-                raise SourceError(f"{self.shown}: decoding failed at frame {index} ({e}); the file is damaged") from e
+                raise SourceError(self._read_failed(index, e)) from e
             for frame in frames:
                 if frame.is_corrupt:
                     self._concealed(index)
                 yield frame
                 index += 1
+
+    def _read_failed(self, index: int, error: Exception) -> str:
+        """The error line for a read or decode that failed at frame ``index``.
+
+        A URL that stops delivering (FFmpeg's EIO) is not a damaged file: the connection broke, or
+        the server cannot send parts of the file (no HTTP range requests, as ``python -m http.server``),
+        which an MP4 whose index sits at its end needs before its first frame."""
+        if isinstance(self.path, str) and isinstance(error, av.error.ExitError):
+            return f"{self.shown}: reading stopped at frame {index} ({_url_reason(error)}): the server stopped sending"
+        if isinstance(self.path, str) and getattr(error, "errno", None) == errno.EIO:
+            return (f"{self.shown}: reading stopped at frame {index} ({error.strerror}): the connection broke, or the "
+                    "server does not send parts of files (HTTP range requests), which an MP4 with its index at the end "
+                    "needs; download the video first, or have it served with range requests")
+        return f"{self.shown}: decoding failed at frame {index} ({error}); the file is damaged"
 
     def _concealed(self, index: int) -> None:
         """Note a frame the decoder patched over damaged data: SourceError when strict, else the first one

@@ -6,6 +6,8 @@ Every failure is a ``WeightsError`` subclass with one line that says what and ho
 from __future__ import annotations
 
 import logging
+import re
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Optional
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights")
 KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "birefnet.")
 SAFETENSORS_SUFFIXES = (".safetensors",)
+# how a torch checkpoint starts: a zip archive (torch >= 1.6), or a protocol-2 pickle (the older format)
+TORCH_MAGIC = (b"PK", b"\x80")
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
@@ -44,11 +50,36 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Optional[tu
         else:
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a checkpoint" to the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path} is not a BiRefNet checkpoint (could not read it: {reason[:160]})") from exc
+        raise WeightsError(_unreadable(path, exc)) from exc
     trained_at = raw.get("resolution") if isinstance(raw, Mapping) and isinstance(raw.get("resolution"), str) else None
     resolution = _parse_size(trained_at) if trained_at else checkpoint_resolution(path)
     return normalize_state_dict(raw, str(path)), resolution
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """The error line for a ``path`` torch or safetensors could not read, in words a user can act on.
+
+    torch's own messages do not say it: a refused pickle is a paragraph of advice (with terminal
+    colour codes) that ends in the real reason, a file that is no checkpoint at all gives a bare
+    ``KeyError: '101'``, and a cut-short one ``[Errno 22] Invalid argument``."""
+    text = _TERMINAL_CODES.sub("", str(exc))
+    unsafe = _UNSAFE_GLOBAL.search(text)
+    if unsafe:
+        return (f"{path} holds a Python object, {unsafe.group(1)}, besides its tensors, which birefvid does not unpickle "
+                "since unpickling can run code; if you trust the file, load it with torch.load(FILE, weights_only=False) "
+                "and torch.save its state_dict alone")
+    if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
+        try:
+            with path.open("rb") as f:
+                head = f.read(2)
+        except OSError as err:  # e.g. no permission: that is the reason
+            return f"cannot read weights file {path} ({err.strerror})"
+        if not head.startswith(TORCH_MAGIC):
+            return f"{path} is not a BiRefNet checkpoint (neither a PyTorch checkpoint nor a .safetensors file)"
+        if head.startswith(TORCH_MAGIC[0]) and not zipfile.is_zipfile(path):
+            return f"{path} is not a BiRefNet checkpoint (a PyTorch checkpoint cut short: an interrupted download or copy?)"
+    lines = text.strip().splitlines()
+    return f"{path} is not a BiRefNet checkpoint (could not read it: {lines[0][:160] if lines else type(exc).__name__})"
 
 
 def _parse_size(value: str) -> Optional[tuple[int, int]]:
