@@ -297,7 +297,7 @@ def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, c
     assert batch(str(folder), "--output-dir", str(out), "--output", "mask", "--progress-json", str(log)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("birefvid: error: 1 of 2 inputs were skipped (1 not a readable video): ")
-    assert "broken.mp4" in err[-1] and "the other 1 were processed" in err[-1]
+    assert "broken.mp4" in err[-1] and "the other one was processed" in err[-1]
     assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "a.mkv"]
     assert max_diff(grey(out / "a.mkv"), grey(clips["refs"]["a"])) == 0
     skipped = [e for e in events(log) if e["event"] == "video_unreadable"]

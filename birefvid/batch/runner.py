@@ -268,7 +268,7 @@ def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]]
         what.append(f"{len(failed)} damaged midway")
     done = planned - len(failed)
     raise SourceError(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
-                      f"(the other {done} were processed; the progress lines say why each was skipped)")  # fmt: skip
+                      f"({'the other one was' if done == 1 else f'the other {done} were'} processed; the progress lines say why each was skipped)")  # fmt: skip
 
 
 def _task(plan: VideoPlan, chunk: Chunk) -> ChunkTask:

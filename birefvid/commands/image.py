@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
         raise SourceError(f"{len(unreadable)} of {len(inputs)} images could not be read or used and were skipped: {names} "
-                          f"(the other {written} were written to {args.out})")  # fmt: skip
+                          f"({'the other one was' if written == 1 else f'the other {written} were'} written to {args.out})")  # fmt: skip
     if not args.quiet:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
         print(f"wrote {where}", file=sys.stderr)
