@@ -304,6 +304,21 @@ def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, c
     assert len(skipped) == 1 and skipped[0]["input"].endswith("broken.mp4") and "not a readable video" in skipped[0]["error"]
 
 
+def test_a_folder_leaves_out_hidden_files_and_the_batchs_own_outputs(clips, tmp_path, capsys, caplog):
+    """Outputs written beside the inputs are not inputs on the rerun (clip.mov would clash with
+    clip.mp4's output), nor are macOS' ._clip.mp4 forks; subfolders are named as not searched."""
+    folder = tmp_path / "in"
+    (folder / "season 2").mkdir(parents=True)
+    (folder / "a.mp4").write_bytes(clips["inputs"][1].read_bytes())
+    (folder / "._a.mp4").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # Finder's resource fork: not a video
+    for _ in range(2):
+        assert batch(str(folder), "--output-dir", str(folder), "--output", "mask", "-q") == 0, capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["._a.mp4", ".birefvid-batch", "a.mkv", "a.mp4", "season 2"]
+    assert manifest(folder)["videos"]["a.mkv"]["status"] == "done" and len(manifest(folder)["videos"]) == 1
+    assert "1 subfolder is not searched (season 2)" in caplog.text
+    assert batch(str(folder / "a.mkv"), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--ext", "webm", "-q") == 0  # named: an input
+
+
 def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_path, capsys):
     out, log = tmp_path / "o", tmp_path / "p.jsonl"
     a = str(clips["inputs"][1])

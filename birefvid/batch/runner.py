@@ -6,6 +6,8 @@ its output is committed (atomically) and the manifest says so; its chunk files a
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field, replace
@@ -32,6 +34,8 @@ from .progress import BatchProgress
 # default container per output kind (the same defaults `process` documents)
 DEFAULT_EXT = {"alpha": ".mov", "mask": ".mkv", "green": ".mp4", "composite": ".mp4", "blur": ".mp4"}
 DEFAULT_CHUNK_FRAMES = 1500  # one minute of 25 fps video per chunk
+
+log = logging.getLogger(__name__)
 
 
 class Executor(Protocol):
@@ -75,16 +79,24 @@ class VideoPlan:
         return self.work_dir / f"chunk-{index:05d}{self.output.suffix}"
 
 
-def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given; a folder stands for the video files (and animated WebPs) in it, sorted. Missing ones fail at once."""
+def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None) -> list[Path]:
+    """Files as given; a folder stands for the video files (and animated WebPs) in it, sorted. Missing ones fail at once.
+
+    In a folder, hidden files (macOS' ``._clip.mp4`` resource forks, a run's ``.clip.partial-*``)
+    are not inputs, nor are the outputs an earlier batch wrote into ``out_dir`` (its manifest lists
+    them): with the outputs beside the inputs, a rerun would take ``clip.mov`` for a new input that
+    writes ``clip.mov`` too. A file named on its own is always an input.
+    """
     found: list[Path] = []
+    ours = _earlier_outputs(out_dir)
     for text in inputs:
         if is_url(text):
             raise SourceError(f"batch reads local files and folders (it seeks to split videos); download {text} first, "
                               "or run `birefvid process` on the URL")  # fmt: skip
         p = Path(text)
         if p.is_dir():
-            found.extend(sorted(f for f in p.iterdir() if f.is_file() and _is_video(f)))
+            found.extend(sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in ours))
+            _note_subfolders(p, out_dir)
         elif p.is_file():
             found.append(p)
         else:
@@ -92,6 +104,27 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     if not found:
         raise SourceError("no video files among the inputs")
     return found
+
+
+def _note_subfolders(folder: Path, out_dir: Optional[Path]) -> None:
+    """Warn that ``folder``'s subfolders are not searched: their videos would otherwise be left out without a word."""
+    skip = out_dir.resolve() if out_dir is not None else None
+    subs = sorted(d.name for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir() and d.resolve() != skip)
+    if subs:
+        shown = ", ".join(subs[:3]) + (f" and {len(subs) - 3} more" if len(subs) > 3 else "")
+        log.warning("%s: %s not searched (%s): batch takes the videos directly in a folder; name a subfolder as an input to include it",
+                    folder, "1 subfolder is" if len(subs) == 1 else f"{len(subs)} subfolders are", shown)  # fmt: skip
+
+
+def _earlier_outputs(out_dir: Optional[Path]) -> set[Path]:
+    """The outputs (resolved) that the manifest in ``out_dir`` records; none when there is no readable one."""
+    if out_dir is None:
+        return set()
+    try:
+        videos = json.loads((Path(out_dir) / WORK_DIR / "manifest.json").read_text()).get("videos", {})
+        return {(Path(out_dir) / name).resolve() for name in videos}  # keyed by output name, wherever the run was started from
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()  # an unreadable manifest is reported when the run opens it
 
 
 def _is_video(path: Path) -> bool:
@@ -350,7 +383,7 @@ def batch_videos(
 
     out_dir = Path(output_dir)
     suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
-    jobs = [build_file_job(p, output_for(p, out_dir, suffix), **options) for p in expand_inputs([str(i) for i in inputs])]
+    jobs = [build_file_job(p, output_for(p, out_dir, suffix), **options) for p in expand_inputs([str(i) for i in inputs], out_dir)]
     check_background(options.get("background"))  # as the command does: before any worker loads a model
     prepare_output_dir(out_dir)
     watch = progress or BatchProgress(quiet=True)

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.progress_json, option("progress_json"))
     out_dir = Path(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
-    inputs = expand_inputs(args.inputs)
+    inputs = expand_inputs(args.inputs, out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output-dir {out_dir} is a file, not a folder")
     jobs = [file_job_from_args(args, str(p), str(output_for(p, out_dir, ext))) for p in inputs]  # every job checked before any work
