@@ -273,7 +273,7 @@ def test_missing_ray_is_one_clear_line(clips, tmp_path, monkeypatch, capsys):
     "argv, words",
     [
         (["missing.mp4"], "input not found"),
-        (["{a}", "{a}"], "same output a.mkv"),
+        (["{a}", "{a}"], "a.mp4 would both write a.mkv"),
         (["{a}", "--workers", "2"], "--workers and --gpus-per-worker need --ray"),
         (["{a}", "--chunk-frames", "-1"], "--chunk-frames must be >= 0"),
         (["{a}", "--output", "composite"], "needs --background"),
@@ -317,6 +317,17 @@ def test_a_folder_leaves_out_hidden_files_and_the_batchs_own_outputs(clips, tmp_
     assert manifest(folder)["videos"]["a.mkv"]["status"] == "done" and len(manifest(folder)["videos"]) == 1
     assert "1 subfolder is not searched (season 2)" in caplog.text
     assert batch(str(folder / "a.mkv"), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--ext", "webm", "-q") == 0  # named: an input
+
+
+def test_clashing_outputs_name_their_inputs(clips, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("clip.mp4", "clip.mov", "other.mp4", "other.mkv"):
+        (folder / name).write_bytes(clips["inputs"][1].read_bytes())
+    assert batch(str(folder), "--output-dir", str(tmp_path / "o"), "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: {folder / 'clip.mov'} and {folder / 'clip.mp4'} would both write clip.mkv "
+                   "(1 other output name clashes too: other.mkv); rename one or run them apart"]  # fmt: skip
 
 
 def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_path, capsys):

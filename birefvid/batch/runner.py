@@ -133,13 +133,21 @@ def _is_video(path: Path) -> bool:
     return suffix in VIDEO_EXTENSIONS or (suffix == ".webp" and is_animated_webp(path))
 
 
-def check_distinct_outputs(outputs: Sequence[str | Path]) -> None:
+def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Sequence[str | Path]] = None) -> None:
     """ConfigError when several inputs would write the same output (``a.mp4`` and ``a.mkv`` both to ``a.mov``):
-    refused before any work, since the second would skip or replace the first's."""
+    refused before any work, since the second would skip or replace the first's. With ``inputs`` (in
+    the order of ``outputs``) the error names the inputs of the first clash: in a folder of
+    hundreds, the output's name alone leaves the user to find them."""
     names = [Path(o).name for o in outputs]
     dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+    if not dupes:
+        return
+    if inputs is not None:
+        clash = [str(i) for i, n in zip(inputs, names) if n == dupes[0]]
+        more = f" ({len(dupes) - 1} other output name{'s clash' if len(dupes) > 2 else ' clashes'} too: {', '.join(dupes[1:4])}{', ...' if len(dupes) > 4 else ''})" if len(dupes) > 1 else ""
+        raise ConfigError(f"{', '.join(clash[:-1])} and {clash[-1]} would all write {dupes[0]}{more}; rename them or run them apart"
+                          if len(clash) > 2 else f"{clash[0]} and {clash[1]} would both write {dupes[0]}{more}; rename one or run them apart")  # fmt: skip
+    raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
 
 
 def prepare_output_dir(out_dir: Path) -> None:
@@ -206,7 +214,7 @@ def run_batch(
     trimmed = [j.source.input for j in jobs if j.source.trimmed]
     if trimmed:
         raise ConfigError(f"batch processes whole videos; {trimmed[0]} has a time range (start/end): use birefvid process for a part")
-    check_distinct_outputs([j.output.path for j in jobs])
+    check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs])
     lock = RunLock(out_dir)
     lock.acquire()
     try:
