@@ -330,6 +330,25 @@ def test_clashing_outputs_name_their_inputs(clips, tmp_path, capsys):
                    "(1 other output name clashes too: other.mkv); rename one or run them apart"]  # fmt: skip
 
 
+def test_a_rerun_naming_the_folders_another_way_skips_what_is_done(clips, tmp_path, capsys, monkeypatch):
+    """clips/ then /abs/clips/ (or the same from another folder) is the same work: skipped, not 'output exists'."""
+    from birefvid.batch.manifest import Manifest
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.mp4").write_bytes(clips["inputs"][1].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "p.jsonl"
+    assert batch("in", "--output-dir", "out", "--output", "mask", "-q") == 0
+    monkeypatch.chdir(tmp_path / "in")
+    assert batch(str(tmp_path / "in"), "--output-dir", "../out", "--output", "mask", "--progress-json", str(log)) == 0, capsys.readouterr().err
+    assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
+    # a manifest from before paths were resolved holds the fingerprint of the paths as spelled: still valid, re-keyed
+    m = Manifest(tmp_path / "out")
+    m.videos["a.mkv"]["fingerprint"] = "as-spelled"
+    assert m.entry("a.mkv", "resolved", {}, also="as-spelled")["status"] == "done" and m.videos["a.mkv"]["fingerprint"] == "resolved"
+    assert m.entry("a.mkv", "other-job", {}, also="as-spelled")["status"] == "pending"
+
+
 def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_path, capsys):
     out, log = tmp_path / "o", tmp_path / "p.jsonl"
     a = str(clips["inputs"][1])

@@ -22,10 +22,20 @@ SCHEMA = "birefvid.batch-manifest/1"
 WORK_DIR = ".birefvid-batch"
 
 
-def fingerprint(job: dict[str, Any], input_path: str, chunking: dict[str, Any]) -> str:
-    """A hash of the job (less ``overwrite``), the input file's identity and the chunking settings."""
+def fingerprint(job: dict[str, Any], input_path: str, chunking: dict[str, Any], *, as_spelled: bool = False) -> str:
+    """A hash of the job (less ``overwrite``), the input file's identity and the chunking settings.
+
+    The input and output paths count as the files they name (resolved), not as they were spelled:
+    ``batch clips/`` rerun as ``batch /home/me/clips/``, or from another folder, is the same work,
+    and must not redo (or refuse) every finished video. ``as_spelled`` hashes them as given: the
+    fingerprint manifests written before this recorded, accepted so that they stay valid.
+    """
     data = json.loads(json.dumps(job))
     data.get("output", {}).pop("overwrite", None)
+    if not as_spelled:
+        for part, key in (("source", "input"), ("output", "path")):
+            if isinstance(data.get(part, {}).get(key), str):
+                data[part][key] = os.path.realpath(data[part][key])
     st = Path(input_path).stat()
     blob = json.dumps({"job": data, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "chunking": chunking}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -46,9 +56,14 @@ class Manifest:
                 raise SinkError(f"batch manifest {self.path} has schema {data.get('schema')!r}, not {SCHEMA!r}; remove it to start afresh")
             self.videos = data.get("videos", {})
 
-    def entry(self, key: str, fp: str, info: dict[str, Any]) -> dict[str, Any]:
-        """The video's entry, reset when its fingerprint changed (different job, input or chunking)."""
+    def entry(self, key: str, fp: str, info: dict[str, Any], also: Optional[str] = None) -> dict[str, Any]:
+        """The video's entry, reset when its fingerprint changed (different job, input or chunking).
+
+        An entry recorded under ``also`` (the same work fingerprinted the older way) is kept, re-keyed to ``fp``.
+        """
         entry = self.videos.get(key)
+        if entry is not None and also is not None and entry.get("fingerprint") == also:
+            entry["fingerprint"] = fp
         if entry is None or entry.get("fingerprint") != fp:
             entry = {"fingerprint": fp, "status": "pending", "chunks_done": {}, **info}
             self.videos[key] = entry

@@ -236,10 +236,12 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
                 raise
             unreadable.append((job.source.input, str(exc)))
             continue
-        fp = fingerprint(job.to_dict(), job.source.input, {"chunks": [c.to_dict() for c in plan.chunks]})
+        chunking = {"chunks": [c.to_dict() for c in plan.chunks]}
+        fp = fingerprint(job.to_dict(), job.source.input, chunking)
         if job.output.overwrite:
             manifest.videos.pop(plan.name, None)
-        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)})
+        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
+                               also=fingerprint(job.to_dict(), job.source.input, chunking, as_spelled=True))  # fmt: skip
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
