@@ -354,7 +354,7 @@ def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_pa
     a = str(clips["inputs"][1])
     assert batch(a, "--output-dir", str(out), "--output", "mask", "-q") == 0
     assert batch(a, "--output-dir", str(out), "--output", "mask", "--smooth", "none", "-q") == 2  # another job: not "done"
-    assert "output exists" in capsys.readouterr().err
+    assert f"{out / 'a.mkv'} was made by an earlier batch with other options, or from an input that has changed since; --overwrite redoes it" in capsys.readouterr().err
     assert batch(a, "--output-dir", str(out), "--output", "mask", "--smooth", "none", "--overwrite", "--progress-json", str(log)) == 0
     assert [e["event"] for e in events(log)].count("chunk_done") == 1
     assert max_diff(grey(out / "a.mkv"), grey(reference(clips["inputs"][1], tmp_path / "ref.mkv", kind="mask", smooth="none"))) == 0

@@ -240,11 +240,14 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         fp = fingerprint(job.to_dict(), job.source.input, chunking)
         if job.output.overwrite:
             manifest.videos.pop(plan.name, None)
+        made_before = manifest.status(plan.name) == "done"
         entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
                                also=fingerprint(job.to_dict(), job.source.input, chunking, as_spelled=True))  # fmt: skip
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
+        if made_before and plan.output.exists() and not job.output.overwrite:
+            _refuse_stale(plan.output)
         check_target(plan.output, overwrite=job.output.overwrite, is_dir=plan.output.suffix == "")  # before any work
         plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
         todo.append(plan)
@@ -296,6 +299,13 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
     summary = progress.finish()
     _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()])
     return summary
+
+
+def _refuse_stale(output: Path) -> None:
+    """SinkError for an output an earlier batch made with other options, or from an input changed
+    since: 'output exists' alone read as if someone else's file were in the way."""
+    raise SinkError(f"{output} was made by an earlier batch with other options, or from an input that has changed since; "
+                    f"{option('overwrite', True)} redoes it (and every other video of this run), or write to another output folder to keep both")  # fmt: skip
 
 
 def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]]) -> None:
