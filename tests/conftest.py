@@ -69,3 +69,17 @@ def pvt_b0_weights(pvt_b0_state, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "pvt_b0_seeded.pth"
     torch.save(pvt_b0_state, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module whose tests compare batch's chunked output with `process`'s
+    exactly: float sums round differently across thread counts (README, batch: a grey level on a few
+    pixels), and a module run first on a fresh pytest-xdist worker ran on two where earlier tests had
+    left one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

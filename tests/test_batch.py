@@ -21,18 +21,7 @@ from birefvid.cli import main
 LONG, SHORT = 24, 5  # frames; the long clip has a keyframe every 6 frames -> 4 chunks of 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_model_thread():
-    """The exact comparisons with `process` hold for one torch thread count (README: float sums round
-    differently across thread counts, a grey level on a few pixels): one, as the tests run in this
-    process. Earlier tests in a worker usually left torch at one thread; a file run first on a fresh
-    pytest-xdist worker did not, and frame 4 of the VFR test differed by one level."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # exact comparisons with process (conftest says why)
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,9 @@ def square_error(out: list[np.ndarray], src: list[np.ndarray]) -> float:
     return float(np.mean(errs))
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # batch against process, exactly (conftest says why)
+
+
 @pytest.fixture(scope="module")
 def seg():
     return red_key_segmenter()
