@@ -84,3 +84,32 @@ def test_truncated_file_fails_on_read(tmp_path):
         return
     with pytest.raises(DataError, match=r"a\.jpg"):
         ds[0]
+
+
+def _rewrite_masks(root: Path, how: str) -> None:
+    """Save every mask of ``root/gt`` again as a user's tool might have: 0/1, a VOC palette, an RGBA cut-out."""
+    from PIL import Image
+
+    for path in (root / "gt").glob("*.png"):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127
+        if how == "zero_one":
+            cv2.imwrite(str(path), mask.astype(np.uint8))
+        elif how == "palette":
+            im = Image.fromarray(mask.astype(np.uint8), "P")
+            im.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)  # VOC/DAVIS: object 1 is dark red, luminance 38
+            im.save(path)
+        else:  # a cut-out: colour everywhere (bright background), the mask in its alpha
+            rgba = np.full((*mask.shape, 4), 230, np.uint8)
+            rgba[..., 3] = np.where(mask, 255, 0)
+            cv2.imwrite(str(path), rgba)
+
+
+@pytest.mark.parametrize("how", ["zero_one", "palette", "rgba"])
+def test_masks_are_read_as_eval_reads_ground_truth(tmp_path, how):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    _rewrite_masks(tmp_path, how)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    for i in range(len(ds)):
+        _, m = ds[i]
+        assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1, (how, i)

@@ -3,6 +3,10 @@
 Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``. Every pair is checked
 when the dataset is made (a cheap header read), so a bad file fails at start-up with its name,
 not hours into training.
+
+Masks are read as ``birefvid eval`` reads ground truth (``eval.readers.image_mask_rule``): grey
+levels, the alpha of RGBA cut-outs, the foreground of palette annotations (VOC/DAVIS colours), and a
+set of 0/1 masks as 0/255 (read as 1/255 they would teach the model that everything is background).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from birefvid.data._tensors import parse_size, to_sample
-from birefvid.errors import DataError
+from birefvid.errors import DataError, SourceError
+from birefvid.eval.readers import image_mask_rule, read_mask
 from birefvid.extensions import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -103,6 +108,12 @@ class FolderDataset(Dataset):
         self.size = parse_size(size)
         self.flip = flip
         self.pairs = scan_pairs(self.root)
+        try:
+            self._by_alpha, self._zero_one = image_mask_rule(tuple(p.mask for p in self.pairs))
+        except SourceError as exc:
+            raise DataError(f"{exc}; replace or remove the file") from exc
+        if self._zero_one:
+            log.info("%s: the masks hold only 0 and 1; reading them as 0/255", self.root)
         log.info("%s: %d image/mask pairs", self.root, len(self.pairs))
 
     def __len__(self) -> int:
@@ -113,7 +124,10 @@ class FolderDataset(Dataset):
             raise IndexError(f"FolderDataset index {index} out of range [0, {len(self)})")
         pair = self.pairs[index % len(self.pairs)]
         image = cv2.cvtColor(_read(pair.image, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        mask = _read(pair.mask, cv2.IMREAD_GRAYSCALE)
+        try:
+            mask = read_mask(pair.mask, self._by_alpha, self._zero_one)
+        except SourceError as exc:
+            raise DataError(f"cannot decode {pair.mask}; the file is corrupt or truncated: replace or remove it") from exc
         if image.shape[:2] != mask.shape[:2]:
             raise DataError(f"{pair.mask} does not match the size of {pair.image}; masks must match their image")
         h, w = self.size
@@ -122,5 +136,5 @@ class FolderDataset(Dataset):
             interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             image = cv2.resize(image, (w, h), interpolation=interp)
             mask = cv2.resize(mask, (w, h), interpolation=interp)
-        alpha = mask.astype(np.float32) * np.float32(1 / 255)
+        alpha = mask.astype(np.float32) * np.float32(1 / np.iinfo(mask.dtype).max)  # 8- or 16-bit
         return to_sample(image, alpha, flip=index >= len(self.pairs))
