@@ -113,3 +113,20 @@ def test_masks_are_read_as_eval_reads_ground_truth(tmp_path, how):
     for i in range(len(ds)):
         _, m = ds[i]
         assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1, (how, i)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_phone_photo_stored_sideways_pairs_with_the_mask_drawn_upright(tmp_path, ext):
+    from PIL import Image
+
+    _write_pair(tmp_path, "a")  # upright 50x40, red and foreground on the left
+    upright = cv2.imread(str(tmp_path / "im" / "a.jpg"))
+    (tmp_path / "im" / "a.jpg").unlink()
+    stored = Image.fromarray(cv2.cvtColor(np.rot90(upright).copy(), cv2.COLOR_BGR2RGB))  # as the phone stores it
+    exif = stored.getexif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    stored.save(tmp_path / "im" / f"a{ext}", exif=exif.tobytes())
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    x, m = ds[0]
+    assert float(m[0, :, :14].min()) > 0.9
+    assert x[0, :, :14].mean() > x[2, :, :14].mean() and x[0, :, 18:].mean() < x[2, :, 18:].mean() + 0.5

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from birefvid.data._tensors import parse_size, to_sample
 from birefvid.errors import DataError, SourceError
 from birefvid.eval.readers import image_mask_rule, read_mask
+from birefvid.io.image_source import read_rgb
 from birefvid.extensions import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,15 @@ class Pair:
     width: int
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(h, w) of an image file from its header; DataError naming the file if it is not an image."""
+_TRANSPOSING = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the picture a quarter: width and height swap
+
+
+def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
+    """(h, w) of an image file from its header; DataError naming the file if it is not an image.
+
+    ``upright``: the size once turned by its EXIF orientation, as the image is decoded for training and
+    by ``birefvid image`` (a phone photo stored sideways; its mask was drawn on the picture as shown).
+    """
     try:
         from PIL import Image  # pillow ships with torchvision; only the header is read
     except ImportError:  # pragma: no cover - fall back to a full decode
@@ -53,6 +61,11 @@ def _image_size(path: Path) -> tuple[int, int]:
             w, h = im.size
             if im.format == "PNG":
                 im.verify()  # checks chunk CRCs without decoding pixels
+        if upright:  # a second open: verify() must come first and leaves the image unusable
+            with Image.open(path) as im:
+                if im.getexif().get(0x0112) in _TRANSPOSING:  # 0x0112: Orientation
+                    # a TIFF's size is upright already in recent Pillow: turn its stored width x height
+                    w, h = (im.tag_v2[257], im.tag_v2[256]) if im.format == "TIFF" else (h, w)
     except Exception as exc:  # PIL raises many types for bad bytes
         raise DataError(f"cannot read {path}: not a readable image ({exc}); replace or remove the file") from exc
     return int(h), int(w)
@@ -76,7 +89,7 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
         mask = masks.pop(image.stem, None)
         if mask is None:
             raise DataError(f"{image} has no mask; expected {gt_dir / (image.stem + '.png')}")
-        ih, iw = _image_size(image)
+        ih, iw = _image_size(image, upright=True)
         mh, mw = _image_size(mask)
         if (ih, iw) != (mh, mw):
             raise DataError(
@@ -88,12 +101,13 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     return pairs
 
 
-def _read(path: Path, flags: int) -> np.ndarray:
-    """cv2.imread that raises DataError naming the file instead of returning None."""
-    img = cv2.imread(str(path), flags)
-    if img is None:
-        raise DataError(f"cannot decode {path}; the file is corrupt or truncated: replace or remove it")
-    return img
+def _read_rgb(path: Path) -> np.ndarray:
+    """The image as ``birefvid image`` reads it (upright by EXIF, grey expanded, alpha dropped, 16 bits
+    scaled): a model learns from the pictures it will be shown. DataError naming the file if it is corrupt."""
+    try:
+        return read_rgb(path)
+    except SourceError as exc:
+        raise DataError(f"cannot decode {path}; the file is corrupt or truncated: replace or remove it") from exc
 
 
 class FolderDataset(Dataset):
@@ -123,7 +137,7 @@ class FolderDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"FolderDataset index {index} out of range [0, {len(self)})")
         pair = self.pairs[index % len(self.pairs)]
-        image = cv2.cvtColor(_read(pair.image, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        image = _read_rgb(pair.image)
         try:
             mask = read_mask(pair.mask, self._by_alpha, self._zero_one)
         except SourceError as exc:
