@@ -130,3 +130,18 @@ def test_phone_photo_stored_sideways_pairs_with_the_mask_drawn_upright(tmp_path,
     x, m = ds[0]
     assert float(m[0, :, :14].min()) > 0.9
     assert x[0, :, :14].mean() > x[2, :, :14].mean() and x[0, :, 18:].mean() < x[2, :, 18:].mean() + 0.5
+
+
+def test_duts_tr_as_downloaded(tmp_path):
+    _write_pair(tmp_path, "ILSVRC2012_test_00000004")
+    (tmp_path / "im").rename(tmp_path / "DUTS-TR-Image")
+    (tmp_path / "gt").rename(tmp_path / "DUTS-TR-Mask")
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [p.image.parent.name for p in ds.pairs] == ["DUTS-TR-Image"] and ds.pairs[0].mask.parent.name == "DUTS-TR-Mask"
+
+
+def test_dis5k_root_names_the_datasets_inside(tmp_path):
+    for part in ("DIS-TR", "DIS-VD"):
+        _write_pair(tmp_path / part, "a")
+    with pytest.raises(DataError, match="its subfolders DIS-TR, DIS-VD are datasets"):
+        FolderDataset(tmp_path, 32)

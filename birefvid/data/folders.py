@@ -1,8 +1,9 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
-Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``. Every pair is checked
-when the dataset is made (a cheap header read), so a bad file fails at start-up with its name,
-not hours into training.
+Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``, or DUTS-TR's
+``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``). Every
+pair is checked when the dataset is made (a cheap header read), so a bad file fails at start-up
+with its name, not hours into training.
 
 Masks are read as ``birefvid eval`` reads ground truth (``eval.readers.image_mask_rule``): grey
 levels, the alpha of RGBA cut-outs, the foreground of palette annotations (VOC/DAVIS colours), and a
@@ -71,15 +72,38 @@ def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
     return int(h), int(w)
 
 
+LAYOUTS = "root/im/*.jpg + root/gt/*.png (DIS5K) or root/NAME-Image/*.jpg + root/NAME-Mask/*.png (DUTS-TR)"
+
+
+def find_layout(root: Path) -> tuple[Path, Path]:
+    """(image folder, mask folder) of a dataset root: ``im/`` + ``gt/`` (DIS5K's, and this project's), or its
+    one ``NAME-Image/`` + ``NAME-Mask/`` pair (DUTS-TR as downloaded: DUTS-TR-Image/ + DUTS-TR-Mask/).
+    DataError naming what is missing, and the datasets inside when ``root`` is a level too high (DIS5K/)."""
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; expected {LAYOUTS}")
+    im_dir, gt_dir = root / "im", root / "gt"
+    if im_dir.is_dir() or gt_dir.is_dir():
+        for d in (im_dir, gt_dir):
+            if not d.is_dir():
+                raise DataError(f"{d} is not a folder; expected {LAYOUTS}")
+        return im_dir, gt_dir
+    folders = {d.name.lower(): d for d in root.iterdir() if d.is_dir()}
+    duts = [(d, folders[name[: -len("-image")] + "-mask"]) for name, d in sorted(folders.items())
+            if name.endswith("-image") and name[: -len("-image")] + "-mask" in folders]  # fmt: skip
+    if len(duts) == 1:
+        return duts[0]
+    if duts:
+        names = ", ".join(d.name for d, _ in duts)
+        raise DataError(f"{root} holds {len(duts)} NAME-Image/ + NAME-Mask/ pairs ({names}); move each pair to a folder of its own")
+    inner = sorted(d.name for d in folders.values() if (d / "im").is_dir() and (d / "gt").is_dir())
+    hint = f"; its subfolders {', '.join(inner)} are datasets: train on one of them" if inner else ""
+    raise DataError(f"{im_dir} is not a folder; expected {LAYOUTS}{hint}")
+
+
 def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     """List and validate the (image, mask) pairs under ``root``; raise DataError on any problem."""
     root = Path(root)
-    im_dir, gt_dir = root / "im", root / "gt"
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; expected the DIS5K/DUTS layout root/im/*.jpg and root/gt/*.png")
-    for d in (im_dir, gt_dir):
-        if not d.is_dir():
-            raise DataError(f"{d} is not a folder; expected the DIS5K/DUTS layout root/im/*.jpg and root/gt/*.png")
+    im_dir, gt_dir = find_layout(root)
     images = sorted(p for p in im_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
