@@ -145,3 +145,10 @@ def test_dis5k_root_names_the_datasets_inside(tmp_path):
         _write_pair(tmp_path / part, "a")
     with pytest.raises(DataError, match="its subfolders DIS-TR, DIS-VD are datasets"):
         FolderDataset(tmp_path, 32)
+
+
+def test_two_images_of_one_name_are_named_not_called_maskless(tmp_path):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "a", ext=".png")  # a.jpg and a.png, one gt/a.png
+    with pytest.raises(DataError, match=r"a\.jpg and .*a\.png share the name 'a'"):
+        FolderDataset(tmp_path, 32)

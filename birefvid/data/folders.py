@@ -108,8 +108,13 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
     masks = {p.stem: p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
-    pairs = []
+    pairs: list[Pair] = []
+    paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
     for image in images:
+        if image.stem in paired:
+            raise DataError(f"{paired[image.stem]} and {image} share the name {image.stem!r} and so one mask, "
+                            f"{gt_dir / (image.stem + '.png')}; keep one of them, or rename the other and its mask")
+        paired[image.stem] = image
         mask = masks.pop(image.stem, None)
         if mask is None:
             raise DataError(f"{image} has no mask; expected {gt_dir / (image.stem + '.png')}")
