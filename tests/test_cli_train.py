@@ -90,3 +90,33 @@ def test_train_rejects_out_of_range_numbers_naming_the_flag(tmp_path, capsys, fl
 def test_train_names_a_missing_data_folder(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64"]) == 2
     assert f"{tmp_path / 'nope'} is not a folder" in capsys.readouterr().err
+
+
+def test_train_on_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    import collections
+
+    import torch
+
+    from birefvid.train import checkpoints
+
+    real_save, calls = torch.save, []
+
+    def save_until_full(obj, f):  # the second checkpoint fills the disk, as torch.save reports it
+        calls.append(f)
+        if len(calls) == 1:
+            return real_save(obj, f)
+        open(f, "wb").write(b"\0" * 1000)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 124559232 vs 124559124")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoints.torch, "save", save_until_full)
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda p: usage(10**9, 10**9, 0))
+    out = tmp_path / "run"
+    args = ["train", "--data", "scenes", "-o", str(out), "--size", "64", "--steps", "2", "--batch-size", "2", "--device", "cpu", "--checkpoint-every", "1", "-q"]
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith(f"birefvid: error: cannot write {out / 'last.pt'}: no space left"), lines
+    assert "last.pt there is kept" in lines[-1] and "Traceback" not in "\n".join(lines)
+    assert sorted(p.name for p in out.iterdir()) == ["last.pt"]  # no partial file left behind
+    monkeypatch.undo()
+    assert checkpoints.load_checkpoint(out / "last.pt")["step"] == 1

@@ -84,3 +84,71 @@ def test_truncated_file_fails_on_read(tmp_path):
         return
     with pytest.raises(DataError, match=r"a\.jpg"):
         ds[0]
+
+
+def _rewrite_masks(root: Path, how: str) -> None:
+    """Save every mask of ``root/gt`` again as a user's tool might have: 0/1, a VOC palette, an RGBA cut-out."""
+    from PIL import Image
+
+    for path in (root / "gt").glob("*.png"):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127
+        if how == "zero_one":
+            cv2.imwrite(str(path), mask.astype(np.uint8))
+        elif how == "palette":
+            im = Image.fromarray(mask.astype(np.uint8), "P")
+            im.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)  # VOC/DAVIS: object 1 is dark red, luminance 38
+            im.save(path)
+        else:  # a cut-out: colour everywhere (bright background), the mask in its alpha
+            rgba = np.full((*mask.shape, 4), 230, np.uint8)
+            rgba[..., 3] = np.where(mask, 255, 0)
+            cv2.imwrite(str(path), rgba)
+
+
+@pytest.mark.parametrize("how", ["zero_one", "palette", "rgba"])
+def test_masks_are_read_as_eval_reads_ground_truth(tmp_path, how):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    _rewrite_masks(tmp_path, how)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    for i in range(len(ds)):
+        _, m = ds[i]
+        assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1, (how, i)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_phone_photo_stored_sideways_pairs_with_the_mask_drawn_upright(tmp_path, ext):
+    from PIL import Image
+
+    _write_pair(tmp_path, "a")  # upright 50x40, red and foreground on the left
+    upright = cv2.imread(str(tmp_path / "im" / "a.jpg"))
+    (tmp_path / "im" / "a.jpg").unlink()
+    stored = Image.fromarray(cv2.cvtColor(np.rot90(upright).copy(), cv2.COLOR_BGR2RGB))  # as the phone stores it
+    exif = stored.getexif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    stored.save(tmp_path / "im" / f"a{ext}", exif=exif.tobytes())
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    x, m = ds[0]
+    assert float(m[0, :, :14].min()) > 0.9
+    assert x[0, :, :14].mean() > x[2, :, :14].mean() and x[0, :, 18:].mean() < x[2, :, 18:].mean() + 0.5
+
+
+def test_duts_tr_as_downloaded(tmp_path):
+    _write_pair(tmp_path, "ILSVRC2012_test_00000004")
+    (tmp_path / "im").rename(tmp_path / "DUTS-TR-Image")
+    (tmp_path / "gt").rename(tmp_path / "DUTS-TR-Mask")
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [p.image.parent.name for p in ds.pairs] == ["DUTS-TR-Image"] and ds.pairs[0].mask.parent.name == "DUTS-TR-Mask"
+
+
+def test_dis5k_root_names_the_datasets_inside(tmp_path):
+    for part in ("DIS-TR", "DIS-VD"):
+        _write_pair(tmp_path / part, "a")
+    with pytest.raises(DataError, match="its subfolders DIS-TR, DIS-VD are datasets"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_two_images_of_one_name_are_named_not_called_maskless(tmp_path):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "a", ext=".png")  # a.jpg and a.png, one gt/a.png
+    with pytest.raises(DataError, match=r"a\.jpg and .*a\.png share the name 'a'"):
+        FolderDataset(tmp_path, 32)

@@ -250,3 +250,28 @@ def test_checkpoint_messages_name_the_cli_flag_under_the_cli(tmp_path, data, cap
         assert "interrupted at step 1; resume with the same command and --resume" in caplog.text
         with pytest.raises(ConfigError, match="last.pt exists; pass --resume"):
             train(FakeBiRefNet(), data, steps=3, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+
+
+def test_resume_refusals_name_the_cli_flag_under_the_cli(tmp_path, data):
+    train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+    with cli_naming(), pytest.raises(ConfigError, match=r"trained with --batch-size 2, this run has --batch-size 4; resume with --batch-size 2"):
+        train(FakeBiRefNet(), data, steps=2, batch_size=4, device="cpu", checkpoint_dir=tmp_path, resume=True, show_progress=False)
+    with pytest.raises(ConfigError, match=r"its dataset had 8 samples, this one has 6 \(images added or removed"):
+        train(FakeBiRefNet(), SceneDataset(6, 64, seed=11), steps=2, batch_size=2, device="cpu", checkpoint_dir=tmp_path,
+              resume=True, show_progress=False)
+
+
+def test_resume_with_another_lr_goes_on_with_it(tmp_path, data, caplog):
+    kwargs = dict(steps=4, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False, warmup_steps=1)
+
+    def stop_at_2(p):
+        if p.step == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(FakeBiRefNet(), data, lr=1e-3, checkpoint_every=1, progress=stop_at_2, **kwargs)
+    seen = []
+    with caplog.at_level(logging.WARNING, logger="birefvid.train.loop"):
+        train(FakeBiRefNet(), data, lr=1e-5, resume=True, progress=lambda p: seen.append(p.lr), **kwargs)
+    assert "resuming with lr=1e-05 (checkpoint had 1.00e-03)" in caplog.text
+    assert seen and max(seen) <= 1e-5  # not the checkpoint's 1e-3 schedule, silently

@@ -1,8 +1,13 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
-Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``. Every pair is checked
-when the dataset is made (a cheap header read), so a bad file fails at start-up with its name,
-not hours into training.
+Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``, or DUTS-TR's
+``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``). Every
+pair is checked when the dataset is made (a cheap header read), so a bad file fails at start-up
+with its name, not hours into training.
+
+Masks are read as ``birefvid eval`` reads ground truth (``eval.readers.image_mask_rule``): grey
+levels, the alpha of RGBA cut-outs, the foreground of palette annotations (VOC/DAVIS colours), and a
+set of 0/1 masks as 0/255 (read as 1/255 they would teach the model that everything is background).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import torch
 from torch.utils.data import Dataset
 
 from birefvid.data._tensors import parse_size, to_sample
-from birefvid.errors import DataError
+from birefvid.errors import DataError, SourceError
+from birefvid.eval.readers import image_mask_rule, read_mask
+from birefvid.io.image_source import read_rgb
 from birefvid.extensions import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -34,8 +41,15 @@ class Pair:
     width: int
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(h, w) of an image file from its header; DataError naming the file if it is not an image."""
+_TRANSPOSING = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the picture a quarter: width and height swap
+
+
+def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
+    """(h, w) of an image file from its header; DataError naming the file if it is not an image.
+
+    ``upright``: the size once turned by its EXIF orientation, as the image is decoded for training and
+    by ``birefvid image`` (a phone photo stored sideways; its mask was drawn on the picture as shown).
+    """
     try:
         from PIL import Image  # pillow ships with torchvision; only the header is read
     except ImportError:  # pragma: no cover - fall back to a full decode
@@ -48,30 +62,63 @@ def _image_size(path: Path) -> tuple[int, int]:
             w, h = im.size
             if im.format == "PNG":
                 im.verify()  # checks chunk CRCs without decoding pixels
+        if upright:  # a second open: verify() must come first and leaves the image unusable
+            with Image.open(path) as im:
+                if im.getexif().get(0x0112) in _TRANSPOSING:  # 0x0112: Orientation
+                    # a TIFF's size is upright already in recent Pillow: turn its stored width x height
+                    w, h = (im.tag_v2[257], im.tag_v2[256]) if im.format == "TIFF" else (h, w)
     except Exception as exc:  # PIL raises many types for bad bytes
         raise DataError(f"cannot read {path}: not a readable image ({exc}); replace or remove the file") from exc
     return int(h), int(w)
 
 
+LAYOUTS = "root/im/*.jpg + root/gt/*.png (DIS5K) or root/NAME-Image/*.jpg + root/NAME-Mask/*.png (DUTS-TR)"
+
+
+def find_layout(root: Path) -> tuple[Path, Path]:
+    """(image folder, mask folder) of a dataset root: ``im/`` + ``gt/`` (DIS5K's, and this project's), or its
+    one ``NAME-Image/`` + ``NAME-Mask/`` pair (DUTS-TR as downloaded: DUTS-TR-Image/ + DUTS-TR-Mask/).
+    DataError naming what is missing, and the datasets inside when ``root`` is a level too high (DIS5K/)."""
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; expected {LAYOUTS}")
+    im_dir, gt_dir = root / "im", root / "gt"
+    if im_dir.is_dir() or gt_dir.is_dir():
+        for d in (im_dir, gt_dir):
+            if not d.is_dir():
+                raise DataError(f"{d} is not a folder; expected {LAYOUTS}")
+        return im_dir, gt_dir
+    folders = {d.name.lower(): d for d in root.iterdir() if d.is_dir()}
+    duts = [(d, folders[name[: -len("-image")] + "-mask"]) for name, d in sorted(folders.items())
+            if name.endswith("-image") and name[: -len("-image")] + "-mask" in folders]  # fmt: skip
+    if len(duts) == 1:
+        return duts[0]
+    if duts:
+        names = ", ".join(d.name for d, _ in duts)
+        raise DataError(f"{root} holds {len(duts)} NAME-Image/ + NAME-Mask/ pairs ({names}); move each pair to a folder of its own")
+    inner = sorted(d.name for d in folders.values() if (d / "im").is_dir() and (d / "gt").is_dir())
+    hint = f"; its subfolders {', '.join(inner)} are datasets: train on one of them" if inner else ""
+    raise DataError(f"{im_dir} is not a folder; expected {LAYOUTS}{hint}")
+
+
 def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     """List and validate the (image, mask) pairs under ``root``; raise DataError on any problem."""
     root = Path(root)
-    im_dir, gt_dir = root / "im", root / "gt"
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; expected the DIS5K/DUTS layout root/im/*.jpg and root/gt/*.png")
-    for d in (im_dir, gt_dir):
-        if not d.is_dir():
-            raise DataError(f"{d} is not a folder; expected the DIS5K/DUTS layout root/im/*.jpg and root/gt/*.png")
+    im_dir, gt_dir = find_layout(root)
     images = sorted(p for p in im_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
     masks = {p.stem: p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
-    pairs = []
+    pairs: list[Pair] = []
+    paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
     for image in images:
+        if image.stem in paired:
+            raise DataError(f"{paired[image.stem]} and {image} share the name {image.stem!r} and so one mask, "
+                            f"{gt_dir / (image.stem + '.png')}; keep one of them, or rename the other and its mask")
+        paired[image.stem] = image
         mask = masks.pop(image.stem, None)
         if mask is None:
             raise DataError(f"{image} has no mask; expected {gt_dir / (image.stem + '.png')}")
-        ih, iw = _image_size(image)
+        ih, iw = _image_size(image, upright=True)
         mh, mw = _image_size(mask)
         if (ih, iw) != (mh, mw):
             raise DataError(
@@ -83,12 +130,13 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     return pairs
 
 
-def _read(path: Path, flags: int) -> np.ndarray:
-    """cv2.imread that raises DataError naming the file instead of returning None."""
-    img = cv2.imread(str(path), flags)
-    if img is None:
-        raise DataError(f"cannot decode {path}; the file is corrupt or truncated: replace or remove it")
-    return img
+def _read_rgb(path: Path) -> np.ndarray:
+    """The image as ``birefvid image`` reads it (upright by EXIF, grey expanded, alpha dropped, 16 bits
+    scaled): a model learns from the pictures it will be shown. DataError naming the file if it is corrupt."""
+    try:
+        return read_rgb(path)
+    except SourceError as exc:
+        raise DataError(f"cannot decode {path}; the file is corrupt or truncated: replace or remove it") from exc
 
 
 class FolderDataset(Dataset):
@@ -103,6 +151,12 @@ class FolderDataset(Dataset):
         self.size = parse_size(size)
         self.flip = flip
         self.pairs = scan_pairs(self.root)
+        try:
+            self._by_alpha, self._zero_one = image_mask_rule(tuple(p.mask for p in self.pairs))
+        except SourceError as exc:
+            raise DataError(f"{exc}; replace or remove the file") from exc
+        if self._zero_one:
+            log.info("%s: the masks hold only 0 and 1; reading them as 0/255", self.root)
         log.info("%s: %d image/mask pairs", self.root, len(self.pairs))
 
     def __len__(self) -> int:
@@ -112,8 +166,11 @@ class FolderDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"FolderDataset index {index} out of range [0, {len(self)})")
         pair = self.pairs[index % len(self.pairs)]
-        image = cv2.cvtColor(_read(pair.image, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        mask = _read(pair.mask, cv2.IMREAD_GRAYSCALE)
+        image = _read_rgb(pair.image)
+        try:
+            mask = read_mask(pair.mask, self._by_alpha, self._zero_one)
+        except SourceError as exc:
+            raise DataError(f"cannot decode {pair.mask}; the file is corrupt or truncated: replace or remove it") from exc
         if image.shape[:2] != mask.shape[:2]:
             raise DataError(f"{pair.mask} does not match the size of {pair.image}; masks must match their image")
         h, w = self.size
@@ -122,5 +179,5 @@ class FolderDataset(Dataset):
             interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             image = cv2.resize(image, (w, h), interpolation=interp)
             mask = cv2.resize(mask, (w, h), interpolation=interp)
-        alpha = mask.astype(np.float32) * np.float32(1 / 255)
+        alpha = mask.astype(np.float32) * np.float32(1 / np.iinfo(mask.dtype).max)  # 8- or 16-bit
         return to_sample(image, alpha, flip=index >= len(self.pairs))

@@ -105,11 +105,12 @@ def read_mask_void(path: Path, by_alpha: bool = True, zero_one: bool = False) ->
     return (np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one else grey), void
 
 
-def _image_rule(files: tuple[Path, ...]) -> tuple[bool, bool]:
-    """(by_alpha, zero_one) for a clip of images, decided over the clip as for videos: alpha counts when
-    some image is transparent somewhere (an opaque RGBA or grey+alpha PNG is a mask saved with alpha);
-    grey levels that are all 0 or 1 are masks saved as 0/1 (read as 1/255 they would all be background).
-    Reading stops at the first image that settles both, so ordinary masks cost one extra decode."""
+def image_mask_rule(files: tuple[Path, ...]) -> tuple[bool, bool]:
+    """(by_alpha, zero_one) for a clip of images (or a training set's masks, ``birefvid.data.folders``),
+    decided over the clip as for videos: alpha counts when some image is transparent somewhere (an opaque
+    RGBA or grey+alpha PNG is a mask saved with alpha); grey levels that are all 0 or 1 are masks saved as
+    0/1 (read as 1/255 they would all be background). Reading stops at the first image that settles both,
+    so ordinary masks cost one extra decode."""
     top = 0
     for f in files:
         grey, alpha, _ = _read_image(f)
@@ -188,7 +189,7 @@ class MaskClip:
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
         """Each frame's (mask, void pixels or None), decoded as it is needed; only annotations have void."""
         if self.files is not None:
-            by_alpha, zero_one = _image_rule(self.files)
+            by_alpha, zero_one = image_mask_rule(self.files)
             for f in self.files:
                 yield read_mask_void(f, by_alpha, zero_one)
             return

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Union
@@ -11,20 +13,23 @@ from typing import Any, Iterator, Mapping, Optional, Union
 import torch
 from safetensors.torch import save_file
 
-from birefvid.errors import WeightsError
+from birefvid.errors import SinkError, WeightsError
 from birefvid.io.atomic import apply_default_permissions
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "birefvid-train-1"
+FULL_BELOW = 1 << 20  # bytes free after a failed write that mean the write filled the disk
 
 
 @contextmanager
 def _written_atomically(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; renamed over it on success, removed on failure.
 
-    The finished file gets umask permissions (safetensors creates its files 0600).
+    The finished file gets umask permissions (safetensors creates its files 0600). A write that fails
+    (a full disk: torch.save says so as a RuntimeError about zip positions) is a SinkError in one line;
+    a file already at ``path`` (the previous checkpoint) is left as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -32,9 +37,27 @@ def _written_atomically(path: Path) -> Iterator[Path]:
         yield tmp
         apply_default_permissions(tmp, is_dir=False)
         os.replace(tmp, path)
+    except Exception as exc:
+        reason = _write_failure(tmp, exc)  # before the partial file is removed: it is what filled the disk
+        tmp.unlink(missing_ok=True)
+        kept = f"; {path.name} there is kept as it was" if path.exists() else ""
+        raise SinkError(f"cannot write {path}: {reason}{kept}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_failure(tmp: Path, exc: Exception) -> str:
+    """Why writing ``tmp`` failed, in words: a full disk is named as such, whatever the writer raised."""
+    try:
+        written, free = (tmp.stat().st_size if tmp.exists() else 0), shutil.disk_usage(tmp.parent).free
+    except OSError:
+        written, free = 0, None
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or (free is not None and free < FULL_BELOW):
+        return f"no space left on its disk ({written / 1e6:.0f} MB written before it filled up); free some space, or write elsewhere"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def save_checkpoint(path: Union[str, Path], state: Mapping[str, Any]) -> Path:

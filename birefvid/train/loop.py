@@ -137,6 +137,22 @@ def _check_sample(sample: Any) -> tuple[int, int]:
     return int(sample[0].shape[1]), int(sample[0].shape[2])
 
 
+def _check_resumable(old: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    """ConfigError when a checkpoint's run differs in what fixes the batch of each step (its data order)."""
+    for key in ("seed", "batch_size"):
+        if old.get(key) != config[key]:
+            raise ConfigError(
+                f"cannot resume {path}: it was trained with {option(key, old.get(key))}, this run has "
+                f"{option(key, config[key])}; resume with {option(key, old.get(key))} or choose another checkpoint folder"
+            )
+    if old.get("dataset_len") != config["dataset_len"]:
+        raise ConfigError(
+            f"cannot resume {path}: its dataset had {old.get('dataset_len')} samples, this one has "
+            f"{config['dataset_len']} (images added or removed, or other data); resume on the same data or "
+            f"choose another checkpoint folder"
+        )
+
+
 def _load_resumed_model(model: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
     """Load a checkpoint's weights into ``model``; ConfigError (not torch's page of shapes) when they do not fit."""
     try:
@@ -235,17 +251,20 @@ def train(
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         old = state.get("config", {})
-        for key in ("seed", "batch_size", "dataset_len"):
-            if old.get(key) != config[key]:
-                raise ConfigError(
-                    f"cannot resume {ckpt_path}: it was trained with {key}={old.get(key)}, this run has "
-                    f"{key}={config[key]}; use the same settings or a new checkpoint folder"
-                )
+        _check_resumable(old, config, ckpt_path)
         if old.get("steps") != steps:
-            log.warning("resuming with steps=%d (checkpoint had %s): the LR schedule changes", steps, old.get("steps"))
+            log.warning("resuming with %s (checkpoint had %s): the LR schedule changes", option("steps", steps), old.get("steps"))
+        if state.get("resolution") not in (None, f"{resolution[1]}x{resolution[0]}"):
+            log.warning("resuming at %dx%d; the checkpoint was trained at %s", resolution[1], resolution[0], state["resolution"])
         _load_resumed_model(model, state["model"], ckpt_path)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        old_lr = scheduler.base_lrs[0]
+        if not math.isclose(old_lr, lr, rel_tol=1e-6):  # a lower peak to go on with: the schedule scales to it
+            log.warning("resuming with %s (checkpoint had %.2e): the LR schedule scales to it", option("lr", lr), old_lr)
+            scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+            for group in optimizer.param_groups:  # the next step's too, not only those after it
+                group["initial_lr"], group["lr"] = lr, lr * lr_factor(scheduler.last_epoch, steps, warmup, min_lr_ratio)
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
