@@ -13,6 +13,7 @@ import pytest
 
 from birefvid.errors import SinkError
 from birefvid.io.live_audio import LiveAudioFeed
+from birefvid.io.live_sinks import open_live_sink
 from birefvid.io.ts_sink import MpegTsPublishSink, stream_url
 from live_media import flash_and_tone, free_port, moving_bar_picture, open_when_listening, send_until_broken
 from system_tools import need_binary
@@ -90,6 +91,31 @@ def test_udp_player_receives_every_frame(tmp_path, kind, w, h):
         proc.wait()
     _check_received(tmp_path, sent, w, h)
 
+
+
+def test_a_stream_says_the_sources_pixel_shape(tmp_path):
+    """A D1 camera's 704x576 is 4:3 only with its 12:11 pixels: the re-stream's H.264 says so (its VUI),
+    so a player shows the scene as the camera does; it was sent with square pixels, squeezed."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    port = free_port()
+    with open(tmp_path / "ffmpeg.log", "w") as log:
+        proc = subprocess.Popen([ffmpeg, "-nostdin", "-loglevel", "warning", "-i", f"udp://127.0.0.1:{port}?timeout=2000000",
+                                 "-map", "0:v", "-c", "copy", str(tmp_path / "got.ts")], stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+    try:
+        _wait(lambda: _udp_bound(port) or proc.poll() is not None, 10, "ffmpeg to bind its UDP port")
+        sink = open_live_sink(f"udp://127.0.0.1:{port}", width=176, height=144, fps=FPS, kind="rgb", sample_aspect_ratio=Fraction(12, 11))
+        with sink:
+            for i in range(24):
+                sink.send(moving_bar_picture(i, 176, 144), i / FPS)
+                time.sleep(0.002)
+        assert proc.wait(timeout=20) == 0, (tmp_path / "ffmpeg.log").read_text()
+    finally:
+        proc.kill()
+        proc.wait()
+    with av.open(str(tmp_path / "got.ts")) as c:
+        stream = c.streams.video[0]
+        assert (stream.width, stream.height) == (176, 144)
+        assert stream.sample_aspect_ratio == Fraction(12, 11)
 
 def test_tcp_player_receives_every_frame_and_its_leaving_is_an_error(tmp_path):
     port = free_port()

@@ -26,10 +26,13 @@ class LiveH264:
     turns pictures into the frames it takes (the caller checks their kind and size)."""
 
     def __init__(
-        self, out: av.container.OutputContainer, *, width: int, height: int, fps: float, time_base: Fraction, max_kbps: Optional[int] = None
+        self, out: av.container.OutputContainer, *, width: int, height: int, fps: float, time_base: Fraction, max_kbps: Optional[int] = None,
+        sample_aspect_ratio: Optional[Fraction] = None,
     ) -> None:
         """``max_kbps`` caps the bitrate (x264's VBV, a one-second buffer): streaming services
-        refuse or cut streams above their limit (Twitch: 6000 kbit/s)."""
+        refuse or cut streams above their limit (Twitch: 6000 kbit/s). ``sample_aspect_ratio``: the
+        source's pixel shape when not square (a D1 camera's 12:11), written into the H.264 stream's
+        VUI, which players read whatever carries the stream (RTSP, MPEG-TS, FLV)."""
         self.width, self.height = width, height
         self.enc_width, self.enc_height = width + width % 2, height + height % 2
         self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
@@ -46,6 +49,8 @@ class LiveH264:
         cc.max_b_frames = 0
         # BT.709, limited range, and said so in the stream: players guess 709 for HD when untagged
         cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
+        if sample_aspect_ratio and sample_aspect_ratio != 1:
+            cc.sample_aspect_ratio = sample_aspect_ratio
         self.stream = stream
 
     def frame(self, picture: np.ndarray) -> av.VideoFrame:

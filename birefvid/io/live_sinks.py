@@ -93,8 +93,10 @@ def open_live_sink(
         # a server or player that goes away mid-run is reconnected to; the first connection must work
         reachable = tcp_reachable(spec, 322 if scheme == "rtsps" else 554) if scheme in ("rtsp", "rtsps", "tcp") else None
         return RepublishingSink(
-            lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio), reachable=reachable,
-            reopen_stream=lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S),
+            lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, sample_aspect_ratio=sample_aspect_ratio),
+            reachable=reachable,
+            reopen_stream=lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S,
+                                            sample_aspect_ratio=sample_aspect_ratio),  # fmt: skip
         )
     if scheme in ("rtmp", "rtmps"):
         from birefvid.io.rtmp_sink import DEFAULT_PORTS, RtmpPublishSink, check_url, ffmpeg_command, redacted
@@ -110,11 +112,12 @@ def open_live_sink(
             except SinkError as e:
                 why = str(e).replace(spec, redacted(spec))
                 raise SinkError(f"cannot publish to {redacted(spec)}: {why} (is an RTMP server listening there?)") from None
-            return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio)
+            return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, sample_aspect_ratio=sample_aspect_ratio)
 
         def reconnection() -> LiveSink:  # the port first, as for the first connection: no child started for a server that is down
             reachable()
-            return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S)
+            return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S,
+                                   sample_aspect_ratio=sample_aspect_ratio)  # fmt: skip
 
         return RepublishingSink(first_connection, reachable=reachable, reopen_stream=reconnection)
     if scheme == "http":

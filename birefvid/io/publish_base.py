@@ -31,8 +31,12 @@ class StreamPublishSink(LiveSink):
     #: how the messages say it: "publish" (to a server) or "send" (to a player)
     verb = "publish"
 
-    def __init__(self, url: str, *, width: int, height: int, fps: float, kind: str, shown: Optional[str] = None) -> None:
-        """``shown`` is how messages and logs name the stream (default ``url`` without its password; RTMP hides its stream key)."""
+    def __init__(
+        self, url: str, *, width: int, height: int, fps: float, kind: str, shown: Optional[str] = None,
+        sample_aspect_ratio: Optional[Fraction] = None,
+    ) -> None:
+        """``shown`` is how messages and logs name the stream (default ``url`` without its password; RTMP hides its stream key);
+        ``sample_aspect_ratio`` the source's pixel shape when not square, which the stream says (players show it unsqueezed)."""
         super().__init__()
         self.url = url
         self._shown = shown or shown_url(url)
@@ -41,6 +45,7 @@ class StreamPublishSink(LiveSink):
         if width <= 0 or height <= 0 or not fps > 0:
             raise SinkError(f"cannot {self.verb} to {self._shown}: needs a positive size and rate, got {width}x{height} at {fps} fps")
         self.width, self.height, self.fps = width, height, fps
+        self.sample_aspect_ratio = sample_aspect_ratio
         self.frames_sent = 0
         self._last_pts: Optional[int] = None
         self._out: Optional[av.container.OutputContainer] = None
@@ -50,7 +55,8 @@ class StreamPublishSink(LiveSink):
     def _add_streams(self, muxer: str, audio: Optional[LiveAudioFeed], max_kbps: Optional[int] = None) -> None:
         """The H.264 stream (at most ``max_kbps``), and an AAC one for ``audio``, in ``self._out`` (before it starts)."""
         assert self._out is not None
-        self._h264 = LiveH264(self._out, width=self.width, height=self.height, fps=self.fps, time_base=TIME_BASE, max_kbps=max_kbps)
+        self._h264 = LiveH264(self._out, width=self.width, height=self.height, fps=self.fps, time_base=TIME_BASE, max_kbps=max_kbps,
+                              sample_aspect_ratio=self.sample_aspect_ratio)  # fmt: skip
         if audio is not None:
             self._audio = LiveAudioTrack(audio, self._out, muxer, self._shown)
 

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import threading
 import time
+from fractions import Fraction
 from typing import IO, Callable, Deque, Optional
 from urllib.parse import urlsplit
 
@@ -131,9 +132,10 @@ class RtmpPublishSink(StreamPublishSink):
     an ``ffmpeg`` child, with the source's sound (AAC) when an ``audio`` feed is given."""
 
     def __init__(
-        self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
+        self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None,
+        sample_aspect_ratio: Optional[Fraction] = None,
     ) -> None:
-        super().__init__(url, width=width, height=height, fps=fps, kind=kind, shown=redacted(url))
+        super().__init__(url, width=width, height=height, fps=fps, kind=kind, shown=redacted(url), sample_aspect_ratio=sample_aspect_ratio)
         self._key = urlsplit(url).path.rstrip("/").rpartition("/")[2]
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
         self._published = threading.Event()  # the child has reported progress: the server took the stream

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from fractions import Fraction
 from typing import Optional
 
 import av
@@ -25,9 +26,10 @@ class RtspPublishSink(StreamPublishSink):
     with the source's sound (AAC) when an ``audio`` feed is given."""
 
     def __init__(
-        self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
+        self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None,
+        sample_aspect_ratio: Optional[Fraction] = None,
     ) -> None:
-        super().__init__(url, width=width, height=height, fps=fps, kind=kind)
+        super().__init__(url, width=width, height=height, fps=fps, kind=kind, sample_aspect_ratio=sample_aspect_ratio)
         self._lag: Optional[float] = None
         timeout_us = str(max(1, int(open_timeout * 1_000_000)))
         # the wall-clock moment RTCP sender reports call RTP time 0 (FFmpeg would take it at SETUP)

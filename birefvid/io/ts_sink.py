@@ -11,6 +11,7 @@ as soon as it is muxed, so the stream adds no buffering of its own.
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 from typing import Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -61,9 +62,10 @@ class MpegTsPublishSink(StreamPublishSink):
     verb = "send"
 
     def __init__(
-        self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None
+        self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None,
+        sample_aspect_ratio: Optional[Fraction] = None,
     ) -> None:
-        super().__init__(url, width=width, height=height, fps=fps, kind=kind)
+        super().__init__(url, width=width, height=height, fps=fps, kind=kind, sample_aspect_ratio=sample_aspect_ratio)
         target = stream_url(url, open_timeout)
         try:
             # flush_packets: each frame leaves as soon as it is muxed instead of when a buffer fills
