@@ -5,7 +5,7 @@ the terminal where ``birefvid live`` runs. There, b, r, g and n switch the effec
 window, without Enter. The terminal is put in cbreak mode (no line buffering, no echo; Ctrl-C still
 interrupts) only while the run is in the foreground, and restored when the run ends. A run in the
 background (``&``, Ctrl-Z then ``bg``) neither reads the terminal, which would stop it (SIGTTIN),
-nor changes its mode; back in the foreground it reads keys again.
+nor changes its mode; in the foreground (again, or at last after ``fg``) it reads keys.
 """
 
 from __future__ import annotations
@@ -47,13 +47,14 @@ class TerminalKeys:
         return self._thread is not None and self._thread.is_alive()
 
     def attach(self, effects: EffectSwitch) -> None:
-        """Start reading keys for ``effects`` (a run whose effect can switch, from a terminal in the foreground)."""
-        if self._fd is None or not effects.available or self._thread is not None or not self._foreground():
+        """Start reading keys for ``effects`` (a run whose effect can switch, from a terminal): at once in the
+        foreground; a run started with ``&`` reads them once ``fg`` brings it to the foreground."""
+        if self._fd is None or not effects.available or self._thread is not None or self._holder() is None:
             return
         self._effects = effects
-        self._thread = threading.Thread(target=self._read, name="terminal-keys", daemon=True)
+        self._thread = threading.Thread(target=self._read, name="terminal-keys", daemon=True)  # idle while in the background
         self._thread.start()
-        if self._printer is not None:
+        if self._printer is not None and self._foreground():
             keys = ", ".join(f"{key} {name}" for key, name in KEYS.items() if name in effects.available)
             self._printer(f"live: keys {keys} switch the effect (press them here)")
 
@@ -78,11 +79,15 @@ class TerminalKeys:
                 pass
             self._saved = None
 
-    def _foreground(self) -> bool:
+    def _holder(self) -> Optional[int]:
+        """The process group the terminal serves now; None when it is not this session's terminal, or went away (ssh closed)."""
         try:
-            return os.tcgetpgrp(self._fd) == os.getpgrp()  # type: ignore[arg-type]
-        except OSError:  # the terminal went away (ssh closed)
-            return False
+            return os.tcgetpgrp(self._fd)  # type: ignore[arg-type]
+        except OSError:
+            return None
+
+    def _foreground(self) -> bool:
+        return self._holder() == os.getpgrp()
 
     def _cbreak(self) -> None:
         """Key by key, without echo, from now on (again after the shell took the terminal back: Ctrl-Z, fg)."""
