@@ -9,7 +9,7 @@ import pytest
 
 from birefvid.errors import ConfigError, SourceError
 from birefvid.io import ImageSequenceSource, VideoFileSource, open_source
-from system_tools import need_module
+from system_tools import need_binary, need_module
 from media import damage, damage_packet, hide_leading_frames, make_images, make_resizing_video, make_video, pattern_frame, shift_timestamps
 
 
@@ -192,6 +192,25 @@ def test_mkv_that_starts_late_is_whole_and_cut_short_is_not(tmp_path):
     with VideoFileSource(cut) as src:
         with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+ .*truncated"):
             list(src)
+
+
+def test_mkv_that_starts_before_zero_gives_its_first_frames_the_times_before(tmp_path):
+    # `ffmpeg -output_ts_offset -0.2 -avoid_negative_ts disabled` (or a cut of a longer recording):
+    # Matroska reads the frames before 0 back without a pts; numbered from 0 by the encoder, they
+    # collided with the timestamped frames after them and `process` failed ("pts 0 does not increase")
+    import subprocess
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    g = make_video(tmp_path / "ok.mp4", n_frames=10, with_audio=True, frames=_noisy(10))
+    early = tmp_path / "early.mkv"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(g.path), "-c", "copy", "-output_ts_offset", "-0.2",
+                    "-avoid_negative_ts", "disabled", str(early)], check=True)  # fmt: skip
+    with VideoFileSource(early) as src:
+        assert src.info.frame_count == 10  # the Matroska tag says where the stream ends (0.2 s): 0.4 s long
+        frames = list(src)
+    assert [f.pts * f.time_base for f in frames] == [Fraction(i - 5, 25) for i in range(10)]
+    # in their order: each decoded frame is nearest the one made for its place
+    assert [min(range(10), key=lambda j: _mean_err(f.image, g.frames[j])) for f in frames] == list(range(10))
 
 
 def test_mkv_of_a_still_picture_over_a_song_is_whole(tmp_path):

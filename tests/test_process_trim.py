@@ -23,6 +23,7 @@ from birefvid.job import FileJob
 from live_media import flash_and_tone, make_flash_clip
 from media import add_subtitles, audio_duration, chapter_marks, make_video, read_alpha, shift_timestamps, subtitle_cues
 from process_fixtures import decoded_times, interior, make_scene, max_err, partial_leftovers, red_key_segmenter, scene_frame, true_mask
+from system_tools import need_binary
 
 SIZE = (64, 48)
 
@@ -172,6 +173,25 @@ def test_a_broadcast_ts_clock_starts_the_output_at_zero(tmp_path, seg, offset):
     with av.open(str(out)) as c:
         assert c.duration / av.time_base < 1  # not a 10-hour file
     assert audio_duration(out) == pytest.approx(0.4, abs=0.05)
+
+
+def test_a_matroska_file_that_starts_before_zero_keeps_every_frame_in_sync(tmp_path, seg):
+    """`-output_ts_offset -0.5 -avoid_negative_ts disabled` (a cut of a longer recording): Matroska reads
+    the frames before 0 back without timestamps, and `process` failed ("pts 0 does not increase")."""
+    import subprocess
+
+    clip = make_flash_clip(tmp_path / "flash.mp4", seconds=2.0, flash=(1.0, 1.5), size=(64, 48))
+    early = tmp_path / "early.mkv"
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-i", str(clip), "-c", "copy", "-output_ts_offset",
+                    "-0.5", "-avoid_negative_ts", "disabled", str(early)], check=True)  # fmt: skip
+    out = tmp_path / "out.mp4"
+    starts = []
+    report = process_video(early, out, kind="blur", segmenter=seg, smooth="none", on_start=starts.append)
+    assert report["frames"] == 50 and starts == [50]  # progress knew the count: 2 s, not the tag's 1.5
+    assert decoded_times(out) == [Fraction(k, 25) for k in range(50)]
+    bright, tone, video_end, _ = flash_and_tone(out)
+    assert bright == pytest.approx(1.0, abs=1e-6)  # the first frame of the flash, where the source shows it
+    assert tone == pytest.approx(1.0, abs=0.025)  # and the sound with it
 
 
 def test_a_trimmed_job_round_trips_and_batch_refuses_it(tmp_path):

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 # seconds a video read over http(s) may take to answer, to open and to deliver more data
 URL_TIMEOUT_S = 30.0
 
+# decoded frames held back at most while looking for the first timestamp (see _timed_leading): a
+# second or two of video, a bounded amount of memory
+LEADING_UNTIMED_MAX = 120
+
 
 def _open_container(path: Path | str) -> av.container.InputContainer:
     """Open ``path`` (a file, or an http(s):// URL) for reading, translating FFmpeg's complaints into SourceError."""
@@ -208,9 +212,13 @@ class VideoFileSource(Source):
         rate = s.average_rate or s.guessed_rate
         # the video stream's own declared length (not the container's, which may be audio's)
         self._declared = declared_seconds(s)
-        duration = self._declared
+        duration, frame_count = self._declared, shown_frame_count(s)
         if duration is None and self._container.duration:
             duration = self._container.duration / av.time_base
+        elif _mkv_duration(s) is not None and first.pts is not None and first.pts < 0 and rate:
+            # FFmpeg's Matroska muxer tags where a stream ends; one that starts before 0 lasts longer
+            duration -= float(first.pts * s.time_base)
+            frame_count = round(duration * rate)
         sar = s.sample_aspect_ratio  # the container's, else the codec's (av_guess_sample_aspect_ratio)
         if sar and self.rotation % 180:
             sar = 1 / sar  # a pixel turned on its side
@@ -219,7 +227,7 @@ class VideoFileSource(Source):
             height=height,
             time_base=Fraction(s.time_base),
             average_rate=Fraction(rate) if rate else None,
-            frame_count=shown_frame_count(s),
+            frame_count=frame_count,
             duration=duration,
             color_range=_int(first.color_range) or _int(cc.color_range),
             colorspace=_int(first.colorspace) or _int(cc.colorspace),
@@ -237,7 +245,42 @@ class VideoFileSource(Source):
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         """The stream's frames from where the container stands, deinterlaced when asked and needed."""
-        return Deinterlacer(str(self.path))(self._decoded()) if self.deinterlace else self._decoded()
+        frames = Deinterlacer(str(self.path))(self._decoded()) if self.deinterlace else self._decoded()
+        return self._timed_leading(frames)
+
+    def _timed_leading(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """``frames``, with those before the first timestamped one given the times before it, a frame
+        interval apart.
+
+        A Matroska file whose video starts before 0 (``-output_ts_offset -0.5 -avoid_negative_ts
+        disabled``, or a cut from a longer recording) reads its first frames back without a pts; numbered
+        from 0 by the encoder, they collided with the timestamped frames that follow (0.0 s twice), and
+        the run failed. ffmpeg plays them before those frames, at the negative times they were muxed at.
+        At most ``LEADING_UNTIMED_MAX`` frames are held back; past that (or with no frame rate, or no
+        timestamps at all) the frames go on untimed, as before.
+        """
+        s = self._stream
+        rate = s.average_rate or s.guessed_rate
+        held: list[av.VideoFrame] = []
+        for frame in frames:
+            if frame.pts is not None or not rate:
+                break
+            held.append(frame)
+            if len(held) > LEADING_UNTIMED_MAX:
+                yield from held
+                yield from frames
+                return
+        else:  # no timestamps at all: numbered by the encoder from 0, as before
+            yield from held
+            return
+        if held and frame.pts is not None:
+            step = max(1, round(1 / (Fraction(rate) * Fraction(s.time_base))))
+            for k, early in enumerate(held):
+                early.pts = frame.pts - (len(held) - k) * step
+            log.debug("%s: %d leading frames had no timestamp; given %d..%d", self.shown, len(held), held[0].pts, held[-1].pts)
+        yield from held
+        yield frame
+        yield from frames
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         index = 0
