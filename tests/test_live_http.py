@@ -105,6 +105,20 @@ def test_snapshot_is_503_before_the_first_picture_then_the_newest(preview):
     assert preview.pictures_sent == 2
 
 
+def test_non_square_pixels_are_shown_square():
+    """A D1 camera's 12:11 pixels: a browser shows JPEG pixels square, so the preview was squeezed."""
+    from fractions import Fraction
+
+    sent = _picture(3, 88, 64)  # 88 px of 12:11 pixels are 96 square ones
+    from birefvid.io.live_sinks import open_live_sink
+
+    with open_live_sink("http://127.0.0.1:0", width=88, height=64, fps=25, kind="rgb", sample_aspect_ratio=Fraction(12, 11)) as sink:
+        sink.send(sent, 0.0)
+        got = _decode_rgb(_get(f"{sink.url}snapshot.jpg")[2])
+    assert got.shape == (64, 96, 3)
+    assert _mean_err(got, cv2.resize(sent, (96, 64), interpolation=cv2.INTER_LINEAR)) < 3.0
+
+
 def test_pictures_are_encoded_only_when_a_viewer_asks_and_once_each(preview):
     """Nobody watching costs no JPEG encoding (~10 ms a 1080p picture); a picture asked for twice is encoded once."""
     for i in range(30):

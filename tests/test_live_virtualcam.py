@@ -139,3 +139,21 @@ def test_device_choice_reaches_pyvirtualcam_and_names_the_sink(pyvirtualcam, mon
     with VirtualCamSink(width=8, height=6, fps=30, device="/dev/video3") as sink:
         assert sink.device == "/dev/video3" and sink.name == "virtualcam:/dev/video3"
     assert _RecordingCamera.last.closed == 1
+
+
+def test_non_square_pixels_make_a_camera_as_wide_as_the_picture_is_meant_to_be(pyvirtualcam, monkeypatch):
+    """A D1 camera's 12:11 pixels: a call shows a camera's pixels square, so 704x576 looked squeezed."""
+    from fractions import Fraction
+
+    monkeypatch.setattr(pyvirtualcam, "Camera", _RecordingCamera)
+    picture = np.zeros((6, 22, 3), np.uint8)
+    picture[:, :11] = (255, 0, 0)  # left half red, right half blue
+    picture[:, 11:] = (0, 0, 255)
+    with VirtualCamSink(width=22, height=6, fps=25, sample_aspect_ratio=Fraction(12, 11)) as sink:
+        cam = _RecordingCamera.last
+        assert (cam.width, cam.height) == (24, 6)
+        sink.send(picture, 0.0)
+        with pytest.raises(ValueError, match="opened for 22x6"):  # the pictures stay the stream's size
+            sink.send(np.zeros((6, 24, 3), np.uint8), 0.04)
+    shown = cam.frames[0]
+    assert np.all(shown[:, :11] == (255, 0, 0)) and np.all(shown[:, 13:] == (0, 0, 255))

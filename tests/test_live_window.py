@@ -248,6 +248,19 @@ def test_window_scales_pictures_to_a_resized_window_keeping_their_shape(window, 
     assert np.abs(middle - RED_ON_BLUE).max() <= 2, "the picture is not shown unscaled between the bars"
 
 
+def test_non_square_pixels_are_shown_as_wide_as_they_are_meant_to_be(display, tmp_path):
+    """A D1 camera's 12:11 pixels (here 4:3, to keep sizes whole): the window showed them square, squeezed."""
+    from fractions import Fraction
+
+    with WindowSink(width=W, height=H, title=TITLE, sample_aspect_ratio=Fraction(4, 3)) as sink:
+        wide = lambda pixels: pixels.shape[:2] == (H, W * 4 // 3) and np.all(pixels[50, 80] == (255, 0, 0))
+        pixels = _shows(sink, RED_ON_BLUE, wide, display, tmp_path)
+    assert pixels.shape[:2] == (H, W * 4 // 3), "the window is not as wide as the picture is meant to be"
+    red = np.all(pixels == (255, 0, 0), axis=-1)
+    ys, xs = np.nonzero(red)
+    assert abs((xs.max() - xs.min() + 1) - 53) <= 2 and ys.max() - ys.min() + 1 == 40, "the square is not 4:3 wider"
+
+
 # ---------------------------------------------------------------- closing
 
 

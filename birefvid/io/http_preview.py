@@ -19,6 +19,7 @@ import logging
 import socket
 import socketserver
 import threading
+from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urlsplit
@@ -27,7 +28,7 @@ import cv2
 import numpy as np
 
 from birefvid.errors import ConfigError, SinkError, sink_named
-from birefvid.io.live_base import LiveSink, checkerboard, over_checkerboard, picture_kind
+from birefvid.io.live_base import LiveSink, checkerboard, over_checkerboard, picture_kind, to_square_pixels
 
 if TYPE_CHECKING:
     from birefvid.runtime.live_effects import EffectSwitch
@@ -355,8 +356,11 @@ class HttpPreviewSink(LiveSink):
     accepts = frozenset({"rgb", "rgba", "gray"})
     holds_last = True
 
-    def __init__(self, host: str, port: int, *, quality: int = 80) -> None:
+    def __init__(self, host: str, port: int, *, quality: int = 80, sample_aspect_ratio: Optional[Fraction] = None) -> None:
+        """Listen on ``host``:``port``; ``sample_aspect_ratio``: the pictures' pixel shape when not square
+        (a D1 camera's 12:11), which JPEG in a browser cannot say, so the JPEGs are resized to square pixels."""
         super().__init__()
+        self.sample_aspect_ratio = sample_aspect_ratio
         if not 0 <= int(port) <= 65535:
             raise SinkError(f"port {port} is not a TCP port; pick one from 1 to 65535 in {sink_named('http://HOST:PORT')}")
         if not 1 <= int(quality) <= 100:
@@ -415,6 +419,7 @@ class HttpPreviewSink(LiveSink):
         self.pictures_sent += 1
 
     def _to_jpeg(self, picture: np.ndarray) -> bytes:
+        picture = to_square_pixels(picture, self.sample_aspect_ratio)  # here: only pictures a viewer asks for
         checker = None
         if picture_kind(picture) == "rgba":
             checker = self._checker

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Literal, Optional
 
 import numpy as np
@@ -201,3 +202,25 @@ def over_checkerboard(picture: np.ndarray, board: Optional[np.ndarray] = None) -
     backdrop = (board if board is not None else checkerboard(*picture.shape[:2])).astype(np.uint16)
     alpha = picture[:, :, 3:4].astype(np.uint16)
     return ((picture[:, :, :3] * alpha + backdrop * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def square_pixel_size(width: int, height: int, sample_aspect_ratio: Optional[Fraction]) -> tuple[int, int]:
+    """(width, height) of a ``width`` x ``height`` picture of non-square pixels shown with square ones.
+
+    A D1 camera's 704x576 at 12:11 is 768x576 on a screen (ffmpeg's ``scale=iw*sar:ih``: the width changes)."""
+    if not sample_aspect_ratio or sample_aspect_ratio == 1:
+        return width, height
+    return max(1, round(width * sample_aspect_ratio)), height
+
+
+def to_square_pixels(picture: np.ndarray, sample_aspect_ratio: Optional[Fraction]) -> np.ndarray:
+    """``picture`` (H, W[, C]) resized to square pixels, for what shows pictures but cannot say their
+    pixel shape (a window, a virtual camera, a browser's JPEG); unchanged when they are square already."""
+    height, width = picture.shape[:2]
+    size = square_pixel_size(width, height, sample_aspect_ratio)
+    if size == (width, height):
+        return picture
+    import cv2
+
+    shrinking = size[0] < width
+    return cv2.resize(picture, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

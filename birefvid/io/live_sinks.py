@@ -66,7 +66,8 @@ def open_live_sink(
     ``preset`` is the encoder speed preset of a recording (a file sink), ``segment_seconds`` the
     length of its parts (None: one file); ``audio`` is the source's sound, which recordings and the
     RTSP and MPEG-TS streams carry; ``sample_aspect_ratio`` the source's pixel shape when not square
-    (a D1 camera's 12:11), which recordings keep.
+    (a D1 camera's 12:11), which recordings and streams keep and the window, virtual camera and browser
+    preview show by resizing to square pixels.
     """
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
@@ -78,12 +79,12 @@ def open_live_sink(
         from birefvid.io.window_sink import WindowSink  # needs a display; imported only when asked for
 
         _check_kind(WindowSink, spec, kind)
-        return WindowSink(width=width, height=height, title="birefvid")
+        return WindowSink(width=width, height=height, title="birefvid", sample_aspect_ratio=sample_aspect_ratio)
     if word == "virtualcam":
         from birefvid.io.virtualcam_sink import VirtualCamSink  # optional extra; imported only when asked for
 
         _check_kind(VirtualCamSink, spec, kind)
-        return VirtualCamSink(width=width, height=height, fps=fps)
+        return VirtualCamSink(width=width, height=height, fps=fps, sample_aspect_ratio=sample_aspect_ratio)
     if scheme in ("rtsp", "rtsps", "udp", "tcp", "srt"):
         from birefvid.io.rtsp_sink import RtspPublishSink
         from birefvid.io.ts_sink import MpegTsPublishSink
@@ -125,7 +126,7 @@ def open_live_sink(
 
         host, port = parse_http_address(spec)
         _check_kind(HttpPreviewSink, spec, kind)
-        return HttpPreviewSink(host, port)
+        return HttpPreviewSink(host, port, sample_aspect_ratio=sample_aspect_ratio)
     if scheme:
         raise ConfigError(f"{sink_named(spec)}: {scheme}:// outputs are not supported; expected {_FORMS}")
     from birefvid.io.record_sink import RecordingSink

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from fractions import Fraction
 from typing import Any, Optional
 
 import numpy as np
 
 from birefvid.errors import SinkError
-from birefvid.io.live_base import LiveSink
+from birefvid.io.live_base import LiveSink, square_pixel_size, to_square_pixels
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +43,31 @@ class VirtualCamSink(LiveSink):
     accepts = frozenset({"rgb", "gray"})
     holds_last = True
 
-    def __init__(self, *, width: int, height: int, fps: float, device: Optional[str] = None) -> None:
-        """Open the virtual camera (the first free one unless ``device``); SinkError when there is none."""
+    def __init__(self, *, width: int, height: int, fps: float, device: Optional[str] = None,
+                 sample_aspect_ratio: Optional[Fraction] = None) -> None:  # fmt: skip
+        """Open the virtual camera (the first free one unless ``device``); SinkError when there is none.
+
+        ``sample_aspect_ratio``: the pictures' pixel shape when not square (a D1 camera's 12:11); a call
+        shows a camera's pixels square, so the camera is as wide as the picture is meant to be."""
         super().__init__()
         if width <= 0 or height <= 0 or not fps > 0:
             raise ValueError(f"a virtual camera needs a positive size and fps, got {width}x{height} at {fps}")
         self.width, self.height, self.fps = width, height, fps
+        self.sample_aspect_ratio = sample_aspect_ratio
+        cam_width, cam_height = square_pixel_size(width, height, sample_aspect_ratio)
         try:
             import pyvirtualcam
         except ImportError as e:
             raise SinkError(_NO_PYVIRTUALCAM) from e
         try:
             self._cam: Any = pyvirtualcam.Camera(
-                width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device
+                width=cam_width, height=cam_height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device
             )
         except Exception as e:  # pyvirtualcam raises RuntimeError, its backends may raise others
             where = f"virtual camera {device}" if device else "a virtual camera"
             raise SinkError(f"cannot open {where} ({_one_line(e)}); {_how_to_get_a_camera()}") from e
         self._device = device
-        log.info("virtual camera %s open at %dx%d, %g fps", self._cam.device, width, height, fps)
+        log.info("virtual camera %s open at %dx%d, %g fps", self._cam.device, cam_width, cam_height, fps)
 
     @property
     def name(self) -> str:
@@ -74,6 +81,7 @@ class VirtualCamSink(LiveSink):
     def _send(self, picture: np.ndarray, t: float) -> None:
         kind = self.check_picture(picture, self.width, self.height, " (a camera has no alpha)")
         frame = np.repeat(picture[:, :, None], 3, axis=2) if kind == "gray" else np.ascontiguousarray(picture)
+        frame = to_square_pixels(frame, self.sample_aspect_ratio)
         try:
             self._cam.send(frame)
         except Exception as e:

@@ -14,12 +14,13 @@ import logging
 import os
 import sys
 import threading
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 import numpy as np
 
 from birefvid.errors import ConfigError, SinkError, sink_named
-from birefvid.io.live_base import LiveSink, over_checkerboard, picture_kind
+from birefvid.io.live_base import LiveSink, over_checkerboard, picture_kind, square_pixel_size
 
 if TYPE_CHECKING:
     from birefvid.runtime.live_effects import EffectSwitch
@@ -96,12 +97,16 @@ class WindowSink(LiveSink):
     _open: ClassVar[Optional["WindowSink"]] = None
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, *, width: int, height: int, title: str = "birefvid") -> None:
-        """Open the window at the stream's size (shrunk to fit the screen); SinkError when it cannot."""
+    def __init__(self, *, width: int, height: int, title: str = "birefvid", sample_aspect_ratio: Optional[Fraction] = None) -> None:
+        """Open the window at the stream's size (shrunk to fit the screen); SinkError when it cannot.
+
+        ``sample_aspect_ratio``: the pictures' pixel shape when not square (a D1 camera's 12:11): they
+        are shown as wide as they are meant to be, not squeezed."""
         super().__init__()
         if width <= 0 or height <= 0:
             raise ValueError(f"a window needs a positive size, got {width}x{height}")
         self.width, self.height, self.title = width, height, title
+        self.sample_aspect_ratio = sample_aspect_ratio
         self._closed_by_user = False
         self._effects: Optional["EffectSwitch"] = None
         pygame = _import_pygame()
@@ -110,11 +115,11 @@ class WindowSink(LiveSink):
                 raise SinkError("only one window sink can be open at a time (pygame has one display per process)")
             _init_display(pygame)
             try:
-                size = (width, height)
+                size = square_pixel_size(width, height, sample_aspect_ratio)
                 desktops = pygame.display.get_desktop_sizes()
                 if desktops:
                     bounds = (int(desktops[0][0] * 0.9), int(desktops[0][1] * 0.9))
-                    if width > bounds[0] or height > bounds[1]:
+                    if size[0] > bounds[0] or size[1] > bounds[1]:
                         size = _fit(size, bounds)
                 pygame.display.set_mode(size, pygame.RESIZABLE)
                 pygame.display.set_caption(title)
@@ -173,8 +178,9 @@ class WindowSink(LiveSink):
             screen = pygame.display.get_surface()
             image = pygame.image.frombuffer(rgb, (w, h), "RGB")
             target = screen.get_size()
-            if target != (w, h):
-                fitted = _fit((w, h), target)
+            shown = square_pixel_size(w, h, self.sample_aspect_ratio)
+            if target != (w, h) or shown != (w, h):
+                fitted = _fit(shown, target)
                 image = pygame.transform.smoothscale(image, fitted)
                 screen.fill((0, 0, 0))
                 screen.blit(image, ((target[0] - fitted[0]) // 2, (target[1] - fitted[1]) // 2))
