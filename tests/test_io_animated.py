@@ -245,3 +245,49 @@ def test_a_frame_the_subject_fills_does_not_stay_under_the_next(tmp_path, fmt):
         with av.open(str(out)) as c:
             alphas = [f.to_ndarray(format="rgba")[..., 3] for f in c.decode(video=0)]
         assert len(alphas) == 4 and all(np.array_equal(a, want[..., 3]) for a, want in zip(alphas, rgba))
+
+
+def _anamorphic_clip(path: Path, n: int = 3) -> Path:
+    """88x64 pictures of 12:11 pixels (96x64 as shown), a 22x24 px red square on blue (24x24 as shown), moving."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = 88, 64, "yuv444p"
+        stream.codec_context.sample_aspect_ratio = Fraction(12, 11)
+        for i in range(n):
+            picture = np.zeros((64, 88, 3), np.uint8)
+            picture[..., 2] = 255
+            picture[20:44, 33 + 2 * i : 55 + 2 * i] = RED  # moving: WebP merges frames that repeat
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_non_square_pixels_are_made_square(tmp_path, seg, fmt, caplog):
+    """A DVD's or D1 camera's pixels are not square, and an animation cannot say so: a GIF of them came
+    out squeezed (with a warning). It is now as wide as the video is shown; --max-size limits that."""
+    clip = _anamorphic_clip(tmp_path / "d1.mp4")
+    out = tmp_path / f"out.{fmt}"
+    with caplog.at_level(logging.WARNING):
+        process_video(clip, out, kind="alpha", segmenter=seg, smooth="none")
+    assert "squeezed" not in caplog.text
+    frames, _, _ = read_animation(out)
+    assert len(frames) == 3 and frames[0].shape[:2] == (64, 96)
+    ys, xs = np.nonzero(frames[0][..., 3] > 127)
+    assert ys.max() - ys.min() + 1 == 24 and abs((xs.max() - xs.min() + 1) - 24) <= 1, "the square is not square"
+    small = tmp_path / f"small.{fmt}"
+    process_video(clip, small, kind="alpha", segmenter=seg, smooth="none", max_size=48)
+    assert read_animation(small)[0][0].shape[:2] == (32, 48)  # the limit holds for the picture as shown
+
+
+def test_a_live_recording_to_gif_of_non_square_pixels_is_made_square(tmp_path):
+    out = tmp_path / "session.gif"
+    sink = RecordingSink(out, width=22, height=6, fps=25, kind="rgb", sample_aspect_ratio=Fraction(12, 11))
+    picture = np.zeros((6, 22, 3), np.uint8)
+    picture[:, :11] = RED
+    for i in range(3):
+        sink.send(picture, i / 25)
+    sink.close()
+    frames, _, _ = read_animation(out)
+    assert frames[0].shape[:2] == (6, 24)
+    assert np.all(frames[0][:, :11, 0] > 200) and np.all(frames[0][:, 13:, 0] < 50)

@@ -89,6 +89,11 @@ _DEEP_PIX_FMT: dict[tuple[str, str], dict[int, str]] = {
 }
 
 
+def is_animation_target(path: str | Path) -> bool:
+    """Whether ``path`` names an animated picture (GIF, WebP, APNG): no sound, no subtitles, square pixels only."""
+    return Path(path).suffix.lower() in _ANIMATED
+
+
 def sample_bits(pix_fmt: str) -> int:
     """Bits a sample of ``pix_fmt`` holds (its deepest component): 8 for yuv420p, 10 for ProRes's formats, 16 for rgba64be."""
     try:

@@ -23,9 +23,9 @@ from birefvid.frames import StreamInfo
 from birefvid.io.animated_sink import ANIMATED_MUXERS, AnimatedImageSink
 from birefvid.io.atomic import check_target
 from birefvid.io.base import Sink
-from birefvid.io.formats import EncoderSpec, choose_encoder
+from birefvid.io.formats import EncoderSpec, choose_encoder, is_animation_target
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.live_base import LiveSink, picture_kind
+from birefvid.io.live_base import LiveSink, picture_kind, square_pixel_size, to_square_pixels
 from birefvid.io.video_sink import VideoFileSink
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class RecordingSink(LiveSink):
     complete, so a run of days keeps all but its last minutes if the machine dies, and every file
     plays on its own from 0 (a fresh encoder, so it starts on a keyframe). A finished part is
     closed on a helper thread, so the encoder's flush does not hold up the pictures. Non-square
-    pixels (``sample_aspect_ratio``) are tagged, as in the file mode.
+    pixels (``sample_aspect_ratio``) are tagged, as in the file mode, or, in a GIF, WebP or APNG, which
+    cannot say so, resized to square ones.
     """
 
     accepts = frozenset(OUTPUT_KIND)
@@ -83,6 +84,10 @@ class RecordingSink(LiveSink):
         if segment_seconds is not None and not segment_seconds > 0:
             raise SinkError(f"cannot split {path} into parts of {segment_seconds} s; the length must be positive")
         self.kind = kind
+        # a GIF / WebP / APNG cannot say its pixels are not square: such pictures are resized to square ones
+        self._squared = sample_aspect_ratio if is_animation_target(self.path) and sample_aspect_ratio not in (None, 1) else None
+        if self._squared is not None:
+            (width, height), sample_aspect_ratio = square_pixel_size(width, height, self._squared), None
         self._spec = live_encoder(self.path, kind, width, height, preset)
         # non-square pixels (a D1 camera's 12:11) are tagged as the file mode tags them, or players show the scene squeezed
         self._info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001),
@@ -136,6 +141,8 @@ class RecordingSink(LiveSink):
         got = picture_kind(picture)
         if got != self.kind:
             raise ValueError(f"{self.path} records {self.kind} pictures, got {got}")
+        if self._squared is not None:
+            picture = to_square_pixels(picture, self._squared)
         if self._segment_seconds is not None and (self._file is None or t - self._part_start >= self._segment_seconds):
             self._next_part(t)
         elif self.frames_written == 0:  # the file starts with its first picture, wherever the live clock is then

@@ -5,18 +5,25 @@ A GIF or a web preview of a 4K clip wants a few hundred pixels, and every stage 
 OpenCV's area filter averages the pixels each output pixel covers, the right filter for shrinking.
 Sizes are rounded to even numbers, as 4:2:0 video needs, the longer side down (never over the limit);
 the aspect ratio moves by about a pixel. A limit that would leave the shorter side under 8 px is refused.
+
+Also here: non-square pixels resized to square ones for outputs that cannot record a pixel shape
+(GIF, WebP, APNG), before ``--max-size`` applies, so its limit holds for the picture as shown.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import cv2
 
 from birefvid.errors import ConfigError, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import MIN_PICTURE_SIDE, Source
+from birefvid.io.formats import is_animation_target
+from birefvid.io.live_base import square_pixel_size
 
 
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -53,15 +60,16 @@ def _smallest_limit(long_side: int, short_side: int) -> int:
     return min(limit, long_side)
 
 
-class ScaledSource(Source):
-    """``inner``'s frames shrunk to ``scaled_size(..., max_side)`` (frames already that small pass as they are)."""
+class ResizedSource(Source):
+    """``inner``'s frames resized to ``size`` (W, H), area-averaged when shrinking (frames already that size pass as they are)."""
 
-    def __init__(self, inner: Source, max_side: int) -> None:
+    def __init__(self, inner: Source, size: tuple[int, int], **info_changes: Any) -> None:
         super().__init__()
         self.inner = inner
-        info = inner.info
-        self.size = scaled_size(info.width, info.height, max_side)
-        self._info: StreamInfo = dataclasses.replace(info, width=self.size[0], height=self.size[1])
+        self.size = size
+        self._info: StreamInfo = dataclasses.replace(inner.info, width=size[0], height=size[1], **info_changes)
+        shrinking = size[0] * size[1] < inner.info.width * inner.info.height
+        self._interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
 
     @property
     def info(self) -> StreamInfo:
@@ -71,11 +79,34 @@ class ScaledSource(Source):
         return self.inner.deliver_deep()
 
     def __iter__(self) -> Iterator[Frame]:
+        how = self._interpolation
         for frame in self.inner:
             if frame.image.shape[1::-1] != self.size:
-                deep = None if frame.deep is None else cv2.resize(frame.deep, self.size, interpolation=cv2.INTER_AREA)
-                frame = dataclasses.replace(frame, image=cv2.resize(frame.image, self.size, interpolation=cv2.INTER_AREA), deep=deep)
+                deep = None if frame.deep is None else cv2.resize(frame.deep, self.size, interpolation=how)
+                frame = dataclasses.replace(frame, image=cv2.resize(frame.image, self.size, interpolation=how), deep=deep)
             yield frame
 
     def _close(self) -> None:
         self.inner.close()
+
+
+class ScaledSource(ResizedSource):
+    """``inner``'s frames shrunk to ``scaled_size(..., max_side)`` (frames already that small pass as they are)."""
+
+    def __init__(self, inner: Source, max_side: int) -> None:
+        info = inner.info
+        super().__init__(inner, scaled_size(info.width, info.height, max_side))
+
+
+class SquarePixelSource(ResizedSource):
+    """``inner``'s frames of non-square pixels (a DVD's or D1 camera's) resized to square ones, for an output
+    that cannot record a pixel shape (GIF, WebP, APNG): 720x480 at 10:11 becomes 654x480, not a squeezed 720x480."""
+
+    def __init__(self, inner: Source) -> None:
+        info = inner.info
+        super().__init__(inner, square_pixel_size(info.width, info.height, info.sample_aspect_ratio), sample_aspect_ratio=None)
+
+
+def needs_square_pixels(output: str | Path, info: StreamInfo) -> bool:
+    """Whether ``output`` cannot say ``info``'s non-square pixel shape (an animation) and so gets square pixels."""
+    return bool(info.sample_aspect_ratio) and info.sample_aspect_ratio != 1 and is_animation_target(output)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
-from ..io.scale import ScaledSource
+from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
 from ..job import FileJob
 from ..temporal import make_smoother
@@ -91,6 +91,8 @@ def run_file_job(
         if src.trimmed or starts_off_zero(source):
             source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
             window = source.window
+        if needs_square_pixels(out.path, source.info):  # a GIF/WebP/APNG shows pixels square: make them so
+            source = stack.enter_context(SquarePixelSource(source))
         if src.max_size is not None:
             source = stack.enter_context(ScaledSource(source, src.max_size))
         info = source.info
