@@ -15,11 +15,11 @@ if TYPE_CHECKING:
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")  # --init values that name a file
 DEFAULT_SCENES = 100_000  # scenes are generated on demand from (seed, index): a large set costs nothing
 
-HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, or generated scenes)"
+HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, x.jpg + x_mask.png folders, or generated scenes)"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="a folder with im/ and gt/ (matching names; or DUTS-TR's NAME-Image/ and NAME-Mask/), or 'scenes' for generated scenes")
+    parser.add_argument("--data", required=True, help="a folder with im/ and gt/ (matching names; or DUTS-TR's NAME-Image/ and NAME-Mask/; or x.jpg beside x_mask.png or x_matte.png), or 'scenes' for generated scenes")
     parser.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt) and the final model.safetensors")
     parser.add_argument("--backbone", default="pvt_v2_b0", choices=BACKBONE_NAMES, help="default pvt_v2_b0 (ignored with --init, which sets it)")
     parser.add_argument("--init", help="start from a checkpoint: a registry name (e.g. general) or a .pth/.safetensors file")
