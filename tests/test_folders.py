@@ -208,3 +208,25 @@ def test_images_without_any_mask_say_so(tmp_path):
     (tmp_path / "a_mask.png").unlink()
     with pytest.raises(DataError, match="holds images but no masks"):
         FolderDataset(tmp_path, 32)
+
+
+def test_split_holds_out_a_seeded_fraction_by_pair_unflipped(tmp_path):
+    for stem in "abcdefghij":
+        _write_pair(tmp_path, stem)
+    ds = FolderDataset(tmp_path, 32)
+    train, val = ds.split(0.3, seed=5)
+    names = lambda d: [p.image.name for p in d.pairs]  # noqa: E731
+    assert len(val.pairs) == 3 and len(train.pairs) == 7 and not set(names(train)) & set(names(val))
+    assert sorted(names(train) + names(val)) == names(ds)
+    assert len(train) == 14 and len(val) == 3  # training keeps its mirrored copies, validation scores pictures as they are
+    assert names(ds.split(0.3, seed=5)[1]) == names(val)  # the same command holds out the same images
+    assert any(names(ds.split(0.3, seed=s)[1]) != names(val) for s in range(6, 10))
+    assert len(ds.split(0.01, seed=5)[1].pairs) == 1 and len(ds.split(0.99, seed=5)[0].pairs) == 1  # both sides keep one
+    x, m = val[0]
+    assert x.shape == (3, 32, 32) and float(m[0, :, :14].min()) > 0.9
+
+
+def test_split_of_a_single_pair_is_refused(tmp_path):
+    _write_pair(tmp_path, "a")
+    with pytest.raises(DataError, match="holds 1 image/mask pair; holding some out for validation needs at least 2"):
+        FolderDataset(tmp_path, 32).split(0.5)

@@ -13,6 +13,7 @@ set of 0/1 masks as 0/255 (read as 1/255 they would teach the model that everyth
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +200,25 @@ class FolderDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.pairs) * (2 if self.flip else 1)
+
+    def split(self, fraction: float, seed: int = 0) -> "tuple[FolderDataset, FolderDataset]":
+        """(training set, held-out validation set): a seeded ``fraction`` of the pairs, at least one, held out.
+
+        The split is by pair, so no picture is on both sides as its mirror image; the held-out part is never
+        flipped (validation scores the pictures as they are); both keep the whole set's mask reading rule,
+        so a subset without a transparent cut-out still reads its masks by alpha."""
+        n = len(self.pairs)
+        if not 0 < fraction < 1:
+            raise DataError(f"the held-out fraction must be between 0 and 1, got {fraction}")
+        if n < 2:
+            raise DataError(f"{self.root} holds {n} image/mask pair; holding some out for validation needs at least 2")
+        held = min(n - 1, max(1, round(n * fraction)))
+        order = np.random.default_rng([seed, 0x5E1D]).permutation(n)  # own stream: not the training order's
+        val_idx = set(int(i) for i in order[:held])
+        train, val = copy.copy(self), copy.copy(self)
+        train.pairs = [p for i, p in enumerate(self.pairs) if i not in val_idx]
+        val.pairs, val.flip = [p for i, p in enumerate(self.pairs) if i in val_idx], False
+        return train, val
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < len(self):
