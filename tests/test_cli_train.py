@@ -171,3 +171,12 @@ def test_train_refuses_a_held_out_fraction_of_generated_scenes(tmp_path, capsys)
     args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--val-fraction", "0.2"]
     assert main(args) == 2
     assert "with --data scenes give --val DIR" in capsys.readouterr().err
+
+
+def test_train_warns_when_val_images_are_training_images(tmp_path, capsys):
+    data = _flat_dataset(tmp_path / "data", 2, seed=5)
+    # a missing --init file stops the run after the data are read, before any training
+    args = ["train", "--data", str(data), "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--val", str(data),
+            "--init", str(tmp_path / "none.safetensors")]
+    assert main(args) == 2
+    assert "2 of the 2 --val images are training images too" in capsys.readouterr().err

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             dataset, val_set = dataset.split(args.val_fraction, seed=args.seed)
     if args.val is not None:
         val_set = _validation_folder(args.val, args.size)
+        _warn_shared_images(dataset, val_set)
     import torch
 
     torch.manual_seed(args.seed)  # initial weights too: the same command reproduces the same model
@@ -101,6 +102,18 @@ def _validation_folder(folder: str, size: int) -> "torch.utils.data.Dataset":
         return FolderDataset(folder, size, flip=False)
     except DataError as exc:
         raise DataError(f"--val: {exc}") from exc
+
+
+def _warn_shared_images(train_set: object, val_set: object) -> None:
+    """Warn when --val holds pictures the model trains on: their scores cannot show overfitting."""
+    train_pairs, val_pairs = getattr(train_set, "pairs", None), getattr(val_set, "pairs", None)
+    if not train_pairs or not val_pairs:  # generated scenes share no files with a folder
+        return
+    trained = {p.image.resolve() for p in train_pairs}
+    shared = [p.image for p in val_pairs if p.image.resolve() in trained]
+    if shared:
+        print(f"birefvid: warning: {len(shared)} of the {len(val_pairs)} --val images are training images too (e.g. {shared[0]}): "
+              "their scores cannot show overfitting; hold out other images, or use --val-fraction", file=sys.stderr)  # fmt: skip
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
