@@ -78,7 +78,8 @@ def test_train_init_names_a_missing_file_as_not_found(tmp_path, capsys):
     assert "weights file not found" in err and "unknown model" not in err
 
 
-@pytest.mark.parametrize("flag, value", [("--scenes", "0"), ("--scenes", "-5"), ("--lr", "0"), ("--checkpoint-every", "0"), ("--warmup-steps", "-1")])
+@pytest.mark.parametrize("flag, value", [("--scenes", "0"), ("--scenes", "-5"), ("--lr", "0"), ("--checkpoint-every", "0"), ("--warmup-steps", "-1"),
+                                         ("--val-fraction", "0"), ("--val-fraction", "1")])
 def test_train_rejects_out_of_range_numbers_naming_the_flag(tmp_path, capsys, flag, value):
     args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--batch-size", "2", flag, value]
     assert main(args) == 2
@@ -120,3 +121,62 @@ def test_train_on_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["last.pt"]  # no partial file left behind
     monkeypatch.undo()
     assert checkpoints.load_checkpoint(out / "last.pt")["step"] == 1
+
+
+def _flat_dataset(root, n, seed):
+    """``n`` generated scenes in the flat layout: x.jpg beside x_mask.png."""
+    from birefvid.data import make_scene
+
+    root.mkdir(parents=True)
+    for i in range(n):
+        image, mask = make_scene(np.random.default_rng([seed, i]), (64, 80))
+        cv2.imwrite(str(root / f"s{i}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / f"s{i}_mask.png"), (mask * 255).round().astype(np.uint8))
+    return root
+
+
+def test_train_on_a_flat_folder_validates_each_epoch_and_keeps_the_best(tmp_path, capsys):
+    from birefvid.models.weights import load_pretrained
+
+    data, out = _flat_dataset(tmp_path / "data", 3, seed=5), tmp_path / "run"
+    args = ["train", "--data", str(data), "-o", str(out), "--size", "64", "--steps", "3", "--batch-size", "2",
+            "--device", "cpu", "--val-fraction", "0.3"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    # 2 training pairs, mirrored: 4 items, 2 steps an epoch; the held-out image is scored after each and at the end
+    assert "validating on 1 image held out of" in err and "after each epoch (2 steps)" in err, err
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1 (step 2/3)", "epoch 1.5 (step 3/3)"], err
+    assert all("val IoU" in line and "MAE" in line for line in lines) and "saved best.pt" in lines[0]
+    assert f"run it with --weights {out / 'best.pt'}" in err
+    _, resolution, _ = load_pretrained(weights=out / "best.pt")  # runs at the training size, like last.pt
+    assert resolution == (64, 64)
+
+
+@pytest.mark.parametrize("val", ["nope", "nomask", "afile"])
+def test_train_names_a_bad_val_folder_in_one_line(tmp_path, capsys, val):
+    data = _flat_dataset(tmp_path / "data", 2, seed=5)
+    (tmp_path / "nomask").mkdir()
+    cv2.imwrite(str(tmp_path / "nomask" / "a.jpg"), np.zeros((64, 64, 3), np.uint8))
+    (tmp_path / "afile").write_text("not a folder")
+    args = ["train", "--data", str(data), "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--val", str(tmp_path / val)]
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"birefvid: error: --val: {tmp_path / val} "), lines
+    assert ("holds images but no masks" if val == "nomask" else "is not a folder") in lines[0]
+    assert not (tmp_path / "r").exists()  # refused before the run folder or the model is made
+
+
+def test_train_refuses_a_held_out_fraction_of_generated_scenes(tmp_path, capsys):
+    args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--val-fraction", "0.2"]
+    assert main(args) == 2
+    assert "with --data scenes give --val DIR" in capsys.readouterr().err
+
+
+def test_train_warns_when_val_images_are_training_images(tmp_path, capsys):
+    data = _flat_dataset(tmp_path / "data", 2, seed=5)
+    # a missing --init file stops the run after the data are read, before any training
+    args = ["train", "--data", str(data), "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--val", str(data),
+            "--init", str(tmp_path / "none.safetensors")]
+    assert main(args) == 2
+    assert "2 of the 2 --val images are training images too" in capsys.readouterr().err

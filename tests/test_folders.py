@@ -152,3 +152,81 @@ def test_two_images_of_one_name_are_named_not_called_maskless(tmp_path):
     _write_pair(tmp_path, "a", ext=".png")  # a.jpg and a.png, one gt/a.png
     with pytest.raises(DataError, match=r"a\.jpg and .*a\.png share the name 'a'"):
         FolderDataset(tmp_path, 32)
+
+
+def _flatten(root: Path, ending: str = "_mask") -> None:
+    """Move a DIS-layout dataset into the flat layout: im/x.jpg -> x.jpg, gt/x.png -> x{ending}.png."""
+    for image in (root / "im").iterdir():
+        image.rename(root / image.name)
+    for mask in (root / "gt").iterdir():
+        mask.rename(root / f"{mask.stem}{ending}.png")
+    (root / "im").rmdir()
+    (root / "gt").rmdir()
+
+
+@pytest.mark.parametrize("ending", ["_mask", "_matte"])
+def test_flat_layout_pairs_x_with_its_mask_beside_it(tmp_path, ending):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b", ext=".png")  # a PNG picture is an image, b_mask.png its mask
+    _flatten(tmp_path, ending)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [(p.image.name, p.mask.name) for p in ds.pairs] == [("a.jpg", f"a{ending}.png"), ("b.png", f"b{ending}.png")]
+    for i in range(len(ds)):
+        x, m = ds[i]
+        assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1
+        assert x[0, :, :14].mean() > x[2, :, :14].mean()
+
+
+@pytest.mark.parametrize("how", ["zero_one", "palette", "rgba"])
+def test_flat_layout_masks_are_read_as_the_other_layouts_read_them(tmp_path, how):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    _rewrite_masks(tmp_path, how)
+    _flatten(tmp_path)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    for i in range(len(ds)):
+        _, m = ds[i]
+        assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1, (how, i)
+
+
+def test_flat_layout_names_the_missing_and_the_doubled_mask(tmp_path):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    _flatten(tmp_path)
+    (tmp_path / "b_mask.png").unlink()
+    with pytest.raises(DataError, match=r"b\.jpg has no mask; expected .*b_mask\.png \(or b_matte\.png\)"):
+        FolderDataset(tmp_path, 32)
+    cv2.imwrite(str(tmp_path / "b_mask.png"), np.zeros((40, 50), np.uint8))
+    cv2.imwrite(str(tmp_path / "b_matte.png"), np.zeros((40, 50), np.uint8))
+    with pytest.raises(DataError, match=r"b_mask\.png and .*b_matte\.png are both masks of 'b'"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_images_without_any_mask_say_so(tmp_path):
+    _write_pair(tmp_path, "a")
+    _flatten(tmp_path)
+    (tmp_path / "a_mask.png").unlink()
+    with pytest.raises(DataError, match="holds images but no masks"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_split_holds_out_a_seeded_fraction_by_pair_unflipped(tmp_path):
+    for stem in "abcdefghij":
+        _write_pair(tmp_path, stem)
+    ds = FolderDataset(tmp_path, 32)
+    train, val = ds.split(0.3, seed=5)
+    names = lambda d: [p.image.name for p in d.pairs]  # noqa: E731
+    assert len(val.pairs) == 3 and len(train.pairs) == 7 and not set(names(train)) & set(names(val))
+    assert sorted(names(train) + names(val)) == names(ds)
+    assert len(train) == 14 and len(val) == 3  # training keeps its mirrored copies, validation scores pictures as they are
+    assert names(ds.split(0.3, seed=5)[1]) == names(val)  # the same command holds out the same images
+    assert any(names(ds.split(0.3, seed=s)[1]) != names(val) for s in range(6, 10))
+    assert len(ds.split(0.01, seed=5)[1].pairs) == 1 and len(ds.split(0.99, seed=5)[0].pairs) == 1  # both sides keep one
+    x, m = val[0]
+    assert x.shape == (3, 32, 32) and float(m[0, :, :14].min()) > 0.9
+
+
+def test_split_of_a_single_pair_is_refused(tmp_path):
+    _write_pair(tmp_path, "a")
+    with pytest.raises(DataError, match="holds 1 image/mask pair; holding some out for validation needs at least 2"):
+        FolderDataset(tmp_path, 32).split(0.5)

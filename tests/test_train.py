@@ -275,3 +275,83 @@ def test_resume_with_another_lr_goes_on_with_it(tmp_path, data, caplog):
         train(FakeBiRefNet(), data, lr=1e-5, resume=True, progress=lambda p: seen.append(p.lr), **kwargs)
     assert "resuming with lr=1e-05 (checkpoint had 1.00e-03)" in caplog.text
     assert seen and max(seen) <= 1e-5  # not the checkpoint's 1e-3 schedule, silently
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _scores_by_eval(model: nn.Module, dataset) -> tuple[float, float]:
+    """Mean IoU and MAE of ``model`` on ``dataset`` computed image by image with birefvid.eval's metrics."""
+    from birefvid.eval import iou, mae
+
+    model.eval()
+    ious, maes = [], []
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            x, m = dataset[i]
+            pred = torch.sigmoid(model(x[None]))[0, 0].numpy()
+            ious.append(iou(pred, m[0].numpy()))
+            maes.append(mae(pred, m[0].numpy()))
+    return sum(ious) / len(ious), sum(maes) / len(maes)
+
+
+def test_validation_after_each_epoch_and_the_best_weights_kept(tmp_path, data):
+    val = SceneDataset(3, 64, seed=99, flip=False)
+    seen = []
+    torch.manual_seed(0)
+    model = FakeBiRefNet()
+    res = train(model, data, steps=7, batch_size=3, lr=3e-2, warmup_steps=1, device="cpu", checkpoint_dir=tmp_path,
+                show_progress=False, val_dataset=val, progress=lambda p: seen.append(p.validation))
+    # 8 items, batch 3: an epoch is 3 steps; the run's last step is scored too
+    assert [v.step for v in res.validations] == [3, 6, 7] and [v.epoch for v in res.validations] == ["1", "2", "2.3"]
+    assert [v.step for v in seen if v is not None] == [3, 6, 7] and seen[0] is None
+    assert res.validations[0].train_loss == pytest.approx(sum(res.losses[:3]) / 3)
+    assert (res.validations[-1].iou, res.validations[-1].mae) == pytest.approx(_scores_by_eval(model, val))
+    best = max(res.validations, key=lambda v: v.iou)
+    assert res.best == pytest.approx({"iou": best.iou, "mae": best.mae, "step": best.step})
+    tops = [max(v.iou for v in res.validations[:i]) for i in range(1, len(res.validations))]
+    assert [v.best for v in res.validations] == [True] + [v.iou > top for v, top in zip(res.validations[1:], tops)]
+    state = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert state["step"] == best.step and state["resolution"] == "64x64"
+    kept = FakeBiRefNet()
+    kept.load_state_dict(state["model"])
+    assert _scores_by_eval(kept, val) == pytest.approx((best.iou, best.mae))
+    assert "val IoU" in res.validations[0].describe(7) and "epoch 1 (step 3/7)" in res.validations[0].describe(7)
+
+
+def test_validation_leaves_resume_exact_and_the_best_survives_it(tmp_path, data):
+    val = SceneDataset(3, 64, seed=99, flip=False)
+    kwargs = dict(steps=7, batch_size=3, lr=3e-2, warmup_steps=1, device="cpu", seed=3, checkpoint_every=1,
+                  show_progress=False, val_dataset=val)
+    torch.manual_seed(1)
+    full = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", **kwargs)
+
+    def stop_at_4(p):
+        if p.step == 4:
+            raise Stop
+
+    torch.manual_seed(1)
+    with pytest.raises(Stop):
+        train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", progress=stop_at_4, **kwargs)
+    resumed = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+    assert resumed.losses == pytest.approx(full.losses[4:], rel=1e-6)
+    assert [v.step for v in resumed.validations] == [v.step for v in full.validations[1:]] == [6, 7]
+    assert [v.iou for v in resumed.validations] == pytest.approx([v.iou for v in full.validations[1:]])
+    assert resumed.best == pytest.approx(full.best)
+    again = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)  # nothing left to do
+    assert again.validations == [] and again.best == pytest.approx(full.best)
+
+
+def test_resume_with_another_held_out_fraction_is_refused(tmp_path, data):
+    val = SceneDataset(2, 64, seed=99, flip=False)
+    train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False,
+          val_dataset=val, val_fraction=0.25)
+    with cli_naming(), pytest.raises(ConfigError, match=r"trained with --val-fraction 0.25, this run is without --val-fraction"):
+        train(FakeBiRefNet(), data, steps=2, batch_size=2, device="cpu", checkpoint_dir=tmp_path, resume=True,
+              show_progress=False)
+
+
+def test_validation_at_another_size_is_refused(data):
+    with pytest.raises(ConfigError, match="validate at the training size"):
+        train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", show_progress=False,
+              val_dataset=SceneDataset(2, 96, seed=99, flip=False))

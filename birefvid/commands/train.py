@@ -15,12 +15,15 @@ if TYPE_CHECKING:
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")  # --init values that name a file
 DEFAULT_SCENES = 100_000  # scenes are generated on demand from (seed, index): a large set costs nothing
 
-HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, or generated scenes)"
+HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, x.jpg + x_mask.png folders, or generated scenes)"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="a folder with im/ and gt/ (matching names; or DUTS-TR's NAME-Image/ and NAME-Mask/), or 'scenes' for generated scenes")
-    parser.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt) and the final model.safetensors")
+    parser.add_argument("--data", required=True, help="a folder with im/ and gt/ (matching names; or DUTS-TR's NAME-Image/ and NAME-Mask/; or x.jpg beside x_mask.png or x_matte.png), or 'scenes' for generated scenes")
+    parser.add_argument("-o", "--out", required=True, help="run folder: checkpoints (last.pt, and best.pt with a validation set) and the final model.safetensors")
+    val = parser.add_mutually_exclusive_group()
+    val.add_argument("--val", metavar="DIR", help="a validation folder (any layout --data takes), scored after each epoch: IoU and MAE, best weights kept as best.pt")
+    val.add_argument("--val-fraction", type=float, metavar="F", help="hold out this fraction of the --data folder's images (seeded by --seed) as the validation set")
     parser.add_argument("--backbone", default="pvt_v2_b0", choices=BACKBONE_NAMES, help="default pvt_v2_b0 (ignored with --init, which sets it)")
     parser.add_argument("--init", help="start from a checkpoint: a registry name (e.g. general) or a .pth/.safetensors file")
     parser.add_argument("--size", type=int, default=256, help="training resolution, a multiple of 32 (default 256)")
@@ -48,10 +51,16 @@ def run(args: argparse.Namespace) -> int:
 
     _check_numbers(args)
     _check_no_run(Path(args.out), args.resume)
+    val_set = None
     if args.data == "scenes":
         dataset = SceneDataset(args.scenes or DEFAULT_SCENES, args.size, seed=args.seed)
     else:
         dataset = FolderDataset(args.data, args.size)
+        if args.val_fraction is not None:
+            dataset, val_set = dataset.split(args.val_fraction, seed=args.seed)
+    if args.val is not None:
+        val_set = _validation_folder(args.val, args.size)
+        _warn_shared_images(dataset, val_set)
     import torch
 
     torch.manual_seed(args.seed)  # initial weights too: the same command reproduces the same model
@@ -64,16 +73,47 @@ def run(args: argparse.Namespace) -> int:
     if precision == "auto":
         precision = "fp16" if pick_device(args.device).type == "cuda" else "fp32"
     print(f"training {name} on {args.data} at {args.size}px for {args.steps} steps (batch {args.batch_size})", file=sys.stderr)
+    if val_set is not None:
+        images = f"{len(val_set)} image{'s' if len(val_set) != 1 else ''}"
+        where = f"{args.val} ({images})" if args.val is not None else f"{images} held out of {args.data}"
+        epoch = -(-len(dataset) // args.batch_size)  # the trainer's epoch: every training item (flips too) once
+        print(f"validating on {where} after each epoch ({epoch} steps) and at the end", file=sys.stderr)
     result = train(
         model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         device=args.device, precision=precision, checkpoint_dir=out, resume=args.resume, seed=args.seed,
         warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every, weights_path=out / "model.safetensors",
         half=args.half, metadata={"backbone": model.backbone_name, "resolution": f"{args.size}x{args.size}", "data": str(args.data), "seed": str(args.seed)},
-        show_progress=False if args.quiet else None,
+        show_progress=False if args.quiet else None, val_dataset=val_set, val_fraction=args.val_fraction,
         progress=None if args.quiet or sys.stderr.isatty() else _print_every(10),
     )  # fmt: skip
     print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})" if result.losses else f"nothing to do: already at step {result.step}", file=sys.stderr)
+    if result.best is not None and result.best_path is not None:
+        print(f"best validation IoU {result.best['iou']:.4f} (MAE {result.best['mae']:.4f}) at step {int(result.best['step'])}: "
+              f"{result.best_path}; run it with --weights {result.best_path}", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _validation_folder(folder: str, size: int) -> "torch.utils.data.Dataset":
+    """The --val folder as a dataset at the training size, unflipped; its errors name --val."""
+    from ..data import FolderDataset
+    from ..errors import DataError
+
+    try:
+        return FolderDataset(folder, size, flip=False)
+    except DataError as exc:
+        raise DataError(f"--val: {exc}") from exc
+
+
+def _warn_shared_images(train_set: object, val_set: object) -> None:
+    """Warn when --val holds pictures the model trains on: their scores cannot show overfitting."""
+    train_pairs, val_pairs = getattr(train_set, "pairs", None), getattr(val_set, "pairs", None)
+    if not train_pairs or not val_pairs:  # generated scenes share no files with a folder
+        return
+    trained = {p.image.resolve() for p in train_pairs}
+    shared = [p.image for p in val_pairs if p.image.resolve() in trained]
+    if shared:
+        print(f"birefvid: warning: {len(shared)} of the {len(val_pairs)} --val images are training images too (e.g. {shared[0]}): "
+              "their scores cannot show overfitting; hold out other images, or use --val-fraction", file=sys.stderr)  # fmt: skip
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -90,6 +130,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise ConfigError(f"{flag} must be at least {least}, got {value}")
     if not args.lr > 0:
         raise ConfigError(f"--lr must be above 0, got {args.lr}")
+    if args.val_fraction is not None:
+        if not 0 < args.val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be between 0 and 1 (0.1 holds out a tenth), got {args.val_fraction}")
+        if args.data == "scenes":
+            raise ConfigError("--val-fraction holds out images of a --data folder; with --data scenes give --val DIR")
 
 
 def _check_no_run(folder: Path, resume: bool) -> None:
@@ -132,6 +177,8 @@ def _print_every(n: int):
             eta = int(p.eta_seconds)
             print(f"step {p.step}/{p.steps} loss {p.loss:.4f} lr {p.lr:.2e} {p.seconds_per_step:.2f}s/step "
                   f"ETA {eta // 3600}:{eta % 3600 // 60:02d}:{eta % 60:02d}", file=sys.stderr, flush=True)  # fmt: skip
+        if p.validation is not None:
+            print(p.validation.describe(p.steps), file=sys.stderr, flush=True)
 
     return report
 

@@ -1,7 +1,8 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
-Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``, or DUTS-TR's
-``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``). Every
+Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``, DUTS-TR's
+``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``), or the flat
+layout many datasets ship: ``root/<stem>.jpg`` beside ``root/<stem>_mask.png`` (or ``_matte.png``). Every
 pair is checked when the dataset is made (a cheap header read), so a bad file fails at start-up
 with its name, not hours into training.
 
@@ -12,6 +13,7 @@ set of 0/1 masks as 0/255 (read as 1/255 they would teach the model that everyth
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,13 +74,26 @@ def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
     return int(h), int(w)
 
 
-LAYOUTS = "root/im/*.jpg + root/gt/*.png (DIS5K) or root/NAME-Image/*.jpg + root/NAME-Mask/*.png (DUTS-TR)"
+LAYOUTS = ("root/im/*.jpg + root/gt/*.png (DIS5K), root/NAME-Image/*.jpg + root/NAME-Mask/*.png (DUTS-TR), "
+           "or root/x.jpg beside root/x_mask.png or x_matte.png (flat)")
+FLAT_MASK_ENDINGS = ("_mask", "_matte")  # the flat layout's mask of x.jpg: x_mask.png or x_matte.png
+
+
+def _flat_mask_key(path: Path) -> "str | None":
+    """The image stem a flat-layout mask file belongs to (``x`` for ``x_mask.png``), or None if it is no such mask."""
+    if path.suffix.lower() != ".png":
+        return None
+    for ending in FLAT_MASK_ENDINGS:
+        if path.stem.lower().endswith(ending) and len(path.stem) > len(ending):
+            return path.stem[: -len(ending)]
+    return None
 
 
 def find_layout(root: Path) -> tuple[Path, Path]:
-    """(image folder, mask folder) of a dataset root: ``im/`` + ``gt/`` (DIS5K's, and this project's), or its
-    one ``NAME-Image/`` + ``NAME-Mask/`` pair (DUTS-TR as downloaded: DUTS-TR-Image/ + DUTS-TR-Mask/).
-    DataError naming what is missing, and the datasets inside when ``root`` is a level too high (DIS5K/)."""
+    """(image folder, mask folder) of a dataset root: ``im/`` + ``gt/`` (DIS5K's, and this project's), its
+    one ``NAME-Image/`` + ``NAME-Mask/`` pair (DUTS-TR as downloaded: DUTS-TR-Image/ + DUTS-TR-Mask/), or
+    ``root`` twice for the flat layout (``x.jpg`` beside ``x_mask.png``/``x_matte.png``). DataError naming
+    what is missing, and the datasets inside when ``root`` is a level too high (DIS5K/)."""
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected {LAYOUTS}")
     im_dir, gt_dir = root / "im", root / "gt"
@@ -95,6 +110,11 @@ def find_layout(root: Path) -> tuple[Path, Path]:
     if duts:
         names = ", ".join(d.name for d, _ in duts)
         raise DataError(f"{root} holds {len(duts)} NAME-Image/ + NAME-Mask/ pairs ({names}); move each pair to a folder of its own")
+    files = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    if any(_flat_mask_key(p) is not None for p in files):
+        return root, root
+    if files:  # pictures and nothing marked as a mask: say that, not "im is not a folder"
+        raise DataError(f"{root} holds images but no masks (x_mask.png or x_matte.png beside each x.jpg); expected {LAYOUTS}")
     inner = sorted(d.name for d in folders.values() if (d / "im").is_dir() and (d / "gt").is_dir())
     hint = f"; its subfolders {', '.join(inner)} are datasets: train on one of them" if inner else ""
     raise DataError(f"{im_dir} is not a folder; expected {LAYOUTS}{hint}")
@@ -104,20 +124,26 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     """List and validate the (image, mask) pairs under ``root``; raise DataError on any problem."""
     root = Path(root)
     im_dir, gt_dir = find_layout(root)
-    images = sorted(p for p in im_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    flat = im_dir == gt_dir
+    files = sorted(p for p in im_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    images = [p for p in files if _flat_mask_key(p) is None] if flat else files
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
-    masks = {p.stem: p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
+    masks = _flat_masks(files) if flat else {p.stem: p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
+
+    def expected(stem: str) -> str:
+        return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)" if flat else str(gt_dir / (stem + ".png"))
+
     pairs: list[Pair] = []
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
     for image in images:
         if image.stem in paired:
             raise DataError(f"{paired[image.stem]} and {image} share the name {image.stem!r} and so one mask, "
-                            f"{gt_dir / (image.stem + '.png')}; keep one of them, or rename the other and its mask")
+                            f"{expected(image.stem)}; keep one of them, or rename the other and its mask")
         paired[image.stem] = image
         mask = masks.pop(image.stem, None)
         if mask is None:
-            raise DataError(f"{image} has no mask; expected {gt_dir / (image.stem + '.png')}")
+            raise DataError(f"{image} has no mask; expected {expected(image.stem)}")
         ih, iw = _image_size(image, upright=True)
         mh, mw = _image_size(mask)
         if (ih, iw) != (mh, mw):
@@ -130,6 +156,19 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     return pairs
 
 
+def _flat_masks(files: list[Path]) -> dict[str, Path]:
+    """Image stem -> its mask among a flat folder's ``files``; DataError when one image has two (x_mask and x_matte)."""
+    masks: dict[str, Path] = {}
+    for p in files:
+        key = _flat_mask_key(p)
+        if key is None:
+            continue
+        if key in masks:
+            raise DataError(f"{masks[key]} and {p} are both masks of {key!r}; keep one of them")
+        masks[key] = p
+    return masks
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     """The image as ``birefvid image`` reads it (upright by EXIF, grey expanded, alpha dropped, 16 bits
     scaled): a model learns from the pictures it will be shown. DataError naming the file if it is corrupt."""
@@ -140,7 +179,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 
 class FolderDataset(Dataset):
-    """DIS5K/DUTS-style image/mask pairs, resized to ``size``, as (image (3, H, W), mask (1, H, W)).
+    """DIS5K/DUTS-style (or flat) image/mask pairs, resized to ``size``, as (image (3, H, W), mask (1, H, W)).
 
     With ``flip`` the dataset is twice as long: item ``i + len(pairs)`` is item ``i`` mirrored,
     so augmentation stays a pure function of the index (reproducible and resumable).
@@ -161,6 +200,25 @@ class FolderDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.pairs) * (2 if self.flip else 1)
+
+    def split(self, fraction: float, seed: int = 0) -> "tuple[FolderDataset, FolderDataset]":
+        """(training set, held-out validation set): a seeded ``fraction`` of the pairs, at least one, held out.
+
+        The split is by pair, so no picture is on both sides as its mirror image; the held-out part is never
+        flipped (validation scores the pictures as they are); both keep the whole set's mask reading rule,
+        so a subset without a transparent cut-out still reads its masks by alpha."""
+        n = len(self.pairs)
+        if not 0 < fraction < 1:
+            raise DataError(f"the held-out fraction must be between 0 and 1, got {fraction}")
+        if n < 2:
+            raise DataError(f"{self.root} holds {n} image/mask pair; holding some out for validation needs at least 2")
+        held = min(n - 1, max(1, round(n * fraction)))
+        order = np.random.default_rng([seed, 0x5E1D]).permutation(n)  # own stream: not the training order's
+        val_idx = set(int(i) for i in order[:held])
+        train, val = copy.copy(self), copy.copy(self)
+        train.pairs = [p for i, p in enumerate(self.pairs) if i not in val_idx]
+        val.pairs, val.flip = [p for i, p in enumerate(self.pairs) if i in val_idx], False
+        return train, val
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < len(self):

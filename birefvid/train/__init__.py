@@ -2,7 +2,7 @@
 
 from birefvid.train.checkpoints import load_checkpoint, save_checkpoint, save_weights
 from birefvid.train.losses import LossWeights, birefnet_loss, gradient_loss, iou_loss, pixel_loss, ssim_loss
-from birefvid.train.loop import Precision, TrainProgress, TrainResult, lr_factor, train
+from birefvid.train.loop import Precision, TrainProgress, TrainResult, Validation, lr_factor, train, validate
 
 __all__ = [
     "LossWeights",
@@ -19,4 +19,6 @@ __all__ = [
     "save_weights",
     "ssim_loss",
     "train",
+    "validate",
+    "Validation",
 ]

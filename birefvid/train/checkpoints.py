@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "birefvid-train-1"
+BEST_NAME = "best.pt"  # the weights with the best validation IoU, beside last.pt
+BEST_FORMAT = "birefvid-best-1"  # not resumable (no optimizer state): load_checkpoint refuses it by this
 FULL_BELOW = 1 << 20  # bytes free after a failed write that mean the write filled the disk
 
 
@@ -65,6 +67,20 @@ def save_checkpoint(path: Union[str, Path], state: Mapping[str, Any]) -> Path:
     path = Path(path)
     with _written_atomically(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    return path
+
+
+def save_best(
+    path: Union[str, Path], model: torch.nn.Module, *, step: int, resolution: str, scores: Mapping[str, float]
+) -> Path:
+    """Write the model's weights with their step, training size (WxH) and validation scores, atomically.
+
+    Readable by ``--weights`` like last.pt (it finds the ``model`` state and the ``resolution``) at a third of
+    its size: the optimizer's state is left out, since nothing resumes from the best weights."""
+    path = Path(path)
+    with _written_atomically(path) as tmp:
+        torch.save({"format": BEST_FORMAT, "step": step, "resolution": resolution, "val": dict(scores),
+                    "model": model.state_dict()}, tmp)  # fmt: skip
     return path
 
 

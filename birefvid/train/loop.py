@@ -1,4 +1,5 @@
-"""The training loop: AdamW, warm-up + cosine LR, mixed precision, clipping, resumable checkpoints.
+"""The training loop: AdamW, warm-up + cosine LR, mixed precision, clipping, resumable checkpoints,
+and validation after each epoch (IoU and MAE by ``birefvid.eval``; the best weights kept as ``best.pt``).
 
 Reproducibility: the batch of step ``k`` is a pure function of ``(seed, k)`` (a per-epoch
 permutation of the dataset), datasets are pure functions of the index, and the torch RNG state
@@ -23,13 +24,38 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from birefvid.errors import ConfigError, option
 from birefvid.runtime.device import pick_device
-from birefvid.train.checkpoints import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_weights
+from birefvid.eval.metrics import Evaluator
+from birefvid.train.checkpoints import BEST_NAME, CHECKPOINT_NAME, load_checkpoint, save_best, save_checkpoint, save_weights
 from birefvid.train.losses import LossWeights, birefnet_loss, pixel_loss
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "bf16"]
 MAX_BAD_STEPS = 20  # consecutive non-finite losses before giving up
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The validation set's scores after an epoch, or after the run's last step when it ends mid-epoch."""
+
+    step: int
+    steps_per_epoch: int
+    iou: float  # mean over the validation images, at the training size
+    mae: float
+    train_loss: float  # mean training loss over the steps since the previous validation: compare to spot overfitting
+    best: bool  # the highest IoU so far: these weights are now best.pt
+
+    @property
+    def epoch(self) -> str:
+        """Epochs completed: "3" at an epoch's end, "2.4" for a run that stopped within one."""
+        whole, part = divmod(self.step, self.steps_per_epoch)
+        return str(whole) if not part else f"{self.step / self.steps_per_epoch:.1f}"
+
+    def describe(self, steps: int) -> str:
+        """The epoch's line, as the command prints it."""
+        best = f", best so far: saved {BEST_NAME}" if self.best else ""
+        return (f"epoch {self.epoch} (step {self.step}/{steps}): train loss {self.train_loss:.4f}, "
+                f"val IoU {self.iou:.4f} MAE {self.mae:.4f}{best}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,6 +69,7 @@ class TrainProgress:
     lr: float
     seconds_per_step: float
     eta_seconds: float
+    validation: Optional[Validation] = None  # set on the steps that ended an epoch (and the last) with a validation set
 
 
 @dataclass
@@ -54,6 +81,9 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # losses[i] belongs to step start_step + i + 1
     checkpoint: Optional[Path] = None
     weights: Optional[Path] = None
+    validations: list[Validation] = field(default_factory=list)  # this call's, in order
+    best: Optional[dict[str, float]] = None  # {"iou", "mae", "step"} of the best validation of the run, resumes included
+    best_path: Optional[Path] = None  # best.pt, when a validation set was given and a checkpoint folder
 
 
 class _StepBatches:
@@ -145,6 +175,12 @@ def _check_resumable(old: dict[str, Any], config: dict[str, Any], path: Path) ->
                 f"cannot resume {path}: it was trained with {option(key, old.get(key))}, this run has "
                 f"{option(key, config[key])}; resume with {option(key, old.get(key))} or choose another checkpoint folder"
             )
+    if old.get("val_fraction") != config["val_fraction"]:  # another split trains on other images
+        def held(value: object) -> str:
+            return f"with {option('val_fraction', value)}" if value is not None else f"without {option('val_fraction')}"
+
+        raise ConfigError(f"cannot resume {path}: it was trained {held(old.get('val_fraction'))}, this run is "
+                          f"{held(config['val_fraction'])}; resume with the same split or choose another checkpoint folder")
     if old.get("dataset_len") != config["dataset_len"]:
         raise ConfigError(
             f"cannot resume {path}: its dataset had {old.get('dataset_len')} samples, this one has "
@@ -164,6 +200,36 @@ def _load_resumed_model(model: torch.nn.Module, state: dict[str, Any], path: Pat
             f"cannot resume {path}: its model does not fit this one ({detail[:200]}); resume with the model it was "
             f"trained with (the same {option('backbone')} and {option('init')}) or choose another checkpoint folder"
         ) from exc
+
+
+def validate(
+    model: torch.nn.Module, dataset: Dataset, *, batch_size: int, device: torch.device,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+) -> dict[str, float]:
+    """Mean IoU and MAE of ``model`` on ``dataset`` (eval mode, no gradients), scored by ``birefvid.eval``.
+
+    Items are read in order without a DataLoader: making one draws from the global torch RNG, which
+    would make a run that validates differ from the same run resumed. The model is left in training mode.
+    """
+    evaluator = Evaluator(sod=False)  # IoU and MAE only: the shape measures cost more than the forward pass on CPU
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for first in range(0, len(dataset), batch_size):  # type: ignore[arg-type]
+                images, masks = _collate([dataset[i] for i in range(first, min(first + batch_size, len(dataset)))])  # type: ignore[arg-type]
+                with autocast():
+                    out = model(images.to(device))
+                logits = out if isinstance(out, torch.Tensor) else out.logits
+                # a diverged model's NaN scores as background (a low IoU), not as an error that ends the run
+                preds = torch.nan_to_num(torch.sigmoid(logits.float()), nan=0.0).cpu().numpy()
+                for pred, mask in zip(preds, masks.numpy()):
+                    evaluator.new_clip()  # separate pictures: no temporal pairs
+                    evaluator.step(pred[0], mask[0])
+    finally:
+        model.train(was_training)
+    scores = evaluator.results()
+    return {"iou": scores["iou"], "mae": scores["mae"]}
 
 
 def _collate(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,6 +268,8 @@ def train(
     half: bool = False,
     metadata: Optional[dict[str, str]] = None,
     show_progress: Optional[bool] = None,
+    val_dataset: Optional[Dataset] = None,
+    val_fraction: Optional[float] = None,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` for ``steps`` steps; checkpoint, resume and save .safetensors.
 
@@ -211,6 +279,11 @@ def train(
     (default ``checkpoint_dir/model.safetensors``) with metadata {backbone, resolution (WxH),
     steps}. ``show_progress`` (default: stderr is a terminal) shows a tqdm bar; otherwise a log
     line every ``log_every`` steps. The global torch RNG is seeded with ``seed`` (dropout).
+
+    With a ``val_dataset`` (same item contract, no augmentation) the model is scored after every epoch
+    (``ceil(len(dataset) / batch_size)`` steps) and after the last step; the weights with the best IoU so
+    far go to ``checkpoint_dir/best.pt``. ``val_fraction``: how much of the data the caller held out for
+    it, recorded so that resuming with another split (other training images) is refused.
     """
     if steps < 0 or batch_size <= 0 or lr <= 0 or log_every <= 0 or checkpoint_every <= 0:
         raise ConfigError(
@@ -221,6 +294,13 @@ def train(
     if n == 0:
         raise ConfigError("the training dataset is empty")
     resolution = _check_sample(dataset[0])
+    if val_dataset is not None:
+        if len(val_dataset) == 0:  # type: ignore[arg-type]
+            raise ConfigError("the validation dataset is empty")
+        if _check_sample(val_dataset[0]) != resolution:
+            raise ConfigError(f"validation items are {_check_sample(val_dataset[0])} (H, W) but training items {resolution}; "
+                              "validate at the training size")
+    steps_per_epoch = max(1, math.ceil(n / batch_size))
     dev = pick_device(str(device))
     amp_dtype = resolve_precision(precision, dev)
 
@@ -232,6 +312,7 @@ def train(
     warmup = min(100, max(1, steps // 10)) if warmup_steps is None else max(1, warmup_steps)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     ckpt_path = ckpt_dir / CHECKPOINT_NAME if ckpt_dir is not None else None
+    best_path = ckpt_dir / BEST_NAME if ckpt_dir is not None and val_dataset is not None else None
     if weights_path is None and ckpt_dir is not None:
         weights_path = ckpt_dir / "model.safetensors"
 
@@ -246,8 +327,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, steps, warmup, min_lr_ratio))
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16 and dev.type == "cuda")
 
-    config = {"seed": seed, "batch_size": batch_size, "steps": steps, "dataset_len": n}
-    start = 0
+    config = {"seed": seed, "batch_size": batch_size, "steps": steps, "dataset_len": n, "val_fraction": val_fraction}
+    start, best = 0, None
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         old = state.get("config", {})
@@ -268,6 +349,7 @@ def train(
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
+        best = state.get("best")  # so a resumed run replaces best.pt only with better weights
         start = int(state["step"])
         log.info("resumed from %s at step %d", ckpt_path, start)
     elif resume:
@@ -275,7 +357,7 @@ def train(
     elif ckpt_path is not None and ckpt_path.exists():
         raise ConfigError(f"{ckpt_path} exists; pass {option('resume', True)} to continue it, or choose another checkpoint folder")
 
-    result = TrainResult(start_step=start, step=start)
+    result = TrainResult(start_step=start, step=start, best=best, best_path=best_path)
 
     def checkpoint() -> None:
         if ckpt_path is None:
@@ -283,10 +365,27 @@ def train(
         save_checkpoint(ckpt_path, {
             "step": result.step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "rng": _rng_state(), "config": config,
+            "rng": _rng_state(), "config": config, "best": result.best,
             "resolution": f"{resolution[1]}x{resolution[0]}",  # WxH: --weights last.pt then runs at the training size
         })
         result.checkpoint = ckpt_path
+
+    validated_from = len(result.losses)  # losses since the previous validation: the epoch's mean training loss
+
+    def run_validation() -> Validation:
+        nonlocal validated_from
+        scores = validate(model, val_dataset, batch_size=batch_size, device=dev, autocast=autocast)  # type: ignore[arg-type]
+        improved = result.best is None or scores["iou"] > result.best["iou"]
+        if improved:
+            result.best = {**scores, "step": float(result.step)}
+            if best_path is not None:  # weights and training size only: what --weights needs, a third of last.pt
+                save_best(best_path, model, step=result.step, resolution=f"{resolution[1]}x{resolution[0]}", scores=scores)
+        epoch_losses = result.losses[validated_from:]
+        validated_from = len(result.losses)
+        done = Validation(result.step, steps_per_epoch, scores["iou"], scores["mae"],
+                          sum(epoch_losses) / len(epoch_losses), improved)
+        result.validations.append(done)
+        return done
 
     loader = DataLoader(dataset, batch_sampler=_StepBatches(n, batch_size, seed, start, steps),
                         num_workers=num_workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
@@ -331,17 +430,25 @@ def train(
                 per_step, t0, timed_from = now - t0, now, result.step
             else:
                 per_step = (now - t0) / (result.step - timed_from)
+            validation = None
+            if val_dataset is not None and (result.step % steps_per_epoch == 0 or result.step == steps):
+                validation = run_validation()  # before the checkpoint: last.pt then knows the best so far
             report = TrainProgress(result.step, steps, value, parts, scheduler.get_last_lr()[0], per_step,
-                                   per_step * (steps - result.step))
+                                   per_step * (steps - result.step), validation)
             if result.step % checkpoint_every == 0:
                 checkpoint()
             if bar is not None:
                 bar.set_postfix(loss=f"{value:.4f}", lr=f"{report.lr:.2e}", refresh=False)
                 bar.update(1)
-            elif result.step % log_every == 0 or result.step == steps:
-                log.info("step %d/%d loss %.4f (%s) lr %.2e %.2fs/step ETA %s", result.step, steps, value,
-                         " ".join(f"{k} {v:.3f}" for k, v in parts.items()), report.lr, per_step,
-                         _fmt_time(report.eta_seconds))
+                if validation is not None:
+                    bar.write(validation.describe(steps), file=sys.stderr)
+            else:
+                if result.step % log_every == 0 or result.step == steps:
+                    log.info("step %d/%d loss %.4f (%s) lr %.2e %.2fs/step ETA %s", result.step, steps, value,
+                             " ".join(f"{k} {v:.3f}" for k, v in parts.items()), report.lr, per_step,
+                             _fmt_time(report.eta_seconds))
+                if validation is not None:
+                    log.info("%s", validation.describe(steps))
             if progress is not None:
                 progress(report)
     except KeyboardInterrupt:
