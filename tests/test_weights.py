@@ -185,3 +185,18 @@ def test_a_model_name_and_a_weights_file_together_are_refused(tmp_path, pvt_b0_s
     save_file({k: v.contiguous() for k, v in pvt_b0_state.items()}, str(path))
     with pytest.raises(ConfigError, match="use either model or weights, not both"):
         load_pretrained("tiny", weights=path)  # what Segmenter("tiny", weights=...) and `birefvid export` call
+
+
+def test_a_weights_file_given_as_the_model_is_loaded_as_one(tmp_path, pvt_b0_state, monkeypatch):
+    """`--model runs/ft/best.pt`: a path with a slash was looked up as a Hugging Face repo (offline: a download
+    error), one without as an unknown model name; both are files, loaded as --weights loads them."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    torch.save({"model": pvt_b0_state}, tmp_path / "runs" / "best.pt")
+    save_file({k: v.contiguous() for k, v in pvt_b0_state.items()}, str(tmp_path / "ft.safetensors"), metadata={"resolution": "128x96"})
+    model, _, name = load_pretrained("runs/best.pt")
+    assert name == "best.pt" and model.backbone_name == "pvt_v2_b0"
+    _assert_same(model.state_dict(), build_model(pvt_b0_state, None, "x").state_dict())
+    assert load_pretrained("ft.safetensors")[1] == (128, 96)  # its training size, as with --weights
+    with pytest.raises(WeightsNotFoundError, match="weights file not found: runs/nope.pth"):
+        load_pretrained("runs/nope.pth")  # not a download attempt

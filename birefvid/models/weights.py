@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights")
 KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "birefnet.")
 SAFETENSORS_SUFFIXES = (".safetensors",)
+WEIGHTS_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")  # a --model value with one of these is a file
 # how a torch checkpoint starts: a zip archive (torch >= 1.6), or a protocol-2 pickle (the older format)
 TORCH_MAGIC = (b"PK", b"\x80")
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
@@ -268,6 +269,10 @@ def load_pretrained(
         state, trained_at = read_weights(path)
         return build_model(state, backbone, str(path)), trained_at or DEFAULT_RESOLUTION, path.name
     name = model or "general"
+    if Path(name).is_file() or Path(name).suffix.lower() in WEIGHTS_FILE_SUFFIXES:
+        # a file given as a model (`--model runs/ft/best.pt`, what train's own output suggests): it is one;
+        # as an "owner/name" it was looked up on Hugging Face, or called an unknown model
+        return load_pretrained(weights=name, backbone=backbone)
     if "/" in name and not Path(name).exists():  # a Hugging Face repo id
         path = fetch_hub_file(name, "model.safetensors")
         return build_model(read_checkpoint(path), backbone, name), DEFAULT_RESOLUTION, name
