@@ -148,19 +148,24 @@ class Stop(Exception):
     pass
 
 
-def test_resume_continues_from_the_same_step(tmp_path, data):
-    kwargs = dict(steps=5, batch_size=3, lr=1e-3, device="cpu", seed=3, checkpoint_every=1, show_progress=False)
+def _whole_and_resumed(tmp_path, data, stop_at: int, **kwargs):
+    """(a run without a stop in tmp_path/a, the same run stopped after step ``stop_at`` and resumed in tmp_path/b)."""
     torch.manual_seed(1)
     full = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", **kwargs)
 
-    def stop_at_2(p):
-        if p.step == 2:
+    def stop(p):
+        if p.step == stop_at:
             raise Stop
 
     torch.manual_seed(1)
     with pytest.raises(Stop):
-        train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", progress=stop_at_2, **kwargs)
-    resumed = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+        train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", progress=stop, **kwargs)
+    return full, train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+
+
+def test_resume_continues_from_the_same_step(tmp_path, data):
+    kwargs = dict(steps=5, batch_size=3, lr=1e-3, device="cpu", seed=3, checkpoint_every=1, show_progress=False)
+    full, resumed = _whole_and_resumed(tmp_path, data, 2, **kwargs)
     assert resumed.start_step == 2 and resumed.step == 5
     assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6)
 
@@ -323,17 +328,7 @@ def test_validation_leaves_resume_exact_and_the_best_survives_it(tmp_path, data)
     val = SceneDataset(3, 64, seed=99, flip=False)
     kwargs = dict(steps=7, batch_size=3, lr=3e-2, warmup_steps=1, device="cpu", seed=3, checkpoint_every=1,
                   show_progress=False, val_dataset=val)
-    torch.manual_seed(1)
-    full = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", **kwargs)
-
-    def stop_at_4(p):
-        if p.step == 4:
-            raise Stop
-
-    torch.manual_seed(1)
-    with pytest.raises(Stop):
-        train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", progress=stop_at_4, **kwargs)
-    resumed = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+    full, resumed = _whole_and_resumed(tmp_path, data, 4, **kwargs)
     assert resumed.losses == pytest.approx(full.losses[4:], rel=1e-6)
     assert [v.step for v in resumed.validations] == [v.step for v in full.validations[1:]] == [6, 7]
     assert [v.iou for v in resumed.validations] == pytest.approx([v.iou for v in full.validations[1:]])
