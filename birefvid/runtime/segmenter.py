@@ -1,14 +1,15 @@
 """The Segmenter: uint8 RGB frames in, float alpha in [0, 1] at each frame's own size out.
 
 Preprocessing (resize to the inference size, ImageNet normalisation) runs on the model's
-device, so on a GPU only uint8 pixels cross the bus.
+device, so on a GPU only uint8 pixels cross the bus. Other picture forms (PIL, BGR, float, paths)
+are turned into uint8 RGB by ``pictures.as_rgb`` first.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -20,10 +21,15 @@ from ..job import MIN_SIDE, parse_resolution
 from ..models.inputs import normalize
 from ..models.weights import load_pretrained
 from .device import pick_device, pick_dtype
+from .pictures import Picture, as_rgb, is_picture
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
-FramesLike = Union[Sequence[np.ndarray], np.ndarray, torch.Tensor]
+# one picture (see ``pictures.as_rgb``), a sequence of them, an (N, H, W, C) array or an (N, 3, H, W) tensor
+FramesLike = Union[Picture, Sequence[Picture], np.ndarray, torch.Tensor]
 
 
 def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
@@ -164,13 +170,15 @@ class Segmenter:
             self._fp32_engine = self.engine.fp32()
         return self._fp32_engine(self.preprocess(images, torch.float32))
 
-    def segment_each(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """H×W×3 uint8 RGB arrays of any sizes -> one (H, W) float32 alpha each; same-sized frames batch together."""
-        arrays = list(frames)
-        for i, a in enumerate(arrays):
-            if not (isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3):
-                got = f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}"
-                raise ValueError(f"frame {i} must be a uint8 H×W×3 RGB array, got {got}")
+    def segment_each(self, frames: Sequence[Picture], *, bgr: bool = False) -> list[np.ndarray]:
+        """Pictures of any sizes and forms (see ``__call__``) -> one (H, W) float32 alpha each; same-sized ones batch together."""
+        if is_picture(frames):
+            raise ValueError("segment_each takes a list of pictures; for one picture call the Segmenter, or pass [picture]")
+        try:
+            items = list(frames)
+        except TypeError:
+            raise TypeError(f"expected a picture or a list of pictures, got {type(frames).__name__}") from None
+        arrays = [as_rgb(a, bgr=bgr, name=f"frame {i}")[0] for i, a in enumerate(items)]
         out: list[np.ndarray] = [np.empty(0, np.float32)] * len(arrays)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, a in enumerate(arrays):
@@ -181,13 +189,51 @@ class Segmenter:
                 out[i] = alpha
         return out
 
-    def __call__(self, frames: FramesLike) -> np.ndarray:
-        """Same-sized frames (list of H×W×3 uint8, an (N, H, W, 3) array or a uint8 (N, 3, H, W) tensor) -> (N, H, W) float32."""
-        if isinstance(frames, torch.Tensor):
-            return self.predict(frames)[:, 0].cpu().numpy()
-        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+    def __call__(self, frames: FramesLike, *, bgr: bool = False) -> np.ndarray:
+        """Same-sized pictures -> their alphas, (N, H, W) float32 in [0, 1] (N = 1 for one picture).
+
+        A picture is a PIL image (RGB, RGBA, L, P, ...), an H×W, H×W×3 or H×W×4 array (uint8,
+        uint16, or float in [0, 1]; ``bgr=True`` for OpenCV's BGR order), a (3, H, W) tensor or an
+        image file's path; also a list of them, an (N, H, W, C) array, or an (N, 3, H, W) tensor
+        (uint8, or float in [0, 1], which stays on its device). Pictures of different sizes: ``segment_each``.
+        """
+        if isinstance(frames, torch.Tensor) and frames.ndim == 4:
+            return self.predict(_tensor_batch(frames, bgr))[:, 0].cpu().numpy()
+        if is_picture(frames):
             frames = [frames]
-        alphas = self.segment_each(frames)
+        alphas = self.segment_each(frames, bgr=bgr)  # type: ignore[arg-type]
         if len({a.shape for a in alphas}) > 1:
             raise ValueError("frames of different sizes: use Segmenter.segment_each, which returns a list")
         return np.stack(alphas) if alphas else np.zeros((0, 0, 0), np.float32)
+
+    def cutout(self, picture: Picture, *, bgr: bool = False, foreground: bool = True) -> "Image.Image":
+        """One picture -> its RGBA cut-out as a PIL image (transparent-background's ``process(img, type="rgba")``).
+
+        ``foreground=True`` estimates the subject's own colour at soft edges (no halo of the old
+        background), as ``birefvid image`` does; a picture's own transparency is kept.
+        """
+        from PIL import Image
+
+        from ..compose.compositor import Compositor
+
+        rgb, own_alpha = as_rgb(picture, bgr=bgr)
+        if not rgb.flags.writeable:  # e.g. np.asarray(pil_image): torch warns about tensors over read-only memory
+            rgb = rgb.copy()
+        batch = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
+        alphas = self.predict(batch, frame_size=False)  # the compositor brings the matte to the picture's size
+        coverage = None if own_alpha is None else torch.from_numpy(own_alpha)[None, None].to(alphas.device).float().div_(255.0)
+        pixels = Compositor("alpha", foreground=foreground)(batch.to(alphas.device), alphas, None, coverage)
+        return Image.fromarray(np.ascontiguousarray(pixels[0].permute(1, 2, 0).cpu().numpy()), "RGBA")
+
+
+def _tensor_batch(frames: torch.Tensor, bgr: bool) -> torch.Tensor:
+    """An (N, 3, H, W) tensor -> uint8 on its own device: floats must be in [0, 1] (torchvision's ToTensor)."""
+    if frames.shape[1] != 3:
+        raise ValueError(f"a tensor batch must be (N, 3, H, W), got shape {tuple(frames.shape)}")
+    if frames.is_floating_point():
+        if frames.numel() and not (torch.isfinite(frames).all() and frames.min() >= 0 and frames.max() <= 1):
+            raise ValueError("a float tensor must be in [0, 1]: divide 0-255 values by 255, or pass uint8")
+        frames = frames.mul(255.0).round_().to(torch.uint8)
+    elif frames.dtype != torch.uint8:
+        raise ValueError(f"a tensor batch must be uint8 or float in [0, 1], got {frames.dtype}")
+    return frames.flip(1) if bgr else frames
