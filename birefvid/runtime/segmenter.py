@@ -8,6 +8,7 @@ are turned into uint8 RGB by ``pictures.as_rgb`` first.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
@@ -39,7 +40,12 @@ def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, 
 
 
 class Segmenter:
-    """Runs BiRefNet on batches of frames with a chosen device, backend, precision and inference size."""
+    """Runs BiRefNet on batches of frames with a chosen device, backend, precision and inference size.
+
+    One Segmenter may be called from several threads: calls take turns (a lock), since OpenVINO's
+    compiled model serves one request at a time ("Infer Request is busy") and the model already
+    uses every core. For work in parallel on a GPU, give each thread its own Segmenter.
+    """
 
     def __init__(
         self,
@@ -69,6 +75,7 @@ class Segmenter:
         self.engine = open_engine(net, self.backend, self.precision, self.device)
         self.model = net  # the torch module (the ONNX engines export from it)
         self._fp32_engine = None
+        self._lock = threading.Lock()  # one model call at a time: see the class docstring
         log.info("segmenter %s on %s, %s %s, %dx%d", self.name, self.device, self.backend, self.precision, *self.resolution)
 
     def with_backend(self, backend: str) -> "Segmenter":
@@ -87,6 +94,7 @@ class Segmenter:
         twin.model = model
         twin.engine = open_engine(model, twin.backend, twin.precision, self.device)
         twin._fp32_engine = None
+        twin._lock = threading.Lock()  # its own engine: it need not wait for this one's calls
         return twin
 
     def prepare(self, height: int, width: int, batch_size: int = 1) -> None:
@@ -148,10 +156,11 @@ class Segmenter:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"Segmenter.predict expects uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         height, width = images.shape[2:]
-        x = self.preprocess(images)
-        logits = self.engine(x)
-        if not torch.isfinite(logits).all():
-            logits = self._recompute_fp32(images)
+        with self._lock:
+            x = self.preprocess(images)
+            logits = self.engine(x)
+            if not torch.isfinite(logits).all():
+                logits = self._recompute_fp32(images)
         alpha = torch.sigmoid(logits.float())
         if frame_size and tuple(alpha.shape[2:]) != (height, width):
             alpha = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
