@@ -151,7 +151,7 @@ def process_video(
     output: PathLike,
     *,
     segmenter: Optional["Segmenter"] = None,
-    progress: Optional[Callable[[int], None]] = None,
+    progress: Union[bool, Callable[[int], None], None] = None,
     on_start: Optional[Callable[[Optional[int]], None]] = None,
     report_path: Optional[PathLike] = None,
     stop: Optional[threading.Event] = None,
@@ -161,16 +161,17 @@ def process_video(
 
     ``options`` are ``build_file_job``'s keywords (kind, model, weights, resolution, smooth,
     background, codec, overwrite, ...). Cheap checks run before the model loads; the output
-    appears at ``output`` only when the whole run succeeds. ``progress(n)`` is called after each
-    batch of n frames, ``on_start(total)`` once the input is open; setting ``stop`` abandons the
-    run (no output).
+    appears at ``output`` only when the whole run succeeds (Ctrl-C or a notebook's interrupt
+    leaves none). ``progress=True`` shows a tqdm bar (a widget in Jupyter); a function
+    ``progress(n)`` is called instead after each batch of n frames, from a worker thread, and
+    ``on_start(total)`` once the input is open; setting ``stop`` abandons the run (no output).
     """
-    from .runtime.file_job import RunControl, run_file_job
+    from .runtime.file_job import run_file_job
 
     _check_keywords("process_video", options, build_file_job, model_and_inference)
     job = build_file_job(input, output, **options)
-    control = RunControl(progress=progress, on_start=on_start, stop=stop)
-    return run_file_job(job, segmenter=segmenter, report_path=report_path, control=control)
+    with _ProgressBar(progress, on_start) as bar:
+        return run_file_job(job, segmenter=segmenter, report_path=report_path, control=bar.control(stop))
 
 
 def iter_masks(
@@ -258,12 +259,46 @@ def _masks(
 def run_job(job: FileJob, *, report_path: Optional[PathLike] = None, **control: Any) -> dict[str, Any]:
     """Run a prepared ``FileJob`` (from ``build_file_job``, the CLI, or ``FileJob.from_json``).
 
-    ``control`` takes ``process_video``'s segmenter, progress, on_start and stop.
+    ``control`` takes ``process_video``'s segmenter, progress (True for a bar), on_start and stop.
     """
-    from .runtime.file_job import RunControl, run_file_job
+    from .runtime.file_job import run_file_job
 
     segmenter = control.pop("segmenter", None)
-    return run_file_job(job, segmenter=segmenter, report_path=report_path, control=RunControl(**control))
+    with _ProgressBar(control.pop("progress", None), control.pop("on_start", None)) as bar:
+        return run_file_job(job, segmenter=segmenter, report_path=report_path, control=bar.control(**control))
+
+
+class _ProgressBar:
+    """``progress=True``: a tqdm bar (``tqdm.auto``, a widget in Jupyter) opened once the frame count is known
+    and closed when the run ends, however it ends; any other ``progress`` (a function or None) is passed on."""
+
+    def __init__(self, progress: Union[bool, Callable[[int], None], None], on_start: Optional[Callable[[Optional[int]], None]]) -> None:
+        self.wanted = progress is True
+        self.progress = None if isinstance(progress, bool) else progress
+        self.on_start = on_start
+        self._bar: Any = None
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def _started(self, total: Optional[int]) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True)
+        if self.on_start is not None:
+            self.on_start(total)
+
+    def control(self, stop: Optional[threading.Event] = None) -> Any:
+        """The ``RunControl`` with these progress hooks and ``stop``."""
+        from .runtime.file_job import RunControl
+
+        if not self.wanted:
+            return RunControl(progress=self.progress, on_start=self.on_start, stop=stop)
+        return RunControl(progress=lambda n: self._bar.update(n), on_start=self._started, stop=stop)
 
 
 def build_live_job(
