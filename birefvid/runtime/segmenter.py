@@ -42,6 +42,13 @@ def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, 
 class Segmenter:
     """Runs BiRefNet on batches of frames with a chosen device, backend, precision and inference size.
 
+    ``Segmenter("general")`` loads a published model by name (``birefvid.list_models()``: tiny,
+    general, lite, matting, ...), ``weights=`` a local checkpoint (with ``backbone=``), ``module=``
+    a model already built. ``device``: auto, cpu, cuda, mps; ``precision``: auto, fp32, fp16, bf16;
+    ``resolution``: the inference size, N or "WxH" (default: the model's own); ``backend``: auto,
+    torch, torch-compile, openvino, onnxruntime. ``seg(picture)`` gives masks, ``seg.cutout(picture)``
+    an RGBA PIL image; ``birefvid.api.iter_masks`` gives a video's.
+
     One Segmenter may be called from several threads: calls take turns (a lock), since OpenVINO's
     compiled model serves one request at a time ("Infer Request is busy") and the model already
     uses every core. For work in parallel on a GPU, give each thread its own Segmenter.
