@@ -1,4 +1,4 @@
-"""One-call facades: ``process_video(input, output, **options)``, ``run_job(job)`` and ``run_live(job)``.
+"""One-call facades: ``process_video(input, output, **options)``, ``iter_masks(input)``, ``run_job(job)`` and ``run_live(job)``.
 
 ``process_video`` keeps the keyword form users know; it only builds a ``FileJob`` (the one
 description every entry point shares) and runs it.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
 
 from .errors import option
 from .job import (
@@ -31,6 +31,8 @@ from .job import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .runtime.live_effects import EffectSwitch
     from .runtime.segmenter import Segmenter
 
@@ -149,7 +151,7 @@ def process_video(
     output: PathLike,
     *,
     segmenter: Optional["Segmenter"] = None,
-    progress: Optional[Callable[[int], None]] = None,
+    progress: Union[bool, Callable[[int], None], None] = None,
     on_start: Optional[Callable[[Optional[int]], None]] = None,
     report_path: Optional[PathLike] = None,
     stop: Optional[threading.Event] = None,
@@ -159,27 +161,144 @@ def process_video(
 
     ``options`` are ``build_file_job``'s keywords (kind, model, weights, resolution, smooth,
     background, codec, overwrite, ...). Cheap checks run before the model loads; the output
-    appears at ``output`` only when the whole run succeeds. ``progress(n)`` is called after each
-    batch of n frames, ``on_start(total)`` once the input is open; setting ``stop`` abandons the
-    run (no output).
+    appears at ``output`` only when the whole run succeeds (Ctrl-C or a notebook's interrupt
+    leaves none). ``progress=True`` shows a tqdm bar (a widget in Jupyter); a function
+    ``progress(n)`` is called instead after each batch of n frames, from a worker thread, and
+    ``on_start(total)`` once the input is open; setting ``stop`` abandons the run (no output).
     """
-    from .runtime.file_job import RunControl, run_file_job
+    from .runtime.file_job import run_file_job
 
     _check_keywords("process_video", options, build_file_job, model_and_inference)
     job = build_file_job(input, output, **options)
-    control = RunControl(progress=progress, on_start=on_start, stop=stop)
-    return run_file_job(job, segmenter=segmenter, report_path=report_path, control=control)
+    with _ProgressBar(progress, on_start) as bar:
+        return run_file_job(job, segmenter=segmenter, report_path=report_path, control=bar.control(stop))
+
+
+def iter_masks(
+    input: PathLike,
+    *,
+    segmenter: Optional["Segmenter"] = None,
+    smooth: SmoothKind = "none",
+    smooth_window: int = 2,
+    decoder: str = "pyav",
+    fps: float = 25.0,
+    start: Optional[float] = None,
+    end: Optional[float] = None,
+    max_size: Optional[int] = None,
+    deinterlace: bool = True,
+    **model_options: Any,
+) -> Iterator[tuple["np.ndarray", "np.ndarray"]]:
+    """Each frame of a video (or image folder, glob) with its mask, in Python, no file written:
+    ``(H×W×3 uint8 RGB, H×W float32 alpha in [0, 1])``, decoded and segmented a batch at a time.
+
+    Memory stays bounded whatever the length: only the batch (and the frames a smoother holds back)
+    are in memory. ``smooth``: "none" (default: each frame's own mask, as ``Segmenter`` gives) or
+    ``process_video``'s "lookahead", "flow", "ema". The other keywords are ``process_video``'s
+    (start, end, max_size, ...; model, resolution, device, batch_size, ...). Arguments are checked
+    now; the file is opened and the model loaded at the first frame; leaving the loop closes the file.
+    """
+    _check_keywords("iter_masks", model_options, iter_masks, model_and_inference)
+    source = SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace)  # type: ignore[arg-type]
+    smoothing = SmoothingSpec(smooth, smooth_window)
+    model_spec, inference = model_and_inference(**model_options)
+    for spec in (source, smoothing, model_spec, inference):
+        spec.validate()
+    return _masks(source, smoothing, model_spec, inference, segmenter)
+
+
+def _masks(
+    spec: SourceSpec, smoothing: SmoothingSpec, model: ModelSpec, inference: InferenceSpec, segmenter: Optional["Segmenter"]
+) -> Iterator[tuple["np.ndarray", "np.ndarray"]]:
+    """``iter_masks``' generator: the frames held until the smoother gives their masks, one batch decoded at a time."""
+    import contextlib
+    from collections import deque
+
+    import numpy as np
+    import torch
+
+    from .compose.compositor import fit_alphas
+    from .io import open_source
+    from .io.scale import ScaledSource
+    from .io.trim import TrimmedSource, starts_off_zero
+    from .runtime.file_job import segmenter_for
+    from .temporal import make_smoother
+
+    with contextlib.ExitStack() as stack:  # closed when the loop ends, breaks or raises (KeyboardInterrupt included)
+        source = stack.enter_context(open_source(spec.input, spec.decoder, fps=spec.fps, deinterlace=spec.deinterlace))
+        if spec.trimmed or starts_off_zero(source):  # as process_video: the same frames, from the same first one
+            source = stack.enter_context(TrimmedSource(source, spec.start or 0.0, spec.end))
+        if spec.max_size is not None:
+            source = stack.enter_context(ScaledSource(source, spec.max_size))
+        seg = segmenter or segmenter_for(model, inference)
+        batch_size = inference.batch_size or seg.file_batch_size(source.info.height, source.info.width)
+        smoother = make_smoother(smoothing.kind, **smoothing.smoother_options())
+        waiting: deque[np.ndarray] = deque()  # frames whose masks the smoother still holds back
+
+        def masked(alphas: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for alpha in alphas:
+                image = waiting.popleft()
+                yield image, fit_alphas(alpha[None], image.shape[:2])[0, 0].cpu().numpy()
+
+        def segment(frames: list[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+            waiting.extend(frames)
+            alphas = seg.predict(images, frame_size=False)  # at the inference size: smoothed there, then upsampled once
+            return masked(smoother.push(alphas, images.to(alphas.device)))
+
+        batch: list[np.ndarray] = []
+        for frame in source:
+            batch.append(frame.image)
+            if len(batch) == batch_size:
+                yield from segment(batch)
+                batch = []
+        if batch:
+            yield from segment(batch)
+        yield from masked(smoother.flush())
 
 
 def run_job(job: FileJob, *, report_path: Optional[PathLike] = None, **control: Any) -> dict[str, Any]:
     """Run a prepared ``FileJob`` (from ``build_file_job``, the CLI, or ``FileJob.from_json``).
 
-    ``control`` takes ``process_video``'s segmenter, progress, on_start and stop.
+    ``control`` takes ``process_video``'s segmenter, progress (True for a bar), on_start and stop.
     """
-    from .runtime.file_job import RunControl, run_file_job
+    from .runtime.file_job import run_file_job
 
     segmenter = control.pop("segmenter", None)
-    return run_file_job(job, segmenter=segmenter, report_path=report_path, control=RunControl(**control))
+    with _ProgressBar(control.pop("progress", None), control.pop("on_start", None)) as bar:
+        return run_file_job(job, segmenter=segmenter, report_path=report_path, control=bar.control(**control))
+
+
+class _ProgressBar:
+    """``progress=True``: a tqdm bar (``tqdm.auto``, a widget in Jupyter) opened once the frame count is known
+    and closed when the run ends, however it ends; any other ``progress`` (a function or None) is passed on."""
+
+    def __init__(self, progress: Union[bool, Callable[[int], None], None], on_start: Optional[Callable[[Optional[int]], None]]) -> None:
+        self.wanted = progress is True
+        self.progress = None if isinstance(progress, bool) else progress
+        self.on_start = on_start
+        self._bar: Any = None
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def _started(self, total: Optional[int]) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True)
+        if self.on_start is not None:
+            self.on_start(total)
+
+    def control(self, stop: Optional[threading.Event] = None) -> Any:
+        """The ``RunControl`` with these progress hooks and ``stop``."""
+        from .runtime.file_job import RunControl
+
+        if not self.wanted:
+            return RunControl(progress=self.progress, on_start=self.on_start, stop=stop)
+        return RunControl(progress=lambda n: self._bar.update(n), on_start=self._started, stop=stop)
 
 
 def build_live_job(

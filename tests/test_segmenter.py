@@ -121,10 +121,12 @@ def test_unknown_device_and_precision(b0):
         Segmenter(module=b0, device="cpu", precision="fp8")
 
 
-def test_rejects_non_uint8_frames(b0):
+def test_rejects_frames_it_would_misread(b0):
     seg = Segmenter(module=b0, resolution=64, device="cpu")
     with pytest.raises(ValueError, match="uint8"):
-        seg([np.zeros((8, 8, 3), np.float32)])
+        seg([np.zeros((8, 8, 3), np.int32)])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):  # floats are read as 0-1 (tests/test_api_pictures.py); 0-255 ones are refused
+        seg([np.full((8, 8, 3), 200.0, np.float32)])
 
 
 @pytest.mark.parametrize("size", [(180, 320), (45, 40)])  # shrunk to the inference size, and grown to it

@@ -1,14 +1,16 @@
 """The Segmenter: uint8 RGB frames in, float alpha in [0, 1] at each frame's own size out.
 
 Preprocessing (resize to the inference size, ImageNet normalisation) runs on the model's
-device, so on a GPU only uint8 pixels cross the bus.
+device, so on a GPU only uint8 pixels cross the bus. Other picture forms (PIL, BGR, float, paths)
+are turned into uint8 RGB by ``pictures.as_rgb`` first.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -20,10 +22,15 @@ from ..job import MIN_SIDE, parse_resolution
 from ..models.inputs import normalize
 from ..models.weights import load_pretrained
 from .device import pick_device, pick_dtype
+from .pictures import Picture, as_rgb, is_picture
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
-FramesLike = Union[Sequence[np.ndarray], np.ndarray, torch.Tensor]
+# one picture (see ``pictures.as_rgb``), a sequence of them, an (N, H, W, C) array or an (N, 3, H, W) tensor
+FramesLike = Union[Picture, Sequence[Picture], np.ndarray, torch.Tensor]
 
 
 def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
@@ -33,7 +40,19 @@ def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, 
 
 
 class Segmenter:
-    """Runs BiRefNet on batches of frames with a chosen device, backend, precision and inference size."""
+    """Runs BiRefNet on batches of frames with a chosen device, backend, precision and inference size.
+
+    ``Segmenter("general")`` loads a published model by name (``birefvid.list_models()``: tiny,
+    general, lite, matting, ...), ``weights=`` a local checkpoint (with ``backbone=``), ``module=``
+    a model already built. ``device``: auto, cpu, cuda, mps; ``precision``: auto, fp32, fp16, bf16;
+    ``resolution``: the inference size, N or "WxH" (default: the model's own); ``backend``: auto,
+    torch, torch-compile, openvino, onnxruntime. ``seg(picture)`` gives masks, ``seg.cutout(picture)``
+    an RGBA PIL image; ``birefvid.api.iter_masks`` gives a video's.
+
+    One Segmenter may be called from several threads: calls take turns (a lock), since OpenVINO's
+    compiled model serves one request at a time ("Infer Request is busy") and the model already
+    uses every core. For work in parallel on a GPU, give each thread its own Segmenter.
+    """
 
     def __init__(
         self,
@@ -63,6 +82,7 @@ class Segmenter:
         self.engine = open_engine(net, self.backend, self.precision, self.device)
         self.model = net  # the torch module (the ONNX engines export from it)
         self._fp32_engine = None
+        self._lock = threading.Lock()  # one model call at a time: see the class docstring
         log.info("segmenter %s on %s, %s %s, %dx%d", self.name, self.device, self.backend, self.precision, *self.resolution)
 
     def with_backend(self, backend: str) -> "Segmenter":
@@ -81,6 +101,7 @@ class Segmenter:
         twin.model = model
         twin.engine = open_engine(model, twin.backend, twin.precision, self.device)
         twin._fp32_engine = None
+        twin._lock = threading.Lock()  # its own engine: it need not wait for this one's calls
         return twin
 
     def prepare(self, height: int, width: int, batch_size: int = 1) -> None:
@@ -142,10 +163,11 @@ class Segmenter:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"Segmenter.predict expects uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         height, width = images.shape[2:]
-        x = self.preprocess(images)
-        logits = self.engine(x)
-        if not torch.isfinite(logits).all():
-            logits = self._recompute_fp32(images)
+        with self._lock:
+            x = self.preprocess(images)
+            logits = self.engine(x)
+            if not torch.isfinite(logits).all():
+                logits = self._recompute_fp32(images)
         alpha = torch.sigmoid(logits.float())
         if frame_size and tuple(alpha.shape[2:]) != (height, width):
             alpha = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
@@ -164,13 +186,15 @@ class Segmenter:
             self._fp32_engine = self.engine.fp32()
         return self._fp32_engine(self.preprocess(images, torch.float32))
 
-    def segment_each(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """H×W×3 uint8 RGB arrays of any sizes -> one (H, W) float32 alpha each; same-sized frames batch together."""
-        arrays = list(frames)
-        for i, a in enumerate(arrays):
-            if not (isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3):
-                got = f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}"
-                raise ValueError(f"frame {i} must be a uint8 H×W×3 RGB array, got {got}")
+    def segment_each(self, frames: Sequence[Picture], *, bgr: bool = False) -> list[np.ndarray]:
+        """Pictures of any sizes and forms (see ``__call__``) -> one (H, W) float32 alpha each; same-sized ones batch together."""
+        if is_picture(frames):
+            raise ValueError("segment_each takes a list of pictures; for one picture call the Segmenter, or pass [picture]")
+        try:
+            items = list(frames)
+        except TypeError:
+            raise TypeError(f"expected a picture or a list of pictures, got {type(frames).__name__}") from None
+        arrays = [as_rgb(a, bgr=bgr, name=f"frame {i}")[0] for i, a in enumerate(items)]
         out: list[np.ndarray] = [np.empty(0, np.float32)] * len(arrays)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, a in enumerate(arrays):
@@ -181,13 +205,51 @@ class Segmenter:
                 out[i] = alpha
         return out
 
-    def __call__(self, frames: FramesLike) -> np.ndarray:
-        """Same-sized frames (list of H×W×3 uint8, an (N, H, W, 3) array or a uint8 (N, 3, H, W) tensor) -> (N, H, W) float32."""
-        if isinstance(frames, torch.Tensor):
-            return self.predict(frames)[:, 0].cpu().numpy()
-        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+    def __call__(self, frames: FramesLike, *, bgr: bool = False) -> np.ndarray:
+        """Same-sized pictures -> their alphas, (N, H, W) float32 in [0, 1] (N = 1 for one picture).
+
+        A picture is a PIL image (RGB, RGBA, L, P, ...), an H×W, H×W×3 or H×W×4 array (uint8,
+        uint16, or float in [0, 1]; ``bgr=True`` for OpenCV's BGR order), a (3, H, W) tensor or an
+        image file's path; also a list of them, an (N, H, W, C) array, or an (N, 3, H, W) tensor
+        (uint8, or float in [0, 1], which stays on its device). Pictures of different sizes: ``segment_each``.
+        """
+        if isinstance(frames, torch.Tensor) and frames.ndim == 4:
+            return self.predict(_tensor_batch(frames, bgr))[:, 0].cpu().numpy()
+        if is_picture(frames):
             frames = [frames]
-        alphas = self.segment_each(frames)
+        alphas = self.segment_each(frames, bgr=bgr)  # type: ignore[arg-type]
         if len({a.shape for a in alphas}) > 1:
             raise ValueError("frames of different sizes: use Segmenter.segment_each, which returns a list")
         return np.stack(alphas) if alphas else np.zeros((0, 0, 0), np.float32)
+
+    def cutout(self, picture: Picture, *, bgr: bool = False, foreground: bool = True) -> "Image.Image":
+        """One picture -> its RGBA cut-out as a PIL image (transparent-background's ``process(img, type="rgba")``).
+
+        ``foreground=True`` estimates the subject's own colour at soft edges (no halo of the old
+        background), as ``birefvid image`` does; a picture's own transparency is kept.
+        """
+        from PIL import Image
+
+        from ..compose.compositor import Compositor
+
+        rgb, own_alpha = as_rgb(picture, bgr=bgr)
+        if not rgb.flags.writeable:  # e.g. np.asarray(pil_image): torch warns about tensors over read-only memory
+            rgb = rgb.copy()
+        batch = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
+        alphas = self.predict(batch, frame_size=False)  # the compositor brings the matte to the picture's size
+        coverage = None if own_alpha is None else torch.from_numpy(own_alpha)[None, None].to(alphas.device).float().div_(255.0)
+        pixels = Compositor("alpha", foreground=foreground)(batch.to(alphas.device), alphas, None, coverage)
+        return Image.fromarray(np.ascontiguousarray(pixels[0].permute(1, 2, 0).cpu().numpy()), "RGBA")
+
+
+def _tensor_batch(frames: torch.Tensor, bgr: bool) -> torch.Tensor:
+    """An (N, 3, H, W) tensor -> uint8 on its own device: floats must be in [0, 1] (torchvision's ToTensor)."""
+    if frames.shape[1] != 3:
+        raise ValueError(f"a tensor batch must be (N, 3, H, W), got shape {tuple(frames.shape)}")
+    if frames.is_floating_point():
+        if frames.numel() and not (torch.isfinite(frames).all() and frames.min() >= 0 and frames.max() <= 1):
+            raise ValueError("a float tensor must be in [0, 1]: divide 0-255 values by 255, or pass uint8")
+        frames = frames.mul(255.0).round_().to(torch.uint8)
+    elif frames.dtype != torch.uint8:
+        raise ValueError(f"a tensor batch must be uint8 or float in [0, 1], got {frames.dtype}")
+    return frames.flip(1) if bgr else frames

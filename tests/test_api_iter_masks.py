@@ -1,0 +1,91 @@
+"""``birefvid.api.iter_masks``: a video's frames with their masks in Python, a batch at a time, no file written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from birefvid.api import iter_masks, process_video
+from birefvid.errors import ConfigError, SourceError
+from birefvid.models import BiRefNet
+from birefvid.runtime import Segmenter
+from tests.media import read_video
+from tests.process_fixtures import make_scene
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def seg(pvt_b0_state):
+    model = BiRefNet("pvt_v2_b0")
+    model.load_state_dict(pvt_b0_state)
+    return Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_scene(tmp_path_factory.mktemp("clip") / "in.mov", 7, (64, 48), textured=True, with_audio=False)  # lossless
+
+
+def test_every_frame_comes_with_its_own_mask(seg, clip):
+    pairs = list(iter_masks(clip.path, segmenter=seg, batch_size=3))  # 3 + 3 + a last batch of 1
+    assert len(pairs) == 7
+    for (frame, alpha), want in zip(pairs, clip.frames):
+        np.testing.assert_array_equal(frame, want)
+        assert alpha.shape == (48, 64) and alpha.dtype == np.float32
+        np.testing.assert_allclose(alpha, seg(frame)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("smooth", ["none", "lookahead"])
+def test_masks_are_process_videos_masks(seg, clip, tmp_path, smooth):
+    """Smoothers hold frames back (lookahead: two); each mask still comes with its own frame, as in the file."""
+    process_video(clip.path, tmp_path / "mask.mkv", segmenter=seg, kind="mask", smooth=smooth)
+    written = read_video(tmp_path / "mask.mkv", "gray").images
+    pairs = list(iter_masks(clip.path, segmenter=seg, smooth=smooth, batch_size=2))
+    assert len(pairs) == len(written) == 7
+    for (frame, alpha), want_frame, want_mask in zip(pairs, clip.frames, written):
+        np.testing.assert_array_equal(frame, want_frame)
+        assert np.abs(np.rint(alpha * 255) - want_mask.astype(np.float64)).max() <= 1
+
+
+def test_start_end_and_max_size_as_process_video(seg, clip):
+    pairs = list(iter_masks(clip.path, segmenter=seg, start=0.08, end=0.2, max_size=32))  # 25 fps: frames 2, 3, 4
+    assert len(pairs) == 3
+    assert all(frame.shape == (24, 32, 3) and alpha.shape == (24, 32) for frame, alpha in pairs)
+
+
+def test_arguments_are_checked_before_the_first_frame(tmp_path):
+    with pytest.raises(ConfigError, match="unknown smooth 'median'"):
+        iter_masks(tmp_path / "any.mp4", smooth="median")
+    with pytest.raises(ConfigError, match="end .* must come after start"):
+        iter_masks(tmp_path / "any.mp4", start=2, end=1)
+    with pytest.raises(TypeError, match="iter_masks\\(\\) got an unexpected keyword argument 'modl'; did you mean 'model'"):
+        iter_masks(tmp_path / "any.mp4", modl="tiny")
+    masks = iter_masks(tmp_path / "missing.mp4", model="tiny")
+    with pytest.raises(SourceError, match="missing.mp4"):
+        next(masks)
+
+
+def _open_handles(path) -> int:
+    """How many of this process's file descriptors point at ``path`` (Linux)."""
+    import os
+
+    fds = "/proc/self/fd"
+    target = os.path.realpath(path)
+    count = 0
+    for fd in os.listdir(fds):
+        try:
+            count += os.readlink(f"{fds}/{fd}") == target
+        except OSError:  # closed since listing
+            pass
+    return count
+
+
+def test_leaving_the_loop_early_closes_the_file(seg, clip):
+    if not __import__("os").path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd (Linux)")
+    masks = iter_masks(clip.path, segmenter=seg, batch_size=2)
+    next(masks)
+    assert _open_handles(clip.path) == 1
+    masks.close()  # what `break` out of the loop or a KeyboardInterrupt in it does
+    assert _open_handles(clip.path) == 0

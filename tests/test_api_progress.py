@@ -1,0 +1,43 @@
+"""process_video's progress in a notebook: ``progress=True`` shows a tqdm bar over the frames; a function
+``progress(n)`` with ``on_start(total)`` still gets every frame."""
+
+from __future__ import annotations
+
+import pytest
+
+from birefvid.api import build_file_job, process_video, run_job
+from birefvid.models import BiRefNet
+from birefvid.runtime import Segmenter
+from tests.process_fixtures import make_scene
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def seg(pvt_b0_state):
+    model = BiRefNet("pvt_v2_b0")
+    model.load_state_dict(pvt_b0_state)
+    return Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="torch")
+
+
+def test_progress_true_shows_a_bar_over_the_frames(seg, tmp_path, capsys):
+    src = make_scene(tmp_path / "in.mov", 7, with_audio=False).path
+    totals = []
+    report = process_video(src, tmp_path / "out.mov", segmenter=seg, progress=True, on_start=totals.append)
+    err = capsys.readouterr().err
+    assert report["frames"] == 7 and totals == [7]
+    assert "7/7" in err and "frame" in err  # tqdm's last refresh: all frames of the known total
+
+
+def test_run_job_takes_progress_true_too(seg, tmp_path, capsys):
+    src = make_scene(tmp_path / "in.mov", 5, with_audio=False).path
+    run_job(build_file_job(src, tmp_path / "out.mov"), segmenter=seg, progress=True)
+    assert "5/5" in capsys.readouterr().err
+
+
+def test_a_progress_function_gets_every_frame(seg, tmp_path, capsys):
+    src = make_scene(tmp_path / "in.mov", 7, with_audio=False).path
+    counts, totals = [], []
+    process_video(src, tmp_path / "out.mov", segmenter=seg, progress=counts.append, on_start=totals.append, batch_size=3)
+    assert sum(counts) == 7 and totals == [7]
+    assert "7/7" not in capsys.readouterr().err  # no bar unless asked for
