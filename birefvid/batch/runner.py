@@ -316,9 +316,10 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             continue
         chunking = {"chunks": [c.to_dict() for c in plan.chunks]}
         fp = fingerprint(job.to_dict(), job.source.input, chunking)
-        if job.output.overwrite:
-            manifest.videos.pop(plan.name, None)
-        made_before = manifest.status(plan.name) == "done"
+        # --overwrite replaces outputs that are out of date or not this batch's; a video finished with
+        # this very job is kept even so: redoing it gives the same file, and an interrupted --overwrite
+        # run rerun as it was typed would otherwise start over on every video, never to finish
+        made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
         entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
                                also=fingerprint(job.to_dict(), job.source.input, chunking, as_spelled=True))  # fmt: skip
         plans.append(plan)
@@ -383,7 +384,7 @@ def _refuse_stale(output: Path) -> None:
     """SinkError for an output an earlier batch made with other options, or from an input changed
     since: 'output exists' alone read as if someone else's file were in the way."""
     raise SinkError(f"{output} was made by an earlier batch with other options, or from an input that has changed since; "
-                    f"{option('overwrite', True)} redoes it (and every other video of this run), or write to another output folder to keep both")  # fmt: skip
+                    f"{option('overwrite', True)} redoes it (and the others out of date; those already made with these options are kept), or write to another output folder to keep both")  # fmt: skip
 
 
 def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]]) -> None:
