@@ -321,7 +321,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         # run rerun as it was typed would otherwise start over on every video, never to finish
         made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
         entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
-                               also=fingerprint(job.to_dict(), job.source.input, chunking, as_spelled=True))  # fmt: skip
+                               also=fingerprint(job.to_dict(), job.source.input, chunking, as_spelled=True),
+                               job_fp=fingerprint(job.to_dict(), job.source.input, {}))  # fmt: skip
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue

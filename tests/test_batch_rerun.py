@@ -1,4 +1,4 @@
-"""`birefvid batch --overwrite` after changed options: an interrupted run, rerun as typed, resumes instead of starting over."""
+"""`birefvid batch` rerun after a changed option: --overwrite resumes an interrupted run, a new --chunk-frames dates nothing finished."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_batch_media import MODEL, events, keyframed_clip
+from test_batch_media import MODEL, events, keyframed_clip, manifest
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
 from birefvid.cli import main
@@ -55,3 +55,18 @@ def test_overwrite_still_replaces_a_file_the_batch_did_not_make(tmp_path):
     assert main(["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", "--overwrite", *MODEL]) == 0
     assert (out / "a.mkv").read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # a Matroska file now
     assert Path(out / "a.mkv").stat().st_size > 100
+
+
+def test_a_finished_video_is_kept_when_only_the_chunking_changed(tmp_path):
+    """--chunk-frames says how to split the work (smaller chunks for more Ray workers), not what
+    the output is: a rerun with another value must not call finished videos out of date."""
+    src = keyframed_clip(tmp_path / "long.mp4", 2 * FRAMES, gop=FRAMES)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main([*argv, "--chunk-frames", str(FRAMES)]) == 0
+    assert manifest(out)["videos"]["long.mkv"]["chunks"] == 2
+    made = (out / "long.mkv").stat().st_mtime_ns
+    assert main([*argv, "--chunk-frames", "0", "--progress-json", str(log)]) == 0
+    assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
+    assert (out / "long.mkv").stat().st_mtime_ns == made
+    assert main([*argv, "--chunk-frames", "0", "--smooth", "none"]) == 2  # another job still dates it
