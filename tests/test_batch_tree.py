@@ -69,15 +69,18 @@ def test_recursive_outputs_beside_the_inputs_are_not_inputs_on_a_rerun(tree, tmp
     assert sorted(manifest(tree)["videos"]) == MIRRORED
 
 
-def test_an_output_folder_inside_the_tree_is_not_searched(tree, tmp_path):
-    """Not even once its manifest is gone (the advice for an unreadable one: remove it to start afresh)."""
+def test_an_output_folder_inside_the_tree_is_not_searched(tree, tmp_path, caplog):
+    """Not even once its manifest is gone (the advice for an unreadable one: remove it to start afresh);
+    videos in it that the batch did not write are named, not left out without a word."""
     import shutil
 
     masks = tree / "masks"
     assert batch(str(tree), "-r", "--output-dir", str(masks), "-q") == 0
+    assert "output folder" not in caplog.text  # its own outputs: nothing to say
     shutil.rmtree(masks / ".birefvid-batch")
     assert batch(str(tree), "-r", "--output-dir", str(masks), "--overwrite", "-q") == 0
     assert outputs(masks) == MIRRORED  # no masks/masks/...: its own outputs were not taken for inputs
+    assert f"{masks} is the output folder, not searched: 4 videos in it are not processed" in caplog.text
 
 
 def test_a_link_and_its_target_are_processed_once(tmp_path, caplog):

@@ -130,10 +130,23 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
             continue
         if entry.is_dir():
             real = os.path.realpath(entry)
-            if real not in ancestors and real != skip:
+            if real == skip:
+                _note_output_folder(entry, ours)
+            elif real not in ancestors:
                 yield from _tree(entry, sub / entry.name, ancestors | {real}, skip, ours)
         elif entry.is_file() and _is_video(entry) and entry.resolve() not in ours:
             yield Found(entry, sub)
+
+
+def _note_output_folder(folder: Path, ours: set[Path]) -> None:
+    """Warn when the output folder, left out of a recursive search, holds videos this batch did not
+    write: they would otherwise be left out without a word."""
+    theirs = sum(1 for f in folder.rglob("*") if f.is_file() and _is_video(f) and f.resolve() not in ours
+                 and not any(part.startswith(".") for part in f.relative_to(folder).parts))  # fmt: skip
+    if theirs:
+        log.warning("%s is the output folder, not searched: %s in it %s not processed; name %s as an input to include %s",
+                    folder, f"{theirs} video{'s' if theirs > 1 else ''}", "are" if theirs > 1 else "is",
+                    "them" if theirs > 1 else "it", "them" if theirs > 1 else "it")  # fmt: skip
 
 
 def _once_each(found: list[Found]) -> list[Found]:
