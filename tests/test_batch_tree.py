@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_batch_media import MODEL, events, keyframed_clip, manifest, video_facts
+from test_batch_media import API_MODEL, MODEL, events, keyframed_clip, manifest, video_facts
 
 from birefvid.cli import main
 
@@ -51,6 +51,13 @@ def test_recursive_mirrors_the_tree_and_a_rerun_skips_every_video(tree, tmp_path
     ev = events(log)
     assert sorted(e["video"] for e in ev if e["event"] == "video_skipped") == MIRRORED
     assert ev[-1]["frames_computed"] == 0
+
+
+def test_python_api_takes_recursive(tree, tmp_path):
+    from birefvid.batch.runner import batch_videos
+
+    totals = batch_videos([tree], tmp_path / "out", recursive=True, kind="mask", **API_MODEL)
+    assert outputs(tmp_path / "out") == MIRRORED and totals["videos_done"] == len(MIRRORED)
 
 
 def test_without_recursive_subfolders_are_named_and_left_out(tree, tmp_path, caplog):
