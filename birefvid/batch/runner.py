@@ -519,6 +519,7 @@ def batch_videos(
     suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
     found = expand_inputs([str(i) for i in inputs], out_dir, recursive=recursive)
     jobs = [build_file_job(f.path, output_for(f.path, out_dir, suffix, f.sub), **options) for f in found]
+    check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made
     check_background(options.get("background"))  # as the command does: before any worker loads a model
     prepare_output_dir(out_dir)
     watch = progress or BatchProgress(quiet=True)

@@ -53,7 +53,7 @@ def check_ray_address(address: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, check_background, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
+    from ..batch.runner import DEFAULT_EXT, check_background, check_distinct_outputs, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
     from ..io.atomic import check_output_file
 
     if args.chunk_frames < 0:
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output-dir {out_dir} is a file, not a folder")
     jobs = [file_job_from_args(args, str(f.path), str(output_for(f.path, out_dir, ext, f.sub))) for f in inputs]  # every job checked before any work
+    check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made
     check_background(args.background)
     if args.ray is not None:
         from ..batch.ray_executor import import_ray
