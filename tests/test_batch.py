@@ -276,7 +276,6 @@ def test_missing_ray_is_one_clear_line(clips, tmp_path, monkeypatch, capsys):
     "argv, words",
     [
         (["missing.mp4"], "input not found"),
-        (["{a}", "{a}"], "a.mp4 would both write a.mkv"),
         (["{a}", "--workers", "2"], "--workers and --gpus-per-worker need --ray"),
         (["{a}", "--chunk-frames", "-1"], "--chunk-frames must be >= 0"),
         (["{a}", "--output", "composite"], "needs --background"),

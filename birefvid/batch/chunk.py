@@ -92,6 +92,7 @@ def run_chunk(task: ChunkTask, segmenter: "Segmenter", progress: Optional[Callab
     job = FileJob.from_dict(task.job)
     chunk = Chunk.from_dict(task.chunk)
     t0 = time.perf_counter()
+    make_folder(Path(task.path).parent)
     counted = _counting(progress, task.crash)
     if task.whole:
         whole = replace(job, output=replace(job.output, path=task.path))
@@ -99,6 +100,17 @@ def run_chunk(task: ChunkTask, segmenter: "Segmenter", progress: Optional[Callab
         return {"video": task.video, "chunk": chunk.index, "frames": report["frames"], "seconds": time.perf_counter() - t0}
     frames = _run_split_chunk(job, chunk, Path(task.path), segmenter, counted)
     return {"video": task.video, "chunk": chunk.index, "frames": frames, "seconds": time.perf_counter() - t0}
+
+
+def make_folder(folder: Path) -> None:
+    """Create the folder a chunk or output goes into (a recursive batch mirrors the input tree) when
+    the work starts, not while planning: a run refused or stopped early leaves no empty folders."""
+    from ..errors import SinkError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SinkError(f"cannot create the output folder {folder}: {e.strerror or e}") from e
 
 
 def _counting(progress: Optional[Callable[[int], None]], crash: Optional[CrashHook]) -> Optional[Callable[[int], None]]:

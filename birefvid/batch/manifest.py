@@ -56,17 +56,23 @@ class Manifest:
                 raise SinkError(f"batch manifest {self.path} has schema {data.get('schema')!r}, not {SCHEMA!r}; remove it to start afresh")
             self.videos = data.get("videos", {})
 
-    def entry(self, key: str, fp: str, info: dict[str, Any], also: Optional[str] = None) -> dict[str, Any]:
+    def entry(self, key: str, fp: str, info: dict[str, Any], also: Optional[str] = None, job_fp: Optional[str] = None) -> dict[str, Any]:
         """The video's entry, reset when its fingerprint changed (different job, input or chunking).
 
         An entry recorded under ``also`` (the same work fingerprinted the older way) is kept, re-keyed to ``fp``.
+        A finished video whose ``job_fp`` (the fingerprint without the chunking) is unchanged is kept
+        too: how it was split does not make its output out of date, only its unfinished chunks would be.
         """
         entry = self.videos.get(key)
         if entry is not None and also is not None and entry.get("fingerprint") == also:
             entry["fingerprint"] = fp
+        if entry is not None and job_fp is not None and entry.get("status") == "done" and entry.get("job_fingerprint") == job_fp:
+            entry["fingerprint"] = fp
         if entry is None or entry.get("fingerprint") != fp:
-            entry = {"fingerprint": fp, "status": "pending", "chunks_done": {}, **info}
+            entry = {"fingerprint": fp, "job_fingerprint": job_fp, "status": "pending", "chunks_done": {}, **info}
             self.videos[key] = entry
+        elif entry.get("job_fingerprint") is None:
+            entry["job_fingerprint"] = job_fp  # an entry written before these were recorded
         return entry
 
     def chunk_done(self, key: str, index: int, frames: int) -> None:

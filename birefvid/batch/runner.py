@@ -6,6 +6,7 @@ its output is committed (atomically) and the manifest says so; its chunk files a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequence
 
 from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
@@ -23,7 +24,7 @@ from ..io import open_source
 from ..io.base import is_url
 from ..io.scale import scaled_size
 from ..job import FileJob
-from .chunk import ChunkTask, chunk_shift
+from .chunk import ChunkTask, chunk_shift, make_folder
 from .hooks import crash_hook_for
 from .join import join_chunks
 from .local import OnFailure, OnFrames, OnResult, Skip
@@ -79,31 +80,94 @@ class VideoPlan:
         return self.work_dir / f"chunk-{index:05d}{self.output.suffix}"
 
 
-def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None) -> list[Path]:
-    """Files as given; a folder stands for the video files (and animated WebPs) in it, sorted. Missing ones fail at once.
+class Found(NamedTuple):
+    """An input video and the subfolder (under the folder it was found in) its output mirrors."""
 
-    In a folder, hidden files (macOS' ``._clip.mp4`` resource forks, a run's ``.clip.partial-*``)
-    are not inputs, nor are the outputs an earlier batch wrote into ``out_dir`` (its manifest lists
-    them): with the outputs beside the inputs, a rerun would take ``clip.mov`` for a new input that
-    writes ``clip.mov`` too. A file named on its own is always an input.
+    path: Path
+    sub: Path = Path()
+
+
+def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recursive: bool = False) -> list[Found]:
+    """Files as given; a folder stands for the video files (and animated WebPs) in it, sorted, and with
+    ``recursive`` for those in its subfolders at any depth too. Missing ones fail at once.
+
+    In a folder, hidden files and folders (macOS' ``._clip.mp4`` resource forks, a run's
+    ``.clip.partial-*``, the batch's own ``.birefvid-batch``) are not inputs, nor are the outputs
+    an earlier batch wrote into ``out_dir`` (its manifest lists them), nor, with ``recursive``,
+    anything under ``out_dir`` when it lies inside the folder: with the outputs beside the inputs,
+    a rerun would take ``clip.mov`` for a new input that writes ``clip.mov`` too. A file named on
+    its own is always an input. A file found again (a symlink and its target, a file named and in
+    a named folder) is one input: the same video processed twice would waste the run or clash.
     """
-    found: list[Path] = []
+    found: list[Found] = []
     ours = _earlier_outputs(out_dir)
+    skip = os.path.realpath(out_dir) if out_dir is not None else None
     for text in inputs:
         if is_url(text):
             raise SourceError(f"batch reads local files and folders (it seeks to split videos); download {text} first, "
                               "or run `birefvid process` on the URL")  # fmt: skip
         p = Path(text)
         if p.is_dir():
-            found.extend(sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in ours))
-            _note_subfolders(p, out_dir)
+            if recursive:
+                found.extend(sorted(_tree(p, Path(), frozenset({os.path.realpath(p)}), skip, ours), key=lambda f: f.sub / f.path.name))
+            else:
+                found.extend(Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in ours))
+                _note_subfolders(p, out_dir)
         elif p.is_file():
-            found.append(p)
+            found.append(Found(p))
         else:
             raise SourceError(f"input not found: {p}")
     if not found:
         raise SourceError("no video files among the inputs")
-    return found
+    return _once_each(found)
+
+
+def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str], ours: set[Path]) -> Iterator[Found]:
+    """The videos under ``folder`` at any depth, with their subfolder; linked folders are followed,
+    but not one that leads back to a folder above it (a loop) nor the output folder."""
+    for entry in folder.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            real = os.path.realpath(entry)
+            if real == skip:
+                _note_output_folder(entry, ours)
+            elif real not in ancestors:
+                yield from _tree(entry, sub / entry.name, ancestors | {real}, skip, ours)
+        elif entry.is_file() and _is_video(entry) and entry.resolve() not in ours:
+            yield Found(entry, sub)
+
+
+def _note_output_folder(folder: Path, ours: set[Path]) -> None:
+    """Warn when the output folder, left out of a recursive search, holds videos this batch did not
+    write: they would otherwise be left out without a word."""
+    theirs = sum(1 for f in folder.rglob("*") if f.is_file() and _is_video(f) and f.resolve() not in ours
+                 and not any(part.startswith(".") for part in f.relative_to(folder).parts))  # fmt: skip
+    if theirs:
+        log.warning("%s is the output folder, not searched: %s in it %s not processed; name %s as an input to include %s",
+                    folder, f"{theirs} video{'s' if theirs > 1 else ''}", "are" if theirs > 1 else "is",
+                    "them" if theirs > 1 else "it", "them" if theirs > 1 else "it")  # fmt: skip
+
+
+def _once_each(found: list[Found]) -> list[Found]:
+    """Each real file once (by device and inode): a symlink and its target, or a video reached twice,
+    keep the name without links in it (else the first), and one warning line says which were dropped."""
+    groups: dict[tuple[int, int], list[Found]] = {}
+    for f in found:
+        st = f.path.stat()
+        groups.setdefault((st.st_dev, st.st_ino), []).append(f)
+    keep = {id(next((f for f in group if _unlinked(f.path)), group[0])) for group in groups.values()}
+    dropped = [(f, next(k for k in group if id(k) in keep)) for group in groups.values() for f in group if id(f) not in keep]
+    if dropped:
+        shown = ", ".join(f"{f.path} ({'named twice' if f.path == k.path else f'= {k.path}'})" for f, k in dropped[:3]) + (f" and {len(dropped) - 3} more" if len(dropped) > 3 else "")
+        log.warning("%s the same %s as another input (a link, or named twice), processed once: %s",
+                    "1 input is" if len(dropped) == 1 else f"{len(dropped)} inputs are", "file" if len(dropped) == 1 else "files", shown)  # fmt: skip
+    return [f for f in found if id(f) in keep]
+
+
+def _unlinked(path: Path) -> bool:
+    """True when no part of ``path`` is a symlink: the file's own name, not a link's."""
+    return os.path.realpath(path) == os.path.abspath(path)
 
 
 def _note_subfolders(folder: Path, out_dir: Optional[Path]) -> None:
@@ -112,7 +176,7 @@ def _note_subfolders(folder: Path, out_dir: Optional[Path]) -> None:
     subs = sorted(d.name for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir() and d.resolve() != skip)
     if subs:
         shown = ", ".join(subs[:3]) + (f" and {len(subs) - 3} more" if len(subs) > 3 else "")
-        log.warning("%s: %s not searched (%s): batch takes the videos directly in a folder; name a subfolder as an input to include it",
+        log.warning("%s: %s not searched (%s): batch takes the videos directly in a folder; add --recursive, or name a subfolder as an input, to include it",
                     folder, "1 subfolder is" if len(subs) == 1 else f"{len(subs)} subfolders are", shown)  # fmt: skip
 
 
@@ -133,12 +197,16 @@ def _is_video(path: Path) -> bool:
     return suffix in VIDEO_EXTENSIONS or (suffix == ".webp" and is_animated_webp(path))
 
 
-def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Sequence[str | Path]] = None) -> None:
+def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Sequence[str | Path]] = None, out_dir: Optional[Path] = None) -> None:
     """ConfigError when several inputs would write the same output (``a.mp4`` and ``a.mkv`` both to ``a.mov``):
     refused before any work, since the second would skip or replace the first's. With ``inputs`` (in
     the order of ``outputs``) the error names the inputs of the first clash: in a folder of
-    hundreds, the output's name alone leaves the user to find them."""
-    names = [Path(o).name for o in outputs]
+    hundreds, the output's name alone leaves the user to find them. With ``out_dir`` outputs are
+    compared by their path under it (a recursive batch mirrors subfolders), and an output inside
+    another's PNG-sequence folder clashes too."""
+    names = [output_key(o, out_dir) if out_dir is not None else Path(o).name for o in outputs]
+    if inputs is not None and out_dir is not None:
+        _check_nesting(names, inputs)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if not dupes:
         return
@@ -148,6 +216,17 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
         raise ConfigError(f"{', '.join(clash[:-1])} and {clash[-1]} would all write {dupes[0]}{more}; rename them or run them apart"
                           if len(clash) > 2 else f"{clash[0]} and {clash[1]} would both write {dupes[0]}{more}; rename one or run them apart")  # fmt: skip
     raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+
+
+def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
+    """ConfigError when one output would lie inside another (``--ext png`` makes ``day1/`` a folder
+    of frames, and ``day1/extra.mp4`` of a recursive batch would write into it)."""
+    by_name = dict(zip(names, inputs))
+    for name, source in zip(names, inputs):
+        outer = next((str(parent) for parent in Path(name).parents if str(parent) in by_name), None)
+        if outer is not None:
+            raise ConfigError(f"{by_name[outer]} would write the folder {outer} and {source} would write {name} inside it; "
+                              "rename one or run them apart")  # fmt: skip
 
 
 def prepare_output_dir(out_dir: Path) -> None:
@@ -161,9 +240,21 @@ def prepare_output_dir(out_dir: Path) -> None:
         raise SinkError(f"output folder is not writable: {out_dir}")
 
 
-def output_for(input_path: Path, out_dir: Path, ext: str) -> Path:
-    """``DIR/<input stem><ext>``; ``ext`` ``png`` means a PNG-sequence folder ``DIR/<input stem>/``."""
-    return out_dir / input_path.stem if ext == "png" else out_dir / f"{input_path.stem}{ext}"
+def output_for(input_path: Path, out_dir: Path, ext: str, sub: Path = Path()) -> Path:
+    """``DIR/<sub>/<input stem><ext>`` (``sub``: the input's subfolder, mirrored); ``ext`` ``png`` means a PNG-sequence folder ``DIR/<sub>/<input stem>/``."""
+    folder = out_dir / sub
+    return folder / input_path.stem if ext == "png" else folder / f"{input_path.stem}{ext}"
+
+
+def output_key(output: str | Path, out_dir: Path) -> str:
+    """An output's name in the batch (its manifest key): its path under ``out_dir`` (``s1/a.mkv``),
+    so that outputs of like-named videos in different subfolders stay apart."""
+    for o, d in ((Path(output), Path(out_dir)), (Path(os.path.abspath(output)), Path(os.path.abspath(out_dir)))):
+        try:
+            return o.relative_to(d).as_posix()
+        except ValueError:
+            continue
+    return Path(output).name
 
 
 def _splittable(job: FileJob) -> bool:
@@ -180,7 +271,7 @@ def _splittable(job: FileJob) -> bool:
 def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> VideoPlan:
     """Probe the input and split it into chunks at keyframes (one chunk when it cannot or need not be split)."""
     src = Path(job.source.input)
-    name = Path(job.output.path).name
+    name = output_key(job.output.path, out_dir)
     _check_max_size(job)
     if is_animated_webp(src):  # read whole, with Pillow: FFmpeg can neither decode nor seek in it
         frames = len(frame_durations(src))
@@ -214,7 +305,7 @@ def run_batch(
     trimmed = [j.source.input for j in jobs if j.source.trimmed]
     if trimmed:
         raise ConfigError(f"batch processes whole videos; {trimmed[0]} has a time range (start/end): use birefvid process for a part")
-    check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs])
+    check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)
     lock = RunLock(out_dir)
     lock.acquire()
     try:
@@ -238,17 +329,19 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             continue
         chunking = {"chunks": [c.to_dict() for c in plan.chunks]}
         fp = fingerprint(job.to_dict(), job.source.input, chunking)
-        if job.output.overwrite:
-            manifest.videos.pop(plan.name, None)
-        made_before = manifest.status(plan.name) == "done"
+        # --overwrite replaces outputs that are out of date or not this batch's; a video finished with
+        # this very job is kept even so: redoing it gives the same file, and an interrupted --overwrite
+        # run rerun as it was typed would otherwise start over on every video, never to finish
+        made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
         entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
-                               also=fingerprint(job.to_dict(), job.source.input, chunking, as_spelled=True))  # fmt: skip
+                               also=fingerprint(job.to_dict(), job.source.input, chunking, as_spelled=True),
+                               job_fp=fingerprint(job.to_dict(), job.source.input, {}))  # fmt: skip
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
         if made_before and plan.output.exists() and not job.output.overwrite:
             _refuse_stale(plan.output)
-        check_target(plan.output, overwrite=job.output.overwrite, is_dir=plan.output.suffix == "")  # before any work
+        _check_output(plan.output, overwrite=job.output.overwrite)  # before any work
         plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
         todo.append(plan)
     manifest.save()
@@ -305,7 +398,7 @@ def _refuse_stale(output: Path) -> None:
     """SinkError for an output an earlier batch made with other options, or from an input changed
     since: 'output exists' alone read as if someone else's file were in the way."""
     raise SinkError(f"{output} was made by an earlier batch with other options, or from an input that has changed since; "
-                    f"{option('overwrite', True)} redoes it (and every other video of this run), or write to another output folder to keep both")  # fmt: skip
+                    f"{option('overwrite', True)} redoes it (and the others out of date; those already made with these options are kept), or write to another output folder to keep both")  # fmt: skip
 
 
 def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]]) -> None:
@@ -340,6 +433,7 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
         missing = [p for p in parts if not p.exists()]
         if missing:
             raise SinkError(f"chunk file {missing[0]} is missing; rerun to redo it")
+        make_folder(plan.output.parent)
         audio = plan.job.source.input if plan.job.output.audio else None
         if plan.output.exists() and not plan.job.output.overwrite:
             raise SinkError(f"output exists: {plan.output} (use {option('overwrite', True)})")
@@ -349,12 +443,30 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
                     subtitles_from=subtitles, chapters_from=plan.job.source.input)  # fmt: skip
     manifest.video_done(plan.name, plan.frames)
     shutil.rmtree(plan.work_dir, ignore_errors=True)
+    for parent in plan.work_dir.relative_to(manifest.path.parent).parents:  # a subfolder's video: its emptied folders too
+        if str(parent) != ".":
+            with contextlib.suppress(OSError):
+                (manifest.path.parent / parent).rmdir()
     for leftover in plan.output.parent.glob(f".{plan.output.stem}.partial-*"):  # from a worker killed mid-write
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
     progress.video_done(plan.name, str(plan.output))
+
+
+def _check_output(output: Path, *, overwrite: bool) -> None:
+    """``check_target`` for an output whose subfolder a recursive batch has yet to create: the
+    nearest folder that exists must be one this run can write into."""
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder == output.parent:
+        check_target(output, overwrite=overwrite, is_dir=output.suffix == "")
+    elif not folder.is_dir():
+        raise SinkError(f"cannot write {output}: {folder} is a file, not a folder")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise SinkError(f"output folder is not writable: {folder}")
 
 
 def executor_for(job: FileJob, ray: Optional[str], *, workers: Optional[int] = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0) -> Callable[[], Executor]:
@@ -386,6 +498,7 @@ def batch_videos(
     output_dir: str | Path,
     *,
     ext: Optional[str] = None,
+    recursive: bool = False,
     ray: Optional[str] = None,
     workers: Optional[int] = None,
     cpus_per_worker: float = 1.0,
@@ -397,13 +510,16 @@ def batch_videos(
     """``birefvid batch`` from Python: every input video into ``output_dir``; returns the totals.
 
     ``options`` are ``birefvid.api.build_file_job``'s keywords (kind, model, resolution, smooth,
-    codec, overwrite, ...); ``ray``: None (here), "local", "auto" or "ray://HOST:10001".
+    codec, overwrite, ...); ``recursive``: folders' subfolders too, mirrored under ``output_dir``;
+    ``ray``: None (here), "local", "auto" or "ray://HOST:10001".
     """
     from ..api import build_file_job
 
     out_dir = Path(output_dir)
     suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
-    jobs = [build_file_job(p, output_for(p, out_dir, suffix), **options) for p in expand_inputs([str(i) for i in inputs], out_dir)]
+    found = expand_inputs([str(i) for i in inputs], out_dir, recursive=recursive)
+    jobs = [build_file_job(f.path, output_for(f.path, out_dir, suffix, f.sub), **options) for f in found]
+    check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made
     check_background(options.get("background"))  # as the command does: before any worker loads a model
     prepare_output_dir(out_dir)
     watch = progress or BatchProgress(quiet=True)

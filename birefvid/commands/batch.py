@@ -22,7 +22,9 @@ def _extension(text: str) -> str:
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="video files, or folders of video files")
-    parser.add_argument("--output-dir", required=True, help="where the outputs go: DIR/<input name><ext> (created when missing)")
+    parser.add_argument("-r", "--recursive", action="store_true",
+                        help="also take the videos in the folders' subfolders, at any depth; outputs mirror the subfolders under --output-dir")  # fmt: skip
+    parser.add_argument("--output-dir", required=True, help="where the outputs go: DIR/<input name><ext>, DIR/<subfolder>/<input name><ext> with --recursive (created when missing)")
     parser.add_argument("--ext", choices=EXTENSIONS, type=_extension, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
     run_group = add_file_job_options(parser)
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -51,7 +53,7 @@ def check_ray_address(address: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, check_background, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
+    from ..batch.runner import DEFAULT_EXT, check_background, check_distinct_outputs, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
     from ..io.atomic import check_output_file
 
     if args.chunk_frames < 0:
@@ -68,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.progress_json, option("progress_json"))
     out_dir = Path(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
-    inputs = expand_inputs(args.inputs, out_dir)
+    inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output-dir {out_dir} is a file, not a folder")
-    jobs = [file_job_from_args(args, str(p), str(output_for(p, out_dir, ext))) for p in inputs]  # every job checked before any work
+    jobs = [file_job_from_args(args, str(f.path), str(output_for(f.path, out_dir, ext, f.sub))) for f in inputs]  # every job checked before any work
+    check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made
     check_background(args.background)
     if args.ray is not None:
         from ..batch.ray_executor import import_ray

@@ -1,0 +1,72 @@
+"""`birefvid batch` rerun after a changed option: --overwrite resumes an interrupted run, a new --chunk-frames dates nothing finished."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_batch_media import MODEL, events, keyframed_clip, manifest
+
+from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
+from birefvid.cli import main
+
+FRAMES = 3
+
+
+def test_an_interrupted_overwrite_run_resumes_when_rerun(tmp_path, capsys):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    keyframed_clip(folder / "a.mp4", FRAMES)
+    keyframed_clip(folder / "b.mp4", FRAMES)
+    argv = ["batch", str(folder), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main(argv) == 0
+    first = (out / "a.mkv").stat().st_mtime_ns
+
+    # the user changes an option: both outputs are out of date, and --overwrite redoes them;
+    # the run dies in b.mp4 (a killed process, as Ctrl-C or a crash would leave it), a.mkv redone
+    changed = [*argv, "--smooth", "none", "--overwrite"]
+    env = {**os.environ, CRASH_ENV: "b.mp4:0", MARKER_ENV: str(tmp_path / "crashed")}
+    killed = subprocess.run([sys.executable, "-m", "birefvid.cli", *changed], env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    redone = (out / "a.mkv").stat().st_mtime_ns
+    assert redone != first
+
+    # without --overwrite, b.mkv is named as the batch's own out-of-date output, not as a file in the way
+    assert main([*argv, "--smooth", "none"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'b.mkv'} was made by an earlier batch with other options" in err and "output exists" not in err
+
+    # the same command again resumes: a.mkv, made with these options, is kept; only b.mp4 runs
+    log = tmp_path / "p.jsonl"
+    assert main([*changed, "--progress-json", str(log)]) == 0
+    ev = events(log)
+    assert [e["video"] for e in ev if e["event"] == "video_skipped"] == ["a.mkv"]
+    assert [e["video"] for e in ev if e["event"] == "chunk_done"] == ["b.mkv"]
+    assert (out / "a.mkv").stat().st_mtime_ns == redone
+
+
+def test_overwrite_still_replaces_a_file_the_batch_did_not_make(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    src = keyframed_clip(tmp_path / "a.mp4", FRAMES)
+    (out / "a.mkv").write_bytes(b"someone else's file")
+    assert main(["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", "--overwrite", *MODEL]) == 0
+    assert (out / "a.mkv").read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # a Matroska file now
+    assert Path(out / "a.mkv").stat().st_size > 100
+
+
+def test_a_finished_video_is_kept_when_only_the_chunking_changed(tmp_path):
+    """--chunk-frames says how to split the work (smaller chunks for more Ray workers), not what
+    the output is: a rerun with another value must not call finished videos out of date."""
+    src = keyframed_clip(tmp_path / "long.mp4", 2 * FRAMES, gop=FRAMES)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main([*argv, "--chunk-frames", str(FRAMES)]) == 0
+    assert manifest(out)["videos"]["long.mkv"]["chunks"] == 2
+    made = (out / "long.mkv").stat().st_mtime_ns
+    assert main([*argv, "--chunk-frames", "0", "--progress-json", str(log)]) == 0
+    assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
+    assert (out / "long.mkv").stat().st_mtime_ns == made
+    assert main([*argv, "--chunk-frames", "0", "--smooth", "none"]) == 2  # another job still dates it

@@ -1,0 +1,160 @@
+"""`birefvid batch` over folder trees: --recursive mirrors subfolders, each real file once (links), clashes named by input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_batch_media import API_MODEL, MODEL, events, keyframed_clip, manifest, video_facts
+
+from birefvid.cli import main
+
+FRAMES = 3  # a short clip: the tests are about which files run and where outputs go, not pictures
+
+
+def batch(*argv: str) -> int:
+    return main(["batch", *argv, *MODEL, "--output", "mask"])
+
+
+def outputs(folder: Path) -> list[str]:
+    """Every file under ``folder`` but the batch's own work folder, as paths relative to it."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and ".birefvid-batch" not in p.parts)
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    """clips/top.mp4, clips/s1/a.mp4, clips/s1/deep/long.mp4 (two chunks), clips/s2/a.mp4 (a like-named
+    video in another subfolder), and clips/.hidden/h.mp4 (a hidden folder: never an input)."""
+    root = tmp_path / "clips"
+    for sub in ("s1/deep", "s2", ".hidden"):
+        (root / sub).mkdir(parents=True)
+    keyframed_clip(root / "top.mp4", FRAMES)
+    keyframed_clip(root / "s1" / "a.mp4", FRAMES)
+    keyframed_clip(root / "s1" / "deep" / "long.mp4", 2 * FRAMES, gop=FRAMES)
+    (root / "s2" / "a.mp4").write_bytes((root / "s1" / "a.mp4").read_bytes())
+    (root / ".hidden" / "h.mp4").write_bytes((root / "top.mp4").read_bytes())
+    return root
+
+
+MIRRORED = ["s1/a.mkv", "s1/deep/long.mkv", "s2/a.mkv", "top.mkv"]
+
+
+def test_recursive_mirrors_the_tree_and_a_rerun_skips_every_video(tree, tmp_path):
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    assert batch(str(tree), "--recursive", "--output-dir", str(out), "--chunk-frames", str(FRAMES), "-q") == 0
+    assert outputs(out) == MIRRORED
+    assert len(video_facts(out / "s1" / "deep" / "long.mkv")["pts"]) == 2 * FRAMES  # its two chunks joined
+    assert manifest(out)["videos"]["s1/deep/long.mkv"]["chunks"] == 2
+    assert os.listdir(out / ".birefvid-batch") == ["manifest.json"]  # chunk folders gone, subfolders and all
+    assert batch(str(tree), "-r", "--output-dir", str(out), "--chunk-frames", str(FRAMES), "--progress-json", str(log)) == 0
+    ev = events(log)
+    assert sorted(e["video"] for e in ev if e["event"] == "video_skipped") == MIRRORED
+    assert ev[-1]["frames_computed"] == 0
+
+
+def test_python_api_takes_recursive(tree, tmp_path):
+    from birefvid.batch.runner import batch_videos
+
+    totals = batch_videos([tree], tmp_path / "out", recursive=True, kind="mask", **API_MODEL)
+    assert outputs(tmp_path / "out") == MIRRORED and totals["videos_done"] == len(MIRRORED)
+
+
+def test_without_recursive_subfolders_are_named_and_left_out(tree, tmp_path, caplog):
+    out = tmp_path / "out"
+    assert batch(str(tree), "--output-dir", str(out), "-q") == 0
+    assert outputs(out) == ["top.mkv"]
+    assert "2 subfolders are not searched (s1, s2)" in caplog.text and "--recursive" in caplog.text
+
+
+def test_recursive_outputs_beside_the_inputs_are_not_inputs_on_a_rerun(tree, tmp_path):
+    """Written into the input tree itself, a.mkv beside a.mp4 would be an input writing a.mkv on the rerun."""
+    before = outputs(tree)
+    for _ in range(2):
+        assert batch(str(tree), "-r", "--output-dir", str(tree), "-q") == 0
+    assert outputs(tree) == sorted(before + MIRRORED)
+    assert sorted(manifest(tree)["videos"]) == MIRRORED
+
+
+def test_an_output_folder_inside_the_tree_is_not_searched(tree, tmp_path, caplog):
+    """Not even once its manifest is gone (the advice for an unreadable one: remove it to start afresh);
+    videos in it that the batch did not write are named, not left out without a word."""
+    import shutil
+
+    masks = tree / "masks"
+    assert batch(str(tree), "-r", "--output-dir", str(masks), "-q") == 0
+    assert "output folder" not in caplog.text  # its own outputs: nothing to say
+    shutil.rmtree(masks / ".birefvid-batch")
+    assert batch(str(tree), "-r", "--output-dir", str(masks), "--overwrite", "-q") == 0
+    assert outputs(masks) == MIRRORED  # no masks/masks/...: its own outputs were not taken for inputs
+    assert f"{masks} is the output folder, not searched: 4 videos in it are not processed" in caplog.text
+
+
+def test_a_link_and_its_target_are_processed_once(tmp_path, caplog):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    keyframed_clip(folder / "b.mp4", FRAMES)
+    (folder / "a-link.mp4").symlink_to("b.mp4")  # sorts first: the target's name must still be the one kept
+    out = tmp_path / "out"
+    assert batch(str(folder), str(folder / "b.mp4"), "--output-dir", str(out), "-q") == 0
+    assert outputs(out) == ["b.mkv"]
+    warned = [r.getMessage() for r in caplog.records if "same file" in r.getMessage()]
+    assert warned == [f"2 inputs are the same files as another input (a link, or named twice), processed once: "
+                      f"{folder / 'a-link.mp4'} (= {folder / 'b.mp4'}), {folder / 'b.mp4'} (named twice)"]  # fmt: skip
+
+
+def test_recursive_follows_linked_folders_but_not_back_up(tree, tmp_path, caplog):
+    (tree / "s2" / "up").symlink_to("..", target_is_directory=True)  # a loop: clips/s2/up/s2/up/...
+    (tree / "alias").symlink_to("s1", target_is_directory=True)  # the same videos again, under another name
+    out = tmp_path / "out"
+    assert batch(str(tree), "-r", "--output-dir", str(out), "-q") == 0
+    assert outputs(out) == MIRRORED
+    assert f"{tree / 'alias' / 'a.mp4'} (= {tree / 's1' / 'a.mp4'})" in caplog.text
+
+
+def test_a_link_whose_target_is_elsewhere_is_processed_under_its_own_name(tmp_path):
+    (tmp_path / "store").mkdir()
+    keyframed_clip(tmp_path / "store" / "take.mp4", FRAMES)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "shot.mp4").symlink_to(tmp_path / "store" / "take.mp4")
+    assert batch(str(folder), "--output-dir", str(tmp_path / "out"), "-q") == 0
+    assert outputs(tmp_path / "out") == ["shot.mkv"]
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("birefvid: error:"), err
+    return err[0]
+
+
+def test_a_clash_in_a_subfolder_names_its_inputs(tree, tmp_path, capsys):
+    (tree / "s1" / "a.mov").write_bytes((tree / "s1" / "a.mp4").read_bytes())
+    out = tmp_path / "out"
+    assert batch(str(tree), "-r", "--output-dir", str(out)) == 2
+    assert _error(capsys) == f"birefvid: error: {tree / 's1' / 'a.mov'} and {tree / 's1' / 'a.mp4'} would both write s1/a.mkv; rename one or run them apart"
+    assert not out.exists()  # refused before anything was made
+
+
+def test_two_trees_writing_the_same_subfolder_clash(tree, tmp_path, capsys):
+    other = tmp_path / "more"
+    (other / "s1").mkdir(parents=True)
+    (other / "s1" / "a.mp4").write_bytes((tree / "s1" / "a.mp4").read_bytes() + b"\0")  # another file, same place
+    assert batch(str(tree), str(other), "-r", "--output-dir", str(tmp_path / "out")) == 2
+    assert f"{tree / 's1' / 'a.mp4'} and {other / 's1' / 'a.mp4'} would both write s1/a.mkv" in _error(capsys)
+
+
+def test_a_png_sequence_folder_cannot_hold_another_output(tree, tmp_path, capsys):
+    """--ext png makes s1.mp4's output the folder s1/, where s1/a.mp4's frames would land too."""
+    (tree / "s1.mp4").write_bytes((tree / "top.mp4").read_bytes())
+    assert batch(str(tree), "-r", "--output-dir", str(tmp_path / "out"), "--ext", "png") == 2
+    assert _error(capsys).startswith(f"birefvid: error: {tree / 's1.mp4'} would write the folder s1 and {tree / 's1' / 'a.mp4'} would write s1/a inside it")
+
+
+def test_an_output_subfolder_blocked_by_a_file_is_one_line_before_any_work(tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "s1").write_text("a file where the subfolder goes")
+    assert batch(str(tree), "-r", "--output-dir", str(out)) == 2
+    assert f"cannot write {out / 's1' / 'a.mkv'}: {out / 's1'} is a file, not a folder" in _error(capsys)
+    assert sorted(os.listdir(out)) == ["s1"]
