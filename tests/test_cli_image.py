@@ -364,3 +364,32 @@ def test_the_colour_profile_goes_with_the_pixels(tmp_path, red_key, source, out,
         assert im.info.get("icc_profile") == icc
         im.load()
     assert cv2.imread(str(tmp_path / out)) is not None  # still a valid file for OpenCV too
+
+
+def _png_with_orientation(data: bytes, orientation: int) -> bytes:
+    """A PNG (as OpenCV encodes it) with an eXIf chunk turning it by EXIF ``orientation``, after IHDR."""
+    import struct
+    import zlib
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = b"eXIf" + exif.tobytes()[6:]  # the TIFF structure, without JPEG's "Exif\0\0"
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    return data[:33] + chunk + data[33:]
+
+
+def test_a_16_bit_pictures_own_alpha_keeps_its_16_bits(tmp_path, red_key):
+    """A 16-bit RGBA PNG (stored sideways, EXIF 6) with a fine alpha ramp: the cut-out's alpha over the subject is
+    the file's, every step of it. Pillow opens such a PNG as 8-bit RGBA, which cut it to 256 steps."""
+    size = (64, 48)
+    rgb = _scene_photo(tmp_path / "scene.png", size).astype(np.uint16) * 257
+    own = (20000 + np.arange(size[0])[None, :] * 331 + np.arange(size[1])[:, None] * 17).astype(np.uint16)  # few multiples of 257
+    stored = np.rot90(np.dstack([rgb, own]), 1)  # EXIF 6 turns it back clockwise
+    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(stored), cv2.COLOR_RGBA2BGRA))
+    (tmp_path / "deep.png").write_bytes(_png_with_orientation(data.tobytes(), 6))
+    out = tmp_path / "cut.png"
+    assert main(["image", str(tmp_path / "deep.png"), "-o", str(out), "-q"]) == 0
+    alpha = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., 3]
+    assert alpha.dtype == np.uint16 and alpha.shape == (48, 64)
+    subject, _ = _regions(size)
+    assert np.abs(alpha[subject].astype(int) - own[subject]).max() <= 1

@@ -104,6 +104,7 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
+    import numpy as np
     import torch
     from tqdm import tqdm
 
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
-            coverage = None if own_alpha is None else torch.from_numpy(own_alpha)[None, None].to(alphas.device).float().div_(255.0)
+            coverage = None if own_alpha is None else torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
             pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
             write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=_profile(source) if kind != "mask" else None)
     if unreadable:
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_checked(path: Path) -> Any:
     """The picture at ``path`` as HxWx3 uint8 RGB, for a 16-bit file uint16 RGB (else None), and its own
-    HxW uint8 alpha (None when opaque); refused with one line when unreadable or too small."""
+    HxW alpha, uint8 or uint16 as the file's (None when opaque); refused with one line when unreadable or too small."""
     from ..io.base import check_picture_size
     from ..io.image_source import read_alpha, read_rgb_deep
 

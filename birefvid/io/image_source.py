@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import cv2
 import numpy as np
@@ -17,6 +17,9 @@ from birefvid.errors import SourceError
 from birefvid.extensions import IMAGE_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import Source, check_picture_size
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +78,41 @@ def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
 
 
 def read_alpha(path: Path) -> Optional[np.ndarray]:
-    """The picture's own transparency (H, W) uint8, upright as ``read_rgb`` is, or None when it has none or is
-    opaque throughout: an already cut-out PNG's hidden pixels keep their colour, which read_rgb shows."""
+    """The picture's own transparency (H, W), upright as ``read_rgb`` is, or None when it has none or is opaque
+    throughout: an already cut-out PNG's hidden pixels keep their colour, which read_rgb shows. uint8, or
+    uint16 for a 16-bit picture (PNG, TIFF), whose soft alpha has steps 8 bits would merge."""
     from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as im:
             if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
                 return None  # the header says so: no second decode for an opaque photo
-            alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
+            alpha = _deep_alpha(path, im) if im.mode in ("RGBA", "LA") else None
+            if alpha is None:
+                alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did: as before
         return None
-    return None if alpha.min() == 255 else alpha
+    return None if alpha.min() == np.iinfo(alpha.dtype).max else alpha
+
+
+# numpy for Pillow's exif_transpose methods, by EXIF orientation (2-8): flips, then quarter turns counter-clockwise
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: np.rot90(a, 2), 4: lambda a: a[::-1], 5: lambda a: np.rot90(a[:, ::-1], 1),
+           6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a[:, ::-1], -1), 8: lambda a: np.rot90(a, 1)}  # fmt: skip
+
+
+def _deep_alpha(path: Path, im: "Image.Image") -> Optional[np.ndarray]:
+    """The 16-bit alpha of a 16-bit RGBA or gray+alpha file, upright, else None. Pillow opens those as
+    8-bit RGBA (their alpha cut to 256 steps), so it is read with OpenCV, which keeps 16 bits but not the
+    EXIF turn when it keeps alpha: that is applied here, as Pillow applies it to the 8-bit alpha."""
+    if im.format not in ("PNG", "TIFF"):
+        return None
+    data = np.fromfile(str(path), dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3 or decoded.shape[2] not in (2, 4):
+        return None
+    turn = _ORIENT.get(im.getexif().get(0x0112, 1))
+    alpha = decoded[..., -1]
+    return np.ascontiguousarray(turn(alpha) if turn else alpha)
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
