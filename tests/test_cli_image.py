@@ -393,3 +393,35 @@ def test_a_16_bit_pictures_own_alpha_keeps_its_16_bits(tmp_path, red_key):
     assert alpha.dtype == np.uint16 and alpha.shape == (48, 64)
     subject, _ = _regions(size)
     assert np.abs(alpha[subject].astype(int) - own[subject]).max() <= 1
+
+
+@pytest.mark.parametrize("out, extra", [("cut.png", []), ("white.jpg", ["--output", "composite", "--background", "white"]),
+                                        ("mask.png", ["--output", "mask"])])  # fmt: skip
+def test_dpi_and_pixel_shape_are_kept(tmp_path, red_key, out, extra):
+    """A 300 dpi product shot printed at its size before the cut; the output said nothing and printed at 72 or 96 dpi.
+    Stored sideways (EXIF 6) with 300x150 dpi, it is shown at 150x300: the cut-out, written upright, says that."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb = _scene_photo(tmp_path / "scene.png")
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(tmp_path / "shot.jpg", dpi=(300, 150), exif=exif, quality=95)
+    Image.fromarray(rgb).save(tmp_path / "shot.png", dpi=(300, 300))
+    for source in ("shot.jpg", "shot.png"):
+        target = tmp_path / f"{Path(source).suffix[1:]}-{out}"
+        assert main(["image", str(tmp_path / source), "-o", str(target), *extra, "-q"]) == 0
+        with Image.open(target) as im:
+            assert im.size == (64, 48)
+            expected = (150, 300) if source == "shot.jpg" else (300, 300)
+            assert tuple(round(v) for v in im.info["dpi"]) == expected, im.info
+    assert cv2.imread(str(target), cv2.IMREAD_UNCHANGED) is not None  # still a valid file for OpenCV too
+
+
+def test_an_animated_gif_warns_that_only_its_first_frame_is_cut_out(tmp_path, red_key, caplog):
+    frames = [Image.fromarray(np.roll(_scene_photo(tmp_path / "scene.png"), 8 * i, axis=1)) for i in range(3)]
+    frames[0].save(tmp_path / "wave.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert main(["image", str(tmp_path / "wave.gif"), "-o", str(tmp_path / "wave.png"), "-q"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{tmp_path / 'wave.gif'} has 3 frames; only the first is cut out "
+                        f"(`birefvid process {tmp_path / 'wave.gif'} -o OUT` cuts out them all)"]  # fmt: skip
+    caplog.clear()
+    assert main(["image", str(tmp_path / "scene.png"), "-o", str(tmp_path / "still.png"), "-q"]) == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

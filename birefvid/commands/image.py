@@ -4,13 +4,19 @@ or a blurred one) as PNG, WebP or JPEG."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..extensions import IMAGE_EXTENSIONS
 from .options import add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec
+
+if TYPE_CHECKING:
+    from ..io.image_sink import PixelDensity
+
+log = logging.getLogger(__name__)
 
 HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG)"
 OUTPUTS = ("rgba", "mask", "green", "composite", "blur")
@@ -148,7 +154,11 @@ def run(args: argparse.Namespace) -> int:
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
             coverage = None if own_alpha is None else torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
             pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
-            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=_profile(source) if kind != "mask" else None)
+            icc, density, frames = _header(source)
+            if frames > 1:  # a still is what `image` writes; the animation is `process`'s job
+                log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
+                            source, frames, source)  # fmt: skip
+            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density)
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
@@ -172,17 +182,22 @@ def _read_checked(path: Path) -> Any:
     return image, deep, alpha if alpha is not None and alpha.shape == image.shape[:2] else None
 
 
-def _profile(path: Path) -> Any:
-    """The RGB colour profile ``path`` embeds (None if none, or one an RGB output cannot carry), to tag the output with."""
+def _header(path: Path) -> tuple[Optional[bytes], Optional[PixelDensity], int]:
+    """What ``path``'s header says beyond its pixels, for the output: its RGB colour profile (None if none, or one
+    an RGB output cannot carry), its pixel density (DPI, non-square pixels; as shown, so turned with an EXIF turn)
+    and its number of frames (an animated GIF or WebP has several)."""
     from PIL import Image
 
-    from ..io.image_sink import rgb_profile
+    from ..io.image_sink import PixelDensity, pixel_density, rgb_profile
 
     try:
         with Image.open(path) as im:  # the header only: no second decode
-            return rgb_profile(im.info.get("icc_profile"))
+            density = pixel_density(im.info)
+            if density is not None and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # shown turned a quarter
+                density = PixelDensity(density.y, density.x, density.per_inch)
+            return rgb_profile(im.info.get("icc_profile")), density, int(getattr(im, "n_frames", 1))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
+        return None, None, 1
 
 
 def _read_single(path: Path) -> Any:

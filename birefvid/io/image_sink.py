@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -71,11 +71,21 @@ JPEG_QUALITY = 95  # cut-outs are looked at closely: fewer ringing artefacts alo
 WEBP_QUALITY = 90  # lossy colour; libwebp keeps the alpha plane lossless, so soft edges stay exact
 
 
-def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None) -> None:
+class PixelDensity(NamedTuple):
+    """A picture's pixel density: ``x`` and ``y`` per inch (``per_inch``), or only their ratio, the pixels' shape."""
+
+    x: float
+    y: float
+    per_inch: bool
+
+
+def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None) -> None:
     """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG or WebP by ``path``'s suffix,
     written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs.
     ``icc``: the RGB colour profile the pixels are in (a Display P3 phone photo's), embedded so viewers show them
-    as the source; OpenCV's encoders write none, and untagged pixels are taken as sRGB (washed-out colour)."""
+    as the source; OpenCV's encoders write none, and untagged pixels are taken as sRGB (washed-out colour).
+    ``density``: the source's DPI (or non-square pixels' shape), kept in PNG and JPEG so a 300 dpi product
+    shot still prints at its size; WebP has no field for it."""
     suffix = path.suffix.lower()
     if suffix not in STILL_FORMATS:
         raise SinkError(f"cannot write {path}: expected {', '.join(STILL_FORMATS)}")
@@ -95,6 +105,8 @@ def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None) -> 
         encoded = data.tobytes()
         if icc and pixels.ndim == 3:
             encoded = _with_icc(suffix, encoded, icc, pixels.shape[1], pixels.shape[0], pixels.shape[2] == 4)
+        if density is not None:
+            encoded = _with_density(suffix, encoded, density)
         try:
             atomic.temp.write_bytes(encoded)
         except OSError as e:  # a full disk, a quota
@@ -102,6 +114,37 @@ def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None) -> 
         atomic.commit()
     finally:
         atomic.discard()
+
+
+def pixel_density(info: dict) -> Optional[PixelDensity]:
+    """The pixel density Pillow read into an image's ``info`` (PNG pHYs, JPEG JFIF or EXIF, TIFF resolution), or
+    None when it says nothing beyond square pixels."""
+    dpi = info.get("dpi")
+    if dpi and len(dpi) == 2 and min(float(dpi[0]), float(dpi[1])) > 0:
+        return PixelDensity(float(dpi[0]), float(dpi[1]), True)
+    ratio = info.get("aspect") or info.get("resolution") or (info.get("jfif_density") if info.get("jfif_unit") == 0 else None)
+    if ratio and len(ratio) == 2 and min(float(ratio[0]), float(ratio[1])) > 0 and float(ratio[0]) != float(ratio[1]):
+        return PixelDensity(float(ratio[0]), float(ratio[1]), False)
+    return None
+
+
+def _with_density(suffix: str, data: bytes, density: PixelDensity) -> bytes:
+    """OpenCV's encoded ``data`` with ``density``: a PNG pHYs chunk, or the JFIF header's density (OpenCV writes
+    1:1 without a unit there); WebP (no such field) is returned as it is."""
+    import struct
+    import zlib
+
+    if suffix == ".png":  # pixels per metre, or (unit 0) their ratio only; before the pixels, right after IHDR
+        scale = 1 / 0.0254 if density.per_inch else 1.0
+        x, y = (max(1, min(0xFFFFFFFF, round(v * scale))) for v in (density.x, density.y))
+        body = b"pHYs" + struct.pack(">IIB", x, y, 1 if density.per_inch else 0)
+        return data[:33] + struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body)) + data[33:]
+    if suffix in (".jpg", ".jpeg") and data[2:4] == b"\xff\xe0" and data[6:11] == b"JFIF\0":
+        big = max(density.x, density.y)
+        scale = 65535 / big if big > 65535 else 1.0  # JFIF's 16 bits: a huge ratio keeps its shape
+        x, y = (max(1, round(v * scale)) for v in (density.x, density.y))
+        return data[:13] + struct.pack(">BHH", 1 if density.per_inch else 0, x, y) + data[18:]
+    return data
 
 
 def rgb_profile(icc: Optional[bytes]) -> Optional[bytes]:
