@@ -264,6 +264,8 @@ def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
         (["-o", "{d}/folder", "--ext", ".jpg"], "JPEG has no transparency"),
         (["-o", "{d}/folder", "--ext", ".gif"], "--ext .gif: expected .png, .webp, .jpg, .jpeg"),
         (["-o", "{d}/cut.tiff"], "cannot write {d}/cut.tiff: expected .png, .webp, .jpg, .jpeg"),
+        (["-o", "{d}/cut.gif"], "cannot write {d}/cut.gif: expected .png, .webp, .jpg, .jpeg"),  # it made a folder cut.gif/
+        (["-o", "{d}/cut.mp4"], "cannot write {d}/cut.mp4: expected .png, .webp, .jpg, .jpeg"),
         (["-o", "{d}/c.png", "--output", "composite"], "--output composite needs --background"),
         (["-o", "{d}/c.png", "--output", "green", "--background", "red"], "--background is only used with --output composite"),
         (["-o", "{d}/c.png", "--output", "composite", "--background", "{d}/missing.jpg"], "background not found"),

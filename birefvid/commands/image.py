@@ -10,7 +10,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..extensions import IMAGE_EXTENSIONS
+from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from .options import add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 # first frame, as a single .gif given by name is read; AVIF where the installed Pillow/OpenCV decode it):
 # they were skipped without a word in folders although they work by name
 STILL_PICTURES = IMAGE_EXTENSIONS | {".gif", ".avif"}
+# `-o NAME.EXT` with one of these names a file birefvid cannot write, not a folder: `-o cut.gif` made a folder
+# cut.gif/ holding cut.png. A folder name with another dot (`-o shoot.2026`) is still a folder
+FILE_SUFFIXES = STILL_PICTURES | VIDEO_EXTENSIONS | {".apng", ".heic", ".heif", ".jxl", ".jp2", ".psd", ".exr", ".tga", ".svg", ".pdf"}
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -74,7 +77,6 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
     and each picture is written into it as ``<name><ext>``. ``transparent``: the output has an alpha channel.
     """
     from ..errors import SinkError
-    from ..extensions import IMAGE_EXTENSIONS
     from ..io.atomic import check_target
     from ..io.image_sink import STILL_FORMATS
 
@@ -84,7 +86,7 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
     if not folder:
         targets = [out]
     else:
-        if suffix in IMAGE_EXTENSIONS:
+        if suffix in FILE_SUFFIXES:
             if len(inputs) == 1:
                 raise SinkError(f"cannot write {out}: expected {', '.join(STILL_FORMATS)} (or a folder)")
             raise SinkError(f"{len(inputs)} inputs need an output folder, not the file {out}")
