@@ -260,12 +260,12 @@ def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
 @pytest.mark.parametrize(
     "args, pattern",
     [
-        (["-o", "{d}/cut.jpg"], "JPEG has no transparency; write .png or .webp"),
+        (["-o", "{d}/cut.jpg"], "JPEG has no transparency; write .png, .webp or .tif"),
         (["-o", "{d}/folder", "--ext", ".jpg"], "JPEG has no transparency"),
-        (["-o", "{d}/folder", "--ext", ".gif"], "--ext .gif: expected .png, .webp, .jpg, .jpeg"),
-        (["-o", "{d}/cut.tiff"], "cannot write {d}/cut.tiff: expected .png, .webp, .jpg, .jpeg"),
-        (["-o", "{d}/cut.gif"], "cannot write {d}/cut.gif: expected .png, .webp, .jpg, .jpeg"),  # it made a folder cut.gif/
-        (["-o", "{d}/cut.mp4"], "cannot write {d}/cut.mp4: expected .png, .webp, .jpg, .jpeg"),
+        (["-o", "{d}/folder", "--ext", ".gif"], "--ext .gif: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
+        (["-o", "{d}/cut.bmp"], "cannot write {d}/cut.bmp: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
+        (["-o", "{d}/cut.gif"], "cannot write {d}/cut.gif: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),  # it made a folder cut.gif/
+        (["-o", "{d}/cut.mp4"], "cannot write {d}/cut.mp4: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
         (["-o", "{d}/c.png", "--output", "composite"], "--output composite needs --background"),
         (["-o", "{d}/c.png", "--output", "green", "--background", "red"], "--background is only used with --output composite"),
         (["-o", "{d}/c.png", "--output", "composite", "--background", "{d}/missing.jpg"], "background not found"),
@@ -427,3 +427,25 @@ def test_an_animated_gif_warns_that_only_its_first_frame_is_cut_out(tmp_path, re
     caplog.clear()
     assert main(["image", str(tmp_path / "scene.png"), "-o", str(tmp_path / "still.png"), "-q"]) == 0
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_tiff_output_for_print_and_retouching(tmp_path, red_key):
+    """TIFF, what print shops and retouchers ask for: straight alpha declared as alpha (ExtraSamples 2; OpenCV writes
+    none, and editors then show a fourth channel, not transparency), the colour profile, the DPI, and 16 bits."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = _scene_photo(tmp_path / "scene.png")
+    Image.fromarray(rgb).save(tmp_path / "shot.jpg", icc_profile=icc, dpi=(300, 300), quality=95)
+    assert main(["image", str(tmp_path / "shot.jpg"), "-o", str(tmp_path / "cut.tif"), "-q"]) == 0
+    subject, background = _regions()
+    with Image.open(tmp_path / "cut.tif") as im:
+        assert im.mode == "RGBA" and im.tag_v2.get(338) in (2, (2,))
+        assert im.info.get("icc_profile") == icc and tuple(round(v) for v in im.info["dpi"]) == (300, 300)
+        alpha = np.array(im)[..., 3]
+    assert alpha[subject].min() == 255 and alpha[background].max() == 0
+    deep = rgb.astype(np.uint16) * 257 ^ 3  # 65532 and 3: not a widened 8-bit picture
+    cv2.imwrite(str(tmp_path / "deep.png"), cv2.cvtColor(deep, cv2.COLOR_RGB2BGR))
+    assert main(["image", str(tmp_path / "deep.png"), "-o", str(tmp_path), "--ext", ".tiff", "--output", "green", "-q"]) == 0
+    picture = cv2.cvtColor(cv2.imread(str(tmp_path / "deep.tiff"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+    assert picture.dtype == np.uint16 and np.array_equal(picture[subject], deep[subject])

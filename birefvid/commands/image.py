@@ -1,5 +1,5 @@
 """``birefvid image IN... -o OUT``: cut-outs of still images (RGBA, mask, greenscreen, a new background
-or a blurred one) as PNG, WebP or JPEG."""
+or a blurred one) as PNG, WebP, JPEG or TIFF."""
 
 from __future__ import annotations
 
@@ -18,25 +18,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG)"
+HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG, TIFF)"
 OUTPUTS = ("rgba", "mask", "green", "composite", "blur")
 COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "green": "green", "composite": "composite", "blur": "blur"}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
-    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp or .jpg file for a single input")
+    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
     parser.add_argument("--output", choices=OUTPUTS, default="rgba", help="what to write: the RGBA cut-out, its mask, or the subject "
                         "over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
-    parser.add_argument("--ext", default=".png", help="file type written into an output folder: .png (default), .webp or .jpg "
+    parser.add_argument("--ext", default=".png", help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
                         "(JPEG has no transparency: for mask, green, composite and blur)")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
     parser.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
     parser.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
     parser.add_argument("--no-foreground", action="store_true", help="keep source colours at soft edges (skip foreground colour estimation)")
     parser.add_argument("--bit-depth", type=bit_depth_arg, default="auto", metavar="{auto,8,16}",
-                        help="auto (default): a 16-bit input (PNG, TIFF) gives a 16-bit PNG; 8: 8-bit pictures; "
-                             "16: 16-bit PNGs from any input (the matte's full precision)")  # fmt: skip
+                        help="auto (default): a 16-bit input (PNG, TIFF) gives a 16-bit PNG or TIFF; 8: 8-bit pictures; "
+                             "16: 16-bit PNGs or TIFFs from any input (the matte's full precision)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
     add_matte_options(parser)
@@ -96,7 +96,7 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
             raise SinkError(f"output {out} is a file; pass a folder for several images")
         targets = [out / f"{p.stem}{ext}" for p in inputs]
     if transparent and not STILL_FORMATS[targets[0].suffix.lower()]:
-        raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png or .webp, or choose an opaque --output "
+        raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
                         "(mask, green, composite, blur)")  # fmt: skip
     if folder:
         out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..compose.compositor import Compositor
     from ..errors import SourceError
-    from ..io.image_sink import write_image
+    from ..io.image_sink import DEEP_FORMATS, write_image
     from ..job import InferenceSpec, MatteSpec, OutputSpec
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
-            bits = 16 if target.suffix.lower() == ".png" and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
+            bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
             background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8) if backgrounds else None
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
