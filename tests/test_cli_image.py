@@ -449,3 +449,15 @@ def test_tiff_output_for_print_and_retouching(tmp_path, red_key):
     assert main(["image", str(tmp_path / "deep.png"), "-o", str(tmp_path), "--ext", ".tiff", "--output", "green", "-q"]) == 0
     picture = cv2.cvtColor(cv2.imread(str(tmp_path / "deep.tiff"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
     assert picture.dtype == np.uint16 and np.array_equal(picture[subject], deep[subject])
+
+
+def test_a_new_output_folder_is_made_only_when_a_picture_goes_into_it(tmp_path, red_key, capsys):
+    """A failed run left an empty output folder behind, made before anything was read."""
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png at all")
+    _one_line_error(capsys, main(["image", str(bad), "-o", f"{tmp_path / 'cutouts'}/", "-q"]), "bad.png is not a readable image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png"]
+    _scene_photo(tmp_path / "p.png")
+    assert main(["image", str(tmp_path / "p.png"), "-o", f"{tmp_path / 'a' / 'b'}/", "-q"]) == 0  # made, parents too
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["p.png"]
+    _one_line_error(capsys, main(["image", str(tmp_path / "p.png"), "-o", f"{bad / 'sub'}/", "-q"]), f"cannot create the folder {bad / 'sub'}")

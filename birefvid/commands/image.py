@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
@@ -74,7 +75,8 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
     """Target path of each input; checked up front so no work is done for an impossible run.
 
     A single input goes to ``out`` when it names a picture file; otherwise ``out`` is a folder
-    and each picture is written into it as ``<name><ext>``. ``transparent``: the output has an alpha channel.
+    and each picture is written into it as ``<name><ext>``; a missing folder is made by ``run``
+    with the first picture written. ``transparent``: the output has an alpha channel.
     """
     from ..errors import SinkError
     from ..io.atomic import check_target
@@ -98,14 +100,20 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
     if transparent and not STILL_FORMATS[targets[0].suffix.lower()]:
         raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
                         "(mask, green, composite, blur)")  # fmt: skip
-    if folder:
-        out.mkdir(parents=True, exist_ok=True)
+    new_folder = folder and not out.exists()
+    if new_folder:  # made by the first picture written (make_folder), so a run that writes none leaves none
+        ancestor = next(p for p in out.absolute().parents if p.exists())
+        if not ancestor.is_dir():
+            raise SinkError(f"cannot create the folder {out}: {ancestor} is a file")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise SinkError(f"cannot create the folder {out}: {ancestor} is not writable")
     seen: dict[Path, Path] = {}
     for source, target in zip(inputs, targets):
         if target in seen:
             raise SinkError(f"{source} and {seen[target]} would both be written to {target}; rename one")
         seen[target] = source
-        check_target(target, overwrite=overwrite, is_dir=False)
+        if not new_folder:  # nothing can be in the way in a folder yet to be made
+            check_target(target, overwrite=overwrite, is_dir=False)
     return targets
 
 
@@ -160,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             if frames > 1:  # a still is what `image` writes; the animation is `process`'s job
                 log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
                             source, frames, source)  # fmt: skip
+            target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
             write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density)
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
