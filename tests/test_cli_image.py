@@ -461,3 +461,31 @@ def test_a_new_output_folder_is_made_only_when_a_picture_goes_into_it(tmp_path, 
     assert main(["image", str(tmp_path / "p.png"), "-o", f"{tmp_path / 'a' / 'b'}/", "-q"]) == 0  # made, parents too
     assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["p.png"]
     _one_line_error(capsys, main(["image", str(tmp_path / "p.png"), "-o", f"{bad / 'sub'}/", "-q"]), f"cannot create the folder {bad / 'sub'}")
+
+
+@pytest.mark.parametrize("limit", [2000, 1000], ids=["warned", "refused"])
+def test_a_very_large_picture_keeps_its_profile_dpi_and_alpha(tmp_path, red_key, monkeypatch, limit):
+    """Pillow's decompression-bomb limit (89 megapixels for a warning, twice that for an error), lowered here so a
+    64x48 photo stands for a 140 or 190-megapixel panorama: OpenCV decodes it, but its header and alpha, read with
+    Pillow, printed a Python warning or were dropped without a word."""
+    import warnings
+
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = _scene_photo(tmp_path / "scene.png")
+    own = np.full(rgb.shape[:2], 255, np.uint8)
+    own[:, :20] = 0
+    Image.fromarray(np.dstack([rgb, own])).save(tmp_path / "pano.png", icc_profile=icc, dpi=(300, 300))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["image", str(tmp_path / "pano.png"), "-o", str(tmp_path / "cut.png"), "-q"]) == 0
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert Image.MAX_IMAGE_PIXELS == limit  # put back
+    monkeypatch.undo()
+    with Image.open(tmp_path / "cut.png") as im:
+        assert im.info.get("icc_profile") == icc and tuple(round(v) for v in im.info["dpi"]) == (300, 300)
+        alpha = np.array(im)[..., 3]
+    subject, _ = _regions()
+    assert (alpha[subject & (own == 0)] == 0).all() and (alpha[subject & (own == 255)] == 255).all()

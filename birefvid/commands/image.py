@@ -200,9 +200,10 @@ def _header(path: Path) -> tuple[Optional[bytes], Optional[PixelDensity], int]:
     from PIL import Image
 
     from ..io.image_sink import PixelDensity, pixel_density, rgb_profile
+    from ..io.image_source import opened_unlimited
 
     try:
-        with Image.open(path) as im:  # the header only: no second decode
+        with opened_unlimited(path) as im:  # the header only: no second decode
             density = pixel_density(im.info)
             if density is not None and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # shown turned a quarter
                 density = PixelDensity(density.y, density.x, density.per_inch)

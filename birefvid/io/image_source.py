@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import re
@@ -77,6 +78,22 @@ def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     return _to_rgb(image), deep
 
 
+@contextlib.contextmanager
+def opened_unlimited(path: Path) -> Iterator["Image.Image"]:
+    """``PIL.Image.open(path)`` without Pillow's decompression-bomb limit, for the header and alpha of a picture
+    OpenCV has decoded (under its own limit): a 140-megapixel panorama printed Pillow's two-line Python
+    warning, and from 179 megapixels its colour profile, DPI and own alpha were dropped without a word."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as im:
+            yield im
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def read_alpha(path: Path) -> Optional[np.ndarray]:
     """The picture's own transparency (H, W), upright as ``read_rgb`` is, or None when it has none or is opaque
     throughout: an already cut-out PNG's hidden pixels keep their colour, which read_rgb shows. uint8, or
@@ -84,7 +101,7 @@ def read_alpha(path: Path) -> Optional[np.ndarray]:
     from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as im:
+        with opened_unlimited(path) as im:
             if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
                 return None  # the header says so: no second decode for an opaque photo
             alpha = _deep_alpha(path, im) if im.mode in ("RGBA", "LA") else None
