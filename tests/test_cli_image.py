@@ -489,3 +489,19 @@ def test_a_very_large_picture_keeps_its_profile_dpi_and_alpha(tmp_path, red_key,
         alpha = np.array(im)[..., 3]
     subject, _ = _regions()
     assert (alpha[subject & (own == 0)] == 0).all() and (alpha[subject & (own == 255)] == 255).all()
+
+
+def test_an_input_is_never_written_over(tmp_path, red_key, capsys):
+    """`image photos/ -o photos/ --overwrite` replaced each PNG photo with its cut-out: the originals were lost."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    _scene_photo(src / "a.png")
+    _scene_photo(src / "b.jpg")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    _one_line_error(capsys, main(["image", str(src), "-o", str(src), "--overwrite", "-q"]),
+                    f"{src / 'a.png'} is one of the inputs; write the cut-outs to another file or folder")  # fmt: skip
+    _one_line_error(capsys, main(["image", str(src / "b.jpg"), "-o", str(src / "b.jpg"), "--output", "mask", "--overwrite", "-q"]),
+                    "b.jpg is one of the inputs")  # fmt: skip
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    assert main(["image", str(src), "-o", str(src), "--ext", ".webp", "-q"]) == 0  # beside them is fine
+    assert sorted(p.name for p in src.iterdir()) == ["a.png", "a.webp", "b.jpg", "b.webp"]

@@ -108,7 +108,10 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
         if not os.access(ancestor, os.W_OK | os.X_OK):
             raise SinkError(f"cannot create the folder {out}: {ancestor} is not writable")
     seen: dict[Path, Path] = {}
+    originals = {p.resolve() for p in inputs}
     for source, target in zip(inputs, targets):
+        if target.resolve() in originals:  # `image photos/ -o photos/ --overwrite` replaced the photos with their cut-outs
+            raise SinkError(f"{target} is one of the inputs; write the cut-outs to another file or folder")
         if target in seen:
             raise SinkError(f"{source} and {seen[target]} would both be written to {target}; rename one")
         seen[target] = source
