@@ -505,3 +505,15 @@ def test_an_input_is_never_written_over(tmp_path, red_key, capsys):
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     assert main(["image", str(src), "-o", str(src), "--ext", ".webp", "-q"]) == 0  # beside them is fine
     assert sorted(p.name for p in src.iterdir()) == ["a.png", "a.webp", "b.jpg", "b.webp"]
+
+
+def test_bit_depth_16_into_an_8_bit_format_says_so(tmp_path, red_key, caplog):
+    """`--bit-depth 16 -o cut.webp` wrote 8 bits without a word; into PNG it gives 16 and no warning."""
+    _scene_photo(tmp_path / "p.png")
+    assert main(["image", str(tmp_path / "p.png"), "-o", str(tmp_path / "cut.webp"), "--bit-depth", "16", "-q"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["--bit-depth 16: .webp pictures hold 8 bits a sample, so they are written at 8; write .png or .tif for 16"]
+    caplog.clear()
+    assert main(["image", str(tmp_path / "p.png"), "-o", str(tmp_path / "cut.png"), "--bit-depth", "16", "-q"]) == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert cv2.imread(str(tmp_path / "cut.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16

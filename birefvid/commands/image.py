@@ -144,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     inputs = collect_inputs(args.inputs)
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha")
+    shallow = sorted({t.suffix.lower() for t in targets} - DEEP_FORMATS)
+    if args.bit_depth == 16 and shallow:  # asked for, and silently not given: say so, as process does
+        log.warning("--bit-depth 16: %s pictures hold 8 bits a sample, so they are written at 8; write .png or .tif for 16",
+                    " and ".join(shallow))  # fmt: skip
     first = _read_single(inputs[0]) if len(inputs) == 1 else None  # a bad lone input fails before the model loads
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
