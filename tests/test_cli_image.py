@@ -517,3 +517,60 @@ def test_bit_depth_16_into_an_8_bit_format_says_so(tmp_path, red_key, caplog):
     assert main(["image", str(tmp_path / "p.png"), "-o", str(tmp_path / "cut.png"), "--bit-depth", "16", "-q"]) == 0
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
     assert cv2.imread(str(tmp_path / "cut.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def _cmyk_profile() -> bytes:
+    """A minimal ICC v2 CMYK input profile (A2B0: a lut16 to Lab on a 2-point grid), made here since no CMYK profile
+    ships with Pillow or Debian's base: its black is a dark grey, its cyan a teal, unlike OpenCV's naive R = 255 - C - K."""
+    import itertools
+    import struct
+
+    def s15(v): return struct.pack(">i", round(v * 65536))
+    def lab16(L, a, b): return struct.pack(">HHH", round(L / 100 * 0xFF00), round((a + 128) * 256), round((b + 128) * 256))
+    clut = b""
+    for c, m, y, k in itertools.product((0, 1), repeat=4):  # first channel slowest
+        L = 93 - 30 * c - 35 * m - 8 * y - 70 * k
+        a = 2 - 30 * c + 60 * m - 5 * y
+        b = 8 - 40 * c - 5 * m + 70 * y
+        clut += lab16(max(L, 5), max(-120, min(120, a)), max(-120, min(120, b)))
+    lut = (b"mft2" + b"\0" * 4 + bytes([4, 3, 2, 0]) + b"".join(s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+           + struct.pack(">HH", 2, 2) + struct.pack(">HH", 0, 65535) * 4 + clut + struct.pack(">HH", 0, 65535) * 3)
+    text = b"test CMYK\0"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 4 + b"\0" * 2 + b"\0" * 67 + b"\0" * 4  # ascii, unicode (0), scriptcode
+    wtpt = b"XYZ " + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249)
+    cprt = b"text" + b"\0" * 4 + b"none\0"
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"A2B0", lut)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        pad = (-len(body)) % 4
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * pad
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"scnr" + b"CMYK" + b"Lab " + b"\0" * 12 + b"acsp"
+              + b"\0" * 4 + b"\0" * 4 + b"\0" * 8 + b"\0" * 8 + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28)
+    assert len(header) == 128, len(header)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_cmyk_photo_is_converted_through_its_own_profile(tmp_path, red_key):
+    """A catalogue's CMYK JPEG (Adobe-inverted, as Photoshop writes) with its CMYK profile: the colours are
+    littleCMS's through that profile, as a colour-managed viewer shows the file, not the profile-blind conversion."""
+    import io
+
+    from PIL import ImageCms
+
+    icc = _cmyk_profile()
+    cmyk = Image.fromarray(_scene_photo(tmp_path / "scene.png")).convert("CMYK")
+    cmyk.save(tmp_path / "catalogue.jpg", icc_profile=icc, quality=95)
+    assert main(["image", str(tmp_path / "catalogue.jpg"), "-o", str(tmp_path / "white.png"), "--output", "composite",
+                 "--background", "white", "-q"]) == 0  # fmt: skip
+    with Image.open(tmp_path / "catalogue.jpg") as im:  # the JPEG as decoded, through its profile
+        shown = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), outputMode="RGB")
+        naive = np.array(im.convert("RGB")).astype(int)
+    expected = np.array(shown).astype(int)
+    picture = _rgb(tmp_path / "white.png")
+    subject, background = _regions()
+    assert np.abs(expected[subject] - naive[subject]).max() > 40  # the two differ: the test tells them apart
+    assert np.abs(picture[subject] - expected[subject]).max() <= 1
+    assert (picture[background] == 255).all()

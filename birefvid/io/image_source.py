@@ -69,6 +69,10 @@ def read_rgb(path: Path) -> np.ndarray:
 def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF), as uint16 RGB too (else None)."""
     image = _decode(path)
+    if image.dtype == np.uint8 and path.suffix.lower() in _CMYK_SUFFIXES:
+        managed = _cmyk_by_profile(path, image.shape[:2])
+        if managed is not None:
+            return managed, None
     deep = None
     if image.dtype == np.uint16:
         deep = _to_rgb(image)
@@ -76,6 +80,32 @@ def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     return _to_rgb(image), deep
+
+
+_CMYK_SUFFIXES = frozenset({".jpg", ".jpeg", ".tif", ".tiff"})  # where print work comes as CMYK
+
+
+def _cmyk_by_profile(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
+    """A CMYK picture that embeds its CMYK profile (a catalogue shot's "Coated FOGRA39" or SWOP) as sRGB, converted
+    by littleCMS through that profile, upright; None for any other picture. OpenCV's conversion ignores the
+    profile (R = 255 - C - K), so rich blacks and the paper's tone came out wrong, and the profile, which an RGB
+    output cannot carry, was then dropped."""
+    import io
+
+    from PIL import ImageCms, ImageOps
+
+    try:
+        with opened_unlimited(path) as im:
+            icc = im.info.get("icc_profile")
+            if im.mode != "CMYK" or not icc or icc[16:20] != b"CMYK":
+                return None
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            rgb = ImageCms.profileToProfile(ImageOps.exif_transpose(im), profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (OSError, ValueError, SyntaxError, ImageCms.PyCMSError) as e:  # a damaged profile: OpenCV's conversion, as before
+        log.warning("%s: its CMYK colour profile could not be used (%s); converted without it", path, e)
+        return None
+    picture = np.array(rgb)  # a writable copy: torch takes it as it is
+    return picture if picture.shape[:2] == tuple(shape[:2]) else None  # turned otherwise than OpenCV did: OpenCV's, as before
 
 
 @contextlib.contextmanager
