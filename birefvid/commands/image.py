@@ -169,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
-            coverage = None if own_alpha is None else torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
+            coverage = None
+            if own_alpha is not None:  # 8 or 16 bits, as the file's
+                coverage = torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
             pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
             icc, density, frames = _header(source)
             if frames > 1:  # a still is what `image` writes; the animation is `process`'s job
