@@ -198,7 +198,7 @@ def _read_checked(path: Path) -> Any:
 
     image, deep = read_rgb_deep(path)
     check_picture_size(image.shape[1], image.shape[0], path)
-    alpha = read_alpha(path)
+    alpha = read_alpha(path, deep=deep is not None)  # a 16-bit file's alpha read at 16 bits
     return image, deep, alpha if alpha is not None and alpha.shape == image.shape[:2] else None
 
 

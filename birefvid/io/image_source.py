@@ -124,17 +124,18 @@ def opened_unlimited(path: Path) -> Iterator["Image.Image"]:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def read_alpha(path: Path) -> Optional[np.ndarray]:
+def read_alpha(path: Path, deep: bool = False) -> Optional[np.ndarray]:
     """The picture's own transparency (H, W), upright as ``read_rgb`` is, or None when it has none or is opaque
     throughout: an already cut-out PNG's hidden pixels keep their colour, which read_rgb shows. uint8, or
-    uint16 for a 16-bit picture (PNG, TIFF), whose soft alpha has steps 8 bits would merge."""
+    uint16 for a 16-bit picture (PNG, TIFF; ``deep``: ``read_rgb_deep`` found it one), whose soft alpha has steps
+    8 bits would merge."""
     from PIL import Image, ImageOps
 
     try:
         with opened_unlimited(path) as im:
             if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
                 return None  # the header says so: no second decode for an opaque photo
-            alpha = _deep_alpha(path, im) if im.mode in ("RGBA", "LA") else None
+            alpha = _deep_alpha(path, im) if deep and im.mode in ("RGBA", "LA") else None
             if alpha is None:
                 alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did: as before
