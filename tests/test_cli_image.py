@@ -574,3 +574,51 @@ def test_a_cmyk_photo_is_converted_through_its_own_profile(tmp_path, red_key):
     assert np.abs(expected[subject] - naive[subject]).max() > 40  # the two differ: the test tells them apart
     assert np.abs(picture[subject] - expected[subject]).max() <= 1
     assert (picture[background] == 255).all()
+
+
+def _gray_profile(gamma: float = 1.0) -> bytes:
+    """A minimal ICC v2 gray display profile (kTRC: one gamma), made here as _cmyk_profile is; at gamma 1 its
+    midtones are far lighter than the same values read as sRGB gray."""
+    import struct
+
+    def s15(v): return struct.pack(">i", round(v * 65536))
+    text = b"test gray\0"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 2 + b"\0" * 67
+    wtpt = b"XYZ " + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249)
+    ktrc = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    cprt = b"text" + b"\0" * 4 + b"none\0"
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"kTRC", ktrc)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * ((-len(body)) % 4)
+    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"mntr" + b"GRAY" + b"XYZ " + b"\0" * 12 + b"acsp"
+              + b"\0" * 28 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+@pytest.mark.parametrize("name", ["scan.jpg", "scan.png", "scan-la.png"])
+def test_a_gray_photo_is_converted_through_its_own_profile(tmp_path, red_key, name):
+    """A gray picture with its gray profile (Photoshop's "Dot Gain 20%" is one) comes out as littleCMS shows it in sRGB;
+    its values were taken as sRGB gray and the profile dropped. (--invert: the red key sees gray as background.)"""
+    import io
+
+    from PIL import ImageCms
+
+    icc = _gray_profile(1.0)
+    gray = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1)), "L")  # a ramp, 64x48
+    if name == "scan-la.png":  # gray and alpha: OpenCV hands it over as RGB
+        gray = Image.merge("LA", [gray, Image.new("L", gray.size, 255)])
+    gray.save(tmp_path / name, icc_profile=icc, **({"quality": 95} if name.endswith(".jpg") else {}))
+    assert main(["image", str(tmp_path / name), "-o", str(tmp_path / "cut.png"), "--invert", "-q"]) == 0
+    with Image.open(tmp_path / name) as im:
+        im = im.convert("L")
+        expected = np.array(ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+                                                      outputMode="RGB")).astype(int)  # fmt: skip
+        naive = np.array(im.convert("RGB")).astype(int)
+    rgba = np.array(Image.open(tmp_path / "cut.png")).astype(int)
+    assert (rgba[..., 3] == 255).all()
+    assert np.abs(expected - naive).max() > 40  # the two differ: the test tells them apart
+    assert np.abs(rgba[..., :3] - expected).max() <= 1

@@ -69,8 +69,8 @@ def read_rgb(path: Path) -> np.ndarray:
 def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF), as uint16 RGB too (else None)."""
     image = _decode(path)
-    if image.dtype == np.uint8 and path.suffix.lower() in _CMYK_SUFFIXES:
-        managed = _cmyk_by_profile(path, image.shape[:2])
+    if image.dtype == np.uint8 and (image.ndim == 2 or path.suffix.lower() in _PROFILED_SUFFIXES):  # gray, or maybe CMYK
+        managed = _by_profile(path, image.shape[:2])
         if managed is not None:
             return managed, None
     deep = None
@@ -82,27 +82,32 @@ def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     return _to_rgb(image), deep
 
 
-_CMYK_SUFFIXES = frozenset({".jpg", ".jpeg", ".tif", ".tiff"})  # where print work comes as CMYK
+_PROFILED_SUFFIXES = frozenset({".jpg", ".jpeg", ".tif", ".tiff", ".png"})  # where CMYK and gray + alpha pictures come
+_MANAGED = {"CMYK": b"CMYK", "L": b"GRAY", "LA": b"GRAY"}  # Pillow's mode: the profile's colour space it goes with
 
 
-def _cmyk_by_profile(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
-    """A CMYK picture that embeds its CMYK profile (a catalogue shot's "Coated FOGRA39" or SWOP) as sRGB, converted
-    by littleCMS through that profile, upright; None for any other picture. OpenCV's conversion ignores the
-    profile (R = 255 - C - K), so rich blacks and the paper's tone came out wrong, and the profile, which an RGB
-    output cannot carry, was then dropped."""
+def _by_profile(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
+    """A CMYK or gray 8-bit picture that embeds its own profile (a catalogue shot's "Coated FOGRA39", Photoshop's
+    "Dot Gain 20%" gray) as sRGB, converted by littleCMS through that profile, upright; None for any other picture.
+    OpenCV's conversion ignores the profile (R = 255 - C - K; gray as sRGB gray), so rich blacks, the paper's
+    tone and gray midtones came out wrong, and the profile, which an RGB output cannot carry, was then dropped."""
     import io
 
-    from PIL import ImageCms, ImageOps
+    from PIL import Image, ImageCms, ImageOps
 
     try:
         with opened_unlimited(path) as im:
             icc = im.info.get("icc_profile")
-            if im.mode != "CMYK" or not icc or icc[16:20] != b"CMYK":
+            if not icc or _MANAGED.get(im.mode) != icc[16:20]:
                 return None
-            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            rgb = ImageCms.profileToProfile(ImageOps.exif_transpose(im), profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
-    except (OSError, ValueError, SyntaxError, ImageCms.PyCMSError) as e:  # a damaged profile: OpenCV's conversion, as before
-        log.warning("%s: its CMYK colour profile could not be used (%s); converted without it", path, e)
+            try:
+                profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                source = ImageOps.exif_transpose(im if im.mode != "LA" else im.convert("L"))  # its alpha is read_alpha's
+                rgb = ImageCms.profileToProfile(source, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            except (OSError, ValueError, ImageCms.PyCMSError) as e:  # a damaged profile: OpenCV's conversion, as before
+                log.warning("%s: its colour profile could not be used (%s); converted without it", path, e)
+                return None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did
         return None
     picture = np.array(rgb)  # a writable copy: torch takes it as it is
     return picture if picture.shape[:2] == tuple(shape[:2]) else None  # turned otherwise than OpenCV did: OpenCV's, as before
