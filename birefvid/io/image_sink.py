@@ -126,7 +126,7 @@ def pixel_density(info: dict) -> Optional[PixelDensity]:
     """The pixel density Pillow read into an image's ``info`` (PNG pHYs, JPEG JFIF or EXIF, TIFF resolution), or
     None when it says nothing beyond square pixels."""
     dpi = info.get("dpi")
-    if dpi and len(dpi) == 2 and min(float(dpi[0]), float(dpi[1])) > 0:
+    if dpi and len(dpi) == 2 and min(float(dpi[0]), float(dpi[1])) > 1:  # 1: Pillow's for a TIFF that says nothing
         return PixelDensity(float(dpi[0]), float(dpi[1]), True)
     ratio = info.get("aspect") or info.get("resolution") or (info.get("jfif_density") if info.get("jfif_unit") == 0 else None)
     if ratio and len(ratio) == 2 and min(float(ratio[0]), float(ratio[1])) > 0 and float(ratio[0]) != float(ratio[1]):
