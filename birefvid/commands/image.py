@@ -101,7 +101,7 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
         raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
                         "(mask, green, composite, blur)")  # fmt: skip
     new_folder = folder and not out.exists()
-    if new_folder:  # made by the first picture written (make_folder), so a run that writes none leaves none
+    if new_folder:  # made in run() with the first picture written, so a run that writes none leaves none
         ancestor = next(p for p in out.absolute().parents if p.exists())
         if not ancestor.is_dir():
             raise SinkError(f"cannot create the folder {out}: {ancestor} is a file")
