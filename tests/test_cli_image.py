@@ -260,10 +260,12 @@ def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
 @pytest.mark.parametrize(
     "args, pattern",
     [
-        (["-o", "{d}/cut.jpg"], "JPEG has no transparency; write .png or .webp"),
+        (["-o", "{d}/cut.jpg"], "JPEG has no transparency; write .png, .webp or .tif"),
         (["-o", "{d}/folder", "--ext", ".jpg"], "JPEG has no transparency"),
-        (["-o", "{d}/folder", "--ext", ".gif"], "--ext .gif: expected .png, .webp, .jpg, .jpeg"),
-        (["-o", "{d}/cut.tiff"], "cannot write {d}/cut.tiff: expected .png, .webp, .jpg, .jpeg"),
+        (["-o", "{d}/folder", "--ext", ".gif"], "--ext .gif: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
+        (["-o", "{d}/cut.bmp"], "cannot write {d}/cut.bmp: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
+        (["-o", "{d}/cut.gif"], "cannot write {d}/cut.gif: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),  # it made a folder cut.gif/
+        (["-o", "{d}/cut.mp4"], "cannot write {d}/cut.mp4: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
         (["-o", "{d}/c.png", "--output", "composite"], "--output composite needs --background"),
         (["-o", "{d}/c.png", "--output", "green", "--background", "red"], "--background is only used with --output composite"),
         (["-o", "{d}/c.png", "--output", "composite", "--background", "{d}/missing.jpg"], "background not found"),
@@ -364,3 +366,260 @@ def test_the_colour_profile_goes_with_the_pixels(tmp_path, red_key, source, out,
         assert im.info.get("icc_profile") == icc
         im.load()
     assert cv2.imread(str(tmp_path / out)) is not None  # still a valid file for OpenCV too
+
+
+def _png_with_orientation(data: bytes, orientation: int) -> bytes:
+    """A PNG (as OpenCV encodes it) with an eXIf chunk turning it by EXIF ``orientation``, after IHDR."""
+    import struct
+    import zlib
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = b"eXIf" + exif.tobytes()[6:]  # the TIFF structure, without JPEG's "Exif\0\0"
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    return data[:33] + chunk + data[33:]
+
+
+def test_a_16_bit_pictures_own_alpha_keeps_its_16_bits(tmp_path, red_key):
+    """A 16-bit RGBA PNG (stored sideways, EXIF 6) with a fine alpha ramp: the cut-out's alpha over the subject is
+    the file's, every step of it. Pillow opens such a PNG as 8-bit RGBA, which cut it to 256 steps."""
+    size = (64, 48)
+    rgb = _scene_photo(tmp_path / "scene.png", size).astype(np.uint16) * 257
+    own = (20000 + np.arange(size[0])[None, :] * 331 + np.arange(size[1])[:, None] * 17).astype(np.uint16)  # few multiples of 257
+    stored = np.rot90(np.dstack([rgb, own]), 1)  # EXIF 6 turns it back clockwise
+    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(stored), cv2.COLOR_RGBA2BGRA))
+    (tmp_path / "deep.png").write_bytes(_png_with_orientation(data.tobytes(), 6))
+    out = tmp_path / "cut.png"
+    assert main(["image", str(tmp_path / "deep.png"), "-o", str(out), "-q"]) == 0
+    alpha = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., 3]
+    assert alpha.dtype == np.uint16 and alpha.shape == (48, 64)
+    subject, _ = _regions(size)
+    assert np.abs(alpha[subject].astype(int) - own[subject]).max() <= 1
+
+
+@pytest.mark.parametrize("out, extra", [("cut.png", []), ("white.jpg", ["--output", "composite", "--background", "white"]),
+                                        ("mask.png", ["--output", "mask"])])  # fmt: skip
+def test_dpi_and_pixel_shape_are_kept(tmp_path, red_key, out, extra):
+    """A 300 dpi product shot printed at its size before the cut; the output said nothing and printed at 72 or 96 dpi.
+    Stored sideways (EXIF 6) with 300x150 dpi, it is shown at 150x300: the cut-out, written upright, says that."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb = _scene_photo(tmp_path / "scene.png")
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(tmp_path / "shot.jpg", dpi=(300, 150), exif=exif, quality=95)
+    Image.fromarray(rgb).save(tmp_path / "shot.png", dpi=(300, 300))
+    cv2.imwrite(str(tmp_path / "shot.tif"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # no resolution: Pillow says 1 dpi, which is not kept
+    for source, expected in (("shot.jpg", (150, 300)), ("shot.png", (300, 300)), ("shot.tif", None)):
+        target = tmp_path / f"{Path(source).suffix[1:]}-{out}"
+        assert main(["image", str(tmp_path / source), "-o", str(target), *extra, "-q"]) == 0
+        with Image.open(target) as im:
+            assert im.size == (64, 48)
+            got = im.info.get("dpi")
+            assert (tuple(round(v) for v in got) if got else None) == expected, im.info
+    assert cv2.imread(str(target), cv2.IMREAD_UNCHANGED) is not None  # still a valid file for OpenCV too
+
+
+def test_an_animated_gif_warns_that_only_its_first_frame_is_cut_out(tmp_path, red_key, caplog):
+    frames = [Image.fromarray(np.roll(_scene_photo(tmp_path / "scene.png"), 8 * i, axis=1)) for i in range(3)]
+    frames[0].save(tmp_path / "wave.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert main(["image", str(tmp_path / "wave.gif"), "-o", str(tmp_path / "wave.png"), "-q"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{tmp_path / 'wave.gif'} has 3 frames; only the first is cut out "
+                        f"(`birefvid process {tmp_path / 'wave.gif'} -o OUT` cuts out them all)"]  # fmt: skip
+    caplog.clear()
+    assert main(["image", str(tmp_path / "scene.png"), "-o", str(tmp_path / "still.png"), "-q"]) == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_tiff_output_for_print_and_retouching(tmp_path, red_key):
+    """TIFF, what print shops and retouchers ask for: straight alpha declared as alpha (ExtraSamples 2; OpenCV writes
+    none, and editors then show a fourth channel, not transparency), the colour profile, the DPI, and 16 bits."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = _scene_photo(tmp_path / "scene.png")
+    Image.fromarray(rgb).save(tmp_path / "shot.jpg", icc_profile=icc, dpi=(300, 300), quality=95)
+    assert main(["image", str(tmp_path / "shot.jpg"), "-o", str(tmp_path / "cut.tif"), "-q"]) == 0
+    subject, background = _regions()
+    with Image.open(tmp_path / "cut.tif") as im:
+        assert im.mode == "RGBA" and im.tag_v2.get(338) in (2, (2,))
+        assert im.info.get("icc_profile") == icc and tuple(round(v) for v in im.info["dpi"]) == (300, 300)
+        alpha = np.array(im)[..., 3]
+    assert alpha[subject].min() == 255 and alpha[background].max() == 0
+    deep = rgb.astype(np.uint16) * 257 ^ 3  # 65532 and 3: not a widened 8-bit picture
+    cv2.imwrite(str(tmp_path / "deep.png"), cv2.cvtColor(deep, cv2.COLOR_RGB2BGR))
+    assert main(["image", str(tmp_path / "deep.png"), "-o", str(tmp_path), "--ext", ".tiff", "--output", "green", "-q"]) == 0
+    picture = cv2.cvtColor(cv2.imread(str(tmp_path / "deep.tiff"), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+    assert picture.dtype == np.uint16 and np.array_equal(picture[subject], deep[subject])
+
+
+def test_a_new_output_folder_is_made_only_when_a_picture_goes_into_it(tmp_path, red_key, capsys):
+    """A failed run left an empty output folder behind, made before anything was read."""
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png at all")
+    _one_line_error(capsys, main(["image", str(bad), "-o", f"{tmp_path / 'cutouts'}/", "-q"]), "bad.png is not a readable image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png"]
+    _scene_photo(tmp_path / "p.png")
+    assert main(["image", str(tmp_path / "p.png"), "-o", f"{tmp_path / 'a' / 'b'}/", "-q"]) == 0  # made, parents too
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["p.png"]
+    _one_line_error(capsys, main(["image", str(tmp_path / "p.png"), "-o", f"{bad / 'sub'}/", "-q"]), f"cannot create the folder {bad / 'sub'}")
+
+
+@pytest.mark.parametrize("limit", [2000, 1000], ids=["warned", "refused"])
+def test_a_very_large_picture_keeps_its_profile_dpi_and_alpha(tmp_path, red_key, monkeypatch, limit):
+    """Pillow's decompression-bomb limit (89 megapixels for a warning, twice that for an error), lowered here so a
+    64x48 photo stands for a 140 or 190-megapixel panorama: OpenCV decodes it, but its header and alpha, read with
+    Pillow, printed a Python warning or were dropped without a word."""
+    import warnings
+
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = _scene_photo(tmp_path / "scene.png")
+    own = np.full(rgb.shape[:2], 255, np.uint8)
+    own[:, :20] = 0
+    Image.fromarray(np.dstack([rgb, own])).save(tmp_path / "pano.png", icc_profile=icc, dpi=(300, 300))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["image", str(tmp_path / "pano.png"), "-o", str(tmp_path / "cut.png"), "-q"]) == 0
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert Image.MAX_IMAGE_PIXELS == limit  # put back
+    monkeypatch.undo()
+    with Image.open(tmp_path / "cut.png") as im:
+        assert im.info.get("icc_profile") == icc and tuple(round(v) for v in im.info["dpi"]) == (300, 300)
+        alpha = np.array(im)[..., 3]
+    subject, _ = _regions()
+    assert (alpha[subject & (own == 0)] == 0).all() and (alpha[subject & (own == 255)] == 255).all()
+
+
+def test_an_input_is_never_written_over(tmp_path, red_key, capsys):
+    """`image photos/ -o photos/ --overwrite` replaced each PNG photo with its cut-out: the originals were lost."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    _scene_photo(src / "a.png")
+    _scene_photo(src / "b.jpg")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    _one_line_error(capsys, main(["image", str(src), "-o", str(src), "--overwrite", "-q"]),
+                    f"{src / 'a.png'} is one of the inputs; write the cut-outs to another file or folder")  # fmt: skip
+    _one_line_error(capsys, main(["image", str(src / "b.jpg"), "-o", str(src / "b.jpg"), "--output", "mask", "--overwrite", "-q"]),
+                    "b.jpg is one of the inputs")  # fmt: skip
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    assert main(["image", str(src), "-o", str(src), "--ext", ".webp", "-q"]) == 0  # beside them is fine
+    assert sorted(p.name for p in src.iterdir()) == ["a.png", "a.webp", "b.jpg", "b.webp"]
+
+
+def test_bit_depth_16_into_an_8_bit_format_says_so(tmp_path, red_key, caplog):
+    """`--bit-depth 16 -o cut.webp` wrote 8 bits without a word; into PNG it gives 16 and no warning."""
+    _scene_photo(tmp_path / "p.png")
+    assert main(["image", str(tmp_path / "p.png"), "-o", str(tmp_path / "cut.webp"), "--bit-depth", "16", "-q"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["--bit-depth 16: .webp pictures hold 8 bits a sample, so they are written at 8; write .png or .tif for 16"]
+    caplog.clear()
+    assert main(["image", str(tmp_path / "p.png"), "-o", str(tmp_path / "cut.png"), "--bit-depth", "16", "-q"]) == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert cv2.imread(str(tmp_path / "cut.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def _cmyk_profile() -> bytes:
+    """A minimal ICC v2 CMYK input profile (A2B0: a lut16 to Lab on a 2-point grid), made here since no CMYK profile
+    ships with Pillow or Debian's base: its black is a dark grey, its cyan a teal, unlike OpenCV's naive R = 255 - C - K."""
+    import itertools
+    import struct
+
+    def s15(v): return struct.pack(">i", round(v * 65536))
+    def lab16(L, a, b): return struct.pack(">HHH", round(L / 100 * 0xFF00), round((a + 128) * 256), round((b + 128) * 256))
+    clut = b""
+    for c, m, y, k in itertools.product((0, 1), repeat=4):  # first channel slowest
+        L = 93 - 30 * c - 35 * m - 8 * y - 70 * k
+        a = 2 - 30 * c + 60 * m - 5 * y
+        b = 8 - 40 * c - 5 * m + 70 * y
+        clut += lab16(max(L, 5), max(-120, min(120, a)), max(-120, min(120, b)))
+    lut = (b"mft2" + b"\0" * 4 + bytes([4, 3, 2, 0]) + b"".join(s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+           + struct.pack(">HH", 2, 2) + struct.pack(">HH", 0, 65535) * 4 + clut + struct.pack(">HH", 0, 65535) * 3)
+    text = b"test CMYK\0"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 4 + b"\0" * 2 + b"\0" * 67 + b"\0" * 4  # ascii, unicode (0), scriptcode
+    wtpt = b"XYZ " + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249)
+    cprt = b"text" + b"\0" * 4 + b"none\0"
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"A2B0", lut)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        pad = (-len(body)) % 4
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * pad
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"scnr" + b"CMYK" + b"Lab " + b"\0" * 12 + b"acsp"
+              + b"\0" * 4 + b"\0" * 4 + b"\0" * 8 + b"\0" * 8 + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28)
+    assert len(header) == 128, len(header)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_cmyk_photo_is_converted_through_its_own_profile(tmp_path, red_key):
+    """A catalogue's CMYK JPEG (Adobe-inverted, as Photoshop writes) with its CMYK profile: the colours are
+    littleCMS's through that profile, as a colour-managed viewer shows the file, not the profile-blind conversion."""
+    import io
+
+    from PIL import ImageCms
+
+    icc = _cmyk_profile()
+    cmyk = Image.fromarray(_scene_photo(tmp_path / "scene.png")).convert("CMYK")
+    cmyk.save(tmp_path / "catalogue.jpg", icc_profile=icc, quality=95)
+    assert main(["image", str(tmp_path / "catalogue.jpg"), "-o", str(tmp_path / "white.png"), "--output", "composite",
+                 "--background", "white", "-q"]) == 0  # fmt: skip
+    with Image.open(tmp_path / "catalogue.jpg") as im:  # the JPEG as decoded, through its profile
+        shown = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), outputMode="RGB")
+        naive = np.array(im.convert("RGB")).astype(int)
+    expected = np.array(shown).astype(int)
+    picture = _rgb(tmp_path / "white.png")
+    subject, background = _regions()
+    assert np.abs(expected[subject] - naive[subject]).max() > 40  # the two differ: the test tells them apart
+    assert np.abs(picture[subject] - expected[subject]).max() <= 1
+    assert (picture[background] == 255).all()
+
+
+def _gray_profile(gamma: float = 1.0) -> bytes:
+    """A minimal ICC v2 gray display profile (kTRC: one gamma), made here as _cmyk_profile is; at gamma 1 its
+    midtones are far lighter than the same values read as sRGB gray."""
+    import struct
+
+    def s15(v): return struct.pack(">i", round(v * 65536))
+    text = b"test gray\0"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 2 + b"\0" * 67
+    wtpt = b"XYZ " + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249)
+    ktrc = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    cprt = b"text" + b"\0" * 4 + b"none\0"
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"kTRC", ktrc)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * ((-len(body)) % 4)
+    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"mntr" + b"GRAY" + b"XYZ " + b"\0" * 12 + b"acsp"
+              + b"\0" * 28 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+@pytest.mark.parametrize("name", ["scan.jpg", "scan.png", "scan-la.png"])
+def test_a_gray_photo_is_converted_through_its_own_profile(tmp_path, red_key, name):
+    """A gray picture with its gray profile (Photoshop's "Dot Gain 20%" is one) comes out as littleCMS shows it in sRGB;
+    its values were taken as sRGB gray and the profile dropped. (--invert: the red key sees gray as background.)"""
+    import io
+
+    from PIL import ImageCms
+
+    icc = _gray_profile(1.0)
+    gray = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1)), "L")  # a ramp, 64x48
+    if name == "scan-la.png":  # gray and alpha: OpenCV hands it over as RGB
+        gray = Image.merge("LA", [gray, Image.new("L", gray.size, 255)])
+    gray.save(tmp_path / name, icc_profile=icc, **({"quality": 95} if name.endswith(".jpg") else {}))
+    assert main(["image", str(tmp_path / name), "-o", str(tmp_path / "cut.png"), "--invert", "-q"]) == 0
+    with Image.open(tmp_path / name) as im:
+        im = im.convert("L")
+        expected = np.array(ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+                                                      outputMode="RGB")).astype(int)  # fmt: skip
+        naive = np.array(im.convert("RGB")).astype(int)
+    rgba = np.array(Image.open(tmp_path / "cut.png")).astype(int)
+    assert (rgba[..., 3] == 255).all()
+    assert np.abs(expected - naive).max() > 40  # the two differ: the test tells them apart
+    assert np.abs(rgba[..., :3] - expected).max() <= 1

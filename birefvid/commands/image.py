@@ -1,36 +1,43 @@
 """``birefvid image IN... -o OUT``: cut-outs of still images (RGBA, mask, greenscreen, a new background
-or a blurred one) as PNG, WebP or JPEG."""
+or a blurred one) as PNG, WebP, JPEG or TIFF."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from ..extensions import IMAGE_EXTENSIONS
+from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from .options import add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec
 
-HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG)"
+if TYPE_CHECKING:
+    from ..io.image_sink import PixelDensity
+
+log = logging.getLogger(__name__)
+
+HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG, TIFF)"
 OUTPUTS = ("rgba", "mask", "green", "composite", "blur")
 COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "green": "green", "composite": "composite", "blur": "blur"}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
-    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp or .jpg file for a single input")
+    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
     parser.add_argument("--output", choices=OUTPUTS, default="rgba", help="what to write: the RGBA cut-out, its mask, or the subject "
                         "over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
-    parser.add_argument("--ext", default=".png", help="file type written into an output folder: .png (default), .webp or .jpg "
+    parser.add_argument("--ext", default=".png", help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
                         "(JPEG has no transparency: for mask, green, composite and blur)")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
     parser.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
     parser.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
     parser.add_argument("--no-foreground", action="store_true", help="keep source colours at soft edges (skip foreground colour estimation)")
     parser.add_argument("--bit-depth", type=bit_depth_arg, default="auto", metavar="{auto,8,16}",
-                        help="auto (default): a 16-bit input (PNG, TIFF) gives a 16-bit PNG; 8: 8-bit pictures; "
-                             "16: 16-bit PNGs from any input (the matte's full precision)")  # fmt: skip
+                        help="auto (default): a 16-bit input (PNG, TIFF) gives a 16-bit PNG or TIFF; 8: 8-bit pictures; "
+                             "16: 16-bit PNGs or TIFFs from any input (the matte's full precision)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
     add_matte_options(parser)
@@ -42,6 +49,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 # first frame, as a single .gif given by name is read; AVIF where the installed Pillow/OpenCV decode it):
 # they were skipped without a word in folders although they work by name
 STILL_PICTURES = IMAGE_EXTENSIONS | {".gif", ".avif"}
+# `-o NAME.EXT` with one of these names a file birefvid cannot write, not a folder: `-o cut.gif` made a folder
+# cut.gif/ holding cut.png. A folder name with another dot (`-o shoot.2026`) is still a folder
+FILE_SUFFIXES = STILL_PICTURES | VIDEO_EXTENSIONS | {".apng", ".heic", ".heif", ".jxl", ".jp2", ".psd", ".exr", ".tga", ".svg", ".pdf"}
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -65,10 +75,10 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
     """Target path of each input; checked up front so no work is done for an impossible run.
 
     A single input goes to ``out`` when it names a picture file; otherwise ``out`` is a folder
-    and each picture is written into it as ``<name><ext>``. ``transparent``: the output has an alpha channel.
+    and each picture is written into it as ``<name><ext>``; a missing folder is made by ``run``
+    with the first picture written. ``transparent``: the output has an alpha channel.
     """
     from ..errors import SinkError
-    from ..extensions import IMAGE_EXTENSIONS
     from ..io.atomic import check_target
     from ..io.image_sink import STILL_FORMATS
 
@@ -78,7 +88,7 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
     if not folder:
         targets = [out]
     else:
-        if suffix in IMAGE_EXTENSIONS:
+        if suffix in FILE_SUFFIXES:
             if len(inputs) == 1:
                 raise SinkError(f"cannot write {out}: expected {', '.join(STILL_FORMATS)} (or a folder)")
             raise SinkError(f"{len(inputs)} inputs need an output folder, not the file {out}")
@@ -88,28 +98,38 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
             raise SinkError(f"output {out} is a file; pass a folder for several images")
         targets = [out / f"{p.stem}{ext}" for p in inputs]
     if transparent and not STILL_FORMATS[targets[0].suffix.lower()]:
-        raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png or .webp, or choose an opaque --output "
+        raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
                         "(mask, green, composite, blur)")  # fmt: skip
-    if folder:
-        out.mkdir(parents=True, exist_ok=True)
+    new_folder = folder and not out.exists()
+    if new_folder:  # made in run() with the first picture written, so a run that writes none leaves none
+        ancestor = next(p for p in out.absolute().parents if p.exists())
+        if not ancestor.is_dir():
+            raise SinkError(f"cannot create the folder {out}: {ancestor} is a file")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise SinkError(f"cannot create the folder {out}: {ancestor} is not writable")
     seen: dict[Path, Path] = {}
+    originals = {p.resolve() for p in inputs}
     for source, target in zip(inputs, targets):
+        if target.resolve() in originals:  # `image photos/ -o photos/ --overwrite` replaced the photos with their cut-outs
+            raise SinkError(f"{target} is one of the inputs; write the cut-outs to another file or folder")
         if target in seen:
             raise SinkError(f"{source} and {seen[target]} would both be written to {target}; rename one")
         seen[target] = source
-        check_target(target, overwrite=overwrite, is_dir=False)
+        if not new_folder:  # nothing can be in the way in a folder yet to be made
+            check_target(target, overwrite=overwrite, is_dir=False)
     return targets
 
 
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
+    import numpy as np
     import torch
     from tqdm import tqdm
 
     from ..compose.compositor import Compositor
     from ..errors import SourceError
-    from ..io.image_sink import write_image
+    from ..io.image_sink import DEEP_FORMATS, write_image
     from ..job import InferenceSpec, MatteSpec, OutputSpec
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
@@ -124,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     inputs = collect_inputs(args.inputs)
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha")
+    shallow = sorted({t.suffix.lower() for t in targets} - DEEP_FORMATS)
+    if args.bit_depth == 16 and shallow:  # asked for, and silently not given: say so, as process does
+        log.warning("--bit-depth 16: %s pictures hold 8 bits a sample, so they are written at 8; write .png or .tif for 16",
+                    " and ".join(shallow))  # fmt: skip
     first = _read_single(inputs[0]) if len(inputs) == 1 else None  # a bad lone input fails before the model loads
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
@@ -140,14 +164,21 @@ def run(args: argparse.Namespace) -> int:
                 continue
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
-            bits = 16 if target.suffix.lower() == ".png" and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
+            bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
             background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8) if backgrounds else None
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
-            coverage = None if own_alpha is None else torch.from_numpy(own_alpha)[None, None].to(alphas.device).float().div_(255.0)
+            coverage = None
+            if own_alpha is not None:  # 8 or 16 bits, as the file's
+                coverage = torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
             pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
-            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=_profile(source) if kind != "mask" else None)
+            icc, density, frames = _header(source)
+            if frames > 1:  # a still is what `image` writes; the animation is `process`'s job
+                log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
+                            source, frames, source)  # fmt: skip
+            target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
+            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density)
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
@@ -161,27 +192,33 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_checked(path: Path) -> Any:
     """The picture at ``path`` as HxWx3 uint8 RGB, for a 16-bit file uint16 RGB (else None), and its own
-    HxW uint8 alpha (None when opaque); refused with one line when unreadable or too small."""
+    HxW alpha, uint8 or uint16 as the file's (None when opaque); refused with one line when unreadable or too small."""
     from ..io.base import check_picture_size
     from ..io.image_source import read_alpha, read_rgb_deep
 
     image, deep = read_rgb_deep(path)
     check_picture_size(image.shape[1], image.shape[0], path)
-    alpha = read_alpha(path)
+    alpha = read_alpha(path, deep=deep is not None)  # a 16-bit file's alpha read at 16 bits
     return image, deep, alpha if alpha is not None and alpha.shape == image.shape[:2] else None
 
 
-def _profile(path: Path) -> Any:
-    """The RGB colour profile ``path`` embeds (None if none, or one an RGB output cannot carry), to tag the output with."""
+def _header(path: Path) -> tuple[Optional[bytes], Optional[PixelDensity], int]:
+    """What ``path``'s header says beyond its pixels, for the output: its RGB colour profile (None if none, or one
+    an RGB output cannot carry), its pixel density (DPI, non-square pixels; as shown, so turned with an EXIF turn)
+    and its number of frames (an animated GIF or WebP has several)."""
     from PIL import Image
 
-    from ..io.image_sink import rgb_profile
+    from ..io.image_sink import PixelDensity, pixel_density, rgb_profile
+    from ..io.image_source import opened_unlimited
 
     try:
-        with Image.open(path) as im:  # the header only: no second decode
-            return rgb_profile(im.info.get("icc_profile"))
+        with opened_unlimited(path) as im:  # the header only: no second decode
+            density = pixel_density(im.info)
+            if density is not None and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # shown turned a quarter
+                density = PixelDensity(density.y, density.x, density.per_inch)
+            return rgb_profile(im.info.get("icc_profile")), density, int(getattr(im, "n_frames", 1))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
+        return None, None, 1
 
 
 def _read_single(path: Path) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -66,35 +66,53 @@ class ImageSequenceSink(Sink):
 
 
 # still-image formats ``write_image`` writes, and whether each holds transparency
-STILL_FORMATS: dict[str, bool] = {".png": True, ".webp": True, ".jpg": False, ".jpeg": False}
+STILL_FORMATS: dict[str, bool] = {".png": True, ".webp": True, ".jpg": False, ".jpeg": False, ".tif": True, ".tiff": True}
+DEEP_FORMATS = frozenset({".png", ".tif", ".tiff"})  # those holding 16 bits a sample
 JPEG_QUALITY = 95  # cut-outs are looked at closely: fewer ringing artefacts along the edge than the usual 75-90
 WEBP_QUALITY = 90  # lossy colour; libwebp keeps the alpha plane lossless, so soft edges stay exact
 
 
-def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None) -> None:
-    """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG or WebP by ``path``'s suffix,
-    written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs.
+class PixelDensity(NamedTuple):
+    """A picture's pixel density: ``x`` and ``y`` per inch (``per_inch``), or only their ratio, the pixels' shape."""
+
+    x: float
+    y: float
+    per_inch: bool
+
+
+def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None) -> None:
+    """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG, WebP or TIFF by ``path``'s suffix,
+    written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs or TIFFs.
     ``icc``: the RGB colour profile the pixels are in (a Display P3 phone photo's), embedded so viewers show them
-    as the source; OpenCV's encoders write none, and untagged pixels are taken as sRGB (washed-out colour)."""
+    as the source; OpenCV's encoders write none, and untagged pixels are taken as sRGB (washed-out colour).
+    ``density``: the source's DPI (or non-square pixels' shape), kept in PNG, JPEG and TIFF so a 300 dpi product
+    shot still prints at its size; WebP has no field for it."""
     suffix = path.suffix.lower()
     if suffix not in STILL_FORMATS:
         raise SinkError(f"cannot write {path}: expected {', '.join(STILL_FORMATS)}")
     if pixels.ndim == 3 and pixels.shape[2] == 4 and not STILL_FORMATS[suffix]:
-        raise SinkError(f"{path}: JPEG has no transparency; write .png or .webp, or choose an opaque output")
-    if pixels.dtype == np.uint16 and suffix != ".png":
-        raise SinkError(f"{path}: 16-bit pictures are written as PNG only")
+        raise SinkError(f"{path}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque output")
+    if pixels.dtype == np.uint16 and suffix not in DEEP_FORMATS:
+        raise SinkError(f"{path}: 16-bit pictures are written as PNG or TIFF only")
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
               ".webp": [cv2.IMWRITE_WEBP_QUALITY, WEBP_QUALITY]}.get(suffix, [])  # fmt: skip
+    if suffix in (".tif", ".tiff") and density is not None:  # LZW (OpenCV's default); resolution unit 2: inch, 1: none
+        params = [cv2.IMWRITE_TIFF_RESUNIT, 2 if density.per_inch else 1,
+                  cv2.IMWRITE_TIFF_XDPI, max(1, round(density.x)), cv2.IMWRITE_TIFF_YDPI, max(1, round(density.y))]  # fmt: skip
     atomic = AtomicFile(path)
     try:
         ok, data = cv2.imencode(suffix, pixels, params)
         if not ok:
             raise SinkError(f"could not encode {path}")
         encoded = data.tobytes()
-        if icc and pixels.ndim == 3:
+        if icc and pixels.ndim == 3 and suffix not in (".tif", ".tiff"):  # TIFF: with its other tags below
             encoded = _with_icc(suffix, encoded, icc, pixels.shape[1], pixels.shape[0], pixels.shape[2] == 4)
+        if suffix in (".tif", ".tiff"):
+            encoded = _tiff_tags(encoded, pixels.ndim == 3 and pixels.shape[2] == 4, icc if pixels.ndim == 3 else None)
+        elif density is not None:
+            encoded = _with_density(suffix, encoded, density)
         try:
             atomic.temp.write_bytes(encoded)
         except OSError as e:  # a full disk, a quota
@@ -102,6 +120,37 @@ def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None) -> 
         atomic.commit()
     finally:
         atomic.discard()
+
+
+def pixel_density(info: dict) -> Optional[PixelDensity]:
+    """The pixel density Pillow read into an image's ``info`` (PNG pHYs, JPEG JFIF or EXIF, TIFF resolution), or
+    None when it says nothing beyond square pixels."""
+    dpi = info.get("dpi")
+    if dpi and len(dpi) == 2 and min(float(dpi[0]), float(dpi[1])) > 1:  # 1: Pillow's for a TIFF that says nothing
+        return PixelDensity(float(dpi[0]), float(dpi[1]), True)
+    ratio = info.get("aspect") or info.get("resolution") or (info.get("jfif_density") if info.get("jfif_unit") == 0 else None)
+    if ratio and len(ratio) == 2 and min(float(ratio[0]), float(ratio[1])) > 0 and float(ratio[0]) != float(ratio[1]):
+        return PixelDensity(float(ratio[0]), float(ratio[1]), False)
+    return None
+
+
+def _with_density(suffix: str, data: bytes, density: PixelDensity) -> bytes:
+    """OpenCV's encoded ``data`` with ``density``: a PNG pHYs chunk, or the JFIF header's density (OpenCV writes
+    1:1 without a unit there); WebP (no such field) is returned as it is."""
+    import struct
+    import zlib
+
+    if suffix == ".png":  # pixels per metre, or (unit 0) their ratio only; before the pixels, right after IHDR
+        scale = 1 / 0.0254 if density.per_inch else 1.0
+        x, y = (max(1, min(0xFFFFFFFF, round(v * scale))) for v in (density.x, density.y))
+        body = b"pHYs" + struct.pack(">IIB", x, y, 1 if density.per_inch else 0)
+        return data[:33] + struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body)) + data[33:]
+    if suffix in (".jpg", ".jpeg") and data[2:4] == b"\xff\xe0" and data[6:11] == b"JFIF\0":
+        big = max(density.x, density.y)
+        scale = 65535 / big if big > 65535 else 1.0  # JFIF's 16 bits: a huge ratio keeps its shape
+        x, y = (max(1, round(v * scale)) for v in (density.x, density.y))
+        return data[:13] + struct.pack(">BHH", 1 if density.per_inch else 0, x, y) + data[18:]
+    return data
 
 
 def rgb_profile(icc: Optional[bytes]) -> Optional[bytes]:
@@ -137,3 +186,32 @@ def _with_icc(suffix: str, data: bytes, icc: bytes, width: int, height: int, alp
         head = b"VP8X" + struct.pack("<I", 10) + bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
     body = b"WEBP" + head + iccp + data[30 if data[12:16] == b"VP8X" else 12 :]
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _tiff_tags(data: bytes, alpha: bool, icc: Optional[bytes]) -> bytes:
+    """OpenCV's TIFF ``data`` with the tags it leaves out: ExtraSamples "unassociated alpha" for an RGBA picture
+    (without it, image editors take the 4th sample for an extra channel, not transparency) and the ICC profile.
+
+    A new first IFD holding the old entries and these is appended, with the profile, and the header pointed at it:
+    the old entries' offsets stay valid, so nothing else moves."""
+    import struct
+
+    if not alpha and not icc:
+        return data
+    order = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(order + "I", data[4:8])
+    (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+    entries = {struct.unpack(order + "H", data[at : at + 2])[0]: data[at : at + 12] for at in range(ifd + 2, ifd + 2 + 12 * count, 12)}
+    (next_ifd,) = struct.unpack(order + "I", data[ifd + 2 + 12 * count : ifd + 6 + 12 * count])
+    out = bytearray(data)
+    if len(out) % 2:
+        out += b"\0"  # TIFF offsets are word-aligned
+    if alpha:  # SHORT, one value, 2 = unassociated (straight) alpha, inline
+        entries[338] = struct.pack(order + "HHI", 338, 3, 1) + struct.pack(order + "H", 2) + b"\0\0"
+    if icc:  # UNDEFINED bytes at an offset
+        entries[34675] = struct.pack(order + "HHII", 34675, 7, len(icc), len(out))
+        out += icc + (b"\0" if len(icc) % 2 else b"")
+    at = len(out)
+    out += struct.pack(order + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries)) + struct.pack(order + "I", next_ifd)
+    out[4:8] = struct.pack(order + "I", at)
+    return bytes(out)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import re
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ from birefvid.errors import SourceError
 from birefvid.extensions import IMAGE_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import Source, check_picture_size
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,10 @@ def read_rgb(path: Path) -> np.ndarray:
 def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF), as uint16 RGB too (else None)."""
     image = _decode(path)
+    if image.dtype == np.uint8 and (image.ndim == 2 or path.suffix.lower() in _PROFILED_SUFFIXES):  # gray, or maybe CMYK
+        managed = _by_profile(path, image.shape[:2])
+        if managed is not None:
+            return managed, None
     deep = None
     if image.dtype == np.uint16:
         deep = _to_rgb(image)
@@ -74,19 +82,90 @@ def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     return _to_rgb(image), deep
 
 
-def read_alpha(path: Path) -> Optional[np.ndarray]:
-    """The picture's own transparency (H, W) uint8, upright as ``read_rgb`` is, or None when it has none or is
-    opaque throughout: an already cut-out PNG's hidden pixels keep their colour, which read_rgb shows."""
+_PROFILED_SUFFIXES = frozenset({".jpg", ".jpeg", ".tif", ".tiff", ".png"})  # where CMYK and gray + alpha pictures come
+_MANAGED = {"CMYK": b"CMYK", "L": b"GRAY", "LA": b"GRAY"}  # Pillow's mode: the profile's colour space it goes with
+
+
+def _by_profile(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
+    """A CMYK or gray 8-bit picture that embeds its own profile (a catalogue shot's "Coated FOGRA39", Photoshop's
+    "Dot Gain 20%" gray) as sRGB, converted by littleCMS through that profile, upright; None for any other picture.
+    OpenCV's conversion ignores the profile (R = 255 - C - K; gray as sRGB gray), so rich blacks, the paper's
+    tone and gray midtones came out wrong, and the profile, which an RGB output cannot carry, was then dropped."""
+    import io
+
+    from PIL import Image, ImageCms, ImageOps
+
+    try:
+        with opened_unlimited(path) as im:
+            icc = im.info.get("icc_profile")
+            if not icc or _MANAGED.get(im.mode) != icc[16:20]:
+                return None
+            try:
+                profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                source = ImageOps.exif_transpose(im if im.mode != "LA" else im.convert("L"))  # its alpha is read_alpha's
+                rgb = ImageCms.profileToProfile(source, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            except (OSError, ValueError, ImageCms.PyCMSError) as e:  # a damaged profile: OpenCV's conversion, as before
+                log.warning("%s: its colour profile could not be used (%s); converted without it", path, e)
+                return None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did
+        return None
+    picture = np.array(rgb)  # a writable copy: torch takes it as it is
+    return picture if picture.shape[:2] == tuple(shape[:2]) else None  # turned otherwise than OpenCV did: OpenCV's, as before
+
+
+@contextlib.contextmanager
+def opened_unlimited(path: Path) -> Iterator["Image.Image"]:
+    """``PIL.Image.open(path)`` without Pillow's decompression-bomb limit, for the header and alpha of a picture
+    OpenCV has decoded (under its own limit): a 140-megapixel panorama printed Pillow's two-line Python
+    warning, and from 179 megapixels its colour profile, DPI and own alpha were dropped without a word."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as im:
+            yield im
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def read_alpha(path: Path, deep: bool = False) -> Optional[np.ndarray]:
+    """The picture's own transparency (H, W), upright as ``read_rgb`` is, or None when it has none or is opaque
+    throughout: an already cut-out PNG's hidden pixels keep their colour, which read_rgb shows. uint8, or
+    uint16 for a 16-bit picture (PNG, TIFF; ``deep``: ``read_rgb_deep`` found it one), whose soft alpha has steps
+    8 bits would merge."""
     from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as im:
+        with opened_unlimited(path) as im:
             if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
                 return None  # the header says so: no second decode for an opaque photo
-            alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
+            alpha = _deep_alpha(path, im) if deep and im.mode in ("RGBA", "LA") else None
+            if alpha is None:
+                alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did: as before
         return None
-    return None if alpha.min() == 255 else alpha
+    return None if alpha.min() == np.iinfo(alpha.dtype).max else alpha
+
+
+# numpy for Pillow's exif_transpose methods, by EXIF orientation (2-8): flips, then quarter turns counter-clockwise
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: np.rot90(a, 2), 4: lambda a: a[::-1], 5: lambda a: np.rot90(a[:, ::-1], 1),
+           6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a[:, ::-1], -1), 8: lambda a: np.rot90(a, 1)}  # fmt: skip
+
+
+def _deep_alpha(path: Path, im: "Image.Image") -> Optional[np.ndarray]:
+    """The 16-bit alpha of a 16-bit RGBA or gray+alpha file, upright, else None. Pillow opens those as
+    8-bit RGBA (their alpha cut to 256 steps), so it is read with OpenCV, which keeps 16 bits but not the
+    EXIF turn when it keeps alpha: that is applied here, as Pillow applies it to the 8-bit alpha."""
+    if im.format not in ("PNG", "TIFF"):
+        return None
+    data = np.fromfile(str(path), dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3 or decoded.shape[2] not in (2, 4):
+        return None
+    turn = _ORIENT.get(im.getexif().get(0x0112, 1))
+    alpha = decoded[..., -1]
+    return np.ascontiguousarray(turn(alpha) if turn else alpha)
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
