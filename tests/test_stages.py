@@ -205,3 +205,38 @@ def test_niced_threads_run_at_the_lowest_priority_and_the_others_do_not():
     base = os.getpriority(os.PRIO_PROCESS, 0)
     assert seen == {"decode": 19, "double": base, "encode": 19}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the caller's thread is untouched
+
+
+_INTERRUPTED_RUN = """
+import os, signal, sys, threading, time
+from birefvid import exiting
+from birefvid.runtime import stages
+stages.STOP_JOIN_SECONDS = 0.5
+
+class Stuck:
+    name = "model"
+    def process(self, item):
+        time.sleep(float(sys.argv[1]))  # as a model's first export in native code: deaf to the stop event
+        return [item]
+    def finish(self):
+        return []
+
+threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    stages.run_stages(iter(range(100)), [Stuck()], lambda item: None)
+except KeyboardInterrupt:
+    print("abandoned" if exiting.must_exit_now() else "joined", flush=True)
+    os._exit(130)
+"""
+
+
+@pytest.mark.parametrize("busy, expected", [(30.0, "abandoned"), (0.1, "joined")])
+def test_an_interrupted_run_abandons_a_stage_stuck_in_native_work(busy, expected):
+    """Ctrl-C while the model stage was in a first export (batch's chunks compile there): the threads were
+    joined for 10 s and the run then left through the interpreter's exit under running C++ code, which
+    aborts ("terminate called without an active exception", exit 134). A stage that does not finish in time
+    is now handed to ``exiting``, so the CLI leaves with os._exit; one that finishes is joined as before."""
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-c", _INTERRUPTED_RUN, str(busy)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 130 and run.stdout.strip() == expected, (run.stdout, run.stderr)

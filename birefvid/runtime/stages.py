@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Optional, Protocol, Sequence
 
+from .. import exiting
 from ..errors import BirefvidError, PipelineError, in_caller_context
 from .priority import HELPER_NICENESS, lower_thread_priority
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DropPolicy = Literal["block", "newest"]
 POLL_SECONDS = 0.1
+STOP_JOIN_SECONDS = 10.0  # how long an interrupted run waits for its stage threads to finish their item
 _EOS = object()
 
 
@@ -196,11 +198,21 @@ def run_stages(
         except BaseException as exc:  # noqa: BLE001
             fail(consumer_name, exc)
 
+    finished: dict[str, threading.Event] = {}  # set when a thread's work returns (see the interrupt below)
+
     def thread(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         # each stage runs in a copy of the caller's context, so context variables (how error
         # messages name options) hold on every thread
         run = _charging_cpu(_at_low_priority(target) if name in niced else target, name, times)
-        return threading.Thread(target=in_caller_context(run), args=args, name=f"birefvid-{name}", daemon=True)
+        done = finished[f"birefvid-{name}"] = threading.Event()
+
+        def run_then_say_so(*a: Any) -> None:
+            try:
+                run(*a)
+            finally:
+                done.set()
+
+        return threading.Thread(target=in_caller_context(run_then_say_so), args=args, name=f"birefvid-{name}", daemon=True)
 
     threads = [thread(source_name, produce)]
     for i, stage in enumerate(stages):
@@ -214,8 +226,15 @@ def run_stages(
                 t.join(timeout=POLL_SECONDS)  # short joins keep Ctrl-C responsive in the main thread
     except BaseException:
         stop.set()
+        deadline = time.monotonic() + STOP_JOIN_SECONDS
         for t in threads:
-            t.join(timeout=10)
+            # waited on by its own flag: before Python 3.13 a join that Ctrl-C interrupted marks the
+            # thread as ended (is_alive() False) while it still runs
+            if not finished[t.name].wait(timeout=max(0.0, deadline - time.monotonic())):
+                # still in native code that nothing can stop (a model's first export or compile inside the
+                # model stage, a stuck device): a normal interpreter exit would abort under it ("terminate
+                # called without an active exception", exit 134 instead of 130); the CLI leaves with os._exit
+                exiting.abandon(t)
         raise
     if errors:
         name, exc = errors[0]
