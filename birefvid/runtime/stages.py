@@ -198,13 +198,13 @@ def run_stages(
         except BaseException as exc:  # noqa: BLE001
             fail(consumer_name, exc)
 
-    finished: dict[str, threading.Event] = {}  # set when a thread's work returns (see the interrupt below)
+    finished: dict[threading.Thread, threading.Event] = {}  # set when a thread's work returns (see the interrupt below)
 
     def thread(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         # each stage runs in a copy of the caller's context, so context variables (how error
         # messages name options) hold on every thread
         run = _charging_cpu(_at_low_priority(target) if name in niced else target, name, times)
-        done = finished[f"birefvid-{name}"] = threading.Event()
+        done = threading.Event()
 
         def run_then_say_so(*a: Any) -> None:
             try:
@@ -212,7 +212,9 @@ def run_stages(
             finally:
                 done.set()
 
-        return threading.Thread(target=in_caller_context(run_then_say_so), args=args, name=f"birefvid-{name}", daemon=True)
+        t = threading.Thread(target=in_caller_context(run_then_say_so), args=args, name=f"birefvid-{name}", daemon=True)
+        finished[t] = done
+        return t
 
     threads = [thread(source_name, produce)]
     for i, stage in enumerate(stages):
@@ -230,7 +232,7 @@ def run_stages(
         for t in threads:
             # waited on by its own flag: before Python 3.13 a join that Ctrl-C interrupted marks the
             # thread as ended (is_alive() False) while it still runs
-            if not finished[t.name].wait(timeout=max(0.0, deadline - time.monotonic())):
+            if not finished[t].wait(timeout=max(0.0, deadline - time.monotonic())):
                 # still in native code that nothing can stop (a model's first export or compile inside the
                 # model stage, a stuck device): a normal interpreter exit would abort under it ("terminate
                 # called without an active exception", exit 134 instead of 130); the CLI leaves with os._exit
