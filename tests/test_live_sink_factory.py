@@ -103,8 +103,8 @@ class _FakeDisplay(LiveSink):
 @pytest.mark.parametrize(
     "spec,module,cls,expected",
     [
-        ("window", "birefvid.io.window_sink", "WindowSink", {"width": 64, "height": 48, "title": "birefvid"}),
-        ("virtualcam", "birefvid.io.virtualcam_sink", "VirtualCamSink", {"width": 64, "height": 48, "fps": 25.0}),
+        ("window", "birefvid.io.window_sink", "WindowSink", {"width": 64, "height": 48, "title": "birefvid", "sample_aspect_ratio": None}),
+        ("virtualcam", "birefvid.io.virtualcam_sink", "VirtualCamSink", {"width": 64, "height": 48, "fps": 25.0, "sample_aspect_ratio": None}),
     ],
 )
 def test_window_and_virtualcam_are_built_with_the_stream_facts(monkeypatch, spec, module, cls, expected):
