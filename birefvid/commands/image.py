@@ -11,7 +11,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from .options import add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec
 
 if TYPE_CHECKING:
@@ -46,12 +46,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 # what `image` reads from a folder or glob: the image-sequence pictures, plus GIF and AVIF stills (a GIF's
-# first frame, as a single .gif given by name is read; AVIF where the installed Pillow/OpenCV decode it):
-# they were skipped without a word in folders although they work by name
-STILL_PICTURES = IMAGE_EXTENSIONS | {".gif", ".avif"}
+# first frame, as a single .gif given by name is read; AVIF where the installed Pillow/OpenCV decode it;
+# HEIC/HEIF where pillow-heif is installed): they were skipped without a word in folders although they work by name
+STILL_PICTURES = IMAGE_EXTENSIONS | HEIF_EXTENSIONS | {".gif", ".avif"}
 # `-o NAME.EXT` with one of these names a file birefvid cannot write, not a folder: `-o cut.gif` made a folder
 # cut.gif/ holding cut.png. A folder name with another dot (`-o shoot.2026`) is still a folder
-FILE_SUFFIXES = STILL_PICTURES | VIDEO_EXTENSIONS | {".apng", ".heic", ".heif", ".jxl", ".jp2", ".psd", ".exr", ".tga", ".svg", ".pdf"}
+FILE_SUFFIXES = STILL_PICTURES | VIDEO_EXTENSIONS | {".apng", ".jxl", ".jp2", ".psd", ".exr", ".tga", ".svg", ".pdf"}
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -68,7 +68,24 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
             paths.extend(list_images(item, STILL_PICTURES))
         else:
             raise SourceError(f"input not found: {item}")
-    return paths
+    return _without_unreadable_heif(paths)
+
+
+def _without_unreadable_heif(paths: list[Path]) -> list[Path]:
+    """``paths`` less its HEIC/HEIF pictures when pillow-heif is missing, with one warning saying how many and why
+    (an iPhone folder's photos were skipped without a word); none left is the error naming the extra."""
+    from ..errors import SourceError
+    from ..io import heif
+
+    skipped = [p for p in paths if heif.is_heif(p)]
+    if not skipped or heif.available():
+        return paths
+    if len(skipped) == len(paths):
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise SourceError(f"{skipped[0]}{more}: {heif.INSTALL}")
+    log.warning("skipped %d HEIC/HEIF picture%s (%s%s): %s", len(skipped), "s" if len(skipped) > 1 else "", skipped[0],
+                ", ..." if len(skipped) > 1 else "", heif.INSTALL)  # fmt: skip
+    return [p for p in paths if not heif.is_heif(p)]
 
 
 def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".png", transparent: bool = True) -> list[Path]:
@@ -129,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..compose.compositor import Compositor
     from ..errors import SourceError
+    from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
     from ..job import InferenceSpec, MatteSpec, OutputSpec
     from ..runtime.file_job import segmenter_for
@@ -174,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
                 coverage = torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
             pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
             icc, density, frames = _header(source)
-            if frames > 1:  # a still is what `image` writes; the animation is `process`'s job
+            if frames > 1 and heif.is_heif(source):  # not an animation: a burst's or an edit's pictures, one marked primary
+                log.warning("%s holds %d images; its primary one is cut out", source, frames)
+            elif frames > 1:  # a still is what `image` writes; the animation is `process`'s job
                 log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
                             source, frames, source)  # fmt: skip
             target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture

@@ -17,6 +17,7 @@ import numpy as np
 from birefvid.errors import SourceError
 from birefvid.extensions import IMAGE_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
+from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 
 if TYPE_CHECKING:
@@ -67,7 +68,9 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF), as uint16 RGB too (else None)."""
+    """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF) or a 10/12-bit HEIC, as uint16 RGB too (else None)."""
+    if heif.is_heif(path):  # neither OpenCV nor Pillow reads HEIC
+        return heif.read_heif(path)
     image = _decode(path)
     if image.dtype == np.uint8 and (image.ndim == 2 or path.suffix.lower() in _PROFILED_SUFFIXES):  # gray, or maybe CMYK
         managed = _by_profile(path, image.shape[:2])
@@ -120,6 +123,8 @@ def opened_unlimited(path: Path) -> Iterator["Image.Image"]:
     warning, and from 179 megapixels its colour profile, DPI and own alpha were dropped without a word."""
     from PIL import Image
 
+    if heif.is_heif(path):
+        heif.available()  # registers pillow-heif's opener, where installed, so the header of a HEIC is read too
     limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
