@@ -95,7 +95,8 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
     ``.clip.partial-*``, the batch's own ``.birefvid-batch``) are not inputs, nor are the outputs
     an earlier batch wrote into ``out_dir`` (its manifest lists them), nor, with ``recursive``,
     anything under ``out_dir`` when it lies inside the folder: with the outputs beside the inputs,
-    a rerun would take ``clip.mov`` for a new input that writes ``clip.mov`` too. A file named on
+    a rerun would take ``clip.mov`` for a new input that writes ``clip.mov`` too; nor the outputs
+    another batch's manifest in a subfolder lists (an earlier run's ``--output-dir``). A file named on
     its own is always an input. A file found again (a symlink and its target, a file named and in
     a named folder) is one input: the same video processed twice would waste the run or clash.
     """
