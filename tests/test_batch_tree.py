@@ -90,6 +90,17 @@ def test_an_output_folder_inside_the_tree_is_not_searched(tree, tmp_path, caplog
     assert f"{masks} is the output folder, not searched: 4 videos in it are not processed" in caplog.text
 
 
+def test_an_earlier_batchs_output_folder_inside_the_tree_is_not_searched(tree, tmp_path, caplog):
+    """A second batch into another --output-dir (other options, to compare) must not take the first
+    batch's masks, inside the tree, for new inputs: out2/masks/... would be masks of masks."""
+    masks = tree / "masks"
+    assert batch(str(tree), "-r", "--output-dir", str(masks), "-q") == 0
+    out2 = tmp_path / "out2"
+    assert batch(str(tree), "-r", "--output-dir", str(out2), "--threshold", "0.5", "-q") == 0
+    assert outputs(out2) == MIRRORED
+    assert f"{masks} holds the outputs of an earlier batch (its .birefvid-batch): 4 videos in it are not searched" in caplog.text
+
+
 def test_a_link_and_its_target_are_processed_once(tmp_path, caplog):
     folder = tmp_path / "in"
     folder.mkdir()

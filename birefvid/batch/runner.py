@@ -95,7 +95,8 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
     ``.clip.partial-*``, the batch's own ``.birefvid-batch``) are not inputs, nor are the outputs
     an earlier batch wrote into ``out_dir`` (its manifest lists them), nor, with ``recursive``,
     anything under ``out_dir`` when it lies inside the folder: with the outputs beside the inputs,
-    a rerun would take ``clip.mov`` for a new input that writes ``clip.mov`` too. A file named on
+    a rerun would take ``clip.mov`` for a new input that writes ``clip.mov`` too; nor the outputs
+    another batch's manifest in a subfolder lists (an earlier run's ``--output-dir``). A file named on
     its own is always an input. A file found again (a symlink and its target, a file named and in
     a named folder) is one input: the same video processed twice would waste the run or clash.
     """
@@ -133,7 +134,11 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
             if real == skip:
                 _note_output_folder(entry, ours)
             elif real not in ancestors:
-                yield from _tree(entry, sub / entry.name, ancestors | {real}, skip, ours)
+                # another batch's output folder (an earlier --output-dir): its outputs are not new inputs
+                theirs = _earlier_outputs(entry) - ours
+                if theirs:
+                    _note_earlier_outputs(entry, theirs)
+                yield from _tree(entry, sub / entry.name, ancestors | {real}, skip, ours | theirs)
         elif entry.is_file() and _is_video(entry) and entry.resolve() not in ours:
             yield Found(entry, sub)
 
@@ -147,6 +152,16 @@ def _note_output_folder(folder: Path, ours: set[Path]) -> None:
         log.warning("%s is the output folder, not searched: %s in it %s not processed; name %s as an input to include %s",
                     folder, f"{theirs} video{'s' if theirs > 1 else ''}", "are" if theirs > 1 else "is",
                     "them" if theirs > 1 else "it", "them" if theirs > 1 else "it")  # fmt: skip
+
+
+def _note_earlier_outputs(folder: Path, theirs: set[Path]) -> None:
+    """Warn that the outputs an earlier batch wrote into ``folder`` (its manifest lists them) are left
+    out of a recursive search, so masks of masks are not made without a word."""
+    n = sum(1 for f in theirs if f.is_file())
+    if n:
+        log.warning("%s holds the outputs of an earlier batch (its %s): %s not searched; name %s as an input to include %s",
+                    folder, WORK_DIR, f"{n} video{'s' if n > 1 else ''} in it {'are' if n > 1 else 'is'}",
+                    "them" if n > 1 else "it", "them" if n > 1 else "it")  # fmt: skip
 
 
 def _once_each(found: list[Found]) -> list[Found]:
