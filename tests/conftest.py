@@ -61,6 +61,17 @@ def pvt_b0_state():
         torch.random.set_rng_state(generator_state)
 
 
+@pytest.fixture(scope="module")
+def b0_segmenter(pvt_b0_state):
+    """A CPU fp32 PyTorch Segmenter at 64x64 around BiRefNet pvt_v2_b0 with the seeded test weights."""
+    from birefvid.models import BiRefNet
+    from birefvid.runtime import Segmenter
+
+    model = BiRefNet("pvt_v2_b0")
+    model.load_state_dict(pvt_b0_state)
+    return Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="torch")
+
+
 @pytest.fixture(scope="session")
 def pvt_b0_weights(pvt_b0_state, tmp_path_factory) -> Path:
     """A .pth checkpoint file of the seeded pvt_v2_b0 weights, written once per session."""

@@ -7,19 +7,15 @@ import pytest
 
 from birefvid.api import iter_masks, process_video
 from birefvid.errors import ConfigError, SourceError
-from birefvid.models import BiRefNet
-from birefvid.runtime import Segmenter
-from tests.media import read_video
-from tests.process_fixtures import make_scene
+from media import read_video
+from process_fixtures import make_scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def seg(pvt_b0_state):
-    model = BiRefNet("pvt_v2_b0")
-    model.load_state_dict(pvt_b0_state)
-    return Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="torch")
+def seg(b0_segmenter):
+    return b0_segmenter
 
 
 @pytest.fixture(scope="module")

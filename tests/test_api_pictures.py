@@ -10,18 +10,14 @@ import torch
 from PIL import Image
 
 from birefvid.errors import SourceError
-from birefvid.models import BiRefNet
-from birefvid.runtime import Segmenter
-from tests.process_fixtures import make_scene
+from process_fixtures import make_scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two threads on a busy 2-core host took 20x longer a call
 
 
 @pytest.fixture(scope="module")
-def seg(pvt_b0_state):
-    model = BiRefNet("pvt_v2_b0")
-    model.load_state_dict(pvt_b0_state)
-    return Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="torch")
+def seg(b0_segmenter):
+    return b0_segmenter
 
 
 @pytest.fixture(scope="module")

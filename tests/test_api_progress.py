@@ -6,18 +6,14 @@ from __future__ import annotations
 import pytest
 
 from birefvid.api import build_file_job, process_video, run_job
-from birefvid.models import BiRefNet
-from birefvid.runtime import Segmenter
-from tests.process_fixtures import make_scene
+from process_fixtures import make_scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def seg(pvt_b0_state):
-    model = BiRefNet("pvt_v2_b0")
-    model.load_state_dict(pvt_b0_state)
-    return Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="torch")
+def seg(b0_segmenter):
+    return b0_segmenter
 
 
 def test_progress_true_shows_a_bar_over_the_frames(seg, tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from birefvid.runtime import Segmenter
-from tests.system_tools import need_module
+from system_tools import need_module
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
