@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import random
 import threading
-from array import array
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
@@ -46,9 +46,11 @@ class Samples:
             self._kept[slot] = value
 
     def __len__(self) -> int:
+        """How many values are kept (at most ``capacity``)."""
         return len(self._kept)
 
     def values(self) -> np.ndarray:
+        """The kept values, a copy (the display and model threads go on appending)."""
         return np.frombuffer(self._kept, dtype=np.float64).copy()
 
 
