@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from fractions import Fraction
 
 import av
@@ -165,3 +166,27 @@ def test_a_looping_files_sound_does_not_drift_loop_after_loop(tmp_path):
     assert len(clicks) == loops
     for k, click in enumerate(clicks):
         assert abs(click - (k * loop_s + 1.0)) < 0.006, [round(c - (j * loop_s + 1.0), 4) for j, c in enumerate(clicks)]
+
+
+def test_a_looped_file_running_all_day_keeps_few_connection_offsets():
+    """A looped 2 s file starts a connection every 2 s (43,200 a day): the feed must not keep every
+    one's clock offset, each picture's sound lookup scanning them all, while the newest still place their sound."""
+    feed = LiveAudioFeed(48000, "mono")
+    queue = feed.subscribe()
+    tone = _tone(0, 0.02, 48000)
+
+    def loops(first: int, count: int) -> None:
+        for generation in range(first, first + count):  # as the runner says at each loop's first picture
+            feed.set_offset(generation, 0.5)  # the stream clock runs on across loops; the output's 0.5 s ahead
+            feed.push(2.0 * generation, tone, generation)
+            assert [round(t, 3) for t, *_ in queue.take_until(None, feed.offsets)] == [2.0 * generation + 0.5]
+
+    loops(0, 2000)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        loops(2000, 20000)  # 11 more hours of loops
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 50_000, f"the feed grew by {grown} bytes over 20,000 loops"

@@ -38,6 +38,10 @@ LEAD_S = 0.1  # live sound arrives as it plays: little to gain from more
 TOLERANCE_S = 0.1
 # how far the sound may run past the last picture of a recording
 TAIL_S = 0.05
+# connections (generations) whose clock offsets are kept: a looped file of 2 s starts one every 2 s, so a
+# day's run would keep 43,200 and scan them all for every picture; a frame this many connections old
+# is not still queued: a recording takes its sound at every picture (at most BACKLOG_S, 30 s, would wait)
+GENERATIONS_KEPT = 64
 
 Stamped = tuple[float, av.AudioFrame, int]  # (stream time in seconds, frame, connection generation)
 
@@ -123,7 +127,12 @@ class LiveAudioFeed:
 
     def set_offset(self, generation: int, seconds: float) -> None:
         """The output's clock for ``generation``'s sound: its stream time plus ``seconds``; the first word stands."""
-        self.offsets.setdefault(generation, seconds)
+        if generation in self.offsets:
+            return
+        self.offsets[generation] = seconds
+        # generations come in increasing order, so the dict's first keys are the oldest
+        while len(self.offsets) > GENERATIONS_KEPT:
+            del self.offsets[next(iter(self.offsets))]
 
     def subscribe(self) -> AudioQueue:
         """A queue of every frame from now on, starting with the last ``HISTORY_S`` seconds captured."""

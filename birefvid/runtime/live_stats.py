@@ -8,8 +8,10 @@ Printed as one line every few seconds and, with ``--stats-json FILE``, appended 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
@@ -19,8 +21,41 @@ import numpy as np
 from ..errors import SinkError, option
 
 
-def _percentile(values: list[float], q: float) -> Optional[float]:
-    return None if not values else float(np.percentile(np.asarray(values), q))
+# timings kept per figure for the percentiles: a run of hours would otherwise keep every frame's
+# (about 6 MB an hour at 24 fps, for as long as the run lasts); past this a uniform sample is kept
+SAMPLES_KEPT = 20_000
+
+
+class Samples:
+    """Timings for percentiles in bounded memory: every value up to ``capacity``, then a uniform sample of them all."""
+
+    def __init__(self, capacity: int = SAMPLES_KEPT, seed: int = 0) -> None:
+        self.capacity = capacity
+        self.count = 0  # values seen, kept or not
+        self._kept = array("d")  # 8 bytes a value, not a list's 32
+        self._rng = random.Random(seed)  # seeded: the same run gives the same figures
+
+    def append(self, value: float) -> None:
+        """Add ``value``; past ``capacity`` it replaces a kept one with probability capacity/count (reservoir sampling)."""
+        self.count += 1
+        if len(self._kept) < self.capacity:
+            self._kept.append(value)
+            return
+        slot = self._rng.randrange(self.count)
+        if slot < self.capacity:
+            self._kept[slot] = value
+
+    def __len__(self) -> int:
+        """How many values are kept (at most ``capacity``)."""
+        return len(self._kept)
+
+    def values(self) -> np.ndarray:
+        """The kept values, a copy (the display and model threads go on appending)."""
+        return np.frombuffer(self._kept, dtype=np.float64).copy()
+
+
+def _percentile(values: Samples, q: float) -> Optional[float]:
+    return None if not len(values) else float(np.percentile(values.values(), q))
 
 
 def _ms(seconds: Optional[float]) -> Optional[float]:
@@ -36,9 +71,9 @@ class _Period:
     dropped_at_start: int = 0
     shown: int = 0
     model_runs: int = 0
-    latencies: list[float] = field(default_factory=list)
-    mask_ages: list[float] = field(default_factory=list)
-    model_seconds: list[float] = field(default_factory=list)
+    latencies: Samples = field(default_factory=Samples)
+    mask_ages: Samples = field(default_factory=Samples)
+    model_seconds: Samples = field(default_factory=Samples)
 
 
 class LiveStats:

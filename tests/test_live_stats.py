@@ -1,0 +1,48 @@
+"""Live stats over a long run: the whole run's timings are kept in bounded memory, and its
+percentiles still describe the whole run (not just its start or its end)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+from birefvid.runtime.live_stats import LiveStats
+
+WARM = 20_000  # pictures before measuring (the stores are full by then)
+
+
+def _feed(stats: LiveStats, frames: int, start: int = 0) -> None:
+    """``frames`` shown pictures whose latency climbs 0..99 ms and starts again, the model run on each."""
+    for i in range(start, start + frames):
+        latency = (i % 100) / 1000.0
+        stats.shown(10.0, 10.0 + latency, 10.0 - 2 * latency)
+        stats.model_ran(0.25)
+
+
+def test_a_run_of_hours_keeps_its_timings_in_bounded_memory():
+    # 24 fps for an hour is 86,400 pictures: the first WARM (~14 min) fill the stores, the rest must cost nothing more
+    stats = LiveStats(every=1e9)
+    _feed(stats, WARM)
+    more = 2 * WARM
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        _feed(stats, more, start=WARM)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # keeping every timing costs ~32 bytes a value, 3 values a picture in 2 periods: ~7 MB here
+    assert grown < 50_000, f"stats grew by {grown} bytes over {more} more pictures"
+
+
+def test_the_whole_runs_percentiles_cover_all_of_it_past_the_kept_timings():
+    stats = LiveStats(every=1e9)
+    _feed(stats, 3 * WARM)
+    final = stats.final(20.0, None)
+    assert final["frames_shown"] == 3 * WARM
+    assert final["model_ms_median"] == pytest.approx(250.0)
+    # the latencies are uniform over 0..99 ms across the run: median ~49.5, p95 ~94
+    assert final["latency_ms_median"] == pytest.approx(49.5, abs=2.0)
+    assert final["latency_ms_p95"] == pytest.approx(94.0, abs=2.0)
+    assert final["mask_age_ms_median"] == pytest.approx(99.0, abs=4.0)
