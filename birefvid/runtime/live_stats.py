@@ -51,7 +51,9 @@ class Samples:
 
     def values(self) -> np.ndarray:
         """The kept values, a copy (the display and model threads go on appending)."""
-        return np.frombuffer(self._kept, dtype=np.float64).copy()
+        # copied by array() under the GIL first: a numpy view of the live array would block its resizing
+        # (BufferError in the thread that appends) for as long as numpy held it
+        return np.frombuffer(array("d", self._kept), dtype=np.float64)
 
 
 def _percentile(values: Samples, q: float) -> Optional[float]:
