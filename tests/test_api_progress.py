@@ -1,5 +1,5 @@
 """process_video's progress in a notebook: ``progress=True`` shows a tqdm bar over the frames; a function
-``progress(n)`` with ``on_start(total)`` still gets every frame."""
+``progress(n)`` with ``on_start(total)`` still gets every frame, and may stop the run with KeyboardInterrupt."""
 
 from __future__ import annotations
 
@@ -37,3 +37,19 @@ def test_a_progress_function_gets_every_frame(seg, tmp_path, capsys):
     process_video(src, tmp_path / "out.mov", segmenter=seg, progress=counts.append, on_start=totals.append, batch_size=3)
     assert sum(counts) == 7 and totals == [7]
     assert "7/7" not in capsys.readouterr().err  # no bar unless asked for
+
+
+def test_a_progress_function_that_raises_keyboard_interrupt_stops_the_run_as_one(seg, tmp_path):
+    """A notebook's stop button (or a callback raising KeyboardInterrupt) ends the run as an interrupt,
+    not as a PipelineError about the encoder, and leaves no output that looks complete."""
+    src = make_scene(tmp_path / "in.mov", 9, with_audio=False).path
+    seen = []
+
+    def stop_after_first_batch(n):
+        seen.append(n)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        process_video(src, tmp_path / "out.mov", segmenter=seg, progress=stop_after_first_batch, batch_size=3)
+    assert len(seen) == 1  # called once: the run stopped there
+    assert not (tmp_path / "out.mov").exists()

@@ -240,7 +240,9 @@ def run_stages(
         raise
     if errors:
         name, exc = errors[0]
-        if isinstance(exc, BirefvidError):
-            raise exc  # already a one-line user-facing message
+        if isinstance(exc, (BirefvidError, KeyboardInterrupt, SystemExit)):
+            # a one-line user-facing message already, or a stop asked for on a worker thread (a
+            # notebook's progress callback raising KeyboardInterrupt): passed on as it is
+            raise exc
         raise PipelineError(name, f"{type(exc).__name__}: {exc}") from exc
     return times
