@@ -347,8 +347,8 @@ def test_a_rerun_naming_the_folders_another_way_skips_what_is_done(clips, tmp_pa
     # a manifest from before paths were resolved holds the fingerprint of the paths as spelled: still valid, re-keyed
     m = Manifest(tmp_path / "out")
     m.videos["a.mkv"]["fingerprint"] = "as-spelled"
-    assert m.entry("a.mkv", "resolved", {}, also="as-spelled")["status"] == "done" and m.videos["a.mkv"]["fingerprint"] == "resolved"
-    assert m.entry("a.mkv", "other-job", {}, also="as-spelled")["status"] == "pending"
+    assert m.entry("a.mkv", "resolved", {}, also=("as-spelled",))["status"] == "done" and m.videos["a.mkv"]["fingerprint"] == "resolved"
+    assert m.entry("a.mkv", "other-job", {}, also=("as-spelled",))["status"] == "pending"
 
 
 def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_path, capsys):

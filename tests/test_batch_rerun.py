@@ -1,4 +1,5 @@
-"""`birefvid batch` rerun after a changed option: --overwrite resumes an interrupted run, a new --chunk-frames dates nothing finished."""
+"""`birefvid batch` rerun after a changed option: --overwrite resumes an interrupted run, a new
+--chunk-frames or --batch-size dates nothing finished, and manifests of earlier versions stay valid."""
 
 from __future__ import annotations
 
@@ -70,3 +71,38 @@ def test_a_finished_video_is_kept_when_only_the_chunking_changed(tmp_path):
     assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
     assert (out / "long.mkv").stat().st_mtime_ns == made
     assert main([*argv, "--chunk-frames", "0", "--smooth", "none"]) == 2  # another job still dates it
+
+
+def test_a_finished_video_is_kept_when_only_the_batch_size_changed(tmp_path, monkeypatch):
+    """--batch-size is a speed setting: a rerun with another value skips what is finished, and a
+    manifest written before speed settings were left out of its fingerprint is still honoured."""
+    import json
+
+    from birefvid.batch import manifest as manifest_module
+    from birefvid.batch import runner
+
+    jobs = []  # the job the batch fingerprints, as the runner sees it
+    monkeypatch.setattr(runner, "fingerprint", lambda job, *a, **k: jobs.append(job) or manifest_module.fingerprint(job, *a, **k))
+    src = keyframed_clip(tmp_path / "a.mp4", FRAMES)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main([*argv, "--batch-size", "1"]) == 0
+    made = (out / "a.mkv").stat().st_mtime_ns
+    assert main([*argv, "--batch-size", "3", "--progress-json", str(log)]) == 0
+    assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
+    assert (out / "a.mkv").stat().st_mtime_ns == made
+
+    # the fingerprint an earlier version wrote (speed settings included) is re-keyed, not redone
+    job = jobs[-1]
+    assert job["inference"]["batch_size"] == 3
+    path = out / ".birefvid-batch" / "manifest.json"
+    data = json.loads(path.read_text())
+    entry = data["videos"]["a.mkv"]
+    entry["fingerprint"] = "made-with-other-chunks"  # only the job fingerprint can keep it
+    entry["job_fingerprint"] = manifest_module.fingerprint(job, str(src), {}, speed=True)
+    path.write_text(json.dumps(data))
+    log.unlink()
+    assert main([*argv, "--batch-size", "3", "--progress-json", str(log)]) == 0
+    assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
+    assert (out / "a.mkv").stat().st_mtime_ns == made
+    assert main([*argv, "--smooth", "none"]) == 2  # a setting that changes the output still dates it

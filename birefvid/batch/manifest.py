@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..errors import SinkError
 from ..io.atomic import apply_default_permissions
@@ -22,13 +22,20 @@ SCHEMA = "birefvid.batch-manifest/1"
 WORK_DIR = ".birefvid-batch"
 
 
-def fingerprint(job: dict[str, Any], input_path: str, chunking: dict[str, Any], *, as_spelled: bool = False) -> str:
-    """A hash of the job (less ``overwrite``), the input file's identity and the chunking settings.
+# settings that change how fast a video is made, not what comes out: a rerun with another value
+# keeps finished videos (batch size changes an fp32 output by float rounding only)
+SPEED_ONLY = (("inference", "batch_size"), ("queue_size",))
+
+
+def fingerprint(job: dict[str, Any], input_path: str, chunking: dict[str, Any], *, as_spelled: bool = False, speed: bool = False) -> str:
+    """A hash of the job (less ``overwrite`` and the ``SPEED_ONLY`` settings), the input file's
+    identity and the chunking settings.
 
     The input and output paths count as the files they name (resolved), not as they were spelled:
     ``batch clips/`` rerun as ``batch /home/me/clips/``, or from another folder, is the same work,
-    and must not redo (or refuse) every finished video. ``as_spelled`` hashes them as given: the
-    fingerprint manifests written before this recorded, accepted so that they stay valid.
+    and must not redo (or refuse) every finished video. ``as_spelled`` hashes them as given, and
+    ``speed`` keeps the speed-only settings: the fingerprints older manifests recorded, accepted so
+    that they stay valid.
     """
     data = json.loads(json.dumps(job))
     data.get("output", {}).pop("overwrite", None)
@@ -36,9 +43,23 @@ def fingerprint(job: dict[str, Any], input_path: str, chunking: dict[str, Any], 
         for part, key in (("source", "input"), ("output", "path")):
             if isinstance(data.get(part, {}).get(key), str):
                 data[part][key] = os.path.realpath(data[part][key])
+    if not speed:
+        for *parents, key in SPEED_ONLY:
+            section = data
+            for name in parents:
+                section = section.get(name, {})
+            section.pop(key, None)
     st = Path(input_path).stat()
     blob = json.dumps({"job": data, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "chunking": chunking}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def older_fingerprints(job: dict[str, Any], input_path: str, chunking: dict[str, Any]) -> tuple[str, ...]:
+    """The fingerprints earlier versions recorded for the same work (see ``fingerprint``)."""
+    return (
+        fingerprint(job, input_path, chunking, speed=True),
+        fingerprint(job, input_path, chunking, as_spelled=True, speed=True),
+    )
 
 
 class Manifest:
@@ -56,18 +77,21 @@ class Manifest:
                 raise SinkError(f"batch manifest {self.path} has schema {data.get('schema')!r}, not {SCHEMA!r}; remove it to start afresh")
             self.videos = data.get("videos", {})
 
-    def entry(self, key: str, fp: str, info: dict[str, Any], also: Optional[str] = None, job_fp: Optional[str] = None) -> dict[str, Any]:
+    def entry(self, key: str, fp: str, info: dict[str, Any], also: Sequence[str] = (), job_fp: Optional[str] = None,
+              older_job_fps: Sequence[str] = ()) -> dict[str, Any]:
         """The video's entry, reset when its fingerprint changed (different job, input or chunking).
 
-        An entry recorded under ``also`` (the same work fingerprinted the older way) is kept, re-keyed to ``fp``.
-        A finished video whose ``job_fp`` (the fingerprint without the chunking) is unchanged is kept
-        too: how it was split does not make its output out of date, only its unfinished chunks would be.
+        An entry recorded under one of ``also`` (the same work fingerprinted an older way) is kept,
+        re-keyed to ``fp``. A finished video whose ``job_fp`` (the fingerprint without the chunking;
+        or one of ``older_job_fps``, its older forms) is unchanged is kept too: how it was split does
+        not make its output out of date, only its unfinished chunks would be.
         """
         entry = self.videos.get(key)
-        if entry is not None and also is not None and entry.get("fingerprint") == also:
+        if entry is not None and entry.get("fingerprint") in also:
             entry["fingerprint"] = fp
-        if entry is not None and job_fp is not None and entry.get("status") == "done" and entry.get("job_fingerprint") == job_fp:
-            entry["fingerprint"] = fp
+        if (entry is not None and job_fp is not None and entry.get("status") == "done"
+                and entry.get("job_fingerprint") in (job_fp, *older_job_fps)):
+            entry["fingerprint"], entry["job_fingerprint"] = fp, job_fp
         if entry is None or entry.get("fingerprint") != fp:
             entry = {"fingerprint": fp, "job_fingerprint": job_fp, "status": "pending", "chunks_done": {}, **info}
             self.videos[key] = entry

@@ -28,7 +28,7 @@ from .chunk import ChunkTask, chunk_shift, make_folder
 from .hooks import crash_hook_for
 from .join import join_chunks
 from .local import OnFailure, OnFrames, OnResult, Skip
-from .manifest import WORK_DIR, Manifest, RunLock, fingerprint
+from .manifest import WORK_DIR, Manifest, RunLock, fingerprint, older_fingerprints
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
 
@@ -348,9 +348,11 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         # this very job is kept even so: redoing it gives the same file, and an interrupted --overwrite
         # run rerun as it was typed would otherwise start over on every video, never to finish
         made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
+        spec = job.to_dict()
         entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
-                               also=fingerprint(job.to_dict(), job.source.input, chunking, as_spelled=True),
-                               job_fp=fingerprint(job.to_dict(), job.source.input, {}))  # fmt: skip
+                               also=older_fingerprints(spec, job.source.input, chunking),
+                               job_fp=fingerprint(spec, job.source.input, {}),
+                               older_job_fps=older_fingerprints(spec, job.source.input, {}))  # fmt: skip
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
