@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from icc_profiles import cmyk_profile, gray_profile
+
 from birefvid.cli import main
 from birefvid.runtime import Segmenter
 
@@ -520,40 +522,6 @@ def test_bit_depth_16_into_an_8_bit_format_says_so(tmp_path, red_key, caplog):
     assert cv2.imread(str(tmp_path / "cut.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
 
 
-def _cmyk_profile() -> bytes:
-    """A minimal ICC v2 CMYK input profile (A2B0: a lut16 to Lab on a 2-point grid), made here since no CMYK profile
-    ships with Pillow or Debian's base: its black is a dark grey, its cyan a teal, unlike OpenCV's naive R = 255 - C - K."""
-    import itertools
-    import struct
-
-    def s15(v): return struct.pack(">i", round(v * 65536))
-    def lab16(L, a, b): return struct.pack(">HHH", round(L / 100 * 0xFF00), round((a + 128) * 256), round((b + 128) * 256))
-    clut = b""
-    for c, m, y, k in itertools.product((0, 1), repeat=4):  # first channel slowest
-        L = 93 - 30 * c - 35 * m - 8 * y - 70 * k
-        a = 2 - 30 * c + 60 * m - 5 * y
-        b = 8 - 40 * c - 5 * m + 70 * y
-        clut += lab16(max(L, 5), max(-120, min(120, a)), max(-120, min(120, b)))
-    lut = (b"mft2" + b"\0" * 4 + bytes([4, 3, 2, 0]) + b"".join(s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
-           + struct.pack(">HH", 2, 2) + struct.pack(">HH", 0, 65535) * 4 + clut + struct.pack(">HH", 0, 65535) * 3)
-    text = b"test CMYK\0"
-    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 4 + b"\0" * 2 + b"\0" * 67 + b"\0" * 4  # ascii, unicode (0), scriptcode
-    wtpt = b"XYZ " + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249)
-    cprt = b"text" + b"\0" * 4 + b"none\0"
-    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"A2B0", lut)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for sig, body in tags:
-        pad = (-len(body)) % 4
-        table += sig + struct.pack(">II", offset + len(data), len(body))
-        data += body + b"\0" * pad
-    size = offset + len(data)
-    header = (struct.pack(">I", size) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"scnr" + b"CMYK" + b"Lab " + b"\0" * 12 + b"acsp"
-              + b"\0" * 4 + b"\0" * 4 + b"\0" * 8 + b"\0" * 8 + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 4 + b"\0" * 16 + b"\0" * 28)
-    assert len(header) == 128, len(header)
-    return header + struct.pack(">I", len(tags)) + table + data
-
-
 def test_a_cmyk_photo_is_converted_through_its_own_profile(tmp_path, red_key):
     """A catalogue's CMYK JPEG (Adobe-inverted, as Photoshop writes) with its CMYK profile: the colours are
     littleCMS's through that profile, as a colour-managed viewer shows the file, not the profile-blind conversion."""
@@ -561,7 +529,7 @@ def test_a_cmyk_photo_is_converted_through_its_own_profile(tmp_path, red_key):
 
     from PIL import ImageCms
 
-    icc = _cmyk_profile()
+    icc = cmyk_profile()
     cmyk = Image.fromarray(_scene_photo(tmp_path / "scene.png")).convert("CMYK")
     cmyk.save(tmp_path / "catalogue.jpg", icc_profile=icc, quality=95)
     assert main(["image", str(tmp_path / "catalogue.jpg"), "-o", str(tmp_path / "white.png"), "--output", "composite",
@@ -577,29 +545,6 @@ def test_a_cmyk_photo_is_converted_through_its_own_profile(tmp_path, red_key):
     assert (picture[background] == 255).all()
 
 
-def _gray_profile(gamma: float = 1.0) -> bytes:
-    """A minimal ICC v2 gray display profile (kTRC: one gamma), made here as _cmyk_profile is; at gamma 1 its
-    midtones are far lighter than the same values read as sRGB gray."""
-    import struct
-
-    def s15(v): return struct.pack(">i", round(v * 65536))
-    text = b"test gray\0"
-    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 2 + b"\0" * 67
-    wtpt = b"XYZ " + b"\0" * 4 + s15(0.9642) + s15(1.0) + s15(0.8249)
-    ktrc = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
-    cprt = b"text" + b"\0" * 4 + b"none\0"
-    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"kTRC", ktrc)]
-    offset = 128 + 4 + 12 * len(tags)
-    table, data = b"", b""
-    for sig, body in tags:
-        table += sig + struct.pack(">II", offset + len(data), len(body))
-        data += body + b"\0" * ((-len(body)) % 4)
-    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + bytes([2, 0x10, 0, 0]) + b"mntr" + b"GRAY" + b"XYZ " + b"\0" * 12 + b"acsp"
-              + b"\0" * 28 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + table + data
-
-
 @pytest.mark.parametrize("name", ["scan.jpg", "scan.png", "scan-la.png"])
 def test_a_gray_photo_is_converted_through_its_own_profile(tmp_path, red_key, name):
     """A gray picture with its gray profile (Photoshop's "Dot Gain 20%" is one) comes out as littleCMS shows it in sRGB;
@@ -608,7 +553,7 @@ def test_a_gray_photo_is_converted_through_its_own_profile(tmp_path, red_key, na
 
     from PIL import ImageCms
 
-    icc = _gray_profile(1.0)
+    icc = gray_profile(1.0)
     gray = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (48, 1)), "L")  # a ramp, 64x48
     if name == "scan-la.png":  # gray and alpha: OpenCV hands it over as RGB
         gray = Image.merge("LA", [gray, Image.new("L", gray.size, 255)])

@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
             bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
-            background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8) if backgrounds else None
+            icc, density, frames = _header(source)
+            background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
@@ -191,7 +192,6 @@ def run(args: argparse.Namespace) -> int:
             if own_alpha is not None:  # 8 or 16 bits, as the file's
                 coverage = torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
             pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
-            icc, density, frames = _header(source)
             if frames > 1 and heif.is_heif(source):  # not an animation: a burst's or an edit's pictures, one marked primary
                 log.warning("%s holds %d images; its primary one is cut out", source, frames)
             elif frames > 1:  # a still is what `image` writes; the animation is `process`'s job
@@ -262,7 +262,7 @@ class _Backgrounds:
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
-        self._by_size: "OrderedDict[tuple[int, int, str, bool], Any]" = OrderedDict()
+        self._by_size: "OrderedDict[tuple[int, int, str, bool, Optional[bytes]], Any]" = OrderedDict()
 
     def __enter__(self) -> "_Backgrounds":
         self.covering(8, 8, "cpu")  # opened once now: a missing or unreadable file fails before the model loads
@@ -272,16 +272,16 @@ class _Backgrounds:
         while self._by_size:
             self._by_size.popitem()[1].close()
 
-    def covering(self, width: int, height: int, device: Any, deep: bool = False) -> Any:
+    def covering(self, width: int, height: int, device: Any, deep: bool = False, profile: Optional[bytes] = None) -> Any:
         """The background (a ``compose.Background``) scaled to cover ``width`` x ``height`` on ``device``
-        (``deep``: as float, for a 16-bit output)."""
+        (``deep``: as float, for a 16-bit output), in the photo's RGB colour ``profile`` (None: sRGB)."""
         from ..runtime.backgrounds import open_background
 
-        key = (width, height, str(device), deep)
+        key = (width, height, str(device), deep, profile)
         if key in self._by_size:
             self._by_size.move_to_end(key)
         else:
-            self._by_size[key] = open_background(self.spec, (width, height), device, deep=deep)
+            self._by_size[key] = open_background(self.spec, (width, height), device, deep=deep, profile=profile)
             if len(self._by_size) > self.KEEP:
                 self._by_size.popitem(last=False)[1].close()
         return self._by_size[key]

@@ -18,18 +18,22 @@ from ..compose.background import Background, ColorBackground, DeviceLike, Size, 
 from ..colors import is_color
 from ..errors import SourceError
 from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..io.color_profile import convert_rgb, embedded_rgb_profile
 from ..io.image_source import read_rgb_deep
 from ..io.looping_source import LoopingVideoSource
 
 
 def open_background(
-    spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None, pixel_aspect: Optional[Fraction] = None, deep: bool = False
+    spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None, pixel_aspect: Optional[Fraction] = None, deep: bool = False,
+    profile: Optional[bytes] = None,
 ) -> Background:
     """A colour string, an image file or a video file (looped), covering ``size`` (width, height).
 
     ``pixel_aspect``: the output's (an anamorphic source's), so the picture looks right as shown;
     a background video's own pixel aspect is taken into account too. ``deep``: frames as float in
     [0, 1] from the picture's own 16 bits or the video's 10 and more (for a deep output).
+    ``profile``: the output's RGB colour profile (a Display P3 photo's; None: sRGB, as video is
+    shown): a picture is converted into it from its own (sRGB unless it embeds one).
     """
     aspect = float(pixel_aspect or 1)
     if isinstance(spec, str) and is_color(spec):
@@ -42,12 +46,14 @@ def open_background(
         )
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
-        return StillBackground(_read_image(path, deep), size, device, aspect, deep)
+        return StillBackground(_in_profile(_read_image(path, deep), path, profile), size, device, aspect, deep)
     if suffix not in VIDEO_EXTENSIONS:
         try:
-            return StillBackground(_picture(path, deep), size, device, aspect, deep)
+            picture = _picture(path, deep)
         except SourceError:
             pass  # not an image: try it as a video
+        else:
+            return StillBackground(_in_profile(picture, path, profile), size, device, aspect, deep)
     try:
         source = LoopingVideoSource(path, deep=deep)
     except SourceError as exc:
@@ -57,6 +63,11 @@ def open_background(
     except BaseException:
         source.close()
         raise
+
+
+def _in_profile(picture: np.ndarray, path: Path, profile: Optional[bytes]) -> np.ndarray:
+    """``picture`` (read from ``path``) converted from its own colour profile into ``profile``."""
+    return convert_rgb(picture, embedded_rgb_profile(path), profile, what=f"background {path}")
 
 
 def _picture(path: Path, deep: bool) -> np.ndarray:
