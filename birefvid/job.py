@@ -157,6 +157,9 @@ class SourceSpec:
     deinterlace: bool = True
 
     def validate(self) -> None:
+        if str(self.input) == "-":
+            raise ConfigError("reading from standard input (-) is not supported: the input is read more than once (its "
+                              "length, sound and subtitles); save the stream to a file first (ffmpeg -i - -c copy in.mkv)")  # fmt: skip
         _one_of("decoder", self.decoder, DECODERS)
         if not self.fps > 0:
             raise ConfigError(f"{option('fps')} must be positive, got {self.fps}")
@@ -246,6 +249,9 @@ class OutputSpec:
     bit_depth: Union[str, int] = "auto"
 
     def validate(self) -> None:
+        if str(self.path) == "-":  # else taken for a folder named "-" to hold PNG frames
+            raise ConfigError("writing to standard output (-o -) is not supported: an output is written under a temporary "
+                              "name and renamed when complete; name a file (-o out.mkv) and read that")  # fmt: skip
         if self.bit_depth not in BIT_DEPTHS:
             raise ConfigError(f"{option('bit_depth')} must be one of auto, 8, 16, got {self.bit_depth!r}")
         check_output_options(self.kind, self.background is not None)

@@ -72,6 +72,13 @@ def test_a_glob_the_shell_expanded_gets_advice(tmp_path, capsys, run):
     assert not (tmp_path / "out.mov").exists()
 
 
+def test_standard_input_is_refused_with_the_way_round(tmp_path, capsys, run, monkeypatch):
+    """`ffmpeg ... - | birefvid process - ...`: one line saying to save the stream first, not "input not found"."""
+    monkeypatch.chdir(tmp_path)
+    one_error_line(capsys, run("-", "-o", "out.mov"), "reading from standard input (-) is not supported", "save the stream to a file")
+    assert_nothing_written(tmp_path)
+
+
 def test_text_file_named_mp4(tmp_path, capsys, run):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is not a video\n" * 20)
@@ -132,6 +139,12 @@ def test_output_folder_missing(tmp_path, capsys, run, clip):
     out = tmp_path / "no" / "such" / "dir" / "out.mov"
     one_error_line(capsys, run(clip, "-o", out), "output folder does not exist", str(out.parent))
     assert_nothing_written(tmp_path)
+
+
+def test_standard_output_is_refused_not_made_a_folder_named_dash(tmp_path, capsys, run, clip, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_error_line(capsys, run(clip, "-o", "-"), "writing to standard output (-o -) is not supported", "name a file")
+    assert_nothing_written(tmp_path)  # was: a folder "-" of PNG frames
 
 
 def test_output_under_a_regular_file(tmp_path, capsys, run, clip):
