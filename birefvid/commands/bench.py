@@ -73,12 +73,12 @@ def _load(args: argparse.Namespace) -> tuple[Any, str]:
 def run_bench(args: argparse.Namespace) -> int:
     clip_size = _check(args)
     import copy
-    import resource
 
     import torch
 
     from ..benchmark import measure_model, measure_pipeline
     from ..benchmark.clip import scene_frames
+    from ..benchmark.memory import peak_rss_mb
     from ..runtime.segmenter import Segmenter
 
     net, name = _load(args)
@@ -97,7 +97,7 @@ def run_bench(args: argparse.Namespace) -> int:
         pipeline = measure_pipeline(seg, args.clip_frames, clip_size, kind=args.output, batch_size=batch)
         pipeline["ratio_to_model"] = round(pipeline["fps"] / figures["fps"], 3) if pipeline["fps"] else None
         figures["pipeline"] = pipeline
-    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    figures["peak_rss_mb"] = peak_rss_mb()  # None where the system does not say (Windows)
     if seg.device.type == "cuda":
         figures["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(seg.device) / 2**20)
     figures["machine"] = _machine(seg.device)
@@ -165,6 +165,7 @@ def _table(f: dict[str, Any]) -> str:
         rows.append(("stages (busy)", stages))
         per_frame = ", ".join(f"{k} {1000 * v / max(1, p['frames']):.1f} ms" for k, v in p["stage_cpu_seconds"].items())
         rows.append(("stages (CPU a frame)", per_frame + " (each stage's own thread)"))
-    rows.append(("peak memory", f"{f['peak_rss_mb']} MB RSS" + (f", {f['cuda_peak_mb']} MB CUDA" if "cuda_peak_mb" in f else "")))
+    rss = "unknown RSS (not reported here)" if f["peak_rss_mb"] is None else f"{f['peak_rss_mb']} MB RSS"
+    rows.append(("peak memory", rss + (f", {f['cuda_peak_mb']} MB CUDA" if "cuda_peak_mb" in f else "")))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
