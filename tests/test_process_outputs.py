@@ -423,6 +423,31 @@ def test_start_timecode_and_the_files_tags_are_kept(tmp_path, seg):
         assert [s.type for s in c.streams] == ["video", "data"]  # MOV: a tmcd track, as editors read it
 
 
+def _frame_times(path: Path) -> tuple[list[Fraction], Fraction]:
+    """Each frame's time in seconds and the video's time base."""
+    with av.open(str(path)) as c:
+        video = c.streams.video[0]
+        return sorted(p.pts * video.time_base for p in c.demux(video) if p.pts is not None), video.time_base
+
+
+@pytest.mark.parametrize("rate", [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(24)])
+def test_a_millisecond_source_at_a_broadcast_rate_gives_mov_and_mp4_its_exact_rate(tmp_path, seg, rate):
+    """Matroska counts in milliseconds, so a 23.976 fps clip's frames are 41 or 42 ms apart; copied into MOV that
+    way, editors saw a variable rate (and the timecode track ran at 1000/42 fps). They land on the exact grid."""
+    src = make_scene(tmp_path / "obs.mkv", 8, SIZE, fps=rate, with_audio=False, codec="ffv1", pix_fmt="bgr0", timecode="01:00:00:00")
+    times, tb = _frame_times(src.path)
+    assert tb == Fraction(1, 1000) and times != [i / rate for i in range(8)]  # the source is rounded
+    for name, kind in (("a.mov", "alpha"), ("g.mp4", "green")):
+        process_video(src.path, tmp_path / name, kind=kind, segmenter=seg, smooth="none")
+        times, tb = _frame_times(tmp_path / name)
+        assert times == [i / rate for i in range(8)], name
+        assert (1 / (rate * tb)).denominator == 1, name  # a whole number of ticks a frame: equal durations
+        with av.open(str(tmp_path / name)) as c:
+            assert c.streams.video[0].average_rate == rate and _timecode(tmp_path / name) == "01:00:00:00", name
+    process_video(src.path, tmp_path / "cut.mov", kind="alpha", segmenter=seg, smooth="none", start=0.1)
+    assert _frame_times(tmp_path / "cut.mov")[0] == [i / rate for i in range(5)]  # a part: from 0, on the grid too
+
+
 def test_image_sequence_input(tmp_path, seg):
     write_scene_images(tmp_path / "seq", 5, SIZE)
     out = tmp_path / "seq.mp4"
