@@ -423,6 +423,21 @@ def test_start_timecode_and_the_files_tags_are_kept(tmp_path, seg):
         assert [s.type for s in c.streams] == ["video", "data"]  # MOV: a tmcd track, as editors read it
 
 
+@pytest.mark.parametrize("rate,timecode,first", [(Fraction(24000, 1001), "01:00:00:00", 86400),
+                                                  (Fraction(30000, 1001), "01:00:00;00", 107892)])  # drop-frame: 108000 - 108
+def test_a_png_sequence_is_numbered_from_the_start_timecode(tmp_path, seg, rate, timecode, first):
+    """A PNG folder cannot hold a timecode track: editors (Resolve) read an image sequence's timecode from its
+    frame numbers, so the files start at the timecode's frame (the sequence used to start at 1, the timecode lost)."""
+    src = make_scene(tmp_path / "cam.mov", 6, SIZE, fps=rate, with_audio=False, timecode=timecode)
+    process_video(src.path, tmp_path / "seq", kind="alpha", segmenter=seg, smooth="none")
+    assert sorted(p.name for p in (tmp_path / "seq").iterdir()) == [f"frame_{first + i:06d}.png" for i in range(6)]
+    process_video(src.path, tmp_path / "cut", kind="mask", segmenter=seg, smooth="none", start=0.1)  # a part: its own frame
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == [f"frame_{first + i:06d}.png" for i in range(3, 6)]
+    untimed = make_scene(tmp_path / "plain.mov", 2, SIZE, with_audio=False)
+    process_video(untimed.path, tmp_path / "plain", kind="alpha", segmenter=seg, smooth="none")
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["frame_000001.png", "frame_000002.png"]
+
+
 def _frame_times(path: Path) -> tuple[list[Fraction], Fraction]:
     """Each frame's time in seconds and the video's time base."""
     with av.open(str(path)) as c:
