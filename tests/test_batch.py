@@ -176,15 +176,17 @@ def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tm
 
 def test_chunks_of_a_millisecond_source_join_on_its_exact_frame_rate(tmp_path):
     """An OBS-style Matroska at 29.97 fps counts in milliseconds; each MOV chunk puts its frames on the exact
-    1001/30000 s grid, and the join moves the chunks there too (not by their rounded starts), as `process` does."""
+    1001/30000 s grid, and the join moves the chunks there too (not by their rounded starts), counted from the
+    first frame, as `process` does."""
     rate = Fraction(30000, 1001)
-    src = keyframed_clip(tmp_path / "obs.mkv", LONG, fps=rate)
+    pts = [1400 + round(i * 1000 / rate) for i in range(LONG)]  # a late start (a cut), off the grid from 0
+    src = keyframed_clip(tmp_path / "obs.mkv", LONG, fps=rate, pts=pts, time_base=Fraction(1, 1000))
     assert video_facts(src)["time_base"] == Fraction(1, 1000)
     out = tmp_path / "out"
     assert batch(str(src), "--output-dir", str(out), "--output", "alpha", "--chunk-frames", "6", "-q") == 0
     assert manifest(out)["videos"]["obs.mov"]["chunks"] == 4
     got = video_facts(out / "obs.mov")
-    assert [p * got["time_base"] for p in got["pts"]] == [i / rate for i in range(LONG)]
+    assert [p * got["time_base"] for p in got["pts"]] == [Fraction(7, 5) + i / rate for i in range(LONG)]
 
 
 def test_picture_size_change_midway_in_chunks_gives_one_size(tmp_path):

@@ -463,6 +463,20 @@ def test_a_millisecond_source_at_a_broadcast_rate_gives_mov_and_mp4_its_exact_ra
     assert _frame_times(tmp_path / "cut.mov")[0] == [i / rate for i in range(5)]  # a part: from 0, on the grid too
 
 
+def test_an_mpeg_ts_at_23_976_starting_late_gives_mov_its_exact_rate_from_its_first_frame(tmp_path, seg):
+    """MPEG-TS counts in 1/90000 s (3753 or 3754 ticks a 23.976 fps frame) and starts late: the grid counts
+    from the first frame, which keeps its time."""
+    rate = Fraction(24000, 1001)
+    pts = [126000 + round(i * 90000 / rate) for i in range(8)]  # from 1.4 s, as ffmpeg's MPEG-TS muxer starts
+    src = make_scene(tmp_path / "cam.ts", 8, SIZE, fps=rate, with_audio=False, lossless=False, pts=pts, time_base=Fraction(1, 90000))
+    source_times, _ = _frame_times(src.path)
+    assert source_times[0] == Fraction(7, 5) and source_times != [source_times[0] + i / rate for i in range(8)]
+    process_video(src.path, tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none")
+    times, _ = _frame_times(tmp_path / "a.mov")
+    assert [t - times[0] for t in times] == [i / rate for i in range(8)]
+    assert abs(times[0] - source_times[0]) <= Fraction(1, 1000)  # MOV's edit list holds the late start in ms
+
+
 def test_image_sequence_input(tmp_path, seg):
     write_scene_images(tmp_path / "seq", 5, SIZE)
     out = tmp_path / "seq.mp4"

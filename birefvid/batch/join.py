@@ -78,7 +78,7 @@ def join_chunks(
                 grid = _chunk_grid(source_time_base, template)
                 for i, part in enumerate(parts):
                     shift = shifts[i] if shifts is not None else Fraction(0)
-                    shift = grid.snap(shift) if grid is not None else shift
+                    shift = grid.snap(shift, shifts[0]) if grid is not None and shifts is not None else shift
                     frames, last_dts = _copy_packets(Path(part), out, video, companions, frames, last_dts, shift)
                 for companion in companions:
                     companion.finish()

@@ -4,8 +4,9 @@ Matroska, WebM and FLV count in milliseconds and MPEG-TS in 1/90000 s, so a 2400
 clip's frames land 41 or 42 ms (3753 or 3754 ticks) apart. Copied into MOV/MP4 as they are, those
 durations make editors (Premiere, Resolve, Final Cut) read the cut-out as variable frame rate, and the
 timecode track's frame duration (42/1000 s) drifts from the picture. ``FrameGrid`` moves each time that
-lies within one source tick of the rate's exact grid onto it, in a time base that holds both, as
-``ffmpeg`` does for MOV; a frame off the grid (variable frame rate) keeps its time exactly.
+lies within one source tick of the rate's exact grid (counted from the first frame) onto it, in a time
+base that holds both, as ``ffmpeg`` does for MOV; a frame off the grid (variable frame rate) keeps its
+time exactly.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ class FrameGrid:
             return None
         return cls(Fraction(rate), Fraction(time_base), common)
 
-    def snap(self, seconds: Fraction) -> Fraction:
-        """The grid time within one source tick of ``seconds`` (the source rounded it), else ``seconds`` as it is."""
-        on_grid = round(seconds * self.rate) / self.rate
+    def snap(self, seconds: Fraction, origin: Fraction = Fraction(0)) -> Fraction:
+        """The time of the grid from ``origin`` (the first frame's: an MPEG-TS starts 1.4 s in) within one source
+        tick of ``seconds`` (the source rounded it), else ``seconds`` as it is."""
+        on_grid = origin + round((seconds - origin) * self.rate) / self.rate
         return on_grid if abs(on_grid - seconds) <= self.tick else seconds
 
-    def ticks(self, seconds: Fraction) -> int:
-        """``seconds`` snapped, in the output time base's ticks (a whole number: it holds both grids)."""
-        return int(self.snap(seconds) / self.time_base)
+    def ticks(self, seconds: Fraction, origin: Fraction = Fraction(0)) -> int:
+        """``seconds`` snapped, in the output time base's ticks (a whole number: it holds both grids and ``origin``,
+        a source time)."""
+        return int(self.snap(seconds, origin) / self.time_base)

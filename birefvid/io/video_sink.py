@@ -82,6 +82,7 @@ class VideoFileSink(Sink):
         self._last_pts: Optional[int] = None  # in the source's time base
         self._last_out_pts: Optional[int] = None  # in the output's (``_grid``'s when there is one)
         self._grid: Optional[FrameGrid] = None
+        self._grid_origin: Optional[Fraction] = None  # the first frame's time: the grid counts from it
         self._out: Optional[av.container.OutputContainer] = None
         # what the output carries beside the video (audio, subtitles), muxed up to each frame's time
         self._companions: list[Union[AudioTracks, SubtitleTracks, LiveAudioTrack]] = []
@@ -245,7 +246,9 @@ class VideoFileSink(Sink):
         if self._grid is None:
             return source_pts
         seconds = source_pts * Fraction(self.info.time_base)
-        pts = self._grid.ticks(seconds)
+        if self._grid_origin is None:
+            self._grid_origin = seconds
+        pts = self._grid.ticks(seconds, self._grid_origin)
         if self._last_out_pts is not None and pts <= self._last_out_pts:
             return int(seconds / self._grid.time_base)
         return pts
