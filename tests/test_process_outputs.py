@@ -489,6 +489,22 @@ def test_image_sequence_input(tmp_path, seg):
     assert max_err(m, 255, fg) <= 4 and max_err(m, 0, bg) <= 4
 
 
+@pytest.mark.parametrize("fps,rate", [("24000/1001", Fraction(24000, 1001)), ("23.976", Fraction(24000, 1001)),
+                                      ("29.97", Fraction(30000, 1001)), ("25", Fraction(25))])
+def test_an_image_sequence_at_an_ntsc_rate_is_exact(tmp_path, seg, fps, rate):
+    """`--fps 24000/1001` was a usage error, and 23.976 gave 2997/125 fps, between an editor's rates: a plate
+    rendered for a 23.976 timeline now comes out at 24000/1001, as editors mean 23.976."""
+    from birefvid.cli import build_parser
+
+    given = build_parser().parse_args(["process", "seq", "-o", "a.mov", "--fps", fps]).fps
+    write_scene_images(tmp_path / "seq", 3, SIZE)
+    out = tmp_path / "a.mov"
+    process_video(tmp_path / "seq", out, kind="alpha", segmenter=seg, smooth="none", fps=given)
+    assert decoded_times(out) == [i / rate for i in range(3)]
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == rate
+
+
 def test_ten_bit_input(tmp_path, seg):
     src = make_scene(tmp_path / "ten.mkv", 5, SIZE, lossless=False, codec="libx264", pix_fmt="yuv420p10le")
     with av.open(str(src.path)) as c:

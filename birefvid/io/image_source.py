@@ -196,12 +196,22 @@ def _decode(path: Path) -> np.ndarray:
     return image
 
 
+NTSC_RATES = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120))  # 23.976, 29.97, 47.952, 59.94, 119.88
+
+
+def sequence_rate(fps: float | Fraction) -> Fraction:
+    """An image sequence's exact rate: 23.976 (or 23.98), 29.97, 59.94 ... are the NTSC rates editors mean by them,
+    24000/1001 and so on (a decimal 2997/125 fell between an editor's rates), whole and other rates as given."""
+    rate = Fraction(fps).limit_denominator(1001 * 1000)
+    return next((ntsc for ntsc in NTSC_RATES if rate != round(ntsc) and abs(rate - ntsc) < Fraction(1, 200)), rate)
+
+
 class ImageSequenceSource(Source):
     """Still images as frames; all must share the first image's size."""
 
     def __init__(self, folder_or_glob: str | Path, fps: float | Fraction = 25) -> None:
         super().__init__()
-        rate = Fraction(fps).limit_denominator(1001 * 1000)
+        rate = sequence_rate(fps)
         if rate <= 0:
             raise SourceError(f"image sequence fps must be positive, got {fps}")
         self.files = list_images(folder_or_glob)
