@@ -505,6 +505,21 @@ def test_an_image_sequence_at_an_ntsc_rate_is_exact(tmp_path, seg, fps, rate):
         assert c.streams.video[0].average_rate == rate
 
 
+def test_a_numbered_plate_keeps_its_frame_numbers(tmp_path, seg):
+    """A VFX plate `plate_1001.png`... came back as `frame_000001.png`... and its MOV had no timecode: the numbers
+    are its timecode, as editors read an image sequence's, so the outputs keep them. Photos named by date do not."""
+    for i, path in enumerate(write_scene_images(tmp_path / "plate", 3, SIZE)):
+        path.rename(tmp_path / "plate" / f"plate_{1001 + i}.png")
+    process_video(tmp_path / "plate", tmp_path / "out", kind="alpha", segmenter=seg, smooth="none", fps=24)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["frame_001001.png", "frame_001002.png", "frame_001003.png"]
+    process_video(tmp_path / "plate", tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", fps=24)
+    assert _timecode(tmp_path / "a.mov") == "00:00:41:17"  # frame 1001 at 24 fps
+    for i, path in enumerate(sorted((tmp_path / "plate").iterdir())):
+        path.rename(tmp_path / "plate" / f"IMG_20240601_1200{10 * i:02d}.png")
+    process_video(tmp_path / "plate", tmp_path / "photos", kind="alpha", segmenter=seg, smooth="none", fps=24)
+    assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
+
+
 def test_ten_bit_input(tmp_path, seg):
     src = make_scene(tmp_path / "ten.mkv", 5, SIZE, lossless=False, codec="libx264", pix_fmt="yuv420p10le")
     with av.open(str(src.path)) as c:
