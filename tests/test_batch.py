@@ -174,6 +174,21 @@ def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tm
         assert c.metadata.get("title") == "Holiday"  # and the file's own tags
 
 
+def test_chunks_of_a_millisecond_source_join_on_its_exact_frame_rate(tmp_path):
+    """An OBS-style Matroska at 29.97 fps counts in milliseconds; each MOV chunk puts its frames on the exact
+    1001/30000 s grid, and the join moves the chunks there too (not by their rounded starts), counted from the
+    first frame, as `process` does."""
+    rate = Fraction(30000, 1001)
+    pts = [1400 + round(i * 1000 / rate) for i in range(LONG)]  # a late start (a cut), off the grid from 0
+    src = keyframed_clip(tmp_path / "obs.mkv", LONG, fps=rate, pts=pts, time_base=Fraction(1, 1000))
+    assert video_facts(src)["time_base"] == Fraction(1, 1000)
+    out = tmp_path / "out"
+    assert batch(str(src), "--output-dir", str(out), "--output", "alpha", "--chunk-frames", "6", "-q") == 0
+    assert manifest(out)["videos"]["obs.mov"]["chunks"] == 4
+    got = video_facts(out / "obs.mov")
+    assert [p * got["time_base"] for p in got["pts"]] == [Fraction(7, 5) + i / rate for i in range(LONG)]
+
+
 def test_picture_size_change_midway_in_chunks_gives_one_size(tmp_path):
     src = tmp_path / "call.webm"  # keyframes at 0, 4 and 7, where the size changes
     make_resizing_video(src, [((64, 48), 4), ((32, 24), 3), ((64, 48), 3)])

@@ -423,6 +423,60 @@ def test_start_timecode_and_the_files_tags_are_kept(tmp_path, seg):
         assert [s.type for s in c.streams] == ["video", "data"]  # MOV: a tmcd track, as editors read it
 
 
+@pytest.mark.parametrize("rate,timecode,first", [(Fraction(24000, 1001), "01:00:00:00", 86400),
+                                                  (Fraction(30000, 1001), "01:00:00;00", 107892)])  # drop-frame: 108000 - 108
+def test_a_png_sequence_is_numbered_from_the_start_timecode(tmp_path, seg, rate, timecode, first):
+    """A PNG folder cannot hold a timecode track: editors (Resolve) read an image sequence's timecode from its
+    frame numbers, so the files start at the timecode's frame (the sequence used to start at 1, the timecode lost)."""
+    src = make_scene(tmp_path / "cam.mov", 6, SIZE, fps=rate, with_audio=False, timecode=timecode)
+    process_video(src.path, tmp_path / "seq", kind="alpha", segmenter=seg, smooth="none")
+    assert sorted(p.name for p in (tmp_path / "seq").iterdir()) == [f"frame_{first + i:06d}.png" for i in range(6)]
+    process_video(src.path, tmp_path / "cut", kind="mask", segmenter=seg, smooth="none", start=0.1)  # a part: its own frame
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == [f"frame_{first + i:06d}.png" for i in range(3, 6)]
+    untimed = make_scene(tmp_path / "plain.mov", 2, SIZE, with_audio=False)
+    process_video(untimed.path, tmp_path / "plain", kind="alpha", segmenter=seg, smooth="none")
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["frame_000001.png", "frame_000002.png"]
+
+
+def _frame_times(path: Path) -> tuple[list[Fraction], Fraction]:
+    """Each frame's time in seconds and the video's time base."""
+    with av.open(str(path)) as c:
+        video = c.streams.video[0]
+        return sorted(p.pts * video.time_base for p in c.demux(video) if p.pts is not None), video.time_base
+
+
+@pytest.mark.parametrize("rate", [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(24)])
+def test_a_millisecond_source_at_a_broadcast_rate_gives_mov_and_mp4_its_exact_rate(tmp_path, seg, rate):
+    """Matroska counts in milliseconds, so a 23.976 fps clip's frames are 41 or 42 ms apart; copied into MOV that
+    way, editors saw a variable rate (and the timecode track ran at 1000/42 fps). They land on the exact grid."""
+    src = make_scene(tmp_path / "obs.mkv", 8, SIZE, fps=rate, with_audio=False, codec="ffv1", pix_fmt="bgr0", timecode="01:00:00:00")
+    times, tb = _frame_times(src.path)
+    assert tb == Fraction(1, 1000) and times != [i / rate for i in range(8)]  # the source is rounded
+    for name, kind in (("a.mov", "alpha"), ("g.mp4", "green")):
+        process_video(src.path, tmp_path / name, kind=kind, segmenter=seg, smooth="none")
+        times, tb = _frame_times(tmp_path / name)
+        assert times == [i / rate for i in range(8)], name
+        assert (1 / (rate * tb)).denominator == 1, name  # a whole number of ticks a frame: equal durations
+        with av.open(str(tmp_path / name)) as c:
+            assert c.streams.video[0].average_rate == rate and _timecode(tmp_path / name) == "01:00:00:00", name
+    process_video(src.path, tmp_path / "cut.mov", kind="alpha", segmenter=seg, smooth="none", start=0.1)
+    assert _frame_times(tmp_path / "cut.mov")[0] == [i / rate for i in range(5)]  # a part: from 0, on the grid too
+
+
+def test_an_mpeg_ts_at_23_976_starting_late_gives_mov_its_exact_rate_from_its_first_frame(tmp_path, seg):
+    """MPEG-TS counts in 1/90000 s (3753 or 3754 ticks a 23.976 fps frame) and starts late: the grid counts
+    from the first frame, which keeps its time."""
+    rate = Fraction(24000, 1001)
+    pts = [126000 + round(i * 90000 / rate) for i in range(8)]  # from 1.4 s, as ffmpeg's MPEG-TS muxer starts
+    src = make_scene(tmp_path / "cam.ts", 8, SIZE, fps=rate, with_audio=False, lossless=False, pts=pts, time_base=Fraction(1, 90000))
+    source_times, _ = _frame_times(src.path)
+    assert source_times[0] == Fraction(7, 5) and source_times != [source_times[0] + i / rate for i in range(8)]
+    process_video(src.path, tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none")
+    times, _ = _frame_times(tmp_path / "a.mov")
+    assert [t - times[0] for t in times] == [i / rate for i in range(8)]
+    assert abs(times[0] - source_times[0]) <= Fraction(1, 1000)  # MOV's edit list holds the late start in ms
+
+
 def test_image_sequence_input(tmp_path, seg):
     write_scene_images(tmp_path / "seq", 5, SIZE)
     out = tmp_path / "seq.mp4"
@@ -433,6 +487,37 @@ def test_image_sequence_input(tmp_path, seg):
     m = read_video(out, "gray").images[4]
     fg, bg = interior(true_mask(4, SIZE))
     assert max_err(m, 255, fg) <= 4 and max_err(m, 0, bg) <= 4
+
+
+@pytest.mark.parametrize("fps,rate", [("24000/1001", Fraction(24000, 1001)), ("23.976", Fraction(24000, 1001)),
+                                      ("29.97", Fraction(30000, 1001)), ("25", Fraction(25))])
+def test_an_image_sequence_at_an_ntsc_rate_is_exact(tmp_path, seg, fps, rate):
+    """`--fps 24000/1001` was a usage error, and 23.976 gave 2997/125 fps, between an editor's rates: a plate
+    rendered for a 23.976 timeline now comes out at 24000/1001, as editors mean 23.976."""
+    from birefvid.cli import build_parser
+
+    given = build_parser().parse_args(["process", "seq", "-o", "a.mov", "--fps", fps]).fps
+    write_scene_images(tmp_path / "seq", 3, SIZE)
+    out = tmp_path / "a.mov"
+    process_video(tmp_path / "seq", out, kind="alpha", segmenter=seg, smooth="none", fps=given)
+    assert decoded_times(out) == [i / rate for i in range(3)]
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == rate
+
+
+def test_a_numbered_plate_keeps_its_frame_numbers(tmp_path, seg):
+    """A VFX plate `plate_1001.png`... came back as `frame_000001.png`... and its MOV had no timecode: the numbers
+    are its timecode, as editors read an image sequence's, so the outputs keep them. Photos named by date do not."""
+    for i, path in enumerate(write_scene_images(tmp_path / "plate", 3, SIZE)):
+        path.rename(tmp_path / "plate" / f"plate_{1001 + i}.png")
+    process_video(tmp_path / "plate", tmp_path / "out", kind="alpha", segmenter=seg, smooth="none", fps=24)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["frame_001001.png", "frame_001002.png", "frame_001003.png"]
+    process_video(tmp_path / "plate", tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", fps=24)
+    assert _timecode(tmp_path / "a.mov") == "00:00:41:17"  # frame 1001 at 24 fps
+    for i, path in enumerate(sorted((tmp_path / "plate").iterdir())):
+        path.rename(tmp_path / "plate" / f"IMG_20240601_1200{10 * i:02d}.png")
+    process_video(tmp_path / "plate", tmp_path / "photos", kind="alpha", segmenter=seg, smooth="none", fps=24)
+    assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
 
 
 def test_ten_bit_input(tmp_path, seg):

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 from ..errors import SinkError
 from ..io.atomic import AtomicFile
 from ..io.formats import MUXERS
+from ..io.frame_grid import FrameGrid
 
 
 def _container_options(muxer: str, time_base: Fraction) -> dict[str, str]:
@@ -28,12 +29,13 @@ def _container_options(muxer: str, time_base: Fraction) -> dict[str, str]:
 
 def join_chunks(
     parts: Sequence[Path], target: Path, *, audio_from: Optional[str], expected_frames: int, shifts: Optional[Sequence[Fraction]] = None,
-    subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None,
+    subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None, source_time_base: Optional[Fraction] = None,
 ) -> int:
     """Remux ``parts`` in order into ``target`` (+ the audio of ``audio_from``, the subtitles of
     ``subtitles_from``, the chapters of ``chapters_from``); returns the frames joined.
 
-    ``shifts``: seconds to add back to each part's timestamps (``chunk_shift``; None: none).
+    ``shifts``: seconds to add back to each part's timestamps (``chunk_shift``; None: none), moved onto the
+    exact frame grid the chunk encoder put the frames on (``FrameGrid``, given the source's ``source_time_base``).
     """
     import av
 
@@ -73,8 +75,10 @@ def join_chunks(
                 out.start_encoding()
                 last_dts: Optional[int] = None
                 companions = [c for c in (audio, subtitles) if c is not None]
+                grid = _chunk_grid(source_time_base, template)
                 for i, part in enumerate(parts):
                     shift = shifts[i] if shifts is not None else Fraction(0)
+                    shift = grid.snap(shift, shifts[0]) if grid is not None and shifts is not None else shift
                     frames, last_dts = _copy_packets(Path(part), out, video, companions, frames, last_dts, shift)
                 for companion in companions:
                     companion.finish()
@@ -89,6 +93,14 @@ def join_chunks(
             if companion is not None:
                 companion.close()
     return frames
+
+
+def _chunk_grid(source_time_base: Optional[Fraction], template) -> Optional[FrameGrid]:
+    """The frame grid the chunk files were written on (their time base is its), or None."""
+    if source_time_base is None or not template.average_rate:
+        return None
+    grid = FrameGrid.choose(source_time_base, Fraction(template.average_rate))
+    return grid if grid is not None and Fraction(template.time_base) == grid.time_base else None
 
 
 def _keep_identity(video, template) -> None:

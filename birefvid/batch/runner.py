@@ -457,7 +457,7 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
         shifts = [chunk_shift(p, c) * plan.time_base for p, c in zip(parts, plan.chunks)]
         subtitles = plan.job.source.input if plan.job.output.subtitles else None
         join_chunks(parts, plan.output, audio_from=audio, expected_frames=plan.frames, shifts=shifts,
-                    subtitles_from=subtitles, chapters_from=plan.job.source.input)  # fmt: skip
+                    subtitles_from=subtitles, chapters_from=plan.job.source.input, source_time_base=plan.time_base)  # fmt: skip
     manifest.video_done(plan.name, plan.frames)
     shutil.rmtree(plan.work_dir, ignore_errors=True)
     for parent in plan.work_dir.relative_to(manifest.path.parent).parents:  # a subfolder's video: its emptied folders too

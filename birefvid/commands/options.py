@@ -7,6 +7,7 @@ and imports nothing heavy, so ``birefvid --help`` and argument errors answer at 
 from __future__ import annotations
 
 import argparse
+from fractions import Fraction
 
 from ..job import BACKENDS, DECODERS, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
 
@@ -94,13 +95,22 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     enc.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--decoder", choices=DECODERS, default="pyav", help="video decoder (default pyav)")
-    run_group.add_argument("--fps", type=float, default=25.0, help="frame rate of an image-sequence input (default 25)")
+    run_group.add_argument("--fps", type=frame_rate_arg, default=25.0, help="frame rate of an image-sequence input (default 25; "
+                           "e.g. 24000/1001, or 23.976, 29.97, 59.94: the NTSC rates)")  # fmt: skip
     run_group.add_argument("--max-size", type=int, metavar="PX", help="scale the video down so its longer side is at most PX "
                            "(aspect kept; e.g. 480 for a GIF); the model, compositing and encoder then work at that size")  # fmt: skip
     run_group.add_argument("--no-deinterlace", action="store_true", help="keep interlaced video's frames as decoded, combed "
                            "(by default frames flagged interlaced are deinterlaced with FFmpeg's bwdif, one frame per frame)")  # fmt: skip
     run_group.add_argument("--batch-size", type=int, help="frames per model call (default 4 on CUDA; 2 with OpenVINO on a CPU of 2+ cores, run side by side on two streams; else 1)")
     return run_group
+
+
+def frame_rate_arg(text: str) -> float:
+    """``--fps``: a number (25, 23.976) or a fraction as FFmpeg writes rates (24000/1001)."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a frame rate such as 25, 23.976 or 24000/1001, got {text!r}") from None
 
 
 def bit_depth_arg(text: str) -> "str | int":

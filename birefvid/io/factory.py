@@ -19,7 +19,7 @@ from birefvid.io.formats import KINDS, Kind, choose_encoder, sample_bits
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
 from birefvid.io.subtitles import has_subtitles
-from birefvid.io.trim import TimeWindow
+from birefvid.io.trim import TimeWindow, timecode_frame
 from birefvid.io.video_sink import VideoFileSink
 from birefvid.io.video_source import VideoFileSource
 
@@ -57,6 +57,17 @@ def is_sequence_target(path: str | Path) -> bool:
     return text.endswith(("/", os.sep)) or p.is_dir() or p.suffix == ""
 
 
+def sequence_numbering(target: Path, info: StreamInfo) -> tuple[int, int]:
+    """A PNG sequence's first file number and its padding: the start timecode's frame number when the source
+    has one (editors such as Resolve read an image sequence's timecode from it, so the cut-out conforms), else 1."""
+    start = timecode_frame(info.timecode, info.average_rate) if info.timecode and info.average_rate else None
+    if start is None:
+        return 1, 6
+    last = start + (info.frame_count or 0)
+    log.info("%s: numbered from %d, the frame of the start timecode %s", target, start, info.timecode)
+    return start, max(6, len(str(last)))
+
+
 def open_sink(
     path: str | Path,
     *,
@@ -92,7 +103,8 @@ def open_sink(
         if info.sample_aspect_ratio:
             log.warning("%s: the input's pixels are not square (aspect %s); the PNGs keep its %dx%d pixels, "
                         "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
-        return ImageSequenceSink(target, kind, info.width, info.height)
+        first, digits = sequence_numbering(target, info)
+        return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits)
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
     if spec.muxer in ANIMATED_MUXERS:

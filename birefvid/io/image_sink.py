@@ -17,20 +17,25 @@ from birefvid.io.layout import check_images
 
 log = logging.getLogger(__name__)
 
-NAME_PATTERN = "frame_{:06d}.png"  # 1-based, in write order
+NAME_PATTERN = "frame_{:0{width}d}.png"  # in write order, from ``first_number`` (1, or the start timecode's frame)
 _TO_BGR = {"alpha": cv2.COLOR_RGBA2BGRA, "rgb": cv2.COLOR_RGB2BGR}
 
 
 class ImageSequenceSink(Sink):
-    """PNG files ``frame_000001.png``... in a temporary folder renamed onto ``path`` on ``close()``."""
+    """PNG files ``frame_000001.png``... in a temporary folder renamed onto ``path`` on ``close()``.
 
-    def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3) -> None:
+    ``first_number``: the first file's number; ``digits``: the least the numbers are padded to.
+    """
+
+    def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3, first_number: int = 1,
+                 digits: int = 6) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.kind = kind
         self.width, self.height = width, height
         self._params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
         self._count = 0
+        self._first, self._digits = first_number, digits
         self._dir = AtomicDir(self.path)
 
     @property
@@ -46,8 +51,8 @@ class ImageSequenceSink(Sink):
                 image = image[..., 0] if image.ndim == 3 else image
             else:
                 image = cv2.cvtColor(image, _TO_BGR[self.kind])
+            target = self._dir.temp / NAME_PATTERN.format(self._first + self._count, width=self._digits)
             self._count += 1
-            target = self._dir.temp / NAME_PATTERN.format(self._count)
             try:
                 ok = cv2.imwrite(str(target), image, self._params)
             except cv2.error as e:

@@ -196,12 +196,36 @@ def _decode(path: Path) -> np.ndarray:
     return image
 
 
+NTSC_RATES = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120))  # 23.976, 29.97, 47.952, 59.94, 119.88
+
+
+def sequence_rate(fps: float | Fraction) -> Fraction:
+    """An image sequence's exact rate: 23.976 (or 23.98), 29.97, 59.94 ... are the NTSC rates editors mean by them,
+    24000/1001 and so on (a decimal 2997/125 fell between an editor's rates), whole and other rates as given."""
+    rate = Fraction(fps).limit_denominator(1001 * 1000)
+    return next((ntsc for ntsc in NTSC_RATES if rate != round(ntsc) and abs(rate - ntsc) < Fraction(1, 200)), rate)
+
+
+def sequence_timecode(files: list[Path], rate: Fraction) -> Optional[str]:
+    """The start timecode a numbered sequence stands for (``plate_1001.png``... : frame 1001), as editors read an
+    image sequence's, so a cut-out keeps the plate's numbers; None unless the names' last numbers count up by one."""
+    numbers = [re.findall(r"\d+", f.stem) for f in files]
+    if not all(numbers):
+        return None
+    first = int(numbers[0][-1])
+    if [int(n[-1]) for n in numbers] != list(range(first, first + len(files))):
+        return None  # photos named by date and time, or a sequence with gaps: no frame numbers to keep
+    from birefvid.io.trim import shift_timecode  # imports PyAV, which an image job does not need otherwise
+
+    return shift_timecode("00:00:00:00", first, rate)
+
+
 class ImageSequenceSource(Source):
-    """Still images as frames; all must share the first image's size."""
+    """Still images as frames; all must share the first image's size. Numbered files give the start timecode."""
 
     def __init__(self, folder_or_glob: str | Path, fps: float | Fraction = 25) -> None:
         super().__init__()
-        rate = Fraction(fps).limit_denominator(1001 * 1000)
+        rate = sequence_rate(fps)
         if rate <= 0:
             raise SourceError(f"image sequence fps must be positive, got {fps}")
         self.files = list_images(folder_or_glob)
@@ -216,6 +240,7 @@ class ImageSequenceSource(Source):
             frame_count=len(self.files),
             duration=float(len(self.files) / rate),
             bit_depth=16 if first_deep is not None else 8,
+            timecode=sequence_timecode(self.files, rate),
         )
         self._deep = False
 

@@ -76,12 +76,9 @@ def parse_time(text: str) -> float:
     return value
 
 
-def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
-    """``timecode`` (HH:MM:SS:FF, or HH:MM:SS;FF drop-frame) ``frames`` later at ``rate``; None when it cannot be read.
-
-    Drop-frame (29.97 and 59.94 fps) skips frame numbers 0 and 1 (0-3 at 59.94) of every minute but
-    each tenth, as SMPTE 12M counts.
-    """
+def timecode_frame(timecode: str, rate: Fraction) -> Optional[int]:
+    """The frame number ``timecode`` names at ``rate`` (frames since 00:00:00:00, drop-frame counted as SMPTE 12M
+    does), the number editors read an image sequence's timecode from; None when it cannot be read."""
     m = re.fullmatch(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d)", timecode.strip())
     nominal = round(rate)
     if m is None or nominal <= 0:
@@ -89,7 +86,22 @@ def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
     h, mi, s, sep, f = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
     drop = 0 if sep == ":" else 2 * round(nominal / 30)
     minutes = 60 * h + mi
-    number = ((60 * minutes + s) * nominal + f) - drop * (minutes - minutes // 10) + frames
+    return ((60 * minutes + s) * nominal + f) - drop * (minutes - minutes // 10)
+
+
+def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
+    """``timecode`` (HH:MM:SS:FF, or HH:MM:SS;FF drop-frame) ``frames`` later at ``rate``; None when it cannot be read.
+
+    Drop-frame (29.97 and 59.94 fps) skips frame numbers 0 and 1 (0-3 at 59.94) of every minute but
+    each tenth, as SMPTE 12M counts.
+    """
+    m = re.fullmatch(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d)", timecode.strip())
+    start = timecode_frame(timecode, rate)
+    if m is None or start is None:
+        return None
+    nominal, sep = round(rate), m[4]
+    drop = 0 if sep == ":" else 2 * round(nominal / 30)
+    number = start + frames
     if number < 0:
         return None
     if drop:

@@ -21,6 +21,7 @@ from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
 from birefvid.io.subtitles import SubtitleTracks, source_chapters
 from birefvid.io.base import Sink
 from birefvid.io.formats import EncoderSpec, sample_bits
+from birefvid.io.frame_grid import FrameGrid
 from birefvid.io.layout import check_images
 from birefvid.io.trim import TimeWindow
 
@@ -78,7 +79,10 @@ class VideoFileSink(Sink):
         self.spec = spec
         self.info = info
         self._frames = 0
-        self._last_pts: Optional[int] = None
+        self._last_pts: Optional[int] = None  # in the source's time base
+        self._last_out_pts: Optional[int] = None  # in the output's (``_grid``'s when there is one)
+        self._grid: Optional[FrameGrid] = None
+        self._grid_origin: Optional[Fraction] = None  # the first frame's time: the grid counts from it
         self._out: Optional[av.container.OutputContainer] = None
         # what the output carries beside the video (audio, subtitles), muxed up to each frame's time
         self._companions: list[Union[AudioTracks, SubtitleTracks, LiveAudioTrack]] = []
@@ -105,6 +109,9 @@ class VideoFileSink(Sink):
         spec, info = self.spec, self.info
         tb = Fraction(info.time_base)
         copts: dict[str, str] = {}
+        if spec.muxer in ("mov", "mp4"):  # editors read a constant rate from exact, equal frame durations
+            self._grid = FrameGrid.choose(tb, Fraction(info.average_rate) if info.average_rate else None)
+            tb = self._grid.time_base if self._grid else tb
         if spec.muxer in ("mov", "mp4") and tb.denominator < 2**31:
             copts["video_track_timescale"] = str(tb.denominator)  # keeps pts exact instead of the muxer's pick
         if spec.muxer in ("matroska", "webm"):
@@ -233,35 +240,50 @@ class VideoFileSink(Sink):
             step = max(1, round(1 / (Fraction(self.info.average_rate) * Fraction(self.info.time_base))))
         return self._last_pts + step
 
+    def _output_pts(self, source_pts: int) -> int:
+        """A frame's pts in the output's time base: the source's, or on the exact frame grid (``FrameGrid``)
+        unless that would not follow the frame before (live pictures a millisecond apart keep their own times)."""
+        if self._grid is None:
+            return source_pts
+        seconds = source_pts * Fraction(self.info.time_base)
+        if self._grid_origin is None:
+            self._grid_origin = seconds
+        pts = self._grid.ticks(seconds, self._grid_origin)
+        if self._last_out_pts is not None and pts <= self._last_out_pts:
+            return int(seconds / self._grid.time_base)
+        return pts
+
     def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
         assert self._out is not None
         images = images[..., 0] if images.ndim == 4 and self.spec.kind == "mask" else images
         tb = Fraction(self.info.time_base)
+        out_tb = self._grid.time_base if self._grid else tb
         for image, p in zip(images, pts):
             frame = self._to_frame(image)
             for name, value in self._frame_tags.items():
                 setattr(frame, name, value)
-            frame.pts = self._next_pts(p)
-            if self._last_pts is not None and frame.pts <= self._last_pts:
+            source_pts = self._next_pts(p)
+            frame.pts = self._output_pts(source_pts)
+            if self._last_out_pts is not None and frame.pts <= self._last_out_pts:
                 raise SinkError(
-                    f"encoding frame {self._frames} into {self.path} failed: pts {frame.pts} does not increase "
+                    f"encoding frame {self._frames} into {self.path} failed: pts {source_pts} does not increase "
                     f"(previous {self._last_pts}); frames must arrive in presentation order without duplicates"
                 )
-            frame.time_base = tb
+            frame.time_base = out_tb
             try:
                 packets = self._video.encode(frame)
             except av.FFmpegError as e:
                 raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
             try:
                 for companion in self._companions:  # on the source's clock: a later part of a live recording starts later
-                    companion.write_until(float(frame.pts * tb) + self._live_audio_start)
+                    companion.write_until(float(frame.pts * out_tb) + self._live_audio_start)
             except av.FFmpegError as e:  # the audio's or subtitles' packets, muxed up to this frame's time
-                raise SinkError(f"writing the sound or subtitles of {self.path} up to {float(frame.pts * tb):.3f} s failed: {e}") from e
+                raise SinkError(f"writing the sound or subtitles of {self.path} up to {float(frame.pts * out_tb):.3f} s failed: {e}") from e
             try:
                 self._out.mux(packets)
             except av.FFmpegError as e:
                 raise SinkError(f"writing frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
-            self._last_pts = frame.pts
+            self._last_pts, self._last_out_pts = source_pts, frame.pts
             self._frames += 1
 
     def start_live_audio_at(self, at: float) -> None:
