@@ -9,7 +9,7 @@ import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from .options import add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
             bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
-            icc, density, frames = _header(source)
+            icc, density, frames, exif = _header(source)
             background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
             compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
                                     blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
                 log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
                             source, frames, source)  # fmt: skip
             target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
-            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density)
+            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density, exif=exif)
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
@@ -222,12 +222,20 @@ def _read_checked(path: Path) -> Any:
     return image, deep, alpha if alpha is not None and alpha.shape == image.shape[:2] else None
 
 
-def _header(path: Path) -> tuple[Optional[bytes], Optional[PixelDensity], int]:
-    """What ``path``'s header says beyond its pixels, for the output: its RGB colour profile (None if none, or one
-    an RGB output cannot carry), its pixel density (DPI, non-square pixels; as shown, so turned with an EXIF turn)
-    and its number of frames (an animated GIF or WebP has several)."""
+class _Header(NamedTuple):
+    """What a picture's header says beyond its pixels, for its cut-out."""
+
+    icc: Optional[bytes]  # its RGB colour profile (None if none, or one an RGB output cannot carry)
+    density: Optional["PixelDensity"]  # DPI or non-square pixels, as shown (turned with an EXIF quarter turn)
+    frames: int  # an animated GIF or WebP has several
+    exif: Optional[bytes]  # camera, exposure and date, less the position and thumbnail (``io.exif``)
+
+
+def _header(path: Path) -> _Header:
+    """``path``'s header (``_Header``), read without decoding the pixels again."""
     from PIL import Image
 
+    from ..io.exif import cutout_exif
     from ..io.image_sink import PixelDensity, pixel_density, rgb_profile
     from ..io.image_source import opened_unlimited
 
@@ -236,9 +244,9 @@ def _header(path: Path) -> tuple[Optional[bytes], Optional[PixelDensity], int]:
             density = pixel_density(im.info)
             if density is not None and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # shown turned a quarter
                 density = PixelDensity(density.y, density.x, density.per_inch)
-            return rgb_profile(im.info.get("icc_profile")), density, int(getattr(im, "n_frames", 1))
+            return _Header(rgb_profile(im.info.get("icc_profile")), density, int(getattr(im, "n_frames", 1)), cutout_exif(im))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None, None, 1
+        return _Header(None, None, 1, None)
 
 
 def _read_single(path: Path) -> Any:

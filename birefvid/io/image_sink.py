@@ -85,13 +85,16 @@ class PixelDensity(NamedTuple):
     per_inch: bool
 
 
-def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None) -> None:
+def write_image(
+    path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None, exif: Optional[bytes] = None
+) -> None:
     """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG, WebP or TIFF by ``path``'s suffix,
     written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs or TIFFs.
     ``icc``: the RGB colour profile the pixels are in (a Display P3 phone photo's), embedded so viewers show them
     as the source; OpenCV's encoders write none, and untagged pixels are taken as sRGB (washed-out colour).
     ``density``: the source's DPI (or non-square pixels' shape), kept in PNG, JPEG and TIFF so a 300 dpi product
-    shot still prints at its size; WebP has no field for it."""
+    shot still prints at its size; WebP has no field for it. ``exif``: TIFF-structured EXIF (``io.exif``), kept in
+    PNG, JPEG and WebP (TIFF output goes without it)."""
     suffix = path.suffix.lower()
     if suffix not in STILL_FORMATS:
         raise SinkError(f"cannot write {path}: expected {', '.join(STILL_FORMATS)}")
@@ -118,6 +121,8 @@ def write_image(path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, den
             encoded = _tiff_tags(encoded, pixels.ndim == 3 and pixels.shape[2] == 4, icc if pixels.ndim == 3 else None)
         elif density is not None:
             encoded = _with_density(suffix, encoded, density)
+        if exif and suffix not in (".tif", ".tiff"):
+            encoded = _with_exif(suffix, encoded, exif, pixels.shape[1], pixels.shape[0], pixels.ndim == 3 and pixels.shape[2] == 4)
         try:
             atomic.temp.write_bytes(encoded)
         except OSError as e:  # a full disk, a quota
@@ -182,14 +187,51 @@ def _with_icc(suffix: str, data: bytes, icc: bytes, width: int, height: int, alp
         at = 2 + 2 + struct.unpack(">H", data[4:6])[0] if data[2:4] == b"\xff\xe0" else 2
         return data[:at] + segments + data[at:]
     # WebP: the extended layout (VP8X with the ICC flag) and an ICCP chunk right after it
-    iccp = b"ICCP" + struct.pack("<I", len(icc)) + icc + (b"\0" if len(icc) % 2 else b"")
+    head, chunks = _webp_extended(data, 0x20, width, height, alpha)
+    return _riff(head + _webp_chunk(b"ICCP", icc) + chunks)
+
+
+def _with_exif(suffix: str, data: bytes, exif: bytes, width: int, height: int, alpha: bool) -> bytes:
+    """Encoded ``data`` with TIFF-structured ``exif`` added: a PNG eXIf chunk before the pixels, a JPEG APP1
+    segment after JFIF's APP0 (before the ICC profile's APP2), a WebP EXIF chunk at the end (its VP8X flag set)."""
+    import struct
+    import zlib
+
+    if suffix == ".png":
+        body = b"eXIf" + exif
+        return data[:33] + struct.pack(">I", len(exif)) + body + struct.pack(">I", zlib.crc32(body)) + data[33:]
+    if suffix in (".jpg", ".jpeg"):
+        segment = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(exif)) + b"Exif\0\0" + exif
+        at = 2 + 2 + struct.unpack(">H", data[4:6])[0] if data[2:4] == b"\xff\xe0" else 2
+        return data[:at] + segment + data[at:]
+    head, chunks = _webp_extended(data, 0x08, width, height, alpha)
+    return _riff(head + chunks + _webp_chunk(b"EXIF", exif))
+
+
+def _webp_chunk(fourcc: bytes, payload: bytes) -> bytes:
+    """One RIFF chunk, padded to an even length."""
+    import struct
+
+    return fourcc + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
+
+
+def _webp_extended(data: bytes, flag: int, width: int, height: int, alpha: bool) -> tuple[bytes, bytes]:
+    """A WebP file's VP8X header with ``flag`` set (made for a simple file) and the chunks after it."""
+    import struct
+
     if data[12:16] == b"VP8X":
         head = data[12:30]
-        head = head[:8] + bytes([head[8] | 0x20]) + head[9:]
-    else:
-        flags = 0x20 | (0x10 if alpha else 0)
-        head = b"VP8X" + struct.pack("<I", 10) + bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-    body = b"WEBP" + head + iccp + data[30 if data[12:16] == b"VP8X" else 12 :]
+        return head[:8] + bytes([head[8] | flag]) + head[9:], data[30:]
+    flags = flag | (0x10 if alpha else 0)
+    head = b"VP8X" + struct.pack("<I", 10) + bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return head, data[12:]
+
+
+def _riff(chunks: bytes) -> bytes:
+    """A WebP file of ``chunks`` (VP8X first)."""
+    import struct
+
+    body = b"WEBP" + chunks
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
