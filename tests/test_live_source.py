@@ -28,7 +28,7 @@ from birefvid.io.live_base import CapturedFrame, LiveSource
 from birefvid.io.live_source import open_live_source
 from birefvid.io.live_target import _dshow_video_devices, parse_source_spec
 from birefvid.io.reconnect import Backoff, GaveUp, retry
-from live_media import RtspServer, free_port, make_clip
+from live_media import RtspServer, free_port, make_clip, make_ts_stamped_twice
 from system_tools import need_binary
 
 
@@ -444,6 +444,34 @@ def test_a_udp_stream_whose_clock_leaps_an_hour_ahead_goes_on_as_after_a_cut(tmp
     assert max(b - a for a, b in zip(times, times[1:])) < 0.5 and times[-1] < 3.0, times
     heard = [t for t, _, _ in sound.take_until(None, {0: 0.0})]
     assert len(heard) > 50 and max(heard) < 3.0, heard[-5:]
+
+
+def _send_paced(data: bytes, port: int, seconds: float) -> None:
+    """Send ``data`` to 127.0.0.1:``port`` in MPEG-TS datagrams spread over ``seconds``, as ``-re`` would."""
+    chunks = [data[i : i + 1316] for i in range(0, len(data), 1316)]
+    t0 = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        for i, chunk in enumerate(chunks):
+            out.sendto(chunk, ("127.0.0.1", port))
+            time.sleep(max(0.0, t0 + seconds * (i + 1) / len(chunks) - time.monotonic()))
+
+
+def test_a_camera_that_stamps_two_pictures_a_tick_keeps_the_wall_clocks_timeline(tmp_path: Path) -> None:
+    """A 24 fps camera whose timestamps tick at 12 Hz (each one twice): every repeat was taken for a
+    cut and moved the clock on by a frame, so 4 s of camera lasted 4.9 s in a recording (and its
+    sound stretched with it). The repeated picture now goes between its neighbours, on the camera's clock."""
+    data, port = make_ts_stamped_twice(tmp_path / "twice.ts", 4.0).read_bytes(), _udp_port()
+    with open_live_source(f"udp://127.0.0.1:{port}", read_timeout=3.0) as src:
+        sender = threading.Thread(target=_send_paced, args=(data, port, 4.0))
+        sender.start()
+        src.start(timeout=10)
+        frames = _read_for(src, 4.5)
+        sender.join()
+    times = [f.stream_time for f in frames]
+    assert len(frames) > 60 and all(b > a for a, b in zip(times, times[1:]))
+    span, camera = times[-1] - times[0], (frames[-1].frame.index - frames[0].frame.index) / 24
+    assert abs(span - camera) < 0.15, f"{camera:.2f} s of camera pictures span {span:.2f} s of the recording's clock"
+    assert min(np.diff(times)) > 0.03  # every picture shows for about its frame, none squeezed to a tick
 
 
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:

@@ -63,6 +63,9 @@ _MIC_REACH = 0.5
 # (an MPEG-TS sender restarted on the same UDP port, a camera's clock reset): a cut, as a step back
 # is, not a gap of that length in every output (FFmpeg's dts_delta_threshold for MPEG-TS is 10 s too)
 _CLOCK_JUMP_S = 10.0
+# a picture whose source time repeats the one before is placed a frame after it, while that keeps it
+# within this much of its own time: a camera stamping two pictures a tick is not a cut
+_REPEAT_REACH_S = 0.25
 
 
 # --------------------------------------------------------------------------- the source
@@ -87,6 +90,16 @@ class _StreamClock:
     def _leaps(self, seconds: float, wall: float) -> bool:
         """True when ``seconds`` lies over ``_CLOCK_JUMP_S`` further past the last picture than the wall clock moved meanwhile."""
         return self._previous is not None and (seconds - self._previous[0]) - (wall - self._previous[1]) > _CLOCK_JUMP_S
+
+    def _repeats(self, seconds: Optional[float], t: float, last: float) -> bool:
+        """True when ``seconds`` repeats the last picture's time (or lies past it) but its place ``t`` on
+        the continuous clock is taken, at most ``_REPEAT_REACH_S`` before ``last``: a camera stamping
+        at a coarser clock than its frame rate (two pictures a tick), or a frame sent twice. Not a cut:
+        moving the clock on by a frame at each one stretched a recording of such a camera 1.2x over
+        wall-clock time (and its sound). A clock that stands still for longer has stopped: a cut."""
+        if seconds is None or self._previous is None or seconds < self._previous[0]:
+            return False
+        return round(t / self.time_base) <= (self._last_pts or 0) and last - t <= _REPEAT_REACH_S
 
     def audio_time(self, seconds: float, wall: Optional[float] = None) -> Optional[float]:
         """Where a sound at ``seconds`` on this connection's clock falls on the continuous clock
@@ -113,7 +126,9 @@ class _StreamClock:
             if last is not None and self._stamped == 1:
                 t = last + self.interval
             self._base = (seconds, t, wall)
-        if last is not None and (t <= last or (seconds is not None and self._leaps(seconds, wall))):
+        if last is not None and self._repeats(seconds, t, last):
+            t = last + self.interval  # the clock stood still: a frame after the last, on the same base (no cut)
+        elif last is not None and (t <= last or (seconds is not None and self._leaps(seconds, wall))):
             t = last + self.interval  # the source's clock went back or leapt ahead: treat it as a cut
             self._base = (seconds, t, wall)
         if seconds is not None:
