@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from birefvid.errors import ConfigError, SourceError
-from birefvid.io.live_base import CapturedFrame, LiveSource
+from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture
 from birefvid.io.live_source import open_live_source
 from birefvid.io.live_target import _dshow_video_devices, parse_source_spec
 from birefvid.io.reconnect import Backoff, GaveUp, retry
@@ -472,6 +472,25 @@ def test_a_camera_that_stamps_two_pictures_a_tick_keeps_the_wall_clocks_timeline
     span, camera = times[-1] - times[0], (frames[-1].frame.index - frames[0].frame.index) / 24
     assert abs(span - camera) < 0.15, f"{camera:.2f} s of camera pictures span {span:.2f} s of the recording's clock"
     assert min(np.diff(times)) > 0.03  # every picture shows for about its frame, none squeezed to a tick
+
+
+def test_a_path_the_server_does_not_have_names_the_likely_causes(clip30s: Path, caplog) -> None:
+    """A typo in the URL's path (the server answers 404) said only "Server returned 404 Not Found",
+    on every retry and not at all in the line a run bounded by ``--duration`` ended with. It is still
+    retried (a media server answers 404 until its camera publishes), but every line names the path
+    and what to check, the final one included."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    with RtspServer(clip30s) as server:
+        url = server.url.replace("/cam", "/cma")
+        with open_live_source(url, max_retries=1, backoff_initial=0.1, backoff_max=0.2) as src, pytest.raises(SourceError) as gave_up:
+            src.start()
+        with open_live_source(url, backoff_initial=0.1, backoff_max=0.2) as src, pytest.raises(NoFirstPicture) as waited:
+            src.start(timeout=1.0)
+    cause = "404 Not Found: the server has no stream at /cma (a typo in the URL's path? a media server such as MediaMTX"
+    assert str(gave_up.value).startswith(f"cannot reach {url}: {cause}")
+    assert (waited.value.last_failure or "").startswith(cause)
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert retries and all(cause in m for m in retries)
 
 
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:

@@ -14,6 +14,7 @@ import logging
 import time
 from fractions import Fraction
 from typing import Any, Callable, Iterator, Optional, Union
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -57,6 +58,14 @@ def _reason(e: BaseException, waited: float, timeout: float, awaited: str) -> st
         return f"no {awaited} within {timeout:g} s"
     text = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return text.rstrip(".")
+
+
+def _not_found(target: LiveTarget) -> str:
+    """Why a server answered 404: the URL's path names no stream there. Worth retrying, since a media
+    server (MediaMTX) answers so for a path until its camera or encoder starts publishing there."""
+    path = urlsplit(target.name).path or "/"
+    return (f"404 Not Found: the server has no stream at {path} (a typo in the URL's path? "
+            "a media server such as MediaMTX also answers so until something publishes there)")
 
 
 def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Optional[av.VideoFrame], sar: Any = None) -> StreamInfo:
@@ -104,6 +113,8 @@ class AvConnection:
             raise SourceError(f"{target.name}: this FFmpeg build cannot open it ({_reason(e, 0, 0, '')}){hint}") from e
         except _REFUSED as e:
             raise LoginRefused(_reason(e, 0, 0, "")) from e
+        except av.error.HTTPNotFoundError as e:
+            raise ConnectionLost(_not_found(target)) from e
         except (av.FFmpegError, OSError) as e:
             raise ConnectionLost(_reason(e, time.monotonic() - t0, open_timeout, "answer")) from e
         except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)

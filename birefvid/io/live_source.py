@@ -206,6 +206,7 @@ class LiveCapture(LiveSource):
         self._reader_waiting = threading.Event()  # see _wait_for_reader
         self._taken = 0  # frames the reader took
         self._pace: Optional[tuple[float, float]] = None  # (wall, stream time) the realtime schedule starts from
+        self._last_failure: Optional[str] = None  # why the latest try to open the stream at the start failed
 
     # -- reader side
 
@@ -227,9 +228,9 @@ class LiveCapture(LiveSource):
         try:
             while not self._started.wait(0.1):  # short waits so Ctrl-C gets through
                 if deadline is not None and time.monotonic() > deadline:
-                    raise NoFirstPicture(f"no picture from {self.target.name} within {timeout:g} s")
+                    raise NoFirstPicture(f"no picture from {self.target.name} within {timeout:g} s", self._last_failure)
                 if stop is not None and stop.is_set():
-                    raise NoFirstPicture(f"no picture from {self.target.name} before the run was stopped")
+                    raise NoFirstPicture(f"no picture from {self.target.name} before the run was stopped", self._last_failure)
         except BaseException:
             self.close()
             raise
@@ -340,13 +341,18 @@ class LiveCapture(LiveSource):
                 raise SourceError(f"cannot open {self.target.name}: {e.reason}") from None
         try:
             return retry(
-                self._connect, self._policy, self._stop, what=f"cannot reach {self.target.name}", reason_of=lambda e: e.reason,  # type: ignore[attr-defined]
+                self._connect, self._policy, self._stop, what=f"cannot reach {self.target.name}", reason_of=self._failed_because,
                 retriable=lambda e: isinstance(e, ConnectionLost) and not isinstance(e, LoginRefused),
             )
         except GaveUp as e:
             raise SourceError(f"cannot reach {self.target.name}: {e}") from None
         except LoginRefused as e:
             raise SourceError(f"cannot open {self.target.name}: {e.reason}; {self._login_hint()}") from None
+
+    def _failed_because(self, e: BaseException) -> str:
+        """The reason a try to open the stream failed, kept for the error line of a run that ends waiting."""
+        self._last_failure = getattr(e, "reason", None) or str(e)
+        return self._last_failure
 
     def _login_hint(self) -> str:
         """What to do about a refused login: the URL's user and password are wrong, or missing."""

@@ -446,9 +446,10 @@ def run_live_job(
         try:
             info = source.start(timeout=job.duration, stop=stop)  # a run of 10 s does not wait an hour for a stream to answer
         except NoFirstPicture as e:
+            why = f"; the last try: {e.last_failure}" if e.last_failure else ""
             if stop is not None and stop.is_set():
-                raise SourceError(f"{e}; nothing was recorded") from None
-            raise SourceError(f"{e}, the run's {option('duration')}; nothing was recorded") from None
+                raise SourceError(f"{e}{why}; nothing was recorded") from None
+            raise SourceError(f"{e}, the run's {option('duration')}{why}; nothing was recorded") from None
         fps = float(info.average_rate) if info.average_rate else 30.0
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
