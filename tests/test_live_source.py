@@ -28,7 +28,7 @@ from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture
 from birefvid.io.live_source import open_live_source
 from birefvid.io.live_target import _dshow_video_devices, parse_source_spec
 from birefvid.io.reconnect import Backoff, GaveUp, retry
-from live_media import RtspServer, free_port, make_clip, make_ts_stamped_twice
+from live_media import RtspServer, free_port, make_clip, make_ts_stamped_twice, square_frame
 from system_tools import need_binary
 
 
@@ -491,6 +491,35 @@ def test_a_path_the_server_does_not_have_names_the_likely_causes(clip30s: Path, 
     assert (waited.value.last_failure or "").startswith(cause)
     retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert retries and all(cause in m for m in retries)
+
+
+def test_an_mjpeg_camera_over_http_keeps_the_wall_clocks_timeline() -> None:
+    """An IP camera's MJPEG over HTTP carries no timestamps; FFmpeg made them up at 25 fps, so a
+    10 fps camera's pictures came 0.04 s apart and its recording played 2.5x too fast. Such pictures
+    are now timed by the wall clock. The camera is birefvid's own preview (MJPEG at /stream.mjpg)."""
+    from birefvid.io.http_preview import HttpPreviewSink
+
+    camera, done = HttpPreviewSink("127.0.0.1", 0), threading.Event()
+
+    def shoot() -> None:  # 10 pictures a second, until the test is done
+        for i in range(100):
+            camera.send(square_frame(i, (96, 64)), i / 10)
+            if done.wait(0.1):
+                return
+
+    shooter = threading.Thread(target=shoot)
+    shooter.start()
+    try:
+        with open_live_source(camera.url + "stream.mjpg", read_timeout=3.0) as src:
+            src.start(timeout=10)
+            frames = _read_for(src, 2.5)
+    finally:
+        done.set()
+        shooter.join()
+        camera.close()
+    assert len(frames) > 15
+    span, wall = frames[-1].stream_time - frames[0].stream_time, frames[-1].captured - frames[0].captured
+    assert abs(span - wall) < 0.2, f"{len(frames)} pictures over {wall:.2f} s span {span:.2f} s of the recording's clock"
 
 
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:

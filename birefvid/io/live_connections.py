@@ -123,6 +123,9 @@ class AvConnection:
             if not self._container.streams.video:
                 raise ConnectionLost("it carries no video stream")
             self._stream = stream = self._container.streams.video[0]
+            # an IP camera's MJPEG over HTTP (and raw H.264 over tcp://) carries no times: FFmpeg makes
+            # them up at 25 fps, which played a 15 fps camera's recording 1.7x too fast; the wall clock times them
+            self._timed = not self._container.format.flags & av.format.Flags.no_timestamps.value
             stream.codec_context.flags |= av.codec.context.Flags.low_delay
             if audio and self._container.streams.audio:
                 self._audio_stream = self._container.streams.audio[0]
@@ -203,11 +206,11 @@ class AvConnection:
                 self.on_audio(frame, float(frame.pts * frame.time_base))
 
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
-        """Upright RGB pictures with their pts in seconds (None when the stream gives none)."""
+        """Upright RGB pictures with their pts in seconds (None when the stream gives none of its own)."""
         frame, self._first = self._first, None
         to_rgb = RgbConverter(name=self._target.name)
         while frame is not None:
-            yield upright(to_rgb(frame), self.rotation), (None if frame.pts is None else float(frame.time))
+            yield upright(to_rgb(frame), self.rotation), (float(frame.time) if frame.pts is not None and self._timed else None)
             self._deliver_audio()  # the picture before this sound is published: its clock is set
             frame = next(self._frames, None)
 
