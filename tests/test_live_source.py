@@ -522,6 +522,30 @@ def test_an_mjpeg_camera_over_http_keeps_the_wall_clocks_timeline() -> None:
     assert abs(span - wall) < 0.2, f"{len(frames)} pictures over {wall:.2f} s span {span:.2f} s of the recording's clock"
 
 
+def test_a_stream_whose_path_goes_away_mid_run_is_not_called_a_typo(clip30s: Path, caplog) -> None:
+    """A stream that played and then answers 404 (a media server whose camera stopped publishing) is
+    retried with a line saying the path no longer has a stream, not asking about a typo in the URL."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    server = RtspServer(clip30s).start()
+    elsewhere = RtspServer(clip30s, port=server.port, path="/other")
+    try:
+        with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
+            src.start()
+            assert _read_for(src, 0.5)
+            server.stop()
+            _wait_state(src, "reconnecting", within=3.0)
+            elsewhere.start()  # the server is back, without the camera's path
+            t0 = time.monotonic()
+            while not any("404" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() - t0 < 8.0, [r.getMessage() for r in caplog.records]
+                time.sleep(0.1)
+    finally:
+        server.stop()
+        elsewhere.stop()
+    lost = [r.getMessage() for r in caplog.records if "404" in r.getMessage()]
+    assert all("the server no longer has a stream at /cam (its publisher stopped?)" in m and "typo" not in m for m in lost), lost
+
+
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="birefvid")
     url = f"rtsp://127.0.0.1:{free_port()}/cam"

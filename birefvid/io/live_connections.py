@@ -60,12 +60,16 @@ def _reason(e: BaseException, waited: float, timeout: float, awaited: str) -> st
     return text.rstrip(".")
 
 
-def _not_found(target: LiveTarget) -> str:
-    """Why a server answered 404: the URL's path names no stream there. Worth retrying, since a media
-    server (MediaMTX) answers so for a path until its camera or encoder starts publishing there."""
-    path = urlsplit(target.name).path or "/"
-    return (f"404 Not Found: the server has no stream at {path} (a typo in the URL's path? "
-            "a media server such as MediaMTX also answers so until something publishes there)")
+class StreamNotFound(ConnectionLost):
+    """The server answered 404: the URL's path names no stream there. Worth retrying, since a media
+    server (MediaMTX) answers so for a path until its camera or encoder publishes there. ``reason``
+    suits the first try (a typo is likely); ``lost_reason`` a stream that played before."""
+
+    def __init__(self, target: LiveTarget) -> None:
+        path = urlsplit(target.name).path or "/"
+        super().__init__(f"404 Not Found: the server has no stream at {path} (a typo in the URL's path? "
+                         "a media server such as MediaMTX also answers so until something publishes there)")
+        self.lost_reason = f"404 Not Found: the server no longer has a stream at {path} (its publisher stopped?)"
 
 
 def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Optional[av.VideoFrame], sar: Any = None) -> StreamInfo:
@@ -114,7 +118,7 @@ class AvConnection:
         except _REFUSED as e:
             raise LoginRefused(_reason(e, 0, 0, "")) from e
         except av.error.HTTPNotFoundError as e:
-            raise ConnectionLost(_not_found(target)) from e
+            raise StreamNotFound(target) from e
         except (av.FFmpegError, OSError) as e:
             raise ConnectionLost(_reason(e, time.monotonic() - t0, open_timeout, "answer")) from e
         except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)

@@ -164,6 +164,11 @@ class _SizeKeeper:
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
 
 
+def _lost_because(e: BaseException) -> str:
+    """Why a try to reopen a stream that played failed (a 404 is then no typo in the URL)."""
+    return getattr(e, "lost_reason", None) or getattr(e, "reason", None) or str(e)
+
+
 class LiveCapture(LiveSource):
     """A ``LiveSource`` over a camera, network stream or file, captured on its own thread."""
 
@@ -366,7 +371,7 @@ class LiveCapture(LiveSource):
         try:
             return retry(
                 self._connect, self._policy, self._stop, what=f"lost {self.target.name}", first_failure=reason,
-                reason_of=lambda e: e.reason, retriable=lambda e: isinstance(e, ConnectionLost),  # type: ignore[attr-defined]
+                reason_of=_lost_because, retriable=lambda e: isinstance(e, ConnectionLost),
             )
         except GaveUp as e:
             raise SourceError(f"lost {self.target.name}: {e}") from None
