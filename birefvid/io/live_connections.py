@@ -128,7 +128,7 @@ class AvConnection:
                 raise ConnectionLost("it carries no video stream")
             self._stream = stream = self._container.streams.video[0]
             # an IP camera's MJPEG over HTTP (and raw H.264 over tcp://) carries no times: FFmpeg makes
-            # them up at 25 fps, which played a 15 fps camera's recording 1.7x too fast; the wall clock times them
+            # them up at 25 fps, which played a 15 fps camera's recording 1.6x too fast; the wall clock times them
             self._timed = not self._container.format.flags & av.format.Flags.no_timestamps.value
             stream.codec_context.flags |= av.codec.context.Flags.low_delay
             if audio and self._container.streams.audio:
