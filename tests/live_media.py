@@ -13,6 +13,7 @@ import select
 import socket
 import subprocess
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,6 +58,24 @@ def make_clip(path: Path, seconds: float = 4.0, size: tuple[int, int] = (160, 12
             for packet in stream.encode(av.VideoFrame.from_ndarray(square_frame(i, size), format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def make_ts_stamped_twice(path: Path, seconds: float, size: tuple[int, int] = (96, 64), fps: int = 24) -> Path:
+    """An H.264 MPEG-TS of the moving square whose pictures come at ``fps`` but stamped on a clock of
+    half that rate, each time twice (0, 0, 1/12, 1/12, ...), as some IP cameras send them."""
+    step = 90000 * 2 // fps  # one tick of the coarse clock, in the 90 kHz units of MPEG-TS
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"bf": "0", "g": str(fps // 2), "preset": "ultrafast", "tune": "zerolatency"}
+        frames = [av.VideoFrame.from_ndarray(square_frame(i, size), format="rgb24") for i in range(round(seconds * fps))]
+        packets = [p for f in [*frames, None] for p in stream.encode(f)]
+        for k, packet in enumerate(packets):
+            packet.time_base = Fraction(1, 90000)
+            packet.pts = 90000 + (k // 2) * step
+            packet.dts = packet.pts - (1 - k % 2)  # the muxer wants increasing dts; the pictures' times repeat
             out.mux(packet)
     return path
 

@@ -451,12 +451,13 @@ def test_a_failing_sink_leaves_no_recording_behind(tmp_path: Path, clip_small: P
 def test_a_source_lost_mid_run_fails_and_keeps_what_was_recorded(tmp_path: Path, clip_long: Path) -> None:
     """Recording had begun when the RTSP server died for good: exit 2, one error line naming the
     stream and the recording, and out.mp4 committed and playable with every picture shown before the
-    loss (an hour of camera is not thrown away because the camera then died); no temporary left."""
+    loss (an hour of camera is not thrown away because the camera then died); no temporary left.
+    Its ``--report`` is written too (it was not: a run of days that lost its camera left no report)."""
     server = RtspServer(clip_long, max_seconds=120).start()
     stats = tmp_path / "s.jsonl"
     args = ["--source", server.url, "--effect", "green", *FAST_MODEL, "--sink", "out.mp4", "--stats-json", stats,
             "--stats-every", "0.5", "--duration", "30", "--read-timeout", "1", "--open-timeout", "1",
-            "--max-retries", "1"]  # fmt: skip
+            "--max-retries", "1", "--report", "report.json"]  # fmt: skip
     try:
         with LiveRun(args, tmp_path) as run:
             wait_for(lambda: any(s["frames_shown"] >= 5 for s in stats_lines(stats)), STARTUP, "frames shown", run=run)
@@ -470,9 +471,11 @@ def test_a_source_lost_mid_run_fails_and_keeps_what_was_recorded(tmp_path: Path,
     assert server.url in line and "out.mp4" in line, line
     shown = int(re.search(r"after (\d+) frames", line).group(1))  # type: ignore[union-attr]
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["birefvid.err", "birefvid.out", "out.mp4", "s.jsonl"], f"a lost source left {left}"
+    assert left == ["birefvid.err", "birefvid.out", "out.mp4", "report.json", "s.jsonl"], f"a lost source left {left}"
     times, pictures = decode_video(tmp_path / "out.mp4")
     assert len(pictures) == shown >= 5, (len(pictures), shown)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ended_by"] == "source lost" and report["frames_shown"] == shown and report["stats"]["state"] == "failed", report
     print(f"source lost: {line}")
     assert all(b > a for a, b in zip(times, times[1:]))
     assert share(pictures[-1], GREEN) > 0.2  # composed pictures, to the last one

@@ -395,13 +395,14 @@ def test_an_rtsp_output_sends_no_sound_from_before_its_first_picture(tmp_path):
 
 
 def test_duration_bounds_the_wait_for_a_stream_that_never_answers(tmp_path):
-    """The retry policy reconnects forever by default; a run of 1.5 s must not wait longer than that for a first picture."""
+    """The retry policy reconnects forever by default; a run of 1.5 s must not wait longer than that for a
+    first picture, and its error line says why the stream did not answer (it did not before)."""
     from birefvid.errors import SourceError
 
     out = tmp_path / "never.mp4"
     job = build_live_job("rtsp://127.0.0.1:1/cam", [str(out)], effect="mask", duration=1.5)
     started = time.monotonic()
-    with pytest.raises(SourceError, match=r"^no picture from rtsp://127.0.0.1:1/cam within 1.5 s, the run's duration; nothing was recorded$"):
+    with pytest.raises(SourceError, match=r"^no picture from rtsp://127.0.0.1:1/cam within 1.5 s, the run's duration; the last try: Connection refused; nothing was recorded$"):
         run_live(job, segmenter=red_key_segmenter())
     assert time.monotonic() - started < 4.0
     assert list(tmp_path.iterdir()) == []
@@ -426,7 +427,7 @@ def test_stop_ends_a_run_still_waiting_for_its_stream(tmp_path):
     stop.set()
     runner.join(4.0)
     assert not runner.is_alive(), "run_live ignored stop while waiting for the stream"
-    assert [str(e) for e in errors] == ["no picture from rtsp://127.0.0.1:1/cam before the run was stopped; nothing was recorded"]
+    assert [str(e) for e in errors] == ["no picture from rtsp://127.0.0.1:1/cam before the run was stopped; the last try: Connection refused; nothing was recorded"]
     assert list(tmp_path.iterdir()) == []
 
 

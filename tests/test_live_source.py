@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 
 from birefvid.errors import ConfigError, SourceError
-from birefvid.io.live_base import CapturedFrame, LiveSource
+from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture
 from birefvid.io.live_source import open_live_source
 from birefvid.io.live_target import _dshow_video_devices, parse_source_spec
 from birefvid.io.reconnect import Backoff, GaveUp, retry
-from live_media import RtspServer, free_port, make_clip
+from live_media import RtspServer, free_port, make_clip, make_ts_stamped_twice, square_frame
 from system_tools import need_binary
 
 
@@ -444,6 +444,106 @@ def test_a_udp_stream_whose_clock_leaps_an_hour_ahead_goes_on_as_after_a_cut(tmp
     assert max(b - a for a, b in zip(times, times[1:])) < 0.5 and times[-1] < 3.0, times
     heard = [t for t, _, _ in sound.take_until(None, {0: 0.0})]
     assert len(heard) > 50 and max(heard) < 3.0, heard[-5:]
+
+
+def _send_paced(data: bytes, port: int, seconds: float) -> None:
+    """Send ``data`` to 127.0.0.1:``port`` in MPEG-TS datagrams spread over ``seconds``, as ``-re`` would."""
+    chunks = [data[i : i + 1316] for i in range(0, len(data), 1316)]
+    t0 = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        for i, chunk in enumerate(chunks):
+            out.sendto(chunk, ("127.0.0.1", port))
+            time.sleep(max(0.0, t0 + seconds * (i + 1) / len(chunks) - time.monotonic()))
+
+
+def test_a_camera_that_stamps_two_pictures_a_tick_keeps_the_wall_clocks_timeline(tmp_path: Path) -> None:
+    """A 24 fps camera whose timestamps tick at 12 Hz (each one twice): every repeat was taken for a
+    cut and moved the clock on by a frame, so 4 s of camera lasted 4.9 s in a recording (and its
+    sound stretched with it). The repeated picture now goes between its neighbours, on the camera's clock."""
+    data, port = make_ts_stamped_twice(tmp_path / "twice.ts", 4.0).read_bytes(), _udp_port()
+    with open_live_source(f"udp://127.0.0.1:{port}", read_timeout=3.0) as src:
+        sender = threading.Thread(target=_send_paced, args=(data, port, 4.0))
+        sender.start()
+        src.start(timeout=10)
+        frames = _read_for(src, 4.5)
+        sender.join()
+    times = [f.stream_time for f in frames]
+    assert len(frames) > 60 and all(b > a for a, b in zip(times, times[1:]))
+    span, camera = times[-1] - times[0], (frames[-1].frame.index - frames[0].frame.index) / 24
+    assert abs(span - camera) < 0.15, f"{camera:.2f} s of camera pictures span {span:.2f} s of the recording's clock"
+    assert min(np.diff(times)) > 0.03  # every picture shows for about its frame, none squeezed to a tick
+
+
+def test_a_path_the_server_does_not_have_names_the_likely_causes(clip30s: Path, caplog) -> None:
+    """A typo in the URL's path (the server answers 404) said only "Server returned 404 Not Found",
+    on every retry and not at all in the line a run bounded by ``--duration`` ended with. It is still
+    retried (a media server answers 404 until its camera publishes), but every line names the path
+    and what to check, the final one included."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    with RtspServer(clip30s) as server:
+        url = server.url.replace("/cam", "/cma")
+        with open_live_source(url, max_retries=1, backoff_initial=0.1, backoff_max=0.2) as src, pytest.raises(SourceError) as gave_up:
+            src.start()
+        with open_live_source(url, backoff_initial=0.1, backoff_max=0.2) as src, pytest.raises(NoFirstPicture) as waited:
+            src.start(timeout=1.0)
+    cause = "404 Not Found: the server has no stream at /cma (a typo in the URL's path? a media server such as MediaMTX"
+    assert str(gave_up.value).startswith(f"cannot reach {url}: {cause}")
+    assert (waited.value.last_failure or "").startswith(cause)
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert retries and all(cause in m for m in retries)
+
+
+def test_an_mjpeg_camera_over_http_keeps_the_wall_clocks_timeline() -> None:
+    """An IP camera's MJPEG over HTTP carries no timestamps; FFmpeg made them up at 25 fps, so a
+    10 fps camera's pictures came 0.04 s apart and its recording played 2.5x too fast. Such pictures
+    are now timed by the wall clock. The camera is birefvid's own preview (MJPEG at /stream.mjpg)."""
+    from birefvid.io.http_preview import HttpPreviewSink
+
+    camera, done = HttpPreviewSink("127.0.0.1", 0), threading.Event()
+
+    def shoot() -> None:  # 10 pictures a second, until the test is done
+        for i in range(100):
+            camera.send(square_frame(i, (96, 64)), i / 10)
+            if done.wait(0.1):
+                return
+
+    shooter = threading.Thread(target=shoot)
+    shooter.start()
+    try:
+        with open_live_source(camera.url + "stream.mjpg", read_timeout=3.0) as src:
+            src.start(timeout=10)
+            frames = _read_for(src, 2.5)
+    finally:
+        done.set()
+        shooter.join()
+        camera.close()
+    assert len(frames) > 15
+    span, wall = frames[-1].stream_time - frames[0].stream_time, frames[-1].captured - frames[0].captured
+    assert abs(span - wall) < 0.2, f"{len(frames)} pictures over {wall:.2f} s span {span:.2f} s of the recording's clock"
+
+
+def test_a_stream_whose_path_goes_away_mid_run_is_not_called_a_typo(clip30s: Path, caplog) -> None:
+    """A stream that played and then answers 404 (a media server whose camera stopped publishing) is
+    retried with a line saying the path no longer has a stream, not asking about a typo in the URL."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    server = RtspServer(clip30s).start()
+    elsewhere = RtspServer(clip30s, port=server.port, path="/other")
+    try:
+        with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
+            src.start()
+            assert _read_for(src, 0.5)
+            server.stop()
+            _wait_state(src, "reconnecting", within=3.0)
+            elsewhere.start()  # the server is back, without the camera's path
+            t0 = time.monotonic()
+            while not any("404" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() - t0 < 8.0, [r.getMessage() for r in caplog.records]
+                time.sleep(0.1)
+    finally:
+        server.stop()
+        elsewhere.stop()
+    lost = [r.getMessage() for r in caplog.records if "404" in r.getMessage()]
+    assert all("the server no longer has a stream at /cam (its publisher stopped?)" in m and "typo" not in m for m in lost), lost
 
 
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, Optional
 
 from ..job import DEFAULT_LATENCY_BUDGET_MS, EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
 from .options import add_matte_options, add_model_options, matte_options
@@ -78,20 +79,30 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
     )  # fmt: skip
 
 
+def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
+    """Write the run's ``--report`` (when asked), with stream keys and URL passwords hidden: reports get shared in bug reports."""
+    if path:
+        from ..urls import hide_secrets
+
+        Path(path).write_text(json.dumps(hide_secrets(report), indent=2) + "\n")
+
+
 def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)  # bad options answer before torch and the media stack load
 
     from ..runtime.file_job import check_report_path
-    from ..runtime.live import run_live_job
+    from ..runtime.live import SourceLost, run_live_job
     from ..runtime.terminal_keys import TerminalKeys
-    from ..urls import hide_secrets
 
     check_report_path(args.report)
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     with TerminalKeys(sys.stdin, printer) as keys:  # b r g n in this terminal switch the effect
-        report = run_live_job(job, stats_json=args.stats_json, printer=printer, on_effects=keys.attach)
-    if args.report:
-        Path(args.report).write_text(json.dumps(hide_secrets(report), indent=2) + "\n")  # shared in bug reports: no stream keys
+        try:
+            report = run_live_job(job, stats_json=args.stats_json, printer=printer, on_effects=keys.attach)
+        except SourceLost as lost:  # the run ends with its error line, but its report says what was kept
+            _write_report(args.report, lost.report)
+            raise
+    _write_report(args.report, report)
     from ..api import live_hint, live_stream_problems, live_summary
 
     if not args.quiet:

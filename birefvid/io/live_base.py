@@ -46,7 +46,12 @@ class CapturedFrame:
 
 
 class NoFirstPicture(SourceError):
-    """``LiveSource.start`` waited its ``timeout`` without a frame (a stream still being retried)."""
+    """``LiveSource.start`` waited its ``timeout`` without a frame (a stream still being retried);
+    ``last_failure`` says why its latest try failed, when one did."""
+
+    def __init__(self, message: str, last_failure: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.last_failure = last_failure
 
 
 class LiveSource(ClosesOnce):

@@ -14,6 +14,7 @@ import logging
 import time
 from fractions import Fraction
 from typing import Any, Callable, Iterator, Optional, Union
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -57,6 +58,18 @@ def _reason(e: BaseException, waited: float, timeout: float, awaited: str) -> st
         return f"no {awaited} within {timeout:g} s"
     text = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return text.rstrip(".")
+
+
+class StreamNotFound(ConnectionLost):
+    """The server answered 404: the URL's path names no stream there. Worth retrying, since a media
+    server (MediaMTX) answers so for a path until its camera or encoder publishes there. ``reason``
+    suits the first try (a typo is likely); ``lost_reason`` a stream that played before."""
+
+    def __init__(self, target: LiveTarget) -> None:
+        path = urlsplit(target.name).path or "/"
+        super().__init__(f"404 Not Found: the server has no stream at {path} (a typo in the URL's path? "
+                         "a media server such as MediaMTX also answers so until something publishes there)")
+        self.lost_reason = f"404 Not Found: the server no longer has a stream at {path} (its publisher stopped?)"
 
 
 def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Optional[av.VideoFrame], sar: Any = None) -> StreamInfo:
@@ -104,6 +117,8 @@ class AvConnection:
             raise SourceError(f"{target.name}: this FFmpeg build cannot open it ({_reason(e, 0, 0, '')}){hint}") from e
         except _REFUSED as e:
             raise LoginRefused(_reason(e, 0, 0, "")) from e
+        except av.error.HTTPNotFoundError as e:
+            raise StreamNotFound(target) from e
         except (av.FFmpegError, OSError) as e:
             raise ConnectionLost(_reason(e, time.monotonic() - t0, open_timeout, "answer")) from e
         except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)
@@ -112,6 +127,9 @@ class AvConnection:
             if not self._container.streams.video:
                 raise ConnectionLost("it carries no video stream")
             self._stream = stream = self._container.streams.video[0]
+            # an IP camera's MJPEG over HTTP (and raw H.264 over tcp://) carries no times: FFmpeg makes
+            # them up at 25 fps, which played a 15 fps camera's recording 1.6x too fast; the wall clock times them
+            self._timed = not self._container.format.flags & av.format.Flags.no_timestamps.value
             stream.codec_context.flags |= av.codec.context.Flags.low_delay
             if audio and self._container.streams.audio:
                 self._audio_stream = self._container.streams.audio[0]
@@ -192,11 +210,11 @@ class AvConnection:
                 self.on_audio(frame, float(frame.pts * frame.time_base))
 
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
-        """Upright RGB pictures with their pts in seconds (None when the stream gives none)."""
+        """Upright RGB pictures with their pts in seconds (None when the stream gives none of its own)."""
         frame, self._first = self._first, None
         to_rgb = RgbConverter(name=self._target.name)
         while frame is not None:
-            yield upright(to_rgb(frame), self.rotation), (None if frame.pts is None else float(frame.time))
+            yield upright(to_rgb(frame), self.rotation), (float(frame.time) if frame.pts is not None and self._timed else None)
             self._deliver_audio()  # the picture before this sound is published: its clock is set
             frame = next(self._frames, None)
 

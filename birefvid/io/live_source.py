@@ -63,6 +63,9 @@ _MIC_REACH = 0.5
 # (an MPEG-TS sender restarted on the same UDP port, a camera's clock reset): a cut, as a step back
 # is, not a gap of that length in every output (FFmpeg's dts_delta_threshold for MPEG-TS is 10 s too)
 _CLOCK_JUMP_S = 10.0
+# a picture whose source time repeats the one before is placed a frame after it, while that keeps it
+# within this much of its own time: a camera stamping two pictures a tick is not a cut
+_REPEAT_REACH_S = 0.25
 
 
 # --------------------------------------------------------------------------- the source
@@ -87,6 +90,16 @@ class _StreamClock:
     def _leaps(self, seconds: float, wall: float) -> bool:
         """True when ``seconds`` lies over ``_CLOCK_JUMP_S`` further past the last picture than the wall clock moved meanwhile."""
         return self._previous is not None and (seconds - self._previous[0]) - (wall - self._previous[1]) > _CLOCK_JUMP_S
+
+    def _repeats(self, seconds: Optional[float], t: float, last: float) -> bool:
+        """True when ``seconds`` repeats the last picture's time (or lies past it) but its place ``t`` on
+        the continuous clock is taken, at most ``_REPEAT_REACH_S`` before ``last``: a camera stamping
+        at a coarser clock than its frame rate (two pictures a tick), or a frame sent twice. Not a cut:
+        moving the clock on by a frame at each one stretched a recording of such a camera 1.2x over
+        wall-clock time (and its sound). A clock that stands still for longer has stopped: a cut."""
+        if seconds is None or self._previous is None or seconds < self._previous[0]:
+            return False
+        return round(t / self.time_base) <= (self._last_pts or 0) and last - t <= _REPEAT_REACH_S
 
     def audio_time(self, seconds: float, wall: Optional[float] = None) -> Optional[float]:
         """Where a sound at ``seconds`` on this connection's clock falls on the continuous clock
@@ -113,7 +126,9 @@ class _StreamClock:
             if last is not None and self._stamped == 1:
                 t = last + self.interval
             self._base = (seconds, t, wall)
-        if last is not None and (t <= last or (seconds is not None and self._leaps(seconds, wall))):
+        if last is not None and self._repeats(seconds, t, last):
+            t = last + self.interval  # the clock stood still: a frame after the last, on the same base (no cut)
+        elif last is not None and (t <= last or (seconds is not None and self._leaps(seconds, wall))):
             t = last + self.interval  # the source's clock went back or leapt ahead: treat it as a cut
             self._base = (seconds, t, wall)
         if seconds is not None:
@@ -147,6 +162,11 @@ class _SizeKeeper:
         import cv2
 
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+
+
+def _lost_because(e: BaseException) -> str:
+    """Why a try to reopen a stream that played failed (a 404 is then no typo in the URL)."""
+    return getattr(e, "lost_reason", None) or getattr(e, "reason", None) or str(e)
 
 
 class LiveCapture(LiveSource):
@@ -191,6 +211,7 @@ class LiveCapture(LiveSource):
         self._reader_waiting = threading.Event()  # see _wait_for_reader
         self._taken = 0  # frames the reader took
         self._pace: Optional[tuple[float, float]] = None  # (wall, stream time) the realtime schedule starts from
+        self._last_failure: Optional[str] = None  # why the latest try to open the stream at the start failed
 
     # -- reader side
 
@@ -212,9 +233,9 @@ class LiveCapture(LiveSource):
         try:
             while not self._started.wait(0.1):  # short waits so Ctrl-C gets through
                 if deadline is not None and time.monotonic() > deadline:
-                    raise NoFirstPicture(f"no picture from {self.target.name} within {timeout:g} s")
+                    raise NoFirstPicture(f"no picture from {self.target.name} within {timeout:g} s", self._last_failure)
                 if stop is not None and stop.is_set():
-                    raise NoFirstPicture(f"no picture from {self.target.name} before the run was stopped")
+                    raise NoFirstPicture(f"no picture from {self.target.name} before the run was stopped", self._last_failure)
         except BaseException:
             self.close()
             raise
@@ -325,13 +346,18 @@ class LiveCapture(LiveSource):
                 raise SourceError(f"cannot open {self.target.name}: {e.reason}") from None
         try:
             return retry(
-                self._connect, self._policy, self._stop, what=f"cannot reach {self.target.name}", reason_of=lambda e: e.reason,  # type: ignore[attr-defined]
+                self._connect, self._policy, self._stop, what=f"cannot reach {self.target.name}", reason_of=self._failed_because,
                 retriable=lambda e: isinstance(e, ConnectionLost) and not isinstance(e, LoginRefused),
             )
         except GaveUp as e:
             raise SourceError(f"cannot reach {self.target.name}: {e}") from None
         except LoginRefused as e:
             raise SourceError(f"cannot open {self.target.name}: {e.reason}; {self._login_hint()}") from None
+
+    def _failed_because(self, e: BaseException) -> str:
+        """The reason a try to open the stream failed, kept for the error line of a run that ends waiting."""
+        self._last_failure = getattr(e, "reason", None) or str(e)
+        return self._last_failure
 
     def _login_hint(self) -> str:
         """What to do about a refused login: the URL's user and password are wrong, or missing."""
@@ -345,7 +371,7 @@ class LiveCapture(LiveSource):
         try:
             return retry(
                 self._connect, self._policy, self._stop, what=f"lost {self.target.name}", first_failure=reason,
-                reason_of=lambda e: e.reason, retriable=lambda e: isinstance(e, ConnectionLost),  # type: ignore[attr-defined]
+                reason_of=_lost_because, retriable=lambda e: isinstance(e, ConnectionLost),
             )
         except GaveUp as e:
             raise SourceError(f"lost {self.target.name}: {e}") from None

@@ -403,6 +403,15 @@ def run_niced(work: Callable[[], None]) -> None:
         raise errors[0]
 
 
+class SourceLost(SourceError):
+    """A source lost for good mid-run; ``report`` is the run's report up to the loss (``--report`` is
+    still written: which files were kept, the reconnects, the timings)."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 # a camera's or stream's first frame older than this once the model is ready (a first export, a
 # slow first inference) is replaced by the newest one, so the output does not open on a picture
 # held for the whole warm-up
@@ -446,9 +455,10 @@ def run_live_job(
         try:
             info = source.start(timeout=job.duration, stop=stop)  # a run of 10 s does not wait an hour for a stream to answer
         except NoFirstPicture as e:
+            why = f"; the last try: {e.last_failure}" if e.last_failure else ""
             if stop is not None and stop.is_set():
-                raise SourceError(f"{e}; nothing was recorded") from None
-            raise SourceError(f"{e}, the run's {option('duration')}; nothing was recorded") from None
+                raise SourceError(f"{e}{why}; nothing was recorded") from None
+            raise SourceError(f"{e}, the run's {option('duration')}{why}; nothing was recorded") from None
         fps = float(info.average_rate) if info.average_rate else 30.0
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
@@ -504,11 +514,7 @@ def run_live_job(
                     else:
                         sink.close()
     recorded = {sink.name: [str(p) for p in sink.segments] for sink in sinks if getattr(sink, "segments", None)}
-    if runner.lost is not None:
-        files = [str(p) for sink in sinks for p in getattr(sink, "files", ())]
-        kept = f"kept what was recorded before the loss: {', '.join(files)}" if files else "nothing was recorded"
-        raise SourceError(f"{runner.lost}; the run stopped after {runner.frames_shown} frames and {kept}") from runner.lost
-    return {
+    report = {
         "source": spec.source,
         "sinks": list(job.sinks),
         "width": info.width,
@@ -524,3 +530,8 @@ def run_live_job(
         "job": job.to_dict(),
         "resolved": {**resolved_settings(seg), "model_threads": threads},
     }
+    if runner.lost is not None:
+        files = [str(p) for sink in sinks for p in getattr(sink, "files", ())]
+        kept = f"kept what was recorded before the loss: {', '.join(files)}" if files else "nothing was recorded"
+        raise SourceLost(f"{runner.lost}; the run stopped after {runner.frames_shown} frames and {kept}", report) from runner.lost
+    return report
