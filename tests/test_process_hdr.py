@@ -136,3 +136,28 @@ def test_hdr_to_sdr_maps_white_black_and_highlights(trc):
     assert 240 <= sdr[0, 0, 0] <= 250 and sdr[0, 1].max() == 0 and sdr[0, 2].min() == 255
     assert deep is not None and deep.dtype == np.uint16 and abs(int(deep[0, 0, 0]) - int(sdr[0, 0, 0]) * 257) < 257
     assert (np.diff(convert(ramp)[0][0, :, 1].astype(int)) >= 0).all()
+
+
+def backdrop_signal(path: Path) -> np.ndarray:
+    """Mean 16-bit RGB of the first frame's background (outside the subject square, away from its edge)."""
+    with av.open(str(path)) as c:
+        picture = next(c.decode(video=0)).to_ndarray(format="rgb48le")
+    _, outside = interior(true_mask(0, SIZE))
+    return picture[outside].mean(0)
+
+
+@pytest.mark.parametrize("trc", [HLG, PQ], ids=["hlg", "pq"])
+@pytest.mark.parametrize("background", ["colour", "picture"])
+def test_a_background_into_hdr_video_is_placed_at_hdr_white(tmp_path, seg, trc, background):
+    """``--background white`` (or an sRGB picture) composited into a PQ or HLG video: its white is HDR's
+    reference white (PQ 58%, HLG 75%), as the subject's white is, and its colours are theirs in BT.2020;
+    it had been the format's peak (PQ's 10 000 cd/m², 50 times the subject's white)."""
+    clip = write_hdr_clip(tmp_path / "phone.mkv", trc)
+    colour = np.array([[[255, 255, 255]]], np.uint8) if background == "colour" else np.array([[[90, 170, 230]]], np.uint8)
+    spec = "white"
+    if background == "picture":
+        spec = str(tmp_path / "sky.png")
+        cv2.imwrite(spec, np.ascontiguousarray(np.broadcast_to(colour[..., ::-1], (30, 40, 3))))
+    process_video(clip, tmp_path / "cut.mkv", segmenter=seg, kind="composite", background=spec, codec="ffv1")
+    expected = hdr_signal(colour, trc)[0, 0] * 65535
+    assert np.abs(backdrop_signal(tmp_path / "cut.mkv") - expected).max() < 3 * 64  # 3 10-bit levels

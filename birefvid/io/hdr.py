@@ -8,6 +8,10 @@ as an SDR screen would show it instead, following ITU-R BT.2408: the signal to d
 EOTF; HLG's inverse OETF and its OOTF for a 1000 cd/m² display), HDR reference white (203 cd/m²)
 to SDR white, BT.2020 to BT.709 primaries, highlights above 80% of SDR white rolled off smoothly
 instead of clipped, and sRGB's curve. Video containers keep the HDR signal with its tags instead.
+
+The other way round, ``SdrToHdr``: a ``--background`` (a colour, an sRGB picture or an SDR video)
+composited into a video that stays HDR is converted to its signal, SDR white at HDR reference white,
+as BT.2408 places SDR content in HDR: ``white`` had been PQ's 10 000 cd/m², 50 times the subject's white.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ KNEE = 0.8  # SDR level (linear) above which highlights are rolled off towards w
 BT2020_TO_BT709 = np.array(
     [[1.660491, -0.587641, -0.072850], [-0.124550, 1.132900, -0.008349], [-0.018151, -0.100579, 1.118730]], np.float32
 )
+BT709_TO_BT2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]], np.float32)
 BT2020_LUMA = np.array([[0.2627, 0.6780, 0.0593]], np.float32)
 SDR_TAGS = {"color_primaries": 1, "color_trc": 13, "colorspace": 1}  # BT.709 primaries, sRGB curve
 
@@ -116,6 +121,52 @@ class HdrToSdr:
         light = np.maximum(self.light(picture), 0)
         index = np.rint(light / (1 + light) * 65535).astype(np.uint16)
         return self._to8[index], (self._to16[index] if deep else None)
+
+
+def _srgb_to_linear(levels: int) -> np.ndarray:
+    """Each code's linear light under sRGB's curve, for codes 0..``levels``."""
+    s = np.arange(levels + 1, dtype=np.float64) / levels
+    return np.where(s <= 0.04045, s / 12.92, ((s + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def _pq_signal(nits: np.ndarray) -> np.ndarray:
+    """Display light in cd/m² -> PQ signal [0, 1] (SMPTE ST 2084's inverse EOTF)."""
+    m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = np.power(np.clip(nits / 10000.0, 0, 1), m1)
+    return np.power((c1 + c2 * y) / (1 + c3 * y), m2)
+
+
+def _hlg_signal(nits: np.ndarray) -> np.ndarray:
+    """Display light in cd/m² (BT.2020 RGB) -> HLG signal [0, 1]: BT.2100's inverse OOTF for a 1000 cd/m² display, then the OETF."""
+    luma = np.maximum(cv2.transform(nits, BT2020_LUMA), 1e-6)[..., None]
+    scene = np.clip(nits / HLG_PEAK * np.power(luma / HLG_PEAK, -0.2 / 1.2), 0, 1)
+    a = 0.17883277
+    b, c = 1 - 4 * a, 0.5 - a * np.log(4 * a)
+    return np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-12)) + c)
+
+
+class SdrToHdr:
+    """Converts SDR sRGB pictures (uint8 or uint16 RGB) to an HDR video's PQ or HLG signal, in the same
+    sample type: SDR white at HDR reference white (203 cd/m²), BT.709 colours placed in BT.2020."""
+
+    def __init__(self, transfer: int, bt2020: bool = True) -> None:
+        self.transfer = transfer
+        matrix = BT709_TO_BT2020 if bt2020 else np.eye(3, dtype=np.float32)
+        self._matrix = matrix * REFERENCE_WHITE
+        self._linear = {np.dtype(np.uint8): _srgb_to_linear(255), np.dtype(np.uint16): _srgb_to_linear(65535)}
+
+    def __call__(self, picture: np.ndarray) -> np.ndarray:
+        """``picture`` (H, W, 3) as the HDR signal, uint8 or uint16 as given."""
+        nits = cv2.transform(self._linear[picture.dtype][picture], self._matrix)
+        signal = _pq_signal(nits) if self.transfer == PQ else _hlg_signal(nits)
+        return np.round(signal * np.iinfo(picture.dtype).max).astype(picture.dtype)
+
+
+def hdr_output(info: StreamInfo) -> Optional[SdrToHdr]:
+    """What an SDR picture (a background) goes through to join ``info``'s pictures: None for SDR video."""
+    if hdr_transfer(info) is None:
+        return None
+    return SdrToHdr(int(info.color_trc), bt2020=info.color_primaries in (None, 2, BT2020))  # type: ignore[arg-type]
 
 
 class SdrSource(Source):

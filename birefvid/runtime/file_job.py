@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
-from ..io.hdr import SdrSource, shows_hdr_as_sdr
+from ..io.hdr import SdrSource, hdr_output, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
 from ..job import FileJob
@@ -115,7 +115,7 @@ def run_file_job(
         background = None
         if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device, info.sample_aspect_ratio,
-                                                             deep=bits > 8))  # fmt: skip
+                                                             deep=bits > 8, hdr=hdr_output(info)))  # fmt: skip
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
                                 matte=out.matte, bits=bits)  # fmt: skip
