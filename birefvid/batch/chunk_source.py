@@ -11,13 +11,11 @@ from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source
 from ..io.deinterlace import Deinterlacer
-from ..io.video_source import VideoFileSource, main_video_stream
+from ..io.video_source import SEEK_TRIES, VideoFileSource, earlier_target, main_video_stream
 from .plan import Chunk
 
 if TYPE_CHECKING:
     import av
-
-SEEK_TRIES = 6  # seeks back before reading the video from its start
 
 
 class ChunkSource(Source):
@@ -102,10 +100,9 @@ class ChunkSource(Source):
     def _decode_from(self, stream: "av.video.stream.VideoStream", pts: int) -> Iterator["av.VideoFrame"]:
         """Decoded frames from a keyframe at or before ``pts`` on.
 
-        The demuxer seeks by decoding time, and a keyframe followed by frames it shows before itself
-        (HEVC's open GOPs, x265's default and many phones') decodes well before it is shown: a seek to
-        two frames before such a keyframe landed on it, and the chunk missed its first frames ("decoded
-        18 frames, expected 20"). Each overshoot seeks back twice as far; the last try reads from the start.
+        A seek to two frames before an open GOP's keyframe (HEVC's, x265's default and many phones') landed
+        on the keyframe, and the chunk missed its first frames ("decoded 18 frames, expected 20"): each
+        overshoot seeks back further (``earlier_target``); the last try reads from the start.
         """
         target = pts
         for attempt in range(SEEK_TRIES):
@@ -115,7 +112,7 @@ class ChunkSource(Source):
             first = next(frames, None)
             if first is None or first.pts is None or first.pts <= pts or last:
                 return itertools.chain([] if first is None else [first], frames)
-            target -= 2 * max(first.pts - target, 1)
+            target = earlier_target(target, first.pts)
         raise AssertionError("unreachable")
 
     def _close(self) -> None:

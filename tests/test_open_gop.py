@@ -1,7 +1,8 @@
-"""`birefvid batch` on phone-style HEVC: open GOPs (x265's default), 10-bit HLG, variable frame rate, rotated.
+"""Phone-style HEVC: open GOPs (x265's default), 10-bit HLG, variable frame rate, rotated; in `batch` chunks and `--start`.
 
 An open GOP's keyframe is decoded before the frames it shows ahead of itself, so a seek to just before
-it lands on it; chunks with a smoother's overlap then missed their first frames and the batch failed.
+it lands on it: chunks with a smoother's overlap then missed their first frames and the batch failed,
+and a `--start` there read the whole file up to it again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from test_batch_media import MODEL, grey, manifest, max_diff, reference, video_f
 
 from birefvid.batch.plan import probe_video
 from birefvid.cli import main
+from birefvid.io.trim import TrimmedSource
+from birefvid.io.video_source import VideoFileSource
 
 N, GOP = 24, 6
 SIZE = (64, 48)
@@ -57,3 +60,16 @@ def test_open_gop_hevc_splits_into_chunks_equal_to_process(tmp_path):
     assert max_diff(grey(got), grey(ref)) <= 1
     assert grey(got)[0].shape == (SIZE[0], SIZE[1])  # upright: portrait
     assert np.isclose(float(g["pts"][-1] * g["time_base"]), float(PTS[-1] * TB), atol=1e-3)
+
+
+def test_a_start_just_before_an_open_gop_keyframe_seeks_instead_of_reading_from_the_top(tmp_path):
+    """``--start`` two frames before the third keyframe: the frames from there, found by seeking (the
+    file is not opened and read again from its start, which on a long phone clip took as long as decoding it)."""
+    src = phone_hevc(tmp_path / "phone.mp4")
+    key = probe_video(src).keyframes[2]
+    start = float(PTS[key - 2] * TB)
+    with VideoFileSource(src) as video:
+        opened = video._container
+        times = [float(f.pts * TB) for f in TrimmedSource(video, start)]
+        assert video._container is opened, "read again from the start"
+    assert times == pytest.approx([float((t - PTS[key - 2]) * TB) for t in PTS[key - 2 :]])
