@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
-from ..io.hdr import SdrSource, hdr_output, shows_hdr_as_sdr
+from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
 from ..job import FileJob
@@ -99,8 +99,8 @@ def run_file_job(
             source = stack.enter_context(SquarePixelSource(source))
         if src.max_size is not None:
             source = stack.enter_context(ScaledSource(source, src.max_size))
-        if sdr:
-            source = stack.enter_context(SdrSource(source, str(out.path), keep_deep=depth.composite > 8, name=str(src.input)))
+        # HDR video: the model sees it as SDR, and so does an output that cannot say it holds HDR
+        source = sdr_sources(source, str(out.path), keep_deep=depth.composite > 8, name=str(src.input), stack=stack)
         info = source.info
         sink = open_sink(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
