@@ -217,7 +217,9 @@ def _masks(
     import torch
 
     from .compose.compositor import fit_alphas
+    from .frames import Frame
     from .io import open_source
+    from .io.hdr import SdrForModel, hdr_transfer
     from .io.scale import ScaledSource
     from .io.trim import TrimmedSource, starts_off_zero
     from .runtime.file_job import segmenter_for
@@ -229,6 +231,8 @@ def _masks(
             source = stack.enter_context(TrimmedSource(source, spec.start or 0.0, spec.end))
         if spec.max_size is not None:
             source = stack.enter_context(ScaledSource(source, spec.max_size))
+        if hdr_transfer(source.info) is not None:  # the model sees HDR video as SDR (the pictures come as decoded)
+            source = stack.enter_context(SdrForModel(source))
         seg = segmenter or segmenter_for(model, inference)
         batch_size = inference.batch_size or seg.file_batch_size(source.info.height, source.info.width)
         smoother = make_smoother(smoothing.kind, **smoothing.smoother_options())
@@ -239,15 +243,16 @@ def _masks(
                 image = waiting.popleft()
                 yield image, fit_alphas(alpha[None], image.shape[:2])[0, 0].cpu().numpy()
 
-        def segment(frames: list[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
-            waiting.extend(frames)
+        def segment(frames: list[Frame]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            seen = [f.image if f.seen is None else f.seen for f in frames]
+            images = torch.from_numpy(np.stack(seen)).permute(0, 3, 1, 2)
+            waiting.extend(f.image for f in frames)
             alphas = seg.predict(images, frame_size=False)  # at the inference size: smoothed there, then upsampled once
             return masked(smoother.push(alphas, images.to(alphas.device)))
 
-        batch: list[np.ndarray] = []
+        batch: list[Frame] = []
         for frame in source:
-            batch.append(frame.image)
+            batch.append(frame)
             if len(batch) == batch_size:
                 yield from segment(batch)
                 batch = []

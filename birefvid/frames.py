@@ -44,7 +44,8 @@ class Frame:
 
     ``deep``, when the source was asked for it (a 10-bit or deeper video going to an output that keeps
     the depth), is the same picture as uint16 RGB (H, W, 3) in [0, 65535]: the model and the smoothers
-    use ``image``, the compositor and the encoder ``deep``.
+    use ``image``, the compositor and the encoder ``deep``. ``seen``, when set, is what the model sees
+    instead of ``image`` (uint8, the same shape): an HDR frame as SDR, the pictures it was trained on.
     """
 
     image: np.ndarray
@@ -52,6 +53,7 @@ class Frame:
     time_base: Fraction
     index: int
     deep: Optional[np.ndarray] = None
+    seen: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         img = self.image
@@ -62,6 +64,10 @@ class Frame:
         if deep is not None and not (isinstance(deep, np.ndarray) and deep.dtype == np.uint16 and deep.shape == img.shape):
             got = f"{type(deep).__name__} {getattr(deep, 'dtype', '')} {getattr(deep, 'shape', '')}"
             raise ValueError(f"Frame.deep must be a uint16 array of the image's shape {img.shape}, got {got}")
+        seen = self.seen
+        if seen is not None and not (isinstance(seen, np.ndarray) and seen.dtype == np.uint8 and seen.shape == img.shape):
+            got = f"{type(seen).__name__} {getattr(seen, 'dtype', '')} {getattr(seen, 'shape', '')}"
+            raise ValueError(f"Frame.seen must be a uint8 array of the image's shape {img.shape}, got {got}")
 
     @property
     def time(self) -> Optional[float]:
@@ -73,13 +79,15 @@ class Frame:
 class FrameBatch:
     """Frames of one size stacked as a uint8 tensor (N, 3, H, W), with their pts and indices
     (and their deep pictures, uint16 (3, H, W) each, when the frames carry them: not stacked, since
-    only the compositor uses them, which gathers its own batches; a 720p stack cost ~1.5 ms a frame)."""
+    only the compositor uses them, which gathers its own batches; a 720p stack cost ~1.5 ms a frame),
+    and ``seen``, what the model sees instead of ``images`` when the frames say (``Frame.seen``)."""
 
     images: torch.Tensor
     pts: tuple[Optional[int], ...]
     indices: tuple[int, ...]
     time_base: Fraction
     deep: Optional[tuple[torch.Tensor, ...]] = None
+    seen: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         x = self.images
@@ -92,6 +100,8 @@ class FrameBatch:
         if self.deep is not None and (len(self.deep) != x.shape[0] or any(d.dtype != torch.uint16 or d.shape != x.shape[1:] for d in self.deep)):
             got = [f"{d.dtype} {tuple(d.shape)}" for d in self.deep]
             raise ValueError(f"FrameBatch.deep must be {x.shape[0]} uint16 {tuple(x.shape[1:])} pictures, got {got}")
+        if self.seen is not None and (self.seen.dtype != torch.uint8 or self.seen.shape != x.shape):
+            raise ValueError(f"FrameBatch.seen must be uint8 {tuple(x.shape)}, got {self.seen.dtype} {tuple(self.seen.shape)}")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -106,10 +116,14 @@ class FrameBatch:
         deep = None
         if all(f.deep is not None for f in frames):
             deep = tuple(torch.from_numpy(f.deep).permute(2, 0, 1) for f in frames)  # type: ignore[arg-type]
+        seen = None
+        if all(f.seen is not None for f in frames):
+            seen = torch.from_numpy(np.stack([f.seen for f in frames])).permute(0, 3, 1, 2)  # type: ignore[misc]
         return cls(
             images=images,
             pts=tuple(f.pts for f in frames),
             indices=tuple(f.index for f in frames),
             time_base=frames[0].time_base,
             deep=deep,
+            seen=seen,
         )

@@ -101,3 +101,20 @@ def test_an_odd_limit_is_never_exceeded_and_a_too_small_one_is_one_line(tmp_path
     assert len(err) == 1 and "--max-size 8 would make the 101x77 input 6 px on its shorter side" in err[0], err
     assert "use --max-size 10 or more" in err[0]
     assert not (tmp_path / "tiny.mkv").exists()
+
+
+def test_an_odd_sized_mp4_warns_it_will_not_play_and_the_advice_works(tmp_path, seg, caplog):
+    """An odd-sized clip (a cropped or screen-recorded one) into H.264 is 4:4:4, which browsers, QuickTime
+    and phones do not play: a warning says so and names the --max-size that makes it even 4:2:0."""
+    src = make_scene(tmp_path / "odd.mov", 2, (65, 47), with_audio=False)
+    with caplog.at_level("WARNING", logger="birefvid.io.factory"):
+        process_video(src.path, tmp_path / "g.mp4", kind="green", segmenter=seg, smooth="none")
+    said = [r.getMessage() for r in caplog.records if "odd size" in r.getMessage()]
+    assert len(said) == 1 and "4:4:4" in said[0] and "max_size=64 makes it 64x46" in said[0]  # the API names options as keywords
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="birefvid.io.factory"):
+        process_video(src.path, tmp_path / "even.mp4", kind="green", segmenter=seg, smooth="none", max_size=64)
+    assert not [r for r in caplog.records if "odd size" in r.getMessage()]
+    with av.open(str(tmp_path / "even.mp4")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.width, cc.height) == (64, 46) and cc.pix_fmt.startswith(("yuv420p", "yuvj420p"))  # 4:2:0 (the clip is full range)

@@ -132,6 +132,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     from ..errors import PipelineError
     from ..io import open_sink
     from ..runtime.backgrounds import open_background
+    from ..io.hdr import hdr_output, sdr_sources
     from ..runtime.depth import plan_depth, say_depth_lost
     from ..runtime.priority import codec_threads
     from ..runtime.video_job import run_video_job
@@ -148,6 +149,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
         depth = plan_depth(out, source)  # each chunk as `process` would write the whole: parts of one depth join
         if job.source.max_size is not None:
             source = stack.enter_context(ScaledSource(source, job.source.max_size))
+        source = sdr_sources(source, str(path), keep_deep=depth.composite > 8, name=str(job.source.input), stack=stack)
         info = source.info
         inner = open_sink(path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
                           pix_fmt=out.pix_fmt, preset=out.preset, audio_from=None, audio=False, overwrite=True,
@@ -158,7 +160,8 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
         background = None
         if out.kind == "composite":
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device,
-                                                             info.sample_aspect_ratio, deep=depth.bits_for(inner) > 8))  # fmt: skip
+                                                             info.sample_aspect_ratio, deep=depth.bits_for(inner) > 8,
+                                                             hdr=hdr_output(info)))  # fmt: skip
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
                                 matte=out.matte, bits=depth.bits_for(inner))  # fmt: skip
         batch = job.inference.batch_size or segmenter.file_batch_size(info.height, info.width)

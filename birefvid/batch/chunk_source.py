@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source
 from ..io.deinterlace import Deinterlacer
-from ..io.video_source import VideoFileSource, main_video_stream
+from ..io.video_source import SEEK_TRIES, VideoFileSource, earlier_target, main_video_stream
 from .plan import Chunk
+
+if TYPE_CHECKING:
+    import av
 
 
 class ChunkSource(Source):
@@ -63,12 +68,11 @@ class ChunkSource(Source):
             stream.codec_context.thread_count = self._threads
         lo, hi = chunk.first_pts, chunk.last_pts
         assert lo is not None and hi is not None
-        self._container.seek(lo, stream=stream, backward=True, any_frame=False)
         expected = chunk.before + chunk.frames + chunk.after
         index = chunk.start - chunk.before
         count = 0
         try:
-            decoded = self._container.decode(stream)
+            decoded = self._decode_from(stream, lo)
             # the frames before the chunk are decoded from its keyframe on, so the deinterlacer sees each
             # frame's neighbours as `process` does, but at a chunk that starts on a keyframe without an overlap
             # (--smooth none), whose first frame is deinterlaced from its own fields alone
@@ -92,6 +96,24 @@ class ChunkSource(Source):
             raise SourceError(f"{self.path}: decoding chunk {chunk.index} failed at frame {index} ({exc}); the file is damaged") from exc
         if count != expected:
             raise SourceError(f"{self.path}: chunk {chunk.index} decoded {count} frames, expected {expected}; the file is damaged or not seekable")
+
+    def _decode_from(self, stream: "av.video.stream.VideoStream", pts: int) -> Iterator["av.VideoFrame"]:
+        """Decoded frames from a keyframe at or before ``pts`` on.
+
+        A seek to two frames before an open GOP's keyframe (HEVC's, x265's default and many phones') landed
+        on the keyframe, and the chunk missed its first frames ("decoded 18 frames, expected 20"): each
+        overshoot seeks back further (``earlier_target``); the last try reads from the start.
+        """
+        target = pts
+        for attempt in range(SEEK_TRIES):
+            last = attempt == SEEK_TRIES - 1
+            self._container.seek((stream.start_time or 0) if last else target, stream=stream, backward=True, any_frame=False)
+            frames = self._container.decode(stream)
+            first = next(frames, None)
+            if first is None or first.pts is None or first.pts <= pts or last:
+                return itertools.chain([] if first is None else [first], frames)
+            target = earlier_target(target, first.pts)
+        raise AssertionError("unreachable")
 
     def _close(self) -> None:
         self._container.close()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from birefvid.errors import ConfigError, SinkError
+from birefvid.errors import ConfigError, SinkError, option
 from birefvid.frames import StreamInfo
 from birefvid.job import Decoder
 from birefvid.io.animated_sink import ANIMATED_MUXERS, AnimatedImageSink
@@ -15,12 +15,13 @@ from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source, is_url
-from birefvid.io.formats import KINDS, Kind, choose_encoder, sample_bits
+from birefvid.io.formats import KINDS, EncoderSpec, Kind, choose_encoder, sample_bits
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
 from birefvid.io.subtitles import has_subtitles
 from birefvid.io.trim import TimeWindow, timecode_frame
-from birefvid.io.video_sink import VideoFileSink
+from birefvid.io.scale import scaled_size
+from birefvid.io.video_sink import BITSTREAM_SAR_CODECS, VideoFileSink
 from birefvid.io.video_source import VideoFileSource
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,26 @@ def open_sink(
     if spec.muxer in ANIMATED_MUXERS:
         _say_what_animations_drop(target, info, audio_from if want_audio else None, subtitles_from)
         return AnimatedImageSink(target, spec, info)
+    if encoder.get("pix_fmt") is None:
+        _say_if_odd_h26x(target, spec, info)
     source_audio = str(audio_from) if want_audio and has_audio(str(audio_from)) else None
     if want_audio and source_audio is None:
         log.info("%s has no audio stream; writing video only", audio_from)
     return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads,
                          subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from), window=window)  # fmt: skip
+
+
+def _say_if_odd_h26x(target: Path, spec: EncoderSpec, info: StreamInfo) -> None:
+    """Warn that an odd-sized H.264/H.265 output is 4:4:4, which browsers, QuickTime and phones do not play,
+    and name the ``--max-size`` that makes it even (4:2:0, the profile every player decodes)."""
+    if spec.codec not in BITSTREAM_SAR_CODECS or not (info.width % 2 or info.height % 2) or "444" not in spec.pix_fmt:
+        return
+    long_side = max(info.width, info.height)
+    limit = long_side - 1 if long_side % 2 else long_side - 2
+    width, height = scaled_size(info.width, info.height, limit)
+    log.warning("%s: the picture is %dx%d, an odd size, which %s can only code as %s (4:4:4), and browsers, QuickTime and "
+                "phones do not play that; %s makes it %dx%d, or write .webm (VP9 plays at any size)",
+                target, info.width, info.height, spec.codec, spec.pix_fmt, option("max_size", limit), width, height)  # fmt: skip
 
 
 def output_sample_bits(path: str | Path, kind: Kind, info: StreamInfo, **encoder: Any) -> int:

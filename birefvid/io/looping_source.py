@@ -30,6 +30,7 @@ class LoopingVideoSource:
         self._frames: Iterator = iter(self._source)
         self.size = (self._source.info.width, self._source.info.height)
         self.pixel_aspect = self._source.info.sample_aspect_ratio  # None: square pixels
+        self.hdr = self._source.info.color_trc in (16, 18)  # PQ or HLG: already an HDR output's kind of signal
 
     def _open(self) -> VideoFileSource:
         source = VideoFileSource(self.path, strict=False)

@@ -33,6 +33,7 @@ from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, uprigh
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import Source, check_picture_size, is_url
 from birefvid.io.deinterlace import Deinterlacer
+from birefvid.io.interleave import is_indexed
 from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,19 @@ log = logging.getLogger(__name__)
 # seconds a video read over http(s) may take to answer, to open and to deliver more data
 URL_TIMEOUT_S = 30.0
 
+# seeks, each further back, before a file is read from its start (see earlier_target)
+SEEK_TRIES = 6
+
 # decoded frames held back at most while looking for the first timestamp (see _timed_leading): a
 # second or two of video, a bounded amount of memory
 LEADING_UNTIMED_MAX = 120
+
+
+def earlier_target(target: int, landed: int) -> int:
+    """Where to seek next after a seek to ``target`` landed on a keyframe shown at ``landed``, after the frame
+    wanted: twice as far back. The demuxer seeks by decoding time, and an open GOP's keyframe is decoded
+    before the frames it shows ahead of itself, so a seek to one of them lands on the keyframe."""
+    return target - 2 * max(landed - target, 1)
 
 
 def _open_container(path: Path | str) -> av.container.InputContainer:
@@ -178,8 +189,10 @@ class VideoFileSource(Source):
         """Begin decoding at the keyframe at or before ``pts`` (call before iterating), so a cut late in a
         long file does not decode all that comes before it; frames before ``pts`` may still come first.
 
-        A container without an index (MPEG-TS/PS, raw streams) seeks by byte estimate and may land
-        after ``pts``; it is then read from its start again.
+        An open GOP's keyframe (HEVC's, x265's default and many phones') decodes before frames it shows
+        ahead of itself, so a seek to one of those lands on it, after ``pts``: indexed containers then
+        seek back further (``earlier_target``). A container without an index (MPEG-TS/PS, raw streams)
+        seeks by byte estimate and may land after ``pts``; it is then read from its start again.
         """
         if self._iterated:
             raise RuntimeError("start_at() must come before iterating")
@@ -189,9 +202,14 @@ class VideoFileSource(Source):
         with self._io_lock:
             landed: Optional[av.VideoFrame] = None
             try:
-                self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
-                frames = self._decode()
-                landed = next(frames, None)
+                target = pts
+                for _ in range(SEEK_TRIES if is_indexed(self._container) else 1):
+                    self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+                    frames = self._decode()
+                    landed = next(frames, None)
+                    if landed is None or landed.pts is None or landed.pts <= pts:
+                        break
+                    target = earlier_target(target, landed.pts)
             except (av.FFmpegError, OSError, SourceError) as e:
                 log.debug("%s: seeking to pts %d failed (%s); reading from the start", self.path, pts, e)
             if landed is None or landed.pts is None or landed.pts > pts:

@@ -10,22 +10,23 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
 from ..compose.background import Background, ColorBackground, DeviceLike, Size, StillBackground, StreamBackground
-from ..colors import is_color
+from ..colors import is_color, parse_color
 from ..errors import SourceError
 from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..io.color_profile import convert_rgb, embedded_rgb_profile
+from ..io.hdr import SdrToHdr
 from ..io.image_source import read_rgb_deep
 from ..io.looping_source import LoopingVideoSource
 
 
 def open_background(
     spec: Union[str, os.PathLike], size: Size, device: DeviceLike = None, pixel_aspect: Optional[Fraction] = None, deep: bool = False,
-    profile: Optional[bytes] = None,
+    profile: Optional[bytes] = None, hdr: Optional[SdrToHdr] = None,
 ) -> Background:
     """A colour string, an image file or a video file (looped), covering ``size`` (width, height).
 
@@ -34,9 +35,13 @@ def open_background(
     [0, 1] from the picture's own 16 bits or the video's 10 and more (for a deep output).
     ``profile``: the output's RGB colour profile (a Display P3 photo's; None: sRGB, as video is
     shown): a picture is converted into it from its own (sRGB unless it embeds one).
+    ``hdr``: the output is HDR video (``io.hdr.hdr_output``): the colour, picture or SDR video is
+    converted to its signal, so its white is the subject's white rather than the format's peak.
     """
     aspect = float(pixel_aspect or 1)
     if isinstance(spec, str) and is_color(spec):
+        if hdr is not None:
+            return StillBackground(hdr(_flat(spec, deep)), size, device, deep=deep)
         return ColorBackground(spec, size, device, deep=deep)
     path = Path(spec)
     if not path.is_file():
@@ -45,21 +50,23 @@ def open_background(
             "or the path of an image or video file)"
         )
     suffix = path.suffix.lower()
+    convert = _converter(hdr, deep)
     if suffix in IMAGE_EXTENSIONS:
-        return StillBackground(_in_profile(_read_image(path, deep), path, profile), size, device, aspect, deep)
+        return StillBackground(convert(_in_profile(_read_image(path, deep), path, profile)), size, device, aspect, deep)
     if suffix not in VIDEO_EXTENSIONS:
         try:
             picture = _picture(path, deep)
         except SourceError:
             pass  # not an image: try it as a video
         else:
-            return StillBackground(_in_profile(picture, path, profile), size, device, aspect, deep)
+            return StillBackground(convert(_in_profile(picture, path, profile)), size, device, aspect, deep)
     try:
         source = LoopingVideoSource(path, deep=deep)
     except SourceError as exc:
         raise SourceError(f"background video unreadable: {path} ({exc})") from exc
     try:
-        return StreamBackground(source, size, device, aspect / float(source.pixel_aspect or 1), deep)
+        pictures = source if hdr is None or source.hdr else _Converted(source, hdr)  # an HDR background video is taken as it is
+        return StreamBackground(pictures, size, device, aspect / float(source.pixel_aspect or 1), deep)
     except BaseException:
         source.close()
         raise
@@ -68,6 +75,32 @@ def open_background(
 def _in_profile(picture: np.ndarray, path: Path, profile: Optional[bytes]) -> np.ndarray:
     """``picture`` (read from ``path``) converted from its own colour profile into ``profile``."""
     return convert_rgb(picture, embedded_rgb_profile(path), profile, what=f"background {path}")
+
+
+def _converter(hdr: Optional[SdrToHdr], deep: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """A picture as the output needs it: as it is for SDR, else converted to the HDR signal (from 16 bits for a deep output)."""
+    if hdr is None:
+        return lambda picture: picture
+    return lambda picture: hdr(picture.astype(np.uint16) * 257 if deep and picture.dtype == np.uint8 else picture)
+
+
+def _flat(color: str, deep: bool) -> np.ndarray:
+    """A 1x1 picture of ``color``, uint16 for a deep output (so its conversion keeps 16 bits), else uint8."""
+    rgb = np.array([[parse_color(color)]], np.uint8)
+    return rgb.astype(np.uint16) * 257 if deep else rgb
+
+
+class _Converted:
+    """A background video's SDR frames as an HDR output's signal."""
+
+    def __init__(self, source: LoopingVideoSource, convert: SdrToHdr) -> None:
+        self.source, self.convert = source, convert
+
+    def next_frame(self) -> np.ndarray:
+        return self.convert(self.source.next_frame())
+
+    def close(self) -> None:
+        self.source.close()
 
 
 def _picture(path: Path, deep: bool) -> np.ndarray:

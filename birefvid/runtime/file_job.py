@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
+from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
 from ..job import FileJob
@@ -85,6 +86,9 @@ def run_file_job(
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
         source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace))
+        sdr = shows_hdr_as_sdr(out.path, source.info)  # a GIF/WebP/APNG/PNG of HDR video: shown as SDR
+        if sdr:
+            source.deliver_deep()  # converted from its 16-bit pictures where the source has them
         depth = plan_depth(out, source)
         window = None
         # only a part, or a timeline no output can hold as it is: the pictures from its first frame, re-timed, and the sound etc. with them
@@ -95,6 +99,8 @@ def run_file_job(
             source = stack.enter_context(SquarePixelSource(source))
         if src.max_size is not None:
             source = stack.enter_context(ScaledSource(source, src.max_size))
+        # HDR video: the model sees it as SDR, and so does an output that cannot say it holds HDR
+        source = sdr_sources(source, str(out.path), keep_deep=depth.composite > 8, name=str(src.input), stack=stack)
         info = source.info
         sink = open_sink(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
@@ -109,7 +115,7 @@ def run_file_job(
         background = None
         if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device, info.sample_aspect_ratio,
-                                                             deep=bits > 8))  # fmt: skip
+                                                             deep=bits > 8, hdr=hdr_output(info)))  # fmt: skip
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
         compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
                                 matte=out.matte, bits=bits)  # fmt: skip

@@ -73,11 +73,12 @@ class SegmentStage:
     def __init__(self, segmenter: Segmenter, transfer: Transfer) -> None:
         self.segmenter = segmenter
         self.transfer = transfer
-        self._pending: Optional[tuple[OnDevice, FrameBatch]] = None
+        self._pending: Optional[tuple[OnDevice, Optional[OnDevice], FrameBatch]] = None
 
     def process(self, batch: FrameBatch) -> Iterator[Masked]:
         upload = self.transfer.upload(batch.images)
-        previous, self._pending = self._pending, (upload, batch)
+        seen = None if batch.seen is None else self.transfer.upload(batch.seen)  # an HDR frame as SDR, for the model
+        previous, self._pending = self._pending, (upload, seen, batch)
         if previous is not None:
             yield self._compute(*previous)
 
@@ -86,10 +87,10 @@ class SegmentStage:
             yield self._compute(*self._pending)
             self._pending = None
 
-    def _compute(self, upload: OnDevice, batch: FrameBatch) -> Masked:
+    def _compute(self, upload: OnDevice, seen: Optional[OnDevice], batch: FrameBatch) -> Masked:
         with self.transfer.compute():
             images = upload.ready()
-            alphas = self.segmenter.predict(images, frame_size=False)
+            alphas = self.segmenter.predict(images if seen is None else seen.ready(), frame_size=False)
         return Masked(images, alphas, batch.pts, batch.indices, batch.deep)
 
 
