@@ -173,6 +173,13 @@ def hdr_output(info: StreamInfo) -> Optional[SdrToHdr]:
     return SdrToHdr(int(info.color_trc), bt2020=info.color_primaries in (None, 2, BT2020))  # type: ignore[arg-type]
 
 
+def _to_sdr(info: StreamInfo) -> HdrToSdr:
+    """The conversion of ``info``'s pictures (PQ or HLG video, BT.2020 unless tagged otherwise) to SDR."""
+    transfer = info.color_trc
+    assert isinstance(transfer, int) and transfer in HDR_NAMES, "only PQ or HLG video is converted to SDR"
+    return HdrToSdr(transfer, bt2020=info.color_primaries in (None, 2, BT2020))
+
+
 class SdrSource(Source):
     """``inner``'s HDR frames shown as SDR (see the module): for an output that cannot say it holds HDR.
 
@@ -183,14 +190,11 @@ class SdrSource(Source):
     def __init__(self, inner: Source, output: str, *, keep_deep: bool = False, name: str = "the input") -> None:
         super().__init__()
         self.inner = inner
-        info = inner.info
-        transfer = info.color_trc
-        assert isinstance(transfer, int) and transfer in HDR_NAMES, "SdrSource wraps PQ or HLG video"
-        self._convert = HdrToSdr(transfer, bt2020=info.color_primaries in (None, 2, BT2020))
+        self._convert = _to_sdr(inner.info)
         self._keep_deep = keep_deep
-        self._info = dataclasses.replace(info, **SDR_TAGS)
-        log.warning("%s is HDR (%s), which %s cannot mark as such: its colours are converted to SDR (sRGB), as an SDR "
-                    "screen shows them; write .mov or .mkv to keep the HDR", name, HDR_NAMES[transfer], _kind_of(output))  # fmt: skip
+        self._info = dataclasses.replace(inner.info, **SDR_TAGS)
+        log.warning("%s is HDR (%s), which %s cannot mark as such: its colours are converted to SDR (sRGB), as an SDR screen "
+                    "shows them; write .mov or .mkv to keep the HDR", name, HDR_NAMES[self._convert.transfer], _kind_of(output))  # fmt: skip
 
     @property
     def info(self) -> StreamInfo:
@@ -224,10 +228,7 @@ class SdrForModel(Source):
     def __init__(self, inner: Source) -> None:
         super().__init__()
         self.inner = inner
-        info = inner.info
-        transfer = info.color_trc
-        assert isinstance(transfer, int) and transfer in HDR_NAMES, "SdrForModel wraps PQ or HLG video"
-        self._convert = HdrToSdr(transfer, bt2020=info.color_primaries in (None, 2, BT2020))
+        self._convert = _to_sdr(inner.info)
 
     @property
     def info(self) -> StreamInfo:
