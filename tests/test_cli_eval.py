@@ -437,3 +437,33 @@ def test_count_mismatch_names_the_missing_frame(tmp_path, capsys):
     sparse = _pngs(tmp_path / "sparse", gts[:1])
     cv2.imwrite(str(sparse / "00004.png"), gts[4])  # annotated every fourth frame
     assert "prediction 00001.png has no ground-truth frame" in _error(capsys, str(gt), str(sparse))
+
+
+def _rgb_pngs(folder: Path, n: int) -> Path:
+    """Colour foreground pictures (a matting dataset's fgr/), nothing like a matte."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), rng.integers(0, 256, (H, W, 3), np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["rvm", "per_clip"])
+def test_videomatte_layouts_score_pha_and_never_fgr(tmp_path, capsys, layout):
+    """VideoMatte240K / RVM keep fgr/ beside pha/: fgr was scored as a sequence of mattes, or the hint named it."""
+    clips = {"0000": _truths(3), "0001": _truths(4, x0=2)}
+    preds = {name: _soft(g, seed=i) for i, (name, g) in enumerate(clips.items())}
+    for side, data in (("gt", clips), ("pred", preds)):
+        for name, masks in data.items():
+            pha = f"pha/{name}" if layout == "rvm" else f"{name}/pha"
+            _pngs(tmp_path / side / "videomatte_motion" / pha, masks)
+            _rgb_pngs(tmp_path / side / "videomatte_motion" / pha.replace("pha", "fgr"), len(masks))
+    report = _eval_json(tmp_path, str(tmp_path / "pred" / "videomatte_motion"), str(tmp_path / "gt" / "videomatte_motion"))
+    assert list(report["sequences"]) == ["0000", "0001"]
+    ev = _direct([(preds["0000"], clips["0000"]), (preds["0001"], clips["0001"])])
+    _same(report["summary"], {**ev.results(), "frames": 7})
+    one = _eval_json(tmp_path, str(tmp_path / "pred" / "videomatte_motion" / ("0001" if layout == "per_clip" else "pha/0001")),
+                     str(tmp_path / "gt" / "videomatte_motion" / ("0001" if layout == "per_clip" else "pha/0001")))
+    _same(one["summary"], {**ev.results(3), "frames": 4})
+    err = _error(capsys, str(tmp_path / "pred"), str(tmp_path / "gt"))
+    assert f"give one of them, e.g. {tmp_path / 'gt' / 'videomatte_motion'}" in err

@@ -205,9 +205,22 @@ class MaskClip:
             raise SourceError(f"{self.path} could not be decoded ({exc})") from exc
 
 
+MATTE_FOLDER = "pha"  # VideoMatte240K / RVM: the alpha mattes, beside the foregrounds in fgr/
+
+
+def matte_folder(path: PathLike) -> Path:
+    """``path/pha`` when ``path`` is a folder holding one (the VideoMatte240K / RVM layout, where ``fgr/``
+    beside it holds foreground colours, not mattes), else ``path``."""
+    p = Path(path)
+    return p / MATTE_FOLDER if (p / MATTE_FOLDER).is_dir() else p
+
+
 def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
-    """A folder or glob of images, one image, or a video, as a clip; ``role`` names it in errors."""
+    """A folder or glob of images (a clip's ``pha/`` for a matting layout), one image, or a video, as a clip;
+    ``role`` names it in errors."""
     text, p = str(path), Path(path)
+    if p.is_dir() and matte_folder(p) != p:
+        text, p = str(matte_folder(p)), matte_folder(p)
     if not p.exists():
         if is_glob(text):
             return MaskClip(text, tuple(list_images(text)))
@@ -251,8 +264,9 @@ def _prediction_for(root: Path, name: str) -> Optional[Path]:
 
 
 def _check_not_a_level_too_high(folders: list[Path], gt: PathLike) -> None:
-    """DataError when the "sequences" hold only folders: DAVIS' ``Annotations/`` given for ``Annotations/480p/``."""
-    if all(sequence_folders(f) is not None and not any(_images_in(f)) for f in folders):
+    """DataError when the "sequences" hold only folders: DAVIS' ``Annotations/`` given for ``Annotations/480p/``
+    (a matting clip's ``pha/`` + ``fgr/`` folders are one sequence, looked at through its ``pha/``)."""
+    if all(sequence_folders(m) is not None and not any(_images_in(m)) for m in map(matte_folder, folders)):
         shown = ", ".join(f.name for f in folders[:3])
         raise DataError(f"ground truth {gt} holds folders of sequence folders ({shown}): give one of them, "
                         f"e.g. {Path(gt) / folders[0].name}")
@@ -292,7 +306,8 @@ def pair_clips(
     pred: PathLike, gt: PathLike, sequences: Optional[list[str]] = None
 ) -> list[tuple[str, MaskClip, MaskClip]]:
     """(sequence name, prediction clip, ground-truth clip) pairs: one unnamed pair, or one per DAVIS sequence
-    (only the ``sequences`` named, when given)."""
+    (only the ``sequences`` named, when given). A folder holding ``pha/`` stands for that ``pha/``."""
+    pred, gt = matte_folder(pred), matte_folder(gt)
     folders = sequence_folders(gt)
     if folders is None:
         if sequences is not None:
