@@ -117,7 +117,7 @@ def test_mask_video_against_png_folder_table_and_json(tmp_path, capsys):
     assert 0.5 < want["iou"] < 1 and want["dtssd"] > 0.01 and want["flicker"] > 0.01  # a real clip, not a trivial one
     lines = capsys.readouterr().out.splitlines()
     header, row = lines[1].split(), lines[2].split()
-    assert header == ["frames", "S", "E", "wF", "maxF", "MAE", "IoU", "bIoU", "dtSSD", "flicker"]
+    assert header == ["frames", "S", "E", "wF", "maxF", "MAE", "IoU", "bIoU", "bF", "J&F", "dtSSD", "flicker"]
     assert row[0] == "all" and row[1] == str(T)
     keys = [k for k, _ in eval_cmd.COLUMNS]
     assert row[2:] == [f"{want[k]:.4f}" for k in keys]
@@ -211,7 +211,15 @@ def test_davis_layout_scores_each_sequence_and_all(tmp_path, capsys):
     _same(report["sequences"]["bear"], {**ev.results(0, 3), "frames": 3})
     _same(report["sequences"]["car"], {**ev.results(3), "frames": 4})
     _same(report["summary"], {**ev.results(), "frames": 7})
-    assert [row.split()[0] for row in _rows(capsys.readouterr().out)] == ["bear", "car", "all"]
+    # DAVIS' J&F Mean: each sequence once, not each frame (3 frames of bear would weigh 3/7, not 1/2)
+    mean = report["sequence_mean"]
+    for key in ("iou", "boundary_f", "j_and_f", "mae", "dtssd"):
+        assert mean[key] == pytest.approx((ev.results(0, 3)[key] + ev.results(3)[key]) / 2), key
+    assert mean["j_and_f"] == pytest.approx((mean["iou"] + mean["boundary_f"]) / 2) and mean["frames"] == 7
+    rows = _rows(capsys.readouterr().out)
+    assert [row.split()[0] for row in rows] == ["bear", "car", "mean", "all"]
+    keys = [k for k, _ in eval_cmd.COLUMNS]
+    assert rows[2].split()[2:] == [f"{mean[k]:.4f}" for k in keys]
 
 
 def test_json_to_stdout(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Eval metrics: IoU, MAE, boundary IoU, dtSSD and flicker against hand-computed values; the SOD measures against pysodmetrics called directly."""
+"""Eval metrics: IoU, MAE, boundary IoU and F, dtSSD and flicker against hand-computed values; the SOD measures against pysodmetrics called directly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import py_sod_metrics as sod
 import pytest
 
 from birefvid.errors import DataError
-from birefvid.eval import Evaluator, boundary_band, boundary_iou, dtssd, evaluate, flicker_index, iou, mae
+from birefvid.eval import Evaluator, boundary_band, boundary_f, boundary_iou, dtssd, evaluate, flicker_index, iou, mae
 from birefvid.eval.metrics import boundary_width
 
 
@@ -194,3 +194,46 @@ def test_bad_values_are_data_errors():
         evaluate([np.zeros((2, 2), np.int32)], [np.zeros((2, 2))])
     with pytest.raises(DataError, match="2 predictions but 1 ground-truth frames"):
         dtssd([np.zeros((2, 2))] * 2, [np.zeros((2, 2))])
+
+
+def _columns(c0: int, c1: int, h: int = 4, w: int = 20) -> np.ndarray:
+    """A boolean h×w mask, foreground in columns c0..c1-1 of every row."""
+    m = np.zeros((h, w), bool)
+    m[:, c0:c1] = True
+    return m
+
+
+def test_boundary_f_by_hand():
+    """DAVIS' F on a 4×20 picture: tolerance ceil(0.008 × 20.4) = 1 pixel; the truth's boundary is column 9 (4 pixels)."""
+    g = _columns(0, 10)
+    assert boundary_f(g, g) == 1.0
+    assert boundary_f(_columns(0, 11), g) == 1.0  # boundary at column 10, within 1 pixel of 9
+    assert boundary_f(_columns(0, 12), g) == 0.0  # column 11, two pixels off: P = R = 0
+    # a stray bar in column 15 adds boundary columns 14 and 15: P = 4 / 12, R = 1, F = 2PR / (P + R) = 0.5
+    stray = _columns(0, 10) | _columns(15, 16)
+    assert boundary_f(stray, g) == pytest.approx(0.5)
+    assert boundary_f(g, stray) == pytest.approx(0.5)  # R and P swap, F stays
+    empty = np.zeros_like(g)
+    assert boundary_f(empty, g) == 0.0 and boundary_f(g, empty) == 0.0 and boundary_f(empty, empty) == 1.0
+    assert boundary_f(np.where(stray, 0.6, 0.2), g, threshold=0.5) == pytest.approx(0.5)
+
+
+def test_boundary_f_is_not_boundary_iou():
+    """A 1-pixel shift of a box: DAVIS' F forgives it (tolerance 1 pixel at 64×48), boundary IoU does not."""
+    g, p = _box(48, 64, 10, 30, 10, 40), _box(48, 64, 10, 30, 11, 41)
+    assert boundary_f(p, g) == 1.0
+    assert boundary_iou(p, g) < 0.7
+
+
+def test_evaluator_j_and_f_and_void():
+    """J&F of a clip = (mean J + mean F) / 2; void pixels leave both masks, as DAVIS zeroes them before the boundaries."""
+    g = _columns(0, 10).astype(float)
+    ev = Evaluator()
+    ev.step(_columns(0, 12).astype(float), g)  # J = 10/12, F = 0
+    ev.step(g, g)  # J = F = 1
+    res = ev.results()
+    assert res["iou"] == pytest.approx((10 / 12 + 1) / 2) and res["boundary_f"] == pytest.approx(0.5)
+    assert res["j_and_f"] == pytest.approx(((10 / 12 + 1) / 2 + 0.5) / 2)
+    void = _columns(10, 12)  # the prediction's extra columns are void: J = F = 1
+    assert Evaluator().step(_columns(0, 12).astype(float), g, void)["boundary_f"] == 1.0
+    assert "boundary_f" not in Evaluator(sod=False).step(g, g)

@@ -17,12 +17,16 @@ COLUMNS = (
     ("mae", "MAE"),
     ("iou", "IoU"),
     ("boundary_iou", "bIoU"),
+    ("boundary_f", "bF"),
+    ("j_and_f", "J&F"),
     ("dtssd", "dtSSD"),
     ("flicker", "flicker"),
 )
 LEGEND = (
-    "higher is better: S, E (mean E), wF, maxF (pysodmetrics), IoU, bIoU (boundary IoU, band 2% of the diagonal)\n"
-    "lower is better: MAE, dtSSD, flicker, in alpha units 0-1 (RVM tables show dtSSD x100)"
+    "higher is better: S, E (mean E), wF, maxF (pysodmetrics), IoU (DAVIS J), bIoU (boundary IoU, band 2% of\n"
+    "  the diagonal), bF (DAVIS boundary F-measure, the F of J&F), J&F = (IoU + bF) / 2\n"
+    "lower is better: MAE, dtSSD, flicker, in alpha units 0-1 (RVM tables show dtSSD x100)\n"
+    "mean: each sequence counts once (DAVIS' J&F Mean); all: each frame counts once"
 )
 
 
@@ -51,6 +55,8 @@ def format_table(report: dict) -> str:
         label = f"{rec['sequence']}/{rec['frame']}" if "sequence" in rec else str(rec["frame"])
         rows.append((label, {**rec, "frames": 1}))
     rows += list(report.get("sequences", {}).items())
+    if "sequence_mean" in report:
+        rows.append(("mean", report["sequence_mean"]))
     rows.append(("all", report["summary"]))
     width = max(len(label) for label, _ in rows)
     head = f"{'':<{width}} {'frames':>6} " + " ".join(f"{title:>7}" for _, title in COLUMNS)

@@ -4,6 +4,7 @@ from birefvid.eval.metrics import (
     Evaluator,
     as_alpha,
     boundary_band,
+    boundary_f,
     boundary_iou,
     dtssd,
     evaluate,
@@ -12,4 +13,4 @@ from birefvid.eval.metrics import (
     mae,
 )
 
-__all__ = ["Evaluator", "as_alpha", "boundary_band", "boundary_iou", "dtssd", "evaluate", "flicker_index", "iou", "mae"]
+__all__ = ["Evaluator", "as_alpha", "boundary_band", "boundary_f", "boundary_iou", "dtssd", "evaluate", "flicker_index", "iou", "mae"]

@@ -10,6 +10,12 @@ Per frame (all in alpha units, [0, 1]):
 * ``boundary_iou``: the same IoU on the masks' inner boundary bands (Cheng et al., "Boundary IoU",
   CVPR 2021): the pixels of a mask within d = max(1, round(0.02 × image diagonal)) pixels
   (chessboard distance) of its outside, the image border counting as outside.
+* ``boundary_f``: DAVIS' boundary F-measure (Perazzi et al., CVPR 2016; the F of J&F, as the
+  davis2017-evaluation toolkit computes it): each mask's one-pixel boundary (a pixel that differs
+  from its right, lower or lower-right neighbour), precision = the share of the prediction's boundary
+  pixels within a disk of radius ceil(0.008 × image diagonal) of the truth's, recall the converse,
+  F = 2PR / (P + R); a missing boundary on one side gives P or R of 0, on both sides F = 1.
+  ``iou`` is DAVIS' J (region similarity) of the same masks; ``j_and_f`` = (J + F) / 2 of a clip.
 * ``mae``: mean |pred − gt| against the *soft* ground truth (the matting MAD, not ×1000); equal
   to pysodmetrics' MAE whenever the ground truth is binary.
 * ``s_measure``, ``e_measure`` (mean E over the 256 thresholds), ``weighted_f`` (β² = 1) and
@@ -51,6 +57,7 @@ GT_THRESHOLD = 0.5  # ground truth is foreground where >= this
 BOUNDARY_RATIO = 0.02  # boundary band width as a fraction of the image diagonal (Cheng et al. 2021)
 STATIC_GT_STEP = 1 / 255  # |Δgt| at most this counts as "the truth did not change" for flicker
 F_BETA2 = 0.3  # β² of max F (the SOD convention)
+DAVIS_BOUND_TH = 0.008  # DAVIS boundary F: match tolerance as a fraction of the image diagonal
 TEMPORAL_KEYS = ("dt_mae", "dtssd", "flicker")
 SOD_KEYS = ("s_measure", "e_measure", "weighted_f", "max_f")
 
@@ -113,6 +120,42 @@ def boundary_iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5, ratio
     """IoU of the boundary bands of pred >= ``threshold`` and gt >= 0.5 (Cheng et al. 2021); 1.0 when both are empty."""
     p, g = _unit(pred, "pred") >= threshold, _unit(gt, "gt") >= GT_THRESHOLD
     return float(_iou_bool(boundary_band(p, ratio), boundary_band(g, ratio)))
+
+
+def _boundary_map(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask's one-pixel boundary as DAVIS draws it: pixels that differ from their right, lower or
+    lower-right neighbour (the edges of the picture compare along the edge only; the corner pixel never counts)."""
+    right, down, diag = np.zeros_like(mask), np.zeros_like(mask), np.zeros_like(mask)
+    right[:, :-1], down[:-1, :], diag[:-1, :-1] = mask[:, 1:], mask[1:, :], mask[1:, 1:]
+    edge = (mask ^ right) | (mask ^ down) | (mask ^ diag)
+    edge[-1, :] = mask[-1, :] ^ right[-1, :]
+    edge[:, -1] = mask[:, -1] ^ down[:, -1]
+    edge[-1, -1] = False
+    return edge
+
+
+def _disk(radius: int) -> np.ndarray:
+    """The (2r+1)² uint8 structuring element of the pixels within ``radius`` (Euclidean) of the centre."""
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return (x * x + y * y <= radius * radius).astype(np.uint8)
+
+
+def _boundary_f_bool(p: np.ndarray, g: np.ndarray) -> float:
+    """DAVIS' boundary F-measure of two boolean masks (see the module notes)."""
+    bp, bg = _boundary_map(p), _boundary_map(g)
+    n_p, n_g = int(np.count_nonzero(bp)), int(np.count_nonzero(bg))
+    if n_p == 0 or n_g == 0:
+        return 1.0 if n_p == n_g else 0.0  # one side without a boundary: P or R is 0, and so is F
+    disk = _disk(int(math.ceil(DAVIS_BOUND_TH * math.hypot(*p.shape))))
+    near_g = cv2.dilate(bg.astype(np.uint8), disk) > 0
+    near_p = cv2.dilate(bp.astype(np.uint8), disk) > 0
+    precision, recall = np.count_nonzero(bp & near_g) / n_p, np.count_nonzero(bg & near_p) / n_g
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def boundary_f(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
+    """DAVIS' boundary F-measure (the F of J&F) of pred >= ``threshold`` and gt >= 0.5, in [0, 1]."""
+    return float(_boundary_f_bool(_unit(pred, "pred") >= threshold, _unit(gt, "gt") >= GT_THRESHOLD))
 
 
 def _pair_metrics(
@@ -194,7 +237,7 @@ class _SodMeters:
 class Evaluator:
     """Accumulates per-frame metrics over a stream of (pred, gt) pairs, keeping only the previous frame.
 
-    ``sod=False`` skips the slower shape measures (S, E, weighted and max F, boundary IoU).
+    ``sod=False`` skips the slower shape measures (S, E, weighted and max F, boundary IoU and F, J&F).
     Call ``new_clip()`` between clips so no temporal pair spans the cut.
     """
 
@@ -230,6 +273,7 @@ class Evaluator:
         rec = {"iou": float(_iou_bool(pb, gb)), "mae": float(err.mean()) if err.size else 0.0}
         if self._sod is not None:
             rec["boundary_iou"] = float(_iou_bool(boundary_band(pb, self.boundary_ratio), boundary_band(gb, self.boundary_ratio)))
+            rec["boundary_f"] = float(_boundary_f_bool(pb, gb))
             rec.update(self._sod.step(p, gb))
         if self._prev is not None and self._prev[0].shape == p.shape:
             p_prev, g_prev, keep_prev = self._prev
@@ -246,13 +290,14 @@ class Evaluator:
         if not recs:
             raise DataError("no frames were evaluated; check that predictions and ground truth are not empty")
         out = {"frames": float(len(recs))}
-        keys = ["iou", "mae"] + (["boundary_iou"] if self._sod is not None else []) + list(TEMPORAL_KEYS)
+        keys = ["iou", "mae"] + (["boundary_iou", "boundary_f"] if self._sod is not None else []) + list(TEMPORAL_KEYS)
         for key in keys:
             values = [r[key] for r in recs if key in r]
             if values:
                 out[key] = float(np.mean(values))
         if self._sod is not None:
             out.update(self._sod.summary(span))
+            out["j_and_f"] = (out["iou"] + out["boundary_f"]) / 2
         return out
 
 

@@ -21,7 +21,9 @@ Folders are read in natural name order (f2 before f10). A DAVIS-style root (a fo
 folders and nothing else) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
 ``PRED/<name>/`` or ``PRED/<name>.<video extension>``, or only the sequences named (DAVIS'
 ``ImageSets/2017/val.txt`` beside all 90 annotated ones). ``evaluate_paths`` scores it all: the
-summary is over every frame (and every within-sequence pair) of every sequence.
+summary is over every frame (and every within-sequence pair) of every sequence, each frame counting
+once (as RVM's VideoMatte tables, whose clips are equally long); ``sequence_mean`` averages the
+sequences' own values, each sequence counting once (as DAVIS' J&F Mean).
 """
 
 from __future__ import annotations
@@ -417,9 +419,21 @@ def evaluate_paths(
     report["summary"] = _counted(ev.results())
     if sequences:
         report["sequences"] = sequences
+    if len(sequences) > 1:
+        report["sequence_mean"] = sequence_mean(sequences)
     if per_frame:
         report["per_frame"] = rows
     return report
+
+
+def sequence_mean(sequences: dict[str, dict]) -> dict:
+    """The mean of each metric over the sequences, each counting once whatever its length (DAVIS' J&F Mean
+    averages per-sequence means this way); ``frames`` is their total."""
+    keys = dict.fromkeys(k for values in sequences.values() for k in values if k != "frames")
+    out: dict = {"frames": sum(int(v["frames"]) for v in sequences.values())}
+    for key in keys:
+        out[key] = float(np.mean([v[key] for v in sequences.values() if key in v]))
+    return out
 
 
 def _counted(results: dict[str, float]) -> dict:
