@@ -96,8 +96,15 @@ def _eval_json(tmp_path: Path, *argv: str) -> dict:
 
 
 def _rows(out: str) -> list[str]:
-    """The table's value rows: after the title and header lines, before the legend."""
-    return out.splitlines()[2 : -len(eval_cmd.LEGEND.splitlines())]
+    """The first table's value rows: after the title and header lines, before the legend."""
+    lines = out.splitlines()
+    return lines[2 : lines.index(eval_cmd.LEGEND.splitlines()[0])]
+
+
+def _matting_rows(out: str) -> list[str]:
+    """The matting table's value rows: after its title and header, before its legend."""
+    lines = out.splitlines()
+    return lines[lines.index(eval_cmd.MATTING_TITLE) + 2 : lines.index(eval_cmd.MATTING_LEGEND.splitlines()[0])]
 
 
 def _same(got: dict, want: dict) -> None:
@@ -475,3 +482,18 @@ def test_videomatte_layouts_score_pha_and_never_fgr(tmp_path, capsys, layout):
     _same(one["summary"], {**ev.results(3), "frames": 4})
     err = _error(capsys, str(tmp_path / "pred"), str(tmp_path / "gt"))
     assert f"give one of them, e.g. {tmp_path / 'gt' / 'videomatte_motion'}" in err
+
+
+def test_matting_table_at_rvm_scales(tmp_path, capsys):
+    """A matting researcher reads MAD, MSE x1000, Grad, Conn and dtSSD x100 (0 for the first frame) off RVM's tables."""
+    gts = [cv2.GaussianBlur(g, (0, 0), 2) for g in _truths()]  # soft mattes
+    preds = _soft(gts, seed=5)
+    gt, pred = _pngs(tmp_path / "gt", gts), _pngs(tmp_path / "pred", preds)
+    report = _eval_json(tmp_path, str(pred), str(gt))
+    summary, ev = report["summary"], _direct([(preds, gts)])
+    assert summary["rvm_mad"] == pytest.approx(1000 * summary["mae"]) and summary["rvm_mse"] == pytest.approx(1000 * summary["mse"])
+    assert summary["rvm_dtssd"] == pytest.approx(100 * (T - 1) / T * summary["dtssd"])
+    assert summary["grad"] == pytest.approx(np.mean([r["grad"] for r in ev.frames])) and summary["grad"] > 0
+    assert summary["conn"] > 0
+    rows = _matting_rows(capsys.readouterr().out)
+    assert [r.split() for r in rows] == [["all", str(T)] + [f"{summary[k]:.4f}" for k, _ in eval_cmd.MATTING_COLUMNS]]

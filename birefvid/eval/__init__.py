@@ -6,11 +6,16 @@ from birefvid.eval.metrics import (
     boundary_band,
     boundary_f,
     boundary_iou,
+    connectivity_error,
     dtssd,
     evaluate,
     flicker_index,
+    gradient_error,
     iou,
     mae,
 )
 
-__all__ = ["Evaluator", "as_alpha", "boundary_band", "boundary_f", "boundary_iou", "dtssd", "evaluate", "flicker_index", "iou", "mae"]
+__all__ = [
+    "Evaluator", "as_alpha", "boundary_band", "boundary_f", "boundary_iou", "connectivity_error", "dtssd", "evaluate", "flicker_index",
+    "gradient_error", "iou", "mae",
+]
