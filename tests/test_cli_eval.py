@@ -497,3 +497,22 @@ def test_matting_table_at_rvm_scales(tmp_path, capsys):
     assert summary["conn"] > 0
     rows = _matting_rows(capsys.readouterr().out)
     assert [r.split() for r in rows] == [["all", str(T)] + [f"{summary[k]:.4f}" for k, _ in eval_cmd.MATTING_COLUMNS]]
+
+
+def test_a_folder_of_truth_videos_is_a_set_of_sequences(tmp_path, capsys):
+    """VideoMatte240K's test set as downloaded: test/pha/0000.mp4 beside test/fgr/0000.mp4 (was: 'no images found')."""
+    clips = {"0000": _truths(3), "0001": _truths(4, x0=2)}
+    preds = {name: _soft(g, seed=i) for i, (name, g) in enumerate(clips.items())}
+    for name, masks in clips.items():
+        (tmp_path / "test" / "pha").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "test" / "fgr").mkdir(parents=True, exist_ok=True)
+        _video(tmp_path / "test" / "pha" / f"{name}.mkv", masks, "ffv1", "gray", "gray")
+        _video(tmp_path / "test" / "fgr" / f"{name}.mkv", [255 - m for m in masks], "ffv1", "gray", "gray")
+    _pngs(tmp_path / "pred" / "0000", preds["0000"])
+    _video(tmp_path / "pred" / "0001.mkv", preds["0001"], "ffv1", "gray", "gray")
+    report = _eval_json(tmp_path, str(tmp_path / "pred"), str(tmp_path / "test"))
+    ev = _direct([(preds["0000"], clips["0000"]), (preds["0001"], clips["0001"])])
+    assert list(report["sequences"]) == ["0000", "0001"]
+    _same(report["summary"], {**ev.results(), "frames": 7})
+    one = _eval_json(tmp_path, str(tmp_path / "pred"), str(tmp_path / "test" / "pha"), "--sequences", "0001")
+    _same(one["summary"], {**ev.results(3), "frames": 4})

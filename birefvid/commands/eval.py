@@ -47,12 +47,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", metavar="PRED", help="predictions: alpha or mask video, folder or glob of mask images, "
                         "or (with a DAVIS-style GT) a folder of per-sequence folders/videos")
     parser.add_argument("gt", metavar="GT", help="ground truth: folder or glob of masks, a mask video, "
-                        "or a folder of sequence folders (DAVIS Annotations layout)")
+                        "or a folder of sequence folders or videos (DAVIS Annotations layout, VideoMatte240K test/pha)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': print JSON instead of the table)")
     parser.add_argument("--per-frame", action="store_true", help="list every frame's values too (table and JSON)")
     parser.add_argument("--sequences", metavar="FILE|A,B", help="with a DAVIS-style GT, score only these sequences: "
                         "a file of one name per line (DAVIS ImageSets/2017/val.txt) or names separated by commas")
-    parser.add_argument("--threshold", type=float, default=0.5, help="binarize predictions here for IoU and boundary IoU (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="binarize predictions here for IoU, boundary IoU and boundary F (default 0.5)")
     parser.set_defaults(run=run)
 
 

@@ -18,7 +18,7 @@ What a file contributes, per frame:
   only): by the same rule, its alpha unless every frame is opaque, then its brightness.
 
 Folders are read in natural name order (f2 before f10). A DAVIS-style root (a folder of sequence
-folders and nothing else) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
+folders or videos and no images) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
 ``PRED/<name>/`` or ``PRED/<name>.<video extension>``, or only the sequences named (DAVIS'
 ``ImageSets/2017/val.txt`` beside all 90 annotated ones). ``evaluate_paths`` scores it all: the
 summary is over every frame (and every within-sequence pair) of every sequence, each frame counting
@@ -244,15 +244,21 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
 
 
 def sequence_folders(path: PathLike) -> Optional[list[Path]]:
-    """The sequence folders of a DAVIS-style root (folders only, no images beside them), else None."""
+    """The sequences of a DAVIS-style root: its folders and videos (VideoMatte240K's ``test/pha/0000.mp4``),
+    with no images beside them; else None."""
     p = Path(path)
     if not p.is_dir():
         return None
     entries = [e for e in p.iterdir() if not e.name.startswith(".")]
-    folders = [e for e in entries if e.is_dir()]
-    if not folders or any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries if e.is_file()):
+    sequences = [e for e in entries if e.is_dir() or (e.is_file() and e.suffix.lower() in VIDEO_EXTENSIONS)]
+    if not sequences or any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries if e.is_file()):
         return None
-    return sorted(folders, key=natural_key)
+    return sorted(sequences, key=natural_key)
+
+
+def sequence_name(path: Path) -> str:
+    """A sequence's name: its folder's name, or its video's name without the extension."""
+    return path.name if path.is_dir() else path.stem
 
 
 def _prediction_for(root: Path, name: str) -> Optional[Path]:
@@ -296,7 +302,7 @@ def sequence_names(text: str) -> list[str]:
 
 def _select(sequences: list[Path], names: list[str], gt: PathLike) -> list[Path]:
     """The ground-truth sequence folders named, in the list's order; a name GT lacks is a DataError."""
-    by_name = {s.name: s for s in sequences}
+    by_name = {sequence_name(s): s for s in sequences}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
@@ -324,11 +330,12 @@ def pair_clips(
     pairs: list[tuple[str, MaskClip, MaskClip]] = []
     missing: list[str] = []
     for seq in folders:
-        found = _prediction_for(root, seq.name)
+        name = sequence_name(seq)
+        found = _prediction_for(root, name)
         if found is None:
-            missing.append(seq.name)
+            missing.append(name)
         else:
-            pairs.append((seq.name, open_masks(found, "predictions"), open_masks(seq, "ground truth")))
+            pairs.append((name, open_masks(found, "predictions"), open_masks(seq, "ground truth")))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         hint = "" if sequences is not None else "; --sequences scores a subset (e.g. DAVIS' ImageSets/2017/val.txt)"
