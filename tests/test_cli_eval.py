@@ -451,7 +451,33 @@ def test_count_mismatch_names_the_missing_frame(tmp_path, capsys):
     assert "without a prediction is 00004.png" in _error(capsys, str(one_based), str(gt))
     sparse = _pngs(tmp_path / "sparse", gts[:1])
     cv2.imwrite(str(sparse / "00004.png"), gts[4])  # annotated every fourth frame
-    assert "prediction 00001.png has no ground-truth frame" in _error(capsys, str(gt), str(sparse))
+    one_based_all = _pngs(tmp_path / "one_based_all", [])
+    for i, g in enumerate(gts):
+        cv2.imwrite(str(one_based_all / f"frame_{i + 1}.png"), g)  # numbers that are not the annotations': refused
+    assert "prediction frame_2.png has no ground-truth frame" in _error(capsys, str(one_based_all), str(sparse))
+
+
+def test_sparse_annotations_pair_by_frame_number(tmp_path, capsys):
+    """YouTube-VOS (all frames) annotates every fifth frame: predictions of every frame were refused; now the
+    annotated ones are scored, and no temporal pair spans a gap."""
+    gts = _truths(7)
+    preds = _soft(gts, seed=9)
+    pred = tmp_path / "pred"  # birefvid process JPEGImages/<video> -o pred --output mask keeps the input's numbers
+    pred.mkdir()
+    for i, p in enumerate(preds):
+        cv2.imwrite(str(pred / f"frame_{i:06d}.png"), p)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i in (0, 5, 6):
+        cv2.imwrite(str(gt / f"{i:05d}.png"), gts[i])
+    report = _eval_json(tmp_path, str(pred), str(gt), "--per-frame")
+    ev = Evaluator()
+    ev.step(preds[0], gts[0])
+    ev.new_clip()
+    ev.step(preds[5], gts[5])
+    ev.step(preds[6], gts[6])  # the one pair of consecutive annotated frames
+    _same(report["summary"], {**ev.results(), "frames": 3})
+    assert len(report["per_frame"]) == 3 and "dtssd" not in report["per_frame"][1] and "dtssd" in report["per_frame"][2]
 
 
 def _rgb_pngs(folder: Path, n: int) -> Path:

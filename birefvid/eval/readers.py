@@ -378,9 +378,38 @@ def _drain(it: Iterator[object]) -> int:
     return sum(1 for _ in it)
 
 
+def _annotated_frames(pred: tuple[Path, ...], gt: tuple[Path, ...]) -> Optional[tuple[Path, ...]]:
+    """For sparse annotations (YouTube-VOS' every fifth frame), the predictions numbered as the annotated frames
+    are (00005.png for 00005.png, frame_000005.png too), in the annotations' order; None unless each annotation
+    has exactly one such prediction."""
+    by_number: dict[int, Path] = {}
+    for f in pred:
+        n = _frame_number(f)
+        if n is None or n in by_number:
+            return None
+        by_number[n] = f
+    numbers = [_frame_number(f) for f in gt]
+    if any(n is None or n not in by_number for n in numbers):
+        return None
+    return tuple(by_number[n] for n in numbers)  # type: ignore[index]
+
+
+def _clip_starts(gt: tuple[Path, ...]) -> set[int]:
+    """Indices of annotated frames that do not follow the one before (a gap in the numbers): no temporal pair
+    spans a gap, since flicker and dtSSD compare consecutive frames."""
+    numbers = [_frame_number(f) for f in gt]
+    return {i for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1}  # type: ignore[operator]
+
+
 def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> None:
-    """Feed one clip pair into ``ev`` frame by frame; a count or size mismatch is a one-line DataError."""
+    """Feed one clip pair into ``ev`` frame by frame; a count or size mismatch is a one-line DataError. Image
+    predictions of more frames than a sparse annotation are paired by frame number when each annotation has one."""
     where = f"sequence {name}: " if name else ""
+    starts: set[int] = set()
+    if pred.files and gt.files and pred.count > len(gt.files):  # type: ignore[operator]
+        picked = _annotated_frames(pred.files, gt.files)
+        if picked is not None:
+            pred, starts = MaskClip(pred.path, picked), _clip_starts(gt.files)
     if pred.count is not None and gt.count is not None and pred.count != gt.count:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
                         f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}")
@@ -388,6 +417,8 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
     it_p, it_g = iter(pred), gt.frames()
     n = 0
     for p in it_p:
+        if n in starts:
+            ev.new_clip()
         g, void = next(it_g, (None, None))
         if g is None:
             raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n + 1 + _drain(it_p)}, "
