@@ -54,9 +54,9 @@ A clip's value is the mean over its frames (pairs for the temporal metrics).
 
 Void pixels (``Evaluator.step(..., void=)``: what an annotation leaves unlabelled, DAVIS index 255)
 are scored as the DAVIS benchmark scores them: left out of IoU's intersection and union and out of
-MAE and the temporal metrics (a pair leaves out what is void in either frame), and background in both
-prediction and truth for the boundary band and pysodmetrics' shape measures (DAVIS' F zeroes the
-prediction there).
+MAE, MSE and the temporal metrics (a pair leaves out what is void in either frame), and background in
+both prediction and truth for the boundary band, boundary F (DAVIS' F zeroes both masks there), Grad,
+Conn and pysodmetrics' shape measures.
 """
 
 from __future__ import annotations
