@@ -30,7 +30,7 @@ written here since no maintained library provides them), against the soft truth:
   thresholds 0.1, 0.2, ... 1, a pixel leaves the largest 4-connected part of (gt ≥ t) ∧ (pred ≥ t)
   at the first t where it is outside it, l its previous threshold (1 if it never leaves); φ(a) = 1 −
   (a − l) where a − l ≥ 0.15, else 1; conn = Σ |φ(gt) − φ(pred)| / 1000, on float32 alphas as RVM
-  reads 8-bit mattes (the thresholds fall between 8-bit levels as they do there).
+  reads 8-bit mattes (so 153/255 reaches its threshold 0.6, as it does there; in float64 it would not).
 * ``rvm_mad``, ``rvm_mse`` = 1000 × ``mae``, ``mse``, and ``rvm_dtssd`` = 100 × ``dtssd`` with 0 for
   each clip's first frame: per frame as in RVM's tables, so a clip's mean over its T frames is RVM's
   dtSSD (100 × (T − 1) / T × ours).
