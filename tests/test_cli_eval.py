@@ -96,8 +96,15 @@ def _eval_json(tmp_path: Path, *argv: str) -> dict:
 
 
 def _rows(out: str) -> list[str]:
-    """The table's value rows: after the title and header lines, before the legend."""
-    return out.splitlines()[2 : -len(eval_cmd.LEGEND.splitlines())]
+    """The first table's value rows: after the title and header lines, before the legend."""
+    lines = out.splitlines()
+    return lines[2 : lines.index(eval_cmd.LEGEND.splitlines()[0])]
+
+
+def _matting_rows(out: str) -> list[str]:
+    """The matting table's value rows: after its title and header, before its legend."""
+    lines = out.splitlines()
+    return lines[lines.index(eval_cmd.MATTING_TITLE) + 2 : lines.index(eval_cmd.MATTING_LEGEND.splitlines()[0])]
 
 
 def _same(got: dict, want: dict) -> None:
@@ -117,7 +124,7 @@ def test_mask_video_against_png_folder_table_and_json(tmp_path, capsys):
     assert 0.5 < want["iou"] < 1 and want["dtssd"] > 0.01 and want["flicker"] > 0.01  # a real clip, not a trivial one
     lines = capsys.readouterr().out.splitlines()
     header, row = lines[1].split(), lines[2].split()
-    assert header == ["frames", "S", "E", "wF", "maxF", "MAE", "IoU", "bIoU", "dtSSD", "flicker"]
+    assert header == ["frames", "S", "E", "wF", "maxF", "MAE", "IoU", "bIoU", "bF", "J&F", "dtSSD", "flicker"]
     assert row[0] == "all" and row[1] == str(T)
     keys = [k for k, _ in eval_cmd.COLUMNS]
     assert row[2:] == [f"{want[k]:.4f}" for k in keys]
@@ -211,7 +218,15 @@ def test_davis_layout_scores_each_sequence_and_all(tmp_path, capsys):
     _same(report["sequences"]["bear"], {**ev.results(0, 3), "frames": 3})
     _same(report["sequences"]["car"], {**ev.results(3), "frames": 4})
     _same(report["summary"], {**ev.results(), "frames": 7})
-    assert [row.split()[0] for row in _rows(capsys.readouterr().out)] == ["bear", "car", "all"]
+    # DAVIS' J&F Mean: each sequence once, not each frame (3 frames of bear would weigh 3/7, not 1/2)
+    mean = report["sequence_mean"]
+    for key in ("iou", "boundary_f", "j_and_f", "mae", "dtssd"):
+        assert mean[key] == pytest.approx((ev.results(0, 3)[key] + ev.results(3)[key]) / 2), key
+    assert mean["j_and_f"] == pytest.approx((mean["iou"] + mean["boundary_f"]) / 2) and mean["frames"] == 7
+    rows = _rows(capsys.readouterr().out)
+    assert [row.split()[0] for row in rows] == ["bear", "car", "mean", "all"]
+    keys = [k for k, _ in eval_cmd.COLUMNS]
+    assert rows[2].split()[2:] == [f"{mean[k]:.4f}" for k in keys]
 
 
 def test_json_to_stdout(tmp_path, capsys):
@@ -436,4 +451,94 @@ def test_count_mismatch_names_the_missing_frame(tmp_path, capsys):
     assert "without a prediction is 00004.png" in _error(capsys, str(one_based), str(gt))
     sparse = _pngs(tmp_path / "sparse", gts[:1])
     cv2.imwrite(str(sparse / "00004.png"), gts[4])  # annotated every fourth frame
-    assert "prediction 00001.png has no ground-truth frame" in _error(capsys, str(gt), str(sparse))
+    one_based_all = _pngs(tmp_path / "one_based_all", [])
+    for i, g in enumerate(gts):
+        cv2.imwrite(str(one_based_all / f"frame_{i + 1}.png"), g)  # numbers that are not the annotations': refused
+    assert "prediction frame_2.png has no ground-truth frame" in _error(capsys, str(one_based_all), str(sparse))
+
+
+def test_sparse_annotations_pair_by_frame_number(tmp_path, capsys):
+    """YouTube-VOS (all frames) annotates every fifth frame: predictions of every frame were refused; now the
+    annotated ones are scored, and no temporal pair spans a gap."""
+    gts = _truths(7)
+    preds = _soft(gts, seed=9)
+    pred = tmp_path / "pred"  # birefvid process JPEGImages/<video> -o pred --output mask keeps the input's numbers
+    pred.mkdir()
+    for i, p in enumerate(preds):
+        cv2.imwrite(str(pred / f"frame_{i:06d}.png"), p)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i in (0, 5, 6):
+        cv2.imwrite(str(gt / f"{i:05d}.png"), gts[i])
+    report = _eval_json(tmp_path, str(pred), str(gt), "--per-frame")
+    ev = Evaluator()
+    ev.step(preds[0], gts[0])
+    ev.new_clip()
+    ev.step(preds[5], gts[5])
+    ev.step(preds[6], gts[6])  # the one pair of consecutive annotated frames
+    _same(report["summary"], {**ev.results(), "frames": 3})
+    assert len(report["per_frame"]) == 3 and "dtssd" not in report["per_frame"][1] and "dtssd" in report["per_frame"][2]
+
+
+def _rgb_pngs(folder: Path, n: int) -> Path:
+    """Colour foreground pictures (a matting dataset's fgr/), nothing like a matte."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), rng.integers(0, 256, (H, W, 3), np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["rvm", "per_clip"])
+def test_videomatte_layouts_score_pha_and_never_fgr(tmp_path, capsys, layout):
+    """VideoMatte240K / RVM keep fgr/ beside pha/: fgr was scored as a sequence of mattes, or the hint named it."""
+    clips = {"0000": _truths(3), "0001": _truths(4, x0=2)}
+    preds = {name: _soft(g, seed=i) for i, (name, g) in enumerate(clips.items())}
+    for side, data in (("gt", clips), ("pred", preds)):
+        for name, masks in data.items():
+            pha = f"pha/{name}" if layout == "rvm" else f"{name}/pha"
+            _pngs(tmp_path / side / "videomatte_motion" / pha, masks)
+            _rgb_pngs(tmp_path / side / "videomatte_motion" / pha.replace("pha", "fgr"), len(masks))
+    report = _eval_json(tmp_path, str(tmp_path / "pred" / "videomatte_motion"), str(tmp_path / "gt" / "videomatte_motion"))
+    assert list(report["sequences"]) == ["0000", "0001"]
+    ev = _direct([(preds["0000"], clips["0000"]), (preds["0001"], clips["0001"])])
+    _same(report["summary"], {**ev.results(), "frames": 7})
+    one = _eval_json(tmp_path, str(tmp_path / "pred" / "videomatte_motion" / ("0001" if layout == "per_clip" else "pha/0001")),
+                     str(tmp_path / "gt" / "videomatte_motion" / ("0001" if layout == "per_clip" else "pha/0001")))
+    _same(one["summary"], {**ev.results(3), "frames": 4})
+    err = _error(capsys, str(tmp_path / "pred"), str(tmp_path / "gt"))
+    assert f"give one of them, e.g. {tmp_path / 'gt' / 'videomatte_motion'}" in err
+
+
+def test_matting_table_at_rvm_scales(tmp_path, capsys):
+    """A matting researcher reads MAD, MSE x1000, Grad, Conn and dtSSD x100 (0 for the first frame) off RVM's tables."""
+    gts = [cv2.GaussianBlur(g, (0, 0), 2) for g in _truths()]  # soft mattes
+    preds = _soft(gts, seed=5)
+    gt, pred = _pngs(tmp_path / "gt", gts), _pngs(tmp_path / "pred", preds)
+    report = _eval_json(tmp_path, str(pred), str(gt))
+    summary, ev = report["summary"], _direct([(preds, gts)])
+    assert summary["rvm_mad"] == pytest.approx(1000 * summary["mae"]) and summary["rvm_mse"] == pytest.approx(1000 * summary["mse"])
+    assert summary["rvm_dtssd"] == pytest.approx(100 * (T - 1) / T * summary["dtssd"])
+    assert summary["grad"] == pytest.approx(np.mean([r["grad"] for r in ev.frames])) and summary["grad"] > 0
+    assert summary["conn"] > 0
+    rows = _matting_rows(capsys.readouterr().out)
+    assert [r.split() for r in rows] == [["all", str(T)] + [f"{summary[k]:.4f}" for k, _ in eval_cmd.MATTING_COLUMNS]]
+
+
+def test_a_folder_of_truth_videos_is_a_set_of_sequences(tmp_path, capsys):
+    """VideoMatte240K's test set as downloaded: test/pha/0000.mp4 beside test/fgr/0000.mp4 (was: 'no images found')."""
+    clips = {"0000": _truths(3), "0001": _truths(4, x0=2)}
+    preds = {name: _soft(g, seed=i) for i, (name, g) in enumerate(clips.items())}
+    for name, masks in clips.items():
+        (tmp_path / "test" / "pha").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "test" / "fgr").mkdir(parents=True, exist_ok=True)
+        _video(tmp_path / "test" / "pha" / f"{name}.mkv", masks, "ffv1", "gray", "gray")
+        _video(tmp_path / "test" / "fgr" / f"{name}.mkv", [255 - m for m in masks], "ffv1", "gray", "gray")
+    _pngs(tmp_path / "pred" / "0000", preds["0000"])
+    _video(tmp_path / "pred" / "0001.mkv", preds["0001"], "ffv1", "gray", "gray")
+    report = _eval_json(tmp_path, str(tmp_path / "pred"), str(tmp_path / "test"))
+    ev = _direct([(preds["0000"], clips["0000"]), (preds["0001"], clips["0001"])])
+    assert list(report["sequences"]) == ["0000", "0001"]
+    _same(report["summary"], {**ev.results(), "frames": 7})
+    one = _eval_json(tmp_path, str(tmp_path / "pred"), str(tmp_path / "test" / "pha"), "--sequences", "0001")
+    _same(one["summary"], {**ev.results(3), "frames": 4})

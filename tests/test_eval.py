@@ -43,7 +43,7 @@ def test_evaluate_perfect_and_degraded_clip():
 
 def test_evaluate_without_sod_metrics_and_single_frame():
     res = evaluate([_square()], [_square()], sod=False)
-    assert set(res) == {"frames", "iou", "mae"}  # no dt_mae for one frame
+    assert set(res) == {"frames", "iou", "mae", "mse", "rvm_mad", "rvm_mse"}  # no dt_mae, dtssd or rvm_dtssd for one frame
 
 
 def test_evaluate_errors():

@@ -1,4 +1,4 @@
-"""Eval metrics: IoU, MAE, boundary IoU, dtSSD and flicker against hand-computed values; the SOD measures against pysodmetrics called directly."""
+"""Eval metrics: IoU, MAE, MSE, boundary IoU and F, Grad, Conn, dtSSD and flicker against hand-computed values; the SOD measures against pysodmetrics called directly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import py_sod_metrics as sod
 import pytest
 
 from birefvid.errors import DataError
-from birefvid.eval import Evaluator, boundary_band, boundary_iou, dtssd, evaluate, flicker_index, iou, mae
+from birefvid.eval import Evaluator, boundary_band, boundary_f, boundary_iou, connectivity_error, dtssd, gradient_error, evaluate, flicker_index, iou, mae
 from birefvid.eval.metrics import boundary_width
 
 
@@ -111,6 +111,11 @@ def test_dtssd_scale_against_the_rvm_formula():
         100 * math.sqrt((((preds[t] - preds[t - 1]) - (gts[t] - gts[t - 1])) ** 2).sum() / gts[t].size) for t in range(1, 5)
     ]
     assert np.mean(rvm) == pytest.approx(100 * 4 / 5 * dtssd(list(preds), list(gts)))
+    ev = Evaluator(sod=False)
+    for p, g in zip(preds, gts):
+        ev.step(p, g)
+    assert ev.results()["rvm_dtssd"] == pytest.approx(np.mean(rvm))  # RVM's number, as its tables print it
+    assert [r["rvm_dtssd"] for r in ev.frames] == pytest.approx(rvm)
 
 
 def test_evaluator_pairs_stay_within_a_clip():
@@ -194,3 +199,118 @@ def test_bad_values_are_data_errors():
         evaluate([np.zeros((2, 2), np.int32)], [np.zeros((2, 2))])
     with pytest.raises(DataError, match="2 predictions but 1 ground-truth frames"):
         dtssd([np.zeros((2, 2))] * 2, [np.zeros((2, 2))])
+
+
+def _columns(c0: int, c1: int, h: int = 4, w: int = 20) -> np.ndarray:
+    """A boolean h×w mask, foreground in columns c0..c1-1 of every row."""
+    m = np.zeros((h, w), bool)
+    m[:, c0:c1] = True
+    return m
+
+
+def test_boundary_f_by_hand():
+    """DAVIS' F on a 4×20 picture: tolerance ceil(0.008 × 20.4) = 1 pixel; the truth's boundary is column 9 (4 pixels)."""
+    g = _columns(0, 10)
+    assert boundary_f(g, g) == 1.0
+    assert boundary_f(_columns(0, 11), g) == 1.0  # boundary at column 10, within 1 pixel of 9
+    assert boundary_f(_columns(0, 12), g) == 0.0  # column 11, two pixels off: P = R = 0
+    # a stray bar in column 15 adds boundary columns 14 and 15: P = 4 / 12, R = 1, F = 2PR / (P + R) = 0.5
+    stray = _columns(0, 10) | _columns(15, 16)
+    assert boundary_f(stray, g) == pytest.approx(0.5)
+    assert boundary_f(g, stray) == pytest.approx(0.5)  # R and P swap, F stays
+    empty = np.zeros_like(g)
+    assert boundary_f(empty, g) == 0.0 and boundary_f(g, empty) == 0.0 and boundary_f(empty, empty) == 1.0
+    assert boundary_f(np.where(stray, 0.6, 0.2), g, threshold=0.5) == pytest.approx(0.5)
+
+
+def test_boundary_f_is_not_boundary_iou():
+    """A 1-pixel shift of a box: DAVIS' F forgives it (tolerance 1 pixel at 64×48), boundary IoU does not."""
+    g, p = _box(48, 64, 10, 30, 10, 40), _box(48, 64, 10, 30, 11, 41)
+    assert boundary_f(p, g) == 1.0
+    assert boundary_iou(p, g) < 0.7
+
+
+def test_evaluator_j_and_f_and_void():
+    """J&F of a clip = (mean J + mean F) / 2; void pixels leave both masks, as DAVIS zeroes them before the boundaries."""
+    g = _columns(0, 10).astype(float)
+    ev = Evaluator()
+    ev.step(_columns(0, 12).astype(float), g)  # J = 10/12, F = 0
+    ev.step(g, g)  # J = F = 1
+    res = ev.results()
+    assert res["iou"] == pytest.approx((10 / 12 + 1) / 2) and res["boundary_f"] == pytest.approx(0.5)
+    assert res["j_and_f"] == pytest.approx(((10 / 12 + 1) / 2 + 0.5) / 2)
+    void = _columns(10, 12)  # the prediction's extra columns are void: J = F = 1
+    assert Evaluator().step(_columns(0, 12).astype(float), g, void)["boundary_f"] == 1.0
+    assert "boundary_f" not in Evaluator(sod=False).step(g, g)
+
+
+def test_mad_and_mse_at_rvm_scale():
+    g = np.array([[1, 1], [0, 0]], np.float64)
+    p = np.array([[0.5, 1], [0.25, 0]])
+    rec = Evaluator(sod=False).step(p, g)
+    assert rec["mae"] == pytest.approx(0.75 / 4) and rec["mse"] == pytest.approx((0.25 + 0.0625) / 4)
+    assert rec["rvm_mad"] == pytest.approx(1000 * 0.75 / 4) and rec["rvm_mse"] == pytest.approx(1000 * 0.3125 / 4)
+
+
+def _gaussian(x: float, sigma: float = 1.4) -> float:
+    return math.exp(-x * x / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * math.pi))
+
+
+def test_grad_of_a_step_edge_by_hand():
+    """Grad of a vertical edge against an empty prediction: the truth's gradient magnitude, squared and summed / 1000.
+
+    σ = 1.4: half size ceil(1.4 × sqrt(−2 ln(sqrt(2π) × 1.4 × 0.01))) = ceil(3.62) = 4. Along a step (0 in columns
+    < 10, 1 from 10 on) the x filter gives, at column c, the sum of the normalised derivative taps that land on
+    the step, times the column sum of the normalised Gaussian taps (the picture is the same down every column).
+    """
+    taps = range(-4, 5)
+    gauss = [_gaussian(x) for x in taps]
+    deriv = [-x * _gaussian(x) / 1.4**2 for x in taps]
+    g_norm, d_norm = math.sqrt(sum(v * v for v in gauss)), math.sqrt(sum(v * v for v in deriv))
+    h, w, edge = 6, 20, 10
+    want = 0.0
+    for c in range(w):
+        on_step = sum(d for x, d in zip(taps, deriv) if min(max(c + x, 0), w - 1) >= edge)  # replicated border
+        want += h * (on_step / d_norm * sum(gauss) / g_norm) ** 2
+    gt = np.zeros((h, w))
+    gt[:, edge:] = 1
+    assert gradient_error(np.zeros((h, w)), gt) == pytest.approx(want / 1000, rel=1e-9)
+    assert gradient_error(gt, gt) == 0.0
+    # min-max normalised first (RVM's evaluate_lr.py, alphamatting.com): a faint copy of the edge has no error
+    assert gradient_error(0.4 * gt, gt) == pytest.approx(0.0, abs=1e-12)
+    assert gradient_error(gt.T.copy(), gt.T.copy()) == 0.0
+
+
+def test_conn_by_hand():
+    """Connectivity error on a 6×6 picture with a 4×4 truth block (rows and columns 1-4)."""
+    g = np.zeros((6, 6))
+    g[1:5, 1:5] = 1
+    assert connectivity_error(g, g) == 0.0
+    stray = g.copy()
+    stray[5, 5] = 1  # outside the largest connected part from t = 0.1 on: l = 0, φ = 1 − 1 = 0 against the truth's 1
+    assert connectivity_error(stray, g) == pytest.approx(1 / 1000)
+    stray[5, 5] = 0.5
+    assert connectivity_error(stray, g) == pytest.approx(0.5 / 1000)
+    stray[5, 5] = 0.1  # under the 0.15 that counts
+    assert connectivity_error(stray, g) == 0.0
+    half = g.copy()
+    half[1:5, 3:5] = 0  # 8 truth pixels missing: l = 0 there, φ(gt) = 0 and φ(pred) = 1
+    assert connectivity_error(half, g) == pytest.approx(8 / 1000)
+    # 8-bit 153 (0.6) stays connected at RVM's threshold 0.6000000000000001 in float32, as RVM reads mattes:
+    # l = 0.6, φ(gt) = 1 − 0.4 and φ(pred) = 1: 0.4 a pixel (0.5 a pixel if 153/255 fell under it)
+    faint = np.where(g > 0, 153, 0).astype(np.uint8)
+    assert connectivity_error(faint, (g * 255).astype(np.uint8)) == pytest.approx(16 * 0.4 / 1000, rel=1e-6)
+
+
+def test_grad_and_conn_in_the_evaluator():
+    g = np.zeros((6, 6))
+    g[1:5, 1:5] = 1
+    p = g.copy()
+    p[5, 5] = 1
+    ev = Evaluator()
+    rec = ev.step(p, g)
+    assert rec["conn"] == pytest.approx(1 / 1000) and rec["grad"] == pytest.approx(gradient_error(p, g))
+    ev.step(g, g)
+    res = ev.results()
+    assert res["conn"] == pytest.approx(0.5 / 1000) and res["grad"] == pytest.approx(gradient_error(p, g) / 2)
+    assert "grad" not in Evaluator(sod=False).step(p, g)

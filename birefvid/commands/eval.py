@@ -17,12 +17,29 @@ COLUMNS = (
     ("mae", "MAE"),
     ("iou", "IoU"),
     ("boundary_iou", "bIoU"),
+    ("boundary_f", "bF"),
+    ("j_and_f", "J&F"),
     ("dtssd", "dtSSD"),
     ("flicker", "flicker"),
 )
 LEGEND = (
-    "higher is better: S, E (mean E), wF, maxF (pysodmetrics), IoU, bIoU (boundary IoU, band 2% of the diagonal)\n"
-    "lower is better: MAE, dtSSD, flicker, in alpha units 0-1 (RVM tables show dtSSD x100)"
+    "higher is better: S, E (mean E), wF, maxF (pysodmetrics), IoU (DAVIS J), bIoU (boundary IoU, band 2% of\n"
+    "  the diagonal), bF (DAVIS boundary F-measure, the F of J&F), J&F = (IoU + bF) / 2\n"
+    "lower is better: MAE, dtSSD, flicker, in alpha units 0-1 (RVM tables show dtSSD x100)\n"
+    "mean: each sequence counts once (DAVIS' J&F Mean); all: each frame counts once"
+)
+# the matting measures at the scales of RVM's tables (VideoMatte240K), under the names they have there
+MATTING_COLUMNS = (
+    ("rvm_mad", "MAD"),
+    ("rvm_mse", "MSE"),
+    ("grad", "Grad"),
+    ("conn", "Conn"),
+    ("rvm_dtssd", "dtSSD"),
+)
+MATTING_TITLE = "matting, at the scales of RVM's tables (lower is better):"
+MATTING_LEGEND = (
+    "MAD, MSE x1000; Grad, Conn: sums over the frame / 1000, so they grow with its size;\n"
+    "dtSSD x100, averaged over every frame with 0 for each clip's first"
 )
 
 
@@ -30,12 +47,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pred", metavar="PRED", help="predictions: alpha or mask video, folder or glob of mask images, "
                         "or (with a DAVIS-style GT) a folder of per-sequence folders/videos")
     parser.add_argument("gt", metavar="GT", help="ground truth: folder or glob of masks, a mask video, "
-                        "or a folder of sequence folders (DAVIS Annotations layout)")
+                        "or a folder of sequence folders or videos (DAVIS Annotations layout, VideoMatte240K test/pha)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': print JSON instead of the table)")
     parser.add_argument("--per-frame", action="store_true", help="list every frame's values too (table and JSON)")
     parser.add_argument("--sequences", metavar="FILE|A,B", help="with a DAVIS-style GT, score only these sequences: "
                         "a file of one name per line (DAVIS ImageSets/2017/val.txt) or names separated by commas")
-    parser.add_argument("--threshold", type=float, default=0.5, help="binarize predictions here for IoU and boundary IoU (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="binarize predictions here for IoU, boundary IoU and boundary F (default 0.5)")
     parser.set_defaults(run=run)
 
 
@@ -45,21 +62,31 @@ def _cell(value: Optional[float]) -> str:
 
 
 def format_table(report: dict) -> str:
-    """The report as a text table: per-frame rows (if any), per-sequence rows (if any), then 'all'."""
+    """The report as text: a table of per-frame rows (if any), per-sequence rows and their mean (if any),
+    then 'all'; and the same rows' matting measures at RVM's scales."""
     rows: list[tuple[str, dict]] = []
     for rec in report.get("per_frame", []):
         label = f"{rec['sequence']}/{rec['frame']}" if "sequence" in rec else str(rec["frame"])
         rows.append((label, {**rec, "frames": 1}))
     rows += list(report.get("sequences", {}).items())
+    if "sequence_mean" in report:
+        rows.append(("mean", report["sequence_mean"]))
     rows.append(("all", report["summary"]))
-    width = max(len(label) for label, _ in rows)
-    head = f"{'':<{width}} {'frames':>6} " + " ".join(f"{title:>7}" for _, title in COLUMNS)
-    lines = [f"{report['predictions']} vs {report['ground_truth']}", head]
-    for label, values in rows:
-        cells = " ".join(f"{_cell(values.get(key)):>7}" for key, _ in COLUMNS)
-        lines.append(f"{label:<{width}} {int(values['frames']):>6} {cells}")
-    lines.append(LEGEND)
+    lines = [f"{report['predictions']} vs {report['ground_truth']}", *_block(rows, COLUMNS), LEGEND]
+    if any(key in report["summary"] for key, _ in MATTING_COLUMNS):
+        lines += ["", MATTING_TITLE, *_block(rows, MATTING_COLUMNS), MATTING_LEGEND]
     return "\n".join(lines)
+
+
+def _block(rows: list[tuple[str, dict]], columns: tuple[tuple[str, str], ...]) -> list[str]:
+    """A header line and one line per row: label, frame count, then ``columns``."""
+    width = max(len(label) for label, _ in rows)
+    cells = [[_cell(values.get(key)) for key, _ in columns] for _, values in rows]
+    sizes = [max(7, len(title), *(len(row[i]) for row in cells)) for i, (_, title) in enumerate(columns)]
+    lines = [f"{'':<{width}} {'frames':>6} " + " ".join(f"{title:>{n}}" for (_, title), n in zip(columns, sizes))]
+    for (label, values), row in zip(rows, cells):
+        lines.append(f"{label:<{width}} {int(values['frames']):>6} " + " ".join(f"{c:>{n}}" for c, n in zip(row, sizes)))
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

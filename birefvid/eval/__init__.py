@@ -4,12 +4,18 @@ from birefvid.eval.metrics import (
     Evaluator,
     as_alpha,
     boundary_band,
+    boundary_f,
     boundary_iou,
+    connectivity_error,
     dtssd,
     evaluate,
     flicker_index,
+    gradient_error,
     iou,
     mae,
 )
 
-__all__ = ["Evaluator", "as_alpha", "boundary_band", "boundary_iou", "dtssd", "evaluate", "flicker_index", "iou", "mae"]
+__all__ = [
+    "Evaluator", "as_alpha", "boundary_band", "boundary_f", "boundary_iou", "connectivity_error", "dtssd", "evaluate", "flicker_index",
+    "gradient_error", "iou", "mae",
+]

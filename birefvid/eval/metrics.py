@@ -10,8 +10,30 @@ Per frame (all in alpha units, [0, 1]):
 * ``boundary_iou``: the same IoU on the masks' inner boundary bands (Cheng et al., "Boundary IoU",
   CVPR 2021): the pixels of a mask within d = max(1, round(0.02 × image diagonal)) pixels
   (chessboard distance) of its outside, the image border counting as outside.
+* ``boundary_f``: DAVIS' boundary F-measure (Perazzi et al., CVPR 2016; the F of J&F, as the
+  davis2017-evaluation toolkit computes it): each mask's one-pixel boundary (a pixel that differs
+  from its right, lower or lower-right neighbour), precision = the share of the prediction's boundary
+  pixels within a disk of radius ceil(0.008 × image diagonal) of the truth's, recall the converse,
+  F = 2PR / (P + R); a missing boundary on one side gives P or R of 0, on both sides F = 1.
+  ``iou`` is DAVIS' J (region similarity) of the same masks; ``j_and_f`` = (J + F) / 2 of a clip.
 * ``mae``: mean |pred − gt| against the *soft* ground truth (the matting MAD, not ×1000); equal
-  to pysodmetrics' MAE whenever the ground truth is binary.
+  to pysodmetrics' MAE whenever the ground truth is binary. ``mse``: mean (pred − gt)², likewise.
+
+The matting measures of the video-matting tables (RVM, Lin et al. 2021, ``evaluation/evaluate_lr.py``;
+written here since no maintained library provides them), against the soft truth:
+
+* ``grad``: sum over the frame of (|∇gt| − |∇pred|)² / 1000, each alpha min-max normalised first (as
+  RVM's low-resolution script and the alphamatting.com code do), ∇ a first-order Gaussian derivative
+  filter (σ = 1.4, cut where the Gaussian falls under 1e-2 of its scale, unit L2 norm, replicated
+  border). A sum, so it grows with the picture: compare at the same size.
+* ``conn``: the connectivity error of Rhemann et al. (2009) as RVM computes it, a sum / 1000: for
+  thresholds 0.1, 0.2, ... 1, a pixel leaves the largest 4-connected part of (gt ≥ t) ∧ (pred ≥ t)
+  at the first t where it is outside it, l its previous threshold (1 if it never leaves); φ(a) = 1 −
+  (a − l) where a − l ≥ 0.15, else 1; conn = Σ |φ(gt) − φ(pred)| / 1000, on float32 alphas as RVM
+  reads 8-bit mattes (so 153/255 reaches its threshold 0.6, as it does there; in float64 it would not).
+* ``rvm_mad``, ``rvm_mse`` = 1000 × ``mae``, ``mse``, and ``rvm_dtssd`` = 100 × ``dtssd`` with 0 for
+  each clip's first frame: per frame as in RVM's tables, so a clip's mean over its T frames is RVM's
+  dtSSD (100 × (T − 1) / T × ours).
 * ``s_measure``, ``e_measure`` (mean E over the 256 thresholds), ``weighted_f`` (β² = 1) and
   ``max_f`` (β² = 0.3): pysodmetrics' Smeasure, Emeasure, WeightedFmeasure and FmeasureV2, fed
   the probabilities as they are (``normalize=False``: no per-image min-max rescaling, which would
@@ -32,9 +54,9 @@ A clip's value is the mean over its frames (pairs for the temporal metrics).
 
 Void pixels (``Evaluator.step(..., void=)``: what an annotation leaves unlabelled, DAVIS index 255)
 are scored as the DAVIS benchmark scores them: left out of IoU's intersection and union and out of
-MAE and the temporal metrics (a pair leaves out what is void in either frame), and background in both
-prediction and truth for the boundary band and pysodmetrics' shape measures (DAVIS' F zeroes the
-prediction there).
+MAE, MSE and the temporal metrics (a pair leaves out what is void in either frame), and background in
+both prediction and truth for the boundary band, boundary F (DAVIS' F zeroes both masks there), Grad,
+Conn and pysodmetrics' shape measures.
 """
 
 from __future__ import annotations
@@ -51,6 +73,11 @@ GT_THRESHOLD = 0.5  # ground truth is foreground where >= this
 BOUNDARY_RATIO = 0.02  # boundary band width as a fraction of the image diagonal (Cheng et al. 2021)
 STATIC_GT_STEP = 1 / 255  # |Δgt| at most this counts as "the truth did not change" for flicker
 F_BETA2 = 0.3  # β² of max F (the SOD convention)
+DAVIS_BOUND_TH = 0.008  # DAVIS boundary F: match tolerance as a fraction of the image diagonal
+GRAD_SIGMA = 1.4  # matting Grad: σ of the Gaussian derivative filter (alphamatting.com, RVM)
+GRAD_EPSILON = 1e-2  # the filter is cut where the Gaussian falls under this (times its peak scale)
+CONN_STEP = 0.1  # matting Conn: threshold step
+CONN_MIN_DIFF = 0.15  # matting Conn: distances under this count as connected
 TEMPORAL_KEYS = ("dt_mae", "dtssd", "flicker")
 SOD_KEYS = ("s_measure", "e_measure", "weighted_f", "max_f")
 
@@ -113,6 +140,96 @@ def boundary_iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5, ratio
     """IoU of the boundary bands of pred >= ``threshold`` and gt >= 0.5 (Cheng et al. 2021); 1.0 when both are empty."""
     p, g = _unit(pred, "pred") >= threshold, _unit(gt, "gt") >= GT_THRESHOLD
     return float(_iou_bool(boundary_band(p, ratio), boundary_band(g, ratio)))
+
+
+def _boundary_map(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask's one-pixel boundary as DAVIS draws it: pixels that differ from their right, lower or
+    lower-right neighbour (the edges of the picture compare along the edge only; the corner pixel never counts)."""
+    right, down, diag = np.zeros_like(mask), np.zeros_like(mask), np.zeros_like(mask)
+    right[:, :-1], down[:-1, :], diag[:-1, :-1] = mask[:, 1:], mask[1:, :], mask[1:, 1:]
+    edge = (mask ^ right) | (mask ^ down) | (mask ^ diag)
+    edge[-1, :] = mask[-1, :] ^ right[-1, :]
+    edge[:, -1] = mask[:, -1] ^ down[:, -1]
+    edge[-1, -1] = False
+    return edge
+
+
+def _disk(radius: int) -> np.ndarray:
+    """The (2r+1)² uint8 structuring element of the pixels within ``radius`` (Euclidean) of the centre."""
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return (x * x + y * y <= radius * radius).astype(np.uint8)
+
+
+def _boundary_f_bool(p: np.ndarray, g: np.ndarray) -> float:
+    """DAVIS' boundary F-measure of two boolean masks (see the module notes)."""
+    bp, bg = _boundary_map(p), _boundary_map(g)
+    n_p, n_g = int(np.count_nonzero(bp)), int(np.count_nonzero(bg))
+    if n_p == 0 or n_g == 0:
+        return 1.0 if n_p == n_g else 0.0  # one side without a boundary: P or R is 0, and so is F
+    disk = _disk(int(math.ceil(DAVIS_BOUND_TH * math.hypot(*p.shape))))
+    near_g = cv2.dilate(bg.astype(np.uint8), disk) > 0
+    near_p = cv2.dilate(bp.astype(np.uint8), disk) > 0
+    precision, recall = np.count_nonzero(bp & near_g) / n_p, np.count_nonzero(bg & near_p) / n_g
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def boundary_f(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
+    """DAVIS' boundary F-measure (the F of J&F) of pred >= ``threshold`` and gt >= 0.5, in [0, 1]."""
+    return float(_boundary_f_bool(_unit(pred, "pred") >= threshold, _unit(gt, "gt") >= GT_THRESHOLD))
+
+
+def _grad_kernels(sigma: float = GRAD_SIGMA, epsilon: float = GRAD_EPSILON) -> tuple[np.ndarray, np.ndarray]:
+    """The Grad filter's separable parts: (derivative of a Gaussian, Gaussian), each of unit L2 norm, so
+    their outer product (the 2-D filter) has unit norm."""
+    half = math.ceil(sigma * math.sqrt(-2 * math.log(math.sqrt(2 * math.pi) * sigma * epsilon)))
+    x = np.arange(-half, half + 1, dtype=np.float64)
+    gauss = np.exp(-x * x / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * math.pi))
+    deriv = -x * gauss / (sigma * sigma)
+    return deriv / np.linalg.norm(deriv), gauss / np.linalg.norm(gauss)
+
+
+def _gradient_magnitude(a: np.ndarray) -> np.ndarray:
+    """|∇a| of an alpha min-max normalised to [0, 1] (a constant one has no gradient)."""
+    lo, hi = float(a.min()), float(a.max())
+    a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    deriv, gauss = _grad_kernels()
+    gx = cv2.sepFilter2D(a, cv2.CV_64F, deriv, gauss, borderType=cv2.BORDER_REPLICATE)
+    gy = cv2.sepFilter2D(a, cv2.CV_64F, gauss, deriv, borderType=cv2.BORDER_REPLICATE)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def _grad(p: np.ndarray, g: np.ndarray) -> float:
+    """Grad of two float alphas in [0, 1]."""
+    return float(np.sum((_gradient_magnitude(g) - _gradient_magnitude(p)) ** 2) / 1000)
+
+
+def gradient_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """The matting Grad of RVM's tables: sum((|∇gt| − |∇pred|)²) / 1000 over the frame (see the module notes)."""
+    return _grad(_unit(pred, "pred"), _unit(gt, "gt"))
+
+
+def _largest_part(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected part of a boolean mask (empty when the mask is)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    if count < 2:
+        return np.zeros(mask.shape, bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def connectivity_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """The matting Conn of RVM's tables: Σ |φ(gt) − φ(pred)| / 1000 over the frame (see the module notes)."""
+    p, g = _unit(pred, "pred").astype(np.float32), _unit(gt, "gt").astype(np.float32)
+    steps = np.arange(0, 1 + CONN_STEP, CONN_STEP)
+    level = np.full(g.shape, -1, np.float32)  # the last threshold at which the pixel was still connected
+    for below, t in zip(steps[:-1], steps[1:]):
+        level[(level == -1) & ~_largest_part((g >= t) & (p >= t))] = below
+    level[level == -1] = 1
+
+    def phi(a: np.ndarray) -> np.ndarray:
+        d = a - level
+        return 1 - d * (d >= CONN_MIN_DIFF)
+
+    return float(np.sum(np.abs(phi(g) - phi(p))) / 1000)
 
 
 def _pair_metrics(
@@ -194,7 +311,7 @@ class _SodMeters:
 class Evaluator:
     """Accumulates per-frame metrics over a stream of (pred, gt) pairs, keeping only the previous frame.
 
-    ``sod=False`` skips the slower shape measures (S, E, weighted and max F, boundary IoU).
+    ``sod=False`` skips the slower shape measures (S, E, weighted and max F, boundary IoU and F, J&F, Grad, Conn).
     Call ``new_clip()`` between clips so no temporal pair spans the cut.
     """
 
@@ -227,14 +344,19 @@ class Evaluator:
             p, g = np.where(keep, p, 0.0), np.where(keep, g, 0.0)
         pb, gb = p >= self.threshold, g >= GT_THRESHOLD
         err = np.abs(p - g) if keep is None else np.abs(p - g)[keep]
-        rec = {"iou": float(_iou_bool(pb, gb)), "mae": float(err.mean()) if err.size else 0.0}
+        mad, mse = (float(err.mean()), float(np.mean(err * err))) if err.size else (0.0, 0.0)
+        rec = {"iou": float(_iou_bool(pb, gb)), "mae": mad, "mse": mse, "rvm_mad": 1000 * mad, "rvm_mse": 1000 * mse}
         if self._sod is not None:
+            rec["grad"] = _grad(p, g)
+            rec["conn"] = connectivity_error(p, g)
             rec["boundary_iou"] = float(_iou_bool(boundary_band(pb, self.boundary_ratio), boundary_band(gb, self.boundary_ratio)))
+            rec["boundary_f"] = float(_boundary_f_bool(pb, gb))
             rec.update(self._sod.step(p, gb))
         if self._prev is not None and self._prev[0].shape == p.shape:
             p_prev, g_prev, keep_prev = self._prev
             both = keep if keep_prev is None else keep_prev if keep is None else keep & keep_prev
             rec.update(_pair_metrics(p, p_prev, g, g_prev, both))
+        rec["rvm_dtssd"] = 100 * rec.get("dtssd", 0.0)  # RVM: 0 for a clip's first frame
         self._prev = (p, g, keep)
         self.frames.append(rec)
         return rec
@@ -246,13 +368,17 @@ class Evaluator:
         if not recs:
             raise DataError("no frames were evaluated; check that predictions and ground truth are not empty")
         out = {"frames": float(len(recs))}
-        keys = ["iou", "mae"] + (["boundary_iou"] if self._sod is not None else []) + list(TEMPORAL_KEYS)
+        keys = ["iou", "mae", "mse", "rvm_mad", "rvm_mse"] + list(TEMPORAL_KEYS)
+        keys += ["boundary_iou", "boundary_f", "grad", "conn"] if self._sod is not None else []
         for key in keys:
             values = [r[key] for r in recs if key in r]
             if values:
                 out[key] = float(np.mean(values))
+        if "dtssd" in out:  # over all frames, the first ones' 0 included, as RVM averages it
+            out["rvm_dtssd"] = float(np.mean([r["rvm_dtssd"] for r in recs]))
         if self._sod is not None:
             out.update(self._sod.summary(span))
+            out["j_and_f"] = (out["iou"] + out["boundary_f"]) / 2
         return out
 
 

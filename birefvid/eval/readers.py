@@ -18,10 +18,12 @@ What a file contributes, per frame:
   only): by the same rule, its alpha unless every frame is opaque, then its brightness.
 
 Folders are read in natural name order (f2 before f10). A DAVIS-style root (a folder of sequence
-folders and nothing else) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
+folders or videos and no images) is a set of clips: ``pair_clips`` matches each ground-truth sequence to
 ``PRED/<name>/`` or ``PRED/<name>.<video extension>``, or only the sequences named (DAVIS'
 ``ImageSets/2017/val.txt`` beside all 90 annotated ones). ``evaluate_paths`` scores it all: the
-summary is over every frame (and every within-sequence pair) of every sequence.
+summary is over every frame (and every within-sequence pair) of every sequence, each frame counting
+once (as RVM's VideoMatte tables, whose clips are equally long); ``sequence_mean`` averages the
+sequences' own values, each sequence counting once (as DAVIS' J&F Mean).
 """
 
 from __future__ import annotations
@@ -205,9 +207,22 @@ class MaskClip:
             raise SourceError(f"{self.path} could not be decoded ({exc})") from exc
 
 
+MATTE_FOLDER = "pha"  # VideoMatte240K / RVM: the alpha mattes, beside the foregrounds in fgr/
+
+
+def matte_folder(path: PathLike) -> Path:
+    """``path/pha`` when ``path`` is a folder holding one (the VideoMatte240K / RVM layout, where ``fgr/``
+    beside it holds foreground colours, not mattes), else ``path``."""
+    p = Path(path)
+    return p / MATTE_FOLDER if (p / MATTE_FOLDER).is_dir() else p
+
+
 def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
-    """A folder or glob of images, one image, or a video, as a clip; ``role`` names it in errors."""
+    """A folder or glob of images (a clip's ``pha/`` for a matting layout), one image, or a video, as a clip;
+    ``role`` names it in errors."""
     text, p = str(path), Path(path)
+    if p.is_dir() and matte_folder(p) != p:
+        text, p = str(matte_folder(p)), matte_folder(p)
     if not p.exists():
         if is_glob(text):
             return MaskClip(text, tuple(list_images(text)))
@@ -229,15 +244,21 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
 
 
 def sequence_folders(path: PathLike) -> Optional[list[Path]]:
-    """The sequence folders of a DAVIS-style root (folders only, no images beside them), else None."""
+    """The sequences of a DAVIS-style root: its folders and videos (VideoMatte240K's ``test/pha/0000.mp4``),
+    with no images beside them; else None."""
     p = Path(path)
     if not p.is_dir():
         return None
     entries = [e for e in p.iterdir() if not e.name.startswith(".")]
-    folders = [e for e in entries if e.is_dir()]
-    if not folders or any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries if e.is_file()):
+    sequences = [e for e in entries if e.is_dir() or (e.is_file() and e.suffix.lower() in VIDEO_EXTENSIONS)]
+    if not sequences or any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries if e.is_file()):
         return None
-    return sorted(folders, key=natural_key)
+    return sorted(sequences, key=natural_key)
+
+
+def sequence_name(path: Path) -> str:
+    """A sequence's name: its folder's name, or its video's name without the extension."""
+    return path.name if path.is_dir() else path.stem
 
 
 def _prediction_for(root: Path, name: str) -> Optional[Path]:
@@ -251,8 +272,9 @@ def _prediction_for(root: Path, name: str) -> Optional[Path]:
 
 
 def _check_not_a_level_too_high(folders: list[Path], gt: PathLike) -> None:
-    """DataError when the "sequences" hold only folders: DAVIS' ``Annotations/`` given for ``Annotations/480p/``."""
-    if all(sequence_folders(f) is not None and not any(_images_in(f)) for f in folders):
+    """DataError when the "sequences" hold only folders: DAVIS' ``Annotations/`` given for ``Annotations/480p/``
+    (a matting clip's ``pha/`` + ``fgr/`` folders are one sequence, looked at through its ``pha/``)."""
+    if all(sequence_folders(m) is not None and not any(_images_in(m)) for m in map(matte_folder, folders)):
         shown = ", ".join(f.name for f in folders[:3])
         raise DataError(f"ground truth {gt} holds folders of sequence folders ({shown}): give one of them, "
                         f"e.g. {Path(gt) / folders[0].name}")
@@ -280,7 +302,7 @@ def sequence_names(text: str) -> list[str]:
 
 def _select(sequences: list[Path], names: list[str], gt: PathLike) -> list[Path]:
     """The ground-truth sequence folders named, in the list's order; a name GT lacks is a DataError."""
-    by_name = {s.name: s for s in sequences}
+    by_name = {sequence_name(s): s for s in sequences}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
@@ -292,7 +314,8 @@ def pair_clips(
     pred: PathLike, gt: PathLike, sequences: Optional[list[str]] = None
 ) -> list[tuple[str, MaskClip, MaskClip]]:
     """(sequence name, prediction clip, ground-truth clip) pairs: one unnamed pair, or one per DAVIS sequence
-    (only the ``sequences`` named, when given)."""
+    (only the ``sequences`` named, when given). A folder holding ``pha/`` stands for that ``pha/``."""
+    pred, gt = matte_folder(pred), matte_folder(gt)
     folders = sequence_folders(gt)
     if folders is None:
         if sequences is not None:
@@ -307,11 +330,12 @@ def pair_clips(
     pairs: list[tuple[str, MaskClip, MaskClip]] = []
     missing: list[str] = []
     for seq in folders:
-        found = _prediction_for(root, seq.name)
+        name = sequence_name(seq)
+        found = _prediction_for(root, name)
         if found is None:
-            missing.append(seq.name)
+            missing.append(name)
         else:
-            pairs.append((seq.name, open_masks(found, "predictions"), open_masks(seq, "ground truth")))
+            pairs.append((name, open_masks(found, "predictions"), open_masks(seq, "ground truth")))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         hint = "" if sequences is not None else "; --sequences scores a subset (e.g. DAVIS' ImageSets/2017/val.txt)"
@@ -354,9 +378,38 @@ def _drain(it: Iterator[object]) -> int:
     return sum(1 for _ in it)
 
 
+def _annotated_frames(pred: tuple[Path, ...], gt: tuple[Path, ...]) -> Optional[tuple[Path, ...]]:
+    """For sparse annotations (YouTube-VOS' every fifth frame), the predictions numbered as the annotated frames
+    are (00005.png for 00005.png, frame_000005.png too), in the annotations' order; None unless each annotation
+    has exactly one such prediction."""
+    by_number: dict[int, Path] = {}
+    for f in pred:
+        n = _frame_number(f)
+        if n is None or n in by_number:
+            return None
+        by_number[n] = f
+    numbers = [_frame_number(f) for f in gt]
+    if any(n is None or n not in by_number for n in numbers):
+        return None
+    return tuple(by_number[n] for n in numbers)  # type: ignore[index]
+
+
+def _clip_starts(gt: tuple[Path, ...]) -> set[int]:
+    """Indices of annotated frames that do not follow the one before (a gap in the numbers): no temporal pair
+    spans a gap, since flicker and dtSSD compare consecutive frames."""
+    numbers = [_frame_number(f) for f in gt]
+    return {i for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1}  # type: ignore[operator]
+
+
 def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> None:
-    """Feed one clip pair into ``ev`` frame by frame; a count or size mismatch is a one-line DataError."""
+    """Feed one clip pair into ``ev`` frame by frame; a count or size mismatch is a one-line DataError. Image
+    predictions of more frames than a sparse annotation are paired by frame number when each annotation has one."""
     where = f"sequence {name}: " if name else ""
+    starts: set[int] = set()
+    if pred.files and gt.files and pred.count > len(gt.files):  # type: ignore[operator]
+        picked = _annotated_frames(pred.files, gt.files)
+        if picked is not None:
+            pred, starts = MaskClip(pred.path, picked), _clip_starts(gt.files)
     if pred.count is not None and gt.count is not None and pred.count != gt.count:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
                         f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}")
@@ -364,6 +417,8 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
     it_p, it_g = iter(pred), gt.frames()
     n = 0
     for p in it_p:
+        if n in starts:
+            ev.new_clip()
         g, void = next(it_g, (None, None))
         if g is None:
             raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n + 1 + _drain(it_p)}, "
@@ -402,9 +457,21 @@ def evaluate_paths(
     report["summary"] = _counted(ev.results())
     if sequences:
         report["sequences"] = sequences
+    if len(sequences) > 1:
+        report["sequence_mean"] = sequence_mean(sequences)
     if per_frame:
         report["per_frame"] = rows
     return report
+
+
+def sequence_mean(sequences: dict[str, dict]) -> dict:
+    """The mean of each metric over the sequences, each counting once whatever its length (DAVIS' J&F Mean
+    averages per-sequence means this way); ``frames`` is their total."""
+    keys = dict.fromkeys(k for values in sequences.values() for k in values if k != "frames")
+    out: dict = {"frames": sum(int(v["frames"]) for v in sequences.values())}
+    for key in keys:
+        out[key] = float(np.mean([v[key] for v in sequences.values() if key in v]))
+    return out
 
 
 def _counted(results: dict[str, float]) -> dict:
