@@ -94,3 +94,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def red_key(monkeypatch):
+    """The red-key test model (alpha 1 on red, 0 on blue), loaded in place of --model's by the commands."""
+    from process_fixtures import red_key_segmenter
+
+    seg = red_key_segmenter()
+    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", lambda *a, **k: seg)
+    return seg

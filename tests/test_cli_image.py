@@ -153,16 +153,6 @@ def test_bad_resolution(tmp_path, photo, capsys, pvt_b0_weights):
 # -- outputs other than RGBA: greenscreen, a new background, a blurred one; WebP and JPEG --------------
 
 
-@pytest.fixture()
-def red_key(monkeypatch):
-    """The red-key test model (alpha 1 on red, 0 on blue), loaded in place of --model's."""
-    from process_fixtures import red_key_segmenter
-
-    seg = red_key_segmenter()
-    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", lambda *a, **k: seg)
-    return seg
-
-
 def _scene_photo(path: Path, size=(64, 48), textured: bool = False) -> np.ndarray:
     from process_fixtures import scene_frame
 

@@ -18,14 +18,6 @@ SIZE = (64, 48)
 BACKDROP = (40, 200, 90)  # a saturated green: P3 and sRGB values for it differ by tens of levels
 
 
-@pytest.fixture()
-def red_key(monkeypatch):
-    """The red-key test model (alpha 1 on red, 0 on blue), loaded in place of --model's."""
-    from process_fixtures import red_key_segmenter
-
-    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", lambda *a, **k: red_key_segmenter())
-
-
 def _photo(path: Path, icc: bytes = None) -> None:
     from process_fixtures import scene_frame
 

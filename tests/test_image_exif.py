@@ -16,14 +16,6 @@ SIZE = (64, 48)  # width, height as shown
 MAKE, MODEL, TAKEN = "Apple", "iPhone 15 Pro", "2026:11:30 10:04:05"
 
 
-@pytest.fixture()
-def red_key(monkeypatch):
-    """The red-key test model (alpha 1 on red, 0 on blue), loaded in place of --model's."""
-    from process_fixtures import red_key_segmenter
-
-    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", lambda *a, **k: red_key_segmenter())
-
-
 def _phone_photo(path: Path, icc: bytes = None) -> None:
     """A JPEG stored sideways (orientation 6: shown turned a quarter clockwise), with camera, date and position."""
     from process_fixtures import scene_frame

@@ -20,16 +20,6 @@ SIZE = (64, 48)  # width, height
 
 
 @pytest.fixture()
-def red_key(monkeypatch):
-    """The red-key test model (alpha 1 on red, 0 on blue), loaded in place of --model's."""
-    from process_fixtures import red_key_segmenter
-
-    seg = red_key_segmenter()
-    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", lambda *a, **k: seg)
-    return seg
-
-
-@pytest.fixture()
 def pillow_heif():
     """pillow-heif, which the dev install includes (skipped with the reason elsewhere, failed under CI=true)."""
     from system_tools import need_module

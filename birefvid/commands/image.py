@@ -38,7 +38,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bit-depth", type=bit_depth_arg, default="auto", metavar="{auto,8,16}",
                         help="auto (default): a 16-bit input (PNG, TIFF) gives a 16-bit PNG or TIFF; 8: 8-bit pictures; "
                              "16: 16-bit PNGs or TIFFs from any input (the matte's full precision)")  # fmt: skip
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    existing.add_argument("--skip-existing", action="store_true", help="keep the pictures already written and cut out the rest: "
+                          "a rerun goes on where an interrupted one stopped (each picture is written whole or not at all)")  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
     add_matte_options(parser)
     add_model_options(parser)
@@ -88,12 +91,15 @@ def _without_unreadable_heif(paths: list[Path]) -> list[Path]:
     return [p for p in paths if not heif.is_heif(p)]
 
 
-def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".png", transparent: bool = True) -> list[Path]:
+def plan_outputs(
+    inputs: list[Path], out: Path, overwrite: bool, ext: str = ".png", transparent: bool = True, skip_existing: bool = False
+) -> list[Path]:
     """Target path of each input; checked up front so no work is done for an impossible run.
 
     A single input goes to ``out`` when it names a picture file; otherwise ``out`` is a folder
     and each picture is written into it as ``<name><ext>``; a missing folder is made by ``run``
     with the first picture written. ``transparent``: the output has an alpha channel.
+    ``skip_existing``: an existing file is no clash (``run`` leaves it as it is).
     """
     from ..errors import SinkError
     from ..io.atomic import check_target
@@ -133,7 +139,7 @@ def plan_outputs(inputs: list[Path], out: Path, overwrite: bool, ext: str = ".pn
             raise SinkError(f"{source} and {seen[target]} would both be written to {target}; rename one")
         seen[target] = source
         if not new_folder:  # nothing can be in the way in a folder yet to be made
-            check_target(target, overwrite=overwrite, is_dir=False)
+            check_target(target, overwrite=overwrite or (skip_existing and target.is_file()), is_dir=False)
     return targets
 
 
@@ -161,7 +167,16 @@ def run(args: argparse.Namespace) -> int:
                         blur_sigma=args.blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     inputs = collect_inputs(args.inputs)
-    targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha")
+    targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing)
+    kept = 0
+    if args.skip_existing:
+        todo = [(source, target) for source, target in zip(inputs, targets) if not target.is_file()]
+        kept = len(inputs) - len(todo)
+        if not todo:
+            if not args.quiet:
+                print(f"nothing to do: all {kept} pictures are in {args.out} already (--skip-existing)", file=sys.stderr)
+            return 0
+        inputs, targets = [source for source, _ in todo], [target for _, target in todo]
     shallow = sorted({t.suffix.lower() for t in targets} - DEEP_FORMATS)
     if args.bit_depth == 16 and shallow:  # asked for, and silently not given: say so, as process does
         log.warning("--bit-depth 16: %s pictures hold 8 bits a sample, so they are written at 8; write .png or .tif for 16",
@@ -206,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
                           f"({'the other one was' if written == 1 else f'the other {written} were'} written to {args.out})")  # fmt: skip
     if not args.quiet:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
-        print(f"wrote {where}", file=sys.stderr)
+        print(f"wrote {where}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
     return 0
 
 
