@@ -431,7 +431,7 @@ class LiveJob(JobDescription):
     carry: bool = True  # carry the latest mask to each shown frame along optical flow
     stats_every: float = 5.0
     overwrite: bool = False
-    record_preset: Optional[str] = None  # encoder speed preset of the recordings (x264 ultrafast..., NVENC p1-p7)
+    record_preset: Optional[str] = None  # encoder speed preset of the recordings (x264 ultrafast...; recordings never use NVENC)
     record_segment: Optional[float] = None  # seconds: recordings as a series of files this long, each committed when done
     audio: bool = True  # recordings and streams carry the source's sound (a stream's or file's first audio track)
 

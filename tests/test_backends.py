@@ -177,3 +177,28 @@ def test_process_runs_files_on_openvino_streams(pvt_b0_weights, tmp_path):
                  "--resolution", "64", "--device", "cpu", "--backend", "openvino", "--precision", "fp32", "--batch-size", "1"]) == 0  # fmt: skip
     one = read_video(single, "gray")
     assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(decoded.images, one.images)) <= 1
+
+
+def test_onnxruntime_on_cuda_needs_a_package_with_the_cuda_provider():
+    """The CPU-only onnxruntime package would run a --device cuda job on the CPU without a word."""
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    with pytest.raises(ConfigError, match="runs on the CPU only.*install onnxruntime-gpu"):
+        choose_backend("onnxruntime", torch.device("cuda"))
+    assert choose_backend("onnxruntime", CPU) == "onnxruntime"
+
+
+def test_onnxruntime_gpu_providers_run_on_the_chosen_gpu():
+    """TensorRT's device_id defaults to 0 like CUDA's: both must name cuda:N's GPU. No session is made:
+    only the provider list is built, for an onnxruntime build that lists TensorRT and CUDA."""
+    from types import SimpleNamespace
+
+    from birefvid.backends.engines import OnnxRuntimeEngine
+
+    gpu_build = SimpleNamespace(get_available_providers=lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    providers = OnnxRuntimeEngine(torch.nn.Identity(), torch.device("cuda:1"), "fp32")._providers(gpu_build)
+    assert [p if isinstance(p, str) else p[0] for p in providers] == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers[0][1]["device_id"] == 1 and providers[1][1]["device_id"] == 1
+    assert providers[0][1]["trt_engine_cache_enable"] is True
+    assert OnnxRuntimeEngine(torch.nn.Identity(), CPU, "fp32")._providers(gpu_build) == ["CPUExecutionProvider"]

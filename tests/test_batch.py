@@ -306,6 +306,21 @@ def test_bad_input_is_one_line_and_exit_2(clips, tmp_path, capsys, argv, words):
     assert len(err) == 1 and err[0].startswith("birefvid: error:") and words in err[0], err
 
 
+@pytest.mark.parametrize("extra, words", [
+    ([], "--device cuda:1 with --ray: Ray gives each worker its own GPU, numbered from cuda:0 there"),
+    (["--gpus-per-worker", "0.5"], "Ray gives each worker its own GPU, numbered"),  # a share of a GPU still shows one
+])
+def test_a_gpu_index_with_ray_is_one_line_before_ray_starts(clips, tmp_path, capsys, extra, words):
+    """Ray sets each worker's CUDA_VISIBLE_DEVICES to its own GPUs: cuda:1 on a one-GPU worker would fail in
+    every worker with CUDA's "invalid device ordinal"; it is refused before Ray or the model start."""
+    model = [a for a in MODEL if a not in ("--device", "cpu")]
+    argv = ["batch", str(clips["inputs"][1]), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--ray", "local", "--device", "cuda:1"]
+    assert main([*argv, *extra, *model]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("birefvid: error:") and words in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
 def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, capsys):
     folder, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "p.jsonl"
     folder.mkdir()

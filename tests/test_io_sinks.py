@@ -346,6 +346,12 @@ def test_pts_none_are_filled_from_rate(tmp_path):
         ("a.mp4", "rgb", {"preset": "quick"}, "unknown preset 'quick' for libx264; expected one of: ultrafast"),
         ("a.mkv", "alpha", {"preset": "fast"}, "ffv1 has no speed presets"),
         ("a.mov", "alpha", {"crf": 0}, r"ProRes quantiser \(crf\) must be 1"),  # --crf under the CLI
+        # NVENC's pixel formats are FFmpeg's fixed list whatever the GPU: a wrong one is no reason to blame the GPU
+        ("a.mp4", "mask", {"codec": "h264_nvenc", "pix_fmt": "gray"}, "h264_nvenc cannot encode pix_fmt gray; it supports yuv420p"),
+        ("a.mp4", "rgb", {"codec": "hevc_nvenc", "pix_fmt": "cuda"}, "hevc_nvenc cannot encode pix_fmt cuda"),  # frames on the GPU: never given
+        # NVENC's cq 0 is its automatic quality, not lossless; over 51 it cannot start
+        ("a.mp4", "rgb", {"codec": "h264_nvenc", "crf": 0}, r"NVENC's constant quality \(crf\) runs 1 \(best\) to 51, got 0"),
+        ("a.mkv", "rgb", {"codec": "hevc_nvenc", "crf": 52}, r"NVENC's constant quality \(crf\) runs 1 \(best\) to 51, got 52"),
     ],
 )
 def test_bad_requests(tmp_path, name, kind, kw, match):
@@ -356,15 +362,24 @@ def test_bad_requests(tmp_path, name, kind, kw, match):
 
 @pytest.mark.parametrize("codec", ["h264_nvenc", "hevc_nvenc"])
 def test_nvenc_names_accepted_and_fail_clearly_without_gpu(tmp_path, codec):
+    info = _info(192, 108)  # over NVENC's minimum frame size (145x49 for H.264), so a GPU machine encodes it
     try:
-        sink = open_sink(tmp_path / "n.mp4", kind="rgb", info=_info(), codec=codec)
+        sink = open_sink(tmp_path / "n.mp4", kind="rgb", info=info, codec=codec)
     except SinkError as e:
         assert f"cannot start the {codec} encoder" in str(e) and "NVIDIA" in str(e)
+        assert "minimum" not in str(e)  # this size is not the reason
         assert listdir(tmp_path) == []
         return
     with sink:  # a machine with an NVIDIA GPU: it must actually work
-        sink.write(_batch("rgb", 2, 64, 48), [0, 1])
+        sink.write(_batch("rgb", 2, 192, 108), [0, 1])
     assert len(read_video(tmp_path / "n.mp4").pts) == 2
+
+
+def test_nvenc_on_frames_under_its_minimum_size_says_so(tmp_path):
+    """NVENC refuses small frames (144x144 in FFmpeg trac #9251) even on a GPU: "needs a GPU" alone misleads there."""
+    with pytest.raises(SinkError, match=r"cannot start the h264_nvenc encoder .*64x48 is under 145x49.*libx264 takes"):
+        open_sink(tmp_path / "n.mp4", kind="rgb", info=_info(64, 48), codec="h264_nvenc")
+    assert listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("name", ["o.mov", "frames"])

@@ -303,3 +303,17 @@ def test_segment_needs_a_recording_and_a_sensible_length(tmp_path, capsys):
         assert main(["live", "--source", str(clip), "--model", "tiny", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
+
+
+def test_preset_help_promises_only_presets_a_recording_takes(tmp_path, capsys):
+    """A live recording is x264 (or VP9): NVENC's p1-p7 are refused there, so the help must not offer them."""
+    from birefvid.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    start = text.index("--preset PRESET encoder")
+    preset_help = text[start:text.index("--segment", start)]
+    assert "NVENC p1-p7" not in preset_help and "never NVENC" in preset_help
+    with pytest.raises(SinkError, match="unknown preset 'p4' for libx264"):
+        RecordingSink(tmp_path / "live.mp4", width=W, height=H, fps=FPS, kind="rgb", preset="p4")

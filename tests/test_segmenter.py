@@ -159,3 +159,18 @@ def test_a_low_precision_torch_twin_leaves_the_shared_model_fp32(pvt_b0_state, m
     fp32_twin = Segmenter(module=model, resolution=64, device="cpu", precision="fp32", backend="onnxruntime")
     monkeypatch.setattr("birefvid.runtime.segmenter.choose_precision", lambda *a: "fp32")
     assert fp32_twin.with_backend("torch").model is model  # nothing to cast: shared, not copied
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_gpu_index_past_the_gpus_present_is_a_config_error(b0, monkeypatch, count):
+    """--device cuda:N with N past the GPUs (a one-GPU box, or CUDA_VISIBLE_DEVICES=1) says so before
+    anything runs, instead of CUDA's 'invalid device ordinal' traceback at the first tensor.
+    Only the selection logic is exercised: no CUDA call is made."""
+    from birefvid.runtime.device import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    with pytest.raises(ConfigError, match=rf"cuda:{count} requested but this process sees {count} GPU.*only cuda:0"):
+        pick_device(f"cuda:{count}")
+    assert pick_device(f"cuda:{count - 1}") == torch.device(f"cuda:{count - 1}")
+    assert pick_device("cuda") == torch.device("cuda")

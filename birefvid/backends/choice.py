@@ -66,6 +66,8 @@ def choose_backend(backend: str, device: torch.device) -> str:
         _need("openvino", "openvino")
     elif backend == "onnxruntime":
         _need("onnxruntime", "onnxruntime" if device.type == "cpu" else "onnxruntime-gpu")
+        if device.type == "cuda":
+            _need_ort_cuda()
     else:
         raise ConfigError(f"unknown {option('backend')} {backend!r}; use auto, torch, torch-compile, openvino or onnxruntime")
     _need("onnxscript", "onnxscript")  # the ONNX export both need
@@ -75,6 +77,18 @@ def choose_backend(backend: str, device: torch.device) -> str:
 def _need(module: str, package: str) -> None:
     if not _installed(module):
         raise ConfigError(f"this backend needs the {package} package: pip install {package}")
+
+
+def _need_ort_cuda() -> None:
+    """Refuse ONNX Runtime on CUDA when its package has no CUDA provider (the CPU-only ``onnxruntime``):
+    the session would run on the CPU without a word while the report says cuda."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ConfigError(
+            f"this onnxruntime package runs on the CPU only (providers: {', '.join(ort.get_available_providers())}); "
+            f"for {option('device', 'cuda')} install onnxruntime-gpu in its place, or use {option('backend', 'torch')}"
+        )
 
 
 def choose_precision(precision: str, backend: str, device: torch.device) -> str:

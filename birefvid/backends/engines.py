@@ -269,12 +269,14 @@ class OnnxRuntimeEngine(_ExportedEngine):
             return ["CPUExecutionProvider"]
         available = ort.get_available_providers()
         providers: list[Any] = []
+        gpu = self.device.index or 0
         if "TensorrtExecutionProvider" in available:  # written against ORT's documented options; untested here (no GPU)
             trt_cache = str(cache_dir() / "tensorrt")
             os.makedirs(trt_cache, exist_ok=True)
-            providers.append(("TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": trt_cache}))
+            # device_id defaults to 0 for TensorRT too: without it, --device cuda:1 would build and run its engines on GPU 0
+            providers.append(("TensorrtExecutionProvider", {"device_id": gpu, "trt_engine_cache_enable": True, "trt_engine_cache_path": trt_cache}))
         if "CUDAExecutionProvider" in available:
-            providers.append(("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
+            providers.append(("CUDAExecutionProvider", {"device_id": gpu}))
         return providers + ["CPUExecutionProvider"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def check_ray_address(address: str) -> None:
                       "to run locally on Ray write --ray local")  # fmt: skip
 
 
+def check_ray_device(device: str, gpus_per_worker: float) -> None:
+    """Refuse ``cuda:N`` past a Ray worker's own GPUs: Ray sets each worker's CUDA_VISIBLE_DEVICES to the
+    GPUs it reserved, numbered from cuda:0 there, so cuda:1 on a one-GPU worker fails in every worker."""
+    m = re.fullmatch(r"cuda:(\d+)", device.strip())
+    visible = max(1, math.ceil(gpus_per_worker))  # a fraction of a GPU still shows the worker one
+    if m and int(m.group(1)) >= visible:
+        raise ConfigError(f"--device {device} with --ray: Ray gives each worker its own GPU{'s' if visible > 1 else ''}, "
+                          f"numbered from cuda:0 there; use --device cuda (--gpus-per-worker sets how many)")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
     from ..batch.runner import DEFAULT_EXT, check_background, check_distinct_outputs, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
@@ -64,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.ray is not None:
         check_ray_address(args.ray)
+        check_ray_device(args.device, args.gpus_per_worker)
     if args.ray is None and (args.workers is not None or args.gpus_per_worker):
         raise ConfigError("--workers and --gpus-per-worker need --ray")
     if args.progress_json:

@@ -49,7 +49,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--report", help="write a JSON report of the run (figures and the job)")
     run_group.add_argument("--overwrite", action="store_true", help="replace an existing recording")
     run_group.add_argument("--preset", help="encoder speed preset of a recording (x264/x265 default veryfast; superfast or ultrafast "
-                           "cost less CPU, for 2-4x larger files), NVENC p1-p7")
+                           "cost less CPU, for 2-4x larger files); recordings use x264, never NVENC, so p1-p7 do not apply")
     run_group.add_argument("--segment", type=float, metavar="SECONDS",
                            help="record in files of SECONDS each (NAME-YYYYmmdd-HHMMSS.EXT), each kept as soon as it is complete; for runs of hours or days")
     run_group.add_argument("--no-audio", action="store_true", help="leave the source's sound out of recordings and RTSP/MPEG-TS streams (kept by default)")

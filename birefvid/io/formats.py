@@ -125,8 +125,11 @@ NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7")
 _PRESETS: dict[str, tuple[str, ...]] = {"libx264": X264_PRESETS, "libx265": X264_PRESETS, "h264_nvenc": NVENC_PRESETS, "hevc_nvenc": NVENC_PRESETS}
 _DEFAULT_PRESET = {"libx264": "veryfast", "libx265": "veryfast"}
 _ALPHA_FMT = re.compile(r"^(yuva|gbrap|ya)|rgba|argb|bgra|abgr")
-# hardware encoders whose pixel-format list is not checked here (the driver decides)
+# hardware encoders: NVENC's constant quality (``cq``) runs 1 (best) to 51, and 0 there means "automatic"
+# (FFmpeg's nvenc options), not x264's lossless; its frames have a minimum size, 145x49 for H.264 on recent GPUs
 _HW = frozenset({"h264_nvenc", "hevc_nvenc"})
+NVENC_CQ_RANGE = (1, 51)
+NVENC_SMALL = (145, 49)  # FFmpeg trac #9251: 144x144 refused ("Frame Dimension less than the minimum supported value"), 145x145 encoded
 # HEVC in MP4/MOV: FFmpeg tags it hev1 (parameter sets in the stream); Apple's players (QuickTime,
 # Safari, iOS) play only hvc1 (parameter sets in the sample entry), which every other player reads too
 _HEVC = frozenset({"libx265", "hevc_nvenc"})
@@ -175,7 +178,7 @@ def _even_safe(codec: str, pix_fmt: str, width: int, height: int) -> str:
     if not subsampled or (width % 2 == 0 and height % 2 == 0) or codec == "libvpx-vp9":
         return pix_fmt  # VP9 codes odd sizes in 4:2:0 natively
     full = re.sub(r"4[12][02]p", "444p", pix_fmt)
-    if full != pix_fmt and (codec in _HW or full in _codec_formats(codec)):
+    if full != pix_fmt and full in _codec_formats(codec):
         log.info("%dx%d is odd: writing %s instead of %s so the size is kept exactly", width, height, full, pix_fmt)
         return full
     raise SinkError(
@@ -188,7 +191,8 @@ def _codec_formats(codec: str) -> list[str]:
         c = av.codec.Codec(codec, "w")
     except Exception as e:  # av raises its own UnknownCodecError
         raise SinkError(f"unknown encoder {codec!r} in this FFmpeg build ({e})") from e
-    return [f.name for f in (c.video_formats or [])]
+    # frames in memory only: NVENC also lists "cuda" (frames already on the GPU), which these encoders are never given
+    return [f.name for f in (c.video_formats or []) if f.components]
 
 
 def choose_encoder(
@@ -231,7 +235,7 @@ def choose_encoder(
     formats = _codec_formats(codec)
     if pix_fmt is None:
         pix_fmt = _deep_default(kind, codec, bits) or _PIX_FMT.get((kind, codec), "yuv420p")
-    elif codec not in _HW and pix_fmt not in formats:
+    elif pix_fmt not in formats:  # NVENC's list too: FFmpeg refuses any other, whatever the GPU
         raise SinkError(f"{codec} cannot encode pix_fmt {pix_fmt}; it supports {', '.join(formats)}")
     if kind == "alpha" and not has_alpha(pix_fmt) and not (codec == "gif" and pix_fmt == "pal8"):  # GIF: a transparent palette entry
         raise SinkError(f"alpha output needs a pixel format with alpha, got {pix_fmt} (e.g. yuva444p10le, yuva420p, rgba)")
@@ -255,7 +259,7 @@ def choose_encoder(
         if codec == "prores_ks":
             options.update(_prores_quantiser(value))
         elif codec in _HW:
-            options.update({"rc": "vbr", "cq": str(value)})
+            options.update({"rc": "vbr", "cq": str(_nvenc_cq(value))})
         else:
             options["crf"] = str(value)
         if codec == "libvpx-vp9":
@@ -274,6 +278,15 @@ def _preset_options(codec: str, preset: Optional[str]) -> dict[str, str]:
     if preset not in choices:
         raise SinkError(f"unknown preset {preset!r} for {codec}; expected one of: {', '.join(choices)}")
     return {"preset": preset}
+
+
+def _nvenc_cq(value: int) -> int:
+    """NVENC's constant quality, checked: 0 would silently mean its automatic quality, above 51 it cannot start."""
+    low, high = NVENC_CQ_RANGE
+    if not low <= value <= high:
+        raise SinkError(f"NVENC's constant quality ({option('crf')}) runs {low} (best) to {high}, got {value} "
+                        f"(0 means its automatic quality there, not lossless)")  # fmt: skip
+    return value
 
 
 def _prores_quantiser(q: int) -> dict[str, str]:

@@ -43,7 +43,7 @@ _LIVE_SPEED = {
 def live_encoder(path: Path, kind: str, width: int, height: int, preset: Optional[str] = None) -> EncoderSpec:
     """The batch mode's encoder choice for ``path``, switched to its real-time speed settings.
 
-    ``preset`` (``--preset``: x264/x265 ``ultrafast``..``placebo``, NVENC ``p1``-``p7``) replaces the
+    ``preset`` (``--preset``: x264 ``ultrafast``..``placebo``; recordings take the container's default codec, never NVENC) replaces the
     live default; a codec without presets (VP9, FFV1, ProRes) raises SinkError saying so.
     """
     spec = choose_encoder(path, OUTPUT_KIND[kind], width, height, preset=preset)

@@ -20,7 +20,7 @@ from birefvid.io.audio import AudioTracks
 from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
 from birefvid.io.subtitles import SubtitleTracks, source_chapters
 from birefvid.io.base import Sink
-from birefvid.io.formats import EncoderSpec, sample_bits
+from birefvid.io.formats import NVENC_SMALL, EncoderSpec, sample_bits
 from birefvid.io.frame_grid import FrameGrid
 from birefvid.io.layout import check_images
 from birefvid.io.trim import TimeWindow
@@ -53,6 +53,16 @@ BITSTREAM_SAR_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
 # encoders whose video is limited range by definition: ProRes records no range (its MOV 'colr' atom
 # neither), so players decode it as limited whatever the stream says
 LIMITED_RANGE_CODECS = ("prores_ks", "prores", "prores_aw")
+
+
+def _nvenc_hint(codec: str, width: int, height: int) -> str:
+    """What an NVENC encoder that failed to start needs: a GPU and driver, and frames no smaller than its minimum."""
+    if "nvenc" not in codec:
+        return ""
+    if width < NVENC_SMALL[0] or height < NVENC_SMALL[1]:
+        return (f" (it needs an NVIDIA GPU and driver, and frames of NVENC's minimum size or more: {width}x{height} is under "
+                f"{NVENC_SMALL[0]}x{NVENC_SMALL[1]}, H.264's minimum on recent GPUs; libx264 takes pictures this small)")  # fmt: skip
+    return " (it needs an NVIDIA GPU and driver)"
 
 
 class VideoFileSink(Sink):
@@ -175,7 +185,7 @@ class VideoFileSink(Sink):
         try:
             self._out.start_encoding()  # opens every encoder now, so a bad codec fails at open time
         except (av.FFmpegError, OSError, ValueError) as e:
-            hint = " (it needs an NVIDIA GPU and driver)" if "nvenc" in spec.codec else ""
+            hint = _nvenc_hint(spec.codec, info.width, info.height)
             raise SinkError(f"cannot start the {spec.codec} encoder for {self.path}{hint}: {e}") from e
 
     def _output_range(self, source_range: Optional[int]) -> Optional[int]:

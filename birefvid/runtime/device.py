@@ -30,9 +30,20 @@ def pick_device(device: str = "auto") -> torch.device:
         raise ConfigError(f"unknown {option('device')} {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device} requested but CUDA is not available here; use {option('device', 'cpu')} or auto")
+    if dev.type == "cuda" and dev.index is not None:
+        _check_gpu_index(device, dev.index)
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"device {device} requested but Apple MPS is not available here; use {option('device', 'cpu')} or auto")
     return dev
+
+
+def _check_gpu_index(device: str, index: int) -> None:
+    """Refuse ``cuda:N`` past the GPUs this process sees: CUDA would fail later with "invalid device ordinal"."""
+    count = torch.cuda.device_count()
+    if index >= count:
+        seen = f"only cuda:0 to cuda:{count - 1}" if count > 1 else "only cuda:0"
+        raise ConfigError(f"device {device} requested but this process sees {count} GPU{'s' if count != 1 else ''} "
+                          f"({seen}; CUDA_VISIBLE_DEVICES renumbers them from 0)")  # fmt: skip
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
