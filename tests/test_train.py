@@ -170,6 +170,25 @@ def test_resume_continues_from_the_same_step(tmp_path, data):
     assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6)
 
 
+def test_a_cpu_run_on_a_gpu_machine_keeps_no_gpu_state(monkeypatch):
+    """Resuming must not depend on the GPUs present: a CPU run (on a machine that has GPUs) saved every
+    GPU's random state, starting CUDA on each, and a checkpoint from a 2-GPU box then failed on a 1-GPU one."""
+    from birefvid.train.loop import _rng_state, _set_rng_state
+
+    def no_cuda_state(*args, **kwargs):
+        raise AssertionError("a CPU run touched a GPU's random state")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with GPUs; the run is on the CPU
+    for name in ("get_rng_state", "get_rng_state_all", "set_rng_state", "set_rng_state_all"):
+        monkeypatch.setattr(torch.cuda, name, no_cuda_state)
+    cpu = torch.device("cpu")
+    state = _rng_state(cpu)
+    assert set(state) == {"torch"}
+    torch.rand(3)  # moves the CPU generator on
+    _set_rng_state({**state, "cuda": [torch.zeros(8, dtype=torch.uint8)] * 2}, cpu)  # an older checkpoint's, from 2 GPUs
+    assert torch.equal(torch.get_rng_state(), state["torch"])
+
+
 def test_resume_refuses_different_batches(tmp_path, data):
     train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
     with pytest.raises(ConfigError, match="batch_size=2"):

@@ -133,17 +133,24 @@ def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """The random state a resumed run needs: the CPU generator's, and the training GPU's only (not every
+    GPU's: a CPU run would start CUDA on them all, and a checkpoint from a 2-GPU machine failed on a 1-GPU one)."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda_device"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device.type != "cuda":
+        return
+    if "cuda_device" in state:
+        torch.cuda.set_rng_state(state["cuda_device"], device)
+    elif state.get("cuda"):  # a checkpoint that kept every GPU's state: the one at this index if it had one, else the first
+        states = state["cuda"]
+        torch.cuda.set_rng_state(states[device.index or 0] if (device.index or 0) < len(states) else states[0], device)
 
 
 def _compute_loss(out: Any, target: torch.Tensor, weights: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
@@ -348,7 +355,7 @@ def train(
                 group["initial_lr"], group["lr"] = lr, lr * lr_factor(scheduler.last_epoch, steps, warmup, min_lr_ratio)
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        _set_rng_state(state["rng"], dev)
         best = state.get("best")  # so a resumed run replaces best.pt only with better weights
         start = int(state["step"])
         log.info("resumed from %s at step %d", ckpt_path, start)
@@ -365,7 +372,7 @@ def train(
         save_checkpoint(ckpt_path, {
             "step": result.step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "rng": _rng_state(), "config": config, "best": result.best,
+            "rng": _rng_state(dev), "config": config, "best": result.best,
             "resolution": f"{resolution[1]}x{resolution[0]}",  # WxH: --weights last.pt then runs at the training size
         })
         result.checkpoint = ckpt_path
