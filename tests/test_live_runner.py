@@ -193,6 +193,26 @@ def test_latency_budget_picks_the_largest_size_that_fits():
     assert choose_resolution(seg, image, 0.001, ceiling=1024) == (64, 64)  # nothing fits: the smallest
 
 
+def test_latency_budget_leaves_a_shared_segmenter_at_its_own_size(tmp_path):
+    """An app reusing one Segmenter: a live run's budget picks its own size, and the Segmenter keeps
+    the caller's 256 for the next run (the budget's ceiling) and for process_video (its quality)."""
+
+    class PixelCost(RedKey):
+        def forward(self, x):
+            time.sleep(x.shape[-1] * x.shape[-2] / 128 / 128 * 0.02)  # 20 ms at 128², 80 ms at 256²
+            return super().forward(x)
+
+    from birefvid.runtime import Segmenter
+
+    seg = Segmenter(module=PixelCost(), resolution=256, device="cpu", precision="fp32", backend="torch")
+    clip = write_scene(tmp_path / "cam.mkv", FPS // 2)
+    tight = run_live(build_live_job(str(clip), [str(tmp_path / "a.mkv")], effect="mask", latency_budget_ms=5), segmenter=seg)
+    assert tight["resolved"]["resolution"] == [64, 64]  # nothing fits: the smallest
+    assert seg.resolution == (256, 256)
+    roomy = run_live(build_live_job(str(clip), [str(tmp_path / "b.mkv")], effect="mask", latency_budget_ms=1000), segmenter=seg)
+    assert roomy["resolved"]["resolution"] == [256, 256]  # the ceiling is the Segmenter's own size, not the last run's
+
+
 def test_model_error_ends_the_run_with_one_clear_error_and_no_recording(tmp_path):
     from process_fixtures import FailingRedKey
 

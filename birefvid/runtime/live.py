@@ -14,6 +14,7 @@ display starts, so no unmasked picture is ever shown.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import threading
 import time
@@ -367,6 +368,12 @@ class LiveRunner:
             raise PipelineError(stage, f"{type(error).__name__}: {error}") from error
 
 
+def for_this_run(segmenter: Segmenter, job: LiveJob) -> Segmenter:
+    """The caller's Segmenter, or with a latency budget a twin sharing its model, engine and lock whose
+    size the budget may change: the caller's size (a later run's ceiling, a ``process_video``'s) stays as given."""
+    return segmenter if job.latency_budget_ms is None else copy.copy(segmenter)
+
+
 def run_niced(work: Callable[[], None]) -> None:
     """Run ``work`` to completion on a short-lived niced thread, re-raising its error here.
 
@@ -471,7 +478,8 @@ def run_live_job(
                                                                  info.sample_aspect_ratio))  # fmt: skip
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
             stack.callback(stats.close)
-            seg = segmenter or segmenter_for(job.model, job.inference)  # after the cheap checks of sinks and background
+            # after the cheap checks of sinks and background
+            seg = segmenter_for(job.model, job.inference) if segmenter is None else for_this_run(segmenter, job)
             effects = EffectSwitch(effect, background)
             if printer is not None:
                 effects.listeners.append(lambda name, by: printer(f"live: effect {name} (from the {by})"))
