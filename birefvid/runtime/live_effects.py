@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from ..compose.background import Background
 from ..compose.compositor import Compositor
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, EffectSpec
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ class EffectSwitch:
         self.switches = 0  # every switch, listed or not
         self.showing = threading.Event()  # set once the run shows its first picture (for API callers to wait on)
         self.listeners: list[Callable[[str, str], None]] = []  # told (effect, by) on each switch: the printer
+        # named now, on the thread that starts the run: a switch comes from a key, page or app thread
+        self._needs_background = (
+            f"replace needs a {option('background')}, given when the run starts ({option('effect', 'replace')} with {option('background')})"
+        )
 
     def begin(self, started: float) -> None:
         """The run's first picture is shown at ``started`` (monotonic): switch times count from it, as the
@@ -88,7 +92,7 @@ class EffectSwitch:
         if name not in SWITCHABLE:
             return f"unknown effect {name!r}; choose from {', '.join(self.available)}"
         if name not in self.available:
-            return "replace needs a --background, given when the run starts (--effect replace --background ...)"
+            return self._needs_background
         return None
 
     def select(self, name: str, by: str = "api") -> str:
