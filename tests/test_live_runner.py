@@ -340,6 +340,18 @@ def test_live_hint_needs_dropped_frames_and_a_recording_at_the_default_preset():
     assert live_hint(report(30, preset="ultrafast")) is None
 
 
+def test_the_report_names_every_recording_kept(tmp_path):
+    """An app reads which files a run wrote from its report: a recording in one file is listed too,
+    not only a recording in parts, and a preview, which keeps nothing, is not."""
+    from live_media import free_port
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS // 2)
+    rec, preview = str(tmp_path / "rec.mkv"), f"http://127.0.0.1:{free_port()}"
+    report = run_live(build_live_job(str(clip), [rec, preview], effect="mask"), segmenter=red_key_segmenter())
+    assert report["recorded"] == {rec: [rec]}
+    assert len(read_frames(rec)) == report["frames_shown"]
+
+
 def test_a_recording_in_parts_holds_every_frame_shown(tmp_path):
     """``record_segment``: a run of 3 s in parts of 1 s; the report names the parts, which hold every frame shown."""
     clip = write_scene(tmp_path / "cam.mkv", 3 * FPS)

@@ -521,7 +521,7 @@ def run_live_job(
                         sink.abort()
                     else:
                         sink.close()
-    recorded = {sink.name: [str(p) for p in sink.segments] for sink in sinks if getattr(sink, "segments", None)}
+    recorded = {sink.name: [str(p) for p in sink.files] for sink in sinks if getattr(sink, "files", None)}  # one file, or the parts
     report = {
         "source": spec.source,
         "sinks": list(job.sinks),
