@@ -352,6 +352,30 @@ def test_the_report_names_every_recording_kept(tmp_path):
     assert len(read_frames(rec)) == report["frames_shown"]
 
 
+def test_a_recording_that_cannot_be_kept_still_frees_the_previews_port(tmp_path):
+    """The recording's folder vanishes mid-run, so it cannot be committed: the run fails with that
+    error, and the preview beside it is closed all the same, so an app's next run can use its port."""
+    import shutil
+
+    from birefvid.errors import SinkError
+    from live_media import free_port
+
+    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    preview = f"http://127.0.0.1:{free_port()}"
+
+    def remove_folder_once_showing(switch) -> None:
+        threading.Thread(target=lambda: switch.showing.wait(30) and shutil.rmtree(folder)).start()
+
+    job = build_live_job(str(clip), [preview, str(folder / "rec.mkv")], effect="mask", realtime=True, duration=1.0)
+    with pytest.raises(SinkError, match="cannot move the finished output"):
+        run_live(job, segmenter=red_key_segmenter(), on_effects=remove_folder_once_showing)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("preview-")]
+    again = run_live(build_live_job(str(clip), [preview], effect="mask", duration=0.2), segmenter=red_key_segmenter())
+    assert again["frames_shown"] > 0
+
+
 def test_a_recording_in_parts_holds_every_frame_shown(tmp_path):
     """``record_segment``: a run of 3 s in parts of 1 s; the report names the parts, which hold every frame shown."""
     clip = write_scene(tmp_path / "cam.mkv", 3 * FPS)

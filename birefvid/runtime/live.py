@@ -410,6 +410,25 @@ def run_niced(work: Callable[[], None]) -> None:
         raise errors[0]
 
 
+def finish_sinks(sinks: list[LiveSink], failed: bool) -> None:
+    """Close every sink (abort them all when the run ``failed``), even after one fails, then raise the first
+    error: a recording that cannot be committed must not leave a preview server holding its port."""
+    first: Optional[BaseException] = None
+    for sink in reversed(sinks):
+        try:
+            if failed:
+                sink.abort()
+            else:
+                sink.close()
+        except BaseException as exc:  # noqa: BLE001 - raised once every sink is finished
+            if first is None:
+                first = exc
+            else:
+                log.warning("could not finish %s either: %s", sink.name, exc)
+    if first is not None:
+        raise first
+
+
 class SourceLost(SourceError):
     """A source lost for good mid-run; ``report`` is the run's report up to the loss (``--report`` is
     still written: which files were kept, the reconnects, the timings)."""
@@ -516,11 +535,7 @@ def run_live_job(
             failed = False
         finally:
             with finishing():  # a SIGTERM now would leave recordings half-closed: they finish first
-                for sink in reversed(sinks):
-                    if failed:
-                        sink.abort()
-                    else:
-                        sink.close()
+                finish_sinks(sinks, failed)
     recorded = {sink.name: [str(p) for p in sink.files] for sink in sinks if getattr(sink, "files", None)}  # one file, or the parts
     report = {
         "source": spec.source,
