@@ -376,6 +376,27 @@ def test_a_recording_that_cannot_be_kept_still_frees_the_previews_port(tmp_path)
     assert again["frames_shown"] > 0
 
 
+def test_an_app_waiting_for_the_first_picture_is_woken_when_the_run_fails_first(tmp_path):
+    """The README's pattern, ``switch.showing.wait()`` then ``select``, on an app's thread: a model that fails
+    on the first frame ends the run before any picture, and the waiting thread must not hang for ever."""
+    from process_fixtures import FailingRedKey
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    switches, woke = [], []
+
+    def controller(switch) -> None:
+        switches.append(switch)
+        threading.Thread(target=lambda: woke.append(switch.showing.wait(5))).start()
+
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="blur", resolution=64)
+    with pytest.raises(PipelineError, match="model exploded"):
+        run_live(job, segmenter=red_key_segmenter(FailingRedKey(fail_at=1)), on_effects=controller)
+    deadline = time.monotonic() + 2
+    while not woke and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert woke == [True] and switches[0].ended.is_set()
+
+
 def test_a_recording_in_parts_holds_every_frame_shown(tmp_path):
     """``record_segment``: a run of 3 s in parts of 1 s; the report names the parts, which hold every frame shown."""
     clip = write_scene(tmp_path / "cam.mkv", 3 * FPS)

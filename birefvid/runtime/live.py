@@ -500,6 +500,7 @@ def run_live_job(
             # after the cheap checks of sinks and background
             seg = segmenter_for(job.model, job.inference) if segmenter is None else for_this_run(segmenter, job)
             effects = EffectSwitch(effect, background)
+            stack.callback(effects.end)  # after the sinks are finished (the stack closes last)
             if printer is not None:
                 effects.listeners.append(lambda name, by: printer(f"live: effect {name} (from the {by})"))
             if on_effects is not None:
