@@ -213,6 +213,27 @@ def test_latency_budget_leaves_a_shared_segmenter_at_its_own_size(tmp_path):
     assert roomy["resolved"]["resolution"] == [256, 256]  # the ceiling is the Segmenter's own size, not the last run's
 
 
+def test_a_stop_during_the_latency_budgets_calibration_ends_the_run_promptly(tmp_path):
+    """An app's stop button pressed while the budget times sizes (seconds for a slow model) ends the run
+    within about one size's timing, not after the whole calibration."""
+
+    class PixelCost(RedKey):
+        def forward(self, x):
+            time.sleep(x.shape[-1] * x.shape[-2] / 64 / 64 * 0.05)  # 50 ms at 64², 800 ms at 256²: 7.6 s to time all
+            return super().forward(x)
+
+    from birefvid.runtime import Segmenter
+
+    seg = Segmenter(module=PixelCost(), resolution=256, device="cpu", precision="fp32", backend="torch")
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    stop = threading.Event()
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="mask", realtime=True, latency_budget_ms=5000)
+    started = time.monotonic()
+    report = run_live(job, segmenter=seg, stop=stop, on_effects=lambda switch: threading.Timer(0.3, stop.set).start())
+    assert time.monotonic() - started < 3.0
+    assert report["ended_by"] == "stop" and report["resolved"]["resolution"][0] < 256
+
+
 def test_model_error_ends_the_run_with_one_clear_error_and_no_recording(tmp_path):
     from process_fixtures import FailingRedKey
 

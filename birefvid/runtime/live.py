@@ -53,11 +53,14 @@ class LatestMask:
     generation: int
 
 
-def choose_resolution(segmenter: Segmenter, image: np.ndarray, budget_s: float, ceiling: int) -> tuple[int, int]:
+def choose_resolution(
+    segmenter: Segmenter, image: np.ndarray, budget_s: float, ceiling: int, stop: Optional[threading.Event] = None
+) -> tuple[int, int]:
     """The largest square inference size from ``SIZE_LADDER`` (up to ``ceiling``) whose model time fits ``budget_s``.
 
     Sizes are timed smallest first on a real frame (a warm-up call, then the faster of two) and the
-    search stops at the first one over budget, so calibration costs a few times the chosen size's time.
+    search stops at the first one over budget, so calibration costs a few times the chosen size's time;
+    it also stops when ``stop`` is set (the caller's request to end the run), keeping the size found so far.
     """
     batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
     chosen = (MIN_SIDE, MIN_SIDE)
@@ -65,6 +68,8 @@ def choose_resolution(segmenter: Segmenter, image: np.ndarray, budget_s: float, 
     # PyTorch instead, which is slower, so the size chosen fits the budget with room to spare.
     timer = segmenter if segmenter.backend == "torch" else segmenter.with_backend("torch")
     for side in (s for s in SIZE_LADDER if s <= ceiling):
+        if stop is not None and stop.is_set():
+            break
         timer.resolution = (side, side)
         timer.predict(batch)  # warm-up (allocations, kernels for this shape)
         seconds = min(_timed(timer.predict, batch) for _ in range(2))  # the faster of two: less noise from a busy CPU
@@ -515,7 +520,7 @@ def run_live_job(
                     raise SourceError(str(source.error) if source.error else f"no frame from {spec.source} within {spec.read_timeout:g} s")
                 def warm_up() -> None:
                     if job.latency_budget_ms is not None:
-                        choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, max(seg.resolution))
+                        choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, max(seg.resolution), stop)
                     runner.model.segment(first)
 
                 def catch_up() -> None:  # a camera's or stream's first frame went stale while the model warmed up
