@@ -53,3 +53,19 @@ def test_a_progress_function_that_raises_keyboard_interrupt_stops_the_run_as_one
         process_video(src, tmp_path / "out.mov", segmenter=seg, progress=stop_after_first_batch, batch_size=3)
     assert len(seen) == 1  # called once: the run stopped there
     assert not (tmp_path / "out.mov").exists()
+
+
+def test_a_progress_function_that_fails_raises_its_own_error_not_the_encoders(seg, tmp_path):
+    """An app's progress callback that raises (its bug, or its own way to cancel) gets that exception back,
+    type and message as raised, not a PipelineError blaming the encode stage; no output is left."""
+    src = make_scene(tmp_path / "in.mov", 9, with_audio=False).path
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(n):
+        raise Cancelled("the user closed the dialog")
+
+    with pytest.raises(Cancelled, match="the user closed the dialog"):
+        process_video(src, tmp_path / "out.mov", segmenter=seg, progress=cancel, batch_size=3)
+    assert not (tmp_path / "out.mov").exists()

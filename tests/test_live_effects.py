@@ -44,6 +44,30 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return scene_clip(tmp_path_factory.mktemp("effects") / "scene20s.mp4", 20.0, SMALL, FPS)
 
 
+def test_a_refused_switch_names_options_as_the_run_was_started_from_any_thread() -> None:
+    """The command line's run says --background even when the key or page thread asks; an app's says background."""
+    from birefvid.errors import cli_naming
+
+    with cli_naming():
+        cli = EffectSwitch(EffectSpec("blur"))
+    answers: list[str] = []
+
+    def press_r() -> None:
+        for switch in (cli, EffectSwitch(EffectSpec("blur"))):
+            try:
+                switch.select("replace", by="preview page")
+            except ConfigError as e:
+                answers.append(str(e))
+
+    worker = threading.Thread(target=press_r)
+    worker.start()
+    worker.join()
+    assert answers == [
+        "replace needs a --background, given when the run starts (--effect replace with --background)",
+        "replace needs a background, given when the run starts (effect='replace' with background)",
+    ]
+
+
 def test_the_switch_offers_the_picture_effects_and_says_why_not() -> None:
     blur = EffectSwitch(EffectSpec("blur"))
     assert blur.available == ("blur", "green", "none") and blur.effect == "blur" and blur.compositor is not None
@@ -54,8 +78,8 @@ def test_the_switch_offers_the_picture_effects_and_says_why_not() -> None:
     assert blur.changes[0]["seconds"] <= blur.changes[1]["seconds"]
     blur.select("green")  # already on: not a change
     assert len(blur.changes) == 2
-    with pytest.raises(ConfigError, match=r"replace needs a --background"):
-        blur.select("replace")
+    with pytest.raises(ConfigError, match=r"replace needs a background, given when the run starts \(effect='replace' with background\)"):
+        blur.select("replace")  # an app's call is told the API's names, not the command line's flags
     with pytest.raises(ConfigError, match=r"unknown effect 'sepia'; choose from blur, green, none"):
         blur.select("sepia")
     matte = EffectSwitch(EffectSpec("alpha"))

@@ -116,6 +116,24 @@ def test_abort_leaves_no_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_file_another_run_is_recording_is_refused_until_it_is_finished(tmp_path):
+    """Two live runs in one app recording to one file: the second is refused at once (overwrite or not),
+    where the later commit had silently replaced the first run's recording; free again once it is done."""
+    path = tmp_path / "cam.mp4"
+    first = RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb")
+    for overwrite in (False, True):
+        with pytest.raises(SinkError, match=r"cam.mp4 is being recorded by another run in this process"):
+            RecordingSink(tmp_path / "." / "cam.mp4", width=W, height=H, fps=FPS, kind="rgb", overwrite=overwrite)
+    for i in range(3):
+        first.send(_rgb(i), i / FPS)
+    first.close()
+    assert len(_pts_seconds(path)) == 3  # the first run's recording, whole
+    RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb", overwrite=True).abort()  # free again; an abort frees it too
+    with RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb", overwrite=True) as again:
+        again.send(_rgb(0), 0.0)
+    assert len(_pts_seconds(path)) == 1
+
+
 def test_existing_target_needs_overwrite(tmp_path):
     path = tmp_path / "taken.mp4"
     path.write_bytes(b"keep me")

@@ -193,6 +193,47 @@ def test_latency_budget_picks_the_largest_size_that_fits():
     assert choose_resolution(seg, image, 0.001, ceiling=1024) == (64, 64)  # nothing fits: the smallest
 
 
+def test_latency_budget_leaves_a_shared_segmenter_at_its_own_size(tmp_path):
+    """An app reusing one Segmenter: a live run's budget picks its own size, and the Segmenter keeps
+    the caller's 256 for the next run (the budget's ceiling) and for process_video (its quality)."""
+
+    class PixelCost(RedKey):
+        def forward(self, x):
+            time.sleep(x.shape[-1] * x.shape[-2] / 128 / 128 * 0.02)  # 20 ms at 128², 80 ms at 256²
+            return super().forward(x)
+
+    from birefvid.runtime import Segmenter
+
+    seg = Segmenter(module=PixelCost(), resolution=256, device="cpu", precision="fp32", backend="torch")
+    clip = write_scene(tmp_path / "cam.mkv", FPS // 2)
+    tight = run_live(build_live_job(str(clip), [str(tmp_path / "a.mkv")], effect="mask", latency_budget_ms=5), segmenter=seg)
+    assert tight["resolved"]["resolution"] == [64, 64]  # nothing fits: the smallest
+    assert seg.resolution == (256, 256)
+    roomy = run_live(build_live_job(str(clip), [str(tmp_path / "b.mkv")], effect="mask", latency_budget_ms=1000), segmenter=seg)
+    assert roomy["resolved"]["resolution"] == [256, 256]  # the ceiling is the Segmenter's own size, not the last run's
+
+
+def test_a_stop_during_the_latency_budgets_calibration_ends_the_run_promptly(tmp_path):
+    """An app's stop button pressed while the budget times sizes (seconds for a slow model) ends the run
+    within about one size's timing, not after the whole calibration."""
+
+    class PixelCost(RedKey):
+        def forward(self, x):
+            time.sleep(x.shape[-1] * x.shape[-2] / 64 / 64 * 0.05)  # 50 ms at 64², 800 ms at 256²: 7.6 s to time all
+            return super().forward(x)
+
+    from birefvid.runtime import Segmenter
+
+    seg = Segmenter(module=PixelCost(), resolution=256, device="cpu", precision="fp32", backend="torch")
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    stop = threading.Event()
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="mask", realtime=True, latency_budget_ms=5000)
+    started = time.monotonic()
+    report = run_live(job, segmenter=seg, stop=stop, on_effects=lambda switch: threading.Timer(0.3, stop.set).start())
+    assert time.monotonic() - started < 3.0
+    assert report["ended_by"] == "stop" and report["resolved"]["resolution"][0] < 256
+
+
 def test_model_error_ends_the_run_with_one_clear_error_and_no_recording(tmp_path):
     from process_fixtures import FailingRedKey
 
@@ -318,6 +359,63 @@ def test_live_hint_needs_dropped_frames_and_a_recording_at_the_default_preset():
     assert live_hint(report(4)) is None  # under 5 %: a hiccup
     assert live_hint(report(30, sinks=("window", "http://127.0.0.1:8080"))) is None
     assert live_hint(report(30, preset="ultrafast")) is None
+
+
+def test_the_report_names_every_recording_kept(tmp_path):
+    """An app reads which files a run wrote from its report: a recording in one file is listed too,
+    not only a recording in parts, and a preview, which keeps nothing, is not."""
+    from live_media import free_port
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS // 2)
+    rec, preview = str(tmp_path / "rec.mkv"), f"http://127.0.0.1:{free_port()}"
+    report = run_live(build_live_job(str(clip), [rec, preview], effect="mask"), segmenter=red_key_segmenter())
+    assert report["recorded"] == {rec: [rec]}
+    assert len(read_frames(rec)) == report["frames_shown"]
+
+
+def test_a_recording_that_cannot_be_kept_still_frees_the_previews_port(tmp_path):
+    """The recording's folder vanishes mid-run, so it cannot be committed: the run fails with that
+    error, and the preview beside it is closed all the same, so an app's next run can use its port."""
+    import shutil
+
+    from birefvid.errors import SinkError
+    from live_media import free_port
+
+    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    preview = f"http://127.0.0.1:{free_port()}"
+
+    def remove_folder_once_showing(switch) -> None:
+        threading.Thread(target=lambda: switch.showing.wait(30) and shutil.rmtree(folder)).start()
+
+    job = build_live_job(str(clip), [preview, str(folder / "rec.mkv")], effect="mask", realtime=True, duration=1.0)
+    with pytest.raises(SinkError, match="cannot move the finished output"):
+        run_live(job, segmenter=red_key_segmenter(), on_effects=remove_folder_once_showing)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("preview-")]
+    again = run_live(build_live_job(str(clip), [preview], effect="mask", duration=0.2), segmenter=red_key_segmenter())
+    assert again["frames_shown"] > 0
+
+
+def test_an_app_waiting_for_the_first_picture_is_woken_when_the_run_fails_first(tmp_path):
+    """The README's pattern, ``switch.showing.wait()`` then ``select``, on an app's thread: a model that fails
+    on the first frame ends the run before any picture, and the waiting thread must not hang for ever."""
+    from process_fixtures import FailingRedKey
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    switches, woke = [], []
+
+    def controller(switch) -> None:
+        switches.append(switch)
+        threading.Thread(target=lambda: woke.append(switch.showing.wait(5))).start()
+
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="blur", resolution=64)
+    with pytest.raises(PipelineError, match="model exploded"):
+        run_live(job, segmenter=red_key_segmenter(FailingRedKey(fail_at=1)), on_effects=controller)
+    deadline = time.monotonic() + 2
+    while not woke and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert woke == [True] and switches[0].ended.is_set()
 
 
 def test_a_recording_in_parts_holds_every_frame_shown(tmp_path):

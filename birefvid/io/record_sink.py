@@ -98,12 +98,17 @@ class RecordingSink(LiveSink):
         self._part_start = 0.0  # the live time at the current file's 0
         self._closing: Optional[threading.Thread] = None
         self._closing_error: Optional[BaseException] = None
-        if segment_seconds is None:
-            check_target(self.path, overwrite=overwrite, is_dir=False)
-            self._file: Optional[Sink] = self._open_file(self.path)
-        else:
-            check_target(self._part_path(time.time()), overwrite=False, is_dir=False)  # the folder, now
-            self._file = None  # the first part opens at the first picture, named after its time
+        self._claim = _claim(self.path)
+        try:
+            if segment_seconds is None:
+                check_target(self.path, overwrite=overwrite, is_dir=False)
+                self._file: Optional[Sink] = self._open_file(self.path)
+            else:
+                check_target(self._part_path(time.time()), overwrite=False, is_dir=False)  # the folder, now
+                self._file = None  # the first part opens at the first picture, named after its time
+        except BaseException:
+            _release(self._claim)
+            raise
         self._last_pts: Optional[int] = None
         self.frames_written = 0
         parts = f" in parts of {segment_seconds:g} s" if segment_seconds is not None else ""
@@ -192,13 +197,39 @@ class RecordingSink(LiveSink):
         finally:
             if self._file is not None:
                 self._file.close()
+            _release(self._claim)
 
     def _abort(self) -> None:
         try:
             if self._closing is not None:
                 self._closing.join()  # a finished part is complete: it stays
         finally:
-            if self._file is not None:
-                self._file.abort()
-                if self._segment_seconds is not None:
-                    self.segments.pop()  # the unfinished part is gone
+            try:
+                if self._file is not None:
+                    self._file.abort()
+                    if self._segment_seconds is not None:
+                        self.segments.pop()  # the unfinished part is gone
+            finally:
+                _release(self._claim)
+
+
+# recordings open in this process: two runs of an app recording to one file would each write a
+# temporary file and the later rename would silently replace the other's recording
+_recording: set[Path] = set()
+_recording_lock = threading.Lock()
+
+
+def _claim(path: Path) -> Path:
+    """Mark ``path`` as being recorded here, or raise SinkError when another run in this process records it."""
+    key = path.resolve()
+    with _recording_lock:
+        if key in _recording:
+            raise SinkError(f"{path} is being recorded by another run in this process; give each run its own file")
+        _recording.add(key)
+    return key
+
+
+def _release(key: Path) -> None:
+    """``key`` is no longer being recorded (the recording was committed or discarded)."""
+    with _recording_lock:
+        _recording.discard(key)

@@ -14,6 +14,7 @@ display starts, so no unmasked picture is ever shown.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import threading
 import time
@@ -52,11 +53,14 @@ class LatestMask:
     generation: int
 
 
-def choose_resolution(segmenter: Segmenter, image: np.ndarray, budget_s: float, ceiling: int) -> tuple[int, int]:
+def choose_resolution(
+    segmenter: Segmenter, image: np.ndarray, budget_s: float, ceiling: int, stop: Optional[threading.Event] = None
+) -> tuple[int, int]:
     """The largest square inference size from ``SIZE_LADDER`` (up to ``ceiling``) whose model time fits ``budget_s``.
 
     Sizes are timed smallest first on a real frame (a warm-up call, then the faster of two) and the
-    search stops at the first one over budget, so calibration costs a few times the chosen size's time.
+    search stops at the first one over budget, so calibration costs a few times the chosen size's time;
+    it also stops when ``stop`` is set (the caller's request to end the run), keeping the size found so far.
     """
     batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
     chosen = (MIN_SIDE, MIN_SIDE)
@@ -64,6 +68,8 @@ def choose_resolution(segmenter: Segmenter, image: np.ndarray, budget_s: float, 
     # PyTorch instead, which is slower, so the size chosen fits the budget with room to spare.
     timer = segmenter if segmenter.backend == "torch" else segmenter.with_backend("torch")
     for side in (s for s in SIZE_LADDER if s <= ceiling):
+        if stop is not None and stop.is_set():
+            break
         timer.resolution = (side, side)
         timer.predict(batch)  # warm-up (allocations, kernels for this shape)
         seconds = min(_timed(timer.predict, batch) for _ in range(2))  # the faster of two: less noise from a busy CPU
@@ -367,6 +373,12 @@ class LiveRunner:
             raise PipelineError(stage, f"{type(error).__name__}: {error}") from error
 
 
+def for_this_run(segmenter: Segmenter, job: LiveJob) -> Segmenter:
+    """The caller's Segmenter, or with a latency budget a twin sharing its model, engine and lock whose
+    size the budget may change: the caller's size (a later run's ceiling, a ``process_video``'s) stays as given."""
+    return segmenter if job.latency_budget_ms is None else copy.copy(segmenter)
+
+
 def run_niced(work: Callable[[], None]) -> None:
     """Run ``work`` to completion on a short-lived niced thread, re-raising its error here.
 
@@ -401,6 +413,25 @@ def run_niced(work: Callable[[], None]) -> None:
         raise
     if errors:
         raise errors[0]
+
+
+def finish_sinks(sinks: list[LiveSink], failed: bool) -> None:
+    """Close every sink (abort them all when the run ``failed``), even after one fails, then raise the first
+    error: a recording that cannot be committed must not leave a preview server holding its port."""
+    first: Optional[BaseException] = None
+    for sink in reversed(sinks):
+        try:
+            if failed:
+                sink.abort()
+            else:
+                sink.close()
+        except BaseException as exc:  # noqa: BLE001 - raised once every sink is finished
+            if first is None:
+                first = exc
+            else:
+                log.warning("could not finish %s either: %s", sink.name, exc)
+    if first is not None:
+        raise first
 
 
 class SourceLost(SourceError):
@@ -471,8 +502,10 @@ def run_live_job(
                                                                  info.sample_aspect_ratio))  # fmt: skip
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
             stack.callback(stats.close)
-            seg = segmenter or segmenter_for(job.model, job.inference)  # after the cheap checks of sinks and background
+            # after the cheap checks of sinks and background
+            seg = segmenter_for(job.model, job.inference) if segmenter is None else for_this_run(segmenter, job)
             effects = EffectSwitch(effect, background)
+            stack.callback(effects.end)  # after the sinks are finished (the stack closes last)
             if printer is not None:
                 effects.listeners.append(lambda name, by: printer(f"live: effect {name} (from the {by})"))
             if on_effects is not None:
@@ -487,7 +520,7 @@ def run_live_job(
                     raise SourceError(str(source.error) if source.error else f"no frame from {spec.source} within {spec.read_timeout:g} s")
                 def warm_up() -> None:
                     if job.latency_budget_ms is not None:
-                        choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, max(seg.resolution))
+                        choose_resolution(seg, first.frame.image, job.latency_budget_ms / 1000.0, max(seg.resolution), stop)
                     runner.model.segment(first)
 
                 def catch_up() -> None:  # a camera's or stream's first frame went stale while the model warmed up
@@ -508,12 +541,8 @@ def run_live_job(
             failed = False
         finally:
             with finishing():  # a SIGTERM now would leave recordings half-closed: they finish first
-                for sink in reversed(sinks):
-                    if failed:
-                        sink.abort()
-                    else:
-                        sink.close()
-    recorded = {sink.name: [str(p) for p in sink.segments] for sink in sinks if getattr(sink, "segments", None)}
+                finish_sinks(sinks, failed)
+    recorded = {sink.name: [str(p) for p in sink.files] for sink in sinks if getattr(sink, "files", None)}  # one file, or the parts
     report = {
         "source": spec.source,
         "sinks": list(job.sinks),

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from ..compose.background import Background
 from ..compose.compositor import Compositor
-from ..errors import ConfigError
+from ..errors import ConfigError, option
 from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, EffectSpec
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,14 @@ class EffectSwitch:
         self._current = self._build(effect.effect)
         self.changes: collections.deque[dict[str, Any]] = collections.deque(maxlen=CHANGES_KEPT)  # for the report: when, what, from where
         self.switches = 0  # every switch, listed or not
-        self.showing = threading.Event()  # set once the run shows its first picture (for API callers to wait on)
+        # set once the run shows its first picture (for API callers to wait on), or ends without one: never waited on for ever
+        self.showing = threading.Event()
+        self.ended = threading.Event()  # set once the run is over, however it ended, its outputs finished
         self.listeners: list[Callable[[str, str], None]] = []  # told (effect, by) on each switch: the printer
+        # named now, on the thread that starts the run: a switch comes from a key, page or app thread
+        self._needs_background = (
+            f"replace needs a {option('background')}, given when the run starts ({option('effect', 'replace')} with {option('background')})"
+        )
 
     def begin(self, started: float) -> None:
         """The run's first picture is shown at ``started`` (monotonic): switch times count from it, as the
@@ -62,6 +68,11 @@ class EffectSwitch:
             self._started = started
             for change in self.changes:
                 change["seconds"] = 0.0
+        self.showing.set()
+
+    def end(self) -> None:
+        """The run is over: wake a caller waiting on ``showing`` even when no picture was ever shown (a failed start)."""
+        self.ended.set()
         self.showing.set()
 
     def _build(self, name: str) -> Optional[Compositor]:
@@ -88,7 +99,7 @@ class EffectSwitch:
         if name not in SWITCHABLE:
             return f"unknown effect {name!r}; choose from {', '.join(self.available)}"
         if name not in self.available:
-            return "replace needs a --background, given when the run starts (--effect replace --background ...)"
+            return self._needs_background
         return None
 
     def select(self, name: str, by: str = "api") -> str:

@@ -175,6 +175,18 @@ def to_sink_layout(pixels: np.ndarray) -> np.ndarray:
     return out[..., 0] if out.shape[3] == 1 else out
 
 
+@contextlib.contextmanager
+def _callers_own(callback_errors: list[Exception]) -> Iterator[None]:
+    """Re-raise a caller's progress function's own exception as it is (its type, its traceback), not as
+    a PipelineError naming the encode stage, where it was called: the app's bug, or its way to cancel."""
+    try:
+        yield
+    except PipelineError as e:
+        if callback_errors and e.__cause__ is callback_errors[0]:
+            raise callback_errors[0] from None
+        raise
+
+
 def run_video_job(
     source: Source,
     sink: Sink,
@@ -194,18 +206,23 @@ def run_video_job(
     """
     transfer = Transfer(segmenter.device)
     written = 0
+    callback_errors: list[Exception] = []  # the caller's own progress function failed, not the encoder
 
     def encode(item: Rendered) -> None:
         nonlocal written
         sink.write(to_sink_layout(item.pixels.numpy()), item.pts)
         written += len(item.pts)
         if progress is not None:
-            progress(len(item.pts))
+            try:
+                progress(len(item.pts))
+            except Exception as exc:
+                callback_errors.append(exc)
+                raise
 
     on_cpu = segmenter.device.type == "cpu"
     start = time.perf_counter()
     # the model keeps a CPU's cores busy: the helpers' OpenCV calls stay on their own threads there
-    with opencv_on_calling_threads() if on_cpu else contextlib.nullcontext():
+    with opencv_on_calling_threads() if on_cpu else contextlib.nullcontext(), _callers_own(callback_errors):
         times = run_stages(
             batched(source, batch_size),
             [SegmentStage(segmenter, transfer), ComposeStage(smoother, compositor, transfer)],
