@@ -139,6 +139,9 @@ def plan_outputs(
             raise SinkError(f"{source} and {seen[target]} would both be written to {target}; rename one")
         seen[target] = source
         if not new_folder:  # nothing can be in the way in a folder yet to be made
+            if folder and target.is_file() and not (overwrite or skip_existing):  # an interrupted run's: say how to resume it
+                raise SinkError(f"output exists: {target} (use --overwrite to redo it, or --skip-existing to keep the "
+                                "pictures already written and cut out the rest)")  # fmt: skip
             check_target(target, overwrite=overwrite or (skip_existing and target.is_file()), is_dir=False)
     return targets
 
