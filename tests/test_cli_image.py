@@ -73,6 +73,14 @@ def _one_line_error(capsys, code: int, pattern: str) -> None:
     assert pattern in lines[0], lines[0]
 
 
+def test_standard_streams_are_refused_in_the_words_of_pictures(tmp_path, photo, capsys, monkeypatch):
+    """`... | birefvid image - -o cut.png` was 'input not found: -'; `-o -` advised `-o out.mkv`, which image refuses."""
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(capsys, main(["image", "-", "-o", "cut.png"]), "reading from standard input (-) is not supported")
+    _one_line_error(capsys, main(["image", str(photo), "-o", "-"]), "name a file (-o cut.png)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [photo.name]  # nothing written
+
+
 def test_missing_input(tmp_path, capsys, pvt_b0_weights):
     code = main(["image", str(tmp_path / "nope.png"), "-o", str(tmp_path / "out"), "--weights", str(pvt_b0_weights)])
     _one_line_error(capsys, code, "input not found")

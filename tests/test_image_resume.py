@@ -42,6 +42,15 @@ def test_a_rerun_keeps_what_was_written_and_cuts_out_the_rest(tmp_path, red_key,
         assert alpha.min() == 0 and alpha.max() == 255
 
 
+def test_the_refusal_names_skip_existing(tmp_path, capsys):
+    photos, out = _photos(tmp_path / "photos", 2), tmp_path / "cut"
+    out.mkdir()
+    Image.new("RGBA", SIZE).save(out / photos[0].name)  # an interrupted run's first picture
+    assert main(["image", str(tmp_path / "photos"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"output exists: {out / photos[0].name}" in err and "--skip-existing" in err  # how to resume, not only --overwrite
+
+
 def test_nothing_left_to_do_loads_no_model(tmp_path, monkeypatch, capsys):
     photos, out = _photos(tmp_path / "photos", 2), tmp_path / "cut"
     out.mkdir()

@@ -212,3 +212,18 @@ def test_iter_masks_finds_the_subject_in_hdr_video_and_gives_the_frames_as_decod
     assert len(iou) == len(truth) and min(iou) > 0.8
     with av.open(str(clip)) as c:
         assert np.array_equal(pairs[0][0], next(c.decode(video=0)).to_ndarray(format="rgb24"))  # the PQ signal, as decoded
+
+
+@pytest.mark.parametrize("trc", [HLG, PQ], ids=["hlg", "pq"])
+def test_live_shows_hdr_video_as_sdr(tmp_path, trc, caplog):
+    """`birefvid live --source phone.mov`: live works in 8-bit SDR, so an HDR source is converted as it is
+    captured; the PQ signal as it was came out (123, 87, 68) for (200, 60, 40), and ``tiny`` found nothing in it."""
+    from birefvid.io.live_source import open_live_source
+
+    clip = write_hdr_clip(tmp_path / "phone.mkv", trc)
+    with caplog.at_level(logging.WARNING), open_live_source(str(clip)) as src:
+        info = src.start()
+        pictures = [f.frame.image for f in iter(lambda: src.read(5.0), None)]
+    assert len(pictures) == N and info.color_trc not in (HLG, PQ)  # recordings are not tagged HDR
+    assert np.abs(subject_colour(pictures) - SUBJECT).max() < 6  # from 8-bit signal: a little coarser than process
+    assert any("live mode shows and records it as SDR" in r.getMessage() for r in caplog.records)

@@ -57,6 +57,18 @@ STILL_PICTURES = IMAGE_EXTENSIONS | HEIF_EXTENSIONS | {".gif", ".avif"}
 FILE_SUFFIXES = STILL_PICTURES | VIDEO_EXTENSIONS | {".apng", ".jxl", ".jp2", ".psd", ".exr", ".tga", ".svg", ".pdf"}
 
 
+def refuse_standard_streams(inputs: list[str], out: str) -> None:
+    """Refuse ``-`` as input or output in the words of pictures: it was 'input not found: -', and ``-o -``
+    got process's advice to write ``out.mkv``, which ``image`` refuses."""
+    from ..errors import ConfigError
+
+    if "-" in inputs:
+        raise ConfigError("reading from standard input (-) is not supported: save the picture to a file first and name that")
+    if out == "-":
+        raise ConfigError("writing to standard output (-o -) is not supported: a picture is written under a temporary "
+                          "name and renamed when complete; name a file (-o cut.png) and read that")  # fmt: skip
+
+
 def collect_inputs(inputs: list[str]) -> list[Path]:
     """Expand files, folders and globs into image paths, in the order given."""
     from ..errors import SourceError
@@ -139,6 +151,9 @@ def plan_outputs(
             raise SinkError(f"{source} and {seen[target]} would both be written to {target}; rename one")
         seen[target] = source
         if not new_folder:  # nothing can be in the way in a folder yet to be made
+            if folder and target.is_file() and not (overwrite or skip_existing):  # an interrupted run's: say how to resume it
+                raise SinkError(f"output exists: {target} (use --overwrite to redo it, or --skip-existing to keep the "
+                                "pictures already written and cut out the rest)")  # fmt: skip
             check_target(target, overwrite=overwrite or (skip_existing and target.is_file()), is_dir=False)
     return targets
 
@@ -163,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     inference: InferenceSpec = inference_spec(args)
     inference.validate()
     kind = COMPOSITOR_KIND[args.output]
+    refuse_standard_streams(args.inputs, args.out)
     output = OutputSpec(args.out, kind=kind, background=args.background, key_color=args.key_color,  # type: ignore[arg-type]
                         blur_sigma=args.blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...

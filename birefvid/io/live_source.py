@@ -31,6 +31,7 @@ capture thread over them: reconnecting, pacing, the continuous clock and the new
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -43,6 +44,7 @@ import numpy as np
 
 from birefvid.errors import ConfigError, SourceError, in_caller_context
 from birefvid.frames import Frame, StreamInfo
+from birefvid.io.hdr import SDR_TAGS, HdrToSdr, live_sdr
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture, SourceState
 from birefvid.io.live_connections import (
@@ -212,6 +214,7 @@ class LiveCapture(LiveSource):
         self._taken = 0  # frames the reader took
         self._pace: Optional[tuple[float, float]] = None  # (wall, stream time) the realtime schedule starts from
         self._last_failure: Optional[str] = None  # why the latest try to open the stream at the start failed
+        self._to_sdr: Optional[HdrToSdr] = None  # an HDR source's conversion: live mode works in SDR
 
     # -- reader side
 
@@ -422,7 +425,10 @@ class LiveCapture(LiveSource):
                 self._cond.notify_all()
 
     def _source_info(self, info: StreamInfo) -> StreamInfo:
-        """A looping file has no frame count or duration; anything else keeps its facts."""
+        """A looping file has no frame count or duration; HDR is shown as SDR, so tagged so; anything else keeps its facts."""
+        self._to_sdr = live_sdr(info, self.target.name)
+        if self._to_sdr is not None:
+            info = dataclasses.replace(info, **SDR_TAGS)
         if self._loop:
             return StreamInfo(**{**info.__dict__, "frame_count": None, "duration": None})
         return info
@@ -433,6 +439,8 @@ class LiveCapture(LiveSource):
         fit = _SizeKeeper(self.target.name, self._info.width, self._info.height)
         try:
             for image, seconds in conn.frames():
+                if self._to_sdr is not None:
+                    image = self._to_sdr(image)[0]
                 if self._stop.is_set() or self._publish(fit(image), seconds):
                     return None
         except ConnectionLost as e:
