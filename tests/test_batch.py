@@ -321,6 +321,16 @@ def test_a_gpu_index_with_ray_is_one_line_before_ray_starts(clips, tmp_path, cap
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("where", ["output", "input"])
+def test_standard_streams_are_refused_not_made_a_folder(clips, tmp_path, capsys, monkeypatch, where):
+    monkeypatch.chdir(tmp_path)
+    inputs, out = (["-"], "o") if where == "input" else ([str(clips["inputs"][1])], "-")
+    assert main(["batch", *inputs, "--output-dir", out, "--output", "mask", *MODEL]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'-' (standard input or output) is not supported" in err[0], err
+    assert list(tmp_path.iterdir()) == []  # no folder named "-" (nor "o")
+
+
 def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, capsys):
     folder, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "p.jsonl"
     folder.mkdir()

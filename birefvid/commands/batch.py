@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--workers and --gpus-per-worker need --ray")
     if args.progress_json:
         check_output_file(args.progress_json, option("progress_json"))
+    if args.output_dir == "-" or "-" in args.inputs:  # else a folder named "-", or "input not found: -"
+        raise ConfigError("batch reads and writes files: '-' (standard input or output) is not supported; name folders or files")
     out_dir = Path(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
     inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)

@@ -165,7 +165,7 @@ def _table(f: dict[str, Any]) -> str:
         rows.append(("stages (busy)", stages))
         per_frame = ", ".join(f"{k} {1000 * v / max(1, p['frames']):.1f} ms" for k, v in p["stage_cpu_seconds"].items())
         rows.append(("stages (CPU a frame)", per_frame + " (each stage's own thread)"))
-    rss = "unknown RSS (not reported here)" if f["peak_rss_mb"] is None else f"{f['peak_rss_mb']} MB RSS"
-    rows.append(("peak memory", rss + (f", {f['cuda_peak_mb']} MB CUDA" if "cuda_peak_mb" in f else "")))
+    rss = "unknown RSS (not reported here)" if f["peak_rss_mb"] is None else f"{f['peak_rss_mb']} MiB RSS"
+    rows.append(("peak memory", rss + (f", {f['cuda_peak_mb']} MiB CUDA" if "cuda_peak_mb" in f else "")))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
