@@ -33,7 +33,6 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Optional
 

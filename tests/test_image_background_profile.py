@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pytest
 from icc_profiles import p3_like_profile
 from PIL import Image, ImageCms
 
