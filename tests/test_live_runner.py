@@ -452,3 +452,21 @@ def test_stop_still_records_the_pictures_already_shown(tmp_path, monkeypatch):
     report = run_live(build_live_job(str(clip), [str(out)], effect="mask", realtime=True), segmenter=red_key_segmenter(), stop=stop)
     assert report["ended_by"] == "stop" and report["frames_shown"] > 10
     assert len(read_frames(out)) == report["frames_shown"] == report["stats"]["frames_shown"]
+
+
+def test_a_full_disk_under_stats_json_ends_the_run_with_one_error_and_keeps_the_finished_parts(tmp_path):
+    """--stats-json on a disk that fills mid-run: a SinkError (it was an OSError traceback and a C++ abort),
+    the finished parts of the recording kept, the unfinished one gone."""
+    from fs_fixtures import full_dir
+
+    from birefvid.errors import SinkError
+
+    clip = write_scene(tmp_path / "cam.mkv", 6 * FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="mask", realtime=True, record_segment=1.0, stats_every=0.15)
+    with full_dir(tmp_path / "full", "4k") as folder:
+        with pytest.raises(SinkError, match="stats_json .*cannot write it"):
+            run_live(job, segmenter=red_key_segmenter(), stats_json=folder / "stats.jsonl")
+    parts = sorted(tmp_path.glob("rec-*.mkv"))
+    assert parts and not list(tmp_path.glob(".rec*"))
+    for part in parts:
+        assert len(read_frames(part)) >= FPS - 1  # each kept part is whole
