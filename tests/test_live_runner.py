@@ -470,3 +470,52 @@ def test_a_full_disk_under_stats_json_ends_the_run_with_one_error_and_keeps_the_
     assert parts and not list(tmp_path.glob(".rec*"))
     for part in parts:
         assert len(read_frames(part)) >= FPS - 1  # each kept part is whole
+
+
+def test_a_part_whose_time_ends_during_an_outage_is_committed_then_not_when_the_stream_returns(tmp_path):
+    """Parts of 1 s from a UDP stream with sound that stops for 3.5 s: the part open when it stopped was
+    kept open (uncommitted, lost if the machine died) until pictures came back, and its sound was
+    padded with the outage's silence (a 1 s part lasted 4-5 s). Now it is committed during the outage
+    and no part lasts much over its second."""
+    import subprocess
+
+    from live_e2e_tools import end_process, wait_for
+    from live_media import free_port
+    from system_tools import need_binary
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    clip = write_scene(tmp_path / "scene.mkv", 48)
+    port = free_port()
+
+    def send(seconds: float) -> subprocess.Popen:
+        return subprocess.Popen(
+            [ffmpeg, "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-f", "lavfi", "-i",
+             "sine=frequency=440:sample_rate=48000", "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "12",
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    out = tmp_path / "rec" / "gate.mkv"
+    out.parent.mkdir()
+    job = build_live_job(f"udp://127.0.0.1:{port}", [str(out)], effect="mask", read_timeout=0.5, record_segment=1.0)
+    stop, result = threading.Event(), {}
+    sender = send(3.0)
+    runner = threading.Thread(target=lambda: result.update(run_live(job, segmenter=red_key_segmenter(), stop=stop)))
+    try:
+        runner.start()
+        assert sender.wait(timeout=30) == 0
+        time.sleep(3.0)  # the outage: read timeout 0.5 s, then the open part's second is long over
+        during = sorted(p.name for p in out.parent.iterdir())
+        sender = send(2.0)
+        assert sender.wait(timeout=30) == 0
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        runner.join(30)
+        end_process(sender)
+    assert not [name for name in during if name.startswith(".")], f"a part stayed open through the outage: {during}"
+    parts = result["recorded"][str(out)]
+    assert len(parts) >= 4
+    for part in parts:
+        with av.open(part) as c:
+            assert c.duration / 1e6 < 1.6, (part, c.duration / 1e6)  # a part's sound ends with its second

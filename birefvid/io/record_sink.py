@@ -157,15 +157,25 @@ class RecordingSink(LiveSink):
         self._last_pts = pts
         self.frames_written += 1
 
-    def _next_part(self, t: float) -> None:
-        """Hand the current part to a closing thread and open the next one, starting at live time ``t``."""
+    def _idle(self, t: float) -> None:
+        """The source is out: a part whose time is over by live time ``t`` is committed now, not when
+        pictures come back (hours later, perhaps), with its sound ending at its planned end."""
+        if self._segment_seconds is not None and self._file is not None and t - self._part_start >= self._segment_seconds:
+            self._finish_part(self._part_start + self._segment_seconds)
+
+    def _finish_part(self, end: float) -> None:
+        """Hand the current part, its sound cut at live time ``end``, to a closing thread."""
         self._wait_for_closing()
         finished, self._file = self._file, None
         if isinstance(finished, VideoFileSink):
-            finished.end_live_audio(t)  # its sound stops where the next part's starts, to the sample
+            finished.end_live_audio(end)  # its sound stops where the next part's starts, to the sample
         if finished is not None:
             self._closing = threading.Thread(target=self._commit, args=(finished,), name="birefvid-recording-close", daemon=True)
             self._closing.start()
+
+    def _next_part(self, t: float) -> None:
+        """Hand the current part (if any) to a closing thread and open the next one, starting at live time ``t``."""
+        self._finish_part(t)
         self._part_start, self._last_pts = t, None
         path = self._part_path(time.time())
         self._file = self._open_file(path)

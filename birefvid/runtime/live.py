@@ -216,6 +216,7 @@ class SinkWriter:
 def _send_all(sinks: list[LiveSink], item: _Delivery) -> None:
     for sink in sinks:
         if item.repeat and not sink.holds_last:
+            sink.idle(item.t)  # a recording keeps only what was captured, but its part may be over
             continue
         sink.send(item.picture, item.t)
 
