@@ -96,6 +96,8 @@ class RecordingSink(LiveSink):
         self._segment_seconds = segment_seconds
         self.segments: list[Path] = []  # the parts, in order (the last one unfinished until close)
         self._part_start = 0.0  # the live time at the current file's 0
+        self._last_stamp: Optional[str] = None  # the latest part's time in its name: later names never sort before it
+        self._clock_stamp: Optional[str] = None  # the clock's time when the latest part began
         self._closing: Optional[threading.Thread] = None
         self._closing_error: Optional[BaseException] = None
         if segment_seconds is None:
@@ -103,6 +105,7 @@ class RecordingSink(LiveSink):
             self._file: Optional[Sink] = self._open_file(self.path)
         else:
             check_target(self._part_path(time.time()), overwrite=False, is_dir=False)  # the folder, now
+            self._last_stamp = self._clock_stamp = None  # that was a check: the first part is named at its first picture
             self._file = None  # the first part opens at the first picture, named after its time
         self._last_pts: Optional[int] = None
         self.frames_written = 0
@@ -120,6 +123,13 @@ class RecordingSink(LiveSink):
     def _part_path(self, wall: float) -> Path:
         """The next part's name: the recording's, stamped with local time ``wall``; never an existing file."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(wall))
+        if self._clock_stamp is not None and stamp < self._clock_stamp:  # the clock went back: DST's end, an NTP step
+            log.warning("the clock went back from %s to %s: the next parts of %s are named after %s with _001, _002, ... "
+                        "until it passes that time, so that the names stay in time order",
+                        self._clock_stamp, stamp, self.path, self._last_stamp)  # fmt: skip
+        self._clock_stamp = stamp
+        stamp = max(stamp, self._last_stamp or stamp)
+        self._last_stamp = stamp
         stem, ext = self.path.stem, self.path.suffix
         candidate = self.path.with_name(f"{stem}-{stamp}{ext}")
         k = 1
