@@ -153,6 +153,8 @@ class RecordingSink(LiveSink):
             raise ValueError(f"{self.path} records {self.kind} pictures, got {got}")
         if self._squared is not None:
             picture = to_square_pixels(picture, self._squared)
+        if self._closing_error is not None:  # the last part failed to finish (a full disk): say so now, not a part later
+            self._wait_for_closing()
         if self._segment_seconds is not None and (self._file is None or t - self._part_start >= self._segment_seconds):
             self._next_part(t)
         elif self.frames_written == 0:  # the file starts with its first picture, wherever the live clock is then
@@ -196,6 +198,9 @@ class RecordingSink(LiveSink):
             part.close()
             log.info("recorded %s", getattr(part, "path", "a part"))
         except BaseException as exc:  # noqa: BLE001 - raised on the sink's thread at the next picture or close
+            path = getattr(part, "path", None)
+            if path in self.segments:
+                self.segments.remove(path)  # it was discarded: the report must not list it
             self._closing_error = exc
 
     def _wait_for_closing(self) -> None:
