@@ -519,3 +519,22 @@ def test_a_part_whose_time_ends_during_an_outage_is_committed_then_not_when_the_
     for part in parts:
         with av.open(part) as c:
             assert c.duration / 1e6 < 1.6, (part, c.duration / 1e6)  # a part's sound ends with its second
+
+
+def test_a_run_that_fills_the_disk_reports_the_parts_it_kept(tmp_path):
+    """A recording in parts on a disk that fills: the run fails with one error, and its report (the CLI's
+    --report, written for a source lost before) says it failed, why, and lists exactly the parts kept."""
+    from fs_fixtures import full_dir
+
+    from birefvid.errors import SinkError
+
+    clip = write_scene(tmp_path / "cam.mkv", 6 * FPS)
+    with full_dir(tmp_path / "full", "24k") as folder:  # a part here is ~13 KB
+        job = build_live_job(str(clip), [str(folder / "rec.mkv")], effect="alpha", realtime=True, record_segment=1.0)
+        with pytest.raises(SinkError, match="No space left on device") as failed:
+            run_live(job, segmenter=red_key_segmenter())
+        kept = sorted(str(p) for p in folder.iterdir())
+    report = failed.value.report
+    assert report["ended_by"] == "failed" and "No space left on device" in report["error"]
+    assert report["recorded"][str(folder / "rec.mkv")] == kept and kept and not [p for p in kept if "/." in p]
+    assert report["frames_shown"] >= FPS and report["stats"]["final"]
