@@ -538,3 +538,20 @@ def test_a_run_that_fills_the_disk_reports_the_parts_it_kept(tmp_path):
     assert report["ended_by"] == "failed" and "No space left on device" in report["error"]
     assert report["recorded"][str(folder / "rec.mkv")] == kept and kept and not [p for p in kept if "/." in p]
     assert report["frames_shown"] >= FPS and report["stats"]["final"]
+
+
+def test_a_report_that_cannot_be_written_is_one_error_and_leaves_no_half_file(tmp_path):
+    """``birefvid live --report`` on a disk that filled or in a folder removed during a run of days:
+    an OSError traceback before; now one SinkError line naming the option, and no truncated JSON."""
+    from fs_fixtures import full_dir
+
+    from birefvid.commands.live import _write_report
+    from birefvid.errors import SinkError
+
+    big = {"recorded": {"gate.mkv": [f"gate-{i:06d}.mkv" for i in range(2000)]}}  # a week of hourly parts, and more
+    with pytest.raises(SinkError, match=r"report .*r\.json: cannot write it \(No such file or directory\)"):
+        _write_report(str(tmp_path / "gone" / "r.json"), big)
+    with full_dir(tmp_path / "full", "4k") as folder:
+        with pytest.raises(SinkError, match=r"cannot write it \(No space left on device\)"):
+            _write_report(str(folder / "r.json"), big)
+        assert not (folder / "r.json").exists()
