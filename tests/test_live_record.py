@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import av
 import numpy as np
@@ -307,6 +308,51 @@ def test_parts_never_replace_files_from_an_earlier_run(tmp_path, monkeypatch):
     stamp = record_sink.time.strftime("%Y%m%d-%H%M%S", record_sink.time.localtime(1_800_000_000.0))
     assert names == [f"cam-{stamp}.mp4", f"cam-{stamp}_001.mp4", f"cam-{stamp}_002.mp4", f"cam-{stamp}_003.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == names  # sorted by name is in time order
+
+
+def test_parts_stay_in_time_order_when_the_clock_goes_back(tmp_path, monkeypatch, caplog):
+    """The local clock steps back an hour (DST's end, an NTP step) between parts: the parts named after the
+    earlier clock sorted before the parts recorded an hour before them. Now they take the last part's time
+    with _001, _002 until the clock passes it, with one warning, and no file is replaced."""
+    import birefvid.io.record_sink as record_sink
+
+    base = 1_800_000_000.0
+    walls = [base, base + 1, base + 2, base + 3 - 3600, base + 4 - 3600, base + 5]  # each part's start on the clock
+    now = [base]
+    monkeypatch.setattr(record_sink.time, "time", lambda: now[0])
+    sink = RecordingSink(tmp_path / "cam.mkv", width=W, height=H, fps=FPS, kind="rgb", segment_seconds=1.0)
+    for part, wall in enumerate(walls):
+        now[0] = wall
+        for i in range(FPS):
+            sink.send(_rgb(i), part + i / FPS)
+    sink.close()
+    stamp = lambda wall: record_sink.time.strftime("%Y%m%d-%H%M%S", record_sink.time.localtime(wall))  # noqa: E731
+    names = [p.name for p in sink.segments]
+    assert names == [f"cam-{stamp(base)}.mkv", f"cam-{stamp(base + 1)}.mkv", f"cam-{stamp(base + 2)}.mkv",
+                     f"cam-{stamp(base + 2)}_001.mkv", f"cam-{stamp(base + 2)}_002.mkv", f"cam-{stamp(base + 5)}.mkv"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # sorted by name is in time order
+    assert [len(_pts_seconds(p)) for p in sink.segments] == [FPS] * 6
+    assert sum("the clock went back" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_part_that_cannot_be_finished_fails_the_next_picture_and_is_not_listed(tmp_path):
+    """Matroska holds a part's pictures until it closes, so a full disk shows at the close, on the closing
+    thread. That error came only at the next part's end (an hour later with --segment 3600, that part then
+    thrown away too) and the lost part stayed in ``segments`` (the report). Now the next picture fails."""
+    from fs_fixtures import full_dir
+
+    rng = np.random.default_rng(0)
+    with full_dir(tmp_path / "full", "48k") as folder:
+        sink = RecordingSink(folder / "cam.mkv", width=W, height=H, fps=FPS, kind="rgb", segment_seconds=1.0)
+        sent = 0
+        with pytest.raises(SinkError, match="No space left on device"):
+            for sent in range(10 * FPS):
+                sink.send(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), sent / FPS)  # noise: ~40 KB a part
+                time.sleep(0.005)  # a real camera's pace leaves the closing thread time to finish
+        sink.abort()
+        assert sent < 3 * FPS, f"the failed close was reported {sent / FPS:.1f} s in"
+        kept = sorted(p for p in folder.iterdir())
+        assert sink.segments == kept and not [p for p in kept if p.name.startswith(".")]
 
 
 def test_segment_needs_a_recording_and_a_sensible_length(tmp_path, capsys):

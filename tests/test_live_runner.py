@@ -550,3 +550,106 @@ def test_stop_still_records_the_pictures_already_shown(tmp_path, monkeypatch):
     report = run_live(build_live_job(str(clip), [str(out)], effect="mask", realtime=True), segmenter=red_key_segmenter(), stop=stop)
     assert report["ended_by"] == "stop" and report["frames_shown"] > 10
     assert len(read_frames(out)) == report["frames_shown"] == report["stats"]["frames_shown"]
+
+
+def test_a_full_disk_under_stats_json_ends_the_run_with_one_error_and_keeps_the_finished_parts(tmp_path):
+    """--stats-json on a disk that fills mid-run: a SinkError (it was an OSError traceback and a C++ abort),
+    the finished parts of the recording kept, the unfinished one gone."""
+    from fs_fixtures import full_dir
+
+    from birefvid.errors import SinkError
+
+    clip = write_scene(tmp_path / "cam.mkv", 6 * FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="mask", realtime=True, record_segment=1.0, stats_every=0.15)
+    with full_dir(tmp_path / "full", "4k") as folder:
+        with pytest.raises(SinkError, match="stats_json .*cannot write it"):
+            run_live(job, segmenter=red_key_segmenter(), stats_json=folder / "stats.jsonl")
+    parts = sorted(tmp_path.glob("rec-*.mkv"))
+    assert parts and not list(tmp_path.glob(".rec*"))
+    for part in parts:
+        assert len(read_frames(part)) >= FPS - 1  # each kept part is whole
+
+
+def test_a_part_whose_time_ends_during_an_outage_is_committed_then_not_when_the_stream_returns(tmp_path):
+    """Parts of 1 s from a UDP stream with sound that stops for 3.5 s: the part open when it stopped was
+    kept open (uncommitted, lost if the machine died) until pictures came back, and its sound was
+    padded with the outage's silence (a 1 s part lasted 4-5 s). Now it is committed during the outage
+    and no part lasts much over its second."""
+    import subprocess
+
+    from live_e2e_tools import end_process, wait_for
+    from live_media import free_port
+    from system_tools import need_binary
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    clip = write_scene(tmp_path / "scene.mkv", 48)
+    port = free_port()
+
+    def send(seconds: float) -> subprocess.Popen:
+        return subprocess.Popen(
+            [ffmpeg, "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-f", "lavfi", "-i",
+             "sine=frequency=440:sample_rate=48000", "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "12",
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    out = tmp_path / "rec" / "gate.mkv"
+    out.parent.mkdir()
+    job = build_live_job(f"udp://127.0.0.1:{port}", [str(out)], effect="mask", read_timeout=0.5, record_segment=1.0)
+    stop, result = threading.Event(), {}
+    sender = send(3.0)
+    runner = threading.Thread(target=lambda: result.update(run_live(job, segmenter=red_key_segmenter(), stop=stop)))
+    try:
+        runner.start()
+        assert sender.wait(timeout=30) == 0
+        time.sleep(3.0)  # the outage: read timeout 0.5 s, then the open part's second is long over
+        during = sorted(p.name for p in out.parent.iterdir())
+        sender = send(2.0)
+        assert sender.wait(timeout=30) == 0
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        runner.join(30)
+        end_process(sender)
+    assert not [name for name in during if name.startswith(".")], f"a part stayed open through the outage: {during}"
+    parts = result["recorded"][str(out)]
+    assert len(parts) >= 4
+    for part in parts:
+        with av.open(part) as c:
+            assert c.duration / 1e6 < 1.6, (part, c.duration / 1e6)  # a part's sound ends with its second
+
+
+def test_a_run_that_fills_the_disk_reports_the_parts_it_kept(tmp_path):
+    """A recording in parts on a disk that fills: the run fails with one error, and its report (the CLI's
+    --report, written for a source lost before) says it failed, why, and lists exactly the parts kept."""
+    from fs_fixtures import full_dir
+
+    from birefvid.errors import SinkError
+
+    clip = write_scene(tmp_path / "cam.mkv", 6 * FPS)
+    with full_dir(tmp_path / "full", "24k") as folder:  # a part here is ~13 KB
+        job = build_live_job(str(clip), [str(folder / "rec.mkv")], effect="alpha", realtime=True, record_segment=1.0)
+        with pytest.raises(SinkError, match="No space left on device") as failed:
+            run_live(job, segmenter=red_key_segmenter())
+        kept = sorted(str(p) for p in folder.iterdir())
+    report = failed.value.report
+    assert report["ended_by"] == "failed" and "No space left on device" in report["error"]
+    assert report["recorded"][str(folder / "rec.mkv")] == kept and kept and not [p for p in kept if "/." in p]
+    assert report["frames_shown"] >= FPS and report["stats"]["final"]
+
+
+def test_a_report_that_cannot_be_written_is_one_error_and_leaves_no_half_file(tmp_path):
+    """``birefvid live --report`` on a disk that filled or in a folder removed during a run of days:
+    an OSError traceback before; now one SinkError line naming the option, and no truncated JSON."""
+    from fs_fixtures import full_dir
+
+    from birefvid.commands.live import _write_report
+    from birefvid.errors import SinkError
+
+    big = {"recorded": {"gate.mkv": [f"gate-{i:06d}.mkv" for i in range(2000)]}}  # a week of hourly parts, and more
+    with pytest.raises(SinkError, match=r"report .*r\.json: cannot write it \(No such file or directory\)"):
+        _write_report(str(tmp_path / "gone" / "r.json"), big)
+    with full_dir(tmp_path / "full", "4k") as folder:
+        with pytest.raises(SinkError, match=r"cannot write it \(No space left on device\)"):
+            _write_report(str(folder / "r.json"), big)
+        assert not (folder / "r.json").exists()

@@ -46,3 +46,18 @@ def test_the_whole_runs_percentiles_cover_all_of_it_past_the_kept_timings():
     assert final["latency_ms_median"] == pytest.approx(49.5, abs=2.0)
     assert final["latency_ms_p95"] == pytest.approx(94.0, abs=2.0)
     assert final["mask_age_ms_median"] == pytest.approx(99.0, abs=4.0)
+
+
+def test_a_full_disk_under_stats_json_is_one_error_and_the_run_can_still_finish(tmp_path):
+    """A --stats-json on a disk that fills: one SinkError naming the file, then final() and close() do not fail again."""
+    from fs_fixtures import full_dir
+
+    from birefvid.errors import SinkError
+
+    with full_dir(tmp_path / "full", "4k") as folder:
+        stats = LiveStats(every=0.0, json_path=folder / "stats.jsonl")
+        with pytest.raises(SinkError, match=r"stats_json .*stats.jsonl: cannot write it \(No space left on device\)"):
+            for _ in range(1000):  # ~300 bytes a line: the disk is full long before
+                stats.emit(1.0, None)
+        assert stats.final(2.0, None)["final"]  # the runner still gets its summary, and stops its threads
+        stats.close()

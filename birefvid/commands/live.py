@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from ..errors import SinkError, option
 from ..job import DEFAULT_LATENCY_BUDGET_MS, EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
 from .options import add_matte_options, add_model_options, matte_options
 
@@ -84,14 +85,20 @@ def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
     if path:
         from ..urls import hide_secrets
 
-        Path(path).write_text(json.dumps(hide_secrets(report), indent=2) + "\n")
+        target = Path(path)
+        try:
+            target.write_text(json.dumps(hide_secrets(report), indent=2) + "\n")
+        except OSError as e:  # a full disk, a folder gone: one line, and no half-written JSON left behind
+            target.unlink(missing_ok=True)
+            raise SinkError(f"{option('report')} {path}: cannot write it ({e.strerror or e})") from None
 
 
 def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)  # bad options answer before torch and the media stack load
 
     from ..runtime.file_job import check_report_path
-    from ..runtime.live import SourceLost, run_live_job
+    from ..errors import BirefvidError
+    from ..runtime.live import run_live_job
     from ..runtime.terminal_keys import TerminalKeys
 
     check_report_path(args.report)
@@ -99,8 +106,12 @@ def run(args: argparse.Namespace) -> int:
     with TerminalKeys(sys.stdin, printer) as keys:  # b r g n in this terminal switch the effect
         try:
             report = run_live_job(job, stats_json=args.stats_json, printer=printer, on_effects=keys.attach)
-        except SourceLost as lost:  # the run ends with its error line, but its report says what was kept
-            _write_report(args.report, lost.report)
+        except BirefvidError as failed:  # a source lost, a full disk: the run ends with its error line, but its report says what was kept
+            if getattr(failed, "report", None) is not None:
+                try:
+                    _write_report(args.report, failed.report)
+                except SinkError as unwritten:  # the run's own error comes first: it says why
+                    print(f"birefvid: warning: {unwritten}", file=sys.stderr)
             raise
     _write_report(args.report, report)
     from ..api import live_hint, live_stream_problems, live_summary

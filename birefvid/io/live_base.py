@@ -158,6 +158,16 @@ class LiveSink(Finishes):
             self._check_open("send")
             self._send(picture, t)
 
+    def idle(self, t: float) -> None:
+        """The source is out at live time ``t``: nothing new to show; sinks that act on time alone
+        (a recording in parts, whose part is over) do it now rather than at the next picture."""
+        with self._lock:
+            self._check_open("idle")
+            self._idle(t)
+
+    def _idle(self, t: float) -> None:
+        """Nothing by default: displays and streams are given the last picture again instead."""
+
     def check_picture(self, picture: np.ndarray, width: int, height: int, why: str = "") -> PictureKind:
         """The picture's kind, after checking this sink accepts it and it has the size the sink was opened for."""
         kind = picture_kind(picture)

@@ -96,6 +96,8 @@ class RecordingSink(LiveSink):
         self._segment_seconds = segment_seconds
         self.segments: list[Path] = []  # the parts, in order (the last one unfinished until close)
         self._part_start = 0.0  # the live time at the current file's 0
+        self._last_stamp: Optional[str] = None  # the latest part's time in its name: later names never sort before it
+        self._clock_stamp: Optional[str] = None  # the clock's time when the latest part began
         self._closing: Optional[threading.Thread] = None
         self._closing_error: Optional[BaseException] = None
         self._claim = _claim(self.path)
@@ -105,6 +107,7 @@ class RecordingSink(LiveSink):
                 self._file: Optional[Sink] = self._open_file(self.path)
             else:
                 check_target(self._part_path(time.time()), overwrite=False, is_dir=False)  # the folder, now
+                self._last_stamp = self._clock_stamp = None  # that was a check: the first part is named at its first picture
                 self._file = None  # the first part opens at the first picture, named after its time
         except BaseException:
             _release(self._claim)
@@ -125,6 +128,13 @@ class RecordingSink(LiveSink):
     def _part_path(self, wall: float) -> Path:
         """The next part's name: the recording's, stamped with local time ``wall``; never an existing file."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(wall))
+        if self._clock_stamp is not None and stamp < self._clock_stamp:  # the clock went back: DST's end, an NTP step
+            log.warning("the clock went back from %s to %s: the next parts of %s are named after %s with _001, _002, ... "
+                        "until it passes that time, so that the names stay in time order",
+                        self._clock_stamp, stamp, self.path, self._last_stamp)  # fmt: skip
+        self._clock_stamp = stamp
+        stamp = max(stamp, self._last_stamp or stamp)
+        self._last_stamp = stamp
         stem, ext = self.path.stem, self.path.suffix
         candidate = self.path.with_name(f"{stem}-{stamp}{ext}")
         k = 1
@@ -148,6 +158,8 @@ class RecordingSink(LiveSink):
             raise ValueError(f"{self.path} records {self.kind} pictures, got {got}")
         if self._squared is not None:
             picture = to_square_pixels(picture, self._squared)
+        if self._closing_error is not None:  # the last part failed to finish (a full disk): say so now, not a part later
+            self._wait_for_closing()
         if self._segment_seconds is not None and (self._file is None or t - self._part_start >= self._segment_seconds):
             self._next_part(t)
         elif self.frames_written == 0:  # the file starts with its first picture, wherever the live clock is then
@@ -162,15 +174,25 @@ class RecordingSink(LiveSink):
         self._last_pts = pts
         self.frames_written += 1
 
-    def _next_part(self, t: float) -> None:
-        """Hand the current part to a closing thread and open the next one, starting at live time ``t``."""
+    def _idle(self, t: float) -> None:
+        """The source is out: a part whose time is over by live time ``t`` is committed now, not when
+        pictures come back (hours later, perhaps), with its sound ending at its planned end."""
+        if self._segment_seconds is not None and self._file is not None and t - self._part_start >= self._segment_seconds:
+            self._finish_part(self._part_start + self._segment_seconds)
+
+    def _finish_part(self, end: float) -> None:
+        """Hand the current part, its sound cut at live time ``end``, to a closing thread."""
         self._wait_for_closing()
         finished, self._file = self._file, None
         if isinstance(finished, VideoFileSink):
-            finished.end_live_audio(t)  # its sound stops where the next part's starts, to the sample
+            finished.end_live_audio(end)  # its sound stops where the next part's starts, to the sample
         if finished is not None:
             self._closing = threading.Thread(target=self._commit, args=(finished,), name="birefvid-recording-close", daemon=True)
             self._closing.start()
+
+    def _next_part(self, t: float) -> None:
+        """Hand the current part (if any) to a closing thread and open the next one, starting at live time ``t``."""
+        self._finish_part(t)
         self._part_start, self._last_pts = t, None
         path = self._part_path(time.time())
         self._file = self._open_file(path)
@@ -181,6 +203,9 @@ class RecordingSink(LiveSink):
             part.close()
             log.info("recorded %s", getattr(part, "path", "a part"))
         except BaseException as exc:  # noqa: BLE001 - raised on the sink's thread at the next picture or close
+            path = getattr(part, "path", None)
+            if path in self.segments:
+                self.segments.remove(path)  # it was discarded: the report must not list it
             self._closing_error = exc
 
     def _wait_for_closing(self) -> None:

@@ -222,6 +222,7 @@ class SinkWriter:
 def _send_all(sinks: list[LiveSink], item: _Delivery) -> None:
     for sink in sinks:
         if item.repeat and not sink.holds_last:
+            sink.idle(item.t)  # a recording keeps only what was captured, but its part may be over
             continue
         sink.send(item.picture, item.t)
 
@@ -443,6 +444,28 @@ class SourceLost(SourceError):
         self.report = report
 
 
+def _run_report(job: LiveJob, info: Any, fps: float, sinks: list[LiveSink], runner: "LiveRunner", resolved: dict[str, Any]) -> dict[str, Any]:
+    """The run's report (``--report``): what ended it, the files each recording kept, the streams, the timings, the job."""
+    # one file, or the parts; only those kept (a failed run discards its unfinished recording)
+    recorded = {sink.name: kept for sink in sinks if (kept := [str(p) for p in getattr(sink, "files", ()) if p.exists()])}
+    return {
+        "source": job.source.source,
+        "sinks": list(job.sinks),
+        "width": info.width,
+        "height": info.height,
+        "source_rate": round(fps, 3),
+        "frames_shown": runner.frames_shown,
+        "ended_by": runner.ended_by,
+        "recorded": recorded,
+        "streams": [sink.summary() for sink in sinks if hasattr(sink, "summary")],
+        "effect_changes": list(runner.effects.changes),  # switched from the window's keys, the preview page or the API
+        "effect_switches": runner.effects.switches,  # all of them: the list keeps the latest CHANGES_KEPT
+        "stats": runner.final,
+        "job": job.to_dict(),
+        "resolved": resolved,
+    }
+
+
 # a camera's or stream's first frame older than this once the model is ready (a first export, a
 # slow first inference) is replaced by the newest one, so the output does not open on a picture
 # held for the whole warm-up
@@ -494,7 +517,7 @@ def run_live_job(
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
                                 segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio)  # fmt: skip
-        failed = True
+        failed, failure, runner = True, None, None
         try:
             background = None
             if effect.effect == "replace":
@@ -539,26 +562,17 @@ def run_live_job(
                     raise PipelineError("model", f"{type(exc).__name__}: {exc}") from exc
                 runner.run(first)
             failed = False
+        except BirefvidError as exc:  # a full disk, a lost folder: the finished parts stay, and the report says so
+            if runner is not None and runner.final and not hasattr(exc, "report"):
+                failure = exc
+            raise
         finally:
             with finishing():  # a SIGTERM now would leave recordings half-closed: they finish first
                 finish_sinks(sinks, failed)
-    recorded = {sink.name: [str(p) for p in sink.files] for sink in sinks if getattr(sink, "files", None)}  # one file, or the parts
-    report = {
-        "source": spec.source,
-        "sinks": list(job.sinks),
-        "width": info.width,
-        "height": info.height,
-        "source_rate": round(fps, 3),
-        "frames_shown": runner.frames_shown,
-        "ended_by": runner.ended_by,
-        "recorded": recorded,
-        "streams": [sink.summary() for sink in sinks if hasattr(sink, "summary")],
-        "effect_changes": list(runner.effects.changes),  # switched from the window's keys, the preview page or the API
-        "effect_switches": runner.effects.switches,  # all of them: the list keeps the latest CHANGES_KEPT
-        "stats": runner.final,
-        "job": job.to_dict(),
-        "resolved": {**resolved_settings(seg), "model_threads": threads},
-    }
+                if failure is not None:  # after the aborts: the unfinished parts are no longer listed
+                    report = _run_report(job, info, fps, sinks, runner, {**resolved_settings(seg), "model_threads": threads})
+                    failure.report = {**report, "ended_by": "failed", "error": str(failure)}  # type: ignore[attr-defined]
+    report = _run_report(job, info, fps, sinks, runner, {**resolved_settings(seg), "model_threads": threads})
     if runner.lost is not None:
         files = [str(p) for sink in sinks for p in getattr(sink, "files", ())]
         kept = f"kept what was recorded before the loss: {', '.join(files)}" if files else "nothing was recorded"

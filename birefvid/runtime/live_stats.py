@@ -7,6 +7,7 @@ Printed as one line every few seconds and, with ``--stats-json FILE``, appended 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -85,6 +86,7 @@ class LiveStats:
         self.every = every
         self.printer = printer
         self._lock = threading.Lock()
+        self._json_path = json_path
         try:
             self._json: Optional[TextIO] = open(json_path, "a", encoding="utf-8") if json_path is not None else None  # noqa: SIM115
         except OSError as e:
@@ -160,14 +162,26 @@ class LiveStats:
         return summary
 
     def _write(self, summary: dict[str, Any]) -> None:
-        if self._json is not None:
+        """Append one JSON line; a full disk or lost folder is one SinkError, once (the file is then given up)."""
+        if self._json is None:
+            return
+        try:
             self._json.write(json.dumps(summary) + "\n")
             self._json.flush()
+        except OSError as e:
+            self._give_up()
+            raise SinkError(f"{option('stats_json')} {self._json_path}: cannot write it ({e.strerror or e})") from None
+
+    def _give_up(self) -> None:
+        """Drop the JSON file after a failed write: closing it would only try the same write again."""
+        handle, self._json = self._json, None
+        with contextlib.suppress(OSError):
+            handle.close()
 
     def close(self) -> None:
+        """Close the JSON lines file (its lines were flushed as written)."""
         if self._json is not None:
-            self._json.close()
-            self._json = None
+            self._give_up()
 
 
 def format_line(s: dict[str, Any]) -> str:
