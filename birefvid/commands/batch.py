@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, option
-from .options import add_file_job_options, add_model_options, file_job_from_args
+from .options import add_file_job_options, add_model_options, file_job_from_args, warn_fps_for_videos
 
 HELP = "process many videos into a folder, splitting long ones into chunks; locally, or on a Ray cluster (resumable)"
 
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.progress_json, option("progress_json"))
     if args.output_dir == "-" or "-" in args.inputs:  # else a folder named "-", or "input not found: -"
         raise ConfigError("batch reads and writes files: '-' (standard input or output) is not supported; name folders or files")
+    warn_fps_for_videos(args, "every video")  # batch takes videos only
     out_dir = Path(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
     inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)

@@ -7,9 +7,12 @@ and imports nothing heavy, so ``birefvid --help`` and argument errors answer at 
 from __future__ import annotations
 
 import argparse
+import logging
 from fractions import Fraction
 
 from ..job import BACKENDS, DECODERS, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
+
+log = logging.getLogger(__name__)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +98,7 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     enc.add_argument("--overwrite", action="store_true", help="replace an existing output")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--decoder", choices=DECODERS, default="pyav", help="video decoder (default pyav)")
-    run_group.add_argument("--fps", type=frame_rate_arg, default=25.0, help="frame rate of an image-sequence input (default 25; "
+    run_group.add_argument("--fps", type=frame_rate_arg, help="frame rate of an image-sequence input (default 25; a video keeps its own; "
                            "e.g. 24000/1001, or 23.976, 29.97, 59.94: the NTSC rates)")  # fmt: skip
     run_group.add_argument("--max-size", type=int, metavar="PX", help="scale the video down so its longer side is at most PX "
                            "(aspect kept; e.g. 480 for a GIF); the model, compositing and encoder then work at that size")  # fmt: skip
@@ -113,6 +116,22 @@ def frame_rate_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a frame rate such as 25, 23.976 or 24000/1001, got {text!r}") from None
 
 
+def warn_fps_for_videos(args: argparse.Namespace, what: str) -> None:
+    """Say that ``--fps`` does not re-time ``what`` (videos): taken for a frame-rate change, it was ignored without a word."""
+    if args.fps is not None:
+        log.warning("--fps sets an image sequence's frame rate: %s keeps its own timing (change a video's rate with "
+                    "ffmpeg -i IN -r RATE OUT first)", what)  # fmt: skip
+
+
+def is_video_file(path: str) -> bool:
+    """True when ``path`` names a video file (by its extension), not an image sequence's folder or pattern."""
+    import os
+
+    from ..extensions import VIDEO_EXTENSIONS
+
+    return os.path.isfile(path) and os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
+
+
 def bit_depth_arg(text: str) -> "str | int":
     """``--bit-depth``: auto, 8 or 16."""
     if text == "auto":
@@ -126,13 +145,14 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
     """The ``FileJob`` for ``input`` -> ``out`` with the shared options, validated (``build_file_job``)."""
     from ..api import build_file_job
 
+
     return build_file_job(
         input, out, kind=args.output, model=args.model, weights=args.weights, backbone=args.backbone,
         device=args.device, precision=args.precision, resolution=args.resolution, keep_aspect=args.keep_aspect,
         backend=args.backend, background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
         foreground=not args.no_foreground, smooth=args.smooth, smooth_window=args.smooth_window,
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
-        preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=args.fps,
+        preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=25.0 if args.fps is None else args.fps,
         start=getattr(args, "start", None), end=getattr(args, "end", None), max_size=args.max_size,
         deinterlace=not args.no_deinterlace, bit_depth=args.bit_depth, **matte_options(args),
     )  # fmt: skip

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..job import FileJob
-from .options import add_file_job_options, add_model_options, file_job_from_args
+from .options import add_file_job_options, add_model_options, file_job_from_args, is_video_file, warn_fps_for_videos
 from .progress import FrameProgress
 
 HELP = "cut the subject out of a video: alpha video, mask, greenscreen, composite or background blur"
@@ -46,6 +46,8 @@ def job_from_args(args: argparse.Namespace) -> FileJob:
             f"process takes one input, got {len(args.input)} ({shown}): for an image sequence quote the pattern "
             "('frames/*.png') or pass the folder; for several videos use birefvid batch"
         )
+    if is_video_file(args.input[0]):
+        warn_fps_for_videos(args, args.input[0])
     return file_job_from_args(args, args.input[0], args.out)
 
 
