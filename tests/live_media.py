@@ -255,11 +255,14 @@ def send_until_broken(sink: Any, picture_at: Any, first: int, fps: float, match:
     sink.abort()
 
 
-def flash_and_tone_onsets(path: Path) -> tuple[list[float], list[float]]:
-    """Every time the picture turns bright and every time a tone starts (after 0.2 s of quiet), in seconds."""
+def flash_and_tone_onsets(path: Path) -> tuple[list[tuple[float, float]], list[float]]:
+    """Every time the picture turns bright, as (the last dark picture's time, the first bright one's),
+    and every time a tone starts (after 0.2 s of quiet), in seconds. The flash began somewhere between
+    the two pictures: a live recording opens on the still the model warmed up on, and drops pictures
+    when it falls behind, so the two can lie far apart."""
     frames, start, rate, samples = _brightness_and_sound(path)
     loud = np.abs(samples) > 0.1
-    flashes = [t for (t, level), (_, before) in zip(frames[1:], frames[:-1]) if level > 128 >= before]
+    flashes = [(t_before, t) for (t, level), (t_before, before) in zip(frames[1:], frames[:-1]) if level > 128 >= before]
     tones: list[float] = []
     last = -1.0
     for i in np.nonzero(loud)[0]:

@@ -322,10 +322,13 @@ def test_the_sound_stays_in_sync_across_reconnects(tmp_path: Path, flash_clip: P
         code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 40)
     assert code == 0, err
     flashes, tones = flash_and_tone_onsets(tmp_path / "rec.mkv")
-    print(f"flashes at {[round(t, 3) for t in flashes]}, tones at {[round(t, 3) for t in tones]}")
+    print(f"flashes between {[(round(a, 3), round(b, 3)) for a, b in flashes]}, tones at {[round(t, 3) for t in tones]}")
     assert len(flashes) >= 2 and err.count("reconnected") >= 1, (flashes, err)
-    for flash in flashes:  # before the fix: the tone came 0.39 s early after one reconnect, 0.72 s after two
-        assert min(abs(flash - tone) for tone in tones) <= 0.08, (flashes, tones)
+    # before the fix: the tone came 0.39 s early after one reconnect, 0.72 s after two. The tone may
+    # start anywhere the flash may have (between the last dark picture and the first bright one: the
+    # run opens on the still the model warmed up on, 0.3-0.8 s long under load), within two frames
+    for before, flash in flashes:
+        assert any(min(before, flash - 0.08) - 0.02 <= tone <= flash + 0.08 for tone in tones), (flashes, tones)
 
 
 def test_rtsp_and_udp_streams_carry_the_cameras_sound_in_sync(tmp_path: Path, flash_clip: Path) -> None:
