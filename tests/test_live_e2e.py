@@ -300,7 +300,7 @@ def test_recording_keeps_a_files_sound_in_sync(tmp_path: Path, flash_clip: Path)
     code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
     assert code == 0, err
     check_sound_in_sync(tmp_path / "rec.mkv", "aac")
-    code, err = run_live_cli([*args[:-1], "quiet.mp4", "--no-audio", "--duration", "1"], tmp_path, timeout=STARTUP + 30)
+    code, err = run_live_cli([*args[:-1], "quiet.mp4", "--no-audio", "--duration", "2"], tmp_path, timeout=STARTUP + 30)
     assert code == 0, err
     with av.open(str(tmp_path / "quiet.mp4")) as c:
         assert not c.streams.audio and c.streams.video

@@ -9,6 +9,7 @@ model far slower than the camera.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from fractions import Fraction
@@ -504,6 +505,27 @@ def test_duration_bounds_the_wait_for_a_stream_that_never_answers(tmp_path):
         run_live(job, segmenter=red_key_segmenter())
     assert time.monotonic() - started < 4.0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_files_first_picture_is_not_bounded_by_a_short_duration(tmp_path):
+    """A file opens or fails on its own: a run shorter than its opening (a busy machine took over 1 s
+    for the first picture of a 1 s run) records it, where it failed with "no picture within 1 s"."""
+    data = write_scene(tmp_path / "scene.mkv", 24).read_bytes()
+    slow = tmp_path / "slow.mkv"  # a file that takes 0.5 s to open: a named pipe, written to after that
+    os.mkfifo(slow)
+
+    def write_late() -> None:
+        time.sleep(0.5)
+        with open(slow, "wb") as pipe:
+            pipe.write(data)
+
+    writer = threading.Thread(target=write_late, daemon=True)
+    writer.start()
+    out = tmp_path / "short.mp4"
+    run_live(build_live_job(str(slow), [str(out)], effect="mask", duration=0.2, audio=False), segmenter=red_key_segmenter())
+    writer.join(10)
+    frames = read_frames(out)
+    assert frames and frames[0][0].shape == (SIZE[1], SIZE[0], 3)
 
 
 def test_stop_ends_a_run_still_waiting_for_its_stream(tmp_path):

@@ -507,7 +507,10 @@ def run_live_job(
             audio_device=spec.audio_device, audio_delay=spec.audio_delay, deinterlace=spec.deinterlace,
         ))  # fmt: skip
         try:
-            info = source.start(timeout=job.duration, stop=stop)  # a run of 10 s does not wait an hour for a stream to answer
+            # a run of 10 s does not wait an hour for a stream to answer; a file or a camera opens (or
+            # fails) on its own, and a short run of one on a busy machine must not fail for its first picture
+            network = getattr(getattr(source, "target", None), "kind", "network") == "network"
+            info = source.start(timeout=job.duration if network else None, stop=stop)
         except NoFirstPicture as e:
             why = f"; the last try: {e.last_failure}" if e.last_failure else ""
             if stop is not None and stop.is_set():
