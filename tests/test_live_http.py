@@ -303,3 +303,52 @@ def test_head_answers_like_get_without_a_body(preview):
         assert response.status == status and response.getheader("Content-Type").startswith(ctype), (path, response.status)
         assert response.read() == b""
         conn.close()
+
+
+def test_a_preview_open_to_the_network_says_so(caplog):
+    """--sink http://0.0.0.0:8080 (the README's own RTSP example) put the camera on every machine
+    of the network without a word; a preview on loopback stays quiet."""
+    with caplog.at_level("WARNING", logger="birefvid.io.http_preview"):
+        HttpPreviewSink("127.0.0.1", 0).close()
+        assert not caplog.records
+        sink = HttpPreviewSink("0.0.0.0", 0)
+        sink.close()
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert f"http://0.0.0.0:{sink.port}/" in record.getMessage() and "anyone" in record.getMessage()
+    assert f"http://127.0.0.1:{sink.port}" in record.getMessage()
+
+
+def _serving_threads() -> int:
+    return sum(1 for t in threading.enumerate() if "process_request_thread" in t.name)
+
+
+def test_connections_are_bounded_and_the_extra_ones_get_503(preview):
+    """Each connection held a thread and a descriptor, idle ones for 10 s, one sending a byte every
+    few seconds for ever: a client opening hundreds (a LAN host, with a preview on 0.0.0.0) took
+    threads and descriptors from the run. Now at most MAX_CONNECTIONS are served; the rest get 503
+    at once, and once they go a viewer gets pictures again."""
+    from birefvid.io import http_preview
+
+    MAX_CONNECTIONS = getattr(http_preview, "MAX_CONNECTIONS", 32)
+    preview.send(_picture(1), 0.0)
+    before = _serving_threads()
+    idle = []
+    try:
+        for _ in range(MAX_CONNECTIONS + 16):  # each sends half a request and waits
+            conn = socket.create_connection(("127.0.0.1", preview.port), timeout=5)
+            conn.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")
+            idle.append(conn)
+        time.sleep(1.0)
+        assert _serving_threads() - before <= MAX_CONNECTIONS
+        with pytest.raises(urllib.error.HTTPError) as busy:
+            urllib.request.urlopen(f"http://127.0.0.1:{preview.port}/snapshot.jpg", timeout=5)
+        assert busy.value.code == 503
+    finally:
+        for conn in idle:
+            conn.close()
+    deadline = time.monotonic() + 5
+    while _serving_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status, ctype, body = _get(f"http://127.0.0.1:{preview.port}/snapshot.jpg")
+    assert status == 200 and body[:2] == b"\xff\xd8"
