@@ -352,3 +352,45 @@ def test_connections_are_bounded_and_the_extra_ones_get_503(preview):
         time.sleep(0.05)
     status, ctype, body = _get(f"http://127.0.0.1:{preview.port}/snapshot.jpg")
     assert status == 200 and body[:2] == b"\xff\xd8"
+
+
+def test_another_site_cannot_show_the_page_in_a_frame(preview, tmp_path):
+    """Framed by another site's page under a decoy, the page's own "none" button got the visitor's
+    click (clickjacking: the click is the page's own, so the Origin check passed) and showed the room.
+    The page now refuses to be framed: chromium shows nothing of it inside another page."""
+    chromium = need_binary("chromium", "chromium")
+    magenta = (255, 0, 255)
+    picture = np.empty((240, 320, 3), np.uint8)
+    picture[...] = magenta
+    stop = threading.Event()
+
+    def feed() -> None:  # pictures keep coming, as in a run (chromium waits for the stream's next part)
+        i = 0
+        while not stop.is_set() and i < 2000:
+            preview.send(picture, i / 25)
+            i += 1
+            stop.wait(0.04)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    attacker = tmp_path / "decoy.html"
+    attacker.write_text(f'<html><body style="margin:0;background:#fff"><iframe src="{preview.url}" '
+                        'style="border:0;width:640px;height:480px"></iframe></body></html>')
+    shot = tmp_path / "shot.png"
+    cmd = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=640,480", f"--screenshot={shot}",
+        "--virtual-time-budget=2000", attacker.as_uri(),
+    ]
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    finally:
+        stop.set()
+        feeder.join(timeout=5)
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    img = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB).astype(int)
+    shown = float((np.abs(img - magenta).max(axis=2) < 40).mean())
+    assert shown < 0.001, f"the framed preview covers {shown:.3f} of the decoy page"
+    status, _, body = _get(preview.url)  # opened on its own, it works as before
+    assert status == 200 and b'<img src="/stream.mjpg"' in body

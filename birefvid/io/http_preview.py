@@ -331,6 +331,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        # no other site may show the page in a frame: under a decoy, a visitor's click would press "none"
+        # (clickjacking: the click is the page's own, so the Origin check passes) and show the room
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
         if not self._head_only:
             self.wfile.write(body)
