@@ -68,3 +68,46 @@ def test_live_mode_plays_such_a_file_without_its_sound(labelled_mov, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "its sound is left out of recordings and streams: PyAV crashes on its custom channel order" in run.stderr
     assert _audio(tmp_path / "rec.mkv") == []
+
+
+def test_a_url_with_a_token_stays_out_of_the_probes_command_line():
+    """The probe child got the source on its command line, which every user of the machine reads
+    (ps, /proc/PID/cmdline): a URL's password or a signed link's token was on show for as long as the
+    server took to answer. A server that answers nothing for 3 s holds the probe while we look."""
+    import os
+    import socket
+    import threading
+    import time
+
+    token = f"t0ken{os.getpid()}x{time.monotonic_ns()}"
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    held = []
+
+    def hold() -> None:
+        conn, _ = server.accept()
+        held.append(conn)
+        time.sleep(3)
+        conn.close()
+
+    threading.Thread(target=hold, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/v.mp4?X-Amz-Signature={token}"
+    probe = threading.Thread(target=custom_order_tracks, args=(url,), daemon=True)
+    probe.start()
+    seen = []
+    deadline = time.monotonic() + 30  # the child imports PyAV first
+    while time.monotonic() < deadline and not held:
+        time.sleep(0.05)
+    assert held, "the probe never connected"
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if token.encode() in cmdline and int(pid) != os.getpid():
+                seen.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    probe.join(10)
+    server.close()
+    assert not seen, seen

@@ -303,3 +303,94 @@ def test_head_answers_like_get_without_a_body(preview):
         assert response.status == status and response.getheader("Content-Type").startswith(ctype), (path, response.status)
         assert response.read() == b""
         conn.close()
+
+
+def test_a_preview_open_to_the_network_says_so(caplog):
+    """--sink http://0.0.0.0:8080 (the README's own RTSP example) put the camera on every machine
+    of the network without a word; a preview on loopback stays quiet."""
+    with caplog.at_level("WARNING", logger="birefvid.io.http_preview"):
+        HttpPreviewSink("127.0.0.1", 0).close()
+        assert not caplog.records
+        sink = HttpPreviewSink("0.0.0.0", 0)
+        sink.close()
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert f"http://0.0.0.0:{sink.port}/" in record.getMessage() and "anyone" in record.getMessage()
+    assert f"http://127.0.0.1:{sink.port}" in record.getMessage()
+
+
+def _serving_threads() -> int:
+    return sum(1 for t in threading.enumerate() if "process_request_thread" in t.name)
+
+
+def test_connections_are_bounded_and_the_extra_ones_get_503(preview):
+    """Each connection held a thread and a descriptor, idle ones for 10 s, one sending a byte every
+    few seconds for ever: a client opening hundreds (a LAN host, with a preview on 0.0.0.0) took
+    threads and descriptors from the run. Now at most MAX_CONNECTIONS are served; the rest get 503
+    at once, and once they go a viewer gets pictures again."""
+    from birefvid.io import http_preview
+
+    MAX_CONNECTIONS = getattr(http_preview, "MAX_CONNECTIONS", 32)
+    preview.send(_picture(1), 0.0)
+    before = _serving_threads()
+    idle = []
+    try:
+        for _ in range(MAX_CONNECTIONS + 16):  # each sends half a request and waits
+            conn = socket.create_connection(("127.0.0.1", preview.port), timeout=5)
+            conn.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")
+            idle.append(conn)
+        time.sleep(1.0)
+        assert _serving_threads() - before <= MAX_CONNECTIONS
+        with pytest.raises(urllib.error.HTTPError) as busy:
+            urllib.request.urlopen(f"http://127.0.0.1:{preview.port}/snapshot.jpg", timeout=5)
+        assert busy.value.code == 503
+    finally:
+        for conn in idle:
+            conn.close()
+    deadline = time.monotonic() + 5
+    while _serving_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status, ctype, body = _get(f"http://127.0.0.1:{preview.port}/snapshot.jpg")
+    assert status == 200 and body[:2] == b"\xff\xd8"
+
+
+def test_another_site_cannot_show_the_page_in_a_frame(preview, tmp_path):
+    """Framed by another site's page under a decoy, the page's own "none" button got the visitor's
+    click (clickjacking: the click is the page's own, so the Origin check passed) and showed the room.
+    The page now refuses to be framed: chromium shows nothing of it inside another page."""
+    chromium = need_binary("chromium", "chromium")
+    magenta = (255, 0, 255)
+    picture = np.empty((240, 320, 3), np.uint8)
+    picture[...] = magenta
+    stop = threading.Event()
+
+    def feed() -> None:  # pictures keep coming, as in a run (chromium waits for the stream's next part)
+        i = 0
+        while not stop.is_set() and i < 2000:
+            preview.send(picture, i / 25)
+            i += 1
+            stop.wait(0.04)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    attacker = tmp_path / "decoy.html"
+    attacker.write_text(f'<html><body style="margin:0;background:#fff"><iframe src="{preview.url}" '
+                        'style="border:0;width:640px;height:480px"></iframe></body></html>')
+    shot = tmp_path / "shot.png"
+    cmd = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=640,480", f"--screenshot={shot}",
+        "--virtual-time-budget=2000", attacker.as_uri(),
+    ]
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    finally:
+        stop.set()
+        feeder.join(timeout=5)
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    img = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB).astype(int)
+    shown = float((np.abs(img - magenta).max(axis=2) < 40).mean())
+    assert shown < 0.001, f"the framed preview covers {shown:.3f} of the decoy page"
+    status, _, body = _get(preview.url)  # opened on its own, it works as before
+    assert status == 200 and b'<img src="/stream.mjpg"' in body

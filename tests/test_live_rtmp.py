@@ -371,3 +371,55 @@ def test_a_stopped_stream_frees_its_encoder_at_once(ffmpeg: str) -> None:
         assert freed() is None, "the stopped stream is still held (only a garbage collection would free it)"
     finally:
         gc.enable()
+
+
+def _command_lines_naming(text: str) -> list[str]:
+    """Command lines of running processes that contain ``text`` (what ``ps`` shows every user)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(cmdline)
+    return found
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the key goes to ffmpeg through a pipe on POSIX only")
+def test_the_stream_key_stays_out_of_the_ffmpeg_childs_command_line(tmp_path: Path, ffmpeg: str) -> None:
+    """The ffmpeg child got the whole address on its command line, which every user of the machine
+    reads with ps (/proc/PID/cmdline): the stream key, which lets anyone broadcast on the channel,
+    was on show for the whole stream. It now goes to the child through a pipe; the server still gets it."""
+    from birefvid.io.live_sinks import open_live_sink
+
+    key = f"k3y-{os.getpid()}-{free_port()}"  # unique: no other process names it
+    with NginxRtmp(tmp_path / "server") as server:
+        sink = open_live_sink(f"{server.url}/{key}", width=160, height=120, fps=15, kind="rgb")
+        try:
+            _publish_for(sink, 1.0)
+            children = _children_sending_to(server.port)
+            leaks = _command_lines_naming(key)
+            _publish_for(sink, 1.0)
+        finally:
+            sink.close()
+        time.sleep(0.5)
+        recorded = server.recorded(key)
+    assert children, "no ffmpeg child was seen sending"
+    assert not leaks, leaks
+    assert len(recorded) == 1 and _frames(recorded[0]) >= 10, recorded
+
+
+def test_stream_keys_are_split_off_the_address_as_ffmpeg_splits_them() -> None:
+    from birefvid.io.rtmp_sink import key_options
+
+    assert key_options("rtmp://a.rtmp.youtube.com/live2/abcd-1234") == (
+        "rtmp://a.rtmp.youtube.com/live2", {"rtmp_app": "live2", "rtmp_playpath": "abcd-1234"})
+    assert key_options("rtmps://live-api-s.facebook.com:443/rtmp/FB-1?s_bl=1") == (
+        "rtmps://live-api-s.facebook.com:443/rtmp", {"rtmp_app": "rtmp", "rtmp_playpath": "FB-1?s_bl=1"})
+    assert key_options("rtmp://h/app/instance/key")[1] == {"rtmp_app": "app/instance", "rtmp_playpath": "key"}
+    assert key_options("rtmp://h/live/clip.mp4")[1]["rtmp_playpath"] == "mp4:clip.mp4"
+    assert key_options("rtmp://h/live/name.flv")[1]["rtmp_playpath"] == "name"
+    assert key_options(f"rtmp://h/live/{KEY}/") == ("rtmp://h/", {"rtmp_app": f"live/{KEY}"})
+    assert key_options("rtmp://h/app") == ("rtmp://h/app", {})  # no key

@@ -142,3 +142,19 @@ def test_a_server_that_never_answers_is_one_line_saying_so(tmp_path, capsys, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"birefvid: error: cannot read {url} (no answer within 1 s)"], err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signed_urls_token_stays_out_of_the_audio_error_line(tmp_path, served):
+    """The audio is opened on its own after the pictures: a link that stopped answering there (it
+    expired, the server went away) gave an error line with the link's token in it."""
+    import av
+
+    from birefvid.errors import SinkError
+    from birefvid.io.audio import AudioTracks
+
+    _, base = served
+    token = "S3CR3T-T0KEN"
+    with av.open(str(tmp_path / "out.mkv"), "w") as out:
+        with pytest.raises(SinkError) as error:
+            AudioTracks(f"{base}/gone.mp4?X-Amz-Signature={token}", out, "matroska")
+    assert token not in str(error.value) and "X-Amz-Signature=***" in str(error.value), str(error.value)

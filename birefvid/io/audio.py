@@ -22,6 +22,7 @@ import av
 from birefvid.errors import SinkError
 from birefvid.io.channel_order import custom_order_track, custom_order_tracks
 from birefvid.io.interleave import InterleavedPackets
+from birefvid.urls import shown_url
 
 if TYPE_CHECKING:
     from birefvid.io.trim import TimeWindow
@@ -102,11 +103,11 @@ class AudioTrack(InterleavedPackets):
         self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
         self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
         self._damaged = 0  # audio packets that could not be decoded
-        self._src_name = str(src)
+        self._src_name = shown_url(str(src))  # a URL's password or token stays out of messages
         try:
             self._in = av.open(str(src))
         except (av.FFmpegError, OSError) as e:
-            raise SinkError(f"cannot read audio from {src}: {e}") from e
+            raise SinkError(f"cannot read audio from {self._src_name}: {str(e).replace(str(src), self._src_name)}") from e
         try:
             self._src_stream = self._in.streams.audio[index]
             self._out = out
@@ -114,11 +115,11 @@ class AudioTrack(InterleavedPackets):
             self.copy = name in COPYABLE.get(muxer, frozenset())
             if self.copy:
                 self._out_stream = out.add_stream_from_template(self._src_stream)
-                log.info("copying %s audio from %s", name, src)
+                log.info("copying %s audio from %s", name, self._src_name)
             else:
                 self._out_stream = self._add_encoder(REENCODE.get(muxer, "aac"))
                 log.info("re-encoding %s audio from %s to %s (the container cannot hold %s)",
-                         name, src, self._out_stream.codec_context.name, name)
+                         name, self._src_name, self._out_stream.codec_context.name, name)
             for key in ("language", "title"):
                 if key in self._src_stream.metadata:
                     self._out_stream.metadata[key] = self._src_stream.metadata[key]
@@ -195,7 +196,8 @@ class AudioTracks:
             with av.open(str(src)) as container:
                 count = len(container.streams.audio)
         except (av.FFmpegError, OSError) as e:
-            raise SinkError(f"cannot read audio from {src}: {e}") from e
+            shown = shown_url(str(src))  # PyAV's message names the URL too
+            raise SinkError(f"cannot read audio from {shown}: {str(e).replace(str(src), shown)}") from e
         self.tracks: list[InterleavedPackets] = []
         custom = custom_order_tracks(str(src)) if count else {}  # tracks PyAV must not touch (see channel_order)
         try:

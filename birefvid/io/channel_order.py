@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Optional
 import av
 
 from birefvid.io.interleave import InterleavedPackets
+from birefvid.urls import shown_url
 
 if TYPE_CHECKING:
     from birefvid.io.trim import TimeWindow
@@ -35,7 +36,7 @@ _PROBE = """
 import os, sys
 try:
     import av
-    with av.open(sys.argv[1]) as c:
+    with av.open(sys.stdin.read()) as c:
         for i, s in enumerate(c.streams.audio):
             print(i, s.codec_context.layout.name, flush=True)
 finally:
@@ -47,9 +48,11 @@ finally:
 def custom_order_tracks(src: str) -> dict[int, str]:
     """{audio track index: its layout description} for the tracks of ``src`` in a custom channel order."""
     try:
-        run = subprocess.run([sys.executable, "-c", _PROBE, src], capture_output=True, text=True, timeout=120)
+        # the source on stdin, not the command line, which every user of the machine reads (ps): a URL's
+        # password or signed link's token would be on show for as long as the probe waits on the server
+        run = subprocess.run([sys.executable, "-c", _PROBE], input=src, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
-        log.debug("could not probe the channel order of %s: %s", src, e)
+        log.debug("could not probe the channel order of %s: %s", shown_url(src), e)
         return {}
     found = {}
     for line in run.stdout.splitlines():

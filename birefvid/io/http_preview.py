@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BOUNDARY = "birefvidframe"
+MAX_CONNECTIONS = 32  # connections served at once (viewers included); more are answered 503 and closed
+_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 48\r\n"
+         b"Connection: close\r\n\r\ntoo many connections to this preview; try later\n")
 _WAIT = 0.5  # seconds a streaming viewer sleeps between checks (close() wakes it at once)
 
 _PAGE = """<!doctype html>
@@ -196,11 +199,48 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_port = False  # never share a port with another server: "in use" must be reported
+    request_queue_size = 64  # a burst of connections waits for accept() instead of its SYNs being dropped
 
     def __init__(self, host: str, port: int, sink: "HttpPreviewSink") -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sink = sink
+        self._active = 0  # connections being served, each on a thread of its own
+        self._active_lock = threading.Lock()
         super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection on a thread, unless ``MAX_CONNECTIONS`` are served already: then 503 at once.
+
+        Unbounded, every connection held a thread and a file descriptor (idle ones for 10 s, a client
+        sending a byte every few seconds for ever): a client opening hundreds starved the run of
+        threads and descriptors (recordings and reconnections open files and sockets too)."""
+        with self._active_lock:
+            busy = self._active >= MAX_CONNECTIONS
+            if not busy:
+                self._active += 1
+        if not busy:
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self._done()
+                raise
+            return
+        try:
+            request.setblocking(False)  # a client that reads nothing cannot hold up accept()
+            request.send(_BUSY)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[misc]
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._active_lock:
+            self._active -= 1
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)
@@ -291,6 +331,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        # no other site may show the page in a frame: under a decoy, a visitor's click would press "none"
+        # (clickjacking: the click is the page's own, so the Origin check passes) and show the room
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
         if not self._head_only:
             self.wfile.write(body)
@@ -386,6 +431,10 @@ class HttpPreviewSink(LiveSink):
         )
         self._thread.start()
         log.info("live preview at %s", self.url)
+        if not _loopback(host):
+            log.warning("the live preview at %s can be watched, without a password, by anyone who can reach this machine "
+                        "on port %d; use http://127.0.0.1:%d (or an ssh tunnel) to keep it to this machine",
+                        self.url, self.port, self.port)  # fmt: skip
 
     @property
     def name(self) -> str:

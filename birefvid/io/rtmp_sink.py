@@ -24,7 +24,7 @@ import threading
 import time
 from fractions import Fraction
 from typing import IO, Callable, Deque, Optional
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import av
 
@@ -63,8 +63,46 @@ def check_url(url: str) -> None:
         )
 
 
-def ffmpeg_command(url: str, open_timeout: float) -> list[str]:
-    """The child's command line: FLV from stdin, copied as it comes (no probing delay, no re-encode) to ``url``."""
+def key_options(url: str) -> tuple[str, dict[str, str]]:
+    """(``url`` without its stream key, the RTMP options that carry its application and stream key),
+    split as FFmpeg's RTMP client splits the address (``/APP/KEY``, ``/APP/INSTANCE/KEY``, the query
+    with the key, ``.mp4`` keys prefixed ``mp4:``); (``url``, {}) for an address it splits otherwise.
+
+    A child's command line is readable by every user of the machine (``ps``, ``/proc/PID/cmdline``),
+    and a stream key lets anyone broadcast on the owner's channel, so the key goes to the child
+    through a preset file read from a pipe (``ffmpeg_command``'s ``preset``) instead."""
+    parts = urlsplit(url)
+    path, query = parts.path, parts.query
+    if not path.startswith("/") or path.startswith("/ondemand/") or "slist=" in query:
+        return url, {}
+    rest = path[1:]
+    slash = rest.find("/")
+    if slash < 0:
+        return url, {}  # no key
+    after = rest[slash + 1:]
+    colon, second = after.find(":"), after.find("/")
+    if second < 0 or 0 <= colon < second:
+        app, name = rest[:slash], after
+    else:  # /APP/INSTANCE/KEY: the first two parts are the application
+        app, name = rest[:slash + 1 + second], after[second + 1:]
+    if query:
+        name = f"{name}?{query}"
+    if ":" not in name and name[-4:] in (".mp4", ".f4v"):
+        name = "mp4:" + name
+    elif name.endswith(".flv"):
+        name = name[:-4]
+    if not name:  # /APP/KEY/: FFmpeg takes APP/KEY for the application (and the server refuses the stream)
+        options, shown = {"rtmp_app": app}, "/"
+    else:
+        options, shown = {"rtmp_app": app, "rtmp_playpath": name}, "/" + app
+    if any(len(v) > 900 or "\n" in v or "\r" in v for v in options.values()):
+        return url, {}  # a preset line holds neither (nor over 999 characters)
+    return urlunsplit((parts.scheme, parts.netloc, shown, "", "")), options
+
+
+def ffmpeg_command(url: str, open_timeout: float, preset: Optional[str] = None) -> list[str]:
+    """The child's command line: FLV from stdin, copied as it comes (no probing delay, no re-encode) to ``url``;
+    ``preset``: a file of ``option=value`` lines for the output (``key_options``)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise SinkError(
@@ -77,7 +115,7 @@ def ffmpeg_command(url: str, open_timeout: float) -> list[str]:
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-analyzeduration", "1", "-f", "flv", "-i", "pipe:0",
         "-map", "0", "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
-        "-progress", "pipe:1", "-rw_timeout", timeout_us, url,
+        "-progress", "pipe:1", "-rw_timeout", timeout_us, *(["-fpre", preset] if preset else []), url,
     ]  # fmt: skip
 
 
@@ -139,13 +177,25 @@ class RtmpPublishSink(StreamPublishSink):
         self._key = urlsplit(url).path.rstrip("/").rpartition("/")[2]
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
         self._published = threading.Event()  # the child has reported progress: the server took the stream
-        command = ffmpeg_command(url, open_timeout)
+        address, options = key_options(url)
+        preset: Optional[int] = None
+        if options and os.name == "posix":  # the key reaches the child through a pipe, out of its command line
+            preset, writer = os.pipe()
+            os.write(writer, "".join(f"{k}={v}\n" for k, v in options.items()).encode())  # a few bytes: never blocks
+            os.close(writer)
+            command = ffmpeg_command(address, open_timeout, preset=f"/dev/fd/{preset}")
+        else:
+            command = ffmpeg_command(url, open_timeout)
         try:
             self._child: Optional[subprocess.Popen[bytes]] = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                pass_fds=() if preset is None else (preset,),
             )  # its own session: Ctrl-C reaches birefvid, which finishes the stream, not the child mid-packet
         except OSError as e:
             raise SinkError(f"cannot publish to {self._shown}: cannot start ffmpeg: {reason(e)}") from e
+        finally:
+            if preset is not None:
+                os.close(preset)
         self._reader = threading.Thread(target=self._keep_stderr, args=(self._child.stderr,), name="birefvid-rtmp-stderr", daemon=True)
         self._reader.start()
         self._progress = threading.Thread(target=self._watch_progress, args=(self._child.stdout,), name="birefvid-rtmp-progress", daemon=True)
