@@ -38,6 +38,16 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
     assert "speedup" in table and f"{figures['speedup']:.2f}x" in table
 
 
+def test_bench_of_a_model_runs_it_at_the_size_process_does(tmp_path, capsys):
+    """`bench --model tiny` timed tiny at 512x512, a size process never runs it at (its card says 256)."""
+    out = tmp_path / "b.json"
+    code = main(["bench", "--model", "tiny", "--device", "cpu", "--backend", "torch", "--precision", "fp32",
+                 "--runs", "1", "--clip-frames", "0", "--json", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["resolution"] == [256, 256]
+    assert "tiny at 256x256" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "args,phrase",
     [
