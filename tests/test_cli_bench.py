@@ -21,7 +21,11 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
                  "--precision", "fp32", "--runs", "1", "--clip-size", "128x96", "--clip-frames", "4", "--output", "green",
                  "--json", str(out)])  # fmt: skip
     assert code == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
+    # minutes pass before the table on a CPU: stderr says what is being timed (it said nothing)
+    assert "bench: timing pvt_v2_b0 (test weights) at 64x64 (torch fp32)" in captured.err
+    assert "bench: end to end: green of a generated 4-frame 128x96 clip" in captured.err
     figures = json.loads(out.read_text())
     assert (figures["backend"], figures["precision"], figures["resolution"]) == ("torch", "fp32", [64, 64])
     assert figures["speedup"] == pytest.approx(figures["fps"] / figures["reference_fps"], rel=0.01)

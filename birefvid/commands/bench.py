@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from typing import Any
 
 from ..job import BACKBONE_NAMES, BACKENDS, OUTPUT_KINDS, PRECISIONS
@@ -92,9 +93,12 @@ def run_bench(args: argparse.Namespace) -> int:
         "model": name, "backbone": seg.backbone, "resolution": list(seg.resolution), "batch_size": batch,
         "device": str(seg.device), "backend": seg.backend, "precision": seg.precision,
     }  # fmt: skip
+    # the table comes at the end, minutes later on a CPU: say what is being timed meanwhile
+    _progress(f"timing {name} at {seg.resolution[0]}x{seg.resolution[1]} ({seg.backend} {seg.precision}) and the eager fp32 reference, {args.runs} runs each")
     figures.update(measure_model(seg, reference, frames, args.runs))
     del reference
     if args.clip_frames > 0:
+        _progress(f"end to end: {args.output} of a generated {args.clip_frames}-frame {clip_size[0]}x{clip_size[1]} clip")
         pipeline = measure_pipeline(seg, args.clip_frames, clip_size, kind=args.output, batch_size=batch)
         pipeline["ratio_to_model"] = round(pipeline["fps"] / figures["fps"], 3) if pipeline["fps"] else None
         figures["pipeline"] = pipeline
@@ -106,6 +110,10 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.json_path:
         _write_json(args.json_path, figures)
     return 0
+
+
+def _progress(line: str) -> None:
+    print(f"bench: {line} ...", file=sys.stderr, flush=True)
 
 
 def _write_json(path: str, figures: dict[str, Any]) -> None:
