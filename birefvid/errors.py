@@ -91,6 +91,15 @@ def option(name: str, value: object = None) -> str:
     return name if value is None else f"{name}={value!r}"
 
 
+def input_not_found(path: object) -> str:
+    """'input not found: PATH'; for the README's sample (``samples/scene.mp4``), which a pip install lacks, how to make it."""
+    message = f"input not found: {path}"
+    parts = str(path).replace("\\", "/").split("/")
+    if parts[-2:] in (["samples", "scene.mp4"], ["samples", "scene_mask.mkv"]):
+        message += " (the README's sample clip: `python -m birefvid.data.sample` writes it into ./samples)"
+    return message
+
+
 def sink_named(spec: str) -> str:
     """How the user names the live output ``spec``: ``--sink SPEC`` on the CLI, ``the sink 'SPEC'`` in Python."""
     return f"--sink {spec}" if _CLI_STYLE.get() else f"the sink {spec!r}"

@@ -21,7 +21,11 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
                  "--precision", "fp32", "--runs", "1", "--clip-size", "128x96", "--clip-frames", "4", "--output", "green",
                  "--json", str(out)])  # fmt: skip
     assert code == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
+    # minutes pass before the table on a CPU: stderr says what is being timed (it said nothing)
+    assert "bench: timing pvt_v2_b0 (test weights) at 64x64 (torch fp32)" in captured.err
+    assert "bench: end to end: green of a generated 4-frame 128x96 clip" in captured.err
     figures = json.loads(out.read_text())
     assert (figures["backend"], figures["precision"], figures["resolution"]) == ("torch", "fp32", [64, 64])
     assert figures["speedup"] == pytest.approx(figures["fps"] / figures["reference_fps"], rel=0.01)
@@ -36,6 +40,16 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
     assert "stages (CPU a frame)" in table
     assert figures["peak_rss_mb"] > 0 and figures["machine"]["cores"] >= 1
     assert "speedup" in table and f"{figures['speedup']:.2f}x" in table
+
+
+def test_bench_of_a_model_runs_it_at_the_size_process_does(tmp_path, capsys):
+    """`bench --model tiny` timed tiny at 512x512, a size process never runs it at (its card says 256)."""
+    out = tmp_path / "b.json"
+    code = main(["bench", "--model", "tiny", "--device", "cpu", "--backend", "torch", "--precision", "fp32",
+                 "--runs", "1", "--clip-frames", "0", "--json", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["resolution"] == [256, 256]
+    assert "tiny at 256x256" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

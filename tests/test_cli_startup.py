@@ -62,3 +62,12 @@ def test_bad_job_options_answer_without_heavy_imports():
         facts, out = _probe(*argv)
         assert facts["code"] == 2 and words in out, out
         assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
+
+
+def test_python_dash_m_birefvid_runs_the_command(tmp_path):
+    # where pip's scripts folder is not on PATH (a --user install, Windows), `python -m birefvid` is the way in
+    version = subprocess.run([sys.executable, "-m", "birefvid", "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"birefvid {birefvid.__version__}"
+    bad = subprocess.run([sys.executable, "-m", "birefvid", "process"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("usage: birefvid process"), bad.stderr

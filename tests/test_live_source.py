@@ -116,6 +116,12 @@ def test_retry_counts_attempts_and_stops_on_the_event() -> None:
 # ---------------------------------------------------------------- specs
 
 
+def test_the_readmes_sample_missing_says_how_to_make_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a pip install: no samples/ folder
+    with pytest.raises(SourceError, match=r"input not found: samples/scene\.mp4 \(.*`python -m birefvid\.data\.sample`"):
+        open_live_source("samples/scene.mp4")
+
+
 def test_spec_errors_are_one_line_and_immediate(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"input not found: .*nope\.mp4"):
         open_live_source(str(tmp_path / "nope.mp4"))

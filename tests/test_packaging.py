@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -9,13 +15,14 @@ import pytest
 import birefvid
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA_PACKAGES = {"birefvid.assets", "birefvid.configs.models"}  # folders of data files, no code
 
 
 def test_every_subpackage_is_listed_in_pyproject():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "birefvid").rglob("__init__.py")}
-    assert on_disk | {"birefvid.configs"} == listed
+    assert on_disk | {"birefvid.configs"} | DATA_PACKAGES == listed
 
 
 def test_model_cards_and_tiny_weights_ship_with_the_package():
@@ -34,3 +41,50 @@ def test_public_api_surface():
 
     assert callable(process_video)
     assert issubclass(birefvid.SourceError, OSError) and issubclass(birefvid.ConfigError, ValueError)
+
+
+_BUILD_SDIST = "import sys, setuptools.build_meta as b; print(b.build_sdist(sys.argv[1]))"
+_BUILD_WHEEL = "import sys, setuptools.build_meta as b; print(b.build_wheel(sys.argv[1]))"
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
+
+
+def _hook(script: str, cwd: Path, out: Path) -> tuple[Path, str]:
+    result = subprocess.run([sys.executable, "-c", script, str(out)], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out / result.stdout.strip().splitlines()[-1], result.stderr
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # the 30 MB of tiny weights: no copy where the file system allows
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def test_sdist_builds_a_wheel_with_what_the_code_reads_at_run_time(tmp_path):
+    # as `python -m build` does: the sdist from the source tree, then the wheel from the unpacked sdist
+    tree, out = tmp_path / "tree", tmp_path / "dist"
+    shutil.copytree(ROOT, tree, ignore=_NOT_SOURCE, copy_function=_link_or_copy)
+    out.mkdir()
+    sdist, log = _hook(_BUILD_SDIST, tree, out)
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    assert not [n for n in names if n.startswith("tests/")], "the sdist carries part of tests/ (no helpers, no data)"
+    assert "deprecated" not in log and "would be ignored" not in log, log
+    wheel, log = _hook(_BUILD_WHEEL, tmp_path / "unpacked" / sdist.name.removesuffix(".tar.gz"), out)
+    with zipfile.ZipFile(wheel) as archive:
+        files = set(archive.namelist())
+        metadata = archive.read(next(n for n in files if n.endswith(".dist-info/METADATA"))).decode()
+    assert "deprecated" not in log and "would be ignored" not in log, log
+    cards = {p.name for p in (ROOT / "configs" / "models").glob("*.json")}
+    assert {f"birefvid/configs/models/{c}" for c in cards} <= files
+    assert {"birefvid/__main__.py", "birefvid/assets/tiny.safetensors", "birefvid/py.typed"} <= files
+    assert not [f for f in files if f.startswith(("tests/", "samples/", "scripts/", "pipelines/"))]
+    assert "License-Expression: MIT" in metadata and f"Version: {birefvid.__version__}" in metadata
+    assert "birefvid = birefvid.cli:main" in archive_text(wheel, "entry_points.txt")
+
+
+def archive_text(wheel: Path, name: str) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(next(n for n in archive.namelist() if n.endswith(f".dist-info/{name}"))).decode()

@@ -66,6 +66,14 @@ def test_missing_input(tmp_path, capsys, run):
     assert_nothing_written(tmp_path)
 
 
+def test_the_readmes_sample_missing_says_how_to_make_it(tmp_path, capsys, monkeypatch):
+    """A pip install has no samples/ folder: the quick start's command names the module that writes the clip."""
+    monkeypatch.chdir(tmp_path)
+    code = main(["process", "samples/scene.mp4", "-o", "scene.webm", "--model", "tiny"])
+    one_error_line(capsys, code, "input not found: samples/scene.mp4", "python -m birefvid.data.sample")
+    assert_nothing_written(tmp_path)
+
+
 def test_a_glob_the_shell_expanded_gets_advice(tmp_path, capsys, run):
     names = [tmp_path / f"f{i}.png" for i in range(3)]  # what `birefvid process frames/*.png` passes unquoted
     one_error_line(capsys, run(*names, "-o", tmp_path / "out.mov"), "process takes one input, got 3", "quote the pattern")

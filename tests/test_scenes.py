@@ -124,3 +124,22 @@ def test_scene_dataset_flip_mirrors():
             assert torch.equal(ma.flip(-1), mb)
             mirrored += 1
     assert 0 < mirrored < 16
+
+
+def test_sample_module_writes_the_readmes_clip_without_the_repository(tmp_path, monkeypatch):
+    """`python -m birefvid.data.sample` (what a pip install has in place of samples/): the bundled clip and masks."""
+    import av
+
+    from birefvid.data.sample import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    with av.open(str(tmp_path / "samples" / "scene.mp4")) as clip:
+        frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)]
+        assert clip.streams.audio and clip.streams.audio[0].codec_context.name == "aac"
+    with av.open(str(tmp_path / "samples" / "scene_mask.mkv")) as masks:
+        mattes = [f.to_ndarray(format="gray") for f in masks.decode(video=0)]
+    assert len(frames) == len(mattes) == 48 and frames[0].shape == (256, 256, 3)
+    image, mask = next(iter(make_clip(20261121, 1, (256, 256))))
+    assert np.abs(frames[0].astype(int) - image).mean() < 3  # the generator's seeded scene (H.264, crf 18)
+    assert np.array_equal(mattes[0], np.round(mask * 255).astype(np.uint8))

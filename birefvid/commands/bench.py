@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from typing import Any
 
 from ..job import BACKBONE_NAMES, BACKENDS, OUTPUT_KINDS, PRECISIONS
@@ -17,7 +18,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--model", help="registry name or Hugging Face repo (default: deterministic test weights for --backbone)")
     model.add_argument("--weights", help="a local checkpoint instead of --model")
     model.add_argument("--backbone", choices=BACKBONE_NAMES, help="backbone; alone, benchmarks it with deterministic test weights")
-    model.add_argument("--resolution", default="512", help="inference size N or WxH (default 512)")
+    model.add_argument("--resolution", help="inference size N or WxH (default: the model's own, as process runs it; 512 for --backbone's test weights)")
     model.add_argument("--batch-size", type=int, help="frames per model call (default: what process picks: 4 on CUDA, 2 with OpenVINO on a CPU of 2+ cores, else 1)")
     model.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     model.add_argument("--precision", default="auto", choices=PRECISIONS, help="precision of the measured path (default auto)")
@@ -50,7 +51,8 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
         width, height = (int(v) for v in args.clip_size.lower().split("x"))
     except ValueError:
         raise ConfigError(f"{option('clip_size')} must be WxH, e.g. 1280x720, got {args.clip_size!r}") from None
-    parse_resolution(args.resolution)
+    if args.resolution is not None:
+        parse_resolution(args.resolution)
     if args.json_path:  # before the benchmark, not after minutes of it
         from ..io.atomic import check_output_file
 
@@ -58,16 +60,15 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
     return width, height
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, str]:
-    """(fp32 model on the CPU, display name)."""
+def _load(args: argparse.Namespace) -> tuple[Any, tuple[int, int], str]:
+    """(fp32 model on the CPU, its native inference size (height, width), display name)."""
     if args.model or args.weights:
         from ..models.weights import load_pretrained
 
-        net, _, name = load_pretrained(args.model, weights=args.weights, backbone=args.backbone)
-        return net, name
+        return load_pretrained(args.model, weights=args.weights, backbone=args.backbone)
     from ..models.test_weights import model_with_test_weights
 
-    return model_with_test_weights(args.backbone), f"{args.backbone} (test weights)"
+    return model_with_test_weights(args.backbone), (512, 512), f"{args.backbone} (test weights)"
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -81,9 +82,10 @@ def run_bench(args: argparse.Namespace) -> int:
     from ..benchmark.memory import peak_rss_mb
     from ..runtime.segmenter import Segmenter
 
-    net, name = _load(args)
+    net, native, name = _load(args)
     reference = copy.deepcopy(net)  # fp32, before an engine casts or exports the model
-    seg = Segmenter(module=net, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution)
+    resolution = args.resolution or native  # the size process would run (tiny: 256, general: 1024)
+    seg = Segmenter(module=net, device=args.device, precision=args.precision, backend=args.backend, resolution=resolution)
     seg.name = name
     batch = args.batch_size or seg.file_batch_size(clip_size[1], clip_size[0])  # as process runs it
     frames = scene_frames(batch, clip_size)
@@ -91,9 +93,12 @@ def run_bench(args: argparse.Namespace) -> int:
         "model": name, "backbone": seg.backbone, "resolution": list(seg.resolution), "batch_size": batch,
         "device": str(seg.device), "backend": seg.backend, "precision": seg.precision,
     }  # fmt: skip
+    # the table comes at the end, minutes later on a CPU: say what is being timed meanwhile
+    _progress(f"timing {name} at {seg.resolution[0]}x{seg.resolution[1]} ({seg.backend} {seg.precision}) and the eager fp32 reference, {args.runs} runs each")
     figures.update(measure_model(seg, reference, frames, args.runs))
     del reference
     if args.clip_frames > 0:
+        _progress(f"end to end: {args.output} of a generated {args.clip_frames}-frame {clip_size[0]}x{clip_size[1]} clip")
         pipeline = measure_pipeline(seg, args.clip_frames, clip_size, kind=args.output, batch_size=batch)
         pipeline["ratio_to_model"] = round(pipeline["fps"] / figures["fps"], 3) if pipeline["fps"] else None
         figures["pipeline"] = pipeline
@@ -105,6 +110,10 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.json_path:
         _write_json(args.json_path, figures)
     return 0
+
+
+def _progress(line: str) -> None:
+    print(f"bench: {line} ...", file=sys.stderr, flush=True)
 
 
 def _write_json(path: str, figures: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import av
 
-from birefvid.errors import ConfigError, SourceError, option
+from birefvid.errors import ConfigError, SourceError, input_not_found, option
 from birefvid.extensions import VIDEO_EXTENSIONS
 from birefvid.urls import without_password as _redact
 
@@ -144,9 +144,9 @@ def parse_source_spec(spec: str, *, camera_size: Optional[tuple[int, int]] = Non
             raise SourceError(f"unsupported stream scheme {scheme}:// in {_redact(text)} (use {known})")
     path = Path(text)
     if not path.exists():
-        raise SourceError(
-            f"input not found: {text} (a live source is a camera index like 0, a device path like "
-            "/dev/video0, a stream URL like rtsp://host/path, or a video file)"
-        )
+        message = input_not_found(text)
+        if message == f"input not found: {text}":  # not the README's sample, which says how to make it
+            message += " (a live source is a camera index like 0, a device path like /dev/video0, a stream URL like rtsp://host/path, or a video file)"
+        raise SourceError(message)
     return LiveTarget("file", str(path), str(path))
 

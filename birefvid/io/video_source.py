@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import av
 
-from birefvid.errors import SourceError
+from birefvid.errors import SourceError, input_not_found
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, upright
 from birefvid.io.animated_source import is_animated_webp
@@ -65,7 +65,7 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
             raise SourceError(f"cannot read {shown_url(path)} ({_url_reason(e)})") from e
     if not path.exists():
-        raise SourceError(f"input not found: {path}")
+        raise SourceError(input_not_found(path))
     if path.is_dir():
         raise SourceError(f"{path} is a folder, not a video (pass a folder only for an image sequence)")
     try:
