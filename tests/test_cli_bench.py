@@ -128,6 +128,19 @@ def test_bench_json_into_a_missing_folder_fails_before_the_benchmark(tmp_path, c
     assert err == [f"birefvid: error: --json folder does not exist: {target.parent}"]
 
 
+def test_bench_json_onto_a_full_disk_is_one_line_and_keeps_the_earlier_file(tmp_path, capsys):
+    """A disk that filled during the benchmark: no half-written or empty JSON for a CI job to read."""
+    from fs_fixtures import full_dir
+
+    with full_dir(tmp_path / "full", "4k") as full:
+        (full / "b.json").write_text("{}\n")  # the earlier figures: they fill the disk's one page
+        code = main(["bench", "--backbone", "pvt_v2_b0", "--resolution", "64", "--device", "cpu", "--backend", "torch",
+                     "--precision", "fp32", "--runs", "1", "--clip-frames", "0", "--json", str(full / "b.json")])  # fmt: skip
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and err == [f"birefvid: error: --json {full / 'b.json'}: cannot write it (No space left on device)"]
+        assert sorted(p.name for p in full.iterdir()) == ["b.json"] and (full / "b.json").read_text() == "{}\n"
+
+
 def test_export_into_a_read_only_folder_is_one_line_before_the_export(tmp_path, capsys):
     from fs_fixtures import read_only_dir
 
