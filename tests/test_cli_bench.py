@@ -60,7 +60,7 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
 
     path = tmp_path / "b0.onnx"
     assert main(["export", str(path), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
-    assert "input 'x' float32 (1, 3, 64, 96)" in capsys.readouterr().out
+    assert "input 'x' float32 (1, 3, 64, 96)" in capsys.readouterr().err
     model = BiRefNet("pvt_v2_b0").eval()
     model.load_state_dict(pvt_b0_state)
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
@@ -76,7 +76,7 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
     # the same model and size again: from the cache in a moment, the same bytes
     t0 = time.monotonic()
     assert main(["export", str(tmp_path / "again.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
-    assert "from the export cache" in capsys.readouterr().out and time.monotonic() - t0 < 10
+    assert "from the export cache" in capsys.readouterr().err and time.monotonic() - t0 < 10
     assert (tmp_path / "again.onnx").read_bytes() == path.read_bytes()
 
 
@@ -100,7 +100,8 @@ def test_export_writes_a_file_others_can_read(tmp_path, capsys, monkeypatch):
                 monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(18, "Invalid cross-device link")))
             out = tmp_path / name
             assert main(["export", str(out), "--model", "tiny", "--resolution", "64"]) == 0
-            assert "from the export cache" in capsys.readouterr().out
+            out_err = capsys.readouterr()
+            assert "from the export cache" in out_err.err and out_err.out == ""  # a summary: stderr, as process's
             assert out.read_bytes() == b"onnx bytes" and stat.S_IMODE(out.stat().st_mode) == 0o644, name
     finally:
         os.umask(mask)
