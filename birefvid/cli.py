@@ -108,8 +108,30 @@ def _silence_stdout() -> None:
         pass
 
 
+def _fill_closed_standard_streams() -> None:
+    """Point a standard stream the caller closed (``2>&-``, a daemon's closed descriptors) at devnull.
+
+    Python makes a closed stderr ``None``, and ``print(..., file=sys.stderr)`` then writes to stdout:
+    error lines and progress landed in what a script parses. Worse, the next file opened (the output
+    video) would get descriptor 2, and whatever writes to it (FFmpeg's log, a warning from C code)
+    would write into that file."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
+    _fill_closed_standard_streams()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:  # a bare `birefvid`: the commands and what each does, not "arguments are required"

@@ -3,6 +3,7 @@ BrokenPipeError traceback, exit 141 as a shell reports a writer whose reader lef
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,14 @@ def test_a_closed_stdout_pipe_exits_quietly(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(60) == EXIT_BROKEN_PIPE, err
     assert err == ""
+
+
+def test_a_closed_stderr_does_not_send_errors_to_stdout(tmp_path: Path) -> None:
+    """``birefvid ... 2>&-``: Python makes sys.stderr None, and print(file=sys.stderr) then printed the
+    error line on stdout, where a script reads data. Now it goes nowhere, and the exit code says it."""
+    cmd = [sys.executable, "-m", "birefvid.cli", "process", "missing.mp4", "-o", "out.webm"]
+    done = subprocess.run(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2), timeout=60)
+    assert (done.returncode, done.stdout) == (2, b"")
 
 
 def test_other_broken_pipes_are_not_hidden(monkeypatch) -> None:
