@@ -17,7 +17,7 @@ import select
 import signal
 import sys
 import threading
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from . import __version__, exiting
 from .errors import BirefvidError, Terminated, cli_naming, termination_deferred
@@ -129,9 +129,56 @@ def _fill_closed_standard_streams() -> None:
         sys.stderr = open(os.devnull, "w")
 
 
+class _DiagnosticStream:
+    """sys.stderr that drops what it cannot write once its reader has gone.
+
+    Progress, warnings and summaries are diagnostics: a log reader that left (``2>&1 >/dev/null |
+    head -1``, a ``tee`` or log shipper that died) made the next progress line raise BrokenPipeError,
+    which ended an hour-long run with exit 1 and threw its output away. Now the rest goes to devnull
+    and the run finishes (a closed *stdout*, which carries data, still ends the command: exit 141)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        try:  # the descriptor too: child processes (ffmpeg) and C code write to it directly
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        except (AttributeError, OSError, ValueError):
+            pass
+        self._stream = open(os.devnull, "w")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
     _fill_closed_standard_streams()
+    given = sys.stderr
+    sys.stderr = diagnostics = given if isinstance(given, _DiagnosticStream) else _DiagnosticStream(given)
+    try:
+        return _main(argv)
+    finally:
+        if sys.stderr is diagnostics and diagnostics._stream is given:  # a caller's (a test's) own stream comes back
+            sys.stderr = given
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:  # a bare `birefvid`: the commands and what each does, not "arguments are required"
