@@ -43,20 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within this block (main thread only), SIGTERM raises ``Terminated``."""
+    """Within this block (main thread only), SIGTERM raises ``Terminated``, and so does SIGHUP (a
+    closed terminal or SSH session: it killed the run at once and left its ``.NAME.partial-*``
+    file behind) unless the caller ignores it (``nohup``)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum: int, frame: object) -> None:
         if not termination_deferred():  # a live run committing its recordings finishes them
-            raise Terminated()
+            raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    signums = [signal.SIGTERM]
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL:
+        signums.append(hangup)
+    previous = {signum: signal.signal(signum, terminate) for signum in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
@@ -79,9 +86,9 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
     except BirefvidError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except Terminated:
-        print(f"{prog}: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+    except Terminated as stopped:
+        print(f"{prog}: {'terminated' if stopped.signum == signal.SIGTERM else 'hung up'}", file=sys.stderr)
+        return 128 + stopped.signum  # 143 for SIGTERM, 129 for SIGHUP, as a shell reports them
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
