@@ -17,7 +17,7 @@ import select
 import signal
 import sys
 import threading
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from . import __version__, exiting
 from .errors import BirefvidError, Terminated, cli_naming, termination_deferred
@@ -43,20 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within this block (main thread only), SIGTERM raises ``Terminated``."""
+    """Within this block (main thread only), SIGTERM raises ``Terminated``, and so does SIGHUP (a
+    closed terminal or SSH session: it killed the run at once and left its ``.NAME.partial-*``
+    file behind) unless the caller ignores it (``nohup``)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum: int, frame: object) -> None:
         if not termination_deferred():  # a live run committing its recordings finishes them
-            raise Terminated()
+            raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    signums = [signal.SIGTERM]
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    if hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL:
+        signums.append(hangup)
+    previous = {signum: signal.signal(signum, terminate) for signum in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
@@ -79,9 +86,9 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
     except BirefvidError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except Terminated:
-        print(f"{prog}: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+    except Terminated as stopped:
+        print(f"{prog}: {'terminated' if stopped.signum == signal.SIGTERM else 'hung up'}", file=sys.stderr)
+        return 128 + stopped.signum  # 143 for SIGTERM, 129 for SIGHUP, as a shell reports them
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -108,8 +115,77 @@ def _silence_stdout() -> None:
         pass
 
 
+def _fill_closed_standard_streams() -> None:
+    """Point a standard stream the caller closed (``2>&-``, a daemon's closed descriptors) at devnull.
+
+    Python makes a closed stderr ``None``, and ``print(..., file=sys.stderr)`` then writes to stdout:
+    error lines and progress landed in what a script parses. Worse, the next file opened (the output
+    video) would get descriptor 2, and whatever writes to it (FFmpeg's log, a warning from C code)
+    would write into that file."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
+
+
+class _DiagnosticStream:
+    """sys.stderr that drops what it cannot write once its reader has gone.
+
+    Progress, warnings and summaries are diagnostics: a log reader that left (``2>&1 >/dev/null |
+    head -1``, a ``tee`` or log shipper that died) made the next progress line raise BrokenPipeError,
+    which ended an hour-long run with exit 1 and threw its output away. Now the rest goes to devnull
+    and the run finishes (a closed *stdout*, which carries data, still ends the command: exit 141)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        try:  # the descriptor too: child processes (ffmpeg) and C code write to it directly
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        except (AttributeError, OSError, ValueError):
+            pass
+        self._stream = open(os.devnull, "w")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
+    _fill_closed_standard_streams()
+    given = sys.stderr
+    sys.stderr = diagnostics = given if isinstance(given, _DiagnosticStream) else _DiagnosticStream(given)
+    try:
+        return _main(argv)
+    finally:
+        if sys.stderr is diagnostics and diagnostics._stream is given:  # a caller's (a test's) own stream comes back
+            sys.stderr = given
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:  # a bare `birefvid`: the commands and what each does, not "arguments are required"

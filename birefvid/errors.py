@@ -126,7 +126,12 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, ``docker stop``, systemd), raised in the main thread by the
     command line (``cli.sigterm_as_interrupt``): a KeyboardInterrupt, so it ends a run as Ctrl-C
     does (a live run keeps its recordings, a file run removes its unfinished output), where
-    Python's default would kill the process at once and leave temporary files behind."""
+    Python's default would kill the process at once and leave temporary files behind. SIGHUP (the
+    terminal or SSH session closed) is one too, unless ignored (``nohup``); ``signum`` says which."""
+
+    def __init__(self, signum: int = 15) -> None:
+        super().__init__()
+        self.signum = signum
 
 
 _finishing = threading.Event()

@@ -55,3 +55,20 @@ def full_dir(path: Path, size: str = "64k") -> Iterator[Path]:
     """``path`` as a folder on a disk of ``size`` (tmpfs; root only), for the block's duration."""
     with _mounted(path, f"size={size}") as folder:
         yield folder
+
+
+@contextlib.contextmanager
+def read_only_copy(path: Path, files: dict[str, Path]) -> Iterator[Path]:
+    """``path`` as a read-only folder holding ``files`` (name inside it -> file copied there), as a
+    cache baked into a container image is: a tmpfs filled, then remounted read-only (root only)."""
+    import shutil
+
+    size = sum(src.stat().st_size for src in files.values()) + (1 << 20)
+    with _mounted(path, f"size={size}") as folder:
+        for name, src in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, folder / name)
+        done = subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot remount a tmpfs read-only here ({done.stderr.strip()})")
+        yield folder

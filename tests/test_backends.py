@@ -96,6 +96,44 @@ def test_exports_are_cached_per_weights_and_size(b0):
     assert len({path, cached_onnx_path(other, (64, 64)), cached_onnx_path(b0, (96, 64)), cached_onnx_path(b0, (64, 64), batch=2)}) == 4
 
 
+def test_a_read_only_cache_is_read_and_new_files_go_to_a_fallback(b0, tmp_path, monkeypatch, caplog):
+    """A CI container's cache is often read-only (baked into the image, or a read-only home). A cache
+    holding the export failed in OpenVINO ("Couldn't create directory .../openvino"), and one without
+    it failed the run with exit 2 before exporting; now the export is read from it, and what must be
+    written (OpenVINO's blobs, a new export) goes to /tmp/birefvid-cache-UID, with one warning."""
+    import tempfile
+
+    from fs_fixtures import read_only_copy, read_only_dir
+
+    need_module("openvino", "openvino")
+    exported, _ = cached_onnx(b0, (64, 64))  # in the session's cache; an earlier test may have made it
+    frames = _frames()
+    want = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="torch").predict(frames)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    fallback = tmp_path / "tmp" / f"birefvid-cache-{os.getuid()}"
+    with read_only_copy(tmp_path / "baked", {f"onnx/{exported.name}": exported}) as baked:
+        monkeypatch.setenv("BIREFVID_CACHE_DIR", str(baked))
+        seg = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino")
+        got = seg.predict(frames)
+        assert seg.engine.export_seconds == 0  # read from the read-only cache, not exported again
+        assert float((got - want).abs().max()) < 1e-3
+        assert any((fallback / "openvino").iterdir())  # OpenVINO's compiled blobs
+        assert (fallback.stat().st_mode & 0o777) == 0o700
+        said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+        assert said == [f"the cache {baked} cannot be written (Read-only file system): using {fallback} instead "
+                        "(set BIREFVID_CACHE_DIR to keep it elsewhere)"]  # fmt: skip
+    with read_only_dir(tmp_path / "empty") as empty:
+        from birefvid.backends.export import writable_cache_dir
+
+        monkeypatch.setenv("BIREFVID_CACHE_DIR", str(empty))
+        assert writable_cache_dir("onnx") == fallback / "onnx" and writable_cache_dir("openvino") == fallback / "openvino"
+        said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+        assert len(said) == 2 and said[1].startswith(f"the cache {empty} cannot be written")  # one for this cache
+        (fallback / "onnx" / exported.name).write_bytes(exported.read_bytes())  # an earlier run that fell back exported it
+        assert cached_onnx(b0, (64, 64)) == (fallback / "onnx" / exported.name, None)
+
+
 def test_auto_backend_and_precision(monkeypatch):
     monkeypatch.setenv("BIREFVID_BACKEND", "torch")
     assert choose_backend("auto", CPU) == "torch"

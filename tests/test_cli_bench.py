@@ -74,7 +74,7 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
 
     path = tmp_path / "b0.onnx"
     assert main(["export", str(path), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
-    assert "input 'x' float32 (1, 3, 64, 96)" in capsys.readouterr().out
+    assert "input 'x' float32 (1, 3, 64, 96)" in capsys.readouterr().err
     model = BiRefNet("pvt_v2_b0").eval()
     model.load_state_dict(pvt_b0_state)
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
@@ -90,7 +90,7 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
     # the same model and size again: from the cache in a moment, the same bytes
     t0 = time.monotonic()
     assert main(["export", str(tmp_path / "again.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
-    assert "from the export cache" in capsys.readouterr().out and time.monotonic() - t0 < 10
+    assert "from the export cache" in capsys.readouterr().err and time.monotonic() - t0 < 10
     assert (tmp_path / "again.onnx").read_bytes() == path.read_bytes()
 
 
@@ -114,7 +114,8 @@ def test_export_writes_a_file_others_can_read(tmp_path, capsys, monkeypatch):
                 monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(18, "Invalid cross-device link")))
             out = tmp_path / name
             assert main(["export", str(out), "--model", "tiny", "--resolution", "64"]) == 0
-            assert "from the export cache" in capsys.readouterr().out
+            out_err = capsys.readouterr()
+            assert "from the export cache" in out_err.err and out_err.out == ""  # a summary: stderr, as process's
             assert out.read_bytes() == b"onnx bytes" and stat.S_IMODE(out.stat().st_mode) == 0o644, name
     finally:
         os.umask(mask)
@@ -140,6 +141,19 @@ def test_bench_json_into_a_missing_folder_fails_before_the_benchmark(tmp_path, c
     assert main(["bench", "--model", "tiny", "--runs", "1", "--clip-frames", "0", "--json", str(target)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"birefvid: error: --json folder does not exist: {target.parent}"]
+
+
+def test_bench_json_onto_a_full_disk_is_one_line_and_keeps_the_earlier_file(tmp_path, capsys):
+    """A disk that filled during the benchmark: no half-written or empty JSON for a CI job to read."""
+    from fs_fixtures import full_dir
+
+    with full_dir(tmp_path / "full", "4k") as full:
+        (full / "b.json").write_text("{}\n")  # the earlier figures: they fill the disk's one page
+        code = main(["bench", "--backbone", "pvt_v2_b0", "--resolution", "64", "--device", "cpu", "--backend", "torch",
+                     "--precision", "fp32", "--runs", "1", "--clip-frames", "0", "--json", str(full / "b.json")])  # fmt: skip
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and err == [f"birefvid: error: --json {full / 'b.json'}: cannot write it (No space left on device)"]
+        assert sorted(p.name for p in full.iterdir()) == ["b.json"] and (full / "b.json").read_text() == "{}\n"
 
 
 def test_export_into_a_read_only_folder_is_one_line_before_the_export(tmp_path, capsys):

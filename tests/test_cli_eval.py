@@ -237,6 +237,25 @@ def test_json_to_stdout(tmp_path, capsys):
     assert summary["iou"] == 1.0 and summary["mae"] == 0.0 and summary["dtssd"] == 0.0 and summary["frames"] == 2
 
 
+def test_json_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
+    """``--json`` into a missing folder fails before the scoring; onto a full disk it is one line
+    (an empty scores.json was left behind, or a traceback) and the earlier file is kept."""
+    from fs_fixtures import full_dir
+
+    gt = _pngs(tmp_path / "gt", _truths(2))
+    missing = tmp_path / "missing" / "s.json"
+    with monkeypatch.context() as m:
+        m.setattr(eval_cmd, "format_table", None)  # not reached: the folder is checked first
+        assert _error(capsys, str(gt), str(gt), "--json", str(missing)).strip() == (
+            f"birefvid: error: --json folder does not exist: {missing.parent}"
+        )
+    with full_dir(tmp_path / "full", "4k") as full:
+        (full / "s.json").write_text("{}\n")  # the earlier scores: they fill the disk's one page
+        err = _error(capsys, str(gt), str(gt), "--json", str(full / "s.json"))
+        assert err.strip() == f"birefvid: error: --json {full / 's.json'}: cannot write it (No space left on device)"
+        assert sorted(p.name for p in full.iterdir()) == ["s.json"] and (full / "s.json").read_text() == "{}\n"
+
+
 def _error(capsys, *argv: str) -> str:
     """Run a failing eval: exit 2 and exactly one line on stderr, returned."""
     assert main(["eval", *argv]) == 2

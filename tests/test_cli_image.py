@@ -73,6 +73,25 @@ def _one_line_error(capsys, code: int, pattern: str) -> None:
     assert pattern in lines[0], lines[0]
 
 
+def test_a_folder_run_off_a_terminal_prints_progress_lines(tmp_path, pvt_b0_weights, capsys, monkeypatch):
+    """In a CI log (stderr not a terminal) a run over thousands of photos printed nothing until the end;
+    now a ``processed N/M pictures`` line every 10 s, as ``process`` does for frames (here every picture)."""
+    monkeypatch.setattr("birefvid.commands.progress.EVERY_SECONDS", 0.0, raising=False)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"img{i}.jpg"), cv2.cvtColor(_scene(i), cv2.COLOR_RGB2BGR))
+    (src / "img3.jpg").write_bytes(b"not a picture")  # skipped, and counted
+    out = tmp_path / "cut"
+    assert main(["image", str(src), "-o", str(out), "--weights", str(pvt_b0_weights), *MODEL_ARGS]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(" (")[0] for line in lines[:-1]] == [f"processed {i}/4 pictures" for i in range(1, 5)]
+    assert "\r" not in "".join(lines) and lines[-1].startswith("birefvid: error: 1 of 4 images could not be read")
+    assert main(["image", str(src / "img0.jpg"), str(src / "img1.jpg"), "-o", str(tmp_path / "q"), "-q",
+                 "--weights", str(pvt_b0_weights), *MODEL_ARGS]) == 0  # fmt: skip
+    assert capsys.readouterr().err == ""
+
+
 def test_standard_streams_are_refused_in_the_words_of_pictures(tmp_path, photo, capsys, monkeypatch):
     """`... | birefvid image - -o cut.png` was 'input not found: -'; `-o -` advised `-o out.mkv`, which image refuses."""
     monkeypatch.chdir(tmp_path)

@@ -52,8 +52,12 @@ def test_sigterm_ends_a_live_run_and_keeps_its_recordings(tmp_path: Path, clip: 
         assert len(parts) >= 2 and sum(_frames(p) for p in parts) == report["frames_shown"]
 
 
-def test_sigterm_stops_a_file_run_without_leaving_its_output(tmp_path: Path, clip: Path) -> None:
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGHUP, 129, "hung up")])
+def test_sigterm_stops_a_file_run_without_leaving_its_output(tmp_path: Path, clip: Path, sig, code, word) -> None:
+    """SIGHUP (the terminal or SSH session closed) killed the run at once and left its hidden
+    .out.partial-*.mp4 behind (hundreds of MB on a long run); it is handled as SIGTERM now."""
     cmd = [sys.executable, "-m", "birefvid.cli", "process", str(clip), "-o", "out.mp4", "--output", "green", *FAST_MODEL]
+    expected = code
     with open(tmp_path / "err.txt", "wb") as err:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -61,16 +65,36 @@ def test_sigterm_stops_a_file_run_without_leaving_its_output(tmp_path: Path, cli
         while not (_partials(tmp_path) and "processed " in (tmp_path / "err.txt").read_text()):  # well into the run
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()[-3000:]
             time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         code = proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     stderr = (tmp_path / "err.txt").read_text()
-    assert code == 143, stderr[-3000:]
-    assert stderr.strip().splitlines()[-1] == "birefvid: terminated"
+    assert code == expected, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == f"birefvid: {word}"
     assert not (tmp_path / "out.mp4").exists() and _partials(tmp_path) == []
+
+
+def test_a_run_under_nohup_ignores_sighup(tmp_path: Path, clip: Path) -> None:
+    """``nohup birefvid process ...``: a hang-up the caller chose to ignore does not stop the run."""
+    cmd = [sys.executable, "-m", "birefvid.cli", "process", str(clip), "-o", "out.mp4", "--output", "green", "--end", "2", *FAST_MODEL]
+    with open(tmp_path / "err.txt", "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not _partials(tmp_path):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()[-3000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(90) == 0, (tmp_path / "err.txt").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (tmp_path / "out.mp4").stat().st_size > 0 and _partials(tmp_path) == []
 
 
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])

@@ -163,6 +163,20 @@ def test_output_under_a_regular_file(tmp_path, capsys, run, clip):
     assert (tmp_path / "file.txt").read_text() == "x"
 
 
+def test_a_report_onto_a_full_disk_is_one_line_and_keeps_the_earlier_report(tmp_path, capsys, run, clip):
+    """``--report`` that cannot be written (a full disk at the end of a CI job): an OSError traceback
+    and an empty report.json were left before; now one line naming --report, exit 2, the earlier
+    report as it was and no temporary file (scripts read the report: whole or not at all)."""
+    from fs_fixtures import full_dir
+
+    with full_dir(tmp_path / "full", "4k") as full:
+        (full / "r.json").write_text('{"frames": 6}\n')  # the earlier run's: it fills the disk's one page
+        code = run(clip, "-o", tmp_path / "out.mkv", "--output", "mask", "--report", full / "r.json")
+        one_error_line(capsys, code, "--report", "r.json: cannot write it (No space left on device)")
+        assert sorted(p.name for p in full.iterdir()) == ["r.json"]
+        assert (full / "r.json").read_text() == '{"frames": 6}\n'
+
+
 def test_unknown_extension(tmp_path, capsys, run, clip):
     one_error_line(capsys, run(clip, "-o", tmp_path / "out.xyz"), ".xyz", "supported:", ".mov", ".webm")
     assert_nothing_written(tmp_path)

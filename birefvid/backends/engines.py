@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Protocol
 import numpy as np
 import torch
 
-from .export import cache_dir, cached_onnx
+from .export import cached_onnx, writable_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class OpenVinoEngine(_ExportedEngine):
         import openvino as ov
 
         core = ov.Core()
-        core.set_property({"CACHE_DIR": str(cache_dir() / "openvino")})
+        core.set_property({"CACHE_DIR": str(writable_cache_dir("openvino"))})
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": hint}
         if hint == "THROUGHPUT":
             # two streams at most, each with half the cores: each stream holds a frame's activations
@@ -271,8 +271,7 @@ class OnnxRuntimeEngine(_ExportedEngine):
         providers: list[Any] = []
         gpu = self.device.index or 0
         if "TensorrtExecutionProvider" in available:  # written against ORT's documented options; untested here (no GPU)
-            trt_cache = str(cache_dir() / "tensorrt")
-            os.makedirs(trt_cache, exist_ok=True)
+            trt_cache = str(writable_cache_dir("tensorrt"))
             # device_id defaults to 0 for TensorRT too: without it, --device cuda:1 would build and run its engines on GPU 0
             providers.append(("TensorrtExecutionProvider", {"device_id": gpu, "trt_engine_cache_enable": True, "trt_engine_cache_path": trt_cache}))
         if "CUDAExecutionProvider" in available:

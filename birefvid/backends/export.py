@@ -37,6 +37,52 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+_fallbacks_said: set[str] = set()
+
+
+def _usable(folder: Path) -> Optional[str]:
+    """None when files can be made in ``folder`` (made now if missing), else why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return e.strerror or str(e)
+    return None if os.access(folder, os.W_OK | os.X_OK) else "not writable"
+
+
+def fallback_cache_dir() -> Path:
+    """The cache used when ``cache_dir()`` cannot be written: a folder of this user's in the temporary
+    folder (``/tmp/birefvid-cache-UID``), kept between runs on this machine."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"birefvid-cache-{uid}"
+
+
+def writable_cache_dir(sub: str) -> Path:
+    """``cache_dir() / sub`` made if missing; where that cannot be written (a read-only home in a CI
+    container, a cache baked read-only into an image) ``fallback_cache_dir() / sub`` instead, with one
+    warning saying so, rather than failing the run. SinkError if neither can be written."""
+    primary = cache_dir() / sub
+    why = _usable(primary)
+    if why is None:
+        return primary
+    root = fallback_cache_dir()
+    try:
+        root.mkdir(mode=0o700, exist_ok=True)
+        st = root.stat()
+    except OSError as e:
+        raise SinkError(f"cannot write the cache {primary} ({why}) nor {root} ({e.strerror or e}); set {CACHE_ENV} to a writable folder") from e
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        # someone else's folder in a shared /tmp: models from there would run as ours
+        raise SinkError(f"cannot write the cache {primary} ({why}), and {root} is not this user's own; set {CACHE_ENV} to a writable folder")
+    folder = root / sub
+    why_not = _usable(folder)
+    if why_not is not None:
+        raise SinkError(f"cannot write the cache {primary} ({why}) nor {folder} ({why_not}); set {CACHE_ENV} to a writable folder")
+    if str(primary.parent) not in _fallbacks_said:  # once a run, not once per sub-folder
+        _fallbacks_said.add(str(primary.parent))
+        log.warning("the cache %s cannot be written (%s): using %s instead (set %s to keep it elsewhere)", primary.parent, why, root, CACHE_ENV)
+    return folder
+
+
 def weights_digest(model: torch.nn.Module) -> str:
     """A short hash of every parameter and buffer: two models share an export only if their weights are equal."""
     h = hashlib.blake2b(digest_size=8)
@@ -123,7 +169,10 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -
     """
     backbone = getattr(model, "backbone_name", "model")
     path = cached_onnx_path(model, size, batch)
-    if path.is_file():
+    if path.is_file():  # a read-only cache (baked into an image) is read as any other
+        return path, None
+    path = writable_cache_dir("onnx") / path.name
+    if path.is_file():  # exported by an earlier run that fell back too
         return path, None
     log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent)
     seconds = export_onnx(model, path, size, batch)

@@ -117,15 +117,10 @@ def _progress(line: str) -> None:
 
 
 def _write_json(path: str, figures: dict[str, Any]) -> None:
-    """The figures as JSON; a disk that filled up meanwhile is one line, not a traceback."""
-    from ..errors import SinkError
+    """The figures as JSON, whole or not at all; a disk that filled up meanwhile is one line, not a traceback."""
+    from ..io.atomic import write_text_atomic
 
-    try:
-        with open(path, "w") as f:
-            json.dump(figures, f, indent=2)
-            f.write("\n")
-    except OSError as e:
-        raise SinkError(f"cannot write --json {path}: {e.strerror or e}") from e
+    write_text_atomic(path, json.dumps(figures, indent=2) + "\n", "--json")
 
 
 def _machine(device: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Optional
 
 HELP = "score predictions (alpha/mask video or image folder) against ground-truth masks: accuracy and temporal stability"
@@ -92,21 +91,21 @@ def _block(rows: list[tuple[str, dict]], columns: tuple[tuple[str, str], ...]) -
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..errors import ConfigError, SinkError
+    from ..errors import ConfigError
+    from ..io.atomic import check_output_file, write_text_atomic
     from ..eval.readers import evaluate_paths, sequence_names
 
     if not 0.0 < args.threshold <= 1.0:
         raise ConfigError(f"--threshold {args.threshold} must be in (0, 1]")
     sequences = sequence_names(args.sequences) if args.sequences is not None else None
+    if args.json and args.json != "-":  # before the scoring, not after minutes of it
+        check_output_file(args.json, "--json")
     report = evaluate_paths(args.pred, args.gt, threshold=args.threshold, per_frame=args.per_frame, sequences=sequences)
     text = json.dumps(report, indent=2)
     if args.json == "-":
         print(text)
         return 0
-    if args.json:
-        try:
-            Path(args.json).write_text(text + "\n")
-        except OSError as exc:
-            raise SinkError(f"cannot write {args.json}: {exc.strerror or exc}") from exc
+    if args.json:  # whole or not at all: a script reads it
+        write_text_atomic(args.json, text + "\n", "--json")
     print(format_table(report))
     return 0

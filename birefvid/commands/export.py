@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .options import add_model_options
 
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     width, height = size or native
     seconds = export_file(net, out, (height, width), args.batch_size)
     took = "from the export cache" if seconds is None else f"exported in {seconds:.0f} s"
+    # a summary, on stderr as process's and image's: stdout is for what scripts read
     print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB): {name}, input 'x' float32 ({args.batch_size}, 3, {height}, {width}) "
-          f"normalised with ImageNet mean/std, output logits ({args.batch_size}, 1, {height}, {width}); {took}")  # fmt: skip
+          f"normalised with ImageNet mean/std, output logits ({args.batch_size}, 1, {height}, {width}); {took}",
+          file=sys.stderr)  # fmt: skip
     return 0

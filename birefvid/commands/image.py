@@ -163,7 +163,6 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
     import torch
-    from tqdm import tqdm
 
     from ..compose.compositor import Compositor
     from ..errors import SourceError
@@ -172,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
     from ..job import InferenceSpec, MatteSpec, OutputSpec
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
+    from .progress import FrameProgress
 
     spec = model_spec(args)
     spec.validate()
@@ -201,9 +201,11 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
         segmenter = segmenter_for(spec, inference)
-        bar = tqdm(zip(inputs, targets), total=len(inputs), unit="img", disable=args.quiet or len(inputs) < 2 or None)
+        # a bar on a terminal, else a line every 10 s (a CI log showed nothing for an hour of photos)
+        progress = stack.enter_context(contextlib.closing(FrameProgress(quiet=args.quiet or len(inputs) < 2, unit="pictures")))
+        progress.start(len(inputs))
         unreadable: list[Path] = []
-        for source, target in bar:
+        for source, target in _counted(zip(inputs, targets), progress):
             try:
                 image, deep, own_alpha = first if first is not None else _read_checked(source)
             except SourceError:
@@ -239,6 +241,13 @@ def run(args: argparse.Namespace) -> int:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
         print(f"wrote {where}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
     return 0
+
+
+def _counted(items: Any, progress: Any) -> Any:
+    """``items``, counting each on ``progress`` once the loop is done with it (written or skipped)."""
+    for item in items:
+        yield item
+        progress.advance(1)
 
 
 def _read_checked(path: Path) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import SinkError, option
@@ -85,12 +84,10 @@ def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
     if path:
         from ..urls import hide_secrets
 
-        target = Path(path)
-        try:
-            target.write_text(json.dumps(hide_secrets(report), indent=2) + "\n")
-        except OSError as e:  # a full disk, a folder gone: one line, and no half-written JSON left behind
-            target.unlink(missing_ok=True)
-            raise SinkError(f"{option('report')} {path}: cannot write it ({e.strerror or e})") from None
+        from ..io.atomic import write_text_atomic
+
+        # a full disk, a folder gone: one line, and no half-written JSON left behind
+        write_text_atomic(path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report"))
 
 
 def run(args: argparse.Namespace) -> int:

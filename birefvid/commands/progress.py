@@ -9,12 +9,16 @@ from typing import Optional
 from tqdm import tqdm
 
 
-class FrameProgress:
-    """Counts frames; call ``start(total)``, then ``advance(n)`` per batch, then ``close()``."""
+EVERY_SECONDS = 10.0  # how often a log line is printed off a terminal
 
-    def __init__(self, quiet: bool = False, every_seconds: float = 10.0) -> None:
+
+class FrameProgress:
+    """Counts frames (or ``unit``: pictures); call ``start(total)``, then ``advance(n)`` per batch, then ``close()``."""
+
+    def __init__(self, quiet: bool = False, every_seconds: Optional[float] = None, unit: str = "frames") -> None:
         self.quiet = quiet
-        self.every = every_seconds
+        self.every = EVERY_SECONDS if every_seconds is None else every_seconds
+        self.unit = unit
         self.total: Optional[int] = None
         self.done = 0
         self._bar: Optional[tqdm] = None
@@ -24,7 +28,7 @@ class FrameProgress:
         self.total = total
         self._t0 = self._last = time.monotonic()
         if not self.quiet and sys.stderr.isatty():
-            self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True, smoothing=0.1)
+            self._bar = tqdm(total=total, unit=self.unit.rstrip("s"), dynamic_ncols=True, smoothing=0.1)
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -37,7 +41,7 @@ class FrameProgress:
             print(self.line(now), file=sys.stderr, flush=True)
 
     def line(self, now: float) -> str:
-        """``processed 120/3000 frames (4.1 fps, ETA 11:42)``."""
+        """``processed 120/3000 frames (4.1 fps, ETA 11:42)``; pictures count per second as ``/s``."""
         elapsed = max(now - self._t0, 1e-9)
         fps = self.done / elapsed
         of = f"/{self.total}" if self.total else ""
@@ -45,7 +49,8 @@ class FrameProgress:
         if self.total and fps > 0:
             left = int((self.total - self.done) / fps)
             eta = f", ETA {left // 3600:d}:{left % 3600 // 60:02d}:{left % 60:02d}"
-        return f"processed {self.done}{of} frames ({fps:.1f} fps{eta})"
+        rate = f"{fps:.1f} fps" if self.unit == "frames" else f"{fps:.1f}/s"
+        return f"processed {self.done}{of} {self.unit} ({rate}{eta})"
 
     def close(self) -> None:
         if self._bar is not None:

@@ -154,3 +154,29 @@ class AtomicDir(_AtomicTarget):
 
     def _remove(self) -> None:
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def write_text_atomic(path: str | Path, text: str, what: str) -> None:
+    """Write ``text`` to ``path`` through a hidden temporary file beside it, renamed over it when whole.
+
+    For the JSON a script reads after a run (``--report``, ``--json``): a reader never sees half a
+    file, a run stopped while writing it (SIGTERM, a full disk) leaves the earlier file as it was
+    and no temporary one, and a write that fails is a SinkError naming ``what`` (the option), not a
+    traceback. The file gets the mode a plain ``open()`` would give it.
+    """
+    target = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=target.parent)
+    except OSError as e:
+        raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        apply_default_permissions(Path(tmp), is_dir=False)
+        os.replace(tmp, target)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
+from ..io.atomic import write_text_atomic
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
@@ -138,5 +139,6 @@ def run_file_job(
         "resolved": {**resolved_settings(seg, batch), "bit_depth": sink.sample_bits if bits > 8 else 8},
     }
     if report_path is not None:
-        Path(report_path).write_text(json.dumps(hide_secrets(report), indent=2) + "\n")  # reports get shared: no passwords or tokens
+        # reports get shared: no passwords or tokens; written whole or not at all (scripts read it)
+        write_text_atomic(report_path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report_path"))
     return report
