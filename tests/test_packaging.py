@@ -83,6 +83,7 @@ def test_sdist_builds_a_wheel_with_what_the_code_reads_at_run_time(tmp_path):
     assert {"birefvid/__main__.py", "birefvid/assets/tiny.safetensors", "birefvid/py.typed"} <= files
     assert not [f for f in files if f.startswith(("tests/", "samples/", "scripts/", "pipelines/"))]
     assert "License-Expression: MIT" in metadata and f"Version: {birefvid.__version__}" in metadata
+    assert "License-File: LICENSE" in metadata and any(f.endswith(".dist-info/licenses/LICENSE") for f in files)
     assert "birefvid = birefvid.cli:main" in archive_text(wheel, "entry_points.txt")
 
 
