@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import stat
 import time
 from fractions import Fraction
 from typing import Any, Callable, Iterator, Optional, Union
@@ -293,6 +295,15 @@ class CvCamera:
         self._cap.release()
 
 
+def _read_once(path: str) -> bool:
+    """True for a named pipe (or another file that is not a regular one): the sound's second reader
+    would wait on it for ever (its writer feeds the first), so a run from one never started."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 class FileConnection:
     """A pass over a video file through the file decoder (same rotation, colour and damage rules), or
     over an animated WebP through Pillow (FFmpeg decodes still WebP only), as ``birefvid process`` reads them.
@@ -313,7 +324,10 @@ class FileConnection:
         self._audio_frames: Optional[Iterator[av.AudioFrame]] = None
         self._audio_next: Optional[av.AudioFrame] = None
         if audio and not animated:  # an animated WebP holds pictures only
-            self._open_audio(path)
+            if _read_once(path):
+                log.warning("%s is a pipe, which can be read only once: its sound is left out of recordings and streams", path)
+            else:
+                self._open_audio(path)
 
     def _open_audio(self, path: str) -> None:
         if 0 in custom_order_tracks(path):  # PyAV would crash on it (see channel_order)
