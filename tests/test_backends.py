@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import onnx
@@ -94,6 +95,28 @@ def test_exports_are_cached_per_weights_and_size(b0):
     other.load_state_dict({k: v + 1e-3 if v.is_floating_point() else v for k, v in b0.state_dict().items()})
     # other weights, size or batch: another file (the path alone; each export costs ~15 s here)
     assert len({path, cached_onnx_path(other, (64, 64)), cached_onnx_path(b0, (96, 64)), cached_onnx_path(b0, (64, 64), batch=2)}) == 4
+
+
+def test_a_run_waits_for_another_processs_export_of_the_same_model(b0, tmp_path, monkeypatch, caplog):
+    """Runs started together on an empty cache (two terminals, a batch's Ray workers) each exported the
+    same model, 20-90 s apiece on the same cores. Now one exports while the others wait for its file."""
+    import threading
+
+    from birefvid.backends.export import export_lock
+
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path))
+    path = cached_onnx_path(b0, (64, 64))
+    path.parent.mkdir(parents=True)
+    got: list = []
+    with export_lock(path):  # "another process" exporting (flock locks separate opens, threads too)
+        waiter = threading.Thread(target=lambda: got.append(cached_onnx(b0, (64, 64))), daemon=True)
+        waiter.start()
+        time.sleep(1.0)
+        assert waiter.is_alive() and not got, "it did not wait for the export under way"
+        path.write_bytes(b"the other process's export")  # written and renamed into place by the holder
+    waiter.join(30)
+    assert got == [(path, None)], "it exported again instead of taking the finished file"
+    assert "waiting for another birefvid process exporting the same model" in caplog.text
 
 
 def test_a_read_only_cache_is_read_and_new_files_go_to_a_fallback(b0, tmp_path, monkeypatch, caplog):

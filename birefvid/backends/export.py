@@ -174,10 +174,46 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -
     path = writable_cache_dir("onnx") / path.name
     if path.is_file():  # exported by an earlier run that fell back too
         return path, None
-    log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent)
-    seconds = export_onnx(model, path, size, batch)
+    with export_lock(path):
+        if path.is_file():  # another birefvid exported it while this one waited
+            return path, None
+        log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent)
+        seconds = export_onnx(model, path, size, batch)
     log.warning("exported in %.1f s", seconds)
     return path, seconds
+
+
+@contextlib.contextmanager
+def export_lock(path: Path, poll: float = 0.2) -> Iterator[None]:
+    """Hold the lock on exporting ``path`` among this machine's birefvid processes (and threads).
+
+    Without it, runs started together on an empty cache (two terminals, a batch's Ray workers) each
+    spent the 20-90 s export on the same file, side by side on the same cores. The lock is an
+    ``flock`` on a file beside the export, released when its holder ends, however it ends; a run
+    waiting for it says so once and still answers Ctrl-C. Where ``flock`` is missing (Windows) or the
+    lock file cannot be made, each run exports for itself, as before.
+    """
+    try:
+        import fcntl
+
+        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        said = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not said:
+                    log.warning("waiting for another birefvid process exporting the same model (%s)", path.name)
+                    said = True
+                time.sleep(poll)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> Optional[float]:
