@@ -21,7 +21,7 @@ import av
 
 from birefvid.errors import SinkError
 from birefvid.io.channel_order import custom_order_track, custom_order_tracks
-from birefvid.io.interleave import InterleavedPackets
+from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 
 if TYPE_CHECKING:
     from birefvid.io.trim import TimeWindow
@@ -119,9 +119,7 @@ class AudioTrack(InterleavedPackets):
                 self._out_stream = self._add_encoder(REENCODE.get(muxer, "aac"))
                 log.info("re-encoding %s audio from %s to %s (the container cannot hold %s)",
                          name, src, self._out_stream.codec_context.name, name)
-            for key in ("language", "title"):
-                if key in self._src_stream.metadata:
-                    self._out_stream.metadata[key] = self._src_stream.metadata[key]
+            carry_track_tags(self._src_stream, self._out_stream)
             self._demux(self._src_stream)
         except Exception:
             self.close()

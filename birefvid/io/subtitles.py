@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import av
 
 from birefvid.errors import SinkError
-from birefvid.io.interleave import InterleavedPackets
+from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 
 if TYPE_CHECKING:
     from birefvid.io.trim import TimeWindow
@@ -94,9 +94,7 @@ class SubtitleTracks(InterleavedPackets):
                 log.warning("%s: subtitle track %d (%s) cannot go into %s and is dropped; write %s to keep it",
                             target, number, _describe(stream), target.suffix or "this output", instead)  # fmt: skip
                 continue
-            for key in _METADATA:
-                if key in stream.metadata:
-                    copied.metadata[key] = stream.metadata[key]
+            carry_track_tags(stream, copied, _METADATA)
             self._map[stream.index] = copied
             log.info("copying %s subtitles from %s", _describe(stream), self._in.name)
         if self._map and self._out.format.name == "matroska":  # WebM drops attachments; WebVTT needs no fonts
