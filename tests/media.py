@@ -62,6 +62,14 @@ def pattern_frame(index: int, size: tuple[int, int]) -> np.ndarray:
     return img
 
 
+def tag_options(path: str | Path, tags: Optional[dict[str, str]]) -> dict[str, str]:
+    """Muxer options for writing ``tags`` into ``path`` as a phone does: MOV/MP4 hold reverse-DNS keys
+    (com.apple.quicktime.make ...) only as QuickTime metadata keys."""
+    if Path(path).suffix.lower() in (".mov", ".mp4") and any("." in key for key in tags or {}):
+        return {"movflags": "use_metadata_tags"}
+    return {}
+
+
 def make_video(
     path: str | Path,
     n_frames: int = 8,
@@ -106,7 +114,7 @@ def make_video(
         raise ValueError("make_video: len(pts) must equal n_frames")
     pictures = list(frames) if frames is not None else [pattern_frame(i, size) for i in range(n_frames)]
     audio_duration = None
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", container_options=tag_options(path, tags)) as out:
         out.metadata.update(tags or {})
         v = out.add_stream(codec, rate=fps)
         v.width, v.height = size
