@@ -170,6 +170,7 @@ def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tm
     with av.open(str(out / name)) as c:
         video = c.streams.video[0]
         assert video.sample_aspect_ratio == Fraction(4, 3)
+        assert video.disposition & av.stream.Disposition.default  # the track players pick (Matroska flagged it not)
         assert {k.lower(): v for k, v in video.metadata.items()}.get("timecode") == "10:00:00:00"  # the start timecode too
         assert c.metadata.get("title") == "Holiday"  # and the file's own tags
         assert {k.lower(): v for k, v in c.metadata.items()}.get("com.apple.quicktime.make") == "Apple"  # a phone's QuickTime keys too

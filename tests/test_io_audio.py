@@ -94,7 +94,9 @@ def test_the_default_audio_track_stays_the_default(tmp_path, out_name, kind):
     _process(src, tmp_path / out_name, kind)
     with av.open(str(tmp_path / out_name)) as c:
         flags = [(s.metadata.get("language"), bool(s.disposition & av.stream.Disposition.default)) for s in c.streams.audio]
+        picture = c.streams.video[0].disposition
     assert flags == [("eng", False), ("jpn", True)]
+    assert picture & av.stream.Disposition.default  # the picture too (Matroska flagged it not default)
 
 
 def test_damaged_audio_packets_become_silence_and_the_video_goes_on(tmp_path, caplog):

@@ -64,6 +64,7 @@ def join_chunks(
                 video = out.add_stream_from_template(template)
                 video.time_base = time_base
                 _keep_identity(video, template)
+                video.disposition = av.stream.Disposition.default
                 for key, value in template.metadata.items():  # e.g. WebM's alpha_mode; not the chunk's own length
                     if key.upper() != "DURATION":
                         video.metadata[key] = value

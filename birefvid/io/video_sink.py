@@ -136,6 +136,7 @@ class VideoFileSink(Sink):
             raise SinkError(f"cannot open {spec.codec} for {self.path}: {e}") from e
         cc = stream.codec_context
         stream.width, stream.height, stream.pix_fmt = info.width, info.height, spec.pix_fmt
+        stream.disposition = av.stream.Disposition.default  # Matroska/WebM flag no track default unless told (FFmpeg's CLI does)
         stream.time_base = tb
         cc.time_base = tb
         if info.average_rate:
