@@ -105,6 +105,20 @@ def test_subtitles_and_chapters_move_with_the_range(tmp_path, seg):
     assert chapter_marks(out) == [(0.0, 0.28, "B"), (0.28, 0.4, "C")]
 
 
+def test_a_cue_showing_at_the_end_of_the_range_stops_there(tmp_path, seg):
+    """A subtitle still on screen at ``--end`` kept its whole time, so the file outlasted its pictures (a
+    1 s cut of an OBS take with a cue across its end lasted 1.5 s, the last half second black)."""
+    plain = make_scene(tmp_path / "in.mp4", 25, SIZE, with_audio=False, lossless=False)
+    film = add_subtitles(plain.path, tmp_path / "film.mkv", [("subrip", "eng", [(600, 700, "inside"), (850, 1000, "over the end")])],
+                         [(0, 1000, "A")])  # fmt: skip
+    out = tmp_path / "part.mkv"
+    process_video(film, out, kind="mask", segmenter=seg, smooth="none", start=0.5, end=0.92)
+    (_, _, cues), = subtitle_cues(out)
+    assert cues == [(0.08, 0.18, b"inside"), (0.33, 0.4, b"over the end")]  # the range is 0.52 to 0.92 s
+    with av.open(str(out)) as c:
+        assert float(c.duration / av.time_base) <= 0.4 + 1e-3
+
+
 def test_the_start_timecode_moves_with_the_range(tmp_path, seg):
     src = make_scene(tmp_path / "cam.mov", 20, SIZE, with_audio=False, timecode="01:00:00:00")
     out = tmp_path / "part.mov"

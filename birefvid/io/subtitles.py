@@ -112,16 +112,19 @@ class SubtitleTracks(InterleavedPackets):
                             target, attachment.name, attachment.mimetype, target.suffix or "this output", e)  # fmt: skip
 
     def _starts_in_window(self, packet: av.Packet, t: float) -> bool:
-        """A cue already showing at the window's start is kept, from the start for the rest of its time."""
+        """A cue already showing at the window's start is kept, from the start for the rest of its time; one
+        still showing at its end stops there, as the chapters do (it made the file outlast its video)."""
         assert self._window is not None
-        start = self._window.start
-        if t >= start - 1e-9:
-            return True
-        if not packet.duration or t + float(packet.duration * packet.time_base) <= start + 1e-9:
-            return False
-        late = round((start - t) / packet.time_base)
-        packet.duration -= late
-        self._move(packet, -late)  # to the window's start: moved to 0 with the others
+        start, end = self._window.start, self._window.end
+        if t < start - 1e-9:
+            if not packet.duration or t + float(packet.duration * packet.time_base) <= start + 1e-9:
+                return False
+            late = round((start - t) / packet.time_base)
+            packet.duration -= late
+            self._move(packet, -late)  # to the window's start: moved to 0 with the others
+            t = start
+        if end is not None and packet.duration and t + float(packet.duration * packet.time_base) > end + 1e-9:
+            packet.duration = max(1, round((end - t) / packet.time_base))
         return True
 
     @property
