@@ -62,6 +62,14 @@ def pattern_frame(index: int, size: tuple[int, int]) -> np.ndarray:
     return img
 
 
+def tag_options(path: str | Path, tags: Optional[dict[str, str]]) -> dict[str, str]:
+    """Muxer options for writing ``tags`` into ``path`` as a phone does: MOV/MP4 hold reverse-DNS keys
+    (com.apple.quicktime.make ...) only as QuickTime metadata keys."""
+    if Path(path).suffix.lower() in (".mov", ".mp4") and any("." in key for key in tags or {}):
+        return {"movflags": "use_metadata_tags"}
+    return {}
+
+
 def make_video(
     path: str | Path,
     n_frames: int = 8,
@@ -106,7 +114,7 @@ def make_video(
         raise ValueError("make_video: len(pts) must equal n_frames")
     pictures = list(frames) if frames is not None else [pattern_frame(i, size) for i in range(n_frames)]
     audio_duration = None
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", container_options=tag_options(path, tags)) as out:
         out.metadata.update(tags or {})
         v = out.add_stream(codec, rate=fps)
         v.width, v.height = size
@@ -324,17 +332,21 @@ def swap_frame_times(path: str | Path, out: str | Path, index: int) -> Path:
     return Path(out)
 
 
-def merge_audio(video: str | Path, others: Sequence[str | Path], out: str | Path, languages: Sequence[str]) -> Path:
+def merge_audio(
+    video: str | Path, others: Sequence[str | Path], out: str | Path, languages: Sequence[str], default: Optional[int] = None,
+) -> Path:
     """Remux ``video`` (its video and audio) and the audio of each of ``others`` into ``out``: a
-    file with several audio tracks, tagged with ``languages`` in order."""
+    file with several audio tracks, tagged with ``languages`` in order; ``default``: the audio track
+    (0: the first) flagged as the one players pick."""
     parts = [(video, "video"), (video, "audio")] + [(p, "audio") for p in others]
     inputs = [av.open(str(path)) for path, _ in parts]  # one reader per stream: each is read to its end
     try:
         with av.open(str(out), "w") as dst:
             sources = [getattr(c.streams, kind)[0] for c, (_, kind) in zip(inputs, parts)]
             targets = [dst.add_stream_from_template(s) for s in sources]
-            for target, language in zip(targets[1:], languages):
+            for number, (target, language) in enumerate(zip(targets[1:], languages)):
                 target.metadata["language"] = language
+                target.disposition = av.stream.Disposition.default if number == default else av.stream.Disposition(0)
             for container, source, target in zip(inputs, sources, targets):
                 for packet in container.demux(source):
                     if packet.size:
@@ -411,15 +423,18 @@ def _cue_payload(codec: str, text: str) -> bytes:
 
 def add_subtitles(
     path: str | Path, out: str | Path, tracks: Sequence[tuple[str, str, Sequence[SubtitleCue]]],
-    chapters: Sequence[tuple[int, int, str]] = (),
+    chapters: Sequence[tuple[int, int, str]] = (), forced: Sequence[int] = (),
 ) -> Path:
     """Remux ``path`` (its video and audio) into ``out`` plus subtitle ``tracks`` of (codec, language,
-    cues) and ``chapters`` of (start ms, end ms, title): a film's subtitles and chapter marks."""
+    cues) and ``chapters`` of (start ms, end ms, title): a film's subtitles and chapter marks;
+    ``forced``: the tracks (0: the first) flagged default and forced (a film's foreign-dialogue ones)."""
     with av.open(str(path)) as src, av.open(str(out), "w") as dst:
         streams = {s.index: dst.add_stream_from_template(s) for s in (*src.streams.video, *src.streams.audio)}
         subtitle_streams = []
-        for codec, language, _ in tracks:
+        for number, (codec, language, _) in enumerate(tracks):
             stream = dst.add_stream(codec)
+            if number in forced:
+                stream.disposition = av.stream.Disposition.default | av.stream.Disposition.forced
             stream.codec_context.subtitle_header = _ASS_HEADER
             stream.time_base = Fraction(1, 1000)
             stream.metadata["language"] = language

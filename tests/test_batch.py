@@ -160,7 +160,7 @@ def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tm
     """H.264 chunk files in Matroska have no stored decode times (the join used to fail on them), and
     an anamorphic source's pixel shape survives the join."""
     src = keyframed_clip(tmp_path / "dv.mp4", LONG, bframes=2, sample_aspect_ratio=Fraction(4, 3), timecode="10:00:00:00",
-                         tags={"title": "Holiday"})
+                         tags={"title": "Holiday", "com.apple.quicktime.make": "Apple"})
     out = tmp_path / "out"
     assert batch(str(src), "--output-dir", str(out), "--output", kind, "--ext", ext, "--chunk-frames", "6", "-q") == 0
     name = "dv" + (ext if ext.startswith(".") else f".{ext}")
@@ -170,8 +170,10 @@ def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tm
     with av.open(str(out / name)) as c:
         video = c.streams.video[0]
         assert video.sample_aspect_ratio == Fraction(4, 3)
+        assert video.disposition & av.stream.Disposition.default  # the track players pick (Matroska flagged it not)
         assert {k.lower(): v for k, v in video.metadata.items()}.get("timecode") == "10:00:00:00"  # the start timecode too
         assert c.metadata.get("title") == "Holiday"  # and the file's own tags
+        assert {k.lower(): v for k, v in c.metadata.items()}.get("com.apple.quicktime.make") == "Apple"  # a phone's QuickTime keys too
 
 
 def test_chunks_of_a_millisecond_source_join_on_its_exact_frame_rate(tmp_path):

@@ -11,7 +11,7 @@ from typing import Iterator
 import av
 import numpy as np
 import torch
-from media import pattern_frame
+from media import pattern_frame, tag_options
 
 from birefvid.api import process_video
 from birefvid.io.readback import iter_alpha
@@ -35,7 +35,7 @@ def keyframed_clip(
     tb = time_base or Fraction(1, fps)
     stamps = pts if pts is not None else list(range(n_frames))
     options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "ultrafast", "bf": str(bframes)}
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", container_options=tag_options(path, tags)) as out:
         out.metadata.update(tags or {})
         v = out.add_stream("libx264", rate=fps, options=options)
         v.width, v.height, v.pix_fmt = *size, "yuv420p"

@@ -84,6 +84,21 @@ def test_every_audio_track_is_kept_in_order_with_its_language(tmp_path, out_name
         assert abs(audio_duration(tmp_path / out_name, track) - seconds) < 1 / 25, track
 
 
+@pytest.mark.parametrize("out_name,kind", [("out.mkv", "alpha"), ("out.mp4", "rgb"), ("out.webm", "alpha")])
+def test_the_default_audio_track_stays_the_default(tmp_path, out_name, kind):
+    # an OBS take with the desktop mix on track 2 flagged default: players must still pick it, not the
+    # microphone (MP4 flagged the first track, Matroska none; the copied streams had no flags)
+    g = make_video(tmp_path / "a.mkv", n_frames=6, with_audio=True)
+    mic = make_video(tmp_path / "b.mkv", n_frames=6, with_audio=True)
+    src = merge_audio(g.path, [mic.path], tmp_path / "two.mkv", ["eng", "jpn"], default=1)
+    _process(src, tmp_path / out_name, kind)
+    with av.open(str(tmp_path / out_name)) as c:
+        flags = [(s.metadata.get("language"), bool(s.disposition & av.stream.Disposition.default)) for s in c.streams.audio]
+        picture = c.streams.video[0].disposition
+    assert flags == [("eng", False), ("jpn", True)]
+    assert picture & av.stream.Disposition.default  # the picture too (Matroska flagged it not default)
+
+
 def test_damaged_audio_packets_become_silence_and_the_video_goes_on(tmp_path, caplog):
     g = make_video(tmp_path / "in.mov", n_frames=20, with_audio=True, audio_codec="aac")
     bad = tmp_path / "bad.mov"

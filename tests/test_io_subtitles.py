@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -20,10 +21,10 @@ ENGLISH = [(300, 1000, "Hello"), (1300, 2000, "Goodbye")]
 CHAPTERS = [(0, 1000, "Intro"), (1000, 2000, "Main")]
 
 
-def _film(tmp_path: Path, name: str, tracks, n_frames: int = 50) -> Path:
+def _film(tmp_path: Path, name: str, tracks, n_frames: int = 50, forced=()) -> Path:
     """A 2 s clip (25 fps, with audio) carrying subtitle ``tracks`` and two chapters."""
     plain = make_video(tmp_path / f"plain{Path(name).suffix}", n_frames=n_frames, size=(64, 48), with_audio=True)
-    return add_subtitles(plain.path, tmp_path / name, tracks, CHAPTERS)
+    return add_subtitles(plain.path, tmp_path / name, tracks, CHAPTERS, forced=forced)
 
 
 def _copy(src: Path, out: Path, **kw) -> None:
@@ -44,6 +45,18 @@ def test_every_subtitle_track_and_the_chapters_are_kept_in_matroska(tmp_path):
     assert [(start, end) for start, end, _ in got[0][2]] == [(0.2, 0.9), (1.2, 1.9)]
     assert [text for _, _, text in got[0][2]] == [b"Bonjour", b"Au revoir"]
     assert chapter_marks(tmp_path / "out.mkv") == [(0.0, 1.0, "Intro"), (1.0, 2.0, "Main")]
+
+
+@pytest.mark.parametrize("src_name,codec,out_name", [("film.mkv", "subrip", "out.mkv"), ("film.mp4", "mov_text", "out.mp4")])
+def test_a_forced_subtitle_track_stays_forced_and_default(tmp_path, src_name, codec, out_name):
+    # the foreign-dialogue track players show on their own: without its flags it stayed hidden (or, in
+    # MP4, the first track was shown instead)
+    src = _film(tmp_path, src_name, [(codec, "eng", ENGLISH), (codec, "fra", FRENCH)], forced=[1])
+    _copy(src, tmp_path / out_name)
+    with av.open(str(tmp_path / out_name)) as c:
+        flags = [(s.metadata.get("language"), int(s.disposition & (av.stream.Disposition.default | av.stream.Disposition.forced)))
+                 for s in c.streams.subtitles]  # fmt: skip
+    assert flags == [("eng", 0), ("fra", int(av.stream.Disposition.default | av.stream.Disposition.forced))]
 
 
 def test_the_fonts_an_ass_track_uses_are_kept_in_matroska(tmp_path):

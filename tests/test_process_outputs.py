@@ -423,6 +423,23 @@ def test_start_timecode_and_the_files_tags_are_kept(tmp_path, seg):
         assert [s.type for s in c.streams] == ["video", "data"]  # MOV: a tmcd track, as editors read it
 
 
+def test_a_phones_quicktime_keys_are_kept(tmp_path, seg):
+    """An iPhone stores where and when (with its time zone) a video was taken, and on what, as QuickTime
+    metadata keys; MOV/MP4 outputs dropped them (FFmpeg writes them only when asked), so the cut-out lost
+    its place on the map and its local date in photo apps."""
+    tags = {"com.apple.quicktime.location.ISO6709": "+48.8584+002.2945+035.000/", "com.apple.quicktime.make": "Apple",
+            "com.apple.quicktime.creationdate": "2026-07-04T12:20:30+0200", "title": "Paris"}
+    src = make_scene(tmp_path / "IMG_0001.mov", 3, SIZE, with_audio=False, tags=tags)
+    with av.open(str(src.path)) as c:
+        assert {k: c.metadata.get(k) for k in tags} == tags
+    for name, kind in (("a.mov", "alpha"), ("g.mp4", "green"), ("m.mkv", "mask")):
+        out = tmp_path / name
+        process_video(src.path, out, kind=kind, segmenter=seg, smooth="none")
+        with av.open(str(out)) as c:
+            got = {k.lower(): v for k, v in c.metadata.items()}  # Matroska writes tag names in capitals
+        assert {k: got.get(k.lower()) for k in tags} == tags, name
+
+
 @pytest.mark.parametrize("rate,timecode,first", [(Fraction(24000, 1001), "01:00:00:00", 86400),
                                                   (Fraction(30000, 1001), "01:00:00;00", 107892)])  # drop-frame: 108000 - 108
 def test_a_png_sequence_is_numbered_from_the_start_timecode(tmp_path, seg, rate, timecode, first):

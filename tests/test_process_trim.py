@@ -21,7 +21,7 @@ from birefvid.io import open_source
 from birefvid.io.trim import TrimmedSource, parse_time, shift_timecode
 from birefvid.job import FileJob
 from live_media import flash_and_tone, make_flash_clip
-from media import add_subtitles, audio_duration, chapter_marks, make_video, read_alpha, shift_timestamps, subtitle_cues
+from media import add_subtitles, audio_duration, chapter_marks, make_video, merge_audio, read_alpha, shift_timestamps, subtitle_cues
 from process_fixtures import decoded_times, interior, make_scene, max_err, partial_leftovers, red_key_segmenter, scene_frame, true_mask
 from system_tools import need_binary
 
@@ -103,6 +103,20 @@ def test_subtitles_and_chapters_move_with_the_range(tmp_path, seg):
     # shows from there on, "after" starts after the end
     assert [(a, b, text) for a, b, text in cues] == [(0.0, 0.18, b"across"), (0.28, 0.38, b"inside")]
     assert chapter_marks(out) == [(0.0, 0.28, "B"), (0.28, 0.4, "C")]
+
+
+def test_a_cue_showing_at_the_end_of_the_range_stops_there(tmp_path, seg):
+    """A subtitle still on screen at ``--end`` kept its whole time, so the file outlasted its pictures (a
+    1 s cut of an OBS take with a cue across its end lasted 1.5 s, the last half second black)."""
+    plain = make_scene(tmp_path / "in.mp4", 25, SIZE, with_audio=False, lossless=False)
+    film = add_subtitles(plain.path, tmp_path / "film.mkv", [("subrip", "eng", [(600, 700, "inside"), (850, 1000, "over the end")])],
+                         [(0, 1000, "A")])  # fmt: skip
+    out = tmp_path / "part.mkv"
+    process_video(film, out, kind="mask", segmenter=seg, smooth="none", start=0.5, end=0.92)
+    (_, _, cues), = subtitle_cues(out)
+    assert cues == [(0.08, 0.18, b"inside"), (0.33, 0.4, b"over the end")]  # the range is 0.52 to 0.92 s
+    with av.open(str(out)) as c:
+        assert float(c.duration / av.time_base) <= 0.4 + 1e-3
 
 
 def test_the_start_timecode_moves_with_the_range(tmp_path, seg):
@@ -224,3 +238,20 @@ def test_time_and_timecode_arithmetic():
     assert shift_timecode("00:09:59;29", 1, ntsc) == "00:10:00;00"
     assert shift_timecode("00:00:00;00", 17982, ntsc) == "00:10:00;00"
     assert shift_timecode("not a timecode", 5, Fraction(25)) is None
+
+
+@pytest.mark.parametrize("out_name,kind,tracks", [("cut.mp4", "green", 1), ("cut.mkv", "alpha", 2)])
+def test_an_audio_track_silent_in_the_part_kept_is_named_in_a_warning(tmp_path, seg, caplog, out_name, kind, tracks):
+    """A microphone track that stops before ``--start``: MP4/MOV leave an empty track out, so the cut-out had one
+    audio track fewer than the source without a word (an editor's track layout no longer matched)."""
+    src = make_scene(tmp_path / "desk.mov", 25, SIZE, with_audio=True)
+    mic = make_video(tmp_path / "mic.mov", n_frames=5, size=SIZE, with_audio=True, audio_seconds=0.2)
+    both = merge_audio(src.path, [mic.path], tmp_path / "take.mov", ["eng", "fra"])
+    process_video(both, tmp_path / out_name, kind=kind, segmenter=seg, smooth="none", start=0.6)
+    with av.open(str(tmp_path / out_name)) as c:
+        assert len(c.streams.audio) == tracks
+    said = [r.getMessage() for r in caplog.records if "audio track 2 (fra) has no sound in the part kept" in r.getMessage()]
+    assert len(said) == 1 and ("left out" in said[0]) == (tracks == 1), said
+    caplog.clear()
+    process_video(both, tmp_path / f"whole{Path(out_name).suffix}", kind=kind, segmenter=seg, smooth="none")
+    assert not [r for r in caplog.records if "no sound" in r.getMessage()]  # the whole take: both tracks have sound

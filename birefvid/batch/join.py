@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from ..errors import SinkError
 from ..io.atomic import AtomicFile
-from ..io.formats import MUXERS
+from ..io.formats import MUXERS, tag_options
 from ..io.frame_grid import FrameGrid
 
 
@@ -55,14 +55,16 @@ def join_chunks(
         with av.open(str(parts[0])) as first:
             template = first.streams.video[0]
             time_base = Fraction(template.time_base)
-            out = av.open(str(atomic.temp), "w", format=muxer, container_options=_container_options(muxer, time_base))
+            tags = {key: value for key, value in first.metadata.items() if key.lower() not in WRITER_TAGS}
+            options = {**_container_options(muxer, time_base), **tag_options(muxer, tags)}
+            out = av.open(str(atomic.temp), "w", format=muxer, container_options=options)
             with out:
-                for key, value in first.metadata.items():  # the source's tags (creation time, title), as the chunks got them
-                    if key.lower() not in WRITER_TAGS:
-                        out.metadata[key] = value
+                for key, value in tags.items():  # the source's tags (creation time, title), as the chunks got them
+                    out.metadata[key] = value
                 video = out.add_stream_from_template(template)
                 video.time_base = time_base
                 _keep_identity(video, template)
+                video.disposition = av.stream.Disposition.default
                 for key, value in template.metadata.items():  # e.g. WebM's alpha_mode; not the chunk's own length
                     if key.upper() != "DURATION":
                         video.metadata[key] = value

@@ -21,7 +21,7 @@ import av
 
 from birefvid.errors import SinkError
 from birefvid.io.channel_order import custom_order_track, custom_order_tracks
-from birefvid.io.interleave import InterleavedPackets
+from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 from birefvid.urls import shown_url
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class AudioTrack(InterleavedPackets):
         self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
         self._damaged = 0  # audio packets that could not be decoded
         self._src_name = shown_url(str(src))  # a URL's password or token stays out of messages
+        self._number, self._muxer, self._sent = index + 1, muxer, 0  # packets (copied) or frames (re-encoded) given out
         try:
             self._in = av.open(str(src))
         except (av.FFmpegError, OSError) as e:
@@ -120,9 +121,7 @@ class AudioTrack(InterleavedPackets):
                 self._out_stream = self._add_encoder(REENCODE.get(muxer, "aac"))
                 log.info("re-encoding %s audio from %s to %s (the container cannot hold %s)",
                          name, self._src_name, self._out_stream.codec_context.name, name)
-            for key in ("language", "title"):
-                if key in self._src_stream.metadata:
-                    self._out_stream.metadata[key] = self._src_stream.metadata[key]
+            carry_track_tags(self._src_stream, self._out_stream)
             self._demux(self._src_stream)
         except Exception:
             self.close()
@@ -134,6 +133,7 @@ class AudioTrack(InterleavedPackets):
         return self._encoder
 
     def _mux(self, packet: av.Packet) -> None:
+        self._sent += 1
         if self.copy:
             self._in_order(packet, self._out_stream)
             packet.stream = self._out_stream
@@ -179,6 +179,20 @@ class AudioTrack(InterleavedPackets):
         self.write_until(None)
         if self._encoder is not None and not self._closed:
             self._out.mux(self._encoder.encode(None))
+        if not self._sent and not self._closed:
+            self._say_empty()
+
+    def _say_empty(self) -> None:
+        """A track with no sound in the part kept (a microphone track that ends before ``--start``): MOV and MP4
+        leave an empty track out, so the output's tracks no longer match the source's without a word."""
+        meta = self._src_stream.metadata
+        about = ", ".join(v for v in (meta.get("title"), meta.get("language")) if v)
+        track = f"audio track {self._number}" + (f" ({about})" if about else "")
+        where = " in the part kept" if self._window is not None else ""
+        if self._muxer in ("mov", "mp4"):
+            log.warning("%s: %s has no sound%s and is left out (MOV/MP4 hold no empty track)", self._src_name, track, where)
+        else:
+            log.warning("%s: %s has no sound%s; it is kept, empty", self._src_name, track, where)
 
     def __enter__(self) -> "AudioTrack":
         return self

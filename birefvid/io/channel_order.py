@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Optional
 
 import av
 
-from birefvid.io.interleave import InterleavedPackets
+from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 from birefvid.urls import shown_url
 
 if TYPE_CHECKING:
@@ -75,9 +75,7 @@ class RawPcmTrack(InterleavedPackets):
             cc = source.codec_context  # its name and rate are safe to read; its layout (and channel count) are not
             self._out_stream = out.add_stream(cc.name, rate=cc.sample_rate)
             self._out_stream.codec_context.layout = f"{channels} channels"
-            for key in ("language", "title"):
-                if key in source.metadata:
-                    self._out_stream.metadata[key] = source.metadata[key]
+            carry_track_tags(source, self._out_stream)
             self._out = out
             self._demux(source)
         except BaseException:

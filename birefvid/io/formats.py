@@ -11,7 +11,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Iterable, Literal, Optional
 
 import av
 
@@ -87,6 +87,16 @@ _DEEP_PIX_FMT: dict[tuple[str, str], dict[int, str]] = {
     ("rgb", "ffv1"): {10: "yuv444p10le", 12: "yuv444p12le", 16: "yuv444p16le"},
     ("rgb", "libx265"): {10: "yuv420p10le", 12: "yuv420p10le", 16: "yuv420p10le"},
 }
+
+
+def tag_options(muxer: str, keys: Iterable[str]) -> dict[str, str]:
+    """Muxer options that keep the file tags ``keys`` in a ``muxer`` file. MOV/MP4 hold reverse-DNS keys
+    (a phone's com.apple.quicktime.location.ISO6709, .make, .model, .creationdate; Android's
+    com.android.capture.fps) only as QuickTime metadata keys, which FFmpeg writes with
+    ``use_metadata_tags`` and otherwise drops; the usual tags (title, location) stay where they were too."""
+    if muxer in ("mov", "mp4") and any("." in key for key in keys):
+        return {"movflags": "use_metadata_tags"}
+    return {}
 
 
 def is_animation_target(path: str | Path) -> bool:

@@ -31,6 +31,20 @@ def is_indexed(container: av.container.Container) -> bool:
     return bool(set(container.format.name.split(",")) & INDEXED_FORMATS)
 
 
+# flags that describe a picture stream, not a track a player chooses
+_NOT_CARRIED = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+
+
+def carry_track_tags(source: av.stream.Stream, target: av.stream.Stream, keys: tuple[str, ...] = ("language", "title")) -> None:
+    """Give ``target`` the ``keys`` tags of ``source`` and its flags (default, forced, comment ...):
+    PyAV's copied streams have none, so Matroska marked no track default and MP4 the first one,
+    whichever track the source's player would pick (and a forced subtitle was no longer forced)."""
+    for key in keys:
+        if key in source.metadata:
+            target.metadata[key] = source.metadata[key]
+    target.disposition = source.disposition & ~_NOT_CARRIED
+
+
 class InterleavedPackets:
     """The reading and pacing; subclasses open ``self._in``, set ``self._packets`` (``_demux``) and say
     how to ``_mux`` one packet.

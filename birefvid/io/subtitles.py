@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import av
 
 from birefvid.errors import SinkError
-from birefvid.io.interleave import InterleavedPackets
+from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 
 if TYPE_CHECKING:
     from birefvid.io.trim import TimeWindow
@@ -94,9 +94,7 @@ class SubtitleTracks(InterleavedPackets):
                 log.warning("%s: subtitle track %d (%s) cannot go into %s and is dropped; write %s to keep it",
                             target, number, _describe(stream), target.suffix or "this output", instead)  # fmt: skip
                 continue
-            for key in _METADATA:
-                if key in stream.metadata:
-                    copied.metadata[key] = stream.metadata[key]
+            carry_track_tags(stream, copied, _METADATA)
             self._map[stream.index] = copied
             log.info("copying %s subtitles from %s", _describe(stream), self._in.name)
         if self._map and self._out.format.name == "matroska":  # WebM drops attachments; WebVTT needs no fonts
@@ -114,16 +112,19 @@ class SubtitleTracks(InterleavedPackets):
                             target, attachment.name, attachment.mimetype, target.suffix or "this output", e)  # fmt: skip
 
     def _starts_in_window(self, packet: av.Packet, t: float) -> bool:
-        """A cue already showing at the window's start is kept, from the start for the rest of its time."""
+        """A cue already showing at the window's start is kept, from the start for the rest of its time; one
+        still showing at its end stops there, as the chapters do (it made the file outlast its video)."""
         assert self._window is not None
-        start = self._window.start
-        if t >= start - 1e-9:
-            return True
-        if not packet.duration or t + float(packet.duration * packet.time_base) <= start + 1e-9:
-            return False
-        late = round((start - t) / packet.time_base)
-        packet.duration -= late
-        self._move(packet, -late)  # to the window's start: moved to 0 with the others
+        start, end = self._window.start, self._window.end
+        if t < start - 1e-9:
+            if not packet.duration or t + float(packet.duration * packet.time_base) <= start + 1e-9:
+                return False
+            late = round((start - t) / packet.time_base)
+            packet.duration -= late
+            self._move(packet, -late)  # to the window's start: moved to 0 with the others
+            t = start
+        if end is not None and packet.duration and t + float(packet.duration * packet.time_base) > end + 1e-9:
+            packet.duration = max(1, round((end - t) / packet.time_base))
         return True
 
     @property

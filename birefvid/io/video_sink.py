@@ -20,7 +20,7 @@ from birefvid.io.audio import AudioTracks
 from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
 from birefvid.io.subtitles import SubtitleTracks, source_chapters
 from birefvid.io.base import Sink
-from birefvid.io.formats import NVENC_SMALL, EncoderSpec, sample_bits
+from birefvid.io.formats import NVENC_SMALL, EncoderSpec, sample_bits, tag_options
 from birefvid.io.frame_grid import FrameGrid
 from birefvid.io.layout import check_images
 from birefvid.io.trim import TimeWindow
@@ -128,6 +128,7 @@ class VideoFileSink(Sink):
             # by default Matroska shifts every stream when one starts below 0 (AAC priming, B-frame dts),
             # which would move the video pts; keep them as given
             copts["avoid_negative_ts"] = "disabled"
+        copts.update(tag_options(spec.muxer, (key for key, _ in info.tags)))
         try:
             self._out = av.open(str(self._file.temp), "w", format=spec.muxer, container_options=copts)
             stream = self._out.add_stream(spec.codec, options=dict(spec.options))
@@ -135,6 +136,7 @@ class VideoFileSink(Sink):
             raise SinkError(f"cannot open {spec.codec} for {self.path}: {e}") from e
         cc = stream.codec_context
         stream.width, stream.height, stream.pix_fmt = info.width, info.height, spec.pix_fmt
+        stream.disposition = av.stream.Disposition.default  # Matroska/WebM flag no track default unless told (FFmpeg's CLI does)
         stream.time_base = tb
         cc.time_base = tb
         if info.average_rate:
