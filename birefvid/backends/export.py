@@ -113,9 +113,10 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
         # the exporter prints its progress and warns about things that do not concern our users
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"):
             warnings.simplefilter("ignore")
-            # optimize=False: the exporter's own graph optimisation took ~40% of the export (tiny at 256²:
-            # 66 -> 39 s here) for nothing the engines keep: OpenVINO, ONNX Runtime and TensorRT fold
-            # the same constants when they load the file (OpenVINO's fp32 output bit-identical, speed equal)
+            # optimize=False: the exporter's own graph optimisation took most of the export (tiny at 256²:
+            # 66 -> 39 s here; swin_v1_t at 512²: 146 -> 30 s) for nothing the engines keep: OpenVINO, ONNX
+            # Runtime and TensorRT fold the same constants when they load the file (OpenVINO's fp32 output
+            # bit-identical, its speed equal; its first compile takes ~10 s longer, once: the blob is cached)
             program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False, optimize=False)
             _save(program, tmp, path)
     finally:
