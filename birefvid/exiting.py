@@ -1,6 +1,6 @@
 """Leaving the process when a worker thread cannot be stopped.
 
-A live run's one-off model export (``torch.onnx.export``, 20-90 s) and engine compile run on a
+A live run's one-off model export (``torch.onnx.export``, 10-60 s) and engine compile run on a
 niced worker thread; Ctrl-C reaches the main thread, which ends the run at once, but nothing can
 stop that native work. Python's normal exit then tears the interpreter down under the running C++
 code, which aborts the process ("terminate called without an active exception", exit 134) and

@@ -2,7 +2,7 @@
 
 The decoder's deformable convolution exports as ``GridSample`` + a 1x1 ``Conv`` in row bands (see
 ``models/deform.py``), so the file loads in any ONNX runtime without custom operators. Exports take
-20-90 s on a 2-core CPU, so each (weights, input size, batch) is exported once and kept in
+10-60 s on a 2-core CPU, so each (weights, input size, batch) is exported once and kept in
 ``$BIREFVID_CACHE_DIR`` (default ``~/.cache/birefvid``), written to a temporary name and renamed.
 """
 
@@ -192,7 +192,7 @@ def export_lock(path: Path, poll: float = 0.2) -> Iterator[None]:
     """Hold the lock on exporting ``path`` among this machine's birefvid processes (and threads).
 
     Without it, runs started together on an empty cache (two terminals, a batch's Ray workers) each
-    spent the 20-90 s export on the same file, side by side on the same cores. The lock is an
+    spent the 10-60 s export on the same file, side by side on the same cores. The lock is an
     ``flock`` on a file beside the export, released when its holder ends, however it ends; a run
     waiting for it says so once and still answers Ctrl-C. Where ``flock`` is missing (Windows) or the
     lock file cannot be made, each run exports for itself, as before.

@@ -64,7 +64,7 @@ def choose_resolution(
     """
     batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
     chosen = (MIN_SIDE, MIN_SIDE)
-    # An exported engine would export every size it tries (20-90 s each): time sizes with eager
+    # An exported engine would export every size it tries (10-60 s each): time sizes with eager
     # PyTorch instead, which is slower, so the size chosen fits the budget with room to spare.
     timer = segmenter if segmenter.backend == "torch" else segmenter.with_backend("torch")
     for side in (s for s in SIZE_LADDER if s <= ceiling):
