@@ -83,11 +83,14 @@ class ChunkSource(Source):
                     break
                 if frame.is_corrupt:  # the decoder concealed damage: refuse it, as VideoFileSource does by default
                     raise SourceError(f"{self.path}: frame {index} is corrupt (the decoder concealed damaged data); re-encode or repair the file")
+                coverage = to_rgb.alpha(frame)  # the source's own alpha, as VideoFileSource gives it
+                coverage = None if coverage is None else upright(coverage, self.rotation)
                 if self._deep:
                     image, deep = (upright(a, self.rotation) for a in to_rgb.deep(frame))
-                    yield Frame(image=image, pts=frame.pts, time_base=self._info.time_base, index=index, deep=deep)
+                    yield Frame(image=image, pts=frame.pts, time_base=self._info.time_base, index=index, deep=deep, coverage=coverage)
                 else:
-                    yield Frame(image=upright(to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base, index=index)
+                    yield Frame(image=upright(to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base,
+                                index=index, coverage=coverage)  # fmt: skip
                 index += 1
                 count += 1
                 if frame.pts == hi:

@@ -266,7 +266,8 @@ class ImageSequenceSource(Source):
                     f"{path} is {image.shape[1]}x{image.shape[0]} but the sequence is "
                     f"{self._info.width}x{self._info.height} (from {self.files[0].name}); all images must be one size"
                 )
-            yield Frame(image=image, pts=index, time_base=tb, index=index, deep=deep if self._deep else None)
+            coverage = read_alpha(path)  # a PNG's or TIFF's own transparency, None for an opaque picture
+            yield Frame(image=image, pts=index, time_base=tb, index=index, deep=deep if self._deep else None, coverage=coverage)
 
     def _close(self) -> None:
         pass  # files are opened one at a time

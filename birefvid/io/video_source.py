@@ -372,7 +372,10 @@ class VideoFileSource(Source):
             else:
                 image = upright(self._to_rgb(frame), self.rotation)
             last = frame.pts
-            yield Frame(image=image, pts=frame.pts, time_base=tb, index=index, deep=deep)
+            coverage = self._to_rgb.alpha(frame)  # the source's own alpha, None for an opaque picture
+            if coverage is not None:
+                coverage = upright(coverage, self.rotation)
+            yield Frame(image=image, pts=frame.pts, time_base=tb, index=index, deep=deep, coverage=coverage)
             index += 1
             with self._io_lock:
                 if self.closed:
