@@ -23,6 +23,7 @@ from process_fixtures import (
     partial_leftovers,
     red_key_segmenter,
     write_audio_only,
+    write_scene_images,
 )
 
 
@@ -223,6 +224,31 @@ def test_existing_png_folder_needs_overwrite(tmp_path, capsys, run, clip):
     assert run(clip, "-o", out, "--output", "mask", "--overwrite") == 0
     assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 7)]
     assert_nothing_written(tmp_path, "frames")
+
+
+@pytest.mark.parametrize("target", ["same", "dotted", "its-folder", "background"])
+def test_an_output_that_would_replace_what_the_run_reads_is_refused(tmp_path, capsys, run, target):
+    """`process clip.mp4 -o clip.mp4 --overwrite` replaced the video with its cut-out (exit 0), and
+    `-o .` the folder holding it with a PNG sequence of it, the clip and its neighbours gone (as ffmpeg
+    says "Output same as Input", `birefvid image` already refused this): one line, and every file kept."""
+    video = make_video(tmp_path / "clip.mp4", n_frames=3).path
+    other = make_video(tmp_path / "other.mp4", n_frames=3, with_audio=False).path
+    before = video.read_bytes()
+    args = {"same": [video, "-o", video], "dotted": [video, "-o", tmp_path / ".." / tmp_path.name / "clip.mp4"],
+            "its-folder": [video, "-o", f"{tmp_path}/"],
+            "background": [other, "-o", video, "--output", "composite", "--background", video]}[target]
+    one_error_line(capsys, run(*args, "--overwrite"), "would replace", "clip.mp4" if target != "its-folder" else "")
+    assert video.read_bytes() == before
+    assert_nothing_written(tmp_path, "clip.mp4", "other.mp4")
+
+
+def test_a_png_sequence_onto_its_own_folder_is_refused(tmp_path, capsys, run):
+    """`process plate/ -o plate/ --overwrite` replaced the plate's frames with their cut-outs."""
+    write_scene_images(tmp_path / "plate", 3, (64, 48))
+    for output in (tmp_path / "plate", f"{tmp_path / 'plate'}/", tmp_path):
+        one_error_line(capsys, run(tmp_path / "plate", "-o", output, "--overwrite"), "would replace", "plate")
+    assert sorted(p.name for p in (tmp_path / "plate").iterdir()) == ["f_000.png", "f_001.png", "f_002.png"]
+    assert_nothing_written(tmp_path, "plate")
 
 
 # -- composite backgrounds -----------------------------------------------------------------------
