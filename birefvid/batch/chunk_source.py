@@ -11,7 +11,7 @@ from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source
 from ..io.deinterlace import Deinterlacer
-from ..io.video_source import SEEK_TRIES, VideoFileSource, earlier_target, main_video_stream
+from ..io.video_source import SEEK_TRIES, VideoFileSource, alpha_decoder, decode_packet, earlier_target, main_video_stream
 from .plan import Chunk
 
 if TYPE_CHECKING:
@@ -108,10 +108,13 @@ class ChunkSource(Source):
         overshoot seeks back further (``earlier_target``); the last try reads from the start.
         """
         target = pts
+        decoder = alpha_decoder(stream, self._threads or 0)  # VP9 with alpha: its own decoder keeps it
         for attempt in range(SEEK_TRIES):
             last = attempt == SEEK_TRIES - 1
             self._container.seek((stream.start_time or 0) if last else target, stream=stream, backward=True, any_frame=False)
-            frames = self._container.decode(stream)
+            if decoder is not None:
+                decoder.flush_buffers()
+            frames = (f for packet in self._container.demux(stream) for f in decode_packet(packet, decoder))
             first = next(frames, None)
             if first is None or first.pts is None or first.pts <= pts or last:
                 return itertools.chain([] if first is None else [first], frames)

@@ -89,6 +89,32 @@ def main_video_stream(container: av.container.InputContainer) -> Optional[av.vid
     return next((s for s in container.streams.video if not s.disposition & cover), None)
 
 
+def alpha_decoder(stream: av.video.stream.VideoStream, threads: int = 0) -> Optional[av.codec.CodecContext]:
+    """A ``libvpx-vp9`` decoder for a VP9 stream that carries alpha (WebM's ``alpha_mode`` 1: birefvid's own
+    ``.webm`` cut-outs, an editor's transparent export), else None: FFmpeg's native vp9 decoder drops the alpha."""
+    if stream.codec_context.name != "vp9" or stream.metadata.get("alpha_mode", stream.metadata.get("ALPHA_MODE")) != "1":
+        return None
+    try:
+        decoder = av.codec.CodecContext.create("libvpx-vp9", "r")
+    except (av.FFmpegError, ValueError):  # an FFmpeg built without libvpx: the picture without its alpha
+        log.warning("this FFmpeg has no libvpx-vp9 decoder: the VP9 video's own alpha is not read")
+        return None
+    if threads:
+        decoder.thread_count = threads
+    return decoder
+
+
+def decode_packet(packet: av.Packet, decoder: Optional[av.codec.CodecContext]) -> list[av.VideoFrame]:
+    """``packet``'s frames, from ``decoder`` (``alpha_decoder``'s) when there is one, else its stream's own."""
+    if decoder is None:
+        return packet.decode()
+    frames = decoder.decode(packet if packet.size else None)  # the empty packet at the end drains it
+    for frame in frames:
+        if frame.pts is None:
+            frame.pts = packet.pts
+    return frames
+
+
 def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
     """Matroska stores per-stream duration as a 'HH:MM:SS.nnnnnnnnn' tag."""
     m = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", stream.metadata.get("DURATION", ""))
@@ -184,6 +210,7 @@ class VideoFileSource(Source):
         self._stream.thread_type = "AUTO"
         if self._threads:
             self._stream.codec_context.thread_count = self._threads
+        self._alpha_decoder = alpha_decoder(stream, self._threads or 0)  # VP9 with alpha: its own decoder keeps it
 
     def start_at(self, pts: int) -> None:
         """Begin decoding at the keyframe at or before ``pts`` (call before iterating), so a cut late in a
@@ -304,12 +331,14 @@ class VideoFileSource(Source):
         index = 0
         self._hidden = 0  # packets an edit list hides: decoded for reference, never output
         packets = self._container.demux(self._stream)
+        if self._alpha_decoder is not None:
+            self._alpha_decoder.flush_buffers()  # after a seek, or a drain at the end, as FFmpeg's seek flushes the stream's
         while True:
             try:
                 packet = next(packets)
                 if packet.is_discard and packet.size:
                     self._hidden += 1
-                frames = packet.decode()
+                frames = decode_packet(packet, self._alpha_decoder)
             except StopIteration:
                 return
             except (av.FFmpegError, OSError) as e:
