@@ -292,6 +292,23 @@ def test_image_sequence_errors(tmp_path):
         ImageSequenceSource(tmp_path / "missing")
 
 
+def test_a_numbered_sequence_with_missing_frames_says_which(tmp_path, caplog):
+    """A plate a render farm left frames out of (1003, 1004, 1007) was played back to back without a
+    word: every picture after a gap a frame early against the plate's numbers, and no timecode."""
+    make_images(tmp_path / "plate", n=5, names=[f"plate_{n}.png" for n in (1001, 1002, 1005, 1006, 1008)])
+    with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / "plate") as src:
+        assert len(list(src)) == 5 and src.info.timecode is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "frames 1003-1004, 1007 of the numbered sequence are missing" in warnings[0], warnings
+    caplog.clear()
+    make_images(tmp_path / "whole", n=3, names=["f_1.png", "f_2.png", "f_3.png"])
+    make_images(tmp_path / "photos", n=2, names=["IMG_20240101_120000.jpg", "IMG_20240101_123000.jpg"])
+    for folder in ("whole", "photos"):  # a whole sequence, and photos named by the time they were taken
+        with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / folder) as src:
+            list(src)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_decord_source_matches_pyav(tmp_path):
     need_module("decord", '"birefvid[decord]"')
     pts = [0, 40, 90, 130, 200]

@@ -220,6 +220,31 @@ def sequence_timecode(files: list[Path], rate: Fraction) -> Optional[str]:
     return shift_timecode("00:00:00:00", first, rate)
 
 
+def sequence_gaps(files: list[Path]) -> list[int]:
+    """The frame numbers missing from a numbered sequence (``plate_1001.png``, ``plate_1002.png``,
+    ``plate_1005.png``: 1003 and 1004), as a render that failed on some frames leaves it; [] for a
+    whole sequence, or names that are not one sequence's (other stems, photos named by date and time)."""
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
+    if len(files) < 2 or not all(parts) or len({(m[1], m[3]) for m in parts}) != 1:  # type: ignore[index]
+        return []
+    numbers = [int(m[2]) for m in parts]  # type: ignore[index]
+    span = numbers[-1] - numbers[0] + 1
+    if any(b <= a for a, b in zip(numbers, numbers[1:])) or span == len(numbers) or span > 2 * len(numbers):
+        return []
+    return sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+
+
+def _ranges(numbers: list[int]) -> str:
+    """1003, 1004, 1007 -> '1003-1004, 1007'."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
 class ImageSequenceSource(Source):
     """Still images as frames; all must share the first image's size. Numbered files give the start timecode."""
 
@@ -242,6 +267,12 @@ class ImageSequenceSource(Source):
             bit_depth=16 if first_deep is not None else 8,
             timecode=sequence_timecode(self.files, rate),
         )
+        missing = sequence_gaps(self.files)
+        if missing:  # a frame left out of a plate: the pictures after it come a frame early, and there is no timecode
+            shown = _ranges(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+            log.warning("%s: %s %s of the numbered sequence %s missing; its %d pictures are played one after "
+                        "another, so those after a gap come early, and it gets no start timecode", folder_or_glob,
+                        "frame" if len(missing) == 1 else "frames", shown, "is" if len(missing) == 1 else "are", len(self.files))  # fmt: skip
         self._deep = False
 
     def deliver_deep(self) -> bool:
