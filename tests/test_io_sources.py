@@ -309,6 +309,20 @@ def test_a_numbered_sequence_with_missing_frames_says_which(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+def test_a_folder_of_videos_is_not_taken_for_an_image_sequence(tmp_path, caplog):
+    """`process clips/` said only "no images found"; a folder of clips with one picture among them (a
+    thumbnail) came out as a one-frame video of that picture, the clips left out without a word."""
+    (tmp_path / "clips").mkdir()
+    make_video(tmp_path / "clips" / "a.mp4", n_frames=2, with_audio=False)
+    make_video(tmp_path / "clips" / "b.mov", n_frames=2, with_audio=False)
+    with pytest.raises(SourceError, match=r"clips holds videos, not the pictures .*`birefvid process \S*a\.mp4 -o OUT`, all of them with `birefvid batch`"):
+        ImageSequenceSource(tmp_path / "clips")
+    make_images(tmp_path / "clips", n=1, names=["thumb.png"])
+    with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / "clips") as src:
+        assert len(list(src)) == 1
+    assert "2 videos in it left out (a.mp4, b.mov)" in caplog.text
+
+
 def test_decord_source_matches_pyav(tmp_path):
     need_module("decord", '"birefvid[decord]"')
     pts = [0, 40, 90, 130, 200]

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from birefvid.errors import SourceError
-from birefvid.extensions import IMAGE_EXTENSIONS
+from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
@@ -220,6 +220,15 @@ def sequence_timecode(files: list[Path], rate: Fraction) -> Optional[str]:
     return shift_timecode("00:00:00:00", first, rate)
 
 
+def _videos_in(folder_or_glob: str | Path) -> list[Path]:
+    """The videos (by extension) in a folder, in name order; [] for a glob or a path that is no folder."""
+    folder = Path(folder_or_glob)
+    if is_glob(str(folder_or_glob)) or not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and not p.name.startswith(".")),
+                  key=natural_key)
+
+
 def sequence_gaps(files: list[Path]) -> list[int]:
     """The frame numbers missing from a numbered sequence (``plate_1001.png``, ``plate_1002.png``,
     ``plate_1005.png``: 1003 and 1004), as a render that failed on some frames leaves it; [] for a
@@ -253,7 +262,18 @@ class ImageSequenceSource(Source):
         rate = sequence_rate(fps)
         if rate <= 0:
             raise SourceError(f"image sequence fps must be positive, got {fps}")
-        self.files = list_images(folder_or_glob)
+        videos = _videos_in(folder_or_glob)
+        try:
+            self.files = list_images(folder_or_glob)
+        except SourceError:
+            if videos:  # a folder of clips, handed to `process` as one would to `batch`
+                raise SourceError(f"{folder_or_glob} holds videos, not the pictures of an image sequence: process one "
+                                  f"with `birefvid process {videos[0]} -o OUT`, all of them with `birefvid batch`") from None  # fmt: skip
+            raise
+        if videos:
+            log.warning("%s: %d video%s in it left out (%s): a folder is an image sequence of its pictures; "
+                        "`birefvid batch` processes its videos", folder_or_glob, len(videos),
+                        "" if len(videos) == 1 else "s", ", ".join(v.name for v in videos[:3]) + (", ..." if len(videos) > 3 else ""))  # fmt: skip
         first, first_deep = read_rgb_deep(self.files[0])
         height, width = first.shape[:2]
         check_picture_size(width, height, self.files[0])
