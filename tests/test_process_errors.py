@@ -124,6 +124,18 @@ def test_corrupt_data_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
         assert_nothing_written(tmp_path, "bad.mp4")
 
 
+def test_an_mp4_cut_off_before_its_index_says_so(tmp_path, capsys, run):
+    """An interrupted download of an MP4 (index at the end) said only "Invalid data found when processing input"."""
+    src = make_video(tmp_path / "good.mp4", n_frames=8).path
+    data = src.read_bytes()
+    assert data.rfind(b"moov") > data.find(b"mdat")  # written last, as encoders do unless told to stream
+    src.unlink()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    one_error_line(capsys, run(cut, "-o", tmp_path / "out.mov"), "cut.mp4", "without its index", "interrupted download")
+    assert_nothing_written(tmp_path, "cut.mp4")
+
+
 def test_timestamps_going_backwards_fail_at_the_frame_with_a_remedy(tmp_path, capsys, run):
     src = make_video(tmp_path / "good.mov", n_frames=6, with_audio=False, codec="mjpeg", pix_fmt="yuvj420p").path
     bad = swap_frame_times(src, tmp_path / "xvid.mov", 2)

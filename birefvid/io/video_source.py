@@ -72,7 +72,36 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
         return av.open(str(path), "r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or str(e)
+        if _mp4_without_index(path):
+            raise SourceError(f"{path} is not a readable video: it is an MP4/MOV without its index (the moov box), as an "
+                              "interrupted download or copy, or a recording stopped before it was finished, leaves it; "
+                              "download or copy it again") from e  # fmt: skip
         raise SourceError(f"{path} is not a readable video ({reason})") from e
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """Whether ``path`` starts as an MP4/MOV (an ``ftyp`` box) but its top-level boxes hold no ``moov``, the index
+    written last unless the file was made for streaming: a download cut off, or a camera's recording never closed."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                head = f.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if (pos == 0 and kind != b"ftyp") or kind == b"moov":
+                    return False
+                if length == 1 and len(head) == 16:  # a 64-bit size follows
+                    length = int.from_bytes(head[8:16], "big")
+                elif length == 0:  # to the end of the file
+                    length = size - pos
+                if length < 8:
+                    return False
+                pos += length
+            return pos > 0
+    except OSError:
+        return False
 
 
 def _url_reason(error: BaseException) -> str:
