@@ -136,6 +136,25 @@ def test_an_mp4_cut_off_before_its_index_says_so(tmp_path, capsys, run):
     assert_nothing_written(tmp_path, "cut.mp4")
 
 
+def test_a_gif_cut_off_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
+    """A GIF declares no length, so one cut off midway (an interrupted download) came out as a shorter
+    animation, exit 0; its missing trailer says it is incomplete. One padded with zeros stays fine."""
+    from PIL import Image
+
+    from process_fixtures import scene_frame
+
+    pictures = [Image.fromarray(scene_frame(i, (64, 48))) for i in range(6)]
+    whole = tmp_path / "whole.gif"
+    pictures[0].save(whole, save_all=True, append_images=pictures[1:], duration=40, loop=0)
+    data = whole.read_bytes()
+    whole.unlink()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) * 6 // 10])
+    one_error_line(capsys, run(tmp_path / "cut.gif", "-o", tmp_path / "out.mov"), "cut.gif", "truncated")
+    assert_nothing_written(tmp_path, "cut.gif")
+    (tmp_path / "padded.gif").write_bytes(data + bytes(16))
+    assert run(tmp_path / "padded.gif", "-o", tmp_path / "out.mov") == 0
+
+
 def test_timestamps_going_backwards_fail_at_the_frame_with_a_remedy(tmp_path, capsys, run):
     src = make_video(tmp_path / "good.mov", n_frames=6, with_audio=False, codec="mjpeg", pix_fmt="yuvj420p").path
     bad = swap_frame_times(src, tmp_path / "xvid.mov", 2)

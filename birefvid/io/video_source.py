@@ -79,6 +79,17 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
         raise SourceError(f"{path} is not a readable video ({reason})") from e
 
 
+def _gif_complete(path: Path) -> bool:
+    """Whether a GIF file ends with its trailer byte (``;``), the last thing a GIF encoder writes (zero bytes
+    after it, some tools' padding, are allowed)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 64))
+            return f.read().rstrip(b"\x00").endswith(b"\x3b")
+    except OSError:
+        return True  # unreadable now: the decoder's own errors say what is wrong
+
+
 def _mp4_without_index(path: Path) -> bool:
     """Whether ``path`` starts as an MP4/MOV (an ``ftyp`` box) but its top-level boxes hold no ``moov``, the index
     written last unless the file was made for streaming: a download cut off, or a camera's recording never closed."""
@@ -459,6 +470,10 @@ class VideoFileSource(Source):
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
         """Raise when the stream stopped well before its declared end (a truncated file)."""
         info = self._info
+        if self._container.format.name == "gif" and not isinstance(self.path, str) and not _gif_complete(self.path):
+            # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download)
+            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: the GIF ends without its trailer; "
+                              "the file is truncated (an interrupted download?)")  # fmt: skip
         expected = (self._stream.frames or 0) - self._hidden
         if self._seeked:
             expected = 0  # counted from a seek: only the declared end says whether the file is whole
