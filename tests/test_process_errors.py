@@ -290,6 +290,14 @@ def test_composite_background_file_missing(tmp_path, capsys, run, clip):
     assert_nothing_written(tmp_path)
 
 
+def test_composite_background_folder_is_named_a_folder(tmp_path, capsys, run, clip):
+    """A folder given as --background was reported "background not found", though it is right there."""
+    (tmp_path / "beach").mkdir()
+    code = run(clip, "-o", tmp_path / "out.mp4", "--output", "composite", "--background", tmp_path / "beach")
+    one_error_line(capsys, code, "background", "beach is a folder")
+    assert_nothing_written(tmp_path, "beach")
+
+
 def test_composite_without_background(tmp_path, capsys, run, clip):
     one_error_line(capsys, run(clip, "-o", tmp_path / "out.mp4", "--output", "composite"), "composite", "--background")
     assert_nothing_written(tmp_path)

@@ -508,6 +508,8 @@ def check_background(background: str | None) -> None:
     from ..colors import is_color
     from ..errors import SourceError
 
+    if background is not None and not is_color(background) and Path(background).is_dir():
+        raise SourceError(f"background {background} is a folder; give an image or video file, or a colour")
     if background is not None and not is_color(background) and not Path(background).is_file():
         raise SourceError(f"background not found: {background} (expected a colour such as '#00ff00', 'green' or '0,255,0', or an image or video file)")
 
