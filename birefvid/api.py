@@ -236,17 +236,21 @@ def _masks(
         seg = segmenter or segmenter_for(model, inference)
         batch_size = inference.batch_size or seg.file_batch_size(source.info.height, source.info.width)
         smoother = make_smoother(smoothing.kind, **smoothing.smoother_options())
-        waiting: deque[np.ndarray] = deque()  # frames whose masks the smoother still holds back
+        # frames whose masks the smoother still holds back, with their own alpha (None: opaque)
+        waiting: deque[tuple[np.ndarray, Optional[np.ndarray]]] = deque()
 
         def masked(alphas: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for alpha in alphas:
-                image = waiting.popleft()
-                yield image, fit_alphas(alpha[None], image.shape[:2])[0, 0].cpu().numpy()
+                image, coverage = waiting.popleft()
+                mask = fit_alphas(alpha[None], image.shape[:2])[0, 0].cpu().numpy()
+                if coverage is not None:  # what the source hides is no subject, as process's outputs have it
+                    mask = mask * (coverage.astype(np.float32) / 255.0)
+                yield image, mask
 
         def segment(frames: list[Frame]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             seen = [f.image if f.seen is None else f.seen for f in frames]
             images = torch.from_numpy(np.stack(seen)).permute(0, 3, 1, 2)
-            waiting.extend(f.image for f in frames)
+            waiting.extend((f.image, f.coverage) for f in frames)
             alphas = seg.predict(images, frame_size=False)  # at the inference size: smoothed there, then upsampled once
             return masked(smoother.push(alphas, images.to(alphas.device)))
 

@@ -46,6 +46,9 @@ class Frame:
     the depth), is the same picture as uint16 RGB (H, W, 3) in [0, 65535]: the model and the smoothers
     use ``image``, the compositor and the encoder ``deep``. ``seen``, when set, is what the model sees
     instead of ``image`` (uint8, the same shape): an HDR frame as SDR, the pictures it was trained on.
+    ``coverage``, when the source has its own alpha (ProRes 4444, a PNG sequence, an APNG or WebP with
+    transparency) and this frame is not wholly opaque, is that alpha, uint8 (H, W): the matte is
+    multiplied by it, so what the source hides stays hidden, as ``birefvid image`` does for a picture.
     """
 
     image: np.ndarray
@@ -54,6 +57,7 @@ class Frame:
     index: int
     deep: Optional[np.ndarray] = None
     seen: Optional[np.ndarray] = None
+    coverage: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         img = self.image
@@ -68,6 +72,10 @@ class Frame:
         if seen is not None and not (isinstance(seen, np.ndarray) and seen.dtype == np.uint8 and seen.shape == img.shape):
             got = f"{type(seen).__name__} {getattr(seen, 'dtype', '')} {getattr(seen, 'shape', '')}"
             raise ValueError(f"Frame.seen must be a uint8 array of the image's shape {img.shape}, got {got}")
+        cov = self.coverage
+        if cov is not None and not (isinstance(cov, np.ndarray) and cov.dtype == np.uint8 and cov.shape == img.shape[:2]):
+            got = f"{type(cov).__name__} {getattr(cov, 'dtype', '')} {getattr(cov, 'shape', '')}"
+            raise ValueError(f"Frame.coverage must be a uint8 array of shape {img.shape[:2]}, got {got}")
 
     @property
     def time(self) -> Optional[float]:
@@ -80,7 +88,8 @@ class FrameBatch:
     """Frames of one size stacked as a uint8 tensor (N, 3, H, W), with their pts and indices
     (and their deep pictures, uint16 (3, H, W) each, when the frames carry them: not stacked, since
     only the compositor uses them, which gathers its own batches; a 720p stack cost ~1.5 ms a frame),
-    and ``seen``, what the model sees instead of ``images`` when the frames say (``Frame.seen``)."""
+    and ``seen``, what the model sees instead of ``images`` when the frames say (``Frame.seen``);
+    ``coverage``, when any frame has its own alpha, each frame's (uint8 (H, W), None for an opaque one)."""
 
     images: torch.Tensor
     pts: tuple[Optional[int], ...]
@@ -88,6 +97,7 @@ class FrameBatch:
     time_base: Fraction
     deep: Optional[tuple[torch.Tensor, ...]] = None
     seen: Optional[torch.Tensor] = None
+    coverage: Optional[tuple[Optional[torch.Tensor], ...]] = None
 
     def __post_init__(self) -> None:
         x = self.images
@@ -119,6 +129,9 @@ class FrameBatch:
         seen = None
         if all(f.seen is not None for f in frames):
             seen = torch.from_numpy(np.stack([f.seen for f in frames])).permute(0, 3, 1, 2)  # type: ignore[misc]
+        coverage = None
+        if any(f.coverage is not None for f in frames):
+            coverage = tuple(None if f.coverage is None else torch.from_numpy(f.coverage) for f in frames)
         return cls(
             images=images,
             pts=tuple(f.pts for f in frames),
@@ -126,4 +139,5 @@ class FrameBatch:
             time_base=frames[0].time_base,
             deep=deep,
             seen=seen,
+            coverage=coverage,
         )

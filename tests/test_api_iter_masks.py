@@ -85,3 +85,22 @@ def test_leaving_the_loop_early_closes_the_file(seg, clip):
     assert _open_handles(clip.path) == 1
     masks.close()  # what `break` out of the loop or a KeyboardInterrupt in it does
     assert _open_handles(clip.path) == 0
+
+
+def test_a_sources_own_alpha_hides_the_subject_there(tmp_path):
+    """A PNG sequence whose right part is transparent over the red square: process's outputs leave it
+    out (the matte times the source's alpha), and so do iter_masks' masks, which gave it 1 there."""
+    import cv2
+    from process_fixtures import interior, red_key_segmenter, scene_frame, true_mask
+
+    size, clear_from = (64, 48), 18
+    (tmp_path / "seq").mkdir()
+    for i in range(2):
+        rgba = np.dstack([scene_frame(i, size), np.full(size[::-1], 255, np.uint8)])
+        rgba[:, clear_from:, 3] = 0
+        assert cv2.imwrite(str(tmp_path / "seq" / f"f_{i}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    masks = [mask for _, mask in iter_masks(tmp_path / "seq", segmenter=red_key_segmenter())]
+    for i, mask in enumerate(masks):
+        fg, _ = interior(true_mask(i, size))
+        assert mask[:, clear_from:][fg[:, clear_from:]].max() == 0
+        assert mask[:, : clear_from - 2][fg[:, : clear_from - 2]].min() > 0.98

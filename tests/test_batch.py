@@ -503,3 +503,17 @@ def test_a_max_size_too_small_for_an_input_is_refused_before_the_batch_starts(cl
     err = capsys.readouterr().err
     assert "--max-size 9 would make" in err and "use --max-size" in err and "batch:" not in err
     assert list(out.rglob("*")) == []
+
+
+def test_outputs_into_the_inputs_folder_under_their_own_names_are_refused(clips, tmp_path, capsys):
+    """`batch clips/ --output-dir clips/ --ext .mp4 --overwrite` joined a chunked video's cut-out over the
+    video itself (exit 0, the source gone): now one line before any work, every input as it was."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    video = folder / "long.mp4"
+    video.write_bytes(clips["inputs"][0].read_bytes())
+    before = video.read_bytes()
+    code = batch(str(folder), "--output-dir", str(folder), "--ext", ".mp4", "--output", "green", "--chunk-frames", "6", "--overwrite")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "would replace" in err[0] and "long.mp4" in err[0], err
+    assert video.read_bytes() == before

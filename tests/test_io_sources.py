@@ -292,6 +292,37 @@ def test_image_sequence_errors(tmp_path):
         ImageSequenceSource(tmp_path / "missing")
 
 
+def test_a_numbered_sequence_with_missing_frames_says_which(tmp_path, caplog):
+    """A plate a render farm left frames out of (1003, 1004, 1007) was played back to back without a
+    word: every picture after a gap a frame early against the plate's numbers, and no timecode."""
+    make_images(tmp_path / "plate", n=5, names=[f"plate_{n}.png" for n in (1001, 1002, 1005, 1006, 1008)])
+    with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / "plate") as src:
+        assert len(list(src)) == 5 and src.info.timecode is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "frames 1003-1004, 1007 of the numbered sequence are missing" in warnings[0], warnings
+    caplog.clear()
+    make_images(tmp_path / "whole", n=3, names=["f_1.png", "f_2.png", "f_3.png"])
+    make_images(tmp_path / "photos", n=2, names=["IMG_20240101_120000.jpg", "IMG_20240101_123000.jpg"])
+    for folder in ("whole", "photos"):  # a whole sequence, and photos named by the time they were taken
+        with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / folder) as src:
+            list(src)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_folder_of_videos_is_not_taken_for_an_image_sequence(tmp_path, caplog):
+    """`process clips/` said only "no images found"; a folder of clips with one picture among them (a
+    thumbnail) came out as a one-frame video of that picture, the clips left out without a word."""
+    (tmp_path / "clips").mkdir()
+    make_video(tmp_path / "clips" / "a.mp4", n_frames=2, with_audio=False)
+    make_video(tmp_path / "clips" / "b.mov", n_frames=2, with_audio=False)
+    with pytest.raises(SourceError, match=r"clips holds videos, not the pictures .*`birefvid process \S*a\.mp4 -o OUT`, all of them with `birefvid batch`"):
+        ImageSequenceSource(tmp_path / "clips")
+    make_images(tmp_path / "clips", n=1, names=["thumb.png"])
+    with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / "clips") as src:
+        assert len(list(src)) == 1
+    assert "2 videos in it left out (a.mp4, b.mov)" in caplog.text
+
+
 def test_decord_source_matches_pyav(tmp_path):
     need_module("decord", '"birefvid[decord]"')
     pts = [0, 40, 90, 130, 200]

@@ -23,6 +23,7 @@ from process_fixtures import (
     partial_leftovers,
     red_key_segmenter,
     write_audio_only,
+    write_scene_images,
 )
 
 
@@ -121,6 +122,37 @@ def test_corrupt_data_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
         line = one_error_line(capsys, run(bad, "-o", out), "bad.mp4", "frame ")
         assert "damaged" in line or "corrupt" in line, line
         assert_nothing_written(tmp_path, "bad.mp4")
+
+
+def test_an_mp4_cut_off_before_its_index_says_so(tmp_path, capsys, run):
+    """An interrupted download of an MP4 (index at the end) said only "Invalid data found when processing input"."""
+    src = make_video(tmp_path / "good.mp4", n_frames=8).path
+    data = src.read_bytes()
+    assert data.rfind(b"moov") > data.find(b"mdat")  # written last, as encoders do unless told to stream
+    src.unlink()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    one_error_line(capsys, run(cut, "-o", tmp_path / "out.mov"), "cut.mp4", "without its index", "interrupted download")
+    assert_nothing_written(tmp_path, "cut.mp4")
+
+
+def test_a_gif_cut_off_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
+    """A GIF declares no length, so one cut off midway (an interrupted download) came out as a shorter
+    animation, exit 0; its missing trailer says it is incomplete. One padded with zeros stays fine."""
+    from PIL import Image
+
+    from process_fixtures import scene_frame
+
+    pictures = [Image.fromarray(scene_frame(i, (64, 48))) for i in range(6)]
+    whole = tmp_path / "whole.gif"
+    pictures[0].save(whole, save_all=True, append_images=pictures[1:], duration=40, loop=0)
+    data = whole.read_bytes()
+    whole.unlink()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) * 6 // 10])
+    one_error_line(capsys, run(tmp_path / "cut.gif", "-o", tmp_path / "out.mov"), "cut.gif", "truncated")
+    assert_nothing_written(tmp_path, "cut.gif")
+    (tmp_path / "padded.gif").write_bytes(data + bytes(16))
+    assert run(tmp_path / "padded.gif", "-o", tmp_path / "out.mov") == 0
 
 
 def test_timestamps_going_backwards_fail_at_the_frame_with_a_remedy(tmp_path, capsys, run):
@@ -225,12 +257,45 @@ def test_existing_png_folder_needs_overwrite(tmp_path, capsys, run, clip):
     assert_nothing_written(tmp_path, "frames")
 
 
+@pytest.mark.parametrize("target", ["same", "dotted", "its-folder", "background"])
+def test_an_output_that_would_replace_what_the_run_reads_is_refused(tmp_path, capsys, run, target):
+    """`process clip.mp4 -o clip.mp4 --overwrite` replaced the video with its cut-out (exit 0), and
+    `-o .` the folder holding it with a PNG sequence of it, the clip and its neighbours gone (as ffmpeg
+    says "Output same as Input", `birefvid image` already refused this): one line, and every file kept."""
+    video = make_video(tmp_path / "clip.mp4", n_frames=3).path
+    other = make_video(tmp_path / "other.mp4", n_frames=3, with_audio=False).path
+    before = video.read_bytes()
+    args = {"same": [video, "-o", video], "dotted": [video, "-o", tmp_path / ".." / tmp_path.name / "clip.mp4"],
+            "its-folder": [video, "-o", f"{tmp_path}/"],
+            "background": [other, "-o", video, "--output", "composite", "--background", video]}[target]
+    one_error_line(capsys, run(*args, "--overwrite"), "would replace", "clip.mp4" if target != "its-folder" else "")
+    assert video.read_bytes() == before
+    assert_nothing_written(tmp_path, "clip.mp4", "other.mp4")
+
+
+def test_a_png_sequence_onto_its_own_folder_is_refused(tmp_path, capsys, run):
+    """`process plate/ -o plate/ --overwrite` replaced the plate's frames with their cut-outs."""
+    write_scene_images(tmp_path / "plate", 3, (64, 48))
+    for output in (tmp_path / "plate", f"{tmp_path / 'plate'}/", tmp_path):
+        one_error_line(capsys, run(tmp_path / "plate", "-o", output, "--overwrite"), "would replace", "plate")
+    assert sorted(p.name for p in (tmp_path / "plate").iterdir()) == ["f_000.png", "f_001.png", "f_002.png"]
+    assert_nothing_written(tmp_path, "plate")
+
+
 # -- composite backgrounds -----------------------------------------------------------------------
 def test_composite_background_file_missing(tmp_path, capsys, run, clip):
     out = tmp_path / "out.mp4"
     code = run(clip, "-o", out, "--output", "composite", "--background", tmp_path / "beach.jpg")
     one_error_line(capsys, code, "background", "beach.jpg")
     assert_nothing_written(tmp_path)
+
+
+def test_composite_background_folder_is_named_a_folder(tmp_path, capsys, run, clip):
+    """A folder given as --background was reported "background not found", though it is right there."""
+    (tmp_path / "beach").mkdir()
+    code = run(clip, "-o", tmp_path / "out.mp4", "--output", "composite", "--background", tmp_path / "beach")
+    one_error_line(capsys, code, "background", "beach is a folder")
+    assert_nothing_written(tmp_path, "beach")
 
 
 def test_composite_without_background(tmp_path, capsys, run, clip):

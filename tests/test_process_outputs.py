@@ -628,3 +628,65 @@ def test_scene_helpers_are_consistent():
     """The scene's colours and mask agree (guards the other tests' ground truth)."""
     img, m = scene_frame(2, SIZE), true_mask(2, SIZE)
     assert (img[m > 0] == RED).all() and (img[m == 0] == BLUE).all()
+
+
+CLEAR_FROM = 18  # the column from which the sources below are transparent, across the red square
+
+
+def _scene_with_own_alpha(i: int) -> np.ndarray:
+    """The red-square scene as RGBA, transparent from column CLEAR_FROM on: the square's red stays under it."""
+    rgba = np.dstack([scene_frame(i, SIZE), np.full(SIZE[::-1], 255, np.uint8)])
+    rgba[:, CLEAR_FROM:, 3] = 0
+    return rgba
+
+
+def _write_own_alpha(tmp_path: Path, form: str) -> Path:
+    frames = [_scene_with_own_alpha(i) for i in range(3)]
+    if form == "png-seq":
+        folder = tmp_path / "seq"
+        folder.mkdir()
+        for i, f in enumerate(frames):
+            assert cv2.imwrite(str(folder / f"f_{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGBA2BGRA))
+        return folder
+    codec, pix_fmt, ext = {"prores": ("prores_ks", "yuva444p10le", ".mov"), "png-mov": ("png", "rgba", ".mov"),
+                           "ffv1": ("ffv1", "yuva420p", ".mkv"), "vp9": ("libvpx-vp9", "yuva420p", ".webm")}[form]  # fmt: skip
+    path = tmp_path / f"in{ext}"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = *SIZE, pix_fmt
+        if codec == "prores_ks":
+            stream.options = {"profile": "4444"}
+        if codec == "libvpx-vp9":
+            stream.options = {"lossless": "1"}
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgba")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("form", ["prores", "png-mov", "ffv1", "vp9", "png-seq"])
+def test_a_sources_own_alpha_is_kept(tmp_path, seg, form):
+    """A source with its own alpha (ProRes 4444 from an editor, a PNG sequence or PNG-in-MOV, FFV1, VP9 with alpha as birefvid's own .webm) hides what
+    lies under its transparent pixels. Its alpha was dropped, so the subject there came out opaque: the
+    cut-out showed what the source hides (a red square's hidden half at alpha 255). `birefvid image` kept a
+    picture's own alpha; `process` now multiplies the matte by the source's as well, for every output
+    (VP9's alpha only libvpx-vp9 decodes: FFmpeg's own vp9 decoder drops it)."""
+    src = _write_own_alpha(tmp_path, form)
+    out = tmp_path / "cut.mov"
+    process_video(src, out, kind="alpha", segmenter=seg, smooth="none")
+    _, alpha, _ = read_alpha(out)
+    hidden = np.zeros(SIZE[::-1], bool)
+    hidden[:, CLEAR_FROM + 2 :] = True  # a margin from the alpha's edge, which chroma subsampling softens
+    shown = np.zeros(SIZE[::-1], bool)
+    shown[:, : CLEAR_FROM - 2] = True
+    for i in range(3):
+        fg, _ = interior(true_mask(i, SIZE))
+        assert alpha[i][fg & hidden].max() <= 2, f"frame {i}: the source's transparent pixels came out opaque"
+        assert alpha[i][fg & shown].min() >= 250  # the subject where the source shows it stays opaque
+    mask = tmp_path / "mask.mkv"
+    process_video(src, mask, kind="mask", segmenter=seg, smooth="none")
+    m = read_video(mask, "gray").images[0]
+    fg, _ = interior(true_mask(0, SIZE))
+    assert m[fg & hidden].max() <= 2 and m[fg & shown].min() >= 250

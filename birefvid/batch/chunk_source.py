@@ -11,7 +11,7 @@ from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source
 from ..io.deinterlace import Deinterlacer
-from ..io.video_source import SEEK_TRIES, VideoFileSource, earlier_target, main_video_stream
+from ..io.video_source import SEEK_TRIES, VideoFileSource, alpha_decoder, decode_packet, earlier_target, main_video_stream
 from .plan import Chunk
 
 if TYPE_CHECKING:
@@ -83,11 +83,14 @@ class ChunkSource(Source):
                     break
                 if frame.is_corrupt:  # the decoder concealed damage: refuse it, as VideoFileSource does by default
                     raise SourceError(f"{self.path}: frame {index} is corrupt (the decoder concealed damaged data); re-encode or repair the file")
+                coverage = to_rgb.alpha(frame)  # the source's own alpha, as VideoFileSource gives it
+                coverage = None if coverage is None else upright(coverage, self.rotation)
                 if self._deep:
                     image, deep = (upright(a, self.rotation) for a in to_rgb.deep(frame))
-                    yield Frame(image=image, pts=frame.pts, time_base=self._info.time_base, index=index, deep=deep)
+                    yield Frame(image=image, pts=frame.pts, time_base=self._info.time_base, index=index, deep=deep, coverage=coverage)
                 else:
-                    yield Frame(image=upright(to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base, index=index)
+                    yield Frame(image=upright(to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base,
+                                index=index, coverage=coverage)  # fmt: skip
                 index += 1
                 count += 1
                 if frame.pts == hi:
@@ -105,10 +108,13 @@ class ChunkSource(Source):
         overshoot seeks back further (``earlier_target``); the last try reads from the start.
         """
         target = pts
+        decoder = alpha_decoder(stream, self._threads or 0)  # VP9 with alpha: its own decoder keeps it
         for attempt in range(SEEK_TRIES):
             last = attempt == SEEK_TRIES - 1
             self._container.seek((stream.start_time or 0) if last else target, stream=stream, backward=True, any_frame=False)
-            frames = self._container.decode(stream)
+            if decoder is not None:
+                decoder.flush_buffers()
+            frames = (f for packet in self._container.demux(stream) for f in decode_packet(packet, decoder))
             first = next(frames, None)
             if first is None or first.pts is None or first.pts <= pts or last:
                 return itertools.chain([] if first is None else [first], frames)

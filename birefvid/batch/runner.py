@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequ
 from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_target
+from ..io.atomic import check_replaces_no_input, check_target
 from ..io import open_source
 from ..io.base import is_url
 from ..io.scale import scaled_size
@@ -342,6 +342,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
                 raise
             unreadable.append((job.source.input, str(exc)))
             continue
+        # `--output-dir` the inputs' own folder with their extension: the joined chunks were renamed over the input
+        check_replaces_no_input(plan.output, [job.source.input, job.output.background])
         chunking = {"chunks": [c.to_dict() for c in plan.chunks]}
         fp = fingerprint(job.to_dict(), job.source.input, chunking)
         # --overwrite replaces outputs that are out of date or not this batch's; a video finished with
@@ -506,6 +508,8 @@ def check_background(background: str | None) -> None:
     from ..colors import is_color
     from ..errors import SourceError
 
+    if background is not None and not is_color(background) and Path(background).is_dir():
+        raise SourceError(f"background {background} is a folder; give an image or video file, or a colour")
     if background is not None and not is_color(background) and not Path(background).is_file():
         raise SourceError(f"background not found: {background} (expected a colour such as '#00ff00', 'green' or '0,255,0', or an image or video file)")
 

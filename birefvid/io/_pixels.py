@@ -38,6 +38,7 @@ class RgbConverter:
         self._size = size  # the stream's (width, height) as stored, before rotation; None: the first frame's
         self._count = first_index  # index of the next frame, for the warning
         self._warned: Optional[tuple[int, int]] = None  # the size last warned about
+        self._alpha_reformatter: Optional[VideoReformatter] = None  # for sources with their own alpha only
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         """``frame`` as RGB at the stream's first picture size: a stream whose size changes midway (a
@@ -54,6 +55,19 @@ class RgbConverter:
         deep = self._convert(frame, "rgb48le")
         return cv2.convertScaleAbs(deep, alpha=1 / 257.0), deep
 
+    def alpha(self, frame: av.VideoFrame) -> Optional[np.ndarray]:
+        """``frame``'s own alpha (ProRes 4444, PNG, APNG, GIF, FFV1 with alpha) as uint8 (H, W) at the
+        stream's first picture size, or None when its format has none or it is wholly opaque."""
+        if not has_alpha(frame):
+            return None
+        if self._alpha_reformatter is None:
+            self._alpha_reformatter = VideoReformatter()
+        width, height = self._size or (frame.width, frame.height)
+        rgba = self._alpha_reformatter.reformat(frame, format="rgba", width=width, height=height,
+                                                interpolation="AREA", threads=self.threads).to_ndarray()  # fmt: skip
+        alpha = np.ascontiguousarray(rgba[..., 3])
+        return None if alpha.min() == 255 else alpha
+
     def _convert(self, frame: av.VideoFrame, fmt: str) -> np.ndarray:
         size = (frame.width, frame.height)
         self._count += 1
@@ -68,6 +82,12 @@ class RgbConverter:
         width, height = self._size
         return self._reformatter.reformat(frame, format=fmt, width=width, height=height,
                                           interpolation="AREA", threads=self.threads).to_ndarray()  # fmt: skip
+
+
+def has_alpha(frame: av.VideoFrame) -> bool:
+    """Whether a decoded picture's format carries alpha (yuva*, rgba, gbrap, ya8, ...; a palette's entries may)."""
+    fmt = frame.format
+    return fmt.has_palette or any(c.is_alpha for c in fmt.components)
 
 
 def picture_bits(frame: av.VideoFrame) -> int:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -143,14 +144,18 @@ class AnimatedWebPSource(Source):
             with self._lock:
                 if self.closed:
                     return
-                image = self._decode(index)
-            yield Frame(image=image, pts=pts, time_base=WEBP_TIME_BASE, index=index)
+                image, coverage = self._decode(index)
+            yield Frame(image=image, pts=pts, time_base=WEBP_TIME_BASE, index=index, coverage=coverage)
             pts += ms
 
-    def _decode(self, index: int) -> np.ndarray:
-        """Frame ``index`` (the one after the last decoded) as RGB, transparent pixels over black."""
+    def _decode(self, index: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Frame ``index`` (the one after the last decoded) as RGB, transparent pixels over black, and its
+        alpha (None when it has none or is wholly opaque), which the matte is multiplied by."""
         pixels = self.pixels(index)
-        return over_black(pixels) if pixels.shape[2] == 4 else np.array(pixels)
+        if pixels.shape[2] != 4:
+            return np.array(pixels), None
+        alpha = np.ascontiguousarray(pixels[..., 3])
+        return over_black(pixels), (None if alpha.min() == 255 else alpha)
 
     def pixels(self, index: int) -> np.ndarray:
         """Frame ``index`` as libwebp decodes it, alpha kept: (h, w, 4) RGBA or (h, w, 3) RGB. For readers

@@ -7,11 +7,14 @@ moves it onto the target with ``os.replace``, ``discard`` removes it.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Optional
 
 from birefvid.errors import SinkError, option
 
@@ -48,6 +51,25 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         raise SinkError(f"output folder does not exist: {parent} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SinkError(f"output folder is not writable: {parent}")
+
+
+def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | Path]]) -> None:
+    """Fail when writing ``target`` would replace a file the run reads (``reads``: the input, a background;
+    a folder or glob of images; colours and URLs pass): committed, it is renamed over the same file, or a
+    PNG-sequence folder over the folder that holds it, so ``process clip.mp4 -o clip.mp4 --overwrite``
+    replaced the video with its cut-out and ``process plate/ -o plate/ --overwrite`` the plate with its frames."""
+    out = Path(target).resolve()
+    for read in reads:
+        if read is None or "://" in str(read):
+            continue
+        text = str(read)
+        paths = [Path(p) for p in glob.glob(text)] if any(c in text for c in "*?[") else [Path(text)]
+        for path in paths:
+            if not path.exists():
+                continue
+            path = path.resolve()
+            if path == out or out in path.parents:
+                raise SinkError(f"writing {target} would replace {read}, which this run reads; write to another file or folder")
 
 
 def check_output_file(path: str | Path, what: str) -> None:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from birefvid.errors import SourceError
-from birefvid.extensions import IMAGE_EXTENSIONS
+from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
@@ -220,6 +220,40 @@ def sequence_timecode(files: list[Path], rate: Fraction) -> Optional[str]:
     return shift_timecode("00:00:00:00", first, rate)
 
 
+def _videos_in(folder_or_glob: str | Path) -> list[Path]:
+    """The videos (by extension) in a folder, in name order; [] for a glob or a path that is no folder."""
+    folder = Path(folder_or_glob)
+    if is_glob(str(folder_or_glob)) or not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and not p.name.startswith(".")),
+                  key=natural_key)
+
+
+def sequence_gaps(files: list[Path]) -> list[int]:
+    """The frame numbers missing from a numbered sequence (``plate_1001.png``, ``plate_1002.png``,
+    ``plate_1005.png``: 1003 and 1004), as a render that failed on some frames leaves it; [] for a
+    whole sequence, or names that are not one sequence's (other stems, photos named by date and time)."""
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
+    if len(files) < 2 or not all(parts) or len({(m[1], m[3]) for m in parts}) != 1:  # type: ignore[index]
+        return []
+    numbers = [int(m[2]) for m in parts]  # type: ignore[index]
+    span = numbers[-1] - numbers[0] + 1
+    if any(b <= a for a, b in zip(numbers, numbers[1:])) or span == len(numbers) or span > 2 * len(numbers):
+        return []
+    return sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+
+
+def _ranges(numbers: list[int]) -> str:
+    """1003, 1004, 1007 -> '1003-1004, 1007'."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
 class ImageSequenceSource(Source):
     """Still images as frames; all must share the first image's size. Numbered files give the start timecode."""
 
@@ -228,7 +262,18 @@ class ImageSequenceSource(Source):
         rate = sequence_rate(fps)
         if rate <= 0:
             raise SourceError(f"image sequence fps must be positive, got {fps}")
-        self.files = list_images(folder_or_glob)
+        videos = _videos_in(folder_or_glob)
+        try:
+            self.files = list_images(folder_or_glob)
+        except SourceError:
+            if videos:  # a folder of clips, handed to `process` as one would to `batch`
+                raise SourceError(f"{folder_or_glob} holds videos, not the pictures of an image sequence: process one "
+                                  f"with `birefvid process {videos[0]} -o OUT`, all of them with `birefvid batch`") from None  # fmt: skip
+            raise
+        if videos:
+            log.warning("%s: %d video%s in it left out (%s): a folder is an image sequence of its pictures; "
+                        "`birefvid batch` processes its videos", folder_or_glob, len(videos),
+                        "" if len(videos) == 1 else "s", ", ".join(v.name for v in videos[:3]) + (", ..." if len(videos) > 3 else ""))  # fmt: skip
         first, first_deep = read_rgb_deep(self.files[0])
         height, width = first.shape[:2]
         check_picture_size(width, height, self.files[0])
@@ -242,6 +287,12 @@ class ImageSequenceSource(Source):
             bit_depth=16 if first_deep is not None else 8,
             timecode=sequence_timecode(self.files, rate),
         )
+        missing = sequence_gaps(self.files)
+        if missing:  # a frame left out of a plate: the pictures after it come a frame early, and there is no timecode
+            shown = _ranges(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+            log.warning("%s: %s %s of the numbered sequence %s missing; its %d pictures are played one after "
+                        "another, so those after a gap come early, and it gets no start timecode", folder_or_glob,
+                        "frame" if len(missing) == 1 else "frames", shown, "is" if len(missing) == 1 else "are", len(self.files))  # fmt: skip
         self._deep = False
 
     def deliver_deep(self) -> bool:
@@ -266,7 +317,8 @@ class ImageSequenceSource(Source):
                     f"{path} is {image.shape[1]}x{image.shape[0]} but the sequence is "
                     f"{self._info.width}x{self._info.height} (from {self.files[0].name}); all images must be one size"
                 )
-            yield Frame(image=image, pts=index, time_base=tb, index=index, deep=deep if self._deep else None)
+            coverage = read_alpha(path)  # a PNG's or TIFF's own transparency, None for an opaque picture
+            yield Frame(image=image, pts=index, time_base=tb, index=index, deep=deep if self._deep else None, coverage=coverage)
 
     def _close(self) -> None:
         pass  # files are opened one at a time

@@ -83,7 +83,9 @@ class ResizedSource(Source):
         for frame in self.inner:
             if frame.image.shape[1::-1] != self.size:
                 deep = None if frame.deep is None else cv2.resize(frame.deep, self.size, interpolation=how)
-                frame = dataclasses.replace(frame, image=cv2.resize(frame.image, self.size, interpolation=how), deep=deep)
+                coverage = None if frame.coverage is None else cv2.resize(frame.coverage, self.size, interpolation=how)
+                frame = dataclasses.replace(frame, image=cv2.resize(frame.image, self.size, interpolation=how), deep=deep,
+                                            coverage=coverage)  # fmt: skip
             yield frame
 
     def _close(self) -> None:

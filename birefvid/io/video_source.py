@@ -72,7 +72,47 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
         return av.open(str(path), "r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or str(e)
+        if _mp4_without_index(path):
+            raise SourceError(f"{path} is not a readable video: it is an MP4/MOV without its index (the moov box), as an "
+                              "interrupted download or copy, or a recording stopped before it was finished, leaves it; "
+                              "download or copy it again") from e  # fmt: skip
         raise SourceError(f"{path} is not a readable video ({reason})") from e
+
+
+def _gif_complete(path: Path) -> bool:
+    """Whether a GIF file ends with its trailer byte (``;``), the last thing a GIF encoder writes (zero bytes
+    after it, some tools' padding, are allowed)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 64))
+            return f.read().rstrip(b"\x00").endswith(b"\x3b")
+    except OSError:
+        return True  # unreadable now: the decoder's own errors say what is wrong
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """Whether ``path`` starts as an MP4/MOV (an ``ftyp`` box) but its top-level boxes hold no ``moov``, the index
+    written last unless the file was made for streaming: a download cut off, or a camera's recording never closed."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                head = f.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if (pos == 0 and kind != b"ftyp") or kind == b"moov":
+                    return False
+                if length == 1 and len(head) == 16:  # a 64-bit size follows
+                    length = int.from_bytes(head[8:16], "big")
+                elif length == 0:  # to the end of the file
+                    length = size - pos
+                if length < 8:
+                    return False
+                pos += length
+            return pos > 0
+    except OSError:
+        return False
 
 
 def _url_reason(error: BaseException) -> str:
@@ -87,6 +127,32 @@ def main_video_stream(container: av.container.InputContainer) -> Optional[av.vid
     """The first video stream that is a video, not a cover picture (an MP3's or M4A's attached_pic); None if none."""
     cover = av.stream.Disposition.attached_pic
     return next((s for s in container.streams.video if not s.disposition & cover), None)
+
+
+def alpha_decoder(stream: av.video.stream.VideoStream, threads: int = 0) -> Optional[av.codec.CodecContext]:
+    """A ``libvpx-vp9`` decoder for a VP9 stream that carries alpha (WebM's ``alpha_mode`` 1: birefvid's own
+    ``.webm`` cut-outs, an editor's transparent export), else None: FFmpeg's native vp9 decoder drops the alpha."""
+    if stream.codec_context.name != "vp9" or stream.metadata.get("alpha_mode", stream.metadata.get("ALPHA_MODE")) != "1":
+        return None
+    try:
+        decoder = av.codec.CodecContext.create("libvpx-vp9", "r")
+    except (av.FFmpegError, ValueError):  # an FFmpeg built without libvpx: the picture without its alpha
+        log.warning("this FFmpeg has no libvpx-vp9 decoder: the VP9 video's own alpha is not read")
+        return None
+    if threads:
+        decoder.thread_count = threads
+    return decoder
+
+
+def decode_packet(packet: av.Packet, decoder: Optional[av.codec.CodecContext]) -> list[av.VideoFrame]:
+    """``packet``'s frames, from ``decoder`` (``alpha_decoder``'s) when there is one, else its stream's own."""
+    if decoder is None:
+        return packet.decode()
+    frames = decoder.decode(packet if packet.size else None)  # the empty packet at the end drains it
+    for frame in frames:
+        if frame.pts is None:
+            frame.pts = packet.pts
+    return frames
 
 
 def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
@@ -184,6 +250,7 @@ class VideoFileSource(Source):
         self._stream.thread_type = "AUTO"
         if self._threads:
             self._stream.codec_context.thread_count = self._threads
+        self._alpha_decoder = alpha_decoder(stream, self._threads or 0)  # VP9 with alpha: its own decoder keeps it
 
     def start_at(self, pts: int) -> None:
         """Begin decoding at the keyframe at or before ``pts`` (call before iterating), so a cut late in a
@@ -304,12 +371,14 @@ class VideoFileSource(Source):
         index = 0
         self._hidden = 0  # packets an edit list hides: decoded for reference, never output
         packets = self._container.demux(self._stream)
+        if self._alpha_decoder is not None:
+            self._alpha_decoder.flush_buffers()  # after a seek, or a drain at the end, as FFmpeg's seek flushes the stream's
         while True:
             try:
                 packet = next(packets)
                 if packet.is_discard and packet.size:
                     self._hidden += 1
-                frames = packet.decode()
+                frames = decode_packet(packet, self._alpha_decoder)
             except StopIteration:
                 return
             except (av.FFmpegError, OSError) as e:
@@ -372,7 +441,10 @@ class VideoFileSource(Source):
             else:
                 image = upright(self._to_rgb(frame), self.rotation)
             last = frame.pts
-            yield Frame(image=image, pts=frame.pts, time_base=tb, index=index, deep=deep)
+            coverage = self._to_rgb.alpha(frame)  # the source's own alpha, None for an opaque picture
+            if coverage is not None:
+                coverage = upright(coverage, self.rotation)
+            yield Frame(image=image, pts=frame.pts, time_base=tb, index=index, deep=deep, coverage=coverage)
             index += 1
             with self._io_lock:
                 if self.closed:
@@ -398,6 +470,10 @@ class VideoFileSource(Source):
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
         """Raise when the stream stopped well before its declared end (a truncated file)."""
         info = self._info
+        if self._container.format.name == "gif" and not isinstance(self.path, str) and not _gif_complete(self.path):
+            # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download)
+            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: the GIF ends without its trailer; "
+                              "the file is truncated (an interrupted download?)")  # fmt: skip
         expected = (self._stream.frames or 0) - self._hidden
         if self._seeked:
             expected = 0  # counted from a seek: only the declared end says whether the file is whole

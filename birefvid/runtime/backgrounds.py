@@ -44,6 +44,8 @@ def open_background(
             return StillBackground(hdr(_flat(spec, deep)), size, device, deep=deep)
         return ColorBackground(spec, size, device, deep=deep)
     path = Path(spec)
+    if path.is_dir():
+        raise SourceError(f"background {path} is a folder; give an image or video file, or a colour")
     if not path.is_file():
         raise SourceError(
             f"background not found: {path} (expected a colour such as '#00ff00', 'green' or '0,255,0', "

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import SinkError, option
 from ..io import open_sink, open_source
-from ..io.atomic import write_text_atomic
+from ..io.atomic import check_replaces_no_input, write_text_atomic
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
@@ -82,6 +82,7 @@ def run_file_job(
     job.validate()
     check_report_path(report_path)
     src, out = job.source, job.output
+    check_replaces_no_input(out.path, [src.input, out.background])  # --overwrite or not: the input would be lost
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     with contextlib.ExitStack() as stack:
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)

@@ -47,6 +47,7 @@ class Masked:
     pts: tuple[Optional[int], ...]
     indices: tuple[int, ...]
     deep: Optional[tuple[torch.Tensor, ...]] = None  # (3, H, W) uint16 each, on the host: the frames for a deep output's colour
+    coverage: Optional[tuple[Optional[torch.Tensor], ...]] = None  # (H, W) uint8 each, on the host: the source's own alpha
 
 
 def batched(frames: Iterable[Frame], batch_size: int) -> Iterator[FrameBatch]:
@@ -91,7 +92,7 @@ class SegmentStage:
         with self.transfer.compute():
             images = upload.ready()
             alphas = self.segmenter.predict(images if seen is None else seen.ready(), frame_size=False)
-        return Masked(images, alphas, batch.pts, batch.indices, batch.deep)
+        return Masked(images, alphas, batch.pts, batch.indices, batch.deep, batch.coverage)
 
 
 class ComposeStage:
@@ -114,7 +115,7 @@ class ComposeStage:
         self.transfer = transfer
         self.threads = threads
         self._threads_set = False
-        self._waiting: deque[tuple[torch.Tensor, Optional[int], int, Optional[torch.Tensor]]] = deque()
+        self._waiting: deque[tuple[torch.Tensor, Optional[int], int, Optional[torch.Tensor], Optional[torch.Tensor]]] = deque()
 
     def _on_own_thread(self) -> None:
         # torch.set_num_threads sets the calling thread's OpenMP/MKL thread count, so this leaves
@@ -127,7 +128,8 @@ class ComposeStage:
         self._on_own_thread()
         with self.transfer.compute():
             for i in range(len(item.pts)):
-                self._waiting.append((item.images[i], item.pts[i], item.indices[i], None if item.deep is None else item.deep[i]))
+                self._waiting.append((item.images[i], item.pts[i], item.indices[i], None if item.deep is None else item.deep[i],
+                                      None if item.coverage is None else item.coverage[i]))  # fmt: skip
             smoothed = self.smoother.push(item.alphas, item.images)
             if len(smoothed):
                 yield self._render(smoothed)
@@ -147,8 +149,20 @@ class ComposeStage:
         deep = None
         if frames[0][3] is not None:  # 16-bit pictures for a deep output
             deep = deep_as_float([f[3] for f in frames], images.device)
-        pixels = self.compositor(images, alphas, deep)  # upsamples the mattes to the frame size once
+        coverage = None
+        if any(f[4] is not None for f in frames):  # the source's own alpha: what it hides stays hidden
+            coverage = own_alpha([f[4] for f in frames], images.shape[-2:], images.device)
+        pixels = self.compositor(images, alphas, deep, coverage)  # upsamples the mattes to the frame size once
         return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames))
+
+
+def own_alpha(alphas: list[Optional[torch.Tensor]], size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """uint8 (H, W) alphas on the host (None: opaque) -> float (N, 1, H, W) in [0, 1] on ``device``."""
+    out = torch.ones((len(alphas), 1, *size), dtype=torch.float32)
+    for i, alpha in enumerate(alphas):
+        if alpha is not None:
+            out[i, 0].copy_(alpha).div_(255.0)
+    return out.to(device)
 
 
 def deep_as_float(pictures: list[torch.Tensor], device: torch.device) -> torch.Tensor:
