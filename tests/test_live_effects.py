@@ -154,7 +154,8 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
         code = run.wait(60)
         err = run.stderr()
     assert code == 0, err
-    assert page.returncode == 0 and "<button disabled=\"\">green</button>" in page.stdout and "<button>none</button>" in page.stdout, page.stdout[-1500:]
+    assert page.returncode == 0 and '<button type="button" aria-pressed="true">green</button>' in page.stdout, page.stdout[-1500:]
+    assert '<button type="button" aria-pressed="false">none</button>' in page.stdout, page.stdout[-1500:]
     assert [status for status, _ in refused] == [403, 403, 403], refused
     assert bad[0][0] == 400 and "--background" in bad[0][1]["error"] and bad[1][0] == 400, bad
     assert switched_off == (200, {"effect": "none", "available": ["blur", "green", "none"], "controllable": True}), switched_off
@@ -277,6 +278,28 @@ def test_a_switch_while_the_source_reconnects_changes_the_held_picture() -> None
     assert not keyed[0] and keyed[-1], "the held picture stayed as it was after the switch to green"
 
 
+def test_the_preview_page_says_when_the_source_reconnects(tmp_path: Path) -> None:
+    """Through an outage the runner holds the last picture, which looked live: the page now says so."""
+    from devtools import headless_chromium
+
+    source, preview = _Outage(8.0), HttpPreviewSink("127.0.0.1", 0)
+    runner = LiveRunner(source, [preview], red_key_segmenter(), EffectSwitch(EffectSpec("green")), make_smoother("none"), fps=24)
+    first = source.first()
+    runner.model.segment(first)
+    running = threading.Thread(target=runner.run, args=(first,), daemon=True)
+    try:
+        with headless_chromium(tmp_path / "profile") as browser:
+            running.start()
+            tab = browser.open(preview.url, (640, 480))
+            line = tab.until('!document.getElementById("status").hidden && document.getElementById("status").textContent.includes("reconnecting")'
+                             ' && document.getElementById("status").textContent', 6, "the outage")  # fmt: skip
+            title, shown = tab.eval("document.title"), tab.eval('document.getElementById("picture").naturalWidth')
+    finally:
+        running.join(15)
+        preview.close()
+    assert "last picture" in line and title.startswith("reconnecting") and shown == 64, (line, title, shown)
+
+
 def test_switch_times_count_from_the_first_picture_not_the_warm_up() -> None:
     """The report's ``effect_changes`` are on the run's timeline (its duration, a recording's 0), not
     late by the model's warm-up: a switch 0.3 s into the run reads 0.3 s after a 1 s warm-up, and one
@@ -299,23 +322,23 @@ def test_switch_times_count_from_the_first_picture_not_the_warm_up() -> None:
 
 
 def test_the_page_says_when_the_run_stopped_answering(tmp_path: Path) -> None:
-    """Once the run ended the page's buttons are disabled with a note: they looked live and a click did nothing."""
+    """Once the run ended the page's buttons are disabled and its status line says so: they looked live and a click did nothing."""
     chromium = need_binary("chromium", "chromium")
     page = (_PAGE.format(addr="test") + _SCRIPT).encode()
-    state = json.dumps({"effect": "blur", "available": ["blur", "green", "none"], "controllable": True}).encode()
+    state = json.dumps({"effect": "blur", "available": ["blur", "green", "none"], "controllable": True, "pictures": 10, "age": 0.1, "source": "live"}).encode()
     asked: list[str] = []
 
     class Ended(BaseHTTPRequestHandler):
-        """The page, then one answer to GET /effect; later ones are dropped unanswered, as by a run that ended."""
+        """The page, then one answer to GET /status; later ones are dropped unanswered, as by a run that ended."""
 
         def do_GET(self) -> None:
-            if self.path == "/effect":
+            if self.path == "/status":
                 asked.append(self.path)
                 if len(asked) > 1:
                     self.close_connection = True
                     return
-            body, kind = (state, "application/json") if self.path == "/effect" else (page, "text/html")
-            self.send_response(200 if self.path in ("/", "/effect") else 404)
+            body, kind = (state, "application/json") if self.path == "/status" else (page, "text/html")
+            self.send_response(200 if self.path in ("/", "/status") else 404)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -336,9 +359,11 @@ def test_the_page_says_when_the_run_stopped_answering(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
     assert len(asked) > 1, asked
-    effects = re.search(r'<p id="effects">(.*?)</p>', shown)
-    assert effects is not None, shown[-1500:]
-    assert "not answering" in effects.group(1) and "<button>" not in effects.group(1), effects.group(1)
+    status = re.search(r'<p id="status" role="status">(.*?)</p>', shown)
+    effects = re.search(r'<p id="effects" role="group" aria-label="effect">(.*?)</p>', shown)
+    assert status is not None and effects is not None, shown[-1500:]
+    assert "not answering" in status.group(1), status.group(1)
+    assert effects.group(1).count('disabled=""') == 3 and "<button" in effects.group(1), effects.group(1)
 
 
 def test_the_effect_endpoint_answers_bad_bodies() -> None:

@@ -394,3 +394,121 @@ def test_another_site_cannot_show_the_page_in_a_frame(preview, tmp_path):
     assert shown < 0.001, f"the framed preview covers {shown:.3f} of the decoy page"
     status, _, body = _get(preview.url)  # opened on its own, it works as before
     assert status == 200 and b'<img src="/stream.mjpg"' in body
+
+
+# ---------------------------------------------------------------- the page in a browser (DevTools): layout, status, buttons
+
+
+_LAYOUT = """(() => { const i = document.querySelector("img"), r = i.getBoundingClientRect(), d = document.documentElement;
+  return {inner: innerWidth, scroll: d.scrollWidth, client: d.clientWidth, left: r.left, right: r.right, w: r.width, h: r.height,
+          natural: i.naturalWidth, title: document.title}; })()"""
+
+
+def _feeder(sink: HttpPreviewSink, w: int, h: int, seed: int = 0) -> tuple[threading.Event, threading.Thread]:
+    """Sends ``_picture(seed)`` of w x h to ``sink`` 25 times a second until the event is set."""
+    stop = threading.Event()
+
+    def feed() -> None:
+        i = 0
+        while not stop.is_set():
+            sink.send(_picture(seed, w, h), i / 25)
+            i += 1
+            stop.wait(0.04)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def test_a_phone_shows_the_whole_picture_without_console_errors(preview, tmp_path):
+    """On a 375x667 phone the page was laid out 980 px wide and zoomed out (no viewport tag): tiny text
+    and buttons; every load logged a 404 for /favicon.ico in the console."""
+    from devtools import headless_chromium
+
+    stop, feeder = _feeder(preview, 640, 360)
+    try:
+        with headless_chromium(tmp_path / "profile") as browser:
+            tab = browser.open(preview.url, (375, 667), mobile=True)
+            tab.until('document.querySelector("img").naturalWidth', 10, "the picture")
+            tab.wait(1.0)
+            layout = tab.eval(_LAYOUT)
+            problems = tab.problems()
+    finally:
+        stop.set()
+        feeder.join(5)
+    assert layout["inner"] == 375, f"laid out {layout['inner']} px wide on a 375 px phone"
+    assert layout["scroll"] <= layout["client"], f"scrolls sideways: {layout}"
+    assert layout["left"] >= 0 and layout["right"] <= 375 and layout["natural"] == 640, layout
+    assert abs(layout["w"] / layout["h"] - 640 / 360) < 0.02, f"the picture lost its shape: {layout}"
+    assert problems == [], problems
+
+
+def test_the_page_says_starting_then_ended_and_picks_up_a_new_run(tmp_path):
+    """Before the first picture the page was blank (20-40 s of a first run's export); once the run ended the
+    picture froze with nothing but disabled buttons; a run started again on the port was never shown."""
+    from devtools import headless_chromium
+
+    status = 'document.getElementById("status")'
+    first = HttpPreviewSink("127.0.0.1", 0)
+    port = first.port
+    with headless_chromium(tmp_path / "profile") as browser:
+        stop, feeder = threading.Event(), threading.Thread()
+        try:
+            tab = browser.open(first.url, (640, 480))
+            starting = tab.until(f'{status}.textContent.includes("starting") && {status}.textContent', 5, "a starting line")
+            assert tab.eval("document.title").startswith("starting"), tab.eval("document.title")
+            stop, feeder = _feeder(first, 160, 120)
+            tab.until(f'{status}.hidden && document.getElementById("picture").naturalWidth === 160', 6, "the picture, no status line")
+        finally:
+            stop.set()
+            if feeder.ident is not None:
+                feeder.join(5)
+            first.close()
+        ended = tab.until(f'{status}.textContent.includes("not answering") && !{status}.hidden && {status}.textContent', 6, "the end")
+        assert tab.eval("document.title").startswith("ended")
+        second = HttpPreviewSink("127.0.0.1", port)  # the next run, on the same port
+        stop, feeder = _feeder(second, 200, 100, seed=3)
+        try:
+            tab.until(f'{status}.hidden && document.getElementById("picture").naturalWidth === 200', 8, "the new run's picture")
+            title = tab.eval("document.title")
+        finally:
+            stop.set()
+            feeder.join(5)
+            second.close()
+    assert "model" in starting and "ended" in ended, (starting, ended)
+    assert title == "birefvid live preview"
+
+
+def test_the_buttons_work_from_the_keyboard_and_follow_a_switch_made_elsewhere(preview, tmp_path):
+    """The buttons were rebuilt on every change: a button pressed with Enter vanished under the focus (a
+    keyboard or screen-reader user was thrown back to the top), and the current effect was a disabled
+    button, skipped by Tab and announced as unavailable instead of as the one on."""
+    from devtools import headless_chromium
+
+    from birefvid.job import EffectSpec
+    from birefvid.runtime.live_effects import EffectSwitch
+
+    effects = EffectSwitch(EffectSpec("blur"))
+    preview.attach_effects(effects)
+    pressed = """[...document.querySelectorAll("#effects button")].map(b => b.textContent + "=" + b.getAttribute("aria-pressed")).join(" ")"""
+    stop, feeder = _feeder(preview, 160, 120)
+    try:
+        with headless_chromium(tmp_path / "profile") as browser:
+            tab = browser.open(preview.url, (640, 480))
+            tab.until(f'({pressed}) === "blur=true green=false none=false"', 6, "the blur button pressed")
+            tab.eval('[...document.querySelectorAll("#effects button")].find(b => b.textContent === "green").focus()')
+            for kind in ("keyDown", "keyUp"):
+                tab.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13, text="\r")
+            tab.until(f'({pressed}) === "blur=false green=true none=false"', 4, "green pressed after Enter")
+            assert effects.effect == "green"
+            focused = tab.eval("document.activeElement.tagName + ' ' + document.activeElement.textContent")
+            effects.select("none", by="terminal")  # a key in the terminal, or another client's POST /effect
+            tab.until(f'({pressed}) === "blur=false green=false none=true"', 4, "the switch made in the terminal")
+            still = tab.eval("document.activeElement.textContent")
+            group = tab.eval('document.getElementById("effects").getAttribute("role") + " " + document.getElementById("effects").getAttribute("aria-label")')
+            problems = tab.problems()
+    finally:
+        stop.set()
+        feeder.join(5)
+    assert focused == "BUTTON green" and still == "green", (focused, still)
+    assert group == "group effect" and problems == [], (group, problems)

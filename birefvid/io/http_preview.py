@@ -3,7 +3,9 @@
 ``GET /`` is a page showing the stream, ``GET /stream.mjpg`` a multipart MJPEG stream (the way
 browsers show live JPEGs without any script), ``GET /snapshot.jpg`` the newest picture;
 ``GET /effect`` says the run's effect and ``POST /effect`` (JSON ``{"effect": "none"}``) switches
-it, from this machine only (``control_refusal``): turning a call's blur off shows the room. Each
+it, from this machine only (``control_refusal``): turning a call's blur off shows the room;
+``GET /status`` adds what the page's status line says (pictures so far, seconds since the last, the
+source's state). Each
 picture is JPEG-encoded at most once, whatever the number of viewers, and only when one asks for
 it (nobody watching costs nothing); a viewer always gets the newest picture, so a slow one skips
 pictures instead of falling behind.
@@ -19,6 +21,7 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -28,7 +31,7 @@ import cv2
 import numpy as np
 
 from birefvid.errors import ConfigError, SinkError, sink_named
-from birefvid.io.live_base import LiveSink, checkerboard, over_checkerboard, picture_kind, to_square_pixels
+from birefvid.io.live_base import LiveSink, LiveSource, checkerboard, over_checkerboard, picture_kind, to_square_pixels
 
 if TYPE_CHECKING:
     from birefvid.runtime.live_effects import EffectSwitch
@@ -42,53 +45,111 @@ _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset
 _WAIT = 0.5  # seconds a streaming viewer sleeps between checks (close() wakes it at once)
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>birefvid live preview</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>birefvid live preview</title>
+<link rel="icon" href="data:,">
 <style>
-body {{ margin: 0; background: #202124; color: #e8eaed; font: 14px sans-serif; text-align: center; }}
-img {{ display: block; margin: 0 auto; max-width: 100vw; max-height: calc(100vh - 2.5em); }}
-p {{ margin: 0.6em; }}
+body {{ margin: 0; background: #202124; color: #e8eaed; font: 16px sans-serif; text-align: center; }}
+img {{ display: block; margin: 0 auto; max-width: 100%; max-height: calc(100vh - 8em); }}
+p {{ margin: 0.6em; overflow-wrap: anywhere; }}
 a {{ color: #8ab4f8; }}
+#status {{ color: #fdd663; }}
+button {{ font: inherit; margin: 0.2em; padding: 0.5em 1em; border: 1px solid #9aa0a6; border-radius: 4px;
+          background: #303134; color: #e8eaed; cursor: pointer; }}
+button[aria-pressed="true"] {{ background: #8ab4f8; border-color: #8ab4f8; color: #202124; font-weight: bold; }}
+button:disabled {{ opacity: 0.5; cursor: default; }}
+button:focus-visible {{ outline: 3px solid #fdd663; outline-offset: 2px; }}
 </style></head>
-<body><img src="/stream.mjpg" alt="live output">
-<p>birefvid live preview of {addr}: <a href="/snapshot.jpg">snapshot</a></p>
-<p id="effects"></p>
+<body><img src="/stream.mjpg" id="picture" alt="the live picture of birefvid">
+<p id="status" role="status">connecting to the run</p>
+<p id="effects" role="group" aria-label="effect"></p>
+<p>birefvid live preview of {addr}: <a href="/snapshot.jpg">snapshot</a> (the newest picture),
+<a href="/stream.mjpg">MJPEG stream</a> (for VLC or OBS)</p>
 """
-# the effect buttons: drawn from GET /effect, refreshed every 2 s (a key pressed in the window shows here too);
-# once the run stops answering (it ended) they are disabled with a note, not left to look live and do nothing
+# the status line and the effect buttons: drawn from GET /status, refreshed every 2 s (a key pressed in
+# the terminal or the window, or another client's POST /effect, shows here too). The line says what
+# the picture cannot: the run is still starting (the model warms up, 20-40 s on a first run), the
+# source is reconnecting (the picture is held), or the run stopped answering: the buttons are then
+# disabled, and when a run answers here again the stream is opened anew. The buttons are made once
+# and updated in place (aria-pressed marks the current effect), so the focus stays where it was.
 _SCRIPT = """<script>
-let shown = "", last = null;
-function draw(state, note) {
-  last = state;
-  const box = document.getElementById("effects");
-  const key = JSON.stringify(state) + (note || "");
-  if (key === shown) return;
-  shown = key;
+const box = document.getElementById("effects"), line = document.getElementById("status");
+const picture = document.getElementById("picture"), buttons = new Map();
+let made = "", gone = false, note = null, named = null;
+function make(state) {
+  const key = JSON.stringify([state.available, state.controllable]);
+  if (key === made) return;
+  made = key;
   box.textContent = "";
+  buttons.clear();
+  named = null;
   if (!state.available.length) return;
   box.append("effect: ");
-  if (!state.controllable) { box.append(state.effect + " (switched at http://127.0.0.1:" + location.port + "/ on the machine the run is on)"); return; }
+  if (!state.controllable) {
+    named = document.createElement("b");
+    box.append(named, " (switched at http://127.0.0.1:" + location.port + "/ on the machine the run is on)");
+    return;
+  }
   for (const name of state.available) {
     const b = document.createElement("button");
+    b.type = "button";
     b.textContent = name;
-    b.disabled = name === state.effect || state.gone;
     b.onclick = () => send(name);
+    buttons.set(name, b);
     box.append(b, " ");
   }
-  if (note) box.append(note);
+  note = document.createElement("span");
+  note.setAttribute("role", "alert");
+  box.append(note);
+}
+function draw(state) {
+  make(state);
+  if (named) named.textContent = state.effect;
+  for (const [name, b] of buttons) {
+    b.setAttribute("aria-pressed", String(name === state.effect));
+    b.disabled = gone;
+  }
+}
+function say(text, short) {
+  if (line.textContent !== text) line.textContent = text;
+  line.hidden = !text;
+  document.title = (short ? short + " - " : "") + "birefvid live preview";
+}
+function show(st) {
+  if (!st.pictures) say("starting: the picture appears once the model is ready (20-40 s the first time, while it is exported)", "starting");
+  else if (st.source === "reconnecting") say("the source is reconnecting: this is its last picture", "reconnecting");
+  else if (st.age !== null && st.age > 3) say("no new picture for " + Math.round(st.age) + " s", "stalled");
+  else say("");
 }
 function lost() {
-  if (last && !last.gone) draw({...last, gone: true}, " the run is not answering (it has ended)");
+  if (gone) return;
+  gone = true;
+  say("the run is not answering (it has ended); this page picks it up again when a run serves here", "ended");
+  for (const b of buttons.values()) b.disabled = true;
 }
+function reopen() { picture.src = "/stream.mjpg?" + Date.now(); }
+picture.onerror = () => { if (!gone) setTimeout(reopen, 2000); };
 async function send(name) {
+  if (buttons.get(name).getAttribute("aria-pressed") === "true") return;
   try {
     const r = await fetch("/effect", {method: "POST", headers: {"Content-Type": "application/json"},
                                       body: JSON.stringify({effect: name})});
     const reply = await r.json();
-    if (r.ok) draw(reply); else draw(await (await fetch("/effect")).json(), reply.error);
+    if (r.ok) { draw(reply); note.textContent = ""; }
+    else { draw(await (await fetch("/effect")).json()); note.textContent = " " + reply.error; }
   } catch (e) { lost(); }
 }
 async function poll() {
-  try { const r = await fetch("/effect"); if (r.ok) draw(await r.json()); } catch (e) { lost(); }
+  let st;
+  try {
+    const r = await fetch("/status");
+    if (!r.ok) throw new Error(r.status);
+    st = await r.json();
+  } catch (e) { lost(); return; }
+  if (gone) { gone = false; reopen(); }  // a run serves here again: its stream is a new one
+  draw(st);
+  show(st);
 }
 poll(); setInterval(poll, 2000);
 </script></body></html>
@@ -282,8 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream()
         elif route == "/effect":
             self._json(200, self._effect_state())
+        elif route == "/status":
+            self._json(200, self._status())
         else:
-            self._reply(404, "text/plain; charset=utf-8", b"not found: try / , /stream.mjpg, /snapshot.jpg or /effect\n")
+            self._reply(404, "text/plain; charset=utf-8", b"not found: try / , /stream.mjpg, /snapshot.jpg, /effect or /status\n")
 
     def do_POST(self) -> None:
         """``POST /effect`` with ``{"effect": NAME}`` switches the run's effect (see ``control_refusal``)."""
@@ -322,6 +385,13 @@ class _Handler(BaseHTTPRequestHandler):
         if effects is None:
             return {"effect": None, "available": [], "controllable": False}
         return {"effect": effects.effect, "available": list(effects.available), "controllable": controllable}
+
+    def _status(self) -> dict[str, Any]:
+        """What the page shows: the effect state, pictures sent so far, seconds since the last one and the source's state."""
+        sink = self.server.sink
+        source = sink.source
+        return {**self._effect_state(), "pictures": sink.pictures_sent, "age": sink.picture_age(),
+                "source": source.state if source is not None else None}  # fmt: skip
 
     def _json(self, code: int, body: dict[str, Any]) -> None:
         self._reply(code, "application/json", (json.dumps(body) + "\n").encode())
@@ -426,6 +496,8 @@ class HttpPreviewSink(LiveSink):
         self.url = f"http://{shown}:{self.port}/"
         self.page = _PAGE.format(addr=html.escape(self.url)) + _SCRIPT
         self.effects: Optional["EffectSwitch"] = None
+        self.source: Optional[LiveSource] = None
+        self._last_sent: Optional[float] = None  # time.monotonic() of the last picture
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"preview-{self.port}", daemon=True
         )
@@ -443,6 +515,15 @@ class HttpPreviewSink(LiveSink):
     def attach_effects(self, effects: "EffectSwitch") -> None:
         """``/effect`` and the page's buttons switch ``effects`` (from this machine only)."""
         self.effects = effects
+
+    def attach_source(self, source: LiveSource) -> None:
+        """``/status`` (and the page) says when ``source`` reconnects."""
+        self.source = source
+
+    def picture_age(self) -> Optional[float]:
+        """Seconds since the last picture (None before the first)."""
+        last = self._last_sent
+        return None if last is None else round(time.monotonic() - last, 1)
 
     @property
     def viewers(self) -> int:
@@ -466,6 +547,7 @@ class HttpPreviewSink(LiveSink):
         picture_kind(picture)  # a bad picture fails here, in the sender's thread, not in a viewer's
         self.board.put(picture)  # encoded when a viewer asks (see _Board)
         self.pictures_sent += 1
+        self._last_sent = time.monotonic()
 
     def _to_jpeg(self, picture: np.ndarray) -> bytes:
         picture = to_square_pixels(picture, self.sample_aspect_ratio)  # here: only pictures a viewer asks for

@@ -152,6 +152,10 @@ class LiveSink(Finishes):
         """Let this sink switch the run's effect (a ``runtime.live_effects.EffectSwitch``): the preview
         window's keys, the preview page's buttons. Other sinks only show what they are given."""
 
+    def attach_source(self, source: "LiveSource") -> None:
+        """Let this sink say what the run's source is doing (the preview page: "reconnecting");
+        other sinks only show what they are given."""
+
     def send(self, picture: np.ndarray, t: float) -> None:
         """Deliver one picture; raises ``SinkError`` when the output broke."""
         with self._lock:

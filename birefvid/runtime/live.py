@@ -257,6 +257,7 @@ class LiveRunner:
         self.source, self.sinks, self.effects = source, sinks, effects
         for sink in sinks:  # the window's keys and the preview page switch the effect
             sink.attach_effects(effects)
+            sink.attach_source(source)  # the preview page says when the source reconnects
         self.duration = duration
         # the caller's request to end the run; ``stop`` (internal) halts the model and sink threads
         # at the end or on an error, so pictures already composed still reach the sinks after a request
