@@ -99,7 +99,7 @@ def test_a_run_under_nohup_ignores_sighup(tmp_path: Path, clip: Path) -> None:
 
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_stopping_live_during_its_one_off_export_exits_cleanly(tmp_path: Path, clip: Path, sig: int, code: int, word: str) -> None:
-    """Ctrl-C during the first export of a size (torch's exporter, 20-90 s, on the warm-up thread)
+    """Ctrl-C during the first export of a size (torch's exporter, 10-60 s, on the warm-up thread)
     aborted the process: "terminate called without an active exception", exit 134, and the export's
     partial file left in the cache. Python 3.11's Thread.join, interrupted, also took the running
     thread for ended. It now exits at once with the signal's code and takes the partial file with it."""
@@ -114,5 +114,8 @@ def test_stopping_live_during_its_one_off_export_exits_cleanly(tmp_path: Path, c
         assert time.monotonic() - stopped < 10
     err = run.stderr()
     assert f"birefvid: {word}" in err and "terminate called" not in err, err
-    assert list((cache / "onnx").iterdir()) == [], "the interrupted export left its partial file"
+    # the export's lock file stays (as pip's and the Hugging Face cache's do): removing it would let a
+    # run still waiting on the old one and a new run both take "the" lock
+    left = [p.name for p in (cache / "onnx").iterdir() if not (p.name.startswith(".") and p.name.endswith(".onnx.lock"))]
+    assert left == [], "the interrupted export left its partial file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["birefvid.err", "birefvid.out", "cache"]
