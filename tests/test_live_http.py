@@ -248,19 +248,16 @@ def test_close_is_quick_with_a_reading_and_a_stalled_viewer():
         stalled.close()
 
 
-def test_chromium_shows_the_live_stream(preview, tmp_path):
+def _screenshot_while_feeding(preview, picture_at, url: str, tmp_path) -> np.ndarray:
+    """Headless chromium's 640x480 screenshot of ``url`` (RGB, int) while ``picture_at(i)`` goes to
+    ``preview`` 25 times a second, as in a run (chromium waits for the stream's next part)."""
     chromium = need_binary("chromium", "chromium")
-    magenta, cyan = (255, 0, 255), (0, 255, 255)
     stop = threading.Event()
 
-    def feed() -> None:  # a cyan bar moving over magenta, 25 pictures a second
+    def feed() -> None:
         i = 0
         while not stop.is_set() and i < 2000:
-            pic = np.empty((240, 320, 3), np.uint8)
-            pic[...] = magenta
-            x = (i * 8) % 280
-            pic[:, x : x + 40] = cyan
-            preview.send(pic, i / 25)
+            preview.send(picture_at(i), i / 25)
             i += 1
             stop.wait(0.04)
 
@@ -271,7 +268,7 @@ def test_chromium_shows_the_live_stream(preview, tmp_path):
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=640,480", f"--screenshot={shot}",
-        "--virtual-time-budget=2000", preview.url,
+        "--virtual-time-budget=2000", url,
     ]
     try:
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -279,7 +276,20 @@ def test_chromium_shows_the_live_stream(preview, tmp_path):
         stop.set()
         feeder.join(timeout=5)
     assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
-    img = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB).astype(int)
+    return cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB).astype(int)
+
+
+def test_chromium_shows_the_live_stream(preview, tmp_path):
+    magenta, cyan = (255, 0, 255), (0, 255, 255)
+
+    def moving_bar(i: int) -> np.ndarray:  # a cyan bar moving over magenta
+        pic = np.empty((240, 320, 3), np.uint8)
+        pic[...] = magenta
+        x = (i * 8) % 280
+        pic[:, x : x + 40] = cyan
+        return pic
+
+    img = _screenshot_while_feeding(preview, moving_bar, preview.url, tmp_path)
 
     def share(colour: tuple[int, int, int]) -> float:
         return float((np.abs(img - colour).max(axis=2) < 40).mean())
@@ -358,38 +368,13 @@ def test_another_site_cannot_show_the_page_in_a_frame(preview, tmp_path):
     """Framed by another site's page under a decoy, the page's own "none" button got the visitor's
     click (clickjacking: the click is the page's own, so the Origin check passed) and showed the room.
     The page now refuses to be framed: chromium shows nothing of it inside another page."""
-    chromium = need_binary("chromium", "chromium")
     magenta = (255, 0, 255)
     picture = np.empty((240, 320, 3), np.uint8)
     picture[...] = magenta
-    stop = threading.Event()
-
-    def feed() -> None:  # pictures keep coming, as in a run (chromium waits for the stream's next part)
-        i = 0
-        while not stop.is_set() and i < 2000:
-            preview.send(picture, i / 25)
-            i += 1
-            stop.wait(0.04)
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
     attacker = tmp_path / "decoy.html"
     attacker.write_text(f'<html><body style="margin:0;background:#fff"><iframe src="{preview.url}" '
                         'style="border:0;width:640px;height:480px"></iframe></body></html>')
-    shot = tmp_path / "shot.png"
-    cmd = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=640,480", f"--screenshot={shot}",
-        "--virtual-time-budget=2000", attacker.as_uri(),
-    ]
-    try:
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    finally:
-        stop.set()
-        feeder.join(timeout=5)
-    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
-    img = cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB).astype(int)
+    img = _screenshot_while_feeding(preview, lambda i: picture, attacker.as_uri(), tmp_path)
     shown = float((np.abs(img - magenta).max(axis=2) < 40).mean())
     assert shown < 0.001, f"the framed preview covers {shown:.3f} of the decoy page"
     status, _, body = _get(preview.url)  # opened on its own, it works as before
