@@ -428,9 +428,22 @@ def test_a_phone_shows_the_whole_picture_without_console_errors(preview, tmp_pat
     assert problems == [], problems
 
 
-def test_the_page_says_starting_then_ended_and_picks_up_a_new_run(tmp_path):
+def _take_every_connection(sink: HttpPreviewSink) -> list[socket.socket]:
+    """Opens connections that send half a request and wait, until the sink serves no more (MAX_CONNECTIONS)."""
+    from birefvid.io.http_preview import MAX_CONNECTIONS
+
+    held = []
+    for _ in range(MAX_CONNECTIONS + 4):  # the extra ones are answered 503 and closed
+        conn = socket.create_connection(("127.0.0.1", sink.port), timeout=5)
+        conn.sendall(b"GET /status HTTP/1.1\r\n")
+        held.append(conn)
+    return held
+
+
+def test_the_page_says_starting_busy_then_ended_and_picks_up_a_new_run(tmp_path):
     """Before the first picture the page was blank (20-40 s of a first run's export); once the run ended the
-    picture froze with nothing but disabled buttons; a run started again on the port was never shown."""
+    picture froze with nothing but disabled buttons; a run started again on the port was never shown.
+    With every connection taken by other viewers (503) the page said the run had ended."""
     from devtools import headless_chromium
 
     status = 'document.getElementById("status")'
@@ -444,6 +457,14 @@ def test_the_page_says_starting_then_ended_and_picks_up_a_new_run(tmp_path):
             assert tab.eval("document.title").startswith("starting"), tab.eval("document.title")
             stop, feeder = _feeder(first, 160, 120)
             tab.until(f'{status}.hidden && document.getElementById("picture").naturalWidth === 160', 6, "the picture, no status line")
+            held = _take_every_connection(first)
+            try:
+                busy = tab.until(f'!{status}.hidden && {status}.textContent', 5, "a status line while every connection is taken")
+                busy_title = tab.eval("document.title")
+            finally:
+                for conn in held:
+                    conn.close()
+            tab.until(f'{status}.hidden', 5, "the status line gone once connections are free")
         finally:
             stop.set()
             if feeder.ident is not None:
@@ -461,6 +482,7 @@ def test_the_page_says_starting_then_ended_and_picks_up_a_new_run(tmp_path):
             feeder.join(5)
             second.close()
     assert "model" in starting and "ended" in ended, (starting, ended)
+    assert "busy" in busy and "ended" not in busy and busy_title.startswith("busy"), (busy, busy_title)
     assert title == "birefvid live preview"
 
 

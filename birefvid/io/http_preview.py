@@ -144,6 +144,10 @@ async function poll() {
   let st;
   try {
     const r = await fetch("/status");
+    if (r.status === 503) {  // every connection the run serves is taken: it is alive, so nothing is disabled
+      say("busy: every connection this preview serves is taken by other viewers; trying again", "busy");
+      return;
+    }
     if (!r.ok) throw new Error(r.status);
     st = await r.json();
   } catch (e) { lost(); return; }
