@@ -680,6 +680,9 @@ def test_a_report_that_cannot_be_written_is_one_error_and_leaves_no_half_file(tm
     with pytest.raises(SinkError, match=r"report .*r\.json: cannot write it \(No such file or directory\)"):
         _write_report(str(tmp_path / "gone" / "r.json"), big)
     with full_dir(tmp_path / "full", "4k") as folder:
-        with pytest.raises(SinkError, match=r"cannot write it \(No space left on device\)"):
+        with pytest.raises(SinkError, match=r"cannot write it \(No space left on device\); the 2000 recorded files "
+                                            r"\(gate-000000\.mkv to gate-001999\.mkv\) were written and kept$"):
             _write_report(str(folder / "r.json"), big)
         assert not (folder / "r.json").exists()
+    with pytest.raises(SinkError, match=r"directory\); the recording one\.mkv was written and kept$"):
+        _write_report(str(tmp_path / "gone" / "r.json"), {"recorded": {"one.mkv": ["one.mkv"]}})

@@ -198,13 +198,16 @@ def test_output_under_a_regular_file(tmp_path, capsys, run, clip):
 def test_a_report_onto_a_full_disk_is_one_line_and_keeps_the_earlier_report(tmp_path, capsys, run, clip):
     """``--report`` that cannot be written (a full disk at the end of a CI job): an OSError traceback
     and an empty report.json were left before; now one line naming --report, exit 2, the earlier
-    report as it was and no temporary file (scripts read the report: whole or not at all)."""
+    report as it was and no temporary file (scripts read the report: whole or not at all). The line says
+    the video itself was written and kept: exit 2 alone read as "the output failed"."""
     from fs_fixtures import full_dir
 
     with full_dir(tmp_path / "full", "4k") as full:
         (full / "r.json").write_text('{"frames": 6}\n')  # the earlier run's: it fills the disk's one page
         code = run(clip, "-o", tmp_path / "out.mkv", "--output", "mask", "--report", full / "r.json")
-        one_error_line(capsys, code, "--report", "r.json: cannot write it (No space left on device)")
+        one_error_line(capsys, code, "--report", "r.json: cannot write it (No space left on device)",
+                       f"the output {tmp_path / 'out.mkv'} was written and is kept")
+        assert (tmp_path / "out.mkv").stat().st_size > 0
         assert sorted(p.name for p in full.iterdir()) == ["r.json"]
         assert (full / "r.json").read_text() == '{"frames": 6}\n'
 

@@ -87,7 +87,14 @@ def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
         from ..io.atomic import write_text_atomic
 
         # a full disk, a folder gone: one line, and no half-written JSON left behind
-        write_text_atomic(path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report"))
+        try:
+            write_text_atomic(path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report"))
+        except SinkError as e:  # the recordings are whole and in place: a script seeing exit 2 must not delete them
+            kept = [name for files in (report.get("recorded") or {}).values() for name in files]
+            if not kept:
+                raise
+            what = f"the recording {kept[0]} was" if len(kept) == 1 else f"the {len(kept)} recorded files ({kept[0]} to {kept[-1]}) were"
+            raise SinkError(f"{e}; {what} written and kept") from None
 
 
 def run(args: argparse.Namespace) -> int:

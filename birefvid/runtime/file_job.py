@@ -141,5 +141,8 @@ def run_file_job(
     }
     if report_path is not None:
         # reports get shared: no passwords or tokens; written whole or not at all (scripts read it)
-        write_text_atomic(report_path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report_path"))
+        try:
+            write_text_atomic(report_path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report_path"))
+        except SinkError as e:  # the video is whole and in place: a script seeing exit 2 must not redo or delete it
+            raise SinkError(f"{e}; the output {out.path} was written and is kept") from None
     return report
