@@ -185,6 +185,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sys.stderr = given
 
 
+class CliLogFormatter(logging.Formatter):
+    """Log lines in the form of the CLI's own (``birefvid: warning: ...``, as ``birefvid: error:``): one
+    style for a reader or a script's grep, where logged warnings said ``WARNING birefvid.io.x: ...``.
+    ``-v`` adds the logger's name; another library's lines are named by it (``ray: warning: ...``)."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        ours = record.name == "birefvid" or record.name.startswith("birefvid.")
+        level = {"WARNING": "warning", "ERROR": "error", "CRITICAL": "error", "DEBUG": "debug"}.get(record.levelname, "")
+        head = "birefvid" if ours else record.name
+        line = f"{head}: {level}: {record.message}" if level else f"{head}: {record.message}"
+        return f"{line} [{record.name}]" if self.verbose and ours else line
+
+
 def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -192,7 +209,9 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(CliLogFormatter(verbose=args.verbose))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
     code = guarded("birefvid", lambda: args.run(args))
     if exiting.must_exit_now():  # a worker is still in native code (a model export): a normal exit would abort under it
         for stream in (sys.stdout, sys.stderr):

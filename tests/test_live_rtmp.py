@@ -72,7 +72,7 @@ def test_rtmp_output_reaches_a_real_server_with_its_sound_in_sync(tmp_path: Path
     [stream] = report["streams"]
     assert stream["taken"] and stream["reconnects"] == 0 and stream["sink"] == f"{server.url}/***", stream
     assert shown - 3 <= stream["pictures_sent"] <= shown, (stream, shown)
-    assert "birefvid: warning" not in err, err
+    assert "no connection worked" not in err, err
     # every picture reached the server, unless the stream's own thread fell behind on a loaded machine
     assert shown - 3 <= _frames(received) <= shown, (_frames(received), shown)
     assert not _children_sending_to(server.port), "an ffmpeg child outlived the run"
@@ -183,7 +183,7 @@ def test_a_stream_its_server_never_took_is_named_at_the_end_of_the_run(tmp_path:
     report = json.loads((tmp_path / "report.json").read_text())
     [stream] = report["streams"]
     assert not stream["taken"] and stream["last_error"], stream
-    warning = [line for line in err.splitlines() if line.startswith("birefvid: warning:")]
+    warning = [line for line in err.splitlines() if line.startswith("birefvid: warning:") and "no connection worked" in line]
     assert len(warning) == 1 and f"rtmp://127.0.0.1:{server.port}/nosuchapp/***: no connection worked" in warning[0], err
     assert KEY not in err, err
     assert _frames(tmp_path / "rec.mp4") == report["frames_shown"]

@@ -1,0 +1,48 @@
+"""Logged warnings read like the CLI's own lines (``birefvid: warning: ...``): they said
+``WARNING birefvid.commands.options: ...`` beside ``birefvid: error:`` and ``birefvid: warning:``
+lines printed directly, two styles for one reader and for a script's grep."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+
+from birefvid.cli import CliLogFormatter
+
+
+def _formatted(formatter: logging.Formatter, name: str, level: int, message: str) -> str:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    logger.propagate, logger.level = False, logging.DEBUG
+    try:
+        logger.log(level, message)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate, logger.level = True, logging.NOTSET
+    return out.getvalue()
+
+
+def test_a_logged_warning_is_one_birefvid_warning_line(tmp_path):
+    bad = tmp_path / "notavideo.mp4"
+    bad.write_bytes(b"not a video")
+    run = subprocess.run([sys.executable, "-m", "birefvid", "process", str(bad), "-o", str(tmp_path / "x.mkv"), "--fps", "30"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2
+    lines = run.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"birefvid: warning: --fps sets an image sequence's frame rate: {bad} keeps its own timing"), lines
+    assert lines[1].startswith(f"birefvid: error: {bad} is not a readable video"), lines
+
+
+def test_verbose_names_the_module_and_other_libraries_keep_their_name():
+    quiet, verbose = CliLogFormatter(), CliLogFormatter(verbose=True)
+    assert _formatted(quiet, "birefvid.io.audio", logging.WARNING, "no sound") == "birefvid: warning: no sound\n"
+    assert _formatted(verbose, "birefvid.io.audio", logging.WARNING, "no sound") == "birefvid: warning: no sound [birefvid.io.audio]\n"
+    assert _formatted(verbose, "birefvid.io.audio", logging.DEBUG, "opened") == "birefvid: debug: opened [birefvid.io.audio]\n"
+    assert _formatted(quiet, "birefvid.runtime", logging.INFO, "ready") == "birefvid: ready\n"
+    assert _formatted(quiet, "ray.worker", logging.ERROR, "lost") == "ray.worker: error: lost\n"
