@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
+import signal
 import threading
 from typing import Callable, Iterator
 
@@ -135,17 +137,43 @@ class Terminated(KeyboardInterrupt):
 
 
 _finishing = threading.Event()
+PRESSES_TO_ABANDON = 3  # Ctrl-C presses during finishing() that give up on it, as ffmpeg's "> 3 signals" does
 
 
 @contextlib.contextmanager
 def finishing() -> Iterator[None]:
     """A block that completes what a run made (a live run committing its recordings): SIGTERM
-    arriving meanwhile is not raised, since the run is ending anyway and would be left half-closed."""
+    arriving meanwhile is not raised, since the run is ending anyway and would be left half-closed.
+    Ctrl-C is held too: pressed twice, as people do, the second press discarded the whole recording
+    the first had stopped; ``PRESSES_TO_ABANDON`` presses still give up (the block is bounded anyway)."""
     _finishing.set()
+    restore = _hold_interrupts()
     try:
         yield
     finally:
         _finishing.clear()
+        restore()
+
+
+def _hold_interrupts() -> Callable[[], None]:
+    """Make Ctrl-C (SIGINT) count presses instead of raising, until the returned function restores it.
+    Only on the main thread (where Python handles signals) and only over Python's own handler."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return lambda: None
+    presses = 0
+
+    def held(signum: int, frame: object) -> None:
+        nonlocal presses
+        presses += 1
+        if presses >= PRESSES_TO_ABANDON:
+            raise KeyboardInterrupt
+        if presses == 1:
+            logging.getLogger("birefvid").warning(
+                "finishing the recordings first (a few seconds at most); Ctrl-C %d more times abandons them", PRESSES_TO_ABANDON - 1
+            )
+
+    signal.signal(signal.SIGINT, held)
+    return lambda: signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def termination_deferred() -> bool:

@@ -119,3 +119,49 @@ def test_stopping_live_during_its_one_off_export_exits_cleanly(tmp_path: Path, c
     left = [p.name for p in (cache / "onnx").iterdir() if not (p.name.startswith(".") and p.name.endswith(".onnx.lock"))]
     assert left == [], "the interrupted export left its partial file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["birefvid.err", "birefvid.out", "cache"]
+
+
+
+def test_ctrl_c_pressed_twice_keeps_the_live_recording(tmp_path: Path, clip: Path) -> None:
+    """People press Ctrl-C twice. The second press, while the first one's stop waited for the model's
+    last picture, wrote the queued ones and closed the files, discarded the whole recording (and C++
+    aborted: "terminate called without an active exception"). It is now held, with a line saying so."""
+    model = ["--model", "tiny", "--device", "cpu", "--resolution", "256"]  # the model's last picture takes ~0.3 s: the press lands in it
+    args = ["--source", clip, "--realtime", *model, "--sink", "rec.mp4", "--stats-every", "0.5", "--stats-json", "stats.jsonl"]
+    with LiveRun(args, tmp_path) as run:
+        wait_for(lambda: sum(s["frames_shown"] for s in stats_lines(tmp_path / "stats.jsonl")) >= 24, 90, "24 frames shown", run=run)
+        run.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+        time.sleep(0.02)
+        run.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+        assert run.wait(30) == 0, run.stderr()[-3000:]
+        err = run.stderr()
+    assert _partials(tmp_path) == []
+    assert "finishing the recordings first" in err, err[-3000:]
+    shown = [line for line in err.splitlines() if line.startswith("live: showed")]
+    assert shown and _frames(tmp_path / "rec.mp4") == int(shown[-1].split()[2]), err[-3000:]
+
+
+_FINISHING = """
+import signal, sys, time
+from birefvid.errors import finishing
+try:
+    with finishing():
+        print("finishing", flush=True)
+        time.sleep(float(sys.argv[1]))
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("abandoned", flush=True)
+"""
+
+
+@pytest.mark.parametrize("presses, said", [(2, "finished"), (3, "abandoned")])
+def test_presses_during_finishing_are_held_and_three_give_up(presses: int, said: str) -> None:
+    """Held Ctrl-C presses must still let a user out of a finish that takes too long: the third gives up."""
+    proc = subprocess.Popen([sys.executable, "-c", _FINISHING, "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "finishing"
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=30)
+    assert out.split() == [said] and proc.returncode == 0, (out, err)
+    assert "Ctrl-C 2 more times abandons them" in err, err

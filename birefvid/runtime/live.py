@@ -363,10 +363,18 @@ class LiveRunner:
         except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM under the command line
             self.ended_by = "terminated" if isinstance(stopped, Terminated) else "interrupted"
         finally:
-            self.writer.finish()
-            self.stop.set()
-            self.final = self.stats.final(time.monotonic(), self.source)
-            self.model.join()
+            try:
+                with finishing():  # a second Ctrl-C while the queued pictures are written must not discard the recordings
+                    self.writer.finish()
+                    self.stop.set()
+                    self.final = self.stats.final(time.monotonic(), self.source)
+                    self.model.join()
+            except BaseException:  # given up (Ctrl-C pressed again and again): the threads may be in native code
+                self.stop.set()
+                for thread in (self.writer._thread, self.model._thread):
+                    if thread.is_alive():
+                        exiting.abandon(thread)  # the command line then leaves with os._exit, not an abort under them
+                raise
         for stage, error in (("model", self.model.error), ("sinks", self.writer.error)):
             if error is None:
                 continue
