@@ -246,3 +246,15 @@ def test_a_variant_named_by_its_hub_repo_runs_at_its_cards_size(tmp_path, pvt_b0
     monkeypatch.setattr(weights, "fetch_hub_file", lambda repo, filename, repo_type="model": file)
     model, resolution, name = load_pretrained("someone/b0_hr")
     assert (resolution, name, model.backbone_name) == ((128, 96), "b0-hr", "pvt_v2_b0")
+
+
+def test_a_birefnet_built_with_other_options_says_what_differs(pvt_b0_state):
+    """A checkpoint of a BiRefNet trained with other decoder options got only "matches no BiRefNet backbone;
+    is it a BiRefNet checkpoint?"; now the nearest backbone's missing and unexpected keys, summarised."""
+    state = {k: v for k, v in pvt_b0_state.items() if not k.startswith("decoder.gdt_convs_4")}
+    state["decoder.refiner.conv.weight"] = torch.zeros(8, 8, 3, 3)
+    with pytest.raises(WeightsError) as caught:
+        build_model(state, None, "custom.pth")
+    line = str(caught.value)
+    assert line.startswith("custom.pth does not fit backbone pvt_v2_b0: ") and "keys missing (e.g. decoder.gdt_convs_4" in line, line
+    assert "1 unexpected keys (e.g. decoder.refiner.conv.weight)" in line and "\n" not in line and len(line) < 400, line

@@ -192,6 +192,17 @@ def detect_backbone(state: Mapping[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
+def nearest_backbone(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """The backbone whose BiRefNet shares most of these keys with their shapes (over half of both), or None."""
+    best, best_shared = None, 0
+    for backbone in BACKBONES:
+        expected = expected_shapes(backbone)
+        shared = sum(1 for k, shape in expected.items() if k in state and tuple(state[k].shape) == shape)
+        if shared > best_shared and 2 * shared > max(len(expected), len(state)):
+            best, best_shared = backbone, shared
+    return best
+
+
 def check_fits(state: Mapping[str, torch.Tensor], backbone: str, source: str) -> None:
     """Raise a WeightsError that says which keys/shapes disagree and which backbone fits instead."""
     missing, unexpected, wrong = _mismatch(state, backbone)
@@ -278,6 +289,9 @@ def build_model(state: Mapping[str, torch.Tensor], backbone: Optional[str], sour
     if backbone is None:
         backbone = detect_backbone(state)
         if backbone is None:
+            nearest = nearest_backbone(state)
+            if nearest is not None:  # a BiRefNet built another way (other decoder options): say what differs
+                check_fits(state, nearest, source)
             raise WeightsError(f"{source} matches no BiRefNet backbone ({', '.join(BACKBONES)}); is it a BiRefNet checkpoint?")
     elif backbone not in BACKBONES:
         raise WeightsError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
