@@ -6,6 +6,7 @@ Every failure is a ``WeightsError`` subclass with one line that says what and ho
 from __future__ import annotations
 
 import logging
+import os
 import re
 import zipfile
 from functools import lru_cache
@@ -226,8 +227,17 @@ def _offline_error(repo: str, filename: str, repo_type: str, why: str) -> Offlin
     return OfflineError(
         f"cannot download {filename} from Hugging Face repo {repo}: {why}, and it is not in the cache; "
         f"on a connected machine run `hf download {repo} {filename}{flag}` and copy the cache folder "
-        f"(~/.cache/huggingface), or pass {option('weights')} FILE (its backbone is detected)"
+        f"({_hub_cache()}), or pass {option('weights')} FILE (its backbone is detected)"
     )
+
+
+def _hub_cache() -> str:
+    """The Hugging Face cache folder this run reads ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)."""
+    from huggingface_hub import constants
+
+    home = str(Path.home())
+    folder = str(constants.HF_HUB_CACHE)
+    return "~" + folder[len(home):] if folder.startswith(home + os.sep) else folder
 
 
 def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
@@ -319,6 +329,19 @@ def checkpoint_resolution(path: Path) -> Optional[tuple[int, int]]:
     return (width, height) if width and height else None
 
 
+def _read_download(path: Path, repo: str, filename: str, repo_type: str = "model") -> dict[str, torch.Tensor]:
+    """read_checkpoint of a file from the Hugging Face cache; a damaged one (a download cut off, a full disk)
+    is an error saying how to fetch it again, which nothing else would: the cache serves it as complete."""
+    try:
+        return read_checkpoint(path)
+    except WeightsNotFoundError:
+        raise
+    except WeightsError as exc:
+        flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+        raise WeightsError(f"{exc}; this is the Hugging Face cache's copy of {repo}/{filename}: "
+                           f"fetch it again with `hf download {repo} {filename}{flag} --force-download`") from exc
+
+
 def card_for_repo(repo: str) -> Optional[ModelCard]:
     """The card of the published variant in Hugging Face repo ``repo`` (``ZhengPeng7/BiRefNet_HR``), if any:
     named by its repo, a variant runs at its card's size (2048² for HR, not the 1024² default)."""
@@ -369,8 +392,8 @@ def load_pretrained(
     card = card_for_repo(name) if "/" in name else None  # a published variant named by its repo: its card's size
     if "/" in name and card is None:  # any other Hugging Face repo id
         path = fetch_hub_file(name, "model.safetensors")
-        return build_model(read_checkpoint(path), backbone, name), DEFAULT_RESOLUTION, name
+        return build_model(_read_download(path, name, "model.safetensors"), backbone, name), DEFAULT_RESOLUTION, name
     card = card or get_model_card(name)
     path = card_weights_path(card)
-    state = read_checkpoint(path)
+    state = _read_download(path, card.hub_repo, card.file, card.repo_type) if card.hub_repo and card.file else read_checkpoint(path)
     return build_model(state, backbone or card.backbone, f"{card.name} ({path})"), card.resolution, card.name
