@@ -275,3 +275,12 @@ def test_a_damaged_download_in_the_hub_cache_says_how_to_fetch_it_again(tmp_path
         load_pretrained("someone/b0")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "shared" / "hub"))
     assert f"copy the cache folder ({tmp_path / 'shared' / 'hub'})" in str(weights._offline_error("a/b", "model.safetensors", "model", "offline"))
+
+
+def test_a_checkpoint_without_batchnorm_step_counters_loads(pvt_b0_state):
+    """num_batches_tracked is unused at inference and torch fills it in itself; a file without it (a converted or
+    pruned checkpoint) was refused as "43 keys missing ... no BiRefNet backbone fits it"."""
+    state = {k: v for k, v in pvt_b0_state.items() if not k.endswith(".num_batches_tracked")}
+    model = build_model(state, None, "converted.safetensors")
+    assert model.backbone_name == "pvt_v2_b0"
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())

@@ -23,6 +23,7 @@ from .registry import ModelCard
 log = logging.getLogger(__name__)
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights")
+OPTIONAL_KEY = ".num_batches_tracked"  # a checkpoint may leave these out (parameters and running stats only)
 KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "birefnet.")
 SAFETENSORS_SUFFIXES = (".safetensors",)
 WEIGHTS_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")  # a --model value with one of these is a file
@@ -179,7 +180,8 @@ def expected_shapes(backbone: str) -> dict[str, tuple[int, ...]]:
 
 def _mismatch(state: Mapping[str, torch.Tensor], backbone: str) -> tuple[list[str], list[str], list[str]]:
     expected = expected_shapes(backbone)
-    missing = [k for k in expected if k not in state]
+    # BatchNorm's step counter is not used at inference and torch itself fills it in for older files
+    missing = [k for k in expected if k not in state and not k.endswith(OPTIONAL_KEY)]
     unexpected = [k for k in state if k not in expected]
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != expected[k]]
     return missing, unexpected, wrong
@@ -307,7 +309,8 @@ def build_model(state: Mapping[str, torch.Tensor], backbone: Optional[str], sour
         raise WeightsError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
     check_fits(state, backbone, source)
     model = BiRefNet(backbone)
-    model.load_state_dict(state, strict=True)
+    counters = {k: v for k, v in model.state_dict().items() if k.endswith(OPTIONAL_KEY) and k not in state}
+    model.load_state_dict({**state, **counters}, strict=True)
     return model.eval()
 
 
