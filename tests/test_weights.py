@@ -217,7 +217,7 @@ def _snapshot(folder: Path, state) -> Path:
     return folder
 
 
-def test_a_hub_snapshot_folder_loads_at_its_variants_size(tmp_path, pvt_b0_state):
+def test_a_hub_snapshot_folder_loads_at_its_variants_size(tmp_path, pvt_b0_state, monkeypatch):
     """`--weights BiRefNet_HR/` said "weights file not found" for a folder that exists, `--model` an unknown model;
     a folder named as a published repo (HR: 2048²) runs at that variant's size, any other at 1024²."""
     hr = _snapshot(tmp_path / "BiRefNet_HR", pvt_b0_state)
@@ -225,6 +225,9 @@ def test_a_hub_snapshot_folder_loads_at_its_variants_size(tmp_path, pvt_b0_state
     assert model.backbone_name == "pvt_v2_b0" and resolution == (2048, 2048)
     mine = _snapshot(tmp_path / "mine", pvt_b0_state)
     assert load_pretrained(str(mine))[1] == (1024, 1024)  # --model FOLDER as --weights FOLDER
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()  # an output folder named as a model does not hide the model
+    assert load_pretrained("tiny")[2] == "tiny"
     cached = _snapshot(tmp_path / "hub" / "models--ZhengPeng7--BiRefNet_lite-2K" / "snapshots" / ("a" * 40), pvt_b0_state)
     assert load_pretrained(weights=cached)[1] == (2560, 1440)
     with pytest.raises(WeightsNotFoundError, match="no weights in folder .*empty: expected model.safetensors"):

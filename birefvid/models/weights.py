@@ -390,7 +390,10 @@ def load_pretrained(
         # a file given as a model (`--model runs/ft/best.pt`, what train's own output suggests): it is one;
         # as an "owner/name" it was looked up on Hugging Face, or called an unknown model
         return load_pretrained(weights=name, backbone=backbone)
-    if Path(name).is_dir():  # a Hugging Face snapshot folder (`hf download --local-dir`, a git clone)
+    from .registry import list_models
+
+    is_card = name.lower() in {k.lower() for k in list_models()}  # `--model lite` beside a folder called lite/ is the card
+    if Path(name).is_dir() and not is_card:  # a Hugging Face snapshot folder (`hf download --local-dir`, a git clone)
         return load_pretrained(weights=name, backbone=backbone)
     card = card_for_repo(name) if "/" in name else None  # a published variant named by its repo: its card's size
     if "/" in name and card is None:  # any other Hugging Face repo id
