@@ -74,10 +74,17 @@ def test_an_unreadable_file_says_why_in_one_plain_line(tmp_path):
     cut = tmp_path / "cut.pth"
     torch.save({"w": torch.zeros(4096)}, tmp_path / "whole.pth")
     cut.write_bytes((tmp_path / "whole.pth").read_bytes()[:2000])
+    lfs = tmp_path / "model.safetensors"  # a Hugging Face repo cloned without git-lfs: safetensors said "header too large"
+    lfs.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 444473596\n")
+    save_file({"w": torch.zeros(4096)}, str(tmp_path / "whole.safetensors"))
+    cut_st = tmp_path / "cut.safetensors"  # safetensors said "incomplete metadata, file not fully covered"
+    cut_st.write_bytes((tmp_path / "whole.safetensors").read_bytes()[:2000])
     expected = {
         holds_object: "holds a Python object, argparse.Namespace, besides its tensors, which birefvid does not unpickle",
         picture: "is not a BiRefNet checkpoint (neither a PyTorch checkpoint nor a .safetensors file)",
         cut: "is not a BiRefNet checkpoint (a PyTorch checkpoint cut short",
+        lfs: "is a Git LFS pointer, not the weights (a repository cloned without git-lfs): run `git lfs install && git lfs pull`",
+        cut_st: "is not a BiRefNet checkpoint (a .safetensors file cut short",
     }
     for path, words in expected.items():
         with pytest.raises(WeightsError) as caught:
@@ -200,3 +207,83 @@ def test_a_weights_file_given_as_the_model_is_loaded_as_one(tmp_path, pvt_b0_sta
     assert load_pretrained("ft.safetensors")[1] == (128, 96)  # its training size, as with --weights
     with pytest.raises(WeightsNotFoundError, match="weights file not found: runs/nope.pth"):
         load_pretrained("runs/nope.pth")  # not a download attempt
+
+
+def _snapshot(folder: Path, state) -> Path:
+    """A Hugging Face snapshot folder as `hf download --local-dir` or a git clone leaves it."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"architectures": ["BiRefNet"], "bb_pretrained": false}')
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_a_hub_snapshot_folder_loads_at_its_variants_size(tmp_path, pvt_b0_state, monkeypatch):
+    """`--weights BiRefNet_HR/` said "weights file not found" for a folder that exists, `--model` an unknown model;
+    a folder named as a published repo (HR: 2048²) runs at that variant's size, any other at 1024²."""
+    hr = _snapshot(tmp_path / "BiRefNet_HR", pvt_b0_state)
+    model, resolution, _ = load_pretrained(weights=hr)
+    assert model.backbone_name == "pvt_v2_b0" and resolution == (2048, 2048)
+    mine = _snapshot(tmp_path / "mine", pvt_b0_state)
+    assert load_pretrained(str(mine))[1] == (1024, 1024)  # --model FOLDER as --weights FOLDER
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()  # an output folder named as a model does not hide the model
+    assert load_pretrained("tiny")[2] == "tiny"
+    cached = _snapshot(tmp_path / "hub" / "models--ZhengPeng7--BiRefNet_lite-2K" / "snapshots" / ("a" * 40), pvt_b0_state)
+    assert load_pretrained(weights=cached)[1] == (2560, 1440)
+    with pytest.raises(WeightsNotFoundError, match="no weights in folder .*empty: expected model.safetensors"):
+        (tmp_path / "empty").mkdir()
+        load_pretrained(weights=tmp_path / "empty")
+
+
+def test_a_variant_named_by_its_hub_repo_runs_at_its_cards_size(tmp_path, pvt_b0_state, monkeypatch):
+    """`--model ZhengPeng7/BiRefNet_HR` ran HR at 1024² (the repo path ignored the cards); now as `--model HR`."""
+    import birefvid.models.weights as weights
+
+    file = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in pvt_b0_state.items()}, str(file))
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "b0.json").write_text('{"name": "b0-hr", "backbone": "pvt_v2_b0", "resolution": [128, 96],'
+                                   ' "source": {"hub_repo": "Someone/B0_HR", "file": "model.safetensors"}}')
+    monkeypatch.setenv("BIREFVID_MODELS_DIR", str(cards))
+    monkeypatch.setattr(weights, "fetch_hub_file", lambda repo, filename, repo_type="model": file)
+    model, resolution, name = load_pretrained("someone/b0_hr")
+    assert (resolution, name, model.backbone_name) == ((128, 96), "b0-hr", "pvt_v2_b0")
+
+
+def test_a_birefnet_built_with_other_options_says_what_differs(pvt_b0_state):
+    """A checkpoint of a BiRefNet trained with other decoder options got only "matches no BiRefNet backbone;
+    is it a BiRefNet checkpoint?"; now the nearest backbone's missing and unexpected keys, summarised."""
+    state = {k: v for k, v in pvt_b0_state.items() if not k.startswith("decoder.gdt_convs_4")}
+    state["decoder.refiner.conv.weight"] = torch.zeros(8, 8, 3, 3)
+    with pytest.raises(WeightsError) as caught:
+        build_model(state, None, "custom.pth")
+    line = str(caught.value)
+    assert line.startswith("custom.pth does not fit backbone pvt_v2_b0: ") and "keys missing (e.g. decoder.gdt_convs_4" in line, line
+    assert "1 unexpected keys (e.g. decoder.refiner.conv.weight)" in line and "\n" not in line and len(line) < 400, line
+
+
+def test_a_damaged_download_in_the_hub_cache_says_how_to_fetch_it_again(tmp_path, monkeypatch):
+    """The cache serves a cut-off file as complete, so only a line naming `hf download --force-download` gets
+    the user out; the offline line names the cache this run reads ($HF_HOME), not always ~/.cache/huggingface."""
+    import huggingface_hub.constants
+
+    import birefvid.models.weights as weights
+
+    save_file({"w": torch.zeros(4096)}, str(tmp_path / "whole.safetensors"))
+    cut = tmp_path / "model.safetensors"
+    cut.write_bytes((tmp_path / "whole.safetensors").read_bytes()[:2000])
+    monkeypatch.setattr(weights, "fetch_hub_file", lambda repo, filename, repo_type="model": cut)
+    with pytest.raises(WeightsError, match=r"cut short.*fetch it again with `hf download someone/b0 model.safetensors --force-download`"):
+        load_pretrained("someone/b0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "shared" / "hub"))
+    assert f"copy the cache folder ({tmp_path / 'shared' / 'hub'})" in str(weights._offline_error("a/b", "model.safetensors", "model", "offline"))
+
+
+def test_a_checkpoint_without_batchnorm_step_counters_loads(pvt_b0_state):
+    """num_batches_tracked is unused at inference and torch fills it in itself; a file without it (a converted or
+    pruned checkpoint) was refused as "43 keys missing ... no BiRefNet backbone fits it"."""
+    state = {k: v for k, v in pvt_b0_state.items() if not k.endswith(".num_batches_tracked")}
+    model = build_model(state, None, "converted.safetensors")
+    assert model.backbone_name == "pvt_v2_b0"
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())

@@ -6,6 +6,7 @@ Every failure is a ``WeightsError`` subclass with one line that says what and ho
 from __future__ import annotations
 
 import logging
+import os
 import re
 import zipfile
 from functools import lru_cache
@@ -22,11 +23,15 @@ from .registry import ModelCard
 log = logging.getLogger(__name__)
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "weights")
+OPTIONAL_KEY = ".num_batches_tracked"  # a checkpoint may leave these out (parameters and running stats only)
 KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "birefnet.")
 SAFETENSORS_SUFFIXES = (".safetensors",)
 WEIGHTS_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")  # a --model value with one of these is a file
 # how a torch checkpoint starts: a zip archive (torch >= 1.6), or a protocol-2 pickle (the older format)
 TORCH_MAGIC = (b"PK", b"\x80")
+LFS_POINTER = b"version https://git-lfs"  # what a Hugging Face repo cloned without git-lfs holds instead of weights
+# what a Hugging Face snapshot folder (`hf download --local-dir`, a git clone) keeps its weights in, in order of preference
+FOLDER_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth")
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
@@ -41,6 +46,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Optional[tu
 
     The size comes from a safetensors file's metadata or a ``birefvid train`` checkpoint (last.pt)."""
     path = Path(path)
+    if path.is_dir():
+        path = weights_in_folder(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file not found: {path}")
     try:
@@ -57,6 +64,20 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Optional[tu
     return normalize_state_dict(raw, str(path)), resolution
 
 
+def weights_in_folder(folder: Path) -> Path:
+    """The checkpoint in a Hugging Face snapshot folder (config.json + model.safetensors, as `hf download
+    --local-dir` or a git clone leaves it), or the folder's only checkpoint file; else a WeightsNotFoundError."""
+    for name in FOLDER_WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in WEIGHTS_FILE_SUFFIXES)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise WeightsNotFoundError(f"{folder} holds {len(found)} checkpoints ({', '.join(p.name for p in found[:4])}); name one of them")
+    raise WeightsNotFoundError(f"no weights in folder {folder}: expected {' or '.join(FOLDER_WEIGHTS[:2])} (a Hugging Face snapshot) or one .pth/.safetensors file")
+
+
 def _unreadable(path: Path, exc: Exception) -> str:
     """The error line for a ``path`` torch or safetensors could not read, in words a user can act on.
 
@@ -69,18 +90,51 @@ def _unreadable(path: Path, exc: Exception) -> str:
         return (f"{path} holds a Python object, {unsafe.group(1)}, besides its tensors, which birefvid does not unpickle "
                 "since unpickling can run code; if you trust the file, load it with torch.load(FILE, weights_only=False) "
                 "and torch.save its state_dict alone")
-    if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
-        try:
-            with path.open("rb") as f:
-                head = f.read(2)
-        except OSError as err:  # e.g. no permission: that is the reason
-            return f"cannot read weights file {path} ({err.strerror})"
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(LFS_POINTER))
+    except OSError as err:  # e.g. no permission: that is the reason
+        return f"cannot read weights file {path} ({err.strerror})"
+    if head.startswith(LFS_POINTER):
+        return (f"{path} is a Git LFS pointer, not the weights (a repository cloned without git-lfs): "
+                "run `git lfs install && git lfs pull` in it, or fetch the file with `hf download OWNER/REPO model.safetensors`")
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+        if _safetensors_cut_short(path):
+            return f"{path} is not a BiRefNet checkpoint (a .safetensors file cut short: an interrupted download or copy?)"
+    else:
         if not head.startswith(TORCH_MAGIC):
             return f"{path} is not a BiRefNet checkpoint (neither a PyTorch checkpoint nor a .safetensors file)"
         if head.startswith(TORCH_MAGIC[0]) and not zipfile.is_zipfile(path):
             return f"{path} is not a BiRefNet checkpoint (a PyTorch checkpoint cut short: an interrupted download or copy?)"
     lines = text.strip().splitlines()
     return f"{path} is not a BiRefNet checkpoint (could not read it: {lines[0][:160] if lines else type(exc).__name__})"
+
+
+def _safetensors_cut_short(path: Path) -> bool:
+    """Does a .safetensors file's header promise more bytes than the file holds? (safetensors says only
+    "incomplete metadata, file not fully covered")."""
+    import json
+    import struct
+
+    try:
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            text = f.read(min(length, 100_000_000))
+        size = path.stat().st_size
+    except (OSError, struct.error):
+        return False
+    if not text.startswith(b"{"):
+        return False  # not a safetensors file at all
+    if len(text) < length:
+        return True  # cut inside its header
+    try:
+        header = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(header, dict):
+        return False
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    return bool(ends) and 8 + length + max(ends) > size
 
 
 def _parse_size(value: str) -> Optional[tuple[int, int]]:
@@ -126,7 +180,8 @@ def expected_shapes(backbone: str) -> dict[str, tuple[int, ...]]:
 
 def _mismatch(state: Mapping[str, torch.Tensor], backbone: str) -> tuple[list[str], list[str], list[str]]:
     expected = expected_shapes(backbone)
-    missing = [k for k in expected if k not in state]
+    # BatchNorm's step counter is not used at inference and torch itself fills it in for older files
+    missing = [k for k in expected if k not in state and not k.endswith(OPTIONAL_KEY)]
     unexpected = [k for k in state if k not in expected]
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != expected[k]]
     return missing, unexpected, wrong
@@ -138,6 +193,17 @@ def detect_backbone(state: Mapping[str, torch.Tensor]) -> Optional[str]:
         if not any(_mismatch(state, backbone)):
             return backbone
     return None
+
+
+def nearest_backbone(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """The backbone whose BiRefNet shares most of these keys with their shapes (over half of both), or None."""
+    best, best_shared = None, 0
+    for backbone in BACKBONES:
+        expected = expected_shapes(backbone)
+        shared = sum(1 for k, shape in expected.items() if k in state and tuple(state[k].shape) == shape)
+        if shared > best_shared and 2 * shared > max(len(expected), len(state)):
+            best, best_shared = backbone, shared
+    return best
 
 
 def check_fits(state: Mapping[str, torch.Tensor], backbone: str, source: str) -> None:
@@ -163,8 +229,17 @@ def _offline_error(repo: str, filename: str, repo_type: str, why: str) -> Offlin
     return OfflineError(
         f"cannot download {filename} from Hugging Face repo {repo}: {why}, and it is not in the cache; "
         f"on a connected machine run `hf download {repo} {filename}{flag}` and copy the cache folder "
-        f"(~/.cache/huggingface), or pass {option('weights')} FILE (its backbone is detected)"
+        f"({_hub_cache()}), or pass {option('weights')} FILE (its backbone is detected)"
     )
+
+
+def _hub_cache() -> str:
+    """The Hugging Face cache folder this run reads ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)."""
+    from huggingface_hub import constants
+
+    home = str(Path.home())
+    folder = str(constants.HF_HUB_CACHE)
+    return "~" + folder[len(home):] if folder.startswith(home + os.sep) else folder
 
 
 def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
@@ -226,12 +301,16 @@ def build_model(state: Mapping[str, torch.Tensor], backbone: Optional[str], sour
     if backbone is None:
         backbone = detect_backbone(state)
         if backbone is None:
+            nearest = nearest_backbone(state)
+            if nearest is not None:  # a BiRefNet built another way (other decoder options): say what differs
+                check_fits(state, nearest, source)
             raise WeightsError(f"{source} matches no BiRefNet backbone ({', '.join(BACKBONES)}); is it a BiRefNet checkpoint?")
     elif backbone not in BACKBONES:
         raise WeightsError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
     check_fits(state, backbone, source)
     model = BiRefNet(backbone)
-    model.load_state_dict(state, strict=True)
+    counters = {k: v for k, v in model.state_dict().items() if k.endswith(OPTIONAL_KEY) and k not in state}
+    model.load_state_dict({**state, **counters}, strict=True)
     return model.eval()
 
 
@@ -253,6 +332,40 @@ def checkpoint_resolution(path: Path) -> Optional[tuple[int, int]]:
     return (width, height) if width and height else None
 
 
+def _read_download(path: Path, repo: str, filename: str, repo_type: str = "model") -> dict[str, torch.Tensor]:
+    """read_checkpoint of a file from the Hugging Face cache; a damaged one (a download cut off, a full disk)
+    is an error saying how to fetch it again, which nothing else would: the cache serves it as complete."""
+    try:
+        return read_checkpoint(path)
+    except WeightsNotFoundError:
+        raise
+    except WeightsError as exc:
+        flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+        raise WeightsError(f"{exc}; this is the Hugging Face cache's copy of {repo}/{filename}: "
+                           f"fetch it again with `hf download {repo} {filename}{flag} --force-download`") from exc
+
+
+def card_for_repo(repo: str) -> Optional[ModelCard]:
+    """The card of the published variant in Hugging Face repo ``repo`` (``ZhengPeng7/BiRefNet_HR``), if any:
+    named by its repo, a variant runs at its card's size (2048² for HR, not the 1024² default)."""
+    from .registry import list_models
+
+    return next((c for c in list_models().values() if c.hub_repo and c.repo_type == "model" and c.hub_repo.lower() == repo.lower()), None)
+
+
+def card_for_folder(folder: Path) -> Optional[ModelCard]:
+    """The card of the published variant a snapshot folder holds, told by its name: the Hugging Face cache's
+    ``models--ZhengPeng7--BiRefNet_HR/snapshots/SHA``, or ``BiRefNet_HR`` as `git clone` and `hf download
+    --local-dir` name it; None for any other folder."""
+    from .registry import list_models
+
+    folder = folder.resolve()
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return card_for_repo(folder.parent.parent.name[len("models--"):].replace("--", "/", 1))
+    name = folder.name.lower()
+    return next((c for c in list_models().values() if c.hub_repo and c.repo_type == "model" and c.hub_repo.split("/")[-1].lower() == name), None)
+
+
 def load_pretrained(
     model: Optional[str] = None, *, weights: Optional[str | Path] = None, backbone: Optional[str] = None
 ) -> tuple[BiRefNet, tuple[int, int], str]:
@@ -267,16 +380,26 @@ def load_pretrained(
     if weights is not None:
         path = Path(weights)
         state, trained_at = read_weights(path)
-        return build_model(state, backbone, str(path)), trained_at or DEFAULT_RESOLUTION, path.name
+        card = card_for_folder(path) if path.is_dir() else None
+        if trained_at is None and card is not None:
+            log.info("%s is %s's snapshot: running it at that model's %dx%d", path, card.hub_repo, *card.resolution)
+        native = trained_at or (card.resolution if card else DEFAULT_RESOLUTION)
+        return build_model(state, backbone, str(path)), native, path.name
     name = model or "general"
     if Path(name).is_file() or Path(name).suffix.lower() in WEIGHTS_FILE_SUFFIXES:
         # a file given as a model (`--model runs/ft/best.pt`, what train's own output suggests): it is one;
         # as an "owner/name" it was looked up on Hugging Face, or called an unknown model
         return load_pretrained(weights=name, backbone=backbone)
-    if "/" in name and not Path(name).exists():  # a Hugging Face repo id
+    from .registry import list_models
+
+    is_card = name.lower() in {k.lower() for k in list_models()}  # `--model lite` beside a folder called lite/ is the card
+    if Path(name).is_dir() and not is_card:  # a Hugging Face snapshot folder (`hf download --local-dir`, a git clone)
+        return load_pretrained(weights=name, backbone=backbone)
+    card = card_for_repo(name) if "/" in name else None  # a published variant named by its repo: its card's size
+    if "/" in name and card is None:  # any other Hugging Face repo id
         path = fetch_hub_file(name, "model.safetensors")
-        return build_model(read_checkpoint(path), backbone, name), DEFAULT_RESOLUTION, name
-    card = get_model_card(name)
+        return build_model(_read_download(path, name, "model.safetensors"), backbone, name), DEFAULT_RESOLUTION, name
+    card = card or get_model_card(name)
     path = card_weights_path(card)
-    state = read_checkpoint(path)
+    state = _read_download(path, card.hub_repo, card.file, card.repo_type) if card.hub_repo and card.file else read_checkpoint(path)
     return build_model(state, backbone or card.backbone, f"{card.name} ({path})"), card.resolution, card.name
