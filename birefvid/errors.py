@@ -141,13 +141,14 @@ PRESSES_TO_ABANDON = 3  # Ctrl-C presses during finishing() that give up on it, 
 
 
 @contextlib.contextmanager
-def finishing() -> Iterator[None]:
+def finishing(doing: str = "finishing the recordings", giving_up: str = "abandons them") -> Iterator[None]:
     """A block that completes what a run made (a live run committing its recordings): SIGTERM
     arriving meanwhile is not raised, since the run is ending anyway and would be left half-closed.
     Ctrl-C is held too: pressed twice, as people do, the second press discarded the whole recording
-    the first had stopped; ``PRESSES_TO_ABANDON`` presses still give up (the block is bounded anyway)."""
+    the first had stopped; ``PRESSES_TO_ABANDON`` presses still give up (the block is bounded anyway).
+    The held press's warning says what is being finished (``doing``) and what giving up does."""
     _finishing.set()
-    restore = _hold_interrupts()
+    restore = _hold_interrupts(doing, giving_up)
     try:
         yield
     finally:
@@ -155,7 +156,7 @@ def finishing() -> Iterator[None]:
         restore()
 
 
-def _hold_interrupts() -> Callable[[], None]:
+def _hold_interrupts(doing: str, giving_up: str) -> Callable[[], None]:
     """Make Ctrl-C (SIGINT) count presses instead of raising, until the returned function restores it.
     Only on the main thread (where Python handles signals) and only over Python's own handler."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
@@ -168,9 +169,7 @@ def _hold_interrupts() -> Callable[[], None]:
         if presses >= PRESSES_TO_ABANDON:
             raise KeyboardInterrupt
         if presses == 1:
-            logging.getLogger("birefvid").warning(
-                "finishing the recordings first (a few seconds at most); Ctrl-C %d more times abandons them", PRESSES_TO_ABANDON - 1
-            )
+            logging.getLogger("birefvid").warning("%s first (a few seconds at most); Ctrl-C %d more times %s", doing, PRESSES_TO_ABANDON - 1, giving_up)
 
     signal.signal(signal.SIGINT, held)
     return lambda: signal.signal(signal.SIGINT, signal.default_int_handler)

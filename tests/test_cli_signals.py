@@ -141,6 +141,27 @@ def test_ctrl_c_pressed_twice_keeps_the_live_recording(tmp_path: Path, clip: Pat
     assert shown and _frames(tmp_path / "rec.mp4") == int(shown[-1].split()[2]), err[-3000:]
 
 
+
+def test_ctrl_c_pressed_twice_stops_a_file_run_cleanly(tmp_path: Path, clip: Path) -> None:
+    """The second press, while the first one's stop waited for the model's batch, left its threads in
+    native code: the process aborted at exit ("terminate called without an active exception", a core
+    dump's SIGABRT instead of exit 130). It is held now; the output is still not left behind."""
+    out = tmp_path / "cut.mov"
+    proc = subprocess.Popen([sys.executable, "-m", "birefvid", "process", str(clip), "-o", str(out), "--model", "tiny",
+                             "--resolution", "256", "--device", "cpu"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for(lambda: any(p.stat().st_size > 20_000 for p in tmp_path.iterdir() if ".partial-" in p.name), 90, "frames written")
+        for _ in range(2):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.02)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "terminate called" not in err and "stopping the run's threads first" in err, err[-3000:]
+    assert _partials(tmp_path) == [] and not out.exists()
+
+
 _FINISHING = """
 import signal, sys, time
 from birefvid.errors import finishing

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Optional, Protocol, Sequence
 
 from .. import exiting
-from ..errors import BirefvidError, PipelineError, in_caller_context
+from ..errors import BirefvidError, PipelineError, finishing, in_caller_context
 from .priority import HELPER_NICENESS, lower_thread_priority
 
 log = logging.getLogger(__name__)
@@ -229,14 +229,23 @@ def run_stages(
     except BaseException:
         stop.set()
         deadline = time.monotonic() + STOP_JOIN_SECONDS
-        for t in threads:
-            # waited on by its own flag: before Python 3.13 a join that Ctrl-C interrupted marks the
-            # thread as ended (is_alive() False) while it still runs
-            if not finished[t].wait(timeout=max(0.0, deadline - time.monotonic())):
-                # still in native code that nothing can stop (a model's first export or compile inside the
-                # model stage, a stuck device): a normal interpreter exit would abort under it ("terminate
-                # called without an active exception", exit 134 instead of 130); the CLI leaves with os._exit
-                exiting.abandon(t)
+        try:
+            # Ctrl-C pressed again meanwhile (people press it twice) is held: raised here, it left the
+            # threads running in native code and the process aborted at exit
+            with finishing("stopping the run's threads", "leaves at once"):
+                for t in threads:
+                    # waited on by its own flag: before Python 3.13 a join that Ctrl-C interrupted marks the
+                    # thread as ended (is_alive() False) while it still runs
+                    if not finished[t].wait(timeout=max(0.0, deadline - time.monotonic())):
+                        # still in native code that nothing can stop (a model's first export or compile inside the
+                        # model stage, a stuck device): a normal interpreter exit would abort under it ("terminate
+                        # called without an active exception", exit 134 instead of 130); the CLI leaves with os._exit
+                        exiting.abandon(t)
+        except BaseException:  # given up by more presses: the rest are left as above
+            for t in threads:
+                if not finished[t].is_set():
+                    exiting.abandon(t)
+            raise
         raise
     if errors:
         name, exc = errors[0]
