@@ -486,8 +486,9 @@ def yuv_to_rgb(yuv: Sequence[float], *, bits: int = 8, colorspace: int = 1, full
     """The exact RGB (0-255 floats, clipped) of one YUV sample by the standard's formula: what a decoder must give."""
     s = 2 ** (bits - 8)
     y, u, v = (float(c) for c in yuv)
-    if full:
-        y, u, v = y / (255 * s), (u - 128 * s) / (255 * s), (v - 128 * s) / (255 * s)
+    if full:  # BT.2100's full range: 0 to 2^n - 1
+        top = 2**bits - 1
+        y, u, v = y / top, (u - 128 * s) / top, (v - 128 * s) / top
     else:
         y, u, v = (y - 16 * s) / (219 * s), (u - 128 * s) / (224 * s), (v - 128 * s) / (224 * s)
     kr, kb = _KR_KB[colorspace]
