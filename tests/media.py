@@ -476,3 +476,37 @@ def chapter_marks(path: str | Path) -> list[tuple[float, float, str]]:
     with av.open(str(path)) as c:
         return [(float(ch["start"] * ch["time_base"]), float(ch["end"] * ch["time_base"]), ch["metadata"].get("title", ""))
                 for ch in c.chapters()]  # fmt: skip
+
+
+# Kr, Kb of the YUV matrices by libav AVColorSpace value (1 BT.709, 5/6 BT.601, 9 BT.2020)
+_KR_KB = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 9: (0.2627, 0.0593)}
+
+
+def yuv_to_rgb(yuv: Sequence[float], *, bits: int = 8, colorspace: int = 1, full: bool = False) -> np.ndarray:
+    """The exact RGB (0-255 floats, clipped) of one YUV sample by the standard's formula: what a decoder must give."""
+    s = 2 ** (bits - 8)
+    y, u, v = (float(c) for c in yuv)
+    if full:  # BT.2100's full range: 0 to 2^n - 1
+        top = 2**bits - 1
+        y, u, v = y / top, (u - 128 * s) / top, (v - 128 * s) / top
+    else:
+        y, u, v = (y - 16 * s) / (219 * s), (u - 128 * s) / (224 * s), (v - 128 * s) / (224 * s)
+    kr, kb = _KR_KB[colorspace]
+    r, b = y + 2 * (1 - kr) * v, y + 2 * (1 - kb) * u
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    return np.clip(np.array([r, g, b]) * 255, 0, 255)
+
+
+def flat_yuv_frame(fmt: str, yuv: Sequence[int], size: tuple[int, int] = (64, 48), *, colorspace: int = 1, full: bool = False) -> "av.VideoFrame":
+    """A decoded-like picture of one YUV colour in ``fmt`` (planar YUV of any depth, or nv12), tagged with its matrix and range."""
+    frame = av.VideoFrame(*size, fmt)
+    dtype = np.uint16 if max(c.bits for c in frame.format.components) > 8 else np.uint8
+    if fmt == "nv12":
+        np.frombuffer(memoryview(frame.planes[0]), dtype)[:] = yuv[0]
+        uv = np.frombuffer(memoryview(frame.planes[1]), dtype)
+        uv[0::2], uv[1::2] = yuv[1], yuv[2]
+    else:
+        for plane, value in zip(frame.planes, [*yuv, 2 ** (8 * dtype().itemsize) - 1]):
+            np.frombuffer(memoryview(plane), dtype)[:] = value
+    frame.colorspace, frame.color_range = colorspace, 2 if full else 1
+    return frame

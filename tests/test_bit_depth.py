@@ -56,8 +56,18 @@ def write_deep_clip(path: Path, *, codec: str = "ffv1", pix_fmt: str = "yuv444p1
 
 
 def decoded(path: Path, fmt: str) -> list[np.ndarray]:
+    """The file's pictures as ``fmt``; 16-bit RGB from YUV by the standard's formula (birefvid's converter: PyAV's
+    own ``to_ndarray`` puts limited-range white at 65283, 0.4% dark, which hid the same error the other way in outputs)."""
+    from birefvid.io._pixels import RgbConverter, _is_yuv
+
+    convert, pictures = RgbConverter(threads=1), []
     with av.open(str(path)) as c:
-        return [f.to_ndarray(format=fmt) for f in c.decode(video=0)]
+        for f in c.decode(video=0):
+            picture = f.to_ndarray(format=fmt)
+            if fmt in ("rgb48le", "rgba64le") and _is_yuv(f):
+                picture[..., :3] = convert.deep(f)[1]
+            pictures.append(picture)
+    return pictures
 
 
 def square_error(out: list[np.ndarray], src: list[np.ndarray]) -> float:
@@ -334,3 +344,32 @@ def test_planar_deep_frames_convert_exactly_as_packed_ones(channels, fmt):
     for a, b in zip(planar.planes, packed.planes):
         rows = [np.frombuffer(memoryview(p), np.uint8)[: p.height * p.line_size].reshape(p.height, p.line_size)[:, : p.width * row_bytes] for p in (a, b)]
         assert np.array_equal(*rows)
+
+
+def test_a_white_background_is_video_white_in_a_10_bit_output_not_above_it(tmp_path, seg, deep_clip):
+    """Where the matte is 0 the background's colour is written as it is: white at 10-bit video white (940),
+    where swscale's own scale of 16-bit RGB put it at 943, 0.4% too bright (broadcast QC flags that)."""
+    out = tmp_path / "w.mkv"
+    process_video(deep_clip, out, segmenter=seg, kind="composite", background="white", codec="ffv1", smooth="none")
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    assert frames[0].format.name == "yuv444p10le" and frames[0].color_range in (0, 1)  # limited range, as tagged
+    for i, f in enumerate(frames):
+        _, outside = interior(true_mask(i, SIZE))
+        y, u, v = (np.frombuffer(memoryview(p), np.uint16).reshape(p.height, -1)[:, : p.width][outside] for p in f.planes[:3])
+        assert (y == 940).all() and (u == 512).all() and (v == 512).all(), (np.unique(y), np.unique(u), np.unique(v))
+
+
+def test_deep_pictures_of_yuv_follow_the_standards_formula():
+    """16-bit RGB of 10- and 12-bit YUV (ProRes, HEVC, DNxHR) is the formula's: swscale alone gave white 65283, 0.4% dark."""
+    from birefvid.io._pixels import RgbConverter
+    from media import flat_yuv_frame, yuv_to_rgb
+
+    for fmt, bits in (("yuv420p10le", 10), ("yuv422p10le", 10), ("yuv444p12le", 12)):
+        for full in (False, True):
+            for yuv in ((235, 128, 128), (120, 100, 170), (60, 140, 120)):
+                scaled = [c * 2 ** (bits - 8) for c in yuv]
+                image, deep = RgbConverter(threads=1).deep(flat_yuv_frame(fmt, scaled, full=full))
+                want = yuv_to_rgb(scaled, bits=bits, full=full) * 257
+                err = np.abs(deep.reshape(-1, 3).astype(float) - want).max() / LEVEL
+                assert err < 0.3, f"{fmt} {'full' if full else 'limited'} {yuv}: {err:.2f} 10-bit levels from the formula"

@@ -690,3 +690,39 @@ def test_a_sources_own_alpha_is_kept(tmp_path, seg, form):
     m = read_video(mask, "gray").images[0]
     fg, _ = interior(true_mask(0, SIZE))
     assert m[fg & hidden].max() <= 2 and m[fg & shown].min() >= 250
+
+
+def test_a_bt709_camera_clips_subject_keeps_its_colour_in_the_cut_out(tmp_path, seg):
+    """Where the matte is 1 the cut-out's RGB is the source's, by BT.709's formula: a limited-range 4:2:0
+    clip (what cameras and phones write) lost up to 1.7 levels of green that way before."""
+    from media import yuv_to_rgb
+
+    subject, background = (120, 100, 170), (60, 200, 100)  # a warm orange (R > B: the red key's subject), a blue
+    n = 3
+    path = tmp_path / "cam.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"qp": "0", "preset": "ultrafast"})  # lossless YUV
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        cc = stream.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
+        for i in range(n):
+            inside = true_mask(i, SIZE) > 0
+            frame = av.VideoFrame(*SIZE, "yuv420p")
+            for p, plane in enumerate(frame.planes):
+                pixels = np.where(inside, subject[p], background[p]).astype(np.uint8)
+                if p:  # chroma at half size
+                    pixels = cv2.resize(pixels, (plane.width, plane.height), interpolation=cv2.INTER_AREA)
+                rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+                rows[:, : plane.width] = pixels
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    folder = tmp_path / "cut"
+    process_video(path, folder, segmenter=seg, kind="alpha", smooth="none")
+    want = yuv_to_rgb(subject, colorspace=1)
+    for i, f in enumerate(sorted(folder.iterdir())):
+        rgba = cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+        fg, _ = interior(true_mask(i, SIZE))
+        assert (rgba[..., 3][fg] == 255).all()
+        err = np.abs(rgba[..., :3][fg].astype(float) - want).max(axis=0)
+        assert err.max() <= 1, f"frame {i}: RGB {err.round(2)} levels from the source's colour {want.round(2)}"

@@ -14,7 +14,7 @@ from av.video.reformatter import VideoReformatter
 
 from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
-from birefvid.io._pixels import RgbToYuv, conversion_threads, planar_deep_frame
+from birefvid.io._pixels import RgbToYuv, gain16, conversion_threads, is_yuv_format, planar_deep_frame, rgb16_white
 from birefvid.io.atomic import AtomicFile
 from birefvid.io.audio import AudioTracks
 from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
@@ -165,6 +165,10 @@ class VideoFileSink(Sink):
             # ProRes writes colour into every frame's header from the frame's own tags, not the stream's:
             # without these an HLG or BT.709 clip's ProRes said "unknown" there beside a correct MOV colr atom
             self._frame_tags = {n: int(getattr(cc, n)) for n in ("color_primaries", "color_trc") if int(getattr(cc, n)) not in (0, 2)}
+        # 16-bit RGB into YUV: scaled to swscale's white (rgb16_white), else a plate's white came out at 943 of 940
+        self._deep_gain = 1.0
+        if spec.kind != "mask" and is_yuv_format(spec.pix_fmt):
+            self._deep_gain = rgb16_white(sample_bits(spec.pix_fmt), self._range == 2) / 65535
         if spec.pix_fmt.startswith("gray"):
             _set(cc, "color_range", 2)  # gray samples are the mask values as is: full range
         elif not spec.pix_fmt.startswith(("rgb", "argb", "bgr", "gbr")):
@@ -228,8 +232,11 @@ class VideoFileSink(Sink):
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
         if image.dtype == np.uint16 and image.ndim == 3 and self._full_chroma:  # deep RGB(A): planar, without a transposing copy
-            return self._reformatter.reformat(planar_deep_frame(image), format=self.spec.pix_fmt, **self._colour_options())
+            return self._reformatter.reformat(planar_deep_frame(image, self._deep_gain), format=self.spec.pix_fmt, **self._colour_options())
         fmt = (_DEEP_FRAME_FORMAT if image.dtype == np.uint16 else _FRAME_FORMAT)[self.spec.kind]
+        if image.dtype == np.uint16 and image.ndim == 3 and self._deep_gain != 1:  # into 4:2:0 or 4:2:2: packed, scaled on a copy
+            image = image.copy()
+            image[..., :3] = gain16(np.ascontiguousarray(image[..., :3]), self._deep_gain)
         # a frame converted to the encoder's format is only read by that conversion: it may wrap the
         # caller's pixels instead of copying them (720p RGB -> yuv420p 1.06 -> 0.71 ms a frame on one
         # core here); one that goes to the encoder as it is gets its own copy, which the encoder may keep
