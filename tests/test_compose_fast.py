@@ -4,6 +4,12 @@ edges, and the compositor takes mattes at the model's resolution."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -329,3 +335,34 @@ def test_band_only_foreground_equals_the_whole_frame_estimate_on_the_band(hard_e
     assert torch.equal(foreground_difference(frames, solid, band_only=True, **kw).difference, torch.zeros_like(whole.difference))
     soft = torch.full_like(mattes, 0.5)
     assert torch.allclose(foreground_difference(frames, soft, band_only=True, **kw).difference, foreground_difference(frames, soft, **kw).difference)
+
+
+_PEAK_CHILD = r"""
+import json, resource, numpy as np, torch
+torch.set_num_threads(1)
+from birefvid.compose.compositor import Compositor
+n, h, w = 2, 2160, 3840
+rng = np.random.default_rng(0)
+images = torch.from_numpy(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)).permute(0, 3, 1, 2)
+yy, xx = np.mgrid[0:256, 0:256]
+matte = np.clip((60 - np.hypot(yy - 128, xx - 128)) / 6, 0, 1).astype(np.float32)
+alphas = torch.from_numpy(np.stack([matte] * n))[:, None]
+compositor = Compositor("alpha")
+rss = int(open("/proc/self/statm").read().split()[1]) * 4096
+out = compositor(images, alphas)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"rise": peak - rss, "out": out.numel(), "shape": list(out.shape)}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux's /proc")
+def test_4k_alpha_cutout_needs_few_full_size_copies() -> None:
+    # a 4K batch's RGBA cut-out (what ProRes 4444 and WebM get) held ~6 outputs' worth of memory at its peak
+    # (a float copy of the matte to quantise it, a stacked fill, split planes, a merged and a stacked RGBA):
+    # 381 MB for two 4K frames, ~1.5 GB for two 8K ones; the outputs' own bytes and the float matte suffice
+    child = subprocess.run([sys.executable, "-c", _PEAK_CHILD], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert child.returncode == 0, child.stderr[-2000:]
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert result["shape"] == [2, 4, 2160, 3840]
+    assert result["rise"] <= 4.5 * result["out"], f"peak rose {result['rise'] / 2**20:.0f} MB for {result['out'] / 2**20:.0f} MB of output"
