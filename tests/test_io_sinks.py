@@ -492,3 +492,22 @@ def test_committed_outputs_get_umask_permissions_not_mkstemp_ones(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.mov").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "frames").stat().st_mode) == 0o755
+
+
+@pytest.mark.parametrize("name,kind,limit", [("a.mp4", "rgb", 16384), ("a.mkv", "mask", 16384), ("a.webp", "alpha", 16383)])
+def test_a_picture_wider_than_the_encoder_takes_is_refused_before_any_work(tmp_path, name, kind, limit):
+    # a stitched panorama: x264 and libwebp refuse to start, and the run ended with "Generic error in an external library"
+    with pytest.raises(SinkError, match=rf"encodes pictures up to {limit} pixels a side, and {name}'s would be 16400x64: "
+                                        rf"max_size={limit} scales it down"):  # fmt: skip
+        open_sink(tmp_path / name, kind=kind, info=_info(16400, 64), codec="libx264" if kind == "mask" else None)
+    assert listdir(tmp_path) == []
+    _write(tmp_path / name, kind, _info(limit, 64), [0, 1], codec="libx264" if kind == "mask" else None)  # at the limit it works
+
+
+def test_a_wide_still_webp_says_what_holds_it(tmp_path):
+    from birefvid.io.image_sink import write_image
+
+    with pytest.raises(SinkError, match=r"WebP holds pictures up to 16383 pixels a side, this one is 16400x64; write \.png"):
+        write_image(tmp_path / "pano.webp", np.zeros((64, 16400, 4), np.uint8))
+    assert listdir(tmp_path) == []
+

@@ -196,6 +196,21 @@ def _even_safe(codec: str, pix_fmt: str, width: int, height: int) -> str:
     )
 
 
+# the longest picture side an encoder takes: past it x264 and libwebp refuse to start, and the run ended with
+# FFmpeg's "Generic error in an external library" or "Invalid argument" (a 16400-px panorama, a stitched plate)
+MAX_SIDE: dict[str, int] = {"libx264": 16384, "libwebp_anim": 16383}
+_KEEPS_SIZE = {"libx264": "{codec} keeps its size", "libwebp_anim": ".gif, .apng or .webm keep its size"}
+
+
+def check_side(codec: str, width: int, height: int, path: Path) -> None:
+    """SinkError, before any work, when ``codec`` cannot encode a ``width`` x ``height`` picture, naming what can."""
+    limit = MAX_SIDE.get(codec)
+    if limit is None or max(width, height) <= limit:
+        return
+    raise SinkError(f"{codec} encodes pictures up to {limit} pixels a side, and {path.name}'s would be {width}x{height}: "
+                    f"{option('max_size', limit)} scales it down; {_KEEPS_SIZE[codec].format(codec=option('codec', 'libx265'))}")  # fmt: skip
+
+
 def _codec_formats(codec: str) -> list[str]:
     try:
         c = av.codec.Codec(codec, "w")
@@ -249,6 +264,7 @@ def choose_encoder(
         raise SinkError(f"{codec} cannot encode pix_fmt {pix_fmt}; it supports {', '.join(formats)}")
     if kind == "alpha" and not has_alpha(pix_fmt) and not (codec == "gif" and pix_fmt == "pal8"):  # GIF: a transparent palette entry
         raise SinkError(f"alpha output needs a pixel format with alpha, got {pix_fmt} (e.g. yuva444p10le, yuva420p, rgba)")
+    check_side(codec, width, height, path)
     pix_fmt = _even_safe(codec, pix_fmt, width, height)
 
     options: dict[str, str] = dict(_CODEC_OPTIONS.get(codec, {}))

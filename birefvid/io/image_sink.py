@@ -74,6 +74,7 @@ class ImageSequenceSink(Sink):
 STILL_FORMATS: dict[str, bool] = {".png": True, ".webp": True, ".jpg": False, ".jpeg": False, ".tif": True, ".tiff": True}
 DEEP_FORMATS = frozenset({".png", ".tif", ".tiff"})  # those holding 16 bits a sample
 JPEG_QUALITY = 95  # cut-outs are looked at closely: fewer ringing artefacts along the edge than the usual 75-90
+WEBP_MAX_SIDE = 16383
 WEBP_QUALITY = 90  # lossy colour; libwebp keeps the alpha plane lossless, so soft edges stay exact
 
 
@@ -102,6 +103,9 @@ def write_image(
         raise SinkError(f"{path}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque output")
     if pixels.dtype == np.uint16 and suffix not in DEEP_FORMATS:
         raise SinkError(f"{path}: 16-bit pictures are written as PNG or TIFF only")
+    if suffix == ".webp" and max(pixels.shape[:2]) > WEBP_MAX_SIDE:  # libwebp's limit: OpenCV said only "could not encode"
+        raise SinkError(f"{path}: WebP holds pictures up to {WEBP_MAX_SIDE} pixels a side, this one is "
+                        f"{pixels.shape[1]}x{pixels.shape[0]}; write .png or .tif")  # fmt: skip
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
