@@ -65,6 +65,23 @@ def _nvenc_hint(codec: str, width: int, height: int) -> str:
     return " (it needs an NVIDIA GPU and driver)"
 
 
+def _short_clip_dts(packets: list[av.Packet]) -> list[av.Packet]:
+    """A whole clip's packets, given at the flush, with the dts the encoder left unset made their pts.
+
+    x265 3.5 leaves the dts of a clip shorter than its B-frame delay (one or two frames) uninitialised
+    (-2.3e10, 8.6e18: any value), and the MP4/MOV muxer then failed the run at the end with "Not yet
+    implemented" or "Invalid argument". Packets whose pts already rise in decode order were not
+    reordered, so dts = pts is exact for them; valid dts are kept, and reordered ones left to the muxer.
+    """
+    pts = [p.pts for p in packets]
+    valid = all(p.dts is not None and p.pts is not None and p.pts - len(packets) * (p.duration or 1) <= p.dts <= p.pts for p in packets)
+    if valid or None in pts or any(b <= a for a, b in zip(pts, pts[1:])):
+        return packets
+    for p in packets:
+        p.dts = p.pts
+    return packets
+
+
 class VideoFileSink(Sink):
     """One video stream (plus optional audio, subtitles and chapters) written to a temporary file and renamed on ``close()``.
 
@@ -89,6 +106,7 @@ class VideoFileSink(Sink):
         self.spec = spec
         self.info = info
         self._frames = 0
+        self._packets = 0  # video packets muxed so far: none before the flush in a clip shorter than the encoder's delay
         self._last_pts: Optional[int] = None  # in the source's time base
         self._last_out_pts: Optional[int] = None  # in the output's (``_grid``'s when there is one)
         self._grid: Optional[FrameGrid] = None
@@ -302,6 +320,7 @@ class VideoFileSink(Sink):
                 self._out.mux(packets)
             except av.FFmpegError as e:
                 raise SinkError(f"writing frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
+            self._packets += len(packets)
             self._last_pts, self._last_out_pts = source_pts, frame.pts
             self._frames += 1
 
@@ -320,7 +339,7 @@ class VideoFileSink(Sink):
     def _close(self) -> None:
         assert self._out is not None
         try:
-            self._out.mux(self._video.encode(None))
+            self._out.mux(_short_clip_dts(self._video.encode(None)) if self._packets == 0 else self._video.encode(None))
             for companion in self._companions:
                 companion.finish()
             self._out.close()
