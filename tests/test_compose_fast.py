@@ -338,31 +338,45 @@ def test_band_only_foreground_equals_the_whole_frame_estimate_on_the_band(hard_e
 
 
 _PEAK_CHILD = r"""
-import json, resource, numpy as np, torch
+import json, resource, sys, numpy as np, torch
 torch.set_num_threads(1)
 from birefvid.compose.compositor import Compositor
-n, h, w = 2, 2160, 3840
+from birefvid.runtime.video_job import deep_as_float
+kind, bits, n, h, w = sys.argv[1], int(sys.argv[2]), 2, 2160, 3840
 rng = np.random.default_rng(0)
 images = torch.from_numpy(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)).permute(0, 3, 1, 2)
+deep = deep_as_float([torch.from_numpy(rng.integers(0, 65536, (3, h, w), dtype=np.uint16)) for _ in range(n)], images.device) if bits > 8 else None
 yy, xx = np.mgrid[0:256, 0:256]
 matte = np.clip((60 - np.hypot(yy - 128, xx - 128)) / 6, 0, 1).astype(np.float32)
 alphas = torch.from_numpy(np.stack([matte] * n))[:, None]
-compositor = Compositor("alpha")
+compositor = Compositor(kind, bits=bits)
 rss = int(open("/proc/self/statm").read().split()[1]) * 4096
-out = compositor(images, alphas)
+out = compositor(images, alphas, deep)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"rise": peak - rss, "out": out.numel(), "shape": list(out.shape)}))
+print(json.dumps({"rise": peak - rss, "out": out.numel() * out.element_size(), "shape": list(out.shape)}))
 """
 
 
+def _peak_rises(*cases: tuple[str, int]) -> list[dict]:
+    """Peak memory above its inputs of one Compositor call (kind, bits) on two 4K frames, each in a fresh process."""
+    procs = [subprocess.Popen([sys.executable, "-c", _PEAK_CHILD, kind, str(bits)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}) for kind, bits in cases]  # fmt: skip
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux's /proc")
-def test_4k_alpha_cutout_needs_few_full_size_copies() -> None:
+def test_4k_cutouts_need_few_full_size_copies() -> None:
     # a 4K batch's RGBA cut-out (what ProRes 4444 and WebM get) held ~6 outputs' worth of memory at its peak
     # (a float copy of the matte to quantise it, a stacked fill, split planes, a merged and a stacked RGBA):
-    # 381 MB for two 4K frames, ~1.5 GB for two 8K ones; the outputs' own bytes and the float matte suffice
-    child = subprocess.run([sys.executable, "-c", _PEAK_CHILD], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
-    assert child.returncode == 0, child.stderr[-2000:]
-    result = json.loads(child.stdout.strip().splitlines()[-1])
-    assert result["shape"] == [2, 4, 2160, 3840]
-    assert result["rise"] <= 4.5 * result["out"], f"peak rose {result['rise'] / 2**20:.0f} MB for {result['out'] / 2**20:.0f} MB of output"
+    # 381 MB for two 4K frames, ~1.5 GB for two 8K ones; the outputs' own bytes and the float matte suffice.
+    # A 10-bit source's green (16-bit, composited in float over whole frames) held both frames' float
+    # foregrounds and temporaries at once: 740 MB above two 4K frames' inputs, 487 one frame at a time
+    alpha, deep_green = _peak_rises(("alpha", 8), ("green", 16))
+    assert alpha["shape"] == [2, 4, 2160, 3840] and deep_green["shape"] == [2, 3, 2160, 3840]
+    for name, result, most in (("alpha", alpha, 4.5), ("10-bit green", deep_green, 6.5)):
+        assert result["rise"] <= most * result["out"], f"{name}: peak rose {result['rise'] / 2**20:.0f} MB for {result['out'] / 2**20:.0f} MB of output"
