@@ -106,3 +106,22 @@ def test_a_finished_video_is_kept_when_only_the_batch_size_changed(tmp_path, mon
     assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
     assert (out / "a.mkv").stat().st_mtime_ns == made
     assert main([*argv, "--smooth", "none"]) == 2  # a setting that changes the output still dates it
+
+
+def test_an_output_its_killed_run_did_not_record_is_made_again(tmp_path, capsys):
+    """A run killed after an output was renamed into place but before the manifest said so (a Ray
+    worker finishes its video as the driver is SIGKILLed): rerun as typed, it resumes, not refuses."""
+    import json
+
+    src = keyframed_clip(tmp_path / "a.mp4", FRAMES)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main(argv) == 0
+    path = out / ".birefvid-batch" / "manifest.json"
+    data = json.loads(path.read_text())
+    data["videos"]["a.mkv"].update(status="pending", chunks_done={})  # what the killed run had recorded
+    data["videos"]["a.mkv"].pop("frames")
+    path.write_text(json.dumps(data))
+    assert main([*argv, "--progress-json", str(log)]) == 0, capsys.readouterr().err
+    assert [e["event"] for e in events(log)] == ["start", "chunk_done", "video_done", "end"]
+    assert manifest(out)["videos"]["a.mkv"]["status"] == "done"

@@ -350,6 +350,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         # this very job is kept even so: redoing it gives the same file, and an interrupted --overwrite
         # run rerun as it was typed would otherwise start over on every video, never to finish
         made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
+        before = manifest.videos.get(plan.name)
         spec = job.to_dict()
         entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
                                also=older_fingerprints(spec, job.source.input, chunking),
@@ -358,7 +359,11 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
-        if made_before and plan.output.exists() and not job.output.overwrite:
+        if entry is before and plan.output.exists() and not job.output.overwrite:
+            # made by a run of this very job that was killed (SIGKILL, a Ray worker finishing as its driver
+            # died) after the output was renamed into place but before the manifest said so: made again
+            plan.job = job = replace(job, output=replace(job.output, overwrite=True))
+        elif made_before and plan.output.exists() and not job.output.overwrite:
             _refuse_stale(plan.output)
         _check_output(plan.output, overwrite=job.output.overwrite)  # before any work
         plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
