@@ -50,8 +50,11 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
 
+    received: list[int] = []
+
     def terminate(signum: int, frame: object) -> None:
         if not termination_deferred():  # a live run committing its recordings finishes them
+            received.append(signum)
             raise Terminated(signum)
 
     signums = [signal.SIGTERM]
@@ -61,6 +64,12 @@ def sigterm_as_interrupt() -> Iterator[None]:
     previous = {signum: signal.signal(signum, terminate) for signum in signums}
     try:
         yield
+    except KeyboardInterrupt as exc:
+        if received and not isinstance(exc, Terminated):
+            # Ray's ray.wait catches the exception a handler raises and raises a plain KeyboardInterrupt:
+            # a scheduler's SIGTERM must still exit 143, not 130 as if someone had pressed Ctrl-C
+            raise Terminated(received[0]) from exc
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

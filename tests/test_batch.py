@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -227,6 +228,40 @@ def test_python_api_refuses_a_missing_background_before_any_work(clips, tmp_path
     with pytest.raises(SourceError, match="background not found: .*beach.jpg"):
         batch_videos([clips["inputs"][1]], tmp_path / "o", kind="composite", background=str(tmp_path / "beach.jpg"), **API_MODEL)
     assert not (tmp_path / "o").exists()
+
+def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_path):
+    """Stopping a batch (SIGTERM, Ctrl-C) kills Ray workers mid-write: their ``.NAME.partial-*`` files,
+    beside the outputs and in the chunk folder, go with the run, not stay for someone to clean up."""
+    from test_batch_media import API_MODEL
+
+    from birefvid.api import build_file_job
+    from birefvid.batch.progress import BatchProgress
+    from birefvid.batch.runner import output_for, run_batch
+
+    out = tmp_path / "o"
+    jobs = [build_file_job(p, output_for(p, out, ".mkv"), kind="mask", **API_MODEL) for p in clips["inputs"]]
+    (out / "keep").mkdir(parents=True)
+    (out / "keep" / ".x.partial-1.mkv").write_bytes(b"not this run's")
+
+    class Killed:  # what the Ray executor leaves when the driver is stopped: each running chunk half-written
+        where, workers = "test", 2
+
+        def run(self, tasks, on_result, on_frames=None, on_failure=None, skip=None):
+            on_result(tasks[0], {"frames": 6, "seconds": 0.1})  # one chunk finished before the stop
+            for task in tasks[1:]:
+                path = Path(task.path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                (path.parent / f".{path.stem}.partial-abc{path.suffix}").write_bytes(b"half")
+            raise KeyboardInterrupt
+
+        def close(self):
+            pass
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(jobs, out, Killed, BatchProgress(quiet=True), chunk_frames=6)
+    assert [p.name for p in out.rglob("*") if ".partial-" in p.name] == [".x.partial-1.mkv"]
+    assert manifest(out)["videos"]["long.mkv"]["chunks_done"] == {"0": 6}  # the finished chunk stays for the rerun
+
 
 def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
     out, marker = tmp_path / "out", tmp_path / "crashed"

@@ -119,3 +119,23 @@ def test_stopping_live_during_its_one_off_export_exits_cleanly(tmp_path: Path, c
     left = [p.name for p in (cache / "onnx").iterdir() if not (p.name.startswith(".") and p.name.endswith(".onnx.lock"))]
     assert left == [], "the interrupted export left its partial file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["birefvid.err", "birefvid.out", "cache"]
+
+
+def test_sigterm_swallowed_into_a_plain_interrupt_still_exits_143(capsys: pytest.CaptureFixture[str]) -> None:
+    """Ray's ray.wait catches the exception the SIGTERM handler raises and raises a plain
+    KeyboardInterrupt: a scheduler's stop must still read as 143 'terminated', not as Ctrl-C."""
+    import os
+
+    from birefvid.cli import guarded
+    from birefvid.errors import Terminated
+
+    def work() -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except Terminated:
+            raise KeyboardInterrupt from None  # as Ray's C++ wait loop does
+        return 0
+
+    assert guarded("birefvid", work) == 143
+    assert "birefvid: terminated" in capsys.readouterr().err

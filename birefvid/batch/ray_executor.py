@@ -7,10 +7,13 @@ Ray is an optional dependency (``pip install "birefvid[ray]"``), imported only h
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 from collections import deque
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from ..errors import ConfigError, PipelineError, option
 from ..job import FileJob
@@ -32,6 +35,20 @@ def import_ray() -> Any:
     except ImportError:
         raise ConfigError(f'{option("ray")} needs Ray, which is not installed: pip install "birefvid[ray]"') from None
     return ray
+
+
+@contextlib.contextmanager
+def _keeping_sigterm() -> Iterator[None]:
+    """Put back the SIGTERM handler ``ray.init`` replaces (with ``sys.exit``, under a C++ handler that
+    aborted the process): a scheduler's SIGTERM must stop the run as Ctrl-C does (exit 143, workers
+    stopped, their temporary files removed), not kill the driver mid-way with exit -6."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class ChunkWorker:
@@ -79,10 +96,11 @@ class RayExecutor:
         self._owns = False
         if not ray.is_initialized():
             try:
-                if address == "local":
-                    ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
-                else:
-                    ray.init(address=address, logging_level=logging.WARNING)
+                with _keeping_sigterm():
+                    if address == "local":
+                        ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+                    else:
+                        ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
             self._owns = True
@@ -108,6 +126,7 @@ class RayExecutor:
         threads = max(1, int(cpus_per_worker))
         self._actors = [actor.remote(job.to_dict(), threads) for _ in range(workers)]
         self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
+        self._running: dict[Any, tuple[ChunkTask, Any]] = {}
 
     def run(
         self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
@@ -117,6 +136,7 @@ class RayExecutor:
         queue = deque(tasks)
         free = list(self._actors)
         running: dict[Any, tuple[ChunkTask, Any]] = {}
+        self._running = running  # what close() waits on when the run is stopped midway
         counter = self._counter if on_frames is not None else None
         while queue or running:
             while queue and free:
@@ -158,6 +178,12 @@ class RayExecutor:
             except Exception as exc:  # noqa: BLE001 - best effort at shutdown
                 log.debug("could not stop a Ray worker: %s", exc)
         self._actors = []
+        if self._running:  # stopped midway: wait (briefly) for the killed workers to go, so their files can be removed
+            try:
+                self.ray.wait(list(self._running), num_returns=len(self._running), timeout=10)
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+                log.debug("could not wait for the Ray workers to stop: %s", exc)
+            self._running = {}
         try:
             self.ray.kill(self._counter)
         except Exception as exc:  # noqa: BLE001 - best effort at shutdown

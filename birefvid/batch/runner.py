@@ -370,6 +370,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         todo.append(plan)
     manifest.save()
     executor = executor_factory()
+    tasks: list[ChunkTask] = []
+    by_name = {p.name: p for p in todo}
     try:
         progress.start(len(plans), sum(len(p.chunks) for p in plans), sum(p.frames for p in plans), executor.workers, executor.where)
         for source, why in unreadable:
@@ -378,7 +380,6 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         for plan in plans:
             if plan.name not in pending:
                 progress.skipped_video(plan.name, plan.frames, len(plan.chunks))
-        tasks = []
         for plan in todo:
             for chunk in plan.chunks:
                 if chunk.index in plan.done:
@@ -387,7 +388,6 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
                     tasks.append(_task(plan, chunk))
             if len(plan.done) == len(plan.chunks):
                 _finish_video(plan, manifest, progress)  # every chunk done earlier; the join was interrupted
-        by_name = {p.name: p for p in todo}
 
         def on_result(task: ChunkTask, result: dict[str, Any]) -> None:
             plan = by_name[task.video]
@@ -411,8 +411,15 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
 
         executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames),
                      on_failure=on_failure, skip=lambda task: task.video in failed)  # fmt: skip
-    finally:
-        executor.close()
+    except BaseException:
+        try:
+            executor.close()
+        finally:
+            for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
+                if task.chunk["index"] not in by_name[task.video].done:
+                    remove_partials(Path(task.path))
+        raise
+    executor.close()
     summary = progress.finish()
     _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()])
     return summary
@@ -471,12 +478,17 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
         if str(parent) != ".":
             with contextlib.suppress(OSError):
                 (manifest.path.parent / parent).rmdir()
-    for leftover in plan.output.parent.glob(f".{plan.output.stem}.partial-*"):  # from a worker killed mid-write
+    remove_partials(plan.output)  # from a worker killed mid-write
+    progress.video_done(plan.name, str(plan.output))
+
+
+def remove_partials(target: Path) -> None:
+    """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` left."""
+    for leftover in target.parent.glob(f".{target.stem}.partial-*"):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-    progress.video_done(plan.name, str(plan.output))
 
 
 def _check_output(output: Path, *, overwrite: bool) -> None:
