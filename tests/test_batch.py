@@ -440,13 +440,35 @@ def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_pa
 
 
 def test_a_second_run_on_the_same_folder_is_refused(clips, tmp_path, capsys):
-    import socket
+    from birefvid.batch.manifest import RunLock
 
     out = tmp_path / "o"
-    (out / ".birefvid-batch").mkdir(parents=True)
-    (out / ".birefvid-batch" / "lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live run: this one
-    assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask") == 2
+    running = RunLock(out)
+    running.acquire()  # a live run
+    try:
+        assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask") == 2
+    finally:
+        running.release()
     assert "another birefvid batch is writing to" in capsys.readouterr().err and not (out / "a.mkv").exists()
+
+
+def test_the_lock_of_a_killed_run_is_taken_over_even_when_its_pid_lives_on(tmp_path):
+    """kill -9 leaves the lock file; on a busy machine its pid soon names another process. The rerun
+    takes it over (the kernel dropped the dead run's flock), and once only when two reruns race."""
+    import socket
+
+    from birefvid.batch.manifest import RunLock
+
+    lock = tmp_path / ".birefvid-batch" / "lock"
+    lock.parent.mkdir()
+    lock.write_text(f"{socket.gethostname()} {os.getppid()}\n")  # a live process, not a batch
+    first, second = RunLock(tmp_path), RunLock(tmp_path)
+    first.acquire()
+    assert lock.read_text().split()[1] == str(os.getpid())
+    with pytest.raises(Exception, match="another birefvid batch is writing"):
+        second.acquire()  # once taken, the lock holds (another open of the file, as another process)
+    first.release()
+    assert not lock.exists()
 
 
 def test_existing_output_is_kept_without_overwrite(clips, tmp_path, capsys):
