@@ -309,6 +309,23 @@ def test_damaged_chunk_skips_that_video_and_the_rest_are_processed(clips, tmp_pa
     assert not any(e["event"] == "chunk_done" and e["video"] == "bad.mkv" and e["chunk"] == 3 for e in events(log))
 
 
+def test_an_input_deleted_during_the_run_is_named_as_removed_not_damaged(clips, tmp_path, capsys, monkeypatch):
+    from birefvid.batch.progress import BatchProgress
+
+    folder, out = tmp_path / "in", tmp_path / "o"
+    folder.mkdir()
+    a, b = (folder / "a.mp4", folder / "b.mp4")
+    a.write_bytes(clips["inputs"][1].read_bytes())
+    b.write_bytes(clips["inputs"][2].read_bytes())
+    done = BatchProgress.chunk_done
+    monkeypatch.setattr(BatchProgress, "chunk_done", lambda self, *args, **kw: (b.unlink(missing_ok=True), done(self, *args, **kw)))
+    assert batch(str(folder), "--output-dir", str(out), "--output", "mask", "-q") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
+    assert err == [f"birefvid: error: 1 of 2 inputs were skipped (1 removed during the run): {b} (the other one was processed; "
+                   "the progress lines say why each was skipped)"]  # fmt: skip
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]
+
+
 def test_one_damaged_video_alone_is_its_own_error(clips, tmp_path, capsys):
     bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 14)
     assert batch(str(bad), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--chunk-frames", "6") == 2

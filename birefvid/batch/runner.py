@@ -441,8 +441,11 @@ def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]]
     what = []
     if unreadable:
         what.append(f"{len(unreadable)} not {'a readable video' if len(unreadable) == 1 else 'readable videos'}")
-    if failed:
-        what.append(f"{len(failed)} damaged midway")
+    gone = sum(1 for source, _ in failed if not Path(source).exists())  # deleted or moved while the batch ran: not damaged
+    if len(failed) > gone:
+        what.append(f"{len(failed) - gone} damaged midway")
+    if gone:
+        what.append(f"{gone} removed during the run")
     done = planned - len(failed)
     raise SourceError(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
                       f"({'the other one was' if done == 1 else f'the other {done} were'} processed; the progress lines say why each was skipped)")  # fmt: skip
