@@ -257,8 +257,11 @@ def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_p
         def close(self):
             pass
 
+    log = tmp_path / "p.jsonl"
     with pytest.raises(KeyboardInterrupt):
-        run_batch(jobs, out, Killed, BatchProgress(quiet=True), chunk_frames=6)
+        run_batch(jobs, out, Killed, BatchProgress(quiet=True, json_path=log), chunk_frames=6)
+    last = events(log)[-1]  # a log watcher sees the run end, not a last frame count
+    assert last["event"] == "stopped" and last["reason"] == "interrupted" and last["chunks_done"] == 1
     assert [p.name for p in out.rglob("*") if ".partial-" in p.name] == [".x.partial-1.mkv"]
     assert manifest(out)["videos"]["long.mkv"]["chunks_done"] == {"0": 6}  # the finished chunk stays for the rerun
 

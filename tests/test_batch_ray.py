@@ -119,6 +119,7 @@ def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path
     done_before = sorted(manifest(out)["videos"]["long.mkv"]["chunks_done"])
     assert 1 <= len(done_before) < 4 and not (out / "long.mkv").exists()
     assert not [p for p in out.rglob("*") if ".partial-" in p.name]  # the killed workers' chunk files
+    assert events(first)[-1]["event"] == "stopped" and events(first)[-1]["reason"] == "terminated"
 
     assert main([*argv, "--ray", "local", "--progress-json", str(second)]) == 0  # on the tests' Ray
     ev = events(second)

@@ -411,18 +411,33 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
 
         executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames),
                      on_failure=on_failure, skip=lambda task: task.video in failed)  # fmt: skip
-    except BaseException:
+    except BaseException as exc:
         try:
             executor.close()
         finally:
             for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
                 if task.chunk["index"] not in by_name[task.video].done:
                     remove_partials(Path(task.path))
+            progress.stopped(_why_stopped(exc))
         raise
     executor.close()
     summary = progress.finish()
     _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()])
     return summary
+
+
+def _why_stopped(exc: BaseException) -> str:
+    """What ended a run early, in the words of its exit line: 'terminated' (SIGTERM), 'hung up', 'interrupted', or the error."""
+    import signal
+
+    from ..errors import stopped_by
+
+    signum = stopped_by(exc)
+    if signum is not None:
+        return "terminated" if signum == signal.SIGTERM else "hung up"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return str(exc) or type(exc).__name__
 
 
 def _refuse_stale(output: Path) -> None:
