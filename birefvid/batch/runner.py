@@ -352,20 +352,27 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
         before = manifest.videos.get(plan.name)
         spec = job.to_dict()
-        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
+        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks),
+                                               "output_before": _identity(plan.output)},
                                also=older_fingerprints(spec, job.source.input, chunking),
                                job_fp=fingerprint(spec, job.source.input, {}),
                                older_job_fps=older_fingerprints(spec, job.source.input, {}))  # fmt: skip
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
-        if entry is before and plan.output.exists() and not job.output.overwrite:
-            # made by a run of this very job that was killed (SIGKILL, a Ray worker finishing as its driver
-            # died) after the output was renamed into place but before the manifest said so: made again
+        if (entry is before and plan.output.exists() and not job.output.overwrite
+                and "output_before" in entry and entry["output_before"] != _identity(plan.output)):
+            # not the file that was there when this job was planned: made by a run of this very job that was
+            # killed (SIGKILL, a Ray worker finishing as its driver died) after the output was renamed into
+            # place but before the manifest said so; made again
             plan.job = job = replace(job, output=replace(job.output, overwrite=True))
         elif made_before and plan.output.exists() and not job.output.overwrite:
             _refuse_stale(plan.output)
         _check_output(plan.output, overwrite=job.output.overwrite)  # before any work
+        if not plan.output.exists():
+            # this run's to write: one that appears meanwhile comes from the Ray workers of a run killed
+            # just before (they finish their chunk as their driver dies), and must not end this one
+            plan.job = job = replace(job, output=replace(job.output, overwrite=True))
         plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
         todo.append(plan)
     manifest.save()
@@ -424,6 +431,15 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
     summary = progress.finish()
     _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()])
     return summary
+
+
+def _identity(path: Path) -> Optional[list[int]]:
+    """Which file ``path`` is (inode, size, mtime), or None when there is none: a rename into place changes it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 def _why_stopped(exc: BaseException) -> str:
