@@ -73,6 +73,60 @@ def test_a_finished_video_is_kept_when_only_the_chunking_changed(tmp_path):
     assert main([*argv, "--chunk-frames", "0", "--smooth", "none"]) == 2  # another job still dates it
 
 
+def test_a_rerun_does_not_probe_the_videos_it_finished(tmp_path, monkeypatch):
+    """Resuming thousands of videos must not first read every finished one's packets again."""
+    from birefvid.batch import runner
+
+    src = keyframed_clip(tmp_path / "long.mp4", 2 * FRAMES, gop=FRAMES)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "--chunk-frames", str(FRAMES), "-q", *MODEL]
+    assert main(argv) == 0
+
+    def probe(path):
+        raise AssertionError(f"{path} probed again")
+
+    monkeypatch.setattr(runner, "probe_video", probe)
+    assert main([*argv, "--progress-json", str(log)]) == 0
+    ev = events(log)
+    assert [e["event"] for e in ev] == ["start", "video_skipped", "end"]
+    assert ev[0]["chunks"] == 2 and ev[-1]["frames_done"] == 2 * FRAMES  # the totals as the first run planned them
+
+
+def test_a_finished_video_is_kept_when_only_the_batch_size_changed(tmp_path, monkeypatch):
+    """--batch-size is a speed setting: a rerun with another value skips what is finished, and a
+    manifest written before speed settings were left out of its fingerprint is still honoured."""
+    import json
+
+    from birefvid.batch import manifest as manifest_module
+    from birefvid.batch import runner
+
+    jobs = []  # the job the batch fingerprints, as the runner sees it
+    monkeypatch.setattr(runner, "fingerprint", lambda job, *a, **k: jobs.append(job) or manifest_module.fingerprint(job, *a, **k))
+    src = keyframed_clip(tmp_path / "a.mp4", FRAMES)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main([*argv, "--batch-size", "1"]) == 0
+    made = (out / "a.mkv").stat().st_mtime_ns
+    assert main([*argv, "--batch-size", "3", "--progress-json", str(log)]) == 0
+    assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
+    assert (out / "a.mkv").stat().st_mtime_ns == made
+
+    # the fingerprint an earlier version wrote (speed settings included) is re-keyed, not redone
+    job = jobs[-1]
+    assert job["inference"]["batch_size"] == 3
+    path = out / ".birefvid-batch" / "manifest.json"
+    data = json.loads(path.read_text())
+    entry = data["videos"]["a.mkv"]
+    entry["fingerprint"] = "made-with-other-chunks"  # only the job fingerprint can keep it
+    entry["job_fingerprint"] = manifest_module.fingerprint(job, str(src), {}, speed=True)
+    path.write_text(json.dumps(data))
+    log.unlink()
+    assert main([*argv, "--batch-size", "3", "--progress-json", str(log)]) == 0
+    assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
+    assert (out / "a.mkv").stat().st_mtime_ns == made
+    assert main([*argv, "--smooth", "none"]) == 2  # a setting that changes the output still dates it
+
+
 def test_an_output_its_killed_run_did_not_record_is_made_again(tmp_path, capsys):
     """A run killed after an output was renamed into place but before the manifest said so (a Ray
     worker finishes its video as the driver is SIGKILLed): rerun as typed, it resumes, not refuses."""
