@@ -127,3 +127,24 @@ def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path
     assert len([e for e in ev if e["event"] == "chunk_done"]) == 4 - len(done_before)
     assert max_diff(grey(out / "long.mkv"), grey(clips["refs"]["long"])) == 0
     assert sorted(os.listdir(out)) == [".birefvid-batch", "long.mkv"]
+
+
+def test_ray_init_leaves_the_sigterm_handler_as_it_found_it():
+    """ray.init installs its own SIGTERM handler (sys.exit(15), under a C++ one that aborted the driver):
+    the command line's must be back afterwards, and a SIGTERM while Ray starts must stop the run as one."""
+    from birefvid.batch.ray_executor import _keeping_sigterm
+    from birefvid.errors import Terminated
+
+    def ours(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        with _keeping_sigterm():
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # what ray.init does
+        assert signal.getsignal(signal.SIGTERM) is ours
+        with pytest.raises(Terminated), _keeping_sigterm():
+            sys.exit(signal.SIGTERM)  # Ray's handler, run while ray.init was starting the cluster
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, previous)

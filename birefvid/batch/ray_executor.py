@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from typing import Any, Iterable, Iterator, Optional
 
-from ..errors import ConfigError, PipelineError, option
+from ..errors import ConfigError, PipelineError, Terminated, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
 from .local import OnFailure, OnFrames, OnResult, Skip, counting, deliver
@@ -46,6 +46,10 @@ def _keeping_sigterm() -> Iterator[None]:
     previous = signal.getsignal(signal.SIGTERM) if main else None
     try:
         yield
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM:
+            raise
+        raise Terminated(signal.SIGTERM) from None  # it came while ray.init ran, under Ray's own handler
     finally:
         if main and previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -103,6 +107,10 @@ class RayExecutor:
                         ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
+            except KeyboardInterrupt:
+                if ray.is_initialized():  # stopped as Ray started: what it started goes too
+                    ray.shutdown()
+                raise
             self._owns = True
         self.where = f"Ray {address}"
         resources = ray.cluster_resources()
