@@ -8,6 +8,7 @@ Ray is an optional dependency (``pip install "birefvid[ray]"``), imported only h
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -15,15 +16,17 @@ import threading
 from collections import deque
 from typing import Any, Iterable, Iterator, Optional
 
-from ..errors import ConfigError, PipelineError, Terminated, option
+from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnFailure, OnFrames, OnResult, Skip, counting, deliver
+from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver
 
 log = logging.getLogger(__name__)
 
 # a worker killed mid-chunk is restarted and its chunk retried this many times before the run fails
 MAX_RESTARTS = 3
+# chunks in a row that kill their worker every time before the run stops (fewer: those videos are skipped)
+DEATHS_IN_A_ROW = 3
 # seconds between the driver's looks at the running chunks' frame counts
 POLL_SECONDS = 2.0
 
@@ -53,6 +56,13 @@ def _keeping_sigterm() -> Iterator[None]:
     finally:
         if main and previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _unwrap(outcome: Any) -> dict[str, Any]:
+    """A chunk's result, or the error it ended with raised again."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome  # type: ignore[no-any-return]
 
 
 class ChunkWorker:
@@ -132,7 +142,8 @@ class RayExecutor:
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
         )
         threads = max(1, int(cpus_per_worker))
-        self._actors = [actor.remote(job.to_dict(), threads) for _ in range(workers)]
+        self._actor, self._job, self._threads = actor, job.to_dict(), threads
+        self._actors = [actor.remote(self._job, threads) for _ in range(workers)]
         self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
         self._running: dict[Any, tuple[ChunkTask, Any]] = {}
 
@@ -146,6 +157,7 @@ class RayExecutor:
         running: dict[Any, tuple[ChunkTask, Any]] = {}
         self._running = running  # what close() waits on when the run is stopped midway
         counter = self._counter if on_frames is not None else None
+        deaths = 0  # chunks in a row whose worker died every time
         while queue or running:
             while queue and free:
                 task = queue.popleft()
@@ -161,8 +173,25 @@ class RayExecutor:
                         on_frames(by_key[key], frames)
             for ref in done:
                 task, actor = running.pop(ref)
+                try:
+                    outcome: Any = self._get(ref, task)
+                    deaths = 0
+                except WorkerDied as exc:  # Ray restarts that worker no more: a fresh one takes its place
+                    deaths += 1
+                    if deaths >= DEATHS_IN_A_ROW:  # not one video's fault: workers that cannot run at all (no memory for the model)
+                        raise PipelineError("worker", f"Ray workers died on {deaths} chunks in a row; the last: {exc}") from None
+                    actor, outcome = self._replace(actor), exc
+                except SourceError as exc:
+                    outcome = exc
+                    deaths = 0
                 free.append(actor)
-                deliver(task, lambda: self._get(ref, task), on_result, on_failure)
+                deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
+
+    def _replace(self, dead: Any) -> Any:
+        """A new worker in place of one that died more often than Ray restarts it."""
+        fresh = self._actor.remote(self._job, self._threads)
+        self._actors = [fresh if a is dead else a for a in self._actors]
+        return fresh
 
     def _get(self, ref: Any, task: ChunkTask) -> dict[str, Any]:
         """The chunk's result; a worker's error becomes the same one-line error a local run gives."""
@@ -177,7 +206,10 @@ class RayExecutor:
                 raise cause from None
             raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
         except ray.exceptions.RayActorError as exc:
-            raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {MAX_RESTARTS + 1} times ({exc})") from None
+            tries = MAX_RESTARTS + 1
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__  # Ray's text goes on for lines
+            raise WorkerDied(f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {tries} time{'s' if tries > 1 else ''} "
+                             f"(out of memory, or a crash in native code?): {why}") from None  # fmt: skip
 
     def close(self) -> None:
         for actor in self._actors:

@@ -27,7 +27,7 @@ from ..job import FileJob
 from .chunk import ChunkTask, chunk_shift, make_folder
 from .hooks import crash_hook_for
 from .join import join_chunks
-from .local import OnFailure, OnFrames, OnResult, Skip
+from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied
 from .manifest import WORK_DIR, Manifest, RunLock, fingerprint, older_fingerprints
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
@@ -412,12 +412,17 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
                 _finish_video(plan, manifest, progress)
 
         failed: dict[str, str] = {}  # video name -> why: damage found while a chunk decoded
+        died: set[str] = set()  # of those, videos whose chunk killed its Ray worker every time
 
         def on_failure(task: ChunkTask, exc: SourceError) -> None:
             if len(jobs) == 1:
                 raise exc  # nothing else to go on with: the error is the run's
+            if isinstance(exc, WorkerDied):
+                remove_partials(Path(task.path))  # what the dead worker was writing
             if task.video not in failed:
                 failed[task.video] = str(exc)
+                if isinstance(exc, WorkerDied):
+                    died.add(task.video)
                 progress.failed_video(task.video, by_name[task.video].job.source.input, str(exc))
 
         executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames),
@@ -433,7 +438,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         raise
     executor.close()
     summary = progress.finish()
-    _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()])
+    _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()],
+                    {by_name[name].job.source.input for name in died})  # fmt: skip
     return summary
 
 
@@ -489,7 +495,7 @@ def _refuse_stale(output: Path) -> None:
                     f"{option('overwrite', True)} redoes it (and the others out of date; those already made with these options are kept), or write to another output folder to keep both")  # fmt: skip
 
 
-def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]]) -> None:
+def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]], died: Optional[set[str]] = None) -> None:
     """One SourceError line for the inputs skipped along the way (exit code 2), after the rest were processed."""
     if not unreadable and not failed:
         return
@@ -498,11 +504,14 @@ def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]]
     what = []
     if unreadable:
         what.append(f"{len(unreadable)} not {'a readable video' if len(unreadable) == 1 else 'readable videos'}")
-    gone = sum(1 for source, _ in failed if not Path(source).exists())  # deleted or moved while the batch ran: not damaged
-    if len(failed) > gone:
-        what.append(f"{len(failed) - gone} damaged midway")
+    died = died or set()
+    gone = sum(1 for source, _ in failed if source not in died and not Path(source).exists())  # deleted or moved while the batch ran: not damaged
+    if len(failed) > gone + len(died):
+        what.append(f"{len(failed) - gone - len(died)} damaged midway")
     if gone:
         what.append(f"{gone} removed during the run")
+    if died:
+        what.append(f"{len(died)} whose Ray worker died every time")
     done = planned - len(failed)
     raise SourceError(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
                       f"({'the other one was' if done == 1 else f'the other {done} were'} processed; the progress lines say why each was skipped)")  # fmt: skip
