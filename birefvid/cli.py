@@ -20,7 +20,7 @@ import threading
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from . import __version__, exiting
-from .errors import BirefvidError, Terminated, cli_naming, termination_deferred
+from .errors import BirefvidError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -52,15 +52,24 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
     def terminate(signum: int, frame: object) -> None:
         if not termination_deferred():  # a live run committing its recordings finishes them
+            note_signal(signum)
             raise Terminated(signum)
 
     signums = [signal.SIGTERM]
     hangup = getattr(signal, "SIGHUP", None)  # not on Windows
     if hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL:
         signums.append(hangup)
+    note_signal(None)
     previous = {signum: signal.signal(signum, terminate) for signum in signums}
     try:
         yield
+    except KeyboardInterrupt as exc:
+        signum = stopped_by(exc)
+        if signum is not None and not isinstance(exc, Terminated):
+            # Ray's ray.wait catches the exception a handler raises and raises a plain KeyboardInterrupt:
+            # a scheduler's SIGTERM must still exit 143, not 130 as if someone had pressed Ctrl-C
+            raise Terminated(signum) from exc
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -13,7 +13,7 @@ import contextvars
 import logging
 import signal
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 
 class BirefvidError(Exception):
@@ -134,6 +134,27 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int = 15) -> None:
         super().__init__()
         self.signum = signum
+
+
+_received: list[int] = []  # the termination signals the command line's handler raised, this run
+
+
+def note_signal(signum: Optional[int]) -> None:
+    """Record a termination signal raised as ``Terminated`` (None: forget them, a new run starts)."""
+    if signum is None:
+        _received.clear()
+    else:
+        _received.append(signum)
+
+
+def stopped_by(exc: BaseException) -> Optional[int]:
+    """The signal behind ``exc``: its own for ``Terminated``; for a plain KeyboardInterrupt the one the
+    handler raised, since Ray's ``ray.wait`` catches that exception and raises a plain one instead."""
+    if isinstance(exc, Terminated):
+        return exc.signum
+    if isinstance(exc, KeyboardInterrupt) and _received:
+        return _received[0]
+    return None
 
 
 _finishing = threading.Event()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -228,6 +229,43 @@ def test_python_api_refuses_a_missing_background_before_any_work(clips, tmp_path
         batch_videos([clips["inputs"][1]], tmp_path / "o", kind="composite", background=str(tmp_path / "beach.jpg"), **API_MODEL)
     assert not (tmp_path / "o").exists()
 
+def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_path):
+    """Stopping a batch (SIGTERM, Ctrl-C) kills Ray workers mid-write: their ``.NAME.partial-*`` files,
+    beside the outputs and in the chunk folder, go with the run, not stay for someone to clean up."""
+    from test_batch_media import API_MODEL
+
+    from birefvid.api import build_file_job
+    from birefvid.batch.progress import BatchProgress
+    from birefvid.batch.runner import output_for, run_batch
+
+    out = tmp_path / "o"
+    jobs = [build_file_job(p, output_for(p, out, ".mkv"), kind="mask", **API_MODEL) for p in clips["inputs"]]
+    (out / "keep").mkdir(parents=True)
+    (out / "keep" / ".x.partial-1.mkv").write_bytes(b"not this run's")
+
+    class Killed:  # what the Ray executor leaves when the driver is stopped: each running chunk half-written
+        where, workers = "test", 2
+
+        def run(self, tasks, on_result, on_frames=None, on_failure=None, skip=None):
+            on_result(tasks[0], {"frames": 6, "seconds": 0.1})  # one chunk finished before the stop
+            for task in tasks[1:]:
+                path = Path(task.path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                (path.parent / f".{path.stem}.partial-abc{path.suffix}").write_bytes(b"half")
+            raise KeyboardInterrupt
+
+        def close(self):
+            pass
+
+    log = tmp_path / "p.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(jobs, out, Killed, BatchProgress(quiet=True, json_path=log), chunk_frames=6)
+    last = events(log)[-1]  # a log watcher sees the run end, not a last frame count
+    assert last["event"] == "stopped" and last["reason"] == "interrupted" and last["chunks_done"] == 1
+    assert [p.name for p in out.rglob("*") if ".partial-" in p.name] == [".x.partial-1.mkv"]
+    assert manifest(out)["videos"]["long.mkv"]["chunks_done"] == {"0": 6}  # the finished chunk stays for the rerun
+
+
 def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
     out, marker = tmp_path / "out", tmp_path / "crashed"
     long, a = clips["inputs"][0], clips["inputs"][1]
@@ -272,6 +310,23 @@ def test_damaged_chunk_skips_that_video_and_the_rest_are_processed(clips, tmp_pa
     failed = [e for e in events(log) if e["event"] == "video_failed"]
     assert len(failed) == 1 and failed[0]["video"] == "bad.mkv" and "damaged" in failed[0]["error"]
     assert not any(e["event"] == "chunk_done" and e["video"] == "bad.mkv" and e["chunk"] == 3 for e in events(log))
+
+
+def test_an_input_deleted_during_the_run_is_named_as_removed_not_damaged(clips, tmp_path, capsys, monkeypatch):
+    from birefvid.batch.progress import BatchProgress
+
+    folder, out = tmp_path / "in", tmp_path / "o"
+    folder.mkdir()
+    a, b = (folder / "a.mp4", folder / "b.mp4")
+    a.write_bytes(clips["inputs"][1].read_bytes())
+    b.write_bytes(clips["inputs"][2].read_bytes())
+    done = BatchProgress.chunk_done
+    monkeypatch.setattr(BatchProgress, "chunk_done", lambda self, *args, **kw: (b.unlink(missing_ok=True), done(self, *args, **kw)))
+    assert batch(str(folder), "--output-dir", str(out), "--output", "mask", "-q") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
+    assert err == [f"birefvid: error: 1 of 2 inputs were skipped (1 removed during the run): {b} (the other one was processed; "
+                   "the progress lines say why each was skipped)"]  # fmt: skip
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]
 
 
 def test_one_damaged_video_alone_is_its_own_error(clips, tmp_path, capsys):
@@ -405,13 +460,35 @@ def test_changed_options_redo_a_finished_video_only_with_overwrite(clips, tmp_pa
 
 
 def test_a_second_run_on_the_same_folder_is_refused(clips, tmp_path, capsys):
-    import socket
+    from birefvid.batch.manifest import RunLock
 
     out = tmp_path / "o"
-    (out / ".birefvid-batch").mkdir(parents=True)
-    (out / ".birefvid-batch" / "lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live run: this one
-    assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask") == 2
+    running = RunLock(out)
+    running.acquire()  # a live run
+    try:
+        assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask") == 2
+    finally:
+        running.release()
     assert "another birefvid batch is writing to" in capsys.readouterr().err and not (out / "a.mkv").exists()
+
+
+def test_the_lock_of_a_killed_run_is_taken_over_even_when_its_pid_lives_on(tmp_path):
+    """kill -9 leaves the lock file; on a busy machine its pid soon names another process. The rerun
+    takes it over (the kernel dropped the dead run's flock), and once only when two reruns race."""
+    import socket
+
+    from birefvid.batch.manifest import RunLock
+
+    lock = tmp_path / ".birefvid-batch" / "lock"
+    lock.parent.mkdir()
+    lock.write_text(f"{socket.gethostname()} {os.getppid()}\n")  # a live process, not a batch
+    first, second = RunLock(tmp_path), RunLock(tmp_path)
+    first.acquire()
+    assert lock.read_text().split()[1] == str(os.getpid())
+    with pytest.raises(Exception, match="another birefvid batch is writing"):
+        second.acquire()  # once taken, the lock holds (another open of the file, as another process)
+    first.release()
+    assert not lock.exists()
 
 
 def test_existing_output_is_kept_without_overwrite(clips, tmp_path, capsys):

@@ -78,18 +78,26 @@ def test_a_workers_error_is_the_same_one_line(clips, tmp_path, capsys):
     assert sorted(os.listdir(out)) == [".birefvid-batch"]
 
 
-def test_a_damaged_video_is_skipped_and_the_others_are_processed(clips, tmp_path, capsys):
+def test_a_damaged_video_is_skipped_and_the_others_are_processed(clips, tmp_path, capsys, monkeypatch):
+    """And so is a video that kills its worker on every try (the OOM killer): a fresh worker takes the
+    dead one's place, and one file does not stop a batch of thousands."""
+    from birefvid.batch import ray_executor
+
+    monkeypatch.setattr(ray_executor, "MAX_RESTARTS", 0)  # every try dies here; Ray's retries are the same story, longer
+    monkeypatch.setenv(CRASH_ENV, "a.mp4:0")
+    monkeypatch.setenv(MARKER_ENV, str(tmp_path / "killed"))
     bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 14)  # chunk 2 of 4
     out, log = tmp_path / "o", tmp_path / "p.jsonl"
     code = main(["batch", str(bad), *(str(p) for p in clips["inputs"][1:]), "--output-dir", str(out), "--output", "mask",
                  "--chunk-frames", "6", "--ray", "local", "--progress-json", str(log), "-q", *MODEL])  # fmt: skip
     assert code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
-    assert len(err) == 1 and err[0].startswith("birefvid: error: 1 of 3 inputs were skipped (1 damaged midway)"), err
-    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv", "b.mkv"]
-    for src in clips["inputs"][1:]:
-        assert max_diff(grey(out / f"{src.stem}.mkv"), grey(clips["refs"][src.stem])) == 0
-    assert [e["video"] for e in events(log) if e["event"] == "video_failed"] == ["bad.mkv"]
+    assert len(err) == 1 and err[0].startswith("birefvid: error: 2 of 3 inputs were skipped (1 damaged midway and 1 whose Ray worker died every time)"), err
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "b.mkv"]  # nor the dead worker's half-written a.mkv
+    assert max_diff(grey(out / "b.mkv"), grey(clips["refs"]["b"])) == 0
+    failed = {e["video"]: e["error"] for e in events(log) if e["event"] == "video_failed"}
+    assert sorted(failed) == ["a.mkv", "bad.mkv"] and "its Ray worker died 1 time (out of memory" in failed["a.mkv"]
+    assert "\n" not in failed["a.mkv"]  # one progress line, not Ray's page of text
 
 
 def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path, monkeypatch):
@@ -103,27 +111,23 @@ def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path,
     assert done == [("a.mkv", 0), ("b.mkv", 0)] + [("long.mkv", i) for i in range(4)]  # each chunk once, none lost
 
 
-def test_ctrl_c_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
+def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
+    """A scheduler's SIGTERM (Ctrl-C's SIGINT takes the same way out): exit 143, not the abort Ray's own
+    handler gave, the workers' half-written chunk files removed, and the rerun does only the rest."""
     out, first, second = tmp_path / "out", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     argv = ["batch", str(clips["inputs"][0]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q", *MODEL]
-    # the driver must start with SIGINT's default disposition, as from a terminal: a suite started where
-    # SIGINT is ignored (a script's background job) would hand it SIG_IGN, and Python then installs no
-    # Ctrl-C handler. A handled signal is reset to the default at exec, so handle it here meanwhile
-    # (unlike preexec_fn, safe with the threads this process may have).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        driver = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv, "--ray", "local", "--progress-json", str(first)],
-                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    driver = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv, "--ray", "local", "--progress-json", str(first)],
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (first.exists() and '"chunk_done"' in first.read_text()):
         time.sleep(0.2)
-    driver.send_signal(signal.SIGINT)
-    assert driver.wait(timeout=120) == 130, driver.stderr.read()
-    assert "interrupted" in driver.stderr.read()
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=120) == 143, driver.stderr.read()
+    assert "birefvid: terminated" in driver.stderr.read()
     done_before = sorted(manifest(out)["videos"]["long.mkv"]["chunks_done"])
     assert 1 <= len(done_before) < 4 and not (out / "long.mkv").exists()
+    assert not [p for p in out.rglob("*") if ".partial-" in p.name]  # the killed workers' chunk files
+    assert events(first)[-1]["event"] == "stopped" and events(first)[-1]["reason"] == "terminated"
 
     assert main([*argv, "--ray", "local", "--progress-json", str(second)]) == 0  # on the tests' Ray
     ev = events(second)
@@ -131,3 +135,24 @@ def test_ctrl_c_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path)
     assert len([e for e in ev if e["event"] == "chunk_done"]) == 4 - len(done_before)
     assert max_diff(grey(out / "long.mkv"), grey(clips["refs"]["long"])) == 0
     assert sorted(os.listdir(out)) == [".birefvid-batch", "long.mkv"]
+
+
+def test_ray_init_leaves_the_sigterm_handler_as_it_found_it():
+    """ray.init installs its own SIGTERM handler (sys.exit(15), under a C++ one that aborted the driver):
+    the command line's must be back afterwards, and a SIGTERM while Ray starts must stop the run as one."""
+    from birefvid.batch.ray_executor import _keeping_sigterm
+    from birefvid.errors import Terminated
+
+    def ours(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        with _keeping_sigterm():
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # what ray.init does
+        assert signal.getsignal(signal.SIGTERM) is ours
+        with pytest.raises(Terminated), _keeping_sigterm():
+            sys.exit(signal.SIGTERM)  # Ray's handler, run while ray.init was starting the cluster
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, previous)

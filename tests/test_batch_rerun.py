@@ -73,6 +73,25 @@ def test_a_finished_video_is_kept_when_only_the_chunking_changed(tmp_path):
     assert main([*argv, "--chunk-frames", "0", "--smooth", "none"]) == 2  # another job still dates it
 
 
+def test_a_rerun_does_not_probe_the_videos_it_finished(tmp_path, monkeypatch):
+    """Resuming thousands of videos must not first read every finished one's packets again."""
+    from birefvid.batch import runner
+
+    src = keyframed_clip(tmp_path / "long.mp4", 2 * FRAMES, gop=FRAMES)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "--chunk-frames", str(FRAMES), "-q", *MODEL]
+    assert main(argv) == 0
+
+    def probe(path):
+        raise AssertionError(f"{path} probed again")
+
+    monkeypatch.setattr(runner, "probe_video", probe)
+    assert main([*argv, "--progress-json", str(log)]) == 0
+    ev = events(log)
+    assert [e["event"] for e in ev] == ["start", "video_skipped", "end"]
+    assert ev[0]["chunks"] == 2 and ev[-1]["frames_done"] == 2 * FRAMES  # the totals as the first run planned them
+
+
 def test_a_finished_video_is_kept_when_only_the_batch_size_changed(tmp_path, monkeypatch):
     """--batch-size is a speed setting: a rerun with another value skips what is finished, and a
     manifest written before speed settings were left out of its fingerprint is still honoured."""
@@ -106,3 +125,40 @@ def test_a_finished_video_is_kept_when_only_the_batch_size_changed(tmp_path, mon
     assert [e["event"] for e in events(log)] == ["start", "video_skipped", "end"]
     assert (out / "a.mkv").stat().st_mtime_ns == made
     assert main([*argv, "--smooth", "none"]) == 2  # a setting that changes the output still dates it
+
+
+def test_an_output_its_killed_run_did_not_record_is_made_again(tmp_path, capsys):
+    """A run killed after an output was renamed into place but before the manifest said so (a Ray
+    worker finishes its video as the driver is SIGKILLed): rerun as typed, it resumes, not refuses."""
+    import json
+
+    src = keyframed_clip(tmp_path / "a.mp4", FRAMES)
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main(argv) == 0
+    path = out / ".birefvid-batch" / "manifest.json"
+    data = json.loads(path.read_text())
+    data["videos"]["a.mkv"].update(status="pending", chunks_done={})  # what the killed run had recorded
+    data["videos"]["a.mkv"].pop("frames")
+    path.write_text(json.dumps(data))
+    assert main([*argv, "--progress-json", str(log)]) == 0, capsys.readouterr().err
+    assert [e["event"] for e in events(log)] == ["start", "chunk_done", "video_done", "end"]
+    assert manifest(out)["videos"]["a.mkv"]["status"] == "done"
+
+
+def test_an_output_that_appears_while_the_batch_runs_does_not_end_it(tmp_path, monkeypatch):
+    """After a Ray driver is SIGKILLed its workers finish their chunks for a few seconds, renaming
+    outputs into place while the rerun starts: the rerun, which planned those videos, writes them."""
+    from birefvid.batch.progress import BatchProgress
+
+    src = keyframed_clip(tmp_path / "a.mp4", FRAMES)
+    out = tmp_path / "out"
+    start = BatchProgress.start
+
+    def orphan_writes(self, *args, **kwargs):  # after planning, before the chunk runs
+        (out / "a.mkv").write_bytes(b"the killed run's worker")
+        start(self, *args, **kwargs)
+
+    monkeypatch.setattr(BatchProgress, "start", orphan_writes)
+    assert main(["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]) == 0
+    assert (out / "a.mkv").read_bytes()[:4] == b"\x1a\x45\xdf\xa3" and manifest(out)["videos"]["a.mkv"]["status"] == "done"

@@ -186,3 +186,23 @@ def test_presses_during_finishing_are_held_and_three_give_up(presses: int, said:
     out, err = proc.communicate(timeout=30)
     assert out.split() == [said] and proc.returncode == 0, (out, err)
     assert "Ctrl-C 2 more times abandons them" in err, err
+
+
+def test_sigterm_swallowed_into_a_plain_interrupt_still_exits_143(capsys: pytest.CaptureFixture[str]) -> None:
+    """Ray's ray.wait catches the exception the SIGTERM handler raises and raises a plain
+    KeyboardInterrupt: a scheduler's stop must still read as 143 'terminated', not as Ctrl-C."""
+    import os
+
+    from birefvid.cli import guarded
+    from birefvid.errors import Terminated
+
+    def work() -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except Terminated:
+            raise KeyboardInterrupt from None  # as Ray's C++ wait loop does
+        return 0
+
+    assert guarded("birefvid", work) == 143
+    assert "birefvid: terminated" in capsys.readouterr().err

@@ -18,6 +18,11 @@ OnFailure = Callable[[ChunkTask, SourceError], None]
 Skip = Callable[[ChunkTask], bool]  # a task not to start (its video already failed)
 
 
+class WorkerDied(SourceError):
+    """A chunk whose Ray worker died more often than Ray restarts it (the OOM killer, a crash in native
+    code): that video is skipped as a damaged one is, so one video cannot stop a batch of thousands."""
+
+
 def deliver(task: ChunkTask, outcome: Callable[[], dict[str, Any]], on_result: OnResult, on_failure: Optional[OnFailure]) -> None:
     """Report a chunk's result to ``on_result``; a damaged input (SourceError) goes to ``on_failure``
     when there is one, so the run goes on without that video; any other error ends the run."""

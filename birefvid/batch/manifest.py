@@ -139,33 +139,80 @@ class Manifest:
 class RunLock:
     """One batch at a time per output folder: ``DIR/.birefvid-batch/lock`` holds the host and pid of the run.
 
-    A lock left by a run that died on this host (its pid is gone) is taken over; one from another
-    host cannot be checked, so the error says how to remove it.
+    The run holds an exclusive ``flock`` on the file, which the kernel drops when the process dies
+    however it dies: a lock left by a killed run is taken over, exactly once when two reruns start
+    together (reading a dead pid and deleting its file let both in), and a reused pid does not keep
+    it. Where the file system has no ``flock`` the pid decides: a lock of this host whose pid is gone
+    is taken over; one from another host cannot be checked, so the error says how to remove it.
     """
 
     def __init__(self, out_dir: Path) -> None:
         self.path = Path(out_dir) / WORK_DIR / "lock"
         self._held = False
+        self._fd: Optional[int] = None
 
     def acquire(self) -> None:
         import socket
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = f"{socket.gethostname()} {os.getpid()}"
+        host = socket.gethostname()
+        me = f"{host} {os.getpid()}"
+        for _ in range(5):
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                locked = _flock(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            if locked is False:
+                os.close(fd)
+                self._refuse()
+            if locked is None:  # no flock here: the file's own existence is the lock
+                os.close(fd)
+                self._acquire_by_pid(host, me)
+                return
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # its holder removed it as we opened it: lock the new one
+                os.close(fd)
+                continue
+            with os.fdopen(os.dup(fd), "r+") as f:
+                owner = f.read().split()
+                if owner and owner[0] != host:  # another host's run: its flock may not reach this host
+                    os.close(fd)
+                    self._refuse()
+                f.seek(0)
+                f.truncate()
+                f.write(me + "\n")
+            self._fd, self._held = fd, True
+            return
+        self._refuse()
+
+    def _refuse(self) -> None:
+        try:
+            owner = self.path.read_text().strip() or "?"
+        except OSError:
+            owner = "?"
+        raise SinkError(f"another birefvid batch is writing to {self.path.parent.parent} (host and pid: {owner}); "
+                        f"wait for it, or remove {self.path} if that run is gone") from None  # fmt: skip
+
+    def _acquire_by_pid(self, host: str, me: str) -> None:
+        """The lock without flock: created exclusively; a dead pid of this host's is taken over."""
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                if not self._stale(socket.gethostname()):
-                    owner = self.path.read_text().strip() if self.path.exists() else "?"
-                    raise SinkError(f"another birefvid batch is writing to {self.path.parent.parent} (host and pid: {owner}); "
-                                    f"wait for it, or remove {self.path} if that run is gone") from None  # fmt: skip
+                if not self._stale(host):
+                    self._refuse()
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(me + "\n")
             self._held = True
             return
+        self._refuse()
 
     def _stale(self, host: str) -> bool:
         """True when the lock names a process of this host that no longer runs."""
@@ -183,9 +230,28 @@ class RunLock:
     def release(self) -> None:
         """Drop the lock, and the work folder with it when nothing else is in it (a run refused before any work)."""
         if self._held:
-            self.path.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)  # while still locked: a run waiting on this file sees it gone and retries
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
             try:
                 self.path.parent.rmdir()
             except OSError:
                 pass  # the manifest or chunk files are in it
             self._held = False
+
+
+def _flock(fd: int) -> Optional[bool]:
+    """An exclusive, non-blocking flock on ``fd``: True when taken, False when another process holds
+    it, None where there is no flock (Windows, a file system without it)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True

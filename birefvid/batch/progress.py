@@ -110,6 +110,11 @@ class BatchProgress:
         self._emit("end", f"batch done: {self.videos_done}/{self.videos} videos, {self.frames_computed} frames computed in {summary['seconds']:.1f} s ({summary['fps']:.2f} fps)")
         return summary
 
+    def stopped(self, why: str) -> None:
+        """The run ended early (a signal, an error): the last line and JSON line say so and how far it got,
+        where a log watcher would otherwise see the last frame count and take the run for still going."""
+        self._emit("stopped", f"batch stopped ({why}): {self.videos_done}/{self.videos} videos done; a rerun of the same command resumes", reason=why)
+
     def _counts(self) -> dict[str, Any]:
         seconds = time.monotonic() - self._t0
         return {

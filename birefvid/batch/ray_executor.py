@@ -7,20 +7,26 @@ Ray is an optional dependency (``pip install "birefvid[ray]"``), imported only h
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
+import signal
+import threading
 from collections import deque
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
-from ..errors import ConfigError, PipelineError, option
+from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnFailure, OnFrames, OnResult, Skip, counting, deliver
+from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver
 
 log = logging.getLogger(__name__)
 
 # a worker killed mid-chunk is restarted and its chunk retried this many times before the run fails
 MAX_RESTARTS = 3
+# chunks in a row that kill their worker every time before the run stops (fewer: those videos are skipped)
+DEATHS_IN_A_ROW = 3
 # seconds between the driver's looks at the running chunks' frame counts
 POLL_SECONDS = 2.0
 
@@ -32,6 +38,31 @@ def import_ray() -> Any:
     except ImportError:
         raise ConfigError(f'{option("ray")} needs Ray, which is not installed: pip install "birefvid[ray]"') from None
     return ray
+
+
+@contextlib.contextmanager
+def _keeping_sigterm() -> Iterator[None]:
+    """Put back the SIGTERM handler ``ray.init`` replaces (with ``sys.exit``, under a C++ handler that
+    aborted the process): a scheduler's SIGTERM must stop the run as Ctrl-C does (exit 143, workers
+    stopped, their temporary files removed), not kill the driver mid-way with exit -6."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM:
+            raise
+        raise Terminated(signal.SIGTERM) from None  # it came while ray.init ran, under Ray's own handler
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _unwrap(outcome: Any) -> dict[str, Any]:
+    """A chunk's result, or the error it ended with raised again."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome  # type: ignore[no-any-return]
 
 
 class ChunkWorker:
@@ -79,12 +110,17 @@ class RayExecutor:
         self._owns = False
         if not ray.is_initialized():
             try:
-                if address == "local":
-                    ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
-                else:
-                    ray.init(address=address, logging_level=logging.WARNING)
+                with _keeping_sigterm():
+                    if address == "local":
+                        ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+                    else:
+                        ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
+            except KeyboardInterrupt:
+                if ray.is_initialized():  # stopped as Ray started: what it started goes too
+                    ray.shutdown()
+                raise
             self._owns = True
         self.where = f"Ray {address}"
         resources = ray.cluster_resources()
@@ -106,8 +142,10 @@ class RayExecutor:
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
         )
         threads = max(1, int(cpus_per_worker))
-        self._actors = [actor.remote(job.to_dict(), threads) for _ in range(workers)]
+        self._actor, self._job, self._threads = actor, job.to_dict(), threads
+        self._actors = [actor.remote(self._job, threads) for _ in range(workers)]
         self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
+        self._running: dict[Any, tuple[ChunkTask, Any]] = {}
 
     def run(
         self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
@@ -117,7 +155,9 @@ class RayExecutor:
         queue = deque(tasks)
         free = list(self._actors)
         running: dict[Any, tuple[ChunkTask, Any]] = {}
+        self._running = running  # what close() waits on when the run is stopped midway
         counter = self._counter if on_frames is not None else None
+        deaths = 0  # chunks in a row whose worker died every time
         while queue or running:
             while queue and free:
                 task = queue.popleft()
@@ -133,8 +173,25 @@ class RayExecutor:
                         on_frames(by_key[key], frames)
             for ref in done:
                 task, actor = running.pop(ref)
+                try:
+                    outcome: Any = self._get(ref, task)
+                    deaths = 0
+                except WorkerDied as exc:  # Ray restarts that worker no more: a fresh one takes its place
+                    deaths += 1
+                    if deaths >= DEATHS_IN_A_ROW:  # not one video's fault: workers that cannot run at all (no memory for the model)
+                        raise PipelineError("worker", f"Ray workers died on {deaths} chunks in a row; the last: {exc}") from None
+                    actor, outcome = self._replace(actor), exc
+                except SourceError as exc:
+                    outcome = exc
+                    deaths = 0
                 free.append(actor)
-                deliver(task, lambda: self._get(ref, task), on_result, on_failure)
+                deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
+
+    def _replace(self, dead: Any) -> Any:
+        """A new worker in place of one that died more often than Ray restarts it."""
+        fresh = self._actor.remote(self._job, self._threads)
+        self._actors = [fresh if a is dead else a for a in self._actors]
+        return fresh
 
     def _get(self, ref: Any, task: ChunkTask) -> dict[str, Any]:
         """The chunk's result; a worker's error becomes the same one-line error a local run gives."""
@@ -149,7 +206,10 @@ class RayExecutor:
                 raise cause from None
             raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
         except ray.exceptions.RayActorError as exc:
-            raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {MAX_RESTARTS + 1} times ({exc})") from None
+            tries = MAX_RESTARTS + 1
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__  # Ray's text goes on for lines
+            raise WorkerDied(f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {tries} time{'s' if tries > 1 else ''} "
+                             f"(out of memory, or a crash in native code?): {why}") from None  # fmt: skip
 
     def close(self) -> None:
         for actor in self._actors:
@@ -158,6 +218,12 @@ class RayExecutor:
             except Exception as exc:  # noqa: BLE001 - best effort at shutdown
                 log.debug("could not stop a Ray worker: %s", exc)
         self._actors = []
+        if self._running:  # stopped midway: wait (briefly) for the killed workers to go, so their files can be removed
+            try:
+                self.ray.wait(list(self._running), num_returns=len(self._running), timeout=10)
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+                log.debug("could not wait for the Ray workers to stop: %s", exc)
+            self._running = {}
         try:
             self.ray.kill(self._counter)
         except Exception as exc:  # noqa: BLE001 - best effort at shutdown

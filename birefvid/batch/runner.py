@@ -27,7 +27,7 @@ from ..job import FileJob
 from .chunk import ChunkTask, chunk_shift, make_folder
 from .hooks import crash_hook_for
 from .join import join_chunks
-from .local import OnFailure, OnFrames, OnResult, Skip
+from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied
 from .manifest import WORK_DIR, Manifest, RunLock, fingerprint, older_fingerprints
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
@@ -335,6 +335,10 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
     plans, todo = [], []
     unreadable: list[tuple[str, str]] = []  # (input, why): skipped so one bad file does not stop the folder
     for job in jobs:
+        finished = _finished_plan(manifest, job, out_dir)
+        if finished is not None:
+            plans.append(finished)
+            continue
         try:
             plan = plan_video(job, out_dir, chunk_frames)
         except SourceError as exc:
@@ -350,21 +354,35 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         # this very job is kept even so: redoing it gives the same file, and an interrupted --overwrite
         # run rerun as it was typed would otherwise start over on every video, never to finish
         made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
+        before = manifest.videos.get(plan.name)
         spec = job.to_dict()
-        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks)},
+        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks),
+                                               "output_before": _identity(plan.output)},
                                also=older_fingerprints(spec, job.source.input, chunking),
                                job_fp=fingerprint(spec, job.source.input, {}),
                                older_job_fps=older_fingerprints(spec, job.source.input, {}))  # fmt: skip
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
-        if made_before and plan.output.exists() and not job.output.overwrite:
+        if (entry is before and plan.output.exists() and not job.output.overwrite
+                and "output_before" in entry and entry["output_before"] != _identity(plan.output)):
+            # not the file that was there when this job was planned: made by a run of this very job that was
+            # killed (SIGKILL, a Ray worker finishing as its driver died) after the output was renamed into
+            # place but before the manifest said so; made again
+            plan.job = job = replace(job, output=replace(job.output, overwrite=True))
+        elif made_before and plan.output.exists() and not job.output.overwrite:
             _refuse_stale(plan.output)
         _check_output(plan.output, overwrite=job.output.overwrite)  # before any work
+        if not plan.output.exists():
+            # this run's to write: one that appears meanwhile comes from the Ray workers of a run killed
+            # just before (they finish their chunk as their driver dies), and must not end this one
+            plan.job = job = replace(job, output=replace(job.output, overwrite=True))
         plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
         todo.append(plan)
     manifest.save()
     executor = executor_factory()
+    tasks: list[ChunkTask] = []
+    by_name = {p.name: p for p in todo}
     try:
         progress.start(len(plans), sum(len(p.chunks) for p in plans), sum(p.frames for p in plans), executor.workers, executor.where)
         for source, why in unreadable:
@@ -373,7 +391,6 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         for plan in plans:
             if plan.name not in pending:
                 progress.skipped_video(plan.name, plan.frames, len(plan.chunks))
-        tasks = []
         for plan in todo:
             for chunk in plan.chunks:
                 if chunk.index in plan.done:
@@ -382,7 +399,6 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
                     tasks.append(_task(plan, chunk))
             if len(plan.done) == len(plan.chunks):
                 _finish_video(plan, manifest, progress)  # every chunk done earlier; the join was interrupted
-        by_name = {p.name: p for p in todo}
 
         def on_result(task: ChunkTask, result: dict[str, Any]) -> None:
             plan = by_name[task.video]
@@ -396,21 +412,80 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
                 _finish_video(plan, manifest, progress)
 
         failed: dict[str, str] = {}  # video name -> why: damage found while a chunk decoded
+        died: set[str] = set()  # of those, videos whose chunk killed its Ray worker every time
 
         def on_failure(task: ChunkTask, exc: SourceError) -> None:
             if len(jobs) == 1:
                 raise exc  # nothing else to go on with: the error is the run's
+            if isinstance(exc, WorkerDied):
+                remove_partials(Path(task.path))  # what the dead worker was writing
             if task.video not in failed:
                 failed[task.video] = str(exc)
+                if isinstance(exc, WorkerDied):
+                    died.add(task.video)
                 progress.failed_video(task.video, by_name[task.video].job.source.input, str(exc))
 
         executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames),
                      on_failure=on_failure, skip=lambda task: task.video in failed)  # fmt: skip
-    finally:
-        executor.close()
+    except BaseException as exc:
+        try:
+            executor.close()
+        finally:
+            for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
+                if task.chunk["index"] not in by_name[task.video].done:
+                    remove_partials(Path(task.path))
+            progress.stopped(_why_stopped(exc))
+        raise
+    executor.close()
     summary = progress.finish()
-    _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()])
+    _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()],
+                    {by_name[name].job.source.input for name in died})  # fmt: skip
     return summary
+
+
+def _identity(path: Path) -> Optional[list[int]]:
+    """Which file ``path`` is (inode, size, mtime), or None when there is none: a rename into place changes it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _finished_plan(manifest: Manifest, job: FileJob, out_dir: Path) -> Optional[VideoPlan]:
+    """The plan of a video this very job finished in an earlier run, from the manifest, or None.
+
+    Not probed again: a rerun to resume thousands of videos read every long one's packets first
+    (0.3 s a 10-minute video) before the first unfinished one started. Only the job matters for a
+    finished video, not how it was chunked (``Manifest.entry``).
+    """
+    name = output_key(job.output.path, out_dir)
+    entry = manifest.videos.get(name)
+    if not entry or entry.get("status") != "done" or not Path(job.output.path).exists():
+        return None
+    spec = job.to_dict()
+    try:
+        same = entry.get("job_fingerprint") in (fingerprint(spec, job.source.input, {}), *older_fingerprints(spec, job.source.input, {}))
+    except OSError:
+        return None  # the input is gone: planning says so
+    if not same:
+        return None
+    frames, chunks = int(entry.get("frames", 0)), max(1, int(entry.get("chunks", 1)))
+    return VideoPlan(name, job, [Chunk(i, 0, 0) for i in range(chunks)], frames, out_dir / WORK_DIR / name)
+
+
+def _why_stopped(exc: BaseException) -> str:
+    """What ended a run early, in the words of its exit line: 'terminated' (SIGTERM), 'hung up', 'interrupted', or the error."""
+    import signal
+
+    from ..errors import stopped_by
+
+    signum = stopped_by(exc)
+    if signum is not None:
+        return "terminated" if signum == signal.SIGTERM else "hung up"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return str(exc) or type(exc).__name__
 
 
 def _refuse_stale(output: Path) -> None:
@@ -420,7 +495,7 @@ def _refuse_stale(output: Path) -> None:
                     f"{option('overwrite', True)} redoes it (and the others out of date; those already made with these options are kept), or write to another output folder to keep both")  # fmt: skip
 
 
-def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]]) -> None:
+def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]], died: Optional[set[str]] = None) -> None:
     """One SourceError line for the inputs skipped along the way (exit code 2), after the rest were processed."""
     if not unreadable and not failed:
         return
@@ -429,8 +504,14 @@ def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]]
     what = []
     if unreadable:
         what.append(f"{len(unreadable)} not {'a readable video' if len(unreadable) == 1 else 'readable videos'}")
-    if failed:
-        what.append(f"{len(failed)} damaged midway")
+    died = died or set()
+    gone = sum(1 for source, _ in failed if source not in died and not Path(source).exists())  # deleted or moved while the batch ran: not damaged
+    if len(failed) > gone + len(died):
+        what.append(f"{len(failed) - gone - len(died)} damaged midway")
+    if gone:
+        what.append(f"{gone} removed during the run")
+    if died:
+        what.append(f"{len(died)} whose Ray worker died every time")
     done = planned - len(failed)
     raise SourceError(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
                       f"({'the other one was' if done == 1 else f'the other {done} were'} processed; the progress lines say why each was skipped)")  # fmt: skip
@@ -466,12 +547,17 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
         if str(parent) != ".":
             with contextlib.suppress(OSError):
                 (manifest.path.parent / parent).rmdir()
-    for leftover in plan.output.parent.glob(f".{plan.output.stem}.partial-*"):  # from a worker killed mid-write
+    remove_partials(plan.output)  # from a worker killed mid-write
+    progress.video_done(plan.name, str(plan.output))
+
+
+def remove_partials(target: Path) -> None:
+    """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` left."""
+    for leftover in target.parent.glob(f".{target.stem}.partial-*"):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-    progress.video_done(plan.name, str(plan.output))
 
 
 def _check_output(output: Path, *, overwrite: bool) -> None:
