@@ -594,3 +594,13 @@ def test_outputs_into_the_inputs_folder_under_their_own_names_are_refused(clips,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "would replace" in err[0] and "long.mp4" in err[0], err
     assert video.read_bytes() == before
+
+
+def test_ext_takes_png_with_a_dot_as_image_does():
+    """`--ext .png` (as `birefvid image --ext .png` spells it) was "invalid choice" while `--ext mov` was taken."""
+    from birefvid.cli import build_parser
+
+    parser = build_parser()
+    for given in ("png", ".png", ".PNG"):
+        assert parser.parse_args(["batch", "clips/", "--output-dir", "out/", "--ext", given]).ext == "png"
+    assert parser.parse_args(["batch", "clips/", "--output-dir", "out/", "--ext", "MOV"]).ext == ".mov"

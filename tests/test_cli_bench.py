@@ -126,10 +126,12 @@ def test_export_refuses_a_name_without_onnx_suffix(tmp_path, capsys):
     assert "must end in .onnx" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [[], ["a.onnx", "-o", "b.onnx"]])
-def test_export_needs_one_output_name(tmp_path, capsys, argv):
+@pytest.mark.parametrize("argv, words", [([], "name the .onnx file to write: birefvid export model.onnx"),
+                                         (["a.onnx", "-o", "b.onnx"], "two outputs given (a.onnx and -o b.onnx)")])
+def test_export_needs_one_output_name(tmp_path, capsys, argv, words):
+    """No name at all was told to "name the .onnx file to write once", as if it had given two."""
     assert main(["export", *argv, "--backbone", "pvt_v2_b0"]) == 2
-    assert "name the .onnx file to write once" in capsys.readouterr().err
+    assert words in capsys.readouterr().err
 
 
 def test_bench_json_into_a_missing_folder_fails_before_the_benchmark(tmp_path, capsys, monkeypatch):

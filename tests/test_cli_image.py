@@ -585,3 +585,17 @@ def test_a_gray_photo_is_converted_through_its_own_profile(tmp_path, red_key, na
     assert (rgba[..., 3] == 255).all()
     assert np.abs(expected - naive).max() > 40  # the two differ: the test tells them apart
     assert np.abs(rgba[..., :3] - expected).max() <= 1
+
+
+def test_a_video_background_is_refused_not_played_across_the_photos(tmp_path, photo, capsys, monkeypatch):
+    """`image --output composite --background clip.mp4` was taken: each photo got the video's next frame."""
+    from media import make_video
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the check")
+
+    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", no_model)
+    video = make_video(tmp_path / "clip.mp4", n_frames=2, with_audio=False).path
+    _one_line_error(capsys, main(["image", str(photo), "-o", str(tmp_path / "c.png"), "--output", "composite", "--background", str(video)]),
+                    f"--background {video} is a video; birefvid image takes a colour or a picture")  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "photo.png"]

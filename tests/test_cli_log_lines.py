@@ -9,7 +9,7 @@ import logging
 import subprocess
 import sys
 
-from birefvid.cli import CliLogFormatter
+from birefvid.cli import CliLogFormatter, build_parser
 
 
 def _formatted(formatter: logging.Formatter, name: str, level: int, message: str) -> str:
@@ -46,3 +46,12 @@ def test_verbose_names_the_module_and_other_libraries_keep_their_name():
     assert _formatted(verbose, "birefvid.io.audio", logging.DEBUG, "opened") == "birefvid: debug: opened [birefvid.io.audio]\n"
     assert _formatted(quiet, "birefvid.runtime", logging.INFO, "ready") == "birefvid: ready\n"
     assert _formatted(quiet, "ray.worker", logging.ERROR, "lost") == "ray.worker: error: lost\n"
+
+
+def test_verbose_works_after_the_command_too():
+    """`-v` put where users put options (after the command) was "unrecognized arguments: -v"."""
+    parser = build_parser()
+    for command in (["process", "a.mp4", "-o", "b.mov"], ["live", "--source", "0"], ["image", "a.jpg", "-o", "b.png"], ["models"]):
+        assert parser.parse_args([*command, "-v"]).verbose is True
+        assert parser.parse_args(["-v", *command]).verbose is True  # before it, as before
+        assert parser.parse_args(command).verbose is False

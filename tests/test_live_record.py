@@ -381,3 +381,14 @@ def test_preset_help_promises_only_presets_a_recording_takes(tmp_path, capsys):
     assert "NVENC p1-p7" not in preset_help and "never NVENC" in preset_help
     with pytest.raises(SinkError, match="unknown preset 'p4' for libx264"):
         RecordingSink(tmp_path / "live.mp4", width=W, height=H, fps=FPS, kind="rgb", preset="p4")
+
+
+def test_a_refused_recording_offers_only_what_live_records(tmp_path):
+    """Live records files only, but its error offered "or a folder for a PNG sequence", and a folder was then
+    refused as "a path without extension files"."""
+    for name, kind, words in [("frames", "rgba", "cannot write alpha output to frames, which has no extension; supported: .mov"),
+                              ("cut.mp4", "rgba", ".mp4 holds no alpha channel"), ("cut.png", "rgb", "(.apng writes one animated PNG)")]:
+        with pytest.raises(SinkError) as caught:
+            RecordingSink(tmp_path / name, width=W, height=H, fps=FPS, kind=kind)
+        assert words in str(caught.value) and "folder" not in str(caught.value), str(caught.value)
+    assert list(tmp_path.iterdir()) == []

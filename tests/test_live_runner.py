@@ -194,6 +194,17 @@ def test_latency_budget_picks_the_largest_size_that_fits():
     assert choose_resolution(seg, image, 0.001, ceiling=1024) == (64, 64)  # nothing fits: the smallest
 
 
+def test_live_help_says_the_budget_picks_the_size(capsys):
+    """`live --help` said --resolution defaults to the model's native size; live picks it by --latency-budget."""
+    from birefvid.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    start = text.index("--resolution RESOLUTION inference")
+    assert "fits --latency-budget" in text[start:text.index("--keep-aspect", start)]
+
+
 def test_latency_budget_leaves_a_shared_segmenter_at_its_own_size(tmp_path):
     """An app reusing one Segmenter: a live run's budget picks its own size, and the Segmenter keeps
     the caller's 256 for the next run (the budget's ceiling) and for process_video (its quality)."""

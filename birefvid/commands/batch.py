@@ -16,9 +16,9 @@ EXTENSIONS = (".mov", ".mkv", ".webm", ".mp4", ".m4v", ".gif", ".webp", ".apng",
 
 
 def _extension(text: str) -> str:
-    """``mov`` and ``.MOV`` both mean ``.mov``; ``png`` stays as it is."""
+    """``mov`` and ``.MOV`` both mean ``.mov``; ``png`` and ``.png`` (as `image --ext` writes it) mean ``png``."""
     text = text.strip().lower()
-    return text if text == "png" or text.startswith(".") else f".{text}"
+    return "png" if text in ("png", ".png") else text if text.startswith(".") else f".{text}"
 
 
 def register(parser: argparse.ArgumentParser) -> None:

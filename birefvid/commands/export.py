@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, SinkError, option
     from ..job import parse_resolution
 
-    if (args.output is None) == (args.out is None):
-        raise ConfigError("name the .onnx file to write once: birefvid export model.onnx (or -o model.onnx)")
+    if args.output is None and args.out is None:
+        raise ConfigError("name the .onnx file to write: birefvid export model.onnx (or -o model.onnx)")
+    if args.output is not None and args.out is not None:
+        raise ConfigError(f"two outputs given ({args.output} and -o {args.out}); name the .onnx file once")
     out = Path(args.output or args.out)
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"the output must end in .onnx, got {out.name}")

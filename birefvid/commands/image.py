@@ -313,7 +313,14 @@ class _Backgrounds:
         self._by_size: "OrderedDict[tuple[int, int, str, bool, Optional[bytes]], Any]" = OrderedDict()
 
     def __enter__(self) -> "_Backgrounds":
-        self.covering(8, 8, "cpu")  # opened once now: a missing or unreadable file fails before the model loads
+        from ..compose.background import StreamBackground
+        from ..errors import ConfigError
+
+        opened = self.covering(8, 8, "cpu")  # opened once now: a missing or unreadable file fails before the model loads
+        if isinstance(opened, StreamBackground):  # each photo would silently get the video's next frame
+            self.__exit__()
+            raise ConfigError(f"--background {self.spec} is a video; birefvid image takes a colour or a picture "
+                              f"(one of its frames: ffmpeg -i {self.spec} -frames:v 1 background.png)")
         return self
 
     def __exit__(self, *exc: object) -> None:

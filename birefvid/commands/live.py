@@ -59,7 +59,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--audio-delay", type=float, default=0.0, metavar="SECONDS",
                            help="move the microphone's sound this much later, to meet the camera's pictures (e.g. 0.05; default 0)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no stats lines")
-    add_model_options(parser)
+    add_model_options(parser, resolution_default="the largest that fits --latency-budget, up to the model's native size")
     parser.set_defaults(run=run)
 
 

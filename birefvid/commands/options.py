@@ -15,13 +15,13 @@ from ..job import BACKENDS, DECODERS, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, Fi
 log = logging.getLogger(__name__)
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, resolution_default: str = "the model's native size") -> None:
     """--model/--weights/--backbone and the inference options every command that runs the model shares."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None, help="registry name (see `birefvid models`) or a Hugging Face repo owner/name (default: general)")
     group.add_argument("--weights", default=None, help="a local checkpoint (.pth or .safetensors, or a Hugging Face snapshot folder) instead of --model")
     group.add_argument("--backbone", default=None, help="backbone of --weights (detected from the file when omitted)")
-    group.add_argument("--resolution", default=None, help="inference size N or WxH, multiples of 32 (default: the model's native size)")
+    group.add_argument("--resolution", default=None, help=f"inference size N or WxH, multiples of 32 (default: {resolution_default})")
     group.add_argument("--keep-aspect", action="store_true", help="keep each frame's aspect ratio at inference (sides rounded to multiples of 32)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     group.add_argument("--precision", default="auto", choices=PRECISIONS, help="default: fp16 on CUDA; on CPU bf16 where the CPU has bf16 instructions, else fp32")

@@ -176,9 +176,9 @@ def parse_bitrate(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def _supported_text(kind: str) -> str:
+def _supported_text(kind: str, folder: bool = True) -> str:
     rows = [f"{ext} ({', '.join(codecs)})" for ext, codecs in SUPPORTED[kind].items()]
-    return "; ".join(rows) + "; or a folder for a PNG sequence"
+    return "; ".join(rows) + ("; or a folder for a PNG sequence" if folder else "")
 
 
 def _even_safe(codec: str, pix_fmt: str, width: int, height: int) -> str:
@@ -232,11 +232,13 @@ def choose_encoder(
     bitrate: Optional[str] = None,
     preset: Optional[str] = None,
     bits: int = 8,
+    folder: bool = True,
 ) -> EncoderSpec:
     """Resolve the encoder for writing ``kind`` to ``path``, or raise SinkError saying what is supported.
 
     ``bits`` > 8 asks for a default pixel format that keeps that many bits where the codec has one
-    (FFV1, PNG, x265; ProRes is 10-bit anyway); a ``pix_fmt`` given is used as it is.
+    (FFV1, PNG, x265; ProRes is 10-bit anyway); a ``pix_fmt`` given is used as it is. ``folder``: the
+    caller also writes PNG sequences to a folder (process, batch; not live), so the error offers one.
     """
     if kind not in SUPPORTED:
         raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -248,14 +250,15 @@ def choose_encoder(
         if kind == "alpha" and any(ext in SUPPORTED[other] for other in KINDS):
             why = f" ({ext} holds no alpha channel: write alpha to a supported format, or choose an output without alpha such as green or mask)"
         elif ext == ".png":
-            why = " (a folder path writes a PNG sequence; .apng writes one animated PNG)"
-        raise SinkError(f"cannot write {kind} output to {ext or 'a path without extension'} files{why}; supported: {_supported_text(kind)}")
+            why = " (a folder path writes a PNG sequence; .apng writes one animated PNG)" if folder else " (.apng writes one animated PNG)"
+        where = f"{ext} files" if ext else f"{path.name or path}, which has no extension"
+        raise SinkError(f"cannot write {kind} output to {where}{why}; supported: {_supported_text(kind, folder)}")
     if codec is None:
         codec = table[ext][0]
     elif codec not in table[ext]:
         raise SinkError(
             f"codec {codec} cannot write {kind} output into {ext}; {ext} supports {', '.join(table[ext])} "
-            f"(all choices: {_supported_text(kind)})"
+            f"(all choices: {_supported_text(kind, folder)})"
         )
     formats = _codec_formats(codec)
     if pix_fmt is None:

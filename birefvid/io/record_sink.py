@@ -46,7 +46,7 @@ def live_encoder(path: Path, kind: str, width: int, height: int, preset: Optiona
     ``preset`` (``--preset``: x264 ``ultrafast``..``placebo``; recordings take the container's default codec, never NVENC) replaces the
     live default; a codec without presets (VP9, FFV1, ProRes) raises SinkError saying so.
     """
-    spec = choose_encoder(path, OUTPUT_KIND[kind], width, height, preset=preset)
+    spec = choose_encoder(path, OUTPUT_KIND[kind], width, height, preset=preset, folder=False)  # live records files only
     faster = dict(_LIVE_SPEED.get(spec.codec, {}))
     if preset is not None:
         faster.pop("preset", None)  # the one asked for wins
