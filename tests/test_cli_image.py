@@ -282,6 +282,7 @@ def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
         (["-o", "{d}/cut.jpg"], "JPEG has no transparency; write .png, .webp or .tif"),
         (["-o", "{d}/folder", "--ext", ".jpg"], "JPEG has no transparency"),
         (["-o", "{d}/folder", "--ext", ".gif"], "--ext .gif: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
+        (["-o", "{d}/cut.png", "--ext", "webp"], "--ext .webp names the file type in an output folder, and -o cut.png names a .png file; write -o cut.webp"),
         (["-o", "{d}/cut.bmp"], "cannot write {d}/cut.bmp: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
         (["-o", "{d}/cut.gif"], "cannot write {d}/cut.gif: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),  # it made a folder cut.gif/
         (["-o", "{d}/cut.mp4"], "cannot write {d}/cut.mp4: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),

@@ -29,7 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
     parser.add_argument("--output", choices=OUTPUTS, default="rgba", help="what to write: the RGBA cut-out, its mask, or the subject "
                         "over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
-    parser.add_argument("--ext", default=".png", help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
+    parser.add_argument("--ext", default=None, help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
                         "(JPEG has no transparency: for mask, green, composite and blur)")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
     parser.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
@@ -104,23 +104,28 @@ def _without_unreadable_heif(paths: list[Path]) -> list[Path]:
 
 
 def plan_outputs(
-    inputs: list[Path], out: Path, overwrite: bool, ext: str = ".png", transparent: bool = True, skip_existing: bool = False
+    inputs: list[Path], out: Path, overwrite: bool, ext: Optional[str] = None, transparent: bool = True, skip_existing: bool = False
 ) -> list[Path]:
     """Target path of each input; checked up front so no work is done for an impossible run.
 
     A single input goes to ``out`` when it names a picture file; otherwise ``out`` is a folder
     and each picture is written into it as ``<name><ext>``; a missing folder is made by ``run``
     with the first picture written. ``transparent``: the output has an alpha channel.
-    ``skip_existing``: an existing file is no clash (``run`` leaves it as it is).
+    ``skip_existing``: an existing file is no clash (``run`` leaves it as it is). ``ext`` None: .png.
     """
     from ..errors import SinkError
     from ..io.atomic import check_target
     from ..io.image_sink import STILL_FORMATS
 
-    ext = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+    given = ext
+    ext = ".png" if ext is None else ext.lower() if ext.startswith(".") else f".{ext.lower()}"
     suffix = out.suffix.lower()
     folder = not (len(inputs) == 1 and suffix in STILL_FORMATS)
     if not folder:
+        same = {".jpeg": ".jpg", ".tiff": ".tif"}
+        if given is not None and same.get(ext, ext) != same.get(suffix, suffix):  # it was ignored: `-o cut.png --ext .webp` wrote a PNG
+            raise SinkError(f"--ext {ext} names the file type in an output folder, and -o {out.name} names a {suffix} file; "
+                            f"write -o {out.with_suffix(ext).name}, or drop --ext")  # fmt: skip
         targets = [out]
     else:
         if suffix in FILE_SUFFIXES:
