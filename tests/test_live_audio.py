@@ -190,3 +190,26 @@ def test_a_looped_file_running_all_day_keeps_few_connection_offsets():
     finally:
         tracemalloc.stop()
     assert grown < 50_000, f"the feed grew by {grown} bytes over 20,000 loops"
+
+
+def test_a_looping_file_whose_sound_is_shorter_is_silent_after_it_without_a_warning(tmp_path, caplog):
+    """A clip of 2 s of pictures and 1 s of sound, looped: each loop's second second is silent, as in
+    the file, and nothing was missing (it warned '3 stretches of the source's audio were missing')."""
+    feed = LiveAudioFeed(48000, "mono")
+    pushes = [(k * 2.0 + i * 0.1, _tone(i * 0.1, 0.1, 48000), k) for k in range(3) for i in range(10)]
+    info = StreamInfo(32, 24, Fraction(1, 1000), average_rate=Fraction(FPS))
+    path = tmp_path / "loop.mkv"
+    with VideoFileSink(path, choose_encoder(path, "rgb", 32, 24), info, live_audio=feed) as sink:
+        for i in range(round(6.0 * FPS)):
+            t = i / FPS
+            if i % (2 * FPS) == 0:
+                feed.set_offset(i // (2 * FPS), 0.0)  # each loop's first picture follows the last one's
+            while pushes and pushes[0][0] <= t + 0.05:
+                feed.push(*pushes.pop(0))
+            sink.write(np.full((1, 24, 32, 3), 100, np.uint8), [round(t * 1000)])
+    start, rate, samples = _sound(path)
+    for k in range(3):
+        assert _loud(samples, rate, start, 2 * k + 0.1, 2 * k + 0.9) > 0.25
+    for k in range(2):  # the last loop's sound ends the track, as the file's does
+        assert _loud(samples, rate, start, 2 * k + 1.1, 2 * k + 1.9) < 0.01
+    assert "missing" not in caplog.text

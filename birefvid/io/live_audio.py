@@ -185,7 +185,7 @@ class LiveAudioTrack:
         self._skip = 0  # samples to drop from the front of the run: a frame that straddles the output's 0
         self._generation = 0  # the connection (or file loop) the last sound came from
         self._name = name
-        self.gaps = 0  # silences put in for missing sound
+        self.gaps = 0  # silences put in for sound missing within a connection
         log.info("recording the source's audio (%s Hz %s) to %s as %s", feed.rate, feed.layout, name, codec)
 
     def write_until(self, seconds: Optional[float]) -> None:
@@ -220,7 +220,9 @@ class LiveAudioTrack:
                 return
             self._skip = self._next - first
         elif first > self._next + (0 if new_connection else tolerance):  # nothing was captured meanwhile: silence keeps the sync
-            self.gaps += 1
+            # only a gap within a connection is sound gone missing; before a new one's sound (a looping file whose
+            # sound is shorter than its pictures, a camera back after an outage) the source itself had none
+            self.gaps += not new_connection
             self._silence(first - self._next)
         elif first + length < self._next - tolerance:
             return  # sound the run already covers (a source clock that stepped back)
