@@ -212,6 +212,23 @@ def test_port_in_use_is_one_clear_sink_error(preview):
             HttpPreviewSink("127.0.0.1", port)
 
 
+def test_viewers_who_leave_before_the_first_picture_free_their_places(preview):
+    """While the model warms up nothing is written to a viewer, so one that left was not noticed: a page
+    reloaded a few times held its connections until the first picture, and with MAX_CONNECTIONS held
+    the preview answered only 503."""
+    viewers = [_Stream(preview.port) for _ in range(3)]
+    deadline = time.monotonic() + 5
+    while preview.viewers < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert preview.viewers == 3
+    for viewer in viewers:
+        viewer.close()
+    deadline = time.monotonic() + 3
+    while preview.viewers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert preview.viewers == 0
+
+
 def test_close_is_quick_with_a_reading_and_a_stalled_viewer():
     sink = HttpPreviewSink("127.0.0.1", 0)
     sink.send(_picture(1), 0.0)

@@ -18,6 +18,7 @@ import html
 import ipaddress
 import json
 import logging
+import select
 import socket
 import socketserver
 import threading
@@ -431,6 +432,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if seen < 0:
                     return  # the sink closed
                 if jpeg is None:
+                    if _hung_up(self.connection):  # while the model warms up nothing is written to find it out
+                        return
                     continue
                 head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                 self.wfile.write(head.encode() + jpeg + b"\r\n")
@@ -442,6 +445,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("preview %s: %s", self.address_string(), format % args)
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """True when the peer has closed ``conn``: readable with nothing to read (a viewer sends nothing after its request)."""
+    try:
+        if not select.select([conn], [], [], 0)[0]:
+            return False
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):  # reset, or already closed here
+        return True
 
 
 def _bind_error(host: str, port: int, e: OSError) -> SinkError:
