@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..compose.compositor import Compositor
-    from ..errors import SourceError
+    from ..errors import ConfigError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
     from ..job import InferenceSpec, MatteSpec, OutputSpec
@@ -184,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     inference.validate()
     kind = COMPOSITOR_KIND[args.output]
     refuse_standard_streams(args.inputs, args.out)
+    if kind == "composite" and args.background is None:  # before OutputSpec's check, which offers a video too
+        raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour or an image)")
     output = OutputSpec(args.out, kind=kind, background=args.background, key_color=args.key_color,  # type: ignore[arg-type]
                         blur_sigma=args.blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
