@@ -200,7 +200,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 class CliLogFormatter(logging.Formatter):
     """Log lines in the form of the CLI's own (``birefvid: warning: ...``, as ``birefvid: error:``): one
     style for a reader or a script's grep, where logged warnings said ``WARNING birefvid.io.x: ...``.
-    ``-v`` adds the logger's name; another library's lines are named by it (``ray: warning: ...``)."""
+    ``-v`` adds the logger's name; another library's lines are named by it (``ray: warning: ...``); a
+    notice (``errors.NOTICE``: a first export, a download) reads ``birefvid: ...``."""
 
     def __init__(self, verbose: bool = False) -> None:
         super().__init__()
@@ -209,6 +210,8 @@ class CliLogFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         ours = record.name == "birefvid" or record.name.startswith("birefvid.")
         level = {"WARNING": "warning", "ERROR": "error", "CRITICAL": "error", "DEBUG": "debug"}.get(record.levelname, "")
+        if getattr(record, "notice", False):  # errors.NOTICE: shown as a warning is, but it is none
+            level = ""
         head = "birefvid" if ours else record.name
         line = f"{head}: {level}: {record.message}" if level else f"{head}: {record.message}"
         return f"{line} [{record.name}]" if self.verbose and ours else line

@@ -16,6 +16,12 @@ import threading
 from typing import Callable, Iterator, Optional
 
 
+# ``log.warning(..., extra=NOTICE)``: a line every run shows, as a warning is, about work that takes a while
+# (a first export, a download, a wait), not a problem: the CLI prints it without "warning:", so a script
+# grepping for warnings, or a user reading them, is not sent after a normal first run
+NOTICE = {"notice": True}
+
+
 class BirefvidError(Exception):
     """Base class of every error birefvid raises on purpose."""
 

@@ -68,13 +68,15 @@ def test_bench_bad_input_is_one_line(args, phrase, capsys):
     assert err.count("\n") == 0 and phrase in err, err
 
 
-def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_state, tmp_path, capsys):
+def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_state, tmp_path, capsys, caplog):
     need_module("onnxruntime", "onnxruntime")
     import onnxruntime as ort
 
     path = tmp_path / "b0.onnx"
     assert main(["export", str(path), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
-    assert "input 'x' float32 (1, 3, 64, 96)" in capsys.readouterr().err
+    summary = capsys.readouterr().err
+    assert "input 'x' float32 (1, 3, 64, 96)" in summary and "; exported in" in summary
+    assert "exported in" not in caplog.text  # said once, in the summary (a logged line said it too)
     model = BiRefNet("pvt_v2_b0").eval()
     model.load_state_dict(pvt_b0_state)
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
@@ -106,7 +108,7 @@ def test_export_writes_a_file_others_can_read(tmp_path, capsys, monkeypatch):
     fd, cached = tempfile.mkstemp(suffix=".onnx", dir=tmp_path)
     os.write(fd, b"onnx bytes")
     os.close(fd)
-    monkeypatch.setattr(export, "cached_onnx", lambda model, size, batch=1: (Path(cached), None))
+    monkeypatch.setattr(export, "cached_onnx", lambda model, size, batch=1, say_time=True: (Path(cached), None))
     mask = os.umask(0o022)
     try:
         for name in ("linked.onnx", "copied.onnx"):

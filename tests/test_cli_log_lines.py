@@ -55,3 +55,23 @@ def test_verbose_works_after_the_command_too():
         assert parser.parse_args([*command, "-v"]).verbose is True
         assert parser.parse_args(["-v", *command]).verbose is True  # before it, as before
         assert parser.parse_args(command).verbose is False
+
+
+def test_a_notice_is_shown_without_calling_it_a_warning():
+    """A first run's "exporting tiny to ONNX" read "birefvid: warning: exporting ...", and a script
+    grepping for warnings, or a user, took a normal first run for a problem."""
+    from birefvid.errors import NOTICE
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(CliLogFormatter())
+    logger = logging.getLogger("birefvid.backends.export")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("exported in %.1f s", 12.0, extra=NOTICE)
+        logger.warning("the cache cannot be written")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert out.getvalue().splitlines() == ["birefvid: exported in 12.0 s", "birefvid: warning: the cache cannot be written"]

@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 import torch
 
 from .. import __version__, exiting
-from ..errors import SinkError
+from ..errors import NOTICE, SinkError
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +166,11 @@ def cached_onnx_path(model: torch.nn.Module, size: tuple[int, int], batch: int =
     return cache_dir() / "onnx" / name
 
 
-def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> tuple[Path, Optional[float]]:
+def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, say_time: bool = True) -> tuple[Path, Optional[float]]:
     """The cached export of ``model`` at (h, w) = ``size``, exporting it first if needed.
 
-    Returns (path, seconds the export took now, or None when it came from the cache).
+    Returns (path, seconds the export took now, or None when it came from the cache); ``say_time``: a
+    notice says how long the export took (``birefvid export``'s own summary says it instead).
     """
     backbone = getattr(model, "backbone_name", "model")
     path = cached_onnx_path(model, size, batch)
@@ -181,9 +182,11 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -
     with export_lock(path):
         if path.is_file():  # another birefvid exported it while this one waited
             return path, None
-        log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent)
+        log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent,
+                    extra=NOTICE)  # fmt: skip
         seconds = export_onnx(model, path, size, batch)
-    log.warning("exported in %.1f s", seconds)
+    if say_time:
+        log.warning("exported in %.1f s", seconds, extra=NOTICE)
     return path, seconds
 
 
@@ -212,7 +215,7 @@ def export_lock(path: Path, poll: float = 0.2) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if not said:
-                    log.warning("waiting for another birefvid process exporting the same model (%s)", path.name)
+                    log.warning("waiting for another birefvid process exporting the same model (%s)", path.name, extra=NOTICE)
                     said = True
                 time.sleep(poll)
         yield
@@ -227,7 +230,7 @@ def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     A cache that cannot be written is passed by: the export goes straight to ``path``."""
     path = Path(path)
     try:
-        cached, seconds = cached_onnx(model, size, batch)
+        cached, seconds = cached_onnx(model, size, batch, say_time=False)  # the command's summary says it
     except SinkError as e:
         log.debug("export cache unusable (%s): exporting straight to %s", e, path)
         return export_onnx(model, path, size, batch)

@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..errors import ConfigError, OfflineError, WeightsError, WeightsNotFoundError, option
+from ..errors import NOTICE, ConfigError, OfflineError, WeightsError, WeightsNotFoundError, option
 from .backbones import BACKBONES
 from .birefnet import BiRefNet
 from .registry import ModelCard
@@ -275,7 +275,7 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
         raise _offline_error(repo, filename, repo_type, "offline mode (HF_HUB_OFFLINE) is on")
     if not hub_reachable(constants.ENDPOINT):
         raise _offline_error(repo, filename, repo_type, f"{constants.ENDPOINT} is unreachable")
-    log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)", filename, repo)
+    log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)", filename, repo, extra=NOTICE)
     try:
         return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type))
     except LocalEntryNotFoundError as exc:
