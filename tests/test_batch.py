@@ -604,3 +604,10 @@ def test_ext_takes_png_with_a_dot_as_image_does():
     for given in ("png", ".png", ".PNG"):
         assert parser.parse_args(["batch", "clips/", "--output-dir", "out/", "--ext", given]).ext == "png"
     assert parser.parse_args(["batch", "clips/", "--output-dir", "out/", "--ext", "MOV"]).ext == ".mov"
+
+
+def test_o_names_the_output_folder_as_in_the_other_commands():
+    """`birefvid batch clips/ -o out/`, as process and image are run, said "the following arguments are required: --output-dir"."""
+    from birefvid.cli import build_parser
+
+    assert build_parser().parse_args(["batch", "clips/", "-o", "out/"]).output_dir == "out/"

@@ -25,7 +25,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="video files, or folders of video files")
     parser.add_argument("-r", "--recursive", action="store_true",
                         help="also take the videos in the folders' subfolders, at any depth; outputs mirror the subfolders under --output-dir")  # fmt: skip
-    parser.add_argument("--output-dir", required=True, help="where the outputs go: DIR/<input name><ext>, DIR/<subfolder>/<input name><ext> with --recursive (created when missing)")
+    parser.add_argument("-o", "--output-dir", required=True, help="where the outputs go (-o as in the other commands): DIR/<input name><ext>, DIR/<subfolder>/<input name><ext> with --recursive (created when missing)")
     parser.add_argument("--ext", choices=EXTENSIONS, type=_extension, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
     run_group = add_file_job_options(parser)
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
