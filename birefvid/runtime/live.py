@@ -548,15 +548,15 @@ def run_live_job(
                 raise SourceError(f"{e}{why}; nothing was recorded") from None
             raise SourceError(f"{e}, the run's {option('duration')}{why}; nothing was recorded") from None
         fps = float(info.average_rate) if info.average_rate else 30.0
+        background = None
+        if effect.effect == "replace":  # before the sinks: a mistyped picture is said before a window pops up or a device is asked for
+            background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
+                                                             info.sample_aspect_ratio))  # fmt: skip
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
                                 segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio)  # fmt: skip
         failed, failure, runner, shown = True, None, None, True
         try:
-            background = None
-            if effect.effect == "replace":
-                background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
-                                                                 info.sample_aspect_ratio))  # fmt: skip
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
             stack.callback(stats.close)
             # after the cheap checks of sinks and background
