@@ -438,6 +438,8 @@ def live_summary(report: dict[str, Any]) -> str:
     """One line of a live run's report: ``live: showed N frames in S s (output, source and model fps,
     latency median/p95); ended: duration``."""
     s = report["stats"]
+    if not report["frames_shown"]:  # the window closed during the warm-up: no figures to give
+        return f"live: showed no picture; ended: {report['ended_by']} before the first picture"
     return (
         f"live: showed {report['frames_shown']} frames in {s['seconds']:.1f} s ({s['output_fps']:.1f} fps, "
         f"source {s['source_fps']:.1f} fps, model {s['model_fps']:.1f} fps, latency {s['latency_ms_median']}/"

@@ -134,6 +134,23 @@ def test_image_background(tmp_path) -> None:
     assert (frames[:, 0] == 200).all() and (frames[:, 1:] == 0).all()
 
 
+def test_a_transparent_pngs_hidden_colours_stay_hidden(tmp_path, caplog) -> None:
+    """A background PNG with see-through parts showed the colours they hide (green here) and a logo's
+    unblended edge; they are shown over black now, with a warning saying so."""
+    path = tmp_path / "logo.png"
+    bgra = np.zeros((48, 64, 4), np.uint8)
+    bgra[:, :32] = (0, 0, 200, 255)  # opaque red
+    bgra[:, 32:48] = (0, 255, 0, 0)  # transparent, hiding green
+    bgra[:, 48:] = (0, 0, 200, 128)  # half see-through red
+    cv2.imwrite(str(path), bgra)
+    with caplog.at_level("WARNING"), open_background(str(path), SIZE) as bg:
+        frame = bg.frames(1)[0].permute(1, 2, 0).numpy()
+    assert (frame[:, :32] == (200, 0, 0)).all()
+    assert (frame[:, 32:48] == 0).all(), "the transparent part shows its hidden colour"
+    assert (np.abs(frame[:, 48:].astype(int) - (100, 0, 0)) <= 1).all()
+    assert "transparent parts" in caplog.text and "over black" in caplog.text
+
+
 def test_video_background_loops_and_covers(tmp_path) -> None:
     path = _write_video(tmp_path / "bg.mkv", LEVELS)
     with open_background(path, SIZE) as bg:

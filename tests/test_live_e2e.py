@@ -397,6 +397,8 @@ BAD_INPUT = {
     "http-port-in-use": (lambda d: ["--source", d["clip"], "--sink", f"http://127.0.0.1:{d['busy']}"], r"port \d+ on 127\.0\.0\.1 is in use"),
     "virtualcam-missing": (lambda d: ["--source", d["clip"], "--sink", "virtualcam"], r"virtual camera"),
     "window-without-display": (lambda d: ["--source", d["clip"], "--sink", "window"], r"\$DISPLAY is not set"),
+    "background-missing-with-a-virtualcam": (lambda d: ["--source", d["clip"], "--effect", "replace", "--background", "beach.jpg", "--sink", "virtualcam"],
+                                             r"background not found: beach\.jpg"),
     "replace-without-background": (lambda d: ["--source", d["clip"], "--effect", "replace", "--sink", "out.mp4"], r"--background"),
     "no-sink": (lambda d: ["--source", d["clip"]], r"--sink"),
     "udp-port-not-a-number": (lambda d: ["--source", d["clip"], "--sink", "udp://127.0.0.1:abc"], r"needs a host and a port \(0 to 65535\)"),
@@ -420,7 +422,7 @@ def test_bad_input_is_one_error_line_and_exit_2(case: str, tmp_path: Path, clip_
         (tmp_path / "ro").chmod(0o555)
     if case == "sink-folder-is-a-file":
         (tmp_path / "afile").write_bytes(b"")
-    if case == "virtualcam-missing":
+    if case in ("virtualcam-missing", "background-missing-with-a-virtualcam"):
         need_module("pyvirtualcam", "'birefvid[virtualcam]'")
     if case == "window-without-display":
         need_module("pygame", "'birefvid[window]'")

@@ -165,3 +165,24 @@ def _drain(fd: int) -> Optional[bytes]:
         return os.read(fd, 65536)
     except OSError:
         return None
+
+
+def test_q_in_the_terminal_ends_the_run_as_in_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys' line says how to end the run, and q does it (the window's q did; the terminal's was ignored)."""
+    import threading
+
+    monkeypatch.setattr(TerminalKeys, "_holder", lambda self: os.getpgrp())  # this pty stands for the run's foreground terminal
+    master, slave = pty.openpty()
+    lines: list[str] = []
+    quit_key = threading.Event()
+    try:
+        with os.fdopen(os.dup(slave), "rb", buffering=0) as stream, TerminalKeys(stream, lines.append, on_quit=quit_key.set) as keys:
+            switch = EffectSwitch(EffectSpec("blur"))
+            keys.attach(switch)
+            assert lines and "q ends the run" in lines[0], lines
+            os.write(master, b"nq")
+            assert quit_key.wait(5), "q did not end the run"
+            assert switch.effect == "none" and "live: q pressed, ending the run" in lines
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -391,3 +391,42 @@ def test_displayable_refuses_what_is_not_a_picture():
         displayable(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(ValueError, match="uint8"):
         displayable(np.zeros((4, 4, 2), np.uint8))
+
+
+# ---------------------------------------------------------------- during the model's warm-up
+
+
+def test_closing_the_window_during_the_warm_up_ends_the_run_at_once(display, tmp_path, monkeypatch):
+    """A first run exports the model for 20-40 s with the window already open: its close button was
+    not handled until the export ended, and then one picture was shown. It ends the run at once now,
+    with nothing shown and no empty recording."""
+    import threading
+
+    from birefvid import exiting
+    from birefvid.api import build_live_job, run_live
+    from process_fixtures import red_key_segmenter
+    from test_live_runner import SlowRedKey, write_scene
+
+    monkeypatch.setattr(exiting, "_abandoned", [])  # the warm-up thread is left sleeping, as for Ctrl-C
+    clip = write_scene(tmp_path / "cam.mkv", 48)
+    rec = tmp_path / "rec.mp4"
+    job = build_live_job(str(clip), ["window", str(rec)], effect="blur", realtime=True, loop=True, resolution=64)
+
+    def close_when_shown() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            out = subprocess.run(["xwininfo", "-display", display, "-name", "birefvid"], capture_output=True, text=True)
+            found = re.search(r"Window id: (0x[0-9a-f]+)", out.stdout)
+            if found:
+                _send_wm_delete_window(display, int(found.group(1), 16))
+                return
+            time.sleep(0.1)
+
+    need_binary("xwininfo", "x11-utils")
+    closer = threading.Thread(target=close_when_shown, daemon=True)
+    started = time.monotonic()
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(8.0, first_only=True)), on_effects=lambda _: closer.start())
+    assert time.monotonic() - started < 5.0, "the run waited for the warm-up to end"
+    assert report["ended_by"] == "window closed" and report["frames_shown"] == 0
+    assert not rec.exists() and not list(tmp_path.glob(".rec*")), "an empty recording was left"
+    assert _geometry(display) is None

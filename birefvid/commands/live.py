@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from typing import Any, Optional
 
 from ..errors import SinkError, option
@@ -107,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_report_path(args.report)
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    with TerminalKeys(sys.stdin, printer) as keys:  # b r g n in this terminal switch the effect
+    quit_key = threading.Event()
+    with TerminalKeys(sys.stdin, printer, on_quit=quit_key.set) as keys:  # b r g n in this terminal switch the effect, q ends the run
         try:
-            report = run_live_job(job, stats_json=args.stats_json, printer=printer, on_effects=keys.attach)
+            report = run_live_job(job, stats_json=args.stats_json, printer=printer, stop=quit_key, on_effects=keys.attach)
         except BirefvidError as failed:  # a source lost, a full disk: the run ends with its error line, but its report says what was kept
             if getattr(failed, "report", None) is not None:
                 try:

@@ -153,6 +153,13 @@ class WindowSink(LiveSink):
         """True once the user closed the window (or pressed Esc or q in it): the runner should stop."""
         return self._closed_by_user
 
+    def pump(self) -> None:
+        """Handle the window's events while no picture comes (the model's warm-up, a first export of 20-40 s):
+        the window answers its desktop, and a close or Esc/q there is seen at once, not after the warm-up."""
+        with self._lock:
+            if not self._closed_by_user and not self._finish_once.done:
+                self._pump()
+
     def _pump(self) -> None:
         """Handle pending window events so the window stays responsive; notice when it was closed."""
         pygame = self._pygame

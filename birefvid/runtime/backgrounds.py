@@ -7,6 +7,7 @@ then as a video.
 
 from __future__ import annotations
 
+import logging
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -20,8 +21,10 @@ from ..errors import SourceError
 from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..io.color_profile import convert_rgb, embedded_rgb_profile
 from ..io.hdr import SdrToHdr
-from ..io.image_source import read_rgb_deep
+from ..io.image_source import read_alpha, read_rgb_deep
 from ..io.looping_source import LoopingVideoSource
+
+log = logging.getLogger(__name__)
 
 
 def open_background(
@@ -106,9 +109,18 @@ class _Converted:
 
 
 def _picture(path: Path, deep: bool) -> np.ndarray:
-    """The picture as uint8 RGB, or for ``deep`` its 16 bits where the file has them (else its 8)."""
+    """The picture as uint8 RGB, or for ``deep`` its 16 bits where the file has them (else its 8); a
+    transparent PNG's see-through parts over black, with a warning."""
     image, wide = read_rgb_deep(path)
-    return (wide if wide is not None else image) if deep else image
+    picture = (wide if wide is not None else image) if deep else image
+    alpha = read_alpha(path, deep=picture.dtype == np.uint16)
+    if alpha is None:
+        return picture
+    # nothing lies behind a background: its see-through pixels showed the colours they hide (often
+    # garbage, or a logo's unblended edge); over black, as a video player shows an alpha video
+    log.warning("background %s has transparent parts; they are shown over black (flatten it to choose another colour)", path)
+    weight = alpha.astype(np.float32)[..., None] / float(np.iinfo(alpha.dtype).max)
+    return np.rint(picture * weight).astype(picture.dtype)
 
 
 def _read_image(path: Path, deep: bool = False) -> np.ndarray:

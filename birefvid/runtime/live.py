@@ -319,6 +319,20 @@ class LiveRunner:
     def _user_closed(self) -> bool:
         return any(getattr(sink, "closed_by_user", False) for sink in self.sinks)
 
+    def closed_while_starting(self) -> bool:
+        """Handle the window's events while the model warms up; True once the user closed it (or pressed q/Esc)."""
+        for sink in self.sinks:
+            pump = getattr(sink, "pump", None)
+            if pump is not None:
+                pump()
+        return self._user_closed()
+
+    def end_before_start(self, now: float) -> None:
+        """The run ends before its first picture (the window closed during the warm-up): nothing was shown."""
+        self.ended_by = "window closed"
+        self.stats.begin(now, self.source)
+        self.final = self.stats.final(now, self.source)
+
     def run(self, first: CapturedFrame) -> None:
         """Show frames until the duration passes, the source ends or fails, ``stop`` is set, or Ctrl-C.
 
@@ -389,8 +403,15 @@ def for_this_run(segmenter: Segmenter, job: LiveJob) -> Segmenter:
     return segmenter if job.latency_budget_ms is None else copy.copy(segmenter)
 
 
-def run_niced(work: Callable[[], None]) -> None:
+class ClosedWhileStarting(Exception):
+    """The user closed the window while the model warmed up (``run_niced``'s ``closed`` said so)."""
+
+
+def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = None) -> None:
     """Run ``work`` to completion on a short-lived niced thread, re-raising its error here.
+
+    ``closed`` is asked on this thread every 0.2 s meanwhile (it handles the window's events); once it
+    says True, ``work`` is left running as for Ctrl-C and ``ClosedWhileStarting`` is raised.
 
     The first model calls start the engine's worker threads (OpenVINO's pool is created when the
     model compiles, torch's OpenMP team on first use); started from a niced thread they stay niced
@@ -416,7 +437,8 @@ def run_niced(work: Callable[[], None]) -> None:
         # not Thread.join: before Python 3.13 a Ctrl-C that interrupts join() marks the thread as
         # ended while it still runs; and a wait with a timeout wakes for Ctrl-C whichever thread got it
         while not done.wait(0.2):
-            pass
+            if closed is not None and closed():
+                raise ClosedWhileStarting()
     except BaseException:  # Ctrl-C during a one-off export or compile, which nothing can stop
         if not done.is_set():
             exiting.abandon(thread)
@@ -526,15 +548,15 @@ def run_live_job(
                 raise SourceError(f"{e}{why}; nothing was recorded") from None
             raise SourceError(f"{e}, the run's {option('duration')}{why}; nothing was recorded") from None
         fps = float(info.average_rate) if info.average_rate else 30.0
+        background = None
+        if effect.effect == "replace":  # before the sinks: a mistyped picture is said before a window pops up or a device is asked for
+            background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
+                                                             info.sample_aspect_ratio))  # fmt: skip
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
                                 segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio)  # fmt: skip
-        failed, failure, runner = True, None, None
+        failed, failure, runner, shown = True, None, None, True
         try:
-            background = None
-            if effect.effect == "replace":
-                background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
-                                                                 info.sample_aspect_ratio))  # fmt: skip
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
             stack.callback(stats.close)
             # after the cheap checks of sinks and background
@@ -566,14 +588,18 @@ def run_live_job(
                         first = newest
 
                 try:
-                    run_niced(warm_up)
-                    run_niced(catch_up)
+                    run_niced(warm_up, runner.closed_while_starting)
+                    run_niced(catch_up, runner.closed_while_starting)
+                except ClosedWhileStarting:  # the window was closed during a 20-40 s first export: end now, not after it
+                    runner.end_before_start(time.monotonic())
+                    shown = False
                 except (BirefvidError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # the model's own failure: one line, named as the model thread's would be
                     raise PipelineError("model", f"{type(exc).__name__}: {exc}") from exc
-                runner.run(first)
-            failed = False
+                else:
+                    runner.run(first)
+            failed = not shown  # nothing shown: no empty recording is committed
         except BirefvidError as exc:  # a full disk, a lost folder: the finished parts stay, and the report says so
             if runner is not None and runner.final and not hasattr(exc, "report"):
                 failure = exc

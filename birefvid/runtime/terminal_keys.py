@@ -2,7 +2,7 @@
 
 A call's virtual camera has no window and often no preview page: the person in the call has only
 the terminal where ``birefvid live`` runs. There, b, r, g and n switch the effect as in the preview
-window, without Enter. The terminal is put in cbreak mode (no line buffering, no echo; Ctrl-C still
+window, without Enter, and q ends the run as it does there (as Ctrl-C: the recordings are kept). The terminal is put in cbreak mode (no line buffering, no echo; Ctrl-C still
 interrupts) only while the run is in the foreground, and restored when the run ends. A run in the
 background (``&``, Ctrl-Z then ``bg``) neither reads the terminal, which would stop it (SIGTTIN),
 nor changes its mode; in the foreground (again, or at last after ``fg``) it reads keys.
@@ -25,17 +25,21 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.2  # how often the reader looks at the stop flag and at who holds the terminal
 # what the arrow, function and other special keys send (ESC [ B is the down arrow): not letters to act on
+QUIT_KEY = "q"  # ends the run, as in the preview window
 ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|O.|.)?")
 
 
 class TerminalKeys:
     """Reads keys from ``stream`` (a terminal) on a daemon thread once ``attach`` is given a switch; a context manager."""
 
-    def __init__(self, stream: Optional[IO[Any]], printer: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(self, stream: Optional[IO[Any]], printer: Optional[Callable[[str], None]] = None,
+                 on_quit: Optional[Callable[[], None]] = None) -> None:  # fmt: skip
         """``stream``: the terminal to read (stdin); anything that is not a terminal leaves this inert.
-        ``printer``: told once which keys do what, when the keys start working."""
+        ``printer``: told once which keys do what, when the keys start working. ``on_quit``: called for q
+        (ends the run; without it q does nothing)."""
         self._fd = _terminal_fd(stream)
         self._printer = printer
+        self._on_quit = on_quit
         self._saved: Optional[list[Any]] = None  # the terminal's mode before cbreak, restored at the end
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -56,7 +60,8 @@ class TerminalKeys:
         self._thread.start()
         if self._printer is not None and self._foreground():
             keys = ", ".join(f"{key} {name}" for key, name in KEYS.items() if name in effects.available)
-            self._printer(f"live: keys {keys} switch the effect (press them here)")
+            quits = ", q ends the run" if self._on_quit is not None else ""
+            self._printer(f"live: keys {keys} switch the effect{quits} (press them here)")
 
     def __enter__(self) -> "TerminalKeys":
         return self
@@ -119,7 +124,11 @@ class TerminalKeys:
             if not data:
                 return
             for key in ESCAPE_SEQUENCE.sub("", data.decode("utf-8", errors="ignore")).lower():
-                if key in KEYS:
+                if key == QUIT_KEY and self._on_quit is not None:  # as in the window: pressed in a call, it was ignored
+                    if self._printer is not None:
+                        self._printer("live: q pressed, ending the run")
+                    self._on_quit()
+                elif key in KEYS:
                     try:
                         self._effects.select(KEYS[key], by="terminal")
                     except ConfigError as e:
