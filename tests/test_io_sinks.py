@@ -494,6 +494,43 @@ def test_committed_outputs_get_umask_permissions_not_mkstemp_ones(tmp_path):
     assert stat.S_IMODE((tmp_path / "frames").stat().st_mode) == 0o755
 
 
+def test_on_windows_a_held_output_is_retried_and_a_finished_one_never_deleted(tmp_path, monkeypatch):
+    """Windows refuses to rename onto a file another program has open (PermissionError). A scanner reading
+    the earlier output for a moment failed the run; a player showing it made the finished video be deleted."""
+    import os
+    import sys
+
+    real_replace = os.replace
+    refusals = iter([True, True])  # a virus scanner holds the target for two tries
+
+    def held(src, dst):
+        if next(refusals, False):
+            raise PermissionError(13, "Access is denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "replace", held)
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"the earlier output")
+    sink = open_sink(target, kind="rgb", info=_info(), overwrite=True)
+    sink.write(np.zeros((1, 48, 64, 3), np.uint8), [0])
+    sink.close()
+    assert target.stat().st_size > 100 and listdir(tmp_path) == ["out.mp4"]
+
+    def player(src, dst):
+        raise PermissionError(13, "Access is denied")
+
+    monkeypatch.setattr(os, "replace", player)
+    monkeypatch.setattr("birefvid.io.atomic.REPLACE_RETRY_S", 0.1)
+    sink = open_sink(target, kind="rgb", info=_info(), overwrite=True)
+    sink.write(np.zeros((1, 48, 64, 3), np.uint8), [0])
+    with pytest.raises(SinkError, match=r"another program has it open .* the finished output is kept as .*\.out\.partial-"):
+        sink.close()
+    sink.abort()
+    kept = [n for n in listdir(tmp_path) if n.startswith(".out.partial-")]
+    assert len(kept) == 1 and (tmp_path / kept[0]).stat().st_size > 100
+
+
 @pytest.mark.parametrize("name,kind,limit", [("a.mp4", "rgb", 16384), ("a.mkv", "mask", 16384), ("a.webp", "alpha", 16383)])
 def test_a_picture_wider_than_the_encoder_takes_is_refused_before_any_work(tmp_path, name, kind, limit):
     # a stitched panorama: x264 and libwebp refuse to start, and the run ended with "Generic error in an external library"

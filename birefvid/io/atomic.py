@@ -11,7 +11,9 @@ import glob
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
@@ -19,6 +21,26 @@ from typing import Optional
 from birefvid.errors import SinkError, option
 
 log = logging.getLogger(__name__)
+
+# Windows refuses to rename onto a file another program holds open (PermissionError): a virus scanner
+# or the search indexer reading a file just written lets go within moments, so the rename is retried
+# this long there; a player showing the earlier output holds it for good (see ``commit``)
+REPLACE_RETRY_S = 3.0
+
+
+def replace(src: str | Path, dst: str | Path) -> None:
+    """``os.replace``, retried on Windows for up to ``REPLACE_RETRY_S`` while the target is held open."""
+    deadline = time.monotonic() + REPLACE_RETRY_S
+    pause = 0.05
+    while True:
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.5)
 
 
 def _umask() -> int:
@@ -102,6 +124,13 @@ class _AtomicTarget:
         try:
             apply_default_permissions(self.temp, is_dir=self.is_dir)
             self._move()
+        except PermissionError as e:
+            if sys.platform != "win32":
+                self.discard()
+                raise SinkError(f"cannot move the finished {self.what} onto {self.target}: {e.strerror or e}") from e
+            self._done = True  # finished work is kept: the old output is open in a player, and hours of work were deleted
+            raise SinkError(f"cannot replace {self.target}: another program has it open ({e.strerror or e}); the finished "
+                            f"{self.what} is kept as {self.temp}: close that program and rename it") from e  # fmt: skip
         except OSError as e:
             self.discard()
             raise SinkError(f"cannot move the finished {self.what} onto {self.target}: {e.strerror or e}") from e
@@ -138,7 +167,7 @@ class AtomicFile(_AtomicTarget):
         self.temp = Path(tmp)
 
     def _move(self) -> None:
-        os.replace(self.temp, self.target)
+        replace(self.temp, self.target)
 
     def _remove(self) -> None:
         try:
@@ -166,13 +195,13 @@ class AtomicDir(_AtomicTarget):
         if self.target.is_dir() and not self.target.is_symlink():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
             old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
-            os.replace(self.target, old / "x")
-            os.replace(self.temp, self.target)
+            replace(self.target, old / "x")
+            replace(self.temp, self.target)
             shutil.rmtree(old, ignore_errors=True)
         else:
             if self.target.exists() or self.target.is_symlink():
                 self.target.unlink()
-            os.replace(self.temp, self.target)
+            replace(self.temp, self.target)
 
     def _remove(self) -> None:
         shutil.rmtree(self.temp, ignore_errors=True)
@@ -195,7 +224,7 @@ def write_text_atomic(path: str | Path, text: str, what: str) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         apply_default_permissions(Path(tmp), is_dir=False)
-        os.replace(tmp, target)
+        replace(tmp, target)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
