@@ -90,8 +90,19 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
             if not path.exists():
                 continue
             path = path.resolve()
-            if path == out or out in path.parents:
+            if path == out or out in path.parents or any(one_file_by_case(out, p) for p in (path, *path.parents)):
                 raise SinkError(f"writing {target} would replace {read}, which this run reads; write to another file or folder")
+
+
+def one_file_by_case(a: Path, b: Optional[Path]) -> bool:
+    """True when ``a`` and ``b`` are spelt alike but for letter case and name one file: on macOS' (and
+    Windows') case-insensitive disks ``-o Clip.mp4 --overwrite`` was renamed over the input clip.mp4."""
+    if b is None or a == b or str(a).casefold() != str(b).casefold():
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_output_file(path: str | Path, what: str) -> None:
