@@ -97,6 +97,28 @@ def test_alpha_png_sequence_exact(tmp_path):
     assert listdir(tmp_path) == ["frames"]
 
 
+def test_a_png_sequence_under_a_name_outside_windows_code_page(tmp_path, monkeypatch):
+    """OpenCV's imwrite and imread open file names in Windows' ANSI code page: a PNG sequence under
+    C:\\Users\\李 failed on its first frame ("cannot write ... disk full or folder removed?")."""
+    import cv2
+
+    from birefvid.io.readback import iter_alpha
+
+    def narrow(call):
+        def refuse(name, *args):
+            if not str(name).isascii():
+                raise cv2.error("imwrite_('...'): can't open file for writing")  # as OpenCV on Windows
+            return call(name, *args)
+        return refuse
+
+    monkeypatch.setattr(cv2, "imwrite", narrow(cv2.imwrite))
+    monkeypatch.setattr(cv2, "imread", narrow(cv2.imread))
+    (tmp_path / "李").mkdir()
+    images = _write(tmp_path / "李" / "frames", "alpha", _info(), list(range(2)))
+    assert listdir(tmp_path / "李" / "frames") == ["frame_000001.png", "frame_000002.png"]
+    assert np.array_equal(np.stack(list(iter_alpha(tmp_path / "李" / "frames"))), images[..., 3])
+
+
 @pytest.mark.parametrize("target", ["seq/", "existing_dir"])
 def test_sequence_targets(tmp_path, target):
     if target == "existing_dir":
