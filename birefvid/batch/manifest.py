@@ -249,11 +249,9 @@ class RunLock:
 
 def _has_flock() -> bool:
     """True where Python has ``fcntl.flock`` (not on Windows)."""
-    try:
-        import fcntl  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("fcntl") is not None
 
 
 def _pid_alive(pid: int) -> bool:
