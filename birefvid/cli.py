@@ -148,6 +148,20 @@ def _fill_closed_standard_streams() -> None:
         sys.stderr = open(os.devnull, "w")
 
 
+def _escape_what_stdout_cannot_encode() -> None:
+    """A stdout in a narrow code page escapes what it lacks (``\\u674e``), as stderr does, instead of raising:
+    Windows writes a redirected stdout in its ANSI code page (cp1252), and ``birefvid eval ... > scores.txt``
+    over a folder named 李 ended in a traceback after all the scoring. UTF-8 streams are left as they are."""
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding in ("", "utf8") or getattr(stream, "errors", None) != "strict":
+        return
+    try:
+        stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        pass
+
+
 class _DiagnosticStream:
     """sys.stderr that drops what it cannot write once its reader has gone.
 
@@ -188,6 +202,7 @@ class _DiagnosticStream:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
     _fill_closed_standard_streams()
+    _escape_what_stdout_cannot_encode()
     given = sys.stderr
     sys.stderr = diagnostics = given if isinstance(given, _DiagnosticStream) else _DiagnosticStream(given)
     try:

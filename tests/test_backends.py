@@ -119,6 +119,30 @@ def test_a_run_waits_for_another_processs_export_of_the_same_model(b0, tmp_path,
     assert "waiting for another birefvid process exporting the same model" in caplog.text
 
 
+def test_an_export_that_cannot_replace_another_runs_open_one_uses_it(tmp_path, monkeypatch):
+    """Windows has no export lock, so two runs on an empty cache both export; the second's rename onto
+    the file the first has open is refused there (PermissionError), which failed that run."""
+    from birefvid.backends import export
+
+    class Program:  # what torch.onnx.export returns: only save() is used here
+        def save(self, where):
+            with open(where, "wb") as f:
+                f.write(b"this run's export")
+
+    def refused(src, dst):
+        raise PermissionError(13, "Access is denied")
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"the other run's export")  # in place, and open in that run
+    monkeypatch.setattr(os, "replace", refused)
+    tmp = tmp_path / "model.onnx.partial"
+    export._save(Program(), str(tmp), path)
+    assert path.read_bytes() == b"the other run's export"
+    path.unlink()
+    with pytest.raises(Exception, match="cannot write .*Access is denied"):  # not there: a real failure
+        export._save(Program(), str(tmp), path)
+
+
 def test_a_read_only_cache_is_read_and_new_files_go_to_a_fallback(b0, tmp_path, monkeypatch, caplog):
     """A CI container's cache is often read-only (baked into the image, or a read-only home). A cache
     holding the export failed in OpenVINO ("Couldn't create directory .../openvino"), and one without

@@ -491,6 +491,37 @@ def test_the_lock_of_a_killed_run_is_taken_over_even_when_its_pid_lives_on(tmp_p
     assert not lock.exists()
 
 
+def test_the_lock_works_without_flock_as_on_windows_and_never_signals_its_holder(tmp_path, monkeypatch):
+    """Windows has no fcntl: every batch was refused ("another birefvid batch is writing", owner "?") by the
+    empty lock file its own first open made; and the holder's pid was asked with os.kill(pid, 0), which
+    on Windows terminates that process. Now a run takes the lock, a live holder refuses the next and a
+    dead one's lock is taken over, all without os.kill."""
+    import socket
+    import sys
+
+    from birefvid.batch import manifest
+    from birefvid.batch.manifest import RunLock
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl fails, as on Windows
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(manifest, "_windows_pid_alive", lambda pid: pid == os.getpid(), raising=False)  # OpenProcess's answer
+    monkeypatch.setattr(os, "kill", lambda *a: pytest.fail(f"os.kill{a} would terminate the process on Windows"))
+    lock = tmp_path / ".birefvid-batch" / "lock"
+    first = RunLock(tmp_path)
+    first.acquire()
+    assert lock.read_text().split() == [socket.gethostname(), str(os.getpid())]
+    with pytest.raises(Exception, match="another birefvid batch is writing"):
+        RunLock(tmp_path).acquire()  # the holder runs
+    first.release()
+    assert not lock.exists()
+    lock.parent.mkdir(exist_ok=True)
+    lock.write_text(f"{socket.gethostname()} 999999999\n")  # a run that died without releasing it
+    again = RunLock(tmp_path)
+    again.acquire()
+    assert lock.read_text().split()[1] == str(os.getpid())
+    again.release()
+
+
 def test_existing_output_is_kept_without_overwrite(clips, tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()

@@ -114,6 +114,27 @@ def test_a_link_and_its_target_are_processed_once(tmp_path, caplog):
                       f"{folder / 'a-link.mp4'} (= {folder / 'b.mp4'}), {folder / 'b.mp4'} (named twice)"]  # fmt: skip
 
 
+def test_inputs_on_a_file_system_without_file_ids_are_all_kept(tmp_path, monkeypatch, caplog):
+    """Windows gives st_ino 0 (and st_dev 0) where a file system has no file ids (some network shares):
+    every video of the batch was taken for one file, and all but the first dropped as "the same file"."""
+    from birefvid.batch.runner import expand_inputs
+
+    folder = tmp_path / "share"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        (folder / name).write_bytes(b"a video")
+    real_stat = Path.stat
+
+    def no_ids(self, *args, **kwargs):
+        st = real_stat(self, *args, **kwargs)
+        return os.stat_result((st.st_mode, 0, 0, *tuple(st)[3:]))
+
+    monkeypatch.setattr(Path, "stat", no_ids)
+    found = expand_inputs([str(folder), str(folder / "b.mp4")])
+    assert [f.path.name for f in found] == ["a.mp4", "b.mp4", "c.mp4"]  # b named twice is still one input
+    assert "(named twice)" in caplog.text and "a.mp4 (=" not in caplog.text
+
+
 def test_recursive_follows_linked_folders_but_not_back_up(tree, tmp_path, caplog):
     (tree / "s2" / "up").symlink_to("..", target_is_directory=True)  # a loop: clips/s2/up/s2/up/...
     (tree / "alias").symlink_to("s1", target_is_directory=True)  # the same videos again, under another name

@@ -229,6 +229,22 @@ def test_davis_layout_scores_each_sequence_and_all(tmp_path, capsys):
     assert rows[2].split()[2:] == [f"{mean[k]:.4f}" for k in keys]
 
 
+def test_a_table_naming_what_stdouts_code_page_lacks_is_printed_escaped(tmp_path, monkeypatch):
+    """Windows writes a redirected stdout in its code page (cp1252): ``eval ... > scores.txt`` over a
+    sequence named 李 raised UnicodeEncodeError after the scoring. Now the name is escaped, as on stderr."""
+    import io
+    import sys
+
+    gts = _truths(2)
+    _pngs(tmp_path / "gt" / "李", gts)
+    _pngs(tmp_path / "pred" / "李", gts)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["eval", str(tmp_path / "pred"), str(tmp_path / "gt")]) == 0
+    out.flush()
+    assert b"\\u674e" in out.buffer.getvalue()
+
+
 def test_json_to_stdout(tmp_path, capsys):
     gts = _truths(2)
     gt = _pngs(tmp_path / "gt", gts)

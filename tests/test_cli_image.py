@@ -528,6 +528,21 @@ def test_an_input_is_never_written_over(tmp_path, red_key, capsys):
     assert sorted(p.name for p in src.iterdir()) == ["a.png", "a.webp", "b.jpg", "b.webp"]
 
 
+def test_a_photo_is_not_written_over_under_another_letter_case(tmp_path, red_key, capsys):
+    """On macOS' case-insensitive disk IMG_1.jpg is IMG_1.JPG: ``image photos/ -o photos/ --ext .jpg --overwrite``
+    over a camera's photos replaced each with its cut-out. A hard link stands in for that disk here."""
+    import os
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    _scene_photo(src / "IMG_1.JPG")
+    os.link(src / "IMG_1.JPG", src / "IMG_1.jpg")  # one file, two spellings, as macOS sees it
+    before = (src / "IMG_1.JPG").read_bytes()
+    _one_line_error(capsys, main(["image", str(src / "IMG_1.JPG"), "-o", str(src / "IMG_1.jpg"), "--output", "green", "--overwrite", "-q"]),
+                    "IMG_1.jpg is one of the inputs")  # fmt: skip
+    assert (src / "IMG_1.JPG").read_bytes() == before
+
+
 def test_bit_depth_16_into_an_8_bit_format_says_so(tmp_path, red_key, caplog):
     """`--bit-depth 16 -o cut.webp` wrote 8 bits without a word; into PNG it gives 16 and no warning."""
     _scene_photo(tmp_path / "p.png")

@@ -47,6 +47,21 @@ def test_the_custom_order_is_found_without_touching_it(labelled_mov, tmp_path):
     assert custom_order_tracks(str(plain.path)) == {}
 
 
+def test_the_probe_takes_a_name_outside_the_locales_code_page(labelled_mov, tmp_path):
+    """Windows sends text to a child in its code page (cp1252), which 李.mov is not in: every video with
+    sound under such a name failed with UnicodeEncodeError. Here an ASCII locale stands in for cp1252."""
+    import os
+    import shutil
+
+    named = tmp_path / "李 é.mov"
+    shutil.copyfile(labelled_mov, named)
+    env = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    code = "import sys\nfrom birefvid.io.channel_order import custom_order_tracks\nprint(custom_order_tracks(sys.argv[1]))"
+    run = subprocess.run([sys.executable, "-c", code, str(named)], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "{0: '8 channels (FL+FR+FC+LFE+SL+SR+BL+BR)'}"
+
+
 @pytest.mark.parametrize("ext", [".mov", ".mkv"])
 def test_pcm_in_a_custom_order_is_copied_as_it_is(labelled_mov, tmp_path, ext):
     run = _process(labelled_mov, tmp_path / f"out{ext}")

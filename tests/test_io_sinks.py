@@ -97,6 +97,28 @@ def test_alpha_png_sequence_exact(tmp_path):
     assert listdir(tmp_path) == ["frames"]
 
 
+def test_a_png_sequence_under_a_name_outside_windows_code_page(tmp_path, monkeypatch):
+    """OpenCV's imwrite and imread open file names in Windows' ANSI code page: a PNG sequence under
+    C:\\Users\\李 failed on its first frame ("cannot write ... disk full or folder removed?")."""
+    import cv2
+
+    from birefvid.io.readback import iter_alpha
+
+    def narrow(call):
+        def refuse(name, *args):
+            if not str(name).isascii():
+                raise cv2.error("imwrite_('...'): can't open file for writing")  # as OpenCV on Windows
+            return call(name, *args)
+        return refuse
+
+    monkeypatch.setattr(cv2, "imwrite", narrow(cv2.imwrite))
+    monkeypatch.setattr(cv2, "imread", narrow(cv2.imread))
+    (tmp_path / "李").mkdir()
+    images = _write(tmp_path / "李" / "frames", "alpha", _info(), list(range(2)))
+    assert listdir(tmp_path / "李" / "frames") == ["frame_000001.png", "frame_000002.png"]
+    assert np.array_equal(np.stack(list(iter_alpha(tmp_path / "李" / "frames"))), images[..., 3])
+
+
 @pytest.mark.parametrize("target", ["seq/", "existing_dir"])
 def test_sequence_targets(tmp_path, target):
     if target == "existing_dir":
@@ -492,6 +514,43 @@ def test_committed_outputs_get_umask_permissions_not_mkstemp_ones(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.mov").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "frames").stat().st_mode) == 0o755
+
+
+def test_on_windows_a_held_output_is_retried_and_a_finished_one_never_deleted(tmp_path, monkeypatch):
+    """Windows refuses to rename onto a file another program has open (PermissionError). A scanner reading
+    the earlier output for a moment failed the run; a player showing it made the finished video be deleted."""
+    import os
+    import sys
+
+    real_replace = os.replace
+    refusals = iter([True, True])  # a virus scanner holds the target for two tries
+
+    def held(src, dst):
+        if next(refusals, False):
+            raise PermissionError(13, "Access is denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "replace", held)
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"the earlier output")
+    sink = open_sink(target, kind="rgb", info=_info(), overwrite=True)
+    sink.write(np.zeros((1, 48, 64, 3), np.uint8), [0])
+    sink.close()
+    assert target.stat().st_size > 100 and listdir(tmp_path) == ["out.mp4"]
+
+    def player(src, dst):
+        raise PermissionError(13, "Access is denied")
+
+    monkeypatch.setattr(os, "replace", player)
+    monkeypatch.setattr("birefvid.io.atomic.REPLACE_RETRY_S", 0.1)
+    sink = open_sink(target, kind="rgb", info=_info(), overwrite=True)
+    sink.write(np.zeros((1, 48, 64, 3), np.uint8), [0])
+    with pytest.raises(SinkError, match=r"another program has it open .* the finished output is kept as .*\.out\.partial-"):
+        sink.close()
+    sink.abort()
+    kept = [n for n in listdir(tmp_path) if n.startswith(".out.partial-")]
+    assert len(kept) == 1 and (tmp_path / kept[0]).stat().st_size > 100
 
 
 @pytest.mark.parametrize("name,kind,limit", [("a.mp4", "rgb", 16384), ("a.mkv", "mask", 16384), ("a.webp", "alpha", 16383)])

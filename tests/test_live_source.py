@@ -171,6 +171,21 @@ def test_a_camera_is_asked_for_the_size_and_rate_given(monkeypatch, platform, v4
     assert parse_source_spec(spec).options.get("video_size") is None  # nothing asked: the driver's choice
 
 
+def test_on_windows_each_index_opens_its_own_camera_when_two_share_a_name(monkeypatch) -> None:
+    """Two webcams of one model are both "USB Camera" to DirectShow, and video=USB Camera opens the first:
+    --source 1 showed camera 0. FFmpeg's video_device_number picks among devices of one name."""
+    from birefvid.io import live_target
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(live_target, "_list_dshow_video_devices", lambda: ["USB Camera", "OBS Virtual Camera", "USB Camera"])
+    first, obs, second = (parse_source_spec(i) for i in "012")
+    assert (first.url, first.format, first.options) == ("video=USB Camera", "dshow", {})
+    assert (obs.url, obs.options) == ("video=OBS Virtual Camera", {})
+    assert (second.url, second.options) == ("video=USB Camera", {"video_device_number": "1"})
+    with pytest.raises(SourceError, match=r'camera 3 not found \(DirectShow lists 3 video device\(s\): "USB Camera", '):
+        parse_source_spec("3")
+
+
 def test_camera_settings_are_refused_for_streams_and_files(clip2s: Path) -> None:
     from birefvid.api import build_live_job
     from birefvid.errors import cli_naming

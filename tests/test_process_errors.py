@@ -276,6 +276,18 @@ def test_an_output_that_would_replace_what_the_run_reads_is_refused(tmp_path, ca
     assert_nothing_written(tmp_path, "clip.mp4", "other.mp4")
 
 
+def test_an_output_spelt_as_the_input_in_another_case_is_refused(tmp_path, capsys, run):
+    """On macOS' case-insensitive disk ``process clip.mp4 -o Clip.mp4 --overwrite`` names the input itself,
+    and the cut-out was renamed over it. A hard link stands in for that disk here (one file, two spellings)."""
+    import os
+
+    video = make_video(tmp_path / "clip.mp4", n_frames=3).path
+    os.link(video, tmp_path / "Clip.mp4")
+    before = video.read_bytes()
+    one_error_line(capsys, run(video, "-o", tmp_path / "Clip.mp4", "--output", "green", "--overwrite"), "would replace", "clip.mp4")
+    assert video.read_bytes() == before
+
+
 def test_a_png_sequence_onto_its_own_folder_is_refused(tmp_path, capsys, run):
     """`process plate/ -o plate/ --overwrite` replaced the plate's frames with their cut-outs."""
     write_scene_images(tmp_path / "plate", 3, (64, 48))

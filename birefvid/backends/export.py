@@ -133,6 +133,12 @@ def _save(program: object, tmp: str, path: Path) -> None:
         program.save(tmp)  # type: ignore[attr-defined]
         _plain_mode(tmp)
         os.replace(tmp, path)
+    except PermissionError as e:
+        # Windows (no export lock there): another run exported the same model meanwhile and has its file
+        # open, which Windows will not rename over; that export is this one, so it is used
+        if not path.is_file():
+            raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
+        log.debug("%s was exported by another run meanwhile (%s): using it", path.name, e.strerror or e)
     except OSError as e:
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -157,8 +158,14 @@ class RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         host = socket.gethostname()
         me = f"{host} {os.getpid()}"
+        if not _has_flock():  # Windows: the file's own existence is the lock (an empty one made here would refuse every run)
+            self._acquire_by_pid(host, me)
+            return
         for _ in range(5):
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fd, created = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644), True
+            except FileExistsError:
+                fd, created = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644), False
             try:
                 locked = _flock(fd)
             except BaseException:
@@ -167,8 +174,10 @@ class RunLock:
             if locked is False:
                 os.close(fd)
                 self._refuse()
-            if locked is None:  # no flock here: the file's own existence is the lock
+            if locked is None:  # no flock on this file system: the file's own existence is the lock
                 os.close(fd)
+                if created:  # the empty file just made would be taken for another run's lock
+                    self.path.unlink(missing_ok=True)
                 self._acquire_by_pid(host, me)
                 return
             try:
@@ -220,12 +229,9 @@ class RunLock:
             owner_host, pid = self.path.read_text().split()
             if owner_host != host:
                 return False
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
+            return not _pid_alive(int(pid))
         except (OSError, ValueError):
-            return False  # unreadable, or a live process we may not signal
-        return False
+            return False  # unreadable
 
     def release(self) -> None:
         """Drop the lock, and the work folder with it when nothing else is in it (a run refused before any work)."""
@@ -239,6 +245,42 @@ class RunLock:
             except OSError:
                 pass  # the manifest or chunk files are in it
             self._held = False
+
+
+def _has_flock() -> bool:
+    """True where Python has ``fcntl.flock`` (not on Windows)."""
+    import importlib.util
+
+    return importlib.util.find_spec("fcntl") is not None
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when process ``pid`` of this machine runs (or may: one we cannot ask). Never signals it:
+    on Windows ``os.kill(pid, 0)`` is TerminateProcess, which would kill the batch holding the lock."""
+    if sys.platform == "win32":
+        return _windows_pid_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    """``_pid_alive`` on Windows: OpenProcess, then whether its exit code is still STILL_ACTIVE."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:  # ERROR_INVALID_PARAMETER (87): no such process; access denied: one that runs
+        return ctypes.get_last_error() != 87  # type: ignore[attr-defined]
+    try:
+        code = ctypes.c_ulong()
+        return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _flock(fd: int) -> Optional[bool]:

@@ -167,10 +167,12 @@ def _note_earlier_outputs(folder: Path, theirs: set[Path]) -> None:
 def _once_each(found: list[Found]) -> list[Found]:
     """Each real file once (by device and inode): a symlink and its target, or a video reached twice,
     keep the name without links in it (else the first), and one warning line says which were dropped."""
-    groups: dict[tuple[int, int], list[Found]] = {}
+    groups: dict[tuple[object, object], list[Found]] = {}
     for f in found:
         st = f.path.stat()
-        groups.setdefault((st.st_dev, st.st_ino), []).append(f)
+        # a file system that gives no file ids (a Windows network share, st_ino 0) made every input one file
+        key = (st.st_dev, st.st_ino) if st.st_ino else ("path", os.path.normcase(os.path.realpath(f.path)))
+        groups.setdefault(key, []).append(f)
     keep = {id(next((f for f in group if _unlinked(f.path)), group[0])) for group in groups.values()}
     dropped = [(f, next(k for k in group if id(k) in keep)) for group in groups.values() for f in group if id(f) not in keep]
     if dropped:

@@ -114,7 +114,7 @@ def plan_outputs(
     ``skip_existing``: an existing file is no clash (``run`` leaves it as it is). ``ext`` None: .png.
     """
     from ..errors import SinkError
-    from ..io.atomic import check_target
+    from ..io.atomic import check_target, one_file_by_case
     from ..io.image_sink import STILL_FORMATS
 
     given = ext
@@ -149,8 +149,11 @@ def plan_outputs(
             raise SinkError(f"cannot create the folder {out}: {ancestor} is not writable")
     seen: dict[Path, Path] = {}
     originals = {p.resolve() for p in inputs}
+    by_case = {str(p).casefold(): p for p in originals}  # IMG_1.JPG, written as IMG_1.jpg on macOS' disk: the same file
     for source, target in zip(inputs, targets):
-        if target.resolve() in originals:  # `image photos/ -o photos/ --overwrite` replaced the photos with their cut-outs
+        where = target.resolve()
+        if where in originals or one_file_by_case(where, by_case.get(str(where).casefold())):
+            # `image photos/ -o photos/ --overwrite` replaced the photos with their cut-outs
             raise SinkError(f"{target} is one of the inputs; write the cut-outs to another file or folder")
         if target in seen:
             raise SinkError(f"{source} and {seen[target]} would both be written to {target}; rename one")

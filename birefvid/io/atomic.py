@@ -11,7 +11,9 @@ import glob
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
@@ -19,6 +21,26 @@ from typing import Optional
 from birefvid.errors import SinkError, option
 
 log = logging.getLogger(__name__)
+
+# Windows refuses to rename onto a file another program holds open (PermissionError): a virus scanner
+# or the search indexer reading a file just written lets go within moments, so the rename is retried
+# this long there; a player showing the earlier output holds it for good (see ``commit``)
+REPLACE_RETRY_S = 3.0
+
+
+def replace(src: str | Path, dst: str | Path) -> None:
+    """``os.replace``, retried on Windows for up to ``REPLACE_RETRY_S`` while the target is held open."""
+    deadline = time.monotonic() + REPLACE_RETRY_S
+    pause = 0.05
+    while True:
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.5)
 
 
 def _umask() -> int:
@@ -68,8 +90,19 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
             if not path.exists():
                 continue
             path = path.resolve()
-            if path == out or out in path.parents:
+            if path == out or out in path.parents or any(one_file_by_case(out, p) for p in (path, *path.parents)):
                 raise SinkError(f"writing {target} would replace {read}, which this run reads; write to another file or folder")
+
+
+def one_file_by_case(a: Path, b: Optional[Path]) -> bool:
+    """True when ``a`` and ``b`` are spelt alike but for letter case and name one file: on macOS' (and
+    Windows') case-insensitive disks ``-o Clip.mp4 --overwrite`` was renamed over the input clip.mp4."""
+    if b is None or a == b or str(a).casefold() != str(b).casefold():
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_output_file(path: str | Path, what: str) -> None:
@@ -102,6 +135,13 @@ class _AtomicTarget:
         try:
             apply_default_permissions(self.temp, is_dir=self.is_dir)
             self._move()
+        except PermissionError as e:
+            if sys.platform != "win32":
+                self.discard()
+                raise SinkError(f"cannot move the finished {self.what} onto {self.target}: {e.strerror or e}") from e
+            self._done = True  # finished work is kept: the old output is open in a player, and hours of work were deleted
+            raise SinkError(f"cannot replace {self.target}: another program has it open ({e.strerror or e}); the finished "
+                            f"{self.what} is kept as {self.temp}: close that program and rename it") from e  # fmt: skip
         except OSError as e:
             self.discard()
             raise SinkError(f"cannot move the finished {self.what} onto {self.target}: {e.strerror or e}") from e
@@ -138,7 +178,7 @@ class AtomicFile(_AtomicTarget):
         self.temp = Path(tmp)
 
     def _move(self) -> None:
-        os.replace(self.temp, self.target)
+        replace(self.temp, self.target)
 
     def _remove(self) -> None:
         try:
@@ -166,13 +206,13 @@ class AtomicDir(_AtomicTarget):
         if self.target.is_dir() and not self.target.is_symlink():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
             old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
-            os.replace(self.target, old / "x")
-            os.replace(self.temp, self.target)
+            replace(self.target, old / "x")
+            replace(self.temp, self.target)
             shutil.rmtree(old, ignore_errors=True)
         else:
             if self.target.exists() or self.target.is_symlink():
                 self.target.unlink()
-            os.replace(self.temp, self.target)
+            replace(self.temp, self.target)
 
     def _remove(self) -> None:
         shutil.rmtree(self.temp, ignore_errors=True)
@@ -195,7 +235,7 @@ def write_text_atomic(path: str | Path, text: str, what: str) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         apply_default_permissions(Path(tmp), is_dir=False)
-        os.replace(tmp, target)
+        replace(tmp, target)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None

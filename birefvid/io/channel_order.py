@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -36,7 +37,7 @@ _PROBE = """
 import os, sys
 try:
     import av
-    with av.open(sys.stdin.read()) as c:
+    with av.open(os.fsdecode(sys.stdin.buffer.read())) as c:
         for i, s in enumerate(c.streams.audio):
             print(i, s.codec_context.layout.name, flush=True)
 finally:
@@ -49,13 +50,15 @@ def custom_order_tracks(src: str) -> dict[int, str]:
     """{audio track index: its layout description} for the tracks of ``src`` in a custom channel order."""
     try:
         # the source on stdin, not the command line, which every user of the machine reads (ps): a URL's
-        # password or signed link's token would be on show for as long as the probe waits on the server
-        run = subprocess.run([sys.executable, "-c", _PROBE], input=src, capture_output=True, text=True, timeout=120)
+        # password or signed link's token would be on show for as long as the probe waits on the server.
+        # As bytes: text mode encodes in the locale's code page (cp1252 on Windows), which a name such as
+        # 李.mp4 is not in (UnicodeEncodeError: every such video with sound failed)
+        run = subprocess.run([sys.executable, "-c", _PROBE], input=os.fsencode(src), capture_output=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
         log.debug("could not probe the channel order of %s: %s", shown_url(src), e)
         return {}
     found = {}
-    for line in run.stdout.splitlines():
+    for line in run.stdout.decode("ascii", "replace").splitlines():
         index, _, name = line.partition(" ")
         if index.isdigit() and _CUSTOM.match(name):
             found[int(index)] = name

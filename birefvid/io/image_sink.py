@@ -53,12 +53,16 @@ class ImageSequenceSink(Sink):
                 image = cv2.cvtColor(image, _TO_BGR[self.kind])
             target = self._dir.temp / NAME_PATTERN.format(self._first + self._count, width=self._digits)
             self._count += 1
-            try:
-                ok = cv2.imwrite(str(target), image, self._params)
+            try:  # encoded here and written by Python: OpenCV's imwrite opens no name outside Windows' code page (C:\\Users\\李)
+                ok, data = cv2.imencode(".png", image, self._params)
             except cv2.error as e:
                 raise SinkError(f"cannot write {target}: {e}") from e
             if not ok:
-                raise SinkError(f"cannot write {target} (disk full or folder removed?)")
+                raise SinkError(f"cannot write {target}: the picture could not be encoded as PNG")
+            try:
+                target.write_bytes(data.tobytes())
+            except OSError as e:
+                raise SinkError(f"cannot write {target} ({e.strerror or e}: disk full or folder removed?)") from e
 
     def _close(self) -> None:
         if self._count == 0:

@@ -108,6 +108,10 @@ def _camera(index: Optional[int], device: Optional[str], size: Optional[tuple[in
         if index is None or index >= len(names):
             listed = ", ".join(f'"{n}"' for n in names) or "none"
             raise SourceError(f"{label} not found (DirectShow lists {len(names)} video device(s): {listed})")
+        # two cameras of one model share a name, and "video=NAME" opens the first: --source 1 showed camera 0
+        twin = names[:index].count(names[index])
+        if twin:
+            asked = {"video_device_number": str(twin), **asked}
         return LiveTarget("camera", f'{label} ("{names[index]}")', f"video={names[index]}", "dshow", asked, **mode)
     raise SourceError(f"{label}: cameras are not supported on {sys.platform}; pass a stream URL or a file")
 

@@ -44,7 +44,8 @@ def iter_alpha(path: Union[str, Path]) -> Iterator[np.ndarray]:
         if not files:
             raise SourceError(f"no PNG files in {p}")
         for f in files:
-            image = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+            data = np.fromfile(f, np.uint8)  # not cv2.imread: it opens no name outside Windows' code page
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
             if image is None:
                 raise SourceError(f"{f} is not a readable image")
             yield image[..., 3] if image.ndim == 3 and image.shape[2] == 4 else (image if image.ndim == 2 else image[..., 0])
