@@ -266,7 +266,7 @@ def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_p
     assert manifest(out)["videos"]["long.mkv"]["chunks_done"] == {"0": 6}  # the finished chunk stays for the rerun
 
 
-def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
+def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path, caplog):
     out, marker = tmp_path / "out", tmp_path / "crashed"
     long, a = clips["inputs"][0], clips["inputs"][1]
     argv = ["batch", str(long), str(a), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q", *MODEL]
@@ -279,6 +279,8 @@ def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path):
 
     log = tmp_path / "rerun.jsonl"
     assert main([*argv, "--progress-json", str(log)]) == 0
+    assert f"the last run was killed while cutting out {long} (chunk 2)" in caplog.text  # the OOM killer's victim is named
+    assert not (out / ".birefvid-batch" / "running.json").exists()
     ev = events(log)
     assert [(e["video"], e["chunk"]) for e in ev if e["event"] == "chunk_skipped"] == [("long.mkv", 0), ("long.mkv", 1)]
     assert sorted((e["video"], e["chunk"]) for e in ev if e["event"] == "chunk_done") == [("a.mkv", 0), ("long.mkv", 2), ("long.mkv", 3)]
@@ -642,3 +644,23 @@ def test_o_names_the_output_folder_as_in_the_other_commands():
     from birefvid.cli import build_parser
 
     assert build_parser().parse_args(["batch", "clips/", "-o", "out/"]).output_dir == "out/"
+
+
+def test_a_video_the_last_runs_were_killed_on_is_skipped_once_and_the_rest_get_done(clips, tmp_path, capsys):
+    """A video that needs more memory than the machine has: the OOM killer ended every rerun at the same
+    chunk, and a batch of thousands never got past it. After two killed runs it is skipped (exit 2 names
+    it) and the others are processed; the rerun after that tries it again."""
+    import json
+
+    a, b = clips["inputs"][1], clips["inputs"][2]
+    out = tmp_path / "out"
+    argv = [str(a), str(b), "--output-dir", str(out), "--output", "mask", "-q"]
+    (out / ".birefvid-batch").mkdir(parents=True)
+    # what the second killed run left: it was cutting out a.mkv's chunk 0, as the first one had been
+    (out / ".birefvid-batch" / "running.json").write_text(json.dumps({"video": "a.mkv", "chunk": 0, "kills": 1, "pid": 1}))
+    assert batch(*argv) == 2
+    err = capsys.readouterr().err
+    assert "1 of 2 inputs were skipped (1 that the last runs were killed on)" in err and str(a) in err, err
+    assert (out / "b.mkv").exists() and not (out / "a.mkv").exists()
+    assert batch(*argv) == 0  # tried again
+    assert max_diff(grey(out / "a.mkv"), grey(clips["refs"]["a"])) == 0

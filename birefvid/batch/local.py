@@ -10,6 +10,7 @@ from .chunk import ChunkTask, run_chunk
 
 if TYPE_CHECKING:
     from ..runtime.segmenter import Segmenter
+    from .killed import RunningChunk
 
 OnResult = Callable[[ChunkTask, dict[str, Any]], None]
 OnFrames = Callable[[ChunkTask, int], None]  # a running chunk's frames encoded so far
@@ -57,6 +58,7 @@ class LocalExecutor:
     def __init__(self, job: FileJob) -> None:
         self.job = job
         self._segmenter: Optional["Segmenter"] = None
+        self.running: Optional["RunningChunk"] = None  # the runner's: says on disk which chunk runs (``killed``)
 
     def run(
         self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
@@ -66,7 +68,18 @@ class LocalExecutor:
             if skip is not None and skip(task):
                 continue
             progress = counting(task, on_frames) if on_frames is not None else None
-            deliver(task, lambda: run_chunk(task, self._model(), progress), on_result, on_failure)
+            deliver(task, lambda: self._cut(task, progress), on_result, on_failure)
+
+    def _cut(self, task: ChunkTask, progress: Optional[Callable[[int], None]]) -> dict[str, Any]:
+        """``run_chunk`` with the model loaded first, marked on disk while it runs (only a kill leaves the mark)."""
+        model = self._model()  # not in the mark: a model too big for the machine is no video's fault
+        if self.running is None:
+            return run_chunk(task, model, progress)
+        self.running.start(task.video, int(task.chunk["index"]))
+        try:
+            return run_chunk(task, model, progress)
+        finally:
+            self.running.clear()
 
     def _model(self) -> "Segmenter":
         if self._segmenter is None:

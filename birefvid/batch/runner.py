@@ -27,7 +27,8 @@ from ..job import FileJob
 from .chunk import ChunkTask, chunk_shift, make_folder
 from .hooks import crash_hook_for
 from .join import join_chunks
-from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied
+from .killed import KILLS_TO_SKIP, RunningChunk
+from .local import LocalExecutor, OnFailure, OnFrames, OnResult, Skip, WorkerDied
 from .manifest import WORK_DIR, Manifest, RunLock, fingerprint, older_fingerprints
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
@@ -334,8 +335,11 @@ def run_batch(
 def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callable[[], Executor], progress: BatchProgress, chunk_frames: Optional[int]) -> dict[str, Any]:
     """``run_batch`` once it holds the output folder's lock."""
     manifest = Manifest(out_dir)
+    running = RunningChunk(out_dir / WORK_DIR)
+    left = running.take_left_behind()  # the chunk a killed run was cutting out (the OOM killer's victim?)
     plans, todo = [], []
     unreadable: list[tuple[str, str]] = []  # (input, why): skipped so one bad file does not stop the folder
+    killing: dict[str, str] = {}  # video name -> why: skipped this time, runs were killed on it again and again
     for job in jobs:
         finished = _finished_plan(manifest, job, out_dir)
         if finished is not None:
@@ -366,6 +370,9 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
+        if left is not None and left[0] == plan.name and _killed_again(job.source.input, *left[1:]):
+            killing[plan.name] = f"the last {left[2]} runs were killed while cutting it out (out of memory?); the next rerun tries it again"
+            continue
         if (entry is before and plan.output.exists() and not job.output.overwrite
                 and "output_before" in entry and entry["output_before"] != _identity(plan.output)):
             # not the file that was there when this job was planned: made by a run of this very job that was
@@ -383,6 +390,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         todo.append(plan)
     manifest.save()
     executor = executor_factory()
+    if isinstance(executor, LocalExecutor):  # a Ray worker's death is Ray's to see (WorkerDied)
+        executor.running = running
     tasks: list[ChunkTask] = []
     by_name = {p.name: p for p in todo}
     try:
@@ -391,7 +400,9 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             progress.unreadable_video(source, why)
         pending = {p.name for p in todo}
         for plan in plans:
-            if plan.name not in pending:
+            if plan.name in killing:
+                progress.failed_video(plan.name, plan.job.source.input, killing[plan.name])
+            elif plan.name not in pending:
                 progress.skipped_video(plan.name, plan.frames, len(plan.chunks))
         for plan in todo:
             for chunk in plan.chunks:
@@ -440,9 +451,21 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         raise
     executor.close()
     summary = progress.finish()
-    _report_skipped(len(jobs), len(plans), unreadable, [(by_name[name].job.source.input, why) for name, why in failed.items()],
-                    {by_name[name].job.source.input for name in died})  # fmt: skip
+    inputs = {p.name: p.job.source.input for p in plans}
+    _report_skipped(len(jobs), len(plans), unreadable, [(inputs[name], why) for name, why in (failed | killing).items()],
+                    {inputs[name] for name in died}, {inputs[name] for name in killing})  # fmt: skip
     return summary
+
+
+def _killed_again(source: str, chunk: int, kills: int) -> bool:
+    """Say that runs were killed while cutting out chunk ``chunk`` of ``source``; True once that is ``KILLS_TO_SKIP`` in a row."""
+    where = f"{source} (chunk {chunk})"
+    if kills >= KILLS_TO_SKIP:
+        log.warning("the last %d runs were killed while cutting out %s, out of memory perhaps (`dmesg` names the OOM killer): "
+                    "it is skipped this time so the others get done, and tried again on the next rerun", kills, where)  # fmt: skip
+        return True
+    log.warning("the last run was killed while cutting out %s, out of memory perhaps (`dmesg` names the OOM killer): trying it again", where)
+    return False
 
 
 def _identity(path: Path) -> Optional[list[int]]:
@@ -497,7 +520,8 @@ def _refuse_stale(output: Path) -> None:
                     f"{option('overwrite', True)} redoes it (and the others out of date; those already made with these options are kept), or write to another output folder to keep both")  # fmt: skip
 
 
-def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]], died: Optional[set[str]] = None) -> None:
+def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]], died: Optional[set[str]] = None,
+                    killing: Optional[set[str]] = None) -> None:
     """One SourceError line for the inputs skipped along the way (exit code 2), after the rest were processed."""
     if not unreadable and not failed:
         return
@@ -506,14 +530,16 @@ def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]]
     what = []
     if unreadable:
         what.append(f"{len(unreadable)} not {'a readable video' if len(unreadable) == 1 else 'readable videos'}")
-    died = died or set()
-    gone = sum(1 for source, _ in failed if source not in died and not Path(source).exists())  # deleted or moved while the batch ran: not damaged
-    if len(failed) > gone + len(died):
-        what.append(f"{len(failed) - gone - len(died)} damaged midway")
+    died, killing = died or set(), killing or set()
+    gone = sum(1 for source, _ in failed if source not in died | killing and not Path(source).exists())  # deleted or moved while the batch ran: not damaged
+    if len(failed) > gone + len(died) + len(killing):
+        what.append(f"{len(failed) - gone - len(died) - len(killing)} damaged midway")
     if gone:
         what.append(f"{gone} removed during the run")
     if died:
         what.append(f"{len(died)} whose Ray worker died every time")
+    if killing:
+        what.append(f"{len(killing)} that the last runs were killed on")
     done = planned - len(failed)
     raise SourceError(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
                       f"({'the other one was' if done == 1 else f'the other {done} were'} processed; the progress lines say why each was skipped)")  # fmt: skip
