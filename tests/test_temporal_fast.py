@@ -20,6 +20,7 @@ def test_median_of_equals_torch_median(n: int) -> None:
         else:
             x = torch.rand((n, 1, 1, 9, 11), generator=g)
         assert torch.equal(median_of(x), x.median(dim=0).values)
+        assert torch.equal(median_of(list(x.unbind(0))), x.median(dim=0).values)  # a list, as the look-ahead passes
 
 
 def test_small_reductions_equal_numpy() -> None:
