@@ -243,8 +243,9 @@ class VideoFileSink(Sink):
         """Matrix, range and slice threads of the conversion to the encoder's format.
 
         Slice threads follow the sink's ``threads`` (1 while a CPU's model has the cores): on 2 cores
-        two slice threads took 1.78 ms of process CPU a 720p RGB -> yuv420p picture, one 1.57 (means of
-        eight alternating runs here, the same bytes), and their CPU did not show in the encode thread's.
+        two slice threads took 1.94 ms of process CPU a 720p RGB -> yuv420p picture, one 1.69 (means of
+        16 alternating runs here, the same bytes; within the noise of x264 in a whole sink), and their
+        CPU did not show in the encode thread's.
         """
         kwargs: dict[str, object] = {"threads": conversion_threads(self.spec.pix_fmt, self.threads)}
         if self._matrix is not None:
