@@ -330,6 +330,9 @@ def test_band_only_foreground_equals_the_whole_frame_estimate_on_the_band(hard_e
         assert torch.allclose(_difference_at(cropped.difference[i], where, (h, w)), expected, atol=1e-5)
         # it was a crop: far from the subject nothing was estimated
         assert (cropped.difference[i] == 0).float().mean() > 0.3
+        # F inside the crop is the whole-frame estimate (written over the shrunk frame, after D was taken from it)
+        inside = cropped.difference[i] != 0
+        assert torch.allclose(cropped.foreground[i][inside], whole.foreground[i][inside], atol=1e-5)
     # a matte without a soft pixel, and one that is soft nearly everywhere (estimated whole)
     solid = torch.ones_like(mattes)
     assert torch.equal(foreground_difference(frames, solid, band_only=True, **kw).difference, torch.zeros_like(whole.difference))

@@ -185,6 +185,16 @@ def test_rgb_pictures_convert_to_the_same_bytes_through_rgba(pix_fmt, colour, si
         assert np.array_equal(*rows)
 
 
+@pytest.mark.parametrize("threads,want", [(1, 1), (None, 0)])
+def test_rgb_conversion_follows_the_sinks_threads(tmp_path, threads, want):
+    """A file job's sink on a small CPU (threads=1) converts RGB to YUV on its own thread: slice threads
+    cost more CPU there and hid it from the encode stage's figure; without a count swscale picks."""
+    info = _info()
+    with open_sink(tmp_path / "r.mp4", kind="rgb", info=info, threads=threads) as sink:
+        sink.write(_batch("rgb", 2, info.width, info.height), [0, 1])
+        assert sink._rgb_to_yuv is not None and sink._rgb_to_yuv.options["threads"] == want
+
+
 @pytest.mark.parametrize("name,kind", [("m.mkv", "mask"), ("r.mkv", "rgb"), ("a.mkv", "alpha"), ("r.mp4", "rgb")])
 def test_a_caller_may_reuse_its_buffer_after_each_write(tmp_path, name, kind):
     """Whether a frame goes to the encoder as given (FFV1 gray masks) or converted first, the sink

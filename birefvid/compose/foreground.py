@@ -120,7 +120,8 @@ def foreground_difference(
     if min(images.shape[-2:]) < 4 * k:
         k = 1
     small_size = (max(1, images.shape[-2] // k), max(1, images.shape[-1] // k))
-    if k > 1 and images.dtype == torch.uint8 and images.device.type == "cpu":
+    owned = k > 1 and images.dtype == torch.uint8 and images.device.type == "cpu"  # a new tensor, not the caller's
+    if owned:
         small_image = resize_uint8_to_float(images, small_size)  # channel-first: blur-fusion's ops ~15% faster so
     else:
         small_image = resize(as_float(images), small_size, "area")
@@ -129,7 +130,7 @@ def foreground_difference(
     small_alpha = resize(alpha, small_size, "area" if same_size else "bilinear").clamp(0.0, 1.0)
     radii = (max(1, round(radius / k)), max(1, round(refine_radius / k)))
     if band_only and small_image.device.type == "cpu":  # a GPU does the whole frame in less than finding the box would sync
-        return _band_only(small_image, small_alpha, alphas, images.shape[-2:], radii)
+        return _band_only(small_image, small_alpha, alphas, images.shape[-2:], radii, owned)
     small_fg = _estimate(small_image, small_alpha, *radii)
     return SmallForeground(small_fg, _difference(small_fg, small_image, small_alpha))
 
@@ -147,7 +148,8 @@ _WHOLE_FRAME = 0.7
 
 
 def _band_only(
-    small_image: Tensor, small_alpha: Tensor, matte: Tensor, frame_size: "torch.Size", radii: tuple[int, int]
+    small_image: Tensor, small_alpha: Tensor, matte: Tensor, frame_size: "torch.Size", radii: tuple[int, int],
+    owned: bool = False,
 ) -> SmallForeground:
     """``foreground_difference`` with blur-fusion run per frame only on the crop around the matte's soft band.
 
@@ -157,7 +159,10 @@ def _band_only(
     h, w = small_image.shape[-2:]
     n, c = small_image.shape[:2]
     # D channel-last in memory: the band compositor samples it with OpenCV, which takes it so without a copy
-    fg, diff = small_image.clone(), small_image.new_zeros((n, h, w, c)).permute(0, 3, 1, 2)
+    # F is written into the shrunk frame itself when that is this call's own (each crop is read before
+    # it is overwritten): a frame-sized copy less
+    fg = small_image if owned else small_image.clone()
+    diff = small_image.new_zeros((n, h, w, c)).permute(0, 3, 1, 2)
     for i in range(small_image.shape[0]):
         box = _band_box(matte[i, 0], frame_size, (h, w), sum(radii) + 1)
         if box is None:
@@ -167,8 +172,8 @@ def _band_only(
             y0, y1, x0, x1 = 0, h, 0, w
         image, alpha = small_image[i : i + 1, :, y0:y1, x0:x1], small_alpha[i : i + 1, :, y0:y1, x0:x1]
         crop_fg = _estimate(image, alpha, *radii)
+        diff[i : i + 1, :, y0:y1, x0:x1] = _difference(crop_fg, image, alpha)  # before F may overwrite the image
         fg[i : i + 1, :, y0:y1, x0:x1] = crop_fg
-        diff[i : i + 1, :, y0:y1, x0:x1] = _difference(crop_fg, image, alpha)
     return SmallForeground(fg, diff)
 
 

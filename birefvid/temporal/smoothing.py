@@ -238,20 +238,23 @@ def _median3(x: Tensor, y: Tensor, z: Tensor) -> Tensor:
     return torch.maximum(torch.minimum(x, y), torch.minimum(torch.maximum(x, y), z))
 
 
-def median_of(stack: Tensor) -> Tensor:
+def median_of(stack: "Tensor | Sequence[Tensor]") -> Tensor:
     """Median over dim 0 (the lower one for an even count), as ``stack.median(dim=0).values``.
 
     Three or five items (look-ahead windows 1 and 2) go through min/max networks instead: the
     same values (a median picks one of its inputs), ~4x faster than torch.median on the CPU.
+    ``stack`` may be a list of same-shaped tensors: those networks take them as they are, without
+    the stacked copy (the look-ahead's five 256² masks: ~0.3 ms a frame on one core here).
     """
-    if stack.shape[0] == 3:
-        return _median3(stack[0], stack[1], stack[2])
-    if stack.shape[0] == 5:
-        a, b, c, d, e = stack.unbind(0)
+    items = stack.unbind(0) if isinstance(stack, Tensor) else tuple(stack)
+    if len(items) == 3:
+        return _median3(*items)
+    if len(items) == 5:
+        a, b, c, d, e = items
         low = torch.maximum(torch.minimum(a, b), torch.minimum(c, d))  # neither of the 2 smallest of a..d
         high = torch.minimum(torch.maximum(a, b), torch.maximum(c, d))  # neither of the 2 largest
         return _median3(e, low, high)
-    return stack.median(dim=0).values
+    return (stack if isinstance(stack, Tensor) else torch.stack(items)).median(dim=0).values
 
 
 class _Held(NamedTuple):
@@ -330,10 +333,10 @@ class LookaheadSmoother:
 
     def _filter(self) -> Tensor:
         centre = self._buf[self.window]
-        stack = torch.stack([self._aligned(centre, held) for held in self._buf])  # (2k+1, 1, 1, H, W)
+        aligned = [self._aligned(centre, held) for held in self._buf]  # 2k+1 of (1, 1, H, W)
         if self.mode == "median":
-            return median_of(stack)
-        return stack.mean(dim=0)
+            return median_of(aligned)
+        return torch.stack(aligned).mean(dim=0)
 
     def _add(self, held: _Held, out: list[Tensor]) -> None:
         if not self._buf:
