@@ -223,6 +223,12 @@ def test_a_camera_that_gives_another_mode_is_used_with_a_warning(clip2s: Path, c
     warnings = [r.getMessage() for r in caplog.records]
     assert warnings == ["camera 0 delivers 160x120, not 1280x720 and 24 fps, not 30: it does not offer what was asked "
                         "(v4l2-ctl --list-formats-ext lists what it does)"]  # fmt: skip
+    caplog.clear()
+    windows = LiveTarget("camera", "camera 0", "video=Integrated Camera", "dshow", camera_size=(1280, 720))
+    with caplog.at_level(logging.WARNING, logger="birefvid.io.live_connections"):
+        check_camera_mode(windows, StreamInfo(width=640, height=480, time_base=Fraction(1, 30), average_rate=Fraction(30)))
+    assert 'ffmpeg -f dshow -list_options true -i "video=Integrated Camera" lists what it does' in caplog.text  # Windows has no v4l2-ctl
+
 
 def test_dshow_device_list_is_parsed() -> None:
     log_text = (

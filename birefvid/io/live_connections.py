@@ -251,8 +251,11 @@ def check_camera_mode(target: LiveTarget, info: StreamInfo) -> None:
     if target.camera_fps is not None and info.average_rate and abs(float(info.average_rate) - target.camera_fps) > 0.5:
         got.append(f"{float(info.average_rate):g} fps, not {target.camera_fps:g}")
     if got:
-        log.warning("%s delivers %s: it does not offer what was asked (v4l2-ctl --list-formats-ext lists what it does)",
-                    target.name, " and ".join(got))  # fmt: skip
+        # what lists a camera's modes on its platform (AVFoundation prints them when asked for one it lacks)
+        lists = {"dshow": f'ffmpeg -f dshow -list_options true -i "{target.url}"',
+                 "avfoundation": f'ffmpeg -f avfoundation -framerate 1 -i "{target.url}"'}  # fmt: skip
+        log.warning("%s delivers %s: it does not offer what was asked (%s lists what it does)",
+                    target.name, " and ".join(got), lists.get(target.format or "", "v4l2-ctl --list-formats-ext"))  # fmt: skip
 
 
 class CvCamera:
