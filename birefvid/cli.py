@@ -199,8 +199,25 @@ class _DiagnosticStream:
         return getattr(self._stream, name)
 
 
+def _fill_home() -> None:
+    """HOME=/ where it is unset and the uid has no passwd entry (OpenShift's random uid, ``env -i``, a
+    systemd DynamicUser), as Docker sets it: ``import openvino`` raised "Could not determine home
+    directory" there (exit 1 on the default backend), and Hugging Face's cache became a ``./~`` folder.
+    The caches then fall back to ``/tmp/birefvid-cache-UID``, with a warning, as for any unwritable home."""
+    if os.name == "posix" and os.path.expanduser("~") == "~":
+        os.environ["HOME"] = "/"
+
+
+def _third_party_noise(record: logging.LogRecord) -> bool:
+    """False for OpenVINO telemetry's lines about its consent file, which it logs as warnings on the root
+    logger whenever the home folder cannot be written (a read-only root file system, HOME=/ for a random
+    uid): three ``root: warning:`` lines in every run's log, about nothing birefvid does or needs."""
+    return "openvino_telemetry" not in (record.pathname or "")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
+    _fill_home()
     _fill_closed_standard_streams()
     _escape_what_stdout_cannot_encode()
     given = sys.stderr
@@ -232,6 +249,14 @@ class CliLogFormatter(logging.Formatter):
         return f"{line} [{record.name}]" if self.verbose and ours else line
 
 
+def _log_handler(verbose: bool) -> logging.Handler:
+    """The stderr handler of the CLI's log lines, in its own style, without third-party noise."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(CliLogFormatter(verbose=verbose))
+    handler.addFilter(_third_party_noise)
+    return handler
+
+
 def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -239,9 +264,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(CliLogFormatter(verbose=args.verbose))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler])
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose)])
     code = guarded("birefvid", lambda: args.run(args))
     if exiting.must_exit_now():  # a worker is still in native code (a model export): a normal exit would abort under it
         for stream in (sys.stdout, sys.stderr):

@@ -67,7 +67,7 @@ def read_only_copy(path: Path, files: dict[str, Path]) -> Iterator[Path]:
     with _mounted(path, f"size={size}") as folder:
         for name, src in files.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, folder / name)
+            shutil.copy2(src, folder / name)  # with its mtime, as an image layer keeps it (OpenVINO hashes it)
         done = subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True, text=True)
         if done.returncode != 0:
             pytest.skip(f"cannot remount a tmpfs read-only here ({done.stderr.strip()})")

@@ -181,6 +181,38 @@ def test_a_read_only_cache_is_read_and_new_files_go_to_a_fallback(b0, tmp_path, 
         assert cached_onnx(b0, (64, 64)) == (fallback / "onnx" / exported.name, None)
 
 
+def test_openvino_blobs_baked_into_a_read_only_cache_are_used(b0, tmp_path, monkeypatch):
+    """A container image baked with a run's whole cache (the export and OpenVINO's compiled blob) still
+    compiled the model again at every start, into the /tmp fallback: OpenVINO reads blobs only from the
+    folder it writes. Now the baked blobs are linked there, so nothing is compiled or written."""
+    import tempfile
+
+    from fs_fixtures import read_only_copy
+
+    need_module("openvino", "openvino")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    exported, _ = cached_onnx(b0, (64, 64))  # in the session's cache; an earlier test may have made it
+    build = tmp_path / "baked"  # the image's build step fills the folder the containers then mount read-only
+    (build / "onnx").mkdir(parents=True)
+    os.link(exported, build / "onnx" / exported.name)
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(build))
+    Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino").predict(_frames(n=1))
+    (tmp_path / "image").mkdir()
+    built = {}
+    for sub in ("onnx", "openvino"):
+        for f in (build / sub).iterdir():
+            if not f.name.startswith("."):
+                built[f"{sub}/{f.name}"] = tmp_path / "image" / f.name
+                os.link(f, built[f"{sub}/{f.name}"])
+    assert any(name.startswith("openvino/") for name in built)
+    with read_only_copy(tmp_path / "baked", built) as baked:
+        monkeypatch.setenv("BIREFVID_CACHE_DIR", str(baked))
+        Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino").predict(_frames(n=1))
+        blobs = list((tmp_path / "tmp" / f"birefvid-cache-{os.getuid()}" / "openvino").iterdir())
+        assert blobs and all(b.is_symlink() and b.resolve().parent == baked / "openvino" for b in blobs), blobs  # none compiled anew
+
+
 def test_auto_backend_and_precision(monkeypatch):
     monkeypatch.setenv("BIREFVID_BACKEND", "torch")
     assert choose_backend("auto", CPU) == "torch"

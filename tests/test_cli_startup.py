@@ -71,3 +71,34 @@ def test_python_dash_m_birefvid_runs_the_command(tmp_path):
     assert version.stdout.strip() == f"birefvid {birefvid.__version__}"
     bad = subprocess.run([sys.executable, "-m", "birefvid", "process"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("usage: birefvid process"), bad.stderr
+
+
+_HOMELESS = """
+import logging
+from birefvid.cli import _fill_home, _log_handler
+_fill_home()
+logging.basicConfig(level=logging.WARNING, handlers=[_log_handler(False)])
+import openvino
+from birefvid.backends.export import cache_dir
+print(cache_dir())
+"""
+
+
+def test_a_random_uid_without_home_imports_openvino_quietly():
+    """OpenShift runs an image as a random uid with no passwd entry; with HOME unset too (``env -i``)
+    `import openvino`, on the default backend's path, raised "Could not determine home directory" (exit
+    1), and with HOME=/ it logged three `root: warning:` lines about its telemetry file in every run."""
+    import os
+
+    import pytest
+
+    pytest.importorskip("openvino")
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as another uid")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    as_random_uid = ["setpriv", "--reuid=1000650000", "--regid=0", "--clear-groups"]
+    result = subprocess.run([*as_random_uid, sys.executable, "-c", _HOMELESS], env=env, cwd="/", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    assert result.stdout.strip() == "/.cache/birefvid"  # not writable there: the run falls back to /tmp/birefvid-cache-UID

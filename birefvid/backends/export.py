@@ -33,8 +33,16 @@ GRAPH_VERSION = 4  # bump when the exported graph changes (e.g. how the deformab
 
 def cache_dir() -> Path:
     """Where exported models (and OpenVINO's compiled blobs) are kept."""
-    root = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "birefvid")
+    root = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache", "birefvid")
     return Path(root)
+
+
+def _home() -> Path:
+    """The home folder, or ``/`` (as Docker gives a uid without a passwd entry) where none can be found."""
+    try:
+        return Path.home()
+    except RuntimeError:  # HOME unset and no passwd entry for this uid
+        return Path("/")
 
 
 _fallbacks_said: set[str] = set()
@@ -80,7 +88,25 @@ def writable_cache_dir(sub: str) -> Path:
     if str(primary.parent) not in _fallbacks_said:  # once a run, not once per sub-folder
         _fallbacks_said.add(str(primary.parent))
         log.warning("the cache %s cannot be written (%s): using %s instead (set %s to keep it elsewhere)", primary.parent, why, root, CACHE_ENV)
+    _link_baked(primary, folder)
     return folder
+
+
+def _link_baked(primary: Path, folder: Path) -> None:
+    """Link each file of the read-only ``primary`` into the fallback ``folder`` where it has none: OpenVINO
+    reads its compiled blobs from the one folder it writes, so a blob baked into an image was compiled
+    again in every container (seconds to tens of seconds a start). A stale one it replaces with a file."""
+    try:
+        names = [entry.name for entry in os.scandir(primary) if entry.is_file() and not entry.name.startswith(".")]
+    except OSError:  # missing or unreadable: nothing baked
+        return
+    for name in names:
+        target = folder / name
+        if not os.path.lexists(target):
+            try:
+                os.symlink(primary / name, target)
+            except OSError:  # no symlinks (Windows without the privilege): compiled again, as before
+                return
 
 
 def weights_digest(model: torch.nn.Module) -> str:
