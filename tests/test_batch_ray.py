@@ -156,3 +156,46 @@ def test_ray_init_leaves_the_sigterm_handler_as_it_found_it():
         assert signal.getsignal(signal.SIGTERM) is ours
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run():
+    """An 8K clip the OOM killer stops runs its first chunks on every worker at once: their deaths are one
+    video's, skipped as such, not "workers dying on 3 chunks in a row" that stopped the batch of thousands
+    (and every rerun, which plans that clip first again). Ray itself is faked: chunks end in order."""
+    import itertools
+    import types
+
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+
+    class ActorDied(Exception):
+        pass
+
+    submitted: dict[int, ChunkTask] = {}
+    ids = itertools.count()
+
+    def get(ref):
+        if submitted[ref].video == "8k.mkv":
+            raise ActorDied("The actor died unexpectedly before finishing this task.")
+        return {"frames": 1}
+
+    ray = types.SimpleNamespace(wait=lambda refs, num_returns, timeout: (refs[:1], refs[1:]), get=get, kill=lambda actor: None,
+                                exceptions=types.SimpleNamespace(RayActorError=ActorDied, RayTaskError=type("E", (Exception,), {})))  # fmt: skip
+
+    def actor(*_):
+        def remote(task, counter):
+            ref = next(ids)
+            submitted[ref] = task
+            return ref
+
+        return types.SimpleNamespace(run=types.SimpleNamespace(remote=remote))
+
+    executor = object.__new__(ray_executor.RayExecutor)
+    executor.ray, executor._owns, executor._counter, executor._running = ray, False, None, {}
+    executor._actor, executor._job, executor._threads = types.SimpleNamespace(remote=actor), {}, 1
+    executor._actors = [actor() for _ in range(3)]
+    tasks = [ChunkTask(name, {}, {"index": i, "start_pts": 0}, f"{name}.{i}") for name, n in (("8k.mkv", 4), ("b.mkv", 1)) for i in range(n)]
+    done, failed = [], []
+    executor.run(tasks, lambda task, result: done.append(task.video), on_failure=lambda task, exc: failed.append(task.video),
+                 skip=lambda task: task.video in failed)  # fmt: skip
+    assert done == ["b.mkv"] and set(failed) == {"8k.mkv"}

@@ -444,6 +444,24 @@ def test_a_recording_in_parts_holds_every_frame_shown(tmp_path):
     assert sum(counts) == report["frames_shown"] and max(counts) <= FPS + 1
 
 
+def test_stop_during_the_warm_up_ends_the_run_at_once(tmp_path, monkeypatch):
+    """q in the terminal (``stop``) during a first export of 20-40 s ended the run only after it, with one
+    picture recorded; as closing the window does, it ends the run at once, with no recording."""
+    from birefvid import exiting
+
+    monkeypatch.setattr(exiting, "_abandoned", [])  # the warm-up thread is left sleeping, as for Ctrl-C
+    clip = write_scene(tmp_path / "cam.mkv", 48)
+    rec = tmp_path / "rec.mp4"
+    job = build_live_job(str(clip), [str(rec)], effect="blur", realtime=True, loop=True, resolution=64)
+    stop = threading.Event()
+    started = time.monotonic()
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(6.0, first_only=True)), stop=stop,
+                      on_effects=lambda _: threading.Timer(0.3, stop.set).start())  # fmt: skip
+    assert time.monotonic() - started < 4.0, "the run waited for the warm-up to end"
+    assert report["ended_by"] == "stop" and report["frames_shown"] == 0
+    assert not rec.exists() and not list(tmp_path.glob(".rec*")), "an empty recording was left"
+
+
 def test_a_streams_recording_starts_after_the_warm_up_without_a_held_picture(tmp_path):
     """A UDP stream keeps coming while the model warms up (2.5 s here): the run starts from its newest
     frame, so the recording opens at 0 with no picture held for the warm-up (it was: a 2.5 s still)."""

@@ -13,6 +13,7 @@ import hashlib
 import io
 import logging
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -161,8 +162,9 @@ def _save(program: object, tmp: str, path: Path) -> None:
         os.replace(tmp, path)
     except PermissionError as e:
         # Windows (no export lock there): another run exported the same model meanwhile and has its file
-        # open, which Windows will not rename over; that export is this one, so it is used
-        if not path.is_file():
+        # open, which Windows will not rename over; that export is this one, so it is used. Elsewhere the
+        # lock rules that out: a refusal is real (a sticky folder's file of another user) and the file is not ours
+        if sys.platform != "win32" or not path.is_file():
             raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
         log.debug("%s was exported by another run meanwhile (%s): using it", path.name, e.strerror or e)
     except OSError as e:

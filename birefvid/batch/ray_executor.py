@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # a worker killed mid-chunk is restarted and its chunk retried this many times before the run fails
 MAX_RESTARTS = 3
-# chunks in a row that kill their worker every time before the run stops (fewer: those videos are skipped)
+# videos in a row whose chunks kill their worker every time before the run stops (fewer: those videos are skipped)
 DEATHS_IN_A_ROW = 3
 # seconds between the driver's looks at the running chunks' frame counts
 POLL_SECONDS = 2.0
@@ -157,7 +157,9 @@ class RayExecutor:
         running: dict[Any, tuple[ChunkTask, Any]] = {}
         self._running = running  # what close() waits on when the run is stopped midway
         counter = self._counter if on_frames is not None else None
-        deaths = 0  # chunks in a row whose worker died every time
+        # videos in a row whose chunk killed its worker every time: one video's chunks running side by side
+        # on every worker (an 8K clip the OOM killer stops) are one death, not a stop of the whole batch
+        dying: set[str] = set()
         while queue or running:
             while queue and free:
                 task = queue.popleft()
@@ -175,15 +177,15 @@ class RayExecutor:
                 task, actor = running.pop(ref)
                 try:
                     outcome: Any = self._get(ref, task)
-                    deaths = 0
+                    dying.clear()
                 except WorkerDied as exc:  # Ray restarts that worker no more: a fresh one takes its place
-                    deaths += 1
-                    if deaths >= DEATHS_IN_A_ROW:  # not one video's fault: workers that cannot run at all (no memory for the model)
-                        raise PipelineError("worker", f"Ray workers died on {deaths} chunks in a row; the last: {exc}") from None
+                    dying.add(task.video)
+                    if len(dying) >= DEATHS_IN_A_ROW:  # not one video's fault: workers that cannot run at all (no memory for the model)
+                        raise PipelineError("worker", f"Ray workers died on {len(dying)} videos in a row; the last: {exc}") from None
                     actor, outcome = self._replace(actor), exc
                 except SourceError as exc:
                     outcome = exc
-                    deaths = 0
+                    dying.clear()
                 free.append(actor)
                 deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
 

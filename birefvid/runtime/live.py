@@ -320,16 +320,17 @@ class LiveRunner:
         return any(getattr(sink, "closed_by_user", False) for sink in self.sinks)
 
     def closed_while_starting(self) -> bool:
-        """Handle the window's events while the model warms up; True once the user closed it (or pressed q/Esc)."""
+        """Handle the window's events while the model warms up; True once the user closed it (or pressed q/Esc),
+        or the caller asked the run to end (``stop``: the terminal's q), which would otherwise wait out a 20-40 s export."""
         for sink in self.sinks:
             pump = getattr(sink, "pump", None)
             if pump is not None:
                 pump()
-        return self._user_closed()
+        return self._user_closed() or (self.requested is not None and self.requested.is_set())
 
     def end_before_start(self, now: float) -> None:
-        """The run ends before its first picture (the window closed during the warm-up): nothing was shown."""
-        self.ended_by = "window closed"
+        """The run ends before its first picture (the window closed, or ``stop`` set, during the warm-up): nothing was shown."""
+        self.ended_by = "window closed" if self._user_closed() else "stop"
         self.stats.begin(now, self.source)
         self.final = self.stats.final(now, self.source)
 
@@ -404,7 +405,7 @@ def for_this_run(segmenter: Segmenter, job: LiveJob) -> Segmenter:
 
 
 class ClosedWhileStarting(Exception):
-    """The user closed the window while the model warmed up (``run_niced``'s ``closed`` said so)."""
+    """The user closed the window, or the run was asked to stop, while the model warmed up (``run_niced``'s ``closed`` said so)."""
 
 
 def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = None) -> None:
@@ -590,7 +591,7 @@ def run_live_job(
                 try:
                     run_niced(warm_up, runner.closed_while_starting)
                     run_niced(catch_up, runner.closed_while_starting)
-                except ClosedWhileStarting:  # the window was closed during a 20-40 s first export: end now, not after it
+                except ClosedWhileStarting:  # the window closed (or q pressed) during a 20-40 s first export: end now, not after it
                     runner.end_before_start(time.monotonic())
                     shown = False
                 except (BirefvidError, KeyboardInterrupt):
