@@ -317,6 +317,14 @@ def test_chromium_shows_the_live_stream(preview, tmp_path):
     assert preview.pictures_sent > 0
 
 
+def test_the_picture_alone_fills_an_obs_browser_source(preview, tmp_path):
+    """/?picture: no buttons or text around the picture, which fills the source (OBS keys its green)."""
+    green = (0, 255, 0)
+    img = _screenshot_while_feeding(preview, lambda i: np.full((240, 320, 3), green, np.uint8), preview.url + "?picture", tmp_path)
+    covered = float((np.abs(img - green).max(axis=2) < 40).mean())
+    assert covered > 0.97, f"the picture covers {covered:.3f} of the 640x480 source"
+
+
 def test_head_answers_like_get_without_a_body(preview):
     """Health checks (`curl -I`, load balancers) probe with HEAD; it was 501."""
     import http.client

@@ -121,6 +121,13 @@ def test_unreachable_or_silent_server_fails_fast_naming_the_url():
         assert time.monotonic() - t0 < 3.0
 
 
+def test_a_mistyped_host_is_named_not_an_input_output_error():
+    """FFmpeg says only 'Input/output error' for a name that does not resolve."""
+    url = "rtsp://mediamtx.invalid:8554/live"
+    with pytest.raises(SinkError, match=r"^cannot publish to rtsp://mediamtx.invalid:8554/live: unknown host 'mediamtx.invalid'"):
+        RtspPublishSink(url, width=64, height=48, fps=FPS, kind="rgb", open_timeout=1.0)
+
+
 def test_alpha_is_refused_with_a_file_sink_hint():
     with pytest.raises(SinkError, match=r"no alpha.*\.webm, \.mov or \.mkv"):
         RtspPublishSink("rtsp://127.0.0.1:1/x", width=64, height=48, fps=FPS, kind="rgba")

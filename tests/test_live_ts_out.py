@@ -156,6 +156,9 @@ def test_no_tcp_listener_fails_at_once_naming_the_url():
     [
         ("udp://127.0.0.1", r"needs a host and a port \(0 to 65535\), e.g. udp://127.0.0.1:5000"),
         ("tcp://127.0.0.1:5000?listen=1", "cannot wait for one to connect; for players that connect, use the sink 'udp://...'"),
+        ("udp://@:5000", r"e.g. udp://127.0.0.1:5000 \(udp://@:PORT is what the player listens on; here give the player's address\)"),
+        ("udp://obs-pc.invalid:5000", r"^cannot send to udp://obs-pc.invalid:5000: unknown host 'obs-pc.invalid' \(.*\); check the name"),
+        ("tcp://obs-pc.invalid:5000", r"^cannot send to tcp://obs-pc.invalid:5000: unknown host 'obs-pc.invalid'"),
     ],
 )
 def test_bad_addresses_say_what_to_do(url, match):

@@ -1,6 +1,7 @@
 """A built-in HTTP preview of the live output, for headless machines: open the printed URL in a browser.
 
-``GET /`` is a page showing the stream, ``GET /stream.mjpg`` a multipart MJPEG stream (the way
+``GET /`` is a page showing the stream (``/?picture``: the picture alone, filling the page over a
+transparent background, for OBS's Browser Source; it picks up a restarted run as the page does), ``GET /stream.mjpg`` a multipart MJPEG stream (the way
 browsers show live JPEGs without any script), ``GET /snapshot.jpg`` the newest picture;
 ``GET /effect`` says the run's effect and ``POST /effect`` (JSON ``{"effect": "none"}``) switches
 it, from this machine only (``control_refusal``): turning a call's blur off shows the room;
@@ -61,12 +62,16 @@ button {{ font: inherit; margin: 0.2em; padding: 0.5em 1em; border: 1px solid #9
 button[aria-pressed="true"] {{ background: #8ab4f8; border-color: #8ab4f8; color: #202124; font-weight: bold; }}
 button:disabled {{ opacity: 0.5; cursor: default; }}
 button:focus-visible {{ outline: 3px solid #fdd663; outline-offset: 2px; }}
-</style></head>
+.bare body {{ background: transparent; overflow: hidden; }}
+.bare img {{ width: 100vw; height: 100vh; max-height: none; object-fit: contain; }}
+.bare p {{ display: none; }}
+</style>
+<script>if (new URLSearchParams(location.search).has("picture")) document.documentElement.className = "bare";</script></head>
 <body><img src="/stream.mjpg" id="picture" alt="the live picture of birefvid">
 <p id="status" role="status">connecting to the run</p>
 <p id="effects" role="group" aria-label="effect"></p>
 <p>birefvid live preview of {addr}: <a href="/snapshot.jpg">snapshot</a> (the newest picture),
-<a href="/stream.mjpg">MJPEG stream</a> (for VLC or OBS)</p>
+<a href="/stream.mjpg">MJPEG stream</a> (for VLC or OBS), <a href="/?picture">the picture alone</a> (for OBS's Browser Source)</p>
 """
 # the status line and the effect buttons: drawn from GET /status, refreshed every 2 s (a key pressed in
 # the terminal or the window, or another client's POST /effect, shows here too). The line says what

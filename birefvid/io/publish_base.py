@@ -5,8 +5,10 @@ clock whose timestamps always increase; errors name the URL; close sends what is
 from __future__ import annotations
 
 import logging
+import socket
 from fractions import Fraction
 from typing import Optional
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -124,3 +126,16 @@ class StreamPublishSink(LiveSink):
 def reason(e: BaseException) -> str:
     """FFmpeg's error text without PyAV's '[Errno N]' and repeated URL clutter."""
     return getattr(e, "strerror", None) or str(e)
+
+
+def check_host(url: str, verb: str, shown: str) -> None:
+    """SinkError naming the host when ``url``'s host name does not resolve, before FFmpeg tries: it
+    says only 'Input/output error' for a mistyped name (and looks it up holding Python's lock)."""
+    host = urlsplit(url).hostname
+    if not host:
+        return
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError) as e:
+        why = getattr(e, "strerror", None) or str(e)
+        raise SinkError(f"cannot {verb} to {shown}: unknown host {host!r} ({why}); check the name, or give the receiver's IP address") from None

@@ -16,7 +16,7 @@ import av
 
 from birefvid.errors import SinkError
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.publish_base import StreamPublishSink, reason
+from birefvid.io.publish_base import StreamPublishSink, check_host, reason
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class RtspPublishSink(StreamPublishSink):
         super().__init__(url, width=width, height=height, fps=fps, kind=kind, sample_aspect_ratio=sample_aspect_ratio)
         self._lag: Optional[float] = None
         timeout_us = str(max(1, int(open_timeout * 1_000_000)))
+        check_host(url, self.verb, self._shown)
         # the wall-clock moment RTCP sender reports call RTP time 0 (FFmpeg would take it at SETUP)
         self._epoch = time.time()
         try:

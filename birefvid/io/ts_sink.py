@@ -19,7 +19,7 @@ import av
 
 from birefvid.errors import SinkError, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.publish_base import StreamPublishSink, reason
+from birefvid.io.publish_base import StreamPublishSink, check_host, reason
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ def stream_url(url: str, open_timeout: float) -> str:
     except ValueError:  # not a number, or above 65535
         port = None
     if not parts.hostname or port is None:
-        raise SinkError(f"cannot send to {url}: a {scheme}:// output needs a host and a port (0 to 65535), e.g. {scheme}://127.0.0.1:5000")
+        # udp://@:PORT is how VLC and OBS listen: pasted here, it names no receiver to send to
+        listening = " (udp://@:PORT is what the player listens on; here give the player's address)" if parts.netloc.startswith("@") else ""
+        raise SinkError(f"cannot send to {url}: a {scheme}:// output needs a host and a port (0 to 65535), e.g. {scheme}://127.0.0.1:5000{listening}")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     if scheme == "udp":
         query.setdefault("pkt_size", str(UDP_PACKET_SIZE))
@@ -67,6 +69,7 @@ class MpegTsPublishSink(StreamPublishSink):
     ) -> None:
         super().__init__(url, width=width, height=height, fps=fps, kind=kind, sample_aspect_ratio=sample_aspect_ratio)
         target = stream_url(url, open_timeout)
+        check_host(url, self.verb, self._shown)
         try:
             # flush_packets: each frame leaves as soon as it is muxed instead of when a buffer fills
             self._out = av.open(target, "w", format="mpegts", container_options={"flush_packets": "1"})
