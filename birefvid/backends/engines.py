@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
@@ -188,6 +187,11 @@ class OpenVinoEngine(_ExportedEngine):
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(writable_cache_dir("openvino"))})
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": hint}
+        from ..runtime.cores import affinity_cores, usable_cores  # here: runtime imports this package
+
+        cores = usable_cores()
+        if cores < affinity_cores():  # a container's CPU quota: OpenVINO would start a thread per host core
+            config["INFERENCE_NUM_THREADS"] = cores
         if hint == "THROUGHPUT":
             # two streams at most, each with half the cores: each stream holds a frame's activations
             # (~200 MB for Swin-T at 512², ~4x that at 1024²), and OpenVINO's own choice grows with
@@ -205,7 +209,9 @@ class OpenVinoEngine(_ExportedEngine):
 
     def frames_in_flight(self, size: tuple[int, int]) -> int:
         """How many frames of input (h, w) a call runs at once: the throughput streams (compiled now), or 1 on a 1-core CPU."""
-        if (os.cpu_count() or 1) < THROUGHPUT_STREAMS:
+        from ..runtime.cores import usable_cores
+
+        if usable_cores() < THROUGHPUT_STREAMS:
             return 1
         return self._queue(size)[1]
 

@@ -15,6 +15,8 @@ from typing import Iterator, Optional
 
 import cv2
 
+from .cores import usable_cores
+
 log = logging.getLogger(__name__)
 
 MODEL_NICENESS = 10  # live mode: the model's thread and the worker threads it starts
@@ -68,7 +70,7 @@ def opencv_on_calling_threads() -> Iterator[None]:
 
 def codec_threads(device_type: str, cores: Optional[int] = None) -> Optional[int]:
     """Threads for a file job's video decoder and encoder: 1 while the model runs on a CPU of at most
-    ``SMALL_CPU_CORES`` cores (``os.cpu_count()`` unless given), else None (the codec's own choice).
+    ``SMALL_CPU_CORES`` cores (``cores.usable_cores()`` unless given: a container's CPU quota counts), else None (the codec's own choice).
 
     There the model keeps every core busy, so a codec's worker threads buy no time and their
     hand-offs cost CPU the model would have had: x264 (veryfast, 720p green output) took 10.2-11.1
@@ -77,5 +79,5 @@ def codec_threads(device_type: str, cores: Optional[int] = None) -> Optional[int
     small CPU's model runs; with more cores (a faster model) or a GPU the codecs keep their threads.
     Encoders other than x264 keep theirs anyway (see ``VideoFileSink``).
     """
-    cores = (os.cpu_count() or 1) if cores is None else cores
+    cores = usable_cores() if cores is None else cores
     return 1 if device_type == "cpu" and cores <= SMALL_CPU_CORES else None

@@ -21,6 +21,7 @@ from ..errors import option
 from ..job import MIN_SIDE, parse_resolution
 from ..models.inputs import normalize
 from ..models.weights import load_pretrained
+from .cores import fit_torch_threads
 from .device import pick_device, pick_dtype
 from .pictures import Picture, as_rgb, is_picture
 
@@ -79,6 +80,8 @@ class Segmenter:
         self.resolution: tuple[int, int] = parse_resolution(resolution) or native
         self.keep_aspect = keep_aspect
         self.backbone = getattr(net, "backbone_name", "custom")
+        if self.device.type == "cpu":
+            fit_torch_threads()  # a container's CPU quota: a thread per host core only ran into its throttling
         self.engine = open_engine(net, self.backend, self.precision, self.device)
         self.model = net  # the torch module (the ONNX engines export from it)
         self._fp32_engine = None
