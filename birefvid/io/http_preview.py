@@ -455,7 +455,13 @@ class _Handler(BaseHTTPRequestHandler):
 def _hung_up(conn: socket.socket) -> bool:
     """True when the peer has closed ``conn``: readable with nothing to read (a viewer sends nothing after its request)."""
     try:
-        if not select.select([conn], [], [], 0)[0]:
+        if hasattr(select, "poll"):  # select() refuses descriptors past 1024, which a long run's may be
+            poller = select.poll()
+            poller.register(conn, select.POLLIN)
+            readable = bool(poller.poll(0))
+        else:  # Windows
+            readable = bool(select.select([conn], [], [], 0)[0])
+        if not readable:
             return False
         return conn.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):  # reset, or already closed here
