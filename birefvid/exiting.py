@@ -15,7 +15,7 @@ import threading
 
 _lock = threading.Lock()
 _partial_files: set[str] = set()  # temporary files a worker is writing (an ONNX export)
-_abandoned: list[str] = []  # names of worker threads left running
+_abandoned: list[threading.Thread] = []  # worker threads left running
 
 
 def writing(path: str) -> None:
@@ -35,7 +35,7 @@ def abandon(thread: threading.Thread) -> None:
     with _lock:
         files = list(_partial_files)
         _partial_files.clear()
-        _abandoned.append(thread.name)
+        _abandoned.append(thread)
     for path in files:
         try:
             os.unlink(path)
@@ -44,6 +44,10 @@ def abandon(thread: threading.Thread) -> None:
 
 
 def must_exit_now() -> bool:
-    """True when a worker thread was abandoned: a normal interpreter exit would abort under it."""
+    """True while a worker thread that was abandoned still runs: a normal interpreter exit would abort under it.
+
+    Once it has finished (an export that completed meanwhile) nothing is left to abort under: an API user's
+    process, or a later ``birefvid.cli.main()`` in it, was otherwise left with ``os._exit`` for good."""
     with _lock:
+        _abandoned[:] = [t for t in _abandoned if t.is_alive()]
         return bool(_abandoned)

@@ -240,3 +240,21 @@ def test_an_interrupted_run_abandons_a_stage_stuck_in_native_work(busy, expected
 
     run = subprocess.run([sys.executable, "-c", _INTERRUPTED_RUN, str(busy)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 130 and run.stdout.strip() == expected, (run.stdout, run.stderr)
+
+
+def test_an_abandoned_thread_that_finishes_no_longer_forces_an_immediate_exit(monkeypatch):
+    """The flag outlived the thread: an API user's process, or a later ``birefvid.cli.main()`` in it (a
+    test worker running the next test), left with ``os._exit`` after a stop whose export had long finished."""
+    import threading
+
+    from birefvid import exiting
+
+    monkeypatch.setattr(exiting, "_abandoned", [])
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, daemon=True)
+    worker.start()
+    exiting.abandon(worker)
+    assert exiting.must_exit_now()  # still in its native work: a normal exit would abort under it
+    release.set()
+    worker.join(5)
+    assert not exiting.must_exit_now()
