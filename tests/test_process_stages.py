@@ -89,7 +89,7 @@ def test_on_a_small_cpu_the_codecs_run_on_one_thread_each(tmp_path, monkeypatch)
 
     monkeypatch.setattr(file_job, "open_source", spy_open_source)
     for cores, out in ((2, tmp_path / "small.mp4"), (16, tmp_path / "big.mp4")):
-        monkeypatch.setattr("birefvid.runtime.priority.os.cpu_count", lambda cores=cores: cores)
+        monkeypatch.setattr("birefvid.runtime.priority.usable_cores", lambda cores=cores: cores)
         report = process_video(src.path, out, kind="green", segmenter=red_key_segmenter())
         assert report["frames"] == 6
     assert decoder_threads == [1, None]

@@ -404,6 +404,11 @@ def for_this_run(segmenter: Segmenter, job: LiveJob) -> Segmenter:
     return segmenter if job.latency_budget_ms is None else copy.copy(segmenter)
 
 
+# seconds the warm-up gets to end by itself once the run is asked to stop (the latency budget's calibration
+# checks the stop between sizes): left running instead, its thread would abort an API user's process at exit
+STOP_GRACE_S = 1.5
+
+
 class ClosedWhileStarting(Exception):
     """The user closed the window, or the run was asked to stop, while the model warmed up (``run_niced``'s ``closed`` said so)."""
 
@@ -412,7 +417,8 @@ def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = N
     """Run ``work`` to completion on a short-lived niced thread, re-raising its error here.
 
     ``closed`` is asked on this thread every 0.2 s meanwhile (it handles the window's events); once it
-    says True, ``work`` is left running as for Ctrl-C and ``ClosedWhileStarting`` is raised.
+    says True, ``work`` gets ``STOP_GRACE_S`` to end, is then left running as for Ctrl-C, and
+    ``ClosedWhileStarting`` is raised.
 
     The first model calls start the engine's worker threads (OpenVINO's pool is created when the
     model compiles, torch's OpenMP team on first use); started from a niced thread they stay niced
@@ -437,9 +443,14 @@ def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = N
     try:
         # not Thread.join: before Python 3.13 a Ctrl-C that interrupts join() marks the thread as
         # ended while it still runs; and a wait with a timeout wakes for Ctrl-C whichever thread got it
+        asked: Optional[float] = None  # when ``closed`` first said so
         while not done.wait(0.2):
-            if closed is not None and closed():
+            if asked is None and closed is not None and closed():
+                asked = time.monotonic()
+            if asked is not None and time.monotonic() - asked >= STOP_GRACE_S:
                 raise ClosedWhileStarting()
+        if asked is not None:  # the work ended in the grace (a calibration sees the stop itself): nothing is left running
+            raise ClosedWhileStarting()
     except BaseException:  # Ctrl-C during a one-off export or compile, which nothing can stop
         if not done.is_set():
             exiting.abandon(thread)
