@@ -163,7 +163,8 @@ def stopped_by(exc: BaseException) -> Optional[int]:
     return None
 
 
-_finishing = threading.Event()
+_finishing: list[int] = [0]  # finishing() blocks now open, in any thread: nested ones must not end an outer one's
+_finishing_lock = threading.Lock()
 PRESSES_TO_ABANDON = 3  # Ctrl-C presses during finishing() that give up on it, as ffmpeg's "> 3 signals" does
 
 
@@ -174,12 +175,14 @@ def finishing(doing: str = "finishing the recordings", giving_up: str = "abandon
     Ctrl-C is held too: pressed twice, as people do, the second press discarded the whole recording
     the first had stopped; ``PRESSES_TO_ABANDON`` presses still give up (the block is bounded anyway).
     The held press's warning says what is being finished (``doing``) and what giving up does."""
-    _finishing.set()
+    with _finishing_lock:
+        _finishing[0] += 1
     restore = _hold_interrupts(doing, giving_up)
     try:
         yield
     finally:
-        _finishing.clear()
+        with _finishing_lock:
+            _finishing[0] -= 1
         restore()
 
 
@@ -203,5 +206,6 @@ def _hold_interrupts(doing: str, giving_up: str) -> Callable[[], None]:
 
 
 def termination_deferred() -> bool:
-    """True inside ``finishing()``."""
-    return _finishing.is_set()
+    """True inside ``finishing()`` (any of them, nested or on another thread). Read without the lock: the
+    SIGTERM handler asks, and it may run on the main thread while that thread holds the lock."""
+    return _finishing[0] > 0

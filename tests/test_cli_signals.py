@@ -206,3 +206,15 @@ def test_sigterm_swallowed_into_a_plain_interrupt_still_exits_143(capsys: pytest
 
     assert guarded("birefvid", work) == 143
     assert "birefvid: terminated" in capsys.readouterr().err
+
+
+def test_a_nested_finish_does_not_end_the_outer_ones_hold_on_sigterm() -> None:
+    """An inner finishing() (a part committed inside a run's own finish) cleared the flag on leaving, and a
+    SIGTERM arriving after it, while the outer one still committed, was raised into it."""
+    from birefvid.errors import finishing, termination_deferred
+
+    with finishing():
+        with finishing():
+            assert termination_deferred()
+        assert termination_deferred()
+    assert not termination_deferred()
