@@ -348,6 +348,9 @@ def build_live_job(
 ) -> LiveJob:
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
 
+    ``effect="none"`` starts with the camera's picture as it is, the model running so that a switch to
+    blur, green (or replace, given a ``background``) shows at once.
+
     ``model_options`` are ``model_and_inference``'s (model, weights, resolution, device, ...).
     ``record_preset`` is the encoder speed preset of file sinks (default x264/x265 ``veryfast``);
     ``audio=False`` leaves the source's sound out of recordings and streams.

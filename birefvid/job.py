@@ -303,11 +303,12 @@ class FileJob(JobDescription):
         return self
 
 
-EffectKind = Literal["blur", "replace", "green", "alpha", "mask"]
+# "none": the camera's picture as it is (a call joined unblurred), the model still running so a switch to blur is instant
+EffectKind = Literal["blur", "replace", "green", "none", "alpha", "mask"]
 EFFECTS: tuple[str, ...] = get_args(EffectKind)
-# the file pipeline's output kind that draws each effect, and the picture it hands to sinks
+# the file pipeline's output kind that draws each effect ("none" draws nothing), and the picture it hands to sinks
 EFFECT_OUTPUT: dict[str, str] = {"blur": "blur", "replace": "composite", "green": "green", "alpha": "alpha", "mask": "mask"}
-EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "alpha": "rgba", "mask": "gray"}
+EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "none": "rgb", "alpha": "rgba", "mask": "gray"}
 LIVE_SMOOTH_KINDS = ("none", "ema", "flow")  # lookahead waits for future frames: not for live
 # without a fixed --resolution, live mode picks the largest inference size whose model time fits this
 DEFAULT_LATENCY_BUDGET_MS = 250.0
@@ -395,10 +396,10 @@ class LiveSourceSpec:
 
 @dataclass(frozen=True)
 class EffectSpec:
-    """What live mode draws: blurred or replaced background, greenscreen, RGBA or the matte."""
+    """What live mode draws: blurred or replaced background, greenscreen, the camera's picture as it is (none), RGBA or the matte."""
 
     effect: EffectKind = "blur"
-    background: Optional[str] = None  # for replace: a colour, an image or a video (looped)
+    background: Optional[str] = None  # for replace (or none, switched to replace later): a colour, an image or a video (looped)
     key_color: str = "#00ff00"
     blur_sigma: float = 16.0
     foreground: bool = False  # colour estimation at soft edges: costs ~10 ms more a 640x480-720p frame on a CPU core
@@ -409,8 +410,8 @@ class EffectSpec:
         self.matte.validate()
         if self.effect == "replace" and self.background is None:
             raise ConfigError(f"{option('effect', 'replace')} needs {option('background')} (a colour, an image or a video)")
-        if self.effect != "replace" and self.background is not None:
-            raise ConfigError(f"{option('background')} is only used with {option('effect', 'replace')}")
+        if self.effect not in ("replace", "none") and self.background is not None:  # none: replace is a key away
+            raise ConfigError(f"{option('background')} is only used with {option('effect', 'replace')} (or {option('effect', 'none')}, to switch to replace)")
         parse_color(self.key_color)
         if not self.blur_sigma > 0:
             raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")

@@ -418,3 +418,51 @@ def test_the_report_keeps_the_latest_switches_and_counts_them_all(monkeypatch: p
     for name in ["none", "green", "blur", "none", "green"]:
         switch.select(name)
     assert [c["effect"] for c in switch.changes] == ["blur", "none", "green"] and switch.switches == 5
+
+
+def _asymmetric_clip(path: Path, seconds: float = 3.0) -> Path:
+    """A red square near the left edge of a blue picture (64x48, 24 fps): a mirror and a key both show in it."""
+    from media import make_video
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[..., 2] = 255
+    image[12:36, 4:24] = (255, 0, 0)
+    make_video(path, n_frames=round(seconds * 24), size=(64, 48), fps=24, with_audio=False, frames=[image] * round(seconds * 24))
+    return path
+
+
+def test_a_call_starts_unblurred_and_blurs_at_once(tmp_path: Path) -> None:
+    """``--effect none`` starts with the camera's picture as it is (people join a call first), and the
+    model runs meanwhile: a switch shows from the next pictures, in the recording too, with no warm-up."""
+    import argparse
+
+    from birefvid.api import build_live_job, run_live
+    from birefvid.commands import live as live_cmd
+
+    parser = argparse.ArgumentParser()
+    live_cmd.register(parser)
+    from_cli = live_cmd.job_from_args(parser.parse_args(["--source", "0", "--sink", "window", "--effect", "none", "--background", "beach.jpg"]))
+    assert (from_cli.effect.effect, from_cli.effect.background) == ("none", "beach.jpg")
+    offered: list[tuple[str, ...]] = []
+
+    def switch_later(switch: EffectSwitch) -> None:
+        assert switch.showing.wait(60), "the run never showed a picture"
+        offered.append(switch.available)
+        time.sleep(1.0)
+        switch.select("green")
+
+    def on_effects(switch: EffectSwitch) -> None:
+        threading.Thread(target=switch_later, args=(switch,), daemon=True).start()
+
+    clip = _asymmetric_clip(tmp_path / "cam.mp4")
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="none", background="red", realtime=True, duration=2.5, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects)
+    assert offered == [("blur", "replace", "green", "none")]  # replace too: the run was given a background
+    assert report["job"]["effect"]["effect"] == "none" and [(c["effect"], c["by"]) for c in report["effect_changes"]] == [("green", "api")]
+    _, frames = decode_video(tmp_path / "rec.mkv")
+    keyed = [share(f, GREEN) > 0.3 for f in frames]
+    runs = [keyed[0]] + [k for prev, k in zip(keyed, keyed[1:]) if k != prev]
+    assert runs == [False, True], f"{len(frames)} frames, keyed runs {runs}"
+    assert share(frames[0], (0, 0, 255)) > 0.5, "the first pictures are not the camera's own"
+    switched_at = keyed.index(True) / 24
+    assert abs(switched_at - report["effect_changes"][0]["seconds"]) < 0.3, (switched_at, report["effect_changes"])

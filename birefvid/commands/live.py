@@ -17,9 +17,9 @@ HELP = "blur or replace the background of a webcam or stream live: to a window, 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="camera index (0) or device (/dev/video0), rtsp:// rtmp:// http(s):// udp:// tcp:// URL, or a video file")
-    parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), alpha (RGBA) or mask "
-                        "(default blur); blur, replace and green switch during the run: keys b r g n in the terminal "
-                        "or the window, buttons on the http:// preview page")  # fmt: skip
+    parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), none (the camera "
+                        "as it is: join a call unblurred, the model ready for a switch), alpha (RGBA) or mask (default blur); blur, replace, "
+                        "green and none switch during the run: keys b r g n in the terminal or the window, buttons on the http:// preview page")  # fmt: skip
     parser.add_argument("--sink", action="append", default=[], metavar="SINK",
                         help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, rtmp://HOST/APP/KEY (YouTube, Twitch; needs the ffmpeg program), "
                              "udp://HOST:PORT or tcp://HOST:PORT (MPEG-TS), "
@@ -36,7 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--no-deinterlace", action="store_true", help="keep an interlaced stream's or file's frames as decoded, combed "
                      "(by default frames flagged interlaced are deinterlaced with FFmpeg's bwdif)")  # fmt: skip
     eff = parser.add_argument_group("effect")
-    eff.add_argument("--background", help="for --effect replace: a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
+    eff.add_argument("--background", help="for --effect replace (or none, to switch to replace): a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
     eff.add_argument("--key-color", default="#00ff00", help="for --effect green (default #00ff00)")
     eff.add_argument("--blur-sigma", type=float, default=16.0, help="for --effect blur: strength in pixels (default 16)")
     eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~10 ms more a 640x480-720p frame on a CPU core)")

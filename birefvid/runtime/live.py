@@ -561,7 +561,8 @@ def run_live_job(
             raise SourceError(f"{e}, the run's {option('duration')}{why}; nothing was recorded") from None
         fps = float(info.average_rate) if info.average_rate else 30.0
         background = None
-        if effect.effect == "replace":  # before the sinks: a mistyped picture is said before a window pops up or a device is asked for
+        # replace, or none that may switch to replace; before the sinks: a mistyped picture is said before a window pops up or a device is asked for
+        if effect.background is not None:
             background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
                                                              info.sample_aspect_ratio))  # fmt: skip
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],

@@ -3,8 +3,8 @@ HTTP preview page, without stopping the camera, the model or a call's virtual ca
 
 A person in a call turns the blur off to show the room, or on again, in a keypress; restarting
 the run would take the virtual camera away from the call and cost the model's warm-up. Only runs
-that show pictures (blur, replace, green) switch, among those and ``none`` (the camera as it is):
-an alpha or mask run's outputs carry another kind of picture. Each effect's compositor is built
+that show pictures (blur, replace, green, and ``none``: the camera as it is, where a call may start)
+switch, among those: an alpha or mask run's outputs carry another kind of picture. Each effect's compositor is built
 once, on first use; the display path reads the current one each frame, so a switch shows on the
 next frame.
 """
@@ -95,7 +95,7 @@ class EffectSwitch:
     def why_not(self, name: str) -> Optional[str]:
         """Why ``name`` cannot be switched to (one line), or None when it can."""
         if not self.available:
-            return f"this run's effect is {self.effect}, whose outputs carry another kind of picture; effects switch in blur, replace and green runs"
+            return f"this run's effect is {self.effect}, whose outputs carry another kind of picture; effects switch in blur, replace, green and none runs"
         if name not in SWITCHABLE:
             return f"unknown effect {name!r}; choose from {', '.join(self.available)}"
         if name not in self.available:
