@@ -344,12 +344,15 @@ def build_live_job(
     audio_device: Optional[str] = None,
     audio_delay: float = 0.0,
     deinterlace: bool = True,
+    mirror_preview: Optional[bool] = None,
     **model_options: Any,
 ) -> LiveJob:
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
 
     ``effect="none"`` starts with the camera's picture as it is, the model running so that a switch to
     blur, green (or replace, given a ``background``) shows at once.
+    ``mirror_preview`` flips the window's and the preview page's picture left-right, as call apps show a
+    self-view, never what is sent or recorded; None (default): mirrored when the source is a camera.
 
     ``model_options`` are ``model_and_inference``'s (model, weights, resolution, device, ...).
     ``record_preset`` is the encoder speed preset of file sinks (default x264/x265 ``veryfast``);
@@ -377,7 +380,7 @@ def build_live_job(
         inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]
         latency_budget_ms=latency_budget_ms, duration=duration, carry=carry, stats_every=stats_every, overwrite=overwrite,
-        record_preset=record_preset, record_segment=record_segment, audio=audio,
+        record_preset=record_preset, record_segment=record_segment, audio=audio, mirror_preview=mirror_preview,
     ).validate()  # fmt: skip
 
 

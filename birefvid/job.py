@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, TypeVar, Union, get_args
 
 from .colors import parse_color
-from .errors import ConfigError, option
+from .errors import ConfigError, option, sink_named
 from .urls import shown_url
 
 OutputKind = Literal["alpha", "mask", "green", "composite", "blur"]
@@ -435,6 +435,9 @@ class LiveJob(JobDescription):
     record_preset: Optional[str] = None  # encoder speed preset of the recordings (x264 ultrafast...; recordings never use NVENC)
     record_segment: Optional[float] = None  # seconds: recordings as a series of files this long, each committed when done
     audio: bool = True  # recordings and streams carry the source's sound (a stream's or file's first audio track)
+    # flip the window's and the preview page's picture left-right, as a call app shows your self-view; never what is
+    # sent or recorded. None: mirrored when the source is a camera (you look at yourself), not for streams and files
+    mirror_preview: Optional[bool] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sinks", tuple(str(s) for s in self.sinks))
@@ -464,12 +467,21 @@ class LiveJob(JobDescription):
                 raise ConfigError(f"{option('record_segment')} is the length of each recording file in seconds, at least 1; got {self.record_segment!r}")
             if not any(is_recording(s) for s in self.sinks):
                 raise ConfigError(f"{option('record_segment')} splits a recording into files; give a file {option('sink')} too")
+        if self.mirror_preview is not None and not isinstance(self.mirror_preview, bool):
+            raise ConfigError(f"{option('mirror_preview')} is True, False or None (mirrored for a camera), got {self.mirror_preview!r}")
+        if self.mirror_preview and not any(is_preview(s) for s in self.sinks):
+            raise ConfigError(f"{option('mirror_preview')} flips only what you look at, the window and the http:// preview page, never what is "
+                              f"sent or recorded; give {sink_named('window')} or {sink_named('http://127.0.0.1:8080')} too")
         if self.source.audio_device is not None:
             if not self.audio:
                 raise ConfigError(f"{option('audio_device')} records a microphone, {option('audio', False)} leaves sound out: give one of them")
             if not any(carries_sound(s) for s in self.sinks):
                 raise ConfigError(f"{option('audio_device')} records a microphone into a recording or an RTSP/MPEG-TS stream; give such a {option('sink')} too")
         return self
+
+    def mirrors_preview(self) -> bool:
+        """Whether the window and the preview page show the picture mirrored: as asked, else for a camera only."""
+        return is_camera_spec(self.source.source) if self.mirror_preview is None else self.mirror_preview
 
 
 def shown_sink(sink: str) -> str:
@@ -480,6 +492,12 @@ def shown_sink(sink: str) -> str:
 def is_recording(sink: str) -> bool:
     """True when a live ``--sink`` value names a file to record (not window, virtualcam or a URL)."""
     return sink.strip().lower() not in ("window", "virtualcam") and "://" not in sink
+
+
+def is_preview(sink: str) -> bool:
+    """True when a live ``--sink`` is something a person looks at (the window, the http:// preview page), not sent or recorded."""
+    text = sink.strip().lower()
+    return text == "window" or text.startswith("http://")
 
 
 SOUND_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt")  # the network sinks that send the source's sound too

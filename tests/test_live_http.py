@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from birefvid.errors import SinkError, cli_naming
+from birefvid.errors import ConfigError, SinkError, cli_naming
 from birefvid.io.http_preview import BOUNDARY, HttpPreviewSink
 from system_tools import need_binary
 
@@ -544,3 +544,74 @@ def test_the_buttons_work_from_the_keyboard_and_follow_a_switch_made_elsewhere(p
         feeder.join(5)
     assert focused == "BUTTON green" and still == "green", (focused, still)
     assert group == "group effect" and problems == [], (group, problems)
+
+
+def _red_column(picture: np.ndarray) -> float:
+    """Where a picture's red square is, as a fraction of its width (0: the left edge)."""
+    red = (picture[..., 0] > 150) & (picture[..., 1] < 100) & (picture[..., 2] < 100)
+    assert red.sum() > 50, "no red square in the picture"
+    return float(np.nonzero(red)[1].mean() / picture.shape[1])
+
+
+def test_the_preview_page_mirrors_your_self_view_but_what_is_sent_and_recorded_is_not(tmp_path):
+    """Call apps show you yourself as a mirror does, and send you as you are: the preview page (what you
+    look at) shows the red square, left in the camera's picture, on the right; the recording, the JPEGs
+    scripts and OBS read and the page's ``?picture`` (OBS's Browser Source) keep it on the left."""
+    import base64
+
+    from birefvid.api import build_live_job, run_live
+    from devtools import headless_chromium
+    from live_e2e_tools import decode_video
+    from live_media import free_port
+    from media import make_video
+    from process_fixtures import red_key_segmenter
+
+    assert build_live_job("0", ["window"]).mirrors_preview() and build_live_job("/dev/video2", ["http://127.0.0.1:8080"]).mirrors_preview()
+    assert not build_live_job("rtsp://cam.local/1", ["window"]).mirrors_preview()  # not your self-view: as it comes, unless asked
+    assert not build_live_job("0", ["window"], mirror_preview=False).mirrors_preview()
+    with cli_naming(), pytest.raises(ConfigError, match="--mirror-preview flips only what you look at, the window and the http:// preview page"):
+        build_live_job("0", ["virtualcam", "talk.mp4"], mirror_preview=True)
+    image = np.zeros((96, 128, 3), np.uint8)
+    image[..., 2] = 255
+    image[24:72, 8:40] = (255, 0, 0)
+    make_video(tmp_path / "cam.mp4", n_frames=240, size=(128, 96), fps=24, with_audio=False, frames=[image] * 240)
+    base = f"http://127.0.0.1:{free_port()}"
+    seen: dict[str, object] = {}
+    stop = threading.Event()
+
+    def look(switch) -> None:
+        try:
+            assert switch.showing.wait(60), "the run never showed a picture"
+            deadline = time.monotonic() + 10
+            while (snapshot := _get(f"{base}/snapshot.jpg"))[0] != 200 and time.monotonic() < deadline:  # the sinks get it just after
+                time.sleep(0.05)
+            seen["snapshot"] = _decode_rgb(snapshot[2])
+            with headless_chromium(tmp_path / "profile") as browser:
+                tab = browser.open(f"{base}/", (320, 240))
+                box = tab.until('(p => p.naturalWidth && p.complete && (r => [r.x, r.y, r.width, r.height])(p.getBoundingClientRect()))'
+                                '(document.getElementById("picture"))', 20, "the picture")  # fmt: skip
+                tab.wait(0.3)
+                shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+                x, y, w, h = (round(v) for v in box)
+                seen["page"] = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)[y : y + h, x : x + w]
+                bare = browser.open(f"{base}/?picture", (320, 240))
+                seen["bare"] = bare.until('document.getElementById("picture").naturalWidth && '
+                                          'getComputedStyle(document.getElementById("picture")).transform', 20, "the bare picture")  # fmt: skip
+        except BaseException as e:  # said by the test, not lost in this thread
+            seen["error"] = e
+        finally:
+            stop.set()
+
+    def on_effects(switch) -> None:
+        threading.Thread(target=look, args=(switch,), daemon=True).start()
+
+    job = build_live_job(str(tmp_path / "cam.mp4"), [str(tmp_path / "rec.mkv"), base], effect="green", realtime=True,
+                         duration=9.0, smooth="none", mirror_preview=True)  # fmt: skip
+    report = run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects, stop=stop)
+    assert "error" not in seen, seen["error"]
+    assert report["preview_mirrored"] is True and report["job"]["mirror_preview"] is True
+    assert _red_column(seen["page"]) > 0.6, "the preview page is not mirrored"
+    assert _red_column(seen["snapshot"]) < 0.4, "/snapshot.jpg, which scripts and OBS read, was mirrored"
+    assert seen["bare"] == "none", f"the picture alone, for OBS's Browser Source, is transformed: {seen['bare']}"
+    _, frames = decode_video(tmp_path / "rec.mkv")
+    assert frames and all(_red_column(f) < 0.4 for f in frames), "the recording was mirrored"

@@ -103,7 +103,7 @@ class _FakeDisplay(LiveSink):
 @pytest.mark.parametrize(
     "spec,module,cls,expected",
     [
-        ("window", "birefvid.io.window_sink", "WindowSink", {"width": 64, "height": 48, "title": "birefvid", "sample_aspect_ratio": None}),
+        ("window", "birefvid.io.window_sink", "WindowSink", {"width": 64, "height": 48, "title": "birefvid", "sample_aspect_ratio": None, "mirror": False}),
         ("virtualcam", "birefvid.io.virtualcam_sink", "VirtualCamSink", {"width": 64, "height": 48, "fps": 25.0, "sample_aspect_ratio": None}),
     ],
 )

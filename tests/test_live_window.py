@@ -261,6 +261,14 @@ def test_non_square_pixels_are_shown_as_wide_as_they_are_meant_to_be(display, tm
     assert abs((xs.max() - xs.min() + 1) - 53) <= 2 and ys.max() - ys.min() + 1 == 40, "the square is not 4:3 wider"
 
 
+def test_a_mirrored_window_shows_the_picture_flipped_left_right(display, tmp_path):
+    """Your self-view, as call apps show it: the red square sent at the left is shown at the right."""
+    mirrored = np.ascontiguousarray(RED_ON_BLUE[:, ::-1])
+    with WindowSink(width=W, height=H, title=TITLE, mirror=True) as sink:
+        pixels = _shows(sink, RED_ON_BLUE, _equal_to(mirrored), display, tmp_path)
+    assert np.array_equal(pixels, mirrored), "the window does not show the picture mirrored"
+
+
 # ---------------------------------------------------------------- closing
 
 

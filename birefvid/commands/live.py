@@ -24,6 +24,10 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, rtmp://HOST/APP/KEY (YouTube, Twitch; needs the ffmpeg program), "
                              "udp://HOST:PORT or tcp://HOST:PORT (MPEG-TS), "
                              "http://HOST:PORT (browser preview) or a file to record")  # fmt: skip
+    parser.add_argument("--mirror-preview", action=argparse.BooleanOptionalAction, default=None,
+                        help="show the picture flipped left-right in the window and the http:// preview page, as call apps show your "
+                             "self-view; never in what is sent or recorded (virtual camera, streams, files). Default: mirrored when "
+                             "--source is a camera (0, /dev/video0), not for streams and files")  # fmt: skip
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until the source ends or Ctrl-C)")
     src = parser.add_argument_group("source")
     src.add_argument("--realtime", action="store_true", help="play a video file at its own frame rate (demos, tests)")
@@ -76,7 +80,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         camera_size=args.camera_size, camera_fps=args.camera_fps, audio_device=args.audio_device, audio_delay=args.audio_delay,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset, record_segment=args.segment,
-        audio=not args.no_audio, deinterlace=not args.no_deinterlace, **matte_options(args),
+        audio=not args.no_audio, deinterlace=not args.no_deinterlace, mirror_preview=args.mirror_preview, **matte_options(args),
     )  # fmt: skip
 
 

@@ -10,6 +10,9 @@ source's state). Each
 picture is JPEG-encoded at most once, whatever the number of viewers, and only when one asks for
 it (nobody watching costs nothing); a viewer always gets the newest picture, so a slow one skips
 pictures instead of falling behind.
+
+With ``mirror`` the page shows the picture flipped left-right (a self-view, as call apps show it), by
+the browser: the JPEGs stay as sent, since scripts, VLC and OBS (``/?picture`` too) read them as output.
 """
 
 from __future__ import annotations
@@ -65,9 +68,11 @@ button:focus-visible {{ outline: 3px solid #fdd663; outline-offset: 2px; }}
 .bare body {{ background: transparent; overflow: hidden; }}
 .bare img {{ width: 100vw; height: 100vh; max-height: none; object-fit: contain; }}
 .bare p {{ display: none; }}
+img.mirrored {{ transform: scaleX(-1); }}
+.bare img.mirrored {{ transform: none; }}
 </style>
 <script>if (new URLSearchParams(location.search).has("picture")) document.documentElement.className = "bare";</script></head>
-<body><img src="/stream.mjpg" id="picture" alt="the live picture of birefvid">
+<body><img src="/stream.mjpg" id="picture" class="{mirrored}" alt="the live picture of birefvid">
 <p id="status" role="status">connecting to the run</p>
 <p id="effects" role="group" aria-label="effect"></p>
 <p>birefvid live preview of {addr}: <a href="/snapshot.jpg">snapshot</a> (the newest picture),
@@ -111,6 +116,7 @@ function make(state) {
 }
 function draw(state) {
   make(state);
+  if ("mirrored" in state) picture.classList.toggle("mirrored", state.mirrored);  // a run started anew here may differ
   if (named) named.textContent = state.effect;
   for (const [name, b] of buttons) {
     b.setAttribute("aria-pressed", String(name === state.effect));
@@ -397,11 +403,11 @@ class _Handler(BaseHTTPRequestHandler):
         return {"effect": effects.effect, "available": list(effects.available), "controllable": controllable}
 
     def _status(self) -> dict[str, Any]:
-        """What the page shows: the effect state, pictures sent so far, seconds since the last one and the source's state."""
+        """What the page shows: the effect state, pictures sent so far, seconds since the last one, the source's state, and whether it mirrors."""
         sink = self.server.sink
         source = sink.source
         return {**self._effect_state(), "pictures": sink.pictures_sent, "age": sink.picture_age(),
-                "source": source.state if source is not None else None}  # fmt: skip
+                "source": source.state if source is not None else None, "mirrored": sink.mirror}  # fmt: skip
 
     def _json(self, code: int, body: dict[str, Any]) -> None:
         self._reply(code, "application/json", (json.dumps(body) + "\n").encode())
@@ -499,10 +505,14 @@ class HttpPreviewSink(LiveSink):
     accepts = frozenset({"rgb", "rgba", "gray"})
     holds_last = True
 
-    def __init__(self, host: str, port: int, *, quality: int = 80, sample_aspect_ratio: Optional[Fraction] = None) -> None:
+    def __init__(
+        self, host: str, port: int, *, quality: int = 80, sample_aspect_ratio: Optional[Fraction] = None, mirror: bool = False,
+    ) -> None:
         """Listen on ``host``:``port``; ``sample_aspect_ratio``: the pictures' pixel shape when not square
-        (a D1 camera's 12:11), which JPEG in a browser cannot say, so the JPEGs are resized to square pixels."""
+        (a D1 camera's 12:11), which JPEG in a browser cannot say, so the JPEGs are resized to square pixels;
+        ``mirror``: the page shows the picture flipped left-right (the JPEGs stay as sent)."""
         super().__init__()
+        self.mirror = mirror
         self.sample_aspect_ratio = sample_aspect_ratio
         if not 0 <= int(port) <= 65535:
             raise SinkError(f"port {port} is not a TCP port; pick one from 1 to 65535 in {sink_named('http://HOST:PORT')}")
@@ -522,7 +532,7 @@ class HttpPreviewSink(LiveSink):
         self.port = int(self._server.server_address[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
-        self.page = _PAGE.format(addr=html.escape(self.url)) + _SCRIPT
+        self.page = _PAGE.format(addr=html.escape(self.url), mirrored="mirrored" if mirror else "") + _SCRIPT
         self.effects: Optional["EffectSwitch"] = None
         self.source: Optional[LiveSource] = None
         self._last_sent: Optional[float] = None  # time.monotonic() of the last picture

@@ -60,6 +60,7 @@ def _check_kind(cls: type[LiveSink], spec: str, kind: str) -> None:
 def open_live_sink(
     spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
     audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None, sample_aspect_ratio: Optional[Fraction] = None,
+    mirror: bool = False,
 ) -> LiveSink:
     """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``.
 
@@ -67,7 +68,8 @@ def open_live_sink(
     length of its parts (None: one file); ``audio`` is the source's sound, which recordings and the
     RTSP and MPEG-TS streams carry; ``sample_aspect_ratio`` the source's pixel shape when not square
     (a D1 camera's 12:11), which recordings and streams keep and the window, virtual camera and browser
-    preview show by resizing to square pixels.
+    preview show by resizing to square pixels. ``mirror`` flips the picture left-right in the window and
+    the preview page, what a person looks at (a self-view), never in what is sent or recorded.
     """
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
@@ -79,7 +81,7 @@ def open_live_sink(
         from birefvid.io.window_sink import WindowSink  # needs a display; imported only when asked for
 
         _check_kind(WindowSink, spec, kind)
-        return WindowSink(width=width, height=height, title="birefvid", sample_aspect_ratio=sample_aspect_ratio)
+        return WindowSink(width=width, height=height, title="birefvid", sample_aspect_ratio=sample_aspect_ratio, mirror=mirror)
     if word == "virtualcam":
         from birefvid.io.virtualcam_sink import VirtualCamSink  # optional extra; imported only when asked for
 
@@ -126,7 +128,7 @@ def open_live_sink(
 
         host, port = parse_http_address(spec)
         _check_kind(HttpPreviewSink, spec, kind)
-        return HttpPreviewSink(host, port, sample_aspect_ratio=sample_aspect_ratio)
+        return HttpPreviewSink(host, port, sample_aspect_ratio=sample_aspect_ratio, mirror=mirror)
     if scheme:
         raise ConfigError(f"{sink_named(spec)}: {scheme}:// outputs are not supported; expected {_FORMS}")
     from birefvid.io.record_sink import RecordingSink
@@ -153,6 +155,7 @@ def _identity(spec: str) -> Optional[tuple[str, ...]]:
 def open_live_sinks(
     specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
     audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None, sample_aspect_ratio: Optional[Fraction] = None,
+    mirror: bool = False,
 ) -> list[LiveSink]:
     """Open every --sink in order, or none: on the first failure the opened ones are aborted and the error raised."""
     seen: dict[tuple[str, ...], str] = {}
@@ -167,7 +170,7 @@ def open_live_sinks(
     try:
         for spec in specs:
             opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset, audio=audio,
-                                         segment_seconds=segment_seconds, sample_aspect_ratio=sample_aspect_ratio))  # fmt: skip
+                                         segment_seconds=segment_seconds, sample_aspect_ratio=sample_aspect_ratio, mirror=mirror))  # fmt: skip
     except BaseException:
         for sink in reversed(opened):
             try:

@@ -5,7 +5,8 @@ is process-global: one window sink may be open at a time, and it should be fed f
 (on macOS, the main thread). Pictures are scaled to fit the window, keeping their aspect ratio;
 rgba is shown over a checkerboard so transparency is visible, gray as gray. Closing the window,
 or pressing Esc or q in it, sets ``closed_by_user`` and the runner stops; b, r, g and n switch the
-run's effect (blur, replace, green, none).
+run's effect (blur, replace, green, none). With ``mirror`` the picture is shown flipped left-right,
+as a call app shows your self-view; what is sent or recorded is never flipped.
 """
 
 from __future__ import annotations
@@ -97,12 +98,16 @@ class WindowSink(LiveSink):
     _open: ClassVar[Optional["WindowSink"]] = None
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, *, width: int, height: int, title: str = "birefvid", sample_aspect_ratio: Optional[Fraction] = None) -> None:
+    def __init__(
+        self, *, width: int, height: int, title: str = "birefvid", sample_aspect_ratio: Optional[Fraction] = None, mirror: bool = False,
+    ) -> None:
         """Open the window at the stream's size (shrunk to fit the screen); SinkError when it cannot.
 
         ``sample_aspect_ratio``: the pictures' pixel shape when not square (a D1 camera's 12:11): they
-        are shown as wide as they are meant to be, not squeezed."""
+        are shown as wide as they are meant to be, not squeezed. ``mirror``: shown flipped left-right,
+        as a mirror (and a call app's self-view) shows you."""
         super().__init__()
+        self.mirror = mirror
         if width <= 0 or height <= 0:
             raise ValueError(f"a window needs a positive size, got {width}x{height}")
         self.width, self.height, self.title = width, height, title
@@ -184,6 +189,8 @@ class WindowSink(LiveSink):
         try:
             screen = pygame.display.get_surface()
             image = pygame.image.frombuffer(rgb, (w, h), "RGB")
+            if self.mirror:
+                image = pygame.transform.flip(image, True, False)
             target = screen.get_size()
             shown = square_pixel_size(w, h, self.sample_aspect_ratio)
             if target != (w, h) or shown != (w, h):

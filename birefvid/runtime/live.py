@@ -503,6 +503,7 @@ def _run_report(job: LiveJob, info: Any, fps: float, sinks: list[LiveSink], runn
         "streams": [sink.summary() for sink in sinks if hasattr(sink, "summary")],
         "effect_changes": list(runner.effects.changes),  # switched from the window's keys, the preview page or the API
         "effect_switches": runner.effects.switches,  # all of them: the list keeps the latest CHANGES_KEPT
+        "preview_mirrored": job.mirrors_preview(),  # the window and the preview page (never what is sent or recorded)
         "stats": runner.final,
         "job": job.to_dict(),
         "resolved": resolved,
@@ -567,7 +568,8 @@ def run_live_job(
                                                              info.sample_aspect_ratio))  # fmt: skip
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
-                                segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio)  # fmt: skip
+                                segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio,
+                                mirror=job.mirrors_preview())  # fmt: skip
         failed, failure, runner, shown = True, None, None, True
         try:
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
