@@ -222,3 +222,71 @@ def test_sound_lands_with_its_pictures_when_the_stream_starts_after_it(tmp_path)
     bright, tone, video_end, sound_end = flash_and_tone(tmp_path / "rx.mkv")
     assert bright is not None and tone is not None and abs(bright - tone) < 0.005, (bright, tone)
     assert abs(sound_end - video_end) < 0.05, (video_end, sound_end)
+
+
+def test_a_reopened_stream_goes_on_with_the_runs_clock(tmp_path):
+    """A receiver that stays open while the stream is reopened (a UDP player, OBS; here one byte
+    stream fed by both TCP connections) must see the clock go on, later by the outage, sound too:
+    the reopened stream started again at 0, so the receiver saw its clock go back and froze."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    parts: list[bytearray] = [bytearray(), bytearray()]
+
+    def receive() -> None:  # the first connection is reset after half a second; the second is read to its end
+        for part in parts:
+            conn, _ = listener.accept()
+            opened = time.monotonic()
+            with conn:
+                while data := conn.recv(65536):
+                    part.extend(data)
+                    if part is parts[0] and time.monotonic() - opened > 0.5:
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")  # close with a reset
+                        break
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    rate, fps, done = 48000, 25, 0
+    feed = LiveAudioFeed(rate, "mono")
+    feed.set_offset(0, 7.0)  # as the live runner does: the source's sound starts with its first picture, at 7 s
+    sink = open_live_sink(f"tcp://127.0.0.1:{port}", width=64, height=48, fps=fps, kind="rgb", audio=feed)
+    times: list[float] = []
+    after = 0  # pictures sent since the stream came back
+    start = time.monotonic()
+    with listener, sink:
+        for i in range(int(8 * fps)):
+            t = 7.0 + i / fps  # the run's clock: the source's, past 0 when the stream opens
+            while done < round((t - 7.0 + 0.04) * rate):
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                frame.sample_rate = rate
+                feed.push(done / rate, frame)
+                done += 1024
+            sink.send(np.full((48, 64, 3), 20 + 2 * (i % 100), np.uint8), t)
+            times.append(t)
+            after += sink.reconnects > 0
+            if after > fps // 2:
+                break
+            time.sleep(max(0.0, start + i / fps - time.monotonic()))  # in real time: the outage lasts what reopening takes
+    receiver.join(5)
+    assert sink.reconnects == 1 and parts[1], "the stream was not reopened"
+
+    (tmp_path / "stayed.ts").write_bytes(parts[0] + parts[1])  # what a receiver that stayed open reads
+    (tmp_path / "rejoined.ts").write_bytes(parts[1])  # what a player that connected again reads
+    with av.open(str(tmp_path / "stayed.ts")) as c:
+        pts = {"video": [], "audio": []}
+        for packet in c.demux():
+            if packet.pts is not None:
+                pts[packet.stream.type].append(float(packet.pts * packet.time_base))
+    for kind, seen in pts.items():
+        assert seen and all(b > a for a, b in zip(seen, seen[1:])), f"the {kind} clock went back: {seen}"
+    with av.open(str(tmp_path / "rejoined.ts")) as c:  # it plays by itself too, from a keyframe
+        packets = [p for p in c.demux() if p.pts is not None]
+        sound = next(float(p.pts * p.time_base) for p in packets if p.stream.type == "audio")
+        first = next(f for p in packets if p.stream.type == "video" for f in p.decode())
+        index = len(times) - sum(p.stream.type == "video" for p in packets)  # the first picture the reopened stream carried
+    shown = float(first.pts * first.time_base)
+    # the reopened stream's first picture sits where the run's clock has it, past the outage's skipped pictures
+    assert index > 3 and abs(shown - (times[index] - times[0])) < 0.03, (shown, index)
+    assert abs(sound - shown) < 0.05, (sound, shown)  # its sound with it

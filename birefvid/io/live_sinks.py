@@ -88,6 +88,7 @@ def open_live_sink(
         _check_kind(VirtualCamSink, spec, kind)
         return VirtualCamSink(width=width, height=height, fps=fps, sample_aspect_ratio=sample_aspect_ratio)
     if scheme in ("rtsp", "rtsps", "udp", "tcp", "srt"):
+        from birefvid.io.publish_base import StreamClock
         from birefvid.io.rtsp_sink import RtspPublishSink
         from birefvid.io.ts_sink import MpegTsPublishSink
 
@@ -95,11 +96,14 @@ def open_live_sink(
         _check_kind(publisher, spec, kind)
         # a server or player that goes away mid-run is reconnected to; the first connection must work
         reachable = tcp_reachable(spec, 322 if scheme == "rtsps" else 554) if scheme in ("rtsp", "rtsps", "tcp") else None
+        # MPEG-TS: every connection on the first one's clock, so a reopened stream's time never goes back.
+        # RTSP needs none: each session's RTP clock starts at a random value, and its sender reports place it on the wall clock
+        shared = {} if publisher is RtspPublishSink else {"clock": StreamClock()}
         return RepublishingSink(
-            lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, sample_aspect_ratio=sample_aspect_ratio),
+            lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, sample_aspect_ratio=sample_aspect_ratio, **shared),
             reachable=reachable,
             reopen_stream=lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S,
-                                            sample_aspect_ratio=sample_aspect_ratio),  # fmt: skip
+                                            sample_aspect_ratio=sample_aspect_ratio, **shared),  # fmt: skip
         )
     if scheme in ("rtmp", "rtmps"):
         from birefvid.io.rtmp_sink import DEFAULT_PORTS, RtmpPublishSink, check_url, ffmpeg_command, redacted

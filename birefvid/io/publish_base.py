@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 90000)  # RTP's and MPEG-TS's video clock
 
 
+class StreamClock:
+    """Where a stream's clock has its 0 (the run's time of its first picture), shared by the
+    connections one ``--sink`` opens in turn: a reopened stream goes on from where the last one
+    stopped, later by the outage, where it started again at 0 and a receiver that stayed open
+    (a UDP player, OBS) saw its clock go back and froze or dropped what came."""
+
+    def __init__(self) -> None:
+        self.first_t: Optional[float] = None
+
+
 class StreamPublishSink(LiveSink):
     """A network stream of H.264 (+ AAC). Subclasses open ``self._out`` and call ``_add_streams``,
     and say where the stream's clock has ``t`` (``_stream_seconds``)."""
@@ -35,10 +45,11 @@ class StreamPublishSink(LiveSink):
 
     def __init__(
         self, url: str, *, width: int, height: int, fps: float, kind: str, shown: Optional[str] = None,
-        sample_aspect_ratio: Optional[Fraction] = None,
+        sample_aspect_ratio: Optional[Fraction] = None, clock: Optional[StreamClock] = None,
     ) -> None:
         """``shown`` is how messages and logs name the stream (default ``url`` without its password; RTMP hides its stream key);
-        ``sample_aspect_ratio`` the source's pixel shape when not square, which the stream says (players show it unsqueezed)."""
+        ``sample_aspect_ratio`` the source's pixel shape when not square, which the stream says (players show it unsqueezed);
+        ``clock`` the origin shared with the stream's earlier connections (default: this one's first picture)."""
         super().__init__()
         self.url = url
         self._shown = shown or shown_url(url)
@@ -52,7 +63,7 @@ class StreamPublishSink(LiveSink):
         self._last_pts: Optional[int] = None
         self._out: Optional[av.container.OutputContainer] = None
         self._audio: Optional[LiveAudioTrack] = None
-        self._first_t: Optional[float] = None  # the first picture's time, for clocks that start there
+        self._clock = clock or StreamClock()  # the first picture's time, for clocks that start there
 
     def _add_streams(self, muxer: str, audio: Optional[LiveAudioFeed], max_kbps: Optional[int] = None) -> None:
         """The H.264 stream (at most ``max_kbps``), and an AAC one for ``audio``, in ``self._out`` (before it starts)."""
@@ -71,12 +82,13 @@ class StreamPublishSink(LiveSink):
         return t
 
     def _since_first_picture(self, t: float) -> float:
-        """A stream clock that starts at the first picture (MPEG-TS, FLV): ``t`` less the first picture's."""
-        if self._first_t is None:
-            self._first_t = t
-            if self._audio is not None:
-                self._audio.offset = -t
-        return t - self._first_t
+        """A stream clock that starts at the first picture (MPEG-TS, FLV): ``t`` less the first picture's
+        (the first connection's, when the clock is shared)."""
+        if self._clock.first_t is None:
+            self._clock.first_t = t
+        if self._audio is not None:
+            self._audio.offset = -self._clock.first_t  # this connection's sound on the same clock
+        return t - self._clock.first_t
 
     def _send(self, picture: np.ndarray, t: float) -> None:
         assert self._out is not None

@@ -252,6 +252,8 @@ class RtmpPublishSink(StreamPublishSink):
         return "it is still running" if code is None else f"exit status {code}"
 
     def _stream_seconds(self, t: float) -> float:
+        # each publishing starts at 0, unlike MPEG-TS (StreamClock): the server takes it as a new
+        # stream, and the ffmpeg child starts its copy at 0 whatever it is given
         return self._since_first_picture(t)
 
     def _send(self, picture, t: float) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ import av
 
 from birefvid.errors import SinkError, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.publish_base import StreamPublishSink, check_host, reason
+from birefvid.io.publish_base import StreamClock, StreamPublishSink, check_host, reason
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,18 @@ def stream_url(url: str, open_timeout: float) -> str:
 
 class MpegTsPublishSink(StreamPublishSink):
     """Encodes each picture with ``LiveH264`` and sends it to ``url`` (udp://, tcp:// or srt://) as
-    MPEG-TS, with the source's sound (AAC) when an ``audio`` feed is given."""
+    MPEG-TS, with the source's sound (AAC) when an ``audio`` feed is given. A ``clock`` shared with the
+    stream's earlier connections goes on with their timestamps: nothing in MPEG-TS asks for a start
+    at 0 (a UDP player joins at any time), so a player that reconnects is as well served as one that
+    stayed open."""
 
     verb = "send"
 
     def __init__(
         self, url: str, *, width: int, height: int, fps: float, kind: str, open_timeout: float = 5.0, audio: Optional[LiveAudioFeed] = None,
-        sample_aspect_ratio: Optional[Fraction] = None,
+        sample_aspect_ratio: Optional[Fraction] = None, clock: Optional[StreamClock] = None,
     ) -> None:
-        super().__init__(url, width=width, height=height, fps=fps, kind=kind, sample_aspect_ratio=sample_aspect_ratio)
+        super().__init__(url, width=width, height=height, fps=fps, kind=kind, sample_aspect_ratio=sample_aspect_ratio, clock=clock)
         target = stream_url(url, open_timeout)
         check_host(url, self.verb, self._shown)
         try:
