@@ -14,7 +14,7 @@ import pytest
 
 from birefvid.api import process_video
 from birefvid.cli import main
-from birefvid.errors import PipelineError, SourceError
+from birefvid.errors import PipelineError, SinkError, SourceError
 from media import damage_packet, make_video, swap_frame_times
 from process_fixtures import (
     FailingRedKey,
@@ -403,3 +403,23 @@ def test_bad_key_color_fails_before_the_model_loads(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "chartreuse-ish" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_an_output_that_cannot_fit_stops_early_with_one_line(tmp_path, monkeypatch):
+    """A two-hour ProRes 4444 output is hundreds of GB: the disk filled up hours in, and the failed run
+    kept nothing. Now the size is projected from the first frames and a run that clearly cannot fit
+    stops then, saying how much it needs against the free space, with nothing left behind."""
+    import birefvid.runtime.disk_watch as disk_watch
+    from fs_fixtures import full_dir
+
+    monkeypatch.setattr(disk_watch, "FIRST_CHECK_SECONDS", 0.0)  # the first projection after 30 s, in a real run
+    monkeypatch.setattr(disk_watch, "EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(disk_watch, "MIN_FRAMES", 4)
+    src = make_scene(tmp_path / "in.mov", 150, (256, 192), textured=True, with_audio=False)  # ~20 KB a frame in ProRes
+    done: list[int] = []  # frames written
+    with full_dir(tmp_path / "small", "1m") as small:  # full at ~50 frames; the muxer writes 256 KB at a time
+        with pytest.raises(SinkError, match=r"will not fit on its disk: its first \d+ frames took .* has \d+ MB free; stopped now, not when the disk fills up"):
+            process_video(src.path, small / "out.mov", kind="alpha", segmenter=red_key_segmenter(), smooth="none",
+                          batch_size=4, progress=done.append)  # fmt: skip
+        assert sum(done) < 150
+        assert list(small.iterdir()) == []

@@ -26,6 +26,7 @@ from ..urls import hide_secrets
 from .backgrounds import open_background
 from .depth import plan_depth, say_depth_lost
 from .device import pick_device
+from .disk_watch import DiskWatch
 from .priority import codec_threads
 from .segmenter import Segmenter
 from .video_job import run_video_job
@@ -68,6 +69,17 @@ class RunControl:
     progress: Optional[Callable[[int], None]] = None
     on_start: Optional[Callable[[Optional[int]], None]] = None
     stop: Optional[threading.Event] = None
+
+
+def _watched(progress: Optional[Callable[[int], None]], watch: DiskWatch) -> Callable[[int], None]:
+    """The caller's progress, after the free-space check: a run that cannot fit stops in its first minutes, not hours in."""
+
+    def advance(n: int) -> None:
+        watch.advance(n)
+        if progress is not None:
+            progress(n)
+
+    return advance
 
 
 def run_file_job(
@@ -126,8 +138,9 @@ def run_file_job(
         if on_start is not None:
             on_start(info.frame_count)
         frames, times, wall = run_video_job(
-            source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size, progress=progress, stop=stop
-        )
+            source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size,
+            progress=_watched(progress, DiskWatch(out.path, info.frame_count)), stop=stop,
+        )  # fmt: skip
     report = {
         "input": src.input,
         "output": out.path,

@@ -1,0 +1,77 @@
+"""Free space for a long run's output: stop early, saying why, when the output clearly cannot fit.
+
+A two-hour 1080p ProRes 4444 output is hundreds of GB. Without this the disk filled up hours into
+the run, the run failed there and its partial output was removed: the whole night lost. The output's
+size is projected from what its first frames took on the disk, so the check costs one ``statfs`` every
+``EVERY_SECONDS`` and needs no table of codec rates (a slide and a camera shot differ ten-fold).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..errors import SinkError
+
+log = logging.getLogger(__name__)
+
+FIRST_CHECK_SECONDS = 30.0  # of encoding before the first projection: the muxer's buffers written out
+EVERY_SECONDS = 10.0  # between projections: another program filling the disk counts too
+MIN_FRAMES = 25  # written before a projection is trusted
+# projected need over the free space that stops the run; between 1 and this, a warning. A projection
+# from the first minutes may be off (a title slide, then a camera), so only a clear shortfall stops it
+STOP_FACTOR = 2.0
+
+
+def free_bytes(folder: Path) -> Optional[int]:
+    """Bytes free to this user on ``folder``'s disk; None where that cannot be read."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _size(n: float) -> str:
+    """``1.2 GB``, ``340 MB``: sizes as a disk's free space is shown."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+class DiskWatch:
+    """Counts frames written to ``target`` and raises ``SinkError`` once the rest cannot fit on its disk."""
+
+    def __init__(self, target: str | Path, total: Optional[int]) -> None:
+        self.folder = Path(target).resolve().parent  # the temporary output lies beside the target
+        self.total = total
+        self.done = 0
+        self._free0 = free_bytes(self.folder) if total else None
+        self._next = time.monotonic() + FIRST_CHECK_SECONDS
+        self._warned = False
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more frames written; every ``EVERY_SECONDS``, project the rest against the free space."""
+        self.done += n
+        if self._free0 is None or self.total is None or self.done < MIN_FRAMES or self.done >= self.total:
+            return
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + EVERY_SECONDS
+        free = free_bytes(self.folder)
+        used = self._free0 - free if free is not None else 0
+        if free is None or used <= 0:
+            return
+        left = self.total - self.done
+        need = used / self.done * left
+        said = (f"its first {self.done} frames took {_size(used)}, so the other {left} need ~{_size(need)}, "
+                f"and {self.folder} has {_size(free)} free")  # fmt: skip
+        if need > STOP_FACTOR * free:
+            raise SinkError(
+                f"the output will not fit on its disk: {said}; stopped now, not when the disk fills up (nothing was kept). "
+                "Free some space, write to a disk with room, or make a smaller output (.webm, --max-size, --output mask)"
+            )
+        if need > free and not self._warned:
+            self._warned = True
+            log.warning("the output may not fit on its disk: %s; the run fails (and keeps nothing) if the disk fills up", said)
