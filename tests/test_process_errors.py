@@ -405,6 +405,20 @@ def test_bad_key_color_fails_before_the_model_loads(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+def test_another_program_filling_the_disk_does_not_stop_a_run_that_fits(tmp_path, monkeypatch):
+    """The projection came from the drop in free space: a copy of 9 GB beside the run's first 50 frames
+    made it ask for terabytes and stop a run that fitted. It now counts the output's own bytes."""
+    import birefvid.runtime.disk_watch as disk_watch
+
+    monkeypatch.setattr(disk_watch, "FIRST_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(disk_watch, "EVERY_SECONDS", 0.0)
+    free = iter([10_000_000_000, 1_000_000_000])  # at the start, then after another program wrote 9 GB
+    monkeypatch.setattr(disk_watch, "free_bytes", lambda folder: next(free))
+    watch = disk_watch.DiskWatch(tmp_path / "out.mov", 1000, written=lambda: 50 * 20_000)  # 20 kB a frame
+    watch.advance(50)  # projects ~19 MB more against 1 GB free: goes on
+    assert watch.done == 50
+
+
 def test_an_output_that_cannot_fit_stops_early_with_one_line(tmp_path, monkeypatch):
     """A two-hour ProRes 4444 output is hundreds of GB: the disk filled up hours in, and the failed run
     kept nothing. Now the size is projected from the first frames and a run that clearly cannot fit

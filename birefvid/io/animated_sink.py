@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -203,6 +204,12 @@ class AnimatedImageSink(Sink):
             self._out.mux(self._stream.encode(frame))
         except av.FFmpegError as e:
             raise SinkError(f"encoding frame {self._frames} into {self.path} failed: {e}") from e
+
+    def bytes_written(self) -> Optional[int]:
+        try:
+            return os.stat(self._file.temp).st_size
+        except (OSError, AttributeError):  # not open yet, or already renamed
+            return None
 
     def _close(self) -> None:
         self._encode(None)

@@ -157,6 +157,11 @@ class Sink(Finishes):
         """Bits a sample of the written pictures holds: 8, or 10-16 for a sink that takes uint16 images and keeps them."""
         return 8
 
+    def bytes_written(self) -> Optional[int]:
+        """Bytes the output holds so far (its temporary file), or None where the sink cannot say: the
+        free-space check projects a long run's size from it (``runtime.disk_watch``)."""
+        return None
+
     def write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
         """Encode a batch of N images (layout set by the sink's kind) stamped with ``pts``."""
         with self._lock:

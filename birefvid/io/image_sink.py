@@ -37,10 +37,14 @@ class ImageSequenceSink(Sink):
         self._count = 0
         self._first, self._digits = first_number, digits
         self._dir = AtomicDir(self.path)
+        self._bytes = 0
 
     @property
     def sample_bits(self) -> int:
         return 16  # uint16 pictures become 16-bit PNGs
+
+    def bytes_written(self) -> Optional[int]:
+        return self._bytes
 
     def _validate(self, images: np.ndarray) -> None:
         check_images(images, self.kind, self.width, self.height, deep=True)  # uint16: 16-bit PNGs
@@ -61,6 +65,7 @@ class ImageSequenceSink(Sink):
                 raise SinkError(f"cannot write {target}: the picture could not be encoded as PNG")
             try:
                 target.write_bytes(data.tobytes())
+                self._bytes += data.size
             except OSError as e:
                 raise SinkError(f"cannot write {target} ({e.strerror or e}: disk full or folder removed?)") from e
 

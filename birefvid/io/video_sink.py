@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -342,6 +343,12 @@ class VideoFileSink(Sink):
             self._live_track.end = at
 
     # -- finishing -------------------------------------------------------------------------
+    def bytes_written(self) -> Optional[int]:
+        try:
+            return os.stat(self._file.temp).st_size
+        except (OSError, AttributeError):  # not open yet, or already renamed
+            return None
+
     def _close(self) -> None:
         assert self._out is not None
         try:

@@ -2,8 +2,10 @@
 
 A two-hour 1080p ProRes 4444 output is hundreds of GB. Without this the disk filled up hours into
 the run, the run failed there and its partial output was removed: the whole night lost. The output's
-size is projected from what its first frames took on the disk, so the check costs one ``statfs`` every
-``EVERY_SECONDS`` and needs no table of codec rates (a slide and a camera shot differ ten-fold).
+size is projected from what its first frames took (the temporary file's own size, where the sink can
+say; else the drop in the disk's free space, which another program writing inflates), so the check costs
+a ``stat`` and a ``statfs`` every ``EVERY_SECONDS`` and needs no table of codec rates (a slide and a
+camera shot differ ten-fold).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..errors import SinkError
 
@@ -42,9 +44,11 @@ def _size(n: float) -> str:
 class DiskWatch:
     """Counts frames written to ``target`` and raises ``SinkError`` once the rest cannot fit on its disk."""
 
-    def __init__(self, target: str | Path, total: Optional[int]) -> None:
+    def __init__(self, target: str | Path, total: Optional[int], written: Optional[Callable[[], Optional[int]]] = None) -> None:
+        """``written``: the bytes the output holds so far (``Sink.bytes_written``), None where unknown."""
         self.folder = Path(target).resolve().parent  # the temporary output lies beside the target
         self.total = total
+        self._written = written
         self.done = 0
         self._free0 = free_bytes(self.folder) if total else None
         self._next = time.monotonic() + FIRST_CHECK_SECONDS
@@ -60,7 +64,8 @@ class DiskWatch:
             return
         self._next = now + EVERY_SECONDS
         free = free_bytes(self.folder)
-        used = self._free0 - free if free is not None else 0
+        own = self._written() if self._written is not None else None
+        used = own if own is not None else (self._free0 - free if free is not None else 0)
         if free is None or used <= 0:
             return
         left = self.total - self.done

@@ -139,7 +139,7 @@ def run_file_job(
             on_start(info.frame_count)
         frames, times, wall = run_video_job(
             source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size,
-            progress=_watched(progress, DiskWatch(out.path, info.frame_count)), stop=stop,
+            progress=_watched(progress, DiskWatch(out.path, info.frame_count, sink.bytes_written)), stop=stop,
         )  # fmt: skip
     report = {
         "input": src.input,
