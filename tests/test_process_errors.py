@@ -405,6 +405,17 @@ def test_bad_key_color_fails_before_the_model_loads(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+def test_a_disk_that_fills_up_is_said_in_plain_words(tmp_path):
+    """FFmpeg's line named the hidden temporary file, already removed, and not that the output is lost."""
+    from fs_fixtures import full_dir
+
+    src = make_scene(tmp_path / "in.mov", 40, (256, 192), textured=True, with_audio=False)
+    with full_dir(tmp_path / "small", "256k") as small:  # fills at frame ~4, long before the free-space check's first look
+        with pytest.raises(SinkError, match=r"failed: the disk is full \(No space left on device\); out.mov is not kept: free some space"):
+            process_video(src.path, small / "out.mov", kind="alpha", segmenter=red_key_segmenter(), smooth="none", batch_size=4)
+        assert list(small.iterdir()) == []
+
+
 def test_another_program_filling_the_disk_does_not_stop_a_run_that_fits(tmp_path, monkeypatch):
     """The projection came from the drop in free space: a copy of 9 GB beside the run's first 50 frames
     made it ask for terabytes and stop a run that fitted. It now counts the output's own bytes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Sequence
@@ -322,11 +323,11 @@ class VideoFileSink(Sink):
                 for companion in self._companions:  # on the source's clock: a later part of a live recording starts later
                     companion.write_until(float(frame.pts * out_tb) + self._live_audio_start)
             except av.FFmpegError as e:  # the audio's or subtitles' packets, muxed up to this frame's time
-                raise SinkError(f"writing the sound or subtitles of {self.path} up to {float(frame.pts * out_tb):.3f} s failed: {e}") from e
+                raise self._failed(f"writing the sound or subtitles of {self.path} up to {float(frame.pts * out_tb):.3f} s", e) from e
             try:
                 self._out.mux(packets)
             except av.FFmpegError as e:
-                raise SinkError(f"writing frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
+                raise self._failed(f"writing frame {self._frames} (pts {frame.pts}) into {self.path}", e) from e
             self._packets += len(packets)
             self._last_pts, self._last_out_pts = source_pts, frame.pts
             self._frames += 1
@@ -341,6 +342,14 @@ class VideoFileSink(Sink):
         """End the live sound at live time ``at`` (the next part's start) rather than just after the last picture."""
         if self._live_track is not None:
             self._live_track.end = at
+
+    def _failed(self, doing: str, e: av.FFmpegError) -> SinkError:
+        """The error for ``doing`` failing with ``e``: a full disk in plain words (FFmpeg's named the hidden
+        temporary file, already removed, and did not say that this output is not kept), else FFmpeg's own."""
+        if getattr(e, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+            return SinkError(f"{doing} failed: the disk is full ({e.strerror}); {self.path.name} is not kept: "
+                             "free some space, or write to a disk with room")  # fmt: skip
+        return SinkError(f"{doing} failed: {e}")
 
     # -- finishing -------------------------------------------------------------------------
     def bytes_written(self) -> Optional[int]:
@@ -358,7 +367,7 @@ class VideoFileSink(Sink):
             self._out.close()
             self._out = None
         except av.FFmpegError as e:
-            raise SinkError(f"finishing {self.path} failed: {e}") from e
+            raise self._failed(f"finishing {self.path}", e) from e
         finally:
             self._close_inputs()
         if self._frames == 0:
