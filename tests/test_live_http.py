@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import socket
 import subprocess
@@ -340,18 +341,111 @@ def test_head_answers_like_get_without_a_body(preview):
         conn.close()
 
 
-def test_a_preview_open_to_the_network_says_so(caplog):
-    """--sink http://0.0.0.0:8080 (the README's own RTSP example) put the camera on every machine
-    of the network without a word; a preview on loopback stays quiet."""
+def _outward_address() -> str:
+    """This machine's address on its network (not loopback), as another machine reaches it; skip without one."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # sends nothing
+            address = probe.getsockname()[0]
+    except OSError:
+        address = "127.0.0.1"
+    if address.startswith("127."):
+        pytest.skip("this machine has no network address besides loopback, so no client can come from elsewhere")
+    return address
+
+
+def _ask(url: str, **headers: str) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of a GET with ``headers``, HTTP errors included."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+@pytest.fixture
+def open_preview(tmp_path, monkeypatch):
+    """A preview on 0.0.0.0 (the README's RTSP example), its token kept in a cache folder of its own."""
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("BIREFVID_PREVIEW_TOKEN", raising=False)
+    sink = HttpPreviewSink("0.0.0.0", 0)
+    sink.send(_picture(1), 0.0)
+    yield sink
+    sink.close()
+
+
+def test_a_preview_open_to_the_network_shows_the_camera_only_to_those_given_its_token(open_preview, caplog, tmp_path):
+    """--sink http://0.0.0.0:8080 put the camera on every machine of the network, without a password
+    (a warning said so). Other machines now need the token the run prints; this machine needs none."""
+    sink, lan = open_preview, _outward_address()
+    base, token = f"http://{lan}:{sink.port}", sink.token
+    assert token and len(token) >= 16
+    code, headers, body = _ask(f"{base}/snapshot.jpg")
+    assert code == 401 and b"token" in body and headers["WWW-Authenticate"].startswith("Basic")  # the browser's login box
+    for path in ("/", "/stream.mjpg", "/status", "/effect", f"/snapshot.jpg?token={token[:-1]}x"):
+        assert _ask(base + path)[0] == 401, path
+    # the printed URL: the page, which sets the cookie its own requests (status, a reopened stream) carry
+    code, headers, page = _ask(f"{base}/?token={token}")
+    assert code == 200 and f"/stream.mjpg?token={token}" in page.decode() and f"/?picture&amp;token={token}" in page.decode()
+    name, _, value = headers["Set-Cookie"].partition(";")[0].partition("=")
+    assert value == token and "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    code, headers, jpeg = _ask(f"{base}/snapshot.jpg", Cookie=f"other=1; {name}={value}")
+    assert code == 200 and _mean_err(_decode_rgb(jpeg), _picture(1)) < 6
+    assert _ask(f"{base}/snapshot.jpg?token={token}")[0] == 200  # VLC, OBS's media source, a dashboard
+    basic = base64.b64encode(f"viewer:{token}".encode()).decode()
+    assert _ask(f"{base}/status", Authorization=f"Basic {basic}")[0] == 200  # curl -u :TOKEN, the browser's login box
+    # this machine: no token; a page of another site pointed at 127.0.0.1 (DNS rebinding) is not this machine
+    assert _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg")[0] == 200
+    assert _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg", Host=f"evil.example:{sink.port}")[0] == 401
+    # the token is kept: the next run's URL is the same (bookmarks, OBS sources)
     with caplog.at_level("WARNING", logger="birefvid.io.http_preview"):
-        HttpPreviewSink("127.0.0.1", 0).close()
-        assert not caplog.records
-        sink = HttpPreviewSink("0.0.0.0", 0)
-        sink.close()
-    [record] = caplog.records
-    assert record.levelname == "WARNING"
-    assert f"http://0.0.0.0:{sink.port}/" in record.getMessage() and "anyone" in record.getMessage()
-    assert f"http://127.0.0.1:{sink.port}" in record.getMessage()
+        again = HttpPreviewSink("0.0.0.0", 0)
+        again.close()
+    assert again.token == token
+    [line] = [r.getMessage() for r in caplog.records if "token=" in r.getMessage()]
+    assert f"http://{lan}:{again.port}/?token={token}" in line and f"http://127.0.0.1:{again.port}/" in line
+    kept = tmp_path / "cache" / "preview-token"
+    assert kept.read_text().strip() == token and kept.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_preview_token_can_be_set_and_a_bad_one_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BIREFVID_PREVIEW_TOKEN", "gate-camera-2026")
+    sink = HttpPreviewSink("0.0.0.0", 0)
+    sink.close()
+    assert sink.token == "gate-camera-2026" and not (tmp_path / "cache" / "preview-token").exists()
+    for bad in ("short", "has space in it", "ünïcödé-token"):
+        monkeypatch.setenv("BIREFVID_PREVIEW_TOKEN", bad)
+        with pytest.raises(ConfigError, match="BIREFVID_PREVIEW_TOKEN"):
+            HttpPreviewSink("0.0.0.0", 0)
+    monkeypatch.delenv("BIREFVID_PREVIEW_TOKEN")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "preview-token").write_text("\n")  # emptied by hand
+    with pytest.raises(ConfigError, match="delete it"):
+        HttpPreviewSink("0.0.0.0", 0)
+    assert HttpPreviewSink("127.0.0.1", 0).token is None  # loopback: no token, no file read
+
+
+def test_a_browser_on_another_machine_opens_the_printed_url_and_the_page_works(open_preview, tmp_path):
+    """The page's own requests (its status line every 2 s, a reopened stream) carry no token in their
+    URL: the cookie set by the printed URL lets them in, so the page neither says "ended" nor stays blank."""
+    from devtools import headless_chromium
+
+    sink, lan = open_preview, _outward_address()
+    status = 'document.getElementById("status")'
+    stop, feeder = _feeder(sink, 160, 120)
+    try:
+        with headless_chromium(tmp_path / "profile") as browser:
+            tab = browser.open(f"http://{lan}:{sink.port}/?token={sink.token}", (640, 480))
+            tab.until(f'{status}.hidden && document.getElementById("picture").naturalWidth === 160', 8, "the picture, no status line")
+            # a request without the token in its URL, as the page's reopened stream sends
+            tab.eval('fetch("/stream.mjpg?" + Date.now()).then(r => { window.reopened = r.status; r.body.cancel(); })')
+            assert tab.until("window.reopened", 5, "the reopened stream's answer") == 200
+            assert tab.eval(f"{status}.hidden")  # the status line (polled every 2 s) says nothing is wrong
+    finally:
+        stop.set()
+        feeder.join(5)
 
 
 def _serving_threads() -> int:

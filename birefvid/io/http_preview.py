@@ -17,7 +17,10 @@ the browser: the JPEGs stay as sent, since scripts, VLC and OBS (``/?picture`` t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
+import hmac
 import html
 import ipaddress
 import json
@@ -30,13 +33,14 @@ import time
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
 
-from birefvid.errors import ConfigError, SinkError, sink_named
+from birefvid.errors import NOTICE, ConfigError, SinkError, sink_named
 from birefvid.io.live_base import LiveSink, LiveSource, checkerboard, over_checkerboard, picture_kind, to_square_pixels
+from birefvid.io.preview_token import TOKEN_ENV, preview_token
 
 if TYPE_CHECKING:
     from birefvid.runtime.live_effects import EffectSwitch
@@ -72,11 +76,11 @@ img.mirrored {{ transform: scaleX(-1); }}
 .bare img.mirrored {{ transform: none; }}
 </style>
 <script>if (new URLSearchParams(location.search).has("picture")) document.documentElement.className = "bare";</script></head>
-<body><img src="/stream.mjpg" id="picture" class="{mirrored}" alt="the live picture of birefvid">
+<body><img src="/stream.mjpg{query}" id="picture" class="{mirrored}" alt="the live picture of birefvid">
 <p id="status" role="status">connecting to the run</p>
 <p id="effects" role="group" aria-label="effect"></p>
-<p>birefvid live preview of {addr}: <a href="/snapshot.jpg">snapshot</a> (the newest picture),
-<a href="/stream.mjpg">MJPEG stream</a> (for VLC or OBS), <a href="/?picture">the picture alone</a> (for OBS's Browser Source)</p>
+<p>birefvid live preview of {addr}: <a href="/snapshot.jpg{query}">snapshot</a> (the newest picture),
+<a href="/stream.mjpg{query}">MJPEG stream</a> (for VLC or OBS), <a href="/?picture{also}">the picture alone</a> (for OBS's Browser Source)</p>
 """
 # the status line and the effect buttons: drawn from GET /status, refreshed every 2 s (a key pressed in
 # the terminal or the window, or another client's POST /effect, shows here too). The line says what
@@ -140,7 +144,7 @@ function lost() {
   say("the run is not answering (it has ended); this page picks it up again when a run serves here", "ended");
   for (const b of buttons.values()) b.disabled = true;
 }
-function reopen() { picture.src = "/stream.mjpg?" + Date.now(); }
+function reopen() { picture.src = "/stream.mjpg?" + Date.now(); }  // a token comes in the page's cookie
 picture.onerror = () => { if (!gone) setTimeout(reopen, 2000); };
 async function send(name) {
   if (buttons.get(name).getAttribute("aria-pressed") === "true") return;
@@ -212,6 +216,40 @@ def control_refusal(client: str, host_header: str, origin: Optional[str], conten
         return 'send JSON: Content-Type: application/json with {"effect": "NAME"}'
     return None
 
+
+
+def access_refusal(token: Optional[str], client: str, host_header: str, query: str, cookie: str, authorization: str,
+                   port: int) -> Optional[str]:  # fmt: skip
+    """Why a request to a preview open to the network is refused, or None to let it in.
+
+    This machine needs no token (a loopback client naming a loopback host: a page of another site
+    pointed at 127.0.0.1 sends its own name); anyone else shows ``token`` as ``?token=``, as the
+    cookie the page sets when opened so, or as the password of HTTP Basic authentication (``curl -u
+    :TOKEN``, or the browser's login box), compared in constant time."""
+    if token is None or (_loopback(client) and _loopback(_host_name(host_header))):
+        return None
+    shown = parse_qs(query).get("token", [])
+    shown += [v for k, v in _cookies(cookie) if k == cookie_name(port)]
+    if authorization[:6].lower() == "basic ":
+        try:
+            shown.append(base64.b64decode(authorization[6:].strip(), validate=True).decode().partition(":")[2])
+        except (binascii.Error, UnicodeDecodeError):
+            pass
+    if any(hmac.compare_digest(v.encode(), token.encode()) for v in shown if v.isascii()):
+        return None
+    return ("this preview needs its token: open the URL birefvid printed (http://HOST:PORT/?token=...), "
+            "or give the token as the password")
+
+
+def cookie_name(port: int) -> str:
+    """The token's cookie, one per port: browsers send a host's cookies to all of its ports."""
+    return f"birefvid_preview_{port}"
+
+
+def _cookies(header: str) -> list[tuple[str, str]]:
+    """(name, value) pairs of a Cookie header."""
+    pairs = (part.strip().partition("=") for part in header.split(";"))
+    return [(name.strip(), value.strip()) for name, _, value in pairs if name.strip()]
 
 
 class _Board:
@@ -340,15 +378,40 @@ class _Handler(BaseHTTPRequestHandler):
         self._head_only = True
         self.do_GET()
 
+    def _let_in(self) -> bool:
+        """True when the request may be served; else a 401 is sent (see ``access_refusal``)."""
+        sink = self.server.sink
+        refusal = access_refusal(sink.token, self.client_address[0], self.headers.get("Host", ""), urlsplit(self.path).query,
+                                 self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port)  # fmt: skip
+        if refusal is None:
+            return True
+        body = (refusal + "\n").encode()
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="birefvid live preview (the password is its token)", charset="UTF-8"')
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if not self._head_only:
+            self.wfile.write(body)
+        return False
+
     def do_GET(self) -> None:
-        route = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        route = url.path
+        if not self._let_in():
+            return
         if _loopback(self.server.sink.host) and not _loopback(_host_name(self.headers.get("Host", ""))):
             # a preview on 127.0.0.1 is for this machine: a web page whose name was pointed at 127.0.0.1
             # (DNS rebinding) sends its own name, and would otherwise read the camera's pictures
             self._reply(403, "text/plain; charset=utf-8", b"this preview answers at 127.0.0.1 or localhost only\n")
             return
         if route in ("/", "/index.html"):
-            self._reply(200, "text/html; charset=utf-8", self.server.sink.page.encode())
+            sink = self.server.sink
+            # opened with ?token=: the page's own requests (status, buttons, a reopened stream) carry it as a cookie
+            cookie = None if sink.token is None or "token" not in parse_qs(url.query) else (
+                f"{cookie_name(sink.port)}={sink.token}; Path=/; HttpOnly; SameSite=Strict")
+            self._reply(200, "text/html; charset=utf-8", sink.page.encode(), cookie=cookie)
         elif route == "/snapshot.jpg":
             jpeg = self.server.sink.board.newest()
             if jpeg is None:
@@ -366,6 +429,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         """``POST /effect`` with ``{"effect": NAME}`` switches the run's effect (see ``control_refusal``)."""
+        if not self._let_in():
+            return
         if urlsplit(self.path).path != "/effect":
             self._json(404, {"error": "only /effect takes a POST"})
             return
@@ -412,9 +477,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, body: dict[str, Any]) -> None:
         self._reply(code, "application/json", (json.dumps(body) + "\n").encode())
 
-    def _reply(self, code: int, content_type: str, body: bytes) -> None:
+    def _reply(self, code: int, content_type: str, body: bytes, cookie: Optional[str] = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
+        if cookie is not None:
+            self.send_header("Set-Cookie", cookie)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         # no other site may show the page in a frame: under a decoy, a visitor's click would press "none"
@@ -474,6 +541,19 @@ def _hung_up(conn: socket.socket) -> bool:
         return True
 
 
+def _url_for_others(host: str, port: int) -> str:
+    """The preview's URL as another machine would open it: for 0.0.0.0 or ::, this machine's outward address."""
+    if host not in ("0.0.0.0", "::", ""):
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+    try:  # the address routes to the network leave from; a UDP socket's connect() sends nothing
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never a real host
+            address = probe.getsockname()[0]
+    except OSError:
+        address = socket.gethostname()
+    return f"http://{address}:{port}/"
+
+
 def _bind_error(host: str, port: int, e: OSError) -> SinkError:
     """One line saying why the preview could not listen and what to do instead."""
     if e.errno == errno.EADDRINUSE:
@@ -507,11 +587,14 @@ class HttpPreviewSink(LiveSink):
 
     def __init__(
         self, host: str, port: int, *, quality: int = 80, sample_aspect_ratio: Optional[Fraction] = None, mirror: bool = False,
+        token: Optional[str] = None,
     ) -> None:
         """Listen on ``host``:``port``; ``sample_aspect_ratio``: the pictures' pixel shape when not square
         (a D1 camera's 12:11), which JPEG in a browser cannot say, so the JPEGs are resized to square pixels;
-        ``mirror``: the page shows the picture flipped left-right (the JPEGs stay as sent)."""
+        ``mirror``: the page shows the picture flipped left-right (the JPEGs stay as sent); ``token``: what
+        clients other than this machine must show (default: none on a loopback address, else ``preview_token()``)."""
         super().__init__()
+        self.token = token if token is not None or _loopback(host) else preview_token()
         self.mirror = mirror
         self.sample_aspect_ratio = sample_aspect_ratio
         if not 0 <= int(port) <= 65535:
@@ -532,7 +615,9 @@ class HttpPreviewSink(LiveSink):
         self.port = int(self._server.server_address[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
-        self.page = _PAGE.format(addr=html.escape(self.url), mirrored="mirrored" if mirror else "") + _SCRIPT
+        query = "" if self.token is None else f"?token={self.token}"
+        self.page = _PAGE.format(addr=html.escape(self.url), mirrored="mirrored" if mirror else "", query=query,
+                                 also=query.replace("?", "&amp;")) + _SCRIPT  # fmt: skip
         self.effects: Optional["EffectSwitch"] = None
         self.source: Optional[LiveSource] = None
         self._last_sent: Optional[float] = None  # time.monotonic() of the last picture
@@ -540,11 +625,12 @@ class HttpPreviewSink(LiveSink):
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"preview-{self.port}", daemon=True
         )
         self._thread.start()
-        log.info("live preview at %s", self.url)
-        if not _loopback(host):
-            log.warning("the live preview at %s can be watched, without a password, by anyone who can reach this machine "
-                        "on port %d; use http://127.0.0.1:%d (or an ssh tunnel) to keep it to this machine",
-                        self.url, self.port, self.port)  # fmt: skip
+        if self.token is None:
+            log.info("live preview at %s", self.url)
+        else:  # the one place the token is shown: other machines need it (this one does not)
+            log.warning("live preview at %s (this machine), from other machines at %s?token=%s (the token is kept in "
+                        "the cache folder, or set by $%s)", f"http://127.0.0.1:{self.port}/", _url_for_others(host, self.port),
+                        self.token, TOKEN_ENV, extra=NOTICE)  # fmt: skip
 
     @property
     def name(self) -> str:

@@ -1,0 +1,76 @@
+"""The token a live preview open to the network asks for, so only those given its URL see the camera.
+
+A preview on 127.0.0.1 needs none: only this machine reaches it. One on ``0.0.0.0`` or a LAN address
+did put the camera on every machine of the network, without a password. The token is
+``$BIREFVID_PREVIEW_TOKEN`` when set, else one made once and kept in the cache folder (mode 0600),
+so a bookmarked URL, an OBS source or a dashboard keeps working across runs; where the cache folder
+cannot be written (a read-only container), each run makes its own and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Optional
+
+from birefvid.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "BIREFVID_PREVIEW_TOKEN"
+TOKEN_FILE = "preview-token"
+_FORM = re.compile(r"[A-Za-z0-9._~-]{8,128}")  # goes into URLs as it is: no escaping to get wrong
+
+
+def preview_token() -> str:
+    """The token of this machine's network previews: ``$BIREFVID_PREVIEW_TOKEN``, the kept one, or a new one."""
+    given = os.environ.get(TOKEN_ENV, "").strip()
+    if given:
+        if not _FORM.fullmatch(given):
+            raise ConfigError(f"${TOKEN_ENV} must be 8 to 128 letters, digits or . _ ~ - (it goes into the preview's URL)")
+        return given
+    from birefvid.backends.export import cache_dir  # the folder exports are kept in; imported here, as it brings torch
+
+    path = cache_dir() / TOKEN_FILE
+    kept = _read(path)
+    if kept is not None:
+        return kept
+    made = secrets.token_urlsafe(18)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_new(path, made)
+    except FileExistsError:  # another run made it first: take that one, so both print the same URL
+        time.sleep(0.2)  # the time it takes to write it
+        try:
+            return _read(path) or made
+        except ConfigError:
+            return made
+    except OSError as e:
+        log.warning("the preview's token cannot be kept in %s (%s), so it changes with every run; "
+                    "set $%s to keep one", path, e.strerror or e, TOKEN_ENV)  # fmt: skip
+    return made
+
+
+def _read(path: Path) -> Optional[str]:
+    """The token kept in ``path``, or None when there is none; one that is not a token is refused."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the preview's token from {path} ({getattr(e, 'strerror', None) or e}); "
+                          f"delete it to get a new one, or set ${TOKEN_ENV}") from None  # fmt: skip
+    if not _FORM.fullmatch(text):
+        raise ConfigError(f"{path} holds no preview token (8 to 128 letters, digits or . _ ~ -); delete it to get a new one")
+    return text
+
+
+def _write_new(path: Path, token: str) -> None:
+    """Write ``token`` to ``path``, which must not exist, readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(token + "\n")
