@@ -133,6 +133,52 @@ def _with_surround(path, layout: str, seconds: float = 0.4):
     return path
 
 
+def _with_audio_gap(path, gap=(0.3, 0.7), beep_at: float = 1.0, seconds: float = 1.4):
+    """A 64x48 video with PCM audio that has no packets in ``gap`` (a recording whose sound dropped out)
+    and a 10 ms beep at ``beep_at`` s, after the gap; the video has a frame every 40 ms throughout."""
+    g = make_video(path.with_name("video_only.mkv"), n_frames=int(seconds * 25), with_audio=False)
+    rate, step = 48000, 1024
+    t = np.arange(int(seconds * rate)) / rate
+    beep = (np.sin(2 * np.pi * 1000 * t) * 20000 * ((t >= beep_at) & (t < beep_at + 0.01))).astype(np.int16)
+    with av.open(str(g.path)) as src, av.open(str(path), "w") as out:
+        video = out.add_stream_from_template(src.streams.video[0])
+        audio = out.add_stream("pcm_s16le", rate=rate)
+        audio.codec_context.layout = "mono"
+        for packet in src.demux(video=0):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+        for start in range(0, len(beep), step):
+            if gap[0] * rate <= start < gap[1] * rate:
+                continue
+            frame = av.AudioFrame.from_ndarray(beep[None, start : start + step], format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return path
+
+
+def _beep_time(path) -> float:
+    """Seconds at which the output's first audio track first gets loud."""
+    with av.open(str(path)) as c:
+        for frame in c.decode(audio=0):
+            loud = np.nonzero(np.abs(frame.to_ndarray()).max(axis=0) > 0.3)[0]
+            if loud.size:
+                return float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
+    raise AssertionError(f"no beep in {path}")
+
+
+@pytest.mark.parametrize("out_name,kind", [("out.mp4", "rgb"), ("out.webm", "alpha")])
+def test_a_gap_in_the_audio_is_filled_so_what_follows_stays_in_sync(tmp_path, caplog, out_name, kind):
+    # re-encoded audio was one continuous run of samples: the beep after a 0.4 s dropout played 0.4 s early
+    src = _with_audio_gap(tmp_path / "dropout.mkv")
+    with caplog.at_level("WARNING", logger="birefvid"):
+        _process(src, tmp_path / out_name, kind)
+    assert abs(_beep_time(tmp_path / out_name) - 1.0) < 0.002
+    assert "no sound from" in caplog.text
+    assert abs(audio_duration(tmp_path / out_name) - 1.4) < 0.03  # encoder padding at most
+
+
 @pytest.mark.parametrize("out_name,kind,codec", [("out.mp4", "rgb", "aac"), ("out.webm", "alpha", "opus")])
 def test_surround_audio_stays_surround_when_reencoded(tmp_path, out_name, kind, codec):
     src = _with_surround(tmp_path / "film.mov", "5.1(side)")  # libopus refuses 5.1(side): it gets 5.1

@@ -4,9 +4,11 @@ with its language and title (an OBS recording's separate microphone track, a fil
 
 Audio is interleaved as the video is written (``write_until`` the current video time), so memory
 stays bounded however long the input is. Copied packets keep their timestamps. Re-encoded audio is
-re-timed as one continuous run of samples (a source's audio timestamps may jitter or leave gaps) that
-starts where the source's first audio frame did, because the video keeps its own timestamps: an
-MPEG-TS whose streams start at 1.4 s would otherwise have its audio play 1.4 s early.
+re-timed as one continuous run of samples (a source's audio timestamps jitter by a millisecond or so)
+that starts where the source's first audio frame did, because the video keeps its own timestamps: an
+MPEG-TS whose streams start at 1.4 s would otherwise have its audio play 1.4 s early. A gap in the
+source's audio longer than ``GAP_S`` (a recording whose sound dropped out) is filled with silence,
+else everything after it played the gap's length early.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ COPYABLE: dict[str, frozenset[str]] = {
 }
 REENCODE: dict[str, str] = {"mov": "aac", "mp4": "aac", "matroska": "aac", "webm": "libopus"}
 
+
+# a hole in the source's audio timestamps longer than this is filled with silence when re-encoding: above
+# the containers' millisecond rounding, well under the ~45 ms at which sound ahead of the picture shows
+GAP_S = 0.010
+# silence is encoded in frames of at most this many seconds (a gap of minutes stays small in memory)
+_SILENCE_CHUNK_S = 1.0
 
 # the usual layout for each channel count (Vorbis/Opus order), for sources whose own layout an encoder refuses
 _SURROUND = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
@@ -145,11 +153,27 @@ class AudioTrack(InterleavedPackets):
             self._silence_for(packet, exc)
             return
         for frame in frames:
+            known = frame.pts is not None and frame.time_base
             if self._next_sample is None:  # start where the source's audio starts
-                start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
-                self._next_sample = round(start * frame.sample_rate)
+                self._next_sample = round((frame.pts * frame.time_base if known else 0) * frame.sample_rate)
             self._shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if known:
+                self._fill_gap(round(frame.pts * frame.time_base * frame.sample_rate), frame.sample_rate)
             self._encode(frame)
+
+    def _fill_gap(self, at: int, rate: int) -> None:
+        """Silence up to sample ``at`` when the source's audio leaves a hole longer than ``GAP_S`` before it,
+        so what follows stays where the source has it (as the pictures do)."""
+        assert self._next_sample is not None
+        gap = at - self._next_sample
+        if gap <= GAP_S * rate:
+            return
+        log.warning("%s: audio track %d has no sound from %.3f s to %.3f s; silence in its place",
+                    self._src_name, self._number, self._next_sample / rate, at / rate)  # fmt: skip
+        while gap > 0:
+            samples = min(gap, max(1, round(_SILENCE_CHUNK_S * rate)))
+            self._encode(self._silent(samples))
+            gap -= samples
 
     def _encode(self, frame: av.AudioFrame) -> None:
         """Re-time ``frame`` as the next samples of the run and mux what the encoder gives back."""
@@ -167,12 +191,17 @@ class AudioTrack(InterleavedPackets):
             "%s: an audio packet at %.3f s cannot be decoded (%s); silence in its place", self._src_name, at, exc)
         if self._shape is None or self._next_sample is None or not packet.duration or not packet.time_base:
             return  # before the first good frame: the start is taken from that frame anyway
+        self._encode(self._silent(max(1, round(packet.duration * packet.time_base * self._shape[2]))))
+
+    def _silent(self, samples: int) -> av.AudioFrame:
+        """A frame of ``samples`` samples of silence in the shape of the frames decoded so far."""
+        assert self._shape is not None
         fmt, layout, rate = self._shape
-        silent = av.AudioFrame(format=fmt, layout=layout, samples=max(1, round(packet.duration * packet.time_base * rate)))
+        silent = av.AudioFrame(format=fmt, layout=layout, samples=samples)
         for plane in silent.planes:
             plane.update(bytes(plane.buffer_size))
         silent.sample_rate = rate
-        self._encode(silent)
+        return silent
 
     def finish(self) -> None:
         """Mux the rest of the audio and flush the encoder."""
