@@ -199,6 +199,24 @@ def test_copy_is_bit_exact(tmp_path):
     assert payloads(tmp_path / "out.mov") == payloads(g.path)
 
 
+@pytest.mark.parametrize("src_name,codec,out_name", [
+    ("in.mov", "pcm_s32le", "out.mov"),  # a 32-bit master
+    ("in.mkv", "pcm_f64le", "out.mkv"),
+    ("in.mov", "pcm_s24be", "out.mkv"),
+    ("in.mkv", "mp2", "out.mov"),  # a broadcast's sound
+])
+def test_pcm_and_broadcast_audio_are_copied_bit_exact_where_the_container_holds_them(tmp_path, src_name, codec, out_name):
+    # they were re-encoded to 128 kbit/s AAC: a 32-bit or float master lost its resolution
+    g = make_video(tmp_path / src_name, n_frames=4, audio_codec=codec)
+
+    def payloads(path):
+        with av.open(str(path)) as c:
+            return c.streams.audio[0].codec_context.name, [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    _process(g.path, tmp_path / out_name)
+    assert payloads(tmp_path / out_name) == payloads(g.path)
+
+
 def test_audio_off_or_absent(tmp_path):
     g = make_video(tmp_path / "in.mp4", n_frames=4)
     _process(g.path, tmp_path / "quiet.mov", audio=False)

@@ -32,10 +32,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # codecs each muxer takes by packet copy; anything else is re-encoded to REENCODE[muxer]
+# (every PCM each holds: a 32-bit or float master re-encoded to AAC lost its resolution; DTS ("dca") and MP2, a
+# film's and a broadcast's sound, were re-encoded too; each copies bit-exact, tests/test_io_audio.py)
+_MOV_PCM = ("pcm_s8", "pcm_u8", "pcm_alaw", "pcm_mulaw", "pcm_f32be", "pcm_f64le", "pcm_f64be")
+_PCM = ("pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_s16be", "pcm_s24be", "pcm_s32be", "pcm_f32le")
 COPYABLE: dict[str, frozenset[str]] = {
-    "mov": frozenset({"aac", "alac", "mp3", "ac3", "pcm_s16le", "pcm_s24le", "pcm_s16be", "pcm_s24be", "pcm_f32le"}),
+    "mov": frozenset({"aac", "alac", "mp3", "mp2", "ac3", "eac3", "dca", *_PCM, *_MOV_PCM}),
     "mp4": frozenset({"aac", "alac", "mp3", "ac3", "eac3", "opus", "flac"}),
-    "matroska": frozenset({"aac", "alac", "mp3", "ac3", "eac3", "opus", "flac", "vorbis", "pcm_s16le", "pcm_s24le", "pcm_f32le"}),
+    "matroska": frozenset({"aac", "alac", "mp3", "mp2", "ac3", "eac3", "dca", "opus", "flac", "vorbis", *_PCM, "pcm_u8", "pcm_f64le"}),
     "webm": frozenset({"opus", "vorbis"}),
 }
 REENCODE: dict[str, str] = {"mov": "aac", "mp4": "aac", "matroska": "aac", "webm": "libopus"}
