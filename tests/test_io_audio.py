@@ -168,9 +168,10 @@ def _beep_time(path) -> float:
     raise AssertionError(f"no beep in {path}")
 
 
-@pytest.mark.parametrize("out_name,kind", [("out.mp4", "rgb"), ("out.webm", "alpha")])
+@pytest.mark.parametrize("out_name,kind", [("out.mp4", "rgb"), ("out.webm", "alpha"), ("out.mov", "alpha")])
 def test_a_gap_in_the_audio_is_filled_so_what_follows_stays_in_sync(tmp_path, caplog, out_name, kind):
-    # re-encoded audio was one continuous run of samples: the beep after a 0.4 s dropout played 0.4 s early
+    # re-encoded audio was one continuous run of samples, and MOV plays copied PCM back to back: the beep
+    # after a 0.4 s dropout played 0.4 s early
     src = _with_audio_gap(tmp_path / "dropout.mkv")
     with caplog.at_level("WARNING", logger="birefvid"):
         _process(src, tmp_path / out_name, kind)

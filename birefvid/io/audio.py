@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -50,6 +51,10 @@ REENCODE: dict[str, str] = {"mov": "aac", "mp4": "aac", "matroska": "aac", "webm
 GAP_S = 0.010
 # silence is encoded in frames of at most this many seconds (a gap of minutes stays small in memory)
 _SILENCE_CHUNK_S = 1.0
+
+# PCM copied into MOV, which stores its samples back to back (no timestamps): the byte of silence where it is
+# not 0, so a gap in the source's sound becomes silence instead of pulling what follows early
+_PCM_SILENCE = {"pcm_u8": b"\x80", "pcm_alaw": b"\xd5", "pcm_mulaw": b"\xff"}
 
 # the usual layout for each channel count (Vorbis/Opus order), for sources whose own layout an encoder refuses
 _SURROUND = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
@@ -95,6 +100,15 @@ def add_audio_encoder(out: av.container.OutputContainer, codec: str, rate: int, 
     return stream
 
 
+def _pcm_block(codec: str, channels: int) -> int:
+    """Bytes a sample frame of PCM ``codec`` takes (all its channels); 0 for any other codec."""
+    if not codec.startswith("pcm_"):
+        return 0
+    bits = re.search(r"\d+", codec)
+    size = 1 if codec.endswith("law") else int(bits.group()) // 8 if bits else 0
+    return size * max(1, channels)
+
+
 def has_audio(path: str | Path) -> bool:
     """True when ``path`` can be opened and holds at least one audio stream."""
     try:
@@ -134,6 +148,8 @@ class AudioTrack(InterleavedPackets):
                 log.info("re-encoding %s audio from %s to %s (the container cannot hold %s)",
                          name, self._src_name, self._out_stream.codec_context.name, name)
             carry_track_tags(self._src_stream, self._out_stream)
+            self._pcm_block = _pcm_block(name, self._src_stream.codec_context.channels) if self.copy and muxer == "mov" else 0
+            self._pcm_end: Optional[float] = None  # copied PCM: where the last packet's samples end, in seconds
             self._demux(self._src_stream)
         except Exception:
             self.close()
@@ -147,6 +163,8 @@ class AudioTrack(InterleavedPackets):
     def _mux(self, packet: av.Packet) -> None:
         self._sent += 1
         if self.copy:
+            if self._pcm_block:
+                self._fill_pcm_gap(packet)
             self._in_order(packet, self._out_stream)
             packet.stream = self._out_stream
             self._out.mux(packet)
@@ -164,6 +182,27 @@ class AudioTrack(InterleavedPackets):
             if known:
                 self._fill_gap(round(frame.pts * frame.time_base * frame.sample_rate), frame.sample_rate)
             self._encode(frame)
+
+    def _fill_pcm_gap(self, packet: av.Packet) -> None:
+        """Copied PCM into MOV: a packet of silence before ``packet`` when the source's sound leaves a hole longer than
+        ``GAP_S`` before it (MOV plays its PCM samples back to back, whatever their timestamps say)."""
+        rate = self._src_stream.codec_context.sample_rate
+        if not rate or (packet.pts is None and packet.dts is None) or not packet.time_base:
+            return
+        start = self._time(packet)
+        end, self._pcm_end = self._pcm_end, start + packet.size // self._pcm_block / rate
+        if end is None or start - end <= GAP_S:
+            return
+        samples = round((start - end) * rate)
+        log.warning("%s: audio track %d has no sound from %.3f s to %.3f s; silence in its place",
+                    self._src_name, self._number, end, start)  # fmt: skip
+        name = self._src_stream.codec_context.name
+        silence = av.Packet(_PCM_SILENCE.get(name, b"\x00") * (samples * self._pcm_block))
+        silence.time_base = packet.time_base
+        silence.pts = silence.dts = round(end / packet.time_base)
+        silence.duration = round(samples / rate / packet.time_base)
+        silence.stream = self._out_stream
+        self._out.mux(silence)
 
     def _fill_gap(self, at: int, rate: int) -> None:
         """Silence up to sample ``at`` when the source's audio leaves a hole longer than ``GAP_S`` before it,
