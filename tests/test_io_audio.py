@@ -218,6 +218,17 @@ def test_pcm_and_broadcast_audio_are_copied_bit_exact_where_the_container_holds_
     assert payloads(tmp_path / out_name) == payloads(g.path)
 
 
+def test_lossless_audio_made_lossy_says_so_and_where_it_is_kept(tmp_path, caplog):
+    # a 24-bit master became AAC in an .mp4 without a word
+    g = make_video(tmp_path / "in.mov", n_frames=3, audio_codec="pcm_s24le")
+    aac = make_video(tmp_path / "aac.mp4", n_frames=3)
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        _process(aac.path, tmp_path / "fine.webm")  # lossy to lossy: as documented, no warning
+        assert not caplog.text
+        _process(g.path, tmp_path / "out.mp4", "rgb")
+    assert "(pcm_s24le) is re-encoded to aac for .mp4, which is lossy; write .mov or .mkv to keep it bit-exact" in caplog.text
+
+
 def test_audio_off_or_absent(tmp_path):
     g = make_video(tmp_path / "in.mp4", n_frames=4)
     _process(g.path, tmp_path / "quiet.mov", audio=False)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import av
+from av.codec.codec import Properties
 
 from birefvid.errors import SinkError
 from birefvid.io.channel_order import custom_order_track, custom_order_tracks
@@ -100,6 +101,25 @@ def add_audio_encoder(out: av.container.OutputContainer, codec: str, rate: int, 
     return stream
 
 
+# the output extension of each muxer, for messages
+_EXTENSION = {"mov": ".mov", "mp4": ".mp4", "matroska": ".mkv", "webm": ".webm"}
+
+
+def _lossless(codec: str) -> bool:
+    """Whether ``codec`` is lossless audio (PCM, FLAC, ALAC, TrueHD ...), whose re-encoding to AAC or Opus loses what it kept."""
+    try:
+        props = av.codec.Codec(codec, "r").properties
+    except (av.FFmpegError, ValueError):
+        return False
+    return bool(props & Properties.LOSSLESS.value) and not props & Properties.LOSSY.value
+
+
+def _keeps(codec: str) -> str:
+    """For a message: the outputs that copy ``codec`` as it is (none: empty)."""
+    keep = [_EXTENSION[m] for m, codecs in COPYABLE.items() if codec in codecs]
+    return f"; write {' or '.join(keep)} to keep it bit-exact" if keep else ""
+
+
 def _pcm_block(codec: str, channels: int) -> int:
     """Bytes a sample frame of PCM ``codec`` takes (all its channels); 0 for any other codec."""
     if not codec.startswith("pcm_"):
@@ -145,8 +165,10 @@ class AudioTrack(InterleavedPackets):
                 log.info("copying %s audio from %s", name, self._src_name)
             else:
                 self._out_stream = self._add_encoder(REENCODE.get(muxer, "aac"))
-                log.info("re-encoding %s audio from %s to %s (the container cannot hold %s)",
-                         name, self._src_name, self._out_stream.codec_context.name, name)
+                # lossless sound made lossy without a word was a master's quality lost; other codecs are re-encoded as documented
+                (log.warning if _lossless(name) else log.info)(
+                    "%s: audio track %d (%s) is re-encoded to %s for %s, which is lossy%s", self._src_name, self._number, name,
+                    self._out_stream.codec_context.name, _EXTENSION.get(muxer, muxer), _keeps(name))  # fmt: skip
             carry_track_tags(self._src_stream, self._out_stream)
             self._pcm_block = _pcm_block(name, self._src_stream.codec_context.channels) if self.copy and muxer == "mov" else 0
             self._pcm_end: Optional[float] = None  # copied PCM: where the last packet's samples end, in seconds
