@@ -149,6 +149,7 @@ class AudioTrack(InterleavedPackets):
         self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
         self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
         self._damaged = 0  # audio packets that could not be decoded
+        self._gaps: list[float] = []  # seconds of each gap in the source's sound filled with silence
         self._src_name = shown_url(str(src))  # a URL's password or token stays out of messages
         self._number, self._muxer, self._sent = index + 1, muxer, 0  # packets (copied) or frames (re-encoded) given out
         try:
@@ -216,8 +217,7 @@ class AudioTrack(InterleavedPackets):
         if end is None or start - end <= GAP_S:
             return
         samples = round((start - end) * rate)
-        log.warning("%s: audio track %d has no sound from %.3f s to %.3f s; silence in its place",
-                    self._src_name, self._number, end, start)  # fmt: skip
+        self._say_gap(end, start)
         name = self._src_stream.codec_context.name
         silence = av.Packet(_PCM_SILENCE.get(name, b"\x00") * (samples * self._pcm_block))
         silence.time_base = packet.time_base
@@ -226,6 +226,12 @@ class AudioTrack(InterleavedPackets):
         silence.stream = self._out_stream
         self._out.mux(silence)
 
+    def _say_gap(self, start: float, end: float) -> None:
+        """Warn of the first gap filled with silence (the others at the end, counted: a flaky recording has hundreds)."""
+        self._gaps.append(end - start)
+        (log.warning if len(self._gaps) == 1 else log.debug)(
+            "%s: audio track %d has no sound from %.3f s to %.3f s; silence in its place", self._src_name, self._number, start, end)
+
     def _fill_gap(self, at: int, rate: int) -> None:
         """Silence up to sample ``at`` when the source's audio leaves a hole longer than ``GAP_S`` before it,
         so what follows stays where the source has it (as the pictures do)."""
@@ -233,8 +239,7 @@ class AudioTrack(InterleavedPackets):
         gap = at - self._next_sample
         if gap <= GAP_S * rate:
             return
-        log.warning("%s: audio track %d has no sound from %.3f s to %.3f s; silence in its place",
-                    self._src_name, self._number, self._next_sample / rate, at / rate)  # fmt: skip
+        self._say_gap(self._next_sample / rate, at / rate)
         while gap > 0:
             samples = min(gap, max(1, round(_SILENCE_CHUNK_S * rate)))
             self._encode(self._silent(samples))
@@ -275,6 +280,9 @@ class AudioTrack(InterleavedPackets):
             self._out.mux(self._encoder.encode(None))
         if not self._sent and not self._closed:
             self._say_empty()
+        if len(self._gaps) > 1:
+            log.warning("%s: audio track %d had %d gaps in its sound, %.3f s in all, each filled with silence",
+                        self._src_name, self._number, len(self._gaps), sum(self._gaps))  # fmt: skip
 
     def _say_empty(self) -> None:
         """A track with no sound in the part kept (a microphone track that ends before ``--start``): MOV and MP4
