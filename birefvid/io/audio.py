@@ -120,6 +120,22 @@ def _keeps(codec: str) -> str:
     return f"; write {' or '.join(keep)} to keep it bit-exact" if keep else ""
 
 
+def real_planes(frame: av.AudioFrame) -> list:
+    """The planes that hold ``frame``'s samples: one a channel when planar, else one. PyAV 18 lists a ninth
+    plane for 8-channel (7.1) planar audio, past the frame's data pointers: touching it crashed the process."""
+    return list(frame.planes[: len(frame.layout.channels) if frame.format.is_planar else 1])
+
+
+def silent_frame(fmt: str, layout: str, rate: int, samples: int) -> av.AudioFrame:
+    """A frame of ``samples`` samples of silence in format ``fmt`` and ``layout`` at ``rate`` Hz."""
+    silent = av.AudioFrame(format=fmt, layout=layout, samples=samples)
+    level = b"\x80" if fmt.startswith("u8") else b"\x00"  # unsigned 8-bit samples are silent at 128: 0 is full scale
+    for plane in real_planes(silent):
+        plane.update(level * plane.buffer_size)
+    silent.sample_rate = rate
+    return silent
+
+
 def _pcm_block(codec: str, channels: int) -> int:
     """Bytes a sample frame of PCM ``codec`` takes (all its channels); 0 for any other codec."""
     if not codec.startswith("pcm_"):
@@ -267,11 +283,7 @@ class AudioTrack(InterleavedPackets):
         """A frame of ``samples`` samples of silence in the shape of the frames decoded so far."""
         assert self._shape is not None
         fmt, layout, rate = self._shape
-        silent = av.AudioFrame(format=fmt, layout=layout, samples=samples)
-        for plane in silent.planes:
-            plane.update(bytes(plane.buffer_size))
-        silent.sample_rate = rate
-        return silent
+        return silent_frame(fmt, layout, rate, samples)
 
     def finish(self) -> None:
         """Mux the rest of the audio and flush the encoder."""
