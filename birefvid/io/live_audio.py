@@ -22,8 +22,6 @@ from fractions import Fraction
 from typing import Deque, Optional
 
 import av
-import numpy as np
-from av.audio.frame import format_dtypes
 
 from birefvid.io.audio import REENCODE, add_audio_encoder, real_planes, silent_frame
 
@@ -57,7 +55,7 @@ def _copy(frame: av.AudioFrame, start: int = 0, stop: Optional[int] = None) -> a
     # plane by plane, not to_ndarray/from_ndarray: PyAV 18 crashes on those for 7.1 planar audio (see real_planes)
     stop = frame.samples if stop is None else stop
     step = 1 if frame.format.is_planar else len(frame.layout.channels)
-    size = np.dtype(format_dtypes[frame.format.name]).itemsize * step
+    size = frame.format.bytes * step
     copy = av.AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=stop - start)
     for source, target in zip(real_planes(frame), real_planes(copy)):
         data = bytes(memoryview(source)[start * size : stop * size])
