@@ -476,7 +476,8 @@ class LiveJob(JobDescription):
             if not self.audio:
                 raise ConfigError(f"{option('audio_device')} records a microphone, {option('audio', False)} leaves sound out: give one of them")
             if not any(carries_sound(s) for s in self.sinks):
-                raise ConfigError(f"{option('audio_device')} records a microphone into a recording or an RTSP/MPEG-TS stream; give such a {option('sink')} too")
+                raise ConfigError(f"{option('audio_device')} records a microphone into a recording or an RTSP/MPEG-TS stream (a GIF, WebP or "
+                                  f"APNG holds no sound); give such a {option('sink')} too")
         return self
 
     def mirrors_preview(self) -> bool:
@@ -503,9 +504,16 @@ def is_preview(sink: str) -> bool:
 SOUND_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt")  # the network sinks that send the source's sound too
 
 
+# recordings that hold pictures only (animated GIF, WebP, APNG)
+SILENT_RECORDINGS = (".gif", ".webp", ".apng")
+
+
 def carries_sound(sink: str) -> bool:
-    """True when a live ``--sink`` carries the source's sound: a recording, an RTSP, RTMP or MPEG-TS stream."""
-    return is_recording(sink) or sink.strip().lower().split("://", 1)[0] in SOUND_SCHEMES
+    """True when a live ``--sink`` carries the source's sound: a recording (not a GIF, WebP or APNG, which hold none),
+    an RTSP, RTMP or MPEG-TS stream; else a microphone was opened and its sound went nowhere, without a word."""
+    if is_recording(sink):
+        return not sink.strip().lower().endswith(SILENT_RECORDINGS)
+    return sink.strip().lower().split("://", 1)[0] in SOUND_SCHEMES
 
 
 def to_dict(job: Any) -> dict[str, Any]:

@@ -133,6 +133,59 @@ def _with_surround(path, layout: str, seconds: float = 0.4):
     return path
 
 
+def _with_audio_gaps(path, gaps=((0.2, 0.4), (0.5, 0.7)), beep_at: float = 1.0, seconds: float = 1.4, layout="mono", codec="pcm_s16le"):
+    """A 64x48 video with audio (16-bit PCM by default) that has no packets in each of ``gaps`` (a recording whose
+    sound dropped out) and a 10 ms beep at ``beep_at`` s, after them; the video has a frame every 40 ms throughout."""
+    g = make_video(path.with_name("video_only.mkv"), n_frames=int(seconds * 25), with_audio=False)
+    rate, step, channels = 48000, 1024, av.AudioLayout(layout).nb_channels
+    t = np.arange(int(seconds * rate)) / rate
+    beep = np.repeat(np.sin(2 * np.pi * 1000 * t) * 0.6 * ((t >= beep_at) & (t < beep_at + 0.01)), channels).astype(np.float32)
+    with av.open(str(g.path)) as src, av.open(str(path), "w") as out:
+        video = out.add_stream_from_template(src.streams.video[0])
+        audio = out.add_stream(codec, rate=rate)
+        audio.codec_context.layout = layout
+        for packet in src.demux(video=0):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+        for start in range(0, len(t), step):
+            if any(a * rate <= start < b * rate for a, b in gaps):
+                continue
+            frame = av.AudioFrame.from_ndarray(beep[None, start * channels : (start + step) * channels], format="flt", layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return path
+
+
+def _beep_time(path) -> float:
+    """Seconds at which the output's first audio track first gets loud."""
+    with av.open(str(path)) as c:
+        for frame in c.decode(audio=0):
+            channels = frame.layout.nb_channels
+            packed = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate).resample(frame)[0]  # PyAV 18 crashes
+            loud = np.nonzero(np.abs(packed.to_ndarray().reshape(-1, channels)).max(axis=1) > 0.3)[0]  # on planar 7.1's to_ndarray
+            if loud.size:
+                return float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
+    raise AssertionError(f"no beep in {path}")
+
+
+@pytest.mark.parametrize("out_name,kind,layout,codec", [
+    ("out.mp4", "rgb", "mono", "pcm_s16le"), ("out.webm", "alpha", "mono", "pcm_s16le"), ("out.mov", "alpha", "mono", "pcm_s16le"),
+    ("out.webm", "alpha", "7.1", "aac"),  # planar 7.1's silence crashed PyAV 18 (a segfault) where a plane past the 8th was filled
+    ("out.mp4", "rgb", "mono", "pcm_u8"), ("out.mov", "alpha", "mono", "pcm_u8"),  # 8-bit PCM is silent at 128, not 0 (full scale)
+])
+def test_a_gap_in_the_audio_is_filled_so_what_follows_stays_in_sync(tmp_path, caplog, out_name, kind, layout, codec):
+    # re-encoded audio was one continuous run of samples, and MOV plays copied PCM back to back: the beep
+    # after two dropouts of 0.2 s played 0.4 s early
+    src = _with_audio_gaps(tmp_path / "dropout.mkv", layout=layout, codec=codec)
+    with caplog.at_level("WARNING", logger="birefvid"):
+        _process(src, tmp_path / out_name, kind)
+    assert abs(_beep_time(tmp_path / out_name) - 1.0) < 0.002
+    assert caplog.text.count("no sound from") == 1 and "had 2 gaps in its sound" in caplog.text  # the first, then a count
+    assert abs(audio_duration(tmp_path / out_name) - 1.4) < 0.03  # encoder padding at most
+
+
 @pytest.mark.parametrize("out_name,kind,codec", [("out.mp4", "rgb", "aac"), ("out.webm", "alpha", "opus")])
 def test_surround_audio_stays_surround_when_reencoded(tmp_path, out_name, kind, codec):
     src = _with_surround(tmp_path / "film.mov", "5.1(side)")  # libopus refuses 5.1(side): it gets 5.1
@@ -151,6 +204,35 @@ def test_copy_is_bit_exact(tmp_path):
             return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
 
     assert payloads(tmp_path / "out.mov") == payloads(g.path)
+
+
+@pytest.mark.parametrize("src_name,codec,out_name", [
+    ("in.mov", "pcm_s32le", "out.mov"),  # a 32-bit master
+    ("in.mkv", "pcm_f64le", "out.mkv"),
+    ("in.mov", "pcm_s24be", "out.mkv"),
+    ("in.mkv", "mp2", "out.mov"),  # a broadcast's sound
+])
+def test_pcm_and_broadcast_audio_are_copied_bit_exact_where_the_container_holds_them(tmp_path, src_name, codec, out_name):
+    # they were re-encoded to 128 kbit/s AAC: a 32-bit or float master lost its resolution
+    g = make_video(tmp_path / src_name, n_frames=4, audio_codec=codec)
+
+    def payloads(path):
+        with av.open(str(path)) as c:
+            return c.streams.audio[0].codec_context.name, [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    _process(g.path, tmp_path / out_name)
+    assert payloads(tmp_path / out_name) == payloads(g.path)
+
+
+def test_lossless_audio_made_lossy_says_so_and_where_it_is_kept(tmp_path, caplog):
+    # a 24-bit master became AAC in an .mp4 without a word
+    g = make_video(tmp_path / "in.mov", n_frames=3, audio_codec="pcm_s24le")
+    aac = make_video(tmp_path / "aac.mp4", n_frames=3)
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        _process(aac.path, tmp_path / "fine.webm")  # lossy to lossy: as documented, no warning
+        assert not caplog.text
+        _process(g.path, tmp_path / "out.mp4", "rgb")
+    assert "(pcm_s24le) is re-encoded to aac for .mp4, which is lossy; write .mov or .mkv to keep it bit-exact" in caplog.text
 
 
 def test_audio_off_or_absent(tmp_path):

@@ -69,6 +69,16 @@ def test_live_preset_reaches_the_job_and_needs_a_recording():
             build_live_job("0", sinks, record_preset="ultrafast")
 
 
+@pytest.mark.parametrize("sinks", [["rec.gif"], ["window", "rec.webp", "rec.apng"]])
+def test_a_microphone_into_animated_pictures_only_is_refused(sinks):
+    # a GIF holds no sound: the microphone was opened and recorded into nothing, without a word
+    from birefvid.api import build_live_job
+
+    with cli_naming(), pytest.raises(ConfigError, match="a GIF, WebP or APNG holds no sound"):
+        build_live_job("clip.mp4", sinks, realtime=True, audio_device="default")
+    assert build_live_job("clip.mp4", [*sinks, "rec.mkv"], realtime=True, audio_device="default").source.audio_device == "default"
+
+
 @pytest.mark.parametrize(
     "options, api_words, cli_words",
     [

@@ -67,6 +67,30 @@ def test_a_gap_becomes_silence_and_a_new_rate_is_resampled_so_the_sound_stays_in
     assert abs(start + len(samples) / rate - 2.5) < 0.1  # as long as the pictures
 
 
+def _tone71(start: float, seconds: float, rate: int = 48000) -> av.AudioFrame:
+    """``seconds`` of a 0.5 sine in every channel of planar 7.1 audio (AAC's and E-AC-3's decoded form), filled plane
+    by plane: PyAV 18's from_ndarray refuses 8 planar channels."""
+    t = start + np.arange(round(seconds * rate)) / rate
+    frame = av.AudioFrame(format="fltp", layout="7.1", samples=len(t))
+    for plane in frame.planes[:8]:
+        data = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32).tobytes()
+        plane.update(data + bytes(plane.buffer_size - len(data)))
+    frame.sample_rate = rate
+    return frame
+
+
+def test_71_sound_with_a_gap_is_recorded_without_crashing(tmp_path):
+    # a film's 7.1 played live: PyAV 18 crashed the process (segfault) copying its frames or making its silence
+    feed = LiveAudioFeed(48000, "7.1")
+    pushes = [(i * 0.1, _tone71(i * 0.1, 0.1)) for i in range(5)] + [(0.8 + i * 0.1, _tone71(0.8 + i * 0.1, 0.1)) for i in range(4)]
+    _record(tmp_path / "rec.mkv", feed, pushes, 1.2)
+    with av.open(str(tmp_path / "rec.mkv")) as c:
+        packed = av.AudioResampler(format="flt", layout="7.1", rate=48000)  # to_ndarray of planar 7.1 crashes too
+        samples = np.concatenate([f.to_ndarray().reshape(-1, 8) for frame in c.decode(audio=0) for f in packed.resample(frame)])
+    assert np.abs(samples[round(0.1 * 48000) : round(0.4 * 48000)]).mean() > 0.25  # every channel sounds ...
+    assert np.abs(samples[round(0.55 * 48000) : round(0.75 * 48000)]).mean() < 0.01  # ... the gap is silent
+
+
 def test_sound_the_run_already_covers_is_dropped(tmp_path):
     feed = LiveAudioFeed(48000, "mono")
     pushes = [(i * 0.1, _tone(i * 0.1, 0.1, 48000)) for i in range(10)]

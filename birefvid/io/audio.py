@@ -4,20 +4,24 @@ with its language and title (an OBS recording's separate microphone track, a fil
 
 Audio is interleaved as the video is written (``write_until`` the current video time), so memory
 stays bounded however long the input is. Copied packets keep their timestamps. Re-encoded audio is
-re-timed as one continuous run of samples (a source's audio timestamps may jitter or leave gaps) that
-starts where the source's first audio frame did, because the video keeps its own timestamps: an
-MPEG-TS whose streams start at 1.4 s would otherwise have its audio play 1.4 s early.
+re-timed as one continuous run of samples (a source's audio timestamps jitter by a millisecond or so)
+that starts where the source's first audio frame did, because the video keeps its own timestamps: an
+MPEG-TS whose streams start at 1.4 s would otherwise have its audio play 1.4 s early. A gap in the
+source's audio longer than ``GAP_S`` (a recording whose sound dropped out) is filled with silence,
+else everything after it played the gap's length early.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import av
+from av.codec.codec import Properties
 
 from birefvid.errors import SinkError
 from birefvid.io.channel_order import custom_order_track, custom_order_tracks
@@ -30,14 +34,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # codecs each muxer takes by packet copy; anything else is re-encoded to REENCODE[muxer]
+# (every PCM each holds: a 32-bit or float master re-encoded to AAC lost its resolution; DTS ("dca") and MP2, a
+# film's and a broadcast's sound, were re-encoded too; each copies bit-exact, tests/test_io_audio.py)
+_MOV_PCM = ("pcm_s8", "pcm_u8", "pcm_alaw", "pcm_mulaw", "pcm_f32be", "pcm_f64le", "pcm_f64be")
+_PCM = ("pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_s16be", "pcm_s24be", "pcm_s32be", "pcm_f32le")
 COPYABLE: dict[str, frozenset[str]] = {
-    "mov": frozenset({"aac", "alac", "mp3", "ac3", "pcm_s16le", "pcm_s24le", "pcm_s16be", "pcm_s24be", "pcm_f32le"}),
+    "mov": frozenset({"aac", "alac", "mp3", "mp2", "ac3", "eac3", "dca", *_PCM, *_MOV_PCM}),
     "mp4": frozenset({"aac", "alac", "mp3", "ac3", "eac3", "opus", "flac"}),
-    "matroska": frozenset({"aac", "alac", "mp3", "ac3", "eac3", "opus", "flac", "vorbis", "pcm_s16le", "pcm_s24le", "pcm_f32le"}),
+    "matroska": frozenset({"aac", "alac", "mp3", "mp2", "ac3", "eac3", "dca", "opus", "flac", "vorbis", *_PCM, "pcm_u8", "pcm_f64le"}),
     "webm": frozenset({"opus", "vorbis"}),
 }
 REENCODE: dict[str, str] = {"mov": "aac", "mp4": "aac", "matroska": "aac", "webm": "libopus"}
 
+
+# a hole in the source's audio timestamps longer than this is filled with silence when re-encoding: above
+# the containers' millisecond rounding, well under the ~45 ms at which sound ahead of the picture shows
+GAP_S = 0.010
+# silence is encoded in frames of at most this many seconds (a gap of minutes stays small in memory)
+_SILENCE_CHUNK_S = 1.0
+
+# PCM copied into MOV, which stores its samples back to back (no timestamps): the byte of silence where it is
+# not 0, so a gap in the source's sound becomes silence instead of pulling what follows early
+_PCM_SILENCE = {"pcm_u8": b"\x80", "pcm_alaw": b"\xd5", "pcm_mulaw": b"\xff"}
 
 # the usual layout for each channel count (Vorbis/Opus order), for sources whose own layout an encoder refuses
 _SURROUND = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
@@ -83,6 +101,50 @@ def add_audio_encoder(out: av.container.OutputContainer, codec: str, rate: int, 
     return stream
 
 
+# the output extension of each muxer, for messages
+_EXTENSION = {"mov": ".mov", "mp4": ".mp4", "matroska": ".mkv", "webm": ".webm"}
+
+
+def _lossless(codec: str) -> bool:
+    """Whether ``codec`` is lossless audio (PCM, FLAC, ALAC, TrueHD ...), whose re-encoding to AAC or Opus loses what it kept."""
+    try:
+        props = av.codec.Codec(codec, "r").properties
+    except (av.FFmpegError, ValueError):
+        return False
+    return bool(props & Properties.LOSSLESS.value) and not props & Properties.LOSSY.value
+
+
+def _keeps(codec: str) -> str:
+    """For a message: the outputs that copy ``codec`` as it is (none: empty)."""
+    keep = [_EXTENSION[m] for m, codecs in COPYABLE.items() if codec in codecs]
+    return f"; write {' or '.join(keep)} to keep it bit-exact" if keep else ""
+
+
+def real_planes(frame: av.AudioFrame) -> list:
+    """The planes that hold ``frame``'s samples: one a channel when planar, else one. PyAV 18 lists a ninth
+    plane for 8-channel (7.1) planar audio, past the frame's data pointers: touching it crashed the process."""
+    return list(frame.planes[: len(frame.layout.channels) if frame.format.is_planar else 1])
+
+
+def silent_frame(fmt: str, layout: str, rate: int, samples: int) -> av.AudioFrame:
+    """A frame of ``samples`` samples of silence in format ``fmt`` and ``layout`` at ``rate`` Hz."""
+    silent = av.AudioFrame(format=fmt, layout=layout, samples=samples)
+    level = b"\x80" if fmt.startswith("u8") else b"\x00"  # unsigned 8-bit samples are silent at 128: 0 is full scale
+    for plane in real_planes(silent):
+        plane.update(level * plane.buffer_size)
+    silent.sample_rate = rate
+    return silent
+
+
+def _pcm_block(codec: str, channels: int) -> int:
+    """Bytes a sample frame of PCM ``codec`` takes (all its channels); 0 for any other codec."""
+    if not codec.startswith("pcm_"):
+        return 0
+    bits = re.search(r"\d+", codec)
+    size = 1 if codec.endswith("law") else int(bits.group()) // 8 if bits else 0
+    return size * max(1, channels)
+
+
 def has_audio(path: str | Path) -> bool:
     """True when ``path`` can be opened and holds at least one audio stream."""
     try:
@@ -103,6 +165,7 @@ class AudioTrack(InterleavedPackets):
         self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
         self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
         self._damaged = 0  # audio packets that could not be decoded
+        self._gaps: list[float] = []  # seconds of each gap in the source's sound filled with silence
         self._src_name = shown_url(str(src))  # a URL's password or token stays out of messages
         self._number, self._muxer, self._sent = index + 1, muxer, 0  # packets (copied) or frames (re-encoded) given out
         try:
@@ -119,9 +182,13 @@ class AudioTrack(InterleavedPackets):
                 log.info("copying %s audio from %s", name, self._src_name)
             else:
                 self._out_stream = self._add_encoder(REENCODE.get(muxer, "aac"))
-                log.info("re-encoding %s audio from %s to %s (the container cannot hold %s)",
-                         name, self._src_name, self._out_stream.codec_context.name, name)
+                # lossless sound made lossy without a word was a master's quality lost; other codecs are re-encoded as documented
+                (log.warning if _lossless(name) else log.info)(
+                    "%s: audio track %d (%s) is re-encoded to %s for %s, which is lossy%s", self._src_name, self._number, name,
+                    self._out_stream.codec_context.name, _EXTENSION.get(muxer, muxer), _keeps(name))  # fmt: skip
             carry_track_tags(self._src_stream, self._out_stream)
+            self._pcm_block = _pcm_block(name, self._src_stream.codec_context.channels) if self.copy and muxer == "mov" else 0
+            self._pcm_end: Optional[float] = None  # copied PCM: where the last packet's samples end, in seconds
             self._demux(self._src_stream)
         except Exception:
             self.close()
@@ -135,6 +202,8 @@ class AudioTrack(InterleavedPackets):
     def _mux(self, packet: av.Packet) -> None:
         self._sent += 1
         if self.copy:
+            if self._pcm_block:
+                self._fill_pcm_gap(packet)
             self._in_order(packet, self._out_stream)
             packet.stream = self._out_stream
             self._out.mux(packet)
@@ -145,11 +214,52 @@ class AudioTrack(InterleavedPackets):
             self._silence_for(packet, exc)
             return
         for frame in frames:
+            known = frame.pts is not None and frame.time_base
             if self._next_sample is None:  # start where the source's audio starts
-                start = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else 0
-                self._next_sample = round(start * frame.sample_rate)
+                self._next_sample = round((frame.pts * frame.time_base if known else 0) * frame.sample_rate)
             self._shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if known:
+                self._fill_gap(round(frame.pts * frame.time_base * frame.sample_rate), frame.sample_rate)
             self._encode(frame)
+
+    def _fill_pcm_gap(self, packet: av.Packet) -> None:
+        """Copied PCM into MOV: a packet of silence before ``packet`` when the source's sound leaves a hole longer than
+        ``GAP_S`` before it (MOV plays its PCM samples back to back, whatever their timestamps say)."""
+        rate = self._src_stream.codec_context.sample_rate
+        if not rate or (packet.pts is None and packet.dts is None) or not packet.time_base:
+            return
+        start = self._time(packet)
+        end, self._pcm_end = self._pcm_end, start + packet.size // self._pcm_block / rate
+        if end is None or start - end <= GAP_S:
+            return
+        samples = round((start - end) * rate)
+        self._say_gap(end, start)
+        name = self._src_stream.codec_context.name
+        silence = av.Packet(_PCM_SILENCE.get(name, b"\x00") * (samples * self._pcm_block))
+        silence.time_base = packet.time_base
+        silence.pts = silence.dts = round(end / packet.time_base)
+        silence.duration = round(samples / rate / packet.time_base)
+        silence.stream = self._out_stream
+        self._out.mux(silence)
+
+    def _say_gap(self, start: float, end: float) -> None:
+        """Warn of the first gap filled with silence (the others at the end, counted: a flaky recording has hundreds)."""
+        self._gaps.append(end - start)
+        (log.warning if len(self._gaps) == 1 else log.debug)(
+            "%s: audio track %d has no sound from %.3f s to %.3f s; silence in its place", self._src_name, self._number, start, end)
+
+    def _fill_gap(self, at: int, rate: int) -> None:
+        """Silence up to sample ``at`` when the source's audio leaves a hole longer than ``GAP_S`` before it,
+        so what follows stays where the source has it (as the pictures do)."""
+        assert self._next_sample is not None
+        gap = at - self._next_sample
+        if gap <= GAP_S * rate:
+            return
+        self._say_gap(self._next_sample / rate, at / rate)
+        while gap > 0:
+            samples = min(gap, max(1, round(_SILENCE_CHUNK_S * rate)))
+            self._encode(self._silent(samples))
+            gap -= samples
 
     def _encode(self, frame: av.AudioFrame) -> None:
         """Re-time ``frame`` as the next samples of the run and mux what the encoder gives back."""
@@ -167,12 +277,13 @@ class AudioTrack(InterleavedPackets):
             "%s: an audio packet at %.3f s cannot be decoded (%s); silence in its place", self._src_name, at, exc)
         if self._shape is None or self._next_sample is None or not packet.duration or not packet.time_base:
             return  # before the first good frame: the start is taken from that frame anyway
+        self._encode(self._silent(max(1, round(packet.duration * packet.time_base * self._shape[2]))))
+
+    def _silent(self, samples: int) -> av.AudioFrame:
+        """A frame of ``samples`` samples of silence in the shape of the frames decoded so far."""
+        assert self._shape is not None
         fmt, layout, rate = self._shape
-        silent = av.AudioFrame(format=fmt, layout=layout, samples=max(1, round(packet.duration * packet.time_base * rate)))
-        for plane in silent.planes:
-            plane.update(bytes(plane.buffer_size))
-        silent.sample_rate = rate
-        self._encode(silent)
+        return silent_frame(fmt, layout, rate, samples)
 
     def finish(self) -> None:
         """Mux the rest of the audio and flush the encoder."""
@@ -181,6 +292,9 @@ class AudioTrack(InterleavedPackets):
             self._out.mux(self._encoder.encode(None))
         if not self._sent and not self._closed:
             self._say_empty()
+        if len(self._gaps) > 1:
+            log.warning("%s: audio track %d had %d gaps in its sound, %.3f s in all, each filled with silence",
+                        self._src_name, self._number, len(self._gaps), sum(self._gaps))  # fmt: skip
 
     def _say_empty(self) -> None:
         """A track with no sound in the part kept (a microphone track that ends before ``--start``): MOV and MP4

@@ -22,9 +22,8 @@ from fractions import Fraction
 from typing import Deque, Optional
 
 import av
-import numpy as np
 
-from birefvid.io.audio import REENCODE, add_audio_encoder
+from birefvid.io.audio import REENCODE, add_audio_encoder, real_planes, silent_frame
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +52,14 @@ def _seconds(frame: av.AudioFrame) -> float:
 def _copy(frame: av.AudioFrame, start: int = 0, stop: Optional[int] = None) -> av.AudioFrame:
     """A frame of one's own with samples ``start:stop`` of ``frame`` (all by default; audio is small:
     ~8 KB a 1024-sample stereo frame)."""
-    samples = frame.to_ndarray()  # (channels, n) planar, (1, n * channels) packed
-    if start or stop is not None:
-        step = 1 if frame.format.is_planar else len(frame.layout.channels)
-        samples = np.ascontiguousarray(samples[:, start * step : None if stop is None else stop * step])
-    copy = av.AudioFrame.from_ndarray(samples, format=frame.format.name, layout=frame.layout.name)
+    # plane by plane, not to_ndarray/from_ndarray: PyAV 18 crashes on those for 7.1 planar audio (see real_planes)
+    stop = frame.samples if stop is None else stop
+    step = 1 if frame.format.is_planar else len(frame.layout.channels)
+    size = frame.format.bytes * step
+    copy = av.AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=stop - start)
+    for source, target in zip(real_planes(frame), real_planes(copy)):
+        data = bytes(memoryview(source)[start * size : stop * size])
+        target.update(data + bytes(target.buffer_size - len(data)))  # a plane may be padded past its samples
     copy.sample_rate = frame.sample_rate
     return copy
 
@@ -245,11 +247,7 @@ class LiveAudioTrack:
     def _silence(self, samples: int) -> None:
         while samples > 0:
             n = min(samples, self._rate)
-            silent = av.AudioFrame(format=self._format, layout=self._layout, samples=n)
-            for plane in silent.planes:
-                plane.update(bytes(plane.buffer_size))
-            silent.sample_rate = self._rate
-            self._emit(silent)
+            self._emit(silent_frame(self._format, self._layout, self._rate, n))
             samples -= n
 
     def _sample(self, seconds: float) -> int:
