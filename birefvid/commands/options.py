@@ -86,7 +86,7 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     add_smoothing_options(parser, default="lookahead")
     enc = parser.add_argument_group("encoding")
     enc.add_argument("--codec", help="override the container's default codec (e.g. prores_ks, libvpx-vp9, ffv1, libx264, h264_nvenc)")
-    enc.add_argument("--crf", type=int, help="constant quality: x264/x265/VP9 CRF, NVENC CQ, ProRes quantiser (1 best; default 2)")
+    enc.add_argument("--crf", type=int, help="constant quality: x264/x265 CRF 0-51, VP9 0-63, NVENC CQ 1-51, ProRes quantiser 1-64 (1 best; default 2); not with --bitrate")
     enc.add_argument("--preset", help="x264/x265 speed preset (default veryfast; medium makes smaller files, slower), NVENC p1-p7")
     enc.add_argument("--bitrate", help="target bitrate, e.g. 8M (instead of --crf)")
     enc.add_argument("--pix-fmt", help="override the pixel format (e.g. yuva444p10le)")

@@ -96,8 +96,12 @@ def open_sink(
     want_audio = audio and audio_from is not None
     if is_sequence_target(path):
         encoder.pop("bits", None)  # a folder's PNGs are 16-bit when given uint16 pictures
-        if encoder.get("codec") not in (None, "png") or encoder.get("pix_fmt") is not None:
-            raise SinkError(f"{target} is a folder: image sequences are always PNG (drop codec/pix_fmt or add an extension)")
+        # PNG is lossless and has no rate or speed: crf, bitrate and preset were dropped without a word
+        given = [option(name) for name in ("codec", "pix_fmt", "crf", "bitrate", "preset")
+                 if encoder.get(name) is not None and not (name == "codec" and encoder[name] == "png")]  # fmt: skip
+        if given:
+            raise SinkError(f"{target} is a folder: image sequences are always lossless PNG, which takes no {', '.join(given)} "
+                            "(drop it, or name a video file with an extension)")  # fmt: skip
         check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
             log.warning("PNG sequences cannot hold audio; the audio of %s is not written", audio_from)

@@ -126,6 +126,8 @@ _CODEC_OPTIONS: dict[str, dict[str, str]] = {"libwebp_anim": {"quality": "90"}, 
 # constant quality per codec: x264/x265/VP9 CRF, NVENC CQ, and ProRes's fixed quantiser (-q:v).
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "h264_nvenc": 19, "hevc_nvenc": 21, "libvpx-vp9": 24, "prores_ks": 2}
 _CRF_CODECS = frozenset(_DEFAULT_CRF)
+# the values each encoder takes (x264 clamps a higher CRF to 51 without a word; x265, VP9 and ProRes refuse to start)
+_CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "prores_ks": (1, 64)}
 FF_QP2LAMBDA = 118  # FFmpeg's scale between a quantiser and global_quality (what ffmpeg -q:v sets)
 # Speed presets. x264/x265 default to veryfast, not FFmpeg's medium: at 720p medium costs ~52 ms of
 # CPU a frame against ~19 ms (scripts/bench_pipeline.py, on 2 cores), time the model needs more;
@@ -281,6 +283,10 @@ def choose_encoder(
         options["x265-params"] = _X265_PARAMS
     options.update(_preset_options(codec, preset))
     bit_rate = parse_bitrate(bitrate) if bitrate is not None else None
+    if crf is not None and bit_rate is not None:  # the bitrate won, and the crf was dropped without a word
+        raise SinkError(f"{option('crf')} (constant quality) and {option('bitrate')} (a target rate) exclude each other; give one")
+    if crf is not None and codec in _CRF_RANGE:
+        _check_crf(codec, crf)
     if crf is not None and codec not in _CRF_CODECS:
         log.warning("crf is ignored by %s (it has no constant-quality mode)", codec)
     elif codec in _CRF_CODECS and bit_rate is None:
@@ -309,6 +315,15 @@ def _preset_options(codec: str, preset: Optional[str]) -> dict[str, str]:
     return {"preset": preset}
 
 
+def _check_crf(codec: str, value: int) -> None:
+    """SinkError, before any work, for a constant quality ``codec`` does not take: x264 made 1000 its worst
+    quality (51) silently, and ProRes ended in FFmpeg's avcodec_open2 line."""
+    low, high = _CRF_RANGE[codec]
+    if not low <= value <= high:
+        what = "the ProRes quantiser" if codec == "prores_ks" else f"{codec}'s constant quality"
+        raise SinkError(f"{what} ({option('crf')}) runs {low} (best) to {high}, got {value}")
+
+
 def _nvenc_cq(value: int) -> int:
     """NVENC's constant quality, checked: 0 would silently mean its automatic quality, above 51 it cannot start."""
     low, high = NVENC_CQ_RANGE
@@ -324,6 +339,4 @@ def _prores_quantiser(q: int) -> dict[str, str]:
     The search costs ~160 ms of CPU per 720p 4444 frame; quantiser 2 costs ~38 ms, writes a third
     less and stays visually lossless (mean error 0.35 of 255 on our test scenes; alpha unchanged).
     """
-    if q < 1:
-        raise SinkError(f"the ProRes quantiser ({option('crf')}) must be 1 (best) or more, got {q}")
     return {"flags": "+qscale", "global_quality": str(q * FF_QP2LAMBDA)}
