@@ -67,6 +67,12 @@ def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown {option(name)} {value!r}; expected one of {', '.join(allowed)}")
 
 
+def check_blur_sigma(sigma: float) -> None:
+    """A blur strength in pixels: positive and finite (inf ended in a traceback once the model had loaded)."""
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < math.inf:
+        raise ConfigError(f"{option('blur_sigma')} must be a positive number of pixels (e.g. 16), got {sigma!r}")
+
+
 def check_output_options(kind: str, has_background: bool) -> None:
     """The output kind exists, and a background is given exactly when compositing over one."""
     _one_of("kind", kind, OUTPUT_KINDS)
@@ -257,8 +263,7 @@ class OutputSpec:
         check_output_options(self.kind, self.background is not None)
         self.matte.validate()
         parse_color(self.key_color)  # a bad colour fails before any work
-        if not self.blur_sigma > 0:
-            raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")
+        check_blur_sigma(self.blur_sigma)
 
 
 J = TypeVar("J", bound="JobDescription")
@@ -413,8 +418,7 @@ class EffectSpec:
         if self.effect not in ("replace", "none") and self.background is not None:  # none: replace is a key away
             raise ConfigError(f"{option('background')} is only used with {option('effect', 'replace')} (or {option('effect', 'none')}, to switch to replace)")
         parse_color(self.key_color)
-        if not self.blur_sigma > 0:
-            raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")
+        check_blur_sigma(self.blur_sigma)
 
 
 @dataclass(frozen=True)
@@ -463,7 +467,7 @@ class LiveJob(JobDescription):
         if self.record_preset is not None and not any(is_recording(s) for s in self.sinks):
             raise ConfigError(f"{option('record_preset')} sets the encoder of a recording; give a file {option('sink')} too")
         if self.record_segment is not None:
-            if isinstance(self.record_segment, bool) or not isinstance(self.record_segment, (int, float)) or not self.record_segment >= 1:
+            if isinstance(self.record_segment, bool) or not isinstance(self.record_segment, (int, float)) or not 1 <= self.record_segment < math.inf:
                 raise ConfigError(f"{option('record_segment')} is the length of each recording file in seconds, at least 1; got {self.record_segment!r}")
             if not any(is_recording(s) for s in self.sinks):
                 raise ConfigError(f"{option('record_segment')} splits a recording into files; give a file {option('sink')} too")

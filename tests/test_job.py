@@ -80,7 +80,9 @@ def test_live_preset_reaches_the_job_and_needs_a_recording():
         (dict(precision="fp8"), "unknown precision 'fp8'", "unknown --precision 'fp8'"),
         (dict(backend="tensorflow"), "unknown backend 'tensorflow'", "unknown --backend 'tensorflow'"),
         (dict(backbone="resnet50"), "unknown backbone 'resnet50'", "unknown --backbone 'resnet50'"),
-        (dict(blur_sigma=0), "blur_sigma must be positive", "--blur-sigma must be positive"),
+        (dict(blur_sigma=0), "blur_sigma must be a positive number of pixels", "--blur-sigma must be a positive number of pixels"),
+        # inf passed, and the compositor's int(inf // 8) ended the run in a traceback (image, process and live alike)
+        (dict(kind="blur", blur_sigma=float("inf")), "blur_sigma must be a positive number of pixels (e.g. 16), got inf", "--blur-sigma must be a positive"),
         (dict(resolution="100"), "resolution 100x100 must be multiples of 32", "resolution 100x100 must be multiples of 32"),
     ],
 )
