@@ -303,6 +303,19 @@ def choose_encoder(
     return EncoderSpec(kind, ext, MUXERS[ext], codec, pix_fmt, options, bit_rate, codec_tag)
 
 
+def check_encoder(path: Path, kind: str, *, codec: Optional[str] = None, pix_fmt: Optional[str] = None, crf: Optional[int] = None,
+                  bitrate: Optional[str] = None, preset: Optional[str] = None) -> None:
+    """``choose_encoder``'s refusals for ``path``, without a picture size and without its warnings (they come when the
+    output opens): ``batch`` asks before it makes its output folder and manifest."""
+    spec = choose_encoder(path, kind, 64, 64, codec=codec, pix_fmt=pix_fmt, bitrate=bitrate, preset=preset)
+    if crf is not None and bitrate is not None:
+        choose_encoder(path, kind, 64, 64, codec=codec, pix_fmt=pix_fmt, crf=crf, bitrate=bitrate, preset=preset)  # says why
+    if crf is not None and spec.codec in _CRF_RANGE:
+        _check_crf(spec.codec, crf)
+    if crf is not None and spec.codec in _HW:
+        _nvenc_cq(crf)
+
+
 def _preset_options(codec: str, preset: Optional[str]) -> dict[str, str]:
     """The encoder's speed preset: the one asked for (checked), else the codec's default."""
     choices = _PRESETS.get(codec)
