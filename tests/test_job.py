@@ -95,6 +95,19 @@ def test_validation_names_the_option_as_the_user_typed_it(options, api_words, cl
     assert cli_words in str(cli_error.value)
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["--output", "alpha", "--key-color", "#00b140"], "--key-color is only used with --output green, not --output alpha"),
+    (["--output", "composite", "--background", "red", "--blur-sigma", "30"], "--blur-sigma is only used with --output blur, not --output composite"),
+    (["--smooth", "ema", "--smooth-window", "5"], "--smooth-window is only used with --smooth lookahead, not --smooth ema"),
+])
+def test_an_option_the_output_or_smoother_does_not_use_is_refused(argv, words):
+    """They were ignored without a word: a user asking for a wider window got the recursive blend as it is."""
+    with cli_naming(), pytest.raises(ConfigError, match=words):
+        process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov", *argv))
+    job = process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov"))  # not given: the documented defaults
+    assert (job.output.key_color, job.output.blur_sigma, job.smoothing.window) == ("#00ff00", 16.0, 2)
+
+
 def test_bad_key_colour_fails_before_any_work():
     with pytest.raises(ConfigError, match="#rrggbb"):
         FileJob(SourceSpec("in.mp4"), OutputSpec("o.mp4", kind="green", key_color="chartreuse-ish")).validate()
