@@ -67,6 +67,13 @@ def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown {option(name)} {value!r}; expected one of {', '.join(allowed)}")
 
 
+def check_path_given(path: object, what: str) -> None:
+    """ConfigError for an empty path (an unset shell variable, ``"$IN"``): it meant the current folder, whose pictures
+    were read as an image sequence, or into which the outputs were written."""
+    if not str(path).strip():
+        raise ConfigError(f"the {what} path is empty (an unset shell variable?); name a file or folder, or . for the current folder")
+
+
 def check_blur_sigma(sigma: float) -> None:
     """A blur strength in pixels: positive and finite (inf ended in a traceback once the model had loaded)."""
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < math.inf:
@@ -163,6 +170,7 @@ class SourceSpec:
     deinterlace: bool = True
 
     def validate(self) -> None:
+        check_path_given(self.input, "input")
         if str(self.input) == "-":
             raise ConfigError("reading from standard input (-) is not supported: the input is read more than once (its "
                               "length, sound and subtitles); save the stream to a file first (ffmpeg -i - -c copy in.mkv)")  # fmt: skip
@@ -255,6 +263,7 @@ class OutputSpec:
     bit_depth: Union[str, int] = "auto"
 
     def validate(self) -> None:
+        check_path_given(self.path, "output")
         if str(self.path) == "-":  # else taken for a folder named "-" to hold PNG frames
             raise ConfigError("writing to standard output (-o -) is not supported: an output is written under a temporary "
                               "name and renamed when complete; name a file (-o out.mkv) and read that")  # fmt: skip

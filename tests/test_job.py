@@ -108,6 +108,24 @@ def test_an_option_the_output_or_smoother_does_not_use_is_refused(argv, words):
     assert (job.output.key_color, job.output.blur_sigma, job.smoothing.window) == ("#00ff00", 16.0, 2)
 
 
+@pytest.mark.parametrize("command, argv, words", [
+    # "" (an unset shell variable) meant the current folder: its pictures were cut out as a sequence, outputs written into it
+    ("process", ["", "-o", "o.mov"], "the input path is empty"),
+    ("process", ["in.mp4", "-o", ""], "the output path is empty"),
+    ("batch", ["", "-o", "out"], "the input path is empty"),
+    ("batch", ["in.mp4", "-o", " "], "the output path is empty"),
+    ("image", ["in.png", "-o", ""], "the output path is empty"),
+])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch, capsys, command, argv, words):
+    from birefvid.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([command, *argv, "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_key_colour_fails_before_any_work():
     with pytest.raises(ConfigError, match="#rrggbb"):
         FileJob(SourceSpec("in.mp4"), OutputSpec("o.mp4", kind="green", key_color="chartreuse-ish")).validate()

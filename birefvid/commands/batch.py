@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, option
+from ..job import check_path_given
 from .options import add_file_job_options, add_model_options, file_job_from_args, warn_fps_for_videos
 
 HELP = "process many videos into a folder, splitting long ones into chunks; locally, or on a Ray cluster (resumable)"
@@ -84,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--gpus-per-worker must be 0 or more (1: one worker per GPU), got {args.gpus_per_worker:g}")
     if args.progress_json:
         check_output_file(args.progress_json, option("progress_json"))
+    for path, what in [(args.output_dir, "output"), *((i, "input") for i in args.inputs)]:
+        check_path_given(path, what)  # "" meant the current folder
     if args.output_dir == "-" or "-" in args.inputs:  # else a folder named "-", or "input not found: -"
         raise ConfigError("batch reads and writes files: '-' (standard input or output) is not supported; name folders or files")
     warn_fps_for_videos(args, "every video")  # batch takes videos only

@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
-    from ..job import InferenceSpec, MatteSpec, OutputSpec
+    from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
     from .progress import FrameProgress
@@ -186,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     inference: InferenceSpec = inference_spec(args)
     inference.validate()
     kind = COMPOSITOR_KIND[args.output]
+    for path, what in [(args.out, "output"), *((i, "input") for i in args.inputs)]:
+        check_path_given(path, what)  # "" meant the current folder
     refuse_standard_streams(args.inputs, args.out)
     if kind == "composite" and args.background is None:  # before OutputSpec's check, which offers a video too
         raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour or an image)")
