@@ -351,6 +351,21 @@ def is_camera_spec(source: str) -> bool:
     return text.isdigit() or text.startswith("/dev/")
 
 
+def is_stream_spec(source: str) -> bool:
+    """True for what ``--source`` reads as a live stream: a URL other than ``file://`` and an http(s) video file's."""
+    from pathlib import PurePosixPath
+    from urllib.parse import urlsplit
+
+    from .extensions import VIDEO_EXTENSIONS
+
+    text = str(source).strip()
+    if "://" not in text:
+        return False
+    scheme = text.split("://", 1)[0].lower()
+    suffix = PurePosixPath(urlsplit(text).path).suffix.lower()
+    return not (scheme == "file" or (scheme in ("http", "https") and suffix in VIDEO_EXTENSIONS - {".ts"}))  # as io.live_target reads them
+
+
 def check_microphone_source(source: str, realtime: bool) -> None:
     """ConfigError unless a microphone can be timed with ``source``'s pictures: a camera, or a file played in real time."""
     text = str(source).strip()
@@ -395,6 +410,10 @@ class LiveSourceSpec:
             raise ConfigError(f"{option('audio_delay')} is seconds between -1 and 5, got {self.audio_delay!r}")
         if self.audio_delay and self.audio_device is None:
             raise ConfigError(f"{option('audio_delay')} moves the sound of {option('audio_device')}; give a microphone too")
+        for name in ("realtime", "loop"):  # a camera or stream is live already and never ends: they were ignored without a word
+            if getattr(self, name) and (is_camera_spec(self.source) or is_stream_spec(self.source)):
+                raise ConfigError(f"{option(name)} plays a video file {'at its own rate' if name == 'realtime' else 'again at its end'}; "
+                                  f"{shown_url(str(self.source))} is a {'camera' if is_camera_spec(self.source) else 'live stream'}")
         parse_camera_size(self.camera_size)
         if self.camera_fps is not None and not (isinstance(self.camera_fps, (int, float)) and 0 < self.camera_fps <= 1000):
             raise ConfigError(f"{option('camera_fps')} must be a frame rate above 0 (e.g. 30), got {self.camera_fps!r}")

@@ -126,6 +126,19 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("source, flag, words", [
+    ("0", "realtime", "--realtime plays a video file at its own rate; 0 is a camera"),
+    ("rtsp://cam.local/1", "loop", "--loop plays a video file again at its end; rtsp://cam.local/1 is a live stream"),
+    ("udp://127.0.0.1:5000", "realtime", "is a live stream"),
+])
+def test_file_only_source_options_on_a_camera_or_stream_are_refused(source, flag, words):
+    """They were ignored without a word (a stream never ends, a camera is live already)."""
+    with cli_naming(), pytest.raises(ConfigError, match=words):
+        build_live_job(source, ["window"], **{flag: True})
+    for clip in ("clip.mp4", "https://example.org/talk.mp4", "file:///tmp/clip.mkv"):  # files, a web server's too, take them
+        build_live_job(clip, ["window"], realtime=True, loop=True)
+
+
 def test_bad_key_colour_fails_before_any_work():
     with pytest.raises(ConfigError, match="#rrggbb"):
         FileJob(SourceSpec("in.mp4"), OutputSpec("o.mp4", kind="green", key_color="chartreuse-ish")).validate()
