@@ -603,6 +603,16 @@ def test_options_the_output_cannot_take_are_refused_before_the_folder_is_made(sh
     assert not out.exists()
 
 
+def test_fps_which_videos_ignore_is_no_part_of_the_job(short_clip, tmp_path, caplog, monkeypatch):
+    """--fps was warned about as ignored, yet it changed the job's fingerprint: the rerun without it was refused as out of date."""
+    seen = []
+    monkeypatch.setattr("birefvid.batch.runner.run_batch", lambda jobs, *a, **k: seen.extend(jobs))
+    for fps in (["--fps", "30"], []):
+        assert batch(str(short_clip), "--output-dir", str(tmp_path / "o"), "--output", "mask", "-q", *fps) == 0
+    assert "every video keeps its own timing" in caplog.text
+    assert len(seen) == 2 and seen[0] == seen[1]
+
+
 def test_a_progress_file_that_cannot_be_written_mid_run_stops_with_a_warning_not_the_batch(tmp_path, caplog):
     """A full disk under --progress-json mid-run was a traceback; the videos matter more than their progress lines."""
     from birefvid.batch.progress import BatchProgress

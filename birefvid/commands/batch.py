@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir == "-" or "-" in args.inputs:  # else a folder named "-", or "input not found: -"
         raise ConfigError("batch reads and writes files: '-' (standard input or output) is not supported; name folders or files")
     warn_fps_for_videos(args, "every video")  # batch takes videos only
+    args.fps = None  # and so it is no part of the jobs: it dated a finished video, so a rerun without it was refused
     out_dir = Path(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
     inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)
