@@ -13,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import os
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, TypeVar, Union, get_args
@@ -557,7 +560,7 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     return _build(cls, data)
 
 
-def _build(cls: type, data: dict[str, Any]) -> Any:
+def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -566,12 +569,46 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
     values = {}
     for name, value in data.items():
         hint = hints[name]
+        expected = _expected(hint, value)
+        if expected is not None:  # "crf": "20" or "overwrite": "yes" went through, or ended in a TypeError mid-run
+            raise ConfigError(f"the job description's {where}{name} must be {expected}, got {value!r}")
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = _build(hint, value)
+            value = _build(hint, value, f"{where}{name}.")
         elif isinstance(value, list) and _is_tuple(hint):
             value = tuple(_build(_tuple_item(hint), v) if isinstance(v, dict) else v for v in value)
         values[name] = value
     return cls(**values)
+
+
+_JSON_TYPES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _expected(hint: Any, value: Any) -> Optional[str]:
+    """What a job description's field of type ``hint`` must hold when ``value`` does not fit it, else None.
+
+    Only the plain types are checked here (and that a part is an object); choices, ranges, sizes and the
+    str-or-int ``bit_depth`` are ``validate()``'s."""
+    if dataclasses.is_dataclass(hint):
+        return None if isinstance(value, (dict, hint)) else "an object of its fields"
+    optional = False
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        inner = [a for a in get_args(hint) if a is not type(None)]
+        if value is None and len(inner) < len(get_args(hint)):
+            return None
+        if len(inner) != 1:
+            return None
+        hint, optional = inner[0], True
+    if hint not in _JSON_TYPES:
+        return None
+    if hint is bool:
+        fits = isinstance(value, bool)
+    elif hint is int:
+        fits = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif hint is float:
+        fits = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    else:
+        fits = isinstance(value, (str, os.PathLike))
+    return None if fits else _JSON_TYPES[hint] + (" or null" if optional else "")
 
 
 def _is_tuple(hint: Any) -> bool:

@@ -165,6 +165,25 @@ def test_backbone_names_match_the_models_package():
     assert set(BACKBONE_NAMES) == set(BACKBONES)
 
 
+@pytest.mark.parametrize("part, field, value, words", [
+    # each went through validate() and ran ("yes" is truthy), or ended in a TypeError or AttributeError
+    ("output", "crf", "20", "the job description's output.crf must be a whole number or null, got '20'"),
+    ("output", "overwrite", "no", "output.overwrite must be true or false, got 'no'"),
+    ("source", "fps", "25", "source.fps must be a number, got '25'"),
+    ("inference", "batch_size", "2", "inference.batch_size must be a whole number or null"),
+    (None, "queue_size", "4", "the job description's queue_size must be a whole number, got '4'"),
+    (None, "output", "o.mov", "output must be an object of its fields, got 'o.mov'"),
+])
+def test_a_job_description_with_a_value_of_the_wrong_type_names_the_field(part, field, value, words):
+    data = build_file_job("in.mp4", "out.mov").to_dict()
+    (data[part] if part else data)[field] = value
+    with pytest.raises(ConfigError, match=words):
+        FileJob.from_dict(data)
+    data = build_file_job("in.mp4", "out.mov").to_dict()
+    data["source"]["fps"] = 30  # a whole number where a number goes is fine, as JSON writes it
+    assert FileJob.from_dict(data).source.fps == 30
+
+
 def test_a_job_of_another_schema_names_it():
     data = {**FileJob(SourceSpec("a.mp4"), OutputSpec("b.mov")).to_dict(), "schema": "birefvid.job/9"}
     with pytest.raises(ConfigError, match="job schema 'birefvid.job/9' is not 'birefvid.job/1'"):
