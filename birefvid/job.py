@@ -13,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import os
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, TypeVar, Union, get_args
@@ -65,6 +68,19 @@ def parse_resolution(value: Union[int, str, typing.Sequence[int], None]) -> Opti
 def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"unknown {option(name)} {value!r}; expected one of {', '.join(allowed)}")
+
+
+def check_path_given(path: object, what: str) -> None:
+    """ConfigError for an empty path (an unset shell variable, ``"$IN"``): it meant the current folder, whose pictures
+    were read as an image sequence, or into which the outputs were written."""
+    if not str(path).strip():
+        raise ConfigError(f"the {what} path is empty (an unset shell variable?); name a file or folder, or . for the current folder")
+
+
+def check_blur_sigma(sigma: float) -> None:
+    """A blur strength in pixels: positive and finite (inf ended in a traceback once the model had loaded)."""
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < math.inf:
+        raise ConfigError(f"{option('blur_sigma')} must be a positive number of pixels (e.g. 16), got {sigma!r}")
 
 
 def check_output_options(kind: str, has_background: bool) -> None:
@@ -157,6 +173,7 @@ class SourceSpec:
     deinterlace: bool = True
 
     def validate(self) -> None:
+        check_path_given(self.input, "input")
         if str(self.input) == "-":
             raise ConfigError("reading from standard input (-) is not supported: the input is read more than once (its "
                               "length, sound and subtitles); save the stream to a file first (ffmpeg -i - -c copy in.mkv)")  # fmt: skip
@@ -249,6 +266,7 @@ class OutputSpec:
     bit_depth: Union[str, int] = "auto"
 
     def validate(self) -> None:
+        check_path_given(self.path, "output")
         if str(self.path) == "-":  # else taken for a folder named "-" to hold PNG frames
             raise ConfigError("writing to standard output (-o -) is not supported: an output is written under a temporary "
                               "name and renamed when complete; name a file (-o out.mkv) and read that")  # fmt: skip
@@ -257,8 +275,7 @@ class OutputSpec:
         check_output_options(self.kind, self.background is not None)
         self.matte.validate()
         parse_color(self.key_color)  # a bad colour fails before any work
-        if not self.blur_sigma > 0:
-            raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")
+        check_blur_sigma(self.blur_sigma)
 
 
 J = TypeVar("J", bound="JobDescription")
@@ -337,6 +354,21 @@ def is_camera_spec(source: str) -> bool:
     return text.isdigit() or text.startswith("/dev/")
 
 
+def is_stream_spec(source: str) -> bool:
+    """True for what ``--source`` reads as a live stream: a URL other than ``file://`` and an http(s) video file's."""
+    from pathlib import PurePosixPath
+    from urllib.parse import urlsplit
+
+    from .extensions import VIDEO_EXTENSIONS
+
+    text = str(source).strip()
+    if "://" not in text:
+        return False
+    scheme = text.split("://", 1)[0].lower()
+    suffix = PurePosixPath(urlsplit(text).path).suffix.lower()
+    return not (scheme == "file" or (scheme in ("http", "https") and suffix in VIDEO_EXTENSIONS - {".ts"}))  # as io.live_target reads them
+
+
 def check_microphone_source(source: str, realtime: bool) -> None:
     """ConfigError unless a microphone can be timed with ``source``'s pictures: a camera, or a file played in real time."""
     text = str(source).strip()
@@ -381,6 +413,10 @@ class LiveSourceSpec:
             raise ConfigError(f"{option('audio_delay')} is seconds between -1 and 5, got {self.audio_delay!r}")
         if self.audio_delay and self.audio_device is None:
             raise ConfigError(f"{option('audio_delay')} moves the sound of {option('audio_device')}; give a microphone too")
+        for name in ("realtime", "loop"):  # a camera or stream is live already and never ends: they were ignored without a word
+            if getattr(self, name) and (is_camera_spec(self.source) or is_stream_spec(self.source)):
+                raise ConfigError(f"{option(name)} plays a video file {'at its own rate' if name == 'realtime' else 'again at its end'}; "
+                                  f"{shown_url(str(self.source))} is a {'camera' if is_camera_spec(self.source) else 'live stream'}")
         parse_camera_size(self.camera_size)
         if self.camera_fps is not None and not (isinstance(self.camera_fps, (int, float)) and 0 < self.camera_fps <= 1000):
             raise ConfigError(f"{option('camera_fps')} must be a frame rate above 0 (e.g. 30), got {self.camera_fps!r}")
@@ -413,8 +449,7 @@ class EffectSpec:
         if self.effect not in ("replace", "none") and self.background is not None:  # none: replace is a key away
             raise ConfigError(f"{option('background')} is only used with {option('effect', 'replace')} (or {option('effect', 'none')}, to switch to replace)")
         parse_color(self.key_color)
-        if not self.blur_sigma > 0:
-            raise ConfigError(f"{option('blur_sigma')} must be positive, got {self.blur_sigma}")
+        check_blur_sigma(self.blur_sigma)
 
 
 @dataclass(frozen=True)
@@ -463,7 +498,7 @@ class LiveJob(JobDescription):
         if self.record_preset is not None and not any(is_recording(s) for s in self.sinks):
             raise ConfigError(f"{option('record_preset')} sets the encoder of a recording; give a file {option('sink')} too")
         if self.record_segment is not None:
-            if isinstance(self.record_segment, bool) or not isinstance(self.record_segment, (int, float)) or not self.record_segment >= 1:
+            if isinstance(self.record_segment, bool) or not isinstance(self.record_segment, (int, float)) or not 1 <= self.record_segment < math.inf:
                 raise ConfigError(f"{option('record_segment')} is the length of each recording file in seconds, at least 1; got {self.record_segment!r}")
             if not any(is_recording(s) for s in self.sinks):
                 raise ConfigError(f"{option('record_segment')} splits a recording into files; give a file {option('sink')} too")
@@ -533,7 +568,7 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
     return _build(cls, data)
 
 
-def _build(cls: type, data: dict[str, Any]) -> Any:
+def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -542,12 +577,46 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
     values = {}
     for name, value in data.items():
         hint = hints[name]
+        expected = _expected(hint, value)
+        if expected is not None:  # "crf": "20" or "overwrite": "yes" went through, or ended in a TypeError mid-run
+            raise ConfigError(f"the job description's {where}{name} must be {expected}, got {value!r}")
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = _build(hint, value)
+            value = _build(hint, value, f"{where}{name}.")
         elif isinstance(value, list) and _is_tuple(hint):
             value = tuple(_build(_tuple_item(hint), v) if isinstance(v, dict) else v for v in value)
         values[name] = value
     return cls(**values)
+
+
+_JSON_TYPES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _expected(hint: Any, value: Any) -> Optional[str]:
+    """What a job description's field of type ``hint`` must hold when ``value`` does not fit it, else None.
+
+    Only the plain types are checked here (and that a part is an object); choices, ranges, sizes and the
+    str-or-int ``bit_depth`` are ``validate()``'s."""
+    if dataclasses.is_dataclass(hint):
+        return None if isinstance(value, (dict, hint)) else "an object of its fields"
+    optional = False
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        inner = [a for a in get_args(hint) if a is not type(None)]
+        if value is None and len(inner) < len(get_args(hint)):
+            return None
+        if len(inner) != 1:
+            return None
+        hint, optional = inner[0], True
+    if hint not in _JSON_TYPES:
+        return None
+    if hint is bool:
+        fits = isinstance(value, bool)
+    elif hint is int:
+        fits = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif hint is float:
+        fits = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    else:
+        fits = isinstance(value, (str, os.PathLike))
+    return None if fits else _JSON_TYPES[hint] + (" or null" if optional else "")
 
 
 def _is_tuple(hint: Any) -> bool:

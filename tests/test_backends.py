@@ -16,7 +16,7 @@ import torch
 from birefvid.backends import cached_onnx, choose_backend, choose_precision, export_onnx
 from birefvid.backends.export import cached_onnx_path
 from birefvid.cli import main
-from birefvid.errors import ConfigError
+from birefvid.errors import ConfigError, cli_naming
 from birefvid.models import BiRefNet
 from birefvid.models.test_weights import model_with_test_weights
 from birefvid.runtime import Segmenter
@@ -224,6 +224,10 @@ def test_auto_backend_and_precision(monkeypatch):
     auto_env = choose_backend("auto", CPU)
     monkeypatch.delenv("BIREFVID_BACKEND")
     assert choose_backend("auto", CPU) == auto_env
+    monkeypatch.setenv("BIREFVID_BACKEND", "onnx")  # named --backend, which the user had not given
+    with cli_naming(), pytest.raises(ConfigError, match=r"BIREFVID_BACKEND='onnx' is not a backend; set it to one of auto, torch, .*or unset it"):
+        choose_backend("auto", CPU)
+    monkeypatch.delenv("BIREFVID_BACKEND")
     import platform
 
     expected = "openvino" if platform.machine().lower() in ("x86_64", "amd64") else "torch"

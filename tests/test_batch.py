@@ -350,7 +350,7 @@ def test_missing_ray_is_one_clear_line(clips, tmp_path, monkeypatch, capsys):
     "argv, words",
     [
         (["missing.mp4"], "input not found"),
-        (["{a}", "--workers", "2"], "--workers and --gpus-per-worker need --ray"),
+        (["{a}", "--workers", "2"], "--workers, --cpus-per-worker and --gpus-per-worker need --ray"),
         (["{a}", "--chunk-frames", "-1"], "--chunk-frames must be >= 0"),
         (["{a}", "--output", "composite"], "needs --background"),
         (["--ray", "{a}", "{a}"], "is not a Ray address"),  # --ray swallowed an input
@@ -585,6 +585,32 @@ def test_a_progress_json_in_a_missing_folder_is_one_line_before_any_work(short_c
     assert batch(str(short_clip), "--output-dir", str(out), "--output", "mask", "-q", "--progress-json", str(target)) == 2
     assert f"--progress-json folder does not exist: {target.parent}" in _one_error_line(capsys)
     assert not out.exists()  # refused before the output folder was made
+
+
+@pytest.mark.parametrize("argv, words", [
+    # found by the first chunk, after the folder and its manifest were made, with "a rerun of the same command resumes"
+    (["--ext", ".mp4"], "cannot write alpha output to .mp4 files"),
+    (["--ext", "png", "--crf", "20"], "image sequences are always lossless PNG, which takes no --crf"),
+    (["--output", "green", "--crf", "99"], "libx264's constant quality (--crf) runs 0 (best) to 51, got 99"),
+    # ignored without --ray; 0 with it ended in a ZeroDivisionError
+    (["--cpus-per-worker", "2"], "--workers, --cpus-per-worker and --gpus-per-worker need --ray"),
+    (["--ray", "local", "--cpus-per-worker", "0"], "--cpus-per-worker must be above 0"),
+])
+def test_options_the_output_cannot_take_are_refused_before_the_folder_is_made(short_clip, tmp_path, capsys, argv, words):
+    out = tmp_path / "o"
+    assert batch(str(short_clip), "--output-dir", str(out), "-q", *argv) == 2
+    assert words in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_fps_which_videos_ignore_is_no_part_of_the_job(short_clip, tmp_path, caplog, monkeypatch):
+    """--fps was warned about as ignored, yet it changed the job's fingerprint: the rerun without it was refused as out of date."""
+    seen = []
+    monkeypatch.setattr("birefvid.batch.runner.run_batch", lambda jobs, *a, **k: seen.extend(jobs))
+    for fps in (["--fps", "30"], []):
+        assert batch(str(short_clip), "--output-dir", str(tmp_path / "o"), "--output", "mask", "-q", *fps) == 0
+    assert "every video keeps its own timing" in caplog.text
+    assert len(seen) == 2 and seen[0] == seen[1]
 
 
 def test_a_progress_file_that_cannot_be_written_mid_run_stops_with_a_warning_not_the_batch(tmp_path, caplog):

@@ -57,6 +57,7 @@ def test_bench_of_a_model_runs_it_at_the_size_process_does(tmp_path, capsys):
     [
         ([], "say what to benchmark"),
         (["--backbone", "pvt_v2_b0", "--clip-size", "wide"], "--clip-size must be WxH"),
+        (["--backbone", "pvt_v2_b0", "--clip-size", "0x0"], "--clip-size 0x0: each side must be 16 to 16384 pixels"),  # was a traceback
         (["--backbone", "pvt_v2_b0", "--output", "composite"], "--output composite needs a background"),
         (["--backbone", "pvt_v2_b0", "--resolution", "100"], "multiple"),
         (["--backbone", "pvt_v2_b0", "--clip-frames", "-1"], "--clip-frames must be 0"),

@@ -289,6 +289,9 @@ def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
         (["-o", "{d}/c.png", "--output", "composite"], "--output composite needs --background (a colour or an image)"),
         (["-o", "{d}/c.png", "--output", "green", "--background", "red"], "--background is only used with --output composite"),
         (["-o", "{d}/c.png", "--output", "composite", "--background", "{d}/missing.jpg"], "background not found"),
+        # ignored without a word: the cut-out came out as if they had not been given
+        (["-o", "{d}/c.png", "--key-color", "#00b140"], "--key-color is only used with --output green, not --output rgba"),
+        (["-o", "{d}/c.png", "--output", "composite", "--background", "red", "--blur-sigma", "4"], "--blur-sigma is only used with --output blur"),
     ],
 )
 def test_impossible_outputs_are_one_line_before_any_work(tmp_path, photo, capsys, monkeypatch, args, pattern):

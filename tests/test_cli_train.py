@@ -79,12 +79,23 @@ def test_train_init_names_a_missing_file_as_not_found(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flag, value", [("--scenes", "0"), ("--scenes", "-5"), ("--lr", "0"), ("--checkpoint-every", "0"), ("--warmup-steps", "-1"),
-                                         ("--val-fraction", "0"), ("--val-fraction", "1")])
+                                         ("--val-fraction", "0"), ("--val-fraction", "1"),
+                                         # inf trained NaN weights; a negative seed was numpy's traceback; a negative decay went through
+                                         ("--lr", "inf"), ("--seed", "-5"), ("--weight-decay", "-1"), ("--weight-decay", "nan")])
 def test_train_rejects_out_of_range_numbers_naming_the_flag(tmp_path, capsys, flag, value):
     args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--batch-size", "2", flag, value]
     assert main(args) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"birefvid: error: {flag} must be")
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_refuses_a_backbone_beside_init_before_loading_anything(tmp_path, capsys):
+    """--backbone with --init was ignored without a word: the run trained --init's backbone."""
+    args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--init", "tiny", "--backbone", "swin_v1_t"]
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--backbone swin_v1_t is for a model trained from scratch; --init tiny's weights set" in lines[0]
     assert not (tmp_path / "r").exists()
 
 

@@ -373,11 +373,19 @@ def test_pts_none_are_filled_from_rate(tmp_path):
         ("a.mov", "alpha", {"pix_fmt": "yuv444p10le"}, "alpha output needs a pixel format with alpha"),
         ("a.mov", "alpha", {"pix_fmt": "nv12"}, "prores_ks cannot encode pix_fmt nv12"),
         ("a.mp4", "rgb", {"bitrate": "fast"}, "is not a bitrate"),
-        ("seq", "alpha", {"codec": "prores_ks"}, "image sequences are always PNG"),
+        ("seq", "alpha", {"codec": "prores_ks"}, "image sequences are always lossless PNG, which takes no codec"),
         ("a.mov", "matte", {}, "unknown output kind"),
         ("a.mp4", "rgb", {"preset": "quick"}, "unknown preset 'quick' for libx264; expected one of: ultrafast"),
         ("a.mkv", "alpha", {"preset": "fast"}, "ffv1 has no speed presets"),
-        ("a.mov", "alpha", {"crf": 0}, r"ProRes quantiser \(crf\) must be 1"),  # --crf under the CLI
+        ("a.mov", "alpha", {"crf": 0}, r"ProRes quantiser \(crf\) runs 1 \(best\) to 64, got 0"),  # --crf under the CLI
+        # past its range FFmpeg's avcodec_open2 line came after the model loaded (ProRes), or x264 used 51 without a word
+        ("a.mov", "alpha", {"crf": 65}, r"ProRes quantiser \(crf\) runs 1 \(best\) to 64, got 65"),
+        ("a.mp4", "rgb", {"crf": 1000}, r"libx264's constant quality \(crf\) runs 0 \(best\) to 51, got 1000"),
+        ("a.webm", "rgb", {"crf": 64}, r"libvpx-vp9's constant quality \(crf\) runs 0 \(best\) to 63, got 64"),
+        ("a.mp4", "rgb", {"crf": 20, "bitrate": "1M"}, r"crf \(constant quality\) and bitrate \(a target rate\) exclude each other"),
+        # a PNG folder took them and wrote lossless PNGs anyway
+        ("seq", "rgb", {"crf": 20}, r"image sequences are always lossless PNG, which takes no crf"),
+        ("seq", "mask", {"bitrate": "8M", "preset": "slow"}, r"takes no bitrate, preset"),
         # NVENC's pixel formats are FFmpeg's fixed list whatever the GPU: a wrong one is no reason to blame the GPU
         ("a.mp4", "mask", {"codec": "h264_nvenc", "pix_fmt": "gray"}, "h264_nvenc cannot encode pix_fmt gray; it supports yuv420p"),
         ("a.mp4", "rgb", {"codec": "hevc_nvenc", "pix_fmt": "cuda"}, "hevc_nvenc cannot encode pix_fmt cuda"),  # frames on the GPU: never given

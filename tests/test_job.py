@@ -90,7 +90,9 @@ def test_a_microphone_into_animated_pictures_only_is_refused(sinks):
         (dict(precision="fp8"), "unknown precision 'fp8'", "unknown --precision 'fp8'"),
         (dict(backend="tensorflow"), "unknown backend 'tensorflow'", "unknown --backend 'tensorflow'"),
         (dict(backbone="resnet50"), "unknown backbone 'resnet50'", "unknown --backbone 'resnet50'"),
-        (dict(blur_sigma=0), "blur_sigma must be positive", "--blur-sigma must be positive"),
+        (dict(blur_sigma=0), "blur_sigma must be a positive number of pixels", "--blur-sigma must be a positive number of pixels"),
+        # inf passed, and the compositor's int(inf // 8) ended the run in a traceback (image, process and live alike)
+        (dict(kind="blur", blur_sigma=float("inf")), "blur_sigma must be a positive number of pixels (e.g. 16), got inf", "--blur-sigma must be a positive"),
         (dict(resolution="100"), "resolution 100x100 must be multiples of 32", "resolution 100x100 must be multiples of 32"),
     ],
 )
@@ -101,6 +103,50 @@ def test_validation_names_the_option_as_the_user_typed_it(options, api_words, cl
     with cli_naming(), pytest.raises(ConfigError) as cli_error:
         build_file_job("in.mp4", "out.mov", **options)
     assert cli_words in str(cli_error.value)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--output", "alpha", "--key-color", "#00b140"], "--key-color is only used with --output green, not --output alpha"),
+    (["--output", "composite", "--background", "red", "--blur-sigma", "30"], "--blur-sigma is only used with --output blur, not --output composite"),
+    (["--smooth", "ema", "--smooth-window", "5"], "--smooth-window is only used with --smooth lookahead, not --smooth ema"),
+])
+def test_an_option_the_output_or_smoother_does_not_use_is_refused(argv, words):
+    """They were ignored without a word: a user asking for a wider window got the recursive blend as it is."""
+    with cli_naming(), pytest.raises(ConfigError, match=words):
+        process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov", *argv))
+    job = process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov"))  # not given: the documented defaults
+    assert (job.output.key_color, job.output.blur_sigma, job.smoothing.window) == ("#00ff00", 16.0, 2)
+
+
+@pytest.mark.parametrize("command, argv, words", [
+    # "" (an unset shell variable) meant the current folder: its pictures were cut out as a sequence, outputs written into it
+    ("process", ["", "-o", "o.mov"], "the input path is empty"),
+    ("process", ["in.mp4", "-o", ""], "the output path is empty"),
+    ("batch", ["", "-o", "out"], "the input path is empty"),
+    ("batch", ["in.mp4", "-o", " "], "the output path is empty"),
+    ("image", ["in.png", "-o", ""], "the output path is empty"),
+])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch, capsys, command, argv, words):
+    from birefvid.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([command, *argv, "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("source, flag, words", [
+    ("0", "realtime", "--realtime plays a video file at its own rate; 0 is a camera"),
+    ("rtsp://cam.local/1", "loop", "--loop plays a video file again at its end; rtsp://cam.local/1 is a live stream"),
+    ("udp://127.0.0.1:5000", "realtime", "is a live stream"),
+])
+def test_file_only_source_options_on_a_camera_or_stream_are_refused(source, flag, words):
+    """They were ignored without a word (a stream never ends, a camera is live already)."""
+    with cli_naming(), pytest.raises(ConfigError, match=words):
+        build_live_job(source, ["window"], **{flag: True})
+    for clip in ("clip.mp4", "https://example.org/talk.mp4", "file:///tmp/clip.mkv"):  # files, a web server's too, take them
+        build_live_job(clip, ["window"], realtime=True, loop=True)
 
 
 def test_bad_key_colour_fails_before_any_work():
@@ -127,6 +173,25 @@ def test_backbone_names_match_the_models_package():
     from birefvid.models import BACKBONES
 
     assert set(BACKBONE_NAMES) == set(BACKBONES)
+
+
+@pytest.mark.parametrize("part, field, value, words", [
+    # each went through validate() and ran ("yes" is truthy), or ended in a TypeError or AttributeError
+    ("output", "crf", "20", "the job description's output.crf must be a whole number or null, got '20'"),
+    ("output", "overwrite", "no", "output.overwrite must be true or false, got 'no'"),
+    ("source", "fps", "25", "source.fps must be a number, got '25'"),
+    ("inference", "batch_size", "2", "inference.batch_size must be a whole number or null"),
+    (None, "queue_size", "4", "the job description's queue_size must be a whole number, got '4'"),
+    (None, "output", "o.mov", "output must be an object of its fields, got 'o.mov'"),
+])
+def test_a_job_description_with_a_value_of_the_wrong_type_names_the_field(part, field, value, words):
+    data = build_file_job("in.mp4", "out.mov").to_dict()
+    (data[part] if part else data)[field] = value
+    with pytest.raises(ConfigError, match=words):
+        FileJob.from_dict(data)
+    data = build_file_job("in.mp4", "out.mov").to_dict()
+    data["source"]["fps"] = 30  # a whole number where a number goes is fine, as JSON writes it
+    assert FileJob.from_dict(data).source.fps == 30
 
 
 def test_a_job_of_another_schema_names_it():

@@ -363,6 +363,9 @@ def test_segment_needs_a_recording_and_a_sensible_length(tmp_path, capsys):
     for argv, words in [
         (["--sink", "http://127.0.0.1:0", "--segment", "60"], "--segment splits a recording into files; give a file --sink too"),
         (["--sink", str(tmp_path / "r.mp4"), "--segment", "0.5"], "--segment is the length of each recording file in seconds, at least 1; got 0.5"),
+        # inf passed and ended in "sinks: OverflowError" once the model had loaded
+        (["--sink", str(tmp_path / "r.mp4"), "--segment", "inf"], "--segment is the length of each recording file in seconds, at least 1; got inf"),
+        (["--sink", str(tmp_path / "r.mp4"), "--blur-sigma", "inf"], "--blur-sigma must be a positive number of pixels (e.g. 16), got inf"),
     ]:
         assert main(["live", "--source", str(clip), "--model", "tiny", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()

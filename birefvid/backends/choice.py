@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, option
+from ..job import BACKENDS
 
 BACKEND_ENV = "BIREFVID_BACKEND"  # what "auto" picks on CPU, e.g. torch to skip the ONNX export
 
@@ -48,6 +49,8 @@ def choose_backend(backend: str, device: torch.device) -> str:
     """Resolve ``auto`` (``$BIREFVID_BACKEND``, else OpenVINO on x86 CPUs, else torch); check the choice works here."""
     if backend == "auto":
         wanted = os.environ.get(BACKEND_ENV, "").strip().lower()
+        if wanted not in ("", "auto") and wanted not in BACKENDS:  # the error named --backend, which the user had not given
+            raise ConfigError(f"{BACKEND_ENV}={wanted!r} is not a backend; set it to one of {', '.join(BACKENDS)}, or unset it")
         if wanted not in ("", "auto") and device.type == "cpu":
             backend = wanted
         elif device.type == "cpu" and _x86() and _installed("openvino") and _installed("onnxscript"):

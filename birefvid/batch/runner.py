@@ -617,6 +617,17 @@ def executor_for(job: FileJob, ray: Optional[str], *, workers: Optional[int] = N
     return make
 
 
+def check_output_format(job: FileJob) -> None:
+    """The output's container and encoding options fit its kind (``--ext .mp4`` for alpha, ``--crf`` on a PNG folder):
+    refused before the output folder and its manifest are made, where the first chunk refused it after them and the
+    line promised that a rerun of the same command would resume."""
+    from ..compose.compositor import SINK_KIND
+    from ..io.factory import check_sink_options
+
+    out = job.output
+    check_sink_options(out.path, SINK_KIND[out.kind], codec=out.codec, pix_fmt=out.pix_fmt, crf=out.crf, bitrate=out.bitrate, preset=out.preset)
+
+
 def check_background(background: str | None) -> None:
     """A --background that is neither a colour nor a file fails here, not on every worker after its model loads."""
     from ..colors import is_color
@@ -656,6 +667,7 @@ def batch_videos(
     jobs = [build_file_job(f.path, output_for(f.path, out_dir, suffix, f.sub), **options) for f in found]
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made
     check_background(options.get("background"))  # as the command does: before any worker loads a model
+    check_output_format(jobs[0])
     prepare_output_dir(out_dir)
     watch = progress or BatchProgress(quiet=True)
     try:

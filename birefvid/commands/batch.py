@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, option
+from ..job import check_path_given
 from .options import add_file_job_options, add_model_options, file_job_from_args, warn_fps_for_videos
 
 HELP = "process many videos into a folder, splitting long ones into chunks; locally, or on a Ray cluster (resumable)"
@@ -34,7 +35,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                        help="run on Ray: 'local' (a Ray instance on this machine; the default when ADDRESS is omitted), "
                             "'auto' (the cluster this machine belongs to) or ray://HOST:10001; without --ray, videos run here one after another")  # fmt: skip
     scale.add_argument("--workers", type=int, help="Ray workers, each with a loaded model (default: as many as the cluster's resources fit)")
-    scale.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each Ray worker reserves (default 1; torch uses that many threads)")
+    scale.add_argument("--cpus-per-worker", type=float, help="CPUs each Ray worker reserves (default 1; torch uses that many threads)")
     scale.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray worker reserves (default 0, or 1 with --device cuda; 1: one worker per GPU)")
     scale.add_argument("--chunk-frames", type=int, default=1500,
                        help="split videos longer than this into chunks of at least this many frames, at keyframes (default 1500; 0: never split)")  # fmt: skip
@@ -64,7 +65,7 @@ def check_ray_device(device: str, gpus_per_worker: float) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, check_background, check_distinct_outputs, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
+    from ..batch.runner import DEFAULT_EXT, check_background, check_output_format, check_distinct_outputs, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
     from ..io.atomic import check_output_file
 
     if args.chunk_frames < 0:
@@ -76,13 +77,20 @@ def run(args: argparse.Namespace) -> int:
     if args.ray is not None:
         check_ray_address(args.ray)
         check_ray_device(args.device, args.gpus_per_worker)
-    if args.ray is None and (args.workers is not None or args.gpus_per_worker):
-        raise ConfigError("--workers and --gpus-per-worker need --ray")
+    if args.ray is None and (args.workers is not None or args.cpus_per_worker is not None or args.gpus_per_worker):
+        raise ConfigError("--workers, --cpus-per-worker and --gpus-per-worker need --ray")  # without it they were ignored
+    if args.cpus_per_worker is not None and not 0 < args.cpus_per_worker < math.inf:  # 0 ended in a ZeroDivisionError
+        raise ConfigError(f"--cpus-per-worker must be above 0 (e.g. 1 or 0.5), got {args.cpus_per_worker:g}")
+    if not 0 <= args.gpus_per_worker < math.inf:
+        raise ConfigError(f"--gpus-per-worker must be 0 or more (1: one worker per GPU), got {args.gpus_per_worker:g}")
     if args.progress_json:
         check_output_file(args.progress_json, option("progress_json"))
+    for path, what in [(args.output_dir, "output"), *((i, "input") for i in args.inputs)]:
+        check_path_given(path, what)  # "" meant the current folder
     if args.output_dir == "-" or "-" in args.inputs:  # else a folder named "-", or "input not found: -"
         raise ConfigError("batch reads and writes files: '-' (standard input or output) is not supported; name folders or files")
     warn_fps_for_videos(args, "every video")  # batch takes videos only
+    args.fps = None  # and so it is no part of the jobs: it dated a finished video, so a rerun without it was refused
     out_dir = Path(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
     inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)
@@ -91,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = [file_job_from_args(args, str(f.path), str(output_for(f.path, out_dir, ext, f.sub))) for f in inputs]  # every job checked before any work
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made
     check_background(args.background)
+    check_output_format(jobs[0])  # every job writes the same container with the same options: before the folder is made
     if args.ray is not None:
         from ..batch.ray_executor import import_ray
 
@@ -98,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     prepare_output_dir(out_dir)
     if args.ray is not None and args.device.startswith("cuda") and not args.gpus_per_worker:
         args.gpus_per_worker = 1.0  # a worker told to use CUDA needs a GPU reserved, or Ray hides every GPU from it
-    executor = executor_for(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
+    executor = executor_for(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker or 1.0, gpus_per_worker=args.gpus_per_worker)
     progress = BatchProgress(quiet=args.quiet, json_path=args.progress_json, every=args.progress_every)
     try:
         run_batch(jobs, out_dir, executor, progress, chunk_frames=args.chunk_frames or None)

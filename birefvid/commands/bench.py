@@ -10,6 +10,8 @@ from typing import Any
 
 from ..job import BACKBONE_NAMES, BACKENDS, OUTPUT_KINDS, PRECISIONS
 
+MIN_CLIP_SIDE, MAX_CLIP_SIDE = 16, 16384  # the scene generator's least side; x264's largest
+
 HELP = "measure model-only and end-to-end speed (and accuracy against eager fp32) on this machine"
 
 
@@ -51,6 +53,8 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
         width, height = (int(v) for v in args.clip_size.lower().split("x"))
     except ValueError:
         raise ConfigError(f"{option('clip_size')} must be WxH, e.g. 1280x720, got {args.clip_size!r}") from None
+    if not (MIN_CLIP_SIDE <= width <= MAX_CLIP_SIDE and MIN_CLIP_SIDE <= height <= MAX_CLIP_SIDE):  # 0x0 was a traceback, after the model timing
+        raise ConfigError(f"{option('clip_size')} {width}x{height}: each side must be {MIN_CLIP_SIDE} to {MAX_CLIP_SIDE} pixels (e.g. 1280x720)")
     if args.resolution is not None:
         parse_resolution(args.resolution)
     if args.json_path:  # before the benchmark, not after minutes of it

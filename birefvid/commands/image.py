@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from .options import add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec
+from .options import BLUR_SIGMA, KEY_COLOR, add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec, only_for
 
 if TYPE_CHECKING:
     from ..io.image_sink import PixelDensity
@@ -32,8 +32,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ext", default=None, help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
                         "(JPEG has no transparency: for mask, green, composite and blur)")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
-    parser.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
-    parser.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
+    parser.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
+    parser.add_argument("--blur-sigma", type=float, help=f"for --output blur: background blur strength in pixels (default {BLUR_SIGMA:g})")
     parser.add_argument("--no-foreground", action="store_true", help="keep source colours at soft edges (skip foreground colour estimation)")
     parser.add_argument("--bit-depth", type=bit_depth_arg, default="auto", metavar="{auto,8,16}",
                         help="auto (default): a 16-bit input (PNG, TIFF) gives a 16-bit PNG or TIFF; 8: 8-bit pictures; "
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
-    from ..job import InferenceSpec, MatteSpec, OutputSpec
+    from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
     from .progress import FrameProgress
@@ -186,11 +186,14 @@ def run(args: argparse.Namespace) -> int:
     inference: InferenceSpec = inference_spec(args)
     inference.validate()
     kind = COMPOSITOR_KIND[args.output]
+    for path, what in [(args.out, "output"), *((i, "input") for i in args.inputs)]:
+        check_path_given(path, what)  # "" meant the current folder
     refuse_standard_streams(args.inputs, args.out)
     if kind == "composite" and args.background is None:  # before OutputSpec's check, which offers a video too
         raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour or an image)")
-    output = OutputSpec(args.out, kind=kind, background=args.background, key_color=args.key_color,  # type: ignore[arg-type]
-                        blur_sigma=args.blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
+    key_color, blur_sigma = only_for(args, "key_color"), only_for(args, "blur_sigma")
+    output = OutputSpec(args.out, kind=kind, background=args.background, key_color=key_color,  # type: ignore[arg-type]
+                        blur_sigma=blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     inputs = collect_inputs(args.inputs)
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing)
@@ -228,8 +231,8 @@ def run(args: argparse.Namespace) -> int:
             bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
             icc, density, frames, exif = _header(source)
             background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
-            compositor = Compositor(kind, foreground=not args.no_foreground, key=args.key_color,  # type: ignore[arg-type]
-                                    blur_sigma=args.blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
+            compositor = Compositor(kind, foreground=not args.no_foreground, key=key_color,  # type: ignore[arg-type]
+                                    blur_sigma=blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
             coverage = None
             if own_alpha is not None:  # 8 or 16 bits, as the file's

@@ -32,7 +32,7 @@ def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None
     """--smooth and --smooth-window."""
     group = parser.add_argument_group("smoothing")
     group.add_argument("--smooth", choices=SMOOTH_KINDS, default=default, help=f"temporal mask smoothing: lookahead (±window frames, aligned along optical flow), flow, ema or none (default {default})")
-    group.add_argument("--smooth-window", type=int, default=2, help="for lookahead: frames on each side (default 2)")
+    group.add_argument("--smooth-window", type=int, help=f"for lookahead: frames on each side (default {SMOOTH_WINDOW})")
 
 
 def add_matte_options(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +49,26 @@ def add_matte_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--upsample", choices=("bilinear", "guided"), default="bilinear",
                        help="how the model's matte is brought to the frame's size: bilinear (default) or guided, "
                             "its edge fitted to the picture's (sharper edges on frames larger than the inference size)")  # fmt: skip
+
+
+KEY_COLOR, BLUR_SIGMA, SMOOTH_WINDOW = "#00ff00", 16.0, 2
+# the options that apply to one --output (or --smooth) only, with their defaults: given with another they were ignored without a word
+_ONLY_FOR = {"key_color": ("output", "green", KEY_COLOR), "blur_sigma": ("output", "blur", BLUR_SIGMA), "smooth_window": ("smooth", "lookahead", SMOOTH_WINDOW)}
+
+
+def only_for(args: argparse.Namespace, name: str) -> object:
+    """The value of ``--key-color``, ``--blur-sigma`` or ``--smooth-window`` (its default when not given); ConfigError
+    when it is given beside an ``--output`` or ``--smooth`` that does not use it."""
+    from ..errors import ConfigError, option
+
+    which, wanted, default = _ONLY_FOR[name]
+    value = getattr(args, name)
+    if value is None:
+        return default
+    if getattr(args, which) != wanted:
+        used = option("kind", wanted) if which == "output" else f"{option('smooth')} {wanted}"
+        raise ConfigError(f"{option(name)} is only used with {used}, not {option(which)} {getattr(args, which)}")
+    return value
 
 
 def matte_options(args: argparse.Namespace) -> dict[str, object]:
@@ -79,14 +99,14 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     parser.add_argument("--output", choices=OUTPUT_KINDS, default="alpha", help="what to write (default: alpha)")
     out = parser.add_argument_group("output")
     out.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
-    out.add_argument("--key-color", default="#00ff00", help="for --output green: the key colour (default #00ff00)")
-    out.add_argument("--blur-sigma", type=float, default=16.0, help="for --output blur: background blur strength in pixels (default 16)")
+    out.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
+    out.add_argument("--blur-sigma", type=float, help=f"for --output blur: background blur strength in pixels (default {BLUR_SIGMA:g})")
     out.add_argument("--no-foreground", action="store_true", help="skip foreground colour estimation at soft edges")
     add_matte_options(parser)
     add_smoothing_options(parser, default="lookahead")
     enc = parser.add_argument_group("encoding")
     enc.add_argument("--codec", help="override the container's default codec (e.g. prores_ks, libvpx-vp9, ffv1, libx264, h264_nvenc)")
-    enc.add_argument("--crf", type=int, help="constant quality: x264/x265/VP9 CRF, NVENC CQ, ProRes quantiser (1 best; default 2)")
+    enc.add_argument("--crf", type=int, help="constant quality: x264/x265 CRF 0-51, VP9 0-63, NVENC CQ 1-51, ProRes quantiser 1-64 (1 best; default 2); not with --bitrate")
     enc.add_argument("--preset", help="x264/x265 speed preset (default veryfast; medium makes smaller files, slower), NVENC p1-p7")
     enc.add_argument("--bitrate", help="target bitrate, e.g. 8M (instead of --crf)")
     enc.add_argument("--pix-fmt", help="override the pixel format (e.g. yuva444p10le)")
@@ -149,8 +169,9 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
     return build_file_job(
         input, out, kind=args.output, model=args.model, weights=args.weights, backbone=args.backbone,
         device=args.device, precision=args.precision, resolution=args.resolution, keep_aspect=args.keep_aspect,
-        backend=args.backend, background=args.background, key_color=args.key_color, blur_sigma=args.blur_sigma,
-        foreground=not args.no_foreground, smooth=args.smooth, smooth_window=args.smooth_window,
+        backend=args.backend, background=args.background, key_color=only_for(args, "key_color"),
+        blur_sigma=only_for(args, "blur_sigma"), foreground=not args.no_foreground, smooth=args.smooth,
+        smooth_window=only_for(args, "smooth_window"),
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=25.0 if args.fps is None else args.fps,
         start=getattr(args, "start", None), end=getattr(args, "end", None), max_size=args.max_size,

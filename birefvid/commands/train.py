@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     import torch
 
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")  # --init values that name a file
+DEFAULT_BACKBONE = "pvt_v2_b0"
 DEFAULT_SCENES = 100_000  # scenes are generated on demand from (seed, index): a large set costs nothing
 
 HELP = "train or fine-tune BiRefNet (DIS5K/DUTS-style im/ + gt/ folders, x.jpg + x_mask.png folders, or generated scenes)"
@@ -24,7 +26,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     val = parser.add_mutually_exclusive_group()
     val.add_argument("--val", metavar="DIR", help="a validation folder (any layout --data takes), scored after each epoch: IoU and MAE, best weights kept as best.pt")
     val.add_argument("--val-fraction", type=float, metavar="F", help="hold out this fraction of the --data folder's images (seeded by --seed) as the validation set")
-    parser.add_argument("--backbone", default="pvt_v2_b0", choices=BACKBONE_NAMES, help="default pvt_v2_b0 (ignored with --init, which sets it)")
+    parser.add_argument("--backbone", choices=BACKBONE_NAMES, help=f"backbone of a model trained from scratch (default {DEFAULT_BACKBONE}; not with --init, whose weights set it)")
     parser.add_argument("--init", help="start from a checkpoint: a registry name (e.g. general) or a .pth/.safetensors file")
     parser.add_argument("--size", type=int, default=256, help="training resolution, a multiple of 32 (default 256)")
     parser.add_argument("--steps", type=int, required=True, help="optimizer steps to train in total")
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.init:
         model, name = _initial_model(args.init)
     else:
-        model, name = BiRefNet(args.backbone), f"BiRefNet({args.backbone}) from scratch"
+        backbone = args.backbone or DEFAULT_BACKBONE
+        model, name = BiRefNet(backbone), f"BiRefNet({backbone}) from scratch"
     out = _make_run_folder(Path(args.out))
     precision = args.precision
     if precision == "auto":
@@ -128,8 +131,14 @@ def _check_numbers(args: argparse.Namespace) -> None:
                                ("--scenes", args.scenes, 1), ("--warmup-steps", args.warmup_steps, 0)):  # fmt: skip
         if value is not None and value < least:
             raise ConfigError(f"{flag} must be at least {least}, got {value}")
-    if not args.lr > 0:
-        raise ConfigError(f"--lr must be above 0, got {args.lr}")
+    if not 0 < args.lr < math.inf:  # inf trained a step of NaN weights and wrote them as the model
+        raise ConfigError(f"--lr must be above 0 and finite (e.g. 1e-4), got {args.lr}")
+    if not 0 <= args.weight_decay < math.inf:
+        raise ConfigError(f"--weight-decay must be 0 or more and finite (e.g. 0.01), got {args.weight_decay}")
+    if not 0 <= args.seed < 2**64:  # a negative one ended in numpy's traceback, after the run folder was made
+        raise ConfigError(f"--seed must be a whole number from 0 to 2**64-1, got {args.seed}")
+    if args.init and args.backbone:  # it was ignored without a word
+        raise ConfigError(f"--backbone {args.backbone} is for a model trained from scratch; --init {args.init}'s weights set the backbone")
     if args.val_fraction is not None:
         if not 0 < args.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be between 0 and 1 (0.1 holds out a tenth), got {args.val_fraction}")

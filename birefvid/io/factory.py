@@ -15,7 +15,7 @@ from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source, is_url
-from birefvid.io.formats import KINDS, EncoderSpec, Kind, choose_encoder, sample_bits
+from birefvid.io.formats import KINDS, EncoderSpec, Kind, check_encoder, choose_encoder, sample_bits
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
 from birefvid.io.subtitles import has_subtitles
@@ -96,8 +96,7 @@ def open_sink(
     want_audio = audio and audio_from is not None
     if is_sequence_target(path):
         encoder.pop("bits", None)  # a folder's PNGs are 16-bit when given uint16 pictures
-        if encoder.get("codec") not in (None, "png") or encoder.get("pix_fmt") is not None:
-            raise SinkError(f"{target} is a folder: image sequences are always PNG (drop codec/pix_fmt or add an extension)")
+        _check_sequence_options(target, encoder)
         check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
             log.warning("PNG sequences cannot hold audio; the audio of %s is not written", audio_from)
@@ -118,6 +117,24 @@ def open_sink(
         log.info("%s has no audio stream; writing video only", audio_from)
     return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads,
                          subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from), window=window)  # fmt: skip
+
+
+def check_sink_options(path: str | Path, kind: Kind, **encoder: Any) -> None:
+    """What ``open_sink`` would refuse about ``path``'s container and ``encoder``'s options, without opening anything."""
+    encoder.pop("bits", None)
+    if is_sequence_target(path):
+        _check_sequence_options(Path(path), encoder)
+    else:
+        check_encoder(Path(path), kind, **encoder)
+
+
+def _check_sequence_options(target: Path, encoder: dict[str, Any]) -> None:
+    """A PNG folder is lossless PNG: a codec, pixel format, rate or speed for it was dropped without a word."""
+    given = [option(name) for name in ("codec", "pix_fmt", "crf", "bitrate", "preset")
+             if encoder.get(name) is not None and not (name == "codec" and encoder[name] == "png")]  # fmt: skip
+    if given:
+        raise SinkError(f"{target} is a folder: image sequences are always lossless PNG, which takes no {', '.join(given)} "
+                        "(drop it, or name a video file with an extension)")  # fmt: skip
 
 
 def _say_if_odd_h26x(target: Path, spec: EncoderSpec, info: StreamInfo) -> None:

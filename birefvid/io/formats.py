@@ -126,6 +126,8 @@ _CODEC_OPTIONS: dict[str, dict[str, str]] = {"libwebp_anim": {"quality": "90"}, 
 # constant quality per codec: x264/x265/VP9 CRF, NVENC CQ, and ProRes's fixed quantiser (-q:v).
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "h264_nvenc": 19, "hevc_nvenc": 21, "libvpx-vp9": 24, "prores_ks": 2}
 _CRF_CODECS = frozenset(_DEFAULT_CRF)
+# the values each encoder takes (x264 clamps a higher CRF to 51 without a word; x265, VP9 and ProRes refuse to start)
+_CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "prores_ks": (1, 64)}
 FF_QP2LAMBDA = 118  # FFmpeg's scale between a quantiser and global_quality (what ffmpeg -q:v sets)
 # Speed presets. x264/x265 default to veryfast, not FFmpeg's medium: at 720p medium costs ~52 ms of
 # CPU a frame against ~19 ms (scripts/bench_pipeline.py, on 2 cores), time the model needs more;
@@ -281,6 +283,10 @@ def choose_encoder(
         options["x265-params"] = _X265_PARAMS
     options.update(_preset_options(codec, preset))
     bit_rate = parse_bitrate(bitrate) if bitrate is not None else None
+    if crf is not None and bit_rate is not None:  # the bitrate won, and the crf was dropped without a word
+        raise SinkError(f"{option('crf')} (constant quality) and {option('bitrate')} (a target rate) exclude each other; give one")
+    if crf is not None and codec in _CRF_RANGE:
+        _check_crf(codec, crf)
     if crf is not None and codec not in _CRF_CODECS:
         log.warning("crf is ignored by %s (it has no constant-quality mode)", codec)
     elif codec in _CRF_CODECS and bit_rate is None:
@@ -297,6 +303,19 @@ def choose_encoder(
     return EncoderSpec(kind, ext, MUXERS[ext], codec, pix_fmt, options, bit_rate, codec_tag)
 
 
+def check_encoder(path: Path, kind: str, *, codec: Optional[str] = None, pix_fmt: Optional[str] = None, crf: Optional[int] = None,
+                  bitrate: Optional[str] = None, preset: Optional[str] = None) -> None:
+    """``choose_encoder``'s refusals for ``path``, without a picture size and without its warnings (they come when the
+    output opens): ``batch`` asks before it makes its output folder and manifest."""
+    spec = choose_encoder(path, kind, 64, 64, codec=codec, pix_fmt=pix_fmt, bitrate=bitrate, preset=preset)
+    if crf is not None and bitrate is not None:
+        choose_encoder(path, kind, 64, 64, codec=codec, pix_fmt=pix_fmt, crf=crf, bitrate=bitrate, preset=preset)  # says why
+    if crf is not None and spec.codec in _CRF_RANGE:
+        _check_crf(spec.codec, crf)
+    if crf is not None and spec.codec in _HW:
+        _nvenc_cq(crf)
+
+
 def _preset_options(codec: str, preset: Optional[str]) -> dict[str, str]:
     """The encoder's speed preset: the one asked for (checked), else the codec's default."""
     choices = _PRESETS.get(codec)
@@ -307,6 +326,15 @@ def _preset_options(codec: str, preset: Optional[str]) -> dict[str, str]:
     if preset not in choices:
         raise SinkError(f"unknown preset {preset!r} for {codec}; expected one of: {', '.join(choices)}")
     return {"preset": preset}
+
+
+def _check_crf(codec: str, value: int) -> None:
+    """SinkError, before any work, for a constant quality ``codec`` does not take: x264 made 1000 its worst
+    quality (51) silently, and ProRes ended in FFmpeg's avcodec_open2 line."""
+    low, high = _CRF_RANGE[codec]
+    if not low <= value <= high:
+        what = "the ProRes quantiser" if codec == "prores_ks" else f"{codec}'s constant quality"
+        raise SinkError(f"{what} ({option('crf')}) runs {low} (best) to {high}, got {value}")
 
 
 def _nvenc_cq(value: int) -> int:
@@ -324,6 +352,4 @@ def _prores_quantiser(q: int) -> dict[str, str]:
     The search costs ~160 ms of CPU per 720p 4444 frame; quantiser 2 costs ~38 ms, writes a third
     less and stays visually lossless (mean error 0.35 of 255 on our test scenes; alpha unchanged).
     """
-    if q < 1:
-        raise SinkError(f"the ProRes quantiser ({option('crf')}) must be 1 (best) or more, got {q}")
     return {"flags": "+qscale", "global_quality": str(q * FF_QP2LAMBDA)}
