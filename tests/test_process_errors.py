@@ -136,6 +136,35 @@ def test_an_mp4_cut_off_before_its_index_says_so(tmp_path, capsys, run):
     assert_nothing_written(tmp_path, "cut.mp4")
 
 
+@pytest.mark.parametrize("where", ["sound", "video"])
+def test_an_mp4_cut_off_within_its_index_says_so(tmp_path, capsys, run, where):
+    """A download cut inside the index (the moov box, written last) left FFmpeg the tracks listed before
+    the cut: cut in the sound's track, the video came out without its sound, exit 0, nothing said; cut in
+    the video's, "has no video stream" (or a traceback for a ProRes MOV)."""
+    src = make_video(tmp_path / "good.mp4", n_frames=8).path
+    data = src.read_bytes()
+    src.unlink()
+    moov = data.rfind(b"moov") - 4
+    tracks = [i - 4 for i in range(moov, len(data)) if data[i:i + 4] == b"trak"]
+    assert len(tracks) == 2 and moov > data.find(b"mdat")  # the video's track, then the sound's
+    end = tracks[1] + 200 if where == "sound" else tracks[0] + 100
+    (tmp_path / "cut.mp4").write_bytes(data[:end])
+    one_error_line(capsys, run(tmp_path / "cut.mp4", "-o", tmp_path / "out.mov"), "cut.mp4", "cut off within its index",
+                   "interrupted download")  # fmt: skip
+    assert_nothing_written(tmp_path, "cut.mp4")
+
+
+def test_a_video_stream_of_an_unknown_codec_is_one_line(tmp_path, capsys, run):
+    """A stream FFmpeg has no decoder for (a damaged sample description: codec id 0) raised AttributeError, a traceback."""
+    src = make_video(tmp_path / "good.mp4", n_frames=4, with_audio=False).path
+    data = src.read_bytes()
+    src.unlink()
+    at = data.rfind(b"avc1")
+    (tmp_path / "odd.mp4").write_bytes(data[:at] + b"zzzz" + data[at + 4:])
+    one_error_line(capsys, run(tmp_path / "odd.mp4", "-o", tmp_path / "out.mov"), "odd.mp4", "codec is unknown")
+    assert_nothing_written(tmp_path, "odd.mp4")
+
+
 def test_a_gif_cut_off_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
     """A GIF declares no length, so one cut off midway (an interrupted download) came out as a shorter
     animation, exit 0; its missing trailer says it is incomplete. One padded with zeros stays fine."""

@@ -69,14 +69,16 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
     if path.is_dir():
         raise SourceError(f"{path} is a folder, not a video (pass a folder only for an image sequence)")
     try:
-        return av.open(str(path), "r")
+        container = av.open(str(path), "r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or str(e)
-        if _mp4_without_index(path):
-            raise SourceError(f"{path} is not a readable video: it is an MP4/MOV without its index (the moov box), as an "
-                              "interrupted download or copy, or a recording stopped before it was finished, leaves it; "
-                              "download or copy it again") from e  # fmt: skip
-        raise SourceError(f"{path} is not a readable video ({reason})") from e
+        problem = mp4_index_problem(path)
+        raise SourceError(f"{path} is not a readable video: {problem}" if problem else f"{path} is not a readable video ({reason})") from e
+    problem = mp4_index_problem(path)
+    if problem and "cut off" in problem:  # FFmpeg reads what the index still lists: the rest (a sound track) is lost unsaid
+        container.close()
+        raise SourceError(f"{path} is not a whole video: {problem}")
+    return container
 
 
 def _gif_complete(path: Path) -> bool:
@@ -90,9 +92,12 @@ def _gif_complete(path: Path) -> bool:
         return True  # unreadable now: the decoder's own errors say what is wrong
 
 
-def _mp4_without_index(path: Path) -> bool:
-    """Whether ``path`` starts as an MP4/MOV (an ``ftyp`` box) but its top-level boxes hold no ``moov``, the index
-    written last unless the file was made for streaming: a download cut off, or a camera's recording never closed."""
+def mp4_index_problem(path: Path) -> Optional[str]:
+    """Why an MP4/MOV's index (the ``moov`` box, written last unless the file was made for streaming) is missing or
+    cut off, as a clause for an error line; None for a whole index or a file that is no MP4/MOV (no ``ftyp`` first).
+
+    A download or copy cut off within the index leaves FFmpeg the tracks listed before the cut: no video, or
+    the video without its sound, read as if whole."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -101,18 +106,26 @@ def _mp4_without_index(path: Path) -> bool:
                 f.seek(pos)
                 head = f.read(16)
                 length, kind = int.from_bytes(head[:4], "big"), head[4:8]
-                if (pos == 0 and kind != b"ftyp") or kind == b"moov":
-                    return False
+                if pos == 0 and kind != b"ftyp":
+                    return None
                 if length == 1 and len(head) == 16:  # a 64-bit size follows
                     length = int.from_bytes(head[8:16], "big")
                 elif length == 0:  # to the end of the file
                     length = size - pos
+                if kind == b"moov":
+                    if pos + length <= size:
+                        return None
+                    return (f"it is an MP4/MOV cut off within its index (the moov box: {size - pos} of its {length} bytes "
+                            "are there), as an interrupted download or copy leaves it; download or copy it again")
                 if length < 8:
-                    return False
+                    return None
                 pos += length
-            return pos > 0
+            if pos == 0:
+                return None
+            return ("it is an MP4/MOV without its index (the moov box), as an interrupted download or copy, or a "
+                    "recording stopped before it was finished, leaves it; download or copy it again")
     except OSError:
-        return False
+        return None
 
 
 def _url_reason(error: BaseException) -> str:
@@ -246,6 +259,9 @@ class VideoFileSource(Source):
         stream = main_video_stream(self._container)
         if stream is None:
             raise SourceError(f"{self.shown} has no video stream (audio-only or data file, or a song's cover picture?)")
+        if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
+            raise SourceError(f"{self.shown}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec "
+                              "this FFmpeg cannot decode)")  # fmt: skip
         self._stream = stream
         self._stream.thread_type = "AUTO"
         if self._threads:
