@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 from urllib.parse import urlsplit
 
 import av
@@ -124,6 +124,46 @@ def mp4_index_problem(path: Path) -> Optional[str]:
                 return None
             return ("it is an MP4/MOV without its index (the moov box), as an interrupted download or copy, or a "
                     "recording stopped before it was finished, leaves it; download or copy it again")
+    except OSError:
+        return None
+
+
+def _ebml_number(f: BinaryIO, keep_marker: bool) -> Optional[int]:
+    """An EBML variable-length number read from ``f`` (an element ID with its length marker, or a size without
+    it: -1 for "unknown", as a muxer that could not seek back leaves it); None at the end or on a bad byte."""
+    first = f.read(1)
+    if not first or first[0] == 0:
+        return None
+    length = 9 - first[0].bit_length()
+    rest = f.read(length - 1)
+    if len(rest) < length - 1:
+        return None
+    value = int.from_bytes(first + rest, "big")
+    if keep_marker:
+        return value
+    value &= (1 << (7 * length)) - 1
+    return -1 if value == (1 << (7 * length)) - 1 else value
+
+
+def mkv_cut_off(path: Path) -> Optional[tuple[int, int]]:
+    """(bytes there, bytes declared) of a Matroska/WebM file whose Segment, the element holding everything,
+    says it is longer than the file (a download or copy cut off); None for a whole file, a size left unknown
+    (a recording that was never closed) or a file that is no Matroska."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if _ebml_number(f, True) != 0x1A45DFA3:  # the EBML header
+                return None
+            header = _ebml_number(f, False)
+            if header is None or header < 0:
+                return None
+            f.seek(header, 1)
+            if _ebml_number(f, True) != 0x18538067:  # the Segment
+                return None
+            declared = _ebml_number(f, False)
+            if declared is None or declared < 0 or f.tell() + declared <= size:
+                return None
+            return size, f.tell() + declared
     except OSError:
         return None
 
@@ -504,10 +544,15 @@ class VideoFileSource(Source):
             # starts at 2 s and lasts 2 s says 4 s); other formats declare how long it lasts. Either will do.
             start = self._stream.start_time or 0
             end = float(max(last_pts, last_pts - start) * info.time_base)
-            if end + 3 / float(info.average_rate) < self._declared:
+            # the last frame ends a frame after it starts; a file cut short (a Matroska Segment longer than the
+            # file) has lost what is missing, so one frame gone is an error there, not a variable rate's long last frame
+            cut = None if isinstance(self.path, str) else mkv_cut_off(self.path)
+            slack = 1.5 if cut else 3
+            if end + slack / float(info.average_rate) < self._declared:
                 raise SourceError(
                     f"{self.shown}: decoding stopped at frame {count} ({end:.3f}s of {self._declared:.3f}s); "
-                    "the file is truncated or damaged"
+                    + (f"the file is truncated, cut off ({cut[0]} of its {cut[1]} bytes are there): an interrupted download or copy?"
+                       if cut else "the file is truncated or damaged")
                 )
 
     def _close(self) -> None:
