@@ -197,6 +197,25 @@ def test_a_gif_cut_off_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
     assert run(tmp_path / "padded.gif", "-o", tmp_path / "out.mov") == 0
 
 
+def test_a_gif_with_a_hole_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
+    """A zeroed range (a preallocated download's missing piece) ends FFmpeg's GIF demuxer quietly there: the
+    animation came out with half its frames, exit 0; the trailer is intact, but the blocks break off."""
+    from PIL import Image
+
+    from process_fixtures import scene_frame
+
+    pictures = [Image.fromarray(scene_frame(i, (64, 48))) for i in range(6)]
+    whole = tmp_path / "whole.gif"
+    pictures[0].save(whole, save_all=True, append_images=pictures[1:], duration=40, loop=0)
+    data = bytearray(whole.read_bytes())
+    whole.unlink()
+    data[len(data) // 2: len(data) * 6 // 10] = bytes(len(data) * 6 // 10 - len(data) // 2)
+    (tmp_path / "hole.gif").write_bytes(data)
+    one_error_line(capsys, run(tmp_path / "hole.gif", "-o", tmp_path / "out.mov"), "hole.gif", "decoding stopped at frame",
+                   "damaged after its frame")  # fmt: skip
+    assert_nothing_written(tmp_path, "hole.gif")
+
+
 def test_timestamps_going_backwards_fail_at_the_frame_with_a_remedy(tmp_path, capsys, run):
     src = make_video(tmp_path / "good.mov", n_frames=6, with_audio=False, codec="mjpeg", pix_fmt="yuvj420p").path
     bad = swap_frame_times(src, tmp_path / "xvid.mov", 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import mmap
 import re
 import threading
 from collections.abc import Iterator
@@ -81,15 +82,37 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
     return container
 
 
-def _gif_complete(path: Path) -> bool:
-    """Whether a GIF file ends with its trailer byte (``;``), the last thing a GIF encoder writes (zero bytes
-    after it, some tools' padding, are allowed)."""
+def _gif_damage(path: Path) -> Optional[str]:
+    """Why a GIF is not whole, as a clause, or None: cut off before its trailer byte (``;``, the last thing a GIF
+    encoder writes; zero bytes after it, some tools' padding, are allowed), or a block that is none of a GIF's
+    (a zeroed hole, as a preallocated download leaves), where FFmpeg ends the animation quietly."""
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - 64))
-            return f.read().rstrip(b"\x00").endswith(b"\x3b")
-    except OSError:
-        return True  # unreadable now: the decoder's own errors say what is wrong
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            n = len(data)
+            if n < 13 or data[:3] != b"GIF":
+                return None  # FFmpeg's own errors say what is wrong
+            pos = 13 + (3 * (2 << (data[10] & 7)) if data[10] & 0x80 else 0)  # the global colour table
+            frames = 0
+            while pos < n:
+                label = data[pos]
+                if label == 0x3B:
+                    return None
+                if label == 0x21:  # an extension: its label, then sub-blocks
+                    pos += 2
+                elif label == 0x2C:  # an image: its descriptor, a local colour table, the LZW code size, sub-blocks
+                    if pos + 10 > n:
+                        break
+                    flags = data[pos + 9]
+                    pos += 10 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0) + 1
+                    frames += 1
+                else:
+                    return f"the GIF is damaged after its frame {frames} (byte {pos} is no GIF block)"
+                while pos < n and data[pos]:  # sub-blocks, to the empty one
+                    pos += data[pos] + 1
+                pos += 1
+            return "the GIF ends without its trailer; the file is truncated (an interrupted download?)"
+    except (OSError, ValueError):  # unreadable now, or empty: the decoder's own errors say what is wrong
+        return None
 
 
 def mp4_index_problem(path: Path) -> Optional[str]:
@@ -526,10 +549,10 @@ class VideoFileSource(Source):
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
         """Raise when the stream stopped well before its declared end (a truncated file)."""
         info = self._info
-        if self._container.format.name == "gif" and not isinstance(self.path, str) and not _gif_complete(self.path):
-            # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download)
-            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: the GIF ends without its trailer; "
-                              "the file is truncated (an interrupted download?)")  # fmt: skip
+        gif_damage = _gif_damage(self.path) if self._container.format.name == "gif" and not isinstance(self.path, str) else None
+        if gif_damage:
+            # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download) or breaks
+            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {gif_damage}")
         expected = (self._stream.frames or 0) - self._hidden
         if self._seeked:
             expected = 0  # counted from a seek: only the declared end says whether the file is whole
