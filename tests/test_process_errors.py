@@ -154,6 +154,27 @@ def test_an_mp4_cut_off_within_its_index_says_so(tmp_path, capsys, run, where):
     assert_nothing_written(tmp_path, "cut.mp4")
 
 
+def test_a_streaming_mp4_cut_off_in_its_media_data_fails(tmp_path, capsys, run):
+    """An MP4 made for streaming (index first, `-movflags +faststart`, as web videos are) cut off near its end:
+    every frame was there, the sound's last packets were not (one "damaged audio packet" warning), exit 0."""
+    import subprocess
+
+    from system_tools import need_binary
+
+    src = make_video(tmp_path / "good.mp4", n_frames=8).path
+    fast = tmp_path / "fast.mp4"
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-i", str(src), "-c", "copy", "-movflags", "+faststart",
+                    str(fast)], check=True)  # fmt: skip
+    src.unlink()
+    data = fast.read_bytes()
+    fast.unlink()
+    assert data.find(b"moov") < data.find(b"mdat")
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 97 // 100])
+    one_error_line(capsys, run(tmp_path / "cut.mp4", "-o", tmp_path / "out.mov"), "cut.mp4 is not a whole video",
+                   "cut off (its mdat box", "interrupted download")  # fmt: skip
+    assert_nothing_written(tmp_path, "cut.mp4")
+
+
 @pytest.mark.parametrize("name", ["cut.mkv", "cut.webm"])
 def test_a_matroska_file_cut_off_near_its_end_fails(tmp_path, capsys, run, name):
     """A Matroska/WebM download cut off in its last frames came out a frame or two short, exit 0, nothing

@@ -116,15 +116,16 @@ def _gif_damage(path: Path) -> Optional[str]:
 
 
 def mp4_index_problem(path: Path) -> Optional[str]:
-    """Why an MP4/MOV's index (the ``moov`` box, written last unless the file was made for streaming) is missing or
-    cut off, as a clause for an error line; None for a whole index or a file that is no MP4/MOV (no ``ftyp`` first).
+    """Why an MP4/MOV is incomplete, as a clause for an error line: its index (the ``moov`` box, written last unless
+    the file was made for streaming) missing or cut off, or a box after a whole index (the media data of a file made
+    for streaming) cut off; None for a whole file or one that is no MP4/MOV (no ``ftyp`` first).
 
-    A download or copy cut off within the index leaves FFmpeg the tracks listed before the cut: no video, or
-    the video without its sound, read as if whole."""
+    FFmpeg reads what is left as if whole: cut within the index, the tracks listed before the cut (no video, or
+    the video without its sound); cut in the media data, the sound's end as one damaged packet and silence."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            pos = 0
+            pos, indexed = 0, False
             while pos + 8 <= size:
                 f.seek(pos)
                 head = f.read(16)
@@ -135,15 +136,15 @@ def mp4_index_problem(path: Path) -> Optional[str]:
                     length = int.from_bytes(head[8:16], "big")
                 elif length == 0:  # to the end of the file
                     length = size - pos
-                if kind == b"moov":
-                    if pos + length <= size:
-                        return None
-                    return (f"it is an MP4/MOV cut off within its index (the moov box: {size - pos} of its {length} bytes "
-                            "are there), as an interrupted download or copy leaves it; download or copy it again")
                 if length < 8:
                     return None
+                if pos + length > size and (kind == b"moov" or indexed):
+                    where = "within its index (the moov box" if kind == b"moov" else f"(its {kind.decode('latin-1')} box"
+                    return (f"it is an MP4/MOV cut off {where}: {size - pos} of its {length} bytes are there), as an "
+                            "interrupted download or copy leaves it; download or copy it again")
+                indexed = indexed or kind == b"moov"
                 pos += length
-            if pos == 0:
+            if pos == 0 or indexed:
                 return None
             return ("it is an MP4/MOV without its index (the moov box), as an interrupted download or copy, or a "
                     "recording stopped before it was finished, leaves it; download or copy it again")
