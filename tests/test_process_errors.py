@@ -173,18 +173,25 @@ def test_a_streaming_mp4_cut_off_in_its_media_data_fails(tmp_path, capsys, run):
     one_error_line(capsys, run(tmp_path / "cut.mp4", "-o", tmp_path / "out.mov"), "cut.mp4 is not a whole video",
                    "cut off (its mdat box", "interrupted download")  # fmt: skip
     assert_nothing_written(tmp_path, "cut.mp4")
+    from birefvid.io.video_source import mp4_index_problem
+
+    (tmp_path / "padded.mp4").write_bytes(data + bytes(range(256)) * 8)
+    assert mp4_index_problem(tmp_path / "padded.mp4") is None  # bytes appended after a whole file cut nothing off
 
 
-@pytest.mark.parametrize("name", ["cut.mkv", "cut.webm"])
+@pytest.mark.parametrize("name", ["cut.mkv", "cut.webm", "sound.mkv"])
 def test_a_matroska_file_cut_off_near_its_end_fails(tmp_path, capsys, run, name):
     """A Matroska/WebM download cut off in its last frames came out a frame or two short, exit 0, nothing
-    said (the check allowed 3 frames short of the declared length); its Segment's size says it is cut off."""
+    said (the check allowed 3 frames short of the declared length), and one cut where only sound is left
+    (sound.mkv: every frame there) lost the sound's end; its Segment's size says it is cut off."""
     codec = "ffv1" if name.endswith(".mkv") else "libvpx-vp9"
-    src = make_video(tmp_path / f"whole{Path(name).suffix}", n_frames=8, with_audio=False, codec=codec, pix_fmt="yuv420p").path
+    sound = name.startswith("sound")
+    src = make_video(tmp_path / f"whole{Path(name).suffix}", n_frames=8, with_audio=sound, codec=codec, pix_fmt="yuv420p",
+                     audio_seconds=1.5 if sound else None).path  # fmt: skip
     data = src.read_bytes()
     src.unlink()
     (tmp_path / name).write_bytes(data[: len(data) * 95 // 100])
-    one_error_line(capsys, run(tmp_path / name, "-o", tmp_path / "out.mov"), name, "decoding stopped at frame", "cut off")
+    one_error_line(capsys, run(tmp_path / name, "-o", tmp_path / "out.mov"), name, "decoding stopped at frame", "truncated")
     assert_nothing_written(tmp_path, name)
 
 

@@ -138,10 +138,12 @@ def mp4_index_problem(path: Path) -> Optional[str]:
                     length = size - pos
                 if length < 8:
                     return None
-                if pos + length > size and (kind == b"moov" or indexed):
-                    where = "within its index (the moov box" if kind == b"moov" else f"(its {kind.decode('latin-1')} box"
+                if pos + length > size and (kind == b"moov" or (indexed and kind in (b"mdat", b"moof"))):
+                    where = "within its index (the moov box" if kind == b"moov" else f"(its {kind.decode()} box"
                     return (f"it is an MP4/MOV cut off {where}: {size - pos} of its {length} bytes are there), as an "
                             "interrupted download or copy leaves it; download or copy it again")
+                if pos + length > size:
+                    break  # not a box (bytes appended after the file): FFmpeg ignores them too
                 indexed = indexed or kind == b"moov"
                 pos += length
             if pos == 0 or indexed:
@@ -554,6 +556,11 @@ class VideoFileSource(Source):
         if gif_damage:
             # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download) or breaks
             raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {gif_damage}")
+        cut = mkv_cut_off(self.path) if "matroska" in self._container.format.name and not isinstance(self.path, str) else None
+        if cut:  # its Segment is longer than the file: the last frames are missing, or the sound's end interleaved with them
+            raise SourceError(f"{self.shown}: decoding stopped at frame {count} ({cut[0]} of the file's {cut[1]} bytes are there): "
+                              "the file is truncated, so its last frames or its sound's end are missing (an interrupted "
+                              "download or copy?)")  # fmt: skip
         expected = (self._stream.frames or 0) - self._hidden
         if self._seeked:
             expected = 0  # counted from a seek: only the declared end says whether the file is whole
@@ -568,15 +575,10 @@ class VideoFileSource(Source):
             # starts at 2 s and lasts 2 s says 4 s); other formats declare how long it lasts. Either will do.
             start = self._stream.start_time or 0
             end = float(max(last_pts, last_pts - start) * info.time_base)
-            # the last frame ends a frame after it starts; a file cut short (a Matroska Segment longer than the
-            # file) has lost what is missing, so one frame gone is an error there, not a variable rate's long last frame
-            cut = None if isinstance(self.path, str) else mkv_cut_off(self.path)
-            slack = 1.5 if cut else 3
-            if end + slack / float(info.average_rate) < self._declared:
+            if end + 3 / float(info.average_rate) < self._declared:
                 raise SourceError(
                     f"{self.shown}: decoding stopped at frame {count} ({end:.3f}s of {self._declared:.3f}s); "
-                    + (f"the file is truncated, cut off ({cut[0]} of its {cut[1]} bytes are there): an interrupted download or copy?"
-                       if cut else "the file is truncated or damaged")
+                    "the file is truncated or damaged"
                 )
 
     def _close(self) -> None:
