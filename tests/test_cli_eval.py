@@ -303,6 +303,19 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "--threshold 0.0 must be in (0, 1]" in _error(capsys, str(gt), str(gt), "--threshold", "0")
 
 
+def test_a_damaged_mp4_index_is_one_line(tmp_path, capsys):
+    """A mask MP4 cut inside its index said "has no video stream", and one whose stream has no codec (a damaged
+    sample description) crashed with AttributeError."""
+    gt = _pngs(tmp_path / "gt", _truths())
+    data = _video(tmp_path / "m.mp4", _truths(), "libx264", "yuv420p", "rgb").read_bytes()
+    moov = data.rfind(b"moov") - 4
+    (tmp_path / "cut.mp4").write_bytes(data[: moov + 40])
+    assert "cut.mp4 is not a whole video: it is an MP4/MOV cut off within its index" in _error(capsys, str(tmp_path / "cut.mp4"), str(gt))
+    at = data.rfind(b"avc1")
+    (tmp_path / "odd.mp4").write_bytes(data[:at] + b"zzzz" + data[at + 4:])
+    assert "odd.mp4: its video stream's codec is unknown" in _error(capsys, str(tmp_path / "odd.mp4"), str(gt))
+
+
 def test_davis_errors(tmp_path, capsys):
     gt_root = tmp_path / "gt"
     _pngs(gt_root / "bear", _truths(2))

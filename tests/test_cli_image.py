@@ -320,6 +320,24 @@ def test_a_video_or_a_bad_lone_picture_fails_before_the_model_loads(tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "talk.mp4"]
 
 
+def test_a_damaged_gif_is_called_damaged_not_a_video(tmp_path, capsys, monkeypatch):
+    """A GIF cut off midway was "a video, not a picture: cut videos with birefvid process", which then said it is
+    truncated; `image` reads GIFs (their first frame), so an unreadable one is a damaged picture."""
+    from PIL import Image
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the input was read")
+
+    monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", no_model)
+    whole = tmp_path / "whole.gif"
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(whole)
+    data = whole.read_bytes()
+    whole.unlink()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) // 2])
+    _one_line_error(capsys, main(["image", str(tmp_path / "cut.gif"), "-o", str(tmp_path / "o.png")]), "cut.gif is not a readable image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.gif"]
+
+
 def test_guided_upsampling_puts_a_photos_edge_where_the_picture_has_it(tmp_path, red_key):
     """A 64² model on a 256x192 photo: bilinear misplaces the square's edge by up to a small pixel; guided does not."""
     from process_fixtures import true_mask

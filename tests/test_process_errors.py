@@ -136,6 +136,76 @@ def test_an_mp4_cut_off_before_its_index_says_so(tmp_path, capsys, run):
     assert_nothing_written(tmp_path, "cut.mp4")
 
 
+@pytest.mark.parametrize("where", ["sound", "video"])
+def test_an_mp4_cut_off_within_its_index_says_so(tmp_path, capsys, run, where):
+    """A download cut inside the index (the moov box, written last) left FFmpeg the tracks listed before
+    the cut: cut in the sound's track, the video came out without its sound, exit 0, nothing said; cut in
+    the video's, "has no video stream" (or a traceback for a ProRes MOV)."""
+    src = make_video(tmp_path / "good.mp4", n_frames=8).path
+    data = src.read_bytes()
+    src.unlink()
+    moov = data.rfind(b"moov") - 4
+    tracks = [i - 4 for i in range(moov, len(data)) if data[i:i + 4] == b"trak"]
+    assert len(tracks) == 2 and moov > data.find(b"mdat")  # the video's track, then the sound's
+    end = tracks[1] + 200 if where == "sound" else tracks[0] + 100
+    (tmp_path / "cut.mp4").write_bytes(data[:end])
+    one_error_line(capsys, run(tmp_path / "cut.mp4", "-o", tmp_path / "out.mov"), "cut.mp4", "cut off within its index",
+                   "interrupted download")  # fmt: skip
+    assert_nothing_written(tmp_path, "cut.mp4")
+
+
+def test_a_streaming_mp4_cut_off_in_its_media_data_fails(tmp_path, capsys, run):
+    """An MP4 made for streaming (index first, `-movflags +faststart`, as web videos are) cut off near its end:
+    every frame was there, the sound's last packets were not (one "damaged audio packet" warning), exit 0."""
+    import subprocess
+
+    from system_tools import need_binary
+
+    src = make_video(tmp_path / "good.mp4", n_frames=8).path
+    fast = tmp_path / "fast.mp4"
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-i", str(src), "-c", "copy", "-movflags", "+faststart",
+                    str(fast)], check=True)  # fmt: skip
+    src.unlink()
+    data = fast.read_bytes()
+    fast.unlink()
+    assert data.find(b"moov") < data.find(b"mdat")
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 97 // 100])
+    one_error_line(capsys, run(tmp_path / "cut.mp4", "-o", tmp_path / "out.mov"), "cut.mp4 is not a whole video",
+                   "cut off (its mdat box", "interrupted download")  # fmt: skip
+    assert_nothing_written(tmp_path, "cut.mp4")
+    from birefvid.io.video_source import mp4_index_problem
+
+    (tmp_path / "padded.mp4").write_bytes(data + bytes(range(256)) * 8)
+    assert mp4_index_problem(tmp_path / "padded.mp4") is None  # bytes appended after a whole file cut nothing off
+
+
+@pytest.mark.parametrize("name", ["cut.mkv", "cut.webm", "sound.mkv"])
+def test_a_matroska_file_cut_off_near_its_end_fails(tmp_path, capsys, run, name):
+    """A Matroska/WebM download cut off in its last frames came out a frame or two short, exit 0, nothing
+    said (the check allowed 3 frames short of the declared length), and one cut where only sound is left
+    (sound.mkv: every frame there) lost the sound's end; its Segment's size says it is cut off."""
+    codec = "ffv1" if name.endswith(".mkv") else "libvpx-vp9"
+    sound = name.startswith("sound")
+    src = make_video(tmp_path / f"whole{Path(name).suffix}", n_frames=8, with_audio=sound, codec=codec, pix_fmt="yuv420p",
+                     audio_seconds=1.5 if sound else None).path  # fmt: skip
+    data = src.read_bytes()
+    src.unlink()
+    (tmp_path / name).write_bytes(data[: len(data) * 95 // 100])
+    one_error_line(capsys, run(tmp_path / name, "-o", tmp_path / "out.mov"), name, "decoding stopped at frame", "truncated")
+    assert_nothing_written(tmp_path, name)
+
+
+def test_a_video_stream_of_an_unknown_codec_is_one_line(tmp_path, capsys, run):
+    """A stream FFmpeg has no decoder for (a damaged sample description: codec id 0) raised AttributeError, a traceback."""
+    src = make_video(tmp_path / "good.mp4", n_frames=4, with_audio=False).path
+    data = src.read_bytes()
+    src.unlink()
+    at = data.rfind(b"avc1")
+    (tmp_path / "odd.mp4").write_bytes(data[:at] + b"zzzz" + data[at + 4:])
+    one_error_line(capsys, run(tmp_path / "odd.mp4", "-o", tmp_path / "out.mov"), "odd.mp4", "codec is unknown")
+    assert_nothing_written(tmp_path, "odd.mp4")
+
+
 def test_a_gif_cut_off_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
     """A GIF declares no length, so one cut off midway (an interrupted download) came out as a shorter
     animation, exit 0; its missing trailer says it is incomplete. One padded with zeros stays fine."""
@@ -153,6 +223,25 @@ def test_a_gif_cut_off_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
     assert_nothing_written(tmp_path, "cut.gif")
     (tmp_path / "padded.gif").write_bytes(data + bytes(16))
     assert run(tmp_path / "padded.gif", "-o", tmp_path / "out.mov") == 0
+
+
+def test_a_gif_with_a_hole_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
+    """A zeroed range (a preallocated download's missing piece) ends FFmpeg's GIF demuxer quietly there: the
+    animation came out with half its frames, exit 0; the trailer is intact, but the blocks break off."""
+    from PIL import Image
+
+    from process_fixtures import scene_frame
+
+    pictures = [Image.fromarray(scene_frame(i, (64, 48))) for i in range(6)]
+    whole = tmp_path / "whole.gif"
+    pictures[0].save(whole, save_all=True, append_images=pictures[1:], duration=40, loop=0)
+    data = bytearray(whole.read_bytes())
+    whole.unlink()
+    data[len(data) // 2: len(data) * 6 // 10] = bytes(len(data) * 6 // 10 - len(data) // 2)
+    (tmp_path / "hole.gif").write_bytes(data)
+    one_error_line(capsys, run(tmp_path / "hole.gif", "-o", tmp_path / "out.mov"), "hole.gif", "decoding stopped at frame",
+                   "damaged after its frame")  # fmt: skip
+    assert_nothing_written(tmp_path, "hole.gif")
 
 
 def test_timestamps_going_backwards_fail_at_the_frame_with_a_remedy(tmp_path, capsys, run):

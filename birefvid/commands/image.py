@@ -310,7 +310,7 @@ def _read_single(path: Path) -> Any:
     try:
         return _read_checked(path)
     except SourceError:
-        if path.suffix.lower() in VIDEO_EXTENSIONS:
+        if path.suffix.lower() in VIDEO_EXTENSIONS - {".gif"}:  # a GIF is read as a picture: one that is not is damaged
             raise SourceError(f"{path} is a video, not a picture: cut videos with `birefvid process {path} -o OUT`") from None
         raise
 

@@ -46,6 +46,7 @@ from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import natural_key, is_glob, list_images
 from birefvid.io.readback import decode_video_frames
+from birefvid.io.video_source import mp4_index_problem
 
 PathLike = Union[str, Path]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -233,13 +234,22 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         return MaskClip(text, animated_webp=True)
     if p.suffix.lower() in IMAGE_EXTENSIONS:
         return MaskClip(text, (p,))
+    index_problem = mp4_index_problem(p)
     try:
         with av.open(text) as container:
             has_video = bool(container.streams.video)
+            decodable = has_video and container.streams.video[0].codec_context is not None
     except (av.error.FFmpegError, OSError) as exc:
+        if index_problem:
+            raise SourceError(f"{role} {text} is not a readable video: {index_problem}") from exc
         raise SourceError(f"{role} {text} is neither an image nor a readable video ({exc})") from exc
+    if index_problem and "cut off" in index_problem:  # the frames past the cut would be missing, unsaid
+        raise SourceError(f"{role} {text} is not a whole video: {index_problem}")
     if not has_video:
         raise SourceError(f"{role} {text} has no video stream")
+    if not decodable:
+        raise SourceError(f"{role} {text}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec this "
+                          "FFmpeg cannot decode)")  # fmt: skip
     return MaskClip(text)
 
 

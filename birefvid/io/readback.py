@@ -26,6 +26,8 @@ def decode_video_frames(path: Union[str, Path]) -> Iterator[av.VideoFrame]:
         if not container.streams.video:
             raise SourceError(f"{path} has no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
+            raise SourceError(f"{path}: its video stream's codec is unknown to FFmpeg")
         if stream.codec_context.name != "vp9":
             yield from container.decode(stream)
             return

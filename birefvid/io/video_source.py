@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import mmap
 import re
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 from urllib.parse import urlsplit
 
 import av
@@ -69,50 +70,128 @@ def _open_container(path: Path | str) -> av.container.InputContainer:
     if path.is_dir():
         raise SourceError(f"{path} is a folder, not a video (pass a folder only for an image sequence)")
     try:
-        return av.open(str(path), "r")
+        container = av.open(str(path), "r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or str(e)
-        if _mp4_without_index(path):
-            raise SourceError(f"{path} is not a readable video: it is an MP4/MOV without its index (the moov box), as an "
-                              "interrupted download or copy, or a recording stopped before it was finished, leaves it; "
-                              "download or copy it again") from e  # fmt: skip
-        raise SourceError(f"{path} is not a readable video ({reason})") from e
+        problem = mp4_index_problem(path)
+        raise SourceError(f"{path} is not a readable video: {problem}" if problem else f"{path} is not a readable video ({reason})") from e
+    problem = mp4_index_problem(path)
+    if problem and "cut off" in problem:  # FFmpeg reads what the index still lists: the rest (a sound track) is lost unsaid
+        container.close()
+        raise SourceError(f"{path} is not a whole video: {problem}")
+    return container
 
 
-def _gif_complete(path: Path) -> bool:
-    """Whether a GIF file ends with its trailer byte (``;``), the last thing a GIF encoder writes (zero bytes
-    after it, some tools' padding, are allowed)."""
+def _gif_damage(path: Path) -> Optional[str]:
+    """Why a GIF is not whole, as a clause, or None: cut off before its trailer byte (``;``, the last thing a GIF
+    encoder writes; zero bytes after it, some tools' padding, are allowed), or a block that is none of a GIF's
+    (a zeroed hole, as a preallocated download leaves), where FFmpeg ends the animation quietly."""
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - 64))
-            return f.read().rstrip(b"\x00").endswith(b"\x3b")
-    except OSError:
-        return True  # unreadable now: the decoder's own errors say what is wrong
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            n = len(data)
+            if n < 13 or data[:3] != b"GIF":
+                return None  # FFmpeg's own errors say what is wrong
+            pos = 13 + (3 * (2 << (data[10] & 7)) if data[10] & 0x80 else 0)  # the global colour table
+            frames = 0
+            while pos < n:
+                label = data[pos]
+                if label == 0x3B:
+                    return None
+                if label == 0x21:  # an extension: its label, then sub-blocks
+                    pos += 2
+                elif label == 0x2C:  # an image: its descriptor, a local colour table, the LZW code size, sub-blocks
+                    if pos + 10 > n:
+                        break
+                    flags = data[pos + 9]
+                    pos += 10 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0) + 1
+                    frames += 1
+                else:
+                    return f"the GIF is damaged after its frame {frames} (byte {pos} is no GIF block)"
+                while pos < n and data[pos]:  # sub-blocks, to the empty one
+                    pos += data[pos] + 1
+                pos += 1
+            return "the GIF ends without its trailer; the file is truncated (an interrupted download?)"
+    except (OSError, ValueError):  # unreadable now, or empty: the decoder's own errors say what is wrong
+        return None
 
 
-def _mp4_without_index(path: Path) -> bool:
-    """Whether ``path`` starts as an MP4/MOV (an ``ftyp`` box) but its top-level boxes hold no ``moov``, the index
-    written last unless the file was made for streaming: a download cut off, or a camera's recording never closed."""
+def mp4_index_problem(path: Path) -> Optional[str]:
+    """Why an MP4/MOV is incomplete, as a clause for an error line: its index (the ``moov`` box, written last unless
+    the file was made for streaming) missing or cut off, or a box after a whole index (the media data of a file made
+    for streaming) cut off; None for a whole file or one that is no MP4/MOV (no ``ftyp`` first).
+
+    FFmpeg reads what is left as if whole: cut within the index, the tracks listed before the cut (no video, or
+    the video without its sound); cut in the media data, the sound's end as one damaged packet and silence."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            pos = 0
+            pos, indexed = 0, False
             while pos + 8 <= size:
                 f.seek(pos)
                 head = f.read(16)
                 length, kind = int.from_bytes(head[:4], "big"), head[4:8]
-                if (pos == 0 and kind != b"ftyp") or kind == b"moov":
-                    return False
+                if pos == 0 and kind != b"ftyp":
+                    return None
                 if length == 1 and len(head) == 16:  # a 64-bit size follows
                     length = int.from_bytes(head[8:16], "big")
                 elif length == 0:  # to the end of the file
                     length = size - pos
                 if length < 8:
-                    return False
+                    return None
+                if pos + length > size and (kind == b"moov" or (indexed and kind in (b"mdat", b"moof"))):
+                    where = "within its index (the moov box" if kind == b"moov" else f"(its {kind.decode()} box"
+                    return (f"it is an MP4/MOV cut off {where}: {size - pos} of its {length} bytes are there), as an "
+                            "interrupted download or copy leaves it; download or copy it again")
+                if pos + length > size:
+                    break  # not a box (bytes appended after the file): FFmpeg ignores them too
+                indexed = indexed or kind == b"moov"
                 pos += length
-            return pos > 0
+            if pos == 0 or indexed:
+                return None
+            return ("it is an MP4/MOV without its index (the moov box), as an interrupted download or copy, or a "
+                    "recording stopped before it was finished, leaves it; download or copy it again")
     except OSError:
-        return False
+        return None
+
+
+def _ebml_number(f: BinaryIO, keep_marker: bool) -> Optional[int]:
+    """An EBML variable-length number read from ``f`` (an element ID with its length marker, or a size without
+    it: -1 for "unknown", as a muxer that could not seek back leaves it); None at the end or on a bad byte."""
+    first = f.read(1)
+    if not first or first[0] == 0:
+        return None
+    length = 9 - first[0].bit_length()
+    rest = f.read(length - 1)
+    if len(rest) < length - 1:
+        return None
+    value = int.from_bytes(first + rest, "big")
+    if keep_marker:
+        return value
+    value &= (1 << (7 * length)) - 1
+    return -1 if value == (1 << (7 * length)) - 1 else value
+
+
+def mkv_cut_off(path: Path) -> Optional[tuple[int, int]]:
+    """(bytes there, bytes declared) of a Matroska/WebM file whose Segment, the element holding everything,
+    says it is longer than the file (a download or copy cut off); None for a whole file, a size left unknown
+    (a recording that was never closed) or a file that is no Matroska."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if _ebml_number(f, True) != 0x1A45DFA3:  # the EBML header
+                return None
+            header = _ebml_number(f, False)
+            if header is None or header < 0:
+                return None
+            f.seek(header, 1)
+            if _ebml_number(f, True) != 0x18538067:  # the Segment
+                return None
+            declared = _ebml_number(f, False)
+            if declared is None or declared < 0 or f.tell() + declared <= size:
+                return None
+            return size, f.tell() + declared
+    except OSError:
+        return None
 
 
 def _url_reason(error: BaseException) -> str:
@@ -246,6 +325,9 @@ class VideoFileSource(Source):
         stream = main_video_stream(self._container)
         if stream is None:
             raise SourceError(f"{self.shown} has no video stream (audio-only or data file, or a song's cover picture?)")
+        if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
+            raise SourceError(f"{self.shown}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec "
+                              "this FFmpeg cannot decode)")  # fmt: skip
         self._stream = stream
         self._stream.thread_type = "AUTO"
         if self._threads:
@@ -470,10 +552,15 @@ class VideoFileSource(Source):
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
         """Raise when the stream stopped well before its declared end (a truncated file)."""
         info = self._info
-        if self._container.format.name == "gif" and not isinstance(self.path, str) and not _gif_complete(self.path):
-            # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download)
-            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: the GIF ends without its trailer; "
-                              "the file is truncated (an interrupted download?)")  # fmt: skip
+        gif_damage = _gif_damage(self.path) if self._container.format.name == "gif" and not isinstance(self.path, str) else None
+        if gif_damage:
+            # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download) or breaks
+            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {gif_damage}")
+        cut = mkv_cut_off(self.path) if "matroska" in self._container.format.name and not isinstance(self.path, str) else None
+        if cut:  # its Segment is longer than the file: the last frames are missing, or the sound's end interleaved with them
+            raise SourceError(f"{self.shown}: decoding stopped at frame {count} ({cut[0]} of the file's {cut[1]} bytes are there): "
+                              "the file is truncated, so its last frames or its sound's end are missing (an interrupted "
+                              "download or copy?)")  # fmt: skip
         expected = (self._stream.frames or 0) - self._hidden
         if self._seeked:
             expected = 0  # counted from a seek: only the declared end says whether the file is whole

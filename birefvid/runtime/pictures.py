@@ -66,7 +66,7 @@ def _read(path: Path, bgr: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
     try:
         return read_rgb(path), read_alpha(path)
     except SourceError:
-        if path.suffix.lower() in VIDEO_EXTENSIONS:  # a GIF may be a still: only an unreadable one is pointed at iter_masks
+        if path.suffix.lower() in VIDEO_EXTENSIONS - {".gif"}:  # a GIF is read as a picture (its first frame): one that is not is damaged
             raise SourceError(f"{path} is a video, not a picture: iterate its frames and masks with birefvid.api.iter_masks") from None
         raise
 
