@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -129,7 +130,7 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = ["--source", clip, "--realtime", "--loop", "--effect", "green", *FAST_MODEL, "--sink", base,
-            "--sink", "rec.mkv", "--duration", "14", "--report", "report.json"]  # fmt: skip
+            "--sink", "rec.mkv", "--duration", "60", "--report", "report.json"]  # fmt: skip
     with LiveRun(args, tmp_path) as run:
         wait_for(lambda: (_green_share(base) or 0) > 0.3, STARTUP, "a green-keyed snapshot", run=run)
         status, _, body = http_get(f"{base}/effect")
@@ -151,6 +152,8 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
         time.sleep(1.0)
         switched_on = _switch(port, "green")
         wait_for(lambda: (_green_share(base) or 0) > 0.3, 10, "green keying again", run=run)
+        time.sleep(0.5)  # a few keyed pictures more into the recording
+        run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]  # ends as the call does, not --duration's cap
         code = run.wait(60)
         err = run.stderr()
     assert code == 0, err
@@ -163,9 +166,10 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
     assert "live: effect none (from the preview page)" in err and "live: effect green (from the preview page)" in err, err
 
     report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ended_by"] == "terminated", report["ended_by"]
     changes = report["effect_changes"]
     assert [(c["effect"], c["by"]) for c in changes] == [("none", "preview page"), ("green", "preview page")], changes
-    assert 0 < changes[0]["seconds"] < changes[1]["seconds"] < 14
+    assert 0 < changes[0]["seconds"] < changes[1]["seconds"] < 60
     # the recording switched with the preview: keyed, then the camera's picture, then keyed again, in one file
     _, frames = decode_video(tmp_path / "rec.mkv")
     keyed = [share(f, GREEN) > 0.3 for f in frames]
@@ -180,7 +184,7 @@ def test_the_windows_keys_switch_the_effect(tmp_path: Path, clip: Path) -> None:
     need_binary("import", "imagemagick")
     with xvfb() as display:
         env: dict[str, str | None] = {"DISPLAY": display, "WAYLAND_DISPLAY": None, "SDL_VIDEODRIVER": None}
-        args = ["--source", clip, "--realtime", "--loop", "--effect", "green", "--sink", "window", "--duration", "12",
+        args = ["--source", clip, "--realtime", "--loop", "--effect", "green", "--sink", "window", "--duration", "60",
                 "--report", "report.json", *FAST_MODEL]  # fmt: skip
         with LiveRun(args, tmp_path, env=env) as run:
             x, y, w, h = wait_for(lambda: window_geometry(display, "birefvid"), STARTUP, "the window", run=run)
@@ -201,11 +205,14 @@ def test_the_windows_keys_switch_the_effect(tmp_path: Path, clip: Path) -> None:
             press("r")  # no --background: refused with a warning, the picture stays
             press("g")
             wait_for(lambda: window_green() > 0.3, 10, "green keying again after g", interval=0.2, run=run)
-            code = run.wait(60)
+            press("q")  # ends the run as Ctrl-C does (README), well before --duration's cap
+            code = run.wait(20)
             err = run.stderr()
     assert code == 0, err
     assert "replace needs a --background" in err, err
-    changes = json.loads((tmp_path / "report.json").read_text())["effect_changes"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ended_by"] == "window closed", report["ended_by"]
+    changes = report["effect_changes"]
     assert [(c["effect"], c["by"]) for c in changes] == [("none", "window"), ("green", "window")], changes
     assert np.all(np.diff([c["seconds"] for c in changes]) > 0)
 
