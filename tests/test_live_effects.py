@@ -289,8 +289,8 @@ def test_the_preview_page_says_when_the_source_reconnects(tmp_path: Path) -> Non
     """Through an outage the runner holds the last picture, which looked live: the page now says so."""
     from devtools import headless_chromium
 
-    source, preview = _Outage(8.0), HttpPreviewSink("127.0.0.1", 0)
-    runner = LiveRunner(source, [preview], red_key_segmenter(), EffectSwitch(EffectSpec("green")), make_smoother("none"), fps=24)
+    source, preview, stop = _Outage(8.0), HttpPreviewSink("127.0.0.1", 0), threading.Event()
+    runner = LiveRunner(source, [preview], red_key_segmenter(), EffectSwitch(EffectSpec("green")), make_smoother("none"), fps=24, stop=stop)
     first = source.first()
     runner.model.segment(first)
     running = threading.Thread(target=runner.run, args=(first,), daemon=True)
@@ -302,8 +302,10 @@ def test_the_preview_page_says_when_the_source_reconnects(tmp_path: Path) -> Non
                              ' && document.getElementById("status").textContent', 6, "the outage")  # fmt: skip
             title, shown = tab.eval("document.title"), tab.eval('document.getElementById("picture").naturalWidth')
     finally:
+        stop.set()  # seen: the rest of the 8 s outage (a bound for a slow browser start) need not be waited out
         running.join(15)
         preview.close()
+    assert not running.is_alive(), "the run did not end"
     assert "last picture" in line and title.startswith("reconnecting") and shown == 64, (line, title, shown)
 
 
