@@ -12,7 +12,6 @@ is bounded, and every process a test starts is killed in its teardown.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import signal
@@ -21,7 +20,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import av
 import numpy as np
@@ -41,6 +40,7 @@ from live_e2e_tools import (
     http_get,
     listening,
     run_live_cli,
+    run_live_in_process,
     scene_clip,
     screen_grab,
     share,
@@ -413,29 +413,6 @@ BAD_INPUT = {
 }  # fmt: skip
 
 
-def _live_in_process(args: list[Any], folder: Path, env: dict[str, Optional[str]], monkeypatch: pytest.MonkeyPatch,
-                     capfd: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """``birefvid live ARGS`` through the command's own ``main`` in this process: (exit code, stderr with
-    its log lines as the command prints them). A bad input fails before any real work, so a process
-    start-up for each (3-9 s on a loaded machine) bought nothing; the test after this one runs the real process."""
-    from birefvid.cli import _log_handler, main
-
-    monkeypatch.chdir(folder)
-    for key, value in env.items():
-        if value is None:
-            monkeypatch.delenv(key, raising=False)
-        else:
-            monkeypatch.setenv(key, value)
-    capfd.readouterr()
-    handler = _log_handler(False)  # on the captured stderr; main's own basicConfig defers to pytest's handlers
-    logging.getLogger().addHandler(handler)
-    try:
-        code = main(["live", *map(str, args)])
-    finally:
-        logging.getLogger().removeHandler(handler)
-    return code, capfd.readouterr().err
-
-
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_is_one_error_line_and_exit_2(case: str, tmp_path: Path, clip_small: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capfd: pytest.CaptureFixture[str]) -> None:
@@ -460,7 +437,7 @@ def test_bad_input_is_one_error_line_and_exit_2(case: str, tmp_path: Path, clip_
         busy.listen(1)
         args = make_args({"clip": clip_small, "busy": busy.getsockname()[1]}) + ["--model", "tiny", "--device", "cpu"]
         threads = set(threading.enumerate())
-        code, err = _live_in_process(args, tmp_path, env, monkeypatch, capfd)
+        code, err = run_live_in_process(args, tmp_path, monkeypatch, capfd, env)  # the test after this one runs the real process
     line = _one_error_line(err)
     deadline = time.monotonic() + 5
     while (extra := [t.name for t in set(threading.enumerate()) - threads if t.is_alive()]) and time.monotonic() < deadline:
