@@ -197,15 +197,15 @@ def test_the_windows_keys_switch_the_effect(tmp_path: Path, clip: Path) -> None:
                                   capture_output=True, text=True, timeout=20).stdout  # fmt: skip
             window_id = re.search(r"Window id: (0x[0-9a-f]+)", info).group(1)  # type: ignore[union-attr]
 
-            def press(key: str) -> None:
-                subprocess.run([xdotool, "key", "--window", window_id, key], check=True, timeout=20, env={**os.environ, "DISPLAY": display})
+            def press(key: str, action: str = "key") -> None:
+                subprocess.run([xdotool, action, "--window", window_id, key], check=True, timeout=20, env={**os.environ, "DISPLAY": display})
 
             press("n")
             wait_for(lambda: window_green() < 0.02, 10, "the camera's own picture after n", interval=0.2, run=run)
             press("r")  # no --background: refused with a warning, the picture stays
             press("g")
             wait_for(lambda: window_green() > 0.3, 10, "green keying again after g", interval=0.2, run=run)
-            press("q")  # ends the run as Ctrl-C does (README), well before --duration's cap
+            press("q", "keydown")  # ends the run as Ctrl-C does (README); the key's release would find the window gone (BadWindow)
             code = run.wait(20)
             err = run.stderr()
     assert code == 0, err
