@@ -59,10 +59,7 @@ def test_sigterm_stops_a_file_run_without_leaving_its_output(tmp_path: Path, cli
     cmd = [sys.executable, "-m", "birefvid.cli", "process", str(clip), "-o", "out.mp4", "--output", "green", *FAST_MODEL]
     expected = code
     with open(tmp_path / "err.txt", "wb") as err:
-        # as a terminal's shell starts it: a pytest itself run under nohup (or a CI runner ignoring
-        # SIGHUP) handed its ignored SIGHUP down, and birefvid rightly kept running as under nohup
-        proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.monotonic() + 90
         while not (_partials(tmp_path) and "processed " in (tmp_path / "err.txt").read_text()):  # well into the run
