@@ -11,6 +11,7 @@ import importlib.util
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,20 @@ if "BIREFVID_CACHE_DIR" not in os.environ:
     _SESSION_CACHE = tempfile.mkdtemp(prefix="birefvid-test-cache-")
     os.environ["BIREFVID_CACHE_DIR"] = _SESSION_CACHE
     atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
+
+
+def _children_get_default_signals() -> None:
+    """A suite started in the background (``pytest ... &``, ``nohup pytest``) has SIGINT or SIGHUP ignored,
+    and exec hands an ignored signal down: every birefvid the tests start then ignored the Ctrl-C or
+    hang-up they send, and those tests failed after their timeouts. A do-nothing handler keeps the signal
+    ignored by pytest itself, while exec resets a handled signal to its default in the children."""
+    for name in ("SIGINT", "SIGHUP"):
+        signum = getattr(signal, name, None)  # no SIGHUP on Windows
+        if signum is not None and signal.getsignal(signum) is signal.SIG_IGN:
+            signal.signal(signum, lambda *_: None)
+
+
+_children_get_default_signals()
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "data" / "reference"
 

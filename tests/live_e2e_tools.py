@@ -174,6 +174,33 @@ def run_live_cli(
         return code, run.stderr()
 
 
+def run_live_in_process(
+    args: Sequence[Any], folder: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    env: Optional[dict[str, Optional[str]]] = None,
+) -> tuple[int, str]:
+    """``birefvid live ARGS`` through the command's own ``main`` in this process, in ``folder``: (exit
+    code, stderr with the log lines as the command prints them). For runs that fail before any real
+    work: a process start-up for each (3-9 s on a loaded machine) buys nothing there. ``env`` as for ``LiveRun``."""
+    import logging
+
+    from birefvid.cli import _log_handler, main
+
+    monkeypatch.chdir(folder)
+    for key, value in (env or {}).items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    capfd.readouterr()
+    handler = _log_handler(False)  # on the captured stderr: main's own basicConfig defers to pytest's log handlers
+    logging.getLogger().addHandler(handler)
+    try:
+        code = main(["live", *(str(a) for a in args)])
+    finally:
+        logging.getLogger().removeHandler(handler)
+    return code, capfd.readouterr().err
+
+
 def stats_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a --stats-json file (a line still being written is left out)."""
     if not path.exists():

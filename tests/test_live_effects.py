@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -129,7 +130,7 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = ["--source", clip, "--realtime", "--loop", "--effect", "green", *FAST_MODEL, "--sink", base,
-            "--sink", "rec.mkv", "--duration", "14", "--report", "report.json"]  # fmt: skip
+            "--sink", "rec.mkv", "--duration", "60", "--report", "report.json"]  # fmt: skip
     with LiveRun(args, tmp_path) as run:
         wait_for(lambda: (_green_share(base) or 0) > 0.3, STARTUP, "a green-keyed snapshot", run=run)
         status, _, body = http_get(f"{base}/effect")
@@ -151,6 +152,8 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
         time.sleep(1.0)
         switched_on = _switch(port, "green")
         wait_for(lambda: (_green_share(base) or 0) > 0.3, 10, "green keying again", run=run)
+        time.sleep(0.5)  # a few keyed pictures more into the recording
+        run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]  # ends as the call does, not --duration's cap
         code = run.wait(60)
         err = run.stderr()
     assert code == 0, err
@@ -163,9 +166,10 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
     assert "live: effect none (from the preview page)" in err and "live: effect green (from the preview page)" in err, err
 
     report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ended_by"] == "terminated", report["ended_by"]
     changes = report["effect_changes"]
     assert [(c["effect"], c["by"]) for c in changes] == [("none", "preview page"), ("green", "preview page")], changes
-    assert 0 < changes[0]["seconds"] < changes[1]["seconds"] < 14
+    assert 0 < changes[0]["seconds"] < changes[1]["seconds"] < 60
     # the recording switched with the preview: keyed, then the camera's picture, then keyed again, in one file
     _, frames = decode_video(tmp_path / "rec.mkv")
     keyed = [share(f, GREEN) > 0.3 for f in frames]
@@ -180,7 +184,7 @@ def test_the_windows_keys_switch_the_effect(tmp_path: Path, clip: Path) -> None:
     need_binary("import", "imagemagick")
     with xvfb() as display:
         env: dict[str, str | None] = {"DISPLAY": display, "WAYLAND_DISPLAY": None, "SDL_VIDEODRIVER": None}
-        args = ["--source", clip, "--realtime", "--loop", "--effect", "green", "--sink", "window", "--duration", "12",
+        args = ["--source", clip, "--realtime", "--loop", "--effect", "green", "--sink", "window", "--duration", "60",
                 "--report", "report.json", *FAST_MODEL]  # fmt: skip
         with LiveRun(args, tmp_path, env=env) as run:
             x, y, w, h = wait_for(lambda: window_geometry(display, "birefvid"), STARTUP, "the window", run=run)
@@ -193,19 +197,22 @@ def test_the_windows_keys_switch_the_effect(tmp_path: Path, clip: Path) -> None:
                                   capture_output=True, text=True, timeout=20).stdout  # fmt: skip
             window_id = re.search(r"Window id: (0x[0-9a-f]+)", info).group(1)  # type: ignore[union-attr]
 
-            def press(key: str) -> None:
-                subprocess.run([xdotool, "key", "--window", window_id, key], check=True, timeout=20, env={**os.environ, "DISPLAY": display})
+            def press(key: str, action: str = "key") -> None:
+                subprocess.run([xdotool, action, "--window", window_id, key], check=True, timeout=20, env={**os.environ, "DISPLAY": display})
 
             press("n")
             wait_for(lambda: window_green() < 0.02, 10, "the camera's own picture after n", interval=0.2, run=run)
             press("r")  # no --background: refused with a warning, the picture stays
             press("g")
             wait_for(lambda: window_green() > 0.3, 10, "green keying again after g", interval=0.2, run=run)
-            code = run.wait(60)
+            press("q", "keydown")  # ends the run as Ctrl-C does (README); the key's release would find the window gone (BadWindow)
+            code = run.wait(20)
             err = run.stderr()
     assert code == 0, err
     assert "replace needs a --background" in err, err
-    changes = json.loads((tmp_path / "report.json").read_text())["effect_changes"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ended_by"] == "window closed", report["ended_by"]
+    changes = report["effect_changes"]
     assert [(c["effect"], c["by"]) for c in changes] == [("none", "window"), ("green", "window")], changes
     assert np.all(np.diff([c["seconds"] for c in changes]) > 0)
 
@@ -282,8 +289,8 @@ def test_the_preview_page_says_when_the_source_reconnects(tmp_path: Path) -> Non
     """Through an outage the runner holds the last picture, which looked live: the page now says so."""
     from devtools import headless_chromium
 
-    source, preview = _Outage(8.0), HttpPreviewSink("127.0.0.1", 0)
-    runner = LiveRunner(source, [preview], red_key_segmenter(), EffectSwitch(EffectSpec("green")), make_smoother("none"), fps=24)
+    source, preview, stop = _Outage(8.0), HttpPreviewSink("127.0.0.1", 0), threading.Event()
+    runner = LiveRunner(source, [preview], red_key_segmenter(), EffectSwitch(EffectSpec("green")), make_smoother("none"), fps=24, stop=stop)
     first = source.first()
     runner.model.segment(first)
     running = threading.Thread(target=runner.run, args=(first,), daemon=True)
@@ -295,8 +302,10 @@ def test_the_preview_page_says_when_the_source_reconnects(tmp_path: Path) -> Non
                              ' && document.getElementById("status").textContent', 6, "the outage")  # fmt: skip
             title, shown = tab.eval("document.title"), tab.eval('document.getElementById("picture").naturalWidth')
     finally:
+        stop.set()  # seen: the rest of the 8 s outage (a bound for a slow browser start) need not be waited out
         running.join(15)
         preview.close()
+    assert not running.is_alive(), "the run did not end"
     assert "last picture" in line and title.startswith("reconnecting") and shown == 64, (line, title, shown)
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import av
 import pytest
 
-from live_e2e_tools import GREEN, LiveRun, check_sound_in_sync, decode_video, run_live_cli, scene_clip, share, stats_lines, wait_for
+from live_e2e_tools import (
+    GREEN, LiveRun, check_sound_in_sync, decode_video, run_live_cli, run_live_in_process, scene_clip, share, stats_lines, wait_for,
+)  # fmt: skip
 from live_media import free_port, make_flash_clip
 from nginx_rtmp import NginxRtmp
 from system_tools import need_binary
@@ -190,23 +192,24 @@ def test_a_stream_its_server_never_took_is_named_at_the_end_of_the_run(tmp_path:
     assert not server.recorded(KEY)
 
 
-def test_bad_rtmp_outputs_are_one_error_line(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+def test_bad_rtmp_outputs_are_one_error_line(tmp_path: Path, clips: dict[str, Path], ffmpeg: str, monkeypatch: pytest.MonkeyPatch,
+                                           capfd: pytest.CaptureFixture[str]) -> None:
     base = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", "rec.mp4"]
     port = free_port()
-    code, err = run_live_cli([*base, "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}"], tmp_path, timeout=STARTUP)
+    code, err = run_live_in_process([*base, "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}"], tmp_path, monkeypatch, capfd)
     lines = [line for line in err.splitlines() if line.startswith("birefvid: error:")]
     assert code == 2 and len(lines) == 1, err
     assert f"rtmp://127.0.0.1:{port}/live/***" in lines[0] and "refused" in lines[0], lines[0]
     assert KEY not in err and "Traceback" not in err, err
 
-    code, err = run_live_cli([*base, "--sink", "rtmp://127.0.0.1/live"], tmp_path, timeout=STARTUP)
+    code, err = run_live_in_process([*base, "--sink", "rtmp://127.0.0.1/live"], tmp_path, monkeypatch, capfd)
     assert code == 2 and "stream key" in err and "Traceback" not in err, err
 
     no_ffmpeg = tmp_path / "empty-bin"
     no_ffmpeg.mkdir()
-    code, err = run_live_cli([*base, "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}"], tmp_path, env={"PATH": str(no_ffmpeg)}, timeout=STARTUP)
+    code, err = run_live_in_process([*base, "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}"], tmp_path, monkeypatch, capfd, {"PATH": str(no_ffmpeg)})
     assert code == 2 and "ffmpeg program" in err and KEY not in err and "Traceback" not in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["birefvid.err", "birefvid.out", "empty-bin"], "a failed run left files"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty-bin"], "a failed run left files"
 
 
 def test_stream_keys_are_hidden_wherever_the_address_is_shown() -> None:
@@ -335,6 +338,7 @@ def test_stream_keys_are_hidden_after_a_trailing_slash_and_in_a_repeated_sink() 
 
 
 def test_a_key_with_a_trailing_slash_is_hidden_in_the_error_line(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    """In a real process: the one error line of a run that never started, as the command prints it."""
     port = free_port()
     args = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}/"]
     code, err = run_live_cli(args, tmp_path, timeout=STARTUP)
