@@ -448,6 +448,8 @@ class EffectSpec:
             raise ConfigError(f"{option('effect', 'replace')} needs {option('background')} (a colour, an image or a video)")
         if self.effect not in ("replace", "none") and self.background is not None:  # none: replace is a key away
             raise ConfigError(f"{option('background')} is only used with {option('effect', 'replace')} (or {option('effect', 'none')}, to switch to replace)")
+        if self.effect == "mask" and self.foreground:  # the matte alone has no colours: it was ignored without a word
+            raise ConfigError(f"{option('foreground')} estimates colours at soft edges; {option('effect', 'mask')} draws the matte alone, which has none")
         parse_color(self.key_color)
         check_blur_sigma(self.blur_sigma)
 
