@@ -384,6 +384,18 @@ def test_decord_missing_is_config_error(monkeypatch, tmp_path):
     assert builtins  # keep the import used
 
 
+def test_decord_with_an_image_sequence_is_refused(tmp_path):
+    """It was ignored without a word: the pictures were read with OpenCV whatever --decoder said."""
+    from birefvid.errors import cli_naming
+
+    make_images(tmp_path / "plate", n=2)
+    for sequence in (tmp_path / "plate", str(tmp_path / "plate" / "*.png")):
+        with cli_naming(), pytest.raises(ConfigError, match="--decoder decord decodes video files; .* is an image sequence.*leave --decoder out"):
+            open_source(sequence, decoder="decord")
+    with open_source(tmp_path / "plate") as source:  # the default reads it
+        assert len(list(source)) == 2
+
+
 def test_unknown_decoder(tmp_path):
     g = make_video(tmp_path / "in.mkv", n_frames=2, with_audio=False)
     with pytest.raises(ConfigError, match="unknown decoder"):
