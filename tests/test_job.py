@@ -119,6 +119,14 @@ def test_an_option_the_output_or_smoother_does_not_use_is_refused(argv, words):
     assert (job.output.key_color, job.output.blur_sigma, job.smoothing.window) == ("#00ff00", 16.0, 2)
 
 
+def test_smooth_window_has_an_upper_limit():
+    """100000 was taken: 200001 whole frames held in memory until the run ran out of it, for a median no longer about flicker."""
+    for window in ("13", "100000", "-1"):
+        with cli_naming(), pytest.raises(ConfigError, match=r"--smooth-window is the frames on each side of the median, 0 to 12, got -?\d+ \(it holds"):
+            process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov", "--smooth-window", window))
+    assert process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov", "--smooth-window", "12")).smoothing.window == 12
+
+
 def test_live_foreground_with_the_matte_alone_is_refused_and_kept_for_a_switch_from_none():
     """--effect mask draws no colours, so --foreground was ignored without a word; with none it is used once b, g or r switches."""
     with cli_naming(), pytest.raises(ConfigError, match="--foreground estimates colours at soft edges; --effect mask draws the matte alone"):

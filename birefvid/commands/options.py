@@ -32,7 +32,7 @@ def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None
     """--smooth and --smooth-window."""
     group = parser.add_argument_group("smoothing")
     group.add_argument("--smooth", choices=SMOOTH_KINDS, default=default, help=f"temporal mask smoothing: lookahead (±window frames, aligned along optical flow), flow, ema or none (default {default})")
-    group.add_argument("--smooth-window", type=int, help=f"for lookahead: frames on each side (default {SMOOTH_WINDOW})")
+    group.add_argument("--smooth-window", type=int, help=f"for lookahead: frames on each side, 0 to 12 (default {SMOOTH_WINDOW})")
 
 
 def add_matte_options(parser: argparse.ArgumentParser) -> None:
