@@ -10,7 +10,7 @@ import argparse
 import logging
 from fractions import Fraction
 
-from ..job import BACKENDS, DECODERS, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
+from ..job import BACKENDS, DECODERS, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None
     """--smooth and --smooth-window."""
     group = parser.add_argument_group("smoothing")
     group.add_argument("--smooth", choices=SMOOTH_KINDS, default=default, help=f"temporal mask smoothing: lookahead (±window frames, aligned along optical flow), flow, ema or none (default {default})")
-    group.add_argument("--smooth-window", type=int, help=f"for lookahead: frames on each side, 0 to 12 (default {SMOOTH_WINDOW})")
+    group.add_argument("--smooth-window", type=int, help=f"for lookahead: frames on each side, 0 to {MAX_SMOOTH_WINDOW} (default {SMOOTH_WINDOW})")
 
 
 def add_matte_options(parser: argparse.ArgumentParser) -> None:
