@@ -317,13 +317,17 @@ def hide_leading_frames(path: str | Path, out: str | Path, n: int, fps: int | Fr
     return shift_timestamps(path, out, -Fraction(n) / Fraction(fps))
 
 
-def swap_frame_times(path: str | Path, out: str | Path, index: int) -> Path:
+def swap_frame_times(path: str | Path, out: str | Path, index: int, timescale: Optional[int] = None) -> Path:
     """Remux an intra-only MOV ``path`` into ``out`` with frames ``index`` and ``index + 1`` trading
     timestamps: the pictures decode in order but their times go backwards once, as in a packed
-    B-frame DivX/XviD file."""
-    with av.open(str(path)) as src, av.open(str(out), "w") as dst:
+    B-frame DivX/XviD file. ``timescale``: the track counts time in 1/timescale s, a tick a frame
+    (1: whole seconds, as an MP4 written with ``-video_track_timescale 1`` does)."""
+    options = {"video_track_timescale": str(timescale)} if timescale else {}
+    with av.open(str(path)) as src, av.open(str(out), "w", options=options) as dst:
         stream = dst.add_stream_from_template(src.streams.video[0])
         for i, packet in enumerate(p for p in src.demux(video=0) if p.size):
+            if timescale:
+                packet.time_base, packet.duration = Fraction(1, timescale), 1
             step = packet.duration or 1
             packet.dts = (i - 1) * step  # one frame of decode delay leaves room for the swap (pts >= dts)
             packet.pts = {index: index + 1, index + 1: index}.get(i, i) * step

@@ -173,7 +173,7 @@ def test_a_read_only_cache_is_read_and_new_files_go_to_a_fallback(b0, tmp_path, 
         assert (fallback.stat().st_mode & 0o777) == 0o700
         said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
         assert said == [f"the cache {baked} cannot be written (Read-only file system): using {fallback} instead "
-                        "(set BIREFVID_CACHE_DIR to keep it elsewhere)"]  # fmt: skip
+                        f"(BIREFVID_CACHE_DIR is {baked}: point it at a writable folder to keep it elsewhere)"]  # fmt: skip
     with read_only_dir(tmp_path / "empty") as empty:
         from birefvid.backends.export import writable_cache_dir
 
@@ -183,6 +183,23 @@ def test_a_read_only_cache_is_read_and_new_files_go_to_a_fallback(b0, tmp_path, 
         assert len(said) == 2 and said[1].startswith(f"the cache {empty} cannot be written")  # one for this cache
         (fallback / "onnx" / exported.name).write_bytes(exported.read_bytes())  # an earlier run that fell back exported it
         assert cached_onnx(b0, (64, 64)) == (fallback / "onnx" / exported.name, None)
+
+
+def test_a_cache_variable_naming_a_file_says_so_and_not_to_set_it(tmp_path, monkeypatch, caplog):
+    """BIREFVID_CACHE_DIR at a file fell back with "(Not a directory) ... (set BIREFVID_CACHE_DIR to keep it elsewhere)":
+    it named no file, and told the user to set what they had set."""
+    import tempfile
+
+    from birefvid.backends.export import writable_cache_dir
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    assert writable_cache_dir("onnx") == tmp_path / "tmp" / f"birefvid-cache-{os.getuid()}" / "onnx"
+    said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(said) == 1 and f"({tmp_path / 'cache'} is a file, not a folder)" in said[0], said
+    assert said[0].endswith(f"(BIREFVID_CACHE_DIR is {tmp_path / 'cache'}: point it at a writable folder to keep it elsewhere)"), said
 
 
 def test_openvino_blobs_baked_into_a_read_only_cache_are_used(b0, tmp_path, monkeypatch):

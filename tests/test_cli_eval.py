@@ -484,6 +484,15 @@ def test_davis_subset_by_sequences(tmp_path, capsys):
         capsys, str(tmp_path / "preds" / "bear"), str(gt_root / "bear"), "--sequences", "bear")
 
 
+def test_an_empty_sequence_list_names_the_option(tmp_path, capsys):
+    """--sequences "" (an unset shell variable) said "the sequence list  names no sequence", naming no option."""
+    (tmp_path / "empty.txt").write_text("\n")
+    for given, words in (("", "--sequences '' names no sequence: give names separated by commas"),
+                         (" , ", "--sequences ' , ' names no sequence"),
+                         (str(tmp_path / "empty.txt"), "empty.txt: the file names no sequence")):  # fmt: skip
+        assert words in _error(capsys, str(tmp_path / "preds"), str(tmp_path / "gt"), "--sequences", given)
+
+
 def test_count_mismatch_names_the_missing_frame(tmp_path, capsys):
     """'have 9, has 10' left the user to diff two folders of a thousand files by eye."""
     gts = _truths()

@@ -292,6 +292,7 @@ def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
         # ignored without a word: the cut-out came out as if they had not been given
         (["-o", "{d}/c.png", "--key-color", "#00b140"], "--key-color is only used with --output green, not --output rgba"),
         (["-o", "{d}/c.png", "--output", "composite", "--background", "red", "--blur-sigma", "4"], "--blur-sigma is only used with --output blur"),
+        (["-o", "{d}/c.png", "--output", "mask", "--no-foreground"], "--no-foreground is only used with an output in colour"),
     ],
 )
 def test_impossible_outputs_are_one_line_before_any_work(tmp_path, photo, capsys, monkeypatch, args, pattern):

@@ -384,6 +384,38 @@ def test_decord_missing_is_config_error(monkeypatch, tmp_path):
     assert builtins  # keep the import used
 
 
+def test_timestamps_going_back_name_the_likely_cause(tmp_path):
+    """Every out-of-order file was told "DivX/XviD with packed B-frames?" and to re-encode: wrong for MPEG-TS
+    recordings joined end to end (cat a.ts b.ts: ffmpeg -c copy lines the parts up, sound included) and for an MP4
+    counting whole seconds (its frames' times are lost; re-encoding keeps them lost)."""
+    from media import swap_frame_times
+
+    parts = [make_video(tmp_path / f"{name}.ts", n_frames=8, with_audio=False, codec="libx264").path for name in "ab"]
+    (tmp_path / "joined.ts").write_bytes(b"".join(p.read_bytes() for p in parts))
+    mjpeg = make_video(tmp_path / "mjpeg.mov", n_frames=6, with_audio=False, codec="mjpeg", pix_fmt="yuvj420p").path
+    seconds = swap_frame_times(mjpeg, tmp_path / "seconds.mov", 2, timescale=1)
+    for path, words in ((tmp_path / "joined.ts", " s back, as where recordings were joined end to end (cat a.ts b.ts) or the sender "
+                                                 "restarted; remux it, which puts the parts one after another: ffmpeg -i joined.ts -c copy fixed.mkv"),
+                        (seconds, "the file counts time in steps of 1 s (time base 1/1), too coarse to tell its frames apart")):  # fmt: skip
+        with pytest.raises(SourceError) as caught, VideoFileSource(path) as source:
+            list(source)
+        assert words in str(caught.value) and "DivX" not in str(caught.value), str(caught.value)
+    with pytest.raises(SourceError, match="DivX/XviD with packed B-frames"), VideoFileSource(swap_frame_times(mjpeg, tmp_path / "x.mov", 2)) as source:
+        list(source)  # a frame swapped with its neighbour keeps the packed B-frames remedy
+
+
+def test_decord_with_an_image_sequence_is_refused(tmp_path):
+    """It was ignored without a word: the pictures were read with OpenCV whatever --decoder said."""
+    from birefvid.errors import cli_naming
+
+    make_images(tmp_path / "plate", n=2)
+    for sequence in (tmp_path / "plate", str(tmp_path / "plate" / "*.png")):
+        with cli_naming(), pytest.raises(ConfigError, match="--decoder decord decodes video files; .* is an image sequence.*leave --decoder out"):
+            open_source(sequence, decoder="decord")
+    with open_source(tmp_path / "plate") as source:  # the default reads it
+        assert len(list(source)) == 2
+
+
 def test_unknown_decoder(tmp_path):
     g = make_video(tmp_path / "in.mkv", n_frames=2, with_audio=False)
     with pytest.raises(ConfigError, match="unknown decoder"):

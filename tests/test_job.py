@@ -109,6 +109,7 @@ def test_validation_names_the_option_as_the_user_typed_it(options, api_words, cl
     (["--output", "alpha", "--key-color", "#00b140"], "--key-color is only used with --output green, not --output alpha"),
     (["--output", "composite", "--background", "red", "--blur-sigma", "30"], "--blur-sigma is only used with --output blur, not --output composite"),
     (["--smooth", "ema", "--smooth-window", "5"], "--smooth-window is only used with --smooth lookahead, not --smooth ema"),
+    (["--output", "mask", "--no-foreground"], "--no-foreground is only used with an output in colour .* not --output mask"),
 ])
 def test_an_option_the_output_or_smoother_does_not_use_is_refused(argv, words):
     """They were ignored without a word: a user asking for a wider window got the recursive blend as it is."""
@@ -116,6 +117,21 @@ def test_an_option_the_output_or_smoother_does_not_use_is_refused(argv, words):
         process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov", *argv))
     job = process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov"))  # not given: the documented defaults
     assert (job.output.key_color, job.output.blur_sigma, job.smoothing.window) == ("#00ff00", 16.0, 2)
+
+
+def test_smooth_window_has_an_upper_limit():
+    """100000 was taken: 200001 whole frames held in memory until the run ran out of it, for a median no longer about flicker."""
+    for window in ("13", "100000", "-1"):
+        with cli_naming(), pytest.raises(ConfigError, match=r"--smooth-window is the frames on each side of the median, 0 to 12, got -?\d+ \(it holds"):
+            process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov", "--smooth-window", window))
+    assert process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mov", "--smooth-window", "12")).smoothing.window == 12
+
+
+def test_live_foreground_with_the_matte_alone_is_refused_and_kept_for_a_switch_from_none():
+    """--effect mask draws no colours, so --foreground was ignored without a word; with none it is used once b, g or r switches."""
+    with cli_naming(), pytest.raises(ConfigError, match="--foreground estimates colours at soft edges; --effect mask draws the matte alone"):
+        build_live_job("0", ["window"], effect="mask", foreground=True)
+    assert build_live_job("0", ["window"], effect="none", foreground=True).effect.foreground
 
 
 @pytest.mark.parametrize("command, argv, words", [

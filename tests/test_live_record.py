@@ -149,8 +149,8 @@ def test_existing_target_needs_overwrite(tmp_path):
 @pytest.mark.parametrize(
     "name,kind,match",
     [
-        ("out.avi", "rgb", r"cannot write rgb output to \.avi files; supported:"),
-        ("out.mp4", "rgba", r"cannot write alpha output to \.mp4 files \(\.mp4 holds no alpha channel.*\); supported: \.mov"),
+        ("out.avi", "rgb", r"cannot record rgb pictures to \.avi files; record to \.mov, \.mp4"),
+        ("out.mp4", "rgba", r"cannot record rgba pictures to \.mp4 files \(\.mp4 holds no transparency.*\); record to \.mov"),
         ("missing/out.mp4", "rgb", "output folder does not exist"),
     ],
 )
@@ -158,6 +158,21 @@ def test_bad_targets_fail_at_open(tmp_path, name, kind, match):
     with pytest.raises(SinkError, match=match):
         RecordingSink(tmp_path / name, width=W, height=H, fps=FPS, kind=kind)
     assert not any(tmp_path.rglob("*.*"))
+
+
+@pytest.mark.parametrize("name, kind, effect, words", [
+    ("out.avi", "rgb", "blur", "cannot record --effect blur to .avi files; record to .mov, .mp4, .m4v, .mkv, .webm, .gif, .webp or .apng"),
+    ("out.mp4", "rgba", "alpha", "cannot record --effect alpha to .mp4 files (.mp4 holds no transparency; an effect without it"),
+    ("out.mkv.part", "gray", "mask", "cannot record --effect mask to .part files"),
+])
+def test_a_refused_recording_names_the_effect_chosen(tmp_path, name, kind, effect, words):
+    """It said "cannot write rgb output to .avi files": a picture kind the user never chose, for a recording of --effect blur."""
+    from birefvid.errors import cli_naming
+
+    with cli_naming(), pytest.raises(SinkError) as caught:
+        RecordingSink(tmp_path / name, width=W, height=H, fps=FPS, kind=kind, effect=effect)
+    assert words in str(caught.value) and " rgb" not in str(caught.value) and "output" not in str(caught.value), str(caught.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_preset_reaches_the_encoder(tmp_path):
@@ -389,8 +404,8 @@ def test_preset_help_promises_only_presets_a_recording_takes(tmp_path, capsys):
 def test_a_refused_recording_offers_only_what_live_records(tmp_path):
     """Live records files only, but its error offered "or a folder for a PNG sequence", and a folder was then
     refused as "a path without extension files"."""
-    for name, kind, words in [("frames", "rgba", "cannot write alpha output to frames, which has no extension; supported: .mov"),
-                              ("cut.mp4", "rgba", ".mp4 holds no alpha channel"), ("cut.png", "rgb", "(.apng writes one animated PNG)")]:
+    for name, kind, words in [("frames", "rgba", "cannot record rgba pictures to frames, which has no extension; record to .mov"),
+                              ("cut.mp4", "rgba", ".mp4 holds no transparency"), ("cut.png", "rgb", "(.apng records one animated PNG)")]:
         with pytest.raises(SinkError) as caught:
             RecordingSink(tmp_path / name, width=W, height=H, fps=FPS, kind=kind)
         assert words in str(caught.value) and "folder" not in str(caught.value), str(caught.value)

@@ -185,7 +185,7 @@ def test_rtsp_matting_alpha_over_rtsp_is_one_line_and_exit_2(clip, tmp_path, cap
     args = ["--source", str(clip.path), "--effect", "alpha", "--sink", "rtsp://127.0.0.1:9/matte", *LIVE]
     code, stdout, stderr = _run("rtsp_matting", args, capsys)
     assert code == 2 and stdout == ""
-    assert len(stderr.strip().splitlines()) == 1 and "cannot carry rgba" in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "cannot carry --effect alpha" in stderr, stderr
 
 
 def _get(url: str) -> tuple[int, bytes]:

@@ -54,8 +54,17 @@ def _usable(folder: Path) -> Optional[str]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        return e.strerror or str(e)
+        file = next((p for p in (folder, *folder.parents) if p.is_file()), None)  # "Not a directory" named none
+        return f"{file} is a file, not a folder" if file is not None else e.strerror or str(e)
     return None if os.access(folder, os.W_OK | os.X_OK) else "not writable"
+
+
+def _remedy(wanted: str) -> str:
+    """How to give the cache ``wanted`` ("a writable folder"): set the variable, or, when it is set already (it named the
+    folder that failed), point it elsewhere; "set BIREFVID_CACHE_DIR" told a user who had set it to do so."""
+    if os.environ.get(CACHE_ENV):
+        return f"{CACHE_ENV} is {os.environ[CACHE_ENV]}: point it at {wanted}"
+    return f"set {CACHE_ENV} to {wanted}"
 
 
 def fallback_cache_dir() -> Path:
@@ -78,17 +87,18 @@ def writable_cache_dir(sub: str) -> Path:
         root.mkdir(mode=0o700, exist_ok=True)
         st = root.stat()
     except OSError as e:
-        raise SinkError(f"cannot write the cache {primary} ({why}) nor {root} ({e.strerror or e}); set {CACHE_ENV} to a writable folder") from e
+        raise SinkError(f"cannot write the cache {primary} ({why}) nor {root} ({e.strerror or e}); {_remedy('a writable folder')}") from e
     if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
         # someone else's folder in a shared /tmp: models from there would run as ours
-        raise SinkError(f"cannot write the cache {primary} ({why}), and {root} is not this user's own; set {CACHE_ENV} to a writable folder")
+        raise SinkError(f"cannot write the cache {primary} ({why}), and {root} is not this user's own; {_remedy('a writable folder')}")
     folder = root / sub
     why_not = _usable(folder)
     if why_not is not None:
-        raise SinkError(f"cannot write the cache {primary} ({why}) nor {folder} ({why_not}); set {CACHE_ENV} to a writable folder")
+        raise SinkError(f"cannot write the cache {primary} ({why}) nor {folder} ({why_not}); {_remedy('a writable folder')}")
     if str(primary.parent) not in _fallbacks_said:  # once a run, not once per sub-folder
         _fallbacks_said.add(str(primary.parent))
-        log.warning("the cache %s cannot be written (%s): using %s instead (set %s to keep it elsewhere)", primary.parent, why, root, CACHE_ENV)
+        log.warning("the cache %s cannot be written (%s): using %s instead (%s)", primary.parent, why, root,
+                    _remedy("a writable folder to keep it elsewhere"))  # fmt: skip
     _link_baked(primary, folder)
     return folder
 

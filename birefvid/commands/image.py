@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from .options import BLUR_SIGMA, KEY_COLOR, add_matte_options, add_model_options, bit_depth_arg, inference_spec, matte_options, model_spec, only_for
+from .options import (BLUR_SIGMA, KEY_COLOR, add_matte_options, add_model_options, bit_depth_arg, foreground_wanted, inference_spec,
+                      matte_options, model_spec, only_for)
 
 if TYPE_CHECKING:
     from ..io.image_sink import PixelDensity
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_standard_streams(args.inputs, args.out)
     if kind == "composite" and args.background is None:  # before OutputSpec's check, which offers a video too
         raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour or an image)")
-    key_color, blur_sigma = only_for(args, "key_color"), only_for(args, "blur_sigma")
+    key_color, blur_sigma, foreground = only_for(args, "key_color"), only_for(args, "blur_sigma"), foreground_wanted(args)
     output = OutputSpec(args.out, kind=kind, background=args.background, key_color=key_color,  # type: ignore[arg-type]
                         blur_sigma=blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
             bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
             icc, density, frames, exif = _header(source)
             background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
-            compositor = Compositor(kind, foreground=not args.no_foreground, key=key_color,  # type: ignore[arg-type]
+            compositor = Compositor(kind, foreground=foreground, key=key_color,  # type: ignore[arg-type]
                                     blur_sigma=blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
             colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
             coverage = None

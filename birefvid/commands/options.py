@@ -10,7 +10,7 @@ import argparse
 import logging
 from fractions import Fraction
 
-from ..job import BACKENDS, DECODERS, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
+from ..job import BACKENDS, DECODERS, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None
     """--smooth and --smooth-window."""
     group = parser.add_argument_group("smoothing")
     group.add_argument("--smooth", choices=SMOOTH_KINDS, default=default, help=f"temporal mask smoothing: lookahead (±window frames, aligned along optical flow), flow, ema or none (default {default})")
-    group.add_argument("--smooth-window", type=int, help=f"for lookahead: frames on each side (default {SMOOTH_WINDOW})")
+    group.add_argument("--smooth-window", type=int, help=f"for lookahead: frames on each side, 0 to {MAX_SMOOTH_WINDOW} (default {SMOOTH_WINDOW})")
 
 
 def add_matte_options(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +69,17 @@ def only_for(args: argparse.Namespace, name: str) -> object:
         used = option("kind", wanted) if which == "output" else f"{option('smooth')} {wanted}"
         raise ConfigError(f"{option(name)} is only used with {used}, not {option(which)} {getattr(args, which)}")
     return value
+
+
+def foreground_wanted(args: argparse.Namespace) -> bool:
+    """Whether foreground colours are estimated (not ``--no-foreground``); ConfigError for ``--no-foreground`` beside
+    ``--output mask``, which writes the matte alone, with no colours to estimate: it was ignored without a word."""
+    from ..errors import ConfigError, option
+
+    if args.no_foreground and args.output == "mask":
+        raise ConfigError(f"{option('foreground', False)} is only used with an output in colour (the cut-out, green, composite, blur), "
+                          f"not {option('kind', 'mask')}, the matte alone")  # fmt: skip
+    return not args.no_foreground
 
 
 def matte_options(args: argparse.Namespace) -> dict[str, object]:
@@ -170,7 +181,7 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         input, out, kind=args.output, model=args.model, weights=args.weights, backbone=args.backbone,
         device=args.device, precision=args.precision, resolution=args.resolution, keep_aspect=args.keep_aspect,
         backend=args.backend, background=args.background, key_color=only_for(args, "key_color"),
-        blur_sigma=only_for(args, "blur_sigma"), foreground=not args.no_foreground, smooth=args.smooth,
+        blur_sigma=only_for(args, "blur_sigma"), foreground=foreground_wanted(args), smooth=args.smooth,
         smooth_window=only_for(args, "smooth_window"),
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=25.0 if args.fps is None else args.fps,

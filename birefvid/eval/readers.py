@@ -39,7 +39,7 @@ import av
 import cv2
 import numpy as np
 
-from birefvid.errors import DataError, SourceError
+from birefvid.errors import DataError, SourceError, option
 from birefvid.eval.metrics import Evaluator
 from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
@@ -305,8 +305,10 @@ def sequence_names(text: str) -> list[str]:
     else:
         lines = text.split(",")
     names = list(dict.fromkeys(n.strip() for n in lines if n.strip()))
-    if not names:
-        raise DataError(f"the sequence list {text} names no sequence")
+    if not names:  # "" (an unset shell variable) said "the sequence list  names no sequence", naming no option
+        if p.is_file():
+            raise DataError(f"{option('sequences')} {text}: the file names no sequence (one name a line, as DAVIS' ImageSets/2017/val.txt)")
+        raise DataError(f"{option('sequences')} {text!r} names no sequence: give names separated by commas (bear,car) or a file of one name a line")
     return names
 
 

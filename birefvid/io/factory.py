@@ -35,6 +35,9 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
     """
     text = str(path)
     if not is_url(text) and (is_glob(text) or Path(text).is_dir()):
+        if decoder == "decord":  # it was ignored without a word: the pictures are read with OpenCV whatever the decoder
+            raise ConfigError(f"{option('decoder', 'decord')} decodes video files; {text} is an image sequence, whose pictures are read "
+                              f"one by one (OpenCV, Pillow): leave {option('decoder')} out")  # fmt: skip
         return ImageSequenceSource(text, fps=fps)
     if not is_url(text) and is_animated_webp(text):  # FFmpeg decodes still WebP only; Pillow (libwebp) animations too
         if decoder != "pyav":

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 import numpy as np
 
-from birefvid.errors import SourceError
+from birefvid.errors import SourceError, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import ClosesOnce, Finishes
 
@@ -186,6 +186,11 @@ class LiveSink(Finishes):
 
     def _abort(self) -> None:
         self._close()
+
+
+def pictures_named(kind: str, effect: Optional[str] = None) -> str:
+    """How messages name what a sink is given: the ``effect`` the user chose (``--effect alpha``), else ``kind`` pictures."""
+    return option("effect", effect) if effect else f"{kind} pictures"
 
 
 def picture_kind(picture: np.ndarray) -> PictureKind:

@@ -14,11 +14,11 @@ from fractions import Fraction
 from typing import Optional
 from urllib.parse import urlsplit
 
-from birefvid.errors import ConfigError, SinkError, sink_named
+from birefvid.errors import ConfigError, SinkError, option, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.live_base import LiveSink
+from birefvid.io.live_base import LiveSink, pictures_named
 from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, tcp_reachable
-from birefvid.job import shown_sink
+from birefvid.job import EFFECT_PICTURE, EFFECTS, shown_sink
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +50,22 @@ def parse_http_address(spec: str) -> tuple[str, int]:
     return host, port
 
 
-def _check_kind(cls: type[LiveSink], spec: str, kind: str) -> None:
-    """SinkError before anything opens when the sink cannot carry ``kind`` pictures."""
+def _check_kind(cls: type[LiveSink], spec: str, kind: str, effect: Optional[str] = None) -> None:
+    """SinkError before anything opens when the sink cannot carry ``kind`` pictures (those of ``effect``, named so)."""
     if kind not in cls.accepts:
         hint = _ALPHA_HINT if kind == "rgba" else ""
-        raise SinkError(f"{sink_named(spec)} cannot carry {kind} pictures (it takes {', '.join(sorted(cls.accepts))}){hint}")
+        if effect:  # the user chose an effect, not a picture kind ("cannot carry rgba pictures (it takes gray, rgb)")
+            names = [e for e in EFFECTS if EFFECT_PICTURE[e] in cls.accepts]
+            takes = f"{option('effect')} {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else option("effect", names[0])
+        else:
+            takes = ", ".join(sorted(cls.accepts))
+        raise SinkError(f"{sink_named(spec)} cannot carry {pictures_named(kind, effect)} (it takes {takes}){hint}")
 
 
 def open_live_sink(
     spec: str, *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
     audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None, sample_aspect_ratio: Optional[Fraction] = None,
-    mirror: bool = False,
+    mirror: bool = False, effect: Optional[str] = None,
 ) -> LiveSink:
     """Open the sink one ``--sink`` value names, for ``kind`` pictures of ``width`` x ``height`` at ``fps``.
 
@@ -69,7 +74,8 @@ def open_live_sink(
     RTSP and MPEG-TS streams carry; ``sample_aspect_ratio`` the source's pixel shape when not square
     (a D1 camera's 12:11), which recordings and streams keep and the window, virtual camera and browser
     preview show by resizing to square pixels. ``mirror`` flips the picture left-right in the window and
-    the preview page, what a person looks at (a self-view), never in what is sent or recorded.
+    the preview page, what a person looks at (a self-view), never in what is sent or recorded. ``effect``: the live
+    effect that draws the pictures, which errors name (the user chose it, not a picture kind).
     """
     if kind not in PICTURE_KINDS:
         raise ConfigError(f"unknown picture kind {kind!r}; expected one of {', '.join(PICTURE_KINDS)}")
@@ -80,12 +86,12 @@ def open_live_sink(
     if word == "window":
         from birefvid.io.window_sink import WindowSink  # needs a display; imported only when asked for
 
-        _check_kind(WindowSink, spec, kind)
+        _check_kind(WindowSink, spec, kind, effect)
         return WindowSink(width=width, height=height, title="birefvid", sample_aspect_ratio=sample_aspect_ratio, mirror=mirror)
     if word == "virtualcam":
         from birefvid.io.virtualcam_sink import VirtualCamSink  # optional extra; imported only when asked for
 
-        _check_kind(VirtualCamSink, spec, kind)
+        _check_kind(VirtualCamSink, spec, kind, effect)
         return VirtualCamSink(width=width, height=height, fps=fps, sample_aspect_ratio=sample_aspect_ratio)
     if scheme in ("rtsp", "rtsps", "udp", "tcp", "srt"):
         from birefvid.io.publish_base import StreamClock
@@ -93,7 +99,7 @@ def open_live_sink(
         from birefvid.io.ts_sink import MpegTsPublishSink
 
         publisher = RtspPublishSink if scheme.startswith("rtsp") else MpegTsPublishSink
-        _check_kind(publisher, spec, kind)
+        _check_kind(publisher, spec, kind, effect)
         # a server or player that goes away mid-run is reconnected to; the first connection must work
         reachable = tcp_reachable(spec, 322 if scheme == "rtsps" else 554) if scheme in ("rtsp", "rtsps", "tcp") else None
         # MPEG-TS: every connection on the first one's clock, so a reopened stream's time never goes back.
@@ -108,7 +114,7 @@ def open_live_sink(
     if scheme in ("rtmp", "rtmps"):
         from birefvid.io.rtmp_sink import DEFAULT_PORTS, RtmpPublishSink, check_url, ffmpeg_command, redacted
 
-        _check_kind(RtmpPublishSink, redacted(spec), kind)
+        _check_kind(RtmpPublishSink, redacted(spec), kind, effect)
         check_url(spec)
         ffmpeg_command(spec, REOPEN_TIMEOUT_S)  # no ffmpeg program: say so before anything opens
         reachable = tcp_reachable(spec, DEFAULT_PORTS[scheme])
@@ -131,15 +137,15 @@ def open_live_sink(
         from birefvid.io.http_preview import HttpPreviewSink
 
         host, port = parse_http_address(spec)
-        _check_kind(HttpPreviewSink, spec, kind)
+        _check_kind(HttpPreviewSink, spec, kind, effect)
         return HttpPreviewSink(host, port, sample_aspect_ratio=sample_aspect_ratio, mirror=mirror)
     if scheme:
         raise ConfigError(f"{sink_named(spec)}: {scheme}:// outputs are not supported; expected {_FORMS}")
     from birefvid.io.record_sink import RecordingSink
 
-    _check_kind(RecordingSink, spec, kind)
+    _check_kind(RecordingSink, spec, kind, effect)
     return RecordingSink(os.path.expanduser(spec), width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset,
-                         audio=audio, segment_seconds=segment_seconds, sample_aspect_ratio=sample_aspect_ratio)  # fmt: skip
+                         audio=audio, segment_seconds=segment_seconds, sample_aspect_ratio=sample_aspect_ratio, effect=effect)  # fmt: skip
 
 
 def _identity(spec: str) -> Optional[tuple[str, ...]]:
@@ -159,7 +165,7 @@ def _identity(spec: str) -> Optional[tuple[str, ...]]:
 def open_live_sinks(
     specs: list[str], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False, preset: Optional[str] = None,
     audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None, sample_aspect_ratio: Optional[Fraction] = None,
-    mirror: bool = False,
+    mirror: bool = False, effect: Optional[str] = None,
 ) -> list[LiveSink]:
     """Open every --sink in order, or none: on the first failure the opened ones are aborted and the error raised."""
     seen: dict[tuple[str, ...], str] = {}
@@ -174,7 +180,8 @@ def open_live_sinks(
     try:
         for spec in specs:
             opened.append(open_live_sink(spec, width=width, height=height, fps=fps, kind=kind, overwrite=overwrite, preset=preset, audio=audio,
-                                         segment_seconds=segment_seconds, sample_aspect_ratio=sample_aspect_ratio, mirror=mirror))  # fmt: skip
+                                         segment_seconds=segment_seconds, sample_aspect_ratio=sample_aspect_ratio, mirror=mirror,
+                                         effect=effect))  # fmt: skip
     except BaseException:
         for sink in reversed(opened):
             try:

@@ -23,9 +23,9 @@ from birefvid.frames import StreamInfo
 from birefvid.io.animated_sink import ANIMATED_MUXERS, AnimatedImageSink
 from birefvid.io.atomic import check_target
 from birefvid.io.base import Sink
-from birefvid.io.formats import EncoderSpec, choose_encoder, is_animation_target
+from birefvid.io.formats import SUPPORTED, EncoderSpec, choose_encoder, is_animation_target
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.live_base import LiveSink, picture_kind, square_pixel_size, to_square_pixels
+from birefvid.io.live_base import LiveSink, picture_kind, pictures_named, square_pixel_size, to_square_pixels
 from birefvid.io.video_sink import VideoFileSink
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,30 @@ _LIVE_SPEED = {
 }
 
 
-def live_encoder(path: Path, kind: str, width: int, height: int, preset: Optional[str] = None) -> EncoderSpec:
+def check_recording_format(path: Path, kind: str, effect: Optional[str] = None) -> None:
+    """SinkError when ``path``'s file type cannot record ``kind`` pictures, naming the ``effect`` that draws them and the
+    file types that can: the file mode's "cannot write rgb output to .avi files" named a kind no one had chosen."""
+    table = SUPPORTED[OUTPUT_KIND[kind]]
+    ext = path.suffix.lower()
+    if ext in table:
+        return
+    why = ""
+    if kind == "rgba" and any(ext in SUPPORTED[other] for other in SUPPORTED):
+        why = f" ({ext} holds no transparency; an effect without it, such as blur or green, records there)"
+    elif ext == ".png":
+        why = " (.apng records one animated PNG)"
+    where = f"{ext} files" if ext else f"{path.name}, which has no extension"
+    kinds = list(table)
+    raise SinkError(f"cannot record {pictures_named(kind, effect)} to {where}{why}; record to {', '.join(kinds[:-1])} or {kinds[-1]}")
+
+
+def live_encoder(path: Path, kind: str, width: int, height: int, preset: Optional[str] = None, effect: Optional[str] = None) -> EncoderSpec:
     """The batch mode's encoder choice for ``path``, switched to its real-time speed settings.
 
     ``preset`` (``--preset``: x264 ``ultrafast``..``placebo``; recordings take the container's default codec, never NVENC) replaces the
-    live default; a codec without presets (VP9, FFV1, ProRes) raises SinkError saying so.
+    live default; a codec without presets (VP9, FFV1, ProRes) raises SinkError saying so. ``effect`` names the pictures in errors.
     """
+    check_recording_format(path, kind, effect)
     spec = choose_encoder(path, OUTPUT_KIND[kind], width, height, preset=preset, folder=False)  # live records files only
     faster = dict(_LIVE_SPEED.get(spec.codec, {}))
     if preset is not None:
@@ -72,7 +90,7 @@ class RecordingSink(LiveSink):
     def __init__(
         self, path: Union[str, Path], *, width: int, height: int, fps: float, kind: str, overwrite: bool = False,
         preset: Optional[str] = None, audio: Optional[LiveAudioFeed] = None, segment_seconds: Optional[float] = None,
-        sample_aspect_ratio: Optional[Fraction] = None,
+        sample_aspect_ratio: Optional[Fraction] = None, effect: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -88,7 +106,7 @@ class RecordingSink(LiveSink):
         self._squared = sample_aspect_ratio if is_animation_target(self.path) and sample_aspect_ratio not in (None, 1) else None
         if self._squared is not None:
             (width, height), sample_aspect_ratio = square_pixel_size(width, height, self._squared), None
-        self._spec = live_encoder(self.path, kind, width, height, preset)
+        self._spec = live_encoder(self.path, kind, width, height, preset, effect)
         # non-square pixels (a D1 camera's 12:11) are tagged as the file mode tags them, or players show the scene squeezed
         self._info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001),
                                 sample_aspect_ratio=sample_aspect_ratio)  # fmt: skip

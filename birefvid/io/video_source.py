@@ -49,6 +49,10 @@ SEEK_TRIES = 6
 # decoded frames held back at most while looking for the first timestamp (see _timed_leading): a
 # second or two of video, a bounded amount of memory
 LEADING_UNTIMED_MAX = 120
+# out-of-order timestamps: a time base coarser than a 24 fps frame cannot tell frames apart (an MP4 written with
+# timescale 1); a step back of more than 4 frames is no reorder (packed B-frames swap neighbours) but a clock starting over
+COARSEST_TIME_BASE = Fraction(1, 24)
+REORDER_FRAMES = 4
 
 
 def earlier_target(target: int, landed: int) -> int:
@@ -539,12 +543,27 @@ class VideoFileSource(Source):
 
     def _out_of_order(self, index: int, pts: int, previous: int) -> str:
         """The error for a frame whose timestamp does not follow the one before (the decoder emits
-        frames in presentation order, so the file's timestamps are wrong; every output needs them)."""
+        frames in presentation order, so the file's timestamps are wrong; every output needs them), with the
+        likely cause's remedy: a time base coarser than a frame, a clock that starts over (MPEG-TS files joined
+        end to end), else a frame or two swapped (DivX/XviD's packed B-frames), which every file got."""
         tb = self._info.time_base
         name = Path(urlsplit(self.path).path).name if isinstance(self.path, str) else self.path.name
+        said = (f"{self.shown}: frame {index}'s timestamp ({float(pts * tb):.3f} s) is not after frame {index - 1}'s "
+                f"({float(previous * tb):.3f} s)")  # fmt: skip
+        if tb > COARSEST_TIME_BASE:
+            return (f"{said}: the file counts time in steps of {float(tb):g} s (time base {tb.numerator}/{tb.denominator}), too coarse "
+                    "to tell its frames apart, so the program that wrote it lost their times; write it again from the original "
+                    "with a finer time base (ffmpeg: -video_track_timescale 90000)")  # fmt: skip
+        back = float((previous - pts) * tb)
+        rate = self._info.average_rate
+        if back > REORDER_FRAMES / float(rate or 25):  # a reorder moves a frame or two; this is another recording's clock
+            cause = (f"its clock starts over, {back:.3f} s back, as where recordings were joined end to end (cat a.ts b.ts) or "
+                     "the sender restarted")  # fmt: skip
+            if self._container.format.name in ("mpegts", "mpeg"):  # ffmpeg lines up such a stream's parts when it remuxes it
+                return f"{said}: {cause}; remux it, which puts the parts one after another: ffmpeg -i {name} -c copy fixed.mkv"
+            return f"{said}: {cause}; split it where the clock starts over (ffmpeg's -ss and -to) and process each part"
         return (
-            f"{self.shown}: frame {index}'s timestamp ({float(pts * tb):.3f} s) is not after frame {index - 1}'s "
-            f"({float(previous * tb):.3f} s): the file's timestamps are out of order (DivX/XviD with packed "
+            f"{said}: the file's timestamps are out of order (DivX/XviD with packed "
             f"B-frames?); re-encode it first, e.g. ffmpeg -i {name} -c:v libx264 -crf 16 fixed.mp4"
             + (" (or, lossless for an AVI: -c copy -bsf:v mpeg4_unpack_bframes fixed.avi)" if name.lower().endswith(".avi") else "")
         )

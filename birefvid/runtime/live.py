@@ -569,7 +569,7 @@ def run_live_job(
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
                                 segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio,
-                                mirror=job.mirrors_preview())  # fmt: skip
+                                mirror=job.mirrors_preview(), effect=effect.effect)  # fmt: skip
         failed, failure, runner, shown = True, None, None, True
         try:
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
