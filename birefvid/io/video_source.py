@@ -58,8 +58,9 @@ def earlier_target(target: int, landed: int) -> int:
     return target - 2 * max(landed - target, 1)
 
 
-def _open_container(path: Path | str) -> av.container.InputContainer:
-    """Open ``path`` (a file, or an http(s):// URL) for reading, translating FFmpeg's complaints into SourceError."""
+def open_container(path: Path | str) -> av.container.InputContainer:
+    """Open ``path`` (a file, or an http(s):// URL) for reading, translating FFmpeg's complaints into SourceError
+    and refusing an MP4/MOV cut off in its index or media data (``batch`` plans with it too, so both refuse alike)."""
     if isinstance(path, str):  # a URL (see is_url)
         try:
             return av.open(path, "r", timeout=URL_TIMEOUT_S)
@@ -208,6 +209,52 @@ def main_video_stream(container: av.container.InputContainer) -> Optional[av.vid
     return next((s for s in container.streams.video if not s.disposition & cover), None)
 
 
+def decodable_video_stream(container: av.container.InputContainer, shown: object) -> av.video.stream.VideoStream:
+    """``main_video_stream``, or SourceError naming ``shown`` when there is none or its codec is unknown to FFmpeg."""
+    stream = main_video_stream(container)
+    if stream is None:
+        raise SourceError(f"{shown} has no video stream (audio-only or data file, or a song's cover picture?)")
+    if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
+        raise SourceError(f"{shown}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec "
+                          "this FFmpeg cannot decode)")  # fmt: skip
+    return stream
+
+
+def structural_damage(path: Path | str, format_name: str) -> Optional[str]:
+    """Why a GIF or Matroska/WebM file is not whole, read from its structure rather than its frames, as a clause;
+    None for a whole file, another format or a URL. FFmpeg ends such a file quietly where its data stops."""
+    if isinstance(path, str):
+        return None
+    if format_name == "gif":  # a GIF declares no length: its blocks and trailer say whether it is whole
+        return _gif_damage(path)
+    cut = mkv_cut_off(path) if "matroska" in format_name else None
+    if cut:  # its Segment is longer than the file: the last frames are missing, or the sound's end interleaved with them
+        return (f"the file is truncated ({cut[0]} of its {cut[1]} bytes are there), so its last frames or its sound's end "
+                "are missing (an interrupted download or copy?)")  # fmt: skip
+    return None
+
+
+def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts: Optional[int], *, hidden: int = 0,
+                       from_start: bool = True) -> Optional[tuple[str, bool]]:  # fmt: skip
+    """How ``count`` frames read from the start (the last at ``last_pts``; ``hidden``: samples an edit list hid) fall
+    short of the stream's declared length: ("frame N of M" or "frame N (Xs of Ys)", whether data is lost), or None.
+
+    An edit list may hide a couple of leading samples without flagging them, so 1-2 frames short is no loss. Read
+    from a seek (``from_start`` False), only the declared end says whether the file is whole."""
+    expected = (stream.frames or 0) - hidden if from_start else 0
+    if expected > 0 and count < expected:
+        return f"frame {count} of {expected}", count + 2 < expected
+    declared, rate = declared_seconds(stream), stream.average_rate or stream.guessed_rate
+    if expected <= 0 and declared and last_pts is not None and rate:
+        # FFmpeg's Matroska muxer declares where a stream ends (a segment of a longer recording that
+        # starts at 2 s and lasts 2 s says 4 s); other formats declare how long it lasts. Either will do.
+        start = stream.start_time or 0
+        end = float(max(last_pts, last_pts - start) * Fraction(stream.time_base))
+        if end + 3 / float(rate) < declared:
+            return f"frame {count} ({end:.3f}s of {declared:.3f}s)", True
+    return None
+
+
 def alpha_decoder(stream: av.video.stream.VideoStream, threads: int = 0) -> Optional[av.codec.CodecContext]:
     """A ``libvpx-vp9`` decoder for a VP9 stream that carries alpha (WebM's ``alpha_mode`` 1: birefvid's own
     ``.webm`` cut-outs, an editor's transparent export), else None: FFmpeg's native vp9 decoder drops the alpha."""
@@ -292,7 +339,7 @@ class VideoFileSource(Source):
         self._concealed_span = (0, 0)  # the first and the last of them
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
-        self._container = _open_container(self.path)
+        self._container = open_container(self.path)
         try:
             self._threads = threads
             self._attach_stream()
@@ -322,12 +369,7 @@ class VideoFileSource(Source):
 
     def _attach_stream(self) -> None:
         """Find the video stream of ``self._container`` and set up its decoder's threads."""
-        stream = main_video_stream(self._container)
-        if stream is None:
-            raise SourceError(f"{self.shown} has no video stream (audio-only or data file, or a song's cover picture?)")
-        if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
-            raise SourceError(f"{self.shown}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec "
-                              "this FFmpeg cannot decode)")  # fmt: skip
+        stream = decodable_video_stream(self._container, self.shown)
         self._stream = stream
         self._stream.thread_type = "AUTO"
         if self._threads:
@@ -363,7 +405,7 @@ class VideoFileSource(Source):
                 log.debug("%s: seeking to pts %d failed (%s); reading from the start", self.path, pts, e)
             if landed is None or landed.pts is None or landed.pts > pts:
                 self._container.close()  # overshot (or failed): from the top, as the file was first read
-                self._container = _open_container(self.path)
+                self._container = open_container(self.path)
                 self._attach_stream()
                 frames = self._decode()
                 landed = next(frames, None)
@@ -550,36 +592,16 @@ class VideoFileSource(Source):
         )
 
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
-        """Raise when the stream stopped well before its declared end (a truncated file)."""
-        info = self._info
-        gif_damage = _gif_damage(self.path) if self._container.format.name == "gif" and not isinstance(self.path, str) else None
-        if gif_damage:
-            # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download) or breaks
-            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {gif_damage}")
-        cut = mkv_cut_off(self.path) if "matroska" in self._container.format.name and not isinstance(self.path, str) else None
-        if cut:  # its Segment is longer than the file: the last frames are missing, or the sound's end interleaved with them
-            raise SourceError(f"{self.shown}: decoding stopped at frame {count} ({cut[0]} of the file's {cut[1]} bytes are there): "
-                              "the file is truncated, so its last frames or its sound's end are missing (an interrupted "
-                              "download or copy?)")  # fmt: skip
-        expected = (self._stream.frames or 0) - self._hidden
-        if self._seeked:
-            expected = 0  # counted from a seek: only the declared end says whether the file is whole
-        if expected > 0 and count < expected:
-            # an edit list may hide a couple of leading samples without flagging them; more is damage
-            msg = f"{self.shown}: decoding stopped at frame {count} of {expected}"
-            if count + 2 < expected:
-                raise SourceError(msg + "; the file is truncated or damaged")
-            log.warning(msg)
-        elif expected <= 0 and self._declared and last_pts is not None and info.average_rate:
-            # FFmpeg's Matroska muxer declares where a stream ends (a segment of a longer recording that
-            # starts at 2 s and lasts 2 s says 4 s); other formats declare how long it lasts. Either will do.
-            start = self._stream.start_time or 0
-            end = float(max(last_pts, last_pts - start) * info.time_base)
-            if end + 3 / float(info.average_rate) < self._declared:
-                raise SourceError(
-                    f"{self.shown}: decoding stopped at frame {count} ({end:.3f}s of {self._declared:.3f}s); "
-                    "the file is truncated or damaged"
-                )
+        """Raise when the stream stopped well before its declared end, or its file's structure says it is cut off."""
+        damage = structural_damage(self.path, self._container.format.name)
+        if damage:
+            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {damage}")
+        short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden, from_start=not self._seeked)
+        if short is not None:
+            where, lost = short
+            if lost:
+                raise SourceError(f"{self.shown}: decoding stopped at {where}; the file is truncated or damaged")
+            log.warning("%s: decoding stopped at %s", self.shown, where)
 
     def _close(self) -> None:
         with self._io_lock:
