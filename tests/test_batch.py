@@ -314,6 +314,21 @@ def test_damaged_chunk_skips_that_video_and_the_rest_are_processed(clips, tmp_pa
     assert not any(e["event"] == "chunk_done" and e["video"] == "bad.mkv" and e["chunk"] == 3 for e in events(log))
 
 
+def test_a_frame_the_decoder_concealed_is_kept_with_a_warning_as_process_keeps_it(clips, tmp_path, caplog):
+    """Damage inside a frame's data (a bad block on a NAS) that the decoder patches over: `process`, and `batch` of a
+    short video, keep the frame with a warning; a video in chunks was skipped as damaged ("re-encode or repair")."""
+    with av.open(str(clips["inputs"][0])) as c:
+        pos, size = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size][14]  # in chunk 2 (frames 12-17)
+    data = bytearray(clips["inputs"][0].read_bytes())
+    data[pos + size // 2: pos + size // 2 + 16] = np.random.default_rng(0).integers(0, 256, 16, dtype=np.uint8).tobytes()
+    (tmp_path / "nas.mp4").write_bytes(data)
+    with caplog.at_level("WARNING"):
+        assert batch(str(tmp_path / "nas.mp4"), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--chunk-frames", "6", "-q") == 0
+    assert len(grey(tmp_path / "o" / "nas.mkv")) == LONG
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) <= 1 and all("nas.mp4: frame 14 is damaged" in w and "kept" in w for w in warnings), warnings
+
+
 def test_an_input_deleted_during_the_run_is_named_as_removed_not_damaged(clips, tmp_path, capsys, monkeypatch):
     from birefvid.batch.progress import BatchProgress
 

@@ -324,6 +324,32 @@ def _int(value: object) -> Optional[int]:
         return None
 
 
+class ConcealedFrames:
+    """Frames a decoder patched over damaged data in: kept as decoded, as ffmpeg keeps them, the first with a warning
+    and the rest counted at the end (a camera's lost packets may damage thousands); ``strict`` refuses the first.
+    ``VideoFileSource`` and ``batch``'s chunks share it, so both keep what the other keeps."""
+
+    def __init__(self, shown: object, strict: bool = False) -> None:
+        self.shown, self.strict = shown, strict
+        self.count = 0
+        self.span = (0, 0)  # the first and the last of them
+
+    def note(self, index: int) -> None:
+        """Frame ``index`` was concealed: SourceError when strict, else a warning for the first."""
+        msg = f"{self.shown}: frame {index} is damaged (the decoder concealed missing or broken data)"
+        if self.strict:
+            raise SourceError(msg + "; re-encode or repair the file")
+        if not self.count:
+            log.warning("%s; it is kept as decoded, as ffmpeg keeps it (a recording cut off mid-frame, packets lost on a network)", msg)
+        self.count += 1
+        self.span = (self.span[0] if self.count > 1 else index, index)
+
+    def summarise(self) -> None:
+        """The count, once the frames are read, when more than the first (which warned) were concealed."""
+        if self.count > 1:
+            log.warning("%s: %d frames were damaged and kept as the decoder concealed them (frames %d to %d)", self.shown, self.count, *self.span)
+
+
 class VideoFileSource(Source):
     """Frames of the first video stream of a media file, upright, uint8 RGB, with the stream's own pts."""
 
@@ -335,8 +361,7 @@ class VideoFileSource(Source):
         self.path: Path | str = path if is_url(path) else Path(path)
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
         self.strict = strict
-        self.concealed = 0  # frames the decoder concealed damage in (kept unless strict)
-        self._concealed_span = (0, 0)  # the first and the last of them
+        self._damaged = ConcealedFrames(self.shown, strict)  # frames the decoder concealed damage in (kept unless strict)
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = open_container(self.path)
@@ -359,6 +384,11 @@ class VideoFileSource(Source):
         self._iterated = False
         self._seeked = False
         self._deep = False
+
+    @property
+    def concealed(self) -> int:
+        """Frames the decoder concealed damage in so far (kept unless strict)."""
+        return self._damaged.count
 
     def deliver_deep(self) -> bool:
         """Frames carry their 16-bit picture too (``Frame.deep``): for outputs that keep a deep source's depth."""
@@ -513,7 +543,7 @@ class VideoFileSource(Source):
                 raise SourceError(self._read_failed(index, e)) from e
             for frame in frames:
                 if frame.is_corrupt:
-                    self._concealed(index)
+                    self._damaged.note(index)
                 yield frame
                 index += 1
 
@@ -530,17 +560,6 @@ class VideoFileSource(Source):
                     "server does not send parts of files (HTTP range requests), which an MP4 with its index at the end "
                     "needs; download the video first, or have it served with range requests")
         return f"{self.shown}: decoding failed at frame {index} ({error}); the file is damaged"
-
-    def _concealed(self, index: int) -> None:
-        """Note a frame the decoder patched over damaged data: SourceError when strict, else the first one
-        warns (the rest are counted at the end: a camera's lost packets may damage thousands)."""
-        msg = f"{self.shown}: frame {index} is damaged (the decoder concealed missing or broken data)"
-        if self.strict:
-            raise SourceError(msg + "; re-encode or repair the file")
-        if not self.concealed:
-            log.warning("%s; it is kept as decoded, as ffmpeg keeps it (a recording cut off mid-frame, packets lost on a network)", msg)
-        self.concealed += 1
-        self._concealed_span = (self._concealed_span[0] if self.concealed > 1 else index, index)
 
     def _animated_webp(self) -> bool:
         """Whether a WebP that FFmpeg failed to decode is an animation (FFmpeg decodes still WebP only; a URL
@@ -574,9 +593,7 @@ class VideoFileSource(Source):
                 if self.closed:
                     return
                 frame = next(self._frames, None)
-        if self.concealed > 1:
-            log.warning("%s: %d frames were damaged and kept as the decoder concealed them (frames %d to %d)",
-                        self.shown, self.concealed, *self._concealed_span)  # fmt: skip
+        self._damaged.summarise()
         self._check_complete(index, last)
 
     def _out_of_order(self, index: int, pts: int, previous: int) -> str:
