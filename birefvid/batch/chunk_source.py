@@ -11,7 +11,8 @@ from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source
 from ..io.deinterlace import Deinterlacer
-from ..io.video_source import SEEK_TRIES, ConcealedFrames, VideoFileSource, alpha_decoder, decode_packet, earlier_target, main_video_stream
+from ..io.video_source import (SEEK_TRIES, ConcealedFrames, VideoFileSource, alpha_decoder, decode_packet, earlier_target, ffmpeg_reason,
+                               main_video_stream)
 from .plan import Chunk
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class ChunkSource(Source):
         except SourceError:
             raise
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"{self.path}: decoding chunk {chunk.index} failed at frame {index} ({exc}); the file is damaged") from exc
+            raise SourceError(f"{self.path}: decoding chunk {chunk.index} failed at frame {index} ({ffmpeg_reason(exc)}); the file is damaged") from exc
         damaged.summarise()
         if count != expected:
             raise SourceError(f"{self.path}: chunk {chunk.index} decoded {count} frames, expected {expected}; the file is damaged or not seekable")

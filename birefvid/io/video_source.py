@@ -40,6 +40,9 @@ from birefvid.urls import shown_url
 log = logging.getLogger(__name__)
 
 
+# FFmpeg's demuxers of a single picture file (a .jpg or .png given as a video)
+STILL_PICTURE_FORMATS = frozenset({"image2", "jpeg_pipe", "png_pipe"})
+
 # seconds a video read over http(s) may take to answer, to open and to deliver more data
 URL_TIMEOUT_S = 30.0
 
@@ -195,6 +198,15 @@ def mkv_cut_off(path: Path) -> Optional[tuple[int, int]]:
         return None
 
 
+def ffmpeg_reason(error: BaseException) -> str:
+    """FFmpeg's complaint in a few words, without its error number or the C call it came from ("[Errno 1094995529]
+    Invalid data found when processing input: 'avcodec_send_packet()'"). Decoders answer bad data with a bare -1 or
+    EINVAL too, which read as "Operation not permitted" and "Invalid argument"; those say "invalid data"."""
+    if isinstance(error, av.FFmpegError) and error.errno in (errno.EPERM, errno.EINVAL):
+        return "invalid data"
+    return getattr(error, "strerror", None) or str(error)
+
+
 def _url_reason(error: BaseException) -> str:
     """A few words for a failed read of a URL. FFmpeg reports its timeout as "Immediate exit
     requested" (the interrupt that ends the wait), which says nothing to a user."""
@@ -241,10 +253,12 @@ def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts
 
     An edit list may hide a couple of leading samples without flagging them, so 1-2 frames short is no loss. Read
     from a seek (``from_start`` False), only the declared end says whether the file is whole."""
+    declared, rate = declared_seconds(stream), stream.average_rate or stream.guessed_rate
     expected = (stream.frames or 0) - hidden if from_start else 0
+    if declared and rate and expected > 2 * declared * float(rate) + 2:
+        expected = 0  # a count its own duration belies (a damaged index's: 1073741834 for 10 frames): the duration says
     if expected > 0 and count < expected:
         return f"frame {count} of {expected}", count + 2 < expected
-    declared, rate = declared_seconds(stream), stream.average_rate or stream.guessed_rate
     if expected <= 0 and declared and last_pts is not None and rate:
         # FFmpeg's Matroska muxer declares where a stream ends (a segment of a longer recording that
         # starts at 2 s and lasts 2 s says 4 s); other formats declare how long it lasts. Either will do.
@@ -368,6 +382,10 @@ class VideoFileSource(Source):
         try:
             self._threads = threads
             self._attach_stream()
+            if self._still_picture():  # FFmpeg shows a cut-off JPEG's missing part grey, unsaid: read it as `image` does
+                from birefvid.io.image_source import check_picture
+
+                check_picture(self.path)  # type: ignore[arg-type]
             self._to_rgb = RgbConverter(threads, name=str(self.path))  # as many threads as the decoder
             self._frames = self._decode()
             # peek one frame: rotation, colour tags and "is this decodable at all" are facts of frames
@@ -384,6 +402,11 @@ class VideoFileSource(Source):
         self._iterated = False
         self._seeked = False
         self._deep = False
+
+    def _still_picture(self) -> bool:
+        """Whether the file is one JPEG or PNG picture (``birefvid image``'s reader then checks it is whole)."""
+        return (not isinstance(self.path, str) and self._container.format.name in STILL_PICTURE_FORMATS
+                and self._stream.codec_context.name in ("mjpeg", "png"))  # fmt: skip
 
     @property
     def concealed(self) -> int:
@@ -559,7 +582,7 @@ class VideoFileSource(Source):
             return (f"{self.shown}: reading stopped at frame {index} ({error.strerror}): the connection broke, or the "
                     "server does not send parts of files (HTTP range requests), which an MP4 with its index at the end "
                     "needs; download the video first, or have it served with range requests")
-        return f"{self.shown}: decoding failed at frame {index} ({error}); the file is damaged"
+        return f"{self.shown}: decoding failed at frame {index} ({ffmpeg_reason(error)}); the file is damaged"
 
     def _animated_webp(self) -> bool:
         """Whether a WebP that FFmpeg failed to decode is an animation (FFmpeg decodes still WebP only; a URL
