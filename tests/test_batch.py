@@ -314,6 +314,21 @@ def test_damaged_chunk_skips_that_video_and_the_rest_are_processed(clips, tmp_pa
     assert not any(e["event"] == "chunk_done" and e["video"] == "bad.mkv" and e["chunk"] == 3 for e in events(log))
 
 
+def test_a_frame_the_decoder_concealed_is_kept_with_a_warning_as_process_keeps_it(clips, tmp_path, caplog):
+    """Damage inside a frame's data (a bad block on a NAS) that the decoder patches over: `process`, and `batch` of a
+    short video, keep the frame with a warning; a video in chunks was skipped as damaged ("re-encode or repair")."""
+    with av.open(str(clips["inputs"][0])) as c:
+        pos, size = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size][14]  # in chunk 2 (frames 12-17)
+    data = bytearray(clips["inputs"][0].read_bytes())
+    data[pos + size // 2: pos + size // 2 + 16] = np.random.default_rng(0).integers(0, 256, 16, dtype=np.uint8).tobytes()
+    (tmp_path / "nas.mp4").write_bytes(data)
+    with caplog.at_level("WARNING"):
+        assert batch(str(tmp_path / "nas.mp4"), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--chunk-frames", "6", "-q") == 0
+    assert len(grey(tmp_path / "o" / "nas.mkv")) == LONG
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) <= 1 and all("nas.mp4: frame 14 is damaged" in w and "kept" in w for w in warnings), warnings
+
+
 def test_an_input_deleted_during_the_run_is_named_as_removed_not_damaged(clips, tmp_path, capsys, monkeypatch):
     from birefvid.batch.progress import BatchProgress
 
@@ -403,6 +418,59 @@ def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, c
     assert max_diff(grey(out / "a.mkv"), grey(clips["refs"]["a"])) == 0
     skipped = [e for e in events(log) if e["event"] == "video_unreadable"]
     assert len(skipped) == 1 and skipped[0]["input"].endswith("broken.mp4") and "not a readable video" in skipped[0]["error"]
+
+
+def _damaged_archive(long: Path, folder: Path) -> dict[str, str]:
+    """Copies of ``long`` (24 frames, audio) damaged as a NAS or an interrupted copy leaves them, and what each reason says."""
+    from PIL import Image
+    from process_fixtures import scene_frame
+    from system_tools import need_binary
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    data = long.read_bytes()
+    moov = data.rfind(b"moov") - 4
+    sound = [i - 4 for i in range(moov, len(data)) if data[i:i + 4] == b"trak"][1]
+    (folder / "moov.mp4").write_bytes(data[: sound + 200])  # the index cut in the sound's track: the video without sound
+    at = data.rfind(b"avc1")
+    (folder / "odd.mp4").write_bytes(data[:at] + b"zzzz" + data[at + 4:])  # a damaged sample description
+    made = {}
+    for name, args in (("fast.mp4", ["-c", "copy", "-movflags", "+faststart"]), ("cut.mkv", ["-c", "copy"]),
+                       ("short.avi", ["-c:v", "mpeg4", "-g", "6", "-c:a", "mp3"])):  # fmt: skip
+        made[name] = folder.parent / name
+        subprocess.run([ffmpeg, "-v", "error", "-i", str(long), *args, str(made[name])], check=True)
+    (folder / "fast.mp4").write_bytes(made["fast.mp4"].read_bytes()[: made["fast.mp4"].stat().st_size * 97 // 100])
+    (folder / "cut.mkv").write_bytes(made["cut.mkv"].read_bytes()[: made["cut.mkv"].stat().st_size * 95 // 100])
+    (folder / "short.avi").write_bytes(made["short.avi"].read_bytes()[: made["short.avi"].stat().st_size * 8 // 10])
+    pictures = [Image.fromarray(scene_frame(i, (64, 48))) for i in range(6)]
+    pictures[0].save(folder.parent / "whole.gif", save_all=True, append_images=pictures[1:], duration=40, loop=0)
+    gif = bytearray((folder.parent / "whole.gif").read_bytes())
+    gif[len(gif) // 2: len(gif) * 6 // 10] = bytes(len(gif) * 6 // 10 - len(gif) // 2)  # a zeroed hole
+    (folder / "hole.gif").write_bytes(gif)
+    return {"moov.mp4": "cut off within its index", "odd.mp4": "codec is unknown", "fast.mp4": "cut off (its mdat box",
+            "cut.mkv": "the file is truncated", "short.avi": "stop at frame", "hole.gif": "the GIF is damaged"}  # fmt: skip
+
+
+def test_damaged_videos_are_refused_before_any_work_as_process_refuses_them(clips, tmp_path, capsys):
+    """An archive's damaged copies: a Matroska file cut off near its end (and an AVI's) was planned from the packets
+    left and written as if whole, its last frames and sound's end lost, exit 0; an MP4 cut in its index or media data
+    or of unknown codec ran into every chunk and was called "damaged midway". All are now unreadable, before any work."""
+    folder, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "p.jsonl"
+    folder.mkdir()
+    reasons = _damaged_archive(clips["inputs"][0], folder)
+    (folder / "a.mp4").write_bytes(clips["inputs"][1].read_bytes())
+    code = batch(str(folder), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "--progress-json", str(log))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("birefvid: error: 6 of 7 inputs were skipped (6 not readable videos): "), err[-1]
+    assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "a.mkv"]
+    ev = events(log)
+    skipped = {Path(e["input"]).name: e["error"] for e in ev if e["event"] == "video_unreadable"}
+    assert sorted(skipped) == sorted(reasons)
+    for name, words in reasons.items():
+        assert words in skipped[name], (name, skipped[name])
+    assert [e["video"] for e in ev if e["event"] == "chunk_done"] == ["a.mkv"] and ev[0]["videos"] == 1  # no work on them
+    # alone, the damage is the run's error, as in process
+    assert batch(str(folder / "cut.mkv"), "--output-dir", str(tmp_path / "o2"), "--output", "mask", "--chunk-frames", "6") == 2
+    assert not (tmp_path / "o2" / "cut.mkv").exists()
 
 
 def test_a_folder_leaves_out_hidden_files_and_the_batchs_own_outputs(clips, tmp_path, capsys, caplog):

@@ -316,6 +316,16 @@ def test_a_damaged_mp4_index_is_one_line(tmp_path, capsys):
     assert "odd.mp4: its video stream's codec is unknown" in _error(capsys, str(tmp_path / "odd.mp4"), str(gt))
 
 
+def test_a_mask_video_damaged_midway_is_said_without_ffmpegs_error_number(tmp_path, capsys):
+    """A damaged mask video said "([Errno 1094995529] Invalid data found when processing input: 'avcodec_send_packet()')"."""
+    from media import damage_packet
+
+    gt = _pngs(tmp_path / "gt", _truths())
+    bad = damage_packet(_video(tmp_path / "m.mp4", _truths(), "libx264", "yuv420p", "rgb"), tmp_path / "bad.mp4", 2)
+    err = _error(capsys, str(bad), str(gt))
+    assert "bad.mp4 could not be decoded (Invalid data found when processing input); the file is damaged" in err, err
+
+
 def test_davis_errors(tmp_path, capsys):
     gt_root = tmp_path / "gt"
     _pngs(gt_root / "bear", _truths(2))

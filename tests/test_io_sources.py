@@ -162,8 +162,48 @@ def test_truncated_mkv_is_an_error(tmp_path):
                    frames=_noisy(12))
     cut = damage(g.path, tmp_path / "cut.mkv", at=0.5, mode="truncate")
     with VideoFileSource(cut) as src:
-        with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+ .*truncated"):
+        with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+\b.*truncated"):
             list(src)
+
+
+@pytest.mark.parametrize("name", ["cut.jpg", "cut.png"])
+def test_a_single_picture_cut_off_is_refused_as_birefvid_image_refuses_it(tmp_path, name):
+    """FFmpeg decodes a JPEG cut off halfway with its missing half grey, without a word, so `process` and
+    `live --source` used it; a PNG's failure read "[Errno 1094995529] ... 'avcodec_send_packet()'"."""
+    from PIL import Image
+
+    Image.fromarray(_noisy(1)[0]).save(tmp_path / f"whole{name[3:]}")
+    data = (tmp_path / f"whole{name[3:]}").read_bytes()
+    (tmp_path / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(SourceError, match=rf"^{tmp_path / name} is not a readable image$"):
+        VideoFileSource(tmp_path / name)
+    with VideoFileSource(tmp_path / f"whole{name[3:]}") as whole:  # a whole one is still a one-frame video
+        assert len(list(whole)) == 1
+
+
+def test_a_frame_count_its_own_duration_belies_is_not_taken_for_a_truncated_file(tmp_path):
+    """An MP4 whose index's sample count had a bit flipped (10 frames counted 1073741834) failed "decoding stopped at
+    frame 10 of 1073741834; the file is truncated" though every frame, and its declared duration, was there."""
+    g = make_video(tmp_path / "ten.mp4", n_frames=10, with_audio=False)
+    data = bytearray(g.path.read_bytes())
+    data[data.find(b"stts") + 12] |= 0x40  # the first entry's sample count: 0x4000000a
+    (tmp_path / "flipped.mp4").write_bytes(data)
+    with VideoFileSource(tmp_path / "flipped.mp4") as src:
+        assert src.info.frame_count == 10 and len(list(src)) == 10
+
+
+def test_ffmpegs_error_numbers_stay_out_of_messages():
+    """A decoder's bare -1 read "[Errno 1] Operation not permitted" (a damaged ProRes frame)."""
+    import errno
+
+    import av
+
+    from birefvid.io.video_source import ffmpeg_reason
+
+    for code, words in ((errno.EPERM, "invalid data"), (errno.EINVAL, "invalid data"), (1094995529, "Invalid data found when processing input")):
+        with pytest.raises(av.FFmpegError) as caught:
+            av.error.err_check(-code, "avcodec_send_packet()")  # as a decoder's failure reaches PyAV
+        assert ffmpeg_reason(caught.value) == words
 
 
 def test_mp4_cut_between_keyframes_gives_the_frames_it_shows(tmp_path):
@@ -190,7 +230,7 @@ def test_mkv_that_starts_late_is_whole_and_cut_short_is_not(tmp_path):
     assert [f.pts * f.time_base for f in frames] == [Fraction(3, 2) + Fraction(i, 25) for i in range(10)]
     cut = damage(late, tmp_path / "cut.mkv", at=0.5, mode="truncate")
     with VideoFileSource(cut) as src:
-        with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+ .*truncated"):
+        with pytest.raises(SourceError, match=r"cut.mkv: decoding stopped at frame \d+\b.*truncated"):
             list(src)
 
 

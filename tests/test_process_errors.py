@@ -244,6 +244,21 @@ def test_a_gif_with_a_hole_midway_fails_and_leaves_nothing(tmp_path, capsys, run
     assert_nothing_written(tmp_path, "hole.gif")
 
 
+def test_a_single_jpeg_cut_off_is_refused_as_image_refuses_it(tmp_path, capsys, run):
+    """A photo cut off halfway (an interrupted copy) was cut out with its missing half grey, exit 0, nothing said."""
+    from PIL import Image
+
+    from process_fixtures import scene_frame
+
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(scene_frame(0, (64, 48))).save(whole, quality=90)
+    data = whole.read_bytes()
+    whole.unlink()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    one_error_line(capsys, run(tmp_path / "cut.jpg", "-o", tmp_path / "out.png"), "cut.jpg is not a readable image")
+    assert_nothing_written(tmp_path, "cut.jpg")
+
+
 def test_timestamps_going_backwards_fail_at_the_frame_with_a_remedy(tmp_path, capsys, run):
     src = make_video(tmp_path / "good.mov", n_frames=6, with_audio=False, codec="mjpeg", pix_fmt="yuvj420p").path
     bad = swap_frame_times(src, tmp_path / "xvid.mov", 2)

@@ -11,7 +11,8 @@ from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source
 from ..io.deinterlace import Deinterlacer
-from ..io.video_source import SEEK_TRIES, VideoFileSource, alpha_decoder, decode_packet, earlier_target, main_video_stream
+from ..io.video_source import (SEEK_TRIES, ConcealedFrames, VideoFileSource, alpha_decoder, decode_packet, earlier_target, ffmpeg_reason,
+                               main_video_stream)
 from .plan import Chunk
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class ChunkSource(Source):
         expected = chunk.before + chunk.frames + chunk.after
         index = chunk.start - chunk.before
         count = 0
+        damaged = ConcealedFrames(self.path)
         try:
             decoded = self._decode_from(stream, lo)
             # the frames before the chunk are decoded from its keyframe on, so the deinterlacer sees each
@@ -81,8 +83,8 @@ class ChunkSource(Source):
                     continue
                 if frame.pts > hi:
                     break
-                if frame.is_corrupt:  # the decoder concealed damage: refuse it, as VideoFileSource does by default
-                    raise SourceError(f"{self.path}: frame {index} is corrupt (the decoder concealed damaged data); re-encode or repair the file")
+                if frame.is_corrupt and chunk.start <= index < chunk.end:  # kept, as `process` keeps it; its overlap is another chunk's
+                    damaged.note(index)
                 coverage = to_rgb.alpha(frame)  # the source's own alpha, as VideoFileSource gives it
                 coverage = None if coverage is None else upright(coverage, self.rotation)
                 if self._deep:
@@ -95,8 +97,11 @@ class ChunkSource(Source):
                 count += 1
                 if frame.pts == hi:
                     break
+        except SourceError:
+            raise
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"{self.path}: decoding chunk {chunk.index} failed at frame {index} ({exc}); the file is damaged") from exc
+            raise SourceError(f"{self.path}: decoding chunk {chunk.index} failed at frame {index} ({ffmpeg_reason(exc)}); the file is damaged") from exc
+        damaged.summarise()
         if count != expected:
             raise SourceError(f"{self.path}: chunk {chunk.index} decoded {count} frames, expected {expected}; the file is damaged or not seekable")
 

@@ -62,50 +62,53 @@ class Probe:
 
 
 def header_frames(path: str | Path) -> Optional[int]:
-    """The frame count the container's header declares (or duration x rate), without reading packets."""
+    """The frame count the container's header declares (or duration x rate), without reading packets.
+
+    Refuses, as ``process`` does, a file it can tell is damaged without decoding (``video_source``'s checks: an
+    MP4/MOV cut off in its index or media data, a video stream of unknown codec, a GIF or Matroska/WebM file cut
+    off): planned, its chunks would lose the end quietly, or each fail as if damaged midway."""
     import av
 
-    from ..io.video_source import main_video_stream, shown_frame_count
+    from ..io.video_source import decodable_video_stream, open_container, shown_frame_count, structural_damage
 
-    try:
-        with av.open(str(path)) as container:
-            stream = main_video_stream(container)
-            if stream is None:
-                raise SourceError(f"{path} has no video stream (audio-only or data file, or a song's cover picture?)")
-            shown = shown_frame_count(stream)
-            if shown:
-                return shown
-            rate = stream.average_rate or stream.guessed_rate
-            seconds = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / av.time_base
-            return int(round(seconds * float(rate))) if rate and seconds else None
-    except (av.FFmpegError, OSError) as exc:
-        raise SourceError(f"{path} is not a readable video ({exc})") from exc
+    with open_container(Path(path)) as container:
+        stream = decodable_video_stream(container, path)
+        damage = structural_damage(Path(path), container.format.name)
+        if damage:
+            raise SourceError(f"{path} is not a whole video: {damage}")
+        shown = shown_frame_count(stream)
+        if shown:
+            return shown
+        rate = stream.average_rate or stream.guessed_rate
+        seconds = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / av.time_base
+        return int(round(seconds * float(rate))) if rate and seconds else None
 
 
 def probe_video(path: str | Path) -> Optional[Probe]:
-    """Frame timestamps and keyframes from the packets (no decoding); None when they cannot be trusted."""
-    import av
+    """Frame timestamps and keyframes from the packets (no decoding); None when they cannot be trusted.
 
-    from ..io.video_source import main_video_stream
+    Packets well short of the stream's declared length (a file cut off) are refused as ``process`` refuses its
+    frames, before any chunk is planned: the chunks would cover only what is left."""
+    from ..io.video_source import declared_shortfall, decodable_video_stream, open_container
 
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as exc:
-        raise SourceError(f"{path} is not a readable video ({exc})") from exc
-    with container:
-        stream = main_video_stream(container)
-        if stream is None:
-            raise SourceError(f"{path} has no video stream (audio-only or data file, or a song's cover picture?)")
+    with open_container(Path(path)) as container:
+        stream = decodable_video_stream(container, path)
         if not is_indexed(container):  # MPEG-TS/PS and raw streams seek by byte estimate, seconds away
             return None  # no index to seek by: read the video as one piece
         time_base = Fraction(stream.time_base)  # read while the container is open
         packets: list[tuple[int, bool]] = []
+        hidden = 0
         for packet in container.demux(stream):
+            if packet.size and packet.is_discard:
+                hidden += 1
             if packet.size == 0 or packet.is_discard:
                 continue  # the end marker, and samples an edit list hides (they decode to no shown frame)
             if packet.pts is None:
                 return None  # no timestamps to seek by: read the video as one piece
             packets.append((int(packet.pts), bool(packet.is_keyframe)))
+        short = declared_shortfall(stream, len(packets), max(packets)[0] if packets else None, hidden=hidden)
+        if short is not None and short[1]:
+            raise SourceError(f"{path}: its packets stop at {short[0]}; the file is truncated or damaged")
     packets.sort()
     pts = [p for p, _ in packets]
     if len(set(pts)) != len(pts) or not pts:

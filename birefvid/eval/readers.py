@@ -46,7 +46,7 @@ from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import natural_key, is_glob, list_images
 from birefvid.io.readback import decode_video_frames
-from birefvid.io.video_source import mp4_index_problem
+from birefvid.io.video_source import ffmpeg_reason, mp4_index_problem
 
 PathLike = Union[str, Path]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -205,7 +205,7 @@ class MaskClip:
             for frame in decode_video_frames(self.path):
                 yield _frame_mask(frame, by_alpha), None
         except av.error.FFmpegError as exc:
-            raise SourceError(f"{self.path} could not be decoded ({exc})") from exc
+            raise SourceError(f"{self.path} could not be decoded ({ffmpeg_reason(exc)}); the file is damaged") from exc
 
 
 MATTE_FOLDER = "pha"  # VideoMatte240K / RVM: the alpha mattes, beside the foregrounds in fgr/
@@ -242,7 +242,7 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
     except (av.error.FFmpegError, OSError) as exc:
         if index_problem:
             raise SourceError(f"{role} {text} is not a readable video: {index_problem}") from exc
-        raise SourceError(f"{role} {text} is neither an image nor a readable video ({exc})") from exc
+        raise SourceError(f"{role} {text} is neither an image nor a readable video ({ffmpeg_reason(exc)})") from exc
     if index_problem and "cut off" in index_problem:  # the frames past the cut would be missing, unsaid
         raise SourceError(f"{role} {text} is not a whole video: {index_problem}")
     if not has_video:

@@ -181,6 +181,12 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def check_picture(path: Path) -> None:
+    """SourceError unless ``path`` decodes whole, as ``birefvid image`` reads it: ``process`` and ``live`` read a single
+    JPEG through FFmpeg, whose decoder shows a cut-off JPEG's missing part grey without a word."""
+    _decode(path)
+
+
 def _decode(path: Path) -> np.ndarray:
     """The image at ``path`` as OpenCV decodes it (BGR or BGRA or gray, 8 or 16 bits), upright."""
     data = np.fromfile(str(path), dtype=np.uint8)

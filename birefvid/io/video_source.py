@@ -40,6 +40,9 @@ from birefvid.urls import shown_url
 log = logging.getLogger(__name__)
 
 
+# FFmpeg's demuxers of a single picture file (a .jpg or .png given as a video)
+STILL_PICTURE_FORMATS = frozenset({"image2", "jpeg_pipe", "png_pipe"})
+
 # seconds a video read over http(s) may take to answer, to open and to deliver more data
 URL_TIMEOUT_S = 30.0
 
@@ -62,8 +65,9 @@ def earlier_target(target: int, landed: int) -> int:
     return target - 2 * max(landed - target, 1)
 
 
-def _open_container(path: Path | str) -> av.container.InputContainer:
-    """Open ``path`` (a file, or an http(s):// URL) for reading, translating FFmpeg's complaints into SourceError."""
+def open_container(path: Path | str) -> av.container.InputContainer:
+    """Open ``path`` (a file, or an http(s):// URL) for reading, translating FFmpeg's complaints into SourceError
+    and refusing an MP4/MOV cut off in its index or media data (``batch`` plans with it too, so both refuse alike)."""
     if isinstance(path, str):  # a URL (see is_url)
         try:
             return av.open(path, "r", timeout=URL_TIMEOUT_S)
@@ -198,6 +202,15 @@ def mkv_cut_off(path: Path) -> Optional[tuple[int, int]]:
         return None
 
 
+def ffmpeg_reason(error: BaseException) -> str:
+    """FFmpeg's complaint in a few words, without its error number or the C call it came from ("[Errno 1094995529]
+    Invalid data found when processing input: 'avcodec_send_packet()'"). Decoders answer bad data with a bare -1 or
+    EINVAL too, which read as "Operation not permitted" and "Invalid argument"; those say "invalid data"."""
+    if isinstance(error, av.FFmpegError) and error.errno in (errno.EPERM, errno.EINVAL):
+        return "invalid data"
+    return getattr(error, "strerror", None) or str(error)
+
+
 def _url_reason(error: BaseException) -> str:
     """A few words for a failed read of a URL. FFmpeg reports its timeout as "Immediate exit
     requested" (the interrupt that ends the wait), which says nothing to a user."""
@@ -210,6 +223,54 @@ def main_video_stream(container: av.container.InputContainer) -> Optional[av.vid
     """The first video stream that is a video, not a cover picture (an MP3's or M4A's attached_pic); None if none."""
     cover = av.stream.Disposition.attached_pic
     return next((s for s in container.streams.video if not s.disposition & cover), None)
+
+
+def decodable_video_stream(container: av.container.InputContainer, shown: object) -> av.video.stream.VideoStream:
+    """``main_video_stream``, or SourceError naming ``shown`` when there is none or its codec is unknown to FFmpeg."""
+    stream = main_video_stream(container)
+    if stream is None:
+        raise SourceError(f"{shown} has no video stream (audio-only or data file, or a song's cover picture?)")
+    if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
+        raise SourceError(f"{shown}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec "
+                          "this FFmpeg cannot decode)")  # fmt: skip
+    return stream
+
+
+def structural_damage(path: Path | str, format_name: str) -> Optional[str]:
+    """Why a GIF or Matroska/WebM file is not whole, read from its structure rather than its frames, as a clause;
+    None for a whole file, another format or a URL. FFmpeg ends such a file quietly where its data stops."""
+    if isinstance(path, str):
+        return None
+    if format_name == "gif":  # a GIF declares no length: its blocks and trailer say whether it is whole
+        return _gif_damage(path)
+    cut = mkv_cut_off(path) if "matroska" in format_name else None
+    if cut:  # its Segment is longer than the file: the last frames are missing, or the sound's end interleaved with them
+        return (f"the file is truncated ({cut[0]} of its {cut[1]} bytes are there), so its last frames or its sound's end "
+                "are missing (an interrupted download or copy?)")  # fmt: skip
+    return None
+
+
+def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts: Optional[int], *, hidden: int = 0,
+                       from_start: bool = True) -> Optional[tuple[str, bool]]:  # fmt: skip
+    """How ``count`` frames read from the start (the last at ``last_pts``; ``hidden``: samples an edit list hid) fall
+    short of the stream's declared length: ("frame N of M" or "frame N (Xs of Ys)", whether data is lost), or None.
+
+    An edit list may hide a couple of leading samples without flagging them, so 1-2 frames short is no loss. Read
+    from a seek (``from_start`` False), only the declared end says whether the file is whole."""
+    declared, rate = declared_seconds(stream), stream.average_rate or stream.guessed_rate
+    expected = (stream.frames or 0) - hidden if from_start else 0
+    if declared and rate and expected > 2 * declared * float(rate) + 2:
+        expected = 0  # a count its own duration belies (a damaged index's: 1073741834 for 10 frames): the duration says
+    if expected > 0 and count < expected:
+        return f"frame {count} of {expected}", count + 2 < expected
+    if expected <= 0 and declared and last_pts is not None and rate:
+        # FFmpeg's Matroska muxer declares where a stream ends (a segment of a longer recording that
+        # starts at 2 s and lasts 2 s says 4 s); other formats declare how long it lasts. Either will do.
+        start = stream.start_time or 0
+        end = float(max(last_pts, last_pts - start) * Fraction(stream.time_base))
+        if end + 3 / float(rate) < declared:
+            return f"frame {count} ({end:.3f}s of {declared:.3f}s)", True
+    return None
 
 
 def alpha_decoder(stream: av.video.stream.VideoStream, threads: int = 0) -> Optional[av.codec.CodecContext]:
@@ -281,6 +342,32 @@ def _int(value: object) -> Optional[int]:
         return None
 
 
+class ConcealedFrames:
+    """Frames a decoder patched over damaged data in: kept as decoded, as ffmpeg keeps them, the first with a warning
+    and the rest counted at the end (a camera's lost packets may damage thousands); ``strict`` refuses the first.
+    ``VideoFileSource`` and ``batch``'s chunks share it, so both keep what the other keeps."""
+
+    def __init__(self, shown: object, strict: bool = False) -> None:
+        self.shown, self.strict = shown, strict
+        self.count = 0
+        self.span = (0, 0)  # the first and the last of them
+
+    def note(self, index: int) -> None:
+        """Frame ``index`` was concealed: SourceError when strict, else a warning for the first."""
+        msg = f"{self.shown}: frame {index} is damaged (the decoder concealed missing or broken data)"
+        if self.strict:
+            raise SourceError(msg + "; re-encode or repair the file")
+        if not self.count:
+            log.warning("%s; it is kept as decoded, as ffmpeg keeps it (a recording cut off mid-frame, packets lost on a network)", msg)
+        self.count += 1
+        self.span = (self.span[0] if self.count > 1 else index, index)
+
+    def summarise(self) -> None:
+        """The count, once the frames are read, when more than the first (which warned) were concealed."""
+        if self.count > 1:
+            log.warning("%s: %d frames were damaged and kept as the decoder concealed them (frames %d to %d)", self.shown, self.count, *self.span)
+
+
 class VideoFileSource(Source):
     """Frames of the first video stream of a media file, upright, uint8 RGB, with the stream's own pts."""
 
@@ -292,14 +379,17 @@ class VideoFileSource(Source):
         self.path: Path | str = path if is_url(path) else Path(path)
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
         self.strict = strict
-        self.concealed = 0  # frames the decoder concealed damage in (kept unless strict)
-        self._concealed_span = (0, 0)  # the first and the last of them
+        self._damaged = ConcealedFrames(self.shown, strict)  # frames the decoder concealed damage in (kept unless strict)
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
-        self._container = _open_container(self.path)
+        self._container = open_container(self.path)
         try:
             self._threads = threads
             self._attach_stream()
+            if self._still_picture():  # FFmpeg shows a cut-off JPEG's missing part grey, unsaid: read it as `image` does
+                from birefvid.io.image_source import check_picture
+
+                check_picture(self.path)  # type: ignore[arg-type]
             self._to_rgb = RgbConverter(threads, name=str(self.path))  # as many threads as the decoder
             self._frames = self._decode()
             # peek one frame: rotation, colour tags and "is this decodable at all" are facts of frames
@@ -317,6 +407,16 @@ class VideoFileSource(Source):
         self._seeked = False
         self._deep = False
 
+    def _still_picture(self) -> bool:
+        """Whether the file is one JPEG or PNG picture (``birefvid image``'s reader then checks it is whole)."""
+        return (not isinstance(self.path, str) and self._container.format.name in STILL_PICTURE_FORMATS
+                and self._stream.codec_context.name in ("mjpeg", "png"))  # fmt: skip
+
+    @property
+    def concealed(self) -> int:
+        """Frames the decoder concealed damage in so far (kept unless strict)."""
+        return self._damaged.count
+
     def deliver_deep(self) -> bool:
         """Frames carry their 16-bit picture too (``Frame.deep``): for outputs that keep a deep source's depth."""
         if self._iterated:
@@ -326,12 +426,7 @@ class VideoFileSource(Source):
 
     def _attach_stream(self) -> None:
         """Find the video stream of ``self._container`` and set up its decoder's threads."""
-        stream = main_video_stream(self._container)
-        if stream is None:
-            raise SourceError(f"{self.shown} has no video stream (audio-only or data file, or a song's cover picture?)")
-        if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
-            raise SourceError(f"{self.shown}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec "
-                              "this FFmpeg cannot decode)")  # fmt: skip
+        stream = decodable_video_stream(self._container, self.shown)
         self._stream = stream
         self._stream.thread_type = "AUTO"
         if self._threads:
@@ -367,7 +462,7 @@ class VideoFileSource(Source):
                 log.debug("%s: seeking to pts %d failed (%s); reading from the start", self.path, pts, e)
             if landed is None or landed.pts is None or landed.pts > pts:
                 self._container.close()  # overshot (or failed): from the top, as the file was first read
-                self._container = _open_container(self.path)
+                self._container = open_container(self.path)
                 self._attach_stream()
                 frames = self._decode()
                 landed = next(frames, None)
@@ -475,7 +570,7 @@ class VideoFileSource(Source):
                 raise SourceError(self._read_failed(index, e)) from e
             for frame in frames:
                 if frame.is_corrupt:
-                    self._concealed(index)
+                    self._damaged.note(index)
                 yield frame
                 index += 1
 
@@ -491,18 +586,7 @@ class VideoFileSource(Source):
             return (f"{self.shown}: reading stopped at frame {index} ({error.strerror}): the connection broke, or the "
                     "server does not send parts of files (HTTP range requests), which an MP4 with its index at the end "
                     "needs; download the video first, or have it served with range requests")
-        return f"{self.shown}: decoding failed at frame {index} ({error}); the file is damaged"
-
-    def _concealed(self, index: int) -> None:
-        """Note a frame the decoder patched over damaged data: SourceError when strict, else the first one
-        warns (the rest are counted at the end: a camera's lost packets may damage thousands)."""
-        msg = f"{self.shown}: frame {index} is damaged (the decoder concealed missing or broken data)"
-        if self.strict:
-            raise SourceError(msg + "; re-encode or repair the file")
-        if not self.concealed:
-            log.warning("%s; it is kept as decoded, as ffmpeg keeps it (a recording cut off mid-frame, packets lost on a network)", msg)
-        self.concealed += 1
-        self._concealed_span = (self._concealed_span[0] if self.concealed > 1 else index, index)
+        return f"{self.shown}: decoding failed at frame {index} ({ffmpeg_reason(error)}); the file is damaged"
 
     def _animated_webp(self) -> bool:
         """Whether a WebP that FFmpeg failed to decode is an animation (FFmpeg decodes still WebP only; a URL
@@ -536,9 +620,7 @@ class VideoFileSource(Source):
                 if self.closed:
                     return
                 frame = next(self._frames, None)
-        if self.concealed > 1:
-            log.warning("%s: %d frames were damaged and kept as the decoder concealed them (frames %d to %d)",
-                        self.shown, self.concealed, *self._concealed_span)  # fmt: skip
+        self._damaged.summarise()
         self._check_complete(index, last)
 
     def _out_of_order(self, index: int, pts: int, previous: int) -> str:
@@ -569,36 +651,16 @@ class VideoFileSource(Source):
         )
 
     def _check_complete(self, count: int, last_pts: Optional[int]) -> None:
-        """Raise when the stream stopped well before its declared end (a truncated file)."""
-        info = self._info
-        gif_damage = _gif_damage(self.path) if self._container.format.name == "gif" and not isinstance(self.path, str) else None
-        if gif_damage:
-            # a GIF declares no length; FFmpeg ends it quietly where the data stops (an interrupted download) or breaks
-            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {gif_damage}")
-        cut = mkv_cut_off(self.path) if "matroska" in self._container.format.name and not isinstance(self.path, str) else None
-        if cut:  # its Segment is longer than the file: the last frames are missing, or the sound's end interleaved with them
-            raise SourceError(f"{self.shown}: decoding stopped at frame {count} ({cut[0]} of the file's {cut[1]} bytes are there): "
-                              "the file is truncated, so its last frames or its sound's end are missing (an interrupted "
-                              "download or copy?)")  # fmt: skip
-        expected = (self._stream.frames or 0) - self._hidden
-        if self._seeked:
-            expected = 0  # counted from a seek: only the declared end says whether the file is whole
-        if expected > 0 and count < expected:
-            # an edit list may hide a couple of leading samples without flagging them; more is damage
-            msg = f"{self.shown}: decoding stopped at frame {count} of {expected}"
-            if count + 2 < expected:
-                raise SourceError(msg + "; the file is truncated or damaged")
-            log.warning(msg)
-        elif expected <= 0 and self._declared and last_pts is not None and info.average_rate:
-            # FFmpeg's Matroska muxer declares where a stream ends (a segment of a longer recording that
-            # starts at 2 s and lasts 2 s says 4 s); other formats declare how long it lasts. Either will do.
-            start = self._stream.start_time or 0
-            end = float(max(last_pts, last_pts - start) * info.time_base)
-            if end + 3 / float(info.average_rate) < self._declared:
-                raise SourceError(
-                    f"{self.shown}: decoding stopped at frame {count} ({end:.3f}s of {self._declared:.3f}s); "
-                    "the file is truncated or damaged"
-                )
+        """Raise when the stream stopped well before its declared end, or its file's structure says it is cut off."""
+        damage = structural_damage(self.path, self._container.format.name)
+        if damage:
+            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {damage}")
+        short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden, from_start=not self._seeked)
+        if short is not None:
+            where, lost = short
+            if lost:
+                raise SourceError(f"{self.shown}: decoding stopped at {where}; the file is truncated or damaged")
+            log.warning("%s: decoding stopped at %s", self.shown, where)
 
     def _close(self) -> None:
         with self._io_lock:
