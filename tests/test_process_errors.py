@@ -349,20 +349,22 @@ def test_existing_png_folder_needs_overwrite(tmp_path, capsys, run, clip):
     assert_nothing_written(tmp_path, "frames")
 
 
-@pytest.mark.parametrize("target", ["same", "dotted", "its-folder", "background"])
+@pytest.mark.parametrize("target", ["same", "dotted", "its-folder", "background", "bracketed"])
 def test_an_output_that_would_replace_what_the_run_reads_is_refused(tmp_path, capsys, run, target):
     """`process clip.mp4 -o clip.mp4 --overwrite` replaced the video with its cut-out (exit 0), and
     `-o .` the folder holding it with a PNG sequence of it, the clip and its neighbours gone (as ffmpeg
     says "Output same as Input", `birefvid image` already refused this): one line, and every file kept."""
-    video = make_video(tmp_path / "clip.mp4", n_frames=3).path
+    # `clip [1].mp4` is a file name, not a glob pattern that matched nothing (and so guarded nothing)
+    video = make_video(tmp_path / ("clip [1].mp4" if target == "bracketed" else "clip.mp4"), n_frames=3).path
     other = make_video(tmp_path / "other.mp4", n_frames=3, with_audio=False).path
     before = video.read_bytes()
     args = {"same": [video, "-o", video], "dotted": [video, "-o", tmp_path / ".." / tmp_path.name / "clip.mp4"],
             "its-folder": [video, "-o", f"{tmp_path}/"],
-            "background": [other, "-o", video, "--output", "composite", "--background", video]}[target]
-    one_error_line(capsys, run(*args, "--overwrite"), "would replace", "clip.mp4" if target != "its-folder" else "")
+            "background": [other, "-o", video, "--output", "composite", "--background", video],
+            "bracketed": [video, "-o", video]}[target]
+    one_error_line(capsys, run(*args, "--overwrite"), "would replace", video.name if target != "its-folder" else "")
     assert video.read_bytes() == before
-    assert_nothing_written(tmp_path, "clip.mp4", "other.mp4")
+    assert_nothing_written(tmp_path, video.name, "other.mp4")
 
 
 def test_an_output_spelt_as_the_input_in_another_case_is_refused(tmp_path, capsys, run):

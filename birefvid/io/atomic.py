@@ -85,7 +85,8 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
         if read is None or "://" in str(read):
             continue
         text = str(read)
-        paths = [Path(p) for p in glob.glob(text)] if any(c in text for c in "*?[") else [Path(text)]
+        globbed = any(c in text for c in "*?[") and not os.path.lexists(text)  # `clip [1].mp4` is a file, not a pattern
+        paths = [Path(p) for p in glob.glob(text)] if globbed else [Path(text)]
         for path in paths:
             if not path.exists():
                 continue

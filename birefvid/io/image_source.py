@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import logging
+import os
 import re
 from collections.abc import Iterator
 from fractions import Fraction
@@ -29,8 +30,9 @@ GLOB_CHARS = frozenset("*?[")
 
 
 def is_glob(text: str) -> bool:
-    """True when ``text`` is a glob pattern rather than a plain path."""
-    return any(c in GLOB_CHARS for c in text)
+    """True when ``text`` is a glob pattern rather than a plain path: a file or folder that exists under that
+    very name (``clip [1080p].mp4``, ``take?.mov``) is itself, not a pattern that matched nothing."""
+    return any(c in GLOB_CHARS for c in text) and not os.path.lexists(text)
 
 
 def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
