@@ -266,6 +266,18 @@ def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_p
     assert manifest(out)["videos"]["long.mkv"]["chunks_done"] == {"0": 6}  # the finished chunk stays for the rerun
 
 
+def test_cleaning_up_after_a_video_named_with_glob_characters_touches_only_its_own_leftovers(tmp_path):
+    """The leftovers of ``clip*.mkv`` were found by the pattern ``.clip*.partial-*``, which also took the
+    file ``.clipB.partial-*`` another worker was writing; those of ``clip [1].mkv`` were never found."""
+    from birefvid.batch.runner import remove_partials
+
+    for stem in ("clip*", "clip [1]", "clipB", "clip1"):
+        (tmp_path / f".{stem}.partial-abc.mkv").write_bytes(b"half")
+    remove_partials(tmp_path / "clip*.mkv")
+    remove_partials(tmp_path / "clip [1].mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".clip1.partial-abc.mkv", ".clipB.partial-abc.mkv"]
+
+
 def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path, caplog):
     out, marker = tmp_path / "out", tmp_path / "crashed"
     long, a = clips["inputs"][0], clips["inputs"][1]

@@ -7,6 +7,7 @@ its output is committed (atomically) and the manifest says so; its chunk files a
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -581,7 +582,7 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
 
 def remove_partials(target: Path) -> None:
     """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` left."""
-    for leftover in target.parent.glob(f".{target.stem}.partial-*"):
+    for leftover in target.parent.glob(f".{glob.escape(target.stem)}.partial-*"):  # `clip [1].mov` is no pattern
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
