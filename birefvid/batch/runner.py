@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequ
 from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_replaces_no_input, check_target
+from ..io.atomic import check_replaces_no_input, check_target, partial_prefix
 from ..io import open_source
 from ..io.base import is_url
 from ..io.scale import scaled_size
@@ -582,7 +582,8 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
 
 def remove_partials(target: Path) -> None:
     """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` left."""
-    for leftover in target.parent.glob(f".{glob.escape(target.stem)}.partial-*"):  # `clip [1].mov` is no pattern
+    prefix = partial_prefix(target.stem, target.suffix)  # as AtomicFile names them (a long name cut short)
+    for leftover in target.parent.glob(f"{glob.escape(prefix)}*"):  # `clip [1].mov` is no pattern
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:

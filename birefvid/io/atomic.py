@@ -43,6 +43,21 @@ def replace(src: str | Path, dst: str | Path) -> None:
         pause = min(2 * pause, 0.5)
 
 
+# the longest file name most filesystems take (ext4, XFS, Btrfs, APFS, NTFS; bytes or UTF-16 units)
+NAME_MAX = 255
+_RANDOM_CHARS = 8  # what mkstemp and mkdtemp add
+
+
+def partial_prefix(name: str, suffix: str = "") -> str:
+    """``.NAME.partial-``, the start of a temporary entry's name beside an output, ``NAME`` cut short (at a
+    character) so that with mkstemp's random part and ``suffix`` it is a name the disk takes: an output
+    named with 240 bytes (80 Japanese characters) was refused as 'File name too long'."""
+    room = NAME_MAX - _RANDOM_CHARS - len(os.fsencode(f"..partial-{suffix}"))
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return f".{name}.partial-"
+
+
 def _umask() -> int:
     """The process umask (read by setting and restoring it; there is no read-only call)."""
     mask = os.umask(0)
@@ -170,9 +185,7 @@ class AtomicFile(_AtomicTarget):
         self.target = Path(target)
         suffix = self.target.suffix
         try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.target.stem}.partial-", suffix=suffix, dir=self.target.parent
-            )
+            fd, tmp = tempfile.mkstemp(prefix=partial_prefix(self.target.stem, suffix), suffix=suffix, dir=self.target.parent)
         except OSError as e:
             raise SinkError(f"cannot create a file in {self.target.parent}: {e.strerror or e}") from e
         os.close(fd)
@@ -199,14 +212,14 @@ class AtomicDir(_AtomicTarget):
     def __init__(self, target: Path) -> None:
         self.target = Path(target)
         try:
-            self.temp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
+            self.temp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name), dir=self.target.parent))
         except OSError as e:
             raise SinkError(f"cannot create a folder in {self.target.parent}: {e.strerror or e}") from e
 
     def _move(self) -> None:
         if self.target.is_dir() and not self.target.is_symlink():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
-            old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
+            old = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name)[: -len("partial-")] + "old-", dir=self.target.parent))
             replace(self.target, old / "x")
             replace(self.temp, self.target)
             shutil.rmtree(old, ignore_errors=True)
@@ -229,7 +242,7 @@ def write_text_atomic(path: str | Path, text: str, what: str) -> None:
     """
     target = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=partial_prefix(target.name), dir=target.parent)
     except OSError as e:
         raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
     try:
