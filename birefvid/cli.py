@@ -151,13 +151,15 @@ def _fill_closed_standard_streams() -> None:
 def _escape_what_stdout_cannot_encode() -> None:
     """A stdout in a narrow code page escapes what it lacks (``\\u674e``), as stderr does, instead of raising:
     Windows writes a redirected stdout in its ANSI code page (cp1252), and ``birefvid eval ... > scores.txt``
-    over a folder named 李 ended in a traceback after all the scoring. UTF-8 streams are left as they are."""
+    over a folder named 李 ended in a traceback after all the scoring. A UTF-8 stdout (a de_DE.UTF-8 desktop)
+    writes a file name that is no UTF-8 (``caf\\xe9.mkv`` from an old NAS, a surrogate in Python) as its own
+    bytes, as ``ls`` does, where it raised UnicodeEncodeError after the scoring too."""
     stream = sys.stdout
     encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
-    if encoding in ("", "utf8") or getattr(stream, "errors", None) != "strict":
+    if encoding == "" or getattr(stream, "errors", None) != "strict":
         return
     try:
-        stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        stream.reconfigure(errors="surrogateescape" if encoding == "utf8" else "backslashreplace")  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
         pass
 

@@ -245,6 +245,25 @@ def test_a_table_naming_what_stdouts_code_page_lacks_is_printed_escaped(tmp_path
     assert b"\\u674e" in out.buffer.getvalue()
 
 
+def test_a_table_naming_a_file_whose_name_is_no_utf8_is_printed_with_its_own_bytes(tmp_path, monkeypatch):
+    """On a UTF-8 desktop (de_DE.UTF-8: stdout strict) ``eval`` over masks from an old NAS named in Latin-1
+    (``caf\\xe9``, a surrogate in Python) raised UnicodeEncodeError after the scoring; now the name is written
+    as its bytes, as ``ls`` writes it."""
+    import io
+    import os
+    import sys
+
+    masks = tmp_path / os.fsdecode(b"caf\xe9")
+    masks.mkdir()
+    for i, m in enumerate(_truths(2)):  # not cv2.imwrite: OpenCV crashes on a name no UTF-8 can spell
+        (masks / f"{i:05d}.png").write_bytes(cv2.imencode(".png", m)[1].tobytes())
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["eval", str(masks), str(masks)]) == 0
+    out.flush()
+    assert b"caf\xe9 vs " in out.buffer.getvalue()
+
+
 def test_json_to_stdout(tmp_path, capsys):
     gts = _truths(2)
     gt = _pngs(tmp_path / "gt", gts)
