@@ -229,6 +229,22 @@ def test_davis_layout_scores_each_sequence_and_all(tmp_path, capsys):
     assert rows[2].split()[2:] == [f"{mean[k]:.4f}" for k in keys]
 
 
+def test_davis_predictions_named_with_brackets_or_on_a_mac_are_found(tmp_path):
+    """A prediction video ``bear [1].mkv`` was looked for with the pattern ``bear [1].*`` (which matches
+    ``bear 1.mkv``, not it), and a prediction folder ``café/`` made on Linux was not the truth's ``café/``
+    written on a Mac (decomposed, NFD): both 'lacked' their sequence."""
+    import unicodedata
+
+    gts = _truths(2)
+    _pngs(tmp_path / "gt" / "bear [1]", gts)
+    _pngs(tmp_path / "gt" / unicodedata.normalize("NFD", "café"), gts)
+    (tmp_path / "pred").mkdir()
+    _video(tmp_path / "pred" / "bear [1].mkv", gts, "ffv1", "gray", "gray")
+    _pngs(tmp_path / "pred" / unicodedata.normalize("NFC", "café"), gts)
+    report = _eval_json(tmp_path, str(tmp_path / "pred"), str(tmp_path / "gt"))
+    assert [round(s["iou"], 6) for s in report["sequences"].values()] == [1.0, 1.0]
+
+
 def test_a_table_naming_what_stdouts_code_page_lacks_is_printed_escaped(tmp_path, monkeypatch):
     """Windows writes a redirected stdout in its code page (cp1252): ``eval ... > scores.txt`` over a
     sequence named 李 raised UnicodeEncodeError after the scoring. Now the name is escaped, as on stderr."""

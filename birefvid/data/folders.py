@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -28,7 +27,7 @@ from torch.utils.data import Dataset
 from birefvid.data._tensors import parse_size, to_sample
 from birefvid.errors import DataError, SourceError
 from birefvid.eval.readers import image_mask_rule, read_mask
-from birefvid.io.image_source import read_rgb
+from birefvid.io.image_source import name_key, read_rgb
 from birefvid.extensions import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -78,12 +77,6 @@ def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
 LAYOUTS = ("root/im/*.jpg + root/gt/*.png (DIS5K), root/NAME-Image/*.jpg + root/NAME-Mask/*.png (DUTS-TR), "
            "or root/x.jpg beside root/x_mask.png or x_matte.png (flat)")
 FLAT_MASK_ENDINGS = ("_mask", "_matte")  # the flat layout's mask of x.jpg: x_mask.png or x_matte.png
-
-
-def name_key(stem: str) -> str:
-    """``stem`` as images and masks are paired by: in composed form (NFC), as typed on Linux and Windows, since
-    macOS writes names decomposed (NFD): a ``café.jpg`` from a Mac 'had no mask' beside its ``café_mask.png``."""
-    return unicodedata.normalize("NFC", stem)
 
 
 def _flat_mask_key(path: Path) -> "str | None":

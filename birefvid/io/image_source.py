@@ -7,6 +7,7 @@ import glob
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -52,6 +53,13 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
         kinds = ", ".join(sorted(extensions))
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
+
+
+def name_key(name: str) -> str:
+    """``name`` as files made on different systems are matched by (a picture with its mask, a prediction with its
+    truth): in composed form (NFC), as typed on Linux and Windows, since macOS writes names decomposed (NFD), and
+    a ``café.jpg`` from a Mac 'had no mask' beside its ``café_mask.png``."""
+    return unicodedata.normalize("NFC", name)
 
 
 def natural_key(path: Path) -> tuple:
