@@ -48,14 +48,20 @@ NAME_MAX = 255
 _RANDOM_CHARS = 8  # what mkstemp and mkdtemp add
 
 
-def partial_prefix(name: str, suffix: str = "") -> str:
-    """``.NAME.partial-``, the start of a temporary entry's name beside an output, ``NAME`` cut short (at a
-    character) so that with mkstemp's random part and ``suffix`` it is a name the disk takes: an output
-    named with 240 bytes (80 Japanese characters) was refused as 'File name too long'."""
-    room = NAME_MAX - _RANDOM_CHARS - len(os.fsencode(f"..partial-{suffix}"))
+def fit_name(name: str, around: str) -> str:
+    """``name`` cut short (at a character) so that with ``around`` (the rest of a temporary name) and mkstemp's
+    random part it is a name the disk takes: an output named with 240 bytes (80 Japanese characters) is
+    valid, and its temporary name beside it was refused as 'File name too long'."""
+    room = NAME_MAX - _RANDOM_CHARS - len(os.fsencode(around))
     while len(os.fsencode(name)) > room:
         name = name[:-1]
-    return f".{name}.partial-"
+    return name
+
+
+def partial_prefix(name: str, suffix: str = "") -> str:
+    """``.NAME.partial-``, the start of a temporary entry's name beside an output (``suffix`` after the random
+    part), ``NAME`` cut to fit (``fit_name``)."""
+    return f".{fit_name(name, f'..partial-{suffix}')}.partial-"
 
 
 def _umask() -> int:
