@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import SourceError
+from ..io.base import ffmpeg_name
 from ..io.interleave import is_indexed
 from ..job import FileJob
 
@@ -68,7 +69,7 @@ def header_frames(path: str | Path) -> Optional[int]:
     from ..io.video_source import main_video_stream, shown_frame_count
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_name(path)) as container:
             stream = main_video_stream(container)
             if stream is None:
                 raise SourceError(f"{path} has no video stream (audio-only or data file, or a song's cover picture?)")
@@ -89,7 +90,7 @@ def probe_video(path: str | Path) -> Optional[Probe]:
     from ..io.video_source import main_video_stream
 
     try:
-        container = av.open(str(path))
+        container = av.open(ffmpeg_name(path))
     except (av.FFmpegError, OSError) as exc:
         raise SourceError(f"{path} is not a readable video ({exc})") from exc
     with container:

@@ -43,6 +43,7 @@ from birefvid.errors import DataError, SourceError
 from birefvid.eval.metrics import Evaluator
 from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
+from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
@@ -236,7 +237,7 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         return MaskClip(text, (p,))
     index_problem = mp4_index_problem(p)
     try:
-        with av.open(text) as container:
+        with av.open(ffmpeg_name(text)) as container:
             has_video = bool(container.streams.video)
             decodable = has_video and container.streams.video[0].codec_context is not None
     except (av.error.FFmpegError, OSError) as exc:
