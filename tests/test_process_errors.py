@@ -81,6 +81,17 @@ def test_a_glob_the_shell_expanded_gets_advice(tmp_path, capsys, run):
     assert not (tmp_path / "out.mov").exists()
 
 
+def test_a_file_whose_name_starts_with_a_dash_gets_advice(tmp_path, capsys, monkeypatch):
+    """``process -take1.mp4 -o x.mov`` said only 'the following arguments are required: input': argparse took the
+    file for an option. Now the error names the file and the way to give it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-take1.mp4").write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_:
+        main(["process", "-take1.mp4", "-o", "x.mov"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "-take1.mp4 was taken for an option: to name that file, write ./-take1.mp4" in err, err
+
+
 def test_standard_input_is_refused_with_the_way_round(tmp_path, capsys, run, monkeypatch):
     """`ffmpeg ... - | birefvid process - ...`: one line saying to save the stream first, not "input not found"."""
     monkeypatch.chdir(tmp_path)
