@@ -67,6 +67,16 @@ def test_missing_input(tmp_path, capsys, run):
     assert_nothing_written(tmp_path)
 
 
+def test_an_input_named_in_other_code_points_says_so(tmp_path, capsys, run):
+    """``café.mp4`` typed on Linux names another file than the ``café.mp4`` copied from a Mac (decomposed, NFD):
+    'input not found' beside a file of that very look, with no word why."""
+    import unicodedata
+
+    make_video(tmp_path / unicodedata.normalize("NFD", "café.mp4"), n_frames=2, with_audio=False)
+    one_error_line(capsys, run(tmp_path / unicodedata.normalize("NFC", "café.mp4"), "-o", tmp_path / "o.mkv", "--output", "mask"),
+                   "input not found", "in other Unicode code points", "tab completion")
+
+
 def test_the_readmes_sample_missing_says_how_to_make_it(tmp_path, capsys, monkeypatch):
     """A pip install has no samples/ folder: the quick start's command names the module that writes the clip."""
     monkeypatch.chdir(tmp_path)
