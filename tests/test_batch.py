@@ -443,6 +443,22 @@ def test_clashing_outputs_name_their_inputs(clips, tmp_path, capsys):
                    "(1 other output name clashes too: other.mkv); rename one or run them apart"]  # fmt: skip
 
 
+def test_outputs_alike_but_for_case_clash_on_a_disk_that_ignores_case(clips, tmp_path, capsys, monkeypatch):
+    """Clip.mp4 and clip.mp4 write Clip.mkv and clip.mkv: one file on an exFAT stick or a Mac's disk, where the
+    second replaced the first and the manifest counted both done (no such disk here: its probe answers yes)."""
+    import birefvid.batch.runner as runner
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("Clip.mp4", "clip.mp4"):
+        (folder / name).write_bytes(clips["inputs"][1].read_bytes())
+    monkeypatch.setattr(runner, "folds_names", lambda folder: True, raising=False)
+    assert batch(str(folder), "--output-dir", str(tmp_path / "o"), "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would both write Clip.mkv (one file on this disk, which does not tell letter case apart)" in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_rerun_naming_the_folders_another_way_skips_what_is_done(clips, tmp_path, capsys, monkeypatch):
     """clips/ then /abs/clips/ (or the same from another folder) is the same work: skipped, not 'output exists'."""
     from birefvid.batch.manifest import Manifest

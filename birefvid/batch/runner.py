@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequ
 from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_replaces_no_input, check_target, partial_prefix
+from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
 from ..io import open_source
 from ..io.base import is_url
 from ..io.scale import scaled_size
@@ -226,6 +226,10 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
     names = [output_key(o, out_dir) if out_dir is not None else Path(o).name for o in outputs]
     if inputs is not None and out_dir is not None:
         _check_nesting(names, inputs)
+    folded = [name_fold(n) for n in names]  # Clip.mov and clip.mov: one file on an exFAT card or a Mac's disk
+    why = ""
+    if out_dir is not None and len(set(folded)) < len(set(names)) and folds_names(out_dir):
+        names, why = [names[folded.index(f)] for f in folded], " (one file on this disk, which does not tell letter case apart)"
     dupes = sorted({n for n in names if names.count(n) > 1})
     if not dupes:
         return
@@ -233,7 +237,7 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
         clash = [str(i) for i, n in zip(inputs, names) if n == dupes[0]]
         more = f" ({len(dupes) - 1} other output name{'s clash' if len(dupes) > 2 else ' clashes'} too: {', '.join(dupes[1:4])}{', ...' if len(dupes) > 4 else ''})" if len(dupes) > 1 else ""
         raise ConfigError(f"{', '.join(clash[:-1])} and {clash[-1]} would all write {dupes[0]}{more}; rename them or run them apart"
-                          if len(clash) > 2 else f"{clash[0]} and {clash[1]} would both write {dupes[0]}{more}; rename one or run them apart")  # fmt: skip
+                          if len(clash) > 2 else f"{clash[0]} and {clash[1]} would both write {dupes[0]}{why}{more}; rename one or run them apart")  # fmt: skip
     raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
 
 

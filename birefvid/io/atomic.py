@@ -7,6 +7,7 @@ moves it onto the target with ``os.replace``, ``discard`` removes it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -14,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
@@ -125,6 +127,32 @@ def one_file_by_case(a: Path, b: Optional[Path]) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def name_fold(name: str) -> str:
+    """``name`` as a disk that ignores letter case and Unicode composition compares it (macOS, Windows, an exFAT card)."""
+    return unicodedata.normalize("NFC", name).lower()
+
+
+def folds_names(folder: str | Path) -> bool:
+    """True when the disk under ``folder`` (or its nearest existing parent) takes ``Clip.mov`` and ``clip.mov``, or
+    a composed and a decomposed ``café.mov``, for one file; asked by making a probe file there and removing it."""
+    where = Path(folder)
+    while not where.is_dir() and where != where.parent:
+        where = where.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".birefvid-Case-\u00e9-", dir=where)
+    except (OSError, ValueError):
+        return False
+    os.close(fd)
+    try:
+        name = os.path.basename(probe)
+        return any(os.path.exists(os.path.join(where, other)) for other in (name.swapcase(), unicodedata.normalize("NFD", name)))
+    except (OSError, ValueError):
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def check_output_file(path: str | Path, what: str) -> None:
