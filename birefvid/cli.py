@@ -17,7 +17,7 @@ import select
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting
 from .errors import BirefvidError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
@@ -28,11 +28,24 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer its reader left
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors name a file that starts with ``-``: ``process -take1.mp4 -o x.mov``
+    said only 'the following arguments are required: input', the file taken for an option."""
+
+    dashed: tuple[str, ...] = ()  # the command line's words that start with - and name a file or folder
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        if self.dashed:
+            name = self.dashed[0]
+            message += f" ({name} was taken for an option: to name that file, write ./{name})"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per command."""
     from .commands import COMMANDS
 
-    parser = argparse.ArgumentParser(prog="birefvid", description="Cut subjects out of images, video and live streams with BiRefNet.")
+    parser = _Parser(prog="birefvid", description="Cut subjects out of images, video and live streams with BiRefNet.")
     parser.add_argument("--version", action="version", version=f"birefvid {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -151,13 +164,15 @@ def _fill_closed_standard_streams() -> None:
 def _escape_what_stdout_cannot_encode() -> None:
     """A stdout in a narrow code page escapes what it lacks (``\\u674e``), as stderr does, instead of raising:
     Windows writes a redirected stdout in its ANSI code page (cp1252), and ``birefvid eval ... > scores.txt``
-    over a folder named 李 ended in a traceback after all the scoring. UTF-8 streams are left as they are."""
+    over a folder named 李 ended in a traceback after all the scoring. A UTF-8 stdout (a de_DE.UTF-8 desktop)
+    writes a file name that is no UTF-8 (``caf\\xe9.mkv`` from an old NAS, a surrogate in Python) as its own
+    bytes, as ``ls`` does, where it raised UnicodeEncodeError after the scoring too."""
     stream = sys.stdout
     encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
-    if encoding in ("", "utf8") or getattr(stream, "errors", None) != "strict":
+    if encoding == "" or getattr(stream, "errors", None) != "strict":
         return
     try:
-        stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        stream.reconfigure(errors="surrogateescape" if encoding == "utf8" else "backslashreplace")  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
         pass
 
@@ -263,6 +278,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if not argv:  # a bare `birefvid`: the commands and what each does, not "arguments are required"
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    _Parser.dashed = tuple(a for a in argv if a.startswith("-") and a != "-" and os.path.lexists(a))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose)])
     code = guarded("birefvid", lambda: args.run(args))

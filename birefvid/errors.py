@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import signal
 import threading
+import unicodedata
 from typing import Callable, Iterator, Optional
 
 
@@ -105,7 +107,21 @@ def input_not_found(path: object) -> str:
     parts = str(path).replace("\\", "/").split("/")
     if parts[-2:] in (["samples", "scene.mp4"], ["samples", "scene_mask.mkv"]):
         message += " (the README's sample clip: `python -m birefvid.data.sample` writes it into ./samples)"
+    elif _spelt_apart(str(path)):
+        message += (" (its folder holds that name in other Unicode code points, its accents composed or decomposed as "
+                    "macOS writes them, which look alike: name it by tab completion, or rename it)")
     return message
+
+
+def _spelt_apart(path: str) -> bool:
+    """True when ``path`` is missing but its folder holds a name equal to its own in Unicode's composed form
+    (NFC): ``café.mp4`` typed on Linux against a ``café.mp4`` copied from a Mac (NFD), which look alike."""
+    folder, name = os.path.split(path)
+    key = unicodedata.normalize("NFC", name)
+    try:
+        return any(entry != name and unicodedata.normalize("NFC", entry) == key for entry in os.listdir(folder or "."))
+    except (OSError, ValueError):
+        return False
 
 
 def sink_named(spec: str) -> str:

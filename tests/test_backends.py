@@ -147,6 +147,18 @@ def test_an_export_that_cannot_replace_another_runs_open_one_uses_it(tmp_path, m
         export._save(Program(), str(tmp), path)
 
 
+def test_an_export_named_as_long_as_the_disk_allows_is_placed(tmp_path):
+    """``export -o`` 78 Japanese characters + ``.onnx`` (239 bytes, a valid name) exported, then failed with
+    'File name too long': its temporary name beside it (``NAME.XXXXXXXX.onnx.partial``) was not."""
+    from birefvid.backends import export
+
+    cached = tmp_path / "cached.onnx"
+    cached.write_bytes(b"the export")
+    path = tmp_path / ("日" * 78 + ".onnx")
+    export._place(cached, path)
+    assert path.read_bytes() == b"the export" and sorted(p.name for p in tmp_path.iterdir()) == sorted(["cached.onnx", path.name])
+
+
 def test_a_read_only_cache_is_read_and_new_files_go_to_a_fallback(b0, tmp_path, monkeypatch, caplog):
     """A CI container's cache is often read-only (baked into the image, or a read-only home). A cache
     holding the export failed in OpenVINO ("Couldn't create directory .../openvino"), and one without

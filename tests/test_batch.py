@@ -266,6 +266,18 @@ def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_p
     assert manifest(out)["videos"]["long.mkv"]["chunks_done"] == {"0": 6}  # the finished chunk stays for the rerun
 
 
+def test_cleaning_up_after_a_video_named_with_glob_characters_touches_only_its_own_leftovers(tmp_path):
+    """The leftovers of ``clip*.mkv`` were found by the pattern ``.clip*.partial-*``, which also took the
+    file ``.clipB.partial-*`` another worker was writing; those of ``clip [1].mkv`` were never found."""
+    from birefvid.batch.runner import remove_partials
+
+    for stem in ("clip*", "clip [1]", "clipB", "clip1"):
+        (tmp_path / f".{stem}.partial-abc.mkv").write_bytes(b"half")
+    remove_partials(tmp_path / "clip*.mkv")
+    remove_partials(tmp_path / "clip [1].mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".clip1.partial-abc.mkv", ".clipB.partial-abc.mkv"]
+
+
 def test_interrupted_run_resumes_and_skips_finished_work(clips, tmp_path, caplog):
     out, marker = tmp_path / "out", tmp_path / "crashed"
     long, a = clips["inputs"][0], clips["inputs"][1]
@@ -497,6 +509,22 @@ def test_clashing_outputs_name_their_inputs(clips, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"birefvid: error: {folder / 'clip.mov'} and {folder / 'clip.mp4'} would both write clip.mkv "
                    "(1 other output name clashes too: other.mkv); rename one or run them apart"]  # fmt: skip
+
+
+def test_outputs_alike_but_for_case_clash_on_a_disk_that_ignores_case(clips, tmp_path, capsys, monkeypatch):
+    """Clip.mp4 and clip.mp4 write Clip.mkv and clip.mkv: one file on an exFAT stick or a Mac's disk, where the
+    second replaced the first and the manifest counted both done (no such disk here: its probe answers yes)."""
+    import birefvid.batch.runner as runner
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("Clip.mp4", "clip.mp4"):
+        (folder / name).write_bytes(clips["inputs"][1].read_bytes())
+    monkeypatch.setattr(runner, "folds_names", lambda folder: True, raising=False)
+    assert batch(str(folder), "--output-dir", str(tmp_path / "o"), "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would both write Clip.mkv (one file on this disk, which does not tell letter case apart)" in err[0], err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_rerun_naming_the_folders_another_way_skips_what_is_done(clips, tmp_path, capsys, monkeypatch):

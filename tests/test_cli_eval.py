@@ -229,6 +229,22 @@ def test_davis_layout_scores_each_sequence_and_all(tmp_path, capsys):
     assert rows[2].split()[2:] == [f"{mean[k]:.4f}" for k in keys]
 
 
+def test_davis_predictions_named_with_brackets_or_on_a_mac_are_found(tmp_path):
+    """A prediction video ``bear [1].mkv`` was looked for with the pattern ``bear [1].*`` (which matches
+    ``bear 1.mkv``, not it), and a prediction folder ``café/`` made on Linux was not the truth's ``café/``
+    written on a Mac (decomposed, NFD): both 'lacked' their sequence."""
+    import unicodedata
+
+    gts = _truths(2)
+    _pngs(tmp_path / "gt" / "bear [1]", gts)
+    _pngs(tmp_path / "gt" / unicodedata.normalize("NFD", "café"), gts)
+    (tmp_path / "pred").mkdir()
+    _video(tmp_path / "pred" / "bear [1].mkv", gts, "ffv1", "gray", "gray")
+    _pngs(tmp_path / "pred" / unicodedata.normalize("NFC", "café"), gts)
+    report = _eval_json(tmp_path, str(tmp_path / "pred"), str(tmp_path / "gt"))
+    assert [round(s["iou"], 6) for s in report["sequences"].values()] == [1.0, 1.0]
+
+
 def test_a_table_naming_what_stdouts_code_page_lacks_is_printed_escaped(tmp_path, monkeypatch):
     """Windows writes a redirected stdout in its code page (cp1252): ``eval ... > scores.txt`` over a
     sequence named 李 raised UnicodeEncodeError after the scoring. Now the name is escaped, as on stderr."""
@@ -243,6 +259,25 @@ def test_a_table_naming_what_stdouts_code_page_lacks_is_printed_escaped(tmp_path
     assert main(["eval", str(tmp_path / "pred"), str(tmp_path / "gt")]) == 0
     out.flush()
     assert b"\\u674e" in out.buffer.getvalue()
+
+
+def test_a_table_naming_a_file_whose_name_is_no_utf8_is_printed_with_its_own_bytes(tmp_path, monkeypatch):
+    """On a UTF-8 desktop (de_DE.UTF-8: stdout strict) ``eval`` over masks from an old NAS named in Latin-1
+    (``caf\\xe9``, a surrogate in Python) raised UnicodeEncodeError after the scoring; now the name is written
+    as its bytes, as ``ls`` writes it."""
+    import io
+    import os
+    import sys
+
+    masks = tmp_path / os.fsdecode(b"caf\xe9")
+    masks.mkdir()
+    for i, m in enumerate(_truths(2)):  # not cv2.imwrite: OpenCV crashes on a name no UTF-8 can spell
+        (masks / f"{i:05d}.png").write_bytes(cv2.imencode(".png", m)[1].tobytes())
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["eval", str(masks), str(masks)]) == 0
+    out.flush()
+    assert b"caf\xe9 vs " in out.buffer.getvalue()
 
 
 def test_json_to_stdout(tmp_path, capsys):

@@ -106,6 +106,26 @@ def test_missing_input(tmp_path, capsys, pvt_b0_weights):
     assert not (tmp_path / "out").exists()
 
 
+def test_pictures_named_alike_but_for_case_onto_a_disk_that_ignores_case(tmp_path, photo, capsys, pvt_b0_weights, monkeypatch):
+    """A camera card's IMG_1.JPG beside an edited img_1.jpg: on an exFAT stick or a Mac's disk IMG_1.png and
+    img_1.png are one file, and the second cut-out replaced the first without a word. Such a disk (no such
+    disk here: its probe answers yes) refuses the run; this one, which tells them apart, writes both."""
+    import birefvid.io.atomic as atomic
+
+    from birefvid.io.atomic import folds_names
+
+    photo.rename(tmp_path / "IMG_1.JPG")
+    (tmp_path / "img_1.jpg").write_bytes((tmp_path / "IMG_1.JPG").read_bytes())
+    args = ["image", str(tmp_path / "IMG_1.JPG"), str(tmp_path / "img_1.jpg"), "-o", str(tmp_path / "out"), "--output", "mask",
+            "--weights", str(pvt_b0_weights), "--resolution", "64", "--device", "cpu"]  # fmt: skip
+    assert not folds_names(tmp_path) and sorted(p.name for p in tmp_path.iterdir()) == ["IMG_1.JPG", "img_1.jpg"]  # the probe is gone
+    monkeypatch.setattr(atomic, "folds_names", lambda folder: True)
+    _one_line_error(capsys, main(args), "would both be written to")
+    assert not (tmp_path / "out").exists()
+    monkeypatch.undo()
+    assert main(args) == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["IMG_1.png", "img_1.png"]
+
+
 def test_unreadable_image_leaves_nothing(tmp_path, capsys, pvt_b0_weights):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png at all")

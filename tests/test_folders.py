@@ -177,6 +177,22 @@ def test_flat_layout_pairs_x_with_its_mask_beside_it(tmp_path, ending):
         assert x[0, :, :14].mean() > x[2, :, :14].mean()
 
 
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_picture_named_on_a_mac_pairs_with_its_mask_named_elsewhere(tmp_path, flat):
+    """macOS writes names decomposed (NFD: e + U+0301), Linux and Windows as typed (NFC): a ``café.jpg`` copied
+    from a Mac 'had no mask; expected café_mask.png' beside the very ``café_mask.png`` (or ``gt/café.png``)."""
+    import unicodedata
+
+    _write_pair(tmp_path, "cafe")
+    (tmp_path / "im" / "cafe.jpg").rename(tmp_path / "im" / (unicodedata.normalize("NFD", "café") + ".jpg"))
+    (tmp_path / "gt" / "cafe.png").rename(tmp_path / "gt" / (unicodedata.normalize("NFC", "café") + ".png"))
+    if flat:
+        _flatten(tmp_path)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [(unicodedata.normalize("NFC", p.image.stem), p.mask.name) for p in ds.pairs] == [
+        ("café", unicodedata.normalize("NFC", "café_mask.png" if flat else "café.png"))]
+
+
 @pytest.mark.parametrize("how", ["zero_one", "palette", "rgba"])
 def test_flat_layout_masks_are_read_as_the_other_layouts_read_them(tmp_path, how):
     _write_pair(tmp_path, "a")

@@ -119,6 +119,18 @@ def test_a_png_sequence_under_a_name_outside_windows_code_page(tmp_path, monkeyp
     assert np.array_equal(np.stack(list(iter_alpha(tmp_path / "李" / "frames"))), images[..., 3])
 
 
+@pytest.mark.parametrize("name", ["日" * 80 + ".mov", "a" * 251 + ".gif", "f" * 255], ids=["japanese-mov", "gif", "png-folder"])
+def test_an_output_named_as_long_as_the_disk_allows_is_written(tmp_path, name):
+    """A name of 80 Japanese characters (240 bytes) is a valid file name, but its temporary name beside it
+    (``.NAME.partial-XXXXXXXX.mov``) was not: 'cannot create a file in ...: File name too long'."""
+    from birefvid.io.atomic import write_text_atomic
+
+    _write(tmp_path / name, "alpha", _info(), [0, 1])
+    write_text_atomic(tmp_path / (name[:-5] + ".json"), "{}", "--report")
+    assert sorted(listdir(tmp_path)) == sorted([name, name[:-5] + ".json"])
+    assert (tmp_path / name).is_dir() == (name == "f" * 255)
+
+
 @pytest.mark.parametrize("target", ["seq/", "existing_dir"])
 def test_sequence_targets(tmp_path, target):
     if target == "existing_dir":

@@ -308,6 +308,17 @@ def test_image_sequence_folder_and_glob(tmp_path):
         assert len(list(src)) == 2
 
 
+def test_a_file_or_folder_named_with_glob_characters_is_itself_not_a_pattern(tmp_path):
+    """`process "clip [1080p].mp4"`, as downloaders name videos, said 'no images found in clip [1080p].mp4':
+    the existing file was taken for a glob pattern (`[1080p]` a character class) that matched nothing."""
+    video = make_video(tmp_path / "clip [1080p] #1?.mp4", n_frames=3, with_audio=False).path
+    with open_source(video) as src:
+        assert len(list(src)) == 3
+    make_images(tmp_path / "Take [2]*", n=2, mode="RGB")
+    with open_source(tmp_path / "Take [2]*", fps=30) as src:
+        assert len(list(src)) == 2
+
+
 def test_image_sequence_gray_natural_order(tmp_path):
     make_images(tmp_path / "s", n=3, mode="L", names=["f2.png", "f10.png", "f1.png"])
     with ImageSequenceSource(tmp_path / "s") as src:

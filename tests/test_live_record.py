@@ -325,6 +325,22 @@ def test_parts_never_replace_files_from_an_earlier_run(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == names  # sorted by name is in time order
 
 
+def test_parts_of_a_recording_named_as_long_as_the_disk_allows_are_kept(tmp_path, monkeypatch):
+    """``--sink`` 78 Japanese characters + ``.mp4`` (238 bytes) with ``--segment``: the stamped part names
+    grew past 255 bytes, and the run stopped at the second part with 'sinks: OSError: File name too long'."""
+    import birefvid.io.record_sink as record_sink
+
+    monkeypatch.setattr(record_sink.time, "time", lambda: 1_800_000_000.0)  # every part starts in the same second
+    sink = RecordingSink(tmp_path / ("日" * 78 + ".mp4"), width=W, height=H, fps=FPS, kind="rgb", segment_seconds=1.0)
+    for i in range(FPS + 2):
+        sink.send(_rgb(i), i / FPS)
+    sink.close()
+    stamp = record_sink.time.strftime("%Y%m%d-%H%M%S", record_sink.time.localtime(1_800_000_000.0))
+    names = [p.name for p in sink.segments]  # the name cut short, its stamp kept
+    assert [n.lstrip("日") for n in names] == [f"-{stamp}.mp4", f"-{stamp}_001.mp4"] and all(len(os.fsencode(n)) <= 255 for n in names)
+    assert sorted(tmp_path.iterdir()) == sink.segments
+
+
 def test_parts_stay_in_time_order_when_the_clock_goes_back(tmp_path, monkeypatch, caplog):
     """The local clock steps back an hour (DST's end, an NTP step) between parts: the parts named after the
     earlier clock sorted before the parts recorded an hour before them. Now they take the last part's time

@@ -67,6 +67,16 @@ def test_missing_input(tmp_path, capsys, run):
     assert_nothing_written(tmp_path)
 
 
+def test_an_input_named_in_other_code_points_says_so(tmp_path, capsys, run):
+    """``café.mp4`` typed on Linux names another file than the ``café.mp4`` copied from a Mac (decomposed, NFD):
+    'input not found' beside a file of that very look, with no word why."""
+    import unicodedata
+
+    make_video(tmp_path / unicodedata.normalize("NFD", "café.mp4"), n_frames=2, with_audio=False)
+    one_error_line(capsys, run(tmp_path / unicodedata.normalize("NFC", "café.mp4"), "-o", tmp_path / "o.mkv", "--output", "mask"),
+                   "input not found", "in other Unicode code points", "tab completion")
+
+
 def test_the_readmes_sample_missing_says_how_to_make_it(tmp_path, capsys, monkeypatch):
     """A pip install has no samples/ folder: the quick start's command names the module that writes the clip."""
     monkeypatch.chdir(tmp_path)
@@ -79,6 +89,17 @@ def test_a_glob_the_shell_expanded_gets_advice(tmp_path, capsys, run):
     names = [tmp_path / f"f{i}.png" for i in range(3)]  # what `birefvid process frames/*.png` passes unquoted
     one_error_line(capsys, run(*names, "-o", tmp_path / "out.mov"), "process takes one input, got 3", "quote the pattern")
     assert not (tmp_path / "out.mov").exists()
+
+
+def test_a_file_whose_name_starts_with_a_dash_gets_advice(tmp_path, capsys, monkeypatch):
+    """``process -take1.mp4 -o x.mov`` said only 'the following arguments are required: input': argparse took the
+    file for an option. Now the error names the file and the way to give it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-take1.mp4").write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_:
+        main(["process", "-take1.mp4", "-o", "x.mov"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "-take1.mp4 was taken for an option: to name that file, write ./-take1.mp4" in err, err
 
 
 def test_standard_input_is_refused_with_the_way_round(tmp_path, capsys, run, monkeypatch):
@@ -364,20 +385,22 @@ def test_existing_png_folder_needs_overwrite(tmp_path, capsys, run, clip):
     assert_nothing_written(tmp_path, "frames")
 
 
-@pytest.mark.parametrize("target", ["same", "dotted", "its-folder", "background"])
+@pytest.mark.parametrize("target", ["same", "dotted", "its-folder", "background", "bracketed"])
 def test_an_output_that_would_replace_what_the_run_reads_is_refused(tmp_path, capsys, run, target):
     """`process clip.mp4 -o clip.mp4 --overwrite` replaced the video with its cut-out (exit 0), and
     `-o .` the folder holding it with a PNG sequence of it, the clip and its neighbours gone (as ffmpeg
     says "Output same as Input", `birefvid image` already refused this): one line, and every file kept."""
-    video = make_video(tmp_path / "clip.mp4", n_frames=3).path
+    # `clip [1].mp4` is a file name, not a glob pattern that matched nothing (and so guarded nothing)
+    video = make_video(tmp_path / ("clip [1].mp4" if target == "bracketed" else "clip.mp4"), n_frames=3).path
     other = make_video(tmp_path / "other.mp4", n_frames=3, with_audio=False).path
     before = video.read_bytes()
     args = {"same": [video, "-o", video], "dotted": [video, "-o", tmp_path / ".." / tmp_path.name / "clip.mp4"],
             "its-folder": [video, "-o", f"{tmp_path}/"],
-            "background": [other, "-o", video, "--output", "composite", "--background", video]}[target]
-    one_error_line(capsys, run(*args, "--overwrite"), "would replace", "clip.mp4" if target != "its-folder" else "")
+            "background": [other, "-o", video, "--output", "composite", "--background", video],
+            "bracketed": [video, "-o", video]}[target]
+    one_error_line(capsys, run(*args, "--overwrite"), "would replace", video.name if target != "its-folder" else "")
     assert video.read_bytes() == before
-    assert_nothing_written(tmp_path, "clip.mp4", "other.mp4")
+    assert_nothing_written(tmp_path, video.name, "other.mp4")
 
 
 def test_an_output_spelt_as_the_input_in_another_case_is_refused(tmp_path, capsys, run):

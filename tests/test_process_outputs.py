@@ -298,6 +298,17 @@ def test_no_audio_cli_flag(tmp_path, scene, pvt_b0_weights):
     assert len(read_video(out, "gray").images) == N
 
 
+def test_a_clip_named_like_a_protocol_is_read_with_its_sound(tmp_path, scene, seg, monkeypatch):
+    """FFmpeg took the start of ``cam:1.mp4`` or a camera's ``2024-05-01T12:30:00.mov``, named from where
+    the command runs, for a protocol: 'is not a readable video (Protocol not found)'."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(scene.path, "2024-05-01T12:30:00.mov")
+    report = process_video("2024-05-01T12:30:00.mov", "cam:1.mkv", kind="mask", segmenter=seg)
+    assert report["frames"] == N and audio_duration(tmp_path / "cam:1.mkv") == pytest.approx(audio_duration(scene.path), abs=0.05)
+
+
 def test_webm_audio_is_reencoded_to_opus(tmp_path, scene, seg):
     """AAC cannot go into WebM: it is re-encoded (Opus), not dropped."""
     out = tmp_path / "a.webm"

@@ -139,9 +139,11 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     model = model.eval().to("cpu", torch.float32)
     example = torch.zeros(batch, 3, *size)
     start = time.perf_counter()
+    from ..io.atomic import fit_name  # an output named as long as the disk allows still has a temporary name
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".onnx.partial", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=fit_name(path.stem, "..onnx.partial") + ".", suffix=".onnx.partial", dir=path.parent)
     except OSError as e:  # a read-only or missing folder
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)
@@ -287,8 +289,10 @@ def _place(cached: Path, path: Path) -> None:
     are on one file system (no second copy of a model of up to 900 MB), else a copy."""
     import shutil
 
+    from ..io.atomic import fit_name
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".onnx.partial", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=fit_name(path.stem, "..onnx.partial") + ".", suffix=".onnx.partial", dir=path.parent)
     except OSError as e:
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)

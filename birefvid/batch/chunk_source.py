@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SourceError
 from ..frames import Frame, StreamInfo
-from ..io.base import Source
+from ..io.base import Source, ffmpeg_name
 from ..io.deinterlace import Deinterlacer
 from ..io.video_source import (SEEK_TRIES, ConcealedFrames, VideoFileSource, alpha_decoder, decode_packet, earlier_target, ffmpeg_reason,
                                main_video_stream)
@@ -36,7 +36,7 @@ class ChunkSource(Source):
         with VideoFileSource(self.path) as whole:  # stream facts exactly as `process` sees them
             self._info = whole.info
             self.rotation = whole.rotation
-        self._container = av.open(str(self.path))
+        self._container = av.open(ffmpeg_name(self.path))
         self._iterated = False
         self._deep = False
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import SinkError
+from ..io.base import ffmpeg_name
 from ..io.atomic import AtomicFile
 from ..io.formats import MUXERS, tag_options
 from ..io.frame_grid import FrameGrid
@@ -52,7 +53,7 @@ def join_chunks(
     subtitles: Optional[SubtitleTracks] = None
     frames = 0
     try:
-        with av.open(str(parts[0])) as first:
+        with av.open(ffmpeg_name(parts[0])) as first:
             template = first.streams.video[0]
             time_base = Fraction(template.time_base)
             tags = {key: value for key, value in first.metadata.items() if key.lower() not in WRITER_TAGS}
@@ -129,7 +130,7 @@ def _copy_packets(part: Path, out, video, companions, frames: int, last_dts: Opt
     import av
 
     try:
-        container = av.open(str(part))
+        container = av.open(ffmpeg_name(part))
     except (av.FFmpegError, OSError) as exc:
         raise SinkError(f"chunk file {part} is unreadable ({exc}); rerun to redo it") from exc
     with container:

@@ -7,6 +7,7 @@ its output is committed (atomically) and the manifest says so; its chunk files a
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequ
 from ..errors import ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_replaces_no_input, check_target
+from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
 from ..io import open_source
 from ..io.base import is_url
 from ..io.scale import scaled_size
@@ -225,6 +226,10 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
     names = [output_key(o, out_dir) if out_dir is not None else Path(o).name for o in outputs]
     if inputs is not None and out_dir is not None:
         _check_nesting(names, inputs)
+    folded = [name_fold(n) for n in names]  # Clip.mov and clip.mov: one file on an exFAT card or a Mac's disk
+    why = ""
+    if out_dir is not None and len(set(folded)) < len(set(names)) and folds_names(out_dir):
+        names, why = [names[folded.index(f)] for f in folded], " (one file on this disk, which does not tell letter case apart)"
     dupes = sorted({n for n in names if names.count(n) > 1})
     if not dupes:
         return
@@ -232,7 +237,7 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
         clash = [str(i) for i, n in zip(inputs, names) if n == dupes[0]]
         more = f" ({len(dupes) - 1} other output name{'s clash' if len(dupes) > 2 else ' clashes'} too: {', '.join(dupes[1:4])}{', ...' if len(dupes) > 4 else ''})" if len(dupes) > 1 else ""
         raise ConfigError(f"{', '.join(clash[:-1])} and {clash[-1]} would all write {dupes[0]}{more}; rename them or run them apart"
-                          if len(clash) > 2 else f"{clash[0]} and {clash[1]} would both write {dupes[0]}{more}; rename one or run them apart")  # fmt: skip
+                          if len(clash) > 2 else f"{clash[0]} and {clash[1]} would both write {dupes[0]}{why}{more}; rename one or run them apart")  # fmt: skip
     raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
 
 
@@ -581,7 +586,8 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
 
 def remove_partials(target: Path) -> None:
     """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` left."""
-    for leftover in target.parent.glob(f".{target.stem}.partial-*"):
+    prefix = partial_prefix(target.stem, target.suffix)  # as AtomicFile names them (a long name cut short)
+    for leftover in target.parent.glob(f"{glob.escape(prefix)}*"):  # `clip [1].mov` is no pattern
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:

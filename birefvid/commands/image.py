@@ -115,7 +115,7 @@ def plan_outputs(
     ``skip_existing``: an existing file is no clash (``run`` leaves it as it is). ``ext`` None: .png.
     """
     from ..errors import SinkError
-    from ..io.atomic import check_target, one_file_by_case
+    from ..io.atomic import check_target, folds_names, name_fold, one_file_by_case
     from ..io.image_sink import STILL_FORMATS
 
     given = ext
@@ -149,6 +149,11 @@ def plan_outputs(
         if not os.access(ancestor, os.W_OK | os.X_OK):
             raise SinkError(f"cannot create the folder {out}: {ancestor} is not writable")
     seen: dict[Path, Path] = {}
+    folding = folder and len({name_fold(t.name) for t in targets}) < len(set(targets)) and folds_names(out)
+    if folding:
+        # IMG_1.JPG and img_1.jpg: one file on this disk (an exFAT card, a Mac's), the second cut-out over the first
+        by_fold: dict[str, Path] = {}
+        targets = [by_fold.setdefault(name_fold(t.name), t) for t in targets]
     originals = {p.resolve() for p in inputs}
     by_case = {str(p).casefold(): p for p in originals}  # IMG_1.JPG, written as IMG_1.jpg on macOS' disk: the same file
     for source, target in zip(inputs, targets):
@@ -157,7 +162,8 @@ def plan_outputs(
             # `image photos/ -o photos/ --overwrite` replaced the photos with their cut-outs
             raise SinkError(f"{target} is one of the inputs; write the cut-outs to another file or folder")
         if target in seen:
-            raise SinkError(f"{source} and {seen[target]} would both be written to {target}; rename one")
+            why = " (one file on this disk, which does not tell letter case apart)" if folding else ""
+            raise SinkError(f"{source} and {seen[target]} would both be written to {target}{why}; rename one")
         seen[target] = source
         if not new_folder:  # nothing can be in the way in a folder yet to be made
             if folder and target.is_file() and not (overwrite or skip_existing):  # an interrupted run's: say how to resume it

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from birefvid.data._tensors import parse_size, to_sample
 from birefvid.errors import DataError, SourceError
 from birefvid.eval.readers import image_mask_rule, read_mask
-from birefvid.io.image_source import read_rgb
+from birefvid.io.image_source import name_key, read_rgb
 from birefvid.extensions import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _flat_mask_key(path: Path) -> "str | None":
         return None
     for ending in FLAT_MASK_ENDINGS:
         if path.stem.lower().endswith(ending) and len(path.stem) > len(ending):
-            return path.stem[: -len(ending)]
+            return name_key(path.stem[: -len(ending)])
     return None
 
 
@@ -129,7 +129,7 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     images = [p for p in files if _flat_mask_key(p) is None] if flat else files
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
-    masks = _flat_masks(files) if flat else {p.stem: p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
+    masks = _flat_masks(files) if flat else {name_key(p.stem): p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
 
     def expected(stem: str) -> str:
         return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)" if flat else str(gt_dir / (stem + ".png"))
@@ -137,11 +137,12 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     pairs: list[Pair] = []
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
     for image in images:
-        if image.stem in paired:
-            raise DataError(f"{paired[image.stem]} and {image} share the name {image.stem!r} and so one mask, "
+        key = name_key(image.stem)
+        if key in paired:
+            raise DataError(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
                             f"{expected(image.stem)}; keep one of them, or rename the other and its mask")
-        paired[image.stem] = image
-        mask = masks.pop(image.stem, None)
+        paired[key] = image
+        mask = masks.pop(key, None)
         if mask is None:
             raise DataError(f"{image} has no mask; expected {expected(image.stem)}")
         ih, iw = _image_size(image, upright=True)

@@ -43,8 +43,9 @@ from birefvid.errors import DataError, SourceError, option
 from birefvid.eval.metrics import Evaluator
 from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
+from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
-from birefvid.io.image_source import natural_key, is_glob, list_images
+from birefvid.io.image_source import natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
 from birefvid.io.video_source import ffmpeg_reason, mp4_index_problem
 
@@ -236,7 +237,7 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         return MaskClip(text, (p,))
     index_problem = mp4_index_problem(p)
     try:
-        with av.open(text) as container:
+        with av.open(ffmpeg_name(text)) as container:
             has_video = bool(container.streams.video)
             decodable = has_video and container.streams.video[0].codec_context is not None
     except (av.error.FFmpegError, OSError) as exc:
@@ -272,10 +273,15 @@ def sequence_name(path: Path) -> str:
 
 
 def _prediction_for(root: Path, name: str) -> Optional[Path]:
-    """PRED/<name>/ or the one PRED/<name>.<video extension>, if present."""
+    """PRED/<name>/ or the one PRED/<name>.<video extension>, if present; names compared in composed form
+    (``name_key``: truth from a Mac is named decomposed), and ``[1]`` or ``*`` in them is no pattern."""
     if (root / name).is_dir():
         return root / name
-    videos = sorted(f for f in root.glob(f"{name}.*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
+    key, entries = name_key(name), sorted(root.iterdir())
+    folders = [e for e in entries if e.is_dir() and name_key(e.name) == key]
+    if folders:
+        return folders[0]
+    videos = [f for f in entries if name_key(f.name).startswith(key + ".") and f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file()]
     if len(videos) > 1:
         raise DataError(f"predictions hold several videos for sequence {name!r}: {', '.join(v.name for v in videos)}")
     return videos[0] if videos else None

@@ -7,6 +7,7 @@ moves it onto the target with ``os.replace``, ``discard`` removes it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -14,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
@@ -41,6 +43,27 @@ def replace(src: str | Path, dst: str | Path) -> None:
                 raise
         time.sleep(pause)
         pause = min(2 * pause, 0.5)
+
+
+# the longest file name most filesystems take (ext4, XFS, Btrfs, APFS, NTFS; bytes or UTF-16 units)
+NAME_MAX = 255
+_RANDOM_CHARS = 8  # what mkstemp and mkdtemp add
+
+
+def fit_name(name: str, around: str) -> str:
+    """``name`` cut short (at a character) so that with ``around`` (the rest of a temporary name) and mkstemp's
+    random part it is a name the disk takes: an output named with 240 bytes (80 Japanese characters) is
+    valid, and its temporary name beside it was refused as 'File name too long'."""
+    room = NAME_MAX - _RANDOM_CHARS - len(os.fsencode(around))
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return name
+
+
+def partial_prefix(name: str, suffix: str = "") -> str:
+    """``.NAME.partial-``, the start of a temporary entry's name beside an output (``suffix`` after the random
+    part), ``NAME`` cut to fit (``fit_name``)."""
+    return f".{fit_name(name, f'..partial-{suffix}')}.partial-"
 
 
 def _umask() -> int:
@@ -85,7 +108,8 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
         if read is None or "://" in str(read):
             continue
         text = str(read)
-        paths = [Path(p) for p in glob.glob(text)] if any(c in text for c in "*?[") else [Path(text)]
+        globbed = any(c in text for c in "*?[") and not os.path.lexists(text)  # `clip [1].mp4` is a file, not a pattern
+        paths = [Path(p) for p in glob.glob(text)] if globbed else [Path(text)]
         for path in paths:
             if not path.exists():
                 continue
@@ -103,6 +127,32 @@ def one_file_by_case(a: Path, b: Optional[Path]) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def name_fold(name: str) -> str:
+    """``name`` as a disk that ignores letter case and Unicode composition compares it (macOS, Windows, an exFAT card)."""
+    return unicodedata.normalize("NFC", name).lower()
+
+
+def folds_names(folder: str | Path) -> bool:
+    """True when the disk under ``folder`` (or its nearest existing parent) takes ``Clip.mov`` and ``clip.mov``, or
+    a composed and a decomposed ``café.mov``, for one file; asked by making a probe file there and removing it."""
+    where = Path(folder)
+    while not where.is_dir() and where != where.parent:
+        where = where.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".birefvid-Case-\u00e9-", dir=where)
+    except (OSError, ValueError):
+        return False
+    os.close(fd)
+    try:
+        name = os.path.basename(probe)
+        return any(os.path.exists(os.path.join(where, other)) for other in (name.swapcase(), unicodedata.normalize("NFD", name)))
+    except (OSError, ValueError):
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def check_output_file(path: str | Path, what: str) -> None:
@@ -169,9 +219,7 @@ class AtomicFile(_AtomicTarget):
         self.target = Path(target)
         suffix = self.target.suffix
         try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.target.stem}.partial-", suffix=suffix, dir=self.target.parent
-            )
+            fd, tmp = tempfile.mkstemp(prefix=partial_prefix(self.target.stem, suffix), suffix=suffix, dir=self.target.parent)
         except OSError as e:
             raise SinkError(f"cannot create a file in {self.target.parent}: {e.strerror or e}") from e
         os.close(fd)
@@ -198,14 +246,14 @@ class AtomicDir(_AtomicTarget):
     def __init__(self, target: Path) -> None:
         self.target = Path(target)
         try:
-            self.temp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
+            self.temp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name), dir=self.target.parent))
         except OSError as e:
             raise SinkError(f"cannot create a folder in {self.target.parent}: {e.strerror or e}") from e
 
     def _move(self) -> None:
         if self.target.is_dir() and not self.target.is_symlink():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
-            old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
+            old = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name)[: -len("partial-")] + "old-", dir=self.target.parent))
             replace(self.target, old / "x")
             replace(self.temp, self.target)
             shutil.rmtree(old, ignore_errors=True)
@@ -228,7 +276,7 @@ def write_text_atomic(path: str | Path, text: str, what: str) -> None:
     """
     target = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=partial_prefix(target.name), dir=target.parent)
     except OSError as e:
         raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
     try:

@@ -6,6 +6,8 @@ Both own a file or codec context, so both close idempotently and are context man
 from __future__ import annotations
 
 import abc
+import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Optional
@@ -24,6 +26,16 @@ URL_SCHEMES = ("http", "https")
 def is_url(text: object) -> bool:
     """True when ``text`` is an http(s):// address rather than a local path."""
     return isinstance(text, str) and text.split("://", 1)[0].lower() in URL_SCHEMES and "://" in text
+
+
+def ffmpeg_name(path: object) -> str:
+    """A local file's name as FFmpeg opens it: ``./`` before a relative name whose first part FFmpeg takes for a
+    protocol (``cam:1.mp4``, a camera's ``2024-05-01T12:30:00.mp4``: 'Protocol not found'); others as they are."""
+    text = str(path)
+    head = re.split(r"[/\\]", text, maxsplit=1)[0]
+    if ":" not in head or is_url(text) or os.path.isabs(text) or re.match(r"^[A-Za-z]:[/\\]", text):
+        return text
+    return os.path.join(".", text)
 
 
 def check_picture_size(width: int, height: int, name: object) -> None:

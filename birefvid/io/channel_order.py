@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Optional
 
 import av
 
+from birefvid.io.base import ffmpeg_name
 from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 from birefvid.urls import shown_url
 
@@ -53,7 +54,7 @@ def custom_order_tracks(src: str) -> dict[int, str]:
         # password or signed link's token would be on show for as long as the probe waits on the server.
         # As bytes: text mode encodes in the locale's code page (cp1252 on Windows), which a name such as
         # 李.mp4 is not in (UnicodeEncodeError: every such video with sound failed)
-        run = subprocess.run([sys.executable, "-c", _PROBE], input=os.fsencode(src), capture_output=True, timeout=120)
+        run = subprocess.run([sys.executable, "-c", _PROBE], input=os.fsencode(ffmpeg_name(src)), capture_output=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
         log.debug("could not probe the channel order of %s: %s", shown_url(src), e)
         return {}
@@ -72,7 +73,7 @@ class RawPcmTrack(InterleavedPackets):
     def __init__(self, src: str | Path, out: av.container.OutputContainer, index: int, channels: int,
                  window: Optional["TimeWindow"] = None) -> None:
         super().__init__(window)
-        self._in = av.open(str(src))
+        self._in = av.open(ffmpeg_name(src))
         try:
             source = self._in.streams.audio[index]
             cc = source.codec_context  # its name and rate are safe to read; its layout (and channel count) are not
@@ -103,7 +104,7 @@ def custom_order_track(
     src: str | Path, out: av.container.OutputContainer, muxer: str, index: int, layout: str, window: Optional["TimeWindow"] = None
 ) -> Optional[RawPcmTrack]:
     """The copy of custom-ordered audio track ``index`` when it is PCM and ``muxer`` holds PCM, else None (with a warning)."""
-    with av.open(str(src)) as container:
+    with av.open(ffmpeg_name(src)) as container:
         codec = container.streams.audio[index].codec_context.name
     if codec.startswith("pcm_") and muxer in PCM_MUXERS:
         log.warning("%s: audio track %d (%s) is copied with its channels in their order, unlabelled: PyAV crashes "

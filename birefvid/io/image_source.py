@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import logging
+import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -29,8 +31,9 @@ GLOB_CHARS = frozenset("*?[")
 
 
 def is_glob(text: str) -> bool:
-    """True when ``text`` is a glob pattern rather than a plain path."""
-    return any(c in GLOB_CHARS for c in text)
+    """True when ``text`` is a glob pattern rather than a plain path: a file or folder that exists under that
+    very name (``clip [1080p].mp4``, ``take?.mov``) is itself, not a pattern that matched nothing."""
+    return any(c in GLOB_CHARS for c in text) and not os.path.lexists(text)
 
 
 def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
@@ -50,6 +53,13 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
         kinds = ", ".join(sorted(extensions))
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
+
+
+def name_key(name: str) -> str:
+    """``name`` as files made on different systems are matched by (a picture with its mask, a prediction with its
+    truth): in composed form (NFC), as typed on Linux and Windows, since macOS writes names decomposed (NFD), and
+    a ``café.jpg`` from a Mac 'had no mask' beside its ``café_mask.png``."""
+    return unicodedata.normalize("NFC", name)
 
 
 def natural_key(path: Path) -> tuple:

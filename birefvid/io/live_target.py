@@ -19,6 +19,7 @@ import av
 
 from birefvid.errors import ConfigError, SourceError, input_not_found, option
 from birefvid.extensions import VIDEO_EXTENSIONS
+from birefvid.io.base import ffmpeg_name
 from birefvid.urls import without_password as _redact
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
@@ -152,5 +153,5 @@ def parse_source_spec(spec: str, *, camera_size: Optional[tuple[int, int]] = Non
         if message == f"input not found: {text}":  # not the README's sample, which says how to make it
             message += " (a live source is a camera index like 0, a device path like /dev/video0, a stream URL like rtsp://host/path, or a video file)"
         raise SourceError(message)
-    return LiveTarget("file", str(path), str(path))
+    return LiveTarget("file", str(path), ffmpeg_name(path))
 

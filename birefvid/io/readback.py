@@ -14,12 +14,13 @@ import cv2
 import numpy as np
 
 from ..errors import SourceError
+from .base import ffmpeg_name
 
 
 def decode_video_frames(path: Union[str, Path]) -> Iterator[av.VideoFrame]:
     """Every frame of the first video stream, keeping alpha (libvpx-vp9 for VP9)."""
     try:
-        container = av.open(str(path))
+        container = av.open(ffmpeg_name(path))
     except (av.error.FFmpegError, OSError) as exc:
         raise SourceError(f"{path} is not a readable video ({exc})") from exc
     with container:

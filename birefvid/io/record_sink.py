@@ -21,7 +21,7 @@ import numpy as np
 from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
 from birefvid.io.animated_sink import ANIMATED_MUXERS, AnimatedImageSink
-from birefvid.io.atomic import check_target
+from birefvid.io.atomic import check_target, fit_name
 from birefvid.io.base import Sink
 from birefvid.io.formats import SUPPORTED, EncoderSpec, choose_encoder, is_animation_target
 from birefvid.io.live_audio import LiveAudioFeed
@@ -153,7 +153,8 @@ class RecordingSink(LiveSink):
         self._clock_stamp = stamp
         stamp = max(stamp, self._last_stamp or stamp)
         self._last_stamp = stamp
-        stem, ext = self.path.stem, self.path.suffix
+        ext = self.path.suffix
+        stem = fit_name(self.path.stem, f"-{stamp}_000{ext}")  # a name the disk took, made longer by the stamp
         candidate = self.path.with_name(f"{stem}-{stamp}{ext}")
         k = 1
         while candidate.exists() or candidate in self.segments:  # a restart, or a file read faster than real time

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import av
 
 from birefvid.errors import SinkError
+from birefvid.io.base import ffmpeg_name
 from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def _describe(stream: Any) -> str:
 def has_subtitles(path: str | Path) -> bool:
     """True when ``path`` can be opened and holds at least one subtitle stream."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_name(path)) as container:
             return bool(container.streams.subtitles)
     except (av.FFmpegError, OSError, ValueError):
         return False
@@ -47,7 +48,7 @@ def source_chapters(path: str | Path, window: Optional["TimeWindow"] = None) -> 
     """The chapters of ``path`` (``[]`` when it has none or is not a container, e.g. an image folder);
     with ``window``, those that overlap it, clipped to it and moved to start with it."""
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_name(path)) as container:
             chapters = list(container.chapters())
     except (av.FFmpegError, OSError, ValueError):
         return []
@@ -72,7 +73,7 @@ class SubtitleTracks(InterleavedPackets):
         self._out = out
         self._map: dict[int, Any] = {}  # source stream index -> output stream
         try:
-            self._in = av.open(str(src))
+            self._in = av.open(ffmpeg_name(src))
         except (av.FFmpegError, OSError, ValueError):
             return  # not a container (an image folder or pattern): nothing to carry
         try:

@@ -32,7 +32,7 @@ from birefvid.errors import SourceError, input_not_found
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, upright
 from birefvid.io.animated_source import is_animated_webp
-from birefvid.io.base import Source, check_picture_size, is_url
+from birefvid.io.base import Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.interleave import is_indexed
 from birefvid.urls import shown_url
@@ -78,7 +78,7 @@ def open_container(path: Path | str) -> av.container.InputContainer:
     if path.is_dir():
         raise SourceError(f"{path} is a folder, not a video (pass a folder only for an image sequence)")
     try:
-        container = av.open(str(path), "r")
+        container = av.open(ffmpeg_name(path), "r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         problem = mp4_index_problem(path)
