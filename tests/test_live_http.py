@@ -403,6 +403,11 @@ def test_a_preview_open_to_the_network_shows_the_camera_only_to_those_given_its_
     # ... but gets no token in the page unless it showed it: a reverse proxy here, or another user of this machine
     assert token not in _ask(f"http://127.0.0.1:{sink.port}/")[2].decode() and token in _ask(f"http://127.0.0.1:{sink.port}/?token={token}")[2].decode()
     assert _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg", Host=f"evil.example:{sink.port}")[0] == 401
+    # -v logs each request, but not the token its URL shows (only the run's first line prints it)
+    with caplog.at_level("DEBUG", logger="birefvid.io.http_preview"):
+        assert _ask(f"{base}/?picture&token={token}")[0] == 200
+    assert "GET /?picture&token=..." in caplog.text and token not in caplog.text
+    caplog.clear()
     # the token is kept: the next run's URL is the same (bookmarks, OBS sources)
     with caplog.at_level("WARNING", logger="birefvid.io.http_preview"):
         again = HttpPreviewSink("0.0.0.0", 0)

@@ -25,6 +25,7 @@ import html
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import select
 import socket
@@ -248,6 +249,9 @@ def shows_token(token: str, query: str, cookie: str, authorization: str, port: i
         return True
     cookies = [v for k, v in _cookies(cookie) if k == cookie_name(port)] if session else []
     return any(hmac.compare_digest(v.encode(), session.encode()) for v in cookies if v.isascii())  # type: ignore[union-attr]
+
+
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]*")
 
 
 def cookie_name(port: int) -> str:
@@ -535,7 +539,8 @@ class _Handler(BaseHTTPRequestHandler):
             sink.remove_viewer(self.connection)
 
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("preview %s: %s", self.address_string(), format % args)
+        # a request line's ?token= stays out (with -v each one was logged: a log shared for help gave the camera away)
+        log.debug("preview %s: %s", self.address_string(), _TOKEN_IN_URL.sub(r"\1...", format % args))
 
 
 def _hung_up(conn: socket.socket) -> bool:
