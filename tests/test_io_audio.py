@@ -186,6 +186,41 @@ def test_a_gap_in_the_audio_is_filled_so_what_follows_stays_in_sync(tmp_path, ca
     assert abs(audio_duration(tmp_path / out_name) - 1.4) < 0.03  # encoder padding at most
 
 
+def _with_audio_jump(path, jump: float = 600.0):
+    """A 1.4 s 64x48 video with mono 16-bit PCM whose timestamps jump ``jump`` s forward at 0.512 s (a broadcast's
+    clock glitch: the sound goes on, its times do not), with a 10 ms beep 0.5 s after the jump."""
+    g = make_video(path.with_name("video_only.mkv"), n_frames=35, with_audio=False)
+    rate, step = 48000, 1024
+    with av.open(str(g.path)) as src, av.open(str(path), "w") as out:
+        video = out.add_stream_from_template(src.streams.video[0])
+        audio = out.add_stream("pcm_s16le", rate=rate)
+        audio.codec_context.layout = "mono"
+        for packet in src.demux(video=0):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+        for i, start in enumerate(list(range(0, 24000, step)) + list(range(int((0.5 + jump) * rate), int((1.4 + jump) * rate), step))):
+            t = (start + np.arange(step)) / rate
+            beep = np.sin(2 * np.pi * 1000 * t) * 0.6 * ((t >= jump + 1.0) & (t < jump + 1.01))
+            frame = av.AudioFrame.from_ndarray(beep[None].astype(np.float32), format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("out_name,kind", [("out.mp4", "rgb"), ("out.mov", "alpha")])  # re-encoded; PCM copied into MOV
+def test_a_jump_of_the_audio_clock_past_the_video_is_no_gap_to_fill(tmp_path, caplog, out_name, kind):
+    # a 1.4 s video whose sound's timestamps jumped 10 minutes got 10 minutes of silence (half an hour: 346 MB,
+    # 1.5 GB of memory for the one PCM packet), the rest of its sound after it
+    src = _with_audio_jump(tmp_path / "glitch.mkv")
+    with caplog.at_level("WARNING", logger="birefvid"):
+        _process(src, tmp_path / out_name, kind)
+    assert audio_duration(tmp_path / out_name) < 1.5
+    assert abs(_beep_time(tmp_path / out_name) - 1.012) < 0.005  # the sound after the jump right after the sound before
+    assert "jump 599.988 s forward at 0.512 s, past the video's end" in caplog.text and "no sound from" not in caplog.text
+
+
 @pytest.mark.parametrize("out_name,kind,codec", [("out.mp4", "rgb", "aac"), ("out.webm", "alpha", "opus")])
 def test_surround_audio_stays_surround_when_reencoded(tmp_path, out_name, kind, codec):
     src = _with_surround(tmp_path / "film.mov", "5.1(side)")  # libopus refuses 5.1(side): it gets 5.1

@@ -281,6 +281,35 @@ def test_truncated_mp4_cannot_open(tmp_path):
         VideoFileSource(cut)
 
 
+def test_a_fragmented_mp4_cut_off_in_its_last_fragment_says_a_remux_keeps_the_rest(tmp_path):
+    """A fragmented MP4 (OBS's crash-safe recording, a camera's) stopped midway was refused with "download or copy
+    it again": a recording has no copy elsewhere, and ``ffmpeg -c copy`` keeps its whole fragments."""
+    import av
+
+    with av.open(str(tmp_path / "rec.mp4"), "w", options={"movflags": "frag_keyframe+empty_moov"}) as out:
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(12):
+            out.mux(stream.encode(_frame(i)))
+        out.mux(stream.encode(None))
+    data = (tmp_path / "rec.mp4").read_bytes()
+    assert data.find(b"moov") < data.find(b"moof") < data.rfind(b"mdat")
+    (tmp_path / "cut.mp4").write_bytes(data[: data.rfind(b"mdat") + 200])
+    with pytest.raises(SourceError, match=r"fragmented MP4 cut off in its last fragment .*recording stopped.*ffmpeg -i cut.mp4 -c copy fixed.mp4"):
+        VideoFileSource(tmp_path / "cut.mp4")
+
+
+def _frame(i: int):
+    """A 64x48 picture that changes with ``i``."""
+    import av
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:, : 4 * (i + 1)] = 200
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+    frame.pts = i
+    return frame
+
+
 def test_close_is_idempotent_and_stops_iteration(tmp_path):
     g = make_video(tmp_path / "in.mkv", n_frames=6, with_audio=False)
     src = VideoFileSource(g.path)

@@ -389,15 +389,25 @@ def test_a_preview_open_to_the_network_shows_the_camera_only_to_those_given_its_
     code, headers, page = _ask(f"{base}/?token={token}")
     assert code == 200 and f"/stream.mjpg?token={token}" in page.decode() and f"/?picture&amp;token={token}" in page.decode()
     name, _, value = headers["Set-Cookie"].partition(";")[0].partition("=")
-    assert value == token and "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
     code, headers, jpeg = _ask(f"{base}/snapshot.jpg", Cookie=f"other=1; {name}={value}")
     assert code == 200 and _mean_err(_decode_rgb(jpeg), _picture(1)) < 6
+    # the cookie is this run's alone: browsers send it to every port of this host, and the kept token, good from run
+    # to run, went to each other web server on it; a cookie holding the token (or an old run's cookie) is no key
+    assert token not in value and _ask(f"{base}/snapshot.jpg", Cookie=f"{name}={token}")[0] == 401
     assert _ask(f"{base}/snapshot.jpg?token={token}")[0] == 200  # VLC, OBS's media source, a dashboard
     basic = base64.b64encode(f"viewer:{token}".encode()).decode()
     assert _ask(f"{base}/status", Authorization=f"Basic {basic}")[0] == 200  # curl -u :TOKEN, the browser's login box
     # this machine: no token; a page of another site pointed at 127.0.0.1 (DNS rebinding) is not this machine
     assert _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg")[0] == 200
+    # ... but gets no token in the page unless it showed it: a reverse proxy here, or another user of this machine
+    assert token not in _ask(f"http://127.0.0.1:{sink.port}/")[2].decode() and token in _ask(f"http://127.0.0.1:{sink.port}/?token={token}")[2].decode()
     assert _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg", Host=f"evil.example:{sink.port}")[0] == 401
+    # -v logs each request, but not the token its URL shows (only the run's first line prints it)
+    with caplog.at_level("DEBUG", logger="birefvid.io.http_preview"):
+        assert _ask(f"{base}/?picture&token={token}")[0] == 200
+    assert "GET /?picture&token=..." in caplog.text and token not in caplog.text
+    caplog.clear()
     # the token is kept: the next run's URL is the same (bookmarks, OBS sources)
     with caplog.at_level("WARNING", logger="birefvid.io.http_preview"):
         again = HttpPreviewSink("0.0.0.0", 0)

@@ -8,7 +8,8 @@ re-timed as one continuous run of samples (a source's audio timestamps jitter by
 that starts where the source's first audio frame did, because the video keeps its own timestamps: an
 MPEG-TS whose streams start at 1.4 s would otherwise have its audio play 1.4 s early. A gap in the
 source's audio longer than ``GAP_S`` (a recording whose sound dropped out) is filled with silence,
-else everything after it played the gap's length early.
+else everything after it played the gap's length early; one that ends past the video's last picture is
+the sound's clock jumping (a broadcast's glitch), not a dropout, and is not filled.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from av.codec.codec import Properties
 from birefvid.errors import SinkError
 from birefvid.io.base import ffmpeg_name
 from birefvid.io.channel_order import custom_order_track, custom_order_tracks
-from birefvid.io.interleave import InterleavedPackets, carry_track_tags
+from birefvid.io.interleave import LEAD_S, InterleavedPackets, carry_track_tags
 from birefvid.urls import shown_url
 
 if TYPE_CHECKING:
@@ -167,6 +168,8 @@ class AudioTrack(InterleavedPackets):
         self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
         self._damaged = 0  # audio packets that could not be decoded
         self._gaps: list[float] = []  # seconds of each gap in the source's sound filled with silence
+        self._pictures_to: Optional[float] = None  # the latest video time write_until was given
+        self._jumped = False  # a jump of the sound's clock past the pictures was warned of
         self._src_name = shown_url(str(src))  # a URL's password or token stays out of messages
         self._number, self._muxer, self._sent = index + 1, muxer, 0  # packets (copied) or frames (re-encoded) given out
         try:
@@ -231,17 +234,39 @@ class AudioTrack(InterleavedPackets):
             return
         start = self._time(packet)
         end, self._pcm_end = self._pcm_end, start + packet.size // self._pcm_block / rate
-        if end is None or start - end <= GAP_S:
+        if end is None or start - end <= GAP_S or self._past_pictures(end, start):
             return
-        samples = round((start - end) * rate)
         self._say_gap(end, start)
-        name = self._src_stream.codec_context.name
-        silence = av.Packet(_PCM_SILENCE.get(name, b"\x00") * (samples * self._pcm_block))
-        silence.time_base = packet.time_base
-        silence.pts = silence.dts = round(end / packet.time_base)
-        silence.duration = round(samples / rate / packet.time_base)
-        silence.stream = self._out_stream
-        self._out.mux(silence)
+        level = _PCM_SILENCE.get(self._src_stream.codec_context.name, b"\x00")
+        done, samples = 0, round((start - end) * rate)
+        while done < samples:  # in packets of a second at most: a gap of minutes stays small in memory
+            n = min(samples - done, max(1, round(_SILENCE_CHUNK_S * rate)))
+            silence = av.Packet(level * (n * self._pcm_block))
+            silence.time_base = packet.time_base
+            silence.pts = silence.dts = round((end + done / rate) / packet.time_base)
+            silence.duration = round(n / rate / packet.time_base)
+            silence.stream = self._out_stream
+            self._out.mux(silence)
+            done += n
+
+    def write_until(self, seconds: Optional[float]) -> None:
+        """Mux packets up to ``seconds`` (plus a short lead); ``None`` means everything that is left."""
+        if seconds is not None:
+            self._pictures_to = seconds if self._pictures_to is None else max(self._pictures_to, seconds)
+        super().write_until(seconds)
+
+    def _past_pictures(self, start: float, end: float) -> bool:
+        """Whether a hole in the sound from ``start`` to ``end`` s ends past the video's last picture (and the lead muxed
+        ahead of it): the sound's clock jumped, not dropped out, and filling it wrote half an hour of silence (hundreds of
+        MB, one packet in memory) after a video of seconds. Such a jump is warned of once, and the sound kept in step."""
+        if self._pictures_to is None or end <= self._pictures_to + LEAD_S + 1e-6:
+            return False
+        if not self._jumped:
+            log.warning("%s: audio track %d's timestamps jump %.3f s forward at %.3f s, past the video's end (%.3f s); the "
+                        "sound after the jump is kept right after the sound before it, not put after that much silence",
+                        self._src_name, self._number, end - start, start, self._pictures_to)  # fmt: skip
+        self._jumped = True
+        return True
 
     def _say_gap(self, start: float, end: float) -> None:
         """Warn of the first gap filled with silence (the others at the end, counted: a flaky recording has hundreds)."""
@@ -254,7 +279,7 @@ class AudioTrack(InterleavedPackets):
         so what follows stays where the source has it (as the pictures do)."""
         assert self._next_sample is not None
         gap = at - self._next_sample
-        if gap <= GAP_S * rate:
+        if gap <= GAP_S * rate or self._past_pictures(self._next_sample / rate, at / rate):
             return
         self._say_gap(self._next_sample / rate, at / rate)
         while gap > 0:

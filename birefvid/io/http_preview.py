@@ -25,6 +25,8 @@ import html
 import ipaddress
 import json
 import logging
+import re
+import secrets
 import select
 import socket
 import socketserver
@@ -144,7 +146,7 @@ function lost() {
   say("the run is not answering (it has ended); this page picks it up again when a run serves here", "ended");
   for (const b of buttons.values()) b.disabled = true;
 }
-function reopen() { picture.src = "/stream.mjpg?" + Date.now(); }  // a token comes in the page's cookie
+function reopen() { picture.src = "/stream.mjpg?" + Date.now(); }  // the token is shown by the page's cookie (this run's session)
 picture.onerror = () => { if (!gone) setTimeout(reopen, 2000); };
 async function send(name) {
   if (buttons.get(name).getAttribute("aria-pressed") === "true") return;
@@ -219,26 +221,37 @@ def control_refusal(client: str, host_header: str, origin: Optional[str], conten
 
 
 def access_refusal(token: Optional[str], client: str, host_header: str, query: str, cookie: str, authorization: str,
-                   port: int) -> Optional[str]:  # fmt: skip
+                   port: int, session: Optional[str] = None) -> Optional[str]:  # fmt: skip
     """Why a request to a preview open to the network is refused, or None to let it in.
 
     This machine needs no token (a loopback client naming a loopback host: a page of another site
-    pointed at 127.0.0.1 sends its own name); anyone else shows ``token`` as ``?token=``, as the
-    cookie the page sets when opened so, or as the password of HTTP Basic authentication (``curl -u
-    :TOKEN``, or the browser's login box), compared in constant time."""
+    pointed at 127.0.0.1 sends its own name); anyone else shows it (see ``shows_token``)."""
     if token is None or (_loopback(client) and _loopback(_host_name(host_header))):
         return None
+    if shows_token(token, query, cookie, authorization, port, session):
+        return None
+    return ("this preview needs its token: open the URL birefvid printed (http://HOST:PORT/?token=...), "
+            "or give the token as the password")
+
+
+def shows_token(token: str, query: str, cookie: str, authorization: str, port: int, session: Optional[str] = None) -> bool:
+    """Whether a request shows ``token`` as ``?token=`` or the password of HTTP Basic authentication (``curl -u :TOKEN``,
+    the browser's login box), or this run's ``session`` as the cookie the page sets when opened with the token,
+    compared in constant time. The cookie never holds the token: browsers send a host's cookies to all of its ports,
+    so every other web server on this machine saw the token, which stays good from run to run."""
     shown = parse_qs(query).get("token", [])
-    shown += [v for k, v in _cookies(cookie) if k == cookie_name(port)]
     if authorization[:6].lower() == "basic ":
         try:
             shown.append(base64.b64decode(authorization[6:].strip(), validate=True).decode().partition(":")[2])
         except (binascii.Error, UnicodeDecodeError):
             pass
     if any(hmac.compare_digest(v.encode(), token.encode()) for v in shown if v.isascii()):
-        return None
-    return ("this preview needs its token: open the URL birefvid printed (http://HOST:PORT/?token=...), "
-            "or give the token as the password")
+        return True
+    cookies = [v for k, v in _cookies(cookie) if k == cookie_name(port)] if session else []
+    return any(hmac.compare_digest(v.encode(), session.encode()) for v in cookies if v.isascii())  # type: ignore[union-attr]
+
+
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]*")
 
 
 def cookie_name(port: int) -> str:
@@ -382,7 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
         """True when the request may be served; else a 401 is sent (see ``access_refusal``)."""
         sink = self.server.sink
         refusal = access_refusal(sink.token, self.client_address[0], self.headers.get("Host", ""), urlsplit(self.path).query,
-                                 self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port)  # fmt: skip
+                                 self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port, sink.session)  # fmt: skip
         if refusal is None:
             return True
         body = (refusal + "\n").encode()
@@ -408,10 +421,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if route in ("/", "/index.html"):
             sink = self.server.sink
-            # opened with ?token=: the page's own requests (status, buttons, a reopened stream) carry it as a cookie
-            cookie = None if sink.token is None or "token" not in parse_qs(url.query) else (
-                f"{cookie_name(sink.port)}={sink.token}; Path=/; HttpOnly; SameSite=Strict")
-            self._reply(200, "text/html; charset=utf-8", sink.page.encode(), cookie=cookie)
+            # the token in the page's links (to copy into VLC or OBS) only for those who showed it: this machine, let
+            # in without it, may be a reverse proxy or another user; opened with ?token=, the page's own requests
+            # (status, buttons, a reopened stream) carry this run's session as a cookie
+            shown = sink.token is not None and shows_token(sink.token, url.query, self.headers.get("Cookie", ""),
+                                                           self.headers.get("Authorization", ""), sink.port, sink.session)  # fmt: skip
+            cookie = None if not shown or "token" not in parse_qs(url.query) else (
+                f"{cookie_name(sink.port)}={sink.session}; Path=/; HttpOnly; SameSite=Strict")
+            self._reply(200, "text/html; charset=utf-8", (sink.token_page if shown else sink.page).encode(), cookie=cookie)
         elif route == "/snapshot.jpg":
             jpeg = self.server.sink.board.newest()
             if jpeg is None:
@@ -522,7 +539,8 @@ class _Handler(BaseHTTPRequestHandler):
             sink.remove_viewer(self.connection)
 
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("preview %s: %s", self.address_string(), format % args)
+        # a request line's ?token= stays out (with -v each one was logged: a log shared for help gave the camera away)
+        log.debug("preview %s: %s", self.address_string(), _TOKEN_IN_URL.sub(r"\1...", format % args))
 
 
 def _hung_up(conn: socket.socket) -> bool:
@@ -595,6 +613,7 @@ class HttpPreviewSink(LiveSink):
         clients other than this machine must show (default: none on a loopback address, else ``preview_token()``)."""
         super().__init__()
         self.token = token if token is not None or _loopback(host) else preview_token()
+        self.session = None if self.token is None else secrets.token_urlsafe(18)  # the page's cookie: this run's only
         self.mirror = mirror
         self.sample_aspect_ratio = sample_aspect_ratio
         if not 0 <= int(port) <= 65535:
@@ -616,8 +635,9 @@ class HttpPreviewSink(LiveSink):
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
         query = "" if self.token is None else f"?token={self.token}"
-        self.page = _PAGE.format(addr=html.escape(self.url), mirrored="mirrored" if mirror else "", query=query,
-                                 also=query.replace("?", "&amp;")) + _SCRIPT  # fmt: skip
+        self.page = _PAGE.format(addr=html.escape(self.url), mirrored="mirrored" if mirror else "", query="", also="") + _SCRIPT
+        self.token_page = _PAGE.format(addr=html.escape(self.url), mirrored="mirrored" if mirror else "", query=query,
+                                       also=query.replace("?", "&amp;")) + _SCRIPT  # fmt: skip
         self.effects: Optional["EffectSwitch"] = None
         self.source: Optional[LiveSource] = None
         self._last_sent: Optional[float] = None  # time.monotonic() of the last picture

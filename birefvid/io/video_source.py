@@ -133,7 +133,7 @@ def mp4_index_problem(path: Path) -> Optional[str]:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            pos, indexed = 0, False
+            pos, indexed, fragmented = 0, False, False
             while pos + 8 <= size:
                 f.seek(pos)
                 head = f.read(16)
@@ -146,6 +146,13 @@ def mp4_index_problem(path: Path) -> Optional[str]:
                     length = size - pos
                 if length < 8:
                     return None
+                fragmented = fragmented or kind == b"moof"
+                if pos + length > size and kind != b"moov" and indexed and fragmented and kind in (b"mdat", b"moof"):
+                    # written fragment by fragment so that a recording stopped midway (OBS, a camera, a crash) keeps
+                    # what came before: there is nothing to download again, and a remux keeps the whole fragments
+                    return (f"it is a fragmented MP4 cut off in its last fragment (its {kind.decode()} box: {size - pos} of its "
+                            f"{length} bytes are there), as a recording stopped before it was finished or an interrupted "
+                            f"download leaves it; keep its whole fragments with ffmpeg -i {path.name} -c copy fixed.mp4")
                 if pos + length > size and (kind == b"moov" or (indexed and kind in (b"mdat", b"moof"))):
                     where = "within its index (the moov box" if kind == b"moov" else f"(its {kind.decode()} box"
                     return (f"it is an MP4/MOV cut off {where}: {size - pos} of its {length} bytes are there), as an "
