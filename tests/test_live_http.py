@@ -438,21 +438,34 @@ def test_a_preview_token_can_be_set_and_a_bad_one_is_refused(tmp_path, monkeypat
 
 
 def test_a_browser_on_another_machine_opens_the_printed_url_and_the_page_works(open_preview, tmp_path):
-    """The page's own requests (its status line every 2 s, a reopened stream) carry no token in their
-    URL: the cookie set by the printed URL lets them in, so the page neither says "ended" nor stays blank."""
+    """The page's own requests (its status line every 2 s, a reopened stream) are let in (this run's
+    cookie, the token its URL holds), so the page neither says "ended" nor stays blank; and the next run
+    on the port, which keeps the token but not the cookie, is picked up as on this machine."""
     from devtools import headless_chromium
 
     sink, lan = open_preview, _outward_address()
-    status = 'document.getElementById("status")'
+    port, status = sink.port, 'document.getElementById("status")'
     stop, feeder = _feeder(sink, 160, 120)
     try:
         with headless_chromium(tmp_path / "profile") as browser:
-            tab = browser.open(f"http://{lan}:{sink.port}/?token={sink.token}", (640, 480))
+            tab = browser.open(f"http://{lan}:{port}/?token={sink.token}", (640, 480))
             tab.until(f'{status}.hidden && document.getElementById("picture").naturalWidth === 160', 8, "the picture, no status line")
-            # a request without the token in its URL, as the page's reopened stream sends
+            # a request without the token in its URL: the cookie lets it in
             tab.eval('fetch("/stream.mjpg?" + Date.now()).then(r => { window.reopened = r.status; r.body.cancel(); })')
             assert tab.until("window.reopened", 5, "the reopened stream's answer") == 200
             assert tab.eval(f"{status}.hidden")  # the status line (polled every 2 s) says nothing is wrong
+            stop.set()
+            feeder.join(5)
+            sink.close()
+            tab.until(f'{status}.textContent.includes("not answering")', 6, "the end of the first run")
+            second = HttpPreviewSink("0.0.0.0", port)  # the next run: the same kept token, a new session
+            stop, feeder = _feeder(second, 200, 100, seed=3)
+            try:
+                tab.until(f'{status}.hidden && document.getElementById("picture").naturalWidth === 200', 8, "the next run's picture")
+            finally:
+                stop.set()
+                feeder.join(5)
+                second.close()
     finally:
         stop.set()
         feeder.join(5)

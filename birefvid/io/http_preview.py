@@ -146,22 +146,26 @@ function lost() {
   say("the run is not answering (it has ended); this page picks it up again when a run serves here", "ended");
   for (const b of buttons.values()) b.disabled = true;
 }
-function reopen() { picture.src = "/stream.mjpg?" + Date.now(); }  // the token is shown by the page's cookie (this run's session)
+// opened with ?token= (the URL the run printed), the page's own requests carry it: the cookie it got is that
+// run's session only, and the next run on the port, which keeps the token, would refuse it
+const token = new URLSearchParams(location.search).get("token");
+function at(path) { return token ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : path; }
+function reopen() { picture.src = at("/stream.mjpg?" + Date.now()); }
 picture.onerror = () => { if (!gone) setTimeout(reopen, 2000); };
 async function send(name) {
   if (buttons.get(name).getAttribute("aria-pressed") === "true") return;
   try {
-    const r = await fetch("/effect", {method: "POST", headers: {"Content-Type": "application/json"},
+    const r = await fetch(at("/effect"), {method: "POST", headers: {"Content-Type": "application/json"},
                                       body: JSON.stringify({effect: name})});
     const reply = await r.json();
     if (r.ok) { draw(reply); note.textContent = ""; }
-    else { draw(await (await fetch("/effect")).json()); note.textContent = " " + reply.error; }
+    else { draw(await (await fetch(at("/effect"))).json()); note.textContent = " " + reply.error; }
   } catch (e) { lost(); }
 }
 async function poll() {
   let st;
   try {
-    const r = await fetch("/status");
+    const r = await fetch(at("/status"));
     if (r.status === 503) {  // every connection the run serves is taken: it is alive, so nothing is disabled
       say("busy: every connection this preview serves is taken by other viewers; trying again", "busy");
       return;
@@ -506,6 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")  # a page opened with ?token= names it to no one
         self.end_headers()
         if not self._head_only:
             self.wfile.write(body)
