@@ -18,7 +18,9 @@ from __future__ import annotations
 import errno
 import logging
 import mmap
+import os
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
@@ -90,6 +92,15 @@ def open_container(path: Path | str) -> av.container.InputContainer:
     return container
 
 
+def regular_file(path: Path | str) -> bool:
+    """Whether ``path`` is a regular file: the structure checks below open it again, which a named pipe (a user
+    feeding ffmpeg's output in) cannot take: its data is read once, and a second open waits for a writer for ever."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _gif_damage(path: Path) -> Optional[str]:
     """Why a GIF is not whole, as a clause, or None: cut off before its trailer byte (``;``, the last thing a GIF
     encoder writes; zero bytes after it, some tools' padding, are allowed), or a block that is none of a GIF's
@@ -130,6 +141,8 @@ def mp4_index_problem(path: Path) -> Optional[str]:
 
     FFmpeg reads what is left as if whole: cut within the index, the tracks listed before the cut (no video, or
     the video without its sound); cut in the media data, the sound's end as one damaged packet and silence."""
+    if not regular_file(path):
+        return None
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -246,7 +259,7 @@ def decodable_video_stream(container: av.container.InputContainer, shown: object
 def structural_damage(path: Path | str, format_name: str) -> Optional[str]:
     """Why a GIF or Matroska/WebM file is not whole, read from its structure rather than its frames, as a clause;
     None for a whole file, another format or a URL. FFmpeg ends such a file quietly where its data stops."""
-    if isinstance(path, str):
+    if isinstance(path, str) or not regular_file(path):
         return None
     if format_name == "gif":  # a GIF declares no length: its blocks and trailer say whether it is whole
         return _gif_damage(path)
@@ -393,7 +406,7 @@ class VideoFileSource(Source):
         try:
             self._threads = threads
             self._attach_stream()
-            if self._still_picture():  # FFmpeg shows a cut-off JPEG's missing part grey, unsaid: read it as `image` does
+            if self._still_picture() and regular_file(self.path):  # FFmpeg shows a cut-off JPEG's missing part grey, unsaid: read it as `image` does
                 from birefvid.io.image_source import check_picture
 
                 check_picture(self.path)  # type: ignore[arg-type]
