@@ -383,7 +383,8 @@ def test_a_preview_open_to_the_network_shows_the_camera_only_to_those_given_its_
     assert token and len(token) >= 16
     code, headers, body = _ask(f"{base}/snapshot.jpg")
     assert code == 401 and b"token" in body and headers["WWW-Authenticate"].startswith("Basic")  # the browser's login box
-    for path in ("/", "/stream.mjpg", "/status", "/effect", f"/snapshot.jpg?token={token[:-1]}x"):
+    wrong = token[:-1] + ("y" if token.endswith("x") else "x")  # one character off, never the token itself
+    for path in ("/", "/stream.mjpg", "/status", "/effect", f"/snapshot.jpg?token={wrong}"):
         assert _ask(base + path)[0] == 401, path
     # the printed URL: the page, which sets the cookie its own requests (status, a reopened stream) carry
     code, headers, page = _ask(f"{base}/?token={token}")
