@@ -520,7 +520,7 @@ class LiveJob(JobDescription):
             if not self.audio:
                 raise ConfigError(f"{option('audio_device')} records a microphone, {option('audio', False)} leaves sound out: give one of them")
             if not any(carries_sound(s) for s in self.sinks):
-                raise ConfigError(f"{option('audio_device')} records a microphone into a recording or an RTSP/MPEG-TS stream (a GIF, WebP or "
+                raise ConfigError(f"{option('audio_device')} records a microphone into a recording or an RTSP, RTMP or MPEG-TS stream (a GIF, WebP or "
                                   f"APNG holds no sound); give such a {option('sink')} too")
         return self
 

@@ -427,3 +427,43 @@ def test_stream_keys_are_split_off_the_address_as_ffmpeg_splits_them() -> None:
     assert key_options("rtmp://h/live/name.flv")[1]["rtmp_playpath"] == "name"
     assert key_options(f"rtmp://h/live/{KEY}/") == ("rtmp://h/", {"rtmp_app": f"live/{KEY}"})
     assert key_options("rtmp://h/app") == ("rtmp://h/app", {})  # no key
+
+
+def test_a_surround_sources_sound_reaches_the_server_as_stereo(tmp_path: Path, ffmpeg: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A film's 5.1 played live to RTMP: PyAV's FFmpeg wrote surround AAC as Enhanced RTMP's multichannel
+    packets, Debian's ffmpeg child refused to copy them and the stream never started (reconnecting
+    forever, no picture either). Now it is mixed down to stereo (what Twitch and Facebook take), said once."""
+    import numpy as np
+
+    from birefvid.io.live_audio import LiveAudioFeed
+    from birefvid.io.rtmp_sink import RtmpPublishSink
+
+    rate, fps, w, h = 48000, 15, 160, 120
+    feed = LiveAudioFeed(rate, "5.1")
+    feed.set_offset(0, 0.0)  # as the runner does at the first picture
+    with NginxRtmp(tmp_path / "server") as server:
+        with caplog.at_level("WARNING"):
+            sink = RtmpPublishSink(f"{server.url}/{KEY}", width=w, height=h, fps=fps, kind="rgb", audio=feed)
+        done = 0
+        for i in range(2 * fps):
+            while done < round((i / fps + 0.1) * rate):  # the sound is captured a little ahead of the pictures
+                frame = av.AudioFrame(format="fltp", layout="5.1", samples=1024)
+                t = (done + np.arange(1024)) / rate
+                for plane in frame.planes[:6]:
+                    data = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32).tobytes()
+                    plane.update(data + bytes(plane.buffer_size - len(data)))
+                frame.sample_rate = rate
+                feed.push(done / rate, frame)
+                done += 1024
+            sink.send(np.full((h, w, 3), 128, np.uint8), i / fps)
+        sink.close()
+        time.sleep(0.5)
+    [received] = server.recorded(KEY)
+    with av.open(str(received)) as c:
+        assert [(s.codec_context.name, s.codec_context.channels) for s in c.streams.audio] == [("aac", 2)]
+        loud = np.abs(np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])).mean()
+    assert loud > 0.1, loud  # the tone is there, not silence
+    assert _frames(received) == 2 * fps
+    assert [r.getMessage() for r in caplog.records if "mixed down" in r.getMessage()] == [
+        f"rtmp://127.0.0.1:{server.port}/live/***: the source's 5.1 sound is mixed down to stereo, the most it carries"
+    ]

@@ -57,7 +57,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                            "cost less CPU, for 2-4x larger files); recordings use x264, never NVENC, so p1-p7 do not apply")
     run_group.add_argument("--segment", type=float, metavar="SECONDS",
                            help="record in files of SECONDS each (NAME-YYYYmmdd-HHMMSS.EXT), each kept as soon as it is complete; for runs of hours or days")
-    run_group.add_argument("--no-audio", action="store_true", help="leave the source's sound out of recordings and RTSP/MPEG-TS streams (kept by default)")
+    run_group.add_argument("--no-audio", action="store_true", help="leave the source's sound out of recordings and RTSP, RTMP and MPEG-TS streams (kept by default)")
     run_group.add_argument("--audio-device", metavar="DEVICE",
                            help="record this microphone with a camera: default, or FFmpeg's FORMAT:DEVICE (alsa:hw:1,0, avfoundation:none:0, "
                                 "'dshow:audio=Microphone (USB)'); a bare ALSA name (hw:1,0) on Linux")  # fmt: skip

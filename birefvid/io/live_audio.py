@@ -117,6 +117,7 @@ class LiveAudioFeed:
         self._subscribers: list[AudioQueue] = []
         # generation -> seconds the output's clock is ahead of the stream clock (set by the live runner)
         self.offsets: dict[int, float] = {}
+        self.said: set[str] = set()  # warnings given once a run: a stream reopened after an outage would repeat them
 
     def push(self, stream_time: float, frame: av.AudioFrame, generation: int = 0) -> None:
         """Called by the capture thread for each decoded frame, in order."""
@@ -160,10 +161,20 @@ class LiveAudioFeed:
 class LiveAudioTrack:
     """Encodes the frames of one ``AudioQueue`` into ``out`` (added before its header is written)."""
 
-    def __init__(self, feed: LiveAudioFeed, out: av.container.OutputContainer, muxer: str, name: str = "the recording") -> None:
+    def __init__(
+        self, feed: LiveAudioFeed, out: av.container.OutputContainer, muxer: str, name: str = "the recording", max_channels: Optional[int] = None,
+    ) -> None:
+        """``max_channels``: the most the output carries (RTMP: 2); surround beyond it is mixed down to stereo, with a warning."""
         codec = REENCODE.get(muxer, "aac")
         self._out = out
-        self._stream = add_audio_encoder(out, codec, feed.rate, av.AudioLayout(feed.layout), name)
+        layout = av.AudioLayout(feed.layout)
+        if max_channels is not None and layout.nb_channels > max_channels:
+            layout = av.AudioLayout("stereo" if max_channels >= 2 else "mono")
+            message = f"{name}: the source's {feed.layout} sound is mixed down to {layout.name}, the most it carries"
+            if message not in feed.said:
+                feed.said.add(message)
+                log.warning("%s", message)
+        self._stream = add_audio_encoder(out, codec, feed.rate, layout, name)
         self._format = av.codec.Codec(codec, "w").audio_formats[0].name
         self._rate, self._layout = self._stream.codec_context.sample_rate, self._stream.codec_context.layout.name
         self._feed = feed

@@ -65,13 +65,13 @@ class StreamPublishSink(LiveSink):
         self._audio: Optional[LiveAudioTrack] = None
         self._clock = clock or StreamClock()  # the first picture's time, for clocks that start there
 
-    def _add_streams(self, muxer: str, audio: Optional[LiveAudioFeed], max_kbps: Optional[int] = None) -> None:
-        """The H.264 stream (at most ``max_kbps``), and an AAC one for ``audio``, in ``self._out`` (before it starts)."""
+    def _add_streams(self, muxer: str, audio: Optional[LiveAudioFeed], max_kbps: Optional[int] = None, max_channels: Optional[int] = None) -> None:
+        """The H.264 stream (at most ``max_kbps``), and an AAC one for ``audio`` (at most ``max_channels``), in ``self._out`` (before it starts)."""
         assert self._out is not None
         self._h264 = LiveH264(self._out, width=self.width, height=self.height, fps=self.fps, time_base=TIME_BASE, max_kbps=max_kbps,
                               sample_aspect_ratio=self.sample_aspect_ratio)  # fmt: skip
         if audio is not None:
-            self._audio = LiveAudioTrack(audio, self._out, muxer, self._shown)
+            self._audio = LiveAudioTrack(audio, self._out, muxer, self._shown, max_channels)
 
     @property
     def name(self) -> str:

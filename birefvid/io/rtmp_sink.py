@@ -40,6 +40,10 @@ WRITE_TIMEOUT_S = 5.0  # a child that reads nothing for this long is stuck on it
 EXIT_WAIT_S = 5.0  # how long close() lets the child send what is left before it is killed
 _ERROR_LINES = 8  # the child's last lines of stderr kept for the error message
 MAX_KBPS = 6000  # Twitch's limit, and what YouTube asks for 1080p at 30 fps
+# FFmpeg 7.1+ (PyAV's) writes surround AAC into FLV as Enhanced RTMP's multichannel packets, which older
+# ffmpeg (Debian 12's 5.1, the child) reads as a second, unknown audio stream and refuses to copy: a 5.1
+# source's stream never started. Twitch and Facebook take stereo only, so surround is mixed down
+RTMP_CHANNELS = 2
 
 
 def stream_kbps(width: int, height: int, fps: float) -> int:
@@ -205,7 +209,7 @@ class RtmpPublishSink(StreamPublishSink):
             self._pipe = ChildPipe(self._child, WRITE_TIMEOUT_S, self._why)
             self._out = av.open(self._pipe, "w", format="flv",
                                 container_options={"flush_packets": "1"})  # fmt: skip
-            self._add_streams("flv", audio, max_kbps=stream_kbps(width, height, fps))
+            self._add_streams("flv", audio, max_kbps=stream_kbps(width, height, fps), max_channels=RTMP_CHANNELS)
             self._out.start_encoding()
         except (av.FFmpegError, OSError, ValueError) as e:
             self._abort()
