@@ -174,3 +174,12 @@ def test_a_gpu_index_past_the_gpus_present_is_a_config_error(b0, monkeypatch, co
         pick_device(f"cuda:{count}")
     assert pick_device(f"cuda:{count - 1}") == torch.device(f"cuda:{count - 1}")
     assert pick_device("cuda") == torch.device("cuda")
+
+
+@pytest.mark.parametrize("name", ["xpu", "meta"])
+def test_a_device_type_torch_knows_but_birefvid_does_not_run_on_is_one_line(name):
+    """--device xpu or meta went through pick_device and failed later with a torch traceback."""
+    from birefvid.runtime.device import pick_device
+
+    with pytest.raises(ConfigError, match=rf"'{name}' is not supported; use auto, cpu, cuda, cuda:N or mps"):
+        pick_device(name)

@@ -28,6 +28,10 @@ def pick_device(device: str = "auto") -> torch.device:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise ConfigError(f"unknown {option('device')} {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if dev.type not in ("cpu", "cuda", "mps"):
+        # torch names more device types (xpu, meta, hpu ...): the pipeline has no code for them, and a
+        # build without one failed later with a traceback ("Torch not compiled with XPU enabled")
+        raise ConfigError(f"{option('device')} {device!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device} requested but CUDA is not available here; use {option('device', 'cpu')} or auto")
     if dev.type == "cuda" and dev.index is not None:
