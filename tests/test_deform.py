@@ -7,7 +7,7 @@ import torch
 from torchvision.ops import deform_conv2d
 
 from birefvid.models import deform
-from birefvid.models.deform import modulated_deform_conv2d, sampled_deform_conv2d
+from birefvid.models.deform import modulated_deform_conv2d, sampled_deform_conv2d, torchvision_deform
 
 
 def _inputs(kernel: int, h: int, w: int, seed: int = 0):
@@ -60,3 +60,27 @@ def test_cpu_uses_the_sampled_path_for_training_inference_and_bf16(monkeypatch):
         half = modulated_deform_conv2d(x.bfloat16(), offset.bfloat16(), weight.bfloat16(), 1, mask.bfloat16())
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), reference, rtol=0.05, atol=0.05 * float(reference.abs().max()))
+
+
+def test_half_precision_runs_torchvisions_op_in_fp32_on_every_device():
+    """torchvision's fp16 kernel adds the offset to the tap's column in fp16 (its CPU kernel is the
+    CUDA one's arithmetic): past 512 px a tap 0.3 px right of a pixel is read at 0.5. An fp16 model
+    on a GPU ran the decoder's largest maps (a quarter of the input: 512 px at 2048²) that way."""
+    from types import SimpleNamespace
+
+    width = 1100
+    x = (torch.arange(width) % 2).float().view(1, 1, 1, width)  # 0, 1, 0, 1 ...: a tap at j + 0.3 reads 0.3 or 0.7
+    offset = torch.zeros(1, 2, 1, width)
+    offset[:, 1] = 0.3
+    weight, mask = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, width)
+    exact = deform_conv2d(x, offset, weight, None, mask=mask)[0, 0, 0]
+    half = deform_conv2d(x.half(), offset.half(), weight.half(), None, mask=mask.half())[0, 0, 0].float()
+    assert float((half - exact)[:32].abs().max()) < 0.01  # small maps: fine
+    assert float((half - exact)[600:].abs().max()) > 0.15  # why the model must not run it in fp16
+    for device in ("cuda", "cpu", "mps"):
+        assert deform._needs_fp32(SimpleNamespace(dtype=torch.float16, device=torch.device(device)))  # type: ignore[arg-type]
+    assert not deform._needs_fp32(x)
+    with torchvision_deform(), torch.no_grad():
+        ours = modulated_deform_conv2d(x.half(), offset.half(), weight.half(), 0, mask.half())
+    assert ours.dtype == torch.float16
+    assert float((ours[0, 0, 0].float() - exact).abs().max()) < 0.01

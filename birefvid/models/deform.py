@@ -6,7 +6,7 @@ of a pvt_v2_b0 training step at 128 px on our 2-core CPU) and its forward is a s
 padding, exactly torchvision's sampling rule) and one matrix product: CPU training steps run
 2.5-3x faster (``scripts/bench_train_step.py``), CPU inference 1.3-1.6x (``birefvid bench``), and
 the model exports to ONNX with standard operators only. The price in training is memory: the
-sampled taps (B, C, K, H, W) are kept for the backward pass. CUDA keeps torchvision's kernel.
+sampled taps (B, C, K, H, W) are kept for the backward pass. CUDA keeps torchvision's kernel, in fp32.
 """
 
 from __future__ import annotations
@@ -21,10 +21,16 @@ from torchvision.ops import deform_conv2d
 
 
 def _needs_fp32(x: torch.Tensor) -> bool:
-    """True where torchvision has no kernel for this dtype: CPU/MPS half precision and bf16 anywhere."""
-    if x.dtype == torch.bfloat16:
-        return True
-    return x.dtype == torch.float16 and x.device.type != "cuda"
+    """True for half precision and bf16 on every device, CUDA included: torchvision's op computes in fp32.
+
+    Its kernels (deform_conv2d_kernel.cu as the CPU one) add each offset to the tap's row and column
+    in the input's own type (``scalar_t y = (out_y * stride_h - pad_h) + i * dilation_h + offset_h``)
+    and interpolate with weights of that type: in fp16 a position past 128 px lands on a 1/8 px grid,
+    past 256 on 1/4, past 512 on 1/2, and the decoder's largest maps are a quarter of the input (256
+    px for 1024², 512 for HR's 2048², 640 for lite-2K), so fp16 taps read between the wrong pixels
+    there (``tests/test_deform.py``). torchvision's own autocast runs the op in fp32 too; bf16 has no kernel.
+    """
+    return x.dtype in (torch.float16, torch.bfloat16)
 
 
 _TORCHVISION_ONLY = contextvars.ContextVar("birefvid_torchvision_deform", default=False)
@@ -115,7 +121,7 @@ def modulated_deform_conv2d(
         # Faster on CPU in training and inference (see the module docstring); plain ops for export.
         return sampled_deform_conv2d(x, offset, weight, padding, mask)
     if _needs_fp32(x):
-        # torchvision's deform_conv2d lacks low-precision kernels here: compute in fp32, cast back.
+        # fp32, cast back: see _needs_fp32 (no low-precision kernel, or CUDA's fp16 one rounds the tap positions)
         out = deform_conv2d(x.float(), offset.float(), weight.float(), None, padding=padding, mask=mask.float())
         return out.to(x.dtype)
     return deform_conv2d(x, offset, weight, None, padding=padding, mask=mask)
