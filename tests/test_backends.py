@@ -356,3 +356,41 @@ def test_onnxruntime_gpu_providers_run_on_the_chosen_gpu():
     assert providers[0][1]["device_id"] == 1 and providers[1][1]["device_id"] == 1
     assert providers[0][1]["trt_engine_cache_enable"] is True
     assert OnnxRuntimeEngine(torch.nn.Identity(), CPU, "fp32")._providers(gpu_build) == ["CPUExecutionProvider"]
+
+
+def test_onnxruntime_on_cuda_that_cannot_start_its_gpu_provider_is_an_error_not_a_cpu_run(monkeypatch):
+    """onnxruntime-gpu without the CUDA/cuDNN libraries it needs drops the CUDA provider with a log line
+    and runs on the CPU (get_providers() -> CPU only): a --device cuda run went on at CPU speed. A
+    TensorRT provider that fails is retried without it, by birefvid, with a warning (ORT's own
+    fallback printed to stdout and went to the CPU). Fake sessions: no GPU or model is needed."""
+    from types import SimpleNamespace
+
+    from birefvid.backends.engines import OnnxRuntimeEngine
+
+    made: list[tuple[list[str], dict]] = []
+
+    def build(active_without_trt: list[str], trt_fails: bool) -> SimpleNamespace:
+        def session(path, options, providers, **kwargs):
+            names = [p if isinstance(p, str) else p[0] for p in providers]
+            made.append((names, kwargs))
+            if trt_fails and "TensorrtExecutionProvider" in names:
+                raise RuntimeError("TensorRT EP could not be created: libnvinfer.so.10: cannot open shared object file\nmore")
+            return SimpleNamespace(get_providers=lambda: active_without_trt, get_inputs=lambda: [SimpleNamespace(name="x")])
+
+        available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+        ort = SimpleNamespace(get_available_providers=lambda: available, InferenceSession=session,
+                              SessionOptions=SimpleNamespace, GraphOptimizationLevel=SimpleNamespace(ORT_ENABLE_ALL=99))  # fmt: skip
+        monkeypatch.setitem(sys.modules, "onnxruntime", ort)
+        return ort
+
+    engine = OnnxRuntimeEngine(torch.nn.Identity(), torch.device("cuda"), "fp32")
+    with cli_naming(), pytest.raises(ConfigError, match="could not start its CUDA provider on cuda and would run on the CPU.*--backend torch"):
+        build(["CPUExecutionProvider"], trt_fails=False)
+        engine._compile("m.onnx")
+    assert made[-1][1] == {"enable_fallback": 0}  # ORT's own retry would print to stdout and land on the CPU
+    made.clear()
+    with pytest.warns(RuntimeWarning, match="TensorRT provider failed .*libnvinfer.*; using its CUDA provider"):
+        build(["CUDAExecutionProvider", "CPUExecutionProvider"], trt_fails=True)
+        engine._compile("m.onnx")
+    assert [names for names, _ in made] == [["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+                                            ["CUDAExecutionProvider", "CPUExecutionProvider"]]  # fmt: skip

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Protocol
 import numpy as np
 import torch
 
+from ..errors import ConfigError, option
 from .export import cached_onnx, writable_cache_dir
 
 log = logging.getLogger(__name__)
@@ -262,13 +263,43 @@ class OnnxRuntimeEngine(_ExportedEngine):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(onnx_path, options, providers=self._providers(ort))
+        session = self._session(ort, onnx_path, options)
         name = session.get_inputs()[0].name
 
         def run(frame: Any) -> Any:
             return session.run(None, {name: frame})[0]
 
         return run
+
+    def _session(self, ort: Any, onnx_path: str, options: Any) -> Any:
+        """The session; on CUDA one that really runs there, else a ConfigError.
+
+        ONNX Runtime drops a GPU provider it cannot start (onnxruntime-gpu without the CUDA or cuDNN
+        libraries it was built for, no driver) with a line in its log and runs the model on the CPU
+        (``session.get_providers()`` says ``['CPUExecutionProvider']``; microsoft/onnxruntime#13414,
+        #23372), and a TensorRT provider that fails makes its own fallback print to stdout and retry
+        on the CPU (#27006): a --device cuda run went on at CPU speed, reported as cuda.
+        """
+        providers = self._providers(ort)
+        if self.device.type != "cuda":
+            return ort.InferenceSession(onnx_path, options, providers=providers)
+        names = [p if isinstance(p, str) else p[0] for p in providers]
+        try:
+            session = ort.InferenceSession(onnx_path, options, providers=providers, enable_fallback=0)
+        except Exception as exc:  # noqa: BLE001 - ORT's own exception classes derive from Exception only
+            if "TensorrtExecutionProvider" not in names:
+                raise ConfigError(f"ONNX Runtime could not start on {self.device}: {_first_line(exc)}") from exc
+            warnings.warn(f"ONNX Runtime's TensorRT provider failed ({_first_line(exc)}); using its CUDA provider", RuntimeWarning, stacklevel=2)
+            providers = [p for p, n in zip(providers, names) if n != "TensorrtExecutionProvider"]
+            session = ort.InferenceSession(onnx_path, options, providers=providers, enable_fallback=0)
+        active = session.get_providers()
+        if not {"TensorrtExecutionProvider", "CUDAExecutionProvider"} & set(active):
+            raise ConfigError(
+                f"ONNX Runtime could not start its CUDA provider on {self.device} and would run on the CPU "
+                "(its log above says why: usually a CUDA or cuDNN library onnxruntime-gpu needs is missing); "
+                f"install them, or use {option('backend', 'torch')}"
+            )
+        return session
 
     def _providers(self, ort: Any) -> list[Any]:
         if self.device.type != "cuda":
@@ -283,6 +314,10 @@ class OnnxRuntimeEngine(_ExportedEngine):
         if "CUDAExecutionProvider" in available:
             providers.append(("CUDAExecutionProvider", {"device_id": gpu}))
         return providers + ["CPUExecutionProvider"]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 ENGINES: dict[str, type] = {"torch": TorchEngine, "torch-compile": CompiledTorchEngine, "openvino": OpenVinoEngine, "onnxruntime": OnnxRuntimeEngine}
