@@ -8,7 +8,8 @@ reference: the same model, the same frames). For a machine with an NVIDIA GPU::
     python scripts/gpu_check.py --device cpu       # the same checks on the CPU (the script's own test)
 
 Paths: pick_device's errors; Transfer (pinned uploads on a copy stream, compute stream, events,
-pinned downloads) under a one-batch-ahead stress; the Segmenter in fp32, fp16 (the CUDA default)
+pinned downloads) under a one-batch-ahead stress, and the compute stream waiting for the default
+stream's work; the decoder's deformable convolution in fp16 against fp32; the Segmenter in fp32, fp16 (the CUDA default)
 and bf16; torch.compile; the file pipeline for each output kind (mask, alpha ProRes, composite,
 blur, green with guided upsampling, matte shaping and flow smoothing), in fp32 and at the default
 precision; a 10-bit ProRes source through the 16-bit compositing path; live mode (latency budget
@@ -175,6 +176,45 @@ def check_transfer(ctx: Context) -> dict[str, Any]:
         if not figures["pinned"]:
             raise AssertionError("downloads are not in pinned memory")
     return figures
+
+
+def check_stream_order(ctx: Context) -> dict[str, Any]:
+    """Work queued on the default stream (a module cast in place, a background converted) is done before
+    Transfer's compute stream reads it: torch's own streams do not wait for the default one."""
+    from birefvid.runtime.transfer import Transfer
+
+    need_cuda(ctx)
+    device = torch.device(ctx.device)
+    transfer = Transfer(device)
+    x = torch.zeros(16, 1024, 1024, device=device)
+    torch.cuda.synchronize(device)
+    torch.cuda._sleep(int(5e8))  # the default stream busy for a fraction of a second ...
+    x.fill_(1.0)  # ... so this write is still queued behind it
+    with transfer.compute():
+        total = x.sum()
+    torch.cuda.synchronize(device)
+    if int(total.item()) != x.numel():
+        raise AssertionError(f"the compute stream read the tensor before the default stream wrote it ({int(total.item())} of {x.numel()})")
+    return {"elements": x.numel()}
+
+
+def check_deform_fp16(ctx: Context) -> dict[str, Any]:
+    """The decoder's deformable convolution in an fp16 model samples where fp32 does, also past 256 px
+    (torchvision's fp16 kernel computes the tap positions in fp16)."""
+    from birefvid.models.deform import modulated_deform_conv2d
+
+    need_cuda(ctx)
+    width = 1100
+    x = (torch.arange(width, device=ctx.device) % 2).float().view(1, 1, 1, width)
+    offset = torch.zeros(1, 2, 1, width, device=ctx.device)
+    offset[:, 1] = 0.3
+    weight, mask = torch.ones(1, 1, 1, 1, device=ctx.device), torch.ones(1, 1, 1, width, device=ctx.device)
+    exact = modulated_deform_conv2d(x, offset, weight, 0, mask)
+    half = modulated_deform_conv2d(x.half(), offset.half(), weight.half(), 0, mask.half()).float()
+    worst = float((half - exact).abs().max())
+    if worst > 0.01:
+        raise AssertionError(f"fp16 deformable taps are {worst:.3f} off fp32's (positions rounded in fp16)")
+    return {"max_vs_fp32": round(worst, 5)}
 
 
 def _check_round(host: Any, batch: torch.Tensor) -> None:
@@ -403,6 +443,8 @@ def check_second_gpu(ctx: Context) -> dict[str, Any]:
 PATHS: list[tuple[str, Callable[[Context], dict[str, Any]], float]] = [  # (name, check, seconds it may take on a GPU)
     ("device-errors", check_device_errors, 2),
     ("transfer", check_transfer, 10),
+    ("stream-order", check_stream_order, 3),
+    ("deform-fp16", check_deform_fp16, 2),
     ("fp32", check_precision("fp32"), 10),
     ("fp16", check_precision("fp16"), 10),
     ("bf16", check_precision("bf16"), 10),

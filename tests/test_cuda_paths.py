@@ -107,3 +107,18 @@ def test_deep_compositing_on_cuda_matches_the_cpu():
     gpu = Compositor("alpha", bits=16)(images.cuda(), alphas.cuda(), on_gpu).cpu()
     assert gpu.dtype == torch.uint16 and cpu.dtype == torch.uint16
     assert (gpu.int() - cpu.int()).abs().max() <= 2 * 64  # two 10-bit levels: GPU and CPU float differ in the last bits
+
+
+@pytest.mark.needs_cuda
+@needs_cuda
+def test_compute_stream_waits_for_work_queued_on_the_default_stream():
+    """A module cast in place or a background converted on the default stream is read on the compute
+    stream; torch's own streams do not wait for the default one, Transfer.compute() must."""
+    transfer = Transfer(torch.device("cuda"))
+    x = torch.zeros(16, 1024, 1024, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda._sleep(int(5e8))  # keeps the default stream busy, so the fill below is still queued
+    x.fill_(1.0)
+    with transfer.compute():
+        total = x.sum()
+    assert int(total.item()) == x.numel()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, ContextManager, Optional
+from typing import Any, ContextManager, Iterator, Optional
 
 import numpy as np
 import torch
@@ -70,7 +70,21 @@ class Transfer:
         """Context in which model and compositing kernels run (the compute stream on CUDA)."""
         if not self.cuda:
             return contextlib.nullcontext()
-        return torch.cuda.stream(self.compute_stream)
+        return self._on_compute_stream()
+
+    @contextlib.contextmanager
+    def _on_compute_stream(self) -> Iterator[None]:
+        # Work the caller queued on its own stream (the default one) must be done before the compute
+        # stream reads what it wrote: a module cast in place on the GPU (``Segmenter(module=...)``, an
+        # fp16 ``.to(dtype)``), a 16-bit ``--background`` converted when opened. Streams from
+        # torch.cuda.Stream() do not wait for the default stream (PyTorch's CUDA semantics: "sum() may
+        # start execution before normal_() finishes!"; "it is the user's responsibility to ensure proper
+        # synchronization"). Only the GPU waits; ``scripts/gpu_check.py``'s "stream-order" path checks it.
+        caller = torch.cuda.current_stream(self.device)
+        self.compute_stream.wait_stream(caller)
+        with torch.cuda.stream(self.compute_stream):
+            yield
+        caller.wait_stream(self.compute_stream)  # and the caller's later work waits for this (an fp32 engine made here)
 
     def download(self, tensor: torch.Tensor) -> OnHost:
         """Start copying a result to (pinned) host memory; call inside ``compute()``."""
