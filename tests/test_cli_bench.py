@@ -180,3 +180,14 @@ def test_export_onto_a_full_disk_is_one_line_and_leaves_no_partial_file(pvt_b0_w
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"birefvid: error: cannot write {full / 't.onnx'}: No space left on device"]
         assert list(full.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, words", [(["--precision", "fp16"], "the export is always fp32, --precision fp16 does not apply"),
+                                         (["--device", "cuda"], "runs on the CPU and is the same file for every device: leave out --device cuda"),
+                                         (["--backend", "onnxruntime"], "--backend onnxruntime does not apply to export"),
+                                         (["--keep-aspect"], "give it as --resolution WxH instead of --keep-aspect")])  # fmt: skip
+def test_export_refuses_run_options_it_would_ignore(tmp_path, capsys, argv, words):
+    """--precision fp16 (for TensorRT) wrote an fp32 file without a word; --device cuda exported on the CPU."""
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(out), "--model", "tiny", *argv]) == 2
+    assert words in capsys.readouterr().err and not out.exists()

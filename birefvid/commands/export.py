@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise SinkError(f"output folder is not writable: {out.resolve().parent}")
     if args.batch_size < 1:
         raise ConfigError(f"{option('batch_size')} must be at least 1")
+    _refuse_run_options(args)
     size = parse_resolution(args.resolution)
 
     from ..backends import export_file
@@ -56,3 +57,19 @@ def run(args: argparse.Namespace) -> int:
           f"normalised with ImageNet mean/std, output logits ({args.batch_size}, 1, {height}, {width}); {took}",
           file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _refuse_run_options(args: argparse.Namespace) -> None:
+    """The model options that choose how a run computes do not shape the file: refused, not ignored
+    (``--precision fp16`` wrote an fp32 model without a word, ``--device cuda`` exported on the CPU)."""
+    from ..errors import ConfigError, option
+
+    if args.precision not in ("auto", "fp32"):
+        raise ConfigError(f"the export is always fp32, {option('precision', args.precision)} does not apply: the engine that "
+                          "loads it picks its precision (TensorRT: trtexec --fp16)")  # fmt: skip
+    if args.device not in ("auto", "cpu"):
+        raise ConfigError(f"the export runs on the CPU and is the same file for every device: leave out {option('device', args.device)}")
+    if args.backend != "auto":
+        raise ConfigError(f"{option('backend', args.backend)} does not apply to export: it writes the ONNX file the openvino and onnxruntime backends run")
+    if args.keep_aspect:
+        raise ConfigError(f"an export has one fixed input size: give it as {option('resolution', 'WxH')} instead of {option('keep_aspect')}")
