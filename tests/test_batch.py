@@ -786,3 +786,16 @@ def test_a_video_the_last_runs_were_killed_on_is_skipped_once_and_the_rest_get_d
     assert (out / "b.mkv").exists() and not (out / "a.mkv").exists()
     assert batch(*argv) == 0  # tried again
     assert max_diff(grey(out / "a.mkv"), grey(clips["refs"]["a"])) == 0
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the answer on machines without CUDA")
+def test_device_cuda_without_cuda_is_one_line_before_the_output_folder(tmp_path, capsys):
+    """It planned, made the folder and its manifest, failed in the first chunk and said a rerun would resume."""
+    from media import make_video
+
+    clip = make_video(tmp_path / "in.mp4", n_frames=2, with_audio=False)
+    model = [a for a in MODEL if a not in ("--device", "cpu")]
+    assert main(["batch", str(clip.path), "--output-dir", str(tmp_path / "o"), "--device", "cuda", *model]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["birefvid: error: device cuda requested but CUDA is not available here; use --device cpu or auto"]
+    assert not (tmp_path / "o").exists()

@@ -104,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
         from ..batch.ray_executor import import_ray
 
         import_ray()  # a missing extra answers before anything is created
+    else:
+        from ..runtime.device import pick_device
+
+        # the local workers run on this machine: --device cuda without CUDA is one line before the folder
+        # and its manifest are made (it failed in the first chunk, saying a rerun would resume)
+        pick_device(args.device)
     prepare_output_dir(out_dir)
     if args.ray is not None and args.device.startswith("cuda") and not args.gpus_per_worker:
         args.gpus_per_worker = 1.0  # a worker told to use CUDA needs a GPU reserved, or Ray hides every GPU from it
