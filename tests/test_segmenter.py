@@ -168,8 +168,7 @@ def test_a_gpu_index_past_the_gpus_present_is_a_config_error(b0, monkeypatch, co
     Only the selection logic is exercised: no CUDA call is made."""
     from birefvid.runtime.device import pick_device
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    _fake_gpus(monkeypatch, count, (8, 0))
     with pytest.raises(ConfigError, match=rf"cuda:{count} requested but this process sees {count} GPU.*only cuda:0"):
         pick_device(f"cuda:{count}")
     assert pick_device(f"cuda:{count - 1}") == torch.device(f"cuda:{count - 1}")
@@ -183,3 +182,31 @@ def test_a_device_type_torch_knows_but_birefvid_does_not_run_on_is_one_line(name
 
     with pytest.raises(ConfigError, match=rf"'{name}' is not supported; use auto, cpu, cuda, cuda:N or mps"):
         pick_device(name)
+
+
+def _fake_gpus(monkeypatch, count: int, capability: tuple[int, int], arch: tuple[str, ...] = ("sm_75", "sm_80", "sm_86", "sm_90")) -> None:
+    """torch.cuda as on a machine with ``count`` GPUs of ``capability`` and a PyTorch build for ``arch``: no CUDA call is made."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "Tesla V100-SXM2-16GB")
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: list(arch))
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+
+
+def test_a_gpu_this_pytorch_build_has_no_kernels_for_is_refused_or_skipped(monkeypatch, caplog):
+    """PyPI's CUDA 13 wheel runs sm_75 and up: on a V100 (sm_70) CUDA was "available", auto picked it and the
+    first kernel failed with "no kernel image is available for execution on the device"."""
+    from birefvid.runtime.device import pick_device
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    _fake_gpus(monkeypatch, 1, (7, 0))
+    with pytest.raises(ConfigError, match=r"GPU cuda:0 \(Tesla V100-SXM2-16GB, sm_70\) has no kernels in this PyTorch build \(it runs sm_75 "):
+        pick_device("cuda")
+    assert pick_device("auto") == torch.device("cpu")
+    assert "sm_70) has no kernels in this PyTorch build" in caplog.text and "running on the CPU" in caplog.text
+    _fake_gpus(monkeypatch, 1, (8, 9))  # an sm_80/86 cubin runs on 8.9 (same major, higher minor)
+    assert pick_device("auto") == torch.device("cuda") and pick_device("cuda:0") == torch.device("cuda:0")
+    _fake_gpus(monkeypatch, 1, (7, 0), arch=("sm_80", "compute_70"))  # PTX for 7.0 is compiled for it when loaded
+    assert pick_device("cuda") == torch.device("cuda")
