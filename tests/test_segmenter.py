@@ -210,3 +210,17 @@ def test_a_gpu_this_pytorch_build_has_no_kernels_for_is_refused_or_skipped(monke
     assert pick_device("auto") == torch.device("cuda") and pick_device("cuda:0") == torch.device("cuda:0")
     _fake_gpus(monkeypatch, 1, (7, 0), arch=("sm_80", "compute_70"))  # PTX for 7.0 is compiled for it when loaded
     assert pick_device("cuda") == torch.device("cuda")
+
+
+def test_a_device_out_of_memory_is_one_line_saying_what_makes_it_fit():
+    """A GPU too small for the batch or size: `birefvid image` showed torch's traceback, `process` torch's message alone."""
+
+    class OutOfMemory(torch.nn.Module):
+        def forward(self, x):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB. GPU 0 has a total capacity "
+                                              "of 7.63 GiB of which 1.12 GiB is free. Including non-PyTorch memory, ...")  # fmt: skip
+
+    seg = Segmenter(module=OutOfMemory(), resolution=64, device="cpu", precision="fp32", backend="torch")
+    with pytest.raises(ConfigError, match=r"cpu ran out of memory running the model on 2 frames at 64x64 \(CUDA out of memory\. "
+                                          r"Tried to allocate 3\.00 GiB.* is free\); try batch_size=1 or a smaller resolution"):  # fmt: skip
+        seg(_frames(2, (48, 64)))

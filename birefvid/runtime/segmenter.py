@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..backends import choose_backend, choose_precision, open_engine
-from ..errors import option
+from ..errors import ConfigError, option
 from ..job import MIN_SIDE, parse_resolution
 from ..models.inputs import normalize
 from ..models.weights import load_pretrained
@@ -167,14 +167,27 @@ class Segmenter:
             raise ValueError(f"Segmenter.predict expects uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         height, width = images.shape[2:]
         with self._lock:
-            x = self.preprocess(images)
-            logits = self.engine(x)
-            if not torch.isfinite(logits).all():
-                logits = self._recompute_fp32(images)
+            try:
+                x = self.preprocess(images)
+                logits = self.engine(x)
+                if not torch.isfinite(logits).all():
+                    logits = self._recompute_fp32(images)
+            except torch.cuda.OutOfMemoryError as exc:  # torch.OutOfMemoryError: CUDA's, and MPS's in newer torch
+                raise self._out_of_memory(exc, images.shape) from exc
         alpha = torch.sigmoid(logits.float())
         if frame_size and tuple(alpha.shape[2:]) != (height, width):
             alpha = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
         return alpha.clamp_(0.0, 1.0)
+
+    def _out_of_memory(self, exc: BaseException, shape: torch.Size) -> ConfigError:
+        """One line for a device too small for these settings (``image`` showed torch's traceback), with what makes it fit."""
+        frames, (h, w) = shape[0], self.inference_size(*shape[2:])
+        fixes = ([option("batch_size", 1)] if frames > 1 else []) + [f"a smaller {option('resolution')}"]
+        if self.precision == "fp32" and self.device.type == "cuda":
+            fixes.append(option("precision", "fp16"))
+        said = (str(exc).strip().splitlines() or ["out of memory"])[0].split(". Including", 1)[0][:200]
+        return ConfigError(f"{self.device} ran out of memory running the model on {frames} frame{'s' if frames > 1 else ''} "
+                           f"at {w}x{h} ({said}); try {', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]}")  # fmt: skip
 
     def _recompute_fp32(self, images: torch.Tensor) -> torch.Tensor:
         """Low precision overflowed: run this batch again in fp32 (and say so once)."""
