@@ -126,3 +126,15 @@ def test_cutout_keeps_what_a_transparent_picture_hides(seg, rgb):
     cut = np.asarray(seg.cutout(Image.fromarray(np.dstack([rgb, own]), "RGBA"), foreground=False))
     assert (cut[:, :32, 3] == 0).all()
     np.testing.assert_array_equal(cut[:, 32:, 3], np.asarray(seg.cutout(rgb, foreground=False))[:, 32:, 3])
+
+
+def test_many_same_sized_pictures_go_to_the_model_a_few_at_a_time(seg, rgb, monkeypatch):
+    """A hundred same-sized pictures went to the model as one batch: out of a GPU's memory, with an error
+    naming a batch size segment_each has no way to set."""
+    pictures = [np.roll(rgb, i, axis=1) for i in range(9)]
+    batches: list[int] = []
+    real = type(seg).predict
+    monkeypatch.setattr(type(seg), "predict", lambda self, images, **kw: batches.append(images.shape[0]) or real(self, images, **kw))
+    alphas = seg(pictures)
+    assert batches == [4, 4, 1]  # the file pipeline's batch on CUDA
+    np.testing.assert_array_equal(alphas[-1], seg(pictures[-1])[0])

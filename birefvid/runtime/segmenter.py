@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+EACH_BATCH = 4  # pictures a model call at most in segment_each (and __call__ with a list): the file pipeline's batch on CUDA
+
 # one picture (see ``pictures.as_rgb``), a sequence of them, an (N, H, W, C) array or an (N, 3, H, W) tensor
 FramesLike = Union[Picture, Sequence[Picture], np.ndarray, torch.Tensor]
 
@@ -215,10 +217,14 @@ class Segmenter:
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, a in enumerate(arrays):
             by_size.setdefault(a.shape[:2], []).append(i)
-        for indices in by_size.values():
-            batch = torch.from_numpy(np.stack([arrays[i] for i in indices])).permute(0, 3, 1, 2)
-            for i, alpha in zip(indices, self.predict(batch)[:, 0].cpu().numpy()):
-                out[i] = alpha
+        for same_size in by_size.values():
+            # a few at a time: a hundred same-sized pictures went to the model as one batch, out of a
+            # GPU's memory (general at 1024² holds a handful), whose error then named a batch size the caller cannot set
+            for start in range(0, len(same_size), EACH_BATCH):
+                indices = same_size[start : start + EACH_BATCH]
+                batch = torch.from_numpy(np.stack([arrays[i] for i in indices])).permute(0, 3, 1, 2)
+                for i, alpha in zip(indices, self.predict(batch)[:, 0].cpu().numpy()):
+                    out[i] = alpha
         return out
 
     def __call__(self, frames: FramesLike, *, bgr: bool = False) -> np.ndarray:
