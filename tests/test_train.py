@@ -369,3 +369,16 @@ def test_validation_at_another_size_is_refused(data):
     with pytest.raises(ConfigError, match="validate at the training size"):
         train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", show_progress=False,
               val_dataset=SceneDataset(2, 96, seed=99, flip=False))
+
+
+def test_bf16_on_a_gpu_without_native_bf16_trains_in_fp16(monkeypatch):
+    """torch.cuda.is_bf16_supported() is True on a T4 (sm_75) by emulation, so the fp16 fallback never ran
+    there and training crawled in emulated bf16. No CUDA call is made: the GPU's capability is faked."""
+    from birefvid.train.loop import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    with pytest.warns(UserWarning, match="no bf16 support; training in fp16"):
+        assert resolve_precision("bf16", torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert resolve_precision("bf16", torch.device("cuda:1")) == torch.bfloat16

@@ -118,7 +118,9 @@ def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dt
         warnings.warn("fp16 training is not supported on the CPU; training in fp32 (use bf16 for mixed precision on CPU)",
                       stacklevel=3)
         return None
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    # native bf16 starts at compute capability 8.0 (Ampere); torch.cuda.is_bf16_supported() says True on a
+    # T4 or RTX 20xx too (including_emulation=True by default) and asks about the current GPU, not ``device``
+    if precision == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
         warnings.warn("this GPU has no bf16 support; training in fp16 instead", stacklevel=3)
         return torch.float16
     return torch.float16 if precision == "fp16" else torch.bfloat16
