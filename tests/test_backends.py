@@ -401,3 +401,11 @@ def test_fp16_on_the_cpu_warns_that_it_crawls(caplog):
     with cli_naming():
         assert choose_precision("fp16", "torch", CPU) == "fp16"
     assert "--precision fp16 on the CPU runs PyTorch's slow fp16 kernels" in caplog.text and "--precision bf16" in caplog.text
+
+
+def test_bf16_on_a_gpu_without_bf16_units_warns(monkeypatch, caplog):
+    """A T4 (sm_75) runs bf16 by emulation: --precision bf16 there was slower than fp16 without a word."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    with cli_naming():
+        assert choose_precision("bf16", "torch", torch.device("cuda")) == "bf16"
+    assert "--precision bf16: this GPU (compute capability 7.5) has no bf16 units" in caplog.text and "--precision fp16" in caplog.text

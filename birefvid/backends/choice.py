@@ -109,6 +109,10 @@ def choose_precision(precision: str, backend: str, device: torch.device) -> str:
         raise ConfigError(f"{option('backend', 'onnxruntime')} runs fp32 only; use {option('precision', 'fp32')} or another backend")
     if backend == "openvino" and precision == "fp16":
         raise ConfigError(f"{option('backend', 'openvino')} on the CPU runs fp32 or bf16; use {option('precision', 'bf16')} or fp32")
+    if precision == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
+        # native bf16 starts at Ampere (8.0); before it torch emulates it, far slower than fp16
+        log.warning(f"{option('precision', 'bf16')}: this GPU (compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))}) "
+                    f"has no bf16 units and emulates it; {option('precision', 'fp16')} is its fast precision")  # fmt: skip
     if precision == "fp16" and device.type == "cpu":
         # PyTorch's CPU convolutions have no fast fp16 kernel on most CPUs: tiny at 256² took 56 s a
         # frame against 0.24 s in fp32 on this project's Zen 5 CPU, with nothing said while it crawled
