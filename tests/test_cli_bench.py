@@ -69,8 +69,9 @@ def test_bench_bad_input_is_one_line(args, phrase, capsys):
     assert err.count("\n") == 0 and phrase in err, err
 
 
-def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_state, tmp_path, capsys, caplog):
+def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_state, tmp_path, capsys, caplog, monkeypatch):
     need_module("onnxruntime", "onnxruntime")
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))  # a first export, also where a developer's cache holds this one
     import onnxruntime as ort
 
     path = tmp_path / "b0.onnx"
