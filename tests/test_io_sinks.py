@@ -11,6 +11,7 @@ import pytest
 from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
 from birefvid.io import open_sink, open_source
+from birefvid.io.formats import choose_encoder
 from media import listdir, make_video, pattern_frame, read_alpha, read_video
 
 
@@ -425,6 +426,13 @@ def test_nvenc_names_accepted_and_fail_clearly_without_gpu(tmp_path, codec):
     with sink:  # a machine with an NVIDIA GPU: it must actually work
         sink.write(_batch("rgb", 2, 192, 108), [0, 1])
     assert len(read_video(tmp_path / "n.mp4").pts) == 2
+
+
+def test_nvenc_encodes_on_the_gpu_the_model_runs_on():
+    """A run on cuda:1 encoded on GPU 0 (FFmpeg's NVENC takes the first GPU unless told): the device's index goes to NVENC."""
+    assert choose_encoder(Path("a.mp4"), "rgb", 192, 108, codec="h264_nvenc", gpu=1).options["gpu"] == "1"
+    assert "gpu" not in choose_encoder(Path("a.mp4"), "rgb", 192, 108, codec="hevc_nvenc").options  # cuda without an index: FFmpeg's choice
+    assert "gpu" not in choose_encoder(Path("a.mp4"), "rgb", 192, 108, gpu=1).options  # x264 has no such option
 
 
 def test_nvenc_on_frames_under_its_minimum_size_says_so(tmp_path):

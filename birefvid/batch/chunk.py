@@ -153,7 +153,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
         info = source.info
         inner = open_sink(path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
                           pix_fmt=out.pix_fmt, preset=out.preset, audio_from=None, audio=False, overwrite=True,
-                          threads=threads, bits=depth.wanted)  # fmt: skip
+                          threads=threads, bits=depth.wanted, gpu=segmenter.device.index if segmenter.device.type == "cuda" else None)  # fmt: skip
         sink = stack.enter_context(RangeSink(inner, chunk.start_pts, chunk.end_pts, chunk_shift(path, chunk)))
         if chunk.index == 0 and depth.bits_for(inner) == 8:  # once a video, as `process` says it
             say_depth_lost(str(job.source.input), depth.source, info.color_trc, out.kind, out.bit_depth, getattr(getattr(inner, "spec", None), "codec", "it"))

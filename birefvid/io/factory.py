@@ -88,7 +88,7 @@ def open_sink(
 ) -> Sink:
     """Open an output for ``kind`` images (video by extension, or a PNG sequence); every check runs here, before any work.
 
-    ``encoder`` holds ``choose_encoder``'s overrides: codec, pix_fmt, crf, bitrate; ``threads`` the
+    ``encoder`` holds ``choose_encoder``'s overrides: codec, pix_fmt, crf, bitrate, gpu; ``threads`` the
     video encoder's thread count (None: FFmpeg's choice). ``audio_from``, ``subtitles_from`` and
     ``chapters_from`` name the source whose audio, subtitles and chapters a video output carries;
     ``window``, the part of their timeline that goes with the pictures (``TrimmedSource.window``).

@@ -235,12 +235,15 @@ def choose_encoder(
     preset: Optional[str] = None,
     bits: int = 8,
     folder: bool = True,
+    gpu: Optional[int] = None,
 ) -> EncoderSpec:
     """Resolve the encoder for writing ``kind`` to ``path``, or raise SinkError saying what is supported.
 
     ``bits`` > 8 asks for a default pixel format that keeps that many bits where the codec has one
     (FFV1, PNG, x265; ProRes is 10-bit anyway); a ``pix_fmt`` given is used as it is. ``folder``: the
     caller also writes PNG sequences to a folder (process, batch; not live), so the error offers one.
+    ``gpu``: the CUDA device the model runs on (``cuda:N``), where NVENC encodes too: FFmpeg's NVENC
+    otherwise takes the first GPU, so a run on ``cuda:1`` encoded on GPU 0, beside another user's job.
     """
     if kind not in SUPPORTED:
         raise SinkError(f"unknown output kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -299,6 +302,8 @@ def choose_encoder(
             options["crf"] = str(value)
         if codec == "libvpx-vp9":
             bit_rate = 0  # constant quality: VP9 needs b:v 0 together with crf
+    if codec in _HW and gpu is not None:
+        options["gpu"] = str(gpu)  # NVENC's device ordinal is CUDA's, which CUDA_VISIBLE_DEVICES renumbers as it does torch's
     codec_tag = "hvc1" if codec in _HEVC and MUXERS[ext] in _HVC1_MUXERS else None
     return EncoderSpec(kind, ext, MUXERS[ext], codec, pix_fmt, options, bit_rate, codec_tag)
 

@@ -120,7 +120,7 @@ def run_file_job(
             out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
             pix_fmt=out.pix_fmt, preset=out.preset, audio_from=src.input if out.audio else None, audio=out.audio,
             overwrite=out.overwrite, threads=threads, subtitles_from=src.input if out.subtitles else None,
-            chapters_from=src.input, window=window, bits=depth.wanted,
+            chapters_from=src.input, window=window, bits=depth.wanted, gpu=device.index if device.type == "cuda" else None,
         )  # fmt: skip
         stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
         bits = depth.bits_for(sink)
