@@ -135,6 +135,19 @@ def test_inputs_on_a_file_system_without_file_ids_are_all_kept(tmp_path, monkeyp
     assert "(named twice)" in caplog.text and "a.mp4 (=" not in caplog.text
 
 
+def test_a_folder_of_camera_files_finds_mxf_and_avchd_clips(tmp_path):
+    """A card dump's MXF (XDCAM, XAVC, P2, Canon, ARRI) and AVCHD (.MTS, .m2ts) clips, DV and a phone's .3gp are
+    videos: given a folder, batch left them out without a word and reported every video done."""
+    from birefvid.batch.runner import expand_inputs
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    names = ["A001C001.MXF", "b.mp4", "c.m2ts", "clip.dv", "phone.3gp", "00000.MTS"]
+    for name in [*names, "A001C001.XML", "sound.wav"]:  # sidecars and sound are not videos
+        (folder / name).write_bytes(b"a video")
+    assert sorted(f.path.name for f in expand_inputs([str(folder)])) == sorted(names)
+
+
 def test_recursive_follows_linked_folders_but_not_back_up(tree, tmp_path, caplog):
     (tree / "s2" / "up").symlink_to("..", target_is_directory=True)  # a loop: clips/s2/up/s2/up/...
     (tree / "alias").symlink_to("s1", target_is_directory=True)  # the same videos again, under another name
