@@ -338,9 +338,11 @@ def swap_frame_times(path: str | Path, out: str | Path, index: int, timescale: O
 
 def merge_audio(
     video: str | Path, others: Sequence[str | Path], out: str | Path, languages: Sequence[str], default: Optional[int] = None,
+    titles: Sequence[str] = (),
 ) -> Path:
     """Remux ``video`` (its video and audio) and the audio of each of ``others`` into ``out``: a
-    file with several audio tracks, tagged with ``languages`` in order; ``default``: the audio track
+    file with several audio tracks, tagged with ``languages`` in order (and ``titles``: a MOV/MP4
+    writes them as its tracks' 'name' atoms, as cameras and editors do); ``default``: the audio track
     (0: the first) flagged as the one players pick."""
     parts = [(video, "video"), (video, "audio")] + [(p, "audio") for p in others]
     inputs = [av.open(str(path)) for path, _ in parts]  # one reader per stream: each is read to its end
@@ -350,6 +352,8 @@ def merge_audio(
             targets = [dst.add_stream_from_template(s) for s in sources]
             for number, (target, language) in enumerate(zip(targets[1:], languages)):
                 target.metadata["language"] = language
+                if number < len(titles):
+                    target.metadata["title"] = titles[number]
                 target.disposition = av.stream.Disposition.default if number == default else av.stream.Disposition(0)
             for container, source, target in zip(inputs, sources, targets):
                 for packet in container.demux(source):
