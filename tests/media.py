@@ -89,6 +89,7 @@ def make_video(
     sample_aspect_ratio: Optional[Fraction] = None,
     timecode: Optional[str] = None,
     tags: Optional[dict[str, str]] = None,
+    reel_name: Optional[str] = None,
 ) -> GeneratedVideo:
     """Write a small video (and by default a sine-wave audio track) and describe it.
 
@@ -99,7 +100,8 @@ def make_video(
     - ``pix_fmt`` like ``yuv420p10le`` makes a 10-bit file; ``codec`` and ``audio_codec`` default by extension.
     - ``audio_seconds`` defaults to the video's duration.
     - ``sample_aspect_ratio`` tags non-square pixels (as DV/HDV/DVD sources have).
-    - ``timecode`` (HH:MM:SS:FF) gives a MOV/MP4 a timecode track, as cameras and editors write.
+    - ``timecode`` (HH:MM:SS:FF) gives a MOV/MP4 a timecode track, as cameras and editors write; ``reel_name``
+      names its reel (card, tape) there.
     - ``tags`` are the file's own tags (e.g. ``creation_time``, ``title``).
     """
     path = Path(path)
@@ -127,6 +129,8 @@ def make_video(
             v.codec_context.sample_aspect_ratio = sample_aspect_ratio
         if timecode is not None:
             v.metadata["timecode"] = timecode
+        if reel_name is not None:
+            v.metadata["reel_name"] = reel_name
         a = None
         if with_audio:
             a = out.add_stream(audio_codec or dacodec, rate=audio_rate)

@@ -355,6 +355,12 @@ def _timecode(metadata: dict[str, str]) -> Optional[str]:
     return next((v for k, v in metadata.items() if k.lower() == "timecode" and v), None)
 
 
+def _reel_name(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> Optional[str]:
+    """The reel (tape, card) name of the start timecode: a MOV's timecode track's, MXF's, the video's or the file's."""
+    tables = (video.metadata, *(st.metadata for st in container.streams if st.type == "data"), container.metadata)
+    return next((v for metadata in tables for k, v in metadata.items() if k.lower() == "reel_name" and v), None)
+
+
 def _int(value: object) -> Optional[int]:
     try:
         return None if value is None else int(value)  # type: ignore[call-overload]
@@ -521,6 +527,7 @@ class VideoFileSource(Source):
             color_trc=_int(first.color_trc) or _int(cc.color_trc),
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             timecode=_timecode(s.metadata) or _timecode(self._container.metadata),
+            reel_name=_reel_name(self._container, s),
             tags=tuple((k, v) for k, v in self._container.metadata.items() if k.lower() not in WRITER_TAGS and v),
             bit_depth=picture_bits(first),
         )
