@@ -238,6 +238,9 @@ def test_time_and_timecode_arithmetic():
     assert shift_timecode("00:09:59;29", 1, ntsc) == "00:10:00;00"
     assert shift_timecode("00:00:00;00", 17982, ntsc) == "00:10:00;00"
     assert shift_timecode("not a timecode", 5, Fraction(25)) is None
+    # a night shoot's time-of-day timecode cut after midnight: SMPTE hours run 00-23 (it gave 24:00:00:08)
+    assert shift_timecode("23:59:59:20", 13, Fraction(25)) == "00:00:00:08"
+    assert shift_timecode("23:59:59;29", 1, ntsc) == "00:00:00;00"  # a tenth minute: no numbers dropped
 
 
 @pytest.mark.parametrize("out_name,kind,tracks", [("cut.mp4", "green", 1), ("cut.mkv", "alpha", 2)])

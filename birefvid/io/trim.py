@@ -93,7 +93,8 @@ def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
     """``timecode`` (HH:MM:SS:FF, or HH:MM:SS;FF drop-frame) ``frames`` later at ``rate``; None when it cannot be read.
 
     Drop-frame (29.97 and 59.94 fps) skips frame numbers 0 and 1 (0-3 at 59.94) of every minute but
-    each tenth, as SMPTE 12M counts.
+    each tenth, as SMPTE 12M counts. Time of day wraps at midnight: a night shoot's 23:59:59:20 a second on is
+    00:00:00:20, not 24:00:00:20, which no editor reads.
     """
     m = re.fullmatch(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d)", timecode.strip())
     start = timecode_frame(timecode, rate)
@@ -109,7 +110,7 @@ def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
         tens, rest = divmod(number, per_ten)
         number += 9 * drop * tens + (drop * ((rest - drop) // per_minute) if rest > drop else 0)
     f_, total_s = number % nominal, number // nominal
-    return f"{total_s // 3600:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}{sep}{f_:02d}"
+    return f"{total_s // 3600 % 24:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}{sep}{f_:02d}"
 
 
 class TrimmedSource(Source):
