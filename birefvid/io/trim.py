@@ -113,6 +113,29 @@ def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
     return f"{total_s // 3600 % 24:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}{sep}{f_:02d}"
 
 
+def _timecode_hint(info: StreamInfo, start: float, end: Optional[float]) -> str:
+    """For a range past the video's end that reads as the source's timecode (an editor's ``--start 1:00:05``
+    for a clip starting at 01:00:00:00): the range counted from the first frame it means."""
+    if not info.timecode or not info.average_rate or not info.duration:
+        return ""
+    first = timecode_frame(info.timecode, info.average_rate)
+    if first is None:
+        return ""
+    rate, nominal, sep = Fraction(info.average_rate), round(info.average_rate), info.timecode.strip()[-3]
+
+    def counted(t: float) -> float:
+        """``t`` read as a timecode label (its seconds' fraction in frames, drop-frame counted), as seconds from the first frame."""
+        whole, frames = divmod(round(t * nominal), nominal)
+        label = f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}{sep}{frames:02d}"
+        return ((timecode_frame(label, rate) or 0) - first) / float(rate)
+
+    if not 0 <= counted(start) < info.duration:
+        return ""
+    until = "" if end is None else f" --end {counted(end):.3f}"
+    return (f"; --start and --end count from the first frame (0), not from its timecode {info.timecode}: "
+            f"on that timecode this is --start {counted(start):.3f}{until}")
+
+
 class TrimmedSource(Source):
     """The frames of ``inner`` from ``start`` (inclusive) to ``end`` (exclusive), in seconds from its first
     frame, with timestamps moved so the first of them is at 0.
@@ -147,7 +170,8 @@ class TrimmedSource(Source):
                 break
         if kept is None:
             length = f"; the video lasts {info.duration:.3f} s" if info.duration else ""
-            raise SourceError(f"{_name(inner)} has no frames from {start:g} s{'' if end is None else f' to {end:g} s'}{length}")
+            raise SourceError(f"{_name(inner)} has no frames from {start:g} s{'' if end is None else f' to {end:g} s'}{length}"
+                              f"{_timecode_hint(info, start, end)}")
         assert first_pts is not None and kept.pts is not None
         self._frames, self._first = frames, kept
         self._shift, self._first_pts, self._end = kept.pts, first_pts, end
