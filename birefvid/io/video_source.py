@@ -356,8 +356,11 @@ def shown_frame_count(stream: av.video.stream.VideoStream) -> Optional[int]:
     return count
 
 
-# container tags that describe how the file was written, not what it holds: the new file writes its own
-WRITER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "timecode"})
+# container tags that describe how the file was written, not what it holds: the new file writes its own. MXF's name
+# the writing application and give the material its identity (UMIDs, which Avid relinks by): a cut-out is other material
+WRITER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "timecode",
+                         "operational_pattern_ul", "uid", "generation_uid", "material_package_umid", "company_name", "product_name",
+                         "product_version", "product_version_num", "toolkit_version_num", "product_uid", "application_platform"})
 
 
 def _timecode(metadata: dict[str, str]) -> Optional[str]:
