@@ -146,7 +146,7 @@ def test_a_folder_of_camera_files_finds_mxf_and_avchd_clips(tmp_path):
 
     folder = tmp_path / "card"
     folder.mkdir()
-    names = ["A001C001.MXF", "b.mp4", "c.m2ts", "clip.dv", "phone.3gp", "00000.MTS"]
+    names = ["A001C001.MXF", "b.mp4", "c.m2ts", "clip.dv", "phone.3gp", "00000.MTS", "hdv.m2t"]
     for name in [*names, "A001C001.XML", "sound.wav"]:  # sidecars and sound are not videos
         (folder / name).write_bytes(b"a video")
     with av.open(str(folder / "0001AB00.MXF"), "w", format="mxf_opatom") as out:  # a P2 card's AUDIO/ file
