@@ -1,6 +1,11 @@
 """File extensions birefvid treats as still images and as videos (one definition for every module)."""
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif", ".mpg", ".mpeg", ".ts"})
+# with the cameras' and broadcast's own: MXF (XDCAM, XAVC, P2, Canon, ARRI, Avid), AVCHD's .mts/.m2ts, HDV's .m2t,
+# DV, a phone's .3gp; a folder given to `batch` left them out without a word
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif", ".mpg", ".mpeg", ".ts",
+                              ".mxf", ".mts", ".m2ts", ".m2t", ".dv", ".3gp", ".wmv", ".ogv"})
+# MPEG-TS endings: at an http(s) URL such a name may be a live stream, so `live` reads it as one, not as a file
+TS_EXTENSIONS = frozenset({".ts", ".mts", ".m2ts", ".m2t"})
 # an iPhone's photos: read through the optional pillow-heif (birefvid[heic]), by `image` only
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})

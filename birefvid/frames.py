@@ -30,6 +30,7 @@ class StreamInfo:
     color_trc: Optional[int] = None
     sample_aspect_ratio: Optional[Fraction] = None  # width / height of one pixel when not square (DV, HDV, DVD)
     timecode: Optional[str] = None  # start timecode (HH:MM:SS:FF) from a camera or editor, for conforming
+    reel_name: Optional[str] = None  # the reel (tape, card) that timecode belongs to: editors conform by both
     tags: tuple[tuple[str, str], ...] = ()  # the file's own tags (creation time, title, location) to carry over
     bit_depth: int = 8  # bits per colour sample as decoded (10 for 10-bit HEVC/ProRes/DNxHR, 12, 16): what a deep output can keep
 

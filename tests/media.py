@@ -89,6 +89,7 @@ def make_video(
     sample_aspect_ratio: Optional[Fraction] = None,
     timecode: Optional[str] = None,
     tags: Optional[dict[str, str]] = None,
+    reel_name: Optional[str] = None,
 ) -> GeneratedVideo:
     """Write a small video (and by default a sine-wave audio track) and describe it.
 
@@ -99,7 +100,8 @@ def make_video(
     - ``pix_fmt`` like ``yuv420p10le`` makes a 10-bit file; ``codec`` and ``audio_codec`` default by extension.
     - ``audio_seconds`` defaults to the video's duration.
     - ``sample_aspect_ratio`` tags non-square pixels (as DV/HDV/DVD sources have).
-    - ``timecode`` (HH:MM:SS:FF) gives a MOV/MP4 a timecode track, as cameras and editors write.
+    - ``timecode`` (HH:MM:SS:FF) gives a MOV/MP4 a timecode track, as cameras and editors write; ``reel_name``
+      names its reel (card, tape) there.
     - ``tags`` are the file's own tags (e.g. ``creation_time``, ``title``).
     """
     path = Path(path)
@@ -127,6 +129,8 @@ def make_video(
             v.codec_context.sample_aspect_ratio = sample_aspect_ratio
         if timecode is not None:
             v.metadata["timecode"] = timecode
+        if reel_name is not None:
+            v.metadata["reel_name"] = reel_name
         a = None
         if with_audio:
             a = out.add_stream(audio_codec or dacodec, rate=audio_rate)
@@ -338,9 +342,11 @@ def swap_frame_times(path: str | Path, out: str | Path, index: int, timescale: O
 
 def merge_audio(
     video: str | Path, others: Sequence[str | Path], out: str | Path, languages: Sequence[str], default: Optional[int] = None,
+    titles: Sequence[str] = (),
 ) -> Path:
     """Remux ``video`` (its video and audio) and the audio of each of ``others`` into ``out``: a
-    file with several audio tracks, tagged with ``languages`` in order; ``default``: the audio track
+    file with several audio tracks, tagged with ``languages`` in order (and ``titles``: a MOV/MP4
+    writes them as its tracks' 'name' atoms, as cameras and editors do); ``default``: the audio track
     (0: the first) flagged as the one players pick."""
     parts = [(video, "video"), (video, "audio")] + [(p, "audio") for p in others]
     inputs = [av.open(str(path)) for path, _ in parts]  # one reader per stream: each is read to its end
@@ -350,6 +356,8 @@ def merge_audio(
             targets = [dst.add_stream_from_template(s) for s in sources]
             for number, (target, language) in enumerate(zip(targets[1:], languages)):
                 target.metadata["language"] = language
+                if number < len(titles):
+                    target.metadata["title"] = titles[number]
                 target.disposition = av.stream.Disposition.default if number == default else av.stream.Disposition(0)
             for container, source, target in zip(inputs, sources, targets):
                 for packet in container.demux(source):

@@ -159,9 +159,9 @@ def test_mpeg_ts_is_read_whole_and_keeps_its_timestamps(tmp_path):
 @pytest.mark.parametrize("ext,kind", [(".mkv", "green"), ("mov", "alpha")])  # "mov" as users type it
 def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tmp_path, ext, kind):
     """H.264 chunk files in Matroska have no stored decode times (the join used to fail on them), and
-    an anamorphic source's pixel shape survives the join."""
-    src = keyframed_clip(tmp_path / "dv.mp4", LONG, bframes=2, sample_aspect_ratio=Fraction(4, 3), timecode="10:00:00:00",
-                         tags={"title": "Holiday", "com.apple.quicktime.make": "Apple"})
+    an anamorphic source's pixel shape survives the join, as do its timecode, reel name (a MOV's) and tags."""
+    src = keyframed_clip(tmp_path / "dv.mov", LONG, bframes=2, sample_aspect_ratio=Fraction(4, 3), timecode="10:00:00:00",
+                         tags={"title": "Holiday", "com.apple.quicktime.make": "Apple"}, reel_name="A001")
     out = tmp_path / "out"
     assert batch(str(src), "--output-dir", str(out), "--output", kind, "--ext", ext, "--chunk-frames", "6", "-q") == 0
     name = "dv" + (ext if ext.startswith(".") else f".{ext}")
@@ -173,6 +173,8 @@ def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tm
         assert video.sample_aspect_ratio == Fraction(4, 3)
         assert video.disposition & av.stream.Disposition.default  # the track players pick (Matroska flagged it not)
         assert {k.lower(): v for k, v in video.metadata.items()}.get("timecode") == "10:00:00:00"  # the start timecode too
+        reels = [s.metadata.get("reel_name") for s in c.streams.data] + [{k.lower(): v for k, v in video.metadata.items()}.get("reel_name")]
+        assert "A001" in reels  # and its reel name (MOV: in the tmcd track), which editors conform by
         assert c.metadata.get("title") == "Holiday"  # and the file's own tags
         assert {k.lower(): v for k, v in c.metadata.items()}.get("com.apple.quicktime.make") == "Apple"  # a phone's QuickTime keys too
 

@@ -25,7 +25,7 @@ API_MODEL = {"model": "tiny", "resolution": 64, "device": "cpu", "backend": "tor
 
 def keyframed_clip(
     path: Path, n_frames: int, gop: int = 6, size: tuple[int, int] = SIZE, fps: int = 25, *, pts: list[int] | None = None, time_base: Fraction | None = None, bframes: int = 0,
-    sample_aspect_ratio: Fraction | None = None, timecode: str | None = None, tags: dict[str, str] | None = None,
+    sample_aspect_ratio: Fraction | None = None, timecode: str | None = None, tags: dict[str, str] | None = None, reel_name: str | None = None,
 ) -> Path:
     """H.264 + AAC clip with a keyframe every ``gop`` frames (so it splits into chunks) and a 440 Hz tone.
 
@@ -44,6 +44,8 @@ def keyframed_clip(
             v.codec_context.sample_aspect_ratio = sample_aspect_ratio
         if timecode is not None:
             v.metadata["timecode"] = timecode
+        if reel_name is not None:  # a MOV/MP4 writes it into the timecode track
+            v.metadata["reel_name"] = reel_name
         a = out.add_stream("aac", rate=rate)
         a.codec_context.layout = "mono"
         done = 0

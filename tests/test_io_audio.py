@@ -84,6 +84,19 @@ def test_every_audio_track_is_kept_in_order_with_its_language(tmp_path, out_name
         assert abs(audio_duration(tmp_path / out_name, track) - seconds) < 1 / 25, track
 
 
+@pytest.mark.parametrize("out_name,kind", [("out.mov", "alpha"), ("out.mkv", "alpha")])
+def test_a_mov_sources_track_names_are_kept(tmp_path, out_name, kind):
+    # a camera's or an edit's MOV names its tracks ("Boom", "Lav 1") in 'name' atoms, which FFmpeg reads as
+    # "name", not "title": every output lost them, so the editor's tracks came back unnamed
+    g = make_video(tmp_path / "a.mp4", n_frames=6, with_audio=True)
+    lav = make_video(tmp_path / "b.mp4", n_frames=6, with_audio=True)
+    src = merge_audio(g.path, [lav.path], tmp_path / "two.mov", ["eng", "eng"], titles=["Boom", "Lav 1"])
+    _process(src, tmp_path / out_name, kind)
+    with av.open(str(tmp_path / out_name)) as c:
+        names = [s.metadata.get("title") or s.metadata.get("name") for s in c.streams.audio]
+    assert names == ["Boom", "Lav 1"]
+
+
 @pytest.mark.parametrize("out_name,kind", [("out.mkv", "alpha"), ("out.mp4", "rgb"), ("out.webm", "alpha")])
 def test_the_default_audio_track_stays_the_default(tmp_path, out_name, kind):
     # an OBS take with the desktop mix on track 2 flagged default: players must still pick it, not the

@@ -310,6 +310,43 @@ def _frame(i: int):
     return frame
 
 
+def test_a_raw_dv_file_keeps_its_frame_rate_and_is_read_whole(tmp_path):
+    """FFmpeg 8 reads a raw .dv (a FireWire capture, dvgrab's) at 60000 fps, its time base's: every DV file
+    failed as "truncated or damaged" at its end, and its outputs would have run at 60000 fps."""
+    import av
+
+    path = tmp_path / "capture.dv"
+    with av.open(str(path), "w", format="dv") as out:
+        v = out.add_stream("dvvideo", rate=25)
+        v.width, v.height, v.pix_fmt = 720, 576, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((576, 720, 3), 60 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    with VideoFileSource(path) as src:
+        assert src.info.average_rate == 25
+        frames = list(src)
+    assert [f.pts * f.time_base for f in frames] == [Fraction(i, 25) for i in range(3)]
+
+
+def test_an_mxf_keeps_its_timecode_but_not_its_writers_identity(tmp_path):
+    """An MXF's tags name the program that wrote it (company, product, versions) and the material's UMIDs, which
+    Avid relinks by: carried into the cut-out's tags, they claimed it was that file. Its timecode stays."""
+    import av
+
+    path = tmp_path / "A001C001.mxf"
+    with av.open(str(path), "w", format="mxf") as out:
+        v = out.add_stream("mpeg2video", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv422p"
+        v.metadata["timecode"] = "10:00:00:00"
+        for i in range(2):
+            out.mux(v.encode(_frame(i)))
+        out.mux(v.encode(None))
+    with VideoFileSource(path) as src:
+        assert src.info.timecode == "10:00:00:00" and src.info.tags == ()
+
+
 def test_close_is_idempotent_and_stops_iteration(tmp_path):
     g = make_video(tmp_path / "in.mkv", n_frames=6, with_audio=False)
     src = VideoFileSource(g.path)

@@ -133,6 +133,9 @@ def test_spec_errors_are_one_line_and_immediate(tmp_path: Path) -> None:
         open_live_source("rtsp://127.0.0.1/x", max_retries=-1)
     target = parse_source_spec("rtsp://me:secret@127.0.0.1:8554/cam")
     assert "secret" not in target.name and target.options["rtsp_transport"] == "tcp"
+    # an http(s) camera file is read as a file; MPEG-TS (.mts too) and HTTP-FLV names may be live streams
+    kinds = {url: parse_source_spec(f"http://127.0.0.1/{url}").kind for url in ("a.mxf", "a.mov", "live.flv", "cam.mts", "cam.ts")}
+    assert kinds == {"a.mxf": "file", "a.mov": "file", "live.flv": "network", "cam.mts": "network", "cam.ts": "network"}
     assert "fflags" not in target.options  # "nobuffer" would drop the first keyframe (see below)
 
 

@@ -418,16 +418,25 @@ def _timecode(path: Path) -> Optional[str]:
         return next((v for k, v in c.streams.video[0].metadata.items() if k.lower() == "timecode"), None)
 
 
+def _reel_name(path: Path) -> Optional[str]:
+    """The reel name of the timecode: a MOV's tmcd track's, else the video's tag (Matroska)."""
+    with av.open(str(path)) as c:
+        tables = [s.metadata for s in c.streams.data] + [c.streams.video[0].metadata]
+        return next((v for t in tables for k, v in t.items() if k.lower() == "reel_name"), None)
+
+
 def test_start_timecode_and_the_files_tags_are_kept(tmp_path, seg):
     """A camera's start timecode survives, so the cut-out conforms to the source in an NLE, and so do
-    the file's own tags: a phone video's creation time (photo apps sort by it), its title."""
+    the file's own tags: a phone video's creation time (photo apps sort by it), its title. The timecode's reel
+    name (the camera card's, in the tmcd track) too: Resolve and Avid conform by reel and timecode, and it was lost."""
     tags = {"creation_time": "2024-06-01T10:20:30.000000Z", "title": "Holiday"}
-    src = make_scene(tmp_path / "cam.mov", 4, SIZE, with_audio=False, timecode="01:00:10:05", tags=tags)
-    assert _timecode(src.path) == "01:00:10:05"
+    src = make_scene(tmp_path / "cam.mov", 4, SIZE, with_audio=False, timecode="01:00:10:05", tags=tags, reel_name="A001C003")
+    assert _timecode(src.path) == "01:00:10:05" and _reel_name(src.path) == "A001C003"
     for name, kind in (("a.mov", "alpha"), ("g.mp4", "green"), ("m.mkv", "mask"), ("a.webm", "alpha")):
         out = tmp_path / name
         process_video(src.path, out, kind=kind, segmenter=seg, smooth="none")
         assert _timecode(out) == "01:00:10:05", name
+        assert _reel_name(out) == (None if name.endswith(".mp4") else "A001C003"), name  # MP4's tmcd track has no name
         with av.open(str(out)) as c:
             assert {k: c.metadata.get(k) for k in tags} == tags, name
     with av.open(str(tmp_path / "a.mov")) as c:

@@ -16,7 +16,7 @@ import pytest
 
 from birefvid.api import build_file_job, process_video
 from birefvid.cli import main
-from birefvid.errors import ConfigError
+from birefvid.errors import ConfigError, SourceError
 from birefvid.io import open_source
 from birefvid.io.trim import TrimmedSource, parse_time, shift_timecode
 from birefvid.job import FileJob
@@ -165,6 +165,19 @@ def test_a_range_outside_the_video_is_one_error_line(tmp_path, pvt_b0_weights, c
     assert not out.exists() and partial_leftovers(tmp_path) == []
 
 
+def test_a_range_given_in_the_sources_timecode_is_named_as_such(tmp_path):
+    """An editor reads 01:00:00:10 on a clip in the NLE and types --start 1:00:00.4: the error said only that a
+    0.4 s clip has no frames from 3600.4 s. It says the range counts from the first frame, and what that is."""
+    src = make_video(tmp_path / "cam.mov", n_frames=10, size=SIZE, with_audio=False, timecode="01:00:00:00")
+    with open_source(src.path) as inner:
+        with pytest.raises(SourceError) as err:
+            TrimmedSource(inner, start=3600.2, end=3600.32)
+    assert "not from its timecode 01:00:00:00: on that timecode this is --start 0.200 --end 0.320" in str(err.value)
+    with open_source(src.path) as inner, pytest.raises(SourceError) as err:
+        TrimmedSource(inner, start=5)  # past the end whatever the timecode: no hint
+    assert "timecode" not in str(err.value)
+
+
 def test_a_time_that_is_not_a_time_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["process", "in.mp4", "-o", str(tmp_path / "x.mkv"), "--start", "1:2:3:4"])
@@ -238,6 +251,9 @@ def test_time_and_timecode_arithmetic():
     assert shift_timecode("00:09:59;29", 1, ntsc) == "00:10:00;00"
     assert shift_timecode("00:00:00;00", 17982, ntsc) == "00:10:00;00"
     assert shift_timecode("not a timecode", 5, Fraction(25)) is None
+    # a night shoot's time-of-day timecode cut after midnight: SMPTE hours run 00-23 (it gave 24:00:00:08)
+    assert shift_timecode("23:59:59:20", 13, Fraction(25)) == "00:00:00:08"
+    assert shift_timecode("23:59:59;29", 1, ntsc) == "00:00:00;00"  # a tenth minute: no numbers dropped
 
 
 @pytest.mark.parametrize("out_name,kind,tracks", [("cut.mp4", "green", 1), ("cut.mkv", "alpha", 2)])

@@ -69,6 +69,9 @@ def join_chunks(
                 for key, value in template.metadata.items():  # e.g. WebM's alpha_mode; not the chunk's own length
                     if key.upper() != "DURATION":
                         video.metadata[key] = value
+                for data in first.streams.data:  # a MOV chunk's reel name is in its timecode track; the joined one writes it there
+                    if data.metadata.get("reel_name") and "timecode" in video.metadata:
+                        video.metadata["reel_name"] = data.metadata["reel_name"]
                 if audio_from is not None and has_audio(audio_from):
                     audio = AudioTracks(audio_from, out, muxer)
                 if subtitles_from is not None:

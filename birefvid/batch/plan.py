@@ -69,7 +69,7 @@ def header_frames(path: str | Path) -> Optional[int]:
     off): planned, its chunks would lose the end quietly, or each fail as if damaged midway."""
     import av
 
-    from ..io.video_source import decodable_video_stream, open_container, shown_frame_count, structural_damage
+    from ..io.video_source import decodable_video_stream, frame_rate, open_container, shown_frame_count, structural_damage
 
     with open_container(Path(path)) as container:
         stream = decodable_video_stream(container, path)
@@ -79,7 +79,7 @@ def header_frames(path: str | Path) -> Optional[int]:
         shown = shown_frame_count(stream)
         if shown:
             return shown
-        rate = stream.average_rate or stream.guessed_rate
+        rate = frame_rate(stream)
         seconds = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / av.time_base
         return int(round(seconds * float(rate))) if rate and seconds else None
 

@@ -112,10 +112,11 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
         p = Path(text)
         if p.is_dir():
             if recursive:
-                found.extend(sorted(_tree(p, Path(), frozenset({os.path.realpath(p)}), skip, ours), key=lambda f: f.sub / f.path.name))
+                in_folder = sorted(_tree(p, Path(), frozenset({os.path.realpath(p)}), skip, ours), key=lambda f: f.sub / f.path.name)
             else:
-                found.extend(Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in ours))
+                in_folder = [Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in ours)]
                 _note_subfolders(p, out_dir)
+            found.extend(_without_sound_only_mxf(p, in_folder))
         elif p.is_file():
             found.append(Found(p))
         else:
@@ -208,6 +209,26 @@ def _earlier_outputs(out_dir: Optional[Path]) -> set[Path]:
         return {(Path(out_dir) / name).resolve() for name in videos}  # keyed by output name, wherever the run was started from
     except (OSError, ValueError, AttributeError, TypeError):
         return set()  # an unreadable manifest is reported when the run opens it
+
+
+def _without_sound_only_mxf(folder: Path, found: list[Found]) -> list[Found]:
+    """``found`` less the MXF files that hold sound only: OP-Atom keeps each sound channel in an MXF of its own
+    (a P2 card's AUDIO/, an Avid MediaFiles folder), beside the picture's; they are the clips' sound, not
+    videos that failed. One info line says how many were left out."""
+    import av
+
+    def sound_only(path: Path) -> bool:
+        try:
+            with av.open(str(path)) as c:
+                return not c.streams.video and bool(c.streams.audio)
+        except (av.FFmpegError, OSError, ValueError):
+            return False  # unreadable: an input, reported as such
+
+    dropped = [f for f in found if f.path.suffix.lower() == ".mxf" and sound_only(f.path)]
+    if dropped:
+        log.info("%s: %d MXF file%s hold%s sound only (OP-Atom, one channel a file) and %s left out", folder, len(dropped),
+                 "s" if len(dropped) > 1 else "", "" if len(dropped) > 1 else "s", "are" if len(dropped) > 1 else "is")  # fmt: skip
+    return [f for f in found if f not in dropped]
 
 
 def _is_video(path: Path) -> bool:

@@ -326,7 +326,7 @@ class AudioTrack(InterleavedPackets):
         """A track with no sound in the part kept (a microphone track that ends before ``--start``): MOV and MP4
         leave an empty track out, so the output's tracks no longer match the source's without a word."""
         meta = self._src_stream.metadata
-        about = ", ".join(v for v in (meta.get("title"), meta.get("language")) if v)
+        about = ", ".join(v for v in (meta.get("title") or meta.get("name"), meta.get("language")) if v)
         track = f"audio track {self._number}" + (f" ({about})" if about else "")
         where = " in the part kept" if self._window is not None else ""
         if self._muxer in ("mov", "mp4"):

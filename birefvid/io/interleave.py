@@ -38,10 +38,13 @@ _NOT_CARRIED = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_
 def carry_track_tags(source: av.stream.Stream, target: av.stream.Stream, keys: tuple[str, ...] = ("language", "title")) -> None:
     """Give ``target`` the ``keys`` tags of ``source`` and its flags (default, forced, comment ...):
     PyAV's copied streams have none, so Matroska marked no track default and MP4 the first one,
-    whichever track the source's player would pick (and a forced subtitle was no longer forced)."""
+    whichever track the source's player would pick (and a forced subtitle was no longer forced). A MOV/MP4
+    track's name (its 'name' atom, which FFmpeg reads as ``name`` and writes from ``title``) is its title:
+    a camera's or an edit's "Boom", "Lav 1" were lost in every output."""
     for key in keys:
-        if key in source.metadata:
-            target.metadata[key] = source.metadata[key]
+        value = source.metadata.get(key) or (source.metadata.get("name") if key == "title" else None)
+        if value:
+            target.metadata[key] = value
     target.disposition = source.disposition & ~_NOT_CARRIED
 
 

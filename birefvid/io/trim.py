@@ -93,7 +93,8 @@ def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
     """``timecode`` (HH:MM:SS:FF, or HH:MM:SS;FF drop-frame) ``frames`` later at ``rate``; None when it cannot be read.
 
     Drop-frame (29.97 and 59.94 fps) skips frame numbers 0 and 1 (0-3 at 59.94) of every minute but
-    each tenth, as SMPTE 12M counts.
+    each tenth, as SMPTE 12M counts. Time of day wraps at midnight: a night shoot's 23:59:59:20 a second on is
+    00:00:00:20, not 24:00:00:20, which no editor reads.
     """
     m = re.fullmatch(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d)", timecode.strip())
     start = timecode_frame(timecode, rate)
@@ -109,7 +110,30 @@ def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
         tens, rest = divmod(number, per_ten)
         number += 9 * drop * tens + (drop * ((rest - drop) // per_minute) if rest > drop else 0)
     f_, total_s = number % nominal, number // nominal
-    return f"{total_s // 3600:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}{sep}{f_:02d}"
+    return f"{total_s // 3600 % 24:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}{sep}{f_:02d}"
+
+
+def _timecode_hint(info: StreamInfo, start: float, end: Optional[float]) -> str:
+    """For a range past the video's end that reads as the source's timecode (an editor's ``--start 1:00:05``
+    for a clip starting at 01:00:00:00): the range counted from the first frame it means."""
+    if not info.timecode or not info.average_rate or not info.duration:
+        return ""
+    first = timecode_frame(info.timecode, info.average_rate)
+    if first is None:
+        return ""
+    rate, nominal, sep = Fraction(info.average_rate), round(info.average_rate), info.timecode.strip()[-3]
+
+    def counted(t: float) -> float:
+        """``t`` read as a timecode label (its seconds' fraction in frames, drop-frame counted), as seconds from the first frame."""
+        whole, frames = divmod(round(t * nominal), nominal)
+        label = f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}{sep}{frames:02d}"
+        return ((timecode_frame(label, rate) or 0) - first) / float(rate)
+
+    if not 0 <= counted(start) < info.duration:
+        return ""
+    until = "" if end is None else f" --end {counted(end):.3f}"
+    return (f"; --start and --end count from the first frame (0), not from its timecode {info.timecode}: "
+            f"on that timecode this is --start {counted(start):.3f}{until}")
 
 
 class TrimmedSource(Source):
@@ -146,7 +170,8 @@ class TrimmedSource(Source):
                 break
         if kept is None:
             length = f"; the video lasts {info.duration:.3f} s" if info.duration else ""
-            raise SourceError(f"{_name(inner)} has no frames from {start:g} s{'' if end is None else f' to {end:g} s'}{length}")
+            raise SourceError(f"{_name(inner)} has no frames from {start:g} s{'' if end is None else f' to {end:g} s'}{length}"
+                              f"{_timecode_hint(info, start, end)}")
         assert first_pts is not None and kept.pts is not None
         self._frames, self._first = frames, kept
         self._shift, self._first_pts, self._end = kept.pts, first_pts, end

@@ -170,6 +170,8 @@ class VideoFileSink(Sink):
             self._keep_pixel_shape(cc, info.sample_aspect_ratio)
         if info.timecode:
             stream.metadata["timecode"] = info.timecode  # MOV/MP4 write a tmcd track of it; Matroska a tag
+            if info.reel_name:  # in the tmcd track: Resolve and Avid conform by reel and timecode
+                stream.metadata["reel_name"] = info.reel_name
         if self.threads and spec.codec in ONE_THREAD_CODECS:
             cc.thread_count = self.threads
         self._matrix, self._range = None, None

@@ -277,7 +277,7 @@ def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts
 
     An edit list may hide a couple of leading samples without flagging them, so 1-2 frames short is no loss. Read
     from a seek (``from_start`` False), only the declared end says whether the file is whole."""
-    declared, rate = declared_seconds(stream), stream.average_rate or stream.guessed_rate
+    declared, rate = declared_seconds(stream), frame_rate(stream)
     expected = (stream.frames or 0) - hidden if from_start else 0
     if declared and rate and expected > 2 * declared * float(rate) + 2:
         expected = 0  # a count its own duration belies (a damaged index's: 1073741834 for 10 frames): the duration says
@@ -335,24 +335,43 @@ def declared_seconds(stream: av.video.stream.VideoStream) -> Optional[float]:
     return float(stream.duration * stream.time_base) if stream.duration is not None else None
 
 
+def frame_rate(stream: av.video.stream.VideoStream) -> Optional[Fraction]:
+    """The stream's frame rate: its average, else the guessed one; also the guessed one where the average is one
+    frame a tick of the time base, which is no rate (FFmpeg 8's raw DV: 60000 fps for 25, so every .dv file was
+    "truncated", and its outputs would have run at 60000 fps)."""
+    average, guessed = stream.average_rate, stream.guessed_rate
+    if average and guessed and average == 1 / stream.time_base and guessed < average:
+        return Fraction(guessed)
+    return Fraction(average or guessed) if average or guessed else None
+
+
 def shown_frame_count(stream: av.video.stream.VideoStream) -> Optional[int]:
     """The frames a video stream will show, from its header: the declared count, or duration x rate
     where that is clearly fewer (an edit list hides samples the count includes)."""
     count = stream.frames or None
-    rate = stream.average_rate or stream.guessed_rate
+    rate = frame_rate(stream)
     seconds = declared_seconds(stream)
     if count and seconds and rate and count > round(seconds * rate) + 2:
         return round(seconds * rate)
     return count
 
 
-# container tags that describe how the file was written, not what it holds: the new file writes its own
-WRITER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "timecode"})
+# container tags that describe how the file was written, not what it holds: the new file writes its own. MXF's name
+# the writing application and give the material its identity (UMIDs, which Avid relinks by): a cut-out is other material
+WRITER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "timecode",
+                         "operational_pattern_ul", "uid", "generation_uid", "material_package_umid", "company_name", "product_name",
+                         "product_version", "product_version_num", "toolkit_version_num", "product_uid", "application_platform"})
 
 
 def _timecode(metadata: dict[str, str]) -> Optional[str]:
     """A start timecode tag (MOV's tmcd track, Matroska's TIMECODE, MXF's), whatever its key's case."""
     return next((v for k, v in metadata.items() if k.lower() == "timecode" and v), None)
+
+
+def _reel_name(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> Optional[str]:
+    """The reel (tape, card) name of the start timecode: a MOV's timecode track's, MXF's, the video's or the file's."""
+    tables = (video.metadata, *(st.metadata for st in container.streams if st.type == "data"), container.metadata)
+    return next((v for metadata in tables for k, v in metadata.items() if k.lower() == "reel_name" and v), None)
 
 
 def _int(value: object) -> Optional[int]:
@@ -495,7 +514,7 @@ class VideoFileSource(Source):
         self.rotation = int(first.rotation or 0)
         width, height = rotated_size(first.width, first.height, self.rotation)
         check_picture_size(width, height, self.path)
-        rate = s.average_rate or s.guessed_rate
+        rate = frame_rate(s)
         # the video stream's own declared length (not the container's, which may be audio's)
         self._declared = declared_seconds(s)
         duration, frame_count = self._declared, shown_frame_count(s)
@@ -521,6 +540,7 @@ class VideoFileSource(Source):
             color_trc=_int(first.color_trc) or _int(cc.color_trc),
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             timecode=_timecode(s.metadata) or _timecode(self._container.metadata),
+            reel_name=_reel_name(self._container, s),
             tags=tuple((k, v) for k, v in self._container.metadata.items() if k.lower() not in WRITER_TAGS and v),
             bit_depth=picture_bits(first),
         )
@@ -546,7 +566,7 @@ class VideoFileSource(Source):
         timestamps at all) the frames go on untimed, as before.
         """
         s = self._stream
-        rate = s.average_rate or s.guessed_rate
+        rate = frame_rate(s)
         held: list[av.VideoFrame] = []
         for frame in frames:
             if frame.pts is not None or not rate:
