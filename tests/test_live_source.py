@@ -476,12 +476,15 @@ def test_a_udp_stream_whose_clock_leaps_an_hour_ahead_goes_on_as_after_a_cut(tmp
     assert len(heard) > 50 and max(heard) < 3.0, heard[-5:]
 
 
-def _send_paced(data: bytes, port: int, seconds: float) -> None:
-    """Send ``data`` to 127.0.0.1:``port`` in MPEG-TS datagrams spread over ``seconds``, as ``-re`` would."""
+def _send_paced(data: bytes, port: int, seconds: float, until: Optional[threading.Event] = None) -> None:
+    """Send ``data`` to 127.0.0.1:``port`` in MPEG-TS datagrams spread over ``seconds``, as ``-re`` would
+    (stopping early once ``until`` is set)."""
     chunks = [data[i : i + 1316] for i in range(0, len(data), 1316)]
     t0 = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
         for i, chunk in enumerate(chunks):
+            if until is not None and until.is_set():
+                return
             out.sendto(chunk, ("127.0.0.1", port))
             time.sleep(max(0.0, t0 + seconds * (i + 1) / len(chunks) - time.monotonic()))
 
@@ -718,6 +721,59 @@ def test_close_is_prompt_while_blocked_reading_a_stalled_stream(clip30s: Path) -
             assert _live_threads() == []
         finally:
             os.kill(server._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+
+
+def test_a_frozen_server_is_lost_after_the_read_timeout_not_twice_it(clip30s: Path) -> None:
+    """A camera that froze with its connection open (SIGSTOP here) handed over one stale picture when
+    FFmpeg's wait ran out, which started the wait again: the stream counted as lost only after twice
+    ``--read-timeout``, and the stale picture was shown as live."""
+    with RtspServer(clip30s) as server:
+        src = open_live_source(server.url, read_timeout=1.5, backoff_initial=20, backoff_max=20)
+        try:
+            src.start()
+            assert _read_for(src, 0.5)
+            os.kill(server._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+            frozen = time.monotonic()
+            late = []
+            while src.state == "live" and time.monotonic() - frozen < 5.0:
+                if src.read(0.02) is not None:
+                    late.append(time.monotonic() - frozen)
+            lost_after = time.monotonic() - frozen
+            assert src.state == "reconnecting" and lost_after < 2.4, (src.state, lost_after)
+            assert not [t for t in late if t > 0.5], late  # no picture from before the freeze shown seconds later
+        finally:
+            os.kill(server._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+            src.close()
+
+
+def test_a_stream_whose_pictures_stop_while_its_sound_goes_on_is_lost(tmp_path: Path) -> None:
+    """An MPEG-TS camera whose pictures stopped while its sound went on stayed "live" on a frozen
+    picture for as long as the sound came (for ever, and the recording's part was never committed):
+    the read timeout counted sound packets as data. It is now counted from the last picture."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    sound = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration={}", "-c:a", "aac"]
+    both, alone = tmp_path / "both.ts", tmp_path / "sound.ts"
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=24:duration=1",
+                    *[a.format(1) for a in sound], "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "12",
+                    "-streamid", "0:256", "-streamid", "1:257", "-f", "mpegts", str(both)], check=True)  # fmt: skip
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", *[a.format(4) for a in sound], "-streamid", "0:257",
+                    "-output_ts_offset", "1", "-f", "mpegts", str(alone)], check=True)  # fmt: skip
+    port = _udp_port()
+
+    def send() -> None:  # a second of pictures and sound, then 4 s of sound alone on the same PIDs
+        _send_paced(both.read_bytes(), port, 1.0)
+        _send_paced(alone.read_bytes(), port, 4.0, until=lost)
+
+    lost = threading.Event()
+    sender = threading.Thread(target=send)
+    with open_live_source(f"udp://127.0.0.1:{port}", audio=True, read_timeout=1.0, backoff_initial=20, backoff_max=20) as src:
+        sender.start()
+        try:
+            src.start(timeout=10)
+            assert _wait_state(src, "reconnecting", within=3.0) < 3.0  # the sound goes on for 4 s more
+        finally:
+            lost.set()
+            sender.join()
 
 
 def test_close_is_prompt_while_waiting_to_reconnect(clip30s: Path) -> None:

@@ -61,3 +61,35 @@ def test_a_full_disk_under_stats_json_is_one_error_and_the_run_can_still_finish(
                 stats.emit(1.0, None)
         assert stats.final(2.0, None)["final"]  # the runner still gets its summary, and stops its threads
         stats.close()
+
+
+@pytest.mark.parametrize("rotate", ["moved", "deleted"])
+def test_stats_json_follows_logrotate(tmp_path, rotate):
+    """A run of weeks whose --stats-json logrotate moved (or deleted) went on writing into the moved
+    file, or into a deleted one whose disk space then stayed taken until the run ended: the next line
+    now starts a new file under the name given."""
+    import os
+
+    path = tmp_path / "stats.jsonl"
+    stats = LiveStats(every=0.0, json_path=path)
+    try:
+        stats.emit(1.0, None)
+        if rotate == "moved":
+            path.rename(tmp_path / "stats.jsonl.1")
+        else:
+            path.unlink()
+        stats.emit(2.0, None)
+        assert stats.final(3.0, None)["final"]
+        assert len(path.read_text().splitlines()) == 2  # the line after the rotation and the final one
+        if rotate == "moved":
+            assert len((tmp_path / "stats.jsonl.1").read_text().splitlines()) == 1
+        if os.path.isdir("/proc/self/fd"):  # Linux: no descriptor left on the deleted file
+            held = []
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    held.append(os.readlink(f"/proc/self/fd/{fd}"))
+                except OSError:
+                    pass
+            assert not [h for h in held if "stats.jsonl" in h and h.endswith("(deleted)")]
+    finally:
+        stats.close()

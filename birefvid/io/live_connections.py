@@ -174,6 +174,7 @@ class AvConnection:
     def _decode(self) -> Iterator[av.VideoFrame]:
         wanted = [self._stream] if self._audio_stream is None else [self._stream, self._audio_stream]
         packets = self._container.demux(*wanted)
+        waited = 0.0  # seconds spent waiting on the network since the last picture's packet
         while True:
             t0 = time.monotonic()
             try:
@@ -182,9 +183,17 @@ class AvConnection:
                 return
             except (av.FFmpegError, OSError) as e:
                 raise ConnectionLost(_reason(e, time.monotonic() - t0, self._read_timeout, "data")) from e
+            waited += time.monotonic() - t0
+            if waited >= self._read_timeout:
+                # --read-timeout counts from the last picture: a frozen RTSP server's stale packet, handed
+                # over when FFmpeg's wait ran out, restarted the wait (lost after twice the timeout), and
+                # a camera whose pictures stopped while its sound went on was never lost at all
+                what = "pictures (its sound goes on)" if packet.stream is self._audio_stream else "data"
+                raise ConnectionLost(f"no {what} within {self._read_timeout:g} s")
             if packet.stream is self._audio_stream:
                 self._decode_audio(packet)
                 continue
+            waited = 0.0
             try:
                 frames = packet.decode()
             except (av.FFmpegError, OSError) as e:  # a damaged packet on a lossy link: skip it

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import stat
 import threading
 import time
 from array import array
@@ -165,12 +167,36 @@ class LiveStats:
         """Append one JSON line; a full disk or lost folder is one SinkError, once (the file is then given up)."""
         if self._json is None:
             return
+        self._follow_rotation()
         try:
             self._json.write(json.dumps(summary) + "\n")
             self._json.flush()
         except OSError as e:
             self._give_up()
             raise SinkError(f"{option('stats_json')} {self._json_path}: cannot write it ({e.strerror or e})") from None
+
+    def _follow_rotation(self) -> None:
+        """Reopen the file when its name no longer leads to it (logrotate moved or deleted it): the lines
+        of a run of weeks went on into the moved file, and a deleted one kept its disk space until the run ended."""
+        assert self._json is not None and self._json_path is not None
+        try:
+            held = os.fstat(self._json.fileno())
+            if not stat.S_ISREG(held.st_mode):  # a pipe or /dev/stdout: nothing to rotate
+                return
+            named = os.stat(self._json_path)
+            if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return
+        except FileNotFoundError:
+            pass  # deleted, or moved with no new file made yet: start one
+        except OSError:
+            return
+        try:
+            fresh = open(self._json_path, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError:
+            return  # the folder went away: the lines go on where they went
+        handle, self._json = self._json, fresh
+        with contextlib.suppress(OSError):
+            handle.close()
 
     def _give_up(self) -> None:
         """Drop the JSON file after a failed write: closing it would only try the same write again."""
