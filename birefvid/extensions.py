@@ -7,5 +7,8 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", "
                               ".mxf", ".mts", ".m2ts", ".m2t", ".dv", ".3gp", ".wmv", ".ogv"})
 # MPEG-TS endings: at an http(s) URL such a name may be a live stream, so `live` reads it as one, not as a file
 TS_EXTENSIONS = frozenset({".ts", ".mts", ".m2ts", ".m2t"})
+# endings that may name a live stream at an http(s) URL: MPEG-TS's, and Ogg video's, an Icecast mount's (cam.ogv),
+# which read as a file ended the run when the connection dropped instead of reconnecting
+URL_STREAM_EXTENSIONS = TS_EXTENSIONS | {".ogv"}
 # an iPhone's photos: read through the optional pillow-heif (birefvid[heic]), by `image` only
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})

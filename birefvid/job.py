@@ -366,14 +366,14 @@ def is_stream_spec(source: str) -> bool:
     from pathlib import PurePosixPath
     from urllib.parse import urlsplit
 
-    from .extensions import TS_EXTENSIONS, VIDEO_EXTENSIONS
+    from .extensions import URL_STREAM_EXTENSIONS, VIDEO_EXTENSIONS
 
     text = str(source).strip()
     if "://" not in text:
         return False
     scheme = text.split("://", 1)[0].lower()
     suffix = PurePosixPath(urlsplit(text).path).suffix.lower()
-    return not (scheme == "file" or (scheme in ("http", "https") and suffix in VIDEO_EXTENSIONS - TS_EXTENSIONS))  # as io.live_target reads them
+    return not (scheme == "file" or (scheme in ("http", "https") and suffix in VIDEO_EXTENSIONS - URL_STREAM_EXTENSIONS))  # as io.live_target reads them
 
 
 def check_microphone_source(source: str, realtime: bool) -> None:

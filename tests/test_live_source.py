@@ -140,6 +140,16 @@ def test_spec_errors_are_one_line_and_immediate(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="V4L2 device paths are Linux")
+def test_an_icecast_ogg_mount_is_a_live_stream_not_a_file() -> None:
+    """An Icecast camera at http://host:8000/cam.ogv is live, as an MPEG-TS .ts is: read as a file (once
+    .ogv counted as a video file), a dropped connection ended the run ("source ended") where a stream reconnects."""
+    from birefvid.job import is_stream_spec
+
+    url = "http://127.0.0.1:8000/cam.ogv"
+    assert parse_source_spec(url).kind == "network" and is_stream_spec(url)
+    assert parse_source_spec("http://127.0.0.1/clip.mp4").kind == "file"
+
+
 def test_missing_camera_fails_at_once() -> None:
     index = next(i for i in range(10, 200) if not os.path.exists(f"/dev/video{i}"))
     t0 = time.monotonic()

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import av
 
 from birefvid.errors import ConfigError, SourceError, input_not_found, option
-from birefvid.extensions import TS_EXTENSIONS, VIDEO_EXTENSIONS
+from birefvid.extensions import URL_STREAM_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.base import ffmpeg_name
 from birefvid.urls import without_password as _redact
 
@@ -37,7 +37,7 @@ _SCHEME_OPTIONS: dict[str, dict[str, str]] = {
 }
 # http(s) URLs with these endings are video files, read as files; anything else (an IP camera's
 # MJPEG, HLS, an MPEG-TS .ts that may be live) is a stream
-_FILE_SUFFIXES = VIDEO_EXTENSIONS - TS_EXTENSIONS
+_FILE_SUFFIXES = VIDEO_EXTENSIONS - URL_STREAM_EXTENSIONS
 
 
 @dataclass(frozen=True)
