@@ -174,6 +174,9 @@ def test_a_range_given_in_the_sources_timecode_is_named_as_such(tmp_path):
             TrimmedSource(inner, start=3600.2, end=3600.32)
     assert "not from its timecode 01:00:00:00: on that timecode this is --start 0.200 --end 0.320" in str(err.value)
     with open_source(src.path) as inner, pytest.raises(SourceError) as err:
+        TrimmedSource(inner, start=3600.1, end=3600.3)  # between frames (2.5 and 7.5 in): said as given, not a frame early
+    assert "on that timecode this is --start 0.100 --end 0.300" in str(err.value)
+    with open_source(src.path) as inner, pytest.raises(SourceError) as err:
         TrimmedSource(inner, start=5)  # past the end whatever the timecode: no hint
     assert "timecode" not in str(err.value)
 

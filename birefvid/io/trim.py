@@ -125,9 +125,10 @@ def _timecode_hint(info: StreamInfo, start: float, end: Optional[float]) -> str:
 
     def counted(t: float) -> float:
         """``t`` read as a timecode label (its seconds' fraction in frames, drop-frame counted), as seconds from the first frame."""
-        whole, frames = divmod(round(t * nominal), nominal)
+        exact = round(t * nominal, 6)  # a part frame is kept: 1:00:00.5 at 25 fps is 12.5 frames in, 0.5 s, not frame 12's 0.48
+        whole, frames = divmod(int(exact), nominal)
         label = f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}{sep}{frames:02d}"
-        return ((timecode_frame(label, rate) or 0) - first) / float(rate)
+        return ((timecode_frame(label, rate) or 0) - first + exact - int(exact)) / float(rate)
 
     if not 0 <= counted(start) < info.duration:
         return ""
