@@ -192,3 +192,11 @@ def test_export_refuses_run_options_it_would_ignore(tmp_path, capsys, argv, word
     out = tmp_path / "m.onnx"
     assert main(["export", str(out), "--model", "tiny", *argv]) == 2
     assert words in capsys.readouterr().err and not out.exists()
+
+
+def test_export_help_offers_no_run_options(capsys):
+    """export --help listed --precision "default: fp16 on CUDA" and --device cuda, which export refuses: its file is fp32 for every device."""
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    shown = capsys.readouterr().out
+    assert "--resolution" in shown and not any(o in shown for o in ("--precision", "--device", "--backend", "--keep-aspect"))

@@ -16,7 +16,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default onnx)")
     parser.add_argument("--batch-size", type=int, default=1, help="the exported model's fixed batch size (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    add_model_options(parser)
+    add_model_options(parser, runs=False)  # the run options are refused (_refuse_run_options), so not offered
     parser.set_defaults(run=run)
 
 

@@ -15,17 +15,21 @@ from ..job import BACKENDS, DECODERS, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, PRECISION
 log = logging.getLogger(__name__)
 
 
-def add_model_options(parser: argparse.ArgumentParser, resolution_default: str = "the model's native size") -> None:
-    """--model/--weights/--backbone and the inference options every command that runs the model shares."""
+def add_model_options(parser: argparse.ArgumentParser, resolution_default: str = "the model's native size", runs: bool = True) -> None:
+    """--model/--weights/--backbone and the inference options every command that runs the model shares.
+
+    ``runs`` False (export, which runs nothing): --keep-aspect, --device, --precision and --backend are parsed, so a
+    refusal can say why, but left out of --help, which offered "fp16 on CUDA" for a file that is always fp32."""
     group = parser.add_argument_group("model")
+    shown = (lambda text: text) if runs else (lambda text: argparse.SUPPRESS)
     group.add_argument("--model", default=None, help="registry name (see `birefvid models`) or a Hugging Face repo owner/name (default: general)")
     group.add_argument("--weights", default=None, help="a local checkpoint (.pth or .safetensors, or a Hugging Face snapshot folder) instead of --model")
     group.add_argument("--backbone", default=None, help="backbone of --weights (detected from the file when omitted)")
     group.add_argument("--resolution", default=None, help=f"inference size N or WxH, multiples of 32 (default: {resolution_default})")
-    group.add_argument("--keep-aspect", action="store_true", help="keep each frame's aspect ratio at inference (sides rounded to multiples of 32)")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    group.add_argument("--precision", default="auto", choices=PRECISIONS, help="default: fp16 on CUDA; on CPU bf16 where the CPU has bf16 instructions, else fp32")
-    group.add_argument("--backend", default="auto", choices=BACKENDS, help="inference engine (default auto: openvino on x86 CPUs, torch elsewhere)")
+    group.add_argument("--keep-aspect", action="store_true", help=shown("keep each frame's aspect ratio at inference (sides rounded to multiples of 32)"))
+    group.add_argument("--device", default="auto", help=shown("auto, cpu, cuda, cuda:N or mps (default: auto)"))
+    group.add_argument("--precision", default="auto", choices=PRECISIONS, help=shown("default: fp16 on CUDA; on CPU bf16 where the CPU has bf16 instructions, else fp32"))
+    group.add_argument("--backend", default="auto", choices=BACKENDS, help=shown("inference engine (default auto: openvino on x86 CPUs, torch elsewhere)"))
 
 
 def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None:
