@@ -224,3 +224,5 @@ def test_a_device_out_of_memory_is_one_line_saying_what_makes_it_fit():
     with pytest.raises(ConfigError, match=r"cpu ran out of memory running the model on 2 frames at 64x64 \(CUDA out of memory\. "
                                           r"Tried to allocate 3\.00 GiB.* is free\); try batch_size=1 or a smaller resolution"):  # fmt: skip
         seg(_frames(2, (48, 64)))
+    with pytest.raises(torch.cuda.OutOfMemoryError):  # what an API caller catches to go on with fewer pictures
+        seg(_frames(2, (48, 64)))

@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 
 EACH_BATCH = 4  # pictures a model call at most in segment_each (and __call__ with a list): the file pipeline's batch on CUDA
 
+
+class DeviceOutOfMemory(ConfigError, torch.cuda.OutOfMemoryError):
+    """The model did not fit the device: one line for the CLI (a ConfigError), and still the OutOfMemoryError an
+    API caller catches to retry with fewer or smaller pictures (a plain ConfigError slipped past that ``except``)."""
+
+
 # one picture (see ``pictures.as_rgb``), a sequence of them, an (N, H, W, C) array or an (N, 3, H, W) tensor
 FramesLike = Union[Picture, Sequence[Picture], np.ndarray, torch.Tensor]
 
@@ -181,14 +187,14 @@ class Segmenter:
             alpha = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
         return alpha.clamp_(0.0, 1.0)
 
-    def _out_of_memory(self, exc: BaseException, shape: torch.Size) -> ConfigError:
+    def _out_of_memory(self, exc: BaseException, shape: torch.Size) -> DeviceOutOfMemory:
         """One line for a device too small for these settings (``image`` showed torch's traceback), with what makes it fit."""
         frames, (h, w) = shape[0], self.inference_size(*shape[2:])
         fixes = ([option("batch_size", 1)] if frames > 1 else []) + [f"a smaller {option('resolution')}"]
         if self.precision == "fp32" and self.device.type == "cuda":
             fixes.append(option("precision", "fp16"))
         said = (str(exc).strip().splitlines() or ["out of memory"])[0].split(". Including", 1)[0][:200]
-        return ConfigError(f"{self.device} ran out of memory running the model on {frames} frame{'s' if frames > 1 else ''} "
+        return DeviceOutOfMemory(f"{self.device} ran out of memory running the model on {frames} frame{'s' if frames > 1 else ''} "
                            f"at {w}x{h} ({said}); try {', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]}")  # fmt: skip
 
     def _recompute_fp32(self, images: torch.Tensor) -> torch.Tensor:
