@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import socket
 import subprocess
 import threading
@@ -433,9 +434,42 @@ def test_a_preview_token_can_be_set_and_a_bad_one_is_refused(tmp_path, monkeypat
     monkeypatch.delenv("BIREFVID_PREVIEW_TOKEN")
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "preview-token").write_text("\n")  # emptied by hand
+    (tmp_path / "cache" / "preview-token").chmod(0o600)
     with pytest.raises(ConfigError, match="delete it"):
         HttpPreviewSink("0.0.0.0", 0)
     assert HttpPreviewSink("127.0.0.1", 0).token is None  # loopback: no token, no file read
+
+
+@pytest.mark.skipif(os.name != "posix", reason="owners and modes are POSIX's")
+def test_a_token_another_user_planted_in_a_shared_cache_is_refused(tmp_path, monkeypatch):
+    """In a shared cache folder another user could write the token file first (a token they know, readable
+    by all, or a link to one): the preview then took it, and they watched the camera from the LAN."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(cache))
+    monkeypatch.delenv("BIREFVID_PREVIEW_TOKEN", raising=False)
+    kept = cache / "preview-token"
+    kept.write_text("known-to-mallory\n")
+    kept.chmod(0o644)
+    with pytest.raises(ConfigError, match="open to others"):
+        HttpPreviewSink("0.0.0.0", 0)
+    kept.unlink()
+    (tmp_path / "mallory").write_text("known-to-mallory\n")
+    (tmp_path / "mallory").chmod(0o600)
+    kept.symlink_to(tmp_path / "mallory")
+    with pytest.raises(ConfigError, match="delete it"):
+        HttpPreviewSink("0.0.0.0", 0)
+    kept.unlink()
+    kept.write_text("known-to-mallory\n")
+    kept.chmod(0o600)
+    real_uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real_uid + 1)  # the file is then another user's
+    with pytest.raises(ConfigError, match="another user's"):
+        HttpPreviewSink("0.0.0.0", 0)
+    monkeypatch.setattr(os, "getuid", lambda: real_uid)
+    sink = HttpPreviewSink("0.0.0.0", 0)  # this user's own, private: kept as before
+    sink.close()
+    assert sink.token == "known-to-mallory"
 
 
 def test_a_browser_on_another_machine_opens_the_printed_url_and_the_page_works(open_preview, tmp_path):

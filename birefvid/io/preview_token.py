@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import time
 from pathlib import Path
 from typing import Optional
@@ -56,9 +57,13 @@ def preview_token() -> str:
 
 
 def _read(path: Path) -> Optional[str]:
-    """The token kept in ``path``, or None when there is none; one that is not a token is refused."""
+    """The token kept in ``path``, or None when there is none; one that is not a token, or not this user's own
+    secret (a link, another user's file, one others can read), is refused."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))  # a planted FIFO cannot hang
+        with os.fdopen(fd, "rb") as f:
+            _check_private(path, os.fstat(f.fileno()))
+            text = f.read(4096).decode("ascii").strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as e:
@@ -67,6 +72,22 @@ def _read(path: Path) -> Optional[str]:
     if not _FORM.fullmatch(text):
         raise ConfigError(f"{path} holds no preview token (8 to 128 letters, digits or . _ ~ -); delete it to get a new one")
     return text
+
+
+def _check_private(path: Path, st: os.stat_result) -> None:
+    """ConfigError unless ``st`` is a file of this user's that no one else can read or write: in a shared cache
+    folder (``$BIREFVID_CACHE_DIR``) another user could plant a token they know, and then watch the camera."""
+    if os.name != "posix":
+        return  # Windows: no owner in st_uid, no mode bits; the folder's ACL decides
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        if not stat.S_ISREG(st.st_mode):
+            whose = "not a file"
+        elif st.st_uid != os.getuid():
+            whose = "another user's"
+        else:
+            whose = f"open to others (mode {stat.S_IMODE(st.st_mode):o})"
+        raise ConfigError(f"{path} is {whose}, so the preview's token would be known to others; delete it to get a new one, "
+                          f"or set ${TOKEN_ENV}, or keep the cache in a folder of your own")  # fmt: skip
 
 
 def _write_new(path: Path, token: str) -> None:
