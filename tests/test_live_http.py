@@ -541,6 +541,40 @@ def test_connections_are_bounded_and_the_extra_ones_get_503(preview):
     assert status == 200 and body[:2] == b"\xff\xd8"
 
 
+def test_one_machine_of_the_network_cannot_take_every_connection(open_preview):
+    """A preview on 0.0.0.0 served 32 connections, whoever held them: one machine of the network, without the
+    token, opening 32 and sending a byte of its request every few seconds, kept every viewer out (503) for as
+    long as it liked. Now one address other than this machine's holds MAX_PER_CLIENT at most."""
+    from birefvid.io import http_preview
+
+    MAX_CONNECTIONS, MAX_PER_CLIENT = http_preview.MAX_CONNECTIONS, getattr(http_preview, "MAX_PER_CLIENT", 8)
+    sink, lan = open_preview, _outward_address()
+    held = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            conn = socket.create_connection((lan, sink.port), timeout=5)
+            conn.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")  # half a request, never finished
+            held.append(conn)
+        time.sleep(0.5)
+        assert _ask(f"http://{lan}:{sink.port}/snapshot.jpg?token={sink.token}")[0] == 503  # that machine is at its share
+        status, _, body = _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg")  # everyone else still gets in
+        assert status == 200 and body[:2] == b"\xff\xd8"
+        answered = sum(1 for conn in held if _answered_at_once(conn))
+        assert answered == MAX_CONNECTIONS - MAX_PER_CLIENT  # the extra ones were told 503 and closed
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def _answered_at_once(conn: socket.socket) -> bool:
+    """True when the server has answered ``conn`` already (a 503), False when it still waits for the request."""
+    conn.settimeout(0.05)
+    try:
+        return conn.recv(64).startswith(b"HTTP/1.0 503")
+    except socket.timeout:
+        return False
+
+
 def test_another_site_cannot_show_the_page_in_a_frame(preview, tmp_path):
     """Framed by another site's page under a decoy, the page's own "none" button got the visitor's
     click (clickjacking: the click is the page's own, so the Origin check passed) and showed the room.
