@@ -182,6 +182,7 @@ poll(); setInterval(poll, 2000);
 </script></body></html>
 """
 _LOCAL_NAMES = ("localhost", "localhost.")
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")  # what reverse proxies add to name the client
 
 
 def _loopback(host: str) -> bool:
@@ -408,10 +409,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._head_only = True
         self.do_GET()
 
+    def _client(self) -> str:
+        """The client's address, or ``"a proxy's client"`` for a request a reverse proxy passed on (it names the
+        client in a header, as Apache and Caddy do by default, nginx as configured by most guides): coming from
+        127.0.0.1, naming the loopback Host it was given (Apache's and nginx's default), every visitor of the
+        proxy counted as this machine, watched without the token and switched the effect."""
+        if any(self.headers.get(name) is not None for name in _PROXY_HEADERS):
+            return "a proxy's client"
+        return str(self.client_address[0])
+
     def _let_in(self) -> bool:
         """True when the request may be served; else a 401 is sent (see ``access_refusal``)."""
         sink = self.server.sink
-        refusal = access_refusal(sink.token, self.client_address[0], self.headers.get("Host", ""), urlsplit(self.path).query,
+        refusal = access_refusal(sink.token, self._client(), self.headers.get("Host", ""), urlsplit(self.path).query,
                                  self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port, sink.session)  # fmt: skip
         if refusal is None:
             return True
@@ -469,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "only /effect takes a POST"})
             return
         effects = self.server.sink.effects
-        refusal = control_refusal(self.client_address[0], self.headers.get("Host", ""), self.headers.get("Origin"),
+        refusal = control_refusal(self._client(), self.headers.get("Host", ""), self.headers.get("Origin"),
                                   self.headers.get("Content-Type", ""))  # fmt: skip
         if refusal is not None:
             self._json(403, {"error": refusal})
@@ -496,7 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _effect_state(self) -> dict[str, Any]:
         effects = self.server.sink.effects
-        controllable = control_refusal(self.client_address[0], self.headers.get("Host", ""), None, "application/json") is None
+        controllable = control_refusal(self._client(), self.headers.get("Host", ""), None, "application/json") is None
         if effects is None:
             return {"effect": None, "available": [], "controllable": False}
         return {"effect": effects.effect, "available": list(effects.available), "controllable": controllable}
