@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # live: `birefvid live @FILE` reads arguments from FILE, one a line, so a camera's password and a stream key
+        # can stay out of the command line, which every user of the machine sees with ps (a service's too)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP, fromfile_prefix_chars="@" if name == "live" else None)
         # after the command too (`birefvid process a.mp4 -o b.mov -v`), where a user adds it; SUPPRESS keeps a leading -v
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details")
         module.register(command)

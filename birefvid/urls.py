@@ -15,6 +15,9 @@ HIDDEN = "***"
 # Query parameters whose values are credentials: camera logins (?user=admin&password=...), tokens,
 # signed-link signatures (AWS X-Amz-Signature/Credential, Azure sig, GCS X-Goog-Signature).
 _SECRET_WORDS = ("pass", "pwd", "token", "key", "sig", "secret", "auth", "credential", "session")
+# and whole names too short or odd to match as words: a camera's ?pw= and Foscam-style ?loginpas=, and SRT's
+# streamid, which carries MediaMTX's publisher login (streamid=publish:PATH:USER:PASSWORD)
+_SECRET_NAMES = ("pw", "loginpas", "streamid")
 _STREAM_KEY_SCHEMES = ("rtmp", "rtmps")
 
 T = TypeVar("T")
@@ -31,7 +34,7 @@ def _netloc(url: str) -> str:
 
 def _is_secret(name: str) -> bool:
     lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
+    return lowered in _SECRET_NAMES or any(word in lowered for word in _SECRET_WORDS)
 
 
 def without_password(url: str) -> str:

@@ -16,7 +16,7 @@ import torch
 from birefvid.backends import cached_onnx, choose_backend, choose_precision, export_onnx
 from birefvid.backends.export import cached_onnx_path
 from birefvid.cli import main
-from birefvid.errors import ConfigError, cli_naming
+from birefvid.errors import ConfigError, SinkError, cli_naming
 from birefvid.models import BiRefNet
 from birefvid.models.test_weights import model_with_test_weights
 from birefvid.runtime import Segmenter
@@ -212,6 +212,26 @@ def test_a_cache_variable_naming_a_file_says_so_and_not_to_set_it(tmp_path, monk
     said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
     assert len(said) == 1 and f"({tmp_path / 'cache'} is a file, not a folder)" in said[0], said
     assert said[0].endswith(f"(BIREFVID_CACHE_DIR is {tmp_path / 'cache'}: point it at a writable folder to keep it elsewhere)"), said
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="owners are POSIX's")
+def test_a_link_planted_at_the_tmp_fallback_cache_is_refused(tmp_path, monkeypatch):
+    """/tmp/birefvid-cache-UID is made by whoever comes first: a link another user left there was followed,
+    and checked where it pointed at that moment, so they could point it at their own folder after the check
+    and have this user's runs load models they wrote."""
+    import tempfile
+
+    from birefvid.backends.export import writable_cache_dir
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "tmp" / f"birefvid-cache-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(SinkError, match="is not this user's own"):
+        writable_cache_dir("onnx")
+    assert not (tmp_path / "elsewhere" / "onnx").exists()
 
 
 def test_openvino_blobs_baked_into_a_read_only_cache_are_used(b0, tmp_path, monkeypatch):

@@ -591,6 +591,23 @@ def test_the_lock_of_a_killed_run_is_taken_over_even_when_its_pid_lives_on(tmp_p
     assert not lock.exists()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="O_NOFOLLOW is POSIX's")
+def test_a_link_planted_as_the_lock_is_refused_and_its_target_left_alone(tmp_path):
+    """In a shared output folder another user could put a link where the lock goes: the run opened the file it
+    named, wrote its host and pid into it, and left it so (an empty file of this user's, one of their choosing)."""
+    from birefvid.batch.manifest import RunLock
+    from birefvid.errors import SinkError
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("")
+    lock = tmp_path / "out" / ".birefvid-batch" / "lock"
+    lock.parent.mkdir(parents=True)
+    lock.symlink_to(victim)
+    with pytest.raises(SinkError, match="is a link"):
+        RunLock(tmp_path / "out").acquire()
+    assert victim.read_text() == ""
+
+
 def test_the_lock_works_without_flock_as_on_windows_and_never_signals_its_holder(tmp_path, monkeypatch):
     """Windows has no fcntl: every batch was refused ("another birefvid batch is writing", owner "?") by the
     empty lock file its own first open made; and the holder's pid was asked with os.kill(pid, 0), which

@@ -102,3 +102,15 @@ def test_a_random_uid_without_home_imports_openvino_quietly():
     result = subprocess.run([*as_random_uid, sys.executable, "-c", _HOMELESS], env=env, cwd="/", capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
     assert result.stdout.strip() == "/.cache/birefvid"  # not writable there: the run falls back to /tmp/birefvid-cache-UID
+
+
+def test_live_takes_its_secret_addresses_from_a_file(tmp_path):
+    """A service's camera password and stream key were on its command line, which every user of the machine
+    sees with ps: the only way to give them. `birefvid live @FILE` reads the arguments from FILE, one a line."""
+    from birefvid.cli import build_parser
+
+    args_file = tmp_path / "gate.args"
+    args_file.write_text("--source\nrtsp://admin:hunter2@cam.local/1\n--sink=rtmp://a.rtmp.youtube.com/live2/KEY-1234\n")
+    args = build_parser().parse_args(["live", f"@{args_file}", "--sink", "rec.mkv"])
+    assert args.source == "rtsp://admin:hunter2@cam.local/1"
+    assert args.sink == ["rtmp://a.rtmp.youtube.com/live2/KEY-1234", "rec.mkv"]

@@ -391,6 +391,30 @@ def test_the_effect_endpoint_answers_bad_bodies() -> None:
     assert [c["effect"] for c in effects.changes] == ["none"]
 
 
+def test_a_reverse_proxys_visitors_are_not_this_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a reverse proxy on the same machine (Apache's ProxyPass, nginx's proxy_pass to 127.0.0.1:8080),
+    every request came from 127.0.0.1 naming 127.0.0.1: each visitor of the proxy saw the camera without the
+    token and turned the blur off. A request that names its client (X-Forwarded-For, Forwarded, X-Real-IP)
+    is now another machine's: it shows the token to watch and switches nothing."""
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("BIREFVID_PREVIEW_TOKEN", "gate-camera-2026")
+    sink = HttpPreviewSink("0.0.0.0", 0)
+    effects = EffectSwitch(EffectSpec("blur"))
+    sink.attach_effects(effects)
+    try:
+        page = {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{sink.port}"}
+        for proxied in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}, {"X-Real-IP": "203.0.113.9"}):
+            for method, path, headers in (("POST", "/effect?token=gate-camera-2026", page), ("GET", "/status", {})):
+                conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
+                conn.request(method, path, body=b'{"effect": "none"}' if method == "POST" else None, headers={**headers, **proxied})
+                assert conn.getresponse().status == (403 if method == "POST" else 401), (method, proxied)
+                conn.close()
+        assert _switch(sink.port, "none")[0] == 200  # this machine itself, as before
+    finally:
+        sink.close()
+    assert [c["effect"] for c in effects.changes] == ["none"]
+
+
 def test_the_python_api_switches_the_effect_from_any_thread(tmp_path: Path, clip: Path) -> None:
     """``run_live(..., on_effects=...)`` hands a program the run's switch: no HTTP preview needed."""
     from birefvid.api import build_live_job, run_live

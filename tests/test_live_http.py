@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import socket
 import subprocess
 import threading
@@ -438,6 +439,32 @@ def test_a_preview_token_can_be_set_and_a_bad_one_is_refused(tmp_path, monkeypat
     assert HttpPreviewSink("127.0.0.1", 0).token is None  # loopback: no token, no file read
 
 
+@pytest.mark.skipif(os.name != "posix", reason="owners and modes are POSIX's")
+def test_a_token_another_user_planted_in_a_shared_cache_is_refused(tmp_path, monkeypatch):
+    """In a shared cache folder another user could write the token file first (a token they know, or a link
+    to one): the preview then took it, and they watched the camera from the LAN."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(cache))
+    monkeypatch.delenv("BIREFVID_PREVIEW_TOKEN", raising=False)
+    kept = cache / "preview-token"
+    (tmp_path / "mallory").write_text("known-to-mallory\n")
+    (tmp_path / "mallory").chmod(0o600)
+    kept.symlink_to(tmp_path / "mallory")
+    with pytest.raises(ConfigError, match="is a link"):
+        HttpPreviewSink("0.0.0.0", 0)
+    kept.unlink()
+    kept.write_text("known-to-mallory\n")
+    real_uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real_uid + 1)  # the file is then another user's
+    with pytest.raises(ConfigError, match="another user's"):
+        HttpPreviewSink("0.0.0.0", 0)
+    monkeypatch.setattr(os, "getuid", lambda: real_uid)
+    sink = HttpPreviewSink("0.0.0.0", 0)  # this user's own (its mode unchecked: a FAT mount shows 0755): kept as before
+    sink.close()
+    assert sink.token == "known-to-mallory"
+
+
 def test_a_browser_on_another_machine_opens_the_printed_url_and_the_page_works(open_preview, tmp_path):
     """The page's own requests (its status line every 2 s, a reopened stream) are let in (this run's
     cookie, the token its URL holds), so the page neither says "ended" nor stays blank; and the next run
@@ -505,6 +532,40 @@ def test_connections_are_bounded_and_the_extra_ones_get_503(preview):
         time.sleep(0.05)
     status, ctype, body = _get(f"http://127.0.0.1:{preview.port}/snapshot.jpg")
     assert status == 200 and body[:2] == b"\xff\xd8"
+
+
+def test_one_machine_of_the_network_cannot_take_every_connection(open_preview):
+    """A preview on 0.0.0.0 served 32 connections, whoever held them: one machine of the network, without the
+    token, opening 32 and sending a byte of its request every few seconds, kept every viewer out (503) for as
+    long as it liked. Now one address other than this machine's holds MAX_PER_CLIENT at most."""
+    from birefvid.io import http_preview
+
+    MAX_CONNECTIONS, MAX_PER_CLIENT = http_preview.MAX_CONNECTIONS, getattr(http_preview, "MAX_PER_CLIENT", 8)
+    sink, lan = open_preview, _outward_address()
+    held = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            conn = socket.create_connection((lan, sink.port), timeout=5)
+            conn.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")  # half a request, never finished
+            held.append(conn)
+        time.sleep(0.5)
+        assert _ask(f"http://{lan}:{sink.port}/snapshot.jpg?token={sink.token}")[0] == 503  # that machine is at its share
+        status, _, body = _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg")  # everyone else still gets in
+        assert status == 200 and body[:2] == b"\xff\xd8"
+        answered = sum(1 for conn in held if _answered_at_once(conn))
+        assert answered == MAX_CONNECTIONS - MAX_PER_CLIENT  # the extra ones were told 503 and closed
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def _answered_at_once(conn: socket.socket) -> bool:
+    """True when the server has answered ``conn`` already (a 503), False when it still waits for the request."""
+    conn.settimeout(0.05)
+    try:
+        return conn.recv(64).startswith(b"HTTP/1.0 503")
+    except socket.timeout:
+        return False
 
 
 def test_another_site_cannot_show_the_page_in_a_frame(preview, tmp_path):

@@ -31,6 +31,7 @@ FPS = 24
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
 STARTUP = 90.0  # python + torch + model start on a loaded 2-core machine
 KEY = "s3cret-k3y"  # a stream key: must never be printed
+PASSWORD = "pa55-w0rd"  # an rtmp://USER:PASSWORD@ login: neither
 
 
 @pytest.fixture(scope="module")
@@ -269,11 +270,13 @@ def test_a_server_that_refuses_the_stream_is_not_reported_reconnected(tmp_path: 
     """The ffmpeg child connects only once it has pictures, so opening one always worked: a server
     that refused the stream (an application it does not serve, as with a mistyped address) was
     "reconnected" and lost again twice a second, three warnings each time, forever. Now a new stream
-    counts only once the server has taken it, and the attempts back off as for a server that is down."""
+    counts only once the server has taken it, and the attempts back off as for a server that is down.
+    A login in the address stays out of the warnings: ffmpeg names the address it was given in its error
+    (rtmp://pub:PASSWORD@host/nosuchapp: Input/output error), which every warning line quoted whole."""
     from birefvid.io.live_sinks import open_live_sink
 
     with NginxRtmp(tmp_path / "server") as server:
-        url = f"rtmp://127.0.0.1:{server.port}/nosuchapp/{KEY}"  # nginx serves only "live"
+        url = f"rtmp://pub:{PASSWORD}@127.0.0.1:{server.port}/nosuchapp/{KEY}"  # nginx serves only "live"
         with caplog.at_level("WARNING"):
             sink = open_live_sink(url, width=160, height=120, fps=15, kind="rgb")
             try:
@@ -285,7 +288,8 @@ def test_a_server_that_refuses_the_stream_is_not_reported_reconnected(tmp_path: 
     assert sink.reconnects == 0  # type: ignore[attr-defined]
     # attempts 0.5, 1, 2, 3 s apart at most: a few lines in 8 s, not the dozens of before
     assert len(warnings) <= 12, warnings
-    assert all(KEY not in w for w in warnings), warnings
+    assert all(KEY not in w and PASSWORD not in w for w in warnings), warnings
+    assert any("pub:***@" in w for w in warnings), warnings  # ffmpeg's own words were quoted, the login hidden
     assert not _children_sending_to(server.port), "an ffmpeg child outlived the stream"
 
 

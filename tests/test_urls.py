@@ -19,6 +19,16 @@ def test_passwords_and_credential_parameters_are_hidden() -> None:
     assert without_password("rtsp://[::1") == "rtsp://[::1"  # malformed: left for FFmpeg to name
 
 
+def test_camera_and_srt_logins_in_odd_parameters_are_hidden() -> None:
+    """Foscam-style cameras take ?loginuse=admin&loginpas=PW (others ?pw=), and MediaMTX's SRT publishers
+    streamid=publish:PATH:USER:PASSWORD: each was shown whole in the error line and the report."""
+    foscam = "http://192.168.1.30/videostream.cgi?loginuse=admin&loginpas=hunter2"
+    assert without_password(foscam) == "http://192.168.1.30/videostream.cgi?loginuse=admin&loginpas=***"
+    assert "hunter2" not in shown_url("http://cam/snapshot.cgi?user=admin&pw=hunter2")
+    srt = "srt://mtx.local:8890?streamid=publish:gate:alice:hunter2&pkt_size=1316"
+    assert shown_url(srt) == "srt://mtx.local:8890?streamid=***&pkt_size=1316"
+
+
 def test_rtmp_keys_are_hidden_and_everything_else_is_as_given() -> None:
     assert without_stream_key("rtmp://a.rtmp.youtube.com/live2/abcd-1234") == "rtmp://a.rtmp.youtube.com/live2/***"
     assert without_stream_key("rtmp://user:pw@Host:1935/app/key/") == "rtmp://user:***@Host:1935/app/***"

@@ -13,6 +13,7 @@ import hashlib
 import io
 import logging
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -85,11 +86,11 @@ def writable_cache_dir(sub: str) -> Path:
     root = fallback_cache_dir()
     try:
         root.mkdir(mode=0o700, exist_ok=True)
-        st = root.stat()
+        st = root.lstat()  # not through a link: another user's link there could be pointed elsewhere once checked
     except OSError as e:
         raise SinkError(f"cannot write the cache {primary} ({why}) nor {root} ({e.strerror or e}); {_remedy('a writable folder')}") from e
-    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
-        # someone else's folder in a shared /tmp: models from there would run as ours
+    if hasattr(os, "getuid") and (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022):
+        # someone else's folder (or link) in a shared /tmp: models from there would run as ours
         raise SinkError(f"cannot write the cache {primary} ({why}), and {root} is not this user's own; {_remedy('a writable folder')}")
     folder = root / sub
     why_not = _usable(folder)

@@ -8,6 +8,7 @@ depends on (the job, the input's size and mtime, the chunk plan); a changed fing
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -172,7 +173,12 @@ class RunLock:
             try:
                 fd, created = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644), True
             except FileExistsError:
-                fd, created = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644), False
+                try:  # not through a link: in a shared output folder, another user's link had the run write into a file of theirs choosing
+                    fd, created = os.open(self.path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o644), False
+                except OSError as e:
+                    if e.errno != errno.ELOOP:
+                        raise
+                    raise SinkError(f"{self.path} is a link, not a lock a batch made; remove it") from None
             try:
                 locked = _flock(fd)
             except BaseException:

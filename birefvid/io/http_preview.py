@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 BOUNDARY = "birefvidframe"
 MAX_CONNECTIONS = 32  # connections served at once (viewers included); more are answered 503 and closed
+MAX_PER_CLIENT = 8  # of which one address other than this machine's may hold (a browser tab holds 2, OBS or VLC 1)
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 48\r\n"
          b"Connection: close\r\n\r\ntoo many connections to this preview; try later\n")
 _WAIT = 0.5  # seconds a streaming viewer sleeps between checks (close() wakes it at once)
@@ -181,6 +182,7 @@ poll(); setInterval(poll, 2000);
 </script></body></html>
 """
 _LOCAL_NAMES = ("localhost", "localhost.")
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")  # what reverse proxies add to name the client
 
 
 def _loopback(host: str) -> bool:
@@ -337,6 +339,7 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sink = sink
         self._active = 0  # connections being served, each on a thread of its own
+        self._per_client: dict[str, int] = {}  # of which from each address other than loopback
         self._active_lock = threading.Lock()
         super().__init__((host, port), _Handler)
 
@@ -345,16 +348,22 @@ class _Server(ThreadingHTTPServer):
 
         Unbounded, every connection held a thread and a file descriptor (idle ones for 10 s, a client
         sending a byte every few seconds for ever): a client opening hundreds starved the run of
-        threads and descriptors (recordings and reconnections open files and sockets too)."""
+        threads and descriptors (recordings and reconnections open files and sockets too). One address
+        other than this machine's holds ``MAX_PER_CLIENT`` of them at most: a single machine of the network,
+        without the token, held all 32 (a byte of its request every few seconds) and no one saw the camera."""
+        host = str(client_address[0])
+        counted = not _loopback(host)  # a reverse proxy on this machine brings everyone from 127.0.0.1
         with self._active_lock:
-            busy = self._active >= MAX_CONNECTIONS
+            busy = self._active >= MAX_CONNECTIONS or (counted and self._per_client.get(host, 0) >= MAX_PER_CLIENT)
             if not busy:
                 self._active += 1
+                if counted:
+                    self._per_client[host] = self._per_client.get(host, 0) + 1
         if not busy:
             try:
                 super().process_request(request, client_address)
             except BaseException:
-                self._done()
+                self._done(host)
                 raise
             return
         try:
@@ -368,11 +377,16 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)  # type: ignore[misc]
         finally:
-            self._done()
+            self._done(str(client_address[0]))
 
-    def _done(self) -> None:
+    def _done(self, host: str) -> None:
         with self._active_lock:
             self._active -= 1
+            left = self._per_client.get(host, 0) - 1
+            if left > 0:
+                self._per_client[host] = left
+            else:
+                self._per_client.pop(host, None)
 
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)
@@ -395,10 +409,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._head_only = True
         self.do_GET()
 
+    def _client(self) -> str:
+        """The client's address, or ``"a proxy's client"`` for a request a reverse proxy passed on (it names the
+        client in a header, as Apache and Caddy do by default, nginx as configured by most guides): coming from
+        127.0.0.1, naming the loopback Host it was given (Apache's and nginx's default), every visitor of the
+        proxy counted as this machine, watched without the token and switched the effect."""
+        if any(self.headers.get(name) is not None for name in _PROXY_HEADERS):
+            return "a proxy's client"
+        return str(self.client_address[0])
+
     def _let_in(self) -> bool:
         """True when the request may be served; else a 401 is sent (see ``access_refusal``)."""
         sink = self.server.sink
-        refusal = access_refusal(sink.token, self.client_address[0], self.headers.get("Host", ""), urlsplit(self.path).query,
+        refusal = access_refusal(sink.token, self._client(), self.headers.get("Host", ""), urlsplit(self.path).query,
                                  self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port, sink.session)  # fmt: skip
         if refusal is None:
             return True
@@ -456,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "only /effect takes a POST"})
             return
         effects = self.server.sink.effects
-        refusal = control_refusal(self.client_address[0], self.headers.get("Host", ""), self.headers.get("Origin"),
+        refusal = control_refusal(self._client(), self.headers.get("Host", ""), self.headers.get("Origin"),
                                   self.headers.get("Content-Type", ""))  # fmt: skip
         if refusal is not None:
             self._json(403, {"error": refusal})
@@ -483,7 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _effect_state(self) -> dict[str, Any]:
         effects = self.server.sink.effects
-        controllable = control_refusal(self.client_address[0], self.headers.get("Host", ""), None, "application/json") is None
+        controllable = control_refusal(self._client(), self.headers.get("Host", ""), None, "application/json") is None
         if effects is None:
             return {"effect": None, "available": [], "controllable": False}
         return {"effect": effects.effect, "available": list(effects.available), "controllable": controllable}

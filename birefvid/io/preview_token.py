@@ -9,10 +9,12 @@ cannot be written (a read-only container), each run makes its own and says so.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import secrets
+import stat
 import time
 from pathlib import Path
 from typing import Optional
@@ -56,17 +58,41 @@ def preview_token() -> str:
 
 
 def _read(path: Path) -> Optional[str]:
-    """The token kept in ``path``, or None when there is none; one that is not a token is refused."""
+    """The token kept in ``path``, or None when there is none; one that is not a token, or not this user's own
+    (a link, another user's file), is refused."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))  # a planted FIFO cannot hang
+        with os.fdopen(fd, "rb") as f:
+            _check_private(path, os.fstat(f.fileno()))
+            text = f.read(4096).decode("ascii").strip()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # O_NOFOLLOW met a link: where it points, anyone may have written
+            raise ConfigError(f"{path} is a link, so the preview's token could be known to others; delete it to get a new one, "
+                              f"or set ${TOKEN_ENV}") from None  # fmt: skip
+        raise ConfigError(f"cannot read the preview's token from {path} ({e.strerror or e}); "
+                          f"delete it to get a new one, or set ${TOKEN_ENV}") from None  # fmt: skip
+    except UnicodeDecodeError as e:
         raise ConfigError(f"cannot read the preview's token from {path} ({getattr(e, 'strerror', None) or e}); "
                           f"delete it to get a new one, or set ${TOKEN_ENV}") from None  # fmt: skip
     if not _FORM.fullmatch(text):
         raise ConfigError(f"{path} holds no preview token (8 to 128 letters, digits or . _ ~ -); delete it to get a new one")
     return text
+
+
+def _check_private(path: Path, st: os.stat_result) -> None:
+    """ConfigError unless ``st`` is a file of this user's: in a shared cache folder (``$BIREFVID_CACHE_DIR``)
+    another user could plant a token they know (or a link to one), and then watch the camera from the network.
+    Its mode is not checked: the users of this machine watch without the token anyway, and file systems
+    without modes (a FAT or SMB mount) show every file as open to all."""
+    if os.name != "posix":
+        return  # Windows: no owner in st_uid; the folder's ACL decides
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path} is not a file, so it holds no preview token; delete it to get a new one, or set ${TOKEN_ENV}")
+    if st.st_uid != os.getuid():
+        raise ConfigError(f"{path} is another user's, so the preview's token would be known to them; delete it to get a new one, "
+                          f"or set ${TOKEN_ENV}, or keep the cache in a folder of your own")  # fmt: skip
 
 
 def _write_new(path: Path, token: str) -> None:

@@ -182,6 +182,7 @@ class RtmpPublishSink(StreamPublishSink):
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
         self._published = threading.Event()  # the child has reported progress: the server took the stream
         address, options = key_options(url)
+        self._address = address  # what the child is given, and names in its errors
         preset: Optional[int] = None
         if options and os.name == "posix":  # the key reaches the child through a pipe, out of its command line
             preset, writer = os.pipe()
@@ -217,8 +218,9 @@ class RtmpPublishSink(StreamPublishSink):
         log.info("publishing %dx%d H.264 to %s through ffmpeg", width, height, self._shown)
 
     def _hide(self, text: str) -> str:
-        """``text`` (ffmpeg's words, an error) with the stream's address and key hidden."""
-        text = text.replace(self.url, self._shown)
+        """``text`` (ffmpeg's words, an error) with the stream's address, key and password hidden: the child names
+        the address it was given (without the key, with an ``rtmp://USER:PASSWORD@`` login) in its errors."""
+        text = text.replace(self.url, self._shown).replace(self._address, redacted(self._address))
         return text.replace(self._key, "***") if len(self._key) >= 4 else text
 
     def _keep_stderr(self, stream: IO[bytes]) -> None:
