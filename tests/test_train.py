@@ -148,10 +148,10 @@ class Stop(Exception):
     pass
 
 
-def _whole_and_resumed(tmp_path, data, stop_at: int, **kwargs):
+def _whole_and_resumed(tmp_path, data, stop_at: int, model=FakeBiRefNet, **kwargs):
     """(a run without a stop in tmp_path/a, the same run stopped after step ``stop_at`` and resumed in tmp_path/b)."""
     torch.manual_seed(1)
-    full = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", **kwargs)
+    full = train(model(), data, checkpoint_dir=tmp_path / "a", **kwargs)
 
     def stop(p):
         if p.step == stop_at:
@@ -159,14 +159,30 @@ def _whole_and_resumed(tmp_path, data, stop_at: int, **kwargs):
 
     torch.manual_seed(1)
     with pytest.raises(Stop):
-        train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", progress=stop, **kwargs)
-    return full, train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+        train(model(), data, checkpoint_dir=tmp_path / "b", progress=stop, **kwargs)
+    return full, train(model(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
 
 
 def test_resume_continues_from_the_same_step(tmp_path, data):
     kwargs = dict(steps=5, batch_size=3, lr=1e-3, device="cpu", seed=3, checkpoint_every=1, show_progress=False)
     full, resumed = _whole_and_resumed(tmp_path, data, 2, **kwargs)
     assert resumed.start_step == 2 and resumed.step == 5
+    assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6)
+
+
+class DropoutFakeBiRefNet(FakeBiRefNet):
+    """FakeBiRefNet with dropout, as BiRefNet's decoder attention has: its masks draw from the torch RNG."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body.append(nn.Dropout(0.5))
+
+
+def test_resume_of_a_model_with_dropout_continues_with_the_same_numbers(tmp_path, data):
+    """Making the data loader's iterator drew from the torch RNG after the checkpoint's state was restored: a
+    resumed BiRefNet (dropout) went on with other dropout masks than the run it continued."""
+    kwargs = dict(steps=4, batch_size=2, lr=1e-3, device="cpu", seed=3, checkpoint_every=1, show_progress=False)
+    full, resumed = _whole_and_resumed(tmp_path, data, 2, model=DropoutFakeBiRefNet, **kwargs)
     assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6)
 
 

@@ -396,8 +396,11 @@ def train(
         result.validations.append(done)
         return done
 
+    # its own generator: iterating a DataLoader draws a seed from the torch RNG otherwise, just after a resumed
+    # run restored it, so the resumed run went on with other dropout masks than the run it continued
     loader = DataLoader(dataset, batch_sampler=_StepBatches(n, batch_size, seed, start, steps),
-                        num_workers=num_workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
+                        num_workers=num_workers, collate_fn=_collate, pin_memory=dev.type == "cuda",
+                        generator=torch.Generator().manual_seed(seed % 2**63))
     interactive = sys.stderr.isatty() if show_progress is None else show_progress
     bar = None
     if interactive and start < steps:
