@@ -193,6 +193,19 @@ def test_a_picture_named_on_a_mac_pairs_with_its_mask_named_elsewhere(tmp_path, 
         ("café", unicodedata.normalize("NFC", "café_mask.png" if flat else "café.png"))]
 
 
+@pytest.mark.parametrize("flat", [False, True])
+def test_the_metadata_files_a_mac_leaves_beside_each_picture_are_not_pictures(tmp_path, flat):
+    """A dataset copied from a Mac to a shared or FAT disk has ``._a.jpg`` beside ``a.jpg`` (and ``._a.png`` beside
+    its mask): training refused to start, calling the first of them an unreadable image."""
+    _write_pair(tmp_path, "a")
+    for name in ("im/._a.jpg", "gt/._a.png", "im/.DS_Store"):
+        (tmp_path / name).write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    if flat:
+        _flatten(tmp_path)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [p.image.name for p in ds.pairs] == ["a.jpg"]
+
+
 @pytest.mark.parametrize("how", ["zero_one", "palette", "rgba"])
 def test_flat_layout_masks_are_read_as_the_other_layouts_read_them(tmp_path, how):
     _write_pair(tmp_path, "a")

@@ -89,6 +89,12 @@ def _flat_mask_key(path: Path) -> "str | None":
     return None
 
 
+def _visible_files(folder: Path) -> list[Path]:
+    """The files in ``folder`` but hidden ones: the ``._a.jpg`` metadata macOS writes beside ``a.jpg`` on a shared
+    or FAT disk is no picture, and was refused as an unreadable image."""
+    return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+
+
 def find_layout(root: Path) -> tuple[Path, Path]:
     """(image folder, mask folder) of a dataset root: ``im/`` + ``gt/`` (DIS5K's, and this project's), its
     one ``NAME-Image/`` + ``NAME-Mask/`` pair (DUTS-TR as downloaded: DUTS-TR-Image/ + DUTS-TR-Mask/), or
@@ -110,7 +116,7 @@ def find_layout(root: Path) -> tuple[Path, Path]:
     if duts:
         names = ", ".join(d.name for d, _ in duts)
         raise DataError(f"{root} holds {len(duts)} NAME-Image/ + NAME-Mask/ pairs ({names}); move each pair to a folder of its own")
-    files = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in _visible_files(root) if p.suffix.lower() in IMAGE_EXTENSIONS]
     if any(_flat_mask_key(p) is not None for p in files):
         return root, root
     if files:  # pictures and nothing marked as a mask: say that, not "im is not a folder"
@@ -125,11 +131,11 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     root = Path(root)
     im_dir, gt_dir = find_layout(root)
     flat = im_dir == gt_dir
-    files = sorted(p for p in im_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = sorted(p for p in _visible_files(im_dir) if p.suffix.lower() in IMAGE_EXTENSIONS)
     images = [p for p in files if _flat_mask_key(p) is None] if flat else files
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
-    masks = _flat_masks(files) if flat else {name_key(p.stem): p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
+    masks = _flat_masks(files) if flat else {name_key(p.stem): p for p in _visible_files(gt_dir) if p.suffix.lower() == ".png"}
 
     def expected(stem: str) -> str:
         return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)" if flat else str(gt_dir / (stem + ".png"))
