@@ -154,12 +154,35 @@ def test_two_images_of_one_name_are_named_not_called_maskless(tmp_path):
         FolderDataset(tmp_path, 32)
 
 
+@pytest.mark.parametrize("flat", [False, True])
+def test_jpeg_masks_pair_with_their_images(tmp_path, flat):
+    """Masks saved as JPEG (compression noise and all) were refused as missing: 'a.jpg has no mask; expected
+    gt/a.png' beside the very gt/a.jpg."""
+    _write_pair(tmp_path, "a")
+    mask = tmp_path / "gt" / "a.png"
+    cv2.imwrite(str(mask.with_suffix(".jpg")), cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    mask.unlink()
+    if flat:
+        _flatten(tmp_path)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [(p.image.name, p.mask.name) for p in ds.pairs] == [("a.jpg", "a_mask.jpg" if flat else "a.jpg")]
+    _, m = ds[0]
+    assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1
+
+
+def test_two_masks_of_one_name_are_refused_naming_both(tmp_path):
+    _write_pair(tmp_path, "a")
+    (tmp_path / "gt" / "a.jpg").write_bytes((tmp_path / "gt" / "a.png").read_bytes())
+    with pytest.raises(DataError, match=r"a\.jpg and .*a\.png are both masks of 'a'|a\.png and .*a\.jpg are both masks of 'a'"):
+        FolderDataset(tmp_path, 32)
+
+
 def _flatten(root: Path, ending: str = "_mask") -> None:
     """Move a DIS-layout dataset into the flat layout: im/x.jpg -> x.jpg, gt/x.png -> x{ending}.png."""
     for image in (root / "im").iterdir():
         image.rename(root / image.name)
     for mask in (root / "gt").iterdir():
-        mask.rename(root / f"{mask.stem}{ending}.png")
+        mask.rename(root / f"{mask.stem}{ending}{mask.suffix}")
     (root / "im").rmdir()
     (root / "gt").rmdir()
 

@@ -1,6 +1,6 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
-Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``, DUTS-TR's
+Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png`` (or .jpg, any picture), DUTS-TR's
 ``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``), or the flat
 layout many datasets ship: ``root/<stem>.jpg`` beside ``root/<stem>_mask.png`` (or ``_matte.png``). Every
 pair is checked when the dataset is made (a cheap header read), so a bad file fails at start-up
@@ -80,8 +80,9 @@ FLAT_MASK_ENDINGS = ("_mask", "_matte")  # the flat layout's mask of x.jpg: x_ma
 
 
 def _flat_mask_key(path: Path) -> "str | None":
-    """The image stem a flat-layout mask file belongs to (``x`` for ``x_mask.png``), or None if it is no such mask."""
-    if path.suffix.lower() != ".png":
+    """The image stem a flat-layout mask file belongs to (``x`` for ``x_mask.png``, or ``x_mask.jpg``), or None if
+    it is no such mask."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return None
     for ending in FLAT_MASK_ENDINGS:
         if path.stem.lower().endswith(ending) and len(path.stem) > len(ending):
@@ -134,8 +135,8 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     files = sorted(p for p in _visible_files(im_dir) if p.suffix.lower() in IMAGE_EXTENSIONS)
     images = [p for p in files if _flat_mask_key(p) is None] if flat else files
     if not images:
-        raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
-    masks = _flat_masks(files) if flat else {name_key(p.stem): p for p in _visible_files(gt_dir) if p.suffix.lower() == ".png"}
+        raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with masks of their names (.png) in {gt_dir}")
+    masks = _flat_masks(files) if flat else _folder_masks(gt_dir)
 
     def expected(stem: str) -> str:
         return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)" if flat else str(gt_dir / (stem + ".png"))
@@ -161,6 +162,20 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     if masks:
         log.warning("%d mask(s) in %s have no image and are ignored, e.g. %s", len(masks), gt_dir, next(iter(masks.values())))
     return pairs
+
+
+def _folder_masks(gt_dir: Path) -> dict[str, Path]:
+    """Image stem -> its mask in a mask folder: a PNG, or another picture (JPEG masks, with their compression noise
+    read as faint grey, are common: refused, they were called missing beside the mask); DataError for two of a name."""
+    masks: dict[str, Path] = {}
+    for p in sorted(_visible_files(gt_dir)):
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        key = name_key(p.stem)
+        if key in masks:
+            raise DataError(f"{masks[key]} and {p} are both masks of {p.stem!r}; keep one of them")
+        masks[key] = p
+    return masks
 
 
 def _flat_masks(files: list[Path]) -> dict[str, Path]:
