@@ -132,6 +132,33 @@ def test_phone_photo_stored_sideways_pairs_with_the_mask_drawn_upright(tmp_path,
     assert x[0, :, :14].mean() > x[2, :, :14].mean() and x[0, :, 18:].mean() < x[2, :, 18:].mean() + 0.5
 
 
+def test_a_mask_drawn_on_a_phone_photo_as_stored_says_so(tmp_path):
+    from PIL import Image
+
+    _write_pair(tmp_path, "a", size=(40, 50))
+    stored = Image.fromarray(np.zeros((50, 40, 3), np.uint8))  # 40x50 as stored, 50x40 once turned upright
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "im" / "a.jpg", exif=exif.tobytes())
+    cv2.imwrite(str(tmp_path / "gt" / "a.png"), np.zeros((50, 40), np.uint8))  # drawn on the stored pixels
+    with pytest.raises(DataError, match=r"a\.png is 40x50 but its image .*a\.jpg is 50x40 \(the image is 40x50 as stored.*EXIF"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_every_unusable_image_is_counted_in_one_error(tmp_path):
+    """Training refused the first unusable image only: a user fixing 12 of them started training 12 times."""
+    for stem in "abcdef":
+        _write_pair(tmp_path, stem)
+    for stem in "bcd":
+        (tmp_path / "gt" / f"{stem}.png").unlink()
+    cv2.imwrite(str(tmp_path / "gt" / "f.png"), np.zeros((20, 20), np.uint8))
+    with pytest.raises(DataError) as err:
+        FolderDataset(tmp_path, 32)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"4 of the 6 images in {tmp_path / 'im'} cannot be used: ")
+    assert "b.jpg has no mask" in message and "d.jpg has no mask" in message and message.endswith("; and 1 more")
+
+
 def test_duts_tr_as_downloaded(tmp_path):
     _write_pair(tmp_path, "ILSVRC2012_test_00000004")
     (tmp_path / "im").rename(tmp_path / "DUTS-TR-Image")

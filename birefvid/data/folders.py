@@ -142,26 +142,48 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
         return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)" if flat else str(gt_dir / (stem + ".png"))
 
     pairs: list[Pair] = []
+    problems: list[str] = []  # every unusable image, named at once: not one more start of training per fix
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
     for image in images:
         key = name_key(image.stem)
         if key in paired:
-            raise DataError(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
+            problems.append(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
                             f"{expected(image.stem)}; keep one of them, or rename the other and its mask")
+            continue
         paired[key] = image
         mask = masks.pop(key, None)
         if mask is None:
-            raise DataError(f"{image} has no mask; expected {expected(image.stem)}")
-        ih, iw = _image_size(image, upright=True)
-        mh, mw = _image_size(mask)
-        if (ih, iw) != (mh, mw):
-            raise DataError(
-                f"{mask} is {mw}x{mh} but its image {image} is {iw}x{ih}; masks must match their image's size"
-            )
-        pairs.append(Pair(image, mask, ih, iw))
+            problems.append(f"{image} has no mask; expected {expected(image.stem)}")
+            continue
+        try:
+            pairs.append(_pair(image, mask))
+        except DataError as exc:
+            problems.append(str(exc))
     if masks:
         log.warning("%d mask(s) in %s have no image and are ignored, e.g. %s", len(masks), gt_dir, next(iter(masks.values())))
+    if len(problems) == 1:
+        raise DataError(problems[0])
+    if problems:
+        more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        raise DataError(f"{len(problems)} of the {len(images)} images in {im_dir} cannot be used: "
+                        f"{'; '.join(problems[:SHOWN_PROBLEMS])}{more}")
     return pairs
+
+
+SHOWN_PROBLEMS = 3  # unusable images named in the one error line; the rest are counted
+
+
+def _pair(image: Path, mask: Path) -> Pair:
+    """The pair of ``image`` and its ``mask`` once both headers are read; DataError when either is unreadable or
+    their sizes differ (saying so when the mask was drawn on a phone photo as stored, sideways)."""
+    ih, iw = _image_size(image, upright=True)
+    mh, mw = _image_size(mask)
+    if (ih, iw) != (mh, mw):
+        sideways = (mh, mw) == (iw, ih) and _image_size(image) == (mh, mw)
+        hint = (f" (the image is {mw}x{mh} as stored, shown and trained upright by its EXIF orientation: "
+                "draw the mask on the upright picture, or turn it)") if sideways else ""  # fmt: skip
+        raise DataError(f"{mask} is {mw}x{mh} but its image {image} is {iw}x{ih}{hint}; masks must match their image's size")
+    return Pair(image, mask, ih, iw)
 
 
 def _folder_masks(gt_dir: Path) -> dict[str, Path]:
