@@ -21,6 +21,7 @@ def test_train_on_scenes_writes_loadable_weights_and_resumes(tmp_path, capsys):
     assert main([*args[:8], "3", *args[9:], "--resume"]) == 0  # --steps 3: continues at step 3
     err = capsys.readouterr().err
     assert "step 3/3" in err and "step 1/3" not in err
+    assert f"resuming {out / 'last.pt'} at step 2 of 3" in err  # not a run that looks started over
     from birefvid.models.weights import load_pretrained
 
     for name in ("model.safetensors", "last.pt"):  # the model so far runs at the size it was trained at, not 1024

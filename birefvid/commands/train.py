@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if precision == "auto":
         precision = "fp16" if pick_device(args.device).type == "cuda" else "fp32"
     print(f"training {name} on {args.data} at {args.size}px for {args.steps} steps (batch {args.batch_size})", file=sys.stderr)
+    resumed = _checkpoint_step(out) if args.resume else None
+    if resumed is not None:  # else said nowhere: a resumed run looked like one started over
+        print(f"resuming {out / 'last.pt'} at step {resumed} of {args.steps}: its weights, optimizer and data order", file=sys.stderr)
     if val_set is not None:
         images = f"{len(val_set)} image{'s' if len(val_set) != 1 else ''}"
         where = f"{args.val} ({images})" if args.val is not None else f"{images} held out of {args.data}"
@@ -144,6 +147,22 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise ConfigError(f"--val-fraction must be between 0 and 1 (0.1 holds out a tenth), got {args.val_fraction}")
         if args.data == "scenes":
             raise ConfigError("--val-fraction holds out images of a --data folder; with --data scenes give --val DIR")
+
+
+def _checkpoint_step(folder: Path) -> "int | None":
+    """The step ``folder``'s last.pt reached, read without loading its tensors (mapped, not read); None when there
+    is none or it cannot be read (the trainer then says why)."""
+    import torch
+
+    from ..train.checkpoints import CHECKPOINT_NAME
+
+    path = folder / CHECKPOINT_NAME
+    if not path.exists():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+    except Exception:  # any unreadable checkpoint: train() reports it in one line
+        return None
 
 
 def _check_no_run(folder: Path, resume: bool) -> None:
