@@ -132,6 +132,18 @@ def test_phone_photo_stored_sideways_pairs_with_the_mask_drawn_upright(tmp_path,
     assert x[0, :, :14].mean() > x[2, :, :14].mean() and x[0, :, 18:].mean() < x[2, :, 18:].mean() + 0.5
 
 
+def test_a_zero_one_mask_among_0_255_ones_is_read_as_foreground(tmp_path):
+    """Two datasets merged, one saved 0/1: the set as a whole is 0/255, and its 0/1 masks trained as all background."""
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    mask = tmp_path / "gt" / "b.png"
+    cv2.imwrite(str(mask), (cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127).astype(np.uint8))
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    for i in range(2):
+        _, m = ds[i]
+        assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1, i
+
+
 def test_a_mask_drawn_on_a_phone_photo_as_stored_says_so(tmp_path):
     from PIL import Image
 

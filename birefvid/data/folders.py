@@ -170,6 +170,7 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     return pairs
 
 
+LOSSLESS = frozenset({".png", ".bmp", ".tif", ".tiff"})  # mask formats whose grey levels are as saved
 SHOWN_PROBLEMS = 3  # unusable images named in the one error line; the rest are counted
 
 
@@ -275,6 +276,10 @@ class FolderDataset(Dataset):
             raise DataError(f"cannot decode {pair.mask}; the file is corrupt or truncated: replace or remove it") from exc
         if image.shape[:2] != mask.shape[:2]:
             raise DataError(f"{pair.mask} does not match the size of {pair.image}; masks must match their image")
+        # a 0/1 mask among 0/255 ones (datasets merged): read as 1/255 it taught "all background"; not a JPEG's,
+        # whose 1s in an empty mask are compression noise
+        if mask.max() == 1 and pair.mask.suffix.lower() in LOSSLESS:
+            mask = np.where(mask > 0, np.iinfo(mask.dtype).max, 0).astype(mask.dtype)
         h, w = self.size
         if (h, w) != image.shape[:2]:
             shrink = h * w < image.shape[0] * image.shape[1]
