@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import cv2
 import numpy as np
 import pytest
@@ -27,6 +28,18 @@ def test_train_on_scenes_writes_loadable_weights_and_resumes(tmp_path, capsys):
     for name in ("model.safetensors", "last.pt"):  # the model so far runs at the size it was trained at, not 1024
         _, resolution, _ = load_pretrained(weights=out / name)
         assert resolution == (64, 64), (name, resolution)
+
+
+def test_train_fp16_on_the_cpu_is_a_cli_warning_line(tmp_path, capsys, caplog):
+    """The fallback was printed in Python's form: 'path/train.py:87: UserWarning: ...' and the source line; it is
+    logged now, which the CLI prints as 'birefvid: warning: ...' (tests/test_cli_log_lines.py)."""
+    args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--size", "64", "--steps", "1", "--batch-size", "2",
+            "--device", "cpu", "--precision", "fp16", "--scenes", "2"]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        assert main(args) == 0
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("birefvid.")] == [
+        "fp16 training is not supported on the CPU; training in fp32 (use bf16 for mixed precision on CPU)"]
+    assert "UserWarning" not in capsys.readouterr().err
 
 
 def test_train_init_hints_name_the_flag_train_has(tmp_path, capsys):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..job import BACKBONE_NAMES, PRECISIONS
 
@@ -84,19 +85,41 @@ def run(args: argparse.Namespace) -> int:
         where = f"{args.val} ({images})" if args.val is not None else f"{images} held out of {args.data}"
         epoch = -(-len(dataset) // args.batch_size)  # the trainer's epoch: every training item (flips too) once
         print(f"validating on {where} after each epoch ({epoch} steps) and at the end", file=sys.stderr)
-    result = train(
-        model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        device=args.device, precision=precision, checkpoint_dir=out, resume=args.resume, seed=args.seed,
-        warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every, weights_path=out / "model.safetensors",
-        half=args.half, metadata={"backbone": model.backbone_name, "resolution": f"{args.size}x{args.size}", "data": str(args.data), "seed": str(args.seed)},
-        show_progress=False if args.quiet else None, val_dataset=val_set, val_fraction=args.val_fraction,
-        progress=None if args.quiet or sys.stderr.isatty() else _print_every(10),
-    )  # fmt: skip
+    with _our_warnings_as_cli_lines():
+        result = train(
+            model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            device=args.device, precision=precision, checkpoint_dir=out, resume=args.resume, seed=args.seed,
+            warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every, weights_path=out / "model.safetensors",
+            half=args.half, metadata={"backbone": model.backbone_name, "resolution": f"{args.size}x{args.size}", "data": str(args.data), "seed": str(args.seed)},
+            show_progress=False if args.quiet else None, val_dataset=val_set, val_fraction=args.val_fraction,
+            progress=None if args.quiet or sys.stderr.isatty() else _print_every(10),
+        )  # fmt: skip
     print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})" if result.losses else f"nothing to do: already at step {result.step}", file=sys.stderr)
     if result.best is not None and result.best_path is not None:
         print(f"best validation IoU {result.best['iou']:.4f} (MAE {result.best['mae']:.4f}) at step {int(result.best['step'])}: "
               f"{result.best_path}; run it with --weights {result.best_path}", file=sys.stderr)  # fmt: skip
     return 0
+
+
+@contextlib.contextmanager
+def _our_warnings_as_cli_lines() -> Iterator[None]:
+    """birefvid's own warnings (fp16 asked for on the CPU) as ``birefvid: warning: ...`` lines, as its logged
+    ones are: Python's form named a source file and line, and read as a bug report."""
+    import logging
+    import warnings
+
+    shown = warnings.showwarning
+    package = str(Path(__file__).resolve().parents[1])
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if str(filename).startswith(package):
+            logging.getLogger("birefvid.train").warning("%s", message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _validation_folder(folder: str, size: int) -> "torch.utils.data.Dataset":
