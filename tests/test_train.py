@@ -129,6 +129,22 @@ def test_loss_falls_and_weights_are_saved(tmp_path, data):
     assert meta["backbone"] == "fake" and meta["resolution"] == "64x64" and meta["steps"] == "15"
 
 
+def test_a_checkpoint_written_removes_what_a_killed_run_left_half_written(tmp_path):
+    """kill -9 (or the OOM killer) while last.pt was being written left a hidden file its size, one per kill."""
+    import subprocess
+    import sys
+
+    from birefvid.train.checkpoints import save_checkpoint
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".last.pt.tmp-{int(dead.stdout)}"  # its writer is gone
+    writing = tmp_path / f".last.pt.tmp-{os.getppid()}"  # another run, still writing
+    for f in (left, writing):
+        f.write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path / "last.pt", {"step": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.pt", writing.name])
+
+
 def test_half_weights(tmp_path, data):
     wide = SceneDataset(2, (64, 96), seed=0)
     res = train(FakeBiRefNet(), wide, steps=1, batch_size=2, device="cpu", weights_path=tmp_path / "w.safetensors",
