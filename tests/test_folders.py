@@ -132,6 +132,20 @@ def test_phone_photo_stored_sideways_pairs_with_the_mask_drawn_upright(tmp_path,
     assert x[0, :, :14].mean() > x[2, :, :14].mean() and x[0, :, 18:].mean() < x[2, :, 18:].mean() + 0.5
 
 
+def test_an_annotation_saved_as_rgb_colours_is_read_as_its_objects(tmp_path):
+    """CVAT exports label maps as RGB PNGs in VOC colours: by luminance the dark red object (128, 0, 0) was 38/255,
+    a target that taught the model that the object is background."""
+    _write_pair(tmp_path, "a")
+    mask = tmp_path / "gt" / "a.png"
+    objects = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127
+    bgr = np.zeros((*objects.shape, 3), np.uint8)
+    bgr[objects] = (0, 0, 128)  # VOC's object 1, dark red
+    bgr[:, 22:25] = (192, 224, 224)  # VOC's void colour along the object's edge: not foreground
+    cv2.imwrite(str(mask), bgr)
+    _, m = FolderDataset(tmp_path, 32, flip=False)[0]
+    assert float(m[0, :, :13].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1
+
+
 def test_a_zero_one_mask_among_0_255_ones_is_read_as_foreground(tmp_path):
     """Two datasets merged, one saved 0/1: the set as a whole is 0/255, and its 0/1 masks trained as all background."""
     _write_pair(tmp_path, "a")
