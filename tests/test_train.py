@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from dataclasses import dataclass
 
 import pytest
@@ -200,6 +201,40 @@ def test_resume_of_a_model_with_dropout_continues_with_the_same_numbers(tmp_path
     kwargs = dict(steps=4, batch_size=2, lr=1e-3, device="cpu", seed=3, checkpoint_every=1, show_progress=False)
     full, resumed = _whole_and_resumed(tmp_path, data, 2, model=DropoutFakeBiRefNet, **kwargs)
     assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6)
+
+
+class CtrlCWithinForward(DropoutFakeBiRefNet):
+    """DropoutFakeBiRefNet that presses Ctrl-C (SIGINT to this process) within its ``at``-th training forward pass,
+    after its dropout drew: where a press almost always lands, the forward and backward passes being most of a step."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+
+def test_ctrl_c_within_a_step_stops_after_it_and_resumes_exactly(tmp_path, data, caplog):
+    """A press raised mid-step, and the checkpoint then saved held the part-way step's random state (and BatchNorm
+    statistics): the resumed run went on with other numbers than the run it continued."""
+    kwargs = dict(steps=5, batch_size=2, lr=1e-3, device="cpu", seed=3, checkpoint_every=100, show_progress=False)
+    torch.manual_seed(1)
+    full = train(DropoutFakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", **kwargs)
+    torch.manual_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        train(CtrlCWithinForward(at=3), data, checkpoint_dir=tmp_path / "b", **kwargs)
+    assert "stopping when this step ends" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
+    torch.manual_seed(1)
+    resumed = train(DropoutFakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+    assert resumed.start_step == 3
+    assert resumed.losses == pytest.approx(full.losses[3:], rel=1e-6)
 
 
 def test_a_cpu_run_on_a_gpu_machine_keeps_no_gpu_state(monkeypatch):
