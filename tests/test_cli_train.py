@@ -24,6 +24,10 @@ def test_train_on_scenes_writes_loadable_weights_and_resumes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "step 3/3" in err and "step 1/3" not in err
     assert f"resuming {out / 'last.pt'} at step 2 of 3" in err  # not a run that looks started over
+    (out / "model.safetensors").unlink()  # killed after its last checkpoint, before the weights were written
+    assert main([*args[:8], "3", *args[9:], "--resume"]) == 0
+    assert f"already at step 3: wrote {out / 'model.safetensors'}" in capsys.readouterr().err
+    assert (out / "model.safetensors").exists()
     from birefvid.models.weights import load_pretrained
 
     for name in ("model.safetensors", "last.pt"):  # the model so far runs at the size it was trained at, not 1024

@@ -94,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
             show_progress=False if args.quiet else None, val_dataset=val_set, val_fraction=args.val_fraction,
             progress=None if args.quiet or sys.stderr.isatty() else _print_every(10),
         )  # fmt: skip
-    print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})" if result.losses else f"nothing to do: already at step {result.step}", file=sys.stderr)
+    if result.losses:
+        print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})", file=sys.stderr)
+    else:  # "nothing to do" was said while the weights were written again (a run killed before writing them)
+        print(f"already at step {result.step}: wrote {result.weights} from {out / 'last.pt'}", file=sys.stderr)
     if result.best is not None and result.best_path is not None:
         print(f"best validation IoU {result.best['iou']:.4f} (MAE {result.best['mae']:.4f}) at step {int(result.best['step'])}: "
               f"{result.best_path}; run it with --weights {result.best_path}", file=sys.stderr)  # fmt: skip
