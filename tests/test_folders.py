@@ -223,10 +223,12 @@ def test_jpeg_masks_pair_with_their_images(tmp_path, flat):
     assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1
 
 
-def test_two_masks_of_one_name_are_refused_naming_both(tmp_path):
+def test_of_two_masks_of_one_name_the_png_is_taken_and_two_others_are_refused(tmp_path):
     _write_pair(tmp_path, "a")
-    (tmp_path / "gt" / "a.jpg").write_bytes((tmp_path / "gt" / "a.png").read_bytes())
-    with pytest.raises(DataError, match=r"a\.jpg and .*a\.png are both masks of 'a'|a\.png and .*a\.jpg are both masks of 'a'"):
+    (tmp_path / "gt" / "a.jpg").write_bytes(b"a preview, say")
+    assert [p.mask.name for p in FolderDataset(tmp_path, 32).pairs] == ["a.png"]
+    (tmp_path / "gt" / "a.png").rename(tmp_path / "gt" / "a.bmp")
+    with pytest.raises(DataError, match=r"a\.bmp and .*a\.jpg are both masks of 'a'"):
         FolderDataset(tmp_path, 32)
 
 

@@ -196,7 +196,10 @@ def _folder_masks(gt_dir: Path) -> dict[str, Path]:
             continue
         key = name_key(p.stem)
         if key in masks:
-            raise DataError(f"{masks[key]} and {p} are both masks of {p.stem!r}; keep one of them")
+            pngs = [m for m in (masks[key], p) if m.suffix.lower() == ".png"]
+            if len(pngs) != 1:  # a.png beside a.jpg (a preview, say) stays the mask it always was
+                raise DataError(f"{masks[key]} and {p} are both masks of {p.stem!r}; keep one of them")
+            p = pngs[0]
         masks[key] = p
     return masks
 
