@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import cv2
 import numpy as np
 import pytest
@@ -21,11 +23,28 @@ def test_train_on_scenes_writes_loadable_weights_and_resumes(tmp_path, capsys):
     assert main([*args[:8], "3", *args[9:], "--resume"]) == 0  # --steps 3: continues at step 3
     err = capsys.readouterr().err
     assert "step 3/3" in err and "step 1/3" not in err
+    assert f"resuming {out / 'last.pt'} at step 2 of 3" in err  # not a run that looks started over
+    (out / "model.safetensors").unlink()  # killed after its last checkpoint, before the weights were written
+    assert main([*args[:8], "3", *args[9:], "--resume"]) == 0
+    assert f"already at step 3: wrote {out / 'model.safetensors'}" in capsys.readouterr().err
+    assert (out / "model.safetensors").exists()
     from birefvid.models.weights import load_pretrained
 
     for name in ("model.safetensors", "last.pt"):  # the model so far runs at the size it was trained at, not 1024
         _, resolution, _ = load_pretrained(weights=out / name)
         assert resolution == (64, 64), (name, resolution)
+
+
+def test_train_fp16_on_the_cpu_is_a_cli_warning_line(tmp_path, capsys, caplog):
+    """The fallback was printed in Python's form: 'path/train.py:87: UserWarning: ...' and the source line; it is
+    logged now, which the CLI prints as 'birefvid: warning: ...' (tests/test_cli_log_lines.py)."""
+    args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--size", "64", "--steps", "1", "--batch-size", "2",
+            "--device", "cpu", "--precision", "fp16", "--scenes", "2"]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        assert main(args) == 0
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("birefvid.")] == [
+        "fp16 training is not supported on the CPU; training in fp32 (use bf16 for mixed precision on CPU)"]
+    assert "UserWarning" not in capsys.readouterr().err
 
 
 def test_train_init_hints_name_the_flag_train_has(tmp_path, capsys):

@@ -132,6 +132,59 @@ def test_phone_photo_stored_sideways_pairs_with_the_mask_drawn_upright(tmp_path,
     assert x[0, :, :14].mean() > x[2, :, :14].mean() and x[0, :, 18:].mean() < x[2, :, 18:].mean() + 0.5
 
 
+def test_an_annotation_saved_as_rgb_colours_is_read_as_its_objects(tmp_path):
+    """CVAT exports label maps as RGB PNGs in VOC colours: by luminance the dark red object (128, 0, 0) was 38/255,
+    a target that taught the model that the object is background."""
+    _write_pair(tmp_path, "a")
+    mask = tmp_path / "gt" / "a.png"
+    objects = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127
+    bgr = np.zeros((*objects.shape, 3), np.uint8)
+    bgr[objects] = (0, 0, 128)  # VOC's object 1, dark red
+    bgr[:, 22:25] = (192, 224, 224)  # VOC's void colour along the object's edge: not foreground
+    cv2.imwrite(str(mask), bgr)
+    _, m = FolderDataset(tmp_path, 32, flip=False)[0]
+    assert float(m[0, :, :13].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1
+
+
+def test_a_zero_one_mask_among_0_255_ones_is_read_as_foreground(tmp_path):
+    """Two datasets merged, one saved 0/1: the set as a whole is 0/255, and its 0/1 masks trained as all background."""
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    mask = tmp_path / "gt" / "b.png"
+    cv2.imwrite(str(mask), (cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127).astype(np.uint8))
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    for i in range(2):
+        _, m = ds[i]
+        assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1, i
+
+
+def test_a_mask_drawn_on_a_phone_photo_as_stored_says_so(tmp_path):
+    from PIL import Image
+
+    _write_pair(tmp_path, "a", size=(40, 50))
+    stored = Image.fromarray(np.zeros((50, 40, 3), np.uint8))  # 40x50 as stored, 50x40 once turned upright
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "im" / "a.jpg", exif=exif.tobytes())
+    cv2.imwrite(str(tmp_path / "gt" / "a.png"), np.zeros((50, 40), np.uint8))  # drawn on the stored pixels
+    with pytest.raises(DataError, match=r"a\.png is 40x50 but its image .*a\.jpg is 50x40 \(the image is 40x50 as stored.*EXIF"):
+        FolderDataset(tmp_path, 32)
+
+
+def test_every_unusable_image_is_counted_in_one_error(tmp_path):
+    """Training refused the first unusable image only: a user fixing 12 of them started training 12 times."""
+    for stem in "abcdef":
+        _write_pair(tmp_path, stem)
+    for stem in "bcd":
+        (tmp_path / "gt" / f"{stem}.png").unlink()
+    cv2.imwrite(str(tmp_path / "gt" / "f.png"), np.zeros((20, 20), np.uint8))
+    with pytest.raises(DataError) as err:
+        FolderDataset(tmp_path, 32)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"4 of the 6 images in {tmp_path / 'im'} cannot be used: ")
+    assert "b.jpg has no mask" in message and "d.jpg has no mask" in message and message.endswith("; and 1 more")
+
+
 def test_duts_tr_as_downloaded(tmp_path):
     _write_pair(tmp_path, "ILSVRC2012_test_00000004")
     (tmp_path / "im").rename(tmp_path / "DUTS-TR-Image")
@@ -154,12 +207,37 @@ def test_two_images_of_one_name_are_named_not_called_maskless(tmp_path):
         FolderDataset(tmp_path, 32)
 
 
+@pytest.mark.parametrize("flat", [False, True])
+def test_jpeg_masks_pair_with_their_images(tmp_path, flat):
+    """Masks saved as JPEG (compression noise and all) were refused as missing: 'a.jpg has no mask; expected
+    gt/a.png' beside the very gt/a.jpg."""
+    _write_pair(tmp_path, "a")
+    mask = tmp_path / "gt" / "a.png"
+    cv2.imwrite(str(mask.with_suffix(".jpg")), cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    mask.unlink()
+    if flat:
+        _flatten(tmp_path)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [(p.image.name, p.mask.name) for p in ds.pairs] == [("a.jpg", "a_mask.jpg" if flat else "a.jpg")]
+    _, m = ds[0]
+    assert float(m[0, :, :14].min()) > 0.9 and float(m[0, :, 18:].max()) < 0.1
+
+
+def test_of_two_masks_of_one_name_the_png_is_taken_and_two_others_are_refused(tmp_path):
+    _write_pair(tmp_path, "a")
+    (tmp_path / "gt" / "a.jpg").write_bytes(b"a preview, say")
+    assert [p.mask.name for p in FolderDataset(tmp_path, 32).pairs] == ["a.png"]
+    (tmp_path / "gt" / "a.png").rename(tmp_path / "gt" / "a.bmp")
+    with pytest.raises(DataError, match=r"a\.bmp and .*a\.jpg are both masks of 'a'"):
+        FolderDataset(tmp_path, 32)
+
+
 def _flatten(root: Path, ending: str = "_mask") -> None:
     """Move a DIS-layout dataset into the flat layout: im/x.jpg -> x.jpg, gt/x.png -> x{ending}.png."""
     for image in (root / "im").iterdir():
         image.rename(root / image.name)
     for mask in (root / "gt").iterdir():
-        mask.rename(root / f"{mask.stem}{ending}.png")
+        mask.rename(root / f"{mask.stem}{ending}{mask.suffix}")
     (root / "im").rmdir()
     (root / "gt").rmdir()
 
@@ -191,6 +269,19 @@ def test_a_picture_named_on_a_mac_pairs_with_its_mask_named_elsewhere(tmp_path, 
     ds = FolderDataset(tmp_path, 32, flip=False)
     assert [(unicodedata.normalize("NFC", p.image.stem), p.mask.name) for p in ds.pairs] == [
         ("café", unicodedata.normalize("NFC", "café_mask.png" if flat else "café.png"))]
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_the_metadata_files_a_mac_leaves_beside_each_picture_are_not_pictures(tmp_path, flat):
+    """A dataset copied from a Mac to a shared or FAT disk has ``._a.jpg`` beside ``a.jpg`` (and ``._a.png`` beside
+    its mask): training refused to start, calling the first of them an unreadable image."""
+    _write_pair(tmp_path, "a")
+    for name in ("im/._a.jpg", "gt/._a.png", "im/.DS_Store"):
+        (tmp_path / name).write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    if flat:
+        _flatten(tmp_path)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [p.image.name for p in ds.pairs] == ["a.jpg"]
 
 
 @pytest.mark.parametrize("how", ["zero_one", "palette", "rgba"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from dataclasses import dataclass
 
 import pytest
@@ -129,6 +130,22 @@ def test_loss_falls_and_weights_are_saved(tmp_path, data):
     assert meta["backbone"] == "fake" and meta["resolution"] == "64x64" and meta["steps"] == "15"
 
 
+def test_a_checkpoint_written_removes_what_a_killed_run_left_half_written(tmp_path):
+    """kill -9 (or the OOM killer) while last.pt was being written left a hidden file its size, one per kill."""
+    import subprocess
+    import sys
+
+    from birefvid.train.checkpoints import save_checkpoint
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".last.pt.tmp-{int(dead.stdout)}"  # its writer is gone
+    writing = tmp_path / f".last.pt.tmp-{os.getppid()}"  # another run, still writing
+    for f in (left, writing):
+        f.write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path / "last.pt", {"step": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.pt", writing.name])
+
+
 def test_half_weights(tmp_path, data):
     wide = SceneDataset(2, (64, 96), seed=0)
     res = train(FakeBiRefNet(), wide, steps=1, batch_size=2, device="cpu", weights_path=tmp_path / "w.safetensors",
@@ -148,10 +165,10 @@ class Stop(Exception):
     pass
 
 
-def _whole_and_resumed(tmp_path, data, stop_at: int, **kwargs):
+def _whole_and_resumed(tmp_path, data, stop_at: int, model=FakeBiRefNet, **kwargs):
     """(a run without a stop in tmp_path/a, the same run stopped after step ``stop_at`` and resumed in tmp_path/b)."""
     torch.manual_seed(1)
-    full = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", **kwargs)
+    full = train(model(), data, checkpoint_dir=tmp_path / "a", **kwargs)
 
     def stop(p):
         if p.step == stop_at:
@@ -159,8 +176,8 @@ def _whole_and_resumed(tmp_path, data, stop_at: int, **kwargs):
 
     torch.manual_seed(1)
     with pytest.raises(Stop):
-        train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", progress=stop, **kwargs)
-    return full, train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+        train(model(), data, checkpoint_dir=tmp_path / "b", progress=stop, **kwargs)
+    return full, train(model(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
 
 
 def test_resume_continues_from_the_same_step(tmp_path, data):
@@ -168,6 +185,56 @@ def test_resume_continues_from_the_same_step(tmp_path, data):
     full, resumed = _whole_and_resumed(tmp_path, data, 2, **kwargs)
     assert resumed.start_step == 2 and resumed.step == 5
     assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6)
+
+
+class DropoutFakeBiRefNet(FakeBiRefNet):
+    """FakeBiRefNet with dropout, as BiRefNet's decoder attention has: its masks draw from the torch RNG."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body.append(nn.Dropout(0.5))
+
+
+def test_resume_of_a_model_with_dropout_continues_with_the_same_numbers(tmp_path, data):
+    """Making the data loader's iterator drew from the torch RNG after the checkpoint's state was restored: a
+    resumed BiRefNet (dropout) went on with other dropout masks than the run it continued."""
+    kwargs = dict(steps=4, batch_size=2, lr=1e-3, device="cpu", seed=3, checkpoint_every=1, show_progress=False)
+    full, resumed = _whole_and_resumed(tmp_path, data, 2, model=DropoutFakeBiRefNet, **kwargs)
+    assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-6)
+
+
+class CtrlCWithinForward(DropoutFakeBiRefNet):
+    """DropoutFakeBiRefNet that presses Ctrl-C (SIGINT to this process) within its ``at``-th training forward pass,
+    after its dropout drew: where a press almost always lands, the forward and backward passes being most of a step."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+
+def test_ctrl_c_within_a_step_stops_after_it_and_resumes_exactly(tmp_path, data, caplog):
+    """A press raised mid-step, and the checkpoint then saved held the part-way step's random state (and BatchNorm
+    statistics): the resumed run went on with other numbers than the run it continued."""
+    kwargs = dict(steps=5, batch_size=2, lr=1e-3, device="cpu", seed=3, checkpoint_every=100, show_progress=False)
+    torch.manual_seed(1)
+    full = train(DropoutFakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", **kwargs)
+    torch.manual_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        train(CtrlCWithinForward(at=3), data, checkpoint_dir=tmp_path / "b", **kwargs)
+    assert "stopping when this step ends" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
+    torch.manual_seed(1)
+    resumed = train(DropoutFakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)
+    assert resumed.start_step == 3
+    assert resumed.losses == pytest.approx(full.losses[3:], rel=1e-6)
 
 
 def test_a_cpu_run_on_a_gpu_machine_keeps_no_gpu_state(monkeypatch):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..job import BACKBONE_NAMES, PRECISIONS
 
@@ -76,24 +77,52 @@ def run(args: argparse.Namespace) -> int:
     if precision == "auto":
         precision = "fp16" if pick_device(args.device).type == "cuda" else "fp32"
     print(f"training {name} on {args.data} at {args.size}px for {args.steps} steps (batch {args.batch_size})", file=sys.stderr)
+    resumed = _checkpoint_step(out) if args.resume else None
+    if resumed is not None:  # else said nowhere: a resumed run looked like one started over
+        print(f"resuming {out / 'last.pt'} at step {resumed} of {args.steps}: its weights, optimizer and data order", file=sys.stderr)
     if val_set is not None:
         images = f"{len(val_set)} image{'s' if len(val_set) != 1 else ''}"
         where = f"{args.val} ({images})" if args.val is not None else f"{images} held out of {args.data}"
         epoch = -(-len(dataset) // args.batch_size)  # the trainer's epoch: every training item (flips too) once
         print(f"validating on {where} after each epoch ({epoch} steps) and at the end", file=sys.stderr)
-    result = train(
-        model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        device=args.device, precision=precision, checkpoint_dir=out, resume=args.resume, seed=args.seed,
-        warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every, weights_path=out / "model.safetensors",
-        half=args.half, metadata={"backbone": model.backbone_name, "resolution": f"{args.size}x{args.size}", "data": str(args.data), "seed": str(args.seed)},
-        show_progress=False if args.quiet else None, val_dataset=val_set, val_fraction=args.val_fraction,
-        progress=None if args.quiet or sys.stderr.isatty() else _print_every(10),
-    )  # fmt: skip
-    print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})" if result.losses else f"nothing to do: already at step {result.step}", file=sys.stderr)
+    with _our_warnings_as_cli_lines():
+        result = train(
+            model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            device=args.device, precision=precision, checkpoint_dir=out, resume=args.resume, seed=args.seed,
+            warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every, weights_path=out / "model.safetensors",
+            half=args.half, metadata={"backbone": model.backbone_name, "resolution": f"{args.size}x{args.size}", "data": str(args.data), "seed": str(args.seed)},
+            show_progress=False if args.quiet else None, val_dataset=val_set, val_fraction=args.val_fraction,
+            progress=None if args.quiet or sys.stderr.isatty() else _print_every(10),
+        )  # fmt: skip
+    if result.losses:
+        print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})", file=sys.stderr)
+    else:  # "nothing to do" was said while the weights were written again (a run killed before writing them)
+        print(f"already at step {result.step}: wrote {result.weights} from {out / 'last.pt'}", file=sys.stderr)
     if result.best is not None and result.best_path is not None:
         print(f"best validation IoU {result.best['iou']:.4f} (MAE {result.best['mae']:.4f}) at step {int(result.best['step'])}: "
               f"{result.best_path}; run it with --weights {result.best_path}", file=sys.stderr)  # fmt: skip
     return 0
+
+
+@contextlib.contextmanager
+def _our_warnings_as_cli_lines() -> Iterator[None]:
+    """birefvid's own warnings (fp16 asked for on the CPU) as ``birefvid: warning: ...`` lines, as its logged
+    ones are: Python's form named a source file and line, and read as a bug report."""
+    import logging
+    import warnings
+
+    shown = warnings.showwarning
+    package = str(Path(__file__).resolve().parents[1])
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if str(filename).startswith(package):
+            logging.getLogger("birefvid.train").warning("%s", message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _validation_folder(folder: str, size: int) -> "torch.utils.data.Dataset":
@@ -144,6 +173,22 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise ConfigError(f"--val-fraction must be between 0 and 1 (0.1 holds out a tenth), got {args.val_fraction}")
         if args.data == "scenes":
             raise ConfigError("--val-fraction holds out images of a --data folder; with --data scenes give --val DIR")
+
+
+def _checkpoint_step(folder: Path) -> "int | None":
+    """The step ``folder``'s last.pt reached, read without loading its tensors (mapped, not read); None when there
+    is none or it cannot be read (the trainer then says why)."""
+    import torch
+
+    from ..train.checkpoints import CHECKPOINT_NAME
+
+    path = folder / CHECKPOINT_NAME
+    if not path.exists():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+    except Exception:  # any unreadable checkpoint: train() reports it in one line
+        return None
 
 
 def _check_no_run(folder: Path, resume: bool) -> None:

@@ -1,6 +1,6 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
-Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png``, DUTS-TR's
+Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png`` (or .jpg, any picture), DUTS-TR's
 ``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``), or the flat
 layout many datasets ship: ``root/<stem>.jpg`` beside ``root/<stem>_mask.png`` (or ``_matte.png``). Every
 pair is checked when the dataset is made (a cheap header read), so a bad file fails at start-up
@@ -80,13 +80,20 @@ FLAT_MASK_ENDINGS = ("_mask", "_matte")  # the flat layout's mask of x.jpg: x_ma
 
 
 def _flat_mask_key(path: Path) -> "str | None":
-    """The image stem a flat-layout mask file belongs to (``x`` for ``x_mask.png``), or None if it is no such mask."""
-    if path.suffix.lower() != ".png":
+    """The image stem a flat-layout mask file belongs to (``x`` for ``x_mask.png``, or ``x_mask.jpg``), or None if
+    it is no such mask."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return None
     for ending in FLAT_MASK_ENDINGS:
         if path.stem.lower().endswith(ending) and len(path.stem) > len(ending):
             return name_key(path.stem[: -len(ending)])
     return None
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    """The files in ``folder`` but hidden ones: the ``._a.jpg`` metadata macOS writes beside ``a.jpg`` on a shared
+    or FAT disk is no picture, and was refused as an unreadable image."""
+    return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
 
 
 def find_layout(root: Path) -> tuple[Path, Path]:
@@ -110,7 +117,7 @@ def find_layout(root: Path) -> tuple[Path, Path]:
     if duts:
         names = ", ".join(d.name for d, _ in duts)
         raise DataError(f"{root} holds {len(duts)} NAME-Image/ + NAME-Mask/ pairs ({names}); move each pair to a folder of its own")
-    files = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in _visible_files(root) if p.suffix.lower() in IMAGE_EXTENSIONS]
     if any(_flat_mask_key(p) is not None for p in files):
         return root, root
     if files:  # pictures and nothing marked as a mask: say that, not "im is not a folder"
@@ -125,36 +132,76 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     root = Path(root)
     im_dir, gt_dir = find_layout(root)
     flat = im_dir == gt_dir
-    files = sorted(p for p in im_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = sorted(p for p in _visible_files(im_dir) if p.suffix.lower() in IMAGE_EXTENSIONS)
     images = [p for p in files if _flat_mask_key(p) is None] if flat else files
     if not images:
-        raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with .png masks in {gt_dir}")
-    masks = _flat_masks(files) if flat else {name_key(p.stem): p for p in gt_dir.iterdir() if p.suffix.lower() == ".png" and p.is_file()}
+        raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with masks of their names (.png) in {gt_dir}")
+    masks = _flat_masks(files) if flat else _folder_masks(gt_dir)
 
     def expected(stem: str) -> str:
         return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)" if flat else str(gt_dir / (stem + ".png"))
 
     pairs: list[Pair] = []
+    problems: list[str] = []  # every unusable image, named at once: not one more start of training per fix
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
     for image in images:
         key = name_key(image.stem)
         if key in paired:
-            raise DataError(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
+            problems.append(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
                             f"{expected(image.stem)}; keep one of them, or rename the other and its mask")
+            continue
         paired[key] = image
         mask = masks.pop(key, None)
         if mask is None:
-            raise DataError(f"{image} has no mask; expected {expected(image.stem)}")
-        ih, iw = _image_size(image, upright=True)
-        mh, mw = _image_size(mask)
-        if (ih, iw) != (mh, mw):
-            raise DataError(
-                f"{mask} is {mw}x{mh} but its image {image} is {iw}x{ih}; masks must match their image's size"
-            )
-        pairs.append(Pair(image, mask, ih, iw))
+            problems.append(f"{image} has no mask; expected {expected(image.stem)}")
+            continue
+        try:
+            pairs.append(_pair(image, mask))
+        except DataError as exc:
+            problems.append(str(exc))
     if masks:
         log.warning("%d mask(s) in %s have no image and are ignored, e.g. %s", len(masks), gt_dir, next(iter(masks.values())))
+    if len(problems) == 1:
+        raise DataError(problems[0])
+    if problems:
+        more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        raise DataError(f"{len(problems)} of the {len(images)} images in {im_dir} cannot be used: "
+                        f"{'; '.join(problems[:SHOWN_PROBLEMS])}{more}")
     return pairs
+
+
+LOSSLESS = frozenset({".png", ".bmp", ".tif", ".tiff"})  # mask formats whose grey levels are as saved
+SHOWN_PROBLEMS = 3  # unusable images named in the one error line; the rest are counted
+
+
+def _pair(image: Path, mask: Path) -> Pair:
+    """The pair of ``image`` and its ``mask`` once both headers are read; DataError when either is unreadable or
+    their sizes differ (saying so when the mask was drawn on a phone photo as stored, sideways)."""
+    ih, iw = _image_size(image, upright=True)
+    mh, mw = _image_size(mask)
+    if (ih, iw) != (mh, mw):
+        sideways = (mh, mw) == (iw, ih) and _image_size(image) == (mh, mw)
+        hint = (f" (the image is {mw}x{mh} as stored, shown and trained upright by its EXIF orientation: "
+                "draw the mask on the upright picture, or turn it)") if sideways else ""  # fmt: skip
+        raise DataError(f"{mask} is {mw}x{mh} but its image {image} is {iw}x{ih}{hint}; masks must match their image's size")
+    return Pair(image, mask, ih, iw)
+
+
+def _folder_masks(gt_dir: Path) -> dict[str, Path]:
+    """Image stem -> its mask in a mask folder: a PNG, or another picture (JPEG masks, with their compression noise
+    read as faint grey, are common: refused, they were called missing beside the mask); DataError for two of a name."""
+    masks: dict[str, Path] = {}
+    for p in sorted(_visible_files(gt_dir)):
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        key = name_key(p.stem)
+        if key in masks:
+            pngs = [m for m in (masks[key], p) if m.suffix.lower() == ".png"]
+            if len(pngs) != 1:  # a.png beside a.jpg (a preview, say) stays the mask it always was
+                raise DataError(f"{masks[key]} and {p} are both masks of {p.stem!r}; keep one of them")
+            p = pngs[0]
+        masks[key] = p
+    return masks
 
 
 def _flat_masks(files: list[Path]) -> dict[str, Path]:
@@ -232,6 +279,10 @@ class FolderDataset(Dataset):
             raise DataError(f"cannot decode {pair.mask}; the file is corrupt or truncated: replace or remove it") from exc
         if image.shape[:2] != mask.shape[:2]:
             raise DataError(f"{pair.mask} does not match the size of {pair.image}; masks must match their image")
+        # a 0/1 mask among 0/255 ones (datasets merged): read as 1/255 it taught "all background"; not a JPEG's,
+        # whose 1s in an empty mask are compression noise
+        if mask.max() == 1 and pair.mask.suffix.lower() in LOSSLESS:
+            mask = np.where(mask > 0, np.iinfo(mask.dtype).max, 0).astype(mask.dtype)
         h, w = self.size
         if (h, w) != image.shape[:2]:
             shrink = h * w < image.shape[0] * image.shape[1]

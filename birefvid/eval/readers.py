@@ -6,7 +6,8 @@ What a file contributes, per frame:
   saved as RGBA or grey+alpha), then its brightness; a grey image: its grey level (8 or 16 bit), and
   a clip whose grey levels are all 0 or 1 (masks saved as 0/1) as 0/255; a palette PNG (DAVIS
   annotations): foreground wherever the index is not 0 (all objects as one mask) unless the palette is
-  all grey and covers every index used, then the grey level; any other colour image: its luminance.
+  all grey and covers every index used, then the grey level; a colour label map (black and at most 32 other
+  flat colours: an annotation saved as RGB) as a palette PNG; any other colour image: its luminance.
   Index 255 of a colour palette is void (DAVIS, PASCAL VOC: unlabelled, usually along object edges):
   background in the mask, and left out of the scores where the ground truth has it.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
@@ -92,7 +93,28 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
     colour = image[..., :3] if image.shape[2] >= 3 else image[..., :1]
     if colour.shape[2] == 1 or (colour[..., :1] == colour).all():
         return np.ascontiguousarray(colour[..., 0]), alpha, None
+    labels = _colour_labels(colour) if colour.dtype == np.uint8 else None
+    if labels is not None:
+        return labels[0], alpha, labels[1]
     return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY), alpha, None
+
+
+LABEL_COLOURS = 32  # at most this many flat colours, black among them: a label map, not a picture
+_VOC_VOID_BGR = (192, 224, 224)  # PASCAL VOC's unlabelled colour (224, 224, 192), index 255 of its palette
+
+
+def _colour_labels(bgr: np.ndarray) -> Optional[tuple[np.ndarray, Optional[np.ndarray]]]:
+    """A label map saved as RGB (CVAT's and others' exports, a palette annotation converted) as (mask, void):
+    foreground wherever the colour is not black, as a palette annotation's objects are (by luminance VOC's dark
+    red object was 38/255, trained and scored as background); None for an image of more colours."""
+    packed = (bgr[..., 0].astype(np.uint32) << 16) | (bgr[..., 1].astype(np.uint32) << 8) | bgr[..., 2]
+    colours = np.unique(packed)
+    if len(colours) > LABEL_COLOURS or colours[0] != 0:
+        return None
+    b, g, r = _VOC_VOID_BGR
+    void = packed == ((b << 16) | (g << 8) | r)
+    mask = np.where((packed != 0) & ~void, np.uint8(255), np.uint8(0))
+    return mask, (void if void.any() else None)
 
 
 def read_mask(path: Path, by_alpha: bool = True, zero_one: bool = False) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import shutil
@@ -39,6 +40,7 @@ def _written_atomically(path: Path) -> Iterator[Path]:
         yield tmp
         apply_default_permissions(tmp, is_dir=False)
         os.replace(tmp, path)
+        _remove_dead_writers_files(path)
     except Exception as exc:
         reason = _write_failure(tmp, exc)  # before the partial file is removed: it is what filled the disk
         tmp.unlink(missing_ok=True)
@@ -47,6 +49,29 @@ def _written_atomically(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _remove_dead_writers_files(path: Path) -> None:
+    """Delete the temporaries of ``path`` whose writer is gone: a run killed (``kill -9``, the OOM killer) while
+    saving left a hidden file as big as the checkpoint behind, one more each time."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        pid = leftover.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (one of another user's counts as running); always True on Windows, where
+    ``os.kill(pid, 0)`` would end the process, not ask about it."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, another user's
+        return True
+    return True
 
 
 def _write_failure(tmp: Path, exc: Exception) -> str:

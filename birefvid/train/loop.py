@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -241,6 +243,50 @@ def validate(
     return {"iou": scores["iou"], "mae": scores["mae"]}
 
 
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class _StepBoundary:
+    """Holds a Ctrl-C (or the command line's SIGTERM) that arrives within a training step until the step ends.
+
+    Raised mid-step it left a state to save that no run has: BatchNorm statistics and the random state moved on
+    by a forward pass whose update never came (or half an optimizer update), so a resumed run was not the run
+    it continued. A second press while one is held stops at once (that step is then not saved). Only on the
+    main thread and over Python-level handlers (Python's own for Ctrl-C, the CLI's for SIGTERM)."""
+
+    def __init__(self) -> None:
+        self.within = False
+        self._held: Optional[int] = None
+        self._previous: dict[int, Callable[[int, Any], Any]] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in _STOP_SIGNALS:
+                handler = signal.getsignal(signum)
+                if callable(handler):
+                    self._previous[signum] = handler
+                    signal.signal(signum, self._hold)
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        if not self.within or self._held is not None:  # between steps, or pressed again: stop now
+            self._previous[signum](signum, frame)
+            return
+        self._held = signum
+        again = "; Ctrl-C again stops at once without it" if signum == signal.SIGINT else ""
+        log.warning("stopping when this step ends, to save it whole (a moment)%s", again)
+
+    def step_done(self) -> None:
+        """The step ended, its state whole: raise what was held during it."""
+        self.within = False
+        if self._held is not None:
+            signum, self._held = self._held, None
+            self._previous[signum](signum, None)
+
+    def close(self) -> None:
+        """Put the previous handlers back."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+
 def _collate(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
     images, masks = default_collate(batch)
     return images, masks
@@ -396,8 +442,11 @@ def train(
         result.validations.append(done)
         return done
 
+    # its own generator: iterating a DataLoader draws a seed from the torch RNG otherwise, just after a resumed
+    # run restored it, so the resumed run went on with other dropout masks than the run it continued
     loader = DataLoader(dataset, batch_sampler=_StepBatches(n, batch_size, seed, start, steps),
-                        num_workers=num_workers, collate_fn=_collate, pin_memory=dev.type == "cuda")
+                        num_workers=num_workers, collate_fn=_collate, pin_memory=dev.type == "cuda",
+                        generator=torch.Generator().manual_seed(seed % 2**63))
     interactive = sys.stderr.isatty() if show_progress is None else show_progress
     bar = None
     if interactive and start < steps:
@@ -406,8 +455,10 @@ def train(
         bar = tqdm(total=steps, initial=start, unit="step", desc="train", dynamic_ncols=True)
     bad = 0
     t0, timed_from = time.perf_counter(), start
+    boundary = _StepBoundary()
     try:
         for images, masks in loader:
+            boundary.within = True
             images = images.to(dev, non_blocking=True)
             masks = masks.to(dev, non_blocking=True)
             with autocast():
@@ -433,6 +484,7 @@ def train(
             result.step += 1
             value = float(loss.detach())
             result.losses.append(value)
+            boundary.step_done()  # a Ctrl-C or SIGTERM held during the step is raised here
 
             now = time.perf_counter()
             if result.step == start + 1:  # the first step is slow (allocation, warm-up): time from after it
@@ -461,11 +513,15 @@ def train(
             if progress is not None:
                 progress(report)
     except KeyboardInterrupt:
-        if result.step > start:
+        if boundary.within:  # pressed twice: its weights, optimizer, BatchNorm statistics and RNG are part-way
+            log.warning("stopped within step %d, which is not saved; %s", result.step + 1,
+                        f"resume continues from {ckpt_path}" if ckpt_path is not None and ckpt_path.exists() else "nothing to resume")
+        elif result.step > start:
             checkpoint()
             log.warning("interrupted at step %d; resume with the same command and %s", result.step, option("resume", True))
         raise
     finally:
+        boundary.close()
         if bar is not None:
             bar.close()
 
