@@ -169,6 +169,19 @@ def _write_audio(out, stream, start: int, stop: int, rate: int) -> int:
     return max(start, stop)
 
 
+def make_sound_only(path: str | Path, codec: str, samples: int, container: Optional[str] = None) -> Path:
+    """A file holding one mono track of silence and no video: what a sound-only input looks like."""
+    sample_format, dtype = {"aac": ("fltp", np.float32), "pcm_s16le": ("s16", np.int16)}[codec]
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=48000)
+        stream.codec_context.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, samples), dtype), format=sample_format, layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return Path(path)
+
+
 def make_images(
     folder: str | Path,
     n: int = 4,

@@ -139,8 +139,7 @@ def test_a_folder_of_camera_files_finds_mxf_and_avchd_clips(tmp_path):
     """A card dump's MXF (XDCAM, XAVC, P2, Canon, ARRI) and AVCHD (.MTS, .m2ts) clips, DV and a phone's .3gp are
     videos: given a folder, batch left them out without a word and reported every video done. A P2 card's
     sound-only OP-Atom MXF files (one channel a file) are the clips' sound, left out, not failed videos."""
-    import av
-    import numpy as np
+    from media import make_sound_only
 
     from birefvid.batch.runner import expand_inputs
 
@@ -149,13 +148,7 @@ def test_a_folder_of_camera_files_finds_mxf_and_avchd_clips(tmp_path):
     names = ["A001C001.MXF", "b.mp4", "c.m2ts", "clip.dv", "phone.3gp", "00000.MTS", "hdv.m2t"]
     for name in [*names, "A001C001.XML", "sound.wav"]:  # sidecars and sound are not videos
         (folder / name).write_bytes(b"a video")
-    with av.open(str(folder / "0001AB00.MXF"), "w", format="mxf_opatom") as out:  # a P2 card's AUDIO/ file
-        a = out.add_stream("pcm_s16le", rate=48000)
-        a.codec_context.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1920), np.int16), format="s16", layout="mono")
-        frame.sample_rate, frame.pts = 48000, 0
-        out.mux(a.encode(frame))
-        out.mux(a.encode(None))
+    make_sound_only(folder / "0001AB00.MXF", "pcm_s16le", 1920, container="mxf_opatom")  # a P2 card's AUDIO/ file
     assert sorted(f.path.name for f in expand_inputs([str(folder)])) == sorted(names)
     assert [f.path.name for f in expand_inputs([str(folder / "0001AB00.MXF")])] == ["0001AB00.MXF"]  # named: an input still
 

@@ -10,7 +10,7 @@ import pytest
 from birefvid.errors import ConfigError, SourceError
 from birefvid.io import ImageSequenceSource, VideoFileSource, open_source
 from system_tools import need_binary, need_module
-from media import damage, damage_packet, hide_leading_frames, make_images, make_resizing_video, make_video, pattern_frame, shift_timestamps
+from media import damage, damage_packet, hide_leading_frames, make_images, make_resizing_video, make_sound_only, make_video, pattern_frame, shift_timestamps
 
 
 def _mean_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -85,16 +85,7 @@ def test_not_media(tmp_path):
 
 
 def test_no_video_stream(tmp_path):
-    import av
-
-    p = tmp_path / "audio.m4a"
-    with av.open(str(p), "w") as out:
-        s = out.add_stream("aac", rate=48000)
-        s.codec_context.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 48000, 0
-        out.mux(s.encode(frame))
-        out.mux(s.encode(None))
+    p = make_sound_only(tmp_path / "audio.m4a", "aac", 1024)
     with pytest.raises(SourceError, match="has no video stream"):
         VideoFileSource(p)
 
