@@ -210,3 +210,15 @@ def test_train_warns_when_val_images_are_training_images(tmp_path, capsys):
             "--init", str(tmp_path / "none.safetensors")]
     assert main(args) == 2
     assert "2 of the 2 --val images are training images too" in capsys.readouterr().err
+
+
+def test_train_progress_lines_start_at_the_first_step(capsys):
+    """Without a terminal the first line came at step 10: minutes of silence on a slow CPU; the first step is shown too."""
+    from birefvid.commands.train import _print_every
+    from birefvid.train.loop import TrainProgress
+
+    report = _print_every(10)
+    for step in range(4, 13):  # a resumed run: its first step is 4
+        report(TrainProgress(step=step, steps=12, loss=0.5, parts={}, lr=1e-4, seconds_per_step=30.0, eta_seconds=60.0))
+    steps = [line.split()[1] for line in capsys.readouterr().err.splitlines()]
+    assert steps == ["4/12", "10/12", "12/12"]

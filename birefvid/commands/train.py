@@ -224,10 +224,14 @@ def _initial_model(init: str) -> "tuple[torch.nn.Module, str]":
 
 
 def _print_every(n: int):
-    """Plain progress lines for logs and CI (a terminal gets the trainer's tqdm bar instead)."""
+    """Plain progress lines for logs and CI (a terminal gets the trainer's tqdm bar instead): the run's first step
+    (its s/step and ETA, not minutes of silence on a slow CPU), then every ``n`` and the last."""
+    first = True
 
     def report(p) -> None:
-        if p.step % n == 0 or p.step == p.steps:
+        nonlocal first
+        if first or p.step % n == 0 or p.step == p.steps:
+            first = False
             eta = int(p.eta_seconds)
             print(f"step {p.step}/{p.steps} loss {p.loss:.4f} lr {p.lr:.2e} {p.seconds_per_step:.2f}s/step "
                   f"ETA {eta // 3600}:{eta % 3600 // 60:02d}:{eta % 60:02d}", file=sys.stderr, flush=True)  # fmt: skip
