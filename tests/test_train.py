@@ -130,6 +130,19 @@ def test_loss_falls_and_weights_are_saved(tmp_path, data):
     assert meta["backbone"] == "fake" and meta["resolution"] == "64x64" and meta["steps"] == "15"
 
 
+def test_two_identical_seeded_runs_write_identical_weights_files(tmp_path, data):
+    """safetensors wrote the metadata in a random order each time: the same run's files differed, so checksums did."""
+    files = []
+    for name in ("a", "b"):
+        torch.manual_seed(0)
+        res = train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", seed=5, show_progress=False,
+                    weights_path=tmp_path / name / "model.safetensors", metadata={"note": "x", "data": "scenes"})
+        files.append(res.weights.read_bytes())
+    assert files[0] == files[1]
+    with safe_open(str(tmp_path / "a" / "model.safetensors"), "pt") as f:
+        assert f.metadata()["note"] == "x" and f.metadata()["resolution"] == "64x64"
+
+
 def test_a_checkpoint_written_removes_what_a_killed_run_left_half_written(tmp_path):
     """kill -9 (or the OOM killer) while last.pt was being written left a hidden file its size, one per kill."""
     import subprocess

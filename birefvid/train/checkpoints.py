@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import json
 import logging
 import os
 import shutil
@@ -145,5 +146,20 @@ def save_weights(
     meta = {"format": "pt", **{str(k): str(v) for k, v in (metadata or {}).items()}}
     with _written_atomically(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
+        _sort_metadata(tmp)
     log.info("saved %d tensors to %s", len(tensors), path)
     return path
+
+
+def _sort_metadata(path: Path) -> None:
+    """Rewrite a .safetensors header's metadata in key order, in place: safetensors writes it in a random
+    (hash) order per process, so two identical seeded runs wrote files whose bytes (and checksums) differed."""
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+        text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(text) > size:  # escapes written longer than safetensors' own: keep its header rather than move the data
+            return
+        f.seek(8)
+        f.write(text.ljust(size))  # spaces pad a header, as safetensors pads it to 8 bytes
