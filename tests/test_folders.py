@@ -193,6 +193,22 @@ def test_duts_tr_as_downloaded(tmp_path):
     assert [p.image.parent.name for p in ds.pairs] == ["DUTS-TR-Image"] and ds.pairs[0].mask.parent.name == "DUTS-TR-Mask"
 
 
+@pytest.mark.parametrize("names", [("images", "masks"), ("Images", "Masks"), ("img", "mask")])
+def test_images_and_masks_folders_are_a_layout(tmp_path, names):
+    """The common images/ + masks/ layout was refused: 'im is not a folder', with a list of layouts without it."""
+    _write_pair(tmp_path, "a")
+    (tmp_path / "im").rename(tmp_path / names[0])
+    (tmp_path / "gt").rename(tmp_path / names[1])
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [(p.image.parent.name, p.mask.parent.name) for p in ds.pairs] == [names]
+
+
+def test_the_layouts_error_names_images_and_masks(tmp_path):
+    (tmp_path / "images").mkdir()  # no masks/ beside it
+    with pytest.raises(DataError, match=r"root/images/\*\.jpg \+ root/masks/\*\.png"):
+        FolderDataset(tmp_path, 32)
+
+
 def test_dis5k_root_names_the_datasets_inside(tmp_path):
     for part in ("DIS-TR", "DIS-VD"):
         _write_pair(tmp_path / part, "a")

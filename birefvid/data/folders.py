@@ -1,7 +1,8 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
 Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png`` (or .jpg, any picture), DUTS-TR's
-``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``), or the flat
+``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``), ``root/images/`` +
+``root/masks/`` (or ``img/`` + ``mask/``, any case), or the flat
 layout many datasets ship: ``root/<stem>.jpg`` beside ``root/<stem>_mask.png`` (or ``_matte.png``). Every
 pair is checked when the dataset is made (a cheap header read), so a bad file fails at start-up
 with its name, not hours into training.
@@ -75,7 +76,8 @@ def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
 
 
 LAYOUTS = ("root/im/*.jpg + root/gt/*.png (DIS5K), root/NAME-Image/*.jpg + root/NAME-Mask/*.png (DUTS-TR), "
-           "or root/x.jpg beside root/x_mask.png or x_matte.png (flat)")
+           "root/images/*.jpg + root/masks/*.png (or img/ + mask/), or root/x.jpg beside root/x_mask.png or x_matte.png (flat)")
+FOLDER_PAIRS = (("images", "masks"), ("img", "mask"))  # common (image folder, mask folder) names, any case
 FLAT_MASK_ENDINGS = ("_mask", "_matte")  # the flat layout's mask of x.jpg: x_mask.png or x_matte.png
 
 
@@ -98,8 +100,8 @@ def _visible_files(folder: Path) -> list[Path]:
 
 def find_layout(root: Path) -> tuple[Path, Path]:
     """(image folder, mask folder) of a dataset root: ``im/`` + ``gt/`` (DIS5K's, and this project's), its
-    one ``NAME-Image/`` + ``NAME-Mask/`` pair (DUTS-TR as downloaded: DUTS-TR-Image/ + DUTS-TR-Mask/), or
-    ``root`` twice for the flat layout (``x.jpg`` beside ``x_mask.png``/``x_matte.png``). DataError naming
+    one ``NAME-Image/`` + ``NAME-Mask/`` pair (DUTS-TR as downloaded: DUTS-TR-Image/ + DUTS-TR-Mask/),
+    ``images/`` + ``masks/`` or ``img/`` + ``mask/`` (any case; many datasets ship so), or ``root`` twice for the flat layout (``x.jpg`` beside ``x_mask.png``/``x_matte.png``). DataError naming
     what is missing, and the datasets inside when ``root`` is a level too high (DIS5K/)."""
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected {LAYOUTS}")
@@ -110,6 +112,9 @@ def find_layout(root: Path) -> tuple[Path, Path]:
                 raise DataError(f"{d} is not a folder; expected {LAYOUTS}")
         return im_dir, gt_dir
     folders = {d.name.lower(): d for d in root.iterdir() if d.is_dir()}
+    for images, masks in FOLDER_PAIRS:
+        if images in folders and masks in folders:
+            return folders[images], folders[masks]
     duts = [(d, folders[name[: -len("-image")] + "-mask"]) for name, d in sorted(folders.items())
             if name.endswith("-image") and name[: -len("-image")] + "-mask" in folders]  # fmt: skip
     if len(duts) == 1:
