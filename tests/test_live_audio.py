@@ -237,3 +237,24 @@ def test_a_looping_file_whose_sound_is_shorter_is_silent_after_it_without_a_warn
     for k in range(2):  # the last loop's sound ends the track, as the file's does
         assert _loud(samples, rate, start, 2 * k + 1.1, 2 * k + 1.9) < 0.01
     assert "missing" not in caplog.text
+
+
+def test_the_downmix_warning_names_a_microphone_as_the_sounds_origin(caplog, tmp_path):
+    """An --audio-device microphone's 5.1 sound on an RTMP stream was called 'the source's 5.1 sound'."""
+    from types import SimpleNamespace
+
+    from birefvid.io.live_audio import LiveAudioTrack
+    from birefvid.io.live_source import LiveCapture
+    from birefvid.io.live_target import LiveTarget
+    from birefvid.io.microphone import AudioDevice
+    from birefvid.io.reconnect import Backoff
+
+    mic = SimpleNamespace(audio_format=(48000, "5.1"), device=AudioDevice("pulse", "desk"))  # as opened
+    capture = LiveCapture(LiveTarget("camera", "camera 0", "/dev/video0", "v4l2"), realtime=True, loop=False, open_timeout=1, read_timeout=1,
+                          policy=Backoff(), audio=True, microphone=mic)  # fmt: skip
+    for feed in (LiveAudioFeed(48000, "5.1"), capture.audio):
+        with av.open(str(tmp_path / "out.flv"), "w", format="flv") as out, caplog.at_level("WARNING"):
+            LiveAudioTrack(feed, out, "flv", name="rtmp://h/live/***", max_channels=2)
+    assert [r.getMessage() for r in caplog.records] == [
+        "rtmp://h/live/***: the 5.1 sound of the source is mixed down to stereo, the most it carries",
+        "rtmp://h/live/***: the 5.1 sound of the microphone pulse:desk is mixed down to stereo, the most it carries"]

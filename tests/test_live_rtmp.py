@@ -469,5 +469,5 @@ def test_a_surround_sources_sound_reaches_the_server_as_stereo(tmp_path: Path, f
     assert loud > 0.1, loud  # the tone is there, not silence
     assert _frames(received) == 2 * fps
     assert [r.getMessage() for r in caplog.records if "mixed down" in r.getMessage()] == [
-        f"rtmp://127.0.0.1:{server.port}/live/***: the source's 5.1 sound is mixed down to stereo, the most it carries"
+        f"rtmp://127.0.0.1:{server.port}/live/***: the 5.1 sound of the source is mixed down to stereo, the most it carries"
     ]

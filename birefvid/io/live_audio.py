@@ -107,11 +107,12 @@ class AudioQueue:
 class LiveAudioFeed:
     """Decoded source audio stamped on the stream clock, fanned out to every subscribed recording.
 
-    ``rate`` and ``layout`` are the first connection's, which the recordings' encoders are set up for.
+    ``rate`` and ``layout`` are the first connection's, which the recordings' encoders are set up for; ``origin``
+    names where the sound comes from in messages (an ``--audio-device`` microphone's label, not "the source").
     """
 
-    def __init__(self, rate: int, layout: str) -> None:
-        self.rate, self.layout = rate, layout
+    def __init__(self, rate: int, layout: str, origin: str = "the source") -> None:
+        self.rate, self.layout, self.origin = rate, layout, origin
         self._lock = threading.Lock()
         self._history: Deque[Stamped] = collections.deque()
         self._subscribers: list[AudioQueue] = []
@@ -170,7 +171,7 @@ class LiveAudioTrack:
         layout = av.AudioLayout(feed.layout)
         if max_channels is not None and layout.nb_channels > max_channels:
             layout = av.AudioLayout("stereo" if max_channels >= 2 else "mono")
-            message = f"{name}: the source's {feed.layout} sound is mixed down to {layout.name}, the most it carries"
+            message = f"{name}: the {feed.layout} sound of {feed.origin} is mixed down to {layout.name}, the most it carries"
             if message not in feed.said:
                 feed.said.add(message)
                 log.warning("%s", message)
@@ -199,7 +200,7 @@ class LiveAudioTrack:
         self._generation = 0  # the connection (or file loop) the last sound came from
         self._name = name
         self.gaps = 0  # silences put in for sound missing within a connection
-        log.info("recording the source's audio (%s Hz %s) to %s as %s", feed.rate, feed.layout, name, codec)
+        log.info("recording the audio of %s (%s Hz %s) to %s as %s", feed.origin, feed.rate, feed.layout, name, codec)
 
     def write_until(self, seconds: Optional[float]) -> None:
         """Encode the captured sound up to ``seconds`` (plus a short lead); None: everything captured."""

@@ -195,7 +195,7 @@ class LiveCapture(LiveSource):
         # (generation, stream time, monotonic time) of the newest published picture: where the microphone's sound goes
         self._anchor: Optional[tuple[int, float, float]] = None
         if microphone is not None:
-            self._audio_feed = LiveAudioFeed(*microphone.audio_format)
+            self._audio_feed = LiveAudioFeed(*microphone.audio_format, origin=microphone.device.label)
         self._realtime = realtime
         self._loop = loop
         self._open_timeout = open_timeout
