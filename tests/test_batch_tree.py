@@ -153,6 +153,28 @@ def test_a_folder_of_camera_files_finds_mxf_and_avchd_clips(tmp_path):
     assert [f.path.name for f in expand_inputs([str(folder / "0001AB00.MXF")])] == ["0001AB00.MXF"]  # named: an input still
 
 
+def test_sound_only_mxf_left_out_is_a_line_naming_its_subfolder(tmp_path, caplog):
+    """The line saying sound-only MXF files were left out showed only with -v, and under --recursive named the
+    folder given, not the subfolder (a P2 card's CONTENTS/AUDIO) that holds them."""
+    import logging
+
+    from media import make_sound_only
+
+    from birefvid.batch.runner import expand_inputs
+    from birefvid.cli import CliLogFormatter
+
+    audio = tmp_path / "card" / "CONTENTS" / "AUDIO"
+    audio.mkdir(parents=True)
+    (tmp_path / "card" / "a.mp4").write_bytes(b"a video")
+    for name in ("0001AB00.MXF", "0001AB01.MXF"):
+        make_sound_only(audio / name, "pcm_s16le", 1920, container="mxf_opatom")
+    with caplog.at_level(logging.WARNING):  # what the CLI shows without -v
+        assert [f.path.name for f in expand_inputs([str(tmp_path / "card")], recursive=True)] == ["a.mp4"]
+    [record] = [r for r in caplog.records if "sound only" in r.getMessage()]
+    assert CliLogFormatter().format(record) == (
+        f"birefvid: {audio}: 2 MXF files hold sound only (OP-Atom, one channel a file) and are left out")
+
+
 def test_recursive_follows_linked_folders_but_not_back_up(tree, tmp_path, caplog):
     (tree / "s2" / "up").symlink_to("..", target_is_directory=True)  # a loop: clips/s2/up/s2/up/...
     (tree / "alias").symlink_to("s1", target_is_directory=True)  # the same videos again, under another name

@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequence
 
-from ..errors import ConfigError, SinkError, SourceError, option
+from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
 from ..extensions import VIDEO_EXTENSIONS
 from ..io.animated_source import frame_durations, is_animated_webp
 from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
@@ -116,7 +116,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
             else:
                 in_folder = [Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in ours)]
                 _note_subfolders(p, out_dir)
-            found.extend(_without_sound_only_mxf(p, in_folder))
+            found.extend(_without_sound_only_mxf(in_folder))
         elif p.is_file():
             found.append(Found(p))
         else:
@@ -211,10 +211,11 @@ def _earlier_outputs(out_dir: Optional[Path]) -> set[Path]:
         return set()  # an unreadable manifest is reported when the run opens it
 
 
-def _without_sound_only_mxf(folder: Path, found: list[Found]) -> list[Found]:
+def _without_sound_only_mxf(found: list[Found]) -> list[Found]:
     """``found`` less the MXF files that hold sound only: OP-Atom keeps each sound channel in an MXF of its own
     (a P2 card's AUDIO/, an Avid MediaFiles folder), beside the picture's; they are the clips' sound, not
-    videos that failed. One info line says how many were left out."""
+    videos that failed. A notice (shown without -v: files left out are no secret) per folder that held them
+    says how many were left out, naming that folder (a subfolder under --recursive), not the one given."""
     import av
 
     def sound_only(path: Path) -> bool:
@@ -225,9 +226,12 @@ def _without_sound_only_mxf(folder: Path, found: list[Found]) -> list[Found]:
             return False  # unreadable: an input, reported as such
 
     dropped = [f for f in found if f.path.suffix.lower() == ".mxf" and sound_only(f.path)]
-    if dropped:
-        log.info("%s: %d MXF file%s hold%s sound only (OP-Atom, one channel a file) and %s left out", folder, len(dropped),
-                 "s" if len(dropped) > 1 else "", "" if len(dropped) > 1 else "s", "are" if len(dropped) > 1 else "is")  # fmt: skip
+    folders: dict[Path, int] = {}
+    for f in dropped:
+        folders[f.path.parent] = folders.get(f.path.parent, 0) + 1
+    for folder, n in folders.items():
+        log.warning("%s: %d MXF file%s hold%s sound only (OP-Atom, one channel a file) and %s left out", folder, n,
+                    "s" if n > 1 else "", "" if n > 1 else "s", "are" if n > 1 else "is", extra=NOTICE)  # fmt: skip
     return [f for f in found if f not in dropped]
 
 
