@@ -201,6 +201,7 @@ def test_a_gpu_this_pytorch_build_has_no_kernels_for_is_refused_or_skipped(monke
     from birefvid.runtime.device import pick_device
 
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr("birefvid.runtime.device._SAID", set(), raising=False)  # said once a process: not by another test first
     _fake_gpus(monkeypatch, 1, (7, 0))
     with pytest.raises(ConfigError, match=r"GPU cuda:0 \(Tesla V100-SXM2-16GB, sm_70\) has no kernels in this PyTorch build \(it runs sm_75 "):
         pick_device("cuda")
@@ -210,6 +211,17 @@ def test_a_gpu_this_pytorch_build_has_no_kernels_for_is_refused_or_skipped(monke
     assert pick_device("auto") == torch.device("cuda") and pick_device("cuda:0") == torch.device("cuda:0")
     _fake_gpus(monkeypatch, 1, (7, 0), arch=("sm_80", "compute_70"))  # PTX for 7.0 is compiled for it when loaded
     assert pick_device("cuda") == torch.device("cuda")
+
+
+def test_running_on_the_cpu_instead_of_an_unusable_gpu_is_said_once(monkeypatch, caplog):
+    """`batch --device auto` checks the device, then its model picks it: the line was printed twice."""
+    from birefvid.runtime.device import pick_device
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr("birefvid.runtime.device._SAID", set(), raising=False)
+    _fake_gpus(monkeypatch, 1, (7, 0))
+    assert [pick_device("auto"), pick_device("auto")] == [torch.device("cpu")] * 2
+    assert [r.getMessage().endswith("running on the CPU") for r in caplog.records] == [True]
 
 
 def test_a_device_out_of_memory_is_one_line_saying_what_makes_it_fit():

@@ -15,16 +15,20 @@ __all__ = ["DTYPES", "Precision", "pick_device", "pick_dtype"]
 log = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_SAID: set[str] = set()  # "running on the CPU" lines given: once a process (batch checks the device, then its model picks it)
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda, then Apple mps, then cpu; an explicit name must be available."""
+    """``auto`` -> cuda, then Apple mps, then cpu (saying so once a process for a GPU this PyTorch cannot run);
+    an explicit name must be available."""
     if device == "auto":
         if torch.cuda.is_available():
             unsupported = _unsupported_gpu(torch.cuda.current_device())
             if unsupported is None:
                 return torch.device("cuda")
-            log.warning(f"{unsupported}: running on the CPU")
+            if unsupported not in _SAID:
+                _SAID.add(unsupported)
+                log.warning(f"{unsupported}: running on the CPU")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
