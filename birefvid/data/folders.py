@@ -101,8 +101,9 @@ def _visible_files(folder: Path) -> list[Path]:
 def find_layout(root: Path) -> tuple[Path, Path]:
     """(image folder, mask folder) of a dataset root: ``im/`` + ``gt/`` (DIS5K's, and this project's), its
     one ``NAME-Image/`` + ``NAME-Mask/`` pair (DUTS-TR as downloaded: DUTS-TR-Image/ + DUTS-TR-Mask/),
-    ``images/`` + ``masks/`` or ``img/`` + ``mask/`` (any case; many datasets ship so), or ``root`` twice for the flat layout (``x.jpg`` beside ``x_mask.png``/``x_matte.png``). DataError naming
-    what is missing, and the datasets inside when ``root`` is a level too high (DIS5K/)."""
+    ``images/`` + ``masks/`` or ``img/`` + ``mask/`` (any case; many datasets ship so), or ``root`` twice for
+    the flat layout (``x.jpg`` beside ``x_mask.png``/``x_matte.png``). DataError naming what is missing, and
+    the datasets inside when ``root`` is a level too high (DIS5K/)."""
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected {LAYOUTS}")
     im_dir, gt_dir = root / "im", root / "gt"

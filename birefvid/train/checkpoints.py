@@ -153,11 +153,13 @@ def save_weights(
 
 def _sort_metadata(path: Path) -> None:
     """Rewrite a .safetensors header's metadata in key order, in place: safetensors writes it in a random
-    (hash) order per process, so two identical seeded runs wrote files whose bytes (and checksums) differed."""
+    (hash) order each time, so two identical seeded runs wrote files whose bytes (and checksums) differed."""
     with open(path, "r+b") as f:
         size = int.from_bytes(f.read(8), "little")
         header = json.loads(f.read(size))
-        header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+        if "__metadata__" not in header:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
         text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode()
         if len(text) > size:  # escapes written longer than safetensors' own: keep its header rather than move the data
             return
