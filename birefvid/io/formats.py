@@ -1,6 +1,6 @@
 """Which encoder, pixel format and options write a given output kind into a given container.
 
-This is the output table of the README ("Outputs": each kind into each container) as data, plus the checks that turn an impossible
+This is the output table of docs/process.md ("Outputs": each kind into each container) as data, plus the checks that turn an impossible
 request (alpha into H.264 .mp4, an unknown extension, ...) into a ``SinkError`` that lists what
 is supported.
 """

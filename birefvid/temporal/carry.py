@@ -19,7 +19,7 @@ delivered k frames late as in live mode, IoU x 100 of the shown frames): a fast 
 57.9 instead of 29.7 at k = 5 and 47.9 instead of 16.4 at k = 8; a constant-speed subject and
 a camera pan at k = 8 keep 93.9 and 93.2 instead of 71.2 and 48.7; slow and still clips stay
 within 0.2 of the straight carry. Cost: ~1 ms more of one core a shown frame (7.4-8.2 against
-6.0-7.1 ms a carry at 160x160 here); see the README for live mode's figures.
+6.0-7.1 ms a carry at 160x160 here); see docs/live.md for live mode's figures.
 Without keys, or when the chain back to the mask's frame is broken (a frame not shown, a
 reference older than ``history``), the straight flow from scratch is used, as before.
 """
