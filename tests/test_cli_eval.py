@@ -165,6 +165,34 @@ def test_alpha_video_predictions(tmp_path, name, codec, pix_fmt, options, exact)
         assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=0.02)
 
 
+def _alpha_frame_10bit(alpha: np.ndarray) -> av.VideoFrame:
+    """A yuva444p10le frame whose alpha plane holds ``alpha`` (uint8) at 10 bits, rounded: a soft ProRes 4444 matte."""
+    frame = av.VideoFrame(alpha.shape[1], alpha.shape[0], "yuva444p10le")
+    for i, plane in enumerate(frame.planes):
+        buf = np.zeros((plane.height, plane.line_size // 2), np.uint16)
+        buf[:, : alpha.shape[1]] = np.round(alpha * (1023 / 255)) if i == 3 else (512 if i else 360)
+        plane.update(buf.tobytes())
+    return frame
+
+
+def test_soft_prores_alpha_is_read_at_its_own_depth(tmp_path):
+    """ProRes 4444 keeps alpha in 10-16 bits: read through 8-bit RGBA, soft alpha came out half a level high on
+    average (a level high from 128 up: 12-bit alpha / 16, not / 4095 x 255), so MAD was off by as much."""
+    gts = _truths()
+    preds = [np.tile(np.linspace(128, 254, W).round().astype(np.uint8), (H, 1))] * T  # soft everywhere
+    pred = tmp_path / "pred.mov"
+    with av.open(str(pred), "w") as container:
+        stream = container.add_stream("prores_ks", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.options = W, H, "yuva444p10le", {"profile": "4444"}
+        for m in preds:
+            container.mux(stream.encode(_alpha_frame_10bit(m)))
+        container.mux(stream.encode())
+    report = _eval_json(tmp_path, str(pred), str(_pngs(tmp_path / "gt", gts)))
+    want = _direct([(preds, gts)]).results()
+    assert report["summary"]["iou"] == pytest.approx(want["iou"])
+    assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=0.2 / 255)  # ProRes 4444 itself is within a tenth of a level
+
+
 def test_rgb_video_is_read_as_luminance(tmp_path):
     gts = _truths()
     preds = _truths(x0=10)

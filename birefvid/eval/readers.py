@@ -11,7 +11,8 @@ What a file contributes, per frame:
   Index 255 of a colour palette is void (DAVIS, PASCAL VOC: unlabelled, usually along object edges):
   background in the mask, and left out of the scores where the ground truth has it.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
-  libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha; any other video
+  libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha, at the depth it is
+  decoded at (ProRes' 12 bits as value / 4095); any other video
   (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
   GIF, which FFmpeg decodes as bgra): its luminance, expanded to full range (Y' 16-235 -> 0-255),
   16 bit for high-depth grey formats.
@@ -160,13 +161,31 @@ def _transparent(alpha: np.ndarray) -> bool:
     return bool((alpha < np.iinfo(alpha.dtype).max).any())
 
 
+def _alpha_plane(frame: av.VideoFrame) -> np.ndarray:
+    """A frame's alpha at its own depth: the alpha plane itself where the format keeps one (ProRes 4444's 10
+    or 12 bits as value / (2^bits - 1), 16 bits as uint16, 8 bits as uint8), else via 16-bit RGBA.
+    swscale's 8-bit RGBA read soft 10/12-bit alpha half a level high (up to 1.25 levels off)."""
+    fmt = frame.format
+    comp = next(c for c in fmt.components if c.is_alpha)
+    if not fmt.is_planar or sum(c.plane == comp.plane for c in fmt.components) != 1:
+        return frame.to_ndarray(format="rgba" if comp.bits == 8 else "rgba64le")[..., 3]
+    plane = frame.planes[comp.plane]
+    dtype = np.dtype(np.uint8) if comp.bits <= 8 else np.dtype(">u2" if fmt.is_big_endian else "<u2")
+    rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+    alpha = rows[:, : plane.width].astype(dtype.newbyteorder("="))
+    if comp.bits in (8, 16):
+        return alpha
+    return alpha / float((1 << comp.bits) - 1)
+
+
 def _frame_mask(frame: av.VideoFrame, by_alpha: bool = True) -> np.ndarray:
-    """One decoded frame as an (H, W) mask: its alpha (``by_alpha``, for formats that have one), or its
-    luminance (16 bit for deep grey formats)."""
+    """One decoded frame as an (H, W) mask: its alpha (``by_alpha``, for formats that have one, at its own
+    depth), or its luminance (16 bit for deep grey formats)."""
     fmt = frame.format
     if has_alpha(fmt.name):
-        rgba = frame.to_ndarray(format="rgba")
-        return rgba[..., 3] if by_alpha else _brightness(rgba[..., :3])
+        if by_alpha:
+            return _alpha_plane(frame)
+        return _brightness(frame.to_ndarray(format="rgba")[..., :3])
     if fmt.name.startswith("gray") and fmt.name not in ("gray", "gray8"):
         return frame.to_ndarray(format="gray16le")
     return frame.to_ndarray(format="gray")
