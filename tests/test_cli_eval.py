@@ -608,6 +608,10 @@ def test_sparse_annotations_pair_by_frame_number(tmp_path, capsys):
     ev.step(preds[6], gts[6])  # the one pair of consecutive annotated frames
     _same(report["summary"], {**ev.results(), "frames": 3})
     assert len(report["per_frame"]) == 3 and "dtssd" not in report["per_frame"][1] and "dtssd" in report["per_frame"][2]
+    # each row names the frame it scores (the annotation's number), not its place among the annotations: 5 was "1"
+    assert [r["frame"] for r in report["per_frame"]] == [0, 5, 6]
+    assert [r.split()[0] for r in _rows(capsys.readouterr().out)] == ["0", "5", "6", "all"]
+    assert report["per_frame"][1]["j_and_f"] == pytest.approx((ev.frames[1]["iou"] + ev.frames[1]["boundary_f"]) / 2)
 
 
 def _rgb_pngs(folder: Path, n: int) -> Path:

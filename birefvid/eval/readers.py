@@ -460,15 +460,18 @@ def _clip_starts(gt: tuple[Path, ...]) -> set[int]:
     return {i for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1}  # type: ignore[operator]
 
 
-def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> None:
-    """Feed one clip pair into ``ev`` frame by frame; a count or size mismatch is a one-line DataError. Image
-    predictions of more frames than a sparse annotation are paired by frame number when each annotation has one."""
+def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> list[int]:
+    """Feed one clip pair into ``ev`` frame by frame and return the frames scored (0, 1, ... in order; a sparse
+    annotation's own numbers); a count or size mismatch is a one-line DataError. Image predictions of more frames
+    than a sparse annotation are paired by frame number when each annotation has one."""
     where = f"sequence {name}: " if name else ""
     starts: set[int] = set()
+    numbers: Optional[list[int]] = None
     if pred.files and gt.files and pred.count > len(gt.files):  # type: ignore[operator]
         picked = _annotated_frames(pred.files, gt.files)
         if picked is not None:
             pred, starts = MaskClip(pred.path, picked), _clip_starts(gt.files)
+            numbers = [_frame_number(f) for f in gt.files]  # type: ignore[misc]
     if pred.count is not None and gt.count is not None and pred.count != gt.count:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
                         f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}")
@@ -493,6 +496,7 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n}, ground truth {gt.path} has {n + left}")
     if n == 0:
         raise DataError(f"{where}{pred.path} and {gt.path} hold no frames")
+    return numbers if numbers is not None else list(range(n))
 
 
 def evaluate_paths(
@@ -507,12 +511,12 @@ def evaluate_paths(
     rows: list[dict] = []
     for name, p_clip, g_clip in pairs:
         start = len(ev.frames)
-        score_clip(ev, p_clip, g_clip, name)
+        numbers = score_clip(ev, p_clip, g_clip, name)
         if name:
             sequences[name] = _counted(ev.results(start))
         if per_frame:
-            for i, rec in enumerate(ev.frames[start:]):
-                rows.append({**({"sequence": name} if name else {}), "frame": i, **rec})
+            for number, rec in zip(numbers, ev.frames[start:]):
+                rows.append({**({"sequence": name} if name else {}), "frame": number, **rec})
     report["summary"] = _counted(ev.results())
     if sequences:
         report["sequences"] = sequences
