@@ -584,7 +584,29 @@ def test_count_mismatch_names_the_missing_frame(tmp_path, capsys):
     one_based_all = _pngs(tmp_path / "one_based_all", [])
     for i, g in enumerate(gts):
         cv2.imwrite(str(one_based_all / f"frame_{i + 1}.png"), g)  # numbers that are not the annotations': refused
-    assert "prediction frame_2.png has no ground-truth frame" in _error(capsys, str(one_based_all), str(sparse))
+    # it said "prediction frame_2.png has no ground-truth frame: keep only the predictions of annotated frames"
+    assert ("the predictions are numbered from frame_1.png, the annotations from 00000.png: number them alike"
+            in _error(capsys, str(one_based_all), str(sparse)))
+
+
+def test_folders_paired_in_order_whose_numbers_drift_apart_are_warned_of(tmp_path, caplog):
+    """Every other prediction against every truth frame, or a frame missing on each side, as many files on both:
+    scored in order without a word, every pair after the gap shifted."""
+    gts = _truths()
+    gt = _pngs(tmp_path / "gt", gts)
+    pred = _pngs(tmp_path / "pred", gts)
+    (pred / "00002.png").unlink()
+    cv2.imwrite(str(pred / "00005.png"), gts[4])
+    assert main(["eval", str(pred), str(gt)]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "frames pair in order, not by their numbers: prediction 00003.png is scored against ground truth 00002.png")
+    caplog.clear()
+    one_based = tmp_path / "one_based"  # numbers that move together pair in order without a warning
+    one_based.mkdir()
+    for i, g in enumerate(gts):
+        cv2.imwrite(str(one_based / f"frame_{i + 1:06d}.png"), g)
+    assert main(["eval", str(one_based), str(gt)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_sparse_annotations_pair_by_frame_number(tmp_path, capsys):

@@ -31,6 +31,7 @@ sequences' own values, each sequence counting once (as DAVIS' J&F Mean).
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from birefvid.io.image_source import natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
 from birefvid.io.video_source import ffmpeg_reason, mp4_index_problem
 
+log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PALETTE = 3  # IHDR colour type of indexed-colour PNGs
@@ -425,11 +427,28 @@ def _first_gap(pred: tuple[Path, ...], gt: tuple[Path, ...]) -> str:
     for f, n in zip(gt, g_nums):
         if n + offset not in p_set:  # type: ignore[operator]
             return f"; the first ground-truth frame without a prediction is {f.name}"
+    sparse = any(b - a != 1 for a, b in zip(g_nums, g_nums[1:]))  # type: ignore[operator]
+    if offset and sparse and len(pred) > len(gt):  # 1-based predictions of every frame, 0-based annotations
+        return (f"; the predictions are numbered from {pred[0].name}, the annotations from {gt[0].name}: number "
+                "them alike (frame 0 as the annotations name it) and the annotated frames are paired by number")
     for f, n in zip(pred, p_nums):
         if n not in g_set:
             return (f"; prediction {f.name} has no ground-truth frame (frames pair in order: "
                     "keep only the predictions of annotated frames)")
     return ""
+
+
+def _warn_if_renumbered(pred: tuple[Path, ...], gt: tuple[Path, ...], where: str) -> None:
+    """Warn when numbered folders of as many frames pair in order although their numbers do not move together
+    (00000, 00002, 00004 against 00000, 00001, 00002): a frame left out on one side shifts every pair after it."""
+    p_nums, g_nums = [_frame_number(f) for f in pred], [_frame_number(f) for f in gt]
+    if None in p_nums or None in g_nums or len(pred) != len(gt):
+        return
+    for i, (pn, gn) in enumerate(zip(p_nums, g_nums)):
+        if pn - gn != p_nums[0] - g_nums[0]:  # type: ignore[operator]
+            log.warning("%sframes pair in order, not by their numbers: prediction %s is scored against ground truth %s; "
+                        "a frame missing on one side shifts every pair after it", where, pred[i].name, gt[i].name)
+            return
 
 
 def _drain(it: Iterator[object]) -> int:
@@ -475,6 +494,8 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> l
     if pred.count is not None and gt.count is not None and pred.count != gt.count:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
                         f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}")
+    if numbers is None and pred.files and gt.files:
+        _warn_if_renumbered(pred.files, gt.files, where)
     ev.new_clip()
     it_p, it_g = iter(pred), gt.frames()
     n = 0
