@@ -203,6 +203,27 @@ def test_rgb_video_is_read_as_luminance(tmp_path):
     assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=2 / 255)  # limited-range Y' expands to 0..255
 
 
+def test_colour_pictures_scored_by_brightness_are_warned_of(tmp_path, caplog):
+    """A green-screen output given as predictions scored IoU 0.0008 by its brightness, with no word why."""
+    gts = _truths()
+    green = tmp_path / "green.mp4"
+    with av.open(str(green), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.options = W, H, "yuv444p", {"qp": "0"}
+        for g in gts:
+            rgb = np.where(g[..., None] > 0, np.uint8(200), np.array([0, 177, 64], np.uint8))  # grey subject on green
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")))
+        container.mux(stream.encode())
+    gt = _pngs(tmp_path / "gt", gts)
+    assert main(["eval", str(green), str(gt)]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{green} holds colour pictures, scored by their brightness: a green-screen, composite or "
+                        "blur output is no mask (score an --output mask or alpha one)"]
+    caplog.clear()
+    grey = _video(tmp_path / "grey.mp4", gts, "libx264", "yuv444p", "rgb", {"qp": "0"})  # white on black: a mask
+    assert main(["eval", str(grey), str(gt)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_mask_image_kinds(tmp_path):
     """DAVIS palette annotations (objects 1 and 2 as one mask), 16-bit grey and RGBA cut-outs, given by a glob."""
     from PIL import Image

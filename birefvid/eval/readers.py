@@ -216,6 +216,29 @@ def _animated_webp_masks(path: str) -> Iterator[np.ndarray]:
             yield pixels[..., 3] if by_alpha and pixels.shape[2] == 4 else _brightness(pixels[..., :3])
 
 
+COLOUR_SPREAD = 48  # a pixel whose channels differ by more than this is coloured, not grey
+COLOUR_SHARE = 0.05  # a picture with more coloured pixels than this share is a picture, not a mask
+
+
+def _colour_picture(rgb: np.ndarray) -> bool:
+    """True for an (H, W, 3) 8-bit picture with colour in it (a green-screen or composite output), not a grey mask."""
+    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)
+    return float(np.mean(spread > COLOUR_SPREAD)) > COLOUR_SHARE
+
+
+def _colour_picture_file(path: Path) -> bool:
+    """True for an image read by its luminance although it has colour in it (not a label map saved as RGB)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return image is not None and _colour_picture(image) and _colour_labels(image) is None
+
+
+def _warn_colour(path: str) -> None:
+    """Say that a clip of colour pictures is scored by brightness: a green-screen output scored IoU 0.0008, unexplained."""
+    log.warning("%s holds colour pictures, scored by their brightness: a green-screen, composite or blur output is "
+                "no mask (score an --output mask or alpha one)", path)
+
+
 @dataclass(frozen=True)
 class MaskClip:
     """One clip of masks: a video (``files`` is None) or images in order; iterating yields (H, W) arrays."""
@@ -237,6 +260,8 @@ class MaskClip:
         """Each frame's (mask, void pixels or None), decoded as it is needed; only annotations have void."""
         if self.files is not None:
             by_alpha, zero_one = image_mask_rule(self.files)
+            if self.files and not by_alpha and _colour_picture_file(self.files[0]):
+                _warn_colour(self.path)
             for f in self.files:
                 yield read_mask_void(f, by_alpha, zero_one)
             return
@@ -246,7 +271,9 @@ class MaskClip:
         try:
             # alpha counts where the clip has transparency; a fully opaque one (a mask GIF) by its brightness
             by_alpha = _video_has_transparency(self.path)
-            for frame in decode_video_frames(self.path):
+            for index, frame in enumerate(decode_video_frames(self.path)):
+                if index == 0 and not by_alpha and _colour_picture(frame.to_ndarray(format="rgb24")):
+                    _warn_colour(self.path)
                 yield _frame_mask(frame, by_alpha), None
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path} could not be decoded ({ffmpeg_reason(exc)}); the file is damaged") from exc
