@@ -628,6 +628,10 @@ def test_folders_paired_in_order_whose_numbers_drift_apart_are_warned_of(tmp_pat
     for i, g in enumerate(gts):
         cv2.imwrite(str(one_based / f"frame_{i + 1:06d}.png"), g)
     assert main(["eval", str(one_based), str(gt)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
+    every_fifth = _pngs(tmp_path / "every_fifth", [])  # process' numbers for YouTube-VOS' JPEGImages, every fifth frame
+    for i, g in enumerate(gts):
+        cv2.imwrite(str(every_fifth / f"{5 * i:05d}.png"), g)
+    assert main(["eval", str(one_based), str(every_fifth)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_sparse_annotations_pair_by_frame_number(tmp_path, capsys):

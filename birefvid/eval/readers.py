@@ -467,9 +467,14 @@ def _first_gap(pred: tuple[Path, ...], gt: tuple[Path, ...]) -> str:
 
 def _warn_if_renumbered(pred: tuple[Path, ...], gt: tuple[Path, ...], where: str) -> None:
     """Warn when numbered folders of as many frames pair in order although their numbers do not move together
-    (00000, 00002, 00004 against 00000, 00001, 00002): a frame left out on one side shifts every pair after it."""
+    (00000, 00002, 00004 against 00000, 00001, 00002): a frame left out on one side shifts every pair after it.
+    Predictions numbered 1, 2, 3 against every fifth frame (0, 5, 10) are no such case: ``process`` numbers the
+    frames of YouTube-VOS' every-fifth-frame JPEGImages so."""
     p_nums, g_nums = [_frame_number(f) for f in pred], [_frame_number(f) for f in gt]
     if None in p_nums or None in g_nums or len(pred) != len(gt):
+        return
+    steps = {b - a for a, b in zip(g_nums, g_nums[1:])}  # type: ignore[operator]
+    if len(steps) <= 1 and all(b - a == 1 for a, b in zip(p_nums, p_nums[1:])):  # type: ignore[operator]
         return
     for i, (pn, gn) in enumerate(zip(p_nums, g_nums)):
         if pn - gn != p_nums[0] - g_nums[0]:  # type: ignore[operator]
