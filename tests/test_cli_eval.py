@@ -555,6 +555,32 @@ def test_davis_void_is_left_out(tmp_path):
     _same(again, report)
 
 
+def test_several_objects_scored_as_their_union_are_said_to_be(tmp_path, caplog):
+    """DAVIS 2017 annotations of several objects are scored as one foreground: its J&F went into a table beside the
+    benchmark's per-object J&F with no word that it is another number."""
+    from PIL import Image
+
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (253 * 3)
+    gts = _truths(3)
+    for seq, objects in (("bike", 2), ("bear", 1)):
+        (tmp_path / "gt" / seq).mkdir(parents=True)
+        for i, g in enumerate(gts):
+            labels = (g // 255).astype(np.uint8)
+            if objects == 2:
+                labels[:, W // 2 :] *= 2  # the box's right half is object 2
+            im = Image.frombytes("P", (W, H), labels.tobytes())
+            im.putpalette(palette)
+            im.save(tmp_path / "gt" / seq / f"{i:05d}.png")
+        _pngs(tmp_path / "pred" / seq, gts)
+    assert main(["eval", str(tmp_path / "pred"), str(tmp_path / "gt")]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["1 of 2 ground-truth clips (bike) annotate several objects: scored as one foreground, their "
+                        "union, so J, F and J&F are not DAVIS 2017's per-object ones"]
+    caplog.clear()
+    assert main(["eval", str(tmp_path / "pred" / "bear"), str(tmp_path / "gt" / "bear")]) == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_davis_subset_by_sequences(tmp_path, capsys):
     """DAVIS' Annotations/480p holds all 90 sequences; predictions for the 30 of val.txt could not be scored."""
     gt_root = tmp_path / "Annotations" / "480p"

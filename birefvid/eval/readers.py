@@ -80,6 +80,25 @@ def _palette_mask(data: np.ndarray, path: Path) -> tuple[np.ndarray, Optional[np
     return mask, (void if void.any() else None)
 
 
+def _objects(path: Path) -> int:
+    """Objects a palette annotation labels (its indices other than 0 and void; DAVIS 2017 numbers each object);
+    1 for any other image."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if not (data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE):
+        return 1
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            index = np.asarray(im)
+            palette = np.asarray(im.getpalette() or [0, 0, 0], np.uint8).reshape(-1, 3)
+    except OSError:
+        return 1  # scoring names the unreadable file
+    if (palette == palette[:, :1]).all() and int(index.max()) < len(palette):
+        return 1  # grey levels, not labels
+    return len(set(np.unique(index).tolist()) - {0, VOID_INDEX})
+
+
 def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """One image as (grey, alpha, void): its palette foreground, grey level or luminance, its alpha plane if it
     has one, and its void pixels if it is a palette annotation that has some."""
@@ -562,15 +581,22 @@ def evaluate_paths(
     report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
     sequences: dict[str, dict[str, float]] = {}
     rows: list[dict] = []
+    several: list[str] = []  # sequences whose annotations hold several objects, scored as their union
     for name, p_clip, g_clip in pairs:
         start = len(ev.frames)
         numbers = score_clip(ev, p_clip, g_clip, name)
+        if g_clip.files and _objects(g_clip.files[0]) > 1:
+            several.append(name or g_clip.path)
         if name:
             sequences[name] = _counted(ev.results(start))
         if per_frame:
             for number, rec in zip(numbers, ev.frames[start:]):
                 rows.append({**({"sequence": name} if name else {}), "frame": number, **rec})
     report["summary"] = _counted(ev.results())
+    if several:
+        log.warning("%d of %d ground-truth clips (%s) annotate several objects: scored as one foreground, their union, "
+                    "so J, F and J&F are not DAVIS 2017's per-object ones", len(several), len(pairs),
+                    ", ".join(several[:3]) + (", ..." if len(several) > 3 else ""))
     if sequences:
         report["sequences"] = sequences
     if len(sequences) > 1:
