@@ -165,6 +165,34 @@ def test_alpha_video_predictions(tmp_path, name, codec, pix_fmt, options, exact)
         assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=0.02)
 
 
+def _alpha_frame_10bit(alpha: np.ndarray) -> av.VideoFrame:
+    """A yuva444p10le frame whose alpha plane holds ``alpha`` (uint8) at 10 bits, rounded: a soft ProRes 4444 matte."""
+    frame = av.VideoFrame(alpha.shape[1], alpha.shape[0], "yuva444p10le")
+    for i, plane in enumerate(frame.planes):
+        buf = np.zeros((plane.height, plane.line_size // 2), np.uint16)
+        buf[:, : alpha.shape[1]] = np.round(alpha * (1023 / 255)) if i == 3 else (512 if i else 360)
+        plane.update(buf.tobytes())
+    return frame
+
+
+def test_soft_prores_alpha_is_read_at_its_own_depth(tmp_path):
+    """ProRes 4444 keeps alpha in 10-16 bits: read through 8-bit RGBA, soft alpha came out half a level high on
+    average (a level high from 128 up: 12-bit alpha / 16, not / 4095 x 255), so MAD was off by as much."""
+    gts = _truths()
+    preds = [np.tile(np.linspace(128, 254, W).round().astype(np.uint8), (H, 1))] * T  # soft everywhere
+    pred = tmp_path / "pred.mov"
+    with av.open(str(pred), "w") as container:
+        stream = container.add_stream("prores_ks", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.options = W, H, "yuva444p10le", {"profile": "4444"}
+        for m in preds:
+            container.mux(stream.encode(_alpha_frame_10bit(m)))
+        container.mux(stream.encode())
+    report = _eval_json(tmp_path, str(pred), str(_pngs(tmp_path / "gt", gts)))
+    want = _direct([(preds, gts)]).results()
+    assert report["summary"]["iou"] == pytest.approx(want["iou"])
+    assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=0.2 / 255)  # ProRes 4444 itself is within a tenth of a level
+
+
 def test_rgb_video_is_read_as_luminance(tmp_path):
     gts = _truths()
     preds = _truths(x0=10)
@@ -173,6 +201,27 @@ def test_rgb_video_is_read_as_luminance(tmp_path):
     want = _direct([(preds, gts)]).results()
     assert report["summary"]["iou"] == pytest.approx(want["iou"])
     assert report["summary"]["mae"] == pytest.approx(want["mae"], abs=2 / 255)  # limited-range Y' expands to 0..255
+
+
+def test_colour_pictures_scored_by_brightness_are_warned_of(tmp_path, caplog):
+    """A green-screen output given as predictions scored IoU 0.0008 by its brightness, with no word why."""
+    gts = _truths()
+    green = tmp_path / "green.mp4"
+    with av.open(str(green), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.options = W, H, "yuv444p", {"qp": "0"}
+        for g in gts:
+            rgb = np.where(g[..., None] > 0, np.uint8(200), np.array([0, 177, 64], np.uint8))  # grey subject on green
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")))
+        container.mux(stream.encode())
+    gt = _pngs(tmp_path / "gt", gts)
+    assert main(["eval", str(green), str(gt)]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{green} holds colour pictures, scored by their brightness: a green-screen, composite or "
+                        "blur output is no mask (score an --output mask or alpha one)"]
+    caplog.clear()
+    grey = _video(tmp_path / "grey.mp4", gts, "libx264", "yuv444p", "rgb", {"qp": "0"})  # white on black: a mask
+    assert main(["eval", str(grey), str(gt)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_mask_image_kinds(tmp_path):
@@ -506,6 +555,32 @@ def test_davis_void_is_left_out(tmp_path):
     _same(again, report)
 
 
+def test_several_objects_scored_as_their_union_are_said_to_be(tmp_path, caplog):
+    """DAVIS 2017 annotations of several objects are scored as one foreground: its J&F went into a table beside the
+    benchmark's per-object J&F with no word that it is another number."""
+    from PIL import Image
+
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (253 * 3)
+    gts = _truths(3)
+    for seq, objects in (("bike", 2), ("bear", 1)):
+        (tmp_path / "gt" / seq).mkdir(parents=True)
+        for i, g in enumerate(gts):
+            labels = (g // 255).astype(np.uint8)
+            if objects == 2:
+                labels[:, W // 2 :] *= 2  # the box's right half is object 2
+            im = Image.frombytes("P", (W, H), labels.tobytes())
+            im.putpalette(palette)
+            im.save(tmp_path / "gt" / seq / f"{i:05d}.png")
+        _pngs(tmp_path / "pred" / seq, gts)
+    assert main(["eval", str(tmp_path / "pred"), str(tmp_path / "gt")]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["1 of 2 ground-truth clips (bike) annotate several objects: scored as one foreground, their "
+                        "union, so J, F and J&F are not DAVIS 2017's per-object ones"]
+    caplog.clear()
+    assert main(["eval", str(tmp_path / "pred" / "bear"), str(tmp_path / "gt" / "bear")]) == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_davis_subset_by_sequences(tmp_path, capsys):
     """DAVIS' Annotations/480p holds all 90 sequences; predictions for the 30 of val.txt could not be scored."""
     gt_root = tmp_path / "Annotations" / "480p"
@@ -556,7 +631,33 @@ def test_count_mismatch_names_the_missing_frame(tmp_path, capsys):
     one_based_all = _pngs(tmp_path / "one_based_all", [])
     for i, g in enumerate(gts):
         cv2.imwrite(str(one_based_all / f"frame_{i + 1}.png"), g)  # numbers that are not the annotations': refused
-    assert "prediction frame_2.png has no ground-truth frame" in _error(capsys, str(one_based_all), str(sparse))
+    # it said "prediction frame_2.png has no ground-truth frame: keep only the predictions of annotated frames"
+    assert ("the predictions are numbered from frame_1.png, the annotations from 00000.png: number them alike"
+            in _error(capsys, str(one_based_all), str(sparse)))
+
+
+def test_folders_paired_in_order_whose_numbers_drift_apart_are_warned_of(tmp_path, caplog):
+    """Every other prediction against every truth frame, or a frame missing on each side, as many files on both:
+    scored in order without a word, every pair after the gap shifted."""
+    gts = _truths()
+    gt = _pngs(tmp_path / "gt", gts)
+    pred = _pngs(tmp_path / "pred", gts)
+    (pred / "00002.png").unlink()
+    cv2.imwrite(str(pred / "00005.png"), gts[4])
+    assert main(["eval", str(pred), str(gt)]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "frames pair in order, not by their numbers: prediction 00003.png is scored against ground truth 00002.png")
+    caplog.clear()
+    one_based = tmp_path / "one_based"  # numbers that move together pair in order without a warning
+    one_based.mkdir()
+    for i, g in enumerate(gts):
+        cv2.imwrite(str(one_based / f"frame_{i + 1:06d}.png"), g)
+    assert main(["eval", str(one_based), str(gt)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
+    every_fifth = _pngs(tmp_path / "every_fifth", [])  # process' numbers for YouTube-VOS' JPEGImages, every fifth frame
+    for i, g in enumerate(gts):
+        cv2.imwrite(str(every_fifth / f"{5 * i:05d}.png"), g)
+    assert main(["eval", str(one_based), str(every_fifth)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_sparse_annotations_pair_by_frame_number(tmp_path, capsys):
@@ -580,6 +681,10 @@ def test_sparse_annotations_pair_by_frame_number(tmp_path, capsys):
     ev.step(preds[6], gts[6])  # the one pair of consecutive annotated frames
     _same(report["summary"], {**ev.results(), "frames": 3})
     assert len(report["per_frame"]) == 3 and "dtssd" not in report["per_frame"][1] and "dtssd" in report["per_frame"][2]
+    # each row names the frame it scores (the annotation's number), not its place among the annotations: 5 was "1"
+    assert [r["frame"] for r in report["per_frame"]] == [0, 5, 6]
+    assert [r.split()[0] for r in _rows(capsys.readouterr().out)] == ["0", "5", "6", "all"]
+    assert report["per_frame"][1]["j_and_f"] == pytest.approx((ev.frames[1]["iou"] + ev.frames[1]["boundary_f"]) / 2)
 
 
 def _rgb_pngs(folder: Path, n: int) -> Path:

@@ -52,7 +52,7 @@ def _err(a, b) -> tuple[int, float]:
 
 ALPHA_CASES = [  # (output, decoded pixel formats with alpha, max alpha error, mean RGB error)
     ("out.mov", ("yuva444p12le", "yuva444p10le"), 3, 4),
-    ("out.mkv", ("yuva444p",), 1, 4),  # FFV1 is lossless; 1 level comes from the RGBA<->YUVA matrix
+    ("out.mkv", ("yuva444p",), 0, 4),  # FFV1 is lossless, and its alpha plane is the matte itself
     ("out.webm", ("yuva420p",), 12, 6),
 ]
 
@@ -84,6 +84,22 @@ def test_alpha_video_keeps_alpha_pts_and_count(tmp_path, name, fmts, tol, rgb_to
     _, mean_rgb = _err(np.stack(d.images)[..., :3], images[..., :3])
     assert mean_rgb < rgb_tol  # straight (not premultiplied) colour survives under the alpha
     assert listdir(tmp_path) == [name]
+
+
+@pytest.mark.parametrize("name,mean_tol", [("a.mkv", 0.0), ("a.mov", 0.15), ("a.webm", 0.0)])
+def test_soft_alpha_is_written_without_bias(tmp_path, name, mean_tol):
+    """swscale's RGBA -> yuva conversion wrote every other soft alpha value one level high (+0.5 on average, ProRes'
+    10 bits alike): a lossless FFV1 cut-out was not the matte, and eval scored birefvid's own alpha outputs worse."""
+    info = _info()
+    n = 1 if name == "a.webm" else 2
+    images = _batch("alpha", n, info.width, info.height)
+    images[..., 3] = np.tile(np.arange(64, dtype=np.uint8) * 4, (48, 1))  # every 8-bit step from 0 to 252
+    with open_sink(tmp_path / name, kind="alpha", info=info, **({"crf": 0} if name == "a.webm" else {})) as sink:
+        sink.write(images, list(range(n)))
+    from birefvid.eval.readers import open_masks  # as eval reads it: ProRes' 12 bits, not swscale's 8
+
+    got = np.stack([np.asarray(m, np.float64) * (255 if m.dtype.kind == "f" else 1) for m in open_masks(tmp_path / name)])
+    assert abs(float(np.mean(got - images[..., 3]))) <= mean_tol + 1e-9
 
 
 def test_alpha_png_sequence_exact(tmp_path):

@@ -15,7 +15,7 @@ Per frame (all in alpha units, [0, 1]):
   from its right, lower or lower-right neighbour), precision = the share of the prediction's boundary
   pixels within a disk of radius ceil(0.008 × image diagonal) of the truth's, recall the converse,
   F = 2PR / (P + R); a missing boundary on one side gives P or R of 0, on both sides F = 1.
-  ``iou`` is DAVIS' J (region similarity) of the same masks; ``j_and_f`` = (J + F) / 2 of a clip.
+  ``iou`` is DAVIS' J (region similarity) of the same masks; ``j_and_f`` = (J + F) / 2 of a frame or a clip.
 * ``mae``: mean |pred − gt| against the *soft* ground truth (the matting MAD, not ×1000); equal
   to pysodmetrics' MAE whenever the ground truth is binary. ``mse``: mean (pred − gt)², likewise.
 
@@ -351,6 +351,7 @@ class Evaluator:
             rec["conn"] = connectivity_error(p, g)
             rec["boundary_iou"] = float(_iou_bool(boundary_band(pb, self.boundary_ratio), boundary_band(gb, self.boundary_ratio)))
             rec["boundary_f"] = float(_boundary_f_bool(pb, gb))
+            rec["j_and_f"] = (rec["iou"] + rec["boundary_f"]) / 2
             rec.update(self._sod.step(p, gb))
         if self._prev is not None and self._prev[0].shape == p.shape:
             p_prev, g_prev, keep_prev = self._prev

@@ -11,7 +11,8 @@ What a file contributes, per frame:
   Index 255 of a colour palette is void (DAVIS, PASCAL VOC: unlabelled, usually along object edges):
   background in the mask, and left out of the scores where the ground truth has it.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
-  libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha; any other video
+  libvpx-vp9 so the side-channel alpha survives, a GIF with transparency): its alpha, at the depth it is
+  decoded at (ProRes' 12 bits as value / 4095); any other video
   (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
   GIF, which FFmpeg decodes as bgra): its luminance, expanded to full range (Y' 16-235 -> 0-255),
   16 bit for high-depth grey formats.
@@ -30,6 +31,7 @@ sequences' own values, each sequence counting once (as DAVIS' J&F Mean).
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ from birefvid.io.image_source import natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
 from birefvid.io.video_source import ffmpeg_reason, mp4_index_problem
 
+log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PALETTE = 3  # IHDR colour type of indexed-colour PNGs
@@ -75,6 +78,25 @@ def _palette_mask(data: np.ndarray, path: Path) -> tuple[np.ndarray, Optional[np
     void = index == VOID_INDEX
     mask = np.where((index != 0) & ~void, np.uint8(255), np.uint8(0))
     return mask, (void if void.any() else None)
+
+
+def _objects(path: Path) -> int:
+    """Objects a palette annotation labels (its indices other than 0 and void; DAVIS 2017 numbers each object);
+    1 for any other image."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if not (data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE):
+        return 1
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            index = np.asarray(im)
+            palette = np.asarray(im.getpalette() or [0, 0, 0], np.uint8).reshape(-1, 3)
+    except OSError:
+        return 1  # scoring names the unreadable file
+    if (palette == palette[:, :1]).all() and int(index.max()) < len(palette):
+        return 1  # grey levels, not labels
+    return len(set(np.unique(index).tolist()) - {0, VOID_INDEX})
 
 
 def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
@@ -160,13 +182,31 @@ def _transparent(alpha: np.ndarray) -> bool:
     return bool((alpha < np.iinfo(alpha.dtype).max).any())
 
 
+def _alpha_plane(frame: av.VideoFrame) -> np.ndarray:
+    """A frame's alpha at its own depth: the alpha plane itself where the format keeps one (ProRes 4444's 10
+    or 12 bits as value / (2^bits - 1), 16 bits as uint16, 8 bits as uint8), else via 16-bit RGBA.
+    swscale's 8-bit RGBA read soft 10/12-bit alpha half a level high (up to 1.25 levels off)."""
+    fmt = frame.format
+    comp = next(c for c in fmt.components if c.is_alpha)
+    if not fmt.is_planar or sum(c.plane == comp.plane for c in fmt.components) != 1:
+        return frame.to_ndarray(format="rgba" if comp.bits == 8 else "rgba64le")[..., 3]
+    plane = frame.planes[comp.plane]
+    dtype = np.dtype(np.uint8) if comp.bits <= 8 else np.dtype(">u2" if fmt.is_big_endian else "<u2")
+    rows = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+    alpha = rows[:, : plane.width].astype(dtype.newbyteorder("="))
+    if comp.bits in (8, 16):
+        return alpha
+    return alpha / float((1 << comp.bits) - 1)
+
+
 def _frame_mask(frame: av.VideoFrame, by_alpha: bool = True) -> np.ndarray:
-    """One decoded frame as an (H, W) mask: its alpha (``by_alpha``, for formats that have one), or its
-    luminance (16 bit for deep grey formats)."""
+    """One decoded frame as an (H, W) mask: its alpha (``by_alpha``, for formats that have one, at its own
+    depth), or its luminance (16 bit for deep grey formats)."""
     fmt = frame.format
     if has_alpha(fmt.name):
-        rgba = frame.to_ndarray(format="rgba")
-        return rgba[..., 3] if by_alpha else _brightness(rgba[..., :3])
+        if by_alpha:
+            return _alpha_plane(frame)
+        return _brightness(frame.to_ndarray(format="rgba")[..., :3])
     if fmt.name.startswith("gray") and fmt.name not in ("gray", "gray8"):
         return frame.to_ndarray(format="gray16le")
     return frame.to_ndarray(format="gray")
@@ -195,6 +235,29 @@ def _animated_webp_masks(path: str) -> Iterator[np.ndarray]:
             yield pixels[..., 3] if by_alpha and pixels.shape[2] == 4 else _brightness(pixels[..., :3])
 
 
+COLOUR_SPREAD = 48  # a pixel whose channels differ by more than this is coloured, not grey
+COLOUR_SHARE = 0.05  # a picture with more coloured pixels than this share is a picture, not a mask
+
+
+def _colour_picture(rgb: np.ndarray) -> bool:
+    """True for an (H, W, 3) 8-bit picture with colour in it (a green-screen or composite output), not a grey mask."""
+    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)
+    return float(np.mean(spread > COLOUR_SPREAD)) > COLOUR_SHARE
+
+
+def _colour_picture_file(path: Path) -> bool:
+    """True for an image read by its luminance although it has colour in it (not a label map saved as RGB)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return image is not None and _colour_picture(image) and _colour_labels(image) is None
+
+
+def _warn_colour(path: str) -> None:
+    """Say that a clip of colour pictures is scored by brightness: a green-screen output scored IoU 0.0008, unexplained."""
+    log.warning("%s holds colour pictures, scored by their brightness: a green-screen, composite or blur output is "
+                "no mask (score an --output mask or alpha one)", path)
+
+
 @dataclass(frozen=True)
 class MaskClip:
     """One clip of masks: a video (``files`` is None) or images in order; iterating yields (H, W) arrays."""
@@ -216,6 +279,8 @@ class MaskClip:
         """Each frame's (mask, void pixels or None), decoded as it is needed; only annotations have void."""
         if self.files is not None:
             by_alpha, zero_one = image_mask_rule(self.files)
+            if self.files and not by_alpha and _colour_picture_file(self.files[0]):
+                _warn_colour(self.path)
             for f in self.files:
                 yield read_mask_void(f, by_alpha, zero_one)
             return
@@ -225,7 +290,9 @@ class MaskClip:
         try:
             # alpha counts where the clip has transparency; a fully opaque one (a mask GIF) by its brightness
             by_alpha = _video_has_transparency(self.path)
-            for frame in decode_video_frames(self.path):
+            for index, frame in enumerate(decode_video_frames(self.path)):
+                if index == 0 and not by_alpha and _colour_picture(frame.to_ndarray(format="rgb24")):
+                    _warn_colour(self.path)
                 yield _frame_mask(frame, by_alpha), None
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path} could not be decoded ({ffmpeg_reason(exc)}); the file is damaged") from exc
@@ -406,11 +473,33 @@ def _first_gap(pred: tuple[Path, ...], gt: tuple[Path, ...]) -> str:
     for f, n in zip(gt, g_nums):
         if n + offset not in p_set:  # type: ignore[operator]
             return f"; the first ground-truth frame without a prediction is {f.name}"
+    sparse = any(b - a != 1 for a, b in zip(g_nums, g_nums[1:]))  # type: ignore[operator]
+    if offset and sparse and len(pred) > len(gt):  # 1-based predictions of every frame, 0-based annotations
+        return (f"; the predictions are numbered from {pred[0].name}, the annotations from {gt[0].name}: number "
+                "them alike (frame 0 as the annotations name it) and the annotated frames are paired by number")
     for f, n in zip(pred, p_nums):
         if n not in g_set:
             return (f"; prediction {f.name} has no ground-truth frame (frames pair in order: "
                     "keep only the predictions of annotated frames)")
     return ""
+
+
+def _warn_if_renumbered(pred: tuple[Path, ...], gt: tuple[Path, ...], where: str) -> None:
+    """Warn when numbered folders of as many frames pair in order although their numbers do not move together
+    (00000, 00002, 00004 against 00000, 00001, 00002): a frame left out on one side shifts every pair after it.
+    Predictions numbered 1, 2, 3 against every fifth frame (0, 5, 10) are no such case: ``process`` numbers the
+    frames of YouTube-VOS' every-fifth-frame JPEGImages so."""
+    p_nums, g_nums = [_frame_number(f) for f in pred], [_frame_number(f) for f in gt]
+    if None in p_nums or None in g_nums or len(pred) != len(gt):
+        return
+    steps = {b - a for a, b in zip(g_nums, g_nums[1:])}  # type: ignore[operator]
+    if len(steps) <= 1 and all(b - a == 1 for a, b in zip(p_nums, p_nums[1:])):  # type: ignore[operator]
+        return
+    for i, (pn, gn) in enumerate(zip(p_nums, g_nums)):
+        if pn - gn != p_nums[0] - g_nums[0]:  # type: ignore[operator]
+            log.warning("%sframes pair in order, not by their numbers: prediction %s is scored against ground truth %s; "
+                        "a frame missing on one side shifts every pair after it", where, pred[i].name, gt[i].name)
+            return
 
 
 def _drain(it: Iterator[object]) -> int:
@@ -441,18 +530,23 @@ def _clip_starts(gt: tuple[Path, ...]) -> set[int]:
     return {i for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1}  # type: ignore[operator]
 
 
-def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> None:
-    """Feed one clip pair into ``ev`` frame by frame; a count or size mismatch is a one-line DataError. Image
-    predictions of more frames than a sparse annotation are paired by frame number when each annotation has one."""
+def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> list[int]:
+    """Feed one clip pair into ``ev`` frame by frame and return the frames scored (0, 1, ... in order; a sparse
+    annotation's own numbers); a count or size mismatch is a one-line DataError. Image predictions of more frames
+    than a sparse annotation are paired by frame number when each annotation has one."""
     where = f"sequence {name}: " if name else ""
     starts: set[int] = set()
+    numbers: Optional[list[int]] = None
     if pred.files and gt.files and pred.count > len(gt.files):  # type: ignore[operator]
         picked = _annotated_frames(pred.files, gt.files)
         if picked is not None:
             pred, starts = MaskClip(pred.path, picked), _clip_starts(gt.files)
+            numbers = [_frame_number(f) for f in gt.files]  # type: ignore[misc]
     if pred.count is not None and gt.count is not None and pred.count != gt.count:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
                         f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}")
+    if numbers is None and pred.files and gt.files:
+        _warn_if_renumbered(pred.files, gt.files, where)
     ev.new_clip()
     it_p, it_g = iter(pred), gt.frames()
     n = 0
@@ -474,6 +568,7 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> N
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n}, ground truth {gt.path} has {n + left}")
     if n == 0:
         raise DataError(f"{where}{pred.path} and {gt.path} hold no frames")
+    return numbers if numbers is not None else list(range(n))
 
 
 def evaluate_paths(
@@ -486,15 +581,22 @@ def evaluate_paths(
     report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
     sequences: dict[str, dict[str, float]] = {}
     rows: list[dict] = []
+    several: list[str] = []  # sequences whose annotations hold several objects, scored as their union
     for name, p_clip, g_clip in pairs:
         start = len(ev.frames)
-        score_clip(ev, p_clip, g_clip, name)
+        numbers = score_clip(ev, p_clip, g_clip, name)
+        if g_clip.files and _objects(g_clip.files[0]) > 1:
+            several.append(name or g_clip.path)
         if name:
             sequences[name] = _counted(ev.results(start))
         if per_frame:
-            for i, rec in enumerate(ev.frames[start:]):
-                rows.append({**({"sequence": name} if name else {}), "frame": i, **rec})
+            for number, rec in zip(numbers, ev.frames[start:]):
+                rows.append({**({"sequence": name} if name else {}), "frame": number, **rec})
     report["summary"] = _counted(ev.results())
+    if several:
+        log.warning("%d of %d ground-truth clips (%s) annotate several objects: scored as one foreground, their union, "
+                    "so J, F and J&F are not DAVIS 2017's per-object ones", len(several), len(pairs),
+                    ", ".join(several[:3]) + (", ..." if len(several) > 3 else ""))
     if sequences:
         report["sequences"] = sequences
     if len(sequences) > 1:

@@ -36,6 +36,30 @@ _FRAME_FORMAT = {"alpha": "rgba", "mask": "gray", "rgb": "rgb24"}
 _DEEP_FRAME_FORMAT = {"alpha": "rgba64le", "mask": "gray16le", "rgb": "rgb48le"}
 
 
+def exact_alpha(frame: av.VideoFrame, alpha: np.ndarray) -> av.VideoFrame:
+    """``frame`` with its alpha plane set to ``alpha`` (uint8 or uint16 (H, W)) rounded to the plane's depth.
+
+    swscale's RGBA -> yuva conversions put every other soft 8-bit alpha value one level high (half a level
+    on average, 10-bit ProRes alike); alpha is no colour to convert, so the plane is written as it is.
+    Formats without a plane of alpha alone (packed RGBA) are left as converted.
+    """
+    fmt = frame.format
+    comp = next((c for c in fmt.components if c.is_alpha), None)
+    if comp is None or not fmt.is_planar or fmt.is_big_endian or sum(c.plane == comp.plane for c in fmt.components) != 1:
+        return frame
+    plane = frame.planes[comp.plane]
+    dtype = np.uint8 if comp.bits <= 8 else np.uint16
+    top = (1 << comp.bits) - 1
+    source_top = 65535 if alpha.dtype == np.uint16 else 255
+    stride = plane.line_size // np.dtype(dtype).itemsize
+    rows = np.frombuffer(memoryview(plane), dtype)[: plane.height * stride].reshape(plane.height, stride)
+    if top == source_top:
+        rows[:, : plane.width] = alpha
+    else:  # round half up, as the compositor quantizes
+        rows[:, : plane.width] = (alpha.astype(np.uint32) * (2 * top) + source_top) // (2 * source_top)
+    return frame
+
+
 def _set(obj: object, name: str, value: Optional[int]) -> None:
     """Copy one colour tag when known; a value this PyAV cannot express is skipped with a log line."""
     if value is None or value == 0 or (name != "color_range" and value == 2):
@@ -260,7 +284,8 @@ class VideoFileSink(Sink):
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
         if image.dtype == np.uint16 and image.ndim == 3 and self._full_chroma:  # deep RGB(A): planar, without a transposing copy
-            return self._reformatter.reformat(planar_deep_frame(image, self._deep_gain), format=self.spec.pix_fmt, **self._colour_options())
+            frame = self._reformatter.reformat(planar_deep_frame(image, self._deep_gain), format=self.spec.pix_fmt, **self._colour_options())
+            return exact_alpha(frame, image[..., 3]) if image.shape[2] == 4 else frame
         fmt = (_DEEP_FRAME_FORMAT if image.dtype == np.uint16 else _FRAME_FORMAT)[self.spec.kind]
         if image.dtype == np.uint16 and image.ndim == 3 and self._deep_gain != 1:  # into 4:2:0 or 4:2:2: packed, scaled on a copy
             image = image.copy()
@@ -275,7 +300,8 @@ class VideoFileSink(Sink):
             return self._rgb_to_yuv(image)
         pixels = np.ascontiguousarray(image)
         frame = av.VideoFrame.from_numpy_buffer(pixels, format=fmt) if converted else av.VideoFrame.from_ndarray(pixels, format=fmt)
-        return self._reformatter.reformat(frame, format=self.spec.pix_fmt, **self._colour_options())
+        frame = self._reformatter.reformat(frame, format=self.spec.pix_fmt, **self._colour_options())
+        return exact_alpha(frame, pixels[..., 3]) if converted and pixels.ndim == 3 and pixels.shape[2] == 4 else frame
 
     def _next_pts(self, pts: Optional[int]) -> int:
         if pts is not None:
