@@ -198,7 +198,7 @@ def check_picture(path: Path) -> None:
 
 
 def _cv_log_level() -> tuple[Callable[[], int], Callable[[int], object], int]:
-    """OpenCV's log-level getter, setter and silent level: ``cv2.utils.logging`` where the wheel has it (4.14 does, 4.10 not),
+    """OpenCV's log-level getter, setter and silent level: ``cv2.utils.logging`` where the wheel has it (4.14 does, 4.12 not),
     else the top-level ``cv2.getLogLevel``/``setLogLevel`` that every 4.x has, 0 being silent there too."""
     logging_ = getattr(cv2.utils, "logging", None)
     if logging_ is not None:
