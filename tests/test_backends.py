@@ -266,6 +266,15 @@ def test_openvino_blobs_baked_into_a_read_only_cache_are_used(b0, tmp_path, monk
         assert blobs and all(b.is_symlink() and b.resolve().parent == baked / "openvino" for b in blobs), blobs  # none compiled anew
 
 
+def test_a_missing_onnxruntime_names_the_extra_to_install(monkeypatch):
+    """The [onnxruntime] extra pins what birefvid was checked with; the message said a bare `pip install onnxruntime`."""
+    from birefvid.backends import choice
+
+    monkeypatch.setattr(choice, "_installed", lambda module: module != "onnxruntime")
+    with pytest.raises(ConfigError, match=r'^this backend needs the onnxruntime package: pip install "birefvid\[onnxruntime\]"$'):
+        choose_backend("onnxruntime", CPU)
+
+
 def test_auto_backend_and_precision(monkeypatch):
     monkeypatch.setenv("BIREFVID_BACKEND", "torch")
     assert choose_backend("auto", CPU) == "torch"

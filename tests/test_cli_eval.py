@@ -519,7 +519,9 @@ def test_label_map_written_without_a_palette(tmp_path):
     for i, g in enumerate(gts):
         labels = (g > 0).astype(np.uint8)
         labels[10:20] *= 2
-        Image.fromarray(labels, "P").save(gt / f"{i:05d}.png")
+        picture = Image.fromarray(labels, "P")
+        picture.putpalette([0, 0, 0])  # the one entry Pillow 11+ writes by itself (Pillow 9 and 10 wrote a grey ramp)
+        picture.save(gt / f"{i:05d}.png")
     preds = _soft(gts, seed=7)
     _same(_eval_json(tmp_path, str(_pngs(tmp_path / "pred", preds)), str(gt))["summary"],
           {**_direct([(preds, gts)]).results(), "frames": 3})

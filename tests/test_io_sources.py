@@ -172,6 +172,26 @@ def test_a_single_picture_cut_off_is_refused_as_birefvid_image_refuses_it(tmp_pa
         assert len(list(whole)) == 1
 
 
+def test_pictures_read_with_an_opencv_whose_wheel_lacks_utils_logging(tmp_path, monkeypatch):
+    """opencv-python-headless 4.8-4.12 (pyproject's floor is 4.12) have no ``cv2.utils.logging``: every
+    picture read (``birefvid image``, a one-frame ``process``) failed with an AttributeError there."""
+    import cv2
+    from PIL import Image
+
+    from birefvid.io.image_source import check_picture
+
+    logging_ = getattr(cv2.utils, "logging", cv2)  # an old wheel has only the top-level functions
+    monkeypatch.setattr(cv2, "getLogLevel", logging_.getLogLevel, raising=False)  # where those wheels have them
+    monkeypatch.setattr(cv2, "setLogLevel", logging_.setLogLevel, raising=False)
+    monkeypatch.delattr(cv2.utils, "logging", raising=False)
+    Image.fromarray(_noisy(1)[0]).save(tmp_path / "whole.png")
+    check_picture(tmp_path / "whole.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:100])
+    with pytest.raises(SourceError, match="is not a readable image$"):
+        check_picture(tmp_path / "cut.png")
+    assert logging_.getLogLevel() != 0  # OpenCV's own messages are back on afterwards
+
+
 def test_a_frame_count_its_own_duration_belies_is_not_taken_for_a_truncated_file(tmp_path):
     """An MP4 whose index's sample count had a bit flipped (10 frames counted 1073741834) failed "decoding stopped at
     frame 10 of 1073741834; the file is truncated" though every frame, and its declared duration, was there."""

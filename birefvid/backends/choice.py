@@ -71,7 +71,7 @@ def choose_backend(backend: str, device: torch.device) -> str:
             raise ConfigError(f"{option('backend', 'openvino')} runs on the CPU here; use {option('device', 'cpu')} or {option('backend', 'torch')}")
         _need("openvino", "openvino")
     elif backend == "onnxruntime":
-        _need("onnxruntime", "onnxruntime" if device.type == "cpu" else "onnxruntime-gpu")
+        _need("onnxruntime", '"birefvid[onnxruntime]"' if device.type == "cpu" else "onnxruntime-gpu")
         if device.type == "cuda":
             _need_ort_cuda()
     else:
@@ -80,9 +80,10 @@ def choose_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def _need(module: str, package: str) -> None:
+def _need(module: str, install: str) -> None:
+    """ConfigError naming what to ``pip install`` (a package, or birefvid's extra for it) unless ``module`` imports."""
     if not _installed(module):
-        raise ConfigError(f"this backend needs the {package} package: pip install {package}")
+        raise ConfigError(f"this backend needs the {module} package: pip install {install}")
 
 
 def _need_ort_cuda() -> None:

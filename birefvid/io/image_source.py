@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -197,16 +197,25 @@ def check_picture(path: Path) -> None:
     _decode(path)
 
 
+def _cv_log_level() -> tuple[Callable[[], int], Callable[[int], object], int]:
+    """OpenCV's log-level getter, setter and silent level: ``cv2.utils.logging`` where the wheel has it (4.14 does, 4.12 not),
+    else the top-level ``cv2.getLogLevel``/``setLogLevel`` that every 4.x has, 0 being silent there too."""
+    logging_ = getattr(cv2.utils, "logging", None)
+    if logging_ is not None:
+        return logging_.getLogLevel, logging_.setLogLevel, logging_.LOG_LEVEL_SILENT
+    return cv2.getLogLevel, cv2.setLogLevel, 0
+
+
 def _decode(path: Path) -> np.ndarray:
     """The image at ``path`` as OpenCV decodes it (BGR or BGRA or gray, 8 or 16 bits), upright."""
     data = np.fromfile(str(path), dtype=np.uint8)
-    logging_ = cv2.utils.logging
-    level = logging_.getLogLevel()
-    logging_.setLogLevel(logging_.LOG_LEVEL_SILENT)  # a damaged file gets our one line, not libpng's as well
+    get_level, set_level, silent = _cv_log_level()
+    level = get_level()
+    set_level(silent)  # a damaged file gets our one line, not libpng's as well
     try:
         image = cv2.imdecode(data, _READ_FLAGS) if data.size else None
     finally:
-        logging_.setLogLevel(level)
+        set_level(level)
     if image is None:
         raise SourceError(f"{path} is not a readable image")
     return image
