@@ -45,9 +45,9 @@ class _Parser(argparse.ArgumentParser):
         arguments:") and `--option value` on one line is two (it was one unknown word: "required: --source")."""
         if not arg_line.strip():
             return []
-        head, _, value = arg_line.partition(" ")
-        if head.startswith("--") and "=" not in head and value.strip():
-            return [head, value.strip()]
+        head, _, value = arg_line.strip().partition(" ")
+        if head.startswith("--") and "=" not in head:
+            return [head, value.strip()] if value.strip() else [head]
         return [arg_line]
 
 

@@ -122,7 +122,7 @@ def test_live_arguments_file_takes_an_option_and_its_value_on_one_line(tmp_path)
     from birefvid.cli import build_parser
 
     args_file = tmp_path / "gate.args"
-    args_file.write_text("--source rtsp://admin:pass word@cam.local/1\n\n--effect\ngreen\n--sink=gate.mkv\n\n")
+    args_file.write_text("--source rtsp://admin:pass word@cam.local/1\n\n--effect\ngreen\n--sink=gate.mkv\n--no-audio \n\n")
     args = build_parser().parse_args(["live", f"@{args_file}"])
     assert args.source == "rtsp://admin:pass word@cam.local/1"
-    assert args.effect == "green" and args.sink == ["gate.mkv"]
+    assert args.effect == "green" and args.sink == ["gate.mkv"] and args.no_audio
