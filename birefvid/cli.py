@@ -40,6 +40,16 @@ class _Parser(argparse.ArgumentParser):
             message += f" ({name} was taken for an option: to name that file, write ./{name})"
         super().error(message)
 
+    def convert_arg_line_to_args(self, arg_line: str) -> list[str]:
+        """One argument a line of a `live @FILE`; a blank line is none (it was an empty argument: "unrecognized
+        arguments:") and `--option value` on one line is two (it was one unknown word: "required: --source")."""
+        if not arg_line.strip():
+            return []
+        head, _, value = arg_line.strip().partition(" ")
+        if head.startswith("--") and "=" not in head:
+            return [head, value.strip()] if value.strip() else [head]
+        return [arg_line]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per command."""

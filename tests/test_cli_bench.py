@@ -149,6 +149,18 @@ def test_bench_json_into_a_missing_folder_fails_before_the_benchmark(tmp_path, c
     assert err == [f"birefvid: error: --json folder does not exist: {target.parent}"]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_on_a_missing_gpu_says_so_before_loading_weights(capsys, monkeypatch):
+    """`bench --model general --device cuda` (README) downloaded the weights first, then said there was no GPU."""
+    def no_model(*a, **k):
+        raise AssertionError("the weights were loaded before --device was checked")
+
+    monkeypatch.setattr("birefvid.commands.bench._load", no_model)
+    assert main(["bench", "--model", "general", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA is not available" in err[0], err
+
+
 def test_bench_json_onto_a_full_disk_is_one_line_and_keeps_the_earlier_file(tmp_path, capsys):
     """A disk that filled during the benchmark: no half-written or empty JSON for a CI job to read."""
     from fs_fixtures import full_dir

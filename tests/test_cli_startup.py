@@ -114,3 +114,15 @@ def test_live_takes_its_secret_addresses_from_a_file(tmp_path):
     args = build_parser().parse_args(["live", f"@{args_file}", "--sink", "rec.mkv"])
     assert args.source == "rtsp://admin:hunter2@cam.local/1"
     assert args.sink == ["rtmp://a.rtmp.youtube.com/live2/KEY-1234", "rec.mkv"]
+
+
+def test_live_arguments_file_takes_an_option_and_its_value_on_one_line(tmp_path):
+    """`--source rtsp://...` on one line was one unknown word ("required: --source"), and a blank line an empty
+    argument ("unrecognized arguments:"), though the file said what to do."""
+    from birefvid.cli import build_parser
+
+    args_file = tmp_path / "gate.args"
+    args_file.write_text("--source rtsp://admin:pass word@cam.local/1\n\n--effect\ngreen\n--sink=gate.mkv\n--no-audio \n\n")
+    args = build_parser().parse_args(["live", f"@{args_file}"])
+    assert args.source == "rtsp://admin:pass word@cam.local/1"
+    assert args.effect == "green" and args.sink == ["gate.mkv"] and args.no_audio

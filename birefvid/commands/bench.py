@@ -57,6 +57,9 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
         raise ConfigError(f"{option('clip_size')} {width}x{height}: each side must be {MIN_CLIP_SIDE} to {MAX_CLIP_SIDE} pixels (e.g. 1280x720)")
     if args.resolution is not None:
         parse_resolution(args.resolution)
+    from ..runtime.device import pick_device
+
+    pick_device(args.device)  # before the weights: a missing GPU was said only after a 900 MB download
     if args.json_path:  # before the benchmark, not after minutes of it
         from ..io.atomic import check_output_file
 
