@@ -794,3 +794,127 @@ def test_the_preview_page_mirrors_your_self_view_but_what_is_sent_and_recorded_i
     assert seen["bare"] == "none", f"the picture alone, for OBS's Browser Source, is transformed: {seen['bare']}"
     _, frames = decode_video(tmp_path / "rec.mkv")
     assert frames and all(_red_column(f) < 0.4 for f in frames), "the recording was mirrored"
+
+
+def _matte_picture(w: int = 160, h: int = 120) -> np.ndarray:
+    """Straight RGBA: an orange square, fully opaque, over a transparent dark-blue room, with a soft left edge."""
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[..., :3] = (10, 20, 90)
+    rgba[20:100, 40:120, :3] = (230, 120, 40)
+    rgba[20:100, 60:120, 3] = 255
+    rgba[20:100, 40:60, 3] = np.linspace(0, 255, 20).round().astype(np.uint8)  # the soft edge, 20 px wide
+    return rgba
+
+
+def test_alpha_stream_carries_colour_and_matte_in_one_jpeg_encoded_only_while_read(preview):
+    """/alpha.mjpg: each picture above its matte as grey, in one JPEG (they cannot drift apart), encoded only
+    for a reader; the matte keeps its grey levels and takes no colour from the picture above it."""
+    from birefvid.io.alpha_stack import matte_row
+
+    sent = _matte_picture()
+    for i in range(10):
+        preview.send(sent, i / 25)
+    assert preview.alpha_board.encoded == 0, "encoded with no one reading /alpha.mjpg"
+    sock = socket.create_connection(("127.0.0.1", preview.port), timeout=5)
+    sock.sendall(b"GET /alpha.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    resp = sock.makefile("rb")
+    try:
+        assert b" 200 " in resp.readline()
+        http.client.parse_headers(resp)
+        preview.send(sent, 0.5)
+        got = _decode_rgb(_read_part(resp)).astype(int)
+    finally:
+        resp.close()
+        sock.close()
+    assert preview.alpha_board.encoded == 1 and preview.board.encoded == 0  # the plain stream was not encoded either
+    top = matte_row(120)
+    assert (top, got.shape) == (144, (264, 160, 3)), "layout: 120 colour rows, padded to 128, 16 guard rows, 120 matte rows"
+    colour, matte = got[:120], got[top:]
+    assert np.abs(colour[30:90, 70:110] - (230, 120, 40)).max() < 8
+    assert np.abs(matte - sent[..., 3:4]).max() <= 8, "the matte's grey levels moved"
+    assert np.abs(matte[..., 0] - matte[..., 2]).max() <= 2, "the picture's colour leaked into the matte"
+
+
+def test_obs_browser_source_shows_the_cut_out_over_transparency(tmp_path):
+    """An --effect alpha run into OBS's Browser Source (/?picture&alpha): where the matte is 0 the page is fully
+    transparent (OBS shows the game), the subject opaque in its own colour, the soft edge neither darkened nor
+    haloed; before, the only ways in were a green key (which loses the soft matte and spills on hair) or opaque."""
+    from birefvid.api import build_live_job, run_live
+    from devtools import headless_chromium
+    from live_media import free_port
+    from media import make_video
+    from process_fixtures import red_key_segmenter
+
+    image = np.zeros((96, 128, 3), np.uint8)
+    image[..., 2] = 255  # a blue room
+    image[24:72, 48:80] = (255, 0, 0)  # the subject, which the key model finds
+    make_video(tmp_path / "cam.mp4", n_frames=240, size=(128, 96), fps=24, with_audio=False, frames=[image] * 240)
+    base = f"http://127.0.0.1:{free_port()}"
+    seen: dict[str, object] = {}
+    stop = threading.Event()
+
+    def look(switch) -> None:
+        try:
+            assert switch.showing.wait(60), "the run never showed a picture"
+            with headless_chromium(tmp_path / "profile") as browser:
+                tab = browser.open(f"{base}/?picture&alpha", (512, 384))
+                tab.call("Emulation.setDefaultBackgroundColorOverride", color={"r": 0, "g": 0, "b": 0, "a": 0})
+                tab.until('document.getElementById("picture").width === 128', 20, "the cut-out")
+                tab.wait(0.3)
+                shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+                seen["shot"] = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+                seen["problems"] = tab.problems()
+        except BaseException as e:  # said by the test, not lost in this thread
+            seen["error"] = e
+        finally:
+            stop.set()
+
+    job = build_live_job(str(tmp_path / "cam.mp4"), [base], effect="alpha", realtime=True, duration=20.0, smooth="none")
+    run_live(job, segmenter=red_key_segmenter(), on_effects=lambda s: threading.Thread(target=look, args=(s,), daemon=True).start(), stop=stop)
+    assert "error" not in seen, seen["error"]
+    shot = seen["shot"].astype(int)
+    assert shot.shape == (384, 512, 4), "the picture fills the 512x384 source, keeping its 4:3 shape"
+    room = np.ones((384, 512), bool)
+    room[24 * 4 - 24 : 72 * 4 + 24, 48 * 4 - 24 : 80 * 4 + 24] = False  # the subject and 6 px of its edge, scaled 4x
+    assert shot[..., 3][room].max() == 0, "the room shows through where the matte is 0"
+    subject = shot[24 * 4 + 24 : 72 * 4 - 24, 48 * 4 + 24 : 80 * 4 - 24]
+    assert subject[..., 3].min() == 255 and np.abs(subject[..., :3] - (255, 0, 0)).max() <= 12, "the subject is not opaque red"
+    assert seen["problems"] == [], seen["problems"]
+
+
+def test_the_cut_outs_soft_edge_is_neither_darkened_nor_haloed(preview, tmp_path):
+    """Straight alpha drawn as premultiplied darkens a soft edge (hair turns into a dark fringe), premultiplied drawn
+    as straight brightens it: along the 20-px ramp the page's alpha follows the matte and its colour stays the subject's."""
+    from devtools import headless_chromium
+
+    stop = threading.Event()
+    sent = _matte_picture()
+
+    def feed() -> None:
+        i = 0
+        while not stop.is_set():
+            preview.send(sent, i / 25)
+            i += 1
+            stop.wait(0.04)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        with headless_chromium(tmp_path / "profile") as browser:
+            tab = browser.open(f"{preview.url}?picture&alpha", (640, 480))
+            tab.call("Emulation.setDefaultBackgroundColorOverride", color={"r": 0, "g": 0, "b": 0, "a": 0})
+            tab.until('document.getElementById("picture").width === 160', 10, "the cut-out")
+            tab.wait(0.2)
+            shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+    finally:
+        stop.set()
+        feeder.join(5)
+    got = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA).astype(int)
+    row = got[240, :, :]  # the 160x120 picture fills the 640x480 page 4x: the ramp is x 160..240
+    ramp = np.linspace(0, 255, 20)
+    for x in range(4, 19):  # inside the ramp, away from its ends
+        px = row[40 * 4 + x * 4 + 2]
+        assert abs(px[3] - ramp[x]) <= 16, f"alpha {px[3]} at ramp step {x}, sent {ramp[x]:.0f}"
+        if px[3] >= 64:
+            assert np.abs(px[:3] - (230, 120, 40)).max() <= 12, f"colour {px[:3]} at alpha {px[3]}: the edge changed colour"
+    assert row[:150, 3].max() == 0 and row[250:470, 3].min() == 255
