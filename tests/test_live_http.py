@@ -385,11 +385,12 @@ def test_a_preview_open_to_the_network_shows_the_camera_only_to_those_given_its_
     code, headers, body = _ask(f"{base}/snapshot.jpg")
     assert code == 401 and b"token" in body and headers["WWW-Authenticate"].startswith("Basic")  # the browser's login box
     wrong = token[:-1] + ("y" if token.endswith("x") else "x")  # one character off, never the token itself
-    for path in ("/", "/stream.mjpg", "/status", "/effect", f"/snapshot.jpg?token={wrong}"):
+    for path in ("/", "/stream.mjpg", "/alpha.mjpg", "/status", "/effect", f"/snapshot.jpg?token={wrong}"):
         assert _ask(base + path)[0] == 401, path
     # the printed URL: the page, which sets the cookie its own requests (status, a reopened stream) carry
     code, headers, page = _ask(f"{base}/?token={token}")
     assert code == 200 and f"/stream.mjpg?token={token}" in page.decode() and f"/?picture&amp;token={token}" in page.decode()
+    assert f"/?picture&amp;alpha&amp;token={token}" in page.decode()  # the cut-out for OBS, whose page reads /alpha.mjpg with it
     name, _, value = headers["Set-Cookie"].partition(";")[0].partition("=")
     assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
     code, headers, jpeg = _ask(f"{base}/snapshot.jpg", Cookie=f"other=1; {name}={value}")
@@ -821,8 +822,7 @@ def test_alpha_stream_carries_colour_and_matte_in_one_jpeg_encoded_only_while_re
     try:
         assert b" 200 " in resp.readline()
         http.client.parse_headers(resp)
-        preview.send(sent, 0.5)
-        got = _decode_rgb(_read_part(resp)).astype(int)
+        got = _decode_rgb(_read_part(resp)).astype(int)  # the newest picture, at once
     finally:
         resp.close()
         sock.close()
@@ -906,6 +906,15 @@ def test_the_cut_outs_soft_edge_is_neither_darkened_nor_haloed(preview, tmp_path
             tab.until('document.getElementById("picture").width === 160', 10, "the cut-out")
             tab.wait(0.2)
             shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+            stop.set()
+            feeder.join(5)
+            preview.close()  # the run ends; the next one on the port is picked up, as /?picture does
+            again = HttpPreviewSink("127.0.0.1", preview.port)
+            try:
+                again.send(_matte_picture(96, 64), 0.0)
+                tab.until('document.getElementById("picture").width === 96', 10, "the next run's cut-out")
+            finally:
+                again.close()
     finally:
         stop.set()
         feeder.join(5)
