@@ -807,7 +807,21 @@ def _matte_picture(w: int = 160, h: int = 120) -> np.ndarray:
     return rgba
 
 
-def test_alpha_stream_carries_colour_and_matte_in_one_jpeg_encoded_only_while_read(preview):
+def _alpha_part(port: int) -> np.ndarray:
+    """The first picture /alpha.mjpg sends (RGB, int): the newest, at once."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /alpha.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    resp = sock.makefile("rb")
+    try:
+        assert b" 200 " in resp.readline()
+        http.client.parse_headers(resp)
+        return _decode_rgb(_read_part(resp)).astype(int)
+    finally:
+        resp.close()
+        sock.close()
+
+
+def test_alpha_stream_carries_colour_and_matte_in_one_jpeg_encoded_only_while_read(preview, caplog):
     """/alpha.mjpg: each picture above its matte as grey, in one JPEG (they cannot drift apart), encoded only
     for a reader; the matte keeps its grey levels and takes no colour from the picture above it."""
     from birefvid.io.alpha_stack import matte_row
@@ -816,16 +830,7 @@ def test_alpha_stream_carries_colour_and_matte_in_one_jpeg_encoded_only_while_re
     for i in range(10):
         preview.send(sent, i / 25)
     assert preview.alpha_board.encoded == 0, "encoded with no one reading /alpha.mjpg"
-    sock = socket.create_connection(("127.0.0.1", preview.port), timeout=5)
-    sock.sendall(b"GET /alpha.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    resp = sock.makefile("rb")
-    try:
-        assert b" 200 " in resp.readline()
-        http.client.parse_headers(resp)
-        got = _decode_rgb(_read_part(resp)).astype(int)  # the newest picture, at once
-    finally:
-        resp.close()
-        sock.close()
+    got = _alpha_part(preview.port)
     assert preview.alpha_board.encoded == 1 and preview.board.encoded == 0  # the plain stream was not encoded either
     top = matte_row(120)
     assert (top, got.shape) == (144, (264, 160, 3)), "layout: 120 colour rows, padded to 128, 16 guard rows, 120 matte rows"
@@ -833,6 +838,11 @@ def test_alpha_stream_carries_colour_and_matte_in_one_jpeg_encoded_only_while_re
     assert np.abs(colour[30:90, 70:110] - (230, 120, 40)).max() < 8
     assert np.abs(matte - sent[..., 3:4]).max() <= 8, "the matte's grey levels moved"
     assert np.abs(matte[..., 0] - matte[..., 2]).max() <= 2, "the picture's colour leaked into the matte"
+    # a blur run's pictures carry no matte: opaque, and the run says why OBS shows the whole room
+    with caplog.at_level("WARNING", logger="birefvid.io.http_preview"):
+        preview.send(_picture(1, 160, 120), 1.0)
+        assert _alpha_part(preview.port)[top:].min() >= 250
+    assert "--effect alpha" in caplog.text
 
 
 def test_obs_browser_source_shows_the_cut_out_over_transparency(tmp_path):
@@ -869,11 +879,18 @@ def test_obs_browser_source_shows_the_cut_out_over_transparency(tmp_path):
         finally:
             stop.set()
 
-    job = build_live_job(str(tmp_path / "cam.mp4"), [base], effect="alpha", realtime=True, duration=20.0, smooth="none")
-    run_live(job, segmenter=red_key_segmenter(), on_effects=lambda s: threading.Thread(target=look, args=(s,), daemon=True).start(), stop=stop)
+    looker: list[threading.Thread] = []
+
+    def on_effects(switch) -> None:
+        looker.append(threading.Thread(target=look, args=(switch,), daemon=True))
+        looker[0].start()
+
+    job = build_live_job(str(tmp_path / "cam.mp4"), [base], effect="alpha", realtime=True, duration=30.0, smooth="none")
+    run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects, stop=stop)
+    looker[0].join(30)
     assert "error" not in seen, seen["error"]
     shot = seen["shot"].astype(int)
-    assert shot.shape == (384, 512, 4), "the picture fills the 512x384 source, keeping its 4:3 shape"
+    assert shot.shape == (384, 512, 4)  # the 128x96 picture fills the 512x384 source 4x (its subject is where it is below)
     room = np.ones((384, 512), bool)
     room[24 * 4 - 24 : 72 * 4 + 24, 48 * 4 - 24 : 80 * 4 + 24] = False  # the subject and 6 px of its edge, scaled 4x
     assert shot[..., 3][room].max() == 0, "the room shows through where the matte is 0"
