@@ -385,11 +385,12 @@ def test_a_preview_open_to_the_network_shows_the_camera_only_to_those_given_its_
     code, headers, body = _ask(f"{base}/snapshot.jpg")
     assert code == 401 and b"token" in body and headers["WWW-Authenticate"].startswith("Basic")  # the browser's login box
     wrong = token[:-1] + ("y" if token.endswith("x") else "x")  # one character off, never the token itself
-    for path in ("/", "/stream.mjpg", "/status", "/effect", f"/snapshot.jpg?token={wrong}"):
+    for path in ("/", "/stream.mjpg", "/alpha.mjpg", "/status", "/effect", f"/snapshot.jpg?token={wrong}"):
         assert _ask(base + path)[0] == 401, path
     # the printed URL: the page, which sets the cookie its own requests (status, a reopened stream) carry
     code, headers, page = _ask(f"{base}/?token={token}")
     assert code == 200 and f"/stream.mjpg?token={token}" in page.decode() and f"/?picture&amp;token={token}" in page.decode()
+    assert f"/?picture&amp;alpha&amp;token={token}" in page.decode()  # the cut-out for OBS, whose page reads /alpha.mjpg with it
     name, _, value = headers["Set-Cookie"].partition(";")[0].partition("=")
     assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
     code, headers, jpeg = _ask(f"{base}/snapshot.jpg", Cookie=f"other=1; {name}={value}")
@@ -794,3 +795,152 @@ def test_the_preview_page_mirrors_your_self_view_but_what_is_sent_and_recorded_i
     assert seen["bare"] == "none", f"the picture alone, for OBS's Browser Source, is transformed: {seen['bare']}"
     _, frames = decode_video(tmp_path / "rec.mkv")
     assert frames and all(_red_column(f) < 0.4 for f in frames), "the recording was mirrored"
+
+
+def _matte_picture(w: int = 160, h: int = 120) -> np.ndarray:
+    """Straight RGBA: an orange square, fully opaque, over a transparent dark-blue room, with a soft left edge."""
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[..., :3] = (10, 20, 90)
+    rgba[20:100, 40:120, :3] = (230, 120, 40)
+    rgba[20:100, 60:120, 3] = 255
+    rgba[20:100, 40:60, 3] = np.linspace(0, 255, 20).round().astype(np.uint8)  # the soft edge, 20 px wide
+    return rgba
+
+
+def _alpha_part(port: int) -> np.ndarray:
+    """The first picture /alpha.mjpg sends (RGB, int): the newest, at once."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /alpha.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    resp = sock.makefile("rb")
+    try:
+        assert b" 200 " in resp.readline()
+        http.client.parse_headers(resp)
+        return _decode_rgb(_read_part(resp)).astype(int)
+    finally:
+        resp.close()
+        sock.close()
+
+
+def test_alpha_stream_carries_colour_and_matte_in_one_jpeg_encoded_only_while_read(preview, caplog):
+    """/alpha.mjpg: each picture above its matte as grey, in one JPEG (they cannot drift apart), encoded only
+    for a reader; the matte keeps its grey levels and takes no colour from the picture above it."""
+    from birefvid.io.alpha_stack import matte_row
+
+    sent = _matte_picture()
+    for i in range(10):
+        preview.send(sent, i / 25)
+    assert preview.alpha_board.encoded == 0, "encoded with no one reading /alpha.mjpg"
+    got = _alpha_part(preview.port)
+    assert preview.alpha_board.encoded == 1 and preview.board.encoded == 0  # the plain stream was not encoded either
+    top = matte_row(120)
+    assert (top, got.shape) == (144, (264, 160, 3)), "layout: 120 colour rows, padded to 128, 16 guard rows, 120 matte rows"
+    colour, matte = got[:120], got[top:]
+    assert np.abs(colour[30:90, 70:110] - (230, 120, 40)).max() < 8
+    assert np.abs(matte - sent[..., 3:4]).max() <= 8, "the matte's grey levels moved"
+    assert np.abs(matte[..., 0] - matte[..., 2]).max() <= 2, "the picture's colour leaked into the matte"
+    # a blur run's pictures carry no matte: opaque, and the run says why OBS shows the whole room
+    with caplog.at_level("WARNING", logger="birefvid.io.http_preview"):
+        preview.send(_picture(1, 160, 120), 1.0)
+        assert _alpha_part(preview.port)[top:].min() >= 250
+    assert "--effect alpha" in caplog.text
+
+
+def test_obs_browser_source_shows_the_cut_out_over_transparency(tmp_path):
+    """An --effect alpha run into OBS's Browser Source (/?picture&alpha): where the matte is 0 the page is fully
+    transparent (OBS shows the game), the subject opaque in its own colour, the soft edge neither darkened nor
+    haloed; before, the only ways in were a green key (which loses the soft matte and spills on hair) or opaque."""
+    from birefvid.api import build_live_job, run_live
+    from devtools import headless_chromium
+    from live_media import free_port
+    from media import make_video
+    from process_fixtures import red_key_segmenter
+
+    image = np.zeros((96, 128, 3), np.uint8)
+    image[..., 2] = 255  # a blue room
+    image[24:72, 48:80] = (255, 0, 0)  # the subject, which the key model finds
+    make_video(tmp_path / "cam.mp4", n_frames=240, size=(128, 96), fps=24, with_audio=False, frames=[image] * 240)
+    base = f"http://127.0.0.1:{free_port()}"
+    seen: dict[str, object] = {}
+    stop = threading.Event()
+
+    def look(switch) -> None:
+        try:
+            assert switch.showing.wait(60), "the run never showed a picture"
+            with headless_chromium(tmp_path / "profile") as browser:
+                tab = browser.open(f"{base}/?picture&alpha", (512, 384))
+                tab.call("Emulation.setDefaultBackgroundColorOverride", color={"r": 0, "g": 0, "b": 0, "a": 0})
+                tab.until('document.getElementById("picture").width === 128', 20, "the cut-out")
+                tab.wait(0.3)
+                shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+                seen["shot"] = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+                seen["problems"] = tab.problems()
+        except BaseException as e:  # said by the test, not lost in this thread
+            seen["error"] = e
+        finally:
+            stop.set()
+
+    looker: list[threading.Thread] = []
+
+    def on_effects(switch) -> None:
+        looker.append(threading.Thread(target=look, args=(switch,), daemon=True))
+        looker[0].start()
+
+    job = build_live_job(str(tmp_path / "cam.mp4"), [base], effect="alpha", realtime=True, duration=30.0, smooth="none")
+    run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects, stop=stop)
+    looker[0].join(30)
+    assert "error" not in seen, seen["error"]
+    shot = seen["shot"].astype(int)
+    assert shot.shape == (384, 512, 4)  # the 128x96 picture fills the 512x384 source 4x (its subject is where it is below)
+    room = np.ones((384, 512), bool)
+    room[24 * 4 - 24 : 72 * 4 + 24, 48 * 4 - 24 : 80 * 4 + 24] = False  # the subject and 6 px of its edge, scaled 4x
+    assert shot[..., 3][room].max() == 0, "the room shows through where the matte is 0"
+    subject = shot[24 * 4 + 24 : 72 * 4 - 24, 48 * 4 + 24 : 80 * 4 - 24]
+    assert subject[..., 3].min() == 255 and np.abs(subject[..., :3] - (255, 0, 0)).max() <= 12, "the subject is not opaque red"
+    assert seen["problems"] == [], seen["problems"]
+
+
+def test_the_cut_outs_soft_edge_is_neither_darkened_nor_haloed(preview, tmp_path):
+    """Straight alpha drawn as premultiplied darkens a soft edge (hair turns into a dark fringe), premultiplied drawn
+    as straight brightens it: along the 20-px ramp the page's alpha follows the matte and its colour stays the subject's."""
+    from devtools import headless_chromium
+
+    stop = threading.Event()
+    sent = _matte_picture()
+
+    def feed() -> None:
+        i = 0
+        while not stop.is_set():
+            preview.send(sent, i / 25)
+            i += 1
+            stop.wait(0.04)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        with headless_chromium(tmp_path / "profile") as browser:
+            tab = browser.open(f"{preview.url}?picture&alpha", (640, 480))
+            tab.call("Emulation.setDefaultBackgroundColorOverride", color={"r": 0, "g": 0, "b": 0, "a": 0})
+            tab.until('document.getElementById("picture").width === 160', 10, "the cut-out")
+            tab.wait(0.2)
+            shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+            stop.set()
+            feeder.join(5)
+            preview.close()  # the run ends; the next one on the port is picked up, as /?picture does
+            again = HttpPreviewSink("127.0.0.1", preview.port)
+            try:
+                again.send(_matte_picture(96, 64), 0.0)
+                tab.until('document.getElementById("picture").width === 96', 10, "the next run's cut-out")
+            finally:
+                again.close()
+    finally:
+        stop.set()
+        feeder.join(5)
+    got = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA).astype(int)
+    row = got[240, :, :]  # the 160x120 picture fills the 640x480 page 4x: the ramp is x 160..240
+    ramp = np.linspace(0, 255, 20)
+    for x in range(4, 19):  # inside the ramp, away from its ends
+        px = row[40 * 4 + x * 4 + 2]
+        assert abs(px[3] - ramp[x]) <= 16, f"alpha {px[3]} at ramp step {x}, sent {ramp[x]:.0f}"
+        if px[3] >= 64:
+            assert np.abs(px[:3] - (230, 120, 40)).max() <= 12, f"colour {px[:3]} at alpha {px[3]}: the edge changed colour"
+    assert row[:150, 3].max() == 0 and row[250:470, 3].min() == 255

@@ -1,8 +1,10 @@
 """A built-in HTTP preview of the live output, for headless machines: open the printed URL in a browser.
 
 ``GET /`` is a page showing the stream (``/?picture``: the picture alone, filling the page over a
-transparent background, for OBS's Browser Source; it picks up a restarted run as the page does), ``GET /stream.mjpg`` a multipart MJPEG stream (the way
-browsers show live JPEGs without any script), ``GET /snapshot.jpg`` the newest picture;
+transparent background, for OBS's Browser Source; it picks up a restarted run as the page does; ``&alpha``: the
+cut-out of an alpha run over transparency, from ``/alpha.mjpg``), ``GET /stream.mjpg`` a multipart MJPEG stream (the way
+browsers show live JPEGs without any script), ``GET /alpha.mjpg`` the same with each picture's matte below it
+(``alpha_stack``), ``GET /snapshot.jpg`` the newest picture;
 ``GET /effect`` says the run's effect and ``POST /effect`` (JSON ``{"effect": "none"}``) switches
 it, from this machine only (``control_refusal``): turning a call's blur off shows the room;
 ``GET /status`` adds what the page's status line says (pictures so far, seconds since the last, the
@@ -41,6 +43,7 @@ import cv2
 import numpy as np
 
 from birefvid.errors import NOTICE, ConfigError, SinkError, sink_named
+from birefvid.io import alpha_stack
 from birefvid.io.live_base import LiveSink, LiveSource, checkerboard, over_checkerboard, picture_kind, to_square_pixels
 from birefvid.io.preview_token import TOKEN_ENV, preview_token
 
@@ -63,7 +66,7 @@ _PAGE = """<!doctype html>
 <link rel="icon" href="data:,">
 <style>
 body {{ margin: 0; background: #202124; color: #e8eaed; font: 16px sans-serif; text-align: center; }}
-img {{ display: block; margin: 0 auto; max-width: 100%; max-height: calc(100vh - 8em); }}
+#picture {{ display: block; margin: 0 auto; max-width: 100%; max-height: calc(100vh - 8em); }}
 p {{ margin: 0.6em; overflow-wrap: anywhere; }}
 a {{ color: #8ab4f8; }}
 #status {{ color: #fdd663; }}
@@ -72,18 +75,19 @@ button {{ font: inherit; margin: 0.2em; padding: 0.5em 1em; border: 1px solid #9
 button[aria-pressed="true"] {{ background: #8ab4f8; border-color: #8ab4f8; color: #202124; font-weight: bold; }}
 button:disabled {{ opacity: 0.5; cursor: default; }}
 button:focus-visible {{ outline: 3px solid #fdd663; outline-offset: 2px; }}
-.bare body {{ background: transparent; overflow: hidden; }}
-.bare img {{ width: 100vw; height: 100vh; max-height: none; object-fit: contain; }}
+.bare, .bare body {{ background: transparent; overflow: hidden; }}
+.bare #picture {{ width: 100vw; height: 100vh; max-width: none; max-height: none; object-fit: contain; }}
 .bare p {{ display: none; }}
-img.mirrored {{ transform: scaleX(-1); }}
-.bare img.mirrored {{ transform: none; }}
+#picture.mirrored {{ transform: scaleX(-1); }}
+.bare #picture.mirrored {{ transform: none; }}
 </style>
 <script>if (new URLSearchParams(location.search).has("picture")) document.documentElement.className = "bare";</script></head>
-<body><img src="/stream.mjpg{query}" id="picture" class="{mirrored}" alt="the live picture of birefvid">
+<body>{picture}
 <p id="status" role="status">connecting to the run</p>
 <p id="effects" role="group" aria-label="effect"></p>
 <p>birefvid live preview of {addr}: <a href="/snapshot.jpg{query}">snapshot</a> (the newest picture),
-<a href="/stream.mjpg{query}">MJPEG stream</a> (for VLC or OBS), <a href="/?picture{also}">the picture alone</a> (for OBS's Browser Source)</p>
+<a href="/stream.mjpg{query}">MJPEG stream</a> (for VLC or OBS), <a href="/?picture{also}">the picture alone</a> (for OBS's Browser Source),
+<a href="/?picture&amp;alpha{also}">the cut-out over transparency</a> (OBS's Browser Source, with <code>--effect alpha</code>)</p>
 """
 # the status line and the effect buttons: drawn from GET /status, refreshed every 2 s (a key pressed in
 # the terminal or the window, or another client's POST /effect, shows here too). The line says what
@@ -151,7 +155,7 @@ function lost() {
 // run's session only, and the next run on the port, which keeps the token, would refuse it
 const token = new URLSearchParams(location.search).get("token");
 function at(path) { return token ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : path; }
-function reopen() { picture.src = at("/stream.mjpg?" + Date.now()); }
+function reopen() { if (picture.tagName === "CANVAS") cutout(); else picture.src = at("/stream.mjpg?" + Date.now()); }
 picture.onerror = () => { if (!gone) setTimeout(reopen, 2000); };
 async function send(name) {
   if (buttons.get(name).getAttribute("aria-pressed") === "true") return;
@@ -455,7 +459,8 @@ class _Handler(BaseHTTPRequestHandler):
                                                            self.headers.get("Authorization", ""), sink.port, sink.session)  # fmt: skip
             cookie = None if not shown or "token" not in parse_qs(url.query) else (
                 f"{cookie_name(sink.port)}={sink.session}; Path=/; HttpOnly; SameSite=Strict")
-            self._reply(200, "text/html; charset=utf-8", (sink.token_page if shown else sink.page).encode(), cookie=cookie)
+            alpha = "alpha" in parse_qs(url.query, keep_blank_values=True)
+            self._reply(200, "text/html; charset=utf-8", sink.page(shown, alpha).encode(), cookie=cookie)
         elif route == "/snapshot.jpg":
             jpeg = self.server.sink.board.newest()
             if jpeg is None:
@@ -463,13 +468,15 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._reply(200, "image/jpeg", jpeg)
         elif route == "/stream.mjpg":
-            self._stream()
+            self._stream(self.server.sink.board)
+        elif route == "/alpha.mjpg":
+            self._stream(self.server.sink.alpha_board)
         elif route == "/effect":
             self._json(200, self._effect_state())
         elif route == "/status":
             self._json(200, self._status())
         else:
-            self._reply(404, "text/plain; charset=utf-8", b"not found: try / , /stream.mjpg, /snapshot.jpg, /effect or /status\n")
+            self._reply(404, "text/plain; charset=utf-8", b"not found: try / , /stream.mjpg, /alpha.mjpg, /snapshot.jpg, /effect or /status\n")
 
     def do_POST(self) -> None:
         """``POST /effect`` with ``{"effect": NAME}`` switches the run's effect (see ``control_refusal``)."""
@@ -538,7 +545,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._head_only:
             self.wfile.write(body)
 
-    def _stream(self) -> None:
+    def _stream(self, board: _Board) -> None:
+        """A multipart MJPEG stream of ``board``'s pictures, the newest each time the viewer is ready for one."""
         sink = self.server.sink
         self.send_response(200)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -551,7 +559,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             seen = 0
             while True:
-                seen, jpeg = sink.board.next_after(seen, _WAIT)
+                seen, jpeg = board.next_after(seen, _WAIT)
                 if seen < 0:
                     return  # the sink closed
                 if jpeg is None:
@@ -650,6 +658,8 @@ class HttpPreviewSink(LiveSink):
             raise SinkError(f"JPEG quality {quality} is out of range; pick 1 to 100")
         self.host, self.quality = host, int(quality)
         self.board = _Board(self._to_jpeg)
+        self.alpha_board = _Board(self._to_stacked)  # /alpha.mjpg: colour above matte, encoded only while read
+        self._said_opaque = False
         self.pictures_sent = 0
         self._checker: Optional[np.ndarray] = None
         self._viewers: set[socket.socket] = set()
@@ -662,10 +672,7 @@ class HttpPreviewSink(LiveSink):
         self.port = int(self._server.server_address[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
-        query = "" if self.token is None else f"?token={self.token}"
-        self.page = _PAGE.format(addr=html.escape(self.url), mirrored="mirrored" if mirror else "", query="", also="") + _SCRIPT
-        self.token_page = _PAGE.format(addr=html.escape(self.url), mirrored="mirrored" if mirror else "", query=query,
-                                       also=query.replace("?", "&amp;")) + _SCRIPT  # fmt: skip
+        self._pages = {(shown, alpha): self._page(shown, alpha) for shown in (False, True) for alpha in (False, True)}
         self.effects: Optional["EffectSwitch"] = None
         self.source: Optional[LiveSource] = None
         self._last_sent: Optional[float] = None  # time.monotonic() of the last picture
@@ -683,6 +690,19 @@ class HttpPreviewSink(LiveSink):
     @property
     def name(self) -> str:
         return self.url.rstrip("/")
+
+    def page(self, shown: bool, alpha: bool) -> str:
+        """The page: with the token in its links when the client ``shown`` it; ``alpha``: a canvas showing
+        ``/alpha.mjpg``'s cut-out over transparency in place of ``/stream.mjpg``'s picture."""
+        return self._pages[(shown, alpha)]
+
+    def _page(self, shown: bool, alpha: bool) -> str:
+        query = f"?token={self.token}" if shown and self.token is not None else ""
+        mirrored = "mirrored" if self.mirror else ""
+        picture = (f'<canvas id="picture" class="{mirrored}" role="img" aria-label="the live cut-out of birefvid"></canvas>' if alpha
+                   else f'<img src="/stream.mjpg{query}" id="picture" class="{mirrored}" alt="the live picture of birefvid">')  # fmt: skip
+        return (_PAGE.format(addr=html.escape(self.url), picture=picture, query=query, also=query.replace("?", "&amp;"))
+                + _SCRIPT + (alpha_stack.SCRIPT if alpha else ""))  # fmt: skip
 
     def attach_effects(self, effects: "EffectSwitch") -> None:
         """``/effect`` and the page's buttons switch ``effects`` (from this machine only)."""
@@ -718,6 +738,7 @@ class HttpPreviewSink(LiveSink):
     def _send(self, picture: np.ndarray, t: float) -> None:
         picture_kind(picture)  # a bad picture fails here, in the sender's thread, not in a viewer's
         self.board.put(picture)  # encoded when a viewer asks (see _Board)
+        self.alpha_board.put(picture)
         self.pictures_sent += 1
         self._last_sent = time.monotonic()
 
@@ -730,11 +751,19 @@ class HttpPreviewSink(LiveSink):
                 checker = self._checker = checkerboard(picture.shape[0], picture.shape[1])
         return to_jpeg(picture, self.quality, checker)
 
+    def _to_stacked(self, picture: np.ndarray) -> bytes:
+        if picture_kind(picture) != "rgba" and not self._said_opaque:
+            self._said_opaque = True  # else OBS shows the whole room, and nothing says why
+            log.warning("the preview's cut-out (/?picture&alpha, /alpha.mjpg) is opaque: this run's pictures carry no "
+                        "matte; run with --effect alpha for the subject over transparency")  # fmt: skip
+        return alpha_stack.stacked_jpeg(to_square_pixels(picture, self.sample_aspect_ratio))
+
     def _close(self) -> None:
         with self._viewers_lock:
             self._stopping = True
             viewers = list(self._viewers)
         self.board.close()  # waiting viewers return
+        self.alpha_board.close()
         for conn in viewers:  # viewers blocked writing to a stalled browser fail at once
             try:
                 conn.shutdown(socket.SHUT_RDWR)
