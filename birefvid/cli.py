@@ -249,11 +249,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _escape_what_stdout_cannot_encode()
     given = sys.stderr
     sys.stderr = diagnostics = given if isinstance(given, _DiagnosticStream) else _DiagnosticStream(given)
+    code = 1  # a bug, unless the command says otherwise
     try:
-        return _main(argv)
+        code = _main(argv)
+        return code
+    except SystemExit as exc:  # argparse's usage errors, --help
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+        raise
     finally:
         if sys.stderr is diagnostics and diagnostics._stream is given:  # a caller's (a test's) own stream comes back
             sys.stderr = given
+        if argv is None:  # the console command, not a caller's main([...])
+            _end_at_once_on_interrupt(code)
+
+
+def _end_at_once_on_interrupt(code: int) -> None:
+    """The command is done (its outputs kept or cleaned up): a Ctrl-C pressed while Python shuts down now (its
+    atexit callbacks, torch's finalizers), as the second of two quick presses lands, ends the process at once with
+    the command's own exit code, where it printed a KeyboardInterrupt traceback from an atexit callback."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def end(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.flush()
+        os._exit(code)
+
+    signal.signal(signal.SIGINT, end)
 
 
 class CliLogFormatter(logging.Formatter):

@@ -125,21 +125,30 @@ def test_stopping_live_during_its_one_off_export_exits_cleanly(tmp_path: Path, c
 def test_ctrl_c_pressed_twice_keeps_the_live_recording(tmp_path: Path, clip: Path) -> None:
     """People press Ctrl-C twice. The second press, while the first one's stop waited for the model's
     last picture, wrote the queued ones and closed the files, discarded the whole recording (and C++
-    aborted: "terminate called without an active exception"). It is now held, with a line saying so."""
+    aborted: "terminate called without an active exception"). It is now held, with a line saying so.
+    On a loaded machine the second press can land after the run, as Python exits: that printed a
+    KeyboardInterrupt traceback from an atexit callback, and now ends the process quietly with exit 0.
+    Where the press lands is the machine's timing, so up to three runs are tried for one held press."""
     model = ["--model", "tiny", "--device", "cpu", "--resolution", "256"]  # the model's last picture takes ~0.3 s: the press lands in it
     args = ["--source", clip, "--realtime", *model, "--sink", "rec.mp4", "--stats-every", "0.5", "--stats-json", "stats.jsonl"]
-    with LiveRun(args, tmp_path) as run:
-        wait_for(lambda: sum(s["frames_shown"] for s in stats_lines(tmp_path / "stats.jsonl")) >= 24, 90, "24 frames shown", run=run)
-        run.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
-        time.sleep(0.02)
-        run.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
-        assert run.wait(30) == 0, run.stderr()[-3000:]
-        err = run.stderr()
-    assert _partials(tmp_path) == []
-    assert "finishing the recordings first" in err, err[-3000:]
-    shown = [line for line in err.splitlines() if line.startswith("live: showed")]
-    assert shown and _frames(tmp_path / "rec.mp4") == int(shown[-1].split()[2]), err[-3000:]
-
+    held = []
+    for attempt in range(3):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        with LiveRun(args, folder) as run:
+            wait_for(lambda: sum(s["frames_shown"] for s in stats_lines(folder / "stats.jsonl")) >= 24, 90, "24 frames shown", run=run)
+            run.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+            time.sleep(0.02)
+            run.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+            assert run.wait(30) == 0, run.stderr()[-3000:]
+            err = run.stderr()
+        assert _partials(folder) == [] and "Traceback" not in err, err[-3000:]
+        shown = [line for line in err.splitlines() if line.startswith("live: showed")]
+        assert shown and _frames(folder / "rec.mp4") == int(shown[-1].split()[2]), err[-3000:]
+        held.append("finishing the recordings first" in err)
+        if held[-1]:
+            break
+    assert any(held), "the second press never landed while the recordings were finished"
 
 
 def test_ctrl_c_pressed_twice_stops_a_file_run_cleanly(tmp_path: Path, clip: Path) -> None:
