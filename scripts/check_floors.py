@@ -31,14 +31,16 @@ SLICE = [
 
 
 def floor_pins(dependencies: list[str]) -> list[str]:
-    """``name>=X`` as ``name==X.*`` (the oldest release line allowed), markers kept; torch and torchvision left out."""
+    """``name>=X.Y`` as ``name==X.Y.*`` (the oldest release line allowed; ``>=2`` as ``==2.0.*``, since ``==2.*``
+    installed numpy 2.2, not the floor), markers kept; torch and torchvision left out."""
     pins = []
     for dep in dependencies:
         spec, _, marker = dep.partition(";")
         match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)\s*", spec)
         if match is None or match[1].lower() in SKIP:
             continue
-        pins.append(f"{match[1]}=={match[2]}.*" + (f";{marker}" if marker else ""))
+        version = match[2] if "." in match[2] else f"{match[2]}.0"
+        pins.append(f"{match[1]}=={version}.*" + (f";{marker}" if marker else ""))
     return pins
 
 

@@ -616,3 +616,23 @@ def test_yuv_pictures_become_rgb_by_the_standards_formula(fmt, colorspace, full)
         worst = max(worst, float(np.abs(image.reshape(-1, 3).astype(float) - want).max()))
     # 10-bit full range (rare) comes down to 8 bits by a shift, 940 -> 235 where the formula says 234.3
     assert worst <= (1.0 if full and bits > 8 else 0.55), f"{fmt}: RGB up to {worst:.2f} levels from the formula"
+
+
+@pytest.mark.parametrize("fmt, bits", [("yuva444p10le", 10), ("yuva444p12le", 12)])
+def test_a_deep_sources_own_alpha_is_rounded_not_raised(fmt, bits):
+    """A ProRes 4444 or FFV1 10-bit source's own transparency cuts into the matte: swscale's RGBA read put half
+    of a 10-bit matte's soft values a level high (12-bit: 15%), as eval's reader did before it read the plane."""
+    import av
+
+    from birefvid.io._pixels import RgbConverter
+
+    top = (1 << bits) - 1
+    alpha = np.tile(np.arange(top + 1, dtype=np.uint16), (4, 1))  # every level, one per column
+    frame = av.VideoFrame(top + 1, 4, fmt)
+    for i, plane in enumerate(frame.planes):
+        rows = np.full((plane.height, plane.line_size // 2), 1 << (bits - 1), np.uint16)
+        rows[:, : top + 1] = alpha if i == 3 else rows[:, : top + 1]
+        plane.update(rows.tobytes())
+    got = RgbConverter(threads=1).alpha(frame)
+    assert got is not None and got.dtype == np.uint8
+    assert np.array_equal(got, np.floor(alpha * (255 / top) + 0.5).astype(np.uint8))

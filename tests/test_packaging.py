@@ -93,3 +93,14 @@ def test_sdist_builds_a_wheel_with_what_the_code_reads_at_run_time(tmp_path):
 def archive_text(wheel: Path, name: str) -> str:
     with zipfile.ZipFile(wheel) as archive:
         return archive.read(next(n for n in archive.namelist() if n.endswith(f".dist-info/{name}"))).decode()
+
+
+def test_release_check_installs_the_declared_floors_not_the_newest_of_their_major():
+    """scripts/check_floors.py pinned numpy>=2 as numpy==2.*, which installs numpy 2.2: the floor went untested."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_floors", ROOT / "scripts" / "check_floors.py")
+    check_floors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_floors)
+    assert check_floors.floor_pins(["numpy>=2", "av>=18.1", "torch>=2.6", "openvino>=2025.4; platform_machine == 'x86_64'"]) == [
+        "numpy==2.0.*", "av==18.1.*", "openvino==2025.4.*; platform_machine == 'x86_64'"]

@@ -61,12 +61,14 @@ class RgbConverter:
         stream's first picture size, or None when its format has none or it is wholly opaque."""
         if not has_alpha(frame):
             return None
-        if self._alpha_reformatter is None:
-            self._alpha_reformatter = VideoReformatter()
         width, height = self._size or (frame.width, frame.height)
-        rgba = self._alpha_reformatter.reformat(frame, format="rgba", width=width, height=height,
-                                                interpolation="AREA", threads=self.threads).to_ndarray()  # fmt: skip
-        alpha = np.ascontiguousarray(rgba[..., 3])
+        alpha = deep_alpha8(frame) if (frame.width, frame.height) == (width, height) else None
+        if alpha is None:
+            if self._alpha_reformatter is None:
+                self._alpha_reformatter = VideoReformatter()
+            rgba = self._alpha_reformatter.reformat(frame, format="rgba", width=width, height=height,
+                                                    interpolation="AREA", threads=self.threads).to_ndarray()  # fmt: skip
+            alpha = np.ascontiguousarray(rgba[..., 3])
         return None if alpha.min() == 255 else alpha
 
     def _convert(self, frame: av.VideoFrame, fmt: str) -> np.ndarray:
@@ -164,6 +166,22 @@ def has_alpha(frame: av.VideoFrame) -> bool:
     """Whether a decoded picture's format carries alpha (yuva*, rgba, gbrap, ya8, ...; a palette's entries may)."""
     fmt = frame.format
     return fmt.has_palette or any(c.is_alpha for c in fmt.components)
+
+
+def deep_alpha8(frame: av.VideoFrame) -> Optional[np.ndarray]:
+    """A 9- to 16-bit alpha plane (ProRes 4444, FFV1 yuva444p10le, ...) rounded to uint8 (H, W), read from the plane
+    itself; None for 8-bit alpha and alpha that shares a plane. swscale's RGBA read put half of a 10-bit matte's
+    soft values a level high (0.5 on average; 12-bit 0.15), so the source's own transparency cut into the matte unevenly."""
+    fmt = frame.format
+    comp = next((c for c in fmt.components if c.is_alpha), None)
+    if comp is None or comp.bits <= 8 or not fmt.is_planar or sum(c.plane == comp.plane for c in fmt.components) != 1:
+        return None
+    plane = frame.planes[comp.plane]
+    dtype = np.dtype(">u2" if fmt.is_big_endian else "<u2")
+    stride = plane.line_size // 2
+    rows = np.frombuffer(memoryview(plane), dtype)[: plane.height * stride].reshape(plane.height, stride)[:, : plane.width]
+    top = (1 << comp.bits) - 1
+    return ((rows.astype(np.uint32) * 510 + top) // (2 * top)).astype(np.uint8)  # round half up
 
 
 def picture_bits(frame: av.VideoFrame) -> int:
