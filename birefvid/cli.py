@@ -51,6 +51,10 @@ class _Parser(argparse.ArgumentParser):
             return []
         head, _, value = line.partition(" ")
         if head.startswith("--") and "=" not in head:
+            more = [w.partition("=")[0] for w in value.split()
+                    if w.startswith("--") and w.partition("=")[0] in self._option_string_actions]
+            if more:  # a command line pasted into the file: --source was "URL --effect green", --effect never set
+                self.error(f"a line of the arguments file holds {head} and {more[0]}: write one option a line")
             return [head, _unquoted(value.strip())] if value.strip() else [head]
         name, equals, value = line.partition("=")
         if line.startswith("--") and equals:
