@@ -42,13 +42,34 @@ class _Parser(argparse.ArgumentParser):
 
     def convert_arg_line_to_args(self, arg_line: str) -> list[str]:
         """One argument a line of a `live @FILE`; a blank line is none (it was an empty argument: "unrecognized
-        arguments:") and `--option value` on one line is two (it was one unknown word: "required: --source")."""
-        if not arg_line.strip():
+        arguments:") and `--option value` on one line is two (it was one unknown word: "required: --source").
+        Lines starting with `# ` are comments; a value may be quoted ("my beach.jpg"); spaces around a line and
+        a BOM at the file's start (Windows Notepad writes one) are not part of it: each of these ended the run
+        with "unrecognized arguments", "required: --source" or a file not found."""
+        line = _unquoted(arg_line.strip().removeprefix("\ufeff").removeprefix(_BOM_AS_CP1252).strip())
+        if not line or line == "#" or line.startswith(("# ", "#\t")):
             return []
-        head, _, value = arg_line.strip().partition(" ")
+        head, _, value = line.partition(" ")
         if head.startswith("--") and "=" not in head:
-            return [head, value.strip()] if value.strip() else [head]
-        return [arg_line]
+            more = [w.partition("=")[0] for w in value.split()
+                    if w.startswith("--") and w.partition("=")[0] in self._option_string_actions]
+            if more:  # a command line pasted into the file: --source was "URL --effect green", --effect never set
+                self.error(f"a line of the arguments file holds {head} and {more[0]}: write one option a line")
+            return [head, _unquoted(value.strip())] if value.strip() else [head]
+        name, equals, value = line.partition("=")
+        if line.startswith("--") and equals:
+            return [f"{name}={_unquoted(value.strip())}"]
+        return [line]
+
+
+_BOM_AS_CP1252 = "\ufeff".encode().decode("cp1252")  # Python 3.11 reads @FILE in the locale's encoding: Windows' cp1252
+
+
+def _unquoted(value: str) -> str:
+    """``value`` without one pair of matching quotes around it, as a shell would take them off."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

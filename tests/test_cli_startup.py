@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import birefvid
 
 # run in a fresh interpreter: the test process itself has imported torch long ago
@@ -126,3 +128,30 @@ def test_live_arguments_file_takes_an_option_and_its_value_on_one_line(tmp_path)
     args = build_parser().parse_args(["live", f"@{args_file}"])
     assert args.source == "rtsp://admin:pass word@cam.local/1"
     assert args.effect == "green" and args.sink == ["gate.mkv"] and args.no_audio
+
+
+def test_live_arguments_file_as_users_write_it(tmp_path):
+    """A file from Windows Notepad (a BOM, CRLF), with a comment, a quoted file name with a space and spaces left at
+    line ends: each stopped the run ("required: --source", "unrecognized arguments: # ...", "invalid choice: 'blur  '",
+    a background named with its quotes)."""
+    from birefvid.cli import build_parser
+
+    args_file = tmp_path / "gate.args"
+    args_file.write_bytes("\ufeff--source rtsp://admin:PW@cam.local/1\r\n# the gate camera, at night\r\n  --effect=replace  \r\n"
+                          "--background \"my beach.jpg\"\r\n--key-color\r\n#00b140\r\n--sink='gate.mkv'\r\n".encode())  # fmt: skip
+    args = build_parser().parse_args(["live", f"@{args_file}"])
+    assert args.source == "rtsp://admin:PW@cam.local/1" and args.effect == "replace"
+    assert args.background == "my beach.jpg" and args.key_color == "#00b140" and args.sink == ["gate.mkv"]
+
+
+def test_live_arguments_file_refuses_a_pasted_command_line(tmp_path, capsys):
+    """`--source URL --effect green` on one line made the source "URL --effect green" (a camera that never answered)
+    and left the effect unset: the line is refused, without echoing the password in it."""
+    from birefvid.cli import build_parser
+
+    args_file = tmp_path / "gate.args"
+    args_file.write_text("--source rtsp://admin:hunter2@cam.local/1 --effect green\n")
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["live", f"@{args_file}", "--sink", "rec.mkv"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "--source and --effect" in err and "hunter2" not in err

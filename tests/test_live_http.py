@@ -944,3 +944,38 @@ def test_the_cut_outs_soft_edge_is_neither_darkened_nor_haloed(preview, tmp_path
         if px[3] >= 64:
             assert np.abs(px[:3] - (230, 120, 40)).max() <= 12, f"colour {px[:3]} at alpha {px[3]}: the edge changed colour"
     assert row[:150, 3].max() == 0 and row[250:470, 3].min() == 255
+
+
+def test_a_slow_cut_out_page_skips_pictures_instead_of_showing_old_ones(preview, tmp_path):
+    """A Browser Source slower than the run (a busy gaming PC) must show the newest picture: reading one part per
+    drawing, the browser's and the sockets' buffers queued hundreds of them and the cut-out lagged seconds behind."""
+    from devtools import headless_chromium
+
+    stop = threading.Event()
+
+    def feed() -> None:  # 30 fps; picture i says i in its corner block (R: i % 32, G: i // 32, 8 levels a step)
+        i = 0
+        while not stop.is_set():
+            picture = _matte_picture()
+            picture[:16, :16] = ((i % 32) * 8, (i // 32 % 32) * 8, 0, 255)
+            preview.send(picture, i / 30)
+            i += 1
+            stop.wait(1 / 30)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    slow = ("const real = window.createImageBitmap;"  # each decode takes 250 ms: the page draws 4 pictures a second
+            "window.createImageBitmap = (...a) => new Promise(r => setTimeout(r, 250)).then(() => real(...a));")
+    try:
+        with headless_chromium(tmp_path / "profile") as browser:
+            tab = browser.open("about:blank", (160, 120))
+            tab.call("Page.addScriptToEvaluateOnNewDocument", source=slow)
+            tab.call("Page.navigate", url=f"{preview.url}?picture&alpha")
+            tab.until('document.getElementById("picture").width === 160', 10, "the cut-out")
+            tab.wait(3)
+            r, g = tab.eval("Array.from(shown.getImageData(4, 4, 1, 1).data.slice(0, 2))")
+            behind = (preview.pictures_sent - 1 - (round(r / 8) % 32 + 32 * (round(g / 8) % 32))) % 1024
+    finally:
+        stop.set()
+        feeder.join(5)
+    assert behind <= 20, f"the page showed a picture {behind} pictures ({behind / 30:.1f} s) old"

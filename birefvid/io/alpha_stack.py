@@ -55,8 +55,9 @@ def stacked_jpeg(picture: np.ndarray, quality: int = QUALITY) -> bytes:
     return data.tobytes()
 
 
-# ?alpha (for OBS: /?picture&alpha): the page's #picture is a canvas; /alpha.mjpg is read with fetch, one part at a
-# time (a slow page reads less, so the server skips pictures instead of queueing them), each JPEG decoded off the
+# ?alpha (for OBS: /?picture&alpha): the page's #picture is a canvas; /alpha.mjpg is read with fetch as fast as it
+# comes, and only the newest whole JPEG is kept for the drawing loop (read one part per drawing, a slow page showed
+# pictures seconds old: the browser's and the sockets' buffers held hundreds of them), each decoded off the
 # main thread and joined into straight RGBA (ImageData is straight alpha: the canvas premultiplies it itself, so
 # the edge is neither darkened nor haloed). cutout() (re)opens the stream; the page's poll calls it when a run
 # answers again, as it reopens /stream.mjpg.
@@ -91,14 +92,28 @@ async function cutout() {
     const r = await fetch(at("/alpha.mjpg?" + Date.now()), {signal: stop.signal, cache: "no-store"});
     if (!r.ok || !r.body) throw new Error(r.status);
     const reader = r.body.getReader();
-    let buf = new Uint8Array(0);
+    let buf = new Uint8Array(0), newest = null, drawing = false;
+    const draw = async () => {  // the newest JPEG whenever the last one is drawn: a slow page skips pictures, never lags
+      drawing = true;
+      try {
+        while (newest && reading === stop) {
+          const jpeg = newest;
+          newest = null;
+          const bmp = await createImageBitmap(new Blob([jpeg], {type: "image/jpeg"}), {colorSpaceConversion: "none"});
+          if (reading === stop) join(bmp);
+          bmp.close();
+        }
+      } catch (e) {  // a picture that does not decode is skipped
+      } finally { drawing = false; }
+    };
     for (;;) {
       const end = find(buf, "\\r\\n\\r\\n", 0);
       const size = end < 0 ? -1 : Number((/content-length: *(\\d+)/i.exec(new TextDecoder().decode(buf.subarray(0, end))) || [])[1]);
+      if (end >= 0 && !(size >= 0)) throw new Error("a part without its Content-Length");  // else buf grew for ever
       if (end >= 0 && buf.length >= end + 4 + size) {
-        const jpeg = buf.slice(end + 4, end + 4 + size);
+        newest = buf.slice(end + 4, end + 4 + size);
         buf = buf.subarray(end + 4 + size);
-        join(await createImageBitmap(new Blob([jpeg], {type: "image/jpeg"}), {colorSpaceConversion: "none"}));
+        if (!drawing) draw();
         continue;
       }
       const {value, done} = await reader.read();
