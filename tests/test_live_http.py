@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import BinaryIO
 
 import cv2
@@ -91,6 +92,59 @@ def _read_part(resp: BinaryIO) -> bytes:
     assert resp.read(2) == b"\r\n", "a part must end with CRLF before the next boundary"
     return body
 
+
+
+def _run_while_looking(job, look, seen: dict) -> dict:
+    """Run live ``job`` with the red-key model while ``look(switch)``, on a thread of its own once the run shows
+    pictures, fills ``seen``; the run ends when ``look`` returns, and what it raised is raised here, not lost."""
+    from birefvid.api import run_live
+    from process_fixtures import red_key_segmenter
+
+    stop = threading.Event()
+    lookers: list[threading.Thread] = []
+
+    def watch(switch) -> None:
+        try:
+            assert switch.showing.wait(60), "the run never showed a picture"
+            look(switch)
+        except BaseException as e:  # said by the test, not lost in this thread
+            seen["error"] = e
+        finally:
+            stop.set()
+
+    def on_effects(switch) -> None:
+        lookers.append(threading.Thread(target=watch, args=(switch,), daemon=True))
+        lookers[-1].start()
+
+    report = run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects, stop=stop)
+    for looker in lookers:
+        looker.join(30)
+    assert "error" not in seen, seen["error"]
+    return report
+
+
+def _cut_out_shot(browser, url: str, size: tuple[int, int], width: int):
+    """The cut-out page at ``url`` in a ``size`` tab over a transparent background (as OBS composites it), once its
+    canvas is ``width`` pixels wide: (the tab, its screenshot as (H, W, 4) RGBA)."""
+    tab = browser.open(url, size)
+    tab.call("Emulation.setDefaultBackgroundColorOverride", color={"r": 0, "g": 0, "b": 0, "a": 0})
+    tab.until(f'document.getElementById("picture").width === {width}', 20, "the cut-out")
+    tab.wait(0.3)
+    shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+    return tab, cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+
+
+def _red_subject_in_a_blue_room(path: Path, columns: slice) -> str:
+    """A 10 s 128x96 camera clip: a blue room, and a red subject (which ``red_key_segmenter`` finds) in ``columns``;
+    returns a free preview address for the run that shows it."""
+    from live_media import free_port
+    from media import make_video
+
+    image = np.zeros((96, 128, 3), np.uint8)
+    image[..., 2] = 255
+    image[24:72, columns] = (255, 0, 0)
+    make_video(path, n_frames=240, size=(128, 96), fps=24, with_audio=False, frames=[image] * 240)
+    return f"http://127.0.0.1:{free_port()}"
 
 def test_snapshot_is_503_before_the_first_picture_then_the_newest(preview):
     status, ctype, body = _get(f"{preview.url}snapshot.jpg")
@@ -739,56 +793,38 @@ def test_the_preview_page_mirrors_your_self_view_but_what_is_sent_and_recorded_i
     scripts and OBS read and the page's ``?picture`` (OBS's Browser Source) keep it on the left."""
     import base64
 
-    from birefvid.api import build_live_job, run_live
+    from birefvid.api import build_live_job
     from devtools import headless_chromium
     from live_e2e_tools import decode_video
-    from live_media import free_port
-    from media import make_video
-    from process_fixtures import red_key_segmenter
 
     assert build_live_job("0", ["window"]).mirrors_preview() and build_live_job("/dev/video2", ["http://127.0.0.1:8080"]).mirrors_preview()
     assert not build_live_job("rtsp://cam.local/1", ["window"]).mirrors_preview()  # not your self-view: as it comes, unless asked
     assert not build_live_job("0", ["window"], mirror_preview=False).mirrors_preview()
     with cli_naming(), pytest.raises(ConfigError, match="--mirror-preview flips only what you look at, the window and the http:// preview page"):
         build_live_job("0", ["virtualcam", "talk.mp4"], mirror_preview=True)
-    image = np.zeros((96, 128, 3), np.uint8)
-    image[..., 2] = 255
-    image[24:72, 8:40] = (255, 0, 0)
-    make_video(tmp_path / "cam.mp4", n_frames=240, size=(128, 96), fps=24, with_audio=False, frames=[image] * 240)
-    base = f"http://127.0.0.1:{free_port()}"
+    base = _red_subject_in_a_blue_room(tmp_path / "cam.mp4", slice(8, 40))
     seen: dict[str, object] = {}
-    stop = threading.Event()
 
     def look(switch) -> None:
-        try:
-            assert switch.showing.wait(60), "the run never showed a picture"
-            deadline = time.monotonic() + 10
-            while (snapshot := _get(f"{base}/snapshot.jpg"))[0] != 200 and time.monotonic() < deadline:  # the sinks get it just after
-                time.sleep(0.05)
-            seen["snapshot"] = _decode_rgb(snapshot[2])
-            with headless_chromium(tmp_path / "profile") as browser:
-                tab = browser.open(f"{base}/", (320, 240))
-                box = tab.until('(p => p.naturalWidth && p.complete && (r => [r.x, r.y, r.width, r.height])(p.getBoundingClientRect()))'
-                                '(document.getElementById("picture"))', 20, "the picture")  # fmt: skip
-                tab.wait(0.3)
-                shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
-                x, y, w, h = (round(v) for v in box)
-                seen["page"] = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)[y : y + h, x : x + w]
-                bare = browser.open(f"{base}/?picture", (320, 240))
-                seen["bare"] = bare.until('document.getElementById("picture").naturalWidth && '
-                                          'getComputedStyle(document.getElementById("picture")).transform', 20, "the bare picture")  # fmt: skip
-        except BaseException as e:  # said by the test, not lost in this thread
-            seen["error"] = e
-        finally:
-            stop.set()
-
-    def on_effects(switch) -> None:
-        threading.Thread(target=look, args=(switch,), daemon=True).start()
+        deadline = time.monotonic() + 10
+        while (snapshot := _get(f"{base}/snapshot.jpg"))[0] != 200 and time.monotonic() < deadline:  # the sinks get it just after
+            time.sleep(0.05)
+        seen["snapshot"] = _decode_rgb(snapshot[2])
+        with headless_chromium(tmp_path / "profile") as browser:
+            tab = browser.open(f"{base}/", (320, 240))
+            box = tab.until('(p => p.naturalWidth && p.complete && (r => [r.x, r.y, r.width, r.height])(p.getBoundingClientRect()))'
+                            '(document.getElementById("picture"))', 20, "the picture")  # fmt: skip
+            tab.wait(0.3)
+            shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+            x, y, w, h = (round(v) for v in box)
+            seen["page"] = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)[y : y + h, x : x + w]
+            bare = browser.open(f"{base}/?picture", (320, 240))
+            seen["bare"] = bare.until('document.getElementById("picture").naturalWidth && '
+                                      'getComputedStyle(document.getElementById("picture")).transform', 20, "the bare picture")  # fmt: skip
 
     job = build_live_job(str(tmp_path / "cam.mp4"), [str(tmp_path / "rec.mkv"), base], effect="green", realtime=True,
                          duration=9.0, smooth="none", mirror_preview=True)  # fmt: skip
-    report = run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects, stop=stop)
-    assert "error" not in seen, seen["error"]
+    report = _run_while_looking(job, look, seen)
     assert report["preview_mirrored"] is True and report["job"]["mirror_preview"] is True
     assert _red_column(seen["page"]) > 0.6, "the preview page is not mirrored"
     assert _red_column(seen["snapshot"]) < 0.4, "/snapshot.jpg, which scripts and OBS read, was mirrored"
@@ -849,46 +885,19 @@ def test_obs_browser_source_shows_the_cut_out_over_transparency(tmp_path):
     """An --effect alpha run into OBS's Browser Source (/?picture&alpha): where the matte is 0 the page is fully
     transparent (OBS shows the game), the subject opaque in its own colour, the soft edge neither darkened nor
     haloed; before, the only ways in were a green key (which loses the soft matte and spills on hair) or opaque."""
-    from birefvid.api import build_live_job, run_live
+    from birefvid.api import build_live_job
     from devtools import headless_chromium
-    from live_media import free_port
-    from media import make_video
-    from process_fixtures import red_key_segmenter
 
-    image = np.zeros((96, 128, 3), np.uint8)
-    image[..., 2] = 255  # a blue room
-    image[24:72, 48:80] = (255, 0, 0)  # the subject, which the key model finds
-    make_video(tmp_path / "cam.mp4", n_frames=240, size=(128, 96), fps=24, with_audio=False, frames=[image] * 240)
-    base = f"http://127.0.0.1:{free_port()}"
+    base = _red_subject_in_a_blue_room(tmp_path / "cam.mp4", slice(48, 80))
     seen: dict[str, object] = {}
-    stop = threading.Event()
 
     def look(switch) -> None:
-        try:
-            assert switch.showing.wait(60), "the run never showed a picture"
-            with headless_chromium(tmp_path / "profile") as browser:
-                tab = browser.open(f"{base}/?picture&alpha", (512, 384))
-                tab.call("Emulation.setDefaultBackgroundColorOverride", color={"r": 0, "g": 0, "b": 0, "a": 0})
-                tab.until('document.getElementById("picture").width === 128', 20, "the cut-out")
-                tab.wait(0.3)
-                shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
-                seen["shot"] = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
-                seen["problems"] = tab.problems()
-        except BaseException as e:  # said by the test, not lost in this thread
-            seen["error"] = e
-        finally:
-            stop.set()
-
-    looker: list[threading.Thread] = []
-
-    def on_effects(switch) -> None:
-        looker.append(threading.Thread(target=look, args=(switch,), daemon=True))
-        looker[0].start()
+        with headless_chromium(tmp_path / "profile") as browser:
+            tab, seen["shot"] = _cut_out_shot(browser, f"{base}/?picture&alpha", (512, 384), 128)
+            seen["problems"] = tab.problems()
 
     job = build_live_job(str(tmp_path / "cam.mp4"), [base], effect="alpha", realtime=True, duration=30.0, smooth="none")
-    run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects, stop=stop)
-    looker[0].join(30)
-    assert "error" not in seen, seen["error"]
+    _run_while_looking(job, look, seen)
     shot = seen["shot"].astype(int)
     assert shot.shape == (384, 512, 4)  # the 128x96 picture fills the 512x384 source 4x (its subject is where it is below)
     room = np.ones((384, 512), bool)
@@ -918,11 +927,7 @@ def test_the_cut_outs_soft_edge_is_neither_darkened_nor_haloed(preview, tmp_path
     feeder.start()
     try:
         with headless_chromium(tmp_path / "profile") as browser:
-            tab = browser.open(f"{preview.url}?picture&alpha", (640, 480))
-            tab.call("Emulation.setDefaultBackgroundColorOverride", color={"r": 0, "g": 0, "b": 0, "a": 0})
-            tab.until('document.getElementById("picture").width === 160', 10, "the cut-out")
-            tab.wait(0.2)
-            shot = base64.b64decode(tab.call("Page.captureScreenshot", format="png")["data"])
+            tab, shot = _cut_out_shot(browser, f"{preview.url}?picture&alpha", (640, 480), 160)
             stop.set()
             feeder.join(5)
             preview.close()  # the run ends; the next one on the port is picked up, as /?picture does
@@ -935,7 +940,7 @@ def test_the_cut_outs_soft_edge_is_neither_darkened_nor_haloed(preview, tmp_path
     finally:
         stop.set()
         feeder.join(5)
-    got = cv2.cvtColor(cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA).astype(int)
+    got = shot.astype(int)
     row = got[240, :, :]  # the 160x120 picture fills the 640x480 page 4x: the ramp is x 160..240
     ramp = np.linspace(0, 255, 20)
     for x in range(4, 19):  # inside the ramp, away from its ends
