@@ -66,6 +66,40 @@ def test_mask_output_and_folder_input(tmp_path, pvt_b0_weights):
     assert np.abs(mask.astype(int) - _expected_alpha(pvt_b0_weights, rgb)).max() <= 1
 
 
+
+def test_a_folder_holds_one_picture_at_a_time(tmp_path, pvt_b0_weights, monkeypatch):
+    # a 100 MP photo's picture and cut-out take ~1 GB: the previous one's must be gone when the next is read
+    import weakref
+
+    from birefvid.commands import image as image_command
+    from birefvid.compose.compositor import Compositor
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"img{i}.png"), cv2.cvtColor(_scene(i), cv2.COLOR_RGB2BGR))
+    held: list[weakref.ref] = []
+    alive_at_read: list[int] = []
+    read, composite = image_command._read_checked, Compositor.__call__
+
+    def tracked_read(path):
+        alive_at_read.append(sum(ref() is not None for ref in held))
+        picture = read(path)
+        held.append(weakref.ref(picture[0]))
+        return picture
+
+    def tracked_composite(self, *args, **kwargs):
+        pixels = composite(self, *args, **kwargs)
+        held.append(weakref.ref(pixels))
+        return pixels
+
+    monkeypatch.setattr(image_command, "_read_checked", tracked_read)
+    monkeypatch.setattr(Compositor, "__call__", tracked_composite)
+    out = tmp_path / "out"
+    assert main(["image", str(src), "-o", str(out), "-q", "--weights", str(pvt_b0_weights), *MODEL_ARGS]) == 0
+    assert len(list(out.iterdir())) == 3
+    assert alive_at_read == [0, 0, 0]  # neither the last picture nor its cut-out outlives its turn
+
 def _one_line_error(capsys, code: int, pattern: str) -> None:
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()

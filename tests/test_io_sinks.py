@@ -102,6 +102,18 @@ def test_soft_alpha_is_written_without_bias(tmp_path, name, mean_tol):
     assert abs(float(np.mean(got - images[..., 3]))) <= mean_tol + 1e-9
 
 
+
+def test_alpha_webm_encoder_holds_no_frames_back(tmp_path):
+    """libvpx held 25 frames back in each of its two encoders (colour, alpha) for alt-ref frames FFmpeg turns off
+    with alpha: the same packets, and 8K .webm needed 10.2 GB. Each frame written now comes out at once."""
+    info = _info()
+    images = _batch("alpha", 6, info.width, info.height)
+    with open_sink(tmp_path / "a.webm", kind="alpha", info=info) as sink:
+        sink.write(images, list(range(6)))
+        assert sink._packets == 6  # packets muxed before the flush: none held in the encoder
+    _, alpha, _ = read_alpha(tmp_path / "a.webm")
+    assert len(alpha) == 6
+
 def test_alpha_png_sequence_exact(tmp_path):
     info = _info()
     images = _write(tmp_path / "frames", "alpha", info, list(range(4)))

@@ -225,14 +225,16 @@ def run(args: argparse.Namespace) -> int:
         progress = stack.enter_context(contextlib.closing(FrameProgress(quiet=args.quiet or len(inputs) < 2, unit="pictures")))
         progress.start(len(inputs))
         unreadable: list[Path] = []
-        for source, target in _counted(zip(inputs, targets), progress):
+
+        def cut_out(source: Path, target: Path) -> bool:
+            """Read, cut out and write one picture (False: unreadable, skipped); its arrays die with the call,
+            so a folder's peak memory is one picture's, not also the previous one's while the next is read."""
             try:
                 image, deep, own_alpha = first if first is not None else _read_checked(source)
             except SourceError:
                 if len(inputs) == 1:
                     raise
-                unreadable.append(source)  # one damaged photo does not stop the other hundred
-                continue
+                return False
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
             bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
@@ -252,6 +254,11 @@ def run(args: argparse.Namespace) -> int:
                             source, frames, source)  # fmt: skip
             target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
             write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density, exif=exif)
+            return True
+
+        for source, target in _counted(zip(inputs, targets), progress):
+            if not cut_out(source, target):
+                unreadable.append(source)  # one damaged photo does not stop the other hundred
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
