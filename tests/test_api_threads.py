@@ -72,3 +72,24 @@ def test_openvino_segmenter_shared_by_two_threads():
     got: list[np.ndarray] = []
     assert _hammer(lambda: got.append(seg(frame)), times=20) == []  # was RuntimeError: Infer Request is busy
     assert len(got) == 40 and all(np.array_equal(g, want) for g in got)
+
+
+def test_an_output_written_meanwhile_is_not_replaced_without_overwrite(tmp_path):
+    """Two requests of a service writing one name at once, neither with overwrite=True: the one that
+    finished second replaced the first's file and both reported success; it now fails, leaving both
+    the other file and no temporary one."""
+    from birefvid import SinkError
+    from birefvid.api import process_video
+    from process_fixtures import make_scene, red_key_segmenter
+
+    src = make_scene(tmp_path / "in.mov", 3, with_audio=False).path
+    out = tmp_path / "cut.webm"
+
+    def other_request_finishes(n: int) -> None:
+        if not out.exists():
+            out.write_bytes(b"the other request's cut-out")
+
+    with pytest.raises(SinkError, match="output exists"):
+        process_video(src, out, segmenter=red_key_segmenter(), progress=other_request_finishes)
+    assert out.read_bytes() == b"the other request's cut-out"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.webm", "in.mov"]

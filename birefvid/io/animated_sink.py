@@ -133,7 +133,7 @@ def _skip_sub_blocks(f: "io.BufferedReader") -> None:
 class AnimatedImageSink(Sink):
     """A GIF, animated WebP or APNG of ``kind`` pictures, in a temporary file renamed onto ``path`` on ``close()``."""
 
-    def __init__(self, path: Path, spec: EncoderSpec, info: StreamInfo) -> None:
+    def __init__(self, path: Path, spec: EncoderSpec, info: StreamInfo, *, overwrite: bool = True) -> None:
         super().__init__()
         if spec.muxer not in ANIMATED_MUXERS:
             raise SinkError(f"{path}: {spec.muxer} is not an animated-picture format ({', '.join(sorted(ANIMATED_MUXERS))})")
@@ -144,7 +144,7 @@ class AnimatedImageSink(Sink):
         self._frames = 0
         self._skipped = 0
         self._last_pts: Optional[int] = None
-        self._file = AtomicFile(self.path)
+        self._file = AtomicFile(self.path, overwrite=overwrite)
         self._transparent_gif = spec.pix_fmt == "pal8" and spec.kind == "alpha"
         try:
             self._out = av.open(str(self._file.temp), "w", format=spec.muxer, container_options=dict(_LOOP_FOREVER[spec.muxer]))

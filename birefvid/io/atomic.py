@@ -185,6 +185,9 @@ class _AtomicTarget:
         try:
             apply_default_permissions(self.temp, is_dir=self.is_dir)
             self._move()
+        except SinkError:  # said already (a target that appeared meanwhile)
+            self.discard()
+            raise
         except PermissionError as e:
             if sys.platform != "win32":
                 self.discard()
@@ -213,10 +216,15 @@ class _AtomicTarget:
 
 
 class AtomicFile(_AtomicTarget):
-    """A temporary file beside ``target`` that becomes ``target`` on ``commit()``."""
+    """A temporary file beside ``target`` that becomes ``target`` on ``commit()``.
 
-    def __init__(self, target: Path) -> None:
+    ``overwrite=False``: the commit refuses (SinkError) a target that appeared while the file was
+    written, as two requests of a service writing one name at once do, instead of replacing it.
+    """
+
+    def __init__(self, target: Path, *, overwrite: bool = True) -> None:
         self.target = Path(target)
+        self.overwrite = overwrite
         suffix = self.target.suffix
         try:
             fd, tmp = tempfile.mkstemp(prefix=partial_prefix(self.target.stem, suffix), suffix=suffix, dir=self.target.parent)
@@ -226,7 +234,23 @@ class AtomicFile(_AtomicTarget):
         self.temp = Path(tmp)
 
     def _move(self) -> None:
-        replace(self.temp, self.target)
+        if self.overwrite:
+            replace(self.temp, self.target)
+            return
+        try:
+            os.link(self.temp, self.target)  # fails if the target exists, atomically: no other writer is replaced
+        except FileExistsError:
+            self.discard()
+            raise SinkError(f"output exists: {self.target} (written by something else while this run wrote it; "
+                            f"use {option('overwrite', True)})") from None  # fmt: skip
+        except OSError:  # a disk without hard links (FAT, some network shares): the check then the rename
+            if os.path.lexists(self.target):
+                self.discard()
+                raise SinkError(f"output exists: {self.target} (written by something else while this run wrote it; "
+                                f"use {option('overwrite', True)})") from None  # fmt: skip
+            replace(self.temp, self.target)
+            return
+        self._remove()
 
     def _remove(self) -> None:
         try:

@@ -112,14 +112,15 @@ def open_sink(
     check_target(target, overwrite=overwrite, is_dir=False)
     if spec.muxer in ANIMATED_MUXERS:
         _say_what_animations_drop(target, info, audio_from if want_audio else None, subtitles_from)
-        return AnimatedImageSink(target, spec, info)
+        return AnimatedImageSink(target, spec, info, overwrite=overwrite)
     if encoder.get("pix_fmt") is None:
         _say_if_odd_h26x(target, spec, info)
     source_audio = str(audio_from) if want_audio and has_audio(str(audio_from)) else None
     if want_audio and source_audio is None:
         log.info("%s has no audio stream; writing video only", audio_from)
     return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads,
-                         subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from), window=window)  # fmt: skip
+                         subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from), window=window,
+                         overwrite=overwrite)  # fmt: skip
 
 
 def check_sink_options(path: str | Path, kind: Kind, **encoder: Any) -> None:

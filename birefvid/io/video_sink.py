@@ -122,6 +122,7 @@ class VideoFileSink(Sink):
         self, path: Path, spec: EncoderSpec, info: StreamInfo, *, audio_from: Optional[str] = None, threads: Optional[int] = None,
         subtitles_from: Optional[str] = None, chapters_from: Optional[str] = None, live_audio: Optional[LiveAudioFeed] = None,
         window: Optional[TimeWindow] = None, live_audio_start: float = 0.0, live_audio_until: Optional[float] = None,
+        overwrite: bool = True,
     ) -> None:
         super().__init__()
         self._live_audio_start = live_audio_start  # the live sound's time at this output's 0 (a recording's later part)
@@ -140,7 +141,7 @@ class VideoFileSink(Sink):
         self._out: Optional[av.container.OutputContainer] = None
         # what the output carries beside the video (audio, subtitles), muxed up to each frame's time
         self._companions: list[Union[AudioTracks, SubtitleTracks, LiveAudioTrack]] = []
-        self._file = AtomicFile(self.path)
+        self._file = AtomicFile(self.path, overwrite=overwrite)  # False: never replaces a file another run wrote meanwhile
         # one reformatter for the whole stream: it keeps its swscale context, where each
         # frame.reformat() builds one afresh (720p RGB -> yuv420p: 1.7 -> 1.2 ms a frame on one core here)
         self._reformatter = VideoReformatter()
