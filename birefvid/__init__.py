@@ -6,7 +6,7 @@ The public API is imported lazily so that ``import birefvid`` stays cheap (no to
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BirefvidError,
@@ -19,6 +19,12 @@ from .errors import (
     WeightsError,
     WeightsNotFoundError,
 )
+
+if TYPE_CHECKING:  # what type checkers see of the lazy names below (else Any: no checks, and mypy --strict's no-any-return)
+    from .models import BiRefNet
+    from .models.registry import list_models
+    from .models.weights import load_pretrained
+    from .runtime import Segmenter
 
 __version__ = "0.1.0"
 
