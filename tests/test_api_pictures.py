@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+import birefvid
 from birefvid.errors import SourceError
 from process_fixtures import make_scene
 
@@ -89,6 +90,8 @@ def test_wrong_pictures_get_one_clear_line(seg, rgb, make_bad, message):
     with pytest.raises(ValueError, match=message) as caught:
         seg(make_bad(rgb))
     assert "\n" not in str(caught.value)
+    # a caller's mistake, as docs/api.md says: a service's `except BirefvidError` answers it as a bad upload, not a crash
+    assert isinstance(caught.value, birefvid.ConfigError)
 
 
 def test_not_a_picture_at_all(seg):

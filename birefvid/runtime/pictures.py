@@ -15,6 +15,8 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
+from ..errors import ConfigError  # a ValueError too: a web service's except BirefvidError answers a bad upload as one
+
 # PIL modes whose samples are not 0-255: convert("RGB") clips them, which would give a wrong mask silently
 _DEEP_PIL_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
@@ -29,7 +31,7 @@ def is_picture(value: object) -> bool:
 
 
 def as_rgb(picture: Picture, *, bgr: bool = False, name: str = "picture") -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """One picture -> (H×W×3 uint8 RGB, its own H×W uint8 alpha or None), or ValueError naming ``name``.
+    """One picture -> (H×W×3 uint8 RGB, its own H×W uint8 alpha or None), or ConfigError (a ValueError) naming ``name``.
 
     Arrays are H×W (grey), H×W×3 (RGB; BGR with ``bgr=True``, as OpenCV reads) or H×W×4 (RGBA /
     BGRA), uint8, uint16 (16-bit PNGs) or float in [0, 1]; tensors are (3, H, W) as torchvision
@@ -42,10 +44,10 @@ def as_rgb(picture: Picture, *, bgr: bool = False, name: str = "picture") -> tup
     if isinstance(picture, torch.Tensor):
         if picture.ndim != 3 or picture.shape[0] not in (1, 3, 4):
             hint = ", e.g. tensor.permute(2, 0, 1)" if picture.ndim == 3 and picture.shape[2] in (1, 3, 4) else ""
-            raise ValueError(f"{name}: a tensor picture must be channel-first (C, H, W), got shape {tuple(picture.shape)}{hint}")
+            raise ConfigError(f"{name}: a tensor picture must be channel-first (C, H, W), got shape {tuple(picture.shape)}{hint}")
         picture = picture.detach().cpu().permute(1, 2, 0).numpy()  # torchvision's channel-first layout
     if not isinstance(picture, np.ndarray):
-        raise ValueError(f"{name}: expected a numpy array, a PIL image, a torch tensor or a file path, got {type(picture).__name__}")
+        raise ConfigError(f"{name}: expected a numpy array, a PIL image, a torch tensor or a file path, got {type(picture).__name__}")
     return _from_array(picture, bgr, name)
 
 
@@ -60,7 +62,7 @@ def _read(path: Path, bgr: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
     from ..io.image_source import read_alpha, read_rgb
 
     if bgr:
-        raise ValueError(f"{path}: bgr=True is for arrays; a file is read in its own channel order")
+        raise ConfigError(f"{path}: bgr=True is for arrays; a file is read in its own channel order")
     if not path.is_file():
         raise SourceError(f"input not found: {path}")
     try:
@@ -73,9 +75,9 @@ def _read(path: Path, bgr: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
 
 def _from_pil(image: Any, bgr: bool, name: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
     if bgr:
-        raise ValueError(f"{name}: bgr=True is for arrays; a PIL image is always RGB")
+        raise ConfigError(f"{name}: bgr=True is for arrays; a PIL image is always RGB")
     if image.mode in _DEEP_PIL_MODES:
-        raise ValueError(f"{name}: PIL mode {image.mode!r} holds values beyond 0-255; pass np.asarray(image) "
+        raise ConfigError(f"{name}: PIL mode {image.mode!r} holds values beyond 0-255; pass np.asarray(image) "
                          "(uint16 is scaled down) or a float array in [0, 1]")  # fmt: skip
     if "A" in image.getbands() or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA"))
@@ -85,9 +87,9 @@ def _from_pil(image: Any, bgr: bool, name: str) -> tuple[np.ndarray, Optional[np
 
 def _from_array(a: np.ndarray, bgr: bool, name: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
-        raise ValueError(f"{name}: shape {a.shape} is channel-first; pass H×W×C, e.g. array.transpose(1, 2, 0)")
+        raise ConfigError(f"{name}: shape {a.shape} is channel-first; pass H×W×C, e.g. array.transpose(1, 2, 0)")
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"{name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+        raise ConfigError(f"{name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
     a = _to_uint8(a, name)
     if a.ndim == 2 or a.shape[2] == 1:  # grey: the model takes three equal channels, as PIL's convert("RGB") gives
         grey = a.reshape(a.shape[0], a.shape[1], 1)
@@ -105,7 +107,7 @@ def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating):
         if a.size and not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
             span = f"{np.nanmin(a):g}..{np.nanmax(a):g}" if np.isfinite(a).any() else "no finite values"
-            raise ValueError(f"{name}: a float picture must be in [0, 1], this one spans {span}; "
+            raise ConfigError(f"{name}: a float picture must be in [0, 1], this one spans {span}; "
                              "divide 0-255 values by 255, or pass uint8")  # fmt: skip
         return np.rint(a * 255.0).astype(np.uint8)
-    raise ValueError(f"{name}: expected uint8, uint16 or float pixels, got {a.dtype}; e.g. array.astype(np.uint8) for 0-255 values")
+    raise ConfigError(f"{name}: expected uint8, uint16 or float pixels, got {a.dtype}; e.g. array.astype(np.uint8) for 0-255 values")

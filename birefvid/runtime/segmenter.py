@@ -172,7 +172,7 @@ class Segmenter:
         work at the mask's resolution and upsample once at the end (live mode).
         """
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"Segmenter.predict expects uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise ConfigError(f"Segmenter.predict expects uint8 (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         height, width = images.shape[2:]
         with self._lock:
             try:
@@ -213,7 +213,7 @@ class Segmenter:
     def segment_each(self, frames: Sequence[Picture], *, bgr: bool = False) -> list[np.ndarray]:
         """Pictures of any sizes and forms (see ``__call__``) -> one (H, W) float32 alpha each; same-sized ones batch together."""
         if is_picture(frames):
-            raise ValueError("segment_each takes a list of pictures; for one picture call the Segmenter, or pass [picture]")
+            raise ConfigError("segment_each takes a list of pictures; for one picture call the Segmenter, or pass [picture]")
         try:
             items = list(frames)
         except TypeError:
@@ -247,7 +247,7 @@ class Segmenter:
             frames = [frames]
         alphas = self.segment_each(frames, bgr=bgr)  # type: ignore[arg-type]
         if len({a.shape for a in alphas}) > 1:
-            raise ValueError("frames of different sizes: use Segmenter.segment_each, which returns a list")
+            raise ConfigError("frames of different sizes: use Segmenter.segment_each, which returns a list")
         return np.stack(alphas) if alphas else np.zeros((0, 0, 0), np.float32)
 
     def cutout(self, picture: Picture, *, bgr: bool = False, foreground: bool = True) -> "Image.Image":
@@ -273,11 +273,11 @@ class Segmenter:
 def _tensor_batch(frames: torch.Tensor, bgr: bool) -> torch.Tensor:
     """An (N, 3, H, W) tensor -> uint8 on its own device: floats must be in [0, 1] (torchvision's ToTensor)."""
     if frames.shape[1] != 3:
-        raise ValueError(f"a tensor batch must be (N, 3, H, W), got shape {tuple(frames.shape)}")
+        raise ConfigError(f"a tensor batch must be (N, 3, H, W), got shape {tuple(frames.shape)}")
     if frames.is_floating_point():
         if frames.numel() and not (torch.isfinite(frames).all() and frames.min() >= 0 and frames.max() <= 1):
-            raise ValueError("a float tensor must be in [0, 1]: divide 0-255 values by 255, or pass uint8")
+            raise ConfigError("a float tensor must be in [0, 1]: divide 0-255 values by 255, or pass uint8")
         frames = frames.mul(255.0).round_().to(torch.uint8)
     elif frames.dtype != torch.uint8:
-        raise ValueError(f"a tensor batch must be uint8 or float in [0, 1], got {frames.dtype}")
+        raise ConfigError(f"a tensor batch must be uint8 or float in [0, 1], got {frames.dtype}")
     return frames.flip(1) if bgr else frames
