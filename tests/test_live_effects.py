@@ -333,7 +333,8 @@ def test_switch_times_count_from_the_first_picture_not_the_warm_up() -> None:
 def test_the_page_says_when_the_run_stopped_answering(tmp_path: Path) -> None:
     """Once the run ended the page's buttons are disabled and its status line says so: they looked live and a click did nothing."""
     chromium = need_binary("chromium", "chromium")
-    page = (_PAGE.format(addr="test", mirrored="", query="", also="") + _SCRIPT).encode()
+    picture = '<img src="/stream.mjpg" id="picture" alt="the live picture">'
+    page = (_PAGE.format(addr="test", picture=picture, query="", also="") + _SCRIPT).encode()
     state = json.dumps({"effect": "blur", "available": ["blur", "green", "none"], "controllable": True, "pictures": 10, "age": 0.1, "source": "live"}).encode()
     asked: list[str] = []
 
