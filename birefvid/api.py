@@ -27,6 +27,7 @@ from .job import (
     SmoothingSpec,
     SmoothKind,
     SourceSpec,
+    check_types,
     is_recording,
 )
 
@@ -202,6 +203,7 @@ def iter_masks(
     smoothing = SmoothingSpec(smooth, smooth_window)
     model_spec, inference = model_and_inference(**model_options)
     for spec in (source, smoothing, model_spec, inference):
+        check_types(spec)
         spec.validate()
     return _masks(source, smoothing, model_spec, inference, segmenter)
 

@@ -320,6 +320,7 @@ class FileJob(JobDescription):
 
     def validate(self) -> "FileJob":
         """Check every option that can be checked without opening files; returns self."""
+        check_types(self)
         for part in (self.source, self.output, self.model, self.inference, self.smoothing):
             part.validate()
         if self.queue_size < 1:
@@ -488,6 +489,7 @@ class LiveJob(JobDescription):
 
     def validate(self) -> "LiveJob":
         """Check every option that can be checked without opening anything; returns self."""
+        check_types(self)
         for part in (self.source, self.effect, self.model, self.inference, self.smoothing):
             part.validate()
         if not self.sinks:
@@ -598,13 +600,29 @@ def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
 
 
 _JSON_TYPES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+_PY_TYPES = {bool: "True or False", int: "a whole number", float: "a number", str: "a string"}
+# a part's field -> the keyword (and CLI option) that sets it, where the two differ
+_KEYWORDS = {"path": "output", "window": "smooth_window"}
 
 
-def _expected(hint: Any, value: Any) -> Optional[str]:
+def check_types(spec: Any) -> None:
+    """ConfigError naming the keyword for a plain field of ``spec`` (or of its parts) that holds another type:
+    ``overwrite="no"`` from a web form read as true and replaced a file, ``crf="20"`` ended in a bare TypeError."""
+    hints = typing.get_type_hints(type(spec))
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if dataclasses.is_dataclass(value):
+            check_types(value)
+        elif _expected(hints[f.name], value) is not None:
+            expected = _expected(hints[f.name], value, _PY_TYPES)
+            raise ConfigError(f"{option(_KEYWORDS.get(f.name, f.name))} must be {expected}, got {value!r}")
+
+
+def _expected(hint: Any, value: Any, names: dict[type, str] = _JSON_TYPES) -> Optional[str]:
     """What a job description's field of type ``hint`` must hold when ``value`` does not fit it, else None.
 
     Only the plain types are checked here (and that a part is an object); choices, ranges, sizes and the
-    str-or-int ``bit_depth`` are ``validate()``'s."""
+    str-or-int ``bit_depth`` are ``validate()``'s. ``names``: how the types are spelt (JSON's or Python's)."""
     if dataclasses.is_dataclass(hint):
         return None if isinstance(value, (dict, hint)) else "an object of its fields"
     optional = False
@@ -625,7 +643,7 @@ def _expected(hint: Any, value: Any) -> Optional[str]:
         fits = isinstance(value, numbers.Real) and not isinstance(value, bool)
     else:
         fits = isinstance(value, (str, os.PathLike))
-    return None if fits else _JSON_TYPES[hint] + (" or null" if optional else "")
+    return None if fits else names[hint] + ((" or null" if names is _JSON_TYPES else " or None") if optional else "")
 
 
 def _is_tuple(hint: Any) -> bool:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from birefvid.api import build_file_job, build_live_job, process_video
+from birefvid.api import build_file_job, build_live_job, iter_masks, process_video
 from birefvid.commands import process as process_cmd
 from birefvid.errors import ConfigError, cli_naming
 from birefvid.job import BACKBONE_NAMES, FileJob, InferenceSpec, OutputSpec, SmoothingSpec, SourceSpec
@@ -208,6 +208,30 @@ def test_a_job_description_with_a_value_of_the_wrong_type_names_the_field(part, 
     data = build_file_job("in.mp4", "out.mov").to_dict()
     data["source"]["fps"] = 30  # a whole number where a number goes is fine, as JSON writes it
     assert FileJob.from_dict(data).source.fps == 30
+
+
+def test_a_keyword_of_the_wrong_type_is_refused_before_it_replaces_a_file(tmp_path):
+    """A web form's strings passed on: overwrite="no" is truthy, and the existing output was replaced."""
+    from media import make_video
+
+    clip = make_video(tmp_path / "in.mp4", n_frames=2, with_audio=False).path
+    kept = tmp_path / "out.webm"
+    kept.write_bytes(b"yesterday's result")
+    with pytest.raises(ConfigError, match=r"^overwrite must be True or False, got 'no'$"):
+        process_video(clip, kept, overwrite="no", model="tiny", device="cpu", resolution=64)
+    assert kept.read_bytes() == b"yesterday's result"
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: build_file_job("in.mp4", "out.webm", crf="20"), "crf must be a whole number or None, got '20'"),  # was a bare TypeError
+    (lambda: build_file_job("in.mp4", "out.webm", audio="false"), "audio must be True or False"),  # kept the sound
+    (lambda: build_file_job("in.mp4", "out.webm", batch_size="2"), "batch_size must be a whole number or None"),
+    (lambda: iter_masks("in.mp4", deinterlace="no"), "deinterlace must be True or False"),
+    (lambda: build_live_job("in.mp4", "out.mp4", overwrite="no"), "overwrite must be True or False"),
+])  # fmt: skip
+def test_a_keyword_of_the_wrong_type_names_the_keyword(call, words):
+    with pytest.raises(ConfigError, match=words):
+        call()
 
 
 def test_a_job_of_another_schema_names_it():
