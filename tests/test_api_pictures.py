@@ -84,6 +84,8 @@ def test_tensors_torchvision_style(seg, rgb):
         (lambda p: torch.from_numpy(p).permute(2, 0, 1)[None].float(), r"float tensor must be in \[0, 1\]"),
         (lambda p: Image.fromarray(p[..., 0].astype(np.int32) * 200, "I"), "holds values beyond 0-255"),
         (lambda p: p.tolist(), "expected a numpy array, a PIL image, a torch tensor or a file path, got list"),
+        (lambda p: Image.fromarray(p).crop((10, 5, 10, 25)), r"the picture is empty \(0x20 pixels\)"),  # was torch's RuntimeError
+        (lambda p: p[:0] / 255.0, r"the picture is empty \(64x0 pixels\)"),  # so was a float one
     ],
 )
 def test_wrong_pictures_get_one_clear_line(seg, rgb, make_bad, message):

@@ -79,10 +79,17 @@ def _from_pil(image: Any, bgr: bool, name: str) -> tuple[np.ndarray, Optional[np
     if image.mode in _DEEP_PIL_MODES:
         raise ConfigError(f"{name}: PIL mode {image.mode!r} holds values beyond 0-255; pass np.asarray(image) "
                          "(uint16 is scaled down) or a float array in [0, 1]")  # fmt: skip
+    _check_not_empty(image.height, image.width, name)
     if "A" in image.getbands() or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA"))
         return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
     return np.array(image.convert("RGB")), None  # a copy: np.asarray of a PIL image is read-only, which torch warns about
+
+
+def _check_not_empty(height: int, width: int, name: str) -> None:
+    """ConfigError for a picture with no pixels (a crop box of zero area): torch's resize said only "sizes should be greater than 0"."""
+    if not height or not width:
+        raise ConfigError(f"{name}: the picture is empty ({width}x{height} pixels)")
 
 
 def _from_array(a: np.ndarray, bgr: bool, name: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -90,6 +97,7 @@ def _from_array(a: np.ndarray, bgr: bool, name: str) -> tuple[np.ndarray, Option
         raise ConfigError(f"{name}: shape {a.shape} is channel-first; pass H×W×C, e.g. array.transpose(1, 2, 0)")
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
         raise ConfigError(f"{name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+    _check_not_empty(a.shape[0], a.shape[1], name)
     a = _to_uint8(a, name)
     if a.ndim == 2 or a.shape[2] == 1:  # grey: the model takes three equal channels, as PIL's convert("RGB") gives
         grey = a.reshape(a.shape[0], a.shape[1], 1)
