@@ -486,6 +486,23 @@ def test_stop_event_discards_the_output(tmp_path):
     assert birefvid_threads() == []
 
 
+def test_a_failing_run_leaves_a_stop_event_shared_with_other_runs_unset(tmp_path):
+    """A service passes one shutdown event to all its runs: one run failing set it, and every run after
+    (and any at the same time) ended as "interrupted"."""
+    src = make_scene(tmp_path / "in.mov", 3, with_audio=False)
+    shutdown = threading.Event()
+    seg = red_key_segmenter()
+
+    def client_gone(n: int) -> None:
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        process_video(src.path, tmp_path / "a.mkv", kind="mask", segmenter=seg, smooth="none", stop=shutdown, progress=client_gone)
+    assert not shutdown.is_set()
+    report = process_video(src.path, tmp_path / "b.mkv", kind="mask", segmenter=seg, smooth="none", stop=shutdown)
+    assert report["frames"] == 3 and (tmp_path / "b.mkv").is_file()
+
+
 def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path, capsys, monkeypatch, pvt_b0_weights):
     """Ctrl-C (KeyboardInterrupt in the main thread) mid-run: exit 130, threads joined, no output."""
     import birefvid.commands.process as process_cmd

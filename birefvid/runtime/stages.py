@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Optional, Protocol, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Literal, Optional, Protocol, Sequence, Union
 
 from .. import exiting
 from ..errors import BirefvidError, PipelineError, finishing, in_caller_context
@@ -27,6 +27,23 @@ STOP_JOIN_SECONDS = 10.0  # how long an interrupted run waits for its stage thre
 _EOS = object()
 
 
+class _RunStop:
+    """One run's stop: set by its own failure or interrupt, and seen as set when the caller's ``stop`` is.
+
+    The caller's event is never set here: one run failing set a stop shared by a service's runs, and every
+    run then and later ended as interrupted."""
+
+    def __init__(self, requested: Optional[threading.Event]) -> None:
+        self._own = threading.Event()
+        self._requested = requested
+
+    def is_set(self) -> bool:
+        return self._own.is_set() or (self._requested is not None and self._requested.is_set())
+
+    def set(self) -> None:
+        self._own.set()
+
+
 class StageQueue:
     """Bounded queue whose ``put``/``get`` give up when ``stop`` is set.
 
@@ -34,7 +51,7 @@ class StageQueue:
     ``newest`` (live): a full queue drops its oldest item, so consumers always see fresh data.
     """
 
-    def __init__(self, maxsize: int, stop: threading.Event, policy: DropPolicy = "block") -> None:
+    def __init__(self, maxsize: int, stop: Union[threading.Event, _RunStop], policy: DropPolicy = "block") -> None:
         if maxsize < 1:
             raise ValueError(f"queue size must be at least 1, got {maxsize}")
         self._queue: queue.Queue = queue.Queue(maxsize)
@@ -153,7 +170,7 @@ def run_stages(
     Threads whose name (``source_name``, a stage's ``name``, ``consumer_name``) is in ``niced`` run
     at the lowest priority (Linux), with any threads they start (an encoder's, for instance).
     """
-    stop = stop or threading.Event()
+    stop = _RunStop(stop)  # the caller's event is only watched: a web service shares one among its runs
     times = StageTimes()
     queues = [StageQueue(queue_size, stop, policy) for _ in range(len(stages) + 1)]
     errors: list[tuple[str, BaseException]] = []
