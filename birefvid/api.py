@@ -80,6 +80,21 @@ def _check_keywords(caller: str, given: Iterable[str], *accepting: Callable[...,
             raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}{hint}")
 
 
+def _check_control(caller: str, segmenter: Any, progress: Any, on_start: Any, stop: Any) -> None:
+    """TypeError naming ``caller``'s keyword for a run's hooks of the wrong kind: ``stop=True`` crashed every
+    pipeline thread (a traceback each on stderr), ``segmenter="tiny"`` and ``progress="yes"`` ended in an AttributeError
+    or TypeError from deep inside the run."""
+    if segmenter is not None and not callable(getattr(segmenter, "predict", None)):  # no torch import to ask isinstance
+        hint = f"; to name a model, pass model={segmenter!r}" if isinstance(segmenter, str) else ""
+        raise TypeError(f"{caller}() segmenter must be a birefvid.Segmenter or None, got {type(segmenter).__name__}{hint}")
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise TypeError(f"{caller}() progress must be True, False, None or a function of the frame count, got {progress!r}")
+    if on_start is not None and not callable(on_start):
+        raise TypeError(f"{caller}() on_start must be a function of the frame total, or None, got {on_start!r}")
+    if stop is not None and not (callable(getattr(stop, "is_set", None)) and callable(getattr(stop, "set", None))):
+        raise TypeError(f"{caller}() stop must be a threading.Event or None, got {stop!r}")
+
+
 def build_file_job(
     input: PathLike,
     output: PathLike,
@@ -170,6 +185,7 @@ def process_video(
     from .runtime.file_job import run_file_job
 
     _check_keywords("process_video", options, build_file_job, model_and_inference)
+    _check_control("process_video", segmenter, progress, on_start, stop)
     job = build_file_job(input, output, **options)
     with _ProgressBar(progress, on_start) as bar:
         return run_file_job(job, segmenter=segmenter, report_path=report_path, control=bar.control(stop))
@@ -199,6 +215,7 @@ def iter_masks(
     now; the file is opened and the model loaded at the first frame; leaving the loop closes the file.
     """
     _check_keywords("iter_masks", model_options, iter_masks, model_and_inference)
+    _check_control("iter_masks", segmenter, None, None, None)
     source = SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace)  # type: ignore[arg-type]
     smoothing = SmoothingSpec(smooth, smooth_window)
     model_spec, inference = model_and_inference(**model_options)
@@ -275,6 +292,7 @@ def run_job(job: FileJob, *, report_path: Optional[PathLike] = None, **control: 
     from .runtime.file_job import run_file_job
 
     segmenter = control.pop("segmenter", None)
+    _check_control("run_job", segmenter, control.get("progress"), control.get("on_start"), control.get("stop"))
     with _ProgressBar(control.pop("progress", None), control.pop("on_start", None)) as bar:
         return run_file_job(job, segmenter=segmenter, report_path=report_path, control=bar.control(**control))
 

@@ -69,3 +69,16 @@ def test_a_progress_function_that_fails_raises_its_own_error_not_the_encoders(se
     with pytest.raises(Cancelled, match="the user closed the dialog"):
         process_video(src, tmp_path / "out.mov", segmenter=seg, progress=cancel, batch_size=3)
     assert not (tmp_path / "out.mov").exists()
+
+
+@pytest.mark.parametrize("control, words", [
+    (dict(stop=True), r"^process_video\(\) stop must be a threading.Event or None, got True$"),  # crashed every pipeline thread
+    (dict(progress="yes"), r"^process_video\(\) progress must be True, False, None or a function"),
+    (dict(segmenter="tiny"), r"^process_video\(\) segmenter must be a birefvid.Segmenter or None, got str; to name a model, pass model='tiny'$"),
+])  # fmt: skip
+def test_hooks_of_the_wrong_kind_are_one_type_error_before_the_run(tmp_path, capfd, control, words):
+    clip = make_scene(tmp_path / "in.mov", 2, with_audio=False)
+    with pytest.raises(TypeError, match=words):
+        process_video(clip.path, tmp_path / "out.mkv", kind="mask", smooth="none", model="tiny", device="cpu", resolution=64, **control)
+    assert capfd.readouterr().err == ""  # no thread's traceback on stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mov"]
