@@ -81,7 +81,7 @@ def _video(path: Path, masks: list[np.ndarray], codec: str, pix_fmt: str, how: s
 
 def _direct(clips: list[tuple[list[np.ndarray], list[np.ndarray]]], threshold: float = 0.5) -> Evaluator:
     """The metrics on the arrays themselves, one clip after another."""
-    ev = Evaluator(threshold)
+    ev = Evaluator(threshold, keep_frames=True)
     for preds, gts in clips:
         ev.new_clip()
         for p, g in zip(preds, gts):
@@ -264,13 +264,14 @@ def test_davis_layout_scores_each_sequence_and_all(tmp_path, capsys):
     _video(pred_root / "car.mkv", preds_b, "ffv1", "gray", "gray")  # birefvid process output beside a folder
     report = _eval_json(tmp_path, str(pred_root), str(gt_root))
     ev = _direct([(preds_a, gts_a), (preds_b, gts_b)])
-    _same(report["sequences"]["bear"], {**ev.results(0, 3), "frames": 3})
-    _same(report["sequences"]["car"], {**ev.results(3), "frames": 4})
+    bear, car = _direct([(preds_a, gts_a)]).results(), _direct([(preds_b, gts_b)]).results()
+    _same(report["sequences"]["bear"], {**bear, "frames": 3})
+    _same(report["sequences"]["car"], {**car, "frames": 4})
     _same(report["summary"], {**ev.results(), "frames": 7})
     # DAVIS' J&F Mean: each sequence once, not each frame (3 frames of bear would weigh 3/7, not 1/2)
     mean = report["sequence_mean"]
     for key in ("iou", "boundary_f", "j_and_f", "mae", "dtssd"):
-        assert mean[key] == pytest.approx((ev.results(0, 3)[key] + ev.results(3)[key]) / 2), key
+        assert mean[key] == pytest.approx((bear[key] + car[key]) / 2), key
     assert mean["j_and_f"] == pytest.approx((mean["iou"] + mean["boundary_f"]) / 2) and mean["frames"] == 7
     rows = _rows(capsys.readouterr().out)
     assert [row.split()[0] for row in rows] == ["bear", "car", "mean", "all"]
@@ -598,7 +599,7 @@ def test_davis_subset_by_sequences(tmp_path, capsys):
     report = _eval_json(tmp_path, str(tmp_path / "preds"), str(gt_root), "--sequences", str(val))
     ev = _direct([(preds["dog"], truths["dog"]), (preds["bear"], truths["bear"])])
     assert list(report["sequences"]) == ["dog", "bear"]
-    _same(report["sequences"]["bear"], {**ev.results(3), "frames": 3})
+    _same(report["sequences"]["bear"], {**_direct([(preds["bear"], truths["bear"])]).results(), "frames": 3})
     _same(report["summary"], {**ev.results(), "frames": 6})
     assert list(_eval_json(tmp_path, str(tmp_path / "preds"), str(gt_root), "--sequences", "bear")["sequences"]) == ["bear"]
     assert "has no sequence cat" in _error(capsys, str(tmp_path / "preds"), str(gt_root), "--sequences", "bear,cat")
@@ -676,7 +677,7 @@ def test_sparse_annotations_pair_by_frame_number(tmp_path, capsys):
     for i in (0, 5, 6):
         cv2.imwrite(str(gt / f"{i:05d}.png"), gts[i])
     report = _eval_json(tmp_path, str(pred), str(gt), "--per-frame")
-    ev = Evaluator()
+    ev = Evaluator(keep_frames=True)
     ev.step(preds[0], gts[0])
     ev.new_clip()
     ev.step(preds[5], gts[5])
@@ -714,7 +715,7 @@ def test_videomatte_layouts_score_pha_and_never_fgr(tmp_path, capsys, layout):
     _same(report["summary"], {**ev.results(), "frames": 7})
     one = _eval_json(tmp_path, str(tmp_path / "pred" / "videomatte_motion" / ("0001" if layout == "per_clip" else "pha/0001")),
                      str(tmp_path / "gt" / "videomatte_motion" / ("0001" if layout == "per_clip" else "pha/0001")))
-    _same(one["summary"], {**ev.results(3), "frames": 4})
+    _same(one["summary"], {**_direct([(preds["0001"], clips["0001"])]).results(), "frames": 4})
     err = _error(capsys, str(tmp_path / "pred"), str(tmp_path / "gt"))
     assert f"give one of them, e.g. {tmp_path / 'gt' / 'videomatte_motion'}" in err
 
@@ -750,4 +751,4 @@ def test_a_folder_of_truth_videos_is_a_set_of_sequences(tmp_path, capsys):
     assert list(report["sequences"]) == ["0000", "0001"]
     _same(report["summary"], {**ev.results(), "frames": 7})
     one = _eval_json(tmp_path, str(tmp_path / "pred"), str(tmp_path / "test" / "pha"), "--sequences", "0001")
-    _same(one["summary"], {**ev.results(3), "frames": 4})
+    _same(one["summary"], {**_direct([(preds["0001"], clips["0001"])]).results(), "frames": 4})

@@ -111,7 +111,7 @@ def test_dtssd_scale_against_the_rvm_formula():
         100 * math.sqrt((((preds[t] - preds[t - 1]) - (gts[t] - gts[t - 1])) ** 2).sum() / gts[t].size) for t in range(1, 5)
     ]
     assert np.mean(rvm) == pytest.approx(100 * 4 / 5 * dtssd(list(preds), list(gts)))
-    ev = Evaluator(sod=False)
+    ev = Evaluator(sod=False, keep_frames=True)
     for p, g in zip(preds, gts):
         ev.step(p, g)
     assert ev.results()["rvm_dtssd"] == pytest.approx(np.mean(rvm))  # RVM's number, as its tables print it
@@ -120,16 +120,17 @@ def test_dtssd_scale_against_the_rvm_formula():
 
 def test_evaluator_pairs_stay_within_a_clip():
     g = np.array([[1, 0], [0, 0]], np.float64)
-    ev = Evaluator(sod=False)
+    ev = Evaluator(sod=False, keep_frames=True)
     ev.step(np.zeros((2, 2)), g)
     ev.step(np.full((2, 2), 0.5), g)
     ev.new_clip()
+    ev.new_part()
     first = ev.step(np.ones((2, 2)), g)  # a jump across the cut is no flicker
     assert "dtssd" not in first and "flicker" not in first and "dtssd" not in ev.frames[0]
     assert ev.frames[1]["dtssd"] == pytest.approx(0.5) and ev.frames[1]["flicker"] == pytest.approx(0.5)
     res = ev.results()
     assert res["frames"] == 3 and res["dtssd"] == pytest.approx(0.5)  # one pair only
-    assert ev.results(2)["frames"] == 1 and "dtssd" not in ev.results(2)
+    assert ev.results(part=True)["frames"] == 1 and "dtssd" not in ev.results(part=True)
 
 
 def _soft_clip(n: int = 5, shape: tuple[int, int] = (48, 64), seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -176,9 +177,11 @@ def test_sod_measures_equal_pysodmetrics_called_directly(normalize):
 def test_sod_measures_of_part_of_the_frames_and_of_each_frame():
     preds, gts = _soft_clip(6, seed=4)
     ev = Evaluator()
-    per_frame = [ev.step(p, g) for p, g in zip(preds, gts)]
+    per_frame = [ev.step(p, g) for p, g in zip(preds[:2], gts[:2])]
+    ev.new_part()
+    per_frame += [ev.step(p, g) for p, g in zip(preds[2:5], gts[2:5])]
     direct = _direct(preds[2:5], gts[2:5], normalize=False)
-    part = ev.results(2, 5)
+    part = ev.results(part=True)
     for key, value in direct.items():
         assert part[key] == pytest.approx(value, rel=1e-12), key
     one = _direct(preds[3:4], gts[3:4], normalize=False)
@@ -314,3 +317,24 @@ def test_grad_and_conn_in_the_evaluator():
     res = ev.results()
     assert res["conn"] == pytest.approx(0.5 / 1000) and res["grad"] == pytest.approx(gradient_error(p, g) / 2)
     assert "grad" not in Evaluator(sod=False).step(p, g)
+
+
+def test_evaluator_memory_stays_flat_over_many_frames():
+    """birefvid eval grew ~5 KB a frame (pysodmetrics' per-frame curves, a dict per frame): long inputs ran out."""
+    import tracemalloc
+
+    preds, gts = _soft_clip(4, shape=(16, 16))
+    ev = Evaluator()
+    ev.new_part()
+    for i in range(8):  # warm-up: the running sums and caches exist
+        ev.step(preds[i % 4], gts[i % 4])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(200):
+            ev.step(preds[i % 4], gts[i % 4])
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 20_000, f"{grown} bytes over 200 frames"
+    assert ev.results()["frames"] == 208 and ev.results(part=True)["frames"] == 208

@@ -259,7 +259,7 @@ def _temporal(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], key: str) 
         ev.step(p, g)
     res = ev.results()
     if key not in res:
-        why = "a clip needs at least two frames" if len(ev.frames) < 2 else "the ground truth changes everywhere"
+        why = "a clip needs at least two frames" if ev.count < 2 else "the ground truth changes everywhere"
         raise DataError(f"no {key} value: {why}")
     return res[key]
 
@@ -275,7 +275,8 @@ def flicker_index(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> flo
 
 
 class _SodMeters:
-    """pysodmetrics' S, E, weighted F and F-measure meters, fed float64 probabilities and a boolean truth."""
+    """pysodmetrics' S, E, weighted F and F-measure meters, fed float64 probabilities and a boolean truth; each
+    frame's values are taken out of the meters, whose lists would otherwise grow by ~4 KB a frame."""
 
     def __init__(self) -> None:
         import py_sod_metrics as sod  # imported here: only the structure measures need it
@@ -286,39 +287,67 @@ class _SodMeters:
         self.fh = sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=F_BETA2)
         self.fm = sod.FmeasureV2(metric_handlers={"fm": self.fh})
 
-    def step(self, p: np.ndarray, g: np.ndarray) -> dict[str, float]:
-        """Add one frame; returns its own values (max_f: the maximum of its own F curve)."""
+    def step(self, p: np.ndarray, g: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        """Add one frame; returns its own values (max_f: the maximum of its own F curve) and its F curve."""
         for meter in (self.sm, self.em, self.wfm, self.fm):
             meter.step(p, g, normalize=False)
-        return {
+        curve = np.asarray(self.fh.dynamic_results[-1], np.float64)
+        values = {
             "s_measure": float(self.sm.sms[-1]),
-            "e_measure": float(np.mean(self.em.changeable_ems[-1])),
+            "e_measure": float(np.mean(np.asarray(self.em.changeable_ems[-1], np.float64))),
             "weighted_f": float(self.wfm.weighted_fms[-1]),
-            "max_f": float(np.max(self.fh.dynamic_results[-1])),
+            "max_f": float(np.max(curve)),
         }
+        for kept in (self.sm.sms, self.em.changeable_ems, self.em.adaptive_ems, self.wfm.weighted_fms, self.fh.dynamic_results):
+            kept.clear()
+        return values, curve
 
-    def summary(self, frames: slice) -> dict[str, float]:
-        """Values over ``frames``, computed as pysodmetrics' get_results() does over all of them."""
-        f64 = np.float64
-        return {
-            "s_measure": float(np.mean(np.array(self.sm.sms[frames], dtype=f64))),
-            "e_measure": float(np.mean(np.mean(np.array(self.em.changeable_ems[frames], dtype=f64), axis=0))),
-            "weighted_f": float(np.mean(np.array(self.wfm.weighted_fms[frames], dtype=f64))),
-            "max_f": float(np.max(np.mean(np.array(self.fh.dynamic_results[frames], dtype=f64), axis=0))),
-        }
+
+class _Sums:
+    """Running sums of per-frame values over some frames: what ``Evaluator.results`` needs, one size at any length.
+
+    Means over frames equal pysodmetrics' get_results(): its mean E is the mean of the frames' mean E curves (each
+    has 256 points), and its max F the maximum of the summed F curves over the frames.
+    """
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.f_curve: Optional[np.ndarray] = None  # the sum of the frames' F curves (sod only)
+
+    def add(self, rec: dict[str, float], f_curve: Optional[np.ndarray]) -> None:
+        """Count one frame's values (and F curve)."""
+        self.frames += 1
+        for key, value in rec.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+        if f_curve is not None:
+            self.f_curve = f_curve.copy() if self.f_curve is None else self.f_curve + f_curve
+
+    def mean(self, key: str) -> Optional[float]:
+        """The mean of ``key`` over the frames that have it; None when none has."""
+        return self.sums[key] / self.counts[key] if self.counts.get(key) else None
 
 
 class Evaluator:
-    """Accumulates per-frame metrics over a stream of (pred, gt) pairs, keeping only the previous frame.
+    """Accumulates per-frame metrics over a stream of (pred, gt) pairs, keeping only the previous frame and running
+    sums, so its memory stays flat over any number of frames (``keep_frames=True`` also keeps each frame's values).
 
     ``sod=False`` skips the slower shape measures (S, E, weighted and max F, boundary IoU and F, J&F, Grad, Conn).
-    Call ``new_clip()`` between clips so no temporal pair spans the cut.
+    Call ``new_clip()`` between clips so no temporal pair spans the cut, and ``new_part()`` where a part whose own
+    results you want (a sequence) begins.
     """
 
-    def __init__(self, threshold: float = 0.5, sod: bool = True, boundary_ratio: float = BOUNDARY_RATIO) -> None:
+    def __init__(
+        self, threshold: float = 0.5, sod: bool = True, boundary_ratio: float = BOUNDARY_RATIO, keep_frames: bool = False
+    ) -> None:
         self.threshold = threshold
         self.boundary_ratio = boundary_ratio
-        self.frames: list[dict[str, float]] = []  # per-frame values; temporal ones for the pair ending here
+        self.count = 0  # frames scored
+        self.frames: list[dict[str, float]] = []  # per-frame values (keep_frames); temporal ones for the pair ending here
+        self._keep_frames = keep_frames
+        self._total, self._part = _Sums(), _Sums()
         self._prev: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None  # pred, gt, kept pixels
         self._sod = _SodMeters() if sod else None
 
@@ -326,10 +355,14 @@ class Evaluator:
         """The next frame starts a new clip: it forms no temporal pair with the frame before it."""
         self._prev = None
 
+    def new_part(self) -> None:
+        """The next frame starts a new part: ``results(part=True)`` covers the frames from there on."""
+        self._part = _Sums()
+
     def step(self, pred: np.ndarray, gt: np.ndarray, void: Optional[np.ndarray] = None) -> dict[str, float]:
         """Add one frame (frames of a clip in order) and return its values; ``void``: (H, W) bool, pixels the
         truth leaves unlabelled, scored as DAVIS does (see the module notes)."""
-        i = len(self.frames)
+        i = self.count
         p, g = _unit(pred, f"pred[{i}]"), _unit(gt, f"gt[{i}]")
         if p.shape != g.shape:
             raise DataError(f"frame {i}: prediction is {p.shape[1]}x{p.shape[0]} but ground truth is "
@@ -346,39 +379,46 @@ class Evaluator:
         err = np.abs(p - g) if keep is None else np.abs(p - g)[keep]
         mad, mse = (float(err.mean()), float(np.mean(err * err))) if err.size else (0.0, 0.0)
         rec = {"iou": float(_iou_bool(pb, gb)), "mae": mad, "mse": mse, "rvm_mad": 1000 * mad, "rvm_mse": 1000 * mse}
+        curve = None
         if self._sod is not None:
             rec["grad"] = _grad(p, g)
             rec["conn"] = connectivity_error(p, g)
             rec["boundary_iou"] = float(_iou_bool(boundary_band(pb, self.boundary_ratio), boundary_band(gb, self.boundary_ratio)))
             rec["boundary_f"] = float(_boundary_f_bool(pb, gb))
             rec["j_and_f"] = (rec["iou"] + rec["boundary_f"]) / 2
-            rec.update(self._sod.step(p, gb))
+            values, curve = self._sod.step(p, gb)
+            rec.update(values)
         if self._prev is not None and self._prev[0].shape == p.shape:
             p_prev, g_prev, keep_prev = self._prev
             both = keep if keep_prev is None else keep_prev if keep is None else keep & keep_prev
             rec.update(_pair_metrics(p, p_prev, g, g_prev, both))
         rec["rvm_dtssd"] = 100 * rec.get("dtssd", 0.0)  # RVM: 0 for a clip's first frame
         self._prev = (p, g, keep)
-        self.frames.append(rec)
+        self.count += 1
+        self._total.add(rec, curve)
+        self._part.add(rec, curve)
+        if self._keep_frames:
+            self.frames.append(rec)
         return rec
 
-    def results(self, start: int = 0, stop: Optional[int] = None) -> dict[str, float]:
-        """Means over frames [start, stop): frames, iou, mae, the shape measures (sod) and the temporal ones (pairs)."""
-        span = slice(start, stop)
-        recs = self.frames[span]
-        if not recs:
+    def results(self, *, part: bool = False) -> dict[str, float]:
+        """Means over all frames (``part``: the frames since ``new_part()``): frames, iou, mae, the shape measures
+        (sod) and the temporal ones (pairs)."""
+        sums = self._part if part else self._total
+        if not sums.frames:
             raise DataError("no frames were evaluated; check that predictions and ground truth are not empty")
-        out = {"frames": float(len(recs))}
+        out = {"frames": float(sums.frames)}
         keys = ["iou", "mae", "mse", "rvm_mad", "rvm_mse"] + list(TEMPORAL_KEYS)
         keys += ["boundary_iou", "boundary_f", "grad", "conn"] if self._sod is not None else []
         for key in keys:
-            values = [r[key] for r in recs if key in r]
-            if values:
-                out[key] = float(np.mean(values))
+            value = sums.mean(key)
+            if value is not None:
+                out[key] = value
         if "dtssd" in out:  # over all frames, the first ones' 0 included, as RVM averages it
-            out["rvm_dtssd"] = float(np.mean([r["rvm_dtssd"] for r in recs]))
+            out["rvm_dtssd"] = sums.mean("rvm_dtssd")  # type: ignore[assignment]
         if self._sod is not None:
-            out.update(self._sod.summary(span))
+            out.update({key: sums.mean(key) for key in ("s_measure", "e_measure", "weighted_f")})  # type: ignore[misc]
+            out["max_f"] = float(np.max(sums.f_curve / sums.frames))  # type: ignore[operator]
             out["j_and_f"] = (out["iou"] + out["boundary_f"]) / 2
         return out
 
@@ -396,6 +436,6 @@ def evaluate(
             break
         if p is sentinel or g is sentinel:
             longer = "ground truth" if p is sentinel else "predictions"
-            raise DataError(f"predictions and ground truth differ in length: {longer} continue after frame {len(ev.frames)}")
+            raise DataError(f"predictions and ground truth differ in length: {longer} continue after frame {ev.count}")
         ev.step(p, g)  # type: ignore[arg-type]
     return ev.results()

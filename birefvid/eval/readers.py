@@ -577,21 +577,22 @@ def evaluate_paths(
     """Score predictions against ground truth on disk: summary, per-sequence results (DAVIS roots, only
     ``sequences`` when given) and optionally per-frame values."""
     pairs = pair_clips(pred, gt, sequences)
-    ev = Evaluator(threshold)
+    ev = Evaluator(threshold, keep_frames=per_frame)  # running sums: flat memory over any length, unless per_frame
     report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
     sequences: dict[str, dict[str, float]] = {}
     rows: list[dict] = []
     several: list[str] = []  # sequences whose annotations hold several objects, scored as their union
     for name, p_clip, g_clip in pairs:
-        start = len(ev.frames)
+        ev.new_part()
         numbers = score_clip(ev, p_clip, g_clip, name)
         if g_clip.files and _objects(g_clip.files[0]) > 1:
             several.append(name or g_clip.path)
         if name:
-            sequences[name] = _counted(ev.results(start))
+            sequences[name] = _counted(ev.results(part=True))
         if per_frame:
-            for number, rec in zip(numbers, ev.frames[start:]):
+            for number, rec in zip(numbers, ev.frames):
                 rows.append({**({"sequence": name} if name else {}), "frame": number, **rec})
+            ev.frames.clear()  # the rows hold them now
     report["summary"] = _counted(ev.results())
     if several:
         log.warning("%d of %d ground-truth clips (%s) annotate several objects: scored as one foreground, their union, "
