@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
 
-from .errors import option
+from .errors import ConfigError, option
 from .job import (
     DEFAULT_LATENCY_BUDGET_MS,
     Backend,
@@ -93,6 +93,25 @@ def _check_control(caller: str, segmenter: Any, progress: Any, on_start: Any, st
         raise TypeError(f"{caller}() on_start must be a function of the frame total, or None, got {on_start!r}")
     if stop is not None and not (callable(getattr(stop, "is_set", None)) and callable(getattr(stop, "set", None))):
         raise TypeError(f"{caller}() stop must be a threading.Event or None, got {stop!r}")
+
+
+# the keywords a ready Segmenter has fixed (batch_size it leaves to the run)
+SEGMENTER_KEYWORDS = ("model", "weights", "backbone", "device", "precision", "resolution", "keep_aspect", "backend")
+
+
+def _check_segmenter_keywords(caller: str, segmenter: Any, options: dict[str, Any]) -> None:
+    """ConfigError naming the model keywords given beside a ready ``segmenter``: ``model="general"`` or
+    ``resolution=512`` were silently ignored (the Segmenter's own ran) while the report's job named them."""
+    import inspect
+
+    if segmenter is None:
+        return
+    defaults = inspect.signature(model_and_inference).parameters
+    given = [name for name in SEGMENTER_KEYWORDS if name in options and options[name] != defaults[name].default]
+    if given:
+        names = ", ".join(f"{name}=" for name in given)
+        raise ConfigError(f"{caller}() got segmenter= and {names}, which the Segmenter has fixed; give them to "
+                          f"birefvid.Segmenter(...) instead, or leave out segmenter=")
 
 
 def build_file_job(
@@ -186,6 +205,7 @@ def process_video(
 
     _check_keywords("process_video", options, build_file_job, model_and_inference)
     _check_control("process_video", segmenter, progress, on_start, stop)
+    _check_segmenter_keywords("process_video", segmenter, options)
     job = build_file_job(input, output, **options)
     with _ProgressBar(progress, on_start) as bar:
         return run_file_job(job, segmenter=segmenter, report_path=report_path, control=bar.control(stop))
@@ -216,6 +236,7 @@ def iter_masks(
     """
     _check_keywords("iter_masks", model_options, iter_masks, model_and_inference)
     _check_control("iter_masks", segmenter, None, None, None)
+    _check_segmenter_keywords("iter_masks", segmenter, model_options)
     source = SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace)  # type: ignore[arg-type]
     smoothing = SmoothingSpec(smooth, smooth_window)
     model_spec, inference = model_and_inference(**model_options)

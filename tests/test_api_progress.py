@@ -82,3 +82,22 @@ def test_hooks_of_the_wrong_kind_are_one_type_error_before_the_run(tmp_path, cap
         process_video(clip.path, tmp_path / "out.mkv", kind="mask", smooth="none", model="tiny", device="cpu", resolution=64, **control)
     assert capfd.readouterr().err == ""  # no thread's traceback on stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mov"]
+
+
+def test_model_keywords_beside_a_segmenter_are_refused(tmp_path):
+    """model="general", resolution=512 beside segmenter= were silently ignored, and the report's job named them."""
+    from birefvid.api import iter_masks
+    from birefvid.errors import ConfigError
+    from process_fixtures import red_key_segmenter
+
+    seg = red_key_segmenter()
+    clip = make_scene(tmp_path / "in.mov", 2, with_audio=False)
+    words = r"^process_video\(\) got segmenter= and model=, resolution=, which the Segmenter has fixed; give them to birefvid.Segmenter"
+    with pytest.raises(ConfigError, match=words):
+        process_video(clip.path, tmp_path / "out.mkv", kind="mask", segmenter=seg, model="general", resolution=512)
+    with pytest.raises(ConfigError, match=r"^iter_masks\(\) got segmenter= and device=, which"):
+        iter_masks(clip.path, segmenter=seg, device="cuda")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mov"]
+    # what the Segmenter leaves to the run, and a default forwarded by a wrapper, still go with it
+    report = process_video(clip.path, tmp_path / "out.mkv", kind="mask", smooth="none", segmenter=seg, batch_size=2, model=None)
+    assert report["frames"] == 2
