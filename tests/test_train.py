@@ -287,6 +287,38 @@ def test_interrupt_saves_a_checkpoint(tmp_path, data):
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 2
 
 
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_again_while_the_interrupt_checkpoint_is_written(tmp_path, data, caplog, monkeypatch, presses):
+    """A second Ctrl-C while the interrupt's checkpoint was written dropped that save; now it is held until the save
+    ends, and a third stops at once, leaving the previous checkpoint whole and saying so."""
+    import birefvid.train.loop as loop
+
+    real_save = loop.save_checkpoint
+
+    def pressed_while_saving(path, state):
+        if state["step"] == 3:  # the interrupt's save, not the periodic one of step 2
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_save(path, state)
+
+    def interrupt(p):
+        if p.step == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", pressed_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        train(FakeBiRefNet(), data, steps=5, batch_size=2, device="cpu", checkpoint_dir=tmp_path, checkpoint_every=2,
+              progress=interrupt, show_progress=False)
+    assert "saving step 3 first" in caplog.text
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)["step"]
+    if presses == 1:
+        assert saved == 3 and "interrupted at step 3" in caplog.text
+    else:
+        assert saved == 2 and f"stopped while saving step 3, which is not saved; resume continues from {tmp_path / 'last.pt'}" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
 def test_precision_fallbacks_and_logging(tmp_path, data, caplog):
     with pytest.warns(UserWarning, match="fp16 .* not supported on the CPU"):
         train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", precision="fp16", show_progress=False)

@@ -251,11 +251,14 @@ class _StepBoundary:
 
     Raised mid-step it left a state to save that no run has: BatchNorm statistics and the random state moved on
     by a forward pass whose update never came (or half an optimizer update), so a resumed run was not the run
-    it continued. A second press while one is held stops at once (that step is then not saved). Only on the
-    main thread and over Python-level handlers (Python's own for Ctrl-C, the CLI's for SIGTERM)."""
+    it continued. A second press while one is held stops at once (that step is then not saved). While the
+    interrupt's checkpoint is written (``saving``), one more press is held too, so the save ends whole; a third
+    stops at once, the last checkpoint left as it was. Only on the main thread and over Python-level handlers
+    (Python's own for Ctrl-C, the CLI's for SIGTERM)."""
 
     def __init__(self) -> None:
         self.within = False
+        self._saving: Optional[int] = None  # the step whose interrupt checkpoint is being written
         self._held: Optional[int] = None
         self._previous: dict[int, Callable[[int, Any], Any]] = {}
         if threading.current_thread() is threading.main_thread():
@@ -266,6 +269,11 @@ class _StepBoundary:
                     signal.signal(signum, self._hold)
 
     def _hold(self, signum: int, frame: Any) -> None:
+        if self._saving is not None and self._held is None:  # a second press, while the first one's save is written
+            self._held = signum
+            again = "; Ctrl-C again stops at once, keeping the last checkpoint as it was" if signum == signal.SIGINT else ""
+            log.warning("saving step %d first (a moment)%s", self._saving, again)
+            return
         if not self.within or self._held is not None:  # between steps, or pressed again: stop now
             self._previous[signum](signum, frame)
             return
@@ -279,6 +287,15 @@ class _StepBoundary:
         if self._held is not None:
             signum, self._held = self._held, None
             self._previous[signum](signum, None)
+
+    @contextlib.contextmanager
+    def saving(self, step: int) -> Iterator[None]:
+        """Hold one more press while the interrupt's checkpoint of ``step`` is written: a second Ctrl-C dropped it."""
+        self._saving, self._held = step, None
+        try:
+            yield
+        finally:
+            self._saving, self._held = None, None
 
     def close(self) -> None:
         """Put the previous handlers back."""
@@ -517,7 +534,13 @@ def train(
             log.warning("stopped within step %d, which is not saved; %s", result.step + 1,
                         f"resume continues from {ckpt_path}" if ckpt_path is not None and ckpt_path.exists() else "nothing to resume")
         elif result.step > start:
-            checkpoint()
+            try:
+                with boundary.saving(result.step):
+                    checkpoint()
+            except KeyboardInterrupt:  # a third press: the write is abandoned, the file before it intact
+                log.warning("stopped while saving step %d, which is not saved; %s", result.step,
+                            f"resume continues from {ckpt_path}" if ckpt_path is not None and ckpt_path.exists() else "nothing to resume")
+                raise
             log.warning("interrupted at step %d; resume with the same command and %s", result.step, option("resume", True))
         raise
     finally:
