@@ -800,3 +800,33 @@ def test_close_is_prompt_while_waiting_to_reconnect(clip30s: Path) -> None:
         src.close()  # idempotent
     finally:
         server.stop()
+
+
+def test_a_reconnect_made_while_the_run_shuts_down_is_not_left_out_of_its_report(clip2s: Path, caplog) -> None:
+    """A reconnect completed after the run took its final figures (the sinks still finishing) was logged,
+    "reconnected (92 so far)", while the report said 91: now the count stands once the report takes it."""
+    src = open_live_source(str(clip2s))
+    pumped, release = [], threading.Event()
+
+    def pump_lost_once(conn):  # a picture, then the connection drops; a later connection plays until closed
+        pumped.append(conn)
+        if len(pumped) > 1:
+            src._stop.wait()
+            return None
+        src._publish(np.zeros((src.info.height, src.info.width, 3), np.uint8), 0.0)
+        return "connection reset by peer"
+
+    def reconnect_late(reason):  # the stream answers again only after the run has ended
+        release.wait(5)
+        return src._connect()
+
+    src._pump, src._reconnect = pump_lost_once, reconnect_late
+    with caplog.at_level(logging.WARNING, logger="birefvid.io.live_source"):
+        src.start(timeout=5)
+        _wait_state(src, "reconnecting", 5)
+        reported = src.final_reconnects()  # the runner's final figures
+        release.set()
+        src._thread.join(1.0)  # the capture thread does what it does with the late connection
+        src.close()
+    assert reported == 0 and src.reconnects == 0
+    assert "reconnected" not in caplog.text

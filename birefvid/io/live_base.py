@@ -79,6 +79,8 @@ class LiveSource(ClosesOnce):
         self._error: Optional[BaseException] = None
         self._dropped = 0
         self._reconnects = 0
+        self._reconnects_final = False  # the run took its final figures: a reconnect made now is not counted
+        self._reconnects_lock = threading.Lock()
         self._captured = 0
         self._audio_feed: Optional["LiveAudioFeed"] = None
 
@@ -113,6 +115,21 @@ class LiveSource(ClosesOnce):
     def reconnects(self) -> int:
         """Successful reconnections so far."""
         return self._reconnects
+
+    def final_reconnects(self) -> int:
+        """Fix the reconnect count for the run's final report: one the capture thread completes while the run
+        shuts down is then neither counted nor used (it was logged, "92 so far", but missing from the report)."""
+        with self._reconnects_lock:
+            self._reconnects_final = True
+            return self._reconnects
+
+    def _count_reconnect(self) -> bool:
+        """Count a reconnect made on the capture thread; False, uncounted, once ``final_reconnects`` was called."""
+        with self._reconnects_lock:
+            if self._reconnects_final:
+                return False
+            self._reconnects += 1
+            return True
 
     @property
     def frames_captured(self) -> int:

@@ -407,7 +407,8 @@ class LiveCapture(LiveSource):
                 self._set_state("reconnecting")
                 conn = self._reconnect(lost)
                 if conn is not None:
-                    self._reconnects += 1
+                    if not self._count_reconnect():  # the run has ended meanwhile: its report's count stands
+                        break
                     self._generation += 1
                     log.warning("%s: reconnected (%d so far)", self.target.name, self._reconnects)
         except SourceError as e:

@@ -332,6 +332,7 @@ class LiveRunner:
         """The run ends before its first picture (the window closed, or ``stop`` set, during the warm-up): nothing was shown."""
         self.ended_by = "window closed" if self._user_closed() else "stop"
         self.stats.begin(now, self.source)
+        self.source.final_reconnects()
         self.final = self.stats.final(now, self.source)
 
     def run(self, first: CapturedFrame) -> None:
@@ -382,6 +383,7 @@ class LiveRunner:
                 with finishing():  # a second Ctrl-C while the queued pictures are written must not discard the recordings
                     self.writer.finish()
                     self.stop.set()
+                    self.source.final_reconnects()  # the source runs on until closed: its count must not move on unreported
                     self.final = self.stats.final(time.monotonic(), self.source)
                     self.model.join()
             except BaseException:  # given up (Ctrl-C pressed again and again): the threads may be in native code
