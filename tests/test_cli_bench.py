@@ -52,6 +52,16 @@ def test_bench_of_a_model_runs_it_at_the_size_process_does(tmp_path, capsys):
     assert "tiny at 256x256" in capsys.readouterr().out
 
 
+def test_bench_json_dash_prints_the_figures_alone_on_standard_output(tmp_path, capsys, monkeypatch):
+    """`bench --json -`, as `eval --json -` prints JSON, wrote a file named "-" and printed the table."""
+    monkeypatch.chdir(tmp_path)
+    code = main(["bench", "--backbone", "pvt_v2_b0", "--resolution", "64", "--device", "cpu", "--backend", "torch",
+                 "--precision", "fp32", "--runs", "1", "--clip-frames", "0", "--json", "-"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["resolution"] == [64, 64]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "args,phrase",
     [
