@@ -27,7 +27,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     val = parser.add_mutually_exclusive_group()
     val.add_argument("--val", metavar="DIR", help="a validation folder (any layout --data takes), scored after each epoch: IoU and MAE, best weights kept as best.pt")
     val.add_argument("--val-fraction", type=float, metavar="F", help="hold out this fraction of the --data folder's images (seeded by --seed) as the validation set")
-    parser.add_argument("--backbone", choices=BACKBONE_NAMES, help=f"backbone of a model trained from scratch (default {DEFAULT_BACKBONE}; not with --init, whose weights set it)")
+    parser.add_argument("--backbone", choices=BACKBONE_NAMES, metavar="NAME",  # the choices in the usage passed 80 columns
+                        help=f"backbone of a model trained from scratch: {', '.join(BACKBONE_NAMES)} (default {DEFAULT_BACKBONE}; not with --init, whose weights set it)")
     parser.add_argument("--init", help="start from a checkpoint: a registry name (e.g. general) or a .pth/.safetensors file")
     parser.add_argument("--size", type=int, default=256, help="training resolution, a multiple of 32 (default 256)")
     parser.add_argument("--steps", type=int, required=True, help="optimizer steps to train in total")
