@@ -97,9 +97,9 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert np.abs(got - want).max() < 1e-3
-    # an existing file is kept unless --overwrite; -o names it as in the other commands
+    # an existing file is kept unless --overwrite, said in the words of the other commands; -o names it as they do
     assert main(["export", "-o", str(path), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 2
-    assert "--overwrite" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"birefvid: error: output exists: {path} (use --overwrite)\n"
     assert not list(tmp_path.glob("*.partial"))
     # the same model and size again: from the cache in a moment, the same bytes
     t0 = time.monotonic()
