@@ -342,7 +342,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _Parser.dashed = tuple(a for a in argv if a.startswith("-") and a != "-" and os.path.lexists(a))
-    _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose")]) == 1
+    _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose")]) <= 1
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose)])
     code = guarded("birefvid", lambda: args.run(args))
