@@ -33,12 +33,18 @@ class _Parser(argparse.ArgumentParser):
     said only 'the following arguments are required: input', the file taken for an option."""
 
     dashed: tuple[str, ...] = ()  # the command line's words that start with - and name a file or folder
+    bare = False  # the command line is a command alone (`birefvid process`): its usage is the answer
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        """One ``birefvid: error:`` line, exit 2, as every other bad input gets: argparse printed the command's
+        whole usage (20 lines for process) and then ``birefvid process: error:``, which a grep for the
+        documented prefix missed. A command given alone still gets its usage first."""
         if self.dashed:
             name = self.dashed[0]
             message += f" ({name} was taken for an option: to name that file, write ./{name})"
-        super().error(message)
+        if self.bare:
+            self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"birefvid: error: {message}\n")
 
     def convert_arg_line_to_args(self, arg_line: str) -> list[str]:
         """One argument a line of a `live @FILE`; a blank line is none (it was an empty argument: "unrecognized
@@ -336,6 +342,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _Parser.dashed = tuple(a for a in argv if a.startswith("-") and a != "-" and os.path.lexists(a))
+    _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose")]) <= 1
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose)])
     code = guarded("birefvid", lambda: args.run(args))

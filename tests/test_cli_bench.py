@@ -52,6 +52,16 @@ def test_bench_of_a_model_runs_it_at_the_size_process_does(tmp_path, capsys):
     assert "tiny at 256x256" in capsys.readouterr().out
 
 
+def test_bench_json_dash_prints_the_figures_alone_on_standard_output(tmp_path, capsys, monkeypatch):
+    """`bench --json -`, as `eval --json -` prints JSON, wrote a file named "-" and printed the table."""
+    monkeypatch.chdir(tmp_path)
+    code = main(["bench", "--backbone", "pvt_v2_b0", "--resolution", "64", "--device", "cpu", "--backend", "torch",
+                 "--precision", "fp32", "--runs", "1", "--clip-frames", "0", "--json", "-"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["resolution"] == [64, 64]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "args,phrase",
     [
@@ -87,9 +97,9 @@ def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert np.abs(got - want).max() < 1e-3
-    # an existing file is kept unless --overwrite; -o names it as in the other commands
+    # an existing file is kept unless --overwrite, said in the words of the other commands; -o names it as they do
     assert main(["export", "-o", str(path), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 2
-    assert "--overwrite" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"birefvid: error: output exists: {path} (use --overwrite)\n"
     assert not list(tmp_path.glob("*.partial"))
     # the same model and size again: from the cache in a moment, the same bytes
     t0 = time.monotonic()

@@ -66,6 +66,31 @@ def test_bad_job_options_answer_without_heavy_imports():
         assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
 
 
+def test_an_argument_error_is_one_birefvid_error_line():
+    """README: bad input gives one line starting `birefvid: error:`. A mistyped option printed the command's
+    whole usage (20 lines for process) and then `birefvid process: error: ...`, which a grep missed."""
+    for argv, words in (
+        (["process", "in.mp4", "-o", "x.mov", "--output", "sparkles"], "argument --output: invalid choice: 'sparkles'"),
+        (["process", "in.mp4"], "the following arguments are required: -o/--out"),
+        (["models", "--foo"], "unrecognized arguments: --foo"),
+    ):
+        facts, out = _probe(*argv)
+        lines = out.strip().splitlines()
+        assert facts["code"] == 2 and len(lines) == 1 and lines[0].startswith("birefvid: error: ") and words in lines[0], out
+
+
+def test_every_help_fits_80_columns(monkeypatch):
+    """--backend's and --backbone's choices in the usage made process, bench and train --help 83 to 116 columns wide."""
+    from birefvid.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, command in {"birefvid": parser, **commands}.items():
+        wide = [line for line in command.format_help().splitlines() if len(line) > 80]
+        assert wide == [], f"{name} --help: {wide}"
+
+
 def test_python_dash_m_birefvid_runs_the_command(tmp_path):
     # where pip's scripts folder is not on PATH (a --user install, Windows), `python -m birefvid` is the way in
     version = subprocess.run([sys.executable, "-m", "birefvid", "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=60)

@@ -35,6 +35,28 @@ def test_train_on_scenes_writes_loadable_weights_and_resumes(tmp_path, capsys):
         assert resolution == (64, 64), (name, resolution)
 
 
+def test_quiet_prints_only_warnings_and_errors(tmp_path, capsys, monkeypatch):
+    """`train -q` still printed "training ...", "wrote ..." and the best-validation line, where -q in process,
+    image, live and batch leaves errors and warnings alone on stderr."""
+    import types
+
+    import birefvid.models
+    import birefvid.train
+
+    monkeypatch.setattr(birefvid.models, "BiRefNet", lambda backbone: types.SimpleNamespace(backbone_name=backbone))
+
+    def fake_train(model, dataset, **kw):  # the CLI's lines are under test, not the trainer (seconds a step)
+        return types.SimpleNamespace(losses=[0.5], step=1, weights=kw["weights_path"], best={"iou": 0.9, "mae": 0.1, "step": 1}, best_path=tmp_path / "best.pt")
+
+    monkeypatch.setattr(birefvid.train, "train", fake_train)
+    args = ["train", "--data", "scenes", "-o", str(tmp_path / "run"), "--size", "64", "--steps", "1", "--batch-size", "2", "--device", "cpu"]
+    assert main([*args, "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*args, "-o", str(tmp_path / "run2")]) == 0
+    err = capsys.readouterr().err
+    assert "training " in err and "wrote " in err and "best validation IoU 0.9000" in err
+
+
 def test_train_fp16_on_the_cpu_is_a_cli_warning_line(tmp_path, capsys, caplog):
     """The fallback was printed in Python's form: 'path/train.py:87: UserWarning: ...' and the source line; it is
     logged now, which the CLI prints as 'birefvid: warning: ...' (tests/test_cli_log_lines.py)."""

@@ -377,6 +377,19 @@ def test_live_hint_needs_dropped_frames_and_a_recording_at_the_default_preset():
     assert live_hint(report(30, preset="ultrafast")) is None
 
 
+def test_the_summary_line_names_the_recordings():
+    """`live --sink talk.mp4` ended with figures and "ended: source ended" but never said what it wrote, or where."""
+    from birefvid.api import live_summary
+
+    stats = {"seconds": 2.0, "output_fps": 24.0, "source_fps": 24.0, "model_fps": 8.0, "latency_ms_median": 9, "latency_ms_p95": 20}
+    report = {"stats": stats, "frames_shown": 48, "ended_by": "source ended", "recorded": {"talk.mp4": ["talk.mp4"]}}
+    assert live_summary(report).endswith("ended: source ended; recorded talk.mp4")
+    report["recorded"] = {"gate.mkv": ["gate-1.mkv", "gate-2.mkv", "gate-3.mkv"], "window": []}
+    assert live_summary(report).endswith("; recorded 3 files (gate-1.mkv to gate-3.mkv)")
+    report["recorded"] = {}
+    assert live_summary(report).endswith("ended: source ended")
+
+
 def test_the_report_names_every_recording_kept(tmp_path):
     """An app reads which files a run wrote from its report: a recording in one file is listed too,
     not only a recording in parts, and a preview, which keeps nothing, is not."""

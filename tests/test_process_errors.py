@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import gc
+import json
 import signal
 import threading
 import time
@@ -100,6 +101,15 @@ def test_a_file_whose_name_starts_with_a_dash_gets_advice(tmp_path, capsys, monk
         main(["process", "-take1.mp4", "-o", "x.mov"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "-take1.mp4 was taken for an option: to name that file, write ./-take1.mp4" in err, err
+
+
+def test_report_dash_prints_the_report_on_standard_output(tmp_path, capsys, run, clip, monkeypatch):
+    """`--report -`, as `eval --json -` is written, wrote a file named "-" and printed nothing for the pipe (jq)."""
+    monkeypatch.chdir(tmp_path)
+    assert run(clip, "-o", "out.mkv", "--output", "mask", "--report", "-") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 6 and report["output"] == "out.mkv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
 
 
 def test_standard_input_is_refused_with_the_way_round(tmp_path, capsys, run, monkeypatch):

@@ -19,18 +19,19 @@ def register(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--model", help="registry name or Hugging Face repo (default: deterministic test weights for --backbone)")
     model.add_argument("--weights", help="a local checkpoint instead of --model")
-    model.add_argument("--backbone", choices=BACKBONE_NAMES, help="backbone; alone, benchmarks it with deterministic test weights")
+    model.add_argument("--backbone", choices=BACKBONE_NAMES, metavar="NAME",  # the choices in the usage passed 80 columns
+                       help=f"backbone ({', '.join(BACKBONE_NAMES)}); alone, benchmarks it with deterministic test weights")
     model.add_argument("--resolution", help="inference size N or WxH (default: the model's own, as process runs it; 512 for --backbone's test weights)")
     model.add_argument("--batch-size", type=int, help="frames per model call (default: what process picks: 4 on CUDA, 2 with OpenVINO on a CPU of 2+ cores, else 1)")
     model.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     model.add_argument("--precision", default="auto", choices=PRECISIONS, help="precision of the measured path (default auto)")
-    model.add_argument("--backend", default="auto", choices=BACKENDS, help="engine of the measured path (default auto)")
+    model.add_argument("--backend", default="auto", choices=BACKENDS, metavar="NAME", help=f"engine of the measured path: {', '.join(BACKENDS)} (default auto)")
     run = parser.add_argument_group("run")
     run.add_argument("--runs", type=int, default=3, help="timed model calls per path, alternating between the paths; the median counts (default 3)")
     run.add_argument("--clip-size", default="1280x720", help="end-to-end clip size WxH (default 1280x720)")
     run.add_argument("--clip-frames", type=int, default=16, help="end-to-end clip length; 0 skips the end-to-end run (default 16)")
     run.add_argument("--output", choices=OUTPUT_KINDS, default="alpha", help="end-to-end output kind (default alpha)")
-    run.add_argument("--json", dest="json_path", help="also write the figures as JSON to this file")
+    run.add_argument("--json", dest="json_path", help="also write the figures as JSON to this file ('-': print JSON instead of the table)")
     parser.set_defaults(run=run_bench)
 
 
@@ -60,7 +61,7 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
     from ..runtime.device import pick_device
 
     pick_device(args.device)  # before the weights: a missing GPU was said only after a 900 MB download
-    if args.json_path:  # before the benchmark, not after minutes of it
+    if args.json_path and args.json_path != "-":  # before the benchmark, not after minutes of it
         from ..io.atomic import check_output_file
 
         check_output_file(args.json_path, option("json"))
@@ -113,6 +114,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if seg.device.type == "cuda":
         figures["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(seg.device) / 2**20)
     figures["machine"] = _machine(seg.device)
+    if args.json_path == "-":  # as `eval --json -`: JSON alone on standard output; it wrote a file named "-"
+        print(json.dumps(figures, indent=2))
+        return 0
     print(_table(figures))
     if args.json_path:
         _write_json(args.json_path, figures)

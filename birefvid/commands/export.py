@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"the output must end in .onnx, got {out.name}")
     if out.exists() and not args.overwrite:
-        raise SinkError(f"{out} exists; pass {option('overwrite')} to replace it")
+        raise SinkError(f"output exists: {out} (use {option('overwrite', True)})")  # the words of every other command
     if not out.resolve().parent.is_dir():
-        raise SinkError(f"folder does not exist: {out.resolve().parent}")
+        raise SinkError(f"output folder does not exist: {out.resolve().parent} (create it first)")
     if not os.access(out.resolve().parent, os.W_OK | os.X_OK):  # checked before the model loads and exports
         raise SinkError(f"output folder is not writable: {out.resolve().parent}")
     if args.batch_size < 1:

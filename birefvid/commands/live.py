@@ -51,7 +51,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--no-carry", action="store_true", help="do not carry the last mask to new frames along optical flow")
     run_group.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (default 5)")
     run_group.add_argument("--stats-json", help="append stats as JSON lines to this file")
-    run_group.add_argument("--report", help="write a JSON report of the run (figures and the job)")
+    run_group.add_argument("--report", help="write a JSON report of the run (figures and the job); '-' prints it on standard output")
     run_group.add_argument("--overwrite", action="store_true", help="replace an existing recording")
     run_group.add_argument("--preset", help="encoder speed preset of a recording (x264/x265 default veryfast; superfast or ultrafast "
                            "cost less CPU, for 2-4x larger files); recordings use x264, never NVENC, so p1-p7 do not apply")
@@ -86,7 +86,11 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
 
 def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
     """Write the run's ``--report`` (when asked), with stream keys and URL passwords hidden: reports get shared in bug reports."""
-    if path:
+    if path == "-":  # as `eval --json -`: on standard output, for a pipe (jq); it wrote a file named "-"
+        from ..urls import hide_secrets
+
+        print(json.dumps(hide_secrets(report), indent=2), flush=True)
+    elif path:
         from ..urls import hide_secrets
 
         from ..io.atomic import write_text_atomic
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.live import run_live_job
     from ..runtime.terminal_keys import TerminalKeys
 
-    check_report_path(args.report)
+    check_report_path(None if args.report == "-" else args.report)
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     quit_key = threading.Event()
     with TerminalKeys(sys.stdin, printer, on_quit=quit_key.set) as keys:  # b r g n in this terminal switch the effect, q ends the run

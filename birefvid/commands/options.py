@@ -29,7 +29,8 @@ def add_model_options(parser: argparse.ArgumentParser, resolution_default: str =
     group.add_argument("--keep-aspect", action="store_true", help=shown("keep each frame's aspect ratio at inference (sides rounded to multiples of 32)"))
     group.add_argument("--device", default="auto", help=shown("auto, cpu, cuda, cuda:N or mps (default: auto)"))
     group.add_argument("--precision", default="auto", choices=PRECISIONS, help=shown("default: fp16 on CUDA; on CPU bf16 where the CPU has bf16 instructions, else fp32"))
-    group.add_argument("--backend", default="auto", choices=BACKENDS, help=shown("inference engine (default auto: openvino on x86 CPUs, torch elsewhere)"))
+    group.add_argument("--backend", default="auto", choices=BACKENDS, metavar="NAME",  # the choices in the usage passed 80 columns
+                       help=shown(f"inference engine: {', '.join(BACKENDS)} (default auto: openvino on x86 CPUs, torch elsewhere)"))
 
 
 def add_smoothing_options(parser: argparse.ArgumentParser, default: str) -> None:

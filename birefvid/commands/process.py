@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from ..job import FileJob
@@ -21,7 +22,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--start", type=_time, help="process from this time on: seconds (12.5), MM:SS or HH:MM:SS[.ms] "
                            "from the first frame; the output starts at 0, its sound and subtitles with it")  # fmt: skip
     run_group.add_argument("--end", type=_time, help="stop before this time (same forms, counted from the first frame, not from --start)")
-    run_group.add_argument("--report", help="write a JSON report (frames, wall time, per-stage time, the job)")
+    run_group.add_argument("--report", help="write a JSON report (frames, wall time, per-stage time, the job); '-' prints it on standard output")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_model_options(parser)
     parser.set_defaults(run=run)
@@ -55,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
     from ..api import run_job
 
     job = job_from_args(args)
+    to_stdout = args.report == "-"  # as `eval --json -`: for a pipe (jq); it wrote a file named "-"
     progress = FrameProgress(quiet=args.quiet)
     try:
-        report = run_job(job, progress=progress.advance, on_start=progress.start, report_path=args.report)
+        report = run_job(job, progress=progress.advance, on_start=progress.start, report_path=None if to_stdout else args.report)
     finally:
         progress.close()
     if not args.quiet:
         print(f"wrote {report['output']}: {report['frames']} frames in {report['wall_seconds']:.1f} s ({report['fps']:.2f} fps)", file=sys.stderr)
+    if to_stdout:
+        from ..urls import hide_secrets
+
+        print(json.dumps(hide_secrets(report), indent=2))
     return 0

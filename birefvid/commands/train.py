@@ -27,7 +27,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     val = parser.add_mutually_exclusive_group()
     val.add_argument("--val", metavar="DIR", help="a validation folder (any layout --data takes), scored after each epoch: IoU and MAE, best weights kept as best.pt")
     val.add_argument("--val-fraction", type=float, metavar="F", help="hold out this fraction of the --data folder's images (seeded by --seed) as the validation set")
-    parser.add_argument("--backbone", choices=BACKBONE_NAMES, help=f"backbone of a model trained from scratch (default {DEFAULT_BACKBONE}; not with --init, whose weights set it)")
+    parser.add_argument("--backbone", choices=BACKBONE_NAMES, metavar="NAME",  # the choices in the usage passed 80 columns
+                        help=f"backbone of a model trained from scratch: {', '.join(BACKBONE_NAMES)} (default {DEFAULT_BACKBONE}; not with --init, whose weights set it)")
     parser.add_argument("--init", help="start from a checkpoint: a registry name (e.g. general) or a .pth/.safetensors file")
     parser.add_argument("--size", type=int, default=256, help="training resolution, a multiple of 32 (default 256)")
     parser.add_argument("--steps", type=int, required=True, help="optimizer steps to train in total")
@@ -42,7 +43,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between resumable checkpoints (default 100)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt at the step it reached")
     parser.add_argument("--half", action="store_true", help="store the final weights as float16 (half the size)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary lines (errors and warnings still shown)")
     parser.set_defaults(run=run)
 
 
@@ -76,15 +77,17 @@ def run(args: argparse.Namespace) -> int:
     precision = args.precision
     if precision == "auto":
         precision = "fp16" if pick_device(args.device).type == "cuda" else "fp32"
-    print(f"training {name} on {args.data} at {args.size}px for {args.steps} steps (batch {args.batch_size})", file=sys.stderr)
+    # -q: errors and warnings only, as in process, image, live and batch (it kept these lines)
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    say(f"training {name} on {args.data} at {args.size}px for {args.steps} steps (batch {args.batch_size})")
     resumed = _checkpoint_step(out) if args.resume else None
     if resumed is not None:  # else said nowhere: a resumed run looked like one started over
-        print(f"resuming {out / 'last.pt'} at step {resumed} of {args.steps}: its weights, optimizer and data order", file=sys.stderr)
+        say(f"resuming {out / 'last.pt'} at step {resumed} of {args.steps}: its weights, optimizer and data order")
     if val_set is not None:
         images = f"{len(val_set)} image{'s' if len(val_set) != 1 else ''}"
         where = f"{args.val} ({images})" if args.val is not None else f"{images} held out of {args.data}"
         epoch = -(-len(dataset) // args.batch_size)  # the trainer's epoch: every training item (flips too) once
-        print(f"validating on {where} after each epoch ({epoch} steps) and at the end", file=sys.stderr)
+        say(f"validating on {where} after each epoch ({epoch} steps) and at the end")
     with _our_warnings_as_cli_lines():
         result = train(
             model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
@@ -95,12 +98,12 @@ def run(args: argparse.Namespace) -> int:
             progress=None if args.quiet or sys.stderr.isatty() else _print_every(10),
         )  # fmt: skip
     if result.losses:
-        print(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})", file=sys.stderr)
+        say(f"wrote {result.weights} (step {result.step}, final loss {result.losses[-1]:.4f})")
     else:  # "nothing to do" was said while the weights were written again (a run killed before writing them)
-        print(f"already at step {result.step}: wrote {result.weights} from {out / 'last.pt'}", file=sys.stderr)
+        say(f"already at step {result.step}: wrote {result.weights} from {out / 'last.pt'}")
     if result.best is not None and result.best_path is not None:
-        print(f"best validation IoU {result.best['iou']:.4f} (MAE {result.best['mae']:.4f}) at step {int(result.best['step'])}: "
-              f"{result.best_path}; run it with --weights {result.best_path}", file=sys.stderr)  # fmt: skip
+        say(f"best validation IoU {result.best['iou']:.4f} (MAE {result.best['mae']:.4f}) at step {int(result.best['step'])}: "
+            f"{result.best_path}; run it with --weights {result.best_path}")  # fmt: skip
     return 0
 
 
