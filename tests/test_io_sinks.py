@@ -644,3 +644,22 @@ def test_x265_clip_shorter_than_its_delay_is_written(tmp_path, frames):
         path = tmp_path / f"short{attempt}.mp4"
         _write(path, "rgb", _info(), list(range(frames)), codec="libx265")
         assert len(read_video(path).pts) == frames
+
+
+def test_a_png_folder_that_got_files_meanwhile_is_not_deleted_without_overwrite(tmp_path):
+    """`process clip.mp4 -o frames/` into an empty folder, and a file put there during the run: the commit
+    moved the folder aside and deleted it with that file (exit 0). Now the run fails and the file stays."""
+    info = _info()
+    out = tmp_path / "frames"
+    out.mkdir()  # empty: a fine place for a PNG sequence
+    sink = open_sink(out, kind="mask", info=info)
+    sink.write(_batch("mask", 2, info.width, info.height), [0, 1])
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(SinkError, match="output exists"):
+        sink.close()
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no temporary folder left
+    fresh = tmp_path / "empty"
+    fresh.mkdir()
+    _write(fresh, "mask", info, [0, 1])  # a folder still empty is replaced as before
+    assert sorted(p.name for p in fresh.iterdir()) == ["frame_000001.png", "frame_000002.png"]

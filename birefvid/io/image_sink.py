@@ -28,7 +28,7 @@ class ImageSequenceSink(Sink):
     """
 
     def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3, first_number: int = 1,
-                 digits: int = 6) -> None:  # fmt: skip
+                 digits: int = 6, overwrite: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.kind = kind
@@ -36,7 +36,7 @@ class ImageSequenceSink(Sink):
         self._params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
         self._count = 0
         self._first, self._digits = first_number, digits
-        self._dir = AtomicDir(self.path)
+        self._dir = AtomicDir(self.path, overwrite=overwrite)  # False: never deletes what was put in the folder meanwhile
         self._bytes = 0
 
     @property
