@@ -240,6 +240,9 @@ class AtomicFile(_AtomicTarget):
         try:
             os.link(self.temp, self.target)  # fails if the target exists, atomically: no other writer is replaced
         except FileExistsError:
+            if _same_file(self.temp, self.target):  # NFS: a retried link call that had made it says EEXIST
+                self._remove()
+                return
             self.discard()
             raise SinkError(f"output exists: {self.target} (written by something else while this run wrote it; "
                             f"use {option('overwrite', True)})") from None  # fmt: skip
@@ -259,6 +262,14 @@ class AtomicFile(_AtomicTarget):
             pass
         except OSError as e:  # pragma: no cover - depends on the filesystem
             log.warning("could not remove temporary output %s: %s", self.temp, e)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are links to one file (False when either is gone)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 class AtomicDir(_AtomicTarget):
