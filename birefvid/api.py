@@ -356,7 +356,7 @@ class _ProgressBar:
 
 def build_live_job(
     source: Union[str, int],
-    sinks: Union[str, list[str], tuple[str, ...]],
+    sinks: Union[PathLike, list[PathLike], tuple[PathLike, ...]],
     *,
     effect: str = "blur",
     background: Optional[str] = None,
@@ -416,7 +416,7 @@ def build_live_job(
         source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
                               read_timeout=read_timeout, max_retries=max_retries, camera_size=camera_size, camera_fps=camera_fps,
                               audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace),
-        sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
+        sinks=(str(sinks),) if isinstance(sinks, (str, Path)) else tuple(sinks),  # one Path, as process_video takes its output
         effect=EffectSpec(effect, background=_color_text(background), key_color=_color_text(key_color), blur_sigma=blur_sigma,  # type: ignore[arg-type]
                           foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area,
                                                                           upsample=upsample)),
