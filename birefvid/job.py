@@ -51,8 +51,10 @@ def parse_resolution(value: Union[int, str, typing.Sequence[int], None]) -> Opti
     try:
         if isinstance(value, str):
             parts = [int(p) for p in value.lower().replace(",", "x").split("x")]
-        elif isinstance(value, int):
-            parts = [value]
+        elif isinstance(value, bool):
+            raise ValueError
+        elif isinstance(value, numbers.Integral):  # NumPy's too: np.int64(512) was "not N or WxH"
+            parts = [int(value)]
         else:
             parts = [int(p) for p in value]
         width, height = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])

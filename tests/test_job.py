@@ -244,10 +244,10 @@ def test_numpy_values_and_paths_are_taken_and_written_as_plain_json():
 
     job = build_file_job("in.mp4", "out.webm", grow=np.int64(2), threshold=np.float32(0.5), blur_sigma=np.float32(3),
                          max_size=np.int32(128), smooth_window=np.int64(3), crf=np.int64(20), overwrite=np.bool_(True),
-                         bit_depth=np.int64(16), fps=Fraction(30000, 1001))  # fmt: skip
+                         bit_depth=np.int64(16), fps=Fraction(30000, 1001), resolution=np.int64(512))  # fmt: skip
     data = json.loads(job.to_json())
     assert (data["output"]["matte"]["grow"], data["output"]["crf"], data["output"]["overwrite"]) == (2, 20, True)
-    assert data["source"]["max_size"] == 128 and data["output"]["bit_depth"] == 16
+    assert data["source"]["max_size"] == 128 and data["output"]["bit_depth"] == 16 and job.inference.resolution == (512, 512)
     assert FileJob.from_json(job.to_json()) == job
     live = build_live_job("in.mp4", "out.mp4", effect="replace", background=Path("room.png"), grow=np.int64(1))
     assert json.loads(live.to_json())["effect"]["background"] == "room.png"
