@@ -444,6 +444,10 @@ def run_live(
     """
     from .runtime.live import run_live_job
 
+    _check_control("run_live", segmenter, None, None, stop)  # stop=True was an AttributeError once the source was open
+    for name, hook in (("printer", printer), ("on_effects", on_effects)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"run_live() {name} must be a function or None, got {hook!r}")
     return run_live_job(job, segmenter=segmenter, stats_json=None if stats_json is None else str(stats_json), printer=printer, stop=stop,
                         on_effects=on_effects)  # fmt: skip
 
