@@ -308,6 +308,10 @@ class AtomicDir(_AtomicTarget):
     def _move_onto_empty(self) -> None:
         """Rename onto the target only while it is missing or an empty folder: POSIX's rename does that
         check atomically; Windows', which refuses any existing target, gets the empty folder removed first."""
+        if self.target.is_symlink():  # a link to an empty folder, which check_target let through: replaced, as before
+            self.target.unlink()
+            replace(self.temp, self.target)
+            return
         try:
             try:
                 os.rename(self.temp, self.target)
