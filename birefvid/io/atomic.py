@@ -320,7 +320,7 @@ class AtomicDir(_AtomicTarget):
                     raise
                 os.rmdir(self.target)  # fails (OSError) if anything is in it
                 os.rename(self.temp, self.target)
-        except OSError as e:
+        except OSError:
             if not os.path.lexists(self.target):
                 raise
             self.discard()
