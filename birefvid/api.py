@@ -68,7 +68,10 @@ def model_and_inference(
 
 def _device_name(device: Any) -> Any:
     """``device`` as the job's name for it: a ``torch.device`` as "cuda:1", a GPU's number N as "cuda:N", as torch
-    takes them (both worked until the job's keywords were type-checked, and were then refused)."""
+    takes them (both worked until the job's keywords were type-checked, and were then refused); None, as many libraries
+    take it, as "auto" (it failed once the run began)."""
+    if device is None:
+        return "auto"
     if isinstance(device, numbers.Integral) and not isinstance(device, bool):
         return f"cuda:{int(device)}"
     if type(device).__module__ == "torch" and type(device).__name__ == "device":

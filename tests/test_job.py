@@ -261,6 +261,7 @@ def test_torch_devices_numeric_bitrates_and_rgb_triples_are_taken():
     job = build_file_job("in.mp4", "out.mp4", kind="green", device=torch.device("cpu"), bitrate=5_000_000, key_color=(0, 255, 0))
     assert (job.inference.device, job.output.bitrate, job.output.key_color) == ("cpu", "5000000", "0,255,0")
     assert build_file_job("in.mp4", "out.webm", device=1).inference.device == "cuda:1"
+    assert build_file_job("in.mp4", "out.webm", device=None).inference.device == "auto"  # failed once the run began
     live = build_live_job("in.mp4", Path("out.mp4"), effect="green", key_color=[0, 0, 255], device=torch.device("cpu"))
     assert (live.effect.key_color, live.inference.device, live.sinks) == ("0,0,255", "cpu", ("out.mp4",))  # one Path: a bare TypeError
 
