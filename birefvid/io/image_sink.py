@@ -96,7 +96,8 @@ class PixelDensity(NamedTuple):
 
 
 def write_image(
-    path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None, exif: Optional[bytes] = None
+    path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None, exif: Optional[bytes] = None,
+    *, overwrite: bool = True,
 ) -> None:
     """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG, WebP or TIFF by ``path``'s suffix,
     written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs or TIFFs.
@@ -122,7 +123,7 @@ def write_image(
     if suffix in (".tif", ".tiff") and density is not None:  # LZW (OpenCV's default); resolution unit 2: inch, 1: none
         params = [cv2.IMWRITE_TIFF_RESUNIT, 2 if density.per_inch else 1,
                   cv2.IMWRITE_TIFF_XDPI, max(1, round(density.x)), cv2.IMWRITE_TIFF_YDPI, max(1, round(density.y))]  # fmt: skip
-    atomic = AtomicFile(path)
+    atomic = AtomicFile(path, overwrite=overwrite)  # False: a file another run wrote meanwhile is refused, not replaced
     try:
         ok, data = cv2.imencode(suffix, pixels, params)
         if not ok:
