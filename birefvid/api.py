@@ -6,6 +6,7 @@ description every entry point shares) and runs it.
 
 from __future__ import annotations
 
+import numbers
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
@@ -61,8 +62,33 @@ def model_and_inference(
     """
     return (
         ModelSpec(model, None if weights is None else str(weights), backbone),
-        InferenceSpec(device, precision, resolution, keep_aspect, batch_size, backend),
+        InferenceSpec(_device_name(device), precision, resolution, keep_aspect, batch_size, backend),
     )
+
+
+def _device_name(device: Any) -> Any:
+    """``device`` as the job's name for it: a ``torch.device`` as "cuda:1", a GPU's number N as "cuda:N", as torch
+    takes them (both worked until the job's keywords were type-checked, and were then refused); None, as many libraries
+    take it, as "auto" (it failed once the run began)."""
+    if device is None:
+        return "auto"
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool):
+        return f"cuda:{int(device)}"
+    if type(device).__module__ == "torch" and type(device).__name__ == "device":
+        return str(device)
+    return device
+
+
+def _color_text(color: Any) -> Any:
+    """An (r, g, b) triple (a tuple, list or array, as ``parse_color`` takes it) as the job's "r,g,b" text; else as given."""
+    if color is None or isinstance(color, (str, Path)) or not isinstance(color, Iterable):
+        return color
+    return ",".join(str(v) for v in color)
+
+
+def _bitrate_text(bitrate: Any) -> Any:
+    """A bitrate given as a number of bits per second (PyAV's ``bit_rate``) as the job's text ("5000000")."""
+    return str(bitrate) if isinstance(bitrate, numbers.Real) and not isinstance(bitrate, bool) else bitrate
 
 
 def _check_keywords(caller: str, given: Iterable[str], *accepting: Callable[..., Any]) -> None:
@@ -107,7 +133,7 @@ def _check_segmenter_keywords(caller: str, segmenter: Any, options: dict[str, An
     if segmenter is None:
         return
     defaults = inspect.signature(model_and_inference).parameters
-    given = [name for name in SEGMENTER_KEYWORDS if name in options and options[name] != defaults[name].default]
+    given = [name for name in SEGMENTER_KEYWORDS if name in options and options[name] not in (None, defaults[name].default)]
     if given:
         names = ", ".join(f"{name}=" for name in given)
         raise ConfigError(f"{caller}() got segmenter= and {names}, which the Segmenter has fixed; give them to "
@@ -169,8 +195,9 @@ def build_file_job(
     return FileJob(
         source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace),  # type: ignore[arg-type]
         output=OutputSpec(
-            str(output), kind=kind, background=None if background is None else str(background), key_color=key_color,
-            blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf, bitrate=bitrate, pix_fmt=pix_fmt,
+            str(output), kind=kind, background=None if background is None else str(_color_text(background)),
+            key_color=_color_text(key_color), blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf,
+            bitrate=_bitrate_text(bitrate), pix_fmt=pix_fmt,
             preset=preset, audio=audio, subtitles=subtitles, overwrite=overwrite, bit_depth=bit_depth,
             matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area, upsample=upsample),
         ),
@@ -353,7 +380,7 @@ class _ProgressBar:
 
 def build_live_job(
     source: Union[str, int],
-    sinks: Union[str, list[str], tuple[str, ...]],
+    sinks: Union[PathLike, list[PathLike], tuple[PathLike, ...]],
     *,
     effect: str = "blur",
     background: Optional[str] = None,
@@ -413,8 +440,8 @@ def build_live_job(
         source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
                               read_timeout=read_timeout, max_retries=max_retries, camera_size=camera_size, camera_fps=camera_fps,
                               audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace),
-        sinks=(sinks,) if isinstance(sinks, str) else tuple(sinks),
-        effect=EffectSpec(effect, background=background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
+        sinks=(str(sinks),) if isinstance(sinks, (str, Path)) else tuple(sinks),  # one Path, as process_video takes its output
+        effect=EffectSpec(effect, background=_color_text(background), key_color=_color_text(key_color), blur_sigma=blur_sigma,  # type: ignore[arg-type]
                           foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area,
                                                                           upsample=upsample)),
         model=model_spec,
@@ -441,6 +468,10 @@ def run_live(
     """
     from .runtime.live import run_live_job
 
+    _check_control("run_live", segmenter, None, None, stop)  # stop=True was an AttributeError once the source was open
+    for name, hook in (("printer", printer), ("on_effects", on_effects)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"run_live() {name} must be a function or None, got {hook!r}")
     return run_live_job(job, segmenter=segmenter, stats_json=None if stats_json is None else str(stats_json), printer=printer, stop=stop,
                         on_effects=on_effects)  # fmt: skip
 

@@ -51,8 +51,10 @@ def parse_resolution(value: Union[int, str, typing.Sequence[int], None]) -> Opti
     try:
         if isinstance(value, str):
             parts = [int(p) for p in value.lower().replace(",", "x").split("x")]
-        elif isinstance(value, int):
-            parts = [value]
+        elif isinstance(value, bool):
+            raise ValueError
+        elif isinstance(value, numbers.Integral):  # NumPy's too: np.int64(512) was "not N or WxH"
+            parts = [int(value)]
         else:
             parts = [int(p) for p in value]
         width, height = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
@@ -607,7 +609,10 @@ _KEYWORDS = {"path": "output", "window": "smooth_window"}
 
 def check_types(spec: Any) -> None:
     """ConfigError naming the keyword for a plain field of ``spec`` (or of its parts) that holds another type:
-    ``overwrite="no"`` from a web form read as true and replaced a file, ``crf="20"`` ended in a bare TypeError."""
+    ``overwrite="no"`` from a web form read as true and replaced a file, ``crf="20"`` ended in a bare TypeError.
+
+    A value that fits is stored as the plain Python value (NumPy's numbers and bools, a Fraction, a Path): the
+    range checks then take ``grow=np.int64(2)``, and the report's JSON is written, where it failed after the work."""
     hints = typing.get_type_hints(type(spec))
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
@@ -616,6 +621,34 @@ def check_types(spec: Any) -> None:
         elif _expected(hints[f.name], value) is not None:
             expected = _expected(hints[f.name], value, _PY_TYPES)
             raise ConfigError(f"{option(_KEYWORDS.get(f.name, f.name))} must be {expected}, got {value!r}")
+        else:
+            plain = _plain(hints[f.name], value)
+            if plain is not value:
+                object.__setattr__(spec, f.name, plain)  # frozen: set once, before anything reads it
+
+
+def _is_numpy_bool(value: Any) -> bool:
+    """True for NumPy's bool scalar (``np.bool_``), told by name: this module imports no NumPy."""
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool_", "bool")
+
+
+def _plain(hint: Any, value: Any) -> Any:
+    """``value`` (which fits ``hint``) as the plain Python type JSON and the ``isinstance`` range checks take."""
+    inner = [a for a in get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (Union, types.UnionType) else [hint]
+    if len(inner) != 1:  # bit_depth's str or int
+        return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, int) else value
+    if value is None:
+        return value
+    hint = inner[0]
+    if hint is bool and not isinstance(value, bool):
+        return bool(value)
+    if hint is int and type(value) is not int:
+        return int(value)
+    if hint is float and not isinstance(value, (int, float)):
+        return float(value)
+    if hint is str and not isinstance(value, str) and isinstance(os.fspath(value), str):
+        return os.fspath(value)
+    return value
 
 
 def _expected(hint: Any, value: Any, names: dict[type, str] = _JSON_TYPES) -> Optional[str]:
@@ -636,7 +669,7 @@ def _expected(hint: Any, value: Any, names: dict[type, str] = _JSON_TYPES) -> Op
     if hint not in _JSON_TYPES:
         return None
     if hint is bool:
-        fits = isinstance(value, bool)
+        fits = isinstance(value, bool) or _is_numpy_bool(value)
     elif hint is int:
         fits = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     elif hint is float:

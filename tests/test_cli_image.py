@@ -100,6 +100,24 @@ def test_a_folder_holds_one_picture_at_a_time(tmp_path, pvt_b0_weights, monkeypa
     assert len(list(out.iterdir())) == 3
     assert alive_at_read == [0, 0, 0]  # neither the last picture nor its cut-out outlives its turn
 
+def test_a_picture_another_run_wrote_meanwhile_is_not_replaced_without_overwrite(tmp_path, photo, pvt_b0_weights, capsys, monkeypatch):
+    """Two `image` runs writing one name at once: the later replaced the earlier's picture and both said done, as
+    process did before it refused that. Now the later ends with one line, and the other's picture stays."""
+    from birefvid.commands import image as image_command
+
+    out = tmp_path / "cut.png"
+    header = image_command._header
+
+    def other_run_finishes(source):
+        out.write_bytes(b"the other run's picture")
+        return header(source)
+
+    monkeypatch.setattr(image_command, "_header", other_run_finishes)
+    _one_line_error(capsys, main(["image", str(photo), "-o", str(out), "--weights", str(pvt_b0_weights), *MODEL_ARGS]), "output exists")
+    assert out.read_bytes() == b"the other run's picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, photo.name])  # no temporary left
+
+
 def _one_line_error(capsys, code: int, pattern: str) -> None:
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()

@@ -644,3 +644,53 @@ def test_x265_clip_shorter_than_its_delay_is_written(tmp_path, frames):
         path = tmp_path / f"short{attempt}.mp4"
         _write(path, "rgb", _info(), list(range(frames)), codec="libx265")
         assert len(read_video(path).pts) == frames
+
+
+def test_a_png_folder_that_got_files_meanwhile_is_not_deleted_without_overwrite(tmp_path):
+    """`process clip.mp4 -o frames/` into an empty folder, and a file put there during the run: the commit
+    moved the folder aside and deleted it with that file (exit 0). Now the run fails and the file stays."""
+    info = _info()
+    out = tmp_path / "frames"
+    out.mkdir()  # empty: a fine place for a PNG sequence
+    sink = open_sink(out, kind="mask", info=info)
+    sink.write(_batch("mask", 2, info.width, info.height), [0, 1])
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(SinkError, match="output exists"):
+        sink.close()
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no temporary folder left
+    fresh = tmp_path / "empty"
+    fresh.mkdir()
+    _write(fresh, "mask", info, [0, 1])  # a folder still empty is replaced as before
+    assert sorted(p.name for p in fresh.iterdir()) == ["frame_000001.png", "frame_000002.png"]
+
+
+def test_a_new_output_is_kept_when_the_link_says_it_exists_but_made_it(tmp_path, monkeypatch):
+    """On NFS a link call retried after a lost reply says "exists" although the first one made the link: the
+    run threw its own finished output's temporary away and failed with "output exists" over its own file."""
+    import errno
+    import os
+
+    from birefvid.io.atomic import AtomicFile
+
+    real_link = os.link
+
+    def nfs_link(src, dst):
+        real_link(src, dst)
+        raise FileExistsError(errno.EEXIST, "File exists")
+
+    monkeypatch.setattr(os, "link", nfs_link)
+    f = AtomicFile(tmp_path / "out.mov", overwrite=False)
+    f.temp.write_bytes(b"this run's cut-out")
+    f.commit()
+    assert (tmp_path / "out.mov").read_bytes() == b"this run's cut-out"
+    assert os.stat(tmp_path / "out.mov").st_nlink == 1 and listdir(tmp_path) == ["out.mov"]
+
+    def no_links(src, dst):  # FAT, exFAT, some SMB shares: the check, then the rename
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    g = AtomicFile(tmp_path / "out.mov", overwrite=False)
+    with pytest.raises(SinkError, match="output exists"):
+        g.commit()
+    assert (tmp_path / "out.mov").read_bytes() == b"this run's cut-out" and listdir(tmp_path) == ["out.mov"]

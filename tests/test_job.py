@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -232,6 +234,36 @@ def test_a_keyword_of_the_wrong_type_is_refused_before_it_replaces_a_file(tmp_pa
 def test_a_keyword_of_the_wrong_type_names_the_keyword(call, words):
     with pytest.raises(ConfigError, match=words):
         call()
+
+
+def test_numpy_values_and_paths_are_taken_and_written_as_plain_json():
+    """Keywords from a NumPy sweep (np.arange, a float32 slider) were refused with a misleading range message
+    ("grow must be a whole number of pixels from -200 to 200, got np.int64(2)"), or passed and then failed the
+    report's JSON after the whole run ("Object of type int64 is not JSON serializable")."""
+    import numpy as np
+
+    job = build_file_job("in.mp4", "out.webm", grow=np.int64(2), threshold=np.float32(0.5), blur_sigma=np.float32(3),
+                         max_size=np.int32(128), smooth_window=np.int64(3), crf=np.int64(20), overwrite=np.bool_(True),
+                         bit_depth=np.int64(16), fps=Fraction(30000, 1001), resolution=np.int64(512))  # fmt: skip
+    data = json.loads(job.to_json())
+    assert (data["output"]["matte"]["grow"], data["output"]["crf"], data["output"]["overwrite"]) == (2, 20, True)
+    assert data["source"]["max_size"] == 128 and data["output"]["bit_depth"] == 16 and job.inference.resolution == (512, 512)
+    assert FileJob.from_json(job.to_json()) == job
+    live = build_live_job("in.mp4", "out.mp4", effect="replace", background=Path("room.png"), grow=np.int64(1))
+    assert json.loads(live.to_json())["effect"]["background"] == "room.png"
+
+
+def test_torch_devices_numeric_bitrates_and_rgb_triples_are_taken():
+    """Values the API took before its keywords were type-checked, then refused: device=torch.device("cuda:1")
+    or a GPU's number, bitrate=5_000_000 (PyAV's bit_rate) and key_color=(0, 255, 0) (parse_color's triple)."""
+    import torch
+
+    job = build_file_job("in.mp4", "out.mp4", kind="green", device=torch.device("cpu"), bitrate=5_000_000, key_color=(0, 255, 0))
+    assert (job.inference.device, job.output.bitrate, job.output.key_color) == ("cpu", "5000000", "0,255,0")
+    assert build_file_job("in.mp4", "out.webm", device=1).inference.device == "cuda:1"
+    assert build_file_job("in.mp4", "out.webm", device=None).inference.device == "auto"  # failed once the run began
+    live = build_live_job("in.mp4", Path("out.mp4"), effect="green", key_color=[0, 0, 255], device=torch.device("cpu"))
+    assert (live.effect.key_color, live.inference.device, live.sinks) == ("0,0,255", "cpu", ("out.mp4",))  # one Path: a bare TypeError
 
 
 def test_a_job_of_another_schema_names_it():

@@ -272,6 +272,20 @@ def test_stop_event_ends_the_run_and_commits_the_recording(tmp_path):
     assert 0.5 * 1.5 * FPS <= len(read_frames(out)) <= 2 * FPS
 
 
+@pytest.mark.parametrize("hooks, words", [
+    (dict(stop=True), r"run_live\(\) stop must be a threading.Event"),  # an AttributeError once the source was open
+    (dict(segmenter="tiny"), "pass model='tiny'"),  # a PipelineError after the recording had begun
+    (dict(on_effects=1), r"run_live\(\) on_effects must be a function"),
+])  # fmt: skip
+def test_run_live_refuses_hooks_of_the_wrong_kind_before_the_run(tmp_path, hooks, words):
+    """As process_video does: one TypeError naming the keyword, with nothing opened or written."""
+    clip = write_scene(tmp_path / "cam.mkv", 2)
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", resolution=64)
+    with pytest.raises(TypeError, match=words):
+        run_live(job, **hooks)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.mkv"]
+
+
 @pytest.mark.parametrize(
     "options, words",
     [

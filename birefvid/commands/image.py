@@ -253,7 +253,10 @@ def run(args: argparse.Namespace) -> int:
                 log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
                             source, frames, source)  # fmt: skip
             target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
-            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density, exif=exif)
+            # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
+            # the same command's other run made it, and replacing it loses nothing)
+            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density, exif=exif,
+                        overwrite=args.overwrite or args.skip_existing)  # fmt: skip
             return True
 
         for source, target in _counted(zip(inputs, targets), progress):

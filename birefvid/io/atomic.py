@@ -240,6 +240,9 @@ class AtomicFile(_AtomicTarget):
         try:
             os.link(self.temp, self.target)  # fails if the target exists, atomically: no other writer is replaced
         except FileExistsError:
+            if _same_file(self.temp, self.target):  # NFS: a retried link call that had made it says EEXIST
+                self._remove()
+                return
             self.discard()
             raise SinkError(f"output exists: {self.target} (written by something else while this run wrote it; "
                             f"use {option('overwrite', True)})") from None  # fmt: skip
@@ -261,20 +264,36 @@ class AtomicFile(_AtomicTarget):
             log.warning("could not remove temporary output %s: %s", self.temp, e)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are links to one file (False when either is gone)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 class AtomicDir(_AtomicTarget):
-    """A hidden temporary folder beside ``target`` that becomes ``target`` on ``commit()``."""
+    """A hidden temporary folder beside ``target`` that becomes ``target`` on ``commit()``.
+
+    ``overwrite=False``: the commit replaces a missing or still empty folder only; one that something
+    was put into meanwhile (or a file of that name) is refused (SinkError), never moved aside and deleted.
+    """
 
     is_dir = True
     what = "image sequence"
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, *, overwrite: bool = True) -> None:
         self.target = Path(target)
+        self.overwrite = overwrite
         try:
             self.temp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name), dir=self.target.parent))
         except OSError as e:
             raise SinkError(f"cannot create a folder in {self.target.parent}: {e.strerror or e}") from e
 
     def _move(self) -> None:
+        if not self.overwrite:
+            self._move_onto_empty()
+            return
         if self.target.is_dir() and not self.target.is_symlink():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
             old = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name)[: -len("partial-")] + "old-", dir=self.target.parent))
@@ -285,6 +304,28 @@ class AtomicDir(_AtomicTarget):
             if self.target.exists() or self.target.is_symlink():
                 self.target.unlink()
             replace(self.temp, self.target)
+
+    def _move_onto_empty(self) -> None:
+        """Rename onto the target only while it is missing or an empty folder: POSIX's rename does that
+        check atomically; Windows', which refuses any existing target, gets the empty folder removed first."""
+        if self.target.is_symlink():  # a link to an empty folder, which check_target let through: replaced, as before
+            self.target.unlink()
+            replace(self.temp, self.target)
+            return
+        try:
+            try:
+                os.rename(self.temp, self.target)
+            except FileExistsError:
+                if sys.platform != "win32" or not self.target.is_dir() or self.target.is_symlink():
+                    raise
+                os.rmdir(self.target)  # fails (OSError) if anything is in it
+                os.rename(self.temp, self.target)
+        except OSError:
+            if not os.path.lexists(self.target):
+                raise
+            self.discard()
+            raise SinkError(f"output exists: {self.target} (something was put there while this run wrote it; "
+                            f"use {option('overwrite', True)} to replace it)") from None  # fmt: skip
 
     def _remove(self) -> None:
         shutil.rmtree(self.temp, ignore_errors=True)

@@ -107,7 +107,7 @@ def open_sink(
             log.warning("%s: the input's pixels are not square (aspect %s); the PNGs keep its %dx%d pixels, "
                         "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
         first, digits = sequence_numbering(target, info)
-        return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits)
+        return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits, overwrite=overwrite)
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
     if spec.muxer in ANIMATED_MUXERS:

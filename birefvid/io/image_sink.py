@@ -28,7 +28,7 @@ class ImageSequenceSink(Sink):
     """
 
     def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3, first_number: int = 1,
-                 digits: int = 6) -> None:  # fmt: skip
+                 digits: int = 6, overwrite: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.kind = kind
@@ -36,7 +36,7 @@ class ImageSequenceSink(Sink):
         self._params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
         self._count = 0
         self._first, self._digits = first_number, digits
-        self._dir = AtomicDir(self.path)
+        self._dir = AtomicDir(self.path, overwrite=overwrite)  # False: never deletes what was put in the folder meanwhile
         self._bytes = 0
 
     @property
@@ -96,7 +96,8 @@ class PixelDensity(NamedTuple):
 
 
 def write_image(
-    path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None, exif: Optional[bytes] = None
+    path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None, exif: Optional[bytes] = None,
+    *, overwrite: bool = True,
 ) -> None:
     """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG, WebP or TIFF by ``path``'s suffix,
     written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs or TIFFs.
@@ -122,7 +123,7 @@ def write_image(
     if suffix in (".tif", ".tiff") and density is not None:  # LZW (OpenCV's default); resolution unit 2: inch, 1: none
         params = [cv2.IMWRITE_TIFF_RESUNIT, 2 if density.per_inch else 1,
                   cv2.IMWRITE_TIFF_XDPI, max(1, round(density.x)), cv2.IMWRITE_TIFF_YDPI, max(1, round(density.y))]  # fmt: skip
-    atomic = AtomicFile(path)
+    atomic = AtomicFile(path, overwrite=overwrite)  # False: a file another run wrote meanwhile is refused, not replaced
     try:
         ok, data = cv2.imencode(suffix, pixels, params)
         if not ok:
