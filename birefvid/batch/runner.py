@@ -672,9 +672,11 @@ def check_output_format(job: FileJob) -> None:
 
 def check_background(background: str | None) -> None:
     """A --background that is neither a colour nor a file fails here, not on every worker after its model loads."""
-    from ..colors import is_color
+    from ..colors import is_color, parse_color
     from ..errors import SourceError
 
+    if background is not None and is_color(background):
+        parse_color(background)  # a see-through colour ('255,255,255,0') is refused here too
     if background is not None and not is_color(background) and Path(background).is_dir():
         raise SourceError(f"background {background} is a folder; give an image or video file, or a colour")
     if background is not None and not is_color(background) and not Path(background).is_file():
