@@ -709,3 +709,19 @@ def test_pictures_in_subfolders_are_named_not_skipped_without_a_word(tmp_path, r
     assert not [r for r in caplog.records if r.levelname == "WARNING" and "cutouts" in r.getMessage()]
     (shoot / "a.png").unlink()
     _one_line_error(capsys, main(["image", str(shoot), "-o", str(tmp_path / "o2"), "-q"]), f"no pictures directly in {shoot}; 2 subfolders hold some (cutouts, day2)")
+
+
+def test_videos_in_a_folder_are_named_not_skipped_without_a_word(tmp_path, red_key, caplog, capsys):
+    """transparent-background's `--source DIR` cuts out a folder's videos and pictures: image left the videos out silently."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    _scene_photo(folder / "a.png")
+    (folder / "talk.mp4").write_bytes(b"a video")
+    assert main(["image", str(folder), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    hint = f"1 video is not read (talk.mp4): `birefvid batch {folder} --output-dir OUT` cuts out videos"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [f"{folder}: {hint}"]
+    (folder / "a.png").unlink()
+    caplog.clear()
+    _one_line_error(capsys, main(["image", str(folder), "-o", str(tmp_path / "o2"), "-q"]), f"); {hint}")  # no pictures: the error says it
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -82,14 +82,19 @@ def collect_inputs(inputs: list[str], out: Optional[str] = None) -> list[Path]:
             paths.append(path)
         elif path.is_dir() and not is_glob(item):
             subs = _subfolders_with_pictures(path, out)
+            videos = sorted(f.name for f in path.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS - STILL_PICTURES and f.is_file())
             try:
                 paths.extend(list_images(item, STILL_PICTURES))
-            except SourceError:
+            except SourceError as e:
+                if videos:
+                    raise SourceError(f"{e}; {_videos_named(path, videos)}") from None
                 if not subs:
                     raise
                 raise SourceError(f"no pictures directly in {path}; {_subfolders_named(path, subs)}") from None
             if subs:
                 log.warning("%s: pictures in subfolders are not read; %s", path, _subfolders_named(path, subs))
+            if videos:  # transparent-background's --source DIR takes both: they were left out without a word
+                log.warning("%s: %s", path, _videos_named(path, videos))
         elif path.exists() or is_glob(item):
             paths.extend(list_images(item, STILL_PICTURES))
         else:
@@ -106,6 +111,13 @@ def _subfolders_with_pictures(folder: Path, out: Optional[str] = None) -> list[s
         if any(Path(f).suffix.lower() in STILL_PICTURES for _, _, files in os.walk(sub) for f in files):
             names.append(sub.name)
     return names
+
+
+def _videos_named(folder: Path, videos: list[str]) -> str:
+    """Which videos a folder holds beside its pictures, and the command that cuts them out."""
+    shown = ", ".join(videos[:3]) + (f" and {len(videos) - 3} more" if len(videos) > 3 else "")
+    count = "1 video is" if len(videos) == 1 else f"{len(videos)} videos are"
+    return f"{count} not read ({shown}): `birefvid batch {folder} --output-dir OUT` cuts out videos"
 
 
 def _subfolders_named(folder: Path, subs: list[str]) -> str:
