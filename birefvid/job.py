@@ -226,7 +226,9 @@ class MatteSpec:
     def validate(self) -> None:
         t = self.threshold
         if t is not None and not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1):
-            raise ConfigError(f"{option('threshold')} must be between 0 and 1 (e.g. 0.5), got {t!r}")
+            # rembg's and image editors' 0-255 levels (-af 240, 128): say the fraction they mean
+            scale = f"; on the 0-255 scale {t:g} is {t / 255:.3g}" if isinstance(t, (int, float)) and 1 < t < 255 else ""
+            raise ConfigError(f"{option('threshold')} must be between 0 and 1 (e.g. 0.5), got {t!r}{scale}")
         if isinstance(self.grow, bool) or not isinstance(self.grow, int) or abs(self.grow) > MAX_MATTE_PX:
             raise ConfigError(f"{option('grow')} must be a whole number of pixels from -{MAX_MATTE_PX} to {MAX_MATTE_PX} "
                               f"(negative shrinks), got {self.grow!r}")  # fmt: skip

@@ -230,3 +230,15 @@ def test_an_output_subfolder_blocked_by_a_file_is_one_line_before_any_work(tree,
     assert batch(str(tree), "-r", "--output-dir", str(out)) == 2
     assert f"cannot write {out / 's1' / 'a.mkv'}: {out / 's1'} is a file, not a folder" in _error(capsys)
     assert sorted(os.listdir(out)) == ["s1"]
+
+
+def test_a_folder_of_photos_points_at_image(tmp_path, capsys):
+    """rembg `p` and transparent-background `--source DIR` users give batch their photos: 'no video files' alone
+    left them to guess that pictures are `image`'s job."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "shoe.jpg").write_bytes(b"a picture")
+    assert batch(str(photos), "--output-dir", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: no video files among the inputs; {photos} holds pictures: `birefvid image {photos} -o OUT` "
+                   f"cuts out each one, `birefvid process {photos} -o OUT` takes them as the frames of one video"]  # fmt: skip

@@ -709,3 +709,37 @@ def test_a_video_background_is_refused_not_played_across_the_photos(tmp_path, ph
     _one_line_error(capsys, main(["image", str(photo), "-o", str(tmp_path / "c.png"), "--output", "composite", "--background", str(video)]),
                     f"--background {video} is a video; birefvid image takes a colour or a picture")  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "photo.png"]
+
+
+def test_pictures_in_subfolders_are_named_not_skipped_without_a_word(tmp_path, red_key, caplog, capsys):
+    """rembg's `p` users sort shoots into day1/, day2/: those pictures were left out of a folder's run silently."""
+    shoot, out = tmp_path / "shoot", tmp_path / "shoot" / "cutouts"
+    (shoot / "day2").mkdir(parents=True)
+    _scene_photo(shoot / "a.png")
+    _scene_photo(shoot / "day2" / "b.png")
+    assert main(["image", str(shoot), "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{shoot}: pictures in subfolders are not read; 1 subfolder holds some (day2): name each as an "
+                        f"input too, e.g. `birefvid image {shoot / 'day2'} -o OUT`"]  # fmt: skip
+    caplog.clear()
+    assert main(["image", str(shoot), "-o", str(out), "-q", "--overwrite"]) == 0  # the output folder inside is no input
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "cutouts" in r.getMessage()]
+    (shoot / "a.png").unlink()
+    _one_line_error(capsys, main(["image", str(shoot), "-o", str(tmp_path / "o2"), "-q"]), f"no pictures directly in {shoot}; 2 subfolders hold some (cutouts, day2)")
+
+
+def test_videos_in_a_folder_are_named_not_skipped_without_a_word(tmp_path, red_key, caplog, capsys):
+    """transparent-background's `--source DIR` cuts out a folder's videos and pictures: image left the videos out silently."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    _scene_photo(folder / "a.png")
+    (folder / "talk.mp4").write_bytes(b"a video")
+    assert main(["image", str(folder), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    hint = f"1 video is not read (talk.mp4): `birefvid batch {folder} --output-dir OUT` cuts out videos"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [f"{folder}: {hint}"]
+    (folder / "a.png").unlink()
+    caplog.clear()
+    _one_line_error(capsys, main(["image", str(folder), "-o", str(tmp_path / "o2"), "-q"]), f"); {hint}")  # no pictures: the error says it
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

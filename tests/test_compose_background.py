@@ -45,10 +45,21 @@ def _write_video(path: Path, levels: list[int], width: int = 40, height: int = 2
         ("12, 34 ,56", (12, 34, 56)),
         ("(1,2,3)", (1, 2, 3)),
         ((7, 8, 9), (7, 8, 9)),
+        ("255,255,255,255", (255, 255, 255)),  # rembg's -bgc R G B A, opaque
+        ("255 255 255 255", (255, 255, 255)),  # ... as rembg users type it, quoted
+        ("0 177 64", (0, 177, 64)),
+        ("#00b140ff", (0, 177, 64)),  # CSS's #rrggbbaa
     ],
 )
 def test_parse_color(spec, rgb) -> None:
     assert parse_color(spec) == rgb
+
+
+@pytest.mark.parametrize("spec, alpha", [("255,255,255,0", 0), ("255 255 255 128", 128), ("#ffffff80", 128)])
+def test_a_see_through_colour_is_refused_as_a_colour_not_looked_for_as_a_file(spec, alpha) -> None:
+    """rembg's -bgc with alpha < 255 was 'background not found: 255,255,255,0', as if it were a file name."""
+    with pytest.raises(ConfigError, match=f"has alpha {alpha}: a background or key colour is opaque.*--output alpha"):
+        open_background(spec, SIZE)
 
 
 @pytest.mark.parametrize("bad", ["", "#12345", "gren", "0,256,0", "1,2", "#gg0000", (1, 2), (0.5, 1, 2), (1, 2, 300)])

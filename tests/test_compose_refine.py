@@ -208,6 +208,7 @@ def test_live_masks_are_shaped_too(tmp_path, seg):
     "args, message",
     [
         (["--threshold", "1.5"], "--threshold must be between 0 and 1"),
+        (["--threshold", "128"], "got 128.0; on the 0-255 scale 128 is 0.502"),  # as rembg users count
         (["--grow", "-2"], "--grow takes a number of pixels >= 0, got -2; use --shrink"),
         (["--feather", "-1"], "--feather must be 0 to 200 pixels"),
         (["--shrink", "500"], "--grow must be a whole number of pixels from -200 to 200"),

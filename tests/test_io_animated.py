@@ -93,6 +93,18 @@ def test_variable_frame_times_are_kept(tmp_path, seg, fmt):
     assert durations[:-1] == [float(b - a) for a, b in zip(pts, pts[1:])]
 
 
+def test_a_gif_s_last_frame_stays_as_long_as_the_source_shows_it(tmp_path, seg):
+    """FFmpeg's GIF muxer gave the last frame 40 ms whatever the source: a 10 fps GIF flashed it at each loop, and
+    a GIF's held last frame (backgroundremover's -tg users cut out GIFs too) was cut to 40 ms."""
+    src = make_scene(tmp_path / "slow.mov", 4, SIZE, fps=10, with_audio=False)
+    process_video(src.path, tmp_path / "slow.gif", kind="alpha", segmenter=seg, smooth="none")
+    assert read_animation(tmp_path / "slow.gif")[1] == [100.0] * 4
+    frames = [Image.fromarray(f) for f in src.frames[:3]]  # distinct pictures: Pillow merges equal ones
+    frames[0].save(tmp_path / "held.gif", save_all=True, append_images=frames[1:], duration=[100, 200, 700], loop=0)
+    process_video(tmp_path / "held.gif", tmp_path / "cut.gif", kind="alpha", segmenter=seg, smooth="none")
+    assert read_animation(tmp_path / "cut.gif")[1] == [100.0, 200.0, 700.0]
+
+
 def test_a_60_fps_gif_keeps_its_speed(tmp_path, seg):
     """Browsers show GIF delays under 20 ms as 100 ms: frames closer than that are left out, and the time kept."""
     src = make_scene(tmp_path / "fast.mov", 12, SIZE, fps=60, with_audio=False)

@@ -92,6 +92,15 @@ def test_a_glob_the_shell_expanded_gets_advice(tmp_path, capsys, run):
     assert not (tmp_path / "out.mov").exists()
 
 
+def test_a_photo_to_a_png_points_at_image(tmp_path, capsys, run):
+    """rembg's `i` users cut a photo out with process: the error listed video formats, not the command for pictures."""
+    photo = tmp_path / "shoe.jpg"
+    photo.write_bytes(b"a picture")
+    one_error_line(capsys, run(photo, "-o", tmp_path / "cut.png"), "process writes videos",
+                   f"run `birefvid image {photo} -o {tmp_path / 'cut.png'}`")  # fmt: skip
+    assert_nothing_written(tmp_path, "shoe.jpg")
+
+
 def test_a_file_whose_name_starts_with_a_dash_gets_advice(tmp_path, capsys, monkeypatch):
     """``process -take1.mp4 -o x.mov`` said only 'the following arguments are required: input': argparse took the
     file for an option. Now the error names the file and the way to give it."""
@@ -286,7 +295,7 @@ def test_a_single_jpeg_cut_off_is_refused_as_image_refuses_it(tmp_path, capsys, 
     data = whole.read_bytes()
     whole.unlink()
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
-    one_error_line(capsys, run(tmp_path / "cut.jpg", "-o", tmp_path / "out.png"), "cut.jpg is not a readable image")
+    one_error_line(capsys, run(tmp_path / "cut.jpg", "-o", tmp_path / "out.mov"), "cut.jpg is not a readable image")  # .png: image's job, said first
     assert_nothing_written(tmp_path, "cut.jpg")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequence
 
 from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
-from ..extensions import VIDEO_EXTENSIONS
+from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..io.animated_source import frame_durations, is_animated_webp
 from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
 from ..io import open_source
@@ -122,8 +122,19 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
         else:
             raise SourceError(f"input not found: {p}")
     if not found:
-        raise SourceError("no video files among the inputs")
+        raise SourceError("no video files among the inputs" + _pictures_hint(inputs))
     return _once_each(found)
+
+
+def _pictures_hint(inputs: Sequence[str]) -> str:
+    """Where a folder given holds still pictures, the command that cuts them out: rembg's `p` and
+    transparent-background's `--source DIR` users gave `batch` their photos and were told only 'no video files'."""
+    for text in inputs:
+        p = Path(text)
+        if p.is_dir() and any(f.suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS and f.is_file() for f in p.iterdir()):
+            return (f"; {p} holds pictures: `birefvid image {p} -o OUT` cuts out each one, "
+                    f"`birefvid process {p} -o OUT` takes them as the frames of one video")  # fmt: skip
+    return ""
 
 
 def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str], ours: set[Path]) -> Iterator[Found]:
@@ -661,9 +672,11 @@ def check_output_format(job: FileJob) -> None:
 
 def check_background(background: str | None) -> None:
     """A --background that is neither a colour nor a file fails here, not on every worker after its model loads."""
-    from ..colors import is_color
+    from ..colors import is_color, parse_color
     from ..errors import SourceError
 
+    if background is not None and is_color(background):
+        parse_color(background)  # a see-through colour ('255,255,255,0') is refused here too
     if background is not None and not is_color(background) and Path(background).is_dir():
         raise SourceError(f"background {background} is a folder; give an image or video file, or a colour")
     if background is not None and not is_color(background) and not Path(background).is_file():

@@ -70,8 +70,8 @@ def refuse_standard_streams(inputs: list[str], out: str) -> None:
                           "name and renamed when complete; name a file (-o cut.png) and read that")  # fmt: skip
 
 
-def collect_inputs(inputs: list[str]) -> list[Path]:
-    """Expand files, folders and globs into image paths, in the order given."""
+def collect_inputs(inputs: list[str], out: Optional[str] = None) -> list[Path]:
+    """Expand files, folders and globs into image paths, in the order given (``out``: not an input's subfolder)."""
     from ..errors import SourceError
     from ..io.image_source import is_glob, list_images
 
@@ -80,11 +80,51 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
         path = Path(item)
         if path.is_file():
             paths.append(path)
+        elif path.is_dir() and not is_glob(item):
+            subs = _subfolders_with_pictures(path, out)
+            videos = sorted(f.name for f in path.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS - STILL_PICTURES and f.is_file())
+            try:
+                paths.extend(list_images(item, STILL_PICTURES))
+            except SourceError as e:
+                if videos:
+                    raise SourceError(f"{e}; {_videos_named(path, videos)}") from None
+                if not subs:
+                    raise
+                raise SourceError(f"no pictures directly in {path}; {_subfolders_named(path, subs)}") from None
+            if subs:
+                log.warning("%s: pictures in subfolders are not read; %s", path, _subfolders_named(path, subs))
+            if videos:  # transparent-background's --source DIR takes both: they were left out without a word
+                log.warning("%s: %s", path, _videos_named(path, videos))
         elif path.exists() or is_glob(item):
             paths.extend(list_images(item, STILL_PICTURES))
         else:
             raise SourceError(f"input not found: {item}")
     return _without_unreadable_heif(paths)
+
+
+def _subfolders_with_pictures(folder: Path, out: Optional[str] = None) -> list[str]:
+    """The names of ``folder``'s (non-hidden) subfolders holding pictures at any depth: a folder's pictures are
+    those directly in it, and a shoot sorted into day1/, day2/ was cut out in part without a word."""
+    skip = os.path.realpath(out) if out is not None else None  # `-o photos/cutouts/`: the cut-outs are no input
+    names = []
+    for sub in sorted(d for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir() and os.path.realpath(d) != skip):
+        if any(Path(f).suffix.lower() in STILL_PICTURES for _, _, files in os.walk(sub) for f in files):
+            names.append(sub.name)
+    return names
+
+
+def _videos_named(folder: Path, videos: list[str]) -> str:
+    """Which videos a folder holds beside its pictures, and the command that cuts them out."""
+    shown = ", ".join(videos[:3]) + (f" and {len(videos) - 3} more" if len(videos) > 3 else "")
+    count = "1 video is" if len(videos) == 1 else f"{len(videos)} videos are"
+    return f"{count} not read ({shown}): `birefvid batch {folder} --output-dir OUT` cuts out videos"
+
+
+def _subfolders_named(folder: Path, subs: list[str]) -> str:
+    """Which subfolders hold pictures, and how to include them."""
+    shown = ", ".join(subs[:3]) + (f" and {len(subs) - 3} more" if len(subs) > 3 else "")
+    count = "1 subfolder holds" if len(subs) == 1 else f"{len(subs)} subfolders hold"
+    return f"{count} some ({shown}): name each as an input too, e.g. `birefvid image {folder / subs[0]} -o OUT`"
 
 
 def _without_unreadable_heif(paths: list[Path]) -> list[Path]:
@@ -202,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     output = OutputSpec(args.out, kind=kind, background=args.background, key_color=key_color,  # type: ignore[arg-type]
                         blur_sigma=blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
-    inputs = collect_inputs(args.inputs)
+    inputs = collect_inputs(args.inputs, args.out)
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing)
     kept = 0
     if args.skip_existing:

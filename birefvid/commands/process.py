@@ -47,9 +47,23 @@ def job_from_args(args: argparse.Namespace) -> FileJob:
             f"process takes one input, got {len(args.input)} ({shown}): for an image sequence quote the pattern "
             "('frames/*.png') or pass the folder; for several videos use birefvid batch"
         )
+    _refuse_picture_to_picture(args.input[0], args.out)
     if is_video_file(args.input[0]):
         warn_fps_for_videos(args, args.input[0])
     return file_job_from_args(args, args.input[0], args.out)
+
+
+def _refuse_picture_to_picture(source: str, out: str) -> None:
+    """A photo to ``cut.png`` is `image`'s job: rembg's `i` users came to process and were told what video
+    formats a .png output cannot be, with no word of the command that writes it."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS
+
+    stills = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}  # no video or animation is written to these (.webp is)
+    if Path(source).suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS and Path(source).is_file() and Path(out).suffix.lower() in stills:
+        raise ConfigError(f"process writes videos; to cut out the picture {source} as {out} run `birefvid image {source} -o {out}`")
 
 
 def run(args: argparse.Namespace) -> int:

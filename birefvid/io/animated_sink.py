@@ -144,6 +144,9 @@ class AnimatedImageSink(Sink):
         self._frames = 0
         self._skipped = 0
         self._last_pts: Optional[int] = None
+        self._first_pts: Optional[int] = None
+        self._gap: Optional[int] = None  # between the last two frames kept
+        self._held: Optional[av.Packet] = None  # GIF: the newest frame's packet, muxed once its delay is known
         self._file = AtomicFile(self.path, overwrite=overwrite)
         self._transparent_gif = spec.pix_fmt == "pal8" and spec.kind == "alpha"
         try:
@@ -193,15 +196,42 @@ class AnimatedImageSink(Sink):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=_FRAME_FORMAT[self.spec.kind])
             frame.pts, frame.time_base = stamp, self._time_base
             self._encode(frame)
+            if self._last_pts is not None:
+                self._gap = stamp - self._last_pts
+            self._first_pts = stamp if self._first_pts is None else self._first_pts
             self._last_pts = stamp
             self._frames += 1
+
+    def _last_duration(self) -> int:
+        """The last frame's time on screen, in time-base units: what the source has left after it (a GIF's
+        held last frame), else the gap before it, else one frame at the source's rate."""
+        if self._last_pts is not None and self._first_pts is not None and self.info.duration:
+            left = Fraction(self.info.duration) - (self._last_pts - self._first_pts) * self._time_base
+            if 0 < left <= 10:  # a container duration stretched by a longer sound track is not the picture's
+                return max(1, round(left / self._time_base))
+        if self._gap:
+            return self._gap
+        return max(1, round(1 / (Fraction(self.info.average_rate or 25) * self._time_base)))
 
     def _encode(self, frame: Optional[av.VideoFrame]) -> None:
         """Encode one frame, or with None flush the encoder."""
         try:
             if frame is not None and frame.format.name != self.spec.pix_fmt:
                 frame = frame.reformat(format=self.spec.pix_fmt)
-            self._out.mux(self._stream.encode(frame))
+            packets = self._stream.encode(frame)
+            if self.spec.muxer != "gif":
+                self._out.mux(packets)
+                return
+            # FFmpeg's GIF muxer times a frame by the next one's pts, and the last by its packet's duration, which
+            # the encoder leaves at 1/25 s: a 10 fps GIF flashed its last frame for 40 ms each loop
+            for packet in packets:
+                if self._held is not None:
+                    self._out.mux(self._held)
+                self._held = packet
+            if frame is None and self._held is not None:
+                self._held.duration = self._last_duration()
+                self._out.mux(self._held)
+                self._held = None
         except av.FFmpegError as e:
             raise SinkError(f"encoding frame {self._frames} into {self.path} failed: {e}") from e
 
