@@ -775,3 +775,18 @@ def test_latency_budget_prefers_a_neighbour_size_already_exported(monkeypatch, c
     assert seg.resolution == (want, want)
     if want != 192:
         assert f"latency budget: {want}x{want}, exported already" in caplog.text and "rather than 192x192" in caplog.text
+
+
+def test_a_recording_whose_name_was_taken_meanwhile_fails_with_a_report_naming_where_it_was_kept(tmp_path):
+    """Another process wrote cam.mkv while this live run recorded to it: the run replaced it at the end. Now its
+    recording is kept as `cam (2).mkv` and the run fails, its error's report (what `--report` writes) listing that file."""
+    from birefvid.errors import OutputKeptError
+
+    clip = write_scene(tmp_path / "in.mkv", 6)
+    out = tmp_path / "cam.mkv"
+    job = build_live_job(str(clip), [str(out)], effect="mask", smooth="none", carry=False)
+    with pytest.raises(OutputKeptError, match=r"kept as .*cam \(2\)\.mkv") as caught:
+        run_live(job, segmenter=red_key_segmenter(), on_effects=lambda effects: out.write_bytes(b"the other run's"))
+    kept = str(tmp_path / "cam (2).mkv")
+    assert out.read_bytes() == b"the other run's" and len(read_frames(kept)) == 6
+    assert caught.value.report["recorded"] == {str(out): [kept]} and "kept as" in caught.value.report["error"]

@@ -26,7 +26,7 @@ import torch
 
 from .. import exiting
 from ..compose.compositor import Compositor
-from ..errors import BirefvidError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
+from ..errors import BirefvidError, OutputKeptError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
 from ..job import EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
 from ..temporal import Smoother, make_smoother
@@ -664,7 +664,13 @@ def run_live_job(
             raise
         finally:
             with finishing():  # a SIGTERM now would leave recordings half-closed: they finish first
-                finish_sinks(sinks, failed)
+                try:
+                    finish_sinks(sinks, failed)
+                except OutputKeptError as kept:  # a recording went beside the name another run took: the report says where
+                    if runner is not None and runner.final:
+                        report = _run_report(job, info, fps, sinks, runner, {**resolved_settings(seg), "model_threads": threads})
+                        kept.report = {**report, "error": str(kept)}  # type: ignore[attr-defined]
+                    raise
                 if failure is not None:  # after the aborts: the unfinished parts are no longer listed
                     report = _run_report(job, info, fps, sinks, runner, {**resolved_settings(seg), "model_threads": threads})
                     failure.report = {**report, "ended_by": "failed", "error": str(failure)}  # type: ignore[attr-defined]
