@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import unicodedata
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 
 # ``log.warning(..., extra=NOTICE)``: a line every run shows, as a warning is, about work that takes a while
@@ -38,6 +38,18 @@ class SourceError(BirefvidError, OSError):
 
 class SinkError(BirefvidError, OSError):
     """An output cannot be written (unwritable folder, unsupported codec, exists already)."""
+
+
+class OutputKeptError(SinkError):
+    """A finished output found its name taken at the commit and was kept under ``kept`` instead: the run
+    still fails (exit 2), and a script or service reads where its result went, none of it thrown away."""
+
+    def __init__(self, message: str, kept: Optional[os.PathLike[str] | str] = None) -> None:
+        super().__init__(message)
+        self.kept = kept
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (a Ray worker's) with its kept path
+        return (type(self), (str(self), self.kept))
 
 
 class WeightsError(BirefvidError, ValueError):

@@ -76,8 +76,8 @@ def test_openvino_segmenter_shared_by_two_threads():
 
 def test_an_output_written_meanwhile_is_not_replaced_without_overwrite(tmp_path):
     """Two requests of a service writing one name at once, neither with overwrite=True: the one that
-    finished second replaced the first's file and both reported success; it now fails, leaving both
-    the other file and no temporary one."""
+    finished second replaced the first's file and both reported success; it now fails, leaving the
+    other file, its own result beside it as `cut (2).webm`, and no temporary one."""
     from birefvid import SinkError
     from birefvid.api import process_video
     from process_fixtures import make_scene, red_key_segmenter
@@ -92,4 +92,4 @@ def test_an_output_written_meanwhile_is_not_replaced_without_overwrite(tmp_path)
     with pytest.raises(SinkError, match="output exists"):
         process_video(src, out, segmenter=red_key_segmenter(), progress=other_request_finishes)
     assert out.read_bytes() == b"the other request's cut-out"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.webm", "in.mov"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut (2).webm", "cut.webm", "in.mov"]

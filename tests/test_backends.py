@@ -98,6 +98,22 @@ def test_exports_are_cached_per_weights_and_size(b0):
     assert len({path, cached_onnx_path(other, (64, 64)), cached_onnx_path(b0, (96, 64)), cached_onnx_path(b0, (64, 64), batch=2)}) == 4
 
 
+def test_a_segmenter_says_whether_a_size_needs_a_first_export(b0, tmp_path, monkeypatch):
+    """What live mode asks to prefer a size exported already: an exported engine needs one until the file is in
+    the cache (under the same key as cached_onnx's), or in the fallback cache; PyTorch never does."""
+    need_module("onnxruntime", "onnxruntime")
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    seg = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="onnxruntime")
+    assert seg.needs_export(72, 96) and seg.inference_size(72, 96) == (64, 64)
+    cached = cached_onnx_path(b0, (64, 64))
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"an export of an earlier run")
+    assert not seg.needs_export(72, 96) and seg.with_backend("onnxruntime").needs_export(72, 96) is False
+    seg.resolution = (96, 96)
+    assert seg.needs_export(72, 96)
+    assert not Segmenter(module=b0, resolution=96, device="cpu", precision="fp32", backend="torch").needs_export(72, 96)
+
+
 def test_a_run_waits_for_another_processs_export_of_the_same_model(b0, tmp_path, monkeypatch, caplog):
     """Runs started together on an empty cache (two terminals, a batch's Ray workers) each exported the
     same model, 20-90 s apiece on the same cores. Now one exports while the others wait for its file."""

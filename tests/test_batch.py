@@ -818,3 +818,23 @@ def test_device_cuda_without_cuda_is_one_line_before_the_output_folder(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["birefvid: error: device cuda requested but CUDA is not available here; use --device cpu or auto"]
     assert not (tmp_path / "o").exists()
+
+
+def test_progress_json_dash_writes_json_lines_on_standard_output(tmp_path, capsys, monkeypatch):
+    """`batch --progress-json -` made a file named "-" where `--report -` prints: now one JSON event a line on stdout,
+    nothing else there (the progress lines stay on stderr), and stdout left open."""
+    import json
+    import sys
+
+    from birefvid.batch.progress import BatchProgress
+
+    monkeypatch.chdir(tmp_path)
+    progress = BatchProgress(json_path="-")
+    progress.start(1, 1, 6, 1, "here")
+    progress.chunk_done("a", 0, 6, 1.0)
+    progress.video_done("a", "out/a.mkv")
+    progress.close()
+    assert not sys.stdout.closed and list(tmp_path.iterdir()) == []
+    captured = capsys.readouterr()
+    events = [json.loads(line)["event"] for line in captured.out.splitlines()]
+    assert events == ["start", "chunk_done", "video_done"] and "chunks 1/1" in captured.err

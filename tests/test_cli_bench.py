@@ -25,6 +25,7 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
     table = captured.out
     # minutes pass before the table on a CPU: stderr says what is being timed (it said nothing)
     assert "bench: timing pvt_v2_b0 (test weights) at 64x64 (torch fp32)" in captured.err
+    assert "reference, 1 run each ..." in captured.err  # it said "1 runs each"
     assert "bench: end to end: green of a generated 4-frame 128x96 clip" in captured.err
     figures = json.loads(out.read_text())
     assert (figures["backend"], figures["precision"], figures["resolution"]) == ("torch", "fp32", [64, 64])

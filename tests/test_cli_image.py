@@ -102,7 +102,8 @@ def test_a_folder_holds_one_picture_at_a_time(tmp_path, pvt_b0_weights, monkeypa
 
 def test_a_picture_another_run_wrote_meanwhile_is_not_replaced_without_overwrite(tmp_path, photo, pvt_b0_weights, capsys, monkeypatch):
     """Two `image` runs writing one name at once: the later replaced the earlier's picture and both said done, as
-    process did before it refused that. Now the later ends with one line, and the other's picture stays."""
+    process did before it refused that. Now the later ends with one line naming where its own picture was kept,
+    and the other's picture stays."""
     from birefvid.commands import image as image_command
 
     out = tmp_path / "cut.png"
@@ -113,9 +114,12 @@ def test_a_picture_another_run_wrote_meanwhile_is_not_replaced_without_overwrite
         return header(source)
 
     monkeypatch.setattr(image_command, "_header", other_run_finishes)
-    _one_line_error(capsys, main(["image", str(photo), "-o", str(out), "--weights", str(pvt_b0_weights), *MODEL_ARGS]), "output exists")
+    _one_line_error(capsys, main(["image", str(photo), "-o", str(out), "--weights", str(pvt_b0_weights), *MODEL_ARGS]),
+                    f"output exists: {out} (written by something else while this run wrote it); this run's output is kept as "
+                    f"{tmp_path / 'cut (2).png'}")  # fmt: skip
     assert out.read_bytes() == b"the other run's picture"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, photo.name])  # no temporary left
+    assert (tmp_path / "cut (2).png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, "cut (2).png", photo.name])  # no temporary left
 
 
 def _one_line_error(capsys, code: int, pattern: str) -> None:

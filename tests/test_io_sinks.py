@@ -655,10 +655,12 @@ def test_a_png_folder_that_got_files_meanwhile_is_not_deleted_without_overwrite(
     sink = open_sink(out, kind="mask", info=info)
     sink.write(_batch("mask", 2, info.width, info.height), [0, 1])
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(SinkError, match="output exists"):
+    with pytest.raises(SinkError, match=r"output exists: .*frames .*this run's image sequence is kept as .*frames \(2\)") as caught:
         sink.close()
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no temporary folder left
+    assert caught.value.kept == tmp_path / "frames (2)"  # the finished frames, kept beside it, not thrown away
+    assert sorted(p.name for p in (tmp_path / "frames (2)").iterdir()) == ["frame_000001.png", "frame_000002.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "frames (2)"]  # no temporary folder left
     fresh = tmp_path / "empty"
     fresh.mkdir()
     _write(fresh, "mask", info, [0, 1])  # a folder still empty is replaced as before
@@ -691,6 +693,28 @@ def test_a_new_output_is_kept_when_the_link_says_it_exists_but_made_it(tmp_path,
 
     monkeypatch.setattr(os, "link", no_links)
     g = AtomicFile(tmp_path / "out.mov", overwrite=False)
-    with pytest.raises(SinkError, match="output exists"):
+    g.temp.write_bytes(b"the second run's")
+    with pytest.raises(SinkError, match=r"output exists: .*out\.mov .*kept as .*out \(2\)\.mov"):
         g.commit()
-    assert (tmp_path / "out.mov").read_bytes() == b"this run's cut-out" and listdir(tmp_path) == ["out.mov"]
+    assert (tmp_path / "out.mov").read_bytes() == b"this run's cut-out" and listdir(tmp_path) == ["out (2).mov", "out.mov"]
+    assert (tmp_path / "out (2).mov").read_bytes() == b"the second run's"
+
+
+def test_a_finished_video_whose_name_was_taken_meanwhile_is_kept_beside_it(tmp_path):
+    """`process` without --overwrite, and another program wrote clip.webm during the run: the finished cut-out (hours
+    of work) was deleted and the run failed with "output exists". Now it is kept as `clip (3).webm` (the next free
+    name), the run still fails, and the error (and its ``kept``) says where it went."""
+    from birefvid.errors import OutputKeptError
+
+    info = _info()
+    out = tmp_path / "clip.webm"
+    sink = open_sink(out, kind="alpha", info=info, overwrite=False)
+    sink.write(_batch("alpha", 2, info.width, info.height), [0, 1])
+    out.write_bytes(b"someone else's")
+    (tmp_path / "clip (2).webm").write_bytes(b"an older copy")
+    with pytest.raises(OutputKeptError, match=r"output exists: .*clip\.webm \(written by something else.*kept as .*clip \(3\)\.webm") as caught:
+        sink.close()
+    assert caught.value.kept == tmp_path / "clip (3).webm"
+    assert out.read_bytes() == b"someone else's" and (tmp_path / "clip (2).webm").read_bytes() == b"an older copy"
+    assert len(read_video(caught.value.kept).pts) == 2
+    assert listdir(tmp_path) == ["clip (2).webm", "clip (3).webm", "clip.webm"]  # no hidden temporary left

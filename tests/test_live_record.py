@@ -146,6 +146,24 @@ def test_existing_target_needs_overwrite(tmp_path):
     assert len(_pts_seconds(path)) == 1
 
 
+def test_a_recording_whose_name_another_process_took_meanwhile_is_kept_beside_it(tmp_path):
+    """Two `birefvid live` processes recording to cam.mp4 (no --overwrite): the later one to stop replaced the
+    earlier's recording at its commit. Now the earlier's stays, the later's is kept as `cam (2).mp4`, and its
+    run fails naming it (``kept``, and ``files`` for the report)."""
+    from birefvid.errors import OutputKeptError
+
+    path = tmp_path / "cam.mp4"
+    sink = RecordingSink(path, width=W, height=H, fps=FPS, kind="rgb")
+    for i in range(3):
+        sink.send(_rgb(i), i / FPS)
+    path.write_bytes(b"the other process's recording")
+    with pytest.raises(OutputKeptError, match=r"output exists: .*cam\.mp4 .*kept as .*cam \(2\)\.mp4") as caught:
+        sink.close()
+    assert caught.value.kept == tmp_path / "cam (2).mp4" and sink.files == [tmp_path / "cam (2).mp4"]
+    assert path.read_bytes() == b"the other process's recording" and len(_pts_seconds(tmp_path / "cam (2).mp4")) == 3
+    assert sorted(os.listdir(tmp_path)) == ["cam (2).mp4", "cam.mp4"]
+
+
 @pytest.mark.parametrize(
     "name,kind,match",
     [

@@ -746,3 +746,47 @@ def test_a_report_that_cannot_be_written_is_one_error_and_leaves_no_half_file(tm
         assert not (folder / "r.json").exists()
     with pytest.raises(SinkError, match=r"directory\); the recording one\.mkv was written and kept$"):
         _write_report(str(tmp_path / "gone" / "r.json"), {"recorded": {"one.mkv": ["one.mkv"]}})
+
+
+@pytest.mark.parametrize("cached,costs_ms,want", [
+    # a busy machine: 192 fits this time, but 160 (below) is exported from the last run: no 13-25 s export again
+    ({160}, {160: 150, 192: 240, 224: 300}, 160),
+    # 224, exported last time, took 270 ms against a budget of 250: within the margin, so taken over exporting 192
+    ({224}, {160: 150, 192: 240, 224: 270}, 224),
+    # 224 took 300 ms, well over: 192 is exported now, as before
+    ({224}, {160: 150, 192: 240, 224: 300}, 192),
+    # the chosen size is cached: nothing changes
+    ({160, 192}, {160: 150, 192: 240, 224: 270}, 192),
+])
+def test_latency_budget_prefers_a_neighbour_size_already_exported(monkeypatch, caplog, cached, costs_ms, want):
+    """`live` on a busy machine picked 160, 224 and 192 on three runs, each exported for OpenVINO (13-25 s): a ladder
+    neighbour whose export is cached is now taken, and the -v log says why."""
+    import logging
+
+    import birefvid.runtime.live as live
+
+    seg = red_key_segmenter()
+    image = scene_frame(0, (320, 240))
+    monkeypatch.setattr(live, "SIZE_LADDER", (160, 192, 224, 256))
+    monkeypatch.setattr(live, "_timed", lambda fn, arg: costs_ms.get(seg.resolution[0], 10_000) / 1000)  # a fake clock
+    monkeypatch.setattr(seg, "needs_export", lambda h, w: seg.inference_size(h, w)[0] not in cached)
+    with caplog.at_level(logging.INFO, logger="birefvid.runtime.live"):
+        assert choose_resolution(seg, image, 0.25, ceiling=1024) == (want, want)
+    assert seg.resolution == (want, want)
+    if want != 192:
+        assert f"latency budget: {want}x{want}, exported already" in caplog.text and "rather than 192x192" in caplog.text
+
+
+def test_a_recording_whose_name_was_taken_meanwhile_fails_with_a_report_naming_where_it_was_kept(tmp_path):
+    """Another process wrote cam.mkv while this live run recorded to it: the run replaced it at the end. Now its
+    recording is kept as `cam (2).mkv` and the run fails, its error's report (what `--report` writes) listing that file."""
+    from birefvid.errors import OutputKeptError
+
+    clip = write_scene(tmp_path / "in.mkv", 6)
+    out = tmp_path / "cam.mkv"
+    job = build_live_job(str(clip), [str(out)], effect="mask", smooth="none", carry=False)
+    with pytest.raises(OutputKeptError, match=r"kept as .*cam \(2\)\.mkv") as caught:
+        run_live(job, segmenter=red_key_segmenter(), on_effects=lambda effects: out.write_bytes(b"the other run's"))
+    kept = str(tmp_path / "cam (2).mkv")
+    assert out.read_bytes() == b"the other run's" and len(read_frames(kept)) == 6
+    assert caught.value.report["recorded"] == {str(out): [kept]} and "kept as" in caught.value.report["error"]

@@ -93,3 +93,36 @@ def test_stats_json_follows_logrotate(tmp_path, rotate):
             assert not [h for h in held if "stats.jsonl" in h and h.endswith("(deleted)")]
     finally:
         stats.close()
+
+
+def test_stats_json_dash_writes_json_lines_on_standard_output(tmp_path, capsys, monkeypatch):
+    """`live --stats-json -` made a file named "-" where `--report -` and `eval --json -` print: now one JSON object
+    a line on stdout (flushed each), the final one marked, and stdout left open for the CLI."""
+    import json
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    stats = LiveStats(every=0.0, json_path="-")
+    _feed(stats, 10)
+    stats.emit(1.0, None)
+    stats.final(2.0, None)
+    stats.close()
+    assert not sys.stdout.closed and list(tmp_path.iterdir()) == []
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2 and lines[0]["frames_shown"] == 10 and lines[1]["final"] is True
+
+
+def test_stats_json_and_report_both_on_standard_output_is_one_line(tmp_path, capsys):
+    """Both on stdout, a reader got JSON lines then an indented report: refused before anything opens, and the
+    help says what '-' means."""
+    from birefvid.cli import main
+
+    clip = tmp_path / "x.mp4"
+    clip.write_bytes(b"")
+    assert main(["live", "--source", str(clip), "--model", "tiny", "--sink", str(tmp_path / "r.mp4"), "--stats-json", "-", "--report", "-"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stats-json - and --report - both write to standard output" in err[0], err
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--stats-json STATS_JSON append stats as JSON lines to this file ('-': standard output" in text

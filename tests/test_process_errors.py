@@ -393,6 +393,24 @@ def test_existing_output_needs_overwrite(tmp_path, capsys, run, clip):
     assert_nothing_written(tmp_path, "out.mkv")
 
 
+def test_an_output_made_by_another_program_during_the_run_keeps_this_runs_result(tmp_path, clip):
+    """Another program wrote out.mkv while `process` (no --overwrite) worked: the finished result was thrown away
+    with "output exists". Now it is kept as `out (2).mkv`, the run still fails (SinkError, exit 2), and the
+    exception and the --report name the kept file for a service to act on."""
+    from birefvid.errors import OutputKeptError
+
+    out = tmp_path / "out.mkv"
+    with pytest.raises(OutputKeptError, match=r"output exists: .*out\.mkv .*kept as .*out \(2\)\.mkv") as caught:
+        process_video(clip, out, kind="mask", segmenter=red_key_segmenter(), smooth="none", report_path=tmp_path / "r.json",
+                      on_start=lambda total: out.write_bytes(b"someone else's"))  # fmt: skip
+    kept = tmp_path / "out (2).mkv"
+    assert caught.value.kept == kept and out.read_bytes() == b"someone else's"
+    assert kept.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # this run's Matroska file, whole
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["output"] == str(kept) and report["frames"] == 6 and "kept as" in report["error"]
+    assert_nothing_written(tmp_path, "out.mkv", "out (2).mkv", "r.json")
+
+
 def test_existing_png_folder_needs_overwrite(tmp_path, capsys, run, clip):
     out = tmp_path / "frames"
     out.mkdir()

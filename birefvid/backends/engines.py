@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, option
-from .export import cached_onnx, writable_cache_dir
+from .export import cached_onnx, onnx_cached, writable_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,10 @@ class _ExportedEngine:
         """
         if size not in self._runs:
             self._runs[size] = self._compile(str(self._onnx(size)))
+
+    def exported(self, size: tuple[int, int]) -> bool:
+        """True when input (h, w) needs no export (done in this run or cached): live mode prefers such a size."""
+        return size in self._exports or onnx_cached(self.model, size)
 
     def _onnx(self, size: tuple[int, int]) -> Path:
         """The export for input (h, w), from the cache or exported now (its time added to ``export_seconds``)."""

@@ -213,6 +213,12 @@ def cached_onnx_path(model: torch.nn.Module, size: tuple[int, int], batch: int =
     return cache_dir() / "onnx" / name
 
 
+def onnx_cached(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> bool:
+    """True when ``cached_onnx`` finds this export on disk (the cache, or the fallback one) and would not export it."""
+    name = cached_onnx_path(model, size, batch).name
+    return (cache_dir() / "onnx" / name).is_file() or (fallback_cache_dir() / "onnx" / name).is_file()
+
+
 def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, say_time: bool = True) -> tuple[Path, Optional[float]]:
     """The cached export of ``model`` at (h, w) = ``size``, exporting it first if needed.
 

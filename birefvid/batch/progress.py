@@ -7,6 +7,7 @@ retried after its worker died starts its count again, and finished chunks ignore
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -22,7 +23,10 @@ ChunkKey = tuple[str, int]  # (video, chunk index)
 
 
 def _open_json(path: str | Path) -> TextIO:
-    """``path`` opened for appending JSON lines; a missing or unwritable folder is one line, not a traceback."""
+    """``path`` opened for appending JSON lines (``-``: standard output, as ``--report -``; it made a file named "-");
+    a missing or unwritable folder is one line, not a traceback."""
+    if str(path) == "-":
+        return sys.stdout
     try:
         return open(path, "a", buffering=1)  # noqa: SIM115 - closed in BatchProgress.close()
     except OSError as e:
@@ -134,13 +138,17 @@ class BatchProgress:
         if self._json is not None:
             try:
                 self._json.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields, **counts}) + "\n")
+                self._json.flush()  # line-buffered as a file; standard output into a pipe is not
             except OSError as e:  # a full disk, say: the videos matter more than their progress lines
                 log.warning("%s stopped: cannot write it (%s); the batch goes on", option("progress_json"), e.strerror or e)
                 self._drop_json()
 
     def _drop_json(self) -> None:
         json_file, self._json = self._json, None
-        if json_file is not None:
+        if json_file is sys.stdout:  # left open: the CLI flushes it at exit
+            with contextlib.suppress(OSError):
+                json_file.flush()
+        elif json_file is not None:
             try:
                 json_file.close()
             except OSError:  # its buffer could not be written either

@@ -39,7 +39,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each Ray worker reserves (default 0, or 1 with --device cuda; 1: one worker per GPU)")
     scale.add_argument("--chunk-frames", type=int, default=1500,
                        help="split videos longer than this into chunks of at least this many frames, at keyframes (default 1500; 0: never split)")  # fmt: skip
-    scale.add_argument("--progress-json", help="append progress events (videos, chunks, frames, fps) as JSON lines to this file")
+    scale.add_argument("--progress-json", help="append progress events (videos, chunks, frames, fps) as JSON lines to this file ('-': standard output, one object a line)")
     scale.add_argument("--progress-every", type=float, default=10.0, help="seconds between frame-count lines while chunks run (default 10)")
     add_model_options(parser)
     parser.set_defaults(run=run)
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--cpus-per-worker must be above 0 (e.g. 1 or 0.5), got {args.cpus_per_worker:g}")
     if not 0 <= args.gpus_per_worker < math.inf:
         raise ConfigError(f"--gpus-per-worker must be 0 or more (1: one worker per GPU), got {args.gpus_per_worker:g}")
-    if args.progress_json:
+    if args.progress_json and args.progress_json != "-":  # "-": standard output
         check_output_file(args.progress_json, option("progress_json"))
     for path, what in [(args.output_dir, "output"), *((i, "input") for i in args.inputs)]:
         check_path_given(path, what)  # "" meant the current folder

@@ -102,7 +102,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "device": str(seg.device), "backend": seg.backend, "precision": seg.precision,
     }  # fmt: skip
     # the table comes at the end, minutes later on a CPU: say what is being timed meanwhile
-    _progress(f"timing {name} at {seg.resolution[0]}x{seg.resolution[1]} ({seg.backend} {seg.precision}) and the eager fp32 reference, {args.runs} runs each")
+    _progress(f"timing {name} at {seg.resolution[0]}x{seg.resolution[1]} ({seg.backend} {seg.precision}) and the eager fp32 reference, {args.runs} run{'' if args.runs == 1 else 's'} each")
     figures.update(measure_model(seg, reference, frames, args.runs))
     del reference
     if args.clip_frames > 0:

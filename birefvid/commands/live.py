@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any, Optional
 
-from ..errors import SinkError, option
+from ..errors import ConfigError, SinkError, option
 from ..job import DEFAULT_LATENCY_BUDGET_MS, EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
 from .options import add_matte_options, add_model_options, matte_options
 
@@ -50,7 +50,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="flow", help="temporal mask smoothing of the model's masks: flow (along optical flow), ema or none (default flow)")
     run_group.add_argument("--no-carry", action="store_true", help="do not carry the last mask to new frames along optical flow")
     run_group.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (default 5)")
-    run_group.add_argument("--stats-json", help="append stats as JSON lines to this file")
+    run_group.add_argument("--stats-json", help="append stats as JSON lines to this file ('-': standard output, one object a line)")
     run_group.add_argument("--report", help="write a JSON report of the run (figures and the job); '-' prints it on standard output")
     run_group.add_argument("--overwrite", action="store_true", help="replace an existing recording")
     run_group.add_argument("--preset", help="encoder speed preset of a recording (x264/x265 default veryfast; superfast or ultrafast "
@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.terminal_keys import TerminalKeys
 
     check_report_path(None if args.report == "-" else args.report)
+    if args.report == "-" and args.stats_json == "-":  # one reader of stdout: JSON lines, then an indented report, broke it
+        raise ConfigError("--stats-json - and --report - both write to standard output; send one of them to a file")
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     quit_key = threading.Event()
     with TerminalKeys(sys.stdin, printer, on_quit=quit_key.set) as keys:  # b r g n in this terminal switch the effect, q ends the run

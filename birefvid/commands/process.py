@@ -68,12 +68,19 @@ def _refuse_picture_to_picture(source: str, out: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import run_job
+    from ..errors import OutputKeptError
 
     job = job_from_args(args)
     to_stdout = args.report == "-"  # as `eval --json -`: for a pipe (jq); it wrote a file named "-"
     progress = FrameProgress(quiet=args.quiet)
     try:
         report = run_job(job, progress=progress.advance, on_start=progress.start, report_path=None if to_stdout else args.report)
+    except OutputKeptError as e:  # the output went beside its taken name: a script reads where (exit 2 still)
+        if to_stdout and hasattr(e, "report"):
+            from ..urls import hide_secrets
+
+            print(json.dumps(hide_secrets(e.report), indent=2))
+        raise
     finally:
         progress.close()
     if not args.quiet:

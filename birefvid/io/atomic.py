@@ -2,7 +2,9 @@
 
 A video goes to ``.NAME.partial-XXXX.EXT`` beside the target (the real extension stays last so
 FFmpeg picks the right muxer) and an image sequence to a hidden temporary folder; ``commit``
-moves it onto the target with ``os.replace``, ``discard`` removes it.
+moves it onto the target with ``os.replace``, ``discard`` removes it. Without overwrite, a target
+another program made meanwhile is never replaced: the finished output is committed beside it as
+``NAME (2).EXT`` and the commit raises ``OutputKeptError`` naming that file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from birefvid.errors import SinkError, option
+from birefvid.errors import OutputKeptError, SinkError, option
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,22 @@ def fit_name(name: str, around: str) -> str:
     while len(os.fsencode(name)) > room:
         name = name[:-1]
     return name
+
+
+# how many names ``NAME (2).EXT``, ``NAME (3).EXT``... a finished output whose name was taken tries
+KEEP_TRIES = 1000
+
+
+def kept_name(target: Path, n: int, *, is_dir: bool = False) -> Path:
+    """``clip (n).webm`` beside ``clip.webm`` (``frames (n)`` for a folder), as file managers name a copy: where a
+    finished output goes when another program took its name while it was written."""
+    mark = f" ({n})"
+    suffix = "" if is_dir else target.suffix
+    stem = target.name[: len(target.name) - len(suffix)] if suffix else target.name
+    room = NAME_MAX - len(os.fsencode(mark + suffix))
+    while len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return target.with_name(f"{stem}{mark}{suffix}")
 
 
 def partial_prefix(name: str, suffix: str = "") -> str:
@@ -185,7 +203,10 @@ class _AtomicTarget:
         try:
             apply_default_permissions(self.temp, is_dir=self.is_dir)
             self._move()
-        except SinkError:  # said already (a target that appeared meanwhile)
+        except OutputKeptError:  # committed beside the target: nothing left to discard
+            self._done = True
+            raise
+        except SinkError:  # said already
             self.discard()
             raise
         except PermissionError as e:
@@ -214,12 +235,36 @@ class _AtomicTarget:
     def _remove(self) -> None:
         raise NotImplementedError
 
+    def _take(self, name: Path) -> bool:
+        """Move the temporary entry to ``name`` if nothing is there (False: taken), never replacing anything."""
+        raise NotImplementedError
+
+    def _keep_beside(self, why: str) -> OutputKeptError:
+        """The finished entry committed under the first free ``NAME (2).EXT``, ``(3)``... beside the taken target,
+        as an error saying where (``why``: what took the target): hours of work were thrown away on that conflict."""
+        kept: Optional[Path] = None
+        try:
+            for n in range(2, 2 + KEEP_TRIES):
+                name = kept_name(self.target, n, is_dir=self.is_dir)
+                if self._take(name):
+                    kept = name
+                    break
+        except OSError as e:
+            log.warning("could not keep %s beside %s: %s", self.temp, self.target, e.strerror or e)
+        if kept is None:  # no free name, or the folder refused: the temporary entry itself stays
+            kept = self.temp
+        self._done = True
+        log.debug("kept %s as %s", self.target, kept)
+        return OutputKeptError(f"output exists: {self.target} ({why}); this run's {self.what} is kept as {kept} "
+                               f"(rename it, or use {option('overwrite', True)} to replace)", kept=kept)  # fmt: skip
+
 
 class AtomicFile(_AtomicTarget):
     """A temporary file beside ``target`` that becomes ``target`` on ``commit()``.
 
-    ``overwrite=False``: the commit refuses (SinkError) a target that appeared while the file was
-    written, as two requests of a service writing one name at once do, instead of replacing it.
+    ``overwrite=False``: a target that appeared while the file was written (two requests of a service
+    writing one name at once) is not replaced: the file is committed as ``NAME (2).EXT`` and the commit
+    raises ``OutputKeptError`` with that path.
     """
 
     def __init__(self, target: Path, *, overwrite: bool = True) -> None:
@@ -243,17 +288,26 @@ class AtomicFile(_AtomicTarget):
             if _same_file(self.temp, self.target):  # NFS: a retried link call that had made it says EEXIST
                 self._remove()
                 return
-            self.discard()
-            raise SinkError(f"output exists: {self.target} (written by something else while this run wrote it; "
-                            f"use {option('overwrite', True)})") from None  # fmt: skip
+            raise self._keep_beside("written by something else while this run wrote it") from None
         except OSError:  # a disk without hard links (FAT, some network shares): the check then the rename
             if os.path.lexists(self.target):
-                self.discard()
-                raise SinkError(f"output exists: {self.target} (written by something else while this run wrote it; "
-                                f"use {option('overwrite', True)})") from None  # fmt: skip
+                raise self._keep_beside("written by something else while this run wrote it") from None
             replace(self.temp, self.target)
             return
         self._remove()
+
+    def _take(self, name: Path) -> bool:
+        try:
+            os.link(self.temp, name)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here: the check then the rename
+            if os.path.lexists(name):
+                return False
+            replace(self.temp, name)
+            return True
+        self._remove()
+        return True
 
     def _remove(self) -> None:
         try:
@@ -276,7 +330,8 @@ class AtomicDir(_AtomicTarget):
     """A hidden temporary folder beside ``target`` that becomes ``target`` on ``commit()``.
 
     ``overwrite=False``: the commit replaces a missing or still empty folder only; one that something
-    was put into meanwhile (or a file of that name) is refused (SinkError), never moved aside and deleted.
+    was put into meanwhile (or a file of that name) is never moved aside and deleted: the sequence is
+    committed as ``NAME (2)`` and the commit raises ``OutputKeptError`` with that path.
     """
 
     is_dir = True
@@ -323,9 +378,18 @@ class AtomicDir(_AtomicTarget):
         except OSError:
             if not os.path.lexists(self.target):
                 raise
-            self.discard()
-            raise SinkError(f"output exists: {self.target} (something was put there while this run wrote it; "
-                            f"use {option('overwrite', True)} to replace it)") from None  # fmt: skip
+            raise self._keep_beside("something was put there while this run wrote it") from None
+
+    def _take(self, name: Path) -> bool:
+        if os.path.lexists(name):
+            return False
+        try:
+            os.rename(self.temp, name)  # onto a missing name (or a folder made empty meanwhile: nothing lost)
+        except OSError:
+            if os.path.lexists(name):
+                return False
+            raise
+        return True
 
     def _remove(self) -> None:
         shutil.rmtree(self.temp, ignore_errors=True)

@@ -18,7 +18,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from birefvid.errors import SinkError
+from birefvid.errors import OutputKeptError, SinkError
 from birefvid.frames import StreamInfo
 from birefvid.io.animated_sink import ANIMATED_MUXERS, AnimatedImageSink
 from birefvid.io.atomic import check_target, fit_name
@@ -118,6 +118,8 @@ class RecordingSink(LiveSink):
         self._clock_stamp: Optional[str] = None  # the clock's time when the latest part began
         self._closing: Optional[threading.Thread] = None
         self._closing_error: Optional[BaseException] = None
+        self._kept: Optional[Path] = None  # the one file, committed beside its name another run took meanwhile
+        self._overwrite = overwrite
         self._claim = _claim(self.path)
         try:
             if segment_seconds is None:
@@ -136,12 +138,17 @@ class RecordingSink(LiveSink):
         log.info("recording %dx%d %s to %s%s with %s", width, height, kind, self.path, parts, self._spec.codec)
 
     def _open_file(self, path: Path) -> Sink:
+        # without overwrite, one file another run (another process) committed meanwhile is not replaced: this one goes
+        # beside it as NAME (2).EXT (the later of two `live` runs to stop replaced the other's recording); parts have
+        # names of their own, and a conflict there must not stop a recording of days
+        overwrite = self._overwrite or self._segment_seconds is not None
         if self._spec.muxer in ANIMATED_MUXERS:  # a GIF / WebP / APNG of the session: pictures only
             if self._audio is not None:
                 log.info("%s holds no sound; the recording is pictures only", path)
-            return AnimatedImageSink(path, self._spec, self._info)
+            return AnimatedImageSink(path, self._spec, self._info, overwrite=overwrite)
         until = None if self._segment_seconds is None else self._part_start + self._segment_seconds
-        return VideoFileSink(path, self._spec, self._info, live_audio=self._audio, live_audio_start=self._part_start, live_audio_until=until)
+        return VideoFileSink(path, self._spec, self._info, live_audio=self._audio, live_audio_start=self._part_start, live_audio_until=until,
+                             overwrite=overwrite)  # fmt: skip
 
     def _part_path(self, wall: float) -> Path:
         """The next part's name: the recording's, stamped with local time ``wall``; never an existing file."""
@@ -168,8 +175,8 @@ class RecordingSink(LiveSink):
 
     @property
     def files(self) -> list[Path]:
-        """The files this recording wrote (after close: committed): its parts, or its one file."""
-        return list(self.segments) if self._segment_seconds is not None else [self.path]
+        """The files this recording wrote (after close: committed): its parts, or its one file (where it was kept)."""
+        return list(self.segments) if self._segment_seconds is not None else [self._kept or self.path]
 
     def _send(self, picture: np.ndarray, t: float) -> None:
         got = picture_kind(picture)
@@ -239,9 +246,14 @@ class RecordingSink(LiveSink):
         try:
             self._wait_for_closing()
         finally:
-            if self._file is not None:
-                self._file.close()
-            _release(self._claim)
+            try:
+                if self._file is not None:
+                    self._file.close()
+            except OutputKeptError as e:
+                self._kept = Path(e.kept) if e.kept is not None else None
+                raise
+            finally:
+                _release(self._claim)
 
     def _abort(self) -> None:
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..compose.compositor import SINK_KIND, Compositor
-from ..errors import SinkError, option
+from ..errors import OutputKeptError, SinkError, option
 from ..io import open_sink, open_source
 from ..io.atomic import check_replaces_no_input, write_text_atomic
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
@@ -96,7 +96,8 @@ def run_file_job(
     src, out = job.source, job.output
     check_replaces_no_input(out.path, [src.input, out.background])  # --overwrite or not: the input would be lost
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
-    with contextlib.ExitStack() as stack:
+    kept = _KeptOutput()
+    with kept, contextlib.ExitStack() as stack:
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
         source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace))
@@ -143,7 +144,7 @@ def run_file_job(
         )  # fmt: skip
     report = {
         "input": src.input,
-        "output": out.path,
+        "output": out.path if kept.error is None else str(kept.error.kept),
         "frames": frames,
         "wall_seconds": round(wall, 3),
         "fps": round(frames / wall, 3) if wall > 0 else None,
@@ -152,10 +153,30 @@ def run_file_job(
         "job": job.to_dict(),
         "resolved": {**resolved_settings(seg, batch), "bit_depth": sink.sample_bits if bits > 8 else 8},
     }
+    if kept.error is not None:  # a finished output whose name was taken: the run fails, its report says where it went
+        report["error"] = str(kept.error)
+        kept.error.report = report  # type: ignore[attr-defined]
     if report_path is not None:
         # reports get shared: no passwords or tokens; written whole or not at all (scripts read it)
         try:
             write_text_atomic(report_path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report_path"))
         except SinkError as e:  # the video is whole and in place: a script seeing exit 2 must not redo or delete it
-            raise SinkError(f"{e}; the output {out.path} was written and is kept") from None
+            raise SinkError(f"{e}; the output {report['output']} was written and is kept") from None
+    if kept.error is not None:
+        raise kept.error
     return report
+
+
+class _KeptOutput:
+    """Holds the ``OutputKeptError`` of a commit (``error``) so the run's report is still made, naming the kept file."""
+
+    error: Optional[OutputKeptError] = None
+
+    def __enter__(self) -> "_KeptOutput":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        if isinstance(exc, OutputKeptError):
+            self.error = exc
+            return True
+        return False

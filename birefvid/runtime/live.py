@@ -26,7 +26,7 @@ import torch
 
 from .. import exiting
 from ..compose.compositor import Compositor
-from ..errors import BirefvidError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
+from ..errors import BirefvidError, OutputKeptError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
 from ..job import EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
 from ..temporal import Smoother, make_smoother
@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 # inference sizes tried for --latency-budget, smallest first (sides, square; multiples of 32)
 SIZE_LADDER = (64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 1024)
+# a ladder neighbour whose export is cached is taken over a size that needs one (13-25 s on a small CPU, each first
+# run on a busy machine choosing another size) when its time is within this much over the budget: the sizes are
+# timed on eager PyTorch, slower than the exported engine that then runs them, and a busy CPU moved those
+# timings by more than this from run to run (160, 224 and 192 chosen on three runs)
+CACHED_MARGIN = 0.10
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,12 @@ def choose_resolution(
     Sizes are timed smallest first on a real frame (a warm-up call, then the faster of two) and the
     search stops at the first one over budget, so calibration costs a few times the chosen size's time;
     it also stops when ``stop`` is set (the caller's request to end the run), keeping the size found so far.
+    A size that needs a first export gives way to its neighbour on the ladder whose export is cached (see
+    ``CACHED_MARGIN``), so runs on a busy machine do not export a new size each time.
     """
     batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
     chosen = (MIN_SIDE, MIN_SIDE)
+    timings: dict[int, float] = {}
     # An exported engine would export every size it tries (10-60 s each): time sizes with eager
     # PyTorch instead, which is slower, so the size chosen fits the budget with room to spare.
     timer = segmenter if segmenter.backend == "torch" else segmenter.with_backend("torch")
@@ -74,12 +82,45 @@ def choose_resolution(
         timer.predict(batch)  # warm-up (allocations, kernels for this shape)
         seconds = min(_timed(timer.predict, batch) for _ in range(2))  # the faster of two: less noise from a busy CPU
         log.info("latency budget: %dx%d takes %.0f ms (%s)", side, side, seconds * 1000, timer.backend)
+        timings[side] = seconds
         if seconds > budget_s:
             break
         chosen = (side, side)
+    chosen = _prefer_exported(segmenter, image.shape[:2], chosen, timings, budget_s)
     segmenter.resolution = chosen
     segmenter.prepare(*image.shape[:2])
     return chosen
+
+
+def _prefer_exported(segmenter: Segmenter, frame: tuple[int, int], chosen: tuple[int, int], timings: dict[int, float], budget_s: float) -> tuple[int, int]:
+    """``chosen``, or where it needs a first export, its ladder neighbour whose export is cached: the one above if
+    it took at most ``CACHED_MARGIN`` over ``budget_s``, else the one below (which fit)."""
+    side = chosen[0]
+    if side not in timings or timings[side] > budget_s or not _needs_export(segmenter, frame, side):
+        return chosen  # nothing fit (the smallest, as it is), or no export to wait for
+    timed = sorted(timings)
+    at = timed.index(side)
+    above = timed[at + 1] if at + 1 < len(timed) else None
+    below = timed[at - 1] if at > 0 else None
+    if above is not None and timings[above] <= budget_s * (1 + CACHED_MARGIN) and not _needs_export(segmenter, frame, above):
+        log.info("latency budget: %dx%d, exported already and %.0f ms (within %d%% of the budget), rather than %dx%d, "
+                 "which would need a first export", above, above, timings[above] * 1000, round(CACHED_MARGIN * 100), side, side)  # fmt: skip
+        return (above, above)
+    if below is not None and not _needs_export(segmenter, frame, below):
+        log.info("latency budget: %dx%d, exported already, rather than %dx%d, which would need a first export", below, below, side, side)
+        return (below, below)
+    log.info("latency budget: %dx%d (no neighbour on the ladder is exported yet: exporting it)", side, side)
+    return chosen
+
+
+def _needs_export(segmenter: Segmenter, frame: tuple[int, int], side: int) -> bool:
+    """True when ``segmenter`` at ``side``² needs a first export for frames of (h, w) = ``frame``."""
+    kept = segmenter.resolution
+    segmenter.resolution = (side, side)
+    try:
+        return segmenter.needs_export(*frame)
+    finally:
+        segmenter.resolution = kept
 
 
 def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
@@ -623,7 +664,13 @@ def run_live_job(
             raise
         finally:
             with finishing():  # a SIGTERM now would leave recordings half-closed: they finish first
-                finish_sinks(sinks, failed)
+                try:
+                    finish_sinks(sinks, failed)
+                except OutputKeptError as kept:  # a recording went beside the name another run took: the report says where
+                    if runner is not None and runner.final:
+                        report = _run_report(job, info, fps, sinks, runner, {**resolved_settings(seg), "model_threads": threads})
+                        kept.report = {**report, "error": str(kept)}  # type: ignore[attr-defined]
+                    raise
                 if failure is not None:  # after the aborts: the unfinished parts are no longer listed
                     report = _run_report(job, info, fps, sinks, runner, {**resolved_settings(seg), "model_threads": threads})
                     failure.report = {**report, "ended_by": "failed", "error": str(failure)}  # type: ignore[attr-defined]

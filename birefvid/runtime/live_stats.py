@@ -1,7 +1,7 @@
 """Live-mode statistics: source, output and model rates, capture-to-output latency, mask age,
 dropped frames and reconnects, over a sliding period and for the whole run.
 
-Printed as one line every few seconds and, with ``--stats-json FILE``, appended as JSON lines
+Printed as one line every few seconds and, with ``--stats-json FILE`` (``-``: standard output), appended as JSON lines
 (one object per period, then a final ``"final": true`` summary) for dashboards and tests.
 """
 
@@ -12,6 +12,7 @@ import json
 import os
 import random
 import stat
+import sys
 import threading
 import time
 from array import array
@@ -89,8 +90,13 @@ class LiveStats:
         self.printer = printer
         self._lock = threading.Lock()
         self._json_path = json_path
+        # "-": standard output, for a pipe (jq, a dashboard), as `--report -` and `eval --json -`; it made a file named "-"
+        self._stdout = str(json_path) == "-"
         try:
-            self._json: Optional[TextIO] = open(json_path, "a", encoding="utf-8") if json_path is not None else None  # noqa: SIM115
+            if self._stdout:
+                self._json: Optional[TextIO] = sys.stdout
+            else:
+                self._json = open(json_path, "a", encoding="utf-8") if json_path is not None else None  # noqa: SIM115
         except OSError as e:
             raise SinkError(f"{option('stats_json')} {json_path}: cannot write it ({e.strerror or e})") from None
         self._start = time.monotonic()
@@ -179,6 +185,8 @@ class LiveStats:
         """Reopen the file when its name no longer leads to it (logrotate moved or deleted it): the lines
         of a run of weeks went on into the moved file, and a deleted one kept its disk space until the run ended."""
         assert self._json is not None and self._json_path is not None
+        if self._stdout:  # stdout redirected to a file (`> stats.jsonl`) is no file named "-" to reopen
+            return
         try:
             held = os.fstat(self._json.fileno())
             if not stat.S_ISREG(held.st_mode):  # a pipe or /dev/stdout: nothing to rotate
@@ -201,8 +209,9 @@ class LiveStats:
     def _give_up(self) -> None:
         """Drop the JSON file after a failed write: closing it would only try the same write again."""
         handle, self._json = self._json, None
-        with contextlib.suppress(OSError):
-            handle.close()
+        if handle is not None and not self._stdout:  # standard output stays open: the CLI still flushes it at exit
+            with contextlib.suppress(OSError):
+                handle.close()
 
     def close(self) -> None:
         """Close the JSON lines file (its lines were flushed as written)."""

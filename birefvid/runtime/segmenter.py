@@ -121,6 +121,11 @@ class Segmenter:
         if prepare is not None:
             prepare(self.inference_size(height, width), batch_size)
 
+    def needs_export(self, height: int, width: int) -> bool:
+        """True when frames of this size need a first export before they run (an ONNX engine with none cached, 10-60 s)."""
+        exported = getattr(self.engine, "exported", None)
+        return exported is not None and not exported(self.inference_size(height, width))
+
     def file_batch_size(self, height: int, width: int) -> int:
         """Frames per model call for a file of this frame size: 4 on CUDA; on the CPU as many as the
         engine runs at once (OpenVINO's two streams, compiled now), else 1.
