@@ -79,7 +79,6 @@ GRAD_EPSILON = 1e-2  # the filter is cut where the Gaussian falls under this (ti
 CONN_STEP = 0.1  # matting Conn: threshold step
 CONN_MIN_DIFF = 0.15  # matting Conn: distances under this count as connected
 TEMPORAL_KEYS = ("dt_mae", "dtssd", "flicker")
-SOD_KEYS = ("s_measure", "e_measure", "weighted_f", "max_f")
 
 
 def _unit(a: np.ndarray, what: str) -> np.ndarray:
