@@ -201,8 +201,9 @@ class LiveStats:
     def _give_up(self) -> None:
         """Drop the JSON file after a failed write: closing it would only try the same write again."""
         handle, self._json = self._json, None
-        with contextlib.suppress(OSError):
-            handle.close()
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
 
     def close(self) -> None:
         """Close the JSON lines file (its lines were flushed as written)."""
