@@ -84,7 +84,7 @@ _CLI_STYLE: contextvars.ContextVar[bool] = contextvars.ContextVar("birefvid_cli_
 # API parameter -> CLI flag, where the two names differ beyond "_" vs "-"
 _CLI_FLAGS = {"kind": "--output", "report_path": "--report", "latency_budget_ms": "--latency-budget", "record_preset": "--preset", "record_segment": "--segment"}
 # (API parameter, value) -> CLI flag, for booleans the CLI spells as a negative switch
-_CLI_SWITCHES = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio", ("subtitles", False): "--no-subtitles", ("deinterlace", False): "--no-deinterlace"}
+_CLI_SWITCHES: dict[tuple[str, object], str] = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio", ("subtitles", False): "--no-subtitles", ("deinterlace", False): "--no-deinterlace"}
 
 
 # option -> the name a command gives it instead (``train`` takes a model or weights file as --init)
@@ -214,7 +214,7 @@ def finishing(doing: str = "finishing the recordings", giving_up: str = "abandon
         restore()
 
 
-def _hold_interrupts(doing: str, giving_up: str) -> Callable[[], None]:
+def _hold_interrupts(doing: str, giving_up: str) -> Callable[[], object]:
     """Make Ctrl-C (SIGINT) count presses instead of raising, until the returned function restores it.
     Only on the main thread (where Python handles signals) and only over Python's own handler."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:

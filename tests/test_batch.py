@@ -838,3 +838,22 @@ def test_progress_json_dash_writes_json_lines_on_standard_output(tmp_path, capsy
     captured = capsys.readouterr()
     events = [json.loads(line)["event"] for line in captured.out.splitlines()]
     assert events == ["start", "chunk_done", "video_done"] and "chunks 1/1" in captured.err
+
+
+@pytest.mark.parametrize("swap, line", [
+    (("--model", "nosuch"), "birefvid: error: unknown model 'nosuch'; known models: "),
+    (("--precision", "bf16", "--backend", "onnxruntime"), "birefvid: error: --backend onnxruntime runs fp32 only; use --precision fp32 or another backend"),
+])  # fmt: skip
+def test_a_model_the_workers_would_refuse_is_one_line_before_the_output_folder(tmp_path, capsys, swap, line):
+    """As process: one error line, no folder. It probed every video, made the folder and its manifest, and said
+    'batch stopped (...): a rerun of the same command resumes' above the error, which a rerun only repeats."""
+    from media import make_video
+
+    clip = make_video(tmp_path / "in.mp4", n_frames=2, with_audio=False)
+    model = list(MODEL)
+    for i in range(0, len(swap), 2):  # the option's value replaced
+        model[model.index(swap[i]) + 1] = swap[i + 1]
+    assert main(["batch", str(clip.path), "--output-dir", str(tmp_path / "o"), *model]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(line), err
+    assert not (tmp_path / "o").exists()

@@ -113,10 +113,6 @@ class Manifest:
         entry["status"], entry["frames"] = "done", frames
         self.save()
 
-    def status(self, key: str) -> Optional[str]:
-        entry = self.videos.get(key)
-        return None if entry is None else entry.get("status")
-
     def save(self) -> None:
         """Write the manifest atomically; a full disk or a folder gone read-only is a one-line SinkError."""
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import re
 from pathlib import Path
@@ -63,6 +64,25 @@ def check_ray_device(device: str, gpus_per_worker: float) -> None:
                           f"numbered from cuda:0 there; use --device cuda (--gpus-per-worker sets how many)")  # fmt: skip
 
 
+def check_model_here(args: argparse.Namespace) -> None:
+    """The model, device, backend and precision refusals a local worker would make in its first chunk, made
+    before the folder and its manifest: `--model nosuch` or `--precision fp16` with OpenVINO got process's one
+    error line only after every video was probed, and a "batch stopped ...: a rerun of the same command resumes"."""
+    from ..backends import choose_backend, choose_precision
+    from ..models.weights import check_model_choice
+    from ..runtime.device import pick_device
+
+    check_model_choice(args.model, args.weights)
+    device = pick_device(args.device)  # --device cuda without CUDA
+    logger = logging.getLogger("birefvid")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its warnings (fp16 on a CPU) are the worker's to give, once
+    try:
+        choose_precision(args.precision, choose_backend(args.backend, device), device)
+    finally:
+        logger.setLevel(level)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
     from ..batch.runner import DEFAULT_EXT, check_background, check_output_format, check_distinct_outputs, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
@@ -105,11 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
         import_ray()  # a missing extra answers before anything is created
     else:
-        from ..runtime.device import pick_device
-
-        # the local workers run on this machine: --device cuda without CUDA is one line before the folder
-        # and its manifest are made (it failed in the first chunk, saying a rerun would resume)
-        pick_device(args.device)
+        check_model_here(args)
     prepare_output_dir(out_dir)
     if args.ray is not None and args.device.startswith("cuda") and not args.gpus_per_worker:
         args.gpus_per_worker = 1.0  # a worker told to use CUDA needs a GPU reserved, or Ray hides every GPU from it

@@ -55,11 +55,6 @@ class Compositor:
         if self.blur_work_scale is None:
             self.blur_work_scale = max(1, int(self.blur_sigma // 8))
 
-    @property
-    def sink_kind(self) -> str:
-        """What the encoder receives: alpha (RGBA), mask (gray) or rgb."""
-        return SINK_KIND[self.kind]
-
     def __call__(self, images: torch.Tensor, alphas: torch.Tensor, deep: Optional[torch.Tensor] = None,
                  coverage: Optional[torch.Tensor] = None) -> torch.Tensor:  # fmt: skip
         """Output pixels for uint8 frames (N, 3, H, W) and mattes (N, 1, h, w) at any size (resized to H x W).

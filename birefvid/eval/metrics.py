@@ -79,7 +79,6 @@ GRAD_EPSILON = 1e-2  # the filter is cut where the Gaussian falls under this (ti
 CONN_STEP = 0.1  # matting Conn: threshold step
 CONN_MIN_DIFF = 0.15  # matting Conn: distances under this count as connected
 TEMPORAL_KEYS = ("dt_mae", "dtssd", "flicker")
-SOD_KEYS = ("s_measure", "e_measure", "weighted_f", "max_f")
 
 
 def _unit(a: np.ndarray, what: str) -> np.ndarray:
@@ -130,7 +129,8 @@ def boundary_width(height: int, width: int, ratio: float = BOUNDARY_RATIO) -> in
 
 def boundary_band(mask: np.ndarray, ratio: float = BOUNDARY_RATIO) -> np.ndarray:
     """Pixels of the boolean ``mask`` within d (chessboard) of its outside or of the image border."""
-    d = boundary_width(*mask.shape, ratio=ratio)
+    height, width = mask.shape
+    d = boundary_width(height, width, ratio)
     kernel = np.ones((2 * d + 1, 2 * d + 1), np.uint8)  # one (2d+1)² erosion = d erosions by 3x3
     inner = cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return mask & (inner == 0)

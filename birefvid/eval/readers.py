@@ -579,7 +579,7 @@ def evaluate_paths(
     pairs = pair_clips(pred, gt, sequences)
     ev = Evaluator(threshold, keep_frames=per_frame)  # running sums: flat memory over any length, unless per_frame
     report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
-    sequences: dict[str, dict[str, float]] = {}
+    scored: dict[str, dict[str, float]] = {}  # per sequence
     rows: list[dict] = []
     several: list[str] = []  # sequences whose annotations hold several objects, scored as their union
     for name, p_clip, g_clip in pairs:
@@ -588,7 +588,7 @@ def evaluate_paths(
         if g_clip.files and _objects(g_clip.files[0]) > 1:
             several.append(name or g_clip.path)
         if name:
-            sequences[name] = _counted(ev.results(part=True))
+            scored[name] = _counted(ev.results(part=True))
         if per_frame:
             for number, rec in zip(numbers, ev.frames):
                 rows.append({**({"sequence": name} if name else {}), "frame": number, **rec})
@@ -598,10 +598,10 @@ def evaluate_paths(
         log.warning("%d of %d ground-truth clips (%s) annotate several objects: scored as one foreground, their union, "
                     "so J, F and J&F are not DAVIS 2017's per-object ones", len(several), len(pairs),
                     ", ".join(several[:3]) + (", ..." if len(several) > 3 else ""))
-    if sequences:
-        report["sequences"] = sequences
-    if len(sequences) > 1:
-        report["sequence_mean"] = sequence_mean(sequences)
+    if scored:
+        report["sequences"] = scored
+    if len(scored) > 1:
+        report["sequence_mean"] = sequence_mean(scored)
     if per_frame:
         report["per_frame"] = rows
     return report

@@ -48,7 +48,7 @@ def is_animated_webp(path: str | Path) -> bool:
 def frame_durations(path: str | Path) -> list[int]:
     """Each frame's duration in ms as the file declares it (ANMF chunks), from the chunk headers alone."""
     p = Path(path)
-    durations = []
+    durations: list[int] = []
     try:
         size = p.stat().st_size
         with open(p, "rb") as f:

@@ -31,6 +31,7 @@ from birefvid.io.interleave import LEAD_S, InterleavedPackets, carry_track_tags
 from birefvid.urls import shown_url
 
 if TYPE_CHECKING:
+    from birefvid.io.channel_order import RawPcmTrack
     from birefvid.io.trim import TimeWindow
 
 log = logging.getLogger(__name__)
@@ -352,7 +353,7 @@ class AudioTracks:
         except (av.FFmpegError, OSError) as e:
             shown = shown_url(str(src))  # PyAV's message names the URL too
             raise SinkError(f"cannot read audio from {shown}: {str(e).replace(str(src), shown)}") from e
-        self.tracks: list[InterleavedPackets] = []
+        self.tracks: list[AudioTrack | RawPcmTrack] = []
         custom = custom_order_tracks(str(src)) if count else {}  # tracks PyAV must not touch (see channel_order)
         try:
             for index in range(count):

@@ -49,10 +49,6 @@ class TimeWindow:
     start: float
     end: Optional[float] = None
 
-    def keeps(self, t: float) -> bool:
-        """Whether something that starts at source time ``t`` lies in the window."""
-        return t >= self.start - 1e-9 and (self.end is None or t < self.end - 1e-9)
-
     def ticks(self, time_base: Fraction) -> int:
         """The window's start in ``time_base`` units: what to subtract from a timestamp."""
         return round(Fraction(self.start) / time_base)

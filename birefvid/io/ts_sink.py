@@ -23,7 +23,6 @@ from birefvid.io.publish_base import StreamClock, StreamPublishSink, check_host,
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("udp", "tcp", "srt")
 # 7 TS packets of 188 bytes: a datagram that never splits one (FFmpeg's default of 1472 does) and fits an Ethernet MTU
 UDP_PACKET_SIZE = 1316
 RELAY_HINT = "publish to rtsp:// or udp:// instead, or relay with a media server (MediaMTX takes RTSP in and serves SRT, RTMP, HLS and WebRTC)"

@@ -366,6 +366,23 @@ def card_for_folder(folder: Path) -> Optional[ModelCard]:
     return next((c for c in list_models().values() if c.hub_repo and c.repo_type == "model" and c.hub_repo.split("/")[-1].lower() == name), None)
 
 
+def check_model_choice(model: Optional[str] = None, weights: Optional[str | Path] = None) -> None:
+    """The refusals ``load_pretrained`` makes before reading any weights (an unknown model name, a missing
+    weights file), without loading: for callers that make folders and plans before the model loads (batch)."""
+    from .registry import get_model_card
+
+    if model is not None and weights is not None:
+        raise ConfigError(f"use either {option('model')} or {option('weights')}, not both")
+    if weights is not None:
+        if not Path(weights).exists():
+            raise WeightsNotFoundError(f"weights file not found: {weights}")
+        return
+    name = model or "general"
+    if "/" in name or Path(name).exists() or Path(name).suffix.lower() in WEIGHTS_FILE_SUFFIXES:
+        return  # a file, a snapshot folder or a Hugging Face repo: found or not when it loads
+    get_model_card(name)
+
+
 def load_pretrained(
     model: Optional[str] = None, *, weights: Optional[str | Path] = None, backbone: Optional[str] = None
 ) -> tuple[BiRefNet, tuple[int, int], str]:

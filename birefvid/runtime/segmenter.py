@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..backends import choose_backend, choose_precision, open_engine
+from ..backends.engines import Engine
 from ..errors import ConfigError, option
 from ..job import MIN_SIDE, parse_resolution
 from ..models.inputs import normalize
@@ -92,7 +93,7 @@ class Segmenter:
             fit_torch_threads()  # a container's CPU quota: a thread per host core only ran into its throttling
         self.engine = open_engine(net, self.backend, self.precision, self.device)
         self.model = net  # the torch module (the ONNX engines export from it)
-        self._fp32_engine = None
+        self._fp32_engine: Optional[Engine] = None
         self._lock = threading.Lock()  # one model call at a time: see the class docstring
         log.info("segmenter %s on %s, %s %s, %dx%d", self.name, self.device, self.backend, self.precision, *self.resolution)
 
