@@ -724,13 +724,38 @@ def test_pictures_in_subfolders_are_named_not_skipped_without_a_word(tmp_path, r
     assert main(["image", str(shoot), "-o", str(out), "-q"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png"]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == [f"{shoot}: pictures in subfolders are not read; 1 subfolder holds some (day2): name each as an "
-                        f"input too, e.g. `birefvid image {shoot / 'day2'} -o OUT`"]  # fmt: skip
+    assert warnings == [f"{shoot}: pictures in subfolders are not read; 1 subfolder holds some (day2): add --recursive (OUT mirrors "
+                        f"the subfolders), or name each as an input, e.g. `birefvid image {shoot / 'day2'} -o OUT`"]  # fmt: skip
     caplog.clear()
     assert main(["image", str(shoot), "-o", str(out), "-q", "--overwrite"]) == 0  # the output folder inside is no input
     assert not [r for r in caplog.records if r.levelname == "WARNING" and "cutouts" in r.getMessage()]
     (shoot / "a.png").unlink()
     _one_line_error(capsys, main(["image", str(shoot), "-o", str(tmp_path / "o2"), "-q"]), f"no pictures directly in {shoot}; 2 subfolders hold some (cutouts, day2)")
+
+
+def test_recursive_mirrors_the_shoot_s_subfolders_into_the_output_folder(tmp_path, red_key, caplog, capsys):
+    """A shoot sorted into day1/, day2/ got only a warning naming the subfolders: --recursive cuts them all out,
+    as batch --recursive does: the output folder mirrors the tree, leaving out hidden folders, itself and link loops."""
+    shoot, out = tmp_path / "shoot", tmp_path / "shoot" / "cutouts"
+    for sub in ("day1", "day2/cam1", ".thumbs"):
+        (shoot / sub).mkdir(parents=True)
+    for name in ("a.png", "day1/a.png", "day2/cam1/b.png", ".thumbs/t.png"):
+        _scene_photo(shoot / name)
+    (shoot / "day2" / "cam1" / "up").symlink_to(shoot, target_is_directory=True)  # a loop: not followed
+    (shoot / "latest").symlink_to(shoot / "day1", target_is_directory=True)  # day1 again: cut out once
+    assert main(["image", str(shoot), "-r", "-o", str(out), "-q"]) == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["a.png", "day1/a.png", "day2/cam1/b.png"]
+    assert "1 picture reached twice through a linked folder, cut out once" in caplog.text
+    assert np.array(Image.open(out / "day2" / "cam1" / "b.png")).shape == (48, 64, 4)
+    Image.new("RGBA", (64, 48)).save(out / "day1" / "a.png")  # an interrupted run's: kept with --skip-existing, per picture
+    (out / "day2" / "cam1" / "b.png").unlink()
+    assert main(["image", str(shoot), "-r", "-o", str(out), "--skip-existing"]) == 0  # cutouts/ inside is no input
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"wrote {out / 'day2' / 'cam1' / 'b.png'} (2 already there kept)"
+    assert np.array(Image.open(out / "day1" / "a.png")).max() == 0 and (out / "day2" / "cam1" / "b.png").is_file()
+    assert main(["image", str(shoot), "-r", "-o", str(out), "-q", "--overwrite"]) == 0
+    assert np.array(Image.open(out / "day1" / "a.png"))[..., 3].max() == 255  # replaced by a real cut-out
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == written
 
 
 def test_videos_in_a_folder_are_named_not_skipped_without_a_word(tmp_path, red_key, caplog, capsys):

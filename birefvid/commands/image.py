@@ -9,7 +9,7 @@ import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Sequence
 
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from .options import (BLUR_SIGMA, KEY_COLOR, add_matte_options, add_model_options, bit_depth_arg, foreground_wanted, inference_spec,
@@ -30,6 +30,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
     parser.add_argument("--output", choices=OUTPUTS, default="rgba", help="what to write: the RGBA cut-out, its mask, or the subject "
                         "over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
+    parser.add_argument("-r", "--recursive", action="store_true", help="pictures in subfolders at any depth too: the output "
+                        "folder mirrors the tree (OUT/day1/a.png); hidden folders and the output folder are left out")  # fmt: skip
     parser.add_argument("--ext", default=None, help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
                         "(JPEG has no transparency: for mask, green, composite and blur)")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
@@ -70,21 +72,39 @@ def refuse_standard_streams(inputs: list[str], out: str) -> None:
                           "name and renamed when complete; name a file (-o cut.png) and read that")  # fmt: skip
 
 
-def collect_inputs(inputs: list[str], out: Optional[str] = None) -> list[Path]:
-    """Expand files, folders and globs into image paths, in the order given (``out``: not an input's subfolder)."""
+class Picture(NamedTuple):
+    """An input picture and the subfolder (under the folder it was found in) its cut-out mirrors."""
+
+    path: Path
+    sub: Path = Path()
+
+
+def collect_inputs(inputs: list[str], out: Optional[str] = None, recursive: bool = False) -> list[Picture]:
+    """Expand files, folders and globs into pictures, in the order given (``out``: not an input's subfolder);
+    ``recursive``: a folder's subfolders at any depth too, each picture with the subfolder its cut-out goes to."""
     from ..errors import SourceError
     from ..io.image_source import is_glob, list_images
 
-    paths: list[Path] = []
+    paths: list[Picture] = []
     for item in inputs:
         path = Path(item)
         if path.is_file():
-            paths.append(path)
+            paths.append(Picture(path))
         elif path.is_dir() and not is_glob(item):
-            subs = _subfolders_with_pictures(path, out)
             videos = sorted(f.name for f in path.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS - STILL_PICTURES and f.is_file())
+            if recursive:
+                found = _once_each(list(_tree(path, Path(), frozenset({os.path.realpath(path)}), _real(out))))
+                if not found:
+                    kinds = ", ".join(sorted(STILL_PICTURES))
+                    why = f"no images found in {path} or its subfolders (expected files ending in {kinds})"
+                    raise SourceError(f"{why}; {_videos_named(path, videos)}" if videos else why)
+                paths.extend(found)
+                if videos:
+                    log.warning("%s: %s", path, _videos_named(path, videos))
+                continue
+            subs = _subfolders_with_pictures(path, out)
             try:
-                paths.extend(list_images(item, STILL_PICTURES))
+                paths.extend(Picture(p) for p in list_images(item, STILL_PICTURES))
             except SourceError as e:
                 if videos:
                     raise SourceError(f"{e}; {_videos_named(path, videos)}") from None
@@ -96,10 +116,42 @@ def collect_inputs(inputs: list[str], out: Optional[str] = None) -> list[Path]:
             if videos:  # transparent-background's --source DIR takes both: they were left out without a word
                 log.warning("%s: %s", path, _videos_named(path, videos))
         elif path.exists() or is_glob(item):
-            paths.extend(list_images(item, STILL_PICTURES))
+            paths.extend(Picture(p) for p in list_images(item, STILL_PICTURES))
         else:
             raise SourceError(f"input not found: {item}")
-    return _without_unreadable_heif(paths)
+    keep = set(_without_unreadable_heif([p.path for p in paths]))
+    return [p for p in paths if p.path in keep]
+
+
+def _real(path: Optional[str]) -> Optional[str]:
+    """``path`` with its links resolved (None stays None): how folders are compared."""
+    return os.path.realpath(path) if path is not None else None
+
+
+def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str]) -> Iterator[Picture]:
+    """The pictures under ``folder`` at any depth with their subfolder, as ``batch --recursive`` walks: hidden
+    files and folders and the output folder ``skip`` left out, linked folders followed but not back up (a loop)."""
+    from ..io.image_source import natural_key
+
+    entries = sorted((e for e in folder.iterdir() if not e.name.startswith(".")), key=natural_key)
+    yield from (Picture(e, sub) for e in entries if e.suffix.lower() in STILL_PICTURES and e.is_file())
+    for entry in entries:
+        real = os.path.realpath(entry)
+        if entry.is_dir() and real != skip and real not in ancestors:
+            yield from _tree(entry, sub / entry.name, ancestors | {real}, skip)
+
+
+def _once_each(found: list[Picture]) -> list[Picture]:
+    """Each real file once, under its name without links where it has one: a linked folder (``latest -> day2``)
+    would cut every picture out twice."""
+    groups: dict[str, list[Picture]] = {}
+    for f in found:
+        groups.setdefault(os.path.realpath(f.path), []).append(f)
+    keep = {id(next((f for f in group if os.path.realpath(f.path) == os.path.abspath(f.path)), group[0])) for group in groups.values()}
+    dropped = len(found) - len(keep)
+    if dropped:
+        log.warning("%d picture%s reached twice through a linked folder, cut out once", dropped, "s" if dropped > 1 else "")
+    return [f for f in found if id(f) in keep]
 
 
 def _subfolders_with_pictures(folder: Path, out: Optional[str] = None) -> list[str]:
@@ -124,7 +176,7 @@ def _subfolders_named(folder: Path, subs: list[str]) -> str:
     """Which subfolders hold pictures, and how to include them."""
     shown = ", ".join(subs[:3]) + (f" and {len(subs) - 3} more" if len(subs) > 3 else "")
     count = "1 subfolder holds" if len(subs) == 1 else f"{len(subs)} subfolders hold"
-    return f"{count} some ({shown}): name each as an input too, e.g. `birefvid image {folder / subs[0]} -o OUT`"
+    return f"{count} some ({shown}): add --recursive (OUT mirrors the subfolders), or name each as an input, e.g. `birefvid image {folder / subs[0]} -o OUT`"
 
 
 def _without_unreadable_heif(paths: list[Path]) -> list[Path]:
@@ -145,7 +197,8 @@ def _without_unreadable_heif(paths: list[Path]) -> list[Path]:
 
 
 def plan_outputs(
-    inputs: list[Path], out: Path, overwrite: bool, ext: Optional[str] = None, transparent: bool = True, skip_existing: bool = False
+    inputs: list[Path], out: Path, overwrite: bool, ext: Optional[str] = None, transparent: bool = True, skip_existing: bool = False,
+    subs: Optional[Sequence[Path]] = None,
 ) -> list[Path]:
     """Target path of each input; checked up front so no work is done for an impossible run.
 
@@ -153,6 +206,7 @@ def plan_outputs(
     and each picture is written into it as ``<name><ext>``; a missing folder is made by ``run``
     with the first picture written. ``transparent``: the output has an alpha channel.
     ``skip_existing``: an existing file is no clash (``run`` leaves it as it is). ``ext`` None: .png.
+    ``subs``: each input's subfolder under ``out`` (``--recursive``: ``out/day1/a.png``).
     """
     from ..errors import SinkError
     from ..io.atomic import check_target, folds_names, name_fold, one_file_by_case
@@ -177,7 +231,7 @@ def plan_outputs(
             raise SinkError(f"--ext {ext}: expected {', '.join(STILL_FORMATS)}")
         if out.exists() and not out.is_dir():
             raise SinkError(f"output {out} is a file; pass a folder for several images")
-        targets = [out / f"{p.stem}{ext}" for p in inputs]
+        targets = [out / sub / f"{p.stem}{ext}" for p, sub in zip(inputs, subs or [Path()] * len(inputs))]
     if transparent and not STILL_FORMATS[targets[0].suffix.lower()]:
         raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
                         "(mask, green, composite, blur)")  # fmt: skip
@@ -189,11 +243,12 @@ def plan_outputs(
         if not os.access(ancestor, os.W_OK | os.X_OK):
             raise SinkError(f"cannot create the folder {out}: {ancestor} is not writable")
     seen: dict[Path, Path] = {}
-    folding = folder and len({name_fold(t.name) for t in targets}) < len(set(targets)) and folds_names(out)
+    # folded by their path under out: day1/a.png and day2/a.png are two files anywhere
+    folding = folder and len({name_fold(str(t.relative_to(out))) for t in targets}) < len(set(targets)) and folds_names(out)
     if folding:
         # IMG_1.JPG and img_1.jpg: one file on this disk (an exFAT card, a Mac's), the second cut-out over the first
         by_fold: dict[str, Path] = {}
-        targets = [by_fold.setdefault(name_fold(t.name), t) for t in targets]
+        targets = [by_fold.setdefault(name_fold(str(t.relative_to(out))), t) for t in targets]
     originals = {p.resolve() for p in inputs}
     by_case = {str(p).casefold(): p for p in originals}  # IMG_1.JPG, written as IMG_1.jpg on macOS' disk: the same file
     for source, target in zip(inputs, targets):
@@ -242,8 +297,10 @@ def run(args: argparse.Namespace) -> int:
     output = OutputSpec(args.out, kind=kind, background=args.background, key_color=key_color,  # type: ignore[arg-type]
                         blur_sigma=blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
-    inputs = collect_inputs(args.inputs, args.out)
-    targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing)
+    found = collect_inputs(args.inputs, args.out, recursive=args.recursive)
+    inputs = [f.path for f in found]
+    targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing,
+                           subs=[f.sub for f in found])  # fmt: skip
     kept = 0
     if args.skip_existing:
         todo = [(source, target) for source, target in zip(inputs, targets) if not target.is_file()]
