@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, U
 
 from .errors import ConfigError, option
 from .job import (
+    BLUR_SIGMA,
     DEFAULT_LATENCY_BUDGET_MS,
+    KEY_COLOR,
     Backend,
     EffectSpec,
     FileJob,
@@ -146,8 +148,8 @@ def build_file_job(
     *,
     kind: OutputKind = "alpha",
     background: Optional[str] = None,
-    key_color: str = "#00ff00",
-    blur_sigma: float = 16.0,
+    key_color: str = KEY_COLOR,
+    blur_sigma: float = BLUR_SIGMA,
     foreground: bool = True,
     threshold: Optional[float] = None,
     grow: int = 0,
@@ -384,8 +386,8 @@ def build_live_job(
     *,
     effect: str = "blur",
     background: Optional[str] = None,
-    key_color: str = "#00ff00",
-    blur_sigma: float = 16.0,
+    key_color: str = KEY_COLOR,
+    blur_sigma: float = BLUR_SIGMA,
     foreground: bool = False,
     threshold: Optional[float] = None,
     grow: int = 0,

@@ -253,6 +253,10 @@ MAX_MATTE_PX = 200  # grow/shrink/feather beyond this is a mistake, and would co
 UPSAMPLE_KINDS = ("bilinear", "guided")
 
 
+# the defaults of green and blur, one pair for files, pictures, live mode and the API, so they cannot drift apart
+KEY_COLOR, BLUR_SIGMA = "#00ff00", 16.0
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """What to write and how: kind, compositing and matte options, encoder overrides, audio, subtitles and overwrite."""
@@ -260,8 +264,8 @@ class OutputSpec:
     path: str
     kind: OutputKind = "alpha"
     background: Optional[str] = None
-    key_color: str = "#00ff00"
-    blur_sigma: float = 16.0
+    key_color: str = KEY_COLOR
+    blur_sigma: float = BLUR_SIGMA
     foreground: bool = True
     codec: Optional[str] = None
     crf: Optional[int] = None
@@ -448,8 +452,8 @@ class EffectSpec:
 
     effect: EffectKind = "blur"
     background: Optional[str] = None  # for replace (or none, switched to replace later): a colour, an image or a video (looped)
-    key_color: str = "#00ff00"
-    blur_sigma: float = 16.0
+    key_color: str = KEY_COLOR
+    blur_sigma: float = BLUR_SIGMA
     foreground: bool = False  # colour estimation at soft edges: costs ~10 ms more a 640x480-720p frame on a CPU core
     matte: MatteSpec = field(default_factory=MatteSpec)
 

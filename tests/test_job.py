@@ -57,6 +57,25 @@ def test_live_cli_passes_backend_precision_aspect_and_matte_to_the_job():
     assert (job.effect.matte.threshold, job.effect.matte.grow, job.effect.matte.feather) == (0.4, -2, 1.5)
 
 
+def test_green_and_blur_have_one_default_in_every_command_and_the_api():
+    """live spelt its own '#00ff00' and 16.0 where process, batch and image share the job's: one could drift from the rest."""
+    import inspect
+
+    from birefvid.commands import live as live_cmd
+    from birefvid.job import BLUR_SIGMA, KEY_COLOR, EffectSpec
+
+    parser = argparse.ArgumentParser()
+    live_cmd.register(parser)
+    live = live_cmd.job_from_args(parser.parse_args(["--source", "0", "--sink", "out.mp4"]))
+    assert (live.effect.key_color, live.effect.blur_sigma) == (KEY_COLOR, BLUR_SIGMA) == (EffectSpec().key_color, EffectSpec().blur_sigma)
+    assert (OutputSpec("o.mp4").key_color, OutputSpec("o.mp4").blur_sigma) == (KEY_COLOR, BLUR_SIGMA)
+    for build in (build_file_job, build_live_job):
+        params = inspect.signature(build).parameters
+        assert (params["key_color"].default, params["blur_sigma"].default) == (KEY_COLOR, BLUR_SIGMA)
+    helps = {a.dest: a.help for a in parser._actions}
+    assert f"(default {KEY_COLOR})" in helps["key_color"] and f"(default {BLUR_SIGMA:g})" in helps["blur_sigma"]
+
+
 def test_live_preset_reaches_the_job_and_needs_a_recording():
     from birefvid.api import build_live_job
     from birefvid.commands import live as live_cmd

@@ -9,7 +9,7 @@ import threading
 from typing import Any, Optional
 
 from ..errors import ConfigError, SinkError, option
-from ..job import DEFAULT_LATENCY_BUDGET_MS, EFFECTS, LIVE_SMOOTH_KINDS, LiveJob
+from ..job import BLUR_SIGMA, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, LiveJob
 from .options import add_matte_options, add_model_options, matte_options
 
 HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, MPEG-TS, browser or file"
@@ -41,8 +41,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                      "(by default frames flagged interlaced are deinterlaced with FFmpeg's bwdif)")  # fmt: skip
     eff = parser.add_argument_group("effect")
     eff.add_argument("--background", help="for --effect replace (or none, to switch to replace): a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
-    eff.add_argument("--key-color", default="#00ff00", help="for --effect green (default #00ff00)")
-    eff.add_argument("--blur-sigma", type=float, default=16.0, help="for --effect blur: strength in pixels (default 16)")
+    eff.add_argument("--key-color", default=KEY_COLOR, help=f"for --effect green (default {KEY_COLOR})")
+    eff.add_argument("--blur-sigma", type=float, default=BLUR_SIGMA, help=f"for --effect blur: strength in pixels (default {BLUR_SIGMA:g})")
     eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~10 ms more a 640x480-720p frame on a CPU core)")
     add_matte_options(parser)
     run_group = parser.add_argument_group("run")

@@ -10,7 +10,7 @@ import argparse
 import logging
 from fractions import Fraction
 
-from ..job import BACKENDS, DECODERS, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
+from ..job import BACKENDS, BLUR_SIGMA, DECODERS, KEY_COLOR, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def add_matte_options(parser: argparse.ArgumentParser) -> None:
                             "its edge fitted to the picture's (sharper edges on frames larger than the inference size)")  # fmt: skip
 
 
-KEY_COLOR, BLUR_SIGMA, SMOOTH_WINDOW = "#00ff00", 16.0, 2
+SMOOTH_WINDOW = 2
 # the options that apply to one --output (or --smooth) only, with their defaults: given with another they were ignored without a word
 _ONLY_FOR = {"key_color": ("output", "green", KEY_COLOR), "blur_sigma": ("output", "blur", BLUR_SIGMA), "smooth_window": ("smooth", "lookahead", SMOOTH_WINDOW)}
 
