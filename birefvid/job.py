@@ -18,7 +18,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, TypeVar, Union, get_args
+from typing import Any, Iterable, Literal, Optional, TypeVar, Union, get_args
 
 from .colors import parse_color
 from .errors import ConfigError, option, sink_named
@@ -77,6 +77,18 @@ def check_path_given(path: object, what: str) -> None:
     were read as an image sequence, or into which the outputs were written."""
     if not str(path).strip():
         raise ConfigError(f"the {what} path is empty (an unset shell variable?); name a file or folder, or . for the current folder")
+
+
+def refuse_standard_streams(inputs: Iterable[object] = (), out: object = None, *, save: str = " (ffmpeg -i - -c copy in.mkv)",
+                            name: str = "a file (-o out.mkv)") -> None:
+    """ConfigError for ``-`` as an input or as ``-o``, in the same words from process, image and batch (``save``: how to
+    keep a piped input, ``name``: an output to name instead): they said it three ways, batch not even which one was wrong."""
+    if any(str(i) == "-" for i in inputs):  # else "input not found: -"
+        raise ConfigError("reading from standard input (-) is not supported: inputs are read from named files (a video more than "
+                          f"once: its length, sound and subtitles); save the stream to a file first{save} and name that")  # fmt: skip
+    if out is not None and str(out) == "-":  # else taken for a folder named "-"
+        raise ConfigError("writing to standard output (-o -) is not supported: an output is written under a temporary "
+                          f"name and renamed when complete; name {name} and read that")  # fmt: skip
 
 
 def check_blur_sigma(sigma: float) -> None:
@@ -183,9 +195,7 @@ class SourceSpec:
 
     def validate(self) -> None:
         check_path_given(self.input, "input")
-        if str(self.input) == "-":
-            raise ConfigError("reading from standard input (-) is not supported: the input is read more than once (its "
-                              "length, sound and subtitles); save the stream to a file first (ffmpeg -i - -c copy in.mkv)")  # fmt: skip
+        refuse_standard_streams([self.input])
         _one_of("decoder", self.decoder, DECODERS)
         if not self.fps > 0:
             raise ConfigError(f"{option('fps')} must be positive, got {self.fps}")
@@ -282,9 +292,7 @@ class OutputSpec:
 
     def validate(self) -> None:
         check_path_given(self.path, "output")
-        if str(self.path) == "-":  # else taken for a folder named "-" to hold PNG frames
-            raise ConfigError("writing to standard output (-o -) is not supported: an output is written under a temporary "
-                              "name and renamed when complete; name a file (-o out.mkv) and read that")  # fmt: skip
+        refuse_standard_streams(out=self.path)
         if self.bit_depth not in BIT_DEPTHS:
             raise ConfigError(f"{option('bit_depth')} must be one of auto, 8, 16, got {self.bit_depth!r}")
         check_output_options(self.kind, self.background is not None)

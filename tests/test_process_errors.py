@@ -319,6 +319,28 @@ def test_corrupt_data_api_raises_source_error(tmp_path):
 
 
 # -- outputs -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_a_dash_is_refused_in_the_same_words_by_process_image_and_batch(tmp_path, capsys, monkeypatch, where):
+    """process, image and batch said three different things for `-` (batch not even whether the input or -o was wrong)."""
+    from birefvid.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    for command, example in (("process", "x.mov"), ("image", "x.png"), ("batch", "x.mov")):
+        argv = [command, "-", "-o", "out"] if where == "input" else [command, example, "-o", "-"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        lines.append(err[0])
+    words = ("reading from standard input (-) is not supported: inputs are read from named files" if where == "input"
+             else "writing to standard output (-o -) is not supported: an output is written under a temporary name")  # fmt: skip
+    assert all(line.startswith(f"birefvid: error: {words}") for line in lines), lines
+    # the same sentence, but for each command's own example of what to save or name instead
+    assert len({line.split("; ")[0] for line in lines}) == 1, lines
+    assert all(line.endswith("and name that" if where == "input" else "and read that") for line in lines), lines
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_folder_missing(tmp_path, capsys, run, clip):
     out = tmp_path / "no" / "such" / "dir" / "out.mov"
     one_error_line(capsys, run(clip, "-o", out), "output folder does not exist", str(out.parent))

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, option
-from ..job import check_path_given
+from ..job import check_path_given, refuse_standard_streams
 from .options import add_file_job_options, add_model_options, file_job_from_args, warn_fps_for_videos
 
 HELP = "process many videos into a folder, splitting long ones into chunks; locally, or on a Ray cluster (resumable)"
@@ -107,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.progress_json, option("progress_json"))
     for path, what in [(args.output_dir, "output"), *((i, "input") for i in args.inputs)]:
         check_path_given(path, what)  # "" meant the current folder
-    if args.output_dir == "-" or "-" in args.inputs:  # else a folder named "-", or "input not found: -"
-        raise ConfigError("batch reads and writes files: '-' (standard input or output) is not supported; name folders or files")
+    refuse_standard_streams(args.inputs, args.output_dir, name="a folder (-o out/)")
     warn_fps_for_videos(args, "every video")  # batch takes videos only
     args.fps = None  # and so it is no part of the jobs: it dated a finished video, so a rerun without it was refused
     out_dir = Path(args.output_dir)

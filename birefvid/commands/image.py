@@ -60,18 +60,6 @@ STILL_PICTURES = IMAGE_EXTENSIONS | HEIF_EXTENSIONS | {".gif", ".avif"}
 FILE_SUFFIXES = STILL_PICTURES | VIDEO_EXTENSIONS | {".apng", ".jxl", ".jp2", ".psd", ".exr", ".tga", ".svg", ".pdf"}
 
 
-def refuse_standard_streams(inputs: list[str], out: str) -> None:
-    """Refuse ``-`` as input or output in the words of pictures: it was 'input not found: -', and ``-o -``
-    got process's advice to write ``out.mkv``, which ``image`` refuses."""
-    from ..errors import ConfigError
-
-    if "-" in inputs:
-        raise ConfigError("reading from standard input (-) is not supported: save the picture to a file first and name that")
-    if out == "-":
-        raise ConfigError("writing to standard output (-o -) is not supported: a picture is written under a temporary "
-                          "name and renamed when complete; name a file (-o cut.png) and read that")  # fmt: skip
-
-
 class Picture(NamedTuple):
     """An input picture and the subfolder (under the folder it was found in) its cut-out mirrors."""
 
@@ -278,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
-    from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given
+    from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
     from ..runtime.file_job import segmenter_for
     from ..runtime.video_job import to_sink_layout
     from .progress import FrameProgress
@@ -290,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     kind = COMPOSITOR_KIND[args.output]
     for path, what in [(args.out, "output"), *((i, "input") for i in args.inputs)]:
         check_path_given(path, what)  # "" meant the current folder
-    refuse_standard_streams(args.inputs, args.out)
+    refuse_standard_streams(args.inputs, args.out, save="", name="a file (-o cut.png)")
     if kind == "composite" and args.background is None:  # before OutputSpec's check, which offers a video too
         raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour or an image)")
     key_color, blur_sigma, foreground = only_for(args, "key_color"), only_for(args, "blur_sigma"), foreground_wanted(args)
