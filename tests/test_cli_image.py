@@ -758,6 +758,23 @@ def test_recursive_mirrors_the_shoot_s_subfolders_into_the_output_folder(tmp_pat
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == written
 
 
+def test_recursive_goes_past_a_subfolder_it_may_not_read(tmp_path, red_key, caplog, monkeypatch):
+    """An external drive's lost+found (or a Windows disk's System Volume Information) ended the walk in a traceback."""
+    (tmp_path / "drive" / "lost+found").mkdir(parents=True)
+    _scene_photo(tmp_path / "drive" / "a.png")
+    listing = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "lost+found":  # as root (CI), a chmod 000 folder is still readable
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    assert main(["image", str(tmp_path / "drive"), "-r", "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    assert f"{tmp_path / 'drive' / 'lost+found'}: not read (Permission denied)" in caplog.text
+
+
 def test_videos_in_a_folder_are_named_not_skipped_without_a_word(tmp_path, red_key, caplog, capsys):
     """transparent-background's `--source DIR` cuts out a folder's videos and pictures: image left the videos out silently."""
     folder = tmp_path / "media"

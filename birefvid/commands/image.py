@@ -121,7 +121,11 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
     files and folders and the output folder ``skip`` left out, linked folders followed but not back up (a loop)."""
     from ..io.image_source import natural_key
 
-    entries = sorted((e for e in folder.iterdir() if not e.name.startswith(".")), key=natural_key)
+    try:
+        entries = sorted((e for e in folder.iterdir() if not e.name.startswith(".")), key=natural_key)
+    except OSError as e:  # a drive's lost+found or "System Volume Information": the rest of the shoot goes on
+        log.warning("%s: not read (%s)", folder, e.strerror or e)
+        return
     yield from (Picture(e, sub) for e in entries if e.suffix.lower() in STILL_PICTURES and e.is_file())
     for entry in entries:
         real = os.path.realpath(entry)
