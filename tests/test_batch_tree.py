@@ -184,6 +184,23 @@ def test_recursive_follows_linked_folders_but_not_back_up(tree, tmp_path, caplog
     assert f"{tree / 'alias' / 'a.mp4'} (= {tree / 's1' / 'a.mp4'})" in caplog.text
 
 
+def test_recursive_goes_past_a_subfolder_it_may_not_read(tree, tmp_path, caplog, monkeypatch):
+    """An external drive's lost+found ended the walk in a traceback: the rest of the tree runs, with a warning."""
+    (tree / "lost+found").mkdir()
+    listing = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "lost+found":  # as root (CI), a chmod 000 folder is still readable
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    out = tmp_path / "out"
+    assert batch(str(tree), "-r", "--output-dir", str(out), "-q") == 0
+    assert outputs(out) == MIRRORED
+    assert f"{tree / 'lost+found'}: not read (Permission denied)" in caplog.text
+
+
 def test_a_link_whose_target_is_elsewhere_is_processed_under_its_own_name(tmp_path):
     (tmp_path / "store").mkdir()
     keyframed_clip(tmp_path / "store" / "take.mp4", FRAMES)

@@ -139,8 +139,16 @@ def _pictures_hint(inputs: Sequence[str]) -> str:
 
 def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str], ours: set[Path]) -> Iterator[Found]:
     """The videos under ``folder`` at any depth, with their subfolder; linked folders are followed,
-    but not one that leads back to a folder above it (a loop) nor the output folder."""
-    for entry in folder.iterdir():
+    but not one that leads back to a folder above it (a loop) nor the output folder; a subfolder that
+    cannot be read (a drive's lost+found) is passed by with a warning, where it ended the walk in a traceback."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError as e:
+        if sub == Path():  # the folder the user named: nothing of it can be read
+            raise SourceError(f"cannot read folder {folder}: {e.strerror or e}") from None
+        log.warning("%s: not read (%s)", folder, e.strerror or e)
+        return
+    for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
