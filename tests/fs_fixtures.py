@@ -1,4 +1,4 @@
-"""Folders where writing fails for real: read-only, or full. Import from any test: ``from fs_fixtures import read_only_dir, full_dir``.
+"""Folders where writing or listing fails for real: read-only, full, or unreadable. Import from any test: ``from fs_fixtures import read_only_dir, full_dir``.
 
 A normal user gets a read-only folder from ``chmod``; root writes through that, so as root the
 folder is a read-only tmpfs instead. A full disk is a tiny tmpfs, which needs root. Where mounting
@@ -72,3 +72,16 @@ def read_only_copy(path: Path, files: dict[str, Path]) -> Iterator[Path]:
         if done.returncode != 0:
             pytest.skip(f"cannot remount a tmpfs read-only here ({done.stderr.strip()})")
         yield folder
+
+
+def unreadable_folders(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Listing a folder called ``name`` fails with EACCES, as a drive's lost+found does for a user: as root
+    (CI) a chmod 000 folder is still readable, so ``Path.iterdir`` is made to refuse it."""
+    listing = Path.iterdir
+
+    def iterdir(self: Path) -> Iterator[Path]:
+        if self.name == name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)

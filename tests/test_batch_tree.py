@@ -187,14 +187,9 @@ def test_recursive_follows_linked_folders_but_not_back_up(tree, tmp_path, caplog
 def test_recursive_goes_past_a_subfolder_it_may_not_read(tree, tmp_path, caplog, monkeypatch):
     """An external drive's lost+found ended the walk in a traceback: the rest of the tree runs, with a warning."""
     (tree / "lost+found").mkdir()
-    listing = Path.iterdir
+    from fs_fixtures import unreadable_folders
 
-    def iterdir(self):
-        if self.name == "lost+found":  # as root (CI), a chmod 000 folder is still readable
-            raise PermissionError(13, "Permission denied", str(self))
-        return listing(self)
-
-    monkeypatch.setattr(Path, "iterdir", iterdir)
+    unreadable_folders(monkeypatch, "lost+found")
     out = tmp_path / "out"
     assert batch(str(tree), "-r", "--output-dir", str(out), "-q") == 0
     assert outputs(out) == MIRRORED

@@ -762,14 +762,9 @@ def test_recursive_goes_past_a_subfolder_it_may_not_read(tmp_path, red_key, capl
     """An external drive's lost+found (or a Windows disk's System Volume Information) ended the walk in a traceback."""
     (tmp_path / "drive" / "lost+found").mkdir(parents=True)
     _scene_photo(tmp_path / "drive" / "a.png")
-    listing = Path.iterdir
+    from fs_fixtures import unreadable_folders
 
-    def iterdir(self):
-        if self.name == "lost+found":  # as root (CI), a chmod 000 folder is still readable
-            raise PermissionError(13, "Permission denied", str(self))
-        return listing(self)
-
-    monkeypatch.setattr(Path, "iterdir", iterdir)
+    unreadable_folders(monkeypatch, "lost+found")
     assert main(["image", str(tmp_path / "drive"), "-r", "-o", str(tmp_path / "out"), "-q"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
     assert f"{tmp_path / 'drive' / 'lost+found'}: not read (Permission denied)" in caplog.text
