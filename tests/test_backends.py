@@ -163,6 +163,41 @@ def test_an_export_that_cannot_replace_another_runs_open_one_uses_it(tmp_path, m
         export._save(Program(), str(tmp), path)
 
 
+_INTERRUPTED_EXPORT = """
+import sys
+import torch
+from birefvid.backends.export import export_onnx
+
+class Interrupt:  # Ctrl-C (a notebook's stop button) while the exporter's first imports run
+    fired = False
+    def find_spec(self, name, path=None, target=None):
+        if name == "onnx.reference.op_run" and not Interrupt.fired:
+            Interrupt.fired = True
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+model = torch.nn.Conv2d(3, 1, 1)
+try:
+    export_onnx(model, sys.argv[1], (8, 8))
+except KeyboardInterrupt:
+    pass
+assert Interrupt.fired
+export_onnx(model, sys.argv[1], (8, 8))  # the same process (the kernel) exports once asked again
+"""
+
+
+def test_an_export_interrupted_while_importing_the_exporter_works_when_run_again(tmp_path):
+    """A notebook's stop button during the first export's imports left onnxscript half imported: every
+    later export in that kernel failed with "module 'onnxscript' has no attribute 'values'" until a restart."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _INTERRUPTED_EXPORT, str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert onnx.load(str(tmp_path / "m.onnx")).graph.node
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no partial file left by the interrupted one
+
+
 def test_an_export_named_as_long_as_the_disk_allows_is_placed(tmp_path):
     """``export -o`` 78 Japanese characters + ``.onnx`` (239 bytes, a valid name) exported, then failed with
     'File name too long': its temporary name beside it (``NAME.XXXXXXXX.onnx.partial``) was not."""

@@ -158,3 +158,56 @@ def test_a_signed_urls_token_stays_out_of_the_audio_error_line(tmp_path, served)
         with pytest.raises(SinkError) as error:
             AudioTracks(f"{base}/gone.mp4?X-Amz-Signature={token}", out, "matroska")
     assert token not in str(error.value) and "X-Amz-Signature=***" in str(error.value), str(error.value)
+
+
+def test_a_server_that_stops_answering_after_the_pictures_ends_the_run_instead_of_hanging_it(tmp_path, served, monkeypatch):
+    """The sound, subtitles and chapters are read over connections of their own, opened without the pictures'
+    timeout: a server that stopped answering there hung process_video for good, and a notebook's stop button
+    with it (the run's threads cannot leave a read that never returns)."""
+    import socket
+
+    import birefvid.io.base as base
+    import birefvid.io.video_source as video_source
+
+    folder, _ = served
+    monkeypatch.setattr(base, "URL_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(video_source, "URL_TIMEOUT_S", 1.0)
+    data = (folder / "clip.mp4").read_bytes()
+    done = threading.Event()  # the test is over: stalled connections close
+
+    def serve(listener: socket.socket) -> None:
+        first = True
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            if first:  # the pictures' connection gets the whole file; the others never get an answer
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(data) + data)
+                conn.close()
+                first = False
+            else:
+                threading.Thread(target=lambda c=conn: (done.wait(60), c.close()), daemon=True).start()
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    threading.Thread(target=serve, args=(listener,), daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/clip.mp4"
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            process_video(url, tmp_path / "out.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none")
+        except BaseException as e:  # noqa: BLE001 - checked below
+            outcome.append(e)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=20)
+    done.set()
+    listener.close()
+    assert not runner.is_alive(), "process_video still waits on a server that stopped answering"
+    assert outcome and str(outcome[0]) == f"no answer from {url} within 1 s", outcome  # not a video without its sound
+    assert list(tmp_path.iterdir()) == []

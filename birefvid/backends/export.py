@@ -151,7 +151,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     exiting.writing(tmp)
     try:
         # the exporter prints its progress and warns about things that do not concern our users
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"), _imports_undone_on_interrupt():
             warnings.simplefilter("ignore")
             # optimize=False: the exporter's own graph optimisation took most of the export (tiny at 256²:
             # 66 -> 39 s here; swin_v1_t at 512²: 146 -> 30 s) for nothing the engines keep: OpenVINO, ONNX
@@ -164,6 +164,26 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
             os.unlink(tmp)
         exiting.written(tmp)
     return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _imports_undone_on_interrupt() -> Iterator[None]:
+    """Forget the modules a Ctrl-C (a notebook's interrupt) cut off halfway through the exporter's first imports.
+
+    The exporter imports hundreds of modules on first use (onnxscript, onnx, torch.export, ...). A package whose
+    import is interrupted leaves ``sys.modules``, but its submodules loaded so far stay, and importing it again
+    does not attach them: every later export in that process failed ("module 'onnxscript' has no attribute
+    'values'") until the kernel was restarted. Those orphans are dropped here, so the next export imports them whole.
+    """
+    before = set(sys.modules)
+    try:
+        yield
+    except BaseException:
+        for name in [name for name in sys.modules if name not in before]:
+            parts = name.split(".")
+            if any(".".join(parts[:i]) not in sys.modules for i in range(1, len(parts))):
+                del sys.modules[name]
+        raise
 
 
 def _save(program: object, tmp: str, path: Path) -> None:

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Optional
 import av
 from av.codec.codec import Properties
 
-from birefvid.errors import SinkError
-from birefvid.io.base import ffmpeg_name
+from birefvid.errors import SinkError, SourceError
+from birefvid.io.base import open_media
 from birefvid.io.channel_order import custom_order_track, custom_order_tracks
 from birefvid.io.interleave import LEAD_S, InterleavedPackets, carry_track_tags
 from birefvid.urls import shown_url
@@ -151,8 +151,10 @@ def _pcm_block(codec: str, channels: int) -> int:
 def has_audio(path: str | Path) -> bool:
     """True when ``path`` can be opened and holds at least one audio stream."""
     try:
-        with av.open(ffmpeg_name(path)) as c:
+        with open_media(path) as c:
             return bool(c.streams.audio)
+    except SourceError:  # a URL that stopped answering: no reason to think it has no sound
+        raise
     except (av.FFmpegError, OSError):
         return False
 
@@ -174,7 +176,7 @@ class AudioTrack(InterleavedPackets):
         self._src_name = shown_url(str(src))  # a URL's password or token stays out of messages
         self._number, self._muxer, self._sent = index + 1, muxer, 0  # packets (copied) or frames (re-encoded) given out
         try:
-            self._in = av.open(ffmpeg_name(src))
+            self._in = open_media(src)
         except (av.FFmpegError, OSError) as e:
             raise SinkError(f"cannot read audio from {self._src_name}: {str(e).replace(str(src), self._src_name)}") from e
         try:
@@ -348,7 +350,7 @@ class AudioTracks:
 
     def __init__(self, src: str | Path, out: av.container.OutputContainer, muxer: str, window: Optional["TimeWindow"] = None) -> None:
         try:
-            with av.open(ffmpeg_name(src)) as container:
+            with open_media(src) as container:
                 count = len(container.streams.audio)
         except (av.FFmpegError, OSError) as e:
             shown = shown_url(str(src))  # PyAV's message names the URL too

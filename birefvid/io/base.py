@@ -10,17 +10,22 @@ import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
 
+if TYPE_CHECKING:
+    import av.container
+
 # a smaller picture holds no subject to cut out, and codecs and compositing refuse pictures of 1 px
 MIN_PICTURE_SIDE = 8
 # inputs a file job may read over the network (a live stream is ``birefvid live``'s)
 URL_SCHEMES = ("http", "https")
+# seconds a media file read over http(s) may take to answer, to open and to deliver more data
+URL_TIMEOUT_S = 30.0
 
 
 def is_url(text: object) -> bool:
@@ -36,6 +41,24 @@ def ffmpeg_name(path: object) -> str:
     if ":" not in head or is_url(text) or os.path.isabs(text) or re.match(r"^[A-Za-z]:[/\\]", text):
         return text
     return os.path.join(".", text)
+
+
+def open_media(path: object) -> "av.container.InputContainer":
+    """``av.open(path)`` for reading its sound, subtitles or chapters; a URL with ``URL_TIMEOUT_S``: without one, a
+    server that stopped sending hung the run for good, and a Ctrl-C (a notebook's stop button) with it. A URL
+    that does not answer in time is a SourceError, which the probes (``has_audio``, ...) pass on: it says
+    nothing about what the input holds, and read as "no sound" it dropped the sound without a word."""
+    import av
+
+    name = ffmpeg_name(path)
+    if not is_url(name):
+        return av.open(name)
+    try:
+        return av.open(name, timeout=URL_TIMEOUT_S)
+    except av.error.ExitError as e:  # FFmpeg's words for its timeout: "Immediate exit requested"
+        from birefvid.urls import shown_url
+
+        raise SourceError(f"no answer from {shown_url(name)} within {URL_TIMEOUT_S:g} s") from e
 
 
 def check_picture_size(width: int, height: int, name: object) -> None:

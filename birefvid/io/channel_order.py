@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Optional
 
 import av
 
-from birefvid.io.base import ffmpeg_name
+from birefvid.io.base import ffmpeg_name, open_media
 from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 from birefvid.urls import shown_url
 
@@ -73,7 +73,7 @@ class RawPcmTrack(InterleavedPackets):
     def __init__(self, src: str | Path, out: av.container.OutputContainer, index: int, channels: int,
                  window: Optional["TimeWindow"] = None) -> None:
         super().__init__(window)
-        self._in = av.open(ffmpeg_name(src))
+        self._in = open_media(src)
         try:
             source = self._in.streams.audio[index]
             cc = source.codec_context  # its name and rate are safe to read; its layout (and channel count) are not
@@ -104,7 +104,7 @@ def custom_order_track(
     src: str | Path, out: av.container.OutputContainer, muxer: str, index: int, layout: str, window: Optional["TimeWindow"] = None
 ) -> Optional[RawPcmTrack]:
     """The copy of custom-ordered audio track ``index`` when it is PCM and ``muxer`` holds PCM, else None (with a warning)."""
-    with av.open(ffmpeg_name(src)) as container:
+    with open_media(src) as container:
         codec = container.streams.audio[index].codec_context.name
     if codec.startswith("pcm_") and muxer in PCM_MUXERS:
         log.warning("%s: audio track %d (%s) is copied with its channels in their order, unlabelled: PyAV crashes "

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import av
 
-from birefvid.errors import SinkError
-from birefvid.io.base import ffmpeg_name
+from birefvid.errors import SinkError, SourceError
+from birefvid.io.base import open_media
 from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 
 if TYPE_CHECKING:
@@ -38,8 +38,10 @@ def _describe(stream: Any) -> str:
 def has_subtitles(path: str | Path) -> bool:
     """True when ``path`` can be opened and holds at least one subtitle stream."""
     try:
-        with av.open(ffmpeg_name(path)) as container:
+        with open_media(path) as container:
             return bool(container.streams.subtitles)
+    except SourceError:  # a URL that stopped answering (see open_media)
+        raise
     except (av.FFmpegError, OSError, ValueError):
         return False
 
@@ -48,8 +50,10 @@ def source_chapters(path: str | Path, window: Optional["TimeWindow"] = None) -> 
     """The chapters of ``path`` (``[]`` when it has none or is not a container, e.g. an image folder);
     with ``window``, those that overlap it, clipped to it and moved to start with it."""
     try:
-        with av.open(ffmpeg_name(path)) as container:
+        with open_media(path) as container:
             chapters = list(container.chapters())
+    except SourceError:  # a URL that stopped answering (see open_media)
+        raise
     except (av.FFmpegError, OSError, ValueError):
         return []
     if window is None:
@@ -73,7 +77,7 @@ class SubtitleTracks(InterleavedPackets):
         self._out = out
         self._map: dict[int, Any] = {}  # source stream index -> output stream
         try:
-            self._in = av.open(ffmpeg_name(src))
+            self._in = open_media(src)
         except (av.FFmpegError, OSError, ValueError):
             return  # not a container (an image folder or pattern): nothing to carry
         try:

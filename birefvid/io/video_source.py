@@ -34,7 +34,7 @@ from birefvid.errors import SourceError, input_not_found
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, upright
 from birefvid.io.animated_source import is_animated_webp
-from birefvid.io.base import Source, check_picture_size, ffmpeg_name, is_url
+from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.interleave import is_indexed
 from birefvid.urls import shown_url
@@ -44,9 +44,6 @@ log = logging.getLogger(__name__)
 
 # FFmpeg's demuxers of a single picture file (a .jpg or .png given as a video)
 STILL_PICTURE_FORMATS = frozenset({"image2", "jpeg_pipe", "png_pipe"})
-
-# seconds a video read over http(s) may take to answer, to open and to deliver more data
-URL_TIMEOUT_S = 30.0
 
 # seeks, each further back, before a file is read from its start (see earlier_target)
 SEEK_TRIES = 6
