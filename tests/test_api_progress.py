@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from birefvid.api import build_file_job, process_video, run_job
@@ -112,6 +113,8 @@ def test_model_keywords_beside_a_segmenter_are_refused(tmp_path):
         process_video(clip.path, tmp_path / "out.mkv", kind="mask", segmenter=seg, model="general", resolution=512)
     with pytest.raises(ConfigError, match=r"^iter_masks\(\) got segmenter= and device=, which"):
         iter_masks(clip.path, segmenter=seg, device="cuda")
+    with pytest.raises(ConfigError, match=r"got segmenter= and resolution=, which"):  # was NumPy's "truth value ... ambiguous"
+        process_video(clip.path, tmp_path / "out.mkv", kind="mask", segmenter=seg, resolution=np.array([64, 64]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mov"]
     # what the Segmenter leaves to the run, and a default forwarded by a wrapper, still go with it
     report = process_video(clip.path, tmp_path / "out.mkv", kind="mask", smooth="none", segmenter=seg, batch_size=2, model=None)
