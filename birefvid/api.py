@@ -135,11 +135,22 @@ def _check_segmenter_keywords(caller: str, segmenter: Any, options: dict[str, An
     if segmenter is None:
         return
     defaults = inspect.signature(model_and_inference).parameters
-    given = [name for name in SEGMENTER_KEYWORDS if name in options and options[name] not in (None, defaults[name].default)]
+    given = [name for name in SEGMENTER_KEYWORDS if name in options and not _is_default(options[name], defaults[name].default)]
     if given:
         names = ", ".join(f"{name}=" for name in given)
         raise ConfigError(f"{caller}() got segmenter= and {names}, which the Segmenter has fixed; give them to "
                           f"birefvid.Segmenter(...) instead, or leave out segmenter=")
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """True for None or ``default``; an array (``resolution=np.array([512, 512])``) is a value given, not the
+    ValueError its elementwise ``==`` made of the refusal."""
+    if value is None or value is default:
+        return True
+    try:
+        return bool(value == default)
+    except (ValueError, TypeError):
+        return False
 
 
 def build_file_job(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from birefvid.api import build_file_job, process_video, run_job
@@ -71,6 +72,21 @@ def test_a_progress_function_that_fails_raises_its_own_error_not_the_encoders(se
     assert not (tmp_path / "out.mov").exists()
 
 
+def test_a_progress_function_raising_output_kept_error_gets_it_back(seg, tmp_path):
+    """The commit's OutputKeptError is turned into the run's report; the same error from an app's own callback (its
+    own output's conflict) came back as an UnboundLocalError about 'frames' instead."""
+    from birefvid.errors import OutputKeptError
+
+    src = make_scene(tmp_path / "in.mov", 4, with_audio=False).path
+
+    def theirs(n):
+        raise OutputKeptError("output exists: theirs.png", kept="theirs (2).png")
+
+    with pytest.raises(OutputKeptError, match="theirs.png") as caught:
+        process_video(src, tmp_path / "out.mov", segmenter=seg, progress=theirs)
+    assert caught.value.kept == "theirs (2).png" and not (tmp_path / "out.mov").exists()
+
+
 @pytest.mark.parametrize("control, words", [
     (dict(stop=True), r"^process_video\(\) stop must be a threading.Event or None, got True$"),  # crashed every pipeline thread
     (dict(progress="yes"), r"^process_video\(\) progress must be True, False, None or a function"),
@@ -97,6 +113,8 @@ def test_model_keywords_beside_a_segmenter_are_refused(tmp_path):
         process_video(clip.path, tmp_path / "out.mkv", kind="mask", segmenter=seg, model="general", resolution=512)
     with pytest.raises(ConfigError, match=r"^iter_masks\(\) got segmenter= and device=, which"):
         iter_masks(clip.path, segmenter=seg, device="cuda")
+    with pytest.raises(ConfigError, match=r"got segmenter= and resolution=, which"):  # was NumPy's "truth value ... ambiguous"
+        process_video(clip.path, tmp_path / "out.mkv", kind="mask", segmenter=seg, resolution=np.array([64, 64]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mov"]
     # what the Segmenter leaves to the run, and a default forwarded by a wrapper, still go with it
     report = process_video(clip.path, tmp_path / "out.mkv", kind="mask", smooth="none", segmenter=seg, batch_size=2, model=None)

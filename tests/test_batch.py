@@ -843,6 +843,7 @@ def test_progress_json_dash_writes_json_lines_on_standard_output(tmp_path, capsy
 
 @pytest.mark.parametrize("swap, line", [
     (("--model", "nosuch"), "birefvid: error: unknown model 'nosuch'; known models: "),
+    (("--model", "runs/best.pth"), "birefvid: error: weights file not found: runs/best.pth"),  # a typo'd --model FILE made the folder
     (("--precision", "bf16", "--backend", "onnxruntime"), "birefvid: error: --backend onnxruntime runs fp32 only; use --precision fp32 or another backend"),
 ])  # fmt: skip
 def test_a_model_the_workers_would_refuse_is_one_line_before_the_output_folder(tmp_path, capsys, swap, line):

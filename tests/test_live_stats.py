@@ -126,3 +126,28 @@ def test_stats_json_and_report_both_on_standard_output_is_one_line(tmp_path, cap
         main(["live", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--stats-json STATS_JSON append stats as JSON lines to this file ('-': standard output" in text
+
+
+def test_stats_json_dash_whose_reader_left_ends_the_lines_not_the_run(monkeypatch, caplog):
+    """`live --stats-json - | head -1` (or a dashboard restarted): the next line's broken pipe was a SinkError that
+    ended the run with exit 2 and threw its recording away; now a warning, and the run goes on."""
+    import io
+    import sys
+
+    class _Gone(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            _Gone.writes += 1
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", _Gone())
+    stats = LiveStats(every=0.0, json_path="-")
+    _feed(stats, 10)
+    with caplog.at_level("WARNING"):
+        stats.emit(1.0, None)
+        stats.emit(1.5, None)
+    assert stats.final(2.0, None)["frames_shown"] == 10  # the runner still gets its summary
+    stats.close()
+    assert _Gone.writes == 1  # given up after the first broken write
+    assert "standard output's reader has gone; the run goes on" in caplog.text

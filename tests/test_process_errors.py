@@ -101,6 +101,19 @@ def test_a_photo_to_a_png_points_at_image(tmp_path, capsys, run):
     assert_nothing_written(tmp_path, "shoe.jpg")
 
 
+@pytest.mark.parametrize("name", ["sticker.webp", "anim.png"])
+def test_an_animated_picture_to_a_png_is_not_sent_to_image(tmp_path, capsys, run, name):
+    """An animated WebP or APNG to cut.png was sent to `image`, which cuts out its first frame only and sends it back
+    to process: the error names .apng and the folder, which keep every frame."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), (40 * i, 0, 0)) for i in range(3)]
+    source = tmp_path / name
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=100)
+    one_error_line(capsys, run(source, "-o", tmp_path / "cut.png"), ".apng writes one animated PNG")
+    assert_nothing_written(tmp_path, name)
+
+
 def test_a_file_whose_name_starts_with_a_dash_gets_advice(tmp_path, capsys, monkeypatch):
     """``process -take1.mp4 -o x.mov`` said only 'the following arguments are required: input': argparse took the
     file for an option. Now the error names the file and the way to give it."""

@@ -62,8 +62,20 @@ def _refuse_picture_to_picture(source: str, out: str) -> None:
     from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS
 
     stills = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}  # no video or animation is written to these (.webp is)
-    if Path(source).suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS and Path(source).is_file() and Path(out).suffix.lower() in stills:
+    if (Path(source).suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS and Path(source).is_file() and Path(out).suffix.lower() in stills
+            and not _animated(source)):  # an animated WebP or PNG is process's: its error names .apng and the folder
         raise ConfigError(f"process writes videos; to cut out the picture {source} as {out} run `birefvid image {source} -o {out}`")
+
+
+def _animated(path: str) -> bool:
+    """True for a picture file of several frames (animated WebP, APNG), from its header: `image` cuts out only the first."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1)) > 1
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:

@@ -448,6 +448,11 @@ class VideoFileSource(Source):
         return (not isinstance(self.path, str) and self._container.format.name in STILL_PICTURE_FORMATS
                 and self._stream.codec_context.name in ("mjpeg", "png"))  # fmt: skip
 
+    @property
+    def concealed(self) -> int:
+        """Frames the decoder concealed damage in so far (kept unless strict): what the warning counted."""
+        return self._damaged.count
+
     def deliver_deep(self) -> bool:
         """Frames carry their 16-bit picture too (``Frame.deep``): for outputs that keep a deep source's depth."""
         if self._iterated:

@@ -378,6 +378,8 @@ def check_model_choice(model: Optional[str] = None, weights: Optional[str | Path
             raise WeightsNotFoundError(f"weights file not found: {weights}")
         return
     name = model or "general"
+    if Path(name).suffix.lower() in WEIGHTS_FILE_SUFFIXES and not Path(name).exists():  # `--model runs/ft/best.pt`, mistyped
+        raise WeightsNotFoundError(f"weights file not found: {name}")
     if "/" in name or Path(name).exists() or Path(name).suffix.lower() in WEIGHTS_FILE_SUFFIXES:
         return  # a file, a snapshot folder or a Hugging Face repo: found or not when it loads
     get_model_card(name)

@@ -142,6 +142,7 @@ def run_file_job(
             source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size,
             progress=_watched(progress, DiskWatch(out.path, info.frame_count, sink.bytes_written)), stop=stop,
         )  # fmt: skip
+        kept.finished = True  # from here on an OutputKeptError is the output's commit (the stack's exit)
     report = {
         "input": src.input,
         "output": out.path if kept.error is None else str(kept.error.kept),
@@ -168,15 +169,17 @@ def run_file_job(
 
 
 class _KeptOutput:
-    """Holds the ``OutputKeptError`` of a commit (``error``) so the run's report is still made, naming the kept file."""
+    """Holds the ``OutputKeptError`` of a commit (``error``) so the run's report is still made, naming the kept file;
+    one raised before the work finished (a caller's ``progress``) is no commit's and goes on as raised."""
 
     error: Optional[OutputKeptError] = None
+    finished = False  # the frames are done: what fails now is the commit
 
     def __enter__(self) -> "_KeptOutput":
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        if isinstance(exc, OutputKeptError):
+        if self.finished and isinstance(exc, OutputKeptError):
             self.error = exc
             return True
         return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import stat
@@ -23,6 +24,8 @@ from typing import Any, Callable, Optional, TextIO
 import numpy as np
 
 from ..errors import SinkError, option
+
+log = logging.getLogger(__name__)
 
 
 # timings kept per figure for the percentiles: a run of hours would otherwise keep every frame's
@@ -179,6 +182,10 @@ class LiveStats:
             self._json.flush()
         except OSError as e:
             self._give_up()
+            if self._stdout and isinstance(e, BrokenPipeError):  # its reader left (`| head`, a dashboard restarted):
+                # the lines end, not the run: it ended with exit 2 and threw its recordings away
+                log.warning("%s -: standard output's reader has gone; the run goes on without its JSON lines", option("stats_json"))
+                return
             raise SinkError(f"{option('stats_json')} {self._json_path}: cannot write it ({e.strerror or e})") from None
 
     def _follow_rotation(self) -> None:
