@@ -130,6 +130,17 @@ def test_webp_and_apng_keep_a_held_last_frame(tmp_path, seg, fmt):
             assert [f.duration * f.time_base for f in c.decode(video=0)] == [Fraction(1, 10), Fraction(2, 10), Fraction(3, 10)]
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_matroska_video_starting_after_0_keeps_its_last_frame_s_time(tmp_path, seg, fmt):
+    """FFmpeg's Matroska muxer tags where the video ends, not how long it lasts: a video starting at 23 ms (AAC's
+    priming, remuxed from MPEG-TS) was taken 23 ms longer, and its last frame held that much longer."""
+    src = make_scene(tmp_path / "late.mkv", 3, SIZE, fps=10, pts=[23, 123, 223], time_base=Fraction(1, 1000),
+                     codec="ffv1", pix_fmt="bgr0", with_audio=False)  # fmt: skip
+    out = tmp_path / f"cut.{fmt}"
+    process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none")
+    assert read_animation(out)[1] == [100.0, 100.0, 100.0]
+
+
 def test_a_live_webp_whose_last_frames_repeat_ends_on_time(tmp_path):
     """libwebp merges a frame that repeats the one before into it: the merged last frame lasts both frames' time."""
     out = tmp_path / "session.webp"
