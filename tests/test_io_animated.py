@@ -8,6 +8,7 @@ FFmpeg cannot read animated WebP). The red-key test model (process_fixtures) mak
 from __future__ import annotations
 
 import logging
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from birefvid.cli import main
 from birefvid.frames import StreamInfo
 from birefvid.io.animated_sink import AnimatedImageSink, gif_quantize
 from birefvid.io.formats import choose_encoder
+from birefvid.io.last_delay import apng_delay, apng_set_last_delay, webp_set_last_end
 from birefvid.io.record_sink import RecordingSink
 from process_fixtures import (
     RED,
@@ -103,6 +105,69 @@ def test_a_gif_s_last_frame_stays_as_long_as_the_source_shows_it(tmp_path, seg):
     frames[0].save(tmp_path / "held.gif", save_all=True, append_images=frames[1:], duration=[100, 200, 700], loop=0)
     process_video(tmp_path / "held.gif", tmp_path / "cut.gif", kind="alpha", segmenter=seg, smooth="none")
     assert read_animation(tmp_path / "cut.gif")[1] == [100.0, 200.0, 700.0]
+
+
+@pytest.mark.parametrize("fmt", ["webp", "apng"])
+def test_webp_and_apng_keep_a_held_last_frame(tmp_path, seg, fmt):
+    """A sticker GIF holding its last frame (100/200/300 ms) came out with it cut short: libwebp gave it the mean
+    of the others (150 ms), FFmpeg's APNG muxer the one before's (200 ms). The finished file is patched."""
+    src = make_scene(tmp_path / "s.mov", 3, SIZE, fps=10, with_audio=False)
+    frames = [Image.fromarray(f) for f in src.frames[:3]]  # distinct pictures: Pillow merges equal ones
+    frames[0].save(tmp_path / "held.gif", save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=0)
+    out = tmp_path / f"cut.{fmt}"
+    process_video(tmp_path / "held.gif", out, kind="alpha", segmenter=seg, smooth="none")
+    got, durations, loop = read_animation(out)
+    assert len(got) == 3 and loop == 0 and durations == [100.0, 200.0, 300.0]
+    if fmt == "apng":  # FFmpeg reads the patched chunk too; neither it nor Pillow checks CRCs, browsers do
+        data = out.read_bytes()
+        at, crcs_ok = 8, []
+        while at < len(data):
+            length = int.from_bytes(data[at : at + 4], "big")
+            crcs_ok.append(zlib.crc32(data[at + 4 : at + 8 + length]) == int.from_bytes(data[at + 8 + length : at + 12 + length], "big"))
+            at += 12 + length
+        assert at == len(data) and all(crcs_ok)
+        with av.open(str(out)) as c:
+            assert [f.duration * f.time_base for f in c.decode(video=0)] == [Fraction(1, 10), Fraction(2, 10), Fraction(3, 10)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_matroska_video_starting_after_0_keeps_its_last_frame_s_time(tmp_path, seg, fmt):
+    """FFmpeg's Matroska muxer tags where the video ends, not how long it lasts: a video starting at 23 ms (AAC's
+    priming, remuxed from MPEG-TS) was taken 23 ms longer, and its last frame held that much longer."""
+    src = make_scene(tmp_path / "late.mkv", 3, SIZE, fps=10, pts=[23, 123, 223], time_base=Fraction(1, 1000),
+                     codec="ffv1", pix_fmt="bgr0", with_audio=False)  # fmt: skip
+    out = tmp_path / f"cut.{fmt}"
+    process_video(src.path, out, kind="alpha", segmenter=seg, smooth="none")
+    assert read_animation(out)[1] == [100.0, 100.0, 100.0]
+
+
+def test_a_live_webp_whose_last_frames_repeat_ends_on_time(tmp_path):
+    """libwebp merges a frame that repeats the one before into it: the merged last frame lasts both frames' time."""
+    out = tmp_path / "session.webp"
+    sink = RecordingSink(out, width=16, height=16, fps=10, kind="rgba")
+    pictures = np.zeros((4, 16, 16, 4), np.uint8)
+    for i in range(3):
+        pictures[i, i : i + 4, 2:8] = (255, 0, 0, 255)
+    pictures[3] = pictures[2]
+    for picture, t in zip(pictures, [0, 0.1, 0.3, 0.6]):
+        sink.send(picture, t)
+    sink.close()
+    assert read_animation(out)[1] == [100.0, 200.0, 600.0]  # the last frame, 0.6 s, lasts as long as the gap before it
+
+
+def test_last_frame_patches_leave_unexpected_files_as_they_are(tmp_path):
+    """A still PNG or WebP, or a cut-short APNG, is left byte for byte as it was."""
+    assert apng_delay(Fraction(1001, 30000)) == (1001, 30000) and apng_delay(Fraction(2)) == (2, 1)
+    still = Image.fromarray(np.zeros((4, 4, 4), np.uint8))
+    still.save(tmp_path / "still.png")
+    still.save(tmp_path / "still.webp")
+    frames = [Image.fromarray(np.full((4, 4, 4), v, np.uint8)) for v in (0, 255)]
+    frames[0].save(tmp_path / "cut.apng", save_all=True, append_images=frames[1:], duration=[100, 100])
+    (tmp_path / "cut.apng").write_bytes((tmp_path / "cut.apng").read_bytes()[:-20])
+    for name, patch in [("still.png", apng_set_last_delay), ("cut.apng", apng_set_last_delay), ("still.webp", webp_set_last_end)]:
+        before = (tmp_path / name).read_bytes()
+        assert patch(tmp_path / name, 1) is False
+        assert (tmp_path / name).read_bytes() == before, name
 
 
 def test_a_60_fps_gif_keeps_its_speed(tmp_path, seg):

@@ -3,7 +3,7 @@
 These are what people post cut-outs as (stickers, product spins, chat reactions): browsers and
 chat apps show them with transparency where VP9-with-alpha plays only in some browsers. They carry
 pictures only: no sound, subtitles or colour tags. Each frame keeps its own time (GIF counts in
-hundredths of a second, WebP in milliseconds, APNG in fractions) and the animation loops forever.
+hundredths of a second, WebP in milliseconds, APNG in fractions), the last one too, and the animation loops forever.
 
 GIF has 256 colours a frame and on/off transparency: each frame gets its own palette, one entry of
 it kept for "transparent" (``gif_quantize``; a whole-video palette would need every frame before the
@@ -30,6 +30,7 @@ from birefvid.frames import StreamInfo
 from birefvid.io.atomic import AtomicFile
 from birefvid.io.base import Sink
 from birefvid.io.formats import EncoderSpec
+from birefvid.io.last_delay import apng_set_last_delay, webp_set_last_end
 from birefvid.io.layout import check_images
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,15 @@ class AnimatedImageSink(Sink):
             return self._gap
         return max(1, round(1 / (Fraction(self.info.average_rate or 25) * self._time_base)))
 
+    def _set_last_frame_time(self) -> None:
+        """WebP and APNG: give the last frame ``_last_duration`` in the finished file, which FFmpeg cannot (see last_delay)."""
+        assert self._last_pts is not None and self._first_pts is not None
+        last = self._last_duration()
+        if self.spec.muxer == "apng":
+            apng_set_last_delay(self._file.temp, last * self._time_base)
+        elif self.spec.muxer == "webp":
+            webp_set_last_end(self._file.temp, round((self._last_pts - self._first_pts + last) * self._time_base * 1000))
+
     def _encode(self, frame: Optional[av.VideoFrame]) -> None:
         """Encode one frame, or with None flush the encoder."""
         try:
@@ -249,6 +259,8 @@ class AnimatedImageSink(Sink):
             raise SinkError(f"finishing {self.path} failed: {e}") from e
         if self._transparent_gif:
             gif_clear_between_frames(self._file.temp)
+        elif self._frames:
+            self._set_last_frame_time()
         if self._skipped:
             log.info("%s: left out %d frames that came within %s s of the one before (GIF's shortest delay browsers respect)",
                      self.path, self._skipped, float(GIF_MIN_DELAY))  # fmt: skip

@@ -517,8 +517,9 @@ class VideoFileSource(Source):
         duration, frame_count = self._declared, shown_frame_count(s)
         if duration is None and self._container.duration:
             duration = self._container.duration / av.time_base
-        elif _mkv_duration(s) is not None and first.pts is not None and first.pts < 0 and rate:
-            # FFmpeg's Matroska muxer tags where a stream ends; one that starts before 0 lasts longer
+        elif _mkv_duration(s) is not None and first.pts and rate:
+            # FFmpeg's Matroska muxer tags where a stream ends: one that starts before 0 lasts longer, one that starts
+            # after it (AAC's priming put the video at 23 ms) shorter, or a GIF, WebP or APNG held its last frame that much longer
             duration -= float(first.pts * s.time_base)
             frame_count = round(duration * rate)
         sar = s.sample_aspect_ratio  # the container's, else the codec's (av_guess_sample_aspect_ratio)
