@@ -359,7 +359,7 @@ def run_job(job: FileJob, *, report_path: Optional[PathLike] = None, **control: 
 
 
 class _ProgressBar:
-    """``progress=True``: a tqdm bar (``tqdm.auto``, a widget in Jupyter) opened once the frame count is known
+    """``progress=True``: a tqdm bar (a widget in Jupyter with ipywidgets, see ``progress_bar``) opened once the frame count is known
     and closed when the run ends, however it ends; any other ``progress`` (a function or None) is passed on."""
 
     def __init__(self, progress: Union[bool, Callable[[int], None], None], on_start: Optional[Callable[[Optional[int]], None]]) -> None:
@@ -376,9 +376,9 @@ class _ProgressBar:
             self._bar.close()
 
     def _started(self, total: Optional[int]) -> None:
-        from tqdm.auto import tqdm
+        from .progress_bar import tqdm_class
 
-        self._bar = tqdm(total=total, unit="frame", dynamic_ncols=True)
+        self._bar = tqdm_class()(total=total, unit="frame", dynamic_ncols=True)
         if self.on_start is not None:
             self.on_start(total)
 

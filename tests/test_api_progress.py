@@ -119,3 +119,29 @@ def test_model_keywords_beside_a_segmenter_are_refused(tmp_path):
     # what the Segmenter leaves to the run, and a default forwarded by a wrapper, still go with it
     report = process_video(clip.path, tmp_path / "out.mkv", kind="mask", smooth="none", segmenter=seg, batch_size=2, model=None)
     assert report["frames"] == 2
+
+
+def test_progress_true_in_jupyter_without_ipywidgets_is_a_text_bar_without_tqdms_warning(monkeypatch, capsys, recwarn):
+    """In a Jupyter kernel without ipywidgets, tqdm.auto warned "IProgress not found. Please update jupyter and
+    ipywidgets", which reads as a broken install, before falling back to the text bar. Now: the text bar alone."""
+    import sys
+    import types
+
+    from birefvid.api import _ProgressBar
+
+    class ZMQInteractiveShell:  # what IPython's get_ipython() returns in a notebook kernel
+        pass
+
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = ZMQInteractiveShell
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("ipykernel.zmqshell"))
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # not installed
+    for name in ("tqdm.auto", "tqdm.autonotebook", "tqdm.notebook"):  # imported afresh, as in a new kernel
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with _ProgressBar(True, None) as bar:
+        control = bar.control()
+        control.on_start(3)
+        control.progress(3)
+    assert not [w for w in recwarn if "IProgress" in str(w.message) or "ipywidgets" in str(w.message)]
+    assert "3/3" in capsys.readouterr().err

@@ -841,6 +841,39 @@ def test_progress_json_dash_writes_json_lines_on_standard_output(tmp_path, capsy
     assert events == ["start", "chunk_done", "video_done"] and "chunks 1/1" in captured.err
 
 
+def test_progress_json_dash_whose_reader_left_lets_the_batch_finish(tmp_path):
+    """`batch --progress-json - | head -1`: the JSON lines are a side channel, as live's --stats-json -; a reader
+    gone is one warning saying so and the batch goes on to exit 0 (not 141, not a "cannot write it" error line)."""
+    import os
+    import subprocess
+    import sys
+
+    child = (
+        "import logging, sys\n"
+        "from birefvid.batch.progress import BatchProgress\n"
+        "from birefvid.cli import guarded\n"
+        "logging.basicConfig(format='%(levelname)s: %(message)s')\n"
+        "def work():\n"
+        "    p = BatchProgress(quiet=True, json_path='-')\n"
+        "    p.start(1, 2, 12, 1, 'here')\n"
+        "    p.chunk_done('a', 0, 6, 1.0)\n"
+        "    p.chunk_done('a', 1, 6, 1.0)\n"
+        "    p.finish()\n"
+        "    p.close()\n"
+        "    print('the work went on', file=sys.stderr)\n"
+        "sys.exit(guarded('birefvid', work))\n"
+    )
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first line
+    try:
+        done = subprocess.run([sys.executable, "-c", child], stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    warnings = [line for line in done.stderr.splitlines() if "progress-json" in line or "progress_json" in line]
+    assert done.returncode == 0 and "the work went on" in done.stderr, done.stderr
+    assert len(warnings) == 1 and "standard output's reader has gone; the batch goes on without its JSON lines" in warnings[0], done.stderr
+
+
 @pytest.mark.parametrize("swap, line", [
     (("--model", "nosuch"), "birefvid: error: unknown model 'nosuch'; known models: "),
     (("--model", "runs/best.pth"), "birefvid: error: weights file not found: runs/best.pth"),  # a typo'd --model FILE made the folder

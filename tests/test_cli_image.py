@@ -733,6 +733,21 @@ def test_pictures_in_subfolders_are_named_not_skipped_without_a_word(tmp_path, r
     _one_line_error(capsys, main(["image", str(shoot), "-o", str(tmp_path / "o2"), "-q"]), f"no pictures directly in {shoot}; 2 subfolders hold some (cutouts, day2)")
 
 
+def test_an_output_folder_deeper_inside_the_input_is_no_subfolder_to_add(tmp_path, red_key, caplog):
+    """`image shoot/ -o shoot/out/cutouts/` run again warned that subfolder out holds pictures to add as input:
+    the cut-outs of the run before. A picture of its own beside them still is one."""
+    shoot, out = tmp_path / "shoot", tmp_path / "shoot" / "out" / "cutouts"
+    shoot.mkdir()
+    _scene_photo(shoot / "a.png")
+    assert main(["image", str(shoot), "-o", str(out), "-q"]) == 0
+    caplog.clear()
+    assert main(["image", str(shoot), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert not [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    _scene_photo(shoot / "out" / "b.png")
+    assert main(["image", str(shoot), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert "1 subfolder holds some (out)" in caplog.text
+
+
 def test_recursive_mirrors_the_shoot_s_subfolders_into_the_output_folder(tmp_path, red_key, caplog, capsys):
     """A shoot sorted into day1/, day2/ got only a warning naming the subfolders: --recursive cuts them all out,
     as batch --recursive does: the output folder mirrors the tree, leaving out hidden folders, itself and link loops."""

@@ -126,3 +126,25 @@ def test_a_url_with_a_token_stays_out_of_the_probes_command_line():
     probe.join(10)
     server.close()
     assert not seen, seen
+
+
+def test_the_probe_of_a_url_whose_server_went_silent_gives_up_after_the_url_timeout(monkeypatch):
+    """Every other read of a URL gives up after URL_TIMEOUT_S (30 s); this probe waited 120 s on a silent server."""
+    import socket
+    import threading
+    import time
+
+    import birefvid.io.base as base
+
+    monkeypatch.setattr(base, "URL_TIMEOUT_S", 1.0)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)  # the connection is taken, and nothing ever answered
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/silent.mp4"
+    found = []
+    started = time.monotonic()
+    probe = threading.Thread(target=lambda: found.append(custom_order_tracks(url)), daemon=True)
+    probe.start()
+    probe.join(12)  # the URL timeout, and the child's start (Python and PyAV) with room to spare
+    server.close()
+    assert found == [{}], f"the probe still waits after {time.monotonic() - started:.0f} s"

@@ -211,3 +211,55 @@ def test_a_server_that_stops_answering_after_the_pictures_ends_the_run_instead_o
     assert not runner.is_alive(), "process_video still waits on a server that stopped answering"
     assert outcome and str(outcome[0]) == f"no answer from {url} within 1 s", outcome  # not a video without its sound
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_whose_sound_stalls_partway_is_the_same_one_line(tmp_path, monkeypatch):
+    """The sound's own connection stopping partway through a run ended it with the encode stage's
+    "ExitError: [Errno 1414092869] Immediate exit requested"; now it is the line a URL that never answers gives."""
+    import socket
+
+    import av
+
+    import birefvid.io.base as base
+    from birefvid.io.audio import AudioTrack
+
+    monkeypatch.setattr(base, "URL_TIMEOUT_S", 1.0)
+    clip = tmp_path / "clip.mp4"
+    make_video(tmp_path / "slow.mp4", n_frames=50, size=(64, 48), with_audio=True)
+    with av.open(str(tmp_path / "slow.mp4")) as src, av.open(str(clip), "w", options={"movflags": "+faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams}  # the index first: opens from the top
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    data = clip.read_bytes()
+    done = threading.Event()
+
+    def serve(listener: socket.socket) -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)  # the whole length announced, a half sent, then nothing
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(data)
+                         + data[: len(data) // 2])  # fmt: skip
+            threading.Thread(target=lambda c=conn: (done.wait(60), c.close()), daemon=True).start()
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    threading.Thread(target=serve, args=(listener,), daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/clip.mp4"
+    try:
+        with av.open(str(tmp_path / "out.mka"), "w") as out:
+            track = AudioTrack(url, out, "matroska")
+            try:
+                with pytest.raises(SourceError) as stalled:
+                    track.write_until(None)
+            finally:
+                track.close()
+    finally:
+        done.set()
+        listener.close()
+    assert str(stalled.value) == f"no answer from {url} within 1 s"

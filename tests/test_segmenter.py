@@ -76,6 +76,16 @@ def test_non_finite_output_is_recomputed_in_fp32_with_a_warning():
     np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
+def test_the_fp32_warning_names_the_callers_line():
+    """It named torch/utils/_contextlib.py:124 (predict's inference_mode wrapper), not the user's code."""
+    seg = Segmenter(module=OverflowsInHalf(), resolution=64, device="cpu", precision="bf16")
+    with pytest.warns(RuntimeWarning, match="recomputing this batch in fp32") as called:
+        seg(_frames(1, (64, 64)))
+    with pytest.warns(RuntimeWarning, match="recomputing this batch in fp32") as predicted:
+        seg.predict(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    assert [w.filename for w in (*called, *predicted)] == [__file__, __file__]
+
+
 def test_non_finite_in_fp32_is_an_error():
     class AlwaysNan(OverflowsInHalf):
         def forward(self, x):

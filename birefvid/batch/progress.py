@@ -140,6 +140,10 @@ class BatchProgress:
                 self._json.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields, **counts}) + "\n")
                 self._json.flush()  # line-buffered as a file; standard output into a pipe is not
             except OSError as e:  # a full disk, say: the videos matter more than their progress lines
+                if self._json is sys.stdout and isinstance(e, BrokenPipeError):  # its reader left (`| head -1`), as live's --stats-json -
+                    log.warning("%s -: standard output's reader has gone; the batch goes on without its JSON lines", option("progress_json"))
+                    self._drop_json()
+                    return
                 log.warning("%s stopped: cannot write it (%s); the batch goes on", option("progress_json"), e.strerror or e)
                 self._drop_json()
 

@@ -152,9 +152,19 @@ def _subfolders_with_pictures(folder: Path, out: Optional[str] = None) -> list[s
     skip = os.path.realpath(out) if out is not None else None  # `-o photos/cutouts/`: the cut-outs are no input
     names = []
     for sub in sorted(d for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir() and os.path.realpath(d) != skip):
-        if any(Path(f).suffix.lower() in STILL_PICTURES for _, _, files in os.walk(sub) for f in files):
+        if _holds_pictures(sub, skip):
             names.append(sub.name)
     return names
+
+
+def _holds_pictures(folder: Path, skip: Optional[str]) -> bool:
+    """Whether ``folder`` holds pictures at any depth outside the output folder ``skip`` (`-o shoot/out/cutouts/`
+    named ``out`` as a subfolder to add, for the cut-outs of an earlier run)."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(root, d)) != skip]
+        if any(Path(f).suffix.lower() in STILL_PICTURES for f in files):
+            return True
+    return False
 
 
 def _videos_named(folder: Path, videos: list[str]) -> str:

@@ -56,9 +56,14 @@ def open_media(path: object) -> "av.container.InputContainer":
     try:
         return av.open(name, timeout=URL_TIMEOUT_S)
     except av.error.ExitError as e:  # FFmpeg's words for its timeout: "Immediate exit requested"
-        from birefvid.urls import shown_url
+        raise url_timed_out(name) from e
 
-        raise SourceError(f"no answer from {shown_url(name)} within {URL_TIMEOUT_S:g} s") from e
+
+def url_timed_out(name: str) -> SourceError:
+    """The error for a URL that sent nothing for ``URL_TIMEOUT_S``, when opened or partway through (FFmpeg's ExitError)."""
+    from birefvid.urls import shown_url
+
+    return SourceError(f"no answer from {shown_url(name)} within {URL_TIMEOUT_S:g} s")
 
 
 def check_picture_size(width: int, height: int, name: object) -> None:

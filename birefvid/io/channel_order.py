@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Optional
 
 import av
 
-from birefvid.io.base import ffmpeg_name, open_media
+from birefvid.io import base
+from birefvid.io.base import ffmpeg_name, is_url, open_media
 from birefvid.io.interleave import InterleavedPackets, carry_track_tags
 from birefvid.urls import shown_url
 
@@ -34,11 +35,14 @@ log = logging.getLogger(__name__)
 
 # FFmpeg describes a custom order as "8 channels (FL+FR+FC+...)"; native ones by name ("7.1", "5.1(side)")
 _CUSTOM = re.compile(r"^(\d+) channels \(")
+# seconds the probe of a local file may take; a URL's gets URL_TIMEOUT_S and this for Python and PyAV to start
+FILE_PROBE_S = 120.0
+PROBE_START_S = 15.0
 _PROBE = """
 import os, sys
 try:
     import av
-    with av.open(os.fsdecode(sys.stdin.buffer.read())) as c:
+    with av.open(os.fsdecode(sys.stdin.buffer.read()), timeout=float(sys.argv[1]) or None) as c:
         for i, s in enumerate(c.streams.audio):
             print(i, s.codec_context.layout.name, flush=True)
 finally:
@@ -54,7 +58,10 @@ def custom_order_tracks(src: str) -> dict[int, str]:
         # password or signed link's token would be on show for as long as the probe waits on the server.
         # As bytes: text mode encodes in the locale's code page (cp1252 on Windows), which a name such as
         # 李.mp4 is not in (UnicodeEncodeError: every such video with sound failed)
-        run = subprocess.run([sys.executable, "-c", _PROBE], input=os.fsencode(ffmpeg_name(src)), capture_output=True, timeout=120)
+        # a URL gets the reads' URL_TIMEOUT_S (a silent server held the run here for 120 s), plus the child's start
+        timeout = base.URL_TIMEOUT_S if is_url(src) else 0.0
+        run = subprocess.run([sys.executable, "-c", _PROBE, str(timeout)], input=os.fsencode(ffmpeg_name(src)), capture_output=True,
+                             timeout=timeout + PROBE_START_S if timeout else FILE_PROBE_S)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as e:
         log.debug("could not probe the channel order of %s: %s", shown_url(src), e)
         return {}

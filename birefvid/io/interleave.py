@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import av
 
+from birefvid.io.base import is_url, url_timed_out
+
 if TYPE_CHECKING:
     from birefvid.io.trim import TimeWindow
 
@@ -78,6 +80,15 @@ class InterleavedPackets:
         self._packets = self._in.demux(*streams)
 
     def _next(self) -> Optional[av.Packet]:
+        try:
+            return self._next_kept()
+        except av.error.ExitError as e:  # a URL whose server stopped sending partway: "Immediate exit requested"
+            name = self._name()
+            if not is_url(name):
+                raise
+            raise url_timed_out(name) from e
+
+    def _next_kept(self) -> Optional[av.Packet]:
         for packet in self._packets:
             if packet.dts is None and packet.pts is None:
                 continue  # the demuxer's end-of-stream marker

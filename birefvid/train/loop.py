@@ -467,9 +467,9 @@ def train(
     interactive = sys.stderr.isatty() if show_progress is None else show_progress
     bar = None
     if interactive and start < steps:
-        from tqdm.auto import tqdm
+        from ..progress_bar import tqdm_class
 
-        bar = tqdm(total=steps, initial=start, unit="step", desc="train", dynamic_ncols=True)
+        bar = tqdm_class()(total=steps, initial=start, unit="step", desc="train", dynamic_ncols=True)
     bad = 0
     t0, timed_from = time.perf_counter(), start
     boundary = _StepBoundary()
