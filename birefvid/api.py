@@ -186,6 +186,7 @@ def build_file_job(
     deinterlace: bool = True,
     bit_depth: Union[str, int] = "auto",
     queue_size: int = 4,
+    also: Iterable[Union[str, tuple[str, PathLike], OutputSpec]] = (),
     **model_options: Any,
 ) -> FileJob:
     """The ``FileJob`` that ``process_video`` with these keywords runs (validated).
@@ -202,23 +203,51 @@ def build_file_job(
     threshold, edge moved out by ``grow`` pixels (negative: in), softened over ``feather``, subject
     and background swapped; ``upsample="guided"`` fits the matte's edge to the picture's when it
     is brought from the inference size to the frame's.
+    ``also``: more outputs from the same model pass, as ``(kind, path)`` pairs or ``"kind=path"``
+    (``[("mask", "matte.mkv"), ("green", "preview.mp4")]``); they share the matte, smoothing and
+    compositing keywords (``background`` goes to the composite ones) and take their kind's default
+    encoder (the encoder keywords are ``output``'s); an ``OutputSpec`` is used as it is.
     """
     _check_keywords("build_file_job", model_options, build_file_job, model_and_inference)
     model_spec, inference = model_and_inference(**model_options)
+    matte = MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area, upsample=upsample)
+    shared = dict(key_color=_color_text(key_color), blur_sigma=blur_sigma, foreground=foreground, audio=audio, subtitles=subtitles,
+                  overwrite=overwrite, bit_depth=bit_depth, matte=matte)  # fmt: skip
+    backdrop = None if background is None else str(_color_text(background))
+    extras = tuple(_extra_output(extra, backdrop, shared) for extra in ([also] if isinstance(also, str) else also))
+    if backdrop is not None and kind != "composite" and extras:
+        if not any(e.kind == "composite" for e in extras):
+            raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')} or {option('also')} composite=PATH")
+        backdrop = None  # the composite outputs are the extra ones
     return FileJob(
         source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace),  # type: ignore[arg-type]
         output=OutputSpec(
-            str(output), kind=kind, background=None if background is None else str(_color_text(background)),
-            key_color=_color_text(key_color), blur_sigma=blur_sigma, foreground=foreground, codec=codec, crf=crf,
-            bitrate=_bitrate_text(bitrate), pix_fmt=pix_fmt,
-            preset=preset, audio=audio, subtitles=subtitles, overwrite=overwrite, bit_depth=bit_depth,
-            matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area, upsample=upsample),
+            str(output), kind=kind, background=backdrop, codec=codec, crf=crf, bitrate=_bitrate_text(bitrate), pix_fmt=pix_fmt,
+            preset=preset, **shared,  # type: ignore[arg-type]
         ),
         model=model_spec,
         inference=inference,
         smoothing=SmoothingSpec(smooth, smooth_window),
         queue_size=queue_size,
+        also=extras,
     ).validate()  # fmt: skip
+
+
+def _extra_output(extra: Any, background: Optional[str], shared: dict[str, Any]) -> OutputSpec:
+    """One of ``build_file_job``'s ``also``: an ``OutputSpec`` as it is, else ``(kind, path)`` or ``"kind=path"`` with the shared options."""
+    from .job import parse_also
+
+    if isinstance(extra, OutputSpec):
+        return extra
+    if isinstance(extra, str):
+        kind, path = parse_also(extra)
+    elif isinstance(extra, (tuple, list)) and len(extra) == 2:
+        kind, path = parse_also(f"{extra[0]}={extra[1]}")
+    else:
+        raise ConfigError(f"{option('also')} takes (kind, path) pairs or 'kind=path' texts, e.g. [('mask', 'matte.mkv')], got {extra!r}")
+    if kind == "composite" and background is None:
+        raise ConfigError(f"{option('also')} composite={path} needs {option('background')} (a colour, an image or a video)")
+    return OutputSpec(str(path), kind=kind, background=background if kind == "composite" else None, **shared)  # type: ignore[arg-type]
 
 
 def process_video(

@@ -333,15 +333,60 @@ class FileJob(JobDescription):
     inference: InferenceSpec = field(default_factory=InferenceSpec)
     smoothing: SmoothingSpec = field(default_factory=SmoothingSpec)
     queue_size: int = 4
+    # more outputs of the same run, from the same model pass: each composited and written as ``output`` is
+    also: tuple[OutputSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "also", tuple(self.also))
 
     def validate(self) -> "FileJob":
         """Check every option that can be checked without opening files; returns self."""
         check_types(self)
-        for part in (self.source, self.output, self.model, self.inference, self.smoothing):
+        for extra in self.also:
+            if not isinstance(extra, OutputSpec):
+                raise ConfigError(f"{option('also')} holds OutputSpec parts (or KIND=PATH on the command line), got {extra!r}")
+            check_types(extra)
+        for part in (self.source, self.output, *self.also, self.model, self.inference, self.smoothing):
             part.validate()
         if self.queue_size < 1:
             raise ConfigError(f"{option('queue_size')} must be at least 1, got {self.queue_size}")
+        check_distinct_outputs([self.output.path, *(extra.path for extra in self.also)])
         return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``JobDescription.to_dict``, less an empty ``also``: a one-output job's JSON (reports, batch fingerprints) stays as it was."""
+        data = to_dict(self)
+        if not data["also"]:
+            del data["also"]
+        return data
+
+    @property
+    def outputs(self) -> tuple[OutputSpec, ...]:
+        """Every output of the run: ``output``, then ``also``'s."""
+        return (self.output, *self.also)
+
+
+def parse_also(text: str) -> tuple[str, str]:
+    """``"KIND=PATH"`` (``--also mask=matte.mkv``) -> (kind, path); split at the first ``=``, so a path may hold
+    ``=`` and a Windows drive's colon (``mask=C:\\out\\matte.mkv``)."""
+    kind, sep, path = str(text).partition("=")
+    kind = kind.strip()
+    if not sep or not path.strip():
+        raise ConfigError(f"{option('also')} takes KIND=PATH (e.g. mask=matte.mkv, green=preview.mp4), got {text!r}")
+    if kind not in OUTPUT_KINDS:
+        raise ConfigError(f"{option('also')} {text}: unknown kind {kind!r}; expected KIND=PATH, KIND one of {', '.join(OUTPUT_KINDS)}")
+    return kind, path
+
+
+def check_distinct_outputs(paths: typing.Sequence[str]) -> None:
+    """ConfigError when two outputs of one run are the same file, or one lies in another's PNG-sequence folder:
+    the last one committed would replace the other."""
+    full = [os.path.normcase(os.path.abspath(str(p))) for p in paths]
+    for i, a in enumerate(full):
+        for j, b in enumerate(full[:i]):
+            if a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep):
+                raise ConfigError(f"the outputs {paths[j]} and {paths[i]} are the same file (or one is inside the other); "
+                                  f"give each output its own path")  # fmt: skip
 
 
 # "none": the camera's picture as it is (a call joined unblurred), the model still running so a switch to blur is instant

@@ -372,6 +372,8 @@ def run_batch(
     trimmed = [j.source.input for j in jobs if j.source.trimmed]
     if trimmed:
         raise ConfigError(f"batch processes whole videos; {trimmed[0]} has a time range (start/end): use birefvid process for a part")
+    if any(j.also for j in jobs):  # its chunks, joins and manifest know one output a video
+        raise ConfigError(f"batch writes one output a video; {option('also')} is for birefvid process (process_video)")
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)
     lock = RunLock(out_dir)
     lock.acquire()

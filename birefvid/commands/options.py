@@ -70,9 +70,13 @@ def only_for(args: argparse.Namespace, name: str) -> object:
     value = getattr(args, name)
     if value is None:
         return default
+    if which == "output" and wanted in output_kinds(args):
+        return value
     if getattr(args, which) != wanted:
         used = option("kind", wanted) if which == "output" else f"{option('smooth')} {wanted}"
-        raise ConfigError(f"{option(name)} is only used with {used}, not {option(which)} {getattr(args, which)}")
+        # process: an extra output of that kind would use it too
+        also = f", or with {option('also')} {wanted}=PATH" if which == "output" and hasattr(args, "also") else ""
+        raise ConfigError(f"{option(name)} is only used with {used}, not {option(which)} {getattr(args, which)}{also}")
     return value
 
 
@@ -81,10 +85,17 @@ def foreground_wanted(args: argparse.Namespace) -> bool:
     ``--output mask``, which writes the matte alone, with no colours to estimate: it was ignored without a word."""
     from ..errors import ConfigError, option
 
-    if args.no_foreground and args.output == "mask":
+    if args.no_foreground and output_kinds(args) == {"mask"}:
         raise ConfigError(f"{option('foreground', False)} is only used with an output in colour (the cut-out, green, composite, blur), "
                           f"not {option('kind', 'mask')}, the matte alone")  # fmt: skip
     return not args.no_foreground
+
+
+def output_kinds(args: argparse.Namespace) -> set[str]:
+    """The kinds of every output the arguments ask for: ``--output``'s and those of ``process --also KIND=PATH``."""
+    from ..job import parse_also
+
+    return {args.output, *(parse_also(text)[0] for text in getattr(args, "also", None) or ())}
 
 
 def matte_options(args: argparse.Namespace) -> dict[str, object]:
@@ -191,5 +202,5 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=25.0 if args.fps is None else args.fps,
         start=getattr(args, "start", None), end=getattr(args, "end", None), max_size=args.max_size,
-        deinterlace=not args.no_deinterlace, bit_depth=args.bit_depth, **matte_options(args),
+        deinterlace=not args.no_deinterlace, bit_depth=args.bit_depth, also=getattr(args, "also", None) or (), **matte_options(args),
     )  # fmt: skip

@@ -19,6 +19,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="+", help="a video file, a folder of images, or a glob such as 'frames/*.png'")
     parser.add_argument("-o", "--out", required=True, help="output file (.mov .webm .mkv .mp4, or .gif .webp .apng) or a folder for a PNG sequence")
     run_group = add_file_job_options(parser)
+    parser.add_argument("--also", action="append", default=[], metavar="KIND=PATH",
+                        help="one more output of the same run, e.g. mask=matte.mkv or green=preview.mp4 (repeatable): the model runs "
+                             "once for all; the matte, smoothing and compositing options apply to each (--background to composite ones), "
+                             "the encoder options (--codec, --crf, --bitrate, --pix-fmt, --preset) to -o only, the others get their "
+                             "kind's default encoder")  # fmt: skip
     run_group.add_argument("--start", type=_time, help="process from this time on: seconds (12.5), MM:SS or HH:MM:SS[.ms] "
                            "from the first frame; the output starts at 0, its sound and subtitles with it")  # fmt: skip
     run_group.add_argument("--end", type=_time, help="stop before this time (same forms, counted from the first frame, not from --start)")
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     if not args.quiet:
-        print(f"wrote {report['output']}: {report['frames']} frames in {report['wall_seconds']:.1f} s ({report['fps']:.2f} fps)", file=sys.stderr)
+        print(f"wrote {', '.join([report['output'], *report.get('also', [])])}: {report['frames']} frames in {report['wall_seconds']:.1f} s ({report['fps']:.2f} fps)", file=sys.stderr)
     if to_stdout:
         from ..urls import hide_secrets
 

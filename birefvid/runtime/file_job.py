@@ -27,6 +27,7 @@ from .backgrounds import open_background
 from .depth import plan_depth, say_depth_lost
 from .device import pick_device
 from .disk_watch import DiskWatch
+from .extra_outputs import check_reading, commit_all, plan_extra_depth
 from .priority import codec_threads
 from .segmenter import Segmenter
 from .video_job import run_video_job
@@ -94,9 +95,11 @@ def run_file_job(
     job.validate()
     check_report_path(report_path)
     src, out = job.source, job.output
-    check_replaces_no_input(out.path, [src.input, out.background])  # --overwrite or not: the input would be lost
+    for each in job.outputs:
+        check_replaces_no_input(each.path, [src.input, *(o.background for o in job.outputs)])  # --overwrite or not: the input would be lost
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     kept = _KeptOutput()
+    kept_names: list[Optional[str]] = [None] * len(job.outputs)  # where an output went when its name was taken meanwhile
     with kept, contextlib.ExitStack() as stack:
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
@@ -105,55 +108,68 @@ def run_file_job(
         if sdr:
             source.deliver_deep()  # converted from its 16-bit pictures where the source has them
         depth = plan_depth(out, source)
+        extra_depths = [plan_extra_depth(out, extra, source.info, depth) for extra in job.also]
         window = None
         # only a part, or a timeline no output can hold as it is: the pictures from its first frame, re-timed, and the sound etc. with them
         if src.trimmed or starts_off_zero(source):
             source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
             window = source.window
-        if needs_square_pixels(out.path, source.info):  # a GIF/WebP/APNG shows pixels square: make them so
+        square = needs_square_pixels(out.path, source.info)
+        for extra in job.also:  # the main output chose how the input is read; an extra one needing otherwise is refused
+            check_reading(out, extra, source.info, hdr_as_sdr=sdr, square=square)
+        if square:  # a GIF/WebP/APNG shows pixels square: make them so
             source = stack.enter_context(SquarePixelSource(source))
         if src.max_size is not None:
             source = stack.enter_context(ScaledSource(source, src.max_size))
         # HDR video: the model sees it as SDR, and so does an output that cannot say it holds HDR
         source = sdr_sources(source, str(out.path), keep_deep=depth.composite > 8, name=str(src.input), stack=stack)
         info = source.info
-        sink = open_sink(
-            out.path, kind=SINK_KIND[out.kind], info=info, codec=out.codec, crf=out.crf, bitrate=out.bitrate,
-            pix_fmt=out.pix_fmt, preset=out.preset, audio_from=src.input if out.audio else None, audio=out.audio,
-            overwrite=out.overwrite, threads=threads, subtitles_from=src.input if out.subtitles else None,
-            chapters_from=src.input, window=window, bits=depth.wanted, gpu=device.index if device.type == "cuda" else None,
-        )  # fmt: skip
-        stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
-        bits = depth.bits_for(sink)
-        if bits == 8:
-            say_depth_lost(str(src.input), depth.source, info.color_trc, out.kind, out.bit_depth, getattr(getattr(sink, "spec", None), "codec", "it"))
-        background = None
-        if out.kind == "composite":  # opened before the model loads: a missing file fails in a second
-            background = stack.enter_context(open_background(str(out.background), (info.width, info.height), device, info.sample_aspect_ratio,
-                                                             deep=bits > 8, hdr=hdr_output(info)))  # fmt: skip
+        sinks, compositors = [], []
+        for spec, plan in ((out, depth), *zip(job.also, extra_depths)):  # every output opened and checked before the model loads
+            sink = open_sink(
+                spec.path, kind=SINK_KIND[spec.kind], info=info, codec=spec.codec, crf=spec.crf, bitrate=spec.bitrate,
+                pix_fmt=spec.pix_fmt, preset=spec.preset, audio_from=src.input if spec.audio else None, audio=spec.audio,
+                overwrite=spec.overwrite, threads=threads, subtitles_from=src.input if spec.subtitles else None,
+                chapters_from=src.input, window=window, bits=plan.wanted, gpu=device.index if device.type == "cuda" else None,
+            )  # fmt: skip
+            stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
+            bits = plan.bits_for(sink)
+            if bits == 8:
+                say_depth_lost(str(src.input), plan.source, info.color_trc, spec.kind, spec.bit_depth, getattr(getattr(sink, "spec", None), "codec", "it"))
+            background = None
+            if spec.kind == "composite":  # opened before the model loads: a missing file fails in a second
+                background = stack.enter_context(open_background(str(spec.background), (info.width, info.height), device, info.sample_aspect_ratio,
+                                                                 deep=bits > 8, hdr=hdr_output(info)))  # fmt: skip
+            sinks.append(sink)
+            compositors.append(Compositor(spec.kind, foreground=spec.foreground, key=spec.key_color, blur_sigma=spec.blur_sigma,
+                                          background=background, matte=spec.matte, bits=bits))  # fmt: skip
+        sink, compositor = sinks[0], compositors[0]
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
-        compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
-                                matte=out.matte, bits=bits)  # fmt: skip
         batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)
         seg.prepare(info.height, info.width, batch)  # a first-run ONNX export happens here, not inside the progress bar's ETA
         if on_start is not None:
             on_start(info.frame_count)
         frames, times, wall = run_video_job(
             source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size,
-            progress=_watched(progress, DiskWatch(out.path, info.frame_count, sink.bytes_written)), stop=stop,
+            progress=_watched(progress, DiskWatch(out.path, info.frame_count, _bytes_of(sinks))), stop=stop,
+            also=list(zip(compositors[1:], sinks[1:])),
         )  # fmt: skip
-        kept.finished = True  # from here on an OutputKeptError is the output's commit (the stack's exit)
+        kept.finished = True  # from here on an OutputKeptError is an output's commit
+        kept_names, kept.error = commit_all(sinks)  # all frames written: commit each (the stack aborts the rest on a failure)
+    written = [name or spec.path for name, spec in zip(kept_names, job.outputs)]
     report = {
         "input": src.input,
-        "output": out.path if kept.error is None else str(kept.error.kept),
+        "output": written[0],
         "frames": frames,
         "wall_seconds": round(wall, 3),
         "fps": round(frames / wall, 3) if wall > 0 else None,
         "stage_seconds": {k: round(v, 3) for k, v in times.busy.items()},
         "stage_cpu_seconds": {k: round(v, 3) for k, v in times.cpu.items()},
         "job": job.to_dict(),
-        "resolved": {**resolved_settings(seg, batch), "bit_depth": sink.sample_bits if bits > 8 else 8},
+        "resolved": {**resolved_settings(seg, batch), "bit_depth": sink.sample_bits if compositor.bits > 8 else 8},
     }
+    if job.also:
+        report["also"] = written[1:]
     if kept.error is not None:  # a finished output whose name was taken: the run fails, its report says where it went
         report["error"] = str(kept.error)
         kept.error.report = report  # type: ignore[attr-defined]
@@ -162,10 +178,21 @@ def run_file_job(
         try:
             write_text_atomic(report_path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report_path"))
         except SinkError as e:  # the video is whole and in place: a script seeing exit 2 must not redo or delete it
-            raise SinkError(f"{e}; the output {report['output']} was written and is kept") from None
+            raise SinkError(f"{e}; {'the output ' if len(written) == 1 else 'the outputs '}{', '.join(written)} "
+                            f"{'was' if len(written) == 1 else 'were'} written and {'is' if len(written) == 1 else 'are'} kept") from None
     if kept.error is not None:
         raise kept.error
     return report
+
+
+def _bytes_of(sinks: list[Any]) -> Callable[[], Optional[int]]:
+    """The bytes every output holds so far, for the free-space check (None while no sink can say)."""
+
+    def written() -> Optional[int]:
+        sizes = [n for n in (s.bytes_written() for s in sinks) if n is not None]
+        return sum(sizes) if sizes else None
+
+    return written
 
 
 class _KeptOutput:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ class Rendered:
     pixels: OnHost  # (N, C, H, W) uint8 (uint16 for a deep output)
     pts: tuple[Optional[int], ...]
     indices: tuple[int, ...]
+    also: tuple[OnHost, ...] = ()  # the same frames for each extra output, in order
 
 
 @dataclass
@@ -109,9 +110,11 @@ class ComposeStage:
 
     name = "compose"
 
-    def __init__(self, smoother: Smoother, compositor: Compositor, transfer: Transfer, threads: Optional[int] = 1) -> None:
+    def __init__(self, smoother: Smoother, compositor: Compositor, transfer: Transfer, threads: Optional[int] = 1,
+                 also: Sequence[Compositor] = ()) -> None:  # fmt: skip
         self.smoother = smoother
         self.compositor = compositor
+        self.also = tuple(also)  # the extra outputs' compositors: the same frames and mattes, composited once each
         self.transfer = transfer
         self.threads = threads
         self._threads_set = False
@@ -153,7 +156,8 @@ class ComposeStage:
         if any(f[4] is not None for f in frames):  # the source's own alpha: what it hides stays hidden
             coverage = own_alpha([f[4] for f in frames], images.shape[-2:], images.device)
         pixels = self.compositor(images, alphas, deep, coverage)  # upsamples the mattes to the frame size once
-        return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames))
+        extra = tuple(self.transfer.download(c(images, alphas, deep, coverage)) for c in self.also)
+        return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames), extra)
 
 
 def own_alpha(alphas: list[Optional[torch.Tensor]], size: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -212,11 +216,13 @@ def run_video_job(
     queue_size: int = 4,
     progress: Optional[Callable[[int], None]] = None,
     stop: Optional[threading.Event] = None,
+    also: Sequence[tuple[Compositor, Sink]] = (),
 ) -> tuple[int, StageTimes, float]:
     """Process every frame of ``source`` into ``sink``; returns (frames written, stage times, wall seconds).
 
-    The caller owns ``source`` and ``sink`` (it closes or aborts them). Setting ``stop`` ends the run
-    early with a ``PipelineError`` (stage "interrupted"), so the caller aborts the sink.
+    ``also``: more outputs of the same frames and mattes, each composited by its compositor into its sink
+    (the model runs once for all). The caller owns ``source`` and the sinks (it closes or aborts them).
+    Setting ``stop`` ends the run early with a ``PipelineError`` (stage "interrupted"), so the caller aborts them.
     """
     transfer = Transfer(segmenter.device)
     written = 0
@@ -225,6 +231,8 @@ def run_video_job(
     def encode(item: Rendered) -> None:
         nonlocal written
         sink.write(to_sink_layout(item.pixels.numpy()), item.pts)
+        for (_, extra_sink), pixels in zip(also, item.also):
+            extra_sink.write(to_sink_layout(pixels.numpy()), item.pts)
         written += len(item.pts)
         if progress is not None:
             try:
@@ -239,7 +247,7 @@ def run_video_job(
     with opencv_on_calling_threads() if on_cpu else contextlib.nullcontext(), _callers_own(callback_errors):
         times = run_stages(
             batched(source, batch_size),
-            [SegmentStage(segmenter, transfer), ComposeStage(smoother, compositor, transfer)],
+            [SegmentStage(segmenter, transfer), ComposeStage(smoother, compositor, transfer, also=[c for c, _ in also])],
             encode,
             queue_size=queue_size,
             stop=stop,

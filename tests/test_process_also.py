@@ -1,0 +1,140 @@
+"""`birefvid process --also KIND=PATH` / `process_video(also=...)`: several outputs from one model pass.
+
+Each extra output must hold what a run of its own writes, with the main output's frame times and
+sound, from one ``Segmenter.predict`` call a batch; a failure leaves none of them; a bad ``--also``
+is one error line before the model loads.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from birefvid.api import build_file_job, process_video
+from birefvid.cli import main
+from birefvid.errors import PipelineError, SinkError
+from birefvid.job import FileJob
+from birefvid.runtime.segmenter import Segmenter
+from media import audio_duration, make_video, read_video
+from process_fixtures import FailingRedKey, decoded_times, make_scene, partial_leftovers, red_key_segmenter
+
+SIZE = (64, 48)
+N = 6
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    """6 lossless frames of the red-square scene, 64x48, with sound."""
+    return make_scene(tmp_path_factory.mktemp("in") / "scene.mov", N, SIZE, textured=True).path
+
+
+@pytest.fixture
+def predict_calls(monkeypatch) -> list[int]:
+    """The frame count of every ``Segmenter.predict`` call."""
+    calls: list[int] = []
+    real = Segmenter.predict
+    monkeypatch.setattr(Segmenter, "predict", lambda self, images, **kw: calls.append(images.shape[0]) or real(self, images, **kw))
+    return calls
+
+
+def test_extra_outputs_are_what_their_own_runs_write_from_one_model_pass(tmp_path, scene, predict_calls):
+    seg = red_key_segmenter()
+    extras = [("mask", tmp_path / "matte.mkv"), ("green", tmp_path / "green.mp4"), ("composite", tmp_path / "white.webm")]
+    report = process_video(scene, tmp_path / "cut.mov", segmenter=seg, background="white", key_color="#00b140", also=extras)
+    assert sum(predict_calls) == N  # the model saw each frame once, for four outputs
+    assert report["output"] == str(tmp_path / "cut.mov") and report["also"] == [str(p) for _, p in extras]
+    main_times = decoded_times(tmp_path / "cut.mov")
+    assert len(main_times) == N
+    for kind, path in extras:
+        alone = tmp_path / f"alone-{path.name}"
+        process_video(scene, alone, segmenter=seg, kind=kind, background="white" if kind == "composite" else None,
+                      key_color="#00b140" if kind == "green" else "#00ff00")  # fmt: skip
+        as_format = "gray" if kind == "mask" else "rgb24"
+        got, want = read_video(path, as_format), read_video(alone, as_format)
+        assert len(got.images) == N and decoded_times(path) == main_times, path
+        assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(got.images, want.images)) <= (0 if kind == "mask" else 1), path
+        assert audio_duration(path) == pytest.approx(audio_duration(alone), abs=0.03), path
+    assert partial_leftovers(tmp_path) == []
+
+
+def test_cli_writes_every_output_with_the_tiny_model_and_reports_them(tmp_path, scene, predict_calls, capsys):
+    report = tmp_path / "report.json"
+    code = main(["process", str(scene), "-o", str(tmp_path / "cut.webm"), "--also", f"mask={tmp_path / 'matte.mkv'}",
+                 "--also", f"green={tmp_path / 'green.mp4'}", "--key-color", "#00b140", "--model", "tiny", "--resolution", "64",
+                 "--device", "cpu", "--smooth", "none", "-q", "--report", str(report)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert sum(predict_calls) == N
+    data = json.loads(report.read_text())
+    assert data["also"] == [str(tmp_path / "matte.mkv"), str(tmp_path / "green.mp4")]
+    assert FileJob.from_dict(data["job"]).also[1].key_color == "#00b140"
+    for name in ("cut.webm", "matte.mkv", "green.mp4"):
+        assert len(decoded_times(tmp_path / name)) == N and audio_duration(tmp_path / name), name
+
+
+def test_a_failing_run_leaves_none_of_its_outputs(tmp_path, scene):
+    with pytest.raises(PipelineError):
+        process_video(scene, tmp_path / "cut.mov", segmenter=red_key_segmenter(FailingRedKey(fail_at=3)), smooth="none",
+                      also=[("mask", tmp_path / "matte.mkv"), ("alpha", tmp_path / "frames")])  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_existing_extra_output_is_refused_before_any_work(tmp_path, scene, predict_calls):
+    (tmp_path / "matte.mkv").write_bytes(b"keep me")
+    with pytest.raises(SinkError, match="matte.mkv"):
+        process_video(scene, tmp_path / "cut.mov", segmenter=red_key_segmenter(), also=["mask=" + str(tmp_path / "matte.mkv")])
+    assert predict_calls == [] and sorted(p.name for p in tmp_path.iterdir()) == ["matte.mkv"]
+    assert (tmp_path / "matte.mkv").read_bytes() == b"keep me"
+
+
+def test_an_output_taken_meanwhile_does_not_discard_the_others(tmp_path, scene):
+    """Another program wrote an --also file during the run: it is kept, this run's goes beside it as NAME (2), and the
+    other outputs are committed too, not thrown away with it; the error and the report name where each went."""
+    from birefvid.errors import OutputKeptError
+
+    green = tmp_path / "green.mp4"
+    with pytest.raises(OutputKeptError, match=r"green \(2\)\.mp4"):
+        process_video(scene, tmp_path / "cut.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none", also=[("green", green)],
+                      report_path=tmp_path / "r.json", on_start=lambda total: green.write_bytes(b"someone else's"))  # fmt: skip
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["output"] == str(tmp_path / "cut.mkv") and report["also"] == [str(tmp_path / "green (2).mp4")]
+    assert green.read_bytes() == b"someone else's" and len(decoded_times(tmp_path / "cut.mkv")) == N
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "green (2).mp4", "green.mp4", "r.json"]
+
+
+@pytest.mark.parametrize("also, phrases", [
+    (["matte.mkv"], ["--also takes KIND=PATH", "'matte.mkv'"]),
+    (["matte=matte.mkv"], ["unknown kind 'matte'", "alpha, mask, green, composite, blur"]),
+    (["mask=cut.mov"], ["the outputs", "cut.mov", "same file"]),
+    (["mask=m.mkv", "green=m.mkv"], ["same file"]),
+    (["composite=c.mp4"], ["--also composite=c.mp4 needs --background"]),
+])  # fmt: skip
+def test_bad_also_is_one_error_line(tmp_path, scene, capsys, monkeypatch, also, phrases):
+    monkeypatch.chdir(tmp_path)
+    args = [a for text in also for a in ("--also", text)]
+    assert main(["process", str(scene), "-o", "cut.mov", *args, "--model", "tiny", "-q"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("birefvid: error:"), lines
+    assert all(p in lines[0] for p in phrases), lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_extra_output_needing_another_reading_of_the_input_is_refused(tmp_path, capsys, predict_calls):
+    """A GIF of a video with non-square pixels gets square ones; a .mov beside it keeps the shape: one run cannot do both."""
+    clip = make_video(tmp_path / "anamorphic.mp4", n_frames=2, size=SIZE, sample_aspect_ratio=Fraction(4, 3), with_audio=False).path
+    code = main(["process", str(clip), "-o", str(tmp_path / "cut.mov"), "--also", f"alpha={tmp_path / 'cut.gif'}", "--model", "tiny", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0, err
+    assert "--also alpha=" in err and "square pixels" in err and "run of its own" in err
+    assert predict_calls == [] and sorted(p.name for p in tmp_path.iterdir()) == ["anamorphic.mp4"]
+
+
+def test_the_job_description_round_trips_with_its_extra_outputs(tmp_path):
+    job = build_file_job("in.mp4", "cut.mov", also=[("mask", "matte.mkv"), "composite=C:\\out\\bg=1.mp4"], background="white", threshold=0.5)
+    assert [(o.kind, o.path) for o in job.also] == [("mask", "matte.mkv"), ("composite", "C:\\out\\bg=1.mp4")]
+    assert job.output.background is None and job.also[1].background == "white" and job.also[0].matte.threshold == 0.5
+    assert FileJob.from_json(job.to_json()) == job
+    assert "also" not in build_file_job("in.mp4", "cut.mov").to_dict()  # a one-output job's JSON (and batch fingerprints) as before
