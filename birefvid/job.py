@@ -24,7 +24,7 @@ from .colors import parse_color
 from .errors import ConfigError, option, sink_named
 from .urls import shown_url
 
-OutputKind = Literal["alpha", "mask", "green", "composite", "blur"]
+OutputKind = Literal["alpha", "mask", "foreground", "green", "composite", "blur"]
 OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
 SmoothKind = Literal["none", "ema", "flow", "lookahead"]
 SMOOTH_KINDS: tuple[str, ...] = get_args(SmoothKind)

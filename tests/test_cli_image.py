@@ -343,6 +343,21 @@ def test_blur_keeps_the_subject_and_softens_the_rest(tmp_path, red_key):
     assert picture[background][:, 1].std() < 0.5 * rgb[background][:, 1].std()  # the stripes are blurred away
 
 
+def test_foreground_is_the_cut_outs_colours_opaque_in_png_and_jpeg(tmp_path, red_key):
+    """RVM's fgr for a picture: the RGBA cut-out's colours without its alpha, so JPEG (no transparency) can hold it too."""
+    photo = tmp_path / "p.png"
+    rgb = _scene_photo(photo, textured=True)
+    cut, fgr, jpg = tmp_path / "cut.png", tmp_path / "fgr.png", tmp_path / "fgr.jpg"
+    assert main(["image", str(photo), "-o", str(cut), "-q"]) == 0
+    assert main(["image", str(photo), "-o", str(fgr), "--output", "foreground", "-q"]) == 0
+    assert main(["image", str(photo), "-o", str(jpg), "--output", "foreground", "-q"]) == 0
+    assert Image.open(fgr).mode == "RGB" and Image.open(jpg).mode == "RGB"
+    assert np.array_equal(np.array(Image.open(fgr)), np.array(Image.open(cut))[..., :3])
+    subject, _ = _regions()
+    assert np.abs(_rgb(fgr)[subject] - rgb[subject]).max() == 0
+    assert np.abs(_rgb(jpg) - _rgb(fgr)).mean() < 4  # JPEG at quality 95
+
+
 def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
     photo = tmp_path / "p.png"
     _scene_photo(photo)

@@ -43,9 +43,10 @@ def predict_calls(monkeypatch) -> list[int]:
 
 def test_extra_outputs_are_what_their_own_runs_write_from_one_model_pass(tmp_path, scene, predict_calls):
     seg = red_key_segmenter()
-    extras = [("mask", tmp_path / "matte.mkv"), ("green", tmp_path / "green.mp4"), ("composite", tmp_path / "white.webm")]
+    extras = [("mask", tmp_path / "matte.mkv"), ("green", tmp_path / "green.mp4"), ("composite", tmp_path / "white.webm"),
+              ("foreground", tmp_path / "fgr.mkv")]
     report = process_video(scene, tmp_path / "cut.mov", segmenter=seg, background="white", key_color="#00b140", also=extras)
-    assert sum(predict_calls) == N  # the model saw each frame once, for four outputs
+    assert sum(predict_calls) == N  # the model saw each frame once, for five outputs
     assert report["output"] == str(tmp_path / "cut.mov") and report["also"] == [str(p) for _, p in extras]
     main_times = decoded_times(tmp_path / "cut.mov")
     assert len(main_times) == N
@@ -107,7 +108,7 @@ def test_an_output_taken_meanwhile_does_not_discard_the_others(tmp_path, scene):
 
 @pytest.mark.parametrize("also, phrases", [
     (["matte.mkv"], ["--also takes KIND=PATH", "'matte.mkv'"]),
-    (["matte=matte.mkv"], ["unknown kind 'matte'", "alpha, mask, green, composite, blur"]),
+    (["matte=matte.mkv"], ["unknown kind 'matte'", "alpha, mask, foreground, green, composite, blur"]),
     (["mask=cut.mov"], ["the outputs", "cut.mov", "same file"]),
     (["mask=m.mkv", "green=m.mkv"], ["same file"]),
     (["composite=c.mp4"], ["--also composite=c.mp4 needs --background"]),

@@ -21,6 +21,7 @@ import pytest
 
 from birefvid.api import process_video
 from birefvid.cli import main
+from birefvid.io.formats import has_alpha
 from birefvid.job import FileJob
 from birefvid.commands.progress import FrameProgress
 from media import audio_duration, hide_leading_frames, make_video, read_alpha, read_video
@@ -173,6 +174,43 @@ def test_mask_output(tmp_path, scene, seg, name, tol):
         fg, bg = interior(true_mask(i, SIZE))
         assert max_err(m, 255, fg) <= tol and max_err(m, 0, bg) <= tol, f"frame {i}"
     assert partial_leftovers(tmp_path) == []
+
+
+# -- foreground (RVM's fgr: the cut-out's colours, opaque) -----------------------------------------
+def _png_rgb(folder: Path) -> list[np.ndarray]:
+    """The pictures of a PNG sequence in RGB order, with the channels they were stored with (3 or 4)."""
+    images = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in sorted(folder.glob("*.png"))]
+    return [cv2.cvtColor(i, cv2.COLOR_BGRA2RGBA if i.shape[2] == 4 else cv2.COLOR_BGR2RGB) for i in images]
+
+
+@pytest.mark.parametrize("foreground", [True, False])
+def test_foreground_is_the_alpha_outputs_colours_without_alpha(tmp_path, scene, seg, foreground):
+    fgr, rgba = tmp_path / "fgr", tmp_path / "rgba"
+    _run(scene, fgr, seg, kind="foreground", foreground=foreground)
+    _run(scene, rgba, seg, kind="alpha", foreground=foreground)
+    got, want = _png_rgb(fgr), _png_rgb(rgba)
+    assert len(got) == N and all(g.shape == (SIZE[1], SIZE[0], 3) for g in got)  # RGB PNGs: no alpha channel
+    for i in range(N):
+        assert (got[i] == want[i][..., :3]).all(), f"frame {i}: not the alpha output's colours"
+        fg, _ = interior(true_mask(i, SIZE))
+        assert (got[i][fg] == scene.frames[i][fg]).all(), f"frame {i}: the subject changed"
+        if not foreground:  # --no-foreground: the source's colours everywhere, as the alpha output carries them
+            assert (got[i] == scene.frames[i]).all(), f"frame {i}"
+
+
+def test_foreground_mp4_is_opaque_with_sound_beside_its_mask_from_one_pass(tmp_path, scene, seg):
+    fgr, pha = tmp_path / "fgr.mp4", tmp_path / "pha.mkv"
+    _run(scene, fgr, seg, kind="foreground", crf=0, also=[("mask", pha)])
+    decoded = read_video(fgr, "rgba")
+    assert decoded.codec == "h264" and not has_alpha(decoded.pix_fmt), decoded.pix_fmt  # no alpha plane
+    masks = read_video(pha, "gray").images
+    for i, img in enumerate(decoded.images):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert (img[..., 3] == 255).all()
+        assert max_err(img[..., :3], scene.frames[i], fg) <= RGB_TOL, f"frame {i}: subject changed"
+        assert max_err(masks[i], 255, fg) == 0 and max_err(masks[i], 0, bg) == 0, f"frame {i}: mask"
+    _check_timing(scene, fgr)
+    _check_audio(scene, fgr)
 
 
 # -- greenscreen, composite, blur (H.264 .mp4) ----------------------------------------------------

@@ -44,7 +44,7 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
     if args.model and args.weights:
         raise ConfigError(f"use either {option('model')} or {option('weights')}, not both")
     if args.output == "composite":
-        raise ConfigError(f"{option('output', 'composite')} needs a background; benchmark alpha, mask, green or blur")
+        raise ConfigError(f"{option('output', 'composite')} needs a background; benchmark alpha, mask, foreground, green or blur")
     for name in ("batch_size", "runs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"{option(name)} must be at least 1")

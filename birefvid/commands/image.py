@@ -21,19 +21,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG, TIFF)"
-OUTPUTS = ("rgba", "mask", "green", "composite", "blur")
-COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "green": "green", "composite": "composite", "blur": "blur"}
+OUTPUTS = ("rgba", "mask", "foreground", "green", "composite", "blur")
+COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "foreground": "foreground", "green": "green", "composite": "composite", "blur": "blur"}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
     parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
-    parser.add_argument("--output", choices=OUTPUTS, default="rgba", help="what to write: the RGBA cut-out, its mask, or the subject "
-                        "over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
+    parser.add_argument("--output", choices=OUTPUTS, default="rgba", help="what to write: the RGBA cut-out, its mask, its colours "
+                        "alone without alpha (foreground), or the subject over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
     parser.add_argument("-r", "--recursive", action="store_true", help="pictures in subfolders at any depth too: the output "
                         "folder mirrors the tree (OUT/day1/a.png); hidden folders and the output folder are left out")  # fmt: skip
     parser.add_argument("--ext", default=None, help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
-                        "(JPEG has no transparency: for mask, green, composite and blur)")  # fmt: skip
+                        "(JPEG has no transparency: for foreground, mask, green, composite and blur)")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
     parser.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
     parser.add_argument("--blur-sigma", type=float, help=f"for --output blur: background blur strength in pixels (default {BLUR_SIGMA:g})")
@@ -236,7 +236,7 @@ def plan_outputs(
         targets = [out / sub / f"{p.stem}{ext}" for p, sub in zip(inputs, subs or [Path()] * len(inputs))]
     if transparent and not STILL_FORMATS[targets[0].suffix.lower()]:
         raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
-                        "(mask, green, composite, blur)")  # fmt: skip
+                        "(foreground, mask, green, composite, blur)")  # fmt: skip
     new_folder = folder and not out.exists()
     if new_folder:  # made in run() with the first picture written, so a run that writes none leaves none
         ancestor = next(p for p in out.absolute().parents if p.exists())

@@ -86,7 +86,7 @@ def foreground_wanted(args: argparse.Namespace) -> bool:
     from ..errors import ConfigError, option
 
     if args.no_foreground and output_kinds(args) == {"mask"}:
-        raise ConfigError(f"{option('foreground', False)} is only used with an output in colour (the cut-out, green, composite, blur), "
+        raise ConfigError(f"{option('foreground', False)} is only used with an output in colour (the cut-out, foreground, green, composite, blur), "
                           f"not {option('kind', 'mask')}, the matte alone")  # fmt: skip
     return not args.no_foreground
 

@@ -10,7 +10,7 @@ from ..job import FileJob
 from .options import add_file_job_options, add_model_options, file_job_from_args, is_video_file, warn_fps_for_videos
 from .progress import FrameProgress
 
-HELP = "cut the subject out of a video: alpha video, mask, greenscreen, composite or background blur"
+HELP = "cut the subject out of a video: alpha video, mask, foreground colours, greenscreen, composite or background blur"
 
 
 def register(parser: argparse.ArgumentParser) -> None:

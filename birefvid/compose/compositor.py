@@ -21,7 +21,7 @@ from .ops import blur_background, composite, greenscreen, to_mask, to_rgba
 
 __all__ = ["OUTPUT_KINDS", "SINK_KIND", "Compositor", "OutputKind"]
 
-SINK_KIND = {"alpha": "alpha", "mask": "mask", "green": "rgb", "composite": "rgb", "blur": "rgb"}
+SINK_KIND = {"alpha": "alpha", "mask": "mask", "foreground": "rgb", "green": "rgb", "composite": "rgb", "blur": "rgb"}
 
 
 @dataclass
@@ -72,40 +72,47 @@ class Compositor:
             alphas = matte = refine_mattes(alphas, self.matte)
         if coverage is not None:
             alphas = matte = alphas.float() * coverage
-        if self.kind == "mask":
+        if self.kind == "foreground":  # the alpha output's RGB, exactly: RVM's fgr for a two-file (fgr + pha) workflow
+            return _rgb_of(self._pixels("alpha", images, alphas, matte, deep))
+        return self._pixels(self.kind, images, alphas, matte, deep)
+
+    def _pixels(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, matte: torch.Tensor,
+                deep: Optional[torch.Tensor]) -> torch.Tensor:  # fmt: skip
+        """``kind``'s pixels from the fitted, shaped ``alphas`` (``matte``: the same before ``coverage``)."""
+        if kind == "mask":
             return to_mask(alphas, self.bits)
         work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))
         if self.bits > 8:
-            return self._deep(deep if deep is not None else images, alphas, work_scale)
-        if self.kind == "blur" and images.dtype == torch.uint8 and images.device.type == "cpu":
+            return self._deep(kind, deep if deep is not None else images, alphas, work_scale)
+        if kind == "blur" and images.dtype == torch.uint8 and images.device.type == "cpu":
             # blurred small in bytes, blended on the soft band only (see compose.blur_band): ~3.5x faster
             small = foreground_difference(images, matte, work_scale=work_scale, band_only=True) if self.foreground else None
             diff = small.difference if small is not None else None
             return blur_background_band(images, alphas, self.blur_sigma, self.blur_work_scale, diff)
-        if self.kind == "blur" or images.dtype != torch.uint8:
+        if kind == "blur" or images.dtype != torch.uint8:
             fg = estimate_foreground(images, alphas, work_scale=work_scale) if self.foreground else None
-            if self.kind == "alpha":
+            if kind == "alpha":
                 return to_rgba(images, alphas, fg)
-            if self.kind == "green":
+            if kind == "green":
                 return greenscreen(images, alphas, self.key, fg)
-            if self.kind == "blur":
+            if kind == "blur":
                 return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale)
             assert self.background is not None
             return composite(images, alphas, self.background.frames(images.shape[0]), fg)
         # alpha, green, composite of uint8 frames: float work on the soft edge band only (see compose.band)
         # from the matte as it came; alpha outputs also show the small F where transparent, so they need it whole
-        small = foreground_difference(images, matte, work_scale=work_scale, band_only=self.kind != "alpha") if self.foreground else None
+        small = foreground_difference(images, matte, work_scale=work_scale, band_only=kind != "alpha") if self.foreground else None
         diff = small.difference if small is not None else None
-        if self.kind == "alpha":
+        if kind == "alpha":
             return rgba_band(images, alphas, diff, fill=small.foreground if small is not None else None)
-        if self.kind == "green":
+        if kind == "green":
             key = torch.tensor(self.key, dtype=torch.uint8, device=images.device).view(1, 3, 1, 1)
             return composite_band(images, alphas, key, diff)
         assert self.background is not None
         return composite_band(images, alphas, self.background.frames(images.shape[0]), diff)
 
 
-    def _deep(self, images: torch.Tensor, alphas: torch.Tensor, work_scale: int) -> torch.Tensor:
+    def _deep(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, work_scale: int) -> torch.Tensor:
         """uint16 output pixels, composited in float over the whole frame (the 8-bit band paths work in bytes).
 
         On the CPU one frame at a time into the batch's output: each frame's float foreground and its
@@ -113,28 +120,33 @@ class Compositor:
         all at once raised two 10-bit 4K frames' green to 9.8 outputs' worth of memory; the bytes are the same.
         """
         if images.shape[0] > 1 and images.device.type == "cpu":
-            first = self._deep_batch(images[:1], alphas[:1], work_scale)
+            first = self._deep_batch(kind, images[:1], alphas[:1], work_scale)
             layout = torch.channels_last if not first.is_contiguous() and first.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
             out = torch.empty((images.shape[0], *first.shape[1:]), dtype=first.dtype, memory_format=layout)  # as the batch's own
             out[:1].copy_(first)
             del first
             for i in range(1, images.shape[0]):
-                out[i : i + 1].copy_(self._deep_batch(images[i : i + 1], alphas[i : i + 1], work_scale))
+                out[i : i + 1].copy_(self._deep_batch(kind, images[i : i + 1], alphas[i : i + 1], work_scale))
             return out
-        return self._deep_batch(images, alphas, work_scale)
+        return self._deep_batch(kind, images, alphas, work_scale)
 
-    def _deep_batch(self, images: torch.Tensor, alphas: torch.Tensor, work_scale: int) -> torch.Tensor:
+    def _deep_batch(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, work_scale: int) -> torch.Tensor:
         """``_deep`` of the whole batch at once."""
         bits = self.bits
         fg = estimate_foreground(images, alphas, work_scale=work_scale) if self.foreground else None
-        if self.kind == "alpha":
+        if kind == "alpha":
             return to_rgba(images, alphas, fg, bits=bits)
-        if self.kind == "green":
+        if kind == "green":
             return greenscreen(images, alphas, self.key, fg, bits=bits)
-        if self.kind == "blur":
+        if kind == "blur":
             return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale, bits=bits)
         assert self.background is not None
         return composite(images, alphas, self.background.frames(images.shape[0]), fg, bits=bits)
+
+
+def _rgb_of(rgba: torch.Tensor) -> torch.Tensor:
+    """The RGB planes (N, 3, H, W) of RGBA pixels, channel-last in memory as the other kinds' (sinks read them as (N, H, W, 3))."""
+    return rgba[:, :3].contiguous(memory_format=torch.channels_last)
 
 
 def fit_alphas(alphas: torch.Tensor, size: "torch.Size | tuple[int, int]") -> torch.Tensor:

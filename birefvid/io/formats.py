@@ -253,7 +253,7 @@ def choose_encoder(
         # .mp4 for an alpha output is the commonest slip (alpha is process's default): say why, not only what
         why = ""
         if kind == "alpha" and any(ext in SUPPORTED[other] for other in KINDS):
-            why = f" ({ext} holds no alpha channel: write alpha to a supported format, or choose an output without alpha such as green or mask)"
+            why = f" ({ext} holds no alpha channel: write alpha to a supported format, or choose an output without alpha such as foreground (the cut-out's colours, opaque), green or mask)"
         elif ext == ".png":
             why = " (a folder path writes a PNG sequence; .apng writes one animated PNG)" if folder else " (.apng writes one animated PNG)"
         where = f"{ext} files" if ext else f"{path.name or path}, which has no extension"
