@@ -26,6 +26,8 @@ from .urls import shown_url
 
 OutputKind = Literal["alpha", "mask", "foreground", "green", "composite", "blur"]
 OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
+# RobustVideoMatting's name for the same pictures, so its users' habit works on the command line
+KIND_ALIASES: dict[str, str] = {"fgr": "foreground"}
 SmoothKind = Literal["none", "ema", "flow", "lookahead"]
 SMOOTH_KINDS: tuple[str, ...] = get_args(SmoothKind)
 Decoder = Literal["pyav", "decord"]
@@ -366,11 +368,16 @@ class FileJob(JobDescription):
         return (self.output, *self.also)
 
 
+def output_kind(name: str) -> str:
+    """An output kind by its name or its alias (``fgr`` for ``foreground``); other text unchanged, for the caller's check."""
+    return KIND_ALIASES.get(name, name)
+
+
 def parse_also(text: str) -> tuple[str, str]:
     """``"KIND=PATH"`` (``--also mask=matte.mkv``) -> (kind, path); split at the first ``=``, so a path may hold
     ``=`` and a Windows drive's colon (``mask=C:\\out\\matte.mkv``)."""
     kind, sep, path = str(text).partition("=")
-    kind = kind.strip()
+    kind = output_kind(kind.strip())
     if not sep or not path.strip():
         raise ConfigError(f"{option('also')} takes KIND=PATH (e.g. mask=matte.mkv, green=preview.mp4), got {text!r}")
     if kind not in OUTPUT_KINDS:

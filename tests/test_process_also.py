@@ -17,6 +17,7 @@ import pytest
 from birefvid.api import build_file_job, process_video
 from birefvid.cli import main
 from birefvid.errors import PipelineError, SinkError
+from birefvid.io.formats import has_alpha
 from birefvid.job import FileJob
 from birefvid.runtime.segmenter import Segmenter
 from media import audio_duration, make_video, read_video
@@ -104,6 +105,14 @@ def test_an_output_taken_meanwhile_does_not_discard_the_others(tmp_path, scene):
     assert report["output"] == str(tmp_path / "cut.mkv") and report["also"] == [str(tmp_path / "green (2).mp4")]
     assert green.read_bytes() == b"someone else's" and len(decoded_times(tmp_path / "cut.mkv")) == N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "green (2).mp4", "green.mp4", "r.json"]
+
+
+def test_rvms_fgr_name_writes_the_foreground_as_output_and_as_also(tmp_path, scene, red_key):
+    fgr, again = tmp_path / "fgr.mkv", tmp_path / "again.mkv"
+    assert main(["process", str(scene), "-o", str(fgr), "--output", "fgr", "--also", f"fgr={again}", "--smooth", "none", "-q"]) == 0
+    got, want = read_video(fgr, "rgba"), read_video(again, "rgba")
+    assert len(got.images) == N and not has_alpha(got.pix_fmt)  # opaque, no alpha plane
+    assert all(np.array_equal(a, b) for a, b in zip(got.images, want.images))
 
 
 @pytest.mark.parametrize("also, phrases", [

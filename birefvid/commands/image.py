@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Sequence
 
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..job import output_kind
 from .options import (BLUR_SIGMA, KEY_COLOR, add_matte_options, add_model_options, bit_depth_arg, foreground_wanted, inference_spec,
                       matte_options, model_spec, only_for)
 
@@ -28,7 +29,7 @@ COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "foreground": "foreground", 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
     parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
-    parser.add_argument("--output", choices=OUTPUTS, default="rgba", help="what to write: the RGBA cut-out, its mask, its colours "
+    parser.add_argument("--output", choices=OUTPUTS, type=output_kind, default="rgba", help="what to write: the RGBA cut-out, its mask, its colours "
                         "alone without alpha (foreground), or the subject over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
     parser.add_argument("-r", "--recursive", action="store_true", help="pictures in subfolders at any depth too: the output "
                         "folder mirrors the tree (OUT/day1/a.png); hidden folders and the output folder are left out")  # fmt: skip

@@ -10,7 +10,7 @@ import argparse
 import logging
 from fractions import Fraction
 
-from ..job import BACKENDS, BLUR_SIGMA, DECODERS, KEY_COLOR, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec
+from ..job import BACKENDS, BLUR_SIGMA, DECODERS, KEY_COLOR, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec, output_kind
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def inference_spec(args: argparse.Namespace) -> InferenceSpec:
 def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The options of a file job (output kind, compositing, smoothing, encoding, decoding) that
     ``process`` and ``batch`` share; returns the "run" group for command-specific run options."""
-    parser.add_argument("--output", choices=OUTPUT_KINDS, default="alpha", help="what to write (default: alpha)")
+    parser.add_argument("--output", choices=OUTPUT_KINDS, type=output_kind, default="alpha", help="what to write (default: alpha; fgr: foreground)")
     out = parser.add_argument_group("output")
     out.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
     out.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
