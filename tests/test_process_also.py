@@ -82,6 +82,26 @@ def test_a_failing_run_leaves_none_of_its_outputs(tmp_path, scene):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("failure", [SinkError("finishing green.mp4 failed: the disk is full"), KeyboardInterrupt()])
+def test_an_output_failing_to_finish_leaves_none_in_place(tmp_path, scene, monkeypatch, failure):
+    """The second output's sound fails to finish (a full disk), or Ctrl-C comes while its encoder flushes: the first,
+    finished already, must not be in place either (it was renamed before the second was flushed, with no word of it)."""
+    from birefvid.io.audio import AudioTracks
+
+    calls, real = [], AudioTracks.finish
+
+    def finish(self) -> None:  # the main output's sound finishes; the extra one's fails
+        calls.append(1)
+        if len(calls) == 2:
+            raise failure
+        real(self)
+
+    monkeypatch.setattr(AudioTracks, "finish", finish)
+    with pytest.raises(type(failure)):
+        process_video(scene, tmp_path / "cut.mov", segmenter=red_key_segmenter(), smooth="none", also=[("green", tmp_path / "green.mp4")])
+    assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_an_existing_extra_output_is_refused_before_any_work(tmp_path, scene, predict_calls):
     (tmp_path / "matte.mkv").write_bytes(b"keep me")
     with pytest.raises(SinkError, match="matte.mkv"):
