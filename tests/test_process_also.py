@@ -102,6 +102,19 @@ def test_an_output_failing_to_finish_leaves_none_in_place(tmp_path, scene, monke
     assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_a_failing_rename_names_the_outputs_already_in_place(tmp_path, scene):
+    """The renames come one after another: the extra output's folder removed during the run fails its rename after
+    the main output's; the error said only that the extra could not be moved, and a script took the run for lost."""
+    import shutil
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    with pytest.raises(SinkError, match=r"cannot move the finished output onto .*green.mp4.*; .*cut.mkv was written and is kept"):
+        process_video(scene, tmp_path / "cut.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none",
+                      also=[("green", gone / "green.mp4")], on_start=lambda total: shutil.rmtree(gone))  # fmt: skip
+    assert len(decoded_times(tmp_path / "cut.mkv")) == N and sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv"]
+
+
 @pytest.mark.parametrize("small_one, frames, disk", [("main", 60, "128k"), ("extra", 150, "1m")])
 def test_the_free_space_watch_counts_each_disk_s_own_outputs(tmp_path, monkeypatch, small_one, frames, disk):
     """A matte on a nearly full disk and a ProRes beside it on a roomy one: the ProRes's bytes were projected against
