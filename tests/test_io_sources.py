@@ -264,6 +264,28 @@ def test_mkv_that_starts_before_zero_gives_its_first_frames_the_times_before(tmp
     assert [min(range(10), key=lambda j: _mean_err(f.image, g.frames[j])) for f in frames] == list(range(10))
 
 
+def test_mkvmerge_s_duration_tag_of_a_video_starting_late_is_its_length(tmp_path):
+    """mkvmerge's DURATION tag says how long a track lasts (its statistics: last end less first start), FFmpeg's where
+    it ends: a video mkvmerge delayed by 1 s was read 1 s short (10 frames of 20, and a GIF's last frame with it).
+    With mkvmerge's NUMBER_OF_FRAMES beside the tag, the reading that agrees with it is taken; FFmpeg's own still reads."""
+    import re
+    import subprocess
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    made = tmp_path / "ffmpeg.mkv"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "20", "-output_ts_offset", "1",
+                    "-c:v", "ffv1", "-metadata:s:v", "_STATISTICS_WRITING_APP=mkvmerge v80.0 64-bit", "-metadata:s:v", "NUMBER_OF_FRAMES=20",
+                    str(made)], check=True)  # fmt: skip
+    data = made.read_bytes()
+    end = re.search(rb"00:00:03\.0+", data)  # FFmpeg's tag: the video ends at 3 s
+    assert end is not None
+    (tmp_path / "mkvmerge.mkv").write_bytes(data.replace(end.group(), end.group().replace(b"03.", b"02.")))  # mkvmerge's: lasts 2 s
+    for name in ("ffmpeg.mkv", "mkvmerge.mkv"):
+        with VideoFileSource(tmp_path / name) as src:
+            assert src.info.duration == pytest.approx(2.0) and src.info.frame_count in (None, 20), name
+            assert len(list(src)) == 20
+
+
 def test_mkv_of_a_still_picture_over_a_song_is_whole(tmp_path):
     # `ffmpeg -i cover.jpg -i song.mp3 -c:v libx264 song.mkv`: one frame and 3 s of sound. Matroska has
     # no stream duration, so FFmpeg gave the video the file's 3 s; its DURATION tag says 0.04 s

@@ -84,6 +84,61 @@ def test_a_failing_run_leaves_none_of_its_outputs(tmp_path, scene):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("failure", [SinkError("finishing green.mp4 failed: the disk is full"), KeyboardInterrupt()])
+def test_an_output_failing_to_finish_leaves_none_in_place(tmp_path, scene, monkeypatch, failure):
+    """The second output's sound fails to finish (a full disk), or Ctrl-C comes while its encoder flushes: the first,
+    finished already, must not be in place either (it was renamed before the second was flushed, with no word of it)."""
+    from birefvid.io.audio import AudioTracks
+
+    calls, real = [], AudioTracks.finish
+
+    def finish(self) -> None:  # the main output's sound finishes; the extra one's fails
+        calls.append(1)
+        if len(calls) == 2:
+            raise failure
+        real(self)
+
+    monkeypatch.setattr(AudioTracks, "finish", finish)
+    with pytest.raises(type(failure)):
+        process_video(scene, tmp_path / "cut.mov", segmenter=red_key_segmenter(), smooth="none", also=[("green", tmp_path / "green.mp4")])
+    assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failing_rename_names_the_outputs_already_in_place(tmp_path, scene):
+    """The renames come one after another: the extra output's folder removed during the run fails its rename after
+    the main output's; the error said only that the extra could not be moved, and a script took the run for lost."""
+    import shutil
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    with pytest.raises(SinkError, match=r"cannot move the finished output onto .*green.mp4.*; .*cut.mkv was written and is kept"):
+        process_video(scene, tmp_path / "cut.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none",
+                      also=[("green", gone / "green.mp4")], on_start=lambda total: shutil.rmtree(gone))  # fmt: skip
+    assert len(decoded_times(tmp_path / "cut.mkv")) == N and sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv"]
+
+
+@pytest.mark.parametrize("small_one, frames, disk", [("main", 60, "128k"), ("extra", 150, "1m")])
+def test_the_free_space_watch_counts_each_disk_s_own_outputs(tmp_path, monkeypatch, small_one, frames, disk):
+    """A matte on a nearly full disk and a ProRes beside it on a roomy one: the ProRes's bytes were projected against
+    the matte's disk and stopped a run that fitted; an output on a disk of its own went unwatched, filling it."""
+    import birefvid.runtime.disk_watch as disk_watch
+    from fs_fixtures import full_dir
+
+    for name, value in (("FIRST_CHECK_SECONDS", 0.0), ("EVERY_SECONDS", 0.0), ("MIN_FRAMES", 4)):
+        monkeypatch.setattr(disk_watch, name, value)
+    src = make_scene(tmp_path / "in.mov", frames, (256, 192), textured=True, with_audio=False).path  # ProRes ~12 kB a frame, the matte ~0.3
+    with full_dir(tmp_path / "small", disk) as small:  # the muxer writes 256 kB at a time: the extra's disk holds a few of them
+        if small_one == "main":  # the matte fits on its disk: the run completes
+            process_video(src, small / "matte.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none", batch_size=4,
+                          also=[("alpha", tmp_path / "big.mov")])  # fmt: skip
+            assert len(decoded_times(small / "matte.mkv")) == frames and len(decoded_times(tmp_path / "big.mov")) == frames
+            return
+        with pytest.raises(SinkError, match=r"the output will not fit on its disk: .*/small has \d+ MB free; stopped now"):
+            process_video(src, tmp_path / "matte.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none", batch_size=4,
+                          also=[("alpha", small / "big.mov")])  # fmt: skip
+        assert list(small.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["in.mov", "small"]
+
+
 def test_an_existing_extra_output_is_refused_before_any_work(tmp_path, scene, predict_calls):
     (tmp_path / "matte.mkv").write_bytes(b"keep me")
     with pytest.raises(SinkError, match="matte.mkv"):

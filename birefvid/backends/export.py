@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import warnings
-import weakref
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -122,32 +121,14 @@ def _link_baked(primary: Path, folder: Path) -> None:
                 return
 
 
-# model -> (what its weights are now, their digest): a 44M-parameter model takes 0.16 s to hash (``general``
-# ~0.8 s) and live start-up asks for the export key of several sizes
-_digests: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]]" = weakref.WeakKeyDictionary()
-
-
 def weights_digest(model: torch.nn.Module) -> str:
     """A short hash of every parameter and buffer: two models share an export only if their weights are equal.
 
-    Kept per model and computed again only when a tensor is replaced or changed in place (its storage or
-    version counter differs: ``load_state_dict``, an optimizer step, ``.half()``)."""
-    state = model.state_dict()
-    if any(t.is_inference() for t in state.values()):  # made under inference_mode: no version counter to watch
-        return _hash_weights(state)
-    seen = tuple((key, t.data_ptr(), t._version, tuple(t.shape), t.dtype) for key, t in state.items())
-    kept = _digests.get(model)
-    if kept is not None and kept[0] == seen:
-        return kept[1]
-    digest = _hash_weights(state)
-    _digests[model] = (seen, digest)
-    return digest
-
-
-def _hash_weights(state: dict[str, torch.Tensor]) -> str:
-    """The digest of a state dict's tensors, in key order."""
+    Hashed afresh at each call (0.16 s for 44M parameters, ``general`` ~0.8 s): no cheap sign tells weights changed
+    (``p.data.add_()`` and writes through ``.numpy()`` bump no version counter), and a stale digest loads the
+    export of other weights. An engine, whose weights are fixed once it exported, keeps its own (``_ExportedEngine``)."""
     h = hashlib.blake2b(digest_size=8)
-    for key, tensor in sorted(state.items()):
+    for key, tensor in sorted(model.state_dict().items()):
         h.update(key.encode())
         h.update(str(tuple(tensor.shape)).encode())
         h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -249,27 +230,29 @@ def _quiet(*loggers: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def cached_onnx_path(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> Path:
-    """Where the export of ``model`` at (h, w) = ``size`` is kept: one file per weights, size, batch and graph."""
+def cached_onnx_path(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, digest: Optional[str] = None) -> Path:
+    """Where the export of ``model`` at (h, w) = ``size`` is kept: one file per weights, size, batch and graph
+    (``digest``: ``weights_digest(model)`` where the caller has it)."""
     backbone = getattr(model, "backbone_name", "model")
-    name = f"birefnet-{backbone}-{weights_digest(model)}-{size[0]}x{size[1]}-b{batch}-v{__version__}-g{GRAPH_VERSION}-op{OPSET}.onnx"
+    name = f"birefnet-{backbone}-{digest or weights_digest(model)}-{size[0]}x{size[1]}-b{batch}-v{__version__}-g{GRAPH_VERSION}-op{OPSET}.onnx"
     return cache_dir() / "onnx" / name
 
 
-def onnx_cached(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> bool:
+def onnx_cached(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, digest: Optional[str] = None) -> bool:
     """True when ``cached_onnx`` finds this export on disk (the cache, or the fallback one) and would not export it."""
-    name = cached_onnx_path(model, size, batch).name
+    name = cached_onnx_path(model, size, batch, digest).name
     return (cache_dir() / "onnx" / name).is_file() or (fallback_cache_dir() / "onnx" / name).is_file()
 
 
-def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, say_time: bool = True) -> tuple[Path, Optional[float]]:
+def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, say_time: bool = True,
+                digest: Optional[str] = None) -> tuple[Path, Optional[float]]:  # fmt: skip
     """The cached export of ``model`` at (h, w) = ``size``, exporting it first if needed.
 
     Returns (path, seconds the export took now, or None when it came from the cache); ``say_time``: a
     notice says how long the export took (``birefvid export``'s own summary says it instead).
     """
     backbone = getattr(model, "backbone_name", "model")
-    path = cached_onnx_path(model, size, batch)
+    path = cached_onnx_path(model, size, batch, digest)
     if path.is_file():  # a read-only cache (baked into an image) is read as any other
         return path, None
     path = writable_cache_dir("onnx") / path.name

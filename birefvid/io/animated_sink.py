@@ -251,7 +251,7 @@ class AnimatedImageSink(Sink):
         except (OSError, AttributeError):  # not open yet, or already renamed
             return None
 
-    def _close(self) -> None:
+    def _finish(self) -> None:
         self._encode(None)
         try:
             self._out.close()
@@ -261,6 +261,10 @@ class AnimatedImageSink(Sink):
             gif_clear_between_frames(self._file.temp)
         elif self._frames:
             self._set_last_frame_time()
+
+    def _close(self) -> None:
+        if not self._finished:
+            self._finish()
         if self._skipped:
             log.info("%s: left out %d frames that came within %s s of the one before (GIF's shortest delay browsers respect)",
                      self.path, self._skipped, float(GIF_MIN_DELAY))  # fmt: skip

@@ -190,7 +190,34 @@ class Finishes(abc.ABC):
 
 
 class Sink(Finishes):
-    """Receives batches of images with their pts; ``close()`` commits the output, ``abort()`` discards it."""
+    """Receives batches of images with their pts; ``close()`` commits the output, ``abort()`` discards it.
+
+    ``finish()`` does all of ``close()`` but the commit (the encoders flushed, the file completed), so a run
+    with several outputs finishes every one before it commits any: one failing to finish then leaves none.
+    """
+
+    _finished = False  # finish() done: only the commit is left
+
+    def finish(self) -> None:
+        """Complete the output short of committing it (``close()`` then only renames it); idempotent.
+        A failure discards the output, as a failing ``close()`` does."""
+        with self._lock:
+            if self._finish_once.done or self._finished:
+                return
+            try:
+                self._finish()
+            except BaseException:
+                self.abort()
+                raise
+            self._finished = True
+
+    def _finish(self) -> None:
+        """The part of ``_close()`` before the commit: flush encoders, write trailers (default: nothing to do)."""
+
+    def _check_open(self, call: str) -> None:
+        if self._finished:
+            raise ValueError(f"{call}() after finish() of this output")
+        super()._check_open(call)
 
     @property
     def sample_bits(self) -> int:

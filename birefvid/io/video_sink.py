@@ -387,7 +387,7 @@ class VideoFileSink(Sink):
         except (OSError, AttributeError):  # not open yet, or already renamed
             return None
 
-    def _close(self) -> None:
+    def _finish(self) -> None:
         assert self._out is not None
         try:
             self._out.mux(_short_clip_dts(self._video.encode(None)) if self._packets == 0 else self._video.encode(None))
@@ -399,6 +399,10 @@ class VideoFileSink(Sink):
             raise self._failed(f"finishing {self.path}", e) from e
         finally:
             self._close_inputs()
+
+    def _close(self) -> None:
+        if not self._finished:
+            self._finish()
         if self._frames == 0:
             log.warning("no frames were written to %s", self.path)
         self._file.commit()

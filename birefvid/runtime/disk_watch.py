@@ -11,10 +11,11 @@ camera shot differ ten-fold).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from ..errors import SinkError
 
@@ -44,9 +45,12 @@ def _size(n: float) -> str:
 class DiskWatch:
     """Counts frames written to ``target`` and raises ``SinkError`` once the rest cannot fit on its disk."""
 
-    def __init__(self, target: str | Path, total: Optional[int], written: Optional[Callable[[], Optional[int]]] = None) -> None:
-        """``written``: the bytes the output holds so far (``Sink.bytes_written``), None where unknown."""
+    def __init__(self, target: str | Path, total: Optional[int], written: Optional[Callable[[], Optional[int]]] = None,
+                 what: str = "the output") -> None:  # fmt: skip
+        """``written``: the bytes the output holds so far (``Sink.bytes_written``), None where unknown;
+        ``what``: how the message names it (``the outputs`` for several on one disk)."""
         self.folder = Path(target).resolve().parent  # the temporary output lies beside the target
+        self.what = what
         self.total = total
         self._written = written
         self.done = 0
@@ -74,9 +78,38 @@ class DiskWatch:
                 f"and {self.folder} has {_size(free)} free")  # fmt: skip
         if need > STOP_FACTOR * free:
             raise SinkError(
-                f"the output will not fit on its disk: {said}; stopped now, not when the disk fills up (nothing was kept). "
+                f"{self.what} will not fit on its disk: {said}; stopped now, not when the disk fills up (nothing was kept). "
                 "Free some space, write to a disk with room, or make a smaller output (.webm, --max-size, --output mask)"
             )
         if need > free and not self._warned:
             self._warned = True
-            log.warning("the output may not fit on its disk: %s; the run fails (and keeps nothing) if the disk fills up", said)
+            log.warning("%s may not fit on its disk: %s; the run fails (and keeps nothing) if the disk fills up", self.what, said)
+
+
+def disk_of(target: str | Path) -> object:
+    """What tells the disk ``target``'s folder is on apart from another's: its device number (the folder where unknown)."""
+    folder = Path(target).resolve().parent
+    try:
+        return os.stat(folder).st_dev
+    except OSError:
+        return folder
+
+
+def watches_by_disk(outputs: Sequence[tuple[str | Path, Callable[[], Optional[int]]]], total: Optional[int]) -> list[DiskWatch]:
+    """One ``DiskWatch`` a disk for a run's outputs (target, bytes written so far), each projecting the outputs on its
+    disk against its free space: an output on another disk neither counts against this one nor goes unwatched."""
+    groups: dict[object, list[tuple[str | Path, Callable[[], Optional[int]]]]] = {}
+    for target, written in outputs:
+        groups.setdefault(disk_of(target), []).append((target, written))
+    return [DiskWatch(group[0][0], total, _summed([w for _, w in group]), "the output" if len(group) == 1 else "the outputs")
+            for group in groups.values()]  # fmt: skip
+
+
+def _summed(parts: list[Callable[[], Optional[int]]]) -> Callable[[], Optional[int]]:
+    """The bytes of every part so far (None while none can say)."""
+
+    def written() -> Optional[int]:
+        sizes = [n for n in (part() for part in parts) if n is not None]
+        return sum(sizes) if sizes else None
+
+    return written

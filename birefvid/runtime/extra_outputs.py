@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..compose.compositor import SINK_KIND
-from ..errors import ConfigError, OutputKeptError, option
+from ..errors import BirefvidError, ConfigError, OutputKeptError, SinkError, finishing, option
 from ..frames import StreamInfo
 from ..io.base import Sink
 from ..io.hdr import shows_hdr_as_sdr
@@ -57,16 +57,27 @@ def plan_extra_depth(main: OutputSpec, extra: OutputSpec, info: StreamInfo, dept
 
 
 def commit_all(sinks: list[Sink]) -> tuple[list[Optional[str]], Optional[OutputKeptError]]:
-    """Close (commit) every sink in order; returns the name each was kept under when its own was taken meanwhile
-    (None: its own), and the first such ``OutputKeptError``. One output's name being taken does not discard the others;
-    any other failure propagates, and the caller's stack aborts the sinks not yet committed."""
+    """Finish every sink, then commit each in order; returns the name each was kept under when its own was taken
+    meanwhile (None: its own), and the first such ``OutputKeptError``. The encoders are all flushed before any
+    output is renamed into place, so a failure or Ctrl-C while finishing leaves none of them (the caller's stack
+    aborts them); the renames run with Ctrl-C and SIGTERM held, and one failing names the outputs already in place.
+    One output's name being taken does not discard the others."""
+    for sink in sinks:
+        sink.finish()
     kept: list[Optional[str]] = []
     first: Optional[OutputKeptError] = None
-    for sink in sinks:
-        try:
-            sink.close()
-            kept.append(None)
-        except OutputKeptError as e:
-            kept.append(str(e.kept))
-            first = first or e
+    with finishing("moving the finished outputs into place", "discards those not yet in place"):
+        for sink in sinks:
+            try:
+                sink.close()
+                kept.append(None)
+            except OutputKeptError as e:
+                kept.append(str(e.kept))
+                first = first or e
+            except BirefvidError as e:
+                if not kept:
+                    raise
+                done = [name or str(getattr(s, "path", "?")) for name, s in zip(kept, sinks)]
+                raise SinkError(f"{e}; {', '.join(done)} {'was' if len(done) == 1 else 'were'} written and "
+                              f"{'is' if len(done) == 1 else 'are'} kept") from e  # fmt: skip
     return kept, first

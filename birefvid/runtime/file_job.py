@@ -26,7 +26,7 @@ from ..urls import hide_secrets
 from .backgrounds import open_background
 from .depth import plan_depth, say_depth_lost
 from .device import pick_device
-from .disk_watch import DiskWatch
+from .disk_watch import DiskWatch, watches_by_disk
 from .extra_outputs import check_reading, commit_all, plan_extra_depth
 from .priority import codec_threads
 from .segmenter import Segmenter
@@ -72,11 +72,12 @@ class RunControl:
     stop: Optional[threading.Event] = None
 
 
-def _watched(progress: Optional[Callable[[int], None]], watch: DiskWatch) -> Callable[[int], None]:
-    """The caller's progress, after the free-space check: a run that cannot fit stops in its first minutes, not hours in."""
+def _watched(progress: Optional[Callable[[int], None]], watches: list[DiskWatch]) -> Callable[[int], None]:
+    """The caller's progress, after the free-space checks: a run that cannot fit stops in its first minutes, not hours in."""
 
     def advance(n: int) -> None:
-        watch.advance(n)
+        for watch in watches:
+            watch.advance(n)
         if progress is not None:
             progress(n)
 
@@ -151,7 +152,8 @@ def run_file_job(
             on_start(info.frame_count)
         frames, times, wall = run_video_job(
             source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size,
-            progress=_watched(progress, DiskWatch(out.path, info.frame_count, _bytes_of(sinks))), stop=stop,
+            progress=_watched(progress, watches_by_disk([(spec.path, s.bytes_written) for spec, s in zip(job.outputs, sinks)], info.frame_count)),
+            stop=stop,
             also=list(zip(compositors[1:], sinks[1:])),
         )  # fmt: skip
         kept.finished = True  # from here on an OutputKeptError is an output's commit
@@ -183,16 +185,6 @@ def run_file_job(
     if kept.error is not None:
         raise kept.error
     return report
-
-
-def _bytes_of(sinks: list[Any]) -> Callable[[], Optional[int]]:
-    """The bytes every output holds so far, for the free-space check (None while no sink can say)."""
-
-    def written() -> Optional[int]:
-        sizes = [n for n in (s.bytes_written() for s in sinks) if n is not None]
-        return sum(sizes) if sizes else None
-
-    return written
 
 
 class _KeptOutput:
