@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
+import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -164,8 +167,6 @@ def test_a_server_that_stops_answering_after_the_pictures_ends_the_run_instead_o
     """The sound, subtitles and chapters are read over connections of their own, opened without the pictures'
     timeout: a server that stopped answering there hung process_video for good, and a notebook's stop button
     with it (the run's threads cannot leave a read that never returns)."""
-    import socket
-
     import birefvid.io.base as base
     import birefvid.io.video_source as video_source
 
@@ -173,28 +174,13 @@ def test_a_server_that_stops_answering_after_the_pictures_ends_the_run_instead_o
     monkeypatch.setattr(base, "URL_TIMEOUT_S", 1.0)
     monkeypatch.setattr(video_source, "URL_TIMEOUT_S", 1.0)
     data = (folder / "clip.mp4").read_bytes()
-    done = threading.Event()  # the test is over: stalled connections close
 
-    def serve(listener: socket.socket) -> None:
-        first = True
-        while not done.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            if first:  # the pictures' connection gets the whole file; the others never get an answer
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(data) + data)
-                conn.close()
-                first = False
-            else:
-                threading.Thread(target=lambda c=conn: (done.wait(60), c.close()), daemon=True).start()
+    def reply(conn: socket.socket, n: int) -> None:  # the pictures' connection gets the whole file; the others no answer
+        if n == 0:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(data) + data)
+            conn.close()
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    threading.Thread(target=serve, args=(listener,), daemon=True).start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/clip.mp4"
     outcome: list[BaseException] = []
 
     def run() -> None:
@@ -203,11 +189,10 @@ def test_a_server_that_stops_answering_after_the_pictures_ends_the_run_instead_o
         except BaseException as e:  # noqa: BLE001 - checked below
             outcome.append(e)
 
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
-    runner.join(timeout=20)
-    done.set()
-    listener.close()
+    with _answering_server(reply) as url:
+        runner = threading.Thread(target=run, daemon=True)
+        runner.start()
+        runner.join(timeout=20)
     assert not runner.is_alive(), "process_video still waits on a server that stopped answering"
     assert outcome and str(outcome[0]) == f"no answer from {url} within 1 s", outcome  # not a video without its sound
     assert list(tmp_path.iterdir()) == []
@@ -216,8 +201,6 @@ def test_a_server_that_stops_answering_after_the_pictures_ends_the_run_instead_o
 def test_a_server_whose_sound_stalls_partway_is_the_same_one_line(tmp_path, monkeypatch):
     """The sound's own connection stopping partway through a run ended it with the encode stage's
     "ExitError: [Errno 1414092869] Immediate exit requested"; now it is the line a URL that never answers gives."""
-    import socket
-
     import av
 
     import birefvid.io.base as base
@@ -233,33 +216,45 @@ def test_a_server_whose_sound_stalls_partway_is_the_same_one_line(tmp_path, monk
                 packet.stream = streams[packet.stream.index]
                 out.mux(packet)
     data = clip.read_bytes()
+
+    def reply(conn: socket.socket, n: int) -> None:  # the whole length announced, a half sent, then nothing
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(data)
+                     + data[: len(data) // 2])  # fmt: skip
+
+    with _answering_server(reply) as url, av.open(str(tmp_path / "out.mka"), "w") as out:
+        track = AudioTrack(url, out, "matroska")
+        try:
+            with pytest.raises(SourceError) as stalled:
+                track.write_until(None)
+        finally:
+            track.close()
+    assert str(stalled.value) == f"no answer from {url} within 1 s"
+
+
+@contextlib.contextmanager
+def _answering_server(reply: Callable[[socket.socket, int], None]) -> Iterator[str]:
+    """A URL on 127.0.0.1 whose n-th connection gets ``reply(conn, n)`` and is then held open, unanswered, until the
+    ``with`` ends: a server that stops answering, which a read without a timeout waits on for good."""
     done = threading.Event()
 
     def serve(listener: socket.socket) -> None:
+        n = 0
         while not done.is_set():
             try:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            conn.recv(65536)  # the whole length announced, a half sent, then nothing
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(data)
-                         + data[: len(data) // 2])  # fmt: skip
+            reply(conn, n)
+            n += 1
             threading.Thread(target=lambda c=conn: (done.wait(60), c.close()), daemon=True).start()
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     threading.Thread(target=serve, args=(listener,), daemon=True).start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/clip.mp4"
     try:
-        with av.open(str(tmp_path / "out.mka"), "w") as out:
-            track = AudioTrack(url, out, "matroska")
-            try:
-                with pytest.raises(SourceError) as stalled:
-                    track.write_until(None)
-            finally:
-                track.close()
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/clip.mp4"
     finally:
         done.set()
         listener.close()
-    assert str(stalled.value) == f"no answer from {url} within 1 s"
