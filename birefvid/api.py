@@ -30,6 +30,7 @@ from .job import (
     SmoothingSpec,
     SmoothKind,
     SourceSpec,
+    output_kind,
     check_types,
     is_recording,
 )
@@ -209,6 +210,7 @@ def build_file_job(
     encoder (the encoder keywords are ``output``'s); an ``OutputSpec`` is used as it is.
     """
     _check_keywords("build_file_job", model_options, build_file_job, model_and_inference)
+    kind = output_kind(kind) if isinstance(kind, str) else kind  # RVM's "fgr", as the command line and also= take it
     model_spec, inference = model_and_inference(**model_options)
     matte = MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area, upsample=upsample)
     shared = dict(key_color=_color_text(key_color), blur_sigma=blur_sigma, foreground=foreground, audio=audio, subtitles=subtitles,

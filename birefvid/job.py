@@ -26,8 +26,8 @@ from .urls import shown_url
 
 OutputKind = Literal["alpha", "mask", "foreground", "green", "composite", "blur"]
 OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
-# RobustVideoMatting's name for the same pictures, so its users' habit works on the command line
-KIND_ALIASES: dict[str, str] = {"fgr": "foreground"}
+# RobustVideoMatting's names for the same pictures (its fgr and pha files), so its users' habit works
+KIND_ALIASES: dict[str, str] = {"fgr": "foreground", "pha": "mask"}
 SmoothKind = Literal["none", "ema", "flow", "lookahead"]
 SMOOTH_KINDS: tuple[str, ...] = get_args(SmoothKind)
 Decoder = Literal["pyav", "decord"]

@@ -170,6 +170,15 @@ def test_rvms_fgr_name_writes_the_foreground_as_output_and_as_also(tmp_path, sce
     assert all(np.array_equal(a, b) for a, b in zip(got.images, want.images))
 
 
+def test_rvms_names_are_taken_by_the_python_api_too(tmp_path, scene):
+    """kind="fgr" (RVM's name) was refused by process_video's own kind= while --output fgr worked; pha is the matte."""
+    fgr, pha = tmp_path / "fgr.mkv", tmp_path / "pha.mkv"
+    process_video(scene, fgr, kind="fgr", also=[("pha", pha)], segmenter=red_key_segmenter(), smooth="none")
+    job = build_file_job(scene, fgr, kind="fgr", also=["pha=p.mkv"])
+    assert job.output.kind == "foreground" and job.also[0].kind == "mask"
+    assert not has_alpha(read_video(fgr, "rgba").pix_fmt) and len(read_video(pha, "gray").images) == N
+
+
 @pytest.mark.parametrize("also, phrases", [
     (["matte.mkv"], ["--also takes KIND=PATH", "'matte.mkv'"]),
     (["matte=matte.mkv"], ["unknown kind 'matte'", "alpha, mask, foreground, green, composite, blur"]),
