@@ -279,11 +279,31 @@ def test_mkvmerge_s_duration_tag_of_a_video_starting_late_is_its_length(tmp_path
     data = made.read_bytes()
     end = re.search(rb"00:00:03\.0+", data)  # FFmpeg's tag: the video ends at 3 s
     assert end is not None
-    (tmp_path / "mkvmerge.mkv").write_bytes(data.replace(end.group(), end.group().replace(b"03.", b"02.")))  # mkvmerge's: lasts 2 s
+    # mkvmerge's: lasts 2 s, and no FFmpeg (Lavf) named as the writer
+    (tmp_path / "mkvmerge.mkv").write_bytes(data.replace(end.group(), end.group().replace(b"03.", b"02.")).replace(b"Lavf", b"mkvm"))
     for name in ("ffmpeg.mkv", "mkvmerge.mkv"):
         with VideoFileSource(tmp_path / name) as src:
             assert src.info.duration == pytest.approx(2.0) and src.info.frame_count in (None, 20), name
             assert len(list(src)) == 20
+
+
+def test_ffmpeg_segment_of_an_mkvmerge_file_reads_its_own_length(tmp_path):
+    """ffmpeg's segment muxer (and any -c copy remux) keeps an mkvmerge file's NUMBER_OF_FRAMES, now stale (the whole
+    file's 60), beside its own DURATION tag (where the segment ends: 4 s for one from 2 to 4 s). The stale count agreed
+    better with reading the tag as a length: the segment's 20 frames were read as 4 s, and a GIF of it lasted 4 s."""
+    import subprocess
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    whole = tmp_path / "whole.mkv"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "60", "-g", "10", "-c:v", "ffv1",
+                    "-metadata:s:v", "_STATISTICS_WRITING_APP=mkvmerge v80.0 64-bit", "-metadata:s:v", "NUMBER_OF_FRAMES=60",
+                    str(whole)], check=True)  # fmt: skip
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(whole), "-c", "copy", "-f", "segment", "-segment_time", "2",
+                    str(tmp_path / "seg%d.mkv")], check=True)  # fmt: skip
+    with VideoFileSource(tmp_path / "seg1.mkv") as src:
+        assert src._stream.metadata.get("NUMBER_OF_FRAMES") == "60"  # the stale count is there
+        assert src.info.duration == pytest.approx(2.0) and src.info.frame_count == 20
+        assert len(list(src)) == 20
 
 
 def test_mkv_of_a_still_picture_over_a_song_is_whole(tmp_path):

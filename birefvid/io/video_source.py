@@ -322,15 +322,22 @@ def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
     return None if not m else int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
 
 
-def _tag_is_end(stream: av.video.stream.VideoStream, start: float, rate: Fraction) -> bool:
+def _tag_is_end(stream: av.video.stream.VideoStream, start: float, rate: Fraction, writer: str = "") -> bool:
     """Whether the DURATION tag of a Matroska video starting at ``start`` s is where it ends (FFmpeg's muxer: OBS, ffmpeg)
     rather than how long it lasts (mkvmerge's statistics tags: a video mkvmerge delayed or cut read as that much
-    shorter, its frame count, progress total and a GIF's last frame with it). With mkvmerge's NUMBER_OF_FRAMES beside
-    it (an ffmpeg remux keeps that tag but writes its own DURATION), the reading that agrees with it; else the end."""
+    shorter, its frame count, progress total and a GIF's last frame with it). A file FFmpeg's muxer wrote (``writer``,
+    the file's ENCODER tag, ``Lavf...``) tags the end whatever else it holds: an ffmpeg remux or segment of an
+    mkvmerge file keeps that file's NUMBER_OF_FRAMES, stale, beside its own DURATION. Otherwise, with mkvmerge's
+    NUMBER_OF_FRAMES beside the tag, the reading that agrees with it; else the end."""
     tagged, counted = _mkv_duration(stream), stream.metadata.get("NUMBER_OF_FRAMES", "")
-    if tagged is None or not counted.isdigit():
+    if tagged is None or not counted.isdigit() or writer.startswith("Lavf"):
         return True
     return abs((tagged - start) * rate - int(counted)) <= abs(tagged * rate - int(counted))
+
+
+def _writer(container: av.container.InputContainer) -> str:
+    """The file's ENCODER tag, whatever its key's case (``Lavf61.7.100`` where FFmpeg's muxer wrote it), else ``""``."""
+    return next((str(v) for k, v in container.metadata.items() if k.lower() == "encoder" and v), "")
 
 
 def declared_seconds(stream: av.video.stream.VideoStream) -> Optional[float]:
@@ -528,7 +535,7 @@ class VideoFileSource(Source):
         duration, frame_count = self._declared, shown_frame_count(s)
         if duration is None and self._container.duration:
             duration = self._container.duration / av.time_base
-        elif _mkv_duration(s) is not None and first.pts and rate and _tag_is_end(s, float(first.pts * s.time_base), rate):
+        elif _mkv_duration(s) is not None and first.pts and rate and _tag_is_end(s, float(first.pts * s.time_base), rate, _writer(self._container)):
             # FFmpeg's Matroska muxer tags where a stream ends: one that starts before 0 lasts longer, one that starts
             # after it (AAC's priming put the video at 23 ms) shorter, or a GIF, WebP or APNG held its last frame that much longer
             duration -= float(first.pts * s.time_base)
