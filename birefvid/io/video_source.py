@@ -37,6 +37,7 @@ from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.interleave import is_indexed
+from birefvid.io.mkv_info import muxing_app
 from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
@@ -322,22 +323,18 @@ def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
     return None if not m else int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
 
 
-def _tag_is_end(stream: av.video.stream.VideoStream, start: float, rate: Fraction, writer: str = "") -> bool:
+def _tag_is_end(stream: av.video.stream.VideoStream, start: float, rate: Fraction, muxer: Optional[str] = None) -> bool:
     """Whether the DURATION tag of a Matroska video starting at ``start`` s is where it ends (FFmpeg's muxer: OBS, ffmpeg)
     rather than how long it lasts (mkvmerge's statistics tags: a video mkvmerge delayed or cut read as that much
-    shorter, its frame count, progress total and a GIF's last frame with it). A file FFmpeg's muxer wrote (``writer``,
-    the file's ENCODER tag, ``Lavf...``) tags the end whatever else it holds: an ffmpeg remux or segment of an
-    mkvmerge file keeps that file's NUMBER_OF_FRAMES, stale, beside its own DURATION. Otherwise, with mkvmerge's
-    NUMBER_OF_FRAMES beside the tag, the reading that agrees with it; else the end."""
+    shorter, its frame count, progress total and a GIF's last frame with it). A file FFmpeg's muxer wrote (``muxer``,
+    its Info's MuxingApp, ``Lavf...``) tags the end whatever else it holds: an ffmpeg remux or segment of an mkvmerge
+    file keeps that file's NUMBER_OF_FRAMES, stale, beside its own DURATION (the ENCODER tag cannot tell: mkvmerge
+    keeps a remuxed file's ``Lavf``). Otherwise, with mkvmerge's NUMBER_OF_FRAMES beside the tag, the reading that
+    agrees with it; else the end."""
     tagged, counted = _mkv_duration(stream), stream.metadata.get("NUMBER_OF_FRAMES", "")
-    if tagged is None or not counted.isdigit() or writer.startswith("Lavf"):
+    if tagged is None or not counted.isdigit() or (muxer or "").startswith("Lavf"):
         return True
     return abs((tagged - start) * rate - int(counted)) <= abs(tagged * rate - int(counted))
-
-
-def _writer(container: av.container.InputContainer) -> str:
-    """The file's ENCODER tag, whatever its key's case (``Lavf61.7.100`` where FFmpeg's muxer wrote it), else ``""``."""
-    return next((str(v) for k, v in container.metadata.items() if k.lower() == "encoder" and v), "")
 
 
 def declared_seconds(stream: av.video.stream.VideoStream) -> Optional[float]:
@@ -535,7 +532,7 @@ class VideoFileSource(Source):
         duration, frame_count = self._declared, shown_frame_count(s)
         if duration is None and self._container.duration:
             duration = self._container.duration / av.time_base
-        elif _mkv_duration(s) is not None and first.pts and rate and _tag_is_end(s, float(first.pts * s.time_base), rate, _writer(self._container)):
+        elif _mkv_duration(s) is not None and first.pts and rate and _tag_is_end(s, float(first.pts * s.time_base), rate, muxing_app(self.path) if isinstance(self.path, Path) else None):
             # FFmpeg's Matroska muxer tags where a stream ends: one that starts before 0 lasts longer, one that starts
             # after it (AAC's priming put the video at 23 ms) shorter, or a GIF, WebP or APNG held its last frame that much longer
             duration -= float(first.pts * s.time_base)
