@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import numpy as np
+
 import pytest
 
 from birefvid.errors import ConfigError, SourceError
@@ -308,6 +310,35 @@ def test_ffmpeg_segment_of_an_mkvmerge_file_reads_its_own_length(tmp_path):
         assert src._stream.metadata.get("NUMBER_OF_FRAMES") == "60"  # the stale count is there
         assert src.info.duration == pytest.approx(2.0) and src.info.frame_count == 20
         assert len(list(src)) == 20
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_an_mkv_fed_through_a_named_pipe_is_not_opened_again_for_its_muxer(tmp_path):
+    """Telling FFmpeg's Matroska files from mkvmerge's reads the file's Info element; a named pipe's data is read once,
+    and opening it again after its writer finished waited for another writer for good."""
+    import subprocess
+    import threading
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    late = tmp_path / "late.mkv"  # starts at 1 s, with a count beside its DURATION tag: the case that asks for the muxer
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "20", "-output_ts_offset", "1",
+                    "-c:v", "ffv1", "-metadata:s:v", "NUMBER_OF_FRAMES=20", str(late)], check=True)  # fmt: skip
+    pipe = tmp_path / "pipe.mkv"
+    os.mkfifo(pipe)
+    threading.Thread(target=lambda: pipe.write_bytes(late.read_bytes()), daemon=True).start()  # a small file: the writer ends at once
+    read: list[int] = []
+
+    def run() -> None:
+        with VideoFileSource(pipe) as src:
+            read.append(len(list(src)))
+
+    reader = threading.Thread(target=run, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    if reader.is_alive():  # unblock the stuck open so the thread ends with the test
+        with open(pipe, "wb"):
+            pass
+    assert read == [20]
 
 
 def test_mkv_of_a_still_picture_over_a_song_is_whole(tmp_path):

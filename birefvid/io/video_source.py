@@ -323,16 +323,18 @@ def _mkv_duration(stream: av.video.stream.VideoStream) -> Optional[float]:
     return None if not m else int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
 
 
-def _tag_is_end(stream: av.video.stream.VideoStream, start: float, rate: Fraction, muxer: Optional[str] = None) -> bool:
+def _tag_is_end(stream: av.video.stream.VideoStream, start: float, rate: Fraction, path: Path | str) -> bool:
     """Whether the DURATION tag of a Matroska video starting at ``start`` s is where it ends (FFmpeg's muxer: OBS, ffmpeg)
     rather than how long it lasts (mkvmerge's statistics tags: a video mkvmerge delayed or cut read as that much
-    shorter, its frame count, progress total and a GIF's last frame with it). A file FFmpeg's muxer wrote (``muxer``,
-    its Info's MuxingApp, ``Lavf...``) tags the end whatever else it holds: an ffmpeg remux or segment of an mkvmerge
+    shorter, its frame count, progress total and a GIF's last frame with it). A file FFmpeg's muxer wrote (``path``'s
+    Info names it as MuxingApp, ``Lavf...``) tags the end whatever else it holds: an ffmpeg remux or segment of an mkvmerge
     file keeps that file's NUMBER_OF_FRAMES, stale, beside its own DURATION (the ENCODER tag cannot tell: mkvmerge
     keeps a remuxed file's ``Lavf``). Otherwise, with mkvmerge's NUMBER_OF_FRAMES beside the tag, the reading that
     agrees with it; else the end."""
     tagged, counted = _mkv_duration(stream), stream.metadata.get("NUMBER_OF_FRAMES", "")
-    if tagged is None or not counted.isdigit() or (muxer or "").startswith("Lavf"):
+    if tagged is None or not counted.isdigit():
+        return True
+    if regular_file(path) and (muxing_app(path) or "").startswith("Lavf"):  # a named pipe's data is read once: not opened again
         return True
     return abs((tagged - start) * rate - int(counted)) <= abs(tagged * rate - int(counted))
 
@@ -532,7 +534,7 @@ class VideoFileSource(Source):
         duration, frame_count = self._declared, shown_frame_count(s)
         if duration is None and self._container.duration:
             duration = self._container.duration / av.time_base
-        elif _mkv_duration(s) is not None and first.pts and rate and _tag_is_end(s, float(first.pts * s.time_base), rate, muxing_app(self.path) if isinstance(self.path, Path) else None):
+        elif _mkv_duration(s) is not None and first.pts and rate and _tag_is_end(s, float(first.pts * s.time_base), rate, self.path):
             # FFmpeg's Matroska muxer tags where a stream ends: one that starts before 0 lasts longer, one that starts
             # after it (AAC's priming put the video at 23 ms) shorter, or a GIF, WebP or APNG held its last frame that much longer
             duration -= float(first.pts * s.time_base)
