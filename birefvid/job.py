@@ -292,6 +292,12 @@ class OutputSpec:
     # 8-bit pictures (the faster path); 16: composite at 16 bits whatever the source (the matte's own precision)
     bit_depth: Union[str, int] = "auto"
 
+    def __post_init__(self) -> None:
+        # RVM's names (fgr, pha) as the command line, --also and build_file_job take them: a job file or an
+        # OutputSpec in also= said "unknown kind 'fgr'" of a kind the docs name
+        if isinstance(self.kind, str):
+            object.__setattr__(self, "kind", output_kind(self.kind))
+
     def validate(self) -> None:
         check_path_given(self.path, "output")
         refuse_standard_streams(out=self.path)

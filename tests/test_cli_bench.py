@@ -223,3 +223,10 @@ def test_export_help_offers_no_run_options(capsys):
         main(["export", "--help"])
     shown = capsys.readouterr().out
     assert "--resolution" in shown and not any(o in shown for o in ("--precision", "--device", "--backend", "--keep-aspect"))
+
+
+def test_bench_takes_rvms_kind_names_as_process_does():
+    """process, batch and image take --output fgr (and pha); bench refused them as an invalid choice."""
+    from birefvid.cli import build_parser
+
+    assert [build_parser().parse_args(["bench", "--output", name]).output for name in ("fgr", "pha")] == ["foreground", "mask"]

@@ -325,3 +325,16 @@ def test_worker_threads_name_options_the_callers_way():
 def test_a_mistyped_keyword_names_the_function_called_and_the_likely_one(call, name):
     with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'overwite'; did you mean 'overwrite'\?$"):
         call()
+
+
+def test_rvms_kind_names_are_taken_by_a_job_file_and_an_outputspec_too():
+    """fgr and pha (RVM's names) worked on the command line, in --also and in build_file_job's kind=, but a job file
+    holding them, or an OutputSpec in also=, said "unknown kind 'fgr'" of a kind the docs name."""
+    data = build_file_job("in.mp4", "fgr.mp4", kind="foreground", also=["mask=pha.mkv"]).to_dict()
+    data["output"]["kind"], data["also"][0]["kind"] = "fgr", "pha"
+    job = FileJob.from_json(json.dumps(data)).validate()
+    assert (job.output.kind, job.also[0].kind) == ("foreground", "mask")
+    job = build_file_job("in.mp4", "fgr.mp4", kind="fgr", also=[OutputSpec("pha.mkv", kind="pha")])
+    assert job.also[0].kind == "mask" and job == FileJob.from_json(job.to_json())
+    with pytest.raises(ConfigError, match="unknown kind 'fg'"):
+        OutputSpec("x.mp4", kind="fg").validate()

@@ -8,7 +8,7 @@ import platform
 import sys
 from typing import Any
 
-from ..job import BACKBONE_NAMES, BACKENDS, OUTPUT_KINDS, PRECISIONS
+from ..job import BACKBONE_NAMES, BACKENDS, OUTPUT_KINDS, PRECISIONS, output_kind
 
 MIN_CLIP_SIDE, MAX_CLIP_SIDE = 16, 16384  # the scene generator's least side; x264's largest
 
@@ -30,7 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--runs", type=int, default=3, help="timed model calls per path, alternating between the paths; the median counts (default 3)")
     run.add_argument("--clip-size", default="1280x720", help="end-to-end clip size WxH (default 1280x720)")
     run.add_argument("--clip-frames", type=int, default=16, help="end-to-end clip length; 0 skips the end-to-end run (default 16)")
-    run.add_argument("--output", choices=OUTPUT_KINDS, default="alpha", help="end-to-end output kind (default alpha)")
+    run.add_argument("--output", choices=OUTPUT_KINDS, type=output_kind, default="alpha", help="end-to-end output kind (default alpha)")
     run.add_argument("--json", dest="json_path", help="also write the figures as JSON to this file ('-': print JSON instead of the table)")
     parser.set_defaults(run=run_bench)
 
