@@ -113,6 +113,25 @@ def test_a_10_bit_source_keeps_its_depth_in_prores_4444(tmp_path, seg, deep_clip
         assert (picture[..., 3][inside] >= 65520).all() and (picture[..., 3][outside] == 0).all()
 
 
+def test_the_report_gives_each_output_its_own_resolved_settings(tmp_path, seg, deep_clip):
+    # resolved.bit_depth said 10 for a run whose --also WebM and GIF hold 8 bits: it described -o alone
+    also = [("alpha", tmp_path / "cut.webm"), ("mask", tmp_path / "matte.mkv"), ("foreground", tmp_path / "frames"),
+            ("green", tmp_path / "green.gif")]
+    process_video(deep_clip, tmp_path / "deep.mov", segmenter=seg, also=also, report_path=tmp_path / "r.json")
+    resolved = json.loads((tmp_path / "r.json").read_text())["resolved"]
+    assert resolved["bit_depth"] == 10  # -o's, as before
+    assert resolved["outputs"] == [
+        {"path": str(tmp_path / "deep.mov"), "kind": "alpha", "codec": "prores_ks", "bit_depth": 10},
+        {"path": str(tmp_path / "cut.webm"), "kind": "alpha", "codec": "libvpx-vp9", "bit_depth": 8},
+        {"path": str(tmp_path / "matte.mkv"), "kind": "mask", "codec": "ffv1", "bit_depth": 8},  # a mask's default stays 8-bit
+        {"path": str(tmp_path / "frames"), "kind": "foreground", "codec": "png", "bit_depth": 16},
+        {"path": str(tmp_path / "green.gif"), "kind": "green", "codec": "gif", "bit_depth": 8},
+    ]
+    with av.open(str(tmp_path / "cut.webm")) as c:  # what the report says is what was written
+        assert sample_bits(c.streams.video[0].codec_context.pix_fmt) == 8
+    assert cv2.imread(str(tmp_path / "frames" / "frame_000001.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
 def test_ffv1_and_png_outputs_of_a_deep_source_are_deep_and_lossless(tmp_path, seg, deep_clip, source_pictures):
     process_video(deep_clip, tmp_path / "a.mkv", segmenter=seg)
     with av.open(str(tmp_path / "a.mkv")) as c:

@@ -63,6 +63,27 @@ def test_bench_json_dash_prints_the_figures_alone_on_standard_output(tmp_path, c
     assert list(tmp_path.iterdir()) == []
 
 
+def test_bench_quiet_prints_the_table_without_progress_lines(tmp_path, capsys):
+    """`bench -q`, as `process -q`: no `bench: timing ...` lines, the table (the result) still printed; it had no -q."""
+    code = main(["bench", "--backbone", "pvt_v2_b0", "--resolution", "64", "--device", "cpu", "--backend", "torch",
+                 "--precision", "fp32", "--runs", "1", "--clip-size", "64x48", "--clip-frames", "2", "-q"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == ""
+    assert "speedup" in captured.out and "end to end" in captured.out
+
+
+def test_export_quiet_writes_the_file_without_a_summary_line(pvt_b0_weights, tmp_path, capsys):
+    """`export -q`, as `process -q`: no `wrote ...` line; errors still one line. It had no -q."""
+    out = tmp_path / "q.onnx"
+    assert main(["export", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64", "-q"]) == 0
+    assert capsys.readouterr().err == "" and out.stat().st_size > 1e6
+    assert main(["export", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64", "-q"]) == 2
+    assert capsys.readouterr().err == f"birefvid: error: output exists: {out} (use --overwrite)\n"
+    assert main(["export", str(tmp_path / "again.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 0
+    assert capsys.readouterr().err.startswith(f"wrote {tmp_path / 'again.onnx'}")  # without -q: the summary
+
+
 @pytest.mark.parametrize(
     "args,phrase",
     [

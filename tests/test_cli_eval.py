@@ -130,6 +130,20 @@ def test_mask_video_against_png_folder_table_and_json(tmp_path, capsys):
     assert row[2:] == [f"{want[k]:.4f}" for k in keys]
 
 
+def test_quiet_prints_the_tables_without_their_legends(tmp_path, capsys):
+    """`eval -q`, as `process -q`: the result (the tables) alone, without the lines saying what the columns mean."""
+    gts = _truths()
+    pred, gt = _pngs(tmp_path / "pred", _soft(gts)), _pngs(tmp_path / "gt", gts)
+    assert main(["eval", str(pred), str(gt)]) == 0
+    full = capsys.readouterr().out.splitlines()
+    assert main(["eval", str(pred), str(gt), "-q"]) == 0
+    captured = capsys.readouterr()
+    legends = {*eval_cmd.LEGEND.splitlines(), *eval_cmd.MATTING_LEGEND.splitlines()}
+    assert captured.out.splitlines() == [line for line in full if line not in legends] and captured.err == ""
+    assert len(full) - len(captured.out.splitlines()) == len(legends)  # both legends were there, and went
+    assert eval_cmd.MATTING_TITLE in captured.out
+
+
 def test_png_predictions_against_mask_video_per_frame(tmp_path, capsys):
     gts = _truths()
     preds = _soft(gts, seed=1)

@@ -95,3 +95,19 @@ def test_a_failed_compile_falls_back_to_eager_with_one_warning():
         assert torch.allclose(engine(x), out)
     with pytest.raises(RuntimeError):  # bad input still fails loudly
         engine(torch.randn(2, 5, 16, 16))
+
+
+def test_the_failed_compile_warning_names_the_callers_line():
+    """Through the Segmenter it named birefvid/runtime/segmenter.py (a fixed stacklevel=2), not the user's code."""
+
+    def broken_backend(graph_module, example_inputs):
+        raise RuntimeError("no compiler for this op")
+
+    warned = []
+    for call in ("__call__", "predict"):
+        seg = Segmenter(module=_net(), device="cpu", precision="fp32", backend="torch", resolution=64)
+        seg.engine = CompiledTorchEngine(seg.model, CPU, "fp32", compiler=broken_backend)  # the engine a torch-compile run opens
+        with pytest.warns(RuntimeWarning, match="torch.compile failed") as caught:
+            seg(_frames(1).permute(0, 2, 3, 1).numpy()[0]) if call == "__call__" else seg.predict(_frames(1))
+        warned += [w.filename for w in caught]
+    assert warned == [__file__, __file__]

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Protocol
 import numpy as np
 import torch
 
+from ..caller import caller_level
 from ..errors import ConfigError, option
 from .export import cached_onnx, onnx_cached, weights_digest, writable_cache_dir
 
@@ -110,7 +111,7 @@ class CompiledTorchEngine(TorchEngine):
             out = super().__call__(x)
             self._compiled = None
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            warnings.warn(f"torch.compile failed ({reason}); running eager PyTorch instead", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"torch.compile failed ({reason}); running eager PyTorch instead", RuntimeWarning, stacklevel=caller_level())
             return out[:n]
         if n > batch:
             self.compiled_batches[key] = n
@@ -301,7 +302,8 @@ class OnnxRuntimeEngine(_ExportedEngine):
         except Exception as exc:  # noqa: BLE001 - ORT's own exception classes derive from Exception only
             if "TensorrtExecutionProvider" not in names:
                 raise ConfigError(f"ONNX Runtime could not start on {self.device}: {_first_line(exc)}") from exc
-            warnings.warn(f"ONNX Runtime's TensorRT provider failed ({_first_line(exc)}); using its CUDA provider", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"ONNX Runtime's TensorRT provider failed ({_first_line(exc)}); using its CUDA provider", RuntimeWarning,
+                          stacklevel=caller_level())
             providers = [p for p, n in zip(providers, names) if n != "TensorrtExecutionProvider"]
             session = ort.InferenceSession(onnx_path, options, providers=providers, enable_fallback=0)
         active = session.get_providers()

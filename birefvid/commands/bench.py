@@ -32,6 +32,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--clip-frames", type=int, default=16, help="end-to-end clip length; 0 skips the end-to-end run (default 16)")
     run.add_argument("--output", choices=OUTPUT_KINDS, type=output_kind, default="alpha", help="end-to-end output kind (default alpha)")
     run.add_argument("--json", dest="json_path", help="also write the figures as JSON to this file ('-': print JSON instead of the table)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines: the table (or JSON) alone, errors and warnings")
     parser.set_defaults(run=run_bench)
 
 
@@ -102,11 +103,12 @@ def run_bench(args: argparse.Namespace) -> int:
         "device": str(seg.device), "backend": seg.backend, "precision": seg.precision,
     }  # fmt: skip
     # the table comes at the end, minutes later on a CPU: say what is being timed meanwhile
-    _progress(f"timing {name} at {seg.resolution[0]}x{seg.resolution[1]} ({seg.backend} {seg.precision}) and the eager fp32 reference, {args.runs} run{'' if args.runs == 1 else 's'} each")
+    say = (lambda line: None) if args.quiet else _progress
+    say(f"timing {name} at {seg.resolution[0]}x{seg.resolution[1]} ({seg.backend} {seg.precision}) and the eager fp32 reference, {args.runs} run{'' if args.runs == 1 else 's'} each")
     figures.update(measure_model(seg, reference, frames, args.runs))
     del reference
     if args.clip_frames > 0:
-        _progress(f"end to end: {args.output} of a generated {args.clip_frames}-frame {clip_size[0]}x{clip_size[1]} clip")
+        say(f"end to end: {args.output} of a generated {args.clip_frames}-frame {clip_size[0]}x{clip_size[1]} clip")
         pipeline = measure_pipeline(seg, args.clip_frames, clip_size, kind=args.output, batch_size=batch)
         pipeline["ratio_to_model"] = round(pipeline["fps"] / figures["fps"], 3) if pipeline["fps"] else None
         figures["pipeline"] = pipeline

@@ -52,6 +52,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequences", metavar="FILE|A,B", help="with a DAVIS-style GT, score only these sequences: "
                         "a file of one name per line (DAVIS ImageSets/2017/val.txt) or names separated by commas")
     parser.add_argument("--threshold", type=float, default=0.5, help="binarize predictions here for IoU, boundary IoU and boundary F (default 0.5)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="the table without its legend lines (errors and warnings still shown)")
     parser.set_defaults(run=run)
 
 
@@ -60,9 +61,10 @@ def _cell(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def format_table(report: dict) -> str:
+def format_table(report: dict, legend: bool = True) -> str:
     """The report as text: a table of per-frame rows (if any), per-sequence rows and their mean (if any),
-    then 'all'; and the same rows' matting measures at RVM's scales."""
+    then 'all'; and the same rows' matting measures at RVM's scales. ``legend`` False (``-q``): the rows alone,
+    without the lines saying what the columns mean."""
     rows: list[tuple[str, dict]] = []
     for rec in report.get("per_frame", []):
         label = f"{rec['sequence']}/{rec['frame']}" if "sequence" in rec else str(rec["frame"])
@@ -71,9 +73,9 @@ def format_table(report: dict) -> str:
     if "sequence_mean" in report:
         rows.append(("mean", report["sequence_mean"]))
     rows.append(("all", report["summary"]))
-    lines = [f"{report['predictions']} vs {report['ground_truth']}", *_block(rows, COLUMNS), LEGEND]
+    lines = [f"{report['predictions']} vs {report['ground_truth']}", *_block(rows, COLUMNS), *([LEGEND] if legend else [])]
     if any(key in report["summary"] for key, _ in MATTING_COLUMNS):
-        lines += ["", MATTING_TITLE, *_block(rows, MATTING_COLUMNS), MATTING_LEGEND]
+        lines += ["", MATTING_TITLE, *_block(rows, MATTING_COLUMNS), *([MATTING_LEGEND] if legend else [])]
     return "\n".join(lines)
 
 
@@ -107,5 +109,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.json:  # whole or not at all: a script reads it
         write_text_atomic(args.json, text + "\n", "--json")
-    print(format_table(report))
+    print(format_table(report, legend=not args.quiet))
     return 0

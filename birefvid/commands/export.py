@@ -16,6 +16,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default onnx)")
     parser.add_argument("--batch-size", type=int, default=1, help="the exported model's fixed batch size (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no summary line (errors and warnings still shown)")
     add_model_options(parser, runs=False)  # the run options are refused (_refuse_run_options), so not offered
     parser.set_defaults(run=run)
 
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     width, height = size or native
     seconds = export_file(net, out, (height, width), args.batch_size)
     took = "from the export cache" if seconds is None else f"exported in {seconds:.0f} s"
+    if args.quiet:  # as process -q and image -q: the file is the result
+        return 0
     # a summary, on stderr as process's and image's: stdout is for what scripts read
     print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB): {name}, input 'x' float32 ({args.batch_size}, 3, {height}, {width}) "
           f"normalised with ImageNet mean/std, output logits ({args.batch_size}, 1, {height}, {width}); {took}",

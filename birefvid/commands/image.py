@@ -47,6 +47,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     existing.add_argument("--skip-existing", action="store_true", help="keep the pictures already written and cut out the rest: "
                           "a rerun goes on where an interrupted one stopped (each picture is written whole or not at all)")  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary line")
+    parser.add_argument("--report", help="write a JSON report (pictures written, kept and skipped, time per step, the model and "
+                        "options); '-' prints it on standard output")  # fmt: skip
     add_matte_options(parser)
     add_model_options(parser)
     parser.set_defaults(run=run)
@@ -278,12 +280,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..compose.compositor import Compositor
-    from ..errors import ConfigError, SourceError, option
+    from ..errors import ConfigError, SinkError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
-    from ..runtime.file_job import segmenter_for
+    from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
     from ..runtime.video_job import to_sink_layout
+    from .image_report import ImageRun
     from .progress import FrameProgress
 
     spec = model_spec(args)
@@ -294,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
     for path, what in [(args.out, "output"), *((i, "input") for i in args.inputs)]:
         check_path_given(path, what)  # "" meant the current folder
     refuse_standard_streams(args.inputs, args.out, save="", name="a file (-o cut.png)")
+    check_report_path(None if args.report == "-" else args.report)  # its folder, before any picture is cut out
+    run_info = ImageRun()
     if kind == "composite" and args.background is None:  # before OutputSpec's check, which offers a video too
         raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour or an image)")
     key_color, blur_sigma, foreground = only_for(args, "key_color"), only_for(args, "blur_sigma"), foreground_wanted(args)
@@ -308,7 +313,9 @@ def run(args: argparse.Namespace) -> int:
     if args.skip_existing:
         todo = [(source, target) for source, target in zip(inputs, targets) if not target.is_file()]
         kept = len(inputs) - len(todo)
+        run_info.kept = [str(target) for target in targets if target.is_file()]
         if not todo:
+            _write_report(args, run_info.report(args.out, _options(args), spec, inference, None), [])
             if not args.quiet:
                 print(f"nothing to do: all {kept} pictures are in {args.out} already (--skip-existing)", file=sys.stderr)
             return 0
@@ -317,10 +324,12 @@ def run(args: argparse.Namespace) -> int:
     if args.bit_depth == 16 and shallow:  # asked for, and silently not given: say so, as process does
         log.warning("--bit-depth 16: %s pictures hold 8 bits a sample, so they are written at 8; write .png or .tif for 16",
                     " and ".join(shallow))  # fmt: skip
-    first = _read_single(inputs[0]) if len(inputs) == 1 else None  # a bad lone input fails before the model loads
+    with run_info.timed("read"):
+        first = _read_single(inputs[0]) if len(inputs) == 1 else None  # a bad lone input fails before the model loads
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
-        segmenter = segmenter_for(spec, inference)
+        with run_info.timed("load"):
+            segmenter = segmenter_for(spec, inference)
         # a bar on a terminal, else a line every 10 s (a CI log showed nothing for an hour of photos)
         progress = stack.enter_context(contextlib.closing(FrameProgress(quiet=args.quiet or len(inputs) < 2, unit="pictures")))
         progress.start(len(inputs))
@@ -330,47 +339,75 @@ def run(args: argparse.Namespace) -> int:
             """Read, cut out and write one picture (False: unreadable, skipped); its arrays die with the call,
             so a folder's peak memory is one picture's, not also the previous one's while the next is read."""
             try:
-                image, deep, own_alpha = first if first is not None else _read_checked(source)
+                with run_info.timed("read"):
+                    image, deep, own_alpha = first if first is not None else _read_checked(source)
+                    icc, density, frames, exif = _header(source)
             except SourceError:
                 if len(inputs) == 1:
                     raise
                 return False
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-            alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
+            with run_info.timed("segment"):
+                alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
             bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
-            icc, density, frames, exif = _header(source)
-            background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
-            compositor = Compositor(kind, foreground=foreground, key=key_color,  # type: ignore[arg-type]
-                                    blur_sigma=blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
-            colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
-            coverage = None
-            if own_alpha is not None:  # 8 or 16 bits, as the file's
-                coverage = torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
-            pixels = compositor(batch.to(alphas.device), alphas, colour, coverage)
+            with run_info.timed("compose"):
+                background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
+                compositor = Compositor(kind, foreground=foreground, key=key_color,  # type: ignore[arg-type]
+                                        blur_sigma=blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
+                colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
+                coverage = None
+                if own_alpha is not None:  # 8 or 16 bits, as the file's
+                    coverage = torch.from_numpy(own_alpha.astype(np.float32) / np.iinfo(own_alpha.dtype).max)[None, None].to(alphas.device)
+                pixels = to_sink_layout(compositor(batch.to(alphas.device), alphas, colour, coverage).cpu().numpy())[0]
             if frames > 1 and heif.is_heif(source):  # not an animation: a burst's or an edit's pictures, one marked primary
                 log.warning("%s holds %d images; its primary one is cut out", source, frames)
             elif frames > 1:  # a still is what `image` writes; the animation is `process`'s job
                 log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
                             source, frames, source)  # fmt: skip
-            target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
-            # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
-            # the same command's other run made it, and replacing it loses nothing)
-            write_image(target, to_sink_layout(pixels.cpu().numpy())[0], icc=icc if kind != "mask" else None, density=density, exif=exif,
-                        overwrite=args.overwrite or args.skip_existing)  # fmt: skip
+            with run_info.timed("write"):
+                target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
+                # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
+                # the same command's other run made it, and replacing it loses nothing)
+                write_image(target, pixels, icc=icc if kind != "mask" else None, density=density, exif=exif,
+                            overwrite=args.overwrite or args.skip_existing)  # fmt: skip
+            run_info.wrote(source, target, bits)
             return True
 
         for source, target in _counted(zip(inputs, targets), progress):
             if not cut_out(source, target):
                 unreadable.append(source)  # one damaged photo does not stop the other hundred
+    run_info.unreadable = [str(p) for p in unreadable]
+    report = run_info.report(args.out, _options(args), spec, inference, resolved_settings(segmenter))
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
-        raise SourceError(f"{len(unreadable)} of {len(inputs)} images could not be read or used and were skipped: {names} "
-                          f"({'the other one was' if written == 1 else f'the other {written} were'} written to {args.out})")  # fmt: skip
+        failed = SourceError(f"{len(unreadable)} of {len(inputs)} images could not be read or used and were skipped: {names} "
+                             f"({'the other one was' if written == 1 else f'the other {written} were'} written to {args.out})")  # fmt: skip
+        try:  # what was written and what was skipped, for the script that reruns the rest
+            _write_report(args, {**report, "error": str(failed)}, run_info.written)
+        except SinkError as unwritten:  # the run's own error comes first: it says why
+            log.warning("%s", unwritten)
+        raise failed
+    _write_report(args, report, run_info.written)
     if not args.quiet:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
         print(f"wrote {where}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
     return 0
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of an ``image`` run as given, for its report (the model's are added from their specs)."""
+    names = ("output", "background", "key_color", "blur_sigma", "no_foreground", "bit_depth", "ext", "recursive", "overwrite",
+             "skip_existing", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
+    return {"inputs": list(args.inputs), "out": args.out, **{name: getattr(args, name) for name in names}}
+
+
+def _write_report(args: argparse.Namespace, report: dict[str, Any], written: list[str]) -> None:
+    """``--report`` (when given), saying that the pictures written are kept if the report cannot be written."""
+    from .report_file import write_report
+
+    kept = None if not written else f"the picture {written[0]} was" if len(written) == 1 else f"the {len(written)} pictures ({written[0]} to {written[-1]}) were"
+    write_report(args.report, report, kept=kept)
 
 
 def _counted(items: Any, progress: Any) -> Any:

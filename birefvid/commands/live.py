@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from typing import Any, Optional
 
-from ..errors import ConfigError, SinkError, option
+from ..errors import ConfigError, SinkError
 from ..job import BLUR_SIGMA, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, LiveJob
 from .options import add_matte_options, add_model_options, matte_options
 
@@ -85,25 +84,12 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
 
 
 def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
-    """Write the run's ``--report`` (when asked), with stream keys and URL passwords hidden: reports get shared in bug reports."""
-    if path == "-":  # as `eval --json -`: on standard output, for a pipe (jq); it wrote a file named "-"
-        from ..urls import hide_secrets
+    """Write the run's ``--report`` (when asked; ``-``: standard output), saying which recordings were kept if it cannot be."""
+    from .report_file import write_report
 
-        print(json.dumps(hide_secrets(report), indent=2), flush=True)
-    elif path:
-        from ..urls import hide_secrets
-
-        from ..io.atomic import write_text_atomic
-
-        # a full disk, a folder gone: one line, and no half-written JSON left behind
-        try:
-            write_text_atomic(path, json.dumps(hide_secrets(report), indent=2) + "\n", option("report"))
-        except SinkError as e:  # the recordings are whole and in place: a script seeing exit 2 must not delete them
-            kept = [name for files in (report.get("recorded") or {}).values() for name in files]
-            if not kept:
-                raise
-            what = f"the recording {kept[0]} was" if len(kept) == 1 else f"the {len(kept)} recorded files ({kept[0]} to {kept[-1]}) were"
-            raise SinkError(f"{e}; {what} written and kept") from None
+    kept = [name for files in (report.get("recorded") or {}).values() for name in files]
+    what = f"the recording {kept[0]} was" if len(kept) == 1 else f"the {len(kept)} recorded files ({kept[0]} to {kept[-1]}) were"
+    write_report(path, report, kept=what if kept else None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,6 +50,13 @@ def segmenter_for(job_model: Any, inference: Any, device: Optional[str] = None) 
     )  # fmt: skip
 
 
+def output_settings(kind: str, sink: Any, composite_bits: int) -> dict[str, Any]:
+    """One output's resolved settings for the report: its kind, codec and the bits a sample its pictures keep
+    (8 when composited at 8 bits, whatever the format holds); the caller adds the path it was written to."""
+    spec = getattr(sink, "spec", None)  # a video's or animation's EncoderSpec; a PNG folder has none
+    return {"kind": kind, "codec": spec.codec if spec is not None else "png", "bit_depth": sink.sample_bits if composite_bits > 8 else 8}
+
+
 def resolved_settings(seg: Segmenter, batch_size: Optional[int] = None) -> dict[str, Any]:
     """What 'auto' and the defaults turned into on this machine, for the report."""
     resolved = {
@@ -159,6 +166,8 @@ def run_file_job(
         kept.finished = True  # from here on an OutputKeptError is an output's commit
         kept_names, kept.error = commit_all(sinks)  # all frames written: commit each (the stack aborts the rest on a failure)
     written = [name or spec.path for name, spec in zip(kept_names, job.outputs)]
+    # each output's own: the top-level bit_depth is -o's alone, and an --also output can differ (an 8-bit GIF beside ProRes)
+    outputs = [{"path": str(path), **output_settings(spec.kind, s, c.bits)} for path, spec, s, c in zip(written, job.outputs, sinks, compositors)]
     report = {
         "input": src.input,
         "output": written[0],
@@ -168,7 +177,7 @@ def run_file_job(
         "stage_seconds": {k: round(v, 3) for k, v in times.busy.items()},
         "stage_cpu_seconds": {k: round(v, 3) for k, v in times.cpu.items()},
         "job": job.to_dict(),
-        "resolved": {**resolved_settings(seg, batch), "bit_depth": sink.sample_bits if compositor.bits > 8 else 8},
+        "resolved": {**resolved_settings(seg, batch), "bit_depth": outputs[0]["bit_depth"], "outputs": outputs},
     }
     if job.also:
         report["also"] = written[1:]

@@ -8,8 +8,6 @@ are turned into uint8 RGB by ``pictures.as_rgb`` first.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 import warnings
 from typing import TYPE_CHECKING, Optional, Sequence, Union
@@ -20,6 +18,7 @@ import torch.nn.functional as F
 
 from ..backends import choose_backend, choose_precision, open_engine
 from ..backends.engines import Engine
+from ..caller import caller_level
 from ..errors import ConfigError, option
 from ..job import MIN_SIDE, parse_resolution
 from ..models.inputs import normalize
@@ -212,7 +211,7 @@ class Segmenter:
         warnings.warn(
             f"non-finite output in {self.precision}; recomputing this batch in fp32 (use {option('precision', 'fp32')} to avoid this)",
             RuntimeWarning,
-            stacklevel=_caller_level(),
+            stacklevel=caller_level(),
         )
         if self._fp32_engine is None:
             self._fp32_engine = self.engine.fp32()
@@ -289,18 +288,3 @@ def _tensor_batch(frames: torch.Tensor, bgr: bool) -> torch.Tensor:
     elif frames.dtype != torch.uint8:
         raise ConfigError(f"a tensor batch must be uint8 or float in [0, 1], got {frames.dtype}")
     return frames.flip(1) if bgr else frames
-
-
-# frames the caller's warning must not name: birefvid's own, torch's (predict's inference_mode wrapper) and a thread's start
-_INTERNAL = tuple(os.path.dirname(m.__file__) + os.sep for m in (sys.modules["birefvid"], torch)) + (threading.__file__,)
-
-
-def _caller_level() -> int:
-    """``stacklevel`` for a warning raised by the function calling this one that names the caller's own line, past
-    birefvid and torch (the fp32 warning named torch/utils/_contextlib.py); in a run's thread, birefvid's outermost."""
-    frame, level, kept = sys._getframe(1), 1, 1
-    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
-        if not frame.f_code.co_filename.startswith(_INTERNAL[1:]):
-            kept = level  # birefvid's own: the best line where no caller's is on the stack
-        frame, level = frame.f_back, level + 1
-    return level if frame is not None else kept

@@ -1,0 +1,33 @@
+"""``--report FILE`` of the commands that write one themselves (``image``, ``live``): the JSON, or ``-`` for stdout.
+
+``process`` writes its own inside ``run_file_job`` (the API's ``report_path``) and prints ``-`` the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from ..errors import SinkError, option
+
+
+def write_report(path: Optional[str], report: dict[str, Any], kept: Optional[str] = None) -> None:
+    """Write ``report`` to ``path`` (nothing when None; ``-``: standard output, for a pipe to jq), URL passwords and
+    stream keys hidden (reports get shared in bug reports), whole or not at all. ``kept`` says what the run wrote
+    and keeps ("the recording a.mkv was"): a report that cannot be written must not read as the work being lost."""
+    from ..urls import hide_secrets
+
+    if not path:
+        return
+    text = json.dumps(hide_secrets(report), indent=2)
+    if path == "-":
+        print(text, flush=True)
+        return
+    from ..io.atomic import write_text_atomic
+
+    try:  # a full disk, a folder gone: one line, and no half-written JSON left behind
+        write_text_atomic(path, text + "\n", option("report"))
+    except SinkError as e:
+        if kept is None:
+            raise
+        raise SinkError(f"{e}; {kept} written and kept") from None
