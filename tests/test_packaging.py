@@ -124,4 +124,23 @@ def test_release_check_installs_the_declared_floors_not_the_newest_of_their_majo
     check_floors = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check_floors)
     assert check_floors.floor_pins(["numpy>=2", "av>=18.1", "torch>=2.6", "openvino>=2025.4; platform_machine == 'x86_64'"]) == [
-        "numpy==2.0.*", "av==18.1.*", "openvino==2025.4.*; platform_machine == 'x86_64'"]
+        "numpy==2.0.0.*", "av==18.1.0.*", "openvino==2025.4.0.*; platform_machine == 'x86_64'"]
+
+
+def test_release_check_pins_the_oldest_patch_release_and_the_extras_floors():
+    """==0.7.* installed kornia 0.7.4, not the 0.7.0 users may have; onnxruntime>=1.18 (an extra) went unchecked and
+    1.18.0 cannot import with numpy 2. ==X.Y.0.* still matches opencv's four-part 4.12.0.88."""
+    import importlib.util
+
+    from packaging.specifiers import SpecifierSet
+
+    spec = importlib.util.spec_from_file_location("check_floors", ROOT / "scripts" / "check_floors.py")
+    check_floors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_floors)
+    assert check_floors.floor_pins(["kornia>=0.7", "onnxscript>=0.7.2"]) == ["kornia==0.7.0.*", "onnxscript==0.7.2.*"]
+    opencv = check_floors.floor_pins(["opencv-python-headless>=4.12"])[0]
+    assert SpecifierSet(opencv.removeprefix("opencv-python-headless")).contains("4.12.0.88")
+    pins = check_floors.declared_floors(check_floors.EXTRAS.split(","))
+    names = {pin.split("==")[0].lower() for pin in pins}
+    assert {"numpy", "onnxruntime", "pygame", "pyvirtualcam", "ray", "decord"} <= names
+    assert "torch" not in names and "birefvid" not in names
