@@ -12,7 +12,8 @@ Python objects the garbage collector tracks, threads and open files:
 Resident memory that grows while "in use" and the object count stay flat is the allocator keeping
 freed memory (fragmentation), not a leak. ``--trim`` calls ``malloc_trim(0)`` at each mark and
 prints what it handed back; ``--trace`` starts tracemalloc (slow: run it on a quiet machine) and
-prints the Python allocations that grew most since the previous mark. Linux with glibc only
+prints the Python allocations that grew most since the previous mark (its own snapshots then
+swell the resident and "kept free" columns: read those from a run without it). Linux with glibc only
 (under ``LD_PRELOAD`` of another allocator the glibc columns are left out).
 """
 
