@@ -126,6 +126,25 @@ def test_ffv1_and_png_outputs_of_a_deep_source_are_deep_and_lossless(tmp_path, s
     assert square_error(pictures, source_pictures) < 0.1  # PNG is exact: only the YUV -> RGB rounding is left
 
 
+def test_a_12_bit_source_into_ffv1_alpha_is_16_bit_which_older_ffmpeg_decodes(tmp_path, seg):
+    # FFV1 yuva444p12le, what a 12-bit source (ProRes 4444, birefvid's own .mov included) gave, is "format not
+    # supported" to FFmpeg before 6.0 (Debian 12's ffmpeg 5.1 here): the cut-out could not be opened
+    import subprocess
+
+    from system_tools import need_binary
+
+    clip = write_deep_clip(tmp_path / "src12.mkv", pix_fmt="yuv444p12le")
+    source = decoded(clip, "rgb48le")
+    process_video(clip, tmp_path / "a.mkv", segmenter=seg)
+    with av.open(str(tmp_path / "a.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuva444p16le"
+    assert square_error(decoded(tmp_path / "a.mkv", "rgba64le"), source) < 0.5  # as the 10-bit FFV1 test: YUV rounding only
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    run = subprocess.run([ffmpeg, "-v", "error", "-i", str(tmp_path / "a.mkv"), "-f", "framemd5", "-"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert sum(1 for line in run.stdout.splitlines() if line and not line.startswith("#")) == N
+
+
 def test_an_8_bit_source_keeps_the_8_bit_defaults(tmp_path, seg):
     from process_fixtures import make_scene
 
@@ -227,7 +246,7 @@ def test_depth_rules():
     assert composite_bits(8, 12, "alpha", 16) == 8
     mov = choose_encoder(Path("a.mov"), "alpha", 64, 48, bits=12)
     assert mov.pix_fmt == "yuva444p10le"  # ProRes is 10-bit whatever is asked
-    assert choose_encoder(Path("a.mkv"), "alpha", 64, 48, bits=12).pix_fmt == "yuva444p12le"
+    assert choose_encoder(Path("a.mkv"), "alpha", 64, 48, bits=12).pix_fmt == "yuva444p16le"  # FFmpeg 5.1 cannot decode FFV1 yuva444p12le
     assert choose_encoder(Path("a.mp4"), "rgb", 64, 48, bits=10).pix_fmt == "yuv420p"  # H.264 stays 8-bit by default
     assert choose_encoder(Path("a.mkv"), "rgb", 64, 48, bits=10, pix_fmt="yuv420p").pix_fmt == "yuv420p"  # asked for: kept
     assert sample_bits("yuva444p10le") == 10 and sample_bits("rgba64be") == 16 and sample_bits("yuv420p") == 8

@@ -80,8 +80,10 @@ _PIX_FMT: dict[tuple[str, str], str] = {
 # (kind, codec) -> default pixel format for a deep output (10 bits or more kept), by the bits wanted: 10, 12 or 16.
 # ProRes is 10-bit already; x264 stays 8-bit (few players decode High 10 H.264: --pix-fmt yuv420p10le asks for it);
 # x265's Main 10 is what HDR video is delivered in, and plays wherever HEVC does.
+# FFV1 with alpha goes from 10 bits to 16: FFmpeg before 6.0 (Debian 12's 5.1, and the editors and tools built on it)
+# cannot decode FFV1 yuva444p12le ("format not supported"), while 16 bits holds 12 exactly and decodes everywhere.
 _DEEP_PIX_FMT: dict[tuple[str, str], dict[int, str]] = {
-    ("alpha", "ffv1"): {10: "yuva444p10le", 12: "yuva444p12le", 16: "yuva444p16le"},
+    ("alpha", "ffv1"): {10: "yuva444p10le", 12: "yuva444p16le", 16: "yuva444p16le"},
     ("alpha", "png"): {10: "rgba64be", 12: "rgba64be", 16: "rgba64be"},
     ("mask", "ffv1"): {10: "gray10le", 12: "gray12le", 16: "gray16le"},
     ("rgb", "ffv1"): {10: "yuv444p10le", 12: "yuv444p12le", 16: "yuv444p16le"},
