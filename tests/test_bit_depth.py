@@ -171,6 +171,21 @@ def test_green_in_10_bit_hevc_keeps_the_key_exact_and_the_subject_deep(tmp_path,
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
 
 
+def test_a_deep_foreground_in_mov_defaults_to_10_bit_prores_422_hq(tmp_path, seg, deep_clip, source_pictures):
+    # an editor's two-file workflow (foreground .mov + matte): H.264 cut the 10-bit source to 8-bit 4:2:0 unless
+    # --codec prores_ks was given; .mp4 stays H.264 (delivery), and an 8-bit source's .mov too
+    report = process_video(deep_clip, tmp_path / "fgr.mov", segmenter=seg, kind="foreground", also=[("mask", tmp_path / "pha.mov")])
+    assert report["resolved"]["bit_depth"] == 10
+    with av.open(str(tmp_path / "fgr.mov")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, cc.pix_fmt, cc.profile) == ("prores", "yuv422p10le", "HQ")
+    assert square_error(decoded(tmp_path / "fgr.mov", "rgb48le"), source_pictures) < 0.5
+    process_video(deep_clip, tmp_path / "fgr.mp4", segmenter=seg, kind="foreground")
+    with av.open(str(tmp_path / "fgr.mp4")) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == ("h264", "yuv420p")
+    assert choose_encoder(Path("a.mov"), "rgb", 64, 48, bits=8).codec == "libx264"
+
+
 def test_bit_depth_16_gives_an_8_bit_source_a_16_bit_matte(tmp_path, seg):
     from process_fixtures import make_scene
 

@@ -114,6 +114,15 @@ def sample_bits(pix_fmt: str) -> int:
         return 8
 
 
+def _default_codec(kind: str, ext: str, bits: int) -> str:
+    """The codec an output gets unless one is named: the first its container takes, but ProRes 422 HQ for a deep
+    source's opaque pictures in .mov (an editor's container), where H.264 cut a 10-bit camera clip's foreground
+    to 8-bit 4:2:0 before it was premultiplied by its matte; .mp4 stays H.264 for delivery."""
+    if kind == "rgb" and ext == ".mov" and bits > 8:
+        return "prores_ks"
+    return SUPPORTED[kind][ext][0]
+
+
 def _deep_default(kind: str, codec: str, bits: int) -> Optional[str]:
     """The default pixel format of ``codec`` for ``kind`` at ``bits`` (rounded up to 10, 12 or 16); None: no deep default."""
     table = _DEEP_PIX_FMT.get((kind, codec))
@@ -261,7 +270,7 @@ def choose_encoder(
         where = f"{ext} files" if ext else f"{path.name or path}, which has no extension"
         raise SinkError(f"cannot write {kind} output to {where}{why}; supported: {_supported_text(kind, folder)}")
     if codec is None:
-        codec = table[ext][0]
+        codec = _default_codec(kind, ext, bits)
     elif codec not in table[ext]:
         raise SinkError(
             f"codec {codec} cannot write {kind} output into {ext}; {ext} supports {', '.join(table[ext])} "
