@@ -145,6 +145,27 @@ def test_a_12_bit_source_into_ffv1_alpha_is_16_bit_which_older_ffmpeg_decodes(tm
     assert sum(1 for line in run.stdout.splitlines() if line and not line.startswith("#")) == N
 
 
+def test_a_full_range_10_bit_source_keeps_its_levels_in_ffv1(tmp_path, seg):
+    # swscale writes 16-bit RGB 65280 as full-range white but reads 10-bit full-range white as 65472: scaled by
+    # the read one, a phone's full-range 10-bit clip came out of FFV1 up to 3 levels bright in its mid-tones
+    clip = tmp_path / "full10.mkv"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv444p10le"
+        stream.codec_context.color_range, stream.codec_context.colorspace = 2, 1
+        for i in range(N):
+            rgb = av.VideoFrame.from_ndarray(deep_frame(i), format="rgb48le")
+            frame = rgb.reformat(format="yuv444p10le", dst_colorspace="ITU709", dst_color_range=2)
+            frame.color_range, frame.colorspace = 2, 1
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    process_video(clip, tmp_path / "a.mkv", segmenter=seg)
+    with av.open(str(tmp_path / "a.mkv")) as c:
+        assert c.streams.video[0].codec_context.color_range == 2  # kept full range, as the source
+    error = square_error(decoded(tmp_path / "a.mkv", "rgba64le"), decoded(clip, "rgb48le"))
+    assert error < 0.3, error  # lossless FFV1: rounding only (1.2 levels, and green 1.9, before)
+
+
 def test_an_8_bit_source_keeps_the_8_bit_defaults(tmp_path, seg):
     from process_fixtures import make_scene
 
