@@ -145,6 +145,46 @@ def test_ffv1_and_png_outputs_of_a_deep_source_are_deep_and_lossless(tmp_path, s
     assert square_error(pictures, source_pictures) < 0.1  # PNG is exact: only the YUV -> RGB rounding is left
 
 
+def test_a_12_bit_source_into_ffv1_alpha_is_16_bit_which_older_ffmpeg_decodes(tmp_path, seg):
+    # FFV1 yuva444p12le, what a 12-bit source (ProRes 4444, birefvid's own .mov included) gave, is "format not
+    # supported" to FFmpeg before 6.0 (Debian 12's ffmpeg 5.1 here): the cut-out could not be opened
+    import subprocess
+
+    from system_tools import need_binary
+
+    clip = write_deep_clip(tmp_path / "src12.mkv", pix_fmt="yuv444p12le")
+    source = decoded(clip, "rgb48le")
+    process_video(clip, tmp_path / "a.mkv", segmenter=seg)
+    with av.open(str(tmp_path / "a.mkv")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuva444p16le"
+    assert square_error(decoded(tmp_path / "a.mkv", "rgba64le"), source) < 0.5  # as the 10-bit FFV1 test: YUV rounding only
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    run = subprocess.run([ffmpeg, "-v", "error", "-i", str(tmp_path / "a.mkv"), "-f", "framemd5", "-"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert sum(1 for line in run.stdout.splitlines() if line and not line.startswith("#")) == N
+
+
+def test_a_full_range_10_bit_source_keeps_its_levels_in_ffv1(tmp_path, seg):
+    # swscale writes 16-bit RGB 65280 as full-range white but reads 10-bit full-range white as 65472: scaled by
+    # the read one, a phone's full-range 10-bit clip came out of FFV1 up to 3 levels bright in its mid-tones
+    clip = tmp_path / "full10.mkv"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv444p10le"
+        stream.codec_context.color_range, stream.codec_context.colorspace = 2, 1
+        for i in range(N):
+            rgb = av.VideoFrame.from_ndarray(deep_frame(i), format="rgb48le")
+            frame = rgb.reformat(format="yuv444p10le", dst_colorspace="ITU709", dst_color_range=2)
+            frame.color_range, frame.colorspace = 2, 1
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    process_video(clip, tmp_path / "a.mkv", segmenter=seg)
+    with av.open(str(tmp_path / "a.mkv")) as c:
+        assert c.streams.video[0].codec_context.color_range == 2  # kept full range, as the source
+    error = square_error(decoded(tmp_path / "a.mkv", "rgba64le"), decoded(clip, "rgb48le"))
+    assert error < 0.3, error  # lossless FFV1: rounding only (1.2 levels, and green 1.9, before)
+
+
 def test_an_8_bit_source_keeps_the_8_bit_defaults(tmp_path, seg):
     from process_fixtures import make_scene
 
@@ -169,6 +209,21 @@ def test_green_in_10_bit_hevc_keeps_the_key_exact_and_the_subject_deep(tmp_path,
     process_video(deep_clip, tmp_path / "g.mp4", segmenter=seg, kind="green", codec="libx265")
     with av.open(str(tmp_path / "g.mp4")) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+
+
+def test_a_deep_foreground_in_mov_defaults_to_10_bit_prores_422_hq(tmp_path, seg, deep_clip, source_pictures):
+    # an editor's two-file workflow (foreground .mov + matte): H.264 cut the 10-bit source to 8-bit 4:2:0 unless
+    # --codec prores_ks was given; .mp4 stays H.264 (delivery), and an 8-bit source's .mov too
+    report = process_video(deep_clip, tmp_path / "fgr.mov", segmenter=seg, kind="foreground", also=[("mask", tmp_path / "pha.mov")])
+    assert report["resolved"]["bit_depth"] == 10
+    with av.open(str(tmp_path / "fgr.mov")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, cc.pix_fmt, cc.profile) == ("prores", "yuv422p10le", "HQ")
+    assert square_error(decoded(tmp_path / "fgr.mov", "rgb48le"), source_pictures) < 0.5
+    process_video(deep_clip, tmp_path / "fgr.mp4", segmenter=seg, kind="foreground")
+    with av.open(str(tmp_path / "fgr.mp4")) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == ("h264", "yuv420p")
+    assert choose_encoder(Path("a.mov"), "rgb", 64, 48, bits=8).codec == "libx264"
 
 
 def test_bit_depth_16_gives_an_8_bit_source_a_16_bit_matte(tmp_path, seg):
@@ -246,7 +301,7 @@ def test_depth_rules():
     assert composite_bits(8, 12, "alpha", 16) == 8
     mov = choose_encoder(Path("a.mov"), "alpha", 64, 48, bits=12)
     assert mov.pix_fmt == "yuva444p10le"  # ProRes is 10-bit whatever is asked
-    assert choose_encoder(Path("a.mkv"), "alpha", 64, 48, bits=12).pix_fmt == "yuva444p12le"
+    assert choose_encoder(Path("a.mkv"), "alpha", 64, 48, bits=12).pix_fmt == "yuva444p16le"  # FFmpeg 5.1 cannot decode FFV1 yuva444p12le
     assert choose_encoder(Path("a.mp4"), "rgb", 64, 48, bits=10).pix_fmt == "yuv420p"  # H.264 stays 8-bit by default
     assert choose_encoder(Path("a.mkv"), "rgb", 64, 48, bits=10, pix_fmt="yuv420p").pix_fmt == "yuv420p"  # asked for: kept
     assert sample_bits("yuva444p10le") == 10 and sample_bits("rgba64be") == 16 and sample_bits("yuv420p") == 8

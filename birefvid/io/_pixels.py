@@ -139,6 +139,72 @@ def rgb16_white(bits: int, full: bool) -> int:
     return int(np.frombuffer(memoryview(rgb.planes[0]), np.uint16)[0]) or 65535
 
 
+@functools.lru_cache(maxsize=16)
+def rgb16_white_in(bits: int, full: bool) -> int:
+    """The 16-bit RGB value swscale turns into ``bits``-bit YUV white, the other way from ``rgb16_white``.
+
+    The two differ for full range: FFmpeg 8.1 reads 10-bit full-range white as 65472 (64 x 1023) but writes
+    65280 (255 x 256) as white, so a full-range 10-bit source's FFV1 or x265 cut-out, scaled by the read one,
+    came out up to 3 levels bright in its mid-tones (gray 512 as 514). Measured as the slope of a gray ramp
+    converted by swscale itself (once), so a fixed FFmpeg gives 65535. Limited range reads and writes the same
+    white (65283; the ramp's fit gives it within 3), so it keeps the read one.
+    """
+    if not full:
+        return rgb16_white(bits, full)
+    fmt = "yuv444p" if bits <= 8 else f"yuv444p{bits}le"
+    values = np.linspace(0, 60000, 256).round()  # below white: no clipping
+    ramp = np.repeat(values.astype(np.uint16)[None, :, None], 3, axis=2).repeat(2, axis=0)
+    try:
+        yuv = VideoReformatter().reformat(planar_deep_frame(np.ascontiguousarray(ramp)), format=fmt, dst_color_range=2 if full else 1,
+                                          interpolation=Interpolation.BILINEAR | Interpolation.ACCURATE_RND)  # fmt: skip
+    except (ValueError, av.FFmpegError):  # a depth with no planar 4:4:4 format: take swscale as right
+        return 65535
+    dtype, scale = (np.uint8, 1) if bits <= 8 else (np.uint16, 1 << (bits - 8))
+    plane = yuv.planes[0]
+    stride = plane.line_size // np.dtype(dtype).itemsize
+    luma = np.frombuffer(memoryview(plane), dtype)[:stride][: values.size].astype(np.float64)
+    slope = np.polyfit(values, luma, 1)[0]
+    span = (1 << bits) - 1 if full else 219 * scale
+    return int(round(span / slope)) if slope > 0 else 65535
+
+
+@functools.lru_cache(maxsize=32)
+def chroma_centre_error(pix_fmt: str, deep: bool, full: bool, matrix: Optional[str] = None) -> int:
+    """What to add to ``pix_fmt``'s chroma samples after swscale converts RGB (16-bit when ``deep``, else 8-bit) to it.
+
+    FFmpeg 8.1 puts full-range 10-bit chroma's centre at 511.5 (gray at 511, not 512), and that of 8-bit from 16-bit
+    RGB at 127: every colour of a full-range 10-bit source's FFV1 or x265 cut-out moved a level towards green (1.4
+    10-bit levels of RGB on average). Measured on a gray picture, once per format, so a fixed FFmpeg gives 0.
+    """
+    if not is_yuv_format(pix_fmt):
+        return 0
+    if deep:
+        gray = planar_deep_frame(np.full((2, 2, 3), 32768, np.uint16))
+    else:
+        gray = av.VideoFrame.from_ndarray(np.full((2, 2, 3), 128, np.uint8), format="rgb24")
+    options: dict[str, object] = {"dst_color_range": 2 if full else 1}
+    if matrix is not None:
+        options["dst_colorspace"] = matrix
+    out = VideoReformatter().reformat(gray, format=pix_fmt, **options)
+    comp = av.VideoFormat(pix_fmt).components[1]
+    dtype = np.uint8 if comp.bits <= 8 else np.dtype(">u2" if av.VideoFormat(pix_fmt).is_big_endian else "<u2")
+    return (1 << (comp.bits - 1)) - int(np.frombuffer(memoryview(out.planes[comp.plane]), dtype)[0])
+
+
+def shift_chroma(frame: av.VideoFrame, offset: int) -> av.VideoFrame:
+    """``frame`` (planar YUV) with ``offset`` added to its two chroma planes, saturated (``chroma_centre_error``)."""
+    if offset == 0:
+        return frame
+    for comp in frame.format.components[1:3]:
+        plane = frame.planes[comp.plane]
+        dtype = np.uint8 if comp.bits <= 8 else np.uint16
+        stride = plane.line_size // np.dtype(dtype).itemsize
+        rows = np.frombuffer(memoryview(plane), dtype)[: plane.height * stride].reshape(plane.height, stride)[:, : plane.width]
+        top = (1 << comp.bits) - 1
+        rows[:] = np.clip(rows.astype(np.int32) + offset, 0, top).astype(dtype)
+    return frame
+
+
 def gain16(pixels: np.ndarray, gain: float) -> np.ndarray:
     """``pixels`` (uint16, any shape, C-contiguous) times ``gain``, rounded and saturated (~1 ms a 720p RGB frame); as they are for 1."""
     if gain == 1:

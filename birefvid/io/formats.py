@@ -80,8 +80,10 @@ _PIX_FMT: dict[tuple[str, str], str] = {
 # (kind, codec) -> default pixel format for a deep output (10 bits or more kept), by the bits wanted: 10, 12 or 16.
 # ProRes is 10-bit already; x264 stays 8-bit (few players decode High 10 H.264: --pix-fmt yuv420p10le asks for it);
 # x265's Main 10 is what HDR video is delivered in, and plays wherever HEVC does.
+# FFV1 with alpha goes from 10 bits to 16: FFmpeg before 6.0 (Debian 12's 5.1, and the editors and tools built on it)
+# cannot decode FFV1 yuva444p12le ("format not supported"), while 16 bits holds 12 exactly and decodes everywhere.
 _DEEP_PIX_FMT: dict[tuple[str, str], dict[int, str]] = {
-    ("alpha", "ffv1"): {10: "yuva444p10le", 12: "yuva444p12le", 16: "yuva444p16le"},
+    ("alpha", "ffv1"): {10: "yuva444p10le", 12: "yuva444p16le", 16: "yuva444p16le"},
     ("alpha", "png"): {10: "rgba64be", 12: "rgba64be", 16: "rgba64be"},
     ("mask", "ffv1"): {10: "gray10le", 12: "gray12le", 16: "gray16le"},
     ("rgb", "ffv1"): {10: "yuv444p10le", 12: "yuv444p12le", 16: "yuv444p16le"},
@@ -110,6 +112,15 @@ def sample_bits(pix_fmt: str) -> int:
         return max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8)
     except (ValueError, av.FFmpegError):
         return 8
+
+
+def _default_codec(kind: str, ext: str, bits: int) -> str:
+    """The codec an output gets unless one is named: the first its container takes, but ProRes 422 HQ for a deep
+    source's opaque pictures in .mov (an editor's container), where H.264 cut a 10-bit camera clip's foreground
+    to 8-bit 4:2:0 before it was premultiplied by its matte; .mp4 stays H.264 for delivery."""
+    if kind == "rgb" and ext == ".mov" and bits > 8:
+        return "prores_ks"
+    return SUPPORTED[kind][ext][0]
 
 
 def _deep_default(kind: str, codec: str, bits: int) -> Optional[str]:
@@ -259,7 +270,7 @@ def choose_encoder(
         where = f"{ext} files" if ext else f"{path.name or path}, which has no extension"
         raise SinkError(f"cannot write {kind} output to {where}{why}; supported: {_supported_text(kind, folder)}")
     if codec is None:
-        codec = table[ext][0]
+        codec = _default_codec(kind, ext, bits)
     elif codec not in table[ext]:
         raise SinkError(
             f"codec {codec} cannot write {kind} output into {ext}; {ext} supports {', '.join(table[ext])} "

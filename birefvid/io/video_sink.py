@@ -16,7 +16,7 @@ from av.video.reformatter import VideoReformatter
 
 from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
-from birefvid.io._pixels import RgbToYuv, gain16, conversion_threads, is_yuv_format, planar_deep_frame, rgb16_white
+from birefvid.io._pixels import RgbToYuv, chroma_centre_error, gain16, shift_chroma, conversion_threads, is_yuv_format, planar_deep_frame, rgb16_white_in
 from birefvid.io.atomic import AtomicFile
 from birefvid.io.audio import AudioTracks
 from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
@@ -212,10 +212,10 @@ class VideoFileSink(Sink):
             # ProRes writes colour into every frame's header from the frame's own tags, not the stream's:
             # without these an HLG or BT.709 clip's ProRes said "unknown" there beside a correct MOV colr atom
             self._frame_tags = {n: int(getattr(cc, n)) for n in ("color_primaries", "color_trc") if int(getattr(cc, n)) not in (0, 2)}
-        # 16-bit RGB into YUV: scaled to swscale's white (rgb16_white), else a plate's white came out at 943 of 940
+        # 16-bit RGB into YUV: scaled to the white swscale writes (rgb16_white_in), else a plate's white came out at 943 of 940
         self._deep_gain = 1.0
         if spec.kind != "mask" and is_yuv_format(spec.pix_fmt):
-            self._deep_gain = rgb16_white(sample_bits(spec.pix_fmt), self._range == 2) / 65535
+            self._deep_gain = rgb16_white_in(sample_bits(spec.pix_fmt), self._range == 2) / 65535
         if spec.pix_fmt.startswith("gray"):
             _set(cc, "color_range", 2)  # gray samples are the mask values as is: full range
         elif not spec.pix_fmt.startswith(("rgb", "argb", "bgr", "gbr")):
@@ -284,6 +284,12 @@ class VideoFileSink(Sink):
         return kwargs
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
+        frame = self._converted(image)
+        if self.spec.kind == "mask" or frame.format.name != self.spec.pix_fmt:
+            return frame
+        return shift_chroma(frame, chroma_centre_error(self.spec.pix_fmt, image.dtype == np.uint16, self._range == 2, self._matrix))
+
+    def _converted(self, image: np.ndarray) -> av.VideoFrame:
         if image.dtype == np.uint16 and image.ndim == 3 and self._full_chroma:  # deep RGB(A): planar, without a transposing copy
             frame = self._reformatter.reformat(planar_deep_frame(image, self._deep_gain), format=self.spec.pix_fmt, **self._colour_options())
             return exact_alpha(frame, image[..., 3]) if image.shape[2] == 4 else frame
