@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting
 from .errors import BirefvidError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
+from .urls import hide_urls_in
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -147,7 +148,7 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except BirefvidError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {hide_urls_in(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated as stopped:
         print(f"{prog}: {'terminated' if stopped.signum == signal.SIGTERM else 'hung up'}", file=sys.stderr)
@@ -324,6 +325,11 @@ class CliLogFormatter(logging.Formatter):
         head = "birefvid" if ours else record.name
         line = f"{head}: {level}: {record.message}" if level else f"{head}: {record.message}"
         return f"{line} [{record.name}]" if self.verbose and ours else line
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line (and a ``-v`` traceback) with URL passwords, stream keys and tokens hidden: a message
+        that named its input as given (``http://admin:PW@cam/...``) gave the password to every log reader."""
+        return hide_urls_in(super().format(record))
 
 
 def _log_handler(verbose: bool) -> logging.Handler:
