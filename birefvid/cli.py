@@ -328,8 +328,10 @@ class CliLogFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The line (and a ``-v`` traceback) with URL passwords, stream keys and tokens hidden: a message
-        that named its input as given (``http://admin:PW@cam/...``) gave the password to every log reader."""
-        return hide_urls_in(super().format(record))
+        that named its input as given (``http://admin:PW@cam/...``) gave the password to every log reader. A record
+        logged with ``errors.SHOWS_SECRET`` (the network preview's URL: its one showing of the token) is kept whole."""
+        text = super().format(record)
+        return text if getattr(record, "shows_secret", False) else hide_urls_in(text)
 
 
 def _log_handler(verbose: bool) -> logging.Handler:

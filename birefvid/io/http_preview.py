@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from birefvid.errors import NOTICE, ConfigError, SinkError, sink_named
+from birefvid.errors import SHOWS_SECRET, ConfigError, SinkError, sink_named
 from birefvid.io import alpha_stack
 from birefvid.io.live_base import LiveSink, LiveSource, checkerboard, over_checkerboard, picture_kind, to_square_pixels
 from birefvid.io.preview_token import TOKEN_ENV, preview_token
@@ -685,7 +685,7 @@ class HttpPreviewSink(LiveSink):
         else:  # the one place the token is shown: other machines need it (this one does not)
             log.warning("live preview at %s (this machine), from other machines at %s?token=%s (the token is kept in "
                         "the cache folder, or set by $%s)", f"http://127.0.0.1:{self.port}/", _url_for_others(host, self.port),
-                        self.token, TOKEN_ENV, extra=NOTICE)  # fmt: skip
+                        self.token, TOKEN_ENV, extra=SHOWS_SECRET)  # fmt: skip
 
     @property
     def name(self) -> str:
