@@ -17,6 +17,7 @@ import select
 import signal
 import sys
 import threading
+import traceback
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting
@@ -269,8 +270,28 @@ def _third_party_noise(record: logging.LogRecord) -> bool:
     return "openvino_telemetry" not in (record.pathname or "")
 
 
+def hide_secrets_in_tracebacks() -> None:
+    """Print an uncaught exception's traceback (the main thread's or another's) with URL secrets hidden: a bug's
+    traceback quotes the values it met (PyAV names the URL it opened), and tracebacks get pasted into bug reports."""
+
+    def on_main(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        sys.stderr.write(hide_urls_in("".join(traceback.format_exception(kind, value, tb))))
+
+    def on_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else threading.get_ident()
+        text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+        sys.stderr.write(hide_urls_in(f"Exception in thread {name}:\n{text}"))
+
+    sys.excepthook = on_main
+    threading.excepthook = on_thread
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
+    if argv is None:  # the console command: a caller's main([...]) keeps its own hooks
+        hide_secrets_in_tracebacks()
     _fill_home()
     _fill_closed_standard_streams()
     _escape_what_stdout_cannot_encode()
