@@ -438,7 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
         sink = self.server.sink
         refusal = access_refusal(sink.token, self._client(), self.headers.get("Host", ""), urlsplit(self.path).query,
                                  self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port, sink.session,
-                                 own_user=self._own_user())  # fmt: skip
+                                 own_user=sink.token is None or self._own_user())  # fmt: skip
         if refusal is None:
             return True
         body = (refusal + "\n").encode()
