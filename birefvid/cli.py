@@ -17,10 +17,12 @@ import select
 import signal
 import sys
 import threading
+import traceback
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting
 from .errors import BirefvidError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
+from .urls import hide_urls_in
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -147,7 +149,7 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except BirefvidError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {hide_urls_in(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated as stopped:
         print(f"{prog}: {'terminated' if stopped.signum == signal.SIGTERM else 'hung up'}", file=sys.stderr)
@@ -268,8 +270,28 @@ def _third_party_noise(record: logging.LogRecord) -> bool:
     return "openvino_telemetry" not in (record.pathname or "")
 
 
+def hide_secrets_in_tracebacks() -> None:
+    """Print an uncaught exception's traceback (the main thread's or another's) with URL secrets hidden: a bug's
+    traceback quotes the values it met (PyAV names the URL it opened), and tracebacks get pasted into bug reports."""
+
+    def on_main(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        sys.stderr.write(hide_urls_in("".join(traceback.format_exception(kind, value, tb))))
+
+    def on_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else threading.get_ident()
+        text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+        sys.stderr.write(hide_urls_in(f"Exception in thread {name}:\n{text}"))
+
+    sys.excepthook = on_main
+    threading.excepthook = on_thread
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``birefvid`` console script."""
+    if argv is None:  # the console command: a caller's main([...]) keeps its own hooks
+        hide_secrets_in_tracebacks()
     _fill_home()
     _fill_closed_standard_streams()
     _escape_what_stdout_cannot_encode()
@@ -324,6 +346,13 @@ class CliLogFormatter(logging.Formatter):
         head = "birefvid" if ours else record.name
         line = f"{head}: {level}: {record.message}" if level else f"{head}: {record.message}"
         return f"{line} [{record.name}]" if self.verbose and ours else line
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line (and a ``-v`` traceback) with URL passwords, stream keys and tokens hidden: a message
+        that named its input as given (``http://admin:PW@cam/...``) gave the password to every log reader. A record
+        logged with ``errors.SHOWS_SECRET`` (the network preview's URL: its one showing of the token) is kept whole."""
+        text = super().format(record)
+        return text if getattr(record, "shows_secret", False) else hide_urls_in(text)
 
 
 def _log_handler(verbose: bool) -> logging.Handler:

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator, Optional
 # (a first export, a download, a wait), not a problem: the CLI prints it without "warning:", so a script
 # grepping for warnings, or a user reading them, is not sent after a normal first run
 NOTICE = {"notice": True}
+# a notice whose URL must be shown whole: the CLI hides URL secrets in every other line (``cli.CliLogFormatter``)
+SHOWS_SECRET = {"notice": True, "shows_secret": True}
 
 
 class BirefvidError(Exception):

@@ -8,6 +8,7 @@ PyAV so that option checking and the job description can use it before the media
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,6 +22,9 @@ _SECRET_NAMES = ("pw", "loginpas", "streamid")
 _STREAM_KEY_SCHEMES = ("rtmp", "rtmps")
 
 T = TypeVar("T")
+# a URL inside running text (a log line, an error, a traceback): up to the next space or quote, less the
+# punctuation of the sentence after it (which, taken for an RTMP key, was hidden with it)
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]*[^\s\"'<>.,;:!?)\]]")
 
 
 def _netloc(url: str) -> str:
@@ -86,3 +90,11 @@ def hide_secrets(value: T) -> T:
     if isinstance(value, (list, tuple)):
         return type(value)(hide_secrets(v) for v in value)  # type: ignore[return-value]
     return value
+
+
+def hide_urls_in(text: str) -> str:
+    """``text`` (a log line, an error message, a traceback) with every URL in it passed through ``shown_url``:
+    the last guard of what the command line prints, for a message that named its input as given."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: shown_url(m.group(0)), text)

@@ -276,6 +276,66 @@ def test_a_read_only_cache_is_read_and_new_files_go_to_a_fallback(b0, tmp_path, 
         assert cached_onnx(b0, (64, 64)) == (fallback / "onnx" / exported.name, None)
 
 
+def _constant_model(path, like):
+    """An ONNX model with the inputs and outputs of the export ``like`` whose matte is all foreground (logit 20)."""
+    from onnx import TensorProto, helper
+
+    graph = onnx.load(str(like), load_external_data=False).graph
+    x, y = graph.input[0], graph.output[0]
+    consts = [helper.make_tensor("axes", TensorProto.INT64, [1], [1]), helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+              helper.make_tensor("big", TensorProto.FLOAT, [], [20.0])]  # fmt: skip
+    nodes = [helper.make_node("ReduceSum", [x.name, "axes"], ["s"], keepdims=1), helper.make_node("Mul", ["s", "zero"], ["z"]),
+             helper.make_node("Add", ["z", "big"], [y.name])]  # fmt: skip
+    model = helper.make_model(helper.make_graph(nodes, "planted", [x], [y], initializer=consts), opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(path))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="modes and owners are POSIX's")
+def test_a_model_planted_in_a_cache_other_users_can_write_is_not_run(b0, tmp_path, monkeypatch, caplog):
+    """BIREFVID_CACHE_DIR at a shared folder (chmod 1777 or 0777): another user put a model under the name a run
+    looks for (the weights' digest, the same everywhere), and every run used it: an all-foreground matte turned a
+    call's blur off. Now such a file is passed by, and the export comes from this user's own cache."""
+    import tempfile
+
+    from birefvid.backends.export import onnx_cached, writable_cache_dir
+
+    need_module("openvino", "openvino")
+    honest, _ = cached_onnx(b0, (64, 64))  # in the session's cache; an earlier test may have made it
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    private = tmp_path / "tmp" / f"birefvid-cache-{os.getuid()}"
+    (private / "onnx").mkdir(parents=True)
+    private.chmod(0o700)
+    (private / "onnx" / honest.name).write_bytes(honest.read_bytes())  # so nothing is exported again here
+    shared = tmp_path / "shared"
+    (shared / "onnx").mkdir(parents=True)
+    shared.chmod(0o1777)
+    (shared / "onnx").chmod(0o777)  # anyone may add a file
+    _constant_model(shared / "onnx" / honest.name, honest)
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(shared))
+    frames = _frames()
+    want = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="torch").predict(frames)
+    got = Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino").predict(frames)
+    assert float((got - want).abs().max()) < 1e-3, float(got.min())  # the planted model's matte is all 1
+    said = [r.getMessage() for r in caplog.records if "would run as yours" in r.getMessage()]
+    assert said and "can be written by other users (mode 777)" in said[0], said
+    assert writable_cache_dir("openvino") == shared / "openvino"  # this user's own folder under a sticky one is fine
+    (shared / "onnx").chmod(0o755)
+    (shared / "onnx" / honest.name).chmod(0o666)  # the folder is safe, the file is not
+    assert not onnx_cached(b0, (64, 64)) or (private / "onnx" / honest.name).is_file()
+    from birefvid.backends.cache_trust import file_distrust
+
+    assert "mode 666" in (file_distrust(shared / "onnx" / honest.name) or "")
+    (shared / "onnx" / honest.name).chmod(0o644)
+    assert file_distrust(shared / "onnx" / honest.name) is None
+    if os.getuid() == 0:  # another user's file, read-only to all: they can still change it
+        os.chown(shared / "onnx" / honest.name, 54321, 54321)
+        assert "another user's (uid 54321)" in (file_distrust(shared / "onnx" / honest.name) or "")
+        os.chown(shared / "onnx" / honest.name, os.getuid(), os.getgid())
+    shared.chmod(0o777)  # not sticky: another user could rename this user's folders away and put their own
+    assert f"{shared} can be written by other users (mode 777)" in (file_distrust(shared / "onnx" / honest.name) or "")
+
+
 def test_a_cache_variable_naming_a_file_says_so_and_not_to_set_it(tmp_path, monkeypatch, caplog):
     """BIREFVID_CACHE_DIR at a file fell back with "(Not a directory) ... (set BIREFVID_CACHE_DIR to keep it elsewhere)":
     it named no file, and told the user to set what they had set."""

@@ -75,3 +75,22 @@ def test_a_notice_is_shown_without_calling_it_a_warning():
         logger.removeHandler(handler)
         logger.propagate = True
     assert out.getvalue().splitlines() == ["birefvid: exported in 12.0 s", "birefvid: warning: the cache cannot be written"]
+
+
+def test_an_uncaught_exception_s_traceback_hides_url_secrets():
+    """A bug's traceback quotes what it met (PyAV names the URL it opened: an rtsp:// login, a stream key), and
+    tracebacks are pasted into bug reports; Python printed them whole, in the main thread and in others."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading; from birefvid.cli import hide_secrets_in_tracebacks; hide_secrets_in_tracebacks()\n"
+        "def fail(): raise RuntimeError('cannot open rtmp://live.example/app/sk-live-SECRETKEY')\n"
+        "t = threading.Thread(target=fail, name='sender'); t.start(); t.join()\n"
+        "raise OSError(\"cannot open 'rtsp://admin:S3CRETPW@cam/1'\")\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "S3CRETPW" not in run.stderr and "SECRETKEY" not in run.stderr, run.stderr
+    assert "OSError: cannot open 'rtsp://admin:***@cam/1'" in run.stderr, run.stderr
+    assert "Exception in thread sender:" in run.stderr and "rtmp://live.example/app/***" in run.stderr, run.stderr

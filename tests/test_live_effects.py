@@ -102,6 +102,50 @@ def test_only_this_machine_switches_the_effect() -> None:
     assert "send JSON" in control_refusal("127.0.0.1", "127.0.0.1:8080", None, "application/x-www-form-urlencoded")  # type: ignore[operator]
 
 
+_AS_ANOTHER_USER = """
+import socket, sys
+port, path, method = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+body = b'{"effect": "none"}' if method == "POST" else b""
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(f"{method} {path} HTTP/1.1\\r\\nHost: 127.0.0.1:{port}\\r\\nOrigin: http://127.0.0.1:{port}\\r\\n"
+          f"Content-Type: application/json\\r\\nContent-Length: {len(body)}\\r\\nConnection: close\\r\\n\\r\\n".encode() + body)
+print(s.recv(64).split(b" ")[1].decode())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/net/tcp"),
+                    reason="acting as another user needs root; telling users apart, Linux's /proc/net/tcp")  # fmt: skip
+def test_another_user_of_this_machine_neither_switches_the_effect_nor_watches_without_the_token(tmp_path, monkeypatch) -> None:
+    """On a machine shared by several users, any of them turned another's blur off from a shell
+    (curl -X POST http://127.0.0.1:PORT/effect: a loopback client was "this machine") and watched the room."""
+    import shutil
+
+    python = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
+    if python is None:
+        pytest.skip("no system python3 that another user can run")
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("BIREFVID_PREVIEW_TOKEN", raising=False)
+    effects = EffectSwitch(EffectSpec("blur"))
+    sink = HttpPreviewSink("0.0.0.0", 0)
+    try:
+        sink.attach_effects(effects)
+        sink.send(np.zeros((48, 64, 3), np.uint8), 0.0)
+
+        def as_nobody(method: str, path: str) -> str:
+            run = subprocess.run([python, "-c", _AS_ANOTHER_USER, str(sink.port), path, method], user=65534, group=65534,
+                                 capture_output=True, text=True, timeout=30, cwd="/")  # fmt: skip
+            assert run.returncode == 0, run.stderr
+            return run.stdout.strip()
+
+        assert as_nobody("POST", "/effect") == "401" and effects.effect == "blur"
+        assert as_nobody("GET", "/snapshot.jpg") == "401"
+        assert as_nobody("POST", f"/effect?token={sink.token}") == "403" and effects.effect == "blur"  # the token only lets it watch
+        assert as_nobody("GET", f"/snapshot.jpg?token={sink.token}") == "200"
+        assert _switch(sink.port, "none")[0] == 200 and effects.effect == "none"  # the run's own user still switches
+    finally:
+        sink.close()
+
+
 def _post(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:

@@ -470,8 +470,12 @@ def test_a_preview_open_to_the_network_shows_the_camera_only_to_those_given_its_
         again = HttpPreviewSink("0.0.0.0", 0)
         again.close()
     assert again.token == token
-    [line] = [r.getMessage() for r in caplog.records if "token=" in r.getMessage()]
+    [record] = [r for r in caplog.records if "token=" in r.getMessage()]
+    line = record.getMessage()
     assert f"http://{lan}:{again.port}/?token={token}" in line and f"http://127.0.0.1:{again.port}/" in line
+    from birefvid.cli import CliLogFormatter  # which hides URL secrets in every other line
+
+    assert f"/?token={token} " in CliLogFormatter().format(record)
     kept = tmp_path / "cache" / "preview-token"
     assert kept.read_text().strip() == token and kept.stat().st_mode & 0o777 == 0o600
 

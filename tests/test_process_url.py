@@ -79,6 +79,35 @@ def test_a_signed_urls_token_stays_out_of_the_report_and_the_error_line(tmp_path
     assert "404 Not Found" in err and token not in err and "X-Amz-Signature=***" in err, err
 
 
+def test_a_urls_password_stays_out_of_the_log_lines(tmp_path, served, capsys, caplog):
+    """The lines saying a GIF drops the input's sound, or that the input has none, named the URL as given:
+    `rtsp://admin:PASSWORD@...` or a signed link's token went to the terminal, a shared log, a bug report."""
+    folder, base = served
+    make_video(folder / "silent.mp4", n_frames=6, size=(64, 48))
+    login = base.replace("http://", "http://admin:S3CRETPW@")
+    for name, out in (("clip.mp4", "out.gif"), ("silent.mp4", "out.mkv")):
+        url = f"{login}/{name}?X-Amz-Signature=S3CR3T-T0KEN"
+        caplog.set_level("DEBUG", logger="birefvid")
+        assert main(["process", url, "-o", str(tmp_path / out), "--output", "mask", "--model", "tiny", "-v"]) == 0
+        err = capsys.readouterr().err + caplog.text
+        caplog.clear()
+        assert "S3CRETPW" not in err and "S3CR3T-T0KEN" not in err, err
+        assert "admin:***@" in err, err  # the line is still there, naming the input
+
+
+def test_an_error_line_or_a_log_line_hides_a_url_it_names_in_passing():
+    """The last guard: whatever names a URL in running text (an error, a traceback under -v) shows it without its secrets."""
+    import logging
+
+    from birefvid.cli import CliLogFormatter
+    from birefvid.urls import hide_urls_in
+
+    text = "cannot open 'rtsp://admin:pw123456@cam/1' (refused), nor rtmp://live.example/app/sk-live-123, see out/a.mov"
+    assert hide_urls_in(text) == "cannot open 'rtsp://admin:***@cam/1' (refused), nor rtmp://live.example/app/***, see out/a.mov"
+    record = logging.LogRecord("birefvid.io.x", logging.WARNING, __file__, 1, "read %s", ("http://u:pw123456@h/x.mp4",), None)
+    assert CliLogFormatter().format(record) == "birefvid: warning: read http://u:***@h/x.mp4"
+
+
 def test_batch_and_decord_say_what_to_do_with_a_url(served):
     _, base = served
     with pytest.raises(SourceError, match=r"^batch reads local files and folders .* run `birefvid process` on the URL"):

@@ -25,6 +25,7 @@ import torch
 
 from .. import __version__, exiting
 from ..errors import NOTICE, SinkError
+from .cache_trust import file_distrust, folder_distrust
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def writable_cache_dir(sub: str) -> Path:
     warning saying so, rather than failing the run. SinkError if neither can be written."""
     primary = cache_dir() / sub
     why = _usable(primary)
-    if why is None:
+    distrust = folder_distrust(primary) if why is None else None
+    if why is None and distrust is None:
         return primary
     root = fallback_cache_dir()
     try:
@@ -98,9 +100,14 @@ def writable_cache_dir(sub: str) -> Path:
         raise SinkError(f"cannot write the cache {primary} ({why}) nor {folder} ({why_not}); {_remedy('a writable folder')}")
     if str(primary.parent) not in _fallbacks_said:  # once a run, not once per sub-folder
         _fallbacks_said.add(str(primary.parent))
-        log.warning("the cache %s cannot be written (%s): using %s instead (%s)", primary.parent, why, root,
-                    _remedy("a writable folder to keep it elsewhere"))  # fmt: skip
-    _link_baked(primary, folder)
+        if distrust is not None:
+            log.warning("the cache %s is not used: %s, and a model put there would run as yours; using %s instead (%s)",
+                        primary.parent, distrust, root, _remedy("a folder of your own"))  # fmt: skip
+        else:
+            log.warning("the cache %s cannot be written (%s): using %s instead (%s)", primary.parent, why, root,
+                        _remedy("a writable folder to keep it elsewhere"))  # fmt: skip
+    if distrust is None:  # a read-only cache's files are linked; another user's are not
+        _link_baked(primary, folder)
     return folder
 
 
@@ -241,7 +248,25 @@ def cached_onnx_path(model: torch.nn.Module, size: tuple[int, int], batch: int =
 def onnx_cached(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, digest: Optional[str] = None) -> bool:
     """True when ``cached_onnx`` finds this export on disk (the cache, or the fallback one) and would not export it."""
     name = cached_onnx_path(model, size, batch, digest).name
-    return (cache_dir() / "onnx" / name).is_file() or (fallback_cache_dir() / "onnx" / name).is_file()
+    return _trusted_export(cache_dir() / "onnx" / name) or _trusted_export(fallback_cache_dir() / "onnx" / name)
+
+
+_distrust_said: set[str] = set()
+
+
+def _trusted_export(path: Path) -> bool:
+    """True when ``path`` is an export this user may load: a file that only this user or root could have written
+    (``cache_trust``). One another user could have planted is passed by, with a warning, and exported anew."""
+    if not path.is_file():
+        return False
+    why = file_distrust(path)
+    if why is None:
+        return True
+    if str(path) not in _distrust_said:
+        _distrust_said.add(str(path))
+        log.warning("the cached export %s is not used: %s, and a model put there would run as yours; "
+                    "it is passed by (%s)", path.name, why, _remedy("a folder of your own"))  # fmt: skip
+    return False
 
 
 def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, say_time: bool = True,
@@ -253,13 +278,13 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, s
     """
     backbone = getattr(model, "backbone_name", "model")
     path = cached_onnx_path(model, size, batch, digest)
-    if path.is_file():  # a read-only cache (baked into an image) is read as any other
+    if _trusted_export(path):  # a read-only cache (baked into an image) is read as any other
         return path, None
     path = writable_cache_dir("onnx") / path.name
-    if path.is_file():  # exported by an earlier run that fell back too
+    if _trusted_export(path):  # exported by an earlier run that fell back too
         return path, None
     with export_lock(path):
-        if path.is_file():  # another birefvid exported it while this one waited
+        if _trusted_export(path):  # another birefvid exported it while this one waited
             return path, None
         log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent,
                     extra=NOTICE)  # fmt: skip

@@ -23,6 +23,7 @@ from birefvid.io.trim import TimeWindow, timecode_frame
 from birefvid.io.scale import scaled_size
 from birefvid.io.video_sink import BITSTREAM_SAR_CODECS, VideoFileSink
 from birefvid.io.video_source import VideoFileSource
+from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def open_sink(
         _check_sequence_options(target, encoder)
         check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
-            log.warning("PNG sequences cannot hold audio; the audio of %s is not written", audio_from)
+            log.warning("PNG sequences cannot hold audio; the audio of %s is not written", shown_url(str(audio_from)))
         if info.sample_aspect_ratio:
             log.warning("%s: the input's pixels are not square (aspect %s); the PNGs keep its %dx%d pixels, "
                         "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
@@ -117,7 +118,7 @@ def open_sink(
         _say_if_odd_h26x(target, spec, info)
     source_audio = str(audio_from) if want_audio and has_audio(str(audio_from)) else None
     if want_audio and source_audio is None:
-        log.info("%s has no audio stream; writing video only", audio_from)
+        log.info("%s has no audio stream; writing video only", shown_url(str(audio_from)))
     return VideoFileSink(target, spec, info, audio_from=source_audio, threads=threads,
                          subtitles_from=_text(subtitles_from), chapters_from=_text(chapters_from), window=window,
                          overwrite=overwrite)  # fmt: skip
@@ -171,9 +172,9 @@ def _say_what_animations_drop(target: Path, info: StreamInfo, audio_from: Option
     """Warn about what a GIF / WebP / APNG cannot carry from the source: sound, subtitles, a pixel shape."""
     fmt = target.suffix.lstrip(".").upper()
     if audio_from is not None and has_audio(str(audio_from)):
-        log.warning("%s files cannot hold audio; the audio of %s is not written", fmt, audio_from)
+        log.warning("%s files cannot hold audio; the audio of %s is not written", fmt, shown_url(str(audio_from)))
     if subtitles_from is not None and has_subtitles(str(subtitles_from)):
-        log.warning("%s files cannot hold subtitles; those of %s are not written", fmt, subtitles_from)
+        log.warning("%s files cannot hold subtitles; those of %s are not written", fmt, shown_url(str(subtitles_from)))
     if info.sample_aspect_ratio:
         log.warning("%s: the input's pixels are not square (aspect %s), which %s cannot record; viewers will show it squeezed",
                     target, info.sample_aspect_ratio, fmt)  # fmt: skip

@@ -42,9 +42,10 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from birefvid.errors import NOTICE, ConfigError, SinkError, sink_named
+from birefvid.errors import SHOWS_SECRET, ConfigError, SinkError, sink_named
 from birefvid.io import alpha_stack
 from birefvid.io.live_base import LiveSink, LiveSource, checkerboard, over_checkerboard, picture_kind, to_square_pixels
+from birefvid.io.peer_user import is_this_user
 from birefvid.io.preview_token import TOKEN_ENV, preview_token
 
 if TYPE_CHECKING:
@@ -209,16 +210,19 @@ def _host_name(host_header: str) -> str:
         return ""
 
 
-def control_refusal(client: str, host_header: str, origin: Optional[str], content_type: str) -> Optional[str]:
+def control_refusal(client: str, host_header: str, origin: Optional[str], content_type: str, own_user: bool = True) -> Optional[str]:
     """Why a request to switch the effect is refused, or None to allow it.
 
-    Only this machine switches: the request must come from a loopback address, name a loopback host
+    Only this machine switches: the request must come from a loopback address (``own_user``: held by the user
+    of the run or root, ``peer_user``; another user of a shared machine turned the blur off), name a loopback host
     (a web page whose name was pointed at 127.0.0.1, DNS rebinding, sends its own), come from the
     preview's own page when a browser says where from (``Origin``), and carry JSON, which a page of
     another site cannot send here without a CORS check this server never passes.
     """
     if not _loopback(client):
         return "effects are switched from the machine the run is on (http://127.0.0.1:PORT/, or through an ssh tunnel)"
+    if not own_user:
+        return "effects are switched by the user running birefvid, not by other users of this machine"
     named = _host_name(host_header)
     if not _loopback(named):
         return f"effects are switched at a loopback address such as 127.0.0.1 or localhost, not {host_header or 'an unnamed host'}"
@@ -231,12 +235,13 @@ def control_refusal(client: str, host_header: str, origin: Optional[str], conten
 
 
 def access_refusal(token: Optional[str], client: str, host_header: str, query: str, cookie: str, authorization: str,
-                   port: int, session: Optional[str] = None) -> Optional[str]:  # fmt: skip
+                   port: int, session: Optional[str] = None, own_user: bool = True) -> Optional[str]:  # fmt: skip
     """Why a request to a preview open to the network is refused, or None to let it in.
 
     This machine needs no token (a loopback client naming a loopback host: a page of another site
-    pointed at 127.0.0.1 sends its own name); anyone else shows it (see ``shows_token``)."""
-    if token is None or (_loopback(client) and _loopback(_host_name(host_header))):
+    pointed at 127.0.0.1 sends its own name; ``own_user``: the run's user or root holds the client's end);
+    anyone else shows it (see ``shows_token``)."""
+    if token is None or (_loopback(client) and own_user and _loopback(_host_name(host_header))):
         return None
     if shows_token(token, query, cookie, authorization, port, session):
         return None
@@ -422,11 +427,18 @@ class _Handler(BaseHTTPRequestHandler):
             return "a proxy's client"
         return str(self.client_address[0])
 
+    def _own_user(self) -> bool:
+        """True unless the client is a loopback connection of another user of this machine (``peer_user``)."""
+        if not _loopback(str(self.client_address[0])):
+            return True  # another machine: the address decides
+        return is_this_user(self.client_address, self.server.sink.port)
+
     def _let_in(self) -> bool:
         """True when the request may be served; else a 401 is sent (see ``access_refusal``)."""
         sink = self.server.sink
         refusal = access_refusal(sink.token, self._client(), self.headers.get("Host", ""), urlsplit(self.path).query,
-                                 self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port, sink.session)  # fmt: skip
+                                 self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port, sink.session,
+                                 own_user=sink.token is None or self._own_user())  # fmt: skip
         if refusal is None:
             return True
         body = (refusal + "\n").encode()
@@ -487,7 +499,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         effects = self.server.sink.effects
         refusal = control_refusal(self._client(), self.headers.get("Host", ""), self.headers.get("Origin"),
-                                  self.headers.get("Content-Type", ""))  # fmt: skip
+                                  self.headers.get("Content-Type", ""), own_user=self._own_user())  # fmt: skip
         if refusal is not None:
             self._json(403, {"error": refusal})
             return
@@ -513,7 +525,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _effect_state(self) -> dict[str, Any]:
         effects = self.server.sink.effects
-        controllable = control_refusal(self._client(), self.headers.get("Host", ""), None, "application/json") is None
+        controllable = control_refusal(self._client(), self.headers.get("Host", ""), None, "application/json",
+                                       own_user=self._own_user()) is None  # fmt: skip
         if effects is None:
             return {"effect": None, "available": [], "controllable": False}
         return {"effect": effects.effect, "available": list(effects.available), "controllable": controllable}
@@ -685,7 +698,7 @@ class HttpPreviewSink(LiveSink):
         else:  # the one place the token is shown: other machines need it (this one does not)
             log.warning("live preview at %s (this machine), from other machines at %s?token=%s (the token is kept in "
                         "the cache folder, or set by $%s)", f"http://127.0.0.1:{self.port}/", _url_for_others(host, self.port),
-                        self.token, TOKEN_ENV, extra=NOTICE)  # fmt: skip
+                        self.token, TOKEN_ENV, extra=SHOWS_SECRET)  # fmt: skip
 
     @property
     def name(self) -> str:
