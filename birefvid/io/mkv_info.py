@@ -14,17 +14,15 @@ EBML, SEGMENT, INFO, CLUSTER, MUXING_APP = 0x1A45DFA3, 0x18538067, 0x1549A966, 0
 _MAX_ELEMENTS = 64  # of the Segment's before its Info: SeekHead, Void, Tracks... in any order the file has them
 
 
-def _vint(f: BinaryIO, keep_marker: bool) -> Optional[int]:
-    """One EBML variable-length number (an ID with its length marker kept, a size without); None at the end of the
-    file, -1 for a size of all ones (unknown: a live recording's Segment)."""
+def ebml_number(f: BinaryIO, keep_marker: bool) -> Optional[int]:
+    """An EBML variable-length number read from ``f`` (an element ID with its length marker, or a size without
+    it: -1 for "unknown", as a muxer that could not seek back leaves it); None at the end or on a bad byte."""
     first = f.read(1)
-    if not first:
+    if not first or first[0] == 0:
         return None
     length = 9 - first[0].bit_length()  # leading zeros + 1
-    if length > 8:
-        return None
     rest = f.read(length - 1)
-    if len(rest) != length - 1:
+    if len(rest) < length - 1:
         return None
     value = int.from_bytes(first + rest, "big")
     if keep_marker:
@@ -37,16 +35,16 @@ def muxing_app(path: str | Path) -> Optional[str]:
     """The MuxingApp of the Matroska (or WebM) file ``path``; None where it has none or cannot be read."""
     try:
         with open(path, "rb") as f:
-            if _vint(f, True) != EBML:
+            if ebml_number(f, True) != EBML:
                 return None
-            size = _vint(f, False)
+            size = ebml_number(f, False)
             if size is None or size < 0:
                 return None
             f.seek(size, 1)
-            if _vint(f, True) != SEGMENT or _vint(f, False) is None:
+            if ebml_number(f, True) != SEGMENT or ebml_number(f, False) is None:
                 return None
             for _ in range(_MAX_ELEMENTS):
-                element, size = _vint(f, True), _vint(f, False)
+                element, size = ebml_number(f, True), ebml_number(f, False)
                 if element is None or size is None or size < 0 or element == CLUSTER:
                     return None
                 if element != INFO:
@@ -54,7 +52,7 @@ def muxing_app(path: str | Path) -> Optional[str]:
                     continue
                 end = f.tell() + size
                 while f.tell() < end:
-                    child, length = _vint(f, True), _vint(f, False)
+                    child, length = ebml_number(f, True), ebml_number(f, False)
                     if child is None or length is None or length < 0:
                         return None
                     if child == MUXING_APP:

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import Optional
 from urllib.parse import urlsplit
 
 import av
@@ -37,7 +37,7 @@ from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.interleave import is_indexed
-from birefvid.io.mkv_info import muxing_app
+from birefvid.io.mkv_info import ebml_number, muxing_app
 from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
@@ -180,23 +180,6 @@ def mp4_index_problem(path: Path) -> Optional[str]:
         return None
 
 
-def _ebml_number(f: BinaryIO, keep_marker: bool) -> Optional[int]:
-    """An EBML variable-length number read from ``f`` (an element ID with its length marker, or a size without
-    it: -1 for "unknown", as a muxer that could not seek back leaves it); None at the end or on a bad byte."""
-    first = f.read(1)
-    if not first or first[0] == 0:
-        return None
-    length = 9 - first[0].bit_length()
-    rest = f.read(length - 1)
-    if len(rest) < length - 1:
-        return None
-    value = int.from_bytes(first + rest, "big")
-    if keep_marker:
-        return value
-    value &= (1 << (7 * length)) - 1
-    return -1 if value == (1 << (7 * length)) - 1 else value
-
-
 def mkv_cut_off(path: Path) -> Optional[tuple[int, int]]:
     """(bytes there, bytes declared) of a Matroska/WebM file whose Segment, the element holding everything,
     says it is longer than the file (a download or copy cut off); None for a whole file, a size left unknown
@@ -204,15 +187,15 @@ def mkv_cut_off(path: Path) -> Optional[tuple[int, int]]:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            if _ebml_number(f, True) != 0x1A45DFA3:  # the EBML header
+            if ebml_number(f, True) != 0x1A45DFA3:  # the EBML header
                 return None
-            header = _ebml_number(f, False)
+            header = ebml_number(f, False)
             if header is None or header < 0:
                 return None
             f.seek(header, 1)
-            if _ebml_number(f, True) != 0x18538067:  # the Segment
+            if ebml_number(f, True) != 0x18538067:  # the Segment
                 return None
-            declared = _ebml_number(f, False)
+            declared = ebml_number(f, False)
             if declared is None or declared < 0 or f.tell() + declared <= size:
                 return None
             return size, f.tell() + declared
