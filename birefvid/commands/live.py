@@ -88,8 +88,8 @@ def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
     from .report_file import write_report
 
     kept = [name for files in (report.get("recorded") or {}).values() for name in files]
-    what = f"the recording {kept[0]} was" if len(kept) == 1 else f"the {len(kept)} recorded files ({kept[0]} to {kept[-1]}) were"
-    write_report(path, report, kept=what if kept else None)
+    what = None if not kept else f"the recording {kept[0]} was" if len(kept) == 1 else f"the {len(kept)} recorded files ({kept[0]} to {kept[-1]}) were"
+    write_report(path, report, kept=what)
 
 
 def run(args: argparse.Namespace) -> int:
