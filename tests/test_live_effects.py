@@ -104,11 +104,16 @@ def test_only_this_machine_switches_the_effect() -> None:
 
 _AS_ANOTHER_USER = """
 import socket, sys
-port, path, method = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, path, method, end = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 body = b'{"effect": "none"}' if method == "POST" else b""
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 s.sendall(f"{method} {path} HTTP/1.1\\r\\nHost: 127.0.0.1:{port}\\r\\nOrigin: http://127.0.0.1:{port}\\r\\n"
           f"Content-Type: application/json\\r\\nContent-Length: {len(body)}\\r\\nConnection: close\\r\\n\\r\\n".encode() + body)
+if end == "shut":  # the request sent, this end shut: its socket leaves ESTABLISHED
+    s.shutdown(socket.SHUT_WR)
+if end == "close":  # hung up before the reply: a closed socket shows no owner (uid 0)
+    s.close()
+    sys.exit()
 print(s.recv(64).split(b" ")[1].decode())
 """
 
@@ -131,8 +136,8 @@ def test_another_user_of_this_machine_neither_switches_the_effect_nor_watches_wi
         sink.attach_effects(effects)
         sink.send(np.zeros((48, 64, 3), np.uint8), 0.0)
 
-        def as_nobody(method: str, path: str) -> str:
-            run = subprocess.run([python, "-c", _AS_ANOTHER_USER, str(sink.port), path, method], user=65534, group=65534,
+        def as_nobody(method: str, path: str, end: str = "open") -> str:
+            run = subprocess.run([python, "-c", _AS_ANOTHER_USER, str(sink.port), path, method, end], user=65534, group=65534,
                                  capture_output=True, text=True, timeout=30, cwd="/")  # fmt: skip
             assert run.returncode == 0, run.stderr
             return run.stdout.strip()
@@ -141,6 +146,10 @@ def test_another_user_of_this_machine_neither_switches_the_effect_nor_watches_wi
         assert as_nobody("GET", "/snapshot.jpg") == "401"
         assert as_nobody("POST", f"/effect?token={sink.token}") == "403" and effects.effect == "blur"  # the token only lets it watch
         assert as_nobody("GET", f"/snapshot.jpg?token={sink.token}") == "200"
+        assert as_nobody("POST", "/effect", "shut") == "401" and as_nobody("GET", "/snapshot.jpg", "shut") == "401"
+        as_nobody("POST", "/effect", "close")
+        time.sleep(0.5)  # the preview's thread handles the request after the client is gone
+        assert effects.effect == "blur"  # hanging up right after the request was no way round the owner check
         assert _switch(sink.port, "none")[0] == 200 and effects.effect == "none"  # the run's own user still switches
     finally:
         sink.close()
