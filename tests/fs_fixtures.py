@@ -12,6 +12,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -58,9 +59,10 @@ def full_dir(path: Path, size: str = "64k") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def read_only_copy(path: Path, files: dict[str, Path]) -> Iterator[Path]:
+def read_only_copy(path: Path, files: dict[str, Path], owners: Optional[dict[str, int]] = None) -> Iterator[Path]:
     """``path`` as a read-only folder holding ``files`` (name inside it -> file copied there), as a
-    cache baked into a container image is: a tmpfs filled, then remounted read-only (root only)."""
+    cache baked into a container image is: a tmpfs filled, then remounted read-only (root only);
+    ``owners``: a file or folder inside it -> the uid (and gid) it is given, the user who wrote it."""
     import shutil
 
     size = sum(src.stat().st_size for src in files.values()) + (1 << 20)
@@ -68,6 +70,8 @@ def read_only_copy(path: Path, files: dict[str, Path]) -> Iterator[Path]:
         for name, src in files.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, folder / name)  # with its mtime, as an image layer keeps it (OpenVINO hashes it)
+        for name, uid in (owners or {}).items():
+            os.chown(folder / name, uid, uid)
         done = subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True, text=True)
         if done.returncode != 0:
             pytest.skip(f"cannot remount a tmpfs read-only here ({done.stderr.strip()})")

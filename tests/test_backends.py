@@ -336,6 +336,36 @@ def test_a_model_planted_in_a_cache_other_users_can_write_is_not_run(b0, tmp_pat
     assert f"{shared} can be written by other users (mode 777)" in (file_distrust(shared / "onnx" / honest.name) or "")
 
 
+@pytest.mark.skipif(os.name != "posix", reason="modes and owners are POSIX's")
+@pytest.mark.parametrize("theirs", ["openvino", "openvino/0123.blob"])
+def test_another_user_s_read_only_cache_is_not_linked_into_the_fallback(tmp_path, monkeypatch, caplog, theirs):
+    """A cache this user cannot write was never checked for its owner: another user's folder (BIREFVID_CACHE_DIR at a
+    colleague's cache, mode 755), or their file in a root folder, had its OpenVINO blobs linked into this user's
+    /tmp fallback, where OpenVINO loads them as compiled models: whatever they put there ran as this user's."""
+    import tempfile
+
+    from fs_fixtures import read_only_copy
+
+    from birefvid.backends.export import writable_cache_dir
+
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"a compiled model")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    fallback = tmp_path / "tmp" / f"birefvid-cache-{os.getuid()}" / "openvino"
+    files = {"openvino/0123.blob": blob, "openvino/4567.blob": blob}
+    with read_only_copy(tmp_path / "cache", files, owners={theirs: 54321}) as cache:
+        monkeypatch.setenv("BIREFVID_CACHE_DIR", str(cache))
+        assert writable_cache_dir("openvino") == fallback
+        linked = sorted(p.name for p in fallback.iterdir())
+    if theirs == "openvino":  # the whole folder is theirs: nothing of it is used, and the run says why
+        assert linked == []
+        said = [r.getMessage() for r in caplog.records if "would run as yours" in r.getMessage()]
+        assert said and f"{cache / 'openvino'} is another user's (uid 54321)" in said[0], said
+    else:  # root's folder, one file theirs: the rest is still used
+        assert linked == ["4567.blob"]
+
+
 def test_a_cache_variable_naming_a_file_says_so_and_not_to_set_it(tmp_path, monkeypatch, caplog):
     """BIREFVID_CACHE_DIR at a file fell back with "(Not a directory) ... (set BIREFVID_CACHE_DIR to keep it elsewhere)":
     it named no file, and told the user to set what they had set."""

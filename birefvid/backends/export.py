@@ -82,7 +82,7 @@ def writable_cache_dir(sub: str) -> Path:
     warning saying so, rather than failing the run. SinkError if neither can be written."""
     primary = cache_dir() / sub
     why = _usable(primary)
-    distrust = folder_distrust(primary) if why is None else None
+    distrust = folder_distrust(primary)  # a read-only one too: its baked files are linked below, and run
     if why is None and distrust is None:
         return primary
     root = fallback_cache_dir()
@@ -112,8 +112,8 @@ def writable_cache_dir(sub: str) -> Path:
 
 
 def _link_baked(primary: Path, folder: Path) -> None:
-    """Link each file of the read-only ``primary`` into the fallback ``folder`` where it has none: OpenVINO
-    reads its compiled blobs from the one folder it writes, so a blob baked into an image was compiled
+    """Link each file of the read-only ``primary`` into the fallback ``folder`` where it has none, unless another user
+    could have written it (``file_distrust``): OpenVINO reads its compiled blobs from the one folder it writes, so a blob baked into an image was compiled
     again in every container (seconds to tens of seconds a start). A stale one it replaces with a file."""
     try:
         names = [entry.name for entry in os.scandir(primary) if entry.is_file() and not entry.name.startswith(".")]
@@ -121,6 +121,8 @@ def _link_baked(primary: Path, folder: Path) -> None:
         return
     for name in names:
         target = folder / name
+        if file_distrust(primary / name) is not None:  # another user's file in a root folder: they can rewrite it
+            continue
         if not os.path.lexists(target):
             try:
                 os.symlink(primary / name, target)
