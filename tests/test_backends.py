@@ -366,6 +366,39 @@ def test_another_user_s_read_only_cache_is_not_linked_into_the_fallback(tmp_path
         assert linked == ["4567.blob"]
 
 
+_DISTRUST = "import sys; from pathlib import Path; from birefvid.backends.cache_trust import folder_distrust; print(folder_distrust(Path(sys.argv[1])))"
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="running under another group needs root")
+def test_a_cache_writable_by_a_group_other_users_share_is_not_trusted(tmp_path):
+    """A group-writable folder of the user's primary group counted as the user's own: where every user's primary
+    group is ``users`` (gid 100), a team cache at 2775 let any of them plant a model. A private group (named as the
+    user, no one else in it) still counts as the user's own: a home under umask 002 is no shared one."""
+    import grp
+    import subprocess
+    from pathlib import Path
+
+    try:
+        shared = grp.getgrnam("users").gr_gid
+    except KeyError:
+        pytest.skip("no group 'users' here")
+    team, own = tmp_path / "team", tmp_path / "own"
+    for folder, gid in ((team, shared), (own, 0)):
+        (folder / "onnx").mkdir(parents=True)
+        for made in (folder, folder / "onnx"):
+            os.chown(made, 0, gid)
+            made.chmod(0o2775)
+
+    def distrust(folder, gid):
+        run = subprocess.run([sys.executable, "-c", _DISTRUST, str(folder / "onnx")], group=gid, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    assert distrust(team, shared) == f"{team / 'onnx'} can be written by other users (mode 2775)"
+    assert distrust(own, 0) == "None"  # root's group, named as root, with no one else in it
+
+
 def test_a_cache_variable_naming_a_file_says_so_and_not_to_set_it(tmp_path, monkeypatch, caplog):
     """BIREFVID_CACHE_DIR at a file fell back with "(Not a directory) ... (set BIREFVID_CACHE_DIR to keep it elsewhere)":
     it named no file, and told the user to set what they had set."""

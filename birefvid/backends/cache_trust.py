@@ -10,6 +10,7 @@ file is used only when it, its folder and the folders above it can be changed by
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -21,9 +22,27 @@ def _owned(st: os.stat_result) -> bool:
 
 
 def _writable_by_others(st: os.stat_result) -> bool:
-    """Writable by every user, or by a group other than this user's own (with user private groups, the user's
-    own group holds the user alone: a group-writable home under umask 002 is no shared one)."""
-    return bool(st.st_mode & 0o002) or (bool(st.st_mode & 0o020) and st.st_gid != os.getgid())
+    """Writable by every user, or by a group other than this user's private one (``_private_group``: a group-writable
+    home under umask 002 is no shared one, but a 2775 folder of ``users``, every user's primary group on some systems, is)."""
+    return bool(st.st_mode & 0o002) or (bool(st.st_mode & 0o020) and not _private_group(st.st_gid))
+
+
+@functools.lru_cache(maxsize=8)
+def _private_group(gid: int) -> bool:
+    """Whether ``gid`` holds this user alone: their primary group, named as they are (user private groups) with no
+    one else listed in it; where no name is known (a container's uid without a passwd entry), their primary group."""
+    if gid != os.getgid():
+        return False
+    try:
+        import grp
+        import pwd
+    except ImportError:
+        return True
+    try:
+        me, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(gid)
+    except KeyError:
+        return True
+    return group.gr_name == me and set(group.gr_mem) <= {me}
 
 
 def _who(path: Path, st: os.stat_result) -> str:
