@@ -399,6 +399,22 @@ def test_a_cache_writable_by_a_group_other_users_share_is_not_trusted(tmp_path):
     assert distrust(own, 0) == "None"  # root's group, named as root, with no one else in it
 
 
+@pytest.mark.skipif(os.name != "posix", reason="modes and owners are POSIX's")
+def test_a_cache_reached_through_a_link_is_checked_where_the_link_leads(tmp_path):
+    """BIREFVID_CACHE_DIR at a link to a folder inside a 0777 one: the folders above the link were checked, not those
+    above its target, where anyone could rename the cache away and put their own in its place."""
+    from birefvid.backends.cache_trust import folder_distrust
+
+    (tmp_path / "open" / "cache").mkdir(parents=True)
+    (tmp_path / "open").chmod(0o777)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "cache").symlink_to(tmp_path / "open" / "cache")
+    said = f"{tmp_path / 'open'} can be written by other users (mode 777)"
+    assert folder_distrust(tmp_path / "mine" / "cache") == said == folder_distrust(tmp_path / "open" / "cache")
+    (tmp_path / "open").chmod(0o1777)  # sticky, as /tmp: no one renames another's folder there
+    assert folder_distrust(tmp_path / "mine" / "cache") is None
+
+
 def test_a_cache_variable_naming_a_file_says_so_and_not_to_set_it(tmp_path, monkeypatch, caplog):
     """BIREFVID_CACHE_DIR at a file fell back with "(Not a directory) ... (set BIREFVID_CACHE_DIR to keep it elsewhere)":
     it named no file, and told the user to set what they had set."""

@@ -54,7 +54,8 @@ def _who(path: Path, st: os.stat_result) -> str:
 def folder_distrust(folder: Path) -> Optional[str]:
     """Why files in ``folder`` could have been put there by another user, or None: ``folder`` must be this user's
     or root's and writable by no one else (a sticky bit does not help: anyone may add files), and each folder
-    above it writable by no one else unless sticky (as /tmp is: there nobody can rename another's folder away)."""
+    above it, and above where a link to it leads, writable by no one else unless sticky (as /tmp is: there nobody
+    can rename another's folder away)."""
     if os.name != "posix":
         return None  # Windows: the folders' ACLs decide
     try:
@@ -63,7 +64,9 @@ def folder_distrust(folder: Path) -> Optional[str]:
         return None  # not there: nothing in it to trust or not
     if not _owned(st) or _writable_by_others(st):
         return _who(folder, st)
-    for parent in Path(os.path.abspath(folder)).parents:
+    # the folders above it as named and, where a link leads elsewhere, above where it leads
+    parents = dict.fromkeys([*Path(os.path.abspath(folder)).parents, *Path(os.path.realpath(folder)).parents])
+    for parent in parents:
         try:
             st = os.stat(parent)
         except OSError:
