@@ -226,6 +226,17 @@ def test_a_deep_foreground_in_mov_defaults_to_10_bit_prores_422_hq(tmp_path, seg
     assert choose_encoder(Path("a.mov"), "rgb", 64, 48, bits=8).codec == "libx264"
 
 
+@pytest.mark.parametrize("options", [{"preset": "slow"}, {"pix_fmt": "yuv420p"}, {"crf": 18}, {"bitrate": "2M"}],
+                         ids=["preset", "pix_fmt", "crf", "bitrate"])  # fmt: skip
+def test_h264_s_options_keep_a_deep_foreground_mov_in_h264(tmp_path, seg, deep_clip, options):
+    # written for the documented H.264 default of .mov: with ProRes the default for a deep source, --preset slow and
+    # --pix-fmt yuv420p failed the run (exit 2), and --crf 18 became ProRes's quantiser 18 (1 best, 2 its default)
+    process_video(deep_clip, tmp_path / "fgr.mov", segmenter=seg, kind="foreground", **options)
+    with av.open(str(tmp_path / "fgr.mov")) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].codec_context.pix_fmt) == ("h264", "yuv420p")
+        assert c.streams.video[0].frames == N
+
+
 def test_bit_depth_16_gives_an_8_bit_source_a_16_bit_matte(tmp_path, seg):
     from process_fixtures import make_scene
 

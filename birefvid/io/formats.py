@@ -114,11 +114,13 @@ def sample_bits(pix_fmt: str) -> int:
         return 8
 
 
-def _default_codec(kind: str, ext: str, bits: int) -> str:
+def _default_codec(kind: str, ext: str, bits: int, tuned: bool = False) -> str:
     """The codec an output gets unless one is named: the first its container takes, but ProRes 422 HQ for a deep
     source's opaque pictures in .mov (an editor's container), where H.264 cut a 10-bit camera clip's foreground
-    to 8-bit 4:2:0 before it was premultiplied by its matte; .mp4 stays H.264 for delivery."""
-    if kind == "rgb" and ext == ".mov" and bits > 8:
+    to 8-bit 4:2:0 before it was premultiplied by its matte; .mp4 stays H.264 for delivery. ``tuned``: an encoder
+    option (``--crf``, ``--bitrate``, ``--preset``, ``--pix-fmt``) was given, written for the H.264 default: ProRes
+    refused the preset and yuv420p, and took crf 18 as its quantiser (1 best)."""
+    if kind == "rgb" and ext == ".mov" and bits > 8 and not tuned:
         return "prores_ks"
     return SUPPORTED[kind][ext][0]
 
@@ -270,7 +272,7 @@ def choose_encoder(
         where = f"{ext} files" if ext else f"{path.name or path}, which has no extension"
         raise SinkError(f"cannot write {kind} output to {where}{why}; supported: {_supported_text(kind, folder)}")
     if codec is None:
-        codec = _default_codec(kind, ext, bits)
+        codec = _default_codec(kind, ext, bits, tuned=any(v is not None for v in (pix_fmt, crf, bitrate, preset)))
     elif codec not in table[ext]:
         raise SinkError(
             f"codec {codec} cannot write {kind} output into {ext}; {ext} supports {', '.join(table[ext])} "
