@@ -185,6 +185,26 @@ def test_a_full_range_10_bit_source_keeps_its_levels_in_ffv1(tmp_path, seg):
     assert error < 0.3, error  # lossless FFV1: rounding only (1.2 levels, and green 1.9, before)
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv444p10le", "yuv420p"])
+def test_the_chroma_correction_saturates_at_both_ends(pix_fmt):
+    # shift_chroma moves swscale's chroma by its measured centre error: the samples at the ends stay there,
+    # the others move by the offset, and the luma is left alone
+    from birefvid.io._pixels import shift_chroma
+
+    top = (1 << sample_bits(pix_fmt)) - 1
+    dtype = np.uint16 if top > 255 else np.uint8
+    for offset in (1, -2):
+        frame = av.VideoFrame(8, 4, pix_fmt)
+        planes = [np.frombuffer(memoryview(p), dtype).reshape(p.height, -1)[:, : p.width] for p in frame.planes]
+        for plane in planes:
+            plane[:] = np.resize(np.array([0, 1, top // 2, top - 1, top], dtype), plane.shape)
+        before = [plane.astype(int) for plane in planes]
+        shift_chroma(frame, offset)
+        assert (planes[0] == before[0]).all()
+        for plane, was in zip(planes[1:], before[1:]):
+            assert (plane == np.clip(was + offset, 0, top)).all()
+
+
 def test_an_8_bit_source_keeps_the_8_bit_defaults(tmp_path, seg):
     from process_fixtures import make_scene
 
