@@ -341,7 +341,8 @@ def test_a_model_planted_in_a_cache_other_users_can_write_is_not_run(b0, tmp_pat
 def test_another_user_s_read_only_cache_is_not_linked_into_the_fallback(tmp_path, monkeypatch, caplog, theirs):
     """A cache this user cannot write was never checked for its owner: another user's folder (BIREFVID_CACHE_DIR at a
     colleague's cache, mode 755), or their file in a root folder, had its OpenVINO blobs linked into this user's
-    /tmp fallback, where OpenVINO loads them as compiled models: whatever they put there ran as this user's."""
+    /tmp fallback, where OpenVINO loads them as compiled models: whatever they put there ran as this user's. A link
+    made so by an earlier version is removed."""
     import tempfile
 
     from fs_fixtures import read_only_copy
@@ -356,6 +357,9 @@ def test_another_user_s_read_only_cache_is_not_linked_into_the_fallback(tmp_path
     files = {"openvino/0123.blob": blob, "openvino/4567.blob": blob}
     with read_only_copy(tmp_path / "cache", files, owners={theirs: 54321}) as cache:
         monkeypatch.setenv("BIREFVID_CACHE_DIR", str(cache))
+        fallback.mkdir(parents=True)
+        fallback.parent.chmod(0o700)
+        (fallback / "0123.blob").symlink_to(cache / "openvino" / "0123.blob")  # linked by a version before the check
         assert writable_cache_dir("openvino") == fallback
         linked = sorted(p.name for p in fallback.iterdir())
     if theirs == "openvino":  # the whole folder is theirs: nothing of it is used, and the run says why

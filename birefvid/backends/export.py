@@ -106,9 +106,23 @@ def writable_cache_dir(sub: str) -> Path:
         else:
             log.warning("the cache %s cannot be written (%s): using %s instead (%s)", primary.parent, why, root,
                         _remedy("a writable folder to keep it elsewhere"))  # fmt: skip
+    _drop_distrusted_links(folder)
     if distrust is None:  # a read-only cache's files are linked; another user's are not
         _link_baked(primary, folder)
     return folder
+
+
+def _drop_distrusted_links(folder: Path) -> None:
+    """Remove the links in ``folder`` to files another user could have written: a version before this check
+    linked a read-only cache's blobs whoever owned them, and OpenVINO would go on loading them through the link."""
+    try:
+        links = [Path(entry.path) for entry in os.scandir(folder) if entry.is_symlink()]
+    except OSError:
+        return
+    for link in links:
+        if file_distrust(link) is not None:
+            with contextlib.suppress(OSError):
+                link.unlink()
 
 
 def _link_baked(primary: Path, folder: Path) -> None:
