@@ -22,9 +22,10 @@ _SECRET_NAMES = ("pw", "loginpas", "streamid")
 _STREAM_KEY_SCHEMES = ("rtmp", "rtmps")
 
 T = TypeVar("T")
-# a URL inside running text (a log line, an error, a traceback): up to the next space or quote, less the
+# a URL inside running text (a log line, an error, a traceback): its login up to the "@" whatever it holds (a
+# password with a quote in it was cut there, and shown), then up to the next space or quote, less the
 # punctuation of the sentence after it (which, taken for an RTMP key, was hidden with it)
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]*[^\s\"'<>.,;:!?)\]]")
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://(?:[^\s/@]*@)?[^\s\"'<>]*[^\s\"'<>.,;:!?)\]]")
 
 
 def _netloc(url: str) -> str:

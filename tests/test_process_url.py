@@ -108,6 +108,16 @@ def test_an_error_line_or_a_log_line_hides_a_url_it_names_in_passing():
     assert CliLogFormatter().format(record) == "birefvid: warning: read http://u:***@h/x.mp4"
 
 
+def test_a_password_holding_a_quote_is_hidden_whole_in_running_text():
+    """The URL in a line was taken to end at a quote, so a password holding one (FFmpeg takes it as typed) was cut
+    there: `rtsp://admin:pa"ss@cam/1` printed `ss` and the host, `admin:it'sme` printed `sme`."""
+    from birefvid.urls import hide_urls_in
+
+    assert hide_urls_in('cannot open rtsp://admin:pa"ss@cam/1 (refused)') == "cannot open rtsp://admin:***@cam/1 (refused)"
+    assert hide_urls_in("cannot open 'rtsp://admin:it'sme@cam/1'") == "cannot open 'rtsp://admin:***@cam/1'"
+    assert hide_urls_in("see 'rtsp://cam/1' or mail bob@example.org") == "see 'rtsp://cam/1' or mail bob@example.org"
+
+
 def test_batch_and_decord_say_what_to_do_with_a_url(served):
     _, base = served
     with pytest.raises(SourceError, match=r"^batch reads local files and folders .* run `birefvid process` on the URL"):
