@@ -10,7 +10,9 @@ argument errors answer at once.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
+import locale
 import logging
 import os
 import select
@@ -47,9 +49,19 @@ class _Parser(argparse.ArgumentParser):
             self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"birefvid: error: {message}\n")
 
+    def _read_args_from_files(self, arg_strings: list[str]) -> list[str]:
+        """argparse's @FILE expansion, after checking each such FILE is a text file of arguments: a missing one was
+        "[Errno 2] No such file or directory", and a video whose name starts with @ a traceback (it is not text)."""
+        for arg in arg_strings:
+            if arg[:1] in (self.fromfile_prefix_chars or ""):
+                refusal = args_file_refusal(arg)
+                if refusal is not None:
+                    self.error(refusal)
+        return super()._read_args_from_files(arg_strings)  # type: ignore[misc]
+
     def convert_arg_line_to_args(self, arg_line: str) -> list[str]:
-        """One argument a line of a `live @FILE`; a blank line is none (it was an empty argument: "unrecognized
-        arguments:") and `--option value` on one line is two (it was one unknown word: "required: --source").
+        """One argument a line of an `@FILE`; a blank line is none (it was an empty argument: "unrecognized
+        arguments:") and `--option value` (or `-o value`) on one line is two (it was one unknown word: "required: --source").
         Lines starting with `# ` are comments; a value may be quoted ("my beach.jpg"); spaces around a line and
         a BOM at the file's start (Windows Notepad writes one) are not part of it: each of these ended the run
         with "unrecognized arguments", "required: --source" or a file not found."""
@@ -57,7 +69,7 @@ class _Parser(argparse.ArgumentParser):
         if not line or line == "#" or line.startswith(("# ", "#\t")):
             return []
         head, _, value = line.partition(" ")
-        if head.startswith("--") and "=" not in head:
+        if (head.startswith("--") and "=" not in head) or head in self._option_string_actions:  # `-o out.mkv` too
             more = [w.partition("=")[0] for w in value.split()
                     if w.startswith("--") and w.partition("=")[0] in self._option_string_actions]
             if more:  # a command line pasted into the file: --source was "URL --effect green", --effect never set
@@ -70,6 +82,29 @@ class _Parser(argparse.ArgumentParser):
 
 
 _BOM_AS_CP1252 = "\ufeff".encode().decode("cp1252")  # Python 3.11 reads @FILE in the locale's encoding: Windows' cp1252
+
+
+ARGS_FILE_HEAD = 65536  # bytes of an @FILE read to tell text from a picture or a video
+
+
+def args_file_refusal(arg: str) -> Optional[str]:
+    """Why ``arg`` (``@FILE``) names no file of arguments (missing, unreadable, not text), or None when it does;
+    the message says how to name a file whose own name starts with @: ``./@NAME``."""
+    path = arg[1:]
+    hint = f"an argument starting with @ names a file of arguments, one a line; for a file named {arg}, write ./{arg}"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(ARGS_FILE_HEAD)
+    except OSError as e:
+        return f"{arg}: cannot read the arguments file {path} ({e.strerror or e}); {hint}"
+    decoder = codecs.getincrementaldecoder(locale.getpreferredencoding(False))()  # argparse reads it in this encoding
+    try:
+        text = b"\0" not in head and decoder.decode(head, final=len(head) < ARGS_FILE_HEAD) is not None  # a long head may end mid-character
+    except UnicodeDecodeError:
+        text = False
+    if not text:
+        return f"{arg}: {path} is not a text file of arguments; {hint}"
+    return None
 
 
 def _unquoted(value: str) -> str:
@@ -88,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
-        # live: `birefvid live @FILE` reads arguments from FILE, one a line, so a camera's password and a stream key
-        # can stay out of the command line, which every user of the machine sees with ps (a service's too)
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP, fromfile_prefix_chars="@" if name == "live" else None)
+        # `birefvid COMMAND @FILE` reads arguments from FILE, one a line, so a camera's password, a stream key or a
+        # URL's login can stay out of the command line, which every user of the machine sees with ps (a service's too)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP, fromfile_prefix_chars="@")
         # after the command too (`birefvid process a.mp4 -o b.mov -v`), where a user adds it; SUPPRESS keeps a leading -v
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details")
         module.register(command)

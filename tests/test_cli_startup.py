@@ -180,3 +180,54 @@ def test_live_arguments_file_refuses_a_pasted_command_line(tmp_path, capsys):
         build_parser().parse_args(["live", f"@{args_file}", "--sink", "rec.mkv"])
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and "--source and --effect" in err and "hunter2" not in err
+
+
+@pytest.mark.parametrize("command", ["process", "image", "batch", "eval", "bench", "export", "train", "models"])
+def test_every_command_takes_an_arguments_file(tmp_path, command):
+    """Only live read @FILE: `process https://user:PW@host/talk.mp4` had its login on the command line, which ps shows
+    every user, with no other way to give it. Every command reads one now, as live does."""
+    from birefvid.cli import build_parser
+
+    args_file = tmp_path / "run.args"
+    args_file.write_text("# a comment\n-v\n")
+    rest = {"process": ["in.mp4", "-o", "out.mkv"], "image": ["in.png", "-o", "out.png"], "batch": ["clips", "--output-dir", "out"],
+            "eval": ["pred.mkv", "truth"], "bench": [], "export": ["-o", "m.onnx"], "train": ["--data", "d", "-o", "r", "--steps", "1"], "models": []}[command]  # fmt: skip
+    args = build_parser().parse_args([command, f"@{args_file}", *rest])
+    assert args.verbose is True
+
+
+def test_process_takes_its_whole_command_from_an_arguments_file(tmp_path, pvt_b0_weights, capsys):
+    """The whole run from a file, one argument a line (the input could be a URL with a login); the file's own
+    path is the only thing on the command line."""
+    from birefvid.cli import main
+    from media import make_video, read_video
+
+    clip = make_video(tmp_path / "in.mp4", n_frames=4, size=(64, 48))
+    args_file = tmp_path / "run.args"
+    args_file.write_text(f"{clip.path}\n-o {tmp_path / 'out.mkv'}\n--output mask\n--weights {pvt_b0_weights}\n--resolution 64\n-q\n")
+    assert main(["process", f"@{args_file}", "--device", "cpu"]) == 0
+    assert len(read_video(tmp_path / "out.mkv", "gray").images) == 4
+
+
+def test_a_file_whose_name_starts_with_at_is_named_with_dot_slash(tmp_path, pvt_b0_weights, capsys, monkeypatch):
+    """With @FILE read by every command, `process @clip.mp4` names an arguments file: a video of that name is one error
+    line (not a traceback from reading a video as text), which says to write ./@clip.mp4; that form processes it."""
+    from birefvid.cli import main
+    from media import make_video, read_video
+
+    monkeypatch.chdir(tmp_path)
+    make_video(tmp_path / "@clip.mp4", n_frames=4, size=(64, 48))
+    (tmp_path / "clip.mp4").write_bytes((tmp_path / "@clip.mp4").read_bytes())  # what @clip.mp4 would read: a video, not text
+    model = ["--weights", str(pvt_b0_weights), "--resolution", "64", "--device", "cpu", "-q"]
+    for missing in ([], ["gone"]):
+        if missing:
+            (tmp_path / "clip.mp4").unlink()
+        with pytest.raises(SystemExit) as stopped:
+            main(["process", "@clip.mp4", "-o", "out.mkv", "--output", "mask", *model])
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("birefvid: error: @clip.mp4: ")
+        assert "is not a text file of arguments" in err if not missing else "cannot read the arguments file clip.mp4" in err
+        assert "for a file named @clip.mp4, write ./@clip.mp4" in err
+    assert main(["process", "./@clip.mp4", "-o", "./@out.mkv", "--output", "mask", *model]) == 0
+    assert len(read_video(tmp_path / "@out.mkv", "gray").images) == 4

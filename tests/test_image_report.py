@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from birefvid.cli import main
+from system_tools import need_module
 
 MODEL_ARGS = ["--resolution", "64", "--device", "cpu", "--precision", "fp32"]
 
@@ -97,3 +98,20 @@ def test_skip_existing_reports_the_pictures_it_kept(tmp_path, photos, pvt_b0_wei
     assert _image(str(photos), "-o", str(out), "-q", "--skip-existing", "--report", str(report), weights=pvt_b0_weights) == 0
     data = json.loads(report.read_text())  # nothing to do: no model loaded, and the report says so
     assert data["pictures"] == 0 and len(data["kept"]) == 3 and data["resolved"] is None
+
+
+def test_a_first_onnx_export_is_reported_apart_from_the_model_time(tmp_path, photos, pvt_b0_weights, monkeypatch):
+    """The export of the model to ONNX, on the first picture of a new size, was counted in `segment`: seconds of it
+    against milliseconds a picture, which read as a slow model; `export_seconds` holds it now, as `process` keeps it apart."""
+    need_module("onnxruntime", "onnxruntime")
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))  # nothing exported yet
+    report = tmp_path / "run.json"
+    assert _image(str(photos), "-o", str(tmp_path / "cut"), "--backend", "onnxruntime", "--report", str(report), weights=pvt_b0_weights) == 0
+    data = json.loads(report.read_text())
+    assert data["pictures"] == 3 and data["resolved"]["backend"] == "onnxruntime"
+    assert data["stage_seconds"]["segment"] < data["resolved"]["export_seconds"] / 2  # three 64 px pictures' model time alone
+    assert data["export_seconds"] > 0.5 and data["export_seconds"] >= data["resolved"]["export_seconds"] - 0.05
+    assert data["wall_seconds"] >= data["load_seconds"] + data["export_seconds"] + sum(data["stage_seconds"].values())
+    again = tmp_path / "again.json"  # exported already: nothing to report
+    assert _image(str(photos), "-o", str(tmp_path / "cut2"), "--backend", "onnxruntime", "--report", str(again), weights=pvt_b0_weights) == 0
+    assert json.loads(again.read_text())["export_seconds"] == 0

@@ -8,9 +8,11 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -105,9 +107,11 @@ def test_only_this_machine_switches_the_effect() -> None:
 _AS_ANOTHER_USER = """
 import socket, sys
 port, path, method, end = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+host = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
+named = f"[{host}]" if ":" in host else host
 body = b'{"effect": "none"}' if method == "POST" else b""
-s = socket.create_connection(("127.0.0.1", port), timeout=10)
-s.sendall(f"{method} {path} HTTP/1.1\\r\\nHost: 127.0.0.1:{port}\\r\\nOrigin: http://127.0.0.1:{port}\\r\\n"
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(f"{method} {path} HTTP/1.1\\r\\nHost: {named}:{port}\\r\\nOrigin: http://{named}:{port}\\r\\n"
           f"Content-Type: application/json\\r\\nContent-Length: {len(body)}\\r\\nConnection: close\\r\\n\\r\\n".encode() + body)
 if end == "shut":  # the request sent, this end shut: its socket leaves ESTABLISHED
     s.shutdown(socket.SHUT_WR)
@@ -151,6 +155,52 @@ def test_another_user_of_this_machine_neither_switches_the_effect_nor_watches_wi
         time.sleep(0.5)  # the preview's thread handles the request after the client is gone
         assert effects.effect == "blur"  # hanging up right after the request was no way round the owner check
         assert _switch(sink.port, "none")[0] == 200 and effects.effect == "none"  # the run's own user still switches
+    finally:
+        sink.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/net/tcp"),
+                    reason="acting as another user needs root; telling users apart, Linux's /proc/net/tcp")  # fmt: skip
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_another_user_of_this_machine_cannot_watch_a_preview_bound_to_loopback(host) -> None:
+    """A preview on 127.0.0.1 (or ::1) has no token: any user of a shared machine watched another's camera with
+    curl http://127.0.0.1:8080/snapshot.jpg. Only the run's user and root see it; the others get a 403."""
+    import shutil
+
+    if host == "::1" and not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    python = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
+    if python is None:
+        pytest.skip("no system python3 that another user can run")
+    effects = EffectSwitch(EffectSpec("blur"))
+    sink = HttpPreviewSink(host, 0)
+    try:
+        assert sink.token is None
+        sink.attach_effects(effects)
+        sink.send(np.zeros((48, 64, 3), np.uint8), 0.0)
+
+        def as_nobody(method: str, path: str) -> str:
+            run = subprocess.run([python, "-c", _AS_ANOTHER_USER, str(sink.port), path, method, "open", host], user=65534, group=65534,
+                                 capture_output=True, text=True, timeout=30, cwd="/")  # fmt: skip
+            assert run.returncode == 0, run.stderr
+            return run.stdout.strip()
+
+        for path in ("/", "/?picture", "/stream.mjpg", "/alpha.mjpg", "/snapshot.jpg", "/status", "/effect"):
+            assert as_nobody("GET", path) == "403", path
+        assert as_nobody("HEAD", "/snapshot.jpg") == "403"
+        assert as_nobody("POST", "/effect") == "403" and effects.effect == "blur"
+        named = f"[{host}]" if ":" in host else host
+        with urllib.request.urlopen(f"http://{named}:{sink.port}/snapshot.jpg", timeout=10) as reply:  # the run's own user (root here)
+            assert reply.status == 200 and reply.read()[:2] == b"\xff\xd8"
     finally:
         sink.close()
 

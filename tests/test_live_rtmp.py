@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from live_e2e_tools import (
@@ -360,6 +361,7 @@ def test_a_stopped_stream_frees_its_encoder_at_once(ffmpeg: str) -> None:
     import numpy as np
 
     from birefvid.errors import SinkError
+    from birefvid.errors import SinkError
     from birefvid.io.rtmp_sink import RtmpPublishSink
 
     port = free_port()  # nothing listens: the child fails after its first pictures
@@ -419,6 +421,55 @@ def test_the_stream_key_stays_out_of_the_ffmpeg_childs_command_line(tmp_path: Pa
     assert len(recorded) == 1 and _frames(recorded[0]) >= 10, recorded
 
 
+@pytest.mark.skipif(os.name != "posix", reason="the address goes to the child through a pipe on POSIX only")
+def test_a_login_in_the_address_stays_out_of_every_command_line(tmp_path: Path, ffmpeg: str) -> None:
+    """rtmp://USER:PASSWORD@HOST/APP/KEY: FFmpeg takes a login only inside the address, so the ffmpeg child had it (and
+    the key) on its command line, which every user of the machine reads. A PyAV child now reads the address from a
+    pipe; the server still gets the stream, whole."""
+    from birefvid.io.live_sinks import open_live_sink
+
+    key, password = f"k3y-{os.getpid()}-{free_port()}", f"pw-{os.getpid()}-{free_port()}"  # unique: no other process names them
+    with NginxRtmp(tmp_path / "server") as server:  # nginx asks for no login: the address with one must still publish
+        sink = open_live_sink(f"rtmp://pub:{password}@127.0.0.1:{server.port}/live/{key}", width=160, height=120, fps=15, kind="rgb")
+        try:
+            _publish_for(sink, 1.0)
+            child = sink._current._child  # type: ignore[attr-defined]  # the RTMP stream inside its reconnecting wrapper
+            children = [Path(f"/proc/{child.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()] if child and child.poll() is None else []
+            leaks = _command_lines_naming(password) + _command_lines_naming(key)
+            _publish_for(sink, 1.0)
+            assert sink._current.confirmed  # type: ignore[attr-defined]  # the child said the server took the stream
+        finally:
+            sink.close()
+        time.sleep(0.5)
+        recorded = server.recorded(key)
+    assert not leaks, leaks
+    assert children and "rtmp_push.py" in children[0], children
+    assert len(recorded) == 1 and _frames(recorded[0]) >= 20, recorded
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the address goes to the child through a pipe on POSIX only")
+def test_a_silent_server_behind_a_login_address_fails_the_stream_within_its_timeout(ffmpeg: str) -> None:
+    """The PyAV child has no -rw_timeout (PyAV opens the address without options): a server that accepts and never
+    answers would hold it for ever; its alarm ends it after the open timeout, and the stream fails saying so."""
+    from birefvid.errors import SinkError
+    from birefvid.io.rtmp_sink import RtmpPublishSink
+
+    port, done = _silent_server(30)
+    sink = RtmpPublishSink(f"rtmp://pub:{PASSWORD}@127.0.0.1:{port}/live/{KEY}", width=160, height=120, fps=15, kind="rgb", open_timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SinkError, match=r"the server did not take the stream within 1 s") as failed:
+            while time.monotonic() - started < 15:
+                sink.send(np.zeros((120, 160, 3), np.uint8), time.monotonic() - started)
+                time.sleep(1 / 15)
+        assert time.monotonic() - started < 6  # the alarm (1 s), then the write that finds the child gone
+        assert PASSWORD not in str(failed.value) and KEY not in str(failed.value)
+        assert sink.confirmed is False
+    finally:
+        sink.abort()
+        done.set()
+
+
 def test_stream_keys_are_split_off_the_address_as_ffmpeg_splits_them() -> None:
     from birefvid.io.rtmp_sink import key_options
 
@@ -440,6 +491,7 @@ def test_a_surround_sources_sound_reaches_the_server_as_stereo(tmp_path: Path, f
     import numpy as np
 
     from birefvid.io.live_audio import LiveAudioFeed
+    from birefvid.errors import SinkError
     from birefvid.io.rtmp_sink import RtmpPublishSink
 
     rate, fps, w, h = 48000, 15, 160, 120

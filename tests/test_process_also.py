@@ -104,17 +104,53 @@ def test_an_output_failing_to_finish_leaves_none_in_place(tmp_path, scene, monke
     assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_a_failing_rename_names_the_outputs_already_in_place(tmp_path, scene):
+def test_a_failing_rename_takes_back_the_outputs_already_in_place(tmp_path, scene):
     """The renames come one after another: the extra output's folder removed during the run fails its rename after
-    the main output's; the error said only that the extra could not be moved, and a script took the run for lost."""
+    the main output's (and the PNG sequence's) were made; those are taken back, so the run's outputs appear together
+    or not at all (the main output was left in place and a script saw a failed run beside a finished file)."""
     import shutil
 
     gone = tmp_path / "gone"
     gone.mkdir()
-    with pytest.raises(SinkError, match=r"cannot move the finished output onto .*green.mp4.*; .*cut.mkv was written and is kept"):
+    with pytest.raises(SinkError, match=r"cannot move the finished output onto .*green.mp4.*; .*cut.mkv, .*frames were taken back: "
+                                        r"none of this run's outputs is in place$"):  # fmt: skip
         process_video(scene, tmp_path / "cut.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none",
-                      also=[("green", gone / "green.mp4")], on_start=lambda total: shutil.rmtree(gone))  # fmt: skip
-    assert len(decoded_times(tmp_path / "cut.mkv")) == N and sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv"]
+                      also=[("alpha", tmp_path / "frames"), ("green", gone / "green.mp4")], on_start=lambda total: shutil.rmtree(gone))  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failing_rename_with_overwrite_puts_back_what_the_others_replaced(tmp_path, scene):
+    """With --overwrite the outputs taken back had replaced a previous run's: those come back as they were (a file and a
+    PNG folder), and the output whose rename failed (a folder put at its name meanwhile) is left alone."""
+    (tmp_path / "cut.mkv").write_bytes(b"last run's matte")
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "000001.png").write_bytes(b"last run's frame")
+    green = tmp_path / "green.mp4"
+
+    def block(total: int) -> None:  # another program puts a folder, with a file in it, where the green output goes
+        green.mkdir()
+        (green / "theirs.txt").write_text("theirs")
+
+    with pytest.raises(SinkError, match=r"cannot move the finished output onto .*green.mp4.*; .*taken back: none of this run's outputs "
+                                        r"is in place; what they replaced is put back$"):  # fmt: skip
+        process_video(scene, tmp_path / "cut.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none", overwrite=True,
+                      also=[("alpha", tmp_path / "frames"), ("green", green)], on_start=block)  # fmt: skip
+    assert (tmp_path / "cut.mkv").read_bytes() == b"last run's matte"
+    assert [p.name for p in (tmp_path / "frames").iterdir()] == ["000001.png"]
+    assert (tmp_path / "frames" / "000001.png").read_bytes() == b"last run's frame"
+    assert (green / "theirs.txt").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "frames", "green.mp4"]
+
+
+def test_outputs_replaced_with_overwrite_leave_nothing_aside(tmp_path, scene):
+    """A run that succeeds with --overwrite replaces the previous outputs and keeps no hidden copy of them."""
+    (tmp_path / "cut.mkv").write_bytes(b"last run's matte")
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "000001.png").write_bytes(b"last run's frame")
+    process_video(scene, tmp_path / "cut.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none", overwrite=True,
+                  also=[("alpha", tmp_path / "frames")])  # fmt: skip
+    assert len(decoded_times(tmp_path / "cut.mkv")) == N and len(list((tmp_path / "frames").iterdir())) == N
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "frames"]
 
 
 @pytest.mark.parametrize("small_one, frames, disk", [("main", 60, "128k"), ("extra", 150, "1m")])

@@ -483,6 +483,21 @@ def test_validation_at_another_size_is_refused(data):
               val_dataset=SceneDataset(2, 96, seed=99, flip=False))
 
 
+def test_precision_warnings_name_the_callers_line(data, monkeypatch):
+    """A fixed stacklevel=3 named the right line from train() only: called as resolve_precision(), or through any
+    other path, the warning named a frame of pytest's (or birefvid's) instead of the code that asked."""
+    from birefvid.train.loop import resolve_precision
+
+    with pytest.warns(UserWarning, match="fp16 .* not supported on the CPU") as trained:
+        train(FakeBiRefNet(), data, steps=1, batch_size=2, device="cpu", precision="fp16", show_progress=False)
+    with pytest.warns(UserWarning, match="fp16 .* not supported on the CPU") as resolved:
+        resolve_precision("fp16", torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    with pytest.warns(UserWarning, match="no bf16 support") as on_gpu:
+        resolve_precision("bf16", torch.device("cuda"))
+    assert [w.filename for w in (*trained, *resolved, *on_gpu)] == [__file__] * 3
+
+
 def test_bf16_on_a_gpu_without_native_bf16_trains_in_fp16(monkeypatch):
     """torch.cuda.is_bf16_supported() is True on a T4 (sm_75) by emulation, so the fp16 fallback never ran
     there and training crawled in emulated bf16. No CUDA call is made: the GPU's capability is faked."""

@@ -347,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
                     raise
                 return False
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-            with run_info.timed("segment"):
+            with run_info.segmenting(segmenter.engine):  # a first export of this size counts apart, as process's does
                 alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
             bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
             with run_info.timed("compose"):

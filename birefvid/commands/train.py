@@ -112,13 +112,22 @@ def _our_warnings_as_cli_lines() -> Iterator[None]:
     """birefvid's own warnings (fp16 asked for on the CPU) as ``birefvid: warning: ...`` lines, as its logged
     ones are: Python's form named a source file and line, and read as a bug report."""
     import logging
+    import sys
     import warnings
 
     shown = warnings.showwarning
     package = str(Path(__file__).resolve().parents[1])
 
+    def raised_here() -> str:
+        """The file of the code that called ``warnings.warn``: the warning's own ``filename`` is the line it names,
+        which for birefvid's (``caller_level``) is the caller's, outside the package."""
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename == warnings.__file__:
+            frame = frame.f_back
+        return frame.f_code.co_filename if frame is not None else ""
+
     def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-        if str(filename).startswith(package):
+        if str(filename).startswith(package) or raised_here().startswith(package):
             logging.getLogger("birefvid.train").warning("%s", message)
         else:
             shown(message, category, filename, lineno, file, line)

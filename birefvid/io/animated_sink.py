@@ -262,6 +262,9 @@ class AnimatedImageSink(Sink):
         elif self._frames:
             self._set_last_frame_time()
 
+    def output_entry(self) -> AtomicFile:
+        return self._file
+
     def _close(self) -> None:
         if not self._finished:
             self._finish()

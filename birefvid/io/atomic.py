@@ -188,13 +188,23 @@ def check_output_file(path: str | Path, what: str) -> None:
 
 
 class _AtomicTarget:
-    """A temporary ``temp`` beside ``target``; ``commit()`` moves it into place, ``discard()`` removes it."""
+    """A temporary ``temp`` beside ``target``; ``commit()`` moves it into place, ``discard()`` removes it.
+
+    ``hold = True`` (set before ``commit()``, by a run committing several outputs together): the entry a commit
+    replaces is kept aside, hidden, until ``settle()`` drops it, and ``undo()`` takes the commit back, putting
+    that entry back (or removing the output where there was none), when a later output of the run fails its commit.
+    """
 
     target: Path
     temp: Path
     is_dir = False
     what = "output"
     _done = False
+    hold = False
+    _old: Optional[Path] = None  # hold: a hidden folder beside the target holding the entry the commit replaced, as "x"
+    _was_empty_dir = False  # hold: the commit renamed onto an empty folder, which undo() makes again
+    _placed: Optional[Path] = None  # where the commit put the output (the target, or NAME (2) beside it)
+    _placed_id: Optional[tuple[int, int]] = None  # its (device, inode): undo() removes it only while it is still this run's
 
     def commit(self) -> None:
         """Move the finished temporary entry onto the target (replacing it); idempotent."""
@@ -202,9 +212,11 @@ class _AtomicTarget:
             return
         try:
             apply_default_permissions(self.temp, is_dir=self.is_dir)
-            self._move()
-        except OutputKeptError:  # committed beside the target: nothing left to discard
+            self._placed_id = _identity(self.temp)
+            self._move_or_put_back()
+        except OutputKeptError as e:  # committed beside the target: nothing left to discard
             self._done = True
+            self._placed = Path(e.kept) if e.kept is not None else None
             raise
         except SinkError:  # said already
             self.discard()
@@ -220,7 +232,84 @@ class _AtomicTarget:
             self.discard()
             raise SinkError(f"cannot move the finished {self.what} onto {self.target}: {e.strerror or e}") from e
         self._done = True
+        self._placed = self.target
         log.debug("committed %s", self.target)
+
+    def _move_or_put_back(self) -> None:
+        """``_move()``; one failing leaves the target as it found it (what ``hold`` had set aside goes back)."""
+        try:
+            self._move()
+        except OutputKeptError:
+            raise
+        except BaseException:
+            self._put_back()
+            raise
+
+    def _set_aside(self) -> None:
+        """hold: keep the entry at the target, which the commit is about to replace, in a hidden folder beside it:
+        a file as a second hard link (the target stays in place until the rename replaces it), else moved there."""
+        if not self.hold or not os.path.lexists(self.target):
+            return
+        if not self.is_dir and self.target.is_dir() and not self.target.is_symlink():
+            return  # a folder where a file goes: the rename fails, as without hold
+        self._old = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name)[: -len("partial-")] + "old-", dir=self.target.parent))
+        kept = self._old / "x"
+        if not self.is_dir:
+            try:
+                os.link(self.target, kept, follow_symlinks=False)
+                return
+            except OSError:  # a disk without hard links: moved aside instead, for the moment until the rename
+                pass
+        replace(self.target, kept)
+
+    def _put_back(self) -> None:
+        """Put the entry set aside back at the target, where nothing is there any more (a failed rename after it moved)."""
+        old, self._old = self._old, None
+        if old is None:
+            return
+        try:
+            if not os.path.lexists(self.target):
+                replace(old / "x", self.target)
+        except OSError as e:
+            log.warning("could not put %s back from %s: %s", self.target, old / "x", e.strerror or e)
+            return
+        shutil.rmtree(old, ignore_errors=True)
+
+    @property
+    def replaced(self) -> bool:
+        """True when a held commit replaced an entry that ``undo()`` would put back."""
+        return self._old is not None or self._was_empty_dir
+
+    def settle(self) -> None:
+        """The commit stands: drop the entry it replaced, kept aside for ``undo()`` (idempotent)."""
+        old, self._old = self._old, None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def undo(self) -> list[str]:
+        """Take a held commit back: remove the output it put in place (only while it is still this run's) and put back
+        what it replaced. Returns what could not be done, as phrases for an error message (empty: all done)."""
+        placed, self._placed = self._placed, None
+        problems: list[str] = []
+        if placed is not None and os.path.lexists(placed) and _identity(placed) == self._placed_id:
+            try:
+                if self._old is not None and placed == self.target and not self.is_dir:
+                    replace(self._old / "x", self.target)  # the old file back in one rename: the name is never missing
+                    shutil.rmtree(self._old, ignore_errors=True)
+                    self._old = None
+                elif placed.is_dir() and not placed.is_symlink():
+                    shutil.rmtree(placed)
+                else:
+                    placed.unlink()
+            except OSError as e:
+                problems.append(f"{placed} could not be removed ({e.strerror or e})")
+        self._put_back()
+        if self._old is not None:
+            problems.append(f"{self.target} could not be put back: it is in {self._old}")
+        if self._was_empty_dir and placed == self.target and not os.path.lexists(self.target):
+            with contextlib.suppress(OSError):
+                os.mkdir(self.target)
+        return problems
 
     def discard(self) -> None:
         """Remove the temporary entry if it is still there (idempotent)."""
@@ -280,6 +369,7 @@ class AtomicFile(_AtomicTarget):
 
     def _move(self) -> None:
         if self.overwrite:
+            self._set_aside()
             replace(self.temp, self.target)
             return
         try:
@@ -318,6 +408,15 @@ class AtomicFile(_AtomicTarget):
             log.warning("could not remove temporary output %s: %s", self.temp, e)
 
 
+def _identity(path: Path) -> Optional[tuple[int, int]]:
+    """``path``'s (device, inode), not following a link (None when it is gone)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _same_file(a: Path, b: Path) -> bool:
     """True when ``a`` and ``b`` are links to one file (False when either is gone)."""
     try:
@@ -349,7 +448,10 @@ class AtomicDir(_AtomicTarget):
         if not self.overwrite:
             self._move_onto_empty()
             return
-        if self.target.is_dir() and not self.target.is_symlink():
+        if self.hold:
+            self._set_aside()  # the folder, a file or a link moved into a hidden folder until settle()
+            replace(self.temp, self.target)
+        elif self.target.is_dir() and not self.target.is_symlink():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
             old = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name)[: -len("partial-")] + "old-", dir=self.target.parent))
             replace(self.target, old / "x")
@@ -364,9 +466,13 @@ class AtomicDir(_AtomicTarget):
         """Rename onto the target only while it is missing or an empty folder: POSIX's rename does that
         check atomically; Windows', which refuses any existing target, gets the empty folder removed first."""
         if self.target.is_symlink():  # a link to an empty folder, which check_target let through: replaced, as before
-            self.target.unlink()
+            if self.hold:
+                self._set_aside()
+            else:
+                self.target.unlink()
             replace(self.temp, self.target)
             return
+        self._was_empty_dir = self.target.is_dir()
         try:
             try:
                 os.rename(self.temp, self.target)

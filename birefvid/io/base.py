@@ -20,6 +20,8 @@ from birefvid.frames import Frame, StreamInfo
 if TYPE_CHECKING:
     import av.container
 
+    from birefvid.io.atomic import _AtomicTarget
+
 # a smaller picture holds no subject to cut out, and codecs and compositing refuse pictures of 1 px
 MIN_PICTURE_SIDE = 8
 # inputs a file job may read over the network (a live stream is ``birefvid live``'s)
@@ -213,6 +215,10 @@ class Sink(Finishes):
 
     def _finish(self) -> None:
         """The part of ``_close()`` before the commit: flush encoders, write trailers (default: nothing to do)."""
+
+    def output_entry(self) -> Optional["_AtomicTarget"]:
+        """The temporary entry ``close()`` commits (None: a sink that writes no file), for a run committing several together."""
+        return None
 
     def _check_open(self, call: str) -> None:
         if self._finished:

@@ -190,6 +190,10 @@ _LOCAL_NAMES = ("localhost", "localhost.")
 _PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")  # what reverse proxies add to name the client
 
 
+# why another user of this machine is refused by a preview bound to loopback (Linux, where /proc/net/tcp names the owner)
+OTHER_USER = "this preview is for the user running birefvid (and root): other users of this machine cannot watch it"
+
+
 def _loopback(host: str) -> bool:
     """True for an address (or Host name) of this machine's loopback interface."""
     if host.lower() in _LOCAL_NAMES:
@@ -434,8 +438,12 @@ class _Handler(BaseHTTPRequestHandler):
         return is_this_user(self.client_address, self.server.sink.port)
 
     def _let_in(self) -> bool:
-        """True when the request may be served; else a 401 is sent (see ``access_refusal``)."""
+        """True when the request may be served; else a 401 is sent (see ``access_refusal``), or a 403 to another user of this
+        machine on a preview bound to loopback, which has no token to show: any of them watched another's camera."""
         sink = self.server.sink
+        if sink.token is None and not self._own_user():
+            self._reply(403, "text/plain; charset=utf-8", (OTHER_USER + "\n").encode())
+            return False
         refusal = access_refusal(sink.token, self._client(), self.headers.get("Host", ""), urlsplit(self.path).query,
                                  self.headers.get("Cookie", ""), self.headers.get("Authorization", ""), sink.port, sink.session,
                                  own_user=sink.token is None or self._own_user())  # fmt: skip

@@ -69,6 +69,9 @@ class ImageSequenceSink(Sink):
             except OSError as e:
                 raise SinkError(f"cannot write {target} ({e.strerror or e}: disk full or folder removed?)") from e
 
+    def output_entry(self) -> AtomicDir:
+        return self._dir
+
     def _close(self) -> None:
         if self._count == 0:
             log.warning("no frames were written to %s", self.path)

@@ -3,8 +3,8 @@
 The live preview lets "this machine" (a loopback client) watch without the token and switch the
 effect. On a machine shared by several users, that let any of them turn another's background blur
 off from a shell (``curl -X POST http://127.0.0.1:8080/effect``) and watch the room. Linux lists the
-owner of each TCP socket, so the preview can tell its own user (and root) from the others; where
-that cannot be read (macOS, Windows, a hidden ``/proc``), every loopback client is this machine, as before.
+owner of each TCP socket, so the preview can tell its own user (and root) from the others, who neither
+switch nor, on a preview bound to loopback (which has no token), watch; where that cannot be read (macOS, Windows, a hidden ``/proc``), every loopback client is this machine, as before.
 """
 
 from __future__ import annotations

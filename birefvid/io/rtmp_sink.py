@@ -10,6 +10,9 @@ starts a new child) when the child exits or stops reading for ``WRITE_TIMEOUT_S`
 its progress (``-progress``) only once the server has taken the stream, so ``confirmed`` tells a
 stream that is published from one the server is about to refuse. ffmpeg-python is
 not used: it would only format the argument list, and the child's pipes need handling it lacks.
+An address with a login (``rtmp://USER:PASSWORD@...``), which FFmpeg takes only inside the address and the
+``ffmpeg`` program only on its command line (``ps`` shows it to every user), goes to a PyAV child
+(``rtmp_push``) that reads it from a pipe and speaks to this module as the ``ffmpeg`` child does.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import logging
 import os
 import select
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -123,6 +128,32 @@ def ffmpeg_command(url: str, open_timeout: float, preset: Optional[str] = None) 
     ]  # fmt: skip
 
 
+def has_login(url: str) -> bool:
+    """True when ``url`` holds a login (``rtmp://USER:PASSWORD@HOST/...``), which FFmpeg takes only inside the address."""
+    try:
+        parts = urlsplit(url)
+        return parts.username is not None or parts.password is not None
+    except ValueError:
+        return False
+
+
+def push_command(fd: int, open_timeout: float) -> list[str]:
+    """The command line of the child that sends a stream whose address holds a login (``rtmp_push``): it reads the
+    address from the inherited pipe ``fd``, so neither the login nor the key is on a command line ``ps`` shows."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rtmp_push.py")
+    return [sys.executable, script, str(fd), f"{open_timeout:g}"]
+
+
+def _pipe_holding(text: str) -> int:
+    """The read end of a pipe holding ``text`` (a few hundred bytes: the write never blocks), for a child to inherit."""
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, text.encode())
+    finally:
+        os.close(writer)
+    return reader
+
+
 class ChildPipe:
     """What PyAV writes the FLV stream into: the child's stdin, written without blocking so a child
     that stops reading (its server stalled) fails the write after ``timeout`` instead of holding the
@@ -181,16 +212,19 @@ class RtmpPublishSink(StreamPublishSink):
         self._key = urlsplit(url).path.rstrip("/").rpartition("/")[2]
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
         self._published = threading.Event()  # the child has reported progress: the server took the stream
+        self._open_timeout = open_timeout
         address, options = key_options(url)
         self._address = address  # what the child is given, and names in its errors
         preset: Optional[int] = None
-        if options and os.name == "posix":  # the key reaches the child through a pipe, out of its command line
-            preset, writer = os.pipe()
-            os.write(writer, "".join(f"{k}={v}\n" for k, v in options.items()).encode())  # a few bytes: never blocks
-            os.close(writer)
-            command = ffmpeg_command(address, open_timeout, preset=f"/dev/fd/{preset}")
+        if has_login(url) and os.name == "posix":  # FFmpeg takes a login only in the address: a PyAV child reads it from a pipe
+            preset = _pipe_holding(url)
+            self._address = url
+            command, via = push_command(preset, open_timeout), "a PyAV child (rtmp_push)"
+        elif options and os.name == "posix":  # the key reaches the child through a pipe, out of its command line
+            preset = _pipe_holding("".join(f"{k}={v}\n" for k, v in options.items()))
+            command, via = ffmpeg_command(address, open_timeout, preset=f"/dev/fd/{preset}"), "ffmpeg"
         else:
-            command = ffmpeg_command(url, open_timeout)
+            command, via = ffmpeg_command(url, open_timeout), "ffmpeg"
         try:
             self._child: Optional[subprocess.Popen[bytes]] = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
@@ -215,7 +249,7 @@ class RtmpPublishSink(StreamPublishSink):
         except (av.FFmpegError, OSError, ValueError) as e:
             self._abort()
             raise SinkError(f"cannot publish to {self._shown}: {reason(e)}") from e
-        log.info("publishing %dx%d H.264 to %s through ffmpeg", width, height, self._shown)
+        log.info("publishing %dx%d H.264 to %s through %s", width, height, self._shown, via)
 
     def _hide(self, text: str) -> str:
         """``text`` (ffmpeg's words, an error) with the stream's address, key and password hidden: the child names
@@ -255,6 +289,8 @@ class RtmpPublishSink(StreamPublishSink):
         if self._stderr:
             return self._stderr[-1]
         code = child.poll()
+        if code is not None and code == -getattr(signal, "SIGALRM", 0):  # rtmp_push's connect timeout
+            return f"the server did not take the stream within {self._open_timeout:g} s"
         return "it is still running" if code is None else f"exit status {code}"
 
     def _stream_seconds(self, t: float) -> float:

@@ -406,6 +406,9 @@ class VideoFileSink(Sink):
         finally:
             self._close_inputs()
 
+    def output_entry(self) -> AtomicFile:
+        return self._file
+
     def _close(self) -> None:
         if not self._finished:
             self._finish()

@@ -57,15 +57,19 @@ def plan_extra_depth(main: OutputSpec, extra: OutputSpec, info: StreamInfo, dept
 
 
 def commit_all(sinks: list[Sink]) -> tuple[list[Optional[str]], Optional[OutputKeptError]]:
-    """Finish every sink, then commit each in order; returns the name each was kept under when its own was taken
+    """Finish every sink, then commit them together; returns the name each was kept under when its own was taken
     meanwhile (None: its own), and the first such ``OutputKeptError``. The encoders are all flushed before any
     output is renamed into place, so a failure or Ctrl-C while finishing leaves none of them (the caller's stack
-    aborts them); the renames run with Ctrl-C and SIGTERM held, and one failing names the outputs already in place.
-    One output's name being taken does not discard the others."""
+    aborts them); the renames run with Ctrl-C and SIGTERM held, and one failing takes back those already made (each
+    removed, or with --overwrite the file it replaced put back), so a run's outputs appear together or not at all.
+    One output's name being taken does not discard the others: it is kept beside (``NAME (2).EXT``), nothing lost."""
     for sink in sinks:
         sink.finish()
     kept: list[Optional[str]] = []
     first: Optional[OutputKeptError] = None
+    entries = [entry for entry in (sink.output_entry() for sink in sinks) if entry is not None]
+    for entry in entries:
+        entry.hold = True  # what a commit replaces stays aside until all are in place
     with finishing("moving the finished outputs into place", "discards those not yet in place"):
         for sink in sinks:
             try:
@@ -74,10 +78,31 @@ def commit_all(sinks: list[Sink]) -> tuple[list[Optional[str]], Optional[OutputK
             except OutputKeptError as e:
                 kept.append(str(e.kept))
                 first = first or e
-            except BirefvidError as e:
+            except BaseException as e:
                 if not kept:
                     raise
-                done = [name or str(getattr(s, "path", "?")) for name, s in zip(kept, sinks)]
-                raise SinkError(f"{e}; {', '.join(done)} {'was' if len(done) == 1 else 'were'} written and "
-                              f"{'is' if len(done) == 1 else 'are'} kept") from e  # fmt: skip
+                said = _taken_back(e, sinks[: len(kept)])
+                if said is e:
+                    raise
+                raise said from e
+        for entry in entries:
+            entry.settle()
     return kept, first
+
+
+def _taken_back(error: BaseException, done: list[Sink]) -> BaseException:
+    """``error`` (a later output's failed commit) once the outputs ``done`` already in place are taken back, saying so."""
+    problems: list[str] = []
+    restored = False
+    for sink in reversed(done):
+        entry = sink.output_entry()
+        if entry is not None:
+            restored = restored or entry.replaced
+            problems += entry.undo()
+    if not isinstance(error, BirefvidError):
+        return error
+    names = ", ".join(str(getattr(s, "path", "?")) for s in done)
+    if problems:
+        return SinkError(f"{error}; taking back the outputs already in place failed: {'; '.join(problems)}")
+    back = "; what they replaced is put back" if restored else ""
+    return SinkError(f"{error}; {names} {'was' if len(done) == 1 else 'were'} taken back: none of this run's outputs is in place{back}")

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Union
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from birefvid.caller import caller_level
 from birefvid.errors import ConfigError, option
 from birefvid.runtime.device import pick_device
 from birefvid.eval.metrics import Evaluator
@@ -118,12 +119,12 @@ def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dt
         return None
     if precision == "fp16" and device.type == "cpu":
         warnings.warn("fp16 training is not supported on the CPU; training in fp32 (use bf16 for mixed precision on CPU)",
-                      stacklevel=3)
+                      stacklevel=caller_level())
         return None
     # native bf16 starts at compute capability 8.0 (Ampere); torch.cuda.is_bf16_supported() says True on a
     # T4 or RTX 20xx too (including_emulation=True by default) and asks about the current GPU, not ``device``
     if precision == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
-        warnings.warn("this GPU has no bf16 support; training in fp16 instead", stacklevel=3)
+        warnings.warn("this GPU has no bf16 support; training in fp16 instead", stacklevel=caller_level())
         return torch.float16
     return torch.float16 if precision == "fp16" else torch.bfloat16
 
