@@ -1,0 +1,92 @@
+"""Sources whose format changes part-way: sound from mono to stereo or 48 to 44.1 kHz at an ad break, a picture
+of another size or shape at a splice. Each piece is made by ffmpeg and the pieces joined by its concat demuxer,
+as a broadcast recording or an edited file is."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.api import process_video
+from media import audio_duration, read_alpha, read_video
+from process_fixtures import red_key_segmenter
+from system_tools import need_binary
+
+BEEP_AT = 0.5  # seconds into the second piece
+LOUD = 0.4  # a sample above this is the beep (the first piece's tone stays at 0.1)
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-y", *args], check=True)
+
+
+def _piece(path: Path, size: tuple[int, int], sound: str, *, colour: str = "red", seconds: float = 1.0) -> Path:
+    """An MPEG-TS piece of ``seconds``: a flat ``colour`` picture of ``size`` (H.264) and ``sound`` (an aevalsrc, AAC)."""
+    _ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size={size[0]}x{size[1]}:rate=25:duration={seconds}",
+            "-f", "lavfi", "-i", f"aevalsrc={sound}:d={seconds}",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-f", "mpegts", str(path))  # fmt: skip
+    return path
+
+
+def _joined(out: Path, *pieces: Path) -> Path:
+    """``pieces`` one after another, as ffmpeg's concat demuxer joins them (packets copied, timestamps continued)."""
+    listing = out.with_suffix(".txt")
+    listing.write_text("".join(f"file '{p}'\n" for p in pieces))
+    _ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(out))
+    return out
+
+
+def _beep_time(path: Path) -> float:
+    """Seconds (the file's own clock) of the first sample louder than ``LOUD`` in any channel."""
+    with av.open(str(path)) as c:
+        for frame in c.decode(audio=0):
+            data = np.abs(frame.to_ndarray())  # planar: (channels, samples); packed: (1, samples * channels)
+            samples = data.max(axis=0) if frame.format.is_planar else data.reshape(frame.samples, -1).max(axis=1)
+            loud = np.flatnonzero(samples > LOUD)
+            if loud.size:
+                return float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
+    raise AssertionError(f"no beep in {path}")
+
+
+def _first_stereo(path: Path) -> float:
+    """Seconds (the file's own clock) where the first stereo sound starts in ``path``."""
+    with av.open(str(path)) as c:
+        return next(float(f.pts * f.time_base) for f in c.decode(audio=0) if f.layout.nb_channels == 2)
+
+
+def _video_span(path: Path) -> float:
+    """Seconds from the first picture's start to the last one's end."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        times = [float(f.pts * f.time_base) for f in c.decode(stream)]
+    return times[-1] - times[0] + 1 / 25
+
+
+_QUIET_MONO = "0.1*sin(2*PI*440*t)"
+_BEEP = f"if(between(t\\,{BEEP_AT}\\,{BEEP_AT + 0.05})\\,0.8*sin(2*PI*1000*t)\\,0)"
+
+
+@pytest.mark.parametrize("second", [f"{_BEEP}|{_BEEP}:s=48000", f"{_BEEP}|{_BEEP}:s=44100"], ids=["stereo", "stereo-44k"])
+def test_sound_that_changes_layout_or_rate_midway_is_resampled_to_the_first(tmp_path, caplog, second):
+    """PyAV's encoder refused the changed frames ("Frame does not match AudioResampler setup") and the whole run failed."""
+    first = _piece(tmp_path / "a.ts", (64, 48), f"{_QUIET_MONO}:s=48000")
+    beeps = _piece(tmp_path / "b.ts", (64, 48), second)
+    back = _piece(tmp_path / "c.ts", (64, 48), f"{_QUIET_MONO}:s=48000")  # and back after the ad
+    src = _joined(tmp_path / "joined.ts", first, beeps, back)
+    out = tmp_path / "out.webm"  # Opus: the sound is re-encoded
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        process_video(src, out, kind="alpha", segmenter=red_key_segmenter())
+    said = [r.getMessage() for r in caplog.records if "changes from" in r.getMessage()]
+    assert len(said) == 1 and "changes from mono 48000 Hz to stereo" in said[0] and "resampled to mono 48000 Hz" in said[0], said
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "mono"
+    # where the beep is: where the stereo piece starts in the joined file, plus where it is in that piece (the joined
+    # file's own timestamps of 44.1 kHz sound count 48 kHz frames, 2 ms short each, then jump to catch up)
+    beep = _first_stereo(src) + _beep_time(beeps) - _first_stereo(beeps)
+    assert abs(_beep_time(out) - beep) <= 0.005, (_beep_time(out), beep)
+    assert abs(audio_duration(out) - _video_span(out)) <= 0.05, (audio_duration(out), _video_span(out))
