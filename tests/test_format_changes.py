@@ -90,3 +90,27 @@ def test_sound_that_changes_layout_or_rate_midway_is_resampled_to_the_first(tmp_
     beep = _first_stereo(src) + _beep_time(beeps) - _first_stereo(beeps)
     assert abs(_beep_time(out) - beep) <= 0.005, (_beep_time(out), beep)
     assert abs(audio_duration(out) - _video_span(out)) <= 0.05, (audio_duration(out), _video_span(out))
+
+
+@pytest.mark.parametrize("second, bars", [((48, 36), 8), ((32, 18), 0)], ids=["4:3-in-16:9", "same-shape"])
+def test_a_picture_of_another_shape_midway_keeps_its_shape_inside_bars(tmp_path, caplog, second, bars):
+    """A 4:3 piece spliced into a 16:9 recording was stretched to 16:9 without a word; a piece of the same shape
+    at another size (a stream's bitrate ladder) is still scaled to the first size."""
+    first = _piece(tmp_path / "a.ts", (64, 36), f"{_QUIET_MONO}:s=48000")
+    other = _piece(tmp_path / "b.ts", second, f"{_QUIET_MONO}:s=48000")
+    src = _joined(tmp_path / "spliced.ts", first, other)
+    out = tmp_path / "cut.mkv"  # FFV1 with alpha: lossless, so the bars can be read exactly
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        process_video(src, out, kind="alpha", segmenter=red_key_segmenter())  # red: all subject
+    said = [r.getMessage() for r in caplog.records if "picture size changes" in r.getMessage()]
+    assert len(said) == 1, said
+    assert ("the shape is kept, scaled to 48x36 inside 64x36 with black bars" in said[0]) == bool(bars), said[0]
+    _, alpha, _ = read_alpha(out)
+    assert alpha.shape == (50, 36, 64)  # every frame, at the first size
+    assert (alpha[:25] == 255).all()
+    inside = alpha[25:, :, bars + 1 : 64 - bars - 1]
+    assert (inside == 255).all()  # the picture, all of it: not stretched past the bars, not cut
+    if bars:
+        assert not alpha[25:, :, :bars].any() and not alpha[25:, :, 64 - bars :].any()  # transparent bars
+    rgb = read_video(out, "rgb24").images[-1]
+    assert (rgb[:, bars + 1 : 64 - bars - 1, 0] > 200).all()  # still red where it was red

@@ -44,7 +44,8 @@ class RgbConverter:
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         """``frame`` as RGB at the stream's first picture size: a stream whose size changes midway (a
         browser or WebRTC recording adapting to bandwidth, a camera reconfigured) is scaled back to
-        it, as FFmpeg's own command line does, since every output has one size."""
+        it, as FFmpeg's own command line does, since every output has one size. A picture of another
+        shape (a splice of 4:3 into 16:9) keeps its shape, fitted inside with black bars (``fit``)."""
         return self._convert(frame, "rgb24")
 
     def deep(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -58,30 +59,56 @@ class RgbConverter:
 
     def alpha(self, frame: av.VideoFrame) -> Optional[np.ndarray]:
         """``frame``'s own alpha (ProRes 4444, PNG, APNG, GIF, FFV1 with alpha) as uint8 (H, W) at the
-        stream's first picture size, or None when its format has none or it is wholly opaque."""
+        stream's first picture size, or None when its format has none or it is wholly opaque. A picture
+        fitted inside with bars (``fit``) has alpha 0 on the bars: they are no part of the picture."""
+        width, height = self._stream_size(frame)
+        box = fit((frame.width, frame.height), (width, height))
         if not has_alpha(frame):
-            return None
-        width, height = self._size or (frame.width, frame.height)
-        alpha = deep_alpha8(frame) if (frame.width, frame.height) == (width, height) else None
+            return None if box is None else bars_alpha(box, (width, height))
+        inner = (width, height) if box is None else (box[2], box[3])
+        alpha = deep_alpha8(frame) if (frame.width, frame.height) == inner else None
         if alpha is None:
             if self._alpha_reformatter is None:
                 self._alpha_reformatter = VideoReformatter()
-            rgba = self._alpha_reformatter.reformat(frame, format="rgba", width=width, height=height,
+            rgba = self._alpha_reformatter.reformat(frame, format="rgba", width=inner[0], height=inner[1],
                                                     interpolation="AREA", threads=self.threads).to_ndarray()  # fmt: skip
             alpha = np.ascontiguousarray(rgba[..., 3])
+        if box is not None:
+            alpha = bars_alpha(box, (width, height), alpha)
         return None if alpha.min() == 255 else alpha
+
+    def _stream_size(self, frame: av.VideoFrame) -> tuple[int, int]:
+        """The stream's (width, height) as stored: the one given, else the first frame's."""
+        if self._size is None:
+            self._size = (frame.width, frame.height)
+        return self._size
 
     def _convert(self, frame: av.VideoFrame, fmt: str) -> np.ndarray:
         size = (frame.width, frame.height)
         self._count += 1
-        if self._size is None:
-            self._size = size
+        width, height = self._stream_size(frame)
+        box = fit(size, (width, height))
         if size != self._size and self._warned != size:
             self._warned = size
-            log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d; scaled back to %dx%d",
-                        self.name, *self._size, *size, self._count - 1, *self._size)  # fmt: skip
-        width, height = self._size
-        scale = Interpolation.AREA if size != self._size else Interpolation.BILINEAR
+            if box is None:
+                log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d; scaled back to %dx%d",
+                            self.name, width, height, *size, self._count - 1, width, height)  # fmt: skip
+            else:
+                log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d, another shape; the shape is kept, "
+                            "scaled to %dx%d inside %dx%d with black bars (transparent where the output has alpha)",
+                            self.name, width, height, *size, self._count - 1, box[2], box[3], width, height)  # fmt: skip
+        picture = self._scaled(frame, fmt, (width, height) if box is None else (box[2], box[3]))
+        if box is None:
+            return picture
+        canvas = np.zeros((height, width, 3), picture.dtype)  # black: RGB 0, full range
+        x, y, w, h = box
+        canvas[y : y + h, x : x + w] = picture
+        return canvas
+
+    def _scaled(self, frame: av.VideoFrame, fmt: str, size: tuple[int, int]) -> np.ndarray:
+        """``frame`` as packed RGB (``fmt``: rgb24 or rgb48le) at ``size``."""
+        width, height = size
+        scale = Interpolation.AREA if (frame.width, frame.height) != size else Interpolation.BILINEAR
         if fmt == "rgb48le" and _is_yuv(frame):
             # swscale puts limited-range YUV white at 65283 of 16-bit RGB (0.4% dark); planar with accurate
             # rounding is also ~5x faster than packed (720p 10-bit 4:2:0: 1.2 against 5.9 ms of CPU)
@@ -97,6 +124,30 @@ class RgbConverter:
         # a new frame each call: the arrays handed out earlier keep their own pixels
         return self._reformatter.reformat(frame, format=fmt, width=width, height=height,
                                           interpolation=scale, threads=self.threads).to_ndarray()  # fmt: skip
+
+
+def fit(size: tuple[int, int], target: tuple[int, int]) -> Optional[tuple[int, int, int, int]]:
+    """Where a picture of ``size`` (width, height) goes inside ``target`` keeping its shape: (x, y, width, height),
+    centred; None when it fills ``target`` to within a pixel (the same shape: 640x360 -> 1280x720, 854x480 -> 1280x720),
+    which is scaled to it. Stretched, a 4:3 splice in a 16:9 recording came out a third too wide."""
+    (w, h), (tw, th) = size, target
+    if (w, h) == (tw, th):
+        return None
+    if w * th >= h * tw:  # wider than the target: full width, bars above and below
+        fw, fh = tw, max(1, round(tw * h / w))
+    else:
+        fw, fh = max(1, round(th * w / h)), th
+    if fw >= tw - 1 and fh >= th - 1:
+        return None
+    return (tw - fw) // 2, (th - fh) // 2, fw, fh
+
+
+def bars_alpha(box: tuple[int, int, int, int], target: tuple[int, int], inner: Optional[np.ndarray] = None) -> np.ndarray:
+    """uint8 alpha (H, W) of ``target``'s size: 0 on the bars around ``box``, ``inner`` (default opaque) inside it."""
+    x, y, w, h = box
+    alpha = np.zeros((target[1], target[0]), np.uint8)
+    alpha[y : y + h, x : x + w] = 255 if inner is None else inner
+    return alpha
 
 
 def _is_yuv(frame: av.VideoFrame) -> bool:
