@@ -25,11 +25,11 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-y", *args], check=True)
 
 
-def _piece(path: Path, size: tuple[int, int], sound: str, *, colour: str = "red", seconds: float = 1.0) -> Path:
+def _piece(path: Path, size: tuple[int, int], sound: str, *, colour: str = "red", seconds: float = 1.0, gop: int = 25) -> Path:
     """An MPEG-TS piece of ``seconds``: a flat ``colour`` picture of ``size`` (H.264) and ``sound`` (an aevalsrc, AAC)."""
     _ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size={size[0]}x{size[1]}:rate=25:duration={seconds}",
             "-f", "lavfi", "-i", f"aevalsrc={sound}:d={seconds}",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-f", "mpegts", str(path))  # fmt: skip
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(gop), "-c:a", "aac", "-f", "mpegts", str(path))  # fmt: skip
     return path
 
 
@@ -114,3 +114,29 @@ def test_a_picture_of_another_shape_midway_keeps_its_shape_inside_bars(tmp_path,
         assert not alpha[25:, :, :bars].any() and not alpha[25:, :, 64 - bars :].any()  # transparent bars
     rgb = read_video(out, "rgb24").images[-1]
     assert (rgb[:, bars + 1 : 64 - bars - 1, 0] > 200).all()  # still red where it was red
+
+
+def test_batch_chunks_after_a_change_of_shape_keep_it_inside_bars(tmp_path, caplog):
+    """Each chunk decodes on its own: one that starts after the splice still fits the pictures to the video's first
+    size, and says where it met the other size, not that the size changed at its own first frame."""
+    from test_batch_media import MODEL
+
+    from birefvid.cli import main
+
+    first = _piece(tmp_path / "a.ts", (64, 36), f"{_QUIET_MONO}:s=48000", gop=5)
+    other = _piece(tmp_path / "b.ts", (48, 36), f"{_QUIET_MONO}:s=48000", gop=5)
+    (tmp_path / "in").mkdir()
+    joined = _joined(tmp_path / "spliced.ts", first, other)  # MPEG-TS is read whole: MKV is split at its keyframes
+    _ffmpeg("-i", str(joined), "-c", "copy", str(tmp_path / "in" / "spliced.mkv"))
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        assert main(["batch", str(tmp_path / "in"), "--output-dir", str(out), "--output", "alpha", "--ext", ".mkv",
+                     "--chunk-frames", "10", "-q", *MODEL]) == 0  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "picture size changes" in r.getMessage()]
+    # chunks of 10 frames: the one of the splice says where it is; those after it, their first frame (2 frames of
+    # overlap before their own)
+    assert [m.split("48x36 ")[1].split(",")[0] for m in said] == ["at frame 25", "by frame 28", "by frame 38"], said
+    _, alpha, _ = read_alpha(out / "spliced.mkv")
+    assert alpha.shape == (50, 36, 64)
+    assert not alpha[25:, :, :8].any() and not alpha[25:, :, 56:].any()  # transparent bars in every chunk after it
+    assert alpha[:25, :, :8].any()

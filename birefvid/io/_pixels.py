@@ -38,6 +38,7 @@ class RgbConverter:
         self._reformatter = VideoReformatter()
         self._size = size  # the stream's (width, height) as stored, before rotation; None: the first frame's
         self._count = first_index  # index of the next frame, for the warning
+        self._first_index = first_index
         self._warned: Optional[tuple[int, int]] = None  # the size last warned about
         self._alpha_reformatter: Optional[VideoReformatter] = None  # for sources with their own alpha only
 
@@ -89,14 +90,16 @@ class RgbConverter:
         width, height = self._stream_size(frame)
         box = fit(size, (width, height))
         if size != self._size and self._warned != size:
+            # a batch chunk that starts after the change does not see where it was: it says where it saw it
+            where = f"at frame {self._count - 1}" if self._count - 1 > self._first_index else f"by frame {self._count - 1}"
             self._warned = size
             if box is None:
-                log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d; scaled back to %dx%d",
-                            self.name, width, height, *size, self._count - 1, width, height)  # fmt: skip
+                log.warning("%s: the picture size changes from %dx%d to %dx%d %s; scaled back to %dx%d",
+                            self.name, width, height, *size, where, width, height)  # fmt: skip
             else:
-                log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d, another shape; the shape is kept, "
+                log.warning("%s: the picture size changes from %dx%d to %dx%d %s, another shape; the shape is kept, "
                             "scaled to %dx%d inside %dx%d with black bars (transparent where the output has alpha)",
-                            self.name, width, height, *size, self._count - 1, box[2], box[3], width, height)  # fmt: skip
+                            self.name, width, height, *size, where, box[2], box[3], width, height)  # fmt: skip
         picture = self._scaled(frame, fmt, (width, height) if box is None else (box[2], box[3]))
         if box is None:
             return picture
