@@ -25,9 +25,11 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-y", *args], check=True)
 
 
-def _piece(path: Path, size: tuple[int, int], sound: str, *, colour: str = "red", seconds: float = 1.0, gop: int = 25) -> Path:
-    """An MPEG-TS piece of ``seconds``: a flat ``colour`` picture of ``size`` (H.264) and ``sound`` (an aevalsrc, AAC)."""
-    _ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size={size[0]}x{size[1]}:rate=25:duration={seconds}",
+def _piece(path: Path, size: tuple[int, int], sound: str, *, colour: str = "red", seconds: float = 1.0, gop: int = 25,
+           sar: str = "1") -> Path:  # fmt: skip
+    """An MPEG-TS piece of ``seconds``: a flat ``colour`` picture of ``size`` and pixel shape ``sar`` (H.264) and
+    ``sound`` (an aevalsrc, AAC)."""
+    _ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size={size[0]}x{size[1]}:rate=25:duration={seconds},setsar={sar}",
             "-f", "lavfi", "-i", f"aevalsrc={sound}:d={seconds}",
             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(gop), "-c:a", "aac", "-f", "mpegts", str(path))  # fmt: skip
     return path
@@ -140,3 +142,22 @@ def test_batch_chunks_after_a_change_of_shape_keep_it_inside_bars(tmp_path, capl
     assert alpha.shape == (50, 36, 64)
     assert not alpha[25:, :, :8].any() and not alpha[25:, :, 56:].any()  # transparent bars in every chunk after it
     assert alpha[:25, :, :8].any()
+
+
+@pytest.mark.parametrize("size, sar, rows", [((48, 36), "4/3", 36), ((64, 36), "4/3", 27)], ids=["same-shape", "wider"])
+def test_a_change_of_pixel_shape_midway_is_told_by_the_shape_shown(tmp_path, caplog, size, sar, rows):
+    """The shape is what is shown: 48x36 with 4:3 pixels is 16:9, as an HD programme's SD advert (720x576 at 64:45) is,
+    and fills the picture (bars there squeezed it); 64x36 with 4:3 pixels is wider and keeps bars above and below."""
+    first = _piece(tmp_path / "a.ts", (64, 36), f"{_QUIET_MONO}:s=48000")
+    other = _piece(tmp_path / "b.ts", size, f"{_QUIET_MONO}:s=48000", sar=sar)
+    src = _joined(tmp_path / "spliced.ts", first, other)
+    out = tmp_path / "cut.mkv"
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        process_video(src, out, kind="alpha", segmenter=red_key_segmenter())
+    said = [r.getMessage() for r in caplog.records if "picture size changes" in r.getMessage()]
+    assert len(said) == 1 and f"to {size[0]}x{size[1]} (pixels 4:3) at frame 25" in said[0], said  # where it is, not where the decoder read it
+    _, alpha, _ = read_alpha(out)
+    assert alpha.shape == (50, 36, 64) and (alpha[:25] == 255).all()
+    top = (36 - rows) // 2
+    assert (alpha[25:, top + 1 : top + rows - 1] == 255).all()
+    assert not alpha[25:, :top].any() and not alpha[25:, top + rows :].any()
