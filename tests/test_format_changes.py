@@ -55,6 +55,19 @@ def _beep_time(path: Path) -> float:
     raise AssertionError(f"no beep in {path}")
 
 
+def test_copied_sound_whose_rate_changes_midway_is_warned_of(tmp_path, caplog):
+    """AAC copied from an MPEG-TS into MKV keeps its frames, but MKV holds one rate a track: the 44.1 kHz part played
+    at 48 kHz, 9% fast, and nothing said so."""
+    first = _piece(tmp_path / "a.ts", (64, 48), f"{_QUIET_MONO}:s=48000")
+    beeps = _piece(tmp_path / "b.ts", (64, 48), f"{_BEEP}|{_BEEP}:s=44100")
+    src = _joined(tmp_path / "joined.ts", first, beeps)
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        process_video(src, tmp_path / "out.mkv", kind="green", segmenter=red_key_segmenter())
+    said = [r.getMessage() for r in caplog.records if "audio track 1 changes" in r.getMessage()]
+    assert len(said) == 1 and "from 48000 Hz, 1 channel(s) to 44100 Hz, 2 channel(s)" in said[0], said
+    assert "players play the rest at 48000 Hz, out of step with the pictures. Write .webm" in said[0]
+
+
 def _first_stereo(path: Path) -> float:
     """Seconds (the file's own clock) where the first stereo sound starts in ``path``."""
     with av.open(str(path)) as c:

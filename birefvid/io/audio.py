@@ -104,6 +104,9 @@ def add_audio_encoder(out: av.container.OutputContainer, codec: str, rate: int, 
     return stream
 
 
+# ADTS's sampling frequency index -> Hz
+_ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
 # the output extension of each muxer, for messages
 _EXTENSION = {"mov": ".mov", "mp4": ".mp4", "matroska": ".mkv", "webm": ".webm"}
 
@@ -199,6 +202,9 @@ class AudioTrack(InterleavedPackets):
             carry_track_tags(self._src_stream, self._out_stream)
             self._pcm_block = _pcm_block(name, self._src_stream.codec_context.channels) if self.copy and muxer == "mov" else 0
             self._pcm_end: Optional[float] = None  # copied PCM: where the last packet's samples end, in seconds
+            # copied AAC: the first ADTS header's (rate, channels); False: not ADTS, or not copied AAC
+            self._adts: Optional[tuple[int, int]] | bool = None if self.copy and name == "aac" else False
+            self._said_adts = False
             self._demux(self._src_stream)
         except Exception:
             self.close()
@@ -214,6 +220,8 @@ class AudioTrack(InterleavedPackets):
         if self.copy:
             if self._pcm_block:
                 self._fill_pcm_gap(packet)
+            if self._adts is not False:
+                self._check_adts(packet)
             self._in_order(packet, self._out_stream)
             packet.stream = self._out_stream
             self._out.mux(packet)
@@ -268,6 +276,26 @@ class AudioTrack(InterleavedPackets):
             "%s: audio track %d changes from %s %d Hz to %s %d Hz at %.3f s; resampled to %s %d Hz, the track's first layout "
             "and rate", self._src_name, self._number, self._shape[1], self._shape[2], shape[1], shape[2], at, self._shape[1],
             self._shape[2])  # fmt: skip
+
+    def _check_adts(self, packet: av.Packet) -> None:
+        """Copied AAC from an MPEG-TS (ADTS, whose every frame says its rate and channels): warn once when they change.
+        MP4, MOV and MKV hold one rate a track, so sound going from 48 to 44.1 kHz at an ad break played 9% fast."""
+        data = bytes(packet)[:4]
+        if len(data) < 4 or data[0] != 0xFF or data[1] & 0xF6 != 0xF0:
+            self._adts = self._adts or False  # not ADTS (an MP4's AAC): nothing to read
+            return
+        rate = _ADTS_RATES[(data[2] >> 2) & 0xF] if (data[2] >> 2) & 0xF < len(_ADTS_RATES) else 0
+        shape = (rate, ((data[2] & 1) << 2) | (data[3] >> 6))
+        if self._adts is None:
+            self._adts = shape
+        elif shape != self._adts and not self._said_adts:
+            self._said_adts = True
+            effect = (f"players play the rest at {self._adts[0]} Hz, out of step with the pictures" if shape[0] != self._adts[0]
+                      else "some players keep to the first channel layout")  # fmt: skip
+            log.warning("%s: audio track %d changes from %d Hz, %d channel(s) to %d Hz, %d channel(s) at %.3f s; it is copied as "
+                        "it is, and %s holds one rate and layout a track: %s. Write .webm to have it resampled to the first",
+                        self._src_name, self._number, *self._adts, *shape, self._time(packet), _EXTENSION.get(self._muxer, self._muxer),
+                        effect)  # fmt: skip
 
     def _fill_pcm_gap(self, packet: av.Packet) -> None:
         """Copied PCM into MOV: a packet of silence before ``packet`` when the source's sound leaves a hole longer than
