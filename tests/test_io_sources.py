@@ -652,7 +652,7 @@ def test_a_file_converts_its_frames_with_one_context_on_the_decoders_threads(tmp
         assert _mean_err(f.image, ref) < 6
 
 
-def test_one_rgb_conversion_follows_format_changes_scales_size_changes_and_keeps_earlier_arrays():
+def test_one_rgb_conversion_follows_format_changes_fits_size_changes_and_keeps_earlier_arrays():
     import av
 
     from birefvid.io._pixels import RgbConverter
@@ -661,14 +661,21 @@ def test_one_rgb_conversion_follows_format_changes_scales_size_changes_and_keeps
         return av.VideoFrame.from_ndarray(pattern_frame(i, size), format="rgb24").reformat(format=fmt)
 
     frames = [frame(0, (64, 48), "yuv420p"), frame(1, (33, 17), "yuv444p"), frame(2, (64, 48), "gray"),
-              frame(3, (64, 48), "yuv420p10le"), frame(4, (64, 48), "yuv420p")]  # fmt: skip
+              frame(3, (64, 48), "yuv420p10le"), frame(4, (32, 24), "yuv420p")]  # fmt: skip
     convert = RgbConverter(threads=1)
     images = [convert(f) for f in frames]  # all held until the end: none may be overwritten by a later frame
     for i, (f, image) in enumerate(zip(frames, images)):
         assert image.dtype == np.uint8 and image.shape == (48, 64, 3), f"frame {i}"  # the first frame's size
-        want = f.reformat(format="rgb24", width=64, height=48, interpolation="AREA") if i == 1 else f
+        if i == 1:  # another shape keeps it: 64x33 in the middle, black above and below
+            assert not image[:7].any() and not image[40:].any()
+            image = image[7:40]
+        width, height = (64, 33) if i == 1 else (64, 48)  # the same shape (32x24) fills the picture
+        want = f.reformat(format="rgb24", width=width, height=height, interpolation="AREA")
         # the same picture, scaled the same (YUV takes the exact planar path, ~2 levels brighter than PyAV's)
         assert _mean_err(image, want.to_ndarray(format="rgb24")) < 3, f"frame {i}"
+    assert convert.alpha(frames[4]) is None  # opaque: the picture fills the frame
+    bars = convert.alpha(frames[1])
+    assert bars is not None and not bars[:7].any() and not bars[40:].any() and (bars[7:40] == 255).all()
 
 
 # YUV colours (8-bit levels) of a skin tone, a sky, a red, a green, white and black: what decoders must turn into RGB

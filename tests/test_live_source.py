@@ -443,6 +443,63 @@ def test_a_stream_back_at_another_size_is_scaled_to_the_first(tmp_path: Path, ca
     assert warned and set(warned) == {f"{server.url}: the pictures are now 200x150, the run's are 160x120; scaled to 160x120"}
 
 
+def test_a_stream_back_in_another_shape_keeps_it_inside_bars(tmp_path: Path, caplog) -> None:
+    """A 4:3 camera's server restarted with a 16:9 clip: its pictures were stretched to 4:3 without a word."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    narrow = make_clip(tmp_path / "narrow.mp4", seconds=20.0, size=(160, 120), fps=24)
+    wide = make_clip(tmp_path / "wide.mp4", seconds=20.0, size=(160, 90), fps=24)
+    server = RtspServer(narrow).start()
+    try:
+        with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
+            src.start()
+            before = _read_for(src, 0.8)
+            server.stop()
+            _wait_state(src, "reconnecting", within=3.0)
+            server.clip = wide
+            server.start()
+            _wait_state(src, "live", within=8.0)
+            after = _read_for(src, 1.0)
+    finally:
+        server.stop()
+    assert before and after and {f.generation for f in after} == {1}
+    assert {f.frame.image.shape for f in before + after} == {(120, 160, 3)}
+    for f in after:  # 160x90 in the middle, black bars of 15 rows above and below
+        image = f.frame.image
+        assert not image[:15].any() and not image[105:].any() and image[16:104].mean() > 20
+    warned = [r.getMessage() for r in caplog.records if "shape is kept" in r.getMessage()]
+    assert warned == [f"{server.url}: the pictures are now 160x90, the run's are 160x120, another shape; the shape is kept, "
+                      "scaled to 160x90 inside 160x120 with black bars"]  # fmt: skip
+
+
+def test_a_stream_whose_pixel_shape_changes_midway_keeps_the_shape_shown(tmp_path: Path, caplog) -> None:
+    """An RTSP stream of 16:9 square pixels that goes on at the same size with 4:3 pixels (wider, 64:27): PyAV's frames
+    do not say their pixel shape, and the pictures after the change were shown squeezed to 16:9."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    for name, sar, colour in (("a", "1", "red"), ("b", "4/3", "blue")):
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"color=c={colour}:size=160x90:rate=25:duration=2,setsar={sar}",
+                        "-c:v", "libx264", "-g", "25", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "mpegts", str(tmp_path / f"{name}.ts")],
+                       check=True)  # fmt: skip
+    (tmp_path / "list.txt").write_text(f"file '{tmp_path / 'a.ts'}'\nfile '{tmp_path / 'b.ts'}'\n")
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "concat", "-safe", "0", "-i", str(tmp_path / "list.txt"), "-c", "copy", str(clip)], check=True)
+    server = RtspServer(clip).start()
+    try:
+        with open_live_source(server.url) as src:
+            src.start()
+            frames = _read_for(src, 3.5)
+    finally:
+        server.stop()
+    red = [f.frame.image for f in frames if f.frame.image[45, 80, 0] > 200]
+    blue = [f.frame.image for f in frames if f.frame.image[45, 80, 2] > 200]
+    assert red and blue and all(image.shape == (90, 160, 3) for image in red + blue)
+    assert all(image[:, :, 0].min() > 200 for image in red)  # the first part fills the picture
+    for image in blue:  # 160x68 in the middle, black above and below
+        assert not image[:11].any() and not image[79:].any() and image[12:78, :, 2].min() > 200
+    warned = [r.getMessage() for r in caplog.records if "shape is kept" in r.getMessage()]
+    assert warned and "from 160x90 to 160x90 (pixels 4:3) at frame 50" in warned[0], warned
+
+
 def _udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -5,17 +5,20 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import SourceError
 from ..frames import Frame, StreamInfo
 from ..io.base import Source, ffmpeg_name
 from ..io.deinterlace import Deinterlacer
+from ..io.pixel_shape import PixelShapes, context_sar
 from ..io.video_source import (SEEK_TRIES, ConcealedFrames, VideoFileSource, alpha_decoder, decode_packet, earlier_target, ffmpeg_reason,
                                main_video_stream)
 from .plan import Chunk
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     import av
 
 
@@ -61,9 +64,11 @@ class ChunkSource(Source):
         chunk = self.chunk
         width, height = self._info.width, self._info.height  # the stream's first picture, upright
         stored = (height, width) if self.rotation % 180 else (width, height)
-        to_rgb = RgbConverter(self._threads, name=str(self.path), size=stored, first_index=chunk.start - chunk.before)
         stream = main_video_stream(self._container)
         assert stream is not None  # VideoFileSource found it above
+        to_rgb = RgbConverter(self._threads, name=str(self.path), size=stored, first_index=chunk.start - chunk.before,
+                              sar=stream.sample_aspect_ratio)  # fmt: skip
+        initial = context_sar(stream.codec_context)  # opened at the file's start: its first pixel shape
         stream.thread_type = "AUTO"
         if self._threads:
             stream.codec_context.thread_count = self._threads
@@ -74,7 +79,7 @@ class ChunkSource(Source):
         count = 0
         damaged = ConcealedFrames(self.path)
         try:
-            decoded = self._decode_from(stream, lo)
+            decoded = self._decode_from(stream, lo, initial)
             # the frames before the chunk are decoded from its keyframe on, so the deinterlacer sees each
             # frame's neighbours as `process` does, but at a chunk that starts on a keyframe without an overlap
             # (--smooth none), whose first frame is deinterlaced from its own fields alone
@@ -85,13 +90,14 @@ class ChunkSource(Source):
                     break
                 if frame.is_corrupt and chunk.start <= index < chunk.end:  # kept, as `process` keeps it; its overlap is another chunk's
                     damaged.note(index)
-                coverage = to_rgb.alpha(frame)  # the source's own alpha, as VideoFileSource gives it
+                sar = self._shapes.of(frame)  # None: the stream's own pixel shape
+                coverage = to_rgb.alpha(frame, sar)  # the source's own alpha, as VideoFileSource gives it
                 coverage = None if coverage is None else upright(coverage, self.rotation)
                 if self._deep:
-                    image, deep = (upright(a, self.rotation) for a in to_rgb.deep(frame))
+                    image, deep = (upright(a, self.rotation) for a in to_rgb.deep(frame, sar))
                     yield Frame(image=image, pts=frame.pts, time_base=self._info.time_base, index=index, deep=deep, coverage=coverage)
                 else:
-                    yield Frame(image=upright(to_rgb(frame), self.rotation), pts=frame.pts, time_base=self._info.time_base,
+                    yield Frame(image=upright(to_rgb(frame, sar), self.rotation), pts=frame.pts, time_base=self._info.time_base,
                                 index=index, coverage=coverage)  # fmt: skip
                 index += 1
                 count += 1
@@ -105,7 +111,7 @@ class ChunkSource(Source):
         if count != expected:
             raise SourceError(f"{self.path}: chunk {chunk.index} decoded {count} frames, expected {expected}; the file is damaged or not seekable")
 
-    def _decode_from(self, stream: "av.video.stream.VideoStream", pts: int) -> Iterator["av.VideoFrame"]:
+    def _decode_from(self, stream: "av.video.stream.VideoStream", pts: int, initial: "Fraction") -> Iterator["av.VideoFrame"]:
         """Decoded frames from a keyframe at or before ``pts`` on.
 
         A seek to two frames before an open GOP's keyframe (HEVC's, x265's default and many phones') landed
@@ -119,12 +125,20 @@ class ChunkSource(Source):
             self._container.seek((stream.start_time or 0) if last else target, stream=stream, backward=True, any_frame=False)
             if decoder is not None:
                 decoder.flush_buffers()
-            frames = (f for packet in self._container.demux(stream) for f in decode_packet(packet, decoder))
+            self._shapes = PixelShapes(decoder or stream.codec_context, initial)  # ``initial``: the file's first
+            frames = (f for packet in self._container.demux(stream) for f in self._decoded(packet, decoder, stream))
             first = next(frames, None)
             if first is None or first.pts is None or first.pts <= pts or last:
                 return itertools.chain([] if first is None else [first], frames)
             target = earlier_target(target, first.pts)
         raise AssertionError("unreachable")
+
+    def _decoded(self, packet: "av.Packet", decoder: "Optional[av.codec.CodecContext]", stream: "av.video.stream.VideoStream"
+                 ) -> list["av.VideoFrame"]:  # fmt: skip
+        """``packet``'s frames, its decoder's pixel shape noted (``PixelShapes``)."""
+        frames = decode_packet(packet, decoder)
+        self._shapes.sent(packet, decoder or stream.codec_context)
+        return frames
 
     def _close(self) -> None:
         self._container.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from fractions import Fraction
 from typing import Optional
 
 import av
@@ -32,56 +33,91 @@ class RgbConverter:
     720p yuv420p -> RGB took 0.84-1.0 ms of CPU a frame that way, 0.38-0.42 ms here on one thread.
     """
 
-    def __init__(self, threads: int = 0, *, name: str = "the stream", size: Optional[tuple[int, int]] = None, first_index: int = 0) -> None:
+    def __init__(self, threads: int = 0, *, name: str = "the stream", size: Optional[tuple[int, int]] = None, first_index: int = 0,
+                 sar: Optional[Fraction] = None) -> None:  # fmt: skip
         self.threads = int(threads)
         self.name = name
         self._reformatter = VideoReformatter()
         self._size = size  # the stream's (width, height) as stored, before rotation; None: the first frame's
+        self._sar = Fraction(sar) if sar else Fraction(1)  # the stream's pixel shape as stored (sample aspect ratio)
         self._count = first_index  # index of the next frame, for the warning
-        self._warned: Optional[tuple[int, int]] = None  # the size last warned about
+        self._first_index = first_index
+        self._warned: Optional[tuple[tuple[int, int], Fraction]] = None  # the size and pixel shape last warned about
         self._alpha_reformatter: Optional[VideoReformatter] = None  # for sources with their own alpha only
 
-    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+    def __call__(self, frame: av.VideoFrame, sar: Optional[Fraction] = None) -> np.ndarray:
         """``frame`` as RGB at the stream's first picture size: a stream whose size changes midway (a
         browser or WebRTC recording adapting to bandwidth, a camera reconfigured) is scaled back to
-        it, as FFmpeg's own command line does, since every output has one size."""
-        return self._convert(frame, "rgb24")
+        it, as FFmpeg's own command line does, since every output has one size. A picture of another
+        shape (a splice of 4:3 into 16:9) keeps its shape, fitted inside with black bars (``fit``). ``sar``: the
+        frame's pixel shape when it is not the stream's (``pixel_shape.PixelShapes``), which tells its shape too."""
+        return self._convert(frame, "rgb24", sar)
 
-    def deep(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
+    def deep(self, frame: av.VideoFrame, sar: Optional[Fraction] = None) -> tuple[np.ndarray, np.ndarray]:
         """``frame`` as 16-bit RGB (H, W, 3) uint16, with its 8-bit RGB rounded from it (what the model sees).
 
         One swscale conversion to ``rgb48le`` keeps a 10- or 12-bit picture's every step; the 8-bit
         copy is OpenCV's rounding division by 257 (~0.6 ms a 720p frame), not a second conversion.
         """
-        deep = self._convert(frame, "rgb48le")
+        deep = self._convert(frame, "rgb48le", sar)
         return cv2.convertScaleAbs(deep, alpha=1 / 257.0), deep
 
-    def alpha(self, frame: av.VideoFrame) -> Optional[np.ndarray]:
+    def alpha(self, frame: av.VideoFrame, sar: Optional[Fraction] = None) -> Optional[np.ndarray]:
         """``frame``'s own alpha (ProRes 4444, PNG, APNG, GIF, FFV1 with alpha) as uint8 (H, W) at the
-        stream's first picture size, or None when its format has none or it is wholly opaque."""
+        stream's first picture size, or None when its format has none or it is wholly opaque. A picture
+        fitted inside with bars (``fit``) has alpha 0 on the bars: they are no part of the picture."""
+        width, height = self._stream_size(frame)
+        box = fit((frame.width, frame.height), (width, height), sar or self._sar, self._sar)
         if not has_alpha(frame):
-            return None
-        width, height = self._size or (frame.width, frame.height)
-        alpha = deep_alpha8(frame) if (frame.width, frame.height) == (width, height) else None
+            return None if box is None else bars_alpha(box, (width, height))
+        inner = (width, height) if box is None else (box[2], box[3])
+        alpha = deep_alpha8(frame) if (frame.width, frame.height) == inner else None
         if alpha is None:
             if self._alpha_reformatter is None:
                 self._alpha_reformatter = VideoReformatter()
-            rgba = self._alpha_reformatter.reformat(frame, format="rgba", width=width, height=height,
+            rgba = self._alpha_reformatter.reformat(frame, format="rgba", width=inner[0], height=inner[1],
                                                     interpolation="AREA", threads=self.threads).to_ndarray()  # fmt: skip
             alpha = np.ascontiguousarray(rgba[..., 3])
+        if box is not None:
+            alpha = bars_alpha(box, (width, height), alpha)
         return None if alpha.min() == 255 else alpha
 
-    def _convert(self, frame: av.VideoFrame, fmt: str) -> np.ndarray:
+    def _stream_size(self, frame: av.VideoFrame) -> tuple[int, int]:
+        """The stream's (width, height) as stored: the one given, else the first frame's."""
+        if self._size is None:
+            self._size = (frame.width, frame.height)
+        return self._size
+
+    def _convert(self, frame: av.VideoFrame, fmt: str, sar: Optional[Fraction] = None) -> np.ndarray:
         size = (frame.width, frame.height)
         self._count += 1
-        if self._size is None:
-            self._size = size
-        if size != self._size and self._warned != size:
-            self._warned = size
-            log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d; scaled back to %dx%d",
-                        self.name, *self._size, *size, self._count - 1, *self._size)  # fmt: skip
-        width, height = self._size
-        scale = Interpolation.AREA if size != self._size else Interpolation.BILINEAR
+        width, height = self._stream_size(frame)
+        sar = Fraction(sar) if sar else self._sar
+        box = fit(size, (width, height), sar, self._sar)
+        if (size, sar) != (self._size, self._sar) and self._warned != (size, sar):
+            # a batch chunk that starts after the change does not see where it was: it says where it saw it
+            where = f"at frame {self._count - 1}" if self._count - 1 > self._first_index else f"by frame {self._count - 1}"
+            self._warned = (size, sar)
+            was, now = _shown((width, height), self._sar), _shown(size, sar, self._sar)
+            if box is None:
+                log.warning("%s: the picture size changes from %s to %s %s; scaled back to %dx%d",
+                            self.name, was, now, where, width, height)  # fmt: skip
+            else:
+                log.warning("%s: the picture size changes from %s to %s %s, another shape; the shape is kept, "
+                            "scaled to %dx%d inside %dx%d with black bars (transparent where the output has alpha)",
+                            self.name, was, now, where, box[2], box[3], width, height)  # fmt: skip
+        picture = self._scaled(frame, fmt, (width, height) if box is None else (box[2], box[3]))
+        if box is None:
+            return picture
+        canvas = np.zeros((height, width, 3), picture.dtype)  # black: RGB 0, full range
+        x, y, w, h = box
+        canvas[y : y + h, x : x + w] = picture
+        return canvas
+
+    def _scaled(self, frame: av.VideoFrame, fmt: str, size: tuple[int, int]) -> np.ndarray:
+        """``frame`` as packed RGB (``fmt``: rgb24 or rgb48le) at ``size``."""
+        width, height = size
+        scale = Interpolation.AREA if (frame.width, frame.height) != size else Interpolation.BILINEAR
         if fmt == "rgb48le" and _is_yuv(frame):
             # swscale puts limited-range YUV white at 65283 of 16-bit RGB (0.4% dark); planar with accurate
             # rounding is also ~5x faster than packed (720p 10-bit 4:2:0: 1.2 against 5.9 ms of CPU)
@@ -97,6 +133,39 @@ class RgbConverter:
         # a new frame each call: the arrays handed out earlier keep their own pixels
         return self._reformatter.reformat(frame, format=fmt, width=width, height=height,
                                           interpolation=scale, threads=self.threads).to_ndarray()  # fmt: skip
+
+
+def _shown(size: tuple[int, int], sar: Fraction, stream_sar: Optional[Fraction] = None) -> str:
+    """``size`` for a message, with its pixel shape when not square (or, for ``stream_sar``, when it is another)."""
+    square = sar == 1 if stream_sar is None or stream_sar == 1 else sar == stream_sar
+    return f"{size[0]}x{size[1]}" + ("" if square else f" (pixels {sar.numerator}:{sar.denominator})")
+
+
+def fit(size: tuple[int, int], target: tuple[int, int], sar: Fraction = Fraction(1), target_sar: Fraction = Fraction(1)
+        ) -> Optional[tuple[int, int, int, int]]:  # fmt: skip
+    """Where a picture of ``size`` (width, height) goes inside ``target`` keeping its shape: (x, y, width, height),
+    centred; None when it fills ``target`` to within a pixel (the same shape: 640x360 -> 1280x720, 854x480 -> 1280x720),
+    which is scaled to it. Stretched, a 4:3 splice in a 16:9 recording came out a third too wide. The shapes are the
+    displayed ones: ``sar`` and ``target_sar`` are the pixel shapes (SD 720x576 at 64:45 is 16:9, as 1920x1080 is)."""
+    (w, h), (tw, th) = size, target
+    if (w, h) == (tw, th) and sar == target_sar:
+        return None
+    aspect, target_aspect = Fraction(w) * sar / h, Fraction(tw) * target_sar / th
+    if aspect >= target_aspect:  # wider than the target: full width, bars above and below
+        fw, fh = tw, max(1, round(tw * target_sar / aspect))
+    else:
+        fw, fh = max(1, round(th * aspect / target_sar)), th
+    if fw >= tw - 1 and fh >= th - 1:
+        return None
+    return (tw - fw) // 2, (th - fh) // 2, fw, fh
+
+
+def bars_alpha(box: tuple[int, int, int, int], target: tuple[int, int], inner: Optional[np.ndarray] = None) -> np.ndarray:
+    """uint8 alpha (H, W) of ``target``'s size: 0 on the bars around ``box``, ``inner`` (default opaque) inside it."""
+    x, y, w, h = box
+    alpha = np.zeros((target[1], target[0]), np.uint8)
+    alpha[y : y + h, x : x + w] = 255 if inner is None else inner
+    return alpha
 
 
 def _is_yuv(frame: av.VideoFrame) -> bool:

@@ -104,6 +104,9 @@ def add_audio_encoder(out: av.container.OutputContainer, codec: str, rate: int, 
     return stream
 
 
+# ADTS's sampling frequency index -> Hz
+_ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
 # the output extension of each muxer, for messages
 _EXTENSION = {"mov": ".mov", "mp4": ".mp4", "matroska": ".mkv", "webm": ".webm"}
 
@@ -168,7 +171,10 @@ class AudioTrack(InterleavedPackets):
         super().__init__(window)
         self._encoder = None
         self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
-        self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the frames
+        self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the first frame
+        self._input: Optional[tuple[str, str, int]] = None  # re-encoding: the same of the last frame decoded
+        self._converter: Optional[av.AudioResampler] = None  # frames of another layout or rate into the first one's
+        self._changes = 0  # changes of the sound's layout or rate met
         self._damaged = 0  # audio packets that could not be decoded
         self._gaps: list[float] = []  # seconds of each gap in the source's sound filled with silence
         self._pictures_to: Optional[float] = None  # the latest video time write_until was given
@@ -196,6 +202,9 @@ class AudioTrack(InterleavedPackets):
             carry_track_tags(self._src_stream, self._out_stream)
             self._pcm_block = _pcm_block(name, self._src_stream.codec_context.channels) if self.copy and muxer == "mov" else 0
             self._pcm_end: Optional[float] = None  # copied PCM: where the last packet's samples end, in seconds
+            # copied AAC: the first ADTS header's (rate, channels); False: not ADTS, or not copied AAC
+            self._adts: Optional[tuple[int, int]] | bool = None if self.copy and name == "aac" else False
+            self._said_adts = False
             self._demux(self._src_stream)
         except Exception:
             self.close()
@@ -211,6 +220,8 @@ class AudioTrack(InterleavedPackets):
         if self.copy:
             if self._pcm_block:
                 self._fill_pcm_gap(packet)
+            if self._adts is not False:
+                self._check_adts(packet)
             self._in_order(packet, self._out_stream)
             packet.stream = self._out_stream
             self._out.mux(packet)
@@ -224,10 +235,67 @@ class AudioTrack(InterleavedPackets):
             known = frame.pts is not None and frame.time_base
             if self._next_sample is None:  # start where the source's audio starts
                 self._next_sample = round((frame.pts * frame.time_base if known else 0) * frame.sample_rate)
-            self._shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+                self._shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+            assert self._shape is not None
+            rate = self._shape[2]
             if known:
-                self._fill_gap(round(frame.pts * frame.time_base * frame.sample_rate), frame.sample_rate)
-            self._encode(frame)
+                self._fill_gap(round(frame.pts * frame.time_base * rate), rate)
+            for steady in self._steady(frame):
+                self._encode(steady)
+
+    def _steady(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        """``frame`` in the track's first format, layout and rate: the encoder's resampler refused any other ("Frame does
+        not match AudioResampler setup"), and a broadcast's sound goes from mono to stereo, or 48 to 44.1 kHz, at an ad."""
+        assert self._shape is not None
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if shape == self._input and self._converter is None:
+            return [frame]
+        out: list[av.AudioFrame] = []
+        if shape != self._input:  # a change: what the old converter still holds goes first, so no sound is lost
+            out = self._flush_converter()
+            self._input = shape
+            if shape != self._shape:
+                self._say_change(frame, shape)
+                fmt, layout, rate = self._shape
+                self._converter = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+        if self._converter is None:
+            return out + [frame]
+        return out + list(self._converter.resample(frame))
+
+    def _flush_converter(self) -> list[av.AudioFrame]:
+        """The samples a converter of a changed layout or rate still holds (its filter's delay), and the converter dropped."""
+        converter, self._converter = self._converter, None
+        return [] if converter is None else list(converter.resample(None))
+
+    def _say_change(self, frame: av.AudioFrame, shape: tuple[str, str, int]) -> None:
+        """Warn of the first change of the sound's layout or rate (the others only in the debug log: an hour of ads has dozens)."""
+        assert self._shape is not None
+        self._changes += 1
+        at = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else float("nan")
+        (log.warning if self._changes == 1 else log.debug)(
+            "%s: audio track %d changes from %s %d Hz to %s %d Hz at %.3f s; resampled to %s %d Hz, the track's first layout "
+            "and rate", self._src_name, self._number, self._shape[1], self._shape[2], shape[1], shape[2], at, self._shape[1],
+            self._shape[2])  # fmt: skip
+
+    def _check_adts(self, packet: av.Packet) -> None:
+        """Copied AAC from an MPEG-TS (ADTS, whose every frame says its rate and channels): warn once when they change.
+        MP4, MOV and MKV hold one rate a track, so sound going from 48 to 44.1 kHz at an ad break played 9% fast."""
+        data = bytes(packet)[:4]
+        if len(data) < 4 or data[0] != 0xFF or data[1] & 0xF6 != 0xF0:
+            self._adts = self._adts or False  # not ADTS (an MP4's AAC): nothing to read
+            return
+        rate = _ADTS_RATES[(data[2] >> 2) & 0xF] if (data[2] >> 2) & 0xF < len(_ADTS_RATES) else 0
+        shape = (rate, ((data[2] & 1) << 2) | (data[3] >> 6))
+        if self._adts is None:
+            self._adts = shape
+        elif shape != self._adts and not self._said_adts:
+            self._said_adts = True
+            effect = (f"players play the rest at {self._adts[0]} Hz, out of step with the pictures" if shape[0] != self._adts[0]
+                      else "some players keep to the first channel layout")  # fmt: skip
+            log.warning("%s: audio track %d changes from %d Hz, %d channel(s) to %d Hz, %d channel(s) at %.3f s; it is copied as "
+                        "it is, and %s holds one rate and layout a track: %s. Write .webm to have it resampled to the first",
+                        self._src_name, self._number, *self._adts, *shape, self._time(packet), _EXTENSION.get(self._muxer, self._muxer),
+                        effect)  # fmt: skip
 
     def _fill_pcm_gap(self, packet: av.Packet) -> None:
         """Copied PCM into MOV: a packet of silence before ``packet`` when the source's sound leaves a hole longer than
@@ -318,6 +386,8 @@ class AudioTrack(InterleavedPackets):
         """Mux the rest of the audio and flush the encoder."""
         self.write_until(None)
         if self._encoder is not None and not self._closed:
+            for rest in self._flush_converter():
+                self._encode(rest)
             self._out.mux(self._encoder.encode(None))
         if not self._sent and not self._closed:
             self._say_empty()

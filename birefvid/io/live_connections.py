@@ -24,6 +24,7 @@ import numpy as np
 from birefvid.errors import SourceError
 from birefvid.frames import StreamInfo
 from birefvid.io._pixels import RgbConverter, rotated_size, upright
+from birefvid.io.pixel_shape import PixelShapes
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
@@ -173,6 +174,7 @@ class AvConnection:
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         wanted = [self._stream] if self._audio_stream is None else [self._stream, self._audio_stream]
+        self._shapes = PixelShapes(self._stream.codec_context)  # a pixel shape that changes midway (SD adverts in HD)
         packets = self._container.demux(*wanted)
         waited = 0.0  # seconds spent waiting on the network since the last picture's packet
         while True:
@@ -196,6 +198,7 @@ class AvConnection:
             waited = 0.0
             try:
                 frames = packet.decode()
+                self._shapes.sent(packet, self._stream.codec_context)
             except (av.FFmpegError, OSError) as e:  # a damaged packet on a lossy link: skip it
                 self._bad_packets += 1
                 (log.warning if self._bad_packets == 1 else log.debug)(
@@ -223,9 +226,10 @@ class AvConnection:
     def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
         """Upright RGB pictures with their pts in seconds (None when the stream gives none of its own)."""
         frame, self._first = self._first, None
-        to_rgb = RgbConverter(name=self._target.name)
+        to_rgb = RgbConverter(name=self._target.name, sar=self._stream.sample_aspect_ratio)
         while frame is not None:
-            yield upright(to_rgb(frame), self.rotation), (float(frame.time) if frame.pts is not None and self._timed else None)
+            image = to_rgb(frame, self._shapes.of(frame))
+            yield upright(image, self.rotation), (float(frame.time) if frame.pts is not None and self._timed else None)
             self._deliver_audio()  # the picture before this sound is published: its clock is set
             frame = next(self._frames, None)
 

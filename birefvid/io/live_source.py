@@ -44,6 +44,7 @@ import numpy as np
 
 from birefvid.errors import ConfigError, SourceError, in_caller_context
 from birefvid.frames import Frame, StreamInfo
+from birefvid.io._pixels import fit
 from birefvid.io.hdr import SDR_TAGS, HdrToSdr, live_sdr
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture, SourceState
@@ -144,26 +145,38 @@ class _StreamClock:
 
 
 class _SizeKeeper:
-    """Scales a connection's pictures to the run's size (the first connection's): a stream or camera
+    """Fits a connection's pictures to the run's size (the first connection's): a stream or camera
     that comes back after a reconnect at another size (a camera reconfigured, a server restarted
-    with another clip) would otherwise fail every sink, which were opened for the first size."""
+    with another clip) would otherwise fail every sink, which were opened for the first size. The same
+    shape is scaled to it; another keeps its shape inside black bars, as a file's does (``_pixels.fit``)."""
 
     def __init__(self, name: str, width: int, height: int) -> None:
         self.name, self.width, self.height = name, width, height
         self._warned: Optional[tuple[int, int]] = None
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        """``image`` itself when it has the run's size, else a copy scaled to it (warned once a size)."""
+        """``image`` itself when it has the run's size, else a copy fitted to it (warned once a size)."""
         h, w = image.shape[:2]
         if (w, h) == (self.width, self.height):
             return image
+        box = fit((w, h), (self.width, self.height))
         if self._warned != (w, h):
             self._warned = (w, h)
-            log.warning("%s: the pictures are now %dx%d, the run's are %dx%d; scaled to %dx%d",
-                        self.name, w, h, self.width, self.height, self.width, self.height)  # fmt: skip
+            if box is None:
+                log.warning("%s: the pictures are now %dx%d, the run's are %dx%d; scaled to %dx%d",
+                            self.name, w, h, self.width, self.height, self.width, self.height)  # fmt: skip
+            else:
+                log.warning("%s: the pictures are now %dx%d, the run's are %dx%d, another shape; the shape is kept, scaled to "
+                            "%dx%d inside %dx%d with black bars", self.name, w, h, self.width, self.height, box[2], box[3],
+                            self.width, self.height)  # fmt: skip
         import cv2
 
-        return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        if box is None:
+            return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        x, y, fw, fh = box
+        canvas = np.zeros((self.height, self.width, *image.shape[2:]), image.dtype)
+        canvas[y : y + fh, x : x + fw] = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA)
+        return canvas
 
 
 def _lost_because(e: BaseException) -> str:

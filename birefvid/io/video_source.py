@@ -33,6 +33,7 @@ import av
 from birefvid.errors import SourceError, input_not_found
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, upright
+from birefvid.io.pixel_shape import PixelShapes, context_sar
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.deinterlace import Deinterlacer
@@ -426,7 +427,9 @@ class VideoFileSource(Source):
                 from birefvid.io.image_source import check_picture
 
                 check_picture(self.path)  # type: ignore[arg-type]
-            self._to_rgb = RgbConverter(threads, name=str(self.path))  # as many threads as the decoder
+            # as many threads as the decoder; the stream's pixel shape as stored, which a picture of another shape keeps
+            self._to_rgb = RgbConverter(threads, name=str(self.path), sar=self._stream.sample_aspect_ratio)
+            self._codec_sar = context_sar(self._stream.codec_context)  # the decoder's first, which PixelShapes follows
             self._frames = self._decode()
             # peek one frame: rotation, colour tags and "is this decodable at all" are facts of frames
             self._first = next(self._frames, None)
@@ -592,12 +595,15 @@ class VideoFileSource(Source):
         packets = self._container.demux(self._stream)
         if self._alpha_decoder is not None:
             self._alpha_decoder.flush_buffers()  # after a seek, or a drain at the end, as FFmpeg's seek flushes the stream's
+        decoder = self._alpha_decoder or self._stream.codec_context
+        self._shapes = PixelShapes(decoder, self._codec_sar)
         while True:
             try:
                 packet = next(packets)
                 if packet.is_discard and packet.size:
                     self._hidden += 1
                 frames = decode_packet(packet, self._alpha_decoder)
+                self._shapes.sent(packet, decoder)
             except StopIteration:
                 return
             except (av.FFmpegError, OSError) as e:
@@ -644,12 +650,13 @@ class VideoFileSource(Source):
             if frame.pts is not None and last is not None and frame.pts <= last:
                 raise SourceError(self._out_of_order(index, frame.pts, last))
             deep = None
+            sar = self._shapes.of(frame)  # None: the stream's own pixel shape
             if self._deep:
-                image, deep = (upright(a, self.rotation) for a in self._to_rgb.deep(frame))
+                image, deep = (upright(a, self.rotation) for a in self._to_rgb.deep(frame, sar))
             else:
-                image = upright(self._to_rgb(frame), self.rotation)
+                image = upright(self._to_rgb(frame, sar), self.rotation)
             last = frame.pts
-            coverage = self._to_rgb.alpha(frame)  # the source's own alpha, None for an opaque picture
+            coverage = self._to_rgb.alpha(frame, sar)  # the source's own alpha, None for an opaque picture
             if coverage is not None:
                 coverage = upright(coverage, self.rotation)
             yield Frame(image=image, pts=frame.pts, time_base=tb, index=index, deep=deep, coverage=coverage)

@@ -1,0 +1,176 @@
+"""Sources whose format changes part-way: sound from mono to stereo or 48 to 44.1 kHz at an ad break, a picture
+of another size or shape at a splice. Each piece is made by ffmpeg and the pieces joined by its concat demuxer,
+as a broadcast recording or an edited file is."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.api import process_video
+from media import audio_duration, read_alpha, read_video
+from process_fixtures import red_key_segmenter
+from system_tools import need_binary
+
+BEEP_AT = 0.5  # seconds into the second piece
+LOUD = 0.4  # a sample above this is the beep (the first piece's tone stays at 0.1)
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-y", *args], check=True)
+
+
+def _piece(path: Path, size: tuple[int, int], sound: str, *, colour: str = "red", seconds: float = 1.0, gop: int = 25,
+           sar: str = "1") -> Path:  # fmt: skip
+    """An MPEG-TS piece of ``seconds``: a flat ``colour`` picture of ``size`` and pixel shape ``sar`` (H.264) and
+    ``sound`` (an aevalsrc, AAC)."""
+    _ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size={size[0]}x{size[1]}:rate=25:duration={seconds},setsar={sar}",
+            "-f", "lavfi", "-i", f"aevalsrc={sound}:d={seconds}",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(gop), "-c:a", "aac", "-f", "mpegts", str(path))  # fmt: skip
+    return path
+
+
+def _joined(out: Path, *pieces: Path) -> Path:
+    """``pieces`` one after another, as ffmpeg's concat demuxer joins them (packets copied, timestamps continued)."""
+    listing = out.with_suffix(".txt")
+    listing.write_text("".join(f"file '{p}'\n" for p in pieces))
+    _ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(out))
+    return out
+
+
+def _beep_time(path: Path) -> float:
+    """Seconds (the file's own clock) of the first sample louder than ``LOUD`` in any channel."""
+    with av.open(str(path)) as c:
+        for frame in c.decode(audio=0):
+            data = np.abs(frame.to_ndarray())  # planar: (channels, samples); packed: (1, samples * channels)
+            samples = data.max(axis=0) if frame.format.is_planar else data.reshape(frame.samples, -1).max(axis=1)
+            loud = np.flatnonzero(samples > LOUD)
+            if loud.size:
+                return float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
+    raise AssertionError(f"no beep in {path}")
+
+
+def test_copied_sound_whose_rate_changes_midway_is_warned_of(tmp_path, caplog):
+    """AAC copied from an MPEG-TS into MKV keeps its frames, but MKV holds one rate a track: the 44.1 kHz part played
+    at 48 kHz, 9% fast, and nothing said so."""
+    first = _piece(tmp_path / "a.ts", (64, 48), f"{_QUIET_MONO}:s=48000")
+    beeps = _piece(tmp_path / "b.ts", (64, 48), f"{_BEEP}|{_BEEP}:s=44100")
+    src = _joined(tmp_path / "joined.ts", first, beeps)
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        process_video(src, tmp_path / "out.mkv", kind="green", segmenter=red_key_segmenter())
+    said = [r.getMessage() for r in caplog.records if "audio track 1 changes" in r.getMessage()]
+    assert len(said) == 1 and "from 48000 Hz, 1 channel(s) to 44100 Hz, 2 channel(s)" in said[0], said
+    assert "players play the rest at 48000 Hz, out of step with the pictures. Write .webm" in said[0]
+
+
+def _first_stereo(path: Path) -> float:
+    """Seconds (the file's own clock) where the first stereo sound starts in ``path``."""
+    with av.open(str(path)) as c:
+        return next(float(f.pts * f.time_base) for f in c.decode(audio=0) if f.layout.nb_channels == 2)
+
+
+def _video_span(path: Path) -> float:
+    """Seconds from the first picture's start to the last one's end."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        times = [float(f.pts * f.time_base) for f in c.decode(stream)]
+    return times[-1] - times[0] + 1 / 25
+
+
+_QUIET_MONO = "0.1*sin(2*PI*440*t)"
+_BEEP = f"if(between(t\\,{BEEP_AT}\\,{BEEP_AT + 0.05})\\,0.8*sin(2*PI*1000*t)\\,0)"
+
+
+@pytest.mark.parametrize("second", [f"{_BEEP}|{_BEEP}:s=48000", f"{_BEEP}|{_BEEP}:s=44100"], ids=["stereo", "stereo-44k"])
+def test_sound_that_changes_layout_or_rate_midway_is_resampled_to_the_first(tmp_path, caplog, second):
+    """PyAV's encoder refused the changed frames ("Frame does not match AudioResampler setup") and the whole run failed."""
+    first = _piece(tmp_path / "a.ts", (64, 48), f"{_QUIET_MONO}:s=48000")
+    beeps = _piece(tmp_path / "b.ts", (64, 48), second)
+    back = _piece(tmp_path / "c.ts", (64, 48), f"{_QUIET_MONO}:s=48000")  # and back after the ad
+    src = _joined(tmp_path / "joined.ts", first, beeps, back)
+    out = tmp_path / "out.webm"  # Opus: the sound is re-encoded
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        process_video(src, out, kind="alpha", segmenter=red_key_segmenter())
+    said = [r.getMessage() for r in caplog.records if "changes from" in r.getMessage()]
+    assert len(said) == 1 and "changes from mono 48000 Hz to stereo" in said[0] and "resampled to mono 48000 Hz" in said[0], said
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "mono"
+    # where the beep is: where the stereo piece starts in the joined file, plus where it is in that piece (the joined
+    # file's own timestamps of 44.1 kHz sound count 48 kHz frames, 2 ms short each, then jump to catch up)
+    beep = _first_stereo(src) + _beep_time(beeps) - _first_stereo(beeps)
+    assert abs(_beep_time(out) - beep) <= 0.005, (_beep_time(out), beep)
+    assert abs(audio_duration(out) - _video_span(out)) <= 0.05, (audio_duration(out), _video_span(out))
+
+
+@pytest.mark.parametrize("second, bars", [((48, 36), 8), ((32, 18), 0)], ids=["4:3-in-16:9", "same-shape"])
+def test_a_picture_of_another_shape_midway_keeps_its_shape_inside_bars(tmp_path, caplog, second, bars):
+    """A 4:3 piece spliced into a 16:9 recording was stretched to 16:9 without a word; a piece of the same shape
+    at another size (a stream's bitrate ladder) is still scaled to the first size."""
+    first = _piece(tmp_path / "a.ts", (64, 36), f"{_QUIET_MONO}:s=48000")
+    other = _piece(tmp_path / "b.ts", second, f"{_QUIET_MONO}:s=48000")
+    src = _joined(tmp_path / "spliced.ts", first, other)
+    out = tmp_path / "cut.mkv"  # FFV1 with alpha: lossless, so the bars can be read exactly
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        process_video(src, out, kind="alpha", segmenter=red_key_segmenter())  # red: all subject
+    said = [r.getMessage() for r in caplog.records if "picture size changes" in r.getMessage()]
+    assert len(said) == 1, said
+    assert ("the shape is kept, scaled to 48x36 inside 64x36 with black bars" in said[0]) == bool(bars), said[0]
+    _, alpha, _ = read_alpha(out)
+    assert alpha.shape == (50, 36, 64)  # every frame, at the first size
+    assert (alpha[:25] == 255).all()
+    inside = alpha[25:, :, bars + 1 : 64 - bars - 1]
+    assert (inside == 255).all()  # the picture, all of it: not stretched past the bars, not cut
+    if bars:
+        assert not alpha[25:, :, :bars].any() and not alpha[25:, :, 64 - bars :].any()  # transparent bars
+    rgb = read_video(out, "rgb24").images[-1]
+    assert (rgb[:, bars + 1 : 64 - bars - 1, 0] > 200).all()  # still red where it was red
+
+
+def test_batch_chunks_after_a_change_of_shape_keep_it_inside_bars(tmp_path, caplog):
+    """Each chunk decodes on its own: one that starts after the splice still fits the pictures to the video's first
+    size, and says where it met the other size, not that the size changed at its own first frame."""
+    from test_batch_media import MODEL
+
+    from birefvid.cli import main
+
+    first = _piece(tmp_path / "a.ts", (64, 36), f"{_QUIET_MONO}:s=48000", gop=5)
+    other = _piece(tmp_path / "b.ts", (48, 36), f"{_QUIET_MONO}:s=48000", gop=5)
+    (tmp_path / "in").mkdir()
+    joined = _joined(tmp_path / "spliced.ts", first, other)  # MPEG-TS is read whole: MKV is split at its keyframes
+    _ffmpeg("-i", str(joined), "-c", "copy", str(tmp_path / "in" / "spliced.mkv"))
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        assert main(["batch", str(tmp_path / "in"), "--output-dir", str(out), "--output", "alpha", "--ext", ".mkv",
+                     "--chunk-frames", "10", "-q", *MODEL]) == 0  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "picture size changes" in r.getMessage()]
+    # chunks of 10 frames: the one of the splice says where it is; those after it, their first frame (2 frames of
+    # overlap before their own)
+    assert [m.split("48x36 ")[1].split(",")[0] for m in said] == ["at frame 25", "by frame 28", "by frame 38"], said
+    _, alpha, _ = read_alpha(out / "spliced.mkv")
+    assert alpha.shape == (50, 36, 64)
+    assert not alpha[25:, :, :8].any() and not alpha[25:, :, 56:].any()  # transparent bars in every chunk after it
+    assert alpha[:25, :, :8].any()
+
+
+@pytest.mark.parametrize("size, sar, rows", [((48, 36), "4/3", 36), ((64, 36), "4/3", 27)], ids=["same-shape", "wider"])
+def test_a_change_of_pixel_shape_midway_is_told_by_the_shape_shown(tmp_path, caplog, size, sar, rows):
+    """The shape is what is shown: 48x36 with 4:3 pixels is 16:9, as an HD programme's SD advert (720x576 at 64:45) is,
+    and fills the picture (bars there squeezed it); 64x36 with 4:3 pixels is wider and keeps bars above and below."""
+    first = _piece(tmp_path / "a.ts", (64, 36), f"{_QUIET_MONO}:s=48000")
+    other = _piece(tmp_path / "b.ts", size, f"{_QUIET_MONO}:s=48000", sar=sar)
+    src = _joined(tmp_path / "spliced.ts", first, other)
+    out = tmp_path / "cut.mkv"
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        process_video(src, out, kind="alpha", segmenter=red_key_segmenter())
+    said = [r.getMessage() for r in caplog.records if "picture size changes" in r.getMessage()]
+    assert len(said) == 1 and f"to {size[0]}x{size[1]} (pixels 4:3) at frame 25" in said[0], said  # where it is, not where the decoder read it
+    _, alpha, _ = read_alpha(out)
+    assert alpha.shape == (50, 36, 64) and (alpha[:25] == 255).all()
+    top = (36 - rows) // 2
+    assert (alpha[25:, top + 1 : top + rows - 1] == 255).all()
+    assert not alpha[25:, :top].any() and not alpha[25:, top + rows :].any()
