@@ -56,6 +56,8 @@ LEADING_UNTIMED_MAX = 120
 # timescale 1); a step back of more than 4 frames is no reorder (packed B-frames swap neighbours) but a clock starting over
 COARSEST_TIME_BASE = Fraction(1, 24)
 REORDER_FRAMES = 4
+# a frame interval no video has where its stream declares no length (see broken_timing)
+BROKEN_FRAME_INTERVAL_S = 60.0
 
 
 def earlier_target(target: int, landed: int) -> int:
@@ -234,7 +236,23 @@ def decodable_video_stream(container: av.container.InputContainer, shown: object
     if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
         raise SourceError(f"{shown}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec "
                           "this FFmpeg cannot decode)")  # fmt: skip
+    broken = broken_timing(stream)
+    if broken:
+        raise SourceError(f"{shown}: {broken}")
     return stream
+
+
+def broken_timing(stream: av.video.stream.VideoStream) -> Optional[str]:
+    """Why a video stream's declared timing cannot be right, as a clause, or None: several frames declared in a
+    length shorter than one frame interval of its own rate (a minute where no length is declared: fragmented MP4s
+    declare 0). A damaged time scale (an MP4's ``mdhd`` of 0, which FFmpeg reads as 1) does this, and FFmpeg then
+    demuxes a frame or two of the many, or none, quietly."""
+    rate, seconds, count = frame_rate(stream), declared_seconds(stream) or 0.0, stream.frames or 0
+    if count < 3 or not rate or 1 / rate <= (seconds or BROKEN_FRAME_INTERVAL_S):
+        return None
+    return (f"its video's timing is broken: {count} frames declared in {seconds:g} s, but a frame every {float(1 / rate):g} s "
+            f"(time base {stream.time_base}), so its time scale is damaged and FFmpeg would read only a frame or two; "
+            "the file is damaged")
 
 
 def structural_damage(path: Path | str, format_name: str) -> Optional[str]:
