@@ -148,6 +148,31 @@ def test_frames_damaged_on_the_way_are_kept_and_counted_once(tmp_path, caplog):
     assert warnings[1].endswith("2 frames were damaged and kept as the decoder concealed them (frames 4 to 14)"), warnings
 
 
+def test_an_mpegts_recording_cut_off_keeps_its_frames_and_says_it_was_cut(tmp_path, caplog):
+    """A camera's MPEG-TS recording stopped abruptly (a card pulled), or a .ts download interrupted, was processed at
+    exit 0 with nothing said: it declares no length. It ends partway through a 188-byte packet, which says so; its
+    frames before the cut are kept, as many as ffmpeg reads, with a warning. A whole file gets none."""
+    import av
+
+    g = make_video(tmp_path / "cam.ts", n_frames=24, with_audio=False, frames=_noisy(24), codec="libx264")
+    data = g.path.read_bytes()
+    assert len(data) % 188 == 0
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) * 6 // 10 // 188 * 188 + 100])  # 100 bytes into a packet
+    with av.open(str(cut)) as container:
+        ffmpeg_frames = sum(1 for _ in container.decode(video=0))
+    assert 8 < ffmpeg_frames < 24
+    with caplog.at_level("WARNING"), VideoFileSource(cut, threads=1) as src:
+        assert len(list(src)) == ffmpeg_frames
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "MPEG-TS" in r.getMessage()]
+    assert warnings == [f"{cut}: the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an "
+                        f"interrupted download leaves it; its {ffmpeg_frames} frames before the cut were kept, as ffmpeg keeps them"]
+    caplog.clear()
+    with caplog.at_level("WARNING"), VideoFileSource(g.path, threads=1) as src:
+        assert len(list(src)) == 24
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_truncated_mkv_is_an_error(tmp_path):
     # Measured: a Matroska file cut in half decodes its first frames then ends quietly; the declared
     # stream duration shows it is short.

@@ -269,6 +269,19 @@ def structural_damage(path: Path | str, format_name: str) -> Optional[str]:
     return None
 
 
+def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
+    """Why an MPEG-TS file looks cut off, as a clause, or None: it ends partway through a packet (188 bytes each;
+    192 in a camera's .m2ts/.mts, 204 with FEC). Such a file declares no length, so this is all that tells a
+    recording stopped abruptly (a card pulled, a crash) or an interrupted download from a whole file."""
+    if isinstance(path, str) or format_name != "mpegts" or not regular_file(path):
+        return None
+    size = os.stat(path).st_size
+    if not size or any(size % packet == 0 for packet in (188, 192, 204)):
+        return None
+    return ("the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an interrupted download "
+            "leaves it")
+
+
 def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts: Optional[int], *, hidden: int = 0,
                        from_start: bool = True) -> Optional[tuple[str, bool]]:  # fmt: skip
     """How ``count`` frames read from the start (the last at ``last_pts``; ``hidden``: samples an edit list hid) fall
@@ -711,6 +724,9 @@ class VideoFileSource(Source):
         damage = structural_damage(self.path, self._container.format.name)
         if damage:
             raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {damage}")
+        cut = mpegts_cut_off(self.path, self._container.format.name)
+        if cut:  # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
+            log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, count)
         short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden, from_start=not self._seeked)
         if short is not None:
             where, lost = short
