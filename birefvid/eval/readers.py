@@ -50,7 +50,7 @@ from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
-from birefvid.io.video_source import ffmpeg_reason, mp4_index_problem
+from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, mp4_index_problem, structural_damage
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -326,20 +326,18 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         return MaskClip(text, (p,))
     index_problem = mp4_index_problem(p)
     try:
-        with av.open(ffmpeg_name(text)) as container:
-            has_video = bool(container.streams.video)
-            decodable = has_video and container.streams.video[0].codec_context is not None
+        container = av.open(ffmpeg_name(text))
     except (av.error.FFmpegError, OSError) as exc:
         if index_problem:
             raise SourceError(f"{role} {text} is not a readable video: {index_problem}") from exc
         raise SourceError(f"{role} {text} is neither an image nor a readable video ({ffmpeg_reason(exc)})") from exc
-    if index_problem and "cut off" in index_problem:  # the frames past the cut would be missing, unsaid
-        raise SourceError(f"{role} {text} is not a whole video: {index_problem}")
-    if not has_video:
-        raise SourceError(f"{role} {text} has no video stream")
-    if not decodable:
-        raise SourceError(f"{role} {text}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec this "
-                          "FFmpeg cannot decode)")  # fmt: skip
+    with container:  # process's checks, so a video process refuses is not scored from what is left of it
+        if index_problem and "cut off" in index_problem:  # the frames past the cut would be missing, unsaid
+            raise SourceError(f"{role} {text} is not a whole video: {index_problem}")
+        decodable_video_stream(container, f"{role} {text}")  # a song's cover is no video; a damaged time scale
+        damage = structural_damage(p, container.format.name)
+        if damage:  # a Matroska/WebM file or GIF cut off: its last frames are missing
+            raise SourceError(f"{role} {text} is not a whole video: {damage}")
     return MaskClip(text)
 
 
