@@ -847,3 +847,35 @@ def test_a_broken_picture_is_one_line_that_says_why(tmp_path, capfd):
         lines = capfd.readouterr().err.strip().splitlines()
         assert code == 2 and lines == [f"birefvid: error: {tmp_path / 'in' / name} is not a readable image {reason}"], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no cut-out, no temporary file
+
+
+def _huge_png(path: Path, side: int = 40000) -> Path:
+    """A valid 1-bit PNG of side x side pixels in a few hundred KB: 1.6 gigapixels, over OpenCV's 2^30."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" + b"\xff" * (side // 8)
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_picture_over_opencvs_size_limit_is_one_line_with_its_size(tmp_path, capfd):
+    """A 40000x40000 PNG (a decompression bomb, or a huge scan: 281 KB) ended image, process and eval with OpenCV's
+    "Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS" traceback, exit 1."""
+    (tmp_path / "in").mkdir()
+    huge = _huge_png(tmp_path / "in" / "huge.png")
+    reason = (f"birefvid: error: {huge} is not a readable image (it is 40000x40000 pixels, 1,600 megapixels, more than the "
+              "1,074 OpenCV decodes; scale it down first, or raise OPENCV_IO_MAX_IMAGE_PIXELS where the memory allows)")
+    for argv in (["image", str(huge), "-o", str(tmp_path / "cut.png"), "--model", "tiny"],
+                 ["process", str(tmp_path / "in"), "-o", str(tmp_path / "cut.mkv"), "--output", "mask", "--model", "tiny"],
+                 ["eval", str(tmp_path / "in"), str(tmp_path / "in")]):
+        code = main([*argv, "-q"])
+        lines = capfd.readouterr().err.strip().splitlines()
+        assert code == 2 and lines == [reason], (argv[0], lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

@@ -48,7 +48,7 @@ from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
-from birefvid.io.image_source import natural_key, is_glob, list_images, name_key
+from birefvid.io.image_source import decode_picture, natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
 from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, mp4_index_problem, structural_damage
 
@@ -106,9 +106,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
     if data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE:
         mask, void = _palette_mask(data, path)
         return mask, None, void
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise SourceError(f"{path} is not a readable image")
+    image = decode_picture(data, cv2.IMREAD_UNCHANGED, path)  # SourceError saying why, for a picture it cannot read
     if image.ndim == 2:
         return image, None, None
     alpha = image[..., 3] if image.shape[2] == 4 else None

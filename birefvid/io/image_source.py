@@ -217,19 +217,50 @@ def _png_lines_dropped(data: np.ndarray) -> contextlib.AbstractContextManager[No
 
 def _decode(path: Path) -> np.ndarray:
     """The image at ``path`` as OpenCV decodes it (BGR or BGRA or gray, 8 or 16 bits), upright."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    return decode_picture(np.fromfile(str(path), dtype=np.uint8), _READ_FLAGS, path)
+
+
+def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
+    """``cv2.imdecode(data, flags)`` of the bytes of the picture at ``path``, or SourceError saying why it is not
+    readable (``unreadable_reason``, or its size over OpenCV's limit), with no line of OpenCV's or libpng's."""
     get_level, set_level, silent = _cv_log_level()
     level = get_level()
     set_level(silent)  # a damaged file gets our one line, not libpng's as well
     try:
         with _png_lines_dropped(data):  # libpng prints past OpenCV's log level
-            image = cv2.imdecode(data, _READ_FLAGS) if data.size else None
+            image = cv2.imdecode(data, flags) if data.size else None
+    except cv2.error as e:  # its size check is an assertion: a picture over its limit raised it, a traceback
+        raise SourceError(f"{path} is not a readable image ({too_large(path) or str(e).strip().splitlines()[-1]})") from None
     finally:
         set_level(level)
     if image is None:
         why = unreadable_reason(data.tobytes())
         raise SourceError(f"{path} is not a readable image" + (f" ({why})" if why else ""))
     return image
+
+
+# the most pixels OpenCV decodes (its CV_IO_MAX_IMAGE_PIXELS, 2^30 unless the environment sets it)
+OPENCV_PIXELS_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
+
+
+def too_large(path: Path) -> Optional[str]:
+    """Why a picture OpenCV refused is too large, from its header, or None when the header says otherwise: a PNG
+    of a few hundred KB may declare 40000x40000 (a decompression bomb, or a scan of a wall), 1.6 gigapixels."""
+    from PIL import Image
+
+    try:
+        with opened_unlimited(path) as im:
+            width, height = im.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    try:
+        limit = int(os.environ.get(OPENCV_PIXELS_ENV, "")) or 1 << 30
+    except ValueError:
+        limit = 1 << 30
+    if width * height <= limit:
+        return None
+    return (f"it is {width}x{height} pixels, {width * height / 1e6:,.0f} megapixels, more than the {limit / 1e6:,.0f} "
+            f"OpenCV decodes; scale it down first, or raise {OPENCV_PIXELS_ENV} where the memory allows")
 
 
 # the first bytes of the formats OpenCV reads, and the end marker of those that have one
