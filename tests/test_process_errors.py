@@ -534,6 +534,20 @@ def test_composite_background_folder_is_named_a_folder(tmp_path, capsys, run, cl
     assert_nothing_written(tmp_path, "beach")
 
 
+def test_a_background_picture_cut_off_says_so_not_expected_png(tmp_path, capsys, run, clip):
+    """A PNG background cut off by a download was "unreadable ... (expected PNG, JPEG, BMP, WebP or TIFF)": it is a PNG."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "whole.png").unlink()
+    (tmp_path / "beach.png").write_bytes(data[: len(data) // 2])
+    code = run(clip, "-o", tmp_path / "out.mp4", "--output", "composite", "--background", tmp_path / "beach.png")
+    one_error_line(capsys, code, f"background image unreadable: {tmp_path / 'beach.png'} (a PNG cut off before its end, as an "
+                                 "interrupted download or copy leaves it)")  # fmt: skip
+    assert_nothing_written(tmp_path, "beach.png")
+
+
 def test_composite_without_background(tmp_path, capsys, run, clip):
     one_error_line(capsys, run(clip, "-o", tmp_path / "out.mp4", "--output", "composite"), "composite", "--background")
     assert_nothing_written(tmp_path)
