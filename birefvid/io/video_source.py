@@ -282,6 +282,24 @@ def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
             "leaves it")
 
 
+# (path, size, modification time) of the files whose cut-off warning was given in this process
+_SAID: set[tuple[str, int, int]] = set()
+_said_lock = threading.Lock()
+
+
+def _first_time_said(path: Path | str) -> bool:
+    """True the first time this process warns about this file as it is now (the same file changed is new again)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _said_lock:
+        first = key not in _SAID
+        _SAID.add(key)
+    return first
+
+
 def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts: Optional[int], *, hidden: int = 0,
                        from_start: bool = True) -> Optional[tuple[str, bool]]:  # fmt: skip
     """How ``count`` frames read from the start (the last at ``last_pts``; ``hidden``: samples an edit list hid) fall
@@ -725,7 +743,8 @@ class VideoFileSource(Source):
         if damage:
             raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {damage}")
         cut = mpegts_cut_off(self.path, self._container.format.name)
-        if cut:  # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
+        if cut and _first_time_said(self.path):  # live --loop reads the file again and again: said once
+            # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
             log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, count)
         short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden, from_start=not self._seeked)
         if short is not None:
