@@ -283,17 +283,18 @@ def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
 
 
 # (path, size, modification time) of the files whose cut-off warning was given in this process
-_SAID: set[tuple[str, int, int]] = set()
+_SAID: set[tuple[object, ...]] = set()
 _said_lock = threading.Lock()
 
 
-def _first_time_said(path: Path | str) -> bool:
-    """True the first time this process warns about this file as it is now (the same file changed is new again)."""
+def _first_time_said(path: object, *what: object) -> bool:
+    """True the first time this process warns ``what`` about this file as it is now (the same file changed is new
+    again; a URL, which cannot be looked at, is always new)."""
     try:
-        st = os.stat(path)
-    except OSError:
+        st = os.stat(path)  # type: ignore[arg-type]
+    except (OSError, TypeError, ValueError):
         return True
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = (str(path), st.st_size, st.st_mtime_ns, *what)
     with _said_lock:
         first = key not in _SAID
         _SAID.add(key)
@@ -442,14 +443,14 @@ class ConcealedFrames:
         msg = f"{self.shown}: frame {index} is damaged (the decoder concealed missing or broken data)"
         if self.strict:
             raise SourceError(msg + "; re-encode or repair the file")
-        if not self.count:
+        if not self.count and _first_time_said(self.shown, "concealed", index):  # live --loop: not at every pass
             log.warning("%s; it is kept as decoded, as ffmpeg keeps it (a recording cut off mid-frame, packets lost on a network)", msg)
         self.count += 1
         self.span = (self.span[0] if self.count > 1 else index, index)
 
     def summarise(self) -> None:
         """The count, once the frames are read, when more than the first (which warned) were concealed."""
-        if self.count > 1:
+        if self.count > 1 and _first_time_said(self.shown, "concealed", *self.span, self.count):
             log.warning("%s: %d frames were damaged and kept as the decoder concealed them (frames %d to %d)", self.shown, self.count, *self.span)
 
 
@@ -743,7 +744,7 @@ class VideoFileSource(Source):
         if damage:
             raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {damage}")
         cut = mpegts_cut_off(self.path, self._container.format.name)
-        if cut and _first_time_said(self.path):  # live --loop reads the file again and again: said once
+        if cut and _first_time_said(self.path, "cut"):  # live --loop reads the file again and again: said once
             # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
             log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, count)
         short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden, from_start=not self._seeked)
