@@ -328,7 +328,15 @@ class JobDescription:
 
     @classmethod
     def from_json(cls: type[J], text: str) -> J:
-        return cls.from_dict(json.loads(text))
+        """The job a ``to_json`` text describes; ConfigError for text that is no JSON object (a job file cut off or
+        edited by hand), as for wrong fields: it was json's JSONDecodeError, or a TypeError for a list."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"the job description is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"the job description must be a JSON object of its fields, got {type(data).__name__}")
+        return cls.from_dict(data)
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,25 @@ def test_an_output_that_appears_while_the_batch_runs_does_not_end_it(tmp_path, m
     monkeypatch.setattr(BatchProgress, "start", orphan_writes)
     assert main(["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]) == 0
     assert (out / "a.mkv").read_bytes()[:4] == b"\x1a\x45\xdf\xa3" and manifest(out)["videos"]["a.mkv"]["status"] == "done"
+
+
+def test_a_manifest_that_is_no_batch_manifest_is_one_line(tmp_path, capsys):
+    """A manifest edited by hand, or overwritten by another program, into JSON of another shape (a list, videos as a
+    list or numbers) ended the rerun with an AttributeError traceback, exit 1; it is one line, and the output is kept."""
+    import json
+
+    src = keyframed_clip(tmp_path / "a.mp4", 4)
+    out = tmp_path / "out"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main(argv) == 0
+    capsys.readouterr()
+    path = out / ".birefvid-batch" / "manifest.json"
+    schema = json.loads(path.read_text())["schema"]
+    made = (out / "a.mkv").read_bytes()
+    for data in ([1, 2], {"schema": schema, "videos": [1]}, {"schema": schema, "videos": {"a.mkv": 5}}, None):
+        path.write_text(json.dumps(data))
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == (f"birefvid: error: batch manifest {path} is not a batch manifest (no JSON object of videos); "
+                       "remove it to start afresh\n"), err
+        assert (out / "a.mkv").read_bytes() == made

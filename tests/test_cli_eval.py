@@ -415,6 +415,28 @@ def test_a_damaged_mp4_index_is_one_line(tmp_path, capsys):
     assert "odd.mp4: its video stream's codec is unknown" in _error(capsys, str(tmp_path / "odd.mp4"), str(gt))
 
 
+def test_videos_process_refuses_are_refused_not_scored(tmp_path, capsys):
+    """A song's cover picture was scored as a one-frame prediction ("prediction is 64x64 but ground truth is ..."), a
+    mask MKV cut off was scored as far as it went ("frame counts differ"), and an MP4 whose time scale is damaged,
+    which FFmpeg reads one frame of, too; process refuses each with the reason, and eval now says the same."""
+    import struct
+
+    from process_fixtures import write_audio_only
+
+    gt = _pngs(tmp_path / "gt", _truths())
+    song = write_audio_only(tmp_path / "song.mp4", cover=True)
+    assert f"predictions {song} has no video stream (audio-only or data file, or a song's cover picture?)" in _error(capsys, str(song), str(gt))
+    data = _video(tmp_path / "m.mkv", _truths(), "ffv1", "gray", "gray").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 6 // 10])
+    assert f"predictions {tmp_path / 'cut.mkv'} is not a whole video: the file is truncated" in _error(capsys, str(tmp_path / "cut.mkv"), str(gt))
+    data = bytearray(_video(tmp_path / "m.mp4", _truths(), "libx264", "yuv420p", "rgb").read_bytes())
+    mdhd = data.find(b"mdhd")
+    at = mdhd + 8 + (16 if data[mdhd + 4] == 1 else 8)
+    data[at:at + 4] = struct.pack(">I", 0)  # the video's time scale, damaged
+    (tmp_path / "odd.mp4").write_bytes(data)
+    assert f"predictions {tmp_path / 'odd.mp4'}: its video's timing is broken" in _error(capsys, str(tmp_path / "odd.mp4"), str(gt))
+
+
 def test_a_mask_video_damaged_midway_is_said_without_ffmpegs_error_number(tmp_path, capsys):
     """A damaged mask video said "([Errno 1094995529] Invalid data found when processing input: 'avcodec_send_packet()')"."""
     from media import damage_packet

@@ -814,3 +814,68 @@ def test_videos_in_a_folder_are_named_not_skipped_without_a_word(tmp_path, red_k
     caplog.clear()
     _one_line_error(capsys, main(["image", str(folder), "-o", str(tmp_path / "o2"), "-q"]), f"); {hint}")  # no pictures: the error says it
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def _broken_pictures(folder: Path) -> dict[str, str]:
+    """Pictures as users get them broken, each with the reason its error line must give."""
+    y, x = np.mgrid[0:48, 0:64]
+    Image.fromarray(np.stack([x * 4, y * 5, x + y], -1).astype(np.uint8)).save(folder / "whole.png")
+    Image.fromarray(np.stack([x * 4, y * 5, x + y], -1).astype(np.uint8)).save(folder / "whole.jpg", quality=90)
+    png, jpg = (folder / "whole.png").read_bytes(), (folder / "whole.jpg").read_bytes()
+    flipped = bytearray(png)
+    flipped[len(png) // 2] ^= 0xFF  # in the compressed picture: libpng's "IDAT: incorrect data check"
+    broken = {"empty.png": b"", "page.jpg": b"<!DOCTYPE html><html><body>Not found</body></html>\n",
+              "cut.png": png[: len(png) * 7 // 10], "cut.jpg": jpg[: len(jpg) * 7 // 10], "flipped.png": bytes(flipped)}
+    for name, data in broken.items():
+        (folder / name).write_bytes(data)
+    (folder / "whole.png").unlink()
+    (folder / "whole.jpg").unlink()
+    return {"empty.png": "(the file is empty, 0 bytes)",
+            "page.jpg": "(it holds text, not a picture: a web page or text file under a picture's name?)",
+            "cut.png": "(a PNG cut off before its end, as an interrupted download or copy leaves it)",
+            "cut.jpg": "(a JPEG cut off before its end, as an interrupted download or copy leaves it)",
+            "flipped.png": "(its PNG data is damaged)"}
+
+
+def test_a_broken_picture_is_one_line_that_says_why(tmp_path, capfd):
+    """A broken picture was "X is not a readable image" whatever was wrong (empty, a web page saved as .jpg, cut off),
+    and a damaged PNG added libpng's own "libpng error: IDAT: incorrect data check" line to standard error."""
+    (tmp_path / "in").mkdir()
+    reasons = _broken_pictures(tmp_path / "in")
+    for name, reason in reasons.items():
+        code = main(["image", str(tmp_path / "in" / name), "-o", str(tmp_path / "cut.png"), "--model", "tiny", "-q"])
+        lines = capfd.readouterr().err.strip().splitlines()
+        assert code == 2 and lines == [f"birefvid: error: {tmp_path / 'in' / name} is not a readable image {reason}"], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no cut-out, no temporary file
+
+
+def _huge_png(path: Path, side: int = 40000) -> Path:
+    """A valid 1-bit PNG of side x side pixels in a few hundred KB: 1.6 gigapixels, over OpenCV's 2^30."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" + b"\xff" * (side // 8)
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_picture_over_opencvs_size_limit_is_one_line_with_its_size(tmp_path, capfd):
+    """A 40000x40000 PNG (a decompression bomb, or a huge scan: 281 KB) ended image, process and eval with OpenCV's
+    "Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS" traceback, exit 1."""
+    (tmp_path / "in").mkdir()
+    huge = _huge_png(tmp_path / "in" / "huge.png")
+    reason = (f"birefvid: error: {huge} is not a readable image (it is 40000x40000 pixels, 1,600 megapixels, more than the "
+              "1,074 OpenCV decodes; scale it down first, or raise OPENCV_IO_MAX_IMAGE_PIXELS where the memory allows)")
+    for argv in (["image", str(huge), "-o", str(tmp_path / "cut.png"), "--model", "tiny"],
+                 ["process", str(tmp_path / "in"), "-o", str(tmp_path / "cut.mkv"), "--output", "mask", "--model", "tiny"],
+                 ["eval", str(tmp_path / "in"), str(tmp_path / "in")]):
+        code = main([*argv, "-q"])
+        lines = capfd.readouterr().err.strip().splitlines()
+        assert code == 2 and lines == [reason], (argv[0], lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

@@ -146,6 +146,40 @@ def test_frames_damaged_on_the_way_are_kept_and_counted_once(tmp_path, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 2 and "frame 4 is damaged" in warnings[0], warnings
     assert warnings[1].endswith("2 frames were damaged and kept as the decoder concealed them (frames 4 to 14)"), warnings
+    caplog.clear()
+    for _ in range(3):  # live --source bad.ts --loop reads it at every pass: 22 warnings in 8 s, said once now
+        with caplog.at_level("WARNING"), VideoFileSource(bad, threads=1) as src:
+            assert len(list(src)) == 24 and src.concealed == 2
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_an_mpegts_recording_cut_off_keeps_its_frames_and_says_it_was_cut(tmp_path, caplog):
+    """A camera's MPEG-TS recording stopped abruptly (a card pulled), or a .ts download interrupted, was processed at
+    exit 0 with nothing said: it declares no length. It ends partway through a 188-byte packet, which says so; its
+    frames before the cut are kept, as many as ffmpeg reads, with a warning. A whole file gets none."""
+    import av
+
+    g = make_video(tmp_path / "cam.ts", n_frames=24, with_audio=False, frames=_noisy(24), codec="libx264")
+    data = g.path.read_bytes()
+    assert len(data) % 188 == 0
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) * 6 // 10 // 188 * 188 + 100])  # 100 bytes into a packet
+    with av.open(str(cut)) as container:
+        ffmpeg_frames = sum(1 for _ in container.decode(video=0))
+    assert 8 < ffmpeg_frames < 24
+    with caplog.at_level("WARNING"), VideoFileSource(cut, threads=1) as src:
+        assert len(list(src)) == ffmpeg_frames
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "MPEG-TS" in r.getMessage()]
+    assert warnings == [f"{cut}: the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an "
+                        f"interrupted download leaves it; its {ffmpeg_frames} frames before the cut were kept, as ffmpeg keeps them"]
+    caplog.clear()
+    with caplog.at_level("WARNING"), VideoFileSource(g.path, threads=1) as src:
+        assert len(list(src)) == 24
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    for _ in range(3):  # live --source cut.ts --loop reads it again and again: 41 warnings in 8 s; said once
+        with caplog.at_level("WARNING"), VideoFileSource(cut, threads=1) as src:
+            assert len(list(src)) == ffmpeg_frames
+    assert not [r for r in caplog.records if "MPEG-TS" in r.getMessage()]
 
 
 def test_truncated_mkv_is_an_error(tmp_path):
@@ -168,7 +202,9 @@ def test_a_single_picture_cut_off_is_refused_as_birefvid_image_refuses_it(tmp_pa
     Image.fromarray(_noisy(1)[0]).save(tmp_path / f"whole{name[3:]}")
     data = (tmp_path / f"whole{name[3:]}").read_bytes()
     (tmp_path / name).write_bytes(data[: len(data) // 2])
-    with pytest.raises(SourceError, match=rf"^{tmp_path / name} is not a readable image$"):
+    kind = "JPEG" if name.endswith(".jpg") else "PNG"
+    with pytest.raises(SourceError, match=rf"^{tmp_path / name} is not a readable image \(a {kind} cut off before its end, as an "
+                                          r"interrupted download or copy leaves it\)$"):
         VideoFileSource(tmp_path / name)
     with VideoFileSource(tmp_path / f"whole{name[3:]}") as whole:  # a whole one is still a one-frame video
         assert len(list(whole)) == 1
@@ -189,7 +225,7 @@ def test_pictures_read_with_an_opencv_whose_wheel_lacks_utils_logging(tmp_path, 
     Image.fromarray(_noisy(1)[0]).save(tmp_path / "whole.png")
     check_picture(tmp_path / "whole.png")
     (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:100])
-    with pytest.raises(SourceError, match="is not a readable image$"):
+    with pytest.raises(SourceError, match=r"is not a readable image \(a PNG cut off before its end"):
         check_picture(tmp_path / "cut.png")
     assert logging_.getLogLevel() != 0  # OpenCV's own messages are back on afterwards
 

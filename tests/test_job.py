@@ -338,3 +338,11 @@ def test_rvms_kind_names_are_taken_by_a_job_file_and_an_outputspec_too():
     assert job.also[0].kind == "mask" and job == FileJob.from_json(job.to_json())
     with pytest.raises(ConfigError, match="unknown kind 'fg'"):
         OutputSpec("x.mp4", kind="fg").validate()
+
+
+@pytest.mark.parametrize("text", ['{"schema": "birefvid.job/1", "type": "FileJob", "source": {', "[1, 2]", "null"], ids=["cut-off", "list", "null"])
+def test_a_job_file_that_is_no_json_object_is_a_config_error(text):
+    """A job file cut off or edited into another shape raised json's JSONDecodeError, or a TypeError for a list, from
+    FileJob.from_json, not the ConfigError every other wrong job description raises."""
+    with pytest.raises(ConfigError, match=r"^the job description (is not valid JSON: |must be a JSON object of its fields, got )"):
+        FileJob.from_json(text)

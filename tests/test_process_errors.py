@@ -248,6 +248,28 @@ def test_a_matroska_file_cut_off_near_its_end_fails(tmp_path, capsys, run, name)
     assert_nothing_written(tmp_path, name)
 
 
+@pytest.mark.parametrize("scale", [0, 1])
+def test_a_video_whose_time_scale_is_damaged_is_one_line_not_one_frame(tmp_path, capsys, run, scale):
+    """An MP4 whose video time scale (its mdhd's) was zeroed or set to 1 by a flipped byte read as one frame of 8 at
+    exit 0, nothing said: FFmpeg takes the frames for 512 s apart and demuxes only the first; batch planned it too."""
+    import struct
+
+    src = make_video(tmp_path / "good.mp4", n_frames=8, with_audio=False).path
+    data = bytearray(src.read_bytes())
+    src.unlink()
+    mdhd = data.find(b"mdhd")
+    at = mdhd + 8 + (16 if data[mdhd + 4] == 1 else 8)  # version and flags, creation and modification times
+    assert struct.unpack(">I", data[at:at + 4])[0] > 25  # the video track's ticks a second
+    data[at:at + 4] = struct.pack(">I", scale)
+    (tmp_path / "odd.mp4").write_bytes(data)
+    one_error_line(capsys, run(tmp_path / "odd.mp4", "-o", tmp_path / "out.mov"), "odd.mp4", "timing is broken",
+                   "8 frames declared", "the file is damaged")  # fmt: skip
+    assert_nothing_written(tmp_path, "odd.mp4")
+    code = main(["batch", str(tmp_path / "odd.mp4"), "--output-dir", str(tmp_path / "out"), "--model", "tiny", "-q"])
+    assert code == 2 and "odd.mp4: its video's timing is broken" in capsys.readouterr().err
+    assert not list((tmp_path / "out").rglob("*.mkv")) and not list((tmp_path / "out").rglob("*.mov"))
+
+
 def test_a_video_stream_of_an_unknown_codec_is_one_line(tmp_path, capsys, run):
     """A stream FFmpeg has no decoder for (a damaged sample description: codec id 0) raised AttributeError, a traceback."""
     src = make_video(tmp_path / "good.mp4", n_frames=4, with_audio=False).path
@@ -510,6 +532,20 @@ def test_composite_background_folder_is_named_a_folder(tmp_path, capsys, run, cl
     code = run(clip, "-o", tmp_path / "out.mp4", "--output", "composite", "--background", tmp_path / "beach")
     one_error_line(capsys, code, "background", "beach is a folder")
     assert_nothing_written(tmp_path, "beach")
+
+
+def test_a_background_picture_cut_off_says_so_not_expected_png(tmp_path, capsys, run, clip):
+    """A PNG background cut off by a download was "unreadable ... (expected PNG, JPEG, BMP, WebP or TIFF)": it is a PNG."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "whole.png").unlink()
+    (tmp_path / "beach.png").write_bytes(data[: len(data) // 2])
+    code = run(clip, "-o", tmp_path / "out.mp4", "--output", "composite", "--background", tmp_path / "beach.png")
+    one_error_line(capsys, code, f"background image unreadable: {tmp_path / 'beach.png'} (a PNG cut off before its end, as an "
+                                 "interrupted download or copy leaves it)")  # fmt: skip
+    assert_nothing_written(tmp_path, "beach.png")
 
 
 def test_composite_without_background(tmp_path, capsys, run, clip):

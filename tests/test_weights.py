@@ -129,6 +129,28 @@ def test_a_user_card_that_is_not_an_object_is_a_config_error(tmp_path, monkeypat
         list_models()
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_user_card_saved_by_a_windows_editor_is_read(tmp_path, monkeypatch, encoding):
+    """Notepad saves UTF-8 with a byte-order mark, or UTF-16: the first was "not valid JSON (Unexpected UTF-8 BOM)",
+    the second a UnicodeDecodeError traceback."""
+    text = '{"name": "mine", "backbone": "pvt_v2_b0", "resolution": [64, 64], "source": {"path": "w.pth"}, "description": "café"}'
+    (tmp_path / "mine.json").write_bytes(text.encode(encoding))
+    monkeypatch.setenv("BIREFVID_MODELS_DIR", str(tmp_path))
+    card = get_model_card("mine")
+    assert (card.backbone, card.resolution) == ("pvt_v2_b0", (64, 64))
+
+
+def test_a_user_card_in_no_json_encoding_is_one_line(tmp_path, capsys, monkeypatch):
+    """A card in Latin-1 (an 'é' as the byte e9) ended `birefvid models` with a UnicodeDecodeError traceback, exit 1."""
+    from birefvid.cli import main
+
+    (tmp_path / "mine.json").write_bytes(b'{"name": "mine", "description": "caf\xe9"}')
+    monkeypatch.setenv("BIREFVID_MODELS_DIR", str(tmp_path))
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"birefvid: error: model card {tmp_path / 'mine.json'} is not valid JSON: ") and err.count("\n") == 1, err
+
+
 def test_a_user_cards_folder_that_does_not_exist_is_a_config_error(tmp_path, monkeypatch):
     monkeypatch.setenv("BIREFVID_MODELS_DIR", str(tmp_path / "typo"))
     with pytest.raises(ConfigError, match="BIREFVID_MODELS_DIR=.*typo is not a folder"):

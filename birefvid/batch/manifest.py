@@ -75,6 +75,9 @@ class Manifest:
                 data = json.loads(self.path.read_text())
             except (OSError, ValueError) as exc:
                 raise SinkError(f"batch manifest {self.path} is unreadable ({exc}); remove it to start afresh") from exc
+            videos = data.get("videos", {}) if isinstance(data, dict) else None
+            if not isinstance(videos, dict) or not all(isinstance(v, dict) for v in videos.values()):  # edited by hand, or another program's
+                raise SinkError(f"batch manifest {self.path} is not a batch manifest (no JSON object of videos); remove it to start afresh")
             if data.get("schema") != SCHEMA:
                 raise SinkError(f"batch manifest {self.path} has schema {data.get('schema')!r}, not {SCHEMA!r}; remove it to start afresh")
             self.videos = data.get("videos", {})

@@ -48,9 +48,9 @@ from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
-from birefvid.io.image_source import natural_key, is_glob, list_images, name_key
+from birefvid.io.image_source import decode_picture, natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
-from birefvid.io.video_source import ffmpeg_reason, mp4_index_problem
+from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, mp4_index_problem, structural_damage
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -106,9 +106,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
     if data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE:
         mask, void = _palette_mask(data, path)
         return mask, None, void
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise SourceError(f"{path} is not a readable image")
+    image = decode_picture(data, cv2.IMREAD_UNCHANGED, path)  # SourceError saying why, for a picture it cannot read
     if image.ndim == 2:
         return image, None, None
     alpha = image[..., 3] if image.shape[2] == 4 else None
@@ -326,20 +324,18 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         return MaskClip(text, (p,))
     index_problem = mp4_index_problem(p)
     try:
-        with av.open(ffmpeg_name(text)) as container:
-            has_video = bool(container.streams.video)
-            decodable = has_video and container.streams.video[0].codec_context is not None
+        container = av.open(ffmpeg_name(text))
     except (av.error.FFmpegError, OSError) as exc:
         if index_problem:
             raise SourceError(f"{role} {text} is not a readable video: {index_problem}") from exc
         raise SourceError(f"{role} {text} is neither an image nor a readable video ({ffmpeg_reason(exc)})") from exc
-    if index_problem and "cut off" in index_problem:  # the frames past the cut would be missing, unsaid
-        raise SourceError(f"{role} {text} is not a whole video: {index_problem}")
-    if not has_video:
-        raise SourceError(f"{role} {text} has no video stream")
-    if not decodable:
-        raise SourceError(f"{role} {text}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec this "
-                          "FFmpeg cannot decode)")  # fmt: skip
+    with container:  # process's checks, so a video process refuses is not scored from what is left of it
+        if index_problem and "cut off" in index_problem:  # the frames past the cut would be missing, unsaid
+            raise SourceError(f"{role} {text} is not a whole video: {index_problem}")
+        decodable_video_stream(container, f"{role} {text}")  # a song's cover is no video; a damaged time scale
+        damage = structural_damage(p, container.format.name)
+        if damage:  # a Matroska/WebM file or GIF cut off: its last frames are missing
+            raise SourceError(f"{role} {text} is not a whole video: {damage}")
     return MaskClip(text)
 
 

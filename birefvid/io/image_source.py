@@ -21,6 +21,7 @@ from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
+from birefvid.io.native_stderr import native_lines_dropped
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -175,7 +176,8 @@ def _deep_alpha(path: Path, im: "Image.Image") -> Optional[np.ndarray]:
     if im.format not in ("PNG", "TIFF"):
         return None
     data = np.fromfile(str(path), dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    with _png_lines_dropped(data):
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3 or decoded.shape[2] not in (2, 4):
         return None
     turn = _ORIENT.get(im.getexif().get(0x0112, 1))
@@ -206,19 +208,85 @@ def _cv_log_level() -> tuple[Callable[[], int], Callable[[int], object], int]:
     return cv2.getLogLevel, cv2.setLogLevel, 0
 
 
+def _png_lines_dropped(data: np.ndarray) -> contextlib.AbstractContextManager[None]:
+    """For a PNG's bytes, ``native_lines_dropped`` (libpng's own stderr lines kept off it); else nothing is redirected."""
+    if bytes(data[:8]) == b"\x89PNG\r\n\x1a\n":
+        return native_lines_dropped()
+    return contextlib.nullcontext()
+
+
 def _decode(path: Path) -> np.ndarray:
     """The image at ``path`` as OpenCV decodes it (BGR or BGRA or gray, 8 or 16 bits), upright."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    return decode_picture(np.fromfile(str(path), dtype=np.uint8), _READ_FLAGS, path)
+
+
+def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
+    """``cv2.imdecode(data, flags)`` of the bytes of the picture at ``path``, or SourceError saying why it is not
+    readable (``unreadable_reason``, or its size over OpenCV's limit), with no line of OpenCV's or libpng's."""
     get_level, set_level, silent = _cv_log_level()
     level = get_level()
     set_level(silent)  # a damaged file gets our one line, not libpng's as well
     try:
-        image = cv2.imdecode(data, _READ_FLAGS) if data.size else None
+        with _png_lines_dropped(data):  # libpng prints past OpenCV's log level
+            image = cv2.imdecode(data, flags) if data.size else None
+    except cv2.error as e:  # its size check is an assertion: a picture over its limit raised it, a traceback
+        raise SourceError(f"{path} is not a readable image ({too_large(path) or str(e).strip().splitlines()[-1]})") from None
     finally:
         set_level(level)
     if image is None:
-        raise SourceError(f"{path} is not a readable image")
+        why = unreadable_reason(data.tobytes())
+        raise SourceError(f"{path} is not a readable image" + (f" ({why})" if why else ""))
     return image
+
+
+# the most pixels OpenCV decodes (its CV_IO_MAX_IMAGE_PIXELS, 2^30 unless the environment sets it)
+OPENCV_PIXELS_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
+
+
+def too_large(path: Path) -> Optional[str]:
+    """Why a picture OpenCV refused is too large, from its header, or None when the header says otherwise: a PNG
+    of a few hundred KB may declare 40000x40000 (a decompression bomb, or a scan of a wall), 1.6 gigapixels."""
+    from PIL import Image
+
+    try:
+        with opened_unlimited(path) as im:
+            width, height = im.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    try:
+        limit = int(os.environ.get(OPENCV_PIXELS_ENV, "")) or 1 << 30
+    except ValueError:
+        limit = 1 << 30
+    if width * height <= limit:
+        return None
+    return (f"it is {width}x{height} pixels, {width * height / 1e6:,.0f} megapixels, more than the {limit / 1e6:,.0f} "
+            f"OpenCV decodes; scale it down first, or raise {OPENCV_PIXELS_ENV} where the memory allows")
+
+
+# the first bytes of the formats OpenCV reads, and the end marker of those that have one
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+               (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+_ENDINGS = {"PNG": b"IEND", "JPEG": b"\xff\xd9"}
+
+
+def unreadable_reason(data: bytes) -> Optional[str]:
+    """Why a picture's bytes did not decode, in a few words a user can act on, or None when nothing plain shows:
+    an empty file, a PNG or JPEG cut off before its end marker (an interrupted download or copy), or bytes that
+    are no picture's (a web page or text file saved under a picture's name)."""
+    if not data:
+        return "the file is empty, 0 bytes"
+    kind = next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
+    if kind is None:
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return None  # a WebP: its decoder's own failure
+        head = data[:512].lstrip()
+        if head[:1] == b"<" or all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+            return "it holds text, not a picture: a web page or text file under a picture's name?"
+        return None
+    ending = _ENDINGS.get(kind)
+    if ending and ending not in data[-64:]:
+        return f"a {kind} cut off before its end, as an interrupted download or copy leaves it"
+    return f"its {kind} data is damaged"
 
 
 NTSC_RATES = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120))  # 23.976, 29.97, 47.952, 59.94, 119.88

@@ -15,18 +15,19 @@ import numpy as np
 
 from ..errors import SourceError
 from .base import ffmpeg_name
+from .video_source import main_video_stream
 
 
 def decode_video_frames(path: Union[str, Path]) -> Iterator[av.VideoFrame]:
-    """Every frame of the first video stream, keeping alpha (libvpx-vp9 for VP9)."""
+    """Every frame of the first video stream that is no cover picture, keeping alpha (libvpx-vp9 for VP9)."""
     try:
         container = av.open(ffmpeg_name(path))
     except (av.error.FFmpegError, OSError) as exc:
         raise SourceError(f"{path} is not a readable video ({exc})") from exc
     with container:
-        if not container.streams.video:
+        stream = main_video_stream(container)
+        if stream is None:
             raise SourceError(f"{path} has no video stream")
-        stream = container.streams.video[0]
         if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
             raise SourceError(f"{path}: its video stream's codec is unknown to FFmpeg")
         if stream.codec_context.name != "vp9":

@@ -57,6 +57,8 @@ LEADING_UNTIMED_MAX = 120
 # timescale 1); a step back of more than 4 frames is no reorder (packed B-frames swap neighbours) but a clock starting over
 COARSEST_TIME_BASE = Fraction(1, 24)
 REORDER_FRAMES = 4
+# a frame interval no video has where its stream declares no length (see broken_timing)
+BROKEN_FRAME_INTERVAL_S = 60.0
 
 
 def earlier_target(target: int, landed: int) -> int:
@@ -235,7 +237,23 @@ def decodable_video_stream(container: av.container.InputContainer, shown: object
     if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
         raise SourceError(f"{shown}: its video stream's codec is unknown to FFmpeg (a damaged file, or a codec "
                           "this FFmpeg cannot decode)")  # fmt: skip
+    broken = broken_timing(stream)
+    if broken:
+        raise SourceError(f"{shown}: {broken}")
     return stream
+
+
+def broken_timing(stream: av.video.stream.VideoStream) -> Optional[str]:
+    """Why a video stream's declared timing cannot be right, as a clause, or None: several frames declared in a
+    length shorter than one frame interval of its own rate (a minute where no length is declared: fragmented MP4s
+    declare 0). A damaged time scale (an MP4's ``mdhd`` of 0, which FFmpeg reads as 1) does this, and FFmpeg then
+    demuxes a frame or two of the many, or none, quietly."""
+    rate, seconds, count = frame_rate(stream), declared_seconds(stream) or 0.0, stream.frames or 0
+    if count < 3 or not rate or 1 / rate <= (seconds or BROKEN_FRAME_INTERVAL_S):
+        return None
+    return (f"its video's timing is broken: {count} frames declared in {seconds:g} s, but a frame every {float(1 / rate):g} s "
+            f"(time base {stream.time_base}), so its time scale is damaged and FFmpeg would read only a frame or two; "
+            "the file is damaged")
 
 
 def structural_damage(path: Path | str, format_name: str) -> Optional[str]:
@@ -250,6 +268,38 @@ def structural_damage(path: Path | str, format_name: str) -> Optional[str]:
         return (f"the file is truncated ({cut[0]} of its {cut[1]} bytes are there), so its last frames or its sound's end "
                 "are missing (an interrupted download or copy?)")  # fmt: skip
     return None
+
+
+def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
+    """Why an MPEG-TS file looks cut off, as a clause, or None: it ends partway through a packet (188 bytes each;
+    192 in a camera's .m2ts/.mts, 204 with FEC). Such a file declares no length, so this is all that tells a
+    recording stopped abruptly (a card pulled, a crash) or an interrupted download from a whole file."""
+    if isinstance(path, str) or format_name != "mpegts" or not regular_file(path):
+        return None
+    size = os.stat(path).st_size
+    if not size or any(size % packet == 0 for packet in (188, 192, 204)):
+        return None
+    return ("the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an interrupted download "
+            "leaves it")
+
+
+# (path, size, modification time) of the files whose cut-off warning was given in this process
+_SAID: set[tuple[object, ...]] = set()
+_said_lock = threading.Lock()
+
+
+def _first_time_said(path: object, *what: object) -> bool:
+    """True the first time this process warns ``what`` about this file as it is now (the same file changed is new
+    again; a URL, which cannot be looked at, is always new)."""
+    try:
+        st = os.stat(path)  # type: ignore[arg-type]
+    except (OSError, TypeError, ValueError):
+        return True
+    key = (str(path), st.st_size, st.st_mtime_ns, *what)
+    with _said_lock:
+        first = key not in _SAID
+        _SAID.add(key)
+    return first
 
 
 def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts: Optional[int], *, hidden: int = 0,
@@ -394,14 +444,14 @@ class ConcealedFrames:
         msg = f"{self.shown}: frame {index} is damaged (the decoder concealed missing or broken data)"
         if self.strict:
             raise SourceError(msg + "; re-encode or repair the file")
-        if not self.count:
+        if not self.count and _first_time_said(self.shown, "concealed", index):  # live --loop: not at every pass
             log.warning("%s; it is kept as decoded, as ffmpeg keeps it (a recording cut off mid-frame, packets lost on a network)", msg)
         self.count += 1
         self.span = (self.span[0] if self.count > 1 else index, index)
 
     def summarise(self) -> None:
         """The count, once the frames are read, when more than the first (which warned) were concealed."""
-        if self.count > 1:
+        if self.count > 1 and _first_time_said(self.shown, "concealed", *self.span, self.count):
             log.warning("%s: %d frames were damaged and kept as the decoder concealed them (frames %d to %d)", self.shown, self.count, *self.span)
 
 
@@ -700,6 +750,10 @@ class VideoFileSource(Source):
         damage = structural_damage(self.path, self._container.format.name)
         if damage:
             raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {damage}")
+        cut = mpegts_cut_off(self.path, self._container.format.name)
+        if cut and _first_time_said(self.path, "cut"):  # live --loop reads the file again and again: said once
+            # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
+            log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, count)
         short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden, from_start=not self._seeked)
         if short is not None:
             where, lost = short

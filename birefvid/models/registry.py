@@ -82,8 +82,8 @@ def _load_cards(_user_dir: Optional[str]) -> dict[str, ModelCard]:
     cards: dict[str, ModelCard] = {}
     for path in _card_files():
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(path.read_bytes())  # bytes: UTF-8 with a BOM, or UTF-16, as Windows editors save it, read too
+        except (OSError, ValueError) as exc:  # ValueError: JSON's errors and text in no JSON encoding
             raise ConfigError(f"model card {path} is not valid JSON: {exc}") from exc
         card = ModelCard.from_json(data, path)
         cards[card.name] = card  # user cards may override built-in ones by name

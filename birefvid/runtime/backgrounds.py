@@ -21,7 +21,7 @@ from ..errors import SourceError
 from ..extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..io.color_profile import convert_rgb, embedded_rgb_profile
 from ..io.hdr import SdrToHdr
-from ..io.image_source import read_alpha, read_rgb_deep
+from ..io.image_source import read_alpha, read_rgb_deep, too_large, unreadable_reason
 from ..io.looping_source import LoopingVideoSource
 
 log = logging.getLogger(__name__)
@@ -126,5 +126,9 @@ def _picture(path: Path, deep: bool) -> np.ndarray:
 def _read_image(path: Path, deep: bool = False) -> np.ndarray:
     try:
         return _picture(path, deep)
-    except SourceError as exc:
-        raise SourceError(f"background image unreadable: {path} (expected PNG, JPEG, BMP, WebP or TIFF)") from exc
+    except SourceError as exc:  # why, where the file shows it (a PNG cut off is a PNG: "expected PNG" misled)
+        try:
+            why = too_large(path) or unreadable_reason(Path(path).read_bytes())
+        except OSError:
+            why = None
+        raise SourceError(f"background image unreadable: {path} ({why or 'expected PNG, JPEG, BMP, WebP or TIFF'})") from exc
