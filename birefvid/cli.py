@@ -53,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
         """argparse's @FILE expansion, after checking each such FILE is a text file of arguments: a missing one was
         "[Errno 2] No such file or directory", and a video whose name starts with @ a traceback (it is not text)."""
         for arg in arg_strings:
-            if arg[:1] in (self.fromfile_prefix_chars or ""):
+            if arg and arg[0] in (self.fromfile_prefix_chars or ""):  # "" is in every string: an empty argument is none
                 refusal = args_file_refusal(arg)
                 if refusal is not None:
                     self.error(refusal)
