@@ -361,7 +361,6 @@ def test_a_stopped_stream_frees_its_encoder_at_once(ffmpeg: str) -> None:
     import numpy as np
 
     from birefvid.errors import SinkError
-    from birefvid.errors import SinkError
     from birefvid.io.rtmp_sink import RtmpPublishSink
 
     port = free_port()  # nothing listens: the child fails after its first pictures
@@ -491,7 +490,6 @@ def test_a_surround_sources_sound_reaches_the_server_as_stereo(tmp_path: Path, f
     import numpy as np
 
     from birefvid.io.live_audio import LiveAudioFeed
-    from birefvid.errors import SinkError
     from birefvid.io.rtmp_sink import RtmpPublishSink
 
     rate, fps, w, h = 48000, 15, 160, 120
