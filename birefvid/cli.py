@@ -17,6 +17,7 @@ import logging
 import os
 import select
 import signal
+import stat
 import sys
 import threading
 import traceback
@@ -88,11 +89,14 @@ ARGS_FILE_HEAD = 65536  # bytes of an @FILE read to tell text from a picture or 
 
 
 def args_file_refusal(arg: str) -> Optional[str]:
-    """Why ``arg`` (``@FILE``) names no file of arguments (missing, unreadable, not text), or None when it does;
-    the message says how to name a file whose own name starts with @: ``./@NAME``."""
+    """Why ``arg`` (``@FILE``) names no file of arguments (missing, unreadable, not text), or None when it does
+    (a pipe is taken unread); the message says how to name a file whose own name starts with @: ``./@NAME``."""
     path = arg[1:]
     hint = f"an argument starting with @ names a file of arguments, one a line; for a file named {arg}, write ./{arg}"
     try:
+        kind = os.stat(path).st_mode
+        if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):
+            return None  # a pipe (`@<(pass show cam)`, `@/dev/stdin`): a look here would use up what argparse then reads
         with open(path, "rb") as f:
             head = f.read(ARGS_FILE_HEAD)
     except OSError as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -50,3 +51,13 @@ def need_system_python_module(module: str, debian_packages: str) -> str:
     if probe.returncode != 0:
         _missing(f"/usr/bin/python3 with {module!r}", f"apt-get install {debian_packages}")
     return python
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine has ``::1`` to listen on (a container may have IPv6 off): the ::1 cases skip without it."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -231,3 +232,19 @@ def test_a_file_whose_name_starts_with_at_is_named_with_dot_slash(tmp_path, pvt_
         assert "for a file named @clip.mp4, write ./@clip.mp4" in err
     assert main(["process", "./@clip.mp4", "-o", "./@out.mkv", "--output", "mask", *model]) == 0
     assert len(read_video(tmp_path / "@out.mkv", "gray").images) == 4
+
+
+def test_an_arguments_file_that_is_a_pipe_is_read_once(tmp_path):
+    """`birefvid live @<(pass show gate)` (or `@/dev/stdin`) keeps a password out of every file: the check that an
+    @FILE is text read the pipe first, so argparse found it empty and said "required: --source"."""
+    from birefvid.cli import build_parser
+
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, b"--source\nrtsp://admin:hunter2@cam.local/1\n--sink\ngate.mkv\n")
+        os.close(writer)
+        args = build_parser().parse_args(["live", f"@/dev/fd/{reader}"])
+    finally:
+        os.close(reader)
+    assert args.source == "rtsp://admin:hunter2@cam.local/1" and args.sink == ["gate.mkv"]
+

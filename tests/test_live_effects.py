@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -34,7 +33,7 @@ from live_e2e_tools import (
 )  # fmt: skip
 from live_media import free_port
 from process_fixtures import red_key_segmenter
-from system_tools import need_binary, need_module
+from system_tools import has_ipv6_loopback, need_binary, need_module
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
 STARTUP = 90.0  # python + torch + model start on a loaded 2-core machine
@@ -159,15 +158,6 @@ def test_another_user_of_this_machine_neither_switches_the_effect_nor_watches_wi
         sink.close()
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/proc/net/tcp"),
                     reason="acting as another user needs root; telling users apart, Linux's /proc/net/tcp")  # fmt: skip
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
@@ -176,7 +166,7 @@ def test_another_user_of_this_machine_cannot_watch_a_preview_bound_to_loopback(h
     curl http://127.0.0.1:8080/snapshot.jpg. Only the run's user and root see it; the others get a 403."""
     import shutil
 
-    if host == "::1" and not _ipv6_loopback():
+    if host == "::1" and not has_ipv6_loopback():
         pytest.skip("no IPv6 loopback here")
     python = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
     if python is None:

@@ -417,6 +417,24 @@ def test_rtsp_server_restart_reconnects_without_restarting_the_source(clip30s: P
     print(f"rtsp: live {t_live - t_up:.2f} s after the server was back ({t_live - t_kill:.2f} s after the kill)")
 
 
+def _read_across_a_restart(first: Path, then: Path) -> tuple[RtspServer, list, list]:  # type: ignore[type-arg]
+    """An RTSP server serving ``first``, read for a moment, restarted with ``then`` and read again after the reconnect:
+    the server, the pictures before and those after."""
+    server = RtspServer(first).start()
+    try:
+        with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
+            src.start()
+            before = _read_for(src, 0.8)
+            server.stop()
+            _wait_state(src, "reconnecting", within=3.0)
+            server.clip = then
+            server.start()
+            _wait_state(src, "live", within=8.0)
+            after = _read_for(src, 1.0)
+    finally:
+        server.stop()
+    return server, before, after
+
 def test_a_stream_back_at_another_size_is_scaled_to_the_first(tmp_path: Path, caplog) -> None:
     """An RTSP server restarted with a clip of another size and rate: the pictures after the
     reconnect come at the run's first size, with one warning (they failed every sink, which ended
@@ -424,19 +442,7 @@ def test_a_stream_back_at_another_size_is_scaled_to_the_first(tmp_path: Path, ca
     caplog.set_level(logging.WARNING, logger="birefvid")
     small = make_clip(tmp_path / "small.mp4", seconds=20.0, size=(160, 120), fps=24)
     large = make_clip(tmp_path / "large.mp4", seconds=20.0, size=(200, 150), fps=15)
-    server = RtspServer(small).start()
-    try:
-        with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
-            src.start()
-            before = _read_for(src, 0.8)
-            server.stop()
-            _wait_state(src, "reconnecting", within=3.0)
-            server.clip = large
-            server.start()
-            _wait_state(src, "live", within=8.0)
-            after = _read_for(src, 1.0)
-    finally:
-        server.stop()
+    server, before, after = _read_across_a_restart(small, large)
     assert before and after and {f.generation for f in after} == {1}
     assert {f.frame.image.shape for f in before + after} == {(120, 160, 3)}
     warned = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
@@ -448,19 +454,7 @@ def test_a_stream_back_in_another_shape_keeps_it_inside_bars(tmp_path: Path, cap
     caplog.set_level(logging.WARNING, logger="birefvid")
     narrow = make_clip(tmp_path / "narrow.mp4", seconds=20.0, size=(160, 120), fps=24)
     wide = make_clip(tmp_path / "wide.mp4", seconds=20.0, size=(160, 90), fps=24)
-    server = RtspServer(narrow).start()
-    try:
-        with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
-            src.start()
-            before = _read_for(src, 0.8)
-            server.stop()
-            _wait_state(src, "reconnecting", within=3.0)
-            server.clip = wide
-            server.start()
-            _wait_state(src, "live", within=8.0)
-            after = _read_for(src, 1.0)
-    finally:
-        server.stop()
+    server, before, after = _read_across_a_restart(narrow, wide)
     assert before and after and {f.generation for f in after} == {1}
     assert {f.frame.image.shape for f in before + after} == {(120, 160, 3)}
     for f in after:  # 160x90 in the middle, black bars of 15 rows above and below

@@ -9,18 +9,10 @@ import time
 import pytest
 
 from birefvid.io.peer_user import CLOSED_PEER, is_this_user, peer_uid
+from system_tools import has_ipv6_loopback
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/net/tcp") or not hasattr(os, "getuid"),
                                 reason="telling users apart reads Linux's /proc/net/tcp")  # fmt: skip
-
-
-def _ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("listen, connect", [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("::", "127.0.0.1")])
@@ -28,7 +20,7 @@ def test_a_client_that_half_closes_or_closes_is_not_taken_for_this_user(listen: 
     """Only a connection in state ESTABLISHED was looked up: another user who sent a request and then shut their
     end (shutdown(SHUT_WR): FIN_WAIT2) or closed it was not found, and an unknown client counted as this user,
     so they switched another's effect off (a closed end also shows uid 0, root's)."""
-    if ":" in listen and not _ipv6():
+    if ":" in listen and not has_ipv6_loopback():
         pytest.skip("no IPv6 loopback")
     family = socket.AF_INET6 if ":" in listen else socket.AF_INET
     with socket.socket(family) as server:

@@ -153,6 +153,39 @@ def test_outputs_replaced_with_overwrite_leave_nothing_aside(tmp_path, scene):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "frames"]
 
 
+
+def test_ctrl_c_just_after_an_output_is_renamed_takes_it_back_too(tmp_path, scene):
+    """Ctrl-C pressed as often as gives up the renames (``PRESSES_TO_ABANDON``), the last press landing just after the
+    main output's rename (as its "wrote" line is logged): that output was not yet counted as in place, so it stayed there
+    alone, and the file it replaced stayed in a hidden .cut.mkv.old-* folder. Now it is taken back with the others."""
+    import logging
+    import os
+    import signal
+
+    from birefvid.errors import PRESSES_TO_ABANDON
+
+    (tmp_path / "cut.mkv").write_bytes(b"last run's matte")
+
+    class PressesCtrlC(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("wrote ") and record.getMessage().endswith(str(tmp_path / "cut.mkv")):
+                for _ in range(PRESSES_TO_ABANDON):  # real SIGINTs, through the handler that holds them while renaming
+                    os.kill(os.getpid(), signal.SIGINT)
+
+    logger, presses = logging.getLogger("birefvid"), PressesCtrlC()
+    level = logger.level
+    logger.addHandler(presses)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            process_video(scene, tmp_path / "cut.mkv", kind="mask", segmenter=red_key_segmenter(), smooth="none", overwrite=True,
+                          also=[("alpha", tmp_path / "frames")])  # fmt: skip
+    finally:
+        logger.removeHandler(presses)
+        logger.setLevel(level)
+    assert (tmp_path / "cut.mkv").read_bytes() == b"last run's matte"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv"]
+
 @pytest.mark.parametrize("small_one, frames, disk", [("main", 60, "128k"), ("extra", 150, "1m")])
 def test_the_free_space_watch_counts_each_disk_s_own_outputs(tmp_path, monkeypatch, small_one, frames, disk):
     """A matte on a nearly full disk and a ProRes beside it on a roomy one: the ProRes's bytes were projected against

@@ -213,6 +213,7 @@ class _AtomicTarget:
         try:
             apply_default_permissions(self.temp, is_dir=self.is_dir)
             self._placed_id = _identity(self.temp)
+            self._placed = self.target  # before the move: a Ctrl-C just after it still finds it (``in_place``) to take back
             self._move_or_put_back()
         except OutputKeptError as e:  # committed beside the target: nothing left to discard
             self._done = True
@@ -232,7 +233,6 @@ class _AtomicTarget:
             self.discard()
             raise SinkError(f"cannot move the finished {self.what} onto {self.target}: {e.strerror or e}") from e
         self._done = True
-        self._placed = self.target
         log.debug("committed %s", self.target)
 
     def _move_or_put_back(self) -> None:
@@ -276,6 +276,11 @@ class _AtomicTarget:
         shutil.rmtree(old, ignore_errors=True)
 
     @property
+    def in_place(self) -> bool:
+        """True when the commit has put this run's output in place (at the target or beside it), ``undo()``'s to take back."""
+        return self._placed is not None and self._placed_id is not None and _identity(self._placed) == self._placed_id
+
+    @property
     def replaced(self) -> bool:
         """True when a held commit replaced an entry that ``undo()`` would put back."""
         return self._old is not None or self._was_empty_dir
@@ -291,7 +296,7 @@ class _AtomicTarget:
         what it replaced. Returns what could not be done, as phrases for an error message (empty: all done)."""
         placed, self._placed = self._placed, None
         problems: list[str] = []
-        if placed is not None and os.path.lexists(placed) and _identity(placed) == self._placed_id:
+        if placed is not None and self._placed_id is not None and _identity(placed) == self._placed_id:
             try:
                 if self._old is not None and placed == self.target and not self.is_dir:
                     replace(self._old / "x", self.target)  # the old file back in one rename: the name is never missing

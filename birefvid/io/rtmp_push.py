@@ -28,8 +28,10 @@ def main(argv: list[str]) -> int:
     with os.fdopen(fd, "rb") as pipe:
         url = pipe.read().decode()
     try:
-        # unbuffered: a buffered read waits for a whole buffer, which a small picture's stream takes seconds to fill
-        source = av.open(os.fdopen(0, "rb", buffering=0, closefd=False), "r", format="flv", options={"analyzeduration": "1", "probesize": "32"})
+        # unbuffered: a buffered read waits for a whole buffer, which a small picture's stream takes seconds to fill;
+        # probed as the ffmpeg child probes (no probesize limit): with 32 bytes a stream whose sound came first was opened
+        # before its first picture, its video of size 0x0, which the FLV muxer refused ("Invalid argument")
+        source = av.open(os.fdopen(0, "rb", buffering=0, closefd=False), "r", format="flv", options={"analyzeduration": "1"})
     except (av.FFmpegError, OSError, EOFError):
         return 1  # the parent stopped before sending anything
     with source:

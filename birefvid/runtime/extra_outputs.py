@@ -79,9 +79,11 @@ def commit_all(sinks: list[Sink]) -> tuple[list[Optional[str]], Optional[OutputK
                 kept.append(str(e.kept))
                 first = first or e
             except BaseException as e:
-                if not kept:
+                # those in place, this one too where Ctrl-C came between its rename and its return
+                done = [s for s in sinks if (entry := s.output_entry()) is not None and entry.in_place]
+                if not done:
                     raise
-                said = _taken_back(e, sinks[: len(kept)])
+                said = _taken_back(e, done)
                 if said is e:
                     raise
                 raise said from e
