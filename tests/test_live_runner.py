@@ -790,3 +790,31 @@ def test_a_recording_whose_name_was_taken_meanwhile_fails_with_a_report_naming_w
     kept = str(tmp_path / "cam (2).mkv")
     assert out.read_bytes() == b"the other run's" and len(read_frames(kept)) == 6
     assert caught.value.report["recorded"] == {str(out): [kept]} and "kept as" in caught.value.report["error"]
+
+
+def test_a_file_shown_before_any_model_run_reports_no_model_rate(tmp_path):
+    """A file played without --realtime is shown as fast as it decodes: 24 small frames went by while
+    a slow model still ran, and the summary said "model 0.0 fps", as if the model never ran."""
+    from birefvid.api import live_summary
+    from birefvid.runtime.live_stats import format_line
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", carry=False, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(3.0)))
+    final = report["stats"]
+    assert report["frames_shown"] == FPS and final["seconds"] < 3.0  # every frame shown before a second model run ended
+    assert final["model_fps"] is None and final["model_ms_median"] is None
+    assert "model - fps" in live_summary(report) and "model - fps" in format_line(final)
+    assert json.loads(json.dumps(final))["model_fps"] is None  # the JSON says null, not 0.0
+
+
+def test_the_model_rate_counts_finished_runs():
+    """With runs finished, the rate is runs per second of the period, as before."""
+    from birefvid.runtime.live_stats import LiveStats, format_line
+
+    stats = LiveStats()
+    stats.begin(100.0, None)
+    for _ in range(4):
+        stats.model_ran(0.1)
+    final = stats.final(102.0, None)
+    assert final["model_fps"] == 2.0 and "model 2.0 fps" in format_line(final)
