@@ -806,15 +806,3 @@ def test_a_file_shown_before_any_model_run_reports_no_model_rate(tmp_path):
     assert final["model_fps"] is None and final["model_ms_median"] is None
     assert "model - fps" in live_summary(report) and "model - fps" in format_line(final)
     assert json.loads(json.dumps(final))["model_fps"] is None  # the JSON says null, not 0.0
-
-
-def test_the_model_rate_counts_finished_runs():
-    """With runs finished, the rate is runs per second of the period, as before."""
-    from birefvid.runtime.live_stats import LiveStats, format_line
-
-    stats = LiveStats()
-    stats.begin(100.0, None)
-    for _ in range(4):
-        stats.model_ran(0.1)
-    final = stats.final(102.0, None)
-    assert final["model_fps"] == 2.0 and "model 2.0 fps" in format_line(final)
