@@ -560,6 +560,8 @@ def live_summary(report: dict[str, Any]) -> str:
     """One line of a live run's report: ``live: showed N frames in S s (output, source and model fps,
     latency median/p95); ended: duration; recorded rec.mp4``, the files kept named, as `process` names
     its output (the line said nothing of them)."""
+    from .runtime.live_stats import rate
+
     s = report["stats"]
     files = [name for kept in (report.get("recorded") or {}).values() for name in kept]
     recorded = "" if not files else f"; recorded {files[0]}" if len(files) == 1 else f"; recorded {len(files)} files ({files[0]} to {files[-1]})"
@@ -567,6 +569,6 @@ def live_summary(report: dict[str, Any]) -> str:
         return f"live: showed no picture; ended: {report['ended_by']} before the first picture{recorded}"
     return (
         f"live: showed {report['frames_shown']} frames in {s['seconds']:.1f} s ({s['output_fps']:.1f} fps, "
-        f"source {s['source_fps']:.1f} fps, model {s['model_fps']:.1f} fps, latency {s['latency_ms_median']}/"
+        f"source {s['source_fps']:.1f} fps, model {rate(s.get('model_fps'))} fps, latency {s['latency_ms_median']}/"
         f"{s['latency_ms_p95']} ms median/p95); ended: {report['ended_by']}{recorded}"
     )

@@ -156,6 +156,33 @@ def test_mpeg_ts_is_read_whole_and_keeps_its_timestamps(tmp_path):
     assert got["audio"] == "aac" and got["samples"] > 0
 
 
+def test_an_mpeg_ts_joined_from_pieces_counts_the_frames_it_has_not_its_headers_estimate(tmp_path):
+    """Two TS pieces joined by ffmpeg's concat demuxer leave a gap its duration counts: the header said 51 frames
+    for 50, and the progress ended at 50/51 and the manifest recorded 51 for an output of 50."""
+    from system_tools import need_binary
+
+    from birefvid.batch.plan import header_frames
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    pieces = [keyframed_clip(tmp_path / f"{name}.ts", 25) for name in ("a", "b")]
+    listing = tmp_path / "pieces.txt"
+    listing.write_text("".join(f"file '{p}'\n" for p in pieces))
+    src = tmp_path / "joined.ts"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(src)], check=True)
+    assert header_frames(src) == 51  # the estimate this test is about
+    out, progress = tmp_path / "out", tmp_path / "progress.jsonl"
+    assert batch(str(src), "--output-dir", str(out), "--output", "mask", "--progress-json", str(progress), "-q") == 0
+    assert len(video_facts(out / "joined.mkv")["pts"]) == 50
+    ev = events(progress)
+    assert ev[-1]["event"] == "end" and ev[-1]["frames_done"] == ev[-1]["frames"] == 50
+    done = next(e for e in ev if e["event"] == "chunk_done")
+    assert done["frames_done"] == done["frames"] == 50
+    assert manifest(out)["videos"]["joined.mkv"]["frames"] == 50
+    rerun = tmp_path / "rerun.jsonl"  # a rerun skips it, counting the frames it has
+    assert batch(str(src), "--output-dir", str(out), "--output", "mask", "--progress-json", str(rerun), "-q") == 0
+    assert events(rerun)[-1]["frames"] == events(rerun)[-1]["frames_done"] == 50
+
+
 @pytest.mark.parametrize("ext,kind", [(".mkv", "green"), ("mov", "alpha")])  # "mov" as users type it
 def test_chunks_join_into_matroska_h264_keeping_pixel_shape_timecode_and_tags(tmp_path, ext, kind):
     """H.264 chunk files in Matroska have no stored decode times (the join used to fail on them), and

@@ -790,3 +790,87 @@ def test_a_recording_whose_name_was_taken_meanwhile_fails_with_a_report_naming_w
     kept = str(tmp_path / "cam (2).mkv")
     assert out.read_bytes() == b"the other run's" and len(read_frames(kept)) == 6
     assert caught.value.report["recorded"] == {str(out): [kept]} and "kept as" in caught.value.report["error"]
+
+
+def test_a_file_shown_before_any_model_run_reports_no_model_rate(tmp_path):
+    """A file played without --realtime is shown as fast as it decodes: 24 small frames went by while
+    a slow model still ran, and the summary said "model 0.0 fps", as if the model never ran."""
+    from birefvid.api import live_summary
+    from birefvid.runtime.live_stats import format_line
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", carry=False, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(3.0)))
+    final = report["stats"]
+    assert report["frames_shown"] == FPS and final["seconds"] < 3.0  # every frame shown before a second model run ended
+    assert final["model_fps"] is None and final["model_ms_median"] is None
+    assert "model - fps" in live_summary(report) and "model - fps" in format_line(final)
+    assert json.loads(json.dumps(final))["model_fps"] is None  # the JSON says null, not 0.0
+
+
+def write_blue_resizing(path, parts, fps=FPS):
+    """A VP9 WebM of plain blue (the red-key model's background) whose picture size changes midway, as a stream
+    back from a reconnect in another shape: ``parts`` is ((width, height), frames) in order."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libvpx-vp9", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = *parts[0][0], "yuv420p"
+        index = 0
+        for (width, height), n in parts:
+            encoder = av.CodecContext.create("libvpx-vp9", "w")
+            encoder.width, encoder.height, encoder.pix_fmt, encoder.time_base = width, height, "yuv420p", Fraction(1, fps)
+            blue = np.zeros((height, width, 3), np.uint8)
+            blue[..., 2] = 255
+            for _ in range(n):
+                frame = av.VideoFrame.from_ndarray(blue, format="rgb24").reformat(format="yuv420p")
+                frame.pts, frame.time_base = index, Fraction(1, fps)
+                index += 1
+                for packet in encoder.encode(frame):
+                    packet.stream = stream
+                    out.mux(packet)
+            for packet in encoder.encode(None):
+                packet.stream = stream
+                out.mux(packet)
+
+
+@pytest.mark.parametrize("effect", ["mask", "alpha"])
+def test_bars_around_a_picture_of_another_shape_are_transparent(tmp_path, effect):
+    """A source whose pictures turn 16:9 in a 4:3 run is fitted inside black bars; with --effect mask or alpha the
+    model decided what the bars became (half subject, inverted), where `process` makes them transparent."""
+    clip = tmp_path / "spliced.webm"
+    write_blue_resizing(clip, [((96, 72), 6), ((96, 54), 6)])  # 96x54 fits 96x72 with 9 rows of bars above and below
+    out = tmp_path / "out.mkv"  # FFV1: lossless, the alpha read back exactly
+    job = build_live_job(str(clip), [str(out)], effect=effect, invert=True, carry=False, smooth="none")  # blue: all subject
+    report = run_live(job, segmenter=red_key_segmenter())
+    assert report["frames_shown"] == 12
+    with av.open(str(out)) as c:
+        pictures = [f.to_ndarray(format="gray" if effect == "mask" else "rgba") for f in c.decode(video=0)]
+    alphas = [p if effect == "mask" else p[..., 3] for p in pictures]
+    assert len(alphas) == 12 and all(a.shape == (72, 96) for a in alphas)
+    assert all(a.min() >= 250 for a in alphas[:6])
+    for a in alphas[6:]:
+        assert a[:9].max() == 0 and a[63:].max() == 0, f"the bars are not transparent: {a[:9].max()}, {a[63:].max()}"
+        assert a[10:62].min() >= 250  # the picture inside them is as the model said
+
+
+def test_a_source_files_own_transparency_stays_hidden(tmp_path):
+    """A file with its own alpha (FFV1 RGBA here) played live: what it hides stays hidden in the mask, as in `process`."""
+    clip = tmp_path / "half.mkv"
+    rgba = np.zeros((48, 64, 4), np.uint8)
+    rgba[..., 2] = 255  # blue: all subject once inverted
+    rgba[:, 32:, 3] = 255  # the left half transparent
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "bgra"
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    out_path = tmp_path / "mask.mkv"
+    job = build_live_job(str(clip), [str(out_path)], effect="mask", invert=True, carry=False, smooth="none")
+    assert run_live(job, segmenter=red_key_segmenter())["frames_shown"] == 4
+    with av.open(str(out_path)) as c:
+        masks = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    assert len(masks) == 4
+    for m in masks:
+        assert m[:, :32].max() == 0 and m[:, 32:].min() >= 250

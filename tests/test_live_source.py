@@ -445,6 +445,7 @@ def test_a_stream_back_at_another_size_is_scaled_to_the_first(tmp_path: Path, ca
     server, before, after = _read_across_a_restart(small, large)
     assert before and after and {f.generation for f in after} == {1}
     assert {f.frame.image.shape for f in before + after} == {(120, 160, 3)}
+    assert all(f.frame.coverage is None for f in before + after)  # the same shape, scaled: no bars
     warned = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
     assert warned and set(warned) == {f"{server.url}: the pictures are now 200x150, the run's are 160x120; scaled to 160x120"}
 
@@ -457,9 +458,11 @@ def test_a_stream_back_in_another_shape_keeps_it_inside_bars(tmp_path: Path, cap
     server, before, after = _read_across_a_restart(narrow, wide)
     assert before and after and {f.generation for f in after} == {1}
     assert {f.frame.image.shape for f in before + after} == {(120, 160, 3)}
-    for f in after:  # 160x90 in the middle, black bars of 15 rows above and below
-        image = f.frame.image
+    for f in after:  # 160x90 in the middle, black bars of 15 rows above and below, transparent (alpha 0)
+        image, coverage = f.frame.image, f.frame.coverage
         assert not image[:15].any() and not image[105:].any() and image[16:104].mean() > 20
+        assert coverage is not None and not coverage[:15].any() and not coverage[105:].any() and (coverage[15:105] == 255).all()
+    assert all(f.frame.coverage is None for f in before)  # opaque pictures carry no alpha
     warned = [r.getMessage() for r in caplog.records if "shape is kept" in r.getMessage()]
     assert warned == [f"{server.url}: the pictures are now 160x90, the run's are 160x120, another shape; the shape is kept, "
                       "scaled to 160x90 inside 160x120 with black bars"]  # fmt: skip

@@ -151,3 +151,17 @@ def test_stats_json_dash_whose_reader_left_ends_the_lines_not_the_run(monkeypatc
     stats.close()
     assert _Gone.writes == 1  # given up after the first broken write
     assert "standard output's reader has gone; the run goes on" in caplog.text
+
+
+def test_the_model_rate_counts_finished_runs_and_is_none_without_one():
+    """Runs per second of the period; a period in which no run finished has no rate (null, "model -"), not 0.0."""
+    from birefvid.runtime.live_stats import format_line
+
+    stats = LiveStats()
+    stats.begin(100.0, None)
+    idle = stats.emit(101.0, None)
+    assert idle["model_fps"] is None and "model - fps" in format_line(idle)
+    for _ in range(4):
+        stats.model_ran(0.1)
+    final = stats.final(102.0, None)
+    assert final["model_fps"] == 2.0 and "model 2.0 fps" in format_line(final)

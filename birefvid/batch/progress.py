@@ -95,6 +95,10 @@ class BatchProgress:
         if now - self._last >= self.every:
             self._emit("frames", f"{len(self._running)} chunk(s) running")
 
+    def recount(self, planned: int, counted: int) -> None:
+        """A video read whole had ``counted`` frames where ``planned`` were estimated from its header: the total follows."""
+        self.frames += counted - planned
+
     def chunk_done(self, name: str, index: int, frames: int, seconds: float, worker: Optional[int] = None) -> None:
         self._running.pop((name, index), None)
         self._finished.add((name, index))

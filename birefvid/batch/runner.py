@@ -468,10 +468,12 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             plan = by_name[task.video]
             index = task.chunk["index"]
             plan.done.add(index)
+            if len(plan.chunks) == 1:  # read whole: its planned count was the header's estimate (an MPEG-TS joined
+                # from pieces declared 101 frames for 100, so the progress stopped at 100/101 and the manifest said 101)
+                progress.recount(plan.frames, result["frames"])
+                plan.frames = result["frames"]
             manifest.chunk_done(plan.name, index, result["frames"])
             progress.chunk_done(plan.name, index, result["frames"], result["seconds"], result.get("worker"))
-            if plan.frames == 0 and len(plan.chunks) == 1:
-                plan.frames = result["frames"]
             if len(plan.done) == len(plan.chunks):
                 _finish_video(plan, manifest, progress)
 

@@ -404,10 +404,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _write_report(args: argparse.Namespace, report: dict[str, Any], written: list[str]) -> None:
     """``--report`` (when given), saying that the pictures written are kept if the report cannot be written."""
-    from .report_file import write_report
+    from .report_file import kept_phrase, write_report
 
-    kept = None if not written else f"the picture {written[0]} was" if len(written) == 1 else f"the {len(written)} pictures ({written[0]} to {written[-1]}) were"
-    write_report(args.report, report, kept=kept)
+    write_report(args.report, report, kept=kept_phrase(written, "picture", "pictures"))
 
 
 def _counted(items: Any, progress: Any) -> Any:

@@ -85,11 +85,10 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
 
 def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
     """Write the run's ``--report`` (when asked; ``-``: standard output), saying which recordings were kept if it cannot be."""
-    from .report_file import write_report
+    from .report_file import kept_phrase, write_report
 
     kept = [name for files in (report.get("recorded") or {}).values() for name in files]
-    what = None if not kept else f"the recording {kept[0]} was" if len(kept) == 1 else f"the {len(kept)} recorded files ({kept[0]} to {kept[-1]}) were"
-    write_report(path, report, kept=what)
+    write_report(path, report, kept=kept_phrase(kept, "recording", "recorded files"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,9 +6,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..errors import SinkError, option
+
+
+def kept_phrase(names: Sequence[str], one: str, several: str) -> Optional[str]:
+    """What a run wrote and keeps, for ``write_report``'s ``kept``: ``the recording a.mkv was`` (``one`` = "recording"),
+    ``the 3 recorded files (a.mkv to c.mkv) were`` (``several`` = "recorded files"), None for nothing."""
+    if not names:
+        return None
+    if len(names) == 1:
+        return f"the {one} {names[0]} was"
+    return f"the {len(names)} {several} ({names[0]} to {names[-1]}) were"
 
 
 def write_report(path: Optional[str], report: dict[str, Any], kept: Optional[str] = None) -> None:

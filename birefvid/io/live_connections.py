@@ -34,6 +34,10 @@ from birefvid.io.video_source import VideoFileSource, _int
 
 log = logging.getLogger(__name__)
 
+# what a connection's frames() yields: an RGB picture (H, W, 3) uint8, its time in seconds (None: timed by the wall
+# clock), and its own alpha (H, W) uint8, None when opaque (the bars around a picture of another shape are 0)
+Picture = tuple[np.ndarray, Optional[float], Optional[np.ndarray]]
+
 
 class ConnectionLost(Exception):
     """A connection failed or dropped in a way worth retrying; ``reason`` says why, in a few words."""
@@ -223,13 +227,16 @@ class AvConnection:
             if frame.pts is not None and frame.time_base:
                 self.on_audio(frame, float(frame.pts * frame.time_base))
 
-    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
-        """Upright RGB pictures with their pts in seconds (None when the stream gives none of its own)."""
+    def frames(self) -> Iterator[Picture]:
+        """Upright RGB pictures with their pts in seconds (None when the stream gives none of its own) and their
+        own alpha (None when opaque; 0 on the bars of a picture of another shape fitted inside them)."""
         frame, self._first = self._first, None
         to_rgb = RgbConverter(name=self._target.name, sar=self._stream.sample_aspect_ratio)
         while frame is not None:
-            image = to_rgb(frame, self._shapes.of(frame))
-            yield upright(image, self.rotation), (float(frame.time) if frame.pts is not None and self._timed else None)
+            sar = self._shapes.of(frame)
+            image, coverage = to_rgb(frame, sar), to_rgb.alpha(frame, sar)
+            seconds = float(frame.time) if frame.pts is not None and self._timed else None
+            yield upright(image, self.rotation), seconds, None if coverage is None else upright(coverage, self.rotation)
             self._deliver_audio()  # the picture before this sound is published: its clock is set
             frame = next(self._frames, None)
 
@@ -296,15 +303,15 @@ class CvCamera:
             self._cap.release()
             raise
 
-    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
-        """RGB pictures; cameras are timed by the wall clock (None pts)."""
+    def frames(self) -> Iterator[Picture]:
+        """RGB pictures, opaque; cameras are timed by the wall clock (None pts)."""
         bgr, self._first = self._first, None
         while True:
             if bgr is None:
                 ok, bgr = self._cap.read()
                 if not ok:
                     raise ConnectionLost("the camera stopped delivering frames")
-            yield self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB), None
+            yield self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB), None, None
             bgr = None
 
     def close(self) -> None:
@@ -384,9 +391,10 @@ class FileConnection:
             if self.on_audio is not None:
                 self.on_audio(frame, at)
 
-    def frames(self) -> Iterator[tuple[np.ndarray, Optional[float]]]:
+    def frames(self) -> Iterator[Picture]:
+        """The file's pictures with their times and own alpha, as ``process`` reads them."""
         for frame in self._source:
-            yield frame.image, frame.time
+            yield frame.image, frame.time, frame.coverage
             if frame.time is not None:  # published: the sound up to its time goes out on its clock
                 self._audio_until(frame.time + self._AUDIO_AHEAD)
 

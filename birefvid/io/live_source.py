@@ -44,7 +44,7 @@ import numpy as np
 
 from birefvid.errors import ConfigError, SourceError, in_caller_context
 from birefvid.frames import Frame, StreamInfo
-from birefvid.io._pixels import fit
+from birefvid.io._pixels import bars_alpha, fit
 from birefvid.io.hdr import SDR_TAGS, HdrToSdr, live_sdr
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture, SourceState
@@ -148,17 +148,19 @@ class _SizeKeeper:
     """Fits a connection's pictures to the run's size (the first connection's): a stream or camera
     that comes back after a reconnect at another size (a camera reconfigured, a server restarted
     with another clip) would otherwise fail every sink, which were opened for the first size. The same
-    shape is scaled to it; another keeps its shape inside black bars, as a file's does (``_pixels.fit``)."""
+    shape is scaled to it; another keeps its shape inside black bars, as a file's does (``_pixels.fit``),
+    transparent (alpha 0) as a file's are: with ``alpha`` or ``mask`` the model does not decide what they become."""
 
     def __init__(self, name: str, width: int, height: int) -> None:
         self.name, self.width, self.height = name, width, height
         self._warned: Optional[tuple[int, int]] = None
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """``image`` itself when it has the run's size, else a copy fitted to it (warned once a size)."""
+    def __call__(self, image: np.ndarray, coverage: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``image`` and its own alpha ``coverage`` (None: opaque) as they are when they have the run's size, else
+        copies fitted to it (warned once a size), the bars' alpha 0."""
         h, w = image.shape[:2]
         if (w, h) == (self.width, self.height):
-            return image
+            return image, coverage
         box = fit((w, h), (self.width, self.height))
         if self._warned != (w, h):
             self._warned = (w, h)
@@ -172,11 +174,14 @@ class _SizeKeeper:
         import cv2
 
         if box is None:
-            return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            size = (self.width, self.height)
+            scaled = None if coverage is None else cv2.resize(coverage, size, interpolation=cv2.INTER_AREA)
+            return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scaled
         x, y, fw, fh = box
         canvas = np.zeros((self.height, self.width, *image.shape[2:]), image.dtype)
         canvas[y : y + fh, x : x + fw] = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA)
-        return canvas
+        inner = None if coverage is None else cv2.resize(coverage, (fw, fh), interpolation=cv2.INTER_AREA)
+        return canvas, bars_alpha(box, (self.width, self.height), inner)
 
 
 def _lost_because(e: BaseException) -> str:
@@ -452,17 +457,19 @@ class LiveCapture(LiveSource):
         assert self._info is not None
         fit = _SizeKeeper(self.target.name, self._info.width, self._info.height)
         try:
-            for image, seconds in conn.frames():
+            for image, seconds, coverage in conn.frames():
                 if self._to_sdr is not None:
                     image = self._to_sdr(image)[0]
-                if self._stop.is_set() or self._publish(fit(image), seconds):
+                image, coverage = fit(image, coverage)
+                if self._stop.is_set() or self._publish(image, seconds, coverage):
                     return None
         except ConnectionLost as e:
             return e.reason
         return None if self.target.kind == "file" else "end of stream"
 
-    def _publish(self, image: np.ndarray, seconds: Optional[float]) -> bool:
-        """Stamp a frame, wait for its time when pacing a file, and offer it; True when closed meanwhile."""
+    def _publish(self, image: np.ndarray, seconds: Optional[float], coverage: Optional[np.ndarray] = None) -> bool:
+        """Stamp a frame (``coverage``: its own alpha, None when opaque), wait for its time when pacing a file,
+        and offer it; True when closed meanwhile."""
         assert self._clock is not None
         tb = self._clock.time_base
         pts = self._clock.stamp(seconds, time.monotonic())
@@ -473,7 +480,7 @@ class LiveCapture(LiveSource):
                 return True
         if self._realtime and self._wait_until(stream_time):
             return True
-        frame = Frame(image=image, pts=pts, time_base=tb, index=self._captured)
+        frame = Frame(image=image, pts=pts, time_base=tb, index=self._captured, coverage=coverage)
         with self._cond:
             if self.target.kind == "file" and not self._realtime:
                 # a file is not a camera: nothing is lost by waiting for the reader, so every frame is shown

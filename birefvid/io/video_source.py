@@ -38,7 +38,7 @@ from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.interleave import is_indexed
-from birefvid.io.mkv_info import ebml_number, muxing_app
+from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
 from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
@@ -190,13 +190,13 @@ def mkv_cut_off(path: Path) -> Optional[tuple[int, int]]:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            if ebml_number(f, True) != 0x1A45DFA3:  # the EBML header
+            if ebml_number(f, True) != EBML:  # the header
                 return None
             header = ebml_number(f, False)
             if header is None or header < 0:
                 return None
             f.seek(header, 1)
-            if ebml_number(f, True) != 0x18538067:  # the Segment
+            if ebml_number(f, True) != SEGMENT:
                 return None
             declared = ebml_number(f, False)
             if declared is None or declared < 0 or f.tell() + declared <= size:

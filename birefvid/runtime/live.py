@@ -268,14 +268,17 @@ def _send_all(sinks: list[LiveSink], item: _Delivery) -> None:
         sink.send(item.picture, item.t)
 
 
-def _apply(compositor: Optional[Compositor], image: np.ndarray, alpha: torch.Tensor) -> np.ndarray:
-    """``image`` composed with ``alpha`` by ``compositor``; None (effect ``none``) is the camera's picture as it is."""
+def _apply(compositor: Optional[Compositor], image: np.ndarray, alpha: torch.Tensor, coverage: Optional[np.ndarray] = None) -> np.ndarray:
+    """``image`` composed with ``alpha`` by ``compositor``; None (effect ``none``) is the camera's picture as it is.
+    ``coverage``: the picture's own alpha (uint8, None when opaque), which the matte is multiplied by, as in files:
+    the black bars around a picture of another shape after a reconnect are transparent, whatever the model saw there."""
     # the mask goes in at the model's size: the compositor upsamples it once, by OpenCV on the CPU
     # (torch's bilinear here cost ~2.8 ms a 720p frame), and its foreground estimate starts from it
     if compositor is None:  # effect "none" (the mask stays carried, for a switch back)
         return image
     images = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-    return to_sink_layout(compositor(images, alpha).numpy())[0]
+    own = None if coverage is None else torch.from_numpy(coverage).float().div_(255.0)[None, None]
+    return to_sink_layout(compositor(images, alpha, coverage=own).numpy())[0]
 
 
 class LiveRunner:
@@ -311,7 +314,7 @@ class LiveRunner:
         self._last_picture: Optional[np.ndarray] = None
         # the last shown frame, its mask and the compositor it was composed with: a switch while the
         # source reconnects recomposes the held picture, so blur turned on covers it at once
-        self._last_parts: Optional[tuple[np.ndarray, torch.Tensor, Optional[Compositor]]] = None
+        self._last_parts: Optional[tuple[np.ndarray, torch.Tensor, Optional[Compositor], Optional[np.ndarray]]] = None
         self.frames_shown = 0
         self.ended_by = "stop"
         self.lost: Optional[BaseException] = None  # the source's failure, once its retries ran out
@@ -331,8 +334,8 @@ class LiveRunner:
                 carried = self.carrier.carry(image, key=cf.captured)
                 if carried is not None:
                     alpha = carried
-        self._last_parts = (image, alpha, compositor)
-        return _apply(compositor, image, alpha)
+        self._last_parts = (image, alpha, compositor, cf.frame.coverage)
+        return _apply(compositor, image, alpha, cf.frame.coverage)
 
     def _show(self, cf: CapturedFrame) -> None:
         latest = self.model.latest
@@ -350,9 +353,9 @@ class LiveRunner:
         if self._last_picture is not None and now - self.clock.last_wall >= self.clock.step:
             compositor = self.effects.compositor
             if self._last_parts is not None and compositor is not self._last_parts[2]:  # switched during the outage
-                image, alpha, _ = self._last_parts
-                self._last_picture = _apply(compositor, image, alpha)
-                self._last_parts = (image, alpha, compositor)
+                image, alpha, _, coverage = self._last_parts
+                self._last_picture = _apply(compositor, image, alpha, coverage)
+                self._last_parts = (image, alpha, compositor, coverage)
             t = self.clock.for_repeat(now)
             self.writer.deliver(_Delivery(self._last_picture, t, now, None, repeat=True))
             self.stats.repeated += 1

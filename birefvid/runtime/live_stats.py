@@ -142,7 +142,9 @@ class LiveStats:
             "seconds": round(seconds, 3),
             "source_fps": round((captured - p.captured_at_start) / seconds, 2),
             "output_fps": round(p.shown / seconds, 2),
-            "model_fps": round(p.model_runs / seconds, 2),
+            # None when no model run finished in the period: a file shown without --realtime can end, and a model slower
+            # than the period can pass it, before one does; "0.0 fps" then read as a model that never ran
+            "model_fps": round(p.model_runs / seconds, 2) if p.model_runs else None,
             "model_ms_median": _ms(_percentile(p.model_seconds, 50)),
             "latency_ms_median": _ms(_percentile(p.latencies, 50)),
             "latency_ms_p95": _ms(_percentile(p.latencies, 95)),
@@ -226,6 +228,11 @@ class LiveStats:
             self._give_up()
 
 
+def rate(fps: Optional[float]) -> str:
+    """A rate for the stats lines and the summary: ``-`` where nothing was counted (no model run finished)."""
+    return "-" if fps is None else f"{fps:.1f}"
+
+
 def format_line(s: dict[str, Any]) -> str:
     """``live: source 30.0 fps, output 30.0 fps, model 3.1 fps, latency 12/25 ms (median/p95), ...``."""
 
@@ -233,7 +240,7 @@ def format_line(s: dict[str, Any]) -> str:
         return "-" if v is None else f"{v:.0f}"
 
     return (
-        f"live: source {s['source_fps']:.1f} fps, output {s['output_fps']:.1f} fps, model {s['model_fps']:.1f} fps, "
+        f"live: source {s['source_fps']:.1f} fps, output {s['output_fps']:.1f} fps, model {rate(s['model_fps'])} fps, "
         f"latency {ms(s['latency_ms_median'])}/{ms(s['latency_ms_p95'])} ms (median/p95), "
         f"mask age {ms(s['mask_age_ms_median'])} ms, dropped {s['dropped']}, reconnects {s['reconnects']}"
     )
