@@ -19,12 +19,13 @@ import select
 import signal
 import stat
 import sys
+import tempfile
 import threading
 import traceback
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting
-from .errors import BirefvidError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
+from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
 from .urls import hide_urls_in
 
 EXIT_USAGE = 2
@@ -302,6 +303,16 @@ def _fill_home() -> None:
         os.environ["HOME"] = "/"
 
 
+def _need_temp_dir() -> None:
+    """SinkError when no temporary folder can be written (a container's read-only root file system with no volume at
+    /tmp): torch makes one as it is imported, which ended every command with a FileNotFoundError traceback, exit 1."""
+    try:
+        tempfile.gettempdir()
+    except OSError as e:
+        raise SinkError("no writable temporary folder (tried $TMPDIR, /tmp, /var/tmp, /usr/tmp and the current folder): "
+                        "set TMPDIR to a writable folder, or mount one at /tmp (in Kubernetes, an emptyDir)") from e
+
+
 def _third_party_noise(record: logging.LogRecord) -> bool:
     """False for OpenVINO telemetry's lines about its consent file, which it logs as warnings on the root
     logger whenever the home folder cannot be written (a read-only root file system, HOME=/ for a random
@@ -412,7 +423,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose")]) <= 1
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose)])
-    code = guarded("birefvid", lambda: args.run(args))
+    code = guarded("birefvid", lambda: (_need_temp_dir(), args.run(args))[1])
     if exiting.must_exit_now():  # a worker is still in native code (a model export): a normal exit would abort under it
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:

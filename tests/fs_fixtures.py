@@ -89,3 +89,24 @@ def unreadable_folders(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         return listing(self)
 
     monkeypatch.setattr(Path, "iterdir", iterdir)
+
+
+def read_only_system(argv: list[str]) -> list[str]:
+    """``argv`` run with every file system read-only, as in a container with a read-only root file system and no
+    volume (not even /tmp): a mount namespace of its own, so root too gets EROFS. Skips where it cannot be made."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare here (util-linux)")
+    how = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    script = (
+        "mount --make-rprivate / || exit 97; "
+        "for m in $(awk '{print $5}' /proc/self/mountinfo); do case $m in /proc*|/sys*|/dev*) ;; "
+        '*) mount -o remount,bind,ro "$m" 2>/dev/null ;; esac; done; '
+        "touch /.rw-probe 2>/dev/null && exit 98; "
+        'exec "$@"'
+    )
+    probe = subprocess.run([*how, "sh", "-c", script, "sh", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a read-only mount namespace here (exit {probe.returncode}: {probe.stderr.strip()})")
+    return [*how, "sh", "-c", script, "sh", *argv]

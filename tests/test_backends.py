@@ -488,6 +488,25 @@ def test_openvino_blobs_baked_into_a_read_only_cache_are_used(b0, tmp_path, monk
         assert blobs and all(b.is_symlink() and b.resolve().parent == baked / "openvino" for b in blobs), blobs  # none compiled anew
 
 
+def test_openvino_blobs_can_be_read_by_the_uid_a_container_runs_as(b0, tmp_path, monkeypatch):
+    """OpenVINO writes its compiled blobs 0440: a cache baked into an image by the build's user could not be read by
+    the uid the container runs as (Kubernetes' runAsUser), so every start compiled the model again into /tmp (65 MB
+    for tiny, 4.4 s more at start here). Blobs are now readable by all, as exports are, and writable by no one else."""
+    need_module("openvino", "openvino")
+    exported, _ = cached_onnx(b0, (64, 64))  # in the session's cache; an earlier test may have made it
+    (tmp_path / "cache" / "onnx").mkdir(parents=True)
+    os.link(exported, tmp_path / "cache" / "onnx" / exported.name)  # so only OpenVINO's compile writes here
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    mask = os.umask(0o022)
+    try:
+        Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino").predict(_frames(n=1))
+    finally:
+        os.umask(mask)
+    blobs = [f for f in (tmp_path / "cache" / "openvino").iterdir() if f.is_file()]
+    modes = {f.name: oct(f.stat().st_mode & 0o777) for f in blobs}
+    assert blobs and all(f.stat().st_mode & 0o044 == 0o044 and not f.stat().st_mode & 0o022 for f in blobs), modes
+
+
 def test_a_missing_onnxruntime_names_the_extra_to_install(monkeypatch):
     """The [onnxruntime] extra pins what birefvid was checked with; the message said a bare `pip install onnxruntime`."""
     from birefvid.backends import choice

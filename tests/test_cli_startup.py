@@ -248,3 +248,22 @@ def test_an_arguments_file_that_is_a_pipe_is_read_once(tmp_path):
         os.close(reader)
     assert args.source == "rtsp://admin:hunter2@cam.local/1" and args.sink == ["gate.mkv"]
 
+
+def test_no_writable_temporary_folder_is_one_error_line(tmp_path):
+    """A container with a read-only root file system and no volume at /tmp: torch makes a folder there as it is
+    imported, so every command died with a 30-line FileNotFoundError traceback (exit 1, which a restart policy
+    retries for ever). Now it is one line saying what to mount or set, exit 2."""
+    import os
+
+    from fs_fixtures import read_only_system
+
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(b"")  # the command stops before reading it
+    env = {k: v for k, v in os.environ.items() if k not in ("TMPDIR", "TEMP", "TMP")}
+    argv = read_only_system([sys.executable, "-m", "birefvid", "process", str(clip), "-o", str(tmp_path / "out.webm"), "--model", "tiny"])
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[:3000]
+    assert len(lines) == 1 and lines[0].startswith("birefvid: error: no writable temporary folder"), lines
+    assert "TMPDIR" in lines[0] and "/tmp" in lines[0]
+    assert not (tmp_path / "out.webm").exists()

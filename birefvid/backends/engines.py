@@ -20,7 +20,7 @@ import torch
 
 from ..caller import caller_level
 from ..errors import ConfigError, option
-from .export import cached_onnx, onnx_cached, weights_digest, writable_cache_dir
+from .export import cached_onnx, onnx_cached, share_blobs, weights_digest, writable_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,8 @@ class OpenVinoEngine(_ExportedEngine):
         import openvino as ov
 
         core = ov.Core()
-        core.set_property({"CACHE_DIR": str(writable_cache_dir("openvino"))})
+        blobs = writable_cache_dir("openvino")
+        core.set_property({"CACHE_DIR": str(blobs)})
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": hint}
         from ..runtime.cores import affinity_cores, usable_cores  # here: runtime imports this package
 
@@ -211,7 +212,9 @@ class OpenVinoEngine(_ExportedEngine):
             # (~200 MB for Swin-T at 512², ~4x that at 1024²), and OpenVINO's own choice grows with
             # the core count
             config["NUM_STREAMS"] = THROUGHPUT_STREAMS
-        return core.compile_model(onnx_path, "CPU", config)
+        compiled = core.compile_model(onnx_path, "CPU", config)
+        share_blobs(blobs)  # the blob it may just have written
+        return compiled
 
     def _compile(self, onnx_path: str) -> Callable[[Any], Any]:
         request = self._compiled(onnx_path, "LATENCY").create_infer_request()

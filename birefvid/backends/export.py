@@ -240,6 +240,27 @@ def _plain_mode(path: str) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
+def share_blobs(folder: Path) -> None:
+    """Make this user's compiled blobs in ``folder`` readable by all, as exports are: OpenVINO writes them 0440, so a
+    cache baked into a container image could not be read by the uid the container runs as, which compiled anew."""
+    if not hasattr(os, "getuid"):  # Windows: no such modes
+        return
+    mask = os.umask(0)
+    os.umask(mask)
+    readable = 0o444 & ~mask
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and (st.st_mode & readable) != readable:
+                os.chmod(entry.path, (st.st_mode & 0o777) | readable)
+        except OSError:  # gone meanwhile (another run's compile), or not ours to change
+            continue
+
+
 @contextlib.contextmanager
 def _quiet(*loggers: str) -> Iterator[None]:
     """Silence the exporter's INFO chatter (hundreds of lines per export) even under ``--verbose``."""
