@@ -105,7 +105,7 @@ def main() -> None:
     print(f"{'model':<10} {'path':<14} {'sink':<16} {'source fps':>10} {'output fps':>10} {'out/src':>7} {'model fps':>9} {'latency p50':>11} {'p95':>6} {'mask age p50':>12} {'dropped':>7}")
     for r in rows:
         print(f"{r['model']:<10} {r['path']:<14} {r['sink']:<16} {r['source_fps']:>10.2f} {r['output_fps']:>10.2f} {r['output_fps'] / r['source_fps']:>7.3f} "
-              f"{r['model_fps']:>9.2f} {r['latency_ms_median']:>9.0f}ms {r['latency_ms_p95']:>4.0f}ms {r['mask_age_ms_median']:>10.0f}ms {r['dropped']:>7}")  # fmt: skip
+              f"{r['model_fps'] or 0:>9.2f} {r['latency_ms_median']:>9.0f}ms {r['latency_ms_p95']:>4.0f}ms {r['mask_age_ms_median']:>10.0f}ms {r['dropped']:>7}")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
