@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import av
 import numpy as np
@@ -383,9 +383,11 @@ def merge_audio(
     return Path(out)
 
 
-def make_resizing_video(path: str | Path, parts: Sequence[tuple[tuple[int, int], int]], fps: int = 25) -> list[np.ndarray]:
+def make_resizing_video(path: str | Path, parts: Sequence[tuple[tuple[int, int], int]], fps: int = 25,
+                        picture_at: Callable[[int, tuple[int, int]], np.ndarray] = pattern_frame) -> list[np.ndarray]:  # fmt: skip
     """A VP9 WebM whose picture size changes midway, as a browser's MediaRecorder writes when the
-    bandwidth changes: ``parts`` is ((width, height), frames) in order. Returns the pictures."""
+    bandwidth changes: ``parts`` is ((width, height), frames) in order; ``picture_at(index, size)`` draws
+    each picture (RGB). Returns the pictures."""
     pictures = []
     with av.open(str(path), "w") as out:
         stream = None
@@ -399,7 +401,7 @@ def make_resizing_video(path: str | Path, parts: Sequence[tuple[tuple[int, int],
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
                 stream.time_base = Fraction(1, fps)
             for i in range(n):
-                picture = pattern_frame(index, (width, height))
+                picture = picture_at(index, (width, height))
                 pictures.append(picture)
                 frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
                 frame.pts, frame.time_base = index, Fraction(1, fps)

@@ -24,6 +24,7 @@ from birefvid.errors import ConfigError, PipelineError
 from birefvid.io.live_base import LiveSink
 from birefvid.runtime.live import OutputClock, choose_resolution
 from process_fixtures import RedKey, red_key_segmenter, scene_frame, true_mask, interior
+from media import make_resizing_video
 
 SIZE = (96, 64)
 FPS = 24
@@ -811,25 +812,13 @@ def test_a_file_shown_before_any_model_run_reports_no_model_rate(tmp_path):
 def write_blue_resizing(path, parts, fps=FPS):
     """A VP9 WebM of plain blue (the red-key model's background) whose picture size changes midway, as a stream
     back from a reconnect in another shape: ``parts`` is ((width, height), frames) in order."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libvpx-vp9", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = *parts[0][0], "yuv420p"
-        index = 0
-        for (width, height), n in parts:
-            encoder = av.CodecContext.create("libvpx-vp9", "w")
-            encoder.width, encoder.height, encoder.pix_fmt, encoder.time_base = width, height, "yuv420p", Fraction(1, fps)
-            blue = np.zeros((height, width, 3), np.uint8)
-            blue[..., 2] = 255
-            for _ in range(n):
-                frame = av.VideoFrame.from_ndarray(blue, format="rgb24").reformat(format="yuv420p")
-                frame.pts, frame.time_base = index, Fraction(1, fps)
-                index += 1
-                for packet in encoder.encode(frame):
-                    packet.stream = stream
-                    out.mux(packet)
-            for packet in encoder.encode(None):
-                packet.stream = stream
-                out.mux(packet)
+
+    def blue(index, size):
+        picture = np.zeros((size[1], size[0], 3), np.uint8)
+        picture[..., 2] = 255
+        return picture
+
+    make_resizing_video(path, parts, fps, picture_at=blue)
 
 
 @pytest.mark.parametrize("effect", ["mask", "alpha"])
