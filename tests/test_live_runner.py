@@ -362,7 +362,7 @@ class _SlowSink(LiveSink):
 def test_a_run_that_drops_frames_with_a_recording_earns_a_hint(tmp_path, monkeypatch, seconds):
     """An output at half the camera's rate makes the display drop camera frames, and the run ends with advice."""
     import birefvid.io.live_sinks as live_sinks
-    from birefvid.api import live_hint
+    from birefvid.api import DROPPED_SHARE_HINT, live_hint
     from birefvid.errors import cli_naming
 
     sink = _SlowSink(seconds)
@@ -376,7 +376,10 @@ def test_a_run_that_drops_frames_with_a_recording_earns_a_hint(tmp_path, monkeyp
         assert s["dropped"] > 0.25 * 2 * FPS
         assert hint is not None and "--preset superfast" in hint and f"{s['dropped']} camera frames" in hint
     else:
-        assert s["dropped"] <= 2 and hint is None
+        # A sink that keeps up: drops come only from this machine's load (3 of 48 on a busy CI box), far
+        # below the slow sink's 12+; the hint follows its 5% rule either way.
+        assert s["dropped"] <= 0.15 * 2 * FPS
+        assert (hint is None) == (s["dropped"] < DROPPED_SHARE_HINT * (s["dropped"] + s["frames_shown"]))
     assert sink.pictures == s["frames_shown"]
 
 
