@@ -313,6 +313,16 @@ def _need_temp_dir() -> None:
                         "set TMPDIR to a writable folder, or mount one at /tmp (in Kubernetes, an emptyDir)") from e
 
 
+def _run(args: argparse.Namespace) -> int:
+    """The command, once the process can run one: a temporary folder to write, and an OpenCV pixel limit that
+    ``import cv2`` can read (a value it cannot, such as ``2e9``, aborted every command with exit 134)."""
+    from .pixel_limit import opencv_pixel_limit  # outside .io, whose package imports cv2
+
+    _need_temp_dir()
+    opencv_pixel_limit()
+    return args.run(args)
+
+
 def _third_party_noise(record: logging.LogRecord) -> bool:
     """False for OpenVINO telemetry's lines about its consent file, which it logs as warnings on the root
     logger whenever the home folder cannot be written (a read-only root file system, HOME=/ for a random
@@ -423,7 +433,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose")]) <= 1
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose)])
-    code = guarded("birefvid", lambda: (_need_temp_dir(), args.run(args))[1])
+    code = guarded("birefvid", lambda: _run(args))
     if exiting.must_exit_now():  # a worker is still in native code (a model export): a normal exit would abort under it
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:

@@ -267,3 +267,35 @@ def test_no_writable_temporary_folder_is_one_error_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("birefvid: error: no writable temporary folder"), lines
     assert "TMPDIR" in lines[0] and "/tmp" in lines[0]
     assert not (tmp_path / "out.webm").exists()
+
+
+@pytest.mark.parametrize("value", ["2e9", "2GB", ""])
+def test_an_opencv_pixel_limit_opencv_cannot_read_is_one_error_line(tmp_path, value):
+    """The error line for a picture too large says to raise OPENCV_IO_MAX_IMAGE_PIXELS; written as 2e9 or 2GB (or set
+    empty), OpenCV aborted at `import cv2`: a C++ "terminate called" line, exit 134, in every command, videos too."""
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(b"")  # the command stops before reading it
+    env = {**os.environ, "OPENCV_IO_MAX_IMAGE_PIXELS": value}
+    argv = [sys.executable, "-m", "birefvid", "process", str(clip), "-o", str(tmp_path / "out.mkv"), "--model", "tiny"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        f"birefvid: error: OPENCV_IO_MAX_IMAGE_PIXELS={value!r} is not a number OpenCV can read (it would stop at once): give "
+        "whole pixels, such as 2000000000, or a number followed by KB or MB (times 1024), such as 2000MB; or unset it"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_picture_over_a_limit_set_in_megabytes_is_said_with_that_limit(tmp_path):
+    """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS=1MB as 2^20 pixels; birefvid read it as no number, so a 1.2-megapixel
+    picture OpenCV refused got OpenCV's assertion text ("pixels <= CV_IO_MAX_IMAGE_PIXELS") instead of its size."""
+    from PIL import Image
+
+    Image.new("RGB", (1000, 1200), (10, 120, 200)).save(tmp_path / "scan.png")
+    env = {**os.environ, "OPENCV_IO_MAX_IMAGE_PIXELS": "1MB"}
+    argv = [sys.executable, "-m", "birefvid", "image", str(tmp_path / "scan.png"), "-o", str(tmp_path / "cut.png"), "--model", "tiny"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.splitlines() == [
+        f"birefvid: error: {tmp_path / 'scan.png'} is not a readable image (it is 1000x1200 pixels, 1.2 megapixels, more than "
+        "the 1.0 OpenCV decodes; scale it down first, or raise OPENCV_IO_MAX_IMAGE_PIXELS where the memory allows)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.png"]

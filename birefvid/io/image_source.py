@@ -22,6 +22,7 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
+from birefvid.pixel_limit import OPENCV_PIXELS_ENV, opencv_pixel_limit
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -239,10 +240,6 @@ def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
     return image
 
 
-# the most pixels OpenCV decodes (its CV_IO_MAX_IMAGE_PIXELS, 2^30 unless the environment sets it)
-OPENCV_PIXELS_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
-
-
 def too_large(path: Path) -> Optional[str]:
     """Why a picture OpenCV refused is too large, from its header, or None when the header says otherwise: a PNG
     of a few hundred KB may declare 40000x40000 (a decompression bomb, or a scan of a wall), 1.6 gigapixels."""
@@ -253,14 +250,16 @@ def too_large(path: Path) -> Optional[str]:
             width, height = im.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
-    try:
-        limit = int(os.environ.get(OPENCV_PIXELS_ENV, "")) or 1 << 30
-    except ValueError:
-        limit = 1 << 30
+    limit = opencv_pixel_limit()  # as OpenCV reads it: 2000MB is 2000 x 2^20
     if width * height <= limit:
         return None
-    return (f"it is {width}x{height} pixels, {width * height / 1e6:,.0f} megapixels, more than the {limit / 1e6:,.0f} "
+    return (f"it is {width}x{height} pixels, {_megapixels(width * height)} megapixels, more than the {_megapixels(limit)} "
             f"OpenCV decodes; scale it down first, or raise {OPENCV_PIXELS_ENV} where the memory allows")
+
+
+def _megapixels(pixels: int) -> str:
+    """``1,600`` for 1.6e9 pixels, ``1.2`` for 1.2e6: a tenth where it tells a picture from a limit set low (1MB)."""
+    return f"{pixels / 1e6:,.0f}" if pixels >= 10_000_000 else f"{pixels / 1e6:.1f}"
 
 
 # the first bytes of the formats OpenCV reads, and the end marker of those that have one
