@@ -91,15 +91,17 @@ ARGS_FILE_HEAD = 65536  # bytes of an @FILE read to tell text from a picture or 
 
 def args_file_refusal(arg: str) -> Optional[str]:
     """Why ``arg`` (``@FILE``) names no file of arguments (missing, unreadable, not text), or None when it does
-    (a pipe is taken unread); the message says how to name a file whose own name starts with @: ``./@NAME``."""
+    (a pipe or terminal is taken unread); the message says how to name a file whose own name starts with @: ``./@NAME``."""
     path = arg[1:]
     hint = f"an argument starting with @ names a file of arguments, one a line; for a file named {arg}, write ./{arg}"
     try:
         kind = os.stat(path).st_mode
-        if not (stat.S_ISREG(kind) or stat.S_ISDIR(kind)):
+        if stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind):
             return None  # a pipe (`@<(pass show cam)`, `@/dev/stdin`): a look here would use up what argparse then reads
         with open(path, "rb") as f:
-            head = f.read(ARGS_FILE_HEAD)
+            if stat.S_ISCHR(kind) and os.isatty(f.fileno()):
+                return None  # `@/dev/stdin` typed at a terminal: the same, read once
+            head = f.read(ARGS_FILE_HEAD)  # any other device too (`@/dev/zero`, a disk): argparse would read it for ever
     except OSError as e:
         return f"{arg}: cannot read the arguments file {path} ({e.strerror or e}); {hint}"
     decoder = codecs.getincrementaldecoder(locale.getpreferredencoding(False))()  # argparse reads it in this encoding

@@ -249,6 +249,49 @@ def test_an_arguments_file_that_is_a_pipe_is_read_once(tmp_path):
     assert args.source == "rtsp://admin:hunter2@cam.local/1" and args.sink == ["gate.mkv"]
 
 
+# parses its arguments in a fresh interpreter held to 1 GiB, printing the source or the exit code
+_PARSE = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from birefvid.cli import build_parser
+try:
+    print(build_parser().parse_args(sys.argv[1:]).source)
+except SystemExit as exit:
+    print("exit", exit.code)
+"""
+
+
+def test_an_arguments_file_that_is_a_device_is_looked_at_first():
+    """`@/dev/zero` (or a disk, `@/dev/sda`) was taken as a pipe, unread, so argparse read it to the end: it never
+    ends, and the memory ran out. Like a picture, it is no text file of arguments: one line, exit 2."""
+    done = subprocess.run([sys.executable, "-c", _PARSE, "live", "@/dev/zero"], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "exit 2", done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == ("birefvid: error: @/dev/zero: /dev/zero is not a text file of arguments; an "
+                                                    "argument starting with @ names a file of arguments, one a line; for a file named "
+                                                    "@/dev/zero, write ./@/dev/zero")
+
+
+def test_an_arguments_file_typed_at_a_terminal_is_read_once():
+    """`birefvid live @/dev/stdin` at a terminal: the arguments typed, then Ctrl-D, are argparse's to read; a look at
+    them first would take that one end of input, and argparse would wait for another."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        child = subprocess.Popen([sys.executable, "-c", _PARSE, "live", "@/dev/stdin"], stdin=follower, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+        os.write(leader, b"--source\nrtsp://cam.local/1\n--sink\ngate.mkv\n\x04")
+        try:
+            out, err = child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # waiting for a second end of input
+            child.kill()
+            out, err = child.communicate()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert out.strip() == "rtsp://cam.local/1", err[-2000:]
+
+
 def test_no_writable_temporary_folder_is_one_error_line(tmp_path):
     """A container with a read-only root file system and no volume at /tmp: torch makes a folder there as it is
     imported, so every command died with a 30-line FileNotFoundError traceback (exit 1, which a restart policy
