@@ -35,8 +35,12 @@ def test_an_unwritable_report_says_what_was_kept(tmp_path, write, names, ending)
     assert not target.parent.exists()
 
 
-@pytest.mark.parametrize("write", [_live, _image])
-def test_a_writable_report_is_the_whole_json(tmp_path, write):
+@pytest.mark.parametrize("write,whole", [
+    (_live, {"recorded": {"gate.mkv": ["a.mkv", "b.mkv"], "window": []}}),
+    (_image, {"written": ["a.mkv", "b.mkv"]}),
+])  # fmt: skip
+def test_a_writable_report_is_the_whole_json(tmp_path, write, whole):
     target = tmp_path / "r.json"
-    write(str(target), ["a", "b"])
-    assert "a" in json.dumps(json.loads(target.read_text()))
+    write(str(target), ["a.mkv", "b.mkv"])
+    assert json.loads(target.read_text()) == whole  # ("a" was in any live report: "gate.mkv" has one)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary file left beside it
