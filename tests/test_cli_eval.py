@@ -788,3 +788,22 @@ def test_a_folder_of_truth_videos_is_a_set_of_sequences(tmp_path, capsys):
     _same(report["summary"], {**ev.results(), "frames": 7})
     one = _eval_json(tmp_path, str(tmp_path / "pred"), str(tmp_path / "test" / "pha"), "--sequences", "0001")
     _same(one["summary"], {**_direct([(preds["0001"], clips["0001"])]).results(), "frames": 4})
+
+
+def test_an_mpeg_ts_mask_cut_off_is_scored_with_process_warning(tmp_path, caplog):
+    """An MPEG-TS ending partway through a packet (a recording stopped abruptly) is processed with a warning that it
+    was cut; eval scored such a prediction or truth with nothing said, where docs/process.md says they act alike."""
+    whole = _video(tmp_path / "m.ts", _truths(12), "libx264", "yuv420p", "rgb").read_bytes()
+    assert len(whole) % 188 == 0
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(whole[: len(whole) * 8 // 10 // 188 * 188 + 100])  # 100 bytes into a packet
+    with caplog.at_level("WARNING"):
+        assert main(["eval", str(cut), str(cut), "-q"]) == 0
+    said = [r.getMessage() for r in caplog.records if "MPEG-TS" in r.getMessage()]
+    assert said == [f"{role} {cut}: the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an "
+                    "interrupted download leaves it; its frames before the cut are scored, as ffmpeg reads them"
+                    for role in ("predictions", "ground truth")], said
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["eval", str(tmp_path / "m.ts"), str(tmp_path / "m.ts"), "-q"]) == 0
+    assert not [r for r in caplog.records if "MPEG-TS" in r.getMessage()]

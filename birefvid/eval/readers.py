@@ -50,7 +50,7 @@ from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import decode_picture, natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
-from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, mp4_index_problem, structural_damage
+from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, mp4_index_problem, mpegts_cut_off, structural_damage
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -336,6 +336,9 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         damage = structural_damage(p, container.format.name)
         if damage:  # a Matroska/WebM file or GIF cut off: its last frames are missing
             raise SourceError(f"{role} {text} is not a whole video: {damage}")
+        cut = mpegts_cut_off(p, container.format.name)
+        if cut:  # as process: kept, but said (a truth and a prediction cut alike were scored with nothing said)
+            log.warning("%s %s: %s; its frames before the cut are scored, as ffmpeg reads them", role, text, cut)
     return MaskClip(text)
 
 
