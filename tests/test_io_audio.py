@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from birefvid.io import open_sink, open_source
-from media import audio_codec, audio_duration, damage_packet, listdir, make_video, merge_audio, shift_timestamps
+from media import audio_codec, audio_duration, damage_packet, hide_leading_frames, listdir, make_video, merge_audio, shift_timestamps
 
 
 def _process(src_path, out_path, kind="alpha", **kw):
@@ -252,6 +252,33 @@ def test_copy_is_bit_exact(tmp_path):
             return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
 
     assert payloads(tmp_path / "out.mov") == payloads(g.path)
+
+
+@pytest.mark.parametrize("out_name", ["out.mkv", "out.webm", "out.mov"])
+def test_sound_an_edit_list_hides_stays_hidden(tmp_path, out_name):
+    # `ffmpeg -ss T -c copy` keeps the sound before the cut behind the MP4's edit list (here 0.4 s); copied into
+    # Matroska, which has no edit list, it was written at negative times and played 0.4 s ahead of the picture
+    g = make_video(tmp_path / "full.mp4", n_frames=20, audio_seconds=0.8)
+    cut = hide_leading_frames(g.path, tmp_path / "cut.mp4", 10, 25)
+
+    def packets(path):
+        with av.open(str(path)) as c:
+            return [(float(p.pts * p.time_base), bytes(p), p.is_discard) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    source = packets(cut)
+    hidden = sum(d for _, _, d in source)
+    assert hidden >= 10  # 0.4 s of 21 ms AAC frames
+    _process(cut, tmp_path / out_name)
+    got = packets(tmp_path / out_name)
+    if out_name.endswith(".webm"):  # Opus, re-encoded from where the sound is shown
+        assert got[0][0] > -0.03
+        return
+    if out_name.endswith(".mov"):  # MOV keeps every packet, its own edit list hiding them as the source's did
+        assert [(data, d) for _, data, d in got] == [(data, d) for _, data, d in source]
+        return
+    # the shown packets, bit-exact, after one pre-roll packet (the decoder's warm-up, as AAC's priming)
+    assert [data for _, data, _ in got] == [data for _, data, _ in source[hidden - 1:]]
+    assert got[0][0] == pytest.approx(source[hidden - 1][0], abs=0.002) and got[0][0] > -0.05
 
 
 @pytest.mark.parametrize("src_name,codec,out_name", [

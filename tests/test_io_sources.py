@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from pathlib import Path
 
+import av
 import numpy as np
 
 import pytest
@@ -267,6 +269,55 @@ def test_mp4_cut_between_keyframes_gives_the_frames_it_shows(tmp_path):
         frames = list(src)
     assert [f.pts * f.time_base for f in frames] == [Fraction(i, 25) for i in range(7)]
     assert all(np.array_equal(f.image, want) for f, want in zip(frames, full[5:]))
+
+
+def _phone_cut(tmp_path) -> tuple[list[float], Path]:
+    """A phone-like MOV (variable rate in 1/600 s, bursts at 24-30 fps between gaps of seconds, a keyframe every
+    12 frames, B-frames, 20 s of AAC; the gaps are what a 20-minute clip's frames are, without encoding them) and ``ffmpeg -ss 10.3 -c copy`` of it: the presentation times (seconds)
+    the cut shows, and the cut. Its edit list makes FFmpeg drop 12 samples from the index outright."""
+    import subprocess
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    tb = Fraction(1, 600)
+    pts = [0, 20, 2595, 2618, 2641, 2666, 2688, 2709, 2731, 5607, 5631, 5652, 5674, 5694, 5716, 5740, 5762, 7381, 7403,
+           7428, 7450, 9546, 9567, 9590, 9612, 9633, 11541, 11562]
+    src = tmp_path / "phone.mov"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt, v.time_base = 64, 48, "yuv420p", tb
+        v.codec_context.time_base, v.options = tb, {"bf": "2", "g": "12", "x264-params": "scenecut=0:b-adapt=0"}
+        a = out.add_stream("aac", rate=48000)
+        for i, p in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i, (64, 48)), format="rgb24")
+            frame.pts, frame.time_base = p, tb
+            out.mux(v.encode(frame))
+        out.mux(v.encode())
+        for k in range(0, 20 * 48000, 1024):
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            sound.sample_rate, sound.pts = 48000, k
+            out.mux(a.encode(sound))
+        out.mux(a.encode())
+    cut = tmp_path / "cut.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-ss", "10.3", "-i", str(src), "-c", "copy", str(cut)], check=True)
+    with av.open(str(cut)) as c:
+        shown = sorted(float(f.pts * f.time_base) for f in c.decode(video=0))
+    return shown, cut
+
+
+def test_mp4_cut_whose_edit_list_drops_samples_from_the_index_is_whole(tmp_path):
+    # a phone clip cut with `ffmpeg -ss 10.3 -c copy`: the header counts 28 samples, FFmpeg drops 12 before the
+    # keyframe the edit list starts from and hides 5 more; the 11 it shows were "frame 11 of 23; truncated"
+    shown, cut = _phone_cut(tmp_path)
+    with av.open(str(cut)) as c:
+        assert c.streams.video[0].frames > len(c.streams.video[0].index_entries)  # the case: samples dropped outright
+    with VideoFileSource(cut) as src:
+        frames = list(src)
+    assert len(frames) == len(shown) > 0
+    assert [float(f.pts * f.time_base) for f in frames] == pytest.approx(shown, abs=1e-6)
+    from birefvid.batch.plan import probe_video
+
+    probe = probe_video(cut)  # batch plans its chunks from the packets: as whole
+    assert probe is not None and probe.frames == len(shown)
 
 
 def test_mkv_that_starts_late_is_whole_and_cut_short_is_not(tmp_path):

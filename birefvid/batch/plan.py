@@ -89,7 +89,7 @@ def probe_video(path: str | Path) -> Optional[Probe]:
 
     Packets well short of the stream's declared length (a file cut off) are refused as ``process`` refuses its
     frames, before any chunk is planned: the chunks would cover only what is left."""
-    from ..io.video_source import declared_shortfall, decodable_video_stream, open_container
+    from ..io.video_source import declared_shortfall, decodable_video_stream, index_dropped, open_container
 
     with open_container(Path(path)) as container:
         stream = decodable_video_stream(container, path)
@@ -97,7 +97,7 @@ def probe_video(path: str | Path) -> Optional[Probe]:
             return None  # no index to seek by: read the video as one piece
         time_base = Fraction(stream.time_base)  # read while the container is open
         packets: list[tuple[int, bool]] = []
-        hidden = 0
+        hidden = index_dropped(stream, container.format.name)  # samples the demuxer never delivers
         for packet in container.demux(stream):
             if packet.size and packet.is_discard:
                 hidden += 1

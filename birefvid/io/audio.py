@@ -60,6 +60,10 @@ _SILENCE_CHUNK_S = 1.0
 # not 0, so a gap in the source's sound becomes silence instead of pulling what follows early
 _PCM_SILENCE = {"pcm_u8": b"\x80", "pcm_alaw": b"\xd5", "pcm_mulaw": b"\xff"}
 
+# muxers without edit lists: sound an MP4's edit list hides (the second before an `ffmpeg -ss T -c copy` cut) copied
+# there would play before the picture; all but the last such packet (AAC's priming, the decoder's pre-roll) are left out
+_NO_EDIT_LIST = frozenset({"matroska", "webm"})
+
 # the usual layout for each channel count (Vorbis/Opus order), for sources whose own layout an encoder refuses
 _SURROUND = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
@@ -180,6 +184,7 @@ class AudioTrack(InterleavedPackets):
         self._pictures_to: Optional[float] = None  # the latest video time write_until was given
         self._jumped = False  # a jump of the sound's clock past the pictures was warned of
         self._src_name = shown_url(str(src))  # a URL's password or token stays out of messages
+        self._preroll: Optional[av.Packet] = None  # copied into Matroska: the last packet an edit list hides, held
         self._number, self._muxer, self._sent = index + 1, muxer, 0  # packets (copied) or frames (re-encoded) given out
         try:
             self._in = open_media(src)
@@ -216,6 +221,15 @@ class AudioTrack(InterleavedPackets):
         return self._encoder
 
     def _mux(self, packet: av.Packet) -> None:
+        if self.copy and packet.is_discard and self._muxer in _NO_EDIT_LIST:
+            self._preroll = packet  # hidden by the source's edit list: only the last one is kept, as the decoder's pre-roll
+            return
+        if self._preroll is not None:
+            preroll, self._preroll = self._preroll, None
+            self._mux_shown(preroll)
+        self._mux_shown(packet)
+
+    def _mux_shown(self, packet: av.Packet) -> None:
         self._sent += 1
         if self.copy:
             if self._pcm_block:

@@ -10,7 +10,9 @@ a stream that ends more than three frame intervals before its declared duration 
 Edit lists (an MP4 cut with ``ffmpeg -ss ... -c copy`` keeps the GOP before the cut point and hides
 it): the header's frame count includes the hidden samples, and their packets arrive flagged
 ``is_discard``, so they are subtracted before the truncation check, and the progress total comes
-from the presented duration instead.
+from the presented duration instead. Samples before the keyframe the shown part decodes from (``-ss``
+on a phone's variable-rate clip can keep a whole GOP more) FFmpeg drops from the index outright, unflagged:
+the header's count less the index's length (``index_dropped``) is subtracted too.
 """
 
 from __future__ import annotations
@@ -325,6 +327,16 @@ def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts
     return None
 
 
+def index_dropped(stream: av.video.stream.VideoStream, format_name: str) -> int:
+    """Samples of an MP4/MOV's ``stream`` that its edit list hides and FFmpeg drops from the index outright: those before
+    the keyframe the shown part decodes from (``ffmpeg -ss T -c copy`` can keep a whole GOP more), which the header's
+    count includes but the demuxer never delivers, not even flagged as discarded. 0 for other formats (Matroska's index
+    lists keyframes only) and for a fragmented file (call it before reading: its index grows with each fragment)."""
+    if "mov" not in format_name.split(",") or not stream.frames:
+        return 0
+    return max(0, stream.frames - len(stream.index_entries))
+
+
 def alpha_decoder(stream: av.video.stream.VideoStream, threads: int = 0) -> Optional[av.codec.CodecContext]:
     """A ``libvpx-vp9`` decoder for a VP9 stream that carries alpha (WebM's ``alpha_mode`` 1: birefvid's own
     ``.webm`` cut-outs, an editor's transparent export), else None: FFmpeg's native vp9 decoder drops the alpha."""
@@ -473,6 +485,7 @@ class VideoFileSource(Source):
         try:
             self._threads = threads
             self._attach_stream()
+            self._dropped = index_dropped(self._stream, self._container.format.name)  # before any fragment adds to the index
             if self._still_picture() and regular_file(self.path):  # FFmpeg shows a cut-off JPEG's missing part grey, unsaid: read it as `image` does
                 from birefvid.io.image_source import check_picture
 
@@ -754,7 +767,7 @@ class VideoFileSource(Source):
         if cut and _first_time_said(self.path, "cut"):  # live --loop reads the file again and again: said once
             # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
             log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, count)
-        short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden, from_start=not self._seeked)
+        short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden + self._dropped, from_start=not self._seeked)
         if short is not None:
             where, lost = short
             if lost:
