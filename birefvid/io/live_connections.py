@@ -30,7 +30,7 @@ from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.live_target import LiveTarget
-from birefvid.io.video_source import VideoFileSource, _int
+from birefvid.io.video_source import VideoFileSource, _int, main_video_stream
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,10 @@ class AvConnection:
         except ValueError as e:  # an input format this PyAV build lacks (FFmpeg's own errors are caught above)
             raise SourceError(f"{target.name}: this PyAV build cannot open it ({e})") from e
         try:
-            if not self._container.streams.video:
+            chosen = main_video_stream(self._container)  # as a file's: not a cover, the default or largest of several
+            if chosen is None:
                 raise ConnectionLost("it carries no video stream")
-            self._stream = stream = self._container.streams.video[0]
+            self._stream = stream = chosen
             # an IP camera's MJPEG over HTTP (and raw H.264 over tcp://) carries no times: FFmpeg makes
             # them up at 25 fps, which played a 15 fps camera's recording 1.6x too fast; the wall clock times them
             self._timed = not self._container.format.flags & av.format.Flags.no_timestamps.value

@@ -223,10 +223,48 @@ def _url_reason(error: BaseException) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
+# flags of a picture stream that is no video to process: a song's or download's cover, a thumbnail track
+_PICTURE_ONLY = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+# ffmpeg's weight for a stream flagged default against its picture's area (fftools' automatic choice)
+_DEFAULT_WEIGHT = 5_000_000
+
+
+def video_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
+    """The video streams that are videos, in the file's order: not a cover picture (an MP3's or M4A's attached_pic)
+    or a thumbnail track."""
+    return [s for s in container.streams.video if not s.disposition & _PICTURE_ONLY]
+
+
+def _ffmpeg_score(stream: av.video.stream.VideoStream) -> int:
+    """ffmpeg's score for picking a file's video: its picture's area, a stream flagged default well ahead."""
+    cc = stream.codec_context
+    area = (cc.width or 0) * (cc.height or 0) if cc is not None else 0
+    return area + _DEFAULT_WEIGHT * bool(stream.disposition & av.stream.Disposition.default)
+
+
 def main_video_stream(container: av.container.InputContainer) -> Optional[av.video.stream.VideoStream]:
-    """The first video stream that is a video, not a cover picture (an MP3's or M4A's attached_pic); None if none."""
-    cover = av.stream.Disposition.attached_pic
-    return next((s for s in container.streams.video if not s.disposition & cover), None)
+    """The video stream ``ffmpeg -i FILE`` would convert: of ``video_streams``, the one flagged default (an MP4's
+    enabled track), then the largest picture, then the first; None if none. The first one was taken, so an MP4
+    whose first track is a disabled proxy, or an MKV whose first track is a one-picture thumbnail, gave that."""
+    return max(video_streams(container), key=_ffmpeg_score, default=None)  # max keeps the first of equals
+
+
+def _describe(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> str:
+    """``#N (h264 1920x1080, default)``: a video stream numbered among the file's video streams, for messages."""
+    cc = stream.codec_context
+    what = f"{cc.name} {cc.width}x{cc.height}" if cc is not None else "unknown codec"
+    flag = ", default" if stream.disposition & av.stream.Disposition.default else ""
+    return f"#{list(container.streams.video).index(stream)} ({what}{flag})"
+
+
+def video_choice_note(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Optional[str]:
+    """What a user is told when the file holds other videos than ``stream`` (a drone's proxy, a second angle), as a
+    clause, or None: each was dropped without a word."""
+    others = [s for s in video_streams(container) if s is not stream]
+    if not others:
+        return None
+    return (f"{len(others) + 1} video streams; processing {_describe(container, stream)}, as ffmpeg would, and leaving out "
+            + ", ".join(_describe(container, s) for s in others))
 
 
 def decodable_video_stream(container: av.container.InputContainer, shown: object) -> av.video.stream.VideoStream:
@@ -240,6 +278,9 @@ def decodable_video_stream(container: av.container.InputContainer, shown: object
     broken = broken_timing(stream)
     if broken:
         raise SourceError(f"{shown}: {broken}")
+    note = video_choice_note(container, stream)
+    if note and _first_time_said(shown, "video streams"):
+        log.warning("%s has %s", shown, note)
     return stream
 
 

@@ -1,0 +1,106 @@
+"""Files with several video streams (a drone's proxy, an MP4 whose first track is disabled, an MKV whose first
+track is a one-picture thumbnail): every command takes the video ffmpeg would, and says which it took and which
+it left out."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.cli import main
+
+FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64", "-q"]
+MAIN, PROXY, THUMB = (96, 64), (48, 32), (64, 64)  # (width, height)
+FRAMES = 6
+
+
+def _picture(size: tuple[int, int], value: int) -> np.ndarray:
+    w, h = size
+    return np.full((h, w, 3), value, np.uint8)
+
+
+def write_streams(path: Path, tracks: list[tuple[str, tuple[int, int], int, Optional[av.stream.Disposition]]]) -> Path:
+    """A file with one video stream per ``(codec, size, frames, disposition)``, in that order, at 10 fps."""
+    with av.open(str(path), "w") as out:
+        streams = []
+        for codec, (w, h), _, disposition in tracks:
+            s = out.add_stream(codec, rate=10)
+            s.width, s.height = w, h
+            s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+            s.codec_context.time_base = Fraction(1, 10)
+            if disposition is not None:
+                s.disposition = disposition
+            streams.append(s)
+        for i in range(FRAMES):
+            for s, (_, size, count, _) in zip(streams, tracks):
+                if i < count:
+                    frame = av.VideoFrame.from_ndarray(_picture(size, 40 * (streams.index(s) + 1)), format="rgb24")
+                    frame.pts, frame.time_base = i, Fraction(1, 10)
+                    out.mux(s.encode(frame.reformat(format=s.pix_fmt)))
+        for s in streams:
+            out.mux(s.encode(None))
+    return path
+
+
+def shape(path: Path) -> tuple[tuple[int, int], int]:
+    """(width, height) and frame count of ``path``'s first video stream."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+    return (frames[0].width, frames[0].height), len(frames)
+
+
+@pytest.fixture(scope="module")
+def disabled_first(tmp_path_factory) -> Path:
+    """An MP4 whose first track is a proxy, disabled; the main video, second, is the enabled (default) one."""
+    folder = tmp_path_factory.mktemp("disabled")
+    none, default = av.stream.Disposition(0), av.stream.Disposition.default
+    return write_streams(folder / "proxy_first.mp4", [("libx264", PROXY, FRAMES, none), ("libx264", MAIN, FRAMES, default)])
+
+
+@pytest.fixture(scope="module")
+def thumbnail_first(tmp_path_factory) -> Path:
+    """An MKV whose first track is a one-picture JPEG thumbnail, as `ffmpeg -i thumb.png -i clip.mp4 -map 0 -map 1` writes."""
+    folder = tmp_path_factory.mktemp("thumb")
+    return write_streams(folder / "thumb_first.mkv", [("mjpeg", THUMB, 1, None), ("libx264", MAIN, FRAMES, None)])
+
+
+def test_process_takes_the_enabled_track_and_says_so(disabled_first, tmp_path, caplog):
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(disabled_first), "-o", str(out), "--output", "green", *FAST_MODEL]) == 0
+    assert shape(out) == (MAIN, FRAMES)
+    said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("proxy_first.mp4 has 2 video streams; processing #1 (h264 96x64, default), "
+                                               "as ffmpeg would, and leaving out #0 (h264 48x32)"), said
+
+
+@pytest.mark.parametrize("kind,ext", [("alpha", ".mov"), ("mask", ".mkv")])
+def test_process_skips_a_thumbnail_track(thumbnail_first, tmp_path, kind, ext):
+    out = tmp_path / f"out{ext}"
+    assert main(["process", str(thumbnail_first), "-o", str(out), "--output", kind, *FAST_MODEL]) == 0
+    assert shape(out) == (MAIN, FRAMES)  # the thumbnail gave a one-frame 64x64 output
+
+
+def test_live_file_source_skips_a_thumbnail_track(thumbnail_first, tmp_path):
+    out = tmp_path / "session.mkv"
+    assert main(["live", "--source", str(thumbnail_first), "--effect", "green", "--sink", str(out), *FAST_MODEL[:-1]]) == 0
+    assert shape(out) == (MAIN, FRAMES)
+
+
+def test_batch_and_eval_take_the_same_stream(disabled_first, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / disabled_first.name).write_bytes(disabled_first.read_bytes())
+    out = tmp_path / "out"
+    assert main(["batch", str(inputs), "--output-dir", str(out), "--ext", ".mkv", "--output", "mask", *FAST_MODEL]) == 0
+    produced = out / "proxy_first.mkv"
+    assert shape(produced) == (MAIN, FRAMES)
+    # eval reads the same track: scored against the mask made from it, not refused for the proxy's size
+    capsys.readouterr()
+    assert main(["eval", str(disabled_first), str(produced), "--json", "-"]) == 0, capsys.readouterr().err
