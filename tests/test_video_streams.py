@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from birefvid.cli import main
+from media import make_video, merge_audio
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64", "-q"]
 MAIN, PROXY, THUMB = (96, 64), (48, 32), (64, 64)  # (width, height)
@@ -104,3 +105,23 @@ def test_batch_and_eval_take_the_same_stream(disabled_first, tmp_path, capsys):
     # eval reads the same track: scored against the mask made from it, not refused for the proxy's size
     capsys.readouterr()
     assert main(["eval", str(disabled_first), str(produced), "--json", "-"]) == 0, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def two_audio_tracks(tmp_path_factory) -> Path:
+    """A screen recording's layout: the video, the microphone ("Mic") and the system sound ("System") as two tracks."""
+    folder = tmp_path_factory.mktemp("two_audio")
+    clip = make_video(folder / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    system = make_video(folder / "system.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    return merge_audio(clip, [system], folder / "screen.mkv", ["eng", "eng"], default=0, titles=["Mic", "System"])
+
+
+def test_live_says_it_carries_the_first_of_several_audio_tracks(two_audio_tracks, tmp_path, caplog):
+    out = tmp_path / "session.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert main(["live", "--source", str(two_audio_tracks), "--effect", "green", "--sink", str(out), *FAST_MODEL[:-1]]) == 0
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1  # live mode carries one track
+    said = [r.getMessage() for r in caplog.records if "audio tracks" in r.getMessage()]
+    assert said == [f"{two_audio_tracks} has 2 audio tracks; recordings and streams carry the first (Mic) only "
+                    "(birefvid process keeps them all)"], said

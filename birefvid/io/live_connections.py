@@ -30,7 +30,7 @@ from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.live_target import LiveTarget
-from birefvid.io.video_source import VideoFileSource, _int, main_video_stream
+from birefvid.io.video_source import VideoFileSource, _first_time_said, _int, main_video_stream
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +365,13 @@ class FileConnection:
             container.close()
             return
         cc = container.streams.audio[0].codec_context
+        tracks = len(container.streams.audio)
+        if tracks > 1 and _first_time_said(path, "live audio tracks"):  # a screen recording's system sound went unsaid
+            meta = container.streams.audio[0].metadata
+            title = meta.get("title") or meta.get("name")  # a MOV track's name reads as "name"
+            named = f" ({title})" if title else ""
+            log.warning("%s has %d audio tracks; recordings and streams carry the first%s only (birefvid process keeps them all)",
+                        path, tracks, named)  # fmt: skip
         self._audio, self.audio_format = container, (cc.sample_rate, cc.layout.name)
         self._audio_frames = self._decode_audio(container)
 
