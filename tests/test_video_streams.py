@@ -125,3 +125,44 @@ def test_live_says_it_carries_the_first_of_several_audio_tracks(two_audio_tracks
     said = [r.getMessage() for r in caplog.records if "audio tracks" in r.getMessage()]
     assert said == [f"{two_audio_tracks} has 2 audio tracks; recordings and streams carry the first (Mic) only "
                     "(birefvid process keeps them all)"], said
+
+
+def write_klv_ts(path: Path) -> Path:
+    """An MPEG-TS with a drone's layout: video, sound and a KLV telemetry data stream (MISB)."""
+    clip = make_video(path.with_suffix(".mp4"), n_frames=FRAMES, size=MAIN, fps=10).path
+    with av.open(str(clip)) as src, av.open(str(path), "w") as out:
+        targets = {s.index: out.add_stream_from_template(s) for s in (src.streams.video[0], src.streams.audio[0])}
+        data = out.add_data_stream("klv")
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = targets[packet.stream.index]
+                out.mux(packet)
+        for i in range(2):
+            packet = av.Packet(bytes.fromhex("060e2b34") + bytes(12) + b"\x01\x00")
+            packet.stream, packet.time_base = data, Fraction(1, 90000)
+            packet.pts = packet.dts = 9000 * (i + 1)
+            out.mux(packet)
+    return path
+
+
+def test_process_says_a_data_stream_is_left_out(tmp_path, caplog):
+    source = write_klv_ts(tmp_path / "drone.ts")
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(source), "-o", str(out), "--output", "green", *FAST_MODEL]) == 0
+    assert shape(out) == (MAIN, FRAMES)
+    said = [r.getMessage() for r in caplog.records if "data stream" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{source} has data stream #2 (klv), which no output carries"), said
+
+
+def test_a_timecode_track_is_no_loss(tmp_path, caplog):
+    source = make_video(tmp_path / "camera.mov", n_frames=FRAMES, size=MAIN, fps=10, timecode="01:00:00:00").path
+    out = tmp_path / "out.mov"
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(source), "-o", str(out), *FAST_MODEL]) == 0
+    with av.open(str(source)) as c:
+        assert len(c.streams.data) == 1  # the tmcd track, whose start timecode the output keeps as a tag
+        timecode = c.streams.video[0].metadata["timecode"]  # "01:00:00:0": FFmpeg writes one frame digit at 10 fps
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].metadata.get("timecode") == timecode
+    assert not [r for r in caplog.records if "data stream" in r.getMessage()]

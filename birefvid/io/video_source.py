@@ -267,6 +267,17 @@ def video_choice_note(container: av.container.InputContainer, stream: av.video.s
             + ", ".join(_describe(container, s) for s in others))
 
 
+def data_streams_note(container: av.container.InputContainer) -> Optional[str]:
+    """Which data streams no output carries (a GoPro's gpmd telemetry, a drone's KLV), as a clause, or None. A
+    timecode track is left out of the list: its start timecode is carried as the video's tag."""
+    lost = [f"#{s.index} ({getattr(s, 'name', None) or s.metadata.get('handler_name') or 'data'})"
+            for s in container.streams.data if "timecode" not in s.metadata]
+    if not lost:
+        return None
+    return (f"data stream{'s' if len(lost) > 1 else ''} {', '.join(lost)}, which no output carries (birefvid keeps "
+            "video, audio, subtitles and chapters; `ffmpeg -map` can copy it from the source into the result)")
+
+
 def decodable_video_stream(container: av.container.InputContainer, shown: object) -> av.video.stream.VideoStream:
     """``main_video_stream``, or SourceError naming ``shown`` when there is none or its codec is unknown to FFmpeg."""
     stream = main_video_stream(container)
@@ -514,6 +525,9 @@ class VideoFileSource(Source):
         try:
             self._threads = threads
             self._attach_stream()
+            data = data_streams_note(self._container)
+            if data and _first_time_said(self.shown, "data streams"):  # telemetry was left out without a word
+                log.warning("%s has %s", self.shown, data)
             if self._still_picture() and regular_file(self.path):  # FFmpeg shows a cut-off JPEG's missing part grey, unsaid: read it as `image` does
                 from birefvid.io.image_source import check_picture
 
