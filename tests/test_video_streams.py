@@ -5,6 +5,9 @@ it left out."""
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -14,6 +17,7 @@ import numpy as np
 import pytest
 
 from birefvid.cli import main
+from birefvid.io.live_source import open_live_source
 from media import make_video, merge_audio
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64", "-q"]
@@ -166,3 +170,34 @@ def test_a_timecode_track_is_no_loss(tmp_path, caplog):
     with av.open(str(out)) as c:
         assert c.streams.video[0].metadata.get("timecode") == timecode
     assert not [r for r in caplog.records if "data stream" in r.getMessage()]
+
+
+def test_live_stream_takes_the_largest_of_two_video_streams(tmp_path, caplog):
+    """An MPEG-TS over UDP whose first video stream is a proxy (TS flags no default): the live source took
+    ``streams.video[0]``, the proxy, where ffmpeg takes the largest picture."""
+    ts = write_streams(tmp_path / "two.ts", [("libx264", PROXY, FRAMES, None), ("libx264", MAIN, FRAMES, None)])
+    data = ts.read_bytes() * 8  # played back to back: about 5 s of stream
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    with open_live_source(f"udp://127.0.0.1:{port}", read_timeout=3.0) as src:
+        done = threading.Event()
+
+        def send() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+                for i in range(0, len(data), 1316):
+                    if done.is_set():
+                        return
+                    out.sendto(data[i : i + 1316], ("127.0.0.1", port))
+                    time.sleep(0.002)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        src.start(timeout=10)
+        captured = src.read(timeout=5)
+        done.set()
+        sender.join()
+    assert captured is not None and captured.frame.image.shape[:2] == (MAIN[1], MAIN[0])
+    said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
+    assert len(said) == 1 and "processing #1 (h264 96x64)" in said[0] and "leaving out #0 (h264 48x32)" in said[0], said
