@@ -225,10 +225,59 @@ def _url_reason(error: BaseException) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
+# flags of a picture stream that is no video to process: a song's or download's cover, a thumbnail track
+_PICTURE_ONLY = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+# ffmpeg's weight for a stream flagged default against its picture's area (fftools' automatic choice)
+_DEFAULT_WEIGHT = 5_000_000
+
+
+def video_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
+    """The video streams that are videos, in the file's order: not a cover picture (an MP3's or M4A's attached_pic)
+    or a thumbnail track."""
+    return [s for s in container.streams.video if not s.disposition & _PICTURE_ONLY]
+
+
+def _ffmpeg_score(stream: av.video.stream.VideoStream) -> int:
+    """ffmpeg's score for picking a file's video: its picture's area, a stream flagged default well ahead."""
+    cc = stream.codec_context
+    area = (cc.width or 0) * (cc.height or 0) if cc is not None else 0
+    return area + _DEFAULT_WEIGHT * bool(stream.disposition & av.stream.Disposition.default)
+
+
 def main_video_stream(container: av.container.InputContainer) -> Optional[av.video.stream.VideoStream]:
-    """The first video stream that is a video, not a cover picture (an MP3's or M4A's attached_pic); None if none."""
-    cover = av.stream.Disposition.attached_pic
-    return next((s for s in container.streams.video if not s.disposition & cover), None)
+    """The video stream ``ffmpeg -i FILE`` would convert: of ``video_streams``, the one flagged default (an MP4's
+    enabled track), then the largest picture, then the first; None if none. The first one was taken, so an MP4
+    whose first track is a disabled proxy, or an MKV whose first track is a one-picture thumbnail, gave that."""
+    return max(video_streams(container), key=_ffmpeg_score, default=None)  # max keeps the first of equals
+
+
+def _describe(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> str:
+    """``#N (h264 1920x1080, default)``: a video stream numbered among the file's video streams, for messages."""
+    cc = stream.codec_context
+    what = f"{cc.name} {cc.width}x{cc.height}" if cc is not None else "unknown codec"
+    flag = ", default" if stream.disposition & av.stream.Disposition.default else ""
+    return f"#{list(container.streams.video).index(stream)} ({what}{flag})"
+
+
+def video_choice_note(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Optional[str]:
+    """What a user is told when the file holds other videos than ``stream`` (a drone's proxy, a second angle), as a
+    clause, or None: each was dropped without a word."""
+    others = [s for s in video_streams(container) if s is not stream]
+    if not others:
+        return None
+    return (f"{len(others) + 1} video streams; processing {_describe(container, stream)}, as ffmpeg would, and leaving out "
+            + ", ".join(_describe(container, s) for s in others))
+
+
+def data_streams_note(container: av.container.InputContainer) -> Optional[str]:
+    """Which data streams no output carries (a GoPro's gpmd telemetry, a drone's KLV), as a clause, or None. A
+    timecode track is left out of the list: its start timecode is carried as the video's tag."""
+    lost = [f"#{s.index} ({getattr(s, 'name', None) or s.metadata.get('handler_name') or 'data'})"
+            for s in container.streams.data if "timecode" not in s.metadata]
+    if not lost:
+        return None
+    return (f"data stream{'s' if len(lost) > 1 else ''} {', '.join(lost)}, which no output carries (birefvid keeps "
+            "video, audio, subtitles and chapters; `ffmpeg -map` can copy it from the source into the result)")
 
 
 def decodable_video_stream(container: av.container.InputContainer, shown: object) -> av.video.stream.VideoStream:
@@ -242,6 +291,9 @@ def decodable_video_stream(container: av.container.InputContainer, shown: object
     broken = broken_timing(stream)
     if broken:
         raise SourceError(f"{shown}: {broken}")
+    note = video_choice_note(container, stream)
+    if note and _first_time_said(shown, "video streams"):
+        log.warning("%s has %s", shown, note)
     return stream
 
 
@@ -486,6 +538,9 @@ class VideoFileSource(Source):
             self._threads = threads
             self._attach_stream()
             self._dropped = index_dropped(self._stream, self._container.format.name)  # before any fragment adds to the index
+            data = data_streams_note(self._container)
+            if data and _first_time_said(self.shown, "data streams"):  # telemetry was left out without a word
+                log.warning("%s has %s", self.shown, data)
             if self._still_picture() and regular_file(self.path):  # FFmpeg shows a cut-off JPEG's missing part grey, unsaid: read it as `image` does
                 from birefvid.io.image_source import check_picture
 

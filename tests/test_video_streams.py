@@ -1,0 +1,203 @@
+"""Files with several video streams (a drone's proxy, an MP4 whose first track is disabled, an MKV whose first
+track is a one-picture thumbnail): every command takes the video ffmpeg would, and says which it took and which
+it left out."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.cli import main
+from birefvid.io.live_source import open_live_source
+from media import make_video, merge_audio
+
+FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64", "-q"]
+MAIN, PROXY, THUMB = (96, 64), (48, 32), (64, 64)  # (width, height)
+FRAMES = 6
+
+
+def _picture(size: tuple[int, int], value: int) -> np.ndarray:
+    w, h = size
+    return np.full((h, w, 3), value, np.uint8)
+
+
+def write_streams(path: Path, tracks: list[tuple[str, tuple[int, int], int, Optional[av.stream.Disposition]]]) -> Path:
+    """A file with one video stream per ``(codec, size, frames, disposition)``, in that order, at 10 fps."""
+    with av.open(str(path), "w") as out:
+        streams = []
+        for codec, (w, h), _, disposition in tracks:
+            s = out.add_stream(codec, rate=10)
+            s.width, s.height = w, h
+            s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+            s.codec_context.time_base = Fraction(1, 10)
+            if disposition is not None:
+                s.disposition = disposition
+            streams.append(s)
+        for i in range(FRAMES):
+            for s, (_, size, count, _) in zip(streams, tracks):
+                if i < count:
+                    frame = av.VideoFrame.from_ndarray(_picture(size, 40 * (streams.index(s) + 1)), format="rgb24")
+                    frame.pts, frame.time_base = i, Fraction(1, 10)
+                    out.mux(s.encode(frame.reformat(format=s.pix_fmt)))
+        for s in streams:
+            out.mux(s.encode(None))
+    return path
+
+
+def shape(path: Path) -> tuple[tuple[int, int], int]:
+    """(width, height) and frame count of ``path``'s first video stream."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+    return (frames[0].width, frames[0].height), len(frames)
+
+
+@pytest.fixture(scope="module")
+def disabled_first(tmp_path_factory) -> Path:
+    """An MP4 whose first track is a proxy, disabled; the main video, second, is the enabled (default) one."""
+    folder = tmp_path_factory.mktemp("disabled")
+    none, default = av.stream.Disposition(0), av.stream.Disposition.default
+    return write_streams(folder / "proxy_first.mp4", [("libx264", PROXY, FRAMES, none), ("libx264", MAIN, FRAMES, default)])
+
+
+@pytest.fixture(scope="module")
+def thumbnail_first(tmp_path_factory) -> Path:
+    """An MKV whose first track is a one-picture JPEG thumbnail, as `ffmpeg -i thumb.png -i clip.mp4 -map 0 -map 1` writes."""
+    folder = tmp_path_factory.mktemp("thumb")
+    return write_streams(folder / "thumb_first.mkv", [("mjpeg", THUMB, 1, None), ("libx264", MAIN, FRAMES, None)])
+
+
+def test_process_takes_the_enabled_track_and_says_so(disabled_first, tmp_path, caplog):
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(disabled_first), "-o", str(out), "--output", "green", *FAST_MODEL]) == 0
+    assert shape(out) == (MAIN, FRAMES)
+    said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("proxy_first.mp4 has 2 video streams; processing #1 (h264 96x64, default), "
+                                               "as ffmpeg would, and leaving out #0 (h264 48x32)"), said
+
+
+@pytest.mark.parametrize("kind,ext", [("alpha", ".mov"), ("mask", ".mkv")])
+def test_process_skips_a_thumbnail_track(thumbnail_first, tmp_path, kind, ext):
+    out = tmp_path / f"out{ext}"
+    assert main(["process", str(thumbnail_first), "-o", str(out), "--output", kind, *FAST_MODEL]) == 0
+    assert shape(out) == (MAIN, FRAMES)  # the thumbnail gave a one-frame 64x64 output
+
+
+def test_live_file_source_skips_a_thumbnail_track(thumbnail_first, tmp_path):
+    out = tmp_path / "session.mkv"
+    assert main(["live", "--source", str(thumbnail_first), "--effect", "green", "--sink", str(out), *FAST_MODEL[:-1]]) == 0
+    assert shape(out) == (MAIN, FRAMES)
+
+
+def test_batch_and_eval_take_the_same_stream(disabled_first, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / disabled_first.name).write_bytes(disabled_first.read_bytes())
+    out = tmp_path / "out"
+    assert main(["batch", str(inputs), "--output-dir", str(out), "--ext", ".mkv", "--output", "mask", *FAST_MODEL]) == 0
+    produced = out / "proxy_first.mkv"
+    assert shape(produced) == (MAIN, FRAMES)
+    # eval reads the same track: scored against the mask made from it, not refused for the proxy's size
+    capsys.readouterr()
+    assert main(["eval", str(disabled_first), str(produced), "--json", "-"]) == 0, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def two_audio_tracks(tmp_path_factory) -> Path:
+    """A screen recording's layout: the video, the microphone ("Mic") and the system sound ("System") as two tracks."""
+    folder = tmp_path_factory.mktemp("two_audio")
+    clip = make_video(folder / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    system = make_video(folder / "system.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    return merge_audio(clip, [system], folder / "screen.mkv", ["eng", "eng"], default=0, titles=["Mic", "System"])
+
+
+def test_live_says_it_carries_the_first_of_several_audio_tracks(two_audio_tracks, tmp_path, caplog):
+    out = tmp_path / "session.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert main(["live", "--source", str(two_audio_tracks), "--effect", "green", "--sink", str(out), *FAST_MODEL[:-1]]) == 0
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1  # live mode carries one track
+    said = [r.getMessage() for r in caplog.records if "audio tracks" in r.getMessage()]
+    assert said == [f"{two_audio_tracks} has 2 audio tracks; recordings and streams carry the first (Mic) only "
+                    "(birefvid process keeps them all)"], said
+
+
+def write_klv_ts(path: Path) -> Path:
+    """An MPEG-TS with a drone's layout: video, sound and a KLV telemetry data stream (MISB)."""
+    clip = make_video(path.with_suffix(".mp4"), n_frames=FRAMES, size=MAIN, fps=10).path
+    with av.open(str(clip)) as src, av.open(str(path), "w") as out:
+        targets = {s.index: out.add_stream_from_template(s) for s in (src.streams.video[0], src.streams.audio[0])}
+        data = out.add_data_stream("klv")
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = targets[packet.stream.index]
+                out.mux(packet)
+        for i in range(2):
+            packet = av.Packet(bytes.fromhex("060e2b34") + bytes(12) + b"\x01\x00")
+            packet.stream, packet.time_base = data, Fraction(1, 90000)
+            packet.pts = packet.dts = 9000 * (i + 1)
+            out.mux(packet)
+    return path
+
+
+def test_process_says_a_data_stream_is_left_out(tmp_path, caplog):
+    source = write_klv_ts(tmp_path / "drone.ts")
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(source), "-o", str(out), "--output", "green", *FAST_MODEL]) == 0
+    assert shape(out) == (MAIN, FRAMES)
+    said = [r.getMessage() for r in caplog.records if "data stream" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{source} has data stream #2 (klv), which no output carries"), said
+
+
+def test_a_timecode_track_is_no_loss(tmp_path, caplog):
+    source = make_video(tmp_path / "camera.mov", n_frames=FRAMES, size=MAIN, fps=10, timecode="01:00:00:00").path
+    out = tmp_path / "out.mov"
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(source), "-o", str(out), *FAST_MODEL]) == 0
+    with av.open(str(source)) as c:
+        assert len(c.streams.data) == 1  # the tmcd track, whose start timecode the output keeps as a tag
+        timecode = c.streams.video[0].metadata["timecode"]  # "01:00:00:0": FFmpeg writes one frame digit at 10 fps
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].metadata.get("timecode") == timecode
+    assert not [r for r in caplog.records if "data stream" in r.getMessage()]
+
+
+def test_live_stream_takes_the_largest_of_two_video_streams(tmp_path, caplog):
+    """An MPEG-TS over UDP whose first video stream is a proxy (TS flags no default): the live source took
+    ``streams.video[0]``, the proxy, where ffmpeg takes the largest picture."""
+    ts = write_streams(tmp_path / "two.ts", [("libx264", PROXY, FRAMES, None), ("libx264", MAIN, FRAMES, None)])
+    data = ts.read_bytes() * 8  # played back to back: about 5 s of stream
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    with open_live_source(f"udp://127.0.0.1:{port}", read_timeout=3.0) as src:
+        done = threading.Event()
+
+        def send() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+                for i in range(0, len(data), 1316):
+                    if done.is_set():
+                        return
+                    out.sendto(data[i : i + 1316], ("127.0.0.1", port))
+                    time.sleep(0.002)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        src.start(timeout=10)
+        captured = src.read(timeout=5)
+        done.set()
+        sender.join()
+    assert captured is not None and captured.frame.image.shape[:2] == (MAIN[1], MAIN[0])
+    said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
+    assert len(said) == 1 and "processing #1 (h264 96x64)" in said[0] and "leaving out #0 (h264 48x32)" in said[0], said
