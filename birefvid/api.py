@@ -549,13 +549,16 @@ def live_hint(report: dict[str, Any]) -> Optional[str]:
 
 def live_stream_problems(report: dict[str, Any]) -> list[str]:
     """A line for each network output that never worked in the run (a refused stream key, a wrong
-    address, a server down throughout): the run itself went on, so only its end says so plainly."""
-    return [
+    address, a server down throughout), or whose end failed (an RTMP sender's non-zero exit): the run
+    itself went on, so only its end says so plainly."""
+    never = [
         f"{s['sink']}: no connection worked in the whole run: nothing was streamed"
         + (f" (last error: {s['last_error']})" if s.get("last_error") else "")
         for s in report.get("streams", ())
         if not s.get("taken")
     ]
+    ended = [f"{s['sink']}: {s['end_error']}" for s in report.get("streams", ()) if s.get("taken") and s.get("end_error")]
+    return never + ended
 
 
 def live_summary(report: dict[str, Any]) -> str:

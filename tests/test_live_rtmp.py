@@ -604,3 +604,30 @@ def test_a_login_child_stuck_on_a_stalled_server_ends_within_its_timeout(tmp_pat
             if child.poll() is None:
                 child.kill()
             child.wait()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the address goes to the child through a pipe on POSIX only")
+def test_a_sender_that_fails_at_the_stream_end_is_reported(tmp_path: Path, ffmpeg: str) -> None:
+    """The child's exit status was not looked at: a server gone before the stream's end (its last pictures, the
+    trailer) made the login child exit 1 ("Broken pipe") and the run said nothing. The stream's summary and the
+    run's stream problems now say so, without the password or the key."""
+    import signal
+
+    from birefvid.api import live_stream_problems
+    from birefvid.io.live_sinks import open_live_sink
+
+    with NginxRtmp(tmp_path / "server") as server:
+        sink = open_live_sink(f"rtmp://pub:{PASSWORD}@127.0.0.1:{server.port}/live/{KEY}", width=160, height=120, fps=15, kind="rgb")
+        try:
+            _publish_for(sink, 1.0)
+            wait_for(lambda: sink._current is not None and sink._current.confirmed, 10, "the server taking the stream")  # type: ignore[attr-defined]
+            time.sleep(0.3)  # the queued pictures reach the child
+            os.kill(int((tmp_path / "server" / "nginx.pid").read_text()), signal.SIGKILL)  # the server is gone
+        finally:
+            sink.close()
+    summary = sink.summary()  # type: ignore[attr-defined]
+    assert summary["taken"] and "the stream's end may not have reached the server" in summary["end_error"], summary
+    assert "Broken pipe" in summary["end_error"], summary
+    [problem] = live_stream_problems({"streams": [summary]})
+    assert problem.startswith(f"rtmp://pub:***@127.0.0.1:{server.port}/live/***: the stream's end"), problem
+    assert PASSWORD not in problem and KEY not in problem
