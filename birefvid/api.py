@@ -333,11 +333,13 @@ def _masks(
     from .io.hdr import SdrForModel, hdr_transfer
     from .io.scale import ScaledSource
     from .io.trim import TrimmedSource, starts_off_zero
+    from .io.video_source import refuse_cut_off
     from .runtime.file_job import segmenter_for
     from .temporal import make_smoother
 
     with contextlib.ExitStack() as stack:  # closed when the loop ends, breaks or raises (KeyboardInterrupt included)
         source = stack.enter_context(open_source(spec.input, spec.decoder, fps=spec.fps, deinterlace=spec.deinterlace))
+        refuse_cut_off(source, spec.end)  # as process_video: before the first frame
         if spec.trimmed or starts_off_zero(source):  # as process_video: the same frames, from the same first one
             source = stack.enter_context(TrimmedSource(source, spec.start or 0.0, spec.end))
         if spec.max_size is not None:
@@ -547,13 +549,16 @@ def live_hint(report: dict[str, Any]) -> Optional[str]:
 
 def live_stream_problems(report: dict[str, Any]) -> list[str]:
     """A line for each network output that never worked in the run (a refused stream key, a wrong
-    address, a server down throughout): the run itself went on, so only its end says so plainly."""
-    return [
+    address, a server down throughout), or whose end failed (an RTMP sender's non-zero exit): the run
+    itself went on, so only its end says so plainly."""
+    never = [
         f"{s['sink']}: no connection worked in the whole run: nothing was streamed"
         + (f" (last error: {s['last_error']})" if s.get("last_error") else "")
         for s in report.get("streams", ())
         if not s.get("taken")
     ]
+    ended = [f"{s['sink']}: {s['end_error']}" for s in report.get("streams", ()) if s.get("taken") and s.get("end_error")]
+    return never + ended
 
 
 def live_summary(report: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from birefvid.api import process_video
 from media import audio_duration, read_alpha, read_video
@@ -129,6 +130,33 @@ def test_a_picture_of_another_shape_midway_keeps_its_shape_inside_bars(tmp_path,
         assert not alpha[25:, :, :bars].any() and not alpha[25:, :, 64 - bars :].any()  # transparent bars
     rgb = read_video(out, "rgb24").images[-1]
     assert (rgb[:, bars + 1 : 64 - bars - 1, 0] > 200).all()  # still red where it was red
+
+
+@pytest.mark.parametrize("kind, option, colour", [("green", "key_color", (0, 255, 0)), ("composite", "background", (51, 102, 204)),
+                                                   ("alpha", None, (0,))])  # fmt: skip
+def test_the_bars_of_another_shape_are_exactly_the_key_colour_or_background(tmp_path, kind, option, colour):
+    """The bars fitted around a picture of another shape have alpha 0, so green and composite outputs show exactly the
+    key colour or the background there, not a blend with the bars' black, and alpha exactly 0, whatever the model says
+    of them (here: subject everywhere); checked in a lossless PNG sequence."""
+    first = _piece(tmp_path / "a.ts", (64, 36), f"{_QUIET_MONO}:s=48000")
+    other = _piece(tmp_path / "b.ts", (48, 36), f"{_QUIET_MONO}:s=48000")
+    src = _joined(tmp_path / "spliced.ts", first, other)
+    import torch
+
+    class Everything(torch.nn.Module):  # the whole picture is subject, bars too: only their alpha 0 keeps them out
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.full_like(x[:, :1], 40.0)
+
+    chosen = {} if option is None else {option: "#%02x%02x%02x" % colour}
+    process_video(src, tmp_path / "out", kind=kind, segmenter=red_key_segmenter(Everything()), **chosen)
+    pictures = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "out").glob("*.png"))]
+    assert len(pictures) == 50
+    for picture in pictures[25:]:  # 48x36 inside 64x36: 8 columns of bars each side
+        seen = picture[..., 3:] if kind == "alpha" else picture[..., :3]
+        assert (seen[:, :8] == colour).all() and (seen[:, 56:] == colour).all()
+        assert (picture[:, 9:55, 0] > 200).all()  # the red picture inside them
+        if kind == "alpha":
+            assert (picture[:, 9:55, 3] == 255).all()
 
 
 def test_batch_chunks_after_a_change_of_shape_keep_it_inside_bars(tmp_path, caplog):

@@ -552,3 +552,82 @@ def test_a_surround_sources_sound_reaches_the_server_as_stereo(tmp_path: Path, f
     assert [r.getMessage() for r in caplog.records if "mixed down" in r.getMessage()] == [
         f"rtmp://127.0.0.1:{server.port}/live/***: the 5.1 sound of the source is mixed down to stereo, the most it carries"
     ]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the address goes to the child through a pipe on POSIX only")
+def test_a_login_child_stuck_on_a_stalled_server_ends_within_its_timeout(tmp_path: Path, ffmpeg: str) -> None:
+    """The PyAV child (rtmp_push) has no -rw_timeout: once the server stopped reading, it waited in a write for ever,
+    and outlived a birefvid killed meanwhile (in its own session, nothing reaches it). Its alarm now ends it within its
+    timeout, as ffmpeg's -rw_timeout ends the ffmpeg child; the server here is nginx, stopped (SIGSTOP) mid-stream."""
+    import signal
+    import subprocess
+
+    from birefvid.io.rtmp_sink import push_command
+
+    flv = tmp_path / "noise.flv"  # noise: megabytes, more than the socket buffers between the child and the server hold
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "nullsrc=s=320x240:r=25,geq=random(1)*255:128:128",
+                    "-t", "6", "-c:v", "flv", "-q:v", "2", str(flv)], check=True)  # fmt: skip
+    data = flv.read_bytes()
+    assert len(data) > 12_000_000
+    with NginxRtmp(tmp_path / "server") as server:
+        read, write = os.pipe()
+        os.write(write, f"rtmp://pub:{PASSWORD}@127.0.0.1:{server.port}/live/{KEY}".encode())
+        os.close(write)
+        child = subprocess.Popen(push_command(read, 1.0), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, pass_fds=(read,), start_new_session=True)  # fmt: skip
+        os.close(read)
+        nginx = int((tmp_path / "server" / "nginx.pid").read_text())
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(data[:2_000_000])  # what the child probes before it connects
+            child.stdin.flush()
+            timer = threading.Timer(30, child.kill)  # a child that never connects must not hang the test on readline
+            timer.daemon = True
+            timer.start()
+            assert child.stdout.readline().strip() == b"progress=continue"  # the server took the stream
+            os.kill(nginx, signal.SIGSTOP)
+
+            def feed() -> None:  # blocks once the child stops reading, as birefvid's writes did
+                try:
+                    child.stdin.write(data[2_000_000:])  # type: ignore[union-attr]
+                except (BrokenPipeError, ValueError):
+                    pass
+
+            threading.Thread(target=feed, daemon=True).start()
+            started = time.monotonic()
+            code = child.wait(20)  # stuck for ever before: TimeoutExpired
+            assert time.monotonic() - started < 10
+            assert code == -signal.SIGALRM
+            timer.cancel()
+        finally:
+            os.kill(nginx, signal.SIGCONT)
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the address goes to the child through a pipe on POSIX only")
+def test_a_sender_that_fails_at_the_stream_end_is_reported(tmp_path: Path, ffmpeg: str) -> None:
+    """The child's exit status was not looked at: a server gone before the stream's end (its last pictures, the
+    trailer) made the login child exit 1 ("Broken pipe") and the run said nothing. The stream's summary and the
+    run's stream problems now say so, without the password or the key."""
+    import signal
+
+    from birefvid.api import live_stream_problems
+    from birefvid.io.live_sinks import open_live_sink
+
+    with NginxRtmp(tmp_path / "server") as server:
+        sink = open_live_sink(f"rtmp://pub:{PASSWORD}@127.0.0.1:{server.port}/live/{KEY}", width=160, height=120, fps=15, kind="rgb")
+        try:
+            _publish_for(sink, 1.0)
+            wait_for(lambda: sink._current is not None and sink._current.confirmed, 10, "the server taking the stream")  # type: ignore[attr-defined]
+            time.sleep(0.3)  # the queued pictures reach the child
+            os.kill(int((tmp_path / "server" / "nginx.pid").read_text()), signal.SIGKILL)  # the server is gone
+        finally:
+            sink.close()
+    summary = sink.summary()  # type: ignore[attr-defined]
+    assert summary["taken"] and "the stream's end may not have reached the server" in summary["end_error"], summary
+    assert "Broken pipe" in summary["end_error"], summary
+    [problem] = live_stream_problems({"streams": [summary]})
+    assert problem.startswith(f"rtmp://pub:***@127.0.0.1:{server.port}/live/***: the stream's end"), problem
+    assert PASSWORD not in problem and KEY not in problem

@@ -468,6 +468,28 @@ def test_a_stream_back_in_another_shape_keeps_it_inside_bars(tmp_path: Path, cap
                       "scaled to 160x90 inside 160x120 with black bars"]  # fmt: skip
 
 
+def test_a_stream_back_with_other_pixel_shapes_keeps_the_shape_shown(tmp_path: Path, caplog) -> None:
+    """An RTSP server restarted with a clip of the same size but 4:3 pixels (160x90 shown 213x90, wider): only the size was
+    compared after a reconnect, so its pictures went on as they came, shown squeezed with the run's square pixels."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    for name, sar in (("square", "1"), ("wide", "4/3")):
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"color=c=red:size=160x90:rate=24:duration=20,setsar={sar}",
+                        "-c:v", "libx264", "-g", "24", "-bf", "0", "-pix_fmt", "yuv420p", str(tmp_path / f"{name}.mp4")],
+                       check=True)  # fmt: skip
+    server, before, after = _read_across_a_restart(tmp_path / "square.mp4", tmp_path / "wide.mp4")
+    assert before and after and {f.generation for f in after} == {1}
+    assert {f.frame.image.shape for f in before + after} == {(90, 160, 3)}
+    assert all(f.frame.coverage is None for f in before)
+    for f in after:  # 213x90 shown, fitted into 160x90 square pixels: 160x68 with bars of 11 rows above and below
+        image, coverage = f.frame.image, f.frame.coverage
+        assert not image[:11].any() and not image[79:].any() and (image[12:78, :, 0] > 200).all()
+        assert coverage is not None and not coverage[:11].any() and not coverage[79:].any() and (coverage[11:79] == 255).all()
+    warned = [r.getMessage() for r in caplog.records if "shape is kept" in r.getMessage()]
+    assert warned == [f"{server.url}: the pictures are now 160x90 (pixels 4:3), the run's are 160x90, another shape; the shape is "
+                      "kept, scaled to 160x68 inside 160x90 with black bars"]  # fmt: skip
+
+
 def test_a_stream_whose_pixel_shape_changes_midway_keeps_the_shape_shown(tmp_path: Path, caplog) -> None:
     """An RTSP stream of 16:9 square pixels that goes on at the same size with 4:3 pixels (wider, 64:27): PyAV's frames
     do not say their pixel shape, and the pictures after the change were shown squeezed to 16:9."""

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from birefvid.api import process_video
+from birefvid.api import iter_masks, process_video
 from birefvid.cli import main
 from birefvid.errors import PipelineError, SinkError, SourceError
-from media import damage_packet, make_video, swap_frame_times
+from media import damage_packet, make_video, read_video, swap_frame_times
 from process_fixtures import (
     FailingRedKey,
     birefvid_threads,
@@ -244,8 +244,26 @@ def test_a_matroska_file_cut_off_near_its_end_fails(tmp_path, capsys, run, name)
     data = src.read_bytes()
     src.unlink()
     (tmp_path / name).write_bytes(data[: len(data) * 95 // 100])
-    one_error_line(capsys, run(tmp_path / name, "-o", tmp_path / "out.mov"), name, "decoding stopped at frame", "truncated")
+    one_error_line(capsys, run(tmp_path / name, "-o", tmp_path / "out.mov"), name, "is not a whole video", "truncated",
+                   "--end before where it breaks off processes the frames that are there")  # fmt: skip
     assert_nothing_written(tmp_path, name)
+
+
+def test_a_matroska_file_cut_off_is_refused_before_its_frames_are_decoded(tmp_path, capsys, run):
+    """A cut-off Matroska file was refused only once decoded to its end (minutes of a long file): its Segment's size
+    says so before the first frame. --end before the cut, the escape hatch, still processes the frames there."""
+    src = make_video(tmp_path / "whole.mkv", n_frames=20, with_audio=False, codec="ffv1", pix_fmt="yuv420p").path
+    data = src.read_bytes()
+    src.unlink()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 90 // 100])
+    masks = iter_masks(cut, segmenter=red_key_segmenter())
+    with pytest.raises(SourceError, match="cut.mkv is not a whole video: the file is truncated"):
+        next(masks)  # not one frame first: it yielded every frame there before refusing the file
+    assert run(cut, "-o", tmp_path / "out.mkv", "--output", "mask", "--end", "0.4") == 0
+    assert len(read_video(tmp_path / "out.mkv", "gray").images) == 10
+    one_error_line(capsys, run(cut, "-o", tmp_path / "late.mkv", "--end", "5"), "cut.mkv", "decoding stopped at frame", "truncated")
+    assert not (tmp_path / "late.mkv").exists()
 
 
 @pytest.mark.parametrize("scale", [0, 1])
@@ -314,7 +332,7 @@ def test_a_gif_with_a_hole_midway_fails_and_leaves_nothing(tmp_path, capsys, run
     whole.unlink()
     data[len(data) // 2: len(data) * 6 // 10] = bytes(len(data) * 6 // 10 - len(data) // 2)
     (tmp_path / "hole.gif").write_bytes(data)
-    one_error_line(capsys, run(tmp_path / "hole.gif", "-o", tmp_path / "out.mov"), "hole.gif", "decoding stopped at frame",
+    one_error_line(capsys, run(tmp_path / "hole.gif", "-o", tmp_path / "out.mov"), "hole.gif", "is not a whole video",
                    "damaged after its frame")  # fmt: skip
     assert_nothing_written(tmp_path, "hole.gif")
 

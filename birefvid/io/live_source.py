@@ -149,27 +149,33 @@ class _SizeKeeper:
     that comes back after a reconnect at another size (a camera reconfigured, a server restarted
     with another clip) would otherwise fail every sink, which were opened for the first size. The same
     shape is scaled to it; another keeps its shape inside black bars, as a file's does (``_pixels.fit``),
-    transparent (alpha 0) as a file's are: with ``alpha`` or ``mask`` the model does not decide what they become."""
+    transparent (alpha 0) as a file's are: with ``alpha`` or ``mask`` the model does not decide what they become.
+    The shapes are those shown: a stream back at the same size with other pixel shapes (``sar``, a camera switched
+    from 4:3 to 16:9 anamorphic) is another shape too; it was kept as it came, shown with the run's pixel shape."""
 
-    def __init__(self, name: str, width: int, height: int) -> None:
+    def __init__(self, name: str, width: int, height: int, sar: Optional[Fraction] = None) -> None:
         self.name, self.width, self.height = name, width, height
-        self._warned: Optional[tuple[int, int]] = None
+        self.sar = Fraction(sar) if sar else Fraction(1)  # the run's pixel shape, which its sinks were opened with
+        self._warned: Optional[tuple[int, int, Fraction]] = None
 
-    def __call__(self, image: np.ndarray, coverage: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """``image`` and its own alpha ``coverage`` (None: opaque) as they are when they have the run's size, else
-        copies fitted to it (warned once a size), the bars' alpha 0."""
+    def __call__(self, image: np.ndarray, coverage: Optional[np.ndarray] = None,
+                 sar: Optional[Fraction] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:  # fmt: skip
+        """``image`` and its own alpha ``coverage`` (None: opaque), of pixel shape ``sar`` (None: square), as they are
+        when they have the run's size and pixel shape, else copies fitted to it (warned once a shape), the bars' alpha 0."""
         h, w = image.shape[:2]
-        if (w, h) == (self.width, self.height):
+        sar = Fraction(sar) if sar else Fraction(1)
+        if (w, h, sar) == (self.width, self.height, self.sar):
             return image, coverage
-        box = fit((w, h), (self.width, self.height))
-        if self._warned != (w, h):
-            self._warned = (w, h)
+        box = fit((w, h), (self.width, self.height), sar, self.sar)
+        if self._warned != (w, h, sar):
+            self._warned = (w, h, sar)
+            now, run = _with_pixels(w, h, sar), _with_pixels(self.width, self.height, self.sar)
             if box is None:
-                log.warning("%s: the pictures are now %dx%d, the run's are %dx%d; scaled to %dx%d",
-                            self.name, w, h, self.width, self.height, self.width, self.height)  # fmt: skip
+                log.warning("%s: the pictures are now %s, the run's are %s; scaled to %dx%d",
+                            self.name, now, run, self.width, self.height)  # fmt: skip
             else:
-                log.warning("%s: the pictures are now %dx%d, the run's are %dx%d, another shape; the shape is kept, scaled to "
-                            "%dx%d inside %dx%d with black bars", self.name, w, h, self.width, self.height, box[2], box[3],
+                log.warning("%s: the pictures are now %s, the run's are %s, another shape; the shape is kept, scaled to "
+                            "%dx%d inside %dx%d with black bars", self.name, now, run, box[2], box[3],
                             self.width, self.height)  # fmt: skip
         import cv2
 
@@ -182,6 +188,11 @@ class _SizeKeeper:
         canvas[y : y + fh, x : x + fw] = cv2.resize(image, (fw, fh), interpolation=cv2.INTER_AREA)
         inner = None if coverage is None else cv2.resize(coverage, (fw, fh), interpolation=cv2.INTER_AREA)
         return canvas, bars_alpha(box, (self.width, self.height), inner)
+
+
+def _with_pixels(width: int, height: int, sar: Fraction) -> str:
+    """``WxH``, with its pixel shape where it is not square: ``720x576 (pixels 64:45)``."""
+    return f"{width}x{height}" if sar == 1 else f"{width}x{height} (pixels {sar.numerator}:{sar.denominator})"
 
 
 def _lost_because(e: BaseException) -> str:
@@ -455,12 +466,13 @@ class LiveCapture(LiveSource):
     def _pump(self, conn: Connection) -> Optional[str]:
         """Publish a connection's frames until it ends or closes (None) or is lost (the reason)."""
         assert self._info is not None
-        fit = _SizeKeeper(self.target.name, self._info.width, self._info.height)
+        fit = _SizeKeeper(self.target.name, self._info.width, self._info.height, self._info.sample_aspect_ratio)
+        sar = conn.info.sample_aspect_ratio  # this connection's, which its pictures keep (a change midway is fitted to it)
         try:
             for image, seconds, coverage in conn.frames():
                 if self._to_sdr is not None:
                     image = self._to_sdr(image)[0]
-                image, coverage = fit(image, coverage)
+                image, coverage = fit(image, coverage, sar)
                 if self._stop.is_set() or self._publish(image, seconds, coverage):
                     return None
         except ConnectionLost as e:

@@ -79,6 +79,7 @@ class RepublishingSink(LiveSink):
         self.sent = 0  # pictures handed to a connection, over the whole run
         self.taken = False  # a connection has worked (for RTMP: its server took the stream) at some point
         self.last_error: Optional[str] = None  # why the stream last failed
+        self.end_error: Optional[str] = None  # why its end failed, where a closed stream says so (RTMP's child exit status)
         self.behind = 0  # pictures skipped because the stream's thread had not sent the ones before
         self._pending: Deque[tuple[np.ndarray, float]] = collections.deque()
         self._wake = threading.Condition()
@@ -156,7 +157,7 @@ class RepublishingSink(LiveSink):
     def summary(self) -> dict[str, object]:
         """What the run report says of this stream: pictures sent, reconnections, and whether it ever worked (and why not)."""
         return {"sink": self._name, "pictures_sent": self.sent, "reconnects": self.reconnects, "taken": self.taken,
-                "skipped_behind": self.behind, "last_error": self.last_error}  # fmt: skip
+                "skipped_behind": self.behind, "last_error": self.last_error, "end_error": self.end_error}  # fmt: skip
 
     def _reopen(self, reason: str) -> None:
         retries_done = self._attempts
@@ -220,6 +221,7 @@ class RepublishingSink(LiveSink):
         for sink in sinks:
             if close:
                 sink.close()
+                self.end_error = getattr(sink, "problem", None) or self.end_error
             else:
                 sink.abort()
         if self.behind:

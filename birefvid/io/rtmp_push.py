@@ -7,8 +7,12 @@ which every user of the machine reads (``ps``, ``/proc/PID/cmdline``); here it n
 
 It speaks as the ``ffmpeg`` child does to ``rtmp_sink``: ``progress=continue`` on standard output once the server
 has taken the stream, an error line on standard error. PyAV opens the address holding Python's lock and with no
-timeout option, so an alarm (its default action ends the process) stands for ffmpeg's ``-rw_timeout`` while it
-connects; a server that stalls later stops this child reading, which the parent's write timeout sees.
+timeout option, so an alarm (its default action ends the process) stands for ffmpeg's ``-rw_timeout``: while it
+connects, and around each write to the server after. A server that stalls stops this child reading, which the
+parent's write timeout sees; the alarm then ends the child, which waited in that write for ever, outliving a
+birefvid killed meanwhile (its own session: no signal from the terminal reaches it). Once the server reads again,
+the end of its input (the parent closed it, or died) ends the child too. Not PR_SET_PDEATHSIG: it fires when the
+*thread* that started the child ends, and a stream is reopened from a thread of its own that ends at once.
 Imports only PyAV: it runs as a script, outside the package.
 """
 
@@ -46,14 +50,19 @@ def main(argv: list[str]) -> int:
         finally:
             signal.alarm(0)
         print("progress=continue", flush=True)  # the server took the stream
+        seconds = max(1, math.ceil(timeout))
         try:
             for packet in source.demux():
                 copy = copies.get(packet.stream.index)
                 if copy is None or packet.dts is None:
                     continue
                 packet.stream = copy
+                signal.alarm(seconds)  # a server that takes nothing for this long ends this child, as -rw_timeout does
                 target.mux(packet)
+                signal.alarm(0)  # not while waiting for the next packet: the parent may have nothing to send
+            signal.alarm(seconds)
             target.close()
+            signal.alarm(0)
         except (av.FFmpegError, OSError) as e:
             print(f"{url}: {getattr(e, 'strerror', None) or e}", file=sys.stderr, flush=True)
             return 1

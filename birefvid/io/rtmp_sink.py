@@ -213,6 +213,7 @@ class RtmpPublishSink(StreamPublishSink):
         self._stderr: Deque[str] = collections.deque(maxlen=_ERROR_LINES)
         self._published = threading.Event()  # the child has reported progress: the server took the stream
         self._open_timeout = open_timeout
+        self.problem: Optional[str] = None  # how the child failed at the end (its exit status, its last words): unsaid before
         address, options = key_options(url)
         self._address = address  # what the child is given, and names in its errors
         preset: Optional[int] = None
@@ -334,4 +335,10 @@ class RtmpPublishSink(StreamPublishSink):
         except subprocess.TimeoutExpired:
             log.warning("ffmpeg had not finished sending to %s %g s after the end: stopped", self._shown, wait)
             child.kill()
-        child.wait()
+        code = child.wait()
+        if wait > 0 and code != 0:  # a close: the stream's end (its last pictures, the trailer) did not reach the server
+            self._reader.join(0.5)
+            why = self._stderr[-1] if self._stderr else (
+                f"the server took nothing for {self._open_timeout:g} s" if code == -getattr(signal, "SIGALRM", 0)
+                else f"exit status {code}")  # fmt: skip
+            self.problem = f"the stream's end may not have reached the server: its sender failed ({why})"

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import av
 
-from birefvid.errors import SourceError, input_not_found
+from birefvid.errors import SourceError, input_not_found, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, upright
 from birefvid.io.pixel_shape import PixelShapes, context_sar
@@ -322,6 +322,18 @@ def structural_damage(path: Path | str, format_name: str) -> Optional[str]:
         return (f"the file is truncated ({cut[0]} of its {cut[1]} bytes are there), so its last frames or its sound's end "
                 "are missing (an interrupted download or copy?)")  # fmt: skip
     return None
+
+
+def refuse_cut_off(source: object, end: Optional[float]) -> None:
+    """SourceError before any frame is decoded for a GIF or Matroska/WebM file whose structure says it is cut off,
+    unless ``end`` is set: it was refused only once read to its end (minutes of a long file), and a time range that
+    ends before the cut still processes the frames that are there."""
+    if end is not None or not isinstance(source, VideoFileSource):
+        return
+    damage = structural_damage(source.path, source.format_name)
+    if damage:
+        raise SourceError(f"{source.shown} is not a whole video: {damage}; {option('end')} before where it breaks off "
+                          "processes the frames that are there")
 
 
 def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:

@@ -20,6 +20,7 @@ from ..io.atomic import check_replaces_no_input, write_text_atomic
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
+from ..io.video_source import refuse_cut_off
 from ..job import FileJob
 from ..temporal import make_smoother
 from ..urls import hide_secrets
@@ -112,6 +113,7 @@ def run_file_job(
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
         source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace))
+        refuse_cut_off(source, src.end)  # now, not after decoding it all; --end before the cut still works
         sdr = shows_hdr_as_sdr(out.path, source.info)  # a GIF/WebP/APNG/PNG of HDR video: shown as SDR
         if sdr:
             source.deliver_deep()  # converted from its 16-bit pictures where the source has them
