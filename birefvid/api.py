@@ -534,7 +534,7 @@ def live_hint(report: dict[str, Any]) -> Optional[str]:
     """
     s = report["stats"]
     dropped, shown = s.get("dropped") or 0, s.get("frames_shown") or 0
-    if dropped < DROPPED_SHARE_HINT * (dropped + shown):
+    if not dropped or dropped < DROPPED_SHARE_HINT * (dropped + shown):  # none shown: q or the window's close during the warm-up
         return None
     if report["job"].get("record_preset") or not any(is_recording(sink) for sink in report["sinks"]):
         return None

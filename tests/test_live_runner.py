@@ -391,6 +391,7 @@ def test_live_hint_needs_dropped_frames_and_a_recording_at_the_default_preset():
 
     assert "30 camera frames (23%) were dropped" in live_hint(report(30)) and "record_preset='superfast'" in live_hint(report(30))
     assert live_hint(report(4)) is None  # under 5 %: a hiccup
+    assert live_hint(report(0, shown=0)) is None  # q during the warm-up: nothing shown (a ZeroDivisionError)
     assert live_hint(report(30, sinks=("window", "http://127.0.0.1:8080"))) is None
     assert live_hint(report(30, preset="ultrafast")) is None
 
