@@ -32,6 +32,7 @@ from .job import (
     SourceSpec,
     output_kind,
     check_types,
+    is_camera_spec,
     is_recording,
 )
 
@@ -522,29 +523,38 @@ def run_live(
                         on_effects=on_effects)  # fmt: skip
 
 
-# camera frames dropped beyond this share of a run, with a recording at the default preset, earn a hint
+# camera frames dropped beyond this share of a run earn a hint saying what costs less
 DROPPED_SHARE_HINT = 0.05
+# a camera picture larger than this is worth asking smaller (--camera-size) when frames are dropped
+SMALL_CAMERA = (640, 480)
 
 
 def live_hint(report: dict[str, Any]) -> Optional[str]:
-    """Advice when a live run with a recording dropped camera frames, else None.
+    """Advice when a live run dropped camera frames (its machine could not keep up), else None.
 
-    A recording's encoder runs on its own threads beside the display and the model: x264
-    ``veryfast`` at 1080p takes ~17 ms of CPU a frame, half of a small CPU's core at 30 fps, and
-    on 2 cores a 1080p recording kept only 0.65-0.69 of the camera's rate against 0.78-0.79 at
-    ``ultrafast`` (``scripts/bench_live.py``). Runs that chose a preset get no advice.
+    Every shown frame costs the display path the mask carry along optical flow (~8 ms of one core), and
+    a recording its encoder (x264 ``veryfast`` ~17 ms a 1080p frame); on one loaded core a 720p camera
+    lost 27% of its frames with the carry and 1% without it (docs/live.md, "On a weak laptop").
     """
     s = report["stats"]
     dropped, shown = s.get("dropped") or 0, s.get("frames_shown") or 0
-    if dropped < DROPPED_SHARE_HINT * (dropped + shown):
+    if not dropped or dropped < DROPPED_SHARE_HINT * (dropped + shown):
         return None
-    if report["job"].get("record_preset") or not any(is_recording(sink) for sink in report["sinks"]):
-        return None
+    job = report["job"]
+    cheaper = []
+    if job.get("carry", True):
+        cheaper.append(f"{option('carry', False)} (the mask is not moved along optical flow to every frame)")
+    if (job.get("effect") or {}).get("foreground"):
+        cheaper.append(f"leaving out {option('foreground')}")
+    if not job.get("record_preset") and any(is_recording(sink) for sink in report["sinks"]):
+        cheaper.append(f"{option('record_preset', 'superfast')} or ultrafast for the recording (larger files)")
+    width, height = report.get("width") or 0, report.get("height") or 0
+    if width * height > SMALL_CAMERA[0] * SMALL_CAMERA[1] and is_camera_spec(str(report.get("source", ""))):
+        cheaper.append(f"a smaller camera picture ({option('camera_size', 'x'.join(map(str, SMALL_CAMERA)))})")
+    if not cheaper:
+        cheaper.append("closing other busy programs, or a smaller picture from the source")
     share = dropped / (dropped + shown)
-    return (
-        f"{dropped} camera frames ({share:.0%}) were dropped: this CPU could not keep up; a recording costs less with "
-        f"{option('record_preset', 'superfast')} or ultrafast (larger files), as does a smaller camera size"
-    )
+    return f"{dropped} camera frames ({share:.0%}) were dropped: this CPU could not keep up; try " + ", or ".join(cheaper)
 
 
 def live_stream_problems(report: dict[str, Any]) -> list[str]:

@@ -86,7 +86,7 @@ _CLI_STYLE: contextvars.ContextVar[bool] = contextvars.ContextVar("birefvid_cli_
 # API parameter -> CLI flag, where the two names differ beyond "_" vs "-"
 _CLI_FLAGS = {"kind": "--output", "report_path": "--report", "latency_budget_ms": "--latency-budget", "record_preset": "--preset", "record_segment": "--segment"}
 # (API parameter, value) -> CLI flag, for booleans the CLI spells as a negative switch
-_CLI_SWITCHES: dict[tuple[str, object], str] = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio", ("subtitles", False): "--no-subtitles", ("deinterlace", False): "--no-deinterlace"}
+_CLI_SWITCHES: dict[tuple[str, object], str] = {("foreground", False): "--no-foreground", ("audio", False): "--no-audio", ("subtitles", False): "--no-subtitles", ("deinterlace", False): "--no-deinterlace", ("carry", False): "--no-carry"}
 
 
 # option -> the name a command gives it instead (``train`` takes a model or weights file as --init)

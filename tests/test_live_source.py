@@ -161,6 +161,15 @@ def test_missing_camera_fails_at_once() -> None:
     assert time.monotonic() - t0 < 0.5
 
 
+def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    """A camera another program holds (a call app) or that is not a camera: OpenCV's "[ WARN:0@0.4] global cap.cpp:212
+    open VIDEOIO(V4L2): ..." came before birefvid's error line; the line is alone now. /dev/null exists and is no camera."""
+    proc = subprocess.run([sys.executable, "-m", "birefvid", "live", "--source", "/dev/null", "--sink", f"http://127.0.0.1:{free_port()}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("birefvid: error: cannot open camera /dev/null"), proc.stderr
+
+
 # ---------------------------------------------------------------- asking a camera for a size and rate
 
 

@@ -186,3 +186,21 @@ def test_q_in_the_terminal_ends_the_run_as_in_the_window(monkeypatch: pytest.Mon
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_q_during_the_first_export_with_a_recording_ends_cleanly(tmp_path: Path, clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """q pressed while a first run exports the model (20-40 s on a laptop, before any picture) ended a run that
+    records with a ZeroDivisionError traceback and exit 1: the end's hint divided the dropped frames by none shown.
+    It ends with the summary line, exit 0 and no recording."""
+    argv = [sys.executable, "-m", "birefvid.cli", "live", "--source", str(clip), "--realtime", "--loop", "--effect", "blur",
+            *FAST_MODEL, "--backend", "onnxruntime", "--sink", "rec.mp4", "--duration", "60"]  # fmt: skip
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))  # empty: the run must export
+    with _OnTerminal(argv, tmp_path) as term:
+        wait_for(lambda: "exporting" in term.stderr() or term.proc.poll() is not None, STARTUP, "the export to start")
+        assert term.proc.poll() is None, term.stderr()[-3000:]
+        term.type("q")
+        code = term.proc.wait(60)
+        err = term.stderr()
+    assert code == 0 and "Traceback" not in err, err
+    assert "live: showed no picture; ended: stop before the first picture" in err, err
+    assert not (tmp_path / "rec.mp4").exists()

@@ -209,6 +209,18 @@ def _cv_log_level() -> tuple[Callable[[], int], Callable[[int], object], int]:
     return cv2.getLogLevel, cv2.setLogLevel, 0
 
 
+@contextlib.contextmanager
+def opencv_silenced() -> Iterator[None]:
+    """OpenCV's own log lines off within the block, for calls whose failure birefvid says in its one line."""
+    get_level, set_level, silent = _cv_log_level()
+    level = get_level()
+    set_level(silent)
+    try:
+        yield
+    finally:
+        set_level(level)
+
+
 def _png_lines_dropped(data: np.ndarray) -> contextlib.AbstractContextManager[None]:
     """For a PNG's bytes, ``native_lines_dropped`` (libpng's own stderr lines kept off it); else nothing is redirected."""
     if bytes(data[:8]) == b"\x89PNG\r\n\x1a\n":

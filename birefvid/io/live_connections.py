@@ -293,7 +293,10 @@ class CvCamera:
         import cv2
 
         self._cv2 = cv2
-        self._cap = cv2.VideoCapture(target.url, cv2.CAP_V4L2)
+        from birefvid.io.image_source import opencv_silenced
+
+        with opencv_silenced():  # a busy camera gets our one error line, not OpenCV's WARN lines before it as well
+            self._cap = cv2.VideoCapture(target.url, cv2.CAP_V4L2)
         try:
             if not self._cap.isOpened():
                 raise ConnectionLost(f"cannot open {target.url} (busy, or no permission to read it?)")
