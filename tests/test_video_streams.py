@@ -18,7 +18,7 @@ import pytest
 
 from birefvid.cli import main
 from birefvid.io.live_source import open_live_source
-from media import make_video, merge_audio
+from media import add_subtitles, make_video, merge_audio
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64", "-q"]
 MAIN, PROXY, THUMB = (96, 64), (48, 32), (64, 64)  # (width, height)
@@ -169,6 +169,21 @@ def test_a_timecode_track_is_no_loss(tmp_path, caplog):
         timecode = c.streams.video[0].metadata["timecode"]  # "01:00:00:0": FFmpeg writes one frame digit at 10 fps
     with av.open(str(out)) as c:
         assert c.streams.video[0].metadata.get("timecode") == timecode
+    assert not [r for r in caplog.records if "data stream" in r.getMessage()]
+
+
+def test_an_mp4_chapter_track_is_no_loss(tmp_path, caplog):
+    """FFmpeg shows an MP4's QuickTime chapter track as a data stream; its chapters are kept, so it was a
+    false warning on every MP4 with chapters (a phone's or an editor's export)."""
+    plain = make_video(tmp_path / "plain.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    source = add_subtitles(plain, tmp_path / "chaptered.mp4", [], [(0, 500, "Intro"), (500, 1000, "Main")])
+    with av.open(str(source)) as c:
+        assert [s.name for s in c.streams.data] == ["bin_data"]  # the chapter track
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(source), "-o", str(out), "--output", "green", *FAST_MODEL]) == 0
+    with av.open(str(out)) as c:
+        assert [ch["metadata"]["title"] for ch in c.chapters()] == ["Intro", "Main"]
     assert not [r for r in caplog.records if "data stream" in r.getMessage()]
 
 

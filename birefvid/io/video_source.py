@@ -271,9 +271,12 @@ def video_choice_note(container: av.container.InputContainer, stream: av.video.s
 
 def data_streams_note(container: av.container.InputContainer) -> Optional[str]:
     """Which data streams no output carries (a GoPro's gpmd telemetry, a drone's KLV), as a clause, or None. A
-    timecode track is left out of the list: its start timecode is carried as the video's tag."""
+    timecode track is left out of the list: its start timecode is carried as the video's tag; so is an MP4's
+    QuickTime chapter track (a text track FFmpeg shows as data, one sample per chapter): its chapters are kept."""
+    chapters = len(container.chapters())
     lost = [f"#{s.index} ({getattr(s, 'name', None) or s.metadata.get('handler_name') or 'data'})"
-            for s in container.streams.data if "timecode" not in s.metadata]
+            for s in container.streams.data
+            if "timecode" not in s.metadata and not (chapters and s.frames == chapters)]
     if not lost:
         return None
     return (f"data stream{'s' if len(lost) > 1 else ''} {', '.join(lost)}, which no output carries (birefvid keeps "
