@@ -631,3 +631,28 @@ def test_a_sender_that_fails_at_the_stream_end_is_reported(tmp_path: Path, ffmpe
     [problem] = live_stream_problems({"streams": [summary]})
     assert problem.startswith(f"rtmp://pub:***@127.0.0.1:{server.port}/live/***: the stream's end"), problem
     assert PASSWORD not in problem and KEY not in problem
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the address goes to the child through a pipe on POSIX only")
+def test_a_login_child_ended_by_its_alarm_mid_stream_says_the_server_stopped_taking_it(tmp_path: Path, ffmpeg: str) -> None:
+    """The login child's alarm (its -rw_timeout) also ends it when a server that took the stream stops reading it; the
+    stream's error then said "the server did not take the stream within 5 s", 400 pictures after it had taken it. The
+    signal is sent here as the alarm sends it: filling the sockets of a stopped server takes over 30 s."""
+    import signal
+
+    from birefvid.errors import SinkError
+    from birefvid.io.rtmp_sink import RtmpPublishSink
+
+    with NginxRtmp(tmp_path / "server") as server:
+        sink = RtmpPublishSink(f"rtmp://pub:{PASSWORD}@127.0.0.1:{server.port}/live/{KEY}", width=160, height=120, fps=15, kind="rgb")
+        try:
+            _publish_for(sink, 1.0)
+            wait_for(lambda: sink.confirmed, 10, "the server taking the stream")
+            os.kill(sink._child.pid, signal.SIGALRM)  # type: ignore[union-attr]
+            with pytest.raises(SinkError) as failed:
+                _publish_for(sink, 10.0)
+        finally:
+            sink.abort()
+    message = str(failed.value)
+    assert "ffmpeg stopped (the server took nothing for 5 s: it stopped taking the stream)" in message, message
+    assert "did not take the stream" not in message and PASSWORD not in message and KEY not in message

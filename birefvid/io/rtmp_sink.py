@@ -290,7 +290,9 @@ class RtmpPublishSink(StreamPublishSink):
         if self._stderr:
             return self._stderr[-1]
         code = child.poll()
-        if code is not None and code == -getattr(signal, "SIGALRM", 0):  # rtmp_push's connect timeout
+        if code is not None and code == -getattr(signal, "SIGALRM", 0):  # rtmp_push's timeout: connecting, or a write after
+            if self._published.is_set():  # the server took the stream, then stopped reading it (ffmpeg's child says so too)
+                return f"the server took nothing for {self._open_timeout:g} s: it stopped taking the stream"
             return f"the server did not take the stream within {self._open_timeout:g} s"
         return "it is still running" if code is None else f"exit status {code}"
 
