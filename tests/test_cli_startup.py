@@ -342,3 +342,23 @@ def test_a_picture_over_a_limit_set_in_megabytes_is_said_with_that_limit(tmp_pat
         f"birefvid: error: {tmp_path / 'scan.png'} is not a readable image (it is 1000x1200 pixels, 1.2 megapixels, more than "
         "the 1.0 OpenCV decodes; scale it down first, or raise OPENCV_IO_MAX_IMAGE_PIXELS where the memory allows)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.png"]
+
+
+@pytest.mark.parametrize("value, said", [
+    ("0", "OPENCV_IO_MAX_IMAGE_PIXELS=0 lets OpenCV decode no picture at all: 0 is not 'no limit'; raise it, or unset it for "
+          "OpenCV's 1,074 megapixels"),
+    ("100", "it is 128x96, 12,288 pixels, more than the 100 pixels OpenCV decodes; OPENCV_IO_MAX_IMAGE_PIXELS counts whole "
+            "pixels: raise it, or unset it"),
+])  # fmt: skip
+def test_a_pixel_limit_of_none_or_a_few_pixels_is_said_in_pixels(tmp_path, value, said):
+    """OPENCV_IO_MAX_IMAGE_PIXELS=0 (no limit, to many) or 100 (meant as megapixels) makes OpenCV refuse every picture, and
+    the line said "it is 128x96 pixels, 0.0 megapixels, more than the 0.0 OpenCV decodes; scale it down first"."""
+    from PIL import Image
+
+    Image.new("RGB", (128, 96), (10, 120, 200)).save(tmp_path / "small.png")
+    env = {**os.environ, "OPENCV_IO_MAX_IMAGE_PIXELS": value}
+    argv = [sys.executable, "-m", "birefvid", "image", str(tmp_path / "small.png"), "-o", str(tmp_path / "cut.png"), "--model", "tiny"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.splitlines() == [f"birefvid: error: {tmp_path / 'small.png'} is not a readable image ({said})"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]

@@ -22,7 +22,7 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
-from birefvid.pixel_limit import OPENCV_PIXELS_ENV, opencv_pixel_limit
+from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -265,8 +265,17 @@ def too_large(path: Path) -> Optional[str]:
     limit = opencv_pixel_limit()  # as OpenCV reads it: 2000MB is 2000 x 2^20
     if width * height <= limit:
         return None
+    if limit == 0:  # read by many as no limit: OpenCV then refuses every picture, and "0.0 megapixels, more than the 0.0" said nothing
+        return f"{OPENCV_PIXELS_ENV}=0 lets OpenCV decode no picture at all: 0 is not 'no limit'; raise it, or unset it for OpenCV's {_megapixels(OPENCV_DEFAULT_PIXELS)} megapixels"
+    if limit < _SMALL_LIMIT:  # megapixels would read 0.0 or 0.1 (a limit written in megapixels: 100 for 100 million)
+        return (f"it is {width}x{height}, {width * height:,} pixels, more than the {limit:,} pixels OpenCV decodes; "
+                f"{OPENCV_PIXELS_ENV} counts whole pixels: raise it, or unset it")
     return (f"it is {width}x{height} pixels, {_megapixels(width * height)} megapixels, more than the {_megapixels(limit)} "
             f"OpenCV decodes; scale it down first, or raise {OPENCV_PIXELS_ENV} where the memory allows")
+
+
+# an OpenCV pixel limit under this is said in whole pixels: as megapixels it reads 0.0 or 0.1
+_SMALL_LIMIT = 200_000
 
 
 def _megapixels(pixels: int) -> str:
