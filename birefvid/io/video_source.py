@@ -245,9 +245,10 @@ def _ffmpeg_score(stream: av.video.stream.VideoStream) -> int:
 
 
 def main_video_stream(container: av.container.InputContainer) -> Optional[av.video.stream.VideoStream]:
-    """The video stream ``ffmpeg -i FILE`` would convert: of ``video_streams``, the one flagged default (an MP4's
-    enabled track), then the largest picture, then the first; None if none. The first one was taken, so an MP4
-    whose first track is a disabled proxy, or an MKV whose first track is a one-picture thumbnail, gave that."""
+    """The video stream ``ffmpeg -i FILE`` would convert: of ``video_streams``, the largest picture, one flagged default
+    (an MP4's enabled track) counted 5 megapixels larger (a 4K track beats a default 720p one), then the first; None if
+    none. The first one was taken, so an MP4 whose first track is a disabled proxy, or an MKV whose first track is a
+    one-picture thumbnail, gave that."""
     return max(video_streams(container), key=_ffmpeg_score, default=None)  # max keeps the first of equals
 
 
