@@ -916,3 +916,13 @@ def test_a_reconnect_made_while_the_run_shuts_down_is_not_left_out_of_its_report
         src.close()
     assert reported == 0 and src.reconnects == 0
     assert "reconnected" not in caplog.text
+
+
+def test_a_device_that_is_no_camera_is_said_to_be_none(tmp_path: Path) -> None:
+    """/dev/null given as the camera was "cannot open /dev/null (busy, or no permission to read it?)": it is neither
+    busy nor forbidden, and the line sent the user after a call app or the 'video' group."""
+    proc = subprocess.run([sys.executable, "-m", "birefvid", "live", "--source", "/dev/null", "--sink", f"http://127.0.0.1:{free_port()}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == ["birefvid: error: cannot open camera /dev/null: /dev/null is no camera (not a video4linux "
+                                        "device: cameras are /dev/videoN)"], proc.stderr  # fmt: skip

@@ -286,6 +286,25 @@ def check_camera_mode(target: LiveTarget, info: StreamInfo) -> None:
                     target.name, " and ".join(got), lists.get(target.format or "", "v4l2-ctl --list-formats-ext"))  # fmt: skip
 
 
+# video4linux's device major number (Linux's Documentation/admin-guide/devices.txt)
+_V4L_MAJOR = 81
+
+
+def unopened_camera(path: str) -> str:
+    """Why OpenCV could not open the camera ``path``, as far as its device node tells: no camera at all (``/dev/null``, a
+    disk), no permission, else busy or no capture node. "busy, or no permission" was said for each alike."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return f"cannot open {path} (busy, or no permission to read it?)"
+    if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != _V4L_MAJOR:
+        return f"{path} is no camera (not a video4linux device: cameras are /dev/videoN)"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"no permission to open {path} (its owner or the 'video' group can)"
+    return (f"cannot open {path}: busy (another program, such as a call app, holds it?) or no capture device (a camera's "
+            "second /dev/videoN carries only its metadata)")
+
+
 class CvCamera:
     """A V4L2 camera through OpenCV (for PyAV builds without the v4l2 input), first frame read."""
 
@@ -299,7 +318,7 @@ class CvCamera:
             self._cap = cv2.VideoCapture(target.url, cv2.CAP_V4L2)
         try:
             if not self._cap.isOpened():
-                raise ConnectionLost(f"cannot open {target.url} (busy, or no permission to read it?)")
+                raise ConnectionLost(unopened_camera(target.url))
             ask_camera(self._cap, target.camera_size, target.camera_fps)
             self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
             ok, bgr = self._cap.read()
