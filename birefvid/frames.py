@@ -33,6 +33,7 @@ class StreamInfo:
     reel_name: Optional[str] = None  # the reel (tape, card) that timecode belongs to: editors conform by both
     tags: tuple[tuple[str, str], ...] = ()  # the file's own tags (creation time, title, location) to carry over
     bit_depth: int = 8  # bits per colour sample as decoded (10 for 10-bit HEVC/ProRes/DNxHR, 12, 16): what a deep output can keep
+    hdr10: Optional[str] = None  # an HDR10 source's mastering display and MaxCLL, as x265's parameters (io/hdr10.py)
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

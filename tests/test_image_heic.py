@@ -170,3 +170,25 @@ def test_importing_birefvid_does_not_load_pillow_heif():
     code = "import sys, birefvid, birefvid.cli, birefvid.commands.image, birefvid.io.image_source; print('pillow_heif' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("trc", [16, 18], ids=["pq", "hlg"])
+def test_an_hdr_heif_is_cut_out_as_an_sdr_screen_shows_it(tmp_path, pillow_heif, red_key, trc, caplog):
+    """A 10-bit PQ (a Canon's) or HLG (a Sony's) HEIF still comes out as SDR, with a warning, not as its signal:
+    PNG cannot mark HDR, and the HLG signal as it was came out grey and washed out (red 135 of 165, green 67 of 50)."""
+    from test_process_hdr import hdr_signal
+
+    sdr = _scene()
+    signal = np.round(hdr_signal(sdr.astype(np.float64), trc) * 65535).astype(np.uint16)  # BT.2020, white at 203 cd/m²
+    path = tmp_path / "hdr.heif"
+    pillow_heif.from_bytes(mode="RGB;16", size=SIZE, data=signal.tobytes()).save(
+        path, quality=-1, chroma=444, color_primaries=9, transfer_characteristics=trc, matrix_coefficients=9, full_range_flag=1
+    )
+    out = tmp_path / "cut.png"
+    assert main(["image", str(path), "-o", str(out), "-q"]) == 0
+    rgba = cv2.cvtColor(cv2.imread(str(out), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    assert rgba.dtype == np.uint16  # 10 bits in: still a 16-bit cut-out
+    subject, _ = _regions()
+    error = np.abs(rgba[..., :3][subject] / 257 - sdr[subject])
+    assert error.mean() <= 3 and error.max() <= 10  # the SDR colours, within lossy 10-bit HEVC's error
+    assert f"is HDR ({'PQ' if trc == 16 else 'HLG'})" in caplog.text and "converted to SDR" in caplog.text

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import glob
 import logging
+import shutil
+import subprocess
 from pathlib import Path
 
 import av
@@ -227,3 +229,32 @@ def test_live_shows_hdr_video_as_sdr(tmp_path, trc, caplog):
     assert len(pictures) == N and info.color_trc not in (HLG, PQ)  # recordings are not tagged HDR
     assert np.abs(subject_colour(pictures) - SUBJECT).max() < 6  # from 8-bit signal: a little coarser than process
     assert any("live mode shows and records it as SDR" in r.getMessage() for r in caplog.records)
+
+
+MASTER = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"  # a P3-D65 1000 cd/m² grade
+
+
+def hdr10_metadata(path: Path) -> dict[str, str]:
+    """The mastering display and content light level side data of ``path``'s first frame, as ffprobe prints them."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-read_intervals", "%+#1", "-select_streams", "v", "-show_frames", str(path)],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    keys = ("red_x", "green_y", "white_point_x", "min_luminance", "max_luminance", "max_content", "max_average")
+    return dict(line.split("=", 1) for line in out.splitlines() if line.split("=", 1)[0] in keys)
+
+
+def test_an_hdr10_clips_mastering_display_and_max_cll_are_kept_in_x265(tmp_path, seg):
+    """A PQ clip's HDR10 metadata (mastering display, MaxCLL/MaxFALL), by which TVs tone-map it, reaches the
+    x265 output: it was dropped, so players assumed a default master instead of the grade's."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("needs the ffmpeg command")
+    clip = tmp_path / "hdr10.mp4"
+    picture = tmp_path / "frame.png"
+    Image.fromarray(sdr_frame(0)).save(picture)
+    subprocess.run([ffmpeg, "-v", "error", "-loop", "1", "-i", str(picture), "-frames:v", str(N), "-c:v", "libx265", "-pix_fmt", "yuv420p10le",
+                    "-x265-params", f"log-level=error:hdr10=1:master-display={MASTER}:max-cll=1000,400", "-color_primaries", "bt2020",
+                    "-color_trc", "smpte2084", "-colorspace", "bt2020nc", str(clip)], check=True)  # fmt: skip
+    source = hdr10_metadata(clip)
+    assert source["max_content"] == "1000" and source["min_luminance"] == "50/10000"
+    process_video(clip, tmp_path / "cut.mp4", segmenter=seg, kind="composite", background="white", codec="libx265")
+    assert hdr10_metadata(tmp_path / "cut.mp4") == source

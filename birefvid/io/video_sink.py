@@ -176,7 +176,7 @@ class VideoFileSink(Sink):
         copts.update(tag_options(spec.muxer, (key for key, _ in info.tags)))
         try:
             self._out = av.open(str(self._file.temp), "w", format=spec.muxer, container_options=copts)
-            stream = self._out.add_stream(spec.codec, options=dict(spec.options))
+            stream = self._out.add_stream(spec.codec, options=_with_hdr10(spec, info))
         except (av.FFmpegError, OSError, ValueError) as e:
             raise SinkError(f"cannot open {spec.codec} for {self.path}: {e}") from e
         cc = stream.codec_context
@@ -430,3 +430,12 @@ class VideoFileSink(Sink):
                 log.debug("ignored error while closing aborted %s: %s", self.path, e)
             self._out = None
         self._file.discard()
+
+
+def _with_hdr10(spec: EncoderSpec, info: StreamInfo) -> dict[str, str]:
+    """``spec``'s encoder options, x265's with the source's HDR10 metadata (mastering display, MaxCLL) added: the other
+    encoders PyAV drives cannot be given it."""
+    options = dict(spec.options)
+    if spec.codec == "libx265" and info.hdr10 and spec.kind != "mask":
+        options["x265-params"] = ":".join(p for p in (options.get("x265-params"), info.hdr10) if p)
+    return options

@@ -39,6 +39,7 @@ from birefvid.io.pixel_shape import PixelShapes, context_sar
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.deinterlace import Deinterlacer
+from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
 from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
 from birefvid.urls import shown_url
@@ -678,6 +679,7 @@ class VideoFileSource(Source):
             reel_name=_reel_name(self._container, s),
             tags=tuple((k, v) for k, v in self._container.metadata.items() if k.lower() not in WRITER_TAGS and v),
             bit_depth=picture_bits(first),
+            hdr10=x265_hdr10(first),
         )
 
     @property
