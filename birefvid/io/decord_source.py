@@ -7,7 +7,9 @@ that is exact for ordinary time bases but not guaranteed for time bases finer th
 those are refused with a pointer to the PyAV decoder. Colour conversion is decord's own. The
 stream's facts (pixel aspect, timecode, tags) come from PyAV. An MP4 whose edit list hides leading
 frames (a cut made with ``ffmpeg -ss -c copy``) is refused too: decord 0.6 returns the shown
-pictures under the hidden frames' timestamps and pads the end with repeats.
+pictures under the hidden frames' timestamps and pads the end with repeats. So are MPEG-TS/PS files
+(decord seeks by frame index, which they lack: wrong frames, or a failure at frame 0), video with its
+own alpha (decord gives RGB only) and codecs decord's own FFmpeg lacks (AV1), each in one line.
 """
 
 from __future__ import annotations
