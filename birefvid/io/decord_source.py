@@ -3,8 +3,9 @@
 Limits: decord reports frame times as float seconds counted from the stream's start, which are
 converted back to pts in the stream's time base (read with PyAV) by rounding and adding that start
 (a Matroska file's B-frame delay, an MPEG-TS's 1.4 s or 10 h, a video that starts after its sound);
-that is exact for ordinary time bases but not guaranteed for time bases finer than double precision. decord 0.6 mis-sizes rotated videos, so
-those are refused with a pointer to the PyAV decoder. Colour conversion is decord's own. The
+that is exact for ordinary time bases but not guaranteed for time bases finer than double precision. decord 0.6.0 turns rotated videos upright
+itself (90, 180, 270 at 128x96: PyAV's pictures) but mis-sizes others (at 64x48 it fails at frame 0), so a
+rotated video is read only when decord's first picture is PyAV's, else refused. Colour conversion is decord's own. The
 stream's facts (pixel aspect, timecode, tags) come from PyAV. An MP4 whose edit list hides leading
 frames (a cut made with ``ffmpeg -ss -c copy``) is refused too: decord 0.6 returns the shown
 pictures under the hidden frames' timestamps and pads the end with repeats. So are MPEG-TS/PS files
@@ -24,6 +25,7 @@ from types import ModuleType
 from typing import Optional
 
 import av
+import numpy as np
 
 from birefvid.errors import ConfigError, SourceError, option
 from birefvid.frames import Frame, StreamInfo
@@ -34,6 +36,9 @@ from birefvid.io.video_source import VideoFileSource, decodable_video_stream, op
 log = logging.getLogger(__name__)
 
 BATCH = 8  # frames fetched per decord call (bounded memory, fewer FFI round trips)
+# mean difference (levels) below which decord's first picture of a rotated video is taken for PyAV's: their 4:2:0
+# chroma upsampling differs by up to 7 on a sharp test pattern, a wrong turn by ~175
+UPRIGHT_MEAN_ERR = 24.0
 
 
 def use_pyav() -> str:
@@ -96,17 +101,13 @@ class DecordSource(Source):
         # PyAV validates the file, reports rotation, time base and colour tags in our usual words
         with VideoFileSource(self.path) as probe:
             info, rotation, first_pts = probe.info, probe.rotation, probe.first_pts
+            upright = next(iter(probe)).image if rotation else None  # what decord's first picture must look like
         facts = stream_facts(self.path)
         self._start = facts.start
         self.format_name, self.shown = facts.format_name, self.path  # for refuse_cut_off, as a VideoFileSource
         why = refusal(facts)
         if why:
             raise SourceError(f"{self.path} {why}; {use_pyav()}")
-        if rotation:
-            raise SourceError(
-                f"{self.path} has a {rotation} degree rotation tag, which decord 0.6 cannot decode correctly; "
-                f"{use_pyav()}"
-            )
         try:
             self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0))
         except (RuntimeError, decord.DECORDError) as e:
@@ -114,6 +115,8 @@ class DecordSource(Source):
                 raise SourceError(f"{self.path}: decord cannot decode its {facts.codec} video; {use_pyav()}") from e
             raise SourceError(f"{self.path} is not a readable video (decord: {e})") from e
         self._count = len(self._reader)
+        if upright is not None and not self._turns_upright(upright, decord):
+            raise SourceError(f"{self.path} has a {rotation} degree rotation tag, which decord 0.6 decodes wrongly here; {use_pyav()}")
         hidden = self._hidden_frames(info.time_base, first_pts)
         if hidden:
             raise SourceError(
@@ -125,6 +128,17 @@ class DecordSource(Source):
             average_rate=info.average_rate or Fraction(self._reader.get_avg_fps()).limit_denominator(1001),
             frame_count=self._count,
         )
+
+    def _turns_upright(self, upright: np.ndarray, decord: ModuleType) -> bool:
+        """Whether decord's first picture of a rotated video is PyAV's upright one: decord 0.6.0 turns most upright,
+        but mis-sizes some (a 64x48 clip's turned pictures were allocated 64x64, and decoding failed)."""
+        try:
+            first = self._reader.get_batch([0]).asnumpy()[0]
+        except (RuntimeError, decord.DECORDError):
+            return False
+        if first.shape != upright.shape:
+            return False
+        return float(np.abs(first.astype(np.int16) - upright.astype(np.int16)).mean()) < UPRIGHT_MEAN_ERR
 
     def _hidden_frames(self, tb: Fraction, first_pts: int | None) -> int:
         """How many leading frames come before the first one shown (an edit list hides them)."""
