@@ -462,6 +462,24 @@ def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, c
     assert len(skipped) == 1 and skipped[0]["input"].endswith("broken.mp4") and "not a readable video" in skipped[0]["error"]
 
 
+def test_what_decord_cannot_read_is_skipped_before_any_work(clips, tmp_path, capsys):
+    """With --decoder decord an MPEG-TS was planned, ran into decord's refusal and was counted "damaged midway"."""
+    from system_tools import need_binary, need_module
+
+    need_module("decord", '"birefvid[decord]"')
+    folder, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "p.jsonl"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(clips["inputs"][1].read_bytes())
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-i", str(clips["inputs"][1]), "-c", "copy", str(folder / "b.ts")], check=True)
+    assert batch(str(folder), "--output-dir", str(out), "--output", "mask", "--decoder", "decord", "--progress-json", str(log)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("birefvid: error: 1 of 2 inputs were skipped (1 not a readable video): "), err[-1]
+    skipped = [e for e in events(log) if e["event"] == "video_unreadable"]
+    assert len(skipped) == 1 and "b.ts is MPEG-TS, a container without a frame index" in skipped[0]["error"]
+    assert "--decoder pyav" in skipped[0]["error"]
+    assert [e["video"] for e in events(log) if e["event"] == "chunk_done"] == ["a.mkv"]  # no work on it
+
+
 def _damaged_archive(long: Path, folder: Path) -> dict[str, str]:
     """Copies of ``long`` (24 frames, audio) damaged as a NAS or an interrupted copy leaves them, and what each reason says."""
     from PIL import Image

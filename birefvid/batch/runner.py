@@ -344,6 +344,8 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
         frames = len(frame_durations(src))
         return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
     declared = header_frames(src)  # cheap: a short video is not scanned packet by packet
+    if job.source.decoder == "decord":  # what decord would decode wrongly is refused now, not after a model pass
+        open_source(src, "decord").close()
     if chunk_frames and _splittable(job) and job.source.decoder == "pyav" and (declared is None or declared > chunk_frames):
         probe = probe_video(src)
         chunks = plan_chunks(probe, chunk_frames, *overlap_for(job))

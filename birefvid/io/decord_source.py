@@ -1,12 +1,16 @@
 """Decode a video with decord (optional extra) behind the same Source interface.
 
-Limits: decord reports frame times as float seconds, which are converted back to pts in the
-stream's time base (read with PyAV) by rounding; that is exact for ordinary time bases but not
-guaranteed for time bases finer than double precision. decord 0.6 mis-sizes rotated videos, so
-those are refused with a pointer to the PyAV decoder. Colour conversion is decord's own. The
+Limits: decord reports frame times as float seconds counted from the stream's start, which are
+converted back to pts in the stream's time base (read with PyAV) by rounding and adding that start
+(a Matroska file's B-frame delay, an MPEG-TS's 1.4 s or 10 h, a video that starts after its sound);
+that is exact for ordinary time bases but not guaranteed for time bases finer than double precision. decord 0.6.0 turns rotated videos upright
+itself (90, 180, 270 at 128x96: PyAV's pictures) but mis-sizes others (at 64x48 it fails at frame 0), so a
+rotated video is read only when decord's first picture is PyAV's, else refused. Colour conversion is decord's own. The
 stream's facts (pixel aspect, timecode, tags) come from PyAV. An MP4 whose edit list hides leading
 frames (a cut made with ``ffmpeg -ss -c copy``) is refused too: decord 0.6 returns the shown
-pictures under the hidden frames' timestamps and pads the end with repeats.
+pictures under the hidden frames' timestamps and pads the end with repeats. So are MPEG-TS/PS files
+(decord seeks by frame index, which they lack: wrong frames, or a failure at frame 0), video with its
+own alpha (decord gives RGB only) and codecs decord's own FFmpeg lacks (AV1), each in one line.
 """
 
 from __future__ import annotations
@@ -18,15 +22,28 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
+from typing import Optional
 
-from birefvid.errors import ConfigError, SourceError
+import av
+import numpy as np
+
+from birefvid.errors import ConfigError, SourceError, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import Source
-from birefvid.io.video_source import VideoFileSource
+from birefvid.io.interleave import is_indexed
+from birefvid.io.video_source import VideoFileSource, decodable_video_stream, open_container
 
 log = logging.getLogger(__name__)
 
 BATCH = 8  # frames fetched per decord call (bounded memory, fewer FFI round trips)
+# mean difference (levels) below which decord's first picture of a rotated video is taken for PyAV's: their 4:2:0
+# chroma upsampling differs by up to 7 on a sharp test pattern, a wrong turn by ~175
+UPRIGHT_MEAN_ERR = 24.0
+
+
+def use_pyav() -> str:
+    """The way out of every refusal here: ``use the PyAV decoder (--decoder pyav)``, in the caller's words."""
+    return f"use the PyAV decoder ({option('decoder', 'pyav')})"
 
 
 def import_decord() -> ModuleType:
@@ -35,6 +52,43 @@ def import_decord() -> ModuleType:
         return importlib.import_module("decord")
     except ImportError as e:
         raise ConfigError("decord is not installed: pip install 'birefvid[decord]'") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamFacts:
+    """What decides whether decord reads a file right: where its video starts, its codec, container and alpha."""
+
+    start: int  # the stream's start time in its time base (0 when undeclared): decord counts its frame times from here
+    codec: str  # AV1, HEVC, ... (for messages)
+    format_name: str  # FFmpeg's: "mov,mp4,m4a,3gp,3g2,mj2", "mpegts"
+    format_title: str  # for messages: MPEG-TS, MPEG-PS, ...
+    indexed: bool  # a container with a sample index (MP4, MOV, Matroska, AVI), which decord's frame seeks need
+    alpha: bool  # the video carries its own transparency (ProRes 4444, VP9 with alpha), which decord drops
+
+
+def stream_facts(path: Path) -> StreamFacts:
+    """Read with PyAV the facts of the video stream FFmpeg would convert."""
+    with open_container(path) as container:
+        stream = decodable_video_stream(container, path)
+        cc = stream.codec_context
+        alpha = any(c.is_alpha for c in av.VideoFormat(cc.pix_fmt).components) if cc.pix_fmt else False
+        return StreamFacts(start=stream.start_time or 0, codec=cc.codec.canonical_name.upper(), format_name=container.format.name,
+                           format_title=(container.format.long_name or container.format.name).split(" (")[0],
+                           indexed=is_indexed(container), alpha=alpha or alpha_decoder_wanted(stream))  # fmt: skip
+
+
+def alpha_decoder_wanted(stream: av.video.stream.VideoStream) -> bool:
+    """A VP9 stream with WebM's ``alpha_mode`` 1, whose alpha lies beside the picture (see ``alpha_decoder``)."""
+    return stream.codec_context.name == "vp9" and stream.metadata.get("alpha_mode", stream.metadata.get("ALPHA_MODE")) == "1"
+
+
+def refusal(facts: StreamFacts) -> Optional[str]:
+    """Why decord 0.6 would decode this stream wrongly, as a clause, or None."""
+    if not facts.indexed:  # measured: an MPEG-PS gave frame 12 as frame 0, an MPEG-TS with B-frames failed at frame 0
+        return f"is {facts.format_title}, a container without a frame index, where decord 0.6 seeks to the wrong frames"
+    if facts.alpha:
+        return "carries its own alpha (transparency), which decord 0.6 drops"
+    return None
 
 
 class DecordSource(Source):
@@ -47,21 +101,27 @@ class DecordSource(Source):
         # PyAV validates the file, reports rotation, time base and colour tags in our usual words
         with VideoFileSource(self.path) as probe:
             info, rotation, first_pts = probe.info, probe.rotation, probe.first_pts
-        if rotation:
-            raise SourceError(
-                f"{self.path} has a {rotation} degree rotation tag, which decord 0.6 cannot decode correctly; "
-                "use the PyAV decoder (decoder='pyav')"
-            )
+            upright = next(iter(probe)).image if rotation else None  # what decord's first picture must look like
+        facts = stream_facts(self.path)
+        self._start = facts.start
+        self.format_name, self.shown = facts.format_name, self.path  # for refuse_cut_off, as a VideoFileSource
+        why = refusal(facts)
+        if why:
+            raise SourceError(f"{self.path} {why}; {use_pyav()}")
         try:
             self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0))
         except (RuntimeError, decord.DECORDError) as e:
+            if "cannot find video stream" in str(e):  # decord's own FFmpeg has no decoder for it (AV1 in 0.6)
+                raise SourceError(f"{self.path}: decord cannot decode its {facts.codec} video; {use_pyav()}") from e
             raise SourceError(f"{self.path} is not a readable video (decord: {e})") from e
         self._count = len(self._reader)
+        if upright is not None and not self._turns_upright(upright, decord):
+            raise SourceError(f"{self.path} has a {rotation} degree rotation tag, which decord 0.6 decodes wrongly here; {use_pyav()}")
         hidden = self._hidden_frames(info.time_base, first_pts)
         if hidden:
             raise SourceError(
                 f"{self.path} hides its first {hidden} frames behind an edit list (a cut made with ffmpeg -ss -c copy), "
-                "which decord 0.6 decodes with the wrong timestamps; use the PyAV decoder (decoder='pyav')"
+                f"which decord 0.6 decodes with the wrong timestamps; {use_pyav()}"
             )
         self._info = dataclasses.replace(
             info,
@@ -69,12 +129,27 @@ class DecordSource(Source):
             frame_count=self._count,
         )
 
+    def _turns_upright(self, upright: np.ndarray, decord: ModuleType) -> bool:
+        """Whether decord's first picture of a rotated video is PyAV's upright one: decord 0.6.0 turns most upright,
+        but mis-sizes some (a 64x48 clip's turned pictures were allocated 64x64, and decoding failed)."""
+        try:
+            first = self._reader.get_batch([0]).asnumpy()[0]
+        except (RuntimeError, decord.DECORDError):
+            return False
+        if first.shape != upright.shape:
+            return False
+        return float(np.abs(first.astype(np.int16) - upright.astype(np.int16)).mean()) < UPRIGHT_MEAN_ERR
+
     def _hidden_frames(self, tb: Fraction, first_pts: int | None) -> int:
         """How many leading frames come before the first one shown (an edit list hides them)."""
         if first_pts is None or self._count == 0:
             return 0
         times = self._reader.get_frame_timestamp(list(range(self._count)))[:, 0]
-        return sum(1 for seconds in times if round(Fraction(float(seconds)) / tb) < first_pts)
+        return sum(1 for seconds in times if self._pts(seconds, tb) < first_pts)
+
+    def _pts(self, seconds: float, tb: Fraction) -> int:
+        """decord's time of a frame (seconds from the stream's start) as a pts in ``tb``, the stream's own."""
+        return round(Fraction(float(seconds)) / tb) + self._start
 
     @property
     def info(self) -> StreamInfo:
@@ -93,7 +168,7 @@ class DecordSource(Source):
             except (RuntimeError, decord.DECORDError) as e:
                 raise SourceError(f"{self.path}: decord failed at frame {start}: {e}") from e
             for i, image, seconds in zip(indices, images, times):
-                pts = round(Fraction(float(seconds)) / tb)
+                pts = self._pts(seconds, tb)
                 yield Frame(image=image, pts=pts, time_base=tb, index=i)
 
     def _close(self) -> None:

@@ -333,7 +333,7 @@ def refuse_cut_off(source: object, end: Optional[float]) -> None:
     """SourceError before any frame is decoded for a GIF or Matroska/WebM file whose structure says it is cut off,
     unless ``end`` is set: it was refused only once read to its end (minutes of a long file), and a time range that
     ends before the cut still processes the frames that are there."""
-    if end is not None or not isinstance(source, VideoFileSource):
+    if end is not None or not isinstance(getattr(source, "format_name", None), str):  # VideoFileSource, DecordSource
         return
     damage = structural_damage(source.path, source.format_name)
     if damage:
