@@ -254,3 +254,19 @@ def test_a_folder_of_photos_points_at_image(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"birefvid: error: no video files among the inputs; {photos} holds pictures: `birefvid image {photos} -o OUT` "
                    f"cuts out each one, `birefvid process {photos} -o OUT` takes them as the frames of one video"]  # fmt: skip
+
+
+def test_a_folder_holding_an_earlier_batchs_outputs_beside_its_videos_gives_only_the_videos(tmp_path, caplog):
+    """Masks written beside the inputs (`--output-dir clips/`), then the same folder batched into another
+    folder: clip.mkv was taken for an input and the run stopped on 'clips/a.mkv and clips/a.mp4 would both write'."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    keyframed_clip(clips / "a.mp4", FRAMES)
+    keyframed_clip(clips / "b.mp4", FRAMES)
+    assert batch(str(clips), "--output-dir", str(clips), "-q") == 0
+    for flags in ([], ["-r"]):
+        out = tmp_path / f"out{len(flags)}"
+        assert batch(str(clips), *flags, "--output-dir", str(out), "--threshold", "0.5", "-q") == 0
+        assert outputs(out) == ["a.mkv", "b.mkv"]
+        assert sorted(manifest(out)["videos"]) == ["a.mkv", "b.mkv"]
+    assert f"{clips} holds the outputs of an earlier batch (its .birefvid-batch): 2 videos in it are not searched" in caplog.text

@@ -98,7 +98,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
     an earlier batch wrote into ``out_dir`` (its manifest lists them), nor, with ``recursive``,
     anything under ``out_dir`` when it lies inside the folder: with the outputs beside the inputs,
     a rerun would take ``clip.mov`` for a new input that writes ``clip.mov`` too; nor the outputs
-    another batch's manifest in a subfolder lists (an earlier run's ``--output-dir``). A file named on
+    another batch's manifest in the folder or a subfolder lists (an earlier run's ``--output-dir``). A file named on
     its own is always an input. A file found again (a symlink and its target, a file named and in
     a named folder) is one input: the same video processed twice would waste the run or clash.
     """
@@ -111,10 +111,16 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
                               "or run `birefvid process` on the URL")  # fmt: skip
         p = Path(text)
         if p.is_dir():
+            # the folder named may itself hold an earlier batch's outputs (`--output-dir clips/` beside the
+            # inputs): a batch of it into another folder took clip.mkv for an input clashing with clip.mp4
+            theirs = _earlier_outputs(p) - ours
+            if theirs:
+                _note_earlier_outputs(p, theirs)
+            mine = ours | theirs
             if recursive:
-                in_folder = sorted(_tree(p, Path(), frozenset({os.path.realpath(p)}), skip, ours), key=lambda f: f.sub / f.path.name)
+                in_folder = sorted(_tree(p, Path(), frozenset({os.path.realpath(p)}), skip, mine), key=lambda f: f.sub / f.path.name)
             else:
-                in_folder = [Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in ours)]
+                in_folder = [Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in mine)]
                 _note_subfolders(p, out_dir)
             found.extend(_without_sound_only_mxf(in_folder))
         elif p.is_file():
