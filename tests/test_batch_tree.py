@@ -270,3 +270,15 @@ def test_a_folder_holding_an_earlier_batchs_outputs_beside_its_videos_gives_only
         assert outputs(out) == ["a.mkv", "b.mkv"]
         assert sorted(manifest(out)["videos"]) == ["a.mkv", "b.mkv"]
     assert f"{clips} holds the outputs of an earlier batch (its .birefvid-batch): 2 videos in it are not searched" in caplog.text
+
+
+def test_an_output_name_too_long_for_the_disk_is_one_line_naming_its_input(tree, tmp_path, capsys):
+    """A 254-byte name (127 two-byte characters and .ts) is a valid input, but its .webm output is 256
+    bytes: the run ended in an OSError 'File name too long' traceback (exit 1)."""
+    long_input = tree / ("é" * 125 + "a.ts")
+    long_input.write_bytes((tree / "top.mp4").read_bytes())
+    out = tmp_path / "out"
+    assert batch(str(tree), "--output-dir", str(out), "--ext", ".webm") == 2
+    assert _error(capsys) == (f"birefvid: error: {long_input} would write {'é' * 125}a.webm, but its name is 256 bytes long, "
+                              "over the 255 a file system takes; rename the input or pick a shorter --ext")  # fmt: skip
+    assert not out.exists()  # refused before anything was made
