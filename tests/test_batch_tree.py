@@ -282,3 +282,17 @@ def test_an_output_name_too_long_for_the_disk_is_one_line_naming_its_input(tree,
     assert _error(capsys) == (f"birefvid: error: {long_input} would write {'é' * 125}a.webm, but its name is 256 bytes long, "
                               "over the 255 a file system takes; rename the input or pick a shorter --ext")  # fmt: skip
     assert not out.exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize("flags", [[], ["-r"]])
+def test_a_link_to_a_video_that_is_gone_is_named_not_left_out_without_a_word(tmp_path, caplog, flags):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    keyframed_clip(folder / "a.mp4", FRAMES)
+    (folder / "gone.mp4").symlink_to("/mnt/unplugged/gone.mp4")
+    (folder / "notes.txt").symlink_to("nowhere.txt")  # not named as a video: not a word about it
+    out = tmp_path / "out"
+    assert batch(str(folder), *flags, "--output-dir", str(out), "-q") == 0
+    assert outputs(out) == ["a.mkv"]
+    assert f"{folder / 'gone.mp4'} is a link to /mnt/unplugged/gone.mp4, which does not exist: left out" in caplog.text
+    assert "nowhere.txt" not in caplog.text

@@ -121,6 +121,8 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
                 in_folder = sorted(_tree(p, Path(), frozenset({os.path.realpath(p)}), skip, mine), key=lambda f: f.sub / f.path.name)
             else:
                 in_folder = [Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in mine)]
+                for f in sorted(p.iterdir()):
+                    _note_dangling(f)
                 _note_subfolders(p, out_dir)
             found.extend(_without_sound_only_mxf(in_folder))
         elif p.is_file():
@@ -169,6 +171,15 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
                 yield from _tree(entry, sub / entry.name, ancestors | {real}, skip, ours | theirs)
         elif entry.is_file() and _is_video(entry) and entry.resolve() not in ours:
             yield Found(entry, sub)
+        else:
+            _note_dangling(entry)
+
+
+def _note_dangling(entry: Path) -> None:
+    """Warn when ``entry`` is a link named as a video whose target is gone (a moved drive, a deleted clip):
+    it was left out without a word, where a zero-byte clip.mp4 is named as unreadable."""
+    if not entry.name.startswith(".") and entry.is_symlink() and not entry.exists() and entry.suffix.lower() in VIDEO_EXTENSIONS:
+        log.warning("%s is a link to %s, which does not exist: left out", entry, os.readlink(entry))
 
 
 def _note_output_folder(folder: Path, ours: set[Path]) -> None:
