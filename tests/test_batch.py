@@ -624,6 +624,18 @@ def test_the_lock_of_a_killed_run_is_taken_over_even_when_its_pid_lives_on(tmp_p
     assert not lock.exists()
 
 
+def test_a_file_where_the_work_folder_goes_is_one_line(clips, tmp_path, capsys):
+    """A file named .birefvid-batch in the output folder (a sync tool's conflict copy, a stray touch) ended the
+    run in a FileExistsError traceback (exit 1), as did a folder os.access calls writable where mkdir fails."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".birefvid-batch").write_text("")
+    assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: {out / '.birefvid-batch'} is a file, not the batch's work folder; remove it, or write to another output folder"]
+    assert sorted(os.listdir(out)) == [".birefvid-batch"]
+
+
 @pytest.mark.skipif(os.name != "posix", reason="O_NOFOLLOW is POSIX's")
 def test_a_link_planted_as_the_lock_is_refused_and_its_target_left_alone(tmp_path):
     """In a shared output folder another user could put a link where the lock goes: the run opened the file it
