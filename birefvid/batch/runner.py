@@ -440,8 +440,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
         before = manifest.videos.get(plan.name)
         spec = job.to_dict()
-        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks),
-                                               "output_before": _identity(plan.output)},
+        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "input_path": os.path.realpath(job.source.input),
+                                               "output": str(plan.output), "chunks": len(plan.chunks), "output_before": _identity(plan.output)},
                                also=older_fingerprints(spec, job.source.input, chunking),
                                job_fp=fingerprint(spec, job.source.input, {}),
                                older_job_fps=older_fingerprints(spec, job.source.input, {}))  # fmt: skip
@@ -458,7 +458,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             # place but before the manifest said so; made again
             plan.job = job = replace(job, output=replace(job.output, overwrite=True))
         elif made_before and plan.output.exists() and not job.output.overwrite:
-            _refuse_stale(plan.output)
+            _refuse_stale(plan.output, job.source.input, before)
         _check_output(plan.output, overwrite=job.output.overwrite)  # before any work
         if not plan.output.exists():
             # this run's to write: one that appears meanwhile comes from the Ray workers of a run killed
@@ -593,9 +593,15 @@ def _why_stopped(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _refuse_stale(output: Path) -> None:
+def _refuse_stale(output: Path, source: str, before: Optional[dict[str, Any]] = None) -> None:
     """SinkError for an output an earlier batch made with other options, or from an input changed
-    since: 'output exists' alone read as if someone else's file were in the way."""
+    since: 'output exists' alone read as if someone else's file were in the way. Made from another
+    input (``a.mov`` run apart from ``a.mp4``, as the clash error advises), the line names it: 'other
+    options' sent the user to --overwrite, which replaced the other video's output."""
+    other = (before or {}).get("input_path")
+    if other and other != os.path.realpath(source):
+        raise SinkError(f"{output} was made by an earlier batch from {other}, not from {source}; write {source} to another output folder "
+                        f"({option('overwrite', True)} would replace the other video's output)")  # fmt: skip
     raise SinkError(f"{output} was made by an earlier batch with other options, or from an input that has changed since; "
                     f"{option('overwrite', True)} redoes it (and the others out of date; those already made with these options are kept), or write to another output folder to keep both")  # fmt: skip
 
