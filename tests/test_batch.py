@@ -352,6 +352,7 @@ def test_damaged_chunk_skips_that_video_and_the_rest_are_processed(clips, tmp_pa
     assert manifest(out)["videos"]["bad.mkv"]["status"] == "pending"
     failed = [e for e in events(log) if e["event"] == "video_failed"]
     assert len(failed) == 1 and failed[0]["video"] == "bad.mkv" and "damaged" in failed[0]["error"]
+    assert events(log)[-1]["videos_failed"] == 1
     assert not any(e["event"] == "chunk_done" and e["video"] == "bad.mkv" and e["chunk"] == 3 for e in events(log))
 
 
@@ -460,6 +461,10 @@ def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, c
     assert max_diff(grey(out / "a.mkv"), grey(clips["refs"]["a"])) == 0
     skipped = [e for e in events(log) if e["event"] == "video_unreadable"]
     assert len(skipped) == 1 and skipped[0]["input"].endswith("broken.mp4") and "not a readable video" in skipped[0]["error"]
+    # the end's counts say one failed: 1/1 videos done alone read as a clean run to a script reading the JSON lines
+    end = events(log)[-1]
+    assert end["event"] == "end" and (end["videos_done"], end["videos"], end["videos_failed"]) == (1, 1, 1)
+    assert "batch done: 1/1 videos, 1 input failed," in "\n".join(err)
 
 
 def test_what_decord_cannot_read_is_skipped_before_any_work(clips, tmp_path, capsys):
@@ -635,6 +640,18 @@ def test_the_lock_of_a_killed_run_is_taken_over_even_when_its_pid_lives_on(tmp_p
         second.acquire()  # once taken, the lock holds (another open of the file, as another process)
     first.release()
     assert not lock.exists()
+
+
+def test_a_file_where_the_work_folder_goes_is_one_line(clips, tmp_path, capsys):
+    """A file named .birefvid-batch in the output folder (a sync tool's conflict copy, a stray touch) ended the
+    run in a FileExistsError traceback (exit 1), as did a folder os.access calls writable where mkdir fails."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".birefvid-batch").write_text("")
+    assert batch(str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: {out / '.birefvid-batch'} is a file, not the batch's work folder; remove it, or write to another output folder"]
+    assert sorted(os.listdir(out)) == [".birefvid-batch"]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="O_NOFOLLOW is POSIX's")

@@ -184,3 +184,24 @@ def test_a_manifest_that_is_no_batch_manifest_is_one_line(tmp_path, capsys):
         assert err == (f"birefvid: error: batch manifest {path} is not a batch manifest (no JSON object of videos); "
                        "remove it to start afresh\n"), err
         assert (out / "a.mkv").read_bytes() == made
+
+
+def test_an_output_made_from_another_like_named_input_names_that_input(tmp_path, capsys):
+    """a.mp4 and a.mov clash; run apart into one folder as the clash error advises, the second was told its
+    output was 'made with other options', and the --overwrite it suggested replaced the first video's mask."""
+    first, second, out = tmp_path / "in" / "a.mp4", tmp_path / "more" / "a.mov", tmp_path / "out"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    keyframed_clip(first, FRAMES)
+    keyframed_clip(second, FRAMES)
+    common = ["--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main(["batch", str(first), *common]) == 0
+    made = (out / "a.mkv").read_bytes()
+    assert main(["batch", str(second), *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: {out / 'a.mkv'} was made by an earlier batch from {os.path.realpath(first)}, not from {second}; "
+                   f"write {second} to another output folder (--overwrite would replace the other video's output)"]  # fmt: skip
+    assert (out / "a.mkv").read_bytes() == made
+    # the first input's own rerun with another option is still told its output is out of date
+    assert main(["batch", str(first), *common, "--threshold", "0.5"]) == 2
+    assert "was made by an earlier batch with other options" in capsys.readouterr().err

@@ -254,3 +254,45 @@ def test_a_folder_of_photos_points_at_image(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"birefvid: error: no video files among the inputs; {photos} holds pictures: `birefvid image {photos} -o OUT` "
                    f"cuts out each one, `birefvid process {photos} -o OUT` takes them as the frames of one video"]  # fmt: skip
+
+
+def test_a_folder_holding_an_earlier_batchs_outputs_beside_its_videos_gives_only_the_videos(tmp_path, caplog):
+    """Masks written beside the inputs (`--output-dir clips/`), then the same folder batched into another
+    folder: clip.mkv was taken for an input and the run stopped on 'clips/a.mkv and clips/a.mp4 would both write'."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    keyframed_clip(clips / "a.mp4", FRAMES)
+    keyframed_clip(clips / "b.mp4", FRAMES)
+    assert batch(str(clips), "--output-dir", str(clips), "-q") == 0
+    for flags in ([], ["-r"]):
+        out = tmp_path / f"out{len(flags)}"
+        assert batch(str(clips), *flags, "--output-dir", str(out), "--threshold", "0.5", "-q") == 0
+        assert outputs(out) == ["a.mkv", "b.mkv"]
+        assert sorted(manifest(out)["videos"]) == ["a.mkv", "b.mkv"]
+    assert f"{clips} holds the outputs of an earlier batch (its .birefvid-batch): 2 videos in it are not searched" in caplog.text
+
+
+def test_an_output_name_too_long_for_the_disk_is_one_line_naming_its_input(tree, tmp_path, capsys):
+    """A 254-byte name (127 two-byte characters and .ts) is a valid input, but its .webm output is 256
+    bytes: the run ended in an OSError 'File name too long' traceback (exit 1)."""
+    long_input = tree / ("é" * 125 + "a.ts")
+    long_input.write_bytes((tree / "top.mp4").read_bytes())
+    out = tmp_path / "out"
+    assert batch(str(tree), "--output-dir", str(out), "--ext", ".webm") == 2
+    assert _error(capsys) == (f"birefvid: error: {long_input} would write {'é' * 125}a.webm, but its name is 256 bytes long, "
+                              "over the 255 a file system takes; rename the input or pick a shorter --ext")  # fmt: skip
+    assert not out.exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize("flags", [[], ["-r"]])
+def test_a_link_to_a_video_that_is_gone_is_named_not_left_out_without_a_word(tmp_path, caplog, flags):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    keyframed_clip(folder / "a.mp4", FRAMES)
+    (folder / "gone.mp4").symlink_to("/mnt/unplugged/gone.mp4")
+    (folder / "notes.txt").symlink_to("nowhere.txt")  # not named as a video: not a word about it
+    out = tmp_path / "out"
+    assert batch(str(folder), *flags, "--output-dir", str(out), "-q") == 0
+    assert outputs(out) == ["a.mkv"]
+    assert f"{folder / 'gone.mp4'} is a link to /mnt/unplugged/gone.mp4, which does not exist: left out" in caplog.text
+    assert "nowhere.txt" not in caplog.text

@@ -162,7 +162,13 @@ class RunLock:
     def acquire(self) -> None:
         import socket
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        work = self.path.parent
+        if (work.exists() or work.is_symlink()) and not work.is_dir():
+            raise SinkError(f"{work} is a file, not the batch's work folder; remove it, or write to another output folder")
+        try:  # os.access can say yes where writing fails (root on a read-only mount, a FUSE or SMB share)
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SinkError(f"cannot write in the output folder {work.parent}: {e.strerror or e}") from e
         host = socket.gethostname()
         me = f"{host} {os.getpid()}"
         if not _has_flock():  # Windows: the file's own existence is the lock (an empty one made here would refuse every run)
@@ -178,6 +184,8 @@ class RunLock:
                     if e.errno != errno.ELOOP:
                         raise
                     raise SinkError(f"{self.path} is a link, not a lock a batch made; remove it") from None
+            except OSError as e:
+                raise SinkError(f"cannot write in the output folder {self.path.parent.parent}: {e.strerror or e}") from e
             try:
                 locked = _flock(fd)
             except BaseException:

@@ -43,6 +43,7 @@ class BatchProgress:
         self._json: Optional[TextIO] = _open_json(json_path) if json_path else None
         self.videos = self.chunks = self.frames = 0
         self.videos_done = self.chunks_done = 0
+        self.videos_failed = 0  # inputs skipped as unreadable or damaged: the end's counts said 9/9 done with 2 of 11 skipped
         self._frames_finished = 0  # frames of finished chunks, this run's and earlier runs'
         self._frames_skipped = 0  # of those, done by an earlier run
         self._running: dict[ChunkKey, int] = {}  # frames encoded so far by chunks still running
@@ -73,10 +74,12 @@ class BatchProgress:
 
     def unreadable_video(self, source: str, why: str) -> None:
         """An input that could not be read (not a video, damaged, no video stream): skipped, the rest go on."""
+        self.videos_failed += 1
         self._emit("video_unreadable", f"skipped: {why}", input=source, error=why)
 
     def failed_video(self, name: str, source: str, why: str) -> None:
         """A video whose data turned out damaged while a chunk decoded: its other chunks are skipped, the rest go on."""
+        self.videos_failed += 1
         self._emit("video_failed", f"{name}: skipped: {why}", video=name, input=source, error=why)
 
     def skipped_chunk(self, name: str, index: int, frames: int) -> None:
@@ -115,7 +118,8 @@ class BatchProgress:
     def finish(self) -> dict[str, Any]:
         """The run's totals (also the last JSON line)."""
         summary = self._counts()
-        self._emit("end", f"batch done: {self.videos_done}/{self.videos} videos, {self.frames_computed} frames computed in {summary['seconds']:.1f} s ({summary['fps']:.2f} fps)")
+        failed = f", {self.videos_failed} input{'s' if self.videos_failed > 1 else ''} failed" if self.videos_failed else ""
+        self._emit("end", f"batch done: {self.videos_done}/{self.videos} videos{failed}, {self.frames_computed} frames computed in {summary['seconds']:.1f} s ({summary['fps']:.2f} fps)")
         return summary
 
     def stopped(self, why: str) -> None:
@@ -126,7 +130,7 @@ class BatchProgress:
     def _counts(self) -> dict[str, Any]:
         seconds = time.monotonic() - self._t0
         return {
-            "videos_done": self.videos_done, "videos": self.videos, "chunks_done": self.chunks_done, "chunks": self.chunks,
+            "videos_done": self.videos_done, "videos": self.videos, "videos_failed": self.videos_failed, "chunks_done": self.chunks_done, "chunks": self.chunks,
             "chunks_running": len(self._running), "frames_done": self.frames_done, "frames": self.frames,
             "frames_computed": self.frames_computed, "seconds": round(seconds, 3),
             "fps": round(self.frames_computed / seconds, 3) if seconds > 0 else 0.0,

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequ
 from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
+from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, name_too_long, partial_prefix
 from ..io import open_source
 from ..io.base import is_url
 from ..io.scale import scaled_size
@@ -98,7 +98,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
     an earlier batch wrote into ``out_dir`` (its manifest lists them), nor, with ``recursive``,
     anything under ``out_dir`` when it lies inside the folder: with the outputs beside the inputs,
     a rerun would take ``clip.mov`` for a new input that writes ``clip.mov`` too; nor the outputs
-    another batch's manifest in a subfolder lists (an earlier run's ``--output-dir``). A file named on
+    another batch's manifest in the folder or a subfolder lists (an earlier run's ``--output-dir``). A file named on
     its own is always an input. A file found again (a symlink and its target, a file named and in
     a named folder) is one input: the same video processed twice would waste the run or clash.
     """
@@ -111,10 +111,18 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
                               "or run `birefvid process` on the URL")  # fmt: skip
         p = Path(text)
         if p.is_dir():
+            # the folder named may itself hold an earlier batch's outputs (`--output-dir clips/` beside the
+            # inputs): a batch of it into another folder took clip.mkv for an input clashing with clip.mp4
+            theirs = _earlier_outputs(p) - ours
+            if theirs:
+                _note_earlier_outputs(p, theirs)
+            mine = ours | theirs
             if recursive:
-                in_folder = sorted(_tree(p, Path(), frozenset({os.path.realpath(p)}), skip, ours), key=lambda f: f.sub / f.path.name)
+                in_folder = sorted(_tree(p, Path(), frozenset({os.path.realpath(p)}), skip, mine), key=lambda f: f.sub / f.path.name)
             else:
-                in_folder = [Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in ours)]
+                in_folder = [Found(f) for f in sorted(f for f in p.iterdir() if not f.name.startswith(".") and f.is_file() and _is_video(f) and f.resolve() not in mine)]
+                for f in sorted(p.iterdir()):
+                    _note_dangling(f)
                 _note_subfolders(p, out_dir)
             found.extend(_without_sound_only_mxf(in_folder))
         elif p.is_file():
@@ -163,6 +171,15 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
                 yield from _tree(entry, sub / entry.name, ancestors | {real}, skip, ours | theirs)
         elif entry.is_file() and _is_video(entry) and entry.resolve() not in ours:
             yield Found(entry, sub)
+        else:
+            _note_dangling(entry)
+
+
+def _note_dangling(entry: Path) -> None:
+    """Warn when ``entry`` is a link named as a video whose target is gone (a moved drive, a deleted clip):
+    it was left out without a word, where a zero-byte clip.mp4 is named as unreadable."""
+    if not entry.name.startswith(".") and entry.is_symlink() and not entry.exists() and entry.suffix.lower() in VIDEO_EXTENSIONS:
+        log.warning("%s is a link to %s, which does not exist: left out", entry, os.readlink(entry))
 
 
 def _note_output_folder(folder: Path, ours: set[Path]) -> None:
@@ -269,6 +286,7 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
     another's PNG-sequence folder clashes too."""
     names = [output_key(o, out_dir) if out_dir is not None else Path(o).name for o in outputs]
     if inputs is not None and out_dir is not None:
+        _check_name_lengths(outputs, inputs)
         _check_nesting(names, inputs)
     folded = [name_fold(n) for n in names]  # Clip.mov and clip.mov: one file on an exFAT card or a Mac's disk
     why = ""
@@ -283,6 +301,15 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
         raise ConfigError(f"{', '.join(clash[:-1])} and {clash[-1]} would all write {dupes[0]}{more}; rename them or run them apart"
                           if len(clash) > 2 else f"{clash[0]} and {clash[1]} would both write {dupes[0]}{why}{more}; rename one or run them apart")  # fmt: skip
     raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+
+
+def _check_name_lengths(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:
+    """ConfigError naming the first input whose output name no disk takes (a 252-byte ``clip.ts`` makes
+    ``clip.webm``, 255 + 1): before any work, where the run stopped on it in a traceback."""
+    for output, source in zip(outputs, inputs):
+        too_long = name_too_long(output)
+        if too_long:
+            raise ConfigError(f"{source} would write {Path(output).name}, but {too_long}; rename the input or pick a shorter --ext")
 
 
 def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
@@ -415,8 +442,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
         before = manifest.videos.get(plan.name)
         spec = job.to_dict()
-        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "output": str(plan.output), "chunks": len(plan.chunks),
-                                               "output_before": _identity(plan.output)},
+        entry = manifest.entry(plan.name, fp, {"input": job.source.input, "input_path": os.path.realpath(job.source.input),
+                                               "output": str(plan.output), "chunks": len(plan.chunks), "output_before": _identity(plan.output)},
                                also=older_fingerprints(spec, job.source.input, chunking),
                                job_fp=fingerprint(spec, job.source.input, {}),
                                older_job_fps=older_fingerprints(spec, job.source.input, {}))  # fmt: skip
@@ -433,7 +460,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             # place but before the manifest said so; made again
             plan.job = job = replace(job, output=replace(job.output, overwrite=True))
         elif made_before and plan.output.exists() and not job.output.overwrite:
-            _refuse_stale(plan.output)
+            _refuse_stale(plan.output, job.source.input, before)
         _check_output(plan.output, overwrite=job.output.overwrite)  # before any work
         if not plan.output.exists():
             # this run's to write: one that appears meanwhile comes from the Ray workers of a run killed
@@ -568,9 +595,15 @@ def _why_stopped(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _refuse_stale(output: Path) -> None:
+def _refuse_stale(output: Path, source: str, before: Optional[dict[str, Any]] = None) -> None:
     """SinkError for an output an earlier batch made with other options, or from an input changed
-    since: 'output exists' alone read as if someone else's file were in the way."""
+    since: 'output exists' alone read as if someone else's file were in the way. Made from another
+    input (``a.mov`` run apart from ``a.mp4``, as the clash error advises), the line names it: 'other
+    options' sent the user to --overwrite, which replaced the other video's output."""
+    other = (before or {}).get("input_path")
+    if other and other != os.path.realpath(source):
+        raise SinkError(f"{output} was made by an earlier batch from {other}, not from {source}; write {source} to another output folder "
+                        f"({option('overwrite', True)} would replace the other video's output)")  # fmt: skip
     raise SinkError(f"{output} was made by an earlier batch with other options, or from an input that has changed since; "
                     f"{option('overwrite', True)} redoes it (and the others out of date; those already made with these options are kept), or write to another output folder to keep both")  # fmt: skip
 

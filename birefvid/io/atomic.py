@@ -96,6 +96,13 @@ def apply_default_permissions(path: Path, is_dir: bool) -> None:
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
 
+def name_too_long(path: str | Path) -> Optional[str]:
+    """Why ``path``'s own name is one no disk takes (over ``NAME_MAX`` bytes), or None: said in a line
+    up front, where the first look at it was OSError 'File name too long' in a traceback (exit 1)."""
+    size = len(os.fsencode(Path(path).name))
+    return f"its name is {size} bytes long, over the {NAME_MAX} a file system takes" if size > NAME_MAX else None
+
+
 def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
     """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable."""
     if path.exists() or path.is_symlink():
