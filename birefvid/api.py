@@ -443,6 +443,7 @@ def build_live_job(
     latency_budget_ms: Optional[float] = None,
     smooth: str = "flow",
     carry: bool = True,
+    model_fps: Optional[float] = None,
     realtime: bool = False,
     loop: bool = False,
     max_retries: Optional[int] = None,
@@ -478,6 +479,7 @@ def build_live_job(
     ``deinterlace=False`` keeps an interlaced stream's or file's frames as decoded (combed).
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` / ``upsample`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
+    ``model_fps`` caps the mask refreshes a second (a laptop on battery, a shared CPU); the frames between carry the last mask.
     """
     _check_keywords("build_live_job", model_options, build_live_job, model_and_inference)
     model_spec, inference = model_and_inference(**model_options)
@@ -494,7 +496,7 @@ def build_live_job(
         model=model_spec,
         inference=inference,
         smoothing=SmoothingSpec(smooth),  # type: ignore[arg-type]
-        latency_budget_ms=latency_budget_ms, duration=duration, carry=carry, stats_every=stats_every, overwrite=overwrite,
+        latency_budget_ms=latency_budget_ms, duration=duration, carry=carry, model_fps=model_fps, stats_every=stats_every, overwrite=overwrite,
         record_preset=record_preset, record_segment=record_segment, audio=audio, mirror_preview=mirror_preview,
     ).validate()  # fmt: skip
 
@@ -575,7 +577,7 @@ def live_summary(report: dict[str, Any]) -> str:
     """One line of a live run's report: ``live: showed N frames in S s (output, source and model fps,
     latency median/p95); ended: duration; recorded rec.mp4``, the files kept named, as `process` names
     its output (the line said nothing of them)."""
-    from .runtime.live_stats import rate
+    from .runtime.live_stats import capped, rate
 
     s = report["stats"]
     files = [name for kept in (report.get("recorded") or {}).values() for name in kept]
@@ -584,6 +586,7 @@ def live_summary(report: dict[str, Any]) -> str:
         return f"live: showed no picture; ended: {report['ended_by']} before the first picture{recorded}"
     return (
         f"live: showed {report['frames_shown']} frames in {s['seconds']:.1f} s ({s['output_fps']:.1f} fps, "
-        f"source {s['source_fps']:.1f} fps, model {rate(s.get('model_fps'))} fps, latency {s['latency_ms_median']}/"
+        f"source {s['source_fps']:.1f} fps, model {rate(s.get('model_fps'))} fps"
+        f"{capped(s.get('model_fps_cap'))}, latency {s['latency_ms_median']}/"
         f"{s['latency_ms_p95']} ms median/p95); ended: {report['ended_by']}{recorded}"
     )

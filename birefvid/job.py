@@ -557,6 +557,7 @@ class LiveJob(JobDescription):
     latency_budget_ms: Optional[float] = None  # adapt the inference size to it (when no resolution is set)
     duration: Optional[float] = None  # seconds; None: until the source ends or Ctrl-C
     carry: bool = True  # carry the latest mask to each shown frame along optical flow
+    model_fps: Optional[float] = None  # the most mask refreshes a second (battery, a shared CPU); None: as fast as the model goes
     stats_every: float = 5.0
     overwrite: bool = False
     record_preset: Optional[str] = None  # encoder speed preset of the recordings (x264 ultrafast...; recordings never use NVENC)
@@ -586,6 +587,8 @@ class LiveJob(JobDescription):
                 raise ConfigError(f"use either {option('resolution')} or {option('latency_budget_ms')}, not both")
         if self.duration is not None and not self.duration > 0:
             raise ConfigError(f"{option('duration')} must be positive, got {self.duration}")
+        if self.model_fps is not None and (isinstance(self.model_fps, bool) or not 0 < self.model_fps < math.inf):
+            raise ConfigError(f"{option('model_fps')} is the most mask refreshes a second, a positive number; got {self.model_fps!r}")
         if not self.stats_every > 0:
             raise ConfigError(f"{option('stats_every')} must be positive, got {self.stats_every}")
         if self.record_preset is not None and not any(is_recording(s) for s in self.sinks):

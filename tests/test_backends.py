@@ -191,6 +191,26 @@ def test_an_export_that_cannot_replace_another_runs_open_one_uses_it(tmp_path, m
         export._save(Program(), str(tmp), path)
 
 
+def test_an_export_says_each_step_as_it_begins(tmp_path, caplog):
+    """A first live run's 20-60 s export showed its start and its end and nothing between: each step the exporter
+    begins is now a line with the seconds so far, in order, from the exporter's own progress (no made-up percentage)."""
+    import re
+
+    with caplog.at_level("WARNING", logger="birefvid.backends.export"):
+        export_onnx(torch.nn.Conv2d(3, 1, 1), tmp_path / "m.onnx", (8, 8))
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("export step")]
+    assert [re.sub(r" \(\d+ s in\)$", "", line) for line in steps] == [
+        "export step 1 of 4: capturing the model's graph (torch.export)",
+        "export step 2 of 4: decomposing it into basic operations",
+        "export step 3 of 4: translating it to ONNX",
+        "export step 4 of 4: writing the file",
+    ], steps
+    seconds = [int(re.search(r"\((\d+) s in\)$", line).group(1)) for line in steps]
+    assert seconds == sorted(seconds)
+    assert all(getattr(r, "notice", False) for r in caplog.records if r.getMessage().startswith("export step"))  # "birefvid: ...", no warning
+    assert onnx.load(str(tmp_path / "m.onnx")).graph.node
+
+
 _INTERRUPTED_EXPORT = """
 import sys
 import torch

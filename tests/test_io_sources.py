@@ -156,6 +156,22 @@ def test_frames_damaged_on_the_way_are_kept_and_counted_once(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+def test_a_cut_off_mpegts_warning_counts_the_frames_from_start_that_were_processed(tmp_path, caplog):
+    """`process cut.ts --start 1` processed the frames from 1 s to the cut, but the warning counted every frame
+    from the file's start (37 where 13 were processed): it now says how many the run kept, from --start."""
+    from birefvid.io.trim import TrimmedSource
+
+    g = make_video(tmp_path / "cam.ts", n_frames=24, with_audio=False, frames=_noisy(24), codec="libx264")
+    data = g.path.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) * 8 // 10 // 188 * 188 + 100])
+    with caplog.at_level("WARNING"), TrimmedSource(VideoFileSource(cut, threads=1), start=0.5) as part:
+        kept = len(list(part))
+    assert 0 < kept < 12, kept
+    warnings = [r.getMessage() for r in caplog.records if "MPEG-TS" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].endswith(f"; its {kept} frames from start to the cut were kept, as ffmpeg keeps them"), warnings
+
+
 def test_an_mpegts_recording_cut_off_keeps_its_frames_and_says_it_was_cut(tmp_path, caplog):
     """A camera's MPEG-TS recording stopped abruptly (a card pulled), or a .ts download interrupted, was processed at
     exit 0 with nothing said: it declares no length. It ends partway through a 188-byte packet, which says so; its

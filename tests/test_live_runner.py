@@ -88,6 +88,47 @@ def test_slow_model_keeps_the_source_rate_and_latency_bounded_over_15_s(tmp_path
     assert abs(len(recorded) - 15 * FPS) <= 0.05 * 15 * FPS
 
 
+class CountingRedKey(RedKey):
+    """RedKey that counts its calls and the CPU time they take (a few ms of real work each, as a model's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        end = time.thread_time() + 0.005  # busy, not asleep: a model holds the CPU
+        while time.thread_time() < end:
+            pass
+        return super().forward(x)
+
+
+def test_model_fps_caps_the_mask_refreshes_and_keeps_the_picture_at_the_source_rate(tmp_path):
+    """--model-fps 4 (a laptop on battery): the model refreshes the mask at most 4 times a second where it
+    kept up with all 24 frames, every frame is still shown and masked, and the stats say the cap."""
+    clip = write_scene(tmp_path / "cam.mkv", 3 * FPS)
+    runs = {}
+    for cap in (None, 4.0):
+        model, lines = CountingRedKey(), []
+        job = build_live_job(str(clip), [str(tmp_path / f"out{cap}.mkv")], effect="mask", realtime=True, stats_every=1.0,
+                             carry=False, smooth="none", model_fps=cap, resolution=64)  # fmt: skip
+        report = run_live(job, segmenter=red_key_segmenter(model), printer=lines.append)
+        runs[cap] = (model.calls, report, lines)
+    free_calls, free, _ = runs[None]
+    capped_calls, capped, lines = runs[4.0]
+    seconds = capped["stats"]["seconds"]
+    assert free_calls >= 0.7 * 3 * FPS  # without the cap the model took nearly every frame
+    assert capped_calls <= 1 + 4 * seconds + 1, (capped_calls, seconds)  # the first frame before the display, then 4 a second
+    assert capped_calls >= 4 * seconds * 0.6  # the cap is a ceiling, not a stall
+    assert capped["stats"]["model_fps"] <= 4.4 and capped["stats"]["model_fps_cap"] == 4.0 and free["stats"]["model_fps_cap"] is None
+    assert capped["stats"]["output_fps"] >= 0.95 * FPS and capped["frames_shown"] == free["frames_shown"]
+    assert len(read_frames(tmp_path / "out4.0.mkv")) == capped["frames_shown"]
+    assert any("model" in line and "fps (at most 4)" in line for line in lines), lines
+    assert capped["job"]["model_fps"] == 4.0
+    with pytest.raises(ConfigError, match="model_fps"):
+        build_live_job(str(clip), ["window"], model_fps=0)
+
+
 def test_every_picture_is_masked_and_the_effect_is_exact(tmp_path):
     """From the first picture on, the background is the key colour and the subject the source."""
     clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)

@@ -131,6 +131,26 @@ def test_live_says_it_carries_the_first_of_several_audio_tracks(two_audio_tracks
                     "(birefvid process keeps them all)"], said
 
 
+def test_live_recordings_carry_the_audio_tracks_language_and_title(tmp_path):
+    """A German commentary track ("deu", "Kommentar") came out of `live --sink talk.mkv` untagged, where `process`
+    keeps both: recordings now carry the chosen track's language and title (MP4 its title as the track's name)."""
+    clip = make_video(tmp_path / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    tagged = merge_audio(clip, [], tmp_path / "talk.mkv", ["deu"], default=0, titles=["Kommentar"])
+    outs = [tmp_path / "out.mkv", tmp_path / "out.mp4", tmp_path / "out.mov"]
+    sinks = [arg for out in outs for arg in ("--sink", str(out))]
+    assert main(["live", "--source", str(tagged), "--effect", "green", *sinks, *FAST_MODEL]) == 0
+    for out in outs:
+        with av.open(str(out)) as c:
+            meta = c.streams.audio[0].metadata
+            assert (meta.get("title") or meta.get("name")) == "Kommentar", (out.name, meta)
+            # FFmpeg's MOV muxer takes only QuickTime's language codes ("ger", not ISO's "deu"), as in `process`
+            assert meta.get("language") == ("deu" if out.suffix != ".mov" else None), (out.name, meta)
+    plain = make_video(tmp_path / "plain.mp4", n_frames=FRAMES, size=MAIN, fps=10).path  # an untagged track gets no made-up tags
+    assert main(["live", "--source", str(plain), "--effect", "green", "--sink", str(tmp_path / "plain.mkv"), *FAST_MODEL]) == 0
+    with av.open(str(tmp_path / "plain.mkv")) as c:
+        assert "title" not in c.streams.audio[0].metadata and c.streams.audio[0].metadata.get("language", "und") == "und"
+
+
 def write_klv_ts(path: Path) -> Path:
     """An MPEG-TS with a drone's layout: video, sound and a KLV telemetry data stream (MISB)."""
     clip = make_video(path.with_suffix(".mp4"), n_frames=FRAMES, size=MAIN, fps=10).path

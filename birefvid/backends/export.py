@@ -158,10 +158,53 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+# the exporter's own progress lines ("[torch.onnx] Obtain model graph ..."), in the order it prints them, and the
+# step each begins as birefvid says it; the file's writing is the last. Lines it prints otherwise are not steps
+EXPORT_STEPS = (
+    ("Obtain model graph", "capturing the model's graph (torch.export)"),
+    ("Run decomposition", "decomposing it into basic operations"),
+    ("Translate the graph into ONNX", "translating it to ONNX"),
+)
+SAVE_STEP = "writing the file"
+
+
+class ExportSteps(io.TextIOBase):
+    """Stands in for standard output during an export: the exporter prints where it is, and each step it begins
+    is said as a notice (``export step 2 of 4: ... (14 s in)``), the rest dropped; a 20-60 s export showed
+    nothing between its first and last line. There is no percentage to give: the exporter reports its steps only."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.done: set[int] = set()
+        self._line = ""
+
+    def write(self, text: str) -> int:
+        self._line += text
+        while "\n" in self._line:
+            line, self._line = self._line.split("\n", 1)
+            self._read(line)
+        return len(text)
+
+    def _read(self, line: str) -> None:
+        if "[torch.onnx]" not in line or line.rstrip().endswith("\u2705"):  # a step's "... \u2705" says it ended
+            return
+        for number, (said, what) in enumerate(EXPORT_STEPS, 1):
+            if said in line:
+                self.step(number, what)
+                return
+
+    def step(self, number: int, what: str) -> None:
+        """Say that step ``number`` begins, once (the exporter retries a failed graph capture with the same line)."""
+        if number in self.done:
+            return
+        self.done.add(number)
+        log.warning("export step %d of %d: %s (%.0f s in)", number, len(EXPORT_STEPS) + 1, what, time.perf_counter() - self.start, extra=NOTICE)
+
+
 def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> float:
     """Export ``model`` (eval, fp32) for input (batch, 3, h, w) to ``path``; returns the seconds it took.
 
-    Uses the dynamo exporter (the TorchScript one fails on Swin's window attention).
+    Uses the dynamo exporter (the TorchScript one fails on Swin's window attention); each step it begins is said (``ExportSteps``).
     """
     path = Path(path)
     model = model.eval().to("cpu", torch.float32)
@@ -177,14 +220,16 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     os.close(fd)
     exiting.writing(tmp)
     try:
-        # the exporter prints its progress and warns about things that do not concern our users
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"), _imports_undone_on_interrupt():
+        # the exporter prints its progress (said as steps) and warns about things that do not concern our users
+        steps = ExportSteps(start)
+        with contextlib.redirect_stdout(steps), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"), _imports_undone_on_interrupt():
             warnings.simplefilter("ignore")
             # optimize=False: the exporter's own graph optimisation took most of the export (tiny at 256²:
             # 66 -> 39 s here; swin_v1_t at 512²: 146 -> 30 s) for nothing the engines keep: OpenVINO, ONNX
             # Runtime and TensorRT fold the same constants when they load the file (OpenVINO's fp32 output
             # bit-identical, its speed equal; its first compile takes ~10 s longer, once: the blob is cached)
             program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False, optimize=False)
+            steps.step(len(EXPORT_STEPS) + 1, SAVE_STEP)
             _save(program, tmp, path)
     finally:
         if os.path.exists(tmp):

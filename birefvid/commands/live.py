@@ -48,6 +48,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless --resolution)")
     run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="flow", help="temporal mask smoothing of the model's masks: flow (along optical flow), ema or none (default flow)")
     run_group.add_argument("--no-carry", action="store_true", help="do not carry the last mask to new frames along optical flow")
+    run_group.add_argument("--model-fps", type=float, metavar="FPS", help="refresh the mask at most FPS times a second (e.g. 10), for a laptop "
+                           "on battery or a shared CPU: the picture keeps the camera's rate, the frames between carry the last mask "
+                           "(default: as often as the model can)")  # fmt: skip
     run_group.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (default 5)")
     run_group.add_argument("--stats-json", help="append stats as JSON lines to this file ('-': standard output, one object a line)")
     run_group.add_argument("--report", help="write a JSON report of the run (figures and the job); '-' prints it on standard output")
@@ -75,7 +78,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         args.source, args.sink, effect=args.effect, background=args.background, key_color=args.key_color,
         blur_sigma=args.blur_sigma, foreground=args.foreground, model=args.model, weights=args.weights,
         backbone=args.backbone, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution,
-        keep_aspect=args.keep_aspect, latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, realtime=args.realtime, loop=args.loop,
+        keep_aspect=args.keep_aspect, latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, model_fps=args.model_fps, realtime=args.realtime, loop=args.loop,
         camera_size=args.camera_size, camera_fps=args.camera_fps, audio_device=args.audio_device, audio_delay=args.audio_delay,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset, record_segment=args.segment,

@@ -108,11 +108,13 @@ class LiveAudioFeed:
     """Decoded source audio stamped on the stream clock, fanned out to every subscribed recording.
 
     ``rate`` and ``layout`` are the first connection's, which the recordings' encoders are set up for; ``origin``
-    names where the sound comes from in messages (an ``--audio-device`` microphone's label, not "the source").
+    names where the sound comes from in messages (an ``--audio-device`` microphone's label, not "the source");
+    ``tags``: the source track's ``language`` and ``title``, which every recording and stream gives its track.
     """
 
-    def __init__(self, rate: int, layout: str, origin: str = "the source") -> None:
+    def __init__(self, rate: int, layout: str, origin: str = "the source", tags: Optional[dict[str, str]] = None) -> None:
         self.rate, self.layout, self.origin = rate, layout, origin
+        self.tags = dict(tags or {})
         self._lock = threading.Lock()
         self._history: Deque[Stamped] = collections.deque()
         self._subscribers: list[AudioQueue] = []
@@ -176,6 +178,8 @@ class LiveAudioTrack:
                 feed.said.add(message)
                 log.warning("%s", message)
         self._stream = add_audio_encoder(out, codec, feed.rate, layout, name)
+        for key, value in feed.tags.items():  # Matroska, MP4 and MOV keep both; MPEG-TS the language; RTSP and FLV neither
+            self._stream.metadata[key] = value
         self._format = av.codec.Codec(codec, "w").audio_formats[0].name
         self._rate, self._layout = self._stream.codec_context.sample_rate, self._stream.codec_context.layout.name
         self._feed = feed

@@ -102,6 +102,13 @@ def _info(width: int, height: int, time_base: Fraction, rate: Any, first: Option
 AudioOut = Callable[[av.AudioFrame, float], None]
 
 
+
+def track_tags(stream: Any) -> dict[str, str]:
+    """The ``language`` and ``title`` of an audio track (a MOV track's name, read as ``name``, is its title), those set only."""
+    meta = stream.metadata
+    tags = {"language": meta.get("language"), "title": meta.get("title") or meta.get("name")}
+    return {key: value for key, value in tags.items() if value and value != "und"}
+
 class AvConnection:
     """One PyAV connection to a stream or device, its first frame already decoded.
 
@@ -117,6 +124,7 @@ class AvConnection:
         self._audio_pending: list[av.AudioFrame] = []
         self._audio_stream: Optional[Any] = None
         self.audio_format: Optional[tuple[int, str]] = None  # (sample rate, layout) of the sound, when carried
+        self.audio_tags: dict[str, str] = {}  # its language and title, which recordings and streams carry on
         t0 = time.monotonic()
         try:
             self._container = self._open(open_timeout, read_timeout)
@@ -151,6 +159,7 @@ class AvConnection:
                 cc = self._audio_stream.codec_context
                 if cc.sample_rate and cc.layout.nb_channels:
                     self.audio_format = (cc.sample_rate, cc.layout.name)
+                    self.audio_tags = track_tags(self._audio_stream)
                 else:
                     self._audio_stream = None  # parameters unknown until decoded: not worth guessing live
             self._bad_packets = 0
@@ -373,6 +382,7 @@ class FileConnection:
         self.info = self._source.info
         self.on_audio: Optional[AudioOut] = None
         self.audio_format: Optional[tuple[int, str]] = None
+        self.audio_tags: dict[str, str] = {}
         self._audio: Optional[av.container.InputContainer] = None
         self._audio_frames: Optional[Iterator[av.AudioFrame]] = None
         self._audio_next: Optional[av.AudioFrame] = None
@@ -402,6 +412,7 @@ class FileConnection:
             log.warning("%s has %d audio tracks; recordings and streams carry the first%s only (birefvid process keeps them all)",
                         path, tracks, named)  # fmt: skip
         self._audio, self.audio_format = container, (cc.sample_rate, cc.layout.name)
+        self.audio_tags = track_tags(container.streams.audio[0])
         self._audio_frames = self._decode_audio(container)
 
     @staticmethod

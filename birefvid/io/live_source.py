@@ -347,7 +347,7 @@ class LiveCapture(LiveSource):
         if self._audio_feed is None:
             if self._info is not None and self._captured:
                 return  # sound that appears only after a reconnect: the recordings are set up without it
-            self._audio_feed = LiveAudioFeed(*fmt)
+            self._audio_feed = LiveAudioFeed(*fmt, tags=getattr(conn, "audio_tags", None))
         conn.on_audio = self._audio_out  # type: ignore[union-attr]
 
     def _audio_out(self, frame: av.AudioFrame, seconds: float) -> None:

@@ -170,6 +170,8 @@ class TrimmedSource(Source):
             raise SourceError(f"{_name(inner)} has no frames from {start:g} s{'' if end is None else f' to {end:g} s'}{length}"
                               f"{_timecode_hint(info, start, end)}")
         assert first_pts is not None and kept.pts is not None
+        if isinstance(inner, VideoFileSource):  # its warnings (a cut-off file's) count the frames kept, not those before the start
+            inner.count_from(kept.index)
         self._frames, self._first = frames, kept
         self._shift, self._first_pts, self._end = kept.pts, first_pts, end
         offset = float((kept.pts - first_pts) * tb)  # where the output starts in the video, in seconds

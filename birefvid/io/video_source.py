@@ -580,6 +580,7 @@ class VideoFileSource(Source):
         self._iterated = False
         self._seeked = False
         self._deep = False
+        self._counted_from = 0  # the index of the first frame the caller keeps (``count_from``): what warnings count
 
     def _still_picture(self) -> bool:
         """Whether the file is one JPEG or PNG picture (``birefvid image``'s reader then checks it is whole)."""
@@ -590,6 +591,11 @@ class VideoFileSource(Source):
     def concealed(self) -> int:
         """Frames the decoder concealed damage in so far (kept unless strict): what the warning counted."""
         return self._damaged.count
+
+    def count_from(self, index: int) -> None:
+        """Say that the caller keeps frames from the ``index``-th one read (``--start``), so the cut-off warning counts
+        the frames the run processed, not those decoded before the start to find it."""
+        self._counted_from = index
 
     def deliver_deep(self) -> bool:
         """Frames carry their 16-bit picture too (``Frame.deep``): for outputs that keep a deep source's depth."""
@@ -839,7 +845,11 @@ class VideoFileSource(Source):
         cut = mpegts_cut_off(self.path, self._container.format.name)
         if cut and _first_time_said(self.path, "cut"):  # live --loop reads the file again and again: said once
             # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
-            log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, count)
+            kept = count - self._counted_from
+            if self._counted_from:
+                log.warning("%s: %s; its %d frames from %s to the cut were kept, as ffmpeg keeps them", self.shown, cut, kept, option("start"))
+            else:
+                log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, kept)
         short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden + self._dropped, from_start=not self._seeked)
         if short is not None:
             where, lost = short

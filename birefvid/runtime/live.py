@@ -130,10 +130,17 @@ def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
 
 
 class ModelPath:
-    """The model thread: newest frame in, smoothed mask out to ``latest``; errors end the run."""
+    """The model thread: newest frame in, smoothed mask out to ``latest``; errors end the run.
 
-    def __init__(self, segmenter: Segmenter, smoother: Smoother, carrier: Optional[MaskCarrier], stats: LiveStats, stop: threading.Event) -> None:
+    ``max_fps`` caps the refreshes a second (``--model-fps``): the thread idles until the next refresh is due,
+    then takes the newest frame, so the mask it makes is as fresh as without the cap, only less often.
+    """
+
+    def __init__(self, segmenter: Segmenter, smoother: Smoother, carrier: Optional[MaskCarrier], stats: LiveStats, stop: threading.Event,
+                 max_fps: Optional[float] = None) -> None:  # fmt: skip
         self.segmenter = segmenter
+        self.interval = 1.0 / max_fps if max_fps else 0.0
+        self._started: Optional[float] = None  # when the last refresh began (monotonic)
         self.smoother = smoother
         self.carrier = carrier
         self.stats = stats
@@ -149,6 +156,7 @@ class ModelPath:
         if cf.generation != self._generation:  # a reconnect or a loop: the scene jumped
             self.smoother.reset()
             self._generation = cf.generation
+        self._started = time.monotonic()
         start = time.perf_counter()
         images = torch.from_numpy(cf.frame.image).permute(2, 0, 1).unsqueeze(0)
         # masks stay at the inference size (smoothing, carrying) and are upsampled once, at compose
@@ -167,11 +175,18 @@ class ModelPath:
     def _run(self) -> None:
         lower_thread_priority()
         try:
-            while (item := self.inbox.get()) is not _EOS:
+            while not self._wait_for_turn() and (item := self.inbox.get()) is not _EOS:
                 self.segment(item)
         except BaseException as exc:  # noqa: BLE001 - reported by the display loop
             self.error = exc
             self.stop.set()
+
+    def _wait_for_turn(self) -> bool:
+        """Idle until the next refresh is due under ``max_fps`` (at once without it); True when the run stops meanwhile."""
+        if not self.interval or self._started is None:
+            return False
+        left = self._started + self.interval - time.monotonic()
+        return left > 0 and self.stop.wait(left)
 
     def join(self, timeout: float = 30.0) -> None:
         if self._thread.is_alive():
@@ -294,6 +309,7 @@ class LiveRunner:
         *,
         fps: float,
         carry: bool = True,
+        model_fps: Optional[float] = None,
         stats: Optional[LiveStats] = None,
         duration: Optional[float] = None,
         stop: Optional[threading.Event] = None,
@@ -309,7 +325,8 @@ class LiveRunner:
         self.stop = threading.Event()
         self.stats = stats or LiveStats()
         self.carrier = MaskCarrier() if carry else None
-        self.model = ModelPath(segmenter, smoother, self.carrier, self.stats, self.stop)
+        self.stats.model_cap = model_fps
+        self.model = ModelPath(segmenter, smoother, self.carrier, self.stats, self.stop, model_fps)
         self.clock = OutputClock(fps)
         self._last_picture: Optional[np.ndarray] = None
         # the last shown frame, its mask and the compositor it was composed with: a switch while the
@@ -629,7 +646,7 @@ def run_live_job(
             if on_effects is not None:
                 on_effects(effects)
             smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
-            runner = LiveRunner(source, sinks, seg, effects, smoother, fps=fps, carry=job.carry, stats=stats,
+            runner = LiveRunner(source, sinks, seg, effects, smoother, fps=fps, carry=job.carry, model_fps=job.model_fps, stats=stats,
                                 duration=job.duration, stop=stop)  # fmt: skip
             threads = torch.get_num_threads()
             with torch.inference_mode():

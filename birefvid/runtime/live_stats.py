@@ -106,6 +106,7 @@ class LiveStats:
         self._period = _Period(self._start, 0)
         self._all = _Period(self._start, 0)
         self.repeated = 0  # pictures repeated to displays while the source reconnected
+        self.model_cap: Optional[float] = None  # --model-fps: the most refreshes a second asked for (None: no cap)
 
     def begin(self, now: float, source: Any) -> None:
         """Start counting now (the display starts after the model's warm-up on the first frame)."""
@@ -145,6 +146,7 @@ class LiveStats:
             # None when no model run finished in the period: a file shown without --realtime can end, and a model slower
             # than the period can pass it, before one does; "0.0 fps" then read as a model that never ran
             "model_fps": round(p.model_runs / seconds, 2) if p.model_runs else None,
+            "model_fps_cap": self.model_cap,  # what --model-fps asked for; model_fps is what the model did
             "model_ms_median": _ms(_percentile(p.model_seconds, 50)),
             "latency_ms_median": _ms(_percentile(p.latencies, 50)),
             "latency_ms_p95": _ms(_percentile(p.latencies, 95)),
@@ -233,6 +235,11 @@ def rate(fps: Optional[float]) -> str:
     return "-" if fps is None else f"{fps:.1f}"
 
 
+def capped(cap: Optional[float]) -> str:
+    """`` (at most 10)`` after the model's rate when ``--model-fps`` capped it, so a low rate reads as asked for, not as a slow CPU."""
+    return "" if cap is None else f" (at most {cap:g})"
+
+
 def format_line(s: dict[str, Any]) -> str:
     """``live: source 30.0 fps, output 30.0 fps, model 3.1 fps, latency 12/25 ms (median/p95), ...``."""
 
@@ -240,7 +247,7 @@ def format_line(s: dict[str, Any]) -> str:
         return "-" if v is None else f"{v:.0f}"
 
     return (
-        f"live: source {s['source_fps']:.1f} fps, output {s['output_fps']:.1f} fps, model {rate(s['model_fps'])} fps, "
+        f"live: source {s['source_fps']:.1f} fps, output {s['output_fps']:.1f} fps, model {rate(s['model_fps'])} fps{capped(s.get('model_fps_cap'))}, "
         f"latency {ms(s['latency_ms_median'])}/{ms(s['latency_ms_p95'])} ms (median/p95), "
         f"mask age {ms(s['mask_age_ms_median'])} ms, dropped {s['dropped']}, reconnects {s['reconnects']}"
     )
