@@ -299,8 +299,13 @@ class OutputSpec:
             object.__setattr__(self, "kind", output_kind(self.kind))
 
     def validate(self) -> None:
+        from .io.atomic import name_too_long  # the io package imports PyAV: not at job.py's import
+
         check_path_given(self.path, "output")
         refuse_standard_streams(out=self.path)
+        too_long = name_too_long(self.path)
+        if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
+            raise ConfigError(f"cannot write {self.path}: {too_long}; pick a shorter name")
         if self.bit_depth not in BIT_DEPTHS:
             raise ConfigError(f"{option('bit_depth')} must be one of auto, 8, 16, got {self.bit_depth!r}")
         check_output_options(self.kind, self.background is not None)

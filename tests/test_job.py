@@ -173,6 +173,28 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["process", "image"])
+def test_an_output_name_too_long_for_any_disk_is_one_line(tmp_path, monkeypatch, capsys, command):
+    """A 260-byte name (a title pasted whole) ended in OSError 'File name too long' in a traceback, exit 1."""
+    import cv2
+    import numpy as np
+
+    from birefvid.cli import main
+
+    if command == "process":
+        source = str(Path(__file__).resolve().parent.parent / "samples" / "scene.mp4")
+    else:
+        source = str(tmp_path / "in.png")
+        cv2.imwrite(source, np.full((48, 64, 3), 128, np.uint8))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main([command, source, "-o", "a" * 256 + ".png", "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "its name is 260 bytes long, over the 255" in err[0], err
+    assert list(work.iterdir()) == []
+
+
 @pytest.mark.parametrize("source, flag, words", [
     ("0", "realtime", "--realtime plays a video file at its own rate; 0 is a camera"),
     ("rtsp://cam.local/1", "loop", "--loop plays a video file again at its end; rtsp://cam.local/1 is a live stream"),
