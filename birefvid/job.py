@@ -15,6 +15,7 @@ import json
 import math
 import numbers
 import os
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -88,9 +89,21 @@ def refuse_standard_streams(inputs: Iterable[object] = (), out: object = None, *
     if any(str(i) == "-" for i in inputs):  # else "input not found: -"
         raise ConfigError("reading from standard input (-) is not supported: inputs are read from named files (a video more than "
                           f"once: its length, sound and subtitles); save the stream to a file first{save} and name that")  # fmt: skip
+    piped = next((i for i in inputs if _is_pipe(i)), None)
+    if piped is not None:  # a second open of a named pipe (or /dev/stdin) waits for a writer: the run hung without a word
+        raise ConfigError(f"{piped} is a pipe, and inputs are read more than once (a video's length, sound and subtitles); "
+                          f"save the stream to a file first{save} and name that")  # fmt: skip
     if out is not None and str(out) == "-":  # else taken for a folder named "-"
         raise ConfigError("writing to standard output (-o -) is not supported: an output is written under a temporary "
                           f"name and renamed when complete; name {name} and read that")  # fmt: skip
+
+
+def _is_pipe(path: object) -> bool:
+    """Whether ``path`` names a pipe (``mkfifo``, ``/dev/stdin`` fed by ``|``): readable once only."""
+    try:
+        return stat.S_ISFIFO(os.stat(str(path)).st_mode)
+    except (OSError, ValueError):  # not there (said later, as 'not found'), a URL, a glob, a NUL byte
+        return False
 
 
 def check_blur_sigma(sigma: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -171,6 +172,23 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command, out", [("process", "o.mov"), ("image", "o.png"), ("batch", "out")])
+def test_a_named_pipe_input_is_refused_not_waited_on(tmp_path, monkeypatch, capsys, command, out):
+    """A named pipe (or /dev/stdin fed by |) is read once only, and inputs are opened more than once: the second
+    open waited for a writer, and the run hung without a word."""
+    from birefvid.cli import main
+
+    fifo = tmp_path / "feed.mp4"
+    os.mkfifo(fifo)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main([command, str(fifo), "-o", out, "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{fifo} is a pipe, and inputs are read more than once" in err[0], err
+    assert list(work.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["process", "image"])
