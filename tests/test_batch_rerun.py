@@ -205,3 +205,34 @@ def test_an_output_made_from_another_like_named_input_names_that_input(tmp_path,
     # the first input's own rerun with another option is still told its output is out of date
     assert main(["batch", str(first), *common, "--threshold", "0.5"]) == 2
     assert "was made by an earlier batch with other options" in capsys.readouterr().err
+
+
+def test_a_rerun_with_nothing_left_to_do_says_so(tmp_path, capsys):
+    """A rerun that finds every video done said 'batch done: 2/2 videos' and, with a bad input beside
+    them, 'the other 2 were processed', though it processed nothing: its lines and JSON now say so."""
+    folder, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "p.jsonl"
+    folder.mkdir()
+    for name in ("a", "b"):
+        keyframed_clip(folder / f"{name}.mp4", FRAMES)
+    argv = ["batch", str(folder), "--output-dir", str(out), "--output", "mask", *MODEL]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--progress-json", str(log)]) == 0
+    assert capsys.readouterr().err.splitlines()[-1].endswith("batch done: nothing left to do, all 2 videos were done in an earlier run")
+    end = events(log)[-1]
+    assert (end["event"], end["videos_done"], end["videos_skipped"], end["frames_computed"]) == ("end", 2, 2, 0)
+
+    (folder / "c.mp4").write_bytes(b"not a video")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2].endswith("batch done: nothing left to do, all 2 videos were done in an earlier run, 1 input failed")
+    assert err[-1] == (f"birefvid: error: 1 of 3 inputs were skipped (1 not a readable video): {folder / 'c.mp4'} "
+                       "(the other 2 were done in an earlier run, nothing was left to do; the progress lines say why each was skipped)")
+
+    (folder / "d.mp4").write_bytes((folder / "a.mp4").read_bytes())  # new work beside the finished videos
+    assert main([*argv, "--progress-json", str(log)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "batch done: 3/3 videos (2 done in an earlier run), 1 input failed, 3 frames computed" in err[-2]
+    assert "(of the other 3, 1 was processed and 2 done in an earlier run; " in err[-1]
+    end = events(log)[-1]
+    assert (end["videos_done"], end["videos_skipped"], end["videos_failed"], end["frames_computed"]) == (3, 2, 1, FRAMES)

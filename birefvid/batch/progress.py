@@ -44,6 +44,7 @@ class BatchProgress:
         self.videos = self.chunks = self.frames = 0
         self.videos_done = self.chunks_done = 0
         self.videos_failed = 0  # inputs skipped as unreadable or damaged: the end's counts said 9/9 done with 2 of 11 skipped
+        self.videos_skipped = 0  # of videos_done, those done in an earlier run: a rerun with nothing to do read as 3 videos made
         self._frames_finished = 0  # frames of finished chunks, this run's and earlier runs'
         self._frames_skipped = 0  # of those, done by an earlier run
         self._running: dict[ChunkKey, int] = {}  # frames encoded so far by chunks still running
@@ -67,6 +68,7 @@ class BatchProgress:
 
     def skipped_video(self, name: str, frames: int, chunks: int) -> None:
         self.videos_done += 1
+        self.videos_skipped += 1
         self.chunks_done += chunks
         self._frames_finished += frames
         self._frames_skipped += frames
@@ -119,7 +121,13 @@ class BatchProgress:
         """The run's totals (also the last JSON line)."""
         summary = self._counts()
         failed = f", {self.videos_failed} input{'s' if self.videos_failed > 1 else ''} failed" if self.videos_failed else ""
-        self._emit("end", f"batch done: {self.videos_done}/{self.videos} videos{failed}, {self.frames_computed} frames computed in {summary['seconds']:.1f} s ({summary['fps']:.2f} fps)")
+        if self.videos_skipped and self.videos_skipped == self.videos_done == self.videos:
+            # a rerun of a finished batch: "3/3 videos, 0 frames computed" read as if it had made them again
+            earlier = "the only video was" if self.videos == 1 else f"all {self.videos} videos were"
+            self._emit("end", f"batch done: nothing left to do, {earlier} done in an earlier run{failed}")
+            return summary
+        earlier = f" ({self.videos_skipped} done in an earlier run)" if self.videos_skipped else ""
+        self._emit("end", f"batch done: {self.videos_done}/{self.videos} videos{earlier}{failed}, {self.frames_computed} frames computed in {summary['seconds']:.1f} s ({summary['fps']:.2f} fps)")
         return summary
 
     def stopped(self, why: str) -> None:
@@ -130,7 +138,7 @@ class BatchProgress:
     def _counts(self) -> dict[str, Any]:
         seconds = time.monotonic() - self._t0
         return {
-            "videos_done": self.videos_done, "videos": self.videos, "videos_failed": self.videos_failed, "chunks_done": self.chunks_done, "chunks": self.chunks,
+            "videos_done": self.videos_done, "videos": self.videos, "videos_failed": self.videos_failed, "videos_skipped": self.videos_skipped, "chunks_done": self.chunks_done, "chunks": self.chunks,
             "chunks_running": len(self._running), "frames_done": self.frames_done, "frames": self.frames,
             "frames_computed": self.frames_computed, "seconds": round(seconds, 3),
             "fps": round(self.frames_computed / seconds, 3) if seconds > 0 else 0.0,

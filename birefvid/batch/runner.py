@@ -535,7 +535,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
     summary = progress.finish()
     inputs = {p.name: p.job.source.input for p in plans}
     _report_skipped(len(jobs), len(plans), unreadable, [(inputs[name], why) for name, why in (failed | killing).items()],
-                    {inputs[name] for name in died}, {inputs[name] for name in killing})  # fmt: skip
+                    {inputs[name] for name in died}, {inputs[name] for name in killing}, earlier=progress.videos_skipped)  # fmt: skip
     return summary
 
 
@@ -609,8 +609,9 @@ def _refuse_stale(output: Path, source: str, before: Optional[dict[str, Any]] = 
 
 
 def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]], died: Optional[set[str]] = None,
-                    killing: Optional[set[str]] = None) -> None:
-    """One SourceError line for the inputs skipped along the way (exit code 2), after the rest were processed."""
+                    killing: Optional[set[str]] = None, *, earlier: int = 0) -> None:
+    """One SourceError line for the inputs skipped along the way (exit code 2), after the rest were processed
+    (or, ``earlier`` of them, found done by an earlier run: a rerun said it had processed videos it only skipped)."""
     if not unreadable and not failed:
         return
     skipped = unreadable + failed
@@ -628,9 +629,19 @@ def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]]
         what.append(f"{len(died)} whose Ray worker died every time")
     if killing:
         what.append(f"{len(killing)} that the last runs were killed on")
-    done = planned - len(failed)
     raise SourceError(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
-                      f"({'the other one was' if done == 1 else f'the other {done} were'} processed; the progress lines say why each was skipped)")  # fmt: skip
+                      f"({_the_others(planned - len(failed) - earlier, earlier)}the progress lines say why each was skipped)")  # fmt: skip
+
+
+def _the_others(done: int, earlier: int) -> str:
+    """What became of the inputs not skipped, for ``_report_skipped``: processed now, or done in an earlier run."""
+    if not done and not earlier:
+        return ""
+    if not earlier:
+        return f"{'the other one was' if done == 1 else f'the other {done} were'} processed; "
+    if not done:
+        return f"{'the other one was' if earlier == 1 else f'the other {earlier} were'} done in an earlier run, nothing was left to do; "
+    return f"of the other {done + earlier}, {done} {'was' if done == 1 else 'were'} processed and {earlier} done in an earlier run; "
 
 
 def _task(plan: VideoPlan, chunk: Chunk) -> ChunkTask:
