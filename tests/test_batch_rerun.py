@@ -236,3 +236,25 @@ def test_a_rerun_with_nothing_left_to_do_says_so(tmp_path, capsys):
     assert "(of the other 3, 1 was processed and 2 done in an earlier run; " in err[-1]
     end = events(log)[-1]
     assert (end["videos_done"], end["videos_skipped"], end["videos_failed"], end["frames_computed"]) == (3, 2, 1, FRAMES)
+
+
+def test_a_later_batch_names_the_partial_files_a_killed_run_left(tmp_path, caplog):
+    """A run killed while writing b.mkv left .b.partial-*.mkv, hidden, until b.mp4 itself was rerun; a later
+    batch into the folder, of other inputs, now names it in one warning (and removes nothing a writer may still fill)."""
+    folder, out, marker = tmp_path / "in", tmp_path / "out", tmp_path / "killed"
+    folder.mkdir()
+    a, b, c = (keyframed_clip(folder / f"{n}.mp4", FRAMES) for n in "abc")
+    env = {**os.environ, CRASH_ENV: "b.mp4:0", MARKER_ENV: str(marker)}
+    argv = ["--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    killed = subprocess.run([sys.executable, "-m", "birefvid.cli", "batch", str(a), str(b), *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    left = [p for p in out.iterdir() if ".partial-" in p.name]
+    assert [p.name.startswith(".b.partial-") for p in left] == [True]
+
+    assert main(["batch", str(c), *argv]) == 0
+    warnings = [r.getMessage() for r in caplog.records if "partial file" in r.getMessage()]
+    assert len(warnings) == 1 and str(left[0]) in warnings[0] and "rm -rf" in warnings[0], warnings
+    assert left[0].exists()  # named, not removed
+    caplog.clear()
+    assert main(["batch", str(b), *argv]) == 0  # its video rerun removes it
+    assert not left[0].exists() and not [r for r in caplog.records if "partial file" in r.getMessage()]

@@ -29,6 +29,7 @@ from .chunk import ChunkTask, chunk_shift, make_folder
 from .hooks import crash_hook_for
 from .join import join_chunks
 from .killed import KILLS_TO_SKIP, RunningChunk
+from .leftovers import note_stale_partials
 from .local import LocalExecutor, OnFailure, OnFrames, OnResult, Skip, WorkerDied
 from .manifest import WORK_DIR, Manifest, RunLock, fingerprint, older_fingerprints
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
@@ -533,6 +534,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         raise
     executor.close()
     summary = progress.finish()
+    note_stale_partials(out_dir, manifest.videos)  # what killed runs left, of any video (this run's own are removed as each finishes)
     inputs = {p.name: p.job.source.input for p in plans}
     _report_skipped(len(jobs), len(plans), unreadable, [(inputs[name], why) for name, why in (failed | killing).items()],
                     {inputs[name] for name in died}, {inputs[name] for name in killing}, earlier=progress.videos_skipped)  # fmt: skip

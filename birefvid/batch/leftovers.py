@@ -1,0 +1,61 @@
+"""Temporary files (``.NAME.partial-*``) that killed writers left beside a batch's outputs, named once so they do not pile up unseen.
+
+A run killed outright (SIGKILL, the OOM killer) cannot remove what it was writing; the file stayed,
+hidden, until that very video was rerun. They are named, not removed: the run lock proves only that
+no other batch *driver* writes here, not that nothing does (the Ray workers of a driver killed a
+moment ago finish their chunk; a ``birefvid process`` run may write the same name), and deleting a
+file a live writer is filling would lose its work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from pathlib import Path
+from typing import Iterable
+
+from ..io.atomic import partial_prefix
+from .manifest import WORK_DIR
+
+log = logging.getLogger(__name__)
+
+SHOWN = 3  # leftovers named in the warning; the rest are counted
+
+
+def stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
+    """The ``.NAME.partial-*`` entries beside ``outputs`` (names under ``out_dir``, as the manifest keys them)
+    and under the batch's work folder (chunk files), sorted. Each folder is listed once: globbing per output
+    read a 10,000-video folder 10,000 times."""
+    out_dir = Path(out_dir)
+    wanted: dict[Path, set[tuple[str, str]]] = {}
+    for name in outputs:
+        target = out_dir / name
+        wanted.setdefault(target.parent, set()).add((partial_prefix(target.stem, target.suffix), target.suffix))
+    found: list[Path] = []
+    for folder, marks in wanted.items():
+        try:
+            names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and ".partial-" in e.name]
+        except OSError:
+            continue  # a subfolder not made yet, or gone
+        found.extend(folder / n for n in names if any(n.startswith(p) and n.endswith(s) for p, s in marks))
+    work = out_dir / WORK_DIR
+    if work.is_dir():
+        found.extend(p for p in work.rglob(".*.partial-*"))
+    return sorted(set(found))
+
+
+def note_stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
+    """Warn, in one line, of the partial files killed runs left for ``outputs``, and how to remove them; returns them."""
+    left = stale_partials(out_dir, outputs)
+    if not left:
+        return left
+    shown = " ".join(shlex.quote(str(p)) for p in left[:SHOWN])
+    more = f" and {len(left) - SHOWN} more (`find {shlex.quote(str(out_dir))} -name '.*.partial-*' -prune` lists them)" if len(left) > SHOWN else ""
+    log.warning("%s left by %s killed while writing (SIGKILL, the OOM killer): %s%s; rerunning %s removes %s, or `rm -rf` %s "
+                "once no other birefvid run writes to %s (not removed here: Ray workers of a run killed just now, or a "
+                "`birefvid process` of the same name, may still be writing)",
+                f"{len(left)} partial file{'s' if len(left) > 1 else ''}", "runs" if len(left) > 1 else "a run", shown, more,
+                "their videos" if len(left) > 1 else "its video", "them" if len(left) > 1 else "it",
+                "them" if len(left) > 1 else "it", out_dir)  # fmt: skip
+    return left
