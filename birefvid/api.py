@@ -35,6 +35,7 @@ from .job import (
     is_camera_spec,
     is_recording,
 )
+from .said_once import once_a_run
 
 if TYPE_CHECKING:
     import numpy as np
@@ -253,6 +254,7 @@ def _extra_output(extra: Any, background: Optional[str], shared: dict[str, Any])
     return OutputSpec(str(path), kind=kind, background=background if kind == "composite" else None, **shared)  # type: ignore[arg-type]
 
 
+@once_a_run
 def process_video(
     input: PathLike,
     output: PathLike,
@@ -379,6 +381,7 @@ def _masks(
         yield from masked(smoother.flush())
 
 
+@once_a_run
 def run_job(job: FileJob, *, report_path: Optional[PathLike] = None, **control: Any) -> dict[str, Any]:
     """Run a prepared ``FileJob`` (from ``build_file_job``, the CLI, or ``FileJob.from_json``).
 
@@ -501,6 +504,7 @@ def build_live_job(
     ).validate()  # fmt: skip
 
 
+@once_a_run
 def run_live(
     job: LiveJob,
     *,

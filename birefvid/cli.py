@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting
 from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
+from .said_once import run_scope
 from .urls import hide_urls_in
 
 EXIT_USAGE = 2
@@ -361,7 +362,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sys.stderr = diagnostics = given if isinstance(given, _DiagnosticStream) else _DiagnosticStream(given)
     code = 1  # a bug, unless the command says otherwise
     try:
-        code = _main(argv)
+        with run_scope():  # a command is one run: what it warns once, it warns again in a caller's next main([...])
+            code = _main(argv)
         return code
     except SystemExit as exc:  # argparse's usage errors, --help
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)

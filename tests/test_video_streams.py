@@ -236,3 +236,24 @@ def test_live_stream_takes_the_largest_of_two_video_streams(tmp_path, caplog):
     assert captured is not None and captured.frame.image.shape[:2] == (MAIN[1], MAIN[0])
     said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
     assert len(said) == 1 and "processing #1 (h264 96x64)" in said[0] and "leaving out #0 (h264 48x32)" in said[0], said
+
+
+def test_each_api_run_says_it_again(disabled_first, tmp_path, caplog):
+    """The warning was remembered for the whole process: a notebook's or service's second run on the same file said
+    nothing. Each run says it once, a live --loop run that reads the file three times included."""
+    from birefvid.api import build_live_job, process_video, run_live
+
+    def said() -> int:
+        return sum("video streams" in r.getMessage() for r in caplog.records)
+
+    model = {"model": "tiny", "device": "cpu", "resolution": 64, "overwrite": True}
+    with caplog.at_level(logging.WARNING):
+        for run in range(2):
+            report = process_video(disabled_first, tmp_path / f"out{run}.mp4", kind="green", **model)
+            assert report["frames"] == FRAMES and said() == run + 1
+        for run in range(2):
+            job = build_live_job(str(disabled_first), [str(tmp_path / f"live{run}.mkv")], effect="green", realtime=True,
+                                 loop=True, duration=1.6, **model)  # fmt: skip
+            report = run_live(job)
+            assert report["frames_shown"] > FRAMES + 2, report  # the 0.6 s file played more than once
+            assert said() == 3 + run

@@ -30,12 +30,10 @@ from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.live_target import LiveTarget
-from birefvid.io.video_source import VideoFileSource, _first_time_said, _int, main_video_stream, video_choice_note
+from birefvid.io.video_source import VideoFileSource, _int, main_video_stream, video_choice_note
+from birefvid.said_once import first_time, first_time_about_file
 
 log = logging.getLogger(__name__)
-
-# sources whose choice among several video streams was said (a stream reconnects many times in a run)
-_STREAMS_SAID: set[str] = set()
 
 # what a connection's frames() yields: an RGB picture (H, W, 3) uint8, its time in seconds (None: timed by the wall
 # clock), and its own alpha (H, W) uint8, None when opaque (the bars around a picture of another shape are 0)
@@ -147,8 +145,7 @@ class AvConnection:
                 raise ConnectionLost("it carries no video stream")
             self._stream = stream = chosen
             note = video_choice_note(self._container, chosen)
-            if note and target.name not in _STREAMS_SAID:  # once a run, not at every reconnect
-                _STREAMS_SAID.add(target.name)
+            if note and first_time(target.name, "video streams"):  # once a run, not at every reconnect
                 log.warning("%s has %s", target.name, note)
             # an IP camera's MJPEG over HTTP (and raw H.264 over tcp://) carries no times: FFmpeg makes
             # them up at 25 fps, which played a 15 fps camera's recording 1.6x too fast; the wall clock times them
@@ -405,7 +402,7 @@ class FileConnection:
             return
         cc = container.streams.audio[0].codec_context
         tracks = len(container.streams.audio)
-        if tracks > 1 and _first_time_said(path, "live audio tracks"):  # a screen recording's system sound went unsaid
+        if tracks > 1 and first_time_about_file(path, "live audio tracks"):  # a screen recording's system sound went unsaid
             meta = container.streams.audio[0].metadata
             title = meta.get("title") or meta.get("name")  # a MOV track's name reads as "name"
             named = f" ({title})" if title else ""

@@ -42,6 +42,7 @@ from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
 from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
+from birefvid.said_once import first_time_about_file
 from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
@@ -297,7 +298,7 @@ def decodable_video_stream(container: av.container.InputContainer, shown: object
     if broken:
         raise SourceError(f"{shown}: {broken}")
     note = video_choice_note(container, stream)
-    if note and _first_time_said(shown, "video streams"):
+    if note and first_time_about_file(shown, "video streams"):
         log.warning("%s has %s", shown, note)
     return stream
 
@@ -352,25 +353,6 @@ def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
         return None
     return ("the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an interrupted download "
             "leaves it")
-
-
-# (path, size, modification time) of the files whose cut-off warning was given in this process
-_SAID: set[tuple[object, ...]] = set()
-_said_lock = threading.Lock()
-
-
-def _first_time_said(path: object, *what: object) -> bool:
-    """True the first time this process warns ``what`` about this file as it is now (the same file changed is new
-    again; a URL, which cannot be looked at, is always new)."""
-    try:
-        st = os.stat(path)  # type: ignore[arg-type]
-    except (OSError, TypeError, ValueError):
-        return True
-    key = (str(path), st.st_size, st.st_mtime_ns, *what)
-    with _said_lock:
-        first = key not in _SAID
-        _SAID.add(key)
-    return first
 
 
 def declared_shortfall(stream: av.video.stream.VideoStream, count: int, last_pts: Optional[int], *, hidden: int = 0,
@@ -525,14 +507,14 @@ class ConcealedFrames:
         msg = f"{self.shown}: frame {index} is damaged (the decoder concealed missing or broken data)"
         if self.strict:
             raise SourceError(msg + "; re-encode or repair the file")
-        if not self.count and _first_time_said(self.shown, "concealed", index):  # live --loop: not at every pass
+        if not self.count and first_time_about_file(self.shown, "concealed", index):  # live --loop: not at every pass
             log.warning("%s; it is kept as decoded, as ffmpeg keeps it (a recording cut off mid-frame, packets lost on a network)", msg)
         self.count += 1
         self.span = (self.span[0] if self.count > 1 else index, index)
 
     def summarise(self) -> None:
         """The count, once the frames are read, when more than the first (which warned) were concealed."""
-        if self.count > 1 and _first_time_said(self.shown, "concealed", *self.span, self.count):
+        if self.count > 1 and first_time_about_file(self.shown, "concealed", *self.span, self.count):
             log.warning("%s: %d frames were damaged and kept as the decoder concealed them (frames %d to %d)", self.shown, self.count, *self.span)
 
 
@@ -556,7 +538,7 @@ class VideoFileSource(Source):
             self._attach_stream()
             self._dropped = index_dropped(self._stream, self._container.format.name)  # before any fragment adds to the index
             data = data_streams_note(self._container)
-            if data and _first_time_said(self.shown, "data streams"):  # telemetry was left out without a word
+            if data and first_time_about_file(self.shown, "data streams"):  # telemetry was left out without a word
                 log.warning("%s has %s", self.shown, data)
             if self._still_picture() and regular_file(self.path):  # FFmpeg shows a cut-off JPEG's missing part grey, unsaid: read it as `image` does
                 from birefvid.io.image_source import check_picture
@@ -843,7 +825,7 @@ class VideoFileSource(Source):
         if damage:
             raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {damage}")
         cut = mpegts_cut_off(self.path, self._container.format.name)
-        if cut and _first_time_said(self.path, "cut"):  # live --loop reads the file again and again: said once
+        if cut and first_time_about_file(self.path, "cut"):  # live --loop reads the file again and again: said once
             # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
             kept = count - self._counted_from
             if self._counted_from:
