@@ -23,6 +23,7 @@ from typing import Any, Iterable, Literal, Optional, TypeVar, Union, get_args
 
 from .colors import parse_color
 from .errors import ConfigError, option, sink_named
+from .file_names import name_too_long
 from .urls import shown_url
 
 OutputKind = Literal["alpha", "mask", "foreground", "green", "composite", "blur"]
@@ -312,8 +313,6 @@ class OutputSpec:
             object.__setattr__(self, "kind", output_kind(self.kind))
 
     def validate(self) -> None:
-        from .io.atomic import name_too_long  # the io package imports PyAV: not at job.py's import
-
         check_path_given(self.path, "output")
         refuse_standard_streams(out=self.path)
         too_long = name_too_long(self.path)

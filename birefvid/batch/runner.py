@@ -19,8 +19,9 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequ
 
 from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, name_too_long, partial_prefix
+from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
 from ..io import open_source
 from ..io.base import is_url
 from ..io.scale import scaled_size
@@ -287,7 +288,7 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
     another's PNG-sequence folder clashes too."""
     names = [output_key(o, out_dir) if out_dir is not None else Path(o).name for o in outputs]
     if inputs is not None and out_dir is not None:
-        _check_name_lengths(outputs, inputs)
+        check_name_lengths(outputs, inputs)
         _check_nesting(names, inputs)
     folded = [name_fold(n) for n in names]  # Clip.mov and clip.mov: one file on an exFAT card or a Mac's disk
     why = ""
@@ -304,7 +305,7 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
     raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
 
 
-def _check_name_lengths(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:
+def check_name_lengths(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:
     """ConfigError naming the first input whose output name no disk takes (a 252-byte ``clip.ts`` makes
     ``clip.webm``, 255 + 1): before any work, where the run stopped on it in a traceback."""
     for output, source in zip(outputs, inputs):

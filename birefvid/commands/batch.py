@@ -85,7 +85,7 @@ def check_model_here(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, check_background, check_output_format, check_distinct_outputs, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
+    from ..batch.runner import DEFAULT_EXT, check_background, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
     from ..io.atomic import check_output_file
 
     if args.chunk_frames < 0:
@@ -115,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output-dir {out_dir} is a file, not a folder")
-    jobs = [file_job_from_args(args, str(f.path), str(output_for(f.path, out_dir, ext, f.sub))) for f in inputs]  # every job checked before any work
+    outputs = [str(output_for(f.path, out_dir, ext, f.sub)) for f in inputs]
+    check_name_lengths(outputs, [f.path for f in inputs])  # naming the input, before its job's own check names the output only
+    jobs = [file_job_from_args(args, str(f.path), out) for f, out in zip(inputs, outputs)]  # every job checked before any work
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made
     check_background(args.background)
     check_output_format(jobs[0])  # every job writes the same container with the same options: before the folder is made

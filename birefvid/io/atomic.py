@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
+from birefvid.file_names import NAME_MAX
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ def replace(src: str | Path, dst: str | Path) -> None:
         pause = min(2 * pause, 0.5)
 
 
-# the longest file name most filesystems take (ext4, XFS, Btrfs, APFS, NTFS; bytes or UTF-16 units)
-NAME_MAX = 255
 _RANDOM_CHARS = 8  # what mkstemp and mkdtemp add
 
 
@@ -94,13 +93,6 @@ def _umask() -> int:
 def apply_default_permissions(path: Path, is_dir: bool) -> None:
     """mkstemp/mkdtemp create 0600/0700 entries; give the finished output the mode a plain open() would."""
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
-
-
-def name_too_long(path: str | Path) -> Optional[str]:
-    """Why ``path``'s own name is one no disk takes (over ``NAME_MAX`` bytes), or None: said in a line
-    up front, where the first look at it was OSError 'File name too long' in a traceback (exit 1)."""
-    size = len(os.fsencode(Path(path).name))
-    return f"its name is {size} bytes long, over the {NAME_MAX} a file system takes" if size > NAME_MAX else None
 
 
 def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
