@@ -14,6 +14,7 @@ from birefvid.cli import main
 from system_tools import need_module
 
 MODEL_ARGS = ["--resolution", "64", "--device", "cpu", "--precision", "fp32"]
+ROUNDING = 0.004  # the report rounds each figure to the millisecond: a sum of six rounded ones may pass the rounded wall by 3.5 ms
 
 
 def _picture(seed: int, deep: bool = False) -> np.ndarray:
@@ -52,7 +53,7 @@ def test_the_report_says_what_was_written_how_long_it_took_and_with_which_model(
         assert cv2.imread(w["output"], cv2.IMREAD_UNCHANGED).dtype == (np.uint16 if w["bit_depth"] == 16 else np.uint8)
     assert set(data["stage_seconds"]) == {"read", "segment", "compose", "write"}
     assert data["stage_seconds"]["segment"] > 0 and data["load_seconds"] > 0
-    assert data["wall_seconds"] >= data["load_seconds"] + sum(data["stage_seconds"].values())
+    assert data["wall_seconds"] >= data["load_seconds"] + sum(data["stage_seconds"].values()) - ROUNDING
     assert data["pictures_per_second"] > 0
     assert data["resolved"]["backbone"] == "pvt_v2_b0" and data["resolved"]["device"] == "cpu" and data["resolved"]["resolution"] == [64, 64]
     options = data["options"]
@@ -111,7 +112,7 @@ def test_a_first_onnx_export_is_reported_apart_from_the_model_time(tmp_path, pho
     assert data["pictures"] == 3 and data["resolved"]["backend"] == "onnxruntime"
     assert data["stage_seconds"]["segment"] < data["resolved"]["export_seconds"] / 2  # three 64 px pictures' model time alone
     assert data["export_seconds"] > 0.5 and data["export_seconds"] >= data["resolved"]["export_seconds"] - 0.05
-    assert data["wall_seconds"] >= data["load_seconds"] + data["export_seconds"] + sum(data["stage_seconds"].values())
+    assert data["wall_seconds"] >= data["load_seconds"] + data["export_seconds"] + sum(data["stage_seconds"].values()) - ROUNDING
     again = tmp_path / "again.json"  # exported already: nothing to report
     assert _image(str(photos), "-o", str(tmp_path / "cut2"), "--backend", "onnxruntime", "--report", str(again), weights=pvt_b0_weights) == 0
     assert json.loads(again.read_text())["export_seconds"] == 0
