@@ -213,6 +213,31 @@ def test_an_output_name_too_long_for_any_disk_is_one_line(tmp_path, monkeypatch,
     assert list(work.iterdir()) == []
 
 
+@pytest.mark.parametrize("command, side", [("process", "--report"), ("image", "--report"), ("batch", "--progress-json")])
+def test_a_side_file_name_too_long_for_any_disk_is_one_line(tmp_path, monkeypatch, capsys, command, side):
+    """A --report or --progress-json named with 84 Japanese characters (257 bytes) ended in OSError 'File name too
+    long' in a traceback, exit 1, as the output's own name did."""
+    import cv2
+    import numpy as np
+
+    from birefvid.cli import main
+
+    if command == "image":
+        source = str(tmp_path / "in.png")
+        cv2.imwrite(source, np.full((48, 64, 3), 128, np.uint8))
+    else:
+        source = str(Path(__file__).resolve().parent.parent / "samples" / "scene.mp4")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    name = "\u3042" * 84 + ".json"  # 84 x 3 + 5 bytes
+    out = "out" if command == "batch" else ("o.png" if command == "image" else "o.mov")
+    assert main([command, source, "-o", out, side, name, "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("birefvid: error: cannot write") and "its name is 257 bytes long, over the 255" in err[0], err
+    assert list(work.iterdir()) == []
+
+
 @pytest.mark.parametrize("source, flag, words", [
     ("0", "realtime", "--realtime plays a video file at its own rate; 0 is a camera"),
     ("rtsp://cam.local/1", "loop", "--loop plays a video file again at its end; rtsp://cam.local/1 is a live stream"),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
-from birefvid.file_names import NAME_MAX
+from birefvid.file_names import NAME_MAX, name_too_long
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,11 @@ def folds_names(folder: str | Path) -> bool:
 
 def check_output_file(path: str | Path, what: str) -> None:
     """Fail early, before the work, when the file ``path`` (``what`` names it: ``--json``) cannot be
-    written: it is a folder, its folder is missing, or neither it nor its folder is writable."""
+    written: it is a folder, its folder is missing, neither it nor its folder is writable, or its name is over 255 bytes."""
     p = Path(path)
+    too_long = name_too_long(p)
+    if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
+        raise SinkError(f"cannot write {what} {p}: {too_long}; pick a shorter name")
     parent = p.resolve().parent
     if p.is_dir():
         raise SinkError(f"{what} {p} is a folder; name a file")

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import OutputKeptError, SinkError, option
+from ..file_names import name_too_long
 from ..io import open_sink, open_source
 from ..io.atomic import check_replaces_no_input, write_text_atomic
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
@@ -35,7 +36,10 @@ from .video_job import run_video_job
 
 
 def check_report_path(report_path: Optional[str | Path]) -> None:
-    """The report's folder must exist before hours of work are spent."""
+    """The report's folder must exist, and its name be one a disk takes, before hours of work are spent."""
+    too_long = name_too_long(report_path) if report_path is not None else None
+    if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
+        raise SinkError(f"cannot write {option('report_path')} {report_path}: {too_long}; pick a shorter name")
     if report_path is not None and not Path(report_path).resolve().parent.is_dir():
         raise SinkError(f"{option('report_path')} folder does not exist: {Path(report_path).resolve().parent}")
     if report_path is not None and Path(report_path).is_dir():
