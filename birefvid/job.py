@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Optional, TypeVar, Union, get_args
 
-from .colors import parse_color
+from .colors import is_color, parse_color
 from .errors import ConfigError, option, sink_named
 from .file_names import name_too_long
 from .urls import shown_url
@@ -97,6 +97,17 @@ def refuse_standard_streams(inputs: Iterable[object] = (), out: object = None, *
     if out is not None and str(out) == "-":  # else taken for a folder named "-"
         raise ConfigError("writing to standard output (-o -) is not supported: an output is written under a temporary "
                           f"name and renamed when complete; name {name} and read that")  # fmt: skip
+    if out is not None and _is_pipe(out):  # --overwrite renamed a file over the pipe, its reader left waiting; without, 'output exists'
+        raise ConfigError(f"{out} is a pipe, and an output is written under a temporary name and renamed when complete "
+                          f"(it would replace the pipe, not write into it); name {name} and read that")  # fmt: skip
+
+
+def refuse_piped_background(background: Optional[str]) -> None:
+    """ConfigError for a named pipe as ``--background``: a background is opened more than once (a video again at each
+    loop), and a pipe was said to be 'not found'."""
+    if background is not None and not is_color(background) and _is_pipe(background):
+        raise ConfigError(f"background {background} is a pipe, and a background is read more than once (a video again "
+                          "at each loop); save it to a file first and name that")  # fmt: skip
 
 
 def _is_pipe(path: object) -> bool:
@@ -321,6 +332,7 @@ class OutputSpec:
         if self.bit_depth not in BIT_DEPTHS:
             raise ConfigError(f"{option('bit_depth')} must be one of auto, 8, 16, got {self.bit_depth!r}")
         check_output_options(self.kind, self.background is not None)
+        refuse_piped_background(self.background)
         self.matte.validate()
         parse_color(self.key_color)  # a bad colour fails before any work
         check_blur_sigma(self.blur_sigma)
@@ -557,6 +569,7 @@ class EffectSpec:
             raise ConfigError(f"{option('background')} is only used with {option('effect', 'replace')} (or {option('effect', 'none')}, to switch to replace)")
         if self.effect == "mask" and self.foreground:  # the matte alone has no colours: it was ignored without a word
             raise ConfigError(f"{option('foreground')} estimates colours at soft edges; {option('effect', 'mask')} draws the matte alone, which has none")
+        refuse_piped_background(self.background)
         parse_color(self.key_color)
         check_blur_sigma(self.blur_sigma)
 

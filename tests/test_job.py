@@ -191,6 +191,47 @@ def test_a_named_pipe_input_is_refused_not_waited_on(tmp_path, monkeypatch, caps
     assert list(work.iterdir()) == []
 
 
+@pytest.mark.parametrize("command, args, words", [
+    ("process", ["-o", "{fifo}", "--overwrite"], "{fifo} is a pipe, and an output is written under a temporary name"),
+    ("process", ["-o", "o.mov", "--also", "mask={fifo}", "--overwrite"], "{fifo} is a pipe, and an output is written under a temporary name"),
+    ("process", ["-o", "o.mov", "--output", "composite", "--background", "{fifo}"], "background {fifo} is a pipe, and a background is read more than once"),
+    ("image", ["-o", "{fifo}", "--overwrite"], "{fifo} is a pipe, and an output is written under a temporary name"),
+    ("batch", ["-o", "out", "--output", "composite", "--background", "{fifo}"], "background {fifo} is a pipe, and a background is read more than once"),
+])  # fmt: skip
+def test_a_named_pipe_output_or_background_is_refused_in_words_that_fit(tmp_path, monkeypatch, capsys, command, args, words):
+    """A pipe as -o or --also was 'output exists (use --overwrite)', and with --overwrite a file was renamed over it, its
+    reader left waiting; as --background it was 'background not found'."""
+    import cv2
+    import numpy as np
+
+    from birefvid.cli import main
+
+    fifo = tmp_path / "feed.mkv"
+    os.mkfifo(fifo)
+    if command == "image":
+        source = str(tmp_path / "in.png")
+        cv2.imwrite(source, np.full((48, 64, 3), 128, np.uint8))
+    else:
+        source = str(Path(__file__).resolve().parent.parent / "samples" / "scene.mp4")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main([command, source, *(a.format(fifo=fifo) for a in args), "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words.format(fifo=fifo) in err[0], err
+    assert fifo.is_fifo() and list(work.iterdir()) == []
+
+
+def test_a_named_pipe_background_of_a_live_run_is_refused(tmp_path):
+    """live --effect replace --background PIPE: the same line as process, where open_background said 'not found'."""
+    from birefvid.job import EffectSpec
+
+    fifo = tmp_path / "bg.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is a pipe, and a background is read more than once"):
+        EffectSpec(effect="replace", background=str(fifo)).validate()
+
+
 @pytest.mark.parametrize("command", ["process", "image"])
 def test_an_output_name_too_long_for_any_disk_is_one_line(tmp_path, monkeypatch, capsys, command):
     """A 260-byte name (a title pasted whole) ended in OSError 'File name too long' in a traceback, exit 1."""
