@@ -93,3 +93,16 @@ def test_a_cut_off_matroska_file_is_refused_as_with_pyav(tmp_path):
         refuse_cut_off(src, None)  # what process and the API call before the first frame
     with open_source(whole, "decord") as src:
         refuse_cut_off(src, None)
+
+
+def test_frames_timed_before_zero_are_named_as_such(tmp_path):
+    """An -ss copy cut into Matroska with -avoid_negative_ts disabled times its pre-roll frames before 0; decord gives them
+    no time, and the refusal called them 'hidden behind an edit list', which Matroska has none of."""
+    src = ffmpeg(tmp_path / "src.mp4", "-f", "lavfi", "-i", PATTERN, "-c:v", "libx264", "-g", "10", "-bf", "2")
+    cut = ffmpeg(tmp_path / "cut.mkv", "-ss", "0.5", "-i", str(src), "-c", "copy", "-avoid_negative_ts", "disabled")
+    times = frames(cut, "pyav")[0]
+    before = sum(1 for t in times if t < 0)
+    assert before > 0  # PyAV reads them, timed before 0
+    with cli_naming(), pytest.raises(SourceError, match=rf"cut.mkv: its first {before} frames are timed before 0 \(negative timestamps\), "
+                                                        r"which decord 0.6 reads as frames without a time; use the PyAV decoder \(--decoder pyav\)$"):  # fmt: skip
+        open_source(cut, "decord")

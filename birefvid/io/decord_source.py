@@ -8,7 +8,8 @@ itself (90, 180, 270 at 128x96: PyAV's pictures) but mis-sizes others (at 64x48 
 rotated video is read only when decord's first picture is PyAV's, else refused. Colour conversion is decord's own. The
 stream's facts (pixel aspect, timecode, tags) come from PyAV. An MP4 whose edit list hides leading
 frames (a cut made with ``ffmpeg -ss -c copy``) is refused too: decord 0.6 returns the shown
-pictures under the hidden frames' timestamps and pads the end with repeats. So are MPEG-TS/PS files
+pictures under the hidden frames' timestamps and pads the end with repeats; so is a Matroska file whose leading
+frames are timed before 0, which decord gives no time. So are MPEG-TS/PS files
 (decord seeks by frame index, which they lack: wrong frames, or a failure at frame 0), video with its
 own alpha (decord gives RGB only) and codecs decord's own FFmpeg lacks (AV1), each in one line.
 """
@@ -39,6 +40,8 @@ BATCH = 8  # frames fetched per decord call (bounded memory, fewer FFI round tri
 # mean difference (levels) below which decord's first picture of a rotated video is taken for PyAV's: their 4:2:0
 # chroma upsampling differs by up to 7 on a sharp test pattern, a wrong turn by ~175
 UPRIGHT_MEAN_ERR = 24.0
+# decord's time of a frame without one: FFmpeg's AV_NOPTS_VALUE (-2^63) times the time base, -9.2e15 s at 1/1000
+NO_TIME = -1e12
 
 
 def use_pyav() -> str:
@@ -117,6 +120,10 @@ class DecordSource(Source):
         self._count = len(self._reader)
         if upright is not None and not self._turns_upright(upright, decord):
             raise SourceError(f"{self.path} has a {rotation} degree rotation tag, which decord 0.6 decodes wrongly here; {use_pyav()}")
+        untimed = self._untimed_frames()
+        if untimed:  # not an edit list's hidden frames: Matroska has none, and PyAV shows these frames
+            raise SourceError(f"{self.path}: its first {untimed} frames are timed before 0 (negative timestamps), which decord 0.6 "
+                              f"reads as frames without a time; {use_pyav()}")  # fmt: skip
         hidden = self._hidden_frames(info.time_base, first_pts)
         if hidden:
             raise SourceError(
@@ -139,6 +146,14 @@ class DecordSource(Source):
         if first.shape != upright.shape:
             return False
         return float(np.abs(first.astype(np.int16) - upright.astype(np.int16)).mean()) < UPRIGHT_MEAN_ERR
+
+    def _untimed_frames(self) -> int:
+        """How many frames decord gives no time (FFmpeg's 'no pts' times the time base): those a Matroska file times
+        before 0, which it stores without a timestamp (``-ss`` cuts with ``-avoid_negative_ts disabled``)."""
+        if self._count == 0:
+            return 0
+        times = self._reader.get_frame_timestamp(list(range(self._count)))[:, 0]
+        return int(np.count_nonzero(times < NO_TIME))
 
     def _hidden_frames(self, tb: Fraction, first_pts: int | None) -> int:
         """How many leading frames come before the first one shown (an edit list hides them)."""
