@@ -257,3 +257,15 @@ def test_each_api_run_says_it_again(disabled_first, tmp_path, caplog):
             report = run_live(job)
             assert report["frames_shown"] > FRAMES + 2, report  # the 0.6 s file played more than once
             assert said() == 3 + run
+
+
+def test_each_iter_masks_loop_says_it_again(disabled_first, caplog):
+    """iter_masks was left out of 'once a run': a notebook's second loop over the same file said nothing of the
+    track left out, where a second process_video says it again."""
+    from birefvid.api import iter_masks
+
+    with caplog.at_level(logging.WARNING):
+        for run in range(2):
+            shapes = [mask.shape for _, mask in iter_masks(disabled_first, model="tiny", device="cpu", resolution=64)]
+            assert shapes == [(MAIN[1], MAIN[0])] * FRAMES
+            assert sum("video streams" in r.getMessage() for r in caplog.records) == run + 1
