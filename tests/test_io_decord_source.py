@@ -106,3 +106,12 @@ def test_frames_timed_before_zero_are_named_as_such(tmp_path):
     with cli_naming(), pytest.raises(SourceError, match=rf"cut.mkv: its first {before} frames are timed before 0 \(negative timestamps\), "
                                                         r"which decord 0.6 reads as frames without a time; use the PyAV decoder \(--decoder pyav\)$"):  # fmt: skip
         open_source(cut, "decord")
+
+
+def test_a_url_names_the_pyav_decoder_in_the_commands_words():
+    """`process URL --decoder decord` said '(decoder='pyav')', the Python API's words, where every other refusal of decord
+    says --decoder pyav on the command line."""
+    from birefvid.errors import ConfigError
+
+    with cli_naming(), pytest.raises(ConfigError, match=r"^decord reads local files only; read http://127\.0\.0\.1:9/a\.mp4 with the PyAV decoder \(--decoder pyav\)$"):
+        open_source("http://127.0.0.1:9/a.mp4", "decord")

@@ -48,7 +48,7 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
         return VideoFileSource(text, threads=threads or 0, deinterlace=deinterlace)
     if decoder == "decord":
         if is_url(text):
-            raise ConfigError(f"decord reads local files only; {text} is read with the PyAV decoder (decoder='pyav')")
+            raise ConfigError(f"decord reads local files only; read {text} with the PyAV decoder ({option('decoder', 'pyav')})")
         from birefvid.io.decord_source import DecordSource  # optional extra: imported only when asked for
 
         return DecordSource(text)
