@@ -258,3 +258,28 @@ def test_a_later_batch_names_the_partial_files_a_killed_run_left(tmp_path, caplo
     caplog.clear()
     assert main(["batch", str(b), *argv]) == 0  # its video rerun removes it
     assert not left[0].exists() and not [r for r in caplog.records if "partial file" in r.getMessage()]
+
+
+def test_a_dotted_video_name_makes_its_png_folder_and_its_partials_are_its_own(tmp_path, caplog):
+    """`--ext png` took `2024.06.01 wedding.mp4`'s output folder for a `.01 wedding` file and refused the batch
+    before any work; its partial folders (`.2024.06.01 wedding.partial-*`) were neither removed nor named, and
+    removal by stem would have hit `.2024.06.partial-*.mov`, the partial of another video's output."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    keyframed_clip(folder / "2024.06.01 wedding.mp4", FRAMES)
+    target = out / "2024.06.01 wedding"
+    out.mkdir()
+    ours = out / ".2024.06.01 wedding.partial-k1ll3d"  # a run killed while writing this folder
+    ours.mkdir()
+    (ours / "frame_000001.png").write_bytes(b"half")
+    others = out / ".2024.06.partial-wr1t1ng.mov"  # another video's (2024.06.mp4), maybe being written now
+    others.write_bytes(b"someone else's")
+    assert main(["batch", str(folder), "--output-dir", str(out), "--ext", "png", "-q", *MODEL]) == 0
+    assert sorted(p.name for p in target.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, FRAMES + 1)]
+    assert not ours.exists() and others.exists()
+    caplog.clear()
+    ours.mkdir()  # left by a later killed run: a batch of other videos names it
+    keyframed_clip(folder / "b.mp4", FRAMES)
+    assert main(["batch", str(folder), "--output-dir", str(out), "--ext", "png", "-q", *MODEL]) == 0
+    warnings = [r.getMessage() for r in caplog.records if "partial file" in r.getMessage()]
+    assert len(warnings) == 1 and str(ours) in warnings[0] and str(others) not in warnings[0], warnings

@@ -31,7 +31,9 @@ def stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
     wanted: dict[Path, set[tuple[str, str]]] = {}
     for name in outputs:
         target = out_dir / name
-        wanted.setdefault(target.parent, set()).add((partial_prefix(target.stem, target.suffix), target.suffix))
+        marks = wanted.setdefault(target.parent, set())
+        marks.add((partial_prefix(target.stem, target.suffix), target.suffix))  # a file's: ``.NAME.partial-XXXX.mov``
+        marks.add((partial_prefix(target.name), ""))  # a PNG-sequence folder's, its whole name (``.2024.06.01 talk.partial-XXXX``)
     found: list[Path] = []
     for folder, marks in wanted.items():
         try:
@@ -52,10 +54,10 @@ def note_stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
         return left
     shown = " ".join(shlex.quote(str(p)) for p in left[:SHOWN])
     more = f" and {len(left) - SHOWN} more (`find {shlex.quote(str(out_dir))} -name '.*.partial-*' -prune` lists them)" if len(left) > SHOWN else ""
-    log.warning("%s left by %s killed while writing (SIGKILL, the OOM killer): %s%s; rerunning %s removes %s, or `rm -rf` %s "
-                "once no other birefvid run writes to %s (not removed here: Ray workers of a run killed just now, or a "
-                "`birefvid process` of the same name, may still be writing)",
+    # a rerun removes only what it still has to do: a video done already is skipped, its leftover kept
+    log.warning("%s left by %s killed while writing (SIGKILL, the OOM killer): %s%s; `rm -rf` %s once no other birefvid "
+                "run writes to %s (not removed here: Ray workers of a run killed just now, or a `birefvid process` of the "
+                "same name, may still be writing; a rerun removes those of the videos it has yet to finish)",
                 f"{len(left)} partial file{'s' if len(left) > 1 else ''}", "runs" if len(left) > 1 else "a run", shown, more,
-                "their videos" if len(left) > 1 else "its video", "them" if len(left) > 1 else "it",
                 "them" if len(left) > 1 else "it", out_dir)  # fmt: skip
     return left

@@ -23,6 +23,7 @@ from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
 from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
 from ..io import open_source
+from ..io.factory import is_sequence_target
 from ..io.base import is_url
 from ..io.scale import scaled_size
 from ..job import FileJob
@@ -77,11 +78,22 @@ class VideoPlan:
     def output(self) -> Path:
         return Path(self.job.output.path)
 
-    def chunk_path(self, index: int) -> Path:
-        """Where chunk ``index`` is written (the final output when the video is one chunk)."""
+    @property
+    def is_folder(self) -> bool:
+        """Whether the output is a PNG-sequence folder: told by the job's path (``2024.06.01 talk/``), as a dotted
+        name's "extension" (``.01 talk``) is no container."""
+        return is_sequence_target(self.job.output.path)
+
+    def chunk_target(self, index: int) -> str:
+        """Where chunk ``index`` is written, as the worker's output path (the final output, its trailing ``/`` kept,
+        when the video is one chunk)."""
         if len(self.chunks) == 1 and self.chunks[0].start_pts is None:
-            return self.output
-        return self.work_dir / f"chunk-{index:05d}{self.output.suffix}"
+            return str(self.job.output.path)
+        return str(self.work_dir / f"chunk-{index:05d}{self.output.suffix}")
+
+    def chunk_path(self, index: int) -> Path:
+        """``chunk_target`` as a path, to look at."""
+        return Path(self.chunk_target(index))
 
 
 class Found(NamedTuple):
@@ -336,10 +348,11 @@ def prepare_output_dir(out_dir: Path) -> None:
         raise SinkError(f"output folder is not writable: {out_dir}")
 
 
-def output_for(input_path: Path, out_dir: Path, ext: str, sub: Path = Path()) -> Path:
-    """``DIR/<sub>/<input stem><ext>`` (``sub``: the input's subfolder, mirrored); ``ext`` ``png`` means a PNG-sequence folder ``DIR/<sub>/<input stem>/``."""
+def output_for(input_path: Path, out_dir: Path, ext: str, sub: Path = Path()) -> str:
+    """``DIR/<sub>/<input stem><ext>`` (``sub``: the input's subfolder, mirrored); ``ext`` ``png`` means a PNG-sequence
+    folder ``DIR/<sub>/<input stem>/``, its trailing ``/`` kept: ``2024.06.01 talk`` was taken for a ``.01 talk`` file."""
     folder = out_dir / sub
-    return folder / input_path.stem if ext == "png" else folder / f"{input_path.stem}{ext}"
+    return f"{folder / input_path.stem}{os.sep}" if ext == "png" else str(folder / f"{input_path.stem}{ext}")
 
 
 def output_key(output: str | Path, out_dir: Path) -> str:
@@ -355,7 +368,7 @@ def output_key(output: str | Path, out_dir: Path) -> str:
 
 def _splittable(job: FileJob) -> bool:
     """Whether chunks of this job can be joined: a video container, and no looping background video."""
-    if Path(job.output.path).suffix.lower() in ("", ".gif", ".webp", ".apng"):
+    if is_sequence_target(job.output.path) or Path(job.output.path).suffix.lower() in (".gif", ".webp", ".apng"):
         return False  # PNG sequences and animated pictures (FFmpeg cannot read animated WebP back): one piece per video
     if job.output.kind == "composite" and job.output.background and Path(job.output.background).is_file():
         from ..extensions import IMAGE_EXTENSIONS
@@ -463,7 +476,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             plan.job = job = replace(job, output=replace(job.output, overwrite=True))
         elif made_before and plan.output.exists() and not job.output.overwrite:
             _refuse_stale(plan.output, job.source.input, before)
-        _check_output(plan.output, overwrite=job.output.overwrite)  # before any work
+        _check_output(plan.output, overwrite=job.output.overwrite, is_dir=plan.is_folder)  # before any work
         if not plan.output.exists():
             # this run's to write: one that appears meanwhile comes from the Ray workers of a run killed
             # just before (they finish their chunk as their driver dies), and must not end this one
@@ -515,7 +528,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             if len(jobs) == 1:
                 raise exc  # nothing else to go on with: the error is the run's
             if isinstance(exc, WorkerDied):
-                remove_partials(Path(task.path))  # what the dead worker was writing
+                remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))  # what the dead worker was writing
             if task.video not in failed:
                 failed[task.video] = str(exc)
                 if isinstance(exc, WorkerDied):
@@ -530,7 +543,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         finally:
             for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
                 if task.chunk["index"] not in by_name[task.video].done:
-                    remove_partials(Path(task.path))
+                    remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
             progress.stopped(_why_stopped(exc))
         raise
     executor.close()
@@ -653,7 +666,7 @@ def _task(plan: VideoPlan, chunk: Chunk) -> ChunkTask:
     if len(plan.chunks) > 1:
         plan.work_dir.mkdir(parents=True, exist_ok=True)
         job = replace(job, output=replace(job.output, overwrite=True))
-    return ChunkTask(plan.name, job.to_dict(), chunk.to_dict(), str(plan.chunk_path(chunk.index)), crash_hook_for(job.source.input, chunk.index))
+    return ChunkTask(plan.name, job.to_dict(), chunk.to_dict(), plan.chunk_target(chunk.index), crash_hook_for(job.source.input, chunk.index))
 
 
 def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) -> None:
@@ -677,13 +690,14 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
         if str(parent) != ".":
             with contextlib.suppress(OSError):
                 (manifest.path.parent / parent).rmdir()
-    remove_partials(plan.output)  # from a worker killed mid-write
+    remove_partials(plan.output, is_dir=plan.is_folder)  # from a worker killed mid-write
     progress.video_done(plan.name, str(plan.output))
 
 
-def remove_partials(target: Path) -> None:
-    """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` left."""
-    prefix = partial_prefix(target.stem, target.suffix)  # as AtomicFile names them (a long name cut short)
+def remove_partials(target: Path, *, is_dir: bool = False) -> None:
+    """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` (a folder: ``is_dir``) left."""
+    # as AtomicFile and AtomicFolder name them (a long name cut short): a folder's whole name, a file's stem
+    prefix = partial_prefix(target.name) if is_dir else partial_prefix(target.stem, target.suffix)
     for leftover in target.parent.glob(f"{glob.escape(prefix)}*"):  # `clip [1].mov` is no pattern
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -691,14 +705,14 @@ def remove_partials(target: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _check_output(output: Path, *, overwrite: bool) -> None:
+def _check_output(output: Path, *, overwrite: bool, is_dir: bool) -> None:
     """``check_target`` for an output whose subfolder a recursive batch has yet to create: the
     nearest folder that exists must be one this run can write into."""
     folder = output.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if folder == output.parent:
-        check_target(output, overwrite=overwrite, is_dir=output.suffix == "")
+        check_target(output, overwrite=overwrite, is_dir=is_dir)
     elif not folder.is_dir():
         raise SinkError(f"cannot write {output}: {folder} is a file, not a folder")
     elif not os.access(folder, os.W_OK | os.X_OK):
