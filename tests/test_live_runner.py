@@ -119,11 +119,18 @@ def test_model_fps_caps_the_mask_refreshes_and_keeps_the_picture_at_the_source_r
     free_calls, free, _ = runs[None]
     capped_calls, capped, lines = runs[4.0]
     seconds = capped["stats"]["seconds"]
-    assert free_calls >= 0.7 * 3 * FPS  # without the cap the model took nearly every frame
+    # The control: without the cap the model ran more often than the cap allows. An idle box runs it on
+    # nearly every frame; a 2-core box loaded 4-5 times over ran it on 18-39 of 72 (5-13 a second), still over the cap.
+    assert free_calls > 1 + 4 * free["stats"]["seconds"] + 1, (free_calls, free["stats"]["seconds"])
     assert capped_calls <= 1 + 4 * seconds + 1, (capped_calls, seconds)  # the first frame before the display, then 4 a second
     assert capped_calls >= 4 * seconds * 0.6  # the cap is a ceiling, not a stall
     assert capped["stats"]["model_fps"] <= 4.4 and capped["stats"]["model_fps_cap"] == 4.0 and free["stats"]["model_fps_cap"] is None
-    assert capped["stats"]["output_fps"] >= 0.95 * FPS and capped["frames_shown"] == free["frames_shown"]
+    # Every frame still shown: the picture keeps the source's rate, not the model's 4 a second (about 12 of
+    # 72 frames). Compared side by side with the uncapped run, since a loaded 2-core box drops frames in
+    # either run, by turns (shown 62 vs 70 of 72, 60 vs 64; 20.5 vs 22.6 fps): 0.8 of it is far above 1/6.
+    capped_fps, free_fps = capped["stats"]["output_fps"], free["stats"]["output_fps"]
+    assert capped_fps >= 0.8 * min(FPS, free_fps) and capped_fps > 3 * 4, (capped_fps, free_fps)
+    assert capped["frames_shown"] >= 0.8 * free["frames_shown"], (capped["frames_shown"], free["frames_shown"])
     assert len(read_frames(tmp_path / "out4.0.mkv")) == capped["frames_shown"]
     assert any("model" in line and "fps (at most 4)" in line for line in lines), lines
     assert capped["job"]["model_fps"] == 4.0
