@@ -9,7 +9,9 @@ model far slower than the camera.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import threading
 import time
 from fractions import Fraction
@@ -22,7 +24,7 @@ import torch
 from birefvid.api import build_live_job, run_live
 from birefvid.errors import ConfigError, PipelineError
 from birefvid.io.live_base import LiveSink
-from birefvid.runtime.live import OutputClock, choose_resolution
+from birefvid.runtime.live import SIZE_LADDER, OutputClock, choose_resolution
 from process_fixtures import RedKey, red_key_segmenter, scene_frame, true_mask, interior
 from media import make_resizing_video
 
@@ -117,11 +119,18 @@ def test_model_fps_caps_the_mask_refreshes_and_keeps_the_picture_at_the_source_r
     free_calls, free, _ = runs[None]
     capped_calls, capped, lines = runs[4.0]
     seconds = capped["stats"]["seconds"]
-    assert free_calls >= 0.7 * 3 * FPS  # without the cap the model took nearly every frame
+    # The control: without the cap the model ran more often than the cap allows. An idle box runs it on
+    # nearly every frame; a 2-core box loaded 4-5 times over ran it on 18-39 of 72 (5-13 a second), still over the cap.
+    assert free_calls > 1 + 4 * free["stats"]["seconds"] + 1, (free_calls, free["stats"]["seconds"])
     assert capped_calls <= 1 + 4 * seconds + 1, (capped_calls, seconds)  # the first frame before the display, then 4 a second
     assert capped_calls >= 4 * seconds * 0.6  # the cap is a ceiling, not a stall
     assert capped["stats"]["model_fps"] <= 4.4 and capped["stats"]["model_fps_cap"] == 4.0 and free["stats"]["model_fps_cap"] is None
-    assert capped["stats"]["output_fps"] >= 0.95 * FPS and capped["frames_shown"] == free["frames_shown"]
+    # Every frame still shown: the picture keeps the source's rate, not the model's 4 a second (about 12 of
+    # 72 frames). Compared side by side with the uncapped run, since a loaded 2-core box drops frames in
+    # either run, by turns (shown 62 vs 70 of 72, 60 vs 64; 20.5 vs 22.6 fps): 0.8 of it is far above 1/6.
+    capped_fps, free_fps = capped["stats"]["output_fps"], free["stats"]["output_fps"]
+    assert capped_fps >= 0.8 * min(FPS, free_fps) and capped_fps > 3 * 4, (capped_fps, free_fps)
+    assert capped["frames_shown"] >= 0.8 * free["frames_shown"], (capped["frames_shown"], free["frames_shown"])
     assert len(read_frames(tmp_path / "out4.0.mkv")) == capped["frames_shown"]
     assert any("model" in line and "fps (at most 4)" in line for line in lines), lines
     assert capped["job"]["model_fps"] == 4.0
@@ -222,7 +231,7 @@ def test_output_clock_never_goes_back():
     assert clock.for_frame(0.04, now=10.34) == pytest.approx(after + 0.04)
 
 
-def test_latency_budget_picks_the_largest_size_that_fits():
+def test_latency_budget_picks_the_largest_size_that_fits(caplog):
     """A model whose time grows with the pixel count: the budget picks the size just under it."""
 
     class PixelCost(RedKey):
@@ -232,8 +241,19 @@ def test_latency_budget_picks_the_largest_size_that_fits():
 
     seg = red_key_segmenter(PixelCost())
     image = scene_frame(0, (320, 240))
-    assert choose_resolution(seg, image, 0.27, ceiling=1024) in ((160, 160), (192, 192))
-    assert seg.resolution in ((160, 160), (192, 192))
+    with caplog.at_level(logging.INFO, logger="birefvid.runtime.live"):
+        chosen = choose_resolution(seg, image, 0.27, ceiling=1024)
+    assert seg.resolution == chosen
+    # The pick is checked against the times the calibration measured (its log lines), not against
+    # fixed sizes: on an idle box 160 or 192 fits, but on a loaded 2-core CI box the preprocessing
+    # around the sleep took 100-170 ms more (64² timed 104 ms, 128² 264 ms) and 96 or 128 fit.
+    timed = [(int(m[1]), int(m[2])) for m in re.finditer(r"latency budget: (\d+)x\d+ takes (\d+) ms", caplog.text)]
+    sides = [side for side, _ in timed]
+    assert sides == list(SIZE_LADDER[: len(sides)]), timed  # smallest first, none skipped
+    assert all(ms >= side * side / 128 / 128 * 100 - 1 for side, ms in timed), timed  # each timed at its size: never under its sleep
+    assert all(ms <= 270 for _, ms in timed[:-1]) and timed[-1][1] >= 270, timed  # the search stops at the first over budget
+    assert chosen == ((timed[-2][0],) * 2 if len(timed) > 1 else (64, 64)), timed  # the largest that fit (64 when none did)
+    assert chosen[0] <= 192  # 224² sleeps 306 ms alone: never picked, however idle the box
     assert choose_resolution(seg, image, 0.001, ceiling=1024) == (64, 64)  # nothing fits: the smallest
 
 
