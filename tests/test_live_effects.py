@@ -420,7 +420,8 @@ def test_switch_times_count_from_the_first_picture_not_the_warm_up() -> None:
     finally:
         switch.join()
     assert [c["effect"] for c in effects.changes] == ["green", "none"]
-    assert effects.changes[0]["seconds"] == 0.0 and 0.25 < effects.changes[1]["seconds"] < 0.8, effects.changes
+    # 0.3 s after the timer started, less the wait for the first picture (longer on a loaded box); with the warm-up counted, 1.3 s
+    assert effects.changes[0]["seconds"] == 0.0 and 0.1 < effects.changes[1]["seconds"] < 0.8, effects.changes
 
 
 def test_the_page_says_when_the_run_stopped_answering(tmp_path: Path) -> None:
