@@ -1,0 +1,92 @@
+"""A PNG-sequence output named by a pattern, `-o out/matte.%04d.png` (ffmpeg) or `-o out/matte.####.png` (Nuke):
+a compositor's matte for `plate.1001.png` is `matte.1001.png`, in the plate's numbers, so it conforms by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from birefvid.api import process_video
+from birefvid.cli import main
+from process_fixtures import interior, make_scene, red_key_segmenter, true_mask, write_scene_images
+
+SIZE = (64, 48)
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return red_key_segmenter()
+
+
+@pytest.fixture
+def plate(tmp_path) -> Path:
+    """Five frames `plate.1001.png` ... `plate.1005.png`, as a render or a scan delivers them."""
+    for i, path in enumerate(write_scene_images(tmp_path / "plate", 5, SIZE)):
+        path.rename(path.parent / f"plate.{1001 + i}.png")
+    return tmp_path / "plate"
+
+
+@pytest.fixture
+def run(pvt_b0_weights):
+    def _run(*args: str) -> int:
+        return main(["process", *map(str, args), "--weights", str(pvt_b0_weights), "--resolution", "64", "--device", "cpu", "-q"])
+
+    return _run
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("pattern,names", [("matte.%04d.png", [f"matte.{n}.png" for n in range(1001, 1006)]),
+                                           ("matte.####.png", [f"matte.{n}.png" for n in range(1001, 1006)]),
+                                           ("m_%d.png", [f"m_{n}.png" for n in range(1001, 1006)]),
+                                           ("m.######.png", [f"m.{n:06d}.png" for n in range(1001, 1006)])])  # fmt: skip
+def test_a_pattern_names_the_files_in_the_plates_numbers(tmp_path, plate, seg, pattern, names):
+    """`-o out/matte.%04d.png` was refused (`cannot write mask output to .png files`); now each matte is named by
+    the pattern, numbered as its plate frame, and the pixels are the matte's."""
+    process_video(plate, tmp_path / "out" / pattern, kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "out") == names
+    for i, name in enumerate(names):
+        matte = cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED)
+        fg, bg = interior(true_mask(i, SIZE))
+        assert matte.shape == SIZE[::-1] and np.abs(matte[fg].astype(int) - 255).max() <= 4 and matte[bg].max() <= 4
+
+
+def test_a_pattern_for_also_and_a_video_input(tmp_path, plate, seg):
+    """`--also mask=...pattern` too; a video without a timecode numbers from 1, as ffmpeg's image2 muxer does."""
+    process_video(plate, tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", also=[("mask", str(tmp_path / "m" / "m.####.png"))])
+    assert _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+    process_video(tmp_path / "a.mov", tmp_path / "v" / "x.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "v") == [f"x.{n}.png" for n in range(1001, 1006)]  # a.mov's timecode 00:00:40:01 is frame 1001
+    clip = make_scene(tmp_path / "clip.mov", 3, SIZE)  # no timecode
+    process_video(clip.path, tmp_path / "c" / "x.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "c") == ["x.0001.png", "x.0002.png", "x.0003.png"]
+
+
+def test_bad_patterns_are_one_error_line(tmp_path, plate, run, capsys):
+    """An EXR or TIFF pattern, two number fields: one line each, nothing written."""
+    for pattern, phrase in (("m.####.exr", "written as PNG"), ("m.%04d.tif", "written as PNG"), ("m.%04d.####.png", "one frame-number field")):
+        assert run(plate, "-o", tmp_path / "out" / pattern) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("birefvid: error:") and phrase in err[0], err
+    assert not (tmp_path / "out").exists() and _names(tmp_path) == ["plate"]
+
+
+def test_overwrite_replaces_only_the_patterns_own_folder(tmp_path, plate, run, capsys):
+    """The pattern's folder is the sequence's, as `-o out/` is: an existing one needs --overwrite, and --overwrite
+    replaces a previous run's files but never deletes other files beside them (a compositor's `comp/` folder)."""
+    out = tmp_path / "comp"
+    assert run(plate, "-o", out / "matte.####.png") == 0
+    assert run(plate, "-o", out / "matte.####.png") == 2
+    assert "output exists" in capsys.readouterr().err
+    assert run(plate, "-o", out / "matte.####.png", "--overwrite") == 0
+    assert _names(out) == [f"matte.{n}.png" for n in range(1001, 1006)]
+    (out / "notes.txt").write_text("keep me")
+    assert run(plate, "-o", out / "matte.####.png", "--overwrite") == 2
+    assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep me"
+    assert run(plate, "-o", plate / "matte.####.png", "--overwrite") == 2  # into the plate's own folder
+    assert "which this run reads" in capsys.readouterr().err and len(_names(plate)) == 5
