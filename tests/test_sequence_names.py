@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -90,3 +91,25 @@ def test_overwrite_replaces_only_the_patterns_own_folder(tmp_path, plate, run, c
     assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep me"
     assert run(plate, "-o", plate / "matte.####.png", "--overwrite") == 2  # into the plate's own folder
     assert "which this run reads" in capsys.readouterr().err and len(_names(plate)) == 5
+
+
+def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
+    """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
+    and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts
+    each frame at its number's time, 1002 held over 1003, from the plate's timecode."""
+    for i, path in enumerate(write_scene_images(tmp_path / "plate", 5, SIZE)):
+        path.rename(path.parent / f"plate.{(1001, 1002, 1004, 1005, 1006)[i]}.png")
+    with caplog.at_level("WARNING", logger="birefvid"):
+        process_video(tmp_path / "plate", tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "m") == ["m.1001.png", "m.1002.png", "m.1004.png", "m.1005.png", "m.1006.png"]
+    assert any("frame 1003 of the numbered sequence is missing" in r.getMessage() for r in caplog.records)
+    for i, name in enumerate(_names(tmp_path / "m")):  # plate.1004.png's matte is m.1004.png
+        fg, bg = interior(true_mask(i, SIZE))
+        matte = cv2.imread(str(tmp_path / "m" / name), cv2.IMREAD_UNCHANGED)
+        assert np.abs(matte[fg].astype(int) - 255).max() <= 4 and matte[bg].max() <= 4
+    process_video(tmp_path / "plate", tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", fps=24)
+    with av.open(str(tmp_path / "a.mov")) as c:
+        stream = c.streams.video[0]
+        times = [f.time for f in c.decode(stream)]
+        assert stream.metadata.get("timecode") == "00:00:41:17"  # frame 1001 at 24 fps
+    assert times == pytest.approx([0, 1 / 24, 3 / 24, 4 / 24, 5 / 24])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
@@ -77,6 +78,11 @@ def sequence_numbering(target: Path, info: StreamInfo) -> tuple[int, int]:
     return start, max(6, len(str(last)))
 
 
+def _numbers_per_pts(info: StreamInfo) -> Optional[Fraction]:
+    """Frame numbers a pts step is, for a numbered image sequence's frames (pts count its numbers), else None."""
+    return Fraction(info.time_base) * Fraction(info.average_rate) if info.numbered and info.average_rate else None
+
+
 def open_sink(
     path: str | Path,
     *,
@@ -117,7 +123,7 @@ def open_sink(
                         "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
         first, digits = sequence_numbering(target, info)
         return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits, overwrite=overwrite,
-                                 pattern=pattern)  # fmt: skip
+                                 pattern=pattern, numbers_per_pts=_numbers_per_pts(info))  # fmt: skip
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
     if spec.muxer in ANIMATED_MUXERS:

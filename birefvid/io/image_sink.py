@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -26,11 +27,13 @@ class ImageSequenceSink(Sink):
     """PNG files ``frame_000001.png``... in a temporary folder renamed onto ``path`` on ``close()``.
 
     ``first_number``: the first file's number; ``digits``: the least the numbers are padded to; ``pattern``: the
-    user's names instead (``matte.%04d.png``: ``matte.1001.png``..., padded as it says).
+    user's names instead (``matte.%04d.png``: ``matte.1001.png``..., padded as it says); ``numbers_per_pts``: set for
+    a numbered sequence's frames (``StreamInfo.numbered``), whose numbers, gaps included, are ``first_number`` + pts x it.
     """
 
     def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3, first_number: int = 1,
-                 digits: int = 6, overwrite: bool = True, pattern: Optional[SequencePattern] = None) -> None:  # fmt: skip
+                 digits: int = 6, overwrite: bool = True, pattern: Optional[SequencePattern] = None,
+                 numbers_per_pts: Optional[Fraction] = None) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.kind = kind
@@ -38,6 +41,7 @@ class ImageSequenceSink(Sink):
         self._params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
         self._count = 0
         self._first, self._digits, self._pattern = first_number, digits, pattern
+        self._per_pts = numbers_per_pts
         self._dir = AtomicDir(self.path, overwrite=overwrite)  # False: never deletes what was put in the folder meanwhile
         self._bytes = 0
 
@@ -52,12 +56,12 @@ class ImageSequenceSink(Sink):
         check_images(images, self.kind, self.width, self.height, deep=True)  # uint16: 16-bit PNGs
 
     def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
-        for image in images:
+        for image, at in zip(images, pts):
             if self.kind == "mask":
                 image = image[..., 0] if image.ndim == 3 else image
             else:
                 image = cv2.cvtColor(image, _TO_BGR[self.kind])
-            number = self._first + self._count
+            number = self._first + (round(at * self._per_pts) if self._per_pts is not None and at is not None else self._count)
             name = self._pattern.name(number) if self._pattern else NAME_PATTERN.format(number, width=self._digits)
             target = self._dir.temp / name
             self._count += 1

@@ -321,16 +321,37 @@ def sequence_rate(fps: float | Fraction) -> Fraction:
 
 def sequence_timecode(files: list[Path], rate: Fraction) -> Optional[str]:
     """The start timecode a numbered sequence stands for (``plate_1001.png``... : frame 1001), as editors read an
-    image sequence's, so a cut-out keeps the plate's numbers; None unless the names' last numbers count up by one."""
-    numbers = [re.findall(r"\d+", f.stem) for f in files]
-    if not all(numbers):
+    image sequence's, so a cut-out keeps the plate's numbers; None unless the names are one sequence's numbers."""
+    numbers = sequence_numbers(files)
+    if numbers is None:
         return None
-    first = int(numbers[0][-1])
-    if [int(n[-1]) for n in numbers] != list(range(first, first + len(files))):
-        return None  # photos named by date and time, or a sequence with gaps: no frame numbers to keep
     from birefvid.io.trim import shift_timecode  # imports PyAV, which an image job does not need otherwise
 
-    return shift_timecode("00:00:00:00", first, rate)
+    return shift_timecode("00:00:00:00", numbers[0], rate)
+
+
+def sequence_numbers(files: list[Path]) -> Optional[list[int]]:
+    """The frame numbers of a numbered sequence (``plate_1001.png``, ``plate_1002.png``, ``plate_1004.png``: 1001,
+    1002, 1004), gaps a failed render leaves included; None for names that are not one sequence's (photos named by
+    date and time)."""
+    numbers = [re.findall(r"\d+", f.stem) for f in files]
+    if all(numbers):
+        last = [int(n[-1]) for n in numbers]
+        if last == list(range(last[0], last[0] + len(files))):
+            return last
+    return _numbers_with_gaps(files)
+
+
+def _numbers_with_gaps(files: list[Path]) -> Optional[list[int]]:
+    """The numbers of one stem's sequence with frames missing, at most as many as it holds; else None."""
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
+    if len(files) < 2 or not all(parts) or len({(m[1], m[3]) for m in parts}) != 1:  # type: ignore[index]
+        return None
+    numbers = [int(m[2]) for m in parts]  # type: ignore[index]
+    span = numbers[-1] - numbers[0] + 1
+    if any(b <= a for a, b in zip(numbers, numbers[1:])) or span == len(numbers) or span > 2 * len(numbers):
+        return None
+    return numbers
 
 
 def _videos_in(folder_or_glob: str | Path) -> list[Path]:
@@ -346,12 +367,8 @@ def sequence_gaps(files: list[Path]) -> list[int]:
     """The frame numbers missing from a numbered sequence (``plate_1001.png``, ``plate_1002.png``,
     ``plate_1005.png``: 1003 and 1004), as a render that failed on some frames leaves it; [] for a
     whole sequence, or names that are not one sequence's (other stems, photos named by date and time)."""
-    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
-    if len(files) < 2 or not all(parts) or len({(m[1], m[3]) for m in parts}) != 1:  # type: ignore[index]
-        return []
-    numbers = [int(m[2]) for m in parts]  # type: ignore[index]
-    span = numbers[-1] - numbers[0] + 1
-    if any(b <= a for a, b in zip(numbers, numbers[1:])) or span == len(numbers) or span > 2 * len(numbers):
+    numbers = _numbers_with_gaps(files)
+    if numbers is None:
         return []
     return sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
 
@@ -390,22 +407,27 @@ class ImageSequenceSource(Source):
         first, first_deep = read_rgb_deep(self.files[0])
         height, width = first.shape[:2]
         check_picture_size(width, height, self.files[0])
+        numbers = sequence_numbers(self.files)
+        # each picture at its number's time (plate.1004.png 3 frames after plate.1001.png, 1003 missing or not)
+        self._pts = [n - numbers[0] for n in numbers] if numbers else list(range(len(self.files)))
         self._info = StreamInfo(
             width=width,
             height=height,
             time_base=1 / rate,
             average_rate=rate,
             frame_count=len(self.files),
-            duration=float(len(self.files) / rate),
+            duration=float((self._pts[-1] + 1) / rate),
             bit_depth=16 if first_deep is not None else 8,
             timecode=sequence_timecode(self.files, rate),
+            numbered=numbers is not None,
         )
         missing = sequence_gaps(self.files)
-        if missing:  # a frame left out of a plate: the pictures after it come a frame early, and there is no timecode
+        if missing:  # a frame left out of a plate: the outputs keep the numbers, so they still line up with the plate
             shown = _ranges(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-            log.warning("%s: %s %s of the numbered sequence %s missing; its %d pictures are played one after "
-                        "another, so those after a gap come early, and it gets no start timecode", folder_or_glob,
-                        "frame" if len(missing) == 1 else "frames", shown, "is" if len(missing) == 1 else "are", len(self.files))  # fmt: skip
+            log.warning("%s: %s %s of the numbered sequence %s missing; the outputs keep the plate's numbers: a PNG "
+                        "sequence leaves %s out too, and a video holds the frame before a gap over it", folder_or_glob,
+                        "frame" if len(missing) == 1 else "frames", shown, "is" if len(missing) == 1 else "are",
+                        "it" if len(missing) == 1 else "them")  # fmt: skip
         self._deep = False
 
     def deliver_deep(self) -> bool:
@@ -431,7 +453,7 @@ class ImageSequenceSource(Source):
                     f"{self._info.width}x{self._info.height} (from {self.files[0].name}); all images must be one size"
                 )
             coverage = read_alpha(path)  # a PNG's or TIFF's own transparency, None for an opaque picture
-            yield Frame(image=image, pts=index, time_base=tb, index=index, deep=deep if self._deep else None, coverage=coverage)
+            yield Frame(image=image, pts=self._pts[index], time_base=tb, index=index, deep=deep if self._deep else None, coverage=coverage)
 
     def _close(self) -> None:
         pass  # files are opened one at a time
