@@ -1,5 +1,6 @@
-"""A PNG-sequence output named by a pattern, `-o out/matte.%04d.png` (ffmpeg) or `-o out/matte.####.png` (Nuke):
-a compositor's matte for `plate.1001.png` is `matte.1001.png`, in the plate's numbers, so it conforms by name."""
+"""Image sequences as a compositor hands them over and wants them back: a PNG-sequence output named by a pattern,
+`-o out/matte.%04d.png` (ffmpeg) or `-o out/matte.####.png` (Nuke), in the plate's numbers (`plate.1001.png` ->
+`matte.1001.png`, gaps kept), and EXR/DPX plates refused in one line that says how to convert them."""
 
 from __future__ import annotations
 
@@ -113,3 +114,29 @@ def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
         times = [f.time for f in c.decode(stream)]
         assert stream.metadata.get("timecode") == "00:00:41:17"  # frame 1001 at 24 fps
     assert times == pytest.approx([0, 1 / 24, 3 / 24, 4 / 24, 5 / 24])
+
+
+def _write_plate(folder: Path, codec: str, pix_fmt: str, numbers: range) -> None:
+    """Real EXR or DPX frames, encoded by FFmpeg (PyAV's image2 muxer), as a scan or a Nuke render delivers them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        with av.open(str(folder / f"plate.{n:04d}.{codec}"), "w", format="image2") as c:
+            stream = c.add_stream(codec, rate=24)
+            stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], pix_fmt
+            picture = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+            c.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)))
+            c.mux(stream.encode())
+
+
+@pytest.mark.parametrize("codec,pix_fmt,kind", [("exr", "gbrpf32le", "EXR"), ("dpx", "rgb48le", "DPX")])
+def test_exr_and_dpx_plates_are_one_line_naming_the_conversion(tmp_path, run, capsys, codec, pix_fmt, kind):
+    """A folder of EXR or DPX frames said only "no images found in plate (expected files ending in .bmp, ...)". It
+    now names the format and the ffmpeg line that converts it to 16-bit PNGs, numbers kept; nothing is written."""
+    _write_plate(tmp_path / "plate", codec, pix_fmt, range(1001, 1004))
+    for given in (tmp_path / "plate", f"{tmp_path / 'plate'}/*.{codec}"):
+        assert run(given, "-o", tmp_path / "out.mov") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("birefvid: error:"), err
+        assert f"holds {kind} frames (plate.1001.{codec}, ...), which birefvid does not read" in err[0], err
+        assert f"-start_number 1001 -i {tmp_path / 'plate'}/plate.%04d.{codec} -start_number 1001 -pix_fmt rgb48be" in err[0], err
+    assert _names(tmp_path) == ["plate"]

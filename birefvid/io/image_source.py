@@ -22,6 +22,7 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
+from birefvid.io.plate_formats import unread_plate_reason
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
 if TYPE_CHECKING:
@@ -52,6 +53,9 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
         paths = list(folder.iterdir())
     images = sorted((p for p in paths if p.suffix.lower() in extensions and p.is_file()), key=natural_key)
     if not images:
+        plates = unread_plate_reason(paths, text)
+        if plates:
+            raise SourceError(plates)
         kinds = ", ".join(sorted(extensions))
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
