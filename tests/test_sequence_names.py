@@ -140,3 +140,15 @@ def test_exr_and_dpx_plates_are_one_line_naming_the_conversion(tmp_path, run, ca
         assert f"holds {kind} frames (plate.1001.{codec}, ...), which birefvid does not read" in err[0], err
         assert f"-start_number 1001 -i {tmp_path / 'plate'}/plate.%04d.{codec} -start_number 1001 -pix_fmt rgb48be" in err[0], err
     assert _names(tmp_path) == ["plate"]
+
+
+def test_a_range_in_frame_numbers_is_told_in_seconds(tmp_path, plate, run, capsys):
+    """`--start 1002 --end 1005` on plate.1001.png... said only "no frames from 1002 s to 1005 s; the video lasts
+    0.208 s". The line now gives the seconds those frames are, and they give exactly those frames."""
+    assert run(plate, "-o", tmp_path / "m" / "m.%04d.png", "--output", "mask", "--fps", "24", "--start", "1002", "--end", "1005") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "frames 1002 to 1004 of this sequence (numbered from 1001 at 24 fps) are --start 0.041666 --end 0.166666" in err[0], err
+    assert run(plate, "-o", tmp_path / "m" / "m.%04d.png", "--output", "mask", "--fps", "24", "--start", "0.041666", "--end", "0.166666") == 0
+    assert _names(tmp_path / "m") == ["m.1002.png", "m.1003.png", "m.1004.png"]
+    assert run(plate, "-o", tmp_path / "n.mov", "--fps", "24", "--start", "1003") == 2
+    assert "frames from 1003 on of this sequence (numbered from 1001 at 24 fps) are --start 0.083333" in capsys.readouterr().err
