@@ -76,6 +76,8 @@ def test_bad_patterns_are_one_error_line(tmp_path, plate, run, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("birefvid: error:") and phrase in err[0], err
     assert not (tmp_path / "out").exists() and _names(tmp_path) == ["plate"]
+    assert run(plate, "-o", tmp_path / "take#2.mov") == 0  # a # that is no number field before a picture's extension: a video
+    assert _names(tmp_path) == ["plate", "take#2.mov"]
 
 
 def test_overwrite_replaces_only_the_patterns_own_folder(tmp_path, plate, run, capsys):

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from birefvid.errors import SinkError, option
+from birefvid.extensions import IMAGE_EXTENSIONS
 
 # ffmpeg's %d / %0Nd and Nuke's #### (one # a digit); a name holds one
 _TOKEN = re.compile(r"%(0[1-9]\d*)?d|#+")
+# the endings a pattern may have: a picture format's (only .png is written; the others are one error line)
+_PICTURES = frozenset({*IMAGE_EXTENSIONS, ".exr", ".dpx", ".cin"})
 
 
 class SequencePattern(NamedTuple):
@@ -41,24 +44,24 @@ class SequencePattern(NamedTuple):
 
 
 def sequence_pattern(path: str | Path) -> Optional[SequencePattern]:
-    """The pattern ``path``'s file name holds (``matte.%04d.png``, ``matte.####.png``), or None for a plain path.
+    """The pattern ``path``'s file name holds (``matte.%04d.png``, ``matte.####.png``: the number field right before a
+    picture's extension, as sequences are named), or None for a plain path (``take#2.mov`` is a video's name).
 
-    SinkError for a pattern that is not a PNG one (``.exr``, ``.tif``: a PNG sequence is what is written) or holds
-    two frame-number fields."""
+    SinkError for a pattern of another picture format (``.exr``, ``.tif``: a PNG sequence is what is written) or one
+    holding two frame-number fields."""
     text = str(path)
     name = Path(text).name
-    tokens = list(_TOKEN.finditer(name))
-    if not tokens or text.endswith(("/", "\\")):
+    match = re.fullmatch(r"(.*?)(%(?:0[1-9]\d*)?d|#+)(\.[A-Za-z0-9]+)", name)
+    if not match or text.endswith(("/", "\\")) or match[3].lower() not in _PICTURES:
         return None
-    if len(tokens) > 1:
-        raise SinkError(f"{text}: a sequence pattern holds one frame-number field (%04d or ####), this one {len(tokens)}")
-    token = tokens[0]
-    prefix, suffix = name[: token.start()], name[token.end() :]
-    if suffix.lower() != ".png":  # the number right before the extension, as editors find a sequence by
+    prefix, token, suffix = match.groups()
+    if _TOKEN.search(prefix):
+        raise SinkError(f"{text}: a sequence pattern holds one frame-number field (%04d or ####), this one two")
+    if suffix.lower() != ".png":
         raise SinkError(f"{text}: image sequences are written as PNG; end the pattern in .png "
-                        f"({prefix}{token.group()}.png), or name a video file")  # fmt: skip
-    digits = len(token.group()) if token.group().startswith("#") else int(token.group(1) or 1)
-    return SequencePattern(Path(text).parent, prefix, suffix, digits, token.group())
+                        f"({prefix}{token}.png), or name a video file")  # fmt: skip
+    digits = len(token) if token.startswith("#") else int(token[1:-1] or 1)
+    return SequencePattern(Path(text).parent, prefix, suffix, digits, token)
 
 
 def sequence_folder(path: str | Path) -> Path:
