@@ -154,3 +154,14 @@ def test_a_range_in_frame_numbers_is_told_in_seconds(tmp_path, plate, run, capsy
     assert _names(tmp_path / "m") == ["m.1002.png", "m.1003.png", "m.1004.png"]
     assert run(plate, "-o", tmp_path / "n.mov", "--fps", "24", "--start", "1003") == 2
     assert "frames from 1003 on of this sequence (numbered from 1001 at 24 fps) are --start 0.083333" in capsys.readouterr().err
+
+
+def test_macos_appledouble_files_beside_the_frames_are_left_out(tmp_path, plate, seg):
+    """A plate copied from a Mac to an exFAT or network drive has `._plate.1001.png` (AppleDouble: the Finder's
+    metadata, no picture) beside each frame; the run stopped at the first: `._plate.1001.png is not a readable image`."""
+    for frame in sorted(plate.iterdir()):
+        (plate / f"._{frame.name}").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4066))
+    (plate / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
+    (plate / "Thumbs.db").write_bytes(bytes(512))
+    report = process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert report["frames"] == 5 and _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]

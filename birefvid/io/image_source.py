@@ -40,7 +40,9 @@ def is_glob(text: str) -> bool:
 
 
 def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Image files of a folder (or matching a glob) with one of ``extensions``, in natural name order."""
+    """Image files of a folder (or matching a glob) with one of ``extensions``, in natural name order. A folder's hidden
+    files are left out, as a glob's ``*`` leaves them: macOS writes ``._plate.1001.png`` (AppleDouble, no picture)
+    beside each frame on an exFAT or network drive, and it stopped the run as "not a readable image"."""
     text = str(folder_or_glob)
     if is_glob(text):
         paths = [Path(p) for p in glob.glob(text)]
@@ -50,7 +52,7 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
             raise SourceError(f"input not found: {folder}")
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder of images")
-        paths = list(folder.iterdir())
+        paths = [p for p in folder.iterdir() if not p.name.startswith(".")]
     images = sorted((p for p in paths if p.suffix.lower() in extensions and p.is_file()), key=natural_key)
     if not images:
         plates = unread_plate_reason(paths, text)
