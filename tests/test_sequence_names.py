@@ -165,3 +165,14 @@ def test_macos_appledouble_files_beside_the_frames_are_left_out(tmp_path, plate,
     (plate / "Thumbs.db").write_bytes(bytes(512))
     report = process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
     assert report["frames"] == 5 and _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+
+
+def test_a_preview_picture_beside_the_plate_is_left_out(tmp_path, plate, seg, caplog):
+    """A `preview.png` beside `plate.1001.png`... became the plate's last frame, and the plate lost its numbers (the
+    mattes came back as `m.0001.png`...): it is now left out with a warning naming it, as Nuke's plate.####.png reads."""
+    (plate / "preview.png").write_bytes((plate / "plate.1001.png").read_bytes())
+    with caplog.at_level("WARNING", logger="birefvid"):
+        report = process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert report["frames"] == 5 and _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+    assert any("preview.png left out: not part of the numbered sequence plate.1001.png to plate.1005.png" in r.getMessage()
+               for r in caplog.records)  # fmt: skip

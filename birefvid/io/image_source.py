@@ -348,6 +348,23 @@ def sequence_numbers(files: list[Path]) -> Optional[list[int]]:
     return _numbers_with_gaps(files)
 
 
+def split_strays(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """``files`` as (a numbered sequence's frames, the pictures beside it that are none of them: ``preview.png`` beside
+    ``plate.1001.png``...), when more than half the files are one name's numbered sequence; else (``files``, [])."""
+    if len(files) < 3 or sequence_numbers(files) is not None:
+        return files, []
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for f in files:
+        m = re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem)
+        if m:
+            groups.setdefault((m[1], m[3] + f.suffix.lower()), []).append(f)
+    frames = max(groups.values(), key=len, default=[])
+    if 2 * len(frames) <= len(files) or sequence_numbers(frames) is None:
+        return files, []
+    kept = set(frames)
+    return frames, [f for f in files if f not in kept]
+
+
 def _numbers_with_gaps(files: list[Path]) -> Optional[list[int]]:
     """The numbers of one stem's sequence with frames missing, at most as many as it holds; else None."""
     parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
@@ -406,6 +423,11 @@ class ImageSequenceSource(Source):
                 raise SourceError(f"{folder_or_glob} holds videos, not the pictures of an image sequence: process one "
                                   f"with `birefvid process {videos[0]} -o OUT`, all of them with `birefvid batch`") from None  # fmt: skip
             raise
+        self.files, strays = split_strays(self.files)
+        if strays:  # a preview or contact sheet beside a plate: not one of its frames, as Nuke's plate.####.png reads it
+            log.warning("%s: %s left out: not part of the numbered sequence %s to %s", folder_or_glob,
+                        ", ".join(p.name for p in strays[:3]) + (f" and {len(strays) - 3} more" if len(strays) > 3 else ""),
+                        self.files[0].name, self.files[-1].name)  # fmt: skip
         if videos:
             log.warning("%s: %d video%s in it left out (%s): a folder is an image sequence of its pictures; "
                         "`birefvid batch` processes its videos", folder_or_glob, len(videos),
