@@ -431,7 +431,9 @@ def parse_also(text: str) -> tuple[str, str]:
 def check_distinct_outputs(paths: typing.Sequence[str]) -> None:
     """ConfigError when two outputs of one run are the same file, or one lies in another's PNG-sequence folder:
     the last one committed would replace the other."""
-    full = [os.path.normcase(os.path.abspath(str(p))) for p in paths]
+    from birefvid.io.sequence_names import sequence_folder  # a pattern (out/matte.%04d.png) fills its folder
+
+    full = [os.path.normcase(os.path.abspath(str(sequence_folder(p)))) for p in paths]
     for i, a in enumerate(full):
         for j, b in enumerate(full[:i]):
             if a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep):

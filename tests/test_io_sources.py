@@ -603,10 +603,12 @@ def test_image_sequence_errors(tmp_path):
 
 def test_a_numbered_sequence_with_missing_frames_says_which(tmp_path, caplog):
     """A plate a render farm left frames out of (1003, 1004, 1007) was played back to back without a
-    word: every picture after a gap a frame early against the plate's numbers, and no timecode."""
+    word: every picture after a gap a frame early against the plate's numbers, and no timecode. Each picture is
+    now at its number's time, with the first number's timecode, and a warning names the gaps."""
     make_images(tmp_path / "plate", n=5, names=[f"plate_{n}.png" for n in (1001, 1002, 1005, 1006, 1008)])
-    with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / "plate") as src:
-        assert len(list(src)) == 5 and src.info.timecode is None
+    with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / "plate", fps=25) as src:
+        assert [f.pts for f in src] == [0, 1, 4, 5, 7] and src.info.timecode == "00:00:40:01" and src.info.numbered
+        assert src.info.frame_count == 5 and src.info.duration == pytest.approx(8 / 25)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "frames 1003-1004, 1007 of the numbered sequence are missing" in warnings[0], warnings
     caplog.clear()

@@ -24,6 +24,7 @@ from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.file_names import NAME_MAX, name_too_long
+from birefvid.io.sequence_names import sequence_folder
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
     a folder or glob of images; colours and URLs pass): committed, it is renamed over the same file, or a
     PNG-sequence folder over the folder that holds it, so ``process clip.mp4 -o clip.mp4 --overwrite``
     replaced the video with its cut-out and ``process plate/ -o plate/ --overwrite`` the plate with its frames."""
-    out = Path(target).resolve()
+    out = sequence_folder(target).resolve()  # a pattern (out/matte.%04d.png) fills its folder
     for read in reads:
         if read is None or "://" in str(read):
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,6 +19,7 @@ from birefvid.io.base import Sink, Source, is_url
 from birefvid.io.formats import KINDS, EncoderSpec, Kind, check_encoder, choose_encoder, sample_bits
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
+from birefvid.io.sequence_names import check_previous_run, sequence_folder, sequence_pattern
 from birefvid.io.subtitles import has_subtitles
 from birefvid.io.trim import TimeWindow, timecode_frame
 from birefvid.io.scale import scaled_size
@@ -56,14 +58,17 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
 
 
 def is_sequence_target(path: str | Path) -> bool:
-    """True when ``path`` names a PNG-sequence folder: no extension, an existing folder, or a trailing slash."""
+    """True when ``path`` names a PNG-sequence folder: no extension, an existing folder, a trailing slash, or a
+    file-name pattern (``out/matte.%04d.png``, ``out/matte.####.png``)."""
     text = str(path)
+    if sequence_pattern(text):
+        return True
     p = Path(text)
     return text.endswith(("/", os.sep)) or p.is_dir() or p.suffix == ""
 
 
 def sequence_numbering(target: Path, info: StreamInfo) -> tuple[int, int]:
-    """A PNG sequence's first file number and its padding: the start timecode's frame number when the source
+    """A PNG sequence's first file number and its least padding: the start timecode's frame number when the source
     has one (editors such as Resolve read an image sequence's timecode from it, so the cut-out conforms), else 1."""
     start = timecode_frame(info.timecode, info.average_rate) if info.timecode and info.average_rate else None
     if start is None:
@@ -71,6 +76,11 @@ def sequence_numbering(target: Path, info: StreamInfo) -> tuple[int, int]:
     last = start + (info.frame_count or 0)
     log.info("%s: numbered from %d, the frame of the start timecode %s", target, start, info.timecode)
     return start, max(6, len(str(last)))
+
+
+def _numbers_per_pts(info: StreamInfo) -> Optional[Fraction]:
+    """Frame numbers a pts step is, for a numbered image sequence's frames (pts count its numbers), else None."""
+    return Fraction(info.time_base) * Fraction(info.average_rate) if info.numbered and info.average_rate else None
 
 
 def open_sink(
@@ -100,15 +110,20 @@ def open_sink(
     want_audio = audio and audio_from is not None
     if is_sequence_target(path):
         encoder.pop("bits", None)  # a folder's PNGs are 16-bit when given uint16 pictures
+        pattern = sequence_pattern(path)
+        target = sequence_folder(path)
         _check_sequence_options(target, encoder)
         check_target(target, overwrite=overwrite, is_dir=True)
+        if pattern:
+            check_previous_run(pattern, overwrite=overwrite)
         if want_audio and has_audio(str(audio_from)):
             log.warning("PNG sequences cannot hold audio; the audio of %s is not written", shown_url(str(audio_from)))
         if info.sample_aspect_ratio:
             log.warning("%s: the input's pixels are not square (aspect %s); the PNGs keep its %dx%d pixels, "
                         "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
         first, digits = sequence_numbering(target, info)
-        return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits, overwrite=overwrite)
+        return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits, overwrite=overwrite,
+                                 pattern=pattern, numbers_per_pts=_numbers_per_pts(info))  # fmt: skip
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
     if spec.muxer in ANIMATED_MUXERS:
@@ -128,7 +143,7 @@ def check_sink_options(path: str | Path, kind: Kind, **encoder: Any) -> None:
     """What ``open_sink`` would refuse about ``path``'s container and ``encoder``'s options, without opening anything."""
     encoder.pop("bits", None)
     if is_sequence_target(path):
-        _check_sequence_options(Path(path), encoder)
+        _check_sequence_options(sequence_folder(path), encoder)
     else:
         check_encoder(Path(path), kind, **encoder)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -14,6 +15,7 @@ from birefvid.errors import SinkError
 from birefvid.io.atomic import AtomicDir, AtomicFile
 from birefvid.io.base import Sink
 from birefvid.io.layout import check_images
+from birefvid.io.sequence_names import SequencePattern
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +26,22 @@ _TO_BGR = {"alpha": cv2.COLOR_RGBA2BGRA, "rgb": cv2.COLOR_RGB2BGR}
 class ImageSequenceSink(Sink):
     """PNG files ``frame_000001.png``... in a temporary folder renamed onto ``path`` on ``close()``.
 
-    ``first_number``: the first file's number; ``digits``: the least the numbers are padded to.
+    ``first_number``: the first file's number; ``digits``: the least the numbers are padded to; ``pattern``: the
+    user's names instead (``matte.%04d.png``: ``matte.1001.png``..., padded as it says); ``numbers_per_pts``: set for
+    a numbered sequence's frames (``StreamInfo.numbered``), whose numbers, gaps included, are ``first_number`` + pts x it.
     """
 
     def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3, first_number: int = 1,
-                 digits: int = 6, overwrite: bool = True) -> None:  # fmt: skip
+                 digits: int = 6, overwrite: bool = True, pattern: Optional[SequencePattern] = None,
+                 numbers_per_pts: Optional[Fraction] = None) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.kind = kind
         self.width, self.height = width, height
         self._params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
         self._count = 0
-        self._first, self._digits = first_number, digits
+        self._first, self._digits, self._pattern = first_number, digits, pattern
+        self._per_pts = numbers_per_pts
         self._dir = AtomicDir(self.path, overwrite=overwrite)  # False: never deletes what was put in the folder meanwhile
         self._bytes = 0
 
@@ -50,12 +56,14 @@ class ImageSequenceSink(Sink):
         check_images(images, self.kind, self.width, self.height, deep=True)  # uint16: 16-bit PNGs
 
     def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
-        for image in images:
+        for image, at in zip(images, pts):
             if self.kind == "mask":
                 image = image[..., 0] if image.ndim == 3 else image
             else:
                 image = cv2.cvtColor(image, _TO_BGR[self.kind])
-            target = self._dir.temp / NAME_PATTERN.format(self._first + self._count, width=self._digits)
+            number = self._first + (round(at * self._per_pts) if self._per_pts is not None and at is not None else self._count)
+            name = self._pattern.name(number) if self._pattern else NAME_PATTERN.format(number, width=self._digits)
+            target = self._dir.temp / name
             self._count += 1
             try:  # encoded here and written by Python: OpenCV's imwrite opens no name outside Windows' code page (C:\\Users\\李)
                 ok, data = cv2.imencode(".png", image, self._params)

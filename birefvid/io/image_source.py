@@ -22,6 +22,7 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
+from birefvid.io.plate_formats import unread_plate_reason
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ def is_glob(text: str) -> bool:
 
 
 def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Image files of a folder (or matching a glob) with one of ``extensions``, in natural name order."""
+    """Image files of a folder (or matching a glob) with one of ``extensions``, in natural name order. A folder's hidden
+    files are left out, as a glob's ``*`` leaves them: macOS writes ``._plate.1001.png`` (AppleDouble, no picture)
+    beside each frame on an exFAT or network drive, and it stopped the run as "not a readable image"."""
     text = str(folder_or_glob)
     if is_glob(text):
         paths = [Path(p) for p in glob.glob(text)]
@@ -49,9 +52,12 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
             raise SourceError(f"input not found: {folder}")
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder of images")
-        paths = list(folder.iterdir())
+        paths = [p for p in folder.iterdir() if not p.name.startswith(".")]
     images = sorted((p for p in paths if p.suffix.lower() in extensions and p.is_file()), key=natural_key)
     if not images:
+        plates = unread_plate_reason(paths, text)
+        if plates:
+            raise SourceError(plates)
         kinds = ", ".join(sorted(extensions))
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
@@ -321,16 +327,54 @@ def sequence_rate(fps: float | Fraction) -> Fraction:
 
 def sequence_timecode(files: list[Path], rate: Fraction) -> Optional[str]:
     """The start timecode a numbered sequence stands for (``plate_1001.png``... : frame 1001), as editors read an
-    image sequence's, so a cut-out keeps the plate's numbers; None unless the names' last numbers count up by one."""
-    numbers = [re.findall(r"\d+", f.stem) for f in files]
-    if not all(numbers):
+    image sequence's, so a cut-out keeps the plate's numbers; None unless the names are one sequence's numbers."""
+    numbers = sequence_numbers(files)
+    if numbers is None:
         return None
-    first = int(numbers[0][-1])
-    if [int(n[-1]) for n in numbers] != list(range(first, first + len(files))):
-        return None  # photos named by date and time, or a sequence with gaps: no frame numbers to keep
     from birefvid.io.trim import shift_timecode  # imports PyAV, which an image job does not need otherwise
 
-    return shift_timecode("00:00:00:00", first, rate)
+    return shift_timecode("00:00:00:00", numbers[0], rate)
+
+
+def sequence_numbers(files: list[Path]) -> Optional[list[int]]:
+    """The frame numbers of a numbered sequence (``plate_1001.png``, ``plate_1002.png``, ``plate_1004.png``: 1001,
+    1002, 1004), gaps a failed render leaves included; None for names that are not one sequence's (photos named by
+    date and time)."""
+    numbers = [re.findall(r"\d+", f.stem) for f in files]
+    if all(numbers):
+        last = [int(n[-1]) for n in numbers]
+        if last == list(range(last[0], last[0] + len(files))):
+            return last
+    return _numbers_with_gaps(files)
+
+
+def split_strays(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """``files`` as (a numbered sequence's frames, the pictures beside it that are none of them: ``preview.png`` beside
+    ``plate.1001.png``...), when more than half the files are one name's numbered sequence; else (``files``, [])."""
+    if len(files) < 3 or sequence_numbers(files) is not None:
+        return files, []
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for f in files:
+        m = re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem)
+        if m:
+            groups.setdefault((m[1], m[3] + f.suffix.lower()), []).append(f)
+    frames = max(groups.values(), key=len, default=[])
+    if 2 * len(frames) <= len(files) or sequence_numbers(frames) is None:
+        return files, []
+    kept = set(frames)
+    return frames, [f for f in files if f not in kept]
+
+
+def _numbers_with_gaps(files: list[Path]) -> Optional[list[int]]:
+    """The numbers of one stem's sequence with frames missing, at most as many as it holds; else None."""
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
+    if len(files) < 2 or not all(parts) or len({(m[1], m[3]) for m in parts}) != 1:  # type: ignore[index]
+        return None
+    numbers = [int(m[2]) for m in parts]  # type: ignore[index]
+    span = numbers[-1] - numbers[0] + 1
+    if any(b <= a for a, b in zip(numbers, numbers[1:])) or span == len(numbers) or span > 2 * len(numbers):
+        return None
+    return numbers
 
 
 def _videos_in(folder_or_glob: str | Path) -> list[Path]:
@@ -346,12 +390,8 @@ def sequence_gaps(files: list[Path]) -> list[int]:
     """The frame numbers missing from a numbered sequence (``plate_1001.png``, ``plate_1002.png``,
     ``plate_1005.png``: 1003 and 1004), as a render that failed on some frames leaves it; [] for a
     whole sequence, or names that are not one sequence's (other stems, photos named by date and time)."""
-    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
-    if len(files) < 2 or not all(parts) or len({(m[1], m[3]) for m in parts}) != 1:  # type: ignore[index]
-        return []
-    numbers = [int(m[2]) for m in parts]  # type: ignore[index]
-    span = numbers[-1] - numbers[0] + 1
-    if any(b <= a for a, b in zip(numbers, numbers[1:])) or span == len(numbers) or span > 2 * len(numbers):
+    numbers = _numbers_with_gaps(files)
+    if numbers is None:
         return []
     return sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
 
@@ -383,6 +423,11 @@ class ImageSequenceSource(Source):
                 raise SourceError(f"{folder_or_glob} holds videos, not the pictures of an image sequence: process one "
                                   f"with `birefvid process {videos[0]} -o OUT`, all of them with `birefvid batch`") from None  # fmt: skip
             raise
+        self.files, strays = split_strays(self.files)
+        if strays:  # a preview or contact sheet beside a plate: not one of its frames, as Nuke's plate.####.png reads it
+            log.warning("%s: %s left out: not part of the numbered sequence %s to %s", folder_or_glob,
+                        ", ".join(p.name for p in strays[:3]) + (f" and {len(strays) - 3} more" if len(strays) > 3 else ""),
+                        self.files[0].name, self.files[-1].name)  # fmt: skip
         if videos:
             log.warning("%s: %d video%s in it left out (%s): a folder is an image sequence of its pictures; "
                         "`birefvid batch` processes its videos", folder_or_glob, len(videos),
@@ -390,22 +435,27 @@ class ImageSequenceSource(Source):
         first, first_deep = read_rgb_deep(self.files[0])
         height, width = first.shape[:2]
         check_picture_size(width, height, self.files[0])
+        numbers = sequence_numbers(self.files)
+        # each picture at its number's time (plate.1004.png 3 frames after plate.1001.png, 1003 missing or not)
+        self._pts = [n - numbers[0] for n in numbers] if numbers else list(range(len(self.files)))
         self._info = StreamInfo(
             width=width,
             height=height,
             time_base=1 / rate,
             average_rate=rate,
             frame_count=len(self.files),
-            duration=float(len(self.files) / rate),
+            duration=float((self._pts[-1] + 1) / rate),
             bit_depth=16 if first_deep is not None else 8,
             timecode=sequence_timecode(self.files, rate),
+            numbered=numbers is not None,
         )
         missing = sequence_gaps(self.files)
-        if missing:  # a frame left out of a plate: the pictures after it come a frame early, and there is no timecode
+        if missing:  # a frame left out of a plate: the outputs keep the numbers, so they still line up with the plate
             shown = _ranges(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-            log.warning("%s: %s %s of the numbered sequence %s missing; its %d pictures are played one after "
-                        "another, so those after a gap come early, and it gets no start timecode", folder_or_glob,
-                        "frame" if len(missing) == 1 else "frames", shown, "is" if len(missing) == 1 else "are", len(self.files))  # fmt: skip
+            log.warning("%s: %s %s of the numbered sequence %s missing; the outputs keep the plate's numbers: a PNG "
+                        "sequence leaves %s out too, and a video holds the frame before a gap over it", folder_or_glob,
+                        "frame" if len(missing) == 1 else "frames", shown, "is" if len(missing) == 1 else "are",
+                        "it" if len(missing) == 1 else "them")  # fmt: skip
         self._deep = False
 
     def deliver_deep(self) -> bool:
@@ -431,7 +481,7 @@ class ImageSequenceSource(Source):
                     f"{self._info.width}x{self._info.height} (from {self.files[0].name}); all images must be one size"
                 )
             coverage = read_alpha(path)  # a PNG's or TIFF's own transparency, None for an opaque picture
-            yield Frame(image=image, pts=index, time_base=tb, index=index, deep=deep if self._deep else None, coverage=coverage)
+            yield Frame(image=image, pts=self._pts[index], time_base=tb, index=index, deep=deep if self._deep else None, coverage=coverage)
 
     def _close(self) -> None:
         pass  # files are opened one at a time

@@ -117,6 +117,8 @@ def _timecode_hint(info: StreamInfo, start: float, end: Optional[float]) -> str:
     first = timecode_frame(info.timecode, info.average_rate)
     if first is None:
         return ""
+    if info.numbered:
+        return _frame_number_hint(info, first, start, end)
     rate, nominal, sep = Fraction(info.average_rate), round(info.average_rate), info.timecode.strip()[-3]
 
     def counted(t: float) -> float:
@@ -131,6 +133,23 @@ def _timecode_hint(info: StreamInfo, start: float, end: Optional[float]) -> str:
     until = "" if end is None else f" --end {counted(end):.3f}"
     return (f"; --start and --end count from the first frame (0), not from its timecode {info.timecode}: "
             f"on that timecode this is --start {counted(start):.3f}{until}")
+
+
+def _frame_number_hint(info: StreamInfo, first: int, start: float, end: Optional[float]) -> str:
+    """For a numbered image sequence's range given in its frame numbers (a compositor's ``--start 1003 --end 1006``
+    on ``plate.1001.png``...): the seconds that range is, counted from the first frame."""
+    rate = Fraction(info.average_rate or 1)
+    last = first + math.ceil((info.duration or 0) * rate) - 1
+    given = [start] + ([] if end is None else [end])
+    if any(t != int(t) or not first <= t <= last + 1 for t in given):
+        return ""
+    def seconds(number: float) -> str:
+        """Frame ``number``'s time, rounded down to a microsecond: the frame at it is still kept (or, for --end, left out)."""
+        return f"{math.floor((Fraction(int(number)) - first) / rate * 1_000_000) / 1_000_000:.6f}".rstrip("0").rstrip(".")
+
+    frames = f"frames {int(start)} to {int(end) - 1}" if end is not None else f"frames from {int(start)} on"
+    return (f"; --start and --end are seconds, not frame numbers: {frames} of this sequence (numbered from {first} at "
+            f"{float(rate):g} fps) are --start {seconds(start)}{'' if end is None else f' --end {seconds(end)}'}")
 
 
 class TrimmedSource(Source):

@@ -1,0 +1,41 @@
+"""VFX plate formats birefvid does not read (OpenEXR, DPX, Cineon): one error line naming them and the ffmpeg
+command that converts them to 16-bit PNGs it reads, numbers kept, instead of "no images found".
+
+EXR is scene-linear light, which the model was not trained on and a PNG or ProRes output cannot say it holds;
+DPX and Cineon are often log. Converting is a colour decision the compositor makes (or ffmpeg's sRGB curve)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Optional
+
+PLATE_EXTENSIONS = {".exr": "EXR", ".dpx": "DPX", ".cin": "Cineon"}
+
+
+def unread_plate_reason(paths: list[Path], where: str) -> Optional[str]:
+    """Why ``paths`` (a folder's files, or a glob's) give no pictures, when they are EXR/DPX/Cineon frames; else None."""
+    plates = sorted(p for p in paths if p.suffix.lower() in PLATE_EXTENSIONS and p.is_file())
+    if not plates:
+        return None
+    first = plates[0]
+    kind = PLATE_EXTENSIONS[first.suffix.lower()]
+    return (f"{where} holds {kind} frames ({first.name}{', ...' if len(plates) > 1 else ''}), which birefvid does not read; "
+            f"convert them to 16-bit PNGs first, numbers kept: {_ffmpeg_command(first, kind)}")  # fmt: skip
+
+
+def _ffmpeg_command(first: Path, kind: str) -> str:
+    """The ffmpeg line that writes ``first``'s sequence as 16-bit PNGs in a ``png16`` folder beside it."""
+    match = re.fullmatch(r"(.*?)(\d+)(\D*)", first.name)
+    if match:
+        prefix, digits, suffix = match.groups()
+        field = f"%0{len(digits)}d" if digits.startswith("0") or len(digits) > 1 else "%d"
+        number = f"-start_number {int(digits)} "
+        source, target = first.parent / f"{prefix}{field}{suffix}", f"{prefix}{field}.png"
+    else:
+        number, source, target = "", first, f"{first.stem}.png"
+    trc = "-apply_trc iec61966_2_1 " if kind == "EXR" else ""  # linear light to sRGB, as a viewer shows it
+    out = first.parent.parent / "png16" / target
+    q = shlex.quote
+    return f"mkdir -p {q(str(out.parent))} && ffmpeg {trc}{number}-i {q(str(source))} {number}-pix_fmt rgb48be {q(str(out))}"

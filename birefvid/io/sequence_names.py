@@ -1,0 +1,83 @@
+"""File-name patterns for a PNG-sequence output: ``out/matte.%04d.png`` (ffmpeg's) or ``out/matte.####.png`` (Nuke's).
+
+Compositors conform a matte to its plate by name and number (``plate.1001.png`` -> ``matte.1001.png``); a pattern
+names the files, its folder is the sequence's folder, exactly as ``-o out/`` would be.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from birefvid.errors import SinkError, option
+from birefvid.extensions import IMAGE_EXTENSIONS
+
+# ffmpeg's %d / %0Nd and Nuke's #### (one # a digit); a name holds one
+_TOKEN = re.compile(r"%(0[1-9]\d*)?d|#+")
+# the endings a pattern may have: a picture format's (only .png is written; the others are one error line)
+_PICTURES = frozenset({*IMAGE_EXTENSIONS, ".exr", ".dpx", ".cin"})
+
+
+class SequencePattern(NamedTuple):
+    """``folder/PREFIX<number padded to digits>SUFFIX``."""
+
+    folder: Path
+    prefix: str
+    suffix: str
+    digits: int
+    token: str  # as written: %04d or ####
+
+    @property
+    def shown(self) -> str:
+        """The pattern's file name as the user wrote it (``matte.####.png``)."""
+        return f"{self.prefix}{self.token}{self.suffix}"
+
+    def name(self, number: int) -> str:
+        """The file name of frame ``number`` (wider than ``digits`` when it needs more, as ffmpeg and Nuke write it)."""
+        return f"{self.prefix}{number:0{self.digits}d}{self.suffix}"
+
+    def matches(self, name: str) -> bool:
+        """Whether ``name`` is one of this pattern's files (a previous run's)."""
+        middle = name[len(self.prefix) : len(name) - len(self.suffix)] if len(name) > len(self.prefix) + len(self.suffix) else ""
+        return name.startswith(self.prefix) and name.endswith(self.suffix) and middle.isdigit() and len(middle) >= self.digits
+
+
+def sequence_pattern(path: str | Path) -> Optional[SequencePattern]:
+    """The pattern ``path``'s file name holds (``matte.%04d.png``, ``matte.####.png``: the number field right before a
+    picture's extension, as sequences are named), or None for a plain path (``take#2.mov`` is a video's name).
+
+    SinkError for a pattern of another picture format (``.exr``, ``.tif``: a PNG sequence is what is written) or one
+    holding two frame-number fields."""
+    text = str(path)
+    name = Path(text).name
+    match = re.fullmatch(r"(.*?)(%(?:0[1-9]\d*)?d|#+)(\.[A-Za-z0-9]+)", name)
+    if not match or text.endswith(("/", "\\")) or match[3].lower() not in _PICTURES:
+        return None
+    prefix, token, suffix = match.groups()
+    if _TOKEN.search(prefix):
+        raise SinkError(f"{text}: a sequence pattern holds one frame-number field (%04d or ####), this one two")
+    if suffix.lower() != ".png":
+        raise SinkError(f"{text}: image sequences are written as PNG; end the pattern in .png "
+                        f"({prefix}{token}.png), or name a video file")  # fmt: skip
+    digits = len(token) if token.startswith("#") else int(token[1:-1] or 1)
+    return SequencePattern(Path(text).parent, prefix, suffix, digits, token)
+
+
+def sequence_folder(path: str | Path) -> Path:
+    """The folder a PNG-sequence output ``path`` fills: a pattern's folder, else ``path`` itself."""
+    pattern = sequence_pattern(path)
+    return pattern.folder if pattern else Path(path)
+
+
+def check_previous_run(pattern: SequencePattern, *, overwrite: bool) -> None:
+    """SinkError when ``--overwrite`` would replace a pattern's folder that holds files other than the pattern's own
+    (``comp/`` with other renders in it): only a previous run of the same sequence is replaced."""
+    folder = pattern.folder
+    if not overwrite or not folder.is_dir():
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if not pattern.matches(p.name))
+    if foreign:
+        raise SinkError(f"{folder} holds files other than {pattern.shown} "
+                        f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which {option('overwrite', True)} would delete; "
+                        "write the sequence into a folder of its own")  # fmt: skip

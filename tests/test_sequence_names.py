@@ -1,0 +1,178 @@
+"""Image sequences as a compositor hands them over and wants them back: a PNG-sequence output named by a pattern,
+`-o out/matte.%04d.png` (ffmpeg) or `-o out/matte.####.png` (Nuke), in the plate's numbers (`plate.1001.png` ->
+`matte.1001.png`, gaps kept), and EXR/DPX plates refused in one line that says how to convert them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from birefvid.api import process_video
+from birefvid.cli import main
+from process_fixtures import interior, make_scene, red_key_segmenter, true_mask, write_scene_images
+
+SIZE = (64, 48)
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return red_key_segmenter()
+
+
+@pytest.fixture
+def plate(tmp_path) -> Path:
+    """Five frames `plate.1001.png` ... `plate.1005.png`, as a render or a scan delivers them."""
+    for i, path in enumerate(write_scene_images(tmp_path / "plate", 5, SIZE)):
+        path.rename(path.parent / f"plate.{1001 + i}.png")
+    return tmp_path / "plate"
+
+
+@pytest.fixture
+def run(pvt_b0_weights):
+    def _run(*args: str) -> int:
+        return main(["process", *map(str, args), "--weights", str(pvt_b0_weights), "--resolution", "64", "--device", "cpu", "-q"])
+
+    return _run
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("pattern,names", [("matte.%04d.png", [f"matte.{n}.png" for n in range(1001, 1006)]),
+                                           ("matte.####.png", [f"matte.{n}.png" for n in range(1001, 1006)]),
+                                           ("m_%d.png", [f"m_{n}.png" for n in range(1001, 1006)]),
+                                           ("m.######.png", [f"m.{n:06d}.png" for n in range(1001, 1006)])])  # fmt: skip
+def test_a_pattern_names_the_files_in_the_plates_numbers(tmp_path, plate, seg, pattern, names):
+    """`-o out/matte.%04d.png` was refused (`cannot write mask output to .png files`); now each matte is named by
+    the pattern, numbered as its plate frame, and the pixels are the matte's."""
+    process_video(plate, tmp_path / "out" / pattern, kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "out") == names
+    for i, name in enumerate(names):
+        matte = cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED)
+        fg, bg = interior(true_mask(i, SIZE))
+        assert matte.shape == SIZE[::-1] and np.abs(matte[fg].astype(int) - 255).max() <= 4 and matte[bg].max() <= 4
+
+
+def test_a_pattern_for_also_and_a_video_input(tmp_path, plate, seg):
+    """`--also mask=...pattern` too; a video without a timecode numbers from 1, as ffmpeg's image2 muxer does."""
+    process_video(plate, tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", also=[("mask", str(tmp_path / "m" / "m.####.png"))])
+    assert _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+    process_video(tmp_path / "a.mov", tmp_path / "v" / "x.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "v") == [f"x.{n}.png" for n in range(1001, 1006)]  # a.mov's timecode 00:00:40:01 is frame 1001
+    clip = make_scene(tmp_path / "clip.mov", 3, SIZE)  # no timecode
+    process_video(clip.path, tmp_path / "c" / "x.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "c") == ["x.0001.png", "x.0002.png", "x.0003.png"]
+
+
+def test_bad_patterns_are_one_error_line(tmp_path, plate, run, capsys):
+    """An EXR or TIFF pattern, two number fields: one line each, nothing written."""
+    for pattern, phrase in (("m.####.exr", "written as PNG"), ("m.%04d.tif", "written as PNG"), ("m.%04d.####.png", "one frame-number field")):
+        assert run(plate, "-o", tmp_path / "out" / pattern) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("birefvid: error:") and phrase in err[0], err
+    assert not (tmp_path / "out").exists() and _names(tmp_path) == ["plate"]
+    assert run(plate, "-o", tmp_path / "take#2.mov") == 0  # a # that is no number field before a picture's extension: a video
+    assert _names(tmp_path) == ["plate", "take#2.mov"]
+
+
+def test_overwrite_replaces_only_the_patterns_own_folder(tmp_path, plate, run, capsys):
+    """The pattern's folder is the sequence's, as `-o out/` is: an existing one needs --overwrite, and --overwrite
+    replaces a previous run's files but never deletes other files beside them (a compositor's `comp/` folder)."""
+    out = tmp_path / "comp"
+    assert run(plate, "-o", out / "matte.####.png") == 0
+    assert run(plate, "-o", out / "matte.####.png") == 2
+    assert "output exists" in capsys.readouterr().err
+    assert run(plate, "-o", out / "matte.####.png", "--overwrite") == 0
+    assert _names(out) == [f"matte.{n}.png" for n in range(1001, 1006)]
+    (out / "notes.txt").write_text("keep me")
+    assert run(plate, "-o", out / "matte.####.png", "--overwrite") == 2
+    assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").read_text() == "keep me"
+    assert run(plate, "-o", plate / "matte.####.png", "--overwrite") == 2  # into the plate's own folder
+    assert "which this run reads" in capsys.readouterr().err and len(_names(plate)) == 5
+
+
+def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
+    """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
+    and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts
+    each frame at its number's time, 1002 held over 1003, from the plate's timecode."""
+    for i, path in enumerate(write_scene_images(tmp_path / "plate", 5, SIZE)):
+        path.rename(path.parent / f"plate.{(1001, 1002, 1004, 1005, 1006)[i]}.png")
+    with caplog.at_level("WARNING", logger="birefvid"):
+        process_video(tmp_path / "plate", tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "m") == ["m.1001.png", "m.1002.png", "m.1004.png", "m.1005.png", "m.1006.png"]
+    assert any("frame 1003 of the numbered sequence is missing" in r.getMessage() for r in caplog.records)
+    for i, name in enumerate(_names(tmp_path / "m")):  # plate.1004.png's matte is m.1004.png
+        fg, bg = interior(true_mask(i, SIZE))
+        matte = cv2.imread(str(tmp_path / "m" / name), cv2.IMREAD_UNCHANGED)
+        assert np.abs(matte[fg].astype(int) - 255).max() <= 4 and matte[bg].max() <= 4
+    process_video(tmp_path / "plate", tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", fps=24)
+    with av.open(str(tmp_path / "a.mov")) as c:
+        stream = c.streams.video[0]
+        times = [f.time for f in c.decode(stream)]
+        assert stream.metadata.get("timecode") == "00:00:41:17"  # frame 1001 at 24 fps
+    assert times == pytest.approx([0, 1 / 24, 3 / 24, 4 / 24, 5 / 24])
+
+
+def _write_plate(folder: Path, codec: str, pix_fmt: str, numbers: range) -> None:
+    """Real EXR or DPX frames, encoded by FFmpeg (PyAV's image2 muxer), as a scan or a Nuke render delivers them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        with av.open(str(folder / f"plate.{n:04d}.{codec}"), "w", format="image2") as c:
+            stream = c.add_stream(codec, rate=24)
+            stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], pix_fmt
+            picture = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+            c.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)))
+            c.mux(stream.encode())
+
+
+@pytest.mark.parametrize("codec,pix_fmt,kind", [("exr", "gbrpf32le", "EXR"), ("dpx", "rgb48le", "DPX")])
+def test_exr_and_dpx_plates_are_one_line_naming_the_conversion(tmp_path, run, capsys, codec, pix_fmt, kind):
+    """A folder of EXR or DPX frames said only "no images found in plate (expected files ending in .bmp, ...)". It
+    now names the format and the ffmpeg line that converts it to 16-bit PNGs, numbers kept; nothing is written."""
+    _write_plate(tmp_path / "plate", codec, pix_fmt, range(1001, 1004))
+    for given in (tmp_path / "plate", f"{tmp_path / 'plate'}/*.{codec}"):
+        assert run(given, "-o", tmp_path / "out.mov") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("birefvid: error:"), err
+        assert f"holds {kind} frames (plate.1001.{codec}, ...), which birefvid does not read" in err[0], err
+        assert f"-start_number 1001 -i {tmp_path / 'plate'}/plate.%04d.{codec} -start_number 1001 -pix_fmt rgb48be" in err[0], err
+    assert _names(tmp_path) == ["plate"]
+
+
+def test_a_range_in_frame_numbers_is_told_in_seconds(tmp_path, plate, run, capsys):
+    """`--start 1002 --end 1005` on plate.1001.png... said only "no frames from 1002 s to 1005 s; the video lasts
+    0.208 s". The line now gives the seconds those frames are, and they give exactly those frames."""
+    assert run(plate, "-o", tmp_path / "m" / "m.%04d.png", "--output", "mask", "--fps", "24", "--start", "1002", "--end", "1005") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "frames 1002 to 1004 of this sequence (numbered from 1001 at 24 fps) are --start 0.041666 --end 0.166666" in err[0], err
+    assert run(plate, "-o", tmp_path / "m" / "m.%04d.png", "--output", "mask", "--fps", "24", "--start", "0.041666", "--end", "0.166666") == 0
+    assert _names(tmp_path / "m") == ["m.1002.png", "m.1003.png", "m.1004.png"]
+    assert run(plate, "-o", tmp_path / "n.mov", "--fps", "24", "--start", "1003") == 2
+    assert "frames from 1003 on of this sequence (numbered from 1001 at 24 fps) are --start 0.083333" in capsys.readouterr().err
+
+
+def test_macos_appledouble_files_beside_the_frames_are_left_out(tmp_path, plate, seg):
+    """A plate copied from a Mac to an exFAT or network drive has `._plate.1001.png` (AppleDouble: the Finder's
+    metadata, no picture) beside each frame; the run stopped at the first: `._plate.1001.png is not a readable image`."""
+    for frame in sorted(plate.iterdir()):
+        (plate / f"._{frame.name}").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4066))
+    (plate / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
+    (plate / "Thumbs.db").write_bytes(bytes(512))
+    report = process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert report["frames"] == 5 and _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+
+
+def test_a_preview_picture_beside_the_plate_is_left_out(tmp_path, plate, seg, caplog):
+    """A `preview.png` beside `plate.1001.png`... became the plate's last frame, and the plate lost its numbers (the
+    mattes came back as `m.0001.png`...): it is now left out with a warning naming it, as Nuke's plate.####.png reads."""
+    (plate / "preview.png").write_bytes((plate / "plate.1001.png").read_bytes())
+    with caplog.at_level("WARNING", logger="birefvid"):
+        report = process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert report["frames"] == 5 and _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+    assert any("preview.png left out: not part of the numbered sequence plate.1001.png to plate.1005.png" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
