@@ -372,11 +372,11 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     if is_animated_webp(src):  # read whole, with Pillow: FFmpeg can neither decode nor seek in it
         frames = len(frame_durations(src))
         return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
-    declared = header_frames(src)  # cheap: a short video is not scanned packet by packet
+    declared = header_frames(src, job.source.video_stream)  # cheap: a short video is not scanned packet by packet
     if job.source.decoder == "decord":  # what decord would decode wrongly is refused now, not after a model pass
         open_source(src, "decord").close()
     if chunk_frames and _splittable(job) and job.source.decoder == "pyav" and (declared is None or declared > chunk_frames):
-        probe = probe_video(src)
+        probe = probe_video(src, job.source.video_stream)
         chunks = plan_chunks(probe, chunk_frames, *overlap_for(job))
         frames, time_base = (probe.frames, probe.time_base) if probe else (declared or 0, Fraction(1))
     else:
@@ -391,7 +391,7 @@ def _check_max_size(job: FileJob) -> None:
     refuses it, not by the worker after the batch has started and written its manifest."""
     if job.source.max_size is None:
         return
-    with open_source(job.source.input, job.source.decoder, fps=job.source.fps) as source:
+    with open_source(job.source.input, job.source.decoder, fps=job.source.fps, video_stream=job.source.video_stream) as source:
         scaled_size(source.info.width, source.info.height, job.source.max_size)
 
 
