@@ -531,6 +531,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
                 if task.chunk["index"] not in by_name[task.video].done:
                     remove_partials(Path(task.path))
+            for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
+                _remove_empty_work_dir(plan, manifest)
             progress.stopped(_why_stopped(exc))
         raise
     executor.close()
@@ -673,12 +675,25 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
                     subtitles_from=subtitles, chapters_from=plan.job.source.input, source_time_base=plan.time_base)  # fmt: skip
     manifest.video_done(plan.name, plan.frames)
     shutil.rmtree(plan.work_dir, ignore_errors=True)
-    for parent in plan.work_dir.relative_to(manifest.path.parent).parents:  # a subfolder's video: its emptied folders too
+    _remove_emptied_parents(plan, manifest)
+    remove_partials(plan.output)  # from a worker killed mid-write
+    progress.video_done(plan.name, str(plan.output))
+
+
+def _remove_emptied_parents(plan: VideoPlan, manifest: Manifest) -> None:
+    """Remove the folders above ``plan``'s work folder in the work tree that are now empty (a subfolder's video)."""
+    for parent in plan.work_dir.relative_to(manifest.path.parent).parents:
         if str(parent) != ".":
             with contextlib.suppress(OSError):
                 (manifest.path.parent / parent).rmdir()
-    remove_partials(plan.output)  # from a worker killed mid-write
-    progress.video_done(plan.name, str(plan.output))
+
+
+def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
+    """Remove ``plan``'s chunk folder when a stopped run leaves nothing in it (no chunk finished), and the folders
+    above it it empties; one holding finished chunks stays, for the rerun to resume from."""
+    with contextlib.suppress(OSError):  # not made (one piece), or not empty: kept
+        plan.work_dir.rmdir()
+        _remove_emptied_parents(plan, manifest)
 
 
 def remove_partials(target: Path) -> None:
