@@ -187,6 +187,7 @@ def build_file_job(
     end: Optional[float] = None,
     max_size: Optional[int] = None,
     deinterlace: bool = True,
+    video_stream: Optional[int] = None,
     bit_depth: Union[str, int] = "auto",
     queue_size: int = 4,
     also: Iterable[Union[str, tuple[str, PathLike], OutputSpec]] = (),
@@ -199,6 +200,7 @@ def build_file_job(
     a part of the input, re-timed to start at 0 with its sound, subtitles and chapters;
     ``max_size`` scales the pictures down so the longer side is at most that many pixels;
     ``deinterlace=False`` keeps interlaced frames as decoded (combed) instead of deinterlacing them.
+    ``video_stream=N``: a file's N-th video stream (``#N`` of the warning about several) instead of ffmpeg's choice.
     ``bit_depth``: "auto" keeps a 10-bit or deeper source's depth where the output's format holds it,
     8 works in 8 bits (faster), 16 composites at 16 bits whatever the source.
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte (see
@@ -224,7 +226,8 @@ def build_file_job(
             raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')} or {option('also')} composite=PATH")
         backdrop = None  # the composite outputs are the extra ones
     return FileJob(
-        source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace),  # type: ignore[arg-type]
+        source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace,  # type: ignore[arg-type]
+                          video_stream=video_stream),
         output=OutputSpec(
             str(output), kind=kind, background=backdrop, codec=codec, crf=crf, bitrate=_bitrate_text(bitrate), pix_fmt=pix_fmt,
             preset=preset, **shared,  # type: ignore[arg-type]
@@ -297,6 +300,7 @@ def iter_masks(
     end: Optional[float] = None,
     max_size: Optional[int] = None,
     deinterlace: bool = True,
+    video_stream: Optional[int] = None,
     **model_options: Any,
 ) -> Iterator[tuple["np.ndarray", "np.ndarray"]]:
     """Each frame of a video (or image folder, glob) with its mask, in Python, no file written:
@@ -311,7 +315,8 @@ def iter_masks(
     _check_keywords("iter_masks", model_options, iter_masks, model_and_inference)
     _check_control("iter_masks", segmenter, None, None, None)
     _check_segmenter_keywords("iter_masks", segmenter, model_options)
-    source = SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace)  # type: ignore[arg-type]
+    source = SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace,  # type: ignore[arg-type]
+                        video_stream=video_stream)
     smoothing = SmoothingSpec(smooth, smooth_window)
     model_spec, inference = model_and_inference(**model_options)
     for spec in (source, smoothing, model_spec, inference):
@@ -342,7 +347,8 @@ def _masks(
 
     with contextlib.ExitStack() as stack:  # closed when the loop ends, breaks or raises (KeyboardInterrupt included)
         stack.enter_context(run_scope())  # a loop is a run: what it warns once, a notebook's next loop warns again
-        source = stack.enter_context(open_source(spec.input, spec.decoder, fps=spec.fps, deinterlace=spec.deinterlace))
+        source = stack.enter_context(open_source(spec.input, spec.decoder, fps=spec.fps, deinterlace=spec.deinterlace,
+                                                       video_stream=spec.video_stream))
         refuse_cut_off(source, spec.end)  # as process_video: before the first frame
         if spec.trimmed or starts_off_zero(source):  # as process_video: the same frames, from the same first one
             source = stack.enter_context(TrimmedSource(source, spec.start or 0.0, spec.end))

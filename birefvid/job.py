@@ -210,7 +210,8 @@ class SourceSpec:
     """The input: a video file, a folder of images or a glob; ``fps`` times an image sequence;
     ``start`` / ``end``: the part to process, in seconds from the first frame (None: from the
     beginning / to the end); ``max_size``: the longest side of the output, scaled down to it;
-    ``deinterlace``: make interlaced frames progressive first (PyAV decoder; see ``io.deinterlace``)."""
+    ``deinterlace``: make interlaced frames progressive first (PyAV decoder; see ``io.deinterlace``);
+    ``video_stream``: the N-th video stream of a file with several (None: the one ffmpeg would convert)."""
 
     input: str
     decoder: Decoder = "pyav"
@@ -219,6 +220,7 @@ class SourceSpec:
     end: Optional[float] = None
     max_size: Optional[int] = None  # scale the pictures down so the longer side is at most this (px)
     deinterlace: bool = True
+    video_stream: Optional[int] = None  # #N of the several-video-streams warning, as `ffmpeg -map 0:v:N` counts
 
     def validate(self) -> None:
         check_path_given(self.input, "input")
@@ -233,6 +235,12 @@ class SourceSpec:
             raise ConfigError(f"{option('max_size')} must be a whole number of pixels, 8 or more, got {self.max_size!r}")
         if self.end is not None and self.end <= (self.start or 0):
             raise ConfigError(f"{option('end')} ({self.end:g} s) must come after {option('start')} ({self.start or 0:g} s)")
+        n = self.video_stream
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ConfigError(f"{option('video_stream')} must be a video stream's number, 0 or more (#N in the warning "
+                              f"about several video streams), got {n!r}")  # fmt: skip
+        if n is not None and self.decoder != "pyav":
+            raise ConfigError(f"{option('video_stream')} needs the PyAV decoder: decord reads the first video stream only")
 
     @property
     def trimmed(self) -> bool:
@@ -399,10 +407,13 @@ class FileJob(JobDescription):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """As ``JobDescription.to_dict``, less an empty ``also``: a one-output job's JSON (reports, batch fingerprints) stays as it was."""
+        """As ``JobDescription.to_dict``, less an empty ``also`` and an unset ``video_stream``: a one-output job's JSON
+        (reports, batch fingerprints) stays as it was."""
         data = to_dict(self)
         if not data["also"]:
             del data["also"]
+        if data["source"]["video_stream"] is None:  # likewise: a batch started before --video-stream resumes
+            del data["source"]["video_stream"]
         return data
 
     @property

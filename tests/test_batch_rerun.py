@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
+
 from test_batch_media import MODEL, events, keyframed_clip, manifest
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
@@ -283,3 +285,41 @@ def test_a_dotted_video_name_makes_its_png_folder_and_its_partials_are_its_own(t
     assert main(["batch", str(folder), "--output-dir", str(out), "--ext", "png", "-q", *MODEL]) == 0
     warnings = [r.getMessage() for r in caplog.records if "partial file" in r.getMessage()]
     assert len(warnings) == 1 and str(ours) in warnings[0] and str(others) not in warnings[0], warnings
+
+
+def test_a_sigterm_leaves_the_finished_chunks_only_and_the_rerun_resumes(tmp_path):
+    """A local batch stopped by SIGTERM mid-way left, beside the finished chunks, an empty work folder for each video
+    it had not begun (`.birefvid-batch/b.mkv/`, ...): its own, looking like work in progress. Now it leaves the
+    finished chunks (resumable), no partial file, no output, no empty folder; the rerun does only the rest."""
+    import signal
+    import time
+
+    from test_batch_media import events, manifest
+
+    folder, out, first, second = tmp_path / "in", tmp_path / "out", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    folder.mkdir()
+    for name in "abc":
+        keyframed_clip(folder / f"{name}.mp4", 18)  # a keyframe every 6 frames: 3 chunks each
+    argv = ["batch", str(folder), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q", *MODEL]
+    run = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv, "--progress-json", str(first)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (first.exists() and '"chunk_done"' in first.read_text()):
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    code, err = run.wait(timeout=60), run.stderr.read()
+    assert code == 143 and "birefvid: terminated" in err, (code, err[-3000:])
+    assert events(first)[-1]["event"] == "stopped"
+    done = {name: sorted(int(i) for i in video["chunks_done"]) for name, video in manifest(out)["videos"].items()}
+    assert 1 <= sum(map(len, done.values())) < 9, done
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.name != "manifest.json")
+    kept = sorted(f".birefvid-batch/{name}/chunk-{i:05d}.mkv" for name, chunks in done.items() for i in chunks)
+    folders = sorted({str(Path(k).parent) for k in kept})
+    assert left == sorted([".birefvid-batch", *folders, *kept]), left  # no output, no .partial-*, no empty folder
+
+    assert main([*argv, "--progress-json", str(second)]) == 0
+    ev = events(second)
+    assert len([e for e in ev if e["event"] == "chunk_skipped"]) == sum(map(len, done.values()))
+    assert len([e for e in ev if e["event"] == "chunk_done"]) == 9 - sum(map(len, done.values()))
+    for name in "abc":
+        with av.open(str(out / f"{name}.mkv")) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 18

@@ -4,8 +4,10 @@ it left out."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import subprocess
 import threading
 import time
 from fractions import Fraction
@@ -18,7 +20,8 @@ import pytest
 
 from birefvid.cli import main
 from birefvid.io.live_source import open_live_source
-from media import add_subtitles, make_video, merge_audio
+from media import add_subtitles, make_images, make_video, merge_audio
+from system_tools import need_binary
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64", "-q"]
 MAIN, PROXY, THUMB = (96, 64), (48, 32), (64, 64)  # (width, height)
@@ -82,7 +85,8 @@ def test_process_takes_the_enabled_track_and_says_so(disabled_first, tmp_path, c
     assert shape(out) == (MAIN, FRAMES)
     said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
     assert len(said) == 1 and said[0].endswith("proxy_first.mp4 has 2 video streams; processing #1 (h264 96x64, default), "
-                                               "as ffmpeg would, and leaving out #0 (h264 48x32)"), said
+                                               "as ffmpeg would, and leaving out #0 (h264 48x32) (`--video-stream N` of "
+                                               "process and batch takes #N instead)"), said
 
 
 @pytest.mark.parametrize("kind,ext", [("alpha", ".mov"), ("mask", ".mkv")])
@@ -269,3 +273,103 @@ def test_each_iter_masks_loop_says_it_again(disabled_first, caplog):
             shapes = [mask.shape for _, mask in iter_masks(disabled_first, model="tiny", device="cpu", resolution=64)]
             assert shapes == [(MAIN[1], MAIN[0])] * FRAMES
             assert sum("video streams" in r.getMessage() for r in caplog.records) == run + 1
+
+
+# -- --video-stream N: another of the file's video streams ------------------------------------------------------------
+PROXY_FRAMES, MAIN_FRAMES = 20, 24  # different lengths, so a count tells which stream an output came from
+
+
+@pytest.fixture(scope="module")
+def drone_file(tmp_path_factory) -> Path:
+    """A drone's layout, written by ffmpeg: #0 a 48x32 proxy (disabled) with a keyframe every 4 frames, #1 the 96x64
+    main video (default), and a sound track."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    path = tmp_path_factory.mktemp("drone") / "dji.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"testsrc=size=48x32:rate=10:duration={PROXY_FRAMES / 10}",
+                    "-f", "lavfi", "-i", f"testsrc2=size=96x64:rate=10:duration={MAIN_FRAMES / 10}",
+                    "-f", "lavfi", "-i", "sine=duration=2.4", "-map", "0", "-map", "1", "-map", "2",
+                    "-c:v", "libx264", "-g", "4", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    "-disposition:v:0", "0", "-disposition:v:1", "default", str(path)], check=True)  # fmt: skip
+    return path
+
+
+def test_default_warning_names_the_option_with_the_number_to_copy(drone_file, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(drone_file), "-o", str(tmp_path / "out.mkv"), "--output", "mask", *FAST_MODEL]) == 0
+    assert shape(tmp_path / "out.mkv") == (MAIN, MAIN_FRAMES)
+    said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("leaving out #0 (h264 48x32) (`--video-stream N` of process and batch "
+                                               "takes #N instead)"), said
+
+
+def test_process_takes_the_video_stream_asked_for(drone_file, tmp_path, caplog):
+    out = tmp_path / "proxy.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert main(["process", str(drone_file), "-o", str(out), "--output", "mask", "--video-stream", "0", *FAST_MODEL]) == 0
+    assert shape(out) == (PROXY, PROXY_FRAMES)
+    with av.open(str(out)) as c:
+        assert len(c.streams.video) == 1 and len(c.streams.audio) == 1  # the sound is kept as with ffmpeg's choice
+    assert not [r for r in caplog.records if "video streams" in r.getMessage()]  # chosen: nothing to warn of
+
+
+def test_batch_takes_the_video_stream_asked_for_in_chunks(drone_file, tmp_path):
+    """Planned in chunks by the proxy's own keyframes, each chunk read from the proxy: 20 frames of 48x32."""
+    progress = tmp_path / "progress.jsonl"
+    out = tmp_path / "out"
+    assert main(["batch", str(drone_file), "--output-dir", str(out), "--ext", ".mkv", "--output", "mask", "--video-stream", "0",
+                 "--chunk-frames", "8", "--progress-json", str(progress), *FAST_MODEL]) == 0  # fmt: skip
+    assert shape(out / "dji.mkv") == (PROXY, PROXY_FRAMES)
+    end = [e for e in map(json.loads, progress.read_text().splitlines()) if e["event"] == "end"][0]
+    assert (end["chunks"], end["frames"]) == (3, PROXY_FRAMES), end  # 8 + 8 + 4 frames, cut at the proxy's keyframes
+
+
+@pytest.mark.parametrize("command", ["process", "batch"])
+def test_a_number_past_the_streams_is_one_line_naming_them(drone_file, tmp_path, capsys, command):
+    target = ["-o", str(tmp_path / "x.mkv")] if command == "process" else ["--output-dir", str(tmp_path / "out")]
+    code = main([command, str(drone_file), *target, "--output", "mask", "--video-stream", "2", *FAST_MODEL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (f"birefvid: error: {drone_file} has no video stream #2 (--video-stream 2): its video streams are "
+                      "#0 (h264 48x32), #1 (h264 96x64, default)"), err
+    assert not list(tmp_path.glob("x*")) and not any((tmp_path / "out").glob("*.mkv"))
+
+
+def test_a_cover_picture_is_no_video_stream(tmp_path, capsys):
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    clip = make_video(tmp_path / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    cover = tmp_path / "cover.png"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "color=red:size=32x32", "-frames:v", "1", str(cover)], check=True)
+    song = tmp_path / "covered.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(clip), "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy",
+                    "-disposition:v:1", "attached_pic", str(song)], check=True)  # fmt: skip
+    code = main(["process", str(song), "-o", str(tmp_path / "x.mkv"), "--output", "mask", "--video-stream", "1", *FAST_MODEL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"birefvid: error: {song}: video stream #1 (--video-stream 1) is a cover picture or "
+                                 "thumbnail track, no video: its only video stream is #0 (h264 96x64, default)"], err
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--video-stream", "-1"], "--video-stream must be a video stream's number, 0 or more"),
+    (["--video-stream", "1", "--decoder", "decord"], "--video-stream needs the PyAV decoder"),
+])  # fmt: skip
+def test_bad_video_stream_options(drone_file, tmp_path, capsys, extra, expected):
+    code = main(["process", str(drone_file), "-o", str(tmp_path / "x.mkv"), "--output", "mask", *extra, *FAST_MODEL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"birefvid: error: {expected}"), err
+
+
+def test_an_image_folder_has_no_video_streams_to_choose(tmp_path, capsys):
+    frames = tmp_path / "plate"
+    make_images(frames, n=3, size=(64, 48))
+    code = main(["process", str(frames), "-o", str(tmp_path / "x.mkv"), "--output", "mask", "--video-stream", "0", *FAST_MODEL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--video-stream chooses among a video file's video streams" in err[0], err
+
+
+def test_the_job_keeps_the_choice_and_leaves_it_out_when_unset(drone_file, tmp_path):
+    from birefvid.api import build_file_job
+    from birefvid.job import FileJob
+
+    chosen = build_file_job(drone_file, tmp_path / "x.mkv", video_stream=0)
+    assert FileJob.from_dict(chosen.to_dict()) == chosen
+    assert "video_stream" not in build_file_job(drone_file, tmp_path / "x.mkv").to_dict()["source"]  # fingerprints as before

@@ -13,7 +13,7 @@ from ..io.base import Source, ffmpeg_name
 from ..io.deinterlace import Deinterlacer
 from ..io.pixel_shape import PixelShapes, context_sar
 from ..io.video_source import (SEEK_TRIES, ConcealedFrames, VideoFileSource, alpha_decoder, decode_packet, earlier_target, ffmpeg_reason,
-                               main_video_stream)
+                               video_stream_at)
 from .plan import Chunk
 
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 class ChunkSource(Source):
     """Upright RGB frames of one chunk's decode range, with the stream's own pts (as ``VideoFileSource`` gives them)."""
 
-    def __init__(self, path: str | Path, chunk: Chunk, *, threads: int = 0, deinterlace: bool = True) -> None:
-        """``threads``: decoder and colour-conversion threads (0: the codec's choice), and ``deinterlace``, as ``VideoFileSource``'s."""
+    def __init__(self, path: str | Path, chunk: Chunk, *, threads: int = 0, deinterlace: bool = True, video_stream: Optional[int] = None) -> None:
+        """``threads``: decoder and colour-conversion threads (0: the codec's choice), ``deinterlace`` and ``video_stream``, as ``VideoFileSource``'s."""
         super().__init__()
         import av
 
@@ -36,7 +36,8 @@ class ChunkSource(Source):
         self.chunk = chunk
         self._threads = threads
         self._deinterlace = deinterlace
-        with VideoFileSource(self.path) as whole:  # stream facts exactly as `process` sees them
+        self._video_stream = video_stream
+        with VideoFileSource(self.path, video_stream=video_stream) as whole:  # stream facts exactly as `process` sees them
             self._info = whole.info
             self.rotation = whole.rotation
         self._container = av.open(ffmpeg_name(self.path))
@@ -64,7 +65,7 @@ class ChunkSource(Source):
         chunk = self.chunk
         width, height = self._info.width, self._info.height  # the stream's first picture, upright
         stored = (height, width) if self.rotation % 180 else (width, height)
-        stream = main_video_stream(self._container)
+        stream = video_stream_at(self._container, self._video_stream)
         assert stream is not None  # VideoFileSource found it above
         to_rgb = RgbConverter(self._threads, name=str(self.path), size=stored, first_index=chunk.start - chunk.before,
                               sar=stream.sample_aspect_ratio)  # fmt: skip

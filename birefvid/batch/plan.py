@@ -61,18 +61,19 @@ class Probe:
         return len(self.pts)
 
 
-def header_frames(path: str | Path) -> Optional[int]:
+def header_frames(path: str | Path, video_stream: Optional[int] = None) -> Optional[int]:
     """The frame count the container's header declares (or duration x rate), without reading packets.
 
     Refuses, as ``process`` does, a file it can tell is damaged without decoding (``video_source``'s checks: an
     MP4/MOV cut off in its index or media data, a video stream of unknown codec, a GIF or Matroska/WebM file cut
-    off): planned, its chunks would lose the end quietly, or each fail as if damaged midway."""
+    off): planned, its chunks would lose the end quietly, or each fail as if damaged midway. ``video_stream``: the
+    N-th video stream (``--video-stream``) instead of the one ffmpeg would take, as in every function here."""
     import av
 
     from ..io.video_source import decodable_video_stream, frame_rate, open_container, shown_frame_count, structural_damage
 
     with open_container(Path(path)) as container:
-        stream = decodable_video_stream(container, path)
+        stream = decodable_video_stream(container, path, video_stream)
         damage = structural_damage(Path(path), container.format.name)
         if damage:
             raise SourceError(f"{path} is not a whole video: {damage}")
@@ -84,7 +85,7 @@ def header_frames(path: str | Path) -> Optional[int]:
         return int(round(seconds * float(rate))) if rate and seconds else None
 
 
-def probe_video(path: str | Path) -> Optional[Probe]:
+def probe_video(path: str | Path, video_stream: Optional[int] = None) -> Optional[Probe]:
     """Frame timestamps and keyframes from the packets (no decoding); None when they cannot be trusted.
 
     Packets well short of the stream's declared length (a file cut off) are refused as ``process`` refuses its
@@ -92,7 +93,7 @@ def probe_video(path: str | Path) -> Optional[Probe]:
     from ..io.video_source import declared_shortfall, decodable_video_stream, index_dropped, open_container
 
     with open_container(Path(path)) as container:
-        stream = decodable_video_stream(container, path)
+        stream = decodable_video_stream(container, path, video_stream)
         if not is_indexed(container):  # MPEG-TS/PS and raw streams seek by byte estimate, seconds away
             return None  # no index to seek by: read the video as one piece
         time_base = Fraction(stream.time_base)  # read while the container is open

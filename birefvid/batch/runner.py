@@ -385,11 +385,11 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     if is_animated_webp(src):  # read whole, with Pillow: FFmpeg can neither decode nor seek in it
         frames = len(frame_durations(src))
         return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
-    declared = header_frames(src)  # cheap: a short video is not scanned packet by packet
+    declared = header_frames(src, job.source.video_stream)  # cheap: a short video is not scanned packet by packet
     if job.source.decoder == "decord":  # what decord would decode wrongly is refused now, not after a model pass
         open_source(src, "decord").close()
     if chunk_frames and _splittable(job) and job.source.decoder == "pyav" and (declared is None or declared > chunk_frames):
-        probe = probe_video(src)
+        probe = probe_video(src, job.source.video_stream)
         chunks = plan_chunks(probe, chunk_frames, *overlap_for(job))
         frames, time_base = (probe.frames, probe.time_base) if probe else (declared or 0, Fraction(1))
     else:
@@ -404,7 +404,7 @@ def _check_max_size(job: FileJob) -> None:
     refuses it, not by the worker after the batch has started and written its manifest."""
     if job.source.max_size is None:
         return
-    with open_source(job.source.input, job.source.decoder, fps=job.source.fps) as source:
+    with open_source(job.source.input, job.source.decoder, fps=job.source.fps, video_stream=job.source.video_stream) as source:
         scaled_size(source.info.width, source.info.height, job.source.max_size)
 
 
@@ -544,6 +544,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
                 if task.chunk["index"] not in by_name[task.video].done:
                     remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
+            for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
+                _remove_empty_work_dir(plan, manifest)
             progress.stopped(_why_stopped(exc))
         raise
     executor.close()
@@ -686,12 +688,25 @@ def _finish_video(plan: VideoPlan, manifest: Manifest, progress: BatchProgress) 
                     subtitles_from=subtitles, chapters_from=plan.job.source.input, source_time_base=plan.time_base)  # fmt: skip
     manifest.video_done(plan.name, plan.frames)
     shutil.rmtree(plan.work_dir, ignore_errors=True)
-    for parent in plan.work_dir.relative_to(manifest.path.parent).parents:  # a subfolder's video: its emptied folders too
+    _remove_emptied_parents(plan, manifest)
+    remove_partials(plan.output, is_dir=plan.is_folder)  # from a worker killed mid-write
+    progress.video_done(plan.name, str(plan.output))
+
+
+def _remove_emptied_parents(plan: VideoPlan, manifest: Manifest) -> None:
+    """Remove the folders above ``plan``'s work folder in the work tree that are now empty (a subfolder's video)."""
+    for parent in plan.work_dir.relative_to(manifest.path.parent).parents:
         if str(parent) != ".":
             with contextlib.suppress(OSError):
                 (manifest.path.parent / parent).rmdir()
-    remove_partials(plan.output, is_dir=plan.is_folder)  # from a worker killed mid-write
-    progress.video_done(plan.name, str(plan.output))
+
+
+def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
+    """Remove ``plan``'s chunk folder when a stopped run leaves nothing in it (no chunk finished), and the folders
+    above it it empties; one holding finished chunks stays, for the rerun to resume from."""
+    with contextlib.suppress(OSError):  # not made (one piece), or not empty: kept
+        plan.work_dir.rmdir()
+        _remove_emptied_parents(plan, manifest)
 
 
 def remove_partials(target: Path, *, is_dir: bool = False) -> None:

@@ -151,6 +151,8 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
                            "(aspect kept; e.g. 480 for a GIF); the model, compositing and encoder then work at that size")  # fmt: skip
     run_group.add_argument("--no-deinterlace", action="store_true", help="keep interlaced video's frames as decoded, combed "
                            "(by default frames flagged interlaced are deinterlaced with FFmpeg's bwdif, one frame per frame)")  # fmt: skip
+    run_group.add_argument("--video-stream", type=int, metavar="N", help="of a file with several video streams, the N-th "
+                           "(#N in the warning that names them, as ffmpeg -map 0:v:N counts) instead of the one ffmpeg would take")  # fmt: skip
     run_group.add_argument("--batch-size", type=int, help="frames per model call (default 4 on CUDA; 2 with OpenVINO on a CPU of 2+ cores, run side by side on two streams; else 1)")
     return run_group
 
@@ -202,5 +204,5 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=25.0 if args.fps is None else args.fps,
         start=getattr(args, "start", None), end=getattr(args, "end", None), max_size=args.max_size,
-        deinterlace=not args.no_deinterlace, bit_depth=args.bit_depth, also=getattr(args, "also", None) or (), **matte_options(args),
+        deinterlace=not args.no_deinterlace, video_stream=args.video_stream, bit_depth=args.bit_depth, also=getattr(args, "also", None) or (), **matte_options(args),
     )  # fmt: skip

@@ -30,13 +30,18 @@ from birefvid.urls import shown_url
 log = logging.getLogger(__name__)
 
 
-def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25, threads: Optional[int] = None, deinterlace: bool = True) -> Source:
+def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25, threads: Optional[int] = None, deinterlace: bool = True,
+                video_stream: Optional[int] = None) -> Source:  # fmt: skip
     """Open a video file (PyAV or decord), an animated WebP (Pillow) or, for a folder or glob pattern, an image sequence at ``fps``.
 
     ``threads`` sets PyAV's decoder thread count (None: FFmpeg's choice); ``deinterlace``: PyAV
-    gives interlaced frames deinterlaced (``io.deinterlace``).
+    gives interlaced frames deinterlaced (``io.deinterlace``); ``video_stream``: a video file's N-th
+    video stream instead of the one ffmpeg would take (PyAV only: ``SourceSpec.validate`` refuses decord).
     """
     text = str(path)
+    if video_stream is not None and not is_url(text) and (is_glob(text) or Path(text).is_dir() or is_animated_webp(text)):
+        raise ConfigError(f"{option('video_stream')} chooses among a video file's video streams; {text} is "
+                          f"{'an animated WebP' if Path(text).is_file() else 'an image sequence'}, which has one: leave it out")  # fmt: skip
     if not is_url(text) and (is_glob(text) or Path(text).is_dir()):
         if decoder == "decord":  # it was ignored without a word: the pictures are read with OpenCV whatever the decoder
             raise ConfigError(f"{option('decoder', 'decord')} decodes video files; {text} is an image sequence, whose pictures are read "
@@ -47,7 +52,7 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
             log.info("%s is an animated WebP: read with Pillow, not %s", text, decoder)
         return AnimatedWebPSource(text)
     if decoder == "pyav":
-        return VideoFileSource(text, threads=threads or 0, deinterlace=deinterlace)
+        return VideoFileSource(text, threads=threads or 0, deinterlace=deinterlace, video_stream=video_stream)
     if decoder == "decord":
         if is_url(text):
             raise ConfigError(f"decord reads local files only; read {text} with the PyAV decoder ({option('decoder', 'pyav')})")

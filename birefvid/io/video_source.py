@@ -264,12 +264,38 @@ def _describe(container: av.container.InputContainer, stream: av.video.stream.Vi
 
 def video_choice_note(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Optional[str]:
     """What a user is told when the file holds other videos than ``stream`` (a drone's proxy, a second angle), as a
-    clause, or None: each was dropped without a word."""
+    clause, or None: each was dropped without a word. It names the option that takes another, by the ``#N`` shown."""
     others = [s for s in video_streams(container) if s is not stream]
     if not others:
         return None
     return (f"{len(others) + 1} video streams; processing {_describe(container, stream)}, as ffmpeg would, and leaving out "
-            + ", ".join(_describe(container, s) for s in others))
+            + ", ".join(_describe(container, s) for s in others)
+            + f" (`{option('video_stream', 'N').replace(repr('N'), 'N')}` of process and batch takes #N instead)")
+
+
+def video_stream_at(container: av.container.InputContainer, number: Optional[int]) -> Optional[av.video.stream.VideoStream]:
+    """The ``number``-th of the file's video streams (``#N`` in messages, ``ffmpeg -map 0:v:N``), or for None the one
+    ffmpeg would convert (``main_video_stream``); None when there is no such stream. No checks: see ``chosen_video_stream``."""
+    if number is None:
+        return main_video_stream(container)
+    every = list(container.streams.video)
+    return every[number] if 0 <= number < len(every) else None
+
+
+def chosen_video_stream(container: av.container.InputContainer, shown: object, number: int) -> av.video.stream.VideoStream:
+    """The video stream ``--video-stream N`` names: ``#N`` of the several-streams warning; SourceError naming the
+    file's video streams when there is no ``#N`` or it is a cover picture or thumbnail track, no video."""
+    videos = video_streams(container)
+    listed = ", ".join(_describe(container, s) for s in videos)
+    there = (f"its video streams are {listed}" if len(videos) > 1 else f"its only video stream is {listed}" if videos
+             else "it has no video stream")  # fmt: skip
+    stream = video_stream_at(container, number)
+    if stream is None:
+        raise SourceError(f"{shown} has no video stream #{number} ({option('video_stream', number)}): {there}")
+    if stream not in videos:
+        raise SourceError(f"{shown}: video stream #{number} ({option('video_stream', number)}) is a cover picture or "
+                          f"thumbnail track, no video: {there}")  # fmt: skip
+    return stream
 
 
 def data_streams_note(container: av.container.InputContainer) -> Optional[str]:
@@ -286,9 +312,10 @@ def data_streams_note(container: av.container.InputContainer) -> Optional[str]:
             "video, audio, subtitles and chapters; `ffmpeg -map` can copy it from the source into the result)")
 
 
-def decodable_video_stream(container: av.container.InputContainer, shown: object) -> av.video.stream.VideoStream:
-    """``main_video_stream``, or SourceError naming ``shown`` when there is none or its codec is unknown to FFmpeg."""
-    stream = main_video_stream(container)
+def decodable_video_stream(container: av.container.InputContainer, shown: object, number: Optional[int] = None) -> av.video.stream.VideoStream:
+    """``main_video_stream``, or the ``number``-th video stream when given (``--video-stream``, said by no warning:
+    the user chose it), or SourceError naming ``shown`` when there is none or its codec is unknown to FFmpeg."""
+    stream = main_video_stream(container) if number is None else chosen_video_stream(container, shown, number)
     if stream is None:
         raise SourceError(f"{shown} has no video stream (audio-only or data file, or a song's cover picture?)")
     if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
@@ -297,7 +324,7 @@ def decodable_video_stream(container: av.container.InputContainer, shown: object
     broken = broken_timing(stream)
     if broken:
         raise SourceError(f"{shown}: {broken}")
-    note = video_choice_note(container, stream)
+    note = video_choice_note(container, stream) if number is None else None
     if note and first_time_about_file(shown, "video streams"):
         log.warning("%s has %s", shown, note)
     return stream
@@ -519,12 +546,16 @@ class ConcealedFrames:
 
 
 class VideoFileSource(Source):
-    """Frames of the first video stream of a media file, upright, uint8 RGB, with the stream's own pts."""
+    """Frames of a media file's video stream (the one ffmpeg would convert, or ``video_stream``), upright, uint8 RGB,
+    with the stream's own pts."""
 
-    def __init__(self, path: str | Path, *, strict: bool = False, threads: int = 0, deinterlace: bool = True) -> None:
+    def __init__(self, path: str | Path, *, strict: bool = False, threads: int = 0, deinterlace: bool = True,
+                 video_stream: Optional[int] = None) -> None:  # fmt: skip
         """``deinterlace``: frames flagged interlaced come out deinterlaced (see ``io.deinterlace``);
-        ``strict``: a frame the decoder concealed raises SourceError instead of a warning."""
+        ``strict``: a frame the decoder concealed raises SourceError instead of a warning; ``video_stream``: the
+        N-th video stream (``#N`` of the several-streams warning) instead of ffmpeg's choice."""
         super().__init__()
+        self.video_stream = video_stream
         # a URL stays as given (a Path would fold its "//"); everything else is a file path
         self.path: Path | str = path if is_url(path) else Path(path)
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
@@ -588,7 +619,7 @@ class VideoFileSource(Source):
 
     def _attach_stream(self) -> None:
         """Find the video stream of ``self._container`` and set up its decoder's threads."""
-        stream = decodable_video_stream(self._container, self.shown)
+        stream = decodable_video_stream(self._container, self.shown, self.video_stream)
         self._stream = stream
         self._stream.thread_type = "AUTO"
         if self._threads:
