@@ -353,3 +353,26 @@ def test_split_of_a_single_pair_is_refused(tmp_path):
     _write_pair(tmp_path, "a")
     with pytest.raises(DataError, match="holds 1 image/mask pair; holding some out for validation needs at least 2"):
         FolderDataset(tmp_path, 32).split(0.5)
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_mask_named_in_another_case_pairs_with_its_image(tmp_path, flat):
+    """``im/IMG_1.jpg`` beside ``gt/img_1.png`` (a camera's capitals, an annotation tool's lower case) 'had no
+    mask', and the mask 'had no image', though a Mac or Windows disk opens the one by the other's name."""
+    _write_pair(tmp_path, "IMG_1")
+    _write_pair(tmp_path, "b")
+    (tmp_path / "gt" / "IMG_1.png").rename(tmp_path / "gt" / "img_1.png")
+    if flat:
+        _flatten(tmp_path)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert sorted((p.image.stem, p.mask.stem) for p in ds.pairs) == (
+        [("IMG_1", "img_1_mask"), ("b", "b_mask")] if flat else [("IMG_1", "img_1"), ("b", "b")])
+
+
+def test_of_two_images_differing_in_case_only_the_one_of_the_masks_name_gets_it(tmp_path):
+    """``a.jpg`` and ``A.jpg`` are two pictures on Linux: ``gt/a.png`` is ``a.jpg``'s, and ``A.jpg`` has none."""
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "A")
+    (tmp_path / "gt" / "A.png").unlink()
+    with pytest.raises(DataError, match=r"A\.jpg has no mask"):
+        FolderDataset(tmp_path, 32)

@@ -150,14 +150,14 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     pairs: list[Pair] = []
     problems: list[str] = []  # every unusable image, named at once: not one more start of training per fix
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
-    for image in images:
-        key = name_key(image.stem)
+    keys = [name_key(image.stem) for image in images]
+    for image, key in zip(images, keys):
         if key in paired:
             problems.append(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
                             f"{expected(image.stem)}; keep one of them, or rename the other and its mask")
             continue
         paired[key] = image
-        mask = masks.pop(key, None)
+        mask = masks.pop(key, None) or _mask_in_other_case(key, masks, keys)
         if mask is None:
             problems.append(f"{image} has no mask; expected {expected(image.stem)}")
             continue
@@ -191,6 +191,16 @@ def _pair(image: Path, mask: Path) -> Pair:
                 "draw the mask on the upright picture, or turn it)") if sideways else ""  # fmt: skip
         raise DataError(f"{mask} is {mw}x{mh} but its image {image} is {iw}x{ih}{hint}; masks must match their image's size")
     return Pair(image, mask, ih, iw)
+
+
+def _mask_in_other_case(key: str, masks: dict[str, Path], keys: list[str]) -> "Path | None":
+    """The one mask (taken out of ``masks``) whose name differs from image ``key``'s in case alone (``IMG_1.JPG``
+    with ``img_1.png``, as a Mac or Windows disk opens it), when no other image could claim it; else None."""
+    folded = key.casefold()
+    if sum(k.casefold() == folded for k in keys) != 1:  # a.jpg and A.jpg: only their own masks pair with them
+        return None
+    found = [k for k in masks if k.casefold() == folded]
+    return masks.pop(found[0]) if len(found) == 1 else None
 
 
 def _folder_masks(gt_dir: Path) -> dict[str, Path]:
