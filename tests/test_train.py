@@ -463,6 +463,8 @@ def test_validation_leaves_resume_exact_and_the_best_survives_it(tmp_path, data)
     assert resumed.losses == pytest.approx(full.losses[4:], rel=1e-6)
     assert [v.step for v in resumed.validations] == [v.step for v in full.validations[1:]] == [6, 7]
     assert [v.iou for v in resumed.validations] == pytest.approx([v.iou for v in full.validations[1:]])
+    # the epoch line's training loss is the epoch's mean, steps before the stop included (it was 5-6's alone, not 4-6's)
+    assert [v.train_loss for v in resumed.validations] == pytest.approx([v.train_loss for v in full.validations[1:]])
     assert resumed.best == pytest.approx(full.best)
     again = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)  # nothing left to do
     assert again.validations == [] and again.best == pytest.approx(full.best)

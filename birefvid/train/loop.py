@@ -402,6 +402,7 @@ def train(
 
     config = {"seed": seed, "batch_size": batch_size, "steps": steps, "dataset_len": n, "val_fraction": val_fraction}
     start, best = 0, None
+    unvalidated: list[float] = []  # training losses since the previous validation
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         old = state.get("config", {})
@@ -423,6 +424,7 @@ def train(
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"], dev)
         best = state.get("best")  # so a resumed run replaces best.pt only with better weights
+        unvalidated = list(state.get("unvalidated_losses") or [])  # the epoch's losses before the interruption
         start = int(state["step"])
         log.info("resumed from %s at step %d", ckpt_path, start)
     elif resume:
@@ -440,23 +442,20 @@ def train(
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "rng": _rng_state(dev), "config": config, "best": result.best,
             "resolution": f"{resolution[1]}x{resolution[0]}",  # WxH: --weights last.pt then runs at the training size
+            "unvalidated_losses": list(unvalidated),  # so a resumed run's epoch line has the epoch's mean, not its own part's
         })
         result.checkpoint = ckpt_path
 
-    validated_from = len(result.losses)  # losses since the previous validation: the epoch's mean training loss
-
     def run_validation() -> Validation:
-        nonlocal validated_from
         scores = validate(model, val_dataset, batch_size=batch_size, device=dev, autocast=autocast)  # type: ignore[arg-type]
         improved = result.best is None or scores["iou"] > result.best["iou"]
         if improved:
             result.best = {**scores, "step": float(result.step)}
             if best_path is not None:  # weights and training size only: what --weights needs, a third of last.pt
                 save_best(best_path, model, step=result.step, resolution=f"{resolution[1]}x{resolution[0]}", scores=scores)
-        epoch_losses = result.losses[validated_from:]
-        validated_from = len(result.losses)
         done = Validation(result.step, steps_per_epoch, scores["iou"], scores["mae"],
-                          sum(epoch_losses) / len(epoch_losses), improved)
+                          sum(unvalidated) / len(unvalidated), improved)
+        unvalidated.clear()
         result.validations.append(done)
         return done
 
@@ -502,6 +501,8 @@ def train(
             result.step += 1
             value = float(loss.detach())
             result.losses.append(value)
+            if val_dataset is not None:  # losses since the previous validation: the epoch's mean training loss
+                unvalidated.append(value)
             boundary.step_done()  # a Ctrl-C or SIGTERM held during the step is raised here
 
             now = time.perf_counter()
