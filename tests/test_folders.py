@@ -376,3 +376,25 @@ def test_of_two_images_differing_in_case_only_the_one_of_the_masks_name_gets_it(
     (tmp_path / "gt" / "A.png").unlink()
     with pytest.raises(DataError, match=r"A\.jpg has no mask"):
         FolderDataset(tmp_path, 32)
+
+
+@pytest.mark.parametrize("names", [("im", "gt"), ("images", "masks")])
+def test_pictures_in_category_subfolders_pair_by_their_path(tmp_path, names):
+    """``im/shoes/a.jpg`` with ``gt/shoes/a.png``: a set in category folders was 'no images', and beside one picture
+    at the top the run trained on that one alone, the others left out without a word."""
+    for sub in ("shoes", "bags"):
+        _write_pair(tmp_path / sub, "a")
+        for inner, outer in zip(("im", "gt"), names):
+            (tmp_path / outer).mkdir(exist_ok=True)
+            (tmp_path / sub / inner).rename(tmp_path / outer / sub)
+        (tmp_path / sub).rmdir()
+    _write_pair(tmp_path / "top", "b")
+    for inner, outer in zip(("im", "gt"), names):
+        (tmp_path / "top" / inner / ("b.jpg" if inner == "im" else "b.png")).rename(tmp_path / outer / ("b.jpg" if inner == "im" else "b.png"))
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert sorted(str(p.mask.relative_to(tmp_path)) for p in ds.pairs) == [
+        f"{names[1]}/b.png", f"{names[1]}/bags/a.png", f"{names[1]}/shoes/a.png"]
+    assert all(p.image.parent.name == p.mask.parent.name or p.image.stem == "b" for p in ds.pairs)
+    (tmp_path / names[1] / "bags" / "a.png").unlink()
+    with pytest.raises(DataError, match=rf"{names[0]}/bags/a\.jpg has no mask; expected .*{names[1]}/bags/a\.png"):
+        FolderDataset(tmp_path, 32)

@@ -1,6 +1,6 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
-Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png`` (or .jpg, any picture), DUTS-TR's
+Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png`` (or .jpg, any picture; subfolders too, paired by path), DUTS-TR's
 ``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``), ``root/images/`` +
 ``root/masks/`` (or ``img/`` + ``mask/``, any case), or the flat
 layout many datasets ship: ``root/<stem>.jpg`` beside ``root/<stem>_mask.png`` (or ``_matte.png``). Every
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -92,10 +93,22 @@ def _flat_mask_key(path: Path) -> "str | None":
     return None
 
 
-def _visible_files(folder: Path) -> list[Path]:
-    """The files in ``folder`` but hidden ones: the ``._a.jpg`` metadata macOS writes beside ``a.jpg`` on a shared
-    or FAT disk is no picture, and was refused as an unreadable image."""
-    return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+def _visible_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The files in ``folder`` (and its subfolders if ``recursive``) but hidden ones: the ``._a.jpg`` metadata macOS
+    writes beside ``a.jpg`` on a shared or FAT disk is no picture, and was refused as an unreadable image."""
+    if not recursive:
+        return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+    found = []
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .ipynb_checkpoints, .git
+        found += [Path(top) / n for n in names if not n.startswith(".")]
+    return found
+
+
+def _key(path: Path, folder: Path) -> str:
+    """The name a picture and its mask share: the path under their folder without the extension (``shoes/a``
+    for ``im/shoes/a.jpg`` and ``gt/shoes/a.png``), as ``name_key`` matches names."""
+    return name_key("/".join((*path.relative_to(folder).parent.parts, path.stem)))
 
 
 def find_layout(root: Path) -> tuple[Path, Path]:
@@ -138,28 +151,33 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     root = Path(root)
     im_dir, gt_dir = find_layout(root)
     flat = im_dir == gt_dir
-    files = sorted(p for p in _visible_files(im_dir) if p.suffix.lower() in IMAGE_EXTENSIONS)
+    # category subfolders (im/shoes/a.jpg with gt/shoes/a.png) were left out without a word; the flat layout's
+    # folder is read alone: its subfolders may hold anything (the originals, a run's outputs)
+    files = sorted(p for p in _visible_files(im_dir, recursive=not flat) if p.suffix.lower() in IMAGE_EXTENSIONS)
     images = [p for p in files if _flat_mask_key(p) is None] if flat else files
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with masks of their names (.png) in {gt_dir}")
     masks = _flat_masks(files) if flat else _folder_masks(gt_dir)
 
-    def expected(stem: str) -> str:
-        return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)" if flat else str(gt_dir / (stem + ".png"))
+    def expected(image: Path) -> str:
+        stem = image.stem
+        if flat:
+            return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)"
+        return str(gt_dir / image.relative_to(im_dir).parent / (stem + ".png"))
 
     pairs: list[Pair] = []
     problems: list[str] = []  # every unusable image, named at once: not one more start of training per fix
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
-    keys = [name_key(image.stem) for image in images]
+    keys = [_key(image, im_dir) for image in images]
     for image, key in zip(images, keys):
         if key in paired:
             problems.append(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
-                            f"{expected(image.stem)}; keep one of them, or rename the other and its mask")
+                            f"{expected(image)}; keep one of them, or rename the other and its mask")
             continue
         paired[key] = image
         mask = masks.pop(key, None) or _mask_in_other_case(key, masks, keys)
         if mask is None:
-            problems.append(f"{image} has no mask; expected {expected(image.stem)}")
+            problems.append(f"{image} has no mask; expected {expected(image)}")
             continue
         try:
             pairs.append(_pair(image, mask))
@@ -207,10 +225,10 @@ def _folder_masks(gt_dir: Path) -> dict[str, Path]:
     """Image stem -> its mask in a mask folder: a PNG, or another picture (JPEG masks, with their compression noise
     read as faint grey, are common: refused, they were called missing beside the mask); DataError for two of a name."""
     masks: dict[str, Path] = {}
-    for p in sorted(_visible_files(gt_dir)):
+    for p in sorted(_visible_files(gt_dir, recursive=True)):
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
-        key = name_key(p.stem)
+        key = _key(p, gt_dir)
         if key in masks:
             pngs = [m for m in (masks[key], p) if m.suffix.lower() == ".png"]
             if len(pngs) != 1:  # a.png beside a.jpg (a preview, say) stays the mask it always was
