@@ -398,3 +398,11 @@ def test_pictures_in_category_subfolders_pair_by_their_path(tmp_path, names):
     (tmp_path / names[1] / "bags" / "a.png").unlink()
     with pytest.raises(DataError, match=rf"{names[0]}/bags/a\.jpg has no mask; expected .*{names[1]}/bags/a\.png"):
         FolderDataset(tmp_path, 32)
+
+
+@pytest.mark.parametrize("given", ["im", "gt"])
+def test_a_folder_inside_a_dataset_names_the_dataset(tmp_path, given):
+    """``--data ds/im`` (the pictures' folder) said 'holds images but no masks' and listed every layout."""
+    _write_pair(tmp_path / "ds", "a")
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'ds' / given} is a folder of the dataset {tmp_path / 'ds'}; give the dataset's folder, {tmp_path / 'ds'}$"):
+        FolderDataset(tmp_path / "ds" / given, 32)

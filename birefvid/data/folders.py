@@ -140,10 +140,21 @@ def find_layout(root: Path) -> tuple[Path, Path]:
     if any(_flat_mask_key(p) is not None for p in files):
         return root, root
     if files:  # pictures and nothing marked as a mask: say that, not "im is not a folder"
+        if root.resolve() in _layout_folders(root.resolve().parent):  # --data ds/im: the folder inside the dataset
+            parent = root.parent if root.name not in ("", ".", "..") else root.resolve().parent  # --data . inside im/
+            raise DataError(f"{root} is a folder of the dataset {parent}; give the dataset's folder, {parent}")
         raise DataError(f"{root} holds images but no masks (x_mask.png or x_matte.png beside each x.jpg); expected {LAYOUTS}")
     inner = sorted(d.name for d in folders.values() if (d / "im").is_dir() and (d / "gt").is_dir())
     hint = f"; its subfolders {', '.join(inner)} are datasets: train on one of them" if inner else ""
     raise DataError(f"{im_dir} is not a folder; expected {LAYOUTS}{hint}")
+
+
+def _layout_folders(root: Path) -> tuple[Path, ...]:
+    """The image and mask folders of the dataset at ``root``; none when it is no dataset."""
+    try:
+        return find_layout(root)
+    except (DataError, OSError):
+        return ()
 
 
 def scan_pairs(root: Union[str, Path]) -> list[Pair]:
