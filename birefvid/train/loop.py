@@ -470,12 +470,12 @@ def train(
         from ..progress_bar import tqdm_class
 
         bar = tqdm_class()(total=steps, initial=start, unit="step", desc="train", dynamic_ncols=True)
-    bad = 0
+    bad, stepped = 0, False
     t0, timed_from = time.perf_counter(), start
     boundary = _StepBoundary()
     try:
         for images, masks in loader:
-            boundary.within = True
+            boundary.within, stepped = True, False
             images = images.to(dev, non_blocking=True)
             masks = masks.to(dev, non_blocking=True)
             with autocast():
@@ -499,11 +499,11 @@ def train(
                     )
             scheduler.step()
             result.step += 1
+            stepped = True
             value = float(loss.detach())
             result.losses.append(value)
             if val_dataset is not None:  # losses since the previous validation: the epoch's mean training loss
                 unvalidated.append(value)
-            boundary.step_done()  # a Ctrl-C or SIGTERM held during the step is raised here
 
             now = time.perf_counter()
             if result.step == start + 1:  # the first step is slow (allocation, warm-up): time from after it
@@ -530,10 +530,18 @@ def train(
                 if validation is not None:
                     log.info("%s", validation.describe(steps))
             if progress is not None:
-                progress(report)
+                try:
+                    progress(report)
+                except KeyboardInterrupt:  # the callback's own stop (a caller's Ctrl-C): the step is whole, save it
+                    boundary.within = False
+                    raise
+            # a Ctrl-C or SIGTERM held during the step, its validation or its checkpoint is raised here: a press
+            # while validating stopped the scoring half-way, and the resumed run, past that step, never scored it
+            boundary.step_done()
     except KeyboardInterrupt:
         if boundary.within:  # pressed twice: its weights, optimizer, BatchNorm statistics and RNG are part-way
-            log.warning("stopped within step %d, which is not saved; %s", result.step + 1,
+            log.warning("stopped %s step %d, which is not saved; %s", "while scoring or saving" if stepped else "within",
+                        result.step if stepped else result.step + 1,
                         f"resume continues from {ckpt_path}" if ckpt_path is not None and ckpt_path.exists() else "nothing to resume")
         elif result.step > start:
             try:
