@@ -406,3 +406,15 @@ def test_a_folder_inside_a_dataset_names_the_dataset(tmp_path, given):
     _write_pair(tmp_path / "ds", "a")
     with pytest.raises(DataError, match=rf"^{tmp_path / 'ds' / given} is a folder of the dataset {tmp_path / 'ds'}; give the dataset's folder, {tmp_path / 'ds'}$"):
         FolderDataset(tmp_path / "ds" / given, 32)
+
+
+def test_masks_in_subfolders_of_a_flat_dataset_are_named_in_a_warning(tmp_path, caplog):
+    """The flat layout reads its own folder: pairs in its subfolders were left out of training without a word."""
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path / "shoes", "b")
+    _flatten(tmp_path)
+    _flatten(tmp_path / "shoes")
+    with caplog.at_level("WARNING", logger="birefvid.data.folders"):
+        ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [p.image.name for p in ds.pairs] == ["a.jpg"]
+    assert f"1 mask(s) in subfolders of {tmp_path} are not read" in caplog.text and "b_mask.png" in caplog.text

@@ -196,6 +196,8 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
             problems.append(str(exc))
     if masks:
         log.warning("%d mask(s) in %s have no image and are ignored, e.g. %s", len(masks), gt_dir, next(iter(masks.values())))
+    if flat:
+        _warn_flat_subfolders(im_dir)
     if len(problems) == 1:
         raise DataError(problems[0])
     if problems:
@@ -220,6 +222,16 @@ def _pair(image: Path, mask: Path) -> Pair:
                 "draw the mask on the upright picture, or turn it)") if sideways else ""  # fmt: skip
         raise DataError(f"{mask} is {mw}x{mh} but its image {image} is {iw}x{ih}{hint}; masks must match their image's size")
     return Pair(image, mask, ih, iw)
+
+
+def _warn_flat_subfolders(root: Path) -> None:
+    """Warn when subfolders of a flat dataset hold masks: the flat layout reads its own folder alone, and a set in
+    category folders beside a few pictures at the top trained on those few without a word."""
+    left = [p for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")
+            for p in sorted(_visible_files(d)) if _flat_mask_key(p) is not None]  # fmt: skip
+    if left:
+        log.warning("%d mask(s) in subfolders of %s are not read (the flat layout reads its own folder alone), e.g. %s; "
+                    "move them beside the others, or give --data the subfolder", len(left), root, left[0])
 
 
 def _mask_in_other_case(key: str, masks: dict[str, Path], keys: list[str]) -> "Path | None":
