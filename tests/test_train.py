@@ -546,3 +546,14 @@ def test_ctrl_c_while_validating_lets_the_validation_end_and_resume_misses_none(
                     val_dataset=SceneDataset(3, 64, seed=99, flip=False), **kwargs)
     assert [v.step for v in [*seen[-1:], *resumed.validations]] == [v.step for v in full.validations] == [3, 6, 7]
     assert resumed.best == pytest.approx(full.best)
+
+
+def test_resume_on_other_data_of_the_same_size_is_said(tmp_path, data, caplog):
+    """A resume on another folder of as many pictures went on without a word, as if it were the same data."""
+    kwargs = dict(steps=2, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+    train(FakeBiRefNet(), data, metadata={"data": "shoes/"}, **{**kwargs, "steps": 1})
+    with caplog.at_level(logging.WARNING, logger="birefvid.train.loop"):
+        train(FakeBiRefNet(), data, metadata={"data": "./shoes"}, resume=True, **kwargs)  # the same folder
+        assert "trained on" not in caplog.text
+        train(FakeBiRefNet(), data, metadata={"data": "bags/"}, resume=True, **{**kwargs, "steps": 3})
+    assert "resuming on bags/; the checkpoint was trained on ./shoes" in caplog.text

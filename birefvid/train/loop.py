@@ -409,6 +409,10 @@ def train(
         _check_resumable(old, config, ckpt_path)
         if old.get("steps") != steps:
             log.warning("resuming with %s (checkpoint had %s): the LR schedule changes", option("steps", steps), old.get("steps"))
+        old_data, data = (state.get("metadata") or {}).get("data"), (metadata or {}).get("data")
+        # as many pictures, other ones (``d`` and ``./d/`` are one folder)
+        if old_data is not None and data is not None and Path(old_data).resolve() != Path(data).resolve():
+            log.warning("resuming on %s; the checkpoint was trained on %s", data, old_data)
         if state.get("resolution") not in (None, f"{resolution[1]}x{resolution[0]}"):
             log.warning("resuming at %dx%d; the checkpoint was trained at %s", resolution[1], resolution[0], state["resolution"])
         _load_resumed_model(model, state["model"], ckpt_path)
@@ -442,6 +446,7 @@ def train(
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "rng": _rng_state(dev), "config": config, "best": result.best,
             "resolution": f"{resolution[1]}x{resolution[0]}",  # WxH: --weights last.pt then runs at the training size
+            "metadata": dict(metadata or {}),  # the data it trained on: a resume on other data is said
             "unvalidated_losses": list(unvalidated),  # so a resumed run's epoch line has the epoch's mean, not its own part's
         })
         result.checkpoint = ckpt_path
