@@ -353,3 +353,68 @@ def test_split_of_a_single_pair_is_refused(tmp_path):
     _write_pair(tmp_path, "a")
     with pytest.raises(DataError, match="holds 1 image/mask pair; holding some out for validation needs at least 2"):
         FolderDataset(tmp_path, 32).split(0.5)
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_mask_named_in_another_case_pairs_with_its_image(tmp_path, flat):
+    """``im/IMG_1.jpg`` beside ``gt/img_1.png`` (a camera's capitals, an annotation tool's lower case) 'had no
+    mask', and the mask 'had no image', though a Mac or Windows disk opens the one by the other's name."""
+    _write_pair(tmp_path, "IMG_1")
+    _write_pair(tmp_path, "b")
+    (tmp_path / "gt" / "IMG_1.png").rename(tmp_path / "gt" / "img_1.png")
+    if flat:
+        _flatten(tmp_path)
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert sorted((p.image.stem, p.mask.stem) for p in ds.pairs) == (
+        [("IMG_1", "img_1_mask"), ("b", "b_mask")] if flat else [("IMG_1", "img_1"), ("b", "b")])
+
+
+def test_of_two_images_differing_in_case_only_the_one_of_the_masks_name_gets_it(tmp_path):
+    """``a.jpg`` and ``A.jpg`` are two pictures on Linux: ``gt/a.png`` is ``a.jpg``'s, and ``A.jpg`` has none."""
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "A")
+    (tmp_path / "gt" / "A.png").unlink()
+    with pytest.raises(DataError, match=r"A\.jpg has no mask"):
+        FolderDataset(tmp_path, 32)
+
+
+@pytest.mark.parametrize("names", [("im", "gt"), ("images", "masks")])
+def test_pictures_in_category_subfolders_pair_by_their_path(tmp_path, names):
+    """``im/shoes/a.jpg`` with ``gt/shoes/a.png``: a set in category folders was 'no images', and beside one picture
+    at the top the run trained on that one alone, the others left out without a word."""
+    for sub in ("shoes", "bags"):
+        _write_pair(tmp_path / sub, "a")
+        for inner, outer in zip(("im", "gt"), names):
+            (tmp_path / outer).mkdir(exist_ok=True)
+            (tmp_path / sub / inner).rename(tmp_path / outer / sub)
+        (tmp_path / sub).rmdir()
+    _write_pair(tmp_path / "top", "b")
+    for inner, outer in zip(("im", "gt"), names):
+        (tmp_path / "top" / inner / ("b.jpg" if inner == "im" else "b.png")).rename(tmp_path / outer / ("b.jpg" if inner == "im" else "b.png"))
+    ds = FolderDataset(tmp_path, 32, flip=False)
+    assert sorted(str(p.mask.relative_to(tmp_path)) for p in ds.pairs) == [
+        f"{names[1]}/b.png", f"{names[1]}/bags/a.png", f"{names[1]}/shoes/a.png"]
+    assert all(p.image.parent.name == p.mask.parent.name or p.image.stem == "b" for p in ds.pairs)
+    (tmp_path / names[1] / "bags" / "a.png").unlink()
+    with pytest.raises(DataError, match=rf"{names[0]}/bags/a\.jpg has no mask; expected .*{names[1]}/bags/a\.png"):
+        FolderDataset(tmp_path, 32)
+
+
+@pytest.mark.parametrize("given", ["im", "gt"])
+def test_a_folder_inside_a_dataset_names_the_dataset(tmp_path, given):
+    """``--data ds/im`` (the pictures' folder) said 'holds images but no masks' and listed every layout."""
+    _write_pair(tmp_path / "ds", "a")
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'ds' / given} is a folder of the dataset {tmp_path / 'ds'}; give the dataset's folder, {tmp_path / 'ds'}$"):
+        FolderDataset(tmp_path / "ds" / given, 32)
+
+
+def test_masks_in_subfolders_of_a_flat_dataset_are_named_in_a_warning(tmp_path, caplog):
+    """The flat layout reads its own folder: pairs in its subfolders were left out of training without a word."""
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path / "shoes", "b")
+    _flatten(tmp_path)
+    _flatten(tmp_path / "shoes")
+    with caplog.at_level("WARNING", logger="birefvid.data.folders"):
+        ds = FolderDataset(tmp_path, 32, flip=False)
+    assert [p.image.name for p in ds.pairs] == ["a.jpg"]
+    assert f"1 mask(s) in subfolders of {tmp_path} are not read" in caplog.text and "b_mask.png" in caplog.text

@@ -463,6 +463,8 @@ def test_validation_leaves_resume_exact_and_the_best_survives_it(tmp_path, data)
     assert resumed.losses == pytest.approx(full.losses[4:], rel=1e-6)
     assert [v.step for v in resumed.validations] == [v.step for v in full.validations[1:]] == [6, 7]
     assert [v.iou for v in resumed.validations] == pytest.approx([v.iou for v in full.validations[1:]])
+    # the epoch line's training loss is the epoch's mean, steps before the stop included (it was 5-6's alone, not 4-6's)
+    assert [v.train_loss for v in resumed.validations] == pytest.approx([v.train_loss for v in full.validations[1:]])
     assert resumed.best == pytest.approx(full.best)
     again = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True, **kwargs)  # nothing left to do
     assert again.validations == [] and again.best == pytest.approx(full.best)
@@ -509,3 +511,49 @@ def test_bf16_on_a_gpu_without_native_bf16_trains_in_fp16(monkeypatch):
         assert resolve_precision("bf16", torch.device("cuda")) == torch.float16
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     assert resolve_precision("bf16", torch.device("cuda:1")) == torch.bfloat16
+
+
+class CtrlCWhileValidating(SceneDataset):
+    """A validation set whose scoring is interrupted once by a real SIGINT, after the ``at``-th item read."""
+
+    def __init__(self, *args, at: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads, self.at = 0, at
+
+    def __getitem__(self, index):
+        self.reads += 1
+        if self.reads == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().__getitem__(index)
+
+
+def test_ctrl_c_while_validating_lets_the_validation_end_and_resume_misses_none(tmp_path, data, caplog):
+    """A press during an epoch's validation stopped it half-way; the checkpoint said the step was done, so the
+    resumed run never scored that epoch (no epoch line, and best.pt could miss the best weights)."""
+    kwargs = dict(steps=7, batch_size=3, lr=3e-2, warmup_steps=1, device="cpu", seed=3, checkpoint_every=100,
+                  show_progress=False)
+    torch.manual_seed(1)
+    full = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "a", val_dataset=SceneDataset(3, 64, seed=99, flip=False), **kwargs)
+    torch.manual_seed(1)
+    seen = []
+    with pytest.raises(KeyboardInterrupt):  # the 2nd item of the first validation (step 3) reads during a press
+        train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", progress=lambda p: seen.append(p.validation),
+              val_dataset=CtrlCWhileValidating(3, 64, seed=99, flip=False, at=2), **kwargs)
+    assert [v.step for v in seen if v is not None] == [3]  # scored whole, and its line shown, before stopping
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["step"] == 3
+    torch.manual_seed(1)
+    resumed = train(FakeBiRefNet(), data, checkpoint_dir=tmp_path / "b", resume=True,
+                    val_dataset=SceneDataset(3, 64, seed=99, flip=False), **kwargs)
+    assert [v.step for v in [*seen[-1:], *resumed.validations]] == [v.step for v in full.validations] == [3, 6, 7]
+    assert resumed.best == pytest.approx(full.best)
+
+
+def test_resume_on_other_data_of_the_same_size_is_said(tmp_path, data, caplog):
+    """A resume on another folder of as many pictures went on without a word, as if it were the same data."""
+    kwargs = dict(steps=2, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+    train(FakeBiRefNet(), data, metadata={"data": "shoes/"}, **{**kwargs, "steps": 1})
+    with caplog.at_level(logging.WARNING, logger="birefvid.train.loop"):
+        train(FakeBiRefNet(), data, metadata={"data": "./shoes"}, resume=True, **kwargs)  # the same folder
+        assert "trained on" not in caplog.text
+        train(FakeBiRefNet(), data, metadata={"data": "bags/"}, resume=True, **{**kwargs, "steps": 3})
+    assert "resuming on bags/; the checkpoint was trained on ./shoes" in caplog.text

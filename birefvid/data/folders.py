@@ -1,6 +1,6 @@
 """Image/mask folders in the DIS5K / DUTS layout as a training dataset.
 
-Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png`` (or .jpg, any picture), DUTS-TR's
+Layout: ``root/im/<stem>.<any image extension>`` and ``root/gt/<stem>.png`` (or .jpg, any picture; subfolders too, paired by path), DUTS-TR's
 ``root/DUTS-TR-Image/`` and ``root/DUTS-TR-Mask/`` (any ``NAME-Image/`` + ``NAME-Mask/``), ``root/images/`` +
 ``root/masks/`` (or ``img/`` + ``mask/``, any case), or the flat
 layout many datasets ship: ``root/<stem>.jpg`` beside ``root/<stem>_mask.png`` (or ``_matte.png``). Every
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -92,10 +93,22 @@ def _flat_mask_key(path: Path) -> "str | None":
     return None
 
 
-def _visible_files(folder: Path) -> list[Path]:
-    """The files in ``folder`` but hidden ones: the ``._a.jpg`` metadata macOS writes beside ``a.jpg`` on a shared
-    or FAT disk is no picture, and was refused as an unreadable image."""
-    return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+def _visible_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The files in ``folder`` (and its subfolders if ``recursive``) but hidden ones: the ``._a.jpg`` metadata macOS
+    writes beside ``a.jpg`` on a shared or FAT disk is no picture, and was refused as an unreadable image."""
+    if not recursive:
+        return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+    found = []
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .ipynb_checkpoints, .git
+        found += [Path(top) / n for n in names if not n.startswith(".")]
+    return found
+
+
+def _key(path: Path, folder: Path) -> str:
+    """The name a picture and its mask share: the path under their folder without the extension (``shoes/a``
+    for ``im/shoes/a.jpg`` and ``gt/shoes/a.png``), as ``name_key`` matches names."""
+    return name_key("/".join((*path.relative_to(folder).parent.parts, path.stem)))
 
 
 def find_layout(root: Path) -> tuple[Path, Path]:
@@ -127,10 +140,21 @@ def find_layout(root: Path) -> tuple[Path, Path]:
     if any(_flat_mask_key(p) is not None for p in files):
         return root, root
     if files:  # pictures and nothing marked as a mask: say that, not "im is not a folder"
+        if root.resolve() in _layout_folders(root.resolve().parent):  # --data ds/im: the folder inside the dataset
+            parent = root.parent if root.name not in ("", ".", "..") else root.resolve().parent  # --data . inside im/
+            raise DataError(f"{root} is a folder of the dataset {parent}; give the dataset's folder, {parent}")
         raise DataError(f"{root} holds images but no masks (x_mask.png or x_matte.png beside each x.jpg); expected {LAYOUTS}")
     inner = sorted(d.name for d in folders.values() if (d / "im").is_dir() and (d / "gt").is_dir())
     hint = f"; its subfolders {', '.join(inner)} are datasets: train on one of them" if inner else ""
     raise DataError(f"{im_dir} is not a folder; expected {LAYOUTS}{hint}")
+
+
+def _layout_folders(root: Path) -> tuple[Path, ...]:
+    """The image and mask folders of the dataset at ``root``; none when it is no dataset."""
+    try:
+        return find_layout(root)
+    except (DataError, OSError):
+        return ()
 
 
 def scan_pairs(root: Union[str, Path]) -> list[Pair]:
@@ -138,28 +162,33 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     root = Path(root)
     im_dir, gt_dir = find_layout(root)
     flat = im_dir == gt_dir
-    files = sorted(p for p in _visible_files(im_dir) if p.suffix.lower() in IMAGE_EXTENSIONS)
+    # category subfolders (im/shoes/a.jpg with gt/shoes/a.png) were left out without a word; the flat layout's
+    # folder is read alone: its subfolders may hold anything (the originals, a run's outputs)
+    files = sorted(p for p in _visible_files(im_dir, recursive=not flat) if p.suffix.lower() in IMAGE_EXTENSIONS)
     images = [p for p in files if _flat_mask_key(p) is None] if flat else files
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with masks of their names (.png) in {gt_dir}")
     masks = _flat_masks(files) if flat else _folder_masks(gt_dir)
 
-    def expected(stem: str) -> str:
-        return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)" if flat else str(gt_dir / (stem + ".png"))
+    def expected(image: Path) -> str:
+        stem = image.stem
+        if flat:
+            return f"{gt_dir / (stem + FLAT_MASK_ENDINGS[0] + '.png')} (or {stem}{FLAT_MASK_ENDINGS[1]}.png)"
+        return str(gt_dir / image.relative_to(im_dir).parent / (stem + ".png"))
 
     pairs: list[Pair] = []
     problems: list[str] = []  # every unusable image, named at once: not one more start of training per fix
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
-    for image in images:
-        key = name_key(image.stem)
+    keys = [_key(image, im_dir) for image in images]
+    for image, key in zip(images, keys):
         if key in paired:
             problems.append(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
-                            f"{expected(image.stem)}; keep one of them, or rename the other and its mask")
+                            f"{expected(image)}; keep one of them, or rename the other and its mask")
             continue
         paired[key] = image
-        mask = masks.pop(key, None)
+        mask = masks.pop(key, None) or _mask_in_other_case(key, masks, keys)
         if mask is None:
-            problems.append(f"{image} has no mask; expected {expected(image.stem)}")
+            problems.append(f"{image} has no mask; expected {expected(image)}")
             continue
         try:
             pairs.append(_pair(image, mask))
@@ -167,6 +196,8 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
             problems.append(str(exc))
     if masks:
         log.warning("%d mask(s) in %s have no image and are ignored, e.g. %s", len(masks), gt_dir, next(iter(masks.values())))
+    if flat:
+        _warn_flat_subfolders(im_dir)
     if len(problems) == 1:
         raise DataError(problems[0])
     if problems:
@@ -193,14 +224,34 @@ def _pair(image: Path, mask: Path) -> Pair:
     return Pair(image, mask, ih, iw)
 
 
+def _warn_flat_subfolders(root: Path) -> None:
+    """Warn when subfolders of a flat dataset hold masks: the flat layout reads its own folder alone, and a set in
+    category folders beside a few pictures at the top trained on those few without a word."""
+    left = [p for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")
+            for p in sorted(_visible_files(d)) if _flat_mask_key(p) is not None]  # fmt: skip
+    if left:
+        log.warning("%d mask(s) in subfolders of %s are not read (the flat layout reads its own folder alone), e.g. %s; "
+                    "move them beside the others, or give --data the subfolder", len(left), root, left[0])
+
+
+def _mask_in_other_case(key: str, masks: dict[str, Path], keys: list[str]) -> "Path | None":
+    """The one mask (taken out of ``masks``) whose name differs from image ``key``'s in case alone (``IMG_1.JPG``
+    with ``img_1.png``, as a Mac or Windows disk opens it), when no other image could claim it; else None."""
+    folded = key.casefold()
+    if sum(k.casefold() == folded for k in keys) != 1:  # a.jpg and A.jpg: only their own masks pair with them
+        return None
+    found = [k for k in masks if k.casefold() == folded]
+    return masks.pop(found[0]) if len(found) == 1 else None
+
+
 def _folder_masks(gt_dir: Path) -> dict[str, Path]:
     """Image stem -> its mask in a mask folder: a PNG, or another picture (JPEG masks, with their compression noise
     read as faint grey, are common: refused, they were called missing beside the mask); DataError for two of a name."""
     masks: dict[str, Path] = {}
-    for p in sorted(_visible_files(gt_dir)):
+    for p in sorted(_visible_files(gt_dir, recursive=True)):
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
-        key = name_key(p.stem)
+        key = _key(p, gt_dir)
         if key in masks:
             pngs = [m for m in (masks[key], p) if m.suffix.lower() == ".png"]
             if len(pngs) != 1:  # a.png beside a.jpg (a preview, say) stays the mask it always was

@@ -402,12 +402,17 @@ def train(
 
     config = {"seed": seed, "batch_size": batch_size, "steps": steps, "dataset_len": n, "val_fraction": val_fraction}
     start, best = 0, None
+    unvalidated: list[float] = []  # training losses since the previous validation
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         old = state.get("config", {})
         _check_resumable(old, config, ckpt_path)
         if old.get("steps") != steps:
             log.warning("resuming with %s (checkpoint had %s): the LR schedule changes", option("steps", steps), old.get("steps"))
+        old_data, data = (state.get("metadata") or {}).get("data"), (metadata or {}).get("data")
+        # as many pictures, other ones (``d`` and ``./d/`` are one folder)
+        if old_data is not None and data is not None and Path(old_data).resolve() != Path(data).resolve():
+            log.warning("resuming on %s; the checkpoint was trained on %s", data, old_data)
         if state.get("resolution") not in (None, f"{resolution[1]}x{resolution[0]}"):
             log.warning("resuming at %dx%d; the checkpoint was trained at %s", resolution[1], resolution[0], state["resolution"])
         _load_resumed_model(model, state["model"], ckpt_path)
@@ -423,6 +428,7 @@ def train(
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"], dev)
         best = state.get("best")  # so a resumed run replaces best.pt only with better weights
+        unvalidated = list(state.get("unvalidated_losses") or [])  # the epoch's losses before the interruption
         start = int(state["step"])
         log.info("resumed from %s at step %d", ckpt_path, start)
     elif resume:
@@ -440,23 +446,21 @@ def train(
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "rng": _rng_state(dev), "config": config, "best": result.best,
             "resolution": f"{resolution[1]}x{resolution[0]}",  # WxH: --weights last.pt then runs at the training size
+            "metadata": dict(metadata or {}),  # the data it trained on: a resume on other data is said
+            "unvalidated_losses": list(unvalidated),  # so a resumed run's epoch line has the epoch's mean, not its own part's
         })
         result.checkpoint = ckpt_path
 
-    validated_from = len(result.losses)  # losses since the previous validation: the epoch's mean training loss
-
     def run_validation() -> Validation:
-        nonlocal validated_from
         scores = validate(model, val_dataset, batch_size=batch_size, device=dev, autocast=autocast)  # type: ignore[arg-type]
         improved = result.best is None or scores["iou"] > result.best["iou"]
         if improved:
             result.best = {**scores, "step": float(result.step)}
             if best_path is not None:  # weights and training size only: what --weights needs, a third of last.pt
                 save_best(best_path, model, step=result.step, resolution=f"{resolution[1]}x{resolution[0]}", scores=scores)
-        epoch_losses = result.losses[validated_from:]
-        validated_from = len(result.losses)
         done = Validation(result.step, steps_per_epoch, scores["iou"], scores["mae"],
-                          sum(epoch_losses) / len(epoch_losses), improved)
+                          sum(unvalidated) / len(unvalidated), improved)
+        unvalidated.clear()
         result.validations.append(done)
         return done
 
@@ -471,12 +475,12 @@ def train(
         from ..progress_bar import tqdm_class
 
         bar = tqdm_class()(total=steps, initial=start, unit="step", desc="train", dynamic_ncols=True)
-    bad = 0
+    bad, stepped = 0, False
     t0, timed_from = time.perf_counter(), start
     boundary = _StepBoundary()
     try:
         for images, masks in loader:
-            boundary.within = True
+            boundary.within, stepped = True, False
             images = images.to(dev, non_blocking=True)
             masks = masks.to(dev, non_blocking=True)
             with autocast():
@@ -500,9 +504,11 @@ def train(
                     )
             scheduler.step()
             result.step += 1
+            stepped = True
             value = float(loss.detach())
             result.losses.append(value)
-            boundary.step_done()  # a Ctrl-C or SIGTERM held during the step is raised here
+            if val_dataset is not None:  # losses since the previous validation: the epoch's mean training loss
+                unvalidated.append(value)
 
             now = time.perf_counter()
             if result.step == start + 1:  # the first step is slow (allocation, warm-up): time from after it
@@ -529,10 +535,18 @@ def train(
                 if validation is not None:
                     log.info("%s", validation.describe(steps))
             if progress is not None:
-                progress(report)
+                try:
+                    progress(report)
+                except KeyboardInterrupt:  # the callback's own stop (a caller's Ctrl-C): the step is whole, save it
+                    boundary.within = False
+                    raise
+            # a Ctrl-C or SIGTERM held during the step, its validation or its checkpoint is raised here: a press
+            # while validating stopped the scoring half-way, and the resumed run, past that step, never scored it
+            boundary.step_done()
     except KeyboardInterrupt:
         if boundary.within:  # pressed twice: its weights, optimizer, BatchNorm statistics and RNG are part-way
-            log.warning("stopped within step %d, which is not saved; %s", result.step + 1,
+            log.warning("stopped %s step %d, which is not saved; %s", "while scoring or saving" if stepped else "within",
+                        result.step if stepped else result.step + 1,
                         f"resume continues from {ckpt_path}" if ckpt_path is not None and ckpt_path.exists() else "nothing to resume")
         elif result.step > start:
             try:
