@@ -192,3 +192,20 @@ def test_an_hdr_heif_is_cut_out_as_an_sdr_screen_shows_it(tmp_path, pillow_heif,
     error = np.abs(rgba[..., :3][subject] / 257 - sdr[subject])
     assert error.mean() <= 3 and error.max() <= 10  # the SDR colours, within lossy 10-bit HEVC's error
     assert f"is HDR ({'PQ' if trc == 16 else 'HLG'})" in caplog.text and "converted to SDR" in caplog.text
+
+
+def test_a_folder_of_heic_is_an_image_sequence_for_process(tmp_path, pillow_heif, red_key):
+    """An iPhone burst or time-lapse (IMG_0001.HEIC ...) given to `process` was "no images found", though
+    `image` reads the very files: each is a frame now, upright and in name order."""
+    import av
+
+    src, out = tmp_path / "burst", tmp_path / "matte.mkv"
+    src.mkdir()
+    for i in range(3):
+        _write_heic(src / f"IMG_{i + 1:04d}.HEIC", _scene())
+    assert main(["process", str(src), "-o", str(out), "--output", "mask", "--fps", "10", "-q"]) == 0
+    with av.open(str(out)) as container:
+        masks = [f.to_ndarray() for f in container.decode(video=0)]
+    assert len(masks) == 3 and masks[0].shape == (SIZE[1], SIZE[0])
+    subject, background = _regions()
+    assert all(m[subject].min() >= 250 and m[background].max() <= 5 for m in masks)

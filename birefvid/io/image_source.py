@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from birefvid.errors import SourceError
-from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from birefvid.extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
@@ -417,7 +417,7 @@ class ImageSequenceSource(Source):
             raise SourceError(f"image sequence fps must be positive, got {fps}")
         videos = _videos_in(folder_or_glob)
         try:
-            self.files = list_images(folder_or_glob)
+            self.files = list_images(folder_or_glob, IMAGE_EXTENSIONS | HEIF_EXTENSIONS)  # an iPhone's burst or time-lapse: HEIC
         except SourceError:
             if videos:  # a folder of clips, handed to `process` as one would to `batch`
                 raise SourceError(f"{folder_or_glob} holds videos, not the pictures of an image sequence: process one "
