@@ -462,6 +462,7 @@ def _header(path: Path) -> _Header:
     """``path``'s header (``_Header``), read without decoding the pixels again."""
     from PIL import Image
 
+    from ..io.dcf_profile import exif_hinted_profile
     from ..io.exif import cutout_exif
     from ..io.image_sink import PixelDensity, pixel_density, rgb_profile
     from ..io.image_source import opened_unlimited
@@ -471,7 +472,8 @@ def _header(path: Path) -> _Header:
             density = pixel_density(im.info)
             if density is not None and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # shown turned a quarter
                 density = PixelDensity(density.y, density.x, density.per_inch)
-            return _Header(rgb_profile(im.info.get("icc_profile")), density, int(getattr(im, "n_frames", 1)), cutout_exif(im))
+            icc = rgb_profile(im.info.get("icc_profile")) or exif_hinted_profile(im)  # a DSLR's Adobe RGB said in EXIF alone
+            return _Header(icc, density, int(getattr(im, "n_frames", 1)), cutout_exif(im))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return _Header(None, None, 1, None)
 
