@@ -39,6 +39,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "(aspect kept; e.g. 2000 for a web shop): the model, compositing and writing then work at that size")  # fmt: skip
     parser.add_argument("--quality", type=int, metavar="Q", help="JPEG and WebP quality, 1-100 (default 95 for JPEG, 90 for "
                         "WebP's colour; WebP's alpha stays lossless); PNG and TIFF are lossless")  # fmt: skip
+    parser.add_argument("--no-exif", action="store_true", help="write no EXIF (camera, lens, exposure, capture date, artist, "
+                        "copyright), as a web shop's pictures often go; the colour profile and DPI stay: they say how to show the pixels")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
     parser.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
     parser.add_argument("--blur-sigma", type=float, help=f"for --output blur: background blur strength in pixels (default {BLUR_SIGMA:g})")
@@ -379,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
                 # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
                 # the same command's other run made it, and replacing it loses nothing)
-                write_image(target, pixels, icc=icc if kind != "mask" else None, density=density, exif=exif,
+                write_image(target, pixels, icc=icc if kind != "mask" else None, density=density, exif=None if args.no_exif else exif,
                             overwrite=args.overwrite or args.skip_existing, quality=args.quality)  # fmt: skip
             run_info.wrote(source, target, bits)
             return True
@@ -419,7 +421,7 @@ def _check_size_and_quality(args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of an ``image`` run as given, for its report (the model's are added from their specs)."""
     names = ("output", "background", "key_color", "blur_sigma", "no_foreground", "bit_depth", "ext", "recursive", "overwrite",
-             "skip_existing", "max_size", "quality", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
+             "skip_existing", "max_size", "quality", "no_exif", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
     return {"inputs": list(args.inputs), "out": args.out, **{name: getattr(args, name) for name in names}}
 
 
