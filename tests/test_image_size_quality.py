@@ -1,4 +1,4 @@
-"""``birefvid image --max-size`` (a shop's picture size from a 50 MP photo) and ``--quality`` (JPEG's and WebP's)."""
+"""``birefvid image --max-size`` (a shop's picture size from a 50 MP photo), ``--square`` (its square tiles) and ``--quality``."""
 
 from __future__ import annotations
 
@@ -98,3 +98,34 @@ def test_a_max_size_that_leaves_a_panorama_under_8_px_is_one_line(tmp_path, red_
     Image.fromarray(np.zeros((10, 400, 3), np.uint8)).save(photo)
     _one_line_error(capsys, main(["image", str(photo), "-o", str(tmp_path / "cut.png"), "--max-size", "100"]), "8")
     assert not (tmp_path / "cut.png").exists()
+
+
+@pytest.mark.parametrize("output, extra, fill", [
+    ("composite", ["--background", "white"], (255, 255, 255, 255)),  # the shop's white square
+    ("rgba", [], (None, None, None, 0)),  # transparent around the cut-out
+    ("green", ["--key-color", "#00b140"], (0, 177, 64, 255)),
+    ("mask", [], (0, 0, 0, 255)),
+])  # fmt: skip
+def test_square_pads_each_picture_centred_with_what_its_output_shows_as_background(tmp_path, red_key, output, extra, fill):
+    photo, out = tmp_path / "shoe.png", tmp_path / "square.png"
+    _photo(photo)  # 96 x 64: a band of 16 px above and below
+    assert main(["image", str(photo), "-o", str(out), "--output", output, *extra, "--square", "-q"]) == 0
+    picture = np.array(Image.open(out).convert("RGBA")).astype(int)
+    assert picture.shape[:2] == (96, 96)
+    for band in (picture[:16], picture[-16:]):
+        for channel, value in enumerate(fill):
+            if value is not None:
+                assert np.abs(band[..., channel] - value).max() <= 1, (channel, band[..., channel].min(), band[..., channel].max())
+    subject = picture[16 + 16 + 4 : 16 + 48 - 4, 4 + 4 : 36 - 4]  # the red square, 4..36 x 16..48 in the photo, 16 px lower
+    assert subject[..., 3].min() == 255 and (output == "mask" or np.abs(subject[..., :3] - (255, 0, 0)).max() <= 1)
+
+
+def test_square_after_max_size_and_at_16_bits(tmp_path, red_key):
+    rgb = scene_frame(0, (96, 64)).astype(np.uint16) * 257
+    photo, out = tmp_path / "deep.png", tmp_path / "cut.png"
+    cv2.imwrite(str(photo), rgb[..., ::-1].copy())
+    assert main(["image", str(photo), "-o", str(out), "--max-size", "48", "--square", "-q"]) == 0
+    written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and written.shape == (48, 48, 4)
+    assert written[:8, :, 3].max() == 0 and written[-8:, :, 3].max() == 0  # padding transparent
+    assert written[8 + 10 : 8 + 22, 4:16, 3].min() == 65535  # the subject, 8 px lower

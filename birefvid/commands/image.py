@@ -39,6 +39,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "(aspect kept; e.g. 2000 for a web shop): the model, compositing and writing then work at that size")  # fmt: skip
     parser.add_argument("--quality", type=int, metavar="Q", help="JPEG and WebP quality, 1-100 (default 95 for JPEG, 90 for "
                         "WebP's colour; WebP's alpha stays lossless); PNG and TIFF are lossless")  # fmt: skip
+    parser.add_argument("--square", action="store_true", help="pad each picture to a square, centred, as shops show products: "
+                        "transparent in the cut-out, the background in a composite (--background white), the key colour in green")  # fmt: skip
     parser.add_argument("--no-exif", action="store_true", help="write no EXIF (camera, lens, exposure, capture date, artist, "
                         "copyright), as a web shop's pictures often go; the colour profile and DPI stay: they say how to show the pixels")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
@@ -290,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
     from ..io.scale import shrink_still
+    from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
     from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
     from ..runtime.video_job import to_sink_layout
@@ -354,6 +357,8 @@ def run(args: argparse.Namespace) -> int:
                     image, deep, own_alpha = first if first is not None else _read_checked(source)
                     if args.max_size is not None:  # before the model: a 50 MP photo for a 2000 px shop picture is cut out at 2000
                         image, deep, own_alpha = shrink_still(args.max_size, image, deep, own_alpha)
+                    if args.square:  # after shrinking: --max-size 2000 --square gives 2000 x 2000
+                        image, deep, own_alpha = pad_square(image, deep, own_alpha)
                     icc, density, frames, exif = _header(source)
             except SourceError:
                 if len(inputs) == 1:
@@ -421,7 +426,7 @@ def _check_size_and_quality(args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of an ``image`` run as given, for its report (the model's are added from their specs)."""
     names = ("output", "background", "key_color", "blur_sigma", "no_foreground", "bit_depth", "ext", "recursive", "overwrite",
-             "skip_existing", "max_size", "quality", "no_exif", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
+             "skip_existing", "max_size", "square", "quality", "no_exif", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
     return {"inputs": list(args.inputs), "out": args.out, **{name: getattr(args, name) for name in names}}
 
 
