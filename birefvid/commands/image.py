@@ -41,6 +41,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "WebP's colour; WebP's alpha stays lossless); PNG and TIFF are lossless")  # fmt: skip
     parser.add_argument("--square", action="store_true", help="pad each picture to a square, centred, as shops show products: "
                         "transparent in the cut-out, the background in a composite (--background white), the key colour in green")  # fmt: skip
+    parser.add_argument("--srgb", action="store_true", help="convert a photo in another colour profile (Display P3, Adobe RGB) "
+                        "to sRGB and write it untagged, for shops and sites that need sRGB or drop profiles (default: keep its profile)")  # fmt: skip
     parser.add_argument("--no-exif", action="store_true", help="write no EXIF (camera, lens, exposure, capture date, artist, "
                         "copyright), as a web shop's pictures often go; the colour profile and DPI stay: they say how to show the pixels")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
@@ -382,6 +384,9 @@ def run(args: argparse.Namespace) -> int:
             elif frames > 1:  # a still is what `image` writes; the animation is `process`'s job
                 log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
                             source, frames, source)  # fmt: skip
+            if args.srgb and icc is not None and kind != "mask":
+                with run_info.timed("compose"):
+                    pixels, icc = _in_srgb(pixels, icc, source)
             with run_info.timed("write"):
                 target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
                 # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
@@ -413,6 +418,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_srgb(pixels: Any, icc: bytes, source: Path) -> tuple[Any, Optional[bytes]]:
+    """``--srgb``: RGB or RGBA ``pixels`` in profile ``icc`` converted to sRGB (littleCMS, perceptual; the alpha as it is),
+    and the profile to embed: none. A profile that cannot be used leaves both as they were, with a warning."""
+    import numpy as np
+
+    from ..io.color_profile import convert_rgb
+
+    rgb = np.ascontiguousarray(pixels[..., :3])
+    if pixels.dtype == np.uint16:
+        log.warning("%s: --srgb converts 16-bit colour at 8-bit precision (Pillow's littleCMS binding)", source)
+    converted = convert_rgb(rgb, icc, None, str(source), into="sRGB")
+    if converted is rgb:  # a damaged profile: the pixels keep it, as they were
+        return pixels, icc
+    return (np.dstack([converted, pixels[..., 3]]) if pixels.shape[2] == 4 else converted), None
+
+
 def _check_size_and_quality(args: argparse.Namespace) -> None:
     """``--max-size`` (8 px or more, as ``process`` takes it) and ``--quality`` (1-100), one line each, before any work."""
     from ..errors import ConfigError
@@ -426,7 +447,7 @@ def _check_size_and_quality(args: argparse.Namespace) -> None:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of an ``image`` run as given, for its report (the model's are added from their specs)."""
     names = ("output", "background", "key_color", "blur_sigma", "no_foreground", "bit_depth", "ext", "recursive", "overwrite",
-             "skip_existing", "max_size", "square", "quality", "no_exif", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
+             "skip_existing", "max_size", "square", "quality", "srgb", "no_exif", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
     return {"inputs": list(args.inputs), "out": args.out, **{name: getattr(args, name) for name in names}}
 
 
