@@ -57,3 +57,20 @@ def test_an_srgb_photo_is_left_as_it_is(tmp_path, red_key):
     Image.fromarray(pixels).save(photo)
     assert main(["image", str(photo), "-o", str(tmp_path / "cut.png"), "--srgb", "-q"]) == 0
     assert (np.array(Image.open(tmp_path / "cut.png"))[20:28, 24:40, :3] == SUBJECT).all()
+
+
+def test_srgb_marks_the_exif_colour_space_srgb(tmp_path, red_key):
+    """A phone's P3 photo says ColorSpace "uncalibrated" in its EXIF; its sRGB cut-out says sRGB."""
+    photo, icc = tmp_path / "IMG_0002.jpg", p3_like_profile()
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[:] = (0, 0, 255)
+    pixels[12:36, 16:48] = SUBJECT
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF
+    Image.fromarray(pixels).save(photo, quality=95, exif=exif, icc_profile=icc)
+    for flag, space in (([], 0xFFFF), (["--srgb"], 1)):
+        out = tmp_path / f"cut{len(flag)}.png"
+        assert main(["image", str(photo), "-o", str(out), *flag, "-q"]) == 0
+        with Image.open(out) as im:
+            assert im.getexif().get_ifd(0x8769).get(0xA001) == space and im.getexif().get(0x010F) == "Apple"

@@ -293,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, SinkError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
+    from ..io.exif import marked_srgb
     from ..io.scale import shrink_still
     from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
@@ -387,6 +388,7 @@ def run(args: argparse.Namespace) -> int:
             if args.srgb and icc is not None and kind != "mask":
                 with run_info.timed("compose"):
                     pixels, icc = _in_srgb(pixels, icc, source)
+                exif = marked_srgb(exif) if exif is not None and icc is None else exif  # its EXIF says so too
             with run_info.timed("write"):
                 target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
                 # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
