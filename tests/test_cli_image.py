@@ -286,6 +286,21 @@ def test_composite_on_white_as_jpeg(tmp_path, red_key):
     assert np.abs(picture[subject] - rgb[subject]).max() <= 8
 
 
+def test_a_red_product_on_white_keeps_a_clean_edge_in_jpeg(tmp_path, red_key):
+    """JPEG in full-resolution colour (4:4:4): in 4:2:0 a red product's edge on white was off by up to 91 levels."""
+    photo = tmp_path / "pot.png"
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[:] = (0, 0, 255)
+    cv2.circle(rgb, (64, 48), 30, (230, 20, 30), -1)
+    Image.fromarray(rgb).save(photo)
+    args = ["--output", "composite", "--background", "white", "-q"]
+    assert main(["image", str(photo), "-o", str(tmp_path / "exact.png"), *args]) == 0
+    assert main(["image", str(photo), "-o", str(tmp_path / "shop.jpg"), *args]) == 0
+    assert np.abs(_rgb(tmp_path / "shop.jpg") - _rgb(tmp_path / "exact.png")).max() <= 30  # 18 here; 91 in 4:2:0
+    assert main(["image", str(photo), "-o", str(tmp_path / "mask.jpg"), "--output", "mask", "-q"]) == 0  # gray JPEG too
+    assert Image.open(tmp_path / "mask.jpg").mode == "L"
+
+
 def test_composite_fits_an_image_background_to_each_picture(tmp_path, red_key):
     from birefvid.compose.background import cover
 

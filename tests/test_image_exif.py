@@ -59,6 +59,18 @@ def test_exif_and_the_colour_profile_are_both_kept(tmp_path, red_key, out):
     assert im.size == SIZE
 
 
+@pytest.mark.parametrize("out", ["white.jpg", "cut.webp", "cut.png"])
+def test_no_exif_writes_none_and_keeps_the_colour_profile(tmp_path, red_key, out):
+    """A web shop's pictures: no camera, date or copyright in them, but the colours still shown right."""
+    icc = p3_like_profile()
+    _phone_photo(tmp_path / "IMG_0003.jpg", icc)
+    extra = ["--output", "composite", "--background", "white"] if out.endswith(".jpg") else []
+    assert main(["image", str(tmp_path / "IMG_0003.jpg"), "-o", str(tmp_path / out), "--no-exif", *extra, "-q"]) == 0
+    im, exif = _kept(tmp_path / out)
+    assert not dict(exif) and "exif" not in im.info
+    assert im.info.get("icc_profile") == icc and im.size == SIZE  # upright all the same
+
+
 def test_a_photo_without_exif_gets_none(tmp_path, red_key):
     from process_fixtures import scene_frame
 

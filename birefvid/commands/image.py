@@ -35,6 +35,16 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "folder mirrors the tree (OUT/day1/a.png); hidden folders and the output folder are left out")  # fmt: skip
     parser.add_argument("--ext", default=None, help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
                         "(JPEG has no transparency: for foreground, mask, green, composite and blur)")  # fmt: skip
+    parser.add_argument("--max-size", type=int, metavar="PX", help="scale each picture down so its longer side is at most PX "
+                        "(aspect kept; e.g. 2000 for a web shop): the model, compositing and writing then work at that size")  # fmt: skip
+    parser.add_argument("--quality", type=int, metavar="Q", help="JPEG and WebP quality, 1-100 (default 95 for JPEG, 90 for "
+                        "WebP's colour; WebP's alpha stays lossless); PNG and TIFF are lossless")  # fmt: skip
+    parser.add_argument("--square", action="store_true", help="pad each picture to a square, centred, as shops show products: "
+                        "transparent in the cut-out, the background in a composite (--background white), the key colour in green")  # fmt: skip
+    parser.add_argument("--srgb", action="store_true", help="convert a photo in another colour profile (Display P3, Adobe RGB) "
+                        "to sRGB and write it untagged, for shops and sites that need sRGB or drop profiles (default: keep its profile)")  # fmt: skip
+    parser.add_argument("--no-exif", action="store_true", help="write no EXIF (camera, lens, exposure, capture date, artist, "
+                        "copyright), as a web shop's pictures often go; the colour profile and DPI stay: they say how to show the pixels")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
     parser.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
     parser.add_argument("--blur-sigma", type=float, help=f"for --output blur: background blur strength in pixels (default {BLUR_SIGMA:g})")
@@ -283,6 +293,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, SinkError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
+    from ..io.exif import marked_srgb
+    from ..io.scale import shrink_still
+    from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
     from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
     from ..runtime.video_job import to_sink_layout
@@ -305,6 +318,7 @@ def run(args: argparse.Namespace) -> int:
     output = OutputSpec(args.out, kind=kind, background=args.background, key_color=key_color,  # type: ignore[arg-type]
                         blur_sigma=blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
+    _check_size_and_quality(args)
     found = collect_inputs(args.inputs, args.out, recursive=args.recursive)
     inputs = [f.path for f in found]
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing,
@@ -324,6 +338,9 @@ def run(args: argparse.Namespace) -> int:
     if args.bit_depth == 16 and shallow:  # asked for, and silently not given: say so, as process does
         log.warning("--bit-depth 16: %s pictures hold 8 bits a sample, so they are written at 8; write .png or .tif for 16",
                     " and ".join(shallow))  # fmt: skip
+    lossy = {t.suffix.lower() for t in targets} & {".jpg", ".jpeg", ".webp"}
+    if args.quality is not None and not lossy:  # asked for, and nothing it applies to: say so rather than ignore it
+        log.warning("--quality %d: PNG and TIFF are lossless, so it changes nothing here; it is for .jpg and .webp", args.quality)
     with run_info.timed("read"):
         first = _read_single(inputs[0]) if len(inputs) == 1 else None  # a bad lone input fails before the model loads
     with contextlib.ExitStack() as stack:
@@ -341,6 +358,10 @@ def run(args: argparse.Namespace) -> int:
             try:
                 with run_info.timed("read"):
                     image, deep, own_alpha = first if first is not None else _read_checked(source)
+                    if args.max_size is not None:  # before the model: a 50 MP photo for a 2000 px shop picture is cut out at 2000
+                        image, deep, own_alpha = shrink_still(args.max_size, image, deep, own_alpha)
+                    if args.square:  # after shrinking: --max-size 2000 --square gives 2000 x 2000
+                        image, deep, own_alpha = pad_square(image, deep, own_alpha)
                     icc, density, frames, exif = _header(source)
             except SourceError:
                 if len(inputs) == 1:
@@ -364,12 +385,16 @@ def run(args: argparse.Namespace) -> int:
             elif frames > 1:  # a still is what `image` writes; the animation is `process`'s job
                 log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
                             source, frames, source)  # fmt: skip
+            if args.srgb and icc is not None and kind != "mask":
+                with run_info.timed("compose"):
+                    pixels, icc = _in_srgb(pixels, icc, source)
+                exif = marked_srgb(exif) if exif is not None and icc is None else exif  # its EXIF says so too
             with run_info.timed("write"):
                 target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
                 # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
                 # the same command's other run made it, and replacing it loses nothing)
-                write_image(target, pixels, icc=icc if kind != "mask" else None, density=density, exif=exif,
-                            overwrite=args.overwrite or args.skip_existing)  # fmt: skip
+                write_image(target, pixels, icc=icc if kind != "mask" else None, density=density, exif=None if args.no_exif else exif,
+                            overwrite=args.overwrite or args.skip_existing, quality=args.quality)  # fmt: skip
             run_info.wrote(source, target, bits)
             return True
 
@@ -395,10 +420,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_srgb(pixels: Any, icc: bytes, source: Path) -> tuple[Any, Optional[bytes]]:
+    """``--srgb``: RGB or RGBA ``pixels`` in profile ``icc`` converted to sRGB (littleCMS, perceptual; the alpha as it is),
+    and the profile to embed: none. A profile that cannot be used leaves both as they were, with a warning."""
+    import numpy as np
+
+    from ..io.color_profile import convert_rgb
+
+    rgb = np.ascontiguousarray(pixels[..., :3])
+    if pixels.dtype == np.uint16:
+        log.warning("%s: --srgb converts 16-bit colour at 8-bit precision (Pillow's littleCMS binding)", source)
+    converted = convert_rgb(rgb, icc, None, str(source), into="sRGB")
+    if converted is rgb:  # a damaged profile: the pixels keep it, as they were
+        return pixels, icc
+    return (np.dstack([converted, pixels[..., 3]]) if pixels.shape[2] == 4 else converted), None
+
+
+def _check_size_and_quality(args: argparse.Namespace) -> None:
+    """``--max-size`` (8 px or more, as ``process`` takes it) and ``--quality`` (1-100), one line each, before any work."""
+    from ..errors import ConfigError
+
+    if args.max_size is not None and args.max_size < 8:
+        raise ConfigError(f"--max-size must be a whole number of pixels, 8 or more, got {args.max_size}")
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise ConfigError(f"--quality must be 1 to 100 (JPEG and WebP quality), got {args.quality}")
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of an ``image`` run as given, for its report (the model's are added from their specs)."""
     names = ("output", "background", "key_color", "blur_sigma", "no_foreground", "bit_depth", "ext", "recursive", "overwrite",
-             "skip_existing", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
+             "skip_existing", "max_size", "square", "quality", "srgb", "no_exif", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
     return {"inputs": list(args.inputs), "out": args.out, **{name: getattr(args, name) for name in names}}
 
 
@@ -441,6 +492,7 @@ def _header(path: Path) -> _Header:
     """``path``'s header (``_Header``), read without decoding the pixels again."""
     from PIL import Image
 
+    from ..io.dcf_profile import exif_hinted_profile
     from ..io.exif import cutout_exif
     from ..io.image_sink import PixelDensity, pixel_density, rgb_profile
     from ..io.image_source import opened_unlimited
@@ -450,7 +502,8 @@ def _header(path: Path) -> _Header:
             density = pixel_density(im.info)
             if density is not None and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # shown turned a quarter
                 density = PixelDensity(density.y, density.x, density.per_inch)
-            return _Header(rgb_profile(im.info.get("icc_profile")), density, int(getattr(im, "n_frames", 1)), cutout_exif(im))
+            icc = rgb_profile(im.info.get("icc_profile")) or exif_hinted_profile(im)  # a DSLR's Adobe RGB said in EXIF alone
+            return _Header(icc, density, int(getattr(im, "n_frames", 1)), cutout_exif(im))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return _Header(None, None, 1, None)
 

@@ -33,13 +33,14 @@ def embedded_rgb_profile(path: Path) -> Optional[bytes]:
         return None
 
 
-def convert_rgb(pixels: np.ndarray, source: Optional[bytes], target: Optional[bytes], what: str = "picture") -> np.ndarray:
+def convert_rgb(pixels: np.ndarray, source: Optional[bytes], target: Optional[bytes], what: str = "picture",
+                into: str = "the photo's colour profile") -> np.ndarray:
     """``pixels`` (HxWx3 uint8, or uint16 for a deep picture) from profile ``source`` to ``target``
     (None for either: sRGB), perceptual intent; returned unchanged when both are the same profile.
 
     Pillow's littleCMS binding converts 8-bit RGB only, so a 16-bit picture is converted at 8 bits
     and widened back (correct colours matter more behind a cut-out than its last bits). A damaged
-    profile leaves the pixels as they are, with a warning naming ``what``.
+    profile leaves the pixels as they are (the very array), with a warning naming ``what`` and ``into``.
     """
     if (source or None) == (target or None):
         return pixels
@@ -55,6 +56,6 @@ def convert_rgb(pixels: np.ndarray, source: Optional[bytes], target: Optional[by
         picture = Image.fromarray(np.ascontiguousarray(narrow), "RGB")
         converted = np.array(ImageCms.profileToProfile(picture, profile(source), profile(target), outputMode="RGB"))
     except (OSError, ValueError, ImageCms.PyCMSError) as e:
-        log.warning("%s: its colours could not be converted into the photo's colour profile (%s); used as they are", what, e)
+        log.warning("%s: its colours could not be converted into %s (%s); used as they are", what, into, e)
         return pixels
     return converted.astype(np.uint16) * 257 if deep else converted

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 EXIF_IFD = 0x8769
 MAKER_NOTE = 0x927C
+COLOR_SPACE, SRGB = 0xA001, 1
 # IFD0's tags that describe the photo, not the file: a TIFF's own IFD0 (its strips, compression,
 # resolution) is what Pillow reads as its EXIF, and the pixels' density is written apart
 DESCRIPTIVE = (0x010E, 0x010F, 0x0110, 0x0132, 0x013B, 0x8298)  # description, make, model, date, artist, copyright
@@ -50,3 +51,20 @@ def cutout_exif(im: Image.Image) -> Optional[bytes]:
         return None
     data = data[6:] if data.startswith(b"Exif\0\0") else data
     return data if 8 < len(data) <= MAX_EXIF_BYTES else None
+
+
+def marked_srgb(exif: bytes) -> bytes:
+    """``cutout_exif``'s ``exif`` with its ColorSpace (when it has one) set to sRGB, for pixels converted to sRGB: a phone's
+    Display P3 photo says "uncalibrated" there, which no longer holds once the picture is sRGB and untagged."""
+    try:
+        parsed = Image.Exif()
+        parsed.load(b"Exif\0\0" + exif)
+        details = parsed.get_ifd(EXIF_IFD)
+        if details.get(COLOR_SPACE, SRGB) == SRGB:
+            return exif
+        details[COLOR_SPACE] = SRGB
+        data = parsed.tobytes()
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError, struct.error):  # as it was: it was read once already
+        return exif
+    data = data[6:] if data.startswith(b"Exif\0\0") else data
+    return data if len(data) <= MAX_EXIF_BYTES else exif

@@ -60,6 +60,29 @@ def _smallest_limit(long_side: int, short_side: int) -> int:
     return min(limit, long_side)
 
 
+def still_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) of a still picture shrunk so its longer side is exactly ``max_side`` (never enlarged): unlike
+    video, a still needs no even sides, and ``image --max-size 1001`` gives 1001 px, not 1000."""
+    long_side, short_side = max(width, height), min(width, height)
+    if max_side >= long_side:
+        return width, height
+    new_short = max(1, round(short_side * max_side / long_side))
+    if new_short < MIN_PICTURE_SIDE:
+        raise ConfigError(f"{option('max_size', max_side)} would make the {width}x{height} picture {new_short} px on its shorter side; "
+                          f"birefvid needs at least {MIN_PICTURE_SIDE}")  # fmt: skip
+    return (max_side, new_short) if width >= height else (new_short, max_side)
+
+
+def shrink_still(max_side: int, *pictures: Any) -> list[Any]:
+    """``pictures`` (H x W [x C] arrays of one size, None passed through: a photo, its 16-bit copy, its own alpha)
+    area-averaged down to ``still_size``, so the model, compositing and writing work on the small picture."""
+    first = next(p for p in pictures if p is not None)
+    size = still_size(first.shape[1], first.shape[0], max_side)
+    if size == (first.shape[1], first.shape[0]):
+        return list(pictures)
+    return [None if p is None else cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in pictures]
+
+
 class ResizedSource(Source):
     """``inner``'s frames resized to ``size`` (W, H), area-averaged when shrinking (frames already that size pass as they are)."""
 

@@ -1,0 +1,76 @@
+"""``birefvid image --srgb``: a Display P3 or Adobe RGB photo's cut-out converted to sRGB, for shops that need sRGB."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from icc_profiles import p3_like_profile
+
+from birefvid.cli import main
+
+SUBJECT = (200, 100, 50)  # kept by the red-key model (red over blue); the blue around it is dropped
+
+
+def _p3_photo(path: Path) -> bytes:
+    icc = p3_like_profile()
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[:] = (0, 0, 255)
+    pixels[12:36, 16:48] = SUBJECT
+    Image.fromarray(pixels).save(path, icc_profile=icc)
+    return icc
+
+
+def _in_srgb(rgb: tuple[int, int, int], icc: bytes) -> np.ndarray:
+    """What littleCMS makes of ``rgb`` in profile ``icc`` on an sRGB screen: what a colour-managed viewer shows."""
+    patch = Image.new("RGB", (1, 1), rgb)
+    srgb = ImageCms.profileToProfile(patch, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), outputMode="RGB")
+    return np.array(srgb)[0, 0].astype(int)
+
+
+@pytest.mark.parametrize("out, extra", [("cut.png", []), ("cut.webp", []), ("white.jpg", ["--output", "composite", "--background", "white"])])
+def test_srgb_converts_the_colours_and_writes_no_profile(tmp_path, red_key, out, extra):
+    photo = tmp_path / "IMG_0001.png"
+    icc = _p3_photo(photo)
+    assert main(["image", str(photo), "-o", str(tmp_path / out), "--srgb", *extra, "-q"]) == 0
+    with Image.open(tmp_path / out) as im:
+        assert "icc_profile" not in im.info  # untagged: taken as sRGB everywhere, kept so by shops that drop profiles
+        picture = np.array(im.convert("RGBA")).astype(int)
+    expected = _in_srgb(SUBJECT, icc)
+    assert np.abs(expected - SUBJECT).max() >= 10  # the test means something: P3's values differ from sRGB's
+    assert np.abs(picture[20:28, 24:40, :3] - expected).max() <= (4 if out.endswith(".jpg") else 2)
+    if out.endswith(".jpg"):
+        assert picture[2:6, 2:6, :3].min() >= 250  # white stays white
+    else:
+        assert picture[20:28, 24:40, 3].min() == 255 and picture[2:6, 2:6, 3].max() == 0  # the alpha as it was
+
+
+def test_an_srgb_photo_is_left_as_it_is(tmp_path, red_key):
+    photo = tmp_path / "plain.png"
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[:] = (0, 0, 255)
+    pixels[12:36, 16:48] = SUBJECT
+    Image.fromarray(pixels).save(photo)
+    assert main(["image", str(photo), "-o", str(tmp_path / "cut.png"), "--srgb", "-q"]) == 0
+    assert (np.array(Image.open(tmp_path / "cut.png"))[20:28, 24:40, :3] == SUBJECT).all()
+
+
+def test_srgb_marks_the_exif_colour_space_srgb(tmp_path, red_key):
+    """A phone's P3 photo says ColorSpace "uncalibrated" in its EXIF; its sRGB cut-out says sRGB."""
+    photo, icc = tmp_path / "IMG_0002.jpg", p3_like_profile()
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[:] = (0, 0, 255)
+    pixels[12:36, 16:48] = SUBJECT
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF
+    Image.fromarray(pixels).save(photo, quality=95, exif=exif, icc_profile=icc)
+    for flag, space in (([], 0xFFFF), (["--srgb"], 1)):
+        out = tmp_path / f"cut{len(flag)}.png"
+        assert main(["image", str(photo), "-o", str(out), *flag, "-q"]) == 0
+        with Image.open(out) as im:
+            assert im.getexif().get_ifd(0x8769).get(0xA001) == space and im.getexif().get(0x010F) == "Apple"
