@@ -201,21 +201,11 @@ def test_a_named_pipe_input_is_refused_not_waited_on(tmp_path, monkeypatch, caps
 def test_a_named_pipe_output_or_background_is_refused_in_words_that_fit(tmp_path, monkeypatch, capsys, command, args, words):
     """A pipe as -o or --also was 'output exists (use --overwrite)', and with --overwrite a file was renamed over it, its
     reader left waiting; as --background it was 'background not found'."""
-    import cv2
-    import numpy as np
-
     from birefvid.cli import main
 
     fifo = tmp_path / "feed.mkv"
     os.mkfifo(fifo)
-    if command == "image":
-        source = str(tmp_path / "in.png")
-        cv2.imwrite(source, np.full((48, 64, 3), 128, np.uint8))
-    else:
-        source = str(Path(__file__).resolve().parent.parent / "samples" / "scene.mp4")
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
+    source, work = _input_in_empty_workdir(command, tmp_path, monkeypatch)
     assert main([command, source, *(a.format(fifo=fifo) for a in args), "--model", "tiny"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words.format(fifo=fifo) in err[0], err
@@ -258,19 +248,9 @@ def test_an_output_name_too_long_for_any_disk_is_one_line(tmp_path, monkeypatch,
 def test_a_side_file_name_too_long_for_any_disk_is_one_line(tmp_path, monkeypatch, capsys, command, side):
     """A --report or --progress-json named with 84 Japanese characters (257 bytes) ended in OSError 'File name too
     long' in a traceback, exit 1, as the output's own name did."""
-    import cv2
-    import numpy as np
-
     from birefvid.cli import main
 
-    if command == "image":
-        source = str(tmp_path / "in.png")
-        cv2.imwrite(source, np.full((48, 64, 3), 128, np.uint8))
-    else:
-        source = str(Path(__file__).resolve().parent.parent / "samples" / "scene.mp4")
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
+    source, work = _input_in_empty_workdir(command, tmp_path, monkeypatch)
     name = "\u3042" * 84 + ".json"  # 84 x 3 + 5 bytes
     out = "out" if command == "batch" else ("o.png" if command == "image" else "o.mov")
     assert main([command, source, "-o", out, side, name, "--model", "tiny"]) == 2
@@ -452,3 +432,20 @@ def test_a_job_file_that_is_no_json_object_is_a_config_error(text):
     FileJob.from_json, not the ConfigError every other wrong job description raises."""
     with pytest.raises(ConfigError, match=r"^the job description (is not valid JSON: |must be a JSON object of its fields, got )"):
         FileJob.from_json(text)
+
+
+def _input_in_empty_workdir(command: str, tmp_path: Path, monkeypatch) -> tuple[str, Path]:
+    """An input for ``command`` (a picture for image, the sample clip otherwise) and an empty working folder, made
+    current: what a refused run leaves in it is checked."""
+    import cv2
+    import numpy as np
+
+    if command == "image":
+        source = str(tmp_path / "in.png")
+        cv2.imwrite(source, np.full((48, 64, 3), 128, np.uint8))
+    else:
+        source = str(Path(__file__).resolve().parent.parent / "samples" / "scene.mp4")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return source, work
