@@ -153,6 +153,14 @@ def _charging_cpu(target: Callable[..., None], name: str, times: StageTimes) -> 
     return run
 
 
+def _began(thread: threading.Thread, grace: float = 0.2) -> bool:
+    """Whether ``thread``, whose ``start()`` a signal interrupted, began all the same: its ident is set as it begins."""
+    deadline = time.monotonic() + grace
+    while thread.ident is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return thread.ident is not None
+
+
 def run_stages(
     source: Iterable[Any],
     stages: Sequence[Stage],
@@ -237,9 +245,13 @@ def run_stages(
     for i, stage in enumerate(stages):
         threads.append(thread(stage.name, work, stage, queues[i], queues[i + 1]))
     threads.append(thread(consumer_name, sink))
-    for t in threads:
-        t.start()
+    started: list[threading.Thread] = []
     try:
+        # started within the try: a SIGTERM or Ctrl-C landing between two starts (a batch's next chunk starting as
+        # the scheduler stops it) left the started ones decoding as Python exited: SIGSEGV in libavformat, or SIGABRT
+        for t in threads:
+            started.append(t)  # before start(): the signal may land within it, the thread then running or not
+            t.start()
         for t in threads:
             while t.is_alive():
                 t.join(timeout=POLL_SECONDS)  # short joins keep Ctrl-C responsive in the main thread
@@ -250,7 +262,9 @@ def run_stages(
             # Ctrl-C pressed again meanwhile (people press it twice) is held: raised here, it left the
             # threads running in native code and the process aborted at exit
             with finishing("stopping the run's threads", "leaves at once"):
-                for t in threads:
+                for t in started:
+                    if t.ident is None and not _began(t):
+                        continue  # the signal landed in start() before the thread began: nothing to wait for
                     # waited on by its own flag: before Python 3.13 a join that Ctrl-C interrupted marks the
                     # thread as ended (is_alive() False) while it still runs
                     if not finished[t].wait(timeout=max(0.0, deadline - time.monotonic())):
@@ -259,7 +273,7 @@ def run_stages(
                         # called without an active exception", exit 134 instead of 130); the CLI leaves with os._exit
                         exiting.abandon(t)
         except BaseException:  # given up by more presses: the rest are left as above
-            for t in threads:
+            for t in started:
                 if not finished[t].is_set():
                     exiting.abandon(t)
             raise
