@@ -96,6 +96,31 @@ def test_overwrite_replaces_only_the_patterns_own_folder(tmp_path, plate, run, c
     assert "which this run reads" in capsys.readouterr().err and len(_names(plate)) == 5
 
 
+def test_other_files_in_the_patterns_folder_are_said_before_overwrite(tmp_path, plate, run, capsys):
+    """A pattern's folder holding another render said 'output exists: comp (use --overwrite)', and --overwrite was then
+    refused for that render: the first line now names it, and nothing is written."""
+    out = tmp_path / "comp"
+    out.mkdir()
+    (out / "other_render.0001.png").write_bytes(b"keep")
+    assert run(plate, "-o", out / "matte.%04d.png", "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds files other than matte.%04d.png (other_render.0001.png)" in err[0], err
+    assert "use --overwrite" not in err[0] and _names(out) == ["other_render.0001.png"]
+
+
+@pytest.mark.parametrize("given", ["matte.####.png", "./matte.%04d.png", "./"])
+def test_a_sequence_in_the_current_folder_is_one_error_line(tmp_path, plate, run, capsys, monkeypatch, given):
+    """`-o matte.####.png` from inside an empty `comp/` ran to the end and then failed in a traceback (exit 1, 'PosixPath('.')
+    has an empty name'), its frames lost: the folder a sequence fills is renamed into place, which the current
+    folder cannot be. It is now one line before any work, naming a folder to use."""
+    (tmp_path / "comp").mkdir()
+    monkeypatch.chdir(tmp_path / "comp")
+    assert run(plate, "-o", given, "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"birefvid: error: {given}: an image sequence is written into a folder of its own"), err
+    assert "name one, as out/" in err[0] and _names(tmp_path / "comp") == []
+
+
 def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
     and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts

@@ -70,14 +70,28 @@ def sequence_folder(path: str | Path) -> Path:
     return pattern.folder if pattern else Path(path)
 
 
+def check_own_folder(path: str | Path) -> None:
+    """SinkError when a PNG sequence ``path`` would fill the current folder (``-o matte.####.png``, ``-o ./``): its folder
+    is written whole under a temporary name and renamed into place, which the current folder cannot be (the run ended
+    in a traceback, its frames lost)."""
+    folder = sequence_folder(path)
+    if folder.resolve() != Path.cwd().resolve():
+        return
+    pattern = sequence_pattern(path)
+    example = f"out/{pattern.shown}" if pattern else "out/"
+    raise SinkError(f"{path}: an image sequence is written into a folder of its own, created when the run succeeds, "
+                    f"and this one is the current folder; name one, as {example}")  # fmt: skip
+
+
 def check_previous_run(pattern: SequencePattern, *, overwrite: bool) -> None:
-    """SinkError when ``--overwrite`` would replace a pattern's folder that holds files other than the pattern's own
-    (``comp/`` with other renders in it): only a previous run of the same sequence is replaced."""
+    """SinkError when the pattern's folder holds files other than the pattern's own (``comp/`` with other renders in
+    it): only a previous run of the same sequence is replaced, with ``--overwrite``; said before 'use --overwrite',
+    which would then be refused."""
     folder = pattern.folder
-    if not overwrite or not folder.is_dir():
+    if not folder.is_dir():
         return
     foreign = sorted(p.name for p in folder.iterdir() if not pattern.matches(p.name))
     if foreign:
         raise SinkError(f"{folder} holds files other than {pattern.shown} "
-                        f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which {option('overwrite', True)} would delete; "
-                        "write the sequence into a folder of its own")  # fmt: skip
+                        f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), and an image sequence's folder is "
+                        f"its own (replaced whole with {option('overwrite', True)}); write the sequence into a folder of its own")  # fmt: skip
