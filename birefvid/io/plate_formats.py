@@ -6,10 +6,11 @@ DPX and Cineon are often log. Converting is a colour decision the compositor mak
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 from typing import Optional
+
+from birefvid.io.sequence_names import numbered_name
 
 PLATE_EXTENSIONS = {".exr": "EXR", ".dpx": "DPX", ".cin": "Cineon"}
 
@@ -27,9 +28,9 @@ def unread_plate_reason(paths: list[Path], where: str) -> Optional[str]:
 
 def _ffmpeg_command(first: Path, kind: str) -> str:
     """The ffmpeg line that writes ``first``'s sequence as 16-bit PNGs in a ``png16`` folder beside it."""
-    match = re.fullmatch(r"(.*?)(\d+)(\D*)", first.name)
+    match = numbered_name(first.name)
     if match:
-        prefix, digits, suffix = match.groups()
+        prefix, digits, suffix = match
         field = f"%0{len(digits)}d" if digits.startswith("0") or len(digits) > 1 else "%d"
         number = f"-start_number {int(digits)} "
         source, target = first.parent / f"{prefix}{field}{suffix}", f"{prefix}{field}.png"

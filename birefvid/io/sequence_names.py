@@ -19,6 +19,40 @@ _TOKEN = re.compile(r"%(0[1-9]\d*)?d|#+")
 _PICTURES = frozenset({*IMAGE_EXTENSIONS, ".exr", ".dpx", ".cin"})
 
 
+class NumberedName(NamedTuple):
+    """A file name split around its last number: ``plate.1001.png`` is ``plate.``, ``1001``, ``.png``."""
+
+    prefix: str
+    digits: str
+    rest: str  # what follows the number, the extension included
+
+    @property
+    def number(self) -> int:
+        """The frame number."""
+        return int(self.digits)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What the names of one sequence's frames share (the extension's case aside: ``.PNG`` is ``.png``)."""
+        return self.prefix, self.rest.lower()
+
+
+_NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")
+
+
+def numbered_name(name: str) -> Optional[NumberedName]:
+    """``name`` split around its last number, or None for a name without one: the one reading of a frame's name that
+    the input's sequences, its gaps and strays, and the EXR/DPX conversion line share."""
+    match = _NUMBERED.fullmatch(name)
+    return NumberedName(*match.groups()) if match else None
+
+
+def name_template(name: str) -> str:
+    """``name`` with each of its numbers as ``#`` (``Screenshot 2024-06-01 at 10.15.32.png``: ``Screenshot #-#-# at
+    #.#.#.png``): names alike but for their numbers."""
+    return re.sub(r"\d+", "#", name.lower())
+
+
 class SequencePattern(NamedTuple):
     """``folder/PREFIX<number padded to digits>SUFFIX``."""
 
