@@ -143,11 +143,11 @@ def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     assert times == pytest.approx([0, 1 / 24, 3 / 24, 4 / 24, 5 / 24])
 
 
-def _write_plate(folder: Path, codec: str, pix_fmt: str, numbers: range) -> None:
+def _write_plate(folder: Path, codec: str, pix_fmt: str, numbers: range, name: str = "plate.{n:04d}") -> None:
     """Real EXR or DPX frames, encoded by FFmpeg (PyAV's image2 muxer), as a scan or a Nuke render delivers them."""
     folder.mkdir(parents=True, exist_ok=True)
     for n in numbers:
-        with av.open(str(folder / f"plate.{n:04d}.{codec}"), "w", format="image2") as c:
+        with av.open(str(folder / f"{name.format(n=n)}.{codec}"), "w", format="image2") as c:
             stream = c.add_stream(codec, rate=24)
             stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], pix_fmt
             picture = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
@@ -167,6 +167,22 @@ def test_exr_and_dpx_plates_are_one_line_naming_the_conversion(tmp_path, run, ca
         assert f"holds {kind} frames (plate.1001.{codec}, ...), which birefvid does not read" in err[0], err
         assert f"-start_number 1001 -i {tmp_path / 'plate'}/plate.%04d.{codec} -start_number 1001 -pix_fmt rgb48be" in err[0], err
     assert _names(tmp_path) == ["plate"]
+
+
+def test_the_conversion_line_converts_an_unpadded_plate_whole(tmp_path, run, capsys):
+    """A Houdini `$F` render, f_8.exr ... f_11.exr, unpadded: the line said `-start_number 10 -i f_%02d.exr` (its
+    files sorted as text), and ffmpeg converted 10 and 11 only. Run as printed, it now converts all four."""
+    import subprocess
+
+    _write_plate(tmp_path / "plate", "exr", "gbrpf32le", range(8, 12), name="f_{n}")
+    assert run(tmp_path / "plate", "-o", tmp_path / "out.mov") == 2
+    line = capsys.readouterr().err.strip()
+    assert "(f_8.exr, ...)" in line and "-start_number 8 -i" in line, line
+    command = line.split("numbers kept: ", 1)[1]
+    subprocess.run(["bash", "-c", f"{command} -loglevel error"], check=True, timeout=60)
+    assert _names(tmp_path / "png16") == ["f_10.png", "f_11.png", "f_8.png", "f_9.png"]
+    with av.open(str(tmp_path / "png16" / "f_8.png")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "rgb48be"
 
 
 def test_a_range_in_frame_numbers_is_told_in_seconds(tmp_path, plate, run, capsys):
