@@ -121,6 +121,18 @@ def test_a_sequence_in_the_current_folder_is_one_error_line(tmp_path, plate, run
     assert "name one, as out/" in err[0] and _names(tmp_path / "comp") == []
 
 
+def test_two_patterns_in_one_folder_are_told_as_such(tmp_path, plate, run, capsys):
+    """`-o comp/rgba.%04d.png --also mask=comp/m.####.png` said the two were 'the same file (or one is inside the
+    other)'; the line now says they share a folder, which each sequence owns, and names a folder for each."""
+    assert run(plate, "-o", tmp_path / "comp" / "rgba.%04d.png", "--also", f"mask={tmp_path / 'comp' / 'm.####.png'}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "are two image sequences in one folder" in err[0] and "same file" not in err[0], err
+    assert f"as {tmp_path / 'comp' / 'rgba' / 'rgba.%04d.png'} and {tmp_path / 'comp' / 'm' / 'm.####.png'}" in err[0], err
+    (tmp_path / "comp").mkdir()  # as for -o comp/rgba/: the folder it goes in exists
+    assert run(plate, "-o", tmp_path / "comp" / "rgba" / "rgba.%04d.png", "--also", f"mask={tmp_path / 'comp' / 'm' / 'm.####.png'}") == 0
+    assert _names(tmp_path / "comp" / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+
+
 def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
     and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts
