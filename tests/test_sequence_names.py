@@ -133,6 +133,15 @@ def test_two_patterns_in_one_folder_are_told_as_such(tmp_path, plate, run, capsy
     assert _names(tmp_path / "comp" / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
 
 
+def test_a_single_picture_to_a_pattern_is_a_one_frame_sequence(tmp_path, plate, run, capsys):
+    """`process still.png -o out/m.%04d.png` was refused as `image`'s job, and the `birefvid image` line it gave wrote
+    one file named `m.%04d.png`; it is a one-frame sequence now, as `-o out/` makes one."""
+    still = plate / "plate.1001.png"
+    assert run(still, "-o", tmp_path / "out" / "m.%04d.png", "--output", "mask") == 0, capsys.readouterr().err
+    assert _names(tmp_path / "out") == ["m.0001.png"]
+    assert cv2.imread(str(tmp_path / "out" / "m.0001.png"), cv2.IMREAD_UNCHANGED).shape == SIZE[::-1]
+
+
 def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
     and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts
