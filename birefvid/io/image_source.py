@@ -1,4 +1,5 @@
-"""Read a folder or glob of still images as a video: sorted by name, one size, pts = index, time_base = 1/fps."""
+"""Read a folder or glob of still images as a video: sorted by name, one size, time_base = 1/fps, pts = the index, or a
+numbered plate's frame number less its first (gaps kept)."""
 
 from __future__ import annotations
 
