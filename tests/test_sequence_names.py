@@ -96,6 +96,17 @@ def test_overwrite_replaces_only_the_patterns_own_folder(tmp_path, plate, run, c
     assert "which this run reads" in capsys.readouterr().err and len(_names(plate)) == 5
 
 
+def test_overwrite_passes_over_what_a_file_browser_left(tmp_path, plate, run):
+    """A previous run's folder opened in the Finder (`.DS_Store`, `._matte.1001.png` on an exFAT drive) or Explorer
+    (`Thumbs.db`) was refused by --overwrite as holding other files; those are no one's render: it is replaced."""
+    out = tmp_path / "comp"
+    assert run(plate, "-o", out / "matte.####.png", "--output", "mask") == 0
+    for name in (".DS_Store", "Thumbs.db", "._matte.1001.png"):
+        (out / name).write_bytes(b"\x00" * 16)
+    assert run(plate, "-o", out / "matte.####.png", "--output", "mask", "--overwrite") == 0
+    assert _names(out) == [f"matte.{n}.png" for n in range(1001, 1006)]
+
+
 def test_other_files_in_the_patterns_folder_are_said_before_overwrite(tmp_path, plate, run, capsys):
     """A pattern's folder holding another render said 'output exists: comp (use --overwrite)', and --overwrite was then
     refused for that render: the first line now names it, and nothing is written."""

@@ -19,6 +19,11 @@ _TOKEN = re.compile(r"%(0[1-9]\d*)?d|#+")
 _PICTURES = frozenset({*IMAGE_EXTENSIONS, ".exr", ".dpx", ".cin"})
 
 
+# what a file browser leaves in a folder it showed (macOS' Finder, Windows' Explorer): no one's render, so a pattern's
+# folder holding them is still a previous run's; with them, --overwrite was refused once the folder had been looked at
+SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
 class NumberedName(NamedTuple):
     """A file name split around its last number: ``plate.1001.png`` is ``plate.``, ``1001``, ``.png``."""
 
@@ -124,7 +129,8 @@ def check_previous_run(pattern: SequencePattern, *, overwrite: bool) -> None:
     folder = pattern.folder
     if not folder.is_dir():
         return
-    foreign = sorted(p.name for p in folder.iterdir() if not pattern.matches(p.name))
+    foreign = sorted(p.name for p in folder.iterdir() if not pattern.matches(p.name) and p.name not in SYSTEM_FILES
+                     and not (p.name.startswith("._") and pattern.matches(p.name[2:])))  # fmt: skip
     if foreign:
         raise SinkError(f"{folder} holds files other than {pattern.shown} "
                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), and an image sequence's folder is "
