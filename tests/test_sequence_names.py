@@ -153,6 +153,18 @@ def test_a_single_picture_to_a_pattern_is_a_one_frame_sequence(tmp_path, plate, 
     assert cv2.imread(str(tmp_path / "out" / "m.0001.png"), cv2.IMREAD_UNCHANGED).shape == SIZE[::-1]
 
 
+def test_a_120_fps_plate_keeps_its_numbers(tmp_path, seg):
+    """A 120 fps plate from plate.1199.png: its timecode 00:00:09:119 (three frame digits above 99 fps, as FFmpeg writes
+    them) was not read back, and its mattes, and those of the MOV made from it, came out as m.0001.png..."""
+    for i, path in enumerate(write_scene_images(tmp_path / "plate", 3, SIZE)):
+        path.rename(path.parent / f"plate.{1199 + i}.png")
+    process_video(tmp_path / "plate", tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none", fps=120)
+    assert _names(tmp_path / "m") == ["m.1199.png", "m.1200.png", "m.1201.png"]
+    process_video(tmp_path / "plate", tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", fps=120)
+    process_video(tmp_path / "a.mov", tmp_path / "v" / "v.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "v") == ["v.1199.png", "v.1200.png", "v.1201.png"]
+
+
 def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
     and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts
