@@ -165,6 +165,18 @@ def test_a_120_fps_plate_keeps_its_numbers(tmp_path, seg):
     assert _names(tmp_path / "v") == ["v.1199.png", "v.1200.png", "v.1201.png"]
 
 
+def test_a_pattern_as_input_names_the_folder_and_glob_that_read_it(tmp_path, plate, run, capsys):
+    """`process plate/plate.####.png`, as -o takes it, said only 'input not found'; the line now names the folder and
+    the glob that read the plate, and the glob reads it."""
+    for given in ("plate.####.png", "plate.%04d.png"):
+        assert run(plate / given, "-o", tmp_path / "a.mov") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0] == (f"birefvid: error: input not found: {plate / given} (a sequence pattern names outputs; "
+                                            f"an image sequence is read from its folder or a glob: {plate} or '{plate}/plate.*.png')"), err
+    assert run(f"{plate}/plate.*.png", "-o", tmp_path / "m" / "m.%04d.png", "--output", "mask") == 0
+    assert _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+
+
 def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
     and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts

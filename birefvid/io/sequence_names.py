@@ -15,6 +15,8 @@ from birefvid.extensions import IMAGE_EXTENSIONS
 
 # ffmpeg's %d / %0Nd and Nuke's #### (one # a digit); a name holds one
 _TOKEN = re.compile(r"%(0[1-9]\d*)?d|#+")
+# a name whose number field is right before its extension, as sequences are named
+_FIELD_LAST = re.compile(r"(.*?)(%(?:0[1-9]\d*)?d|#+)(\.[A-Za-z0-9]+)")
 # the endings a pattern may have: a picture format's (only .png is written; the others are one error line)
 _PICTURES = frozenset({*IMAGE_EXTENSIONS, ".exr", ".dpx", ".cin"})
 
@@ -90,7 +92,7 @@ def sequence_pattern(path: str | Path) -> Optional[SequencePattern]:
     holding two frame-number fields."""
     text = str(path)
     name = Path(text).name
-    match = re.fullmatch(r"(.*?)(%(?:0[1-9]\d*)?d|#+)(\.[A-Za-z0-9]+)", name)
+    match = _FIELD_LAST.fullmatch(name)
     if not match or text.endswith(("/", "\\")) or match[3].lower() not in _PICTURES:
         return None
     prefix, token, suffix = match.groups()
@@ -101,6 +103,16 @@ def sequence_pattern(path: str | Path) -> Optional[SequencePattern]:
                         f"({prefix}{token}.png), or name a video file")  # fmt: skip
     digits = len(token) if token.startswith("#") else int(token[1:-1] or 1)
     return SequencePattern(Path(text).parent, prefix, suffix, digits, token)
+
+
+def as_input_glob(path: str | Path) -> Optional[str]:
+    """For an input named as a sequence pattern (``plate/plate.####.png``, ``plate.%04d.png``), which is read from a
+    folder or glob instead: the glob of its files (``plate/plate.*.png``); None for a name without a number field."""
+    name = Path(str(path)).name
+    match = _FIELD_LAST.fullmatch(name)
+    if match is None or match[3].lower() not in _PICTURES:  # take#2.mp4 is a video's name
+        return None
+    return str(Path(str(path)).with_name(f"{match[1]}*{match[3]}"))
 
 
 def sequence_folder(path: str | Path) -> Path:
