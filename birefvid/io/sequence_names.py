@@ -14,9 +14,10 @@ from birefvid.errors import SinkError, option
 from birefvid.extensions import IMAGE_EXTENSIONS
 
 # ffmpeg's %d / %0Nd and Nuke's #### (one # a digit); a name holds one
-_TOKEN = re.compile(r"%(0[1-9]\d*)?d|#+")
+_FIELD = r"%(?:0[1-9]\d*)?d|#+"
+_TOKEN = re.compile(_FIELD)
 # a name whose number field is right before its extension, as sequences are named
-_FIELD_LAST = re.compile(r"(.*?)(%(?:0[1-9]\d*)?d|#+)(\.[A-Za-z0-9]+)")
+_FIELD_LAST = re.compile(rf"(.*?)({_FIELD})(\.[A-Za-z0-9]+)")
 # the endings a pattern may have: a picture format's (only .png is written; the others are one error line)
 _PICTURES = frozenset({*IMAGE_EXTENSIONS, ".exr", ".dpx", ".cin"})
 
