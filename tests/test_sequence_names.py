@@ -119,6 +119,17 @@ def test_other_files_in_the_patterns_folder_are_said_before_overwrite(tmp_path, 
     assert "use --overwrite" not in err[0] and _names(out) == ["other_render.0001.png"]
 
 
+def test_a_windows_separator_in_a_pattern_is_named_on_linux(tmp_path, plate, run, capsys, monkeypatch):
+    """`-o out\\matte.%04d.png` (a Windows habit, in WSL) is a name in the current folder here: the line names the
+    pattern with `/`, which works."""
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert run(plate, "-o", "out\\matte.%04d.png", "--output", "mask") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("name one, as out/matte.%04d.png"), err
+    assert run(plate, "-o", "out/matte.%04d.png", "--output", "mask") == 0 and len(_names(tmp_path / "work" / "out")) == 5
+
+
 @pytest.mark.parametrize("given", ["matte.####.png", "./matte.%04d.png", "./"])
 def test_a_sequence_in_the_current_folder_is_one_error_line(tmp_path, plate, run, capsys, monkeypatch, given):
     """`-o matte.####.png` from inside an empty `comp/` ran to the end and then failed in a traceback (exit 1, 'PosixPath('.')

@@ -6,6 +6,7 @@ names the files, its folder is the sequence's folder, exactly as ``-o out/`` wou
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -131,6 +132,8 @@ def check_own_folder(path: str | Path) -> None:
         return
     pattern = sequence_pattern(path)
     example = f"out/{pattern.shown}" if pattern else "out/"
+    if pattern and "\\" in pattern.prefix and os.sep == "/":  # out\matte.%04d.png: Windows' separator, a plain letter here
+        example = str(path).replace("\\", "/")
     raise SinkError(f"{path}: an image sequence is written into a folder of its own, created when the run succeeds, "
                     f"and this one is the current folder; name one, as {example}")  # fmt: skip
 
