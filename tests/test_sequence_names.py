@@ -236,6 +236,24 @@ def test_exr_and_dpx_plates_are_one_line_naming_the_conversion(tmp_path, run, ca
     assert _names(tmp_path) == ["plate"]
 
 
+def test_an_exr_plate_with_a_preview_beside_it_is_refused_not_read_as_the_preview(tmp_path, seg, run, capsys, caplog):
+    """An EXR plate with a `preview.png` beside it came out as a one-frame video of the preview, its frames left out
+    without a word: it is the EXR line now, naming the preview. A PNG plate with one EXR beside it is read, with a
+    warning naming the EXR."""
+    _write_plate(tmp_path / "plate", "exr", "gbrpf32le", range(1001, 1004))
+    write_scene_images(tmp_path / "preview", 1, SIZE)[0].rename(tmp_path / "plate" / "preview.png")
+    assert run(tmp_path / "plate", "-o", tmp_path / "out.mov") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds EXR frames (plate.1001.exr, ...), which birefvid does not read, and only preview.png beside them; convert" in err[0], err
+    assert not (tmp_path / "out.mov").exists()
+    pngs = write_scene_images(tmp_path / "pngs", 3, SIZE)
+    (tmp_path / "plate" / "plate.1001.exr").rename(tmp_path / "pngs" / "plate.1001.exr")
+    with caplog.at_level("WARNING", logger="birefvid"):
+        report = process_video(tmp_path / "pngs", tmp_path / "m.mov", kind="mask", segmenter=seg, smooth="none")
+    assert report["frames"] == len(pngs) == 3
+    assert any("1 EXR file left out (plate.1001.exr): birefvid does not read it" in r.getMessage() for r in caplog.records)
+
+
 def test_the_conversion_line_converts_an_unpadded_plate_whole(tmp_path, run, capsys):
     """A Houdini `$F` render, f_8.exr ... f_11.exr, unpadded: the line said `-start_number 10 -i f_%02d.exr` (its
     files sorted as text), and ffmpeg converted 10 and 11 only. Run as printed, it now converts all four."""

@@ -24,7 +24,7 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
-from birefvid.io.plate_formats import unread_plate_reason
+from birefvid.io.plate_formats import PLATE_EXTENSIONS, unread_plate_reason
 from birefvid.io.sequence_names import name_template, numbered_name
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
@@ -57,10 +57,16 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
             raise SourceError(f"{folder} is not a folder of images")
         paths = [p for p in folder.iterdir() if not p.name.startswith(".")]
     images = sorted((p for p in paths if p.suffix.lower() in extensions and p.is_file()), key=natural_key)
-    if not images:
-        plates = unread_plate_reason(paths, text)
+    unread = [p for p in paths if p.suffix.lower() in PLATE_EXTENSIONS and p.is_file()]
+    if len(unread) > len(images):  # an EXR plate with a preview.png beside it was a one-frame video of the preview
+        plates = unread_plate_reason(paths, text, beside=images)
         if plates:
             raise SourceError(plates)
+    if unread:
+        log.warning("%s: %d %s file%s left out (%s): birefvid does not read %s", text, len(unread),
+                    PLATE_EXTENSIONS[unread[0].suffix.lower()], "" if len(unread) == 1 else "s", unread[0].name,
+                    "it" if len(unread) == 1 else "them")  # fmt: skip
+    if not images:
         kinds = ", ".join(sorted(extensions))
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from birefvid.io.sequence_names import numbered_name
 
 PLATE_EXTENSIONS = {".exr": "EXR", ".dpx": "DPX", ".cin": "Cineon"}
 
 
-def unread_plate_reason(paths: list[Path], where: str) -> Optional[str]:
-    """Why ``paths`` (a folder's files, or a glob's) give no pictures, when they are EXR/DPX/Cineon frames; else None."""
+def unread_plate_reason(paths: list[Path], where: str, beside: Sequence[Path] = ()) -> Optional[str]:
+    """Why ``paths`` (a folder's files, or a glob's) give no pictures, or only the few ``beside`` them (a preview), when
+    they are EXR/DPX/Cineon frames; else None."""
     plates = sorted(p for p in paths if p.suffix.lower() in PLATE_EXTENSIONS and p.is_file())
     if not plates:
         return None
     frames = _sequence_of(plates)
     first = frames[0]
     kind = PLATE_EXTENSIONS[first.suffix.lower()]
-    return (f"{where} holds {kind} frames ({first.name}{', ...' if len(plates) > 1 else ''}), which birefvid does not read; "
+    others = f", and only {', '.join(p.name for p in beside[:2])}{', ...' if len(beside) > 2 else ''} beside them" if beside else ""
+    return (f"{where} holds {kind} frames ({first.name}{', ...' if len(plates) > 1 else ''}), which birefvid does not read{others}; "
             f"convert them to 16-bit PNGs first, numbers kept: {_ffmpeg_command(frames, kind)}")  # fmt: skip
 
 
