@@ -35,7 +35,7 @@ from .job import (
     is_camera_spec,
     is_recording,
 )
-from .said_once import once_a_run, run_scope
+from .said_once import new_run, once_a_run
 
 if TYPE_CHECKING:
     import numpy as np
@@ -346,7 +346,7 @@ def _masks(
     from .temporal import make_smoother
 
     with contextlib.ExitStack() as stack:  # closed when the loop ends, breaks or raises (KeyboardInterrupt included)
-        stack.enter_context(run_scope())  # a loop is a run: what it warns once, a notebook's next loop warns again
+        new_run()  # a loop is a run: what it warns once, a notebook's next loop warns again (not held: see new_run)
         source = stack.enter_context(open_source(spec.input, spec.decoder, fps=spec.fps, deinterlace=spec.deinterlace,
                                                        video_stream=spec.video_stream))
         refuse_cut_off(source, spec.end)  # as process_video: before the first frame

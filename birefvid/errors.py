@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import shlex
 import signal
 import threading
 import unicodedata
@@ -121,10 +122,20 @@ def input_not_found(path: object) -> str:
     parts = str(path).replace("\\", "/").split("/")
     if parts[-2:] in (["samples", "scene.mp4"], ["samples", "scene_mask.mkv"]):
         message += " (the README's sample clip: `python -m birefvid.data.sample` writes it into ./samples)"
+    elif _as_input_glob(path):  # what -o takes: a compositor's plate.####.png, which no file is named
+        message += (f" (a sequence pattern names outputs; an image sequence is read from its folder or a glob: "
+                    f"{shlex.quote(os.path.dirname(str(path)) or '.')} or {shlex.quote(_as_input_glob(path) or '')})")
     elif _spelt_apart(str(path)):
         message += (" (its folder holds that name in other Unicode code points, its accents composed or decomposed as "
                     "macOS writes them, which look alike: name it by tab completion, or rename it)")
     return message
+
+
+def _as_input_glob(path: object) -> Optional[str]:
+    """``sequence_names.as_input_glob``, imported here only when an input is missing (it imports this module)."""
+    from birefvid.io.sequence_names import as_input_glob
+
+    return as_input_glob(str(path))
 
 
 def _spelt_apart(path: str) -> bool:

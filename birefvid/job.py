@@ -442,14 +442,27 @@ def parse_also(text: str) -> tuple[str, str]:
 def check_distinct_outputs(paths: typing.Sequence[str]) -> None:
     """ConfigError when two outputs of one run are the same file, or one lies in another's PNG-sequence folder:
     the last one committed would replace the other."""
-    from birefvid.io.sequence_names import sequence_folder  # a pattern (out/matte.%04d.png) fills its folder
+    from birefvid.io.sequence_names import sequence_folder, sequence_pattern  # a pattern (out/matte.%04d.png) fills its folder
 
     full = [os.path.normcase(os.path.abspath(str(sequence_folder(p)))) for p in paths]
     for i, a in enumerate(full):
         for j, b in enumerate(full[:i]):
+            if a == b and sequence_pattern(paths[i]) and sequence_pattern(paths[j]):  # not 'the same file': two names
+                raise ConfigError(f"the outputs {paths[j]} and {paths[i]} are two image sequences in one folder, and a "
+                                  f"sequence's folder is its own (created whole when the run succeeds); give each one, as "
+                                  f"{_own_folder(paths[j], 1)} and {_own_folder(paths[i], 2)}")  # fmt: skip
             if a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep):
                 raise ConfigError(f"the outputs {paths[j]} and {paths[i]} are the same file (or one is inside the other); "
                                   f"give each output its own path")  # fmt: skip
+
+
+def _own_folder(path: str, n: int) -> str:
+    """A pattern ``comp/rgba.%04d.png`` in a folder of its own, named by its prefix: ``comp/rgba/rgba.%04d.png``."""
+    from birefvid.io.sequence_names import sequence_pattern
+
+    pattern = sequence_pattern(path)
+    name = (pattern.prefix.strip("._- ") if pattern else "") or f"seq{n}"
+    return os.path.join(os.path.dirname(str(path)), name, os.path.basename(str(path)))
 
 
 # "none": the camera's picture as it is (a call joined unblurred), the model still running so a switch to blur is instant

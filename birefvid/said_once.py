@@ -32,6 +32,13 @@ def run_scope() -> Iterator[None]:
             _runs -= 1
 
 
+def new_run() -> None:
+    """Start a run without holding it open, for a generator (``iter_masks``) that a caller may leave suspended for good:
+    held, it kept every later run of the process from starting with nothing said."""
+    with run_scope():
+        pass
+
+
 def once_a_run(function: F) -> F:
     """``function`` as a run of its own (``run_scope``), for the public entry points."""
 

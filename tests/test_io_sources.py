@@ -620,6 +620,32 @@ def test_a_numbered_sequence_with_missing_frames_says_which(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+def test_photos_and_screenshots_are_all_frames_one_each(tmp_path, caplog):
+    """A plate's gaps and strays are no photo's: a camera's IMG_0001.jpg, IMG_0003.jpg... (deleted photos) were timed
+    with gaps, held twice as long, and beach.jpg and an edited copy beside them were left out; screenshots named by
+    the time were split by their seconds, two of five left out and the rest timed by them. Each picture is now a
+    frame, in name order, and nothing is said."""
+    make_images(tmp_path / "holiday", n=8, ext=".jpg", names=[f"IMG_{n:04d}.jpg" for n in (1, 3, 4, 7, 8, 9)] + ["IMG_0004 (1).jpg", "beach.jpg"])
+    times = ["10.15.32", "10.15.33", "10.15.35", "10.16.02", "11.02.10"]
+    make_images(tmp_path / "shots", n=5, names=[f"Screenshot 2024-06-01 at {t}.png" for t in times])
+    for folder, count in (("holiday", 8), ("shots", 5)):
+        with caplog.at_level("WARNING", logger="birefvid"), ImageSequenceSource(tmp_path / folder) as src:
+            assert [f.pts for f in src] == list(range(count)) and src.info.duration == pytest.approx(count / 25)
+            assert len(src.files) == count and not src.info.numbered
+    assert not [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_two_numbered_sequences_in_one_folder_are_one_error_line(tmp_path):
+    """shotA_0001.png... (6) and shotB_0001.png... (4) in one folder: shotB's frames were left out, taken for stray
+    pictures; which shot is meant is the user's to say, with the glob the line names."""
+    make_images(tmp_path / "renders", n=10, names=[f"shotA_{n:04d}.png" for n in range(1, 7)] + [f"shotB_{n:04d}.png" for n in range(1, 5)])
+    with pytest.raises(SourceError, match=r"renders holds two numbered sequences, shotA_0001.png to shotA_0006.png and "
+                                          r"shotB_0001.png to shotB_0004.png; name the one to process with a glob: '\S*/renders/shotA_\*.png'$"):
+        ImageSequenceSource(tmp_path / "renders")
+    with ImageSequenceSource(f"{tmp_path}/renders/shotA_*.png") as src:
+        assert [f.name for f in src.files] == [f"shotA_{n:04d}.png" for n in range(1, 7)]
+
+
 def test_a_folder_of_videos_is_not_taken_for_an_image_sequence(tmp_path, caplog):
     """`process clips/` said only "no images found"; a folder of clips with one picture among them (a
     thumbnail) came out as a one-frame video of that picture, the clips left out without a word."""

@@ -96,6 +96,98 @@ def test_overwrite_replaces_only_the_patterns_own_folder(tmp_path, plate, run, c
     assert "which this run reads" in capsys.readouterr().err and len(_names(plate)) == 5
 
 
+def test_overwrite_passes_over_what_a_file_browser_left(tmp_path, plate, run):
+    """A previous run's folder opened in the Finder (`.DS_Store`, `._matte.1001.png` on an exFAT drive) or Explorer
+    (`Thumbs.db`) was refused by --overwrite as holding other files; those are no one's render: it is replaced."""
+    out = tmp_path / "comp"
+    assert run(plate, "-o", out / "matte.####.png", "--output", "mask") == 0
+    for name in (".DS_Store", "Thumbs.db", "._matte.1001.png"):
+        (out / name).write_bytes(b"\x00" * 16)
+    assert run(plate, "-o", out / "matte.####.png", "--output", "mask", "--overwrite") == 0
+    assert _names(out) == [f"matte.{n}.png" for n in range(1001, 1006)]
+
+
+def test_other_files_in_the_patterns_folder_are_said_before_overwrite(tmp_path, plate, run, capsys):
+    """A pattern's folder holding another render said 'output exists: comp (use --overwrite)', and --overwrite was then
+    refused for that render: the first line now names it, and nothing is written."""
+    out = tmp_path / "comp"
+    out.mkdir()
+    (out / "other_render.0001.png").write_bytes(b"keep")
+    assert run(plate, "-o", out / "matte.%04d.png", "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds files other than matte.%04d.png (other_render.0001.png)" in err[0], err
+    assert "use --overwrite" not in err[0] and _names(out) == ["other_render.0001.png"]
+
+
+def test_a_windows_separator_in_a_pattern_is_named_on_linux(tmp_path, plate, run, capsys, monkeypatch):
+    """`-o out\\matte.%04d.png` (a Windows habit, in WSL) is a name in the current folder here: the line names the
+    pattern with `/`, which works."""
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert run(plate, "-o", "out\\matte.%04d.png", "--output", "mask") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("name one, as out/matte.%04d.png"), err
+    assert run(plate, "-o", "out/matte.%04d.png", "--output", "mask") == 0 and len(_names(tmp_path / "work" / "out")) == 5
+
+
+@pytest.mark.parametrize("given", ["matte.####.png", "./matte.%04d.png", "./"])
+def test_a_sequence_in_the_current_folder_is_one_error_line(tmp_path, plate, run, capsys, monkeypatch, given):
+    """`-o matte.####.png` from inside an empty `comp/` ran to the end and then failed in a traceback (exit 1, 'PosixPath('.')
+    has an empty name'), its frames lost: the folder a sequence fills is renamed into place, which the current
+    folder cannot be. It is now one line before any work, naming a folder to use."""
+    (tmp_path / "comp").mkdir()
+    monkeypatch.chdir(tmp_path / "comp")
+    assert run(plate, "-o", given, "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"birefvid: error: {given}: an image sequence is written into a folder of its own"), err
+    assert "name one, as out/" in err[0] and _names(tmp_path / "comp") == []
+
+
+def test_two_patterns_in_one_folder_are_told_as_such(tmp_path, plate, run, capsys):
+    """`-o comp/rgba.%04d.png --also mask=comp/m.####.png` said the two were 'the same file (or one is inside the
+    other)'; the line now says they share a folder, which each sequence owns, and names a folder for each."""
+    assert run(plate, "-o", tmp_path / "comp" / "rgba.%04d.png", "--also", f"mask={tmp_path / 'comp' / 'm.####.png'}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "are two image sequences in one folder" in err[0] and "same file" not in err[0], err
+    assert f"as {tmp_path / 'comp' / 'rgba' / 'rgba.%04d.png'} and {tmp_path / 'comp' / 'm' / 'm.####.png'}" in err[0], err
+    (tmp_path / "comp").mkdir()  # as for -o comp/rgba/: the folder it goes in exists
+    assert run(plate, "-o", tmp_path / "comp" / "rgba" / "rgba.%04d.png", "--also", f"mask={tmp_path / 'comp' / 'm' / 'm.####.png'}") == 0
+    assert _names(tmp_path / "comp" / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+
+
+def test_a_single_picture_to_a_pattern_is_a_one_frame_sequence(tmp_path, plate, run, capsys):
+    """`process still.png -o out/m.%04d.png` was refused as `image`'s job, and the `birefvid image` line it gave wrote
+    one file named `m.%04d.png`; it is a one-frame sequence now, as `-o out/` makes one."""
+    still = plate / "plate.1001.png"
+    assert run(still, "-o", tmp_path / "out" / "m.%04d.png", "--output", "mask") == 0, capsys.readouterr().err
+    assert _names(tmp_path / "out") == ["m.0001.png"]
+    assert cv2.imread(str(tmp_path / "out" / "m.0001.png"), cv2.IMREAD_UNCHANGED).shape == SIZE[::-1]
+
+
+def test_a_120_fps_plate_keeps_its_numbers(tmp_path, seg):
+    """A 120 fps plate from plate.1199.png: its timecode 00:00:09:119 (three frame digits above 99 fps, as FFmpeg writes
+    them) was not read back, and its mattes, and those of the MOV made from it, came out as m.0001.png..."""
+    for i, path in enumerate(write_scene_images(tmp_path / "plate", 3, SIZE)):
+        path.rename(path.parent / f"plate.{1199 + i}.png")
+    process_video(tmp_path / "plate", tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none", fps=120)
+    assert _names(tmp_path / "m") == ["m.1199.png", "m.1200.png", "m.1201.png"]
+    process_video(tmp_path / "plate", tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", fps=120)
+    process_video(tmp_path / "a.mov", tmp_path / "v" / "v.%04d.png", kind="mask", segmenter=seg, smooth="none")
+    assert _names(tmp_path / "v") == ["v.1199.png", "v.1200.png", "v.1201.png"]
+
+
+def test_a_pattern_as_input_names_the_folder_and_glob_that_read_it(tmp_path, plate, run, capsys):
+    """`process plate/plate.####.png`, as -o takes it, said only 'input not found'; the line now names the folder and
+    the glob that read the plate, and the glob reads it."""
+    for given in ("plate.####.png", "plate.%04d.png"):
+        assert run(plate / given, "-o", tmp_path / "a.mov") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0] == (f"birefvid: error: input not found: {plate / given} (a sequence pattern names outputs; "
+                                            f"an image sequence is read from its folder or a glob: {plate} or '{plate}/plate.*.png')"), err
+    assert run(f"{plate}/plate.*.png", "-o", tmp_path / "m" / "m.%04d.png", "--output", "mask") == 0
+    assert _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
+
+
 def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
     and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts
@@ -118,11 +210,11 @@ def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     assert times == pytest.approx([0, 1 / 24, 3 / 24, 4 / 24, 5 / 24])
 
 
-def _write_plate(folder: Path, codec: str, pix_fmt: str, numbers: range) -> None:
+def _write_plate(folder: Path, codec: str, pix_fmt: str, numbers: range, name: str = "plate.{n:04d}") -> None:
     """Real EXR or DPX frames, encoded by FFmpeg (PyAV's image2 muxer), as a scan or a Nuke render delivers them."""
     folder.mkdir(parents=True, exist_ok=True)
     for n in numbers:
-        with av.open(str(folder / f"plate.{n:04d}.{codec}"), "w", format="image2") as c:
+        with av.open(str(folder / f"{name.format(n=n)}.{codec}"), "w", format="image2") as c:
             stream = c.add_stream(codec, rate=24)
             stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], pix_fmt
             picture = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
@@ -142,6 +234,40 @@ def test_exr_and_dpx_plates_are_one_line_naming_the_conversion(tmp_path, run, ca
         assert f"holds {kind} frames (plate.1001.{codec}, ...), which birefvid does not read" in err[0], err
         assert f"-start_number 1001 -i {tmp_path / 'plate'}/plate.%04d.{codec} -start_number 1001 -pix_fmt rgb48be" in err[0], err
     assert _names(tmp_path) == ["plate"]
+
+
+def test_an_exr_plate_with_a_preview_beside_it_is_refused_not_read_as_the_preview(tmp_path, seg, run, capsys, caplog):
+    """An EXR plate with a `preview.png` beside it came out as a one-frame video of the preview, its frames left out
+    without a word: it is the EXR line now, naming the preview. A PNG plate with one EXR beside it is read, with a
+    warning naming the EXR."""
+    _write_plate(tmp_path / "plate", "exr", "gbrpf32le", range(1001, 1004))
+    write_scene_images(tmp_path / "preview", 1, SIZE)[0].rename(tmp_path / "plate" / "preview.png")
+    assert run(tmp_path / "plate", "-o", tmp_path / "out.mov") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds EXR frames (plate.1001.exr, ...), which birefvid does not read, and only preview.png beside them; convert" in err[0], err
+    assert not (tmp_path / "out.mov").exists()
+    pngs = write_scene_images(tmp_path / "pngs", 3, SIZE)
+    (tmp_path / "plate" / "plate.1001.exr").rename(tmp_path / "pngs" / "plate.1001.exr")
+    with caplog.at_level("WARNING", logger="birefvid"):
+        report = process_video(tmp_path / "pngs", tmp_path / "m.mov", kind="mask", segmenter=seg, smooth="none")
+    assert report["frames"] == len(pngs) == 3
+    assert any("1 EXR file left out (plate.1001.exr): birefvid does not read it" in r.getMessage() for r in caplog.records)
+
+
+def test_the_conversion_line_converts_an_unpadded_plate_whole(tmp_path, run, capsys):
+    """A Houdini `$F` render, f_8.exr ... f_11.exr, unpadded: the line said `-start_number 10 -i f_%02d.exr` (its
+    files sorted as text), and ffmpeg converted 10 and 11 only. Run as printed, it now converts all four."""
+    import subprocess
+
+    _write_plate(tmp_path / "plate", "exr", "gbrpf32le", range(8, 12), name="f_{n}")
+    assert run(tmp_path / "plate", "-o", tmp_path / "out.mov") == 2
+    line = capsys.readouterr().err.strip()
+    assert "(f_8.exr, ...)" in line and "-start_number 8 -i" in line, line
+    command = line.split("numbers kept: ", 1)[1]
+    subprocess.run(["bash", "-c", f"{command} -loglevel error"], check=True, timeout=60)
+    assert _names(tmp_path / "png16") == ["f_10.png", "f_11.png", "f_8.png", "f_9.png"]
+    with av.open(str(tmp_path / "png16" / "f_8.png")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "rgb48be"
 
 
 def test_a_range_in_frame_numbers_is_told_in_seconds(tmp_path, plate, run, capsys):

@@ -373,3 +373,23 @@ def test_the_job_keeps_the_choice_and_leaves_it_out_when_unset(drone_file, tmp_p
     chosen = build_file_job(drone_file, tmp_path / "x.mkv", video_stream=0)
     assert FileJob.from_dict(chosen.to_dict()) == chosen
     assert "video_stream" not in build_file_job(drone_file, tmp_path / "x.mkv").to_dict()["source"]  # fingerprints as before
+
+
+def test_a_loop_left_unfinished_silences_no_later_run(disabled_first, tmp_path, caplog):
+    """A notebook that peeks at the first mask (`masks = iter_masks(...)`, `next(masks)`) and keeps the generator held
+    its run open: every later process_video in that session shared what it had said, and said nothing of the track
+    left out. Each later run says it again; the loop still says it once."""
+    from birefvid.api import iter_masks, process_video
+
+    def said() -> int:
+        return sum("video streams" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.WARNING):
+        masks = iter_masks(disabled_first, model="tiny", device="cpu", resolution=64)
+        next(masks)
+        assert said() == 1
+        for run in range(2):
+            process_video(disabled_first, tmp_path / f"out{run}.mp4", kind="green", model="tiny", device="cpu", resolution=64)
+            assert said() == 2 + run
+        assert len(list(masks)) == FRAMES - 1 and said() == 3
+

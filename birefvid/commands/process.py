@@ -66,8 +66,11 @@ def _refuse_picture_to_picture(source: str, out: str) -> None:
     from ..errors import ConfigError
     from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS
 
+    from ..io.sequence_names import sequence_pattern
+
     stills = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}  # no video or animation is written to these (.webp is)
     if (Path(source).suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS and Path(source).is_file() and Path(out).suffix.lower() in stills
+            and not sequence_pattern(out)  # out/m.%04d.png is a one-frame sequence, as out/ is: `image` wrote a file named m.%04d.png
             and not _animated(source)):  # an animated WebP or PNG is process's: its error names .apng and the folder
         raise ConfigError(f"process writes videos; to cut out the picture {source} as {out} run `birefvid image {source} -o {out}`")
 

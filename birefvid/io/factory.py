@@ -19,7 +19,7 @@ from birefvid.io.base import Sink, Source, is_url
 from birefvid.io.formats import KINDS, EncoderSpec, Kind, check_encoder, choose_encoder, sample_bits
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
-from birefvid.io.sequence_names import check_previous_run, sequence_folder, sequence_pattern
+from birefvid.io.sequence_names import check_own_folder, check_previous_run, sequence_folder, sequence_pattern
 from birefvid.io.subtitles import has_subtitles
 from birefvid.io.trim import TimeWindow, timecode_frame
 from birefvid.io.scale import scaled_size
@@ -118,9 +118,10 @@ def open_sink(
         pattern = sequence_pattern(path)
         target = sequence_folder(path)
         _check_sequence_options(target, encoder)
-        check_target(target, overwrite=overwrite, is_dir=True)
-        if pattern:
+        check_own_folder(path)
+        if pattern:  # before check_target's 'use --overwrite', which this would refuse
             check_previous_run(pattern, overwrite=overwrite)
+        check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
             log.warning("PNG sequences cannot hold audio; the audio of %s is not written", shown_url(str(audio_from)))
         if info.sample_aspect_ratio:
@@ -149,6 +150,7 @@ def check_sink_options(path: str | Path, kind: Kind, **encoder: Any) -> None:
     encoder.pop("bits", None)
     if is_sequence_target(path):
         _check_sequence_options(sequence_folder(path), encoder)
+        check_own_folder(path)
     else:
         check_encoder(Path(path), kind, **encoder)
 

@@ -1,4 +1,5 @@
-"""Read a folder or glob of still images as a video: sorted by name, one size, pts = index, time_base = 1/fps."""
+"""Read a folder or glob of still images as a video: sorted by name, one size, time_base = 1/fps, pts = the index, or a
+numbered plate's frame number less its first (gaps kept)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import glob
 import logging
 import os
 import re
+import shlex
 import unicodedata
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -22,7 +24,8 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
-from birefvid.io.plate_formats import unread_plate_reason
+from birefvid.io.plate_formats import PLATE_EXTENSIONS, unread_plate_reason
+from birefvid.io.sequence_names import name_template, numbered_name
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
 if TYPE_CHECKING:
@@ -54,10 +57,16 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
             raise SourceError(f"{folder} is not a folder of images")
         paths = [p for p in folder.iterdir() if not p.name.startswith(".")]
     images = sorted((p for p in paths if p.suffix.lower() in extensions and p.is_file()), key=natural_key)
-    if not images:
-        plates = unread_plate_reason(paths, text)
+    unread = [p for p in paths if p.suffix.lower() in PLATE_EXTENSIONS and p.is_file()]
+    if len(unread) > len(images):  # an EXR plate with a preview.png beside it was a one-frame video of the preview
+        plates = unread_plate_reason(paths, text, beside=images)
         if plates:
             raise SourceError(plates)
+    if unread:
+        log.warning("%s: %d %s file%s left out (%s): birefvid does not read %s", text, len(unread),
+                    PLATE_EXTENSIONS[unread[0].suffix.lower()], "" if len(unread) == 1 else "s", unread[0].name,
+                    "it" if len(unread) == 1 else "them")  # fmt: skip
+    if not images:
         kinds = ", ".join(sorted(extensions))
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
@@ -315,6 +324,8 @@ def unreadable_reason(data: bytes) -> Optional[str]:
     return f"its {kind} data is damaged"
 
 
+# what renders and scans (converted) deliver a plate in: its gaps are failed frames, and a picture beside it no frame
+PLATE_PICTURES = frozenset({".png", ".tif", ".tiff"})
 NTSC_RATES = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120))  # 23.976, 29.97, 47.952, 59.94, 119.88
 
 
@@ -340,37 +351,53 @@ def sequence_numbers(files: list[Path]) -> Optional[list[int]]:
     """The frame numbers of a numbered sequence (``plate_1001.png``, ``plate_1002.png``, ``plate_1004.png``: 1001,
     1002, 1004), gaps a failed render leaves included; None for names that are not one sequence's (photos named by
     date and time)."""
-    numbers = [re.findall(r"\d+", f.stem) for f in files]
-    if all(numbers):
-        last = [int(n[-1]) for n in numbers]
+    parts = [numbered_name(f.name) for f in files]
+    if all(parts):
+        last = [p.number for p in parts]  # type: ignore[union-attr]
         if last == list(range(last[0], last[0] + len(files))):
             return last
     return _numbers_with_gaps(files)
 
 
 def split_strays(files: list[Path]) -> tuple[list[Path], list[Path]]:
-    """``files`` as (a numbered sequence's frames, the pictures beside it that are none of them: ``preview.png`` beside
-    ``plate.1001.png``...), when more than half the files are one name's numbered sequence; else (``files``, [])."""
+    """``files`` as (a plate's frames, the pictures beside it that are none of them: ``preview.png`` beside
+    ``plate.1001.png``...), when more than half the files are one name's numbered PNG or TIFF sequence; else (``files``,
+    []). Names alike but for another number (screenshots named by date and time) are all kept: they are no frames.
+    SourceError for two numbered sequences (``shotA_0001.png``... and ``shotB_0001.png``...): which one is meant?"""
     if len(files) < 3 or sequence_numbers(files) is not None:
         return files, []
     groups: dict[tuple[str, str], list[Path]] = {}
     for f in files:
-        m = re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem)
-        if m:
-            groups.setdefault((m[1], m[3] + f.suffix.lower()), []).append(f)
+        parts = numbered_name(f.name)
+        if parts and f.suffix.lower() in PLATE_PICTURES:
+            groups.setdefault(parts.key, []).append(f)
     frames = max(groups.values(), key=len, default=[])
     if 2 * len(frames) <= len(files) or sequence_numbers(frames) is None:
         return files, []
     kept = set(frames)
-    return frames, [f for f in files if f not in kept]
+    strays = [f for f in files if f not in kept]
+    template = name_template(frames[0].name)
+    if any(name_template(f.name) == template for f in strays):  # 10.15.32.png beside 10.16.02.png: times, not frames
+        return files, []
+    other = next((g for g in groups.values() if g is not frames and len(g) > 1 and sequence_numbers(g) is not None), None)
+    if other is not None:
+        parts = numbered_name(frames[0].name)
+        assert parts is not None
+        one = shlex.quote(str(frames[0].parent / f"{glob.escape(parts.prefix)}*{parts.rest}"))
+        raise SourceError(f"{frames[0].parent} holds two numbered sequences, {frames[0].name} to {frames[-1].name} and "
+                          f"{other[0].name} to {other[-1].name}; name the one to process with a glob: {one}")  # fmt: skip
+    return frames, strays
 
 
 def _numbers_with_gaps(files: list[Path]) -> Optional[list[int]]:
-    """The numbers of one stem's sequence with frames missing, at most as many as it holds; else None."""
-    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
-    if len(files) < 2 or not all(parts) or len({(m[1], m[3]) for m in parts}) != 1:  # type: ignore[index]
+    """The numbers of one name's PNG or TIFF sequence with frames missing, at most as many as it holds; else None. A
+    camera's ``IMG_0001.jpg``, ``IMG_0003.jpg`` skip its deleted photos, which are no missing frames."""
+    if len(files) < 2 or any(f.suffix.lower() not in PLATE_PICTURES for f in files):
         return None
-    numbers = [int(m[2]) for m in parts]  # type: ignore[index]
+    parts = [numbered_name(f.name) for f in files]
+    if not all(parts) or len({p.key for p in parts}) != 1:  # type: ignore[union-attr]
+        return None
+    numbers = [p.number for p in parts]  # type: ignore[union-attr]
     span = numbers[-1] - numbers[0] + 1
     if any(b <= a for a, b in zip(numbers, numbers[1:])) or span == len(numbers) or span > 2 * len(numbers):
         return None

@@ -6,31 +6,48 @@ DPX and Cineon are often log. Converting is a colour decision the compositor mak
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
+
+from birefvid.io.sequence_names import numbered_name
 
 PLATE_EXTENSIONS = {".exr": "EXR", ".dpx": "DPX", ".cin": "Cineon"}
 
 
-def unread_plate_reason(paths: list[Path], where: str) -> Optional[str]:
-    """Why ``paths`` (a folder's files, or a glob's) give no pictures, when they are EXR/DPX/Cineon frames; else None."""
+def unread_plate_reason(paths: list[Path], where: str, beside: Sequence[Path] = ()) -> Optional[str]:
+    """Why ``paths`` (a folder's files, or a glob's) give no pictures, or only the few ``beside`` them (a preview), when
+    they are EXR/DPX/Cineon frames; else None."""
     plates = sorted(p for p in paths if p.suffix.lower() in PLATE_EXTENSIONS and p.is_file())
     if not plates:
         return None
-    first = plates[0]
+    frames = _sequence_of(plates)
+    first = frames[0]
     kind = PLATE_EXTENSIONS[first.suffix.lower()]
-    return (f"{where} holds {kind} frames ({first.name}{', ...' if len(plates) > 1 else ''}), which birefvid does not read; "
-            f"convert them to 16-bit PNGs first, numbers kept: {_ffmpeg_command(first, kind)}")  # fmt: skip
+    others = f", and only {', '.join(p.name for p in beside[:2])}{', ...' if len(beside) > 2 else ''} beside them" if beside else ""
+    return (f"{where} holds {kind} frames ({first.name}{', ...' if len(plates) > 1 else ''}), which birefvid does not read{others}; "
+            f"convert them to 16-bit PNGs first, numbers kept: {_ffmpeg_command(frames, kind)}")  # fmt: skip
 
 
-def _ffmpeg_command(first: Path, kind: str) -> str:
-    """The ffmpeg line that writes ``first``'s sequence as 16-bit PNGs in a ``png16`` folder beside it."""
-    match = re.fullmatch(r"(.*?)(\d+)(\D*)", first.name)
+def _sequence_of(plates: list[Path]) -> list[Path]:
+    """The frames of the first file's sequence, by number: as text, a Houdini ``$F`` render's ``f_10.exr`` came before
+    ``f_8.exr``, and ffmpeg was told to start at 10."""
+    parts = numbered_name(plates[0].name)
+    if parts is None:
+        return plates
+    numbered = [(n, p) for p in plates if (n := numbered_name(p.name)) is not None and n.key == parts.key]
+    return [p for _, p in sorted(numbered, key=lambda np_: np_[0].number)]
+
+
+def _ffmpeg_command(frames: list[Path], kind: str) -> str:
+    """The ffmpeg line that writes ``frames``' sequence as 16-bit PNGs in a ``png16`` folder beside it."""
+    first = frames[0]
+    match = numbered_name(first.name)
     if match:
-        prefix, digits, suffix = match.groups()
-        field = f"%0{len(digits)}d" if digits.startswith("0") or len(digits) > 1 else "%d"
+        prefix, digits, suffix = match
+        widths = {len(n.digits) for n in map(numbered_name, (p.name for p in frames)) if n is not None}
+        padded = digits.startswith("0") or (len(digits) > 1 and widths == {len(digits)})  # 8, 9, 10 is no %02d
+        field = f"%0{len(digits)}d" if padded else "%d"
         number = f"-start_number {int(digits)} "
         source, target = first.parent / f"{prefix}{field}{suffix}", f"{prefix}{field}.png"
     else:

@@ -6,6 +6,7 @@ names the files, its folder is the sequence's folder, exactly as ``-o out/`` wou
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -14,9 +15,51 @@ from birefvid.errors import SinkError, option
 from birefvid.extensions import IMAGE_EXTENSIONS
 
 # ffmpeg's %d / %0Nd and Nuke's #### (one # a digit); a name holds one
-_TOKEN = re.compile(r"%(0[1-9]\d*)?d|#+")
+_FIELD = r"%(?:0[1-9]\d*)?d|#+"
+_TOKEN = re.compile(_FIELD)
+# a name whose number field is right before its extension, as sequences are named
+_FIELD_LAST = re.compile(rf"(.*?)({_FIELD})(\.[A-Za-z0-9]+)")
 # the endings a pattern may have: a picture format's (only .png is written; the others are one error line)
 _PICTURES = frozenset({*IMAGE_EXTENSIONS, ".exr", ".dpx", ".cin"})
+
+
+# what a file browser leaves in a folder it showed (macOS' Finder, Windows' Explorer): no one's render, so a pattern's
+# folder holding them is still a previous run's; with them, --overwrite was refused once the folder had been looked at
+SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+class NumberedName(NamedTuple):
+    """A file name split around its last number: ``plate.1001.png`` is ``plate.``, ``1001``, ``.png``."""
+
+    prefix: str
+    digits: str
+    rest: str  # what follows the number, the extension included
+
+    @property
+    def number(self) -> int:
+        """The frame number."""
+        return int(self.digits)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What the names of one sequence's frames share (the extension's case aside: ``.PNG`` is ``.png``)."""
+        return self.prefix, self.rest.lower()
+
+
+_NUMBERED = re.compile(r"(.*?)(\d+)(\D*)")
+
+
+def numbered_name(name: str) -> Optional[NumberedName]:
+    """``name`` split around its last number, or None for a name without one: the one reading of a frame's name that
+    the input's sequences, its gaps and strays, and the EXR/DPX conversion line share."""
+    match = _NUMBERED.fullmatch(name)
+    return NumberedName(*match.groups()) if match else None
+
+
+def name_template(name: str) -> str:
+    """``name`` with each of its numbers as ``#`` (``Screenshot 2024-06-01 at 10.15.32.png``: ``Screenshot #-#-# at
+    #.#.#.png``): names alike but for their numbers."""
+    return re.sub(r"\d+", "#", name.lower())
 
 
 class SequencePattern(NamedTuple):
@@ -51,7 +94,7 @@ def sequence_pattern(path: str | Path) -> Optional[SequencePattern]:
     holding two frame-number fields."""
     text = str(path)
     name = Path(text).name
-    match = re.fullmatch(r"(.*?)(%(?:0[1-9]\d*)?d|#+)(\.[A-Za-z0-9]+)", name)
+    match = _FIELD_LAST.fullmatch(name)
     if not match or text.endswith(("/", "\\")) or match[3].lower() not in _PICTURES:
         return None
     prefix, token, suffix = match.groups()
@@ -64,20 +107,47 @@ def sequence_pattern(path: str | Path) -> Optional[SequencePattern]:
     return SequencePattern(Path(text).parent, prefix, suffix, digits, token)
 
 
+def as_input_glob(path: str | Path) -> Optional[str]:
+    """For an input named as a sequence pattern (``plate/plate.####.png``, ``plate.%04d.png``), which is read from a
+    folder or glob instead: the glob of its files (``plate/plate.*.png``); None for a name without a number field."""
+    name = Path(str(path)).name
+    match = _FIELD_LAST.fullmatch(name)
+    if match is None or match[3].lower() not in _PICTURES:  # take#2.mp4 is a video's name
+        return None
+    return str(Path(str(path)).with_name(f"{match[1]}*{match[3]}"))
+
+
 def sequence_folder(path: str | Path) -> Path:
     """The folder a PNG-sequence output ``path`` fills: a pattern's folder, else ``path`` itself."""
     pattern = sequence_pattern(path)
     return pattern.folder if pattern else Path(path)
 
 
-def check_previous_run(pattern: SequencePattern, *, overwrite: bool) -> None:
-    """SinkError when ``--overwrite`` would replace a pattern's folder that holds files other than the pattern's own
-    (``comp/`` with other renders in it): only a previous run of the same sequence is replaced."""
-    folder = pattern.folder
-    if not overwrite or not folder.is_dir():
+def check_own_folder(path: str | Path) -> None:
+    """SinkError when a PNG sequence ``path`` would fill the current folder (``-o matte.####.png``, ``-o ./``): its folder
+    is written whole under a temporary name and renamed into place, which the current folder cannot be (the run ended
+    in a traceback, its frames lost)."""
+    folder = sequence_folder(path)
+    if folder.resolve() != Path.cwd().resolve():
         return
-    foreign = sorted(p.name for p in folder.iterdir() if not pattern.matches(p.name))
+    pattern = sequence_pattern(path)
+    example = f"out/{pattern.shown}" if pattern else "out/"
+    if pattern and "\\" in pattern.prefix and os.sep == "/":  # out\matte.%04d.png: Windows' separator, a plain letter here
+        example = str(path).replace("\\", "/")
+    raise SinkError(f"{path}: an image sequence is written into a folder of its own, created when the run succeeds, "
+                    f"and this one is the current folder; name one, as {example}")  # fmt: skip
+
+
+def check_previous_run(pattern: SequencePattern, *, overwrite: bool) -> None:
+    """SinkError when the pattern's folder holds files other than the pattern's own (``comp/`` with other renders in
+    it): only a previous run of the same sequence is replaced, with ``--overwrite``; said before 'use --overwrite',
+    which would then be refused."""
+    folder = pattern.folder
+    if not folder.is_dir():
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if not pattern.matches(p.name) and p.name not in SYSTEM_FILES
+                     and not (p.name.startswith("._") and pattern.matches(p.name[2:])))  # fmt: skip
     if foreign:
         raise SinkError(f"{folder} holds files other than {pattern.shown} "
-                        f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which {option('overwrite', True)} would delete; "
-                        "write the sequence into a folder of its own")  # fmt: skip
+                        f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), and an image sequence's folder is "
+                        f"its own (replaced whole with {option('overwrite', True)}); write the sequence into a folder of its own")  # fmt: skip
