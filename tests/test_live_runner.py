@@ -969,3 +969,19 @@ def test_a_source_files_own_transparency_stays_hidden(tmp_path):
     assert len(masks) == 4
     for m in masks:
         assert m[:, :32].max() == 0 and m[:, 32:].min() >= 250
+
+
+@pytest.mark.parametrize("realtime", [True, False])
+def test_a_slow_start_counts_in_neither_latency_nor_mask_age(tmp_path, realtime):
+    """A first model call of 2 s (a first export takes 10-60 s) on a file, whose clock waits for the run: the first
+    frames' latency and mask age are those of the frames after (a warm 2 s run said mask age p95 6183 ms, from a
+    first frame timed before the model loaded, and its second frame's latency counted the warm-up without --realtime)."""
+    clip = write_scene(tmp_path / "clip.mkv", 12 if not realtime else 36)
+    lines = tmp_path / "stats.jsonl"
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=realtime, stats_every=0.25, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(2.0, first_only=True)), stats_json=lines)
+    periods = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert report["frames_shown"] == (12 if not realtime else 36) and periods[-1]["final"]
+    for p in periods:  # the first period's (6 frames with --realtime) and the whole run's
+        if p["frames_shown"]:
+            assert p["latency_ms_p95"] < 500 and p["mask_age_ms_p95"] < 500, p

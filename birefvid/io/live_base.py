@@ -34,7 +34,8 @@ class CapturedFrame:
     """A frame as the live runner receives it.
 
     ``captured`` is ``time.monotonic()`` when the frame left the decoder (latency is measured from
-    here); ``generation`` counts connections, so a frame from after a reconnect has a higher one
+    here; a file's first frame, which waits for the model's warm-up, is timed again when playing
+    starts); ``generation`` counts connections, so a frame from after a reconnect has a higher one
     and the runner knows to reset smoothing; ``stream_time`` is seconds on the source's own clock
     (its pts), used to time recordings.
     """

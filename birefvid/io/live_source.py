@@ -486,7 +486,7 @@ class LiveCapture(LiveSource):
         tb = self._clock.time_base
         pts = self._clock.stamp(seconds, time.monotonic())
         stream_time = float(pts * tb)
-        if self._realtime and self._captured == 1:
+        if self.target.kind == "file" and self._captured == 1:
             self._anchor = None  # the file's clock stands still until the reader is ready: no sound goes meanwhile
             if self._wait_for_reader():
                 return True
@@ -513,9 +513,9 @@ class LiveCapture(LiveSource):
         return False
 
     def _wait_for_reader(self) -> bool:
-        """A file played in real time holds its second frame until the reader asks for it: the time
-        a consumer spends on the first frame (loading and warming up a model) costs no frames, and
-        the schedule starts when playing starts. True when closed meanwhile."""
+        """A file holds its second frame until the reader asks for it: the time a consumer spends on the
+        first frame (loading and warming up a model) costs no frames, the schedule of one played in real
+        time starts when playing starts, and no frame is captured (timed) before it. True when closed meanwhile."""
         while not self._reader_waiting.wait(0.1):
             if self._stop.is_set():
                 return True

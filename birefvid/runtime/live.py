@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import threading
 import time
@@ -168,6 +169,16 @@ class ModelPath:
             self.carrier.set_reference(cf.frame.image, alpha, key=cf.captured)
         self.latest = latest
         return latest
+
+    def retime(self, cf: CapturedFrame, captured: float) -> CapturedFrame:
+        """``cf``, the frame just segmented, as captured at ``captured``, its mask too: a file's clock stands still while
+        the model warms up, so its first frame is captured when playing starts (timed at its decoding, before the model
+        loaded, every frame shown with its mask was that much older: a mask age of seconds, a first latency too)."""
+        assert self.latest is not None and self.latest.captured == cf.captured
+        self.latest = LatestMask(self.latest.alpha, captured, self.latest.generation)
+        if self.carrier is not None:  # the carrier names frames by capture time: its reference is renamed with it
+            self.carrier.set_reference(cf.frame.image, self.latest.alpha, key=captured)
+        return dataclasses.replace(cf, captured=captured)
 
     def start(self) -> None:
         self._thread.start()
@@ -402,10 +413,12 @@ class LiveRunner:
         ``first`` is the frame the model has just segmented (``self.model.segment``), so the very
         first picture is masked.
         """
+        start = time.monotonic()
+        if not self.source.keeps_capturing:  # a file waited for the run: it plays from now, its first frame included
+            first = self.model.retime(first, start)
         cf: Optional[CapturedFrame] = first
         self.writer = SinkWriter(self.sinks, self.stats, self.stop)
         self.model.start()
-        start = time.monotonic()
         self.stats.begin(start, self.source)
         self.effects.begin(start)  # the report's switch times count from the first picture
         try:
