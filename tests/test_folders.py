@@ -418,3 +418,18 @@ def test_masks_in_subfolders_of_a_flat_dataset_are_named_in_a_warning(tmp_path, 
         ds = FolderDataset(tmp_path, 32, flip=False)
     assert [p.image.name for p in ds.pairs] == ["a.jpg"]
     assert f"1 mask(s) in subfolders of {tmp_path} are not read" in caplog.text and "b_mask.png" in caplog.text
+
+
+def test_linked_category_folders_are_read_and_a_loop_is_not(tmp_path):
+    """``im/shoes -> /data/shoes/im`` (a set assembled from links): its pictures were left out without a word, the run
+    training on the pictures at the top alone; a link back up (``im/all -> im``) is not walked round and round, and a folder
+    linked twice (``im/zlatest`` beside ``im/shoes``) is read once."""
+    _write_pair(tmp_path / "ds", "a")
+    _write_pair(tmp_path / "shoes", "b")
+    _write_pair(tmp_path / "shoes", "c")
+    for inner in ("im", "gt"):
+        (tmp_path / "ds" / inner / "shoes").symlink_to(tmp_path / "shoes" / inner, target_is_directory=True)
+        (tmp_path / "ds" / inner / "all").symlink_to(tmp_path / "ds" / inner, target_is_directory=True)
+        (tmp_path / "ds" / inner / "zlatest").symlink_to(tmp_path / "shoes" / inner, target_is_directory=True)
+    ds = FolderDataset(tmp_path / "ds", 32, flip=False)
+    assert sorted(str(p.mask.relative_to(tmp_path / "ds")) for p in ds.pairs) == ["gt/a.png", "gt/shoes/b.png", "gt/shoes/c.png"]

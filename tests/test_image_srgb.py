@@ -74,3 +74,16 @@ def test_srgb_marks_the_exif_colour_space_srgb(tmp_path, red_key):
         assert main(["image", str(photo), "-o", str(out), *flag, "-q"]) == 0
         with Image.open(out) as im:
             assert im.getexif().get_ifd(0x8769).get(0xA001) == space and im.getexif().get(0x010F) == "Apple"
+
+
+@pytest.mark.parametrize("extra", [["--output", "green", "--key-color", "#00b140"], ["--output", "composite", "--background", "#00b140"]])
+def test_srgb_writes_a_key_or_background_colour_as_given(tmp_path, red_key, extra):
+    """A colour given on the command line is the sRGB output's own values: a keyer set to #00b140 finds #00b140
+    (it was composited in the photo's P3 and converted with it, written 0,182,36)."""
+    photo = tmp_path / "IMG_0003.png"
+    icc = _p3_photo(photo)
+    out = tmp_path / "cut.png"
+    assert main(["image", str(photo), "-o", str(out), *extra, "--srgb", "-q"]) == 0
+    picture = np.array(Image.open(out).convert("RGB")).astype(int)
+    assert np.abs(picture[2:6, 2:6] - (0, 177, 64)).max() <= 1, picture[2, 2]
+    assert np.abs(picture[20:28, 24:40] - _in_srgb(SUBJECT, icc)).max() <= 2  # the subject still converted

@@ -557,3 +557,18 @@ def test_resume_on_other_data_of_the_same_size_is_said(tmp_path, data, caplog):
         assert "trained on" not in caplog.text
         train(FakeBiRefNet(), data, metadata={"data": "bags/"}, resume=True, **{**kwargs, "steps": 3})
     assert "resuming on bags/; the checkpoint was trained on ./shoes" in caplog.text
+
+
+def test_resume_on_the_same_data_given_from_another_folder_is_not_said_other(tmp_path, data, caplog, monkeypatch):
+    """``--data shoes`` in proj/, resumed as ``--data proj/shoes`` from its parent: one folder, which the warning
+    called another (the relative name was resolved in the resuming run's working folder)."""
+    (tmp_path / "proj" / "shoes").mkdir(parents=True)
+    kwargs = dict(steps=2, batch_size=2, device="cpu", checkpoint_dir=tmp_path / "run", show_progress=False)
+    monkeypatch.chdir(tmp_path / "proj")
+    train(FakeBiRefNet(), data, metadata={"data": "shoes"}, **{**kwargs, "steps": 1})
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="birefvid.train.loop"):
+        train(FakeBiRefNet(), data, metadata={"data": "proj/shoes"}, resume=True, **kwargs)
+        assert "trained on" not in caplog.text
+        train(FakeBiRefNet(), data, metadata={"data": "shoes"}, resume=True, **{**kwargs, "steps": 3})  # tmp_path/shoes: another
+    assert "resuming on shoes; the checkpoint was trained on proj/shoes" in caplog.text

@@ -293,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, SinkError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
+    from ..io.color_profile import srgb_colours
     from ..io.exif import marked_srgb
     from ..io.scale import shrink_still
     from ..io.square import pad_square
@@ -371,6 +372,14 @@ def run(args: argparse.Namespace) -> int:
             with run_info.segmenting(segmenter.engine):  # a first export of this size counts apart, as process's does
                 alphas = segmenter.predict(batch, frame_size=False)  # at the inference size: the compositor brings it to the picture's
             bits = 16 if target.suffix.lower() in DEEP_FORMATS and (args.bit_depth == 16 or (args.bit_depth == "auto" and deep is not None)) else 8
+            if args.srgb and icc is not None and kind != "mask":
+                # before compositing, so a --key-color or --background colour is written as given, the sRGB output's own values
+                # (composited in the photo's P3 and converted with it, #00b140 came out 0,182,36); the model saw the file's pixels
+                with run_info.timed("compose"):
+                    shown, deep, icc = srgb_colours(image, deep if bits > 8 else None, icc, source)
+                if shown is not image:
+                    batch = torch.from_numpy(shown).permute(2, 0, 1).unsqueeze(0)
+                    exif = marked_srgb(exif) if exif is not None else exif  # its EXIF says so too
             with run_info.timed("compose"):
                 background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
                 compositor = Compositor(kind, foreground=foreground, key=key_color,  # type: ignore[arg-type]
@@ -385,10 +394,6 @@ def run(args: argparse.Namespace) -> int:
             elif frames > 1:  # a still is what `image` writes; the animation is `process`'s job
                 log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
                             source, frames, source)  # fmt: skip
-            if args.srgb and icc is not None and kind != "mask":
-                with run_info.timed("compose"):
-                    pixels, icc = _in_srgb(pixels, icc, source)
-                exif = marked_srgb(exif) if exif is not None and icc is None else exif  # its EXIF says so too
             with run_info.timed("write"):
                 target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
                 # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
@@ -418,22 +423,6 @@ def run(args: argparse.Namespace) -> int:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
         print(f"wrote {where}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
     return 0
-
-
-def _in_srgb(pixels: Any, icc: bytes, source: Path) -> tuple[Any, Optional[bytes]]:
-    """``--srgb``: RGB or RGBA ``pixels`` in profile ``icc`` converted to sRGB (littleCMS, perceptual; the alpha as it is),
-    and the profile to embed: none. A profile that cannot be used leaves both as they were, with a warning."""
-    import numpy as np
-
-    from ..io.color_profile import convert_rgb
-
-    rgb = np.ascontiguousarray(pixels[..., :3])
-    if pixels.dtype == np.uint16:
-        log.warning("%s: --srgb converts 16-bit colour at 8-bit precision (Pillow's littleCMS binding)", source)
-    converted = convert_rgb(rgb, icc, None, str(source), into="sRGB")
-    if converted is rgb:  # a damaged profile: the pixels keep it, as they were
-        return pixels, icc
-    return (np.dstack([converted, pixels[..., 3]]) if pixels.shape[2] == 4 else converted), None
 
 
 def _check_size_and_quality(args: argparse.Namespace) -> None:

@@ -95,12 +95,20 @@ def _flat_mask_key(path: Path) -> "str | None":
 
 def _visible_files(folder: Path, recursive: bool = False) -> list[Path]:
     """The files in ``folder`` (and its subfolders if ``recursive``) but hidden ones: the ``._a.jpg`` metadata macOS
-    writes beside ``a.jpg`` on a shared or FAT disk is no picture, and was refused as an unreadable image."""
+    writes beside ``a.jpg`` on a shared or FAT disk is no picture, and was refused as an unreadable image.
+    Linked subfolders are followed (a set assembled from links), each real folder once: a link back up is no loop."""
     if not recursive:
         return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
     found = []
-    for top, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .ipynb_checkpoints, .git
+    walked = {os.path.realpath(folder)}
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        kept = []  # .ipynb_checkpoints, .git left out; sorted, so the image and mask trees take a folder linked twice by one name
+        for d in sorted(dirs):
+            real = os.path.realpath(os.path.join(top, d))
+            if not d.startswith(".") and real not in walked:
+                walked.add(real)
+                kept.append(d)
+        dirs[:] = kept
         found += [Path(top) / n for n in names if not n.startswith(".")]
     return found
 

@@ -59,3 +59,16 @@ def convert_rgb(pixels: np.ndarray, source: Optional[bytes], target: Optional[by
         log.warning("%s: its colours could not be converted into %s (%s); used as they are", what, into, e)
         return pixels
     return converted.astype(np.uint16) * 257 if deep else converted
+
+
+def srgb_colours(image: np.ndarray, deep: Optional[np.ndarray], icc: bytes, what: object) -> tuple[np.ndarray, Optional[np.ndarray], Optional[bytes]]:
+    """``image --srgb``: a photo's RGB ``image`` (uint8) and its 16-bit copy ``deep`` (or None) in profile ``icc``
+    converted to sRGB, and the profile left to embed: None. A profile that cannot be used leaves all three as they were
+    (the very arrays), with a warning; a 16-bit copy is converted at 8-bit precision (Pillow's littleCMS binding), said too."""
+    converted = convert_rgb(image, icc, None, str(what), into="sRGB")
+    if converted is image:  # a damaged profile: the pixels keep it, as they were
+        return image, deep, icc
+    if deep is not None:
+        log.warning("%s: --srgb converts 16-bit colour at 8-bit precision (Pillow's littleCMS binding)", what)
+        deep = convert_rgb(deep, icc, None, str(what), into="sRGB")
+    return converted, deep, None

@@ -401,6 +401,7 @@ def train(
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16 and dev.type == "cuda")
 
     config = {"seed": seed, "batch_size": batch_size, "steps": steps, "dataset_len": n, "val_fraction": val_fraction}
+    data_folder = None if (metadata or {}).get("data") is None else str(Path(metadata["data"]).resolve())  # type: ignore[index]
     start, best = 0, None
     unvalidated: list[float] = []  # training losses since the previous validation
     if resume and ckpt_path is not None and ckpt_path.exists():
@@ -410,8 +411,10 @@ def train(
         if old.get("steps") != steps:
             log.warning("resuming with %s (checkpoint had %s): the LR schedule changes", option("steps", steps), old.get("steps"))
         old_data, data = (state.get("metadata") or {}).get("data"), (metadata or {}).get("data")
-        # as many pictures, other ones (``d`` and ``./d/`` are one folder)
-        if old_data is not None and data is not None and Path(old_data).resolve() != Path(data).resolve():
+        # as many pictures, other ones (``d`` and ``./d/`` are one folder, and so is ``proj/d`` given from another folder:
+        # the checkpoint keeps the folder its run resolved, the metadata the words given, as the weights' metadata says them)
+        old_folder = state.get("data_folder") or (None if old_data is None else str(Path(old_data).resolve()))
+        if old_folder is not None and data_folder is not None and old_folder != data_folder:
             log.warning("resuming on %s; the checkpoint was trained on %s", data, old_data)
         if state.get("resolution") not in (None, f"{resolution[1]}x{resolution[0]}"):
             log.warning("resuming at %dx%d; the checkpoint was trained at %s", resolution[1], resolution[0], state["resolution"])
@@ -447,6 +450,7 @@ def train(
             "rng": _rng_state(dev), "config": config, "best": result.best,
             "resolution": f"{resolution[1]}x{resolution[0]}",  # WxH: --weights last.pt then runs at the training size
             "metadata": dict(metadata or {}),  # the data it trained on: a resume on other data is said
+            "data_folder": data_folder,  # that data's folder, resolved in the run's own working folder
             "unvalidated_losses": list(unvalidated),  # so a resumed run's epoch line has the epoch's mean, not its own part's
         })
         result.checkpoint = ckpt_path
