@@ -188,26 +188,81 @@ def test_a_pattern_as_input_names_the_folder_and_glob_that_read_it(tmp_path, pla
     assert _names(tmp_path / "m") == [f"m.{n}.png" for n in range(1001, 1006)]
 
 
+def _gapped_plate(folder: Path, numbers: tuple[int, ...] = (1001, 1002, 1004, 1005, 1006)) -> Path:
+    """The red-square scene as `plate.1001.png`..., with the numbers a failed render left (1003 missing by default)."""
+    for number, path in zip(numbers, write_scene_images(folder, len(numbers), SIZE)):
+        path.rename(path.parent / f"plate.{number}.png")
+    return folder
+
+
+def _video_frames(path: Path) -> tuple[list[float], list[np.ndarray], av.video.stream.VideoStream]:
+    """A video's frame times (seconds) and RGB pictures, as an editor's decoder reads them, and its stream."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        frames = list(c.decode(stream))
+        return [f.time for f in frames], [f.to_ndarray(format="rgb24") for f in frames], stream
+
+
 def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
     """A plate a failed render left without 1003 came back as frame_000001..5: plate.1004's matte was numbered 3
-    and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video puts
-    each frame at its number's time, 1002 held over 1003, from the plate's timecode."""
-    for i, path in enumerate(write_scene_images(tmp_path / "plate", 5, SIZE)):
-        path.rename(path.parent / f"plate.{(1001, 1002, 1004, 1005, 1006)[i]}.png")
+    and the MOV had no timecode. The PNGs now keep the plate's numbers (1003 missing there too), and a video holds
+    1002 over 1003 from the plate's timecode (constant rate: see the next test)."""
+    plate = _gapped_plate(tmp_path / "plate")
     with caplog.at_level("WARNING", logger="birefvid"):
-        process_video(tmp_path / "plate", tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
+        process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none")
     assert _names(tmp_path / "m") == ["m.1001.png", "m.1002.png", "m.1004.png", "m.1005.png", "m.1006.png"]
     assert any("frame 1003 of the numbered sequence is missing" in r.getMessage() for r in caplog.records)
     for i, name in enumerate(_names(tmp_path / "m")):  # plate.1004.png's matte is m.1004.png
         fg, bg = interior(true_mask(i, SIZE))
         matte = cv2.imread(str(tmp_path / "m" / name), cv2.IMREAD_UNCHANGED)
         assert np.abs(matte[fg].astype(int) - 255).max() <= 4 and matte[bg].max() <= 4
-    process_video(tmp_path / "plate", tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", fps=24)
-    with av.open(str(tmp_path / "a.mov")) as c:
-        stream = c.streams.video[0]
-        times = [f.time for f in c.decode(stream)]
-        assert stream.metadata.get("timecode") == "00:00:41:17"  # frame 1001 at 24 fps
-    assert times == pytest.approx([0, 1 / 24, 3 / 24, 4 / 24, 5 / 24])
+
+
+@pytest.mark.parametrize("name", ["a.mov", "a.mp4", "a.mkv"])
+def test_a_video_of_a_gapped_plate_is_constant_rate(tmp_path, seg, name):
+    """A MOV of plate.1001, 1002, 1004-1006 was variable-rate (r_frame_rate 24, avg_frame_rate 20, frames at 0, .042,
+    .125 ...), which Resolve, Premiere and Avid handle badly. It now holds 6 frames 1/24 s apart, as `ffmpeg -vsync cfr`
+    writes it: the third a copy of the second (1002 written again for 1003), from the plate's timecode."""
+    plate = _gapped_plate(tmp_path / "plate")
+    kind = "green" if name.endswith(".mp4") else "alpha"
+    process_video(plate, tmp_path / name, kind=kind, segmenter=seg, smooth="none", fps=24)
+    times, pictures, stream = _video_frames(tmp_path / name)
+    assert times == pytest.approx([i / 24 for i in range(6)], abs=1e-3)
+    assert stream.average_rate == 24 and stream.metadata.get("timecode", stream.metadata.get("TIMECODE")) == "00:00:41:17"
+    assert np.array_equal(pictures[2], pictures[1]) and not np.array_equal(pictures[3], pictures[1])
+
+
+def test_also_a_png_sequence_and_a_mov_of_a_gapped_plate(tmp_path, seg):
+    """One run, two outputs: the PNGs leave 1003 out (a compositor conforms by number), the MOV holds 1002 over it."""
+    plate = _gapped_plate(tmp_path / "plate")
+    process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none", fps=24,
+                  also=[("alpha", str(tmp_path / "a.mov"))])  # fmt: skip
+    assert _names(tmp_path / "m") == ["m.1001.png", "m.1002.png", "m.1004.png", "m.1005.png", "m.1006.png"]
+    times, pictures, _ = _video_frames(tmp_path / "a.mov")
+    assert len(times) == 6 and np.array_equal(pictures[2], pictures[1])
+
+
+@pytest.mark.parametrize("start,end,count,timecode", [(0.041666, 0.124999, 2, "00:00:41:18"),  # 1002-1003: 1002 twice
+                                                      (0, 0.1, 3, "00:00:41:17"),  # --end inside the gap: 1001, 1002, 1002
+                                                      (0.083333, None, 3, "00:00:41:20")])  # --start inside it: from 1004  # fmt: skip
+def test_a_range_across_the_gap_is_constant_rate(tmp_path, seg, start, end, count, timecode):
+    """--start/--end across the gap: the video holds every number of the range (1003 as 1002), from the first kept
+    frame's timecode; a range starting inside the gap starts at 1004, as `ffmpeg -ss` does, with no frame held over."""
+    plate = _gapped_plate(tmp_path / "plate")
+    process_video(plate, tmp_path / "a.mov", kind="alpha", segmenter=seg, smooth="none", fps=24, start=start, end=end)
+    times, _, stream = _video_frames(tmp_path / "a.mov")
+    assert times == pytest.approx([i / 24 for i in range(count)], abs=1e-3)
+    assert stream.metadata.get("timecode") == timecode
+
+
+@pytest.mark.parametrize("name", ["a.gif", "a.apng"])
+def test_an_animation_of_a_gapped_plate_shows_the_frame_before_longer(tmp_path, seg, name):
+    """GIF, WebP and APNG give each frame its own delay, which browsers play as written: 1002 is one frame shown for two
+    frames' time (no editor conforms an animation, and a repeated frame would only add bytes)."""
+    plate = _gapped_plate(tmp_path / "plate")
+    process_video(plate, tmp_path / name, kind="alpha", segmenter=seg, smooth="none", fps=24)
+    times, _, _ = _video_frames(tmp_path / name)
+    assert times == pytest.approx([0, 1 / 24, 3 / 24, 4 / 24, 5 / 24], abs=0.006)  # GIF delays are centiseconds
 
 
 def _write_plate(folder: Path, codec: str, pix_fmt: str, numbers: range, name: str = "plate.{n:04d}") -> None:

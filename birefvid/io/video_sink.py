@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 from collections.abc import Sequence
 from fractions import Fraction
@@ -136,6 +137,8 @@ class VideoFileSink(Sink):
         self._packets = 0  # video packets muxed so far: none before the flush in a clip shorter than the encoder's delay
         self._last_pts: Optional[int] = None  # in the source's time base
         self._last_out_pts: Optional[int] = None  # in the output's (``_grid``'s when there is one)
+        self._first_pts: Optional[int] = None  # the first frame's, in the source's time base
+        self._held: Optional[av.VideoFrame] = None  # a numbered plate's last frame, written again over a gap (``_missing_pts``)
         self._grid: Optional[FrameGrid] = None
         self._grid_origin: Optional[Fraction] = None  # the first frame's time: the grid counts from it
         self._out: Optional[av.container.OutputContainer] = None
@@ -315,10 +318,7 @@ class VideoFileSink(Sink):
             return int(pts)
         if self._last_pts is None:
             return 0
-        step = 1
-        if self.info.average_rate:
-            step = max(1, round(1 / (Fraction(self.info.average_rate) * Fraction(self.info.time_base))))
-        return self._last_pts + step
+        return self._last_pts + self._step()
 
     def _output_pts(self, source_pts: int) -> int:
         """A frame's pts in the output's time base: the source's, or on the exact frame grid (``FrameGrid``)
@@ -336,36 +336,71 @@ class VideoFileSink(Sink):
     def _write(self, images: np.ndarray, pts: Sequence[Optional[int]]) -> None:
         assert self._out is not None
         images = images[..., 0] if images.ndim == 4 and self.spec.kind == "mask" else images
-        tb = Fraction(self.info.time_base)
-        out_tb = self._grid.time_base if self._grid else tb
         for image, p in zip(images, pts):
             frame = self._to_frame(image)
             for name, value in self._frame_tags.items():
                 setattr(frame, name, value)
             source_pts = self._next_pts(p)
-            frame.pts = self._output_pts(source_pts)
-            if self._last_out_pts is not None and frame.pts <= self._last_out_pts:
-                raise SinkError(
-                    f"encoding frame {self._frames} into {self.path} failed: pts {source_pts} does not increase "
-                    f"(previous {self._last_pts}); frames must arrive in presentation order without duplicates"
-                )
-            frame.time_base = out_tb
-            try:
-                packets = self._video.encode(frame)
-            except av.FFmpegError as e:
-                raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
-            try:
-                for companion in self._companions:  # on the source's clock: a later part of a live recording starts later
-                    companion.write_until(float(frame.pts * out_tb) + self._live_audio_start)
-            except av.FFmpegError as e:  # the audio's or subtitles' packets, muxed up to this frame's time
-                raise self._failed(f"writing the sound or subtitles of {self.path} up to {float(frame.pts * out_tb):.3f} s", e) from e
-            try:
-                self._out.mux(packets)
-            except av.FFmpegError as e:
-                raise self._failed(f"writing frame {self._frames} (pts {frame.pts}) into {self.path}", e) from e
-            self._packets += len(packets)
-            self._last_pts, self._last_out_pts = source_pts, frame.pts
-            self._frames += 1
+            for missing in self._missing_pts(source_pts):
+                assert self._held is not None
+                self._encode(self._held, missing)
+            self._encode(frame, source_pts)
+
+    def _missing_at_end(self) -> range:
+        """For a numbered plate's frames, the pts of the numbers missing after the last frame up to the stream's end
+        (``--end`` inside a gap: frames 1001 to 1003 with 1003 missing end with 1002 held over it, three frames)."""
+        if not self.info.numbered or self._held is None or self._last_pts is None or self._first_pts is None:
+            return range(0)
+        if not self.info.duration or not self.info.average_rate:
+            return range(0)
+        frames = math.ceil(self.info.duration * float(self.info.average_rate) - 1e-6)
+        return range(self._last_pts + self._step(), self._first_pts + frames * self._step(), self._step())
+
+    def _missing_pts(self, source_pts: int) -> range:
+        """For a numbered plate's frames (``StreamInfo.numbered``), the pts of the numbers missing before ``source_pts``
+        (a failed render's gap): the frame before is written again at each, so the video is constant-rate, as editors
+        conform it (variable-rate MOV/MP4 is what Resolve, Premiere and Avid handle badly); none for any other source."""
+        if not self.info.numbered or self._held is None or self._last_pts is None:
+            return range(0)
+        step = self._step()
+        return range(self._last_pts + step, source_pts, step)
+
+    def _step(self) -> int:
+        """One frame's pts at the stream's rate (1 when it has none)."""
+        if not self.info.average_rate:
+            return 1
+        return max(1, round(1 / (Fraction(self.info.average_rate) * Fraction(self.info.time_base))))
+
+    def _encode(self, frame: av.VideoFrame, source_pts: int) -> None:
+        """Encode ``frame`` at ``source_pts`` (the source's time base) and mux it, with the sound and subtitles up to it."""
+        assert self._out is not None
+        out_tb = self._grid.time_base if self._grid else Fraction(self.info.time_base)
+        frame.pts = self._output_pts(source_pts)
+        if self._last_out_pts is not None and frame.pts <= self._last_out_pts:
+            raise SinkError(
+                f"encoding frame {self._frames} into {self.path} failed: pts {source_pts} does not increase "
+                f"(previous {self._last_pts}); frames must arrive in presentation order without duplicates"
+            )
+        frame.time_base = out_tb
+        try:
+            packets = self._video.encode(frame)
+        except av.FFmpegError as e:
+            raise SinkError(f"encoding frame {self._frames} (pts {frame.pts}) into {self.path} failed: {e}") from e
+        try:
+            for companion in self._companions:  # on the source's clock: a later part of a live recording starts later
+                companion.write_until(float(frame.pts * out_tb) + self._live_audio_start)
+        except av.FFmpegError as e:  # the audio's or subtitles' packets, muxed up to this frame's time
+            raise self._failed(f"writing the sound or subtitles of {self.path} up to {float(frame.pts * out_tb):.3f} s", e) from e
+        try:
+            self._out.mux(packets)
+        except av.FFmpegError as e:
+            raise self._failed(f"writing frame {self._frames} (pts {frame.pts}) into {self.path}", e) from e
+        self._packets += len(packets)
+        self._last_pts, self._last_out_pts = source_pts, frame.pts
+        self._held = frame if self.info.numbered else None
+        self._frames += 1
+        if self._first_pts is None:
+            self._first_pts = source_pts
 
     def start_live_audio_at(self, at: float) -> None:
         """Put the live sound's time ``at`` at this output's 0 (before the first picture is written)."""
@@ -395,6 +430,9 @@ class VideoFileSink(Sink):
 
     def _finish(self) -> None:
         assert self._out is not None
+        for missing in self._missing_at_end():
+            assert self._held is not None
+            self._encode(self._held, missing)
         try:
             self._out.mux(_short_clip_dts(self._video.encode(None)) if self._packets == 0 else self._video.encode(None))
             for companion in self._companions:
