@@ -118,14 +118,15 @@ def test_the_report_gives_each_output_its_own_resolved_settings(tmp_path, seg, d
     also = [("alpha", tmp_path / "cut.webm"), ("mask", tmp_path / "matte.mkv"), ("foreground", tmp_path / "frames"),
             ("green", tmp_path / "green.gif")]
     process_video(deep_clip, tmp_path / "deep.mov", segmenter=seg, also=also, report_path=tmp_path / "r.json")
-    resolved = json.loads((tmp_path / "r.json").read_text())["resolved"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    resolved, n = report["resolved"], report["frames"]
     assert resolved["bit_depth"] == 10  # -o's, as before
     assert resolved["outputs"] == [
-        {"path": str(tmp_path / "deep.mov"), "kind": "alpha", "codec": "prores_ks", "bit_depth": 10},
-        {"path": str(tmp_path / "cut.webm"), "kind": "alpha", "codec": "libvpx-vp9", "bit_depth": 8},
-        {"path": str(tmp_path / "matte.mkv"), "kind": "mask", "codec": "ffv1", "bit_depth": 8},  # a mask's default stays 8-bit
-        {"path": str(tmp_path / "frames"), "kind": "foreground", "codec": "png", "bit_depth": 16},
-        {"path": str(tmp_path / "green.gif"), "kind": "green", "codec": "gif", "bit_depth": 8},
+        {"path": str(tmp_path / "deep.mov"), "kind": "alpha", "codec": "prores_ks", "bit_depth": 10, "frames": n},
+        {"path": str(tmp_path / "cut.webm"), "kind": "alpha", "codec": "libvpx-vp9", "bit_depth": 8, "frames": n},
+        {"path": str(tmp_path / "matte.mkv"), "kind": "mask", "codec": "ffv1", "bit_depth": 8, "frames": n},  # a mask's default stays 8-bit
+        {"path": str(tmp_path / "frames"), "kind": "foreground", "codec": "png", "bit_depth": 16, "frames": n},
+        {"path": str(tmp_path / "green.gif"), "kind": "green", "codec": "gif", "bit_depth": 8, "frames": n},
     ]
     with av.open(str(tmp_path / "cut.webm")) as c:  # what the report says is what was written
         assert sample_bits(c.streams.video[0].codec_context.pix_fmt) == 8

@@ -225,21 +225,24 @@ def test_a_video_of_a_gapped_plate_is_constant_rate(tmp_path, seg, name):
     writes it: the third a copy of the second (1002 written again for 1003), from the plate's timecode."""
     plate = _gapped_plate(tmp_path / "plate")
     kind = "green" if name.endswith(".mp4") else "alpha"
-    process_video(plate, tmp_path / name, kind=kind, segmenter=seg, smooth="none", fps=24)
+    report = process_video(plate, tmp_path / name, kind=kind, segmenter=seg, smooth="none", fps=24)
     times, pictures, stream = _video_frames(tmp_path / name)
     assert times == pytest.approx([i / 24 for i in range(6)], abs=1e-3)
     assert stream.average_rate == 24 and stream.metadata.get("timecode", stream.metadata.get("TIMECODE")) == "00:00:41:17"
     assert np.array_equal(pictures[2], pictures[1]) and not np.array_equal(pictures[3], pictures[1])
+    assert report["frames"] == 5 and report["resolved"]["outputs"][0]["frames"] == 6  # 5 read and cut out; 6 in the video
 
 
 def test_also_a_png_sequence_and_a_mov_of_a_gapped_plate(tmp_path, seg):
-    """One run, two outputs: the PNGs leave 1003 out (a compositor conforms by number), the MOV holds 1002 over it."""
+    """One run, two outputs: the PNGs leave 1003 out (a compositor conforms by number), the MOV holds 1002 over it;
+    the report counts each output's own frames."""
     plate = _gapped_plate(tmp_path / "plate")
-    process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none", fps=24,
-                  also=[("alpha", str(tmp_path / "a.mov"))])  # fmt: skip
+    report = process_video(plate, tmp_path / "m" / "m.%04d.png", kind="mask", segmenter=seg, smooth="none", fps=24,
+                           also=[("alpha", str(tmp_path / "a.mov"))])  # fmt: skip
     assert _names(tmp_path / "m") == ["m.1001.png", "m.1002.png", "m.1004.png", "m.1005.png", "m.1006.png"]
     times, pictures, _ = _video_frames(tmp_path / "a.mov")
     assert len(times) == 6 and np.array_equal(pictures[2], pictures[1])
+    assert [o["frames"] for o in report["resolved"]["outputs"]] == [5, 6]
 
 
 @pytest.mark.parametrize("start,end,count,timecode", [(0.041666, 0.124999, 2, "00:00:41:18"),  # 1002-1003: 1002 twice

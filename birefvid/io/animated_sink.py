@@ -245,6 +245,9 @@ class AnimatedImageSink(Sink):
         except av.FFmpegError as e:
             raise SinkError(f"encoding frame {self._frames} into {self.path} failed: {e}") from e
 
+    def frames_held(self) -> Optional[int]:
+        return self._frames
+
     def bytes_written(self) -> Optional[int]:
         try:
             return os.stat(self._file.temp).st_size

@@ -230,6 +230,11 @@ class Sink(Finishes):
         """Bits a sample of the written pictures holds: 8, or 10-16 for a sink that takes uint16 images and keeps them."""
         return 8
 
+    def frames_held(self) -> Optional[int]:
+        """Pictures the output holds so far (None where the sink cannot say): a video of a plate with a missing frame
+        holds more than were read, the frame before written again in its place; a GIF fewer, those too close dropped."""
+        return None
+
     def bytes_written(self) -> Optional[int]:
         """Bytes the output holds so far (its temporary file), or None where the sink cannot say: the
         free-space check projects a long run's size from it (``runtime.disk_watch``)."""

@@ -49,6 +49,9 @@ class ImageSequenceSink(Sink):
     def sample_bits(self) -> int:
         return 16  # uint16 pictures become 16-bit PNGs
 
+    def frames_held(self) -> Optional[int]:
+        return self._count
+
     def bytes_written(self) -> Optional[int]:
         return self._bytes
 

@@ -422,6 +422,9 @@ class VideoFileSink(Sink):
         return SinkError(f"{doing} failed: {e}")
 
     # -- finishing -------------------------------------------------------------------------
+    def frames_held(self) -> Optional[int]:
+        return self._frames
+
     def bytes_written(self) -> Optional[int]:
         try:
             return os.stat(self._file.temp).st_size
