@@ -35,7 +35,8 @@ class StreamInfo:
     bit_depth: int = 8  # bits per colour sample as decoded (10 for 10-bit HEVC/ProRes/DNxHR, 12, 16): what a deep output can keep
     hdr10: Optional[str] = None  # an HDR10 source's mastering display and MaxCLL, as x265's parameters (io/hdr10.py)
     # pts count the frame numbers of a numbered image sequence from its first (plate.1001.png: 0), a gap in the numbers
-    # (a failed render's) a gap in time: a PNG sequence names each frame by its number, a video holds the frame before a gap
+    # (a failed render's) a gap in time: a PNG sequence names each frame by its number, a video writes the frame before a
+    # gap again for each missing number (constant rate), an animation shows it longer
     numbered: bool = False
 
     def __post_init__(self) -> None:

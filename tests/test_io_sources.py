@@ -611,6 +611,7 @@ def test_a_numbered_sequence_with_missing_frames_says_which(tmp_path, caplog):
         assert src.info.frame_count == 5 and src.info.duration == pytest.approx(8 / 25)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "frames 1003-1004, 1007 of the numbered sequence are missing" in warnings[0], warnings
+    assert "a PNG sequence leaves them out too, a video writes the frame before a gap again in their place" in warnings[0], warnings
     caplog.clear()
     make_images(tmp_path / "whole", n=3, names=["f_1.png", "f_2.png", "f_3.png"])
     make_images(tmp_path / "photos", n=2, names=["IMG_20240101_120000.jpg", "IMG_20240101_123000.jpg"])

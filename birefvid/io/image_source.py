@@ -479,10 +479,12 @@ class ImageSequenceSource(Source):
         missing = sequence_gaps(self.files)
         if missing:  # a frame left out of a plate: the outputs keep the numbers, so they still line up with the plate
             shown = _ranges(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+            one = len(missing) == 1
             log.warning("%s: %s %s of the numbered sequence %s missing; the outputs keep the plate's numbers: a PNG "
-                        "sequence leaves %s out too, and a video holds the frame before a gap over it", folder_or_glob,
-                        "frame" if len(missing) == 1 else "frames", shown, "is" if len(missing) == 1 else "are",
-                        "it" if len(missing) == 1 else "them")  # fmt: skip
+                        "sequence leaves %s out too, a video writes the frame before a gap again in %s place (constant "
+                        "rate, as editors expect), and a GIF, WebP or APNG shows that frame longer", folder_or_glob,
+                        "frame" if one else "frames", shown, "is" if one else "are", "it" if one else "them",
+                        "its" if one else "their")  # fmt: skip
         self._deep = False
 
     def deliver_deep(self) -> bool:
