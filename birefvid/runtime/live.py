@@ -515,8 +515,10 @@ def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = N
             done.set()
 
     thread = threading.Thread(target=target, name="birefvid-live-warm-up", daemon=True)
-    thread.start()
     try:
+        # started within the try: a Ctrl-C or SIGTERM landing in start() left the export running in native code
+        # unreported, and the command line's normal exit aborted under it
+        thread.start()
         # not Thread.join: before Python 3.13 a Ctrl-C that interrupts join() marks the thread as
         # ended while it still runs; and a wait with a timeout wakes for Ctrl-C whichever thread got it
         asked: Optional[float] = None  # when ``closed`` first said so
@@ -528,7 +530,7 @@ def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = N
         if asked is not None:  # the work ended in the grace (a calibration sees the stop itself): nothing is left running
             raise ClosedWhileStarting()
     except BaseException:  # Ctrl-C during a one-off export or compile, which nothing can stop
-        if not done.is_set():
+        if exiting.begun(thread) and not done.is_set():  # one the signal kept from beginning runs nothing
             exiting.abandon(thread)
         raise
     if errors:
