@@ -1020,3 +1020,31 @@ def test_a_stop_landing_while_the_warm_up_thread_starts_hands_it_to_exiting(monk
         assert exporting.wait(0 if landing == "before it began" else 5) == (landing == "after it began")  # it runs on
     finally:
         release.set()
+
+
+@pytest.mark.parametrize("thread", ["birefvid-live-sinks", "birefvid-live-model"])
+def test_a_stop_landing_while_the_runners_threads_start_ends_the_run_as_a_stop(tmp_path, monkeypatch, thread):
+    """Ctrl-C or SIGTERM landing as the runner started its writer and model threads, before its try: the stop
+    escaped as a failure (no report, the recordings aborted), and both threads were left waiting forever, holding
+    the sinks and the model (in an API user's process: two threads more at each such stop)."""
+    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
+    real_start = threading.Thread.start
+
+    def start_then_signal(t):
+        real_start(t)
+        if t.name == thread:
+            raise KeyboardInterrupt  # the signal handler's raise, as start() returns
+
+    report = None
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", start_then_signal)
+        try:
+            report = run_live(build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True),
+                              segmenter=red_key_segmenter())  # fmt: skip
+        except KeyboardInterrupt:  # caught here: pytest would take it for the user's and stop the session
+            pass
+    deadline = time.monotonic() + 3
+    while (left := [t.name for t in threading.enumerate() if t.name.startswith("birefvid-live")]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left == []
+    assert report is not None and report["ended_by"] == "interrupted", "the stop escaped the run as a failure"
