@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 _lock = threading.Lock()
 _partial_files: set[str] = set()  # temporary files a worker is writing (an ONNX export)
@@ -51,3 +52,17 @@ def must_exit_now() -> bool:
     with _lock:
         _abandoned[:] = [t for t in _abandoned if t.is_alive()]
         return bool(_abandoned)
+
+
+def begun(thread: threading.Thread, grace: float = 0.2) -> bool:
+    """Whether ``thread`` began, waiting up to ``grace`` s: a signal landing in its ``start()`` leaves one that begins
+    a moment later, or never, and ``join()`` refuses both until it does ("cannot join thread before it is started")."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            thread.join(0)  # the one public test of a begun thread: join() refuses any other
+            return True
+        except RuntimeError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)

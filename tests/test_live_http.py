@@ -988,3 +988,28 @@ def test_a_slow_cut_out_page_skips_pictures_instead_of_showing_old_ones(preview,
         stop.set()
         feeder.join(5)
     assert behind <= 20, f"the page showed a picture {behind} pictures ({behind / 30:.1f} s) old"
+
+
+@pytest.mark.parametrize("landing", ["after it began", "before it began"])
+def test_a_stop_landing_while_the_preview_server_starts_frees_its_port(monkeypatch, landing: str) -> None:
+    """Ctrl-C or SIGTERM landing in the server thread's start(): the sink was never made, so nobody closed it, and
+    its server went on answering on the port (a later run, in an API user's process, found it taken)."""
+    from live_media import free_port
+
+    port = free_port()
+    real_start = threading.Thread.start
+
+    def start_then_signal(thread: threading.Thread) -> None:
+        if not thread.name.startswith("preview-"):
+            return real_start(thread)
+        if landing == "after it began":
+            real_start(thread)
+        raise KeyboardInterrupt  # the signal handler's raise, within start()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", start_then_signal)
+        with pytest.raises(KeyboardInterrupt):
+            HttpPreviewSink("127.0.0.1", port)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    HttpPreviewSink("127.0.0.1", port).close()  # the port is free for the next run

@@ -240,3 +240,26 @@ def test_a_microphone_needs_a_sink_that_carries_sound(tmp_path: Path, clip: Path
     with LiveRun(["--source", clip, "--realtime", "--audio-device", "default", "--sink", "http://127.0.0.1:0", *FAST_MODEL], tmp_path) as run:
         assert run.wait(60) == 2
         assert "give such a --sink too" in run.stderr()
+
+
+def test_a_stop_landing_while_the_microphone_starts_still_closes_the_device(monkeypatch) -> None:
+    """Ctrl-C or SIGTERM landing in the capture thread's ``start()``, before it began: close() joined it, which
+    join() refuses ("cannot join thread before it is started"), so the stop became a RuntimeError and the device
+    was never closed (only the thread closes it once it runs)."""
+    mic = Microphone(parse_audio_device(SINE))
+    real_start = threading.Thread.start
+
+    def signal_in_start(thread: threading.Thread) -> None:
+        if thread.name != "birefvid-microphone":
+            return real_start(thread)
+        raise KeyboardInterrupt  # the signal handler's raise, before the thread began
+
+    monkeypatch.setattr(threading.Thread, "start", signal_in_start)
+    with pytest.raises(KeyboardInterrupt):
+        mic.start(lambda frame, at: None)
+    monkeypatch.undo()
+    began = time.monotonic()
+    mic.close()
+    assert time.monotonic() - began < 1.0
+    with pytest.raises(Exception, match="not open"):  # the device was closed by close()
+        next(mic._container.demux(mic._stream))

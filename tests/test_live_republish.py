@@ -184,3 +184,38 @@ def test_closing_a_stream_whose_receiver_never_reads_again_ends() -> None:
         inner.release.set()
     assert took < 5.0, f"close() took {took:.1f} s"
     assert not inner.closed  # its thread still holds it: left unfinished
+
+
+def test_a_stop_landing_while_the_streams_thread_starts_ends_the_stream_opened() -> None:
+    """Ctrl-C or SIGTERM landing as the stream's thread started: the stream just opened (an RTMP stream's ffmpeg
+    child, in its own session so Ctrl-C does not reach it) was left open, the child waiting for pictures."""
+    import threading
+
+    from birefvid.io.republish import RepublishingSink
+    from birefvid.io.rtmp_sink import RtmpPublishSink
+
+    children = []
+
+    def open_stream() -> RtmpPublishSink:
+        stream = RtmpPublishSink(f"rtmp://127.0.0.1:{free_port()}/live/stream", width=160, height=120, fps=15, kind="rgb")
+        children.append(stream._child)
+        return stream
+
+    real_start = threading.Thread.start
+
+    def start_then_signal(thread: threading.Thread) -> None:
+        real_start(thread)
+        if thread.name.startswith("birefvid-stream"):
+            raise KeyboardInterrupt  # the signal handler's raise, as start() returns
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(threading.Thread, "start", start_then_signal)
+        with pytest.raises(KeyboardInterrupt):
+            RepublishingSink(open_stream)
+    [child] = children
+    try:
+        child.wait(3)  # ended with the stream, not left waiting for pictures
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

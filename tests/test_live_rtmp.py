@@ -656,3 +656,47 @@ def test_a_login_child_ended_by_its_alarm_mid_stream_says_the_server_stopped_tak
     message = str(failed.value)
     assert "ffmpeg stopped (the server took nothing for 5 s: it stopped taking the stream)" in message, message
     assert "did not take the stream" not in message and PASSWORD not in message and KEY not in message
+
+
+@pytest.mark.parametrize("landing", ["birefvid-rtmp-stderr", "birefvid-rtmp-progress", "opening the muxer"])
+def test_a_stop_landing_while_the_stream_opens_ends_its_ffmpeg_child(monkeypatch, landing: str) -> None:
+    """Ctrl-C or SIGTERM landing after the ffmpeg child started but before the sink was made (its pipe readers
+    starting, the muxer and encoder opening) left the child running in its own session, where Ctrl-C does not reach
+    it: a stray ffmpeg for as long as an API user's process (or its last traceback) kept its pipe open."""
+    import subprocess
+
+    from birefvid.io import rtmp_sink
+
+    need_binary("ffmpeg", "ffmpeg")
+    children: list[subprocess.Popen] = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            children.append(self)
+
+    real_start, real_open = threading.Thread.start, av.open
+
+    def start_then_signal(thread: threading.Thread) -> None:
+        real_start(thread)
+        if thread.name == landing:
+            raise KeyboardInterrupt  # the signal handler's raise, as start() returns
+
+    def open_then_signal(*args, **kwargs):
+        real_open(*args, **kwargs).close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rtmp_sink.subprocess, "Popen", Recorded)
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", start_then_signal)
+        if landing == "opening the muxer":
+            patched.setattr(rtmp_sink.av, "open", open_then_signal)
+        with pytest.raises(KeyboardInterrupt):
+            rtmp_sink.RtmpPublishSink(f"rtmp://127.0.0.1:{free_port()}/live/{KEY}", width=160, height=120, fps=15, kind="rgb")
+    [child] = children
+    try:
+        assert child.wait(3) is not None  # ended with the sink, not left waiting for pictures
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

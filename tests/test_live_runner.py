@@ -985,3 +985,66 @@ def test_a_slow_start_counts_in_neither_latency_nor_mask_age(tmp_path, realtime)
     for p in periods:  # the first period's (6 frames with --realtime) and the whole run's
         if p["frames_shown"]:
             assert p["latency_ms_p95"] < 500 and p["mask_age_ms_p95"] < 500, p
+
+
+@pytest.mark.parametrize("landing", ["after it began", "before it began"])
+def test_a_stop_landing_while_the_warm_up_thread_starts_hands_it_to_exiting(monkeypatch, landing):
+    """Ctrl-C or SIGTERM landing in the warm-up thread's start() (a first export of 20-40 s about to begin) left it
+    outside the try that hands it to ``exiting``: the command line then left normally with the export running in
+    native code, which aborts the process at exit (SIGABRT, "terminate called without an active exception").
+    A thread the signal kept from beginning is not handed over: nothing runs, a normal exit is safe."""
+    from birefvid import exiting
+    from birefvid.runtime.live import run_niced
+
+    monkeypatch.setattr(exiting, "_abandoned", [])
+    exporting, release = threading.Event(), threading.Event()
+
+    def export():  # stands for the export: native work nothing can stop
+        exporting.set()
+        release.wait(10)
+
+    real_start = threading.Thread.start
+
+    def start_then_signal(thread):
+        if thread.name != "birefvid-live-warm-up":
+            return real_start(thread)
+        if landing == "after it began":
+            real_start(thread)
+        raise KeyboardInterrupt  # the signal handler's raise, within start()
+
+    try:
+        with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+            patched.setattr(threading.Thread, "start", start_then_signal)
+            run_niced(export)
+        assert exiting.must_exit_now() == (landing == "after it began")
+        assert exporting.wait(0 if landing == "before it began" else 5) == (landing == "after it began")  # it runs on
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("thread", ["birefvid-live-sinks", "birefvid-live-model"])
+def test_a_stop_landing_while_the_runners_threads_start_ends_the_run_as_a_stop(tmp_path, monkeypatch, thread):
+    """Ctrl-C or SIGTERM landing as the runner started its writer and model threads, before its try: the stop
+    escaped as a failure (no report, the recordings aborted), and both threads were left waiting forever, holding
+    the sinks and the model (in an API user's process: two threads more at each such stop)."""
+    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
+    real_start = threading.Thread.start
+
+    def start_then_signal(t):
+        real_start(t)
+        if t.name == thread:
+            raise KeyboardInterrupt  # the signal handler's raise, as start() returns
+
+    report = None
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", start_then_signal)
+        try:
+            report = run_live(build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True),
+                              segmenter=red_key_segmenter())  # fmt: skip
+        except KeyboardInterrupt:  # caught here: pytest would take it for the user's and stop the session
+            pass
+    deadline = time.monotonic() + 3
+    while (left := [t.name for t in threading.enumerate() if t.name.startswith("birefvid-live")]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left == []
+    assert report is not None and report["ended_by"] == "interrupted", "the stop escaped the run as a failure"

@@ -926,3 +926,30 @@ def test_a_device_that_is_no_camera_is_said_to_be_none(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == ["birefvid: error: cannot open camera /dev/null: /dev/null is no camera (not a video4linux "
                                         "device: cameras are /dev/videoN)"], proc.stderr  # fmt: skip
+
+
+@pytest.mark.parametrize("landing", ["before it began", "as it began"])
+def test_a_stop_landing_while_the_capture_thread_starts_is_the_stop(clip2s: Path, monkeypatch, landing: str) -> None:
+    """Ctrl-C or SIGTERM landing in the capture thread's ``start()`` (the main thread waits there for the thread to
+    begin) left a thread join() refuses ("cannot join thread before it is started"): the source's close raised that
+    RuntimeError in place of the stop, a traceback and exit 1 instead of 130 or 143, with the thread still running."""
+    real_start = threading.Thread.start
+
+    def start_then_signal(thread: threading.Thread) -> None:
+        if not thread.name.startswith("birefvid live"):
+            return real_start(thread)
+        if landing == "as it began":  # as Thread.start() does, up to its wait for the thread's first steps
+            bootstrap = thread._bootstrap  # type: ignore[attr-defined]
+            with threading._active_limbo_lock:  # type: ignore[attr-defined]
+                threading._limbo[thread] = thread  # type: ignore[attr-defined]
+            threading._start_new_thread(lambda: (time.sleep(0.05), bootstrap()), ())  # type: ignore[attr-defined]
+        raise KeyboardInterrupt  # the signal handler's raise, within start()
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        with open_live_source(str(clip2s), realtime=True) as src:
+            src.start()
+    monkeypatch.undo()
+    deadline = time.monotonic() + 3
+    while _live_threads() and time.monotonic() < deadline:  # the thread that began sees the stop and ends by itself
+        time.sleep(0.05)

@@ -204,3 +204,29 @@ def test_q_during_the_first_export_with_a_recording_ends_cleanly(tmp_path: Path,
     assert code == 0 and "Traceback" not in err, err
     assert "live: showed no picture; ended: stop before the first picture" in err, err
     assert not (tmp_path / "rec.mp4").exists()
+
+
+def test_a_stop_landing_while_the_keys_thread_starts_is_the_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C or SIGTERM landing in the keys thread's start(), before it began: close() joined it, which join()
+    refuses ("cannot join thread before it is started"), so the run ended with that RuntimeError's traceback
+    instead of exit 130 or 143."""
+    import threading
+
+    monkeypatch.setattr(TerminalKeys, "_holder", lambda self: os.getpgrp())  # this pty stands for the run's foreground terminal
+    master, slave = pty.openpty()
+    real_start = threading.Thread.start
+
+    def signal_in_start(thread: threading.Thread) -> None:
+        if thread.name != "terminal-keys":
+            return real_start(thread)
+        raise KeyboardInterrupt  # the signal handler's raise, before the thread began
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with os.fdopen(os.dup(slave), "rb", buffering=0) as stream, TerminalKeys(stream) as keys:
+                with monkeypatch.context() as patched:
+                    patched.setattr(threading.Thread, "start", signal_in_start)
+                    keys.attach(EffectSwitch(EffectSpec("blur")))
+    finally:
+        os.close(master)
+        os.close(slave)

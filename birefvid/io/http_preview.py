@@ -42,6 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
+from birefvid import exiting
 from birefvid.errors import SHOWS_SECRET, ConfigError, SinkError, sink_named
 from birefvid.io import alpha_stack
 from birefvid.io.live_base import LiveSink, LiveSource, checkerboard, over_checkerboard, picture_kind, to_square_pixels
@@ -700,7 +701,13 @@ class HttpPreviewSink(LiveSink):
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"preview-{self.port}", daemon=True
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:  # Ctrl-C or SIGTERM in start(): no sink is made to close, so the port would stay taken
+            if exiting.begun(self._thread):
+                self._server.shutdown()  # the thread runs serve_forever, which sees the request as it begins
+            self._server.server_close()
+            raise
         if self.token is None:
             log.info("live preview at %s", self.url)
         else:  # the one place the token is shown: other machines need it (this one does not)

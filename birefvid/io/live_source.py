@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import av
 import numpy as np
 
+from birefvid import exiting
 from birefvid.errors import ConfigError, SourceError, in_caller_context
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import bars_alpha, fit
@@ -312,6 +313,8 @@ class LiveCapture(LiveSource):
             self._cond.notify_all()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
+            return
+        if not exiting.begun(thread):  # a Ctrl-C or SIGTERM landed in its start(): it never began
             return
         if self._hook is not None:
             self._hook.cancel(thread.ident)

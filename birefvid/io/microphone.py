@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Optional
 
 import av
 
+from birefvid import exiting
 from birefvid.errors import SourceError, in_caller_context, option
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ class Microphone:
     def close(self) -> None:
         """Stop capturing; returns within about a second (a device read returns every few ms)."""
         self._stop.set()
-        if self._thread is None:
+        if self._thread is None or not exiting.begun(self._thread):  # never started, or a signal landed in its start()
             self._container.close()
             return
         if self._thread is not threading.current_thread():

@@ -86,7 +86,14 @@ class RepublishingSink(LiveSink):
         self._draining = False  # close(): send what waits, then stop
         self._error: Optional[BaseException] = None  # the sending thread's failure, raised at the next picture
         self._sender = threading.Thread(target=in_caller_context(self._run), name=f"birefvid-stream {self._name}", daemon=True)
-        self._sender.start()
+        try:
+            self._sender.start()
+        except BaseException:  # Ctrl-C or SIGTERM in start(): the stream just opened (an ffmpeg child) would stay open
+            with self._wake:
+                self._stop.set()
+                self._wake.notify_all()
+            self._current.abort()
+            raise
 
     @property
     def name(self) -> str:

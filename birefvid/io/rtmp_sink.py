@@ -237,10 +237,10 @@ class RtmpPublishSink(StreamPublishSink):
             if preset is not None:
                 os.close(preset)
         self._reader = threading.Thread(target=self._keep_stderr, args=(self._child.stderr,), name="birefvid-rtmp-stderr", daemon=True)
-        self._reader.start()
         self._progress = threading.Thread(target=self._watch_progress, args=(self._child.stdout,), name="birefvid-rtmp-progress", daemon=True)
-        self._progress.start()
         try:
+            self._reader.start()
+            self._progress.start()
             # flush_packets: each frame goes to the child as soon as it is muxed, not when a buffer fills
             self._pipe = ChildPipe(self._child, WRITE_TIMEOUT_S, self._why)
             self._out = av.open(self._pipe, "w", format="flv",
@@ -250,6 +250,9 @@ class RtmpPublishSink(StreamPublishSink):
         except (av.FFmpegError, OSError, ValueError) as e:
             self._abort()
             raise SinkError(f"cannot publish to {self._shown}: {reason(e)}") from e
+        except BaseException:  # Ctrl-C or SIGTERM meanwhile: the child, in its own session, would stay waiting for pictures
+            self._abort()
+            raise
         log.info("publishing %dx%d H.264 to %s through %s", width, height, self._shown, via)
 
     def _hide(self, text: str) -> str:

@@ -151,6 +151,7 @@ class ModelPath:
         self.error: Optional[BaseException] = None
         self._generation: Optional[int] = None
         self._thread = threading.Thread(target=in_caller_context(self._run), name="birefvid-live-model", daemon=True)
+        self._start_called = False
 
     def segment(self, cf: CapturedFrame) -> LatestMask:
         """Segment and smooth one frame, publish its mask, and hand it to the flow carrier."""
@@ -181,6 +182,7 @@ class ModelPath:
         return dataclasses.replace(cf, captured=captured)
 
     def start(self) -> None:
+        self._start_called = True
         self._thread.start()
 
     def _run(self) -> None:
@@ -200,7 +202,8 @@ class ModelPath:
         return left > 0 and self.stop.wait(left)
 
     def join(self, timeout: float = 30.0) -> None:
-        if self._thread.is_alive():
+        # begun, not is_alive(): a thread whose start() a signal interrupted is not alive yet, but begins a moment later
+        if self._start_called and exiting.begun(self._thread):
             self._thread.join(timeout)
 
 
@@ -417,11 +420,14 @@ class LiveRunner:
         if not self.source.keeps_capturing:  # a file waited for the run: it plays from now, its first frame included
             first = self.model.retime(first, start)
         cf: Optional[CapturedFrame] = first
-        self.writer = SinkWriter(self.sinks, self.stats, self.stop)
-        self.model.start()
-        self.stats.begin(start, self.source)
-        self.effects.begin(start)  # the report's switch times count from the first picture
+        writer: Optional[SinkWriter] = None
         try:
+            # the threads start within the try: a Ctrl-C or SIGTERM landing as they started escaped as a failure
+            # (no report, the recordings aborted) and left both waiting forever on their queues
+            self.writer = writer = SinkWriter(self.sinks, self.stats, self.stop)
+            self.model.start()
+            self.stats.begin(start, self.source)
+            self.effects.begin(start)  # the report's switch times count from the first picture
             while True:
                 if cf is not None:
                     if cf is not first:
@@ -455,18 +461,19 @@ class LiveRunner:
         finally:
             try:
                 with finishing():  # a second Ctrl-C while the queued pictures are written must not discard the recordings
-                    self.writer.finish()
+                    if writer is not None:
+                        writer.finish()
                     self.stop.set()
                     self.source.final_reconnects()  # the source runs on until closed: its count must not move on unreported
                     self.final = self.stats.final(time.monotonic(), self.source)
                     self.model.join()
             except BaseException:  # given up (Ctrl-C pressed again and again): the threads may be in native code
                 self.stop.set()
-                for thread in (self.writer._thread, self.model._thread):
+                for thread in ((writer._thread,) if writer is not None else ()) + (self.model._thread,):
                     if thread.is_alive():
                         exiting.abandon(thread)  # the command line then leaves with os._exit, not an abort under them
                 raise
-        for stage, error in (("model", self.model.error), ("sinks", self.writer.error)):
+        for stage, error in (("model", self.model.error), ("sinks", writer.error if writer is not None else None)):
             if error is None:
                 continue
             if isinstance(error, BirefvidError):
@@ -515,8 +522,10 @@ def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = N
             done.set()
 
     thread = threading.Thread(target=target, name="birefvid-live-warm-up", daemon=True)
-    thread.start()
     try:
+        # started within the try: a Ctrl-C or SIGTERM landing in start() left the export running in native code
+        # unreported, and the command line's normal exit aborted under it
+        thread.start()
         # not Thread.join: before Python 3.13 a Ctrl-C that interrupts join() marks the thread as
         # ended while it still runs; and a wait with a timeout wakes for Ctrl-C whichever thread got it
         asked: Optional[float] = None  # when ``closed`` first said so
@@ -528,7 +537,7 @@ def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = N
         if asked is not None:  # the work ended in the grace (a calibration sees the stop itself): nothing is left running
             raise ClosedWhileStarting()
     except BaseException:  # Ctrl-C during a one-off export or compile, which nothing can stop
-        if not done.is_set():
+        if exiting.begun(thread) and not done.is_set():  # one the signal kept from beginning runs nothing
             exiting.abandon(thread)
         raise
     if errors:

@@ -18,6 +18,7 @@ import select
 import threading
 from typing import IO, Any, Callable, Optional
 
+from .. import exiting
 from ..errors import ConfigError
 from .live_effects import KEYS, EffectSwitch
 
@@ -73,7 +74,7 @@ class TerminalKeys:
         """Stop reading and give the terminal back its mode (when in the foreground: from the background
         that would stop the process, and the shell resets the mode when it takes the terminal back)."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and exiting.begun(self._thread):  # not when a signal landed in its start() first
             self._thread.join(timeout=2 * POLL_S + 1.0)
         if self._saved is not None and self._foreground():
             import termios
