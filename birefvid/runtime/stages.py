@@ -153,14 +153,6 @@ def _charging_cpu(target: Callable[..., None], name: str, times: StageTimes) -> 
     return run
 
 
-def _began(thread: threading.Thread, grace: float = 0.2) -> bool:
-    """Whether ``thread``, whose ``start()`` a signal interrupted, began all the same: its ident is set as it begins."""
-    deadline = time.monotonic() + grace
-    while thread.ident is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return thread.ident is not None
-
-
 def run_stages(
     source: Iterable[Any],
     stages: Sequence[Stage],
@@ -263,7 +255,7 @@ def run_stages(
             # threads running in native code and the process aborted at exit
             with finishing("stopping the run's threads", "leaves at once"):
                 for t in started:
-                    if t.ident is None and not _began(t):
+                    if not exiting.begun(t):
                         continue  # the signal landed in start() before the thread began: nothing to wait for
                     # waited on by its own flag: before Python 3.13 a join that Ctrl-C interrupted marks the
                     # thread as ended (is_alive() False) while it still runs
