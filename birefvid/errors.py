@@ -133,7 +133,7 @@ def input_not_found(path: object) -> str:
 
 def _as_input_glob(path: object) -> Optional[str]:
     """``sequence_names.as_input_glob``, imported here only when an input is missing (it imports this module)."""
-    from birefvid.io.sequence_names import as_input_glob
+    from birefvid.sequence_names import as_input_glob
 
     return as_input_glob(str(path))
 

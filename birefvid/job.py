@@ -442,7 +442,7 @@ def parse_also(text: str) -> tuple[str, str]:
 def check_distinct_outputs(paths: typing.Sequence[str]) -> None:
     """ConfigError when two outputs of one run are the same file, or one lies in another's PNG-sequence folder:
     the last one committed would replace the other."""
-    from birefvid.io.sequence_names import sequence_folder, sequence_pattern  # a pattern (out/matte.%04d.png) fills its folder
+    from birefvid.sequence_names import sequence_folder, sequence_pattern  # a pattern (out/matte.%04d.png) fills its folder
 
     full = [os.path.normcase(os.path.abspath(str(sequence_folder(p)))) for p in paths]
     for i, a in enumerate(full):
@@ -458,7 +458,7 @@ def check_distinct_outputs(paths: typing.Sequence[str]) -> None:
 
 def _own_folder(path: str, n: int) -> str:
     """A pattern ``comp/rgba.%04d.png`` in a folder of its own, named by its prefix: ``comp/rgba/rgba.%04d.png``."""
-    from birefvid.io.sequence_names import sequence_pattern
+    from birefvid.sequence_names import sequence_pattern
 
     pattern = sequence_pattern(path)
     name = (pattern.prefix.strip("._- ") if pattern else "") or f"seq{n}"

@@ -66,7 +66,7 @@ def _refuse_picture_to_picture(source: str, out: str) -> None:
     from ..errors import ConfigError
     from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS
 
-    from ..io.sequence_names import sequence_pattern
+    from ..sequence_names import sequence_pattern
 
     stills = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}  # no video or animation is written to these (.webp is)
     if (Path(source).suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS and Path(source).is_file() and Path(out).suffix.lower() in stills

@@ -24,7 +24,7 @@ from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.file_names import NAME_MAX, name_too_long
-from birefvid.io.sequence_names import sequence_folder
+from birefvid.sequence_names import sequence_folder
 
 log = logging.getLogger(__name__)
 

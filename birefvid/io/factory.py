@@ -19,7 +19,7 @@ from birefvid.io.base import Sink, Source, is_url
 from birefvid.io.formats import KINDS, EncoderSpec, Kind, check_encoder, choose_encoder, sample_bits
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
-from birefvid.io.sequence_names import check_own_folder, check_previous_run, sequence_folder, sequence_pattern
+from birefvid.sequence_names import check_own_folder, check_previous_run, sequence_folder, sequence_pattern
 from birefvid.io.subtitles import has_subtitles
 from birefvid.io.trim import TimeWindow, timecode_frame
 from birefvid.io.scale import scaled_size

@@ -15,7 +15,7 @@ from birefvid.errors import SinkError
 from birefvid.io.atomic import AtomicDir, AtomicFile
 from birefvid.io.base import Sink
 from birefvid.io.layout import check_images
-from birefvid.io.sequence_names import SequencePattern
+from birefvid.sequence_names import SequencePattern
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
 from birefvid.io.plate_formats import PLATE_EXTENSIONS, unread_plate_reason
-from birefvid.io.sequence_names import name_template, numbered_name
+from birefvid.sequence_names import name_template, numbered_name
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
 if TYPE_CHECKING:

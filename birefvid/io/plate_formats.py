@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 from typing import Optional, Sequence
 
-from birefvid.io.sequence_names import numbered_name
+from birefvid.sequence_names import numbered_name
 
 PLATE_EXTENSIONS = {".exr": "EXR", ".dpx": "DPX", ".cin": "Cineon"}
 
