@@ -356,6 +356,17 @@ def test_damaged_chunk_skips_that_video_and_the_rest_are_processed(clips, tmp_pa
     assert not any(e["event"] == "chunk_done" and e["video"] == "bad.mkv" and e["chunk"] == 3 for e in events(log))
 
 
+def test_a_video_damaged_in_its_first_chunk_leaves_no_empty_chunk_folder(clips, tmp_path):
+    """Skipped before any of its chunks finished, a video left `.birefvid-batch/bad.mkv/` empty after the run, looking
+    like work in progress; only a folder holding finished chunks (for the rerun) stays."""
+    bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 1)  # inside chunk 0 (frames 0-5)
+    out = tmp_path / "o"
+    assert batch(str(bad), str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q") == 2
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]
+    assert sorted(os.listdir(out / ".birefvid-batch")) == ["manifest.json"]
+    assert manifest(out)["videos"]["bad.mkv"]["chunks_done"] == {}
+
+
 def test_a_frame_the_decoder_concealed_is_kept_with_a_warning_as_process_keeps_it(clips, tmp_path, caplog):
     """Damage inside a frame's data (a bad block on a NAS) that the decoder patches over: `process`, and `batch` of a
     short video, keep the frame with a warning; a video in chunks was skipped as damaged ("re-encode or repair")."""

@@ -549,6 +549,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             progress.stopped(_why_stopped(exc))
         raise
     executor.close()
+    for plan in todo:  # a video skipped on its first chunks (damaged, its worker dead) left its chunk folder empty
+        _remove_empty_work_dir(plan, manifest)
     summary = progress.finish()
     note_stale_partials(out_dir, manifest.videos)  # what killed runs left, of any video (this run's own are removed as each finishes)
     inputs = {p.name: p.job.source.input for p in plans}
@@ -702,8 +704,8 @@ def _remove_emptied_parents(plan: VideoPlan, manifest: Manifest) -> None:
 
 
 def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
-    """Remove ``plan``'s chunk folder when a stopped run leaves nothing in it (no chunk finished), and the folders
-    above it it empties; one holding finished chunks stays, for the rerun to resume from."""
+    """Remove ``plan``'s chunk folder when a run (stopped, or ended with the video skipped) leaves nothing in it (no
+    chunk finished), and the folders above it it empties; one holding finished chunks stays, for the rerun to resume from."""
     with contextlib.suppress(OSError):  # not made (one piece), or not empty: kept
         plan.work_dir.rmdir()
         _remove_emptied_parents(plan, manifest)
