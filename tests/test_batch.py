@@ -248,6 +248,22 @@ def test_python_api_runs_the_same_batch(clips, tmp_path):
     assert max_diff(grey(tmp_path / "o" / "long.mkv"), grey(clips["refs"]["long"])) == 0
 
 
+@pytest.mark.parametrize("ext", [".png", "PNG"])
+def test_python_api_takes_ext_as_the_command_does(clips, tmp_path, ext):
+    """`--ext .png` and `--ext png` both write a PNG folder; batch_videos(ext=".png") was refused as a `.png` file, and
+    ext="PNG" named the output `2024.06.01 weddingPNG`, refused as a `.01 weddingpng` container."""
+    from test_batch_media import API_MODEL
+
+    from birefvid.batch.runner import batch_videos
+
+    src = tmp_path / "2024.06.01 wedding.mp4"
+    src.write_bytes(clips["inputs"][1].read_bytes())
+    totals = batch_videos([src], tmp_path / "o", ext=ext, kind="mask", **API_MODEL)
+    assert totals["frames_done"] == SHORT
+    assert sorted(os.listdir(tmp_path / "o")) == [".birefvid-batch", "2024.06.01 wedding"]
+    assert sorted(os.listdir(tmp_path / "o" / "2024.06.01 wedding")) == [f"frame_{i:06d}.png" for i in range(1, SHORT + 1)]
+
+
 def test_python_api_refuses_a_missing_background_before_any_work(clips, tmp_path):
     from test_batch_media import API_MODEL
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequence
 
 from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
-from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, batch_extension
 from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
 from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
@@ -793,12 +793,13 @@ def batch_videos(
 
     ``options`` are ``birefvid.api.build_file_job``'s keywords (kind, model, resolution, smooth,
     codec, overwrite, ...); ``recursive``: folders' subfolders too, mirrored under ``output_dir``;
-    ``ray``: None (here), "local", "auto" or "ray://HOST:10001".
+    ``ray``: None (here), "local", "auto" or "ray://HOST:10001"; ``ext``: as ``--ext`` (``.mkv``, ``mkv``; ``png`` or
+    ``.png``: a PNG-sequence folder each).
     """
     from ..api import build_file_job
 
     out_dir = Path(output_dir)
-    suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
+    suffix = batch_extension(ext) if ext else DEFAULT_EXT[options.get("kind", "alpha")]  # ".png" and "MKV" as the command takes them
     found = expand_inputs([str(i) for i in inputs], out_dir, recursive=recursive)
     jobs = [build_file_job(f.path, output_for(f.path, out_dir, suffix, f.sub), **options) for f in found]
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made

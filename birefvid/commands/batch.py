@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, option
+from ..extensions import batch_extension
 from ..job import check_path_given, refuse_standard_streams
 from .options import add_file_job_options, add_model_options, file_job_from_args, warn_fps_for_videos
 
@@ -17,18 +18,12 @@ HELP = "process many videos into a folder, splitting long ones into chunks; loca
 EXTENSIONS = (".mov", ".mkv", ".webm", ".mp4", ".m4v", ".gif", ".webp", ".apng", "png")
 
 
-def _extension(text: str) -> str:
-    """``mov`` and ``.MOV`` both mean ``.mov``; ``png`` and ``.png`` (as `image --ext` writes it) mean ``png``."""
-    text = text.strip().lower()
-    return "png" if text in ("png", ".png") else text if text.startswith(".") else f".{text}"
-
-
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="video files, or folders of video files")
     parser.add_argument("-r", "--recursive", action="store_true",
                         help="also take the videos in the folders' subfolders, at any depth; outputs mirror the subfolders under --output-dir")  # fmt: skip
     parser.add_argument("-o", "--output-dir", required=True, help="where the outputs go (-o as in the other commands): DIR/<input name><ext>, DIR/<subfolder>/<input name><ext> with --recursive (created when missing)")
-    parser.add_argument("--ext", choices=EXTENSIONS, type=_extension, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
+    parser.add_argument("--ext", choices=EXTENSIONS, type=batch_extension, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
     run_group = add_file_job_options(parser)
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     scale = parser.add_argument_group("scale-out")
