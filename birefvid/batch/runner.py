@@ -337,6 +337,23 @@ def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
                               "rename one or run them apart")  # fmt: skip
 
 
+def check_not_pattern(out_dir: Path) -> None:
+    """A PNG-sequence pattern given as the output folder (``-o out/m.%04d.png``, as ``process`` takes it) is one line:
+    it was made a folder of that very name, holding each video's output."""
+    from ..io.sequence_names import sequence_pattern
+
+    if out_dir.is_dir():
+        return  # a folder of that name already there is the user's to write into
+    try:
+        pattern = sequence_pattern(out_dir)
+    except SinkError:  # a pattern of another picture format, or with two fields: a pattern all the same
+        pattern = True  # type: ignore[assignment]
+    if pattern:
+        raise ConfigError(f"{option('output_dir')} {out_dir} is a sequence pattern, as birefvid process -o takes one; batch writes into "
+                          f"a folder, and each video's frames into a folder of its name with {option('ext', 'png')} "
+                          f"({option('output_dir', str(out_dir.parent))} {option('ext', 'png')})")  # fmt: skip
+
+
 def prepare_output_dir(out_dir: Path) -> None:
     """Create ``out_dir`` (and its parents) and make sure this run can write there: a folder under a
     file, a read-only disk or missing permissions are one line before any work, not a traceback."""
@@ -799,6 +816,7 @@ def batch_videos(
     from ..api import build_file_job
 
     out_dir = Path(output_dir)
+    check_not_pattern(out_dir)
     suffix = batch_extension(ext) if ext else DEFAULT_EXT[options.get("kind", "alpha")]  # ".png" and "MKV" as the command takes them
     found = expand_inputs([str(i) for i in inputs], out_dir, recursive=recursive)
     jobs = [build_file_job(f.path, output_for(f.path, out_dir, suffix, f.sub), **options) for f in found]

@@ -80,7 +80,7 @@ def check_model_here(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, check_background, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
+    from ..batch.runner import DEFAULT_EXT, check_background, check_not_pattern, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
     from ..io.atomic import check_output_file
 
     if args.chunk_frames < 0:
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     warn_fps_for_videos(args, "every video")  # batch takes videos only
     args.fps = None  # and so it is no part of the jobs: it dated a finished video, so a rerun without it was refused
     out_dir = Path(args.output_dir)
+    check_not_pattern(out_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
     inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)
     if out_dir.exists() and not out_dir.is_dir():
