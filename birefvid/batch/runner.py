@@ -561,6 +561,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
                 if task.chunk["index"] not in by_name[task.video].done:
                     remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
+                    if not task.whole:  # a chunk file renamed into place as its worker was killed, never recorded: the rerun redoes it
+                        Path(task.path).unlink(missing_ok=True)
             for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
                 _remove_empty_work_dir(plan, manifest)
             progress.stopped(_why_stopped(exc))
