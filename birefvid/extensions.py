@@ -12,3 +12,10 @@ TS_EXTENSIONS = frozenset({".ts", ".mts", ".m2ts", ".m2t"})
 URL_STREAM_EXTENSIONS = TS_EXTENSIONS | {".ogv"}
 # an iPhone's photos: read through the optional pillow-heif (birefvid[heic]), by `image` only
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+
+
+def batch_extension(text: str) -> str:
+    """A batch's ``--ext`` (or ``batch_videos(ext=)``) as written: ``mov`` and ``.MOV`` both mean ``.mov``; ``png`` and
+    ``.png`` (as `image --ext` writes it) mean ``png``, a PNG-sequence folder each."""
+    text = text.strip().lower()
+    return "png" if text in ("png", ".png") else text if text.startswith(".") else f".{text}"

@@ -248,6 +248,22 @@ def test_python_api_runs_the_same_batch(clips, tmp_path):
     assert max_diff(grey(tmp_path / "o" / "long.mkv"), grey(clips["refs"]["long"])) == 0
 
 
+@pytest.mark.parametrize("ext", [".png", "PNG"])
+def test_python_api_takes_ext_as_the_command_does(clips, tmp_path, ext):
+    """`--ext .png` and `--ext png` both write a PNG folder; batch_videos(ext=".png") was refused as a `.png` file, and
+    ext="PNG" named the output `2024.06.01 weddingPNG`, refused as a `.01 weddingpng` container."""
+    from test_batch_media import API_MODEL
+
+    from birefvid.batch.runner import batch_videos
+
+    src = tmp_path / "2024.06.01 wedding.mp4"
+    src.write_bytes(clips["inputs"][1].read_bytes())
+    totals = batch_videos([src], tmp_path / "o", ext=ext, kind="mask", **API_MODEL)
+    assert totals["frames_done"] == SHORT
+    assert sorted(os.listdir(tmp_path / "o")) == [".birefvid-batch", "2024.06.01 wedding"]
+    assert sorted(os.listdir(tmp_path / "o" / "2024.06.01 wedding")) == [f"frame_{i:06d}.png" for i in range(1, SHORT + 1)]
+
+
 def test_python_api_refuses_a_missing_background_before_any_work(clips, tmp_path):
     from test_batch_media import API_MODEL
 
@@ -257,6 +273,7 @@ def test_python_api_refuses_a_missing_background_before_any_work(clips, tmp_path
     with pytest.raises(SourceError, match="background not found: .*beach.jpg"):
         batch_videos([clips["inputs"][1]], tmp_path / "o", kind="composite", background=str(tmp_path / "beach.jpg"), **API_MODEL)
     assert not (tmp_path / "o").exists()
+
 
 def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_path):
     """Stopping a batch (SIGTERM, Ctrl-C) kills Ray workers mid-write: their ``.NAME.partial-*`` files,
@@ -281,6 +298,7 @@ def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_p
                 path = Path(task.path)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 (path.parent / f".{path.stem}.partial-abc{path.suffix}").write_bytes(b"half")
+            Path(tasks[1].path).write_bytes(b"whole")  # renamed into place as its worker was killed: never reported
             raise KeyboardInterrupt
 
         def close(self):
@@ -293,6 +311,9 @@ def test_a_stopped_run_removes_what_its_killed_workers_were_writing(clips, tmp_p
     assert last["event"] == "stopped" and last["reason"] == "interrupted" and last["chunks_done"] == 1
     assert [p.name for p in out.rglob("*") if ".partial-" in p.name] == [".x.partial-1.mkv"]
     assert manifest(out)["videos"]["long.mkv"]["chunks_done"] == {"0": 6}  # the finished chunk stays for the rerun
+    # (its file is this fake's to write) but not a chunk file the manifest does not list, which the rerun redoes anyway:
+    # a stop through --ray local left one, its worker killed as it renamed it, in each of two tries
+    assert not list((out / ".birefvid-batch").rglob("chunk-*"))
 
 
 def test_cleaning_up_after_a_video_named_with_glob_characters_touches_only_its_own_leftovers(tmp_path):
@@ -354,6 +375,17 @@ def test_damaged_chunk_skips_that_video_and_the_rest_are_processed(clips, tmp_pa
     assert len(failed) == 1 and failed[0]["video"] == "bad.mkv" and "damaged" in failed[0]["error"]
     assert events(log)[-1]["videos_failed"] == 1
     assert not any(e["event"] == "chunk_done" and e["video"] == "bad.mkv" and e["chunk"] == 3 for e in events(log))
+
+
+def test_a_video_damaged_in_its_first_chunk_leaves_no_empty_chunk_folder(clips, tmp_path):
+    """Skipped before any of its chunks finished, a video left `.birefvid-batch/bad.mkv/` empty after the run, looking
+    like work in progress; only a folder holding finished chunks (for the rerun) stays."""
+    bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 1)  # inside chunk 0 (frames 0-5)
+    out = tmp_path / "o"
+    assert batch(str(bad), str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q") == 2
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]
+    assert sorted(os.listdir(out / ".birefvid-batch")) == ["manifest.json"]
+    assert manifest(out)["videos"]["bad.mkv"]["chunks_done"] == {}
 
 
 def test_a_frame_the_decoder_concealed_is_kept_with_a_warning_as_process_keeps_it(clips, tmp_path, caplog):
@@ -420,6 +452,20 @@ def test_bad_input_is_one_line_and_exit_2(clips, tmp_path, capsys, argv, words):
     assert batch(*argv, "--output-dir", str(tmp_path / "o"), *kind) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("birefvid: error:") and words in err[0], err
+
+
+@pytest.mark.parametrize("pattern", ["m.%04d.png", "m.####.png", "m.%04d.exr"])
+def test_a_sequence_pattern_as_the_output_folder_is_one_line(clips, tmp_path, capsys, pattern):
+    """`-o out/m.%04d.png`, as process takes a PNG sequence: batch made a folder named `m.%04d.png` holding a.mkv."""
+    out = tmp_path / "out" / pattern
+    assert batch(str(clips["inputs"][1]), "-o", str(out), "--output", "mask", "-q") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: --output-dir {out} is a sequence pattern, as birefvid process -o takes one; batch writes into a folder, "
+                   f"and each video's frames into a folder of its name with --ext png (--output-dir {out.parent} --ext png)"]  # fmt: skip
+    assert not (tmp_path / "out").exists()
+    out.mkdir(parents=True)  # a folder of that name already there is the user's to write into
+    assert batch(str(clips["inputs"][1]), "-o", str(out), "--output", "mask", "-q") == 0
+    assert (out / "a.mkv").exists()
 
 
 @pytest.mark.parametrize("extra, words", [

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from media import damage_packet
-from system_tools import need_module
+from system_tools import need_binary, need_module
 from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, torch_threads, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, MARKER_ENV
@@ -199,3 +199,34 @@ def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run():
     executor.run(tasks, lambda task, result: done.append(task.video), on_failure=lambda task, exc: failed.append(task.video),
                  skip=lambda task: task.video in failed)  # fmt: skip
     assert done == ["b.mkv"] and set(failed) == {"8k.mkv"}
+
+
+def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers(ray_session, tmp_path):
+    """The job fields that travel in each task's JSON to the workers: --video-stream 0 (a drone's proxy, not ffmpeg's
+    default #1) cut in chunks at the proxy's keyframes, and --ext png's folder of a dotted name (its trailing /), both
+    exact to `process` of that stream; nothing left beside the outputs."""
+    import numpy as np
+    from PIL import Image
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    src = tmp_path / "2024.06.01 drone.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=48x32:rate=10:duration=1.2", "-f", "lavfi",
+                    "-i", "testsrc2=size=96x64:rate=10:duration=0.8", "-map", "0", "-map", "1", "-c:v", "libx264", "-g", "4",
+                    "-pix_fmt", "yuv420p", "-disposition:v:0", "0", "-disposition:v:1", "default", str(src)], check=True)  # fmt: skip
+    with torch_threads(1):
+        ref = grey(reference(src, tmp_path / "ref.mkv", kind="mask", video_stream=0))
+    assert len(ref) == 12 and ref[0].shape == (32, 48)
+    argv = ["batch", str(src), "--output", "mask", "--video-stream", "0", "--chunk-frames", "4", "--ray", "local", "-q", *MODEL]
+
+    out, log = tmp_path / "out", tmp_path / "p.jsonl"
+    assert main([*argv, "--output-dir", str(out), "--progress-json", str(log)]) == 0
+    assert events(log)[0]["chunks"] == 3 and manifest(out)["videos"]["2024.06.01 drone.mkv"]["frames"] == 12
+    assert max_diff(grey(out / "2024.06.01 drone.mkv"), ref) == 0
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "2024.06.01 drone.mkv"]
+    assert os.listdir(out / ".birefvid-batch") == ["manifest.json"]
+
+    pictures = tmp_path / "png"
+    assert main([*argv, "--output-dir", str(pictures), "--ext", "png"]) == 0
+    assert sorted(os.listdir(pictures)) == [".birefvid-batch", "2024.06.01 drone"]
+    frames = sorted((pictures / "2024.06.01 drone").iterdir())
+    assert len(frames) == 12 and max_diff([np.asarray(Image.open(p)) for p in frames], ref) == 0

@@ -323,6 +323,20 @@ def test_batch_takes_the_video_stream_asked_for_in_chunks(drone_file, tmp_path):
     assert (end["chunks"], end["frames"]) == (3, PROXY_FRAMES), end  # 8 + 8 + 4 frames, cut at the proxy's keyframes
 
 
+def test_a_batch_rerun_with_another_stream_dates_the_video_until_overwrite(drone_file, tmp_path, capsys):
+    """The number is in the job's fingerprint: the proxy's output is not taken for the main video's, nor redone
+    without a word; the rerun is refused as after any changed option, and --overwrite redoes it."""
+    out = tmp_path / "out"
+    argv = ["batch", str(drone_file), "--output-dir", str(out), "--ext", ".mkv", "--output", "mask", *FAST_MODEL]
+    assert main([*argv, "--video-stream", "0"]) == 0 and shape(out / "dji.mkv") == (PROXY, PROXY_FRAMES)
+    capsys.readouterr()
+    assert main([*argv, "--video-stream", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was made by an earlier batch with other options" in err[0], err
+    assert shape(out / "dji.mkv") == (PROXY, PROXY_FRAMES)
+    assert main([*argv, "--video-stream", "1", "--overwrite"]) == 0 and shape(out / "dji.mkv") == (MAIN, MAIN_FRAMES)
+
+
 @pytest.mark.parametrize("command", ["process", "batch"])
 def test_a_number_past_the_streams_is_one_line_naming_them(drone_file, tmp_path, capsys, command):
     target = ["-o", str(tmp_path / "x.mkv")] if command == "process" else ["--output-dir", str(tmp_path / "out")]

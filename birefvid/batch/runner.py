@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequence
 
 from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
-from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, batch_extension
 from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
 from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
@@ -337,6 +337,23 @@ def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
                               "rename one or run them apart")  # fmt: skip
 
 
+def check_not_pattern(out_dir: Path) -> None:
+    """A PNG-sequence pattern given as the output folder (``-o out/m.%04d.png``, as ``process`` takes it) is one line:
+    it was made a folder of that very name, holding each video's output."""
+    from ..io.sequence_names import sequence_pattern
+
+    if out_dir.is_dir():
+        return  # a folder of that name already there is the user's to write into
+    try:
+        pattern = sequence_pattern(out_dir)
+    except SinkError:  # a pattern of another picture format, or with two fields: a pattern all the same
+        pattern = True  # type: ignore[assignment]
+    if pattern:
+        raise ConfigError(f"{option('output_dir')} {out_dir} is a sequence pattern, as birefvid process -o takes one; batch writes into "
+                          f"a folder, and each video's frames into a folder of its name with {option('ext', 'png')} "
+                          f"({option('output_dir', str(out_dir.parent))} {option('ext', 'png')})")  # fmt: skip
+
+
 def prepare_output_dir(out_dir: Path) -> None:
     """Create ``out_dir`` (and its parents) and make sure this run can write there: a folder under a
     file, a read-only disk or missing permissions are one line before any work, not a traceback."""
@@ -544,11 +561,15 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
             for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
                 if task.chunk["index"] not in by_name[task.video].done:
                     remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
+                    if not task.whole:  # a chunk file renamed into place as its worker was killed, never recorded: the rerun redoes it
+                        Path(task.path).unlink(missing_ok=True)
             for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
                 _remove_empty_work_dir(plan, manifest)
             progress.stopped(_why_stopped(exc))
         raise
     executor.close()
+    for plan in todo:  # a video skipped on its first chunks (damaged, its worker dead) left its chunk folder empty
+        _remove_empty_work_dir(plan, manifest)
     summary = progress.finish()
     note_stale_partials(out_dir, manifest.videos)  # what killed runs left, of any video (this run's own are removed as each finishes)
     inputs = {p.name: p.job.source.input for p in plans}
@@ -702,8 +723,8 @@ def _remove_emptied_parents(plan: VideoPlan, manifest: Manifest) -> None:
 
 
 def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
-    """Remove ``plan``'s chunk folder when a stopped run leaves nothing in it (no chunk finished), and the folders
-    above it it empties; one holding finished chunks stays, for the rerun to resume from."""
+    """Remove ``plan``'s chunk folder when a run (stopped, or ended with the video skipped) leaves nothing in it (no
+    chunk finished), and the folders above it it empties; one holding finished chunks stays, for the rerun to resume from."""
     with contextlib.suppress(OSError):  # not made (one piece), or not empty: kept
         plan.work_dir.rmdir()
         _remove_emptied_parents(plan, manifest)
@@ -791,12 +812,14 @@ def batch_videos(
 
     ``options`` are ``birefvid.api.build_file_job``'s keywords (kind, model, resolution, smooth,
     codec, overwrite, ...); ``recursive``: folders' subfolders too, mirrored under ``output_dir``;
-    ``ray``: None (here), "local", "auto" or "ray://HOST:10001".
+    ``ray``: None (here), "local", "auto" or "ray://HOST:10001"; ``ext``: as ``--ext`` (``.mkv``, ``mkv``; ``png`` or
+    ``.png``: a PNG-sequence folder each).
     """
     from ..api import build_file_job
 
     out_dir = Path(output_dir)
-    suffix = ext or DEFAULT_EXT[options.get("kind", "alpha")]
+    check_not_pattern(out_dir)
+    suffix = batch_extension(ext) if ext else DEFAULT_EXT[options.get("kind", "alpha")]  # ".png" and "MKV" as the command takes them
     found = expand_inputs([str(i) for i in inputs], out_dir, recursive=recursive)
     jobs = [build_file_job(f.path, output_for(f.path, out_dir, suffix, f.sub), **options) for f in found]
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, option
+from ..extensions import batch_extension
 from ..job import check_path_given, refuse_standard_streams
 from .options import add_file_job_options, add_model_options, file_job_from_args, warn_fps_for_videos
 
@@ -17,18 +18,12 @@ HELP = "process many videos into a folder, splitting long ones into chunks; loca
 EXTENSIONS = (".mov", ".mkv", ".webm", ".mp4", ".m4v", ".gif", ".webp", ".apng", "png")
 
 
-def _extension(text: str) -> str:
-    """``mov`` and ``.MOV`` both mean ``.mov``; ``png`` and ``.png`` (as `image --ext` writes it) mean ``png``."""
-    text = text.strip().lower()
-    return "png" if text in ("png", ".png") else text if text.startswith(".") else f".{text}"
-
-
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="video files, or folders of video files")
     parser.add_argument("-r", "--recursive", action="store_true",
                         help="also take the videos in the folders' subfolders, at any depth; outputs mirror the subfolders under --output-dir")  # fmt: skip
     parser.add_argument("-o", "--output-dir", required=True, help="where the outputs go (-o as in the other commands): DIR/<input name><ext>, DIR/<subfolder>/<input name><ext> with --recursive (created when missing)")
-    parser.add_argument("--ext", choices=EXTENSIONS, type=_extension, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
+    parser.add_argument("--ext", choices=EXTENSIONS, type=batch_extension, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4; png: a PNG-sequence folder each)")
     run_group = add_file_job_options(parser)
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     scale = parser.add_argument_group("scale-out")
@@ -85,7 +80,7 @@ def check_model_here(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, check_background, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
+    from ..batch.runner import DEFAULT_EXT, check_background, check_not_pattern, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
     from ..io.atomic import check_output_file
 
     if args.chunk_frames < 0:
@@ -111,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     warn_fps_for_videos(args, "every video")  # batch takes videos only
     args.fps = None  # and so it is no part of the jobs: it dated a finished video, so a rerun without it was refused
     out_dir = Path(args.output_dir)
+    check_not_pattern(out_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
     inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)
     if out_dir.exists() and not out_dir.is_dir():
