@@ -340,7 +340,7 @@ def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
 def check_not_pattern(out_dir: Path) -> None:
     """A PNG-sequence pattern given as the output folder (``-o out/m.%04d.png``, as ``process`` takes it) is one line:
     it was made a folder of that very name, holding each video's output."""
-    from ..io.sequence_names import sequence_pattern
+    from ..sequence_names import sequence_pattern
 
     if out_dir.is_dir():
         return  # a folder of that name already there is the user's to write into
