@@ -495,7 +495,9 @@ def test_a_preview_token_can_be_set_and_a_bad_one_is_refused(tmp_path, monkeypat
     (tmp_path / "cache" / "preview-token").write_text("\n")  # emptied by hand
     with pytest.raises(ConfigError, match="delete it"):
         HttpPreviewSink("0.0.0.0", 0)
-    assert HttpPreviewSink("127.0.0.1", 0).token is None  # loopback: no token, no file read
+    loopback = HttpPreviewSink("127.0.0.1", 0)
+    loopback.close()  # its server thread left running broke a later test's check that no preview outlives its run
+    assert loopback.token is None  # loopback: no token, no file read
 
 
 @pytest.mark.skipif(os.name != "posix", reason="owners and modes are POSIX's")
