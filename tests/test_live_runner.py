@@ -1049,3 +1049,28 @@ def test_a_stop_landing_while_the_runners_threads_start_ends_the_run_as_a_stop(t
         time.sleep(0.05)
     assert left == []
     assert report is not None and report["ended_by"] == "interrupted", "the stop escaped the run as a failure"
+
+
+@pytest.mark.parametrize("thread", ["birefvid-live-sinks", "birefvid-live-model"])
+def test_a_stop_before_the_first_picture_commits_no_empty_recording(tmp_path, monkeypatch, thread):
+    """Ctrl-C or SIGTERM landing as the runner starts, before its first picture: the recording was committed with no
+    frame in it ("no frames were written to out.mkv"), listed as recorded, and the rerun was refused for the file it
+    left (output exists). As for a run closed during its warm-up, nothing shown is nothing recorded."""
+    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
+    real_start = threading.Thread.start
+
+    def start_then_signal(t):
+        real_start(t)
+        if t.name == thread:
+            raise KeyboardInterrupt  # the signal handler's raise, as start() returns
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", start_then_signal)
+        try:
+            report = run_live(build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True),
+                              segmenter=red_key_segmenter())  # fmt: skip
+        except KeyboardInterrupt:  # caught here: pytest would take it for the user's and stop the session
+            pytest.fail("the stop escaped the run")
+    assert report["ended_by"] == "interrupted" and report["frames_shown"] == 0
+    assert report["recorded"] == {} and not (tmp_path / "out.mkv").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["cam.mkv"]  # no temporary file left either

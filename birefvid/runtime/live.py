@@ -699,7 +699,8 @@ def run_live_job(
                     raise PipelineError("model", f"{type(exc).__name__}: {exc}") from exc
                 else:
                     runner.run(first)
-            failed = not shown  # nothing shown: no empty recording is committed
+            # nothing shown (closed during the warm-up, or a stop landing before the first picture): no empty recording is committed
+            failed = not shown or runner.frames_shown == 0
         except BirefvidError as exc:  # a full disk, a lost folder: the finished parts stay, and the report says so
             if runner is not None and runner.final and not hasattr(exc, "report"):
                 failure = exc
