@@ -113,17 +113,20 @@ def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path,
 
 def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
     """A scheduler's SIGTERM (Ctrl-C's SIGINT takes the same way out): exit 143, not the abort Ray's own
-    handler gave, the workers' half-written chunk files removed, and the rerun does only the rest."""
+    handler gave, the workers' half-written chunk files removed, no line of Ray's about retrying the chunks
+    of the workers it stopped (on standard output, `--progress-json -`'s), and the rerun does only the rest."""
     out, first, second = tmp_path / "out", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     argv = ["batch", str(clips["inputs"][0]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q", *MODEL]
     driver = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv, "--ray", "local", "--progress-json", str(first)],
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (first.exists() and '"chunk_done"' in first.read_text()):
         time.sleep(0.2)
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(timeout=120) == 143, driver.stderr.read()
-    assert "birefvid: terminated" in driver.stderr.read()
+    said = driver.stderr.read()
+    assert "birefvid: terminated" in said and "retried" not in said
+    assert driver.stdout.read() == ""  # not Ray's "Task ChunkWorker.run failed ... will be retried" for the workers killed
     done_before = sorted(manifest(out)["videos"]["long.mkv"]["chunks_done"])
     assert 1 <= len(done_before) < 4 and not (out / "long.mkv").exists()
     assert not [p for p in out.rglob("*") if ".partial-" in p.name]  # the killed workers' chunk files
