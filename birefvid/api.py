@@ -584,9 +584,14 @@ def live_stream_problems(report: dict[str, Any]) -> list[str]:
     return never + ended
 
 
+def _or_dash(value: Any) -> str:
+    """A figure of the summary line, ``-`` where none was measured (no mask shown: ``--effect none``)."""
+    return "-" if value is None else str(value)
+
+
 def live_summary(report: dict[str, Any]) -> str:
     """One line of a live run's report: ``live: showed N frames in S s (output, source and model fps,
-    latency median/p95); ended: duration; recorded rec.mp4``, the files kept named, as `process` names
+    latency and mask age median/p95); ended: duration; recorded rec.mp4``, the files kept named, as `process` names
     its output (the line said nothing of them)."""
     from .runtime.live_stats import capped, rate
 
@@ -599,5 +604,6 @@ def live_summary(report: dict[str, Any]) -> str:
         f"live: showed {report['frames_shown']} frames in {s['seconds']:.1f} s ({s['output_fps']:.1f} fps, "
         f"source {s['source_fps']:.1f} fps, model {rate(s.get('model_fps'))} fps"
         f"{capped(s.get('model_fps_cap'))}, latency {s['latency_ms_median']}/"
-        f"{s['latency_ms_p95']} ms median/p95); ended: {report['ended_by']}{recorded}"
+        f"{s['latency_ms_p95']} ms median/p95, mask age {_or_dash(s.get('mask_age_ms_median'))}/"
+        f"{_or_dash(s.get('mask_age_ms_p95'))} ms median/p95); ended: {report['ended_by']}{recorded}"
     )

@@ -1049,3 +1049,19 @@ def test_a_stop_landing_while_the_runners_threads_start_ends_the_run_as_a_stop(t
         time.sleep(0.05)
     assert left == []
     assert report is not None and report["ended_by"] == "interrupted", "the stop escaped the run as a failure"
+
+
+def test_the_summary_line_gives_the_mask_age(tmp_path):
+    """The end line gave latency but not how old the masks were when composited, which the stats lines and the
+    report already measured: a slow model's masks are frames old, and the line now says by how much."""
+    from birefvid.api import live_summary
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True, carry=False, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(0.15)))
+    final = report["stats"]
+    assert final["mask_age_ms_median"] >= 100  # several frames old (a frame is 42 ms)
+    line = live_summary(report)
+    assert f", mask age {final['mask_age_ms_median']}/{final['mask_age_ms_p95']} ms median/p95); ended: " in line, line
+    report["stats"] = {**final, "mask_age_ms_median": None, "mask_age_ms_p95": None}  # no mask shown: --effect none
+    assert ", mask age -/- ms median/p95); " in live_summary(report)
