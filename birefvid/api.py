@@ -585,7 +585,7 @@ def live_stream_problems(report: dict[str, Any]) -> list[str]:
 
 
 def _or_dash(value: Any) -> str:
-    """A figure of the summary line, ``-`` where none was measured (no mask shown: ``--effect none``)."""
+    """A figure of the summary line, ``-`` where the report has none (a report of an older version, or built by hand)."""
     return "-" if value is None else str(value)
 
 

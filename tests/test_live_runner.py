@@ -1063,5 +1063,5 @@ def test_the_summary_line_gives_the_mask_age(tmp_path):
     assert final["mask_age_ms_median"] >= 100  # several frames old (a frame is 42 ms)
     line = live_summary(report)
     assert f", mask age {final['mask_age_ms_median']}/{final['mask_age_ms_p95']} ms median/p95); ended: " in line, line
-    report["stats"] = {**final, "mask_age_ms_median": None, "mask_age_ms_p95": None}  # no mask shown: --effect none
+    report["stats"] = {k: v for k, v in final.items() if not k.startswith("mask_age")}  # an older report, without the figures
     assert ", mask age -/- ms median/p95); " in live_summary(report)
