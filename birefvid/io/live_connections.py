@@ -373,9 +373,9 @@ class FileConnection:
 
     _AUDIO_AHEAD = 0.1
 
-    def __init__(self, path: str, audio: bool = False, deinterlace: bool = True) -> None:
+    def __init__(self, path: str, audio: bool = False, deinterlace: bool = True, video_stream: Optional[int] = None) -> None:
         animated = is_animated_webp(path)
-        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path, deinterlace=deinterlace)
+        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path, deinterlace=deinterlace, video_stream=video_stream)
         self.info = self._source.info
         self.on_audio: Optional[AudioOut] = None
         self.audio_format: Optional[tuple[int, str]] = None

@@ -270,7 +270,7 @@ def video_choice_note(container: av.container.InputContainer, stream: av.video.s
         return None
     return (f"{len(others) + 1} video streams; processing {_describe(container, stream)}, as ffmpeg would, and leaving out "
             + ", ".join(_describe(container, s) for s in others)
-            + f" (`{option('video_stream', 'N').replace(repr('N'), 'N')}` of process and batch takes #N instead)")
+            + f" (`{option('video_stream', 'N').replace(repr('N'), 'N')}` of process, batch and live takes #N instead)")
 
 
 def video_stream_at(container: av.container.InputContainer, number: Optional[int]) -> Optional[av.video.stream.VideoStream]:
