@@ -86,7 +86,7 @@ def test_process_takes_the_enabled_track_and_says_so(disabled_first, tmp_path, c
     said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
     assert len(said) == 1 and said[0].endswith("proxy_first.mp4 has 2 video streams; processing #1 (h264 96x64, default), "
                                                "as ffmpeg would, and leaving out #0 (h264 48x32) (`--video-stream N` of "
-                                               "process and batch takes #N instead)"), said
+                                               "process, batch and live takes #N instead)"), said
 
 
 @pytest.mark.parametrize("kind,ext", [("alpha", ".mov"), ("mask", ".mkv")])
