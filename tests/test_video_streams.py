@@ -240,6 +240,7 @@ def test_live_stream_takes_the_largest_of_two_video_streams(tmp_path, caplog):
     assert captured is not None and captured.frame.image.shape[:2] == (MAIN[1], MAIN[0])
     said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
     assert len(said) == 1 and "processing #1 (h264 96x64)" in said[0] and "leaving out #0 (h264 48x32)" in said[0], said
+    assert said[0].endswith("of process and batch takes #N instead)"), said  # not live, which takes it for files only
 
 
 def test_each_api_run_says_it_again(disabled_first, tmp_path, caplog):

@@ -144,7 +144,7 @@ class AvConnection:
             if chosen is None:
                 raise ConnectionLost("it carries no video stream")
             self._stream = stream = chosen
-            note = video_choice_note(self._container, chosen)
+            note = video_choice_note(self._container, chosen, "process and batch")  # live takes --video-stream for files only
             if note and first_time(target.name, "video streams"):  # once a run, not at every reconnect
                 log.warning("%s has %s", target.name, note)
             # an IP camera's MJPEG over HTTP (and raw H.264 over tcp://) carries no times: FFmpeg makes
