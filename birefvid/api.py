@@ -471,6 +471,7 @@ def build_live_job(
     audio_delay: float = 0.0,
     deinterlace: bool = True,
     mirror_preview: Optional[bool] = None,
+    video_stream: Optional[int] = None,
     **model_options: Any,
 ) -> LiveJob:
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
@@ -487,6 +488,7 @@ def build_live_job(
     ``record_segment`` (seconds) splits recordings into files that long, each kept as soon as it is complete.
     ``audio_device`` ("default", "alsa:hw:1,0", ...) records a microphone with a camera, ``audio_delay`` s later.
     ``deinterlace=False`` keeps an interlaced stream's or file's frames as decoded (combed).
+    ``video_stream=N``: a file's N-th video stream (``#N`` of the warning about several) instead of ffmpeg's choice; files only.
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` / ``upsample`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
     ``model_fps`` caps the mask refreshes a second (a laptop on battery, a shared CPU); the frames between carry the last mask.
@@ -498,7 +500,7 @@ def build_live_job(
     return LiveJob(
         source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
                               read_timeout=read_timeout, max_retries=max_retries, camera_size=camera_size, camera_fps=camera_fps,
-                              audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace),
+                              audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace, video_stream=video_stream),
         sinks=(str(sinks),) if isinstance(sinks, (str, Path)) else tuple(sinks),  # one Path, as process_video takes its output
         effect=EffectSpec(effect, background=_color_text(background), key_color=_color_text(key_color), blur_sigma=blur_sigma,  # type: ignore[arg-type]
                           foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area,
@@ -584,9 +586,14 @@ def live_stream_problems(report: dict[str, Any]) -> list[str]:
     return never + ended
 
 
+def _or_dash(value: Any) -> str:
+    """A figure of the summary line, ``-`` where the report has none (a report of an older version, or built by hand)."""
+    return "-" if value is None else str(value)
+
+
 def live_summary(report: dict[str, Any]) -> str:
     """One line of a live run's report: ``live: showed N frames in S s (output, source and model fps,
-    latency median/p95); ended: duration; recorded rec.mp4``, the files kept named, as `process` names
+    latency and mask age median/p95); ended: duration; recorded rec.mp4``, the files kept named, as `process` names
     its output (the line said nothing of them)."""
     from .runtime.live_stats import capped, rate
 
@@ -599,5 +606,6 @@ def live_summary(report: dict[str, Any]) -> str:
         f"live: showed {report['frames_shown']} frames in {s['seconds']:.1f} s ({s['output_fps']:.1f} fps, "
         f"source {s['source_fps']:.1f} fps, model {rate(s.get('model_fps'))} fps"
         f"{capped(s.get('model_fps_cap'))}, latency {s['latency_ms_median']}/"
-        f"{s['latency_ms_p95']} ms median/p95); ended: {report['ended_by']}{recorded}"
+        f"{s['latency_ms_p95']} ms median/p95, mask age {_or_dash(s.get('mask_age_ms_median'))}/"
+        f"{_or_dash(s.get('mask_age_ms_p95'))} ms median/p95); ended: {report['ended_by']}{recorded}"
     )

@@ -546,6 +546,7 @@ class LiveSourceSpec:
     audio_device: Optional[str] = None
     audio_delay: float = 0.0
     deinterlace: bool = True  # interlaced frames (a broadcast, a camcorder's file) made progressive first
+    video_stream: Optional[int] = None  # a file's #N video stream (--video-stream), as SourceSpec's; None: the one ffmpeg would take
 
     def validate(self) -> None:
         if not str(self.source).strip():
@@ -562,6 +563,13 @@ class LiveSourceSpec:
             if getattr(self, name) and (is_camera_spec(self.source) or is_stream_spec(self.source)):
                 raise ConfigError(f"{option(name)} plays a video file {'at its own rate' if name == 'realtime' else 'again at its end'}; "
                                   f"{shown_url(str(self.source))} is a {'camera' if is_camera_spec(self.source) else 'live stream'}")
+        n = self.video_stream
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ConfigError(f"{option('video_stream')} must be a video stream's number, 0 or more (#N in the warning "
+                              f"about several video streams), got {n!r}")  # fmt: skip
+        if n is not None and (is_camera_spec(self.source) or is_stream_spec(self.source)):
+            raise ConfigError(f"{option('video_stream')} chooses among a video file's video streams; {shown_url(str(self.source))} is a "
+                              f"{'camera' if is_camera_spec(self.source) else 'live stream'}, of which live takes the one ffmpeg would")  # fmt: skip
         parse_camera_size(self.camera_size)
         if self.camera_fps is not None and not (isinstance(self.camera_fps, (int, float)) and 0 < self.camera_fps <= 1000):
             raise ConfigError(f"{option('camera_fps')} must be a frame rate above 0 (e.g. 30), got {self.camera_fps!r}")

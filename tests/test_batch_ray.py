@@ -113,17 +113,20 @@ def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path,
 
 def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
     """A scheduler's SIGTERM (Ctrl-C's SIGINT takes the same way out): exit 143, not the abort Ray's own
-    handler gave, the workers' half-written chunk files removed, and the rerun does only the rest."""
+    handler gave, the workers' half-written chunk files removed, no line of Ray's about retrying the chunks
+    of the workers it stopped (on standard output, `--progress-json -`'s), and the rerun does only the rest."""
     out, first, second = tmp_path / "out", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     argv = ["batch", str(clips["inputs"][0]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q", *MODEL]
     driver = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv, "--ray", "local", "--progress-json", str(first)],
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (first.exists() and '"chunk_done"' in first.read_text()):
         time.sleep(0.2)
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(timeout=120) == 143, driver.stderr.read()
-    assert "birefvid: terminated" in driver.stderr.read()
+    said = driver.stderr.read()
+    assert "birefvid: terminated" in said and "retried" not in said
+    assert driver.stdout.read() == ""  # not Ray's "Task ChunkWorker.run failed ... will be retried" for the workers killed
     done_before = sorted(manifest(out)["videos"]["long.mkv"]["chunks_done"])
     assert 1 <= len(done_before) < 4 and not (out / "long.mkv").exists()
     assert not [p for p in out.rglob("*") if ".partial-" in p.name]  # the killed workers' chunk files
@@ -230,3 +233,22 @@ def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers(ray_sessi
     assert sorted(os.listdir(pictures)) == [".birefvid-batch", "2024.06.01 drone"]
     frames = sorted((pictures / "2024.06.01 drone").iterdir())
     assert len(frames) == 12 and max_diff([np.asarray(Image.open(p)) for p in frames], ref) == 0
+
+
+def test_a_rerun_with_nothing_left_to_do_does_not_start_ray(tmp_path):
+    """Every video done (per the manifest): the rerun says so at once, where it spent seconds starting a Ray
+    it had no chunk for; `RAY_TMPDIR` stays empty, as Ray makes its session folder there as it starts."""
+    need_module("ray", '"birefvid[ray]"')
+    src, out, log, ray_tmp = keyframed_clip(tmp_path / "a.mp4", SHORT), tmp_path / "out", tmp_path / "p.jsonl", tmp_path / "ray"
+    argv = ["batch", str(src), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    assert main(argv) == 0  # done here; the Ray rerun finds it done (the executor is no part of the job)
+    ray_tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": str(ray_tmp)}
+    rerun = subprocess.run([sys.executable, "-m", "birefvid.cli", *argv, "--ray", "local", "--progress-json", str(log)],
+                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert os.listdir(ray_tmp) == []  # no Ray session was started
+    ev = events(log)
+    assert (ev[0]["event"], ev[0]["workers"]) == ("start", 0)
+    assert (ev[-1]["event"], ev[-1]["videos_skipped"], ev[-1]["frames_computed"]) == ("end", 1, 0)
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]

@@ -1074,3 +1074,19 @@ def test_a_stop_before_the_first_picture_commits_no_empty_recording(tmp_path, mo
     assert report["ended_by"] == "interrupted" and report["frames_shown"] == 0
     assert report["recorded"] == {} and not (tmp_path / "out.mkv").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["cam.mkv"]  # no temporary file left either
+
+
+def test_the_summary_line_gives_the_mask_age(tmp_path):
+    """The end line gave latency but not how old the masks were when composited, which the stats lines and the
+    report already measured: a slow model's masks are frames old, and the line now says by how much."""
+    from birefvid.api import live_summary
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True, carry=False, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(0.15)))
+    final = report["stats"]
+    assert final["mask_age_ms_median"] >= 100  # several frames old (a frame is 42 ms)
+    line = live_summary(report)
+    assert f", mask age {final['mask_age_ms_median']}/{final['mask_age_ms_p95']} ms median/p95); ended: " in line, line
+    report["stats"] = {k: v for k, v in final.items() if not k.startswith("mask_age")}  # an older report, without the figures
+    assert ", mask age -/- ms median/p95); " in live_summary(report)

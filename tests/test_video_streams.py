@@ -86,7 +86,7 @@ def test_process_takes_the_enabled_track_and_says_so(disabled_first, tmp_path, c
     said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
     assert len(said) == 1 and said[0].endswith("proxy_first.mp4 has 2 video streams; processing #1 (h264 96x64, default), "
                                                "as ffmpeg would, and leaving out #0 (h264 48x32) (`--video-stream N` of "
-                                               "process and batch takes #N instead)"), said
+                                               "process, batch and live takes #N instead)"), said
 
 
 @pytest.mark.parametrize("kind,ext", [("alpha", ".mov"), ("mask", ".mkv")])
@@ -240,6 +240,7 @@ def test_live_stream_takes_the_largest_of_two_video_streams(tmp_path, caplog):
     assert captured is not None and captured.frame.image.shape[:2] == (MAIN[1], MAIN[0])
     said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
     assert len(said) == 1 and "processing #1 (h264 96x64)" in said[0] and "leaving out #0 (h264 48x32)" in said[0], said
+    assert said[0].endswith("of process and batch takes #N instead)"), said  # not live, which takes it for files only
 
 
 def test_each_api_run_says_it_again(disabled_first, tmp_path, caplog):
@@ -298,7 +299,7 @@ def test_default_warning_names_the_option_with_the_number_to_copy(drone_file, tm
         assert main(["process", str(drone_file), "-o", str(tmp_path / "out.mkv"), "--output", "mask", *FAST_MODEL]) == 0
     assert shape(tmp_path / "out.mkv") == (MAIN, MAIN_FRAMES)
     said = [r.getMessage() for r in caplog.records if "video streams" in r.getMessage()]
-    assert len(said) == 1 and said[0].endswith("leaving out #0 (h264 48x32) (`--video-stream N` of process and batch "
+    assert len(said) == 1 and said[0].endswith("leaving out #0 (h264 48x32) (`--video-stream N` of process, batch and live "
                                                "takes #N instead)"), said
 
 
@@ -337,10 +338,28 @@ def test_a_batch_rerun_with_another_stream_dates_the_video_until_overwrite(drone
     assert main([*argv, "--video-stream", "1", "--overwrite"]) == 0 and shape(out / "dji.mkv") == (MAIN, MAIN_FRAMES)
 
 
-@pytest.mark.parametrize("command", ["process", "batch"])
+def test_live_plays_the_video_stream_asked_for(drone_file, tmp_path):
+    """`live --source dji.mp4` played the main video only: --video-stream 0 plays the proxy, as process and batch take it."""
+    out = tmp_path / "proxy.mkv"
+    assert main(["live", "--source", str(drone_file), "--effect", "green", "--sink", str(out), "--video-stream", "0", *FAST_MODEL[:-1]]) == 0
+    assert shape(out) == (PROXY, PROXY_FRAMES)
+
+
+@pytest.mark.parametrize("source,what", [("0", "a camera"), ("rtsp://127.0.0.1:8554/cam", "a live stream")])
+def test_live_refuses_a_video_stream_for_cameras_and_streams(tmp_path, capsys, source, what):
+    code = main(["live", "--source", source, "--sink", str(tmp_path / "x.mkv"), "--video-stream", "1", *FAST_MODEL[:-1]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"birefvid: error: --video-stream chooses among a video file's video streams; {source} is {what}"), err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["process", "batch", "live"])
 def test_a_number_past_the_streams_is_one_line_naming_them(drone_file, tmp_path, capsys, command):
-    target = ["-o", str(tmp_path / "x.mkv")] if command == "process" else ["--output-dir", str(tmp_path / "out")]
-    code = main([command, str(drone_file), *target, "--output", "mask", "--video-stream", "2", *FAST_MODEL])
+    target = {"process": ["-o", str(tmp_path / "x.mkv"), "--output", "mask"], "batch": ["--output-dir", str(tmp_path / "out"), "--output", "mask"],
+              "live": ["--sink", str(tmp_path / "x.mkv"), "--effect", "mask"]}[command]
+    command_line = [str(drone_file), *target, "--video-stream", "2", *FAST_MODEL]
+    code = main([command, *command_line] if command != "live" else ["live", "--source", *command_line])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0] == (f"birefvid: error: {drone_file} has no video stream #2 (--video-stream 2): its video streams are "
@@ -407,3 +426,20 @@ def test_a_loop_left_unfinished_silences_no_later_run(disabled_first, tmp_path, 
             assert said() == 2 + run
         assert len(list(masks)) == FRAMES - 1 and said() == 3
 
+
+
+def test_live_refuses_a_video_stream_for_an_animated_webp_and_keeps_the_choice_in_its_job(drone_file, tmp_path):
+    """An animated WebP has one picture track (read by Pillow): a number is refused before the run, not as a capture failure."""
+    from PIL import Image
+
+    from birefvid.api import build_live_job
+    from birefvid.errors import ConfigError
+    from birefvid.job import LiveJob
+
+    pictures = [Image.new("RGB", (32, 32), (40 * i, 0, 0)) for i in range(3)]
+    webp = tmp_path / "anim.webp"
+    pictures[0].save(webp, save_all=True, append_images=pictures[1:], duration=100)
+    with pytest.raises(ConfigError, match=r"video_stream chooses among a video file.s video streams; .*anim.webp is an animated WebP"):
+        open_live_source(str(webp), video_stream=0)
+    job = build_live_job(str(drone_file), [str(tmp_path / "x.mkv")], video_stream=0)
+    assert LiveJob.from_dict(job.to_dict()) == job and job.to_dict()["source"]["video_stream"] == 0  # the --report's job says which

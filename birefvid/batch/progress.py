@@ -64,7 +64,8 @@ class BatchProgress:
     def start(self, videos: int, chunks: int, frames: int, workers: int, where: str) -> None:
         self.videos, self.chunks, self.frames = videos, chunks, frames
         self._t0 = self._last = time.monotonic()
-        self._emit("start", f"batch: {videos} videos, {chunks} chunks, {frames} frames on {workers} worker(s) ({where})", workers=workers, where=where)
+        on = f"on {workers} worker(s) ({where})" if workers else f"({where})"  # no worker: every chunk was done before
+        self._emit("start", f"batch: {videos} videos, {chunks} chunks, {frames} frames {on}", workers=workers, where=where)
 
     def skipped_video(self, name: str, frames: int, chunks: int) -> None:
         self.videos_done += 1

@@ -214,6 +214,11 @@ class RayExecutor:
                              f"(out of memory, or a crash in native code?): {why}") from None  # fmt: skip
 
     def close(self) -> None:
+        for ref in self._running:  # cancelled first: a chunk of a worker killed below is not retried, nor "will be retried" printed
+            try:
+                self.ray.cancel(ref)
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+                log.debug("could not cancel a chunk: %s", exc)
         for actor in self._actors:
             try:
                 self.ray.kill(actor)

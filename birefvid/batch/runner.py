@@ -62,6 +62,23 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+class NoWorkers:
+    """The executor of a run with no chunk left to compute: nothing is started (``--ray`` took seconds to find that out)."""
+
+    where = "nothing left to compute, no worker started"
+    workers = 0
+
+    def run(
+        self, tasks: Sequence[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
+        on_failure: Optional[OnFailure] = None, skip: Optional[Skip] = None,
+    ) -> None:
+        if tasks:
+            raise RuntimeError(f"{len(tasks)} chunk(s) to run on no worker")  # a planning bug, not the user's
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class VideoPlan:
     """One input: its job, its chunks, and where the chunk files go."""
@@ -501,7 +518,8 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
         todo.append(plan)
     manifest.save()
-    executor = executor_factory()
+    # every chunk done already (a rerun of a finished batch, or only joins left): no executor, so no Ray start-up (seconds)
+    executor = executor_factory() if any(len(p.done) < len(p.chunks) for p in todo) else NoWorkers()
     if isinstance(executor, LocalExecutor):  # a Ray worker's death is Ray's to see (WorkerDied)
         executor.running = running
     tasks: list[ChunkTask] = []

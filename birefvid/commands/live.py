@@ -38,6 +38,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--read-timeout", type=float, default=5.0, help="seconds without a frame before a stream counts as lost (default 5)")
     src.add_argument("--no-deinterlace", action="store_true", help="keep an interlaced stream's or file's frames as decoded, combed "
                      "(by default frames flagged interlaced are deinterlaced with FFmpeg's bwdif)")  # fmt: skip
+    src.add_argument("--video-stream", type=int, metavar="N", help="of a video file with several video streams, the N-th (#N in the "
+                     "warning that names them, as ffmpeg -map 0:v:N counts) instead of the one ffmpeg would take; files only")  # fmt: skip
     eff = parser.add_argument_group("effect")
     eff.add_argument("--background", help="for --effect replace (or none, to switch to replace): a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
     eff.add_argument("--key-color", default=KEY_COLOR, help=f"for --effect green (default {KEY_COLOR})")
@@ -82,7 +84,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         camera_size=args.camera_size, camera_fps=args.camera_fps, audio_device=args.audio_device, audio_delay=args.audio_delay,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset, record_segment=args.segment,
-        audio=not args.no_audio, deinterlace=not args.no_deinterlace, mirror_preview=args.mirror_preview, **matte_options(args),
+        audio=not args.no_audio, deinterlace=not args.no_deinterlace, mirror_preview=args.mirror_preview, video_stream=args.video_stream, **matte_options(args),
     )  # fmt: skip
 
 

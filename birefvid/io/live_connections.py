@@ -144,7 +144,7 @@ class AvConnection:
             if chosen is None:
                 raise ConnectionLost("it carries no video stream")
             self._stream = stream = chosen
-            note = video_choice_note(self._container, chosen)
+            note = video_choice_note(self._container, chosen, "process and batch")  # live takes --video-stream for files only
             if note and first_time(target.name, "video streams"):  # once a run, not at every reconnect
                 log.warning("%s has %s", target.name, note)
             # an IP camera's MJPEG over HTTP (and raw H.264 over tcp://) carries no times: FFmpeg makes
@@ -373,9 +373,9 @@ class FileConnection:
 
     _AUDIO_AHEAD = 0.1
 
-    def __init__(self, path: str, audio: bool = False, deinterlace: bool = True) -> None:
+    def __init__(self, path: str, audio: bool = False, deinterlace: bool = True, video_stream: Optional[int] = None) -> None:
         animated = is_animated_webp(path)
-        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path, deinterlace=deinterlace)
+        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path, deinterlace=deinterlace, video_stream=video_stream)
         self.info = self._source.info
         self.on_audio: Optional[AudioOut] = None
         self.audio_format: Optional[tuple[int, str]] = None

@@ -43,9 +43,10 @@ import av
 import numpy as np
 
 from birefvid import exiting
-from birefvid.errors import ConfigError, SourceError, in_caller_context
+from birefvid.errors import ConfigError, SourceError, in_caller_context, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import bars_alpha, fit
+from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.hdr import SDR_TAGS, HdrToSdr, live_sdr
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture, SourceState
@@ -216,10 +217,12 @@ class LiveCapture(LiveSource):
         audio: bool = False,
         microphone: Optional[Microphone] = None,
         deinterlace: bool = True,
+        video_stream: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.target = target
         self._deinterlace = deinterlace
+        self._video_stream = video_stream  # a file's #N video stream; None: ffmpeg's choice
         self._want_audio = audio and microphone is None  # a microphone replaces the source's own sound
         self._mic = microphone
         # (generation, stream time, monotonic time) of the newest published picture: where the microphone's sound goes
@@ -334,7 +337,7 @@ class LiveCapture(LiveSource):
     def _connect(self) -> Connection:
         t = self.target
         if t.kind == "file":
-            return FileConnection(t.url, self._want_audio, self._deinterlace)
+            return FileConnection(t.url, self._want_audio, self._deinterlace, self._video_stream)
         conn: Connection = (
             CvCamera(t) if t.backend == "opencv" else AvConnection(t, self._open_timeout, self._read_timeout, self._want_audio, self._deinterlace)
         )
@@ -550,6 +553,7 @@ def open_live_source(
     audio_device: Optional[str] = None,
     audio_delay: float = 0.0,
     deinterlace: bool = True,
+    video_stream: Optional[int] = None,
 ) -> LiveSource:
     """A not-yet-started LiveSource for ``spec`` (camera index, device path, stream URL or video file).
 
@@ -560,7 +564,8 @@ def open_live_source(
     ``LiveAudioFeed``) for recordings; with ``audio_device`` too (``birefvid.io.microphone``), that
     microphone's sound instead, ``audio_delay`` seconds later (cameras and ``realtime`` files only:
     a network stream's pictures arrive too late for a local microphone). Interlaced pictures (a
-    broadcast, a camcorder's file) are deinterlaced unless ``deinterlace`` is False. Raises SourceError at
+    broadcast, a camcorder's file) are deinterlaced unless ``deinterlace`` is False. ``video_stream``: a video
+    file's N-th video stream (``--video-stream``) instead of the one ffmpeg would take. Raises SourceError at
     once for a camera or microphone that does not exist, a missing file or an unknown URL scheme,
     and ConfigError for impossible timeouts or backoff values.
     """
@@ -572,6 +577,9 @@ def open_live_source(
     except ValueError as e:
         raise ConfigError(str(e)) from None
     target = parse_source_spec(spec, camera_size=camera_size, camera_fps=camera_fps)
+    if video_stream is not None and (target.kind != "file" or is_animated_webp(target.url)):
+        what = "an animated WebP, which has one" if target.kind == "file" else f"a {'camera' if target.kind == 'camera' else 'live stream'}"
+        raise ConfigError(f"{option('video_stream')} chooses among a video file's video streams; {target.name} is {what}")
     microphone = None
     if audio_device is not None:
         check_microphone_source(spec, realtime)
@@ -579,6 +587,6 @@ def open_live_source(
             microphone = Microphone(parse_audio_device(audio_device), open_timeout, read_timeout, audio_delay)
     return LiveCapture(
         target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, audio=audio,
-        microphone=microphone, deinterlace=deinterlace,
+        microphone=microphone, deinterlace=deinterlace, video_stream=video_stream,
     )
 

@@ -262,15 +262,17 @@ def _describe(container: av.container.InputContainer, stream: av.video.stream.Vi
     return f"#{list(container.streams.video).index(stream)} ({what}{flag})"
 
 
-def video_choice_note(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Optional[str]:
+def video_choice_note(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                      commands: str = "process, batch and live") -> Optional[str]:
     """What a user is told when the file holds other videos than ``stream`` (a drone's proxy, a second angle), as a
-    clause, or None: each was dropped without a word. It names the option that takes another, by the ``#N`` shown."""
+    clause, or None: each was dropped without a word. It names the option that takes another, by the ``#N`` shown, and
+    the ``commands`` that have it (a live stream's: not live, which takes it for files only)."""
     others = [s for s in video_streams(container) if s is not stream]
     if not others:
         return None
     return (f"{len(others) + 1} video streams; processing {_describe(container, stream)}, as ffmpeg would, and leaving out "
             + ", ".join(_describe(container, s) for s in others)
-            + f" (`{option('video_stream', 'N').replace(repr('N'), 'N')}` of process and batch takes #N instead)")
+            + f" (`{option('video_stream', 'N').replace(repr('N'), 'N')}` of {commands} takes #N instead)")
 
 
 def video_stream_at(container: av.container.InputContainer, number: Optional[int]) -> Optional[av.video.stream.VideoStream]:
