@@ -880,6 +880,8 @@ def test_latency_budget_prefers_a_neighbour_size_already_exported(monkeypatch, c
     with caplog.at_level(logging.INFO, logger="birefvid.runtime.live"):
         assert choose_resolution(seg, image, 0.25, ceiling=1024) == (want, want)
     assert seg.resolution == (want, want)
+    # -v names the size taken: the segmenter's own line, logged before, names the model's native size
+    assert f"latency budget: the model runs at {want}x{want} (budget 250 ms)" in caplog.text
     if want != 192:
         assert f"latency budget: {want}x{want}, exported already" in caplog.text and "rather than 192x192" in caplog.text
 

@@ -88,6 +88,9 @@ def choose_resolution(
             break
         chosen = (side, side)
     chosen = _prefer_exported(segmenter, image.shape[:2], chosen, timings, budget_s)
+    # the size taken, said once: the timing lines alone left -v's reader to work it out, and the segmenter's
+    # line logged before them names the model's native size, not this one
+    log.info("latency budget: the model runs at %dx%d (budget %.0f ms)", *chosen, budget_s * 1000)
     segmenter.resolution = chosen
     segmenter.prepare(*image.shape[:2])
     return chosen
