@@ -331,11 +331,13 @@ def _masks(
     """``iter_masks``' generator: the frames held until the smoother gives their masks, one batch decoded at a time."""
     import contextlib
     from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
     import torch
 
     from .compose.compositor import fit_alphas
+    from .errors import in_caller_context
     from .frames import Frame
     from .io import open_source
     from .io.hdr import SdrForModel, hdr_transfer
@@ -357,6 +359,11 @@ def _masks(
         if hdr_transfer(source.info) is not None:  # the model sees HDR video as SDR (the pictures come as decoded)
             source = stack.enter_context(SdrForModel(source))
         seg = segmenter or segmenter_for(model, inference)
+        # the model runs on a thread of its own, as process's does: on the caller's thread, with its own
+        # OpenMP team the only one, libgomp spun ~300k times at every wait (it throttles its spinning only
+        # when teams outnumber the cores), and on a busy 2-core CPU a frame took 5-10x the CPU and time
+        model_thread = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="birefvid-segment"))
+        predict = in_caller_context(seg.predict)
         batch_size = inference.batch_size or seg.file_batch_size(source.info.height, source.info.width)
         smoother = make_smoother(smoothing.kind, **smoothing.smoother_options())
         # frames whose masks the smoother still holds back, with their own alpha (None: opaque)
@@ -374,7 +381,8 @@ def _masks(
             seen = [f.image if f.seen is None else f.seen for f in frames]
             images = torch.from_numpy(np.stack(seen)).permute(0, 3, 1, 2)
             waiting.extend((f.image, f.coverage) for f in frames)
-            alphas = seg.predict(images, frame_size=False)  # at the inference size: smoothed there, then upsampled once
+            # at the inference size: smoothed there, then upsampled once
+            alphas = model_thread.submit(predict, images, frame_size=False).result()
             return masked(smoother.push(alphas, images.to(alphas.device)))
 
         batch: list[Frame] = []

@@ -104,3 +104,53 @@ def test_a_sources_own_alpha_hides_the_subject_there(tmp_path):
         fg, _ = interior(true_mask(i, size))
         assert mask[:, clear_from:][fg[:, clear_from:]].max() == 0
         assert mask[:, : clear_from - 2][fg[:, : clear_from - 2]].min() > 0.98
+
+
+SPIN_CHILD = r"""
+import os, sys, time
+os.sched_setaffinity(0, CPUS)  # before torch: OpenMP sizes its team from the affinity
+import torch
+from birefvid.api import iter_masks
+from birefvid.models import BiRefNet
+from birefvid.runtime import Segmenter
+torch.manual_seed(0)
+seg = Segmenter(module=BiRefNet("pvt_v2_b0"), resolution=64, device="cpu", precision="fp32", backend="torch")
+frames = [f for f, _ in iter_masks(sys.argv[1], segmenter=seg, batch_size=1, end=0.1)]  # warm-up, and the frames
+batch = torch.from_numpy(frames[0]).permute(2, 0, 1)[None]
+t = time.process_time()
+for _ in frames:
+    seg.predict(batch, frame_size=False)  # on this, the main, thread: its OpenMP team the only one
+on_main = time.process_time() - t
+t = time.process_time()
+assert len(list(iter_masks(sys.argv[1], segmenter=seg, batch_size=1, end=0.1))) == len(frames)
+print(on_main, time.process_time() - t)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_on_a_busy_cpu_iter_masks_costs_no_more_cpu_than_the_model(clip, tmp_path):
+    """iter_masks ran the model on the caller's thread, where torch's OpenMP team was the only one and libgomp
+    spun ~300k times at every wait; with a busy process a core, a frame cost ~5x the CPU of process's."""
+    import os
+    import subprocess
+    import sys
+
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    script = tmp_path / "child.py"
+    script.write_text(SPIN_CHILD.replace("CPUS", repr(set(cpus))))
+    busy = [subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {set(cpus)!r})\nwhile True: pass"])
+            for _ in cpus]  # fmt: skip
+    try:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        env.pop("OMP_NUM_THREADS", None)
+        out = subprocess.run([sys.executable, str(script), str(clip.path)], capture_output=True, text=True, timeout=300, env=env)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    assert out.returncode == 0, out.stderr
+    on_main, in_loop = map(float, out.stdout.split())
+    # the loop decodes, smooths and upsamples too, yet spun far less than the bare model on the main thread
+    assert in_loop < 0.6 * on_main, (in_loop, on_main)
