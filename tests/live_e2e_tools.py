@@ -18,8 +18,10 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -242,6 +244,45 @@ def listening(port: int) -> bool:
                 if len(fields) > 3 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     return True
     return False
+
+
+class UdpRecorder:
+    """A UDP player's socket: every datagram that reaches 127.0.0.1:``port`` goes, as it came, into
+    ``path`` (the MPEG-TS a player demuxes), from a first one within ``first_wait`` seconds until
+    ``quiet`` seconds pass without one (the stream ended). Bound on creation, so a sender started
+    after it loses nothing; port 0 lets the kernel pick a free one, with no window for another to take it.
+
+    Not ffmpeg reading udp:// itself: its MPEG-TS probe runs for a set span of stream time, and the
+    stream's length before its second picture (the still the model warmed up on, 0.3-2.7 s under
+    load) decides whether it finds the picture size (0.5 s: exit 1, "unspecified size", in 5 runs of
+    6 under load) or waits past the stream's end."""
+
+    def __init__(self, path: Path, first_wait: float, quiet: float = 3.0) -> None:
+        self.path = path
+        self.datagrams = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # a loaded box may leave the thread unscheduled a while
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self._waits = (first_wait, quiet)
+        self._thread = threading.Thread(target=self._record, name="udp-recorder", daemon=True)
+        self._thread.start()
+
+    def _record(self) -> None:
+        with self._sock, open(self.path, "wb") as out:
+            self._sock.settimeout(self._waits[0])
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    out.write(self._sock.recv(65536))
+                    self.datagrams += 1
+                    self._sock.settimeout(self._waits[1])
+
+    def wait(self, timeout: float) -> int:
+        """The number of datagrams kept, once the stream has ended; fails the test when it goes on past ``timeout``."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            pytest.fail(f"the UDP stream still flowed {timeout:g} s after its sender ended")
+        return self.datagrams
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
