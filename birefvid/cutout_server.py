@@ -196,7 +196,7 @@ class CutoutService:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "CutoutServer"
+    server: "CutoutServer"  # its service is set before it serves
     protocol_version = "HTTP/1.1"
     timeout = 60  # a client that stops sending its body holds its thread this long at most
 
@@ -278,11 +278,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class CutoutServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer on daemon threads, answering with a ``CutoutService`` (IPv6 for a host with a colon)."""
+    """ThreadingHTTPServer on daemon threads, answering with a ``CutoutService`` (IPv6 for a host with a colon); bound at
+    once, so a port in use fails before the model loads (``service`` is then set before ``serve_forever``)."""
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, service: CutoutService, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, host: str, port: int, service: Optional[CutoutService], max_bytes: int = MAX_BYTES) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.service = service
         self.max_bytes = max_bytes

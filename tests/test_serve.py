@@ -245,3 +245,17 @@ def test_cli_cuts_out_tiny_scene_and_stops_cleanly_on_sigterm(tmp_path):
             proc.communicate()
     assert proc.returncode == 0, err
     assert err.strip().splitlines()[-1] == "birefvid: stopped"
+
+
+def test_a_port_in_use_is_one_line_before_the_model_loads():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # a model that does not exist: its error would come first if the model were loaded before the port is taken
+        result = subprocess.run([sys.executable, "-m", "birefvid", "serve", "--port", str(port), "--model", "no-such-model"],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"birefvid: error: cannot listen on 127.0.0.1:{port}: Address already in use"]

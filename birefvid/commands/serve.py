@@ -32,10 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    import torch
-
     from ..errors import ConfigError
-    from ..runtime.file_job import segmenter_for
     from ..cutout_server import CutoutServer, CutoutService
     from .options import inference_spec, model_spec
 
@@ -47,10 +44,19 @@ def run(args: argparse.Namespace) -> int:
     spec, inference = model_spec(args), inference_spec(args)
     spec.validate()
     inference.validate()
-    segmenter = segmenter_for(spec, inference)
-    segmenter.predict(torch.zeros((1, 3, 64, 64), dtype=torch.uint8), frame_size=False)  # a first export now, not in a request
-    service = CutoutService(args, segmenter, queue=args.queue, max_pixels=args.max_pixels)
-    server = CutoutServer(args.host, args.port, service, max_bytes=args.max_bytes)
+    server = CutoutServer(args.host, args.port, None, max_bytes=args.max_bytes)  # a port in use fails before the model loads
+    try:
+        import torch
+
+        from ..runtime.file_job import segmenter_for
+
+        segmenter = segmenter_for(spec, inference)
+        segmenter.predict(torch.zeros((1, 3, 64, 64), dtype=torch.uint8), frame_size=False)  # a first export now, not in a request
+    except BaseException:
+        server.server_close()
+        raise
+    server.service = CutoutService(args, segmenter, queue=args.queue, max_pixels=args.max_pixels)
+    service = server.service
     worker = threading.Thread(target=server.serve_forever, name="birefvid-serve", daemon=True)
     worker.start()
     print(f"birefvid: serving {segmenter.name} at {server.url()} (POST a picture; GET /health); Ctrl-C stops", flush=True)
