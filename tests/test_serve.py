@@ -259,3 +259,11 @@ def test_a_port_in_use_is_one_line_before_the_model_loads():
                                 capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"birefvid: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_serve_help_imports_nothing_heavy():
+    probe = ("import sys\nfrom birefvid.cli import main\ntry:\n    main(['serve', '--help'])\nexcept SystemExit as e:\n    code = e.code\n"
+             "print(code, sorted(m for m in ('torch', 'av', 'cv2', 'numpy', 'PIL') if m in sys.modules))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "--max-bytes" in result.stdout and "reverse proxy" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "0 []"
