@@ -199,6 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: "CutoutServer"  # its service is set before it serves
     protocol_version = "HTTP/1.1"
     timeout = 60  # a client that stops sending its body holds its thread this long at most
+    _unread = False  # the request's body is still in the connection
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -220,6 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str) -> None:
         url = urlsplit(self.path)
+        self._unread = self.headers.get("Content-Length", "0") not in ("0", "") or bool(self.headers.get("Transfer-Encoding"))
         allowed = {PATH: "POST", HEALTH: "GET, HEAD"}.get(url.path.rstrip("/") or "/")
         try:
             if allowed is None:
@@ -251,6 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(413, f"the body is {length:,} bytes, more than the server's {self.server.max_bytes:,} (--max-bytes)")
         with self.server.service.admitted_slot():  # bodies in memory: at most the running and waiting requests'
             body = self.rfile.read(length) if length else b""
+            self._unread = False
             if len(body) < length:
                 self.close_connection = True
                 raise RequestError(400, f"the body ended after {len(body)} of {length} bytes")
@@ -261,6 +264,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, kind, picture)
 
     def _reply(self, code: int, content_type: str, body: bytes, headers: Optional[dict[str, str]] = None, head: bool = False) -> None:
+        if self._unread:  # a body left unread (refused before it): its bytes must not be read as the next request
+            self.close_connection = True
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

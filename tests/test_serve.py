@@ -267,3 +267,18 @@ def test_serve_help_imports_nothing_heavy():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert "--max-bytes" in result.stdout and "reverse proxy" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_refused_body_does_not_spill_into_the_next_request(server, photo):
+    """A POST refused before its body is read (wrong path, busy) closes the connection: on a kept-alive one, the
+    picture's bytes were read as the next request line, and the next request got a 400 from http.server."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+    try:
+        conn.request("POST", "/v2/remove", body=photo.read_bytes())
+        first = conn.getresponse()
+        assert first.status == 404 and "no such path" in json.loads(first.read())["error"]
+        conn.request("GET", "/health")  # http.client opens a new connection where the server closed the first
+        second = conn.getresponse()
+        assert second.status == 200 and json.loads(second.read())["status"] == "ready"
+    finally:
+        conn.close()
