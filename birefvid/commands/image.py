@@ -283,7 +283,8 @@ def plan_outputs(
     return targets
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, segmenter: Any = None) -> int:
+    """Cut out ``args.inputs``; ``segmenter``: a model already loaded (``birefvid serve`` loads it once for every request)."""
     import contextlib
 
     import numpy as np
@@ -347,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
         with run_info.timed("load"):
-            segmenter = segmenter_for(spec, inference)
+            segmenter = segmenter if segmenter is not None else segmenter_for(spec, inference)
         # a bar on a terminal, else a line every 10 s (a CI log showed nothing for an hour of photos)
         progress = stack.enter_context(contextlib.closing(FrameProgress(quiet=args.quiet or len(inputs) < 2, unit="pictures")))
         progress.start(len(inputs))

@@ -1,0 +1,74 @@
+"""``birefvid serve``: a local HTTP server for background removal (as ``rembg s``): the model loaded once, each
+picture POSTed to ``/v1/remove`` cut out as ``birefvid image`` cuts it out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .options import add_model_options
+
+HELP = "an HTTP server that cuts out pictures POSTed to /v1/remove, the model loaded once (as rembg s)"
+STOP_WAIT_S = 30  # on Ctrl-C or SIGTERM, how long the pictures already being cut out get to finish
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from ..cutout_server import MAX_BYTES, MAX_PIXELS, QUEUE
+
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only; "
+                        "there is no authentication: put a reverse proxy in front to expose it)")  # fmt: skip
+    parser.add_argument("--port", type=int, default=7000, help="port (default 7000, as rembg's; 0: any free port, printed)")
+    parser.add_argument("--max-bytes", type=int, default=MAX_BYTES, metavar="N", help=f"largest request body, refused with 413 "
+                        f"before it is read (default {MAX_BYTES:,}: 25 MiB)")  # fmt: skip
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N", help="largest picture in pixels, refused with 413 "
+                        f"from its header, before it is decoded (default {MAX_PIXELS:,})")  # fmt: skip
+    parser.add_argument("--queue", type=int, default=QUEUE, metavar="N", help=f"requests that wait while one is cut out; more "
+                        f"get 503 with Retry-After (default {QUEUE})")  # fmt: skip
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import threading
+    import time
+
+    from ..errors import ConfigError
+    from ..cutout_server import CutoutServer, CutoutService
+    from .options import inference_spec, model_spec
+
+    for name, low in (("port", 0), ("max_bytes", 1), ("max_pixels", 64), ("queue", 0)):
+        if getattr(args, name) < low:
+            raise ConfigError(f"--{name.replace('_', '-')} must be {low} or more, got {getattr(args, name)}")
+    if args.port > 65535:
+        raise ConfigError(f"--port must be 0 to 65535, got {args.port}")
+    spec, inference = model_spec(args), inference_spec(args)
+    spec.validate()
+    inference.validate()
+    server = CutoutServer(args.host, args.port, None, max_bytes=args.max_bytes)  # a port in use fails before the model loads
+    try:
+        import torch
+
+        from ..runtime.file_job import segmenter_for
+
+        segmenter = segmenter_for(spec, inference)
+        segmenter.predict(torch.zeros((1, 3, 64, 64), dtype=torch.uint8), frame_size=False)  # a first export now, not in a request
+    except BaseException:
+        server.server_close()
+        raise
+    server.service = CutoutService(args, segmenter, queue=args.queue, max_pixels=args.max_pixels)
+    service = server.service
+    worker = threading.Thread(target=server.serve_forever, name="birefvid-serve", daemon=True)
+    worker.start()
+    print(f"birefvid: serving {segmenter.name} at {server.url()} (POST a picture; GET /health); Ctrl-C stops", flush=True)
+    try:
+        while worker.is_alive():
+            worker.join(0.5)  # wakes for Ctrl-C and SIGTERM, which raise here
+    except KeyboardInterrupt:  # SIGTERM too (Terminated): a server stopped on purpose exits 0
+        pass
+    server.shutdown()
+    server.server_close()
+    deadline = time.monotonic() + STOP_WAIT_S
+    while service.admitted and time.monotonic() < deadline:  # the pictures already in get their answers
+        time.sleep(0.1)
+    print("birefvid: stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,287 @@
+"""``birefvid serve``: a real HTTP server on an ephemeral 127.0.0.1 port answers as ``birefvid image`` writes,
+refuses bad requests with a 4xx and a one-line JSON error, queues a few, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+import pytest
+
+from birefvid.cli import main
+from birefvid.cutout_server import CutoutServer, CutoutService
+
+MODEL_ARGS = ["--resolution", "64", "--device", "cpu", "--precision", "fp32", "--backend", "torch"]
+HELD_OUT_SEED = 9_000_001  # a scene the tiny model never saw in training (as tests/test_tiny_model.py)
+
+
+def _scene(seed: int, size=(48, 64)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = (rng.random((*size, 3)) * 60 + 40).astype(np.uint8)
+    cv2.circle(img, (size[1] // 2, size[0] // 2), size[0] // 3, (230, 60, 40), -1)
+    return img
+
+
+@pytest.fixture()
+def photo(tmp_path) -> Path:
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), cv2.cvtColor(_scene(0), cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(pvt_b0_weights):
+    """A server around the seeded test weights at 64x64, as ``birefvid serve --weights W`` + MODEL_ARGS builds it."""
+    from birefvid.commands.options import inference_spec, model_spec
+    from birefvid.runtime.file_job import segmenter_for
+
+    args = argparse.Namespace(model=None, weights=str(pvt_b0_weights), backbone=None, resolution="64", keep_aspect=False,
+                              device="cpu", precision="fp32", backend="torch")  # fmt: skip
+    service = CutoutService(args, segmenter_for(model_spec(args), inference_spec(args)), queue=1)
+    httpd = CutoutServer("127.0.0.1", 0, service)
+    worker = threading.Thread(target=httpd.serve_forever, daemon=True)
+    worker.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _request(server: CutoutServer, method: str, path: str, body: Optional[bytes] = None,
+             headers: Optional[dict] = None) -> tuple[int, dict, bytes]:  # fmt: skip
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        reply = conn.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        conn.close()
+
+
+def _one_line_error(status: int, headers: dict, body: bytes) -> str:
+    assert headers["content-type"] == "application/json"
+    assert body.count(b"\n") == 1 and body.endswith(b"\n"), body
+    return json.loads(body)["error"]
+
+
+def _image_cli(tmp_path: Path, photo: Path, weights: Path, suffix: str, *options: str) -> bytes:
+    out = tmp_path / f"cli{suffix}"
+    assert main(["image", str(photo), "-o", str(out), "-q", "--weights", str(weights), *MODEL_ARGS, *options]) == 0
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("query, suffix, options, content_type", [
+    ("", ".png", [], "image/png"),
+    ("?output=mask", ".png", ["--output", "mask"], "image/png"),
+    ("?output=composite&background=white&format=jpeg", ".jpg", ["--output", "composite", "--background", "white"], "image/jpeg"),
+    ("?output=green&key-color=%2300b140&format=webp", ".webp", ["--output", "green", "--key-color", "#00b140"], "image/webp"),
+    ("?output=blur&blur_sigma=4&threshold=0.5&format=tif", ".tif", ["--output", "blur", "--blur-sigma", "4", "--threshold", "0.5"], "image/tiff"),
+])  # fmt: skip
+def test_reply_equals_birefvid_image_byte_for_byte(server, tmp_path, photo, pvt_b0_weights, query, suffix, options, content_type):
+    status, headers, body = _request(server, "POST", f"/v1/remove{query}", photo.read_bytes(), {"Content-Type": "image/png"})
+    assert status == 200 and headers["content-type"] == content_type
+    assert body == _image_cli(tmp_path, photo, pvt_b0_weights, suffix, *options)
+
+
+def test_multipart_field_file_gives_the_same_rgba_png(server, tmp_path, photo, pvt_b0_weights):
+    boundary = "----birefvidtest"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    status, headers, body = _request(server, "POST", "/v1/remove", form, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 200 and headers["content-type"] == "image/png"
+    rgba = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape == (48, 64, 4)
+    assert body == _image_cli(tmp_path, photo, pvt_b0_weights, ".png")
+
+
+def test_requests_reuse_the_model_loaded_at_start(server, photo, monkeypatch):
+    from birefvid.runtime import file_job
+
+    def no_second_load(*args, **kwargs):
+        raise AssertionError("the model was loaded again for a request")
+
+    monkeypatch.setattr(file_job, "segmenter_for", no_second_load)
+    status, headers, body = _request(server, "POST", "/v1/remove", photo.read_bytes())
+    assert status == 200 and headers["content-type"] == "image/png", body[:200]
+
+
+def test_health_says_ready_and_the_model(server):
+    status, headers, body = _request(server, "GET", "/health")
+    assert status == 200 and headers["content-type"] == "application/json"
+    facts = json.loads(body)
+    assert facts["status"] == "ready" and facts["model"] == "pvt_b0_seeded.pth" and facts["device"] == "cpu"
+
+
+def _bomb_png(side: int = 30000) -> bytes:
+    """A PNG whose header says side x side pixels (900 MP here) in a few dozen bytes: refused from the header alone."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))  # fmt: skip
+
+
+@pytest.mark.parametrize("method, path, body, status, words", [
+    ("POST", "/v1/remove", b"not a picture at all", 415, "not a picture"),
+    ("POST", "/v1/remove", b"", 400, "empty body"),
+    ("POST", "/v1/remove?colour=red", "photo", 400, "unknown option 'colour'"),
+    ("POST", "/v1/remove?output=rgba&output=mask", "photo", 400, "output given twice"),
+    ("POST", "/v1/remove?output=sepia", "photo", 400, "output=sepia: expected one of"),
+    ("POST", "/v1/remove?format=gif", "photo", 400, "format=gif: expected one of"),
+    ("POST", "/v1/remove?format=jpeg", "photo", 400, "format=jpeg has no transparency"),
+    ("POST", "/v1/remove?max-size=abc", "photo", 400, "argument --max-size: invalid int value: 'abc'"),
+    ("POST", "/v1/remove?square=maybe", "photo", 400, "square=maybe: expected 1 or 0"),
+    ("POST", "/v1/remove?output=composite&background=/etc/hostname", "photo", 400, "expected a colour"),
+    ("POST", "/v1/remove?output=composite", "photo", 400, "--output composite needs --background"),
+    ("POST", "/v1/remove?key-color=red", "photo", 400, "--key-color is only used with --output green"),
+    ("POST", "/v1/remove?quality=500&format=jpeg&output=mask", "photo", 400, "--quality must be 1 to 100"),
+    ("POST", "/v1/remove", "bomb", 413, "30000x30000 pixels"),
+    ("GET", "/v1/remove", None, 405, "GET /v1/remove: use POST"),
+    ("DELETE", "/health", None, 405, "use GET"),
+    ("GET", "/", None, 404, "no such path /"),
+    ("POST", "/v2/remove", "photo", 404, "no such path /v2/remove"),
+])  # fmt: skip
+def test_bad_requests_get_a_4xx_and_one_json_line(server, photo, method, path, body, status, words):
+    data = {"photo": photo.read_bytes(), "bomb": _bomb_png()}.get(body, body) if isinstance(body, str) else body
+    got, headers, reply = _request(server, method, path, data)
+    message = _one_line_error(got, headers, reply)
+    assert got == status and words in message, (got, message)
+    assert str(photo.parent) not in message and "birefvid-serve-" not in message  # no server paths in replies
+    if status == 405:
+        assert headers["allow"] in ("POST", "GET, HEAD")
+
+
+def test_too_large_a_body_is_refused_before_it_is_read(server):
+    # the headers promise 1 GB and no byte of it comes: the reply must not wait for the body
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+    try:
+        conn.putrequest("POST", "/v1/remove")
+        conn.putheader("Content-Length", str(10**9))
+        conn.endheaders()
+        reply = conn.getresponse()
+        status, headers, body = reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        conn.close()
+    assert status == 413 and "--max-bytes" in _one_line_error(status, headers, body)
+    assert headers["connection"] == "close"
+
+
+def test_chunked_upload_asks_for_a_length(server, photo):
+    status, headers, body = _request(server, "POST", "/v1/remove", iter([photo.read_bytes()]), {"Transfer-Encoding": "chunked"})
+    assert status == 411 and "Content-Length" in _one_line_error(status, headers, body)
+
+
+def test_one_cut_out_at_a_time_a_short_queue_then_503(server, photo):
+    """queue=1: with a picture being cut out and one waiting, a third gets 503 with Retry-After; the two then finish."""
+    service = server.service
+    picture = photo.read_bytes()
+    results: list[tuple[int, bytes]] = []
+    service._infer.acquire()  # the model is busy: the next requests wait for it
+    try:
+        threads = [threading.Thread(target=lambda: results.append(_request(server, "POST", "/v1/remove", picture)[::2])) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for _ in range(200):
+            if service.admitted == 2:
+                break
+            threading.Event().wait(0.05)
+        assert service.admitted == 2
+        status, headers, body = _request(server, "POST", "/v1/remove", picture)
+        assert status == 503 and headers["retry-after"] == "2" and "busy" in _one_line_error(status, headers, body)
+    finally:
+        service._infer.release()
+    for t in threads:
+        t.join(60)
+    assert [s for s, _ in results] == [200, 200] and results[0][1] == results[1][1]  # the same picture, the same cut-out
+    assert service.admitted == 0
+
+
+def _serve_cli(*argv: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "birefvid", "serve", "--port", "0", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+
+
+def test_cli_cuts_out_tiny_scene_and_stops_cleanly_on_sigterm(tmp_path):
+    """The command itself, with the shipped tiny model: a held-out generated scene comes back as an RGBA PNG, transparent
+    on the background and opaque on the subject; SIGTERM ends it with exit 0 and a "stopped" line."""
+    from birefvid.data import make_clip
+
+    image, mask = next(iter(make_clip(HELD_OUT_SEED, 1, (128, 128))))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    proc = _serve_cli("--model", "tiny", "--device", "cpu", "--precision", "fp32", "--backend", "torch")
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("birefvid: serving tiny at http://127.0.0.1:") and "/v1/remove" in line, (line, proc.stderr.read() if not line else "")
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/health")
+        assert json.loads(conn.getresponse().read())["model"] == "tiny"
+        conn.request("POST", "/v1/remove", body=png.tobytes())
+        reply = conn.getresponse()
+        body = reply.read()
+        conn.close()
+        assert reply.status == 200 and reply.getheader("Content-Type") == "image/png"
+        rgba = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert rgba.shape == (128, 128, 4)
+        kernel = np.ones((9, 9), np.uint8)  # away from the edge, where the matte is soft by design
+        inside = cv2.erode((mask > 0.5).astype(np.uint8), kernel) > 0
+        outside = cv2.erode((mask < 0.5).astype(np.uint8), kernel) > 0
+        assert inside.sum() > 200 and outside.sum() > 200
+        assert (rgba[..., 3][inside] == 255).mean() > 0.9 and (rgba[..., 3][outside] == 0).mean() > 0.98
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1] == "birefvid: stopped"
+
+
+def test_a_port_in_use_is_one_line_before_the_model_loads():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # a model that does not exist: its error would come first if the model were loaded before the port is taken
+        result = subprocess.run([sys.executable, "-m", "birefvid", "serve", "--port", str(port), "--model", "no-such-model"],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"birefvid: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_serve_help_imports_nothing_heavy():
+    probe = ("import sys\nfrom birefvid.cli import main\ntry:\n    main(['serve', '--help'])\nexcept SystemExit as e:\n    code = e.code\n"
+             "print(code, sorted(m for m in ('torch', 'av', 'cv2', 'numpy', 'PIL') if m in sys.modules))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "--max-bytes" in result.stdout and "reverse proxy" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_refused_body_does_not_spill_into_the_next_request(server, photo):
+    """A POST refused before its body is read (wrong path, busy) closes the connection: on a kept-alive one, the
+    picture's bytes were read as the next request line, and the next request got a 400 from http.server."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+    try:
+        conn.request("POST", "/v2/remove", body=photo.read_bytes())
+        first = conn.getresponse()
+        assert first.status == 404 and "no such path" in json.loads(first.read())["error"]
+        conn.request("GET", "/health")  # http.client opens a new connection where the server closed the first
+        second = conn.getresponse()
+        assert second.status == 200 and json.loads(second.read())["status"] == "ready"
+    finally:
+        conn.close()
