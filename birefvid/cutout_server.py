@@ -47,6 +47,9 @@ INPUT_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp",
                   "AVIF": ".avif", "HEIF": ".heic"}  # fmt: skip
 # the model options `serve` takes once for every request (add_model_options' fields)
 MODEL_FIELDS = ("model", "weights", "backbone", "resolution", "keep_aspect", "device", "precision", "backend")
+# Pillow's own pixel limit is a global that picture_suffix lifts for a moment: one request at a time, or two
+# overlapping requests could restore it in the wrong order and leave it lifted for the decoding that follows
+_PILLOW_LIMIT = threading.Lock()
 
 
 class RequestError(Exception):
@@ -112,15 +115,16 @@ def picture_suffix(body: bytes, max_pixels: int) -> str:
     from .io import heif
 
     heif.available()  # registers pillow-heif's opener where installed, so HEIC is told apart too
-    limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below, with a plain reply, instead of Pillow's warning or error
-    try:
-        with Image.open(io.BytesIO(body)) as im:
-            kind, (width, height) = im.format, im.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise RequestError(415, "the body is not a picture (PNG, JPEG, WebP, TIFF, BMP, GIF, AVIF or HEIC)") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    with _PILLOW_LIMIT:
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # our own limit below, with a plain reply, instead of Pillow's warning or error
+        try:
+            with Image.open(io.BytesIO(body)) as im:
+                kind, (width, height) = im.format, im.size
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            raise RequestError(415, "the body is not a picture (PNG, JPEG, WebP, TIFF, BMP, GIF, AVIF or HEIC)") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     if kind not in INPUT_SUFFIXES:
         raise RequestError(415, f"{kind} pictures are not read; send PNG, JPEG, WebP, TIFF, BMP, GIF, AVIF or HEIC")
     if width * height > max_pixels:

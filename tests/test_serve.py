@@ -285,3 +285,27 @@ def test_a_refused_body_does_not_spill_into_the_next_request(server, photo):
         assert second.status == 200 and json.loads(second.read())["status"] == "ready"
     finally:
         conn.close()
+
+
+def test_overlapping_requests_leave_pillows_own_pixel_limit_in_place(photo):
+    """The header check lifts Pillow's global pixel limit for a moment: requests overlapping could restore it in the
+    wrong order and leave it lifted, Pillow's decompression-bomb guard off for every later decode in the server."""
+    import sys
+    import threading
+
+    from PIL import Image
+
+    from birefvid.cutout_server import picture_suffix
+
+    body, limit = photo.read_bytes(), Image.MAX_IMAGE_PIXELS
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can, as on a busy server
+    try:
+        threads = [threading.Thread(target=lambda: [picture_suffix(body, 10**9) for _ in range(300)]) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert Image.MAX_IMAGE_PIXELS == limit
