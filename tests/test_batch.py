@@ -468,6 +468,15 @@ def test_a_sequence_pattern_as_the_output_folder_is_one_line(clips, tmp_path, ca
     assert (out / "a.mkv").exists()
 
 
+def test_a_trailing_slash_makes_a_pattern_like_name_a_folder_as_in_process(clips, tmp_path):
+    """`-o out/m.%04d.png/`: process writes into a folder of that name (the slash says folder), batch refused it as a
+    pattern, the slash lost through Path."""
+    out = tmp_path / "out" / "m.%04d.png"
+    assert batch(str(clips["inputs"][1]), "-o", f"{out}/", "--output", "mask", "-q") == 0
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["a.mkv"]  # beside the resume manifest
+    assert len(video_facts(out / "a.mkv")["pts"]) == SHORT  # every frame of a.mp4
+
+
 @pytest.mark.parametrize("extra, words", [
     ([], "--device cuda:1 with --ray: Ray gives each worker its own GPU, numbered from cuda:0 there"),
     (["--gpus-per-worker", "0.5"], "Ray gives each worker its own GPU, numbered"),  # a share of a GPU still shows one

@@ -354,15 +354,17 @@ def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
                               "rename one or run them apart")  # fmt: skip
 
 
-def check_not_pattern(out_dir: Path) -> None:
+def check_not_pattern(output_dir: str | Path) -> None:
     """A PNG-sequence pattern given as the output folder (``-o out/m.%04d.png``, as ``process`` takes it) is one line:
-    it was made a folder of that very name, holding each video's output."""
+    it was made a folder of that very name, holding each video's output. ``output_dir`` as typed: a trailing slash
+    (``out/m.%04d.png/``) says folder, as in ``process``, and ``Path`` drops it."""
     from ..sequence_names import sequence_pattern
 
+    out_dir = Path(output_dir)
     if out_dir.is_dir():
         return  # a folder of that name already there is the user's to write into
     try:
-        pattern = sequence_pattern(out_dir)
+        pattern = sequence_pattern(output_dir)
     except SinkError:  # a pattern of another picture format, or with two fields: a pattern all the same
         pattern = True  # type: ignore[assignment]
     if pattern:
@@ -836,7 +838,7 @@ def batch_videos(
     from ..api import build_file_job
 
     out_dir = Path(output_dir)
-    check_not_pattern(out_dir)
+    check_not_pattern(output_dir)
     suffix = batch_extension(ext) if ext else DEFAULT_EXT[options.get("kind", "alpha")]  # ".png" and "MKV" as the command takes them
     found = expand_inputs([str(i) for i in inputs], out_dir, recursive=recursive)
     jobs = [build_file_job(f.path, output_for(f.path, out_dir, suffix, f.sub), **options) for f in found]
