@@ -578,16 +578,13 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         try:
             executor.close()
         finally:
-            for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
-                if task.chunk["index"] not in by_name[task.video].done:
-                    remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
-                    if not task.whole:  # a chunk file renamed into place as its worker was killed, never recorded: the rerun redoes it
-                        Path(task.path).unlink(missing_ok=True)
+            _drop_unfinished(tasks, by_name)  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
             for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
                 _remove_empty_work_dir(plan, manifest)
             progress.stopped(_why_stopped(exc))
         raise
     executor.close()
+    _drop_unfinished(tasks, by_name)  # a skipped video's chunk whose worker died after renaming it: kept its folder
     for plan in todo:  # a video skipped on its first chunks (damaged, its worker dead) left its chunk folder empty
         _remove_empty_work_dir(plan, manifest)
     summary = progress.finish()
@@ -740,6 +737,16 @@ def _remove_emptied_parents(plan: VideoPlan, manifest: Manifest) -> None:
         if str(parent) != ".":
             with contextlib.suppress(OSError):
                 (manifest.path.parent / parent).rmdir()
+
+
+def _drop_unfinished(tasks: list[ChunkTask], plans: dict[str, VideoPlan]) -> None:
+    """Remove what the tasks not recorded as done left: partial files, and a chunk file renamed into place as its
+    worker was killed or died, never recorded (the rerun redoes that chunk; kept, it held its chunk folder)."""
+    for task in tasks:
+        if task.chunk["index"] not in plans[task.video].done:
+            remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
+            if not task.whole:  # a whole video's output is not this run's to remove
+                Path(task.path).unlink(missing_ok=True)
 
 
 def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
