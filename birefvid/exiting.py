@@ -57,6 +57,8 @@ def must_exit_now() -> bool:
 def begun(thread: threading.Thread, grace: float = 0.2) -> bool:
     """Whether ``thread`` began, waiting up to ``grace`` s: a signal landing in its ``start()`` leaves one that begins
     a moment later, or never, and ``join()`` refuses both until it does ("cannot join thread before it is started")."""
+    if thread is threading.current_thread():  # it asks about itself: begun, and join() would refuse it for good
+        return True
     deadline = time.monotonic() + grace
     while True:
         try:

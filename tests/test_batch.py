@@ -388,6 +388,20 @@ def test_a_video_damaged_in_its_first_chunk_leaves_no_empty_chunk_folder(clips, 
     assert manifest(out)["videos"]["bad.mkv"]["chunks_done"] == {}
 
 
+def test_a_skipped_videos_unrecorded_chunk_goes_with_its_chunk_folder(clips, tmp_path):
+    """A chunk file a worker renamed into place as it died, never recorded (placed here by hand), of a video then
+    skipped (damaged): the run's stop removed such a file, its normal end kept it, and with it the chunk folder,
+    looking like work in progress though no chunk was recorded for a rerun to resume from."""
+    bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 1)  # inside chunk 0 (frames 0-5)
+    out = tmp_path / "o"
+    stray = out / ".birefvid-batch" / "bad.mkv" / "chunk-00003.mkv"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(clips["refs"]["a"].read_bytes())  # a finished chunk file, as a dead worker left it
+    assert batch(str(bad), str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "-q") == 2
+    assert manifest(out)["videos"]["bad.mkv"]["chunks_done"] == {}
+    assert sorted(os.listdir(out / ".birefvid-batch")) == ["manifest.json"]
+
+
 def test_a_frame_the_decoder_concealed_is_kept_with_a_warning_as_process_keeps_it(clips, tmp_path, caplog):
     """Damage inside a frame's data (a bad block on a NAS) that the decoder patches over: `process`, and `batch` of a
     short video, keep the frame with a warning; a video in chunks was skipped as damaged ("re-encode or repair")."""
@@ -466,6 +480,15 @@ def test_a_sequence_pattern_as_the_output_folder_is_one_line(clips, tmp_path, ca
     out.mkdir(parents=True)  # a folder of that name already there is the user's to write into
     assert batch(str(clips["inputs"][1]), "-o", str(out), "--output", "mask", "-q") == 0
     assert (out / "a.mkv").exists()
+
+
+def test_a_trailing_slash_makes_a_pattern_like_name_a_folder_as_in_process(clips, tmp_path):
+    """`-o out/m.%04d.png/`: process writes into a folder of that name (the slash says folder), batch refused it as a
+    pattern, the slash lost through Path."""
+    out = tmp_path / "out" / "m.%04d.png"
+    assert batch(str(clips["inputs"][1]), "-o", f"{out}/", "--output", "mask", "-q") == 0
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["a.mkv"]  # beside the resume manifest
+    assert len(video_facts(out / "a.mkv")["pts"]) == SHORT  # every frame of a.mp4
 
 
 @pytest.mark.parametrize("extra, words", [

@@ -1015,3 +1015,35 @@ def test_a_stop_landing_while_the_preview_server_starts_frees_its_port(monkeypat
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     HttpPreviewSink("127.0.0.1", port).close()  # the port is free for the next run
+
+
+def test_a_preview_server_thread_beginning_late_after_a_stop_ends_quietly(monkeypatch) -> None:
+    """A stop landing in the server thread's start() whose thread begins only after the 0.2 s ``exiting.begun`` waits
+    (a loaded machine): the clean-up had closed the socket, and the thread's serve_forever then failed on it, an
+    "Exception in thread" traceback on stderr."""
+    from live_media import free_port
+
+    port = free_port()
+    real_start = threading.Thread.start
+    late: list[threading.Thread] = []
+    failures: list[str] = []
+
+    def start_late_then_signal(thread: threading.Thread) -> None:
+        if not thread.name.startswith("preview-"):
+            return real_start(thread)
+        timer = threading.Timer(0.5, real_start, args=(thread,))  # it begins half a second later
+        real_start(timer)
+        late.append(thread)
+        raise KeyboardInterrupt  # the signal handler's raise, within start()
+
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(f"{args.exc_type.__name__}: {args.exc_value}"))
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", start_late_then_signal)
+        with pytest.raises(KeyboardInterrupt):
+            HttpPreviewSink("127.0.0.1", port)
+    deadline = time.monotonic() + 5
+    while not (late[0].ident is not None and not late[0].is_alive()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert late[0].ident is not None and not late[0].is_alive(), "the late thread did not end"
+    assert failures == []
+    HttpPreviewSink("127.0.0.1", port).close()  # the port is free for the next run

@@ -7,6 +7,8 @@ A real PulseAudio server stands in for the desktop's sound system; ALSA's ``puls
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -263,3 +265,32 @@ def test_a_stop_landing_while_the_microphone_starts_still_closes_the_device(monk
     assert time.monotonic() - began < 1.0
     with pytest.raises(Exception, match="not open"):  # the device was closed by close()
         next(mic._container.demux(mic._stream))
+
+
+CLOSE_FROM_ITS_OWN_THREAD = f"""
+import time
+from birefvid.io.microphone import Microphone, parse_audio_device
+mic = Microphone(parse_audio_device({SINE!r}))
+took, heard = [], []
+def deliver(frame, at):
+    heard.append(frame.samples)
+    if len(heard) == 3:
+        began = time.monotonic()
+        mic.close()  # from the capture thread itself, as a deliver() that decides to stop would
+        took.append(time.monotonic() - began)
+mic.start(deliver)
+time.sleep(1.0)
+print(len(took), round(took[0], 3), len(heard), mic._thread.is_alive(), mic.error)
+"""
+
+
+def test_a_microphone_closed_from_its_own_thread_stops_cleanly() -> None:
+    """close() called on the capture thread (from ``deliver``): asked whether that thread began, ``exiting.begun``
+    waited 0.2 s for join() to stop refusing the current thread, answered no, and close() closed the container under
+    the thread's own running demux: the process died of a segmentation fault."""
+    proc = subprocess.run([sys.executable, "-c", CLOSE_FROM_ITS_OWN_THREAD], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    closes, took, heard, alive, error = proc.stdout.split()
+    assert closes == "1" and float(took) < 0.05  # at once: no wait on itself
+    assert heard == "3" and alive == "False" and error == "None"  # nothing delivered after close(), the thread ended
+

@@ -1078,6 +1078,29 @@ def test_a_stop_before_the_first_picture_commits_no_empty_recording(tmp_path, mo
     assert [p.name for p in tmp_path.iterdir()] == ["cam.mkv"]  # no temporary file left either
 
 
+def test_a_stop_landing_as_the_first_frame_is_retimed_ends_the_run_as_a_stop(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM landing as the runner re-timed a file's first frame (``LiveModel.retime``), before its try:
+    the stop escaped the run as a KeyboardInterrupt (exit 130 or 143, no report) where one a moment later is an
+    "interrupted" report, nothing recorded."""
+    from birefvid.runtime.live import ModelPath
+
+    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
+    real_retime = ModelPath.retime
+
+    def retime_then_signal(self, cf, captured):
+        real_retime(self, cf, captured)
+        raise KeyboardInterrupt  # the signal handler's raise, as retime returns
+
+    monkeypatch.setattr(ModelPath, "retime", retime_then_signal)
+    try:
+        report = run_live(build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True),
+                          segmenter=red_key_segmenter())  # fmt: skip
+    except KeyboardInterrupt:  # caught here: pytest would take it for the user's and stop the session
+        pytest.fail("the stop escaped the run")
+    assert report["ended_by"] == "interrupted" and report["frames_shown"] == 0
+    assert report["recorded"] == {} and [p.name for p in tmp_path.iterdir()] == ["cam.mkv"]
+
+
 def test_the_summary_line_gives_the_mask_age(tmp_path):
     """The end line gave latency but not how old the masks were when composited, which the stats lines and the
     report already measured: a slow model's masks are frames old, and the line now says by how much."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -662,7 +663,8 @@ def test_frame_progress_lines(capsys):
     p.close()
     lines = capsys.readouterr().err.splitlines()
     assert [ln.split(" (")[0] for ln in lines] == [f"processed {k}/10 frames" for k in (2, 4, 6, 8)]
-    assert all(re.search(r"\(\d+\.\d fps, ETA \d+:\d\d:\d\d\)$", ln) for ln in lines)
+    assert re.search(r"\(\d+\.\d fps\)$", lines[0])  # the first batch alone, its warm-up included: no ETA yet
+    assert all(re.search(r"\(\d+\.\d fps, ETA \d+:\d\d:\d\d\)$", ln) for ln in lines[1:])
 
     quiet = FrameProgress(quiet=True, every_seconds=0)
     quiet.start(None)
@@ -673,6 +675,32 @@ def test_frame_progress_lines(capsys):
     unknown.start(None)  # frame count unknown: no total, no ETA
     unknown.advance(1)
     assert re.fullmatch(r"processed 1 frames \(\d+\.\d fps\)\n", capsys.readouterr().err)
+
+
+def test_the_log_lines_eta_leaves_out_the_first_batchs_warm_up(tmp_path, pvt_b0_weights, capsys, monkeypatch):
+    """Off a terminal the first line of a first run said "ETA 0:03:54" for 24 s of work: the rate counted from the
+    start, the first batch's warm-up included. It counts from the first batch now, and no ETA is said before."""
+    import birefvid.commands.process as process_cmd
+    from birefvid.runtime.segmenter import Segmenter
+
+    clip = make_scene(tmp_path / "long.mov", 24, SIZE, textured=True)
+    real_predict, calls = Segmenter.predict, []
+
+    def warming_up(self, images, **kw):
+        if not calls:
+            time.sleep(3.0)  # the first inference's warm-up: an engine's compile, its thread pool started
+        calls.append(len(images))
+        return real_predict(self, images, **kw)
+
+    monkeypatch.setattr(Segmenter, "predict", warming_up)
+    monkeypatch.setattr(process_cmd, "FrameProgress", lambda quiet: FrameProgress(quiet=quiet, every_seconds=0))
+    began = time.monotonic()
+    assert main(_cli(clip, tmp_path / "m.mkv", pvt_b0_weights, "--output", "mask")) == 0
+    after_warm_up = time.monotonic() - began - 3.0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("processed ")]
+    assert len(lines) >= 3 and "ETA" not in lines[0], lines
+    etas = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in (re.search(r"ETA (\d+):(\d\d):(\d\d)", ln).groups() for ln in lines[1:])]
+    assert max(etas) <= after_warm_up, (lines, after_warm_up)  # none said more than the whole run's work took
 
 
 def test_no_partial_files_after_success(tmp_path, scene, seg):

@@ -354,15 +354,17 @@ def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
                               "rename one or run them apart")  # fmt: skip
 
 
-def check_not_pattern(out_dir: Path) -> None:
+def check_not_pattern(output_dir: str | Path) -> None:
     """A PNG-sequence pattern given as the output folder (``-o out/m.%04d.png``, as ``process`` takes it) is one line:
-    it was made a folder of that very name, holding each video's output."""
+    it was made a folder of that very name, holding each video's output. ``output_dir`` as typed: a trailing slash
+    (``out/m.%04d.png/``) says folder, as in ``process``, and ``Path`` drops it."""
     from ..sequence_names import sequence_pattern
 
+    out_dir = Path(output_dir)
     if out_dir.is_dir():
         return  # a folder of that name already there is the user's to write into
     try:
-        pattern = sequence_pattern(out_dir)
+        pattern = sequence_pattern(output_dir)
     except SinkError:  # a pattern of another picture format, or with two fields: a pattern all the same
         pattern = True  # type: ignore[assignment]
     if pattern:
@@ -576,16 +578,13 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         try:
             executor.close()
         finally:
-            for task in tasks:  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
-                if task.chunk["index"] not in by_name[task.video].done:
-                    remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
-                    if not task.whole:  # a chunk file renamed into place as its worker was killed, never recorded: the rerun redoes it
-                        Path(task.path).unlink(missing_ok=True)
+            _drop_unfinished(tasks, by_name)  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
             for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
                 _remove_empty_work_dir(plan, manifest)
             progress.stopped(_why_stopped(exc))
         raise
     executor.close()
+    _drop_unfinished(tasks, by_name)  # a skipped video's chunk whose worker died after renaming it: kept its folder
     for plan in todo:  # a video skipped on its first chunks (damaged, its worker dead) left its chunk folder empty
         _remove_empty_work_dir(plan, manifest)
     summary = progress.finish()
@@ -740,6 +739,16 @@ def _remove_emptied_parents(plan: VideoPlan, manifest: Manifest) -> None:
                 (manifest.path.parent / parent).rmdir()
 
 
+def _drop_unfinished(tasks: list[ChunkTask], plans: dict[str, VideoPlan]) -> None:
+    """Remove what the tasks not recorded as done left: partial files, and a chunk file renamed into place as its
+    worker was killed or died, never recorded (the rerun redoes that chunk; kept, it held its chunk folder)."""
+    for task in tasks:
+        if task.chunk["index"] not in plans[task.video].done:
+            remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
+            if not task.whole:  # a whole video's output is not this run's to remove
+                Path(task.path).unlink(missing_ok=True)
+
+
 def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
     """Remove ``plan``'s chunk folder when a run (stopped, or ended with the video skipped) leaves nothing in it (no
     chunk finished), and the folders above it it empties; one holding finished chunks stays, for the rerun to resume from."""
@@ -836,7 +845,7 @@ def batch_videos(
     from ..api import build_file_job
 
     out_dir = Path(output_dir)
-    check_not_pattern(out_dir)
+    check_not_pattern(output_dir)
     suffix = batch_extension(ext) if ext else DEFAULT_EXT[options.get("kind", "alpha")]  # ".png" and "MKV" as the command takes them
     found = expand_inputs([str(i) for i in inputs], out_dir, recursive=recursive)
     jobs = [build_file_job(f.path, output_for(f.path, out_dir, suffix, f.sub), **options) for f in found]

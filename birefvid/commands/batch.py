@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     warn_fps_for_videos(args, "every video")  # batch takes videos only
     args.fps = None  # and so it is no part of the jobs: it dated a finished video, so a rerun without it was refused
     out_dir = Path(args.output_dir)
-    check_not_pattern(out_dir)
+    check_not_pattern(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
     inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)
     if out_dir.exists() and not out_dir.is_dir():

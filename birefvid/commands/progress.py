@@ -23,10 +23,12 @@ class FrameProgress:
         self.done = 0
         self._bar: Optional[tqdm] = None
         self._t0 = self._last = time.monotonic()
+        self._first: Optional[tuple[float, int]] = None  # (time, count) when the first batch landed
 
     def start(self, total: Optional[int]) -> None:
         self.total = total
         self._t0 = self._last = time.monotonic()
+        self._first = None
         if not self.quiet and sys.stderr.isatty():
             self._bar = tqdm(total=total, unit=self.unit.rstrip("s"), dynamic_ncols=True, smoothing=0.1)
 
@@ -36,17 +38,23 @@ class FrameProgress:
             self._bar.update(n)
             return
         now = time.monotonic()
+        if self._first is None:
+            self._first = (now, self.done)
         if not self.quiet and now - self._last >= self.every:
             self._last = now
             print(self.line(now), file=sys.stderr, flush=True)
 
     def line(self, now: float) -> str:
-        """``processed 120/3000 frames (4.1 fps, ETA 11:42)``; pictures count per second as ``/s``."""
-        elapsed = max(now - self._t0, 1e-9)
-        fps = self.done / elapsed
+        """``processed 120/3000 frames (4.1 fps, ETA 11:42)``; pictures count per second as ``/s``.
+
+        The rate and ETA count from the first batch on: its time holds the model's warm-up (a first run's 3:54 ETA
+        for 24 s of work), so until a second batch lands the line gives the rate so far and no ETA."""
+        steady = self._first is not None and self.done > self._first[1]
+        t0, done0 = self._first if steady and self._first is not None else (self._t0, 0)
+        fps = (self.done - done0) / max(now - t0, 1e-9)
         of = f"/{self.total}" if self.total else ""
         eta = ""
-        if self.total and fps > 0:
+        if self.total and fps > 0 and steady:
             left = int((self.total - self.done) / fps)
             eta = f", ETA {left // 3600:d}:{left % 3600 // 60:02d}:{left % 60:02d}"
         rate = f"{fps:.1f} fps" if self.unit == "frames" else f"{fps:.1f}/s"

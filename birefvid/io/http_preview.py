@@ -42,7 +42,6 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from birefvid import exiting
 from birefvid.errors import SHOWS_SECRET, ConfigError, SinkError, sink_named
 from birefvid.io import alpha_stack
 from birefvid.io.live_base import LiveSink, LiveSource, checkerboard, over_checkerboard, picture_kind, to_square_pixels
@@ -698,13 +697,15 @@ class HttpPreviewSink(LiveSink):
         self.effects: Optional["EffectSwitch"] = None
         self.source: Optional[LiveSource] = None
         self._last_sent: Optional[float] = None  # time.monotonic() of the last picture
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"preview-{self.port}", daemon=True
-        )
+        self._serving_lock = threading.Lock()
+        self._serving: Optional[bool] = None  # True once the thread serves, False once it must not
+        self._thread = threading.Thread(target=self._serve, name=f"preview-{self.port}", daemon=True)
         try:
             self._thread.start()
         except BaseException:  # Ctrl-C or SIGTERM in start(): no sink is made to close, so the port would stay taken
-            if exiting.begun(self._thread):
+            with self._serving_lock:
+                serving, self._serving = self._serving, False
+            if serving:
                 self._server.shutdown()  # the thread runs serve_forever, which sees the request as it begins
             self._server.server_close()
             raise
@@ -714,6 +715,15 @@ class HttpPreviewSink(LiveSink):
             log.warning("live preview at %s (this machine), from other machines at %s?token=%s (the token is kept in "
                         "the cache folder, or set by $%s)", f"http://127.0.0.1:{self.port}/", _url_for_others(host, self.port),
                         self.token, TOKEN_ENV, extra=SHOWS_SECRET)  # fmt: skip
+
+    def _serve(self) -> None:
+        """The server thread: serves until shut down, or not at all when its start() was interrupted and the
+        socket closed before it began (a loaded machine can begin it a second late)."""
+        with self._serving_lock:
+            if self._serving is False:
+                return
+            self._serving = True
+        self._server.serve_forever(poll_interval=0.1)
 
     @property
     def name(self) -> str:

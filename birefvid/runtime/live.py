@@ -420,11 +420,13 @@ class LiveRunner:
         first picture is masked.
         """
         start = time.monotonic()
-        if not self.source.keeps_capturing:  # a file waited for the run: it plays from now, its first frame included
-            first = self.model.retime(first, start)
-        cf: Optional[CapturedFrame] = first
+        cf: Optional[CapturedFrame] = None
         writer: Optional[SinkWriter] = None
         try:
+            # within the try too: a stop landing as the first frame was re-timed escaped as a KeyboardInterrupt, no report
+            if not self.source.keeps_capturing:  # a file waited for the run: it plays from now, its first frame included
+                first = self.model.retime(first, start)
+            cf = first
             # the threads start within the try: a Ctrl-C or SIGTERM landing as they started escaped as a failure
             # (no report, the recordings aborted) and left both waiting forever on their queues
             self.writer = writer = SinkWriter(self.sinks, self.stats, self.stop)
