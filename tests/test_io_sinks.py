@@ -200,17 +200,18 @@ def test_rgb_video(tmp_path, name, codec):
 @pytest.mark.parametrize("size", [(48, 64), (17, 33)])
 def test_rgb_pictures_convert_to_the_same_bytes_through_rgba(pix_fmt, colour, size):
     """Sinks widen RGB to RGBA before swscale (a faster path): the encoder must get exactly the bytes
-    the plain RGB conversion gives, for every YUV layout, bit depth, matrix and range they write."""
+    the plain RGB conversion gives, for every YUV layout, bit depth, matrix and range they write
+    (8-bit full range through 16 bits, ``to_yuv``)."""
     import av
     from av.video.reformatter import VideoReformatter
 
-    from birefvid.io._pixels import RgbToYuv
+    from birefvid.io._pixels import RgbToYuv, to_yuv
 
     rng = np.random.default_rng(7)
     convert = RgbToYuv(pix_fmt, **colour)
     for _ in range(2):  # the second picture reuses the widening buffer
         picture = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-        want = VideoReformatter().reformat(av.VideoFrame.from_ndarray(picture, format="rgb24"), format=pix_fmt, threads=1, **colour)
+        want = to_yuv(VideoReformatter(), av.VideoFrame.from_ndarray(picture, format="rgb24"), pix_fmt, threads=1, **colour)
         got = convert(picture.copy())
         assert got.format.name == pix_fmt and (got.width, got.height) == (size[1], size[0])
         depth = 2 if pix_fmt.endswith("le") else 1
