@@ -87,3 +87,41 @@ def test_a_full_range_clip_keeps_its_chroma(tmp_path, keep_all, name):
         diff = got[plane][where] - want[plane][where]
         assert abs(diff.mean()) < 0.2, f"plane {plane}: mean {diff.mean():.2f}"
         assert np.mean(diff == 0) > 0.8
+
+
+def full_range_10_bit_clip(path: Path) -> Path:
+    """Two frames of HD colour bars, lossless 10-bit 4:4:4 FFV1, full range BT.709 (a screen recording's or phone's)."""
+    w, h = SIZE
+    chain = "scale=out_range=pc:out_color_matrix=bt709,format=yuv444p10le,setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=pc"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"smptehdbars=s={w}x{h}:r=25", "-frames:v", "2",
+                    "-vf", chain, "-color_range", "pc", "-c:v", "ffv1", str(path)], check=True)  # fmt: skip
+    return path
+
+
+def bt709_full_rgb(path: Path) -> np.ndarray:
+    """The first frame of a full-range BT.709 4:4:4 clip as RGB on the 8-bit scale (float), by the formula:
+    its samples as FFmpeg decodes them, unconverted."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuv444p10le", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    w, h = SIZE
+    y, u, v = np.frombuffer(out, "<u2").reshape(3, h, w).astype(float) / 1023
+    u, v = u - 512 / 1023, v - 512 / 1023
+    r, b = y + 1.5748 * v, y + 1.8556 * u
+    g = (y - 0.2126 * r - 0.0722 * b) / 0.7152
+    return np.clip(np.stack([r, g, b], -1) * 255, 0, 255)
+
+
+def test_a_full_range_10_bit_clip_keeps_its_levels_at_8_bits(tmp_path, keep_all):
+    """A 10-bit full-range clip into an 8-bit output: each colour is the formula's, rounded (it was up to 0.8
+    levels bright, 0.5 on average: swscale takes 10-bit full-range white as 255.75)."""
+    src = full_range_10_bit_clip(tmp_path / "screen.mkv")
+    out = tmp_path / "cut"
+    assert main(["process", str(src), "-o", str(out), "--bit-depth", "8", "--no-foreground", "--smooth", "none", "-q"]) == 0
+    first = sorted(out.glob("*.png"))[0]
+    got = subprocess.run(["ffmpeg", "-v", "error", "-i", str(first), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    got = np.frombuffer(got, np.uint8).reshape(SIZE[1], SIZE[0], 3).astype(float)
+    want = bt709_full_rgb(src)
+    diff = got - want
+    assert np.abs(diff).max() <= 0.5 + 1e-6
+    assert abs(diff.mean()) < 0.25
