@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+import subprocess
 
 import numpy as np
 import pytest
@@ -719,3 +720,26 @@ def test_a_finished_video_whose_name_was_taken_meanwhile_is_kept_beside_it(tmp_p
     assert out.read_bytes() == b"someone else's" and (tmp_path / "clip (2).webm").read_bytes() == b"an older copy"
     assert len(read_video(caught.value.kept).pts) == 2
     assert listdir(tmp_path) == ["clip (2).webm", "clip (3).webm", "clip.webm"]  # no hidden temporary left
+
+
+@pytest.mark.parametrize("name,codec", [("f.mp4", None), ("f.mkv", "ffv1")])
+@pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
+def test_full_range_8_bit_video_gets_the_formulas_samples(tmp_path, name, codec, deep):
+    """RGB (8- or 16-bit pictures) into 8-bit full-range video: every sample is the BT.709 formula's, rounded.
+
+    swscale rounds full-range 8-bit chroma down (a green cast of 1.5 levels in R and B), and 16-bit pictures
+    had one level added to their chroma for it, measured on gray, which overshot once it converts right."""
+    colours = np.array([[128, 128, 128], [200, 60, 40], [40, 180, 90], [60, 60, 200], [230, 230, 30]], np.uint8)
+    info = _info(w=64, h=16 * len(colours), color_range=2, colorspace=1)
+    image = np.repeat(np.repeat(colours[:, None], 16, 0), 64, 1)
+    picture = image.astype(np.uint16) * 257 if deep else image
+    with open_sink(tmp_path / name, kind="rgb", info=info, codec=codec, **({} if codec else {"crf": 0})) as sink:
+        sink.write(np.ascontiguousarray(np.stack([picture, picture])), [0, 1])
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / name), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuvj444p", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    planes = np.frombuffer(raw, np.uint8).reshape(3, info.height, info.width)
+    got = planes[:, 8::16, 32].T.astype(float)  # each band's middle
+    r, g, b = colours.T.astype(float)
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    want = np.stack([y, (b - y) / 1.8556 + 128, (r - y) / 1.5748 + 128], 1)
+    assert np.abs(got - want).max() <= 0.5, (got - want).round(2).tolist()

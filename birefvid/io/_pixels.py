@@ -248,7 +248,8 @@ def chroma_centre_error(pix_fmt: str, deep: bool, full: bool, matrix: Optional[s
 
     FFmpeg 8.1 puts full-range 10-bit chroma's centre at 511.5 (gray at 511, not 512), and that of 8-bit from 16-bit
     RGB at 127: every colour of a full-range 10-bit source's FFV1 or x265 cut-out moved a level towards green (1.4
-    10-bit levels of RGB on average). Measured on a gray picture, once per format, so a fixed FFmpeg gives 0.
+    10-bit levels of RGB on average). Measured on a gray picture converted as the sinks convert (``to_yuv``, which
+    takes 8-bit full range through 16 bits and needs none), once per format, so a fixed FFmpeg gives 0.
     """
     if not is_yuv_format(pix_fmt):
         return 0
@@ -259,7 +260,7 @@ def chroma_centre_error(pix_fmt: str, deep: bool, full: bool, matrix: Optional[s
     options: dict[str, object] = {"dst_color_range": 2 if full else 1}
     if matrix is not None:
         options["dst_colorspace"] = matrix
-    out = VideoReformatter().reformat(gray, format=pix_fmt, **options)
+    out = to_yuv(VideoReformatter(), gray, pix_fmt, **options)  # as the sinks convert
     comp = av.VideoFormat(pix_fmt).components[1]
     dtype = np.uint8 if comp.bits <= 8 else np.dtype(">u2" if av.VideoFormat(pix_fmt).is_big_endian else "<u2")
     return (1 << (comp.bits - 1)) - int(np.frombuffer(memoryview(out.planes[comp.plane]), dtype)[0])

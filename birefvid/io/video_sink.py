@@ -294,7 +294,7 @@ class VideoFileSink(Sink):
 
     def _converted(self, image: np.ndarray) -> av.VideoFrame:
         if image.dtype == np.uint16 and image.ndim == 3 and self._full_chroma:  # deep RGB(A): planar, without a transposing copy
-            frame = self._reformatter.reformat(planar_deep_frame(image, self._deep_gain), format=self.spec.pix_fmt, **self._colour_options())
+            frame = to_yuv(self._reformatter, planar_deep_frame(image, self._deep_gain), self.spec.pix_fmt, **self._colour_options())
             return exact_alpha(frame, image[..., 3]) if image.shape[2] == 4 else frame
         fmt = (_DEEP_FRAME_FORMAT if image.dtype == np.uint16 else _FRAME_FORMAT)[self.spec.kind]
         if image.dtype == np.uint16 and image.ndim == 3 and self._deep_gain != 1:  # into 4:2:0 or 4:2:2: packed, scaled on a copy
