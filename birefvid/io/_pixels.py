@@ -128,7 +128,11 @@ class RgbConverter:
             # swscale takes 10-bit full-range white as 255.75 of 8-bit RGB: a phone's or screen recording's
             # 10-bit full-range clip came out up to 0.8 levels bright (0.5 on average) in every 8-bit output;
             # its 16-bit path, corrected by rgb16_white, rounded to 8 bits is within rounding (~0.6 ms more a 720p frame)
-            return cv2.convertScaleAbs(self._scaled(frame, "rgb48le", size), alpha=1 / 257.0)
+            planes = self._reformatter.reformat(frame, format="gbrp16le", width=width, height=height,
+                                                interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads)  # fmt: skip
+            gain = 65535 / rgb16_white(picture_bits(frame), True) / 257
+            g, b, r = (np.frombuffer(memoryview(p), np.uint16).reshape(height, -1)[:, :width] for p in planes.planes[:3])
+            return cv2.merge([cv2.convertScaleAbs(c, alpha=gain) for c in (r, g, b)])
         if fmt == "rgb24" and _is_yuv(frame):
             # swscale's packed-RGB path from 4:2:0/4:2:2 YUV is off by up to -1.7 levels (8-bit sources) and -2.9
             # (10-bit), every colour darker; its planar path with accurate rounding is within 0.42 (see planar_rgb)
