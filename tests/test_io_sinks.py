@@ -743,3 +743,21 @@ def test_full_range_8_bit_video_gets_the_formulas_samples(tmp_path, name, codec,
     y = 0.2126 * r + 0.7152 * g + 0.0722 * b
     want = np.stack([y, (b - y) / 1.8556 + 128, (r - y) / 1.5748 + 128], 1)
     assert np.abs(got - want).max() <= 0.5, (got - want).round(2).tolist()
+
+
+def test_full_range_8_bit_conversion_is_exact_with_slice_threads():
+    """8-bit full range converts through 16 bits, where swscale's slice threads corrupt samples (854x480 -> 16-bit
+    4:2:0 on two threads: 6 conversions in 10 off): a sink asked for threads gets the one-thread result every time."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    from birefvid.io._pixels import RgbToYuv, to_yuv
+
+    picture = np.random.default_rng(1).integers(0, 256, (480, 854, 3), dtype=np.uint8)
+    colour = {"dst_colorspace": "ITU709", "dst_color_range": 2}
+    want = to_yuv(VideoReformatter(), av.VideoFrame.from_ndarray(picture, format="rgb24"), "yuv420p", threads=1, **colour)
+    for _ in range(6):  # a sink's first picture: a fresh conversion each time
+        got = RgbToYuv("yuv420p", threads=2, **colour)(picture)
+        for a, b in zip(got.planes, want.planes):
+            rows = [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width] for plane in (a, b)]
+            assert np.array_equal(*rows)

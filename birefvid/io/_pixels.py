@@ -388,12 +388,13 @@ def to_yuv(reformatter: VideoReformatter, frame: av.VideoFrame, pix_fmt: str, **
 
     FFmpeg 8.1's swscale rounds full-range 8-bit chroma down (half a level on average, up to one): a phone's
     or webcam's cut-out came out 1.5 levels low in red and blue (a green cast) in H.264 and VP9. Converted to
-    16 bits it is within 0.02 of the BT.601/709 formula, and rounded to 8 here (~0.5 ms more a 720p frame).
+    16 bits it is within 0.02 of the BT.601/709 formula, and rounded to 8 here (~0.4 ms more a 720p frame), on one
+    swscale thread, as every conversion to more than 8 bits (``conversion_threads``).
     """
     twin = _SIXTEEN_BIT_TWIN.get(pix_fmt) if options.get("dst_color_range") == 2 else None
     if twin is None:
         return reformatter.reformat(frame, format=pix_fmt, **options)
-    deep = reformatter.reformat(frame, format=twin, **options)
+    deep = reformatter.reformat(frame, format=twin, **{**options, "threads": 1})  # slice threads corrupt deep targets (conversion_threads)
     out = av.VideoFrame(deep.width, deep.height, pix_fmt)
     out.colorspace, out.color_range = deep.colorspace, deep.color_range
     for index, (src, dst) in enumerate(zip(deep.planes, out.planes)):
