@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+import subprocess
 
 import numpy as np
 import pytest
@@ -200,17 +201,18 @@ def test_rgb_video(tmp_path, name, codec):
 @pytest.mark.parametrize("size", [(48, 64), (17, 33)])
 def test_rgb_pictures_convert_to_the_same_bytes_through_rgba(pix_fmt, colour, size):
     """Sinks widen RGB to RGBA before swscale (a faster path): the encoder must get exactly the bytes
-    the plain RGB conversion gives, for every YUV layout, bit depth, matrix and range they write."""
+    the plain RGB conversion gives, for every YUV layout, bit depth, matrix and range they write
+    (8-bit full range through 16 bits, ``to_yuv``)."""
     import av
     from av.video.reformatter import VideoReformatter
 
-    from birefvid.io._pixels import RgbToYuv
+    from birefvid.io._pixels import RgbToYuv, to_yuv
 
     rng = np.random.default_rng(7)
     convert = RgbToYuv(pix_fmt, **colour)
     for _ in range(2):  # the second picture reuses the widening buffer
         picture = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-        want = VideoReformatter().reformat(av.VideoFrame.from_ndarray(picture, format="rgb24"), format=pix_fmt, threads=1, **colour)
+        want = to_yuv(VideoReformatter(), av.VideoFrame.from_ndarray(picture, format="rgb24"), pix_fmt, threads=1, **colour)
         got = convert(picture.copy())
         assert got.format.name == pix_fmt and (got.width, got.height) == (size[1], size[0])
         depth = 2 if pix_fmt.endswith("le") else 1
@@ -718,3 +720,44 @@ def test_a_finished_video_whose_name_was_taken_meanwhile_is_kept_beside_it(tmp_p
     assert out.read_bytes() == b"someone else's" and (tmp_path / "clip (2).webm").read_bytes() == b"an older copy"
     assert len(read_video(caught.value.kept).pts) == 2
     assert listdir(tmp_path) == ["clip (2).webm", "clip (3).webm", "clip.webm"]  # no hidden temporary left
+
+
+@pytest.mark.parametrize("name,codec", [("f.mp4", None), ("f.mkv", "ffv1")])
+@pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
+def test_full_range_8_bit_video_gets_the_formulas_samples(tmp_path, name, codec, deep):
+    """RGB (8- or 16-bit pictures) into 8-bit full-range video: every sample is the BT.709 formula's, rounded.
+
+    swscale rounds full-range 8-bit chroma down (a green cast of 1.5 levels in R and B), and 16-bit pictures
+    had one level added to their chroma for it, measured on gray, which overshot once it converts right."""
+    colours = np.array([[128, 128, 128], [200, 60, 40], [40, 180, 90], [60, 60, 200], [230, 230, 30]], np.uint8)
+    info = _info(w=64, h=16 * len(colours), color_range=2, colorspace=1)
+    image = np.repeat(np.repeat(colours[:, None], 16, 0), 64, 1)
+    picture = image.astype(np.uint16) * 257 if deep else image
+    with open_sink(tmp_path / name, kind="rgb", info=info, codec=codec, **({} if codec else {"crf": 0})) as sink:
+        sink.write(np.ascontiguousarray(np.stack([picture, picture])), [0, 1])
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / name), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuvj444p", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    planes = np.frombuffer(raw, np.uint8).reshape(3, info.height, info.width)
+    got = planes[:, 8::16, 32].T.astype(float)  # each band's middle
+    r, g, b = colours.T.astype(float)
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    want = np.stack([y, (b - y) / 1.8556 + 128, (r - y) / 1.5748 + 128], 1)
+    assert np.abs(got - want).max() <= 0.5, (got - want).round(2).tolist()
+
+
+def test_full_range_8_bit_conversion_is_exact_with_slice_threads():
+    """8-bit full range converts through 16 bits, where swscale's slice threads corrupt samples (854x480 -> 16-bit
+    4:2:0 on two threads: 6 conversions in 10 off): a sink asked for threads gets the one-thread result every time."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    from birefvid.io._pixels import RgbToYuv, to_yuv
+
+    picture = np.random.default_rng(1).integers(0, 256, (480, 854, 3), dtype=np.uint8)
+    colour = {"dst_colorspace": "ITU709", "dst_color_range": 2}
+    want = to_yuv(VideoReformatter(), av.VideoFrame.from_ndarray(picture, format="rgb24"), "yuv420p", threads=1, **colour)
+    for _ in range(6):  # a sink's first picture: a fresh conversion each time
+        got = RgbToYuv("yuv420p", threads=2, **colour)(picture)
+        for a, b in zip(got.planes, want.planes):
+            rows = [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width] for plane in (a, b)]
+            assert np.array_equal(*rows)

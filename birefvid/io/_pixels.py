@@ -124,6 +124,15 @@ class RgbConverter:
             planes = self._reformatter.reformat(frame, format="gbrp16le", width=width, height=height,
                                                 interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads)  # fmt: skip
             return planar_rgb(planes, 65535 / rgb16_white(picture_bits(frame), _full_range(frame)))
+        if fmt == "rgb24" and _is_yuv(frame) and picture_bits(frame) > 8 and _full_range(frame):
+            # swscale takes 10-bit full-range white as 255.75 of 8-bit RGB: a phone's or screen recording's
+            # 10-bit full-range clip came out up to 0.8 levels bright (0.5 on average) in every 8-bit output;
+            # its 16-bit path, corrected by rgb16_white, rounded to 8 bits is within rounding (~0.6 ms more a 720p frame)
+            planes = self._reformatter.reformat(frame, format="gbrp16le", width=width, height=height,
+                                                interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads)  # fmt: skip
+            gain = 65535 / rgb16_white(picture_bits(frame), True) / 257
+            g, b, r = (np.frombuffer(memoryview(p), np.uint16).reshape(height, -1)[:, :width] for p in planes.planes[:3])
+            return cv2.merge([cv2.convertScaleAbs(c, alpha=gain) for c in (r, g, b)])
         if fmt == "rgb24" and _is_yuv(frame):
             # swscale's packed-RGB path from 4:2:0/4:2:2 YUV is off by up to -1.7 levels (8-bit sources) and -2.9
             # (10-bit), every colour darker; its planar path with accurate rounding is within 0.42 (see planar_rgb)
@@ -243,7 +252,8 @@ def chroma_centre_error(pix_fmt: str, deep: bool, full: bool, matrix: Optional[s
 
     FFmpeg 8.1 puts full-range 10-bit chroma's centre at 511.5 (gray at 511, not 512), and that of 8-bit from 16-bit
     RGB at 127: every colour of a full-range 10-bit source's FFV1 or x265 cut-out moved a level towards green (1.4
-    10-bit levels of RGB on average). Measured on a gray picture, once per format, so a fixed FFmpeg gives 0.
+    10-bit levels of RGB on average). Measured on a gray picture converted as the sinks convert (``to_yuv``, which
+    takes 8-bit full range through 16 bits and needs none), once per format, so a fixed FFmpeg gives 0.
     """
     if not is_yuv_format(pix_fmt):
         return 0
@@ -254,7 +264,7 @@ def chroma_centre_error(pix_fmt: str, deep: bool, full: bool, matrix: Optional[s
     options: dict[str, object] = {"dst_color_range": 2 if full else 1}
     if matrix is not None:
         options["dst_colorspace"] = matrix
-    out = VideoReformatter().reformat(gray, format=pix_fmt, **options)
+    out = to_yuv(VideoReformatter(), gray, pix_fmt, **options)  # as the sinks convert
     comp = av.VideoFormat(pix_fmt).components[1]
     dtype = np.uint8 if comp.bits <= 8 else np.dtype(">u2" if av.VideoFormat(pix_fmt).is_big_endian else "<u2")
     return (1 << (comp.bits - 1)) - int(np.frombuffer(memoryview(out.planes[comp.plane]), dtype)[0])
@@ -367,6 +377,35 @@ def planar_deep_frame(picture: np.ndarray, gain: float = 1.0) -> av.VideoFrame:
     return frame
 
 
+# 8-bit YUV formats and the 16-bit ones with the same planes, through which full range is converted (``to_yuv``)
+_SIXTEEN_BIT_TWIN = {"yuv420p": "yuv420p16le", "yuvj420p": "yuv420p16le", "yuv422p": "yuv422p16le", "yuvj422p": "yuv422p16le",
+                     "yuv444p": "yuv444p16le", "yuvj444p": "yuv444p16le", "yuva420p": "yuva420p16le",
+                     "yuva422p": "yuva422p16le", "yuva444p": "yuva444p16le"}  # fmt: skip
+
+
+def to_yuv(reformatter: VideoReformatter, frame: av.VideoFrame, pix_fmt: str, **options: object) -> av.VideoFrame:
+    """``frame`` (RGB) converted to ``pix_fmt`` by ``reformatter``; an 8-bit full-range YUV one through 16 bits.
+
+    FFmpeg 8.1's swscale rounds full-range 8-bit chroma down (half a level on average, up to one): a phone's
+    or webcam's cut-out came out 1.5 levels low in red and blue (a green cast) in H.264 and VP9. Converted to
+    16 bits it is within 0.02 of the BT.601/709 formula, and rounded to 8 here (~0.4 ms more a 720p frame), on one
+    swscale thread, as every conversion to more than 8 bits (``conversion_threads``).
+    """
+    twin = _SIXTEEN_BIT_TWIN.get(pix_fmt) if options.get("dst_color_range") == 2 else None
+    if twin is None:
+        return reformatter.reformat(frame, format=pix_fmt, **options)
+    deep = reformatter.reformat(frame, format=twin, **{**options, "threads": 1})  # slice threads corrupt deep targets (conversion_threads)
+    out = av.VideoFrame(deep.width, deep.height, pix_fmt)
+    out.colorspace, out.color_range = deep.colorspace, deep.color_range
+    for index, (src, dst) in enumerate(zip(deep.planes, out.planes)):
+        w, h = dst.width, dst.height
+        samples = np.frombuffer(memoryview(src), np.uint16)[: h * (src.line_size // 2)].reshape(h, -1)[:, :w]
+        rows = np.frombuffer(memoryview(dst), np.uint8)[: h * dst.line_size].reshape(h, -1)[:, :w]
+        # full range: 8-bit v is 16-bit 257 v, chroma around 128 and 32768 (no ties: 257 is odd)
+        rows[:] = cv2.convertScaleAbs(samples, alpha=1 / 257, beta=128 - 32768 / 257 if index in (1, 2) else 0.0)
+    return out
+
+
 # swscale's RGB -> YUV conversions read 4-byte pixels faster than 3-byte ones and give the same bytes
 # (yuv420p/422p/444p, 8 and 10 bits, any matrix and range: checked in tests/test_io_sinks.py)
 _WIDENED_TARGETS = ("yuv",)
@@ -401,4 +440,4 @@ class RgbToYuv:
             frame = av.VideoFrame.from_numpy_buffer(self._rgba, format="rgba")
         else:
             frame = av.VideoFrame.from_numpy_buffer(picture, format="rgb24")
-        return self._reformatter.reformat(frame, format=self.pix_fmt, **self.options)
+        return to_yuv(self._reformatter, frame, self.pix_fmt, **self.options)

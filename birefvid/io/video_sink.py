@@ -17,7 +17,7 @@ from av.video.reformatter import VideoReformatter
 
 from birefvid.errors import SinkError
 from birefvid.frames import StreamInfo
-from birefvid.io._pixels import RgbToYuv, chroma_centre_error, gain16, shift_chroma, conversion_threads, is_yuv_format, planar_deep_frame, rgb16_white_in
+from birefvid.io._pixels import RgbToYuv, chroma_centre_error, gain16, shift_chroma, conversion_threads, is_yuv_format, planar_deep_frame, rgb16_white_in, to_yuv
 from birefvid.io.atomic import AtomicFile
 from birefvid.io.audio import AudioTracks
 from birefvid.io.live_audio import LiveAudioFeed, LiveAudioTrack
@@ -294,7 +294,7 @@ class VideoFileSink(Sink):
 
     def _converted(self, image: np.ndarray) -> av.VideoFrame:
         if image.dtype == np.uint16 and image.ndim == 3 and self._full_chroma:  # deep RGB(A): planar, without a transposing copy
-            frame = self._reformatter.reformat(planar_deep_frame(image, self._deep_gain), format=self.spec.pix_fmt, **self._colour_options())
+            frame = to_yuv(self._reformatter, planar_deep_frame(image, self._deep_gain), self.spec.pix_fmt, **self._colour_options())
             return exact_alpha(frame, image[..., 3]) if image.shape[2] == 4 else frame
         fmt = (_DEEP_FRAME_FORMAT if image.dtype == np.uint16 else _FRAME_FORMAT)[self.spec.kind]
         if image.dtype == np.uint16 and image.ndim == 3 and self._deep_gain != 1:  # into 4:2:0 or 4:2:2: packed, scaled on a copy
@@ -310,7 +310,7 @@ class VideoFileSink(Sink):
             return self._rgb_to_yuv(image)
         pixels = np.ascontiguousarray(image)
         frame = av.VideoFrame.from_numpy_buffer(pixels, format=fmt) if converted else av.VideoFrame.from_ndarray(pixels, format=fmt)
-        frame = self._reformatter.reformat(frame, format=self.spec.pix_fmt, **self._colour_options())
+        frame = to_yuv(self._reformatter, frame, self.spec.pix_fmt, **self._colour_options())
         return exact_alpha(frame, pixels[..., 3]) if converted and pixels.ndim == 3 and pixels.shape[2] == 4 else frame
 
     def _next_pts(self, pts: Optional[int]) -> int:
