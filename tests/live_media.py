@@ -15,7 +15,7 @@ import subprocess
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import av
 import numpy as np
@@ -175,10 +175,12 @@ class RtspServer:
         self.stop()
 
 
-def make_flash_clip(path: Path, seconds: float = 3.0, flash: tuple[float, float] = (1.0, 2.0), fps: int = 25,
-                    size: tuple[int, int] = (160, 120), rate: int = 48000) -> Path:  # fmt: skip
+def make_flash_clip(path: Path, seconds: float = 3.0, flash: tuple[float, float] | Sequence[tuple[float, float]] = (1.0, 2.0),
+                    fps: int = 25, size: tuple[int, int] = (160, 120), rate: int = 48000) -> Path:  # fmt: skip
     """An H.264 (with B-frames) + AAC .mp4 whose picture turns white and whose sound plays a 440 Hz
-    tone over the same ``flash`` seconds: where the two land in a recording shows its sync."""
+    tone over the same ``flash`` seconds (one (start, end) span, or a list of them): where the two
+    land in a recording shows its sync."""
+    spans = [flash] if isinstance(flash[0], (int, float)) else list(flash)  # type: ignore[list-item]
     w, h = size
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "bf": "2", "g": str(fps)})
@@ -187,13 +189,14 @@ def make_flash_clip(path: Path, seconds: float = 3.0, flash: tuple[float, float]
         sound.codec_context.layout = "mono"
         done = 0
         for i in range(round(seconds * fps)):
-            lit = flash[0] <= i / fps < flash[1]
+            lit = any(a <= i / fps < b for a, b in spans)
             out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((h, w, 3), 230 if lit else 30, np.uint8), format="rgb24")))
             stop = round((i + 1) / fps * rate)
             while done < stop:
                 n = min(1024, stop - done)
                 t = np.arange(done, done + n) / rate
-                tone = np.where((t >= flash[0]) & (t < flash[1]), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
+                on = np.logical_or.reduce([(t >= a) & (t < b) for a, b in spans])
+                tone = np.where(on, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0)
                 frame = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
                 frame.sample_rate, frame.pts = rate, done
                 out.mux(sound.encode(frame))

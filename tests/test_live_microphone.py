@@ -197,10 +197,18 @@ def _dominant_frequency(path: Path) -> tuple[float, float]:
 
 
 def test_live_records_the_microphone_instead_of_the_sources_sound(tmp_path: Path, clip: Path) -> None:
+    """The tone plays until the run has ended: a fixed 12 s of it ran out during the start-up on a
+    loaded machine (python, torch and the model: 10 s and more), and the recording got silence."""
     with PulseServer(tmp_path) as pulse:
         speaker = Speaker(pulse)
+        ended = threading.Event()
+
+        def play_until_ended() -> None:
+            while not ended.is_set():  # whole seconds of 700 Hz: each ends where the next begins, no click
+                speaker.play(tone(1.0, 700))
+
         try:
-            player = threading.Thread(target=lambda: speaker.play(tone(12.0, 700)), daemon=True)
+            player = threading.Thread(target=play_until_ended, daemon=True)
             player.start()
             args = ["--source", clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--sink", "rec.mkv", "--duration", "3",
                     "--audio-device", "pulse", "--no-carry", "-q"]  # fmt: skip
@@ -208,6 +216,7 @@ def test_live_records_the_microphone_instead_of_the_sources_sound(tmp_path: Path
                 assert run.wait(120) == 0, run.stderr()[-3000:]
                 stderr = run.stderr()
         finally:
+            ended.set()
             speaker.close()
     assert "became silence" not in stderr and "ALSA lib" not in stderr, stderr
     with av.open(str(tmp_path / "rec.mkv")) as container:
