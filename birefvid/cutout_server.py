@@ -236,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method not in allowed.split(", "):
                 raise RequestError(405, f"{method} {url.path}: use {allowed}", {"Allow": allowed})
             if url.path.rstrip("/") == HEALTH:
-                self._reply(200, "application/json", json.dumps(self.server.service.health()).encode() + b"\n", head=method == "HEAD")
+                self._reply(200, "application/json", json.dumps(self.server.service.health()).encode() + b"\n")
                 return
             self._remove(url.query)
         except RequestError as e:
@@ -270,7 +270,9 @@ class _Handler(BaseHTTPRequestHandler):
             picture, kind = self.server.service.cut_out(body, query)
         self._reply(200, kind, picture)
 
-    def _reply(self, code: int, content_type: str, body: bytes, headers: Optional[dict[str, str]] = None, head: bool = False) -> None:
+    def _reply(self, code: int, content_type: str, body: bytes, headers: Optional[dict[str, str]] = None) -> None:
+        """Send ``body`` with its headers; to a HEAD, the headers alone, whatever the status (a body there would be read as
+        the next reply on a kept-alive connection)."""
         if self._unread:  # a body left unread (refused before it): its bytes must not be read as the next request
             self.close_connection = True
         self.send_response(code)
@@ -281,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if not head:
+        if self.command != "HEAD":
             with contextlib.suppress(OSError):  # the client hung up: nothing more to say to it
                 self.wfile.write(body)
 

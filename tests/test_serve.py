@@ -309,3 +309,19 @@ def test_overlapping_requests_leave_pillows_own_pixel_limit_in_place(photo):
     finally:
         sys.setswitchinterval(switch)
     assert Image.MAX_IMAGE_PIXELS == limit
+
+
+@pytest.mark.parametrize("path", ["/v1/remove", "/nope", "/health"])
+def test_a_head_reply_has_no_body_so_the_next_request_reads_its_own(server, path):
+    """HEAD's replies are headers alone whatever the status: a 405's JSON sent after HEAD /v1/remove was read by
+    http.client (and browsers, proxies) as the status line of the next reply on the kept-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+    try:
+        conn.request("HEAD", path)
+        first = conn.getresponse()
+        assert first.read() == b"" and int(first.getheader("Content-Length")) > 0
+        conn.request("GET", "/health")
+        second = conn.getresponse()
+        assert second.status == 200 and json.loads(second.read())["status"] == "ready"
+    finally:
+        conn.close()
