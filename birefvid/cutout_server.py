@@ -250,11 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):  # http.server does not read chunked bodies
             self.close_connection = True
             raise RequestError(411, "a Content-Length is needed (send the picture whole, not chunked)")
-        try:
-            length = int(length_text)
-        except ValueError:
+        if not (length_text.isascii() and length_text.isdigit()):  # int() takes "-1" (read to the end, past --max-bytes), "1_0", " 5"
             self.close_connection = True
-            raise RequestError(400, f"Content-Length {length_text!r} is not a number") from None
+            raise RequestError(400, f"Content-Length {length_text!r} is not a number of bytes")
+        length = int(length_text)
         if length > self.server.max_bytes:  # before reading: the body is never taken in
             self.close_connection = True
             raise RequestError(413, f"the body is {length:,} bytes, more than the server's {self.server.max_bytes:,} (--max-bytes)")

@@ -325,3 +325,25 @@ def test_a_head_reply_has_no_body_so_the_next_request_reads_its_own(server, path
         assert second.status == 200 and json.loads(second.read())["status"] == "ready"
     finally:
         conn.close()
+
+
+def _raw_post(server: CutoutServer, length: str, body: bytes) -> tuple[int, bytes]:
+    """The status and body of a POST sent with ``Content-Length: length`` and ``body``, its sending side then closed."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as s:
+        s.sendall(f"POST /v1/remove HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode() + body)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, reply = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), reply
+
+
+@pytest.mark.parametrize("length", ["-1", "1_0", "+10"])
+def test_a_content_length_that_is_not_a_count_of_bytes_is_refused(server, photo, length):
+    """``Content-Length: -1`` read the body to the connection's end, past --max-bytes (a 30 MB body sent so was taken
+    in whole and cut out); int() also took 1_0 as 10."""
+    status, reply = _raw_post(server, length, photo.read_bytes())
+    assert status == 400 and json.loads(reply)["error"] == f"Content-Length {length!r} is not a number of bytes"
