@@ -311,6 +311,17 @@ class CutoutServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-request (a closed tab, a killed curl) is one debug line, not socketserver's
+        traceback on stderr; anything else is still the traceback."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.debug("%s: the client hung up (%s)", client_address[0], error.strerror or error)
+            return
+        super().handle_error(request, client_address)
+
     def url(self) -> str:
         """The address ``/v1/remove`` answers at."""
         host = self.server_name if ":" not in self.server_name else f"[{self.server_name}]"

@@ -347,3 +347,22 @@ def test_a_content_length_that_is_not_a_count_of_bytes_is_refused(server, photo,
     in whole and cut out); int() also took 1_0 as 10."""
     status, reply = _raw_post(server, length, photo.read_bytes())
     assert status == 400 and json.loads(reply)["error"] == f"Content-Length {length!r} is not a number of bytes"
+
+
+def test_a_client_hanging_up_is_no_traceback_in_the_servers_log(server, capsys, caplog):
+    """A client resetting its connection mid-request printed socketserver's 15-line traceback on the server's stderr."""
+    import logging
+    import socket
+    import time
+
+    caplog.set_level(logging.DEBUG, logger="birefvid.cutout_server")
+    s = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+    s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nContent-Len")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends a reset, as a killed client's
+    time.sleep(0.2)
+    s.close()
+    deadline = time.monotonic() + 10
+    while "the client hung up" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "the client hung up" in caplog.text
+    assert "Traceback" not in capsys.readouterr().err
