@@ -267,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             if content_type.lower().startswith("multipart/form-data"):
                 body = multipart_file(content_type, body)
             picture, kind = self.server.service.cut_out(body, query)
-        self._reply(200, kind, picture)
+            self._reply(200, kind, picture)  # in the slot: a stop waits for the reply to be sent, not only cut out
 
     def _reply(self, code: int, content_type: str, body: bytes, headers: Optional[dict[str, str]] = None) -> None:
         """Send ``body`` with its headers; to a HEAD, the headers alone, whatever the status (a body there would be read as

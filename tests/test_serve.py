@@ -366,3 +366,38 @@ def test_a_client_hanging_up_is_no_traceback_in_the_servers_log(server, capsys, 
         time.sleep(0.05)
     assert "the client hung up" in caplog.text
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_stop_waits_for_a_reply_being_sent_to_a_slow_client(tmp_path):
+    """SIGTERM while a large cut-out is still going out to a client reading slowly: the reply arrives whole before the
+    server exits 0 (it counted the request done once cut out, and exiting cut the reply off: 2.8 of 20 MB)."""
+    import socket
+    import time
+
+    noise = (np.random.default_rng(1).random((1200, 1200, 3)) * 255).astype(np.uint8)
+    picture = cv2.imencode(".png", noise)[1].tobytes()
+    proc = _serve_cli("--model", "tiny", "--device", "cpu", "--precision", "fp32", "--backend", "torch")
+    try:
+        line = proc.stdout.readline()
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: the server's write blocks
+        s.settimeout(60)
+        s.connect(("127.0.0.1", port))
+        s.sendall(f"POST /v1/remove?format=tif&bit-depth=16 HTTP/1.1\r\nHost: x\r\nContent-Length: {len(picture)}\r\n\r\n".encode() + picture)
+        data = s.recv(1024)  # the reply has begun: the picture is cut out and is being sent
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        while chunk := s.recv(1 << 20):
+            data += chunk
+        s.close()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(h for h in head.decode().splitlines() if h.lower().startswith("content-length:")).split(":")[1])
+    assert head.startswith(b"HTTP/1.1 200") and length > 8_000_000
+    assert len(body) == length
+    assert proc.returncode == 0 and err.strip().splitlines()[-1] == "birefvid: stopped"
