@@ -287,7 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+        """Each request at -v, its control characters escaped as http.server's own log does (a request line's ESC or
+        BEL would reach the terminal: clear it, retitle it, hide lines)."""
+        log.info("%s %s", self.address_string(), (format % args).translate(self._control_char_table))
 
 
 class CutoutServer(ThreadingHTTPServer):

@@ -401,3 +401,23 @@ def test_a_stop_waits_for_a_reply_being_sent_to_a_slow_client(tmp_path):
     assert head.startswith(b"HTTP/1.1 200") and length > 8_000_000
     assert len(body) == length
     assert proc.returncode == 0 and err.strip().splitlines()[-1] == "birefvid: stopped"
+
+
+def test_control_characters_of_a_request_line_are_escaped_in_the_log(server, caplog):
+    """The request log (-v) wrote a request line's ESC and BEL raw to the terminal: a client could clear the
+    server's screen or retitle its window (http.server's own log escapes them; ours replaced it)."""
+    import logging
+    import socket
+    import time
+
+    caplog.set_level(logging.INFO, logger="birefvid.cutout_server")
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as s:
+        s.sendall(b"GET /health\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while s.recv(65536):
+            pass
+    deadline = time.monotonic() + 10
+    while "owned" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(r.getMessage() for r in caplog.records if "owned" in r.getMessage())
+    assert "\x1b" not in line and "\x07" not in line
+    assert '"GET /health\\x1b[2J\\x1b]0;owned\\x07 HTTP/1.1" 404' in line
