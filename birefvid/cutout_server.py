@@ -286,6 +286,15 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):  # the client hung up: nothing more to say to it
                 self.wfile.write(body)
 
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """http.server's own refusals (a request line over 64 KiB, over 100 headers, a method such as OPTIONS, bad
+        syntax) as one JSON line too, where they were an HTML page; the connection then closes, as http.server's does."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        text = message or self.responses.get(code, ("error",))[0]
+        with contextlib.suppress(OSError):  # the client may already be gone
+            self._reply(code, "application/json", json.dumps({"error": text}).encode() + b"\n")
+
     def log_message(self, format: str, *args: object) -> None:
         """Each request at -v, its control characters escaped as http.server's own log does (a request line's ESC or
         BEL would reach the terminal: clear it, retitle it, hide lines)."""

@@ -421,3 +421,24 @@ def test_control_characters_of_a_request_line_are_escaped_in_the_log(server, cap
     line = next(r.getMessage() for r in caplog.records if "owned" in r.getMessage())
     assert "\x1b" not in line and "\x07" not in line
     assert '"GET /health\\x1b[2J\\x1b]0;owned\\x07 HTTP/1.1" 404' in line
+
+
+@pytest.mark.parametrize("request_head, status, words", [
+    (b"OPTIONS /v1/remove HTTP/1.1\r\nHost: x\r\n\r\n", 501, "Unsupported method ('OPTIONS')"),
+    (b"GET /health?" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "Request-URI Too Long"),
+    (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431, "Too many headers"),
+])  # fmt: skip
+def test_http_servers_own_refusals_are_one_json_line_too(server, request_head, status, words):
+    """A too-long URL, too many headers, an OPTIONS (a browser's preflight) got http.server's HTML error page, where
+    every refusal is promised as one JSON line."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as s:
+        s.sendall(request_head)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in head.decode().splitlines()[1:])}
+    assert int(head.split()[1]) == status and headers["connection"] == "close"
+    assert words in _one_line_error(status, headers, body)
