@@ -236,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method not in allowed.split(", "):
                 raise RequestError(405, f"{method} {url.path}: use {allowed}", {"Allow": allowed})
             if url.path.rstrip("/") == HEALTH:
-                self._reply(200, "application/json", json.dumps(self.server.service.health()).encode() + b"\n", head=method == "HEAD")
+                self._reply(200, "application/json", json.dumps(self.server.service.health()).encode() + b"\n")
                 return
             self._remove(url.query)
         except RequestError as e:
@@ -250,11 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):  # http.server does not read chunked bodies
             self.close_connection = True
             raise RequestError(411, "a Content-Length is needed (send the picture whole, not chunked)")
-        try:
-            length = int(length_text)
-        except ValueError:
+        if not (length_text.isascii() and length_text.isdigit()):  # int() takes "-1" (read to the end, past --max-bytes), "1_0", " 5"
             self.close_connection = True
-            raise RequestError(400, f"Content-Length {length_text!r} is not a number") from None
+            raise RequestError(400, f"Content-Length {length_text!r} is not a number of bytes")
+        length = int(length_text)
         if length > self.server.max_bytes:  # before reading: the body is never taken in
             self.close_connection = True
             raise RequestError(413, f"the body is {length:,} bytes, more than the server's {self.server.max_bytes:,} (--max-bytes)")
@@ -268,9 +267,11 @@ class _Handler(BaseHTTPRequestHandler):
             if content_type.lower().startswith("multipart/form-data"):
                 body = multipart_file(content_type, body)
             picture, kind = self.server.service.cut_out(body, query)
-        self._reply(200, kind, picture)
+            self._reply(200, kind, picture)  # in the slot: a stop waits for the reply to be sent, not only cut out
 
-    def _reply(self, code: int, content_type: str, body: bytes, headers: Optional[dict[str, str]] = None, head: bool = False) -> None:
+    def _reply(self, code: int, content_type: str, body: bytes, headers: Optional[dict[str, str]] = None) -> None:
+        """Send ``body`` with its headers; to a HEAD, the headers alone, whatever the status (a body there would be read as
+        the next reply on a kept-alive connection)."""
         if self._unread:  # a body left unread (refused before it): its bytes must not be read as the next request
             self.close_connection = True
         self.send_response(code)
@@ -281,12 +282,23 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if not head:
+        if self.command != "HEAD":
             with contextlib.suppress(OSError):  # the client hung up: nothing more to say to it
                 self.wfile.write(body)
 
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """http.server's own refusals (a request line over 64 KiB, over 100 headers, a method such as OPTIONS, bad
+        syntax) as one JSON line too, where they were an HTML page; the connection then closes, as http.server's does."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        text = message or self.responses.get(code, ("error",))[0]
+        with contextlib.suppress(OSError):  # the client may already be gone
+            self._reply(code, "application/json", json.dumps({"error": text}).encode() + b"\n")
+
     def log_message(self, format: str, *args: object) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+        """Each request at -v, its control characters escaped as http.server's own log does (a request line's ESC or
+        BEL would reach the terminal: clear it, retitle it, hide lines)."""
+        log.info("%s %s", self.address_string(), (format % args).translate(self._control_char_table))
 
 
 class CutoutServer(ThreadingHTTPServer):
@@ -309,6 +321,17 @@ class CutoutServer(ThreadingHTTPServer):
 
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-request (a closed tab, a killed curl) is one debug line, not socketserver's
+        traceback on stderr; anything else is still the traceback."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.debug("%s: the client hung up (%s)", client_address[0], error.strerror or error)
+            return
+        super().handle_error(request, client_address)
 
     def url(self) -> str:
         """The address ``/v1/remove`` answers at."""

@@ -309,3 +309,136 @@ def test_overlapping_requests_leave_pillows_own_pixel_limit_in_place(photo):
     finally:
         sys.setswitchinterval(switch)
     assert Image.MAX_IMAGE_PIXELS == limit
+
+
+@pytest.mark.parametrize("path", ["/v1/remove", "/nope", "/health"])
+def test_a_head_reply_has_no_body_so_the_next_request_reads_its_own(server, path):
+    """HEAD's replies are headers alone whatever the status: a 405's JSON sent after HEAD /v1/remove was read by
+    http.client (and browsers, proxies) as the status line of the next reply on the kept-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+    try:
+        conn.request("HEAD", path)
+        first = conn.getresponse()
+        assert first.read() == b"" and int(first.getheader("Content-Length")) > 0
+        conn.request("GET", "/health")
+        second = conn.getresponse()
+        assert second.status == 200 and json.loads(second.read())["status"] == "ready"
+    finally:
+        conn.close()
+
+
+def _raw_post(server: CutoutServer, length: str, body: bytes) -> tuple[int, bytes]:
+    """The status and body of a POST sent with ``Content-Length: length`` and ``body``, its sending side then closed."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as s:
+        s.sendall(f"POST /v1/remove HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode() + body)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, reply = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), reply
+
+
+@pytest.mark.parametrize("length", ["-1", "1_0", "+10"])
+def test_a_content_length_that_is_not_a_count_of_bytes_is_refused(server, photo, length):
+    """``Content-Length: -1`` read the body to the connection's end, past --max-bytes (a 30 MB body sent so was taken
+    in whole and cut out); int() also took 1_0 as 10."""
+    status, reply = _raw_post(server, length, photo.read_bytes())
+    assert status == 400 and json.loads(reply)["error"] == f"Content-Length {length!r} is not a number of bytes"
+
+
+def test_a_client_hanging_up_is_no_traceback_in_the_servers_log(server, capsys, caplog):
+    """A client resetting its connection mid-request printed socketserver's 15-line traceback on the server's stderr."""
+    import logging
+    import socket
+    import time
+
+    caplog.set_level(logging.DEBUG, logger="birefvid.cutout_server")
+    s = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+    s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nContent-Len")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends a reset, as a killed client's
+    time.sleep(0.2)
+    s.close()
+    deadline = time.monotonic() + 10
+    while "the client hung up" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "the client hung up" in caplog.text
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_stop_waits_for_a_reply_being_sent_to_a_slow_client(tmp_path):
+    """SIGTERM while a large cut-out is still going out to a client reading slowly: the reply arrives whole before the
+    server exits 0 (it counted the request done once cut out, and exiting cut the reply off: 2.8 of 20 MB)."""
+    import socket
+    import time
+
+    noise = (np.random.default_rng(1).random((1200, 1200, 3)) * 255).astype(np.uint8)
+    picture = cv2.imencode(".png", noise)[1].tobytes()
+    proc = _serve_cli("--model", "tiny", "--device", "cpu", "--precision", "fp32", "--backend", "torch")
+    try:
+        line = proc.stdout.readline()
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: the server's write blocks
+        s.settimeout(60)
+        s.connect(("127.0.0.1", port))
+        s.sendall(f"POST /v1/remove?format=tif&bit-depth=16 HTTP/1.1\r\nHost: x\r\nContent-Length: {len(picture)}\r\n\r\n".encode() + picture)
+        data = s.recv(1024)  # the reply has begun: the picture is cut out and is being sent
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        while chunk := s.recv(1 << 20):
+            data += chunk
+        s.close()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(h for h in head.decode().splitlines() if h.lower().startswith("content-length:")).split(":")[1])
+    assert head.startswith(b"HTTP/1.1 200") and length > 8_000_000
+    assert len(body) == length
+    assert proc.returncode == 0 and err.strip().splitlines()[-1] == "birefvid: stopped"
+
+
+def test_control_characters_of_a_request_line_are_escaped_in_the_log(server, caplog):
+    """The request log (-v) wrote a request line's ESC and BEL raw to the terminal: a client could clear the
+    server's screen or retitle its window (http.server's own log escapes them; ours replaced it)."""
+    import logging
+    import socket
+    import time
+
+    caplog.set_level(logging.INFO, logger="birefvid.cutout_server")
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as s:
+        s.sendall(b"GET /health\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while s.recv(65536):
+            pass
+    deadline = time.monotonic() + 10
+    while "owned" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(r.getMessage() for r in caplog.records if "owned" in r.getMessage())
+    assert "\x1b" not in line and "\x07" not in line
+    assert '"GET /health\\x1b[2J\\x1b]0;owned\\x07 HTTP/1.1" 404' in line
+
+
+@pytest.mark.parametrize("request_head, status, words", [
+    (b"OPTIONS /v1/remove HTTP/1.1\r\nHost: x\r\n\r\n", 501, "Unsupported method ('OPTIONS')"),
+    (b"GET /health?" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "Request-URI Too Long"),
+    (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431, "Too many headers"),
+])  # fmt: skip
+def test_http_servers_own_refusals_are_one_json_line_too(server, request_head, status, words):
+    """A too-long URL, too many headers, an OPTIONS (a browser's preflight) got http.server's HTML error page, where
+    every refusal is promised as one JSON line."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as s:
+        s.sendall(request_head)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in head.decode().splitlines()[1:])}
+    assert int(head.split()[1]) == status and headers["connection"] == "close"
+    assert words in _one_line_error(status, headers, body)
