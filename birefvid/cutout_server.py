@@ -298,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Each request at -v, its control characters escaped as http.server's own log does (a request line's ESC or
         BEL would reach the terminal: clear it, retitle it, hide lines)."""
-        log.info("%s %s", self.address_string(), (format % args).translate(self._control_char_table))
+        log.info("%s %s", self.address_string(), (format % args).translate(getattr(self, "_control_char_table", {})))  # the table is in http.server from 3.11.1
 
 
 class CutoutServer(ThreadingHTTPServer):
