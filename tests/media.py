@@ -537,3 +537,21 @@ def flat_yuv_frame(fmt: str, yuv: Sequence[int], size: tuple[int, int] = (64, 48
             np.frombuffer(memoryview(plane), dtype)[:] = value
     frame.colorspace, frame.color_range = colorspace, 2 if full else 1
     return frame
+
+
+def scene_picture(seed: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    """An RGB still of a red disc on noise, the image command's and the server's test photo (``seed``: the noise)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = (rng.random((*size, 3)) * 60 + 40).astype(np.uint8)
+    cv2.circle(img, (size[1] // 2, size[0] // 2), size[0] // 3, (230, 60, 40), -1)
+    return img
+
+
+def write_scene_picture(path: Path, seed: int = 0) -> Path:
+    """``scene_picture(seed)`` written to ``path`` (PNG, JPEG, ... by its suffix)."""
+    import cv2
+
+    cv2.imwrite(str(path), cv2.cvtColor(scene_picture(seed), cv2.COLOR_RGB2BGR))
+    return path

@@ -11,24 +11,17 @@ from PIL import Image
 
 from icc_profiles import cmyk_profile, gray_profile
 
+from media import scene_picture, write_scene_picture
+
 from birefvid.cli import main
 from birefvid.runtime import Segmenter
 
 MODEL_ARGS = ["--resolution", "64", "--device", "cpu", "--precision", "fp32"]
 
 
-def _scene(seed: int, size=(48, 64)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = (rng.random((*size, 3)) * 60 + 40).astype(np.uint8)
-    cv2.circle(img, (size[1] // 2, size[0] // 2), size[0] // 3, (230, 60, 40), -1)
-    return img
-
-
 @pytest.fixture()
 def photo(tmp_path) -> Path:
-    path = tmp_path / "photo.png"
-    cv2.imwrite(str(path), cv2.cvtColor(_scene(0), cv2.COLOR_RGB2BGR))
-    return path
+    return write_scene_picture(tmp_path / "photo.png")
 
 
 def _expected_alpha(weights: Path, image_rgb: np.ndarray) -> np.ndarray:
@@ -42,7 +35,7 @@ def test_rgba_png_alpha_equals_segmenter(tmp_path, photo, pvt_b0_weights, capsys
     assert capsys.readouterr().err.strip() == f"wrote {out}"  # says what it wrote, as process does
     rgba = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert rgba.shape == (48, 64, 4)
-    expected = _expected_alpha(pvt_b0_weights, _scene(0))
+    expected = _expected_alpha(pvt_b0_weights, scene_picture(0))
     assert np.abs(rgba[..., 3].astype(int) - expected).max() <= 1  # same model, same input: rounding only
     assert len(np.unique(rgba[..., 3])) > 4  # a real matte, not a constant
     source = cv2.imread(str(photo))
@@ -55,7 +48,7 @@ def test_mask_output_and_folder_input(tmp_path, pvt_b0_weights):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(2):
-        cv2.imwrite(str(src / f"img{i}.jpg"), cv2.cvtColor(_scene(i), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(src / f"img{i}.jpg"), cv2.cvtColor(scene_picture(i), cv2.COLOR_RGB2BGR))
     out = tmp_path / "masks"
     assert main(["image", str(src), "-o", str(out), "--output", "mask", "-q", "--weights", str(pvt_b0_weights), *MODEL_ARGS]) == 0
     written = sorted(p.name for p in out.iterdir())
@@ -77,7 +70,7 @@ def test_a_folder_holds_one_picture_at_a_time(tmp_path, pvt_b0_weights, monkeypa
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
-        cv2.imwrite(str(src / f"img{i}.png"), cv2.cvtColor(_scene(i), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(src / f"img{i}.png"), cv2.cvtColor(scene_picture(i), cv2.COLOR_RGB2BGR))
     held: list[weakref.ref] = []
     alive_at_read: list[int] = []
     read, composite = image_command._read_checked, Compositor.__call__
@@ -136,7 +129,7 @@ def test_a_folder_run_off_a_terminal_prints_progress_lines(tmp_path, pvt_b0_weig
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
-        cv2.imwrite(str(src / f"img{i}.jpg"), cv2.cvtColor(_scene(i), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(src / f"img{i}.jpg"), cv2.cvtColor(scene_picture(i), cv2.COLOR_RGB2BGR))
     (src / "img3.jpg").write_bytes(b"not a picture")  # skipped, and counted
     out = tmp_path / "cut"
     assert main(["image", str(src), "-o", str(out), "--weights", str(pvt_b0_weights), *MODEL_ARGS]) == 2
@@ -194,7 +187,7 @@ def test_unreadable_image_in_a_folder_is_skipped_and_named(tmp_path, capfd, pvt_
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     for i in range(2):
-        cv2.imwrite(str(src / f"img{i}.jpg"), cv2.cvtColor(_scene(i), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(src / f"img{i}.jpg"), cv2.cvtColor(scene_picture(i), cv2.COLOR_RGB2BGR))
     (src / "img0b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")  # between the two
     code = main(["image", str(src), "-o", str(out), "-q", "--weights", str(pvt_b0_weights), *MODEL_ARGS])
     # capfd, not capsys: libpng's own complaints would go straight to file descriptor 2
@@ -214,7 +207,7 @@ def test_phone_photo_is_cut_out_upright(tmp_path, pvt_b0_weights):
     path, out = tmp_path / "phone.jpg", tmp_path / "phone.png"
     exif = Image.Exif()
     exif[0x0112] = 6  # turn 90 degrees clockwise to display
-    Image.fromarray(_scene(3)).save(path, exif=exif, quality=95)
+    Image.fromarray(scene_picture(3)).save(path, exif=exif, quality=95)
     assert main(["image", str(path), "-o", str(out), "-q", "--weights", str(pvt_b0_weights), *MODEL_ARGS]) == 0
     rgba = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert rgba.shape == (64, 48, 4)

@@ -1025,11 +1025,9 @@ def test_a_stop_landing_while_the_warm_up_thread_starts_hands_it_to_exiting(monk
         release.set()
 
 
-@pytest.mark.parametrize("thread", ["birefvid-live-sinks", "birefvid-live-model"])
-def test_a_stop_landing_while_the_runners_threads_start_ends_the_run_as_a_stop(tmp_path, monkeypatch, thread):
-    """Ctrl-C or SIGTERM landing as the runner started its writer and model threads, before its try: the stop
-    escaped as a failure (no report, the recordings aborted), and both threads were left waiting forever, holding
-    the sinks and the model (in an API user's process: two threads more at each such stop)."""
+def _run_with_a_stop_as_it_starts(thread: str, tmp_path, monkeypatch):
+    """A live run of a file into out.mkv with a Ctrl-C or SIGTERM landing as its ``thread`` starts: its report, or
+    None when the stop escaped the run (caught here: pytest would take it for the user's and stop the session)."""
     clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
     real_start = threading.Thread.start
 
@@ -1038,14 +1036,21 @@ def test_a_stop_landing_while_the_runners_threads_start_ends_the_run_as_a_stop(t
         if t.name == thread:
             raise KeyboardInterrupt  # the signal handler's raise, as start() returns
 
-    report = None
     with monkeypatch.context() as patched:
         patched.setattr(threading.Thread, "start", start_then_signal)
         try:
-            report = run_live(build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True),
-                              segmenter=red_key_segmenter())  # fmt: skip
-        except KeyboardInterrupt:  # caught here: pytest would take it for the user's and stop the session
-            pass
+            return run_live(build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True),
+                            segmenter=red_key_segmenter())  # fmt: skip
+        except KeyboardInterrupt:
+            return None
+
+
+@pytest.mark.parametrize("thread", ["birefvid-live-sinks", "birefvid-live-model"])
+def test_a_stop_landing_while_the_runners_threads_start_ends_the_run_as_a_stop(tmp_path, monkeypatch, thread):
+    """Ctrl-C or SIGTERM landing as the runner started its writer and model threads, before its try: the stop
+    escaped as a failure (no report, the recordings aborted), and both threads were left waiting forever, holding
+    the sinks and the model (in an API user's process: two threads more at each such stop)."""
+    report = _run_with_a_stop_as_it_starts(thread, tmp_path, monkeypatch)
     deadline = time.monotonic() + 3
     while (left := [t.name for t in threading.enumerate() if t.name.startswith("birefvid-live")]) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -1058,21 +1063,9 @@ def test_a_stop_before_the_first_picture_commits_no_empty_recording(tmp_path, mo
     """Ctrl-C or SIGTERM landing as the runner starts, before its first picture: the recording was committed with no
     frame in it ("no frames were written to out.mkv"), listed as recorded, and the rerun was refused for the file it
     left (output exists). As for a run closed during its warm-up, nothing shown is nothing recorded."""
-    clip = write_scene(tmp_path / "cam.mkv", 2 * FPS)
-    real_start = threading.Thread.start
-
-    def start_then_signal(t):
-        real_start(t)
-        if t.name == thread:
-            raise KeyboardInterrupt  # the signal handler's raise, as start() returns
-
-    with monkeypatch.context() as patched:
-        patched.setattr(threading.Thread, "start", start_then_signal)
-        try:
-            report = run_live(build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True),
-                              segmenter=red_key_segmenter())  # fmt: skip
-        except KeyboardInterrupt:  # caught here: pytest would take it for the user's and stop the session
-            pytest.fail("the stop escaped the run")
+    report = _run_with_a_stop_as_it_starts(thread, tmp_path, monkeypatch)
+    if report is None:
+        pytest.fail("the stop escaped the run")
     assert report["ended_by"] == "interrupted" and report["frames_shown"] == 0
     assert report["recorded"] == {} and not (tmp_path / "out.mkv").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["cam.mkv"]  # no temporary file left either

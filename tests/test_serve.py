@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
+from media import write_scene_picture
+
 from birefvid.cli import main
 from birefvid.cutout_server import CutoutServer, CutoutService
 
@@ -27,18 +29,9 @@ MODEL_ARGS = ["--resolution", "64", "--device", "cpu", "--precision", "fp32", "-
 HELD_OUT_SEED = 9_000_001  # a scene the tiny model never saw in training (as tests/test_tiny_model.py)
 
 
-def _scene(seed: int, size=(48, 64)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = (rng.random((*size, 3)) * 60 + 40).astype(np.uint8)
-    cv2.circle(img, (size[1] // 2, size[0] // 2), size[0] // 3, (230, 60, 40), -1)
-    return img
-
-
 @pytest.fixture()
 def photo(tmp_path) -> Path:
-    path = tmp_path / "photo.png"
-    cv2.imwrite(str(path), cv2.cvtColor(_scene(0), cv2.COLOR_RGB2BGR))
-    return path
+    return write_scene_picture(tmp_path / "photo.png")
 
 
 @pytest.fixture(scope="module")
