@@ -87,6 +87,26 @@ class ChunkWorker:
         return result
 
 
+@contextlib.contextmanager
+def _unsaid_token_auth_notice() -> Iterator[None]:
+    """Drop Ray's "Token authentication is enabled for this Ray cluster" warning while it starts a local cluster.
+
+    Ray (2.5x+) turns token authentication on for a cluster it starts and says so on every run, past ``-q``; the
+    warning tells a user of ours nothing to do. Setting ``RAY_AUTH_MODE=token`` ourselves would silence it too, but
+    only before Ray reads its config, which an earlier ``import ray`` may have done (the driver then fails to
+    authenticate to its own cluster). A warning that auth is *disabled* (a user's ``RAY_AUTH_MODE``) still shows."""
+    source = logging.getLogger("ray._private.authentication.authentication_token_setup")
+
+    def unsaid(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+    source.addFilter(unsaid)
+    try:
+        yield
+    finally:
+        source.removeFilter(unsaid)
+
+
 class FrameCounter:
     """A Ray actor holding each running chunk's latest frame count, which the driver collects."""
 
@@ -112,7 +132,8 @@ class RayExecutor:
             try:
                 with _keeping_sigterm():
                     if address == "local":
-                        ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+                        with _unsaid_token_auth_notice():
+                            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
                     else:
                         ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
