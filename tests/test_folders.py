@@ -433,3 +433,48 @@ def test_linked_category_folders_are_read_and_a_loop_is_not(tmp_path):
         (tmp_path / "ds" / inner / "zlatest").symlink_to(tmp_path / "shoes" / inner, target_is_directory=True)
     ds = FolderDataset(tmp_path / "ds", 32, flip=False)
     assert sorted(str(p.mask.relative_to(tmp_path / "ds")) for p in ds.pairs) == ["gt/a.png", "gt/shoes/b.png", "gt/shoes/c.png"]
+
+
+def _write_masks(root: Path, masks: list[np.ndarray]) -> None:
+    """Pairs a.png, b.png... of a grey picture and each of ``masks``."""
+    (root / "im").mkdir(parents=True)
+    (root / "gt").mkdir(parents=True)
+    for i, mask in enumerate(masks):
+        cv2.imwrite(str(root / "im" / f"{i:03d}.png"), np.full((*mask.shape, 3), 128, np.uint8))
+        cv2.imwrite(str(root / "gt" / f"{i:03d}.png"), mask)
+
+
+def _subject(h: int = 48, w: int = 40, *, inverted: bool = False, touching_the_bottom: bool = False) -> np.ndarray:
+    """A white subject on black: a disc, or a portrait's head and shoulders down to the bottom edge."""
+    mask = np.zeros((h, w), np.uint8)
+    cv2.circle(mask, (w // 2, h // 2), min(h, w) // 3, 255, -1)
+    if touching_the_bottom:
+        mask[h * 2 // 3 :, w // 6 : w * 5 // 6] = 255
+    return 255 - mask if inverted else mask
+
+
+def test_inverted_masks_are_named_in_a_warning(tmp_path, caplog):
+    """Masks with white marking the background trained a model that cuts out the background, without a word."""
+    _write_masks(tmp_path, [_subject(inverted=True, touching_the_bottom=i % 2 == 0) for i in range(5)] + [_subject()])
+    with caplog.at_level("WARNING", logger="birefvid.data.folders"):
+        FolderDataset(tmp_path, 32)
+    assert f"{tmp_path}: 5 of 6 masks sampled look inverted" in caplog.text and "mogrify -negate" in caplog.text
+
+
+def test_empty_masks_are_named_in_a_warning(tmp_path, caplog):
+    _write_masks(tmp_path, [np.zeros((48, 40), np.uint8)] * 3 + [_subject()])
+    with caplog.at_level("WARNING", logger="birefvid.data.folders"):
+        FolderDataset(tmp_path, 32)
+    assert f"{tmp_path}: 3 of 4 masks sampled are empty" in caplog.text and "inverted" not in caplog.text
+
+
+def test_ordinary_masks_give_no_warning(tmp_path, caplog):
+    """Subjects that touch the bottom edge (portraits), fill most of the picture or are 0/1 masks are not taken for
+    inverted ones; one empty mask among several (a negative example) is not a habit."""
+    big = np.zeros((48, 40), np.uint8)
+    big[4:, 3:-3] = 255  # a close-up: most of the picture, but not its top and sides
+    ones = (_subject() // 255).astype(np.uint8)
+    _write_masks(tmp_path, [_subject(touching_the_bottom=True), _subject(), big, ones, np.zeros((48, 40), np.uint8)])
+    with caplog.at_level("WARNING", logger="birefvid.data.folders"):
+        FolderDataset(tmp_path, 32)
+    assert "masks sampled" not in caplog.text

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from birefvid.data._tensors import parse_size, to_sample
+from birefvid.data.mask_check import mask_warnings
 from birefvid.errors import DataError, SourceError
 from birefvid.eval.readers import image_mask_rule, read_mask
 from birefvid.io.image_source import name_key, read_rgb
@@ -310,6 +311,8 @@ class FolderDataset(Dataset):
         if self._zero_one:
             log.info("%s: the masks hold only 0 and 1; reading them as 0/255", self.root)
         log.info("%s: %d image/mask pairs", self.root, len(self.pairs))
+        for warning in mask_warnings(self.root, [p.mask for p in self.pairs], self._by_alpha, self._zero_one):
+            log.warning("%s", warning)
 
     def __len__(self) -> int:
         return len(self.pairs) * (2 if self.flip else 1)
