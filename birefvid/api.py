@@ -498,7 +498,8 @@ def build_live_job(
     ``deinterlace=False`` keeps an interlaced stream's or file's frames as decoded (combed).
     ``video_stream=N``: a file's N-th video stream (``#N`` of the warning about several) instead of ffmpeg's choice; files only.
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` / ``upsample`` shape the matte as in ``build_file_job``.
-    Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250).
+    Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250), never under 128²
+    (a machine too busy even there keeps 128² and logs one warning; the mask refreshes less often).
     ``model_fps`` caps the mask refreshes a second (a laptop on battery, a shared CPU); the frames between carry the last mask.
     """
     _check_keywords("build_live_job", model_options, build_live_job, model_and_inference)

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -24,7 +26,7 @@ import torch
 from birefvid.api import build_live_job, run_live
 from birefvid.errors import ConfigError, PipelineError
 from birefvid.io.live_base import LiveSink
-from birefvid.runtime.live import SIZE_LADDER, OutputClock, choose_resolution
+from birefvid.runtime.live import BUDGET_FLOOR, SIZE_LADDER, OutputClock, choose_resolution
 from process_fixtures import RedKey, red_key_segmenter, scene_frame, true_mask, interior
 from media import make_resizing_video
 
@@ -249,12 +251,13 @@ def test_latency_budget_picks_the_largest_size_that_fits(caplog):
     # around the sleep took 100-170 ms more (64² timed 104 ms, 128² 264 ms) and 96 or 128 fit.
     timed = [(int(m[1]), int(m[2])) for m in re.finditer(r"latency budget: (\d+)x\d+ takes (\d+) ms", caplog.text)]
     sides = [side for side, _ in timed]
-    assert sides == list(SIZE_LADDER[: len(sides)]), timed  # smallest first, none skipped
+    floor_at = SIZE_LADDER.index(BUDGET_FLOOR)
+    assert sides == list(SIZE_LADDER[floor_at : floor_at + len(sides)]), timed  # smallest first from the floor, none skipped
     assert all(ms >= side * side / 128 / 128 * 100 - 1 for side, ms in timed), timed  # each timed at its size: never under its sleep
     assert all(ms <= 270 for _, ms in timed[:-1]) and timed[-1][1] >= 270, timed  # the search stops at the first over budget
-    assert chosen == ((timed[-2][0],) * 2 if len(timed) > 1 else (64, 64)), timed  # the largest that fit (64 when none did)
+    assert chosen == ((timed[-2][0],) * 2 if len(timed) > 1 else (BUDGET_FLOOR,) * 2), timed  # the largest that fit (the floor when none did)
     assert chosen[0] <= 192  # 224² sleeps 306 ms alone: never picked, however idle the box
-    assert choose_resolution(seg, image, 0.001, ceiling=1024) == (64, 64)  # nothing fits: the smallest
+    assert choose_resolution(seg, image, 0.001, ceiling=1024) == (BUDGET_FLOOR, BUDGET_FLOOR)  # nothing fits: the floor
 
 
 def test_live_help_says_the_budget_picks_the_size(capsys):
@@ -282,7 +285,7 @@ def test_latency_budget_leaves_a_shared_segmenter_at_its_own_size(tmp_path):
     seg = Segmenter(module=PixelCost(), resolution=256, device="cpu", precision="fp32", backend="torch")
     clip = write_scene(tmp_path / "cam.mkv", FPS // 2)
     tight = run_live(build_live_job(str(clip), [str(tmp_path / "a.mkv")], effect="mask", latency_budget_ms=5), segmenter=seg)
-    assert tight["resolved"]["resolution"] == [64, 64]  # nothing fits: the smallest
+    assert tight["resolved"]["resolution"] == [BUDGET_FLOOR, BUDGET_FLOOR]  # nothing fits: the floor
     assert seg.resolution == (256, 256)
     roomy = run_live(build_live_job(str(clip), [str(tmp_path / "b.mkv")], effect="mask", latency_budget_ms=1000), segmenter=seg)
     assert roomy["resolved"]["resolution"] == [256, 256]  # the ceiling is the Segmenter's own size, not the last run's
@@ -884,6 +887,86 @@ def test_latency_budget_prefers_a_neighbour_size_already_exported(monkeypatch, c
     assert f"latency budget: the model runs at {want}x{want} (budget 250 ms)" in caplog.text
     if want != 192:
         assert f"latency budget: {want}x{want}, exported already" in caplog.text and "rather than 192x192" in caplog.text
+
+
+def _calibrate_on_a_fake_clock(monkeypatch, caplog, costs_ms, *, budget_s=0.25, resolution=64, backbone=None):
+    """``choose_resolution`` on a Segmenter whose every size takes ``costs_ms[side]`` (the times a loaded machine
+    measured), with no real timing: the chosen size, the sides timed, and the warnings logged."""
+    import birefvid.runtime.live as live
+
+    seg = red_key_segmenter()
+    if backbone is not None:
+        seg.backbone = backbone
+    monkeypatch.setattr(live, "_timed", lambda fn, arg: costs_ms[seg.resolution[0]] / 1000)
+    with caplog.at_level(logging.INFO, logger="birefvid.runtime.live"):
+        chosen = choose_resolution(seg, scene_frame(0, (320, 240)), budget_s, ceiling=resolution)
+    timed = [int(m[1]) for m in re.finditer(r"latency budget: (\d+)x\d+ takes", caplog.text)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    return chosen, timed, warnings
+
+
+# a 2-core laptop with a browser busy beside it: every size costs about 4x its idle time, 64² alone fits 250 ms
+BUSY_MS = {64: 150, 96: 340, 128: 600, 160: 940, 192: 1350, 256: 2400}
+
+
+def test_a_busy_machine_keeps_the_budgets_floor_and_says_once_what_helps(monkeypatch, caplog):
+    """On a busy laptop only 64² fit the budget and live ran there, its masks a blob around the person, with no word
+    why. Now the size stays at the floor, where the model still segments, and one warning says the mask refreshes
+    less often and what to do; sizes under the floor are not even timed."""
+    chosen, timed, warnings = _calibrate_on_a_fake_clock(monkeypatch, caplog, BUSY_MS, resolution=256)
+    assert chosen == (BUDGET_FLOOR, BUDGET_FLOOR)
+    assert timed == [BUDGET_FLOOR]  # over budget at once: nothing larger, nothing smaller is tried
+    assert len(warnings) == 1, warnings
+    said = warnings[0]
+    assert "the model took 600 ms at 128x128" in said and "250 ms latency_budget_ms" in said
+    assert "about 1.7 times a second" in said and "picture keeps the camera's rate" in said
+    assert "close busy programs" in said and "choose the size with resolution" in said
+    assert "smaller model" not in said  # a custom module: no registry model to name
+
+
+def test_the_floor_warning_names_a_smaller_model_where_there_is_one(monkeypatch, caplog):
+    """A swin_v1_l model (BiRefNet's general ones) too slow at the floor: the warning names `lite` as the way out."""
+    _, _, warnings = _calibrate_on_a_fake_clock(monkeypatch, caplog, BUSY_MS, resolution=256, backbone="swin_v1_l")
+    assert len(warnings) == 1 and "use a smaller model (model='lite')" in warnings[0], warnings
+
+
+def test_a_machine_that_keeps_up_at_the_floor_hears_nothing_and_gets_the_largest_size(monkeypatch, caplog):
+    idle = {side: ms / 4 for side, ms in BUSY_MS.items()}  # 150 ms at 128², 235 at 160², 338 at 192²
+    chosen, timed, warnings = _calibrate_on_a_fake_clock(monkeypatch, caplog, idle, resolution=256)
+    assert chosen == (160, 160) and timed == [128, 160, 192] and warnings == []
+
+
+def test_a_segmenter_set_under_the_floor_keeps_its_own_size(monkeypatch, caplog):
+    """An app's Segmenter at 96² is the budget's ceiling: a busy machine leaves it at 96, never raised to the floor
+    nor lowered under it."""
+    chosen, timed, warnings = _calibrate_on_a_fake_clock(monkeypatch, caplog, BUSY_MS, resolution=96)
+    assert chosen == (96, 96) and timed == [96] and len(warnings) == 1, warnings
+    assert "340 ms at 96x96, its Segmenter's own size" in warnings[0]
+
+
+def test_live_on_a_machine_too_slow_for_the_budget_runs_the_tiny_model_at_the_floor(tmp_path):
+    """`birefvid live` with the tiny model and a budget no machine meets (1 ms), as a busy laptop's is: the run
+    keeps the floor's size (its report says so), its masks are made, and stderr has one warning line naming the
+    command's own options. A size the user gives, under the floor, is used as given and says nothing."""
+    clip = write_scene(tmp_path / "cam.mkv", 12)
+    common = ["--source", str(clip), "--effect", "mask", "--model", "tiny", "--device", "cpu", "--backend", "torch", "-q"]
+
+    def live(*args: str) -> tuple[dict, list[str]]:
+        run = subprocess.run([sys.executable, "-m", "birefvid", "live", *common, *args], capture_output=True, text=True,
+                             timeout=300, cwd=tmp_path)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        return json.loads((tmp_path / "report.json").read_text()), run.stderr.splitlines()
+
+    report, lines = live("--latency-budget", "1", "--sink", "floor.mkv", "--report", "report.json")
+    assert report["resolved"]["resolution"] == [BUDGET_FLOOR, BUDGET_FLOOR]
+    assert report["frames_shown"] == 12 and len(read_frames(tmp_path / "floor.mkv")) == 12
+    warned = [line for line in lines if line.startswith("birefvid: warning: ")]
+    assert len(warned) == 1 and "too busy for the 1 ms --latency-budget" in warned[0], lines
+    assert "at 128x128" in warned[0] and "--resolution" in warned[0], warned
+
+    report, lines = live("--resolution", "64", "--sink", "mine.mkv", "--report", "report.json", "--overwrite")
+    assert report["resolved"]["resolution"] == [64, 64]
+    assert not [line for line in lines if line.startswith("birefvid: warning: ")], lines
 
 
 def test_a_recording_whose_name_was_taken_meanwhile_fails_with_a_report_naming_where_it_was_kept(tmp_path):

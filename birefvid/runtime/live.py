@@ -29,7 +29,7 @@ from .. import exiting
 from ..compose.compositor import Compositor
 from ..errors import BirefvidError, OutputKeptError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
-from ..job import EFFECT_PICTURE, MIN_SIDE, LiveJob, carries_sound, parse_camera_size
+from ..job import EFFECT_PICTURE, LiveJob, carries_sound, parse_camera_size
 from ..temporal import Smoother, make_smoother
 from ..temporal.carry import MaskCarrier
 from .live_effects import EffectSwitch
@@ -41,13 +41,20 @@ from .video_job import to_sink_layout
 
 log = logging.getLogger(__name__)
 
-# inference sizes tried for --latency-budget, smallest first (sides, square; multiples of 32)
+# inference sizes tried for --latency-budget, smallest first from BUDGET_FLOOR (sides, square; multiples of 32)
 SIZE_LADDER = (64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 1024)
 # a ladder neighbour whose export is cached is taken over a size that needs one (13-25 s on a small CPU, each first
 # run on a busy machine choosing another size) when its time is within this much over the budget: the sizes are
 # timed on eager PyTorch, slower than the exported engine that then runs them, and a busy CPU moved those
 # timings by more than this from run to run (160, 224 and 192 chosen on three runs)
 CACHED_MARGIN = 0.10
+# the smallest size --latency-budget picks: a busy 2-core laptop timed every size over the budget and ran at 64²,
+# whose masks are a blob around the person (the tiny model's IoU on the generated scenes: 64² 0.68, 96² 0.77,
+# 128² 0.84, 160² 0.89, 256² 0.95; docs/live.md). A machine too slow for the budget even here keeps this size, says so once,
+# and refreshes the mask less often; only the user's own --resolution goes below it.
+BUDGET_FLOOR = 128
+# the smaller model to suggest for a backbone (the registry's general models; tiny knows generated scenes only)
+SMALLER_MODEL = {"swin_v1_l": "lite", "swin_v1_b": "lite", "swin_v1_s": "lite"}
 
 
 @dataclass(frozen=True)
@@ -62,21 +69,24 @@ class LatestMask:
 def choose_resolution(
     segmenter: Segmenter, image: np.ndarray, budget_s: float, ceiling: int, stop: Optional[threading.Event] = None
 ) -> tuple[int, int]:
-    """The largest square inference size from ``SIZE_LADDER`` (up to ``ceiling``) whose model time fits ``budget_s``.
+    """The largest square inference size from ``SIZE_LADDER`` (up to ``ceiling``) whose model time fits ``budget_s``,
+    never below ``BUDGET_FLOOR`` (nor the ceiling, when that is smaller).
 
-    Sizes are timed smallest first on a real frame (a warm-up call, then the faster of two) and the
+    Sizes are timed smallest first, from the floor, on a real frame (a warm-up call, then the faster of two) and the
     search stops at the first one over budget, so calibration costs a few times the chosen size's time;
     it also stops when ``stop`` is set (the caller's request to end the run), keeping the size found so far.
+    When even the floor is over budget it is kept, and a warning says the mask will refresh less often and what helps.
     A size that needs a first export gives way to its neighbour on the ladder whose export is cached (see
     ``CACHED_MARGIN``), so runs on a busy machine do not export a new size each time.
     """
     batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
-    chosen = (MIN_SIDE, MIN_SIDE)
+    floor = min(BUDGET_FLOOR, ceiling)  # a caller's Segmenter set below the floor is that caller's choice
+    chosen = (floor, floor)
     timings: dict[int, float] = {}
     # An exported engine would export every size it tries (10-60 s each): time sizes with eager
     # PyTorch instead, which is slower, so the size chosen fits the budget with room to spare.
     timer = segmenter if segmenter.backend == "torch" else segmenter.with_backend("torch")
-    for side in (s for s in SIZE_LADDER if s <= ceiling):
+    for side in budget_sides(ceiling):
         if stop is not None and stop.is_set():
             break
         timer.resolution = (side, side)
@@ -87,6 +97,8 @@ def choose_resolution(
         if seconds > budget_s:
             break
         chosen = (side, side)
+    if timings.get(floor, 0.0) > budget_s:
+        log.warning("%s", too_slow_at_floor(floor, timings[floor], budget_s, segmenter.backbone, segmenter.backend))
     chosen = _prefer_exported(segmenter, image.shape[:2], chosen, timings, budget_s)
     # the size taken, said once: the timing lines alone left -v's reader to work it out, and the segmenter's
     # line logged before them names the model's native size, not this one
@@ -94,6 +106,29 @@ def choose_resolution(
     segmenter.resolution = chosen
     segmenter.prepare(*image.shape[:2])
     return chosen
+
+
+def budget_sides(ceiling: int) -> list[int]:
+    """The sizes the latency budget times, smallest first: ``SIZE_LADDER`` from ``BUDGET_FLOOR`` up to ``ceiling``
+    (only the ceiling itself when it is under the floor)."""
+    floor = min(BUDGET_FLOOR, ceiling)
+    return [side for side in SIZE_LADDER if floor <= side <= ceiling] or [floor]
+
+
+def too_slow_at_floor(side: int, seconds: float, budget_s: float, backbone: str, backend: str) -> str:
+    """The warning for a machine that cannot run the model within the budget even at the floor: what happens
+    (the size stays, the mask refreshes less often; the picture keeps the camera's rate) and what helps.
+    ``seconds`` is PyTorch's time; another ``backend`` (OpenVINO) that then runs the model is often faster."""
+    helps = ["close busy programs (a browser's tabs, a build)",
+             f"choose the size with {option('resolution')} (96 or 64 refresh faster, but cut a coarse blob around the person)"]  # fmt: skip
+    if backbone in SMALLER_MODEL:
+        helps.append(f"use a smaller model ({option('model', SMALLER_MODEL[backbone])})")
+    timed = "" if backend == "torch" else f" on PyTorch ({backend}, which runs it, is often faster)"
+    which = "the smallest size that still segments well" if side >= BUDGET_FLOOR else "its Segmenter's own size"
+    return (f"this machine is too busy for the {budget_s * 1000:.0f} ms {option('latency_budget_ms')}: the model took "
+            f"{seconds * 1000:.0f} ms{timed} at {side}x{side}, {which}, and runs there; "
+            f"the picture keeps the camera's rate, but the mask refreshes less often (about {1 / seconds:.1f} times a "
+            f"second at that time) and lags fast moves. For fresher masks, " + ", or ".join(helps))  # fmt: skip
 
 
 def _prefer_exported(segmenter: Segmenter, frame: tuple[int, int], chosen: tuple[int, int], timings: dict[int, float], budget_s: float) -> tuple[int, int]:
