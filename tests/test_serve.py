@@ -4,17 +4,20 @@ refuses bad requests with a 4xx and a one-line JSON error, queues a few, and sto
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import cv2
 import numpy as np
@@ -168,11 +171,6 @@ def test_too_large_a_body_is_refused_before_it_is_read(server):
         conn.close()
     assert status == 413 and "--max-bytes" in _one_line_error(status, headers, body)
     assert headers["connection"] == "close"
-
-
-def test_chunked_upload_asks_for_a_length(server, photo):
-    status, headers, body = _request(server, "POST", "/v1/remove", iter([photo.read_bytes()]), {"Transfer-Encoding": "chunked"})
-    assert status == 411 and "Content-Length" in _one_line_error(status, headers, body)
 
 
 def test_one_cut_out_at_a_time_a_short_queue_then_503(server, photo):
@@ -435,3 +433,176 @@ def test_http_servers_own_refusals_are_one_json_line_too(server, request_head, s
     headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in head.decode().splitlines()[1:])}
     assert int(head.split()[1]) == status and headers["connection"] == "close"
     assert words in _one_line_error(status, headers, body)
+
+
+@contextlib.contextmanager
+def _server_beside(server: CutoutServer, **options) -> Iterator[CutoutServer]:
+    """A second server around the module's loaded model, with other limits (``uploads``, ``read_timeout``, ...)."""
+    httpd = CutoutServer("127.0.0.1", 0, server.service, **options)
+    worker = threading.Thread(target=httpd.serve_forever, daemon=True)
+    worker.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _slow_upload(server: CutoutServer, body: bytes, sent: int, query: str = "") -> socket.socket:
+    """A client on a bad network: the headers of a POST of ``body`` and its first ``sent`` bytes, the rest not yet sent."""
+    s = socket.create_connection(("127.0.0.1", server.server_port), timeout=60)
+    s.sendall(f"POST /v1/remove{query} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:sent])
+    return s
+
+
+def _reply_on(s: socket.socket) -> tuple[int, dict, bytes]:
+    """The reply read from a socket by http.client's own parser: status, headers (lower-case names), body."""
+    reply = http.client.HTTPResponse(s)
+    reply.begin()
+    return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+
+
+def _wait_for(condition, what: str, seconds: float = 30) -> None:
+    """Polls ``condition`` until true; generous, as the server's threads are scheduled late on a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still not {what} after {seconds} s"
+        time.sleep(0.02)
+
+
+def test_slow_uploads_do_not_hold_the_queue(server, photo):
+    """queue=1 (two places): three phones uploading slowly took every place before their bodies came, and a picture
+    sent whole meanwhile got 503 while the model was idle. Now it is cut out, and the slow ones too once they arrive."""
+    picture = photo.read_bytes()
+    slow = [_slow_upload(server, picture, len(picture) // 2) for _ in range(3)]
+    try:
+        _wait_for(lambda: server.uploading == 3, "three uploads being received")
+        status, headers, body = _request(server, "POST", "/v1/remove", picture)
+        assert status == 200 and headers["content-type"] == "image/png", body[:200]
+        assert json.loads(_request(server, "GET", "/health")[2])["uploading"] == 3
+        for s in slow:  # one after another: each a picture ready, with the queue's places free
+            s.sendall(picture[len(picture) // 2:])
+            assert _reply_on(s)[::2] == (200, body)
+    finally:
+        for s in slow:
+            s.close()
+    # the reply is sent from inside the queue's place: it is given back just after the client has read it
+    _wait_for(lambda: server.uploading == 0 and server.service.admitted == 0, "every place given back")
+
+
+def test_uploads_past_the_cap_get_503_and_a_finished_one_frees_its_place(server, photo):
+    """Bodies being received are bounded on their own (--uploads): past the cap, a 503 with Retry-After at once,
+    before its body is read; an upload that arrives frees its place."""
+    picture = photo.read_bytes()
+    with _server_beside(server, uploads=2) as capped:
+        slow = [_slow_upload(capped, picture, 100) for _ in range(2)]
+        try:
+            _wait_for(lambda: capped.uploading == 2, "two uploads being received")
+            status, headers, body = _request(capped, "POST", "/v1/remove", picture)
+            assert status == 503 and headers["retry-after"] == "2" and headers["connection"] == "close"
+            assert "2 uploads are being received (--uploads)" in _one_line_error(status, headers, body)
+            health = json.loads(_request(capped, "GET", "/health")[2])
+            assert (health["uploading"], health["uploads"], health["busy"]) == (2, 2, 0)
+            slow[0].sendall(picture[100:])
+            assert _reply_on(slow[0])[0] == 200
+            assert _request(capped, "POST", "/v1/remove", picture)[0] == 200
+        finally:
+            for s in slow:
+                s.close()
+
+
+def test_a_stalled_upload_gets_408_and_frees_its_place(server, photo):
+    """A client that stops sending mid-body is answered 408 after --read-timeout and its upload place is free again
+    (it held the connection 60 s, then got a 500 "internal error" with a traceback in the log)."""
+    picture = photo.read_bytes()
+    with _server_beside(server, uploads=1, read_timeout=1) as strict:
+        stalled = _slow_upload(strict, picture, len(picture) // 2)
+        try:
+            status, headers, body = _reply_on(stalled)  # the socket waits up to 60 s: a generous bound on a 1 s timeout
+        finally:
+            stalled.close()
+        assert status == 408 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, body) == "nothing of the body came for 1 s (--read-timeout)"
+        assert strict.uploading == 0 and _request(strict, "POST", "/v1/remove", picture)[0] == 200
+
+
+def test_a_trickling_upload_within_the_read_timeout_is_received(server, photo):
+    """--read-timeout is the longest wait for the next bytes, not for the whole body: a phone sending a piece every
+    fraction of a second for longer than the timeout in all still gets its cut-out (as nginx's client_body_timeout)."""
+    picture = photo.read_bytes()
+    pieces = [picture[i : i + len(picture) // 8 + 1] for i in range(0, len(picture), len(picture) // 8 + 1)]
+    with _server_beside(server, read_timeout=2) as strict:
+        s = _slow_upload(strict, picture, 0)
+        try:
+            started = time.monotonic()
+            for piece in pieces:
+                time.sleep(0.4)
+                s.sendall(piece)
+            assert time.monotonic() - started > 2  # the body took longer than the timeout in all
+            assert _reply_on(s)[0] == 200
+        finally:
+            s.close()
+
+
+def _chunked(body: bytes, size: int) -> bytes:
+    """``body`` framed as Transfer-Encoding: chunked in pieces of ``size`` bytes, with its last chunk."""
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+def test_a_chunked_upload_is_cut_out_as_a_whole_one(server, photo):
+    """``Transfer-Encoding: chunked`` (urllib for a file of unknown size, requests for a generator, nginx with
+    proxy_request_buffering off) got 411; it is read, and cut out as the same picture sent with a Content-Length."""
+    import urllib.request
+
+    picture = photo.read_bytes()
+    whole = _request(server, "POST", "/v1/remove?output=mask", picture)
+    pieces = iter([picture[:1000], picture[1000:1001], picture[1001:]])
+    request = urllib.request.Request(f"http://127.0.0.1:{server.server_port}/v1/remove?output=mask", data=pieces, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as reply:  # urllib sends an iterable chunked
+        assert reply.status == 200 and reply.headers["Content-Type"] == "image/png"
+        assert reply.read() == whole[2]
+    # and multipart sent chunked, on a kept-alive connection that then serves another request
+    boundary = "----birefvidtest"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\n\r\n").encode() + picture + \
+        f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(f"POST /v1/remove?output=mask HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode() + _chunked(form, 4096))  # fmt: skip
+        assert _reply_on(s)[::2] == (200, whole[2])
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _reply_on(s)[0] == 200
+
+
+def test_a_chunked_upload_over_max_bytes_is_refused_as_it_passes(server, photo):
+    """--max-bytes holds for a chunked body: 413 as soon as the chunks announced pass it, the chunk that would pass it
+    never read (here it is never sent: the reply must not wait for it)."""
+    picture = photo.read_bytes()
+    with _server_beside(server, max_bytes=len(picture) - 1) as small:
+        with socket.create_connection(("127.0.0.1", small.server_port), timeout=60) as s:
+            s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      + b"%x\r\n%s\r\n" % (1000, picture[:1000]) + b"%x\r\n" % (len(picture) - 1000))  # fmt: skip
+            status, headers, body = _reply_on(s)
+        assert status == 413 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, body) == f"the chunked body passes the server's {len(picture) - 1:,} bytes (--max-bytes)"
+        assert small.uploading == 0
+
+
+@pytest.mark.parametrize("head, body, status, words", [
+    (b"Transfer-Encoding: chunked", b"zz\r\nhello\r\n0\r\n\r\n", 400, "a chunk size 'zz' is not hex digits"),
+    (b"Transfer-Encoding: chunked", b"0x5\r\nhello\r\n0\r\n\r\n", 400, "a chunk size '0x5' is not hex digits"),
+    (b"Transfer-Encoding: chunked", b"3\r\nhello\r\n0\r\n\r\n", 400, "a chunk is longer than its size says"),
+    (b"Transfer-Encoding: chunked", b"5\r\nhello\r\n", 400, "the chunked body ended early"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 5", b"hello", 400, "both Transfer-Encoding and Content-Length"),
+    (b"Content-Length: 5\r\nContent-Length: 6", b"hello!", 400, "Content-Lengths 5, 6 disagree"),
+    (b"Transfer-Encoding: gzip, chunked", b"0\r\n\r\n", 501, "Transfer-Encoding 'gzip, chunked' is not read"),
+])  # fmt: skip
+def test_a_malformed_body_framing_is_refused(server, head, body, status, words):
+    """Framing a proxy and this server could read differently (request smuggling) is refused, and the connection
+    closed, rather than guessed at."""
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\n" + body)
+        s.shutdown(socket.SHUT_WR)  # a body cut off ends here
+        got, headers, reply = _reply_on(s)
+    assert got == status and headers["connection"] == "close"
+    assert words in _one_line_error(got, headers, reply)
