@@ -40,6 +40,8 @@ READ_TIMEOUT_S = 30.0  # the longest a client may send nothing, mid-request or b
 RETRY_AFTER_S = 2
 MAX_CHUNK_LINE = 1024  # a chunk-size line or a trailer line; http.client, curl and nginx send a few bytes
 MAX_TRAILERS = 32
+LINGER_S = 5.0  # after refusing a body unread, how long its bytes are read and dropped so the client sees the refusal
+REPLY_PIECE = 256 * 1024  # a reply is sent in pieces: the socket timeout bounds each piece's wait, not the whole reply
 PATH = "/v1/remove"
 HEALTH = "/health"
 # the query's output names: the image command's, and process's "alpha" for its "rgba"
@@ -251,12 +253,37 @@ class _Handler(BaseHTTPRequestHandler):
     server: "CutoutServer"  # its service is set before it serves
     protocol_version = "HTTP/1.1"
     _unread = False  # the request's body is still in the connection
+    _linger = False  # a refusal left the body unread: read and drop it before closing (see finish)
+    _continued = False  # "100 Continue" sent (or not needed): the client is sending its body
 
     def setup(self) -> None:
         """The connection's socket timeout is the server's read timeout: each wait for a client's bytes (its request
         line, headers, each piece of its body) ends after it, and so does each wait to send a piece of the reply."""
         self.timeout = self.server.read_timeout
         super().setup()
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue`` (curl's for a body over 1 MiB) is answered only once the body is wanted (see
+        ``_continue``): a body over --max-bytes, a busy server, a wrong path is refused before the client sends it,
+        where http.server said "continue" at once and the whole picture was sent to be refused."""
+        self._continued = False
+        return True
+
+    def _continue(self) -> None:
+        """Tells a client waiting on ``Expect: 100-continue`` to send its body now."""
+        if not self._continued and self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
+            self.send_response_only(100)
+            self.end_headers()
+        self._continued = True
+
+    def finish(self) -> None:
+        """After a refusal that left the body unread, the client's bytes are read and dropped for a while (as nginx's
+        lingering close) before the connection closes: closing on unread bytes sends a reset, and a client still
+        sending its body (http.client, urllib, requests, a browser) saw "broken pipe" or "connection reset" instead
+        of the 413 or 503 it was sent."""
+        super().finish()
+        if self._linger:
+            _drain(self.connection, LINGER_S)
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -293,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         except RequestError as e:
             self._reply(e.status, "application/json", json.dumps({"error": str(e)}).encode() + b"\n", e.headers)
         except TimeoutError:  # a client that stopped sending mid-body: its upload place is free again
-            self.close_connection = True
+            self.close_connection, self._unread = True, False  # nothing to linger for: it sends nothing
             text = f"nothing of the body came for {self.server.read_timeout:g} s (--read-timeout)"
             self._reply(408, "application/json", json.dumps({"error": text}).encode() + b"\n")
         except Exception:  # a bug: said as one line to the client, the traceback in the server's log
@@ -323,6 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 raise RequestError(501, f"Transfer-Encoding {coding!r} is not read; send the picture as is, or chunked")
             with self.server.upload_slot():
+                self._continue()
                 try:
                     body = read_chunked(self.rfile, self.server.max_bytes)
                 except RequestError:
@@ -344,6 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not length:
             return b""
         with self.server.upload_slot():
+            self._continue()
             body = self.rfile.read(length)
         self._unread = False
         if len(body) < length:
@@ -356,6 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
         the next reply on a kept-alive connection)."""
         if self._unread:  # a body left unread (refused before it): its bytes must not be read as the next request
             self.close_connection = True
+            self._linger = True  # even one never told to continue may send its body anyway (RFC 9110 10.1.1)
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -365,8 +395,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
-            with contextlib.suppress(OSError):  # the client hung up: nothing more to say to it
-                self.wfile.write(body)
+            with contextlib.suppress(OSError):  # the client hung up, or read nothing for --read-timeout: nothing more to say
+                for start in range(0, len(body), REPLY_PIECE):  # sendall's timeout is for all it sends: a long reply
+                    self.wfile.write(body[start : start + REPLY_PIECE])  # to a slow phone was cut off after it
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """http.server's own refusals (a request line over 64 KiB, over 100 headers, a method such as OPTIONS, bad
@@ -381,6 +412,19 @@ class _Handler(BaseHTTPRequestHandler):
         """Each request at -v, its control characters escaped as http.server's own log does (a request line's ESC or
         BEL would reach the terminal: clear it, retitle it, hide lines)."""
         log.info("%s %s", self.address_string(), (format % args).translate(getattr(self, "_control_char_table", {})))  # the table is in http.server from 3.11.1
+
+
+def _drain(connection: socket.socket, seconds: float) -> None:
+    """Ends the reply (FIN) and reads and drops what the client still sends, until it closes or ``seconds`` pass."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            connection.settimeout(left)
+            if not connection.recv(REPLY_PIECE):
+                return
 
 
 class CutoutServer(ThreadingHTTPServer):

@@ -195,7 +195,7 @@ def test_one_cut_out_at_a_time_a_short_queue_then_503(server, photo):
     for t in threads:
         t.join(60)
     assert [s for s, _ in results] == [200, 200] and results[0][1] == results[1][1]  # the same picture, the same cut-out
-    assert service.admitted == 0
+    _wait_for(lambda: service.admitted == 0, "every place given back")  # given back just after the reply is read
 
 
 def _serve_cli(*argv: str) -> subprocess.Popen:
@@ -606,3 +606,74 @@ def test_a_malformed_body_framing_is_refused(server, head, body, status, words):
         got, headers, reply = _reply_on(s)
     assert got == status and headers["connection"] == "close"
     assert words in _one_line_error(got, headers, reply)
+
+
+@pytest.mark.parametrize("path, options, status, words", [
+    ("/v1/remove", {"max_bytes": 1000}, 413, "(--max-bytes)"),
+    ("/v2/remove", {}, 404, "no such path /v2/remove"),
+])  # fmt: skip
+def test_a_client_still_sending_a_refused_body_gets_the_refusal(server, path, options, status, words):
+    """A body refused unread (over --max-bytes, a wrong path) while the client was still sending it: the server closed
+    on the unread bytes, the client got a reset, and http.client, urllib and requests said "broken pipe" instead of
+    the 413. Its bytes are now read and dropped for a while (nginx's lingering close), and the refusal arrives."""
+    body = b"x" * (8 << 20)  # more than loopback's socket buffers hold: the client is still sending when refused
+    with _server_beside(server, **options) as httpd:
+        conn = http.client.HTTPConnection("127.0.0.1", httpd.server_port, timeout=60)
+        try:
+            conn.request("POST", path, body=body)
+            reply = conn.getresponse()
+            assert reply.status == status and words in json.loads(reply.read())["error"]
+        finally:
+            conn.close()
+
+
+def _head_on(s: socket.socket) -> bytes:
+    """The bytes the server sent up to the first blank line: one status line and its headers."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(1)
+        assert chunk, data
+        data += chunk
+    return data
+
+
+def test_expect_100_continue_is_answered_only_when_the_body_is_wanted(server, photo):
+    """curl sends ``Expect: 100-continue`` for a body over 1 MiB and waits: http.server said "100 Continue" at once,
+    and a body over --max-bytes was sent whole to be refused. The refusal now comes instead; a picture that is
+    wanted still gets its "100 Continue", then its cut-out."""
+    picture = photo.read_bytes()
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % 10**9)
+        assert _head_on(s).startswith(b"HTTP/1.1 413 ")
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(picture))
+        assert _head_on(s) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(picture)
+        assert _reply_on(s)[0] == 200
+
+
+def test_a_long_reply_to_a_slow_reader_arrives_whole(server):
+    """--read-timeout bounds each wait to send a piece of the reply, not the whole reply: sent in one sendall, whose
+    timeout is for all it sends, a 11 MB cut-out read by a phone that never paused was cut off after the timeout."""
+    noise = (np.random.default_rng(1).random((1200, 1200, 3)) * 255).astype(np.uint8)
+    picture = cv2.imencode(".png", noise)[1].tobytes()
+    with _server_beside(server, read_timeout=2) as strict:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: the server's sends wait on the reader
+        s.settimeout(60)
+        s.connect(("127.0.0.1", strict.server_port))
+        try:
+            s.sendall(b"POST /v1/remove?format=tif&bit-depth=16 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(picture) + picture)
+            reply = s.makefile("rb", buffering=0)  # unbuffered: each read is one recv of at most 4 KiB
+            head = b"".join(iter(reply.readline, b"\r\n"))
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body, started = bytearray(), time.monotonic()
+            while len(body) < length and (chunk := reply.read(min(4096, length - len(body)))):
+                body += chunk  # ~2 MB/s: about 6 s for the reply, each 256 KiB piece read in ~0.13 s
+                time.sleep(0.002)
+            took = time.monotonic() - started
+        finally:
+            s.close()
+    assert head.startswith(b"HTTP/1.1 200") and length > 8_000_000
+    assert len(body) == length
+    assert took > 2  # the reply took longer than the timeout in all
