@@ -143,14 +143,50 @@ def picture_suffix(body: bytes, max_pixels: int) -> str:
 
 
 def multipart_file(content_type: str, body: bytes) -> bytes:
-    """The ``file`` field of a multipart/form-data body (what ``curl -F file=@photo.jpg`` sends)."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    if not message.is_multipart():
+    """The ``file`` field of a multipart/form-data body (what ``curl -F file=@photo.jpg`` and a browser's ``FormData``
+    send). The parts are found by their boundary and the field's bytes sliced out; only the part headers go through
+    ``email``, whose whole-message parser took 1.2 s and 213 MiB of memory for a 20 MB photo (the memory a request
+    is allowed is about its body's)."""
+    params = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n", headersonly=True)
+    boundary = params.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise RequestError(400, "a multipart/form-data body without a boundary in its Content-Type")
+    dash = b"--" + boundary.encode("latin-1")
+    delimiter = b"\r\n" + dash  # between parts; the first may instead open the body
+    if body.startswith(dash):
+        start = len(dash)
+    elif (at := body.find(delimiter)) >= 0:  # after a preamble
+        start = at + len(delimiter)
+    else:
         raise RequestError(400, "a multipart/form-data body without parts; send the picture as a field named file")
-    for part in message.iter_parts():
+    while True:
+        if body[start : start + 2] == b"--":  # the closing delimiter
+            break
+        headers_end = body.find(b"\r\n\r\n", start)
+        end = body.find(delimiter, start)
+        if headers_end < 0 or end < 0 or headers_end > end:
+            raise RequestError(400, "the multipart/form-data body ended inside a part (no closing boundary)")
+        part = BytesParser(policy=HTTP).parsebytes(body[start:headers_end].lstrip(b" \t").removeprefix(b"\r\n") + b"\r\n\r\n", headersonly=True)
         if part.get_param("name", header="content-disposition") == "file":
-            return part.get_payload(decode=True) or b""
+            return _decoded(body[headers_end + 4 : end], str(part.get("Content-Transfer-Encoding", "")).strip().lower())
+        start = end + len(delimiter)
     raise RequestError(400, "no field named file in the multipart/form-data body (curl -F file=@photo.jpg)")
+
+
+def _decoded(payload: bytes, encoding: str) -> bytes:
+    """A part's bytes as sent: as they are (browsers, curl, requests), or base64 / quoted-printable (RFC 2046 mail)."""
+    import base64
+    import binascii
+    import quopri
+
+    try:
+        if encoding == "base64":
+            return base64.b64decode(payload)
+        if encoding == "quoted-printable":
+            return quopri.decodestring(payload)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, f"the field file is not valid {encoding}") from None
+    return payload
 
 
 def read_chunked(rfile: Any, max_bytes: int) -> bytes:
