@@ -166,7 +166,8 @@ def multipart_file(content_type: str, body: bytes) -> bytes:
         end = body.find(delimiter, start)
         if headers_end < 0 or end < 0 or headers_end > end:
             raise RequestError(400, "the multipart/form-data body ended inside a part (no closing boundary)")
-        part = BytesParser(policy=HTTP).parsebytes(body[start:headers_end].lstrip(b" \t").removeprefix(b"\r\n") + b"\r\n\r\n", headersonly=True)
+        head = body[start:headers_end].lstrip(b" \t").removeprefix(b"\r\n")  # after the delimiter: padding, its line break
+        part = BytesParser(policy=HTTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
         if part.get_param("name", header="content-disposition") == "file":
             return _decoded(body[headers_end + 4 : end], str(part.get("Content-Transfer-Encoding", "")).strip().lower())
         start = end + len(delimiter)
