@@ -716,3 +716,15 @@ def test_a_malformed_multipart_form_is_a_400(server, content_type, body, words):
     status, headers, reply = _request(server, "POST", "/v1/remove", body, {"Content-Type": content_type})
     assert status == 400 and words in _one_line_error(status, headers, reply)
 
+
+
+@pytest.mark.parametrize("option, line", [
+    (["--uploads", "0"], "--uploads must be 1 or more, got 0"),
+    (["--read-timeout", "0"], "--read-timeout must be a number of seconds above 0, got 0"),
+    (["--read-timeout", "nan"], "--read-timeout must be a number of seconds above 0, got nan"),
+])  # fmt: skip
+def test_upload_limits_out_of_range_are_one_line_before_the_model_loads(option, line):
+    """No upload place, or a timeout of 0 (every read fails at once) or nan (none ever does), would serve nothing."""
+    result = subprocess.run([sys.executable, "-m", "birefvid", "serve", "--port", "0", "--model", "no-such-model", *option],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"birefvid: error: {line}"]
