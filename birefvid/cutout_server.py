@@ -5,6 +5,10 @@ Standard library only (``http.server``, as the live preview's): ``POST /v1/remov
 body or as a multipart field ``file``, query options named as ``birefvid image``'s flags (``output``, ``format``,
 ``background``, ...); ``GET /health`` says the server is ready and which model it runs. Every refusal is a 4xx or
 503 with a one-line JSON body ``{"error": "..."}``.
+
+A body is read whole (with a ``Content-Length`` or chunked) before its request takes a place in the model's queue:
+the queue is for pictures ready to cut out, so slow uploads (a phone on a bad network) never hold it. Bodies being
+read are bounded apart, by ``uploads`` at a time, and a client that stops sending is dropped after ``read_timeout``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ log = logging.getLogger(__name__)
 MAX_BYTES = 25 * 1024 * 1024  # a 50 MP JPEG is ~20 MB
 MAX_PIXELS = 64_000_000  # a 45 MP camera's photo fits; a decompression bomb (a tiny PNG of gigapixels) does not
 QUEUE = 4  # requests waiting while one is cut out; more get 503
+UPLOADS = 8  # bodies being received at once; more get 503. Memory for bodies: (UPLOADS + 1 + QUEUE) x MAX_BYTES at most
+READ_TIMEOUT_S = 30.0  # the longest a client may send nothing, mid-request or between requests (nginx's client_body_timeout)
 RETRY_AFTER_S = 2
+MAX_CHUNK_LINE = 1024  # a chunk-size line or a trailer line; http.client, curl and nginx send a few bytes
+MAX_TRAILERS = 32
+LINGER_S = 5.0  # after refusing a body unread, how long its bytes are read and dropped so the client sees the refusal
+REPLY_PIECE = 256 * 1024  # a reply is sent in pieces: the socket timeout bounds each piece's wait, not the whole reply
 PATH = "/v1/remove"
 HEALTH = "/health"
 # the query's output names: the image command's, and process's "alpha" for its "rgba"
@@ -133,14 +143,88 @@ def picture_suffix(body: bytes, max_pixels: int) -> str:
 
 
 def multipart_file(content_type: str, body: bytes) -> bytes:
-    """The ``file`` field of a multipart/form-data body (what ``curl -F file=@photo.jpg`` sends)."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    if not message.is_multipart():
+    """The ``file`` field of a multipart/form-data body (what ``curl -F file=@photo.jpg`` and a browser's ``FormData``
+    send). The parts are found by their boundary and the field's bytes sliced out; only the part headers go through
+    ``email``, whose whole-message parser took 1.2 s and 213 MiB of memory for a 20 MB photo (the memory a request
+    is allowed is about its body's)."""
+    params = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n", headersonly=True)
+    boundary = params.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise RequestError(400, "a multipart/form-data body without a boundary in its Content-Type")
+    dash = b"--" + boundary.encode("latin-1")
+    delimiter = b"\r\n" + dash  # between parts; the first may instead open the body
+    if body.startswith(dash):
+        start = len(dash)
+    elif (at := body.find(delimiter)) >= 0:  # after a preamble
+        start = at + len(delimiter)
+    else:
         raise RequestError(400, "a multipart/form-data body without parts; send the picture as a field named file")
-    for part in message.iter_parts():
+    while True:
+        if body[start : start + 2] == b"--":  # the closing delimiter
+            break
+        headers_end = body.find(b"\r\n\r\n", start)
+        end = body.find(delimiter, start)
+        if headers_end < 0 or end < 0 or headers_end > end:
+            raise RequestError(400, "the multipart/form-data body ended inside a part (no closing boundary)")
+        head = body[start:headers_end].lstrip(b" \t").removeprefix(b"\r\n")  # after the delimiter: padding, its line break
+        part = BytesParser(policy=HTTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
         if part.get_param("name", header="content-disposition") == "file":
-            return part.get_payload(decode=True) or b""
+            return _decoded(body[headers_end + 4 : end], str(part.get("Content-Transfer-Encoding", "")).strip().lower())
+        start = end + len(delimiter)
     raise RequestError(400, "no field named file in the multipart/form-data body (curl -F file=@photo.jpg)")
+
+
+def _decoded(payload: bytes, encoding: str) -> bytes:
+    """A part's bytes as sent: as they are (browsers, curl, requests), or base64 / quoted-printable (RFC 2046 mail)."""
+    import base64
+    import binascii
+    import quopri
+
+    try:
+        if encoding == "base64":
+            return base64.b64decode(payload)
+        if encoding == "quoted-printable":
+            return quopri.decodestring(payload)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, f"the field file is not valid {encoding}") from None
+    return payload
+
+
+def read_chunked(rfile: Any, max_bytes: int) -> bytes:
+    """The body of a ``Transfer-Encoding: chunked`` request read from ``rfile`` (what ``requests`` sends for a generator,
+    ``urllib`` for a file of unknown size, nginx with ``proxy_request_buffering off``); RequestError 413 as soon as the
+    chunks announced pass ``max_bytes`` (before the chunk that would pass it is read), 400 for a malformed or cut-off
+    body. Strict about the framing (hex digits, CRLF): a proxy and this server must agree on where a body ends."""
+    body = bytearray()
+    while True:
+        size_text = _chunk_line(rfile).split(b";", 1)[0].rstrip(b" \t")  # a chunk extension after ";" is ignored
+        if not size_text or len(size_text) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+            raise RequestError(400, f"a chunk size {size_text[:32].decode('latin-1')!r} is not hex digits")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        if len(body) + size > max_bytes:
+            raise RequestError(413, f"the chunked body passes the server's {max_bytes:,} bytes (--max-bytes)")
+        data = rfile.read(size)
+        if len(data) < size:
+            raise RequestError(400, f"the chunked body ended inside a chunk, after {len(body) + len(data):,} bytes")
+        body += data
+        if _chunk_line(rfile) != b"":
+            raise RequestError(400, "a chunk is longer than its size says")
+    for _ in range(MAX_TRAILERS):  # trailer fields, if any, until the blank line; none is used
+        if _chunk_line(rfile) == b"":
+            return bytes(body)
+    raise RequestError(400, f"more than {MAX_TRAILERS} trailer lines after the chunked body")
+
+
+def _chunk_line(rfile: Any) -> bytes:
+    """One CRLF-ended line of a chunked body, without its CRLF; RequestError 400 for a line too long or cut off."""
+    line = rfile.readline(MAX_CHUNK_LINE + 2)
+    if not line.endswith(b"\r\n"):
+        if len(line) > MAX_CHUNK_LINE:
+            raise RequestError(400, f"a line of the chunked body is over {MAX_CHUNK_LINE} bytes")
+        raise RequestError(400, "the chunked body ended early (no last chunk of size 0)")
+    return line[:-2]
 
 
 class CutoutService:
@@ -196,7 +280,7 @@ class CutoutService:
             return target.read_bytes(), CONTENT_TYPES[suffix]
 
     def health(self) -> dict[str, Any]:
-        """What ``GET /health`` answers: ready, the model, and how many requests are in."""
+        """What ``GET /health`` answers: ready, the model, and how many requests are in (their bodies read)."""
         seg = self.segmenter
         return {"status": "ready", "model": seg.name, "backend": seg.backend, "device": str(seg.device),
                 "busy": self.admitted, "queue": self.queue}  # fmt: skip
@@ -205,8 +289,38 @@ class CutoutService:
 class _Handler(BaseHTTPRequestHandler):
     server: "CutoutServer"  # its service is set before it serves
     protocol_version = "HTTP/1.1"
-    timeout = 60  # a client that stops sending its body holds its thread this long at most
     _unread = False  # the request's body is still in the connection
+    _linger = False  # a refusal left the body unread: read and drop it before closing (see finish)
+    _continued = False  # "100 Continue" sent (or not needed): the client is sending its body
+
+    def setup(self) -> None:
+        """The connection's socket timeout is the server's read timeout: each wait for a client's bytes (its request
+        line, headers, each piece of its body) ends after it, and so does each wait to send a piece of the reply."""
+        self.timeout = self.server.read_timeout
+        super().setup()
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue`` (curl's for a body over 1 MiB) is answered only once the body is wanted (see
+        ``_continue``): a body over --max-bytes, a busy server, a wrong path is refused before the client sends it,
+        where http.server said "continue" at once and the whole picture was sent to be refused."""
+        self._continued = False
+        return True
+
+    def _continue(self) -> None:
+        """Tells a client waiting on ``Expect: 100-continue`` to send its body now."""
+        if not self._continued and self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
+            self.send_response_only(100)
+            self.end_headers()
+        self._continued = True
+
+    def finish(self) -> None:
+        """After a refusal that left the body unread, the client's bytes are read and dropped for a while (as nginx's
+        lingering close) before the connection closes: closing on unread bytes sends a reset, and a client still
+        sending its body (http.client, urllib, requests, a browser) saw "broken pipe" or "connection reset" instead
+        of the 413 or 503 it was sent."""
+        super().finish()
+        if self._linger:
+            _drain(self.connection, LINGER_S)
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -236,20 +350,55 @@ class _Handler(BaseHTTPRequestHandler):
             if method not in allowed.split(", "):
                 raise RequestError(405, f"{method} {url.path}: use {allowed}", {"Allow": allowed})
             if url.path.rstrip("/") == HEALTH:
-                self._reply(200, "application/json", json.dumps(self.server.service.health()).encode() + b"\n")
+                facts = {**self.server.service.health(), "uploading": self.server.uploading, "uploads": self.server.uploads}
+                self._reply(200, "application/json", json.dumps(facts).encode() + b"\n")
                 return
             self._remove(url.query)
         except RequestError as e:
             self._reply(e.status, "application/json", json.dumps({"error": str(e)}).encode() + b"\n", e.headers)
+        except TimeoutError:  # a client that stopped sending mid-body: its upload place is free again
+            self.close_connection, self._unread = True, False  # nothing to linger for: it sends nothing
+            text = f"nothing of the body came for {self.server.read_timeout:g} s (--read-timeout)"
+            self._reply(408, "application/json", json.dumps({"error": text}).encode() + b"\n")
         except Exception:  # a bug: said as one line to the client, the traceback in the server's log
             log.exception("%s %s failed", method, self.path)
             self._reply(500, "application/json", b'{"error": "internal error; see the server\'s log"}\n')
 
     def _remove(self, query: str) -> None:
-        length_text = self.headers.get("Content-Length", "0")  # none and not chunked: no body (HTTP/1.1)
-        if self.headers.get("Transfer-Encoding"):  # http.server does not read chunked bodies
+        body = self._read_body()
+        with self.server.service.admitted_slot():  # a place in the queue once the picture is here, not while it comes
+            content_type = self.headers.get("Content-Type", "")
+            if content_type.lower().startswith("multipart/form-data"):
+                body = multipart_file(content_type, body)
+            picture, kind = self.server.service.cut_out(body, query)
+            self._reply(200, kind, picture)  # in the slot: a stop waits for the reply to be sent, not only cut out
+
+    def _read_body(self) -> bytes:
+        """The request's body, read whole in one of the server's upload places: by its Content-Length, or chunked.
+        RequestError 413 for a body over --max-bytes (from its Content-Length, before a byte is read), 503 when every
+        upload place is taken, 400 for a malformed length or framing, 501 for a transfer coding other than chunked."""
+        coding = ", ".join(self.headers.get_all("Transfer-Encoding") or []).strip().lower()
+        lengths = self.headers.get_all("Content-Length") or []
+        if coding and lengths:  # which one ends the body is where a proxy and a server can disagree (request smuggling)
             self.close_connection = True
-            raise RequestError(411, "a Content-Length is needed (send the picture whole, not chunked)")
+            raise RequestError(400, "both Transfer-Encoding and Content-Length: send one")
+        if coding:
+            if coding != "chunked":
+                self.close_connection = True
+                raise RequestError(501, f"Transfer-Encoding {coding!r} is not read; send the picture as is, or chunked")
+            with self.server.upload_slot():
+                self._continue()
+                try:
+                    body = read_chunked(self.rfile, self.server.max_bytes)
+                except RequestError:
+                    self.close_connection = True  # the rest of the body is still in the connection
+                    raise
+            self._unread = False
+            return body
+        if len(set(lengths)) > 1:
+            self.close_connection = True
+            raise RequestError(400, f"Content-Lengths {', '.join(lengths)} disagree")
+        length_text = lengths[0] if lengths else "0"  # none and not chunked: no body (HTTP/1.1)
         if not (length_text.isascii() and length_text.isdigit()):  # int() takes "-1" (read to the end, past --max-bytes), "1_0", " 5"
             self.close_connection = True
             raise RequestError(400, f"Content-Length {length_text!r} is not a number of bytes")
@@ -257,23 +406,23 @@ class _Handler(BaseHTTPRequestHandler):
         if length > self.server.max_bytes:  # before reading: the body is never taken in
             self.close_connection = True
             raise RequestError(413, f"the body is {length:,} bytes, more than the server's {self.server.max_bytes:,} (--max-bytes)")
-        with self.server.service.admitted_slot():  # bodies in memory: at most the running and waiting requests'
-            body = self.rfile.read(length) if length else b""
-            self._unread = False
-            if len(body) < length:
-                self.close_connection = True
-                raise RequestError(400, f"the body ended after {len(body)} of {length} bytes")
-            content_type = self.headers.get("Content-Type", "")
-            if content_type.lower().startswith("multipart/form-data"):
-                body = multipart_file(content_type, body)
-            picture, kind = self.server.service.cut_out(body, query)
-            self._reply(200, kind, picture)  # in the slot: a stop waits for the reply to be sent, not only cut out
+        if not length:
+            return b""
+        with self.server.upload_slot():
+            self._continue()
+            body = self.rfile.read(length)
+        self._unread = False
+        if len(body) < length:
+            self.close_connection = True
+            raise RequestError(400, f"the body ended after {len(body)} of {length} bytes")
+        return body
 
     def _reply(self, code: int, content_type: str, body: bytes, headers: Optional[dict[str, str]] = None) -> None:
         """Send ``body`` with its headers; to a HEAD, the headers alone, whatever the status (a body there would be read as
         the next reply on a kept-alive connection)."""
         if self._unread:  # a body left unread (refused before it): its bytes must not be read as the next request
             self.close_connection = True
+            self._linger = True  # even one never told to continue may send its body anyway (RFC 9110 10.1.1)
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -283,8 +432,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
-            with contextlib.suppress(OSError):  # the client hung up: nothing more to say to it
-                self.wfile.write(body)
+            with contextlib.suppress(OSError):  # the client hung up, or read nothing for --read-timeout: nothing more to say
+                for start in range(0, len(body), REPLY_PIECE):  # sendall's timeout is for all it sends: a long reply
+                    self.wfile.write(body[start : start + REPLY_PIECE])  # to a slow phone was cut off after it
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """http.server's own refusals (a request line over 64 KiB, over 100 headers, a method such as OPTIONS, bad
@@ -301,16 +451,34 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), (format % args).translate(getattr(self, "_control_char_table", {})))  # the table is in http.server from 3.11.1
 
 
+def _drain(connection: socket.socket, seconds: float) -> None:
+    """Ends the reply (FIN) and reads and drops what the client still sends, until it closes or ``seconds`` pass."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            connection.settimeout(left)
+            if not connection.recv(REPLY_PIECE):
+                return
+
+
 class CutoutServer(ThreadingHTTPServer):
     """ThreadingHTTPServer on daemon threads, answering with a ``CutoutService`` (IPv6 for a host with a colon); bound at
     once, so a port in use fails before the model loads (``service`` is then set before ``serve_forever``)."""
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, service: Optional[CutoutService], max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, host: str, port: int, service: Optional[CutoutService], max_bytes: int = MAX_BYTES,
+                 uploads: int = UPLOADS, read_timeout: float = READ_TIMEOUT_S) -> None:  # fmt: skip
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.service = service
         self.max_bytes = max_bytes
+        self.uploads = uploads
+        self.read_timeout = read_timeout
+        self.uploading = 0  # bodies being received now
+        self._uploading_lock = threading.Lock()
         try:
             super().__init__((host, port), _Handler)
         except OSError as e:
@@ -332,6 +500,21 @@ class CutoutServer(ThreadingHTTPServer):
             log.debug("%s: the client hung up (%s)", client_address[0], error.strerror or error)
             return
         super().handle_error(request, client_address)
+
+    @contextlib.contextmanager
+    def upload_slot(self) -> Iterator[None]:
+        """One of the ``uploads`` places for a body being received; RequestError 503 (with Retry-After) when all are
+        taken. Apart from the model's queue: a slow upload holds one of these, never a place of a picture ready."""
+        with self._uploading_lock:
+            if self.uploading >= self.uploads:
+                raise RequestError(503, f"busy: {self.uploads} uploads are being received (--uploads); retry shortly",
+                                   {"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+            self.uploading += 1
+        try:
+            yield
+        finally:
+            with self._uploading_lock:
+                self.uploading -= 1
 
     def url(self) -> str:
         """The address ``/v1/remove`` answers at."""

@@ -4,17 +4,20 @@ refuses bad requests with a 4xx and a one-line JSON error, queues a few, and sto
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import cv2
 import numpy as np
@@ -170,11 +173,6 @@ def test_too_large_a_body_is_refused_before_it_is_read(server):
     assert headers["connection"] == "close"
 
 
-def test_chunked_upload_asks_for_a_length(server, photo):
-    status, headers, body = _request(server, "POST", "/v1/remove", iter([photo.read_bytes()]), {"Transfer-Encoding": "chunked"})
-    assert status == 411 and "Content-Length" in _one_line_error(status, headers, body)
-
-
 def test_one_cut_out_at_a_time_a_short_queue_then_503(server, photo):
     """queue=1: with a picture being cut out and one waiting, a third gets 503 with Retry-After; the two then finish."""
     service = server.service
@@ -197,7 +195,7 @@ def test_one_cut_out_at_a_time_a_short_queue_then_503(server, photo):
     for t in threads:
         t.join(60)
     assert [s for s, _ in results] == [200, 200] and results[0][1] == results[1][1]  # the same picture, the same cut-out
-    assert service.admitted == 0
+    _wait_for(lambda: service.admitted == 0, "every place given back")  # given back just after the reply is read
 
 
 def _serve_cli(*argv: str) -> subprocess.Popen:
@@ -435,3 +433,298 @@ def test_http_servers_own_refusals_are_one_json_line_too(server, request_head, s
     headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in head.decode().splitlines()[1:])}
     assert int(head.split()[1]) == status and headers["connection"] == "close"
     assert words in _one_line_error(status, headers, body)
+
+
+@contextlib.contextmanager
+def _server_beside(server: CutoutServer, **options) -> Iterator[CutoutServer]:
+    """A second server around the module's loaded model, with other limits (``uploads``, ``read_timeout``, ...)."""
+    httpd = CutoutServer("127.0.0.1", 0, server.service, **options)
+    worker = threading.Thread(target=httpd.serve_forever, daemon=True)
+    worker.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _slow_upload(server: CutoutServer, body: bytes, sent: int, query: str = "") -> socket.socket:
+    """A client on a bad network: the headers of a POST of ``body`` and its first ``sent`` bytes, the rest not yet sent."""
+    s = socket.create_connection(("127.0.0.1", server.server_port), timeout=60)
+    s.sendall(f"POST /v1/remove{query} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:sent])
+    return s
+
+
+def _reply_on(s: socket.socket) -> tuple[int, dict, bytes]:
+    """The reply read from a socket by http.client's own parser: status, headers (lower-case names), body."""
+    reply = http.client.HTTPResponse(s)
+    reply.begin()
+    return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+
+
+def _wait_for(condition, what: str, seconds: float = 30) -> None:
+    """Polls ``condition`` until true; generous, as the server's threads are scheduled late on a loaded machine."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still not {what} after {seconds} s"
+        time.sleep(0.02)
+
+
+def test_slow_uploads_do_not_hold_the_queue(server, photo):
+    """queue=1 (two places): three phones uploading slowly took every place before their bodies came, and a picture
+    sent whole meanwhile got 503 while the model was idle. Now it is cut out, and the slow ones too once they arrive."""
+    picture = photo.read_bytes()
+    slow = [_slow_upload(server, picture, len(picture) // 2) for _ in range(3)]
+    try:
+        _wait_for(lambda: server.uploading == 3, "three uploads being received")
+        status, headers, body = _request(server, "POST", "/v1/remove", picture)
+        assert status == 200 and headers["content-type"] == "image/png", body[:200]
+        assert json.loads(_request(server, "GET", "/health")[2])["uploading"] == 3
+        for s in slow:  # one after another: each a picture ready, with the queue's places free
+            s.sendall(picture[len(picture) // 2:])
+            assert _reply_on(s)[::2] == (200, body)
+    finally:
+        for s in slow:
+            s.close()
+    # the reply is sent from inside the queue's place: it is given back just after the client has read it
+    _wait_for(lambda: server.uploading == 0 and server.service.admitted == 0, "every place given back")
+
+
+def test_uploads_past_the_cap_get_503_and_a_finished_one_frees_its_place(server, photo):
+    """Bodies being received are bounded on their own (--uploads): past the cap, a 503 with Retry-After at once,
+    before its body is read; an upload that arrives frees its place."""
+    picture = photo.read_bytes()
+    with _server_beside(server, uploads=2) as capped:
+        slow = [_slow_upload(capped, picture, 100) for _ in range(2)]
+        try:
+            _wait_for(lambda: capped.uploading == 2, "two uploads being received")
+            status, headers, body = _request(capped, "POST", "/v1/remove", picture)
+            assert status == 503 and headers["retry-after"] == "2" and headers["connection"] == "close"
+            assert "2 uploads are being received (--uploads)" in _one_line_error(status, headers, body)
+            health = json.loads(_request(capped, "GET", "/health")[2])
+            assert (health["uploading"], health["uploads"], health["busy"]) == (2, 2, 0)
+            slow[0].sendall(picture[100:])
+            assert _reply_on(slow[0])[0] == 200
+            assert _request(capped, "POST", "/v1/remove", picture)[0] == 200
+        finally:
+            for s in slow:
+                s.close()
+
+
+def test_a_stalled_upload_gets_408_and_frees_its_place(server, photo):
+    """A client that stops sending mid-body is answered 408 after --read-timeout and its upload place is free again
+    (it held the connection 60 s, then got a 500 "internal error" with a traceback in the log)."""
+    picture = photo.read_bytes()
+    with _server_beside(server, uploads=1, read_timeout=1) as strict:
+        stalled = _slow_upload(strict, picture, len(picture) // 2)
+        try:
+            status, headers, body = _reply_on(stalled)  # the socket waits up to 60 s: a generous bound on a 1 s timeout
+        finally:
+            stalled.close()
+        assert status == 408 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, body) == "nothing of the body came for 1 s (--read-timeout)"
+        assert strict.uploading == 0 and _request(strict, "POST", "/v1/remove", picture)[0] == 200
+
+
+def test_a_trickling_upload_within_the_read_timeout_is_received(server, photo):
+    """--read-timeout is the longest wait for the next bytes, not for the whole body: a phone sending a piece every
+    fraction of a second for longer than the timeout in all still gets its cut-out (as nginx's client_body_timeout)."""
+    picture = photo.read_bytes()
+    pieces = [picture[i : i + len(picture) // 8 + 1] for i in range(0, len(picture), len(picture) // 8 + 1)]
+    with _server_beside(server, read_timeout=2) as strict:
+        s = _slow_upload(strict, picture, 0)
+        try:
+            started = time.monotonic()
+            for piece in pieces:
+                time.sleep(0.4)
+                s.sendall(piece)
+            assert time.monotonic() - started > 2  # the body took longer than the timeout in all
+            assert _reply_on(s)[0] == 200
+        finally:
+            s.close()
+
+
+def _chunked(body: bytes, size: int) -> bytes:
+    """``body`` framed as Transfer-Encoding: chunked in pieces of ``size`` bytes, with its last chunk."""
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+def test_a_chunked_upload_is_cut_out_as_a_whole_one(server, photo):
+    """``Transfer-Encoding: chunked`` (urllib for a file of unknown size, requests for a generator, nginx with
+    proxy_request_buffering off) got 411; it is read, and cut out as the same picture sent with a Content-Length."""
+    import urllib.request
+
+    picture = photo.read_bytes()
+    whole = _request(server, "POST", "/v1/remove?output=mask", picture)
+    pieces = iter([picture[:1000], picture[1000:1001], picture[1001:]])
+    request = urllib.request.Request(f"http://127.0.0.1:{server.server_port}/v1/remove?output=mask", data=pieces, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as reply:  # urllib sends an iterable chunked
+        assert reply.status == 200 and reply.headers["Content-Type"] == "image/png"
+        assert reply.read() == whole[2]
+    # and multipart sent chunked, on a kept-alive connection that then serves another request
+    boundary = "----birefvidtest"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\n\r\n").encode() + picture + \
+        f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(f"POST /v1/remove?output=mask HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode() + _chunked(form, 4096))  # fmt: skip
+        assert _reply_on(s)[::2] == (200, whole[2])
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _reply_on(s)[0] == 200
+
+
+def test_a_chunked_upload_over_max_bytes_is_refused_as_it_passes(server, photo):
+    """--max-bytes holds for a chunked body: 413 as soon as the chunks announced pass it, the chunk that would pass it
+    never read (here it is never sent: the reply must not wait for it)."""
+    picture = photo.read_bytes()
+    with _server_beside(server, max_bytes=len(picture) - 1) as small:
+        with socket.create_connection(("127.0.0.1", small.server_port), timeout=60) as s:
+            s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      + b"%x\r\n%s\r\n" % (1000, picture[:1000]) + b"%x\r\n" % (len(picture) - 1000))  # fmt: skip
+            status, headers, body = _reply_on(s)
+        assert status == 413 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, body) == f"the chunked body passes the server's {len(picture) - 1:,} bytes (--max-bytes)"
+        assert small.uploading == 0
+
+
+@pytest.mark.parametrize("head, body, status, words", [
+    (b"Transfer-Encoding: chunked", b"zz\r\nhello\r\n0\r\n\r\n", 400, "a chunk size 'zz' is not hex digits"),
+    (b"Transfer-Encoding: chunked", b"0x5\r\nhello\r\n0\r\n\r\n", 400, "a chunk size '0x5' is not hex digits"),
+    (b"Transfer-Encoding: chunked", b"3\r\nhello\r\n0\r\n\r\n", 400, "a chunk is longer than its size says"),
+    (b"Transfer-Encoding: chunked", b"5\r\nhello\r\n", 400, "the chunked body ended early"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 5", b"hello", 400, "both Transfer-Encoding and Content-Length"),
+    (b"Content-Length: 5\r\nContent-Length: 6", b"hello!", 400, "Content-Lengths 5, 6 disagree"),
+    (b"Transfer-Encoding: gzip, chunked", b"0\r\n\r\n", 501, "Transfer-Encoding 'gzip, chunked' is not read"),
+])  # fmt: skip
+def test_a_malformed_body_framing_is_refused(server, head, body, status, words):
+    """Framing a proxy and this server could read differently (request smuggling) is refused, and the connection
+    closed, rather than guessed at."""
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\n" + body)
+        s.shutdown(socket.SHUT_WR)  # a body cut off ends here
+        got, headers, reply = _reply_on(s)
+    assert got == status and headers["connection"] == "close"
+    assert words in _one_line_error(got, headers, reply)
+
+
+@pytest.mark.parametrize("path, options, status, words", [
+    ("/v1/remove", {"max_bytes": 1000}, 413, "(--max-bytes)"),
+    ("/v2/remove", {}, 404, "no such path /v2/remove"),
+])  # fmt: skip
+def test_a_client_still_sending_a_refused_body_gets_the_refusal(server, path, options, status, words):
+    """A body refused unread (over --max-bytes, a wrong path) while the client was still sending it: the server closed
+    on the unread bytes, the client got a reset, and http.client, urllib and requests said "broken pipe" instead of
+    the 413. Its bytes are now read and dropped for a while (nginx's lingering close), and the refusal arrives."""
+    body = b"x" * (8 << 20)  # more than loopback's socket buffers hold: the client is still sending when refused
+    with _server_beside(server, **options) as httpd:
+        conn = http.client.HTTPConnection("127.0.0.1", httpd.server_port, timeout=60)
+        try:
+            conn.request("POST", path, body=body)
+            reply = conn.getresponse()
+            assert reply.status == status and words in json.loads(reply.read())["error"]
+        finally:
+            conn.close()
+
+
+def _head_on(s: socket.socket) -> bytes:
+    """The bytes the server sent up to the first blank line: one status line and its headers."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(1)
+        assert chunk, data
+        data += chunk
+    return data
+
+
+def test_expect_100_continue_is_answered_only_when_the_body_is_wanted(server, photo):
+    """curl sends ``Expect: 100-continue`` for a body over 1 MiB and waits: http.server said "100 Continue" at once,
+    and a body over --max-bytes was sent whole to be refused. The refusal now comes instead; a picture that is
+    wanted still gets its "100 Continue", then its cut-out."""
+    picture = photo.read_bytes()
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % 10**9)
+        assert _head_on(s).startswith(b"HTTP/1.1 413 ")
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(picture))
+        assert _head_on(s) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(picture)
+        assert _reply_on(s)[0] == 200
+
+
+def test_a_long_reply_to_a_slow_reader_arrives_whole(server):
+    """--read-timeout bounds each wait to send a piece of the reply, not the whole reply: sent in one sendall, whose
+    timeout is for all it sends, a 11 MB cut-out read by a phone that never paused was cut off after the timeout."""
+    noise = (np.random.default_rng(1).random((1200, 1200, 3)) * 255).astype(np.uint8)
+    picture = cv2.imencode(".png", noise)[1].tobytes()
+    with _server_beside(server, read_timeout=2) as strict:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: the server's sends wait on the reader
+        s.settimeout(60)
+        s.connect(("127.0.0.1", strict.server_port))
+        try:
+            s.sendall(b"POST /v1/remove?format=tif&bit-depth=16 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(picture) + picture)
+            reply = s.makefile("rb", buffering=0)  # unbuffered: each read is one recv of at most 4 KiB
+            head = b"".join(iter(reply.readline, b"\r\n"))
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body, started = bytearray(), time.monotonic()
+            while len(body) < length and (chunk := reply.read(min(4096, length - len(body)))):
+                body += chunk  # ~2 MB/s: about 6 s for the reply, each 256 KiB piece read in ~0.13 s
+                time.sleep(0.002)
+            took = time.monotonic() - started
+        finally:
+            s.close()
+    assert head.startswith(b"HTTP/1.1 200") and length > 8_000_000
+    assert len(body) == length
+    assert took > 2  # the reply took longer than the timeout in all
+
+
+def _form(*fields: tuple[str, bytes], boundary: str = "----birefvid7MA4YWxkTrZu0gW", preamble: bytes = b"") -> bytes:
+    """A multipart/form-data body with ``fields`` (name, bytes), as a browser's FormData or curl -F sends it."""
+    parts = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.bin\"\r\n"
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n" for name, data in fields)  # fmt: skip
+    return preamble + parts + f"--{boundary}--\r\n".encode()
+
+
+def test_a_large_multipart_upload_takes_about_its_own_size_in_memory():
+    """The form of a 20 MB photo was parsed by email's whole-message parser: 213 MiB at its peak and a second of CPU,
+    per request, in up to --queue + 1 requests at once, where the memory bound counts each request as its body."""
+    import tracemalloc
+
+    from birefvid.cutout_server import multipart_file
+
+    photo_bytes = np.random.default_rng(2).integers(0, 256, 20 << 20, dtype=np.uint8).tobytes()
+    # the field among others (a shop's form sends a caption and a size beside it), after a preamble, a quoted boundary
+    body = _form(("caption", b"--not the boundary\r\n"), ("file", photo_bytes), ("size", b"l"), boundary="a:b c", preamble=b"ignored\r\n")
+    tracemalloc.start()
+    try:
+        got = multipart_file('multipart/form-data; boundary="a:b c"', body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == photo_bytes
+    assert peak < 2 * len(photo_bytes)  # the field's bytes, copied out once
+
+
+@pytest.mark.parametrize("content_type, body, words", [
+    ("multipart/form-data", _form(("file", b"x")), "without a boundary"),
+    ("multipart/form-data; boundary=b", _form(("file", b"x"), boundary="b")[:-10], "ended inside a part"),
+])  # fmt: skip
+def test_a_malformed_multipart_form_is_a_400(server, content_type, body, words):
+    """A form without its boundary parameter, or cut off inside its part, says so (it said "without parts", or the
+    picture was taken as empty)."""
+    status, headers, reply = _request(server, "POST", "/v1/remove", body, {"Content-Type": content_type})
+    assert status == 400 and words in _one_line_error(status, headers, reply)
+
+
+
+@pytest.mark.parametrize("option, line", [
+    (["--uploads", "0"], "--uploads must be 1 or more, got 0"),
+    (["--read-timeout", "0"], "--read-timeout must be a number of seconds above 0, got 0"),
+    (["--read-timeout", "nan"], "--read-timeout must be a number of seconds above 0, got nan"),
+])  # fmt: skip
+def test_upload_limits_out_of_range_are_one_line_before_the_model_loads(option, line):
+    """No upload place, or a timeout of 0 (every read fails at once) or nan (none ever does), would serve nothing."""
+    result = subprocess.run([sys.executable, "-m", "birefvid", "serve", "--port", "0", "--model", "no-such-model", *option],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"birefvid: error: {line}"]

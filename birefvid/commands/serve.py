@@ -13,17 +13,21 @@ STOP_WAIT_S = 30  # on Ctrl-C or SIGTERM, how long the pictures already being cu
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..cutout_server import MAX_BYTES, MAX_PIXELS, QUEUE
+    from ..cutout_server import MAX_BYTES, MAX_PIXELS, QUEUE, READ_TIMEOUT_S, UPLOADS
 
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only; "
                         "there is no authentication: put a reverse proxy in front to expose it)")  # fmt: skip
     parser.add_argument("--port", type=int, default=7000, help="port (default 7000, as rembg's; 0: any free port, printed)")
     parser.add_argument("--max-bytes", type=int, default=MAX_BYTES, metavar="N", help=f"largest request body, refused with 413 "
-                        f"before it is read (default {MAX_BYTES:,}: 25 MiB)")  # fmt: skip
+                        f"before it is read, or as soon as a chunked one passes it (default {MAX_BYTES:,}: 25 MiB)")  # fmt: skip
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N", help="largest picture in pixels, refused with 413 "
                         f"from its header, before it is decoded (default {MAX_PIXELS:,})")  # fmt: skip
-    parser.add_argument("--queue", type=int, default=QUEUE, metavar="N", help=f"requests that wait while one is cut out; more "
-                        f"get 503 with Retry-After (default {QUEUE})")  # fmt: skip
+    parser.add_argument("--queue", type=int, default=QUEUE, metavar="N", help=f"pictures, received whole, that wait while one is "
+                        f"cut out; more get 503 with Retry-After (default {QUEUE})")  # fmt: skip
+    parser.add_argument("--uploads", type=int, default=UPLOADS, metavar="N", help="request bodies received at once (slow "
+                        f"uploads wait here, not in the queue); more get 503 with Retry-After (default {UPLOADS})")  # fmt: skip
+    parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S, metavar="S", help="the longest a client may send "
+                        f"nothing mid-request before it gets 408 and is dropped (default {READ_TIMEOUT_S:g})")  # fmt: skip
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -36,15 +40,18 @@ def run(args: argparse.Namespace) -> int:
     from ..cutout_server import CutoutServer, CutoutService
     from .options import inference_spec, model_spec
 
-    for name, low in (("port", 0), ("max_bytes", 1), ("max_pixels", 64), ("queue", 0)):
+    for name, low in (("port", 0), ("max_bytes", 1), ("max_pixels", 64), ("queue", 0), ("uploads", 1)):
         if getattr(args, name) < low:
             raise ConfigError(f"--{name.replace('_', '-')} must be {low} or more, got {getattr(args, name)}")
+    if not 0 < args.read_timeout < float("inf"):  # nan fails this too
+        raise ConfigError(f"--read-timeout must be a number of seconds above 0, got {args.read_timeout:g}")
     if args.port > 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {args.port}")
     spec, inference = model_spec(args), inference_spec(args)
     spec.validate()
     inference.validate()
-    server = CutoutServer(args.host, args.port, None, max_bytes=args.max_bytes)  # a port in use fails before the model loads
+    server = CutoutServer(args.host, args.port, None, max_bytes=args.max_bytes, uploads=args.uploads,
+                          read_timeout=args.read_timeout)  # a port in use fails before the model loads
     try:
         import torch
 
