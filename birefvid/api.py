@@ -458,6 +458,8 @@ def build_live_job(
     background: Optional[str] = None,
     key_color: str = KEY_COLOR,
     blur_sigma: float = BLUR_SIGMA,
+    overlay_color: str = OVERLAY_COLOR,
+    overlay_opacity: float = OVERLAY_OPACITY,
     foreground: bool = False,
     threshold: Optional[float] = None,
     grow: int = 0,
@@ -518,6 +520,7 @@ def build_live_job(
                               audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace, video_stream=video_stream),
         sinks=(str(sinks),) if isinstance(sinks, (str, Path)) else tuple(sinks),  # one Path, as process_video takes its output
         effect=EffectSpec(effect, background=_color_text(background), key_color=_color_text(key_color), blur_sigma=blur_sigma,  # type: ignore[arg-type]
+                          overlay_color=_color_text(overlay_color), overlay_opacity=overlay_opacity,
                           foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area,
                                                                           upsample=upsample)),
         model=model_spec,

@@ -490,11 +490,11 @@ def _own_folder(path: str, n: int) -> str:
 
 
 # "none": the camera's picture as it is (a call joined unblurred), the model still running so a switch to blur is instant
-EffectKind = Literal["blur", "replace", "green", "none", "alpha", "mask"]
+EffectKind = Literal["blur", "replace", "green", "none", "alpha", "mask", "overlay"]
 EFFECTS: tuple[str, ...] = get_args(EffectKind)
 # the file pipeline's output kind that draws each effect ("none" draws nothing), and the picture it hands to sinks
-EFFECT_OUTPUT: dict[str, str] = {"blur": "blur", "replace": "composite", "green": "green", "alpha": "alpha", "mask": "mask"}
-EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "none": "rgb", "alpha": "rgba", "mask": "gray"}
+EFFECT_OUTPUT: dict[str, str] = {"blur": "blur", "replace": "composite", "green": "green", "alpha": "alpha", "mask": "mask", "overlay": "overlay"}
+EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "none": "rgb", "alpha": "rgba", "mask": "gray", "overlay": "rgb"}
 LIVE_SMOOTH_KINDS = ("none", "ema", "flow")  # lookahead waits for future frames: not for live
 # without a fixed --resolution, live mode picks the largest inference size whose model time fits this
 DEFAULT_LATENCY_BUDGET_MS = 250.0
@@ -609,12 +609,15 @@ class LiveSourceSpec:
 
 @dataclass(frozen=True)
 class EffectSpec:
-    """What live mode draws: blurred or replaced background, greenscreen, the camera's picture as it is (none), RGBA or the matte."""
+    """What live mode draws: blurred or replaced background, greenscreen, the camera's picture as it is (none), RGBA, the
+    matte, or the picture with the matte's subject tinted and outlined (overlay)."""
 
     effect: EffectKind = "blur"
     background: Optional[str] = None  # for replace (or none, switched to replace later): a colour, an image or a video (looped)
     key_color: str = KEY_COLOR
     blur_sigma: float = BLUR_SIGMA
+    overlay_color: str = OVERLAY_COLOR
+    overlay_opacity: float = OVERLAY_OPACITY
     foreground: bool = False  # colour estimation at soft edges: costs ~10 ms more a 640x480-720p frame on a CPU core
     matte: MatteSpec = field(default_factory=MatteSpec)
 
@@ -630,6 +633,7 @@ class EffectSpec:
         refuse_piped_background(self.background)
         parse_color(self.key_color)
         check_blur_sigma(self.blur_sigma)
+        check_overlay(self.overlay_color, self.overlay_opacity)
 
 
 @dataclass(frozen=True)
