@@ -16,6 +16,8 @@ from .job import (
     BLUR_SIGMA,
     DEFAULT_LATENCY_BUDGET_MS,
     KEY_COLOR,
+    OVERLAY_COLOR,
+    OVERLAY_OPACITY,
     Backend,
     EffectSpec,
     FileJob,
@@ -164,6 +166,8 @@ def build_file_job(
     background: Optional[str] = None,
     key_color: str = KEY_COLOR,
     blur_sigma: float = BLUR_SIGMA,
+    overlay_color: str = OVERLAY_COLOR,
+    overlay_opacity: float = OVERLAY_OPACITY,
     foreground: bool = True,
     threshold: Optional[float] = None,
     grow: int = 0,
@@ -208,6 +212,8 @@ def build_file_job(
     threshold, edge moved out by ``grow`` pixels (negative: in), softened over ``feather``, subject
     and background swapped; ``upsample="guided"`` fits the matte's edge to the picture's when it
     is brought from the inference size to the frame's.
+    ``overlay_color`` / ``overlay_opacity``: for ``kind="overlay"``, the picture with the subject (alpha > 0.5)
+    tinted in that colour at that strength (0 to 1) and its edge outlined in it.
     ``also``: more outputs from the same model pass, as ``(kind, path)`` pairs or ``"kind=path"``
     (``[("mask", "matte.mkv"), ("green", "preview.mp4")]``); they share the matte, smoothing and
     compositing keywords (``background`` goes to the composite ones) and take their kind's default
@@ -217,7 +223,8 @@ def build_file_job(
     kind = output_kind(kind) if isinstance(kind, str) else kind  # RVM's "fgr", as the command line and also= take it
     model_spec, inference = model_and_inference(**model_options)
     matte = MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area, upsample=upsample)
-    shared = dict(key_color=_color_text(key_color), blur_sigma=blur_sigma, foreground=foreground, audio=audio, subtitles=subtitles,
+    shared = dict(key_color=_color_text(key_color), blur_sigma=blur_sigma, overlay_color=_color_text(overlay_color),
+                  overlay_opacity=overlay_opacity, foreground=foreground, audio=audio, subtitles=subtitles,
                   overwrite=overwrite, bit_depth=bit_depth, matte=matte)  # fmt: skip
     backdrop = None if background is None else str(_color_text(background))
     extras = tuple(_extra_output(extra, backdrop, shared) for extra in ([also] if isinstance(also, str) else also))
@@ -451,6 +458,8 @@ def build_live_job(
     background: Optional[str] = None,
     key_color: str = KEY_COLOR,
     blur_sigma: float = BLUR_SIGMA,
+    overlay_color: str = OVERLAY_COLOR,
+    overlay_opacity: float = OVERLAY_OPACITY,
     foreground: bool = False,
     threshold: Optional[float] = None,
     grow: int = 0,
@@ -512,6 +521,7 @@ def build_live_job(
                               audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace, video_stream=video_stream),
         sinks=(str(sinks),) if isinstance(sinks, (str, Path)) else tuple(sinks),  # one Path, as process_video takes its output
         effect=EffectSpec(effect, background=_color_text(background), key_color=_color_text(key_color), blur_sigma=blur_sigma,  # type: ignore[arg-type]
+                          overlay_color=_color_text(overlay_color), overlay_opacity=overlay_opacity,
                           foreground=foreground, matte=MatteSpec(threshold=threshold, grow=grow, feather=feather, invert=invert, min_area=min_area,
                                                                           upsample=upsample)),
         model=model_spec,

@@ -45,11 +45,12 @@ REPLY_PIECE = 256 * 1024  # a reply is sent in pieces: the socket timeout bounds
 PATH = "/v1/remove"
 HEALTH = "/health"
 # the query's output names: the image command's, and process's "alpha" for its "rgba"
-OUTPUT_NAMES = {"rgba": "rgba", "alpha": "rgba", "mask": "mask", "foreground": "foreground", "green": "green", "composite": "composite", "blur": "blur"}
+OUTPUT_NAMES = {"rgba": "rgba", "alpha": "rgba", "mask": "mask", "foreground": "foreground", "green": "green", "composite": "composite", "blur": "blur",
+                "overlay": "overlay"}  # fmt: skip
 FORMATS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg", "jpg": ".jpg", "tif": ".tif", "tiff": ".tif"}
 CONTENT_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg", ".tif": "image/tiff"}
 # query options passed on to the image command as --NAME=VALUE; switches as --NAME (value 1/true/yes, or empty)
-VALUED = ("background", "key-color", "blur-sigma", "max-size", "quality", "min-area", "threshold", "grow", "shrink", "feather", "upsample", "bit-depth")
+VALUED = ("background", "key-color", "blur-sigma", "overlay-color", "overlay-opacity", "max-size", "quality", "min-area", "threshold", "grow", "shrink", "feather", "upsample", "bit-depth")
 SWITCHES = ("square", "srgb", "no-exif", "no-foreground", "invert")
 _TRUE, _FALSE = {"", "1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 # what Pillow calls the pictures the image command reads, and the name it reads each under

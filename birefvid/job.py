@@ -26,7 +26,7 @@ from .errors import ConfigError, option, sink_named
 from .file_names import name_too_long
 from .urls import shown_url
 
-OutputKind = Literal["alpha", "mask", "foreground", "green", "composite", "blur"]
+OutputKind = Literal["alpha", "mask", "foreground", "green", "composite", "blur", "overlay"]
 OUTPUT_KINDS: tuple[str, ...] = get_args(OutputKind)
 # RobustVideoMatting's names for the same pictures (its fgr and pha files), so its users' habit works
 KIND_ALIASES: dict[str, str] = {"fgr": "foreground", "pha": "mask"}
@@ -122,6 +122,20 @@ def check_blur_sigma(sigma: float) -> None:
     """A blur strength in pixels: positive and finite (inf ended in a traceback once the model had loaded)."""
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < math.inf:
         raise ConfigError(f"{option('blur_sigma')} must be a positive number of pixels (e.g. 16), got {sigma!r}")
+
+
+def check_overlay(color: str, opacity: float) -> None:
+    """The overlay's tint: a colour, and an opacity from 0 (the contour alone) to 1 (the subject painted over)."""
+    try:
+        parse_color(color)
+    except ConfigError as e:
+        if "has alpha" in str(e):  # #ff000080 read as "red at half strength": say which option that is
+            raise ConfigError(f"{option('overlay_color')} {color!r} has an alpha; give the colour opaque and its strength as "
+                              f"{option('overlay_opacity')} (0 to 1, default {OVERLAY_OPACITY:g})") from None
+        raise ConfigError(f"{option('overlay_color')}: {e}") from None
+    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
+        raise ConfigError(f"{option('overlay_opacity')} is the tint's strength from 0 (the outline alone) to 1 (opaque), "
+                          f"e.g. 0.5, got {opacity!r}")  # fmt: skip
 
 
 def check_output_options(kind: str, has_background: bool) -> None:
@@ -300,6 +314,8 @@ UPSAMPLE_KINDS = ("bilinear", "guided")
 
 # the defaults of green and blur, one pair for files, pictures, live mode and the API, so they cannot drift apart
 KEY_COLOR, BLUR_SIGMA = "#00ff00", 16.0
+# the overlay's tint: red, rare in skin, sky and foliage, at half strength so the picture shows through it
+OVERLAY_COLOR, OVERLAY_OPACITY = "#ff0000", 0.5
 
 
 @dataclass(frozen=True)
@@ -311,6 +327,9 @@ class OutputSpec:
     background: Optional[str] = None
     key_color: str = KEY_COLOR
     blur_sigma: float = BLUR_SIGMA
+    # the overlay's tint and its strength (0: the contour alone, 1: the subject painted over)
+    overlay_color: str = OVERLAY_COLOR
+    overlay_opacity: float = OVERLAY_OPACITY
     foreground: bool = True
     codec: Optional[str] = None
     crf: Optional[int] = None
@@ -344,6 +363,7 @@ class OutputSpec:
         self.matte.validate()
         parse_color(self.key_color)  # a bad colour fails before any work
         check_blur_sigma(self.blur_sigma)
+        check_overlay(self.overlay_color, self.overlay_opacity)
 
 
 J = TypeVar("J", bound="JobDescription")
@@ -407,13 +427,17 @@ class FileJob(JobDescription):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """As ``JobDescription.to_dict``, less an empty ``also`` and an unset ``video_stream``: a one-output job's JSON
-        (reports, batch fingerprints) stays as it was."""
+        """As ``JobDescription.to_dict``, less an empty ``also``, an unset ``video_stream`` and the overlay's tint at its
+        defaults: a one-output job's JSON (reports, batch fingerprints) stays as it was."""
         data = to_dict(self)
         if not data["also"]:
             del data["also"]
         if data["source"]["video_stream"] is None:  # likewise: a batch started before --video-stream resumes
             del data["source"]["video_stream"]
+        for output in (data["output"], *data.get("also", ())):  # likewise: a batch started before the overlay resumes
+            for name, default in (("overlay_color", OVERLAY_COLOR), ("overlay_opacity", OVERLAY_OPACITY)):
+                if output[name] == default:
+                    del output[name]
         return data
 
     @property
@@ -466,11 +490,11 @@ def _own_folder(path: str, n: int) -> str:
 
 
 # "none": the camera's picture as it is (a call joined unblurred), the model still running so a switch to blur is instant
-EffectKind = Literal["blur", "replace", "green", "none", "alpha", "mask"]
+EffectKind = Literal["blur", "replace", "green", "none", "alpha", "mask", "overlay"]
 EFFECTS: tuple[str, ...] = get_args(EffectKind)
 # the file pipeline's output kind that draws each effect ("none" draws nothing), and the picture it hands to sinks
-EFFECT_OUTPUT: dict[str, str] = {"blur": "blur", "replace": "composite", "green": "green", "alpha": "alpha", "mask": "mask"}
-EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "none": "rgb", "alpha": "rgba", "mask": "gray"}
+EFFECT_OUTPUT: dict[str, str] = {"blur": "blur", "replace": "composite", "green": "green", "alpha": "alpha", "mask": "mask", "overlay": "overlay"}
+EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb", "none": "rgb", "alpha": "rgba", "mask": "gray", "overlay": "rgb"}
 LIVE_SMOOTH_KINDS = ("none", "ema", "flow")  # lookahead waits for future frames: not for live
 # without a fixed --resolution, live mode picks the largest inference size whose model time fits this
 DEFAULT_LATENCY_BUDGET_MS = 250.0
@@ -585,12 +609,15 @@ class LiveSourceSpec:
 
 @dataclass(frozen=True)
 class EffectSpec:
-    """What live mode draws: blurred or replaced background, greenscreen, the camera's picture as it is (none), RGBA or the matte."""
+    """What live mode draws: blurred or replaced background, greenscreen, the camera's picture as it is (none), RGBA, the
+    matte, or the picture with the matte's subject tinted and outlined (overlay)."""
 
     effect: EffectKind = "blur"
     background: Optional[str] = None  # for replace (or none, switched to replace later): a colour, an image or a video (looped)
     key_color: str = KEY_COLOR
     blur_sigma: float = BLUR_SIGMA
+    overlay_color: str = OVERLAY_COLOR
+    overlay_opacity: float = OVERLAY_OPACITY
     foreground: bool = False  # colour estimation at soft edges: costs ~10 ms more a 640x480-720p frame on a CPU core
     matte: MatteSpec = field(default_factory=MatteSpec)
 
@@ -606,6 +633,7 @@ class EffectSpec:
         refuse_piped_background(self.background)
         parse_color(self.key_color)
         check_blur_sigma(self.blur_sigma)
+        check_overlay(self.overlay_color, self.overlay_opacity)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def test_a_refused_switch_names_options_as_the_run_was_started_from_any_thread()
 
 def test_the_switch_offers_the_picture_effects_and_says_why_not() -> None:
     blur = EffectSwitch(EffectSpec("blur"))
-    assert blur.available == ("blur", "green", "none") and blur.effect == "blur" and blur.compositor is not None
+    assert blur.available == ("blur", "green", "none", "overlay") and blur.effect == "blur" and blur.compositor is not None
     assert blur.select("none", by="test") == "none" and blur.compositor is None
     green = blur.select("green", by="window")
     assert green == "green" and blur.compositor is not None and blur.compositor.kind == "green"
@@ -82,7 +82,7 @@ def test_the_switch_offers_the_picture_effects_and_says_why_not() -> None:
     assert len(blur.changes) == 2
     with pytest.raises(ConfigError, match=r"replace needs a background, given when the run starts \(effect='replace' with background\)"):
         blur.select("replace")  # an app's call is told the API's names, not the command line's flags
-    with pytest.raises(ConfigError, match=r"unknown effect 'sepia'; choose from blur, green, none"):
+    with pytest.raises(ConfigError, match=r"unknown effect 'sepia'; choose from blur, green, none, overlay"):
         blur.select("sepia")
     matte = EffectSwitch(EffectSpec("alpha"))
     assert matte.available == ()
@@ -227,7 +227,7 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
     with LiveRun(args, tmp_path) as run:
         wait_for(lambda: (_green_share(base) or 0) > 0.3, STARTUP, "a green-keyed snapshot", run=run)
         status, _, body = http_get(f"{base}/effect")
-        assert status == 200 and json.loads(body) == {"effect": "green", "available": ["blur", "green", "none"], "controllable": True}
+        assert status == 200 and json.loads(body) == {"effect": "green", "available": ["blur", "green", "none", "overlay"], "controllable": True}
         page = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
              "--virtual-time-budget=3000", "--dump-dom", f"{base}/"],
@@ -254,7 +254,7 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
     assert '<button type="button" aria-pressed="false">none</button>' in page.stdout, page.stdout[-1500:]
     assert [status for status, _ in refused] == [403, 403, 403], refused
     assert bad[0][0] == 400 and "--background" in bad[0][1]["error"] and bad[1][0] == 400, bad
-    assert switched_off == (200, {"effect": "none", "available": ["blur", "green", "none"], "controllable": True}), switched_off
+    assert switched_off == (200, {"effect": "none", "available": ["blur", "green", "none", "overlay"], "controllable": True}), switched_off
     assert switched_on[0] == 200 and switched_on[1]["effect"] == "green"
     assert "live: effect none (from the preview page)" in err and "live: effect green (from the preview page)" in err, err
 
@@ -479,7 +479,7 @@ def test_the_effect_endpoint_answers_bad_bodies() -> None:
     try:
         for body in (b"[" * 4000, b'{"effect": ' + b"[" * 3000, b'["none"]', b"null", b'{"effect": 1}', b'{"effect": "\xff"}'):
             status, reply = _post(sink.port, body, {"Content-Type": "application/json"})
-            assert status == 400 and reply["available"] == ["blur", "green", "none"], (body[:20], status, reply)
+            assert status == 400 and reply["available"] == ["blur", "green", "none", "overlay"], (body[:20], status, reply)
         assert _post(sink.port, b'{"effect": "none"}', {"Content-Type": "application/json"})[0] == 200
     finally:
         sink.close()
@@ -585,7 +585,7 @@ def test_a_call_starts_unblurred_and_blurs_at_once(tmp_path: Path) -> None:
     clip = _asymmetric_clip(tmp_path / "cam.mp4")
     job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="none", background="red", realtime=True, duration=2.5, smooth="none")
     report = run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects)
-    assert offered == [("blur", "replace", "green", "none")]  # replace too: the run was given a background
+    assert offered == [("blur", "replace", "green", "none", "overlay")]  # replace too: the run was given a background
     assert report["job"]["effect"]["effect"] == "none" and [(c["effect"], c["by"]) for c in report["effect_changes"]] == [("green", "api")]
     _, frames = decode_video(tmp_path / "rec.mkv")
     keyed = [share(f, GREEN) > 0.3 for f in frames]

@@ -157,6 +157,27 @@ def test_every_picture_is_masked_and_the_effect_is_exact(tmp_path):
     assert all(b > a for a, b in zip(times, times[1:]))
 
 
+def test_an_overlay_run_shows_the_picture_with_the_subject_tinted(tmp_path):
+    """--effect overlay: the camera's picture as it is outside the subject, tinted over it, from the first picture on;
+    o switches to it from another effect (the key's and the page's names)."""
+    from birefvid.job import EffectSpec
+    from birefvid.runtime.live_effects import KEYS, EffectSwitch
+
+    clip = write_scene(tmp_path / "cam.mkv", FPS)
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="overlay", overlay_color="yellow", realtime=True, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(0.02)))
+    assert report["ended_by"] == "source ended"
+    image, _ = read_frames(tmp_path / "out.mkv")[0]
+    fg, bg = interior(true_mask(0, SIZE), margin=6)
+    # the recording is H.264 4:2:0 at the recorder's quality: the bright line's colour rings into its neighbours (15
+    # levels seen 6 px away); still far from an untinted subject (red: 128 away) or a tinted background
+    assert np.abs(image[bg].astype(int) - (0, 0, 255)).max() <= 24  # the blue background untouched
+    assert np.abs(image[fg].astype(int) - (255, 128, 0)).max() <= 24  # red half under yellow
+    switch = EffectSwitch(EffectSpec("blur", overlay_color="cyan", overlay_opacity=0.25))
+    assert "overlay" in switch.available and switch.select(KEYS["o"], by="window") == "overlay"
+    assert switch.compositor is not None and (switch.compositor.overlay_color, switch.compositor.overlay_opacity) == ((0, 255, 255), 0.25)
+
+
 def textured_scene(index: int, size=(320, 96), side: int = 48, speed: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """A red-ish textured square sliding right over a blue-ish textured background (flow needs texture)."""
     w, h = size

@@ -78,7 +78,7 @@ def test_keys_in_the_terminal_switch_the_effect_and_its_mode_comes_back(tmp_path
     with _OnTerminal(argv, tmp_path) as term:
         before = _mode(term.slave)
         assert before & termios.ICANON and before & termios.ECHO
-        wait_for(lambda: "live: keys b blur, g green, n none switch the effect" in term.stderr() or term.proc.poll() is not None,
+        wait_for(lambda: "live: keys b blur, g green, n none, o overlay switch the effect" in term.stderr() or term.proc.poll() is not None,
                  STARTUP, "the keys' line")  # fmt: skip
         assert term.proc.poll() is None, term.stderr()[-3000:]
         wait_for(lambda: "live: source" in term.stderr(), STARTUP, "the first stats line (pictures showing)")

@@ -83,6 +83,7 @@ def _image_cli(tmp_path: Path, photo: Path, weights: Path, suffix: str, *options
     ("?output=composite&background=white&format=jpeg", ".jpg", ["--output", "composite", "--background", "white"], "image/jpeg"),
     ("?output=green&key-color=%2300b140&format=webp", ".webp", ["--output", "green", "--key-color", "#00b140"], "image/webp"),
     ("?output=blur&blur_sigma=4&threshold=0.5&format=tif", ".tif", ["--output", "blur", "--blur-sigma", "4", "--threshold", "0.5"], "image/tiff"),
+    ("?output=overlay&overlay-color=yellow&overlay_opacity=0.3", ".png", ["--output", "overlay", "--overlay-color", "yellow", "--overlay-opacity", "0.3"], "image/png"),
 ])  # fmt: skip
 def test_reply_equals_birefvid_image_byte_for_byte(server, tmp_path, photo, pvt_b0_weights, query, suffix, options, content_type):
     status, headers, body = _request(server, "POST", f"/v1/remove{query}", photo.read_bytes(), {"Content-Type": "image/png"})

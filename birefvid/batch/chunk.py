@@ -163,8 +163,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
             background = stack.enter_context(open_background(str(out.background), (info.width, info.height), segmenter.device,
                                                              info.sample_aspect_ratio, deep=depth.bits_for(inner) > 8,
                                                              hdr=hdr_output(info)))  # fmt: skip
-        compositor = Compositor(out.kind, foreground=out.foreground, key=out.key_color, blur_sigma=out.blur_sigma, background=background,
-                                matte=out.matte, bits=depth.bits_for(inner))  # fmt: skip
+        compositor = Compositor.for_output(out, background=background, bits=depth.bits_for(inner))
         batch = job.inference.batch_size or segmenter.file_batch_size(info.height, info.width)
         kept_progress = _kept(sink, progress)
         run_video_job(source, sink, segmenter, smoother, compositor, batch_size=batch, queue_size=job.queue_size, progress=kept_progress)

@@ -38,7 +38,7 @@ from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
 
 # default container per output kind (the same defaults `process` documents)
-DEFAULT_EXT = {"alpha": ".mov", "mask": ".mkv", "foreground": ".mp4", "green": ".mp4", "composite": ".mp4", "blur": ".mp4"}
+DEFAULT_EXT = {"alpha": ".mov", "mask": ".mkv", "foreground": ".mp4", "green": ".mp4", "composite": ".mp4", "blur": ".mp4", "overlay": ".mp4"}
 DEFAULT_CHUNK_FRAMES = 1500  # one minute of 25 fps video per chunk
 
 log = logging.getLogger(__name__)

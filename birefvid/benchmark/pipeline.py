@@ -11,7 +11,7 @@ from ..runtime.file_job import run_file_job
 from ..runtime.segmenter import Segmenter
 from .clip import write_scene_clip
 
-SUFFIX = {"alpha": ".mov", "mask": ".mkv", "foreground": ".mp4", "green": ".mp4", "blur": ".mp4"}
+SUFFIX = {"alpha": ".mov", "mask": ".mkv", "foreground": ".mp4", "green": ".mp4", "blur": ".mp4", "overlay": ".mp4"}
 
 
 def measure_pipeline(

@@ -30,7 +30,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--runs", type=int, default=3, help="timed model calls per path, alternating between the paths; the median counts (default 3)")
     run.add_argument("--clip-size", default="1280x720", help="end-to-end clip size WxH (default 1280x720)")
     run.add_argument("--clip-frames", type=int, default=16, help="end-to-end clip length; 0 skips the end-to-end run (default 16)")
-    run.add_argument("--output", choices=OUTPUT_KINDS, type=output_kind, default="alpha", help="end-to-end output kind (default alpha)")
+    run.add_argument("--output", choices=OUTPUT_KINDS, type=output_kind, default="alpha", metavar="KIND",  # the choices in the usage passed 80 columns
+                     help=f"end-to-end output kind: {', '.join(OUTPUT_KINDS)} (default alpha)")
     run.add_argument("--json", dest="json_path", help="also write the figures as JSON to this file ('-': print JSON instead of the table)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines: the table (or JSON) alone, errors and warnings")
     parser.set_defaults(run=run_bench)
@@ -45,7 +46,7 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
     if args.model and args.weights:
         raise ConfigError(f"use either {option('model')} or {option('weights')}, not both")
     if args.output == "composite":
-        raise ConfigError(f"{option('output', 'composite')} needs a background; benchmark alpha, mask, foreground, green or blur")
+        raise ConfigError(f"{option('output', 'composite')} needs a background; benchmark alpha, mask, foreground, green, blur or overlay")
     for name in ("batch_size", "runs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"{option(name)} must be at least 1")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Sequence
 
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..job import output_kind
-from .options import (BLUR_SIGMA, KEY_COLOR, add_matte_options, add_model_options, bit_depth_arg, foreground_wanted, inference_spec,
+from .options import (BLUR_SIGMA, KEY_COLOR, add_matte_options, add_model_options, add_overlay_options, bit_depth_arg, foreground_wanted, inference_spec,
                       matte_options, model_spec, only_for)
 
 if TYPE_CHECKING:
@@ -22,19 +22,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HELP = "cut subjects out of images: RGBA PNGs, masks, or the subject on a new or blurred background (PNG, WebP, JPEG, TIFF)"
-OUTPUTS = ("rgba", "mask", "foreground", "green", "composite", "blur")
-COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "foreground": "foreground", "green": "green", "composite": "composite", "blur": "blur"}
+OUTPUTS = ("rgba", "mask", "foreground", "green", "composite", "blur", "overlay")
+COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "foreground": "foreground", "green": "green", "composite": "composite", "blur": "blur",
+                   "overlay": "overlay"}  # fmt: skip
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
     parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
-    parser.add_argument("--output", choices=OUTPUTS, type=output_kind, default="rgba", help="what to write: the RGBA cut-out, its mask, its colours "
-                        "alone without alpha (foreground), or the subject over a key colour (green), over --background (composite) or over its own blurred background (default: rgba)")  # fmt: skip
+    parser.add_argument("--output", choices=OUTPUTS, type=output_kind, default="rgba", metavar="KIND",  # the choices in the usage passed 80 columns
+                        help=f"what to write ({', '.join(OUTPUTS)}): the RGBA cut-out, its mask, its colours "
+                        "alone without alpha (foreground), the subject over a key colour (green), over --background (composite) or over its own blurred background, "
+                        "or the picture with the subject tinted and outlined, to check the matte (overlay) (default: rgba)")  # fmt: skip
     parser.add_argument("-r", "--recursive", action="store_true", help="pictures in subfolders at any depth too: the output "
                         "folder mirrors the tree (OUT/day1/a.png); hidden folders and the output folder are left out")  # fmt: skip
     parser.add_argument("--ext", default=None, help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
-                        "(JPEG has no transparency: for foreground, mask, green, composite and blur)")  # fmt: skip
+                        "(JPEG has no transparency: for foreground, mask, green, composite, blur and overlay)")  # fmt: skip
     parser.add_argument("--max-size", type=int, metavar="PX", help="scale each picture down so its longer side is at most PX "
                         "(aspect kept; e.g. 2000 for a web shop): the model, compositing and writing then work at that size")  # fmt: skip
     parser.add_argument("--quality", type=int, metavar="Q", help="JPEG and WebP quality, 1-100 (default 95 for JPEG, 90 for "
@@ -48,6 +51,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
     parser.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
     parser.add_argument("--blur-sigma", type=float, help=f"for --output blur: background blur strength in pixels (default {BLUR_SIGMA:g})")
+    add_overlay_options(parser)
     parser.add_argument("--no-foreground", action="store_true", help="keep source colours at soft edges (skip foreground colour estimation)")
     parser.add_argument("--bit-depth", type=bit_depth_arg, default="auto", metavar="{auto,8,16}",
                         help="auto (default): a 16-bit input (PNG, TIFF) gives a 16-bit PNG or TIFF; 8: 8-bit pictures; "
@@ -317,8 +321,9 @@ def run(args: argparse.Namespace, segmenter: Any = None) -> int:
     if kind == "composite" and args.background is None:  # before OutputSpec's check, which offers a video too
         raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour or an image)")
     key_color, blur_sigma, foreground = only_for(args, "key_color"), only_for(args, "blur_sigma"), foreground_wanted(args)
-    output = OutputSpec(args.out, kind=kind, background=args.background, key_color=key_color,  # type: ignore[arg-type]
-                        blur_sigma=blur_sigma, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
+    output = OutputSpec(args.out, kind=kind, background=args.background, key_color=key_color, blur_sigma=blur_sigma,  # type: ignore[arg-type]
+                        overlay_color=only_for(args, "overlay_color"), overlay_opacity=only_for(args, "overlay_opacity"),  # type: ignore[arg-type]
+                        foreground=foreground, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     _check_size_and_quality(args)
     found = collect_inputs(args.inputs, args.out, recursive=args.recursive)
@@ -383,8 +388,7 @@ def run(args: argparse.Namespace, segmenter: Any = None) -> int:
                     exif = marked_srgb(exif) if exif is not None else exif  # its EXIF says so too
             with run_info.timed("compose"):
                 background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
-                compositor = Compositor(kind, foreground=foreground, key=key_color,  # type: ignore[arg-type]
-                                        blur_sigma=blur_sigma, background=background, matte=output.matte, bits=bits)  # fmt: skip
+                compositor = Compositor.for_output(output, background=background, bits=bits)
                 colour = None if deep is None or bits == 8 else torch.from_numpy(deep).permute(2, 0, 1).unsqueeze(0).to(alphas.device).float().div_(65535.0)
                 coverage = None
                 if own_alpha is not None:  # 8 or 16 bits, as the file's
@@ -438,7 +442,7 @@ def _check_size_and_quality(args: argparse.Namespace) -> None:
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of an ``image`` run as given, for its report (the model's are added from their specs)."""
-    names = ("output", "background", "key_color", "blur_sigma", "no_foreground", "bit_depth", "ext", "recursive", "overwrite",
+    names = ("output", "background", "key_color", "blur_sigma", "overlay_color", "overlay_opacity", "no_foreground", "bit_depth", "ext", "recursive", "overwrite",
              "skip_existing", "max_size", "square", "quality", "srgb", "no_exif", "min_area", "threshold", "grow", "shrink", "feather", "invert", "upsample")  # fmt: skip
     return {"inputs": list(args.inputs), "out": args.out, **{name: getattr(args, name) for name in names}}
 

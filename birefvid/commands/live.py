@@ -8,8 +8,8 @@ import threading
 from typing import Any, Optional
 
 from ..errors import ConfigError, SinkError
-from ..job import BLUR_SIGMA, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, LiveJob
-from .options import add_matte_options, add_model_options, matte_options
+from ..job import BLUR_SIGMA, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, LiveJob
+from .options import add_matte_options, add_model_options, matte_options, opacity_arg
 
 HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, MPEG-TS, browser or file"
 
@@ -17,8 +17,9 @@ HELP = "blur or replace the background of a webcam or stream live: to a window, 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="camera index (0) or device (/dev/video0), rtsp:// rtmp:// http(s):// udp:// tcp:// URL, or a video file")
     parser.add_argument("--effect", choices=EFFECTS, default="blur", help="blur or replace the background, green(screen), none (the camera "
-                        "as it is: join a call unblurred, the model ready for a switch), alpha (RGBA) or mask (default blur); blur, replace, "
-                        "green and none switch during the run: keys b r g n in the terminal or the window, buttons on the http:// preview page")  # fmt: skip
+                        "as it is: join a call unblurred, the model ready for a switch), alpha (RGBA), mask, or overlay (the picture, the subject tinted "
+                        "and outlined: a check of the matte) (default blur); blur, replace, green, none and overlay switch during the run: keys "
+                        "b r g n o in the terminal or the window, buttons on the http:// preview page")  # fmt: skip
     parser.add_argument("--sink", action="append", default=[], metavar="SINK",
                         help="repeatable: window, virtualcam, rtsp://HOST:PORT/PATH, rtmp://HOST/APP/KEY (YouTube, Twitch; needs the ffmpeg program), "
                              "udp://HOST:PORT or tcp://HOST:PORT (MPEG-TS), "
@@ -44,6 +45,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     eff.add_argument("--background", help="for --effect replace (or none, to switch to replace): a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
     eff.add_argument("--key-color", default=KEY_COLOR, help=f"for --effect green (default {KEY_COLOR})")
     eff.add_argument("--blur-sigma", type=float, default=BLUR_SIGMA, help=f"for --effect blur: strength in pixels (default {BLUR_SIGMA:g})")
+    eff.add_argument("--overlay-color", default=OVERLAY_COLOR, metavar="COLOR", help=f"for --effect overlay: the tint and outline colour (default {OVERLAY_COLOR})")
+    eff.add_argument("--overlay-opacity", type=opacity_arg, default=OVERLAY_OPACITY, metavar="O",
+                     help=f"for --effect overlay: the tint's strength, 0 (the outline alone) to 1, or 50%% (default {OVERLAY_OPACITY:g})")
     eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~10 ms more a 640x480-720p frame on a CPU core)")
     add_matte_options(parser)
     run_group = parser.add_argument_group("run")
@@ -78,7 +82,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
 
     return build_live_job(
         args.source, args.sink, effect=args.effect, background=args.background, key_color=args.key_color,
-        blur_sigma=args.blur_sigma, foreground=args.foreground, model=args.model, weights=args.weights,
+        blur_sigma=args.blur_sigma, overlay_color=args.overlay_color, overlay_opacity=args.overlay_opacity, foreground=args.foreground, model=args.model, weights=args.weights,
         backbone=args.backbone, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution,
         keep_aspect=args.keep_aspect, latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, model_fps=args.model_fps, realtime=args.realtime, loop=args.loop,
         camera_size=args.camera_size, camera_fps=args.camera_fps, audio_device=args.audio_device, audio_delay=args.audio_delay,
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--stats-json - and --report - both write to standard output; send one of them to a file")
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     quit_key = threading.Event()
-    with TerminalKeys(sys.stdin, printer, on_quit=quit_key.set) as keys:  # b r g n in this terminal switch the effect, q ends the run
+    with TerminalKeys(sys.stdin, printer, on_quit=quit_key.set) as keys:  # b r g n o in this terminal switch the effect, q ends the run
         try:
             report = run_live_job(job, stats_json=args.stats_json, printer=printer, stop=quit_key, on_effects=keys.attach)
         except BirefvidError as failed:  # a source lost, a full disk: the run ends with its error line, but its report says what was kept

@@ -10,7 +10,7 @@ import argparse
 import logging
 from fractions import Fraction
 
-from ..job import BACKENDS, BLUR_SIGMA, DECODERS, KEY_COLOR, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec, output_kind
+from ..job import BACKENDS, BLUR_SIGMA, DECODERS, KEY_COLOR, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec, output_kind
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,12 @@ def add_matte_options(parser: argparse.ArgumentParser) -> None:
 
 SMOOTH_WINDOW = 2
 # the options that apply to one --output (or --smooth) only, with their defaults: given with another they were ignored without a word
-_ONLY_FOR = {"key_color": ("output", "green", KEY_COLOR), "blur_sigma": ("output", "blur", BLUR_SIGMA), "smooth_window": ("smooth", "lookahead", SMOOTH_WINDOW)}
+_ONLY_FOR = {"key_color": ("output", "green", KEY_COLOR), "blur_sigma": ("output", "blur", BLUR_SIGMA), "smooth_window": ("smooth", "lookahead", SMOOTH_WINDOW),
+             "overlay_color": ("output", "overlay", OVERLAY_COLOR), "overlay_opacity": ("output", "overlay", OVERLAY_OPACITY)}  # fmt: skip
 
 
 def only_for(args: argparse.Namespace, name: str) -> object:
-    """The value of ``--key-color``, ``--blur-sigma`` or ``--smooth-window`` (its default when not given); ConfigError
+    """The value of ``--key-color``, ``--blur-sigma``, ``--overlay-color``, ``--overlay-opacity`` or ``--smooth-window`` (its default when not given); ConfigError
     when it is given beside an ``--output`` or ``--smooth`` that does not use it."""
     from ..errors import ConfigError, option
 
@@ -80,14 +81,20 @@ def only_for(args: argparse.Namespace, name: str) -> object:
     return value
 
 
+# the outputs that estimate no foreground colours, and why
+_NO_ESTIMATE = {"mask": "the matte alone", "overlay": "which shows the picture's own colours"}
+
+
 def foreground_wanted(args: argparse.Namespace) -> bool:
     """Whether foreground colours are estimated (not ``--no-foreground``); ConfigError for ``--no-foreground`` beside
-    ``--output mask``, which writes the matte alone, with no colours to estimate: it was ignored without a word."""
+    ``--output mask`` (the matte alone) or ``overlay`` (the picture as it is), with no colours to estimate: it was ignored without a word."""
     from ..errors import ConfigError, option
 
-    if args.no_foreground and output_kinds(args) == {"mask"}:
+    kinds = output_kinds(args)
+    if args.no_foreground and kinds <= set(_NO_ESTIMATE):
+        kind = sorted(kinds)[0]
         raise ConfigError(f"{option('foreground', False)} is only used with an output in colour (the cut-out, foreground, green, composite, blur), "
-                          f"not {option('kind', 'mask')}, the matte alone")  # fmt: skip
+                          f"not {option('kind', kind)}, {_NO_ESTIMATE[kind]}")  # fmt: skip
     return not args.no_foreground
 
 
@@ -120,14 +127,33 @@ def inference_spec(args: argparse.Namespace) -> InferenceSpec:
     return InferenceSpec(args.device, args.precision, args.resolution, args.keep_aspect, getattr(args, "batch_size", None), args.backend)
 
 
+def add_overlay_options(group: "argparse._ArgumentGroup | argparse.ArgumentParser") -> None:
+    """--overlay-color and --overlay-opacity: the tint of ``--output overlay`` (process, batch and image)."""
+    group.add_argument("--overlay-color", metavar="COLOR", help=f"for --output overlay: the tint and outline colour (default {OVERLAY_COLOR})")
+    group.add_argument("--overlay-opacity", type=opacity_arg, metavar="O", help="for --output overlay: the tint's strength, 0 (the outline "
+                       f"alone) to 1, or a percentage (50%%) (default {OVERLAY_OPACITY:g})")  # fmt: skip
+
+
+def opacity_arg(text: str) -> float:
+    """``--overlay-opacity``: a fraction (0.5) or a percentage (50%), as editors write opacity; the range is the job's check."""
+    number = text.strip()
+    try:
+        return float(number[:-1]) / 100 if number.endswith("%") else float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1 (0.5) or a percentage (50%), got {text!r}") from None
+
+
 def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The options of a file job (output kind, compositing, smoothing, encoding, decoding) that
     ``process`` and ``batch`` share; returns the "run" group for command-specific run options."""
-    parser.add_argument("--output", choices=OUTPUT_KINDS, type=output_kind, default="alpha", help="what to write (default: alpha; fgr: foreground)")
+    parser.add_argument("--output", choices=OUTPUT_KINDS, type=output_kind, default="alpha", metavar="KIND",  # the choices in the usage passed 80 columns
+                        help=f"what to write: {', '.join(OUTPUT_KINDS)} (default: alpha; fgr: foreground; "
+                             "overlay: the picture with the subject tinted and outlined, to check the matte)")  # fmt: skip
     out = parser.add_argument_group("output")
     out.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
     out.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
     out.add_argument("--blur-sigma", type=float, help=f"for --output blur: background blur strength in pixels (default {BLUR_SIGMA:g})")
+    add_overlay_options(out)
     out.add_argument("--no-foreground", action="store_true", help="skip foreground colour estimation at soft edges")
     add_matte_options(parser)
     add_smoothing_options(parser, default="lookahead")
@@ -199,7 +225,8 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         input, out, kind=args.output, model=args.model, weights=args.weights, backbone=args.backbone,
         device=args.device, precision=args.precision, resolution=args.resolution, keep_aspect=args.keep_aspect,
         backend=args.backend, background=args.background, key_color=only_for(args, "key_color"),
-        blur_sigma=only_for(args, "blur_sigma"), foreground=foreground_wanted(args), smooth=args.smooth,
+        blur_sigma=only_for(args, "blur_sigma"), overlay_color=only_for(args, "overlay_color"),
+        overlay_opacity=only_for(args, "overlay_opacity"), foreground=foreground_wanted(args), smooth=args.smooth,
         smooth_window=only_for(args, "smooth_window"),
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=25.0 if args.fps is None else args.fps,

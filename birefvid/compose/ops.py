@@ -1,4 +1,4 @@
-"""Output ops: RGBA, mask, greenscreen, composite and background blur, batched on any device.
+"""Output ops: RGBA, mask, greenscreen, composite, background blur and the matte overlay, batched on any device.
 
 All take frames (N, 3, H, W) uint8 (or float in [0, 1]) and mattes (N, 1, H, W) float in
 [0, 1] on one device, compute in float, and return uint8 on that device, rounded half-up
@@ -150,3 +150,47 @@ def blur_background(
         blurred = smooth_blur(torch.cat([image * weight, weight], dim=1), float(sigma))
         background = (blurred[:, :3] + eps * image) / (blurred[:, 3:4] + eps)
     return quantize(_blend(_subject(images, foreground), background, alpha), bits)
+
+
+def overlay(
+    images: Tensor,
+    alphas: Tensor,
+    color: ColorSpec = (255, 0, 0),
+    opacity: float = 0.5,
+    bits: int = 8,
+) -> Tensor:
+    """The frames with the subject tinted and outlined, to check a matte at a glance (uint8 (N, 3, H, W)).
+
+    Where alpha > 0.5 the frame is blended with ``color`` at ``opacity``; the 0.5 level, the edge a
+    ``--threshold 0.5`` cut would have, is drawn in ``color`` itself, one pixel on each side of it
+    (``matte_edge``). Everywhere else the frame is exactly as it came: a hole in the subject shows as
+    untinted picture ringed by the line, a stray blob as a tinted island, a halo as background inside the line.
+    """
+    check_images(images)
+    check_alphas(alphas, images)
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"overlay opacity must be in [0, 1], got {opacity}")
+    inside = alphas > 0.5
+    image = as_float(images)
+    if image is images:  # float frames come as they are, and are blended in place below
+        image = image.clone()
+    tint = _color_tensor(color, image)
+    # one blend of the frame with the tint, weighted 0 outside, the opacity inside and 1 on the line (exactly the frame
+    # and the tint at 0 and 1): a 1080p frame in ~70 ms on one core, where blending all and choosing by where() took ~250
+    weight = torch.where(matte_edge(inside), 1.0, inside.to(image.dtype) * float(opacity))
+    return quantize(image.lerp_(tint.expand_as(image), weight), bits)
+
+
+def matte_edge(inside: Tensor) -> Tensor:
+    """The pixels on either side of the boundary of ``inside`` (bool (N, 1, H, W)): a 2-pixel line along it.
+
+    A pixel is on the line where a 4-neighbour lies on the other side; the picture's border is no boundary
+    (a subject cut off by the frame is not outlined along it). Comparisons of shifted views: no float copy."""
+    edge = torch.zeros_like(inside)
+    across = inside[..., :, 1:] != inside[..., :, :-1]
+    edge[..., :, 1:] |= across
+    edge[..., :, :-1] |= across
+    down = inside[..., 1:, :] != inside[..., :-1, :]
+    edge[..., 1:, :] |= down
+    edge[..., :-1, :] |= down
+    return edge

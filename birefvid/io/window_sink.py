@@ -5,7 +5,7 @@ is process-global: one window sink may be open at a time, and it should be fed f
 (on macOS, the main thread). Pictures are scaled to fit the window, keeping their aspect ratio;
 rgba is shown over a checkerboard so transparency is visible, gray as gray. Closing the window,
 or pressing Esc or q in it, sets ``closed_by_user`` and the runner stops; b, r, g and n switch the
-run's effect (blur, replace, green, none). With ``mirror`` the picture is shown flipped left-right,
+run's effect (blur, replace, green, none, overlay). With ``mirror`` the picture is shown flipped left-right,
 as a call app shows your self-view; what is sent or recorded is never flipped.
 """
 
@@ -139,7 +139,7 @@ class WindowSink(LiveSink):
         return "window"
 
     def attach_effects(self, effects: "EffectSwitch") -> None:
-        """Keys b, r, g and n switch the effect (the title stays the run's: scripts find the window by it)."""
+        """Keys b, r, g, n and o switch the effect (the title stays the run's: scripts find the window by it)."""
         if effects.available:
             self._effects = effects
 

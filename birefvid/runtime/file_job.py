@@ -159,8 +159,7 @@ def run_file_job(
                 background = stack.enter_context(open_background(str(spec.background), (info.width, info.height), device, info.sample_aspect_ratio,
                                                                  deep=bits > 8, hdr=hdr_output(info)))  # fmt: skip
             sinks.append(sink)
-            compositors.append(Compositor(spec.kind, foreground=spec.foreground, key=spec.key_color, blur_sigma=spec.blur_sigma,
-                                          background=background, matte=spec.matte, bits=bits))  # fmt: skip
+            compositors.append(Compositor.for_output(spec, background=background, bits=bits))
         sink, compositor = sinks[0], compositors[0]
         seg = segmenter or segmenter_for(job.model, job.inference, str(device))
         batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)

@@ -3,7 +3,7 @@ HTTP preview page, without stopping the camera, the model or a call's virtual ca
 
 A person in a call turns the blur off to show the room, or on again, in a keypress; restarting
 the run would take the virtual camera away from the call and cost the model's warm-up. Only runs
-that show pictures (blur, replace, green, and ``none``: the camera as it is, where a call may start)
+that show pictures (blur, replace, green, ``none``: the camera as it is, where a call may start, and ``overlay``)
 switch, among those: an alpha or mask run's outputs carry another kind of picture. Each effect's compositor is built
 once, on first use; the display path reads the current one each frame, so a switch shows on the
 next frame.
@@ -25,9 +25,9 @@ from ..job import EFFECT_OUTPUT, EFFECT_PICTURE, EffectSpec
 log = logging.getLogger(__name__)
 
 NONE = "none"  # the camera's picture, unchanged
-SWITCHABLE = ("blur", "replace", "green", NONE)
+SWITCHABLE = ("blur", "replace", "green", NONE, "overlay")
 # the preview window's keys (on any keyboard layout: pygame's event.unicode)
-KEYS = {"b": "blur", "r": "replace", "g": "green", "n": NONE}
+KEYS = {"b": "blur", "r": "replace", "g": "green", "n": NONE, "o": "overlay"}
 # switches the report lists (the latest): a script switching 100 times a second for hours must not grow it without end
 CHANGES_KEPT = 1000
 
@@ -83,6 +83,7 @@ class EffectSwitch:
             self._compositors[name] = Compositor(
                 EFFECT_OUTPUT[name], foreground=spec.foreground, key=spec.key_color,  # type: ignore[arg-type]
                 blur_sigma=spec.blur_sigma, background=self._background if name == "replace" else None,
+                overlay_color=spec.overlay_color, overlay_opacity=spec.overlay_opacity,  # type: ignore[arg-type]
                 blur_work_scale=max(1, int(spec.blur_sigma // 4)), matte=spec.matte,
             )  # fmt: skip
         return self._compositors[name]
@@ -95,7 +96,7 @@ class EffectSwitch:
     def why_not(self, name: str) -> Optional[str]:
         """Why ``name`` cannot be switched to (one line), or None when it can."""
         if not self.available:
-            return f"this run's effect is {self.effect}, whose outputs carry another kind of picture; effects switch in blur, replace, green and none runs"
+            return f"this run's effect is {self.effect}, whose outputs carry another kind of picture; effects switch in blur, replace, green, none and overlay runs"
         if name not in SWITCHABLE:
             return f"unknown effect {name!r}; choose from {', '.join(self.available)}"
         if name not in self.available:
