@@ -330,12 +330,14 @@ def _masks(
 ) -> Iterator[tuple["np.ndarray", "np.ndarray"]]:
     """``iter_masks``' generator: the frames held until the smoother gives their masks, one batch decoded at a time."""
     import contextlib
+    import sys
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
     import torch
 
+    from .caller import run_handed
     from .compose.compositor import fit_alphas
     from .errors import in_caller_context
     from .frames import Frame
@@ -381,8 +383,9 @@ def _masks(
             seen = [f.image if f.seen is None else f.seen for f in frames]
             images = torch.from_numpy(np.stack(seen)).permute(0, 3, 1, 2)
             waiting.extend((f.image, f.coverage) for f in frames)
-            # at the inference size: smoothed there, then upsampled once
-            alphas = model_thread.submit(predict, images, frame_size=False).result()
+            # at the inference size: smoothed there, then upsampled once; handed from this frame, so that the
+            # model's warnings name the loop's line, as on the caller's thread
+            alphas = model_thread.submit(run_handed, sys._getframe(), predict, images, frame_size=False).result()
             return masked(smoother.push(alphas, images.to(alphas.device)))
 
         batch: list[Frame] = []
