@@ -34,15 +34,31 @@ class FrameProgress:
 
     def advance(self, n: int) -> None:
         self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
-            return
         now = time.monotonic()
-        if self._first is None:
+        first_batch = self._first is None
+        if first_batch:
             self._first = (now, self.done)
+        if self._bar is not None:
+            if first_batch:
+                self._bar_rate_from_here(n)
+            else:
+                self._bar.update(n)
+            return
         if not self.quiet and now - self._last >= self.every:
             self._last = now
             print(self.line(now), file=sys.stderr, flush=True)
+
+    def _bar_rate_from_here(self, n: int) -> None:
+        """Show the first batch's ``n`` frames without counting its time in the bar's rate: that time is mostly the
+        model's warm-up, and tqdm's running average, slow to forget it, said an ETA several times the work left.
+        The elapsed time shown still counts from the start."""
+        bar = self._bar
+        assert bar is not None
+        started = bar.start_t
+        bar.reset()  # its rate's averages emptied; they fill from the next batch on
+        bar.start_t = started
+        bar.n = bar.last_print_n = n
+        bar.refresh()
 
     def line(self, now: float) -> str:
         """``processed 120/3000 frames (4.1 fps, ETA 11:42)``; pictures count per second as ``/s``.
