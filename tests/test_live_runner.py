@@ -886,6 +886,23 @@ def test_latency_budget_prefers_a_neighbour_size_already_exported(monkeypatch, c
         assert f"latency budget: {want}x{want}, exported already" in caplog.text and "rather than 192x192" in caplog.text
 
 
+def test_latency_budget_names_the_size_the_model_runs_at_with_keep_aspect(monkeypatch, caplog):
+    """`live --keep-aspect -v` on a 16:9 camera said "the model runs at 128x128" where each frame went to the model
+    at 160x96 (128x128's pixels in the frame's shape): the line names the size the model sees."""
+    import birefvid.runtime.live as live
+    from birefvid.runtime import Segmenter
+
+    seg = Segmenter(module=RedKey(), resolution=64, device="cpu", precision="fp32", keep_aspect=True)
+    image = scene_frame(0, (320, 180))
+    monkeypatch.setattr(live, "SIZE_LADDER", (64, 96, 128, 160))
+    monkeypatch.setattr(live, "_timed", lambda fn, arg: {64: 0.05, 96: 0.1, 128: 0.2}.get(seg.resolution[0], 10.0))  # a fake clock
+    monkeypatch.setattr(seg, "needs_export", lambda h, w: False)
+    with caplog.at_level(logging.INFO, logger="birefvid.runtime.live"):
+        assert choose_resolution(seg, image, 0.25, ceiling=1024) == (128, 128)
+    assert seg.inference_size(180, 320) == (96, 160)
+    assert "latency budget: the model runs at 160x96 (128x128's pixels in the frame's shape; budget 250 ms)" in caplog.text
+
+
 def test_a_recording_whose_name_was_taken_meanwhile_fails_with_a_report_naming_where_it_was_kept(tmp_path):
     """Another process wrote cam.mkv while this live run recorded to it: the run replaced it at the end. Now its
     recording is kept as `cam (2).mkv` and the run fails, its error's report (what `--report` writes) listing that file."""
