@@ -422,6 +422,7 @@ class _ProgressBar:
         self.progress = None if isinstance(progress, bool) else progress
         self.on_start = on_start
         self._bar: Any = None
+        self._first_batch = True
 
     def __enter__(self) -> "_ProgressBar":
         return self
@@ -443,7 +444,16 @@ class _ProgressBar:
 
         if not self.wanted:
             return RunControl(progress=self.progress, on_start=self.on_start, stop=stop)
-        return RunControl(progress=lambda n: self._bar.update(n), on_start=self._started, stop=stop)
+        return RunControl(progress=self._advance, on_start=self._started, stop=stop)
+
+    def _advance(self, n: int) -> None:
+        from .progress_bar import update_leaving_out_the_time_so_far
+
+        if self._first_batch:  # its time, mostly the model's warm-up, left out of the rate and ETA
+            self._first_batch = False
+            update_leaving_out_the_time_so_far(self._bar, n)
+        else:
+            self._bar.update(n)
 
 
 def build_live_job(

@@ -8,6 +8,8 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from ..progress_bar import update_leaving_out_the_time_so_far
+
 
 EVERY_SECONDS = 10.0  # how often a log line is printed off a terminal
 
@@ -39,26 +41,14 @@ class FrameProgress:
         if first_batch:
             self._first = (now, self.done)
         if self._bar is not None:
-            if first_batch:
-                self._bar_rate_from_here(n)
+            if first_batch:  # its time, mostly the model's warm-up, left out of the bar's rate, as of the lines'
+                update_leaving_out_the_time_so_far(self._bar, n)
             else:
                 self._bar.update(n)
             return
         if not self.quiet and now - self._last >= self.every:
             self._last = now
             print(self.line(now), file=sys.stderr, flush=True)
-
-    def _bar_rate_from_here(self, n: int) -> None:
-        """Show the first batch's ``n`` frames without counting its time in the bar's rate: that time is mostly the
-        model's warm-up, and tqdm's running average, slow to forget it, said an ETA several times the work left.
-        The elapsed time shown still counts from the start."""
-        bar = self._bar
-        assert bar is not None
-        started = bar.start_t
-        bar.reset()  # its rate's averages emptied; they fill from the next batch on
-        bar.start_t = started
-        bar.n = bar.last_print_n = n
-        bar.refresh()
 
     def line(self, now: float) -> str:
         """``processed 120/3000 frames (4.1 fps, ETA 11:42)``; pictures count per second as ``/s``.
