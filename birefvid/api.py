@@ -337,12 +337,14 @@ def _masks(
 ) -> Iterator[tuple["np.ndarray", "np.ndarray"]]:
     """``iter_masks``' generator: the frames held until the smoother gives their masks, one batch decoded at a time."""
     import contextlib
+    import sys
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
     import torch
 
+    from .caller import run_handed
     from .compose.compositor import fit_alphas
     from .errors import in_caller_context
     from .frames import Frame
@@ -388,8 +390,9 @@ def _masks(
             seen = [f.image if f.seen is None else f.seen for f in frames]
             images = torch.from_numpy(np.stack(seen)).permute(0, 3, 1, 2)
             waiting.extend((f.image, f.coverage) for f in frames)
-            # at the inference size: smoothed there, then upsampled once
-            alphas = model_thread.submit(predict, images, frame_size=False).result()
+            # at the inference size: smoothed there, then upsampled once; handed from this frame, so that the
+            # model's warnings name the loop's line, as on the caller's thread
+            alphas = model_thread.submit(run_handed, sys._getframe(), predict, images, frame_size=False).result()
             return masked(smoother.push(alphas, images.to(alphas.device)))
 
         batch: list[Frame] = []
@@ -426,6 +429,7 @@ class _ProgressBar:
         self.progress = None if isinstance(progress, bool) else progress
         self.on_start = on_start
         self._bar: Any = None
+        self._first_batch = True
 
     def __enter__(self) -> "_ProgressBar":
         return self
@@ -447,7 +451,16 @@ class _ProgressBar:
 
         if not self.wanted:
             return RunControl(progress=self.progress, on_start=self.on_start, stop=stop)
-        return RunControl(progress=lambda n: self._bar.update(n), on_start=self._started, stop=stop)
+        return RunControl(progress=self._advance, on_start=self._started, stop=stop)
+
+    def _advance(self, n: int) -> None:
+        from .progress_bar import update_leaving_out_the_time_so_far
+
+        if self._first_batch:  # its time, mostly the model's warm-up, left out of the rate and ETA
+            self._first_batch = False
+            update_leaving_out_the_time_so_far(self._bar, n)
+        else:
+            self._bar.update(n)
 
 
 def build_live_job(

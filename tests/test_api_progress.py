@@ -145,3 +145,32 @@ def test_progress_true_in_jupyter_without_ipywidgets_is_a_text_bar_without_tqdms
         control.progress(3)
     assert not [w for w in recwarn if "IProgress" in str(w.message) or "ipywidgets" in str(w.message)]
     assert "3/3" in capsys.readouterr().err
+
+
+def test_the_bars_eta_leaves_out_the_first_batchs_warm_up(capsys):
+    """process_video(progress=True)'s bar counted the first batch's time, mostly the model's warm-up, in its rate:
+    once the second batch was drawn it said 11 minutes left for 40 s of work, and its running average took some ten
+    batches to forget it (the command line's bar too). Each drawn ETA is compared with the rate the batches after
+    the first actually ran at, which a loaded machine stretches alike."""
+    import re
+    import time
+
+    from birefvid.api import _ProgressBar
+
+    def eta(drawn: str) -> int:
+        h, m, s = re.findall(r"<(?:(\d+):)?(\d+):(\d\d),", drawn)[-1]
+        return int(h or 0) * 3600 + int(m) * 60 + int(s)
+
+    with _ProgressBar(True, None) as bar:
+        control = bar.control()
+        control.on_start(3000)
+        time.sleep(4.0)  # the first inference's warm-up: an engine's compile, its thread pool started
+        control.progress(8)
+        first = time.monotonic()
+        capsys.readouterr()
+        for done in range(16, 64, 8):
+            time.sleep(0.15)  # above tqdm's 0.1 s between redraws: each batch is drawn
+            control.progress(8)
+            actually_left = (3000 - done) / ((done - 8) / (time.monotonic() - first))
+            drawn = capsys.readouterr().err
+            assert eta(drawn) <= 2 * actually_left, (done, eta(drawn), actually_left, drawn.split("\r")[-1])

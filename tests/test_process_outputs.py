@@ -677,6 +677,31 @@ def test_frame_progress_lines(capsys):
     assert re.fullmatch(r"processed 1 frames \(\d+\.\d fps\)\n", capsys.readouterr().err)
 
 
+def test_the_terminal_bars_eta_leaves_out_the_first_batchs_warm_up(capsys, monkeypatch):
+    """On a terminal the bar's rate, and so its ETA, counted the first batch's time, mostly the model's warm-up, as
+    the log lines did: after 7 batches it said several times what was left (its rate is a running average, slow
+    to forget the warm-up). The rate counts from the first batch on, as the lines' does; the bar is compared with
+    the rate the batches after the first actually ran at (loaded CI stretches both alike)."""
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    p = FrameProgress(quiet=False)
+    p.start(3000)
+    time.sleep(4.0)  # the first inference's warm-up: an engine's compile, its thread pool started
+    p.advance(8)
+    first = time.monotonic()
+    for _ in range(6):
+        time.sleep(0.15)  # above tqdm's 0.1 s between redraws: each batch is drawn
+        p.advance(8)
+    steady_rate = 6 * 8 / (time.monotonic() - first)
+    drawn = capsys.readouterr().err
+    p.close()
+    h, m, s = re.findall(r"<(?:(\d+):)?(\d+):(\d\d),", drawn)[-1]
+    shown_left = int(h or 0) * 3600 + int(m) * 60 + int(s)
+    actually_left = (3000 - 56) / steady_rate
+    assert shown_left <= 2 * actually_left, (shown_left, actually_left, drawn.split("\r")[-1])
+
+
 def test_the_log_lines_eta_leaves_out_the_first_batchs_warm_up(tmp_path, pvt_b0_weights, capsys, monkeypatch):
     """Off a terminal the first line of a first run said "ETA 0:03:54" for 24 s of work: the rate counted from the
     start, the first batch's warm-up included. It counts from the first batch now, and no ETA is said before."""

@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import torch
 
-from ..caller import caller_level
+from ..caller import warn
 from ..errors import ConfigError, option
 from .export import cached_onnx, onnx_cached, share_blobs, weights_digest, writable_cache_dir
 
@@ -111,7 +110,7 @@ class CompiledTorchEngine(TorchEngine):
             out = super().__call__(x)
             self._compiled = None
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            warnings.warn(f"torch.compile failed ({reason}); running eager PyTorch instead", RuntimeWarning, stacklevel=caller_level())
+            warn(f"torch.compile failed ({reason}); running eager PyTorch instead", RuntimeWarning)
             return out[:n]
         if n > batch:
             self.compiled_batches[key] = n
@@ -305,8 +304,7 @@ class OnnxRuntimeEngine(_ExportedEngine):
         except Exception as exc:  # noqa: BLE001 - ORT's own exception classes derive from Exception only
             if "TensorrtExecutionProvider" not in names:
                 raise ConfigError(f"ONNX Runtime could not start on {self.device}: {_first_line(exc)}") from exc
-            warnings.warn(f"ONNX Runtime's TensorRT provider failed ({_first_line(exc)}); using its CUDA provider", RuntimeWarning,
-                          stacklevel=caller_level())
+            warn(f"ONNX Runtime's TensorRT provider failed ({_first_line(exc)}); using its CUDA provider", RuntimeWarning)
             providers = [p for p, n in zip(providers, names) if n != "TensorrtExecutionProvider"]
             session = ort.InferenceSession(onnx_path, options, providers=providers, enable_fallback=0)
         active = session.get_providers()

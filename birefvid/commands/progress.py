@@ -8,6 +8,8 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from ..progress_bar import update_leaving_out_the_time_so_far
+
 
 EVERY_SECONDS = 10.0  # how often a log line is printed off a terminal
 
@@ -34,12 +36,16 @@ class FrameProgress:
 
     def advance(self, n: int) -> None:
         self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
-            return
         now = time.monotonic()
-        if self._first is None:
+        first_batch = self._first is None
+        if first_batch:
             self._first = (now, self.done)
+        if self._bar is not None:
+            if first_batch:  # its time, mostly the model's warm-up, left out of the bar's rate, as of the lines'
+                update_leaving_out_the_time_so_far(self._bar, n)
+            else:
+                self._bar.update(n)
+            return
         if not self.quiet and now - self._last >= self.every:
             self._last = now
             print(self.line(now), file=sys.stderr, flush=True)

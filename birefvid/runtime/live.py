@@ -100,10 +100,12 @@ def choose_resolution(
     if timings.get(floor, 0.0) > budget_s:
         log.warning("%s", too_slow_at_floor(floor, timings[floor], budget_s, segmenter.backbone, segmenter.backend))
     chosen = _prefer_exported(segmenter, image.shape[:2], chosen, timings, budget_s)
-    # the size taken, said once: the timing lines alone left -v's reader to work it out, and the segmenter's
-    # line logged before them names the model's native size, not this one
-    log.info("latency budget: the model runs at %dx%d (budget %.0f ms)", *chosen, budget_s * 1000)
     segmenter.resolution = chosen
+    # the size taken, said once: the timing lines alone left -v's reader to work it out, and the segmenter's
+    # line logged before them names the model's native size, not this one; with keep_aspect, the frame's shape
+    height, width = segmenter.inference_size(*image.shape[:2])
+    shape = "" if (width, height) == chosen else f"{chosen[0]}x{chosen[1]}'s pixels in the frame's shape; "
+    log.info("latency budget: the model runs at %dx%d (%sbudget %.0f ms)", width, height, shape, budget_s * 1000)
     segmenter.prepare(*image.shape[:2])
     return chosen
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 
 from ..backends import choose_backend, choose_precision, open_engine
 from ..backends.engines import Engine
-from ..caller import caller_level
+from ..caller import warn
 from ..errors import ConfigError, option
 from ..job import MIN_SIDE, parse_resolution
 from ..models.inputs import normalize
@@ -208,11 +207,8 @@ class Segmenter:
         """Low precision overflowed: run this batch again in fp32 (and say so once)."""
         if self.precision == "fp32":
             raise FloatingPointError("BiRefNet produced non-finite output in fp32; the weights or input are broken")
-        warnings.warn(
-            f"non-finite output in {self.precision}; recomputing this batch in fp32 (use {option('precision', 'fp32')} to avoid this)",
-            RuntimeWarning,
-            stacklevel=caller_level(),
-        )
+        warn(f"non-finite output in {self.precision}; recomputing this batch in fp32 (use {option('precision', 'fp32')} to avoid this)",
+             RuntimeWarning)
         if self._fp32_engine is None:
             self._fp32_engine = self.engine.fp32()
         return self._fp32_engine(self.preprocess(images, torch.float32))
