@@ -109,11 +109,12 @@ def test_stopping_live_during_its_one_off_export_exits_cleanly(tmp_path: Path, c
         wait_for(lambda: "exporting" in run.stderr(), 90, "the export to start", run=run)
         time.sleep(1.0)  # inside torch's exporter
         run.proc.send_signal(sig)  # type: ignore[union-attr]
-        stopped = time.monotonic()
-        assert run.wait(30) == code, run.stderr()[-3000:]
-        assert time.monotonic() - stopped < 10
+        # not a fixed wall-clock limit: with two busy processes beside `pytest -n 2` the niced export thread, holding
+        # the GIL when the scheduler leaves it waiting, kept the main thread from its stop for 7-22 s (under 1 s idle)
+        assert run.wait(90) == code, run.stderr()[-3000:]
     err = run.stderr()
     assert f"birefvid: {word}" in err and "terminate called" not in err, err
+    assert "exported in" not in err, err  # it left at once, not once the export (50 s here, minutes loaded) had ended
     # the export's lock file stays (as pip's and the Hugging Face cache's do): removing it would let a
     # run still waiting on the old one and a new run both take "the" lock
     left = [p.name for p in (cache / "onnx").iterdir() if not (p.name.startswith(".") and p.name.endswith(".onnx.lock"))]
@@ -154,21 +155,29 @@ def test_ctrl_c_pressed_twice_keeps_the_live_recording(tmp_path: Path, clip: Pat
 def test_ctrl_c_pressed_twice_stops_a_file_run_cleanly(tmp_path: Path, clip: Path) -> None:
     """The second press, while the first one's stop waited for the model's batch, left its threads in
     native code: the process aborted at exit ("terminate called without an active exception", a core
-    dump's SIGABRT instead of exit 130). It is held now; the output is still not left behind."""
-    out = tmp_path / "cut.mov"
-    proc = subprocess.Popen([sys.executable, "-m", "birefvid", "process", str(clip), "-o", str(out), "--model", "tiny",
-                             "--resolution", "256", "--device", "cpu"], stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        wait_for(lambda: any(p.stat().st_size > 20_000 for p in tmp_path.iterdir() if ".partial-" in p.name), 90, "frames written")
-        for _ in range(2):
-            proc.send_signal(signal.SIGINT)
-            time.sleep(0.02)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err[-3000:]
-    assert "terminate called" not in err and "stopping the run's threads first" in err, err[-3000:]
-    assert _partials(tmp_path) == [] and not out.exists()
+    dump's SIGABRT instead of exit 130). It is held now; the output is still not left behind. Presses 0.02 s apart
+    reached a loaded machine's main thread as one (each run still ended cleanly): wider gaps are tried after."""
+    held = []
+    for gap in (0.02, 0.25, 1.0):  # two presses the main thread did not run between (a loaded machine) count as one
+        folder = tmp_path / str(gap)
+        folder.mkdir()
+        out = folder / "cut.mov"
+        proc = subprocess.Popen([sys.executable, "-m", "birefvid", "process", str(clip), "-o", str(out), "--model", "tiny",
+                                 "--resolution", "256", "--device", "cpu"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            wait_for(lambda: any(p.stat().st_size > 20_000 for p in folder.iterdir() if ".partial-" in p.name), 90, "frames written")
+            for _ in range(2):
+                proc.send_signal(signal.SIGINT)
+                time.sleep(gap)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode == 130 and "terminate called" not in err, err[-3000:]
+        assert _partials(folder) == [] and not out.exists()
+        held.append("stopping the run's threads first" in err)
+        if held[-1]:
+            break
+    assert any(held), "the second press never landed while the first one's stop waited for the model"
 
 
 _FINISHING = """
@@ -227,3 +236,40 @@ def test_a_nested_finish_does_not_end_the_outer_ones_hold_on_sigterm() -> None:
             assert termination_deferred()
         assert termination_deferred()
     assert not termination_deferred()
+
+
+_TIMED = """
+import sys, time
+if sys.argv[1:]:
+    from birefvid.cli import main
+    code = main()  # the console command's own call: no argv
+else:
+    import torch
+    code = 0
+print(f"returned at {time.monotonic()!r}", file=sys.stderr, flush=True)
+sys.exit(code)
+"""
+
+
+def _exit_lag(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Seconds from the command's return (or just ``import torch``, with no ``args``) to the process's end."""
+    proc = subprocess.run([sys.executable, "-c", _TIMED, *args], capture_output=True, text=True, timeout=120)
+    ended = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on Linux
+    returned = float(proc.stderr.rsplit("returned at ", 1)[1])
+    return ended - returned, proc
+
+
+def test_the_command_line_leaves_without_the_interpreters_teardown() -> None:
+    """Once a command ended, Python's teardown of torch took 1.6-2 s more, and 8-12 s on a loaded machine: a live run
+    stopped with SIGTERM printed its summary at once but its process lingered on, and the stop tests' 10 s limits
+    failed. The command line now leaves once its atexit callbacks have run. Timed side by side with a bare
+    ``import torch``'s teardown on the same machine, not against a fixed limit."""
+    torch_lag, _ = _exit_lag()
+    lag, proc = _exit_lag("models")
+    assert proc.returncode == 0 and "tiny" in proc.stdout, proc.stderr[-2000:]  # its output whole, its status kept
+    if torch_lag < 0.3:
+        pytest.skip(f"torch's teardown takes {torch_lag:.2f} s here: too quick to tell a skipped one from it")
+    # measured: 0.2-0.3 s against 3.4-5 s with two busy processes on two cores; 2.2 s against 1.2 s before the fix
+    assert lag < 0.5 * torch_lag, f"the command's process ended {lag:.2f} s after it returned; torch's teardown takes {torch_lag:.2f} s"
+    usage = subprocess.run([sys.executable, "-m", "birefvid", "process"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "required" in usage.stderr, usage.stderr  # a usage error's status is kept too
