@@ -433,9 +433,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
-            with contextlib.suppress(OSError):  # the client hung up, or read nothing for --read-timeout: nothing more to say
+            try:
                 for start in range(0, len(body), REPLY_PIECE):  # sendall's timeout is for all it sends: a long reply
                     self.wfile.write(body[start : start + REPLY_PIECE])  # to a slow phone was cut off after it
+            except OSError:  # the client hung up, or read nothing for --read-timeout: nothing more to say on this connection,
+                self.close_connection = True  # whose next bytes would be read as the rest of this cut-off body
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """http.server's own refusals (a request line over 64 KiB, over 100 headers, a method such as OPTIONS, bad

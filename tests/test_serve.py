@@ -729,3 +729,34 @@ def test_upload_limits_out_of_range_are_one_line_before_the_model_loads(option, 
     result = subprocess.run([sys.executable, "-m", "birefvid", "serve", "--port", "0", "--model", "no-such-model", *option],
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"birefvid: error: {line}"]
+
+
+def test_a_reply_cut_off_by_the_read_timeout_ends_the_connection(server):
+    """A reply whose client read nothing for --read-timeout is cut off, and the connection must then close: the server
+    went on to read the next request on it, and a client that had sent one (pipelined) read that request's reply as
+    the rest of the cut-out's body."""
+    noise = (np.random.default_rng(2).random((800, 800, 3)) * 255).astype(np.uint8)  # ~1.9 MB of overlay PNG: no buffer holds it
+    picture = cv2.imencode(".png", noise)[1].tobytes()
+    post = b"POST /v1/remove?output=overlay HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(picture) + picture
+    whole = _request(server, "POST", "/v1/remove?output=overlay", picture)[2]
+    with _server_beside(server, read_timeout=2) as strict:
+        strict.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)  # inherited by its connections: sends wait early
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", strict.server_port))
+        try:
+            s.sendall(post + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = s.makefile("rb", buffering=0)
+            head = b"".join(iter(reply.readline, b"\r\n"))
+            # past the timeout, so the cut-out is cut off; under twice it, so a reply to the next request would still go out
+            time.sleep(3)
+            rest = bytearray()
+            with contextlib.suppress(ConnectionError):
+                while chunk := reply.read(65536):
+                    rest += chunk
+        finally:
+            s.close()
+    assert head.startswith(b"HTTP/1.1 200") and int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) == len(whole)
+    assert len(rest) < len(whole)  # cut off ...
+    assert rest == whole[: len(rest)]  # ... and nothing after it: no other reply read as the body's rest
