@@ -21,6 +21,7 @@ import logging
 import socket
 import tempfile
 import threading
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -305,6 +306,21 @@ class _Handler(BaseHTTPRequestHandler):
         ``_continue``): a body over --max-bytes, a busy server, a wrong path is refused before the client sends it,
         where http.server said "continue" at once and the whole picture was sent to be refused."""
         self._continued = False
+        return True
+
+    def parse_request(self) -> bool:
+        """http.server's parsing, and a refusal of a header block it did not read whole: its parser stops at a line that
+        is no "name: value" (a space before the colon, a control character in the name) and drops that line and every
+        one after it, a Content-Length among them, so the body would be read as the next request where a proxy that
+        kept the line sent it as a body (request smuggling). RFC 9112 5.1: 400."""
+        if not super().parse_request():
+            return False
+        # that defect alone: a multipart Content-Type adds others, for the form's parts it cannot see in a header block
+        if any(isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in self.headers.defects):
+            line = str(self.headers.get_payload()).split("\r\n", 1)[0].split("\n", 1)[0]
+            self._linger = True  # its body, if any, is unread: let the client see the refusal
+            self.send_error(400, f"a header line that is no header (name: value): {line[:64]!r}")
+            return False
         return True
 
     def _continue(self) -> None:

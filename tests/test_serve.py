@@ -760,3 +760,19 @@ def test_a_reply_cut_off_by_the_read_timeout_ends_the_connection(server):
     assert head.startswith(b"HTTP/1.1 200") and int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) == len(whole)
     assert len(rest) < len(whole)  # cut off ...
     assert rest == whole[: len(rest)]  # ... and nothing after it: no other reply read as the body's rest
+
+
+@pytest.mark.parametrize("bad_line", [b"Content-Length : 33", b"X Forwarded: 1\r\nContent-Length: 33", b"X\x01Y: 1\r\nContent-Length: 33"])
+def test_a_header_line_that_is_no_header_is_refused_not_skipped_with_those_after_it(server, bad_line):
+    """http.server's header parser stops at a line that is no "name: value" (a space before the colon, a control
+    character in the name) and drops it and every line after it, a Content-Length among them: the body was then read
+    as the next request, which a proxy that kept the line had passed as a body (request smuggling; RFC 9112 5.1 says
+    400). Here the body is a GET that must not be answered."""
+    smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert len(smuggled) == 33
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\n" + bad_line + b"\r\n\r\n" + smuggled)
+        status, headers, body = _reply_on(s)
+        assert status == 400 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, body).startswith("a header line that is no header")
+        assert s.recv(65536) == b""  # and nothing more: the smuggled GET got no reply
