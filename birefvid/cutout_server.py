@@ -154,24 +154,28 @@ def multipart_file(content_type: str, body: bytes) -> bytes:
     if not isinstance(boundary, str) or not boundary:
         raise RequestError(400, "a multipart/form-data body without a boundary in its Content-Type")
     dash = b"--" + boundary.encode("latin-1")
-    delimiter = b"\r\n" + dash  # between parts; the first may instead open the body
     if body.startswith(dash):
         start = len(dash)
-    elif (at := body.find(delimiter)) >= 0:  # after a preamble
-        start = at + len(delimiter)
+    elif (at := body.find(b"\n" + dash)) >= 0:  # after a preamble
+        start = at + 1 + len(dash)
     else:
         raise RequestError(400, "a multipart/form-data body without parts; send the picture as a field named file")
+    # the body's line break, as its first delimiter line ends: CRLF as RFC 7578 says (browsers, curl, requests), or the
+    # bare LF of a form written by Python's email package or by hand (email's parser, which served before, read both)
+    eol = b"\n" if body[start:].lstrip(b" \t").startswith(b"\n") else b"\r\n"
+    delimiter = eol + dash  # between parts
     while True:
         if body[start : start + 2] == b"--":  # the closing delimiter
             break
-        headers_end = body.find(b"\r\n\r\n", start)
+        headers_end = body.find(eol + eol, start)
         end = body.find(delimiter, start)
         if headers_end < 0 or end < 0 or headers_end > end:
             raise RequestError(400, "the multipart/form-data body ended inside a part (no closing boundary)")
-        head = body[start:headers_end].lstrip(b" \t").removeprefix(b"\r\n")  # after the delimiter: padding, its line break
-        part = BytesParser(policy=HTTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
+        head = body[start:headers_end].lstrip(b" \t").removeprefix(eol)  # after the delimiter: padding, its line break
+        part = BytesParser(policy=HTTP).parsebytes(head + eol + eol, headersonly=True)
         if part.get_param("name", header="content-disposition") == "file":
-            return _decoded(body[headers_end + 4 : end], str(part.get("Content-Transfer-Encoding", "")).strip().lower())
+            payload = body[headers_end + 2 * len(eol) : end]
+            return _decoded(payload, str(part.get("Content-Transfer-Encoding", "")).strip().lower())
         start = end + len(delimiter)
     raise RequestError(400, "no field named file in the multipart/form-data body (curl -F file=@photo.jpg)")
 

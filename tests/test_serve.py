@@ -776,3 +776,22 @@ def test_a_header_line_that_is_no_header_is_refused_not_skipped_with_those_after
         assert status == 400 and headers["connection"] == "close"
         assert _one_line_error(status, headers, body).startswith("a header line that is no header")
         assert s.recv(65536) == b""  # and nothing more: the smuggled GET got no reply
+
+
+def test_a_form_with_bare_lf_line_breaks_is_read(server, photo):
+    """A form written by Python's email package (``as_bytes()`` breaks lines with LF alone, and base64-encodes the
+    file) was read by email's parser before the boundary splitter replaced it, which then took only CRLF and said the
+    form "ended inside a part"; its file is the same picture as sent raw."""
+    from email.mime.application import MIMEApplication
+    from email.mime.multipart import MIMEMultipart
+
+    picture = photo.read_bytes()
+    form = MIMEMultipart("form-data")
+    field = MIMEApplication(picture, "png")
+    field.add_header("Content-Disposition", "form-data", name="file", filename="photo.png")
+    form.attach(field)
+    head, _, body = form.as_bytes().partition(b"\n\n")
+    assert b"\r\n" not in body[:200] and form.get_boundary().encode() in body  # LF alone, as email writes it
+    raw = _request(server, "POST", "/v1/remove?output=mask", picture)
+    status, _, reply = _request(server, "POST", "/v1/remove?output=mask", body, {"Content-Type": form["Content-Type"]})
+    assert (status, reply) == (200, raw[2])
