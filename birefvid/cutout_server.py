@@ -322,7 +322,6 @@ class _Handler(BaseHTTPRequestHandler):
         # that defect alone: a multipart Content-Type adds others, for the form's parts it cannot see in a header block
         if any(isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in self.headers.defects):
             line = str(self.headers.get_payload()).split("\r\n", 1)[0].split("\n", 1)[0]
-            self._linger = True  # its body, if any, is unread: let the client see the refusal
             self.send_error(400, f"a header line that is no header (name: value): {line[:64]!r}")
             return False
         return True
@@ -461,9 +460,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """http.server's own refusals (a request line over 64 KiB, over 100 headers, a method such as OPTIONS, bad
-        syntax) as one JSON line too, where they were an HTML page; the connection then closes, as http.server's does."""
+        syntax) as one JSON line too, where they were an HTML page; the connection then closes, as http.server's does,
+        lingering as after our own refusals (see ``finish``)."""
         self.log_error("code %d, message %s", code, message)
         self.close_connection = True
+        self._linger = True  # a body may follow what was refused, unread (its headers may not even have been parsed)
         text = message or self.responses.get(code, ("error",))[0]
         with contextlib.suppress(OSError):  # the client may already be gone
             self._reply(code, "application/json", json.dumps({"error": text}).encode() + b"\n")

@@ -795,3 +795,19 @@ def test_a_form_with_bare_lf_line_breaks_is_read(server, photo):
     raw = _request(server, "POST", "/v1/remove?output=mask", picture)
     status, _, reply = _request(server, "POST", "/v1/remove?output=mask", body, {"Content-Type": form["Content-Type"]})
     assert (status, reply) == (200, raw[2])
+
+
+@pytest.mark.parametrize("head, status", [
+    (b"POST /v1/remove HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)), 431),  # over http.server's 100
+    (b"OPTIONS /v1/remove HTTP/1.1\r\nHost: x\r\n", 501),
+])  # fmt: skip
+def test_http_servers_own_refusals_reach_a_client_still_sending_its_body(server, head, status):
+    """http.server's own refusals (over 100 headers, a method it has no handler for) closed on the unread body, which
+    sends a reset: a client sending its body before reading (http.client, requests) got "broken pipe" instead of the
+    refusal, as ours did before their lingering close."""
+    body = b"x" * 8_000_000  # more than loopback's socket buffers hold: the client is still sending when refused
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        got, headers, reply = _reply_on(s)
+    assert got == status and headers["connection"] == "close"
+    assert _one_line_error(got, headers, reply)
