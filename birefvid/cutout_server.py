@@ -115,7 +115,7 @@ def image_argv(query: str) -> tuple[list[str], str]:
             raise RequestError(400, f"unknown option {raw!r}; expected {known}")
     if suffix == ".jpg" and not any(a.startswith("--output=") and a != "--output=rgba" for a in argv):  # said in the query's words
         raise RequestError(400, "format=jpeg has no transparency: ask for format=png or webp, or an opaque output "
-                                "(mask, foreground, green, composite, blur)")  # fmt: skip
+                                "(mask, foreground, green, composite, blur, overlay)")  # fmt: skip
     return argv, suffix
 
 

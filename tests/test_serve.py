@@ -136,7 +136,8 @@ def _bomb_png(side: int = 30000) -> bytes:
     ("POST", "/v1/remove?output=rgba&output=mask", "photo", 400, "output given twice"),
     ("POST", "/v1/remove?output=sepia", "photo", 400, "output=sepia: expected one of"),
     ("POST", "/v1/remove?format=gif", "photo", 400, "format=gif: expected one of"),
-    ("POST", "/v1/remove?format=jpeg", "photo", 400, "format=jpeg has no transparency"),
+    ("POST", "/v1/remove?format=jpeg", "photo", 400, "format=jpeg has no transparency: ask for format=png or webp, or an opaque "
+                                                 "output (mask, foreground, green, composite, blur, overlay)"),
     ("POST", "/v1/remove?max-size=abc", "photo", 400, "argument --max-size: invalid int value: 'abc'"),
     ("POST", "/v1/remove?square=maybe", "photo", 400, "square=maybe: expected 1 or 0"),
     ("POST", "/v1/remove?output=composite&background=/etc/hostname", "photo", 400, "expected a colour"),
