@@ -21,6 +21,7 @@ import logging
 import socket
 import tempfile
 import threading
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,7 +115,7 @@ def image_argv(query: str) -> tuple[list[str], str]:
             raise RequestError(400, f"unknown option {raw!r}; expected {known}")
     if suffix == ".jpg" and not any(a.startswith("--output=") and a != "--output=rgba" for a in argv):  # said in the query's words
         raise RequestError(400, "format=jpeg has no transparency: ask for format=png or webp, or an opaque output "
-                                "(mask, foreground, green, composite, blur)")  # fmt: skip
+                                "(mask, foreground, green, composite, blur, overlay)")  # fmt: skip
     return argv, suffix
 
 
@@ -153,24 +154,28 @@ def multipart_file(content_type: str, body: bytes) -> bytes:
     if not isinstance(boundary, str) or not boundary:
         raise RequestError(400, "a multipart/form-data body without a boundary in its Content-Type")
     dash = b"--" + boundary.encode("latin-1")
-    delimiter = b"\r\n" + dash  # between parts; the first may instead open the body
     if body.startswith(dash):
         start = len(dash)
-    elif (at := body.find(delimiter)) >= 0:  # after a preamble
-        start = at + len(delimiter)
+    elif (at := body.find(b"\n" + dash)) >= 0:  # after a preamble
+        start = at + 1 + len(dash)
     else:
         raise RequestError(400, "a multipart/form-data body without parts; send the picture as a field named file")
+    # the body's line break, as its first delimiter line ends: CRLF as RFC 7578 says (browsers, curl, requests), or the
+    # bare LF of a form written by Python's email package or by hand (email's parser, which served before, read both)
+    eol = b"\n" if body[start:].lstrip(b" \t").startswith(b"\n") else b"\r\n"
+    delimiter = eol + dash  # between parts
     while True:
         if body[start : start + 2] == b"--":  # the closing delimiter
             break
-        headers_end = body.find(b"\r\n\r\n", start)
+        headers_end = body.find(eol + eol, start)
         end = body.find(delimiter, start)
         if headers_end < 0 or end < 0 or headers_end > end:
             raise RequestError(400, "the multipart/form-data body ended inside a part (no closing boundary)")
-        head = body[start:headers_end].lstrip(b" \t").removeprefix(b"\r\n")  # after the delimiter: padding, its line break
-        part = BytesParser(policy=HTTP).parsebytes(head + b"\r\n\r\n", headersonly=True)
+        head = body[start:headers_end].lstrip(b" \t").removeprefix(eol)  # after the delimiter: padding, its line break
+        part = BytesParser(policy=HTTP).parsebytes(head + eol + eol, headersonly=True)
         if part.get_param("name", header="content-disposition") == "file":
-            return _decoded(body[headers_end + 4 : end], str(part.get("Content-Transfer-Encoding", "")).strip().lower())
+            payload = body[headers_end + 2 * len(eol) : end]
+            return _decoded(payload, str(part.get("Content-Transfer-Encoding", "")).strip().lower())
         start = end + len(delimiter)
     raise RequestError(400, "no field named file in the multipart/form-data body (curl -F file=@photo.jpg)")
 
@@ -307,6 +312,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._continued = False
         return True
 
+    def parse_request(self) -> bool:
+        """http.server's parsing, and a refusal of a header block it did not read whole: its parser stops at a line that
+        is no "name: value" (a space before the colon, a control character in the name) and drops that line and every
+        one after it, a Content-Length among them, so the body would be read as the next request where a proxy that
+        kept the line sent it as a body (request smuggling). RFC 9112 5.1: 400."""
+        if not super().parse_request():
+            return False
+        # that defect alone: a multipart Content-Type adds others, for the form's parts it cannot see in a header block
+        if any(isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in self.headers.defects):
+            line = str(self.headers.get_payload()).split("\r\n", 1)[0].split("\n", 1)[0]
+            self.send_error(400, f"a header line that is no header (name: value): {line[:64]!r}")
+            return False
+        return True
+
     def _continue(self) -> None:
         """Tells a client waiting on ``Expect: 100-continue`` to send its body now."""
         if not self._continued and self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
@@ -433,15 +452,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
-            with contextlib.suppress(OSError):  # the client hung up, or read nothing for --read-timeout: nothing more to say
+            try:
                 for start in range(0, len(body), REPLY_PIECE):  # sendall's timeout is for all it sends: a long reply
                     self.wfile.write(body[start : start + REPLY_PIECE])  # to a slow phone was cut off after it
+            except OSError:  # the client hung up, or read nothing for --read-timeout: nothing more to say on this connection,
+                self.close_connection = True  # whose next bytes would be read as the rest of this cut-off body
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """http.server's own refusals (a request line over 64 KiB, over 100 headers, a method such as OPTIONS, bad
-        syntax) as one JSON line too, where they were an HTML page; the connection then closes, as http.server's does."""
+        syntax) as one JSON line too, where they were an HTML page; the connection then closes, as http.server's does,
+        lingering as after our own refusals (see ``finish``)."""
         self.log_error("code %d, message %s", code, message)
         self.close_connection = True
+        self._linger = True  # a body may follow what was refused, unread (its headers may not even have been parsed)
         text = message or self.responses.get(code, ("error",))[0]
         with contextlib.suppress(OSError):  # the client may already be gone
             self._reply(code, "application/json", json.dumps({"error": text}).encode() + b"\n")

@@ -378,7 +378,8 @@ def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
 @pytest.mark.parametrize(
     "args, pattern",
     [
-        (["-o", "{d}/cut.jpg"], "JPEG has no transparency; write .png, .webp or .tif"),
+        (["-o", "{d}/cut.jpg"], "JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
+                                 "(foreground, mask, green, composite, blur, overlay)"),  # every opaque one, overlay too
         (["-o", "{d}/folder", "--ext", ".jpg"], "JPEG has no transparency"),
         (["-o", "{d}/folder", "--ext", ".gif"], "--ext .gif: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
         (["-o", "{d}/cut.png", "--ext", "webp"], "--ext .webp names the file type in an output folder, and -o cut.png names a .png file; write -o cut.webp"),

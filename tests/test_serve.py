@@ -136,7 +136,8 @@ def _bomb_png(side: int = 30000) -> bytes:
     ("POST", "/v1/remove?output=rgba&output=mask", "photo", 400, "output given twice"),
     ("POST", "/v1/remove?output=sepia", "photo", 400, "output=sepia: expected one of"),
     ("POST", "/v1/remove?format=gif", "photo", 400, "format=gif: expected one of"),
-    ("POST", "/v1/remove?format=jpeg", "photo", 400, "format=jpeg has no transparency"),
+    ("POST", "/v1/remove?format=jpeg", "photo", 400, "format=jpeg has no transparency: ask for format=png or webp, or an opaque "
+                                                 "output (mask, foreground, green, composite, blur, overlay)"),
     ("POST", "/v1/remove?max-size=abc", "photo", 400, "argument --max-size: invalid int value: 'abc'"),
     ("POST", "/v1/remove?square=maybe", "photo", 400, "square=maybe: expected 1 or 0"),
     ("POST", "/v1/remove?output=composite&background=/etc/hostname", "photo", 400, "expected a colour"),
@@ -729,3 +730,85 @@ def test_upload_limits_out_of_range_are_one_line_before_the_model_loads(option, 
     result = subprocess.run([sys.executable, "-m", "birefvid", "serve", "--port", "0", "--model", "no-such-model", *option],
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"birefvid: error: {line}"]
+
+
+def test_a_reply_cut_off_by_the_read_timeout_ends_the_connection(server):
+    """A reply whose client read nothing for --read-timeout is cut off, and the connection must then close: the server
+    went on to read the next request on it, and a client that had sent one (pipelined) read that request's reply as
+    the rest of the cut-out's body."""
+    noise = (np.random.default_rng(2).random((800, 800, 3)) * 255).astype(np.uint8)  # ~1.9 MB of overlay PNG: no buffer holds it
+    picture = cv2.imencode(".png", noise)[1].tobytes()
+    post = b"POST /v1/remove?output=overlay HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(picture) + picture
+    whole = _request(server, "POST", "/v1/remove?output=overlay", picture)[2]
+    with _server_beside(server, read_timeout=2) as strict:
+        strict.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)  # inherited by its connections: sends wait early
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", strict.server_port))
+        try:
+            s.sendall(post + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = s.makefile("rb", buffering=0)
+            head = b"".join(iter(reply.readline, b"\r\n"))
+            # past the timeout, so the cut-out is cut off; under twice it, so a reply to the next request would still go out
+            time.sleep(3)
+            rest = bytearray()
+            with contextlib.suppress(ConnectionError):
+                while chunk := reply.read(65536):
+                    rest += chunk
+        finally:
+            s.close()
+    assert head.startswith(b"HTTP/1.1 200") and int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) == len(whole)
+    assert len(rest) < len(whole)  # cut off ...
+    assert rest == whole[: len(rest)]  # ... and nothing after it: no other reply read as the body's rest
+
+
+@pytest.mark.parametrize("bad_line", [b"Content-Length : 33", b"X Forwarded: 1\r\nContent-Length: 33", b"X\x01Y: 1\r\nContent-Length: 33"])
+def test_a_header_line_that_is_no_header_is_refused_not_skipped_with_those_after_it(server, bad_line):
+    """http.server's header parser stops at a line that is no "name: value" (a space before the colon, a control
+    character in the name) and drops it and every line after it, a Content-Length among them: the body was then read
+    as the next request, which a proxy that kept the line had passed as a body (request smuggling; RFC 9112 5.1 says
+    400). Here the body is a GET that must not be answered."""
+    smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert len(smuggled) == 33
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\n" + bad_line + b"\r\n\r\n" + smuggled)
+        status, headers, body = _reply_on(s)
+        assert status == 400 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, body).startswith("a header line that is no header")
+        assert s.recv(65536) == b""  # and nothing more: the smuggled GET got no reply
+
+
+def test_a_form_with_bare_lf_line_breaks_is_read(server, photo):
+    """A form written by Python's email package (``as_bytes()`` breaks lines with LF alone, and base64-encodes the
+    file) was read by email's parser before the boundary splitter replaced it, which then took only CRLF and said the
+    form "ended inside a part"; its file is the same picture as sent raw."""
+    from email.mime.application import MIMEApplication
+    from email.mime.multipart import MIMEMultipart
+
+    picture = photo.read_bytes()
+    form = MIMEMultipart("form-data")
+    field = MIMEApplication(picture, "png")
+    field.add_header("Content-Disposition", "form-data", name="file", filename="photo.png")
+    form.attach(field)
+    head, _, body = form.as_bytes().partition(b"\n\n")
+    assert b"\r\n" not in body[:200] and form.get_boundary().encode() in body  # LF alone, as email writes it
+    raw = _request(server, "POST", "/v1/remove?output=mask", picture)
+    status, _, reply = _request(server, "POST", "/v1/remove?output=mask", body, {"Content-Type": form["Content-Type"]})
+    assert (status, reply) == (200, raw[2])
+
+
+@pytest.mark.parametrize("head, status", [
+    (b"POST /v1/remove HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)), 431),  # over http.server's 100
+    (b"OPTIONS /v1/remove HTTP/1.1\r\nHost: x\r\n", 501),
+])  # fmt: skip
+def test_http_servers_own_refusals_reach_a_client_still_sending_its_body(server, head, status):
+    """http.server's own refusals (over 100 headers, a method it has no handler for) closed on the unread body, which
+    sends a reset: a client sending its body before reading (http.client, requests) got "broken pipe" instead of the
+    refusal, as ours did before their lingering close."""
+    body = b"x" * 8_000_000  # more than loopback's socket buffers hold: the client is still sending when refused
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as s:
+        s.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        got, headers, reply = _reply_on(s)
+    assert got == status and headers["connection"] == "close"
+    assert _one_line_error(got, headers, reply)

@@ -253,7 +253,7 @@ def plan_outputs(
         targets = [out / sub / f"{p.stem}{ext}" for p, sub in zip(inputs, subs or [Path()] * len(inputs))]
     if transparent and not STILL_FORMATS[targets[0].suffix.lower()]:
         raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
-                        "(foreground, mask, green, composite, blur)")  # fmt: skip
+                        "(foreground, mask, green, composite, blur, overlay)")  # fmt: skip
     new_folder = folder and not out.exists()
     if new_folder:  # made in run() with the first picture written, so a run that writes none leaves none
         ancestor = next(p for p in out.absolute().parents if p.exists())
