@@ -115,6 +115,24 @@ def test_image_writes_the_overlay_of_a_picture(tmp_path, red_key):
     assert _outline(picture, YELLOW).any()
 
 
+def test_a_pictures_own_transparency_shows_as_grey_checks_not_the_colour_stored_under_it(tmp_path, red_key):
+    """A cut-out PNG whose transparent part stores green under alpha 0: the overlay showed that green, a colour the
+    picture never shows. It shows the grey checks editors draw for transparency, and the opaque part as it is."""
+    from birefvid.compose.ops import CHECKER_LEVELS
+
+    photo, out = tmp_path / "cutout.png", tmp_path / "check.png"
+    bgra = np.zeros((48, 64, 4), np.uint8)
+    bgra[:, :, :3] = (0, 255, 0)  # green, hidden
+    bgra[:, 32:] = (90, 60, 30, 255)  # the right half opaque: a brown picture
+    assert cv2.imwrite(str(photo), bgra)
+    assert main(["image", str(photo), "-o", str(out), "--output", "overlay", "-q"]) == 0
+    picture = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(int)
+    light, dark = (round(level * 255) for level in CHECKER_LEVELS)
+    assert (picture[:, :30, 1] != 255).all()  # no hidden green
+    assert set(np.unique(picture[:, :30])) == {light, dark}  # grey checks, both shades
+    assert (picture[:, 34:] == (30, 60, 90)).all()  # the opaque half as it is (no subject in it for the red key)
+
+
 def test_an_overlay_job_round_trips_and_other_jobs_json_is_unchanged(tmp_path):
     """A report's job rebuilds an overlay run; the tint's fields are left out at their defaults, so a batch started
     before the overlay existed keeps its fingerprints and resumes instead of redoing every video."""

@@ -17,7 +17,7 @@ from .foreground import estimate_foreground, foreground_difference
 from .guided import guided_upsample
 from .refine import refine_mattes
 from .resample import resize
-from .ops import blur_background, composite, greenscreen, overlay, to_mask, to_rgba
+from .ops import blur_background, composite, greenscreen, over_checkerboard, overlay, to_mask, to_rgba
 
 __all__ = ["OUTPUT_KINDS", "SINK_KIND", "Compositor", "OutputKind"]
 
@@ -83,6 +83,9 @@ class Compositor:
             alphas = matte = refine_mattes(alphas, self.matte)
         if coverage is not None:
             alphas = matte = alphas.float() * coverage
+            if self.kind == "overlay":  # what the picture hides shows as checks, not as the colours stored under it
+                images = over_checkerboard(images, coverage)
+                deep = None if deep is None else over_checkerboard(deep, coverage)
         if self.kind == "foreground":  # the alpha output's RGB, exactly: RVM's fgr for a two-file (fgr + pha) workflow
             return _rgb_of(self._pixels("alpha", images, alphas, matte, deep))
         return self._pixels(self.kind, images, alphas, matte, deep)

@@ -194,3 +194,21 @@ def matte_edge(inside: Tensor) -> Tensor:
     edge[..., 1:, :] |= down
     edge[..., :-1, :] |= down
     return edge
+
+
+CHECKER_CELL = 8  # pixels a side: the grey checks image editors draw where a picture is transparent
+CHECKER_LEVELS = (0.8, 0.6)
+
+
+def over_checkerboard(images: Tensor, coverage: Tensor) -> Tensor:
+    """Frames (N, 3, H, W), uint8 or float, over grey checks where their own alpha ``coverage`` (N, 1, H, W) is below 1,
+    as float in [0, 1]: the overlay shows a picture's transparent parts as an editor does, not the colours stored
+    under alpha 0 (a transparent PNG's hidden green came out as green)."""
+    image = as_float(images)
+    h, w = image.shape[-2:]
+    rows = torch.arange(h, device=image.device) // CHECKER_CELL
+    cols = torch.arange(w, device=image.device) // CHECKER_CELL
+    light, dark = CHECKER_LEVELS
+    board = torch.where((rows[:, None] + cols[None, :]) % 2 == 0, light, dark).to(image.dtype)
+    return torch.lerp(board.expand_as(image), image, coverage.to(image.dtype))
+
