@@ -50,6 +50,19 @@ class FailingRedKey(RedKey):
         return super().forward(x)
 
 
+class OverflowsInHalf(torch.nn.Module):
+    """Finite in fp32, NaN in lower precision: stands in for an fp16 overflow (the Segmenter recomputes in fp32 and warns)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        logits = x[:, :1] * self.scale
+        low = x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
+        return logits * float("nan") if low else logits
+
+
 def red_key_segmenter(module: Optional[torch.nn.Module] = None):
     """A CPU fp32 Segmenter at 64x64 around ``module`` (default: a fresh RedKey)."""
     from birefvid.runtime import Segmenter

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from birefvid.api import iter_masks, process_video
 from birefvid.errors import ConfigError, SourceError
 from birefvid.runtime import Segmenter
 from media import read_video
-from process_fixtures import make_scene
+from process_fixtures import OverflowsInHalf, make_scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -131,23 +130,10 @@ def test_the_model_runs_on_a_thread_of_its_own_that_ends_with_the_loop(seg, clip
     assert not [t.name for t in threading.enumerate() if t.name.startswith("birefvid-segment")]
 
 
-class _NanInHalf(torch.nn.Module):
-    """Finite in fp32, NaN in lower precision: the Segmenter recomputes the batch in fp32 and warns."""
-
-    def __init__(self):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(()))
-
-    def forward(self, x):
-        logits = x[:, :1] * self.scale
-        low = x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
-        return logits * float("nan") if low else logits
-
-
 def test_a_warning_from_the_model_names_the_loops_line(clip):
     """The model's thread has no caller's line on its stack: the fp32-recompute warning named
     concurrent/futures/thread.py:58, where on the caller's thread it named the loop's line, as Segmenter's do."""
-    seg = Segmenter(module=_NanInHalf(), resolution=64, device="cpu", precision="bf16", backend="torch")
+    seg = Segmenter(module=OverflowsInHalf(), resolution=64, device="cpu", precision="bf16", backend="torch")
     with pytest.warns(RuntimeWarning, match="recomputing this batch in fp32") as caught:
         pairs = list(iter_masks(clip.path, segmenter=seg, batch_size=7))
     assert len(pairs) == 7

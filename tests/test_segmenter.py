@@ -10,6 +10,7 @@ from birefvid.errors import ConfigError
 from birefvid.models import BiRefNet
 from birefvid.runtime import Segmenter, parse_resolution
 from birefvid.runtime.segmenter import aspect_size
+from process_fixtures import OverflowsInHalf
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +52,6 @@ def test_low_precision_on_cpu_is_finite_and_close(b0, precision):
     assert low.engine.autocast == (precision == "bf16")
     assert np.isfinite(out).all()
     assert np.abs(out - ref).max() < 0.05
-
-
-class OverflowsInHalf(torch.nn.Module):
-    """Finite in fp32, NaN in lower precision: stands in for an fp16 overflow."""
-
-    def __init__(self):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(()))
-
-    def forward(self, x):
-        logits = x[:, :1] * self.scale
-        low = x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)
-        return logits * float("nan") if low else logits
 
 
 def test_non_finite_output_is_recomputed_in_fp32_with_a_warning():
