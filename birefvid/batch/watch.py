@@ -255,6 +255,7 @@ def _run_ready(ready: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptE
     try:
         _run(videos, out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers)
     except (ConfigError, SinkError, SourceError) as exc:
+        progress.stopped_reason = None  # a run that failed midway said `stopped`; the watch goes on, and may yet stop
         if len(videos) == 1:
             totals.failed.append((str(videos[0].path), str(exc)))
             progress.watch_event("video_failed", f"skipped: {videos[0].path}: {exc}", input=str(videos[0].path), error=str(exc), **totals.fields())
