@@ -248,8 +248,11 @@ def _run_ready(ready: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptE
                chunk_frames: Optional[int], *, note_leftovers: bool) -> None:
     """Run the settled files as one batch; one whose job or output is refused before any work (an output out of
     date, a clash) is said in one line and the others are run one at a time, so it alone is skipped."""
-    videos = [f for f in ready if f.path.suffix.lower() != ".webp" or is_animated_webp(f.path)]  # a still WebP is a picture
-    videos = _once_each(_without_sound_only_mxf(videos))
+    try:
+        videos = [f for f in ready if f.path.suffix.lower() != ".webp" or is_animated_webp(f.path)]  # a still WebP is a picture
+        videos = _once_each(_without_sound_only_mxf(videos))
+    except OSError:  # one was deleted or moved as it settled: the run names it as removed
+        videos = list(ready)
     if not videos:
         return
     try:
