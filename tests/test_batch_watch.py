@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,30 @@ def test_clips_dropped_later_are_processed_once_complete_and_a_broken_one_is_ski
     assert err.count("segmenter tiny on") == 1, err  # two videos in two runs, one model
     assert ev[-1]["event"] == "stopped" and ev[-1]["reason"] == "terminated"
     assert sorted(os.listdir(w.out_dir)) == [".birefvid-batch", "next.mkv", "slow.mkv"]  # nothing of broken.mp4, no temporaries
+
+
+def test_a_replaced_file_is_redone_only_when_the_manifest_says_it_changed(clips, watch, tmp_path):
+    """A new version dropped over a finished clip is looked at again; the manifest decides as for a rerun: the same
+    size and time (a copy that kept them) is done already, a new time dates the output, which --overwrite redoes."""
+    clip = tmp_path / "in" / "clip.mp4"
+    clip.parent.mkdir()
+    clip.write_bytes(clips["short"].read_bytes())
+    w = watch("--overwrite")
+    w.wait_for("clip.mkv written", lambda e: e["event"] == "video_done")
+
+    shutil.copy2(clip, tmp_path / "copy.mp4")  # another file (inode), its size and time kept
+    os.replace(tmp_path / "copy.mp4", clip)
+    w.wait_for("the copy found done", lambda e: e["event"] == "video_skipped")
+    first = (w.out_dir / "clip.mkv").stat().st_mtime_ns
+
+    later, touched = clip.stat().st_mtime_ns + 10**9, time.time()
+    os.utime(clip, ns=(later, later))  # the same bytes, a new time: out of date as a rerun would find it
+    w.wait_for("clip.mkv written again", lambda e: e["event"] == "video_done" and e["time"] >= touched)
+    assert w.stop() == 143
+    ev = w.events()
+    assert [e["event"] for e in ev].count("video_done") == 2 and [e["event"] for e in ev].count("video_skipped") == 1
+    assert [e.get("changed") for e in ev if e["event"] == "video_seen"] == [None, True, True]  # the start's line, then two changes
+    assert (w.out_dir / "clip.mkv").stat().st_mtime_ns > first and frames(w.out_dir / "clip.mkv") == 5
 
 
 def test_sigterm_mid_video_leaves_no_output_that_looks_complete_and_a_restart_resumes(clips, watch, tmp_path):
