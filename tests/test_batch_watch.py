@@ -185,7 +185,8 @@ def test_watch_for_ends_a_watch_with_batchs_exit_code_and_one_line_per_skipped_i
     lines = err.strip().splitlines()
     assert len(lines) == 2 and "skipped: " in lines[0] and "b.mp4" in lines[0], err
     assert lines[1].startswith("birefvid: error: 1 input was skipped during the watch: ") and "b.mp4" in lines[1], err
-    assert [json.loads(x)["event"] for x in log.read_text().splitlines()][-2:] == ["watching", "watch_end"]
+    ev = [json.loads(x) for x in log.read_text().splitlines()]
+    assert ev[-1]["event"] == "watch_end" and (ev[-1]["watch_videos_done"], ev[-1]["watch_videos_failed"]) == (1, 1)
 
 
 @pytest.mark.parametrize("folder, argv, words", [
