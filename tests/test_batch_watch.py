@@ -201,3 +201,14 @@ def test_watch_options_misused_are_one_line(clips, tmp_path, capsys, folder, arg
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_recursive_watch_mirrors_subfolders_and_leaves_its_own_outputs_alone(clips, tmp_path):
+    """--recursive watches subfolders (outputs mirror them), and an output folder inside the watched one is not
+    taken for new videos: its masks would otherwise be processed as clips, and theirs in turn."""
+    in_dir = tmp_path / "in"
+    (in_dir / "day1").mkdir(parents=True)
+    (in_dir / "day1" / "a.mp4").write_bytes(clips["short"].read_bytes())
+    out = in_dir / "out"
+    assert main(["batch", str(in_dir), "-o", str(out), "--recursive", "--watch", "--settle", "0.5", "--watch-for", "3", "--output", "mask", "-q", *MODEL]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if ".birefvid-batch" not in p.parts) == ["day1", "day1/a.mkv"]
