@@ -254,3 +254,37 @@ def test_a_rerun_with_nothing_left_to_do_does_not_start_ray(tmp_path):
     assert (ev[0]["event"], ev[0]["workers"]) == ("start", 0)
     assert (ev[-1]["event"], ev[-1]["videos_skipped"], ev[-1]["frames_computed"]) == ("end", 1, 0)
     assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]
+
+
+def test_a_watch_keeps_its_ray_workers_and_their_models_between_videos(clips, tmp_path):
+    """`batch --watch --ray`: a clip dropped after the first video is done runs on the same worker (a process that
+    kept its model), not on a Ray started again; one worker, so a second one cannot take it by chance."""
+    import json
+    import threading
+
+
+    in_dir, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "events.jsonl"
+    in_dir.mkdir()
+    (in_dir / "first.mp4").write_bytes(clips["inputs"][1].read_bytes())
+
+    def drop_after_first() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if log.exists() and '"video_done"' in log.read_text():
+                (in_dir / "second.mp4").write_bytes(clips["inputs"][2].read_bytes())
+                return
+            time.sleep(0.2)
+
+    dropper = threading.Thread(target=drop_after_first, daemon=True)
+    dropper.start()
+    # 60 s: the first video (the worker's model load included) and the second, settled and run, fit many times over
+    code = main(["batch", str(in_dir), "-o", str(out), "--watch", "--settle", "1", "--watch-for", "60", "--ray", "local", "--workers", "1",
+                 "--output", "mask", "--progress-json", str(log), "-q", *MODEL])  # fmt: skip
+    dropper.join(5)
+    assert code == 0
+    ev = [json.loads(line) for line in log.read_text().splitlines()]
+    done = [e for e in ev if e["event"] == "chunk_done"]
+    assert [e["video"] for e in done] == ["first.mkv", "second.mkv"]
+    assert done[0]["worker"] == done[1]["worker"]  # the same worker process, its model loaded once
+    assert [e["event"] for e in ev].count("start") == 2 and ev[-1]["event"] == "watch_end"
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "first.mkv", "second.mkv"]

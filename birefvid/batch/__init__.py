@@ -8,3 +8,7 @@ Executors run chunks one after another (``local``) or on Ray actors that keep a 
 (``ray_executor``). Ray is imported only by ``ray_executor`` and only when ``--ray`` is given; the
 command imports this package only when it runs, so ``birefvid batch --help`` loads nothing heavy.
 """
+
+# seconds a watched file's size and time must stay unchanged before it counts as complete (``batch --watch``):
+# here, so the command's --help names it without importing the batch machinery
+DEFAULT_SETTLE = 5.0

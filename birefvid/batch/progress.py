@@ -36,8 +36,11 @@ def _open_json(path: str | Path) -> TextIO:
 class BatchProgress:
     """Counts finished and running chunks and videos; prints a line per event (unless quiet) and appends JSON lines to ``json_path``."""
 
-    def __init__(self, *, quiet: bool = False, json_path: Optional[str | Path] = None, stream: Optional[TextIO] = None, every: float = 10.0) -> None:
+    def __init__(self, *, quiet: bool = False, json_path: Optional[str | Path] = None, stream: Optional[TextIO] = None, every: float = 10.0,
+                 say_failures: bool = False) -> None:
         self.quiet = quiet
+        # a watch has no end line to name the inputs it skipped: each is said as it happens, -q or not
+        self.say_failures = say_failures
         self.stream = stream if stream is not None else sys.stderr  # looked up now: sys.stderr may have been replaced since import
         self.every = every  # seconds between "frames" lines while chunks run
         self._json: Optional[TextIO] = _open_json(json_path) if json_path else None
@@ -50,6 +53,7 @@ class BatchProgress:
         self._running: dict[ChunkKey, int] = {}  # frames encoded so far by chunks still running
         self._finished: set[ChunkKey] = set()
         self._t0 = self._last = time.monotonic()
+        self.stopped_reason: Optional[str] = None  # set once the run's `stopped` line is said
 
     @property
     def frames_done(self) -> int:
@@ -62,7 +66,13 @@ class BatchProgress:
         return self.frames_done - self._frames_skipped
 
     def start(self, videos: int, chunks: int, frames: int, workers: int, where: str) -> None:
+        """A run begins: every count starts from nothing (a watch runs one after another with the same progress)."""
         self.videos, self.chunks, self.frames = videos, chunks, frames
+        self.videos_done = self.chunks_done = self.videos_failed = self.videos_skipped = 0
+        self.stopped_reason = None
+        self._frames_finished = self._frames_skipped = 0
+        self._running.clear()
+        self._finished.clear()
         self._t0 = self._last = time.monotonic()
         on = f"on {workers} worker(s) ({where})" if workers else f"({where})"  # no worker: every chunk was done before
         self._emit("start", f"batch: {videos} videos, {chunks} chunks, {frames} frames {on}", workers=workers, where=where)
@@ -78,12 +88,12 @@ class BatchProgress:
     def unreadable_video(self, source: str, why: str) -> None:
         """An input that could not be read (not a video, damaged, no video stream): skipped, the rest go on."""
         self.videos_failed += 1
-        self._emit("video_unreadable", f"skipped: {why}", input=source, error=why)
+        self._emit("video_unreadable", f"skipped: {why}", always=self.say_failures, input=source, error=why)
 
     def failed_video(self, name: str, source: str, why: str) -> None:
         """A video whose data turned out damaged while a chunk decoded: its other chunks are skipped, the rest go on."""
         self.videos_failed += 1
-        self._emit("video_failed", f"{name}: skipped: {why}", video=name, input=source, error=why)
+        self._emit("video_failed", f"{name}: skipped: {why}", always=self.say_failures, video=name, input=source, error=why)
 
     def skipped_chunk(self, name: str, index: int, frames: int) -> None:
         self.chunks_done += 1
@@ -134,7 +144,13 @@ class BatchProgress:
     def stopped(self, why: str) -> None:
         """The run ended early (a signal, an error): the last line and JSON line say so and how far it got,
         where a log watcher would otherwise see the last frame count and take the run for still going."""
+        self.stopped_reason = why
         self._emit("stopped", f"batch stopped ({why}): {self.videos_done}/{self.videos} videos done; a rerun of the same command resumes", reason=why)
+
+    def watch_event(self, event: str, text: str, **fields: Any) -> None:
+        """A watch's own line (``watching``, ``video_seen``, ``watch_end``...), without a run's counts: between runs they
+        describe the last one, not the watch; ``fields`` carry the watch's. A ``video_failed`` one is said under -q too."""
+        self._write(event, text, fields, always=event == "video_failed" and self.say_failures)
 
     def _counts(self) -> dict[str, Any]:
         seconds = time.monotonic() - self._t0
@@ -145,16 +161,20 @@ class BatchProgress:
             "fps": round(self.frames_computed / seconds, 3) if seconds > 0 else 0.0,
         }  # fmt: skip
 
-    def _emit(self, event: str, text: str, **fields: Any) -> None:
+    def _emit(self, event: str, text: str, *, always: bool = False, **fields: Any) -> None:
         self._last = time.monotonic()
         counts = self._counts()
-        if not self.quiet:
-            line = (f"[videos {counts['videos_done']}/{counts['videos']}, chunks {counts['chunks_done']}/{counts['chunks']}, "
-                    f"frames {counts['frames_done']}/{counts['frames']}, {counts['fps']:.1f} fps] {text}")  # fmt: skip
+        line = (f"[videos {counts['videos_done']}/{counts['videos']}, chunks {counts['chunks_done']}/{counts['chunks']}, "
+                f"frames {counts['frames_done']}/{counts['frames']}, {counts['fps']:.1f} fps] {text}")  # fmt: skip
+        self._write(event, line, {**fields, **counts}, always=always)
+
+    def _write(self, event: str, line: str, fields: dict[str, Any], *, always: bool = False) -> None:
+        """``line`` on the terminal (unless quiet and not ``always``) and the event with ``fields`` as a JSON line."""
+        if not self.quiet or always:
             print(line, file=self.stream, flush=True)
         if self._json is not None:
             try:
-                self._json.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields, **counts}) + "\n")
+                self._json.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
                 self._json.flush()  # line-buffered as a file; standard output into a pipe is not
             except OSError as e:  # a full disk, say: the videos matter more than their progress lines
                 if self._json is sys.stdout and isinstance(e, BrokenPipeError):  # its reader left (`| head -1`), as live's --stats-json -

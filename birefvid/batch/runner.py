@@ -113,6 +113,15 @@ class VideoPlan:
         return Path(self.chunk_target(index))
 
 
+class InputsSkipped(SourceError):
+    """The end of a run that skipped some inputs (unreadable, damaged) after processing the others: each was said
+    as it happened, in a progress line, so a watch, which goes on after such a run, need not say them again."""
+
+    def __init__(self, message: str, inputs: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.inputs = list(inputs)  # the inputs skipped, as given
+
+
 class Found(NamedTuple):
     """An input video and the subfolder (under the folder it was found in) its output mirrors."""
 
@@ -120,7 +129,7 @@ class Found(NamedTuple):
     sub: Path = Path()
 
 
-def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recursive: bool = False) -> list[Found]:
+def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recursive: bool = False, allow_empty: bool = False) -> list[Found]:
     """Files as given; a folder stands for the video files (and animated WebPs) in it, sorted, and with
     ``recursive`` for those in its subfolders at any depth too. Missing ones fail at once.
 
@@ -132,6 +141,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
     another batch's manifest in the folder or a subfolder lists (an earlier run's ``--output-dir``). A file named on
     its own is always an input. A file found again (a symlink and its target, a file named and in
     a named folder) is one input: the same video processed twice would waste the run or clash.
+    No video at all is an error unless ``allow_empty`` (a watch waits for them).
     """
     found: list[Found] = []
     ours = _earlier_outputs(out_dir)
@@ -160,7 +170,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
             found.append(Found(p))
         else:
             raise SourceError(f"input not found: {p}")
-    if not found:
+    if not found and not allow_empty:
         raise SourceError("no video files among the inputs" + _pictures_hint(inputs))
     return _once_each(found)
 
@@ -458,13 +468,23 @@ def run_batch(
     lock = RunLock(out_dir)
     lock.acquire()
     try:
-        return _run_locked(jobs, out_dir, executor_factory, progress, chunk_frames)
+        return run_locked(jobs, out_dir, executor_factory, progress, chunk_frames)
     finally:
         lock.release()
 
 
-def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callable[[], Executor], progress: BatchProgress, chunk_frames: Optional[int]) -> dict[str, Any]:
-    """``run_batch`` once it holds the output folder's lock."""
+def run_locked(
+    jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callable[[], Executor], progress: BatchProgress, chunk_frames: Optional[int],
+    *, in_watch: bool = False, note_leftovers: bool = True,
+) -> dict[str, Any]:
+    """``run_batch`` once it holds the output folder's lock.
+
+    ``in_watch``: a run of a watch (``birefvid.batch.watch``), which runs one after another under one lock: a bad
+    input is skipped even when it is the only one (the watch goes on), and the executor, which keeps the model
+    loaded, is left open after a run that ends normally (closed, as always, when a run is stopped or fails, so
+    no Ray worker writes on). ``note_leftovers``: name what killed runs left (once a watch is enough).
+    """
+    alone = len(jobs) == 1 and not in_watch  # a single input's damage is the run's error
     manifest = Manifest(out_dir)
     running = RunningChunk(out_dir / WORK_DIR)
     left = running.take_left_behind()  # the chunk a killed run was cutting out (the OOM killer's victim?)
@@ -479,7 +499,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         try:
             plan = plan_video(job, out_dir, chunk_frames)
         except SourceError as exc:
-            if len(jobs) == 1:
+            if alone:
                 raise
             unreadable.append((job.source.input, str(exc)))
             continue
@@ -562,7 +582,7 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
         died: set[str] = set()  # of those, videos whose chunk killed its Ray worker every time
 
         def on_failure(task: ChunkTask, exc: SourceError) -> None:
-            if len(jobs) == 1:
+            if alone:
                 raise exc  # nothing else to go on with: the error is the run's
             if isinstance(exc, WorkerDied):
                 remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))  # what the dead worker was writing
@@ -583,12 +603,14 @@ def _run_locked(jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callab
                 _remove_empty_work_dir(plan, manifest)
             progress.stopped(_why_stopped(exc))
         raise
-    executor.close()
+    if not in_watch:
+        executor.close()
     _drop_unfinished(tasks, by_name)  # a skipped video's chunk whose worker died after renaming it: kept its folder
     for plan in todo:  # a video skipped on its first chunks (damaged, its worker dead) left its chunk folder empty
         _remove_empty_work_dir(plan, manifest)
     summary = progress.finish()
-    note_stale_partials(out_dir, manifest.videos)  # what killed runs left, of any video (this run's own are removed as each finishes)
+    if note_leftovers:
+        note_stale_partials(out_dir, manifest.videos)  # what killed runs left, of any video (this run's own are removed as each finishes)
     inputs = {p.name: p.job.source.input for p in plans}
     _report_skipped(len(jobs), len(plans), unreadable, [(inputs[name], why) for name, why in (failed | killing).items()],
                     {inputs[name] for name in died}, {inputs[name] for name in killing}, earlier=progress.videos_skipped)  # fmt: skip
@@ -685,8 +707,8 @@ def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]]
         what.append(f"{len(died)} whose Ray worker died every time")
     if killing:
         what.append(f"{len(killing)} that the last runs were killed on")
-    raise SourceError(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
-                      f"({_the_others(planned - len(failed) - earlier, earlier)}the progress lines say why each was skipped)")  # fmt: skip
+    raise InputsSkipped(f"{len(skipped)} of {inputs} inputs were skipped ({' and '.join(what)}): {names} "
+                      f"({_the_others(planned - len(failed) - earlier, earlier)}the progress lines say why each was skipped)", [source for source, _ in skipped])  # fmt: skip
 
 
 def _the_others(done: int, earlier: int) -> str:

@@ -1,4 +1,5 @@
-"""``birefvid batch INPUTS... --output-dir DIR [--ray ADDRESS]``: many videos, long ones in chunks, locally or on Ray."""
+"""``birefvid batch INPUTS... --output-dir DIR [--ray ADDRESS] [--watch]``: many videos, long ones in chunks, locally or on Ray;
+with ``--watch``, a watch folder."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import math
 import re
 from pathlib import Path
+from typing import Any, Callable
 
 from ..errors import ConfigError, option
 from ..extensions import batch_extension
 from ..job import check_path_given, refuse_standard_streams
+from ..batch import DEFAULT_SETTLE
 from .options import add_file_job_options, add_model_options, file_job_from_args, warn_fps_for_videos
 
 HELP = "process many videos into a folder, splitting long ones into chunks; locally, or on a Ray cluster (resumable)"
@@ -37,6 +40,14 @@ def register(parser: argparse.ArgumentParser) -> None:
                        help="split videos longer than this into chunks of at least this many frames, at keyframes (default 1500; 0: never split)")  # fmt: skip
     scale.add_argument("--progress-json", help="append progress events (videos, chunks, frames, fps) as JSON lines to this file ('-': standard output, one object a line)")
     scale.add_argument("--progress-every", type=float, default=10.0, help="seconds between frame-count lines while chunks run (default 10)")
+    watch = parser.add_argument_group("watch folder")
+    watch.add_argument("--watch", action="store_true",
+                       help="a watch folder: process the videos there, then keep watching the folders and process each new (or replaced) video "
+                            "once it is complete; Ctrl-C stops")  # fmt: skip
+    watch.add_argument("--settle", type=float, metavar="SECONDS",
+                       help=f"with --watch: a file counts as complete once its size and time have not changed for this long (default {DEFAULT_SETTLE:g}; "
+                            "more for network shares or exports that pause)")  # fmt: skip
+    watch.add_argument("--watch-for", type=float, metavar="SECONDS", help="with --watch: stop watching after this long (for scripts; default: until stopped)")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -78,6 +89,21 @@ def check_model_here(args: argparse.Namespace) -> None:
         logger.setLevel(level)
 
 
+def check_watch(args: argparse.Namespace) -> None:
+    """``--watch`` watches folders, and ``--settle`` and ``--watch-for`` need it: each mistake one line, before any work."""
+    if not args.watch:
+        if args.settle is not None or args.watch_for is not None:
+            raise ConfigError("--settle and --watch-for need --watch")
+        return
+    files = [i for i in args.inputs if not Path(i).is_dir()]
+    if files:
+        raise ConfigError(f"--watch watches folders, and {files[0]} is not one: name the folder it is dropped into, or leave out --watch")
+    if args.settle is not None and not 0 < args.settle < math.inf:
+        raise ConfigError(f"--settle must be above 0 seconds, got {args.settle:g}")
+    if args.watch_for is not None and not 0 < args.watch_for < math.inf:
+        raise ConfigError(f"--watch-for must be above 0 seconds, got {args.watch_for:g}")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
     from ..batch.runner import DEFAULT_EXT, check_background, check_not_pattern, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
@@ -98,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--cpus-per-worker must be above 0 (e.g. 1 or 0.5), got {args.cpus_per_worker:g}")
     if not 0 <= args.gpus_per_worker < math.inf:
         raise ConfigError(f"--gpus-per-worker must be 0 or more (1: one worker per GPU), got {args.gpus_per_worker:g}")
+    check_watch(args)
     if args.progress_json and args.progress_json != "-":  # "-": standard output
         check_output_file(args.progress_json, option("progress_json"))
     for path, what in [(args.output_dir, "output"), *((i, "input") for i in args.inputs)]:
@@ -108,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir)
     check_not_pattern(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]
-    inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive)
+    inputs = expand_inputs(args.inputs, out_dir, recursive=args.recursive, allow_empty=args.watch)  # a watch may start on an empty folder
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output-dir {out_dir} is a file, not a folder")
     outputs = [str(output_for(f.path, out_dir, ext, f.sub)) for f in inputs]
@@ -116,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
     jobs = [file_job_from_args(args, str(f.path), out) for f, out in zip(inputs, outputs)]  # every job checked before any work
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)  # before the folder is made
     check_background(args.background)
-    check_output_format(jobs[0])  # every job writes the same container with the same options: before the folder is made
+    # every job writes the same container with the same options: checked before the folder is made, on a job of
+    # an input to come when a watch starts on an empty folder
+    template = jobs[0] if jobs else file_job_from_args(args, str(Path(args.inputs[0]) / "clip.mp4"), output_for(Path("clip.mp4"), out_dir, ext))
+    check_output_format(template)
     if args.ray is not None:
         from ..batch.ray_executor import import_ray
 
@@ -126,10 +156,28 @@ def run(args: argparse.Namespace) -> int:
     prepare_output_dir(out_dir)
     if args.ray is not None and args.device.startswith("cuda") and not args.gpus_per_worker:
         args.gpus_per_worker = 1.0  # a worker told to use CUDA needs a GPU reserved, or Ray hides every GPU from it
-    executor = executor_for(jobs[0], args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker or 1.0, gpus_per_worker=args.gpus_per_worker)
-    progress = BatchProgress(quiet=args.quiet, json_path=args.progress_json, every=args.progress_every)
+    executor = executor_for(template, args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker or 1.0, gpus_per_worker=args.gpus_per_worker)
+    progress = BatchProgress(quiet=args.quiet, json_path=args.progress_json, every=args.progress_every, say_failures=args.watch)
     try:
-        run_batch(jobs, out_dir, executor, progress, chunk_frames=args.chunk_frames or None)
+        if args.watch:
+            _watch(args, out_dir, ext, executor, progress)
+        else:
+            run_batch(jobs, out_dir, executor, progress, chunk_frames=args.chunk_frames or None)
     finally:
         progress.close()
     return 0
+
+
+def _watch(args: argparse.Namespace, out_dir: Path, ext: str, executor: Callable[[], Any], progress: Any) -> None:
+    """``--watch``: the videos in the folders, then each new one, with one executor (one model loaded) throughout."""
+    from ..batch.runner import Found, check_name_lengths, output_for
+    from ..batch.watch import watch_batch
+    from ..job import FileJob
+
+    def make_job(found: Found) -> FileJob:
+        out = str(output_for(found.path, out_dir, ext, found.sub))
+        check_name_lengths([out], [found.path])
+        return file_job_from_args(args, str(found.path), out)
+
+    watch_batch([Path(i) for i in args.inputs], out_dir, make_job, executor, progress, recursive=args.recursive,
+                chunk_frames=args.chunk_frames or None, settle=DEFAULT_SETTLE if args.settle is None else args.settle, watch_for=args.watch_for)  # fmt: skip
