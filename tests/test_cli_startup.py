@@ -362,3 +362,21 @@ def test_a_pixel_limit_of_none_or_a_few_pixels_is_said_in_pixels(tmp_path, value
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.splitlines() == [f"birefvid: error: {tmp_path / 'small.png'} is not a readable image ({said})"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]
+
+
+_CPU_RUN = """
+import sys
+import numpy as np
+from birefvid.runtime import Segmenter
+seg = Segmenter("tiny", resolution=64, device="cpu", precision="fp32", backend="torch")
+seg(np.zeros((48, 64, 3), np.uint8))
+print(sorted(m for m in ("torchvision", "torch._dynamo") if m in sys.modules))
+"""
+
+
+def test_a_cpu_run_never_imports_torchvision():
+    """torchvision.ops (its deformable convolution, which only CUDA and bench's reference run) imports torch._dynamo:
+    ~1.5 s of CPU at every start of a run on a CPU, a live window or a batch worker waiting, for an op never called."""
+    done = subprocess.run([sys.executable, "-c", _CPU_RUN], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

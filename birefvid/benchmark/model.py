@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable, Sequence
 
 import torch
+import torchvision.ops  # noqa: F401  registers torch.ops.torchvision.deform_conv2d, counted below
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from ..models.deform import torchvision_deform

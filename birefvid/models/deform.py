@@ -17,7 +17,6 @@ from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import deform_conv2d
 
 
 def _needs_fp32(x: torch.Tensor) -> bool:
@@ -120,6 +119,10 @@ def modulated_deform_conv2d(
     if (x.device.type == "cpu" and not _TORCHVISION_ONLY.get()) or _exporting():
         # Faster on CPU in training and inference (see the module docstring); plain ops for export.
         return sampled_deform_conv2d(x, offset, weight, padding, mask)
+    # Imported here, not at the top: torchvision.ops pulls in torch._dynamo (~1.3 s of CPU at every start),
+    # and the CPU path above, which every CPU run takes, never needs it.
+    from torchvision.ops import deform_conv2d
+
     if _needs_fp32(x):
         # fp32, cast back: see _needs_fp32 (no low-precision kernel, or CUDA's fp16 one rounds the tap positions)
         out = deform_conv2d(x.float(), offset.float(), weight.float(), None, padding=padding, mask=mask.float())
