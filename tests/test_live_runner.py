@@ -72,7 +72,12 @@ def read_frames(path):
 
 def test_slow_model_keeps_the_source_rate_and_latency_bounded_over_15_s(tmp_path):
     """A model 12x slower than the camera: output fps stays at the source rate, no backlog grows (a backlog
-    would add 0.9 s of latency a second, plain within the first of the six stats periods)."""
+    would add 0.9 s of latency a second, plain within the first of the six stats periods).
+
+    The bounds sit between what a bug gives and what a loaded box gives. A display tied to the model
+    shows 2 fps and a backlog's latency passes 2 s in the first period; a 2-core box loaded 8 times over
+    slowed the source itself to 21.6 fps and showed 19.4 (13.6 in its worst period, 388 ms p95 latency),
+    so the source is compared side by side and the rest has room."""
     clip = write_scene(tmp_path / "cam.mkv", 15 * FPS)
     model = SlowRedKey(0.5)
     job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True, duration=15,
@@ -80,16 +85,16 @@ def test_slow_model_keeps_the_source_rate_and_latency_bounded_over_15_s(tmp_path
     stats = tmp_path / "stats.jsonl"
     report = run_live(job, segmenter=red_key_segmenter(model), stats_json=stats)
     final = report["stats"]
-    assert final["output_fps"] >= 0.98 * FPS * 0.97 and final["source_fps"] == pytest.approx(FPS, rel=0.05)
     assert final["model_fps"] <= 2.2  # the model really was slow
-    assert final["latency_ms_p95"] <= 100
+    assert FPS / 2 <= final["source_fps"] <= 1.05 * FPS  # paced: a file read unpaced runs far faster
+    assert final["output_fps"] >= 0.75 * final["source_fps"] and final["output_fps"] >= FPS / 2, final
+    assert final["latency_ms_p95"] <= 500, final  # a backlog's p95 over 15 s is several seconds
     periods = [json.loads(line) for line in stats.read_text().splitlines()]
     assert periods[-1]["final"] and len(periods) >= 6
-    early, late = periods[0], periods[-2]
-    assert late["latency_ms_p95"] <= max(2 * early["latency_ms_p95"], 60), "latency grew: a backlog is building"
-    assert late["output_fps"] >= 0.95 * FPS
+    for period in periods[:-1]:  # every 2.5 s: at least 4 times the model's rate, and no backlog building
+        assert period["output_fps"] >= FPS / 3 and period["latency_ms_p95"] <= 1000, periods
     recorded = read_frames(tmp_path / "out.mkv")
-    assert abs(len(recorded) - 15 * FPS) <= 0.05 * 15 * FPS
+    assert abs(len(recorded) - report["frames_shown"]) <= 2 and len(recorded) >= 15 * FPS / 2, (len(recorded), report["frames_shown"])
 
 
 class CountingRedKey(RedKey):

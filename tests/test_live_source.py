@@ -72,6 +72,16 @@ def _read_for(src: LiveSource, seconds: float) -> list[CapturedFrame]:
     return frames
 
 
+def _read_until_ended(src: LiveSource, within: float) -> list[CapturedFrame]:
+    """Every frame read until the source ends; fails after ``within`` s (a fixed reading time ended early on a loaded box)."""
+    frames, t0 = [], time.monotonic()
+    while (f := src.read(0.5)) is not None or src.state != "ended":  # an ended source may still hold its last frame
+        assert time.monotonic() - t0 < within, f"state stayed {src.state!r} after {len(frames)} frames"
+        if f is not None:
+            frames.append(f)
+    return frames
+
+
 # ---------------------------------------------------------------- backoff policy
 
 
@@ -267,20 +277,32 @@ def test_dshow_device_list_is_parsed() -> None:
 
 
 def test_realtime_file_arrives_on_schedule_and_ends(clip2s: Path) -> None:
+    """A file played in real time hands each frame over when its pts says, never ahead of it (not in a
+    burst), and ends. A loaded 2-core box only ever makes frames late or lets the reader miss one: the
+    bounds on lateness and drops are wide for that, the bound on earliness, where the bug shows, is not."""
     with open_live_source(str(clip2s), realtime=True) as src:
         info = src.start()
         assert (info.width, info.height, info.average_rate) == (160, 120, 24)
-        frames = _read_for(src, 2.6)
+        frames = _read_until_ended(src, within=10.0)  # 10 s: room for a stalled capture thread, not the 2 s clip's pace
         assert src.state == "ended"
-        assert src.read(5.0) is None  # at once: nothing more will come
-    assert len(frames) == src.frames_captured == 48 and src.dropped == 0
-    assert [f.frame.index for f in frames] == list(range(48))
+        t0 = time.monotonic()
+        assert src.read(5.0) is None and time.monotonic() - t0 < 2.5  # at once: nothing more will come
+    assert src.frames_captured == 48 and len(frames) + src.dropped == 48
+    # newest frame wins: a reader late by a frame's 42 ms loses one (0-3 of 48 seen under load, none idle); a burst loses most
+    assert src.dropped <= 4, src.dropped
+    indices = [f.frame.index for f in frames]
+    assert indices == sorted(set(indices)) and indices[0] == 0 and indices[-1] == 47, indices
     assert {f.generation for f in frames} == {0}
     assert frames[0].stream_time == 0.0
     assert frames[-1].stream_time == pytest.approx(47 / 24, abs=1e-3)
     late = [(f.captured - frames[0].captured) - f.stream_time for f in frames]
-    assert max(abs(d) for d in late) < 0.1, late  # each frame when its pts says, not in a burst
-    assert frames[-1].captured - frames[0].captured == pytest.approx(47 / 24, abs=0.1)
+    # The schedule starts when the reader takes frame 0, so frame 1 may come up to a frame (42 ms) early;
+    # a burst brings frame 47 1.9 s early.
+    assert -min(late) < 0.1, late
+    # Late: a stalled capture thread restarts the schedule (past 0.25 s behind), so stalls add up; seen
+    # 0.36 s on a 2-core box loaded 8 times over. Pacing twice too slow would make frame 47 2 s late.
+    assert max(late) < 1.0, late
+    assert 47 / 24 - 0.1 < frames[-1].captured - frames[0].captured < 47 / 24 + 1.0
 
 
 def test_a_file_not_paced_waits_for_a_slow_reader_and_loses_no_frame(clip2s: Path) -> None:
