@@ -8,7 +8,7 @@ import threading
 from typing import Any, Optional
 
 from ..errors import ConfigError, SinkError
-from ..job import BLUR_SIGMA, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, LiveJob
+from ..job import BLUR_SIGMA, BUDGET_FLOOR, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, LiveJob
 from .options import add_matte_options, add_model_options, matte_options, opacity_arg
 
 HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, MPEG-TS, browser or file"
@@ -51,7 +51,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~10 ms more a 640x480-720p frame on a CPU core)")
     add_matte_options(parser)
     run_group = parser.add_argument_group("run")
-    run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless --resolution)")
+    run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless "
+                           f"--resolution), never under {BUDGET_FLOOR}x{BUDGET_FLOOR}: a machine too busy for it even there keeps "
+                           f"{BUDGET_FLOOR}x{BUDGET_FLOOR} and says so")  # fmt: skip
     run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="flow", help="temporal mask smoothing of the model's masks: flow (along optical flow), ema or none (default flow)")
     run_group.add_argument("--no-carry", action="store_true", help="do not carry the last mask to new frames along optical flow")
     run_group.add_argument("--model-fps", type=float, metavar="FPS", help="refresh the mask at most FPS times a second (e.g. 10), for a laptop "
@@ -72,7 +74,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--audio-delay", type=float, default=0.0, metavar="SECONDS",
                            help="move the microphone's sound this much later, to meet the camera's pictures (e.g. 0.05; default 0)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no stats lines")
-    add_model_options(parser, resolution_default="the largest that fits --latency-budget, up to the model's native size")
+    add_model_options(parser, resolution_default=f"the largest that fits --latency-budget, from {BUDGET_FLOOR} up to the model's native size")
     parser.set_defaults(run=run)
 
 
