@@ -498,6 +498,12 @@ EFFECT_PICTURE: dict[str, str] = {"blur": "rgb", "replace": "rgb", "green": "rgb
 LIVE_SMOOTH_KINDS = ("none", "ema", "flow")  # lookahead waits for future frames: not for live
 # without a fixed --resolution, live mode picks the largest inference size whose model time fits this
 DEFAULT_LATENCY_BUDGET_MS = 250.0
+# the smallest size --latency-budget picks: a busy 2-core laptop timed every size over the budget and ran at 64²,
+# whose masks are a blob around the person (the tiny model's IoU on the generated scenes: 64² 0.68, 96² 0.77,
+# 128² 0.84, 160² 0.89, 256² 0.95; docs/live.md). A machine too slow for the budget even here keeps this size, says so once,
+# and refreshes the mask less often; only the user's own --resolution goes below it. Here, not in runtime.live, so that
+# `live --help` names it without importing torch.
+BUDGET_FLOOR = 128
 # mean abs difference of 36x64 thumbnails above which two frames belong to different shots
 SCENE_CUT_THRESHOLD = 0.15
 

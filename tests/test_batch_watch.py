@@ -203,6 +203,16 @@ def test_watch_options_misused_are_one_line(clips, tmp_path, capsys, folder, arg
     assert not (tmp_path / "out").exists()
 
 
+def test_a_missing_watch_folder_is_named_as_missing(tmp_path, capsys):
+    """A mistyped watch folder was called "not a folder: name the folder it is dropped into", which sent users looking
+    for a file; it is named as missing, as a batch without --watch names a missing input."""
+    code = main(["batch", str(tmp_path / "dropbx"), "-o", str(tmp_path / "out"), "--watch", *MODEL])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == [f"birefvid: error: input not found: {tmp_path / 'dropbx'} "
+                                                      "(--watch watches folders that exist: make it first)"], err  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_recursive_watch_mirrors_subfolders_and_leaves_its_own_outputs_alone(clips, tmp_path):
     """--recursive watches subfolders (outputs mirror them), and an output folder inside the watched one is not
     taken for new videos: its masks would otherwise be processed as clips, and theirs in turn."""

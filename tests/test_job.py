@@ -128,8 +128,8 @@ def test_validation_names_the_option_as_the_user_typed_it(options, api_words, cl
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--output", "alpha", "--key-color", "#00b140"], "--key-color is only used with --output green, not --output alpha"),
-    (["--output", "composite", "--background", "red", "--blur-sigma", "30"], "--blur-sigma is only used with --output blur, not --output composite"),
+    (["--output", "alpha", "--key-color", "#00b140"], "--key-color is only used with --output green or --also green=PATH, not --output alpha"),
+    (["--output", "composite", "--background", "red", "--blur-sigma", "30"], "--blur-sigma is only used with --output blur or --also blur=PATH, not --output composite"),
     (["--smooth", "ema", "--smooth-window", "5"], "--smooth-window is only used with --smooth lookahead, not --smooth ema"),
     (["--output", "mask", "--no-foreground"], "--no-foreground is only used with an output in colour .* not --output mask"),
 ])

@@ -603,3 +603,20 @@ def test_a_call_starts_unblurred_and_blurs_at_once(tmp_path: Path) -> None:
     assert share(frames[0], (0, 0, 255)) > 0.5, "the first pictures are not the camera's own"
     switched_at = keyed.index(True) / 24
     assert abs(switched_at - report["effect_changes"][0]["seconds"]) < 0.3, (switched_at, report["effect_changes"])
+
+
+@pytest.mark.parametrize("effect, given", [("mask", ["--overlay-opacity", "0.2"]), ("alpha", ["--key-color", "red"]),
+                                           ("mask", ["--blur-sigma", "4"]), ("alpha", ["--overlay-color", "cyan"])])  # fmt: skip
+def test_an_effect_option_a_run_never_uses_is_refused(tmp_path: Path, capsys, effect, given) -> None:
+    """An alpha or mask run keeps its effect, so a tint, key colour or blur strength beside it was ignored without a
+    word (``process`` refuses them): one line, exit 2, nothing recorded."""
+    from birefvid.cli import main
+
+    out = tmp_path / "rec.mkv"
+    code = main(["live", "--source", str(tmp_path / "cam.mp4"), "--sink", str(out), "--effect", effect, *given])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == [
+        f"birefvid: error: {given[0]} is not used with --effect {effect}, which keeps its effect: the effects that switch "
+        "(blur, replace, green, none, overlay) use it"], err  # fmt: skip
+    assert not out.exists()
+

@@ -297,6 +297,18 @@ def test_live_help_says_the_budget_picks_the_size(capsys):
     assert "fits --latency-budget" in text[start:text.index("--keep-aspect", start)]
 
 
+def test_live_help_names_the_budgets_floor(capsys):
+    """`live --help` said --latency-budget picks "the largest size that fits", so a user with a slow machine expected
+    64² and got 128² with a warning: the help names the floor the budget never goes under."""
+    from birefvid.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    start = text.index("--latency-budget MS pick")
+    assert f"never under {BUDGET_FLOOR}x{BUDGET_FLOOR}" in text[start:text.index("--smooth {", start)]
+
+
 def test_latency_budget_leaves_a_shared_segmenter_at_its_own_size(tmp_path):
     """An app reusing one Segmenter: a live run's budget picks its own size, and the Segmenter keeps
     the caller's 256 for the next run (the budget's ceiling) and for process_video (its quality)."""

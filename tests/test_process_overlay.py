@@ -155,8 +155,8 @@ def test_an_overlay_job_round_trips_and_other_jobs_json_is_unchanged(tmp_path):
         ("process", ["--output", "overlay", "--overlay-color", "nope"], "--overlay-color: not a colour: 'nope'"),
         ("process", ["--output", "overlay", "--overlay-color", "#ff000080"], "--overlay-color '#ff000080' has an alpha; give the colour "
                                                                              "opaque and its strength as --overlay-opacity"),
-        ("process", ["--output", "green", "--overlay-color", "cyan"], "--overlay-color is only used with --output overlay, not --output green, "
-                                                                       "or with --also overlay=PATH"),
+        ("process", ["--output", "green", "--overlay-color", "cyan"], "--overlay-color is only used with --output overlay or --also "
+                                                                       "overlay=PATH, not --output green"),
         ("process", ["--output", "overlay", "--no-foreground"], "--no-foreground is only used with an output in colour"),
         ("image", ["--output", "overlay", "--overlay-opacity", "-0.1"], "--overlay-opacity is the tint's strength"),
         ("image", ["--overlay-opacity", "0.3"], "--overlay-opacity is only used with --output overlay, not --output rgba"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -95,6 +96,10 @@ def check_watch(args: argparse.Namespace) -> None:
         if args.settle is not None or args.watch_for is not None:
             raise ConfigError("--settle and --watch-for need --watch")
         return
+    # a mistyped folder is named as missing, as a batch names it, not as "not a folder", which sent users looking for a file
+    missing = [i for i in args.inputs if not os.path.exists(i)]
+    if missing:
+        raise ConfigError(f"input not found: {missing[0]} (--watch watches folders that exist: make it first)")
     files = [i for i in args.inputs if not Path(i).is_dir()]
     if files:
         raise ConfigError(f"--watch watches folders, and {files[0]} is not one: name the folder it is dropped into, or leave out --watch")

@@ -7,8 +7,8 @@ import sys
 import threading
 from typing import Any, Optional
 
-from ..errors import ConfigError, SinkError
-from ..job import BLUR_SIGMA, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, LiveJob
+from ..errors import ConfigError, SinkError, option
+from ..job import BLUR_SIGMA, BUDGET_FLOOR, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, LiveJob
 from .options import add_matte_options, add_model_options, matte_options, opacity_arg
 
 HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, MPEG-TS, browser or file"
@@ -43,15 +43,17 @@ def register(parser: argparse.ArgumentParser) -> None:
                      "warning that names them, as ffmpeg -map 0:v:N counts) instead of the one ffmpeg would take; files only")  # fmt: skip
     eff = parser.add_argument_group("effect")
     eff.add_argument("--background", help="for --effect replace (or none, to switch to replace): a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
-    eff.add_argument("--key-color", default=KEY_COLOR, help=f"for --effect green (default {KEY_COLOR})")
-    eff.add_argument("--blur-sigma", type=float, default=BLUR_SIGMA, help=f"for --effect blur: strength in pixels (default {BLUR_SIGMA:g})")
-    eff.add_argument("--overlay-color", default=OVERLAY_COLOR, metavar="COLOR", help=f"for --effect overlay: the tint and outline colour (default {OVERLAY_COLOR})")
-    eff.add_argument("--overlay-opacity", type=opacity_arg, default=OVERLAY_OPACITY, metavar="O",
+    eff.add_argument("--key-color", help=f"for --effect green (default {KEY_COLOR})")
+    eff.add_argument("--blur-sigma", type=float, help=f"for --effect blur: strength in pixels (default {BLUR_SIGMA:g})")
+    eff.add_argument("--overlay-color", metavar="COLOR", help=f"for --effect overlay: the tint and outline colour (default {OVERLAY_COLOR})")
+    eff.add_argument("--overlay-opacity", type=opacity_arg, metavar="O",
                      help=f"for --effect overlay: the tint's strength, 0 (the outline alone) to 1, or 50%% (default {OVERLAY_OPACITY:g})")
     eff.add_argument("--foreground", action="store_true", help="estimate foreground colours at soft edges (better hair, ~10 ms more a 640x480-720p frame on a CPU core)")
     add_matte_options(parser)
     run_group = parser.add_argument_group("run")
-    run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless --resolution)")
+    run_group.add_argument("--latency-budget", type=float, metavar="MS", help=f"pick the largest inference size whose model time fits MS (default {DEFAULT_LATENCY_BUDGET_MS:g} unless "
+                           f"--resolution), never under {BUDGET_FLOOR}x{BUDGET_FLOOR}: a machine too busy for it even there keeps "
+                           f"{BUDGET_FLOOR}x{BUDGET_FLOOR} and says so")  # fmt: skip
     run_group.add_argument("--smooth", choices=LIVE_SMOOTH_KINDS, default="flow", help="temporal mask smoothing of the model's masks: flow (along optical flow), ema or none (default flow)")
     run_group.add_argument("--no-carry", action="store_true", help="do not carry the last mask to new frames along optical flow")
     run_group.add_argument("--model-fps", type=float, metavar="FPS", help="refresh the mask at most FPS times a second (e.g. 10), for a laptop "
@@ -72,8 +74,24 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--audio-delay", type=float, default=0.0, metavar="SECONDS",
                            help="move the microphone's sound this much later, to meet the camera's pictures (e.g. 0.05; default 0)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="no stats lines")
-    add_model_options(parser, resolution_default="the largest that fits --latency-budget, up to the model's native size")
+    add_model_options(parser, resolution_default=f"the largest that fits --latency-budget, from {BUDGET_FLOOR} up to the model's native size")
     parser.set_defaults(run=run)
+
+
+# the options of the effects a run can switch to, with their defaults (None in the parser, to tell one given from none)
+_EFFECT_DEFAULTS = {"key_color": KEY_COLOR, "blur_sigma": BLUR_SIGMA, "overlay_color": OVERLAY_COLOR, "overlay_opacity": OVERLAY_OPACITY}
+
+
+def effect_options(args: argparse.Namespace) -> dict[str, object]:
+    """``build_live_job``'s ``key_color``, ``blur_sigma``, ``overlay_color`` and ``overlay_opacity`` (their defaults where not
+    given); ConfigError for one beside ``--effect alpha`` or ``mask``, which never switch to the effect that uses it: it was
+    ignored without a word, where ``process`` refuses it. A blur, replace, green, none or overlay run takes them all: the
+    others are a key away."""
+    given = [name for name in _EFFECT_DEFAULTS if getattr(args, name) is not None]
+    if given and args.effect in ("alpha", "mask"):
+        raise ConfigError(f"{option(given[0])} is not used with {option('effect', args.effect)}, which keeps its effect: "
+                          "the effects that switch (blur, replace, green, none, overlay) use it")  # fmt: skip
+    return {name: default if getattr(args, name) is None else getattr(args, name) for name, default in _EFFECT_DEFAULTS.items()}
 
 
 def job_from_args(args: argparse.Namespace) -> LiveJob:
@@ -81,8 +99,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
     from ..api import build_live_job
 
     return build_live_job(
-        args.source, args.sink, effect=args.effect, background=args.background, key_color=args.key_color,
-        blur_sigma=args.blur_sigma, overlay_color=args.overlay_color, overlay_opacity=args.overlay_opacity, foreground=args.foreground, model=args.model, weights=args.weights,
+        args.source, args.sink, effect=args.effect, background=args.background, **effect_options(args), foreground=args.foreground, model=args.model, weights=args.weights,
         backbone=args.backbone, device=args.device, precision=args.precision, backend=args.backend, resolution=args.resolution,
         keep_aspect=args.keep_aspect, latency_budget_ms=args.latency_budget, smooth=args.smooth, carry=not args.no_carry, model_fps=args.model_fps, realtime=args.realtime, loop=args.loop,
         camera_size=args.camera_size, camera_fps=args.camera_fps, audio_device=args.audio_device, audio_delay=args.audio_delay,

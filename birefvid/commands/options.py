@@ -76,8 +76,8 @@ def only_for(args: argparse.Namespace, name: str) -> object:
     if getattr(args, which) != wanted:
         used = option("kind", wanted) if which == "output" else f"{option('smooth')} {wanted}"
         # process: an extra output of that kind would use it too
-        also = f", or with {option('also')} {wanted}=PATH" if which == "output" and hasattr(args, "also") else ""
-        raise ConfigError(f"{option(name)} is only used with {used}, not {option(which)} {getattr(args, which)}{also}")
+        also = f" or {option('also')} {wanted}=PATH" if which == "output" and hasattr(args, "also") else ""
+        raise ConfigError(f"{option(name)} is only used with {used}{also}, not {option(which)} {getattr(args, which)}")
     return value
 
 

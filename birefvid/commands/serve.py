@@ -26,8 +26,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         f"cut out; more get 503 with Retry-After (default {QUEUE})")  # fmt: skip
     parser.add_argument("--uploads", type=int, default=UPLOADS, metavar="N", help="request bodies received at once (slow "
                         f"uploads wait here, not in the queue); more get 503 with Retry-After (default {UPLOADS})")  # fmt: skip
-    parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S, metavar="S", help="the longest a client may send "
-                        f"nothing mid-request before it gets 408 and is dropped (default {READ_TIMEOUT_S:g})")  # fmt: skip
+    parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S, metavar="S", help="seconds a client may send "
+                        "nothing mid-request (it then gets 408 and is dropped), or read nothing of a reply (which is then cut off) "
+                        f"(default {READ_TIMEOUT_S:g})")  # fmt: skip
     add_model_options(parser)
     parser.set_defaults(run=run)
 

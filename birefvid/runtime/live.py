@@ -29,7 +29,7 @@ from .. import exiting
 from ..compose.compositor import Compositor
 from ..errors import BirefvidError, OutputKeptError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
-from ..job import EFFECT_PICTURE, LiveJob, carries_sound, parse_camera_size
+from ..job import BUDGET_FLOOR, EFFECT_PICTURE, LiveJob, carries_sound, parse_camera_size
 from ..temporal import Smoother, make_smoother
 from ..temporal.carry import MaskCarrier
 from .live_effects import EffectSwitch
@@ -48,11 +48,6 @@ SIZE_LADDER = (64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 10
 # timed on eager PyTorch, slower than the exported engine that then runs them, and a busy CPU moved those
 # timings by more than this from run to run (160, 224 and 192 chosen on three runs)
 CACHED_MARGIN = 0.10
-# the smallest size --latency-budget picks: a busy 2-core laptop timed every size over the budget and ran at 64²,
-# whose masks are a blob around the person (the tiny model's IoU on the generated scenes: 64² 0.68, 96² 0.77,
-# 128² 0.84, 160² 0.89, 256² 0.95; docs/live.md). A machine too slow for the budget even here keeps this size, says so once,
-# and refreshes the mask less often; only the user's own --resolution goes below it.
-BUDGET_FLOOR = 128
 # the smaller model to suggest for a backbone (the registry's general models; tiny knows generated scenes only)
 SMALLER_MODEL = {"swin_v1_l": "lite", "swin_v1_b": "lite", "swin_v1_s": "lite"}
 
