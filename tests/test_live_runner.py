@@ -479,9 +479,9 @@ def test_a_run_that_drops_frames_with_a_recording_earns_a_hint(tmp_path, monkeyp
         assert s["dropped"] > 0.25 * 2 * FPS
         assert hint is not None and "--preset superfast" in hint and f"{s['dropped']} camera frames" in hint
     else:
-        # A sink that keeps up: drops come only from this machine's load (3 of 48 on a busy CI box), far
-        # below the slow sink's 12+; the hint follows its 5% rule either way.
-        assert s["dropped"] <= 0.15 * 2 * FPS
+        # A sink that keeps up: drops come only from this machine's load (3 of 48 on a busy CI box, more than 7 once
+        # on a box loaded several times over), below the slow sink's 12+ (24 idle); the hint follows its 5% rule either way.
+        assert s["dropped"] < 0.25 * 2 * FPS
         assert (hint is None) == (s["dropped"] < DROPPED_SHARE_HINT * (s["dropped"] + s["frames_shown"]))
     assert sink.pictures == s["frames_shown"]
 
