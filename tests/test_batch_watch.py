@@ -212,3 +212,32 @@ def test_a_recursive_watch_mirrors_subfolders_and_leaves_its_own_outputs_alone(c
     out = in_dir / "out"
     assert main(["batch", str(in_dir), "-o", str(out), "--recursive", "--watch", "--settle", "0.5", "--watch-for", "3", "--output", "mask", "-q", *MODEL]) == 0
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if ".birefvid-batch" not in p.parts) == ["day1", "day1/a.mkv"]
+
+
+def test_an_idle_watch_does_not_reread_a_long_manifest_at_every_poll(tmp_path):
+    """A watch that has done thousands of videos, now idle: a poll stays a listing of the folders. It read, parsed and
+    resolved the manifest's every output at each poll (178 ms of CPU at 5,000 videos, polled every second: a fifth of
+    a core, forever). Compared side by side with the cost of one read of that manifest, not with a clock: a watch of
+    3 s polls every 0.05 s (--settle 0.1), so rereading it at each poll costs tens of reads, a slow machine or not."""
+    from birefvid.batch.progress import BatchProgress
+    from birefvid.batch.runner import _earlier_outputs
+    from birefvid.batch.watch import watch_batch
+
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    (out / ".birefvid-batch").mkdir(parents=True)
+    entry = {"fingerprint": "f" * 64, "job_fingerprint": "j" * 64, "status": "done", "chunks_done": {"0": 125}, "frames": 125}
+    videos = {f"day{i // 100}/clip{i:05d}.mkv": entry for i in range(5000)}
+    (out / ".birefvid-batch" / "manifest.json").write_text(json.dumps({"schema": 1, "videos": videos}))
+
+    def never(*_: object) -> None:
+        raise AssertionError("no video to process")
+
+    def cpu_of(action: Callable[[], object]) -> float:
+        start = time.process_time()
+        action()
+        return time.process_time() - start
+
+    one_read = min(cpu_of(lambda: _earlier_outputs(out)) for _ in range(3))
+    watching = cpu_of(lambda: watch_batch([in_dir], out, never, never, BatchProgress(quiet=True), settle=0.1, watch_for=3))
+    assert watching < 5 * one_read, f"an idle 3 s watch took {watching:.2f} s of CPU; one read of its manifest takes {one_read:.3f} s"
