@@ -241,3 +241,25 @@ def test_an_idle_watch_does_not_reread_a_long_manifest_at_every_poll(tmp_path):
     one_read = min(cpu_of(lambda: _earlier_outputs(out)) for _ in range(3))
     watching = cpu_of(lambda: watch_batch([in_dir], out, never, never, BatchProgress(quiet=True), settle=0.1, watch_for=3))
     assert watching < 5 * one_read, f"an idle 3 s watch took {watching:.2f} s of CPU; one read of its manifest takes {one_read:.3f} s"
+
+
+def test_an_input_skipped_then_dropped_again_whole_counts_once_and_not_once_done(clips, watch):
+    """The watch's skipped count (its `stopped` and `watch_end` lines, and --watch-for's exit 2 naming them) is of
+    inputs it leaves skipped: a clip that failed half copied and then came whole was still counted skipped after its
+    output was written, and a clip that failed in two versions counted twice."""
+    w = watch()
+    w.wait_for("the watching line", lambda e: e["event"] == "watching")
+    data = clips["short"].read_bytes()
+    (w.in_dir / "fixed.mp4").write_bytes(data[: len(data) // 3])  # no index yet: unreadable
+    (w.in_dir / "broken.mp4").write_bytes(b"\0not a video" * 300)
+    w.wait_for("both skipped", lambda e: e["event"] == "watching" and e["watch_videos_failed"] >= 2)
+
+    (w.in_dir / "fixed.mp4").write_bytes(data)
+    (w.in_dir / "broken.mp4").write_bytes(b"\0still not a video" * 300)
+    w.wait_for("fixed.mkv written", lambda e: e["event"] == "video_done" and e["video"] == "fixed.mkv")
+    w.wait_for("broken.mp4 skipped again", lambda e: e["event"] == "video_seen" and e.get("changed") and "broken" in e["input"])
+    w.wait_for("the watch idle again", lambda e: e["event"] == "watching" and e["watch_videos_done"] == 1)
+    assert w.stop() == 143
+    last = w.events()[-1]
+    assert last["event"] == "stopped" and (last["watch_videos_done"], last["watch_videos_failed"]) == (1, 1), last
+    assert "watch stopped (terminated): 1 video processed, 1 skipped" in w.stderr(), w.stderr()[-2000:]

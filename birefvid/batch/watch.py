@@ -163,7 +163,18 @@ class WatchTotals:
     """What a watch has done so far, for its own lines."""
 
     done: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, why)
+    # input -> why, of the inputs skipped and not processed since: a clip skipped half copied and then processed whole
+    # is no skipped input of the watch (its count, and --watch-for's exit 2, named it), one skipped in two versions is one
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def skipped(self, source: str, why: str) -> None:
+        self.failed.pop(source, None)  # named where it now stands: among the latest
+        self.failed[source] = why
+
+    def processed(self, sources: Iterable[str]) -> None:
+        """These inputs were processed (or found done): skipped no more."""
+        for source in sources:
+            self.failed.pop(source, None)
 
     def fields(self) -> dict[str, Any]:
         """The JSON fields of a watch's own events: named apart from a run's ``videos_done``, which count that run only."""
@@ -220,7 +231,7 @@ def watch_batch(
             lock.release()
     progress.watch_event("watch_end", f"watch done: {_summary(totals)}", **totals.fields())
     if totals.failed:
-        names = ", ".join(source for source, _ in totals.failed[:3]) + (f" and {len(totals.failed) - 3} more" if len(totals.failed) > 3 else "")
+        names = ", ".join(list(totals.failed)[:3]) + (f" and {len(totals.failed) - 3} more" if len(totals.failed) > 3 else "")
         raise SourceError(f"{len(totals.failed)} input{'s were' if len(totals.failed) > 1 else ' was'} skipped during the watch: {names} "
                           "(the progress lines say why each was skipped)")  # fmt: skip
     return totals.fields()
@@ -294,7 +305,7 @@ def _run_ready(ready: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptE
     except (ConfigError, SinkError, SourceError) as exc:
         progress.stopped_reason = None  # a run that failed midway said `stopped`; the watch goes on, and may yet stop
         if len(videos) == 1:
-            totals.failed.append((str(videos[0].path), str(exc)))
+            totals.skipped(str(videos[0].path), str(exc))
             progress.watch_event("video_failed", f"skipped: {videos[0].path}: {exc}", input=str(videos[0].path), error=str(exc), **totals.fields())
             return
         for f in videos:  # what the batch finished is done in the manifest: it is skipped, not redone
@@ -307,13 +318,17 @@ def _run(videos: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptExecut
     jobs = [make_job(f) for f in videos]
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)
     kept.handed = False
+    skipped: list[str] = []
     try:
         run_locked(jobs, out_dir, kept, progress, chunk_frames, in_watch=True, note_leftovers=note_leftovers)
     except InputsSkipped as exc:  # each said in its progress line as it was skipped
-        totals.failed.extend((source, str(exc)) for source in exc.inputs)
+        skipped = exc.inputs
+        for source in skipped:
+            totals.skipped(source, str(exc))
     except BaseException:
         if kept.handed:  # the run closed it as it stopped
             kept.forget()
         raise
     totals.done += progress.videos_done - progress.videos_skipped
+    totals.processed(j.source.input for j in jobs if j.source.input not in skipped)
 
