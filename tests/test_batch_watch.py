@@ -263,3 +263,24 @@ def test_an_input_skipped_then_dropped_again_whole_counts_once_and_not_once_done
     last = w.events()[-1]
     assert last["event"] == "stopped" and (last["watch_videos_done"], last["watch_videos_failed"]) == (1, 1), last
     assert "watch stopped (terminated): 1 video processed, 1 skipped" in w.stderr(), w.stderr()[-2000:]
+
+
+def test_progress_json_moved_away_by_logrotate_is_started_afresh(clips, watch):
+    """A watch runs for weeks, and logrotate moves its --progress-json file aside (or deletes it): the events went on
+    into the moved file, or into a deleted one that kept its disk space, and the named file was never made again.
+    They now go to a new file of that name, as live's --stats-json do."""
+    w = watch()
+    w.wait_for("the watching line", lambda e: e["event"] == "watching")
+    rotated = w.log.with_name(w.log.name + ".1")
+    os.replace(w.log, rotated)
+    (w.in_dir / "clip.mp4").write_bytes(clips["short"].read_bytes())
+
+    def done_in(path: Path) -> bool:
+        return path.exists() and any(json.loads(x).get("event") == "video_done" for x in path.read_text().splitlines() if x.endswith("}"))
+
+    deadline = time.monotonic() + WAIT
+    while not (done_in(w.log) or done_in(rotated)) and time.monotonic() < deadline and w.proc.poll() is None:
+        time.sleep(0.2)
+    assert done_in(w.log) and not done_in(rotated), w.stderr()[-2000:]
+    assert w.stop() == 143
+    assert [e["event"] for e in w.events()][-1] == "stopped"
