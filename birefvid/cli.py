@@ -352,12 +352,21 @@ def hide_secrets_in_tracebacks() -> None:
     threading.excepthook = on_thread
 
 
+def console() -> NoReturn:
+    """The ``birefvid`` console script and ``python -m birefvid``: ``main()`` on the command line's arguments, then
+    the process ends with its status without the interpreter's teardown (``_leave_without_teardown``).
+
+    Apart from ``main()`` because only here is the command all the process does: a program that calls ``main()`` and
+    goes on keeps its own exit status and the atexit callbacks it registered before (the os._exit left from main()
+    replaced a wrapper's failing status with birefvid's 0 and skipped its clean-up)."""
+    _leave_without_teardown()
+    sys.exit(main())
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``birefvid`` console script (``argv`` None: the command line's own, which also leaves the
-    process without the interpreter's teardown, see ``_leave_without_teardown``)."""
-    if argv is None:  # the console command: a caller's main([...]) keeps its own hooks
+    """Run the ``birefvid`` command on ``argv`` (None: the command line's, as ``console()`` does); returns its exit status."""
+    if argv is None:  # the command line's own: a caller's main([...]) keeps its own hooks
         hide_secrets_in_tracebacks()
-        _leave_without_teardown()
     _fill_home()
     _fill_closed_standard_streams()
     _escape_what_stdout_cannot_encode()
@@ -380,11 +389,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _end_at_once_on_interrupt(code)
 
 
-_exit_status: list[Optional[int]] = [None]  # the console command's exit status, once main() has it
+_exit_status: list[Optional[int]] = [None]  # the command line's exit status, once main() has it (used by console() only)
 
 
 def _leave_without_teardown() -> None:
-    """Once the command has ended and Python has joined its threads and run the other atexit callbacks, leave with
+    """``console()``'s: once the command has ended and Python has joined its threads and run the other atexit callbacks, leave with
     ``os._exit``: the interpreter's teardown that follows does nothing a finished command needs (every output is
     committed, its files closed) yet took 1.6-2 s after torch was imported (its extension modules' finalizers), and
     10 s on a loaded machine, so a run stopped with Ctrl-C or SIGTERM lingered long after its last line.

@@ -222,3 +222,75 @@ def test_a_recursive_watch_mirrors_subfolders_and_leaves_its_own_outputs_alone(c
     out = in_dir / "out"
     assert main(["batch", str(in_dir), "-o", str(out), "--recursive", "--watch", "--settle", "0.5", "--watch-for", "3", "--output", "mask", "-q", *MODEL]) == 0
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if ".birefvid-batch" not in p.parts) == ["day1", "day1/a.mkv"]
+
+
+def test_an_idle_watch_does_not_reread_a_long_manifest_at_every_poll(tmp_path):
+    """A watch that has done thousands of videos, now idle: a poll stays a listing of the folders. It read, parsed and
+    resolved the manifest's every output at each poll (178 ms of CPU at 5,000 videos, polled every second: a fifth of
+    a core, forever). Compared side by side with the cost of one read of that manifest, not with a clock: a watch of
+    3 s polls every 0.05 s (--settle 0.1), so rereading it at each poll costs tens of reads, a slow machine or not."""
+    from birefvid.batch.progress import BatchProgress
+    from birefvid.batch.runner import _earlier_outputs
+    from birefvid.batch.watch import watch_batch
+
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    (out / ".birefvid-batch").mkdir(parents=True)
+    entry = {"fingerprint": "f" * 64, "job_fingerprint": "j" * 64, "status": "done", "chunks_done": {"0": 125}, "frames": 125}
+    videos = {f"day{i // 100}/clip{i:05d}.mkv": entry for i in range(5000)}
+    (out / ".birefvid-batch" / "manifest.json").write_text(json.dumps({"schema": 1, "videos": videos}))
+
+    def never(*_: object) -> None:
+        raise AssertionError("no video to process")
+
+    def cpu_of(action: Callable[[], object]) -> float:
+        start = time.process_time()
+        action()
+        return time.process_time() - start
+
+    one_read = min(cpu_of(lambda: _earlier_outputs(out)) for _ in range(3))
+    watching = cpu_of(lambda: watch_batch([in_dir], out, never, never, BatchProgress(quiet=True), settle=0.1, watch_for=3))
+    assert watching < 5 * one_read, f"an idle 3 s watch took {watching:.2f} s of CPU; one read of its manifest takes {one_read:.3f} s"
+
+
+def test_an_input_skipped_then_dropped_again_whole_counts_once_and_not_once_done(clips, watch):
+    """The watch's skipped count (its `stopped` and `watch_end` lines, and --watch-for's exit 2 naming them) is of
+    inputs it leaves skipped: a clip that failed half copied and then came whole was still counted skipped after its
+    output was written, and a clip that failed in two versions counted twice."""
+    w = watch()
+    w.wait_for("the watching line", lambda e: e["event"] == "watching")
+    data = clips["short"].read_bytes()
+    (w.in_dir / "fixed.mp4").write_bytes(data[: len(data) // 3])  # no index yet: unreadable
+    (w.in_dir / "broken.mp4").write_bytes(b"\0not a video" * 300)
+    w.wait_for("both skipped", lambda e: e["event"] == "watching" and e["watch_videos_failed"] >= 2)
+
+    (w.in_dir / "fixed.mp4").write_bytes(data)
+    (w.in_dir / "broken.mp4").write_bytes(b"\0still not a video" * 300)
+    w.wait_for("fixed.mkv written", lambda e: e["event"] == "video_done" and e["video"] == "fixed.mkv")
+    w.wait_for("broken.mp4 skipped again", lambda e: e["event"] == "video_seen" and e.get("changed") and "broken" in e["input"])
+    w.wait_for("the watch idle again", lambda e: e["event"] == "watching" and e["watch_videos_done"] == 1)
+    assert w.stop() == 143
+    last = w.events()[-1]
+    assert last["event"] == "stopped" and (last["watch_videos_done"], last["watch_videos_failed"]) == (1, 1), last
+    assert "watch stopped (terminated): 1 video processed, 1 skipped" in w.stderr(), w.stderr()[-2000:]
+
+
+def test_progress_json_moved_away_by_logrotate_is_started_afresh(clips, watch):
+    """A watch runs for weeks, and logrotate moves its --progress-json file aside (or deletes it): the events went on
+    into the moved file, or into a deleted one that kept its disk space, and the named file was never made again.
+    They now go to a new file of that name, as live's --stats-json do."""
+    w = watch()
+    w.wait_for("the watching line", lambda e: e["event"] == "watching")
+    rotated = w.log.with_name(w.log.name + ".1")
+    os.replace(w.log, rotated)
+    (w.in_dir / "clip.mp4").write_bytes(clips["short"].read_bytes())
+
+    def done_in(path: Path) -> bool:
+        return path.exists() and any(json.loads(x).get("event") == "video_done" for x in path.read_text().splitlines() if x.endswith("}"))
+
+    deadline = time.monotonic() + WAIT
+    while not (done_in(w.log) or done_in(rotated)) and time.monotonic() < deadline and w.proc.poll() is None:
+        time.sleep(0.2)
+    assert done_in(w.log) and not done_in(rotated), w.stderr()[-2000:]
+    assert w.stop() == 143
+    assert [e["event"] for e in w.events()][-1] == "stopped"

@@ -240,14 +240,17 @@ def test_a_nested_finish_does_not_end_the_outer_ones_hold_on_sigterm() -> None:
 
 _TIMED = """
 import sys, time
+def said_when(code):
+    print(f"returned at {time.monotonic()!r}", file=sys.stderr, flush=True)
+    return code
 if sys.argv[1:]:
-    from birefvid.cli import main
-    code = main()  # the console command's own call: no argv
+    import birefvid.cli as cli
+    command = cli.main
+    cli.main = lambda: said_when(command())
+    cli.console()  # what the console script and python -m birefvid run
 else:
     import torch
-    code = 0
-print(f"returned at {time.monotonic()!r}", file=sys.stderr, flush=True)
-sys.exit(code)
+    sys.exit(said_when(0))
 """
 
 
@@ -273,3 +276,23 @@ def test_the_command_line_leaves_without_the_interpreters_teardown() -> None:
     assert lag < 0.5 * torch_lag, f"the command's process ended {lag:.2f} s after it returned; torch's teardown takes {torch_lag:.2f} s"
     usage = subprocess.run([sys.executable, "-m", "birefvid", "process"], capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "required" in usage.stderr, usage.stderr  # a usage error's status is kept too
+
+
+_CALLER = """
+import atexit, sys
+atexit.register(lambda: print("the caller's own clean-up ran", flush=True))
+from birefvid.cli import main
+sys.argv = ["birefvid", "models"]
+code = main()  # a program that runs the command, then goes on with its own work, which fails
+print(f"birefvid said {code}", flush=True)
+sys.exit(3)
+"""
+
+
+def test_a_program_that_calls_main_keeps_its_own_exit_status_and_clean_up() -> None:
+    """Only the console command leaves without the interpreter's teardown: a script that called ``main()`` (the
+    command line's arguments, as a wrapper does) and then failed exited 0, birefvid's status, and its own atexit
+    callbacks, registered before main() ran, never ran."""
+    proc = subprocess.run([sys.executable, "-c", _CALLER], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, (proc.returncode, proc.stdout[-500:], proc.stderr[-2000:])
+    assert proc.stdout.rstrip().endswith("birefvid said 0\nthe caller's own clean-up ran"), proc.stdout[-500:]

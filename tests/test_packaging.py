@@ -105,7 +105,7 @@ def test_sdist_builds_a_wheel_with_what_the_code_reads_at_run_time(tmp_path):
     assert not [f for f in files if f.startswith(("tests/", "samples/", "scripts/", "pipelines/"))]
     assert "License-Expression: MIT" in metadata and f"Version: {birefvid.__version__}" in metadata
     assert "License-File: LICENSE" in metadata and any(f.endswith(".dist-info/licenses/LICENSE") for f in files)
-    assert "birefvid = birefvid.cli:main" in archive_text(wheel, "entry_points.txt")
+    assert "birefvid = birefvid.cli:console" in archive_text(wheel, "entry_points.txt")
     # PyPI's page and pip's resolver read these: av>=18.1 has no Python 3.10 wheels, so 3.10 got av 17 and crashed
     assert "Requires-Python: >=3.11" in metadata and "Classifier: Typing :: Typed" in metadata
     assert "Requires-Dist: av>=18.1" in metadata and "Requires-Dist: onnxscript>=0.7.2" in metadata

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional, TextIO
 
 from ..errors import SinkError, option
+from ..json_lines import follow_rotation
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class BatchProgress:
         self.stream = stream if stream is not None else sys.stderr  # looked up now: sys.stderr may have been replaced since import
         self.every = every  # seconds between "frames" lines while chunks run
         self._json: Optional[TextIO] = _open_json(json_path) if json_path else None
+        self._json_path = json_path
         self.videos = self.chunks = self.frames = 0
         self.videos_done = self.chunks_done = 0
         self.videos_failed = 0  # inputs skipped as unreadable or damaged: the end's counts said 9/9 done with 2 of 11 skipped
@@ -173,6 +175,9 @@ class BatchProgress:
         if not self.quiet or always:
             print(line, file=self.stream, flush=True)
         if self._json is not None:
+            if self._json is not sys.stdout and self._json_path is not None:  # a watch runs for weeks: logrotate moves its file
+                path = self._json_path
+                self._json = follow_rotation(self._json, path, lambda: _open_json(path))
             try:
                 self._json.write(json.dumps({"event": event, "time": round(time.time(), 3), **fields}) + "\n")
                 self._json.flush()  # line-buffered as a file; standard output into a pipe is not

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import random
-import stat
 import sys
 import threading
 import time
@@ -24,6 +22,7 @@ from typing import Any, Callable, Optional, TextIO
 import numpy as np
 
 from ..errors import SinkError, option
+from ..json_lines import follow_rotation
 
 log = logging.getLogger(__name__)
 
@@ -193,29 +192,12 @@ class LiveStats:
             raise SinkError(f"{option('stats_json')} {self._json_path}: cannot write it ({e.strerror or e})") from None
 
     def _follow_rotation(self) -> None:
-        """Reopen the file when its name no longer leads to it (logrotate moved or deleted it): the lines
-        of a run of weeks went on into the moved file, and a deleted one kept its disk space until the run ended."""
+        """Reopen the file when its name no longer leads to it (logrotate moved or deleted it): ``follow_rotation``."""
         assert self._json is not None and self._json_path is not None
         if self._stdout:  # stdout redirected to a file (`> stats.jsonl`) is no file named "-" to reopen
             return
-        try:
-            held = os.fstat(self._json.fileno())
-            if not stat.S_ISREG(held.st_mode):  # a pipe or /dev/stdout: nothing to rotate
-                return
-            named = os.stat(self._json_path)
-            if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
-                return
-        except FileNotFoundError:
-            pass  # deleted, or moved with no new file made yet: start one
-        except OSError:
-            return
-        try:
-            fresh = open(self._json_path, "a", encoding="utf-8")  # noqa: SIM115
-        except OSError:
-            return  # the folder went away: the lines go on where they went
-        handle, self._json = self._json, fresh
-        with contextlib.suppress(OSError):
-            handle.close()
+        path = self._json_path
+        self._json = follow_rotation(self._json, path, lambda: open(path, "a", encoding="utf-8"))  # noqa: SIM115
 
     def _give_up(self) -> None:
         """Drop the JSON file after a failed write: closing it would only try the same write again."""
