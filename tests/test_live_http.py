@@ -767,15 +767,15 @@ def test_the_buttons_work_from_the_keyboard_and_follow_a_switch_made_elsewhere(p
     try:
         with headless_chromium(tmp_path / "profile") as browser:
             tab = browser.open(preview.url, (640, 480))
-            tab.until(f'({pressed}) === "blur=true green=false none=false"', 6, "the blur button pressed")
+            tab.until(f'({pressed}) === "blur=true green=false none=false overlay=false"', 6, "the blur button pressed")
             tab.eval('[...document.querySelectorAll("#effects button")].find(b => b.textContent === "green").focus()')
             for kind in ("keyDown", "keyUp"):
                 tab.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13, text="\r")
-            tab.until(f'({pressed}) === "blur=false green=true none=false"', 4, "green pressed after Enter")
+            tab.until(f'({pressed}) === "blur=false green=true none=false overlay=false"', 4, "green pressed after Enter")
             assert effects.effect == "green"
             focused = tab.eval("document.activeElement.tagName + ' ' + document.activeElement.textContent")
             effects.select("none", by="terminal")  # a key in the terminal, or another client's POST /effect
-            tab.until(f'({pressed}) === "blur=false green=false none=true"', 4, "the switch made in the terminal")
+            tab.until(f'({pressed}) === "blur=false green=false none=true overlay=false"', 4, "the switch made in the terminal")
             still = tab.eval("document.activeElement.textContent")
             group = tab.eval('document.getElementById("effects").getAttribute("role") + " " + document.getElementById("effects").getAttribute("aria-label")')
             problems = tab.problems()

@@ -119,7 +119,7 @@ def test_window_and_virtualcam_are_built_with_the_stream_facts(monkeypatch, spec
     with pytest.raises(SinkError, match=rf"^the sink '{spec}' cannot carry rgba pictures"):  # as Python callers name it
         open_live_sink(spec, kind="rgba", **SIZE)
     with cli_naming(), pytest.raises(SinkError, match=rf"^--sink {spec} cannot carry --effect alpha \(it takes --effect blur, replace, "
-                                                        r"green, none or mask\); for alpha"):  # what the user chose, not a picture kind
+                                                        r"green, none, mask or overlay\); for alpha"):  # what the user chose, not a picture kind
         open_live_sink(spec, kind="rgba", effect="alpha", **SIZE)
     assert len(_FakeDisplay.made) == 1  # refused before anything was opened
 
