@@ -262,29 +262,34 @@ def test_a_watch_keeps_its_ray_workers_and_their_models_between_videos(clips, tm
     import json
     import threading
 
-
     in_dir, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "events.jsonl"
     in_dir.mkdir()
     (in_dir / "first.mp4").write_bytes(clips["inputs"][1].read_bytes())
 
-    def drop_after_first() -> None:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            if log.exists() and '"video_done"' in log.read_text():
-                (in_dir / "second.mp4").write_bytes(clips["inputs"][2].read_bytes())
-                return
-            time.sleep(0.2)
+    def videos_done() -> int:
+        return log.read_text().count('"video_done"') if log.exists() else 0
 
-    dropper = threading.Thread(target=drop_after_first, daemon=True)
+    def drop_after_first_then_stop() -> None:
+        deadline = time.monotonic() + 100
+        while time.monotonic() < deadline and videos_done() < 1:
+            time.sleep(0.2)
+        (in_dir / "second.mp4").write_bytes(clips["inputs"][2].read_bytes())
+        while time.monotonic() < deadline and videos_done() < 2:
+            time.sleep(0.2)
+        if videos_done() == 2:  # the watch is idle: a scheduler's SIGTERM ends it, as the command line's does
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    dropper = threading.Thread(target=drop_after_first_then_stop, daemon=True)
     dropper.start()
-    # 60 s: the first video (the worker's model load included) and the second, settled and run, fit many times over
-    code = main(["batch", str(in_dir), "-o", str(out), "--watch", "--settle", "1", "--watch-for", "60", "--ray", "local", "--workers", "1",
+    # --watch-for: a bound should the stop never come (the test then fails on the exit status), far past the ~15 s
+    # the two videos take; the stop after the second saves the rest of it, which the test spent idle
+    code = main(["batch", str(in_dir), "-o", str(out), "--watch", "--settle", "1", "--watch-for", "150", "--ray", "local", "--workers", "1",
                  "--output", "mask", "--progress-json", str(log), "-q", *MODEL])  # fmt: skip
     dropper.join(5)
-    assert code == 0
+    assert code == 143
     ev = [json.loads(line) for line in log.read_text().splitlines()]
     done = [e for e in ev if e["event"] == "chunk_done"]
     assert [e["video"] for e in done] == ["first.mkv", "second.mkv"]
     assert done[0]["worker"] == done[1]["worker"]  # the same worker process, its model loaded once
-    assert [e["event"] for e in ev].count("start") == 2 and ev[-1]["event"] == "watch_end"
+    assert [e["event"] for e in ev].count("start") == 2
     assert sorted(os.listdir(out)) == [".birefvid-batch", "first.mkv", "second.mkv"]
