@@ -619,7 +619,7 @@ class EffectSpec:
     matte, or the picture with the matte's subject tinted and outlined (overlay)."""
 
     effect: EffectKind = "blur"
-    background: Optional[str] = None  # for replace (or none, switched to replace later): a colour, an image or a video (looped)
+    background: Optional[str] = None  # for replace (or another effect, to switch to replace): a colour, an image or a video (looped)
     key_color: str = KEY_COLOR
     blur_sigma: float = BLUR_SIGMA
     overlay_color: str = OVERLAY_COLOR
@@ -632,8 +632,9 @@ class EffectSpec:
         self.matte.validate()
         if self.effect == "replace" and self.background is None:
             raise ConfigError(f"{option('effect', 'replace')} needs {option('background')} (a colour, an image or a video)")
-        if self.effect not in ("replace", "none") and self.background is not None:  # none: replace is a key away
-            raise ConfigError(f"{option('background')} is only used with {option('effect', 'replace')} (or {option('effect', 'none')}, to switch to replace)")
+        if self.effect in ("alpha", "mask") and self.background is not None:  # the others can switch to replace: a key away
+            raise ConfigError(f"{option('background')} is not used with {option('effect', self.effect)}, which keeps its effect: "
+                              f"the effects that switch (blur, replace, green, none, overlay) use it for replace")  # fmt: skip
         if self.effect == "mask" and self.foreground:  # the matte alone has no colours: it was ignored without a word
             raise ConfigError(f"{option('foreground')} estimates colours at soft edges; {option('effect', 'mask')} draws the matte alone, which has none")
         refuse_piped_background(self.background)

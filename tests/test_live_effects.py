@@ -26,6 +26,7 @@ from birefvid.io.http_preview import _PAGE, _SCRIPT, HttpPreviewSink, control_re
 from birefvid.io.live_base import CapturedFrame, LiveSink, LiveSource
 from birefvid.job import EffectSpec
 from birefvid.runtime.live import LiveRunner
+from birefvid.compose import ColorBackground
 from birefvid.runtime.live_effects import EffectSwitch
 from birefvid.temporal import make_smoother
 from live_e2e_tools import (
@@ -65,8 +66,8 @@ def test_a_refused_switch_names_options_as_the_run_was_started_from_any_thread()
     worker.start()
     worker.join()
     assert answers == [
-        "replace needs a --background, given when the run starts (--effect replace with --background)",
-        "replace needs a background, given when the run starts (effect='replace' with background)",
+        "replace needs a --background, given when the run starts (this run's effect with --background)",
+        "replace needs a background, given when the run starts (this run's effect with background)",
     ]
 
 
@@ -80,7 +81,7 @@ def test_the_switch_offers_the_picture_effects_and_says_why_not() -> None:
     assert blur.changes[0]["seconds"] <= blur.changes[1]["seconds"]
     blur.select("green")  # already on: not a change
     assert len(blur.changes) == 2
-    with pytest.raises(ConfigError, match=r"replace needs a background, given when the run starts \(effect='replace' with background\)"):
+    with pytest.raises(ConfigError, match=r"replace needs a background, given when the run starts \(this run's effect with background\)"):
         blur.select("replace")  # an app's call is told the API's names, not the command line's flags
     with pytest.raises(ConfigError, match=r"unknown effect 'sepia'; choose from blur, green, none, overlay"):
         blur.select("sepia")
@@ -580,6 +581,10 @@ def test_a_call_starts_unblurred_and_blurs_at_once(tmp_path: Path) -> None:
     live_cmd.register(parser)
     from_cli = live_cmd.job_from_args(parser.parse_args(["--source", "0", "--sink", "window", "--effect", "none", "--background", "beach.jpg"]))
     assert (from_cli.effect.effect, from_cli.effect.background) == ("none", "beach.jpg")
+    # a blur run too: replace is a key away (it was refused, so a blurred call could never switch to a picture)
+    blur = live_cmd.job_from_args(parser.parse_args(["--source", "0", "--sink", "window", "--background", "beach.jpg"]))
+    assert (blur.effect.effect, blur.effect.background) == ("blur", "beach.jpg")
+    assert EffectSwitch(blur.effect, background=ColorBackground((255, 0, 0), (64, 48))).available == ("blur", "replace", "green", "none", "overlay")
     offered: list[tuple[str, ...]] = []
 
     def switch_later(switch: EffectSwitch) -> None:

@@ -394,7 +394,7 @@ def test_run_live_refuses_hooks_of_the_wrong_kind_before_the_run(tmp_path, hooks
     "options, words",
     [
         (dict(effect="replace"), "effect='replace' needs background"),
-        (dict(effect="blur", background="red"), "background is only used with effect='replace'"),
+        (dict(effect="mask", background="red"), "background is not used with effect='mask', which keeps its effect"),
         (dict(smooth="lookahead"), "unknown smooth 'lookahead'; expected one of none, ema, flow"),
         (dict(resolution=256, latency_budget_ms=100), "use either resolution or latency_budget_ms"),
         (dict(duration=0), "duration must be positive"),

@@ -42,7 +42,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--video-stream", type=int, metavar="N", help="of a video file with several video streams, the N-th (#N in the "
                      "warning that names them, as ffmpeg -map 0:v:N counts) instead of the one ffmpeg would take; files only")  # fmt: skip
     eff = parser.add_argument_group("effect")
-    eff.add_argument("--background", help="for --effect replace (or none, to switch to replace): a colour (#rrggbb, name, r,g,b), an image or a video (looped)")
+    eff.add_argument("--background", help="for --effect replace (or blur, green, none or overlay, to switch to replace with r): a colour "
+                     "(#rrggbb, name, r,g,b), an image or a video (looped)")  # fmt: skip
     eff.add_argument("--key-color", help=f"for --effect green (default {KEY_COLOR})")
     eff.add_argument("--blur-sigma", type=float, help=f"for --effect blur: strength in pixels (default {BLUR_SIGMA:g})")
     eff.add_argument("--overlay-color", metavar="COLOR", help=f"for --effect overlay: the tint and outline colour (default {OVERLAY_COLOR})")

@@ -57,7 +57,7 @@ class EffectSwitch:
         self.listeners: list[Callable[[str, str], None]] = []  # told (effect, by) on each switch: the printer
         # named now, on the thread that starts the run: a switch comes from a key, page or app thread
         self._needs_background = (
-            f"replace needs a {option('background')}, given when the run starts ({option('effect', 'replace')} with {option('background')})"
+            f"replace needs a {option('background')}, given when the run starts (this run's effect with {option('background')})"
         )
 
     def begin(self, started: float) -> None:
