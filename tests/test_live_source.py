@@ -857,7 +857,8 @@ def test_a_frozen_server_is_lost_after_the_read_timeout_not_twice_it(clip30s: Pa
                 if src.read(0.02) is not None:
                     late.append(time.monotonic() - frozen)
             lost_after = time.monotonic() - frozen
-            assert src.state == "reconnecting" and lost_after < 2.4, (src.state, lost_after)
+            # twice the read timeout (the bug) is 3.0 s or more; under it, 1.3 s of room for a loaded box's late thread
+            assert src.state == "reconnecting" and lost_after < 2.8, (src.state, lost_after)
             assert not [t for t in late if t > 0.5], late  # no picture from before the freeze shown seconds later
         finally:
             os.kill(server._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
