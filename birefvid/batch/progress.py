@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 from ..errors import SinkError, option
 from ..json_lines import follow_rotation
@@ -21,6 +21,7 @@ from ..json_lines import follow_rotation
 log = logging.getLogger(__name__)
 
 ChunkKey = tuple[str, int]  # (video, chunk index)
+Listener = Callable[[str, dict[str, Any]], None]  # an event's name and its JSON fields
 
 
 def _open_json(path: str | Path) -> TextIO:
@@ -56,6 +57,8 @@ class BatchProgress:
         self._finished: set[ChunkKey] = set()
         self._t0 = self._last = time.monotonic()
         self.stopped_reason: Optional[str] = None  # set once the run's `stopped` line is said
+        # told every event as its JSON line is, on the run's thread: the Python watch's results come from these
+        self.listeners: list[Listener] = []
 
     @property
     def frames_done(self) -> int:
@@ -171,9 +174,16 @@ class BatchProgress:
         self._write(event, line, {**fields, **counts}, always=always)
 
     def _write(self, event: str, line: str, fields: dict[str, Any], *, always: bool = False) -> None:
-        """``line`` on the terminal (unless quiet and not ``always``) and the event with ``fields`` as a JSON line."""
+        """``line`` on the terminal (unless quiet and not ``always``), the event with ``fields`` as a JSON line, and to
+        each listener (what one raises ends the run, as a ``process_video`` progress function's does)."""
         if not self.quiet or always:
             print(line, file=self.stream, flush=True)
+        self._write_json(event, fields)
+        for listener in self.listeners:
+            listener(event, fields)
+
+    def _write_json(self, event: str, fields: dict[str, Any]) -> None:
+        """The event as a JSON line, where ``json_path`` asked for them."""
         if self._json is not None:
             if self._json is not sys.stdout and self._json_path is not None:  # a watch runs for weeks: logrotate moves its file
                 path = self._json_path
