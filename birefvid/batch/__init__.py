@@ -12,3 +12,4 @@ command imports this package only when it runs, so ``birefvid batch --help`` loa
 # seconds a watched file's size and time must stay unchanged before it counts as complete (``batch --watch``):
 # here, so the command's --help names it without importing the batch machinery
 DEFAULT_SETTLE = 5.0
+DEFAULT_CHUNK_FRAMES = 1500  # one minute of 25 fps video per chunk (``--chunk-frames``)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..io.factory import is_sequence_target
 from ..io.base import is_url
 from ..io.scale import scaled_size
 from ..job import FileJob
+from . import DEFAULT_CHUNK_FRAMES
 from .chunk import ChunkTask, chunk_shift, make_folder
 from .hooks import crash_hook_for
 from .join import join_chunks
@@ -39,7 +41,6 @@ from .progress import BatchProgress
 
 # default container per output kind (the same defaults `process` documents)
 DEFAULT_EXT = {"alpha": ".mov", "mask": ".mkv", "foreground": ".mp4", "green": ".mp4", "composite": ".mp4", "blur": ".mp4", "overlay": ".mp4"}
-DEFAULT_CHUNK_FRAMES = 1500  # one minute of 25 fps video per chunk
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,16 @@ class InputsSkipped(SourceError):
     def __init__(self, message: str, inputs: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.inputs = list(inputs)  # the inputs skipped, as given
+
+
+class StopRequested(Exception):
+    """A run abandoned because its ``stop`` event was set (the Python watch's ``stop()``): ended as Ctrl-C ends it,
+    from a thread no signal reaches. An ``Exception``, so that a frame callback raising it ends a chunk as a
+    ``process_video`` progress function's exception does (its output aborted), and no ``SourceError``, which
+    would have the video skipped as damaged and the run go on."""
+
+    def __init__(self) -> None:
+        super().__init__("stop requested")
 
 
 class Found(NamedTuple):
@@ -459,11 +470,7 @@ def run_batch(
 ) -> dict[str, Any]:
     """Run every job (one per input video) into ``out_dir``; returns the progress totals."""
     out_dir = Path(out_dir)
-    trimmed = [j.source.input for j in jobs if j.source.trimmed]
-    if trimmed:
-        raise ConfigError(f"batch processes whole videos; {trimmed[0]} has a time range (start/end): use birefvid process for a part")
-    if any(j.also for j in jobs):  # its chunks, joins and manifest know one output a video
-        raise ConfigError(f"batch writes one output a video; {option('also')} is for birefvid process (process_video)")
+    check_whole_videos(jobs)
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)
     lock = RunLock(out_dir)
     lock.acquire()
@@ -473,11 +480,22 @@ def run_batch(
         lock.release()
 
 
+def check_whole_videos(jobs: Sequence[FileJob]) -> None:
+    """ConfigError for a job a batch cannot run: a time range (start/end) or extra outputs (``also``)."""
+    trimmed = [j.source.input for j in jobs if j.source.trimmed]
+    if trimmed:
+        raise ConfigError(f"batch processes whole videos; {trimmed[0]} has a time range (start/end): use birefvid process for a part")
+    if any(j.also for j in jobs):  # its chunks, joins and manifest know one output a video
+        raise ConfigError(f"batch writes one output a video; {option('also')} is for birefvid process (process_video)")
+
+
 def run_locked(
     jobs: Sequence[FileJob], out_dir: Path, executor_factory: Callable[[], Executor], progress: BatchProgress, chunk_frames: Optional[int],
-    *, in_watch: bool = False, note_leftovers: bool = True,
+    *, in_watch: bool = False, note_leftovers: bool = True, stop: Optional[threading.Event] = None,
 ) -> dict[str, Any]:
     """``run_batch`` once it holds the output folder's lock.
+
+    ``stop``: once set, the next frames a chunk reports raise ``StopRequested``, and the run ends as a signal ends it.
 
     ``in_watch``: a run of a watch (``birefvid.batch.watch``), which runs one after another under one lock: a bad
     input is skipped even when it is the only one (the watch goes on), and the executor, which keeps the model
@@ -592,8 +610,12 @@ def run_locked(
                     died.add(task.video)
                 progress.failed_video(task.video, by_name[task.video].job.source.input, str(exc))
 
-        executor.run(tasks, on_result, lambda task, frames: progress.running(task.video, task.chunk["index"], frames),
-                     on_failure=on_failure, skip=lambda task: task.video in failed)  # fmt: skip
+        def on_frames(task: ChunkTask, frames: int) -> None:
+            if stop is not None and stop.is_set():
+                raise StopRequested()  # from the chunk's progress: its output is aborted, as an interrupt's is
+            progress.running(task.video, task.chunk["index"], frames)
+
+        executor.run(tasks, on_result, on_frames, on_failure=on_failure, skip=lambda task: task.video in failed)
     except BaseException as exc:
         try:
             executor.close()

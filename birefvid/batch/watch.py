@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from ..job import FileJob
 from . import DEFAULT_SETTLE  # seconds unchanged: a local copy or export writes far more often than that
 from .manifest import WORK_DIR, RunLock
 from .progress import BatchProgress
-from .runner import Executor, Found, InputsSkipped, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
+from .runner import Executor, Found, InputsSkipped, StopRequested, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
 
 log = logging.getLogger(__name__)
 
@@ -184,32 +185,41 @@ class WatchTotals:
 def watch_batch(
     folders: Sequence[Path], out_dir: Path, make_job: MakeJob, executor_factory: Callable[[], Executor], progress: BatchProgress, *,
     recursive: bool = False, chunk_frames: Optional[int] = None, settle: float = DEFAULT_SETTLE, poll: float = POLL_SECONDS,
-    watch_for: Optional[float] = None,
+    watch_for: Optional[float] = None, stop: Optional[threading.Event] = None, lock: Optional[RunLock] = None, raise_skipped: bool = True,
 ) -> dict[str, Any]:
-    """Process the videos in ``folders`` into ``out_dir``, then each that appears, until stopped (a signal) or, with
-    ``watch_for``, that many seconds after the start once no video is in hand; returns the watch's totals.
-    Ends with a SourceError naming the inputs skipped along the way (exit 2), as a batch does."""
+    """Process the videos in ``folders`` into ``out_dir``, then each that appears, until stopped (a signal, or ``stop``
+    set) or, with ``watch_for``, that many seconds after the start once no video is in hand; returns the watch's totals,
+    with ``failed`` (input: why, of those left skipped) and ``ended_by`` ("stop" or "watch_for").
+
+    ``stop`` set abandons the video in hand as a signal does (``StopRequested`` from its next frames) and ends an idle
+    watch at once; the watch then returns, where a signal's exception goes on up. ``lock``: the output folder's,
+    already held (the Python watch takes it before its thread starts); released at the end, as the watch's own.
+    ``raise_skipped``: end with a SourceError naming the inputs skipped along the way (exit 2), as a batch does."""
     if not settle > 0:
         raise ConfigError(f"--settle must be above 0 seconds, got {settle:g}")
     poll = max(0.05, min(poll, settle / 2))  # a short settle is not made longer by the wait between looks
-    lock = RunLock(out_dir)
-    lock.acquire()
+    if lock is None:
+        lock = RunLock(out_dir)
+        lock.acquire()
     kept = KeptExecutor(executor_factory)
     totals = WatchTotals()
     state = Settling(settle)
     ours = EarlierOutputs(out_dir)
     started = time.monotonic()
+    ended_by = "watch_for"
     try:
         first, looked = True, False
         idle_said = False
         while True:
+            if stop is not None and stop.is_set():
+                raise StopRequested()
             now = time.monotonic()
             found = _scan_all(folders, out_dir, recursive, ours())
             ready, new = state.look(found, now)
             _say_seen(progress, new, settle, totals, looked_before=looked)
             looked = True
             if ready:
-                _run_ready(list(ready.values()), out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers=first)
+                _run_ready(list(ready.values()), out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers=first, stop=stop)
                 first, idle_said = False, False
                 state.done(ready)  # its keys
                 continue  # look again at once: more may have settled meanwhile
@@ -217,24 +227,31 @@ def watch_batch(
                 break
             if not idle_said and not state.waiting():
                 where = ", ".join(str(f) for f in folders)
-                progress.watch_event("watching", f"watching {where} for new videos (Ctrl-C stops)", folders=[str(f) for f in folders], **totals.fields())
+                how = "Ctrl-C stops" if stop is None else "stop() ends it"
+                progress.watch_event("watching", f"watching {where} for new videos ({how})", folders=[str(f) for f in folders], **totals.fields())
                 idle_said = True
-            time.sleep(poll)
+            if stop is None:
+                time.sleep(poll)
+            elif stop.wait(poll):  # an idle watch ends at once, not at the next look
+                raise StopRequested()
     except BaseException as exc:
         if progress.stopped_reason is None:  # a run stopped midway has said so itself
             progress.watch_event("stopped", f"watch stopped ({_why_stopped(exc)}): {_summary(totals)}", reason=_why_stopped(exc), **totals.fields())
-        raise
+        if not isinstance(exc, StopRequested):
+            raise
+        ended_by = "stop"
     finally:
         try:
             kept.close()
         finally:
             lock.release()
-    progress.watch_event("watch_end", f"watch done: {_summary(totals)}", **totals.fields())
-    if totals.failed:
+    if ended_by == "watch_for":
+        progress.watch_event("watch_end", f"watch done: {_summary(totals)}", **totals.fields())
+    if totals.failed and raise_skipped:
         names = ", ".join(list(totals.failed)[:3]) + (f" and {len(totals.failed) - 3} more" if len(totals.failed) > 3 else "")
         raise SourceError(f"{len(totals.failed)} input{'s were' if len(totals.failed) > 1 else ' was'} skipped during the watch: {names} "
                           "(the progress lines say why each was skipped)")  # fmt: skip
-    return totals.fields()
+    return {**totals.fields(), "failed": dict(totals.failed), "ended_by": ended_by}
 
 
 def _say_seen(progress: BatchProgress, new: list[tuple[str, bool]], settle: float, totals: WatchTotals, *, looked_before: bool) -> None:
@@ -290,7 +307,7 @@ def _scan_all(folders: Sequence[Path], out_dir: Path, recursive: bool, ours: fro
 
 
 def _run_ready(ready: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptExecutor, progress: BatchProgress, totals: WatchTotals,
-               chunk_frames: Optional[int], *, note_leftovers: bool) -> None:
+               chunk_frames: Optional[int], *, note_leftovers: bool, stop: Optional[threading.Event] = None) -> None:
     """Run the settled files as one batch; one whose job or output is refused before any work (an output out of
     date, a clash) is said in one line and the others are run one at a time, so it alone is skipped."""
     try:
@@ -301,7 +318,7 @@ def _run_ready(ready: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptE
     if not videos:
         return
     try:
-        _run(videos, out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers)
+        _run(videos, out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers, stop)
     except (ConfigError, SinkError, SourceError) as exc:
         progress.stopped_reason = None  # a run that failed midway said `stopped`; the watch goes on, and may yet stop
         if len(videos) == 1:
@@ -309,18 +326,20 @@ def _run_ready(ready: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptE
             progress.watch_event("video_failed", f"skipped: {videos[0].path}: {exc}", input=str(videos[0].path), error=str(exc), **totals.fields())
             return
         for f in videos:  # what the batch finished is done in the manifest: it is skipped, not redone
-            _run_ready([f], out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers=False)
+            if stop is not None and stop.is_set():
+                raise StopRequested()
+            _run_ready([f], out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers=False, stop=stop)
 
 
 def _run(videos: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptExecutor, progress: BatchProgress, totals: WatchTotals,
-         chunk_frames: Optional[int], note_leftovers: bool) -> None:
+         chunk_frames: Optional[int], note_leftovers: bool, stop: Optional[threading.Event] = None) -> None:
     """One batch of ``videos``; what it skipped (its progress lines said so) goes into ``totals``."""
     jobs = [make_job(f) for f in videos]
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)
     kept.handed = False
     skipped: list[str] = []
     try:
-        run_locked(jobs, out_dir, kept, progress, chunk_frames, in_watch=True, note_leftovers=note_leftovers)
+        run_locked(jobs, out_dir, kept, progress, chunk_frames, in_watch=True, note_leftovers=note_leftovers, stop=stop)
     except InputsSkipped as exc:  # each said in its progress line as it was skipped
         skipped = exc.inputs
         for source in skipped:
