@@ -1,4 +1,5 @@
-"""One-call facades: ``process_video(input, output, **options)``, ``iter_masks(input)``, ``run_job(job)`` and ``run_live(job)``.
+"""One-call facades: ``process_video(input, output, **options)``, ``iter_masks(input)``, ``run_job(job)`` and ``run_live(job)``;
+``watch_videos`` and ``start_watch`` (a watch folder, from ``birefvid.batch.watch_api``).
 
 ``process_video`` keeps the keyword form users know; it only builds a ``FileJob`` (the one
 description every entry point shares) and runs it.
@@ -37,6 +38,7 @@ from .job import (
     is_camera_spec,
     is_recording,
 )
+from .batch.watch_api import VideoWatch, WatchResult, start_watch, watch_videos  # noqa: F401 - the watch folder, re-exported here
 from .said_once import new_run, once_a_run
 
 if TYPE_CHECKING:

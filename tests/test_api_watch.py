@@ -1,0 +1,170 @@
+"""The watch folder from Python (``birefvid.api.watch_videos`` / ``start_watch``), as a service embeds it: the watch on a
+thread that is not the main one, real clips dropped into a temp folder while it runs, results as each video ends, and
+``stop()`` from another thread, which no signal could do. The tiny model, as the batch tests run it; every wait is for
+something the watch does, with a generous limit (a loaded CI machine runs the model slowly)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import av
+import pytest
+from test_batch_media import API_MODEL, keyframed_clip, manifest
+
+from birefvid.api import WatchResult, start_watch, watch_videos
+from birefvid.batch.progress import BatchProgress
+from birefvid.errors import SinkError, SourceError
+
+SETTLE = 0.5  # seconds: the test writes each file whole (or renames it into place), so no copy is in progress
+WAIT = 300  # seconds for any one thing the watch does: far more than it takes, even on a loaded machine
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("api_watch_clips")
+    return {"short": keyframed_clip(d / "short.mp4", 5), "long": keyframed_clip(d / "long.mp4", 60), "longer": keyframed_clip(d / "longer.mp4", 150)}
+
+
+def frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def partials(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if ".partial-" in p.name)
+
+
+def drop(clip: Path, folder: Path, name: str) -> None:
+    """Copy ``clip`` in under a hidden name and rename it into place, as rsync does: whole when the watch sees it."""
+    (folder / f".{name}").write_bytes(clip.read_bytes())
+    os.replace(folder / f".{name}", folder / name)
+
+
+def next_result(results, what: str) -> WatchResult:
+    """The next result from the watch's iterator, read on a helper thread so that a watch that never reports fails the test."""
+    got: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: got.put(next(results, None)), daemon=True).start()
+    try:
+        result = got.get(timeout=WAIT)
+    except queue.Empty:
+        pytest.fail(f"no result in {WAIT} s while waiting for {what}")
+    assert result is not None, f"the watch ended before {what}"
+    return result
+
+
+def wait_for(what: str, found: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not found():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} in {WAIT} s")
+        time.sleep(0.05)
+
+
+def events(log: Path) -> list[dict]:
+    return [json.loads(x) for x in log.read_text().splitlines() if x.endswith("}")] if log.exists() else []
+
+
+def test_clips_dropped_while_it_runs_are_reported_as_each_ends_and_a_broken_one_fails_without_ending_it(clips, tmp_path):
+    """The service's case: a watch started on an empty folder, its results read as they come: a broken file is a
+    failed result naming it and why, and the watch goes on to the clip dropped after it."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    with start_watch(in_dir, out, kind="mask", settle=SETTLE, **API_MODEL) as watch:
+        results = iter(watch)
+        (in_dir / "broken.mp4").write_bytes(b"\0not a video" * 300)
+        failed = next_result(results, "broken.mp4's result")
+        assert (failed.input, failed.status, failed.output, failed.ok) == (str(in_dir / "broken.mp4"), "failed", None, False)
+        assert failed.error, failed
+
+        drop(clips["short"], in_dir, "later.mp4")
+        done = next_result(results, "later.mp4's result")
+        assert done == WatchResult(str(in_dir / "later.mp4"), str(out / "later.mkv"), "done")
+        assert frames(out / "later.mkv") == 5 and watch.running
+        totals = watch.stop(timeout=WAIT)
+    assert not watch.running
+    assert (totals["watch_videos_done"], totals["ended_by"]) == (1, "stop")
+    assert list(totals["failed"]) == [str(in_dir / "broken.mp4")]
+    assert list(results) == []  # the loop ends with the watch
+
+
+@pytest.mark.parametrize("clip, chunk_frames", [("longer", 0), ("long", 6)], ids=["whole", "chunked"])
+def test_stop_from_another_thread_abandons_the_video_in_hand_as_ctrl_c_does(clips, tmp_path, clip, chunk_frames):
+    """``stop()`` from the thread that started the watch (the watch runs on its own): the video in hand is abandoned at
+    its next batch of frames, with nothing of it that looks complete (no output, no .partial file; its finished
+    chunks kept), and the next watch finishes it. Read whole (no chunks) the run is cut off inside ``process``'s
+    pipeline; in chunks, between and inside them. Without the stop the watch ran the video to its end first."""
+    in_dir, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "events.jsonl"
+    in_dir.mkdir()
+    drop(clips[clip], in_dir, "clip.mp4")
+    total = frames(clips[clip])
+    progress = BatchProgress(quiet=True, json_path=log, every=0)  # every=0: a `frames` event at every batch
+    watch = start_watch(in_dir, out, kind="mask", settle=SETTLE, chunk_frames=chunk_frames, progress=progress, **API_MODEL)
+    try:
+        wait_for("frames of clip.mp4", lambda: any(e["event"] == "frames" and e["frames_done"] > 0 for e in events(log)))
+        totals = watch.stop(timeout=WAIT)
+    finally:
+        progress.close()
+    ev = events(log)
+    assert not [e for e in ev if e["event"] == "video_done"], "the video was finished, not abandoned"
+    assert (ev[-1]["event"], ev[-1]["reason"]) == ("stopped", "stop requested"), ev[-1]  # the run's own line, as a signal's
+    assert ev[-1]["frames_done"] < total
+    assert totals["ended_by"] == "stop" and totals["watch_videos_done"] == 0
+    assert not (out / "clip.mkv").exists() and partials(out) == []
+    assert manifest(out)["videos"]["clip.mkv"]["status"] != "done"
+
+    # the next watch (on this thread: it returns once watch_for has passed) finishes what was stopped
+    totals = watch_videos(in_dir, out, kind="mask", settle=SETTLE, watch_for=SETTLE * 4, chunk_frames=chunk_frames, **API_MODEL)
+    assert (totals["watch_videos_done"], totals["ended_by"]) == (1, "watch_for")
+    assert frames(out / "clip.mkv") == total and partials(out) == []
+
+
+def test_watch_videos_runs_on_a_worker_thread_with_a_callback_and_an_event(clips, tmp_path):
+    """The blocking form, as a Celery task or a thread of a Flask app calls it: results through ``on_result`` on the
+    watch's thread, ended by an ``Event`` set elsewhere; it returns its totals and leaves the process running."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    drop(clips["short"], in_dir, "a.mp4")
+    seen: list[tuple[WatchResult, str]] = []
+    stop = threading.Event()
+    outcome: dict = {}
+
+    def serve() -> None:
+        try:
+            outcome["totals"] = watch_videos([in_dir], out, kind="mask", settle=SETTLE, stop=stop,
+                                             on_result=lambda r: seen.append((r, threading.current_thread().name)), **API_MODEL)  # fmt: skip
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=serve, name="service-worker")
+    worker.start()
+    wait_for("a.mp4's result", lambda: bool(seen) or not worker.is_alive())
+    stop.set()
+    worker.join(WAIT)
+    assert not worker.is_alive() and "error" not in outcome, outcome
+    assert seen == [(WatchResult(str(in_dir / "a.mp4"), str(out / "a.mkv"), "done"), "service-worker")]
+    assert outcome["totals"]["ended_by"] == "stop" and frames(out / "a.mkv") == 5
+
+
+def test_mistakes_are_raised_to_the_caller_before_the_watch_thread_starts(tmp_path):
+    """A missing folder, a bad keyword or an output folder another watch holds raise from ``start_watch`` itself,
+    where the caller can catch them, not on a thread nobody reads; no model is loaded for any of them."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    with pytest.raises(SourceError, match="input not found: .*dropbx"):
+        start_watch(tmp_path / "dropbx", out, **API_MODEL)
+    with pytest.raises(TypeError, match="start_watch.*'overwite'.*did you mean 'overwrite'"):
+        start_watch(in_dir, out, overwite=True, **API_MODEL)
+    with pytest.raises(ValueError, match="settle must be a number of seconds above 0, got 0"):
+        start_watch(in_dir, out, settle=0, **API_MODEL)
+    assert not out.exists()
+    with start_watch(in_dir, out, settle=SETTLE, **API_MODEL) as first:
+        with pytest.raises(SinkError, match="lock|another"):
+            start_watch(in_dir, out, settle=SETTLE, **API_MODEL)
+        assert first.running
+    assert first.wait(WAIT)["ended_by"] == "stop"
