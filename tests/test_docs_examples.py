@@ -37,9 +37,9 @@ def clip(tmp_path: Path) -> Path:
     return make_video(tmp_path / "clip.mp4", n_frames=4).path
 
 
-def test_api_page_has_the_two_examples():
+def test_api_page_has_the_three_examples():
     blocks = _python_blocks(API_PAGE)
-    assert len(blocks) == 2, "docs/api.md's examples changed: run each one here"
+    assert len(blocks) == 3, "docs/api.md's examples changed: run each one here"
 
 
 def test_first_calls_example_runs_and_prints_what_the_page_says(tmp_path: Path, clip: Path):
@@ -63,3 +63,11 @@ def test_notebook_example_runs_and_writes_its_pictures(tmp_path: Path, clip: Pat
     with Image.open(tmp_path / "cutout.png") as cutout, Image.open(tmp_path / "mask.png") as mask:
         assert (cutout.mode, cutout.size, mask.mode, mask.size) == ("RGBA", (64, 48), "L", (64, 48))
     assert (tmp_path / "scene.webm").stat().st_size > 0
+
+
+def test_watch_folder_example_reports_the_clip_dropped_in_and_stops_from_another_thread(tmp_path: Path, clip: Path):
+    """start_watch's results and stop(), and watch_videos ended by an Event set on another thread, as the page shows them."""
+    done = _run_block(_python_blocks(API_PAGE)[2], tmp_path, clip)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:4] == [f"done {os.path.join('mattes', 'scene.mkv')}", "1 stop", "already_done", "stop"], done.stdout
+    assert (tmp_path / "mattes" / "scene.mkv").stat().st_size > 0
