@@ -38,7 +38,8 @@ from .job import (
     is_camera_spec,
     is_recording,
 )
-from .batch.watch_api import VideoWatch, WatchResult, start_watch, watch_videos  # noqa: F401 - the watch folder, re-exported here
+# the watch folder, re-exported (``as``: names of this module's API, not imports it leaves unused)
+from .batch.watch_api import VideoWatch as VideoWatch, WatchResult as WatchResult, start_watch as start_watch, watch_videos as watch_videos
 from .said_once import new_run, once_a_run
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ something the watch does, with a generous limit (a loaded CI machine runs the mo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import threading
@@ -70,9 +71,10 @@ def events(log: Path) -> list[dict]:
     return [json.loads(x) for x in log.read_text().splitlines() if x.endswith("}")] if log.exists() else []
 
 
-def test_clips_dropped_while_it_runs_are_reported_as_each_ends_and_a_broken_one_fails_without_ending_it(clips, tmp_path):
+def test_clips_dropped_while_it_runs_are_reported_as_each_ends_and_a_broken_one_fails_without_ending_it(clips, tmp_path, caplog):
     """The service's case: a watch started on an empty folder, its results read as they come: a broken file is a
-    failed result naming it and why, and the watch goes on to the clip dropped after it."""
+    failed result naming it and why, and the watch goes on to the clips dropped after it, on the model it loaded once."""
+    caplog.set_level(logging.INFO, logger="birefvid")
     in_dir, out = tmp_path / "in", tmp_path / "out"
     in_dir.mkdir()
     with start_watch(in_dir, out, kind="mask", settle=SETTLE, **API_MODEL) as watch:
@@ -86,9 +88,12 @@ def test_clips_dropped_while_it_runs_are_reported_as_each_ends_and_a_broken_one_
         done = next_result(results, "later.mp4's result")
         assert done == WatchResult(str(in_dir / "later.mp4"), str(out / "later.mkv"), "done")
         assert frames(out / "later.mkv") == 5 and watch.running
+        drop(clips["short"], in_dir, "again.mp4")
+        assert next_result(results, "again.mp4's result") == WatchResult(str(in_dir / "again.mp4"), str(out / "again.mkv"), "done")
         totals = watch.stop(timeout=WAIT)
     assert not watch.running
-    assert (totals["watch_videos_done"], totals["ended_by"]) == (1, "stop")
+    assert sum("segmenter tiny on" in r.getMessage() for r in caplog.records) == 1  # two videos in two runs, one model
+    assert (totals["watch_videos_done"], totals["ended_by"]) == (2, "stop")
     assert list(totals["failed"]) == [str(in_dir / "broken.mp4")]
     assert list(results) == []  # the loop ends with the watch
 
@@ -168,3 +173,36 @@ def test_mistakes_are_raised_to_the_caller_before_the_watch_thread_starts(tmp_pa
             start_watch(in_dir, out, settle=SETTLE, **API_MODEL)
         assert first.running
     assert first.wait(WAIT)["ended_by"] == "stop"
+
+
+def test_an_on_result_that_raises_ends_the_watch_and_its_error_reaches_the_reader(tmp_path):
+    """The app's own bug in ``on_result`` is not lost on the watch's thread: the watch ends (its lock freed for the
+    next one) and the loop over it, ``wait()`` and ``stop()`` raise it, as ``process_video`` raises its progress
+    function's own exception."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+
+    def on_result(result: WatchResult) -> None:
+        raise RuntimeError(f"app bug on {Path(result.input).name}")
+
+    watch = start_watch(in_dir, out, settle=SETTLE, on_result=on_result, **API_MODEL)
+    (in_dir / "broken.mp4").write_bytes(b"\0not a video" * 300)  # a failed result, without loading the model
+    seen: list[str] = []
+    ended: queue.Queue = queue.Queue()
+
+    def read() -> None:  # on a helper thread, so that a watch that never ends fails the test
+        try:
+            for result in watch:
+                seen.append(result.status)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            ended.put(exc)
+        else:
+            ended.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    error = ended.get(timeout=WAIT)
+    assert isinstance(error, RuntimeError) and str(error) == "app bug on broken.mp4", error
+    assert seen == ["failed"]
+    with pytest.raises(RuntimeError, match="app bug on broken.mp4"):
+        watch.stop(timeout=WAIT)
+    start_watch(in_dir, out, settle=SETTLE, **API_MODEL).stop(timeout=WAIT)  # the output folder is free again
