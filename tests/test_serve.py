@@ -530,10 +530,11 @@ def test_a_stalled_upload_gets_408_and_frees_its_place(server, photo):
 
 def test_a_trickling_upload_within_the_read_timeout_is_received(server, photo):
     """--read-timeout is the longest wait for the next bytes, not for the whole body: a phone sending a piece every
-    fraction of a second for longer than the timeout in all still gets its cut-out (as nginx's client_body_timeout)."""
+    fraction of a second for longer than the timeout in all still gets its cut-out (as nginx's client_body_timeout).
+    The minimum upload rate is off here: this small picture at this pace is far below the default's 50 KiB/s."""
     picture = photo.read_bytes()
     pieces = [picture[i : i + len(picture) // 8 + 1] for i in range(0, len(picture), len(picture) // 8 + 1)]
-    with _server_beside(server, read_timeout=2) as strict:
+    with _server_beside(server, read_timeout=2, min_upload_rate=0) as strict:
         s = _slow_upload(strict, picture, 0)
         try:
             started = time.monotonic()
@@ -541,6 +542,63 @@ def test_a_trickling_upload_within_the_read_timeout_is_received(server, photo):
                 time.sleep(0.4)
                 s.sendall(piece)
             assert time.monotonic() - started > 2  # the body took longer than the timeout in all
+            assert _reply_on(s)[0] == 200
+        finally:
+            s.close()
+
+
+def _drip_until_answered(s: socket.socket, data: bytes, every: float, seconds: float = 60) -> Optional[float]:
+    """Sends ``data`` a byte every ``every`` s (slowloris) until the server answers; the seconds that took, or None when
+    it had not answered after ``seconds`` (generous: the server's threads are scheduled late on a loaded machine)."""
+    import select
+
+    started = time.monotonic()
+    for byte in data:
+        if select.select([s], [], [], every)[0]:
+            return time.monotonic() - started
+        if time.monotonic() - started > seconds:
+            return None
+        with contextlib.suppress(OSError):  # the server may have closed its end already
+            s.sendall(bytes([byte]))
+    return None
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_client_sending_a_byte_now_and_then_is_cut_off_and_frees_its_place(server, photo, framing):
+    """Slowloris: a byte every 0.3 s, each well within --read-timeout, held an upload place for as long as the client
+    liked (here the picture would take half an hour). Past the grace (--read-timeout) the body must keep up
+    --min-upload-rate: it gets 408 and its place is free again, whether it declared its length or came chunked."""
+    picture = photo.read_bytes()
+    with _server_beside(server, uploads=1, read_timeout=1, min_upload_rate=1000) as strict:
+        s = socket.create_connection(("127.0.0.1", strict.server_port), timeout=60)
+        try:
+            framed = f"Content-Length: {len(picture)}" if framing == "content-length" else "Transfer-Encoding: chunked"
+            s.sendall(f"POST /v1/remove HTTP/1.1\r\nHost: x\r\n{framed}\r\n\r\n".encode())
+            body = picture if framing == "content-length" else _chunked(picture, 64)
+            took = _drip_until_answered(s, body, every=0.3)
+            assert took is not None, "no answer to a client sending a byte every 0.3 s after 60 s"
+            status, headers, reply = _reply_on(s)
+        finally:
+            s.close()
+        assert status == 408 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, reply).startswith("the body came slower than 1,000 bytes/s (--min-upload-rate); cut off after ")
+        _wait_for(lambda: strict.uploading == 0, "the upload place given back")
+        assert _request(strict, "POST", "/v1/remove", picture)[0] == 200
+
+
+def test_an_upload_at_a_normal_rate_taking_longer_than_the_grace_is_received(server, photo):
+    """The same server and picture as the slowloris above, sent in pieces at about 4x --min-upload-rate: it takes
+    longer than the grace (--read-timeout) in all, and is received: the deadline grows with the bytes sent."""
+    picture = photo.read_bytes()
+    piece = len(picture) // 8 + 1
+    with _server_beside(server, uploads=1, read_timeout=1, min_upload_rate=1000) as strict:
+        s = _slow_upload(strict, picture, 0)
+        try:
+            started = time.monotonic()
+            for at in range(0, len(picture), piece):
+                time.sleep(0.2)
+                s.sendall(picture[at : at + piece])
+            assert time.monotonic() - started > 1  # longer than the grace in all
             assert _reply_on(s)[0] == 200
         finally:
             s.close()
@@ -724,6 +782,8 @@ def test_a_malformed_multipart_form_is_a_400(server, content_type, body, words):
     (["--uploads", "0"], "--uploads must be 1 or more, got 0"),
     (["--read-timeout", "0"], "--read-timeout must be a number of seconds above 0, got 0"),
     (["--read-timeout", "nan"], "--read-timeout must be a number of seconds above 0, got nan"),
+    (["--min-upload-rate", "-1"], "--min-upload-rate must be a number of bytes per second, 0 or more, got -1"),
+    (["--min-upload-rate", "nan"], "--min-upload-rate must be a number of bytes per second, 0 or more, got nan"),
 ])  # fmt: skip
 def test_upload_limits_out_of_range_are_one_line_before_the_model_loads(option, line):
     """No upload place, or a timeout of 0 (every read fails at once) or nan (none ever does), would serve nothing."""

@@ -13,7 +13,7 @@ STOP_WAIT_S = 30  # on Ctrl-C or SIGTERM, how long the pictures already being cu
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..cutout_server import MAX_BYTES, MAX_PIXELS, QUEUE, READ_TIMEOUT_S, UPLOADS
+    from ..cutout_server import MAX_BYTES, MAX_PIXELS, MIN_UPLOAD_RATE, QUEUE, READ_TIMEOUT_S, UPLOADS
 
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only; "
                         "there is no authentication: put a reverse proxy in front to expose it)")  # fmt: skip
@@ -29,6 +29,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S, metavar="S", help="seconds a client may send "
                         "nothing mid-request (it then gets 408 and is dropped), or read nothing of a reply (which is then cut off) "
                         f"(default {READ_TIMEOUT_S:g})")  # fmt: skip
+    parser.add_argument("--min-upload-rate", type=float, default=MIN_UPLOAD_RATE, metavar="BYTES_PER_S", help="slowest a body may "
+                        "come, after a grace of --read-timeout: one that falls behind gets 408 and is dropped, so a client "
+                        f"sending a byte now and then cannot hold an upload place (default {MIN_UPLOAD_RATE:,}: 50 KiB/s; 0: no minimum)")  # fmt: skip
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -46,13 +49,15 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be {low} or more, got {getattr(args, name)}")
     if not 0 < args.read_timeout < float("inf"):  # nan fails this too
         raise ConfigError(f"--read-timeout must be a number of seconds above 0, got {args.read_timeout:g}")
+    if not 0 <= args.min_upload_rate < float("inf"):
+        raise ConfigError(f"--min-upload-rate must be a number of bytes per second, 0 or more, got {args.min_upload_rate:g}")
     if args.port > 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {args.port}")
     spec, inference = model_spec(args), inference_spec(args)
     spec.validate()
     inference.validate()
     server = CutoutServer(args.host, args.port, None, max_bytes=args.max_bytes, uploads=args.uploads,
-                          read_timeout=args.read_timeout)  # a port in use fails before the model loads
+                          read_timeout=args.read_timeout, min_upload_rate=args.min_upload_rate)  # a port in use fails before the model loads
     try:
         import torch
 
