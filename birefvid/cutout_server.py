@@ -3,8 +3,9 @@
 
 Standard library only (``http.server``, as the live preview's): ``POST /v1/remove`` takes the picture as the raw
 body or as a multipart field ``file``, query options named as ``birefvid image``'s flags (``output``, ``format``,
-``background``, ...); ``GET /health`` says the server is ready and which model it runs. Every refusal is a 4xx or
-503 with a one-line JSON body ``{"error": "..."}``.
+``background``, ...); ``GET /health`` says the server is ready and which model it runs. With an API key (see
+``api_key``), every request but ``/health`` must show it (``api_key_refusal``), or gets 401 before its body is read.
+Every refusal is a 4xx or 503 with a one-line JSON body ``{"error": "..."}``.
 
 A body is read whole (with a ``Content-Length`` or chunked) before its request takes a place in the model's queue:
 the queue is for pictures ready to cut out, so slow uploads (a phone on a bad network) never hold it. Bodies being
@@ -15,10 +16,15 @@ one that sends too slowly (a byte now and then: slowloris) once its body is behi
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import contextlib
+import hmac
 import io
 import json
 import logging
+import os
+import re
 import socket
 import tempfile
 import threading
@@ -28,10 +34,10 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import BirefvidError, SinkError, cli_naming
+from .errors import BirefvidError, ConfigError, SinkError, cli_naming
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,12 @@ LINGER_S = 5.0  # after refusing a body unread, how long its bytes are read and 
 REPLY_PIECE = 256 * 1024  # a reply is sent in pieces: the socket timeout bounds each piece's wait, not the whole reply
 PATH = "/v1/remove"
 HEALTH = "/health"
+API_KEY_ENV = "BIREFVID_API_KEY"
+# RFC 6750's b64token (what a Bearer header carries as it is): secrets.token_urlsafe, openssl rand -hex or -base64;
+# 16 or more, as nothing limits how fast a client on the network may guess
+_API_KEY_FORM = re.compile(r"[A-Za-z0-9._~+/-]{16,256}=*")
+_API_KEY_HINT = "16 to 256 letters, digits or . _ ~ + / - (make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+_REALM = 'Bearer realm="birefvid serve"'
 # the query's output names: the image command's, and process's "alpha" for its "rgba"
 OUTPUT_NAMES = {"rgba": "rgba", "alpha": "rgba", "mask": "mask", "foreground": "foreground", "green": "green", "composite": "composite", "blur": "blur",
                 "overlay": "overlay"}  # fmt: skip
@@ -234,6 +246,52 @@ def _chunk_line(rfile: Any) -> bytes:
             raise RequestError(400, f"a line of the chunked body is over {MAX_CHUNK_LINE} bytes")
         raise RequestError(400, "the chunked body ended early (no last chunk of size 0)")
     return line[:-2]
+
+
+def api_key(path: Optional[str], environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The key clients must show: the first line of the file ``path`` (``--api-key-file``), else ``$BIREFVID_API_KEY``,
+    else None (no key asked for). Never a command-line value, which ``ps`` shows every user of the machine. ConfigError,
+    one line, for a file that cannot be read, a key that is not one (too short to resist guessing, or characters a
+    header cannot carry as they are), both given, or the variable set but empty (a deployment whose secret did not
+    arrive must not run open)."""
+    environ = os.environ if environ is None else environ
+    from_env = environ.get(API_KEY_ENV)
+    if path is not None and from_env is not None:
+        raise ConfigError(f"give the API key one way: --api-key-file or ${API_KEY_ENV}, not both")
+    if path is not None:
+        try:
+            with open(path, "rb") as f:  # not O_NONBLOCK: --api-key-file <(pass show birefvid) is a pipe
+                text = f.read(4096).decode("ascii")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read the API key from {path}: {getattr(e, 'strerror', None) or e}") from None
+        key, where = (text.splitlines() or [""])[0].strip(), path
+    elif from_env is not None:
+        key, where = from_env.strip(), f"${API_KEY_ENV}"
+    else:
+        return None
+    if not _API_KEY_FORM.fullmatch(key):
+        raise ConfigError(f"the API key in {where} must be {_API_KEY_HINT}" if key else f"{where} holds no API key: {_API_KEY_HINT}")
+    return key
+
+
+def api_key_refusal(key: str, authorization: list[str], x_api_key: list[str]) -> Optional[RequestError]:
+    """None when a request shows ``key`` as ``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or the password of HTTP Basic
+    authentication (``curl -u :KEY``, as the live preview takes its token), compared in constant time; else the 401 to
+    answer, with ``WWW-Authenticate`` (RFC 6750: ``error="invalid_token"`` when a key was shown but is not this one)."""
+    shown = [value.strip() for value in x_api_key]
+    for value in authorization:
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            shown.append(credentials.strip())
+        elif scheme.lower() == "basic":
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                shown.append(base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[2])
+    if any(hmac.compare_digest(value.encode(), key.encode()) for value in shown if value.isascii()):
+        return None
+    if not shown:
+        return RequestError(401, "this server needs its API key: send Authorization: Bearer KEY (or X-API-Key: KEY)",
+                            {"WWW-Authenticate": _REALM})  # fmt: skip
+    return RequestError(401, "the API key sent is not this server's", {"WWW-Authenticate": f'{_REALM}, error="invalid_token"'})
 
 
 class UploadTooSlow(TimeoutError):
@@ -443,6 +501,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._unread = self.headers.get("Content-Length", "0") not in ("0", "") or bool(self.headers.get("Transfer-Encoding"))
         allowed = {PATH: "POST", HEALTH: "GET, HEAD"}.get(url.path.rstrip("/") or "/")
         try:
+            if self.server.api_key is not None and url.path.rstrip("/") != HEALTH:  # /health stays open to probes
+                # before anything else: a client without the key learns no path, and sends no body (no 100 Continue)
+                refusal = api_key_refusal(self.server.api_key, self.headers.get_all("Authorization") or [],
+                                          self.headers.get_all("X-API-Key") or [])  # fmt: skip
+                if refusal is not None:
+                    raise refusal
             if allowed is None:
                 raise RequestError(404, f"no such path {url.path}; POST pictures to {PATH}, GET {HEALTH}")
             if method not in allowed.split(", "):
@@ -577,13 +641,14 @@ class CutoutServer(ThreadingHTTPServer):
 
     def __init__(self, host: str, port: int, service: Optional[CutoutService], max_bytes: int = MAX_BYTES,
                  uploads: int = UPLOADS, read_timeout: float = READ_TIMEOUT_S,
-                 min_upload_rate: float = MIN_UPLOAD_RATE) -> None:  # fmt: skip
+                 min_upload_rate: float = MIN_UPLOAD_RATE, api_key: Optional[str] = None) -> None:  # fmt: skip
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.service = service
         self.max_bytes = max_bytes
         self.uploads = uploads
         self.read_timeout = read_timeout
         self.min_upload_rate = min_upload_rate  # bytes/s; 0: bodies are held to read_timeout alone
+        self.api_key = api_key  # what clients must show (see api_key_refusal); None: anyone who reaches it is served
         self.uploading = 0  # bodies being received now
         self._uploading_lock = threading.Lock()
         try:
