@@ -3,33 +3,41 @@
 
 Standard library only (``http.server``, as the live preview's): ``POST /v1/remove`` takes the picture as the raw
 body or as a multipart field ``file``, query options named as ``birefvid image``'s flags (``output``, ``format``,
-``background``, ...); ``GET /health`` says the server is ready and which model it runs. Every refusal is a 4xx or
-503 with a one-line JSON body ``{"error": "..."}``.
+``background``, ...); ``GET /health`` says the server is ready and which model it runs. With an API key (see
+``api_key``), every request but ``/health`` must show it (``api_key_refusal``), or gets 401 before its body is read.
+Every refusal is a 4xx or 503 with a one-line JSON body ``{"error": "..."}``.
 
 A body is read whole (with a ``Content-Length`` or chunked) before its request takes a place in the model's queue:
 the queue is for pictures ready to cut out, so slow uploads (a phone on a bad network) never hold it. Bodies being
-read are bounded apart, by ``uploads`` at a time, and a client that stops sending is dropped after ``read_timeout``.
+read are bounded apart, by ``uploads`` at a time; a client that stops sending is dropped after ``read_timeout``, and
+one that sends too slowly (a byte now and then: slowloris) once its body is behind ``min_upload_rate`` (see ``_PacedReads``).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import contextlib
+import hmac
 import io
 import json
 import logging
+import os
+import re
 import socket
 import tempfile
 import threading
+import time
 from email.errors import MissingHeaderBodySeparatorDefect
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl, urlsplit
 
-from .errors import BirefvidError, SinkError, cli_naming
+from .errors import BirefvidError, ConfigError, SinkError, cli_naming
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,7 @@ MAX_PIXELS = 64_000_000  # a 45 MP camera's photo fits; a decompression bomb (a 
 QUEUE = 4  # requests waiting while one is cut out; more get 503
 UPLOADS = 8  # bodies being received at once; more get 503. Memory for bodies: (UPLOADS + 1 + QUEUE) x MAX_BYTES at most
 READ_TIMEOUT_S = 30.0  # the longest a client may send nothing, mid-request or between requests (nginx's client_body_timeout)
+MIN_UPLOAD_RATE = 50 * 1024  # bytes/s a body must keep up, after a grace of READ_TIMEOUT_S (Apache's RequestReadTimeout MinRate)
 RETRY_AFTER_S = 2
 MAX_CHUNK_LINE = 1024  # a chunk-size line or a trailer line; http.client, curl and nginx send a few bytes
 MAX_TRAILERS = 32
@@ -45,6 +54,12 @@ LINGER_S = 5.0  # after refusing a body unread, how long its bytes are read and 
 REPLY_PIECE = 256 * 1024  # a reply is sent in pieces: the socket timeout bounds each piece's wait, not the whole reply
 PATH = "/v1/remove"
 HEALTH = "/health"
+API_KEY_ENV = "BIREFVID_API_KEY"
+# RFC 6750's b64token (what a Bearer header carries as it is): secrets.token_urlsafe, openssl rand -hex or -base64;
+# 16 or more, as nothing limits how fast a client on the network may guess
+_API_KEY_FORM = re.compile(r"[A-Za-z0-9._~+/-]{16,256}=*")
+_API_KEY_HINT = "16 to 256 letters, digits or . _ ~ + / - (make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+_REALM = 'Bearer realm="birefvid serve"'
 # the query's output names: the image command's, and process's "alpha" for its "rgba"
 OUTPUT_NAMES = {"rgba": "rgba", "alpha": "rgba", "mask": "mask", "foreground": "foreground", "green": "green", "composite": "composite", "blur": "blur",
                 "overlay": "overlay"}  # fmt: skip
@@ -233,6 +248,123 @@ def _chunk_line(rfile: Any) -> bytes:
     return line[:-2]
 
 
+def api_key(path: Optional[str], environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The key clients must show: the first line of the file ``path`` (``--api-key-file``), else ``$BIREFVID_API_KEY``,
+    else None (no key asked for). Never a command-line value, which ``ps`` shows every user of the machine. ConfigError,
+    one line, for a file that cannot be read, a key that is not one (too short to resist guessing, or characters a
+    header cannot carry as they are), both given, or the variable set but empty (a deployment whose secret did not
+    arrive must not run open)."""
+    environ = os.environ if environ is None else environ
+    from_env = environ.get(API_KEY_ENV)
+    if path is not None and from_env is not None:
+        raise ConfigError(f"give the API key one way: --api-key-file or ${API_KEY_ENV}, not both")
+    if path is not None:
+        try:
+            with open(path, "rb") as f:  # not O_NONBLOCK: --api-key-file <(pass show birefvid) is a pipe
+                text = f.read(4096).decode("ascii")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read the API key from {path}: {getattr(e, 'strerror', None) or e}") from None
+        key, where = (text.splitlines() or [""])[0].strip(), path
+    elif from_env is not None:
+        key, where = from_env.strip(), f"${API_KEY_ENV}"
+    else:
+        return None
+    if not _API_KEY_FORM.fullmatch(key):
+        raise ConfigError(f"the API key in {where} must be {_API_KEY_HINT}" if key else f"{where} holds no API key: {_API_KEY_HINT}")
+    return key
+
+
+def api_key_refusal(key: str, authorization: list[str], x_api_key: list[str]) -> Optional[RequestError]:
+    """None when a request shows ``key`` as ``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or the password of HTTP Basic
+    authentication (``curl -u :KEY``, as the live preview takes its token), compared in constant time; else the 401 to
+    answer, with ``WWW-Authenticate`` (RFC 6750: ``error="invalid_token"`` when a key was shown but is not this one)."""
+    shown = [value.strip() for value in x_api_key]
+    for value in authorization:
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            shown.append(credentials.strip())
+        elif scheme.lower() == "basic":
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                shown.append(base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[2])
+    if any(hmac.compare_digest(value.encode(), key.encode()) for value in shown if value.isascii()):
+        return None
+    if not shown:
+        return RequestError(401, "this server needs its API key: send Authorization: Bearer KEY (or X-API-Key: KEY)",
+                            {"WWW-Authenticate": _REALM})  # fmt: skip
+    return RequestError(401, "the API key sent is not this server's", {"WWW-Authenticate": f'{_REALM}, error="invalid_token"'})
+
+
+class UploadTooSlow(TimeoutError):
+    """A body that fell behind the server's minimum upload rate, cut off ``elapsed`` seconds after it began."""
+
+    def __init__(self, elapsed: float, min_rate: float) -> None:
+        super().__init__(f"the body came slower than {min_rate:,.0f} bytes/s (--min-upload-rate); cut off after {elapsed:.0f} s")
+
+
+class _PacedReads(io.RawIOBase):
+    """A connection's reads, each bounded by ``read_timeout`` (the socket's timeout) and, while a body is read
+    (``pacing``), by the body's deadline too: after ``started``, the body may take ``read_timeout`` plus one second
+    for every ``min_rate`` bytes it has sent (Apache's ``RequestReadTimeout body=30,MinRate=...``).
+
+    ``read_timeout`` alone bounds each wait, not the whole: a client sending a byte every 29 s (slowloris) held an
+    upload place for as long as it liked. A deadline fixed from the Content-Length (``length / min_rate``) would
+    still give it 500 s for a declared 25 MB; this one drops it after ``read_timeout`` and some, whatever it
+    declares, chunked bodies alike, while a client at ``min_rate`` or faster is never cut off, whatever its pauses
+    (its sent bytes are credit). Wraps the raw socket reader under the handler's buffered ``rfile``, so every
+    read of the socket (``rfile.read``, ``readline``, chunked framing) is paced, one ``recv`` at a time."""
+
+    def __init__(self, raw: io.RawIOBase, connection: socket.socket, read_timeout: float) -> None:
+        super().__init__()
+        self._raw = raw
+        self._connection = connection
+        self._read_timeout = read_timeout
+        self._min_rate = 0.0
+        self._started: Optional[float] = None
+        self._received = 0
+        self._last = 0.0  # when the last bytes came, or the body began
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Optional[int]:  # type: ignore[override]
+        if self._started is None:
+            return self._raw.readinto(buffer)
+        elapsed = time.monotonic() - self._started
+        left = self._read_timeout + self._received / self._min_rate - elapsed
+        if left <= 0:
+            raise UploadTooSlow(elapsed, self._min_rate)
+        self._connection.settimeout(min(self._read_timeout, left))
+        try:
+            count = self._raw.readinto(buffer)
+        except TimeoutError:
+            now = time.monotonic()
+            if now - self._last < self._read_timeout - 0.01:  # bytes came within the idle wait: too few of them
+                raise UploadTooSlow(now - self._started, self._min_rate) from None
+            raise  # nothing came for read_timeout: the idle refusal, as without a rate
+        self._received += count or 0
+        self._last = time.monotonic()
+        return count
+
+    @contextlib.contextmanager
+    def pacing(self, min_rate: float) -> Iterator[None]:
+        """Reads within the block are a body's, held to ``min_rate`` bytes/s after the grace (0: not held)."""
+        if min_rate <= 0:
+            yield
+            return
+        self._min_rate, self._started, self._received = min_rate, time.monotonic(), 0
+        self._last = self._started
+        try:
+            yield
+        finally:
+            self._started = None
+            with contextlib.suppress(OSError):
+                self._connection.settimeout(self._read_timeout)  # the reply's writes wait as long as ever
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class CutoutService:
     """The loaded model and the image command's parser; cuts out one picture at a time, ``queue`` more waiting."""
 
@@ -298,12 +430,16 @@ class _Handler(BaseHTTPRequestHandler):
     _unread = False  # the request's body is still in the connection
     _linger = False  # a refusal left the body unread: read and drop it before closing (see finish)
     _continued = False  # "100 Continue" sent (or not needed): the client is sending its body
+    rbufsize = 0  # setup buffers the raw socket reader itself, around _PacedReads
 
     def setup(self) -> None:
         """The connection's socket timeout is the server's read timeout: each wait for a client's bytes (its request
-        line, headers, each piece of its body) ends after it, and so does each wait to send a piece of the reply."""
+        line, headers, each piece of its body) ends after it, and so does each wait to send a piece of the reply. A body
+        is read under a deadline too (see ``_PacedReads``)."""
         self.timeout = self.server.read_timeout
         super().setup()
+        self._paced = _PacedReads(self.rfile, self.connection, self.server.read_timeout)
+        self.rfile = io.BufferedReader(self._paced)
 
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue`` (curl's for a body over 1 MiB) is answered only once the body is wanted (see
@@ -365,6 +501,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._unread = self.headers.get("Content-Length", "0") not in ("0", "") or bool(self.headers.get("Transfer-Encoding"))
         allowed = {PATH: "POST", HEALTH: "GET, HEAD"}.get(url.path.rstrip("/") or "/")
         try:
+            if self.server.api_key is not None and url.path.rstrip("/") != HEALTH:  # /health stays open to probes
+                # before anything else: a client without the key learns no path, and sends no body (no 100 Continue)
+                refusal = api_key_refusal(self.server.api_key, self.headers.get_all("Authorization") or [],
+                                          self.headers.get_all("X-API-Key") or [])  # fmt: skip
+                if refusal is not None:
+                    raise refusal
             if allowed is None:
                 raise RequestError(404, f"no such path {url.path}; POST pictures to {PATH}, GET {HEALTH}")
             if method not in allowed.split(", "):
@@ -376,6 +518,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._remove(url.query)
         except RequestError as e:
             self._reply(e.status, "application/json", json.dumps({"error": str(e)}).encode() + b"\n", e.headers)
+        except UploadTooSlow as e:  # still sending, slowly: it lingers to read the 408, its upload place already free
+            self.close_connection = True
+            self._reply(408, "application/json", json.dumps({"error": str(e)}).encode() + b"\n")
         except TimeoutError:  # a client that stopped sending mid-body: its upload place is free again
             self.close_connection, self._unread = True, False  # nothing to linger for: it sends nothing
             text = f"nothing of the body came for {self.server.read_timeout:g} s (--read-timeout)"
@@ -406,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
             if coding != "chunked":
                 self.close_connection = True
                 raise RequestError(501, f"Transfer-Encoding {coding!r} is not read; send the picture as is, or chunked")
-            with self.server.upload_slot():
+            with self.server.upload_slot(), self._paced.pacing(self.server.min_upload_rate):
                 self._continue()
                 try:
                     body = read_chunked(self.rfile, self.server.max_bytes)
@@ -428,7 +573,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(413, f"the body is {length:,} bytes, more than the server's {self.server.max_bytes:,} (--max-bytes)")
         if not length:
             return b""
-        with self.server.upload_slot():
+        with self.server.upload_slot(), self._paced.pacing(self.server.min_upload_rate):
             self._continue()
             body = self.rfile.read(length)
         self._unread = False
@@ -495,12 +640,15 @@ class CutoutServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, host: str, port: int, service: Optional[CutoutService], max_bytes: int = MAX_BYTES,
-                 uploads: int = UPLOADS, read_timeout: float = READ_TIMEOUT_S) -> None:  # fmt: skip
+                 uploads: int = UPLOADS, read_timeout: float = READ_TIMEOUT_S,
+                 min_upload_rate: float = MIN_UPLOAD_RATE, api_key: Optional[str] = None) -> None:  # fmt: skip
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.service = service
         self.max_bytes = max_bytes
         self.uploads = uploads
         self.read_timeout = read_timeout
+        self.min_upload_rate = min_upload_rate  # bytes/s; 0: bodies are held to read_timeout alone
+        self.api_key = api_key  # what clients must show (see api_key_refusal); None: anyone who reaches it is served
         self.uploading = 0  # bodies being received now
         self._uploading_lock = threading.Lock()
         try:

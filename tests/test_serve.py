@@ -530,10 +530,11 @@ def test_a_stalled_upload_gets_408_and_frees_its_place(server, photo):
 
 def test_a_trickling_upload_within_the_read_timeout_is_received(server, photo):
     """--read-timeout is the longest wait for the next bytes, not for the whole body: a phone sending a piece every
-    fraction of a second for longer than the timeout in all still gets its cut-out (as nginx's client_body_timeout)."""
+    fraction of a second for longer than the timeout in all still gets its cut-out (as nginx's client_body_timeout).
+    The minimum upload rate is off here: this small picture at this pace is far below the default's 50 KiB/s."""
     picture = photo.read_bytes()
     pieces = [picture[i : i + len(picture) // 8 + 1] for i in range(0, len(picture), len(picture) // 8 + 1)]
-    with _server_beside(server, read_timeout=2) as strict:
+    with _server_beside(server, read_timeout=2, min_upload_rate=0) as strict:
         s = _slow_upload(strict, picture, 0)
         try:
             started = time.monotonic()
@@ -541,6 +542,63 @@ def test_a_trickling_upload_within_the_read_timeout_is_received(server, photo):
                 time.sleep(0.4)
                 s.sendall(piece)
             assert time.monotonic() - started > 2  # the body took longer than the timeout in all
+            assert _reply_on(s)[0] == 200
+        finally:
+            s.close()
+
+
+def _drip_until_answered(s: socket.socket, data: bytes, every: float, seconds: float = 60) -> Optional[float]:
+    """Sends ``data`` a byte every ``every`` s (slowloris) until the server answers; the seconds that took, or None when
+    it had not answered after ``seconds`` (generous: the server's threads are scheduled late on a loaded machine)."""
+    import select
+
+    started = time.monotonic()
+    for byte in data:
+        if select.select([s], [], [], every)[0]:
+            return time.monotonic() - started
+        if time.monotonic() - started > seconds:
+            return None
+        with contextlib.suppress(OSError):  # the server may have closed its end already
+            s.sendall(bytes([byte]))
+    return None
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_client_sending_a_byte_now_and_then_is_cut_off_and_frees_its_place(server, photo, framing):
+    """Slowloris: a byte every 0.3 s, each well within --read-timeout, held an upload place for as long as the client
+    liked (here the picture would take half an hour). Past the grace (--read-timeout) the body must keep up
+    --min-upload-rate: it gets 408 and its place is free again, whether it declared its length or came chunked."""
+    picture = photo.read_bytes()
+    with _server_beside(server, uploads=1, read_timeout=3, min_upload_rate=1000) as strict:
+        s = socket.create_connection(("127.0.0.1", strict.server_port), timeout=60)
+        try:
+            framed = f"Content-Length: {len(picture)}" if framing == "content-length" else "Transfer-Encoding: chunked"
+            s.sendall(f"POST /v1/remove HTTP/1.1\r\nHost: x\r\n{framed}\r\n\r\n".encode())
+            body = picture if framing == "content-length" else _chunked(picture, 64)
+            took = _drip_until_answered(s, body, every=0.3)
+            assert took is not None, "no answer to a client sending a byte every 0.3 s after 60 s"
+            status, headers, reply = _reply_on(s)
+        finally:
+            s.close()
+        assert status == 408 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, reply).startswith("the body came slower than 1,000 bytes/s (--min-upload-rate); cut off after ")
+        _wait_for(lambda: strict.uploading == 0, "the upload place given back")
+        assert _request(strict, "POST", "/v1/remove", picture)[0] == 200
+
+
+def test_an_upload_at_a_normal_rate_taking_longer_than_the_grace_is_received(server, photo):
+    """The same server and picture as the slowloris above, sent in pieces at about 1.5x --min-upload-rate: it takes
+    longer than the grace (--read-timeout) in all, and is received: the deadline grows with the bytes sent."""
+    picture = photo.read_bytes()
+    piece = len(picture) // 8 + 1
+    with _server_beside(server, uploads=1, read_timeout=3, min_upload_rate=1000) as strict:
+        s = _slow_upload(strict, picture, 0)
+        try:
+            started = time.monotonic()
+            for at in range(0, len(picture), piece):  # each piece buys 0.77 s: a client paused 2 s more still passes
+                time.sleep(0.5)
+                s.sendall(picture[at : at + piece])
+            assert time.monotonic() - started > 3  # longer than the grace in all
             assert _reply_on(s)[0] == 200
         finally:
             s.close()
@@ -724,6 +782,8 @@ def test_a_malformed_multipart_form_is_a_400(server, content_type, body, words):
     (["--uploads", "0"], "--uploads must be 1 or more, got 0"),
     (["--read-timeout", "0"], "--read-timeout must be a number of seconds above 0, got 0"),
     (["--read-timeout", "nan"], "--read-timeout must be a number of seconds above 0, got nan"),
+    (["--min-upload-rate", "-1"], "--min-upload-rate must be a number of bytes per second, 0 or more, got -1"),
+    (["--min-upload-rate", "nan"], "--min-upload-rate must be a number of bytes per second, 0 or more, got nan"),
 ])  # fmt: skip
 def test_upload_limits_out_of_range_are_one_line_before_the_model_loads(option, line):
     """No upload place, or a timeout of 0 (every read fails at once) or nan (none ever does), would serve nothing."""
@@ -812,3 +872,115 @@ def test_http_servers_own_refusals_reach_a_client_still_sending_its_body(server,
         got, headers, reply = _reply_on(s)
     assert got == status and headers["connection"] == "close"
     assert _one_line_error(got, headers, reply)
+
+
+KEY = "kX3v9Qm2-Zt_7bLp4Rw8sYc1"  # the form secrets.token_urlsafe makes
+
+
+@pytest.mark.parametrize("shown, words, invalid", [
+    ({}, "this server needs its API key: send Authorization: Bearer KEY (or X-API-Key: KEY)", False),
+    ({"Authorization": "Bearer " + KEY[:-1]}, "the API key sent is not this server's", True),
+    ({"Authorization": "Bearer " + KEY + "x"}, "the API key sent is not this server's", True),
+    ({"X-API-Key": KEY.lower()}, "the API key sent is not this server's", True),
+    ({"Authorization": "Basic " + __import__("base64").b64encode(b":wrong-key-of-some-length").decode()}, "the API key sent is not this server's", True),
+])  # fmt: skip
+def test_without_the_key_a_request_gets_401_before_its_body_is_read(server, photo, shown, words, invalid):
+    """With an API key, a POST without it (or with another) is answered 401 at once, from its headers: it is never told
+    to send its body (Expect: 100-continue), takes no upload place (the one there is serves the next client), and the
+    reply says how to authenticate (WWW-Authenticate: Bearer, as RFC 6750)."""
+    picture = photo.read_bytes()
+    with _server_beside(server, uploads=1, api_key=KEY) as guarded:
+        s = socket.create_connection(("127.0.0.1", guarded.server_port), timeout=60)
+        try:
+            head = "".join(f"{name}: {value}\r\n" for name, value in shown.items())
+            s.sendall(f"POST /v1/remove HTTP/1.1\r\nHost: x\r\nContent-Length: {len(picture)}\r\nExpect: 100-continue\r\n{head}\r\n".encode())
+            status, headers, body = _reply_on(s)  # no 100 Continue before it: http.client's parser would skip one and wait
+            assert guarded.uploading == 0
+            assert _request(guarded, "POST", "/v1/remove", picture, {"Authorization": f"Bearer {KEY}"})[0] == 200  # its place free
+        finally:
+            s.close()
+    assert status == 401 and headers["connection"] == "close"
+    assert headers["www-authenticate"] == 'Bearer realm="birefvid serve"' + (', error="invalid_token"' if invalid else "")
+    assert _one_line_error(status, headers, body) == words
+
+
+@pytest.mark.parametrize("shown", [
+    {"Authorization": f"Bearer {KEY}"},
+    {"Authorization": f"bearer  {KEY} "},
+    {"X-API-Key": KEY},
+    {"Authorization": "Basic " + __import__("base64").b64encode(f":{KEY}".encode()).decode()},  # curl -u :KEY, requests' auth=("", KEY)
+])  # fmt: skip
+def test_the_right_key_gets_the_cut_out(server, photo, shown):
+    picture = photo.read_bytes()
+    with _server_beside(server, api_key=KEY) as guarded:
+        status, headers, body = _request(guarded, "POST", "/v1/remove", picture, shown)
+        assert (status, body) == (200, _request(server, "POST", "/v1/remove", picture)[2])
+
+
+def test_health_stays_open_and_other_paths_ask_for_the_key(server):
+    """A load balancer's probe has no key; a client without it learns no other path (401, not 404)."""
+    with _server_beside(server, api_key=KEY) as guarded:
+        status, headers, body = _request(guarded, "GET", "/health")
+        assert status == 200 and json.loads(body)["status"] == "ready"
+        assert _request(guarded, "HEAD", "/health")[0] == 200
+        assert _request(guarded, "GET", "/admin")[0] == 401
+        assert _request(guarded, "GET", "/admin", headers={"X-API-Key": KEY})[0] == 404
+
+
+@pytest.mark.parametrize("option, environ, line", [
+    (["--api-key-file", "{tmp}/missing"], {}, "cannot read the API key from {tmp}/missing: No such file or directory"),
+    (["--api-key-file", "{tmp}/short"], {}, "the API key in {tmp}/short must be 16 to 256 letters, digits or . _ ~ + / - "
+                                            "(make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"),
+    (["--api-key-file", "{tmp}/empty"], {}, "{tmp}/empty holds no API key: 16 to 256 letters, digits or . _ ~ + / - "
+                                            "(make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"),
+    ([], {"BIREFVID_API_KEY": ""}, "$BIREFVID_API_KEY holds no API key: 16 to 256 letters, digits or . _ ~ + / - "
+                                   "(make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"),
+    ([], {"BIREFVID_API_KEY": "a key with spaces in it"}, "the API key in $BIREFVID_API_KEY must be 16 to 256 letters, digits or "
+                                                          ". _ ~ + / - (make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"),
+    (["--api-key-file", "{tmp}/good"], {"BIREFVID_API_KEY": KEY}, "give the API key one way: --api-key-file or $BIREFVID_API_KEY, not both"),
+])  # fmt: skip
+def test_a_bad_api_key_is_one_line_before_the_model_loads(tmp_path, option, environ, line):
+    """A missing file, a key too short to resist guessing, none at all where one was meant (a deployment whose secret did
+    not arrive must not serve everyone), two: one line, exit 2, before the model (which does not exist here) loads."""
+    (tmp_path / "short").write_text("hunter2\n")
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "good").write_text(KEY + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "BIREFVID_API_KEY"} | environ
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in option]
+    result = subprocess.run([sys.executable, "-m", "birefvid", "serve", "--port", "0", "--model", "no-such-model", *argv],
+                            capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"birefvid: error: {line.replace('{tmp}', str(tmp_path))}"]
+
+
+def test_cli_asks_curl_and_requests_for_the_key_from_a_file(tmp_path, photo):
+    """The command itself with --api-key-file, and the clients users have: curl and requests without the key get 401
+    (curl's -f fails, requests' raise_for_status raises), with it their cut-out; the key is never in the ready line."""
+    import shutil
+
+    import requests
+
+    (tmp_path / "key").write_text(KEY + "\n")
+    proc = _serve_cli("--api-key-file", str(tmp_path / "key"), "--model", "tiny", "--device", "cpu", "--precision", "fp32",
+                      "--backend", "torch", "--resolution", "64")  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert "(POST a picture with the API key; GET /health)" in line and KEY not in line, (line, proc.stderr.read() if not line else "")
+        url = line.split(" at ")[1].split(" ")[0]
+        refused = requests.post(url, data=photo.read_bytes(), timeout=60)
+        assert refused.status_code == 401 and refused.json() == {"error": "this server needs its API key: send Authorization: "
+                                                                          "Bearer KEY (or X-API-Key: KEY)"}  # fmt: skip
+        cut = requests.post(url, data=photo.read_bytes(), headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+        assert cut.status_code == 200 and cut.headers["Content-Type"] == "image/png"
+        if shutil.which("curl"):
+            common = ["curl", "-sS", "-f", "--data-binary", f"@{photo}", "-o", str(tmp_path / "out.png"), url]
+            failed = subprocess.run(common, capture_output=True, text=True, timeout=60)
+            assert failed.returncode == 22 and "401" in failed.stderr
+            subprocess.run([*common, "-H", f"X-API-Key: {KEY}"], check=True, timeout=60)
+            assert (tmp_path / "out.png").read_bytes() == cut.content
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0

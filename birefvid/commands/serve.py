@@ -4,6 +4,7 @@ picture POSTed to ``/v1/remove`` cut out as ``birefvid image`` cuts it out."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from .options import add_model_options
@@ -13,10 +14,13 @@ STOP_WAIT_S = 30  # on Ctrl-C or SIGTERM, how long the pictures already being cu
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..cutout_server import MAX_BYTES, MAX_PIXELS, QUEUE, READ_TIMEOUT_S, UPLOADS
+    from ..cutout_server import API_KEY_ENV, MAX_BYTES, MAX_PIXELS, MIN_UPLOAD_RATE, QUEUE, READ_TIMEOUT_S, UPLOADS
 
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only; "
-                        "there is no authentication: put a reverse proxy in front to expose it)")  # fmt: skip
+                        "to expose it, put a reverse proxy in front for HTTPS, and give it an API key)")  # fmt: skip
+    parser.add_argument("--api-key-file", metavar="PATH", help="a file whose first line is the key every request but /health "
+                        f"must show (Authorization: Bearer KEY or X-API-Key: KEY), else 401; or set ${API_KEY_ENV}. "
+                        "Never the key itself here, where ps shows it (default: no key)")  # fmt: skip
     parser.add_argument("--port", type=int, default=7000, help="port (default 7000, as rembg's; 0: any free port, printed)")
     parser.add_argument("--max-bytes", type=int, default=MAX_BYTES, metavar="N", help=f"largest request body, refused with 413 "
                         f"before it is read, or as soon as a chunked one passes it (default {MAX_BYTES:,}: 25 MiB)")  # fmt: skip
@@ -29,6 +33,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S, metavar="S", help="seconds a client may send "
                         "nothing mid-request (it then gets 408 and is dropped), or read nothing of a reply (which is then cut off) "
                         f"(default {READ_TIMEOUT_S:g})")  # fmt: skip
+    parser.add_argument("--min-upload-rate", type=float, default=MIN_UPLOAD_RATE, metavar="BYTES_PER_S", help="slowest a body may "
+                        "come, after a grace of --read-timeout: one that falls behind gets 408 and is dropped, so a client "
+                        f"sending a byte now and then cannot hold an upload place (default {MIN_UPLOAD_RATE:,}: 50 KiB/s; 0: no minimum)")  # fmt: skip
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -38,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..errors import ConfigError
-    from ..cutout_server import CutoutServer, CutoutService
+    from ..cutout_server import API_KEY_ENV, CutoutServer, CutoutService, api_key
     from .options import inference_spec, model_spec
 
     for name, low in (("port", 0), ("max_bytes", 1), ("max_pixels", 64), ("queue", 0), ("uploads", 1)):
@@ -46,13 +53,20 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be {low} or more, got {getattr(args, name)}")
     if not 0 < args.read_timeout < float("inf"):  # nan fails this too
         raise ConfigError(f"--read-timeout must be a number of seconds above 0, got {args.read_timeout:g}")
+    if not 0 <= args.min_upload_rate < float("inf"):
+        raise ConfigError(f"--min-upload-rate must be a number of bytes per second, 0 or more, got {args.min_upload_rate:g}")
     if args.port > 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {args.port}")
+    key = api_key(args.api_key_file)
+    if key is None and not _loopback(args.host):
+        logging.getLogger(__name__).warning("serving %s with no API key (--api-key-file or $%s): anyone who reaches it can "
+                                            "use this machine's GPU or CPU", args.host, API_KEY_ENV)  # fmt: skip
     spec, inference = model_spec(args), inference_spec(args)
     spec.validate()
     inference.validate()
     server = CutoutServer(args.host, args.port, None, max_bytes=args.max_bytes, uploads=args.uploads,
-                          read_timeout=args.read_timeout)  # a port in use fails before the model loads
+                          read_timeout=args.read_timeout, min_upload_rate=args.min_upload_rate,
+                          api_key=key)  # a port in use fails before the model loads
     try:
         import torch
 
@@ -67,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     service = server.service
     worker = threading.Thread(target=server.serve_forever, name="birefvid-serve", daemon=True)
     worker.start()
-    print(f"birefvid: serving {segmenter.name} at {server.url()} (POST a picture; GET /health); Ctrl-C stops", flush=True)
+    with_key = " with the API key" if key is not None else ""
+    print(f"birefvid: serving {segmenter.name} at {server.url()} (POST a picture{with_key}; GET /health); Ctrl-C stops", flush=True)
     try:
         while worker.is_alive():
             worker.join(0.5)  # wakes for Ctrl-C and SIGTERM, which raise here
@@ -80,3 +95,15 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(0.1)
     print("birefvid: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """True for a --host only this machine reaches (127.0.0.1, ::1, localhost), where no key is asked for by default."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
