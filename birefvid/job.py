@@ -144,7 +144,7 @@ def check_output_options(kind: str, has_background: bool) -> None:
     if kind == "composite" and not has_background:
         raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour, an image or a video)")
     if kind != "composite" and has_background:
-        raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')}")
+        raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')}, not {option('kind', kind)}")
 
 
 @dataclass(frozen=True)
