@@ -452,3 +452,16 @@ def _input_in_empty_workdir(command: str, tmp_path: Path, monkeypatch) -> tuple[
     work.mkdir()
     monkeypatch.chdir(work)
     return source, work
+
+
+def test_a_bad_key_colour_names_its_option():
+    """"not a colour: 'nope'" alone left a run given a key, an overlay colour and a background to guess which was
+    wrong; --overlay-color's error named its option already."""
+    from birefvid.api import build_live_job
+
+    with cli_naming(), pytest.raises(ConfigError, match=r"^--key-color: not a colour: 'nope'"):
+        process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mp4", "--output", "green", "--key-color", "nope"))
+    with cli_naming(), pytest.raises(ConfigError, match=r"^--key-color: not a colour: 'nope'"):
+        build_live_job("cam.mp4", ["out.mkv"], effect="blur", key_color="nope")  # a key away in a blur run
+    with pytest.raises(ConfigError, match=r"^key_color: not a colour: 'nope'"):
+        build_file_job("in.mp4", "out.mp4", kind="green", key_color="nope")
