@@ -233,7 +233,8 @@ def build_file_job(
     extras = tuple(_extra_output(extra, backdrop, shared) for extra in ([also] if isinstance(also, str) else also))
     if backdrop is not None and kind != "composite" and extras:
         if not any(e.kind == "composite" for e in extras):
-            raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')} or {option('also')} composite=PATH")
+            raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')} or {option('also')} composite=PATH, "
+                              f"not {option('kind', kind)}")  # fmt: skip
         backdrop = None  # the composite outputs are the extra ones
     return FileJob(
         source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace,  # type: ignore[arg-type]

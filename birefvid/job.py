@@ -124,6 +124,15 @@ def check_blur_sigma(sigma: float) -> None:
         raise ConfigError(f"{option('blur_sigma')} must be a positive number of pixels (e.g. 16), got {sigma!r}")
 
 
+def check_key_color(color: str) -> None:
+    """The green screen's key is a colour; its error names the option, as ``--overlay-color``'s does: "not a colour"
+    alone left a run given a key, an overlay colour and a background to guess which was wrong."""
+    try:
+        parse_color(color)
+    except ConfigError as e:
+        raise ConfigError(f"{option('key_color')}: {e}") from None
+
+
 def check_overlay(color: str, opacity: float) -> None:
     """The overlay's tint: a colour, and an opacity from 0 (the contour alone) to 1 (the subject painted over)."""
     try:
@@ -144,7 +153,7 @@ def check_output_options(kind: str, has_background: bool) -> None:
     if kind == "composite" and not has_background:
         raise ConfigError(f"{option('kind', 'composite')} needs {option('background')} (a colour, an image or a video)")
     if kind != "composite" and has_background:
-        raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')}")
+        raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')}, not {option('kind', kind)}")
 
 
 @dataclass(frozen=True)
@@ -361,7 +370,7 @@ class OutputSpec:
         check_output_options(self.kind, self.background is not None)
         refuse_piped_background(self.background)
         self.matte.validate()
-        parse_color(self.key_color)  # a bad colour fails before any work
+        check_key_color(self.key_color)  # a bad colour fails before any work
         check_blur_sigma(self.blur_sigma)
         check_overlay(self.overlay_color, self.overlay_opacity)
 
@@ -638,7 +647,7 @@ class EffectSpec:
         if self.effect == "mask" and self.foreground:  # the matte alone has no colours: it was ignored without a word
             raise ConfigError(f"{option('foreground')} estimates colours at soft edges; {option('effect', 'mask')} draws the matte alone, which has none")
         refuse_piped_background(self.background)
-        parse_color(self.key_color)
+        check_key_color(self.key_color)
         check_blur_sigma(self.blur_sigma)
         check_overlay(self.overlay_color, self.overlay_opacity)
 

@@ -387,7 +387,7 @@ def test_rgba_webp_keeps_the_alpha_exactly(tmp_path, red_key):
         (["-o", "{d}/cut.gif"], "cannot write {d}/cut.gif: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),  # it made a folder cut.gif/
         (["-o", "{d}/cut.mp4"], "cannot write {d}/cut.mp4: expected .png, .webp, .jpg, .jpeg, .tif, .tiff"),
         (["-o", "{d}/c.png", "--output", "composite"], "--output composite needs --background (a colour or an image)"),
-        (["-o", "{d}/c.png", "--output", "green", "--background", "red"], "--background is only used with --output composite"),
+        (["-o", "{d}/c.png", "--output", "green", "--background", "red"], "--background is only used with --output composite, not --output green"),
         (["-o", "{d}/c.png", "--output", "composite", "--background", "{d}/missing.jpg"], "background not found"),
         # ignored without a word: the cut-out came out as if they had not been given
         (["-o", "{d}/c.png", "--key-color", "#00b140"], "--key-color is only used with --output green, not --output rgba"),

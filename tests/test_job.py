@@ -105,7 +105,7 @@ def test_a_microphone_into_animated_pictures_only_is_refused(sinks):
     "options, api_words, cli_words",
     [
         (dict(kind="composite"), "kind='composite' needs background", "--output composite needs --background"),
-        (dict(background="red"), "background is only used with kind='composite'", "--background is only used with --output composite"),
+        (dict(background="red"), "background is only used with kind='composite', not kind='alpha'", "--background is only used with --output composite, not --output alpha"),
         (dict(model="tiny", weights="w.pth"), "use either model or weights", "use either --model or --weights"),
         (dict(smooth="wobble"), "unknown smooth 'wobble'", "unknown --smooth 'wobble'"),
         (dict(batch_size=0), "batch_size must be at least 1", "--batch-size must be at least 1"),
@@ -132,6 +132,9 @@ def test_validation_names_the_option_as_the_user_typed_it(options, api_words, cl
     (["--output", "composite", "--background", "red", "--blur-sigma", "30"], "--blur-sigma is only used with --output blur or --also blur=PATH, not --output composite"),
     (["--smooth", "ema", "--smooth-window", "5"], "--smooth-window is only used with --smooth lookahead, not --smooth ema"),
     (["--output", "mask", "--no-foreground"], "--no-foreground is only used with an output in colour .* not --output mask"),
+    # as the others: it named --output composite alone, though --also composite=PATH uses it too, and not the output given
+    (["--output", "alpha", "--background", "red"], "--background is only used with --output composite or --also composite=PATH, not --output alpha"),
+    (["--background", "red", "--also", "mask=m.mkv"], "--background is only used with --output composite or --also composite=PATH, not --output alpha"),
 ])
 def test_an_option_the_output_or_smoother_does_not_use_is_refused(argv, words):
     """They were ignored without a word: a user asking for a wider window got the recursive blend as it is."""
@@ -449,3 +452,16 @@ def _input_in_empty_workdir(command: str, tmp_path: Path, monkeypatch) -> tuple[
     work.mkdir()
     monkeypatch.chdir(work)
     return source, work
+
+
+def test_a_bad_key_colour_names_its_option():
+    """"not a colour: 'nope'" alone left a run given a key, an overlay colour and a background to guess which was
+    wrong; --overlay-color's error named its option already."""
+    from birefvid.api import build_live_job
+
+    with cli_naming(), pytest.raises(ConfigError, match=r"^--key-color: not a colour: 'nope'"):
+        process_cmd.job_from_args(_parse("talk.mp4", "-o", "talk.mp4", "--output", "green", "--key-color", "nope"))
+    with cli_naming(), pytest.raises(ConfigError, match=r"^--key-color: not a colour: 'nope'"):
+        build_live_job("cam.mp4", ["out.mkv"], effect="blur", key_color="nope")  # a key away in a blur run
+    with pytest.raises(ConfigError, match=r"^key_color: not a colour: 'nope'"):
+        build_file_job("in.mp4", "out.mp4", kind="green", key_color="nope")

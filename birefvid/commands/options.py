@@ -216,11 +216,23 @@ def bit_depth_arg(text: str) -> "str | int":
     raise argparse.ArgumentTypeError(f"expected auto, 8 or 16, got {text!r}")
 
 
+def background_used(args: argparse.Namespace) -> None:
+    """ConfigError for ``--background`` beside outputs that do not use it, naming both ways to use it where
+    ``process --also`` is one, as ``only_for`` does (it named ``--output composite`` alone); other commands' builders
+    refuse it themselves."""
+    from ..errors import ConfigError, option
+
+    if args.background is None or not hasattr(args, "also") or "composite" in output_kinds(args):
+        return
+    raise ConfigError(f"{option('background')} is only used with {option('kind', 'composite')} or {option('also')} composite=PATH, "
+                      f"not {option('kind', args.output)}")  # fmt: skip
+
+
 def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJob:
     """The ``FileJob`` for ``input`` -> ``out`` with the shared options, validated (``build_file_job``)."""
     from ..api import build_file_job
 
-
+    background_used(args)
     return build_file_job(
         input, out, kind=args.output, model=args.model, weights=args.weights, backbone=args.backbone,
         device=args.device, precision=args.precision, resolution=args.resolution, keep_aspect=args.keep_aspect,

@@ -13,7 +13,10 @@ from birefvid.eval.readers import read_mask
 
 SAMPLED = 24  # masks read at start-up: enough to see a habit of the whole set, a fraction of a second's decoding
 INVERTED_EDGE = 0.75  # a mask whose subject covers three quarters of the picture's border...
-INVERTED_COVER = 0.5  # ...and half its area most likely marks the background
+INVERTED_COVER = 0.5  # ...and half its area most likely marks the background...
+CORNER = 0.05  # ...when it also fills the picture's four corners (patches this fraction of its height and width):
+# a subject filling the frame (a close-up face, an object cropped to its box) covers as much border and area, but
+# leaves the background in a corner or two
 
 
 def _foreground(mask: np.ndarray) -> np.ndarray:
@@ -26,6 +29,18 @@ def _foreground(mask: np.ndarray) -> np.ndarray:
 def _border(fg: np.ndarray) -> np.ndarray:
     """The picture's outermost ring of pixels."""
     return np.concatenate([fg[0], fg[-1], fg[1:-1, 0], fg[1:-1, -1]])
+
+
+def _corners_filled(fg: np.ndarray) -> bool:
+    """True when the subject covers most of each of the picture's four corner patches."""
+    h, w = fg.shape
+    ch, cw = max(1, round(h * CORNER)), max(1, round(w * CORNER))
+    return all(patch.mean() > 0.5 for patch in (fg[:ch, :cw], fg[:ch, -cw:], fg[-ch:, :cw], fg[-ch:, -cw:]))
+
+
+def _looks_inverted(fg: np.ndarray) -> bool:
+    """White over half the picture, three quarters of its border and all four corners: the background marked."""
+    return fg.mean() >= INVERTED_COVER and _border(fg).mean() >= INVERTED_EDGE and _corners_filled(fg)
 
 
 def mask_warnings(root: Path, masks: Sequence[Path], by_alpha: bool, zero_one: bool) -> list[str]:
@@ -44,7 +59,7 @@ def mask_warnings(root: Path, masks: Sequence[Path], by_alpha: bool, zero_one: b
         read += 1
         if not fg.any():
             empty += 1
-        elif fg.mean() >= INVERTED_COVER and _border(fg).mean() >= INVERTED_EDGE:
+        elif _looks_inverted(fg):
             inverted += 1
     said = []
     if read and inverted * 2 > read - empty > 0:
