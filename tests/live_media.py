@@ -128,12 +128,14 @@ class RtspServer:
     """``tests/rtsp_server.py`` serving ``clip`` at rtsp://127.0.0.1:PORT/cam, startable again on the same port."""
 
     def __init__(self, clip: Path, port: Optional[int] = None, path: str = "/cam", max_seconds: float = 60.0, audio: bool = False,
-                 udp_only: bool = False, auth: Optional[str] = None) -> None:
+                 udp_only: bool = False, auth: Optional[str] = None, digest: bool = False, g711: Optional[str] = None) -> None:
         self.python = rtsp_server_python()
         self.clip = clip
         self.audio = audio  # serve the clip's AAC track too
         self.udp_only = udp_only  # refuse RTP over the RTSP connection, as some cameras do
         self.auth = auth  # "USER:PASSWORD" a client must give, as IP cameras ask (401 otherwise)
+        self.digest = digest  # ask for it by HTTP Digest alone, as Hikvision and Dahua cameras do
+        self.g711 = g711  # "pcmu" or "pcma": a .mkv's sound sent as 8 kHz G.711, as most IP cameras send theirs
         self.port = port or free_port()
         self.path = path
         self.max_seconds = max_seconds
@@ -146,7 +148,8 @@ class RtspServer:
             raise RuntimeError("the RTSP server is running already")
         cmd = [self.python, str(SERVER_SCRIPT), "--port", str(self.port), "--file", str(self.clip),
                "--path", self.path, "--max-seconds", str(self.max_seconds), *(["--audio"] if self.audio else []),
-               *(["--udp-only"] if self.udp_only else []), *(["--auth", self.auth] if self.auth else [])]
+               *(["--udp-only"] if self.udp_only else []), *(["--auth", self.auth] if self.auth else []),
+               *(["--digest"] if self.digest else []), *(["--g711", self.g711] if self.g711 else [])]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         line = ""
@@ -200,6 +203,48 @@ def make_flash_clip(path: Path, seconds: float = 3.0, flash: tuple[float, float]
                 frame = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
                 frame.sample_rate, frame.pts = rate, done
                 out.mux(sound.encode(frame))
+                done += n
+        out.mux(video.encode(None))
+        out.mux(sound.encode(None))
+    return path
+
+
+def make_camera_clip(path: Path, seconds: float, flash: Sequence[tuple[float, float]] = (), slow: Sequence[tuple[float, float]] = (),
+                     fps: int = 25, slow_fps: float = 2, size: tuple[int, int] = (96, 64), rate: int = 8000) -> Path:  # fmt: skip
+    """An IP camera's main stream as a Matroska file: H.265 (no B-frames, a keyframe a second) and 16-bit
+    mono PCM at ``rate`` (which ``tests/rtsp_server.py --g711`` sends as G.711). The picture turns white and
+    a 440 Hz tone plays over each ``flash`` span, as ``make_flash_clip``'s do; over each ``slow`` span the
+    pictures come ``slow_fps`` a second instead of ``fps``, as a camera's "smart codec" sends a still scene
+    (a variable frame rate: the times, in milliseconds, say when each picture was taken)."""
+    w, h = size
+    times: list[float] = []
+    t = 0.0
+    while t < seconds - 1e-9:
+        times.append(t)
+        t += 1 / (slow_fps if any(a <= t < b for a, b in slow) else fps)
+    with av.open(str(path), "w", format="matroska") as out:
+        video = out.add_stream("libx265", rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.time_base = Fraction(1, 1000)
+        video.codec_context.time_base = Fraction(1, 1000)
+        video.options = {"preset": "ultrafast", "x265-params": f"bframes=0:keyint={fps}:min-keyint=1:log-level=error"}
+        sound = out.add_stream("pcm_s16le", rate=rate)
+        sound.codec_context.layout = "mono"
+        done = 0
+        for k, at in enumerate(times):
+            lit = any(a <= at < b for a, b in flash)
+            frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), 230 if lit else 30, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(at * 1000), Fraction(1, 1000)
+            out.mux(video.encode(frame))
+            stop = round((times[k + 1] if k + 1 < len(times) else seconds) * rate)
+            while done < stop:
+                n = min(800, stop - done)
+                s = np.arange(done, done + n) / rate
+                on = np.logical_or.reduce([(s >= a) & (s < b) for a, b in flash]) if flash else np.zeros(n, bool)
+                tone = np.where(on, 0.5 * np.sin(2 * np.pi * 440 * s), 0.0)
+                chunk = av.AudioFrame.from_ndarray((tone * 32767).astype(np.int16)[None], format="s16", layout="mono")
+                chunk.sample_rate, chunk.pts = rate, done
+                out.mux(sound.encode(chunk))
                 done += n
         out.mux(video.encode(None))
         out.mux(sound.encode(None))
