@@ -64,10 +64,16 @@ log = logging.getLogger(__name__)
 _TERMINAL: tuple[SourceState, ...] = ("ended", "failed", "closed")
 # how long after the newest picture a microphone's sound still follows its clock (seconds)
 _MIC_REACH = 0.5
-# a source clock that runs this much further than the wall clock between two pictures has jumped
-# (an MPEG-TS sender restarted on the same UDP port, a camera's clock reset): a cut, as a step back
-# is, not a gap of that length in every output (FFmpeg's dts_delta_threshold for MPEG-TS is 10 s too)
-_CLOCK_JUMP_S = 10.0
+# a live source's clock that runs this much further than the wall clock between two pictures has jumped
+# (an MPEG-TS sender restarted on the same UDP port, a camera's clock stepped by NTP, which FFmpeg's
+# RTSP timing follows through the camera's RTCP reports): a cut, as a step back is, not a gap of that
+# length in every output. Pictures sent live never run ahead of the wall clock by more than their
+# jitter: a burst after a stall brings pictures late, each a frame after the one before; a still scene's
+# slow pictures ("smart codecs", 1-2 a second) take as long to come as their times say. 10 s (FFmpeg's
+# dts_delta_threshold for MPEG-TS) let an NTP step of 1-10 s freeze every output for its length.
+_CLOCK_JUMP_S = 1.0
+# the same for sound: muxers send it up to ~0.7 s ahead of its pictures, so it is given more reach
+_SOUND_LEAP_S = 10.0
 # a picture whose source time repeats the one before is placed a frame after it, while that keeps it
 # within this much of its own time: a camera stamping two pictures a tick is not a cut
 _REPEAT_REACH_S = 0.25
@@ -79,9 +85,12 @@ _REPEAT_REACH_S = 0.25
 class _StreamClock:
     """Maps each connection's pts onto one increasing ``stream_time`` that starts at 0."""
 
-    def __init__(self, time_base: Fraction, interval: float) -> None:
+    def __init__(self, time_base: Fraction, interval: float, live: bool = True) -> None:
         self.time_base = time_base
         self.interval = interval  # the gap put between connections (one frame)
+        # a file's pictures come as fast as they are read, or paced a picture late: the wall clock
+        # says nothing of its clock, whose long gaps (a still in a smart codec's recording) are real
+        self.live = live
         self._last_pts: Optional[int] = None
         self._base: Optional[tuple[Optional[float], float, float]] = None  # (pts s, stream time, wall)
         self._stamped = 0
@@ -92,9 +101,12 @@ class _StreamClock:
         self._stamped = 0  # pictures of this connection stamped so far
         self._previous = None
 
-    def _leaps(self, seconds: float, wall: float) -> bool:
-        """True when ``seconds`` lies over ``_CLOCK_JUMP_S`` further past the last picture than the wall clock moved meanwhile."""
-        return self._previous is not None and (seconds - self._previous[0]) - (wall - self._previous[1]) > _CLOCK_JUMP_S
+    def _leaps(self, seconds: float, wall: float, reach: float = _CLOCK_JUMP_S) -> bool:
+        """True when ``seconds`` lies over ``reach`` further past the last picture than the wall clock moved
+        meanwhile (never for a file, whose pictures are not paced by the wall clock)."""
+        if not self.live or self._previous is None:
+            return False
+        return (seconds - self._previous[0]) - (wall - self._previous[1]) > reach
 
     def _repeats(self, seconds: Optional[float], t: float, last: float) -> bool:
         """True when ``seconds`` repeats the last picture's time (or lies past it) but its place ``t`` on
@@ -112,7 +124,7 @@ class _StreamClock:
         lies on a clock that leapt ahead of the pictures': it would place the sound that far ahead)."""
         if self._base is None or self._base[0] is None:
             return None
-        if wall is not None and self._leaps(seconds, wall):
+        if wall is not None and self._leaps(seconds, wall, _SOUND_LEAP_S):
             return None
         src0, offset, _ = self._base
         return offset + (seconds - src0)
@@ -423,7 +435,7 @@ class LiveCapture(LiveSource):
             while conn is not None and not self._stop.is_set():
                 if self._clock is None:
                     rate = conn.info.average_rate
-                    self._clock = _StreamClock(conn.info.time_base, 1 / float(rate) if rate else 1 / 30)
+                    self._clock = _StreamClock(conn.info.time_base, 1 / float(rate) if rate else 1 / 30, live=self.target.kind != "file")
                     self._info = self._source_info(conn.info)
                 self._clock.new_connection()
                 self._hear(conn)
