@@ -413,16 +413,17 @@ def check_sound_in_sync(path: Path, codec: str) -> None:
     # the picture and the tone start together (within two frames: a frame the display path drops
     # moves the flash onto the next one), and the sound lasts as long as the pictures
     assert abs(bright - tone) <= 0.08, f"the flash shows at {bright:.3f} s, the tone starts at {tone:.3f} s"
-    assert abs(sound_end - video_end) <= 0.15, f"the pictures end at {video_end:.3f} s, the sound at {sound_end:.3f} s"
+    assert abs(sound_end - video_end) <= end_slack, f"the pictures end at {video_end:.3f} s, the sound at {sound_end:.3f} s"
 
 
-def check_every_flash_in_sync(path: Path, codec: str, flash_seconds: float = 0.5) -> None:
+def check_every_flash_in_sync(path: Path, codec: str, flash_seconds: float = 0.5, end_slack: float = 0.15) -> None:
     """The recording or stream at ``path`` of a clip that flashes again and again (``make_flash_clip``
     with several spans, each ``flash_seconds`` long) carries ``codec`` sound; every flash it shows has
     its tone with it, every picture shown while a tone plays is bright, and sound and pictures end together.
 
     For a stream that plays from the moment birefvid connects: the model's start-up (3-10 s under
-    load) decides which flashes the run shows, so no single one is waited for."""
+    load) decides which flashes the run shows, so no single one is waited for. ``end_slack``: how far apart sound and
+    pictures may end (a variable-rate camera's last picture, on a still scene, stands for up to its own interval)."""
     from live_media import _brightness_and_sound, flash_and_tone, flash_and_tone_onsets
 
     with av.open(str(path)) as c:
@@ -442,10 +443,15 @@ def check_every_flash_in_sync(path: Path, codec: str, flash_seconds: float = 0.5
         return min(before, flash - 0.08) - 0.02 <= tone <= flash + 0.08
 
     for before, flash in flashes:
+        if flash == frames[0][0] and frames[0][1] > 128 and tones[0] <= frames[0][0] + 0.2:
+            continue  # opened in a flash: its tone plays from the sound's start, which a receiver may set a little later
         assert any(together(tone, before, flash) for tone in tones), f"no tone with the flash at {flash:.3f} s: tones at {[round(float(t), 3) for t in tones]}"
     # a tone may have no picture at all: sound plays on while a start-up under load holds the first
     # picture (2.3 s seen) or the run skips pictures to catch up; but any picture shown in its midst is its flash
+    sound_start = min(tones + [frames[0][0]])
     for tone in tones:
+        if tone - sound_start < 0.2 and frames[0][1] > 128:  # the run opened in a flash: its tone's end, of unknown length
+            continue
         dark = [t for t, level in frames if tone + 0.08 <= t <= tone + flash_seconds - 0.08 and level <= 128]
         assert not dark, f"the tone at {tone:.3f} s plays over dark pictures at {[round(t, 3) for t in dark]}"
     assert abs(sound_end - video_end) <= 0.15, f"the pictures end at {video_end:.3f} s, the sound at {sound_end:.3f} s"

@@ -1,0 +1,208 @@
+"""``birefvid live`` against what real IP cameras (Hikvision, Dahua, Axis, Reolink) send, served by real programs on 127.0.0.1.
+
+* GStreamer's RTSP server (``tests/rtsp_server.py``) as the camera: H.265 video, G.711 mu-law (PCMU, 8 kHz mono)
+  sound, HTTP Digest login with a password of ``@``, ``#`` and ``%`` (percent-encoded in the URL), RTP over TCP,
+  and a "smart codec" frame rate that drops to 2 pictures a second on a still scene and comes back to 25.
+* An MPEG-TS sender on UDP whose clock steps ahead by a few seconds mid-stream, as a camera's does when NTP sets
+  its clock (FFmpeg times an RTSP camera's pictures by its RTCP reports' wall clock, which steps with it).
+
+Each test is bounded; the servers quit by themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from birefvid.errors import SourceError
+from birefvid.io.live_base import CapturedFrame, LiveSource
+from birefvid.io.live_source import open_live_source
+from live_media import RtspServer, make_camera_clip
+from system_tools import need_binary
+
+PASSWORD = "p@ss#w%rd"  # what the camera's web page was given
+IN_URL = "p%40ss%23w%25rd"  # the same, percent-encoded as a URL's password must be
+
+
+def _read_for(src: LiveSource, seconds: float) -> list[CapturedFrame]:
+    frames, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        f = src.read(end - time.monotonic())
+        if f is not None:
+            frames.append(f)
+    return frames
+
+
+def _udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _send_paced(data: bytes, port: int, seconds: float) -> None:
+    """Send ``data`` to 127.0.0.1:``port`` in MPEG-TS datagrams spread evenly over ``seconds`` (the
+    wall clock's pace, whatever the stream's timestamps say, as a camera sends)."""
+    chunks = [data[i : i + 1316] for i in range(0, len(data), 1316)]
+    t0 = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+        for i, chunk in enumerate(chunks):
+            out.sendto(chunk, ("127.0.0.1", port))
+            time.sleep(max(0.0, t0 + seconds * (i + 1) / len(chunks) - time.monotonic()))
+
+
+def test_a_camera_clock_stepped_a_few_seconds_by_ntp_goes_on_as_after_a_cut(tmp_path: Path) -> None:
+    """A camera whose clock NTP steps 3 s ahead mid-stream (its pictures and sound keep coming in real
+    time): only a leap of over 10 s was taken for a cut, so a step of 1-10 s froze every output on the
+    last picture, with silence, for that long, and a recording ran that much longer than the camera did."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    parts = []
+    for i, offset in enumerate((0, 2 + 3)):  # 2 s of camera, then its clock 3 s ahead
+        part = tmp_path / f"part{i}.ts"
+        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=2",
+                        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:duration=2", "-c:v", "libx264", "-preset", "ultrafast",
+                        "-bf", "0", "-g", "12", "-c:a", "aac", "-output_ts_offset", str(offset), "-f", "mpegts", str(part)], check=True)  # fmt: skip
+        parts.append(part.read_bytes())
+    data, port = b"".join(parts), _udp_port()
+    with open_live_source(f"udp://127.0.0.1:{port}", audio=True, read_timeout=3.0) as src:
+        sender = threading.Thread(target=_send_paced, args=(data, port, 4.0))
+        sender.start()
+        src.start(timeout=10)
+        sound = src.audio.subscribe()  # type: ignore[union-attr]
+        frames = _read_for(src, 4.0)
+        sender.join(timeout=10)
+        frames += _read_for(src, 1.0)  # a busy machine paces the sender late: what it sent last is read too
+        assert src.reconnects == 0
+    times = [f.stream_time for f in frames]
+    gaps = np.diff(times)
+    print(f"{len(frames)} pictures over {times[-1]:.2f} s, largest gap {gaps.max():.2f} s")
+    assert len(frames) > 40 and (gaps > 0).all()
+    assert gaps.max() < 0.5, f"the pictures stand still for {gaps.max():.2f} s at the clock's step"
+    assert times[-1] < 4.5, f"4 s of camera last {times[-1]:.2f} s"
+    heard = [t for t, _, _ in sound.take_until(None, {0: 0.0})]
+    assert len(heard) > 20 and max(heard) < 4.5, heard[-5:]
+
+
+def test_a_files_long_still_keeps_its_length(tmp_path: Path) -> None:
+    """A camera's "smart codec" recording, exported as a file, that holds one picture for 12 s (a still
+    scene): read at full speed, its pictures came far faster than the wall clock, and a step of over
+    10 s was taken for a clock that leapt, so the still lasted one frame and the recording 12 s less."""
+    clip = make_camera_clip(tmp_path / "still.mkv", seconds=14.5, slow=[(1.0, 13.0)], slow_fps=1 / 12)
+    with open_live_source(str(clip)) as src:
+        src.start(timeout=10)
+        frames = _read_for(src, 3.0)
+    times = [f.stream_time for f in frames]
+    print(f"{len(frames)} pictures, times {[round(t, 2) for t in times[20:30]]}")
+    assert len(frames) >= 60 and abs(times[-1] - 14.46) < 0.05, times[-5:]
+    assert abs(max(np.diff(times)) - 12.0) < 0.05
+
+
+# ---------------------------------------------------------------- an H.265 + G.711 camera behind a Digest login
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 s (longer than any run: the server plays it once a client) in 6 s cycles: 3 s at 25 fps with a
+    0.5 s flash and tone from 0.8 s, then 3 s of a still scene at 2 pictures a second."""
+    cycles = [6.0 * k for k in range(10)]
+    return make_camera_clip(tmp_path_factory.mktemp("ip_camera") / "camera.mkv", seconds=60.0,
+                            flash=[(c + 0.8, c + 1.3) for c in cycles], slow=[(c + 3.0, c + 6.0) for c in cycles])  # fmt: skip
+
+
+@pytest.mark.parametrize("password", [IN_URL, "wrong"])
+def test_a_digest_login_with_special_characters_opens_and_a_wrong_one_is_refused_at_once(camera_clip: Path, caplog, password: str) -> None:
+    """The camera asks for its login by HTTP Digest alone; the password's ``@``, ``#`` and ``%`` are percent-encoded
+    in the URL. The right one plays H.265 with its G.711 sound; a wrong one is one error at once (a camera locks the
+    account after a few failures), and neither the password nor its encoding is said anywhere."""
+    caplog.set_level(logging.DEBUG, logger="birefvid")
+    with RtspServer(camera_clip, auth=f"admin:{PASSWORD}", digest=True, g711="pcmu") as server:
+        url = server.url.replace("rtsp://", f"rtsp://admin:{password}@")
+        src = open_live_source(url, audio=True)  # retried forever by default
+        try:
+            if password == "wrong":
+                t0 = time.monotonic()
+                with pytest.raises(SourceError) as refused:
+                    src.start(timeout=30)
+                message = str(refused.value)
+                assert time.monotonic() - t0 < 15, "a refused login is retried"  # generous: one try takes ~0.1 s
+                assert message.startswith(f"cannot open {server.url.replace('rtsp://', 'rtsp://admin:***@')}: ")
+                assert "401 Unauthorized" in message and "check the user name and password" in message and "wrong" not in message
+                assert not [r for r in caplog.records if "retry" in r.getMessage()]
+            else:
+                info = src.start(timeout=30)
+                assert (info.width, info.height) == (96, 64)
+                assert src.audio is not None and (src.audio.rate, src.audio.layout) == (8000, "mono")
+                assert len(_read_for(src, 1.0)) >= 10
+        finally:
+            src.close()
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "p@ss" not in said and "%40" not in said and "w%rd" not in said, said
+
+
+def _times(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.array([float(f.time) for f in c.decode(video=0)])
+
+
+def _check_camera_timing(path: Path, seconds: float) -> None:
+    """``path`` holds the camera's pictures on its own times: 25 a second, then 2 a second over each still
+    scene, neither sped up to one rate nor frozen, for the ``seconds`` the run lasted, and 8 kHz mono AAC."""
+    with av.open(str(path)) as c:
+        assert [(s.codec_context.name, s.codec_context.sample_rate, s.codec_context.layout.name) for s in c.streams.audio] == [
+            ("aac", 8000, "mono")]  # fmt: skip
+    times = _times(path)
+    gaps = np.diff(times)
+    slow = gaps[(gaps > 0.4) & (gaps < 0.6)]
+    print(f"{path.name}: {len(times)} pictures over {times[-1] - times[0]:.2f} s, {len(slow)} a still scene's, largest gap {gaps.max():.2f} s")
+    assert abs(times[-1] - times[0] - seconds) < 1.0
+    assert len(slow) >= 4, "no still scene's slow pictures: the times were made up at one rate"
+    assert gaps.max() < 0.7, f"the picture froze for {gaps.max():.2f} s"
+    assert np.median(gaps[gaps < 0.4]) == pytest.approx(0.04, abs=0.005)
+
+
+def test_an_h265_camera_with_g711_sound_records_and_streams_on_its_own_times(tmp_path: Path, camera_clip: Path) -> None:
+    """A Hikvision-like main stream: H.265, G.711 mu-law at 8 kHz, a Digest login with special characters, RTP over
+    TCP, and a frame rate that drops to 2 on a still scene. Recorded to .mkv and .mp4 (its sound as AAC, which
+    MP4 players all play) and sent on over RTSP and UDP: each has the sound, in sync, and the camera's own times."""
+    from live_e2e_tools import UdpRecorder, check_every_flash_in_sync, end_process, ffmpeg_receiver, listening, run_live_cli, wait_for
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    startup = 90.0  # python + torch + a first export on a loaded 2-core machine
+    rtsp_port = socket.socket()
+    rtsp_port.bind(("127.0.0.1", 0))
+    port = rtsp_port.getsockname()[1]
+    rtsp_port.close()
+    rtsp_out = f"rtsp://127.0.0.1:{port}/out"
+    rx_log = tmp_path / "rx_rtsp.log"
+    with open(rx_log, "wb") as log:
+        receiver = subprocess.Popen([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", "-rtsp_flags", "listen",
+                                     "-listen_timeout", str(int(startup)), "-i", rtsp_out, "-map", "0", "-c", "copy",
+                                     str(tmp_path / "rx_rtsp.mkv")], stdin=subprocess.DEVNULL, stderr=log)  # fmt: skip
+    udp = UdpRecorder(tmp_path / "rx_udp.ts", first_wait=startup + 30)
+    try:
+        wait_for(lambda: listening(port), 20, "ffmpeg listening for RTSP")
+        with RtspServer(camera_clip, auth=f"admin:{PASSWORD}", digest=True, g711="pcmu", max_seconds=180) as server:
+            source = server.url.replace("rtsp://", f"rtsp://admin:{IN_URL}@")
+            args = ["--source", source, "--effect", "blur", "--model", "tiny", "--device", "cpu", "--resolution", "64",
+                    "--duration", "8", "--sink", "rec.mkv", "--sink", "rec.mp4", "--sink", rtsp_out, "--sink", f"udp://127.0.0.1:{udp.port}",
+                    "--stats-json", "stats.jsonl", "--report", "report.json", "-v"]  # fmt: skip
+            code, err = run_live_cli(args, tmp_path, timeout=startup + 40)
+        assert code == 0, err
+        assert receiver.wait(timeout=30) == 0, rx_log.read_text(errors="replace")[-2000:]
+        assert udp.wait(timeout=30) > 0
+    finally:
+        end_process(receiver)
+    said = err + (tmp_path / "stats.jsonl").read_text() + (tmp_path / "report.json").read_text()
+    assert "p@ss" not in said and "%40" not in said and "w%rd" not in said
+    assert json.loads((tmp_path / "report.json").read_text())["job"]["source"]["source"].startswith("rtsp://admin:***@")
+    for name in ("rec.mkv", "rec.mp4", "rx_rtsp.mkv", "rx_udp.ts"):
+        _check_camera_timing(tmp_path / name, 8.0)
+        check_every_flash_in_sync(tmp_path / name, "aac", end_slack=0.6)  # a still scene's last picture stands for 0.5 s
