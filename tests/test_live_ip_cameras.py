@@ -172,7 +172,7 @@ def test_an_h265_camera_with_g711_sound_records_and_streams_on_its_own_times(tmp
     """A Hikvision-like main stream: H.265, G.711 mu-law at 8 kHz, a Digest login with special characters, RTP over
     TCP, and a frame rate that drops to 2 on a still scene. Recorded to .mkv and .mp4 (its sound as AAC, which
     MP4 players all play) and sent on over RTSP and UDP: each has the sound, in sync, and the camera's own times."""
-    from live_e2e_tools import UdpRecorder, check_every_flash_in_sync, end_process, ffmpeg_receiver, listening, run_live_cli, wait_for
+    from live_e2e_tools import UdpRecorder, check_every_flash_in_sync, end_process, listening, run_live_cli, wait_for
 
     ffmpeg = need_binary("ffmpeg", "ffmpeg")
     startup = 90.0  # python + torch + a first export on a loaded 2-core machine
@@ -206,3 +206,35 @@ def test_an_h265_camera_with_g711_sound_records_and_streams_on_its_own_times(tmp
     for name in ("rec.mkv", "rec.mp4", "rx_rtsp.mkv", "rx_udp.ts"):
         _check_camera_timing(tmp_path / name, 8.0)
         check_every_flash_in_sync(tmp_path / name, "aac", end_slack=0.6)  # a still scene's last picture stands for 0.5 s
+
+
+def _stamps(pictures: list[tuple[float, float]]) -> list[float]:
+    """Seconds on the continuous clock of a live connection's pictures, each (its own time, when it arrived)."""
+    from fractions import Fraction
+
+    from birefvid.io.live_source import _StreamClock
+
+    clock = _StreamClock(Fraction(1, 1000), 0.04)
+    clock.new_connection()
+    return [clock.stamp(seconds, wall) / 1000 for seconds, wall in pictures]
+
+
+def test_a_slow_cameras_pictures_bunched_by_a_stall_keep_their_own_times() -> None:
+    # a still scene at 0.5 fps (a "smart codec"): the pictures of 6 and 8 s are held up by a stall and come
+    # together at 9.2 s. Nothing on this camera's clock leapt: the recording keeps their 2 s gaps. Measured
+    # against the picture before instead of the earliest-arriving ones, the one of 8 s read as a leap and its
+    # gap was cut out (it came at 6.04 s and every later picture 1.96 s early)
+    pictures = [(0.0, 0.1), (2.0, 2.1), (4.0, 4.1), (6.0, 9.2), (8.0, 9.2), (10.0, 10.1), (12.0, 12.1)]
+    assert _stamps(pictures) == pytest.approx([0, 2, 4, 6, 8, 10, 12], abs=0.002)
+
+
+def test_a_clock_step_after_a_stall_is_still_a_cut() -> None:
+    # 25 fps, a 2 s stall delivering its backlog at once, then the camera's clock stepped 3 s ahead by NTP:
+    # the step is a cut (one frame after the picture before), the backlog is not
+    pictures = [(i * 0.04, 0.1 + i * 0.04) for i in range(50)]  # 0-1.96 s, on time
+    pictures += [(2 + i * 0.04, 4.1 + i * 0.001) for i in range(50)]  # 2-3.96 s, all at ~4.1 s
+    pictures += [(7 + i * 0.04, 4.2 + i * 0.04) for i in range(10)]  # the clock stepped +3 s
+    stamps = _stamps(pictures)
+    assert stamps[99] == pytest.approx(3.96, abs=0.002)  # the backlog kept its own times
+    assert stamps[100] == pytest.approx(3.96 + 0.04, abs=0.002)  # the step: a frame after the last, not 3 s on
+    assert stamps[-1] == pytest.approx(4.0 + 9 * 0.04, abs=0.002)

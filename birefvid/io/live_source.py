@@ -31,6 +31,7 @@ capture thread over them: reconnecting, pacing, the continuous clock and the new
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
@@ -64,16 +65,22 @@ log = logging.getLogger(__name__)
 _TERMINAL: tuple[SourceState, ...] = ("ended", "failed", "closed")
 # how long after the newest picture a microphone's sound still follows its clock (seconds)
 _MIC_REACH = 0.5
-# a live source's clock that runs this much further than the wall clock between two pictures has jumped
-# (an MPEG-TS sender restarted on the same UDP port, a camera's clock stepped by NTP, which FFmpeg's
-# RTSP timing follows through the camera's RTCP reports): a cut, as a step back is, not a gap of that
-# length in every output. Pictures sent live never run ahead of the wall clock by more than their
-# jitter: a burst after a stall brings pictures late, each a frame after the one before; a still scene's
-# slow pictures ("smart codecs", 1-2 a second) take as long to come as their times say. 10 s (FFmpeg's
-# dts_delta_threshold for MPEG-TS) let an NTP step of 1-10 s freeze every output for its length.
+# a live source's clock that runs this much further ahead of the wall clock than it did (see
+# _LATENESS_WINDOW_S) has jumped (an MPEG-TS sender restarted on the same UDP port, a camera's clock
+# stepped by NTP, which FFmpeg's RTSP timing follows through the camera's RTCP reports): a cut, as a step
+# back is, not a gap of that length in every output. Pictures sent live never come earlier than their
+# time allows: a burst after a stall brings them late. 10 s (FFmpeg's dts_delta_threshold for MPEG-TS)
+# let an NTP step of 1-10 s freeze every output for its length.
 _CLOCK_JUMP_S = 1.0
 # the same for sound: muxers send it up to ~0.7 s ahead of its pictures, so it is given more reach
 _SOUND_LEAP_S = 10.0
+# a picture is measured against the earliest-arriving picture of the last this many seconds, not the one
+# before it: network jitter only ever makes pictures late, so a picture that comes over a second earlier
+# than any of them (for its time) stands on a clock that leapt. Against the one before, a slow still
+# scene's two pictures 2 s apart that a stall delivered together read as a leap, and each such cut took
+# their gap out of the recording. Short enough that a camera clock drifting from this one's (100 ppm:
+# 3 ms in 30 s) never adds up to a leap.
+_LATENESS_WINDOW_S = 30.0
 # a picture whose source time repeats the one before is placed a frame after it, while that keeps it
 # within this much of its own time: a camera stamping two pictures a tick is not a cut
 _REPEAT_REACH_S = 0.25
@@ -95,18 +102,32 @@ class _StreamClock:
         self._base: Optional[tuple[Optional[float], float, float]] = None  # (pts s, stream time, wall)
         self._stamped = 0
         self._previous: Optional[tuple[float, float]] = None  # (pts s, wall) of the connection's last stamped picture
+        # (wall, wall - pts s) of this clock's pictures in the last _LATENESS_WINDOW_S, the lateness increasing
+        # from the front: the front is the earliest-arriving one (a monotonic queue, O(1) a picture)
+        self._lateness: collections.deque[tuple[float, float]] = collections.deque()
 
     def new_connection(self) -> None:
         self._base = None
         self._stamped = 0  # pictures of this connection stamped so far
         self._previous = None
+        self._lateness.clear()
 
     def _leaps(self, seconds: float, wall: float, reach: float = _CLOCK_JUMP_S) -> bool:
-        """True when ``seconds`` lies over ``reach`` further past the last picture than the wall clock moved
-        meanwhile (never for a file, whose pictures are not paced by the wall clock)."""
-        if not self.live or self._previous is None:
+        """True when a picture (or sound) at ``seconds`` arrived over ``reach`` earlier, for its time, than the
+        earliest-arriving picture of the last ``_LATENESS_WINDOW_S`` (never for a file, whose pictures are not
+        paced by the wall clock)."""
+        if not self.live or not self._lateness:
             return False
-        return (seconds - self._previous[0]) - (wall - self._previous[1]) > reach
+        return self._lateness[0][1] - (wall - seconds) > reach
+
+    def _arrived(self, seconds: float, wall: float) -> None:
+        """Counts a picture's lateness into the window ``_leaps`` measures against."""
+        lateness = wall - seconds
+        while self._lateness and self._lateness[-1][1] >= lateness:
+            self._lateness.pop()  # never the earliest again while this one is in the window
+        self._lateness.append((wall, lateness))
+        while self._lateness[0][0] < wall - _LATENESS_WINDOW_S:
+            self._lateness.popleft()
 
     def _repeats(self, seconds: Optional[float], t: float, last: float) -> bool:
         """True when ``seconds`` repeats the last picture's time (or lies past it) but its place ``t`` on
@@ -148,8 +169,11 @@ class _StreamClock:
         elif last is not None and (t <= last or (seconds is not None and self._leaps(seconds, wall))):
             t = last + self.interval  # the source's clock went back or leapt ahead: treat it as a cut
             self._base = (seconds, t, wall)
+            self._lateness.clear()  # a new clock: its pictures' lateness is not the old one's
         if seconds is not None:
             self._previous = (seconds, wall)
+            if self.live:
+                self._arrived(seconds, wall)
         pts = round(t / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
