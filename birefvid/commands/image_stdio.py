@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from ..errors import BirefvidError, ConfigError, SourceError
+from ..errors import BirefvidError, ConfigError, SinkError, SourceError
 
 STDIN, STDOUT = "-", "-"
 # how messages name the streams, and how the report does (its `input` and `output` say "-", as given)
@@ -43,7 +43,7 @@ def run_piped(args: argparse.Namespace, work: Callable[[argparse.Namespace, Mapp
     them (``-``); messages and warnings name them "standard input" and "standard output"."""
     check_streams(args)
     to_stdout = str(args.out) == STDOUT
-    with tempfile.TemporaryDirectory(prefix="birefvid-image-") as folder:
+    with _private_folder() as folder:
         inner = copy.copy(args)
         said: dict[str, str] = {}
         reported: dict[str, str] = {}
@@ -120,7 +120,10 @@ def save_standard_input(folder: Path) -> Path:
     if not data:
         raise SourceError(f"standard input is empty: pipe a picture in ({_KNOWN}), e.g. cat photo.jpg | birefvid image - -o cut.png")
     raw = folder / "standard-input"
-    raw.write_bytes(data)
+    try:
+        raw.write_bytes(data)
+    except OSError as e:  # a full temporary disk: one line, not a traceback
+        raise SinkError(f"cannot save standard input's picture in {folder.parent} ({e.strerror or e}); set TMPDIR to a folder with room") from None
     return raw.rename(raw.with_suffix(_picture_suffix(raw, data)))
 
 
@@ -144,6 +147,17 @@ def _picture_suffix(path: Path, data: bytes) -> str:
     if kind not in PILLOW_SUFFIXES:
         raise SourceError(f"standard input holds a {kind} picture; birefvid image reads {_KNOWN}")
     return PILLOW_SUFFIXES[kind]
+
+
+@contextlib.contextmanager
+def _private_folder() -> Iterator[str]:
+    """A temporary folder only this user reads, removed at the end; SinkError, one line, when none can be made."""
+    try:
+        made = tempfile.TemporaryDirectory(prefix="birefvid-image-")
+    except OSError as e:  # TMPDIR unwritable or missing
+        raise SinkError(f"cannot make a temporary folder for the picture ({e.strerror or e}); set TMPDIR to a writable folder") from None
+    with made as folder:
+        yield folder
 
 
 def _is_terminal(stream: object) -> bool:
