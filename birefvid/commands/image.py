@@ -28,15 +28,16 @@ COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "foreground": "foreground", 
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
-    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
+    parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns; - reads one picture from standard input")
+    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input; "
+                        "- writes it to standard output (PNG, or --ext's)")  # fmt: skip
     parser.add_argument("--output", choices=OUTPUTS, type=output_kind, default="rgba", metavar="KIND",  # the choices in the usage passed 80 columns
                         help=f"what to write ({', '.join(OUTPUTS)}): the RGBA cut-out, its mask, its colours "
                         "alone without alpha (foreground), the subject over a key colour (green), over --background (composite) or over its own blurred background, "
                         "or the picture with the subject tinted and outlined, to check the matte (overlay) (default: rgba)")  # fmt: skip
     parser.add_argument("-r", "--recursive", action="store_true", help="pictures in subfolders at any depth too: the output "
                         "folder mirrors the tree (OUT/day1/a.png); hidden folders and the output folder are left out")  # fmt: skip
-    parser.add_argument("--ext", default=None, help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
+    parser.add_argument("--ext", default=None, help="file type written into an output folder or to standard output (-o -): .png (default), .webp, .jpg or .tif "
                         "(JPEG has no transparency: for foreground, mask, green, composite, blur and overlay)")  # fmt: skip
     parser.add_argument("--max-size", type=int, metavar="PX", help="scale each picture down so its longer side is at most PX "
                         "(aspect kept; e.g. 2000 for a web shop): the model, compositing and writing then work at that size")  # fmt: skip

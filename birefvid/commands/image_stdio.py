@@ -115,8 +115,11 @@ def stdout_suffix(ext: object) -> str:
 def save_standard_input(folder: Path) -> Path:
     """Standard input's bytes saved in ``folder`` under the suffix of the picture they hold (the readers go by it);
     SourceError, one line, when it is empty or holds no picture ``image`` reads."""
-    stream = sys.stdin.buffer if sys.stdin is not None else None
-    data = stream.read() if stream is not None else b""  # a closed stdin (`<&-`) is an empty one
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    try:
+        data = stream.read() if stream is not None else b""  # a closed stdin (`<&-`) is an empty one
+    except OSError as e:  # a terminal hung up, a socket reset
+        raise SourceError(f"cannot read standard input ({e.strerror or e})") from None
     if not data:
         raise SourceError(f"standard input is empty: pipe a picture in ({_KNOWN}), e.g. cat photo.jpg | birefvid image - -o cut.png")
     raw = folder / "standard-input"
