@@ -38,6 +38,7 @@ from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import BirefvidError, ConfigError, SinkError, cli_naming
+from .extensions import PILLOW_SUFFIXES as INPUT_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,6 @@ CONTENT_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg
 VALUED = ("background", "key-color", "blur-sigma", "overlay-color", "overlay-opacity", "max-size", "quality", "min-area", "threshold", "grow", "shrink", "feather", "upsample", "bit-depth")
 SWITCHES = ("square", "srgb", "no-exif", "no-foreground", "invert")
 _TRUE, _FALSE = {"", "1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-# what Pillow calls the pictures the image command reads, and the name it reads each under
-INPUT_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif",
-                  "AVIF": ".avif", "HEIF": ".heic"}  # fmt: skip
 # the model options `serve` takes once for every request (add_model_options' fields)
 MODEL_FIELDS = ("model", "weights", "backbone", "resolution", "keep_aspect", "device", "precision", "backend")
 # Pillow's own pixel limit is a global that picture_suffix lifts for a moment: one request at a time, or two

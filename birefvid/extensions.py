@@ -12,6 +12,10 @@ TS_EXTENSIONS = frozenset({".ts", ".mts", ".m2ts", ".m2t"})
 URL_STREAM_EXTENSIONS = TS_EXTENSIONS | {".ogv"}
 # an iPhone's photos: read through the optional pillow-heif (birefvid[heic]), by `image` only
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+# what Pillow calls the pictures `image` reads, and the name each is read under when it comes as bytes, with no name
+# of its own (a `serve` request's body, `image -`'s standard input)
+PILLOW_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif",
+                   "AVIF": ".avif", "HEIF": ".heic"}  # fmt: skip
 
 
 def batch_extension(text: str) -> str:

@@ -85,8 +85,9 @@ def check_path_given(path: object, what: str) -> None:
 
 def refuse_standard_streams(inputs: Iterable[object] = (), out: object = None, *, save: str = " (ffmpeg -i - -c copy in.mkv)",
                             name: str = "a file (-o out.mkv)") -> None:
-    """ConfigError for ``-`` as an input or as ``-o``, in the same words from process, image and batch (``save``: how to
-    keep a piped input, ``name``: an output to name instead): they said it three ways, batch not even which one was wrong."""
+    """ConfigError for ``-`` as an input or as an output, in the same words from process and batch (``save``: how to
+    keep a piped input, ``name``: an output to name instead): they said it in different ways, batch not even which one was
+    wrong. ``image`` reads ``-`` and writes ``-o -`` itself (``commands.image_stdio``); it uses this for named pipes."""
     if any(str(i) == "-" for i in inputs):  # else "input not found: -"
         raise ConfigError("reading from standard input (-) is not supported: inputs are read from named files (a video more than "
                           f"once: its length, sound and subtitles); save the stream to a file first{save} and name that")  # fmt: skip
@@ -94,8 +95,8 @@ def refuse_standard_streams(inputs: Iterable[object] = (), out: object = None, *
     if piped is not None:  # a second open of a named pipe (or /dev/stdin) waits for a writer: the run hung without a word
         raise ConfigError(f"{piped} is a pipe, and inputs are read more than once (a video's length, sound and subtitles); "
                           f"save the stream to a file first{save} and name that")  # fmt: skip
-    if out is not None and str(out) == "-":  # else taken for a folder named "-"
-        raise ConfigError("writing to standard output (-o -) is not supported: an output is written under a temporary "
+    if out is not None and str(out) == "-":  # else taken for a folder named "-"; "(-)": it may be --also's, not -o's
+        raise ConfigError("writing to standard output (-) is not supported: an output is written under a temporary "
                           f"name and renamed when complete; name {name} and read that")  # fmt: skip
     if out is not None and _is_pipe(out):  # --overwrite renamed a file over the pipe, its reader left waiting; without, 'output exists'
         raise ConfigError(f"{out} is a pipe, and an output is written under a temporary name and renamed when complete "

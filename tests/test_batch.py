@@ -512,7 +512,7 @@ def test_standard_streams_are_refused_not_made_a_folder(clips, tmp_path, capsys,
     inputs, out = (["-"], "o") if where == "input" else ([str(clips["inputs"][1])], "-")
     assert main(["batch", *inputs, "--output-dir", out, "--output", "mask", *MODEL]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    words = "reading from standard input (-)" if where == "input" else "writing to standard output (-o -)"
+    words = "reading from standard input (-)" if where == "input" else "writing to standard output (-)"
     assert len(err) == 1 and f"{words} is not supported" in err[0], err
     assert list(tmp_path.iterdir()) == []  # no folder named "-" (nor "o")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -141,12 +142,14 @@ def test_a_folder_run_off_a_terminal_prints_progress_lines(tmp_path, pvt_b0_weig
     assert capsys.readouterr().err == ""
 
 
-def test_standard_streams_are_refused_in_the_words_of_pictures(tmp_path, photo, capsys, monkeypatch):
-    """`... | birefvid image - -o cut.png` was 'input not found: -'; `-o -` advised `-o out.mkv`, which image refuses."""
+def test_named_pipes_are_refused_in_the_words_of_pictures(tmp_path, photo, capsys, monkeypatch):
+    """A named pipe as the input hung (a picture file is opened twice), and as -o it was replaced; each line now
+    points at ``-``, which reads standard input once and writes standard output (``test_image_stdio``)."""
     monkeypatch.chdir(tmp_path)
-    _one_line_error(capsys, main(["image", "-", "-o", "cut.png"]), "reading from standard input (-) is not supported")
-    _one_line_error(capsys, main(["image", str(photo), "-o", "-"]), "name a file (-o cut.png)")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [photo.name]  # nothing written
+    os.mkfifo(tmp_path / "fifo")
+    _one_line_error(capsys, main(["image", "fifo", "-o", "cut.png"]), "fifo is a pipe, and a picture file is opened more than once; name -")
+    _one_line_error(capsys, main(["image", str(photo), "-o", "fifo"]), "or -o - to write to standard output")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", photo.name]  # nothing written
 
 
 def test_missing_input(tmp_path, capsys, pvt_b0_weights):

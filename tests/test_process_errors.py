@@ -373,20 +373,24 @@ def test_corrupt_data_api_raises_source_error(tmp_path):
 
 # -- outputs -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("where", ["input", "output"])
-def test_a_dash_is_refused_in_the_same_words_by_process_image_and_batch(tmp_path, capsys, monkeypatch, where):
-    """process, image and batch said three different things for `-` (batch not even whether the input or -o was wrong)."""
+def test_a_dash_is_refused_in_the_same_words_by_process_and_batch(tmp_path, capsys, monkeypatch, where):
+    """process, image and batch said three different things for `-` (batch not even whether the input or -o was wrong);
+    `image` now reads and writes `-` (test_image_stdio), `--also mask=-` is refused in these words too."""
     from birefvid.cli import main
 
     monkeypatch.chdir(tmp_path)
     lines = []
-    for command, example in (("process", "x.mov"), ("image", "x.png"), ("batch", "x.mov")):
+    if where == "output":
+        assert main(["process", "x.mov", "-o", "out.mkv", "--also", "mask=-"]) == 2
+        lines.append(capsys.readouterr().err.strip())
+    for command, example in (("process", "x.mov"), ("batch", "x.mov")):
         argv = [command, "-", "-o", "out"] if where == "input" else [command, example, "-o", "-"]
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, err
         lines.append(err[0])
     words = ("reading from standard input (-) is not supported: inputs are read from named files" if where == "input"
-             else "writing to standard output (-o -) is not supported: an output is written under a temporary name")  # fmt: skip
+             else "writing to standard output (-) is not supported: an output is written under a temporary name")  # fmt: skip
     assert all(line.startswith(f"birefvid: error: {words}") for line in lines), lines
     # the same sentence, but for each command's own example of what to save or name instead
     assert len({line.split("; ")[0] for line in lines}) == 1, lines
@@ -402,7 +406,7 @@ def test_output_folder_missing(tmp_path, capsys, run, clip):
 
 def test_standard_output_is_refused_not_made_a_folder_named_dash(tmp_path, capsys, run, clip, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    one_error_line(capsys, run(clip, "-o", "-"), "writing to standard output (-o -) is not supported", "name a file")
+    one_error_line(capsys, run(clip, "-o", "-"), "writing to standard output (-) is not supported", "name a file")
     assert_nothing_written(tmp_path)  # was: a folder "-" of PNG frames
 
 

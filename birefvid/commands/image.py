@@ -9,7 +9,7 @@ import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..job import output_kind
@@ -28,15 +28,16 @@ COMPOSITOR_KIND = {"rgba": "alpha", "mask": "mask", "foreground": "foreground", 
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
-    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input")
+    parser.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns; - reads one picture from standard input")
+    parser.add_argument("-o", "--out", required=True, help="output folder, or a .png, .webp, .jpg or .tif file for a single input; "
+                        "- writes it to standard output (PNG, or --ext's)")  # fmt: skip
     parser.add_argument("--output", choices=OUTPUTS, type=output_kind, default="rgba", metavar="KIND",  # the choices in the usage passed 80 columns
                         help=f"what to write ({', '.join(OUTPUTS)}): the RGBA cut-out, its mask, its colours "
                         "alone without alpha (foreground), the subject over a key colour (green), over --background (composite) or over its own blurred background, "
                         "or the picture with the subject tinted and outlined, to check the matte (overlay) (default: rgba)")  # fmt: skip
     parser.add_argument("-r", "--recursive", action="store_true", help="pictures in subfolders at any depth too: the output "
                         "folder mirrors the tree (OUT/day1/a.png); hidden folders and the output folder are left out")  # fmt: skip
-    parser.add_argument("--ext", default=None, help="file type written into an output folder: .png (default), .webp, .jpg or .tif "
+    parser.add_argument("--ext", default=None, help="file type written into an output folder or to standard output (-o -): .png (default), .webp, .jpg or .tif "
                         "(JPEG has no transparency: for foreground, mask, green, composite, blur and overlay)")  # fmt: skip
     parser.add_argument("--max-size", type=int, metavar="PX", help="scale each picture down so its longer side is at most PX "
                         "(aspect kept; e.g. 2000 for a web shop): the model, compositing and writing then work at that size")  # fmt: skip
@@ -288,7 +289,18 @@ def plan_outputs(
 
 
 def run(args: argparse.Namespace, segmenter: Any = None) -> int:
-    """Cut out ``args.inputs``; ``segmenter``: a model already loaded (``birefvid serve`` loads it once for every request)."""
+    """Cut out ``args.inputs``; ``segmenter``: a model already loaded (``birefvid serve`` loads it once for every request).
+    ``-`` reads the picture from standard input, ``-o -`` writes its cut-out to standard output (``image_stdio``)."""
+    from . import image_stdio
+
+    if image_stdio.uses_standard_streams(args):
+        return image_stdio.run_piped(args, lambda files, reported: _run_files(files, segmenter, reported))
+    return _run_files(args, segmenter)
+
+
+def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Optional[Mapping[str, str]] = None) -> int:
+    """Cut out ``args.inputs``, files, folders and globs; ``reported``: how the report names a temporary file
+    standing for a standard stream (``-``)."""
     import contextlib
 
     import numpy as np
@@ -315,7 +327,8 @@ def run(args: argparse.Namespace, segmenter: Any = None) -> int:
     kind = COMPOSITOR_KIND[args.output]
     for path, what in [(args.out, "output"), *((i, "input") for i in args.inputs)]:
         check_path_given(path, what)  # "" meant the current folder
-    refuse_standard_streams(args.inputs, args.out, save="", name="a file (-o cut.png)")
+    _refuse_named_pipes(args.inputs)
+    refuse_standard_streams(args.inputs, args.out, save="", name="a file (-o cut.png), or -o - to write to standard output,")
     check_report_path(None if args.report == "-" else args.report)  # its folder, before any picture is cut out
     run_info = ImageRun()
     if kind == "composite" and args.background is None:  # before OutputSpec's check, which offers a video too
@@ -336,7 +349,7 @@ def run(args: argparse.Namespace, segmenter: Any = None) -> int:
         kept = len(inputs) - len(todo)
         run_info.kept = [str(target) for target in targets if target.is_file()]
         if not todo:
-            _write_report(args, run_info.report(args.out, _options(args), spec, inference, None), [])
+            _write_report(args, run_info.report(args.out, _options(args), spec, inference, None), [], reported)
             if not args.quiet:
                 print(f"nothing to do: all {kept} pictures are in {args.out} already (--skip-existing)", file=sys.stderr)
             return 0
@@ -419,11 +432,11 @@ def run(args: argparse.Namespace, segmenter: Any = None) -> int:
         failed = SourceError(f"{len(unreadable)} of {len(inputs)} images could not be read or used and were skipped: {names} "
                              f"({'the other one was' if written == 1 else f'the other {written} were'} written to {args.out})")  # fmt: skip
         try:  # what was written and what was skipped, for the script that reruns the rest
-            _write_report(args, {**report, "error": str(failed)}, run_info.written)
+            _write_report(args, {**report, "error": str(failed)}, run_info.written, reported)
         except SinkError as unwritten:  # the run's own error comes first: it says why
             log.warning("%s", unwritten)
         raise failed
-    _write_report(args, report, run_info.written)
+    _write_report(args, report, run_info.written, reported)
     if not args.quiet:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
         print(f"wrote {where}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
@@ -447,11 +460,40 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {"inputs": list(args.inputs), "out": args.out, **{name: getattr(args, name) for name in names}}
 
 
-def _write_report(args: argparse.Namespace, report: dict[str, Any], written: list[str]) -> None:
-    """``--report`` (when given), saying that the pictures written are kept if the report cannot be written."""
+def _write_report(args: argparse.Namespace, report: dict[str, Any], written: list[str], reported: Optional[Mapping[str, str]] = None) -> None:
+    """``--report`` (when given), saying that the pictures written are kept if the report cannot be written;
+    ``reported``: paths named otherwise in it (a standard stream's temporary file as ``-``)."""
     from .report_file import kept_phrase, write_report
 
-    write_report(args.report, report, kept=kept_phrase(written, "picture", "pictures"))
+    write_report(args.report, _renamed(report, reported or {}), kept=kept_phrase(written, "picture", "pictures"))
+
+
+def _renamed(value: Any, names: Mapping[str, str]) -> Any:
+    """``value`` (a report's JSON tree) with each string that is a key of ``names`` replaced by its value."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, dict):
+        return {key: _renamed(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item, names) for item in value]
+    return value
+
+
+def _refuse_named_pipes(inputs: Sequence[str]) -> None:
+    """ConfigError for a named pipe (``/dev/stdin``, ``mkfifo``) as an input: a picture file is opened more than
+    once (its pixels, then its header), and the second open of a pipe waits for a writer; ``-`` reads it once."""
+    import stat
+
+    from ..errors import ConfigError
+
+    for item in inputs:
+        try:
+            piped = item != "-" and stat.S_ISFIFO(os.stat(item).st_mode)
+        except (OSError, ValueError):  # not there: said later, as 'not found'
+            piped = False
+        if piped:
+            raise ConfigError(f"{item} is a pipe, and a picture file is opened more than once; name - to read a picture "
+                              "piped in (cat photo.jpg | birefvid image - -o cut.png)")  # fmt: skip
 
 
 def _counted(items: Any, progress: Any) -> Any:
