@@ -76,9 +76,9 @@ def test_a_folder_holds_one_picture_at_a_time(tmp_path, pvt_b0_weights, monkeypa
     alive_at_read: list[int] = []
     read, composite = image_command._read_checked, Compositor.__call__
 
-    def tracked_read(path):
+    def tracked_read(path, *options):
         alive_at_read.append(sum(ref() is not None for ref in held))
-        picture = read(path)
+        picture = read(path, *options)
         held.append(weakref.ref(picture[0]))
         return picture
 

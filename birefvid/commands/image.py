@@ -312,7 +312,6 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     from ..io.image_sink import DEEP_FORMATS, write_image
     from ..io.color_profile import srgb_colours
     from ..io.exif import marked_srgb
-    from ..io.scale import shrink_still
     from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
     from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
@@ -362,7 +361,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     if args.quality is not None and not lossy:  # asked for, and nothing it applies to: say so rather than ignore it
         log.warning("--quality %d: PNG and TIFF are lossless, so it changes nothing here; it is for .jpg and .webp", args.quality)
     with run_info.timed("read"):
-        first = _read_single(inputs[0]) if len(inputs) == 1 else None  # a bad lone input fails before the model loads
+        first = _read_single(inputs[0], args.max_size) if len(inputs) == 1 else None  # a bad lone input fails before the model loads
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
         with run_info.timed("load"):
@@ -377,9 +376,8 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
             so a folder's peak memory is one picture's, not also the previous one's while the next is read."""
             try:
                 with run_info.timed("read"):
-                    image, deep, own_alpha = first if first is not None else _read_checked(source)
-                    if args.max_size is not None:  # before the model: a 50 MP photo for a 2000 px shop picture is cut out at 2000
-                        image, deep, own_alpha = shrink_still(args.max_size, image, deep, own_alpha)
+                    # --max-size before the model: a 50 MP photo for a 2000 px shop picture is cut out at 2000
+                    image, deep, own_alpha = first if first is not None else _read_checked(source, args.max_size)
                     if args.square:  # after shrinking: --max-size 2000 --square gives 2000 x 2000
                         image, deep, own_alpha = pad_square(image, deep, own_alpha)
                     icc, density, frames, exif = _header(source)
@@ -503,16 +501,25 @@ def _counted(items: Any, progress: Any) -> Any:
         progress.advance(1)
 
 
-def _read_checked(path: Path) -> Any:
+def _read_checked(path: Path, max_side: Optional[int] = None) -> Any:
     """The picture at ``path`` as HxWx3 uint8 RGB, for a 16-bit file uint16 RGB (else None), and its own
-    HxW alpha, uint8 or uint16 as the file's (None when opaque); refused with one line when unreadable or too small."""
+    HxW alpha, uint8 or uint16 as the file's (None when opaque); refused with one line when unreadable or too small.
+    ``max_side``: all three shrunk so the longer side is at most that (``--max-size``); a large JPEG is decoded
+    at 1/2, 1/4 or 1/8 for it (``io.jpeg_draft``), not whole: a 96 MP photo cost 288 MB and its whole decode."""
     from ..io.base import check_picture_size
     from ..io.image_source import read_alpha, read_rgb_deep
+    from ..io.jpeg_draft import jpeg_draft
+    from ..io.scale import shrink_still
 
-    image, deep = read_rgb_deep(path)
-    check_picture_size(image.shape[1], image.shape[0], path)
+    draft = jpeg_draft(path, max_side) if max_side is not None else None
+    image, deep = read_rgb_deep(path, draft.scale if draft else 1)
+    whole = draft.whole_size(image.shape[1], image.shape[0]) if draft else None
+    check_picture_size(*(whole or (image.shape[1], image.shape[0])), path)
     alpha = read_alpha(path, deep=deep is not None)  # a 16-bit file's alpha read at 16 bits
-    return image, deep, alpha if alpha is not None and alpha.shape == image.shape[:2] else None
+    alpha = alpha if alpha is not None and alpha.shape == image.shape[:2] else None
+    if max_side is None:
+        return image, deep, alpha
+    return tuple(shrink_still(max_side, image, deep, alpha, whole=whole))
 
 
 class _Header(NamedTuple):
@@ -544,13 +551,14 @@ def _header(path: Path) -> _Header:
         return _Header(None, None, 1, None)
 
 
-def _read_single(path: Path) -> Any:
-    """A lone input, read up front; a video gets pointed at ``birefvid process`` instead."""
+def _read_single(path: Path, max_side: Optional[int] = None) -> Any:
+    """A lone input, read up front (shrunk to ``max_side``: its whole size is not kept all run); a video gets
+    pointed at ``birefvid process`` instead."""
     from ..errors import SourceError
     from ..extensions import VIDEO_EXTENSIONS
 
     try:
-        return _read_checked(path)
+        return _read_checked(path, max_side)
     except SourceError:
         if path.suffix.lower() in VIDEO_EXTENSIONS - {".gif"}:  # a GIF is read as a picture: one that is not is damaged
             raise SourceError(f"{path} is a video, not a picture: cut videos with `birefvid process {path} -o OUT`") from None

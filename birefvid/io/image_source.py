@@ -94,13 +94,14 @@ def read_rgb(path: Path) -> np.ndarray:
     return read_rgb_deep(path)[0]
 
 
-def read_rgb_deep(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF) or a 10/12-bit HEIC, as uint16 RGB too (else None)."""
+def read_rgb_deep(path: Path, scale: int = 1) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF) or a 10/12-bit HEIC, as uint16 RGB too (else None).
+    ``scale`` 2, 4 or 8: a JPEG decoded at that fraction of its size (``io.jpeg_draft``: ``image --max-size``)."""
     if heif.is_heif(path):  # neither OpenCV nor Pillow reads HEIC
         return heif.read_heif(path)
-    image = _decode(path)
+    image = _decode(path, scale)
     if image.dtype == np.uint8 and (image.ndim == 2 or path.suffix.lower() in _PROFILED_SUFFIXES):  # gray, or maybe CMYK
-        managed = _by_profile(path, image.shape[:2])
+        managed = _by_profile(path, image.shape[:2], scale)
         if managed is not None:
             return managed, None
     deep = None
@@ -116,11 +117,12 @@ _PROFILED_SUFFIXES = frozenset({".jpg", ".jpeg", ".tif", ".tiff", ".png"})  # wh
 _MANAGED = {"CMYK": b"CMYK", "L": b"GRAY", "LA": b"GRAY"}  # Pillow's mode: the profile's colour space it goes with
 
 
-def _by_profile(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
+def _by_profile(path: Path, shape: tuple[int, ...], scale: int = 1) -> Optional[np.ndarray]:
     """A CMYK or gray 8-bit picture that embeds its own profile (a catalogue shot's "Coated FOGRA39", Photoshop's
     "Dot Gain 20%" gray) as sRGB, converted by littleCMS through that profile, upright; None for any other picture.
     OpenCV's conversion ignores the profile (R = 255 - C - K; gray as sRGB gray), so rich blacks, the paper's
-    tone and gray midtones came out wrong, and the profile, which an RGB output cannot carry, was then dropped."""
+    tone and gray midtones came out wrong, and the profile, which an RGB output cannot carry, was then dropped.
+    ``scale``: a JPEG's draft, decoded at 1/2, 1/4 or 1/8 as OpenCV decoded it (``shape``)."""
     import io
 
     from PIL import Image, ImageCms, ImageOps
@@ -130,6 +132,8 @@ def _by_profile(path: Path, shape: tuple[int, ...]) -> Optional[np.ndarray]:
             icc = im.info.get("icc_profile")
             if not icc or _MANAGED.get(im.mode) != icc[16:20]:
                 return None
+            if scale > 1:  # Pillow's draft picks the largest of 1/8, 1/4, 1/2 that keeps this size: 1/scale
+                im.draft(im.mode, (im.width // scale, im.height // scale))
             try:
                 profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
                 source = ImageOps.exif_transpose(im if im.mode != "LA" else im.convert("L"))  # its alpha is read_alpha's
@@ -243,9 +247,15 @@ def _png_lines_dropped(data: np.ndarray) -> contextlib.AbstractContextManager[No
     return contextlib.nullcontext()
 
 
-def _decode(path: Path) -> np.ndarray:
-    """The image at ``path`` as OpenCV decodes it (BGR or BGRA or gray, 8 or 16 bits), upright."""
-    return decode_picture(np.fromfile(str(path), dtype=np.uint8), _READ_FLAGS, path)
+# OpenCV's flags for a JPEG decoded at 1/2, 1/4, 1/8 (libjpeg's DCT-domain scaling): with IMREAD_ANYCOLOR the
+# "GRAYSCALE" in their names drops out, so gray stays gray and colour colour, as at full size
+_REDUCED_FLAGS = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+
+
+def _decode(path: Path, scale: int = 1) -> np.ndarray:
+    """The image at ``path`` as OpenCV decodes it (BGR or BGRA or gray, 8 or 16 bits), upright; ``scale`` 2, 4, 8:
+    a JPEG at that fraction of its size (OpenCV's limit on pixels then counts the reduced picture's)."""
+    return decode_picture(np.fromfile(str(path), dtype=np.uint8), _READ_FLAGS | _REDUCED_FLAGS[scale], path)
 
 
 def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:

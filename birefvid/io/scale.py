@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import cv2
 
@@ -73,11 +73,12 @@ def still_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return (max_side, new_short) if width >= height else (new_short, max_side)
 
 
-def shrink_still(max_side: int, *pictures: Any) -> list[Any]:
+def shrink_still(max_side: int, *pictures: Any, whole: Optional[tuple[int, int]] = None) -> list[Any]:
     """``pictures`` (H x W [x C] arrays of one size, None passed through: a photo, its 16-bit copy, its own alpha)
-    area-averaged down to ``still_size``, so the model, compositing and writing work on the small picture."""
+    area-averaged down to ``still_size``, so the model, compositing and writing work on the small picture.
+    ``whole``: the (width, height) they stand for when decoded smaller (a JPEG's draft), which sets that size."""
     first = next(p for p in pictures if p is not None)
-    size = still_size(first.shape[1], first.shape[0], max_side)
+    size = still_size(*(whole or (first.shape[1], first.shape[0])), max_side)
     if size == (first.shape[1], first.shape[0]):
         return list(pictures)
     return [None if p is None else cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in pictures]
