@@ -198,6 +198,17 @@ def test_unreadable_image_in_a_folder_is_skipped_and_named(tmp_path, capfd, pvt_
     assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png"]
 
 
+def test_a_folder_of_only_unreadable_images_says_none_was_written(tmp_path, capfd, pvt_b0_weights):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        (src / name).write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")
+    code = main(["image", str(src), "-o", str(out), "-q", "--weights", str(pvt_b0_weights), *MODEL_ARGS])
+    # it said "(the other 0 were written to ...)"
+    _one_line_error(capfd, code, f"2 of 2 images could not be read or used and were skipped: {src / 'a.png'}, {src / 'b.png'} (none was written)")
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_a_picture_too_small_to_work_on(tmp_path, capsys, pvt_b0_weights):
     dot = tmp_path / "dot.png"
     cv2.imwrite(str(dot), np.full((1, 1, 3), 128, np.uint8))

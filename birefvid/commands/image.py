@@ -427,8 +427,8 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     if unreadable:
         names = ", ".join(str(p) for p in unreadable[:3]) + (f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
         written = len(inputs) - len(unreadable)
-        failed = SourceError(f"{len(unreadable)} of {len(inputs)} images could not be read or used and were skipped: {names} "
-                             f"({'the other one was' if written == 1 else f'the other {written} were'} written to {args.out})")  # fmt: skip
+        others = {0: "none was written", 1: f"the other one was written to {args.out}"}.get(written, f"the other {written} were written to {args.out}")
+        failed = SourceError(f"{len(unreadable)} of {len(inputs)} images could not be read or used and were skipped: {names} ({others})")
         try:  # what was written and what was skipped, for the script that reruns the rest
             _write_report(args, {**report, "error": str(failed)}, run_info.written, reported)
         except SinkError as unwritten:  # the run's own error comes first: it says why
