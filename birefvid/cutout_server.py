@@ -833,21 +833,24 @@ class _Overflow:
     answered as ever, so a load balancer's probe still sees the server alive while slow clients hold every place;
     anything else, or a head not come in time, gets 503 with Retry-After. Then what it still sends is read and
     dropped for ``OVERFLOW_LINGER_S`` (its answer is read, not lost to a reset) and it is closed. At most
-    ``OVERFLOW_HELD`` are held so; past that one gets its 503 and is closed at once."""
+    ``OVERFLOW_HELD`` are held so: a new one pushes out the oldest (its 503 sent at once), as nginx reuses its idle
+    keep-alive connections when it has none left, so a flood of connections past the cap cannot keep a probe that
+    sends its request at once from being answered."""
 
     def __init__(self, server: "CutoutServer") -> None:
         self._server = server
         self._lock = threading.Lock()
         self._pending: list[socket.socket] = []
-        self._held = 0
+        self.held = 0  # connections taken and not yet closed
         self._closed = False
         self._thread: Optional[threading.Thread] = None
         self._wake: Optional[tuple[socket.socket, socket.socket]] = None  # started with the first overflow, not before
 
     def take(self, connection: socket.socket) -> None:
-        """Answers ``connection`` (and closes it) on the overflow's thread, or at once when too many are held."""
+        """Answers ``connection`` (and closes it) on the overflow's thread; at once when the thread is behind by
+        ``OVERFLOW_HELD`` connections, or the server is closing."""
         with self._lock:
-            if self._closed or self._held >= OVERFLOW_HELD:
+            if self._closed or len(self._pending) >= OVERFLOW_HELD:
                 self._answer(connection, b"")
                 connection.close()
                 return
@@ -855,7 +858,7 @@ class _Overflow:
                 self._wake = socket.socketpair()
                 self._thread = threading.Thread(target=self._run, name="birefvid-serve-overflow", daemon=True)
                 self._thread.start()
-            self._held += 1
+            self.held += 1
             self._pending.append(connection)
             assert self._wake is not None
             with contextlib.suppress(OSError):
@@ -894,6 +897,11 @@ class _Overflow:
                             connection.setblocking(False)
                             selector.register(connection, selectors.EVENT_READ)
                             heads[connection], due[connection] = bytearray(), time.monotonic() + OVERFLOW_HEAD_S
+                        while len(due) > OVERFLOW_HELD:  # the oldest makes room: told the server is busy, and closed
+                            oldest = next(iter(due))  # due keeps the order they came in
+                            if oldest in heads:
+                                self._answer(oldest, bytes(heads[oldest]))
+                            self._drop(selector, heads, due, oldest)
                         continue
                     connection = key.fileobj
                     assert isinstance(connection, socket.socket)
@@ -938,7 +946,7 @@ class _Overflow:
         due.pop(connection, None)
         connection.close()
         with self._lock:
-            self._held -= 1
+            self.held -= 1
 
     def _answer(self, connection: socket.socket, head: bytes) -> None:
         """``GET /health``'s answer to a head asking for it, else the 503; sent without waiting (a few hundred bytes into

@@ -1080,3 +1080,25 @@ def test_connection_limits_out_of_range_are_one_line_before_the_model_loads(opti
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith(f"birefvid: error: {line}")
+
+
+def test_health_is_answered_past_the_cap_even_with_the_overflow_full(server, monkeypatch):
+    """Connections past --max-connections are held a moment each, on one thread, to read their request (64 at most):
+    a flood of them filled those places and a load balancer's probe got 503 as if the server were down. The oldest
+    makes room instead (it gets its 503 at once), so a probe that sends its request at once is answered."""
+    import birefvid.cutout_server as cutout_server
+
+    monkeypatch.setattr(cutout_server, "OVERFLOW_HELD", 4)  # 4 places past the cap, not 64: fewer sockets
+    monkeypatch.setattr(cutout_server, "OVERFLOW_HEAD_S", 60)  # the flood's connections, sending nothing, held the whole test
+    with _server_beside(server, max_connections=1, read_timeout=60) as capped:
+        idle = _idle_connections(capped, 1)
+        try:
+            idle += [socket.create_connection(("127.0.0.1", capped.server_port), timeout=60) for _ in range(4)]
+            _wait_for(lambda: capped._overflow.held == 4, "4 connections held past the cap")
+            status, headers, body = _request(capped, "GET", "/health")
+            assert status == 200 and json.loads(body)["connections"] == 1
+            status, headers, body = _reply_on(idle[1])  # the oldest past the cap, pushed out to make room
+            assert status == 503 and "(--max-connections)" in _one_line_error(status, headers, body)
+        finally:
+            for s in idle:
+                s.close()
