@@ -11,6 +11,8 @@ A body is read whole (with a ``Content-Length`` or chunked) before its request t
 the queue is for pictures ready to cut out, so slow uploads (a phone on a bad network) never hold it. Bodies being
 read are bounded apart, by ``uploads`` at a time; a client that stops sending is dropped after ``read_timeout``, and
 one that sends too slowly (a byte now and then: slowloris) once its body is behind ``min_upload_rate`` (see ``_PacedReads``).
+A request head must come whole within ``read_timeout``, an idle kept-alive connection is closed after ``keep_alive``, and
+at most ``max_connections`` connections have a thread: past it ``_Overflow`` answers ``/health``, or 503, without one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import logging
 import os
 import re
+import selectors
 import socket
 import tempfile
 import threading
@@ -46,8 +49,14 @@ MAX_BYTES = 25 * 1024 * 1024  # a 50 MP JPEG is ~20 MB
 MAX_PIXELS = 64_000_000  # a 45 MP camera's photo fits; a decompression bomb (a tiny PNG of gigapixels) does not
 QUEUE = 4  # requests waiting while one is cut out; more get 503
 UPLOADS = 8  # bodies being received at once; more get 503. Memory for bodies: (UPLOADS + 1 + QUEUE) x MAX_BYTES at most
-READ_TIMEOUT_S = 30.0  # the longest a client may send nothing, mid-request or between requests (nginx's client_body_timeout)
+READ_TIMEOUT_S = 30.0  # the longest a client may send nothing mid-body (nginx's client_body_timeout), and take over a request head (client_header_timeout)
 MIN_UPLOAD_RATE = 50 * 1024  # bytes/s a body must keep up, after a grace of READ_TIMEOUT_S (Apache's RequestReadTimeout MinRate)
+KEEP_ALIVE_S = 5.0  # the longest a connection may sit idle between requests (Apache's KeepAliveTimeout, uvicorn's, Node's)
+MAX_CONNECTIONS = 256  # connections served at once, a thread each (gunicorn's worker_connections is 1000, on an event loop)
+SPARE_FDS = 128  # file descriptors kept beside the connections': the model's files, temporary pictures, the log, the held overflow
+OVERFLOW_HELD = 64  # connections past the cap held at once, on one thread, to answer /health or 503; more are closed at once
+OVERFLOW_HEAD_S = 2.0  # how long a connection past the cap gets to send its request head (a probe sends it at once)
+OVERFLOW_LINGER_S = 2.0  # then how long what it still sends is read and dropped, so it reads its answer, not a reset
 RETRY_AFTER_S = 2
 MAX_CHUNK_LINE = 1024  # a chunk-size line or a trailer line; http.client, curl and nginx send a few bytes
 MAX_TRAILERS = 32
@@ -292,6 +301,12 @@ def api_key_refusal(key: str, authorization: list[str], x_api_key: list[str]) ->
     return RequestError(401, "the API key sent is not this server's", {"WWW-Authenticate": f'{_REALM}, error="invalid_token"'})
 
 
+class HeadTooSlow(Exception):
+    """A request line and headers that had begun but had not all come by their deadline (``read_timeout`` seconds).
+    Not a TimeoutError, which http.server takes for an idle connection and closes without a word: this one is
+    answered 408."""
+
+
 class UploadTooSlow(TimeoutError):
     """A body that fell behind the server's minimum upload rate, cut off ``elapsed`` seconds after it began."""
 
@@ -302,7 +317,10 @@ class UploadTooSlow(TimeoutError):
 class _PacedReads(io.RawIOBase):
     """A connection's reads, each bounded by ``read_timeout`` (the socket's timeout) and, while a body is read
     (``pacing``), by the body's deadline too: after ``started``, the body may take ``read_timeout`` plus one second
-    for every ``min_rate`` bytes it has sent (Apache's ``RequestReadTimeout body=30,MinRate=...``).
+    for every ``min_rate`` bytes it has sent (Apache's ``RequestReadTimeout body=30,MinRate=...``). While a request
+    head is read (``awaiting_head`` to ``head_done``), its request line and headers must all come by one deadline
+    (nginx's ``client_header_timeout``): a client sending a header byte every 29 s held a thread and a connection
+    as long as it liked.
 
     ``read_timeout`` alone bounds each wait, not the whole: a client sending a byte every 29 s (slowloris) held an
     upload place for as long as it liked. A deadline fixed from the Content-Length (``length / min_rate``) would
@@ -320,11 +338,29 @@ class _PacedReads(io.RawIOBase):
         self._started: Optional[float] = None
         self._received = 0
         self._last = 0.0  # when the last bytes came, or the body began
+        self._head_by: Optional[float] = None  # while a head is awaited: when it must have come whole
+        self._idle_until: Optional[float] = None  # before a later request's first byte: when the idle connection closes
+        self._head_bytes = 0  # of the head awaited: nothing yet is an idle connection, closed without a word
 
     def readable(self) -> bool:
         return True
 
+    def awaiting_head(self, head_by: Optional[float], idle_until: Optional[float] = None) -> None:
+        """The next reads are a request head's, due whole by ``head_by`` (a connection's first request: from when it was
+        accepted); or, with ``idle_until`` (a kept-alive connection's next request), due within ``read_timeout`` of its
+        first byte, which must come by ``idle_until``."""
+        self._head_by, self._idle_until, self._head_bytes = head_by, idle_until, 0
+
+    def head_done(self) -> None:
+        """The head has come: reads are bounded by ``read_timeout`` alone again, and so are the reply's writes."""
+        if self._head_by is not None or self._idle_until is not None:
+            self._head_by = self._idle_until = None
+            with contextlib.suppress(OSError):
+                self._connection.settimeout(self._read_timeout)
+
     def readinto(self, buffer: Any) -> Optional[int]:  # type: ignore[override]
+        if self._head_by is not None or self._idle_until is not None:
+            return self._head_readinto(buffer)
         if self._started is None:
             return self._raw.readinto(buffer)
         elapsed = time.monotonic() - self._started
@@ -341,6 +377,29 @@ class _PacedReads(io.RawIOBase):
             raise  # nothing came for read_timeout: the idle refusal, as without a rate
         self._received += count or 0
         self._last = time.monotonic()
+        return count
+
+    def _head_readinto(self, buffer: Any) -> Optional[int]:
+        """A read of a request head, under its deadline: HeadTooSlow once some of it came but not all in time; a plain
+        TimeoutError (http.server's silent close) when none of it came."""
+        idle = not self._head_bytes and self._idle_until is not None
+        due = self._idle_until if idle else self._head_by
+        assert due is not None
+        left = due - time.monotonic()
+        if left <= 0:
+            if self._head_bytes:
+                raise HeadTooSlow()
+            raise TimeoutError("no request came")
+        self._connection.settimeout(min(self._read_timeout, left) if self._head_bytes else left)
+        try:
+            count = self._raw.readinto(buffer)
+        except TimeoutError:
+            if self._head_bytes:
+                raise HeadTooSlow() from None
+            raise
+        if count and idle:  # a kept-alive connection's next request has begun: its head is due read_timeout from now
+            self._head_by, self._idle_until = time.monotonic() + self._read_timeout, None
+        self._head_bytes += count or 0
         return count
 
     @contextlib.contextmanager
@@ -438,6 +497,30 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self._paced = _PacedReads(self.rfile, self.connection, self.server.read_timeout)
         self.rfile = io.BufferedReader(self._paced)
+        self._accepted = time.monotonic()
+        self._requests = 0
+
+    def handle_one_request(self) -> None:
+        """http.server's, with the request head under a deadline (see ``_PacedReads``): the first request's head must come
+        whole within --read-timeout of the connection; a later one's first byte within --keep-alive of the last reply (an
+        idle connection is then closed without a word, as http.server closed it, then after --read-timeout), and its
+        head within --read-timeout of that byte. A head begun but not finished in time gets 408 and the connection closes."""
+        if self._requests:
+            self._paced.awaiting_head(None, idle_until=time.monotonic() + self.server.keep_alive)
+        else:
+            self._paced.awaiting_head(self._accepted + self.server.read_timeout)
+        self._requests += 1
+        self.command, self.requestline, self.request_version = "", "", "HTTP/1.1"  # until this request's line is read
+        try:
+            super().handle_one_request()
+        except HeadTooSlow:
+            self.close_connection, self._unread = True, False  # what it sent was read: nothing to linger for
+            self.log_error("code 408, a request head still coming after %g s", self.server.read_timeout)
+            text = f"the request line and headers did not all come within {self.server.read_timeout:g} s (--read-timeout)"
+            with contextlib.suppress(OSError):  # the client may be gone
+                self._reply(408, "application/json", json.dumps({"error": text}).encode() + b"\n")
+        finally:
+            self._paced.head_done()
 
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue`` (curl's for a body over 1 MiB) is answered only once the body is wanted (see
@@ -451,7 +534,9 @@ class _Handler(BaseHTTPRequestHandler):
         is no "name: value" (a space before the colon, a control character in the name) and drops that line and every
         one after it, a Content-Length among them, so the body would be read as the next request where a proxy that
         kept the line sent it as a body (request smuggling). RFC 9112 5.1: 400."""
-        if not super().parse_request():
+        parsed = super().parse_request()
+        self._paced.head_done()  # the headers are read (or refused): the body and the reply have their own bounds
+        if not parsed:
             return False
         # that defect alone: a multipart Content-Type adds others, for the form's parts it cannot see in a header block
         if any(isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in self.headers.defects):
@@ -510,8 +595,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method not in allowed.split(", "):
                 raise RequestError(405, f"{method} {url.path}: use {allowed}", {"Allow": allowed})
             if url.path.rstrip("/") == HEALTH:
-                facts = {**self.server.service.health(), "uploading": self.server.uploading, "uploads": self.server.uploads}
-                self._reply(200, "application/json", json.dumps(facts).encode() + b"\n")
+                self._reply(200, "application/json", json.dumps(self.server.health()).encode() + b"\n")
                 return
             self._remove(url.query)
         except RequestError as e:
@@ -633,13 +717,20 @@ def _drain(connection: socket.socket, seconds: float) -> None:
 
 class CutoutServer(ThreadingHTTPServer):
     """ThreadingHTTPServer on daemon threads, answering with a ``CutoutService`` (IPv6 for a host with a colon); bound at
-    once, so a port in use fails before the model loads (``service`` is then set before ``serve_forever``)."""
+    once, so a port in use fails before the model loads (``service`` is then set before ``serve_forever``).
+
+    At most ``max_connections`` connections have a thread: each holds one and a file descriptor for as long as it is
+    open, and with no cap a few hundred slow or idle clients ran the process out of either, and nobody was answered,
+    /health included. Past the cap a connection gets no thread: ``_Overflow`` answers it on one thread of its own
+    (``GET /health`` as ever, anything else 503 with Retry-After) and closes it."""
 
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog (socketserver's 5 dropped connections arriving together: SYN retries, 1 s each)
 
     def __init__(self, host: str, port: int, service: Optional[CutoutService], max_bytes: int = MAX_BYTES,
                  uploads: int = UPLOADS, read_timeout: float = READ_TIMEOUT_S,
-                 min_upload_rate: float = MIN_UPLOAD_RATE, api_key: Optional[str] = None) -> None:  # fmt: skip
+                 min_upload_rate: float = MIN_UPLOAD_RATE, api_key: Optional[str] = None,
+                 max_connections: int = MAX_CONNECTIONS, keep_alive: float = KEEP_ALIVE_S) -> None:  # fmt: skip
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.service = service
         self.max_bytes = max_bytes
@@ -647,12 +738,54 @@ class CutoutServer(ThreadingHTTPServer):
         self.read_timeout = read_timeout
         self.min_upload_rate = min_upload_rate  # bytes/s; 0: bodies are held to read_timeout alone
         self.api_key = api_key  # what clients must show (see api_key_refusal); None: anyone who reaches it is served
+        self.max_connections = max_connections
+        self.keep_alive = keep_alive  # seconds a connection may sit idle between requests before it is closed
         self.uploading = 0  # bodies being received now
+        self.connections = 0  # connections open, each on its thread
         self._uploading_lock = threading.Lock()
+        self._connections_lock = threading.Lock()
+        self._overflow = _Overflow(self)
         try:
             super().__init__((host, port), _Handler)
         except OSError as e:
             raise SinkError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection while there are fewer than ``max_connections``; else (or when no thread can be
+        started) it goes to the overflow, which answers it without one."""
+        with self._connections_lock:
+            full = self.connections >= self.max_connections
+            if not full:
+                self.connections += 1
+        if full:
+            self._overflow.take(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except RuntimeError:  # "can't start new thread": a container's pids limit, memory for stacks
+            self._connection_ended()
+            log.warning("no thread for a connection from %s: answered 503", client_address[0])
+            self._overflow.take(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_ended()
+
+    def _connection_ended(self) -> None:
+        with self._connections_lock:
+            self.connections -= 1
+
+    def health(self) -> dict[str, Any]:
+        """What ``GET /health`` answers: the service's facts, the uploads and the connections, each with its limit."""
+        assert self.service is not None
+        return {**self.service.health(), "uploading": self.uploading, "uploads": self.uploads,
+                "connections": self.connections, "max_connections": self.max_connections}  # fmt: skip
+
+    def server_close(self) -> None:
+        self._overflow.close()
+        super().server_close()
 
     def server_bind(self) -> None:  # no reverse DNS lookup of the host name, as HTTPServer's does
         import socketserver
@@ -690,3 +823,166 @@ class CutoutServer(ThreadingHTTPServer):
         """The address ``/v1/remove`` answers at."""
         host = self.server_name if ":" not in self.server_name else f"[{self.server_name}]"
         return f"http://{host}:{self.server_port}{PATH}"
+
+
+class _Overflow:
+    """Connections past the server's ``max_connections``, answered on one thread with no thread of their own (a thread
+    each was what the cap is for). Each gets ``OVERFLOW_HEAD_S`` to send its request head: ``GET /health`` (or HEAD) is
+    answered as ever, so a load balancer's probe still sees the server alive while slow clients hold every place;
+    anything else, or a head not come in time, gets 503 with Retry-After. Then what it still sends is read and
+    dropped for ``OVERFLOW_LINGER_S`` (its answer is read, not lost to a reset) and it is closed. At most
+    ``OVERFLOW_HELD`` are held so: a new one pushes out the oldest (its 503 sent at once), as nginx reuses its idle
+    keep-alive connections when it has none left, so a flood of connections past the cap cannot keep a probe that
+    sends its request at once from being answered."""
+
+    def __init__(self, server: "CutoutServer") -> None:
+        self._server = server
+        self._lock = threading.Lock()
+        self._pending: list[socket.socket] = []
+        self.held = 0  # connections taken and not yet closed
+        self._closed = False
+        self._thread: Optional[threading.Thread] = None
+        self._wake: Optional[tuple[socket.socket, socket.socket]] = None  # started with the first overflow, not before
+
+    def take(self, connection: socket.socket) -> None:
+        """Answers ``connection`` (and closes it) on the overflow's thread; at once when the thread is behind by
+        ``OVERFLOW_HELD`` connections, or the server is closing."""
+        with self._lock:
+            if self._closed or len(self._pending) >= OVERFLOW_HELD:
+                self._answer(connection, b"")
+                connection.close()
+                return
+            if self._thread is None:
+                self._wake = socket.socketpair()
+                self._thread = threading.Thread(target=self._run, name="birefvid-serve-overflow", daemon=True)
+                self._thread.start()
+            self.held += 1
+            self._pending.append(connection)
+            assert self._wake is not None
+            with contextlib.suppress(OSError):
+                self._wake[1].send(b"x")
+
+    def close(self) -> None:
+        """Stops the thread and closes what it held (the server is closing)."""
+        with self._lock:
+            self._closed = True
+            thread, wake = self._thread, self._wake
+            if wake is not None:
+                with contextlib.suppress(OSError):
+                    wake[1].send(b"x")
+        if thread is not None:
+            thread.join(5)
+        if wake is not None:
+            for end in wake:
+                end.close()
+
+    def _run(self) -> None:
+        assert self._wake is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake[0], selectors.EVENT_READ)
+        heads: dict[socket.socket, bytearray] = {}  # a connection whose head is awaited: what came of it
+        due: dict[socket.socket, float] = {}  # each connection's deadline: for its head, or for its lingering
+        try:
+            while not self._closed:
+                timeout = max(0.0, min(due.values()) - time.monotonic()) if due else None
+                for key, _ in selector.select(timeout):
+                    if key.fileobj is self._wake[0]:
+                        with contextlib.suppress(OSError):
+                            self._wake[0].recv(4096)
+                        with self._lock:
+                            arrived, self._pending = self._pending, []
+                        for connection in arrived:
+                            connection.setblocking(False)
+                            selector.register(connection, selectors.EVENT_READ)
+                            heads[connection], due[connection] = bytearray(), time.monotonic() + OVERFLOW_HEAD_S
+                        while len(due) > OVERFLOW_HELD:  # the oldest makes room: told the server is busy, and closed
+                            oldest = next(iter(due))  # due keeps the order they came in
+                            if oldest in heads:
+                                self._answer(oldest, bytes(heads[oldest]))
+                            self._drop(selector, heads, due, oldest)
+                        continue
+                    connection = key.fileobj
+                    assert isinstance(connection, socket.socket)
+                    try:
+                        data = connection.recv(REPLY_PIECE)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    head = heads.get(connection)
+                    if not data:  # the client closed: nothing more to answer or drain
+                        self._drop(selector, heads, due, connection)
+                    elif head is not None:
+                        head += data
+                        if b"\r\n\r\n" in head or b"\n\n" in head or len(head) > 8192:
+                            self._answered(heads, due, connection)
+                for connection in [c for c, when in due.items() if when <= time.monotonic()]:
+                    if connection in heads:  # no whole head in time: it is told the server is busy all the same
+                        self._answered(heads, due, connection)
+                    else:
+                        self._drop(selector, heads, due, connection)
+        finally:
+            for connection in list(due):
+                self._drop(selector, heads, due, connection)
+            with self._lock:
+                for connection in self._pending:  # taken as the server closed: never registered
+                    connection.close()
+                self._pending = []
+            selector.close()
+
+    def _answered(self, heads: dict[socket.socket, bytearray], due: dict[socket.socket, float], connection: socket.socket) -> None:
+        """Sends the answer to the head that came, ends the reply (FIN), and lingers to read what still comes."""
+        self._answer(connection, bytes(heads.pop(connection)))
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_WR)
+        due[connection] = time.monotonic() + OVERFLOW_LINGER_S
+
+    def _drop(self, selector: selectors.BaseSelector, heads: dict[socket.socket, bytearray], due: dict[socket.socket, float],
+              connection: socket.socket) -> None:  # fmt: skip
+        selector.unregister(connection)
+        heads.pop(connection, None)
+        due.pop(connection, None)
+        connection.close()
+        with self._lock:
+            self.held -= 1
+
+    def _answer(self, connection: socket.socket, head: bytes) -> None:
+        """``GET /health``'s answer to a head asking for it, else the 503; sent without waiting (a few hundred bytes into
+        an empty socket buffer), or not at all."""
+        method, _, rest = head.partition(b"\n")[0].decode("latin-1").strip().partition(" ")
+        path = urlsplit(rest.rpartition(" ")[0] or rest).path.rstrip("/")
+        if method in ("GET", "HEAD") and path == HEALTH and self._server.service is not None:
+            status, body, extra = "200 OK", json.dumps(self._server.health()).encode() + b"\n", ""
+        else:
+            text = f"busy: {self._server.max_connections} connections are open (--max-connections); retry shortly"
+            status, body = "503 Service Unavailable", json.dumps({"error": text}).encode() + b"\n"
+            extra = f"Retry-After: {RETRY_AFTER_S}\r\n"
+        reply = (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}"
+                 "Connection: close\r\n\r\n").encode() + (body if method != "HEAD" else b"")  # fmt: skip
+        with contextlib.suppress(OSError):
+            connection.setblocking(False)
+            connection.send(reply)
+
+
+def connection_cap(requested: Optional[int]) -> int:
+    """The number of connections the server may hold (``--max-connections``; None: ``MAX_CONNECTIONS``), with the
+    process's limit on open files (``ulimit -n``) raised to fit them where its hard limit allows, as nginx's
+    ``worker_rlimit_nofile`` does. ConfigError, one line, for a cap that cannot fit; the default is lowered to fit."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to fit
+        return MAX_CONNECTIONS if requested is None else requested
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    cap = min(MAX_CONNECTIONS, ceiling - SPARE_FDS) if requested is None else requested
+    needed = cap + SPARE_FDS
+    if cap < 1 or needed > ceiling:
+        raise ConfigError(f"--max-connections {cap} needs {needed} open files, more than this process may have "
+                          f"({ceiling}, ulimit -Hn): lower it, or raise the limit")  # fmt: skip
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"--max-connections {cap} needs {needed} open files, and the limit of {soft} (ulimit -n) "
+                              f"cannot be raised: {e}") from None  # fmt: skip
+    return cap

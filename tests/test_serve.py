@@ -984,3 +984,121 @@ def test_cli_asks_curl_and_requests_for_the_key_from_a_file(tmp_path, photo):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("dripped", [
+    b"GET /health?" + b"a" * 400 + b" HTTP/1.1\r\n\r\n",  # the request line
+    b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 400 + b"\r\n\r\n",  # a header
+])  # fmt: skip
+def test_a_client_dripping_its_request_head_is_cut_off_while_others_are_served(server, dripped):
+    """A byte every 0.3 s, each well within --read-timeout, held a thread and a connection as long as the client liked
+    (nginx's client_header_timeout, Apache's RequestReadTimeout header=): the request line and headers must all come
+    within --read-timeout, else 408 and the connection closes; a request sent whole meanwhile is answered."""
+    with _server_beside(server, read_timeout=2) as strict:
+        s = socket.create_connection(("127.0.0.1", strict.server_port), timeout=60)
+        try:
+            answered = threading.Event()
+            health: list[int] = []
+            threading.Thread(target=lambda: (health.append(_request(strict, "GET", "/health")[0]), answered.set()), daemon=True).start()
+            took = _drip_until_answered(s, dripped, every=0.3)  # 400 bytes would take 2 minutes
+            assert took is not None, "no answer to a client dripping its request head after 60 s"
+            status, headers, reply = _reply_on(s)
+        finally:
+            s.close()
+        assert status == 408 and headers["connection"] == "close"
+        assert _one_line_error(status, headers, reply) == "the request line and headers did not all come within 2 s (--read-timeout)"
+        assert answered.wait(30) and health == [200]
+        _wait_for(lambda: strict.connections == 0, "the connection's place given back")
+
+
+def _idle_connections(server: CutoutServer, count: int) -> list[socket.socket]:
+    """``count`` clients connected that send nothing, once the server holds each."""
+    idle = [socket.create_connection(("127.0.0.1", server.server_port), timeout=60) for _ in range(count)]
+    _wait_for(lambda: server.connections == count, f"{count} connections held")
+    return idle
+
+
+def test_past_max_connections_a_connection_gets_503_and_health_still_answers(server, photo):
+    """With no cap, a few hundred idle or slow clients took a thread and a file descriptor each until the process had
+    none left, and nobody was answered, /health included. Past --max-connections a connection gets a 503 with
+    Retry-After at once (no thread started for it) while GET /health is still answered; a connection that closes
+    frees its place for the next request."""
+    picture = photo.read_bytes()
+    with _server_beside(server, max_connections=4, read_timeout=60) as capped:  # the idle ones are held the whole test
+        idle = _idle_connections(capped, 4)
+        try:
+            started = time.monotonic()
+            status, headers, body = _request(capped, "POST", "/v1/remove", picture)
+            took = time.monotonic() - started
+            assert status == 503 and headers["retry-after"] == "2" and headers["connection"] == "close"
+            assert _one_line_error(status, headers, body) == "busy: 4 connections are open (--max-connections); retry shortly"
+            assert took < 20, f"the 503 took {took:.1f} s: it waited on a held connection, not answered at once"  # idle ones: 60 s
+            status, headers, body = _request(capped, "GET", "/health")
+            assert status == 200 and headers["connection"] == "close"
+            health = json.loads(body)
+            assert health["status"] == "ready" and (health["connections"], health["max_connections"]) == (4, 4)
+            assert _request(capped, "HEAD", "/health")[::2] == (200, b"")
+            assert threading.active_count() < 50  # the refused ones started no thread each (a handful of the test's own)
+            idle[0].close()
+            _wait_for(lambda: capped.connections == 3, "the closed connection's place given back")
+            status, headers, body = _request(capped, "POST", "/v1/remove", picture)
+            assert status == 200 and headers["content-type"] == "image/png"
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_keep_alive(server):
+    """A connection idle between requests was held for --read-timeout (30 s), so idle keep-alive connections (a browser
+    keeps several) filled the connection places; it is closed after --keep-alive, while one that sends its next
+    request in time is answered on the same connection."""
+    with _server_beside(server, keep_alive=1, read_timeout=30) as strict:
+        s = socket.create_connection(("127.0.0.1", strict.server_port), timeout=60)
+        try:
+            for _ in range(2):  # two requests on one connection: kept alive between them
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                status, headers, _ = _reply_on(s)
+                assert status == 200 and headers.get("connection") != "close"
+            started = time.monotonic()
+            assert s.recv(1024) == b""  # closed by the server, without a word
+            took = time.monotonic() - started
+        finally:
+            s.close()
+        assert took < 15, f"an idle connection was held {took:.1f} s, past --keep-alive 1 (the old bound: --read-timeout 30)"
+        _wait_for(lambda: strict.connections == 0, "the connection's place given back")
+
+
+@pytest.mark.parametrize("option, line", [
+    (["--max-connections", "0"], "--max-connections must be 1 or more, got 0"),
+    (["--keep-alive", "0"], "--keep-alive must be a number of seconds above 0, got 0"),
+    (["--keep-alive", "nan"], "--keep-alive must be a number of seconds above 0, got nan"),
+    (["--max-connections", "100000000"], "--max-connections 100000000 needs 100000128 open files, more than this process may have"),
+])  # fmt: skip
+def test_connection_limits_out_of_range_are_one_line_before_the_model_loads(option, line):
+    """No connection place, no idle time, or more connections than the process may open files, would serve nothing."""
+    result = subprocess.run([sys.executable, "-m", "birefvid", "serve", "--port", "0", "--model", "no-such-model", *option],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"birefvid: error: {line}")
+
+
+def test_health_is_answered_past_the_cap_even_with_the_overflow_full(server, monkeypatch):
+    """Connections past --max-connections are held a moment each, on one thread, to read their request (64 at most):
+    a flood of them filled those places and a load balancer's probe got 503 as if the server were down. The oldest
+    makes room instead (it gets its 503 at once), so a probe that sends its request at once is answered."""
+    import birefvid.cutout_server as cutout_server
+
+    monkeypatch.setattr(cutout_server, "OVERFLOW_HELD", 4)  # 4 places past the cap, not 64: fewer sockets
+    monkeypatch.setattr(cutout_server, "OVERFLOW_HEAD_S", 60)  # the flood's connections, sending nothing, held the whole test
+    with _server_beside(server, max_connections=1, read_timeout=60) as capped:
+        idle = _idle_connections(capped, 1)
+        try:
+            idle += [socket.create_connection(("127.0.0.1", capped.server_port), timeout=60) for _ in range(4)]
+            _wait_for(lambda: capped._overflow.held == 4, "4 connections held past the cap")
+            status, headers, body = _request(capped, "GET", "/health")
+            assert status == 200 and json.loads(body)["connections"] == 1
+            status, headers, body = _reply_on(idle[1])  # the oldest past the cap, pushed out to make room
+            assert status == 503 and "(--max-connections)" in _one_line_error(status, headers, body)
+        finally:
+            for s in idle:
+                s.close()

@@ -14,7 +14,8 @@ STOP_WAIT_S = 30  # on Ctrl-C or SIGTERM, how long the pictures already being cu
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..cutout_server import API_KEY_ENV, MAX_BYTES, MAX_PIXELS, MIN_UPLOAD_RATE, QUEUE, READ_TIMEOUT_S, UPLOADS
+    from ..cutout_server import (API_KEY_ENV, KEEP_ALIVE_S, MAX_BYTES, MAX_CONNECTIONS, MAX_PIXELS, MIN_UPLOAD_RATE, QUEUE,
+                                 READ_TIMEOUT_S, UPLOADS)  # fmt: skip
 
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only; "
                         "to expose it, put a reverse proxy in front for HTTPS, and give it an API key)")  # fmt: skip
@@ -31,8 +32,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uploads", type=int, default=UPLOADS, metavar="N", help="request bodies received at once (slow "
                         f"uploads wait here, not in the queue); more get 503 with Retry-After (default {UPLOADS})")  # fmt: skip
     parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S, metavar="S", help="seconds a client may send "
-                        "nothing mid-request (it then gets 408 and is dropped), or read nothing of a reply (which is then cut off) "
-                        f"(default {READ_TIMEOUT_S:g})")  # fmt: skip
+                        "nothing mid-request, or take over its request line and headers (it then gets 408 and is dropped), or "
+                        f"read nothing of a reply (which is then cut off) (default {READ_TIMEOUT_S:g})")  # fmt: skip
+    parser.add_argument("--max-connections", type=int, default=None, metavar="N", help="connections open at once, a thread "
+                        "each; past it a connection gets 503 with Retry-After (GET /health is still answered) "
+                        f"(default {MAX_CONNECTIONS}; ulimit -n is raised to fit where it can)")  # fmt: skip
+    parser.add_argument("--keep-alive", type=float, default=KEEP_ALIVE_S, metavar="S", help="seconds a connection may sit idle "
+                        f"between requests before it is closed, so idle ones do not fill --max-connections (default {KEEP_ALIVE_S:g})")  # fmt: skip
     parser.add_argument("--min-upload-rate", type=float, default=MIN_UPLOAD_RATE, metavar="BYTES_PER_S", help="slowest a body may "
                         "come, after a grace of --read-timeout: one that falls behind gets 408 and is dropped, so a client "
                         f"sending a byte now and then cannot hold an upload place (default {MIN_UPLOAD_RATE:,}: 50 KiB/s; 0: no minimum)")  # fmt: skip
@@ -45,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..errors import ConfigError
-    from ..cutout_server import API_KEY_ENV, CutoutServer, CutoutService, api_key
+    from ..cutout_server import API_KEY_ENV, CutoutServer, CutoutService, api_key, connection_cap
     from .options import inference_spec, model_spec
 
     for name, low in (("port", 0), ("max_bytes", 1), ("max_pixels", 64), ("queue", 0), ("uploads", 1)):
@@ -55,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--read-timeout must be a number of seconds above 0, got {args.read_timeout:g}")
     if not 0 <= args.min_upload_rate < float("inf"):
         raise ConfigError(f"--min-upload-rate must be a number of bytes per second, 0 or more, got {args.min_upload_rate:g}")
+    if not 0 < args.keep_alive < float("inf"):
+        raise ConfigError(f"--keep-alive must be a number of seconds above 0, got {args.keep_alive:g}")
+    if args.max_connections is not None and args.max_connections < 1:
+        raise ConfigError(f"--max-connections must be 1 or more, got {args.max_connections}")
+    max_connections = connection_cap(args.max_connections)
     if args.port > 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {args.port}")
     key = api_key(args.api_key_file)
@@ -65,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     spec.validate()
     inference.validate()
     server = CutoutServer(args.host, args.port, None, max_bytes=args.max_bytes, uploads=args.uploads,
-                          read_timeout=args.read_timeout, min_upload_rate=args.min_upload_rate,
-                          api_key=key)  # a port in use fails before the model loads
+                          read_timeout=args.read_timeout, min_upload_rate=args.min_upload_rate, api_key=key,
+                          max_connections=max_connections, keep_alive=args.keep_alive)  # a port in use fails before the model loads
     try:
         import torch
 
