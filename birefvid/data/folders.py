@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from birefvid.data._tensors import parse_size, to_sample
 from birefvid.data.mask_check import mask_warnings
 from birefvid.errors import DataError, SourceError
-from birefvid.eval.readers import image_mask_rule, read_mask
+from birefvid.eval.readers import image_mask_rule, is_soft, read_mask
 from birefvid.io.image_source import name_key, read_rgb
 from birefvid.extensions import IMAGE_EXTENSIONS
 
@@ -349,7 +349,7 @@ class FolderDataset(Dataset):
             raise DataError(f"{pair.mask} does not match the size of {pair.image}; masks must match their image")
         # a 0/1 mask among 0/255 ones (datasets merged): read as 1/255 it taught "all background"; not a JPEG's,
         # whose 1s in an empty mask are compression noise
-        if mask.max() == 1 and pair.mask.suffix.lower() in LOSSLESS:
+        if not is_soft(mask) and mask.max() == 1 and pair.mask.suffix.lower() in LOSSLESS:
             mask = np.where(mask > 0, np.iinfo(mask.dtype).max, 0).astype(mask.dtype)
         h, w = self.size
         if (h, w) != image.shape[:2]:
@@ -357,5 +357,11 @@ class FolderDataset(Dataset):
             interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             image = cv2.resize(image, (w, h), interpolation=interp)
             mask = cv2.resize(mask, (w, h), interpolation=interp)
-        alpha = mask.astype(np.float32) * np.float32(1 / np.iinfo(mask.dtype).max)  # 8- or 16-bit
-        return to_sample(image, alpha, flip=index >= len(self.pairs))
+        return to_sample(image, _unit_alpha(mask), flip=index >= len(self.pairs))
+
+
+def _unit_alpha(mask: np.ndarray) -> np.ndarray:
+    """A mask as float32 alpha in [0, 1]: 8- or 16-bit levels scaled, a float matte as it is (soft labels kept)."""
+    if is_soft(mask):
+        return mask.astype(np.float32, copy=False)
+    return mask.astype(np.float32) * np.float32(1 / np.iinfo(mask.dtype).max)

@@ -107,6 +107,8 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
         mask, void = _palette_mask(data, path)
         return mask, None, void
     image = decode_picture(data, cv2.IMREAD_UNCHANGED, path)  # SourceError saying why, for a picture it cannot read
+    if image.dtype.kind == "f":
+        image = _float_alpha(image, path)
     if image.ndim == 2:
         return image, None, None
     alpha = image[..., 3] if image.shape[2] == 4 else None
@@ -117,6 +119,21 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
     if labels is not None:
         return labels[0], alpha, labels[1]
     return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY), alpha, None
+
+
+def _float_alpha(image: np.ndarray, path: Path) -> np.ndarray:
+    """A float picture (a 32-bit TIFF matte from Nuke, After Effects or a matting set) as float32 alpha in [0, 1]:
+    clipped, as a compositor clips it (a premultiplied render overshoots by a hair), so soft edges stay soft; a
+    DataError naming the file for NaN or infinity, which no score or loss can use (not an unreadable file: its
+    content is wrong)."""
+    if not np.isfinite(image).all():
+        raise DataError(f"{path} holds NaN or infinite values; a float mask must hold alpha in [0, 1]")
+    return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def is_soft(mask: np.ndarray) -> bool:
+    """True for a float mask: alpha in [0, 1] as it is, never a 0/1 mask to be expanded nor 8/16-bit levels."""
+    return mask.dtype.kind == "f"
 
 
 LABEL_COLOURS = 32  # at most this many flat colours, black among them: a label map, not a picture
@@ -139,7 +156,8 @@ def _colour_labels(bgr: np.ndarray) -> Optional[tuple[np.ndarray, Optional[np.nd
 
 def read_mask(path: Path, by_alpha: bool = True, zero_one: bool = False) -> np.ndarray:
     """One image as an (H, W) mask: its alpha (``by_alpha``, if it has one), else its grey level, palette
-    foreground or luminance; ``zero_one``: the image holds 0/1 masks, returned as 0/255."""
+    foreground or luminance (uint8, uint16, or float32 in [0, 1] for a float picture); ``zero_one``: the image
+    holds 0/1 masks, returned as 0/255 (a float mask is never one: its 1 is full alpha already)."""
     return read_mask_void(path, by_alpha, zero_one)[0]
 
 
@@ -148,24 +166,29 @@ def read_mask_void(path: Path, by_alpha: bool = True, zero_one: bool = False) ->
     grey, alpha, void = _read_image(path)
     if by_alpha and alpha is not None:
         return alpha, None
-    return (np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one else grey), void
+    return (np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one and not is_soft(grey) else grey), void
 
 
 def image_mask_rule(files: tuple[Path, ...]) -> tuple[bool, bool]:
     """(by_alpha, zero_one) for a clip of images (or a training set's masks, ``birefvid.data.folders``),
     decided over the clip as for videos: alpha counts when some image is transparent somewhere (an opaque
     RGBA or grey+alpha PNG is a mask saved with alpha); grey levels that are all 0 or 1 are masks saved as
-    0/1 (read as 1/255 they would all be background). Reading stops at the first image that settles both,
-    so ordinary masks cost one extra decode."""
-    top = 0
+    0/1 (read as 1/255 they would all be background). A float picture is alpha in [0, 1] and no 0/1 mask: its
+    maximum under 2 said 0/1, and every soft edge was read as full foreground. Reading stops at the first image
+    that settles both, so ordinary masks cost one extra decode."""
+    top, levels = 0, False  # the highest integer grey level seen; whether any integer mask was seen
     for f in files:
         grey, alpha, _ = _read_image(f)
         if alpha is not None and _transparent(alpha):
             return True, False
-        top = max(top, int(grey.max()))
+        if is_soft(grey):
+            if alpha is None:  # a set of float mattes; 0/1 integer masks seen before it are still 0/1
+                return False, levels and top <= 1
+            continue
+        top, levels = max(top, int(grey.max())), True
         if top > 1 and alpha is None:
             return False, False
-    return False, top <= 1
+    return False, levels and top <= 1
 
 
 def _brightness(rgb: np.ndarray) -> np.ndarray:
@@ -176,8 +199,9 @@ def _brightness(rgb: np.ndarray) -> np.ndarray:
 
 
 def _transparent(alpha: np.ndarray) -> bool:
-    """True when an alpha plane (8 or 16 bit) is not fully opaque somewhere."""
-    return bool((alpha < np.iinfo(alpha.dtype).max).any())
+    """True when an alpha plane (8 or 16 bit, or float in [0, 1]) is not fully opaque somewhere."""
+    opaque = 1.0 if is_soft(alpha) else np.iinfo(alpha.dtype).max
+    return bool((alpha < opaque).any())
 
 
 def _alpha_plane(frame: av.VideoFrame) -> np.ndarray:
