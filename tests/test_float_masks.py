@@ -4,6 +4,9 @@ by ``birefvid eval`` and ``birefvid train``, never as 0/1 masks whose soft edges
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -114,3 +117,57 @@ def test_nan_in_a_training_mask_names_the_file(tmp_path):
     _pair(tmp_path, "a", matte, ".tif")
     with pytest.raises(DataError, match=r"a\.tif holds NaN or infinite"):
         FolderDataset(tmp_path, (H, W), flip=False)[0]
+
+
+def _exr(path: Path, alpha: np.ndarray, colour: "np.ndarray | None" = None, half: bool = False) -> Path:
+    """An OpenEXR file written by ffmpeg (its own encoder, not the OpenCV that reads it): a grey matte as one Y
+    channel, or with ``colour`` (H, W, 3 RGB float) an RGBA cut-out; ``half``: 16-bit floats, as Nuke writes."""
+    if colour is None:
+        fmt, raw = "grayf32le", alpha.astype("<f4").tobytes()
+    else:  # gbrapf32le: planes G, B, R, A
+        fmt, raw = "gbrapf32le", np.stack([colour[..., 1], colour[..., 2], colour[..., 0], alpha]).astype("<f4").tobytes()
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", fmt, "-s", f"{W}x{H}", "-i", "-",
+           "-c:v", "exr", "-format", "half" if half else "float", "-frames:v", "1", str(path)]
+    subprocess.run(cmd, input=raw, check=True)
+    return path
+
+
+def test_exr_truth_and_predictions_are_read_as_soft_alpha(tmp_path):
+    mattes = [_matte(s) for s in range(2)]
+    for name in ("gt", "same", "hard", "cutout"):
+        (tmp_path / name).mkdir()
+    red = np.zeros((H, W, 3), np.float32)
+    red[..., 0] = 0.8
+    for i, m in enumerate(mattes):
+        _exr(tmp_path / "gt" / f"{i:04d}.exr", m)
+        _exr(tmp_path / "same" / f"{i:04d}.exr", m, half=True)
+        _exr(tmp_path / "hard" / f"{i:04d}.exr", (m >= 0.5).astype(np.float32))
+        _exr(tmp_path / "cutout" / f"{i:04d}.exr", m, colour=red)  # a render: scored by its alpha, not its red
+    gt = tmp_path / "gt"
+    assert _eval(tmp_path / "same", gt, tmp_path)["mae"] < 1e-3  # half floats: within their rounding
+    assert _eval(tmp_path / "cutout", gt, tmp_path)["mae"] == 0
+    assert _eval(tmp_path / "hard", gt, tmp_path)["mae"] > 0.05
+
+
+def test_training_reads_exr_masks_soft(tmp_path):
+    matte = _matte()
+    (tmp_path / "im").mkdir()
+    (tmp_path / "gt").mkdir()
+    cv2.imwrite(str(tmp_path / "im" / "a.png"), np.full((H, W, 3), 128, np.uint8))
+    _exr(tmp_path / "gt" / "a.exr", matte, half=True)
+    _, mask = FolderDataset(tmp_path, (H, W), flip=False)[0]
+    np.testing.assert_allclose(mask[0].numpy(), matte, atol=1e-3)
+    assert float(mask.max()) == pytest.approx(0.9, abs=1e-3)
+
+
+def test_exr_turned_off_by_the_user_is_one_line(tmp_path):
+    """OPENCV_IO_ENABLE_OPENEXR=0 set on purpose is kept: one line saying so, in a process of its own, since OpenCV
+    reads the variable once."""
+    for name in ("gt", "pred"):
+        (tmp_path / name).mkdir()
+        _exr(tmp_path / name / "0000.exr", _matte())
+    env = {**os.environ, "OPENCV_IO_ENABLE_OPENEXR": "0"}
+    done = subprocess.run([sys.executable, "-m", "birefvid", "eval", str(tmp_path / "pred"), str(tmp_path / "gt")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(err) == 1 and "0000.exr" in err[0] and "OPENCV_IO_ENABLE_OPENEXR" in err[0]

@@ -31,7 +31,7 @@ from birefvid.data.mask_check import mask_warnings
 from birefvid.errors import DataError, SourceError
 from birefvid.eval.readers import image_mask_rule, is_soft, read_mask
 from birefvid.io.image_source import name_key, read_rgb
-from birefvid.extensions import IMAGE_EXTENSIONS
+from birefvid.extensions import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
     ``upright``: the size once turned by its EXIF orientation, as the image is decoded for training and
     by ``birefvid image`` (a phone photo stored sideways; its mask was drawn on the picture as shown).
     """
+    if path.suffix.lower() == ".exr":  # an OpenEXR mask: Pillow has no EXR reader, so it is decoded
+        return _decoded_size(path)
     try:
         from PIL import Image  # pillow ships with torchvision; only the header is read
     except ImportError:  # pragma: no cover - fall back to a full decode
@@ -77,6 +79,14 @@ def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def _decoded_size(path: Path) -> tuple[int, int]:
+    """(h, w) of a mask decoded as training reads it; DataError naming the file if it is not readable."""
+    try:
+        return read_mask(path).shape[:2]
+    except SourceError as exc:
+        raise DataError(f"{exc}; replace or remove the file") from exc
+
+
 LAYOUTS = ("root/im/*.jpg + root/gt/*.png (DIS5K), root/NAME-Image/*.jpg + root/NAME-Mask/*.png (DUTS-TR), "
            "root/images/*.jpg + root/masks/*.png (or img/ + mask/), or root/x.jpg beside root/x_mask.png or x_matte.png (flat)")
 FOLDER_PAIRS = (("images", "masks"), ("img", "mask"))  # common (image folder, mask folder) names, any case
@@ -86,7 +96,7 @@ FLAT_MASK_ENDINGS = ("_mask", "_matte")  # the flat layout's mask of x.jpg: x_ma
 def _flat_mask_key(path: Path) -> "str | None":
     """The image stem a flat-layout mask file belongs to (``x`` for ``x_mask.png``, or ``x_mask.jpg``), or None if
     it is no such mask."""
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    if path.suffix.lower() not in MASK_EXTENSIONS:
         return None
     for ending in FLAT_MASK_ENDINGS:
         if path.stem.lower().endswith(ending) and len(path.stem) > len(ending):
@@ -145,7 +155,7 @@ def find_layout(root: Path) -> tuple[Path, Path]:
     if duts:
         names = ", ".join(d.name for d, _ in duts)
         raise DataError(f"{root} holds {len(duts)} NAME-Image/ + NAME-Mask/ pairs ({names}); move each pair to a folder of its own")
-    files = [p for p in _visible_files(root) if p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in _visible_files(root) if p.suffix.lower() in MASK_EXTENSIONS]
     if any(_flat_mask_key(p) is not None for p in files):
         return root, root
     if files:  # pictures and nothing marked as a mask: say that, not "im is not a folder"
@@ -173,8 +183,8 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     flat = im_dir == gt_dir
     # category subfolders (im/shoes/a.jpg with gt/shoes/a.png) were left out without a word; the flat layout's
     # folder is read alone: its subfolders may hold anything (the originals, a run's outputs)
-    files = sorted(p for p in _visible_files(im_dir, recursive=not flat) if p.suffix.lower() in IMAGE_EXTENSIONS)
-    images = [p for p in files if _flat_mask_key(p) is None] if flat else files
+    files = sorted(p for p in _visible_files(im_dir, recursive=not flat) if p.suffix.lower() in MASK_EXTENSIONS)
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and not (flat and _flat_mask_key(p) is not None)]
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with masks of their names (.png) in {gt_dir}")
     masks = _flat_masks(files) if flat else _folder_masks(gt_dir)
@@ -216,7 +226,7 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     return pairs
 
 
-LOSSLESS = frozenset({".png", ".bmp", ".tif", ".tiff"})  # mask formats whose grey levels are as saved
+LOSSLESS = frozenset({".png", ".bmp", ".tif", ".tiff", ".exr"})  # mask formats whose grey levels are as saved
 SHOWN_PROBLEMS = 3  # unusable images named in the one error line; the rest are counted
 
 
@@ -258,7 +268,7 @@ def _folder_masks(gt_dir: Path) -> dict[str, Path]:
     read as faint grey, are common: refused, they were called missing beside the mask); DataError for two of a name."""
     masks: dict[str, Path] = {}
     for p in sorted(_visible_files(gt_dir, recursive=True)):
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+        if p.suffix.lower() not in MASK_EXTENSIONS:
             continue
         key = _key(p, gt_dir)
         if key in masks:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ import numpy as np
 
 from birefvid.errors import DataError, SourceError, option
 from birefvid.eval.metrics import Evaluator
-from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
@@ -106,6 +107,8 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
     if data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE:
         mask, void = _palette_mask(data, path)
         return mask, None, void
+    if path.suffix.lower() == ".exr":
+        _enable_openexr(path)
     image = decode_picture(data, cv2.IMREAD_UNCHANGED, path)  # SourceError saying why, for a picture it cannot read
     if image.dtype.kind == "f":
         image = _float_alpha(image, path)
@@ -119,6 +122,19 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
     if labels is not None:
         return labels[0], alpha, labels[1]
     return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY), alpha, None
+
+
+OPENEXR_ENV = "OPENCV_IO_ENABLE_OPENEXR"
+
+
+def _enable_openexr(path: Path) -> None:
+    """Let OpenCV decode OpenEXR, which its wheels build in but leave off (its decoder has had security fixes: see
+    opencv/opencv#21326). Turned on only here, when a mask named .exr is read, so a picture sent to ``serve``
+    is never decoded as EXR; OpenCV reads the variable at its first EXR decode. One a user set to 0 is kept, and
+    reading ``path`` is then a SourceError saying so (OpenCV's own message is a C++ exception's)."""
+    value = os.environ.setdefault(OPENEXR_ENV, "1")
+    if value.strip().lower() in ("0", "false", "off", "no", "disabled"):
+        raise SourceError(f"{path} is OpenEXR, which {OPENEXR_ENV}={value} turns off in OpenCV; unset it to read EXR masks")
 
 
 def _float_alpha(image: np.ndarray, path: Path) -> np.ndarray:
@@ -338,13 +354,13 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         text, p = str(matte_folder(p)), matte_folder(p)
     if not p.exists():
         if is_glob(text):
-            return MaskClip(text, tuple(list_images(text)))
+            return MaskClip(text, tuple(list_images(text, MASK_EXTENSIONS)))
         raise SourceError(f"{role} not found: {text}")
     if p.is_dir():
-        return MaskClip(text, tuple(list_images(p)))
+        return MaskClip(text, tuple(list_images(p, MASK_EXTENSIONS)))
     if is_animated_webp(p):
         return MaskClip(text, animated_webp=True)
-    if p.suffix.lower() in IMAGE_EXTENSIONS:
+    if p.suffix.lower() in MASK_EXTENSIONS:
         return MaskClip(text, (p,))
     index_problem = mp4_index_problem(p)
     try:
@@ -374,7 +390,7 @@ def sequence_folders(path: PathLike) -> Optional[list[Path]]:
         return None
     entries = [e for e in p.iterdir() if not e.name.startswith(".")]
     sequences = [e for e in entries if e.is_dir() or (e.is_file() and e.suffix.lower() in VIDEO_EXTENSIONS)]
-    if not sequences or any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries if e.is_file()):
+    if not sequences or any(e.suffix.lower() in MASK_EXTENSIONS for e in entries if e.is_file()):
         return None
     return sorted(sequences, key=natural_key)
 
@@ -409,7 +425,7 @@ def _check_not_a_level_too_high(folders: list[Path], gt: PathLike) -> None:
 
 
 def _images_in(folder: Path) -> Iterator[Path]:
-    return (e for e in folder.iterdir() if e.is_file() and e.suffix.lower() in IMAGE_EXTENSIONS)
+    return (e for e in folder.iterdir() if e.is_file() and e.suffix.lower() in MASK_EXTENSIONS)
 
 
 def sequence_names(text: str) -> list[str]:
