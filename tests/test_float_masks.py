@@ -171,3 +171,15 @@ def test_exr_turned_off_by_the_user_is_one_line(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     err = done.stderr.strip().splitlines()
     assert done.returncode != 0 and len(err) == 1 and "0000.exr" in err[0] and "OPENCV_IO_ENABLE_OPENEXR" in err[0]
+
+
+def test_a_float_matte_with_faint_haze_is_not_taken_for_an_inverted_mask(tmp_path, caplog):
+    """A render's matte with 2% haze everywhere (fog, a motion-blur veil) marks the subject where alpha is over 0.5,
+    as the set's 8-bit masks do: its maximum of 1 made it a 0/1 mask, every pixel subject, "inverted"."""
+    for stem in "abc":
+        matte = np.full((H, W), 0.02, np.float32)
+        matte[12:36, 20:44] = 1.0
+        _pair(tmp_path, stem, matte, ".tif")
+    with caplog.at_level("WARNING"):
+        FolderDataset(tmp_path, (H, W), flip=False)
+    assert not [r for r in caplog.records if "inverted" in r.getMessage()]
