@@ -9,7 +9,8 @@ with its name, not hours into training.
 
 Masks are read as ``birefvid eval`` reads ground truth (``eval.readers.image_mask_rule``): grey
 levels, the alpha of RGBA cut-outs, the foreground of palette annotations (VOC/DAVIS colours), and a
-set of 0/1 masks as 0/255 (read as 1/255 they would teach the model that everything is background).
+set of 0/1 masks as 0/255 (read as 1/255 they would teach the model that everything is background), and a float matte (32-bit TIFF,
+OpenEXR) as the soft alpha in [0, 1] it holds.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ What a file contributes, per frame:
   annotations): foreground wherever the index is not 0 (all objects as one mask) unless the palette is
   all grey and covers every index used, then the grey level; a colour label map (black and at most 32 other
   flat colours: an annotation saved as RGB) as a palette PNG; any other colour image: its luminance.
+  A float picture (32-bit TIFF, OpenEXR) by the same rule, as float32 alpha in [0, 1] (clipped), never a 0/1 mask.
   Index 255 of a colour palette is void (DAVIS, PASCAL VOC: unlabelled, usually along object edges):
   background in the mask, and left out of the scores where the ground truth has it.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
