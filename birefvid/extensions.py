@@ -1,6 +1,9 @@
 """File extensions birefvid treats as still images and as videos (one definition for every module)."""
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+# masks are read from these too: OpenEXR, as compositing apps (Nuke, Blender) and matting renders save float alpha;
+# not pictures to segment (scene-linear light, see io.plate_formats)
+MASK_EXTENSIONS = IMAGE_EXTENSIONS | {".exr"}
 # with the cameras' and broadcast's own: MXF (XDCAM, XAVC, P2, Canon, ARRI, Avid), AVCHD's .mts/.m2ts, HDV's .m2t,
 # DV, a phone's .3gp; a folder given to `batch` left them out without a word
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif", ".mpg", ".mpeg", ".ts",

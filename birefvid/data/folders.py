@@ -9,7 +9,8 @@ with its name, not hours into training.
 
 Masks are read as ``birefvid eval`` reads ground truth (``eval.readers.image_mask_rule``): grey
 levels, the alpha of RGBA cut-outs, the foreground of palette annotations (VOC/DAVIS colours), and a
-set of 0/1 masks as 0/255 (read as 1/255 they would teach the model that everything is background).
+set of 0/1 masks as 0/255 (read as 1/255 they would teach the model that everything is background), and a float matte (32-bit TIFF,
+OpenEXR) as the soft alpha in [0, 1] it holds.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from torch.utils.data import Dataset
 from birefvid.data._tensors import parse_size, to_sample
 from birefvid.data.mask_check import mask_warnings
 from birefvid.errors import DataError, SourceError
-from birefvid.eval.readers import image_mask_rule, read_mask
+from birefvid.eval.readers import image_mask_rule, is_soft, read_mask
 from birefvid.io.image_source import name_key, read_rgb
-from birefvid.extensions import IMAGE_EXTENSIONS
+from birefvid.extensions import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
     ``upright``: the size once turned by its EXIF orientation, as the image is decoded for training and
     by ``birefvid image`` (a phone photo stored sideways; its mask was drawn on the picture as shown).
     """
+    if path.suffix.lower() == ".exr":  # an OpenEXR mask: Pillow has no EXR reader, so it is decoded
+        return _decoded_size(path)
     try:
         from PIL import Image  # pillow ships with torchvision; only the header is read
     except ImportError:  # pragma: no cover - fall back to a full decode
@@ -77,6 +80,14 @@ def _image_size(path: Path, upright: bool = False) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def _decoded_size(path: Path) -> tuple[int, int]:
+    """(h, w) of a mask decoded as training reads it; DataError naming the file if it is not readable."""
+    try:
+        return read_mask(path).shape[:2]
+    except SourceError as exc:
+        raise DataError(f"{exc}; replace or remove the file") from exc
+
+
 LAYOUTS = ("root/im/*.jpg + root/gt/*.png (DIS5K), root/NAME-Image/*.jpg + root/NAME-Mask/*.png (DUTS-TR), "
            "root/images/*.jpg + root/masks/*.png (or img/ + mask/), or root/x.jpg beside root/x_mask.png or x_matte.png (flat)")
 FOLDER_PAIRS = (("images", "masks"), ("img", "mask"))  # common (image folder, mask folder) names, any case
@@ -86,7 +97,7 @@ FLAT_MASK_ENDINGS = ("_mask", "_matte")  # the flat layout's mask of x.jpg: x_ma
 def _flat_mask_key(path: Path) -> "str | None":
     """The image stem a flat-layout mask file belongs to (``x`` for ``x_mask.png``, or ``x_mask.jpg``), or None if
     it is no such mask."""
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    if path.suffix.lower() not in MASK_EXTENSIONS:
         return None
     for ending in FLAT_MASK_ENDINGS:
         if path.stem.lower().endswith(ending) and len(path.stem) > len(ending):
@@ -145,7 +156,7 @@ def find_layout(root: Path) -> tuple[Path, Path]:
     if duts:
         names = ", ".join(d.name for d, _ in duts)
         raise DataError(f"{root} holds {len(duts)} NAME-Image/ + NAME-Mask/ pairs ({names}); move each pair to a folder of its own")
-    files = [p for p in _visible_files(root) if p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in _visible_files(root) if p.suffix.lower() in MASK_EXTENSIONS]
     if any(_flat_mask_key(p) is not None for p in files):
         return root, root
     if files:  # pictures and nothing marked as a mask: say that, not "im is not a folder"
@@ -173,8 +184,8 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     flat = im_dir == gt_dir
     # category subfolders (im/shoes/a.jpg with gt/shoes/a.png) were left out without a word; the flat layout's
     # folder is read alone: its subfolders may hold anything (the originals, a run's outputs)
-    files = sorted(p for p in _visible_files(im_dir, recursive=not flat) if p.suffix.lower() in IMAGE_EXTENSIONS)
-    images = [p for p in files if _flat_mask_key(p) is None] if flat else files
+    files = sorted(p for p in _visible_files(im_dir, recursive=not flat) if p.suffix.lower() in MASK_EXTENSIONS)
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and not (flat and _flat_mask_key(p) is not None)]
     if not images:
         raise DataError(f"no images in {im_dir}; expected images ({', '.join(sorted(IMAGE_EXTENSIONS))}) with masks of their names (.png) in {gt_dir}")
     masks = _flat_masks(files) if flat else _folder_masks(gt_dir)
@@ -216,7 +227,7 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     return pairs
 
 
-LOSSLESS = frozenset({".png", ".bmp", ".tif", ".tiff"})  # mask formats whose grey levels are as saved
+LOSSLESS = frozenset({".png", ".bmp", ".tif", ".tiff", ".exr"})  # mask formats whose grey levels are as saved
 SHOWN_PROBLEMS = 3  # unusable images named in the one error line; the rest are counted
 
 
@@ -258,7 +269,7 @@ def _folder_masks(gt_dir: Path) -> dict[str, Path]:
     read as faint grey, are common: refused, they were called missing beside the mask); DataError for two of a name."""
     masks: dict[str, Path] = {}
     for p in sorted(_visible_files(gt_dir, recursive=True)):
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+        if p.suffix.lower() not in MASK_EXTENSIONS:
             continue
         key = _key(p, gt_dir)
         if key in masks:
@@ -349,7 +360,7 @@ class FolderDataset(Dataset):
             raise DataError(f"{pair.mask} does not match the size of {pair.image}; masks must match their image")
         # a 0/1 mask among 0/255 ones (datasets merged): read as 1/255 it taught "all background"; not a JPEG's,
         # whose 1s in an empty mask are compression noise
-        if mask.max() == 1 and pair.mask.suffix.lower() in LOSSLESS:
+        if not is_soft(mask) and mask.max() == 1 and pair.mask.suffix.lower() in LOSSLESS:
             mask = np.where(mask > 0, np.iinfo(mask.dtype).max, 0).astype(mask.dtype)
         h, w = self.size
         if (h, w) != image.shape[:2]:
@@ -357,5 +368,11 @@ class FolderDataset(Dataset):
             interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             image = cv2.resize(image, (w, h), interpolation=interp)
             mask = cv2.resize(mask, (w, h), interpolation=interp)
-        alpha = mask.astype(np.float32) * np.float32(1 / np.iinfo(mask.dtype).max)  # 8- or 16-bit
-        return to_sample(image, alpha, flip=index >= len(self.pairs))
+        return to_sample(image, _unit_alpha(mask), flip=index >= len(self.pairs))
+
+
+def _unit_alpha(mask: np.ndarray) -> np.ndarray:
+    """A mask as float32 alpha in [0, 1]: 8- or 16-bit levels scaled, a float matte as it is (soft labels kept)."""
+    if is_soft(mask):
+        return mask.astype(np.float32, copy=False)
+    return mask.astype(np.float32) * np.float32(1 / np.iinfo(mask.dtype).max)

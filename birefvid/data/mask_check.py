@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from birefvid.errors import SourceError
-from birefvid.eval.readers import read_mask
+from birefvid.eval.readers import is_soft, read_mask
 
 SAMPLED = 24  # masks read at start-up: enough to see a habit of the whole set, a fraction of a second's decoding
 INVERTED_EDGE = 0.75  # a mask whose subject covers three quarters of the picture's border...
@@ -20,7 +20,10 @@ CORNER = 0.05  # ...when it also fills the picture's four corners (patches this 
 
 
 def _foreground(mask: np.ndarray) -> np.ndarray:
-    """Where a mask marks the subject: over half its range (a 0/1 mask's 1s too, as the dataset reads them)."""
+    """Where a mask marks the subject: over half its range (a 0/1 mask's 1s too, as the dataset reads them; a float
+    matte's alpha over 0.5)."""
+    if is_soft(mask):
+        return mask > 0.5
     if int(mask.max()) == 1:
         return mask > 0
     return mask > np.iinfo(mask.dtype).max // 2

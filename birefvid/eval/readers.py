@@ -8,6 +8,7 @@ What a file contributes, per frame:
   annotations): foreground wherever the index is not 0 (all objects as one mask) unless the palette is
   all grey and covers every index used, then the grey level; a colour label map (black and at most 32 other
   flat colours: an annotation saved as RGB) as a palette PNG; any other colour image: its luminance.
+  A float picture (32-bit TIFF, OpenEXR) by the same rule, as float32 alpha in [0, 1] (clipped), never a 0/1 mask.
   Index 255 of a colour palette is void (DAVIS, PASCAL VOC: unlabelled, usually along object edges):
   background in the mask, and left out of the scores where the ground truth has it.
 * a video whose pixel format has alpha (ProRes 4444 .mov, FFV1 yuva .mkv, VP9 .webm, decoded with
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ import numpy as np
 
 from birefvid.errors import DataError, SourceError, option
 from birefvid.eval.metrics import Evaluator
-from birefvid.extensions import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
@@ -106,7 +108,11 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
     if data.size > 26 and data[:8].tobytes() == _PNG_SIGNATURE and data[25] == _PNG_PALETTE:
         mask, void = _palette_mask(data, path)
         return mask, None, void
+    if path.suffix.lower() == ".exr":
+        _enable_openexr(path)
     image = decode_picture(data, cv2.IMREAD_UNCHANGED, path)  # SourceError saying why, for a picture it cannot read
+    if image.dtype.kind == "f":
+        image = _float_alpha(image, path)
     if image.ndim == 2:
         return image, None, None
     alpha = image[..., 3] if image.shape[2] == 4 else None
@@ -117,6 +123,34 @@ def _read_image(path: Path) -> tuple[np.ndarray, Optional[np.ndarray], Optional[
     if labels is not None:
         return labels[0], alpha, labels[1]
     return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY), alpha, None
+
+
+OPENEXR_ENV = "OPENCV_IO_ENABLE_OPENEXR"
+
+
+def _enable_openexr(path: Path) -> None:
+    """Let OpenCV decode OpenEXR, which its wheels build in but leave off (its decoder has had security fixes: see
+    opencv/opencv#21326). Turned on only here, when a mask named .exr is read, so a picture sent to ``serve``
+    is never decoded as EXR; OpenCV reads the variable at its first EXR decode. One a user set to 0 is kept, and
+    reading ``path`` is then a SourceError saying so (OpenCV's own message is a C++ exception's)."""
+    value = os.environ.setdefault(OPENEXR_ENV, "1")
+    if value.strip().lower() in ("0", "false", "off", "no", "disabled"):
+        raise SourceError(f"{path} is OpenEXR, which {OPENEXR_ENV}={value} turns off in OpenCV; unset it to read EXR masks")
+
+
+def _float_alpha(image: np.ndarray, path: Path) -> np.ndarray:
+    """A float picture (a 32-bit TIFF matte from Nuke, After Effects or a matting set) as float32 alpha in [0, 1]:
+    clipped, as a compositor clips it (a premultiplied render overshoots by a hair), so soft edges stay soft; a
+    DataError naming the file for NaN or infinity, which no score or loss can use (not an unreadable file: its
+    content is wrong)."""
+    if not np.isfinite(image).all():
+        raise DataError(f"{path} holds NaN or infinite values; a float mask must hold alpha in [0, 1]")
+    return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def is_soft(mask: np.ndarray) -> bool:
+    """True for a float mask: alpha in [0, 1] as it is, never a 0/1 mask to be expanded nor 8/16-bit levels."""
+    return mask.dtype.kind == "f"
 
 
 LABEL_COLOURS = 32  # at most this many flat colours, black among them: a label map, not a picture
@@ -139,7 +173,8 @@ def _colour_labels(bgr: np.ndarray) -> Optional[tuple[np.ndarray, Optional[np.nd
 
 def read_mask(path: Path, by_alpha: bool = True, zero_one: bool = False) -> np.ndarray:
     """One image as an (H, W) mask: its alpha (``by_alpha``, if it has one), else its grey level, palette
-    foreground or luminance; ``zero_one``: the image holds 0/1 masks, returned as 0/255."""
+    foreground or luminance (uint8, uint16, or float32 in [0, 1] for a float picture); ``zero_one``: the image
+    holds 0/1 masks, returned as 0/255 (a float mask is never one: its 1 is full alpha already)."""
     return read_mask_void(path, by_alpha, zero_one)[0]
 
 
@@ -148,24 +183,29 @@ def read_mask_void(path: Path, by_alpha: bool = True, zero_one: bool = False) ->
     grey, alpha, void = _read_image(path)
     if by_alpha and alpha is not None:
         return alpha, None
-    return (np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one else grey), void
+    return (np.where(grey > 0, np.uint8(255), np.uint8(0)) if zero_one and not is_soft(grey) else grey), void
 
 
 def image_mask_rule(files: tuple[Path, ...]) -> tuple[bool, bool]:
     """(by_alpha, zero_one) for a clip of images (or a training set's masks, ``birefvid.data.folders``),
     decided over the clip as for videos: alpha counts when some image is transparent somewhere (an opaque
     RGBA or grey+alpha PNG is a mask saved with alpha); grey levels that are all 0 or 1 are masks saved as
-    0/1 (read as 1/255 they would all be background). Reading stops at the first image that settles both,
-    so ordinary masks cost one extra decode."""
-    top = 0
+    0/1 (read as 1/255 they would all be background). A float picture is alpha in [0, 1] and no 0/1 mask: its
+    maximum under 2 said 0/1, and every soft edge was read as full foreground. Reading stops at the first image
+    that settles both, so ordinary masks cost one extra decode."""
+    top, levels = 0, False  # the highest integer grey level seen; whether any integer mask was seen
     for f in files:
         grey, alpha, _ = _read_image(f)
         if alpha is not None and _transparent(alpha):
             return True, False
-        top = max(top, int(grey.max()))
+        if is_soft(grey):
+            if alpha is None:  # a set of float mattes; 0/1 integer masks seen before it are still 0/1
+                return False, levels and top <= 1
+            continue
+        top, levels = max(top, int(grey.max())), True
         if top > 1 and alpha is None:
             return False, False
-    return False, top <= 1
+    return False, levels and top <= 1
 
 
 def _brightness(rgb: np.ndarray) -> np.ndarray:
@@ -176,8 +216,9 @@ def _brightness(rgb: np.ndarray) -> np.ndarray:
 
 
 def _transparent(alpha: np.ndarray) -> bool:
-    """True when an alpha plane (8 or 16 bit) is not fully opaque somewhere."""
-    return bool((alpha < np.iinfo(alpha.dtype).max).any())
+    """True when an alpha plane (8 or 16 bit, or float in [0, 1]) is not fully opaque somewhere."""
+    opaque = 1.0 if is_soft(alpha) else np.iinfo(alpha.dtype).max
+    return bool((alpha < opaque).any())
 
 
 def _alpha_plane(frame: av.VideoFrame) -> np.ndarray:
@@ -314,13 +355,13 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         text, p = str(matte_folder(p)), matte_folder(p)
     if not p.exists():
         if is_glob(text):
-            return MaskClip(text, tuple(list_images(text)))
+            return MaskClip(text, tuple(list_images(text, MASK_EXTENSIONS)))
         raise SourceError(f"{role} not found: {text}")
     if p.is_dir():
-        return MaskClip(text, tuple(list_images(p)))
+        return MaskClip(text, tuple(list_images(p, MASK_EXTENSIONS)))
     if is_animated_webp(p):
         return MaskClip(text, animated_webp=True)
-    if p.suffix.lower() in IMAGE_EXTENSIONS:
+    if p.suffix.lower() in MASK_EXTENSIONS:
         return MaskClip(text, (p,))
     index_problem = mp4_index_problem(p)
     try:
@@ -350,7 +391,7 @@ def sequence_folders(path: PathLike) -> Optional[list[Path]]:
         return None
     entries = [e for e in p.iterdir() if not e.name.startswith(".")]
     sequences = [e for e in entries if e.is_dir() or (e.is_file() and e.suffix.lower() in VIDEO_EXTENSIONS)]
-    if not sequences or any(e.suffix.lower() in IMAGE_EXTENSIONS for e in entries if e.is_file()):
+    if not sequences or any(e.suffix.lower() in MASK_EXTENSIONS for e in entries if e.is_file()):
         return None
     return sorted(sequences, key=natural_key)
 
@@ -385,7 +426,7 @@ def _check_not_a_level_too_high(folders: list[Path], gt: PathLike) -> None:
 
 
 def _images_in(folder: Path) -> Iterator[Path]:
-    return (e for e in folder.iterdir() if e.is_file() and e.suffix.lower() in IMAGE_EXTENSIONS)
+    return (e for e in folder.iterdir() if e.is_file() and e.suffix.lower() in MASK_EXTENSIONS)
 
 
 def sequence_names(text: str) -> list[str]:

@@ -57,7 +57,7 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
             raise SourceError(f"{folder} is not a folder of images")
         paths = [p for p in folder.iterdir() if not p.name.startswith(".")]
     images = sorted((p for p in paths if p.suffix.lower() in extensions and p.is_file()), key=natural_key)
-    unread = [p for p in paths if p.suffix.lower() in PLATE_EXTENSIONS and p.is_file()]
+    unread = [p for p in paths if p.suffix.lower() in PLATE_EXTENSIONS.keys() - extensions and p.is_file()]
     if len(unread) > len(images):  # an EXR plate with a preview.png beside it was a one-frame video of the preview
         plates = unread_plate_reason(paths, text, beside=images)
         if plates:
