@@ -13,10 +13,16 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    import subprocess
+
+CHILD_WAIT_S = 2.0  # a killed child is reaped within this, so no file is removed while it could still write it
 _lock = threading.Lock()
 _partial_files: set[str] = set()  # temporary files a worker is writing (an ONNX export)
 _abandoned: list[threading.Thread] = []  # worker threads left running
+_children: list["subprocess.Popen[Any]"] = []  # processes a worker waits on (an ONNX export): killed with it
 
 
 def writing(path: str) -> None:
@@ -31,12 +37,33 @@ def written(path: str) -> None:
         _partial_files.discard(path)
 
 
+def spawned(child: "subprocess.Popen[Any]") -> None:
+    """A worker waits on ``child`` (a live run's export): killed if the worker is abandoned."""
+    with _lock:
+        _children.append(child)
+
+
+def reaped(child: "subprocess.Popen[Any]") -> None:
+    """``child`` has ended and was waited for."""
+    with _lock:
+        if child in _children:
+            _children.remove(child)
+
+
 def abandon(thread: threading.Thread) -> None:
-    """``thread`` is left running native work: remove its temporary files; the process must exit at once."""
+    """``thread`` is left running native work: kill the processes it waits on (an export, which then leaves at
+    once rather than running on for a minute after the command), remove its temporary files; the process must exit at once."""
     with _lock:
         files = list(_partial_files)
         _partial_files.clear()
         _abandoned.append(thread)
+        children = list(_children)
+    for child in children:  # before the files: a child still running could write its file again after the removal
+        try:
+            child.kill()
+            child.wait(CHILD_WAIT_S)
+        except Exception:  # noqa: BLE001 - gone already, or too slow to be reaped: its parent's exit leaves it to init
+            pass
     for path in files:
         try:
             os.unlink(path)
