@@ -276,7 +276,8 @@ def _export_in_child(model: torch.nn.Module, tmp: str, path: Path, size: tuple[i
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)
     exiting.writing(model_file)
-    child: Optional[subprocess.Popen[str]] = None
+    child: Optional[subprocess.Popen[bytes]] = None
+    messages: Optional[_Messages] = None
     try:
         try:
             torch.save(model, model_file)
@@ -286,9 +287,9 @@ def _export_in_child(model: torch.nn.Module, tmp: str, path: Path, size: tuple[i
             log.debug("the model cannot be handed to an export process (%s: %s): exporting here", type(e).__name__, e)
             return False
         argv = [model_file, tmp, str(size[0]), str(size[1]), str(batch), str(torch.get_num_threads()), str(os.getpid())]
-        child = _start_worker(argv)
+        child, messages = _start_worker(argv)
         exiting.spawned(child)
-        return _follow(child, steps, model_file, path)
+        return _follow(child, messages, steps, model_file, path)
     except BaseException:  # Ctrl-C on this thread, or any failure: the export must not run on unwatched
         if child is not None and child.poll() is None:
             child.kill()
@@ -297,34 +298,87 @@ def _export_in_child(model: torch.nn.Module, tmp: str, path: Path, size: tuple[i
         if child is not None:
             child.wait()
             exiting.reaped(child)
+        if messages is not None:
+            messages.close()
         with contextlib.suppress(OSError):
             os.unlink(model_file)
         exiting.written(model_file)
 
 
-def _start_worker(argv: list[str]) -> "subprocess.Popen[str]":
+def _start_worker(argv: list[str]) -> tuple["subprocess.Popen[bytes]", "_Messages"]:
     """Start ``export_worker`` with this process's interpreter and import path (a model class of the caller's own
-    module must load there too), in a session of its own: a terminal's Ctrl-C reaches this process, which ends it."""
+    module must load there too), in a session of its own: a terminal's Ctrl-C reaches this process, which ends it.
+    Returns the process and the reader of its messages."""
     import subprocess
 
     here = [p or os.getcwd() for p in sys.path]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(here))
-    extra: dict[str, object] = {"start_new_session": True} if os.name == "posix" else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
-    return subprocess.Popen([sys.executable, "-m", "birefvid.backends.export_worker", *argv], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, text=True, env=env, **extra)  # type: ignore[call-overload]  # fmt: skip
+    if os.name != "posix":
+        flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        child = subprocess.Popen([sys.executable, "-m", "birefvid.backends.export_worker", *argv], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, env=env, creationflags=flags)  # fmt: skip
+        return child, _Messages(child, child.stdout.fileno(), None)  # type: ignore[union-attr]
+    read, write = os.pipe()
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "birefvid.backends.export_worker", *argv], stdin=subprocess.DEVNULL,
+                                 stdout=write, env=env, start_new_session=True)  # fmt: skip
+    except BaseException:
+        os.close(read)
+        os.close(write)
+        raise
+    return child, _Messages(child, read, write)
 
 
-def _follow(child: "subprocess.Popen[str]", steps: ExportSteps, model_file: str, path: Path) -> bool:
+class _Messages:
+    """The export process's message lines, read as they come.
+
+    On POSIX this process keeps the pipe's writing end open too, so the child's death (killed by
+    ``exiting.abandon`` as the run stops) does not wake the niced thread reading it: a thread woken then runs at
+    its low priority on a busy machine, and the process's exit, which must schedule every thread to end it, waited
+    seconds for it. A child that dies unasked is noticed by polling it every ``CHILD_POLL_S`` instead of at end of file.
+    """
+
+    CHILD_POLL_S = 1.0
+
+    def __init__(self, child: "subprocess.Popen[bytes]", read: int, write: Optional[int]) -> None:
+        self.child, self.read, self.write = child, read, write
+        self._buffer = b""
+
+    def __iter__(self) -> Iterator[str]:
+        import select
+
+        while True:
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                yield line.decode(errors="replace")
+            if self.write is not None and not select.select([self.read], [], [], self.CHILD_POLL_S)[0]:
+                if self.child.poll() is not None:  # ended without a last word (a crash, killed from outside)
+                    os.close(self.write)  # what it wrote is read to its end below
+                    self.write = None
+                continue
+            data = os.read(self.read, 65536)
+            if not data:
+                return
+            self._buffer += data
+
+    def close(self) -> None:
+        for fd in (self.read, self.write):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _follow(child: "subprocess.Popen[bytes]", messages: _Messages, steps: ExportSteps, model_file: str, path: Path) -> bool:
     """Read the child's messages until it ends; True once it has written its file, False if it could not load the model."""
     import json
 
-    assert child.stdout is not None
-    for line in child.stdout:
+    for line in messages:
         try:
             message = json.loads(line)
         except ValueError:
             continue
         if message.get("loaded"):
+            log.debug("the export process started and read the model in %.1f s", time.perf_counter() - steps.start)
             with contextlib.suppress(OSError):
                 os.unlink(model_file)  # read: up to 900 MB need not stay on the disk for the export's minute
         elif "step" in message:
