@@ -4,8 +4,9 @@ A live run's one-off model export (``torch.onnx.export``, 10-60 s) and engine co
 niced worker thread; Ctrl-C reaches the main thread, which ends the run at once, but nothing can
 stop that native work. Python's normal exit then tears the interpreter down under the running C++
 code, which aborts the process ("terminate called without an active exception", exit 134) and
-skips the worker's clean-up. So the worker's files are removed here, and the command line leaves
-with ``os._exit`` after its own clean-up has run (``birefvid.cli.main``).
+skips the worker's clean-up. So the worker's files are removed here, the processes it waits on (an
+export run in a child: ``backends.export_worker``) are killed, and the command line leaves with
+``os._exit`` after its own clean-up has run (``birefvid.cli.main``).
 """
 
 from __future__ import annotations
