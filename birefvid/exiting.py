@@ -4,8 +4,9 @@ A live run's one-off model export (``torch.onnx.export``, 10-60 s) and engine co
 niced worker thread; Ctrl-C reaches the main thread, which ends the run at once, but nothing can
 stop that native work. Python's normal exit then tears the interpreter down under the running C++
 code, which aborts the process ("terminate called without an active exception", exit 134) and
-skips the worker's clean-up. So the worker's files are removed here, and the command line leaves
-with ``os._exit`` after its own clean-up has run (``birefvid.cli.main``).
+skips the worker's clean-up. So the worker's files are removed here, the processes it waits on (an
+export run in a child: ``backends.export_worker``) are killed, and the command line leaves with
+``os._exit`` after its own clean-up has run (``birefvid.cli.main``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
 
 _lock = threading.Lock()
 _partial_files: set[str] = set()  # temporary files a worker is writing (an ONNX export)
 _abandoned: list[threading.Thread] = []  # worker threads left running
+_children: list["subprocess.Popen[Any]"] = []  # processes a worker waits on (an ONNX export): killed with it
 
 
 def writing(path: str) -> None:
@@ -31,12 +37,35 @@ def written(path: str) -> None:
         _partial_files.discard(path)
 
 
+def spawned(child: "subprocess.Popen[Any]") -> None:
+    """A worker waits on ``child`` (a live run's export): killed if the worker is abandoned."""
+    with _lock:
+        _children.append(child)
+
+
+def reaped(child: "subprocess.Popen[Any]") -> None:
+    """``child`` has ended and was waited for."""
+    with _lock:
+        if child in _children:
+            _children.remove(child)
+
+
 def abandon(thread: threading.Thread) -> None:
-    """``thread`` is left running native work: remove its temporary files; the process must exit at once."""
+    """``thread`` is left running native work: kill the processes it waits on (an export, which then leaves at
+    once rather than running on for a minute after the command), remove its temporary files; the process must exit at once."""
     with _lock:
         files = list(_partial_files)
         _partial_files.clear()
         _abandoned.append(thread)
+        children = list(_children)
+    for child in children:
+        # SIGKILL first, so the files can go: a killed process runs no more of its own code, so cannot make them again.
+        # Not waited for: its end wakes the niced worker waiting on it, and a niced thread running on a busy machine
+        # is slow to be scheduled, which an exit must do for each thread it ends (seconds, measured)
+        try:
+            child.kill()
+        except OSError:  # gone already
+            pass
     for path in files:
         try:
             os.unlink(path)

@@ -16,16 +16,20 @@ import os
 import stat
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import torch
 
 from .. import __version__, exiting
 from ..errors import NOTICE, SinkError
 from .cache_trust import file_distrust, folder_distrust
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +209,12 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     """Export ``model`` (eval, fp32) for input (batch, 3, h, w) to ``path``; returns the seconds it took.
 
     Uses the dynamo exporter (the TorchScript one fails on Swin's window attention); each step it begins is said (``ExportSteps``).
+    Written to a temporary name and renamed, so ``path`` is whole or absent. Off the main thread (live mode's
+    warm-up, ``iter_masks``' model thread) the export runs in a child process that a stop kills at once
+    (``export_worker``); on the main thread, where Ctrl-C interrupts it directly, in this process.
     """
     path = Path(path)
     model = model.eval().to("cpu", torch.float32)
-    example = torch.zeros(batch, 3, *size)
     start = time.perf_counter()
     from ..io.atomic import fit_name  # an output named as long as the disk allows still has a temporary name
 
@@ -220,22 +226,175 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     os.close(fd)
     exiting.writing(tmp)
     try:
-        # the exporter prints its progress (said as steps) and warns about things that do not concern our users
         steps = ExportSteps(start)
-        with contextlib.redirect_stdout(steps), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"), _imports_undone_on_interrupt():
-            warnings.simplefilter("ignore")
-            # optimize=False: the exporter's own graph optimisation took most of the export (tiny at 256²:
-            # 66 -> 39 s here; swin_v1_t at 512²: 146 -> 30 s) for nothing the engines keep: OpenVINO, ONNX
-            # Runtime and TensorRT fold the same constants when they load the file (OpenVINO's fp32 output
-            # bit-identical, its speed equal; its first compile takes ~10 s longer, once: the blob is cached)
-            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False, optimize=False)
-            steps.step(len(EXPORT_STEPS) + 1, SAVE_STEP)
-            _save(program, tmp, path)
+        if not _in_child_wanted() or not _export_in_child(model, tmp, path, size, batch, steps):
+            _save(export_here(model, size, batch, steps), tmp, path)
+        else:
+            _commit(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
         exiting.written(tmp)
     return time.perf_counter() - start
+
+
+def export_here(model: torch.nn.Module, size: tuple[int, int], batch: int, steps: ExportSteps) -> object:
+    """Run the exporter on ``model`` in this process: the ONNX program, not yet saved. The exporter's progress is
+    said through ``steps``; its other output and warnings, which do not concern our users, are dropped."""
+    example = torch.zeros(batch, 3, *size)
+    with contextlib.redirect_stdout(steps), warnings.catch_warnings(), _quiet("onnxscript", "onnx_ir"), _imports_undone_on_interrupt():
+        warnings.simplefilter("ignore")
+        # optimize=False: the exporter's own graph optimisation took most of the export (tiny at 256²:
+        # 66 -> 39 s here; swin_v1_t at 512²: 146 -> 30 s) for nothing the engines keep: OpenVINO, ONNX
+        # Runtime and TensorRT fold the same constants when they load the file (OpenVINO's fp32 output
+        # bit-identical, its speed equal; its first compile takes ~10 s longer, once: the blob is cached)
+        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False, optimize=False)
+        steps.step(len(EXPORT_STEPS) + 1, SAVE_STEP)
+    return program
+
+
+def _in_child_wanted() -> bool:
+    """Whether to export in a child process: off the main thread, where no signal can interrupt the exporter and
+    its hold on the GIL delays the main thread's stop, and where a Python interpreter can be started (not a frozen app).
+    On the main thread a stop interrupts the export within a second even on a loaded machine, and a child's
+    start (a fresh interpreter importing torch: 2-4 s) would only add to the first run's wait."""
+    return threading.current_thread() is not threading.main_thread() and not getattr(sys, "frozen", False) and bool(sys.executable)
+
+
+def _export_in_child(model: torch.nn.Module, tmp: str, path: Path, size: tuple[int, int], batch: int, steps: ExportSteps) -> bool:
+    """Export ``model`` to ``tmp`` in a child process (``export_worker``), saying its steps through ``steps``.
+
+    Returns False, having written nothing, when the model cannot be handed over (a class the child cannot import,
+    one that does not pickle): the caller then exports in this process. Raises SinkError when ``tmp`` cannot be
+    written, RuntimeError when the exporter fails. The child is killed if this thread is interrupted, and by
+    ``exiting.abandon`` when the main thread leaves it waiting (Ctrl-C or SIGTERM during a live run's warm-up)."""
+    import subprocess
+
+    try:
+        fd, model_file = tempfile.mkstemp(prefix=".model.", suffix=".pt.partial", dir=path.parent)  # the trusted cache folder
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
+    os.close(fd)
+    exiting.writing(model_file)
+    child: Optional[subprocess.Popen[bytes]] = None
+    messages: Optional[_Messages] = None
+    try:
+        try:
+            torch.save(model, model_file)
+        except OSError as e:
+            raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
+        except Exception as e:  # noqa: BLE001 - a module with a lambda or hook pickles with one of several errors
+            log.debug("the model cannot be handed to an export process (%s: %s): exporting here", type(e).__name__, e)
+            return False
+        argv = [model_file, tmp, str(size[0]), str(size[1]), str(batch), str(torch.get_num_threads()), str(os.getpid())]
+        child, messages = _start_worker(argv)
+        exiting.spawned(child)
+        return _follow(child, messages, steps, model_file, path)
+    except BaseException:  # Ctrl-C on this thread, or any failure: the export must not run on unwatched
+        if child is not None and child.poll() is None:
+            child.kill()
+        raise
+    finally:
+        if child is not None:
+            child.wait()
+            exiting.reaped(child)
+        if messages is not None:
+            messages.close()
+        with contextlib.suppress(OSError):
+            os.unlink(model_file)
+        exiting.written(model_file)
+
+
+def _start_worker(argv: list[str]) -> tuple["subprocess.Popen[bytes]", "_Messages"]:
+    """Start ``export_worker`` with this process's interpreter and import path (a model class of the caller's own
+    module must load there too), in a session of its own: a terminal's Ctrl-C reaches this process, which ends it.
+    Returns the process and the reader of its messages."""
+    import subprocess
+
+    here = [p or os.getcwd() for p in sys.path]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(here))
+    if os.name != "posix":
+        flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        child = subprocess.Popen([sys.executable, "-m", "birefvid.backends.export_worker", *argv], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, env=env, creationflags=flags)  # fmt: skip
+        return child, _Messages(child, child.stdout.fileno(), None)  # type: ignore[union-attr]
+    read, write = os.pipe()
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "birefvid.backends.export_worker", *argv], stdin=subprocess.DEVNULL,
+                                 stdout=write, env=env, start_new_session=True)  # fmt: skip
+    except BaseException:
+        os.close(read)
+        os.close(write)
+        raise
+    return child, _Messages(child, read, write)
+
+
+class _Messages:
+    """The export process's message lines, read as they come.
+
+    On POSIX this process keeps the pipe's writing end open too, so the child's death (killed by
+    ``exiting.abandon`` as the run stops) does not wake the niced thread reading it: a thread woken then runs at
+    its low priority on a busy machine, and the process's exit, which must schedule every thread to end it, waited
+    seconds for it. A child that dies unasked is noticed by polling it every ``CHILD_POLL_S`` instead of at end of file.
+    """
+
+    CHILD_POLL_S = 1.0
+
+    def __init__(self, child: "subprocess.Popen[bytes]", read: int, write: Optional[int]) -> None:
+        self.child, self.read, self.write = child, read, write
+        self._buffer = b""
+
+    def __iter__(self) -> Iterator[str]:
+        import select
+
+        while True:
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                yield line.decode(errors="replace")
+            if self.write is not None and not select.select([self.read], [], [], self.CHILD_POLL_S)[0]:
+                if self.child.poll() is not None:  # ended without a last word (a crash, killed from outside)
+                    os.close(self.write)  # what it wrote is read to its end below
+                    self.write = None
+                continue
+            data = os.read(self.read, 65536)
+            if not data:
+                return
+            self._buffer += data
+
+    def close(self) -> None:
+        for fd in (self.read, self.write):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _follow(child: "subprocess.Popen[bytes]", messages: _Messages, steps: ExportSteps, model_file: str, path: Path) -> bool:
+    """Read the child's messages until it ends; True once it has written its file, False if it could not load the model."""
+    import json
+
+    for line in messages:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("loaded"):
+            log.debug("the export process started and read the model in %.1f s", time.perf_counter() - steps.start)
+            with contextlib.suppress(OSError):
+                os.unlink(model_file)  # read: up to 900 MB need not stay on the disk for the export's minute
+        elif "step" in message:
+            steps.step(int(message["step"]), str(message["what"]))
+        elif message.get("done"):
+            return True
+        elif message.get("error") == "load":
+            log.debug("the export process could not rebuild the model (%s): exporting here", message.get("message"))
+            return False
+        elif message.get("error") == "write":
+            raise SinkError(f"cannot write {path}: {message.get('message')}")
+        elif "error" in message:
+            log.debug("the export process failed:\n%s", message.get("trace", ""))
+            raise RuntimeError(f"the ONNX export failed: {message.get('message')}")
+    code = child.wait()
+    raise RuntimeError(f"the ONNX export process ended unexpectedly (exit code {code})")
 
 
 @contextlib.contextmanager
@@ -263,6 +422,14 @@ def _save(program: object, tmp: str, path: Path) -> None:
     one-line SinkError (the caller removes the partial file)."""
     try:
         program.save(tmp)  # type: ignore[attr-defined]
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
+    _commit(tmp, path)
+
+
+def _commit(tmp: str, path: Path) -> None:
+    """Move the whole export ``tmp`` onto ``path`` (one rename: a later run finds it whole or not at all)."""
+    try:
         _plain_mode(tmp)
         os.replace(tmp, path)
     except PermissionError as e:
