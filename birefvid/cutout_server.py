@@ -255,6 +255,13 @@ def _chunk_line(rfile: Any) -> bytes:
     return line[:-2]
 
 
+def _header_line_shown(line: str) -> str:
+    """A malformed header line as a refusal names it: its name (what comes before the colon) alone, the value left
+    out, as it may be the client's key (``Authorization : Bearer KEY``), which the reply and the -v log would keep."""
+    name, colon, _ = line.partition(":")
+    return f"{name[:64]!r} (its value not repeated)" if colon else f"a line of {len(line)} characters with no colon"
+
+
 def api_key(path: Optional[str], environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """The key clients must show: the first line of the file ``path`` (``--api-key-file``), else ``$BIREFVID_API_KEY``,
     else None (no key asked for). Never a command-line value, which ``ps`` shows every user of the machine. ConfigError,
@@ -541,7 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
         # that defect alone: a multipart Content-Type adds others, for the form's parts it cannot see in a header block
         if any(isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in self.headers.defects):
             line = str(self.headers.get_payload()).split("\r\n", 1)[0].split("\n", 1)[0]
-            self.send_error(400, f"a header line that is no header (name: value): {line[:64]!r}")
+            self.send_error(400, f"a header line that is no header (name: value): {_header_line_shown(line)}")
             return False
         return True
 

@@ -175,6 +175,24 @@ def test_mistakes_are_raised_to_the_caller_before_the_watch_thread_starts(tmp_pa
     assert first.wait(WAIT)["ended_by"] == "stop"
 
 
+def test_a_second_watch_in_the_same_process_is_told_to_stop_the_first_not_to_remove_its_lock(tmp_path):
+    """A notebook cell run twice starts a second watch on the folder the first still writes to. The refusal told it to
+    remove the lock "if that run is gone", naming this very process: a user who did so had two watches writing one
+    manifest (the first keeps its lock on the removed file). It says the watch is this process's and how to end it."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    with start_watch(in_dir, out, settle=SETTLE, **API_MODEL) as first:
+        with pytest.raises(SinkError) as refused:
+            start_watch(in_dir, out, settle=SETTLE, **API_MODEL)
+        assert first.running
+    said = str(refused.value)
+    assert f"another birefvid batch is writing to {out}, in this process (pid {os.getpid()})" in said and "stop()" in said
+    assert "remove" not in said
+    assert first.wait(WAIT)["ended_by"] == "stop"
+    with start_watch(in_dir, out, settle=SETTLE, **API_MODEL) as again:  # once stopped, the folder is free again
+        assert again.running
+
+
 def test_an_on_result_that_raises_ends_the_watch_and_its_error_reaches_the_reader(tmp_path):
     """The app's own bug in ``on_result`` is not lost on the watch's thread: the watch ends (its lock freed for the
     next one) and the loop over it, ``wait()`` and ``stop()`` raise it, as ``process_video`` raises its progress

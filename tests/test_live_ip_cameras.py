@@ -238,3 +238,17 @@ def test_a_clock_step_after_a_stall_is_still_a_cut() -> None:
     assert stamps[99] == pytest.approx(3.96, abs=0.002)  # the backlog kept its own times
     assert stamps[100] == pytest.approx(3.96 + 0.04, abs=0.002)  # the step: a frame after the last, not 3 s on
     assert stamps[-1] == pytest.approx(4.0 + 9 * 0.04, abs=0.002)
+
+
+def test_a_slow_cameras_first_pictures_from_a_servers_cache_keep_their_own_times() -> None:
+    # a still scene at 0.5 fps pulled through a server that sends its cached last seconds at once on connect (SRS's GOP
+    # cache; FFmpeg's probe and HLS's first segments bunch a connection's first pictures alike): the pictures of 0, 2
+    # and 4 s come together at 5 s, then the camera's live ones in real time. The first waited longest, so against it
+    # the next read as leaps ahead and each cut took a 2 s gap out of the recording (2 s came at 0.04 s, 4 at 0.08)
+    pictures = [(0.0, 5.0), (2.0, 5.001), (4.0, 5.002), (6.0, 7.0), (8.0, 9.0), (10.0, 11.0)]
+    assert _stamps(pictures) == pytest.approx([0, 2, 4, 6, 8, 10], abs=0.002)
+    # before they come at their live pace, a leap over 10 s (the rule before) is still a cut: a sender restarted an
+    # hour ahead as the connection opened puts no hour's gap in the recording; once the pictures come live (the
+    # fourth no earlier than the third), a 3 s step is a cut again
+    pictures = [(0.0, 1.0), (0.04, 1.001), (3600.0, 1.002), (3600.04, 1.042), (3603.08, 1.082), (3603.12, 1.122)]
+    assert _stamps(pictures) == pytest.approx([0, 0.04, 0.08, 0.12, 0.16, 0.20], abs=0.002)

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import logging
 import os
 import signal
 import socket
@@ -915,6 +916,21 @@ def test_the_right_key_gets_the_cut_out(server, photo, shown):
     with _server_beside(server, api_key=KEY) as guarded:
         status, headers, body = _request(guarded, "POST", "/v1/remove", picture, shown)
         assert (status, body) == (200, _request(server, "POST", "/v1/remove", picture)[2])
+
+
+@pytest.mark.parametrize("bad_line", [f"Authorization : Bearer {KEY}", f"X-API-Key\t: {KEY}", f"Authorization\x01: Bearer {KEY}"])
+def test_a_malformed_header_line_holding_the_key_is_refused_without_echoing_it(server, caplog, bad_line):
+    """A header line that is no "name: value" (a space or a tab before the colon, a control character in the name) is
+    a 400 naming the line; it named it whole, so a client's key in it went into the server's log at -v, and into the
+    reply, which proxies and client logs keep. The name is enough to find the line: the value is not repeated."""
+    caplog.set_level(logging.INFO, logger="birefvid.cutout_server")
+    with _server_beside(server, api_key=KEY) as guarded, socket.create_connection(("127.0.0.1", guarded.server_port), timeout=60) as s:
+        s.sendall(f"GET /v1/remove HTTP/1.1\r\nHost: x\r\n{bad_line}\r\n\r\n".encode())
+        status, headers, body = _reply_on(s)
+    said = _one_line_error(status, headers, body)
+    assert status == 400 and said.startswith("a header line that is no header") and repr(bad_line.partition(":")[0]) in said
+    assert KEY not in said and KEY[:8] not in body.decode()
+    assert "no header" in caplog.text and KEY[:8] not in caplog.text
 
 
 def test_health_stays_open_and_other_paths_ask_for_the_key(server):

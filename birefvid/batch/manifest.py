@@ -224,6 +224,11 @@ class RunLock:
             owner = self.path.read_text().strip() or "?"
         except OSError:
             owner = "?"
+        import socket
+
+        if owner == f"{socket.gethostname()} {os.getpid()}":  # removing the lock would let a second writer in beside it
+            raise SinkError(f"another birefvid batch is writing to {self.path.parent.parent}, in this process (pid {os.getpid()}): "
+                            "stop() the watch start_watch returned (a notebook's earlier cell), or wait for it") from None  # fmt: skip
         raise SinkError(f"another birefvid batch is writing to {self.path.parent.parent} (host and pid: {owner}); "
                         f"wait for it, or remove {self.path} if that run is gone") from None  # fmt: skip
 

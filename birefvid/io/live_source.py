@@ -81,6 +81,14 @@ _SOUND_LEAP_S = 10.0
 # their gap out of the recording. Short enough that a camera clock drifting from this one's (100 ppm:
 # 3 ms in 30 s) never adds up to a leap.
 _LATENESS_WINDOW_S = 30.0
+# a connection's first pictures come from a backlog (FFmpeg's probe, a server's cached last GOP, HLS's first
+# segments), the first of them the latest: against it the next ones look early by their own gaps (a still scene's
+# 2 s). Until a picture comes no earlier for its time than those before it (the backlog drained, the pictures
+# live), only a leap past this is one, as before the rule above (FFmpeg's dts_delta_threshold for MPEG-TS)
+_BACKLOG_LEAP_S = 10.0
+# how much earlier than the earliest a picture may come and still show the pictures live: arrival jitter is
+# milliseconds, where a backlog's pictures each come a frame's time (or a still scene's seconds) earlier
+_LIVE_TOLERANCE_S = 0.002
 # a picture whose source time repeats the one before is placed a frame after it, while that keeps it
 # within this much of its own time: a camera stamping two pictures a tick is not a cut
 _REPEAT_REACH_S = 0.25
@@ -105,12 +113,18 @@ class _StreamClock:
         # (wall, wall - pts s) of this clock's pictures in the last _LATENESS_WINDOW_S, the lateness increasing
         # from the front: the front is the earliest-arriving one (a monotonic queue, O(1) a picture)
         self._lateness: collections.deque[tuple[float, float]] = collections.deque()
+        self._live_paced = False  # a picture of this clock came no earlier than those before it: no backlog now
 
     def new_connection(self) -> None:
         self._base = None
         self._stamped = 0  # pictures of this connection stamped so far
         self._previous = None
+        self._new_clock()
+
+    def _new_clock(self) -> None:
+        """Forgets the pictures' lateness: a new connection's or a cut's clock is measured afresh."""
         self._lateness.clear()
+        self._live_paced = False
 
     def _leaps(self, seconds: float, wall: float, reach: float = _CLOCK_JUMP_S) -> bool:
         """True when a picture (or sound) at ``seconds`` arrived over ``reach`` earlier, for its time, than the
@@ -118,11 +132,15 @@ class _StreamClock:
         paced by the wall clock)."""
         if not self.live or not self._lateness:
             return False
+        if not self._live_paced:  # the window holds only a backlog's pictures (see _BACKLOG_LEAP_S)
+            reach = max(reach, _BACKLOG_LEAP_S)
         return self._lateness[0][1] - (wall - seconds) > reach
 
     def _arrived(self, seconds: float, wall: float) -> None:
         """Counts a picture's lateness into the window ``_leaps`` measures against."""
         lateness = wall - seconds
+        if self._lateness and lateness >= self._lateness[0][1] - _LIVE_TOLERANCE_S:
+            self._live_paced = True
         while self._lateness and self._lateness[-1][1] >= lateness:
             self._lateness.pop()  # never the earliest again while this one is in the window
         self._lateness.append((wall, lateness))
@@ -169,7 +187,7 @@ class _StreamClock:
         elif last is not None and (t <= last or (seconds is not None and self._leaps(seconds, wall))):
             t = last + self.interval  # the source's clock went back or leapt ahead: treat it as a cut
             self._base = (seconds, t, wall)
-            self._lateness.clear()  # a new clock: its pictures' lateness is not the old one's
+            self._new_clock()  # its pictures' lateness is not the old clock's
         if seconds is not None:
             self._previous = (seconds, wall)
             if self.live:
