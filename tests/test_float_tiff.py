@@ -100,6 +100,18 @@ def test_a_float_tiffs_own_alpha_is_its_transparency_at_16_bits(tmp_path, red_ke
     assert np.abs(mask[subject] - np.round(own[subject] * 255)).max() <= 1
 
 
+def test_a_float_rgba_tiff_over_64_kb_keeps_its_alpha(tmp_path, red_key):
+    """libtiff and Photoshop write a TIFF's header after its pixels: a full-size float layer's is megabytes in."""
+    size = (160, 120)  # 300 kB of float RGBA
+    own = np.full(size[::-1], 0.75, np.float32)
+    src = write_float_tiff(tmp_path / "layer.tif", float_scene(0, size), own)
+    assert src.stat().st_size > 65536
+    assert main(["image", str(src), "-o", str(tmp_path / "cut.png"), "-q"]) == 0
+    subject, background = regions(0, size)
+    cut = rgba(tmp_path / "cut.png")
+    assert (np.abs(cut[..., 3][subject] - 49151) <= 1).all() and (cut[..., 3][background] == 0).all()  # 0.75, 16 bits
+
+
 def test_values_over_1_are_clipped_with_one_warning_for_the_folder(tmp_path, red_key, caplog):
     """Scene-linear light (a render's highlights at 4.0) cannot be a display picture as it is: white, and said once."""
     (tmp_path / "in").mkdir()

@@ -313,19 +313,20 @@ def _decode(path: Path, scale: int = 1) -> np.ndarray:
 
 def _is_float_tiff(data: np.ndarray) -> bool:
     """Whether the bytes are a TIFF whose first picture is floating point (SampleFormat 3)."""
-    return _tiff_sample(data.tobytes()[:65536] if data.size > 65536 else data.tobytes())[0] == 3
+    return _tiff_sample(memoryview(data))[0] == 3  # not a copy: the header is often at the end, after the pixels
 
 
 # TIFF field types read here: SHORT and LONG, by their byte size
 _TIFF_TYPES = {3: ("H", 2), 4: ("I", 4)}
 
 
-def _tiff_sample(data: bytes) -> tuple[int, int]:
-    """(SampleFormat, BitsPerSample) of a classic TIFF's first picture, from its header: (1, 8) is 8-bit unsigned,
-    (3, 32) float; (0, 0) where the bytes are no TIFF or the header lies past what was read (BigTIFF, say)."""
+def _tiff_sample(data: bytes | memoryview) -> tuple[int, int]:
+    """(SampleFormat, BitsPerSample) of a classic TIFF's first picture, from its header, wherever in the file it is
+    (libtiff and Photoshop write it after the pixels): (1, 8) is 8-bit unsigned, (3, 32) float; (0, 0) for bytes
+    that are no classic TIFF (a BigTIFF, say) or whose header is cut off."""
     import struct
 
-    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(data[:4])
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
     if order is None or len(data) < 8:
         return 0, 0
     try:
@@ -413,8 +414,9 @@ def unreadable_reason(data: bytes) -> Optional[str]:
         if head[:1] == b"<" or all(32 <= c < 127 or c in (9, 10, 13) for c in head):
             return "it holds text, not a picture: a web page or text file under a picture's name?"
         return None
-    if kind == "TIFF" and _tiff_sample(data[:65536]) in ((3, 16), (3, 24)):
-        return (f"a {_tiff_sample(data[:65536])[1]}-bit float TIFF, which OpenCV does not decode: save it as 32-bit "
+    sample = _tiff_sample(data) if kind == "TIFF" else (0, 0)
+    if sample in ((3, 16), (3, 24)):
+        return (f"a {sample[1]}-bit float TIFF, which OpenCV does not decode: save it as 32-bit "
                 "float or 16-bit TIFF (Photoshop: Bit Depth 32-bit float)")  # fmt: skip
     ending = _ENDINGS.get(kind)
     if ending and ending not in data[-64:]:
