@@ -105,12 +105,46 @@ def read_rgb_deep(path: Path, scale: int = 1) -> tuple[np.ndarray, Optional[np.n
         if managed is not None:
             return managed, None
     deep = None
+    if image.dtype.kind == "f":  # a float TIFF: 0-1 is black to white, taken to 16 bits as a 16-bit TIFF's
+        image = _float_to_16_bits(image[..., :-1] if _has_alpha(image) else image, path)
     if image.dtype == np.uint16:
         deep = _to_rgb(image)
         return cv2.convertScaleAbs(deep, alpha=1 / 257.0), deep  # rounded, as a video's deep frames are
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     return _to_rgb(image), deep
+
+
+def _has_alpha(image: np.ndarray) -> bool:
+    """Gray + alpha or BGRA, as IMREAD_UNCHANGED hands a float TIFF over."""
+    return image.ndim == 3 and image.shape[2] in (2, 4)
+
+
+def _float_to_16_bits(image: np.ndarray, path: Path) -> np.ndarray:
+    """A float picture's 0-1 as 0-65535 (uint16, same channels): the file's own encoding kept, as a 16-bit TIFF's is,
+    not turned from linear light (a float TIFF says nothing of its transfer, and Photoshop's and most apps' hold the
+    picture as shown). Over 1 is clipped to white with a warning, once a folder; NaN or infinity is refused."""
+    if not np.isfinite(image).all():
+        raise SourceError(f"{path} holds NaN or infinite values, which are no colour: fix those pixels (a render's or "
+                          "a filter's broken ones) and save it again")  # fmt: skip
+    top = float(image.max())
+    if top > 1.0:
+        _warn_over_one(path, top)
+    return np.rint(np.clip(image, 0.0, 1.0, dtype=np.float32) * 65535.0).astype(np.uint16)
+
+
+_WARNED_OVER_ONE: set[Path] = set()  # the folders whose float pictures over 1 were said: once a folder, not a frame
+
+
+def _warn_over_one(path: Path, top: float) -> None:
+    """Say, once for ``path``'s folder, that its values over 1 (HDR, scene-linear light) are clipped, and the fix."""
+    folder = path.parent.resolve()
+    if folder in _WARNED_OVER_ONE:
+        return
+    _WARNED_OVER_ONE.add(folder)
+    log.warning("%s: float values over 1 (up to %.3g) are clipped to white, and so are any in the other pictures of %s: "
+                "that is HDR or scene-linear light, not a picture as shown; render it through its view transform "
+                "(sRGB, Filmic, AgX, ACES output) as a 16-bit PNG or TIFF first, as for EXR", path, top, path.parent)  # fmt: skip
 
 
 _PROFILED_SUFFIXES = frozenset({".jpg", ".jpeg", ".tif", ".tiff", ".png"})  # where CMYK and gray + alpha pictures come
@@ -179,9 +213,25 @@ def read_alpha(path: Path, deep: bool = False) -> Optional[np.ndarray]:
             alpha = _deep_alpha(path, im) if deep and im.mode in ("RGBA", "LA") else None
             if alpha is None:
                 alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did: as before
-        return None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did
+        alpha = _float_alpha(path, deep)  # Pillow opens no float RGB(A) TIFF: its alpha, as OpenCV reads it
+        if alpha is None:
+            return None
     return None if alpha.min() == np.iinfo(alpha.dtype).max else alpha
+
+
+def _float_alpha(path: Path, deep: bool) -> Optional[np.ndarray]:
+    """The alpha of a float RGBA or gray + alpha TIFF, upright (libtiff turns it), uint16 for ``deep``, else uint8;
+    None for any other picture. Its colour and values were checked by ``read_rgb_deep``, which reads it first."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if not _is_float_tiff(data):
+        return None
+    with opencv_silenced():
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype.kind != "f" or not _has_alpha(decoded):
+        return None
+    alpha = _float_to_16_bits(decoded[..., -1], path)
+    return alpha if deep else cv2.convertScaleAbs(alpha, alpha=1 / 257.0)
 
 
 # numpy for Pillow's exif_transpose methods, by EXIF orientation (2-8): flips, then quarter turns counter-clockwise
@@ -255,7 +305,43 @@ _REDUCED_FLAGS = {1: 0, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED
 def _decode(path: Path, scale: int = 1) -> np.ndarray:
     """The image at ``path`` as OpenCV decodes it (BGR or BGRA or gray, 8 or 16 bits), upright; ``scale`` 2, 4, 8:
     a JPEG at that fraction of its size (OpenCV's limit on pixels then counts the reduced picture's)."""
-    return decode_picture(np.fromfile(str(path), dtype=np.uint8), _READ_FLAGS | _REDUCED_FLAGS[scale], path)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if _is_float_tiff(data):  # OpenCV refuses float RGBA unless unchanged; libtiff turns it upright either way
+        return decode_picture(data, cv2.IMREAD_UNCHANGED, path)
+    return decode_picture(data, _READ_FLAGS | _REDUCED_FLAGS[scale], path)
+
+
+def _is_float_tiff(data: np.ndarray) -> bool:
+    """Whether the bytes are a TIFF whose first picture is floating point (SampleFormat 3)."""
+    return _tiff_sample(memoryview(data))[0] == 3  # not a copy: the header is often at the end, after the pixels
+
+
+# TIFF field types read here: SHORT and LONG, by their byte size
+_TIFF_TYPES = {3: ("H", 2), 4: ("I", 4)}
+
+
+def _tiff_sample(data: bytes | memoryview) -> tuple[int, int]:
+    """(SampleFormat, BitsPerSample) of a classic TIFF's first picture, from its header, wherever in the file it is
+    (libtiff and Photoshop write it after the pixels): (1, 8) is 8-bit unsigned, (3, 32) float; (0, 0) for bytes
+    that are no classic TIFF (a BigTIFF, say) or whose header is cut off."""
+    import struct
+
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
+    if order is None or len(data) < 8:
+        return 0, 0
+    try:
+        (ifd,) = struct.unpack_from(order + "I", data, 4)
+        (count,) = struct.unpack_from(order + "H", data, ifd)
+        fields = {258: 1, 339: 1}  # the TIFF defaults: 1 bit a sample, unsigned
+        for n in range(count):
+            tag, kind, length, value = struct.unpack_from(order + "HHI4s", data, ifd + 2 + 12 * n)
+            if tag in fields and kind in _TIFF_TYPES:
+                code, size = _TIFF_TYPES[kind]
+                where = value if size * length <= 4 else data[struct.unpack(order + "I", value)[0]:][: size]
+                (fields[tag],) = struct.unpack_from(order + code, where)  # the first sample's: all are alike
+    except struct.error:
+        return 0, 0
+    return fields[339], fields[258]
 
 
 def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
@@ -328,6 +414,10 @@ def unreadable_reason(data: bytes) -> Optional[str]:
         if head[:1] == b"<" or all(32 <= c < 127 or c in (9, 10, 13) for c in head):
             return "it holds text, not a picture: a web page or text file under a picture's name?"
         return None
+    sample = _tiff_sample(data) if kind == "TIFF" else (0, 0)
+    if sample in ((3, 16), (3, 24)):
+        return (f"a {sample[1]}-bit float TIFF, which OpenCV does not decode: save it as 32-bit "
+                "float or 16-bit TIFF (Photoshop: Bit Depth 32-bit float)")  # fmt: skip
     ending = _ENDINGS.get(kind)
     if ending and ending not in data[-64:]:
         return f"a {kind} cut off before its end, as an interrupted download or copy leaves it"
