@@ -536,17 +536,24 @@ def _png_with_orientation(data: bytes, orientation: int) -> bytes:
     return data[:33] + chunk + data[33:]
 
 
-def test_a_16_bit_pictures_own_alpha_keeps_its_16_bits(tmp_path, red_key):
-    """A 16-bit RGBA PNG (stored sideways, EXIF 6) with a fine alpha ramp: the cut-out's alpha over the subject is
-    the file's, every step of it. Pillow opens such a PNG as 8-bit RGBA, which cut it to 256 steps."""
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_16_bit_pictures_own_alpha_keeps_its_16_bits(tmp_path, red_key, suffix):
+    """A 16-bit RGBA PNG or TIFF (stored sideways, orientation 6) with a fine alpha ramp: the cut-out's alpha over the
+    subject is the file's, every step of it. Pillow opens such a picture as 8-bit RGBA, which cut it to 256 steps; and
+    a TIFF's alpha, which libtiff already turns upright, was turned a second time, across its picture."""
     size = (64, 48)
     rgb = _scene_photo(tmp_path / "scene.png", size).astype(np.uint16) * 257
     own = (20000 + np.arange(size[0])[None, :] * 331 + np.arange(size[1])[:, None] * 17).astype(np.uint16)  # few multiples of 257
-    stored = np.rot90(np.dstack([rgb, own]), 1)  # EXIF 6 turns it back clockwise
-    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(stored), cv2.COLOR_RGBA2BGRA))
-    (tmp_path / "deep.png").write_bytes(_png_with_orientation(data.tobytes(), 6))
+    stored = np.ascontiguousarray(np.rot90(np.dstack([rgb, own]), 1))  # orientation 6 turns it back clockwise
+    source = tmp_path / f"deep{suffix}"
+    if suffix == ".png":
+        ok, data = cv2.imencode(".png", cv2.cvtColor(stored, cv2.COLOR_RGBA2BGRA))
+        source.write_bytes(_png_with_orientation(data.tobytes(), 6))
+    else:
+        tifffile = pytest.importorskip("tifffile")  # scikit-image's, which pysodmetrics brings
+        tifffile.imwrite(source, stored, photometric="rgb", extrasamples=["unassalpha"], extratags=[(274, "H", 1, 6, True)])
     out = tmp_path / "cut.png"
-    assert main(["image", str(tmp_path / "deep.png"), "-o", str(out), "-q"]) == 0
+    assert main(["image", str(source), "-o", str(out), "-q"]) == 0
     alpha = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., 3]
     assert alpha.dtype == np.uint16 and alpha.shape == (48, 64)
     subject, _ = _regions(size)

@@ -241,8 +241,9 @@ _ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: np.rot90(a, 2), 4: lambda a: a[
 
 def _deep_alpha(path: Path, im: "Image.Image") -> Optional[np.ndarray]:
     """The 16-bit alpha of a 16-bit RGBA or gray+alpha file, upright, else None. Pillow opens those as
-    8-bit RGBA (their alpha cut to 256 steps), so it is read with OpenCV, which keeps 16 bits but not the
-    EXIF turn when it keeps alpha: that is applied here, as Pillow applies it to the 8-bit alpha."""
+    8-bit RGBA (their alpha cut to 256 steps), so it is read with OpenCV, which keeps 16 bits but, for a PNG,
+    not the EXIF turn when it keeps alpha: that is applied here, as Pillow applies it to the 8-bit alpha. A
+    TIFF comes from libtiff already upright (turned again, an orientation-6 TIFF's alpha lay across its picture)."""
     if im.format not in ("PNG", "TIFF"):
         return None
     data = np.fromfile(str(path), dtype=np.uint8)
@@ -250,7 +251,7 @@ def _deep_alpha(path: Path, im: "Image.Image") -> Optional[np.ndarray]:
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3 or decoded.shape[2] not in (2, 4):
         return None
-    turn = _ORIENT.get(im.getexif().get(0x0112, 1))
+    turn = _ORIENT.get(im.getexif().get(0x0112, 1)) if im.format == "PNG" else None
     alpha = decoded[..., -1]
     return np.ascontiguousarray(turn(alpha) if turn else alpha)
 
