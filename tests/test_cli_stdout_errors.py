@@ -71,6 +71,26 @@ def test_a_picture_for_stdout_that_cannot_be_written_is_one_line_and_leaves_noth
     assert [p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("torchinductor_")] == []  # torch's own cache
 
 
+@needs_dev_full
+def test_a_report_file_of_a_picture_for_stdout_is_written_once_the_picture_is_out(tmp_path, pvt_b0_weights):
+    """``image - -o - --report run.json > /dev/full``: the report said the picture went to standard output ("-"),
+    written before the picture was lost. Now it is held back until the picture is out: none here, one when it is."""
+    import json
+
+    from media import write_scene_picture
+
+    picture = write_scene_picture(tmp_path / "in.png")
+    args = ["image", "-", "-o", "-", "--report", "run.json", "--weights", str(pvt_b0_weights), *IMAGE_MODEL]
+    with picture.open("rb") as source:
+        _one_error_line(*_run(args, tmp_path, "full", stdin=source), FULL)
+    assert not (tmp_path / "run.json").exists()
+    with picture.open("rb") as source:
+        done = subprocess.run([sys.executable, "-m", "birefvid", *args], cwd=tmp_path, stdin=source, capture_output=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith(b"\x89PNG"), done.stderr.decode()
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["output"] == "-" and [w["output"] for w in report["written"]] == ["-"]  # the stream, not a held file
+
+
 @pytest.mark.parametrize("stdout", [pytest.param("full", marks=needs_dev_full), "closed"])
 def test_a_report_for_stdout_that_cannot_be_written_says_the_video_was_kept(tmp_path, stdout):
     """``birefvid process ... --report - > /dev/full``: the video was written, the report lost, and the run ended in a
