@@ -2,7 +2,8 @@
 
 Every ``BirefvidError`` becomes one line on stderr and exit code 2; Ctrl-C exits 130, SIGTERM
 is handled as Ctrl-C (exit 143); output piped into a reader that stops early (``| head``) ends
-quietly (exit 141). Command
+quietly (exit 141), and standard output that cannot be written (a full disk, ``>&-``) is one error
+line (exit 2, ``standard_output``). Command
 modules import torch and the media stack only inside ``run``, so ``--help``, ``--version`` and
 argument errors answer at once.
 """
