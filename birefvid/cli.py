@@ -2,7 +2,8 @@
 
 Every ``BirefvidError`` becomes one line on stderr and exit code 2; Ctrl-C exits 130, SIGTERM
 is handled as Ctrl-C (exit 143); output piped into a reader that stops early (``| head``) ends
-quietly (exit 141). Command
+quietly (exit 141), and standard output that cannot be written (a full disk, ``>&-``) is one error
+line (exit 2, ``standard_output``). Command
 modules import torch and the media stack only inside ``run``, so ``--help``, ``--version`` and
 argument errors answer at once.
 """
@@ -25,7 +26,7 @@ import threading
 import traceback
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
-from . import __version__, exiting
+from . import __version__, exiting, standard_output
 from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
 from .said_once import run_scope
 from .urls import hide_urls_in
@@ -178,29 +179,52 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
     """Run a command-line program's ``work`` the birefvid way: errors name --flags and become one
     line (``PROG: error: ...``, exit 2), Ctrl-C exits 130, SIGTERM is handled as Ctrl-C and exits
-    143 when it stopped a run (a live run that ends by it finishes normally), and a closed stdout
-    pipe (``| head``) exits 141 without a traceback. The recipes in
-    ``pipelines/`` use it too."""
+    143 when it stopped a run (a live run that ends by it finishes normally), a closed stdout
+    pipe (``| head``) exits 141 without a traceback, and standard output that cannot be written (a
+    full disk, a closed descriptor) is one error line, exit 2. The recipes in ``pipelines/`` use it too."""
     try:
         with cli_naming(), sigterm_as_interrupt():
             code = int(work() or 0)
-            if sys.stdout is not None:
-                sys.stdout.flush()  # a reader gone (`| head`) shows here, not in the interpreter's exit flush
-            return code
-    except BrokenPipeError:
-        if not _stdout_gone():
-            raise  # some other pipe (an encoder's, say): a real failure, not a reader that had enough
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
+            # the result must have left now: a reader gone (`| head`) or a full disk shows here, not in the
+            # interpreter's exit flush, and a failure some code swallowed (a failed write it ignored) still counts
+            failure = standard_output.flushed()
+            if failure is None:
+                return code
     except BirefvidError as exc:
         print(f"{prog}: error: {hide_urls_in(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failure_said(EXIT_USAGE)
+    except OSError as exc:
+        if standard_output.raised_by(exc):
+            failure = exc
+        elif isinstance(exc, BrokenPipeError) and _stdout_gone():  # a stdout main() did not check (a recipe's)
+            failure = exc
+        else:
+            raise  # some other pipe or file (an encoder's, say): a real failure
     except Terminated as stopped:
         print(f"{prog}: {'terminated' if stopped.signum == signal.SIGTERM else 'hung up'}", file=sys.stderr)
-        return 128 + stopped.signum  # 143 for SIGTERM, 129 for SIGHUP, as a shell reports them
+        return _failure_said(128 + stopped.signum)  # 143 for SIGTERM, 129 for SIGHUP, as a shell reports them
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _failure_said(EXIT_INTERRUPTED)
+    return stdout_failed(prog, failure)
+
+
+def stdout_failed(prog: str, failure: OSError) -> int:
+    """The exit status for a failed write to standard output, said on stderr: a reader that left (``| head``) had
+    what it wanted, exit 141 quietly; anything else (``No space left on device``, a closed descriptor) lost the
+    result, one ``PROG: error:`` line and exit 2, as for any other output that cannot be written."""
+    if not isinstance(failure, BrokenPipeError):
+        print(f"{prog}: error: {standard_output.describe(failure)}", file=sys.stderr)
+    return _failure_said(EXIT_BROKEN_PIPE if isinstance(failure, BrokenPipeError) else EXIT_USAGE)
+
+
+def _failure_said(code: int) -> int:
+    """``code``, the command's failure said in its one line: a failed write to standard output is part of it, not a
+    second line at exit; the buffered rest goes nowhere instead of raising again in the interpreter's final flush."""
+    if standard_output.failure() is not None:
+        standard_output.settle()
+        _silence_stdout()
+    return code
 
 
 def _stdout_gone() -> bool:
@@ -239,8 +263,8 @@ def _fill_closed_standard_streams() -> None:
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
-    if sys.stdout is None:
-        sys.stdout = open(os.devnull, "w")
+    if sys.stdout is None:  # writes fail as on a closed descriptor (EBADF): one error line, not a result lost unsaid
+        sys.stdout = open(os.open(os.devnull, os.O_RDONLY), "w")  # noqa: SIM115 - standard output, for the whole run
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")
 
@@ -372,19 +396,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _escape_what_stdout_cannot_encode()
     given = sys.stderr
     sys.stderr = diagnostics = given if isinstance(given, _DiagnosticStream) else _DiagnosticStream(given)
+    given_stdout = standard_output.install()
     code = 1  # a bug, unless the command says otherwise
     try:
         with run_scope():  # a command is one run: what it warns once, it warns again in a caller's next main([...])
             code = _main(argv)
         _exit_status[0] = code
         return code
-    except SystemExit as exc:  # argparse's usage errors, --help
+    except SystemExit as exc:  # argparse's usage errors, --help, --version
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
         _exit_status[0] = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)  # as Python's own
+        failure = standard_output.flushed()  # argparse ignores a failed write of --help or --version: exit 0, nothing out
+        if failure is not None:
+            code = _exit_status[0] = stdout_failed("birefvid", failure)
+            raise SystemExit(code) from None
         raise
     finally:
         if sys.stderr is diagnostics and diagnostics._stream is given:  # a caller's (a test's) own stream comes back
             sys.stderr = given
+        standard_output.restore(given_stdout)
         if argv is None:  # the console command, not a caller's main([...])
             _end_at_once_on_interrupt(code)
 
@@ -399,15 +429,18 @@ def _leave_without_teardown() -> None:
     10 s on a loaded machine, so a run stopped with Ctrl-C or SIGTERM lingered long after its last line.
 
     Registered as the command starts, so it runs after the callbacks of everything imported later (torch, Ray,
-    multiprocessing, ``weakref.finalize``'s clean-ups); logging's, registered before, is run here. Where the status
-    is unknown (an exception escaped main()) or standard output cannot be flushed (Python then reports it and
-    exits 120), the normal teardown goes on."""
+    multiprocessing, ``weakref.finalize``'s clean-ups); logging's, registered before, is run here. Standard output is
+    flushed first, and a failure to write it said (the final flush os._exit skips is where Python reported it). Where
+    the status is unknown (an exception escaped main()) or stderr cannot be flushed, the normal teardown goes on."""
 
     def leave() -> None:
         status = _exit_status[0]
         if status is None:
             return
         logging.shutdown()
+        failure = standard_output.flushed()  # os._exit skips the final flush, which would have reported it (exit 120)
+        if failure is not None:  # written after the command's own check: a bug's late print, but the output is lost
+            status = stdout_failed("birefvid", failure)
         try:
             for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
                 if stream is not None:

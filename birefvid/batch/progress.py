@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
+from .. import standard_output
 from ..errors import SinkError, option
 from ..json_lines import follow_rotation
 
@@ -204,6 +205,7 @@ class BatchProgress:
         if json_file is sys.stdout:  # left open: the CLI flushes it at exit
             with contextlib.suppress(OSError):
                 json_file.flush()
+            standard_output.settle()  # the warning said the lines stop: the batch's own exit status stands
         elif json_file is not None:
             try:
                 json_file.close()

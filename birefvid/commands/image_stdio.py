@@ -31,6 +31,8 @@ STDOUT_FORMATS = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "jpeg": ".jpg",
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
 _KNOWN = "PNG, JPEG, WebP, TIFF, BMP, GIF, AVIF or HEIC"
 
+log = logging.getLogger(__name__)
+
 
 def uses_standard_streams(args: argparse.Namespace) -> bool:
     """Whether the run reads its picture from standard input (``-``) or writes its cut-out to standard output (``-o -``)."""
@@ -55,15 +57,48 @@ def run_piped(args: argparse.Namespace, work: Callable[[argparse.Namespace, Mapp
             target = Path(folder) / f"cut-out{stdout_suffix(args.ext)}"
             inner.out, inner.quiet = str(target), True  # its own summary line, below (--ext, checked, names its suffix)
             said[str(target)], reported[str(target)] = SAID["output"], STDOUT
+        report = _report_held(args, inner, Path(folder)) if to_stdout else None
         with _messages_naming(said), _stdout_kept_clear(to_stdout):
-            code = work(inner, reported)
+            try:
+                code = work(inner, reported)
+            except BirefvidError:
+                try:
+                    _report_released(report, args)  # the report of a failed run (inputs skipped) says why
+                except SinkError as unwritten:  # the run's own error comes first: it says why
+                    log.warning("%s", unwritten)
+                raise
         if to_stdout:
             data = target.read_bytes()
             sys.stdout.buffer.write(data)  # a reader that left (`| head -c 10`) raises BrokenPipeError: exit 141, as elsewhere
-            sys.stdout.flush()
+            sys.stdout.flush()  # a full disk or a closed stdout raises here: the report, held back, is not written
+            _report_released(report, args)
             if not args.quiet:
                 print(f"wrote {len(data):,} bytes of {target.suffix[1:].upper()} to standard output", file=sys.stderr)
     return code
+
+
+def _report_held(args: argparse.Namespace, inner: argparse.Namespace, folder: Path) -> Path | None:
+    """Where the run writes ``--report FILE`` of a ``-o -`` run until the picture is out, or None without one.
+
+    The report says the picture went to standard output; written before it had (``> /dev/full``, ``>&-``), it said so
+    of a picture that was lost. Its own folder is checked now, before any work, as the run would have."""
+    from ..runtime.file_job import check_report_path
+
+    if args.report is None:
+        return None
+    check_report_path(args.report)
+    held = folder / "report.json"
+    inner.report = str(held)
+    return held
+
+
+def _report_released(held: Path | None, args: argparse.Namespace) -> None:
+    """The held report written to ``--report FILE``, whole or not at all (none when the run wrote none)."""
+    from ..errors import option
+    from ..io.atomic import write_text_atomic
+
+    if held is not None and held.exists():
+        write_text_atomic(args.report, held.read_text(encoding="utf-8"), option("report"))
 
 
 def check_streams(args: argparse.Namespace) -> None:

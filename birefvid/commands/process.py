@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {', '.join([report['output'], *report.get('also', [])])}: {report['frames']} frames in {report['wall_seconds']:.1f} s ({report['fps']:.2f} fps)", file=sys.stderr)
     if to_stdout:
-        from ..urls import hide_secrets
+        from .report_file import kept_phrase, write_report
 
-        print(json.dumps(hide_secrets(report), indent=2))
+        written = [report["output"], *report.get("also", [])]
+        write_report("-", report, kept=kept_phrase(written, "video", "videos"))
     return 0

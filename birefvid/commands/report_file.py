@@ -31,7 +31,7 @@ def write_report(path: Optional[str], report: dict[str, Any], kept: Optional[str
         return
     text = json.dumps(hide_secrets(report), indent=2)
     if path == "-":
-        print(text, flush=True)
+        _print_report(text, kept)
         return
     from ..io.atomic import write_text_atomic
 
@@ -41,3 +41,17 @@ def write_report(path: Optional[str], report: dict[str, Any], kept: Optional[str
         if kept is None:
             raise
         raise SinkError(f"{e}; {kept} written and kept") from None
+
+
+def _print_report(text: str, kept: Optional[str]) -> None:
+    """``text`` on standard output, all of it out now; one that cannot be written (a full disk, a closed descriptor)
+    is a SinkError saying what the run wrote and keeps. A reader that left (``| head``) stays a BrokenPipeError:
+    the command line ends quietly (exit 141)."""
+    from .. import standard_output
+
+    try:
+        print(text, flush=True)
+    except OSError as e:
+        if kept is None or isinstance(e, BrokenPipeError):
+            raise
+        raise SinkError(f"{option('report')} -: {standard_output.describe(e)}; {kept} written and kept") from None

@@ -93,7 +93,12 @@ def run(args: argparse.Namespace) -> int:
     worker = threading.Thread(target=server.serve_forever, name="birefvid-serve", daemon=True)
     worker.start()
     with_key = " with the API key" if key is not None else ""
-    print(f"birefvid: serving {segmenter.name} at {server.url()} (POST a picture{with_key}; GET /health); Ctrl-C stops", flush=True)
+    try:  # a start line that cannot be written (a full disk, `>&-`) is one error line: the server stops unannounced
+        print(f"birefvid: serving {segmenter.name} at {server.url()} (POST a picture{with_key}; GET /health); Ctrl-C stops", flush=True)
+    except BaseException:
+        server.shutdown()
+        server.server_close()
+        raise
     try:
         while worker.is_alive():
             worker.join(0.5)  # wakes for Ctrl-C and SIGTERM, which raise here

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, TextIO
 
 import numpy as np
 
+from .. import standard_output
 from ..errors import SinkError, option
 from ..json_lines import follow_rotation
 
@@ -187,6 +188,7 @@ class LiveStats:
             self._give_up()
             if self._stdout and isinstance(e, BrokenPipeError):  # its reader left (`| head`, a dashboard restarted):
                 # the lines end, not the run: it ended with exit 2 and threw its recordings away
+                standard_output.settle()  # said by the warning: the run's own exit status stands, not 141
                 log.warning("%s -: standard output's reader has gone; the run goes on without its JSON lines", option("stats_json"))
                 return
             raise SinkError(f"{option('stats_json')} {self._json_path}: cannot write it ({e.strerror or e})") from None

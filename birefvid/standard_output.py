@@ -1,0 +1,131 @@
+"""Standard output whose failed writes are remembered until the command line has said so.
+
+What a command prints on standard output (``models``' table, ``--report -``, ``image -o -``'s picture) is its result. A
+write there can fail: a full disk (``> /dev/full``), a closed descriptor (``>&-``), a reader that left (``| head``), an
+I/O error. Python raises that failure once, and from whichever call happened to flush: a traceback from inside a
+``print`` (exit 1), or nothing at all when the caller swallowed it (argparse's ``--version`` ignores a failed write,
+and a failed flush drops its buffer, so the next flush "succeeds"): exit 0 with the output lost. GNU tools keep an
+error flag on the stream and check it before they exit ("write error: No space left on device", exit 1); this module
+is that flag, and ``birefvid.cli`` reads it at the points where the output must have left.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from typing import Any, Iterable, Optional
+
+_failure: list[Optional[OSError]] = [None]  # the first failed write since install(), until settle()d
+_settled = [False]  # the failure was reported (the CLI's error line) or excused (a side channel's warning)
+
+
+class _Checked:
+    """A text or binary stream (standard output or its ``buffer``) whose write and flush failures are remembered.
+
+    After a failure every later write fails the same way: a write that went through after a dropped buffer would
+    leave output with a hole in it, which a reader cannot tell from a whole one. Once the failure has been reported,
+    writes are dropped, so the interpreter's own final flush adds no second report."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._buffer: Optional[_Checked] = None
+
+    def write(self, data: Any) -> int:
+        self._check()
+        if _settled[0]:
+            return len(data)
+        try:
+            return self._stream.write(data)
+        except OSError as e:
+            _failed(e)
+            raise
+
+    def writelines(self, lines: Iterable[Any]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._check()
+        if _settled[0]:
+            return
+        try:
+            self._stream.flush()
+        except OSError as e:
+            _failed(e)
+            raise
+
+    @property
+    def buffer(self) -> "_Checked":
+        """The binary stream beneath (``image -o -`` writes a picture's bytes), checked the same way."""
+        if self._buffer is None:
+            self._buffer = _Checked(self._stream.buffer)
+        return self._buffer
+
+    def _check(self) -> None:
+        failure = _failure[0]
+        if failure is not None and not _settled[0]:
+            raise _failed(type(failure)(failure.errno, failure.strerror))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _failed(error: OSError) -> OSError:
+    """``error``, remembered as standard output's failure (the first one) and marked as raised by it."""
+    if _failure[0] is None:
+        _failure[0] = error
+    error.birefvid_standard_output = True  # type: ignore[attr-defined]
+    return error
+
+
+def raised_by(error: BaseException) -> bool:
+    """Whether ``error`` is a failed write to standard output (not the output video's, say)."""
+    return getattr(error, "birefvid_standard_output", False)
+
+
+def install() -> Any:
+    """Point ``sys.stdout`` at a checked view of itself, with no failure yet; returns what to restore."""
+    given = sys.stdout
+    _failure[0], _settled[0] = None, False
+    if given is not None and not isinstance(given, _Checked):
+        sys.stdout = _Checked(given)
+    return given
+
+
+def restore(given: Any) -> None:
+    """``sys.stdout`` back to the stream ``install()`` found, unless something else replaced it since."""
+    if isinstance(sys.stdout, _Checked) and sys.stdout._stream is given:
+        sys.stdout = given
+
+
+def failure() -> Optional[OSError]:
+    """The failed write to standard output that no one has reported or excused yet, or None."""
+    return None if _settled[0] else _failure[0]
+
+
+def flushed() -> Optional[OSError]:
+    """Flush standard output (its buffered rest must have left now) and return ``failure()``."""
+    stream = sys.stdout
+    if stream is not None:
+        try:
+            stream.flush()
+        except OSError as e:
+            if not isinstance(stream, _Checked):
+                _failed(e)
+    return failure()
+
+
+def settle() -> None:
+    """The failure has been said: reported as an error, or excused by a side channel that warned it stops
+    (``batch --progress-json -``, ``live --stats-json -``); later writes are dropped."""
+    if _failure[0] is not None:
+        _settled[0] = True
+
+
+def describe(error: OSError) -> str:
+    """The error line's words for a failed write to standard output, as GNU tools say it ("write error: ...")."""
+    reason = error.strerror or str(error)
+    if error.errno is not None and error.errno == errno.EBADF:
+        reason += " (it is closed, or open only for reading)"
+    return f"cannot write to standard output: {reason}"
+

@@ -1,0 +1,113 @@
+"""Standard output that cannot be written: a full disk (``> /dev/full``), a closed descriptor (``>&-``), a reader that left.
+
+What a command prints there is its result, so a failed write is one ``birefvid: error:`` line naming standard output
+and the reason, exit 2 (141 for a reader that left, quietly, as a shell reports it); never a traceback (exit 1), nor
+exit 0 with the result lost (``--version`` was, argparse ignoring the write). Real runs of the command line in a
+child process, standard output pointed at the real thing; a reader that left is tests/test_cli_broken_pipe.py's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FULL = "No space left on device"
+CLOSED = "Bad file descriptor"
+IMAGE_MODEL = ["--resolution", "64", "--device", "cpu", "--precision", "fp32", "--backend", "torch"]
+
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="a system with /dev/full (Linux, BSD)")
+
+
+def _run(args: list[str], cwd: Path, stdout: str, stdin: object = subprocess.DEVNULL) -> tuple[int, str]:
+    """``birefvid ARGS`` with standard output ``full`` (/dev/full) or ``closed`` (``>&-``); its exit status and
+    standard error. (A pipe whose reader left, ``| head``, is tests/test_cli_broken_pipe.py's.)"""
+    command = [sys.executable, "-m", "birefvid", *args]
+    env = {**os.environ, "TMPDIR": str(cwd / "tmp")}  # the run's temporary files, looked for afterwards
+    (cwd / "tmp").mkdir(exist_ok=True)
+    if stdout == "full":
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(command, cwd=cwd, env=env, stdin=stdin, stdout=full, stderr=subprocess.PIPE, timeout=300)
+    else:  # os.close in the child: the shell's `>&-`
+        done = subprocess.run(command, cwd=cwd, env=env, stdin=stdin, stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1), timeout=300)
+    return done.returncode, done.stderr.decode()
+
+
+def _one_error_line(code: int, err: str, *words: str) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("birefvid: error: ") and "Traceback" not in err, err
+    assert "standard output" in lines[0] and all(w in lines[0] for w in words), err
+
+
+@needs_dev_full
+@pytest.mark.parametrize("args", [["models"], ["--version"], ["--help"], ["models", "--help"]], ids=" ".join)
+def test_a_full_disk_is_one_error_line_for_a_table_and_for_help(tmp_path, args):
+    """``birefvid models > /dev/full`` ended in a traceback (exit 1); ``--version`` and ``--help`` exited 0, their
+    text lost: argparse ignores a failed write, and the buffer the exit flush could not write was dropped."""
+    _one_error_line(*_run(args, tmp_path, "full"), FULL)
+
+
+@pytest.mark.parametrize("args", [["models"], ["--version"]], ids=" ".join)
+def test_a_closed_stdout_is_one_error_line_not_a_silent_success(tmp_path, args):
+    """``birefvid models >&-`` exited 0 having printed nothing: the closed descriptor was pointed at devnull (so the
+    next file opened would not take its number) and the table went there."""
+    _one_error_line(*_run(args, tmp_path, "closed"), CLOSED)
+
+
+@pytest.mark.parametrize("stdout", [pytest.param("full", marks=needs_dev_full), "closed"])
+def test_a_picture_for_stdout_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path, pvt_b0_weights, stdout):
+    """``birefvid image - -o - > /dev/full`` (or ``>&-``): one line, exit 2, and the run's temporary copies gone."""
+    from media import write_scene_picture
+
+    picture = write_scene_picture(tmp_path / "in.png")
+    with picture.open("rb") as source:
+        code, err = _run(["image", "-", "-o", "-", "--weights", str(pvt_b0_weights), *IMAGE_MODEL], tmp_path, stdout, stdin=source)
+    _one_error_line(code, err, FULL if stdout == "full" else CLOSED)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "tmp"]
+    assert [p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("torchinductor_")] == []  # torch's own cache
+
+
+@needs_dev_full
+def test_a_report_file_of_a_picture_for_stdout_is_written_once_the_picture_is_out(tmp_path, pvt_b0_weights):
+    """``image - -o - --report run.json > /dev/full``: the report said the picture went to standard output ("-"),
+    written before the picture was lost. Now it is held back until the picture is out: none here, one when it is."""
+    import json
+
+    from media import write_scene_picture
+
+    picture = write_scene_picture(tmp_path / "in.png")
+    args = ["image", "-", "-o", "-", "--report", "run.json", "--weights", str(pvt_b0_weights), *IMAGE_MODEL]
+    with picture.open("rb") as source:
+        _one_error_line(*_run(args, tmp_path, "full", stdin=source), FULL)
+    assert not (tmp_path / "run.json").exists()
+    with picture.open("rb") as source:
+        done = subprocess.run([sys.executable, "-m", "birefvid", *args], cwd=tmp_path, stdin=source, capture_output=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith(b"\x89PNG"), done.stderr.decode()
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["output"] == "-" and [w["output"] for w in report["written"]] == ["-"]  # the stream, not a held file
+
+
+@pytest.mark.parametrize("stdout", [pytest.param("full", marks=needs_dev_full), "closed"])
+def test_a_report_for_stdout_that_cannot_be_written_says_the_video_was_kept(tmp_path, stdout):
+    """``birefvid process ... --report - > /dev/full``: the video was written, the report lost, and the run ended in a
+    traceback (exit 1). Now one line that says both (exit 2). (A reader that left, ``| head``, exits 141 quietly:
+    tests/test_cli_broken_pipe.py.)"""
+    from media import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", n_frames=3, size=(64, 48), with_audio=False).path
+    args = ["process", str(clip), "-o", "out.mkv", "--output", "mask", "--model", "tiny", "--device", "cpu",
+            "--resolution", "64", "--report", "-", "-q"]  # fmt: skip
+    _one_error_line(*_run(args, tmp_path, stdout), "--report -", FULL if stdout == "full" else CLOSED, "the video out.mkv was written and kept")
+    assert (tmp_path / "out.mkv").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "tmp") == ["clip.mp4", "out.mkv"]  # no partial file beside it
+
+
+@needs_dev_full
+def test_serve_whose_start_line_cannot_be_written_stops_with_one_line(tmp_path):
+    """``birefvid serve > /dev/full``: the start line (the URL a script reads) failed in a traceback; now one line,
+    exit 2, the server closed."""
+    _one_error_line(*_run(["serve", "--model", "tiny", "--device", "cpu", "--port", "0"], tmp_path, "full"), FULL)
