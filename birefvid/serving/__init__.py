@@ -10,7 +10,7 @@ Every refusal is a 4xx or 503 with a one-line JSON body ``{"error": "..."}``.
 A body is read whole (with a ``Content-Length`` or chunked) before its request takes a place in the model's queue:
 the queue is for pictures ready to cut out, so slow uploads (a phone on a bad network) never hold it. Bodies being
 read are bounded apart, by ``uploads`` at a time; a client that stops sending is dropped after ``read_timeout``, and
-one that sends too slowly (a byte now and then: slowloris) once its body is behind ``min_upload_rate`` (see ``_PacedReads``).
+one that sends too slowly (a byte now and then: slowloris) once its body is behind ``min_upload_rate`` (see ``PacedReads``).
 A request head must come whole within ``read_timeout``, an idle kept-alive connection is closed after ``keep_alive``, and
-at most ``max_connections`` connections have a thread: past it ``_Overflow`` answers ``/health``, or 503, without one.
+at most ``max_connections`` connections have a thread: past it ``Overflow`` answers ``/health``, or 503, without one.
 """

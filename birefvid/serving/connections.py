@@ -24,7 +24,7 @@ OVERFLOW_HEAD_S = 2.0  # how long a connection past the cap gets to send its req
 OVERFLOW_LINGER_S = 2.0  # then how long what it still sends is read and dropped, so it reads its answer, not a reset
 
 
-class _Overflow:
+class Overflow:
     """Connections past the server's ``max_connections``, answered on one thread with no thread of their own (a thread
     each was what the cap is for). Each gets ``OVERFLOW_HEAD_S`` to send its request head: ``GET /health`` (or HEAD) is
     answered as ever, so a load balancer's probe still sees the server alive while slow clients hold every place;

@@ -17,7 +17,7 @@ from .api_keys import api_key_refusal
 from .chunked import read_chunked
 from .limits import REPLY_PIECE
 from .multipart import multipart_file
-from .read_pacing import HeadTooSlow, UploadTooSlow, _PacedReads
+from .read_pacing import HeadTooSlow, PacedReads, UploadTooSlow
 from .request_error import RequestError
 from .routes import HEALTH, PATH
 
@@ -36,27 +36,27 @@ def _header_line_shown(line: str) -> str:
     return f"{name[:64]!r} (its value not repeated)" if colon else f"a line of {len(line)} characters with no colon"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class CutoutHandler(BaseHTTPRequestHandler):
     server: "CutoutServer"  # its service is set before it serves
     protocol_version = "HTTP/1.1"
     _unread = False  # the request's body is still in the connection
     _linger = False  # a refusal left the body unread: read and drop it before closing (see finish)
     _continued = False  # "100 Continue" sent (or not needed): the client is sending its body
-    rbufsize = 0  # setup buffers the raw socket reader itself, around _PacedReads
+    rbufsize = 0  # setup buffers the raw socket reader itself, around PacedReads
 
     def setup(self) -> None:
         """The connection's socket timeout is the server's read timeout: each wait for a client's bytes (its request
         line, headers, each piece of its body) ends after it, and so does each wait to send a piece of the reply. A body
-        is read under a deadline too (see ``_PacedReads``)."""
+        is read under a deadline too (see ``PacedReads``)."""
         self.timeout = self.server.read_timeout
         super().setup()
-        self._paced = _PacedReads(self.rfile, self.connection, self.server.read_timeout)
+        self._paced = PacedReads(self.rfile, self.connection, self.server.read_timeout)
         self.rfile = io.BufferedReader(self._paced)
         self._accepted = time.monotonic()
         self._requests = 0
 
     def handle_one_request(self) -> None:
-        """http.server's, with the request head under a deadline (see ``_PacedReads``): the first request's head must come
+        """http.server's, with the request head under a deadline (see ``PacedReads``): the first request's head must come
         whole within --read-timeout of the connection; a later one's first byte within --keep-alive of the last reply (an
         idle connection is then closed without a word, as http.server closed it, then after --read-timeout), and its
         head within --read-timeout of that byte. A head begun but not finished in time gets 408 and the connection closes."""

@@ -22,7 +22,7 @@ class UploadTooSlow(TimeoutError):
         super().__init__(f"the body came slower than {min_rate:,.0f} bytes/s (--min-upload-rate); cut off after {elapsed:.0f} s")
 
 
-class _PacedReads(io.RawIOBase):
+class PacedReads(io.RawIOBase):
     """A connection's reads, each bounded by ``read_timeout`` (the socket's timeout) and, while a body is read
     (``pacing``), by the body's deadline too: after ``started``, the body may take ``read_timeout`` plus one second
     for every ``min_rate`` bytes it has sent (Apache's ``RequestReadTimeout body=30,MinRate=...``). While a request

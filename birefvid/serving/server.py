@@ -10,8 +10,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any, Iterator, Optional
 
 from ..errors import SinkError
-from .connections import _Overflow
-from .handler import _Handler
+from .connections import Overflow
+from .handler import CutoutHandler
 from .limits import KEEP_ALIVE_S, MAX_BYTES, MAX_CONNECTIONS, MIN_UPLOAD_RATE, READ_TIMEOUT_S, RETRY_AFTER_S, UPLOADS
 from .request_error import RequestError
 from .routes import PATH
@@ -26,7 +26,7 @@ class CutoutServer(ThreadingHTTPServer):
 
     At most ``max_connections`` connections have a thread: each holds one and a file descriptor for as long as it is
     open, and with no cap a few hundred slow or idle clients ran the process out of either, and nobody was answered,
-    /health included. Past the cap a connection gets no thread: ``_Overflow`` answers it on one thread of its own
+    /health included. Past the cap a connection gets no thread: ``Overflow`` answers it on one thread of its own
     (``GET /health`` as ever, anything else 503 with Retry-After) and closes it."""
 
     daemon_threads = True
@@ -49,9 +49,9 @@ class CutoutServer(ThreadingHTTPServer):
         self.connections = 0  # connections open, each on its thread
         self._uploading_lock = threading.Lock()
         self._connections_lock = threading.Lock()
-        self._overflow = _Overflow(self)
+        self._overflow = Overflow(self)
         try:
-            super().__init__((host, port), _Handler)
+            super().__init__((host, port), CutoutHandler)
         except OSError as e:
             raise SinkError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
