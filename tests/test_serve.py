@@ -27,7 +27,8 @@ import pytest
 from media import write_scene_picture
 
 from birefvid.cli import main
-from birefvid.cutout_server import CutoutServer, CutoutService
+from birefvid.serving.server import CutoutServer
+from birefvid.serving.service import CutoutService
 
 MODEL_ARGS = ["--resolution", "64", "--device", "cpu", "--precision", "fp32", "--backend", "torch"]
 HELD_OUT_SEED = 9_000_001  # a scene the tiny model never saw in training (as tests/test_tiny_model.py)
@@ -289,7 +290,7 @@ def test_overlapping_requests_leave_pillows_own_pixel_limit_in_place(photo):
 
     from PIL import Image
 
-    from birefvid.cutout_server import picture_suffix
+    from birefvid.serving.picture_type import picture_suffix
 
     body, limit = photo.read_bytes(), Image.MAX_IMAGE_PIXELS
     switch = sys.getswitchinterval()
@@ -349,7 +350,7 @@ def test_a_client_hanging_up_is_no_traceback_in_the_servers_log(server, capsys, 
     import socket
     import time
 
-    caplog.set_level(logging.DEBUG, logger="birefvid.cutout_server")
+    caplog.set_level(logging.DEBUG, logger="birefvid.serving")
     s = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
     s.sendall(b"POST /v1/remove HTTP/1.1\r\nHost: x\r\nContent-Len")
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends a reset, as a killed client's
@@ -404,7 +405,7 @@ def test_control_characters_of_a_request_line_are_escaped_in_the_log(server, cap
     import socket
     import time
 
-    caplog.set_level(logging.INFO, logger="birefvid.cutout_server")
+    caplog.set_level(logging.INFO, logger="birefvid.serving")
     with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as s:
         s.sendall(b"GET /health\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         while s.recv(65536):
@@ -752,7 +753,7 @@ def test_a_large_multipart_upload_takes_about_its_own_size_in_memory():
     per request, in up to --queue + 1 requests at once, where the memory bound counts each request as its body."""
     import tracemalloc
 
-    from birefvid.cutout_server import multipart_file
+    from birefvid.serving.multipart import multipart_file
 
     photo_bytes = np.random.default_rng(2).integers(0, 256, 20 << 20, dtype=np.uint8).tobytes()
     # the field among others (a shop's form sends a caption and a size beside it), after a preamble, a quoted boundary
@@ -923,7 +924,7 @@ def test_a_malformed_header_line_holding_the_key_is_refused_without_echoing_it(s
     """A header line that is no "name: value" (a space or a tab before the colon, a control character in the name) is
     a 400 naming the line; it named it whole, so a client's key in it went into the server's log at -v, and into the
     reply, which proxies and client logs keep. The name is enough to find the line: the value is not repeated."""
-    caplog.set_level(logging.INFO, logger="birefvid.cutout_server")
+    caplog.set_level(logging.INFO, logger="birefvid.serving")
     with _server_beside(server, api_key=KEY) as guarded, socket.create_connection(("127.0.0.1", guarded.server_port), timeout=60) as s:
         s.sendall(f"GET /v1/remove HTTP/1.1\r\nHost: x\r\n{bad_line}\r\n\r\n".encode())
         status, headers, body = _reply_on(s)
@@ -1102,10 +1103,10 @@ def test_health_is_answered_past_the_cap_even_with_the_overflow_full(server, mon
     """Connections past --max-connections are held a moment each, on one thread, to read their request (64 at most):
     a flood of them filled those places and a load balancer's probe got 503 as if the server were down. The oldest
     makes room instead (it gets its 503 at once), so a probe that sends its request at once is answered."""
-    import birefvid.cutout_server as cutout_server
+    import birefvid.serving.connections as connections
 
-    monkeypatch.setattr(cutout_server, "OVERFLOW_HELD", 4)  # 4 places past the cap, not 64: fewer sockets
-    monkeypatch.setattr(cutout_server, "OVERFLOW_HEAD_S", 60)  # the flood's connections, sending nothing, held the whole test
+    monkeypatch.setattr(connections, "OVERFLOW_HELD", 4)  # 4 places past the cap, not 64: fewer sockets
+    monkeypatch.setattr(connections, "OVERFLOW_HEAD_S", 60)  # the flood's connections, sending nothing, held the whole test
     with _server_beside(server, max_connections=1, read_timeout=60) as capped:
         idle = _idle_connections(capped, 1)
         try:

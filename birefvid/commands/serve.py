@@ -14,8 +14,8 @@ STOP_WAIT_S = 30  # on Ctrl-C or SIGTERM, how long the pictures already being cu
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from ..cutout_server import (API_KEY_ENV, KEEP_ALIVE_S, MAX_BYTES, MAX_CONNECTIONS, MAX_PIXELS, MIN_UPLOAD_RATE, QUEUE,
-                                 READ_TIMEOUT_S, UPLOADS)  # fmt: skip
+    from ..serving.api_keys import API_KEY_ENV
+    from ..serving.limits import KEEP_ALIVE_S, MAX_BYTES, MAX_CONNECTIONS, MAX_PIXELS, MIN_UPLOAD_RATE, QUEUE, READ_TIMEOUT_S, UPLOADS
 
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only; "
                         "to expose it, put a reverse proxy in front for HTTPS, and give it an API key)")  # fmt: skip
@@ -51,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..errors import ConfigError
-    from ..cutout_server import API_KEY_ENV, CutoutServer, CutoutService, api_key, connection_cap
+    from ..serving.api_keys import API_KEY_ENV, api_key
+    from ..serving.connections import connection_cap
+    from ..serving.server import CutoutServer
+    from ..serving.service import CutoutService
     from .options import inference_spec, model_spec
 
     for name, low in (("port", 0), ("max_bytes", 1), ("max_pixels", 64), ("queue", 0), ("uploads", 1)):
