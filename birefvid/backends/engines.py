@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
@@ -18,12 +19,15 @@ import numpy as np
 import torch
 
 from ..caller import warn
-from ..errors import ConfigError, option
+from ..errors import NOTICE, ConfigError, option
 from .export import cached_onnx, onnx_cached, share_blobs, weights_digest, writable_cache_dir
 
 log = logging.getLogger(__name__)
 
 THROUGHPUT_STREAMS = 2  # OpenVINO streams a batch runs on (see OpenVinoEngine)
+# a compile not known to be a first one is announced once it has taken this long: loading a cached blob takes
+# well under a second, a first compile of even the smallest model several (tiny at 256x256: 3-10 s on 2 cores)
+COMPILE_NOTICE_AFTER_S = 2.0
 
 
 class Engine(Protocol):
@@ -130,6 +134,7 @@ class _ExportedEngine:
         self.export_seconds = 0.0
         self._runs: dict[tuple[int, int], Callable[[Any], Any]] = {}
         self._exports: dict[tuple[int, int], Path] = {}
+        self._fresh: set[str] = set()  # exports written by this run: their first compile cannot be cached
         self._digest: Optional[str] = None  # of the weights, hashed once: the engine keeps what it exported and compiled
 
     def _weights(self) -> str:
@@ -160,6 +165,8 @@ class _ExportedEngine:
         if size not in self._exports:
             path, seconds = cached_onnx(self.model, size, digest=self._weights())
             self.export_seconds += seconds or 0.0
+            if seconds is not None:
+                self._fresh.add(str(path))
             self._exports[size] = path
         return self._exports[size]
 
@@ -211,7 +218,10 @@ class OpenVinoEngine(_ExportedEngine):
             # (~200 MB for Swin-T at 512², ~4x that at 1024²), and OpenVINO's own choice grows with
             # the core count
             config["NUM_STREAMS"] = THROUGHPUT_STREAMS
-        compiled = core.compile_model(onnx_path, "CPU", config)
+        size = next((f"{w}x{h}" for (h, w), path in self._exports.items() if str(path) == onnx_path), "its size")
+        with CompileNotice(size, blobs, first=onnx_path in self._fresh) as notice:
+            compiled = core.compile_model(onnx_path, "CPU", config)
+            notice.loaded_from_cache = _loaded_from_cache(compiled)
         share_blobs(blobs)  # the blob it may just have written
         return compiled
 
@@ -329,6 +339,56 @@ class OnnxRuntimeEngine(_ExportedEngine):
         if "CUDAExecutionProvider" in available:
             providers.append(("CUDAExecutionProvider", {"device_id": gpu}))
         return providers + ["CPUExecutionProvider"]
+
+
+class CompileNotice:
+    """Says that OpenVINO compiles a model, a wait of 3-40 s its first time that said nothing: at once when the
+    model was exported by this run (no compiled blob can exist for it), else once the compile has taken
+    ``COMPILE_NOTICE_AFTER_S`` (a blob missing for another reason: a new precision or batch mode, a cleared cache),
+    so that a cached blob's quick load stays quiet. A compile that was announced ends with its time."""
+
+    def __init__(self, size: str, blobs: Path, first: bool) -> None:
+        self.size, self.blobs, self.first = size, blobs, first
+        self.loaded_from_cache = False  # set by the caller from the compiled model: a slow load is no compile
+        self._said = threading.Event()
+        self._lock = threading.Lock()
+        self._timer: Optional[threading.Timer] = None
+        self._start = 0.0
+
+    def __enter__(self) -> "CompileNotice":
+        self._start = time.perf_counter()
+        if self.first:
+            self._say()
+        else:
+            self._timer = threading.Timer(COMPILE_NOTICE_AFTER_S, self._say)
+            self._timer.daemon = True  # a stop during the compile does not wait for it
+            self._timer.start()
+        return self
+
+    def _say(self) -> None:
+        with self._lock:
+            if self._said.is_set():
+                return
+            self._said.set()
+        log.warning("compiling the model for OpenVINO at %s (the first time at this size and setting; cached in %s)",
+                    self.size, self.blobs, extra=NOTICE)  # fmt: skip
+
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            said = self._said.is_set()
+            self._said.set()  # a timer already running its callback says nothing now
+        if said and kind is None and not self.loaded_from_cache:
+            log.warning("compiled in %.1f s", time.perf_counter() - self._start, extra=NOTICE)
+
+
+def _loaded_from_cache(compiled: Any) -> bool:
+    """Whether OpenVINO loaded ``compiled`` from a cached blob rather than compiling it (False where it cannot say)."""
+    try:
+        return bool(compiled.get_property("LOADED_FROM_CACHE"))
+    except Exception:  # noqa: BLE001 - an older OpenVINO or a plugin without the property
+        return False
 
 
 def _first_line(exc: BaseException) -> str:
