@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
@@ -25,9 +24,6 @@ from .export import cached_onnx, onnx_cached, share_blobs, weights_digest, writa
 log = logging.getLogger(__name__)
 
 THROUGHPUT_STREAMS = 2  # OpenVINO streams a batch runs on (see OpenVinoEngine)
-# a compile not known to be a first one is announced once it has taken this long: loading a cached blob takes
-# well under a second, a first compile of even the smallest model several (tiny at 256x256: 3-10 s on 2 cores)
-COMPILE_NOTICE_AFTER_S = 2.0
 
 
 class Engine(Protocol):
@@ -342,44 +338,27 @@ class OnnxRuntimeEngine(_ExportedEngine):
 
 
 class CompileNotice:
-    """Says that OpenVINO compiles a model, a wait of 3-40 s its first time that said nothing: at once when the
-    model was exported by this run (no compiled blob can exist for it), else once the compile has taken
-    ``COMPILE_NOTICE_AFTER_S`` (a blob missing for another reason: a new precision or batch mode, a cleared cache),
-    so that a cached blob's quick load stays quiet. A compile that was announced ends with its time."""
+    """Says that OpenVINO compiles a model exported by this run, a wait of 3-10 s on 2 cores (tiny at 256x256; more
+    for bigger models) that said nothing between the export's lines and the first frame; it ends with its time.
+    Only such a compile is said: no compiled blob can exist for a file just written, while for a cached export
+    nothing tells beforehand whether OpenVINO's blob is there (a notice after a delay also named cached loads,
+    which take over 2 s on a loaded machine, as first compiles). A blob missing beside a cached export (a new
+    precision, another command's batch mode, a cleared cache) is compiled without a line, as before."""
 
     def __init__(self, size: str, blobs: Path, first: bool) -> None:
         self.size, self.blobs, self.first = size, blobs, first
-        self.loaded_from_cache = False  # set by the caller from the compiled model: a slow load is no compile
-        self._said = threading.Event()
-        self._lock = threading.Lock()
-        self._timer: Optional[threading.Timer] = None
+        self.loaded_from_cache = False  # set by the caller from the compiled model
         self._start = 0.0
 
     def __enter__(self) -> "CompileNotice":
         self._start = time.perf_counter()
         if self.first:
-            self._say()
-        else:
-            self._timer = threading.Timer(COMPILE_NOTICE_AFTER_S, self._say)
-            self._timer.daemon = True  # a stop during the compile does not wait for it
-            self._timer.start()
+            log.warning("compiling the model for OpenVINO at %s (once per size; cached in %s)", self.size, self.blobs,
+                        extra=NOTICE)  # fmt: skip
         return self
 
-    def _say(self) -> None:
-        with self._lock:
-            if self._said.is_set():
-                return
-            self._said.set()
-        log.warning("compiling the model for OpenVINO at %s (the first time at this size and setting; cached in %s)",
-                    self.size, self.blobs, extra=NOTICE)  # fmt: skip
-
     def __exit__(self, kind: object, value: object, tb: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        with self._lock:
-            said = self._said.is_set()
-            self._said.set()  # a timer already running its callback says nothing now
-        if said and kind is None and not self.loaded_from_cache:
+        if self.first and kind is None and not self.loaded_from_cache:
             log.warning("compiled in %.1f s", time.perf_counter() - self._start, extra=NOTICE)
 
 
