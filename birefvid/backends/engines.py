@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..caller import warn
-from ..errors import ConfigError, option
+from ..errors import NOTICE, ConfigError, option
 from .export import cached_onnx, onnx_cached, share_blobs, weights_digest, writable_cache_dir
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ class _ExportedEngine:
         self.export_seconds = 0.0
         self._runs: dict[tuple[int, int], Callable[[Any], Any]] = {}
         self._exports: dict[tuple[int, int], Path] = {}
+        self._fresh: set[str] = set()  # exports written by this run: their first compile cannot be cached
         self._digest: Optional[str] = None  # of the weights, hashed once: the engine keeps what it exported and compiled
 
     def _weights(self) -> str:
@@ -160,6 +161,8 @@ class _ExportedEngine:
         if size not in self._exports:
             path, seconds = cached_onnx(self.model, size, digest=self._weights())
             self.export_seconds += seconds or 0.0
+            if seconds is not None:
+                self._fresh.add(str(path))
             self._exports[size] = path
         return self._exports[size]
 
@@ -211,7 +214,10 @@ class OpenVinoEngine(_ExportedEngine):
             # (~200 MB for Swin-T at 512², ~4x that at 1024²), and OpenVINO's own choice grows with
             # the core count
             config["NUM_STREAMS"] = THROUGHPUT_STREAMS
-        compiled = core.compile_model(onnx_path, "CPU", config)
+        size = next((f"{w}x{h}" for (h, w), path in self._exports.items() if str(path) == onnx_path), "its size")
+        with CompileNotice(size, blobs, first=onnx_path in self._fresh) as notice:
+            compiled = core.compile_model(onnx_path, "CPU", config)
+            notice.loaded_from_cache = _loaded_from_cache(compiled)
         share_blobs(blobs)  # the blob it may just have written
         return compiled
 
@@ -329,6 +335,39 @@ class OnnxRuntimeEngine(_ExportedEngine):
         if "CUDAExecutionProvider" in available:
             providers.append(("CUDAExecutionProvider", {"device_id": gpu}))
         return providers + ["CPUExecutionProvider"]
+
+
+class CompileNotice:
+    """Says that OpenVINO compiles a model exported by this run, a wait of 3-10 s on 2 cores (tiny at 256x256; more
+    for bigger models) that said nothing between the export's lines and the first frame; it ends with its time.
+    Only such a compile is said: no compiled blob can exist for a file just written, while for a cached export
+    nothing tells beforehand whether OpenVINO's blob is there (a notice after a delay also named cached loads,
+    which take over 2 s on a loaded machine, as first compiles). A blob missing beside a cached export (a new
+    precision, another command's batch mode, a cleared cache) is compiled without a line, as before."""
+
+    def __init__(self, size: str, blobs: Path, first: bool) -> None:
+        self.size, self.blobs, self.first = size, blobs, first
+        self.loaded_from_cache = False  # set by the caller from the compiled model
+        self._start = 0.0
+
+    def __enter__(self) -> "CompileNotice":
+        self._start = time.perf_counter()
+        if self.first:
+            log.warning("compiling the model for OpenVINO at %s (once per size; cached in %s)", self.size, self.blobs,
+                        extra=NOTICE)  # fmt: skip
+        return self
+
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
+        if self.first and kind is None and not self.loaded_from_cache:
+            log.warning("compiled in %.1f s", time.perf_counter() - self._start, extra=NOTICE)
+
+
+def _loaded_from_cache(compiled: Any) -> bool:
+    """Whether OpenVINO loaded ``compiled`` from a cached blob rather than compiling it (False where it cannot say)."""
+    try:
+        return bool(compiled.get_property("LOADED_FROM_CACHE"))
+    except Exception:  # noqa: BLE001 - an older OpenVINO or a plugin without the property
+        return False
 
 
 def _first_line(exc: BaseException) -> str:
