@@ -18,7 +18,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import BinaryIO, Callable, Iterator, Mapping
 
 from ..errors import BirefvidError, ConfigError, SinkError, SourceError
 
@@ -59,11 +59,22 @@ def run_piped(args: argparse.Namespace, work: Callable[[argparse.Namespace, Mapp
             code = work(inner, reported)
         if to_stdout:
             data = target.read_bytes()
-            sys.stdout.buffer.write(data)  # a reader that left (`| head -c 10`) raises BrokenPipeError: exit 141, as elsewhere
-            sys.stdout.flush()
+            write_all(sys.stdout.buffer, data)  # a reader that left (`| head -c 10`) raises BrokenPipeError: exit 141, as elsewhere
             if not args.quiet:
                 print(f"wrote {len(data):,} bytes of {target.suffix[1:].upper()} to standard output", file=sys.stderr)
     return code
+
+
+def write_all(stream: BinaryIO, data: bytes) -> None:
+    """Write every byte of ``data`` to ``stream`` and flush it, or raise.
+
+    A reader that leaves while a write waits on a full pipe makes the kernel return the bytes the pipe took (a short
+    write, no error), and Python's buffered ``write`` returns that count rather than raising: the rest is written
+    here, so the next write raises ``BrokenPipeError`` (exit 141) instead of the run claiming the whole picture."""
+    view = memoryview(data)
+    while view:
+        view = view[stream.write(view) :]
+    stream.flush()
 
 
 def check_streams(args: argparse.Namespace) -> None:
