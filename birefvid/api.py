@@ -348,6 +348,7 @@ def _masks(
     import numpy as np
     import torch
 
+    from . import exiting
     from .caller import run_handed
     from .compose.compositor import fit_alphas
     from .errors import in_caller_context
@@ -375,7 +376,9 @@ def _masks(
         # the model runs on a thread of its own, as process's does: on the caller's thread, with its own
         # OpenMP team the only one, libgomp spun ~300k times at every wait (it throttles its spinning only
         # when teams outnumber the cores), and on a busy 2-core CPU a frame took 5-10x the CPU and time
-        model_thread = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="birefvid-segment"))
+        model_threads: list[threading.Thread] = []
+        model_thread = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="birefvid-segment",
+                                                              initializer=lambda: model_threads.append(threading.current_thread())))
         predict = in_caller_context(seg.predict)
         batch_size = inference.batch_size or seg.file_batch_size(source.info.height, source.info.width)
         smoother = make_smoother(smoothing.kind, **smoothing.smoother_options())
@@ -396,7 +399,13 @@ def _masks(
             waiting.extend((f.image, f.coverage) for f in frames)
             # at the inference size: smoothed there, then upsampled once; handed from this frame, so that the
             # model's warnings name the loop's line, as on the caller's thread
-            alphas = model_thread.submit(run_handed, sys._getframe(), predict, images, frame_size=False).result()
+            handed = model_thread.submit(run_handed, sys._getframe(), predict, images, frame_size=False)
+            try:
+                alphas = handed.result()
+            except BaseException:  # Ctrl-C in the wait: leaving joins the model thread, so end a first export it waits on
+                for thread in model_threads:
+                    exiting.end_children_of(thread)
+                raise
             return masked(smoother.push(alphas, images.to(alphas.device)))
 
         batch: list[Frame] = []

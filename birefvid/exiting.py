@@ -23,6 +23,7 @@ _lock = threading.Lock()
 _partial_files: set[str] = set()  # temporary files a worker is writing (an ONNX export)
 _abandoned: list[threading.Thread] = []  # worker threads left running
 _children: list["subprocess.Popen[Any]"] = []  # processes a worker waits on (an ONNX export): killed with it
+_owners: dict[int, threading.Thread] = {}  # id(child): the thread waiting on it
 
 
 def writing(path: str) -> None:
@@ -38,9 +39,23 @@ def written(path: str) -> None:
 
 
 def spawned(child: "subprocess.Popen[Any]") -> None:
-    """A worker waits on ``child`` (a live run's export): killed if the worker is abandoned."""
+    """The calling worker thread waits on ``child`` (an export): killed if the worker is abandoned or ``end_children_of`` it."""
     with _lock:
         _children.append(child)
+        _owners[id(child)] = threading.current_thread()
+
+
+def end_children_of(thread: threading.Thread) -> None:
+    """Kill the processes ``thread`` waits on (an export in a child), so that it fails at once rather than waiting the
+    export out: a caller that stops waiting for the thread (``iter_masks``' loop, interrupted) but must still join it.
+    Other threads' children (another run's export in the same process) are left alone."""
+    with _lock:
+        children = [child for child in _children if _owners.get(id(child)) is thread]
+    for child in children:
+        try:
+            child.kill()
+        except OSError:  # gone already
+            pass
 
 
 def reaped(child: "subprocess.Popen[Any]") -> None:
@@ -48,6 +63,7 @@ def reaped(child: "subprocess.Popen[Any]") -> None:
     with _lock:
         if child in _children:
             _children.remove(child)
+        _owners.pop(id(child), None)
 
 
 def abandon(thread: threading.Thread) -> None:

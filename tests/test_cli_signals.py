@@ -372,3 +372,39 @@ def test_a_program_that_calls_main_keeps_its_own_exit_status_and_clean_up() -> N
     proc = subprocess.run([sys.executable, "-c", _CALLER], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3, (proc.returncode, proc.stdout[-500:], proc.stderr[-2000:])
     assert proc.stdout.rstrip().endswith("birefvid said 0\nthe caller's own clean-up ran"), proc.stdout[-500:]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the export's process through /proc (Linux)")
+def test_ctrl_c_during_iter_masks_first_export_ends_the_export(tmp_path: Path, clip: Path, pvt_b0_weights: Path) -> None:
+    """``iter_masks`` exports on its model thread, in a child process, while the caller's loop waits: Ctrl-C reached
+    the loop at once, but leaving it waited for the model thread, which waited out the whole export (46 s here) and
+    cached it. The stop now ends the export's process, so the loop leaves without it; the next run exports again."""
+    cache = tmp_path / "cache"  # empty: the run must export
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's Ctrl-C, though started in the background\n"
+        "from birefvid.api import iter_masks\n"
+        "for frame, mask in iter_masks(sys.argv[1], weights=sys.argv[2], resolution=64, device='cpu', backend='onnxruntime'):\n"
+        "    pass\n"
+    )
+    with open(tmp_path / "err.txt", "wb") as err_file:
+        run = subprocess.Popen([sys.executable, "-c", script, str(clip), str(pvt_b0_weights)], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=err_file, env={**os.environ, "BIREFVID_CACHE_DIR": str(cache)})  # fmt: skip
+    try:
+        wait_for(lambda: "export step 1 of 4" in (tmp_path / "err.txt").read_text() or run.poll() is not None, 180, "the exporter to begin")
+        run.send_signal(signal.SIGINT)
+        code = run.wait(120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    err = (tmp_path / "err.txt").read_text()
+    # the caller's loop raised KeyboardInterrupt, which Python ends with SIGINT when nothing catches it
+    assert code == -signal.SIGINT and err.rstrip().endswith("KeyboardInterrupt"), err[-3000:]
+    assert "export step 4 of 4" not in err, err[-3000:]
+    deadline = time.monotonic() + 10
+    while _processes_naming(str(cache)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_naming(str(cache)) == [], "the export's process outlived the loop"
+    left = [p.name for p in (cache / "onnx").iterdir() if not (p.name.startswith(".") and p.name.endswith(".onnx.lock"))]
+    assert left == [], f"the export ran on after Ctrl-C and left {left}"

@@ -111,6 +111,22 @@ def test_a_reader_that_left_ends_the_run_as_a_closed_pipe_does_elsewhere(tmp_pat
     assert "Traceback" not in err
 
 
+def test_a_reader_that_leaves_mid_picture_ends_the_run_as_a_closed_pipe_does(tmp_path, pvt_b0_weights):
+    """``... -o - | head -c 10`` with the picture larger than the pipe: the reader leaves while the write waits on it.
+
+    The kernel then reports the bytes it took (a short write), not an error, and Python's buffered ``write`` passes
+    that count on: a run that did not check it said "wrote N bytes" and exited 0 with most of the picture lost."""
+    noise = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)  # a PNG of MBs: past any pipe's buffer
+    cv2.imwrite(str(tmp_path / "noise.png"), noise)
+    command = [sys.executable, "-m", "birefvid", "image", "noise.png", "-o", "-", "--weights", str(pvt_b0_weights), *MODEL_ARGS]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(proc.stdout.read(10)) == 10  # the write has begun and fills the pipe
+    proc.stdout.close()  # then the reader leaves, as head -c 10 does
+    err = proc.stderr.read().decode()
+    assert proc.wait(300) == EXIT_BROKEN_PIPE, err
+    assert "Traceback" not in err and "wrote" not in err, err
+
+
 def _on_a_terminal(args: list[str], cwd: Path, stdin_is_terminal: bool) -> tuple[subprocess.CompletedProcess, bytes]:
     """``birefvid ARGS`` with stdout (else stdin) a real terminal (``pty``), and what reached that terminal."""
     leader, follower = pty.openpty()

@@ -18,7 +18,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import BinaryIO, Callable, Iterator, Mapping
 
 from ..errors import BirefvidError, ConfigError, SinkError, SourceError
 
@@ -69,7 +69,7 @@ def run_piped(args: argparse.Namespace, work: Callable[[argparse.Namespace, Mapp
                 raise
         if to_stdout:
             data = target.read_bytes()
-            sys.stdout.buffer.write(data)  # a reader that left (`| head -c 10`) raises BrokenPipeError: exit 141, as elsewhere
+            write_all(sys.stdout.buffer, data)  # a reader that left (`| head -c 10`) raises BrokenPipeError: exit 141, as elsewhere
             sys.stdout.flush()  # a full disk or a closed stdout raises here: the report, held back, is not written
             _report_released(report, args)
             if not args.quiet:
@@ -99,6 +99,18 @@ def _report_released(held: Path | None, args: argparse.Namespace) -> None:
 
     if held is not None and held.exists():
         write_text_atomic(args.report, held.read_text(encoding="utf-8"), option("report"))
+
+
+def write_all(stream: BinaryIO, data: bytes) -> None:
+    """Write every byte of ``data`` to ``stream`` and flush it, or raise.
+
+    A reader that leaves while a write waits on a full pipe makes the kernel return the bytes the pipe took (a short
+    write, no error), and Python's buffered ``write`` returns that count rather than raising: the rest is written
+    here, so the next write raises ``BrokenPipeError`` (exit 141) instead of the run claiming the whole picture."""
+    view = memoryview(data)
+    while view:
+        view = view[stream.write(view) :]
+    stream.flush()
 
 
 def check_streams(args: argparse.Namespace) -> None:
