@@ -699,3 +699,100 @@ def test_bf16_on_a_gpu_without_bf16_units_warns(monkeypatch, caplog):
     with cli_naming():
         assert choose_precision("bf16", "torch", torch.device("cuda")) == "bf16"
     assert "--precision bf16: this GPU (compute capability 7.5) has no bf16 units" in caplog.text and "--precision fp16" in caplog.text
+
+
+_EXPORT_ON_A_THREAD = """
+import logging, sys, threading
+import torch
+from birefvid.backends import export
+
+logging.basicConfig(level=logging.DEBUG, format="%(message)s")
+
+class Net(torch.nn.Module):  # defined in __main__: the export process cannot import it
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 1)
+    def forward(self, x):
+        return self.conv(x)
+
+model = Net()
+if sys.argv[2] == "lambda":  # a module holding a lambda does not pickle at all
+    model.scale = lambda x: x
+    model.forward = lambda x, m=model: m.conv(x)
+errors = []
+def work():
+    try:
+        export.export_onnx(model, sys.argv[1], (8, 8))
+    except BaseException as exc:
+        errors.append(exc)
+def run():
+    thread = threading.Thread(target=work)  # off the main thread, as live mode's warm-up exports
+    thread.start()
+    thread.join()
+if sys.argv[3] == "ahead":
+    with export.saved_for_export(model):
+        run()
+else:
+    run()
+assert not errors, errors
+"""
+
+
+@pytest.mark.parametrize("model,ahead", [("main", "ahead"), ("lambda", "ahead"), ("main", "not")])
+def test_an_export_off_the_main_thread_of_a_model_it_cannot_hand_over_runs_here(model, ahead, tmp_path):
+    """A model class defined in a script or a notebook (``__main__``) loads in no other process, and one holding a
+    lambda does not pickle: an export off the main thread (live mode's warm-up) then runs in this process, as
+    before the export process, rather than failing; whether or not the model was saved ahead on the main thread."""
+    import subprocess
+
+    out = tmp_path / "m.onnx"
+    done = subprocess.run([sys.executable, "-c", _EXPORT_ON_A_THREAD, str(out), model, ahead], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "BIREFVID_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    why = "could not rebuild the model" if model == "main" else "cannot be handed to an export process"
+    assert why in done.stderr, done.stderr[-3000:]
+    assert onnx.load(str(out)).graph.node
+    left = [p.name for p in tmp_path.rglob("*") if p.is_file() and p != out]
+    assert left == [], f"files left behind: {left}"
+
+
+class PicklesSeen(torch.nn.Conv2d):
+    """A model that notes the thread each pickling of it runs on (importable by the export process: this module)."""
+
+    threads: list = []
+
+    def __getstate__(self):
+        import threading
+
+        PicklesSeen.threads.append(threading.current_thread().name)
+        return super().__getstate__()
+
+
+def test_a_model_saved_ahead_is_handed_to_the_export_process_without_pickling_on_the_exporting_thread(tmp_path, monkeypatch):
+    """Live mode exports on its niced warm-up thread, and handing the model over pickled it there: Python holding the
+    interpreter lock, which on a loaded machine kept a Ctrl-C or SIGTERM waiting 2-4 s. Saved ahead on the main thread
+    (``saved_for_export``, where a stop interrupts it), the thread that exports pickles nothing; the export is whole
+    and the saved file is gone once the block ends."""
+    import threading
+
+    from birefvid.backends import export
+
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
+    model = PicklesSeen(3, 1, 1)
+    PicklesSeen.threads.clear()
+    errors: list = []
+
+    def work() -> None:
+        try:
+            export.export_onnx(model, tmp_path / "m.onnx", (8, 8))
+        except BaseException as exc:  # noqa: BLE001 - said below
+            errors.append(exc)
+
+    with export.saved_for_export(model):
+        thread = threading.Thread(target=work, name="exporting")
+        thread.start()
+        thread.join(300)
+    assert not errors and not thread.is_alive(), errors
+    assert PicklesSeen.threads == [threading.current_thread().name], PicklesSeen.threads
+    assert onnx.load(str(tmp_path / "m.onnx")).graph.node
+    assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir()] == [], "the saved model was left in the cache"

@@ -214,8 +214,9 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     (``export_worker``); on the main thread, where Ctrl-C interrupts it directly, in this process.
     """
     path = Path(path)
-    model = model.eval().to("cpu", torch.float32)
     start = time.perf_counter()
+    if _saved_ahead_as(model) is None:  # one saved ahead was made so then, on a thread a stop need not wait for
+        model = model.eval().to("cpu", torch.float32)
     from ..io.atomic import fit_name  # an output named as long as the disk allows still has a temporary name
 
     try:
@@ -268,38 +269,105 @@ def _export_in_child(model: torch.nn.Module, tmp: str, path: Path, size: tuple[i
     one that does not pickle): the caller then exports in this process. Raises SinkError when ``tmp`` cannot be
     written, RuntimeError when the exporter fails. The child is killed if this thread is interrupted, and by
     ``exiting.abandon`` when the main thread leaves it waiting (Ctrl-C or SIGTERM during a live run's warm-up)."""
-    import subprocess
+    with _model_file(model, path) as (model_file, owned):
+        if model_file is None:
+            return False
+        child: Optional[subprocess.Popen[bytes]] = None
+        messages: Optional[_Messages] = None
+        try:
+            argv = [model_file, tmp, str(size[0]), str(size[1]), str(batch), str(torch.get_num_threads()), str(os.getpid())]
+            child, messages = _start_worker(argv)
+            exiting.spawned(child)
+            return _follow(child, messages, steps, model_file if owned else None, path)
+        except BaseException:  # Ctrl-C on this thread, or any failure: the export must not run on unwatched
+            if child is not None and child.poll() is None:
+                child.kill()
+            raise
+        finally:
+            if child is not None:
+                child.wait()
+                exiting.reaped(child)
+            if messages is not None:
+                messages.close()
 
+
+# models saved ahead for the export processes (``saved_for_export``): (model, its file, or None where it does not pickle)
+_saved_ahead: list[tuple[torch.nn.Module, Optional[str]]] = []
+
+
+@contextlib.contextmanager
+def saved_for_export(model: torch.nn.Module) -> Iterator[None]:
+    """Save ``model`` for the export processes now, on the calling thread, rather than on the thread that exports.
+
+    Why: ``torch.save`` is Python that holds the GIL (0.1 s for ``tiny`` on an idle machine). On live mode's niced
+    warm-up thread, preempted by a loaded machine's other work, it took 2-4 s, and a Ctrl-C or SIGTERM landing then
+    waited that long, as the main thread could not run. Called on the main thread before the warm-up starts, where
+    a stop interrupts it at once. The file is in the cache's own folder (the export process loads it with pickle,
+    so only this user may write there) and is removed when the block ends. Where the cache cannot be written the
+    export is left to save it (and to say why it cannot)."""
+    model = model.eval().to("cpu", torch.float32)  # as export_onnx hands it over (in place: the engine's is already so)
+    try:
+        fd, file = tempfile.mkstemp(prefix=".model.", suffix=".pt.partial", dir=writable_cache_dir("onnx"))
+    except (OSError, SinkError) as e:
+        log.debug("the model is not saved ahead for its export (%s)", e)
+        yield
+        return
+    os.close(fd)
+    exiting.writing(file)
+    entry: tuple[torch.nn.Module, Optional[str]] = (model, file)
+    try:
+        log.debug("saving the model for its export process")
+        try:
+            torch.save(model, file)
+        except OSError as e:  # a full disk: the export says it, in its own words, if it runs
+            log.debug("the model is not saved ahead for its export (%s)", e.strerror or e)
+            yield
+            return
+        except Exception as e:  # noqa: BLE001 - a module with a lambda or hook pickles with one of several errors
+            log.debug("the model cannot be handed to an export process (%s: %s): it will export in this one", type(e).__name__, e)
+            entry = (model, None)
+        _saved_ahead.append(entry)
+        try:
+            yield
+        finally:
+            _saved_ahead.remove(entry)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(file)
+        exiting.written(file)
+
+
+def _saved_ahead_as(model: torch.nn.Module) -> Optional[tuple[Optional[str]]]:
+    """``(file,)`` where ``saved_for_export`` saved ``model`` (file None: it does not pickle), else None."""
+    return next(((file,) for saved, file in list(_saved_ahead) if saved is model), None)
+
+
+@contextlib.contextmanager
+def _model_file(model: torch.nn.Module, path: Path) -> Iterator[tuple[Optional[str], bool]]:
+    """The file the export process loads ``model`` from, and whether it is this export's own (removed once loaded):
+    the one ``saved_for_export`` saved, or one saved now in ``path``'s folder (the trusted cache), removed after.
+    None where the model does not pickle."""
+    ahead = _saved_ahead_as(model)
+    if ahead is not None:
+        yield ahead[0], False
+        return
     try:
         fd, model_file = tempfile.mkstemp(prefix=".model.", suffix=".pt.partial", dir=path.parent)  # the trusted cache folder
     except OSError as e:
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)
     exiting.writing(model_file)
-    child: Optional[subprocess.Popen[bytes]] = None
-    messages: Optional[_Messages] = None
     try:
         try:
             torch.save(model, model_file)
+            pickled = True
         except OSError as e:
             raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
         except Exception as e:  # noqa: BLE001 - a module with a lambda or hook pickles with one of several errors
             log.debug("the model cannot be handed to an export process (%s: %s): exporting here", type(e).__name__, e)
-            return False
-        argv = [model_file, tmp, str(size[0]), str(size[1]), str(batch), str(torch.get_num_threads()), str(os.getpid())]
-        child, messages = _start_worker(argv)
-        exiting.spawned(child)
-        return _follow(child, messages, steps, model_file, path)
-    except BaseException:  # Ctrl-C on this thread, or any failure: the export must not run on unwatched
-        if child is not None and child.poll() is None:
-            child.kill()
-        raise
+            pickled = False
+        yield (model_file if pickled else None), True
     finally:
-        if child is not None:
-            child.wait()
-            exiting.reaped(child)
-        if messages is not None:
-            messages.close()
         with contextlib.suppress(OSError):
             os.unlink(model_file)
         exiting.written(model_file)
@@ -368,8 +436,9 @@ class _Messages:
                     os.close(fd)
 
 
-def _follow(child: "subprocess.Popen[bytes]", messages: _Messages, steps: ExportSteps, model_file: str, path: Path) -> bool:
-    """Read the child's messages until it ends; True once it has written its file, False if it could not load the model."""
+def _follow(child: "subprocess.Popen[bytes]", messages: _Messages, steps: ExportSteps, model_file: Optional[str], path: Path) -> bool:
+    """Read the child's messages until it ends; True once it has written its file, False if it could not load the model.
+    ``model_file``, the model's file for this export alone, is removed once the child has read it."""
     import json
 
     for line in messages:
@@ -379,8 +448,9 @@ def _follow(child: "subprocess.Popen[bytes]", messages: _Messages, steps: Export
             continue
         if message.get("loaded"):
             log.debug("the export process started and read the model in %.1f s", time.perf_counter() - steps.start)
-            with contextlib.suppress(OSError):
-                os.unlink(model_file)  # read: up to 900 MB need not stay on the disk for the export's minute
+            if model_file is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(model_file)  # read: up to 900 MB need not stay on the disk for the export's minute
         elif "step" in message:
             steps.step(int(message["step"]), str(message["what"]))
         elif message.get("done"):

@@ -159,6 +159,25 @@ def _needs_export(segmenter: Segmenter, frame: tuple[int, int], side: int) -> bo
         segmenter.resolution = kept
 
 
+def export_handed_over_ahead(segmenter: Segmenter, frame: tuple[int, int], budget: bool) -> contextlib.AbstractContextManager[None]:
+    """Where the warm-up will export the model (an ONNX engine with no export cached for frames of (h, w) = ``frame``),
+    the model saved for the export process now, on this (the main) thread, until the block ends; else nothing.
+
+    The save is Python holding the GIL: on the niced warm-up thread of a loaded machine it kept a stop waiting
+    2-4 s (``export.saved_for_export``). With a latency budget the size is chosen in the warm-up, and a cached
+    neighbour preferred, so the model is saved ahead only when no size the budget may choose is cached (a first
+    run); a run that still exports a new size saves it on the warm-up thread."""
+    if budget:
+        needed = all(_needs_export(segmenter, frame, side) for side in budget_sides(max(segmenter.resolution)))
+    else:
+        needed = segmenter.needs_export(*frame)
+    if not needed:
+        return contextlib.nullcontext()
+    from ..backends.export import saved_for_export
+
+    return saved_for_export(segmenter.model)
+
+
 def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
     start = time.perf_counter()
     fn(arg)
@@ -725,7 +744,8 @@ def run_live_job(
                         first = newest
 
                 try:
-                    run_niced(warm_up, runner.closed_while_starting)
+                    with export_handed_over_ahead(seg, first.frame.image.shape[:2], job.latency_budget_ms is not None):
+                        run_niced(warm_up, runner.closed_while_starting)
                     run_niced(catch_up, runner.closed_while_starting)
                 except ClosedWhileStarting:  # the window closed (or q pressed) during a 20-40 s first export: end now, not after it
                     runner.end_before_start(time.monotonic())
