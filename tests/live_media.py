@@ -319,3 +319,20 @@ def flash_and_tone_onsets(path: Path) -> tuple[list[tuple[float, float]], list[f
             tones.append(t)
         last = t
     return flashes, tones
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 free now, for a test's sender and the live source that listens on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_for(src: Any, seconds: float) -> list:
+    """Every picture a live source (``birefvid.io.live_base.LiveSource``) gives in ``seconds``."""
+    frames, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        f = src.read(end - time.monotonic())
+        if f is not None:
+            frames.append(f)
+    return frames

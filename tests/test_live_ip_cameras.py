@@ -24,28 +24,12 @@ import numpy as np
 import pytest
 
 from birefvid.errors import SourceError
-from birefvid.io.live_base import CapturedFrame, LiveSource
 from birefvid.io.live_source import open_live_source
-from live_media import RtspServer, make_camera_clip
+from live_media import RtspServer, free_udp_port, make_camera_clip, read_for
 from system_tools import need_binary
 
 PASSWORD = "p@ss#w%rd"  # what the camera's web page was given
 IN_URL = "p%40ss%23w%25rd"  # the same, percent-encoded as a URL's password must be
-
-
-def _read_for(src: LiveSource, seconds: float) -> list[CapturedFrame]:
-    frames, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        f = src.read(end - time.monotonic())
-        if f is not None:
-            frames.append(f)
-    return frames
-
-
-def _udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _send_paced(data: bytes, port: int, seconds: float) -> None:
@@ -71,15 +55,15 @@ def test_a_camera_clock_stepped_a_few_seconds_by_ntp_goes_on_as_after_a_cut(tmp_
                         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:duration=2", "-c:v", "libx264", "-preset", "ultrafast",
                         "-bf", "0", "-g", "12", "-c:a", "aac", "-output_ts_offset", str(offset), "-f", "mpegts", str(part)], check=True)  # fmt: skip
         parts.append(part.read_bytes())
-    data, port = b"".join(parts), _udp_port()
+    data, port = b"".join(parts), free_udp_port()
     with open_live_source(f"udp://127.0.0.1:{port}", audio=True, read_timeout=3.0) as src:
         sender = threading.Thread(target=_send_paced, args=(data, port, 4.0))
         sender.start()
         src.start(timeout=10)
         sound = src.audio.subscribe()  # type: ignore[union-attr]
-        frames = _read_for(src, 4.0)
+        frames = read_for(src, 4.0)
         sender.join(timeout=10)
-        frames += _read_for(src, 1.0)  # a busy machine paces the sender late: what it sent last is read too
+        frames += read_for(src, 1.0)  # a busy machine paces the sender late: what it sent last is read too
         assert src.reconnects == 0
     times = [f.stream_time for f in frames]
     gaps = np.diff(times)
@@ -98,7 +82,7 @@ def test_a_files_long_still_keeps_its_length(tmp_path: Path) -> None:
     clip = make_camera_clip(tmp_path / "still.mkv", seconds=14.5, slow=[(1.0, 13.0)], slow_fps=1 / 12)
     with open_live_source(str(clip)) as src:
         src.start(timeout=10)
-        frames = _read_for(src, 3.0)
+        frames = read_for(src, 3.0)
     times = [f.stream_time for f in frames]
     print(f"{len(frames)} pictures, times {[round(t, 2) for t in times[20:30]]}")
     assert len(frames) >= 60 and abs(times[-1] - 14.46) < 0.05, times[-5:]
@@ -140,7 +124,7 @@ def test_a_digest_login_with_special_characters_opens_and_a_wrong_one_is_refused
                 info = src.start(timeout=30)
                 assert (info.width, info.height) == (96, 64)
                 assert src.audio is not None and (src.audio.rate, src.audio.layout) == (8000, "mono")
-                assert len(_read_for(src, 1.0)) >= 10
+                assert len(read_for(src, 1.0)) >= 10
         finally:
             src.close()
     said = "\n".join(r.getMessage() for r in caplog.records)

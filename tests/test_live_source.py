@@ -28,7 +28,7 @@ from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture
 from birefvid.io.live_source import open_live_source
 from birefvid.io.live_target import _dshow_video_devices, parse_source_spec
 from birefvid.io.reconnect import Backoff, GaveUp, retry
-from live_media import RtspServer, free_port, make_clip, make_ts_stamped_twice, square_frame
+from live_media import RtspServer, free_port, free_udp_port, make_clip, make_ts_stamped_twice, read_for, square_frame
 from system_tools import need_binary
 
 
@@ -61,15 +61,6 @@ def _wait_state(src: LiveSource, state: str, within: float) -> float:
         assert time.monotonic() - t0 < within, f"state stayed {src.state!r}, expected {state!r}"
         src.read(0.02)
     return time.monotonic() - t0
-
-
-def _read_for(src: LiveSource, seconds: float) -> list[CapturedFrame]:
-    frames, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        f = src.read(end - time.monotonic())
-        if f is not None:
-            frames.append(f)
-    return frames
 
 
 def _read_until_ended(src: LiveSource, within: float) -> list[CapturedFrame]:
@@ -344,7 +335,7 @@ def test_looping_file_keeps_going_with_increasing_stream_time(tmp_path: Path) ->
     with open_live_source(str(clip), realtime=True, loop=True) as src:
         info = src.start()
         assert info.frame_count is None and info.duration is None
-        frames = _read_for(src, 2.6)
+        frames = read_for(src, 2.6)
         assert src.state == "live"
     times = [f.stream_time for f in frames]
     assert all(b > a for a, b in zip(times, times[1:]))
@@ -368,7 +359,7 @@ def test_rtsp_stream_is_pulled(clip30s: Path) -> None:
         assert first is not None and to_first < 3.0, to_first
         assert (info.width, info.height) == (160, 120) and first.frame.image.shape == (120, 160, 3)
         assert first.frame.image[..., 2].mean() > 60  # the blue background came through as blue
-        frames = _read_for(src, 1.5)
+        frames = read_for(src, 1.5)
         assert src.state == "live" and src.reconnects == 0
     assert len(frames) >= 24  # ~36 at 24 fps
     times = [first.stream_time] + [f.stream_time for f in frames]
@@ -385,7 +376,7 @@ def test_rtsp_camera_that_refuses_tcp_is_received_over_udp(clip30s: Path, caplog
             t0 = time.monotonic()
             info = src.start(timeout=10)
             first = src.read(2.0)
-            frames = _read_for(src, 1.0)
+            frames = read_for(src, 1.0)
             assert time.monotonic() - t0 < 5 and src.reconnects == 0
     assert (info.width, info.height) == (160, 120) and first is not None and len(frames) >= 12
     assert any("refuses RTP over TCP: receiving it over UDP" in r.getMessage() for r in caplog.records)
@@ -399,7 +390,7 @@ def test_rtsp_stream_whose_only_keyframe_is_its_first_is_pulled(tmp_path: Path) 
         src.start()
         first = src.read(2.0)
         assert first is not None and first.stream_time == 0.0
-        assert len(_read_for(src, 1.0)) >= 12
+        assert len(read_for(src, 1.0)) >= 12
 
 
 def test_an_rtsp_streams_pixel_shape_is_known(tmp_path: Path) -> None:
@@ -422,7 +413,7 @@ def test_rtsp_server_restart_reconnects_without_restarting_the_source(clip30s: P
     try:
         with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
             src.start()
-            before = _read_for(src, 0.8)
+            before = read_for(src, 0.8)
             assert before
             t_kill = time.monotonic()
             server.stop()  # SIGKILL: the connection drops as in a crash
@@ -433,7 +424,7 @@ def test_rtsp_server_restart_reconnects_without_restarting_the_source(clip30s: P
             t_up = time.monotonic()
             _wait_state(src, "live", within=8.0)
             t_live = time.monotonic()
-            after = _read_for(src, 1.0)
+            after = read_for(src, 1.0)
             assert src.reconnects == 1 and src.state == "live"
     finally:
         server.stop()
@@ -455,13 +446,13 @@ def _read_across_a_restart(first: Path, then: Path) -> tuple[RtspServer, list, l
     try:
         with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
             src.start()
-            before = _read_for(src, 0.8)
+            before = read_for(src, 0.8)
             server.stop()
             _wait_state(src, "reconnecting", within=3.0)
             server.clip = then
             server.start()
             _wait_state(src, "live", within=8.0)
-            after = _read_for(src, 1.0)
+            after = read_for(src, 1.0)
     finally:
         server.stop()
     return server, before, after
@@ -537,7 +528,7 @@ def test_a_stream_whose_pixel_shape_changes_midway_keeps_the_shape_shown(tmp_pat
     try:
         with open_live_source(server.url) as src:
             src.start()
-            frames = _read_for(src, 3.5)
+            frames = read_for(src, 3.5)
     finally:
         server.stop()
     red = [f.frame.image for f in frames if f.frame.image[45, 80, 0] > 200]
@@ -548,12 +539,6 @@ def test_a_stream_whose_pixel_shape_changes_midway_keeps_the_shape_shown(tmp_pat
         assert not image[:11].any() and not image[79:].any() and image[12:78, :, 2].min() > 200
     warned = [r.getMessage() for r in caplog.records if "shape is kept" in r.getMessage()]
     assert warned and "from 160x90 to 160x90 (pixels 4:3) at frame 50" in warned[0], warned
-
-
-def _udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_udp_stream_whose_clock_leaps_an_hour_ahead_goes_on_as_after_a_cut(tmp_path: Path) -> None:
@@ -569,7 +554,7 @@ def test_a_udp_stream_whose_clock_leaps_an_hour_ahead_goes_on_as_after_a_cut(tmp
                         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
                         "-bf", "0", "-g", "12", "-c:a", "aac", "-output_ts_offset", str(offset), "-f", "mpegts", str(part)], check=True)  # fmt: skip
         parts.append(part.read_bytes())
-    data, port = b"".join(parts), _udp_port()
+    data, port = b"".join(parts), free_udp_port()
 
     def send() -> None:  # the two senders, one after the other, paced to ~2 s as -re would
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
@@ -583,9 +568,9 @@ def test_a_udp_stream_whose_clock_leaps_an_hour_ahead_goes_on_as_after_a_cut(tmp
         sender.start()
         src.start(timeout=10)
         sound = src.audio.subscribe()  # type: ignore[union-attr]  # the feed keeps the last seconds for it
-        frames = _read_for(src, 3.0)
+        frames = read_for(src, 3.0)
         sender.join(timeout=10)
-        frames += _read_for(src, 1.0)  # a busy machine paces the sender late: what it sent last is read too
+        frames += read_for(src, 1.0)  # a busy machine paces the sender late: what it sent last is read too
         assert src.reconnects == 0
     times = [f.stream_time for f in frames]
     assert len(frames) > 30 and all(b > a for a, b in zip(times, times[1:]))
@@ -611,12 +596,12 @@ def test_a_camera_that_stamps_two_pictures_a_tick_keeps_the_wall_clocks_timeline
     """A 24 fps camera whose timestamps tick at 12 Hz (each one twice): every repeat was taken for a
     cut and moved the clock on by a frame, so 4 s of camera lasted 4.9 s in a recording (and its
     sound stretched with it). The repeated picture now goes between its neighbours, on the camera's clock."""
-    data, port = make_ts_stamped_twice(tmp_path / "twice.ts", 4.0).read_bytes(), _udp_port()
+    data, port = make_ts_stamped_twice(tmp_path / "twice.ts", 4.0).read_bytes(), free_udp_port()
     with open_live_source(f"udp://127.0.0.1:{port}", read_timeout=3.0) as src:
         sender = threading.Thread(target=_send_paced, args=(data, port, 4.0))
         sender.start()
         src.start(timeout=10)
-        frames = _read_for(src, 4.5)
+        frames = read_for(src, 4.5)
         sender.join()
     times = [f.stream_time for f in frames]
     assert len(frames) > 60 and all(b > a for a, b in zip(times, times[1:]))
@@ -663,7 +648,7 @@ def test_an_mjpeg_camera_over_http_keeps_the_wall_clocks_timeline() -> None:
     try:
         with open_live_source(camera.url + "stream.mjpg", read_timeout=3.0) as src:
             src.start(timeout=10)
-            frames = _read_for(src, 2.5)
+            frames = read_for(src, 2.5)
     finally:
         done.set()
         shooter.join()
@@ -682,7 +667,7 @@ def test_a_stream_whose_path_goes_away_mid_run_is_not_called_a_typo(clip30s: Pat
     try:
         with open_live_source(server.url, backoff_initial=0.2, backoff_max=0.5) as src:
             src.start()
-            assert _read_for(src, 0.5)
+            assert read_for(src, 0.5)
             server.stop()
             _wait_state(src, "reconnecting", within=3.0)
             elsewhere.start()  # the server is back, without the camera's path
@@ -829,7 +814,7 @@ def test_close_is_prompt_while_blocked_reading_a_stalled_stream(clip30s: Path) -
     with RtspServer(clip30s) as server:
         src = open_live_source(server.url, read_timeout=30)
         src.start()
-        assert _read_for(src, 0.5)
+        assert read_for(src, 0.5)
         os.kill(server._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]  # connection open, no data
         try:
             time.sleep(0.5)
@@ -849,7 +834,7 @@ def test_a_frozen_server_is_lost_after_the_read_timeout_not_twice_it(clip30s: Pa
         src = open_live_source(server.url, read_timeout=1.5, backoff_initial=20, backoff_max=20)
         try:
             src.start()
-            assert _read_for(src, 0.5)
+            assert read_for(src, 0.5)
             os.kill(server._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
             frozen = time.monotonic()
             late = []
@@ -877,7 +862,7 @@ def test_a_stream_whose_pictures_stop_while_its_sound_goes_on_is_lost(tmp_path: 
                     "-streamid", "0:256", "-streamid", "1:257", "-f", "mpegts", str(both)], check=True)  # fmt: skip
     subprocess.run([ffmpeg, "-nostdin", "-v", "error", *[a.format(4) for a in sound], "-streamid", "0:257",
                     "-output_ts_offset", "1", "-f", "mpegts", str(alone)], check=True)  # fmt: skip
-    port = _udp_port()
+    port = free_udp_port()
 
     def send() -> None:  # a second of pictures and sound, then 4 s of sound alone on the same PIDs
         _send_paced(both.read_bytes(), port, 1.0)
