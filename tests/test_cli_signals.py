@@ -167,6 +167,8 @@ def test_sigterm_during_lives_first_export_on_a_loaded_machine_ends_the_run_at_o
         # kernel to schedule that niced thread so that it ends: docs/speed.md)
         wait_for(lambda: "export step 1 of 4" in (tmp_path / "err.txt").read_text() or run.poll() is not None, 180, "the exporter to begin")
         time.sleep(1.0)
+        # the export runs in a process of its own, which the stop kills (where it ran on the warm-up thread)
+        exporters = _processes_naming(str(cache))
         run.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         code = run.wait(90)
@@ -180,9 +182,11 @@ def test_sigterm_during_lives_first_export_on_a_loaded_machine_ends_the_run_at_o
             run.wait()
     err = (tmp_path / "err.txt").read_text()
     assert code == 143 and err.strip().splitlines()[-1] == "birefvid: terminated", err[-3000:]
-    # measured here (2 cores, other work beside): 0.6 s now, 6 s before in this test, 12-36 s before with the load
-    # from the start; 4 s leaves a slow CI machine room and is well inside docker stop's 10 s
-    assert took < 4.0, f"the run left {took:.1f} s after SIGTERM"
+    assert exporters, "the export ran inside the run's own process, where a stop waits for it"
+    # measured here (2 cores): 0.6 s with other work beside, 5.7 s once with CI and four other jobs beside; before,
+    # 6 s in this test and 12-36 s with the load from the start. What tells the two apart on a loaded machine is the
+    # process above; this bound is docker stop's grace before its SIGKILL
+    assert took < 10.0, f"the run left {took:.1f} s after SIGTERM"
     assert "exported in" not in err, err
     deadline = time.monotonic() + 10
     while _processes_naming(str(cache)) and time.monotonic() < deadline:  # killed before the parent left; reaped by init

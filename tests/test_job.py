@@ -177,8 +177,10 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command, out", [("process", "o.mov"), ("image", "o.png"), ("batch", "out")])
-def test_a_named_pipe_input_is_refused_not_waited_on(tmp_path, monkeypatch, capsys, command, out):
+@pytest.mark.parametrize("command, out, words", [("process", "o.mov", "is a pipe, and inputs are read more than once"),
+                                                  ("image", "o.png", "is a pipe, and a picture file is opened more than once; name - to read a picture piped in"),
+                                                  ("batch", "out", "is a pipe, and inputs are read more than once")])  # fmt: skip
+def test_a_named_pipe_input_is_refused_not_waited_on(tmp_path, monkeypatch, capsys, command, out, words):
     """A named pipe (or /dev/stdin fed by |) is read once only, and inputs are opened more than once: the second
     open waited for a writer, and the run hung without a word."""
     from birefvid.cli import main
@@ -190,7 +192,7 @@ def test_a_named_pipe_input_is_refused_not_waited_on(tmp_path, monkeypatch, caps
     monkeypatch.chdir(work)
     assert main([command, str(fifo), "-o", out, "--model", "tiny"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"{fifo} is a pipe, and inputs are read more than once" in err[0], err
+    assert len(err) == 1 and f"{fifo} {words}" in err[0], err
     assert list(work.iterdir()) == []
 
 

