@@ -7,11 +7,19 @@ I/O error. Python raises that failure once, and from whichever call happened to 
 and a failed flush drops its buffer, so the next flush "succeeds"): exit 0 with the output lost. GNU tools keep an
 error flag on the stream and check it before they exit ("write error: No space left on device", exit 1); this module
 is that flag, and ``birefvid.cli`` reads it at the points where the output must have left.
+
+A standard output that a parent left non-blocking (``O_NONBLOCK`` on a pipe or socket it shares, as Node.js or an
+event loop does) is no failure: a write that finds the pipe full waits until the reader has taken some, as on a
+blocking pipe, instead of Python's ``BlockingIOError`` (an error line) or, unbuffered (``PYTHONUNBUFFERED=1``, Docker
+images' usual setting), the rest dropped without a word.
 """
 
 from __future__ import annotations
 
 import errno
+import io
+import os
+import select
 import sys
 from typing import Any, Iterable, Optional
 
@@ -26,8 +34,9 @@ class _Checked:
     leave output with a hole in it, which a reader cannot tell from a whole one. Once the failure has been reported,
     writes are dropped, so the interpreter's own final flush adds no second report."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, given: Any = None) -> None:
         self._stream = stream
+        self._given = stream if given is None else given  # what install() found, for restore()
         self._buffer: Optional[_Checked] = None
 
     def write(self, data: Any) -> int:
@@ -83,18 +92,74 @@ def raised_by(error: BaseException) -> bool:
     return getattr(error, "birefvid_standard_output", False)
 
 
+class _WaitingWriter(io.RawIOBase):
+    """A non-blocking descriptor written as a blocking one is: every byte, waiting for room when the pipe is full.
+
+    The descriptor's ``O_NONBLOCK`` flag is left as it is: it belongs to an open file description that the parent
+    may share (its own standard output, given to the child), and clearing it would change how the parent's writes
+    behave."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        written = 0
+        while written < len(view):
+            try:
+                written += os.write(self._fd, view[written:])
+            except BlockingIOError:
+                select.select([], [self._fd], [])  # room in the pipe (or the reader gone: the next write says which)
+        return written
+
+    def close(self) -> None:
+        """Closes the view, not the descriptor: standard output stays open for the interpreter and child processes."""
+        super().close()
+
+
+def _waiting_view(stream: Any) -> Any:
+    """``stream`` if it is no non-blocking standard output, else a text stream on the same descriptor, with the same
+    encoding, errors and buffering, whose writes wait for room rather than fail with EAGAIN."""
+    try:
+        fd = stream.fileno()
+        if fd != 1 or os.get_blocking(fd) or not isinstance(stream, io.TextIOWrapper):
+            return stream
+    except (AttributeError, OSError, ValueError):  # no descriptor: a caller's StringIO, pytest's capture, Jupyter's
+        return stream
+    stream.flush()
+    unbuffered = not hasattr(stream.buffer, "raw")  # PYTHONUNBUFFERED=1, python -u: each write goes out at once
+    raw = _WaitingWriter(fd)
+    return io.TextIOWrapper(raw if unbuffered else io.BufferedWriter(raw), encoding=stream.encoding,
+                            errors=stream.errors, newline="\n", line_buffering=stream.line_buffering,
+                            write_through=unbuffered or stream.write_through)
+
+
 def install() -> Any:
     """Point ``sys.stdout`` at a checked view of itself, with no failure yet; returns what to restore."""
     given = sys.stdout
     _failure[0], _settled[0] = None, False
     if given is not None and not isinstance(given, _Checked):
-        sys.stdout = _Checked(given)
+        sys.stdout = _Checked(_waiting_view(given), given)
     return given
 
 
 def restore(given: Any) -> None:
-    """``sys.stdout`` back to the stream ``install()`` found, unless something else replaced it since."""
-    if isinstance(sys.stdout, _Checked) and sys.stdout._stream is given:
+    """``sys.stdout`` back to the stream ``install()`` found, unless something else replaced it since; what a
+    view of it still buffers is written first."""
+    checked = sys.stdout
+    if isinstance(checked, _Checked) and checked._given is given:
+        if checked._stream is not given:
+            try:
+                checked._stream.flush()
+            except OSError as e:
+                _failed(e)
         sys.stdout = given
 
 

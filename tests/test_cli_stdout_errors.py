@@ -111,3 +111,73 @@ def test_serve_whose_start_line_cannot_be_written_stops_with_one_line(tmp_path):
     """``birefvid serve > /dev/full``: the start line (the URL a script reads) failed in a traceback; now one line,
     exit 2, the server closed."""
     _one_error_line(*_run(["serve", "--model", "tiny", "--device", "cpu", "--port", "0"], tmp_path, "full"), FULL)
+
+
+def _read_when_full(command: list[str], cwd: Path, env: dict[str, str], stdin: object = subprocess.DEVNULL) -> tuple[int, bytes, str]:
+    """Run ``command`` with standard output a pipe its parent left non-blocking (``O_NONBLOCK``, as Node.js and event
+    loops leave theirs), read only once the pipe is full: the writer has then met EAGAIN. Its exit status, every byte
+    it wrote, and its standard error."""
+    import fcntl
+    import termios
+    import time
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETFL, fcntl.fcntl(write_end, fcntl.F_GETFL) | os.O_NONBLOCK)
+    err_path = cwd / "stderr.txt"
+    with err_path.open("wb") as err_file:  # read afterwards: a stderr pipe could fill and stall the run
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=stdin, stdout=write_end, stderr=err_file)
+    os.close(write_end)
+    capacity = fcntl.fcntl(read_end, getattr(fcntl, "F_GETPIPE_SZ", 1032))
+    waiting = bytearray(4)
+    deadline = time.monotonic() + 300  # a model load on a loaded CI machine: generous
+    while proc.poll() is None and time.monotonic() < deadline:
+        fcntl.ioctl(read_end, termios.FIONREAD, waiting)
+        if int.from_bytes(waiting, sys.byteorder) > capacity - 4096:  # short writes fill a page each only to a whole line
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)  # the writer, finding the pipe full, has its EAGAIN now
+    data = b""
+    while chunk := os.read(read_end, 1 << 16):
+        data += chunk
+    os.close(read_end)
+    return proc.wait(300), data, err_path.read_text()
+
+
+def test_a_picture_for_a_non_blocking_pipe_waits_for_its_reader(tmp_path, pvt_b0_weights):
+    """``image - -o -`` into a pipe a parent left non-blocking, its reader busy: the picture larger than the pipe met
+    EAGAIN, which ended the run with "cannot write to standard output: write could not complete without blocking"
+    (exit 2, most of the picture lost). A full pipe is a reader not ready yet: the run waits for it, exit 0."""
+    import cv2
+    import numpy as np
+
+    noise = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)  # a PNG of far over a pipe's 64 KiB
+    cv2.imwrite(str(tmp_path / "noise.png"), noise)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as a plain `python` runs it
+    command = [sys.executable, "-m", "birefvid", "image", "noise.png", "-o", "-", "--weights", str(pvt_b0_weights), *IMAGE_MODEL]
+    code, data, err = _read_when_full(command, tmp_path, env)
+    assert code == 0 and "error" not in err, err
+    assert data.startswith(b"\x89PNG") and data.endswith(b"IEND\xaeB`\x82"), (len(data), err)  # the whole picture
+    assert f"wrote {len(data):,} bytes" in err
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "PYTHONUNBUFFERED"])
+def test_text_for_a_non_blocking_pipe_is_all_written(tmp_path, unbuffered):
+    """Lines a command prints on standard output as ``cli.main`` installs it (a report, ``--progress-json -``'s lines)
+    into a pipe left non-blocking: buffered, the first EAGAIN was an error; unbuffered (``PYTHONUNBUFFERED=1``, as most
+    Docker images set), Python's text layer ignored the write the pipe refused and the rest was dropped without a
+    word, exit 0. (No command prints this much text quickly, so the lines are printed as a command would.)"""
+    program = (
+        "import sys\n"
+        "from birefvid import standard_output\n"
+        "given = standard_output.install()\n"
+        "for i in range(20000):\n"
+        "    print(f'line {i:05d} ' + 'x' * 40)\n"
+        "failure = standard_output.flushed()\n"
+        "standard_output.restore(given)\n"
+        "sys.exit(f'failed: {failure!r}' if failure else 0)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({"PYTHONUNBUFFERED": "1"} if unbuffered else {})
+    code, data, err = _read_when_full([sys.executable, "-c", program], tmp_path, env)
+    assert code == 0 and err == "", err
+    lines = data.decode().splitlines()
+    assert len(lines) == 20000 and lines[-1].startswith("line 19999 "), (len(lines), err)
