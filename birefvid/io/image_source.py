@@ -227,7 +227,7 @@ def _float_alpha(path: Path, deep: bool) -> Optional[np.ndarray]:
     if not _is_float_tiff(data):
         return None
     with opencv_silenced():
-        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        decoded = imdecode(data, cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype.kind != "f" or not _has_alpha(decoded):
         return None
     alpha = _float_to_16_bits(decoded[..., -1], path)
@@ -248,7 +248,7 @@ def _deep_alpha(path: Path, im: "Image.Image") -> Optional[np.ndarray]:
         return None
     data = np.fromfile(str(path), dtype=np.uint8)
     with _png_lines_dropped(data):
-        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        decoded = imdecode(data, cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3 or decoded.shape[2] not in (2, 4):
         return None
     turn = _ORIENT.get(im.getexif().get(0x0112, 1)) if im.format == "PNG" else None
@@ -345,6 +345,126 @@ def _tiff_sample(data: bytes | memoryview) -> tuple[int, int]:
     return fields[339], fields[258]
 
 
+def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
+    """``cv2.imdecode(data, flags)``, but a planar TIFF (Photoshop's Pixel Order "Per Channel (RRGGBB)", some scanners'
+    and GIS tools'), whose 16-bit and float pictures OpenCV decodes as noise and older OpenCV refuses whole, is
+    decoded a channel at a time: each channel is the same file's gray picture (``_planar_tiff_planes``), which
+    libtiff decodes as it does any (its compression, predictor and orientation), so it reads as its interleaved twin."""
+    planes = _planar_tiff_planes(data)
+    if planes is None:
+        return cv2.imdecode(data, flags)
+    if not planes:
+        return None
+    channels = [cv2.imdecode(plane, cv2.IMREAD_UNCHANGED) for plane in planes]
+    if any(c is None or c.ndim != 2 or c.shape != channels[0].shape for c in channels):
+        return None  # a channel libtiff cannot decode: damaged, as the whole file would be
+    colour, alpha = channels[:3] if len(channels) >= 3 else channels[:1], channels[3:4] if len(channels) >= 3 else channels[1:2]
+    if flags != cv2.IMREAD_UNCHANGED:  # as _READ_FLAGS give an interleaved picture: its alpha dropped
+        alpha = []
+    kept = colour[::-1] + alpha  # RGB(A) as OpenCV's BGR(A)
+    return kept[0] if len(kept) == 1 else np.dstack(kept)
+
+
+# the classic TIFF tags a planar picture's channels are re-described by; the rest of its header is kept as it is
+_WIDTH, _BITS, _PHOTOMETRIC, _STRIP_OFFSETS, _SAMPLES = 256, 258, 262, 273, 277
+_STRIP_COUNTS, _PLANAR, _EXTRA_SAMPLES, _TILE_OFFSETS, _TILE_COUNTS, _SAMPLE_FORMAT = 279, 284, 338, 324, 325, 339
+_ICC = 34675  # an RGB profile, which a gray channel's description must not claim
+_RGB, _MIN_IS_BLACK = 2, 1
+
+
+def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
+    """The channels of a planar (PlanarConfiguration 2) RGB, RGBA, gray + alpha TIFF's first picture, each as the
+    bytes of a one-channel TIFF: the file's own bytes with a new first header (IFD) appended that names that
+    channel's strips or tiles, as a gray picture of the same size, depth, compression and orientation. None for any
+    other picture (interleaved, one channel, CMYK, a BigTIFF, a cut-off header): OpenCV's own decoding, as before;
+    [] for one whose pixels are cut off (damaged)."""
+    import struct
+
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
+    if order is None:
+        return None
+    view = memoryview(data)
+    try:
+        entries = _ifd_entries(view, order)
+        samples = _ifd_values(view, order, entries.get(_SAMPLES))
+        planar = _ifd_values(view, order, entries.get(_PLANAR))
+        photometric = _ifd_values(view, order, entries.get(_PHOTOMETRIC))
+        tiled = _TILE_OFFSETS in entries
+        offsets = _ifd_values(view, order, entries.get(_TILE_OFFSETS if tiled else _STRIP_OFFSETS))
+        counts = _ifd_values(view, order, entries.get(_TILE_COUNTS if tiled else _STRIP_COUNTS))
+    except struct.error:
+        return None
+    if planar != [2] or not samples or samples[0] < 2 or photometric not in ([_RGB], [_MIN_IS_BLACK]):
+        return None
+    spp = samples[0]
+    per_plane = len(offsets) // spp
+    if per_plane == 0 or len(offsets) != per_plane * spp or len(counts) != len(offsets):
+        return None
+    if any(o + c > data.size for o, c in zip(offsets, counts)):
+        return []  # cut off: its strips would be read from the header appended after them
+    return [_plane_file(data, order, entries, s, offsets[s * per_plane:(s + 1) * per_plane],
+                        counts[s * per_plane:(s + 1) * per_plane], tiled) for s in range(spp)]  # fmt: skip
+
+
+def _ifd_entries(view: memoryview, order: str) -> dict[int, tuple[int, int, bytes]]:
+    """The first IFD's entries of a classic TIFF: tag -> (field type, count, the 4-byte value or offset field)."""
+    import struct
+
+    (ifd,) = struct.unpack_from(order + "I", view, 4)
+    (count,) = struct.unpack_from(order + "H", view, ifd)
+    entries = {}
+    for n in range(count):
+        tag, kind, length, value = struct.unpack_from(order + "HHI4s", view, ifd + 2 + 12 * n)
+        entries[tag] = (kind, length, value)
+    return entries
+
+
+def _ifd_values(view: memoryview, order: str, entry: Optional[tuple[int, int, bytes]]) -> list[int]:
+    """An entry's SHORT or LONG values, inline or where its offset points; [] for none or another type."""
+    import struct
+
+    if entry is None or entry[0] not in _TIFF_TYPES:
+        return []
+    kind, length, value = entry
+    code, size = _TIFF_TYPES[kind]
+    where: bytes | memoryview = value if size * length <= 4 else view[struct.unpack(order + "I", value)[0]:]
+    return list(struct.unpack_from(f"{order}{length}{code}", where))
+
+
+def _plane_file(data: np.ndarray, order: str, entries: dict[int, tuple[int, int, bytes]], sample: int,
+                offsets: list[int], counts: list[int], tiled: bool) -> np.ndarray:
+    """``data`` with a one-channel IFD appended, made first, naming channel ``sample``'s ``offsets`` and ``counts``."""
+    import struct
+
+    end = data.size + (data.size % 2)  # an IFD starts on a word boundary
+    tags = dict(entries)
+    for tag in (_EXTRA_SAMPLES, _ICC):
+        tags.pop(tag, None)
+    for tag in (_BITS, _SAMPLE_FORMAT):  # one value each: the channel's (per-channel depths of the same format)
+        if tag in tags:
+            values = _ifd_values(memoryview(data), order, tags[tag])
+            tags[tag] = (3, 1, struct.pack(order + "H2x", values[min(sample, len(values) - 1)]))
+    tags[_SAMPLES] = (3, 1, struct.pack(order + "H2x", 1))
+    tags[_PLANAR] = (3, 1, struct.pack(order + "H2x", 1))
+    tags[_PHOTOMETRIC] = (3, 1, struct.pack(order + "H2x", _MIN_IS_BLACK))
+    ifd_size = 2 + 12 * len(tags) + 4
+    arrays = end + ifd_size  # the channel's offsets, then its counts, after the IFD when more than one each
+    offset_tag, count_tag = (_TILE_OFFSETS, _TILE_COUNTS) if tiled else (_STRIP_OFFSETS, _STRIP_COUNTS)
+    extra = b""
+    for tag, values in ((offset_tag, offsets), (count_tag, counts)):
+        packed = struct.pack(f"{order}{len(values)}I", *values)
+        if len(values) == 1:
+            tags[tag] = (4, 1, packed)
+        else:
+            tags[tag] = (4, len(values), struct.pack(order + "I", arrays + len(extra)))
+            extra += packed
+    ifd = struct.pack(order + "H", len(tags)) + b"".join(
+        struct.pack(order + "HHI", tag, kind, length) + value for tag, (kind, length, value) in sorted(tags.items())
+    ) + struct.pack(order + "I", 0)
+    header = bytes(data[:4]) + struct.pack(order + "I", end)
+    return np.frombuffer(header + bytes(data[8:]) + b"\x00" * (end - data.size) + ifd + extra, dtype=np.uint8)
+
+
 def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
     """``cv2.imdecode(data, flags)`` of the bytes of the picture at ``path``, or SourceError saying why it is not
     readable (``unreadable_reason``, or its size over OpenCV's limit), with no line of OpenCV's or libpng's."""
@@ -353,7 +473,7 @@ def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
     set_level(silent)  # a damaged file gets our one line, not libpng's as well
     try:
         with _png_lines_dropped(data):  # libpng prints past OpenCV's log level
-            image = cv2.imdecode(data, flags) if data.size else None
+            image = imdecode(data, flags) if data.size else None
     except cv2.error as e:  # its size check is an assertion: a picture over its limit raised it, a traceback
         raise SourceError(f"{path} is not a readable image ({too_large(path) or str(e).strip().splitlines()[-1]})") from None
     finally:
