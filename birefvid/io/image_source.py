@@ -369,6 +369,9 @@ def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
 _WIDTH, _BITS, _PHOTOMETRIC, _STRIP_OFFSETS, _SAMPLES = 256, 258, 262, 273, 277
 _STRIP_COUNTS, _PLANAR, _EXTRA_SAMPLES, _TILE_OFFSETS, _TILE_COUNTS, _SAMPLE_FORMAT = 279, 284, 338, 324, 325, 339
 _ICC = 34675  # an RGB profile, which a gray channel's description must not claim
+# a value per channel (Min/MaxSampleValue, SMin/SMaxSampleValue: ImageMagick writes them), whose count libtiff
+# refuses in a one-channel header: optional, and dropped from it
+_PER_SAMPLE = (280, 281, 340, 341)
 _RGB, _MIN_IS_BLACK = 2, 1
 
 
@@ -438,7 +441,7 @@ def _plane_file(data: np.ndarray, order: str, entries: dict[int, tuple[int, int,
 
     end = data.size + (data.size % 2)  # an IFD starts on a word boundary
     tags = dict(entries)
-    for tag in (_EXTRA_SAMPLES, _ICC):
+    for tag in (_EXTRA_SAMPLES, _ICC, *_PER_SAMPLE):
         tags.pop(tag, None)
     for tag in (_BITS, _SAMPLE_FORMAT):  # one value each: the channel's (per-channel depths of the same format)
         if tag in tags:
