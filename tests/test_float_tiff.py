@@ -183,3 +183,19 @@ def test_a_half_float_tiff_is_one_line_saying_what_to_save_it_as(tmp_path, red_k
     src = write_float_tiff(tmp_path / "half.tif", float_scene().astype(np.float16))
     code = main(["image", str(src), "-o", str(tmp_path / "cut.png"), "-q"])
     one_line_error(capsys, code, str(src), "16-bit float TIFF", "32-bit float or 16-bit")
+
+
+@pytest.mark.parametrize("alpha", ["unassalpha", "assocalpha"])
+def test_an_8_bit_rgba_tiffs_colours_are_kept_as_stored(tmp_path, red_key, alpha):
+    """Photoshop's transparency in an 8-bit TIFF is straight (unassociated) alpha: libtiff's RGBA reading, which OpenCV
+    uses, premultiplied its colours (200 at alpha 128 read as 100), so a cut-out's half-transparent parts came out at
+    half brightness. A premultiplied (associated) file is read as it is stored, as before."""
+    tifffile = pytest.importorskip("tifffile")  # scikit-image's, which pysodmetrics brings
+    picture = scene_frame(0, SIZE)
+    own = np.full(SIZE[::-1], 128, np.uint8)
+    tifffile.imwrite(tmp_path / "layer.tif", np.dstack([picture, own]), photometric="rgb", extrasamples=[alpha])
+    assert main(["image", str(tmp_path / "layer.tif"), "-o", str(tmp_path / "cut.png"), "-q"]) == 0
+    cut = rgba(tmp_path / "cut.png")
+    subject, _ = regions()
+    assert (np.abs(cut[..., :3][subject] - picture[subject]) <= 1).all()
+    assert (np.abs(cut[..., 3][subject] - 128) <= 1).all()

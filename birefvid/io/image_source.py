@@ -104,6 +104,8 @@ def read_rgb_deep(path: Path, scale: int = 1) -> tuple[np.ndarray, Optional[np.n
         managed = _by_profile(path, image.shape[:2], scale)
         if managed is not None:
             return managed, None
+    if image.dtype == np.uint8 and image.ndim == 3 and _straight_alpha_tiff(path):
+        return _straight_colours(path), None
     deep = None
     if image.dtype.kind == "f":  # a float TIFF: 0-1 is black to white, taken to 16 bits as a 16-bit TIFF's
         image = _float_to_16_bits(image[..., :-1] if _has_alpha(image) else image, path)
@@ -317,6 +319,39 @@ def _is_float_tiff(data: np.ndarray) -> bool:
     return _tiff_sample(memoryview(data))[0] == 3  # not a copy: the header is often at the end, after the pixels
 
 
+def _straight_alpha_tiff(path: Path) -> bool:
+    """Whether ``path`` is an interleaved 8-bit RGBA TIFF with unassociated (straight) alpha, Photoshop's transparency:
+    libtiff's RGBA reading, which OpenCV uses for 8-bit TIFFs, premultiplies its colours (200 at alpha 128 read as 100),
+    darkening a cut-out's soft edges."""
+    import struct
+
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return False
+    data = np.fromfile(str(path), dtype=np.uint8)
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
+    if order is None:
+        return False
+    view = memoryview(data)
+    try:
+        entries = _ifd_entries(view, order)
+        extra = _ifd_values(view, order, entries.get(_EXTRA_SAMPLES))
+        samples = _ifd_values(view, order, entries.get(_SAMPLES))
+        bits = _ifd_values(view, order, entries.get(_BITS))
+        planar = _ifd_values(view, order, entries.get(_PLANAR)) or [1]
+        orientation = _ifd_values(view, order, entries.get(_ORIENTATION)) or [1]
+    except struct.error:
+        return False
+    # upright only: Pillow's libtiff reading of a turned one gives a picture whose size and pixels disagree
+    return extra == [2] and samples == [4] and set(bits) == {8} and planar == [1] and orientation == [1]
+
+
+def _straight_colours(path: Path) -> np.ndarray:
+    """An interleaved, upright 8-bit RGBA TIFF's colours as stored (RGB), read by Pillow, which keeps straight alpha's
+    colours as they are (its alpha: ``read_alpha``)."""
+    with opened_unlimited(path) as im:
+        return np.array(im.convert("RGB"))  # a copy of its own: torch takes it as a writable tensor
+
+
 # TIFF field types read here: SHORT and LONG, by their byte size
 _TIFF_TYPES = {3: ("H", 2), 4: ("I", 4)}
 
@@ -373,6 +408,7 @@ _ICC = 34675  # an RGB profile, which a gray channel's description must not clai
 # refuses in a one-channel header: optional, and dropped from it
 _PER_SAMPLE = (280, 281, 340, 341)
 _RGB, _MIN_IS_BLACK = 2, 1
+_ORIENTATION = 274
 
 
 def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
