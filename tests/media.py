@@ -103,6 +103,9 @@ def make_video(
     - ``timecode`` (HH:MM:SS:FF) gives a MOV/MP4 a timecode track, as cameras and editors write; ``reel_name``
       names its reel (card, tape) there.
     - ``tags`` are the file's own tags (e.g. ``creation_time``, ``title``).
+    - ``frames`` are RGB (h, w, 3), or 4:2:0 planes (h * 3 / 2, w) that reach a ``yuv420p`` encoder as they are: FFmpeg's
+      RGB to YUV conversion rounds differently on CPUs with other SIMD (measured: its C path and AVX-512 path differ),
+      so a test that cuts or damages the file at a byte offset gives planes for the same bytes on every machine.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -139,7 +142,7 @@ def make_video(
         samples_done = 0
         total_samples = int(round(seconds * audio_rate))
         for img, p in zip(pictures, pts):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24" if img.ndim == 3 else "yuv420p")
             frame.pts = p
             frame.time_base = tb
             out.mux(v.encode(frame))
