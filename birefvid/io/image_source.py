@@ -25,6 +25,7 @@ from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
 from birefvid.io.plate_formats import PLATE_EXTENSIONS, unread_plate_reason
+from birefvid.io.tiff_tags import FirstIfd, first_ifd
 from birefvid.sequence_names import name_template, numbered_name
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
@@ -327,18 +328,14 @@ def _straight_alpha_tiff(path: Path) -> bool:
 
     if path.suffix.lower() not in (".tif", ".tiff"):
         return False
-    data = np.fromfile(str(path), dtype=np.uint8)
-    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
-    if order is None:
+    data = memoryview(np.fromfile(str(path), dtype=np.uint8))
+    ifd = first_ifd(data)
+    if ifd is None or ifd.big:
         return False
-    view = memoryview(data)
     try:
-        entries = _ifd_entries(view, order)
-        extra = _ifd_values(view, order, entries.get(_EXTRA_SAMPLES))
-        samples = _ifd_values(view, order, entries.get(_SAMPLES))
-        bits = _ifd_values(view, order, entries.get(_BITS))
-        planar = _ifd_values(view, order, entries.get(_PLANAR)) or [1]
-        orientation = _ifd_values(view, order, entries.get(_ORIENTATION)) or [1]
+        extra, samples, bits = (ifd.values(data, tag) for tag in (_EXTRA_SAMPLES, _SAMPLES, _BITS))
+        planar = ifd.values(data, _PLANAR) or [1]
+        orientation = ifd.values(data, _ORIENTATION) or [1]
     except struct.error:
         return False
     # upright only: Pillow's libtiff reading of a turned one gives a picture whose size and pixels disagree
@@ -352,32 +349,19 @@ def _straight_colours(path: Path) -> np.ndarray:
         return np.array(im.convert("RGB"))  # a copy of its own: torch takes it as a writable tensor
 
 
-# TIFF field types read here: SHORT and LONG, by their byte size
-_TIFF_TYPES = {3: ("H", 2), 4: ("I", 4)}
-
-
 def _tiff_sample(data: bytes | memoryview) -> tuple[int, int]:
     """(SampleFormat, BitsPerSample) of a classic TIFF's first picture, from its header, wherever in the file it is
     (libtiff and Photoshop write it after the pixels): (1, 8) is 8-bit unsigned, (3, 32) float; (0, 0) for bytes
     that are no classic TIFF (a BigTIFF, say) or whose header is cut off."""
     import struct
 
-    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
-    if order is None or len(data) < 8:
+    ifd = first_ifd(data)
+    if ifd is None or ifd.big:
         return 0, 0
-    try:
-        (ifd,) = struct.unpack_from(order + "I", data, 4)
-        (count,) = struct.unpack_from(order + "H", data, ifd)
-        fields = {258: 1, 339: 1}  # the TIFF defaults: 1 bit a sample, unsigned
-        for n in range(count):
-            tag, kind, length, value = struct.unpack_from(order + "HHI4s", data, ifd + 2 + 12 * n)
-            if tag in fields and kind in _TIFF_TYPES:
-                code, size = _TIFF_TYPES[kind]
-                where = value if size * length <= 4 else data[struct.unpack(order + "I", value)[0]:][: size]
-                (fields[tag],) = struct.unpack_from(order + code, where)  # the first sample's: all are alike
+    try:  # the first sample's: all are alike; the TIFF defaults are 1 bit a sample, unsigned
+        return (ifd.values(data, _SAMPLE_FORMAT) or [1])[0], (ifd.values(data, _BITS) or [1])[0]
     except struct.error:
         return 0, 0
-    return fields[339], fields[258]
 
 
 def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
@@ -419,18 +403,15 @@ def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
     [] for one whose pixels are cut off (damaged)."""
     import struct
 
-    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
-    if order is None:
-        return None
     view = memoryview(data)
+    ifd = first_ifd(view)
+    if ifd is None or ifd.big:
+        return None
     try:
-        entries = _ifd_entries(view, order)
-        samples = _ifd_values(view, order, entries.get(_SAMPLES))
-        planar = _ifd_values(view, order, entries.get(_PLANAR))
-        photometric = _ifd_values(view, order, entries.get(_PHOTOMETRIC))
-        tiled = _TILE_OFFSETS in entries
-        offsets = _ifd_values(view, order, entries.get(_TILE_OFFSETS if tiled else _STRIP_OFFSETS))
-        counts = _ifd_values(view, order, entries.get(_TILE_COUNTS if tiled else _STRIP_COUNTS))
+        samples, planar, photometric = (ifd.values(view, tag) for tag in (_SAMPLES, _PLANAR, _PHOTOMETRIC))
+        tiled = _TILE_OFFSETS in ifd.entries
+        offsets = ifd.values(view, _TILE_OFFSETS if tiled else _STRIP_OFFSETS)
+        counts = ifd.values(view, _TILE_COUNTS if tiled else _STRIP_COUNTS)
     except struct.error:
         return None
     if planar != [2] or not samples or samples[0] < 2 or photometric not in ([_RGB], [_MIN_IS_BLACK]):
@@ -441,47 +422,23 @@ def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
         return None
     if any(o + c > data.size for o, c in zip(offsets, counts)):
         return []  # cut off: its strips would be read from the header appended after them
-    return [_plane_file(data, order, entries, s, offsets[s * per_plane:(s + 1) * per_plane],
+    return [_plane_file(data, ifd, s, offsets[s * per_plane:(s + 1) * per_plane],
                         counts[s * per_plane:(s + 1) * per_plane], tiled) for s in range(spp)]  # fmt: skip
 
 
-def _ifd_entries(view: memoryview, order: str) -> dict[int, tuple[int, int, bytes]]:
-    """The first IFD's entries of a classic TIFF: tag -> (field type, count, the 4-byte value or offset field)."""
-    import struct
-
-    (ifd,) = struct.unpack_from(order + "I", view, 4)
-    (count,) = struct.unpack_from(order + "H", view, ifd)
-    entries = {}
-    for n in range(count):
-        tag, kind, length, value = struct.unpack_from(order + "HHI4s", view, ifd + 2 + 12 * n)
-        entries[tag] = (kind, length, value)
-    return entries
-
-
-def _ifd_values(view: memoryview, order: str, entry: Optional[tuple[int, int, bytes]]) -> list[int]:
-    """An entry's SHORT or LONG values, inline or where its offset points; [] for none or another type."""
-    import struct
-
-    if entry is None or entry[0] not in _TIFF_TYPES:
-        return []
-    kind, length, value = entry
-    code, size = _TIFF_TYPES[kind]
-    where: bytes | memoryview = value if size * length <= 4 else view[struct.unpack(order + "I", value)[0]:]
-    return list(struct.unpack_from(f"{order}{length}{code}", where))
-
-
-def _plane_file(data: np.ndarray, order: str, entries: dict[int, tuple[int, int, bytes]], sample: int,
-                offsets: list[int], counts: list[int], tiled: bool) -> np.ndarray:
+def _plane_file(data: np.ndarray, ifd: FirstIfd, sample: int, offsets: list[int], counts: list[int],
+                tiled: bool) -> np.ndarray:
     """``data`` with a one-channel IFD appended, made first, naming channel ``sample``'s ``offsets`` and ``counts``."""
     import struct
 
+    order = ifd.order
     end = data.size + (data.size % 2)  # an IFD starts on a word boundary
-    tags = dict(entries)
+    tags = {tag: (e.kind, e.count, e.field) for tag, e in ifd.entries.items()}
     for tag in (_EXTRA_SAMPLES, _ICC, *_PER_SAMPLE):
         tags.pop(tag, None)
     for tag in (_BITS, _SAMPLE_FORMAT):  # one value each: the channel's (per-channel depths of the same format)
         if tag in tags:
-            values = _ifd_values(memoryview(data), order, tags[tag])
+            values = ifd.values(memoryview(data), tag)
             tags[tag] = (3, 1, struct.pack(order + "H2x", values[min(sample, len(values) - 1)]))
     tags[_SAMPLES] = (3, 1, struct.pack(order + "H2x", 1))
     tags[_PLANAR] = (3, 1, struct.pack(order + "H2x", 1))
@@ -497,11 +454,11 @@ def _plane_file(data: np.ndarray, order: str, entries: dict[int, tuple[int, int,
         else:
             tags[tag] = (4, len(values), struct.pack(order + "I", arrays + len(extra)))
             extra += packed
-    ifd = struct.pack(order + "H", len(tags)) + b"".join(
+    header = struct.pack(order + "H", len(tags)) + b"".join(
         struct.pack(order + "HHI", tag, kind, length) + value for tag, (kind, length, value) in sorted(tags.items())
     ) + struct.pack(order + "I", 0)
-    header = bytes(data[:4]) + struct.pack(order + "I", end)
-    return np.frombuffer(header + bytes(data[8:]) + b"\x00" * (end - data.size) + ifd + extra, dtype=np.uint8)
+    start = bytes(data[:4]) + struct.pack(order + "I", end)
+    return np.frombuffer(start + bytes(data[8:]) + b"\x00" * (end - data.size) + header + extra, dtype=np.uint8)
 
 
 def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
