@@ -105,8 +105,6 @@ def read_rgb_deep(path: Path, scale: int = 1) -> tuple[np.ndarray, Optional[np.n
         managed = _by_profile(path, image.shape[:2], scale)
         if managed is not None:
             return managed, None
-    if image.dtype == np.uint8 and image.ndim == 3 and _straight_alpha_tiff(path):
-        return _straight_colours(path), None
     deep = None
     if image.dtype.kind == "f":  # a float TIFF: 0-1 is black to white, taken to 16 bits as a 16-bit TIFF's
         image = _float_to_16_bits(image[..., :-1] if _has_alpha(image) else image, path)
@@ -213,7 +211,8 @@ def read_alpha(path: Path, deep: bool = False) -> Optional[np.ndarray]:
         with opened_unlimited(path) as im:
             if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in im.info:
                 return None  # the header says so: no second decode for an opaque photo
-            alpha = _deep_alpha(path, im) if deep and im.mode in ("RGBA", "LA") else None
+            by_libtiff = im.format == "TIFF" and im.mode in ("RGBA", "RGBa")  # Pillow leaves one stored turned 5-8 as stored
+            alpha = _deep_alpha(path, im, deep) if by_libtiff or (deep and im.mode in ("RGBA", "LA")) else None
             if alpha is None:
                 alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did
@@ -242,20 +241,24 @@ _ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: np.rot90(a, 2), 4: lambda a: a[
            6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a[:, ::-1], -1), 8: lambda a: np.rot90(a, 1)}  # fmt: skip
 
 
-def _deep_alpha(path: Path, im: "Image.Image") -> Optional[np.ndarray]:
-    """The 16-bit alpha of a 16-bit RGBA or gray+alpha file, upright, else None. Pillow opens those as
-    8-bit RGBA (their alpha cut to 256 steps), so it is read with OpenCV, which keeps 16 bits but, for a PNG,
-    not the EXIF turn when it keeps alpha: that is applied here, as Pillow applies it to the 8-bit alpha. A
-    TIFF comes from libtiff already upright (turned again, an orientation-6 TIFF's alpha lay across its picture)."""
+def _deep_alpha(path: Path, im: "Image.Image", deep: bool = True) -> Optional[np.ndarray]:
+    """The alpha of an RGBA or gray+alpha file as OpenCV decodes it, upright: 16 bits kept for a 16-bit one when
+    ``deep`` (Pillow opens those as 8-bit RGBA, their alpha cut to 256 steps), else 8; None for another picture.
+    OpenCV keeps a PNG stored turned as stored when it keeps alpha: its EXIF turn is applied here, as Pillow applies it
+    to the 8-bit alpha. A TIFF comes from libtiff already upright (turned again, an orientation-6 TIFF's alpha lay
+    across its picture), and Pillow's own reading of an uncompressed RGBA TIFF stored turned 5-8 (a quarter turn)
+    keeps it as stored while its size says turned: such alpha is libtiff's here, whatever its depth."""
     if im.format not in ("PNG", "TIFF"):
         return None
     data = np.fromfile(str(path), dtype=np.uint8)
-    with _png_lines_dropped(data):
+    with _png_lines_dropped(data), opencv_silenced():
         decoded = imdecode(data, cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3 or decoded.shape[2] not in (2, 4):
+    if decoded is None or decoded.dtype not in (np.uint8, np.uint16) or decoded.ndim != 3 or decoded.shape[2] not in (2, 4):
         return None
     turn = _ORIENT.get(im.getexif().get(0x0112, 1)) if im.format == "PNG" else None
     alpha = decoded[..., -1]
+    if alpha.dtype == np.uint16 and not deep:
+        alpha = (alpha >> 8).astype(np.uint8)  # as Pillow reads a 16-bit file's alpha: its high byte
     return np.ascontiguousarray(turn(alpha) if turn else alpha)
 
 
@@ -320,33 +323,46 @@ def _is_float_tiff(data: np.ndarray) -> bool:
     return _tiff_sample(memoryview(data))[0] == 3  # not a copy: the header is often at the end, after the pixels
 
 
-def _straight_alpha_tiff(path: Path) -> bool:
-    """Whether ``path`` is an interleaved 8-bit RGBA TIFF with unassociated (straight) alpha, Photoshop's transparency:
-    libtiff's RGBA reading, which OpenCV uses for 8-bit TIFFs, premultiplies its colours (200 at alpha 128 read as 100),
-    darkening a cut-out's soft edges."""
+def _straight_alpha_at(data: memoryview) -> Optional[int]:
+    """Where the ExtraSamples value of an interleaved 8-bit RGBA TIFF with unassociated (straight) alpha, Photoshop's
+    transparency, lies in its bytes; None for any other picture. libtiff's RGBA reading, which OpenCV uses for 8-bit
+    TIFFs, premultiplies such colours (200 at alpha 128 read as 100), darkening a cut-out's soft parts."""
     import struct
 
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return False
-    data = memoryview(np.fromfile(str(path), dtype=np.uint8))
     ifd = first_ifd(data)
-    if ifd is None or ifd.big:
-        return False
+    if ifd is None or _EXTRA_SAMPLES not in ifd.entries:
+        return None
     try:
         extra, samples, bits = (ifd.values(data, tag) for tag in (_EXTRA_SAMPLES, _SAMPLES, _BITS))
         planar = ifd.values(data, _PLANAR) or [1]
-        orientation = ifd.values(data, _ORIENTATION) or [1]
     except struct.error:
-        return False
-    # upright only: Pillow's libtiff reading of a turned one gives a picture whose size and pixels disagree
-    return extra == [2] and samples == [4] and set(bits) == {8} and planar == [1] and orientation == [1]
+        return None
+    if extra != [_UNASSOCIATED] or samples != [4] or set(bits) != {8} or planar != [1]:
+        return None
+    return ifd.values_at(_EXTRA_SAMPLES)
 
 
-def _straight_colours(path: Path) -> np.ndarray:
-    """An interleaved, upright 8-bit RGBA TIFF's colours as stored (RGB), read by Pillow, which keeps straight alpha's
-    colours as they are (its alpha: ``read_alpha``)."""
-    with opened_unlimited(path) as im:
-        return np.array(im.convert("RGB"))  # a copy of its own: torch takes it as a writable tensor
+@contextlib.contextmanager
+def _straight_alpha_kept(data: np.ndarray) -> Iterator[np.ndarray]:
+    """``data``, or for an 8-bit straight-alpha RGBA TIFF (``_straight_alpha_at``) its bytes saying the alpha is
+    associated (premultiplied) instead, within the block: libtiff then hands the colours over as stored, and still
+    turns the picture upright by its Orientation as it reads it (a scanner's or camera's TIFF stored turned).
+    Patched in place and put back after, or in a copy of read-only bytes: no second copy of a large file."""
+    import struct
+
+    at = _straight_alpha_at(memoryview(data))
+    if at is None:
+        yield data
+        return
+    ifd = first_ifd(memoryview(data))
+    assert ifd is not None
+    patched = data if data.flags.writeable else data.copy()
+    stored = bytes(patched[at:at + 2])
+    patched[at:at + 2] = np.frombuffer(struct.pack(ifd.order + "H", _ASSOCIATED), dtype=np.uint8)
+    try:
+        yield patched
+    finally:
+        patched[at:at + 2] = np.frombuffer(stored, dtype=np.uint8)
 
 
 def _tiff_sample(data: bytes | memoryview) -> tuple[int, int]:
@@ -368,10 +384,12 @@ def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
     """``cv2.imdecode(data, flags)``, but a planar TIFF (Photoshop's Pixel Order "Per Channel (RRGGBB)", some scanners'
     and GIS tools'), whose 16-bit and float pictures OpenCV decodes as noise and older OpenCV refuses whole, is
     decoded a channel at a time: each channel is the same file's gray picture (``_planar_tiff_planes``), which
-    libtiff decodes as it does any (its compression, predictor and orientation), so it reads as its interleaved twin."""
+    libtiff decodes as it does any (its compression, predictor and orientation), so it reads as its interleaved twin.
+    An 8-bit RGBA TIFF with straight alpha keeps its colours as stored (``_straight_alpha_kept``)."""
     planes = _planar_tiff_planes(data)
     if planes is None:
-        return cv2.imdecode(data, flags)
+        with _straight_alpha_kept(data) as stored:
+            return cv2.imdecode(stored, flags)
     if not planes:
         return None
     channels = [cv2.imdecode(plane, cv2.IMREAD_UNCHANGED) for plane in planes]
@@ -393,6 +411,7 @@ _ICC = 34675  # an RGB profile, which a gray channel's description must not clai
 _PER_SAMPLE = (280, 281, 340, 341)
 _RGB, _MIN_IS_BLACK = 2, 1
 _ORIENTATION = 274
+_ASSOCIATED, _UNASSOCIATED = 1, 2  # ExtraSamples: premultiplied alpha, straight alpha
 
 
 def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
