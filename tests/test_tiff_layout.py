@@ -93,3 +93,22 @@ def test_a_cut_out_of_a_straight_alpha_tiff_stored_turned_keeps_its_soft_colours
     assert cut.shape[:2] == picture.shape[:2]
     assert (np.abs(cut[..., :3][subject] - picture[subject]) <= 1).all()
     assert (np.abs(cut[..., 3][subject] - 128) <= 1).all()
+
+
+@pytest.mark.parametrize(("kind", "planar"), [("float", "contig"), ("16-bit", "separate"), ("float", "separate")])
+def test_a_bigtiff_reads_as_its_classic_twin(tmp_path, kind, planar):
+    """A BigTIFF (what libtiff, GDAL and scanners' software write past 4 GB, and some always) of 16-bit or float RGBA,
+    interleaved or planar (Photoshop's "Per Channel"), reads as the same picture and alpha as a classic TIFF: a float
+    one was "not a readable image", a planar one noise, as OpenCV decodes those itself."""
+    rng = np.random.default_rng(3)
+    layer = rng.random((12, 20, 4)).astype(np.float32)
+    if kind == "16-bit":
+        layer = np.rint(layer * 65535).astype(np.uint16)
+    stored = layer if planar == "contig" else np.ascontiguousarray(layer.transpose(2, 0, 1))
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, stored, photometric="rgb", planarconfig=planar, extrasamples=["unassalpha"], bigtiff=True)
+    expected = layer if kind == "16-bit" else np.rint(layer * 65535).astype(np.uint16)
+    _, deep = read_rgb_deep(path)
+    assert deep is not None
+    np.testing.assert_array_equal(deep, expected[..., :3])
+    np.testing.assert_array_equal(read_alpha(path, deep=True), expected[..., 3])

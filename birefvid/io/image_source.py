@@ -366,13 +366,13 @@ def _straight_alpha_kept(data: np.ndarray) -> Iterator[np.ndarray]:
 
 
 def _tiff_sample(data: bytes | memoryview) -> tuple[int, int]:
-    """(SampleFormat, BitsPerSample) of a classic TIFF's first picture, from its header, wherever in the file it is
-    (libtiff and Photoshop write it after the pixels): (1, 8) is 8-bit unsigned, (3, 32) float; (0, 0) for bytes
-    that are no classic TIFF (a BigTIFF, say) or whose header is cut off."""
+    """(SampleFormat, BitsPerSample) of a TIFF's (or BigTIFF's) first picture, from its header, wherever in the file it
+    is (libtiff and Photoshop write it after the pixels): (1, 8) is 8-bit unsigned, (3, 32) float; (0, 0) for bytes
+    that are no TIFF or whose header is cut off."""
     import struct
 
     ifd = first_ifd(data)
-    if ifd is None or ifd.big:
+    if ifd is None:
         return 0, 0
     try:  # the first sample's: all are alike; the TIFF defaults are 1 bit a sample, unsigned
         return (ifd.values(data, _SAMPLE_FORMAT) or [1])[0], (ifd.values(data, _BITS) or [1])[0]
@@ -417,14 +417,14 @@ _ASSOCIATED, _UNASSOCIATED = 1, 2  # ExtraSamples: premultiplied alpha, straight
 def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
     """The channels of a planar (PlanarConfiguration 2) RGB, RGBA, gray + alpha TIFF's first picture, each as the
     bytes of a one-channel TIFF: the file's own bytes with a new first header (IFD) appended that names that
-    channel's strips or tiles, as a gray picture of the same size, depth, compression and orientation. None for any
-    other picture (interleaved, one channel, CMYK, a BigTIFF, a cut-off header): OpenCV's own decoding, as before;
-    [] for one whose pixels are cut off (damaged)."""
+    channel's strips or tiles, as a gray picture of the same size, depth, compression and orientation, classic TIFF
+    or BigTIFF as the file is. None for any other picture (interleaved, one channel, CMYK, a cut-off header):
+    OpenCV's own decoding, as before; [] for one whose pixels are cut off (damaged)."""
     import struct
 
     view = memoryview(data)
     ifd = first_ifd(view)
-    if ifd is None or ifd.big:
+    if ifd is None:
         return None
     try:
         samples, planar, photometric = (ifd.values(view, tag) for tag in (_SAMPLES, _PLANAR, _PHOTOMETRIC))
@@ -447,10 +447,13 @@ def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
 
 def _plane_file(data: np.ndarray, ifd: FirstIfd, sample: int, offsets: list[int], counts: list[int],
                 tiled: bool) -> np.ndarray:
-    """``data`` with a one-channel IFD appended, made first, naming channel ``sample``'s ``offsets`` and ``counts``."""
+    """``data`` with a one-channel IFD appended, made first, naming channel ``sample``'s ``offsets`` and ``counts``;
+    in the file's own layout, classic TIFF or BigTIFF (8-byte counts and offsets, LONG8 strip offsets)."""
     import struct
 
-    order = ifd.order
+    order, big = ifd.order, ifd.big
+    field = "6x" if big else "2x"  # a SHORT left-justified in its entry's 8- or 4-byte value field
+    offset_code, offset_kind = ("Q", 16) if big else ("I", 4)
     end = data.size + (data.size % 2)  # an IFD starts on a word boundary
     tags = {tag: (e.kind, e.count, e.field) for tag, e in ifd.entries.items()}
     for tag in (_EXTRA_SAMPLES, _ICC, *_PER_SAMPLE):
@@ -458,26 +461,29 @@ def _plane_file(data: np.ndarray, ifd: FirstIfd, sample: int, offsets: list[int]
     for tag in (_BITS, _SAMPLE_FORMAT):  # one value each: the channel's (per-channel depths of the same format)
         if tag in tags:
             values = ifd.values(memoryview(data), tag)
-            tags[tag] = (3, 1, struct.pack(order + "H2x", values[min(sample, len(values) - 1)]))
-    tags[_SAMPLES] = (3, 1, struct.pack(order + "H2x", 1))
-    tags[_PLANAR] = (3, 1, struct.pack(order + "H2x", 1))
-    tags[_PHOTOMETRIC] = (3, 1, struct.pack(order + "H2x", _MIN_IS_BLACK))
-    ifd_size = 2 + 12 * len(tags) + 4
+            tags[tag] = (3, 1, struct.pack(order + "H" + field, values[min(sample, len(values) - 1)]))
+    tags[_SAMPLES] = (3, 1, struct.pack(order + "H" + field, 1))
+    tags[_PLANAR] = (3, 1, struct.pack(order + "H" + field, 1))
+    tags[_PHOTOMETRIC] = (3, 1, struct.pack(order + "H" + field, _MIN_IS_BLACK))
+    count_code, entry_code = ("Q", "HHQ") if big else ("H", "HHI")
+    entry_size = 20 if big else 12  # tag, type, count, value field
+    ifd_size = struct.calcsize(order + count_code) + entry_size * len(tags) + struct.calcsize(order + offset_code)
     arrays = end + ifd_size  # the channel's offsets, then its counts, after the IFD when more than one each
     offset_tag, count_tag = (_TILE_OFFSETS, _TILE_COUNTS) if tiled else (_STRIP_OFFSETS, _STRIP_COUNTS)
     extra = b""
     for tag, values in ((offset_tag, offsets), (count_tag, counts)):
-        packed = struct.pack(f"{order}{len(values)}I", *values)
+        packed = struct.pack(f"{order}{len(values)}{offset_code}", *values)
         if len(values) == 1:
-            tags[tag] = (4, 1, packed)
+            tags[tag] = (offset_kind, 1, packed)
         else:
-            tags[tag] = (4, len(values), struct.pack(order + "I", arrays + len(extra)))
+            tags[tag] = (offset_kind, len(values), struct.pack(order + offset_code, arrays + len(extra)))
             extra += packed
-    header = struct.pack(order + "H", len(tags)) + b"".join(
-        struct.pack(order + "HHI", tag, kind, length) + value for tag, (kind, length, value) in sorted(tags.items())
-    ) + struct.pack(order + "I", 0)
-    start = bytes(data[:4]) + struct.pack(order + "I", end)
-    return np.frombuffer(start + bytes(data[8:]) + b"\x00" * (end - data.size) + header + extra, dtype=np.uint8)
+    header = struct.pack(order + count_code, len(tags)) + b"".join(
+        struct.pack(order + entry_code, tag, kind, length) + value for tag, (kind, length, value) in sorted(tags.items())
+    ) + struct.pack(order + offset_code, 0)
+    start = bytes(data[:8]) + struct.pack(order + "Q", end) if big else bytes(data[:4]) + struct.pack(order + "I", end)
+    padding = b"\x00" * (end - data.size)
+    return np.frombuffer(start + bytes(data[len(start):]) + padding + header + extra, dtype=np.uint8)
 
 
 def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
