@@ -112,3 +112,18 @@ def test_a_bigtiff_reads_as_its_classic_twin(tmp_path, kind, planar):
     assert deep is not None
     np.testing.assert_array_equal(deep, expected[..., :3])
     np.testing.assert_array_equal(read_alpha(path, deep=True), expected[..., 3])
+
+
+def test_a_cut_off_bigtiff_is_one_line_saying_its_data_is_damaged(tmp_path, capsys, red_key):
+    """A BigTIFF cut off by an interrupted copy: one error line naming it damaged, as a classic TIFF's says (it
+    said only 'not a readable image'), exit 2, and no output written."""
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, soft_layer(), photometric="rgb", extrasamples=["unassalpha"], bigtiff=True)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 3 // 4])
+    out = tmp_path / "cut.png"
+    assert main(["image", str(path), "-o", str(out), "-q"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("birefvid: error:") and str(path) in lines[0], lines
+    assert "its TIFF data is damaged" in lines[0]
+    assert not out.exists() and list(tmp_path.iterdir()) == [path]

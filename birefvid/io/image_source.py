@@ -538,7 +538,7 @@ def _megapixels(pixels: int) -> str:
 
 # the first bytes of the formats OpenCV reads, and the end marker of those that have one
 _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
-               (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+               (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"))  # classic, BigTIFF
 _ENDINGS = {"PNG": b"IEND", "JPEG": b"\xff\xd9"}
 
 
