@@ -4,6 +4,7 @@ numbered plate's frame number less its first (gaps kept)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import logging
 import os
@@ -392,7 +393,7 @@ def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
             return cv2.imdecode(stored, flags)
     if not planes:
         return None
-    channels = [cv2.imdecode(plane, cv2.IMREAD_UNCHANGED) for plane in planes]
+    channels = [cv2.imdecode(plane(), cv2.IMREAD_UNCHANGED) for plane in planes]  # one copy of the file at a time
     if any(c is None or c.ndim != 2 or c.shape != channels[0].shape for c in channels):
         return None  # a channel libtiff cannot decode: damaged, as the whole file would be
     colour, alpha = channels[:3] if len(channels) >= 3 else channels[:1], channels[3:4] if len(channels) >= 3 else channels[1:2]
@@ -414,9 +415,9 @@ _ORIENTATION = 274
 _ASSOCIATED, _UNASSOCIATED = 1, 2  # ExtraSamples: premultiplied alpha, straight alpha
 
 
-def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
-    """The channels of a planar (PlanarConfiguration 2) RGB, RGBA, gray + alpha TIFF's first picture, each as the
-    bytes of a one-channel TIFF: the file's own bytes with a new first header (IFD) appended that names that
+def _planar_tiff_planes(data: np.ndarray) -> Optional[list[Callable[[], np.ndarray]]]:
+    """The channels of a planar (PlanarConfiguration 2) RGB, RGBA, gray + alpha TIFF's first picture, each as a call
+    that makes the bytes of a one-channel TIFF (made when decoded, so a large file is not held four times over): the file's own bytes with a new first header (IFD) appended that names that
     channel's strips or tiles, as a gray picture of the same size, depth, compression and orientation, classic TIFF
     or BigTIFF as the file is. None for any other picture (interleaved, one channel, CMYK, a cut-off header):
     OpenCV's own decoding, as before; [] for one whose pixels are cut off (damaged)."""
@@ -441,8 +442,8 @@ def _planar_tiff_planes(data: np.ndarray) -> Optional[list[np.ndarray]]:
         return None
     if any(o + c > data.size for o, c in zip(offsets, counts)):
         return []  # cut off: its strips would be read from the header appended after them
-    return [_plane_file(data, ifd, s, offsets[s * per_plane:(s + 1) * per_plane],
-                        counts[s * per_plane:(s + 1) * per_plane], tiled) for s in range(spp)]  # fmt: skip
+    return [functools.partial(_plane_file, data, ifd, s, offsets[s * per_plane:(s + 1) * per_plane],
+                              counts[s * per_plane:(s + 1) * per_plane], tiled) for s in range(spp)]  # fmt: skip
 
 
 def _plane_file(data: np.ndarray, ifd: FirstIfd, sample: int, offsets: list[int], counts: list[int],
@@ -483,7 +484,8 @@ def _plane_file(data: np.ndarray, ifd: FirstIfd, sample: int, offsets: list[int]
     ) + struct.pack(order + offset_code, 0)
     start = bytes(data[:8]) + struct.pack(order + "Q", end) if big else bytes(data[:4]) + struct.pack(order + "I", end)
     padding = b"\x00" * (end - data.size)
-    return np.frombuffer(start + bytes(data[len(start):]) + padding + header + extra, dtype=np.uint8)
+    tail = np.frombuffer(padding + header + extra, dtype=np.uint8)
+    return np.concatenate([np.frombuffer(start, dtype=np.uint8), data[len(start):], tail])  # one copy of the file
 
 
 def decode_picture(data: np.ndarray, flags: int, path: Path) -> np.ndarray:
