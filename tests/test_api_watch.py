@@ -282,3 +282,27 @@ def test_stop_while_the_model_loads_ends_the_watch_without_waiting_for_the_load(
     assert said["stop"] < said["load"], said  # waiting for the load: 1.9 s against 0.3 s; now 0.06 s against 0.6 s
     assert said["others"] == [], said  # no thread of its own that the interpreter joins at exit
     assert stopped_during_load(clips["short"], tmp_path, "exit")["stop"] < said["load"]
+
+
+def test_one_progress_for_two_watches_at_once_is_refused_as_each_would_report_the_others_videos(tmp_path):
+    """A service that passed its one ``BatchProgress`` to two watches got each watch's results from both (a result is
+    read from the progress's events) and totals counted from the other's runs. The second watch is refused, on the
+    caller's thread, naming the watch that holds it; once that watch has ended the progress serves the next one."""
+    a, b, out_a, out_b = tmp_path / "a", tmp_path / "b", tmp_path / "out_a", tmp_path / "out_b"
+    a.mkdir()
+    b.mkdir()
+    progress = BatchProgress(quiet=True)
+    try:
+        with start_watch(a, out_a, settle=SETTLE, progress=progress, **API_MODEL) as first:
+            with pytest.raises(ValueError, match=f"in use by the watch of {a} into {out_a}, still running: give each watch a BatchProgress of its own"):
+                start_watch(b, out_b, settle=SETTLE, progress=progress, **API_MODEL)
+            with pytest.raises(ValueError, match="in use by"):
+                watch_videos(b, out_b, settle=SETTLE, watch_for=SETTLE, progress=progress, **API_MODEL)
+            assert first.running
+        assert first.wait(WAIT)["ended_by"] == "stop"
+        with start_watch(b, out_b, settle=SETTLE, **API_MODEL):  # its output folder held: refused after the claim
+            with pytest.raises(SinkError, match="another birefvid batch is writing"):
+                start_watch(a, out_b, settle=SETTLE, progress=progress, **API_MODEL)
+        assert watch_videos(b, out_b, settle=SETTLE, watch_for=SETTLE, progress=progress, **API_MODEL)["ended_by"] == "watch_for"
+    finally:
+        progress.close()

@@ -113,6 +113,8 @@ class _Prepared:
                 progress.listeners.remove(results)
             if self.progress is None:
                 progress.close()
+            else:
+                self.progress.release()
 
     def _job(self, found: "Found", results: Optional[_Results]) -> "FileJob":
         from ..api import build_file_job
@@ -159,8 +161,15 @@ def _prepare(
     prepare_output_dir(out_dir)
     from .manifest import RunLock
 
+    if progress is not None:
+        progress.claim(f"the watch of {', '.join(str(f) for f in where)} into {out_dir}")
     lock = RunLock(out_dir)
-    lock.acquire()  # here: "another batch is writing there" reaches the caller
+    try:
+        lock.acquire()  # here: "another batch is writing there" reaches the caller
+    except BaseException:
+        if progress is not None:
+            progress.release()
+        raise
     executor = executor_for(template, ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
     return _Prepared(where, out_dir, suffix, options, executor, lock, recursive, chunk_frames or None, settle, watch_for, progress)
 
@@ -260,6 +269,8 @@ class VideoWatch:
             self._thread.start()
         except BaseException:
             self._prepared.lock.release()
+            if self._prepared.progress is not None:
+                self._prepared.progress.release()
             raise
         return self
 
