@@ -306,3 +306,28 @@ def test_one_progress_for_two_watches_at_once_is_refused_as_each_would_report_th
         assert watch_videos(b, out_b, settle=SETTLE, watch_for=SETTLE, progress=progress, **API_MODEL)["ended_by"] == "watch_for"
     finally:
         progress.close()
+
+
+def test_a_batch_that_fails_midway_reports_each_video_it_finished_once_and_counts_it(clips, tmp_path):
+    """Videos that settle together run as one batch; one that fails as it is written (its output folder cannot be
+    made) fails that batch after the others were done, and the watch runs each again alone to skip only the culprit.
+    Those finished first were run again too: found done, each was reported ``already_done`` after its ``done``, and
+    neither run counted it in ``watch_videos_done``."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    for sub in ("s1", "s2"):
+        (in_dir / sub).mkdir(parents=True)
+        drop(clips["short"], in_dir / sub, f"{sub}.mp4")  # both there at the start: one batch
+    seen: list[WatchResult] = []
+
+    def on_result(result: WatchResult) -> None:
+        if not seen:  # the other's subfolder of the output taken by a file: its output cannot be written
+            other = "s2" if Path(result.input).parent.name == "s1" else "s1"
+            (out / other).write_bytes(b"in the way")
+        seen.append(result)
+
+    totals = watch_videos(in_dir, out, kind="mask", settle=SETTLE, watch_for=SETTLE * 4, recursive=True, chunk_frames=0,
+                          on_result=on_result, **API_MODEL)  # fmt: skip
+    assert [r.status for r in seen] == ["done", "failed"], seen
+    first, second = seen
+    assert frames(Path(first.output)) == 5 and str(out / Path(second.input).parent.name) in second.error  # the file in its way
+    assert totals["watch_videos_done"] == 1 and list(totals["failed"]) == [second.input]
