@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -224,3 +226,108 @@ def test_an_on_result_that_raises_ends_the_watch_and_its_error_reaches_the_reade
     with pytest.raises(RuntimeError, match="app bug on broken.mp4"):
         watch.stop(timeout=WAIT)
     start_watch(in_dir, out, settle=SETTLE, **API_MODEL).stop(timeout=WAIT)  # the output folder is free again
+
+
+# A fresh interpreter, as a notebook or a service has one: its first model load imports torch and builds the model
+# (seconds). The watch is stopped as that load begins. "measure": then the same model is loaded on this thread, which
+# waits for what the abandoned load is still doing (Python's import locks): the time the load still needed, side by
+# side. "exit": the interpreter exits at once, the abandoned load still running.
+_STOP_DURING_LOAD = """
+import json, sys, threading, time
+from birefvid.api import start_watch
+from birefvid.batch.progress import BatchProgress
+
+in_dir, empty, out, model, then = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), sys.argv[5]
+progress = BatchProgress(quiet=True)
+loading = threading.Event()  # `start`: the run's plan is made, its first chunk loads the model next
+progress.listeners.append(lambda event, fields: event == "start" and loading.set())
+watch = start_watch(in_dir, out, kind="mask", settle=0.3, progress=progress, **model)
+assert loading.wait(300), "the watch never started its run"
+t0 = time.monotonic()
+totals = watch.stop(timeout=300)
+said = {"stop": time.monotonic() - t0, "totals": totals}
+if then == "measure":
+    start_watch(empty, out, settle=0.3, **model).stop(timeout=300)  # the output folder is free at once
+    said["others"] = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    t0 = time.monotonic()
+    from birefvid.runtime.segmenter import Segmenter
+    Segmenter(model["model"], device=model["device"], backend=model["backend"], precision=model["precision"], resolution=model["resolution"])
+    said["load"] = time.monotonic() - t0
+print(json.dumps(said), flush=True)
+"""
+
+
+def stopped_during_load(clip: Path, tmp_path: Path, then: str) -> dict:
+    in_dir, empty, out = tmp_path / then / "in", tmp_path / then / "empty", tmp_path / then / "out"
+    in_dir.mkdir(parents=True)
+    empty.mkdir()
+    drop(clip, in_dir, "a.mp4")
+    done = subprocess.run([sys.executable, "-c", _STOP_DURING_LOAD, str(in_dir), str(empty), str(out), json.dumps(API_MODEL), then],
+                          capture_output=True, text=True, timeout=WAIT)  # fmt: skip
+    assert done.returncode == 0, done.stderr  # -6 and "terminate called without an active exception": a load cut off at exit
+    assert not done.stderr.strip(), done.stderr
+    said = json.loads(done.stdout.splitlines()[-1])
+    assert (said["totals"]["ended_by"], said["totals"]["watch_videos_done"]) == ("stop", 0)
+    assert not (out / "a.mkv").exists() and partials(out) == []
+    return said
+
+
+def test_stop_while_the_model_loads_ends_the_watch_without_waiting_for_the_load(clips, tmp_path):
+    """A notebook or a service shutting down stops a watch it has just started: stop() waited for the whole model load
+    (2-3 s here, a first OpenVINO export a minute), the output folder locked all along, as no frame was reported to
+    see the stop by. Now it returns well within the time the load itself still takes, the folder free for the next
+    watch; the load finishes unseen on a daemon thread, and an interpreter that exits meanwhile waits for it and exits
+    cleanly, where one cut off inside PyTorch at exit aborted."""
+    said = stopped_during_load(clips["short"], tmp_path, "measure")
+    assert said["stop"] < said["load"], said  # waiting for the load: 1.9 s against 0.3 s; now 0.06 s against 0.6 s
+    assert said["others"] == [], said  # no thread of its own that the interpreter joins at exit
+    assert stopped_during_load(clips["short"], tmp_path, "exit")["stop"] < said["load"]
+
+
+def test_one_progress_for_two_watches_at_once_is_refused_as_each_would_report_the_others_videos(tmp_path):
+    """A service that passed its one ``BatchProgress`` to two watches got each watch's results from both (a result is
+    read from the progress's events) and totals counted from the other's runs. The second watch is refused, on the
+    caller's thread, naming the watch that holds it; once that watch has ended the progress serves the next one."""
+    a, b, out_a, out_b = tmp_path / "a", tmp_path / "b", tmp_path / "out_a", tmp_path / "out_b"
+    a.mkdir()
+    b.mkdir()
+    progress = BatchProgress(quiet=True)
+    try:
+        with start_watch(a, out_a, settle=SETTLE, progress=progress, **API_MODEL) as first:
+            with pytest.raises(ValueError, match=f"in use by the watch of {a} into {out_a}, still running: give each watch a BatchProgress of its own"):
+                start_watch(b, out_b, settle=SETTLE, progress=progress, **API_MODEL)
+            with pytest.raises(ValueError, match="in use by"):
+                watch_videos(b, out_b, settle=SETTLE, watch_for=SETTLE, progress=progress, **API_MODEL)
+            assert first.running
+        assert first.wait(WAIT)["ended_by"] == "stop"
+        with start_watch(b, out_b, settle=SETTLE, **API_MODEL):  # its output folder held: refused after the claim
+            with pytest.raises(SinkError, match="another birefvid batch is writing"):
+                start_watch(a, out_b, settle=SETTLE, progress=progress, **API_MODEL)
+        assert watch_videos(b, out_b, settle=SETTLE, watch_for=SETTLE, progress=progress, **API_MODEL)["ended_by"] == "watch_for"
+    finally:
+        progress.close()
+
+
+def test_a_batch_that_fails_midway_reports_each_video_it_finished_once_and_counts_it(clips, tmp_path):
+    """Videos that settle together run as one batch; one that fails as it is written (its output folder cannot be
+    made) fails that batch after the others were done, and the watch runs each again alone to skip only the culprit.
+    Those finished first were run again too: found done, each was reported ``already_done`` after its ``done``, and
+    neither run counted it in ``watch_videos_done``."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    for sub in ("s1", "s2"):
+        (in_dir / sub).mkdir(parents=True)
+        drop(clips["short"], in_dir / sub, f"{sub}.mp4")  # both there at the start: one batch
+    seen: list[WatchResult] = []
+
+    def on_result(result: WatchResult) -> None:
+        if not seen:  # the other's subfolder of the output taken by a file: its output cannot be written
+            other = "s2" if Path(result.input).parent.name == "s1" else "s1"
+            (out / other).write_bytes(b"in the way")
+        seen.append(result)
+
+    totals = watch_videos(in_dir, out, kind="mask", settle=SETTLE, watch_for=SETTLE * 4, recursive=True, chunk_frames=0,
+                          on_result=on_result, **API_MODEL)  # fmt: skip
+    assert [r.status for r in seen] == ["done", "failed"], seen
+    first, second = seen
+    assert frames(Path(first.output)) == 5 and str(out / Path(second.input).parent.name) in second.error  # the file in its way
+    assert totals["watch_videos_done"] == 1 and list(totals["failed"]) == [second.input]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+import atexit
+import contextvars
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 
 from ..errors import SourceError
 from ..job import FileJob
@@ -17,6 +21,9 @@ OnFrames = Callable[[ChunkTask, int], None]  # a running chunk's frames encoded 
 # a chunk whose input turned out damaged (a SourceError): the runner skips that video and goes on
 OnFailure = Callable[[ChunkTask, SourceError], None]
 Skip = Callable[[ChunkTask], bool]  # a task not to start (its video already failed)
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+STOP_POLL = 0.05  # seconds between looks at a watch's stop while its model loads: stop() returns about this soon
 
 
 class WorkerDied(SourceError):
@@ -59,6 +66,7 @@ class LocalExecutor:
         self.job = job
         self._segmenter: Optional["Segmenter"] = None
         self.running: Optional["RunningChunk"] = None  # the runner's: says on disk which chunk runs (``killed``)
+        self.stop: Optional[threading.Event] = None  # a watch's: once set, a model still loading is waited for no more
 
     def run(
         self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
@@ -83,10 +91,69 @@ class LocalExecutor:
 
     def _model(self) -> "Segmenter":
         if self._segmenter is None:
-            from ..runtime.file_job import segmenter_for
-
-            self._segmenter = segmenter_for(self.job.model, self.job.inference)
+            self._segmenter = self._load() if self.stop is None else load_unless_stopped(self._load, self.stop)
         return self._segmenter
+
+    def _load(self) -> "Segmenter":
+        from ..runtime.file_job import segmenter_for
+
+        return segmenter_for(self.job.model, self.job.inference)
 
     def close(self) -> None:
         self._segmenter = None
+
+
+def load_unless_stopped(load: Callable[[], T], stop: threading.Event) -> T:
+    """``load()``, unless ``stop`` is set first: then ``StopRequested`` at once, and the load is left to finish (or
+    fail) unseen on a thread of its own, its result dropped.
+
+    A model takes seconds to load (torch's first import, weights from disk; a first OpenVINO export a minute) and no
+    frame is reported meanwhile, so a watch's ``stop()`` (a notebook, a service shutting down) waited for all of it
+    while its lock stayed held. The thread is a daemon, yet the interpreter's exit waits for it (``_wait_for_loads``):
+    a daemon cut off inside PyTorch's C++ at exit aborted the process ("terminate called without an active exception")."""
+    from .runner import StopRequested
+
+    if stop.is_set():
+        raise StopRequested()
+    outcome: dict[str, Any] = {}
+    finished = threading.Event()
+    context = contextvars.copy_context()  # the caller's context variables, as a load on its own thread saw them
+
+    def work() -> None:
+        try:
+            outcome["value"] = context.run(load)
+        except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread, if it still waits
+            outcome["error"] = exc
+        finally:
+            finished.set()
+            with _loads_lock:
+                _loads.discard(thread)
+
+    thread = threading.Thread(target=work, name="birefvid-model-load", daemon=True)
+    with _loads_lock:
+        if not _loads_waited[0]:
+            atexit.register(_wait_for_loads)
+            _loads_waited[0] = True
+        _loads.add(thread)
+    thread.start()
+    while not finished.wait(STOP_POLL):
+        if stop.is_set():
+            raise StopRequested()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+_loads: set[threading.Thread] = set()  # model loads still running, perhaps for a watch stopped meanwhile
+_loads_lock = threading.Lock()
+_loads_waited = [False]  # _wait_for_loads registered with atexit
+
+
+def _wait_for_loads() -> None:
+    """At the interpreter's exit, the model loads still running: the rest of a load (seconds) rather than an abort."""
+    with _loads_lock:
+        running = list(_loads)
+    if running:
+        log.info("waiting for a model load a stopped watch left running before exiting")
+    for thread in running:
+        thread.join()

@@ -11,12 +11,13 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
 from .. import standard_output
-from ..errors import SinkError, option
+from ..errors import ConfigError, SinkError, option
 from ..json_lines import follow_rotation
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,22 @@ class BatchProgress:
         self.stopped_reason: Optional[str] = None  # set once the run's `stopped` line is said
         # told every event as its JSON line is, on the run's thread: the Python watch's results come from these
         self.listeners: list[Listener] = []
+        self._user: Optional[str] = None  # the watch counting on it now (``claim``)
+        self._user_lock = threading.Lock()
+
+    def claim(self, user: str) -> None:
+        """Reserve this progress for ``user`` (a watch) until ``release``: ConfigError when another holds it. Its counts
+        are a run's, and a watch's results and totals are read from them, so two watches sharing one were each given
+        the other's videos and counted the other's work."""
+        with self._user_lock:
+            if self._user is not None:
+                raise ConfigError(f"this BatchProgress is in use by {self._user}, still running: give each watch a "
+                                  "BatchProgress of its own (one reports one watch's videos and counts)")  # fmt: skip
+            self._user = user
+
+    def release(self) -> None:
+        with self._user_lock:
+            self._user = None
 
     @property
     def frames_done(self) -> int:

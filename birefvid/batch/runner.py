@@ -562,6 +562,7 @@ def run_locked(
     executor = executor_factory() if any(len(p.done) < len(p.chunks) for p in todo) else NoWorkers()
     if isinstance(executor, LocalExecutor):  # a Ray worker's death is Ray's to see (WorkerDied)
         executor.running = running
+        executor.stop = stop  # a watch's stop() is not kept waiting by the model's load
     tasks: list[ChunkTask] = []
     by_name = {p.name: p for p in todo}
     try:

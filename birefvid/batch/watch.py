@@ -37,7 +37,7 @@ from ..job import FileJob
 from . import DEFAULT_SETTLE  # seconds unchanged: a local copy or export writes far more often than that
 from .manifest import WORK_DIR, RunLock
 from .progress import BatchProgress
-from .runner import Executor, Found, InputsSkipped, StopRequested, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
+from .runner import Executor, Found, InputsSkipped, StopRequested, output_key, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
 
 log = logging.getLogger(__name__)
 
@@ -317,27 +317,39 @@ def _run_ready(ready: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptE
         videos = list(ready)
     if not videos:
         return
+    finished: set[Path] = set()
     try:
-        _run(videos, out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers, stop)
+        _run(videos, out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers, stop, finished)
     except (ConfigError, SinkError, SourceError) as exc:
         progress.stopped_reason = None  # a run that failed midway said `stopped`; the watch goes on, and may yet stop
         if len(videos) == 1:
             totals.skipped(str(videos[0].path), str(exc))
             progress.watch_event("video_failed", f"skipped: {videos[0].path}: {exc}", input=str(videos[0].path), error=str(exc), **totals.fields())
             return
-        for f in videos:  # what the batch finished is done in the manifest: it is skipped, not redone
+        # those the batch finished before it failed were said done: run again, each was also said `video_skipped`
+        # (the Python watch's `already_done` after its `done`) and counted by neither run
+        for f in (f for f in videos if f.path not in finished):
             if stop is not None and stop.is_set():
                 raise StopRequested()
             _run_ready([f], out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers=False, stop=stop)
 
 
 def _run(videos: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptExecutor, progress: BatchProgress, totals: WatchTotals,
-         chunk_frames: Optional[int], note_leftovers: bool, stop: Optional[threading.Event] = None) -> None:
-    """One batch of ``videos``; what it skipped (its progress lines said so) goes into ``totals``."""
+         chunk_frames: Optional[int], note_leftovers: bool, stop: Optional[threading.Event] = None, finished: Optional[set[Path]] = None) -> None:
+    """One batch of ``videos``; what it skipped (its progress lines said so) goes into ``totals``. ``finished``: given
+    the paths of the videos it processed, also when it fails midway (they are done, and counted)."""
     jobs = [make_job(f) for f in videos]
     check_distinct_outputs([j.output.path for j in jobs], [j.source.input for j in jobs], out_dir)
+    by_name = {output_key(j.output.path, out_dir): f.path for f, j in zip(videos, jobs)}
+    made: list[Path] = []  # processed by this run, as its `video_done` events say
+
+    def note(event: str, fields: dict[str, Any]) -> None:
+        if event == "video_done" and fields.get("video") in by_name:
+            made.append(by_name[fields["video"]])
+
     kept.handed = False
     skipped: list[str] = []
+    progress.listeners.insert(0, note)  # first: a later listener that raises ends the run, the video done all the same
     try:
         run_locked(jobs, out_dir, kept, progress, chunk_frames, in_watch=True, note_leftovers=note_leftovers, stop=stop)
     except InputsSkipped as exc:  # each said in its progress line as it was skipped
@@ -347,7 +359,13 @@ def _run(videos: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptExecut
     except BaseException:
         if kept.handed:  # the run closed it as it stopped
             kept.forget()
+        totals.done += len(made)
+        totals.processed(str(p) for p in made)
+        if finished is not None:
+            finished.update(made)
         raise
+    finally:
+        progress.listeners.remove(note)
     totals.done += progress.videos_done - progress.videos_skipped
     totals.processed(j.source.input for j in jobs if j.source.input not in skipped)
 

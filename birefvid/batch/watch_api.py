@@ -113,6 +113,8 @@ class _Prepared:
                 progress.listeners.remove(results)
             if self.progress is None:
                 progress.close()
+            else:
+                self.progress.release()
 
     def _job(self, found: "Found", results: Optional[_Results]) -> "FileJob":
         from ..api import build_file_job
@@ -159,8 +161,15 @@ def _prepare(
     prepare_output_dir(out_dir)
     from .manifest import RunLock
 
+    if progress is not None:
+        progress.claim(f"the watch of {', '.join(str(f) for f in where)} into {out_dir}")
     lock = RunLock(out_dir)
-    lock.acquire()  # here: "another batch is writing there" reaches the caller
+    try:
+        lock.acquire()  # here: "another batch is writing there" reaches the caller
+    except BaseException:
+        if progress is not None:
+            progress.release()
+        raise
     executor = executor_for(template, ray, workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
     return _Prepared(where, out_dir, suffix, options, executor, lock, recursive, chunk_frames or None, settle, watch_for, progress)
 
@@ -225,7 +234,7 @@ def watch_videos(
     on); an exception it raises ends the watch and comes back as raised. ``options`` are ``process_video``'s keywords
     (kind, model, resolution, smooth, codec, overwrite, ...); ``settle``: seconds a file must stay unchanged to count as
     complete; ``ext``, ``recursive``, ``ray``, ``workers``, ``chunk_frames`` and ``progress`` (a ``BatchProgress``, for
-    lines or JSON lines) as ``batch_videos`` takes them. Setting ``stop`` abandons the video in hand as Ctrl-C does
+    lines or JSON lines, one running watch's at a time: ConfigError otherwise) as ``batch_videos`` takes them. Setting ``stop`` abandons the video in hand as Ctrl-C does
     (nothing of it that looks complete); the totals are ``watch_videos_done``, ``watch_videos_failed``, ``failed``
     (input: why, of those left skipped) and ``ended_by`` ("stop" or "watch_for"). Skipped inputs raise nothing: each
     was a result.
@@ -260,6 +269,8 @@ class VideoWatch:
             self._thread.start()
         except BaseException:
             self._prepared.lock.release()
+            if self._prepared.progress is not None:
+                self._prepared.progress.release()
             raise
         return self
 
@@ -293,7 +304,8 @@ class VideoWatch:
 
     def stop(self, timeout: Optional[float] = None) -> dict[str, Any]:
         """Stop the watch and wait for it (at most ``timeout`` seconds: ``TimeoutError`` after that); returns its totals,
-        or raises what ended it. The video in hand is abandoned (no output of it) at its next batch of frames."""
+        or raises what ended it. The video in hand is abandoned (no output of it) at its next batch of frames; a model
+        still loading is not waited for (it finishes unseen in the background, and the interpreter's exit waits for it)."""
         self._stop.set()
         return self.wait(timeout)
 
