@@ -3,6 +3,13 @@
 Everything a test needs lives in this repository: a clone tests on its own, with nothing beside it.
 Tests that only need *some* model use seeded random weights (``pvt_b0_state``), never the parity
 data, so a problem with the reference cannot hide the CLI, safety and output tests.
+
+ONNX exports cost 10-30 s each on CI's 2 cores, so a session makes each one once: ``BIREFVID_CACHE_DIR`` is set
+here, before pytest-xdist starts its workers, which inherit it, so every worker (and every ``birefvid`` a test starts)
+shares one export cache for the session, and the product's export lock makes a second worker wait for the first's
+file rather than export it again. A test that needs *an* export uses the seeded pvt_v2_b0 weights at 64x64
+(``b0`` in tests/test_backends.py, ``--weights pvt_b0_weights --resolution 64``), the one most tests share; a test of
+a *first* export (its timing, its lines, an interrupted one) sets a ``BIREFVID_CACHE_DIR`` of its own.
 """
 
 from __future__ import annotations

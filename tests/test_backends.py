@@ -560,21 +560,6 @@ def test_auto_backend_and_precision(monkeypatch):
         choose_backend("openvino", torch.device("cuda"))
 
 
-def test_process_with_openvino_writes_every_frame(pvt_b0_weights, tmp_path):
-    need_module("openvino", "openvino")
-    from media import make_video, read_video
-
-    clip = make_video(tmp_path / "in.mp4", n_frames=5, size=(96, 72))
-    out, report = tmp_path / "out.mkv", tmp_path / "report.json"
-    code = main(["process", str(clip.path), "-o", str(out), "--output", "mask", "--weights", str(pvt_b0_weights),
-                 "--resolution", "64", "--device", "cpu", "--backend", "openvino", "--precision", "fp32", "--report", str(report)])  # fmt: skip
-    assert code == 0
-    decoded = read_video(out, "gray")
-    assert len(decoded.images) == 5 and decoded.times == clip.times
-    resolved = json.loads(report.read_text())["resolved"]
-    assert (resolved["backend"], resolved["precision"]) == ("openvino", "fp32")
-
-
 def test_cli_names_a_backend_that_cannot_run_here(pvt_b0_weights, tmp_path, capsys):
     from media import make_video
 
@@ -602,7 +587,8 @@ def test_openvino_runs_a_batch_on_parallel_streams_in_order(b0):
 
 
 def test_process_runs_files_on_openvino_streams(pvt_b0_weights, tmp_path):
-    """Files process in batches on the throughput streams: every frame, its own timestamp."""
+    """`process --backend openvino` writes every frame with its own timestamp and reports the backend and precision
+    it ran; files process in batches on the throughput streams, with the masks of one frame at a time."""
     need_module("openvino", "openvino")
     from media import make_video, read_video
 
@@ -614,7 +600,8 @@ def test_process_runs_files_on_openvino_streams(pvt_b0_weights, tmp_path):
     decoded = read_video(out, "gray")
     assert len(decoded.images) == 5 and decoded.times == clip.times
     expected = 2 if (os.cpu_count() or 1) >= 2 else 1
-    assert json.loads(report.read_text())["resolved"]["batch_size"] == expected
+    resolved = json.loads(report.read_text())["resolved"]
+    assert (resolved["backend"], resolved["precision"], resolved["batch_size"]) == ("openvino", "fp32", expected)
     # the same masks as one frame at a time (the streams run the same graph)
     single = tmp_path / "single.mkv"
     assert main(["process", str(clip.path), "-o", str(single), "--output", "mask", "--weights", str(pvt_b0_weights),
