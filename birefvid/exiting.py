@@ -89,6 +89,22 @@ def abandon(thread: threading.Thread) -> None:
             pass
 
 
+class Abandoned(BaseException):
+    """Raised in an abandoned worker thread by ``end_if_abandoned``: the thread unwinds and ends (its caller has left)."""
+
+
+def end_if_abandoned() -> None:
+    """Raise ``Abandoned`` when the calling thread has been abandoned; called where its work may stop (before each
+    module of a model runs, ``runtime.live.run_niced``).
+
+    Why: a live run stopped during its warm-up (the window closed, ``stop`` set, Ctrl-C) leaves the warm-up thread,
+    which ran the model on to its end: in an API user's process that went on, seconds of CPU spent for nothing (the
+    latency budget's timings, a big model's first frame), and ``must_exit_now`` said True until it ended. Native work
+    (an engine's compile) is not stopped by this; an export runs in a child that ``abandon`` kills."""
+    if _abandoned and threading.current_thread() in _abandoned:
+        raise Abandoned
+
+
 def must_exit_now() -> bool:
     """True while a worker thread that was abandoned still runs: a normal interpreter exit would abort under it.
 
