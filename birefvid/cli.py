@@ -447,6 +447,7 @@ def _leave_without_teardown() -> None:
                     stream.flush()
         except Exception:  # noqa: BLE001 - Python's own teardown reports it, as before
             return
+        exiting.threads_at_process_priority()
         os._exit(status & 0xFF)
 
     atexit.register(leave)
@@ -519,6 +520,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
+        exiting.threads_at_process_priority()
         os._exit(code)
     return code
 

@@ -204,6 +204,39 @@ def stopped_by(exc: BaseException) -> Optional[int]:
     return None
 
 
+@contextlib.contextmanager
+def stops_kept() -> Iterator[None]:
+    """Within this block, a Ctrl-C or SIGTERM that native code turned into an ordinary error is raised as the stop it was.
+
+    Why: the KeyboardInterrupt (or ``Terminated``) raised by the signal's handler while C code holds the call can come
+    out as that code's own error, unchained: safetensors' reader, interrupted, raised ``ValueError: could not determine
+    the shape of object type 'torch.storage.UntypedStorage'``, which the checkpoint loader reported as "not a BiRefNet
+    checkpoint" (exit 2, the user told that a good file was damaged) where the run should stop as for any Ctrl-C.
+    Ctrl-C is noted by a handler of its own on the main thread (only over Python's, as ``finishing`` does); SIGTERM by
+    the command line's (``note_signal``)."""
+    pressed: list[int] = []
+    ours = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    def interrupt(signum: int, frame: object) -> None:
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    if ours:
+        signal.signal(signal.SIGINT, interrupt)
+    terminations = len(_received)
+    try:
+        yield
+    except Exception as exc:
+        if len(_received) > terminations:
+            raise Terminated(_received[terminations]) from exc
+        if pressed:
+            raise KeyboardInterrupt from exc
+        raise
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 _finishing: list[int] = [0]  # finishing() blocks now open, in any thread: nested ones must not end an outer one's
 _finishing_lock = threading.Lock()
 PRESSES_TO_ABANDON = 3  # Ctrl-C presses during finishing() that give up on it, as ffmpeg's "> 3 signals" does

@@ -12,6 +12,7 @@ export run in a child: ``backends.export_worker``) are killed, and the command l
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,48 @@ def abandon(thread: threading.Thread) -> None:
             os.unlink(path)
         except OSError:
             pass
+
+
+class Abandoned(BaseException):
+    """Raised in an abandoned worker thread by ``end_if_abandoned``: the thread unwinds and ends (its caller has left)."""
+
+
+def end_if_abandoned() -> None:
+    """Raise ``Abandoned`` when the calling thread has been abandoned; called where its work may stop (before each
+    module of a model runs, ``runtime.live.run_niced``).
+
+    Why: a live run stopped during its warm-up (the window closed, ``stop`` set, Ctrl-C) leaves the warm-up thread,
+    which ran the model on to its end: in an API user's process that went on, seconds of CPU spent for nothing (the
+    latency budget's timings, a big model's first frame), and ``must_exit_now`` said True until it ended. Native work
+    (an engine's compile) is not stopped by this; an export runs in a child that ``abandon`` kills."""
+    if _abandoned and threading.current_thread() in _abandoned:
+        raise Abandoned
+
+
+def threads_at_process_priority() -> None:
+    """Best effort, as the process exits: this process's niced threads (live mode's model and the engine threads it
+    started, ``runtime.priority``) get the main thread's priority back.
+
+    Why: the process is gone only once each of its threads has exited, and the last one frees its memory (unmapping
+    the model's and torch's, ~40 ms of kernel time). That was a niced model thread, which a busy machine schedules
+    seldom: ``live`` stopped with six busy processes beside it called ``os._exit`` 0.05 s after the signal, then took
+    1-8 s to end. Raising a thread's priority needs ``CAP_SYS_NICE`` (root, outside most containers) or an
+    ``RLIMIT_NICE`` that allows it; without either this does nothing, and the exit takes what it took."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        base = os.getpriority(os.PRIO_PROCESS, os.getpid())  # the main thread's (the process's own nice value)
+        tasks = [int(name) for name in os.listdir("/proc/self/task")]
+    except (OSError, ValueError):
+        return
+    for tid in tasks:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) > base:
+                os.setpriority(os.PRIO_PROCESS, tid, base)
+        except PermissionError:  # not allowed here: none of them would be
+            return
+        except OSError:  # ended meanwhile
+            continue
 
 
 def must_exit_now() -> bool:

@@ -642,6 +642,58 @@ def test_stop_during_the_warm_up_ends_the_run_at_once(tmp_path, monkeypatch):
     assert not rec.exists() and not list(tmp_path.glob(".rec*")), "an empty recording was left"
 
 
+class _SleepingLayer(torch.nn.Module):
+    """A layer taking ``seconds`` (sleeping: no CPU, no GIL)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.seconds)
+        return x
+
+
+class ManyLayersFirst(RedKey):
+    """RedKey behind ``layers`` slow layers on its first call only: a first warm-up of a model of many modules (eager
+    PyTorch, the latency budget's timings)."""
+
+    def __init__(self, layers: int, seconds: float) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(_SleepingLayer(seconds) for _ in range(layers))
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 1:
+            for layer in self.layers:
+                x = layer(x)
+        return super().forward(x)
+
+
+def test_a_warm_up_left_by_a_stop_ends_at_its_next_layer(tmp_path, monkeypatch):
+    """A stop during the warm-up ends the run at once, leaving the warm-up thread (``exiting.abandon``); that thread
+    ran the model on to the end: in an API user's process, seconds of CPU for nothing (the latency budget's timings,
+    a first run of a big model), and under the command line, the GIL taken back from the leaving main thread at each
+    turn. It now ends before the model's next module. The warm-up here is 200 layers of 0.1 s (20 s); the thread must
+    be gone well before that (a loaded machine gets 5 s, a quarter of it)."""
+    from birefvid import exiting
+
+    monkeypatch.setattr(exiting, "_abandoned", [])  # this test's abandoned thread only
+    clip = write_scene(tmp_path / "cam.mkv", 48)
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mp4")], effect="blur", realtime=True, loop=True, resolution=64)
+    stop = threading.Event()
+    model = ManyLayersFirst(200, 0.1)
+    report = run_live(job, segmenter=red_key_segmenter(model), stop=stop, on_effects=lambda _: threading.Timer(0.3, stop.set).start())
+    returned = time.monotonic()
+    assert report["ended_by"] == "stop" and report["frames_shown"] == 0
+    left = [t for t in threading.enumerate() if t.name == "birefvid-live-warm-up"]
+    for thread in left:
+        thread.join(max(0.0, returned + 5.0 - time.monotonic()))
+    assert not any(t.is_alive() for t in left), "the abandoned warm-up ran on through the model"
+    assert not exiting.must_exit_now()  # nothing left in native code: an API user's process exits normally
+
+
 def test_a_streams_recording_starts_after_the_warm_up_without_a_held_picture(tmp_path):
     """A UDP stream keeps coming while the model warms up (2.5 s here): the run starts from its newest
     frame, so the recording opens at 0 with no picture held for the warm-up (it was: a 2.5 s still)."""

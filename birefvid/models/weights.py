@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..errors import NOTICE, ConfigError, OfflineError, WeightsError, WeightsNotFoundError, option
+from ..errors import NOTICE, ConfigError, OfflineError, WeightsError, WeightsNotFoundError, option, stops_kept
 from .backbones import BACKBONES
 from .birefnet import BiRefNet
 from .registry import ModelCard
@@ -51,12 +51,13 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], Optional[tu
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file not found: {path}")
     try:
-        if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-            from safetensors.torch import load_file
+        with stops_kept():  # a Ctrl-C in safetensors' reader came out as a ValueError: "not a BiRefNet checkpoint"
+            if path.suffix.lower() in SAFETENSORS_SUFFIXES:
+                from safetensors.torch import load_file
 
-            raw: object = load_file(str(path), device="cpu")
-        else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+                raw: object = load_file(str(path), device="cpu")
+            else:
+                raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a checkpoint" to the user
         raise WeightsError(_unreadable(path, exc)) from exc
     trained_at = raw.get("resolution") if isinstance(raw, Mapping) and isinstance(raw.get("resolution"), str) else None

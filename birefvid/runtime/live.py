@@ -552,12 +552,16 @@ class ClosedWhileStarting(Exception):
     """The user closed the window, or the run was asked to stop, while the model warmed up (``run_niced``'s ``closed`` said so)."""
 
 
-def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = None) -> None:
+def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = None, module_checks: bool = True) -> None:
     """Run ``work`` to completion on a short-lived niced thread, re-raising its error here.
 
     ``closed`` is asked on this thread every 0.2 s meanwhile (it handles the window's events); once it
     says True, ``work`` gets ``STOP_GRACE_S`` to end, is then left running as for Ctrl-C, and
     ``ClosedWhileStarting`` is raised.
+
+    Abandoned (a stop), ``work`` ends before the model's next module (``exiting.end_if_abandoned``, a global forward
+    pre-hook while it runs), unless ``module_checks`` is False: for ``torch.compile``, whose compiled graph guards on
+    the global hooks, so removing the hook after the warm-up compiled the model again on its first frame.
 
     The first model calls start the engine's worker threads (OpenVINO's pool is created when the
     model compiles, torch's OpenMP team on first use); started from a niced thread they stay niced
@@ -569,12 +573,19 @@ def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = N
 
     def target() -> None:
         lower_thread_priority()
+        # abandoned (a stop, the window closed), the work ends before the model's next module (exiting.end_if_abandoned):
+        # the hook costs ~2.4 us a module call (~1 ms a frame of tiny's 470, 1-2%), and only while this thread runs
+        checks = torch.nn.modules.module.register_module_forward_pre_hook(_end_if_abandoned) if module_checks else None
         try:
             with torch.inference_mode():
                 work_here()
+        except exiting.Abandoned:  # the caller has left: nothing to report
+            pass
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             errors.append(exc)
         finally:
+            if checks is not None:
+                checks.remove()
             done.set()
 
     thread = threading.Thread(target=target, name="birefvid-live-warm-up", daemon=True)
@@ -598,6 +609,13 @@ def run_niced(work: Callable[[], None], closed: Optional[Callable[[], bool]] = N
         raise
     if errors:
         raise errors[0]
+
+
+def _end_if_abandoned(module: torch.nn.Module, args: Any) -> None:
+    """A forward pre-hook for every module: ``exiting.end_if_abandoned``; nothing while a model is traced (an export
+    in this process, whose strict tracer would stop at the thread check)."""
+    if not torch.compiler.is_compiling():
+        exiting.end_if_abandoned()
 
 
 def finish_sinks(sinks: list[LiveSink], failed: bool) -> None:
@@ -744,9 +762,10 @@ def run_live_job(
                         first = newest
 
                 try:
+                    checks = seg.backend != "torch-compile"  # its compiled graph guards on the module hooks
                     with export_handed_over_ahead(seg, first.frame.image.shape[:2], job.latency_budget_ms is not None):
-                        run_niced(warm_up, runner.closed_while_starting)
-                    run_niced(catch_up, runner.closed_while_starting)
+                        run_niced(warm_up, runner.closed_while_starting, checks)
+                    run_niced(catch_up, runner.closed_while_starting, checks)
                 except ClosedWhileStarting:  # the window closed (or q pressed) during a 20-40 s first export: end now, not after it
                     runner.end_before_start(time.monotonic())
                     shown = False
