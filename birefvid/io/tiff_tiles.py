@@ -41,6 +41,8 @@ _SHORT, _LONG = 3, 4
 # a strip this many rows at most: OpenCV refuses a picture over 2^20 rows (OPENCV_IO_MAX_IMAGE_HEIGHT)
 _MAX_ROWS = 1 << 16
 
+Decoder = Callable[[np.ndarray], Optional[np.ndarray]]  # cv2.imdecode with the caller's flags: None when it fails
+
 
 @dataclass(frozen=True)
 class TileGrid:
@@ -91,7 +93,7 @@ def tile_grid(data: memoryview) -> Optional[TileGrid]:
     return grid
 
 
-def decode_tiled(data: np.ndarray, grid: TileGrid, decode: Callable[[np.ndarray], Optional[np.ndarray]]) -> Optional[np.ndarray]:
+def decode_tiled(data: np.ndarray, grid: TileGrid, decode: Decoder) -> Optional[np.ndarray]:
     """The picture of the tiled TIFF whose bytes are ``data`` (writable: its IFD is rewritten for a while, then put
     back), upright by its Orientation, as ``decode`` (``cv2.imdecode`` with the caller's flags) gives a striped
     picture: gray, BGR or BGRA. None when a tile does not decode (damaged or cut off), as OpenCV's None says."""
@@ -101,7 +103,7 @@ def decode_tiled(data: np.ndarray, grid: TileGrid, decode: Callable[[np.ndarray]
     return np.ascontiguousarray(UPRIGHT[grid.orientation](stored))  # the stored one is dropped on return
 
 
-def _stored_picture(data: np.ndarray, grid: TileGrid, decode: Callable[[np.ndarray], Optional[np.ndarray]]) -> Optional[np.ndarray]:
+def _stored_picture(data: np.ndarray, grid: TileGrid, decode: Decoder) -> Optional[np.ndarray]:
     """The picture as stored (not yet turned), put together a tile row, or a part of one, at a time."""
     view = memoryview(data)
     ifd = first_ifd(view)
