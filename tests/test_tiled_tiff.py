@@ -148,3 +148,12 @@ def test_a_cut_out_of_a_tiled_tiff_stored_turned_is_upright(tmp_path, red_key):
     assert cut.shape[:2] == picture.shape[:2]
     assert (np.abs(cut[..., :3][subject].astype(int) - picture[subject]) <= 1).all()
     assert (cut[..., 3][subject] == 255).all() and (cut[..., 3][background] == 0).all()
+
+
+def test_a_tile_row_taller_than_opencv_takes_is_decoded_in_parts(tmp_path, monkeypatch):
+    """A tile row is decoded as one strip picture a tile wide, unless stacking its tiles would pass the rows OpenCV
+    takes (a 100000-pixel-wide GIS mosaic in 16 x 256 tiles): then a few tiles at a time, each in its place. The
+    limit is lowered here so that a small picture, 4 tiles across, is decoded 2 tiles at a time."""
+    monkeypatch.setattr("birefvid.io.tiff_tiles._MAX_ROWS", 32)
+    pixels = stored_pixels("RGBA")
+    assert_reads_as(write(tmp_path / "tiled.tif", pixels, 6, tile=(16, 16), compression="zlib"), pixels, 6)
