@@ -70,8 +70,7 @@ def test_an_8_bit_straight_alpha_tiff_reads_upright_with_its_colours_and_alpha(t
     check_layer_read(write_tiff(tmp_path / "layer.tif", STORED[orientation](layer), orientation), layer)
 
 
-# OpenCV places the tiles of an 8-bit tiled TIFF turned 2, 3, 6 or 7 where they are stored (each turned within itself):
-# libtiff's TIFFReadRGBATile, as OpenCV 4.14 uses it, whatever the alpha; so tiled is checked upright and turned 8
+# tiled TIFFs in every orientation, compression and channel count: test_tiled_tiff.py
 @pytest.mark.parametrize("orientation", [1, 8])
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_straight_alpha_reads_in_each_tiff_layout(tmp_path, layout, orientation):

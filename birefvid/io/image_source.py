@@ -27,6 +27,7 @@ from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
 from birefvid.io.plate_formats import PLATE_EXTENSIONS, unread_plate_reason
 from birefvid.io.tiff_tags import FirstIfd, first_ifd
+from birefvid.io.tiff_tiles import UPRIGHT, decode_tiled, tile_grid
 from birefvid.sequence_names import name_template, numbered_name
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
@@ -237,9 +238,7 @@ def _float_alpha(path: Path, deep: bool) -> Optional[np.ndarray]:
     return alpha if deep else cv2.convertScaleAbs(alpha, alpha=1 / 257.0)
 
 
-# numpy for Pillow's exif_transpose methods, by EXIF orientation (2-8): flips, then quarter turns counter-clockwise
-_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: np.rot90(a, 2), 4: lambda a: a[::-1], 5: lambda a: np.rot90(a[:, ::-1], 1),
-           6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a[:, ::-1], -1), 8: lambda a: np.rot90(a, 1)}  # fmt: skip
+_ORIENT = UPRIGHT  # numpy for Pillow's exif_transpose methods, by EXIF orientation (2-8), as for TIFF's
 
 
 def _deep_alpha(path: Path, im: "Image.Image", deep: bool = True) -> Optional[np.ndarray]:
@@ -386,14 +385,15 @@ def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
     and GIS tools'), whose 16-bit and float pictures OpenCV decodes as noise and older OpenCV refuses whole, is
     decoded a channel at a time: each channel is the same file's gray picture (``_planar_tiff_planes``), which
     libtiff decodes as it does any (its compression, predictor and orientation), so it reads as its interleaved twin.
-    An 8-bit RGBA TIFF with straight alpha keeps its colours as stored (``_straight_alpha_kept``)."""
+    An 8-bit RGBA TIFF with straight alpha keeps its colours as stored (``_straight_alpha_kept``), and an 8-bit tiled
+    one reads as its striped twin (``tiff_tiles``)."""
     planes = _planar_tiff_planes(data)
     if planes is None:
         with _straight_alpha_kept(data) as stored:
-            return cv2.imdecode(stored, flags)
+            return _decode_interleaved(stored, flags)
     if not planes:
         return None
-    channels = [cv2.imdecode(plane(), cv2.IMREAD_UNCHANGED) for plane in planes]  # one copy of the file at a time
+    channels = [_decode_interleaved(plane(), cv2.IMREAD_UNCHANGED) for plane in planes]  # one copy of the file at a time
     if any(c is None or c.ndim != 2 or c.shape != channels[0].shape for c in channels):
         return None  # a channel libtiff cannot decode: damaged, as the whole file would be
     colour, alpha = channels[:3] if len(channels) >= 3 else channels[:1], channels[3:4] if len(channels) >= 3 else channels[1:2]
@@ -401,6 +401,23 @@ def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
         alpha = []
     kept = colour[::-1] + alpha  # RGB(A) as OpenCV's BGR(A)
     return kept[0] if len(kept) == 1 else np.dstack(kept)
+
+
+def _decode_interleaved(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
+    """``cv2.imdecode(data, flags)``, but an 8-bit tiled TIFF is decoded a tile row at a time as strips, which
+    OpenCV 4.14 reads right (``tiff_tiles``: it put the tiles of one stored mirrored in the wrong places, and refused
+    an uncompressed one of small tiles). One over OpenCV's pixel limit, or decoded scaled down (``IMREAD_REDUCED_*``),
+    is left to OpenCV, which refuses or scales it as it does any picture."""
+    reduced = flags != cv2.IMREAD_UNCHANGED and flags & _REDUCED_BITS  # UNCHANGED is -1: every bit set
+    grid = None if reduced else tile_grid(memoryview(data))
+    if grid is None or grid.width * grid.height > opencv_pixel_limit():
+        return cv2.imdecode(data, flags)
+    writable = data if data.flags.writeable else data.copy()  # its IFD is rewritten while it is decoded
+    return decode_tiled(writable, grid, lambda strips: cv2.imdecode(strips, flags))
+
+
+# the bits of OpenCV's IMREAD_REDUCED_* flags (2, 4, 8: 16, 32, 64), whatever the colour bit beside them
+_REDUCED_BITS = cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_REDUCED_GRAYSCALE_4 | cv2.IMREAD_REDUCED_GRAYSCALE_8
 
 
 # the classic TIFF tags a planar picture's channels are re-described by; the rest of its header is kept as it is
