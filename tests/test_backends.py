@@ -153,7 +153,8 @@ def test_a_run_waits_for_another_processs_export_of_the_same_model(b0, tmp_path,
     path = cached_onnx_path(b0, (64, 64))
     path.parent.mkdir(parents=True)
     got: list = []
-    with export_lock(path):  # "another process" exporting (flock locks separate opens, threads too)
+    # at WARNING whatever an earlier test in this worker left the birefvid logger at (a -q run)
+    with caplog.at_level("WARNING", logger="birefvid"), export_lock(path):  # "another process" exporting (flock locks separate opens, threads too)
         waiter = threading.Thread(target=lambda: got.append(cached_onnx(b0, (64, 64))), daemon=True)
         waiter.start()
         time.sleep(1.0)
