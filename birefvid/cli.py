@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="birefvid", description="Cut subjects out of images, video and live streams with BiRefNet.")
     parser.add_argument("--version", action="version", version=f"birefvid {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    # before the command too (`birefvid -q process ...`), as -v; its own dest, or the command's default False replaced it
+    parser.add_argument("-q", "--quiet", dest="quiet_before_command", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         # `birefvid COMMAND @FILE` reads arguments from FILE, one a line, so a camera's password, a stream key or a
@@ -139,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         # after the command too (`birefvid process a.mp4 -o b.mov -v`), where a user adds it; SUPPRESS keeps a leading -v
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details")
         module.register(command)
+        if "-q" not in command._option_string_actions:  # every command takes -q, so a script can pass it to any (models, serve)
+            command.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     return parser
+
+
+# what -q means in every command; each command's own --help says what it leaves out there
+QUIET_HELP = "no progress, summary or informational lines (errors, warnings and the result still shown)"
 
 
 @contextlib.contextmanager
@@ -496,11 +504,20 @@ class CliLogFormatter(logging.Formatter):
         return text if getattr(record, "shows_secret", False) else hide_urls_in(text)
 
 
-def _log_handler(verbose: bool) -> logging.Handler:
-    """The stderr handler of the CLI's log lines, in its own style, without third-party noise."""
+def _not_a_notice(record: logging.LogRecord) -> bool:
+    """False for a notice (``errors.NOTICE``: a first export's steps, OpenVINO's first compile, a download, a wait for
+    another run's export): under ``-q`` it is an informational line like a progress line, and a cron job or a CI step
+    run with ``-q`` got eight of them on a first run, while warnings and errors are kept."""
+    return not getattr(record, "notice", False)
+
+
+def _log_handler(verbose: bool, quiet: bool = False) -> logging.Handler:
+    """The stderr handler of the CLI's log lines, in its own style, without third-party noise (nor notices, ``quiet``)."""
     handler = logging.StreamHandler()
     handler.setFormatter(CliLogFormatter(verbose=verbose))
     handler.addFilter(_third_party_noise)
+    if quiet:
+        handler.addFilter(_not_a_notice)
     return handler
 
 
@@ -511,9 +528,10 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _Parser.dashed = tuple(a for a in argv if a.startswith("-") and a != "-" and os.path.lexists(a))
-    _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose")]) <= 1
+    _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose", "-q", "--quiet")]) <= 1
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose)])
+    args.quiet = bool(getattr(args, "quiet", False) or args.quiet_before_command)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose, args.quiet)])
     code = guarded("birefvid", lambda: _run(args))
     if exiting.must_exit_now():  # a worker is still in native code (a model export): a normal exit would abort under it
         for stream in (sys.stdout, sys.stderr):
