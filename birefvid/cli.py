@@ -294,30 +294,40 @@ def _escape_what_stdout_cannot_encode() -> None:
 
 
 class _DiagnosticStream:
-    """sys.stderr that drops what it cannot write once its reader has gone.
+    """sys.stderr that drops what it cannot write, and everything once its reader has gone.
 
     Progress, warnings and summaries are diagnostics: a log reader that left (``2>&1 >/dev/null |
     head -1``, a ``tee`` or log shipper that died) made the next progress line raise BrokenPipeError,
     which ended an hour-long run with exit 1 and threw its output away. Now the rest goes to devnull
-    and the run finishes (a closed *stdout*, which carries data, still ends the command: exit 141)."""
+    and the run finishes (a closed *stdout*, which carries data, still ends the command: exit 141).
+    A log on a full disk (``2>>run.log``, ``2>/dev/full``) or another failed write costs that line only:
+    it ended a run whose output was written with a traceback and exit 1, and a bad input with exit 1, not 2.
+    A non-blocking stderr (``standard_output.waiting_view``) is waited on, as a blocking one is."""
 
     def __init__(self, stream: Any) -> None:
-        self._stream = stream
+        self.given = stream  # what main() found, to put back
+        self.gone = False  # its reader left: the rest goes to devnull
+        self._stream = standard_output.waiting_view(stream, 2)
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
             self._gone()
-            return len(text)
+        except OSError:  # this line is lost; the next may find room (a log's disk freed)
+            pass
+        return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
             self._gone()
+        except OSError:
+            pass
 
     def _gone(self) -> None:
+        self.gone = True
         try:  # the descriptor too: child processes (ffmpeg) and C code write to it directly
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, self._stream.fileno())
@@ -420,7 +430,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise SystemExit(code) from None
         raise
     finally:
-        if sys.stderr is diagnostics and diagnostics._stream is given:  # a caller's (a test's) own stream comes back
+        if sys.stderr is diagnostics and diagnostics.given is given and not diagnostics.gone:  # a caller's (a test's) own stream comes back
+            with contextlib.suppress(OSError, ValueError):
+                diagnostics.flush()  # what a view of it still buffers
             sys.stderr = given
         standard_output.restore(given_stdout)
         if argv is None:  # the console command, not a caller's main([...])
