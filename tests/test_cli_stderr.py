@@ -94,3 +94,35 @@ def test_a_log_on_a_full_disk_costs_its_lines_not_the_run_or_its_exit_status(tmp
     assert bad.returncode == 2
     assert good.returncode == 0
     assert (tmp_path / "out.png").stat().st_size > 0
+
+
+def test_a_terminal_left_non_blocking_still_gets_the_progress_bar(tmp_path, pvt_b0_weights):
+    """A terminal's stderr that a parent left non-blocking (a Node.js tool run in a terminal) is written through a
+    waiting view; that view must still say it is a terminal, or the bar gave way to the log lines of a pipe."""
+    import pty
+
+    clip = make_video(tmp_path / "clip.mp4", n_frames=4, size=(64, 48), with_audio=False).path
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide: an empty bar
+    os.set_blocking(slave, False)
+    child = subprocess.Popen([sys.executable, "-m", "birefvid", "process", str(clip), "-o", str(tmp_path / "out.mov"),
+                              "--weights", str(pvt_b0_weights), "--resolution", "64", "--backend", "torch"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=_env())  # fmt: skip
+    os.close(slave)
+    shown = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child's end closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        assert child.wait(timeout=300) == 0, shown
+        os.close(master)
+    assert b"4/4" in shown and b"frame/s" in shown, shown  # tqdm's bar, not "processed 4/4 frames" lines
