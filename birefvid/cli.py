@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="birefvid", description="Cut subjects out of images, video and live streams with BiRefNet.")
     parser.add_argument("--version", action="version", version=f"birefvid {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    # before the command too (`birefvid -q process ...`), as -v; its own dest, or the command's default False replaced it
+    parser.add_argument("-q", "--quiet", dest="quiet_before_command", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         # `birefvid COMMAND @FILE` reads arguments from FILE, one a line, so a camera's password, a stream key or a
@@ -139,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         # after the command too (`birefvid process a.mp4 -o b.mov -v`), where a user adds it; SUPPRESS keeps a leading -v
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug details")
         module.register(command)
+        if "-q" not in command._option_string_actions:  # every command takes -q, so a script can pass it to any (models, serve)
+            command.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     return parser
+
+
+# what -q means in every command; each command's own --help says what it leaves out there
+QUIET_HELP = "no progress, summary or informational lines (errors, warnings and the result still shown)"
 
 
 @contextlib.contextmanager
@@ -286,30 +294,40 @@ def _escape_what_stdout_cannot_encode() -> None:
 
 
 class _DiagnosticStream:
-    """sys.stderr that drops what it cannot write once its reader has gone.
+    """sys.stderr that drops what it cannot write, and everything once its reader has gone.
 
     Progress, warnings and summaries are diagnostics: a log reader that left (``2>&1 >/dev/null |
     head -1``, a ``tee`` or log shipper that died) made the next progress line raise BrokenPipeError,
     which ended an hour-long run with exit 1 and threw its output away. Now the rest goes to devnull
-    and the run finishes (a closed *stdout*, which carries data, still ends the command: exit 141)."""
+    and the run finishes (a closed *stdout*, which carries data, still ends the command: exit 141).
+    A log on a full disk (``2>>run.log``, ``2>/dev/full``) or another failed write costs that line only:
+    it ended a run whose output was written with a traceback and exit 1, and a bad input with exit 1, not 2.
+    A non-blocking stderr (``standard_output.waiting_view``) is waited on, as a blocking one is."""
 
     def __init__(self, stream: Any) -> None:
-        self._stream = stream
+        self.given = stream  # what main() found, to put back
+        self.gone = False  # its reader left: the rest goes to devnull
+        self._stream = standard_output.waiting_view(stream, 2)
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
             self._gone()
-            return len(text)
+        except OSError:  # this line is lost; the next may find room (a log's disk freed)
+            pass
+        return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
             self._gone()
+        except OSError:
+            pass
 
     def _gone(self) -> None:
+        self.gone = True
         try:  # the descriptor too: child processes (ffmpeg) and C code write to it directly
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, self._stream.fileno())
@@ -412,7 +430,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise SystemExit(code) from None
         raise
     finally:
-        if sys.stderr is diagnostics and diagnostics._stream is given:  # a caller's (a test's) own stream comes back
+        if sys.stderr is diagnostics and diagnostics.given is given and not diagnostics.gone:  # a caller's (a test's) own stream comes back
+            with contextlib.suppress(OSError, ValueError):
+                diagnostics.flush()  # what a view of it still buffers
             sys.stderr = given
         standard_output.restore(given_stdout)
         if argv is None:  # the console command, not a caller's main([...])
@@ -497,11 +517,20 @@ class CliLogFormatter(logging.Formatter):
         return text if getattr(record, "shows_secret", False) else hide_urls_in(text)
 
 
-def _log_handler(verbose: bool) -> logging.Handler:
-    """The stderr handler of the CLI's log lines, in its own style, without third-party noise."""
+def _not_a_notice(record: logging.LogRecord) -> bool:
+    """False for a notice (``errors.NOTICE``: a first export's steps, OpenVINO's first compile, a download, a wait for
+    another run's export): under ``-q`` it is an informational line like a progress line, and a cron job or a CI step
+    run with ``-q`` got eight of them on a first run, while warnings and errors are kept."""
+    return not getattr(record, "notice", False)
+
+
+def _log_handler(verbose: bool, quiet: bool = False) -> logging.Handler:
+    """The stderr handler of the CLI's log lines, in its own style, without third-party noise (nor notices, ``quiet``)."""
     handler = logging.StreamHandler()
     handler.setFormatter(CliLogFormatter(verbose=verbose))
     handler.addFilter(_third_party_noise)
+    if quiet:
+        handler.addFilter(_not_a_notice)
     return handler
 
 
@@ -512,9 +541,10 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _Parser.dashed = tuple(a for a in argv if a.startswith("-") and a != "-" and os.path.lexists(a))
-    _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose")]) <= 1
+    _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose", "-q", "--quiet")]) <= 1
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose)])
+    args.quiet = bool(getattr(args, "quiet", False) or args.quiet_before_command)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose, args.quiet)])
     code = guarded("birefvid", lambda: _run(args))
     if exiting.must_exit_now():  # a worker is still in native code (a model export): a normal exit would abort under it
         for stream in (sys.stdout, sys.stderr):

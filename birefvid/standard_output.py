@@ -109,6 +109,10 @@ class _WaitingWriter(io.RawIOBase):
     def fileno(self) -> int:
         return self._fd
 
+    def isatty(self) -> bool:
+        """A terminal's, as the stream it replaces says: a progress bar is drawn on it (a parent may leave a terminal non-blocking too)."""
+        return os.isatty(self._fd)
+
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         written = 0
@@ -124,12 +128,14 @@ class _WaitingWriter(io.RawIOBase):
         super().close()
 
 
-def _waiting_view(stream: Any) -> Any:
-    """``stream`` if it is no non-blocking standard output, else a text stream on the same descriptor, with the same
-    encoding, errors and buffering, whose writes wait for room rather than fail with EAGAIN."""
+def waiting_view(stream: Any, fd: int = 1) -> Any:
+    """``stream`` if it is no non-blocking standard output (``fd`` 2: standard error), else a text stream on the same
+    descriptor, with the same encoding, errors and buffering, whose writes wait for room rather than fail with EAGAIN.
+
+    Standard error needs it as much: Python's is unbuffered, and an unbuffered write that finds the pipe full is
+    dropped without a word, so a Node.js parent whose event loop was busy lost warnings and the error line itself."""
     try:
-        fd = stream.fileno()
-        if fd != 1 or os.get_blocking(fd) or not isinstance(stream, io.TextIOWrapper):
+        if stream.fileno() != fd or os.get_blocking(fd) or not isinstance(stream, io.TextIOWrapper):
             return stream
     except (AttributeError, OSError, ValueError):  # no descriptor: a caller's StringIO, pytest's capture, Jupyter's
         return stream
@@ -146,7 +152,7 @@ def install() -> Any:
     given = sys.stdout
     _failure[0], _settled[0] = None, False
     if given is not None and not isinstance(given, _Checked):
-        sys.stdout = _Checked(_waiting_view(given), given)
+        sys.stdout = _Checked(waiting_view(given), given)
     return given
 
 

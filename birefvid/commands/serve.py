@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + STOP_WAIT_S
     while service.admitted and time.monotonic() < deadline:  # the pictures already in get their answers
         time.sleep(0.1)
-    print("birefvid: stopped", file=sys.stderr, flush=True)
+    if not getattr(args, "quiet", False):  # the start line is the server's address (stdout, read by scripts); this one is only news
+        print("birefvid: stopped", file=sys.stderr, flush=True)
     return 0
 
 
