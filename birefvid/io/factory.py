@@ -157,7 +157,7 @@ def check_sink_options(path: str | Path, kind: Kind, **encoder: Any) -> None:
 
 def _check_sequence_options(path: str | Path, kind: str, encoder: dict[str, Any]) -> None:
     """SinkError for what an image sequence at ``path`` cannot be: colour in OpenEXR, which is scene-linear (the
-    display-referred sRGB/BT.709 pictures written as they are would be read too dark and too contrasty), and any
+    display-referred sRGB/BT.709 pictures written as they are would be taken for linear light and shown washed out), and any
     encoder option: its files are lossless PNG, TIFF or EXR, and a codec, pixel format, rate or speed for them was
     dropped without a word."""
     target = sequence_folder(path)
