@@ -1,4 +1,4 @@
-"""File-name patterns for a PNG-sequence output: ``out/matte.%04d.png`` (ffmpeg's) or ``out/matte.####.png`` (Nuke's).
+"""File-name patterns for an image-sequence output: ``out/matte.%04d.png`` (ffmpeg's) or ``out/matte.####.tif`` (Nuke's).
 
 Compositors conform a matte to its plate by name and number (``plate.1001.png`` -> ``matte.1001.png``); a pattern
 names the files, its folder is the sequence's folder, exactly as ``-o out/`` would be.
@@ -19,8 +19,10 @@ _FIELD = r"%(?:0[1-9]\d*)?d|#+"
 _TOKEN = re.compile(_FIELD)
 # a name whose number field is right before its extension, as sequences are named
 _FIELD_LAST = re.compile(rf"(.*?)({_FIELD})(\.[A-Za-z0-9]+)")
-# the endings a pattern may have: a picture format's (only .png is written; the others are one error line)
+# the endings a pattern may have: a picture format's (those of SEQUENCE_FORMATS are written; the others are one error line)
 _PICTURES = frozenset({*IMAGE_EXTENSIONS, ".exr", ".dpx", ".cin"})
+# the formats an image-sequence output is written in, by a pattern's ending (a folder, ``-o out/``, is PNG)
+SEQUENCE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".exr": "OpenEXR"}
 
 
 # what a file browser leaves in a folder it showed (macOS' Finder, Windows' Explorer): no one's render, so a pattern's
@@ -90,7 +92,7 @@ def sequence_pattern(path: str | Path) -> Optional[SequencePattern]:
     """The pattern ``path``'s file name holds (``matte.%04d.png``, ``matte.####.png``: the number field right before a
     picture's extension, as sequences are named), or None for a plain path (``take#2.mov`` is a video's name).
 
-    SinkError for a pattern of another picture format (``.exr``, ``.tif``: a PNG sequence is what is written) or one
+    SinkError for a pattern of a picture format not written (``.dpx``, ``.jpg``: ``SEQUENCE_FORMATS`` are) or one
     holding two frame-number fields."""
     text = str(path)
     name = Path(text).name
@@ -100,9 +102,9 @@ def sequence_pattern(path: str | Path) -> Optional[SequencePattern]:
     prefix, token, suffix = match.groups()
     if _TOKEN.search(prefix):
         raise SinkError(f"{text}: a sequence pattern holds one frame-number field (%04d or ####), this one two")
-    if suffix.lower() != ".png":
-        raise SinkError(f"{text}: image sequences are written as PNG; end the pattern in .png "
-                        f"({prefix}{token}.png), or name a video file")  # fmt: skip
+    if suffix.lower() not in SEQUENCE_FORMATS:
+        raise SinkError(f"{text}: image sequences are written as PNG, TIFF or OpenEXR (the matte); end the pattern in .png, "
+                        f".tif or .exr ({prefix}{token}.png), or name a video file")  # fmt: skip
     digits = len(token) if token.startswith("#") else int(token[1:-1] or 1)
     return SequencePattern(Path(text).parent, prefix, suffix, digits, token)
 

@@ -70,8 +70,9 @@ def test_a_pattern_for_also_and_a_video_input(tmp_path, plate, seg):
 
 
 def test_bad_patterns_are_one_error_line(tmp_path, plate, run, capsys):
-    """An EXR or TIFF pattern, two number fields: one line each, nothing written."""
-    for pattern, phrase in (("m.####.exr", "written as PNG"), ("m.%04d.tif", "written as PNG"), ("m.%04d.####.png", "one frame-number field")):
+    """A DPX or JPEG pattern (formats not written), two number fields: one line each, nothing written."""
+    for pattern, phrase in (("m.####.dpx", "written as PNG, TIFF or OpenEXR"), ("m.%04d.jpg", "end the pattern in .png, .tif or .exr"),
+                            ("m.%04d.####.png", "one frame-number field")):  # fmt: skip
         assert run(plate, "-o", tmp_path / "out" / pattern) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("birefvid: error:") and phrase in err[0], err

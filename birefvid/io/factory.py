@@ -19,7 +19,7 @@ from birefvid.io.base import Sink, Source, is_url
 from birefvid.io.formats import KINDS, EncoderSpec, Kind, check_encoder, choose_encoder, sample_bits
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
-from birefvid.sequence_names import check_own_folder, check_previous_run, sequence_folder, sequence_pattern
+from birefvid.sequence_names import SEQUENCE_FORMATS, check_own_folder, check_previous_run, sequence_folder, sequence_pattern
 from birefvid.io.subtitles import has_subtitles
 from birefvid.io.trim import TimeWindow, timecode_frame
 from birefvid.io.scale import scaled_size
@@ -63,8 +63,8 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
 
 
 def is_sequence_target(path: str | Path) -> bool:
-    """True when ``path`` names a PNG-sequence folder: no extension, an existing folder, a trailing slash, or a
-    file-name pattern (``out/matte.%04d.png``, ``out/matte.####.png``)."""
+    """True when ``path`` names an image-sequence folder: no extension, an existing folder, a trailing slash (PNG), or
+    a file-name pattern (``out/matte.%04d.png``, ``out/matte.####.tif``, ``out/matte.%04d.exr``)."""
     text = str(path)
     if sequence_pattern(text):
         return True
@@ -73,7 +73,7 @@ def is_sequence_target(path: str | Path) -> bool:
 
 
 def sequence_numbering(target: Path, info: StreamInfo) -> tuple[int, int]:
-    """A PNG sequence's first file number and its least padding: the start timecode's frame number when the source
+    """An image sequence's first file number and its least padding: the start timecode's frame number when the source
     has one (editors such as Resolve read an image sequence's timecode from it, so the cut-out conforms), else 1."""
     start = timecode_frame(info.timecode, info.average_rate) if info.timecode and info.average_rate else None
     if start is None:
@@ -114,18 +114,18 @@ def open_sink(
     target = Path(path)
     want_audio = audio and audio_from is not None
     if is_sequence_target(path):
-        encoder.pop("bits", None)  # a folder's PNGs are 16-bit when given uint16 pictures
+        encoder.pop("bits", None)  # a folder's PNGs (TIFFs) are 16-bit when given uint16 pictures
         pattern = sequence_pattern(path)
         target = sequence_folder(path)
-        _check_sequence_options(target, encoder)
+        _check_sequence_options(path, kind, encoder)
         check_own_folder(path)
         if pattern:  # before check_target's 'use --overwrite', which this would refuse
             check_previous_run(pattern, overwrite=overwrite)
         check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
-            log.warning("PNG sequences cannot hold audio; the audio of %s is not written", shown_url(str(audio_from)))
+            log.warning("image sequences cannot hold audio; the audio of %s is not written", shown_url(str(audio_from)))
         if info.sample_aspect_ratio:
-            log.warning("%s: the input's pixels are not square (aspect %s); the PNGs keep its %dx%d pixels, "
+            log.warning("%s: the input's pixels are not square (aspect %s); the pictures keep its %dx%d pixels, "
                         "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
         first, digits = sequence_numbering(target, info)
         return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits, overwrite=overwrite,
@@ -149,19 +149,29 @@ def check_sink_options(path: str | Path, kind: Kind, **encoder: Any) -> None:
     """What ``open_sink`` would refuse about ``path``'s container and ``encoder``'s options, without opening anything."""
     encoder.pop("bits", None)
     if is_sequence_target(path):
-        _check_sequence_options(sequence_folder(path), encoder)
+        _check_sequence_options(path, kind, encoder)
         check_own_folder(path)
     else:
         check_encoder(Path(path), kind, **encoder)
 
 
-def _check_sequence_options(target: Path, encoder: dict[str, Any]) -> None:
-    """A PNG folder is lossless PNG: a codec, pixel format, rate or speed for it was dropped without a word."""
+def _check_sequence_options(path: str | Path, kind: str, encoder: dict[str, Any]) -> None:
+    """SinkError for what an image sequence at ``path`` cannot be: colour in OpenEXR, which is scene-linear (the
+    display-referred sRGB/BT.709 pictures written as they are would be taken for linear light and shown washed out), and any
+    encoder option: its files are lossless PNG, TIFF or EXR, and a codec, pixel format, rate or speed for them was
+    dropped without a word."""
+    target = sequence_folder(path)
+    suffix = pattern.suffix.lower() if (pattern := sequence_pattern(path)) else ".png"
+    if SEQUENCE_FORMATS[suffix] == "OpenEXR" and kind != "mask":
+        raise SinkError(f"{path}: OpenEXR sequences are written for the matte only ({option('output', 'mask')}, or "
+                        f"{option('also')} mask=out/m.%04d.exr): EXR colour is scene-linear, which birefvid does not write; "
+                        f"end the pattern in .tif (16-bit TIFF) or .png for this output")  # fmt: skip
+    own = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".exr": "exr"}[suffix]
     given = [option(name) for name in ("codec", "pix_fmt", "crf", "bitrate", "preset")
-             if encoder.get(name) is not None and not (name == "codec" and encoder[name] == "png")]  # fmt: skip
+             if encoder.get(name) is not None and not (name == "codec" and encoder[name] == own)]  # fmt: skip
     if given:
-        raise SinkError(f"{target} is a folder: image sequences are always lossless PNG, which takes no {', '.join(given)} "
-                        "(drop it, or name a video file with an extension)")  # fmt: skip
+        raise SinkError(f"{target} is a folder: image sequences are always lossless {SEQUENCE_FORMATS[suffix]}, which takes "
+                        f"no {', '.join(given)} (drop it, or name a video file with an extension)")  # fmt: skip
 
 
 def _say_if_odd_h26x(target: Path, spec: EncoderSpec, info: StreamInfo) -> None:
@@ -178,10 +188,14 @@ def _say_if_odd_h26x(target: Path, spec: EncoderSpec, info: StreamInfo) -> None:
 
 
 def output_sample_bits(path: str | Path, kind: Kind, info: StreamInfo, **encoder: Any) -> int:
-    """Bits a sample of the output ``open_sink`` would open at ``path`` holds, without opening it: a PNG
-    folder's 16 when ``bits`` > 8 asks for more, a video's pixel format's, 8 for GIF/WebP/APNG (and for a
-    request ``open_sink`` will refuse, which it then says why)."""
+    """Bits a sample of the output ``open_sink`` would open at ``path`` holds, without opening it: a PNG or TIFF
+    sequence's 16 when ``bits`` > 8 asks for more, an OpenEXR matte's 16 always (half floats: its 8-bit matte would
+    be float steps of 1/255), a video's pixel format's, 8 for GIF/WebP/APNG (and for a request ``open_sink`` will
+    refuse, which it then says why)."""
     if is_sequence_target(path):
+        pattern = sequence_pattern(path)
+        if pattern is not None and pattern.suffix.lower() == ".exr":
+            return 16
         return 16 if encoder.get("bits", 8) > 8 else 8
     try:
         spec = choose_encoder(Path(path), kind, info.width, info.height, **encoder)

@@ -59,8 +59,8 @@ def output_settings(kind: str, sink: Any, composite_bits: int) -> dict[str, Any]
     """One output's resolved settings for the report: its kind, codec, the bits a sample its pictures keep (8 when
     composited at 8 bits, whatever the format holds) and the frames it holds (a video of a plate with a missing frame
     holds one more than were read); the caller adds the path it was written to."""
-    spec = getattr(sink, "spec", None)  # a video's or animation's EncoderSpec; a PNG folder has none
-    settings = {"kind": kind, "codec": spec.codec if spec is not None else "png", "bit_depth": sink.sample_bits if composite_bits > 8 else 8}
+    spec = getattr(sink, "spec", None)  # a video's or animation's EncoderSpec; an image sequence has none, but its format
+    settings = {"kind": kind, "codec": spec.codec if spec is not None else getattr(sink, "codec", "png"), "bit_depth": sink.sample_bits if composite_bits > 8 else 8}
     frames = sink.frames_held()
     return settings if frames is None else {**settings, "frames": frames}
 
