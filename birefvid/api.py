@@ -195,6 +195,7 @@ def build_file_job(
     max_size: Optional[int] = None,
     deinterlace: bool = True,
     video_stream: Optional[int] = None,
+    input_colors: str = "auto",
     bit_depth: Union[str, int] = "auto",
     queue_size: int = 4,
     also: Iterable[Union[str, tuple[str, PathLike], OutputSpec]] = (),
@@ -208,6 +209,9 @@ def build_file_job(
     ``max_size`` scales the pictures down so the longer side is at most that many pixels;
     ``deinterlace=False`` keeps interlaced frames as decoded (combed) instead of deinterlacing them.
     ``video_stream=N``: a file's N-th video stream (``#N`` of the warning about several) instead of ffmpeg's choice.
+    ``input_colors``: the YUV matrix of a video that names none (most H.264 from plain ffmpeg or x264): "auto" reads HD
+    (1280 wide, or taller than 576) as BT.709 and smaller as BT.601, as players show them, "bt709" or "bt601"; its video
+    outputs are tagged with it. A matrix the video names is kept.
     ``bit_depth``: "auto" keeps a 10-bit or deeper source's depth where the output's format holds it,
     8 works in 8 bits (faster), 16 composites at 16 bits whatever the source.
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` shape the matte (see
@@ -238,7 +242,7 @@ def build_file_job(
         backdrop = None  # the composite outputs are the extra ones
     return FileJob(
         source=SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace,  # type: ignore[arg-type]
-                          video_stream=video_stream),
+                          video_stream=video_stream, input_colors=input_colors),
         output=OutputSpec(
             str(output), kind=kind, background=backdrop, codec=codec, crf=crf, bitrate=_bitrate_text(bitrate), pix_fmt=pix_fmt,
             preset=preset, **shared,  # type: ignore[arg-type]
@@ -312,6 +316,7 @@ def iter_masks(
     max_size: Optional[int] = None,
     deinterlace: bool = True,
     video_stream: Optional[int] = None,
+    input_colors: str = "auto",
     **model_options: Any,
 ) -> Iterator[tuple["np.ndarray", "np.ndarray"]]:
     """Each frame of a video (or image folder, glob) with its mask, in Python, no file written:
@@ -327,7 +332,7 @@ def iter_masks(
     _check_control("iter_masks", segmenter, None, None, None)
     _check_segmenter_keywords("iter_masks", segmenter, model_options)
     source = SourceSpec(str(input), decoder=decoder, fps=fps, start=start, end=end, max_size=max_size, deinterlace=deinterlace,  # type: ignore[arg-type]
-                        video_stream=video_stream)
+                        video_stream=video_stream, input_colors=input_colors)
     smoothing = SmoothingSpec(smooth, smooth_window)
     model_spec, inference = model_and_inference(**model_options)
     for spec in (source, smoothing, model_spec, inference):
@@ -364,7 +369,7 @@ def _masks(
     with contextlib.ExitStack() as stack:  # closed when the loop ends, breaks or raises (KeyboardInterrupt included)
         new_run()  # a loop is a run: what it warns once, a notebook's next loop warns again (not held: see new_run)
         source = stack.enter_context(open_source(spec.input, spec.decoder, fps=spec.fps, deinterlace=spec.deinterlace,
-                                                       video_stream=spec.video_stream))
+                                                       video_stream=spec.video_stream, input_colors=spec.input_colors))
         refuse_cut_off(source, spec.end)  # as process_video: before the first frame
         if spec.trimmed or starts_off_zero(source):  # as process_video: the same frames, from the same first one
             source = stack.enter_context(TrimmedSource(source, spec.start or 0.0, spec.end))
@@ -515,6 +520,7 @@ def build_live_job(
     deinterlace: bool = True,
     mirror_preview: Optional[bool] = None,
     video_stream: Optional[int] = None,
+    input_colors: str = "auto",
     **model_options: Any,
 ) -> LiveJob:
     """The ``LiveJob`` for a camera index, device, stream URL or file, and one or more sinks (validated).
@@ -532,6 +538,7 @@ def build_live_job(
     ``audio_device`` ("default", "alsa:hw:1,0", ...) records a microphone with a camera, ``audio_delay`` s later.
     ``deinterlace=False`` keeps an interlaced stream's or file's frames as decoded (combed).
     ``video_stream=N``: a file's N-th video stream (``#N`` of the warning about several) instead of ffmpeg's choice; files only.
+    ``input_colors``: the YUV matrix of a file or stream that names none, as ``build_file_job``'s.
     ``min_area`` / ``threshold`` / ``grow`` / ``feather`` / ``invert`` / ``upsample`` shape the matte as in ``build_file_job``.
     Without a ``resolution`` the inference size adapts to ``latency_budget_ms`` (default 250), never under 128²
     (a machine too busy even there keeps 128² and logs one warning; the mask refreshes less often).
@@ -544,7 +551,8 @@ def build_live_job(
     return LiveJob(
         source=LiveSourceSpec(str(source), realtime=realtime, loop=loop, open_timeout=open_timeout,
                               read_timeout=read_timeout, max_retries=max_retries, camera_size=camera_size, camera_fps=camera_fps,
-                              audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace, video_stream=video_stream),
+                              audio_device=audio_device, audio_delay=audio_delay, deinterlace=deinterlace, video_stream=video_stream,
+                              input_colors=input_colors),
         sinks=(str(sinks),) if isinstance(sinks, (str, Path)) else tuple(sinks),  # one Path, as process_video takes its output
         effect=EffectSpec(effect, background=_color_text(background), key_color=_color_text(key_color), blur_sigma=blur_sigma,  # type: ignore[arg-type]
                           overlay_color=_color_text(overlay_color), overlay_opacity=overlay_opacity,

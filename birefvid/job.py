@@ -34,6 +34,7 @@ SmoothKind = Literal["none", "ema", "flow", "lookahead"]
 SMOOTH_KINDS: tuple[str, ...] = get_args(SmoothKind)
 Decoder = Literal["pyav", "decord"]
 DECODERS: tuple[str, ...] = get_args(Decoder)
+INPUT_COLORS = ("auto", "bt709", "bt601")  # --input-colors: the matrix of a video that names none (io.untagged)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 Backend = Literal["auto", "torch", "torch-compile", "openvino", "onnxruntime"]
@@ -235,7 +236,10 @@ class SourceSpec:
     ``start`` / ``end``: the part to process, in seconds from the first frame (None: from the
     beginning / to the end); ``max_size``: the longest side of the output, scaled down to it;
     ``deinterlace``: make interlaced frames progressive first (PyAV decoder; see ``io.deinterlace``);
-    ``video_stream``: the N-th video stream of a file with several (None: the one ffmpeg would convert)."""
+    ``video_stream``: the N-th video stream of a file with several (None: the one ffmpeg would convert);
+    ``input_colors``: the YUV matrix a video that names none is read with, ``auto`` (HD as BT.709, SD as BT.601, as
+    players show them), ``bt709`` or ``bt601`` (``io.untagged``); kept in ``to_dict()`` at its default too, so a batch
+    started before it redoes the videos it changes."""
 
     input: str
     decoder: Decoder = "pyav"
@@ -245,11 +249,13 @@ class SourceSpec:
     max_size: Optional[int] = None  # scale the pictures down so the longer side is at most this (px)
     deinterlace: bool = True
     video_stream: Optional[int] = None  # #N of the several-video-streams warning, as `ffmpeg -map 0:v:N` counts
+    input_colors: str = "auto"
 
     def validate(self) -> None:
         check_path_given(self.input, "input")
         refuse_standard_streams([self.input])
         _one_of("decoder", self.decoder, DECODERS)
+        _one_of("input_colors", self.input_colors, INPUT_COLORS)
         if not self.fps > 0:
             raise ConfigError(f"{option('fps')} must be positive, got {self.fps}")
         for name, value in (("start", self.start), ("end", self.end)):
@@ -587,8 +593,10 @@ class LiveSourceSpec:
     audio_delay: float = 0.0
     deinterlace: bool = True  # interlaced frames (a broadcast, a camcorder's file) made progressive first
     video_stream: Optional[int] = None  # a file's #N video stream (--video-stream), as SourceSpec's; None: the one ffmpeg would take
+    input_colors: str = "auto"  # the matrix of a file or stream that names none, as SourceSpec's (cameras' pictures come as RGB)
 
     def validate(self) -> None:
+        _one_of("input_colors", self.input_colors, INPUT_COLORS)
         if not str(self.source).strip():
             raise ConfigError(f"{option('source')} is empty; give a camera index (0), a device, a URL or a file")
         if self.audio_device is not None:

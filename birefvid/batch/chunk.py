@@ -146,7 +146,7 @@ def _run_split_chunk(job: FileJob, chunk: Chunk, path: Path, segmenter: "Segment
     threads = codec_threads(segmenter.device.type)  # as in process: on a small CPU the model has the cores
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(ChunkSource(job.source.input, chunk, threads=threads or 0, deinterlace=job.source.deinterlace,
-                                                 video_stream=job.source.video_stream))
+                                                 video_stream=job.source.video_stream, input_colors=job.source.input_colors))
         depth = plan_depth(out, source)  # each chunk as `process` would write the whole: parts of one depth join
         if job.source.max_size is not None:
             source = stack.enter_context(ScaledSource(source, job.source.max_size))

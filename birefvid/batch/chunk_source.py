@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 class ChunkSource(Source):
     """Upright RGB frames of one chunk's decode range, with the stream's own pts (as ``VideoFileSource`` gives them)."""
 
-    def __init__(self, path: str | Path, chunk: Chunk, *, threads: int = 0, deinterlace: bool = True, video_stream: Optional[int] = None) -> None:
-        """``threads``: decoder and colour-conversion threads (0: the codec's choice), ``deinterlace`` and ``video_stream``, as ``VideoFileSource``'s."""
+    def __init__(self, path: str | Path, chunk: Chunk, *, threads: int = 0, deinterlace: bool = True, video_stream: Optional[int] = None,
+                 input_colors: str = "auto") -> None:  # fmt: skip
+        """``threads``: decoder and colour-conversion threads (0: the codec's choice), ``deinterlace``, ``video_stream`` and
+        ``input_colors``, as ``VideoFileSource``'s."""
         super().__init__()
         import av
 
@@ -37,7 +39,7 @@ class ChunkSource(Source):
         self._threads = threads
         self._deinterlace = deinterlace
         self._video_stream = video_stream
-        with VideoFileSource(self.path, video_stream=video_stream) as whole:  # stream facts exactly as `process` sees them
+        with VideoFileSource(self.path, video_stream=video_stream, input_colors=input_colors) as whole:  # stream facts exactly as `process` sees them
             self._info = whole.info
             self.rotation = whole.rotation
         self._container = av.open(ffmpeg_name(self.path))
@@ -68,7 +70,7 @@ class ChunkSource(Source):
         stream = video_stream_at(self._container, self._video_stream)
         assert stream is not None  # VideoFileSource found it above
         to_rgb = RgbConverter(self._threads, name=str(self.path), size=stored, first_index=chunk.start - chunk.before,
-                              sar=stream.sample_aspect_ratio)  # fmt: skip
+                              sar=stream.sample_aspect_ratio, matrix=self._info.colorspace)  # fmt: skip
         initial = context_sar(stream.codec_context)  # opened at the file's start: its first pixel shape
         stream.thread_type = "AUTO"
         if self._threads:

@@ -8,7 +8,7 @@ import threading
 from typing import Any, Optional
 
 from ..errors import ConfigError, SinkError, option
-from ..job import BLUR_SIGMA, BUDGET_FLOOR, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, KEY_COLOR, LIVE_SMOOTH_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, LiveJob
+from ..job import BLUR_SIGMA, BUDGET_FLOOR, DEFAULT_LATENCY_BUDGET_MS, EFFECTS, INPUT_COLORS, KEY_COLOR, LIVE_SMOOTH_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, LiveJob
 from .options import add_matte_options, add_model_options, matte_options, opacity_arg
 
 HELP = "blur or replace the background of a webcam or stream live: to a window, virtual camera, RTSP, MPEG-TS, browser or file"
@@ -41,6 +41,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                      "(by default frames flagged interlaced are deinterlaced with FFmpeg's bwdif)")  # fmt: skip
     src.add_argument("--video-stream", type=int, metavar="N", help="of a video file with several video streams, the N-th (#N in the "
                      "warning that names them, as ffmpeg -map 0:v:N counts) instead of the one ffmpeg would take; files only")  # fmt: skip
+    src.add_argument("--input-colors", choices=INPUT_COLORS, default="auto", help="the YUV matrix of a file or stream that names none: auto "
+                     "(default) reads HD (1280 wide, or taller than 576) as BT.709 and smaller as BT.601, as players show them; bt709 or "
+                     "bt601 when you know (cameras give RGB)")  # fmt: skip
     eff = parser.add_argument_group("effect")
     eff.add_argument("--background", help="for --effect replace (or blur, green, none or overlay, to switch to replace with r): a colour "
                      "(#rrggbb, name, r,g,b), an image or a video (looped)")  # fmt: skip
@@ -106,7 +109,7 @@ def job_from_args(args: argparse.Namespace) -> LiveJob:
         camera_size=args.camera_size, camera_fps=args.camera_fps, audio_device=args.audio_device, audio_delay=args.audio_delay,
         max_retries=args.max_retries, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
         duration=args.duration, stats_every=args.stats_every, overwrite=args.overwrite, record_preset=args.preset, record_segment=args.segment,
-        audio=not args.no_audio, deinterlace=not args.no_deinterlace, mirror_preview=args.mirror_preview, video_stream=args.video_stream, **matte_options(args),
+        audio=not args.no_audio, deinterlace=not args.no_deinterlace, mirror_preview=args.mirror_preview, video_stream=args.video_stream, input_colors=args.input_colors, **matte_options(args),
     )  # fmt: skip
 
 

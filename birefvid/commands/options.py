@@ -10,7 +10,7 @@ import argparse
 import logging
 from fractions import Fraction
 
-from ..job import BACKENDS, BLUR_SIGMA, DECODERS, KEY_COLOR, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec, output_kind
+from ..job import BACKENDS, BLUR_SIGMA, DECODERS, INPUT_COLORS, KEY_COLOR, MAX_SMOOTH_WINDOW, OUTPUT_KINDS, OVERLAY_COLOR, OVERLAY_OPACITY, PRECISIONS, SMOOTH_KINDS, FileJob, InferenceSpec, ModelSpec, output_kind
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,8 @@ def add_file_job_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
                            "(by default frames flagged interlaced are deinterlaced with FFmpeg's bwdif, one frame per frame)")  # fmt: skip
     run_group.add_argument("--video-stream", type=int, metavar="N", help="of a file with several video streams, the N-th "
                            "(#N in the warning that names them, as ffmpeg -map 0:v:N counts) instead of the one ffmpeg would take")  # fmt: skip
+    run_group.add_argument("--input-colors", choices=INPUT_COLORS, default="auto", help="the YUV matrix of a video that names none (most H.264 from plain ffmpeg or x264): auto (default) reads HD (1280 wide, or taller than 576) "
+                           "as BT.709 and smaller as BT.601, as players show them; bt709 or bt601 when you know. A matrix the video names is kept")  # fmt: skip
     run_group.add_argument("--batch-size", type=int, help="frames per model call (default 4 on CUDA; 2 with OpenVINO on a CPU of 2+ cores, run side by side on two streams; else 1)")
     return run_group
 
@@ -243,5 +245,5 @@ def file_job_from_args(args: argparse.Namespace, input: str, out: str) -> FileJo
         batch_size=args.batch_size, codec=args.codec, crf=args.crf, bitrate=args.bitrate, pix_fmt=args.pix_fmt,
         preset=args.preset, audio=not args.no_audio, subtitles=not args.no_subtitles, overwrite=args.overwrite, decoder=args.decoder, fps=25.0 if args.fps is None else args.fps,
         start=getattr(args, "start", None), end=getattr(args, "end", None), max_size=args.max_size,
-        deinterlace=not args.no_deinterlace, video_stream=args.video_stream, bit_depth=args.bit_depth, also=getattr(args, "also", None) or (), **matte_options(args),
+        deinterlace=not args.no_deinterlace, video_stream=args.video_stream, input_colors=args.input_colors, bit_depth=args.bit_depth, also=getattr(args, "also", None) or (), **matte_options(args),
     )  # fmt: skip

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from birefvid.io.untagged import SWS_MATRIX, untagged
+
 log = logging.getLogger(__name__)
 
 
@@ -34,8 +36,10 @@ class RgbConverter:
     """
 
     def __init__(self, threads: int = 0, *, name: str = "the stream", size: Optional[tuple[int, int]] = None, first_index: int = 0,
-                 sar: Optional[Fraction] = None) -> None:  # fmt: skip
+                 sar: Optional[Fraction] = None, matrix: Optional[int] = None) -> None:  # fmt: skip
+        """``matrix``: the AVColorSpace value a frame that names none is read with (``io.untagged``); None: swscale's BT.601."""
         self.threads = int(threads)
+        self.matrix = matrix
         self.name = name
         self._reformatter = VideoReformatter()
         self._size = size  # the stream's (width, height) as stored, before rotation; None: the first frame's
@@ -118,18 +122,19 @@ class RgbConverter:
         """``frame`` as packed RGB (``fmt``: rgb24 or rgb48le) at ``size``."""
         width, height = size
         scale = Interpolation.AREA if (frame.width, frame.height) != size else Interpolation.BILINEAR
+        src = self._source_matrix(frame)
         if fmt == "rgb48le" and _is_yuv(frame):
             # swscale puts limited-range YUV white at 65283 of 16-bit RGB (0.4% dark); planar with accurate
             # rounding is also ~5x faster than packed (720p 10-bit 4:2:0: 1.2 against 5.9 ms of CPU)
             planes = self._reformatter.reformat(frame, format="gbrp16le", width=width, height=height,
-                                                interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads)  # fmt: skip
+                                                interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads, **src)  # fmt: skip
             return planar_rgb(planes, 65535 / rgb16_white(picture_bits(frame), _full_range(frame)))
         if fmt == "rgb24" and _is_yuv(frame) and picture_bits(frame) > 8 and _full_range(frame):
             # swscale takes 10-bit full-range white as 255.75 of 8-bit RGB: a phone's or screen recording's
             # 10-bit full-range clip came out up to 0.8 levels bright (0.5 on average) in every 8-bit output;
             # its 16-bit path, corrected by rgb16_white, rounded to 8 bits is within rounding (~0.6 ms more a 720p frame)
             planes = self._reformatter.reformat(frame, format="gbrp16le", width=width, height=height,
-                                                interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads)  # fmt: skip
+                                                interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads, **src)  # fmt: skip
             gain = 65535 / rgb16_white(picture_bits(frame), True) / 257
             g, b, r = (np.frombuffer(memoryview(p), np.uint16).reshape(height, -1)[:, :width] for p in planes.planes[:3])
             return cv2.merge([cv2.convertScaleAbs(c, alpha=gain) for c in (r, g, b)])
@@ -137,11 +142,19 @@ class RgbConverter:
             # swscale's packed-RGB path from 4:2:0/4:2:2 YUV is off by up to -1.7 levels (8-bit sources) and -2.9
             # (10-bit), every colour darker; its planar path with accurate rounding is within 0.42 (see planar_rgb)
             planes = self._reformatter.reformat(frame, format="gbrp", width=width, height=height,
-                                                interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads)  # fmt: skip
+                                                interpolation=scale | Interpolation.ACCURATE_RND, threads=self.threads, **src)  # fmt: skip
             return planar_rgb(planes)
         # a new frame each call: the arrays handed out earlier keep their own pixels
         return self._reformatter.reformat(frame, format=fmt, width=width, height=height,
-                                          interpolation=scale, threads=self.threads).to_ndarray()  # fmt: skip
+                                          interpolation=scale, threads=self.threads, **src).to_ndarray()  # fmt: skip
+
+    def _source_matrix(self, frame: av.VideoFrame) -> dict[str, str]:
+        """``reformat``'s ``src_colorspace`` for a YUV frame that names no matrix, when one is assumed; else nothing:
+        the frame's own tag."""
+        if self.matrix is None or not _is_yuv(frame) or not untagged(int(frame.colorspace)):
+            return {}
+        name = SWS_MATRIX.get(self.matrix)
+        return {} if name is None else {"src_colorspace": name}
 
 
 def _shown(size: tuple[int, int], sar: Fraction, stream_sar: Optional[Fraction] = None) -> str:

@@ -32,7 +32,9 @@ from birefvid.errors import ConfigError, SourceError, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import Source
 from birefvid.io.interleave import is_indexed
+from birefvid.io.untagged import SWS_MATRIX
 from birefvid.io.video_source import VideoFileSource, decodable_video_stream, open_container
+from birefvid.said_once import first_time_about_file
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +99,15 @@ def refusal(facts: StreamFacts) -> Optional[str]:
 class DecordSource(Source):
     """Frames decoded by decord's VideoReader, with pts recovered in the stream's time base."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, input_colors: str = "auto") -> None:
+        """``input_colors``: as ``VideoFileSource``'s, but decord reads a video that names no matrix as BT.601 only."""
         super().__init__()
         decord = import_decord()
         self.path = Path(path)
         # PyAV validates the file, reports rotation, time base and colour tags in our usual words
-        with VideoFileSource(self.path) as probe:
+        with VideoFileSource(self.path, input_colors=input_colors) as probe:
             info, rotation, first_pts = probe.info, probe.rotation, probe.first_pts
+            info = self._as_decord_reads(info, probe.assumed_matrix, input_colors)
             upright = next(iter(probe)).image if rotation else None  # what decord's first picture must look like
         facts = stream_facts(self.path)
         self._start = facts.start
@@ -135,6 +139,21 @@ class DecordSource(Source):
             average_rate=info.average_rate or Fraction(self._reader.get_avg_fps()).limit_denominator(1001),
             frame_count=self._count,
         )
+
+    def _as_decord_reads(self, info: StreamInfo, assumed: Optional[int], input_colors: str) -> StreamInfo:
+        """``info`` with the matrix decord reads an untagged video with: BT.601, as FFmpeg's swscale, whatever its size.
+
+        An untagged HD video, which players show as BT.709, keeps its BT.601 reading and stays untagged, as before
+        ``--input-colors``, with a warning; asked for BT.709 explicitly, decord cannot: refused."""
+        if assumed is None or SWS_MATRIX.get(assumed) == "ITU601":
+            return info
+        if input_colors != "auto":
+            raise SourceError(f"{self.path} names no colour matrix, which decord 0.6 reads as BT.601 only, not "
+                              f"{option('input_colors', input_colors)}; {use_pyav()}")  # fmt: skip
+        if first_time_about_file(self.path, "decord colours"):
+            log.warning("%s is HD video that names no colour matrix, which players show as BT.709; decord 0.6 reads it as "
+                        "BT.601 (saturated colours up to 40 levels off, outputs untagged); %s", self.path, use_pyav())  # fmt: skip
+        return dataclasses.replace(info, colorspace=None)
 
     def _turns_upright(self, upright: np.ndarray, decord: ModuleType) -> bool:
         """Whether decord's first picture of a rotated video is PyAV's upright one: decord 0.6.0 turns most upright,

@@ -31,12 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25, threads: Optional[int] = None, deinterlace: bool = True,
-                video_stream: Optional[int] = None) -> Source:  # fmt: skip
+                video_stream: Optional[int] = None, input_colors: str = "auto") -> Source:  # fmt: skip
     """Open a video file (PyAV or decord), an animated WebP (Pillow) or, for a folder or glob pattern, an image sequence at ``fps``.
 
     ``threads`` sets PyAV's decoder thread count (None: FFmpeg's choice); ``deinterlace``: PyAV
     gives interlaced frames deinterlaced (``io.deinterlace``); ``video_stream``: a video file's N-th
-    video stream instead of the one ffmpeg would take (PyAV only: ``SourceSpec.validate`` refuses decord).
+    video stream instead of the one ffmpeg would take (PyAV only: ``SourceSpec.validate`` refuses decord);
+    ``input_colors``: the matrix a video that names none is read with (``io.untagged``; pictures are RGB already).
     """
     text = str(path)
     if video_stream is not None and not is_url(text) and (is_glob(text) or Path(text).is_dir() or is_animated_webp(text)):
@@ -52,13 +53,13 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
             log.info("%s is an animated WebP: read with Pillow, not %s", text, decoder)
         return AnimatedWebPSource(text)
     if decoder == "pyav":
-        return VideoFileSource(text, threads=threads or 0, deinterlace=deinterlace, video_stream=video_stream)
+        return VideoFileSource(text, threads=threads or 0, deinterlace=deinterlace, video_stream=video_stream, input_colors=input_colors)
     if decoder == "decord":
         if is_url(text):
             raise ConfigError(f"decord reads local files only; read {text} with the PyAV decoder ({option('decoder', 'pyav')})")
         from birefvid.io.decord_source import DecordSource  # optional extra: imported only when asked for
 
-        return DecordSource(text)
+        return DecordSource(text, input_colors)
     raise ConfigError(f"unknown decoder {decoder!r}; expected 'pyav' or 'decord'")
 
 

@@ -9,6 +9,7 @@ retrying cannot fix (a missing input format) raises ``SourceError``. ``LiveCaptu
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -30,7 +31,7 @@ from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.live_target import LiveTarget
-from birefvid.io.video_source import VideoFileSource, _int, main_video_stream, video_choice_note
+from birefvid.io.video_source import VideoFileSource, _int, main_video_stream, stream_matrix, video_choice_note
 from birefvid.said_once import first_time, first_time_about_file
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ class AvConnection:
     always stamped on the clock that picture set.
     """
 
-    def __init__(self, target: LiveTarget, open_timeout: float, read_timeout: float, audio: bool = False, deinterlace: bool = True) -> None:
+    def __init__(self, target: LiveTarget, open_timeout: float, read_timeout: float, audio: bool = False, deinterlace: bool = True,
+                 input_colors: str = "auto") -> None:  # fmt: skip
+        """``input_colors``: the matrix a stream that names none is read with (``io.untagged``), which ``info`` names."""
         self._target = target
         self._read_timeout = read_timeout
         self.on_audio: Optional[AudioOut] = None
@@ -173,6 +176,9 @@ class AvConnection:
             if sar and self.rotation % 180:
                 sar = 1 / sar  # a pixel turned on its side
             self.info = _info(width, height, tb, stream.average_rate or stream.guessed_rate, first, sar)
+            assumed = stream_matrix(target.name, first, self.info.colorspace, input_colors)
+            if assumed is not None:
+                self.info = dataclasses.replace(self.info, colorspace=assumed)
         except BaseException:
             self._container.close()
             raise
@@ -245,7 +251,7 @@ class AvConnection:
         """Upright RGB pictures with their pts in seconds (None when the stream gives none of its own) and their
         own alpha (None when opaque; 0 on the bars of a picture of another shape fitted inside them)."""
         frame, self._first = self._first, None
-        to_rgb = RgbConverter(name=self._target.name, sar=self._stream.sample_aspect_ratio)
+        to_rgb = RgbConverter(name=self._target.name, sar=self._stream.sample_aspect_ratio, matrix=self.info.colorspace)
         while frame is not None:
             sar = self._shapes.of(frame)
             image, coverage = to_rgb(frame, sar), to_rgb.alpha(frame, sar)
@@ -373,9 +379,11 @@ class FileConnection:
 
     _AUDIO_AHEAD = 0.1
 
-    def __init__(self, path: str, audio: bool = False, deinterlace: bool = True, video_stream: Optional[int] = None) -> None:
+    def __init__(self, path: str, audio: bool = False, deinterlace: bool = True, video_stream: Optional[int] = None,
+                 input_colors: str = "auto") -> None:  # fmt: skip
         animated = is_animated_webp(path)
-        self._source: Source = AnimatedWebPSource(path) if animated else VideoFileSource(path, deinterlace=deinterlace, video_stream=video_stream)
+        self._source: Source = (AnimatedWebPSource(path) if animated else
+                                VideoFileSource(path, deinterlace=deinterlace, video_stream=video_stream, input_colors=input_colors))  # fmt: skip
         self.info = self._source.info
         self.on_audio: Optional[AudioOut] = None
         self.audio_format: Optional[tuple[int, str]] = None

@@ -272,11 +272,13 @@ class LiveCapture(LiveSource):
         microphone: Optional[Microphone] = None,
         deinterlace: bool = True,
         video_stream: Optional[int] = None,
+        input_colors: str = "auto",
     ) -> None:
         super().__init__()
         self.target = target
         self._deinterlace = deinterlace
         self._video_stream = video_stream  # a file's #N video stream; None: ffmpeg's choice
+        self._input_colors = input_colors  # the matrix of a file or stream that names none (io.untagged)
         self._want_audio = audio and microphone is None  # a microphone replaces the source's own sound
         self._mic = microphone
         # (generation, stream time, monotonic time) of the newest published picture: where the microphone's sound goes
@@ -391,10 +393,11 @@ class LiveCapture(LiveSource):
     def _connect(self) -> Connection:
         t = self.target
         if t.kind == "file":
-            return FileConnection(t.url, self._want_audio, self._deinterlace, self._video_stream)
+            return FileConnection(t.url, self._want_audio, self._deinterlace, self._video_stream, self._input_colors)
         conn: Connection = (
-            CvCamera(t) if t.backend == "opencv" else AvConnection(t, self._open_timeout, self._read_timeout, self._want_audio, self._deinterlace)
-        )
+            CvCamera(t) if t.backend == "opencv"
+            else AvConnection(t, self._open_timeout, self._read_timeout, self._want_audio, self._deinterlace, self._input_colors)
+        )  # fmt: skip
         if t.kind == "camera":
             check_camera_mode(t, conn.info)
         return conn
@@ -608,6 +611,7 @@ def open_live_source(
     audio_delay: float = 0.0,
     deinterlace: bool = True,
     video_stream: Optional[int] = None,
+    input_colors: str = "auto",
 ) -> LiveSource:
     """A not-yet-started LiveSource for ``spec`` (camera index, device path, stream URL or video file).
 
@@ -619,7 +623,8 @@ def open_live_source(
     microphone's sound instead, ``audio_delay`` seconds later (cameras and ``realtime`` files only:
     a network stream's pictures arrive too late for a local microphone). Interlaced pictures (a
     broadcast, a camcorder's file) are deinterlaced unless ``deinterlace`` is False. ``video_stream``: a video
-    file's N-th video stream (``--video-stream``) instead of the one ffmpeg would take. Raises SourceError at
+    file's N-th video stream (``--video-stream``) instead of the one ffmpeg would take; ``input_colors``: the YUV
+    matrix of a file or stream that names none (``io.untagged``). Raises SourceError at
     once for a camera or microphone that does not exist, a missing file or an unknown URL scheme,
     and ConfigError for impossible timeouts or backoff values.
     """
@@ -641,6 +646,6 @@ def open_live_source(
             microphone = Microphone(parse_audio_device(audio_device), open_timeout, read_timeout, audio_delay)
     return LiveCapture(
         target, realtime=realtime, loop=loop, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, audio=audio,
-        microphone=microphone, deinterlace=deinterlace, video_stream=video_stream,
+        microphone=microphone, deinterlace=deinterlace, video_stream=video_stream, input_colors=input_colors,
     )
 

@@ -27,11 +27,10 @@ from birefvid.io.formats import NVENC_SMALL, EncoderSpec, sample_bits, tag_optio
 from birefvid.io.frame_grid import FrameGrid
 from birefvid.io.layout import check_images
 from birefvid.io.trim import TimeWindow
+from birefvid.io.untagged import SWS_MATRIX
 
 log = logging.getLogger(__name__)
 
-# libav AVColorSpace value -> swscale matrix name PyAV accepts
-_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 _FRAME_FORMAT = {"alpha": "rgba", "mask": "gray", "rgb": "rgb24"}
 # the same for uint16 pictures (a deep output: 10 bits or more kept from the source)
 _DEEP_FRAME_FORMAT = {"alpha": "rgba64le", "mask": "gray16le", "rgb": "rgb48le"}
@@ -205,7 +204,7 @@ class VideoFileSink(Sink):
         self._matrix, self._range = None, None
         self._frame_tags: dict[str, int] = {}
         if spec.kind != "mask":
-            self._matrix = _SWS_MATRIX.get(info.colorspace or -1)
+            self._matrix = SWS_MATRIX.get(info.colorspace or -1)
             self._range = self._output_range(info.color_range)
             for name, value in (("colorspace", info.colorspace), ("color_primaries", info.color_primaries),
                                 ("color_trc", info.color_trc)):

@@ -35,6 +35,7 @@ import av
 from birefvid.errors import SourceError, input_not_found, option
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, upright
+from birefvid.io.untagged import MATRIX_NAMES, assumed_matrix, untagged
 from birefvid.io.pixel_shape import PixelShapes, context_sar
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
@@ -521,6 +522,20 @@ def _int(value: object) -> Optional[int]:
         return None
 
 
+def stream_matrix(shown: object, first: av.VideoFrame, tagged: Optional[int], choice: str = "auto") -> Optional[int]:
+    """The AVColorSpace value ``choice`` (``--input-colors``) assumes of a stream of ``first``'s stored size whose
+    own tag (``tagged``) names no matrix (``io.untagged``), which it is read with and its video outputs tagged
+    with; None where nothing is assumed: its own tag holds, or BT.601 untagged as FFmpeg reads it."""
+    assumed = assumed_matrix(tagged, first.width, first.height, choice)
+    if assumed is None:
+        if choice != "auto" and not untagged(tagged) and first_time_about_file(shown, "input colors"):
+            log.warning("%s names its colour matrix (%s), which is kept: %s applies to untagged video only",
+                        shown, MATRIX_NAMES.get(tagged or 0, tagged), option("input_colors", choice))  # fmt: skip
+        return None
+    log.debug("%s names no colour matrix: read as %s (%s)", shown, MATRIX_NAMES[assumed], option("input_colors", choice))
+    return assumed
+
+
 class ConcealedFrames:
     """Frames a decoder patched over damaged data in: kept as decoded, as ffmpeg keeps them, the first with a warning
     and the rest counted at the end (a camera's lost packets may damage thousands); ``strict`` refuses the first.
@@ -552,12 +567,14 @@ class VideoFileSource(Source):
     with the stream's own pts."""
 
     def __init__(self, path: str | Path, *, strict: bool = False, threads: int = 0, deinterlace: bool = True,
-                 video_stream: Optional[int] = None) -> None:  # fmt: skip
+                 video_stream: Optional[int] = None, input_colors: str = "auto") -> None:  # fmt: skip
         """``deinterlace``: frames flagged interlaced come out deinterlaced (see ``io.deinterlace``);
         ``strict``: a frame the decoder concealed raises SourceError instead of a warning; ``video_stream``: the
-        N-th video stream (``#N`` of the several-streams warning) instead of ffmpeg's choice."""
+        N-th video stream (``#N`` of the several-streams warning) instead of ffmpeg's choice; ``input_colors``: the
+        matrix a stream that names none is read with (``io.untagged``: auto, bt709, bt601), which ``info`` then names."""
         super().__init__()
         self.video_stream = video_stream
+        self.input_colors = input_colors
         # a URL stays as given (a Path would fold its "//"); everything else is a file path
         self.path: Path | str = path if is_url(path) else Path(path)
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
@@ -586,6 +603,7 @@ class VideoFileSource(Source):
             if self._first is None:
                 raise SourceError(f"{self.shown} is not a readable video (no decodable frames)")
             self._info = self._make_info(self._first)
+            self._to_rgb.matrix = self._info.colorspace
             # the first frame shown: an MP4 cut with an edit list decodes hidden frames before it
             self.first_pts: Optional[int] = self._first.pts
             self.format_name: str = self._container.format.name  # "mpegts", "mov,mp4,m4a,3gp,3g2,mj2", ...
@@ -681,6 +699,9 @@ class VideoFileSource(Source):
             # after it (AAC's priming put the video at 23 ms) shorter, or a GIF, WebP or APNG held its last frame that much longer
             duration -= float(first.pts * s.time_base)
             frame_count = round(duration * rate)
+        tagged = _int(first.colorspace) or _int(cc.colorspace)
+        # the matrix the stream is read with where it names none (None: its own, or BT.601 untagged as FFmpeg reads it)
+        self.assumed_matrix = stream_matrix(self.shown, first, tagged, self.input_colors)
         sar = s.sample_aspect_ratio  # the container's, else the codec's (av_guess_sample_aspect_ratio)
         if sar and self.rotation % 180:
             sar = 1 / sar  # a pixel turned on its side
@@ -692,7 +713,7 @@ class VideoFileSource(Source):
             frame_count=frame_count,
             duration=duration,
             color_range=_int(first.color_range) or _int(cc.color_range),
-            colorspace=_int(first.colorspace) or _int(cc.colorspace),
+            colorspace=self.assumed_matrix or tagged,
             color_primaries=_int(first.color_primaries) or _int(cc.color_primaries),
             color_trc=_int(first.color_trc) or _int(cc.color_trc),
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,

@@ -120,7 +120,7 @@ def run_file_job(
         device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
         threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
         source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace,
-                                                     video_stream=src.video_stream))
+                                                     video_stream=src.video_stream, input_colors=src.input_colors))
         refuse_cut_off(source, src.end)  # now, not after decoding it all; --end before the cut still works
         sdr = shows_hdr_as_sdr(out.path, source.info)  # a GIF/WebP/APNG/PNG of HDR video: shown as SDR
         if sdr:

@@ -708,6 +708,7 @@ def run_live_job(
             open_timeout=spec.open_timeout, read_timeout=spec.read_timeout, max_retries=spec.max_retries,
             camera_size=parse_camera_size(spec.camera_size), camera_fps=spec.camera_fps,
             audio_device=spec.audio_device, audio_delay=spec.audio_delay, deinterlace=spec.deinterlace, video_stream=spec.video_stream,
+            input_colors=spec.input_colors,
         ))  # fmt: skip
         try:
             # a run of 10 s does not wait an hour for a stream to answer; a file or a camera opens (or
