@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -194,6 +195,7 @@ def opened_unlimited(path: Path) -> Iterator["Image.Image"]:
 
     if heif.is_heif(path):
         heif.available()  # registers pillow-heif's opener, where installed, so the header of a HEIC is read too
+    _pillow_exif_warning_off()
     limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -201,6 +203,16 @@ def opened_unlimited(path: Path) -> Iterator["Image.Image"]:
             yield im
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+def _pillow_exif_warning_off() -> None:
+    """Pillow's "Corrupt EXIF data" warnings ignored from now on. Pillow misparses a big-endian ("MM") BigTIFF's IFD
+    and, before giving up on the file, printed that two-line Python warning under every `birefvid image -q` run on
+    one; birefvid opens pictures with Pillow for their header and alpha only, reads them through libtiff where Pillow
+    fails, and says a damaged file in its own one line, so the warning only ever named a file that reads right. Set
+    where Pillow opens a picture (a filter set at import is lost when that import ran inside a ``catch_warnings``),
+    not around it: ``catch_warnings`` is not thread-safe, and `serve` opens pictures on several threads."""
+    warnings.filterwarnings("ignore", message="(possibly )?corrupt exif", category=UserWarning, module=r"PIL\.")
 
 
 def read_alpha(path: Path, deep: bool = False) -> Optional[np.ndarray]:
