@@ -9,10 +9,11 @@ opens no 16-bit gray + alpha TIFF, nor a big-endian BigTIFF at all.
 
 Why twice as wide: gray and alpha samples alternate in the decoded bytes, so the same bytes are a one-sample gray
 picture of width 2W. The first IFD is rewritten in place (and put back after) to say so; libtiff then decodes it
-with every byte-stream compression it has (none, LZW, deflate, PackBits, zstd), 8 or 16 bits, either byte order,
-classic or BigTIFF, strips or tiles (an 8-bit tiled one through ``tiff_tiles``), and the samples are split here. The
-two things that depend on the sample count are done here instead of by libtiff: the horizontal predictor (each
-sample differenced from the one a pixel before, not the sample before) and the Orientation."""
+with every byte-stream compression it has (none, LZW, deflate, PackBits; LZMA and zstd where built in), 8 or 16
+bits, either byte order, classic or BigTIFF, strips or tiles (an 8-bit tiled one through ``tiff_tiles``), and the
+samples are split here. The two things that depend on the sample count are done here instead of by libtiff: the
+horizontal predictor (each sample differenced from the one a pixel before, not the sample before) and the
+Orientation."""
 
 from __future__ import annotations
 
