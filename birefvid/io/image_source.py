@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +27,7 @@ from birefvid.io import heif
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.native_stderr import native_lines_dropped
 from birefvid.io.plate_formats import PLATE_EXTENSIONS, unread_plate_reason
+from birefvid.io.tiff_gray_alpha import GrayAlpha, decode_gray_alpha, gray_alpha
 from birefvid.io.tiff_tags import FirstIfd, first_ifd
 from birefvid.io.tiff_tiles import UPRIGHT, decode_tiled, tile_grid
 from birefvid.sequence_names import name_template, numbered_name
@@ -193,6 +195,7 @@ def opened_unlimited(path: Path) -> Iterator["Image.Image"]:
 
     if heif.is_heif(path):
         heif.available()  # registers pillow-heif's opener, where installed, so the header of a HEIC is read too
+    _pillow_exif_warning_off()
     limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -200,6 +203,16 @@ def opened_unlimited(path: Path) -> Iterator["Image.Image"]:
             yield im
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+def _pillow_exif_warning_off() -> None:
+    """Pillow's "Corrupt EXIF data" warnings ignored from now on. Pillow misparses a big-endian ("MM") BigTIFF's IFD
+    and, before giving up on the file, printed that two-line Python warning under every `birefvid image -q` run on
+    one; birefvid opens pictures with Pillow for their header and alpha only, reads them through libtiff where Pillow
+    fails, and says a damaged file in its own one line, so the warning only ever named a file that reads right. Set
+    where Pillow opens a picture (a filter set at import is lost when that import ran inside a ``catch_warnings``),
+    not around it: ``catch_warnings`` is not thread-safe, and `serve` opens pictures on several threads."""
+    warnings.filterwarnings("ignore", message="(possibly )?corrupt exif", category=UserWarning, module=r"PIL\.")
 
 
 def read_alpha(path: Path, deep: bool = False) -> Optional[np.ndarray]:
@@ -218,24 +231,31 @@ def read_alpha(path: Path, deep: bool = False) -> Optional[np.ndarray]:
             if alpha is None:
                 alpha = np.array(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # Pillow cannot read what OpenCV did
-        alpha = _float_alpha(path, deep)  # Pillow opens no float RGB(A) TIFF: its alpha, as OpenCV reads it
+        alpha = _tiff_alpha(path, deep)  # Pillow opens no float or 16-bit gray + alpha TIFF, nor an "MM" BigTIFF
         if alpha is None:
             return None
     return None if alpha.min() == np.iinfo(alpha.dtype).max else alpha
 
 
-def _float_alpha(path: Path, deep: bool) -> Optional[np.ndarray]:
-    """The alpha of a float RGBA or gray + alpha TIFF, upright (libtiff turns it), uint16 for ``deep``, else uint8;
-    None for any other picture. Its colour and values were checked by ``read_rgb_deep``, which reads it first."""
+def _tiff_alpha(path: Path, deep: bool) -> Optional[np.ndarray]:
+    """The alpha of a TIFF Pillow does not open, as libtiff decodes it (``imdecode``), upright: uint16 for ``deep``
+    (a 16-bit or float picture's), else uint8; None for a picture without alpha, or no TIFF. Pillow opens no float
+    RGB(A) or 16-bit gray + alpha TIFF, and misreads a big-endian ("MM") BigTIFF's header, so their alpha was lost.
+    Its colour (and a float one's values) were checked by ``read_rgb_deep``, which reads it first."""
     data = np.fromfile(str(path), dtype=np.uint8)
-    if not _is_float_tiff(data):
+    if first_ifd(memoryview(data)) is None:
         return None
     with opencv_silenced():
         decoded = imdecode(data, cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.dtype.kind != "f" or not _has_alpha(decoded):
+    if decoded is None or not _has_alpha(decoded):
         return None
-    alpha = _float_to_16_bits(decoded[..., -1], path)
-    return alpha if deep else cv2.convertScaleAbs(alpha, alpha=1 / 257.0)
+    alpha = decoded[..., -1]
+    if alpha.dtype.kind == "f":
+        alpha = _float_to_16_bits(alpha, path)
+        return alpha if deep else cv2.convertScaleAbs(alpha, alpha=1 / 257.0)  # rounded, as its colours are
+    if alpha.dtype == np.uint16 and not deep:
+        return (alpha >> 8).astype(np.uint8)  # its high byte, as Pillow reads a 16-bit PNG's alpha (``_deep_alpha``)
+    return np.ascontiguousarray(alpha) if alpha.dtype in (np.uint8, np.uint16) else None
 
 
 _ORIENT = UPRIGHT  # numpy for Pillow's exif_transpose methods, by EXIF orientation (2-8), as for TIFF's
@@ -385,10 +405,14 @@ def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
     and GIS tools'), whose 16-bit and float pictures OpenCV decodes as noise and older OpenCV refuses whole, is
     decoded a channel at a time: each channel is the same file's gray picture (``_planar_tiff_planes``), which
     libtiff decodes as it does any (its compression, predictor and orientation), so it reads as its interleaved twin.
-    An 8-bit RGBA TIFF with straight alpha keeps its colours as stored (``_straight_alpha_kept``), and an 8-bit tiled
-    one reads as its striped twin (``tiff_tiles``)."""
+    An 8-bit RGBA TIFF with straight alpha keeps its colours as stored (``_straight_alpha_kept``), an 8-bit tiled
+    one reads as its striped twin (``tiff_tiles``), and a gray + alpha one as its PNG twin (``tiff_gray_alpha``):
+    its depth kept, and its alpha too under ``IMREAD_UNCHANGED``."""
     planes = _planar_tiff_planes(data)
     if planes is None:
+        layout = gray_alpha(memoryview(data))
+        if layout is not None and 2 * layout.width * layout.height <= opencv_pixel_limit():
+            return _gray_alpha_read(data, layout, flags)
         with _straight_alpha_kept(data) as stored:
             return _decode_interleaved(stored, flags)
     if not planes:
@@ -401,6 +425,16 @@ def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
         alpha = []
     kept = colour[::-1] + alpha  # RGB(A) as OpenCV's BGR(A)
     return kept[0] if len(kept) == 1 else np.dstack(kept)
+
+
+def _gray_alpha_read(data: np.ndarray, layout: GrayAlpha, flags: int) -> Optional[np.ndarray]:
+    """A gray + alpha TIFF as ``flags`` ask: (H, W, 2) gray and alpha under ``IMREAD_UNCHANGED``, else its gray alone,
+    as OpenCV hands over a gray + alpha PNG (its alpha is ``read_alpha``'s); 8 or 16 bits as stored, upright."""
+    writable = data if data.flags.writeable else data.copy()  # its IFD is rewritten while it is decoded
+    pairs = decode_gray_alpha(writable, layout, lambda wide: _decode_interleaved(wide, cv2.IMREAD_UNCHANGED))
+    if pairs is None or flags == cv2.IMREAD_UNCHANGED:
+        return pairs
+    return np.ascontiguousarray(pairs[..., 0])
 
 
 def _decode_interleaved(data: np.ndarray, flags: int) -> Optional[np.ndarray]:

@@ -5,9 +5,13 @@ decoded; this is the one place their layout is parsed."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional, Union
+
+import numpy as np
 
 Bytes = Union[bytes, bytearray, memoryview]
 
@@ -15,6 +19,8 @@ Bytes = Union[bytes, bytearray, memoryview]
 INT_TYPES = {3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}
 
 _CLASSIC, _BIG = 42, 43  # the version number after the byte order mark
+
+Field = tuple[int, int, bytes]  # an entry as written: its type, count and value field (values, or their offset)
 
 
 @dataclass(frozen=True)
@@ -88,3 +94,39 @@ def first_ifd(data: Bytes) -> Optional[FirstIfd]:
     except struct.error:  # cut off inside the header
         return None
     return FirstIfd(order, version == _BIG, offset, entries)
+
+
+def ifd_size(ifd: FirstIfd, entries: int) -> int:
+    """Bytes of an IFD of ``entries`` entries in this file's layout: its count, entries and next IFD's offset."""
+    return (8 + 20 * entries + 8) if ifd.big else (2 + 12 * entries + 4)
+
+
+def inline(order: str, field_size: int, kind: int, values: list[int]) -> Field:
+    """An entry's (type, count, value field) holding ``values`` in the field itself, left-justified."""
+    code, _ = INT_TYPES[kind]
+    return kind, len(values), struct.pack(f"{order}{len(values)}{code}", *values).ljust(field_size, b"\x00")
+
+
+@contextlib.contextmanager
+def ifd_kept(data: np.ndarray, ifd: FirstIfd) -> Iterator[None]:
+    """The bytes of the first IFD put back as they were after the block, however it ends: for a block that rewrites
+    it in place (``write_ifd``) to have libtiff read the same pixels otherwise, without copying the file."""
+    start, end = ifd.offset, ifd.offset + ifd_size(ifd, len(ifd.entries))
+    kept = data[start:end].copy()
+    try:
+        yield
+    finally:
+        data[start:end] = kept
+
+
+def write_ifd(data: np.ndarray, ifd: FirstIfd, tags: dict[int, Field]) -> None:
+    """Rewrite the first IFD where it is, as ``tags`` (no more entries than it has, so it fits), its link to the next
+    IFD kept: value fields that point elsewhere in the file still do, as nothing else moves."""
+    field_size = 8 if ifd.big else 4
+    old_size = ifd_size(ifd, len(ifd.entries))
+    assert len(tags) <= len(ifd.entries)
+    entry_code = "HHQ" if ifd.big else "HHI"
+    body = struct.pack(ifd.order + ("Q" if ifd.big else "H"), len(tags)) + b"".join(
+        struct.pack(ifd.order + entry_code, tag, kind, n) + field for tag, (kind, n, field) in sorted(tags.items()))
+    body += data[ifd.offset + old_size - field_size:][:field_size].tobytes()  # the next IFD's offset
+    data[ifd.offset:ifd.offset + len(body)] = np.frombuffer(body, dtype=np.uint8)

@@ -19,15 +19,14 @@ upright copy and one tile row are held. 16-bit and float tiled TIFFs OpenCV read
 
 from __future__ import annotations
 
-import contextlib
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from birefvid.io.tiff_tags import INT_TYPES, FirstIfd, first_ifd
+from birefvid.io.tiff_tags import INT_TYPES, Field, FirstIfd, first_ifd, ifd_kept, inline, write_ifd
 
 # numpy for TIFF's (and EXIF's) Orientation 2-8, stored -> upright: flips, then quarter turns counter-clockwise
 UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
@@ -110,7 +109,7 @@ def _stored_picture(data: np.ndarray, grid: TileGrid, decode: Decoder) -> Option
     assert ifd is not None
     picture: Optional[np.ndarray] = None
     group = max(1, min(grid.across, _MAX_ROWS // grid.tile_length))  # tiles decoded together, as one strip picture
-    with _ifd_kept(data, ifd):
+    with ifd_kept(data, ifd):
         for row in range(grid.down):
             for first in range(0, grid.across, group):
                 count = min(group, grid.across - first)
@@ -134,54 +133,26 @@ def _place(picture: np.ndarray, strip: np.ndarray, grid: TileGrid, row: int, fir
     picture[top:top + rows, left:left + columns] = side_by_side[:rows, :columns]
 
 
-@contextlib.contextmanager
-def _ifd_kept(data: np.ndarray, ifd: FirstIfd) -> Iterator[None]:
-    """The bytes of the first IFD put back as they were after the block, however it ends."""
-    start, end = ifd.offset, ifd.offset + _ifd_size(ifd, len(ifd.entries))
-    kept = data[start:end].copy()
-    try:
-        yield
-    finally:
-        data[start:end] = kept
-
-
-def _ifd_size(ifd: FirstIfd, entries: int) -> int:
-    """Bytes of an IFD of ``entries`` entries in this file's layout: its count, entries and next IFD's offset."""
-    return (8 + 20 * entries + 8) if ifd.big else (2 + 12 * entries + 4)
-
-
 def _write_strips_ifd(data: np.ndarray, ifd: FirstIfd, grid: TileGrid, first: int, count: int) -> None:
     """Rewrite the first IFD, where it is, to describe tiles ``first`` to ``first + count - 1`` as a picture one tile
     wide, a strip each, stacked, in Orientation 1; every other tag (compression, photometric, JPEG tables, colour
     map, extra samples) as it is. It has one entry fewer than the tiled IFD (three strip tags for four tile tags),
     so it fits where that one was."""
-    order, big = ifd.order, ifd.big
-    field_size = 8 if big else 4
+    order, field_size = ifd.order, 8 if ifd.big else 4
     tags = {tag: (e.kind, e.count, e.field) for tag, e in ifd.entries.items()
             if tag not in (_TILE_WIDTH, _TILE_LENGTH, _TILE_OFFSETS, _TILE_COUNTS, _ROWS_PER_STRIP, _STRIP_OFFSETS,
                            _STRIP_COUNTS)}  # fmt: skip
-    tags[_WIDTH] = _inline(order, field_size, _LONG, [grid.tile_width])
-    tags[_LENGTH] = _inline(order, field_size, _LONG, [grid.tile_length * count])
-    tags[_ROWS_PER_STRIP] = _inline(order, field_size, _LONG, [grid.tile_length])
+    tags[_WIDTH] = inline(order, field_size, _LONG, [grid.tile_width])
+    tags[_LENGTH] = inline(order, field_size, _LONG, [grid.tile_length * count])
+    tags[_ROWS_PER_STRIP] = inline(order, field_size, _LONG, [grid.tile_length])
     if _ORIENTATION in tags:
-        tags[_ORIENTATION] = _inline(order, field_size, _SHORT, [1])
+        tags[_ORIENTATION] = inline(order, field_size, _SHORT, [1])
     for strip_tag, tile_tag in ((_STRIP_OFFSETS, _TILE_OFFSETS), (_STRIP_COUNTS, _TILE_COUNTS)):
         tags[strip_tag] = _part_of(data, ifd, tile_tag, first, count)
-    entry_code = "HHQ" if big else "HHI"
-    body = struct.pack(order + ("Q" if big else "H"), len(tags)) + b"".join(
-        struct.pack(order + entry_code, tag, kind, n) + field for tag, (kind, n, field) in sorted(tags.items()))
-    body += data[ifd.offset + _ifd_size(ifd, len(ifd.entries)) - field_size:][:field_size].tobytes()  # next IFD
-    assert len(body) <= _ifd_size(ifd, len(ifd.entries))
-    data[ifd.offset:ifd.offset + len(body)] = np.frombuffer(body, dtype=np.uint8)
+    write_ifd(data, ifd, tags)
 
 
-def _inline(order: str, field_size: int, kind: int, values: list[int]) -> tuple[int, int, bytes]:
-    """An entry's (type, count, value field) holding ``values`` in the field itself, left-justified."""
-    code, size = INT_TYPES[kind]
-    return kind, len(values), struct.pack(f"{order}{len(values)}{code}", *values).ljust(field_size, b"\x00")
-
-
-def _part_of(data: np.ndarray, ifd: FirstIfd, tag: int, first: int, count: int) -> tuple[int, int, bytes]:
+def _part_of(data: np.ndarray, ifd: FirstIfd, tag: int, first: int, count: int) -> Field:
     """An entry for values ``first`` to ``first + count - 1`` of the array ``tag`` holds: inline when they fit in a
     value field (libtiff reads them from there then), else pointing into the array where it lies in the file."""
     entry = ifd.entries[tag]
@@ -193,6 +164,6 @@ def _part_of(data: np.ndarray, ifd: FirstIfd, tag: int, first: int, count: int) 
         else:
             at = ifd.values_at(tag) + first * size
             values = list(struct.unpack(f"{ifd.order}{count}{code}", data[at:at + count * size].tobytes()))
-        return _inline(ifd.order, field_size, entry.kind, values)
+        return inline(ifd.order, field_size, entry.kind, values)
     where = ifd.values_at(tag) + first * size
     return entry.kind, count, struct.pack(ifd.order + ("Q" if ifd.big else "I"), where)
