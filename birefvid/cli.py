@@ -520,8 +520,9 @@ class CliLogFormatter(logging.Formatter):
 def _not_a_notice(record: logging.LogRecord) -> bool:
     """False for a notice (``errors.NOTICE``: a first export's steps, OpenVINO's first compile, a download, a wait for
     another run's export): under ``-q`` it is an informational line like a progress line, and a cron job or a CI step
-    run with ``-q`` got eight of them on a first run, while warnings and errors are kept."""
-    return not getattr(record, "notice", False)
+    run with ``-q`` got eight of them on a first run, while warnings and errors are kept. A notice the user acts on
+    is kept (``kept_when_quiet``: the network preview's URL with its token, shown nowhere else)."""
+    return not getattr(record, "notice", False) or getattr(record, "kept_when_quiet", False)
 
 
 def _log_handler(verbose: bool, quiet: bool = False) -> logging.Handler:

@@ -23,8 +23,9 @@ from typing import Any, Callable, Iterator, Optional
 # (a first export, a download, a wait), not a problem: the CLI prints it without "warning:", so a script
 # grepping for warnings, or a user reading them, is not sent after a normal first run
 NOTICE = {"notice": True}
-# a notice whose URL must be shown whole: the CLI hides URL secrets in every other line (``cli.CliLogFormatter``)
-SHOWS_SECRET = {"notice": True, "shows_secret": True}
+# a notice whose URL must be shown whole: the CLI hides URL secrets in every other line (``cli.CliLogFormatter``);
+# ``-q`` keeps it too, as it keeps a result: it is the network preview's one showing of the token other machines need
+SHOWS_SECRET = {"notice": True, "shows_secret": True, "kept_when_quiet": True}
 
 
 class BirefvidError(Exception):

@@ -61,3 +61,20 @@ def test_quiet_before_the_command_is_the_command_s_quiet(tmp_path, pvt_b0_weight
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "out.png").stat().st_size > 0
     assert run.stderr == "" and run.stdout == ""
+
+
+def test_quiet_keeps_the_network_preview_s_token_url(tmp_path):
+    """`live -q --sink http://0.0.0.0:PORT` printed nothing: the preview's URL is a notice (no "warning:"), and -q left
+    notices out, but that line is the one place the token other machines need is shown, so a -q run's preview could not
+    be opened from the machine it was meant for."""
+    clip = make_video(tmp_path / "cam.mp4", n_frames=3, size=(64, 48), with_audio=False).path
+    env_token = {k: v for k, v in os.environ.items() if k != "BIREFVID_PREVIEW_TOKEN"}
+    run = subprocess.run([sys.executable, "-m", "birefvid", "-q", "live", "--source", str(clip), "--sink", "http://0.0.0.0:0",
+                          "--model", "tiny", "--device", "cpu", "--resolution", "64"], capture_output=True, text=True,
+                         timeout=300, env={**env_token, "BIREFVID_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    token = (tmp_path / "cache" / "preview-token").read_text().strip()
+    lines = run.stderr.splitlines()  # a `birefvid: hint:` may come too, on a loaded machine: it is no information line
+    [line] = [line for line in lines if "live preview at" in line]
+    assert line.startswith("birefvid: live preview at http://127.0.0.1:") and f"?token={token} " in line
+    assert not any(line.startswith("live: showed") for line in lines), lines  # -q's summary still left out

@@ -144,6 +144,21 @@ def test_an_exr_matte_keeps_the_levels_between(tmp_path):
         assert np.abs(matte - want).max() <= 2**-11 and matte[0, 0] == 0.0 and matte[-1, -1] == 1.0
 
 
+def test_an_exr_matte_level_is_the_nearest_half(tmp_path):
+    """Each level is the half float nearest to it, as OpenEXR's own library (Imath's half) and so Nuke write it:
+    FFmpeg's encoder cut float32 to half, every level in 0.5-1 (a matte's soft edge and near-solid core) one step
+    of 2^-11 low, 65483 of the 65536 16-bit levels off their nearest half and 65534 (0.99998) written as 0.99951."""
+    levels = np.arange(65536, dtype=np.uint16)[-SIZE[0] * SIZE[1]:].reshape(SIZE[1], SIZE[0])  # the top levels
+    folder = tmp_path / "m"
+    sink = ImageSequenceSink(folder, "mask", *SIZE, pattern=sequence_pattern(folder / "m.%04d.exr"))
+    sink.write(levels[None], [0])
+    sink.close()
+    matte = decoded(folder / "m.0001.exr", "grayf32le", 1, "<f4")[..., 0]
+    nearest = (levels / 65535.0).astype(np.float16).astype(np.float32)  # numpy's half: round to nearest, ties to even
+    assert np.array_equal(matte, nearest), f"{(matte != nearest).sum()} levels off their nearest half"
+    assert np.abs(matte - levels / 65535.0).max() <= 2**-12  # half a step of half precision in 0.5-1
+
+
 @pytest.mark.parametrize("kind", ["alpha", "foreground", "composite"])
 def test_colour_into_exr_is_one_error_line(tmp_path, plate, run, capsys, kind):
     """EXR is scene-linear, and birefvid's colour is display-referred: refused in one line naming what is written."""

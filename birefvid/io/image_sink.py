@@ -3,6 +3,7 @@ rgb; 8 or 16 bits a sample), or OpenEXR (the mask, one half-float channel)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from fractions import Fraction
@@ -36,15 +37,23 @@ _EXR_OPTIONS = {"format": "half", "compression": "zip16"}
 
 def exr_matte(mask: np.ndarray) -> bytes:
     """One OpenEXR file of ``mask`` (H, W) uint8 or uint16, as half floats from 0 to 1: the 8- or 16-bit matte scaled,
-    0 and the top level exactly 0.0 and 1.0."""
-    top = 65535.0 if mask.dtype == np.uint16 else 255.0
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(mask, dtype=np.float32) / np.float32(top), format="grayf32le")
+    each level the nearest half to it, 0 and the top level exactly 0.0 and 1.0."""
+    frame = av.VideoFrame.from_ndarray(_nearest_halves(mask.dtype == np.uint16)[mask], format="grayf32le")
     context = av.CodecContext.create("exr", "w")
     context.width, context.height, context.pix_fmt = mask.shape[1], mask.shape[0], "grayf32le"
     context.time_base = Fraction(1, 25)  # one picture: FFmpeg asks for a time base, which EXR does not store
     context.options = dict(_EXR_OPTIONS)
     packets = context.encode(frame) + context.encode(None)  # a context per picture: no frame threads to hold one back
     return b"".join(bytes(packet) for packet in packets)
+
+
+@functools.lru_cache(maxsize=2)
+def _nearest_halves(deep: bool) -> np.ndarray:
+    """Each 8-bit (or 16-bit, ``deep``) matte level's value from 0 to 1 as the nearest half float (numpy's rounding, as
+    OpenEXR's own half), held as float32 for FFmpeg's encoder: it cuts float32 to half, which put each level in 0.5-1
+    a step (2^-11) low, where a value that is a half already passes through as it is. A table: ~5 ms a 1080p frame."""
+    top = 65535 if deep else 255
+    return (np.arange(top + 1) / top).astype(np.float16).astype(np.float32)
 
 
 class ImageSequenceSink(Sink):

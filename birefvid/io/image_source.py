@@ -407,7 +407,11 @@ def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
     libtiff decodes as it does any (its compression, predictor and orientation), so it reads as its interleaved twin.
     An 8-bit RGBA TIFF with straight alpha keeps its colours as stored (``_straight_alpha_kept``), an 8-bit tiled
     one reads as its striped twin (``tiff_tiles``), and a gray + alpha one as its PNG twin (``tiff_gray_alpha``):
-    its depth kept, and its alpha too under ``IMREAD_UNCHANGED``."""
+    its depth kept, and its alpha too under ``IMREAD_UNCHANGED``.
+
+    Those three rewrite a few header bytes of a writable ``data`` in place for the call and put them back after (no
+    copy of a large file): ``data`` must be the caller's own for the call's length, as every caller's ``np.fromfile``
+    is, never bytes another thread decodes or reads meanwhile, nor a writable memory map of the file itself."""
     planes = _planar_tiff_planes(data)
     if planes is None:
         layout = gray_alpha(memoryview(data))
