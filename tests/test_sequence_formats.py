@@ -207,12 +207,15 @@ def close_in_half(got: np.ndarray, want: np.ndarray) -> bool:
 REC709_XY = struct.pack("<8f", 0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
 
 
-def test_an_exr_cutout_is_premultiplied_linear_half_rgba(tmp_path, graded, seg):
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_an_exr_cutout_is_premultiplied_linear_half_rgba(tmp_path, graded, seg, bit_depth):
     """`-o out/rgba.%04d.exr` of PNG plates: R, G, B, A half floats, ZIP; RGB the sRGB values decoded to linear light
     (the sRGB EOTF, as Nuke reads an 8-bit picture) and premultiplied: the source's linear colour where alpha is 1,
-    0 where it is 0, alpha x that colour on the feathered edge; chromaticities Rec.709, sRGB's."""
+    0 where it is 0, alpha x that colour on the feathered edge; chromaticities Rec.709, sRGB's. `--bit-depth 16`:
+    the soft edge's alpha finer than 8 bits' steps."""
     out = tmp_path / "out"
-    process_video(graded, out / "rgba.%04d.exr", kind="alpha", segmenter=seg, smooth="none", feather=3, foreground=False)
+    process_video(graded, out / "rgba.%04d.exr", kind="alpha", segmenter=seg, smooth="none", feather=3, foreground=False,
+                  bit_depth=bit_depth)  # fmt: skip
     assert names(out) == [f"rgba.{n}.exr" for n in NUMBERS]
     for i, number in enumerate(NUMBERS):
         path = out / f"rgba.{number}.exr"
@@ -231,6 +234,8 @@ def test_an_exr_cutout_is_premultiplied_linear_half_rgba(tmp_path, graded, seg):
         step = srgb_to_linear(np.minimum(graded_frame(i).astype(np.float64) + 1, 255)) - linear
         assert np.all(np.abs(rgb[edge] - alpha[edge, None] * linear[edge]) <= alpha[edge, None] * step[edge] + 2**-10)
         assert np.all(rgb <= alpha[..., None] + 2**-10), "premultiplied: no channel above its alpha"
+        off_8_bits = np.abs(alpha[edge] * 255 - np.round(alpha[edge] * 255)) > 0.25  # half rounding: 0.12 of a level near 1
+        assert off_8_bits.any() == (bit_depth == 16), "16 bits: levels between 8 bits' steps"
 
 
 def test_a_foreground_exr_is_opaque_linear_rgb(tmp_path, graded, seg):

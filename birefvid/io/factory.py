@@ -198,9 +198,9 @@ def _say_if_odd_h26x(target: Path, spec: EncoderSpec, info: StreamInfo) -> None:
 
 def output_sample_bits(path: str | Path, kind: Kind, info: StreamInfo, **encoder: Any) -> int:
     """Bits a sample of the output ``open_sink`` would open at ``path`` holds, without opening it: a PNG or TIFF
-    sequence's 16 when ``bits`` > 8 asks for more, an OpenEXR matte's 16 always (half floats: its 8-bit matte would
-    be float steps of 1/255), a video's pixel format's, 8 for GIF/WebP/APNG (and for a request ``open_sink`` will
-    refuse, which it then says why)."""
+    sequence's 16 when ``bits`` > 8 asks for more, an OpenEXR's 16 always (half floats: its 8-bit matte would
+    be float steps of 1/255; its colour is composited at 16 bits for a deep source or ``--bit-depth 16``), a
+    video's pixel format's, 8 for GIF/WebP/APNG (and for a request ``open_sink`` will refuse, which it then says why)."""
     if is_sequence_target(path):
         pattern = sequence_pattern(path)
         if pattern is not None and pattern.suffix.lower() == ".exr":
