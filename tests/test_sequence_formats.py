@@ -207,12 +207,12 @@ def close_in_half(got: np.ndarray, want: np.ndarray) -> bool:
 REC709_XY = struct.pack("<8f", 0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
 
 
-@pytest.mark.parametrize("bit_depth", [8, 16])
+@pytest.mark.parametrize("bit_depth", ["auto", 8])
 def test_an_exr_cutout_is_premultiplied_linear_half_rgba(tmp_path, graded, seg, bit_depth):
-    """`-o out/rgba.%04d.exr` of PNG plates: R, G, B, A half floats, ZIP; RGB the sRGB values decoded to linear light
-    (the sRGB EOTF, as Nuke reads an 8-bit picture) and premultiplied: the source's linear colour where alpha is 1,
-    0 where it is 0, alpha x that colour on the feathered edge; chromaticities Rec.709, sRGB's. `--bit-depth 16`:
-    the soft edge's alpha finer than 8 bits' steps."""
+    """`-o out/rgba.%04d.exr` of 8-bit PNG plates: R, G, B, A half floats, ZIP; RGB the sRGB values decoded to linear
+    light (the sRGB EOTF, as Nuke reads an 8-bit picture) and premultiplied: the source's linear colour where alpha is
+    1, 0 where it is 0, alpha x that colour on the feathered edge; chromaticities Rec.709, sRGB's. The soft edge's
+    alpha finer than 8 bits' steps (composited at 16 bits: half floats cost the same), unless `--bit-depth 8`."""
     out = tmp_path / "out"
     process_video(graded, out / "rgba.%04d.exr", kind="alpha", segmenter=seg, smooth="none", feather=3, foreground=False,
                   bit_depth=bit_depth)  # fmt: skip
@@ -235,7 +235,7 @@ def test_an_exr_cutout_is_premultiplied_linear_half_rgba(tmp_path, graded, seg, 
         assert np.all(np.abs(rgb[edge] - alpha[edge, None] * linear[edge]) <= alpha[edge, None] * step[edge] + 2**-10)
         assert np.all(rgb <= alpha[..., None] + 2**-10), "premultiplied: no channel above its alpha"
         off_8_bits = np.abs(alpha[edge] * 255 - np.round(alpha[edge] * 255)) > 0.25  # half rounding: 0.12 of a level near 1
-        assert off_8_bits.any() == (bit_depth == 16), "16 bits: levels between 8 bits' steps"
+        assert off_8_bits.any() == (bit_depth == "auto"), "levels between 8 bits' steps, unless --bit-depth 8"
 
 
 def test_a_foreground_exr_is_opaque_linear_rgb(tmp_path, graded, seg):
@@ -247,6 +247,16 @@ def test_a_foreground_exr_is_opaque_linear_rgb(tmp_path, graded, seg):
     assert exr_channels(path) == [("B", 1), ("G", 1), ("R", 1)]
     assert close_in_half(exr_rgba(path, 3), srgb_to_linear(graded_frame(1).astype(np.float64)))
     assert names(tmp_path / "pha") == [f"pha.{n}.exr" for n in NUMBERS]
+
+
+def test_an_exr_cutout_beside_an_8_bit_fill_keeps_its_soft_edge(tmp_path, graded, seg):
+    """`--also alpha=out/rgba.%04d.exr` beside an 8-bit TIFF: the EXR's alpha is composited at 16 bits all the same."""
+    process_video(graded, tmp_path / "fgr" / "fgr.%04d.tif", kind="foreground", segmenter=seg, smooth="none", feather=3,
+                  also=[("alpha", str(tmp_path / "rgba" / "rgba.%04d.exr"))])  # fmt: skip
+    assert tiff_tags(tmp_path / "fgr" / "fgr.1001.tif")[0] == 8
+    alpha = exr_rgba(tmp_path / "rgba" / "rgba.1001.exr")[..., 3]
+    edge = (alpha > 0.02) & (alpha < 0.98)
+    assert (np.abs(alpha[edge] * 255 - np.round(alpha[edge] * 255)) > 0.25).any(), "levels between 8 bits' steps"
 
 
 def test_an_exr_of_video_is_linearised_as_video_in_its_primaries(tmp_path, graded, seg):

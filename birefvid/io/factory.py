@@ -196,15 +196,20 @@ def _say_if_odd_h26x(target: Path, spec: EncoderSpec, info: StreamInfo) -> None:
                 target, info.width, info.height, spec.codec, spec.pix_fmt, option("max_size", limit), width, height)  # fmt: skip
 
 
+def holds_floats(path: str | Path) -> bool:
+    """Whether ``path`` names an OpenEXR sequence, whose half floats hold a 16-bit composite at no extra cost."""
+    pattern = sequence_pattern(path) if is_sequence_target(path) else None
+    return pattern is not None and pattern.suffix.lower() == ".exr"
+
+
 def output_sample_bits(path: str | Path, kind: Kind, info: StreamInfo, **encoder: Any) -> int:
     """Bits a sample of the output ``open_sink`` would open at ``path`` holds, without opening it: a PNG or TIFF
     sequence's 16 when ``bits`` > 8 asks for more, an OpenEXR's 16 always (half floats: its 8-bit matte would
-    be float steps of 1/255; its colour is composited at 16 bits for a deep source or ``--bit-depth 16``), a
-    video's pixel format's, 8 for GIF/WebP/APNG (and for a request ``open_sink`` will refuse, which it then says why)."""
+    be float steps of 1/255, and so would its colour: ``holds_floats``), a video's pixel format's, 8 for
+    GIF/WebP/APNG (and for a request ``open_sink`` will refuse, which it then says why)."""
+    if holds_floats(path):
+        return 16
     if is_sequence_target(path):
-        pattern = sequence_pattern(path)
-        if pattern is not None and pattern.suffix.lower() == ".exr":
-            return 16
         return 16 if encoder.get("bits", 8) > 8 else 8
     try:
         spec = choose_encoder(Path(path), kind, info.width, info.height, **encoder)
