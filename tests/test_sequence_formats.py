@@ -1,8 +1,8 @@
 """TIFF and OpenEXR image-sequence outputs, as compositors (Nuke, Fusion, After Effects) ask for them: `-o
 out/rgba.%04d.tif` writes RGBA TIFFs with straight alpha (8 or 16 bits, as PNGs), `-o out/m.%04d.exr --output mask`
-(or `--also mask=...exr`) the matte as one half-float channel; colour into EXR is one error line. Each file is read
-back by readers other than the OpenCV that wrote it: FFmpeg for the pixels, tifffile for the TIFF tags, and the EXR
-header parsed from its bytes."""
+(or `--also mask=...exr`) the matte as one half-float channel, colour into EXR linear light, premultiplied. Each file
+is read back by readers other than the ones that wrote it: FFmpeg for the pixels, tifffile for the TIFF tags, and the
+EXR header parsed from its bytes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import struct
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -159,13 +160,150 @@ def test_an_exr_matte_level_is_the_nearest_half(tmp_path):
     assert np.abs(matte - levels / 65535.0).max() <= 2**-12  # half a step of half precision in 0.5-1
 
 
-@pytest.mark.parametrize("kind", ["alpha", "foreground", "composite"])
-def test_colour_into_exr_is_one_error_line(tmp_path, plate, run, capsys, kind):
-    """EXR is scene-linear, and birefvid's colour is display-referred: refused in one line naming what is written."""
-    assert run(plate, "-o", tmp_path / "out" / "c.%04d.exr", "--output", kind, *(["--background", "#808080"] if kind == "composite" else [])) == 2
+def graded_frame(index: int) -> np.ndarray:
+    """RGB (H, W, 3): the red-key scene in midtones, where transfer curves differ: a subject R 230 B 40 over R 30
+    B 200, green running through every level, so each pixel's linear value checks the curve at its own code."""
+    picture = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+    subject = true_mask(index, SIZE) > 0
+    picture[..., 0] = np.where(subject, 230, 30)
+    picture[..., 2] = np.where(subject, 40, 200)
+    picture[..., 1] = (np.arange(SIZE[0] * SIZE[1]) * 5 % 256).reshape(SIZE[1], SIZE[0])
+    return picture
+
+
+@pytest.fixture
+def graded(tmp_path) -> Path:
+    """``graded_frame``s as `g.1001.png`... (8-bit PNGs: sRGB, as every picture file is shown)."""
+    folder = tmp_path / "graded"
+    folder.mkdir()
+    for i, number in enumerate(NUMBERS):
+        assert cv2.imwrite(str(folder / f"g.{number}.png"), cv2.cvtColor(graded_frame(i), cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def srgb_to_linear(codes: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1's EOTF, written out here from the standard, not taken from birefvid."""
+    v = codes / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def bt709_to_linear(codes: np.ndarray) -> np.ndarray:
+    """BT.709's OETF inverted, as Nuke's rec709 colourspace reads video."""
+    v = codes / 255.0
+    return np.where(v < 0.081, v / 4.5, ((v + 0.099) / 1.099) ** (1 / 0.45))
+
+
+def exr_rgba(path: Path, channels: int = 4) -> np.ndarray:
+    """An RGB(A) EXR's float values (H, W, channels) as FFmpeg decodes them, in R, G, B(, A) order (FFmpeg's planar
+    G, B, R, A), no transfer applied (the file's gamma attribute is 1)."""
+    pix_fmt = "gbrapf32le" if channels == 4 else "gbrpf32le"
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"],
+                         capture_output=True, check=True, timeout=60).stdout  # fmt: skip
+    planes = np.frombuffer(raw, "<f4").reshape(channels, SIZE[1], SIZE[0])
+    return np.dstack([planes[2], planes[0], planes[1], *planes[3:]])
+
+
+def exr_channels(path: Path) -> list[tuple[str, int]]:
+    """(name, pixel type) of each channel in the header's list: pixel type 1 is HALF."""
+    data, listed = exr_header(path)["channels"], []
+    at = 0
+    while data[at] != 0:
+        end = data.index(b"\0", at)
+        listed.append((data[at:end].decode(), struct.unpack("<i", data[end + 1 : end + 5])[0]))
+        at = end + 1 + 16
+    return listed
+
+
+def close_in_half(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal within half-float rounding (11 significant bits), and a little for the float32 tables."""
+    return bool(np.all(np.abs(got - want) <= np.abs(want) * 2**-10 + 2**-24))
+
+
+REC709_XY = struct.pack("<8f", 0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
+
+
+@pytest.mark.parametrize("bit_depth", ["auto", 8])
+def test_an_exr_cutout_is_premultiplied_linear_half_rgba(tmp_path, graded, seg, bit_depth):
+    """`-o out/rgba.%04d.exr` of 8-bit PNG plates: R, G, B, A half floats, ZIP; RGB the sRGB values decoded to linear
+    light (the sRGB EOTF, as Nuke reads an 8-bit picture) and premultiplied: the source's linear colour where alpha is
+    1, 0 where it is 0, alpha x that colour on the feathered edge; chromaticities Rec.709, sRGB's. The soft edge's
+    alpha finer than 8 bits' steps (composited at 16 bits: half floats cost the same), unless `--bit-depth 8`."""
+    out = tmp_path / "out"
+    process_video(graded, out / "rgba.%04d.exr", kind="alpha", segmenter=seg, smooth="none", feather=3, foreground=False,
+                  bit_depth=bit_depth)  # fmt: skip
+    assert names(out) == [f"rgba.{n}.exr" for n in NUMBERS]
+    for i, number in enumerate(NUMBERS):
+        path = out / f"rgba.{number}.exr"
+        assert exr_channels(path) == [("A", 1), ("B", 1), ("G", 1), ("R", 1)]  # OpenEXR lists them sorted
+        header = exr_header(path)
+        assert header["compression"] == b"\x03" and header["chromaticities"] == REC709_XY
+        picture = exr_rgba(path)
+        rgb, alpha = picture[..., :3], picture[..., 3]
+        linear = srgb_to_linear(graded_frame(i).astype(np.float64))
+        fg, bg = interior(true_mask(i, SIZE), margin=6)
+        assert (alpha[fg] == 1.0).all() and close_in_half(rgb[fg], linear[fg]), "solid: the source's colour, linear"
+        assert (alpha[bg] == 0.0).all() and (rgb[bg] == 0.0).all(), "clear: premultiplied to nothing"
+        edge = (alpha > 0.02) & (alpha < 0.98)
+        assert edge.sum() >= 8 and (np.abs(alpha[edge] - 0.5) < 0.15).any(), "the feather has soft pixels"
+        # the colour under a soft edge is the source's within one 8-bit level (as the TIFF test), then premultiplied
+        step = srgb_to_linear(np.minimum(graded_frame(i).astype(np.float64) + 1, 255)) - linear
+        assert np.all(np.abs(rgb[edge] - alpha[edge, None] * linear[edge]) <= alpha[edge, None] * step[edge] + 2**-10)
+        assert np.all(rgb <= alpha[..., None] + 2**-10), "premultiplied: no channel above its alpha"
+        off_8_bits = np.abs(alpha[edge] * 255 - np.round(alpha[edge] * 255)) > 0.25  # half rounding: 0.12 of a level near 1
+        assert off_8_bits.any() == (bit_depth == "auto"), "levels between 8 bits' steps, unless --bit-depth 8"
+
+
+def test_a_foreground_exr_is_opaque_linear_rgb(tmp_path, graded, seg):
+    """`--output foreground` (RVM's fgr, for the two-file workflow): R, G, B only, the whole picture linear light."""
+    out = tmp_path / "fgr"
+    process_video(graded, out / "fgr.####.exr", kind="foreground", segmenter=seg, smooth="none", foreground=False,
+                  also=[("mask", str(tmp_path / "pha" / "pha.####.exr"))])  # fmt: skip
+    path = out / "fgr.1002.exr"
+    assert exr_channels(path) == [("B", 1), ("G", 1), ("R", 1)]
+    assert close_in_half(exr_rgba(path, 3), srgb_to_linear(graded_frame(1).astype(np.float64)))
+    assert names(tmp_path / "pha") == [f"pha.{n}.exr" for n in NUMBERS]
+
+
+def test_an_exr_cutout_beside_an_8_bit_fill_keeps_its_soft_edge(tmp_path, graded, seg):
+    """`--also alpha=out/rgba.%04d.exr` beside an 8-bit TIFF: the EXR's alpha is composited at 16 bits all the same."""
+    process_video(graded, tmp_path / "fgr" / "fgr.%04d.tif", kind="foreground", segmenter=seg, smooth="none", feather=3,
+                  also=[("alpha", str(tmp_path / "rgba" / "rgba.%04d.exr"))])  # fmt: skip
+    assert tiff_tags(tmp_path / "fgr" / "fgr.1001.tif")[0] == 8
+    alpha = exr_rgba(tmp_path / "rgba" / "rgba.1001.exr")[..., 3]
+    edge = (alpha > 0.02) & (alpha < 0.98)
+    assert (np.abs(alpha[edge] * 255 - np.round(alpha[edge] * 255)) > 0.25).any(), "levels between 8 bits' steps"
+
+
+def test_an_exr_of_video_is_linearised_as_video_in_its_primaries(tmp_path, graded, seg):
+    """A BT.709-tagged video: its OETF inverted (Nuke's rec709), not sRGB's curve; the chromaticities the video's
+    (SMPTE 170M here), so a compositor converts its gamut rightly. RGB FFV1, so decoded pixels are the frames."""
+    video = tmp_path / "plate.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-start_number", "1001", "-i", str(graded / "g.%04d.png"), "-c:v", "ffv1",
+                    "-pix_fmt", "bgr0", "-color_trc", "bt709", "-color_primaries", "smpte170m", str(video)],
+                   check=True, timeout=60)  # fmt: skip
+    out = tmp_path / "out"
+    process_video(video, out / "fgr.%04d.exr", kind="foreground", segmenter=seg, smooth="none", foreground=False)
+    path = out / "fgr.0002.exr"
+    assert exr_header(path)["chromaticities"] == struct.pack("<8f", 0.630, 0.340, 0.310, 0.595, 0.155, 0.070, 0.3127, 0.3290)
+    codes = graded_frame(1).astype(np.float64)
+    got, want = exr_rgba(path, 3), bt709_to_linear(codes)
+    assert close_in_half(got, want)
+    assert not close_in_half(got, srgb_to_linear(codes)), "the two curves differ at these midtones"
+
+
+@pytest.mark.parametrize("trc,says", [("smpte2084", "HDR (PQ)"), ("arib-std-b67", "HDR (HLG)"), ("log100", "logarithmic")])
+def test_colour_of_hdr_or_log_video_into_exr_is_one_error_line(tmp_path, graded, run, capsys, trc, says):
+    """PQ, HLG and log video are not linearised here (HDR would otherwise reach the EXR tone-mapped to SDR, as the
+    PNG sequence gets it): one line before any work, naming what to write instead; its matte still goes to EXR."""
+    video = tmp_path / "hdr.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-start_number", "1001", "-i", str(graded / "g.%04d.png"), "-c:v", "ffv1",
+                    "-pix_fmt", "gbrp10le", "-color_trc", trc, "-color_primaries", "bt2020", str(video)],
+                   check=True, timeout=60)  # fmt: skip
+    assert run(video, "-o", tmp_path / "out" / "c.%04d.exr", "--output", "alpha") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("birefvid: error:"), err
-    assert "OpenEXR sequences are written for the matte only (--output mask" in err[0] and ".tif" in err[0], err
+    assert len(err) == 1 and err[0].startswith("birefvid: error:") and says in err[0] and ".tif" in err[0], err
     assert not (tmp_path / "out").exists()
-    assert run(plate, "-o", tmp_path / "a.mov", "--also", f"alpha={tmp_path / 'x' / 'x.%04d.exr'}") == 2
-    assert "matte only" in capsys.readouterr().err and not (tmp_path / "a.mov").exists() and not (tmp_path / "x").exists()
+    assert run(video, "-o", tmp_path / "a.mov", "--also", f"foreground={tmp_path / 'x' / 'x.%04d.exr'}") == 2
+    assert says in capsys.readouterr().err and not (tmp_path / "a.mov").exists() and not (tmp_path / "x").exists()
+    assert run(video, "-o", tmp_path / "m" / "m.%04d.exr", "--output", "mask") == 0
+    assert names(tmp_path / "m") == ["m.0001.exr", "m.0002.exr", "m.0003.exr"]

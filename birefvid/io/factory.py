@@ -17,6 +17,7 @@ from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source, is_url
 from birefvid.io.formats import KINDS, EncoderSpec, Kind, check_encoder, choose_encoder, sample_bits
+from birefvid.io.exr import ExrColour, exr_colour
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
 from birefvid.sequence_names import SEQUENCE_FORMATS, check_own_folder, check_previous_run, sequence_folder, sequence_pattern
@@ -118,7 +119,7 @@ def open_sink(
         encoder.pop("bits", None)  # a folder's PNGs (TIFFs) are 16-bit when given uint16 pictures
         pattern = sequence_pattern(path)
         target = sequence_folder(path)
-        _check_sequence_options(path, kind, encoder)
+        _check_sequence_options(path, encoder)
         check_own_folder(path)
         if pattern:  # before check_target's 'use --overwrite', which this would refuse
             check_previous_run(pattern, overwrite=overwrite)
@@ -128,9 +129,12 @@ def open_sink(
         if info.sample_aspect_ratio:
             log.warning("%s: the input's pixels are not square (aspect %s); the pictures keep its %dx%d pixels, "
                         "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
+        colour = exr_colour_for(path, kind, info)
+        if colour is not None:
+            log.info("%s: linear light from the input's %s values, premultiplied", target, colour.transfer)
         first, digits = sequence_numbering(target, info)
         return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits, overwrite=overwrite,
-                                 pattern=pattern, numbers_per_pts=_numbers_per_pts(info))  # fmt: skip
+                                 pattern=pattern, numbers_per_pts=_numbers_per_pts(info), colour=colour)  # fmt: skip
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
     if spec.muxer in ANIMATED_MUXERS:
@@ -150,23 +154,28 @@ def check_sink_options(path: str | Path, kind: Kind, **encoder: Any) -> None:
     """What ``open_sink`` would refuse about ``path``'s container and ``encoder``'s options, without opening anything."""
     encoder.pop("bits", None)
     if is_sequence_target(path):
-        _check_sequence_options(path, kind, encoder)
+        _check_sequence_options(path, encoder)
         check_own_folder(path)
     else:
         check_encoder(Path(path), kind, **encoder)
 
 
-def _check_sequence_options(path: str | Path, kind: str, encoder: dict[str, Any]) -> None:
-    """SinkError for what an image sequence at ``path`` cannot be: colour in OpenEXR, which is scene-linear (the
-    display-referred sRGB/BT.709 pictures written as they are would be taken for linear light and shown washed out), and any
-    encoder option: its files are lossless PNG, TIFF or EXR, and a codec, pixel format, rate or speed for them was
-    dropped without a word."""
+def exr_colour_for(path: str | Path, kind: str, info: StreamInfo) -> Optional[ExrColour]:
+    """How ``info``'s pictures are linearised into the OpenEXR sequence ``path`` names when ``kind`` is colour (None for
+    a matte or another format); SinkError for an input whose colour is not (HDR, log). Ask it with the input's own
+    ``info``, before HDR is shown as SDR for the sequence (``io.hdr.SdrSource``), which would hide what it is."""
+    pattern = sequence_pattern(path)
+    if pattern is None or pattern.suffix.lower() != ".exr" or kind == "mask":
+        return None
+    return exr_colour(info, path)
+
+
+def _check_sequence_options(path: str | Path, encoder: dict[str, Any]) -> None:
+    """SinkError for an encoder option given to an image sequence at ``path``: its files are lossless PNG, TIFF or
+    EXR, and a codec, pixel format, rate or speed for them was dropped without a word. (Whether an EXR's colour can be
+    linearised depends on the input: ``exr_colour`` says, when it is open.)"""
     target = sequence_folder(path)
     suffix = pattern.suffix.lower() if (pattern := sequence_pattern(path)) else ".png"
-    if SEQUENCE_FORMATS[suffix] == "OpenEXR" and kind != "mask":
-        raise SinkError(f"{path}: OpenEXR sequences are written for the matte only ({option('output', 'mask')}, or "
-                        f"{option('also')} mask=out/m.%04d.exr): EXR colour is scene-linear, which birefvid does not write; "
-                        f"end the pattern in .tif (16-bit TIFF) or .png for this output")  # fmt: skip
     own = {".png": "png", ".tif": "tiff", ".tiff": "tiff", ".exr": "exr"}[suffix]
     given = [option(name) for name in ("codec", "pix_fmt", "crf", "bitrate", "preset")
              if encoder.get(name) is not None and not (name == "codec" and encoder[name] == own)]  # fmt: skip
@@ -188,15 +197,20 @@ def _say_if_odd_h26x(target: Path, spec: EncoderSpec, info: StreamInfo) -> None:
                 target, info.width, info.height, spec.codec, spec.pix_fmt, option("max_size", limit), width, height)  # fmt: skip
 
 
+def holds_floats(path: str | Path) -> bool:
+    """Whether ``path`` names an OpenEXR sequence, whose half floats hold a 16-bit composite at no extra cost."""
+    pattern = sequence_pattern(path) if is_sequence_target(path) else None
+    return pattern is not None and pattern.suffix.lower() == ".exr"
+
+
 def output_sample_bits(path: str | Path, kind: Kind, info: StreamInfo, **encoder: Any) -> int:
     """Bits a sample of the output ``open_sink`` would open at ``path`` holds, without opening it: a PNG or TIFF
-    sequence's 16 when ``bits`` > 8 asks for more, an OpenEXR matte's 16 always (half floats: its 8-bit matte would
-    be float steps of 1/255), a video's pixel format's, 8 for GIF/WebP/APNG (and for a request ``open_sink`` will
-    refuse, which it then says why)."""
+    sequence's 16 when ``bits`` > 8 asks for more, an OpenEXR's 16 always (half floats: its 8-bit matte would
+    be float steps of 1/255, and so would its colour: ``holds_floats``), a video's pixel format's, 8 for
+    GIF/WebP/APNG (and for a request ``open_sink`` will refuse, which it then says why)."""
+    if holds_floats(path):
+        return 16
     if is_sequence_target(path):
-        pattern = sequence_pattern(path)
-        if pattern is not None and pattern.suffix.lower() == ".exr":
-            return 16
         return 16 if encoder.get("bits", 8) > 8 else 8
     try:
         spec = choose_encoder(Path(path), kind, info.width, info.height, **encoder)

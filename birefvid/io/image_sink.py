@@ -1,9 +1,8 @@
 """Write an image sequence into a folder that appears atomically: PNG or TIFF (RGBA for alpha, gray for mask, RGB for
-rgb; 8 or 16 bits a sample), or OpenEXR (the mask, one half-float channel)."""
+rgb; 8 or 16 bits a sample), or OpenEXR (half floats: the mask as one channel, colour as linear light, premultiplied)."""
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from fractions import Fraction
@@ -17,6 +16,7 @@ import numpy as np
 from birefvid.errors import SinkError
 from birefvid.io.atomic import AtomicDir, AtomicFile
 from birefvid.io.base import Sink
+from birefvid.io.exr import ExrColour, exr_matte, exr_picture
 from birefvid.io.layout import check_images
 from birefvid.sequence_names import SEQUENCE_FORMATS, SequencePattern
 
@@ -28,55 +28,30 @@ _TO_BGR = {"alpha": cv2.COLOR_RGBA2BGRA, "rgb": cv2.COLOR_RGB2BGR}
 # (Photoshop's default; Nuke, After Effects, Fusion read it). Adobe Deflate was 6-20 % smaller but 3-5x slower to
 # write: a 1080p RGBA frame took 235 ms against LZW's 50 (PNG's 144), and 10-20 % larger files cost less than that.
 _TIFF_PARAMS = [cv2.IMWRITE_TIFF_COMPRESSION, 5]
-# OpenEXR: FFmpeg's encoder (through PyAV, as every video output): OpenCV's EXR writer is off in its wheels unless
-# OPENCV_IO_ENABLE_OPENEXR is set before it first runs. Half floats (what compositors keep mattes in) and ZIP over
-# 16 scanlines, lossless; FFmpeg has no PIZ. Its one channel is "Y", OpenEXR's name for a gray picture, which OpenCV,
-# OpenImageIO and FFmpeg read as one and Nuke takes into its alpha as it does "A".
-_EXR_OPTIONS = {"format": "half", "compression": "zip16"}
-
-
-def exr_matte(mask: np.ndarray) -> bytes:
-    """One OpenEXR file of ``mask`` (H, W) uint8 or uint16, as half floats from 0 to 1: the 8- or 16-bit matte scaled,
-    each level the nearest half to it, 0 and the top level exactly 0.0 and 1.0."""
-    frame = av.VideoFrame.from_ndarray(_nearest_halves(mask.dtype == np.uint16)[mask], format="grayf32le")
-    context = av.CodecContext.create("exr", "w")
-    context.width, context.height, context.pix_fmt = mask.shape[1], mask.shape[0], "grayf32le"
-    context.time_base = Fraction(1, 25)  # one picture: FFmpeg asks for a time base, which EXR does not store
-    context.options = dict(_EXR_OPTIONS)
-    packets = context.encode(frame) + context.encode(None)  # a context per picture: no frame threads to hold one back
-    return b"".join(bytes(packet) for packet in packets)
-
-
-@functools.lru_cache(maxsize=2)
-def _nearest_halves(deep: bool) -> np.ndarray:
-    """Each 8-bit (or 16-bit, ``deep``) matte level's value from 0 to 1 as the nearest half float (numpy's rounding, as
-    OpenEXR's own half), held as float32 for FFmpeg's encoder: it cuts float32 to half, which put each level in 0.5-1
-    a step (2^-11) low, where a value that is a half already passes through as it is. A table: ~5 ms a 1080p frame."""
-    top = 65535 if deep else 255
-    return (np.arange(top + 1) / top).astype(np.float16).astype(np.float32)
-
-
 class ImageSequenceSink(Sink):
     """Files ``frame_000001.png``... in a temporary folder renamed onto ``path`` on ``close()``.
 
     ``first_number``: the first file's number; ``digits``: the least the numbers are padded to; ``pattern``: the
     user's names instead (``matte.%04d.png``: ``matte.1001.png``..., padded as it says), whose ending chooses the
-    format: ``.png``, ``.tif``/``.tiff`` (RGBA with straight alpha, LZW) or ``.exr`` (masks only: half float);
+    format: ``.png``, ``.tif``/``.tiff`` (RGBA with straight alpha, LZW) or ``.exr`` (half float; colour needs
+    ``colour``, how the source's values become linear light: ``io.exr.exr_colour``);
     ``numbers_per_pts``: set for a numbered sequence's frames (``StreamInfo.numbered``), whose numbers, gaps included,
     are ``first_number`` + pts x it.
     """
 
     def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3, first_number: int = 1,
                  digits: int = 6, overwrite: bool = True, pattern: Optional[SequencePattern] = None,
-                 numbers_per_pts: Optional[Fraction] = None) -> None:  # fmt: skip
+                 numbers_per_pts: Optional[Fraction] = None, colour: Optional[ExrColour] = None) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.kind = kind
         self.width, self.height = width, height
         self.suffix = pattern.suffix.lower() if pattern else ".png"
         self.format = SEQUENCE_FORMATS[self.suffix]
-        if self.format == "OpenEXR" and kind != "mask":  # open_sink says it to the user first; this guards the API
-            raise SinkError(f"{self.path}: OpenEXR sequences hold a matte (kind 'mask'), not {kind} pictures")
+        if self.format == "OpenEXR" and kind != "mask" and colour is None:  # open_sink finds it; this guards the API
+            raise SinkError(f"{self.path}: OpenEXR colour needs the source's transfer to linearise it (colour=exr_colour(info, path))")
+        self._colour = colour
+        self._tables = colour.tables() if colour is not None and self.format == "OpenEXR" else None
         self._params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
         self._count = 0
         self._first, self._digits, self._pattern = first_number, digits, pattern
@@ -120,11 +95,11 @@ class ImageSequenceSink(Sink):
         name outside Windows' code page (C:\\Users\\李)."""
         if self.kind == "mask":
             image = image[..., 0] if image.ndim == 3 else image
-        else:
+        elif self.format != "OpenEXR":  # FFmpeg takes RGB(A), OpenCV BGR(A)
             image = cv2.cvtColor(image, _TO_BGR[self.kind])
         try:
             if self.format == "OpenEXR":
-                return exr_matte(image)
+                return exr_matte(image) if self.kind == "mask" else exr_picture(image, self._colour, self._tables)  # type: ignore[arg-type]
             ok, data = cv2.imencode(self.suffix, image, _TIFF_PARAMS if self.format == "TIFF" else self._params)
         except (cv2.error, av.FFmpegError) as e:
             raise SinkError(f"cannot write {target}: {e}") from e

@@ -39,15 +39,17 @@ def wanted_bits(bit_depth: BitDepth, source_bits: int, kind: str) -> int:
     return source_bits if source_bits > 8 and kind != "mask" else 8
 
 
-def composite_bits(bit_depth: BitDepth, source_bits: int, kind: str, output_bits: int) -> int:
+def composite_bits(bit_depth: BitDepth, source_bits: int, kind: str, output_bits: int, floats: bool = False) -> int:
     """8 or 16: the compositor's output samples, given the output's own sample bits.
 
     16 needs an output of more than 8 bits, and either a deep source (its colour), a mask (the
-    matte is float: a 10-bit ProRes mask keeps 10 bits of it), or ``--bit-depth 16``.
+    matte is float: a 10-bit ProRes mask keeps 10 bits of it), an output of ``floats`` (OpenEXR's half
+    floats cost the same whatever they hold: an 8-bit source's cut-out gets its soft edge's alpha, and the
+    foreground colour under it, finer than 1/255) or ``--bit-depth 16``.
     """
     if bit_depth == 8 or output_bits <= 8:
         return 8
-    if bit_depth == 16 or kind == "mask" or source_bits > 8:
+    if bit_depth == 16 or kind == "mask" or source_bits > 8 or floats:
         return 16
     return 8
 
@@ -90,12 +92,12 @@ def plan_depth(out: "OutputSpec", source: "Source") -> DepthPlan:
     ``open_sink`` then takes ``bits=plan.wanted``, and the compositor ``plan.bits_for(sink)``.
     """
     from ..compose.compositor import SINK_KIND
-    from ..io.factory import output_sample_bits
+    from ..io.factory import holds_floats, output_sample_bits
 
     def plan(source_bits: int) -> tuple[int, int]:
         wanted = wanted_bits(out.bit_depth, source_bits, out.kind)
         holds = output_sample_bits(out.path, SINK_KIND[out.kind], source.info, codec=out.codec, pix_fmt=out.pix_fmt, bits=wanted)  # type: ignore[arg-type]
-        return wanted, composite_bits(out.bit_depth, source_bits, out.kind, holds)
+        return wanted, composite_bits(out.bit_depth, source_bits, out.kind, holds, holds_floats(out.path))
 
     source_bits = source.info.bit_depth
     wanted, bits = plan(source_bits)

@@ -45,11 +45,11 @@ def plan_extra_depth(main: OutputSpec, extra: OutputSpec, info: StreamInfo, dept
     """``extra``'s depth plan beside the main output's ``depth``: ConfigError when it would need the source's deep
     colour, which the main output does not decode (an 8-bit main output); a deep main output's 8-bit extras
     are composited from the 8-bit rounding of its pictures."""
-    from ..io.factory import output_sample_bits
+    from ..io.factory import holds_floats, output_sample_bits
 
     wanted = wanted_bits(extra.bit_depth, depth.source, extra.kind)
     holds = output_sample_bits(extra.path, SINK_KIND[extra.kind], info, codec=extra.codec, pix_fmt=extra.pix_fmt, bits=wanted)  # type: ignore[arg-type]
-    bits = composite_bits(extra.bit_depth, depth.source, extra.kind, holds)
+    bits = composite_bits(extra.bit_depth, depth.source, extra.kind, holds, holds_floats(extra.path))
     main_deep = depth.composite > 8 and depth.source > 8 and main.kind != "mask"
     if bits > 8 and depth.source > 8 and extra.kind != "mask" and not main_deep:
         _refuse(main, extra, f"the input's {depth.source}-bit colour ({option('bit_depth', 8)} writes it at 8 bits)", True, swap=True)

@@ -18,6 +18,7 @@ from ..errors import OutputKeptError, SinkError, option
 from ..file_names import name_too_long
 from ..io import open_sink, open_source
 from ..io.atomic import check_replaces_no_input, write_text_atomic
+from ..io.factory import exr_colour_for
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
@@ -123,6 +124,8 @@ def run_file_job(
                                                      video_stream=src.video_stream, input_colors=src.input_colors))
         refuse_cut_off(source, src.end)  # now, not after decoding it all; --end before the cut still works
         sdr = shows_hdr_as_sdr(out.path, source.info)  # a GIF/WebP/APNG/PNG of HDR video: shown as SDR
+        for each in job.outputs:  # now, with what the input is: HDR is shown as SDR to a sequence, which would hide it
+            exr_colour_for(each.path, SINK_KIND[each.kind], source.info)
         if sdr:
             source.deliver_deep()  # converted from its 16-bit pictures where the source has them
         depth = plan_depth(out, source)
