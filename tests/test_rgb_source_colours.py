@@ -117,6 +117,14 @@ def test_a_png_plates_video_names_its_matrix(tmp_path, keep_all, size, name, opt
     check_players_agree(out, size, matrix)
 
 
+def test_a_plate_shrunk_below_hd_is_bt601(tmp_path, keep_all):
+    """``--max-size 640`` on a 720p plate: the 640x360 output's matrix is the one its own size calls for, so players
+    that ignore the tag agree too; it kept the plate's BT.709, 32 levels off in those."""
+    out = tmp_path / "small.mp4"
+    cut(plate(tmp_path / "plate", HD), out, "--max-size", "640")
+    check_players_agree(out, (640, 360), "smpte170m")
+
+
 def test_an_apngs_video_names_its_matrix(tmp_path, keep_all):
     """An HD APNG (RGB video FFmpeg reads, which says it is full range): its H.264 is limited-range BT.709, tagged.
     It was converted to full-range BT.601, untagged, which players showed as BT.709."""

@@ -128,6 +128,7 @@ class AnimatedWebPSource(Source):
             frame_count=count,
             duration=total / 1000,
             colorspace=rgb_matrix(width, height),  # RGB pictures name no YUV matrix: a video output's, by its size
+            rgb_pictures=True,
         )
         self._lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._iterated = False

@@ -772,6 +772,7 @@ class ImageSequenceSource(Source):
             timecode=sequence_timecode(self.files, rate),
             numbered=numbers is not None,
             colorspace=rgb_matrix(width, height),  # RGB pictures name no YUV matrix: a video output's, by its size
+            rgb_pictures=True,
         )
         missing = sequence_gaps(self.files)
         if missing:  # a frame left out of a plate: the outputs keep the numbers, so they still line up with the plate

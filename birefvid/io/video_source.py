@@ -732,6 +732,7 @@ class VideoFileSource(Source):
             reel_name=_reel_name(self._container, s),
             tags=tuple((k, v) for k, v in self._container.metadata.items() if k.lower() not in WRITER_TAGS and v),
             bit_depth=picture_bits(first),
+            rgb_pictures=not is_yuv_format(first.format.name),
             hdr10=x265_hdr10(first),
         )
 
