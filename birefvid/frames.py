@@ -38,6 +38,9 @@ class StreamInfo:
     # (a failed render's) a gap in time: a PNG sequence names each frame by its number, a video writes the frame before a
     # gap again for each missing number (constant rate), an animation shows it longer
     numbered: bool = False
+    # the pictures are RGB, gray or a palette (a PNG plate, a GIF, an APNG): ``colorspace`` is then no matrix of the
+    # source's but the one chosen for its YUV outputs by their size (``io.untagged.rgb_matrix``), chosen again when resized
+    rgb_pictures: bool = False
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

@@ -20,6 +20,7 @@ import numpy as np
 from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import Source, check_picture_size
+from birefvid.io.untagged import rgb_matrix
 
 # WebP counts frame durations in milliseconds
 WEBP_TIME_BASE = Fraction(1, 1000)
@@ -126,6 +127,8 @@ class AnimatedWebPSource(Source):
             average_rate=Fraction(1000 * count, total).limit_denominator(1001),
             frame_count=count,
             duration=total / 1000,
+            colorspace=rgb_matrix(width, height),  # RGB pictures name no YUV matrix: a video output's, by its size
+            rgb_pictures=True,
         )
         self._lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._iterated = False

@@ -1,4 +1,4 @@
-"""The H.264 stream every network sink sends: tuned for latency, not size, and tagged BT.709.
+"""The H.264 stream every network sink sends: tuned for latency, not size, and tagged with its matrix.
 
 libx264 ultrafast/zerolatency, no B-frames, a keyframe about every second (a player joining late
 waits at most that long); odd sizes padded to even for yuv420p by repeating the edge. H.264 has no
@@ -15,10 +15,10 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from birefvid.io._pixels import RgbToYuv
+from birefvid.io.untagged import SWS_MATRIX, rgb_matrix
 
 ALPHA_HINT = "H.264 carries no alpha; to keep alpha record to a .webm, .mov or .mkv file sink instead"
 ACCEPTS = frozenset({"rgb", "gray"})
-_BT709: dict[str, object] = {"dst_colorspace": "ITU709", "dst_color_range": 1}  # what the stream is tagged as
 
 
 class LiveH264:
@@ -36,7 +36,11 @@ class LiveH264:
         self.width, self.height = width, height
         self.enc_width, self.enc_height = width + width % 2, height + height % 2
         self._reformatter = VideoReformatter()  # keeps its swscale context from frame to frame
-        self._rgb_to_yuv = RgbToYuv("yuv420p", **_BT709)
+        # BT.709 for HD, BT.601 below, limited range, and said so in the stream: a player that ignores the tag
+        # takes the same matrix by the size, as it does of untagged video
+        self._matrix = rgb_matrix(width, height)
+        self._colour: dict[str, object] = {"dst_colorspace": SWS_MATRIX[self._matrix], "dst_color_range": 1}
+        self._rgb_to_yuv = RgbToYuv("yuv420p", **self._colour)
         options = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0"}
         if max_kbps is not None:
             options.update(maxrate=f"{max_kbps}k", bufsize=f"{max_kbps}k")
@@ -47,8 +51,8 @@ class LiveH264:
         cc.framerate = Fraction(fps).limit_denominator(1001)
         cc.gop_size = max(1, round(fps))
         cc.max_b_frames = 0
-        # BT.709, limited range, and said so in the stream: players guess 709 for HD when untagged
-        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
+        # the primaries and transfer are the sRGB / BT.709 ones the pictures have, whichever the matrix
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = self._matrix, 1, 1, 1
         if sample_aspect_ratio and sample_aspect_ratio != 1:
             cc.sample_aspect_ratio = sample_aspect_ratio
         self.stream = stream
@@ -62,4 +66,4 @@ class LiveH264:
             return self._rgb_to_yuv(picture)
         # only the conversion below reads this frame: it wraps the pixels rather than copying them
         frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(picture), format="gray")
-        return self._reformatter.reformat(frame, format="yuv420p", **_BT709)
+        return self._reformatter.reformat(frame, format="yuv420p", **self._colour)

@@ -30,6 +30,7 @@ from birefvid.io.plate_formats import PLATE_EXTENSIONS, unread_plate_reason
 from birefvid.io.tiff_gray_alpha import GrayAlpha, decode_gray_alpha, gray_alpha
 from birefvid.io.tiff_tags import FirstIfd, first_ifd
 from birefvid.io.tiff_tiles import UPRIGHT, decode_tiled, tile_grid
+from birefvid.io.untagged import rgb_matrix
 from birefvid.sequence_names import name_template, numbered_name
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
 
@@ -774,6 +775,8 @@ class ImageSequenceSource(Source):
             bit_depth=16 if first_deep is not None else 8,
             timecode=sequence_timecode(self.files, rate),
             numbered=numbers is not None,
+            colorspace=rgb_matrix(width, height),  # RGB pictures name no YUV matrix: a video output's, by its size
+            rgb_pictures=True,
         )
         missing = sequence_gaps(self.files)
         if missing:  # a frame left out of a plate: the outputs keep the numbers, so they still line up with the plate

@@ -26,6 +26,7 @@ from birefvid.io.base import Sink
 from birefvid.io.formats import SUPPORTED, EncoderSpec, choose_encoder, is_animation_target
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink, picture_kind, pictures_named, square_pixel_size, to_square_pixels
+from birefvid.io.untagged import rgb_matrix
 from birefvid.io.video_sink import VideoFileSink
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,10 @@ class RecordingSink(LiveSink):
         if self._squared is not None:
             (width, height), sample_aspect_ratio = square_pixel_size(width, height, self._squared), None
         self._spec = live_encoder(self.path, kind, width, height, preset, effect)
-        # non-square pixels (a D1 camera's 12:11) are tagged as the file mode tags them, or players show the scene squeezed
+        # non-square pixels (a D1 camera's 12:11) are tagged as the file mode tags them, or players show the scene squeezed;
+        # the pictures are RGB, whatever the source was: converted with the matrix their size calls for, and tagged so
         self._info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001),
-                                sample_aspect_ratio=sample_aspect_ratio)  # fmt: skip
+                                sample_aspect_ratio=sample_aspect_ratio, colorspace=rgb_matrix(width, height))  # fmt: skip
         self._audio = audio
         self._segment_seconds = segment_seconds
         self.segments: list[Path] = []  # the parts, in order (the last one unfinished until close)

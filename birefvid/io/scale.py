@@ -24,6 +24,7 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import MIN_PICTURE_SIDE, Source
 from birefvid.io.formats import is_animation_target
 from birefvid.io.live_base import square_pixel_size
+from birefvid.io.untagged import rgb_matrix
 
 
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -91,6 +92,8 @@ class ResizedSource(Source):
         super().__init__()
         self.inner = inner
         self.size = size
+        if inner.info.rgb_pictures:  # the outputs' matrix goes by their size, which this changes: a 720p plate at 640x360 is BT.601
+            info_changes = {"colorspace": rgb_matrix(*size), **info_changes}
         self._info: StreamInfo = dataclasses.replace(inner.info, width=size[0], height=size[1], **info_changes)
         shrinking = size[0] * size[1] < inner.info.width * inner.info.height
         self._interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR

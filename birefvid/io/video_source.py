@@ -34,8 +34,8 @@ import av
 
 from birefvid.errors import SourceError, input_not_found, option
 from birefvid.frames import Frame, StreamInfo
-from birefvid.io._pixels import RgbConverter, picture_bits, rotated_size, upright
-from birefvid.io.untagged import MATRIX_NAMES, assumed_matrix, untagged
+from birefvid.io._pixels import RgbConverter, is_yuv_format, picture_bits, rotated_size, upright
+from birefvid.io.untagged import MATRIX_NAMES, assumed_matrix, rgb_matrix, untagged
 from birefvid.io.pixel_shape import PixelShapes, context_sar
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
@@ -525,7 +525,10 @@ def _int(value: object) -> Optional[int]:
 def stream_matrix(shown: object, first: av.VideoFrame, tagged: Optional[int], choice: str = "auto") -> Optional[int]:
     """The AVColorSpace value ``choice`` (``--input-colors``) assumes of a stream of ``first``'s stored size whose
     own tag (``tagged``) names no matrix (``io.untagged``), which it is read with and its video outputs tagged
-    with; None where nothing is assumed: its own tag holds, or BT.601 untagged as FFmpeg reads it."""
+    with; None where nothing is assumed: its own tag holds, or BT.601 untagged as FFmpeg reads it, or its pictures are
+    RGB, gray or a palette (a GIF, APNG, QuickTime Animation), which no matrix reads (``stream_colorspace``)."""
+    if not is_yuv_format(first.format.name):
+        return None
     assumed = assumed_matrix(tagged, first.width, first.height, choice)
     if assumed is None:
         if choice != "auto" and not untagged(tagged) and first_time_about_file(shown, "input colors"):
@@ -534,6 +537,13 @@ def stream_matrix(shown: object, first: av.VideoFrame, tagged: Optional[int], ch
         return None
     log.debug("%s names no colour matrix: read as %s (%s)", shown, MATRIX_NAMES[assumed], option("input_colors", choice))
     return assumed
+
+
+def stream_colorspace(first: av.VideoFrame, matrix: Optional[int], width: int, height: int) -> Optional[int]:
+    """The AVColorSpace value of a stream's ``StreamInfo``, which its video outputs are converted to YUV with and tagged
+    with: ``matrix`` (its own or the one assumed) for YUV pictures; for RGB, gray or palette ones (a GIF, an APNG, RGB
+    FFV1), which name none (or ``gbr``, no YUV matrix), the one their ``width`` x ``height`` (as shown) calls for."""
+    return matrix if is_yuv_format(first.format.name) else rgb_matrix(width, height)
 
 
 class ConcealedFrames:
@@ -712,8 +722,9 @@ class VideoFileSource(Source):
             average_rate=Fraction(rate) if rate else None,
             frame_count=frame_count,
             duration=duration,
-            color_range=_int(first.color_range) or _int(cc.color_range),
-            colorspace=self.assumed_matrix or tagged,
+            # an RGB picture's range (PNG-in-MOV and RGB FFV1 say full) is no YUV output's: those are limited, as readers assume
+            color_range=(_int(first.color_range) or _int(cc.color_range)) if is_yuv_format(first.format.name) else None,
+            colorspace=stream_colorspace(first, self.assumed_matrix or tagged, width, height),
             color_primaries=_int(first.color_primaries) or _int(cc.color_primaries),
             color_trc=_int(first.color_trc) or _int(cc.color_trc),
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
@@ -721,6 +732,7 @@ class VideoFileSource(Source):
             reel_name=_reel_name(self._container, s),
             tags=tuple((k, v) for k, v in self._container.metadata.items() if k.lower() not in WRITER_TAGS and v),
             bit_depth=picture_bits(first),
+            rgb_pictures=not is_yuv_format(first.format.name),
             hdr10=x265_hdr10(first),
         )
 
