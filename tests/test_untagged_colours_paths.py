@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from live_media import free_udp_port
 from system_tools import need_module
 from test_batch_media import MODEL
 from test_process_colours import colour_tags, keep_all  # noqa: F401 (a fixture)
-from test_untagged_colours import BT601, BT709, HD, formula_rgb
+from test_live_source import _send_paced
+from test_untagged_colours import BT601, BT709, HD, formula_rgb, yuv444
 
 from birefvid.cli import main
 
@@ -135,3 +139,61 @@ def test_decord_refuses_bt709_for_untagged_video_in_one_line(tmp_path, capsys, c
     assert code == 2
     assert err.count("\n") == 1, err
     assert "names no colour matrix, which decord 0.6 reads as BT.601 only, not --input-colors bt709; use the PyAV decoder (--decoder pyav)" in err
+
+
+def assert_read_with(image: np.ndarray, src: Path, matrix: tuple[float, float]) -> None:
+    """``image`` (RGB) is ``src``'s first frame decoded by ``matrix``'s formula, within rounding."""
+    diff = np.abs(image.astype(float) - formula_rgb(yuv444(src, HD), matrix))
+    assert diff.max() < 0.75, f"max {diff.max():.2f}"  # rounding, and swscale's 1/65536 coefficients
+
+
+@pytest.mark.parametrize(("colours", "matrix"), [("auto", BT709), ("bt601", BT601)])
+def test_api_iter_masks_and_process_video_read_an_untagged_hd_clip_as_told(tmp_path, keep_all, colours, matrix):
+    """``iter_masks(..., input_colors=)`` gives the pictures read with the matrix chosen, and ``process_video``'s
+    PNGs are the same colours."""
+    from birefvid.api import iter_masks, process_video
+
+    src = untagged_bars(tmp_path / "bars.mp4")
+    image, _ = next(iter_masks(src, segmenter=keep_all, input_colors=colours))
+    assert_read_with(image, src, matrix)
+    out = tmp_path / "png"
+    process_video(src, out, segmenter=keep_all, kind="foreground", smooth="none", input_colors=colours)
+    assert_read_with(cv2.imread(str(sorted(out.glob("*.png"))[0]))[..., ::-1], src, matrix)
+
+
+@pytest.mark.parametrize(("colours", "matrix", "tag"), [("auto", BT709, 1), ("bt601", BT601, 6)])
+def test_live_reads_an_untagged_hd_file_as_told(tmp_path, colours, matrix, tag):
+    """live ``--source bars.mp4``: its pictures are read with the matrix chosen, and the source's info names it
+    (which live's sinks are tagged by)."""
+    from birefvid.io.live_source import open_live_source
+
+    src = untagged_bars(tmp_path / "bars.mp4")
+    with open_live_source(str(src), input_colors=colours) as live:
+        live.start(timeout=30)
+        first = live.read(30)
+        assert live.info.colorspace == tag
+    assert_read_with(first.frame.image, src, matrix)
+
+
+@pytest.mark.parametrize(("colours", "matrix", "tag"), [("auto", BT709, 1), ("bt601", BT601, 6)])
+def test_live_reads_an_untagged_hd_mpeg_ts_stream_as_told(tmp_path, colours, matrix, tag):
+    """An MPEG-TS stream (UDP) of the untagged HD clip, which comes through FFmpeg's network input, not the file
+    reader: its pictures are read with the matrix chosen too, and the connection's info names it."""
+    from birefvid.io.live_source import open_live_source
+
+    clip = untagged_bars(tmp_path / "bars.mp4", frames=12, gop=4)
+    ts = tmp_path / "bars.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-c", "copy", "-f", "mpegts", str(ts)], check=True)
+    port, stop = free_udp_port(), threading.Event()
+    with open_live_source(f"udp://127.0.0.1:{port}", read_timeout=3.0, input_colors=colours) as live:
+        sender = threading.Thread(target=_send_paced, args=(ts.read_bytes(), port, 1.0, stop))
+        sender.start()
+        try:
+            live.start(timeout=20)
+            first = live.read(10)
+            assert live.info.colorspace == tag
+        finally:
+            stop.set()
+            sender.join()
+    assert first is not None, "no picture came"
+    assert_read_with(first.frame.image, clip, matrix)  # every frame of the clip is the same bars
