@@ -21,7 +21,7 @@ import pytest
 from live_media import free_udp_port
 from system_tools import need_module
 from test_batch_media import MODEL
-from test_process_colours import colour_tags, keep_all  # noqa: F401 (a fixture)
+from test_process_colours import colour_tags, flat, keep_all  # noqa: F401 (a fixture)
 from test_live_source import _send_paced
 from test_untagged_colours import BT601, BT709, HD, formula_rgb, yuv444
 
@@ -197,3 +197,22 @@ def test_live_reads_an_untagged_hd_mpeg_ts_stream_as_told(tmp_path, colours, mat
             sender.join()
     assert first is not None, "no picture came"
     assert_read_with(first.frame.image, clip, matrix)  # every frame of the clip is the same bars
+
+
+@pytest.mark.parametrize(("colours", "matrix"), [("auto", BT709), ("bt601", BT601)])
+def test_a_live_recording_of_an_untagged_hd_file_has_its_colours(tmp_path, keep_all, colours, matrix):
+    """``live --source bars.mp4 --sink rec.mkv`` (``build_live_job`` and ``run_live``, effect none): the recording
+    names its matrix, BT.709 at HD, and decoded by it has the source's colours as read with the matrix chosen, inside
+    each bar (H.264 4:2:0 at live's quality: within a few levels). Recordings were BT.601 and untagged, which players
+    show HD as BT.709: the bars up to 40 levels off, whatever the source."""
+    from birefvid.api import build_live_job, run_live
+
+    src = untagged_bars(tmp_path / "bars.mp4")
+    rec = tmp_path / "rec.mkv"
+    run_live(build_live_job(str(src), str(rec), effect="none", smooth="none", audio=False, input_colors=colours), segmenter=keep_all)
+    assert colour_tags(rec)[0] == "bt709"
+    want = formula_rgb(yuv444(src, HD), matrix)
+    got = formula_rgb(yuv_frames(rec)[0], BT709)
+    inside = flat(want[..., 0]) & flat(want[..., 1]) & flat(want[..., 2])  # away from the bars' edges and chroma blur
+    diff = np.abs(got - want)[inside]
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) < 4, f"mean {diff.mean():.2f}, 99% {np.percentile(diff, 99):.2f}"

@@ -26,6 +26,7 @@ from birefvid.io.base import Sink
 from birefvid.io.formats import SUPPORTED, EncoderSpec, choose_encoder, is_animation_target
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink, picture_kind, pictures_named, square_pixel_size, to_square_pixels
+from birefvid.io.untagged import BT709, SMPTE170M, is_hd
 from birefvid.io.video_sink import VideoFileSink
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,13 @@ def live_encoder(path: Path, kind: str, width: int, height: int, preset: Optiona
     return dataclasses.replace(spec, options={**spec.options, **faster}) if faster else spec
 
 
+def recording_matrix(width: int, height: int) -> int:
+    """The YUV matrix (AVColorSpace) a recording of RGB pictures this size is written and tagged with: the one players
+    also guess for its size where they ignore the tag (BT.709 for HD, BT.601 for SD). Written with swscale's BT.601
+    and untagged, an HD recording was shown as BT.709: saturated colours up to 40 levels off."""
+    return BT709 if is_hd(width, height) else SMPTE170M
+
+
 class RecordingSink(LiveSink):
     """Writes every picture to ``path`` (temporary file renamed on close, removed on abort), with the
     source's sound when an ``audio`` feed is given.
@@ -109,7 +117,7 @@ class RecordingSink(LiveSink):
         self._spec = live_encoder(self.path, kind, width, height, preset, effect)
         # non-square pixels (a D1 camera's 12:11) are tagged as the file mode tags them, or players show the scene squeezed
         self._info = StreamInfo(width, height, TIME_BASE, average_rate=Fraction(fps).limit_denominator(1001),
-                                sample_aspect_ratio=sample_aspect_ratio)  # fmt: skip
+                                sample_aspect_ratio=sample_aspect_ratio, colorspace=recording_matrix(width, height))  # fmt: skip
         self._audio = audio
         self._segment_seconds = segment_seconds
         self.segments: list[Path] = []  # the parts, in order (the last one unfinished until close)
