@@ -181,12 +181,12 @@ def test_live_reads_an_untagged_hd_mpeg_ts_stream_as_told(tmp_path, colours, mat
     reader: its pictures are read with the matrix chosen too, and the connection's info names it."""
     from birefvid.io.live_source import open_live_source
 
-    clip = untagged_bars(tmp_path / "bars.mp4", frames=12, gop=4)
+    clip = untagged_bars(tmp_path / "bars.mp4", frames=25, gop=5)
     ts = tmp_path / "bars.ts"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-c", "copy", "-f", "mpegts", str(ts)], check=True)
     port, stop = free_udp_port(), threading.Event()
     with open_live_source(f"udp://127.0.0.1:{port}", read_timeout=3.0, input_colors=colours) as live:
-        sender = threading.Thread(target=_send_paced, args=(ts.read_bytes(), port, 1.0, stop))
+        sender = threading.Thread(target=_send_paced, args=(ts.read_bytes(), port, 2.0, stop))  # keyframes for 2 s: one lands after the socket opens
         sender.start()
         try:
             live.start(timeout=20)
