@@ -64,6 +64,16 @@ def older_fingerprints(job: dict[str, Any], input_path: str, chunking: dict[str,
     )
 
 
+def before_input_colors(job: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """``job`` as versions without ``--input-colors`` described it (no ``source.input_colors``), or None where none
+    of them could have run it: a matrix named (they read every untagged video as BT.601, and tagged nothing)."""
+    if job.get("source", {}).get("input_colors") != "auto":
+        return None
+    data = json.loads(json.dumps(job))
+    del data["source"]["input_colors"]
+    return data
+
+
 class Manifest:
     """Finished videos and chunks of one output folder, persisted after every change."""
 

@@ -35,7 +35,7 @@ from .join import join_chunks
 from .killed import KILLS_TO_SKIP, RunningChunk
 from .leftovers import note_stale_partials
 from .local import LocalExecutor, OnFailure, OnFrames, OnResult, Skip, WorkerDied
-from .manifest import WORK_DIR, Manifest, RunLock, fingerprint, older_fingerprints
+from .manifest import WORK_DIR, Manifest, RunLock, before_input_colors, fingerprint, older_fingerprints
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
 
@@ -444,7 +444,7 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
         return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
     declared = header_frames(src, job.source.video_stream)  # cheap: a short video is not scanned packet by packet
     if job.source.decoder == "decord":  # what decord would decode wrongly is refused now, not after a model pass
-        open_source(src, "decord").close()
+        open_source(src, "decord", input_colors=job.source.input_colors).close()
     if chunk_frames and _splittable(job) and job.source.decoder == "pyav" and (declared is None or declared > chunk_frames):
         probe = probe_video(src, job.source.video_stream)
         chunks = plan_chunks(probe, chunk_frames, *overlap_for(job))
@@ -531,11 +531,10 @@ def run_locked(
         made_before = plan.name in manifest.videos  # an output of this batch, not someone else's file
         before = manifest.videos.get(plan.name)
         spec = job.to_dict()
+        also, older_job_fps, recoloured = _earlier_fingerprints(job, spec, chunking, before)
         entry = manifest.entry(plan.name, fp, {"input": job.source.input, "input_path": os.path.realpath(job.source.input),
                                                "output": str(plan.output), "chunks": len(plan.chunks), "output_before": _identity(plan.output)},
-                               also=older_fingerprints(spec, job.source.input, chunking),
-                               job_fp=fingerprint(spec, job.source.input, {}),
-                               older_job_fps=older_fingerprints(spec, job.source.input, {}))  # fmt: skip
+                               also=also, job_fp=fingerprint(spec, job.source.input, {}), older_job_fps=older_job_fps)  # fmt: skip
         plans.append(plan)
         if entry["status"] == "done" and plan.output.exists():
             continue
@@ -549,7 +548,7 @@ def run_locked(
             # place but before the manifest said so; made again
             plan.job = job = replace(job, output=replace(job.output, overwrite=True))
         elif made_before and plan.output.exists() and not job.output.overwrite:
-            _refuse_stale(plan.output, job.source.input, before)
+            _refuse_stale(plan.output, job.source.input, before, recoloured)
         _check_output(plan.output, overwrite=job.output.overwrite, is_dir=plan.is_folder)  # before any work
         if not plan.output.exists():
             # this run's to write: one that appears meanwhile comes from the Ray workers of a run killed
@@ -660,6 +659,41 @@ def _identity(path: Path) -> Optional[list[int]]:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
+def _earlier_fingerprints(job: FileJob, spec: dict[str, Any], chunking: dict[str, Any],
+                          recorded: Optional[dict[str, Any]]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:  # fmt: skip
+    """``Manifest.entry``'s ``also`` and ``older_job_fps``: the fingerprints earlier versions recorded for this very
+    work; and whether ``recorded`` (the video's entry) was made by a version without ``--input-colors`` from a video
+    this one reads otherwise (untagged HD, read as BT.601 then and as BT.709 now), which makes its output out of date.
+
+    An entry of those versions counts as this work where the video is read as they read it (SD, or a matrix of its
+    own): a batch begun before the option keeps those videos and their finished chunks. Untagged HD's chunks are
+    redone, so that all of a video's chunks are read with one matrix. The video is opened for it once, for such an
+    entry only: the next run finds it under this version's fingerprint."""
+    source = job.source.input
+    also, job_fps = older_fingerprints(spec, source, chunking), older_fingerprints(spec, source, {})
+    old = before_input_colors(spec)
+    if recorded is None or old is None:
+        return also, job_fps, False
+    old_fps = (fingerprint(old, source, chunking), *older_fingerprints(old, source, chunking))
+    old_job_fps = (fingerprint(old, source, {}), *older_fingerprints(old, source, {}))
+    if recorded.get("fingerprint") not in old_fps and recorded.get("job_fingerprint") not in old_job_fps:
+        return also, job_fps, False
+    if not _read_as_before(job):
+        return also, job_fps, True
+    return also + old_fps, job_fps + old_job_fps, False
+
+
+def _read_as_before(job: FileJob) -> bool:
+    """Whether ``--input-colors auto`` reads ``job``'s video as versions without the option did: no matrix assumed
+    (SD as BT.601, or the video's own tag), or decord, which still reads untagged video as BT.601 whatever its size."""
+    if job.source.decoder == "decord":
+        return True
+    from ..io.video_source import VideoFileSource
+
+    with VideoFileSource(job.source.input, video_stream=job.source.video_stream) as probe:
+        return probe.assumed_matrix is None
+
+
 def _finished_plan(manifest: Manifest, job: FileJob, out_dir: Path) -> Optional[VideoPlan]:
     """The plan of a video this very job finished in an earlier run, from the manifest, or None.
 
@@ -696,11 +730,15 @@ def _why_stopped(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _refuse_stale(output: Path, source: str, before: Optional[dict[str, Any]] = None) -> None:
+def _refuse_stale(output: Path, source: str, before: Optional[dict[str, Any]] = None, recoloured: bool = False) -> None:
     """SinkError for an output an earlier batch made with other options, or from an input changed
     since: 'output exists' alone read as if someone else's file were in the way. Made from another
     input (``a.mov`` run apart from ``a.mp4``, as the clash error advises), the line names it: 'other
     options' sent the user to --overwrite, which replaced the other video's output."""
+    if recoloured:
+        raise SinkError(f"{output} was made by a birefvid that read untagged HD video as BT.601, which players show as BT.709 "
+                        f"(saturated colours up to 40 levels off); {option('overwrite', True)} redoes it (and the others out of "
+                        f"date: the videos that were read as now are kept), or write to another output folder to keep both")  # fmt: skip
     other = (before or {}).get("input_path")
     if other and other != os.path.realpath(source):
         raise SinkError(f"{output} was made by an earlier batch from {other}, not from {source}; write {source} to another output folder "
