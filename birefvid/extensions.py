@@ -21,8 +21,14 @@ PILLOW_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp"
                    "AVIF": ".avif", "HEIF": ".heic"}  # fmt: skip
 
 
+# a batch's image-sequence ``--ext`` values, each as its ways of writing it: a folder of pictures a video
+BATCH_SEQUENCES = {"png": ("png", ".png"), "tif": ("tif", ".tif", "tiff", ".tiff"), "exr": ("exr", ".exr")}
+
+
 def batch_extension(text: str) -> str:
-    """A batch's ``--ext`` (or ``batch_videos(ext=)``) as written: ``mov`` and ``.MOV`` both mean ``.mov``; ``png`` and
-    ``.png`` (as `image --ext` writes it) mean ``png``, a PNG-sequence folder each."""
+    """A batch's ``--ext`` (or ``batch_videos(ext=)``) as written: ``mov`` and ``.MOV`` both mean ``.mov``; ``png``,
+    ``tif`` and ``exr``, with a dot or not (as `image --ext` writes them; ``tiff`` too), mean an image-sequence folder each,
+    named without the dot (``BATCH_SEQUENCES``)."""
     text = text.strip().lower()
-    return "png" if text in ("png", ".png") else text if text.startswith(".") else f".{text}"
+    sequence = next((name for name, spellings in BATCH_SEQUENCES.items() if text in spellings), None)
+    return sequence or (text if text.startswith(".") else f".{text}")

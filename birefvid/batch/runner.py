@@ -39,6 +39,10 @@ from .manifest import WORK_DIR, Manifest, RunLock, before_input_colors, fingerpr
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
 
+# a TIFF or OpenEXR sequence's files, as a pattern: the names a PNG folder's files have (``io.image_sink.NAME_PATTERN``,
+# ``frame_000001.png``, six digits or more, numbered from the start timecode's frame), in the other formats
+SEQUENCE_NAMES = {"tif": "frame_%06d.tif", "exr": "frame_%06d.exr"}
+
 # default container per output kind (the same defaults `process` documents)
 DEFAULT_EXT = {"alpha": ".mov", "mask": ".mkv", "foreground": ".mp4", "green": ".mp4", "composite": ".mp4", "blur": ".mp4", "overlay": ".mp4"}
 
@@ -94,7 +98,8 @@ class VideoPlan:
 
     @property
     def output(self) -> Path:
-        return Path(self.job.output.path)
+        """The output on disk: a video file, or an image sequence's folder (``output_place``)."""
+        return output_place(self.job.output.path)
 
     @property
     def is_folder(self) -> bool:
@@ -131,6 +136,11 @@ class StopRequested(Exception):
 
     def __init__(self) -> None:
         super().__init__("stop requested")
+
+
+class OutputRefused(SinkError):
+    """An output one input cannot have, found while planning it (the colour of HDR video into OpenEXR): that video is
+    skipped with a line naming it, as an unreadable one is, and the others go on; a single input's is the run's error."""
 
 
 class Found(NamedTuple):
@@ -336,7 +346,7 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
     hundreds, the output's name alone leaves the user to find them. With ``out_dir`` outputs are
     compared by their path under it (a recursive batch mirrors subfolders), and an output inside
     another's PNG-sequence folder clashes too."""
-    names = [output_key(o, out_dir) if out_dir is not None else Path(o).name for o in outputs]
+    names = [output_key(o, out_dir) if out_dir is not None else output_place(o).name for o in outputs]
     if inputs is not None and out_dir is not None:
         check_name_lengths(outputs, inputs)
         _check_nesting(names, inputs)
@@ -359,9 +369,9 @@ def check_name_lengths(outputs: Sequence[str | Path], inputs: Sequence[str | Pat
     """ConfigError naming the first input whose output name no disk takes (a 252-byte ``clip.ts`` makes
     ``clip.webm``, 255 + 1): before any work, where the run stopped on it in a traceback."""
     for output, source in zip(outputs, inputs):
-        too_long = name_too_long(output)
+        too_long = name_too_long(output_place(output))  # a sequence's folder, named after the input
         if too_long:
-            raise ConfigError(f"{source} would write {Path(output).name}, but {too_long}; rename the input or pick a shorter --ext")
+            raise ConfigError(f"{source} would write {output_place(output).name}, but {too_long}; rename the input or pick a shorter --ext")
 
 
 def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
@@ -407,20 +417,34 @@ def prepare_output_dir(out_dir: Path) -> None:
 
 def output_for(input_path: Path, out_dir: Path, ext: str, sub: Path = Path()) -> str:
     """``DIR/<sub>/<input stem><ext>`` (``sub``: the input's subfolder, mirrored); ``ext`` ``png`` means a PNG-sequence
-    folder ``DIR/<sub>/<input stem>/``, its trailing ``/`` kept: ``2024.06.01 talk`` was taken for a ``.01 talk`` file."""
+    folder ``DIR/<sub>/<input stem>/``, its trailing ``/`` kept: ``2024.06.01 talk`` was taken for a ``.01 talk`` file;
+    ``tif`` and ``exr`` the same folder as a pattern of the same file names (``DIR/<input stem>/frame_%06d.tif``), whose
+    ending ``open_sink`` writes the format by."""
     folder = out_dir / sub
-    return f"{folder / input_path.stem}{os.sep}" if ext == "png" else str(folder / f"{input_path.stem}{ext}")
+    if ext == "png":
+        return f"{folder / input_path.stem}{os.sep}"
+    if ext in SEQUENCE_NAMES:
+        return str(folder / input_path.stem / SEQUENCE_NAMES[ext])
+    return str(folder / f"{input_path.stem}{ext}")
+
+
+def output_place(output: str | Path) -> Path:
+    """What a batch output is on disk: a TIFF or OpenEXR sequence's folder (``clip/`` of ``clip/frame_%06d.tif``), else
+    the output's own path (a video file, a PNG folder). The manifest, the done checks and the partials go by it."""
+    path = Path(output)
+    return path.parent if path.name in SEQUENCE_NAMES.values() else path
 
 
 def output_key(output: str | Path, out_dir: Path) -> str:
     """An output's name in the batch (its manifest key): its path under ``out_dir`` (``s1/a.mkv``),
     so that outputs of like-named videos in different subfolders stay apart."""
-    for o, d in ((Path(output), Path(out_dir)), (Path(os.path.abspath(output)), Path(os.path.abspath(out_dir)))):
+    place = output_place(output)  # a TIFF/EXR sequence by its folder, as a PNG one
+    for o, d in ((place, Path(out_dir)), (Path(os.path.abspath(place)), Path(os.path.abspath(out_dir)))):
         try:
             return o.relative_to(d).as_posix()
         except ValueError:
             continue
-    return Path(output).name
+    return place.name
 
 
 def _splittable(job: FileJob) -> bool:
@@ -439,6 +463,7 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     src = Path(job.source.input)
     name = output_key(job.output.path, out_dir)
     _check_max_size(job)
+    _check_sequence(job)
     if is_animated_webp(src):  # read whole, with Pillow: FFmpeg can neither decode nor seek in it
         frames = len(frame_durations(src))
         return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
@@ -454,6 +479,36 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
     if len(chunks) == 1:
         chunks = [Chunk(0, 0, frames)]  # read and written whole, exactly as `process` does
     return VideoPlan(name, job, chunks, frames, out_dir / WORK_DIR / name, time_base)
+
+
+def _check_sequence(job: FileJob) -> None:
+    """What ``process`` refuses of a TIFF or OpenEXR sequence of this input, refused while planning (``OutputRefused``),
+    not by its worker once the model is loaded, which ended the whole batch: the colour of HDR or log video into
+    OpenEXR, and a folder holding files other than the sequence's own (``--ext png``'s frames of an earlier run)."""
+    from ..compose.compositor import SINK_KIND
+    from ..io.exr import exr_colour
+    from ..sequence_names import SYSTEM_FILES, sequence_pattern
+
+    path = job.output.path
+    if Path(path).name not in SEQUENCE_NAMES.values():
+        return
+    pattern = sequence_pattern(path)
+    assert pattern is not None  # one of SEQUENCE_NAMES
+    if job.output.overwrite and pattern.folder.is_dir():  # without --overwrite, the folder's being there is refused
+        foreign = sorted(p.name for p in pattern.folder.iterdir() if not pattern.matches(p.name) and p.name not in SYSTEM_FILES)
+        if foreign:
+            raise OutputRefused(f"{job.source.input}: its output folder {pattern.folder} holds files other than {pattern.shown} "
+                                f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which a sequence's folder does not "
+                                f"replace; remove the folder, or write to another {option('output_dir')}")  # fmt: skip
+    if pattern.suffix != ".exr" or SINK_KIND[job.output.kind] == "mask":
+        return  # a matte is no colour: any input's goes to OpenEXR
+    with open_source(job.source.input, job.source.decoder, fps=job.source.fps, video_stream=job.source.video_stream,
+                     input_colors=job.source.input_colors) as source:  # fmt: skip
+        info = source.info  # as the input is, before HDR is shown as SDR to the sequence
+    try:
+        exr_colour(info, job.source.input)  # the line names the input, not its output's pattern
+    except SinkError as exc:
+        raise OutputRefused(str(exc)) from None
 
 
 def _check_max_size(job: FileJob) -> None:
@@ -508,6 +563,7 @@ def run_locked(
     left = running.take_left_behind()  # the chunk a killed run was cutting out (the OOM killer's victim?)
     plans, todo = [], []
     unreadable: list[tuple[str, str]] = []  # (input, why): skipped so one bad file does not stop the folder
+    refused: set[str] = set()  # of those, inputs readable but refused the output asked for (HDR colour into OpenEXR)
     killing: dict[str, str] = {}  # video name -> why: skipped this time, runs were killed on it again and again
     for job in jobs:
         finished = _finished_plan(manifest, job, out_dir)
@@ -516,10 +572,12 @@ def run_locked(
             continue
         try:
             plan = plan_video(job, out_dir, chunk_frames)
-        except SourceError as exc:
+        except (SourceError, OutputRefused) as exc:
             if alone:
                 raise
             unreadable.append((job.source.input, str(exc)))
+            if isinstance(exc, OutputRefused):
+                refused.add(job.source.input)
             continue
         # `--output-dir` the inputs' own folder with their extension: the joined chunks were renamed over the input
         check_replaces_no_input(plan.output, [job.source.input, job.output.background])
@@ -603,7 +661,7 @@ def run_locked(
             if alone:
                 raise exc  # nothing else to go on with: the error is the run's
             if isinstance(exc, WorkerDied):
-                remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))  # what the dead worker was writing
+                remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path))  # what the dead worker was writing
             if task.video not in failed:
                 failed[task.video] = str(exc)
                 if isinstance(exc, WorkerDied):
@@ -635,7 +693,7 @@ def run_locked(
         note_stale_partials(out_dir, manifest.videos)  # what killed runs left, of any video (this run's own are removed as each finishes)
     inputs = {p.name: p.job.source.input for p in plans}
     _report_skipped(len(jobs), len(plans), unreadable, [(inputs[name], why) for name, why in (failed | killing).items()],
-                    {inputs[name] for name in died}, {inputs[name] for name in killing}, earlier=progress.videos_skipped)  # fmt: skip
+                    {inputs[name] for name in died}, {inputs[name] for name in killing}, earlier=progress.videos_skipped, refused=refused)  # fmt: skip
     return summary
 
 
@@ -703,7 +761,7 @@ def _finished_plan(manifest: Manifest, job: FileJob, out_dir: Path) -> Optional[
     """
     name = output_key(job.output.path, out_dir)
     entry = manifest.videos.get(name)
-    if not entry or entry.get("status") != "done" or not Path(job.output.path).exists():
+    if not entry or entry.get("status") != "done" or not output_place(job.output.path).exists():
         return None
     spec = job.to_dict()
     try:
@@ -748,16 +806,20 @@ def _refuse_stale(output: Path, source: str, before: Optional[dict[str, Any]] = 
 
 
 def _report_skipped(inputs: int, planned: int, unreadable: list[tuple[str, str]], failed: list[tuple[str, str]], died: Optional[set[str]] = None,
-                    killing: Optional[set[str]] = None, *, earlier: int = 0) -> None:
+                    killing: Optional[set[str]] = None, *, earlier: int = 0, refused: frozenset[str] | set[str] = frozenset()) -> None:
     """One SourceError line for the inputs skipped along the way (exit code 2), after the rest were processed
-    (or, ``earlier`` of them, found done by an earlier run: a rerun said it had processed videos it only skipped)."""
+    (or, ``earlier`` of them, found done by an earlier run: a rerun said it had processed videos it only skipped).
+    ``refused``: those of ``unreadable`` that were read, and refused the output asked for (``OutputRefused``)."""
     if not unreadable and not failed:
         return
     skipped = unreadable + failed
     names = ", ".join(source for source, _ in skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
     what = []
-    if unreadable:
-        what.append(f"{len(unreadable)} not {'a readable video' if len(unreadable) == 1 else 'readable videos'}")
+    not_read = sum(1 for source, _ in unreadable if source not in refused)
+    if not_read:
+        what.append(f"{not_read} not {'a readable video' if not_read == 1 else 'readable videos'}")
+    if len(unreadable) > not_read:
+        what.append(f"{len(unreadable) - not_read} whose output was refused")
     died, killing = died or set(), killing or set()
     gone = sum(1 for source, _ in failed if source not in died | killing and not Path(source).exists())  # deleted or moved while the batch ran: not damaged
     if len(failed) > gone + len(died) + len(killing):
@@ -827,7 +889,7 @@ def _drop_unfinished(tasks: list[ChunkTask], plans: dict[str, VideoPlan]) -> Non
     worker was killed or died, never recorded (the rerun redoes that chunk; kept, it held its chunk folder)."""
     for task in tasks:
         if task.chunk["index"] not in plans[task.video].done:
-            remove_partials(Path(task.path), is_dir=is_sequence_target(task.path))
+            remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path))
             if not task.whole:  # a whole video's output is not this run's to remove
                 Path(task.path).unlink(missing_ok=True)
 
