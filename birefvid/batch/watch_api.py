@@ -67,9 +67,11 @@ class _Results:
         self.jobs: dict[str, tuple[str, str]] = {}  # output's name in the batch -> (input, output)
 
     def made(self, job: "FileJob") -> None:
-        from .runner import output_key
+        from .runner import output_key, output_place
 
-        self.jobs[output_key(job.output.path, self.out_dir)] = (job.source.input, job.output.path)
+        place = output_place(job.output.path)  # a TIFF/EXR sequence's folder, ``out/clip/`` as a PNG one's
+        output = job.output.path if place == Path(job.output.path) else f"{place}{os.sep}"
+        self.jobs[output_key(job.output.path, self.out_dir)] = (job.source.input, output)
 
     def __call__(self, event: str, fields: dict[str, Any]) -> None:
         if event in ("video_done", "video_skipped"):
