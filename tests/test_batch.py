@@ -470,12 +470,14 @@ def test_bad_input_is_one_line_and_exit_2(clips, tmp_path, capsys, argv, words):
 
 @pytest.mark.parametrize("pattern", ["m.%04d.png", "m.####.png", "m.%04d.exr"])
 def test_a_sequence_pattern_as_the_output_folder_is_one_line(clips, tmp_path, capsys, pattern):
-    """`-o out/m.%04d.png`, as process takes a PNG sequence: batch made a folder named `m.%04d.png` holding a.mkv."""
+    """`-o out/m.%04d.png`, as process takes a PNG sequence: batch made a folder named `m.%04d.png` holding a.mkv. The
+    line names the `--ext` of the pattern's format (`exr` for `.exr`: batch writes OpenEXR folders too)."""
     out = tmp_path / "out" / pattern
+    ext = pattern.rsplit(".", 1)[1]
     assert batch(str(clips["inputs"][1]), "-o", str(out), "--output", "mask", "-q") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"birefvid: error: --output-dir {out} is a sequence pattern, as birefvid process -o takes one; batch writes into a folder, "
-                   f"and each video's frames into a folder of its name with --ext png (--output-dir {out.parent} --ext png)"]  # fmt: skip
+                   f"and each video's frames into a folder of its name with --ext {ext} (--output-dir {out.parent} --ext {ext})"]  # fmt: skip
     assert not (tmp_path / "out").exists()
     out.mkdir(parents=True)  # a folder of that name already there is the user's to write into
     assert batch(str(clips["inputs"][1]), "-o", str(out), "--output", "mask", "-q") == 0

@@ -386,7 +386,7 @@ def _check_nesting(names: Sequence[str], inputs: Sequence[str | Path]) -> None:
 
 
 def check_not_pattern(output_dir: str | Path) -> None:
-    """A PNG-sequence pattern given as the output folder (``-o out/m.%04d.png``, as ``process`` takes it) is one line:
+    """An image-sequence pattern given as the output folder (``-o out/m.%04d.png``, as ``process`` takes it) is one line:
     it was made a folder of that very name, holding each video's output. ``output_dir`` as typed: a trailing slash
     (``out/m.%04d.png/``) says folder, as in ``process``, and ``Path`` drops it."""
     from ..sequence_names import sequence_pattern
@@ -399,9 +399,11 @@ def check_not_pattern(output_dir: str | Path) -> None:
     except SinkError:  # a pattern of another picture format, or with two fields: a pattern all the same
         pattern = True  # type: ignore[assignment]
     if pattern:
+        ext = batch_extension(pattern.suffix) if isinstance(pattern, tuple) else "png"  # out/m.####.exr: --ext exr
+        ext = ext if ext in ("png", *SEQUENCE_NAMES) else "png"
         raise ConfigError(f"{option('output_dir')} {out_dir} is a sequence pattern, as birefvid process -o takes one; batch writes into "
-                          f"a folder, and each video's frames into a folder of its name with {option('ext', 'png')} "
-                          f"({option('output_dir', str(out_dir.parent))} {option('ext', 'png')})")  # fmt: skip
+                          f"a folder, and each video's frames into a folder of its name with {option('ext', ext)} "
+                          f"({option('output_dir', str(out_dir.parent))} {option('ext', ext)})")  # fmt: skip
 
 
 def prepare_output_dir(out_dir: Path) -> None:
@@ -984,8 +986,8 @@ def batch_videos(
 
     ``options`` are ``birefvid.api.build_file_job``'s keywords (kind, model, resolution, smooth,
     codec, overwrite, ...); ``recursive``: folders' subfolders too, mirrored under ``output_dir``;
-    ``ray``: None (here), "local", "auto" or "ray://HOST:10001"; ``ext``: as ``--ext`` (``.mkv``, ``mkv``; ``png`` or
-    ``.png``: a PNG-sequence folder each).
+    ``ray``: None (here), "local", "auto" or "ray://HOST:10001"; ``ext``: as ``--ext`` (``.mkv``, ``mkv``; ``png``, ``tif``
+    or ``exr``, with a dot or not: a folder of PNG, TIFF or OpenEXR frames each).
     """
     from ..api import build_file_job
 
