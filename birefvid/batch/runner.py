@@ -495,9 +495,13 @@ def _check_sequence(job: FileJob) -> None:
     if Path(path).name not in SEQUENCE_NAMES.values():
         return
     pattern = sequence_pattern(path)
-    assert pattern is not None  # one of SEQUENCE_NAMES
+    if pattern is None:
+        return
     if job.output.overwrite and pattern.folder.is_dir():  # without --overwrite, the folder's being there is refused
-        foreign = sorted(p.name for p in pattern.folder.iterdir() if not pattern.matches(p.name) and p.name not in SYSTEM_FILES)
+        # as ``check_previous_run`` tells them, which the worker's ``open_sink`` would run: a browser's files and a
+        # Mac's ``._`` companions of the frames are the sequence's
+        foreign = sorted(p.name for p in pattern.folder.iterdir() if not pattern.matches(p.name) and p.name not in SYSTEM_FILES
+                         and not (p.name.startswith("._") and pattern.matches(p.name[2:])))  # fmt: skip
         if foreign:
             raise OutputRefused(f"{job.source.input}: its output folder {pattern.folder} holds files other than {pattern.shown} "
                                 f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), which a sequence's folder does not "
