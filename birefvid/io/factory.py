@@ -125,7 +125,7 @@ def open_sink(
             check_previous_run(pattern, overwrite=overwrite)
         check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
-            log.warning("image sequences cannot hold audio; the audio of %s is not written", shown_url(str(audio_from)))
+            log.warning("%s: an image sequence cannot hold audio; the audio of %s is not written there", target, shown_url(str(audio_from)))  # named: --also gives one line per output
         if info.sample_aspect_ratio:
             log.warning("%s: the input's pixels are not square (aspect %s); the pictures keep its %dx%d pixels, "
                         "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
