@@ -644,6 +644,15 @@ def _or_dash(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _recordings_said(recorded: dict[str, list[str]]) -> str:
+    """``; recorded a.webm and b.mp4`` for the summary line: each sink's recording by name, a segmented sink's parts
+    as their range (``3 files (gate-1.mkv to gate-3.mkv)``), so two sinks never read as a range of files; "" for none."""
+    said = [kept[0] if len(kept) == 1 else f"{len(kept)} files ({kept[0]} to {kept[-1]})" for kept in recorded.values() if kept]
+    if not said:
+        return ""
+    return "; recorded " + (said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}")
+
+
 def live_summary(report: dict[str, Any]) -> str:
     """One line of a live run's report: ``live: showed N frames in S s (output, source and model fps,
     latency and mask age median/p95); ended: duration; recorded rec.mp4``, the files kept named, as `process` names
@@ -651,8 +660,7 @@ def live_summary(report: dict[str, Any]) -> str:
     from .runtime.live_stats import capped, rate
 
     s = report["stats"]
-    files = [name for kept in (report.get("recorded") or {}).values() for name in kept]
-    recorded = "" if not files else f"; recorded {files[0]}" if len(files) == 1 else f"; recorded {len(files)} files ({files[0]} to {files[-1]})"
+    recorded = _recordings_said(report.get("recorded") or {})
     if not report["frames_shown"]:  # the window closed during the warm-up: no figures to give
         return f"live: showed no picture; ended: {report['ended_by']} before the first picture{recorded}"
     return (

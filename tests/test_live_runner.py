@@ -553,6 +553,19 @@ def test_the_summary_line_names_the_recordings():
     assert live_summary(report).endswith("ended: source ended")
 
 
+def test_the_summary_line_names_each_recording_of_several_sinks():
+    """`--sink rec.mp4 --sink rec.webm` ended "recorded 2 files (rec.mp4 to rec.webm)", a range of files between them
+    that do not exist; each sink's recording is now named, a segmented one's parts as their range."""
+    from birefvid.api import live_summary
+
+    stats = {"seconds": 2.0, "output_fps": 24.0, "source_fps": 24.0, "model_fps": 8.0, "latency_ms_median": 9, "latency_ms_p95": 20}
+    report = {"stats": stats, "frames_shown": 48, "ended_by": "source ended",
+              "recorded": {"rec.mp4": ["rec.mp4"], "window": [], "rec.webm": ["rec.webm"]}}
+    assert live_summary(report).endswith("; recorded rec.mp4 and rec.webm")
+    report["recorded"] = {"gate.mkv": ["gate-1.mkv", "gate-2.mkv", "gate-3.mkv"], "a.webm": ["a.webm"], "b.mp4": ["b.mp4"]}
+    assert live_summary(report).endswith("; recorded 3 files (gate-1.mkv to gate-3.mkv), a.webm and b.mp4")
+
+
 def test_the_report_names_every_recording_kept(tmp_path):
     """An app reads which files a run wrote from its report: a recording in one file is listed too,
     not only a recording in parts, and a preview, which keeps nothing, is not."""

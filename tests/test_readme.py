@@ -36,3 +36,23 @@ def test_every_readme_python_block_stands_on_its_own():
     assert len(blocks) >= 3
     for name, block in blocks:
         assert _unbound_names(block) == set(), (name, block.splitlines()[0])
+
+
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def _options_by_command() -> dict[str, set[str]]:
+    """Every command's option strings, from the parser the CLI runs (no torch import: a fraction of a second)."""
+    from birefvid.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    return {name: {o for action in parser._actions for o in action.option_strings} for name, parser in commands.items()}
+
+
+def test_every_option_of_every_command_is_documented_somewhere():
+    """`export --format` was in `--help` only; an option a command takes needs a line where users look for it."""
+    named = {o for page in PAGES for o in OPTION.findall(page.read_text(encoding="utf-8"))}
+    spelt_short = {"--help", "--out", "--verbose", "--quiet"}  # -h, -o, -v, -q: the pages use the short forms
+    missing = {command: sorted(o for o in options if o.startswith("--") and o not in named | spelt_short)
+               for command, options in _options_by_command().items()}
+    assert {command: options for command, options in missing.items() if options} == {}

@@ -144,6 +144,19 @@ def test_a_sequence_in_the_current_folder_is_one_error_line(tmp_path, plate, run
     assert "name one, as out/" in err[0] and _names(tmp_path / "comp") == []
 
 
+@pytest.mark.parametrize("given", ["matte.####.png", "./"])
+def test_a_sequence_in_the_folder_that_holds_the_input_says_why_it_is_refused(tmp_path, plate, run, capsys, monkeypatch, given):
+    """Run where the plate is, as most are, `-o matte.####.png` said 'writing matte.####.png would replace plate, which
+    this run reads': untrue (the plate was never at risk), and no hint of what to write. The line is now the current
+    folder's, naming a folder to use, as it is from anywhere else."""
+    monkeypatch.chdir(tmp_path)
+    assert run("plate", "-o", given, "--output", "mask") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"birefvid: error: {given}: an image sequence is written into a folder of its own"), err
+    assert "name one, as out/" in err[0] and "would replace" not in err[0]
+    assert _names(tmp_path) == ["plate"] and len(_names(plate)) == 5
+
+
 def test_two_patterns_in_one_folder_are_told_as_such(tmp_path, plate, run, capsys):
     """`-o comp/rgba.%04d.png --also mask=comp/m.####.png` said the two were 'the same file (or one is inside the
     other)'; the line now says they share a folder, which each sequence owns, and names a folder for each."""

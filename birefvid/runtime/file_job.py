@@ -18,12 +18,13 @@ from ..errors import OutputKeptError, SinkError, option
 from ..file_names import name_too_long
 from ..io import open_sink, open_source
 from ..io.atomic import check_replaces_no_input, write_text_atomic
-from ..io.factory import exr_colour_for
+from ..io.factory import exr_colour_for, is_sequence_target
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
 from ..io.video_source import refuse_cut_off
 from ..job import FileJob
+from ..sequence_names import check_own_folder
 from ..temporal import make_smoother
 from ..urls import hide_secrets
 from .backgrounds import open_background
@@ -113,6 +114,8 @@ def run_file_job(
     check_report_path(report_path)
     src, out = job.source, job.output
     for each in job.outputs:
+        if is_sequence_target(each.path):  # first: run beside the input, -o m.%04d.png was 'would replace clip.mp4', not why
+            check_own_folder(each.path)
         check_replaces_no_input(each.path, [src.input, *(o.background for o in job.outputs)])  # --overwrite or not: the input would be lost
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     kept = _KeptOutput()
