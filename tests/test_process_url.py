@@ -147,8 +147,12 @@ def test_live_plays_a_video_file_url_as_a_file(tmp_path, served, faststart):
                     out.mux(packet)
     out_path = tmp_path / "rec.mkv"
     report = run_live(build_live_job(f"{base}/{name}", [str(out_path)], effect="mask", realtime=True), segmenter=red_key_segmenter())
-    assert report["ended_by"] == "source ended" and report["frames_shown"] == 12
-    assert decoded_times(out_path) == decoded_times(folder / "clip.mp4")
+    # every frame read, in its place: shown, or dropped by live pacing on a machine too loaded to keep up (CI
+    # beside other work dropped one of the 12), never a lost stream's runaway times
+    shown, whole = report["frames_shown"], decoded_times(folder / "clip.mp4")
+    assert report["ended_by"] == "source ended" and shown + report["stats"]["dropped"] == 12 and shown >= 9, report
+    recorded = decoded_times(out_path)
+    assert len(recorded) == shown and set(recorded) <= set(whole) and recorded == sorted(recorded)
 
 
 def test_a_server_without_range_requests_is_not_called_a_damaged_file(tmp_path, served, capsys):
