@@ -41,6 +41,9 @@ class StreamInfo:
     # the pictures are RGB, gray or a palette (a PNG plate, a GIF, an APNG): ``colorspace`` is then no matrix of the
     # source's but the one chosen for its YUV outputs by their size (``io.untagged.rgb_matrix``), chosen again when resized
     rgb_pictures: bool = False
+    # the source names no matrix and ``colorspace`` is the one it is read with by assumption (``--input-colors``): its
+    # outputs keep it at the source's size, and choose by their own size when resized, as RGB pictures' do (``io.scale``)
+    matrix_assumed: bool = False
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:

@@ -111,3 +111,20 @@ def test_an_unknown_choice_is_one_line(tmp_path, capsys):
         main(["process", str(tmp_path / "x.mp4"), "-o", str(tmp_path / "o.mp4"), "--input-colors", "rec709"])
     assert exit_info.value.code != 0
     assert "bt709" in capsys.readouterr().err
+
+
+def test_an_untagged_hd_clip_shrunk_below_hd_is_bt601(tmp_path, keep_all):
+    """``--max-size 640`` on an untagged 720p clip: read as BT.709 (its size's matrix, as players show it), then written
+    at 640x360 with the matrix that size calls for, BT.601, and tagged so, as a shrunk PNG plate's video is: players
+    that read the tag and those that guess by size agree. It kept the BT.709 assumed of the source, which a player
+    guessing by the output's size showed up to 34 levels off."""
+    src = untagged_bars(tmp_path / "bars.mp4", HD)
+    out = tmp_path / "small.mkv"
+    cut(src, out, "--output", "foreground", "--max-size", "640", "--codec", "libx264", "--crf", "0", "--pix-fmt", "yuv444p")
+    assert colour_tags(out)[0] == "smpte170m"
+    small = (640, 360)
+    want = cv2.resize(formula_rgb(yuv444(src, HD), BT709).astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    diff = np.abs(formula_rgb(yuv444(out, small), BT601) - want)
+    # the shrunk picture's rounding to 8-bit RGB, then its YUV samples', which the formula's saturated colours magnify
+    assert diff.max() <= 2.5, f"max {diff.max():.2f}"
+    assert diff.mean() < 0.3, f"mean {diff.mean():.2f}"

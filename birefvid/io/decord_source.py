@@ -153,7 +153,7 @@ class DecordSource(Source):
         if first_time_about_file(self.path, "decord colours"):
             log.warning("%s is HD video that names no colour matrix, which players show as BT.709; decord 0.6 reads it as "
                         "BT.601 (saturated colours up to 40 levels off, outputs untagged); %s", self.path, use_pyav())  # fmt: skip
-        return dataclasses.replace(info, colorspace=None)
+        return dataclasses.replace(info, colorspace=None, matrix_assumed=False)  # BT.601, as FFmpeg reads it: nothing assumed
 
     def _turns_upright(self, upright: np.ndarray, decord: ModuleType) -> bool:
         """Whether decord's first picture of a rotated video is PyAV's upright one: decord 0.6.0 turns most upright,

@@ -178,7 +178,7 @@ class AvConnection:
             self.info = _info(width, height, tb, stream.average_rate or stream.guessed_rate, first, sar)
             assumed = stream_matrix(target.name, first, self.info.colorspace, input_colors)
             if assumed is not None:
-                self.info = dataclasses.replace(self.info, colorspace=assumed)
+                self.info = dataclasses.replace(self.info, colorspace=assumed, matrix_assumed=True)
         except BaseException:
             self._container.close()
             raise

@@ -85,6 +85,14 @@ def shrink_still(max_side: int, *pictures: Any, whole: Optional[tuple[int, int]]
     return [None if p is None else cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in pictures]
 
 
+def _matrix_by_size(info: StreamInfo, size: tuple[int, int]) -> bool:
+    """Whether the YUV matrix of ``info``'s outputs is chosen again for ``size``: it was no fact of the source but a
+    choice by its size (RGB pictures, or an untagged clip's assumed matrix), which resizing changes. A 720p plate or
+    untagged 720p clip at 640x360 is then BT.601, as players that ignore the tag take that size; kept BT.709, it was
+    up to 32 levels off in them. A matrix the source names is kept, as FFmpeg's scaler keeps it."""
+    return (info.rgb_pictures or info.matrix_assumed) and size != (info.width, info.height)
+
+
 class ResizedSource(Source):
     """``inner``'s frames resized to ``size`` (W, H), area-averaged when shrinking (frames already that size pass as they are)."""
 
@@ -92,7 +100,7 @@ class ResizedSource(Source):
         super().__init__()
         self.inner = inner
         self.size = size
-        if inner.info.rgb_pictures:  # the outputs' matrix goes by their size, which this changes: a 720p plate at 640x360 is BT.601
+        if _matrix_by_size(inner.info, size):
             info_changes = {"colorspace": rgb_matrix(*size), **info_changes}
         self._info: StreamInfo = dataclasses.replace(inner.info, width=size[0], height=size[1], **info_changes)
         shrinking = size[0] * size[1] < inner.info.width * inner.info.height

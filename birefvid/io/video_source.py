@@ -733,6 +733,7 @@ class VideoFileSource(Source):
             tags=tuple((k, v) for k, v in self._container.metadata.items() if k.lower() not in WRITER_TAGS and v),
             bit_depth=picture_bits(first),
             rgb_pictures=not is_yuv_format(first.format.name),
+            matrix_assumed=self.assumed_matrix is not None,
             hdr10=x265_hdr10(first),
         )
 
