@@ -291,6 +291,20 @@ def test_an_exr_of_video_is_linearised_as_video_in_its_primaries(tmp_path, grade
     assert not close_in_half(got, srgb_to_linear(codes)), "the two curves differ at these midtones"
 
 
+@pytest.mark.parametrize("name,codec", [("plate.mkv", ("-c:v", "ffv1", "-pix_fmt", "bgr0")), ("plate.apng", ("-f", "apng"))],
+                         ids=["rgb-ffv1", "apng"])  # fmt: skip
+def test_an_exr_of_untagged_rgb_video_is_linearised_as_its_pictures(tmp_path, graded, seg, name, codec):
+    """RGB video that names no transfer (an APNG, RGB FFV1, PNG-in-MOV, a GIF: pictures put in a video file) is
+    decoded with sRGB's curve, as the same pictures as a PNG plate are and as every viewer shows them. It took the
+    BT.709 OETF's inverse of untagged YUV video: in linear light 21% brighter than the plate's EXR at code 128, 53% at 64."""
+    video = tmp_path / name
+    subprocess.run(["ffmpeg", "-v", "error", "-start_number", "1001", "-i", str(graded / "g.%04d.png"), *codec, str(video)],
+                   check=True, timeout=60)  # fmt: skip
+    out = tmp_path / "out"
+    process_video(video, out / "fgr.%04d.exr", kind="foreground", segmenter=seg, smooth="none", foreground=False)
+    assert close_in_half(exr_rgba(out / "fgr.0002.exr", 3), srgb_to_linear(graded_frame(1).astype(np.float64)))
+
+
 @pytest.mark.parametrize("trc,says", [("smpte2084", "HDR (PQ)"), ("arib-std-b67", "HDR (HLG)"), ("log100", "logarithmic")])
 def test_colour_of_hdr_or_log_video_into_exr_is_one_error_line(tmp_path, graded, run, capsys, trc, says):
     """PQ, HLG and log video are not linearised here (HDR would otherwise reach the EXR tone-mapped to SDR, as the

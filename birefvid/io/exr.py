@@ -97,19 +97,27 @@ def exr_colour(info: StreamInfo, target: str | Path) -> ExrColour:
     that is not decoded here: HDR (PQ, HLG) and log curves.
 
     ``color_trc`` None is a picture file's (an image sequence, an animated WebP): sRGB, as every viewer shows
-    them; video with a transfer tag is decoded with its OETF inverted, untagged video with BT.709's (scene light:
+    them, and so is untagged RGB video (``_pictures_curve``); video with a transfer tag is decoded with its OETF inverted, untagged video with BT.709's (scene light:
     BT.1886's display gamma 2.4 would give darker midtones that Nuke's rec709 Write does not give back)."""
     trc = info.color_trc
     if trc in _HDR:
         raise SinkError(f"{target}: the input is HDR ({_HDR[trc]}), whose colour birefvid does not linearise into OpenEXR; "  # type: ignore[index]
                         f"write .mov (ProRes 4444 keeps the HDR) or .tif (shown as SDR), or the matte alone "
                         f"({option('output', 'mask')}) as EXR")  # fmt: skip
-    name, curve = ("sRGB", _srgb) if trc is None else _CURVES.get(trc, ("", _srgb))
+    name, curve = ("sRGB", _srgb) if _pictures_curve(info) else _CURVES.get(trc, ("", _srgb))  # type: ignore[arg-type]
     if not name:
         raise SinkError(f"{target}: the input's transfer is {_OTHER_NAMES.get(trc, f'#{trc}')}, which birefvid does not "  # type: ignore[arg-type]
                         f"linearise into OpenEXR; write .tif (16-bit) and linearise it in the compositor")  # fmt: skip
     primaries = info.color_primaries if info.color_primaries in _CHROMATICITIES else 1  # untagged: BT.709, EXR's own default
     return ExrColour(name, curve, _CHROMATICITIES[primaries])  # type: ignore[index]
+
+
+def _pictures_curve(info: StreamInfo) -> bool:
+    """Whether ``info``'s pictures are decoded with sRGB's curve as picture files: a picture file's (no transfer at
+    all), or RGB video that names none (an APNG, a GIF, RGB FFV1, PNG-in-MOV: pictures put in a video file, which
+    FFmpeg reports as unspecified). Taken as untagged YUV video, by BT.709's OETF inverted, their linear light came out
+    21% brighter than the same pictures' as a PNG plate at code 128, 53% at 64."""
+    return info.color_trc is None or (info.rgb_pictures and info.color_trc in (0, 2, 3))  # 0, 3: reserved, as unspecified
 
 
 def exr_matte(mask: np.ndarray) -> bytes:
