@@ -27,7 +27,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-r", "--recursive", action="store_true",
                         help="also take the videos in the folders' subfolders, at any depth; outputs mirror the subfolders under --output-dir")  # fmt: skip
     parser.add_argument("-o", "--output-dir", required=True, help="where the outputs go (-o as in the other commands): DIR/<input name><ext>, DIR/<subfolder>/<input name><ext> with --recursive (created when missing)")
-    parser.add_argument("--ext", choices=EXTENSIONS, type=batch_extension, help="output container (default by --output: alpha .mov, mask .mkv, others .mp4); png, tif, exr: a folder of PNG, TIFF or OpenEXR frames each, as process -o writes them")
+    parser.add_argument("--ext", choices=EXTENSIONS, type=batch_extension, metavar="EXT",  # the choices are named below: listed in the usage they passed 80 columns
+                        help=f"output container: {', '.join(EXTENSIONS)} (default by --output: alpha .mov, mask .mkv, others .mp4); "
+                             "png, tif, exr: a folder of PNG, TIFF or OpenEXR frames each, as process -o writes them")
     run_group = add_file_job_options(parser)
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     scale = parser.add_argument_group("scale-out")
