@@ -726,9 +726,10 @@ def test_the_log_lines_eta_leaves_out_the_first_batchs_warm_up(tmp_path, pvt_b0_
     assert len(lines) >= 3 and "ETA" not in lines[0], lines
     etas = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in (re.search(r"ETA (\d+):(\d\d):(\d\d)", ln).groups() for ln in lines[1:])]
     # Counting the 3 s warm-up, the second line would say at least 22 frames x 3 s / 2 = 33 s. Counted from the first
-    # batch, each ETA is an estimate of the work left from one or more frames' pace: within twice the whole run's work
-    # and a second's rounding (CI's first failure of a stricter bound: an ETA of 2 s for 1.7 s of work, from 1 frame).
-    assert max(etas) <= 2 * after_warm_up + 1, (lines, after_warm_up)
+    # batch, each ETA is an estimate of the work left from one or more frames' pace, which a loaded machine makes
+    # uneven (CI: 5 s after a slow second frame, for 1.5 s of work): under half the warm-up-counted figure, or within
+    # twice the whole run's work, whichever is larger.
+    assert max(etas) <= max(2 * after_warm_up + 1, 16), (lines, after_warm_up)
 
 
 def test_no_partial_files_after_success(tmp_path, scene, seg):
