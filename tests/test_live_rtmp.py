@@ -619,10 +619,14 @@ def test_a_sender_that_fails_at_the_stream_end_is_reported(tmp_path: Path, ffmpe
     with NginxRtmp(tmp_path / "server") as server:
         sink = open_live_sink(f"rtmp://pub:{PASSWORD}@127.0.0.1:{server.port}/live/{KEY}", width=160, height=120, fps=15, kind="rgb")
         try:
-            _publish_for(sink, 1.0)
+            published = _publish_for(sink, 1.0)
             wait_for(lambda: sink._current is not None and sink._current.confirmed, 10, "the server taking the stream")  # type: ignore[attr-defined]
-            time.sleep(0.3)  # the queued pictures reach the child
-            os.kill(int((tmp_path / "server" / "nginx.pid").read_text()), signal.SIGKILL)  # the server is gone
+            # every picture handed to the child before the server goes (on a loaded machine the stream's thread lags:
+            # a picture written after the kill failed the stream itself, not its end), then the child's pipe drained
+            wait_for(lambda: sink.sent + sink.behind + sink.skipped == published, 10, "the queued pictures reaching the child")  # type: ignore[attr-defined]
+            time.sleep(0.3)
+            os.kill(int((tmp_path / "server" / "nginx.pid").read_text()), signal.SIGKILL)
+            server._proc.wait(10)  # type: ignore[union-attr]  # gone, its sockets closed, before the stream's end is sent
         finally:
             sink.close()
     summary = sink.summary()  # type: ignore[attr-defined]
