@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -321,3 +322,38 @@ def test_colour_of_hdr_or_log_video_into_exr_is_one_error_line(tmp_path, graded,
     assert says in capsys.readouterr().err and not (tmp_path / "a.mov").exists() and not (tmp_path / "x").exists()
     assert run(video, "-o", tmp_path / "m" / "m.%04d.exr", "--output", "mask") == 0
     assert names(tmp_path / "m") == ["m.0001.exr", "m.0002.exr", "m.0003.exr"]
+
+
+def exr_pixel_aspect(path: Path) -> float:
+    """The header's ``pixelAspectRatio``, one of the attributes OpenEXR requires of every file."""
+    header = exr_header(path)
+    assert "pixelAspectRatio" in header, "a required attribute: OpenEXR's strict reading refuses the file without it"
+    return struct.unpack("<f", header["pixelAspectRatio"])[0]
+
+
+@pytest.mark.parametrize("sar", ["4/3", "2/1"])
+def test_an_exr_of_an_anamorphic_source_records_its_pixel_shape(tmp_path, graded, seg, caplog, sar):
+    """DV/HDV/anamorphic-lens plates have pixels wider than tall. EXR's ``pixelAspectRatio`` says so, and Nuke, Fusion
+    and FFmpeg show the frame unsqueezed by it; FFmpeg's encoder left it out (it writes it only when told a pixel
+    shape), so the compositor saw 4:3 pixels as square, the picture squeezed, and OpenEXR's strict reading refused the
+    file. Matte and colour both carry it, so a Merge of the two lines up; no warning that viewers will squeeze them."""
+    video = tmp_path / "plate.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-start_number", "1001", "-i", str(graded / "g.%04d.png"), "-vf", f"setsar={sar}",
+                    "-c:v", "ffv1", "-pix_fmt", "bgr0", str(video)], check=True, timeout=60)  # fmt: skip
+    with caplog.at_level("WARNING", logger="birefvid"):
+        process_video(video, tmp_path / "rgba" / "rgba.%04d.exr", kind="alpha", segmenter=seg, smooth="none",
+                      also=[("mask", str(tmp_path / "m" / "m.%04d.exr"))])  # fmt: skip
+    assert "squeezed" not in caplog.text
+    for path in (tmp_path / "rgba" / "rgba.0001.exr", tmp_path / "m" / "m.0003.exr"):
+        assert exr_pixel_aspect(path) == pytest.approx(float(Fraction(sar)), rel=1e-6)
+        shown = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=sample_aspect_ratio", "-of", "csv=p=0",
+                                str(path)], capture_output=True, text=True, check=True, timeout=60).stdout.strip()  # fmt: skip
+        assert shown == sar.replace("/", ":"), "FFmpeg reads the pixel shape back"
+
+
+def test_an_exr_of_square_pixels_says_1(tmp_path, graded, seg):
+    """Square pixels: ``pixelAspectRatio`` 1, written, not left for a reader to assume."""
+    process_video(graded, tmp_path / "m" / "m.%04d.exr", kind="mask", segmenter=seg, smooth="none",
+                  also=[("foreground", str(tmp_path / "f" / "f.%04d.exr"))])  # fmt: skip
+    assert exr_pixel_aspect(tmp_path / "m" / "m.1001.exr") == 1.0
+    assert exr_pixel_aspect(tmp_path / "f" / "f.1001.exr") == 1.0

@@ -120,11 +120,12 @@ def _pictures_curve(info: StreamInfo) -> bool:
     return info.color_trc is None or (info.rgb_pictures and info.color_trc in (0, 2, 3))  # 0, 3: reserved, as unspecified
 
 
-def exr_matte(mask: np.ndarray) -> bytes:
+def exr_matte(mask: np.ndarray, pixel_aspect: Fraction = Fraction(1)) -> bytes:
     """One OpenEXR file of ``mask`` (H, W) uint8 or uint16, as half floats from 0 to 1: the 8- or 16-bit matte scaled,
     0 and the top level exactly 0.0 and 1.0. Its one channel is "Y", OpenEXR's name for a gray picture, which OpenCV,
-    OpenImageIO and FFmpeg read as one and Nuke takes into its alpha as it does "A"."""
-    return _encode(_nearest_halves(mask.dtype == np.uint16)[mask], "grayf32le")
+    OpenImageIO and FFmpeg read as one and Nuke takes into its alpha as it does "A". ``pixel_aspect``: one pixel's
+    width over its height, the source's (``exr_pixel_aspect``)."""
+    return _encode(_nearest_halves(mask.dtype == np.uint16)[mask], "grayf32le", pixel_aspect)
 
 
 @functools.lru_cache(maxsize=2)
@@ -135,27 +136,37 @@ def _nearest_halves(deep: bool) -> np.ndarray:
     return (np.arange(top + 1) / top).astype(np.float16).astype(np.float32)
 
 
-def exr_picture(picture: np.ndarray, colour: ExrColour, tables: Optional[dict[np.dtype, np.ndarray]] = None) -> bytes:
+def exr_picture(picture: np.ndarray, colour: ExrColour, tables: Optional[dict[np.dtype, np.ndarray]] = None,
+                pixel_aspect: Fraction = Fraction(1)) -> bytes:  # fmt: skip
     """One OpenEXR file of ``picture``, RGB (H, W, 3) or straight-alpha RGBA (H, W, 4), uint8 or uint16: half-float
     R, G, B (and A) in linear light, RGB premultiplied by A, with ``colour``'s chromaticities.
-    ``tables``: ``colour.tables()``, made once a sequence."""
+    ``tables``: ``colour.tables()``, made once a sequence; ``pixel_aspect``: as ``exr_matte``'s."""
     light = (tables or colour.tables())[picture.dtype][picture[..., :3]]
     if picture.shape[2] == 4:
         alpha = picture[..., 3].astype(np.float32) / np.float32(np.iinfo(picture.dtype).max)
         light = np.dstack([light * alpha[..., None], alpha])
-    data = _encode(light, "gbrapf32le" if picture.shape[2] == 4 else "gbrpf32le")
+    data = _encode(light, "gbrapf32le" if picture.shape[2] == 4 else "gbrpf32le", pixel_aspect)
     return _with_attribute(data, "chromaticities", "chromaticities", struct.pack("<8f", *colour.chromaticities))
 
 
-def _encode(pixels: np.ndarray, pix_fmt: str) -> bytes:
+def exr_pixel_aspect(sample_aspect_ratio: Optional[Fraction]) -> Fraction:
+    """The ``pixelAspectRatio`` of a source whose pixels are ``sample_aspect_ratio`` (None or 0: square): 1 or theirs."""
+    return Fraction(sample_aspect_ratio) if sample_aspect_ratio and sample_aspect_ratio > 0 else Fraction(1)
+
+
+def _encode(pixels: np.ndarray, pix_fmt: str, pixel_aspect: Fraction) -> bytes:
     """``pixels`` (float32, RGB(A) order or gray) as one EXR file, half floats, ZIP. Each value is first made its
     nearest half (numpy's rounding, as OpenEXR's own library's): FFmpeg's encoder cuts float32 to half, which put every
-    value from 0.5 to 1 a step (2^-11) low, 65534/65535 as 0.99951; a value that is a half already passes as it is."""
+    value from 0.5 to 1 a step (2^-11) low, 65534/65535 as 0.99951; a value that is a half already passes as it is.
+
+    ``pixel_aspect`` is set on the encoder even when 1: FFmpeg writes ``pixelAspectRatio``, which OpenEXR requires in
+    every header, only when told a pixel shape, and without it an anamorphic plate reached Nuke squeezed."""
     pixels = pixels.astype(np.float16).astype(np.float32)
     frame = av.VideoFrame.from_ndarray(pixels, format=pix_fmt)  # RGB(A) order in, FFmpeg's G, B, R(, A) planes out
     context = av.CodecContext.create("exr", "w")
     context.width, context.height, context.pix_fmt = pixels.shape[1], pixels.shape[0], pix_fmt
     context.time_base = Fraction(1, 25)  # one picture: FFmpeg asks for a time base, which EXR does not store
+    context.sample_aspect_ratio = pixel_aspect
     context.options = dict(_EXR_OPTIONS)
     packets = context.encode(frame) + context.encode(None)  # a context per picture: no frame threads to hold one back
     return b"".join(bytes(packet) for packet in packets)

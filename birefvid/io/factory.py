@@ -126,15 +126,17 @@ def open_sink(
         check_target(target, overwrite=overwrite, is_dir=True)
         if want_audio and has_audio(str(audio_from)):
             log.warning("%s: an image sequence cannot hold audio; the audio of %s is not written there", target, shown_url(str(audio_from)))  # named: --also gives one line per output
-        if info.sample_aspect_ratio:
+        if info.sample_aspect_ratio and not holds_floats(path):  # an EXR's pixelAspectRatio records it
             log.warning("%s: the input's pixels are not square (aspect %s); the pictures keep its %dx%d pixels, "
-                        "so viewers will show them squeezed", target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
+                        "so viewers will show them squeezed (an .exr pattern records the pixel shape)",
+                        target, info.sample_aspect_ratio, info.width, info.height)  # fmt: skip
         colour = exr_colour_for(path, kind, info)
         if colour is not None:
             log.info("%s: linear light from the input's %s values, premultiplied", target, colour.transfer)
         first, digits = sequence_numbering(target, info)
         return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits, overwrite=overwrite,
-                                 pattern=pattern, numbers_per_pts=_numbers_per_pts(info), colour=colour)  # fmt: skip
+                                 pattern=pattern, numbers_per_pts=_numbers_per_pts(info), colour=colour,
+                                 sample_aspect_ratio=info.sample_aspect_ratio)  # fmt: skip
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
     if spec.muxer in ANIMATED_MUXERS:

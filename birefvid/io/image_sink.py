@@ -16,7 +16,7 @@ import numpy as np
 from birefvid.errors import SinkError
 from birefvid.io.atomic import AtomicDir, AtomicFile
 from birefvid.io.base import Sink
-from birefvid.io.exr import ExrColour, exr_matte, exr_picture
+from birefvid.io.exr import ExrColour, exr_matte, exr_picture, exr_pixel_aspect
 from birefvid.io.layout import check_images
 from birefvid.sequence_names import SEQUENCE_FORMATS, SequencePattern
 
@@ -36,12 +36,14 @@ class ImageSequenceSink(Sink):
     format: ``.png``, ``.tif``/``.tiff`` (RGBA with straight alpha, LZW) or ``.exr`` (half float; colour needs
     ``colour``, how the source's values become linear light: ``io.exr.exr_colour``);
     ``numbers_per_pts``: set for a numbered sequence's frames (``StreamInfo.numbered``), whose numbers, gaps included,
-    are ``first_number`` + pts x it.
+    are ``first_number`` + pts x it; ``sample_aspect_ratio``: the source's pixel shape when not square, which an
+    EXR's ``pixelAspectRatio`` records (PNG and TIFF sequences keep the pixels as they are).
     """
 
     def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3, first_number: int = 1,
                  digits: int = 6, overwrite: bool = True, pattern: Optional[SequencePattern] = None,
-                 numbers_per_pts: Optional[Fraction] = None, colour: Optional[ExrColour] = None) -> None:  # fmt: skip
+                 numbers_per_pts: Optional[Fraction] = None, colour: Optional[ExrColour] = None,
+                 sample_aspect_ratio: Optional[Fraction] = None) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.kind = kind
@@ -56,6 +58,7 @@ class ImageSequenceSink(Sink):
         self._count = 0
         self._first, self._digits, self._pattern = first_number, digits, pattern
         self._per_pts = numbers_per_pts
+        self._pixel_aspect = exr_pixel_aspect(sample_aspect_ratio)
         self._dir = AtomicDir(self.path, overwrite=overwrite)  # False: never deletes what was put in the folder meanwhile
         self._bytes = 0
 
@@ -99,7 +102,9 @@ class ImageSequenceSink(Sink):
             image = cv2.cvtColor(image, _TO_BGR[self.kind])
         try:
             if self.format == "OpenEXR":
-                return exr_matte(image) if self.kind == "mask" else exr_picture(image, self._colour, self._tables)  # type: ignore[arg-type]
+                if self.kind == "mask":
+                    return exr_matte(image, self._pixel_aspect)
+                return exr_picture(image, self._colour, self._tables, self._pixel_aspect)  # type: ignore[arg-type]
             ok, data = cv2.imencode(self.suffix, image, _TIFF_PARAMS if self.format == "TIFF" else self._params)
         except (cv2.error, av.FFmpegError) as e:
             raise SinkError(f"cannot write {target}: {e}") from e
