@@ -357,3 +357,18 @@ def test_an_exr_of_square_pixels_says_1(tmp_path, graded, seg):
                   also=[("foreground", str(tmp_path / "f" / "f.%04d.exr"))])  # fmt: skip
     assert exr_pixel_aspect(tmp_path / "m" / "m.1001.exr") == 1.0
     assert exr_pixel_aspect(tmp_path / "f" / "f.1001.exr") == 1.0
+
+
+def test_image_to_exr_is_one_line_naming_the_process_command_that_writes_it(tmp_path, graded, run, pvt_b0_weights, capsys):
+    """`birefvid image` writes display pictures (an ICC profile, EXIF, JPEG/WebP quality), not linear light: `-o
+    cut.exr` is refused, but with the command that does write it, `process` of the one picture into a one-frame EXR
+    sequence, which then works as the line says (it said only "expected .png, .webp, ...", leaving EXR to guesswork)."""
+    picture = graded / "g.1001.png"
+    model = ["--weights", str(pvt_b0_weights), "--resolution", "64", "--device", "cpu", "-q"]
+    assert main(["image", str(picture), "-o", str(tmp_path / "cut.exr"), *model]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    suggested = tmp_path / "cut" / "cut.%04d.exr"
+    assert len(err) == 1 and err[0].startswith("birefvid: error:") and f"birefvid process {picture} -o {suggested}" in err[0], err
+    assert not (tmp_path / "cut.exr").exists()
+    assert run(picture, "-o", suggested, "--output", "alpha") == 0
+    assert names(tmp_path / "cut") == ["cut.0001.exr"] and exr_channels(tmp_path / "cut" / "cut.0001.exr")[0] == ("A", 1)

@@ -78,6 +78,18 @@ STILL_PICTURES = IMAGE_EXTENSIONS | HEIF_EXTENSIONS | {".gif", ".avif"}
 FILE_SUFFIXES = STILL_PICTURES | VIDEO_EXTENSIONS | {".apng", ".jxl", ".jp2", ".psd", ".exr", ".tga", ".svg", ".pdf"}
 
 
+def _exr_is_process(picture: Path, out: Path) -> str:
+    """Why ``image`` writes no OpenEXR and the ``process`` command that does: ``image``'s outputs are display pictures
+    (an ICC profile, EXIF), while an EXR holds linear light, which ``process`` decodes a picture's sRGB values into,
+    one frame of a sequence (its folder its own: ``cut.exr`` -> ``cut/cut.%04d.exr``)."""
+    import shlex
+
+    pattern = out.with_suffix("") / f"{out.stem}.%04d.exr"
+    return (f"cannot write {out}: birefvid image writes display pictures (.png, .tif, .webp, .jpg); OpenEXR's linear "
+            f"light is written by process, as a one-frame sequence: birefvid process {shlex.quote(str(picture))} -o "
+            f"{shlex.quote(str(pattern))}")  # fmt: skip
+
+
 class Picture(NamedTuple):
     """An input picture and the subfolder (under the folder it was found in) its cut-out mirrors."""
 
@@ -244,6 +256,8 @@ def plan_outputs(
         targets = [out]
     else:
         if suffix in FILE_SUFFIXES:
+            if suffix == ".exr" and len(inputs) == 1:
+                raise SinkError(_exr_is_process(inputs[0], out))
             if len(inputs) == 1:
                 raise SinkError(f"cannot write {out}: expected {', '.join(STILL_FORMATS)} (or a folder)")
             raise SinkError(f"{len(inputs)} inputs need an output folder, not the file {out}")
