@@ -12,8 +12,9 @@ Half floats (what compositors keep pictures in) and ZIP over 16 scanlines, lossl
 from __future__ import annotations
 
 import functools
-
+import logging
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,9 @@ import numpy as np
 
 from birefvid.errors import SinkError, option
 from birefvid.frames import StreamInfo
+from birefvid.io.trim import TIMECODE, shift_timecode
+
+log = logging.getLogger(__name__)
 
 _EXR_OPTIONS = {"format": "half", "compression": "zip16"}
 
@@ -120,12 +124,15 @@ def _pictures_curve(info: StreamInfo) -> bool:
     return info.color_trc is None or (info.rgb_pictures and info.color_trc in (0, 2, 3))  # 0, 3: reserved, as unspecified
 
 
-def exr_matte(mask: np.ndarray, pixel_aspect: Fraction = Fraction(1)) -> bytes:
+Attribute = tuple[str, str, bytes]  # an OpenEXR header attribute: name, type name, value bytes
+
+
+def exr_matte(mask: np.ndarray, pixel_aspect: Fraction = Fraction(1), timing: Sequence[Attribute] = ()) -> bytes:
     """One OpenEXR file of ``mask`` (H, W) uint8 or uint16, as half floats from 0 to 1: the 8- or 16-bit matte scaled,
     0 and the top level exactly 0.0 and 1.0. Its one channel is "Y", OpenEXR's name for a gray picture, which OpenCV,
     OpenImageIO and FFmpeg read as one and Nuke takes into its alpha as it does "A". ``pixel_aspect``: one pixel's
-    width over its height, the source's (``exr_pixel_aspect``)."""
-    return _encode(_nearest_halves(mask.dtype == np.uint16)[mask], "grayf32le", pixel_aspect)
+    width over its height, the source's (``exr_pixel_aspect``); ``timing``: the frame's ``exr_timing`` attributes."""
+    return _with_attributes(_encode(_nearest_halves(mask.dtype == np.uint16)[mask], "grayf32le", pixel_aspect), timing)
 
 
 @functools.lru_cache(maxsize=2)
@@ -137,21 +144,87 @@ def _nearest_halves(deep: bool) -> np.ndarray:
 
 
 def exr_picture(picture: np.ndarray, colour: ExrColour, tables: Optional[dict[np.dtype, np.ndarray]] = None,
-                pixel_aspect: Fraction = Fraction(1)) -> bytes:  # fmt: skip
+                pixel_aspect: Fraction = Fraction(1), timing: Sequence[Attribute] = ()) -> bytes:  # fmt: skip
     """One OpenEXR file of ``picture``, RGB (H, W, 3) or straight-alpha RGBA (H, W, 4), uint8 or uint16: half-float
     R, G, B (and A) in linear light, RGB premultiplied by A, with ``colour``'s chromaticities.
-    ``tables``: ``colour.tables()``, made once a sequence; ``pixel_aspect``: as ``exr_matte``'s."""
+    ``tables``: ``colour.tables()``, made once a sequence; ``pixel_aspect``, ``timing``: as ``exr_matte``'s."""
     light = (tables or colour.tables())[picture.dtype][picture[..., :3]]
     if picture.shape[2] == 4:
         alpha = picture[..., 3].astype(np.float32) / np.float32(np.iinfo(picture.dtype).max)
         light = np.dstack([light * alpha[..., None], alpha])
     data = _encode(light, "gbrapf32le" if picture.shape[2] == 4 else "gbrpf32le", pixel_aspect)
-    return _with_attribute(data, "chromaticities", "chromaticities", struct.pack("<8f", *colour.chromaticities))
+    chromaticities = ("chromaticities", "chromaticities", struct.pack("<8f", *colour.chromaticities))
+    return _with_attributes(data, [chromaticities, *timing])
 
 
 def exr_pixel_aspect(sample_aspect_ratio: Optional[Fraction]) -> Fraction:
     """The ``pixelAspectRatio`` of a source whose pixels are ``sample_aspect_ratio`` (None or 0: square): 1 or theirs."""
     return Fraction(sample_aspect_ratio) if sample_aspect_ratio and sample_aspect_ratio > 0 else Fraction(1)
+
+
+# SMPTE 12M's frame field counts 0-29: 50 and 59.94/60 fps frames go in pairs, the second flagged (ST 12-1, as FFmpeg
+# writes them), and faster rates have no timecode frame to give
+_PAIRED_ABOVE, _TIMECODE_MAX_RATE = 30, 60
+_FIELD_PHASE = 1 << 15  # in OpenEXR's TV60 packing, which its files hold whatever the rate
+_INT32, _UINT32 = 2**31 - 1, 2**32 - 1
+
+
+@dataclass(frozen=True)
+class ExrTiming:
+    """What an OpenEXR sequence's headers say of time, as Nuke, Resolve/Fusion, OpenImageIO and ``exrheader`` read it:
+    ``framesPerSecond``, the source's ``rate``, and each frame's SMPTE ``timeCode``, from ``start`` (the timecode of the
+    file numbered ``first``; None: no timeCode) counted on by the file's number, drop-frame as ``shift_timecode`` counts."""
+
+    rate: Fraction
+    start: Optional[str] = None
+    first: int = 0
+
+    def attributes(self, number: int) -> list[Attribute]:
+        """The header attributes of the file numbered ``number``: framesPerSecond, and its timeCode where it has one."""
+        attributes: list[Attribute] = [("framesPerSecond", "rational", struct.pack("<iI", self.rate.numerator, self.rate.denominator))]
+        timecode = shift_timecode(self.start, number - self.first, self.rate) if self.start else None
+        packed = smpte_time_and_flags(timecode, self.rate) if timecode else None
+        if packed is not None:
+            attributes.append(("timeCode", "timecode", struct.pack("<II", packed, 0)))  # no user bits
+        return attributes
+
+
+def exr_timing(rate: Optional[Fraction], timecode: Optional[str], first: int) -> Optional[ExrTiming]:
+    """An EXR sequence's ``ExrTiming`` for a source at ``rate`` (None: a source without one, no timing written) whose
+    ``timecode`` (None: none) is that of the file numbered ``first``. The rate is kept exact (24000/1001, not 23.976),
+    reduced only where OpenEXR's 32-bit rational cannot hold it."""
+    if not rate or rate <= 0:
+        return None
+    rate = Fraction(rate)
+    if rate.numerator > _INT32 or rate.denominator > _UINT32:
+        rate = rate.limit_denominator(1001)
+    if timecode and round(rate) > _TIMECODE_MAX_RATE:
+        log.info("OpenEXR timeCode left out: SMPTE 12M counts frames up to %d fps, the input is %g (framesPerSecond is written)",
+                 _TIMECODE_MAX_RATE, float(rate))  # fmt: skip
+        timecode = None
+    return ExrTiming(rate, timecode, first)
+
+
+def smpte_time_and_flags(timecode: str, rate: Fraction) -> Optional[int]:
+    """``timecode`` (HH:MM:SS:FF, HH:MM:SS;FF drop-frame) at ``rate`` as OpenEXR's ``timeCode`` ``timeAndFlags``: SMPTE
+    12M binary-coded decimal in its TV60 packing (ImfTimeCode.h), bits 0-5 the frame, 6 drop-frame, 8-14 seconds,
+    15 field/phase, 16-22 minutes, 24-29 hours; None when it cannot be held (more than 60 fps, a field out of range)."""
+    m = TIMECODE.fullmatch(timecode.strip())
+    nominal = round(rate)
+    if m is None or not 0 < nominal <= _TIMECODE_MAX_RATE:
+        return None
+    hours, minutes, seconds, frame = int(m[1]), int(m[2]), int(m[3]), int(m[5])
+    flags = (1 << 6) if m[4] != ":" else 0
+    if nominal > _PAIRED_ABOVE:  # 50p, 59.94p: the pair's number, its second frame flagged
+        flags |= _FIELD_PHASE if frame % 2 else 0
+        frame //= 2
+    if hours > 23 or minutes > 59 or seconds > 59 or frame > 29:
+        return None
+
+    def bcd(value: int) -> int:
+        return (value // 10) << 4 | value % 10
+
+    return bcd(frame) | bcd(seconds) << 8 | bcd(minutes) << 16 | bcd(hours) << 24 | flags
 
 
 def _encode(pixels: np.ndarray, pix_fmt: str, pixel_aspect: Fraction) -> bytes:
@@ -172,17 +245,21 @@ def _encode(pixels: np.ndarray, pix_fmt: str, pixel_aspect: Fraction) -> bytes:
     return b"".join(bytes(packet) for packet in packets)
 
 
-def _with_attribute(data: bytes, name: str, kind: str, value: bytes) -> bytes:
-    """A single-part scanline EXR ``data`` with one header attribute added (FFmpeg writes no chromaticities).
+def _with_attributes(data: bytes, attributes: Sequence[Attribute]) -> bytes:
+    """A single-part scanline EXR ``data`` with header ``attributes`` added (FFmpeg writes no chromaticities, timeCode
+    or framesPerSecond).
 
-    The attribute goes at the header's end; the line offset table after it holds absolute file offsets, each moved
-    by the bytes added. Its length is read from its own first entry, the first chunk, which follows it."""
+    They go at the header's end; the line offset table after it holds absolute file offsets, each moved by the bytes
+    added. Its length is read from its own first entry, the first chunk, which follows it."""
+    if not attributes:
+        return data
     at = 8
     while data[at] != 0:  # name\0 type\0 size value ...
         type_end = data.index(b"\0", data.index(b"\0", at) + 1)
         (size,) = struct.unpack("<i", data[type_end + 1 : type_end + 5])
         at = type_end + 5 + size
-    added = name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(value)) + value
+    added = b"".join(name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(value)) + value
+                     for name, kind, value in attributes)  # fmt: skip
     table = at + 1
     (first,) = struct.unpack("<Q", data[table : table + 8])
     count = (first - table) // 8

@@ -17,7 +17,7 @@ from birefvid.io.atomic import check_target
 from birefvid.io.audio import has_audio
 from birefvid.io.base import Sink, Source, is_url
 from birefvid.io.formats import KINDS, EncoderSpec, Kind, check_encoder, choose_encoder, sample_bits
-from birefvid.io.exr import ExrColour, exr_colour
+from birefvid.io.exr import ExrColour, exr_colour, exr_timing
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
 from birefvid.sequence_names import SEQUENCE_FORMATS, check_own_folder, check_previous_run, sequence_folder, sequence_pattern
@@ -134,9 +134,10 @@ def open_sink(
         if colour is not None:
             log.info("%s: linear light from the input's %s values, premultiplied", target, colour.transfer)
         first, digits = sequence_numbering(target, info)
+        timing = exr_timing(info.average_rate, info.timecode, first) if holds_floats(path) else None  # the timecode's is file ``first``
         return ImageSequenceSink(target, kind, info.width, info.height, first_number=first, digits=digits, overwrite=overwrite,
                                  pattern=pattern, numbers_per_pts=_numbers_per_pts(info), colour=colour,
-                                 sample_aspect_ratio=info.sample_aspect_ratio)  # fmt: skip
+                                 sample_aspect_ratio=info.sample_aspect_ratio, timing=timing)  # fmt: skip
     spec = choose_encoder(target, kind, info.width, info.height, **encoder)
     check_target(target, overwrite=overwrite, is_dir=False)
     if spec.muxer in ANIMATED_MUXERS:

@@ -16,7 +16,7 @@ import numpy as np
 from birefvid.errors import SinkError
 from birefvid.io.atomic import AtomicDir, AtomicFile
 from birefvid.io.base import Sink
-from birefvid.io.exr import ExrColour, exr_matte, exr_picture, exr_pixel_aspect
+from birefvid.io.exr import ExrColour, ExrTiming, exr_matte, exr_picture, exr_pixel_aspect
 from birefvid.io.layout import check_images
 from birefvid.sequence_names import SEQUENCE_FORMATS, SequencePattern
 
@@ -37,13 +37,14 @@ class ImageSequenceSink(Sink):
     ``colour``, how the source's values become linear light: ``io.exr.exr_colour``);
     ``numbers_per_pts``: set for a numbered sequence's frames (``StreamInfo.numbered``), whose numbers, gaps included,
     are ``first_number`` + pts x it; ``sample_aspect_ratio``: the source's pixel shape when not square, which an
-    EXR's ``pixelAspectRatio`` records (PNG and TIFF sequences keep the pixels as they are).
+    EXR's ``pixelAspectRatio`` records (PNG and TIFF sequences keep the pixels as they are); ``timing``: an EXR's
+    ``framesPerSecond`` and each file's ``timeCode``, by its number (``io.exr.exr_timing``; PNG and TIFF hold neither).
     """
 
     def __init__(self, path: Path, kind: str, width: int, height: int, *, compression: int = 3, first_number: int = 1,
                  digits: int = 6, overwrite: bool = True, pattern: Optional[SequencePattern] = None,
                  numbers_per_pts: Optional[Fraction] = None, colour: Optional[ExrColour] = None,
-                 sample_aspect_ratio: Optional[Fraction] = None) -> None:  # fmt: skip
+                 sample_aspect_ratio: Optional[Fraction] = None, timing: Optional[ExrTiming] = None) -> None:  # fmt: skip
         super().__init__()
         self.path = Path(path)
         self.kind = kind
@@ -59,6 +60,7 @@ class ImageSequenceSink(Sink):
         self._first, self._digits, self._pattern = first_number, digits, pattern
         self._per_pts = numbers_per_pts
         self._pixel_aspect = exr_pixel_aspect(sample_aspect_ratio)
+        self._timing = timing
         self._dir = AtomicDir(self.path, overwrite=overwrite)  # False: never deletes what was put in the folder meanwhile
         self._bytes = 0
 
@@ -86,25 +88,26 @@ class ImageSequenceSink(Sink):
             name = self._pattern.name(number) if self._pattern else NAME_PATTERN.format(number, width=self._digits)
             target = self._dir.temp / name
             self._count += 1
-            data = self._encode(image, target)
+            data = self._encode(image, target, number)
             try:
                 target.write_bytes(data)
                 self._bytes += len(data)
             except OSError as e:
                 raise SinkError(f"cannot write {target} ({e.strerror or e}: disk full or folder removed?)") from e
 
-    def _encode(self, image: np.ndarray, target: Path) -> bytes:
-        """``image``'s file in the sequence's format. Encoded here and written by Python: OpenCV's imwrite opens no
-        name outside Windows' code page (C:\\Users\\李)."""
+    def _encode(self, image: np.ndarray, target: Path, number: int) -> bytes:
+        """``image``'s file in the sequence's format, numbered ``number`` (an EXR's timeCode is that frame's). Encoded
+        here and written by Python: OpenCV's imwrite opens no name outside Windows' code page (C:\\Users\\李)."""
         if self.kind == "mask":
             image = image[..., 0] if image.ndim == 3 else image
         elif self.format != "OpenEXR":  # FFmpeg takes RGB(A), OpenCV BGR(A)
             image = cv2.cvtColor(image, _TO_BGR[self.kind])
         try:
             if self.format == "OpenEXR":
+                timing = self._timing.attributes(number) if self._timing else []
                 if self.kind == "mask":
-                    return exr_matte(image, self._pixel_aspect)
-                return exr_picture(image, self._colour, self._tables, self._pixel_aspect)  # type: ignore[arg-type]
+                    return exr_matte(image, self._pixel_aspect, timing)
+                return exr_picture(image, self._colour, self._tables, self._pixel_aspect, timing)  # type: ignore[arg-type]
             ok, data = cv2.imencode(self.suffix, image, _TIFF_PARAMS if self.format == "TIFF" else self._params)
         except (cv2.error, av.FFmpegError) as e:
             raise SinkError(f"cannot write {target}: {e}") from e

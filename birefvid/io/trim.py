@@ -73,13 +73,13 @@ def parse_time(text: str) -> float:
 
 
 # HH:MM:SS:FF (HH:MM:SS;FF drop-frame); FF has 3 digits above 99 fps, as FFmpeg writes a 120 fps plate's 00:00:09:119
-_TIMECODE = re.compile(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d\d?)")
+TIMECODE = re.compile(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d\d?)")
 
 
 def timecode_frame(timecode: str, rate: Fraction) -> Optional[int]:
     """The frame number ``timecode`` names at ``rate`` (frames since 00:00:00:00, drop-frame counted as SMPTE 12M
     does), the number editors read an image sequence's timecode from; None when it cannot be read."""
-    m = _TIMECODE.fullmatch(timecode.strip())
+    m = TIMECODE.fullmatch(timecode.strip())
     nominal = round(rate)
     if m is None or nominal <= 0:
         return None
@@ -96,7 +96,7 @@ def shift_timecode(timecode: str, frames: int, rate: Fraction) -> Optional[str]:
     each tenth, as SMPTE 12M counts. Time of day wraps at midnight: a night shoot's 23:59:59:20 a second on is
     00:00:00:20, not 24:00:00:20, which no editor reads.
     """
-    m = _TIMECODE.fullmatch(timecode.strip())
+    m = TIMECODE.fullmatch(timecode.strip())
     start = timecode_frame(timecode, rate)
     if m is None or start is None:
         return None
@@ -123,7 +123,7 @@ def _timecode_hint(info: StreamInfo, start: float, end: Optional[float]) -> str:
         return ""
     if info.numbered:
         return _frame_number_hint(info, first, start, end)
-    parts = _TIMECODE.fullmatch(info.timecode.strip())
+    parts = TIMECODE.fullmatch(info.timecode.strip())
     rate, nominal, sep = Fraction(info.average_rate), round(info.average_rate), parts[4] if parts else ":"
 
     def counted(t: float) -> float:
