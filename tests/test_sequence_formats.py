@@ -6,6 +6,7 @@ EXR header parsed from its bytes."""
 
 from __future__ import annotations
 
+import shutil
 import struct
 import subprocess
 from fractions import Fraction
@@ -372,3 +373,74 @@ def test_image_to_exr_is_one_line_naming_the_process_command_that_writes_it(tmp_
     assert not (tmp_path / "cut.exr").exists()
     assert run(picture, "-o", suggested, "--output", "alpha") == 0
     assert names(tmp_path / "cut") == ["cut.0001.exr"] and exr_channels(tmp_path / "cut" / "cut.0001.exr")[0] == ("A", 1)
+
+
+def exr_timecode(path: Path) -> tuple[str, bool]:
+    """The header's SMPTE ``timeCode`` as HH:MM:SS:FF and its drop-frame flag, decoded here from OpenEXR's TV60
+    packing (ImfTimeCode.h): binary-coded decimal, frame in bits 0-5, drop-frame bit 6, seconds 8-14, minutes 16-22,
+    hours 24-29; the second unsigned int is the user data."""
+    value = exr_header(path)["timeCode"]
+    assert len(value) == 8, "type timecode: two unsigned ints, timeAndFlags and userData"
+    bits, _user = struct.unpack("<II", value)
+
+    def bcd(shift: int, tens_bits: int) -> int:
+        return (bits >> (shift + 4) & (1 << tens_bits) - 1) * 10 + (bits >> shift & 0xF)
+
+    return f"{bcd(24, 2):02d}:{bcd(16, 3):02d}:{bcd(8, 3):02d}:{bcd(0, 2):02d}", bool(bits >> 6 & 1)
+
+
+def exr_rate(path: Path) -> Fraction:
+    """The header's ``framesPerSecond``: type rational, an int numerator and an unsigned int denominator."""
+    numerator, denominator = struct.unpack("<iI", exr_header(path)["framesPerSecond"])
+    return Fraction(numerator, denominator)
+
+
+def timed_clip(path: Path, rate: str, timecode: str | None, frames: int = 3) -> Path:
+    """A small FFV1 clip at ``rate`` with a start ``timecode`` (a tmcd track, as a camera's or an editor's), or none."""
+    tagged = ["-timecode", timecode] if timecode else []
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=s={SIZE[0]}x{SIZE[1]}:r={rate}", "-frames:v",
+                    str(frames), *tagged, "-c:v", "ffv1", str(path)], check=True, timeout=60)  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("rate,start,expected", [
+    ("25", "01:00:00:00", ["01:00:00:00", "01:00:00:01", "01:00:00:02"]),
+    ("30000/1001", "00:59:59;28", ["00:59:59:28", "00:59:59:29", "01:00:00:00"]),
+    ("30000/1001", "00:00:59;28", ["00:00:59:28", "00:00:59:29", "00:01:00:02"]),  # a minute not a tenth: ;00 and ;01 dropped
+], ids=["25", "29.97-drop", "29.97-drop-minute"])  # fmt: skip
+def test_exr_frames_carry_their_timecode_and_rate(tmp_path, seg, rate, start, expected):
+    """Each EXR frame, matte and cut-out alike, carries its own SMPTE ``timeCode`` (the start's, counted on by the
+    frame, drop-frame as SMPTE 12M counts it) and the source's exact ``framesPerSecond``, which Nuke, Resolve/Fusion,
+    OpenImageIO and exrheader read to conform it; FFmpeg's encoder wrote neither. FFmpeg still decodes the files."""
+    clip = timed_clip(tmp_path / "clip.mov", rate, start)
+    process_video(clip, tmp_path / "rgba" / "rgba.%04d.exr", kind="alpha", segmenter=seg, smooth="none",
+                  also=[("mask", str(tmp_path / "m" / "m.%04d.exr"))])  # fmt: skip
+    drop = ";" in start
+    for folder in ("rgba", "m"):
+        files = sorted((tmp_path / folder).iterdir())
+        assert [exr_timecode(path) for path in files] == [(tc, drop) for tc in expected]
+        assert {exr_rate(path) for path in files} == {Fraction(rate)}
+        assert decoded(files[-1], "grayf32le", 1, "<f4").shape == (SIZE[1], SIZE[0], 1)
+        if shutil.which("exrheader"):  # OpenEXR's own reader, where installed (Debian's openexr)
+            shown = subprocess.run(["exrheader", str(files[-1])], capture_output=True, text=True, check=True, timeout=60).stdout
+            assert f"time {expected[-1]}" in shown and f"drop frame {int(drop)}" in shown and f"rational): {Fraction(rate)}" in shown
+
+
+def test_exr_frames_of_a_source_without_timecode_carry_its_rate_alone(tmp_path, seg):
+    """No start timecode: ``framesPerSecond`` (23.976 as 24000/1001, exact), and no made-up ``timeCode``."""
+    clip = timed_clip(tmp_path / "clip.mkv", "24000/1001", None)
+    process_video(clip, tmp_path / "m" / "m.%04d.exr", kind="mask", segmenter=seg, smooth="none")
+    path = tmp_path / "m" / "m.0001.exr"
+    assert exr_rate(path) == Fraction(24000, 1001)
+    assert "timeCode" not in exr_header(path)
+
+
+def test_exr_frames_of_a_plate_with_a_gap_keep_their_numbers_timecodes(tmp_path, plate, seg):
+    """A numbered plate's frames are its timecode (plate.1001.png at 25 fps: 00:00:40:01); a frame missing from it
+    (1003, a failed render) leaves a gap in the EXRs' timecodes too, as in their numbers."""
+    (plate / "plate.1003.png").rename(plate / "plate.1004.png")
+    process_video(plate, tmp_path / "m" / "m.%04d.exr", kind="mask", segmenter=seg, smooth="none", fps=25)
+    files = sorted((tmp_path / "m").iterdir())
+    assert [p.name for p in files] == ["m.1001.exr", "m.1002.exr", "m.1004.exr"]
+    assert [exr_timecode(p) for p in files] == [("00:00:40:01", False), ("00:00:40:02", False), ("00:00:40:04", False)]
+    assert exr_rate(files[0]) == 25
