@@ -164,7 +164,9 @@ def test_a_terminal_is_refused_on_stdout_and_on_stdin_as_gzip_does(tmp_path, pvt
     (["-", "-o", "-", "--report", "-"], "--report - and -o - would both write to standard output"),
     (["-", "-o", "-", "--ext", "jpg"], "JPEG has no transparency"),
     (["-", "-o", "-", "--ext", "gif"], "expected png, webp, jpg or tif"),
-], ids=["stdin-with-others", "several-to-stdout", "folder-to-stdout", "two-on-stdout", "jpeg-with-alpha", "gif"])  # fmt: skip
+    # process reads a file: the line named the saved picture "standard input" as one (`birefvid process standard input -o`)
+    (["-", "-o", "cut.exr"], "from a file, not standard input: save the picture (photo.png), then birefvid process photo.png -o cut/cut.%04d.exr"),
+], ids=["stdin-with-others", "several-to-stdout", "folder-to-stdout", "two-on-stdout", "jpeg-with-alpha", "gif", "exr"])  # fmt: skip
 def test_what_cannot_go_through_a_pipe_is_one_line_before_any_work(tmp_path, args, words):
     write_scene_picture(tmp_path / "photo.png")
     write_scene_picture(tmp_path / "photo2.png")

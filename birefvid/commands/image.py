@@ -78,16 +78,19 @@ STILL_PICTURES = IMAGE_EXTENSIONS | HEIF_EXTENSIONS | {".gif", ".avif"}
 FILE_SUFFIXES = STILL_PICTURES | VIDEO_EXTENSIONS | {".apng", ".jxl", ".jp2", ".psd", ".exr", ".tga", ".svg", ".pdf"}
 
 
-def _exr_is_process(picture: Path, out: Path) -> str:
+def _exr_is_process(picture: Optional[Path], out: Path) -> str:
     """Why ``image`` writes no OpenEXR and the ``process`` command that does: ``image``'s outputs are display pictures
     (an ICC profile, EXIF), while an EXR holds linear light, which ``process`` decodes a picture's sRGB values into,
-    one frame of a sequence (its folder its own: ``cut.exr`` -> ``cut/cut.%04d.exr``)."""
+    one frame of a sequence (its folder its own: ``cut.exr`` -> ``cut/cut.%04d.exr``). ``picture`` None: the picture
+    came on standard input, which ``process`` does not read, so the line asks for it saved to a file first."""
     import shlex
 
-    pattern = out.with_suffix("") / f"{out.stem}.%04d.exr"
-    return (f"cannot write {out}: birefvid image writes display pictures (.png, .tif, .webp, .jpg); OpenEXR's linear "
-            f"light is written by process, as a one-frame sequence: birefvid process {shlex.quote(str(picture))} -o "
-            f"{shlex.quote(str(pattern))}")  # fmt: skip
+    pattern = shlex.quote(str(out.with_suffix("") / f"{out.stem}.%04d.exr"))
+    why = (f"cannot write {out}: birefvid image writes display pictures (.png, .tif, .webp, .jpg); OpenEXR's linear "
+           f"light is written by process, as a one-frame sequence")  # fmt: skip
+    if picture is None:
+        return f"{why}, from a file, not standard input: save the picture (photo.png), then birefvid process photo.png -o {pattern}"
+    return f"{why}: birefvid process {shlex.quote(str(picture))} -o {pattern}"
 
 
 class Picture(NamedTuple):

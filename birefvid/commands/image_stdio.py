@@ -121,6 +121,10 @@ def check_streams(args: argparse.Namespace) -> None:
                           "save it to a file to cut it out with other inputs")  # fmt: skip
     if str(args.out) == STDOUT:
         _check_stdout_run(args, inputs)
+    if inputs == [STDIN] and Path(str(args.out)).suffix.lower() == ".exr":  # process reads files: the line had 'process standard input'
+        from .image import _exr_is_process
+
+        raise SinkError(_exr_is_process(None, Path(str(args.out))))
     if STDIN in inputs and _is_terminal(sys.stdin):  # else the run waits for a picture typed at the keyboard
         raise ConfigError("standard input is a terminal, not a picture: pipe one in (cat photo.jpg | birefvid image - -o cut.png)")
 
