@@ -444,3 +444,18 @@ def test_exr_frames_of_a_plate_with_a_gap_keep_their_numbers_timecodes(tmp_path,
     assert [p.name for p in files] == ["m.1001.exr", "m.1002.exr", "m.1004.exr"]
     assert [exr_timecode(p) for p in files] == [("00:00:40:01", False), ("00:00:40:02", False), ("00:00:40:04", False)]
     assert exr_rate(files[0]) == 25
+
+
+def test_exr_frames_above_30_fps_count_frame_pairs_and_above_60_carry_no_timecode(tmp_path, seg):
+    """SMPTE 12M's frame field holds 0-29: a 50 fps clip's frames go by pairs, the second flagged by the field/phase
+    bit (15 in OpenEXR's TV60 packing), as SMPTE ST 12-1 and FFmpeg count them; 120 fps has no timecode frame to give,
+    so its frames carry ``framesPerSecond`` alone rather than a wrong ``timeCode``."""
+    fifty = timed_clip(tmp_path / "fifty.mov", "50", "10:00:00:48", frames=4)
+    process_video(fifty, tmp_path / "m" / "m.%04d.exr", kind="mask", segmenter=seg, smooth="none")
+    files = sorted((tmp_path / "m").iterdir())
+    assert [exr_timecode(p)[0] for p in files] == ["10:00:00:24", "10:00:00:24", "10:00:01:00", "10:00:01:00"]
+    assert [struct.unpack("<II", exr_header(p)["timeCode"])[0] >> 15 & 1 for p in files] == [0, 1, 0, 1]
+    fast = timed_clip(tmp_path / "fast.mov", "120", "00:00:01:00", frames=2)
+    process_video(fast, tmp_path / "f" / "f.%04d.exr", kind="mask", segmenter=seg, smooth="none")
+    path = sorted((tmp_path / "f").iterdir())[0]
+    assert "timeCode" not in exr_header(path) and exr_rate(path) == 120
