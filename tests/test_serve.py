@@ -1119,3 +1119,42 @@ def test_health_is_answered_past_the_cap_even_with_the_overflow_full(server, mon
         finally:
             for s in idle:
                 s.close()
+
+
+def test_a_probe_past_the_cap_is_answered_while_the_overflow_thread_is_behind(server, monkeypatch):
+    """The overflow's thread scheduled late (a loaded machine) left OVERFLOW_HELD connections waiting for it, and the
+    next one, a load balancer's probe sending its request at once, got 503 on the spot: the oldest waiting makes room
+    instead, as a held one does. The thread is held back here until the probe has come, as a busy CPU holds it."""
+    import select
+
+    import birefvid.serving.connections as connections
+
+    scheduled = threading.Event()
+    run = connections.Overflow._run
+
+    def run_late(overflow: connections.Overflow) -> None:
+        scheduled.wait(60)
+        run(overflow)
+
+    monkeypatch.setattr(connections.Overflow, "_run", run_late)
+    monkeypatch.setattr(connections, "OVERFLOW_HELD", 4)
+    monkeypatch.setattr(connections, "OVERFLOW_HEAD_S", 60)  # the flood's connections, sending nothing, held the whole test
+    with _server_beside(server, max_connections=1, read_timeout=60) as capped:
+        idle = _idle_connections(capped, 1)
+        try:
+            idle += [socket.create_connection(("127.0.0.1", capped.server_port), timeout=60) for _ in range(4)]
+            _wait_for(lambda: capped._overflow.held == 4, "4 connections taken past the cap")
+            probe = socket.create_connection(("127.0.0.1", capped.server_port), timeout=60)
+            idle.append(probe)
+            probe.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            answered, _, _ = select.select([idle[1], probe], [], [], 60)  # one is answered before the thread runs
+            assert answered, "neither the probe nor the oldest connection was answered in 60 s"
+            scheduled.set()
+            status, headers, body = _reply_on(probe)
+            assert status == 200 and json.loads(body)["connections"] == 1, body
+            status, headers, body = _reply_on(idle[1])  # the oldest past the cap, pushed out before the thread saw it
+            assert status == 503 and "(--max-connections)" in _one_line_error(status, headers, body)
+        finally:
+            scheduled.set()
+            for s in idle:
+                s.close()

@@ -44,13 +44,16 @@ class Overflow:
         self._wake: Optional[tuple[socket.socket, socket.socket]] = None  # started with the first overflow, not before
 
     def take(self, connection: socket.socket) -> None:
-        """Answers ``connection`` (and closes it) on the overflow's thread; at once when the thread is behind by
-        ``OVERFLOW_HELD`` connections, or the server is closing."""
+        """Answers ``connection`` (and closes it) on the overflow's thread, or at once when the server is closing. When
+        the thread is behind by ``OVERFLOW_HELD`` connections (scheduled late on a busy machine), the oldest of them
+        makes room, as a held one does: answering the newest at once gave a probe that sent its request at once a 503."""
         with self._lock:
-            if self._closed or len(self._pending) >= OVERFLOW_HELD:
+            if self._closed:
                 self._answer(connection, b"")
                 connection.close()
                 return
+            if len(self._pending) >= OVERFLOW_HELD:
+                self._push_out(self._pending.pop(0))
             if self._thread is None:
                 self._wake = socket.socketpair()
                 self._thread = threading.Thread(target=self._run, name="birefvid-serve-overflow", daemon=True)
@@ -128,6 +131,17 @@ class Overflow:
                     connection.close()
                 self._pending = []
             selector.close()
+
+    def _push_out(self, connection: socket.socket) -> None:
+        """Answers a connection the thread has not yet looked at, from what it has sent so far (a probe's head is
+        usually there), and closes it; called with the lock held."""
+        head = b""
+        with contextlib.suppress(OSError):  # BlockingIOError included: nothing sent yet, the 503
+            connection.setblocking(False)
+            head = connection.recv(8192)
+        self._answer(connection, head)
+        connection.close()
+        self.held -= 1
 
     def _answered(self, heads: dict[socket.socket, bytearray], due: dict[socket.socket, float], connection: socket.socket) -> None:
         """Sends the answer to the head that came, ends the reply (FIN), and lingers to read what still comes."""
