@@ -60,10 +60,24 @@ def _run_with_deadline(fn, seconds: float = 10.0):
     return result.get("value")
 
 
+_threads_before: set[threading.Thread] = set()
+
+
+@pytest.fixture(autouse=True)
+def _note_threads_before():
+    """The threads the worker had before the test: a daemon thread another file's test left (a live or serve one, in
+    the same xdist worker) is not this test's stage thread."""
+    _threads_before.clear()
+    _threads_before.update(threading.enumerate())
+
+
 def _no_stage_threads_left():
+    def left() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("birefvid-") and t not in _threads_before]
+
     deadline = time.monotonic() + 5
-    while any(t.name.startswith("birefvid-") for t in threading.enumerate()):
-        assert time.monotonic() < deadline, [t.name for t in threading.enumerate()]
+    while left():
+        assert time.monotonic() < deadline, left()
         time.sleep(0.05)
 
 
