@@ -191,3 +191,29 @@ def test_the_model_sees_a_premultiplied_tiffs_colours_unpremultiplied(tmp_path, 
     level = float(twin_input.max() - twin_input.min()) / 255  # one 8-bit level, in the model's normalised units
     assert twin_input.shape == premultiplied_input.shape
     assert float((premultiplied_input - twin_input).abs().max()) <= 1.5 * level
+
+
+def test_a_premultiplied_tiff_plate_cuts_out_as_its_straight_twin_in_process(tmp_path, red_key):
+    """`process` of a numbered 16-bit TIFF plate rendered premultiplied (ImageMagick's, as a compositing app's)
+    gives the cut-out frames of the same plate rendered straight, within the premultiplied rounding. Its alpha is
+    half to full, where the two plates read within a level of each other: hidden pixels hold colour only in the
+    straight one, and `process`'s output colours draw on neighbouring pixels (an opaque 30000 comes out 29989-29997)."""
+    _, ramp = soft_layer(16, size=SIZE)
+    alpha = (32768 + ramp // 2).astype(np.uint16)
+    for kind in ("straight", "premultiplied"):
+        (tmp_path / kind).mkdir()
+    for i in range(2):
+        picture = scene_frame(i, SIZE).astype(np.uint16) * 257
+        picture[..., 1] = 30000 + 1000 * i  # a level of its own in each frame, which a 16-bit reading keeps
+        straight_tiff(tmp_path / "straight" / f"plate.{1001 + i}.tif", picture, alpha)
+        imagemagick_premultiplied(tmp_path, picture, alpha).rename(tmp_path / "premultiplied" / f"plate.{1001 + i}.tif")
+    for kind in ("straight", "premultiplied"):
+        assert main(["process", str(tmp_path / kind), "-o", str(tmp_path / f"{kind}-cut/"), "--output", "alpha", "-q"]) == 0
+    for i in range(2):
+        twin, cut = (cv2.imread(str(tmp_path / f"{kind}-cut" / f"frame_{1001 + i:06d}.png"), cv2.IMREAD_UNCHANGED)
+                     for kind in ("straight", "premultiplied"))  # fmt: skip
+        assert cut.dtype == twin.dtype == np.uint16
+        np.testing.assert_array_equal(cut[..., 3], twin[..., 3])
+        shown = interior(true_mask(i, SIZE))[0] & (alpha > 0)
+        assert (twin[..., 3][shown] > 0).all()
+        assert_straight(cut[..., :3] * shown[..., None], twin[..., :3] * shown[..., None], np.where(shown, alpha, 0))
