@@ -186,14 +186,16 @@ def test_a_half_float_tiff_is_one_line_saying_what_to_save_it_as(tmp_path, red_k
 
 
 @pytest.mark.parametrize("alpha", ["unassalpha", "assocalpha"])
-def test_an_8_bit_rgba_tiffs_colours_are_kept_as_stored(tmp_path, red_key, alpha):
+def test_an_8_bit_rgba_tiffs_cut_out_shows_its_straight_colours(tmp_path, red_key, alpha):
     """Photoshop's transparency in an 8-bit TIFF is straight (unassociated) alpha: libtiff's RGBA reading, which OpenCV
     uses, premultiplied its colours (200 at alpha 128 read as 100), so a cut-out's half-transparent parts came out at
-    half brightness. A premultiplied (associated) file is read as it is stored, as before."""
+    half brightness. A premultiplied (associated) file holds them multiplied by its alpha (255 at 128 stored as 128)
+    and is divided back (test_premultiplied_tiff.py): either way the cut-out shows the picture's colours."""
     tifffile = pytest.importorskip("tifffile")  # scikit-image's, which pysodmetrics brings
     picture = scene_frame(0, SIZE)
     own = np.full(SIZE[::-1], 128, np.uint8)
-    tifffile.imwrite(tmp_path / "layer.tif", np.dstack([picture, own]), photometric="rgb", extrasamples=[alpha])
+    stored = picture if alpha == "unassalpha" else np.rint(picture * (128 / 255)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "layer.tif", np.dstack([stored, own]), photometric="rgb", extrasamples=[alpha])
     assert main(["image", str(tmp_path / "layer.tif"), "-o", str(tmp_path / "cut.png"), "-q"]) == 0
     cut = rgba(tmp_path / "cut.png")
     subject, _ = regions()

@@ -29,6 +29,7 @@ from birefvid.io.native_stderr import native_lines_dropped
 from birefvid.io.plate_formats import PLATE_EXTENSIONS, unread_plate_reason
 from birefvid.io.tiff_gray_alpha import GrayAlpha, decode_gray_alpha, gray_alpha
 from birefvid.io.tiff_tags import FirstIfd, first_ifd
+from birefvid.io.tiff_premultiplied import associated_alpha, unpremultiplied
 from birefvid.io.tiff_tiles import UPRIGHT, decode_tiled, tile_grid
 from birefvid.io.untagged import rgb_matrix
 from birefvid.sequence_names import name_template, numbered_name
@@ -402,6 +403,27 @@ def _tiff_sample(data: bytes | memoryview) -> tuple[int, int]:
 
 
 def imdecode(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
+    """``cv2.imdecode(data, flags)``, TIFFs read as ``_imdecode_stored`` says, and a TIFF with associated
+    (premultiplied) alpha, which libtiff hands over as stored in every layout, with its colours divided by that alpha
+    (``tiff_premultiplied``): decoded with its alpha for that, which is then dropped unless ``flags`` keep it, as
+    OpenCV drops it. Whether the alpha is associated is read before ``_straight_alpha_kept`` patches a straight one's
+    header to say it is (so libtiff leaves those colours as stored): a straight one is never divided."""
+    reduced = flags != cv2.IMREAD_UNCHANGED and flags & _REDUCED_BITS  # a JPEG's draft: no TIFF is read so
+    if reduced or not associated_alpha(memoryview(data)):
+        return _imdecode_stored(data, flags)
+    picture = _imdecode_stored(data, cv2.IMREAD_UNCHANGED)
+    if picture is None or picture.ndim != 3 or picture.shape[2] not in (2, 4):
+        return picture  # no alpha came with it (OpenCV's own reading of a gray + alpha one it was left): as decoded
+    unpremultiplied(picture)
+    return picture if flags == cv2.IMREAD_UNCHANGED else _alpha_dropped(picture)
+
+
+def _alpha_dropped(picture: np.ndarray) -> np.ndarray:
+    """A gray + alpha or BGRA picture without its alpha, as OpenCV hands it over when not asked to keep it."""
+    return np.ascontiguousarray(picture[..., 0] if picture.shape[2] == 2 else picture[..., :3])
+
+
+def _imdecode_stored(data: np.ndarray, flags: int) -> Optional[np.ndarray]:
     """``cv2.imdecode(data, flags)``, but a planar TIFF (Photoshop's Pixel Order "Per Channel (RRGGBB)", some scanners'
     and GIS tools'), whose 16-bit and float pictures OpenCV decodes as noise and older OpenCV refuses whole, is
     decoded a channel at a time: each channel is the same file's gray picture (``_planar_tiff_planes``), which
