@@ -143,9 +143,10 @@ def _check_camera_timing(path: Path, seconds: float) -> None:
         assert [(s.codec_context.name, s.codec_context.sample_rate, s.codec_context.layout.name) for s in c.streams.audio] == [
             ("aac", 8000, "mono")]  # fmt: skip
     times = _times(path)
-    # the first picture is judged apart: on a loaded machine it is the warm-up's catch-up picture, itself segmented on a
-    # niced thread, and stands 1-1.5 s (seen here) before the live pictures; the run's duration counts from it, so the
-    # span is taken from the second. A picture frozen mid-run, or times made up at one rate, show in what follows it.
+    # the first picture is judged apart: on a loaded machine it stood 1-1.5 s (seen here) before the live pictures, and
+    # the recording then spanned 9.5-10.4 s of the camera's time for an 8 s run (the warm-up's catch-up picture already
+    # old when shown, or the four outputs' first sends holding up the loop); the span is taken from the second. A
+    # picture frozen mid-run, or times made up at one rate, show in what follows it.
     first_gap, gaps = times[1] - times[0], np.diff(times[1:])
     slow = gaps[(gaps > 0.4) & (gaps < 0.6)]
     print(f"{path.name}: {len(times)} pictures over {times[-1] - times[0]:.2f} s, the first held {first_gap:.2f} s, "
