@@ -370,10 +370,15 @@ def test_stop_event_ends_the_run_and_commits_the_recording(tmp_path):
     clip = write_scene(tmp_path / "cam.mkv", 10 * FPS)
     out = tmp_path / "out.mkv"
     stop = threading.Event()
-    threading.Timer(1.5, stop.set).start()
-    report = run_live(build_live_job(str(clip), [str(out)], effect="mask", realtime=True), segmenter=red_key_segmenter(), stop=stop)
+
+    def stop_after_1_5_s_shown(switch) -> None:
+        # counted from the first picture, not the call: a loaded machine's start and warm-up took most of a 1.5 s timer
+        threading.Thread(target=lambda: (switch.showing.wait(60), time.sleep(1.5), stop.set()), daemon=True).start()
+
+    job = build_live_job(str(clip), [str(out)], effect="mask", realtime=True)
+    report = run_live(job, segmenter=red_key_segmenter(), stop=stop, on_effects=stop_after_1_5_s_shown)
     assert report["ended_by"] == "stop" and out.exists()
-    assert 0.5 * 1.5 * FPS <= len(read_frames(out)) <= 2 * FPS
+    assert 0.5 * 1.5 * FPS <= len(read_frames(out)) <= 2 * FPS  # about 1.5 s of a 10 s clip: the stop ended it
 
 
 @pytest.mark.parametrize("hooks, words", [

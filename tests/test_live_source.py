@@ -335,15 +335,23 @@ def test_looping_file_keeps_going_with_increasing_stream_time(tmp_path: Path) ->
     with open_live_source(str(clip), realtime=True, loop=True) as src:
         info = src.start()
         assert info.frame_count is None and info.duration is None
-        frames = read_for(src, 2.6)
+        # read until the third restart, not for a fixed time: a loaded machine lets the reader miss frames (newest wins),
+        # 43 of 62 in 2.6 s seen; 20 s is room for a stalled capture thread, not the 3 s of stream time
+        frames, t0 = [], time.monotonic()
+        while not frames or frames[-1].generation < 3:
+            assert time.monotonic() - t0 < 20, f"{len(frames)} frames, generations {sorted({f.generation for f in frames})}"
+            if (f := src.read(0.5)) is not None:
+                frames.append(f)
+        took = time.monotonic() - t0
         assert src.state == "live"
     times = [f.stream_time for f in frames]
     assert all(b > a for a, b in zip(times, times[1:]))
-    assert 55 <= len(frames) <= 66
+    # played in real time, each loop too, never ahead (a loaded machine only makes it later)
+    assert took >= times[-1] - times[0] - 0.05, (took, times[0], times[-1])
     assert {f.generation for f in frames} >= {0, 1, 2}
-    # the loop joins seamlessly: one frame interval between the last frame and the restart
-    first_of_1 = next(f for f in frames if f.generation == 1)
-    assert first_of_1.stream_time == pytest.approx(24 / 24, abs=1e-3)
+    # the loop joins seamlessly: the frames count on across restarts (24 a loop), each one frame interval after the one before
+    assert all(f.generation == f.frame.index // 24 and f.stream_time == pytest.approx(f.frame.index / 24, abs=1e-3) for f in frames), [
+        (f.generation, f.frame.index, f.stream_time) for f in frames]  # fmt: skip
     assert src.reconnects == 0
 
 
