@@ -593,6 +593,20 @@ def test_an_animated_gif_warns_that_only_its_first_frame_is_cut_out(tmp_path, re
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+def test_an_animated_gif_on_standard_input_names_a_file_to_save_for_process(tmp_path, red_key, caplog, monkeypatch):
+    """``process`` reads no standard input: the hint for the other frames names a file to save the GIF as, not
+    "birefvid process standard input", a command that cannot run."""
+    import io
+
+    frames = [Image.fromarray(np.roll(_scene_photo(tmp_path / "scene.png"), 8 * i, axis=1)) for i in range(3)]
+    frames[0].save(tmp_path / "wave.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO((tmp_path / "wave.gif").read_bytes())))
+    assert main(["image", "-", "-o", str(tmp_path / "wave.png"), "-q"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["standard input has 3 frames; only the first is cut out "
+                        "(saved to a file, anim.gif, `birefvid process anim.gif -o OUT` cuts out them all)"], warnings  # fmt: skip
+
+
 def test_tiff_output_for_print_and_retouching(tmp_path, red_key):
     """TIFF, what print shops and retouchers ask for: straight alpha declared as alpha (ExtraSamples 2; OpenCV writes
     none, and editors then show a fourth channel, not transparency), the colour profile, the DPI, and 16 bits."""

@@ -425,8 +425,12 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
             if frames > 1 and heif.is_heif(source):  # not an animation: a burst's or an edit's pictures, one marked primary
                 log.warning("%s holds %d images; its primary one is cut out", source, frames)
             elif frames > 1:  # a still is what `image` writes; the animation is `process`'s job
-                log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
-                            source, frames, source)  # fmt: skip
+                if str(source) == getattr(args, "stdin_file", None):  # process reads no standard input: a file to save
+                    log.warning("%s has %d frames; only the first is cut out (saved to a file, anim%s, "
+                                "`birefvid process anim%s -o OUT` cuts out them all)", source, frames, source.suffix, source.suffix)  # fmt: skip
+                else:
+                    log.warning("%s has %d frames; only the first is cut out (`birefvid process %s -o OUT` cuts out them all)",
+                                source, frames, source)  # fmt: skip
             with run_info.timed("write"):
                 target.parent.mkdir(parents=True, exist_ok=True)  # a new output folder, with the first picture
                 # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:

@@ -52,6 +52,7 @@ def run_piped(args: argparse.Namespace, work: Callable[[argparse.Namespace, Mapp
         if args.inputs == [STDIN]:
             source = save_standard_input(Path(folder))
             inner.inputs = [str(source)]
+            inner.stdin_file = str(source)  # hints that name a command to run name a file to save, not this one
             said[str(source)], reported[str(source)] = SAID["input"], STDIN
         if to_stdout:
             target = Path(folder) / f"cut-out{stdout_suffix(args.ext)}"
