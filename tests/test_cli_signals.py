@@ -6,6 +6,7 @@ left its hidden ``.NAME.partial-*`` files behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -254,19 +255,22 @@ def test_ctrl_c_pressed_twice_stops_a_file_run_cleanly(tmp_path: Path, clip: Pat
     assert any(held), "the second press never landed while the first one's stop waited for the model"
 
 
-# The finish lasts until the test ends it (a line on stdin), not for a fixed time, and each press the handler takes
-# is said on stdout before the next is sent: two SIGINTs that reach a process before it runs (a loaded machine's
-# scheduler left it waiting) are one to the kernel and to Python, so presses sent 0.1 s apart could count as two.
+# The finish lasts until the test ends it (a line on stdin), not for a fixed time, and each press is sent once the
+# handler has taken the one before whole (said on stdout). Presses sent 0.1 s apart failed on a loaded machine: two
+# that reach a process before it runs (the scheduler left it waiting) are one to the kernel and to Python, and the
+# third, taken while the first's warning was still being written, gave up before that warning was out (CI: no line).
 _FINISHING = """
-import signal, sys
+import os, signal, sys
 from birefvid.errors import finishing
 install = signal.signal
 def said(signum, handler):  # the handler finishing() sets, saying each press it is handed
     if signum == signal.SIGINT and callable(handler) and handler is not signal.default_int_handler:
         held = handler
         def handler(signum, frame):
-            print("press", flush=True)
-            held(signum, frame)
+            try:
+                held(signum, frame)
+            finally:  # once taken whole (the first press's warning written), not buffered: the next may land in it
+                os.write(1, b"press\\n")
     return install(signum, handler)
 signal.signal = said
 try:
@@ -291,7 +295,11 @@ def test_presses_during_finishing_are_held_and_three_give_up(presses: int, said:
         for _ in range(presses):
             proc.send_signal(signal.SIGINT)
             assert proc.stdout.readline().strip() == "press"  # taken before the next is sent
-        out, err = proc.communicate("\n", timeout=60)  # the finish ends, unless the presses gave up on it
+        with contextlib.suppress(BrokenPipeError):  # gone already: the presses gave up on the finish
+            proc.stdin.write("\n")  # the finish ends
+            proc.stdin.close()
+        out, err = proc.stdout.read(), proc.stderr.read()  # read here, where readline() may have buffered the rest
+        proc.wait(60)
     finally:
         hung.cancel()
         if proc.poll() is None:
