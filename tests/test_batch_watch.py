@@ -105,8 +105,11 @@ def test_clips_dropped_later_are_processed_once_complete_and_a_broken_one_is_ski
     with open(w.in_dir / "slow.mp4", "wb") as f:  # a copy in progress: half now, the rest once the watch has seen it
         f.write(data[: len(data) // 2])
         f.flush()
-        w.wait_for("slow.mp4 seen half written", lambda e: e["event"] == "video_seen" and e.get("input", "").endswith("slow.mp4"))
-        time.sleep(1.5)  # more than a poll: the watch looks at the half-written file again, unchanged
+        seen = w.wait_for("slow.mp4 seen half written", lambda e: e["event"] == "video_seen" and e.get("input", "").endswith("slow.mp4"))
+        # more than a poll after the look that saw it (the watch looks at the half-written file again, unchanged), and
+        # well within SETTLE of it: counted from the watch's own line, not from when this test, polling its file on a
+        # loaded machine, read that line
+        time.sleep(max(0.0, seen["time"] + 1.5 - time.time()))
         f.write(data[len(data) // 2 :])
     w.wait_for("slow.mkv written", lambda e: e["event"] == "video_done" and e["video"] == "slow.mkv")
     w.wait_for("broken.mp4 skipped", lambda e: e["event"] == "video_unreadable" and e["input"].endswith("broken.mp4"))

@@ -6,11 +6,13 @@ left its hidden ``.NAME.partial-*`` files behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -253,13 +255,28 @@ def test_ctrl_c_pressed_twice_stops_a_file_run_cleanly(tmp_path: Path, clip: Pat
     assert any(held), "the second press never landed while the first one's stop waited for the model"
 
 
+# The finish lasts until the test ends it (a line on stdin), not for a fixed time, and each press is sent once the
+# handler has taken the one before whole (said on stdout). Presses sent 0.1 s apart failed on a loaded machine: two
+# that reach a process before it runs (the scheduler left it waiting) are one to the kernel and to Python, and the
+# third, taken while the first's warning was still being written, gave up before that warning was out (CI: no line).
 _FINISHING = """
-import signal, sys, time
+import os, signal, sys
 from birefvid.errors import finishing
+install = signal.signal
+def said(signum, handler):  # the handler finishing() sets, saying each press it is handed
+    if signum == signal.SIGINT and callable(handler) and handler is not signal.default_int_handler:
+        held = handler
+        def handler(signum, frame):
+            try:
+                held(signum, frame)
+            finally:  # once taken whole (the first press's warning written), not buffered: the next may land in it
+                os.write(1, b"press\\n")
+    return install(signum, handler)
+signal.signal = said
 try:
     with finishing():
         print("finishing", flush=True)
-        time.sleep(float(sys.argv[1]))
+        sys.stdin.readline()
     print("finished", flush=True)
 except KeyboardInterrupt:
     print("abandoned", flush=True)
@@ -269,12 +286,25 @@ except KeyboardInterrupt:
 @pytest.mark.parametrize("presses, said", [(2, "finished"), (3, "abandoned")])
 def test_presses_during_finishing_are_held_and_three_give_up(presses: int, said: str) -> None:
     """Held Ctrl-C presses must still let a user out of a finish that takes too long: the third gives up."""
-    proc = subprocess.Popen([sys.executable, "-c", _FINISHING, "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "finishing"
-    for _ in range(presses):
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.1)
-    out, err = proc.communicate(timeout=30)
+    proc = subprocess.Popen([sys.executable, "-c", _FINISHING], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    hung = threading.Timer(120, proc.kill)  # a child that neither takes a press nor ends fails the test, not the suite
+    hung.start()
+    try:
+        assert proc.stdout.readline().strip() == "finishing"
+        for _ in range(presses):
+            proc.send_signal(signal.SIGINT)
+            assert proc.stdout.readline().strip() == "press"  # taken before the next is sent
+        with contextlib.suppress(BrokenPipeError):  # gone already: the presses gave up on the finish
+            proc.stdin.write("\n")  # the finish ends
+            proc.stdin.close()
+        out, err = proc.stdout.read(), proc.stderr.read()  # read here, where readline() may have buffered the rest
+        proc.wait(60)
+    finally:
+        hung.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert out.split() == [said] and proc.returncode == 0, (out, err)
     assert "Ctrl-C 2 more times abandons them" in err, err
 
