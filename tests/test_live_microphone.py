@@ -122,7 +122,7 @@ def test_a_live_device_is_captured_in_real_time_and_stamped_by_its_sample_count(
     samples = sum(n for n, _, _ in heard)
     assert 0.8 * 2.0 * 48000 <= samples <= 1.2 * 2.5 * 48000 + 4096  # real time (less the last 0.5 s, which may still wait), not read at full speed
     for (n, at, _), (_, following, _) in zip(heard, heard[1:]):
-        # steady: the sample count, not the arrival (which varies by 10 ms and more here); a prompter frame than
+        # steady: the sample count, not the arrival (which varies by 10 ms and more here); a frame prompter than
         # any before may refine the anchor by a fraction of a millisecond (0.1 ms seen with two busy loops)
         assert following - at == pytest.approx(n / 48000, abs=0.001)
     lateness = np.array([arrived - n / 48000 - at for n, at, arrived in heard])
@@ -174,7 +174,8 @@ def _record_microphone(device: str, path: Path, seconds: float, stall_after: int
     first: list[float] = []
 
     def deliver(frame: av.AudioFrame, at: float) -> None:
-        first.append(at) if not first else None
+        if not first:  # the recording's 0: the first sound, as a picture anchors it in live mode
+            first.append(at)
         feed.push(at - first[0], frame)
         delivered.append(frame.samples)
         if len(delivered) == stall_after:

@@ -56,6 +56,7 @@ DRIFT = 0.002
 # keeps it where the prompt frames before put it
 DRIFT_WINDOW_S = 1.0
 
+
 @dataclass(frozen=True)
 class AudioDevice:
     """An FFmpeg input for a sound device: ``format`` (e.g. ``alsa``) and the device ``name``."""
@@ -153,8 +154,9 @@ class SoundClock(Generic[T]):
     down at once; a slower one makes every start implied over ``DRIFT_WINDOW_S`` later, and the anchor
     rises to the earliest of them at up to ``DRIFT``. When frames keep implying a start over ``GAP_S``
     later for ``GAP_HOLD_S``, the device lost sound (an overrun): the anchor moves there, so the
-    stamps leave a gap of the lost length. While that is undecided the frames wait (``add`` returns
-    nothing), so each is stamped knowing which it was.
+    stamps leave a gap of the lost length. While that is undecided, and for the first ``GAP_HOLD_S``
+    (a device may hand over what it buffered since it opened at once), the frames wait (``add``
+    returns nothing), so each is stamped knowing which it was.
     """
 
     def __init__(self, rate: int) -> None:
@@ -217,7 +219,7 @@ class Microphone:
 
     ``audio_format`` is its (sample rate, layout), known after opening, so recordings can set up
     their encoders before the first sound arrives. ``start(deliver)`` hands each decoded frame to
-    ``deliver`` with the monotonic time of its first sample, plus ``delay``.
+    ``deliver`` with the monotonic time of its first sample (by ``SoundClock``), plus ``delay``.
     """
 
     def __init__(self, device: AudioDevice, open_timeout: float = 5.0, read_timeout: float = 5.0, delay: float = 0.0) -> None:
