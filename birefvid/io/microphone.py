@@ -52,8 +52,8 @@ GAP_HOLD_S = 0.5
 # how fast (seconds a second) the anchor may rise to follow a device clock slower than the monotonic clock:
 # a crystal's error is ~100 ppm; 0.2% leaves room for cheap ones
 DRIFT = 0.002
-# the anchor rises only to the earliest start implied over this long of arrivals: a thread late for less
-# keeps it where the prompt frames before put it
+# the anchor rises only to the earliest start implied by the last this many seconds of sound: counted in
+# sound, not arrivals, so a thread held longer still finds the prompt frames from before it held there
 DRIFT_WINDOW_S = 1.0
 
 
@@ -151,7 +151,7 @@ class SoundClock(Generic[T]):
     sound up to its end, so each frame implies a latest possible start of the device's sound, and the
     earliest of those (the frame delivered most promptly) is the anchor. A late burst implies later
     starts and so changes nothing. A device clock faster than the monotonic clock pulls the anchor
-    down at once; a slower one makes every start implied over ``DRIFT_WINDOW_S`` later, and the anchor
+    down at once; a slower one makes every start implied by ``DRIFT_WINDOW_S`` of sound later, and the anchor
     rises to the earliest of them at up to ``DRIFT``. When frames keep implying a start over ``GAP_S``
     later for ``GAP_HOLD_S``, the device lost sound (an overrun): the anchor moves there, so the
     stamps leave a gap of the lost length. While that is undecided, and for the first ``GAP_HOLD_S``
@@ -165,8 +165,8 @@ class SoundClock(Generic[T]):
         self.gaps = 0  # real gaps found: the device lost sound
         self._samples = 0  # samples added so far
         self._last: Optional[float] = None  # the latest arrival
-        # (arrival, implied start) of the last DRIFT_WINDOW_S, kept only where no later frame implies an earlier
-        # start: its first is the earliest start implied meanwhile
+        # (seconds of sound to the frame's end, implied start) of the last DRIFT_WINDOW_S of sound, kept only
+        # where no later frame implies an earlier start: its first is the earliest start implied meanwhile
         self._recent: Deque[tuple[float, float]] = collections.deque()
         self._waiting: list[tuple[T, int, float, float]] = []  # (item, samples before it, implied start, arrival)
 
@@ -174,7 +174,7 @@ class SoundClock(Generic[T]):
         """Take a frame of ``samples`` that arrived at monotonic ``arrival``; give the frames now stamped, in order."""
         before, self._samples = self._samples, self._samples + samples
         implied = arrival - self._samples / self.rate
-        self._remember(arrival, implied)
+        self._remember(implied)
         if self.anchor is not None and self._last is not None:
             earliest = self._recent[0][1]
             self.anchor = earliest if earliest <= self.anchor else min(earliest, self.anchor + DRIFT * max(0.0, arrival - self._last))
@@ -190,11 +190,12 @@ class SoundClock(Generic[T]):
         """The frames still waiting, stamped with what is known (the device ended)."""
         return self._settle() if self._waiting else []
 
-    def _remember(self, arrival: float, implied: float) -> None:
+    def _remember(self, implied: float) -> None:
+        heard = self._samples / self.rate
         while self._recent and self._recent[-1][1] >= implied:
             self._recent.pop()
-        self._recent.append((arrival, implied))
-        while self._recent[0][0] < arrival - DRIFT_WINDOW_S:
+        self._recent.append((heard, implied))
+        while self._recent[0][0] < heard - DRIFT_WINDOW_S:
             self._recent.popleft()
 
     def _settle(self) -> list[tuple[T, float]]:
@@ -205,7 +206,7 @@ class SoundClock(Generic[T]):
                 self.gaps += 1
                 log.info("the microphone lost %.3f s of sound (its buffer overran?): a gap of silence", start - self.anchor)
             self.anchor = start
-            self._recent = collections.deque((arrival, implied) for arrival, implied in self._recent if implied >= start)
+            self._recent = collections.deque((heard, implied) for heard, implied in self._recent if implied >= start)
         return self._stamped(self._waiting)
 
     def _stamped(self, frames: list[tuple[T, int, float, float]]) -> list[tuple[T, float]]:
