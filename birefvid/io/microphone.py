@@ -9,14 +9,18 @@ PipeWire serve; AVFoundation's default on macOS; DirectShow has none, so Windows
 device name (``hw:1,0``, ``plughw:CARD=C920``) is taken as ALSA's.
 
 Sound and pictures come from two devices with two clocks, so each sound frame is stamped with
-the time it was captured (its arrival, less its own length) on the monotonic clock that times
-camera pictures; the live capture maps that onto the pictures' stream clock (see
-``LiveCapture._mic_out``). A USB microphone delivers within a period (~10-20 ms) and a camera a
-frame or two late, so the sound may lead the pictures by that much: ``audio_delay`` moves it later.
+the time it was captured on the monotonic clock that times camera pictures; the live capture maps
+that onto the pictures' stream clock (see ``LiveCapture._mic_out``). The stamp comes from the
+device's own sample count, not from when the frame reached us (``SoundClock``): a capture thread
+scheduled late gets the device's buffered sound in a burst, and stamped by arrival that burst was
+a gap (silence) followed by overlaps (sound dropped), though the device lost nothing. A USB
+microphone delivers within a period (~10-20 ms) and a camera a frame or two late, so the sound
+may lead the pictures by that much: ``audio_delay`` moves it later.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import logging
@@ -26,7 +30,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Deque, Generic, Iterator, Optional, TypeVar
 
 import av
 
@@ -39,6 +43,18 @@ log = logging.getLogger(__name__)
 _AHEAD_S = 2.0
 # where a microphone hands its sound: (frame, monotonic time of its first sample)
 MicOut = Callable[[av.AudioFrame, float], None]
+# how far the sample count may fall behind the arrivals before it may be a real gap: the smallest gap a
+# recording renders as silence (live_audio.TOLERANCE_S); less is followed slowly, as drift
+GAP_S = 0.1
+# how long (in arrival time) the count must stay that far behind to be a real gap: a late burst drains in
+# milliseconds, as fast as the buffered frames decode; a device that lost sound stays behind for good
+GAP_HOLD_S = 0.5
+# how fast (seconds a second) the anchor may rise to follow a device clock slower than the monotonic clock:
+# a crystal's error is ~100 ppm; 0.2% leaves room for cheap ones
+DRIFT = 0.002
+# the anchor rises only to the earliest start implied by the last this many seconds of sound: counted in
+# sound, not arrivals, so a thread held longer still finds the prompt frames from before it held there
+DRIFT_WINDOW_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -125,12 +141,86 @@ def _stderr_to(sink: "list[str]") -> Iterator[None]:
             sink.extend(line for line in caught.read().decode(errors="replace").splitlines() if line.strip())
 
 
+T = TypeVar("T")
+
+
+class SoundClock(Generic[T]):
+    """Stamps a device's frames by their sample count: ``anchor + samples heard before / rate``.
+
+    A frame arriving at ``arrival`` was captured no later than ``arrival`` less the length of all the
+    sound up to its end, so each frame implies a latest possible start of the device's sound, and the
+    earliest of those (the frame delivered most promptly) is the anchor. A late burst implies later
+    starts and so changes nothing. A device clock faster than the monotonic clock pulls the anchor
+    down at once; a slower one makes every start implied by ``DRIFT_WINDOW_S`` of sound later, and the anchor
+    rises to the earliest of them at up to ``DRIFT``. When frames keep implying a start over ``GAP_S``
+    later for ``GAP_HOLD_S``, the device lost sound (an overrun): the anchor moves there, so the
+    stamps leave a gap of the lost length. While that is undecided, and for the first ``GAP_HOLD_S``
+    (a device may hand over what it buffered since it opened at once), the frames wait (``add``
+    returns nothing), so each is stamped knowing which it was.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.anchor: Optional[float] = None  # monotonic time of the device's first sample, as far as known
+        self.gaps = 0  # real gaps found: the device lost sound
+        self._samples = 0  # samples added so far
+        self._last: Optional[float] = None  # the latest arrival
+        # (seconds of sound to the frame's end, implied start) of the last DRIFT_WINDOW_S of sound, kept only
+        # where no later frame implies an earlier start: its first is the earliest start implied meanwhile
+        self._recent: Deque[tuple[float, float]] = collections.deque()
+        self._waiting: list[tuple[T, int, float, float]] = []  # (item, samples before it, implied start, arrival)
+
+    def add(self, item: T, samples: int, arrival: float) -> list[tuple[T, float]]:
+        """Take a frame of ``samples`` that arrived at monotonic ``arrival``; give the frames now stamped, in order."""
+        before, self._samples = self._samples, self._samples + samples
+        implied = arrival - self._samples / self.rate
+        self._remember(implied)
+        if self.anchor is not None and self._last is not None:
+            earliest = self._recent[0][1]
+            self.anchor = earliest if earliest <= self.anchor else min(earliest, self.anchor + DRIFT * max(0.0, arrival - self._last))
+        self._last = arrival
+        if self.anchor is not None and implied - self.anchor <= GAP_S:
+            return self._stamped(self._waiting + [(item, before, implied, arrival)])  # on time, or the end of a burst
+        self._waiting.append((item, before, implied, arrival))
+        if arrival - self._waiting[0][3] < GAP_HOLD_S:
+            return []
+        return self._settle()
+
+    def flush(self) -> list[tuple[T, float]]:
+        """The frames still waiting, stamped with what is known (the device ended)."""
+        return self._settle() if self._waiting else []
+
+    def _remember(self, implied: float) -> None:
+        heard = self._samples / self.rate
+        while self._recent and self._recent[-1][1] >= implied:
+            self._recent.pop()
+        self._recent.append((heard, implied))
+        while self._recent[0][0] < heard - DRIFT_WINDOW_S:
+            self._recent.popleft()
+
+    def _settle(self) -> list[tuple[T, float]]:
+        """The waiting frames stayed behind: the device's first sound, or a real gap; anchor on them."""
+        start = min(implied for _, _, implied, _ in self._waiting)
+        if self.anchor is None or start - self.anchor > GAP_S:
+            if self.anchor is not None:
+                self.gaps += 1
+                log.info("the microphone lost %.3f s of sound (its buffer overran?): a gap of silence", start - self.anchor)
+            self.anchor = start
+            self._recent = collections.deque((heard, implied) for heard, implied in self._recent if implied >= start)
+        return self._stamped(self._waiting)
+
+    def _stamped(self, frames: list[tuple[T, int, float, float]]) -> list[tuple[T, float]]:
+        assert self.anchor is not None
+        self._waiting = []
+        return [(item, self.anchor + before / self.rate) for item, before, _, _ in frames]
+
+
 class Microphone:
     """Opens ``device`` at once (SourceError when it cannot: one line), then captures on its own thread.
 
     ``audio_format`` is its (sample rate, layout), known after opening, so recordings can set up
     their encoders before the first sound arrives. ``start(deliver)`` hands each decoded frame to
-    ``deliver`` with the monotonic time of its first sample, plus ``delay``.
+    ``deliver`` with the monotonic time of its first sample (by ``SoundClock``), plus ``delay``.
     """
 
     def __init__(self, device: AudioDevice, open_timeout: float = 5.0, read_timeout: float = 5.0, delay: float = 0.0) -> None:
@@ -172,6 +262,7 @@ class Microphone:
 
     def _run(self, deliver: MicOut) -> None:
         started, heard = time.monotonic(), 0.0
+        clock: SoundClock[av.AudioFrame] = SoundClock(self.audio_format[0])
         try:
             for packet in self._container.demux(self._stream):
                 if self._stop.is_set():
@@ -182,9 +273,9 @@ class Microphone:
                     if heard > now - started + _AHEAD_S:  # a file or generator read at full speed: not a live device
                         self.error = "it gives sound faster than real time, so it is no live device (lavfi: add arealtime)"
                         return
-                    deliver(frame, now - frame.samples / frame.sample_rate + self._delay)
-                    self.frames += 1
+                    self._deliver(deliver, clock.add(frame, frame.samples, now))
             else:
+                self._deliver(deliver, clock.flush())
                 self.error = "it stopped giving sound"
         except (av.FFmpegError, OSError) as e:
             if not self._stop.is_set():
@@ -193,6 +284,13 @@ class Microphone:
             self._container.close()  # only this thread touches the container once it runs
             if self.error and not self._stop.is_set():
                 log.warning("%s: %s; the recording goes on without sound", self.device.label, self.error)
+
+    def _deliver(self, deliver: MicOut, stamped: list[tuple[av.AudioFrame, float]]) -> None:
+        for frame, at in stamped:
+            if self._stop.is_set():  # close() from a deliver(): nothing after it
+                return
+            deliver(frame, at + self._delay)
+            self.frames += 1
 
     def close(self) -> None:
         """Stop capturing; returns within about a second (a device read returns every few ms)."""
