@@ -22,7 +22,7 @@ from birefvid.cli import main
 LONG, SHORT = 24, 5  # frames; the long clip has a keyframe every 6 frames -> 4 chunks of 6
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # exact comparisons with process (conftest says why)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # exact comparisons with process, and speed (conftest says why)
 
 
 @pytest.fixture(scope="module")
