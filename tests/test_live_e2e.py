@@ -54,10 +54,6 @@ from live_e2e_tools import (
 from live_media import RtspServer, flash_and_tone_onsets, free_port, make_flash_clip
 from system_tools import need_binary, need_module
 
-
-pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
-
-
 FPS = 24
 SMALL = (160, 120)  # (w, h) of the clips where size does not matter: cheaper to encode and compose
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
