@@ -118,6 +118,23 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def one_cpu_thread(one_torch_thread):
+    """torch on one thread in this process and in every ``birefvid`` a test starts (``OMP_NUM_THREADS``).
+
+    Why: CI runs two pytest-xdist workers on two cores, so torch's two OpenMP threads a process are oversubscribed,
+    and their spin-waits then cost more than the work at the suite's 64 px sizes: on a loaded 2-core machine a
+    pvt_v2_b0 training step took 5x the wall time and 8x the CPU on two threads, a ``birefvid image`` child 2-3x the
+    CPU. For modules whose tests are about behaviour, not about the thread count or speed."""
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    if before is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = before
+
+
 @pytest.fixture()
 def red_key(monkeypatch):
     """The red-key test model (alpha 1 on red, 0 on blue), loaded in place of --model's by the commands."""

@@ -9,11 +9,16 @@ import sys
 from pathlib import Path
 
 import av
+import pytest
 
 from test_batch_media import MODEL, events, keyframed_clip, manifest
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
 from birefvid.cli import main
+
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
+
 
 FRAMES = 3
 

@@ -11,6 +11,10 @@ import pytest
 
 import birefvid
 
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
+
+
 # run in a fresh interpreter: the test process itself has imported torch long ago
 _PROBE = """
 import json, sys

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
+
+
 FULL = "No space left on device"
 CLOSED = "Bad file descriptor"
 IMAGE_MODEL = ["--resolution", "64", "--device", "cpu", "--precision", "fp32", "--backend", "torch"]

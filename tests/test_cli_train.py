@@ -12,6 +12,9 @@ from safetensors import safe_open
 from birefvid.cli import main
 
 
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
+
+
 def test_train_on_scenes_writes_loadable_weights_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--data", "scenes", "-o", str(out), "--size", "64", "--steps", "2", "--batch-size", "2", "--device", "cpu", "--checkpoint-every", "1"]

@@ -22,6 +22,10 @@ from media import scene_picture, write_scene_picture
 
 from birefvid.cli import EXIT_BROKEN_PIPE
 
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
+
+
 MODEL_ARGS = ["--resolution", "64", "--device", "cpu", "--precision", "fp32", "--backend", "torch"]
 
 

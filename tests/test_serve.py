@@ -30,6 +30,10 @@ from birefvid.cli import main
 from birefvid.serving.server import CutoutServer
 from birefvid.serving.service import CutoutService
 
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
+
+
 MODEL_ARGS = ["--resolution", "64", "--device", "cpu", "--precision", "fp32", "--backend", "torch"]
 HELD_OUT_SEED = 9_000_001  # a scene the tiny model never saw in training (as tests/test_tiny_model.py)
 

@@ -19,6 +19,9 @@ from birefvid.errors import ConfigError, cli_naming
 from birefvid.train import LossWeights, birefnet_loss, gradient_loss, iou_loss, lr_factor, pixel_loss, ssim_loss, train
 
 
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
+
+
 @dataclass
 class FakeTrainOutput:
     """Same fields as birefvid.models.TrainOutput."""

@@ -23,6 +23,10 @@ from birefvid.io.live_source import open_live_source
 from media import add_subtitles, make_images, make_video, merge_audio
 from system_tools import need_binary
 
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # speed: conftest says why
+
+
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64", "-q"]
 MAIN, PROXY, THUMB = (96, 64), (48, 32), (64, 64)  # (width, height)
 FRAMES = 6
