@@ -143,3 +143,22 @@ def red_key(monkeypatch):
     seg = red_key_segmenter()
     monkeypatch.setattr("birefvid.runtime.file_job.segmenter_for", lambda *a, **k: seg)
     return seg
+
+
+# modules about thread counts, priorities, real time or speed keep torch's own thread count: live mode needs its
+# threads to keep up with real time (on one thread two live tests recorded 51 of 72 frames), and these measure or
+# set threads themselves
+_OWN_THREAD_COUNT = ("test_live_", "test_pipelines_live", "test_api_threads", "test_bench_", "test_cli_bench",
+                     "test_gpu_check", "test_priority", "test_backends", "test_batch_media", "test_cli_signals",
+                     "test_compose_fast", "test_process_memory", "test_process_stages", "test_stages", "test_batch_ray",
+                     "test_docs_examples", "test_exiting")  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_cpu_thread_by_default(request):
+    """``one_cpu_thread`` for every module but those in ``_OWN_THREAD_COUNT``: the suite's 64 px work on two
+    workers a 2-core machine ran faster on one torch thread a process (conftest's ``one_cpu_thread`` says why)."""
+    name = request.module.__name__.rpartition(".")[2]
+    if not name.startswith(_OWN_THREAD_COUNT):
+        request.getfixturevalue("one_cpu_thread")
+    yield
