@@ -126,15 +126,14 @@ def load_unless_stopped(load: Callable[[], T], stop: threading.Event) -> T:
             outcome["error"] = exc
         finally:
             finished.set()
-            with _loads_lock:
-                _loads.discard(thread)
 
     thread = threading.Thread(target=work, name="birefvid-model-load", daemon=True)
     with _loads_lock:
         if not _loads_waited[0]:
             atexit.register(_wait_for_loads)
             _loads_waited[0] = True
-        _loads.add(thread)
+        _loads[:] = [t for t in _loads if t.is_alive()]
+        _loads.append(thread)
     thread.start()
     while not finished.wait(STOP_POLL):
         if stop.is_set():
@@ -144,15 +143,20 @@ def load_unless_stopped(load: Callable[[], T], stop: threading.Event) -> T:
     return outcome["value"]
 
 
-_loads: set[threading.Thread] = set()  # model loads still running, perhaps for a watch stopped meanwhile
+# model loads started, perhaps for a watch stopped meanwhile: each stays listed until its thread has ended, not only its
+# load. A stopped watch's model is freed on the load's thread after ``work`` returns (its closure, the last reference,
+# goes with the thread's target), and freeing tensors lets go of the GIL: a thread struck off when ``work`` returned
+# was not waited for, and the interpreter's exit, which ended it mid-free, aborted the process (1 exit in 3 measured)
+_loads: list[threading.Thread] = []
 _loads_lock = threading.Lock()
 _loads_waited = [False]  # _wait_for_loads registered with atexit
 
 
 def _wait_for_loads() -> None:
-    """At the interpreter's exit, the model loads still running: the rest of a load (seconds) rather than an abort."""
+    """At the interpreter's exit, the model loads still running (or freeing what they loaded): the rest of a load
+    (seconds) rather than an abort."""
     with _loads_lock:
-        running = list(_loads)
+        running = [t for t in _loads if t.is_alive()]
     if running:
         log.info("waiting for a model load a stopped watch left running before exiting")
     for thread in running:
