@@ -331,3 +331,36 @@ def test_a_batch_that_fails_midway_reports_each_video_it_finished_once_and_count
     first, second = seen
     assert frames(Path(first.output)) == 5 and str(out / Path(second.input).parent.name) in second.error  # the file in its way
     assert totals["watch_videos_done"] == 1 and list(totals["failed"]) == [second.input]
+
+
+# A script that leaves its loop over a watch without stop() (a `break`, an exception) and ends, the watch mid-video:
+# the first batch of frames reported, the rest of the video still being decoded and segmented on the watch's threads.
+_EXIT_MID_VIDEO = """
+import json, sys, threading
+from birefvid.api import start_watch
+from birefvid.batch.progress import BatchProgress
+
+in_dir, out, model = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+progress = BatchProgress(quiet=True, every=0)  # each batch of frames reported
+working = threading.Event()
+progress.listeners.append(lambda event, fields: event == "frames" and working.set())
+watch = start_watch(in_dir, out, kind="mask", settle=0.3, progress=progress, **model)
+assert working.wait(300), "the watch never reported a frame"
+print("leaving", flush=True)
+"""
+
+
+def test_a_script_that_ends_with_its_watch_mid_video_stops_the_watch_and_exits_cleanly(clips, tmp_path):
+    """A script that ends without ``stop()`` left the watch's daemon threads mid-video, inside PyTorch and PyAV, as the
+    interpreter finalized: each was ended where it next took the GIL, which inside their C++ aborted the process
+    ("terminate called without an active exception"; every exit of 20 here). The exit now stops the watch as
+    ``stop()`` does and waits for it: a clean exit, the video in hand abandoned, nothing of it that looks complete."""
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    drop(clips["longer"], in_dir, "a.mp4")
+    for _ in range(3):  # each exit lands at another point of the video's work
+        done = subprocess.run([sys.executable, "-c", _EXIT_MID_VIDEO, str(in_dir), str(out), json.dumps(API_MODEL)],
+                              capture_output=True, text=True, timeout=WAIT)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split() == ["leaving"], (done.stdout, done.stderr[-2000:])
+        assert not (out / "a.mkv").exists() and partials(out) == []

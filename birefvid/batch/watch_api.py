@@ -13,6 +13,7 @@ torch or PyAV.
 
 from __future__ import annotations
 
+import atexit
 import math
 import numbers
 import os
@@ -249,6 +250,38 @@ def watch_videos(
 
 _END = object()  # after the last result: the watch has ended
 
+# watches started, each struck off once its thread has ended (not once its loop has: the thread frees the model last)
+_watches: list["VideoWatch"] = []
+_watches_lock = threading.Lock()
+_watches_waited = [False]  # _stop_watches_at_exit registered with atexit
+
+
+def _running_at_exit(watch: "VideoWatch") -> None:
+    """List ``watch`` for ``_stop_watches_at_exit``, which is registered with ``atexit`` at the first watch."""
+    with _watches_lock:
+        if not _watches_waited[0]:
+            atexit.register(_stop_watches_at_exit)
+            _watches_waited[0] = True
+        _watches[:] = [w for w in _watches if w._thread.is_alive()]
+        _watches.append(watch)
+
+
+def _stop_watches_at_exit() -> None:
+    """At the interpreter's exit, stop each watch still running and wait for its thread to end.
+
+    Why: a script that leaves its ``for result in watch`` loop without ``stop()`` (a ``break``, an exception) ended
+    with the watch's daemon thread mid-video, inside PyAV, OpenVINO or PyTorch; the exit ended that thread where it
+    next took the GIL, which inside their C++ aborts the process ("terminate called without an active exception",
+    every exit of 20 measured mid-video). Stopped here, the video in hand is abandoned at its next batch of frames,
+    as ``stop()`` abandons it, so the wait is short; a watch's own handlers and outputs are left as ``stop()`` leaves
+    them. A model load the watch leaves behind is ``batch.local``'s to wait for, whichever handler runs first."""
+    with _watches_lock:
+        running = [w for w in _watches if w._thread.is_alive()]
+    for watch in running:
+        watch._stop.set()
+    for watch in running:
+        watch._thread.join()
+
 
 class VideoWatch:
     """A watch running on a thread of its own, from ``start_watch``: iterate it for each video's ``WatchResult`` as it
@@ -263,11 +296,13 @@ class VideoWatch:
         self._results: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._totals: Optional[dict[str, Any]] = None
         self._error: Optional[BaseException] = None
-        # a daemon: a process that exits without stop() is not held open for ever by a watch that never ends
+        # a daemon: the exit joins other threads before atexit's handlers run, and a watch nobody stops never ends;
+        # not left running by the exit either: ``_stop_watches_at_exit`` stops it and waits for it
         self._thread = threading.Thread(target=once_a_run(self._run), name="birefvid-watch", daemon=True)
 
     def _start(self) -> "VideoWatch":
         try:
+            _running_at_exit(self)
             self._thread.start()
         except BaseException:
             self._prepared.lock.release()
