@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
-from system_tools import need_binary
+from system_tools import need_binary, own_temp_dir
 
 
 class Tab:
@@ -151,11 +151,13 @@ class Browser:
 def headless_chromium(profile: Path) -> Iterator[Browser]:
     """Headless Chromium with DevTools on a port it picks (read from its profile's DevToolsActivePort)."""
     chromium = need_binary("chromium", "chromium")
+    temp = contextlib.ExitStack()
+    env = temp.enter_context(own_temp_dir("chromium-"))
     proc = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     try:
         active = profile / "DevToolsActivePort"
@@ -171,3 +173,4 @@ def headless_chromium(profile: Path) -> Iterator[Browser]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        temp.close()

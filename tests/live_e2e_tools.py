@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import pytest
 
-from system_tools import need_binary
+from system_tools import need_binary, own_temp_dir
 
 MAGENTA = (255, 0, 255)
 GREEN = (0, 255, 0)
@@ -336,7 +336,8 @@ def chromium_screenshot(url: str, shot: Path, profile: Path, size: tuple[int, in
         f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}", f"--screenshot={shot}",
         f"--virtual-time-budget={budget_ms}", url,
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+    with own_temp_dir("chromium-") as env:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL, env=env)
     assert done.returncode == 0 and shot.is_file(), f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
     return read_png(shot)
 

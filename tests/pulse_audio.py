@@ -45,7 +45,8 @@ class PulseServer:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"PULSE_SERVER": f"unix:{self.socket}", "PULSE_SOURCE": "room.monitor", "PULSE_SINK": "room"}
+        # XDG_RUNTIME_DIR: a client without one (pacat, ALSA's plugin) left a /tmp/pulse-* folder of its own too
+        return {"PULSE_SERVER": f"unix:{self.socket}", "PULSE_SOURCE": "room.monitor", "PULSE_SINK": "room", "XDG_RUNTIME_DIR": str(self.folder)}
 
     def __enter__(self) -> "PulseServer":
         log = open(self.folder / "pulseaudio.log", "wb")
@@ -53,7 +54,8 @@ class PulseServer:
             ["timeout", str(self.lifetime), self.pulseaudio, "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
              "--disable-shm=yes", "--log-target=stderr", f"--load=module-null-sink sink_name=room rate={RATE}",
              f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(self.folder)},
+            # its runtime folder in the test's own: without XDG_RUNTIME_DIR PulseAudio made a /tmp/pulse-* one and left it
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(self.folder), "XDG_RUNTIME_DIR": str(self.folder)},
         )  # fmt: skip
         log.close()
         deadline = time.monotonic() + 15

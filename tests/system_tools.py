@@ -7,11 +7,14 @@ Import from any test: ``from system_tools import need_binary, need_module``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
+from typing import Iterator
 
 import pytest
 
@@ -61,3 +64,12 @@ def has_ipv6_loopback() -> bool:
         return True
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def own_temp_dir(prefix: str) -> Iterator[dict[str, str]]:
+    """An environment whose ``TMPDIR`` is a fresh folder, removed afterwards: Chromium leaves its singleton socket's
+    folder (``org.chromium.Chromium.*``) in ``TMPDIR`` after every run, and a test run left dozens in /tmp. Short, in
+    the system's temporary folder, as the socket's path must fit 107 bytes (a test's ``tmp_path`` can be longer)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        yield {**os.environ, "TMPDIR": folder}

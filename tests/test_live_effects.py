@@ -34,7 +34,7 @@ from live_e2e_tools import (
 )  # fmt: skip
 from live_media import free_port
 from process_fixtures import red_key_segmenter
-from system_tools import has_ipv6_loopback, need_binary, need_module
+from system_tools import has_ipv6_loopback, need_binary, need_module, own_temp_dir
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
 STARTUP = 90.0  # python + torch + model start on a loaded 2-core machine
@@ -229,11 +229,12 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
         wait_for(lambda: (_green_share(base) or 0) > 0.3, STARTUP, "a green-keyed snapshot", run=run)
         status, _, body = http_get(f"{base}/effect")
         assert status == 200 and json.loads(body) == {"effect": "green", "available": ["blur", "green", "none", "overlay"], "controllable": True}
-        page = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=3000", "--dump-dom", f"{base}/"],
-            capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        with own_temp_dir("chromium-") as env:
+            page = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                 "--virtual-time-budget=3000", "--dump-dom", f"{base}/"],
+                capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL, env=env,
+            )  # fmt: skip
         refused = [
             _switch(port, "none", Host="evil.example:80"),  # DNS rebinding
             _switch(port, "none", Origin="http://evil.example"),  # another site's page
@@ -464,11 +465,12 @@ def test_the_page_says_when_the_run_stopped_answering(tmp_path: Path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Ended)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        shown = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=5000", "--dump-dom", f"http://127.0.0.1:{server.server_address[1]}/"],
-            capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
-        ).stdout  # fmt: skip
+        with own_temp_dir("chromium-") as env:
+            shown = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                 "--virtual-time-budget=5000", "--dump-dom", f"http://127.0.0.1:{server.server_address[1]}/"],
+                capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL, env=env,
+            ).stdout  # fmt: skip
     finally:
         server.shutdown()
         server.server_close()

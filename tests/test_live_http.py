@@ -20,7 +20,7 @@ import pytest
 
 from birefvid.errors import ConfigError, SinkError, cli_naming
 from birefvid.io.http_preview import BOUNDARY, HttpPreviewSink
-from system_tools import need_binary
+from system_tools import need_binary, own_temp_dir
 
 W, H = 96, 64
 
@@ -344,7 +344,8 @@ def _screenshot_while_feeding(preview, picture_at, url: str, tmp_path) -> np.nda
         "--virtual-time-budget=2000", url,
     ]
     try:
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        with own_temp_dir("chromium-") as env:
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     finally:
         stop.set()
         feeder.join(timeout=5)

@@ -86,7 +86,8 @@ def test_the_wheels_alsa_is_pointed_at_the_systems_configuration(monkeypatch: py
     assert environment == {"ALSA_CONFIG_PATH": "/mine/asound.conf", "ALSA_PLUGIN_DIR": "/mine/plugins"}
 
 
-def test_a_missing_microphone_is_one_line_with_alsas_reason(capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_microphone_is_one_line_with_alsas_reason(capfd: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # ALSA's configuration asks PulseAudio, which left a /tmp/pulse-* folder
     with pytest.raises(SourceError) as caught:
         Microphone(parse_audio_device("hw:7,0", "linux"), open_timeout=2)
     message = str(caught.value)
