@@ -72,18 +72,11 @@ def test_ray_batch_equals_process_frame_for_frame(clips, tmp_path):
     assert counts == sorted(counts)  # running chunks' counts (from the workers) never run ahead of the finished total
 
 
-def test_a_workers_error_is_the_same_one_line(clips, tmp_path, capsys):
-    bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 14)
-    out = tmp_path / "o"
-    assert main(["batch", str(bad), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "--ray", "local", "-q", *MODEL]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
-    assert len(err) == 1 and "bad.mp4" in err[0] and "damaged" in err[0], err
-    assert sorted(os.listdir(out)) == [".birefvid-batch"]
-
-
 def test_a_damaged_video_is_skipped_and_the_others_are_processed(clips, tmp_path, capsys, monkeypatch):
-    """And so is a video that kills its worker on every try (the OOM killer): a fresh worker takes the
-    dead one's place, and one file does not stop a batch of thousands."""
+    """A worker's error (a video damaged midway) comes back as the same one line a local run gives, and skips that
+    video only; and so is a video that kills its worker on every try (the OOM killer): a fresh worker takes the
+    dead one's place, and one file does not stop a batch of thousands. (One Ray run for both: each costs seconds
+    of worker start-up, and the two failures are the run's skipped inputs side by side.)"""
     from birefvid.batch import ray_executor
 
     monkeypatch.setattr(ray_executor, "MAX_RESTARTS", 0)  # every try dies here; Ray's retries are the same story, longer
@@ -96,22 +89,13 @@ def test_a_damaged_video_is_skipped_and_the_others_are_processed(clips, tmp_path
     assert code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("birefvid:")]
     assert len(err) == 1 and err[0].startswith("birefvid: error: 2 of 3 inputs were skipped (1 damaged midway and 1 whose Ray worker died every time)"), err
+    assert str(bad) in err[0], err  # the damaged input named, as a local run names it
     assert sorted(os.listdir(out)) == [".birefvid-batch", "b.mkv"]  # nor the dead worker's half-written a.mkv
     assert max_diff(grey(out / "b.mkv"), grey(clips["refs"]["b"])) == 0
     failed = {e["video"]: e["error"] for e in events(log) if e["event"] == "video_failed"}
     assert sorted(failed) == ["a.mkv", "bad.mkv"] and "its Ray worker died 1 time (out of memory" in failed["a.mkv"]
     assert "\n" not in failed["a.mkv"]  # one progress line, not Ray's page of text
-
-
-def test_worker_killed_mid_chunk_is_retried_and_nothing_is_lost(clips, tmp_path, monkeypatch):
-    out, log, marker = tmp_path / "out", tmp_path / "p.jsonl", tmp_path / "killed"
-    monkeypatch.setenv(CRASH_ENV, "long.mp4:1")
-    monkeypatch.setenv(MARKER_ENV, str(marker))
-    assert ray_batch(clips, out, log) == 0
-    assert marker.exists()  # the worker did die inside chunk 1
-    check_outputs(clips, out)
-    done = sorted((e["video"], e["chunk"]) for e in events(log) if e["event"] == "chunk_done")
-    assert done == [("a.mkv", 0), ("b.mkv", 0)] + [("long.mkv", i) for i in range(4)]  # each chunk once, none lost
+    assert "damaged" in failed["bad.mkv"] and "\n" not in failed["bad.mkv"] and "Ray" not in failed["bad.mkv"]  # the worker's own error, unwrapped
 
 
 def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
@@ -216,10 +200,12 @@ def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run():
     assert done == ["b.mkv"] and set(failed) == {"8k.mkv"}
 
 
-def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers(ray_session, tmp_path):
+def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_worker_killed_mid_chunk_is_retried(ray_session, tmp_path, monkeypatch):
     """The job fields that travel in each task's JSON to the workers: --video-stream 0 (a drone's proxy, not ffmpeg's
     default #1) cut in chunks at the proxy's keyframes, and --ext png's folder of a dotted name (its trailing /), both
-    exact to `process` of that stream; nothing left beside the outputs."""
+    exact to `process` of that stream; nothing left beside the outputs. In the chunked run a worker dies inside a
+    chunk: Ray restarts it (with the same job, --video-stream and all) and retries that chunk, and nothing is lost or
+    done twice. (One run for both: each Ray run spends seconds starting its workers.)"""
     import numpy as np
     from PIL import Image
 
@@ -233,10 +219,16 @@ def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers(ray_sessi
     assert len(ref) == 12 and ref[0].shape == (32, 48)
     argv = ["batch", str(src), "--output", "mask", "--video-stream", "0", "--chunk-frames", "4", "--ray", "local", "-q", *MODEL]
 
-    out, log = tmp_path / "out", tmp_path / "p.jsonl"
-    assert main([*argv, "--output-dir", str(out), "--progress-json", str(log)]) == 0
+    out, log, marker = tmp_path / "out", tmp_path / "p.jsonl", tmp_path / "killed"
+    with monkeypatch.context() as env:
+        env.setenv(CRASH_ENV, f"{src.name}:1")
+        env.setenv(MARKER_ENV, str(marker))
+        assert main([*argv, "--output-dir", str(out), "--progress-json", str(log)]) == 0
+    assert marker.exists()  # the worker did die inside chunk 1
+    assert sorted(e["chunk"] for e in events(log) if e["event"] == "chunk_done") == [0, 1, 2]  # each chunk once, none lost
     assert events(log)[0]["chunks"] == 3 and manifest(out)["videos"]["2024.06.01 drone.mkv"]["frames"] == 12
     assert max_diff(grey(out / "2024.06.01 drone.mkv"), ref) == 0
+    assert video_facts(out / "2024.06.01 drone.mkv")["pts"] == video_facts(tmp_path / "ref.mkv")["pts"]
     assert sorted(os.listdir(out)) == [".birefvid-batch", "2024.06.01 drone.mkv"]
     assert os.listdir(out / ".birefvid-batch") == ["manifest.json"]
 
