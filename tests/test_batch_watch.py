@@ -20,23 +20,29 @@ from test_batch_media import MODEL, keyframed_clip, manifest
 from birefvid.cli import main
 
 SETTLE = 3  # seconds: long against the few milliseconds between this test's writes, short enough for a quick test
+# seconds, for tests that only ever make a file appear whole (one write of a small file, or a rename into place): no
+# copy in progress to wait out, and each video waits this long, idle, before it runs
+QUICK_SETTLE = 0.5
+LONG = 36  # frames
 WAIT = 300  # seconds for any one event: a loaded CI machine runs the tiny model slowly, and a pass takes far less
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("watch_clips")
-    return {"short": keyframed_clip(d / "short.mp4", 5), "long": keyframed_clip(d / "long.mp4", 60)}
+    # long: 6 chunks of 6 frames, stopped after the first with five to go (seconds of work, against the 0.2 s the
+    # test takes to see the first one done and send its SIGTERM)
+    return {"short": keyframed_clip(d / "short.mp4", 5), "long": keyframed_clip(d / "long.mp4", LONG)}
 
 
 class Watch:
     """``birefvid batch IN -o OUT --watch`` running in a subprocess, and its JSON progress lines."""
 
-    def __init__(self, tmp_path: Path, *extra: str) -> None:
+    def __init__(self, tmp_path: Path, *extra: str, settle: float = SETTLE) -> None:
         self.in_dir, self.out_dir, self.log = tmp_path / "in", tmp_path / "out", tmp_path / "events.jsonl"
         self.in_dir.mkdir(exist_ok=True)
         self.stderr_path = tmp_path / "stderr.txt"
-        cmd = [sys.executable, "-m", "birefvid", "batch", str(self.in_dir), "-o", str(self.out_dir), "--watch", "--settle", str(SETTLE),
+        cmd = [sys.executable, "-m", "birefvid", "batch", str(self.in_dir), "-o", str(self.out_dir), "--watch", "--settle", str(settle),
                "--output", "mask", "--progress-json", str(self.log), *MODEL, *extra]  # fmt: skip
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
@@ -75,8 +81,8 @@ class Watch:
 def watch(tmp_path):
     made: list[Watch] = []
 
-    def start(*extra: str) -> Watch:
-        made.append(Watch(tmp_path, *extra))
+    def start(*extra: str, settle: float = SETTLE) -> Watch:
+        made.append(Watch(tmp_path, *extra, settle=settle))
         return made[-1]
 
     yield start
@@ -136,7 +142,7 @@ def test_a_replaced_file_is_redone_only_when_the_manifest_says_it_changed(clips,
     clip = tmp_path / "in" / "clip.mp4"
     clip.parent.mkdir()
     clip.write_bytes(clips["short"].read_bytes())
-    w = watch("--overwrite")
+    w = watch("--overwrite", settle=QUICK_SETTLE)  # each version appears whole: a copy renamed into place, a new time
     w.wait_for("clip.mkv written", lambda e: e["event"] == "video_done")
 
     shutil.copy2(clip, tmp_path / "copy.mp4")  # another file (inode), its size and time kept
@@ -158,7 +164,7 @@ def test_sigterm_mid_video_leaves_no_output_that_looks_complete_and_a_restart_re
     long = tmp_path / "in" / "long.mp4"
     long.parent.mkdir()
     long.write_bytes(clips["long"].read_bytes())
-    w = watch("--chunk-frames", "6")  # 10 chunks: stopped after the first, with nine to go
+    w = watch("--chunk-frames", "6", settle=QUICK_SETTLE)  # the clip is there whole before the watch starts
     w.wait_for("the first chunk", lambda e: e["event"] == "chunk_done")
     assert w.stop() == 143
     assert w.events()[-1]["event"] == "stopped" and w.events()[-1]["reason"] == "terminated"
@@ -168,7 +174,7 @@ def test_sigterm_mid_video_leaves_no_output_that_looks_complete_and_a_restart_re
     # the watch started again picks the video up where it stopped (its finished chunks are kept)
     assert main(["batch", str(w.in_dir), "-o", str(w.out_dir), "--watch", "--settle", "0.5", "--watch-for", "1", "--output", "mask",
                  "--chunk-frames", "6", "-q", *MODEL]) == 0  # fmt: skip
-    assert frames(w.out_dir / "long.mkv") == 60 and partials(w.out_dir) == []
+    assert frames(w.out_dir / "long.mkv") == LONG and partials(w.out_dir) == []
 
 
 def test_watch_for_ends_a_watch_with_batchs_exit_code_and_one_line_per_skipped_input(clips, tmp_path, capsys):
@@ -260,7 +266,7 @@ def test_an_input_skipped_then_dropped_again_whole_counts_once_and_not_once_done
     """The watch's skipped count (its `stopped` and `watch_end` lines, and --watch-for's exit 2 naming them) is of
     inputs it leaves skipped: a clip that failed half copied and then came whole was still counted skipped after its
     output was written, and a clip that failed in two versions counted twice."""
-    w = watch()
+    w = watch(settle=QUICK_SETTLE)  # each version is one write of a small file
     w.wait_for("the watching line", lambda e: e["event"] == "watching")
     data = clips["short"].read_bytes()
     (w.in_dir / "fixed.mp4").write_bytes(data[: len(data) // 3])  # no index yet: unreadable
@@ -282,7 +288,7 @@ def test_progress_json_moved_away_by_logrotate_is_started_afresh(clips, watch):
     """A watch runs for weeks, and logrotate moves its --progress-json file aside (or deletes it): the events went on
     into the moved file, or into a deleted one that kept its disk space, and the named file was never made again.
     They now go to a new file of that name, as live's --stats-json do."""
-    w = watch()
+    w = watch(settle=QUICK_SETTLE)  # the clip is one write of a small file
     w.wait_for("the watching line", lambda e: e["event"] == "watching")
     rotated = w.log.with_name(w.log.name + ".1")
     os.replace(w.log, rotated)
