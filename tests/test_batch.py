@@ -95,14 +95,14 @@ def test_progress_counts_frames_while_a_chunk_runs(clips, tmp_path):
 
 def test_alpha_prores_is_exact_and_lossy_h264_as_close_as_process(tmp_path):
     """Three chunks (a first, a middle and a last, each cut differently) join as `process` writes the video: five
-    model runs of the clip, so it is 18 frames, not the 24 of the shared one."""
-    frames = 18
-    src = keyframed_clip(tmp_path / "long.mp4", frames)
+    model runs of the clip, so it is 9 frames (a keyframe every 3), not the 24 of the shared one."""
+    frames = 9
+    src = keyframed_clip(tmp_path / "long.mp4", frames, gop=3)
     ref_alpha = reference(src, tmp_path / "ref.mov", kind="alpha")
     ref_green = reference(src, tmp_path / "ref.mp4", kind="green")
     truth = reference(src, tmp_path / "truth.mkv", kind="green", codec="ffv1")  # 4:4:4, lossless: the pictures before H.264
-    assert batch(str(src), "--output-dir", str(tmp_path / "alpha"), "--output", "alpha", "--chunk-frames", "6", "-q") == 0
-    assert batch(str(src), "--output-dir", str(tmp_path / "green"), "--output", "green", "--chunk-frames", "6", "-q") == 0
+    assert batch(str(src), "--output-dir", str(tmp_path / "alpha"), "--output", "alpha", "--chunk-frames", "3", "-q") == 0
+    assert batch(str(src), "--output-dir", str(tmp_path / "green"), "--output", "green", "--chunk-frames", "3", "-q") == 0
     alpha, green = tmp_path / "alpha" / "long.mov", tmp_path / "green" / "long.mp4"
     assert manifest(tmp_path / "alpha")["videos"]["long.mov"]["chunks"] == 3
     assert max_diff(grey(alpha), grey(ref_alpha)) == 0 and max_diff(grey(alpha, rgb=True), grey(ref_alpha, rgb=True)) == 0
@@ -122,13 +122,13 @@ def test_alpha_prores_is_exact_and_lossy_h264_as_close_as_process(tmp_path):
 def test_variable_frame_rate_with_b_frames_keeps_exact_timestamps(tmp_path):
     """Chunks of a MOV start at 0 and are moved back at the join: an edit list (milliseconds) would shift 1/90000 ticks."""
     pts = [0]
-    for i in range(1, 20):
+    for i in range(1, 15):
         pts.append(pts[-1] + (3000 if i % 3 else 4500))  # 30 and 20 fps mixed, in 1/90000
-    src = keyframed_clip(tmp_path / "vfr.mp4", 20, gop=5, fps=30, pts=pts, time_base=Fraction(1, 90000), bframes=3)
+    src = keyframed_clip(tmp_path / "vfr.mp4", 15, gop=5, fps=30, pts=pts, time_base=Fraction(1, 90000), bframes=3)  # 3 chunks
     ref = reference(src, tmp_path / "ref.mov", kind="mask")
     assert batch(str(src), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--ext", ".mov", "--chunk-frames", "5", "-q") == 0
     got = tmp_path / "o" / "vfr.mov"
-    assert manifest(tmp_path / "o")["videos"]["vfr.mov"]["chunks"] == 4
+    assert manifest(tmp_path / "o")["videos"]["vfr.mov"]["chunks"] == 3
     g = video_facts(got)
     assert [p * g["time_base"] for p in g["pts"]] == [p * Fraction(1, 90000) for p in pts]
     assert g["pts"] == video_facts(ref)["pts"] and max_diff(grey(got), grey(ref)) == 0
@@ -215,15 +215,15 @@ def test_chunks_of_a_millisecond_source_join_on_its_exact_frame_rate(tmp_path):
     """An OBS-style Matroska at 29.97 fps counts in milliseconds; each MOV chunk puts its frames on the exact
     1001/30000 s grid, and the join moves the chunks there too (not by their rounded starts), counted from the
     first frame, as `process` does."""
-    rate = Fraction(30000, 1001)
-    pts = [1400 + round(i * 1000 / rate) for i in range(LONG)]  # a late start (a cut), off the grid from 0
-    src = keyframed_clip(tmp_path / "obs.mkv", LONG, fps=rate, pts=pts, time_base=Fraction(1, 1000))
+    rate, n = Fraction(30000, 1001), 18  # 3 chunks: a first, a middle and a last
+    pts = [1400 + round(i * 1000 / rate) for i in range(n)]  # a late start (a cut), off the grid from 0
+    src = keyframed_clip(tmp_path / "obs.mkv", n, fps=rate, pts=pts, time_base=Fraction(1, 1000))
     assert video_facts(src)["time_base"] == Fraction(1, 1000)
     out = tmp_path / "out"
     assert batch(str(src), "--output-dir", str(out), "--output", "alpha", "--chunk-frames", "6", "-q") == 0
-    assert manifest(out)["videos"]["obs.mov"]["chunks"] == 4
+    assert manifest(out)["videos"]["obs.mov"]["chunks"] == 3
     got = video_facts(out / "obs.mov")
-    assert [p * got["time_base"] for p in got["pts"]] == [Fraction(7, 5) + i / rate for i in range(LONG)]
+    assert [p * got["time_base"] for p in got["pts"]] == [Fraction(7, 5) + i / rate for i in range(n)]
 
 
 def test_picture_size_change_midway_in_chunks_gives_one_size(tmp_path):
@@ -236,10 +236,12 @@ def test_picture_size_change_midway_in_chunks_gives_one_size(tmp_path):
     assert len(pictures) == 10 and all(p.shape == (48, 64) for p in pictures)
 
 
-def test_recursive_smoother_is_equal_within_tolerance_across_chunks(clips, tmp_path):
-    src = clips["inputs"][0]
+def test_recursive_smoother_is_equal_within_tolerance_across_chunks(tmp_path):
+    """A first, a middle and a last chunk (12 frames, a keyframe every 4): each starts its recursion in the overlap."""
+    src = keyframed_clip(tmp_path / "long.mp4", 12, gop=4)
     ref = reference(src, tmp_path / "ref.mkv", kind="mask", smooth="flow")
-    assert batch(str(src), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--smooth", "flow", "--chunk-frames", "6", "-q") == 0
+    assert batch(str(src), "--output-dir", str(tmp_path / "o"), "--output", "mask", "--smooth", "flow", "--chunk-frames", "4", "-q") == 0
+    assert manifest(tmp_path / "o")["videos"]["long.mkv"]["chunks"] == 3
     assert max_diff(grey(tmp_path / "o" / "long.mkv"), grey(ref)) <= 2
 
 
@@ -248,9 +250,9 @@ def test_python_api_runs_the_same_batch(clips, tmp_path):
 
     from birefvid.batch.runner import batch_videos
 
-    totals = batch_videos([clips["inputs"][0]], tmp_path / "o", kind="mask", chunk_frames=6, **API_MODEL)
-    assert totals["chunks"] == 4 and totals["frames_done"] == LONG
-    assert max_diff(grey(tmp_path / "o" / "long.mkv"), grey(clips["refs"]["long"])) == 0
+    totals = batch_videos([clips["inputs"][1]], tmp_path / "o", kind="mask", chunk_frames=3, **API_MODEL)  # a.mp4: 2 chunks
+    assert totals["chunks"] == 2 and totals["frames_done"] == SHORT
+    assert max_diff(grey(tmp_path / "o" / "a.mkv"), grey(clips["refs"]["a"])) == 0
 
 
 @pytest.mark.parametrize("ext", [".png", "PNG"])
@@ -799,11 +801,11 @@ def test_animated_outputs_are_written_whole_not_in_chunks(clips, tmp_path, ext):
     from PIL import Image
 
     out = tmp_path / "out"
-    long_clip = clips["inputs"][0]
-    assert batch(str(long_clip), "--output-dir", str(out), "--output", "alpha", "--ext", ext, "--chunk-frames", "6", "-q") == 0
-    assert manifest(out)["videos"][f"long{ext}"]["chunks"] == 1
-    with Image.open(out / f"long{ext}") as im:
-        assert im.n_frames == LONG
+    clip = clips["inputs"][1]  # keyframes at 0 and 3: two chunks of --chunk-frames 3, were it cut
+    assert batch(str(clip), "--output-dir", str(out), "--output", "alpha", "--ext", ext, "--chunk-frames", "3", "-q") == 0
+    assert manifest(out)["videos"][f"a{ext}"]["chunks"] == 1
+    with Image.open(out / f"a{ext}") as im:
+        assert im.n_frames == SHORT
 
 
 @pytest.fixture()
