@@ -10,7 +10,7 @@ from test_batch_media import API_MODEL, MODEL, events, keyframed_clip, manifest,
 
 from birefvid.cli import main
 
-FRAMES = 3  # a short clip: the tests are about which files run and where outputs go, not pictures
+FRAMES = 2  # a short clip: the tests are about which files run and where outputs go, not pictures
 
 
 def batch(*argv: str) -> int:
