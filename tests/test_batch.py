@@ -134,16 +134,18 @@ def test_variable_frame_rate_with_b_frames_keeps_exact_timestamps(tmp_path):
     assert g["pts"] == video_facts(ref)["pts"] and max_diff(grey(got), grey(ref)) == 0
 
 
-@pytest.mark.parametrize("chunk_frames", ["6", "1000"])
-def test_mp4_cut_between_keyframes_counts_the_frames_it_shows(clips, tmp_path, chunk_frames):
-    """`ffmpeg -ss T -c copy` output: an edit list hides 4 frames that the header still counts."""
-    cut = hide_leading_frames(clips["inputs"][0], tmp_path / "cut.mp4", 4, 25)
+@pytest.mark.parametrize("chunk_frames, chunks", [("3", 2), ("1000", 1)])  # in chunks (the first from the cut), and read whole
+def test_mp4_cut_between_keyframes_counts_the_frames_it_shows(tmp_path, chunk_frames, chunks):
+    """`ffmpeg -ss T -c copy` output: an edit list hides 4 frames that the header still counts (12 frames, a keyframe
+    every 3: the 8 shown start mid-GOP)."""
+    src = keyframed_clip(tmp_path / "src.mp4", 12, gop=3)
+    cut = hide_leading_frames(src, tmp_path / "cut.mp4", 4, 25)
     out, log = tmp_path / "out", tmp_path / "p.jsonl"
     assert batch(str(cut), "--output-dir", str(out), "--output", "mask", "--chunk-frames", chunk_frames, "-q", "--progress-json", str(log)) == 0
     ev = events(log)
-    assert ev[0]["frames"] == ev[-1]["frames_done"] == LONG - 4
+    assert ev[0]["frames"] == ev[-1]["frames_done"] == 8 and manifest(out)["videos"]["cut.mkv"]["chunks"] == chunks
     got, want = video_facts(out / "cut.mkv"), video_facts(cut)
-    assert [p * got["time_base"] for p in got["pts"]] == [p * want["time_base"] for p in want["pts"]] == [Fraction(i, 25) for i in range(LONG - 4)]
+    assert [p * got["time_base"] for p in got["pts"]] == [p * want["time_base"] for p in want["pts"]] == [Fraction(i, 25) for i in range(8)]
 
 
 def test_mpeg_ts_is_read_whole_and_keeps_its_timestamps(tmp_path):
