@@ -128,7 +128,7 @@ def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path
     assert not [p for p in out.rglob("*") if ".partial-" in p.name]  # the killed workers' chunk files
     assert events(first)[-1]["event"] == "stopped" and events(first)[-1]["reason"] == "terminated"
 
-    assert main([*argv, "--ray", "local", "--progress-json", str(second)]) == 0  # on the tests' Ray
+    assert main([*argv, "--ray", "local", "--workers", "1", "--progress-json", str(second)]) == 0  # on the tests' Ray; one worker to start
     ev = events(second)
     assert sorted(str(e["chunk"]) for e in ev if e["event"] == "chunk_skipped") == done_before
     assert len([e for e in ev if e["event"] == "chunk_done"]) == 4 - len(done_before)
