@@ -32,7 +32,6 @@ from live_e2e_tools import (
     LiveRun,
     UdpRecorder,
     check_every_flash_in_sync,
-    check_sound_in_sync,
     chromium_screenshot,
     decode_jpeg,
     decode_video,
