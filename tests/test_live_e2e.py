@@ -32,7 +32,6 @@ from live_e2e_tools import (
     LiveRun,
     UdpRecorder,
     check_every_flash_in_sync,
-    check_sound_in_sync,
     chromium_screenshot,
     decode_jpeg,
     decode_video,
@@ -148,43 +147,37 @@ def test_rtsp_source_survives_a_server_restart_in_one_run(tmp_path: Path, clip_l
         assert 0.3 < green < 0.97, f"frame {i}: the key colour covers {green:.2f} (not composited, or no subject left)"
 
 
-# ---------------------------------------------------------------- 2. RTSP out to ffmpeg
+# ---------------------------------------------------------------- 2. RTSP and UDP out to ffmpeg
 
 
-def test_rtsp_sink_streams_composited_frames_to_ffmpeg(tmp_path: Path, clip_small: Path) -> None:
-    port = free_port()
-    url = f"rtsp://127.0.0.1:{port}/out"
+def test_rtsp_and_udp_sinks_stream_composited_frames_to_ffmpeg(tmp_path: Path, clip_small: Path) -> None:
+    """One run publishing to both stream outputs at once (each its own sink thread and encoder): an ffmpeg listening
+    for RTSP and an ffmpeg player reading MPEG-TS datagrams each get the composited pictures. One run, not two: each
+    costs a process and model start-up, and the two sinks share nothing a second run would exercise apart."""
+    rtsp_port, udp_port = free_port(), free_port()
+    url = f"rtsp://127.0.0.1:{rtsp_port}/out"
     w, h = SMALL
-    receiver = ffmpeg_rtsp_receiver(url, tmp_path, w, h)
+    (tmp_path / "rtsp").mkdir()
+    (tmp_path / "udp").mkdir()
+    rtsp_receiver = ffmpeg_rtsp_receiver(url, tmp_path / "rtsp", w, h)
+    # the player: UDP never says the sender stopped, so it takes 2 s of the 3
+    udp = f"udp://127.0.0.1:{udp_port}?timeout={int(STARTUP + 30) * 1_000_000}"
+    udp_receiver = ffmpeg_receiver(["-analyzeduration", "500000", "-i", udp], tmp_path / "udp", w, h, frames=2 * FPS)
     try:
-        wait_for(lambda: listening(port) or receiver.poll() is not None, 20, "ffmpeg listening")
-        assert receiver.poll() is None, (tmp_path / "ffmpeg.log").read_text()
+        wait_for(lambda: listening(rtsp_port) or rtsp_receiver.poll() is not None, 20, "ffmpeg listening")
+        assert rtsp_receiver.poll() is None, (tmp_path / "rtsp" / "ffmpeg.log").read_text()
         args = ["--source", clip_small, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", url,
-                "--duration", "3", "--report", "report.json"]  # fmt: skip
+                "--sink", f"udp://127.0.0.1:{udp_port}", "--duration", "3", "--report", "report.json"]  # fmt: skip
         code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
         assert code == 0, err
-        assert receiver.wait(timeout=30) == 0, (tmp_path / "ffmpeg.log").read_text()  # TEARDOWN ended it
+        assert rtsp_receiver.wait(timeout=30) == 0, (tmp_path / "rtsp" / "ffmpeg.log").read_text()  # TEARDOWN ended it
+        assert udp_receiver.wait(timeout=30) == 0, (tmp_path / "udp" / "ffmpeg.log").read_text()
     finally:
-        end_process(receiver)
+        end_process(rtsp_receiver)
+        end_process(udp_receiver)
 
-    _check_green_stream(tmp_path, w, h)
-
-
-def test_udp_sink_streams_composited_frames_to_a_player(tmp_path: Path, clip_small: Path) -> None:
-    port = free_port()
-    w, h = SMALL
-    # the player: ffmpeg reading MPEG-TS datagrams; UDP never says the sender stopped, so it takes 2 s of the 3
-    udp = f"udp://127.0.0.1:{port}?timeout={int(STARTUP + 30) * 1_000_000}"
-    receiver = ffmpeg_receiver(["-analyzeduration", "500000", "-i", udp], tmp_path, w, h, frames=2 * FPS)
-    try:
-        args = ["--source", clip_small, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", f"udp://127.0.0.1:{port}",
-                "--duration", "3"]  # fmt: skip
-        code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
-        assert code == 0, err
-        assert receiver.wait(timeout=30) == 0, (tmp_path / "ffmpeg.log").read_text()
-    finally:
-        end_process(receiver)
-    _check_green_stream(tmp_path, w, h, 2 * FPS)
+    _check_green_stream(tmp_path / "rtsp", w, h)
+    _check_green_stream(tmp_path / "udp", w, h, 2 * FPS)
 
 
 def _check_green_stream(folder: Path, w: int, h: int, exactly: Optional[int] = None) -> None:
@@ -315,11 +308,8 @@ def flashing_clip(clip_dir: Path) -> Path:
     return make_flash_clip(clip_dir / "flashing.mp4", seconds=20.0, flash=[(t, t + 0.5) for t in onsets])
 
 
-def test_recording_keeps_a_files_sound_in_sync(tmp_path: Path, flash_clip: Path) -> None:
-    args = ["--source", flash_clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--duration", "3.5", "--sink", "rec.mkv"]
-    code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
-    assert code == 0, err
-    check_sound_in_sync(tmp_path / "rec.mkv", "aac")
+# A recording of a file's sound in sync: tests/test_live_rtmp.py's first test records this clip, with these options,
+# beside its RTMP stream, and checks both (one run: each costs a process and model start-up).
 
 
 def test_no_audio_leaves_the_files_sound_out(tmp_path: Path, flash_clip: Path) -> None:
@@ -341,14 +331,6 @@ def test_no_audio_leaves_the_files_sound_out(tmp_path: Path, flash_clip: Path) -
         assert sum(1 for p in c.demux(video=0) if p.size) == report["frames_shown"] > 0
 
 
-def test_recording_keeps_an_rtsp_cameras_sound_in_sync(tmp_path: Path, flashing_clip: Path) -> None:
-    with RtspServer(flashing_clip, audio=True) as server:  # H.264 and AAC over RTP, as a camera with a microphone
-        args = ["--source", server.url, "--effect", "blur", *FAST_MODEL, "--sink", "rec.webm", "--duration", "3.5"]
-        code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
-    assert code == 0, err
-    check_every_flash_in_sync(tmp_path / "rec.webm", "opus")
-
-
 def test_the_sound_stays_in_sync_across_reconnects(tmp_path: Path, flash_clip: Path) -> None:
     """The server plays the 6 s clip once per connection, so a 14 s run reconnects twice; each outage
     moves the output's clock on (the displays repeat the last picture meanwhile), and the sound with it."""
@@ -366,7 +348,10 @@ def test_the_sound_stays_in_sync_across_reconnects(tmp_path: Path, flash_clip: P
         assert any(min(before, flash - 0.08) - 0.02 <= tone <= flash + 0.08 for tone in tones), (flashes, tones)
 
 
-def test_rtsp_and_udp_streams_carry_the_cameras_sound_in_sync(tmp_path: Path, flashing_clip: Path) -> None:
+def test_an_rtsp_cameras_sound_stays_in_sync_in_its_recording_and_its_rtsp_and_udp_streams(tmp_path: Path, flashing_clip: Path) -> None:
+    """An RTSP camera with a microphone (H.264 and AAC over RTP), recorded to WebM (its sound re-encoded to Opus) and
+    streamed over RTSP and UDP (AAC) in one run: every flash has its tone in all three. One run, not one an output:
+    the outputs take their sound from the same feed, and each run costs a process and model start-up."""
     ffmpeg = need_binary("ffmpeg", "ffmpeg")
     rtsp_out = f"rtsp://127.0.0.1:{free_port()}/out"
     # the players, each keeping what it got, sound and pictures, as they came: ffmpeg for RTSP, and
@@ -380,7 +365,7 @@ def test_rtsp_and_udp_streams_carry_the_cameras_sound_in_sync(tmp_path: Path, fl
     try:
         wait_for(lambda: listening(int(rtsp_out.split(":")[2].split("/")[0])), 20, "ffmpeg listening for RTSP")
         with RtspServer(flashing_clip, audio=True) as server:
-            args = ["--source", server.url, "--effect", "blur", *FAST_MODEL, "--sink", rtsp_out,
+            args = ["--source", server.url, "--effect", "blur", *FAST_MODEL, "--sink", "rec.webm", "--sink", rtsp_out,
                     "--sink", f"udp://127.0.0.1:{udp.port}", "--duration", "3.5"]  # fmt: skip
             code, err = run_live_cli(args, tmp_path, timeout=STARTUP + 30)
         assert code == 0, err
@@ -388,6 +373,7 @@ def test_rtsp_and_udp_streams_carry_the_cameras_sound_in_sync(tmp_path: Path, fl
         assert udp.wait(timeout=30) > 0
     finally:
         end_process(receiver)
+    check_every_flash_in_sync(tmp_path / "rec.webm", "opus")
     check_every_flash_in_sync(tmp_path / "rx_rtsp.mkv", "aac")
     check_every_flash_in_sync(tmp_path / "rx_udp.ts", "aac")
 

@@ -31,38 +31,48 @@ def _received(folder: Path) -> int:
     return raw.stat().st_size // (W * H * 3) if raw.exists() else 0
 
 
-@pytest.mark.parametrize("scheme", ["rtsp", "tcp"])
-def test_a_stream_whose_receiver_restarts_is_reconnected_and_the_recording_kept(tmp_path: Path, clip: Path, scheme: str) -> None:
-    port = free_port()
-    url = f"rtsp://127.0.0.1:{port}/out" if scheme == "rtsp" else f"tcp://127.0.0.1:{port}"
+def test_streams_whose_receivers_restart_are_reconnected_and_the_recording_kept(tmp_path: Path, clip: Path) -> None:
+    """An RTSP and a tcp:// stream output of one run, each with its own ffmpeg receiver: both receivers go away
+    mid-run and come back, both streams reconnect and reach the new ones, and the recording beside them lost nothing.
+    One run for both schemes (each stream has its own republisher; the schemes differ in how they reopen): a run
+    each cost a second process and model start-up."""
+    ports = {"rtsp": free_port(), "tcp": free_port()}
+    urls = {"rtsp": f"rtsp://127.0.0.1:{ports['rtsp']}/out", "tcp": f"tcp://127.0.0.1:{ports['tcp']}"}
 
-    def receiver(folder: Path):  # noqa: ANN202
+    def receiver(scheme: str, folder: Path):  # noqa: ANN202
         folder.mkdir()
         if scheme == "rtsp":
-            return ffmpeg_rtsp_receiver(url, folder, W, H)
-        return ffmpeg_receiver(["-analyzeduration", "500000", "-i", f"tcp://127.0.0.1:{port}?listen=1&listen_timeout=60000"], folder, W, H)
+            return ffmpeg_rtsp_receiver(urls[scheme], folder, W, H)
+        return ffmpeg_receiver(["-analyzeduration", "500000", "-i", f"tcp://127.0.0.1:{ports[scheme]}?listen=1&listen_timeout=60000"], folder, W, H)
 
-    first = receiver(tmp_path / "first")
-    second = None
+    def reconnected(stderr: str, scheme: str) -> bool:
+        return any(urls[scheme] in line and "reconnected" in line for line in stderr.splitlines())
+
+    first = {scheme: receiver(scheme, tmp_path / f"{scheme}-first") for scheme in urls}
+    second = {}
     try:
-        wait_for(lambda: listening(port), 20, "the first receiver listening")
-        args = ["--source", clip, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", url, "--sink", "rec.mkv",
-                "--report", "report.json", "-q"]  # fmt: skip
+        for scheme, port in ports.items():
+            wait_for(lambda: listening(port), 20, f"the first {scheme} receiver listening")
+        args = ["--source", clip, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", urls["rtsp"], "--sink", urls["tcp"],
+                "--sink", "rec.mkv", "--report", "report.json", "-q"]  # fmt: skip
         with LiveRun(args, tmp_path) as run:
-            wait_for(lambda: _received(tmp_path / "first") >= 24, 90, "a second of pictures at the first receiver", run=run)
-            end_process(first)  # the server goes away mid-run
-            second = receiver(tmp_path / "second")
-            # ffmpeg listens for one connection only: a reconnect that came within a poll's 0.1 s left no listening socket to see
-            wait_for(lambda: listening(port) or "reconnected" in run.stderr(), 20, "the restarted receiver listening", run=run)
-            wait_for(lambda: _received(tmp_path / "second") >= 24, 8, "pictures at the restarted receiver", run=run)  # reopening tries every 3 s at most
+            for scheme in urls:
+                wait_for(lambda: _received(tmp_path / f"{scheme}-first") >= 24, 90, f"a second of pictures at the first {scheme} receiver", run=run)
+            for scheme in urls:  # the servers go away mid-run
+                end_process(first[scheme])
+                second[scheme] = receiver(scheme, tmp_path / f"{scheme}-second")
+            for scheme, port in ports.items():
+                # ffmpeg listens for one connection only: a reconnect that came within a poll's 0.1 s left no listening socket to see
+                wait_for(lambda: listening(port) or reconnected(run.stderr(), scheme), 20, f"the restarted {scheme} receiver listening", run=run)
+            for scheme in urls:  # reopening tries every 3 s at most
+                wait_for(lambda: _received(tmp_path / f"{scheme}-second") >= 24, 8, f"pictures at the restarted {scheme} receiver", run=run)
             run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]  # ends as --duration does, recordings kept, without waiting it out
             assert run.wait(60) == 0, run.stderr()[-3000:]
             stderr = run.stderr()
     finally:
-        end_process(first)
-        if second is not None:
-            end_process(second)
-    assert "reconnected" in stderr, stderr
+        for proc in (*first.values(), *second.values()):
+            end_process(proc)
+    assert reconnected(stderr, "rtsp") and reconnected(stderr, "tcp"), stderr
     report = json.loads((tmp_path / "report.json").read_text())
     with av.open(str(tmp_path / "rec.mkv")) as container:
         recorded = sum(1 for packet in container.demux(video=0) if packet.size)

@@ -56,6 +56,8 @@ def _frames(path: Path) -> int:
 
 
 def test_rtmp_output_reaches_a_real_server_with_its_sound_in_sync(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
+    """A file with sound to an RTMP server and to a recording at once: both carry the sound in sync with the pictures
+    (the recording's check stands for tests/test_live_e2e.py's file-with-sound run, which would repeat this one)."""
     with NginxRtmp(tmp_path / "server") as server:
         args = ["--source", clips["flash"], "--realtime", "--effect", "blur", *FAST_MODEL, "--duration", "3.5",
                 "--sink", f"{server.url}/{KEY}", "--sink", "rec.mkv", "--report", "report.json"]  # fmt: skip
@@ -73,6 +75,7 @@ def test_rtmp_output_reaches_a_real_server_with_its_sound_in_sync(tmp_path: Path
     assert report["sinks"][0] == report["job"]["sinks"][0] == f"{server.url}/***", report["sinks"]
     shown = report["frames_shown"]
     assert _frames(tmp_path / "rec.mkv") == shown
+    check_sound_in_sync(tmp_path / "rec.mkv", "aac")
     [stream] = report["streams"]
     assert stream["taken"] and stream["reconnects"] == 0 and stream["sink"] == f"{server.url}/***", stream
     assert shown - 3 <= stream["pictures_sent"] <= shown, (stream, shown)

@@ -212,13 +212,17 @@ def _serve_cli(*argv: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
 
 
-def test_cli_cuts_out_tiny_scene_and_stops_cleanly_on_sigterm(tmp_path):
+def test_cli_cuts_out_tiny_scene_and_a_stop_waits_for_the_reply_being_sent(tmp_path):
     """The command itself, with the shipped tiny model: a held-out generated scene comes back as an RGBA PNG, transparent
-    on the background and opaque on the subject; SIGTERM ends it with exit 0 and a "stopped" line."""
+    on the background and opaque on the subject. Then SIGTERM while a large cut-out is still going out to a client
+    reading slowly: the reply arrives whole before the server exits 0 with a "stopped" line (it counted the request
+    done once cut out, and exiting cut the reply off: 2.8 of 20 MB). One server for both: each start loads the model."""
     from birefvid.data import make_clip
 
     image, mask = next(iter(make_clip(HELD_OUT_SEED, 1, (128, 128))))
     ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    noise = (np.random.default_rng(1).random((1200, 1200, 3)) * 255).astype(np.uint8)
+    picture = cv2.imencode(".png", noise)[1].tobytes()
     proc = _serve_cli("--model", "tiny", "--device", "cpu", "--precision", "fp32", "--backend", "torch")
     try:
         line = proc.stdout.readline()
@@ -239,12 +243,30 @@ def test_cli_cuts_out_tiny_scene_and_stops_cleanly_on_sigterm(tmp_path):
         outside = cv2.erode((mask < 0.5).astype(np.uint8), kernel) > 0
         assert inside.sum() > 200 and outside.sum() > 200
         assert (rgba[..., 3][inside] == 255).mean() > 0.9 and (rgba[..., 3][outside] == 0).mean() > 0.98
+
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: the server's write blocks
+        s.settimeout(60)
+        s.connect(("127.0.0.1", port))
+        s.sendall(f"POST /v1/remove?format=tif&bit-depth=16 HTTP/1.1\r\nHost: x\r\nContent-Length: {len(picture)}\r\n\r\n".encode() + picture)
+        data = s.recv(1024)  # the reply has begun: the picture is cut out and is being sent
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        time.sleep(1)  # a server that exits at the signal has exited by now, cutting the reply off
+        # then read at full speed (at 4 KiB a window the 12 MB took 9 s): what a server that exited had not yet handed
+        # to the kernel (its send buffer holds at most a few MB) never comes, so a short reply still shows it
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        while chunk := s.recv(1 << 20):
+            data += chunk
+        s.close()
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(h for h in head.decode().splitlines() if h.lower().startswith("content-length:")).split(":")[1])
+    assert head.startswith(b"HTTP/1.1 200") and length > 8_000_000
+    assert len(body) == length
     assert proc.returncode == 0, err
     assert err.strip().splitlines()[-1] == "birefvid: stopped"
 
@@ -365,41 +387,6 @@ def test_a_client_hanging_up_is_no_traceback_in_the_servers_log(server, capsys, 
         time.sleep(0.05)
     assert "the client hung up" in caplog.text
     assert "Traceback" not in capsys.readouterr().err
-
-
-def test_a_stop_waits_for_a_reply_being_sent_to_a_slow_client(tmp_path):
-    """SIGTERM while a large cut-out is still going out to a client reading slowly: the reply arrives whole before the
-    server exits 0 (it counted the request done once cut out, and exiting cut the reply off: 2.8 of 20 MB)."""
-    import socket
-    import time
-
-    noise = (np.random.default_rng(1).random((1200, 1200, 3)) * 255).astype(np.uint8)
-    picture = cv2.imencode(".png", noise)[1].tobytes()
-    proc = _serve_cli("--model", "tiny", "--device", "cpu", "--precision", "fp32", "--backend", "torch")
-    try:
-        line = proc.stdout.readline()
-        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: the server's write blocks
-        s.settimeout(60)
-        s.connect(("127.0.0.1", port))
-        s.sendall(f"POST /v1/remove?format=tif&bit-depth=16 HTTP/1.1\r\nHost: x\r\nContent-Length: {len(picture)}\r\n\r\n".encode() + picture)
-        data = s.recv(1024)  # the reply has begun: the picture is cut out and is being sent
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(1)
-        while chunk := s.recv(1 << 20):
-            data += chunk
-        s.close()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(h for h in head.decode().splitlines() if h.lower().startswith("content-length:")).split(":")[1])
-    assert head.startswith(b"HTTP/1.1 200") and length > 8_000_000
-    assert len(body) == length
-    assert proc.returncode == 0 and err.strip().splitlines()[-1] == "birefvid: stopped"
 
 
 def test_control_characters_of_a_request_line_are_escaped_in_the_log(server, caplog):
@@ -735,8 +722,8 @@ def test_a_long_reply_to_a_slow_reader_arrives_whole(server):
             length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
             body, started = bytearray(), time.monotonic()
             while len(body) < length and (chunk := reply.read(min(4096, length - len(body)))):
-                body += chunk  # ~2 MB/s: about 6 s for the reply, each 256 KiB piece read in ~0.13 s
-                time.sleep(0.002)
+                body += chunk  # ~4 MB/s: at least 2.7 s for the reply (a sleep is never shorter), each 256 KiB piece read in ~0.07 s
+                time.sleep(0.001)
             took = time.monotonic() - started
         finally:
             s.close()
