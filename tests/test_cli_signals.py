@@ -84,7 +84,7 @@ def test_sigterm_stops_a_file_run_without_leaving_its_output(tmp_path: Path, cli
 
 def test_a_run_under_nohup_ignores_sighup(tmp_path: Path, clip: Path) -> None:
     """``nohup birefvid process ...``: a hang-up the caller chose to ignore does not stop the run."""
-    cmd = [sys.executable, "-m", "birefvid.cli", "process", str(clip), "-o", "out.mp4", "--output", "green", "--end", "2", *FAST_MODEL]
+    cmd = [sys.executable, "-m", "birefvid.cli", "process", str(clip), "-o", "out.mp4", "--output", "green", "--end", "1", *FAST_MODEL]
     with open(tmp_path / "err.txt", "wb") as err:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # fmt: skip
