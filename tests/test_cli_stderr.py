@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -19,7 +20,23 @@ from media import make_video, read_video, write_scene_picture
 
 ROOT = Path(__file__).resolve().parents[1]
 F_SETPIPE_SZ = 1031  # Linux's fcntl for a pipe's size (fcntl.F_SETPIPE_SZ from Python 3.10 on)
-LATE_S = 8.0  # how long the reader leaves the pipe full: far longer than a birefvid takes to reach its first line
+LATE_S = 8.0  # the longest the reader leaves the pipe full: far longer than a birefvid takes to reach its first line
+# select() and pselect6() by machine: a birefvid seen in one for room to write fd 2 is waiting for the late reader
+_SELECT_SYSCALLS = {"x86_64": {"23", "270"}, "aarch64": {"72"}}.get(platform.machine(), set())
+
+
+def _waiting_to_write_stderr(pid: int) -> bool:
+    """Whether a thread of process ``pid`` waits in select() for room to write its fd 2 and for nothing else, as
+    birefvid's writer does when the pipe is full (Linux's /proc/PID/task/*/syscall: number, nfds, readfds, writefds).
+    False where that cannot be read: the reader then waits out LATE_S."""
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            number, nfds, readfds, writefds = (task / "syscall").read_text().split()[:4]
+        except (OSError, ValueError):  # the thread ended, the process is gone, or no /proc here
+            continue
+        if number in _SELECT_SYSCALLS and nfds == "0x3" and readfds == "0x0" and writefds != "0x0":
+            return True
+    return False
 
 
 def _env() -> dict[str, str]:
@@ -43,8 +60,9 @@ def _run_with_a_full_non_blocking_stderr(args: list[str]) -> tuple[int, str]:
     chunks: list[bytes] = []
 
     def late_reader() -> None:
+        # reads once birefvid waits for room (a wait the test sees, not a fixed 8 s), has ended, or LATE_S has passed
         deadline = time.monotonic() + LATE_S
-        while child.poll() is None and time.monotonic() < deadline:
+        while child.poll() is None and time.monotonic() < deadline and not _waiting_to_write_stderr(child.pid):
             time.sleep(0.1)
         while chunk := os.read(r, 65536):
             chunks.append(chunk)

@@ -67,7 +67,9 @@ class WindowAttention(nn.Module):
         self.scale = (dim // num_heads) ** -0.5
         ws = window_size
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, num_heads))
-        coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+        # made on the CPU even under `with torch.device("meta")` (how --weights FILE's backbone is found): on meta,
+        # stack imported torch._dynamo, 1.5 s of CPU at the start of every run given a .pth file
+        coords = torch.stack(torch.meshgrid(torch.arange(ws, device="cpu"), torch.arange(ws, device="cpu"), indexing="ij")).flatten(1)
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)
         self.register_buffer("relative_position_index", rel[..., 0] * (2 * ws - 1) + rel[..., 1])
         self.qkv = nn.Linear(dim, dim * 3)
