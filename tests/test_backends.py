@@ -228,41 +228,6 @@ def test_an_export_says_each_step_as_it_begins(tmp_path, caplog):
     assert onnx.load(str(tmp_path / "m.onnx")).graph.node
 
 
-_INTERRUPTED_EXPORT = """
-import sys
-import torch
-from birefvid.backends.export import export_onnx
-
-class Interrupt:  # Ctrl-C (a notebook's stop button) while the exporter's first imports run
-    fired = False
-    def find_spec(self, name, path=None, target=None):
-        if name == "onnx.reference.op_run" and not Interrupt.fired:
-            Interrupt.fired = True
-            raise KeyboardInterrupt
-        return None
-
-sys.meta_path.insert(0, Interrupt())
-model = torch.nn.Conv2d(3, 1, 1)
-try:
-    export_onnx(model, sys.argv[1], (8, 8))
-except KeyboardInterrupt:
-    pass
-assert Interrupt.fired
-export_onnx(model, sys.argv[1], (8, 8))  # the same process (the kernel) exports once asked again
-"""
-
-
-def test_an_export_interrupted_while_importing_the_exporter_works_when_run_again(tmp_path):
-    """A notebook's stop button during the first export's imports left onnxscript half imported: every
-    later export in that kernel failed with "module 'onnxscript' has no attribute 'values'" until a restart."""
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-c", _INTERRUPTED_EXPORT, str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert onnx.load(str(tmp_path / "m.onnx")).graph.node
-    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no partial file left by the interrupted one
-
-
 def test_an_export_named_as_long_as_the_disk_allows_is_placed(tmp_path):
     """``export -o`` 78 Japanese characters + ``.onnx`` (239 bytes, a valid name) exported, then failed with
     'File name too long': its temporary name beside it (``NAME.XXXXXXXX.onnx.partial``) was not."""
@@ -407,7 +372,16 @@ def test_another_user_s_read_only_cache_is_not_linked_into_the_fallback(tmp_path
         assert linked == ["4567.blob"]
 
 
-_DISTRUST = "import sys; from pathlib import Path; from birefvid.backends.cache_trust import folder_distrust; print(folder_distrust(Path(sys.argv[1])))"
+# cache_trust.py imports the standard library only: loaded by its path, a child runs it without importing torch
+# (the birefvid.backends package's imports: ~3 s a child on CI's 2 cores, for a check that takes milliseconds)
+_DISTRUST = """
+import importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("cache_trust", sys.argv[2])
+cache_trust = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cache_trust)
+print(cache_trust.folder_distrust(Path(sys.argv[1])))
+"""
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="running under another group needs root")
@@ -417,7 +391,6 @@ def test_a_cache_writable_by_a_group_other_users_share_is_not_trusted(tmp_path):
     user, no one else in it) still counts as the user's own: a home under umask 002 is no shared one."""
     import grp
     import subprocess
-    from pathlib import Path
 
     try:
         shared = grp.getgrnam("users").gr_gid
@@ -431,8 +404,10 @@ def test_a_cache_writable_by_a_group_other_users_share_is_not_trusted(tmp_path):
             made.chmod(0o2775)
 
     def distrust(folder, gid):
-        run = subprocess.run([sys.executable, "-c", _DISTRUST, str(folder / "onnx")], group=gid, capture_output=True, text=True,
-                             timeout=120, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
+        from birefvid.backends import cache_trust
+
+        run = subprocess.run([sys.executable, "-c", _DISTRUST, str(folder / "onnx"), cache_trust.__file__], group=gid,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
         assert run.returncode == 0, run.stderr
         return run.stdout.strip()
 
@@ -705,11 +680,34 @@ def test_bf16_on_a_gpu_without_bf16_units_warns(monkeypatch, caplog):
     assert "--precision bf16: this GPU (compute capability 7.5) has no bf16 units" in caplog.text and "--precision fp16" in caplog.text
 
 
-_EXPORTS_ON_A_THREAD = """
+_EXPORTS_IN_A_FRESH_PROCESS = """
 import json, logging, os, sys, threading
 from pathlib import Path
 import torch
 from birefvid.backends import export
+
+class Interrupt:  # Ctrl-C (a notebook's stop button) while the exporter's first imports run
+    fired = False
+    def find_spec(self, name, path=None, target=None):
+        if name == "onnx.reference.op_run" and not Interrupt.fired:
+            Interrupt.fired = True
+            raise KeyboardInterrupt
+        return None
+
+def export_interrupted_then_again(out):
+    interrupt = Interrupt()
+    sys.meta_path.insert(0, interrupt)
+    model = torch.nn.Conv2d(3, 1, 1)
+    try:
+        export.export_onnx(model, out, (8, 8))
+    except KeyboardInterrupt:
+        pass
+    sys.meta_path.remove(interrupt)
+    try:
+        export.export_onnx(model, out, (8, 8))  # the same process (the kernel) exports once asked again
+    except BaseException as exc:
+        return [repr(exc)]
+    return []
 
 class Said(logging.Handler):  # what each export logged, the reason it exported here among it
     lines = []
@@ -745,11 +743,15 @@ def export_off_the_main_thread(model, out, ahead):
     return errors
 
 results = {}
-for case in sys.argv[2:]:  # each in a folder and cache of its own
-    kind, ahead = case.split("-")
+for case in sys.argv[2:]:  # each in a folder and cache of its own; "interrupted" first: it needs the first imports
     folder = Path(sys.argv[1]) / case
     folder.mkdir()
     os.environ["BIREFVID_CACHE_DIR"] = str(folder / "cache")
+    if case == "interrupted":
+        errors = export_interrupted_then_again(folder / "m.onnx")
+        results[case] = {"errors": errors, "fired": Interrupt.fired}
+        continue
+    kind, ahead = case.split("-")
     model = Net()
     if kind == "lambda":  # a module holding a lambda does not pickle at all
         model.scale = lambda x: x
@@ -764,25 +766,37 @@ _THREAD_CASES = ("main-ahead", "lambda-ahead", "main-not")
 
 
 @pytest.fixture(scope="module")
-def exports_on_a_thread(tmp_path_factory):
-    """Each case of the test below, run one after another in one Python process (a fresh one: the model class must be
-    ``__main__``'s), each in a folder of its own: what it logged and raised, and its folder. One process rather than
-    one a case: its start and the exporter's first import cost 10-30 s on CI's 2 cores, and a case runs in 2-5 s."""
+def exports_in_a_fresh_process(tmp_path_factory):
+    """The exports of the tests below, run one after another in one fresh Python process (each test needs one: the
+    exporter's first imports, or a model class of ``__main__``'s), each in a folder of its own: what it logged and
+    raised, and its folder. One process rather than one a case: its start and the exporter's first import cost
+    10-30 s on CI's 2 cores, and a case runs in 2-5 s. The interrupted export runs first, while the exporter's
+    modules are still to be imported; the others need only that the process is not pytest's."""
     import subprocess
 
-    root = tmp_path_factory.mktemp("thread-exports")
-    done = subprocess.run([sys.executable, "-c", _EXPORTS_ON_A_THREAD, str(root), *_THREAD_CASES], capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    root = tmp_path_factory.mktemp("fresh-exports")
+    done = subprocess.run([sys.executable, "-c", _EXPORTS_IN_A_FRESH_PROCESS, str(root), "interrupted", *_THREAD_CASES],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return {case: (result, root / case) for case, result in json.loads(done.stdout.splitlines()[-1]).items()}
 
 
+def test_an_export_interrupted_while_importing_the_exporter_works_when_run_again(exports_in_a_fresh_process):
+    """A notebook's stop button during the first export's imports left onnxscript half imported: every
+    later export in that kernel failed with "module 'onnxscript' has no attribute 'values'" until a restart."""
+    result, folder = exports_in_a_fresh_process["interrupted"]
+    assert result["fired"], "the exporter's first imports were not interrupted: the case was not reproduced"
+    assert result["errors"] == [], result["errors"]
+    assert onnx.load(str(folder / "m.onnx")).graph.node
+    assert [p.name for p in folder.iterdir()] == ["m.onnx"]  # no partial file left by the interrupted one
+
+
 @pytest.mark.parametrize("case", _THREAD_CASES)
-def test_an_export_off_the_main_thread_of_a_model_it_cannot_hand_over_runs_here(case, exports_on_a_thread):
+def test_an_export_off_the_main_thread_of_a_model_it_cannot_hand_over_runs_here(case, exports_in_a_fresh_process):
     """A model class defined in a script or a notebook (``__main__``) loads in no other process, and one holding a
     lambda does not pickle: an export off the main thread (live mode's warm-up) then runs in this process, as
     before the export process, rather than failing; whether or not the model was saved ahead on the main thread."""
-    result, folder = exports_on_a_thread[case]
+    result, folder = exports_in_a_fresh_process[case]
     assert result["errors"] == [], result
     why = "could not rebuild the model" if case.startswith("main") else "cannot be handed to an export process"
     assert any(why in line for line in result["said"]), result["said"]
