@@ -468,10 +468,15 @@ def test_a_link_planted_at_the_tmp_fallback_cache_is_refused(tmp_path, monkeypat
     assert not (tmp_path / "elsewhere" / "onnx").exists()
 
 
-def test_openvino_blobs_baked_into_a_read_only_cache_are_used(b0, tmp_path, monkeypatch):
+def test_openvino_blobs_baked_into_a_read_only_cache_are_used_by_any_uid(b0, tmp_path, monkeypatch):
     """A container image baked with a run's whole cache (the export and OpenVINO's compiled blob) still
     compiled the model again at every start, into the /tmp fallback: OpenVINO reads blobs only from the
-    folder it writes. Now the baked blobs are linked there, so nothing is compiled or written."""
+    folder it writes. Now the baked blobs are linked there, so nothing is compiled or written.
+
+    And OpenVINO writes its compiled blobs 0440: a cache baked by the build's user could not be read by the uid the
+    container runs as (Kubernetes' runAsUser), so every start compiled the model again into /tmp (65 MB for tiny,
+    4.4 s more at start here). Blobs are now readable by all, as exports are, and writable by no one else. One test:
+    the image's build step is the compile whose blobs' modes matter (a compile costs ~3 s on CI's 2 cores)."""
     import tempfile
 
     from fs_fixtures import read_only_copy
@@ -482,9 +487,16 @@ def test_openvino_blobs_baked_into_a_read_only_cache_are_used(b0, tmp_path, monk
     exported, _ = cached_onnx(b0, (64, 64))  # in the session's cache; an earlier test may have made it
     build = tmp_path / "baked"  # the image's build step fills the folder the containers then mount read-only
     (build / "onnx").mkdir(parents=True)
-    os.link(exported, build / "onnx" / exported.name)
+    os.link(exported, build / "onnx" / exported.name)  # so only OpenVINO's compile writes here
     monkeypatch.setenv("BIREFVID_CACHE_DIR", str(build))
-    Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino").predict(_frames(n=1))
+    mask = os.umask(0o022)
+    try:
+        Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino").predict(_frames(n=1))
+    finally:
+        os.umask(mask)
+    blobs = [f for f in (build / "openvino").iterdir() if f.is_file()]
+    modes = {f.name: oct(f.stat().st_mode & 0o777) for f in blobs}
+    assert blobs and all(f.stat().st_mode & 0o044 == 0o044 and not f.stat().st_mode & 0o022 for f in blobs), modes
     (tmp_path / "image").mkdir()
     built = {}
     for sub in ("onnx", "openvino"):
@@ -498,25 +510,6 @@ def test_openvino_blobs_baked_into_a_read_only_cache_are_used(b0, tmp_path, monk
         Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino").predict(_frames(n=1))
         blobs = list((tmp_path / "tmp" / f"birefvid-cache-{os.getuid()}" / "openvino").iterdir())
         assert blobs and all(b.is_symlink() and b.resolve().parent == baked / "openvino" for b in blobs), blobs  # none compiled anew
-
-
-def test_openvino_blobs_can_be_read_by_the_uid_a_container_runs_as(b0, tmp_path, monkeypatch):
-    """OpenVINO writes its compiled blobs 0440: a cache baked into an image by the build's user could not be read by
-    the uid the container runs as (Kubernetes' runAsUser), so every start compiled the model again into /tmp (65 MB
-    for tiny, 4.4 s more at start here). Blobs are now readable by all, as exports are, and writable by no one else."""
-    need_module("openvino", "openvino")
-    exported, _ = cached_onnx(b0, (64, 64))  # in the session's cache; an earlier test may have made it
-    (tmp_path / "cache" / "onnx").mkdir(parents=True)
-    os.link(exported, tmp_path / "cache" / "onnx" / exported.name)  # so only OpenVINO's compile writes here
-    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))
-    mask = os.umask(0o022)
-    try:
-        Segmenter(module=b0, resolution=64, device="cpu", precision="fp32", backend="openvino").predict(_frames(n=1))
-    finally:
-        os.umask(mask)
-    blobs = [f for f in (tmp_path / "cache" / "openvino").iterdir() if f.is_file()]
-    modes = {f.name: oct(f.stat().st_mode & 0o777) for f in blobs}
-    assert blobs and all(f.stat().st_mode & 0o044 == 0o044 and not f.stat().st_mode & 0o022 for f in blobs), modes
 
 
 def test_a_missing_onnxruntime_names_the_extra_to_install(monkeypatch):
