@@ -29,7 +29,8 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
     assert "bench: end to end: green of a generated 4-frame 128x96 clip" in captured.err
     figures = json.loads(out.read_text())
     assert (figures["backend"], figures["precision"], figures["resolution"]) == ("torch", "fp32", [64, 64])
-    assert figures["speedup"] == pytest.approx(figures["fps"] / figures["reference_fps"], rel=0.01)
+    # speedup is rounded to 3 decimals: below 0.1 (a stall on a loaded machine) that rounding passes 1 %
+    assert figures["speedup"] == pytest.approx(figures["fps"] / figures["reference_fps"], rel=0.01, abs=0.0005)
     assert figures["max_abs_diff"] < 1e-3  # the sampled deformable conv is exact
     assert figures["gflop_per_frame"] > 0.5  # pvt_v2_b0 BiRefNet at 64 px: ~1.4 GFLOP
     assert figures["gflops_achieved"] == pytest.approx(figures["gflop_per_frame"] * figures["fps"], rel=0.02, abs=0.01)
