@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from birefvid.cli import main
-from birefvid.models import BiRefNet
-from system_tools import need_module
 
 
 def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
@@ -29,7 +25,8 @@ def test_bench_prints_and_writes_consistent_figures(tmp_path, capsys):
     assert "bench: end to end: green of a generated 4-frame 128x96 clip" in captured.err
     figures = json.loads(out.read_text())
     assert (figures["backend"], figures["precision"], figures["resolution"]) == ("torch", "fp32", [64, 64])
-    assert figures["speedup"] == pytest.approx(figures["fps"] / figures["reference_fps"], rel=0.01)
+    # speedup is rounded to 3 decimals: below 0.1 (a stall on a loaded machine) that rounding passes 1 %
+    assert figures["speedup"] == pytest.approx(figures["fps"] / figures["reference_fps"], rel=0.01, abs=0.0005)
     assert figures["max_abs_diff"] < 1e-3  # the sampled deformable conv is exact
     assert figures["gflop_per_frame"] > 0.5  # pvt_v2_b0 BiRefNet at 64 px: ~1.4 GFLOP
     assert figures["gflops_achieved"] == pytest.approx(figures["gflop_per_frame"] * figures["fps"], rel=0.02, abs=0.01)
@@ -101,33 +98,9 @@ def test_bench_bad_input_is_one_line(args, phrase, capsys):
     assert err.count("\n") == 0 and phrase in err, err
 
 
-def test_export_writes_an_onnx_file_that_matches_pytorch(pvt_b0_weights, pvt_b0_state, tmp_path, capsys, caplog, monkeypatch):
-    need_module("onnxruntime", "onnxruntime")
-    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))  # a first export, also where a developer's cache holds this one
-    import onnxruntime as ort
-
-    path = tmp_path / "b0.onnx"
-    assert main(["export", str(path), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
-    summary = capsys.readouterr().err
-    assert "input 'x' float32 (1, 3, 64, 96)" in summary and "; exported in" in summary
-    assert "exported in" not in caplog.text  # said once, in the summary (a logged line said it too)
-    model = BiRefNet("pvt_v2_b0").eval()
-    model.load_state_dict(pvt_b0_state)
-    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        want = model(x).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    assert np.abs(got - want).max() < 1e-3
-    # an existing file is kept unless --overwrite, said in the words of the other commands; -o names it as they do
-    assert main(["export", "-o", str(path), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 2
-    assert capsys.readouterr().err == f"birefvid: error: output exists: {path} (use --overwrite)\n"
-    assert not list(tmp_path.glob("*.partial"))
-    # the same model and size again: from the cache in a moment, the same bytes
-    t0 = time.monotonic()
-    assert main(["export", str(tmp_path / "again.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "96x64"]) == 0
-    assert "from the export cache" in capsys.readouterr().err and time.monotonic() - t0 < 10
-    assert (tmp_path / "again.onnx").read_bytes() == path.read_bytes()
+# `export`'s first export, its summary, an existing file kept and the cache reused: tests/test_backends.py's
+# test_a_pvt_export_by_the_cli_..., whose export is also pvt_v2_b0's parity check against the official model (one
+# export for both, ~15-35 s each on CI's 2 cores)
 
 
 def test_export_writes_a_file_others_can_read(tmp_path, capsys, monkeypatch):
