@@ -315,6 +315,34 @@ def test_a_checkpoint_without_batchnorm_step_counters_loads(pvt_b0_state):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
 
 
+@pytest.mark.parametrize("backbone", ["pvt_v2_b0", "swin_v1_t"])  # Swin's one buffer is made at build time
+def test_a_checkpoint_becomes_the_model_without_a_copy_or_a_random_fill(backbone):
+    """The model is built on the meta device and handed the checkpoint's tensors: built on the CPU, each layer was
+    filled at random, then overwritten by a copy of the checkpoint (1.1 s at each start for `general`'s swin_v1_l,
+    and the model twice in memory meanwhile). The model is whole (nothing left on the meta device) and gives what a
+    model built and loaded the old way gives."""
+    from birefvid.models import BiRefNet
+
+    torch.manual_seed(0)
+    reference = BiRefNet(backbone).eval()
+    state = {k: v.clone() for k, v in reference.state_dict().items()}  # the model takes these very tensors
+    model = build_model(state, None, "x.safetensors")
+    assert all(p.data_ptr() == state[k].data_ptr() for k, p in model.named_parameters())  # no copy
+    assert not [k for k, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(model(x), reference(x))
+
+
+def test_a_half_precision_checkpoint_loads_as_a_float32_model(pvt_b0_state):
+    """A checkpoint saved in fp16 (as some published ones are) gives a float32 model, as a copy into one did: the
+    tensors a model takes keep their own dtype, and an fp16 model is slow or refused on a CPU."""
+    state = {k: v.half() if v.is_floating_point() else v for k, v in pvt_b0_state.items()}
+    model = build_model(state, None, "half.safetensors")
+    assert {t.dtype for t in model.parameters()} == {torch.float32}
+    assert all(torch.equal(model.state_dict()[k], v.float() if v.is_floating_point() else v) for k, v in state.items())
+
+
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="sends Ctrl-C's SIGINT to this process (POSIX)")
 def test_ctrl_c_while_a_safetensors_file_loads_is_a_stop_not_a_damaged_file():
     """Ctrl-C landing while safetensors reads a checkpoint came out of its reader as ``ValueError: could not determine
