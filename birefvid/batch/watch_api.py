@@ -14,11 +14,13 @@ torch or PyAV.
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import numbers
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -266,6 +268,12 @@ def _running_at_exit(watch: "VideoWatch") -> None:
         _watches.append(watch)
 
 
+log = logging.getLogger(__name__)
+# seconds one call of a watch's on_result may run on at the exit before the exit goes on without it: a callback that
+# never returns (a bounded queue whose reader, the main thread, has ended) held the process open forever
+ON_RESULT_AT_EXIT_S = 10.0
+
+
 def _stop_watches_at_exit() -> None:
     """At the interpreter's exit, stop each watch still running and wait for its thread to end.
 
@@ -274,13 +282,31 @@ def _stop_watches_at_exit() -> None:
     next took the GIL, which inside their C++ aborts the process ("terminate called without an active exception",
     every exit of 20 measured mid-video). Stopped here, the video in hand is abandoned at its next batch of frames,
     as ``stop()`` abandons it, so the wait is short; a watch's own handlers and outputs are left as ``stop()`` leaves
-    them. A model load the watch leaves behind is ``batch.local``'s to wait for, whichever handler runs first."""
+    them. A model load the watch leaves behind is ``batch.local``'s to wait for, whichever handler runs first; an
+    ``on_result`` that does not return is not waited for forever (``_wait_at_exit``)."""
     with _watches_lock:
         running = [w for w in _watches if w._thread.is_alive()]
     for watch in running:
         watch._stop.set()
     for watch in running:
-        watch._thread.join()
+        _wait_at_exit(watch)
+
+
+def _wait_at_exit(watch: "VideoWatch") -> None:
+    """Wait for ``watch``'s thread to end, unless one call of its ``on_result`` outlasts ``ON_RESULT_AT_EXIT_S``:
+    that is the user's code waiting on something the exit took away, and the thread is left in it (a daemon blocked
+    in Python code ends with the process cleanly; only one inside PyTorch's or PyAV's C++ aborts it), with a warning."""
+    seen: Optional[tuple[int, float]] = None  # (which call of on_result, when this wait first saw it running)
+    while watch._thread.is_alive():
+        call = watch._on_result_running
+        if call is None:
+            seen = None
+        elif seen is None or seen[0] != call:
+            seen = (call, time.monotonic())
+        elif time.monotonic() - seen[1] > ON_RESULT_AT_EXIT_S:
+            log.warning("the watch's on_result has not returned in %g s at the exit; exiting without it", ON_RESULT_AT_EXIT_S)
+            return
+        watch._thread.join(0.05)
 
 
 class VideoWatch:
@@ -296,6 +322,8 @@ class VideoWatch:
         self._results: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._totals: Optional[dict[str, Any]] = None
         self._error: Optional[BaseException] = None
+        self._on_result_calls = 0
+        self._on_result_running: Optional[int] = None  # the number of the on_result call running, for the exit's wait
         # a daemon: the exit joins other threads before atexit's handlers run, and a watch nobody stops never ends;
         # not left running by the exit either: ``_stop_watches_at_exit`` stops it and waits for it
         self._thread = threading.Thread(target=once_a_run(self._run), name="birefvid-watch", daemon=True)
@@ -322,7 +350,12 @@ class VideoWatch:
     def _deliver(self, result: WatchResult) -> None:
         self._results.put(result)
         if self._on_result is not None:
-            self._on_result(result)
+            self._on_result_calls += 1
+            self._on_result_running = self._on_result_calls
+            try:
+                self._on_result(result)
+            finally:
+                self._on_result_running = None
 
     def __iter__(self) -> Iterator[WatchResult]:
         while True:
