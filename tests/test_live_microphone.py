@@ -455,3 +455,64 @@ def test_a_microphone_closed_from_its_own_thread_stops_cleanly() -> None:
     assert closes == "1" and float(took) < 2.5  # at once: no 5 s wait on itself
     assert heard == "3" and alive == "False" and error == "None"  # nothing delivered after close(), the thread ended
 
+
+
+def _stream_ends(path: Path) -> dict[str, float]:
+    """Where each stream's last packet ends (its pts plus its duration, seconds) and the container's duration."""
+    ends: dict[str, float] = {}
+    with av.open(str(path)) as container:
+        for packet in container.demux():
+            if packet.pts is None or packet.stream.type not in ("video", "audio"):
+                continue
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            ends[packet.stream.type] = max(ends.get(packet.stream.type, 0.0), end)
+        ends["container"] = (container.duration or 0) / av.time_base
+    return ends
+
+
+def test_a_stop_records_the_sound_of_the_last_picture_the_device_still_held(tmp_path: Path, clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python API's stop, 0.4 s into a 0.8 s hold of the capture thread (a busy machine's scheduler does that; a
+    DirectShow microphone hands its sound over in 0.5 s blocks anyway): PulseAudio keeps the sound meanwhile. The
+    recording used to be finished at once, before the device handed over the sound of its last 0.4 s of pictures,
+    so its sound ended that much early; now the stop waits (at most ~1 s) for the sound of the last picture."""
+    from birefvid.api import build_live_job, run_live
+
+    with PulseServer(tmp_path) as pulse:
+        for key, value in pulse.env.items():
+            monkeypatch.setenv(key, value)
+        speaker, ended = Speaker(pulse), threading.Event()
+        player = threading.Thread(target=lambda: [speaker.play(tone(1.0, 700)) for _ in iter(ended.is_set, True)], daemon=True)
+        stop, hold, held = threading.Event(), threading.Event(), threading.Event()
+        real_start = Microphone.start
+
+        def held_while_stopping(mic: Microphone, deliver) -> None:  # type: ignore[no-untyped-def]
+            def deliver_late(frame: av.AudioFrame, at: float) -> None:
+                if hold.is_set() and not held.is_set():
+                    held.set()
+                    time.sleep(0.8)  # the device keeps capturing meanwhile; its buffer hands the sound over later
+                deliver(frame, at)
+
+            real_start(mic, deliver_late)
+
+        def hold_then_stop(line: str) -> None:  # the first stats line, 1.5 s into the run
+            if not hold.is_set():
+                hold.set()
+                threading.Timer(0.4, stop.set).start()
+
+        monkeypatch.setattr(Microphone, "start", held_while_stopping)
+        job = build_live_job(str(clip), str(tmp_path / "rec.mp4"), effect="blur", model="tiny", device="cpu", resolution=64, realtime=True,
+                             audio_device="pulse", carry=False, stats_every=1.5)  # fmt: skip
+        player.start()
+        try:
+            report = run_live(job, stop=stop, printer=hold_then_stop)
+        finally:
+            ended.set()
+            speaker.close()
+    assert held.is_set() and report["ended_by"] == "stop"
+    ends = _stream_ends(tmp_path / "rec.mp4")
+    assert ends["video"] > 1.5
+    # the sound may run on 0.05 s past the last picture (the recording's tail); AAC's last frame is 21 ms
+    assert ends["video"] - 0.1 <= ends["audio"] <= ends["video"] + 0.1, ends
+    assert abs(ends["container"] - max(ends["video"], ends["audio"])) <= 0.05, ends  # what the file says agrees with its streams
+    tail = _sound(tmp_path / "rec.mp4")[-round(0.3 * 48000) :]  # the microphone's tone to the end, not silence put in its place
+    assert float(np.argmax(np.abs(np.fft.rfft(tail))[1:]) + 1) * 48000 / len(tail) == pytest.approx(700, abs=10)

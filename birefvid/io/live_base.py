@@ -107,6 +107,10 @@ class LiveSource(ClosesOnce):
         """The source's sound for recordings, once ``start()`` returned (None: none, or not asked for)."""
         return self._audio_feed
 
+    def finish_sound(self) -> None:
+        """Before a normal stop finishes the recordings: let the sound of the newest picture reach ``audio`` (a
+        microphone hands it over a moment later, see ``LiveCapture.finish_sound``); bounded, about a second at most."""
+
     @property
     def dropped(self) -> int:
         """Frames captured but replaced by a newer one before anyone read them."""

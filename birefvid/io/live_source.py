@@ -49,7 +49,7 @@ from birefvid.frames import Frame, StreamInfo
 from birefvid.io._pixels import bars_alpha, fit
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.hdr import SDR_TAGS, HdrToSdr, live_sdr
-from birefvid.io.live_audio import LiveAudioFeed
+from birefvid.io.live_audio import TAIL_S, LiveAudioFeed
 from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture, SourceState
 from birefvid.io.live_connections import (
     AvConnection, Connection, ConnectionLost, CvCamera, FileConnection, LoginRefused, check_camera_mode,
@@ -362,6 +362,14 @@ class LiveCapture(LiveSource):
     @property
     def keeps_capturing(self) -> bool:
         return self.target.kind != "file"
+
+    def finish_sound(self) -> None:
+        """The microphone's sound up to the newest picture (and the recordings' tail past it) delivered: the device
+        hands sound over a moment after it was captured, and ``SoundClock`` may hold some (``Microphone.drain``)."""
+        if self._mic is None:
+            return
+        anchor = self._anchor
+        self._mic.drain((anchor[2] if anchor is not None else time.monotonic()) + TAIL_S)
 
     def _close(self) -> None:
         self._stop.set()

@@ -55,6 +55,10 @@ DRIFT = 0.002
 # the anchor rises only to the earliest start implied by the last this many seconds of sound: counted in
 # sound, not arrivals, so a thread held longer still finds the prompt frames from before it held there
 DRIFT_WINDOW_S = 1.0
+# the most a normal stop waits for the device to hand over the sound of the last picture (``Microphone.drain``):
+# its latency (a few ms through PulseAudio and ALSA; DirectShow's default buffer hands sound over in 0.5 s blocks),
+# a capture thread a busy machine held, and a gap decision SoundClock still holds (GAP_HOLD_S)
+DRAIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -187,8 +191,13 @@ class SoundClock(Generic[T]):
         return self._settle()
 
     def flush(self) -> list[tuple[T, float]]:
-        """The frames still waiting, stamped with what is known (the device ended)."""
+        """The frames still waiting, stamped with what is known (the device ended, or the run stops)."""
         return self._settle() if self._waiting else []
+
+    def covers(self, moment: float) -> bool:
+        """True when the sound captured up to monotonic ``moment`` has been added and stamped: none waits for a
+        decision, and the sample count reaches ``moment``."""
+        return not self._waiting and self.anchor is not None and self.anchor + self._samples / self.rate >= moment
 
     def _remember(self, implied: float) -> None:
         heard = self._samples / self.rate
@@ -230,6 +239,9 @@ class Microphone:
         self._thread: Optional[threading.Thread] = None
         self.frames = 0  # frames delivered
         self.error: Optional[str] = None  # why the capture stopped early
+        self._deliver_to: Optional[MicOut] = None
+        # the clock and the deliveries, shared by the capture thread and a stop's drain(); notified at each frame
+        self._heard = threading.Condition()
         if device.format == "alsa":
             use_system_alsa()
         said: list[str] = []  # ALSA prints its reasons itself; they go to the log, the user gets one line
@@ -251,18 +263,19 @@ class Microphone:
         # ALSA says "2 channels" without an order; the encoders want one: the usual order for that count
         layout = cc.layout.name if cc.layout.channels[0].name != "NONE" else _USUAL_LAYOUTS.get(cc.layout.nb_channels, cc.layout.name)
         self.audio_format = (cc.sample_rate, layout)
+        self._clock: SoundClock[av.AudioFrame] = SoundClock(cc.sample_rate)
         log.info("%s: %d Hz %s", device.label, cc.sample_rate, cc.layout.name)
 
     def start(self, deliver: MicOut) -> None:
         """Start capturing; ``deliver`` is called on the capture thread."""
         if self._thread is not None:
             raise RuntimeError("a Microphone is started once")
+        self._deliver_to = deliver
         self._thread = threading.Thread(target=in_caller_context(lambda: self._run(deliver)), name="birefvid-microphone", daemon=True)
         self._thread.start()
 
     def _run(self, deliver: MicOut) -> None:
         started, heard = time.monotonic(), 0.0
-        clock: SoundClock[av.AudioFrame] = SoundClock(self.audio_format[0])
         try:
             for packet in self._container.demux(self._stream):
                 if self._stop.is_set():
@@ -273,17 +286,44 @@ class Microphone:
                     if heard > now - started + _AHEAD_S:  # a file or generator read at full speed: not a live device
                         self.error = "it gives sound faster than real time, so it is no live device (lavfi: add arealtime)"
                         return
-                    self._deliver(deliver, clock.add(frame, frame.samples, now))
+                    with self._heard:
+                        self._deliver(deliver, self._clock.add(frame, frame.samples, now))
+                        self._heard.notify_all()
             else:
-                self._deliver(deliver, clock.flush())
+                with self._heard:
+                    self._deliver(deliver, self._clock.flush())
                 self.error = "it stopped giving sound"
         except (av.FFmpegError, OSError) as e:
             if not self._stop.is_set():
                 self.error = _reason(e)
         finally:
             self._container.close()  # only this thread touches the container once it runs
+            with self._heard:
+                self._heard.notify_all()  # a drain() waiting for more sound waits no longer
             if self.error and not self._stop.is_set():
                 log.warning("%s: %s; the recording goes on without sound", self.device.label, self.error)
+
+    def drain(self, until: float, timeout: float = DRAIN_S) -> None:
+        """Deliver the sound of monotonic time ``until`` (as delivered: ``delay`` included) before a normal stop finishes
+        the recordings: wait, at most ``timeout`` s (plus a negative ``delay``), until the device has handed it over,
+        then deliver the frames the clock still holds, stamped with what is known.
+
+        Sound reaches the capture thread a device's latency after it was captured (more when a busy machine held the
+        thread), and the clock holds a first or late stretch up to ``GAP_HOLD_S``: finished at once, a recording lost
+        that much of its end. The capture goes on afterwards; ``close()`` ends it."""
+        deliver = self._deliver_to
+        if deliver is None or self._thread is None:
+            return
+        moment = until - self._delay  # a negative delay plays sound captured later than the picture
+        deadline = time.monotonic() + timeout + max(0.0, -self._delay)
+        with self._heard:
+            while not self._clock.covers(moment) and self._thread.is_alive() and not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.info("%s: the sound of the last picture did not come within %.1f s; the recording ends without it", self.device.label, timeout)
+                    break
+                self._heard.wait(left)
+            self._deliver(deliver, self._clock.flush())
 
     def _deliver(self, deliver: MicOut, stamped: list[tuple[av.AudioFrame, float]]) -> None:
         for frame, at in stamped:

@@ -785,6 +785,8 @@ def run_live_job(
         finally:
             with finishing():  # a SIGTERM now would leave recordings half-closed: they finish first
                 try:
+                    if not failed:  # a microphone's sound of the last pictures is still on its way
+                        source.finish_sound()
                     finish_sinks(sinks, failed)
                 except OutputKeptError as kept:  # a recording went beside the name another run took: the report says where
                     if runner is not None and runner.final:
