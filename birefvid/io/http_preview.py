@@ -386,7 +386,6 @@ class _Server(ThreadingHTTPServer):
                 with self._active_lock:
                     self._requests.pop(thread, None)
                 self._done(host)
-                self.shutdown_request(request)
                 raise
             return
         try:
@@ -411,8 +410,8 @@ class _Server(ThreadingHTTPServer):
         or viewer (OpenCV, with the GIL released) when the script that closed the preview ended was cut off inside
         OpenCV's C++ as the interpreter finalized, which aborts the process ("terminate called without an active
         exception"). Cut first, so that no thread waits out a silent client (a browser's preconnect: 10 s)."""
-        with self._active_lock:
-            requests = dict(self._requests)
+        with self._active_lock:  # not the calling thread's own (a close from a request's handler): it cannot join itself
+            requests = {t: conn for t, conn in self._requests.items() if t is not threading.current_thread()}
         for conn in requests.values():
             try:
                 conn.shutdown(socket.SHUT_RDWR)
