@@ -561,8 +561,59 @@ def test_a_browser_on_another_machine_opens_the_printed_url_and_the_page_works(o
         feeder.join(5)
 
 
+def test_close_ends_every_connection_a_silent_one_included():
+    """A browser opens a connection ahead and sends nothing on it (a preconnect), and a viewer watches: close() left
+    the silent one's thread waiting 10 s for a request, and the socket open, after the run had returned ("returns
+    with its threads ended", docs/api.md). Now every connection is cut and its thread has ended when close() returns."""
+    sink = HttpPreviewSink("127.0.0.1", 0)
+    sink.send(_picture(1), 0.0)
+    reader = _Stream(sink.port)
+    _read_part(reader.file)
+    silent = socket.create_connection(("127.0.0.1", sink.port), timeout=30)
+    deadline = time.monotonic() + 10
+    while _serving_threads() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _serving_threads() == 2
+    try:
+        sink.close()
+        assert _serving_threads() == 0
+        t0 = time.monotonic()
+        assert silent.recv(1) == b""  # the connection ends now, not after the 10 s a request may take
+        assert time.monotonic() - t0 < 5  # 10 s (the handler's timeout) would mean it was not cut
+    finally:
+        reader.close()
+        silent.close()
+
+
+_SNAPSHOT_AS_THE_PREVIEW_CLOSES = """
+import socket, sys, time
+import numpy as np
+from birefvid.io.http_preview import HttpPreviewSink
+
+sink = HttpPreviewSink("127.0.0.1", 0)
+sink.send(np.random.default_rng(0).integers(0, 256, (6000, 8000, 3), dtype=np.uint8), 0.0)  # ~0.5 s to encode
+asking = socket.create_connection(("127.0.0.1", sink.port), timeout=30)
+asking.sendall(b"GET /snapshot.jpg HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
+time.sleep(0.1)  # its JPEG is being encoded
+sink.close()
+print("closed", flush=True)
+"""
+
+
+def test_a_script_that_closes_the_preview_while_a_snapshot_is_encoded_exits_cleanly():
+    """A snapshot (OBS polling one, a browser) asked for as the run stopped: its thread was still inside OpenCV's JPEG
+    encoder when the script ended, and the interpreter's exit cut it off there, which aborts the process ("terminate
+    called without an active exception", exit 134; 6 exits of 8 here). close() now waits for it (bounded)."""
+    import sys
+
+    for _ in range(3):  # the encode is under way at close in most runs, not all
+        run = subprocess.run([sys.executable, "-c", _SNAPSHOT_AS_THE_PREVIEW_CLOSES], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and run.stdout.strip() == "closed", (run.returncode, run.stderr[-2000:])
+        assert "terminate called" not in run.stderr
+
+
 def _serving_threads() -> int:
-    return sum(1 for t in threading.enumerate() if "process_request_thread" in t.name)
+    return sum(1 for t in threading.enumerate() if t.name.startswith("preview-") and t.name.endswith("-request"))
 
 
 def test_connections_are_bounded_and_the_extra_ones_get_503(preview):

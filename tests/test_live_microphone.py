@@ -516,3 +516,58 @@ def test_a_stop_records_the_sound_of_the_last_picture_the_device_still_held(tmp_
     assert abs(ends["container"] - max(ends["video"], ends["audio"])) <= 0.05, ends  # what the file says agrees with its streams
     tail = _sound(tmp_path / "rec.mp4")[-round(0.3 * 48000) :]  # the microphone's tone to the end, not silence put in its place
     assert float(np.argmax(np.abs(np.fft.rfft(tail))[1:]) + 1) * 48000 / len(tail) == pytest.approx(700, abs=10)
+
+
+class _StallingSoundServer:
+    """An HTTP server on 127.0.0.1 answering one GET with the first second of an MPEG-TS sound, then nothing: a network
+    microphone (or a USB one) that stalled. Bounded: the connection is held for ``hold`` s at most, then closed."""
+
+    def __init__(self, tmp_path: Path, hold: float = 30.0) -> None:
+        import socket
+
+        start = tmp_path / "start.ts"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "1",
+                        "-ac", "1", "-c:a", "mp2", "-f", "mpegts", str(start)], check=True, timeout=60)  # fmt: skip
+        self._data, self._hold = start.read_bytes(), hold
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(hold)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/sound.ts"
+        self._done = threading.Event()
+        self.sent = threading.Event()  # the second of sound is on its way: nothing follows
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n" + self._data)
+            self.sent.set()
+            self._done.wait(self._hold)  # then nothing, until the test ends or the hold is over
+
+    def close(self) -> None:
+        self._done.set()
+        self._listener.close()
+        self._thread.join(10)
+
+
+def test_a_stalled_microphones_blocked_read_is_cancelled_at_close(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A microphone that stopped sending (a stalled network or USB device) left its capture thread blocked in FFmpeg's
+    read until --read-timeout: close() gave up after 1.5 s with "the capture thread is still blocked", every stop of a
+    run took that long, and the thread and its device were left behind the run. Its read is now cancelled at once."""
+    server = _StallingSoundServer(tmp_path)
+    try:
+        mic = Microphone(AudioDevice("mpegts", server.url), read_timeout=60)
+        mic.start(lambda frame, at: None)
+        assert server.sent.wait(30)
+        time.sleep(1.0)  # the second of sound is read (in ms): the capture thread is blocked on the silent connection
+        assert mic._thread is not None and mic._thread.is_alive()
+        with caplog.at_level(logging.WARNING, logger="birefvid.io.microphone"):
+            mic.close()
+        assert not mic._thread.is_alive(), "the capture thread was left blocked"
+        assert "still blocked" not in caplog.text and mic.error is None
+    finally:
+        server.close()

@@ -306,3 +306,63 @@ def test_a_stop_landing_while_the_threads_start_stops_those_started(monkeypatch,
     assert decoding.wait(5)
     alive = [t.name for t in threading.enumerate() if t.name.startswith("birefvid-")]
     assert alive == [] and time.monotonic() - began < 2, alive  # nothing left decoding, and no 10 s wait for a thread never begun
+
+
+_LET_GO_AFTER_SAYING_DONE = """
+import os, signal, sys, threading, time
+from birefvid.runtime import stages
+
+marker = sys.argv[1]
+
+
+class SlowToClose:
+    \"\"\"Freed as an open container or a sink is: work that must finish (here, a file written) when let go of.\"\"\"
+    def __del__(self):
+        time.sleep(0.3)
+        with open(marker, "w") as f:
+            f.write("closed")
+
+
+class Holding:
+    name = "model"
+    def __init__(self):
+        self.held = SlowToClose()
+    def process(self, item):
+        time.sleep(0.05)
+        return [item]
+    def finish(self):
+        return []
+
+
+class Descheduled(threading.Event):
+    \"\"\"A stage thread descheduled right after its done flag is set, as a niced thread on a busy CPU is: for 2 s.\"\"\"
+    def set(self):
+        super().set()
+        if threading.current_thread().name.startswith("birefvid-"):
+            time.sleep(2)
+
+
+stages.threading = type(sys)("threading_with_descheduling")
+stages.threading.__dict__.update({k: getattr(threading, k) for k in dir(threading) if not k.startswith("__")})
+stages.threading.Event = Descheduled
+timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+timer.daemon = True
+timer.start()
+try:
+    stages.run_stages(iter(range(1000)), [Holding()], lambda item: None)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_an_interrupted_run_lets_go_of_what_its_stages_held_before_it_returns(tmp_path):
+    """A stage thread said it had finished before it let go of its stage, queues and source: descheduled there (a
+    niced thread on a busy CPU), it dropped the last references after ``run_stages`` had raised and the script had
+    ended, so their frees (an open container's, tensors') ran on a daemon thread that the interpreter's exit cuts
+    off: here the object's close never ran. Now the thread lets go first, and the caller frees them itself."""
+    import subprocess
+
+    marker = tmp_path / "closed.txt"
+    run = subprocess.run([sys.executable, "-c", _LET_GO_AFTER_SAYING_DONE, str(marker)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "interrupted", (run.stdout, run.stderr)
+    assert marker.exists() and marker.read_text() == "closed", run.stderr

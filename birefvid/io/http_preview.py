@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 BOUNDARY = "birefvidframe"
 MAX_CONNECTIONS = 32  # connections served at once (viewers included); more are answered 503 and closed
 MAX_PER_CLIENT = 8  # of which one address other than this machine's may hold (a browser tab holds 2, OBS or VLC 1)
+REQUEST_JOIN_SECONDS = 5.0  # how long close() waits for the connections it cut to end: one JPEG encode (0.5 s for 8K)
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 48\r\n"
          b"Connection: close\r\n\r\ntoo many connections to this preview; try later\n")
 _WAIT = 0.5  # seconds a streaming viewer sleeps between checks (close() wakes it at once)
@@ -353,6 +354,7 @@ class _Server(ThreadingHTTPServer):
         self.sink = sink
         self._active = 0  # connections being served, each on a thread of its own
         self._per_client: dict[str, int] = {}  # of which from each address other than loopback
+        self._requests: dict[threading.Thread, socket.socket] = {}  # each connection's thread: cut and joined at close
         self._active_lock = threading.Lock()
         super().__init__((host, port), _Handler)
 
@@ -373,9 +375,16 @@ class _Server(ThreadingHTTPServer):
                 if counted:
                     self._per_client[host] = self._per_client.get(host, 0) + 1
         if not busy:
+            # ThreadingMixIn's own, but kept track of: its daemon threads were never joined
+            thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                      name=f"preview-{self.server_port}-request", daemon=True)  # fmt: skip
+            with self._active_lock:
+                self._requests[thread] = request
             try:
-                super().process_request(request, client_address)
+                thread.start()
             except BaseException:
+                with self._active_lock:
+                    self._requests.pop(thread, None)
                 self._done(host)
                 raise
             return
@@ -390,7 +399,28 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)  # type: ignore[misc]
         finally:
+            with self._active_lock:
+                self._requests.pop(threading.current_thread(), None)
             self._done(str(client_address[0]))
+
+    def end_requests(self, seconds: float) -> list[threading.Thread]:
+        """Cut every connection still served and wait up to ``seconds`` for their threads; returns those still running.
+
+        Called once no more are accepted (after ``shutdown``). Why wait: a thread still encoding a JPEG for a snapshot
+        or viewer (OpenCV, with the GIL released) when the script that closed the preview ended was cut off inside
+        OpenCV's C++ as the interpreter finalized, which aborts the process ("terminate called without an active
+        exception"). Cut first, so that no thread waits out a silent client (a browser's preconnect: 10 s)."""
+        with self._active_lock:  # not the calling thread's own (a close from a request's handler): it cannot join itself
+            requests = {t: conn for t, conn in self._requests.items() if t is not threading.current_thread()}
+        for conn in requests.values():
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:  # closed already
+                pass
+        deadline = time.monotonic() + seconds
+        for thread in requests:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return [thread for thread in requests if thread.is_alive()]
 
     def _done(self, host: str) -> None:
         with self._active_lock:
@@ -810,4 +840,7 @@ class HttpPreviewSink(LiveSink):
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=1.0)
+        left = self._server.end_requests(REQUEST_JOIN_SECONDS)
+        if left:
+            log.debug("the preview at %s closed with %d connections still being served", self.url, len(left))
         log.info("live preview at %s stopped after %d pictures", self.url, self.pictures_sent)

@@ -36,6 +36,7 @@ import av
 
 from birefvid import exiting
 from birefvid.errors import SourceError, in_caller_context, option
+from birefvid.io.live_interrupt import Interrupter, install_interrupter
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ class Microphone:
         self._delay = delay
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._hook: Optional[Interrupter] = None  # cancels the capture thread's blocked read at close (as the camera's)
         self.frames = 0  # frames delivered
         self.error: Optional[str] = None  # why the capture stopped early
         self._deliver_to: Optional[MicOut] = None
@@ -271,11 +273,14 @@ class Microphone:
         if self._thread is not None:
             raise RuntimeError("a Microphone is started once")
         self._deliver_to = deliver
+        self._hook = install_interrupter()
         self._thread = threading.Thread(target=in_caller_context(lambda: self._run(deliver)), name="birefvid-microphone", daemon=True)
         self._thread.start()
 
     def _run(self, deliver: MicOut) -> None:
         started, heard = time.monotonic(), 0.0
+        if self._hook is not None:
+            self._hook.register()
         try:
             for packet in self._container.demux(self._stream):
                 if self._stop.is_set():
@@ -297,6 +302,8 @@ class Microphone:
             if not self._stop.is_set():
                 self.error = _reason(e)
         finally:
+            if self._hook is not None:
+                self._hook.forget()
             self._container.close()  # only this thread touches the container once it runs
             with self._heard:
                 self._heard.notify_all()  # a drain() waiting for more sound waits no longer
@@ -333,12 +340,16 @@ class Microphone:
             self.frames += 1
 
     def close(self) -> None:
-        """Stop capturing; returns within about a second (a device read returns every few ms)."""
+        """Stop capturing; returns at once, a read blocked on a stalled device or stream cancelled (within 1.5 s otherwise)."""
         self._stop.set()
         if self._thread is None or not exiting.begun(self._thread):  # never started, or a signal landed in its start()
             self._container.close()
             return
         if self._thread is not threading.current_thread():
+            if self._hook is not None:
+                # a read blocked on a device or stream that stalled (a stuck USB or network source) gives up now, not at
+                # its read timeout: the thread then ends and closes its container instead of being left behind
+                self._hook.cancel(self._thread.ident)
             self._thread.join(1.5)
             if self._thread.is_alive():
                 log.warning("%s: the capture thread is still blocked; it stops when its read times out", self.device.label)

@@ -8,6 +8,7 @@ The first error stops every stage and is re-raised from :func:`run_stages` with 
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -153,6 +154,28 @@ def _charging_cpu(target: Callable[..., None], name: str, times: StageTimes) -> 
     return run
 
 
+class _StageThread(threading.Thread):
+    """A stage's daemon thread whose ``ended`` is set once its work has returned and been let go of.
+
+    Why let go first: the work's closure holds the stage, its queues' items and the source (tensors, decoded frames,
+    an open container). Said done while it still held them, a thread descheduled there (a niced one on a busy CPU)
+    dropped them after ``run_stages`` had raised and the caller let go of its own: their native frees then ran on a
+    daemon thread that the interpreter's exit cuts off, or never ran at all (a sink's or container's clean-up lost)."""
+
+    def __init__(self, name: str, work: Callable[[], None]) -> None:
+        super().__init__(name=f"birefvid-{name}", daemon=True)
+        self._work: Optional[Callable[[], None]] = work
+        self.ended = threading.Event()
+
+    def run(self) -> None:
+        try:
+            if self._work is not None:
+                self._work()
+        finally:
+            self._work = None  # the last of the run this thread holds (no local keeps any)
+            self.ended.set()
+
+
 def run_stages(
     source: Iterable[Any],
     stages: Sequence[Stage],
@@ -215,22 +238,14 @@ def run_stages(
         except BaseException as exc:  # noqa: BLE001
             fail(consumer_name, exc)
 
-    finished: dict[threading.Thread, threading.Event] = {}  # set when a thread's work returns (see the interrupt below)
+    finished: dict[threading.Thread, threading.Event] = {}  # set when a thread's work is over (see the interrupt below)
 
-    def thread(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
+    def thread(name: str, target: Callable[..., None], *args: Any) -> _StageThread:
         # each stage runs in a copy of the caller's context, so context variables (how error
         # messages name options) hold on every thread
         run = _charging_cpu(_at_low_priority(target) if name in niced else target, name, times)
-        done = threading.Event()
-
-        def run_then_say_so(*a: Any) -> None:
-            try:
-                run(*a)
-            finally:
-                done.set()
-
-        t = threading.Thread(target=in_caller_context(run_then_say_so), args=args, name=f"birefvid-{name}", daemon=True)
-        finished[t] = done
+        t = _StageThread(name, functools.partial(in_caller_context(run), *args))
+        finished[t] = t.ended
         return t
 
     threads = [thread(source_name, produce)]
@@ -259,7 +274,11 @@ def run_stages(
                         continue  # the signal landed in start() before the thread began: nothing to wait for
                     # waited on by its own flag: before Python 3.13 a join that Ctrl-C interrupted marks the
                     # thread as ended (is_alive() False) while it still runs
-                    if not finished[t].wait(timeout=max(0.0, deadline - time.monotonic())):
+                    if finished[t].wait(timeout=max(0.0, deadline - time.monotonic())):
+                        # its work is over and let go of: what is left is the thread's own end, waited for where
+                        # join() can tell (it cannot for the thread whose join Ctrl-C interrupted: seen as ended)
+                        t.join(timeout=max(0.0, deadline - time.monotonic()))
+                    else:
                         # still in native code that nothing can stop (a model's first export or compile inside the
                         # model stage, a stuck device): a normal interpreter exit would abort under it ("terminate
                         # called without an active exception", exit 134 instead of 130); the CLI leaves with os._exit
