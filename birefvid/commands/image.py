@@ -47,8 +47,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         "transparent in the cut-out, the background in a composite (--background white), the key colour in green")  # fmt: skip
     parser.add_argument("--srgb", action="store_true", help="convert a photo in another colour profile (Display P3, Adobe RGB) "
                         "to sRGB and write it untagged, for shops and sites that need sRGB or drop profiles (default: keep its profile)")  # fmt: skip
-    parser.add_argument("--no-exif", action="store_true", help="write no EXIF (camera, lens, exposure, capture date, artist, "
-                        "copyright), as a web shop's pictures often go; the colour profile and DPI stay: they say how to show the pixels")  # fmt: skip
+    parser.add_argument("--no-exif", action="store_true", help="write no EXIF or XMP (camera, lens, exposure, capture date, artist, "
+                        "copyright, keywords, caption), as a web shop's pictures often go; the colour profile and DPI stay: they say how to show the pixels")  # fmt: skip
     parser.add_argument("--background", help="for --output composite: a colour (#rrggbb, name, r,g,b) or an image (scaled to cover each picture)")
     parser.add_argument("--key-color", help=f"for --output green: the key colour (default {KEY_COLOR})")
     parser.add_argument("--blur-sigma", type=float, help=f"for --output blur: background blur strength in pixels (default {BLUR_SIGMA:g})")
@@ -397,7 +397,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
                     image, deep, own_alpha = first if first is not None else _read_checked(source, args.max_size)
                     if args.square:  # after shrinking: --max-size 2000 --square gives 2000 x 2000
                         image, deep, own_alpha = pad_square(image, deep, own_alpha)
-                    icc, density, frames, exif = _header(source)
+                    icc, density, frames, exif, xmp = _header(source)
             except SourceError:
                 if len(inputs) == 1:
                     raise
@@ -436,7 +436,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
                 # without --overwrite a picture another run wrote meanwhile stops the run, as process does (--skip-existing:
                 # the same command's other run made it, and replacing it loses nothing)
                 write_image(target, pixels, icc=icc if kind != "mask" else None, density=density, exif=None if args.no_exif else exif,
-                            overwrite=args.overwrite or args.skip_existing, quality=args.quality)  # fmt: skip
+                            overwrite=args.overwrite or args.skip_existing, quality=args.quality, xmp=None if args.no_exif else xmp)  # fmt: skip
             run_info.wrote(source, target, bits)
             return True
 
@@ -550,6 +550,7 @@ class _Header(NamedTuple):
     density: Optional["PixelDensity"]  # DPI or non-square pixels, as shown (turned with an EXIF quarter turn)
     frames: int  # an animated GIF or WebP has several
     exif: Optional[bytes]  # camera, exposure and date, less the position and thumbnail (``io.exif``)
+    xmp: Optional[bytes]  # keywords, caption, credit and copyright, less the position and thumbnails (``io.xmp``)
 
 
 def _header(path: Path) -> _Header:
@@ -560,6 +561,7 @@ def _header(path: Path) -> _Header:
     from ..io.exif import cutout_exif
     from ..io.image_sink import PixelDensity, pixel_density, rgb_profile
     from ..io.image_source import opened_unlimited
+    from ..io.xmp import cutout_xmp
 
     try:
         with opened_unlimited(path) as im:  # the header only: no second decode
@@ -567,9 +569,9 @@ def _header(path: Path) -> _Header:
             if density is not None and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # shown turned a quarter
                 density = PixelDensity(density.y, density.x, density.per_inch)
             icc = rgb_profile(im.info.get("icc_profile")) or exif_hinted_profile(im)  # a DSLR's Adobe RGB said in EXIF alone
-            return _Header(icc, density, int(getattr(im, "n_frames", 1)), cutout_exif(im))
+            return _Header(icc, density, int(getattr(im, "n_frames", 1)), cutout_exif(im), cutout_xmp(im))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return _Header(None, None, 1, None)
+        return _Header(None, None, 1, None, None)
 
 
 def _read_single(path: Path, max_side: Optional[int] = None) -> Any:

@@ -136,6 +136,8 @@ DEEP_FORMATS = frozenset({".png", ".tif", ".tiff"})  # those holding 16 bits a s
 JPEG_QUALITY = 95  # cut-outs are looked at closely: fewer ringing artefacts along the edge than the usual 75-90
 WEBP_MAX_SIDE = 16383
 WEBP_QUALITY = 90  # lossy colour; libwebp keeps the alpha plane lossless, so soft edges stay exact
+JPEG_XMP_ID = b"http://ns.adobe.com/xap/1.0/\0"  # what an APP1 segment holding XMP starts with (XMP spec part 3)
+MAX_JPEG_XMP = 65535 - 2 - len(JPEG_XMP_ID)  # the most one APP1 segment holds; more needs extended XMP
 
 
 class PixelDensity(NamedTuple):
@@ -148,7 +150,7 @@ class PixelDensity(NamedTuple):
 
 def write_image(
     path: Path, pixels: np.ndarray, icc: Optional[bytes] = None, density: Optional[PixelDensity] = None, exif: Optional[bytes] = None,
-    *, overwrite: bool = True, quality: Optional[int] = None,
+    *, overwrite: bool = True, quality: Optional[int] = None, xmp: Optional[bytes] = None,
 ) -> None:
     """One picture, RGBA (H, W, 4), RGB (H, W, 3) or gray (H, W), as PNG, JPEG, WebP or TIFF by ``path``'s suffix,
     written atomically: a temp file beside ``path``, renamed when complete. uint16 pictures become 16-bit PNGs or TIFFs.
@@ -156,7 +158,8 @@ def write_image(
     as the source; OpenCV's encoders write none, and untagged pixels are taken as sRGB (washed-out colour).
     ``density``: the source's DPI (or non-square pixels' shape), kept in PNG, JPEG and TIFF so a 300 dpi product
     shot still prints at its size; WebP has no field for it. ``exif``: TIFF-structured EXIF (``io.exif``), kept in
-    PNG, JPEG and WebP (TIFF output goes without it). ``quality``: JPEG's and WebP's, 1-100 (None: ``JPEG_QUALITY``,
+    PNG, JPEG and WebP (TIFF output goes without it). ``xmp``: an XMP packet (``io.xmp``), kept in all four (a JPEG
+    goes without one over ``MAX_JPEG_XMP`` bytes, with a log line: extended XMP is not written). ``quality``: JPEG's and WebP's, 1-100 (None: ``JPEG_QUALITY``,
     ``WEBP_QUALITY``); PNG and TIFF are lossless."""
     suffix = path.suffix.lower()
     if suffix not in STILL_FORMATS:
@@ -188,11 +191,16 @@ def write_image(
         if icc and pixels.ndim == 3 and suffix not in (".tif", ".tiff"):  # TIFF: with its other tags below
             encoded = _with_icc(suffix, encoded, icc, pixels.shape[1], pixels.shape[0], pixels.shape[2] == 4)
         if suffix in (".tif", ".tiff"):
-            encoded = _tiff_tags(encoded, pixels.ndim == 3 and pixels.shape[2] == 4, icc if pixels.ndim == 3 else None)
+            encoded = _tiff_tags(encoded, pixels.ndim == 3 and pixels.shape[2] == 4, icc if pixels.ndim == 3 else None, xmp)
         elif density is not None:
             encoded = _with_density(suffix, encoded, density)
         if exif and suffix not in (".tif", ".tiff"):
             encoded = _with_exif(suffix, encoded, exif, pixels.shape[1], pixels.shape[0], pixels.ndim == 3 and pixels.shape[2] == 4)
+        if xmp and suffix in (".jpg", ".jpeg") and len(xmp) > MAX_JPEG_XMP:
+            log.warning("%s: the photo's XMP (%d KB) is more than a JPEG's one segment holds (64 KB); the JPEG is written without it "
+                        "(.png, .tif and .webp keep it)", path, len(xmp) // 1024)  # fmt: skip
+        elif xmp and suffix not in (".tif", ".tiff"):
+            encoded = _with_xmp(suffix, encoded, xmp, pixels.shape[1], pixels.shape[0], pixels.ndim == 3 and pixels.shape[2] == 4)
         try:
             atomic.temp.write_bytes(encoded)
         except OSError as e:  # a full disk, a quota
@@ -278,6 +286,25 @@ def _with_exif(suffix: str, data: bytes, exif: bytes, width: int, height: int, a
     return _riff(head + chunks + _webp_chunk(b"EXIF", exif))
 
 
+def _with_xmp(suffix: str, data: bytes, xmp: bytes, width: int, height: int, alpha: bool) -> bytes:
+    """Encoded ``data`` with the XMP packet ``xmp`` added where readers look for it: a PNG iTXt chunk keyed
+    ``XML:com.adobe.xmp`` (uncompressed, as the XMP spec asks) before the pixels, a JPEG APP1 segment after the
+    JFIF and EXIF ones (the EXIF APP1 stays first), a WebP ``XMP `` chunk last (its VP8X flag set)."""
+    import struct
+    import zlib
+
+    if suffix == ".png":
+        body = b"iTXt" + b"XML:com.adobe.xmp\0" + b"\0\0" + b"\0\0" + xmp  # not compressed; no language or translated key
+        return data[:33] + struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body)) + data[33:]
+    if suffix in (".jpg", ".jpeg"):
+        at = 2
+        while data[at : at + 1] == b"\xff" and data[at + 1 : at + 2] in (b"\xe0", b"\xe1"):
+            at += 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+        return data[:at] + b"\xff\xe1" + struct.pack(">H", 2 + len(JPEG_XMP_ID) + len(xmp)) + JPEG_XMP_ID + xmp + data[at:]
+    head, chunks = _webp_extended(data, 0x04, width, height, alpha)
+    return _riff(head + chunks + _webp_chunk(b"XMP ", xmp))
+
+
 def _webp_chunk(fourcc: bytes, payload: bytes) -> bytes:
     """One RIFF chunk, padded to an even length."""
     import struct
@@ -305,15 +332,16 @@ def _riff(chunks: bytes) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def _tiff_tags(data: bytes, alpha: bool, icc: Optional[bytes]) -> bytes:
+def _tiff_tags(data: bytes, alpha: bool, icc: Optional[bytes], xmp: Optional[bytes] = None) -> bytes:
     """OpenCV's TIFF ``data`` with the tags it leaves out: ExtraSamples "unassociated alpha" for an RGBA picture
-    (without it, image editors take the 4th sample for an extra channel, not transparency) and the ICC profile.
+    (without it, image editors take the 4th sample for an extra channel, not transparency), the ICC profile and
+    the XMP packet (tag 700, BYTE, as the XMP spec stores it in TIFF).
 
     A new first IFD holding the old entries and these is appended, with the profile, and the header pointed at it:
     the old entries' offsets stay valid, so nothing else moves."""
     import struct
 
-    if not alpha and not icc:
+    if not alpha and not icc and not xmp:
         return data
     order = "<" if data[:2] == b"II" else ">"
     (ifd,) = struct.unpack(order + "I", data[4:8])
@@ -328,6 +356,9 @@ def _tiff_tags(data: bytes, alpha: bool, icc: Optional[bytes]) -> bytes:
     if icc:  # UNDEFINED bytes at an offset
         entries[34675] = struct.pack(order + "HHII", 34675, 7, len(icc), len(out))
         out += icc + (b"\0" if len(icc) % 2 else b"")
+    if xmp:
+        entries[700] = struct.pack(order + "HHII", 700, 1, len(xmp), len(out))
+        out += xmp + (b"\0" if len(xmp) % 2 else b"")
     at = len(out)
     out += struct.pack(order + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries)) + struct.pack(order + "I", next_ifd)
     out[4:8] = struct.pack(order + "I", at)

@@ -1,0 +1,122 @@
+"""A photo's XMP packet as its cut-out carries it: keywords, caption, credit, copyright and the rest of what a DAM
+(Lightroom, Photo Mechanic, a shop's asset system) searches by, kept; under the same rule as its EXIF (``io.exif``),
+the GPS position, embedded thumbnails and previews, the orientation (the pixels are written upright) and what no
+longer holds for the cut-out (the stored size, pointers to data appended to the original file) left out.
+
+A packet with nothing to leave out is kept byte for byte. One that is not well-formed XML, or that declares a DTD
+(XMP never does; entity expansion is how XML bombs work), is dropped with a log line: the cut-out is still written."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+from xml.dom import Node, minidom
+from xml.parsers import expat
+
+log = logging.getLogger(__name__)
+
+EXIF_NS = "http://ns.adobe.com/exif/1.0/"
+TIFF_NS = "http://ns.adobe.com/tiff/1.0/"
+XMP_NS = "http://ns.adobe.com/xap/1.0/"
+RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+XMLNS_NS = "http://www.w3.org/2000/xmlns/"
+# whole namespaces describing data appended to the original file, which the cut-out does not have: Google's
+# container directory (a motion photo's video, a portrait's depth map, an Ultra HDR gain map) and the gain map's own
+STALE_NAMESPACES = frozenset({"http://ns.google.com/photos/1.0/container/", "http://ns.google.com/photos/1.0/container/item/",
+                              "http://ns.adobe.com/hdr-gain-map/1.0/"})  # fmt: skip
+STALE_PROPERTIES = frozenset({
+    (TIFF_NS, "Orientation"),  # the pixels are written upright: a viewer must not turn them again
+    (TIFF_NS, "ImageWidth"), (TIFF_NS, "ImageLength"), (EXIF_NS, "PixelXDimension"), (EXIF_NS, "PixelYDimension"),  # the original's size
+    (XMP_NS, "Thumbnails"),  # the original, background and all
+    ("http://ns.google.com/photos/1.0/image/", "Data"), ("http://ns.google.com/photos/1.0/depthmap/", "Data"),  # the same, and its depth
+    ("http://ns.google.com/photos/1.0/depthmap/", "Confidence"),
+    ("http://ns.adobe.com/xmp/note/", "HasExtendedXMP"),  # extended XMP (JPEG segments Pillow does not read) is not carried
+    ("http://ns.google.com/photos/1.0/camera/", "MotionPhoto"), ("http://ns.google.com/photos/1.0/camera/", "MotionPhotoVersion"),
+    ("http://ns.google.com/photos/1.0/camera/", "MotionPhotoPresentationTimestampUs"),
+    ("http://ns.google.com/photos/1.0/camera/", "MicroVideo"), ("http://ns.google.com/photos/1.0/camera/", "MicroVideoVersion"),
+    ("http://ns.google.com/photos/1.0/camera/", "MicroVideoOffset"), ("http://ns.google.com/photos/1.0/camera/", "MicroVideoPresentationTimestampUs"),
+})  # fmt: skip
+
+
+class XmpError(ValueError):
+    """A packet that is not XMP this module keeps: not well-formed XML, or one declaring a DTD."""
+
+
+def cutout_xmp(im: Any) -> Optional[bytes]:
+    """The XMP packet of the opened picture ``im`` (Pillow's ``info["xmp"]``: PNG iTXt, JPEG APP1, WebP, TIFF tag 700,
+    GIF, AVIF, HEIC) for its cut-out (``kept_xmp``), or None when it has none, or none worth keeping."""
+    packet = im.info.get("xmp")
+    if not packet:
+        return None
+    try:
+        return kept_xmp(packet.encode("utf-8") if isinstance(packet, str) else bytes(packet))
+    except XmpError as e:
+        log.warning("%s: its XMP could not be read (%s); the cut-out is written without it", getattr(im, "filename", None) or "picture", e)
+        return None
+
+
+def kept_xmp(packet: bytes) -> Optional[bytes]:
+    """``packet`` less its GPS position, thumbnails, orientation and stale properties (see the module), as UTF-8;
+    the packet as it was when it holds none of them, None when nothing else is left. Raises ``XmpError``."""
+    packet = packet.rstrip(b"\0")  # a NUL terminator some writers add is no part of the XML
+    document = _parsed(packet)
+    if not _strip(document.documentElement):
+        return packet if _has_properties(document.documentElement) else None
+    if not _has_properties(document.documentElement):
+        return None  # a position or an orientation alone
+    # the packet's <?xpacket?> wrapper and root as they were, less what was removed; no <?xml?> declaration (XMP has none)
+    return "\n".join(node.toxml() for node in document.childNodes).encode("utf-8")
+
+
+def _parsed(packet: bytes) -> minidom.Document:
+    """``packet`` as a DOM, namespace-aware (prefixes kept as written), once it is known to declare no DTD."""
+    guard = expat.ParserCreate()
+
+    def refuse_dtd(*_: object) -> None:
+        raise XmpError("it declares a DTD, which XMP never does")
+
+    guard.StartDoctypeDeclHandler = refuse_dtd
+    try:
+        guard.Parse(packet, True)
+        return minidom.parseString(packet)
+    except (expat.ExpatError, LookupError, ValueError) as e:  # LookupError: an unknown encoding declared
+        raise e if isinstance(e, XmpError) else XmpError(f"not well-formed XML: {e}") from e
+
+
+def _unwanted(namespace: Optional[str], name: Optional[str]) -> bool:
+    """Whether the property ``namespace``:``name`` is left out of a cut-out's XMP."""
+    if namespace == EXIF_NS and name and name.startswith("GPS"):  # exif:GPSLatitude..., in a location struct too
+        return True
+    return namespace in STALE_NAMESPACES or (namespace, name) in STALE_PROPERTIES
+
+
+def _strip(element: minidom.Element) -> bool:
+    """Unwanted properties removed from ``element`` and below, as elements or as attributes (RDF's short form);
+    True when any was."""
+    removed = False
+    for (namespace, name) in list(element.attributes.keysNS()):
+        if namespace != XMLNS_NS and _unwanted(namespace, name):
+            element.removeAttributeNS(namespace, name)
+            removed = True
+    for child in list(element.childNodes):
+        if child.nodeType != Node.ELEMENT_NODE:
+            continue
+        if _unwanted(child.namespaceURI, child.localName):
+            before = child.previousSibling  # its line's indentation goes with it
+            if before is not None and before.nodeType == Node.TEXT_NODE and not before.data.strip():
+                element.removeChild(before)
+            element.removeChild(child)
+            removed = True
+        elif _strip(child):
+            removed = True
+    return removed
+
+
+def _has_properties(root: minidom.Element) -> bool:
+    """Whether any ``rdf:Description`` under ``root`` still holds a property (an element or a non-RDF attribute)."""
+    for description in root.getElementsByTagNameNS(RDF_NS, "Description"):
+        if any(child.nodeType == Node.ELEMENT_NODE for child in description.childNodes):
+            return True
+        if any(namespace not in (XMLNS_NS, RDF_NS) for namespace, _ in description.attributes.keysNS()):
+            return True
+    return False
