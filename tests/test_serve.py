@@ -1149,3 +1149,23 @@ def test_a_probe_past_the_cap_is_answered_while_the_overflow_thread_is_behind(se
             scheduled.set()
             for s in idle:
                 s.close()
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_a_reply_keeps_the_photos_keywords_and_caption_less_its_position(server, tmp_path, fmt):
+    """A shop's asset system posting a tagged product shot gets the tags back in the cut-out; ?no-exif drops them."""
+    import io
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+    from test_image_xmp import CAPTION, KEYWORDS, NS, _packet, _photo, _values
+
+    _photo(tmp_path / "tagged.jpg", _packet())
+    replies = [_request(server, "POST", f"/v1/remove?format={fmt}{more}", (tmp_path / "tagged.jpg").read_bytes(),
+                        {"Content-Type": "image/jpeg"}) for more in ("", "&no-exif")]  # fmt: skip
+    assert [status for status, _, _ in replies] == [200, 200]
+    with Image.open(io.BytesIO(replies[0][2])) as tagged, Image.open(io.BytesIO(replies[1][2])) as shop:
+        root = ET.fromstring(tagged.info["xmp"])
+        assert "xmp" not in shop.info
+    assert _values(root, "dc:subject") == KEYWORDS and _values(root, "dc:description") == [CAPTION]
+    assert not [el for el in root.iter() for name in (el.tag, *el.attrib) if name.startswith(f"{{{NS['exif']}}}GPS")]

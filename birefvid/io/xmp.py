@@ -44,7 +44,7 @@ class XmpError(ValueError):
 
 def cutout_xmp(im: Any) -> Optional[bytes]:
     """The XMP packet of the opened picture ``im`` (Pillow's ``info["xmp"]``: PNG iTXt, JPEG APP1, WebP, TIFF tag 700,
-    GIF, AVIF, HEIC) for its cut-out (``kept_xmp``), or None when it has none, or none worth keeping."""
+    AVIF, HEIC with pillow-heif) for its cut-out (``kept_xmp``), or None when it has none, or none worth keeping."""
     packet = im.info.get("xmp")
     if not packet:
         return None
