@@ -34,7 +34,8 @@ def _kept(path: Path) -> tuple[Image.Image, Image.Exif]:
     return im, im.getexif()
 
 
-@pytest.mark.parametrize("out, output", [("cut.png", "rgba"), ("cut.webp", "rgba"), ("white.jpg", "composite"), ("mask.png", "mask")])
+@pytest.mark.parametrize("out, output", [("cut.png", "rgba"), ("cut.webp", "rgba"), ("white.jpg", "composite"), ("mask.png", "mask"),
+                                         ("cut.tif", "rgba"), ("mask.tif", "mask")])
 def test_camera_and_date_are_kept_and_the_position_is_not(tmp_path, red_key, out, output):
     _phone_photo(tmp_path / "IMG_0001.jpg")
     extra = ["--background", "white"] if output == "composite" else []
@@ -47,7 +48,7 @@ def test_camera_and_date_are_kept_and_the_position_is_not(tmp_path, red_key, out
     assert 0x8825 not in exif and not exif.get_ifd(0x8825)  # no GPS position in a picture made to be shared
 
 
-@pytest.mark.parametrize("out", ["white.jpg", "cut.webp", "cut.png"])
+@pytest.mark.parametrize("out", ["white.jpg", "cut.webp", "cut.png", "cut.tif"])
 def test_exif_and_the_colour_profile_are_both_kept(tmp_path, red_key, out):
     icc = p3_like_profile()
     _phone_photo(tmp_path / "IMG_0002.jpg", icc)

@@ -158,7 +158,7 @@ def write_image(
     as the source; OpenCV's encoders write none, and untagged pixels are taken as sRGB (washed-out colour).
     ``density``: the source's DPI (or non-square pixels' shape), kept in PNG, JPEG and TIFF so a 300 dpi product
     shot still prints at its size; WebP has no field for it. ``exif``: TIFF-structured EXIF (``io.exif``), kept in
-    PNG, JPEG and WebP (TIFF output goes without it). ``xmp``: an XMP packet (``io.xmp``), kept in all four (a JPEG
+    all four (a TIFF's in its IFD0 and Exif IFD, as cameras' TIFFs have it). ``xmp``: an XMP packet (``io.xmp``), kept in all four (a JPEG
     goes without one over ``MAX_JPEG_XMP`` bytes, with a log line: extended XMP is not written). ``quality``: JPEG's and WebP's, 1-100 (None: ``JPEG_QUALITY``,
     ``WEBP_QUALITY``); PNG and TIFF are lossless."""
     suffix = path.suffix.lower()
@@ -191,7 +191,7 @@ def write_image(
         if icc and pixels.ndim == 3 and suffix not in (".tif", ".tiff"):  # TIFF: with its other tags below
             encoded = _with_icc(suffix, encoded, icc, pixels.shape[1], pixels.shape[0], pixels.shape[2] == 4)
         if suffix in (".tif", ".tiff"):
-            encoded = _tiff_tags(encoded, pixels.ndim == 3 and pixels.shape[2] == 4, icc if pixels.ndim == 3 else None, xmp)
+            encoded = _tiff_tags(encoded, pixels.ndim == 3 and pixels.shape[2] == 4, icc if pixels.ndim == 3 else None, xmp, exif)
         elif density is not None:
             encoded = _with_density(suffix, encoded, density)
         if exif and suffix not in (".tif", ".tiff"):
@@ -332,16 +332,16 @@ def _riff(chunks: bytes) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def _tiff_tags(data: bytes, alpha: bool, icc: Optional[bytes], xmp: Optional[bytes] = None) -> bytes:
+def _tiff_tags(data: bytes, alpha: bool, icc: Optional[bytes], xmp: Optional[bytes] = None, exif: Optional[bytes] = None) -> bytes:
     """OpenCV's TIFF ``data`` with the tags it leaves out: ExtraSamples "unassociated alpha" for an RGBA picture
-    (without it, image editors take the 4th sample for an extra channel, not transparency), the ICC profile and
-    the XMP packet (tag 700, BYTE, as the XMP spec stores it in TIFF).
+    (without it, image editors take the 4th sample for an extra channel, not transparency), the ICC profile,
+    the XMP packet (tag 700, BYTE, as the XMP spec stores it in TIFF) and the EXIF (``_tiff_exif``).
 
     A new first IFD holding the old entries and these is appended, with the profile, and the header pointed at it:
     the old entries' offsets stay valid, so nothing else moves."""
     import struct
 
-    if not alpha and not icc and not xmp:
+    if not alpha and not icc and not xmp and not exif:
         return data
     order = "<" if data[:2] == b"II" else ">"
     (ifd,) = struct.unpack(order + "I", data[4:8])
@@ -359,7 +359,36 @@ def _tiff_tags(data: bytes, alpha: bool, icc: Optional[bytes], xmp: Optional[byt
     if xmp:
         entries[700] = struct.pack(order + "HHII", 700, 1, len(xmp), len(out))
         out += xmp + (b"\0" if len(xmp) % 2 else b"")
+    if exif:
+        added, block = _tiff_exif(exif, order, len(out))
+        for tag, entry in added.items():
+            entries.setdefault(tag, entry)  # the picture's own structure (OpenCV's) wins over a clash
+        out += block
     at = len(out)
     out += struct.pack(order + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries)) + struct.pack(order + "I", next_ifd)
     out[4:8] = struct.pack(order + "I", at)
     return bytes(out)
+
+
+def _tiff_exif(exif: bytes, order: str, offset: int) -> tuple[dict[int, bytes], bytes]:
+    """TIFF-structured ``exif`` (``io.exif``: IFD0's descriptive tags and the Exif IFD) as IFD0 entries for a TIFF
+    in byte ``order`` ("<" or ">"), and the block to write at ``offset`` that their values and the Exif IFD are in.
+
+    Pillow lays the IFD out for ``offset`` (the same serialisation PNG's and WebP's EXIF get); its entries are
+    taken into the picture's IFD0, where TIFF keeps Make, Model, Artist and the Exif IFD pointer; the block's own
+    entry table goes unused. An EXIF that cannot be laid out again is left out (it was read once already)."""
+    import struct
+
+    from PIL import Image
+
+    try:
+        parsed = Image.Exif()
+        parsed.load(b"Exif\0\0" + exif)
+        parsed.endian = order
+        block = parsed.tobytes(offset)[6 + 8 :]  # less "Exif\0\0" and the TIFF header: the IFD itself
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError, struct.error) as e:
+        log.warning("the photo's EXIF could not be written into the TIFF (%s); it is written without it", e)
+        return {}, b""
+    (count,) = struct.unpack(order + "H", block[:2])
+    entries = {struct.unpack(order + "H", block[at : at + 2])[0]: block[at : at + 12] for at in range(2, 2 + 12 * count, 12)}
+    return entries, block + (b"\0" if len(block) % 2 else b"")
