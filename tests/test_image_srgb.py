@@ -87,3 +87,28 @@ def test_srgb_writes_a_key_or_background_colour_as_given(tmp_path, red_key, extr
     picture = np.array(Image.open(out).convert("RGB")).astype(int)
     assert np.abs(picture[2:6, 2:6] - (0, 177, 64)).max() <= 1, picture[2, 2]
     assert np.abs(picture[20:28, 24:40] - _in_srgb(SUBJECT, icc)).max() <= 2  # the subject still converted
+
+
+def test_srgb_marks_the_xmp_colour_space_srgb_and_drops_the_profile_name(tmp_path, red_key):
+    """A P3 photo's XMP names its profile and says "uncalibrated"; its sRGB cut-out, untagged, says sRGB and names none
+    (a DAM showing "Display P3" for it would be wrong). Without --srgb both stay, with the profile."""
+    import xml.etree.ElementTree as ET
+
+    photo = tmp_path / "IMG_0003.jpg"
+    icc = p3_like_profile()
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[:] = (0, 0, 255)
+    pixels[12:36, 16:48] = SUBJECT
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description rdf:about="" xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" xmlns:exif="http://ns.adobe.com/exif/1.0/"'
+           ' xmlns:dc="http://purl.org/dc/elements/1.1/" photoshop:ICCProfile="Display P3"><exif:ColorSpace>65535</exif:ColorSpace>'
+           '<dc:subject><rdf:Bag><rdf:li>sneaker</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')  # fmt: skip
+    Image.fromarray(pixels).save(photo, quality=95, icc_profile=icc, xmp=xmp.encode())
+    ps, exif = "{http://ns.adobe.com/photoshop/1.0/}ICCProfile", "{http://ns.adobe.com/exif/1.0/}ColorSpace"
+    for flags, name, space in [(["--srgb"], None, "1"), ([], "Display P3", "65535")]:
+        assert main(["image", str(photo), "-o", str(tmp_path / "cut.png"), "--overwrite", *flags, "-q"]) == 0
+        with Image.open(tmp_path / "cut.png") as im:
+            description = ET.fromstring(im.info["xmp"]).find(".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description")
+            assert (description.get(ps), description.findtext(exif)) == (name, space)
+            assert description.find(".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li").text == "sneaker"
+            assert ("icc_profile" in im.info) == (not flags)

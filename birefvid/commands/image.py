@@ -329,6 +329,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     from ..io.image_sink import DEEP_FORMATS, write_image
     from ..io.color_profile import srgb_colours
     from ..io.exif import marked_srgb
+    from ..io.xmp import marked_srgb as srgb_xmp
     from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
     from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
@@ -414,6 +415,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
                 if shown is not image:
                     batch = torch.from_numpy(shown).permute(2, 0, 1).unsqueeze(0)
                     exif = marked_srgb(exif) if exif is not None else exif  # its EXIF says so too
+                    xmp = srgb_xmp(xmp) if xmp is not None else xmp  # and its XMP
             with run_info.timed("compose"):
                 background = backgrounds.covering(image.shape[1], image.shape[0], alphas.device, deep=bits > 8, profile=icc) if backgrounds else None
                 compositor = Compositor.for_output(output, background=background, bits=bits)

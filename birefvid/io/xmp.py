@@ -20,6 +20,7 @@ TIFF_NS = "http://ns.adobe.com/tiff/1.0/"
 XMP_NS = "http://ns.adobe.com/xap/1.0/"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 XMLNS_NS = "http://www.w3.org/2000/xmlns/"
+PHOTOSHOP_NS = "http://ns.adobe.com/photoshop/1.0/"
 # whole namespaces describing data appended to the original file, which the cut-out does not have: Google's
 # container directory (a motion photo's video, a portrait's depth map, an Ultra HDR gain map) and the gain map's own
 STALE_NAMESPACES = frozenset({"http://ns.google.com/photos/1.0/container/", "http://ns.google.com/photos/1.0/container/item/",
@@ -64,7 +65,42 @@ def kept_xmp(packet: bytes) -> Optional[bytes]:
         return packet if _has_properties(document.documentElement) else None
     if not _has_properties(document.documentElement):
         return None  # a position or an orientation alone
-    # the packet's <?xpacket?> wrapper and root as they were, less what was removed; no <?xml?> declaration (XMP has none)
+    return _serialised(document)
+
+
+def marked_srgb(packet: bytes) -> bytes:
+    """``kept_xmp``'s ``packet`` for pixels converted to sRGB and written untagged (``image --srgb``), as
+    ``io.exif.marked_srgb`` marks the EXIF: ``exif:ColorSpace`` set to 1 (sRGB) and ``photoshop:ICCProfile`` (the
+    name of a profile the output no longer has, "Display P3") left out. The packet as it was when it has neither."""
+    try:
+        document = _parsed(packet)
+    except XmpError:
+        return packet  # read once already: kept_xmp made it
+    changed = False
+    for element in [document.documentElement, *document.documentElement.getElementsByTagName("*")]:
+        if element.hasAttributeNS(PHOTOSHOP_NS, "ICCProfile"):
+            element.removeAttributeNS(PHOTOSHOP_NS, "ICCProfile")
+            changed = True
+        if element.hasAttributeNS(EXIF_NS, "ColorSpace") and element.getAttributeNS(EXIF_NS, "ColorSpace").strip() != "1":
+            element.setAttributeNS(EXIF_NS, element.getAttributeNodeNS(EXIF_NS, "ColorSpace").name, "1")
+            changed = True
+        if element.namespaceURI == PHOTOSHOP_NS and element.localName == "ICCProfile" and element.parentNode is not None:
+            element.parentNode.removeChild(element)
+            changed = True
+        elif element.namespaceURI == EXIF_NS and element.localName == "ColorSpace" and _text(element).strip() != "1":
+            while element.firstChild is not None:
+                element.removeChild(element.firstChild)
+            element.appendChild(document.createTextNode("1"))
+            changed = True
+    return _serialised(document) if changed else packet
+
+
+def _text(element: minidom.Element) -> str:
+    return "".join(node.data for node in element.childNodes if node.nodeType == Node.TEXT_NODE)
+
+
+def _serialised(document: minidom.Document) -> bytes:
+    """The packet's <?xpacket?> wrapper and root as they are now, as UTF-8; no <?xml?> declaration (XMP has none)."""
     return "\n".join(node.toxml() for node in document.childNodes).encode("utf-8")
 
 
