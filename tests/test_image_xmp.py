@@ -156,3 +156,11 @@ def test_exif_and_xmp_are_both_kept_and_exif_stays_the_first_app1_segment(tmp_pa
     assert im.getexif().get(0x010F) == "Canon" and _values(ET.fromstring(im.info["xmp"]), "dc:subject") == KEYWORDS
     app1 = [body[:6] for marker, body in im.applist if marker == "APP1"]
     assert app1 == [b"Exif\0\0", b"http:/"]
+
+
+def test_a_utf16_packet_is_written_as_utf8_which_a_png_itxt_chunk_needs(tmp_path, red_key):
+    """XMP may be UTF-16; a PNG's iTXt holds UTF-8 only, so the packet is re-serialised (and its NUL bytes kept)."""
+    _photo(tmp_path / "photo.jpg", _packet(private=False).decode("utf-8").encode("utf-16"))
+    im = _cut(tmp_path, tmp_path / "photo.jpg", "cut.png")
+    im.info["xmp"].decode("utf-8")
+    assert _values(ET.fromstring(im.info["xmp"]), "dc:subject") == KEYWORDS
