@@ -28,8 +28,9 @@ def _packet(private: bool = True) -> bytes:
     the orientation of a photo stored sideways and a thumbnail."""
     keys = "".join(f"<rdf:li>{k.replace('&', '&amp;')}</rdf:li>" for k in KEYWORDS)
     gps = 'exif:GPSLatitude="51,30.2083N" exif:GPSLongitude="0,7.6667W" tiff:Orientation="6"' if private else ""
-    more = ("<exif:GPSAltitude>120/1</exif:GPSAltitude><xmp:Thumbnails><rdf:Alt><rdf:li rdf:parseType=\"Resource\">"
-            "<xmpGImg:format>JPEG</xmpGImg:format><xmpGImg:image>/9j/4AAQSkZJRg==</xmpGImg:image></rdf:li></rdf:Alt></xmp:Thumbnails>") if private else ""  # fmt: skip
+    thumbnail = ("<xmp:Thumbnails><rdf:Alt><rdf:li rdf:parseType=\"Resource\"><xmpGImg:format>JPEG</xmpGImg:format>"
+                 "<xmpGImg:image>/9j/4AAQSkZJRg==</xmpGImg:image></rdf:li></rdf:Alt></xmp:Thumbnails>")  # fmt: skip
+    more = "<exif:GPSAltitude>120/1</exif:GPSAltitude>" + thumbnail if private else ""
     return f"""<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 7.0">
  <rdf:RDF xmlns:rdf="{NS['rdf']}">
@@ -164,3 +165,28 @@ def test_a_utf16_packet_is_written_as_utf8_which_a_png_itxt_chunk_needs(tmp_path
     im = _cut(tmp_path, tmp_path / "photo.jpg", "cut.png")
     im.info["xmp"].decode("utf-8")
     assert _values(ET.fromstring(im.info["xmp"]), "dc:subject") == KEYWORDS
+
+
+def test_a_phones_pointers_to_data_the_cut_out_has_not_are_left_out():
+    """A Pixel's motion photo (its video appended to the JPEG), an Ultra HDR gain map and extended XMP are named in
+    the packet; the cut-out has none of them, and a viewer following the pointers would read past its end."""
+    from birefvid.io.xmp import kept_xmp
+
+    camera, container, item = ("http://ns.google.com/photos/1.0/camera/", "http://ns.google.com/photos/1.0/container/",
+                               "http://ns.google.com/photos/1.0/container/item/")  # fmt: skip
+    packet = f"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="{NS['rdf']}">
+ <rdf:Description rdf:about="" xmlns:GCamera="{camera}" xmlns:Container="{container}" xmlns:Item="{item}"
+   xmlns:hdrgm="http://ns.adobe.com/hdr-gain-map/1.0/" xmlns:xmpNote="http://ns.adobe.com/xmp/note/" xmlns:dc="{NS['dc']}"
+   GCamera:MotionPhoto="1" GCamera:MotionPhotoVersion="1" GCamera:MotionPhotoPresentationTimestampUs="968644"
+   hdrgm:Version="1.0" xmpNote:HasExtendedXMP="0123456789ABCDEF0123456789ABCDEF">
+  <Container:Directory><rdf:Seq>
+   <rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="image/jpeg" Item:Semantic="Primary"/></rdf:li>
+   <rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="video/mp4" Item:Semantic="MotionPhoto" Item:Length="2424521"/></rdf:li>
+  </rdf:Seq></Container:Directory>
+  <dc:subject><rdf:Bag><rdf:li>sneaker</rdf:li></rdf:Bag></dc:subject>
+ </rdf:Description></rdf:RDF></x:xmpmeta>"""
+    root = ET.fromstring(kept_xmp(packet.encode()))
+    names = [name for el in root.iter() for name in (el.tag, *el.attrib)]
+    assert not [n for n in names if n.startswith(("{" + camera, "{" + container, "{" + item, "{http://ns.adobe.com/hdr-gain-map/",
+                                                  "{http://ns.adobe.com/xmp/note/"))]  # fmt: skip
+    assert _values(root, "dc:subject") == ["sneaker"]

@@ -25,17 +25,15 @@ PHOTOSHOP_NS = "http://ns.adobe.com/photoshop/1.0/"
 # container directory (a motion photo's video, a portrait's depth map, an Ultra HDR gain map) and the gain map's own
 STALE_NAMESPACES = frozenset({"http://ns.google.com/photos/1.0/container/", "http://ns.google.com/photos/1.0/container/item/",
                               "http://ns.adobe.com/hdr-gain-map/1.0/"})  # fmt: skip
+GOOGLE = "http://ns.google.com/photos/1.0/"
 STALE_PROPERTIES = frozenset({
     (TIFF_NS, "Orientation"),  # the pixels are written upright: a viewer must not turn them again
     (TIFF_NS, "ImageWidth"), (TIFF_NS, "ImageLength"), (EXIF_NS, "PixelXDimension"), (EXIF_NS, "PixelYDimension"),  # the original's size
     (XMP_NS, "Thumbnails"),  # the original, background and all
-    ("http://ns.google.com/photos/1.0/image/", "Data"), ("http://ns.google.com/photos/1.0/depthmap/", "Data"),  # the same, and its depth
-    ("http://ns.google.com/photos/1.0/depthmap/", "Confidence"),
+    (GOOGLE + "image/", "Data"), (GOOGLE + "depthmap/", "Data"), (GOOGLE + "depthmap/", "Confidence"),  # the same, and its depth
     ("http://ns.adobe.com/xmp/note/", "HasExtendedXMP"),  # extended XMP (JPEG segments Pillow does not read) is not carried
-    ("http://ns.google.com/photos/1.0/camera/", "MotionPhoto"), ("http://ns.google.com/photos/1.0/camera/", "MotionPhotoVersion"),
-    ("http://ns.google.com/photos/1.0/camera/", "MotionPhotoPresentationTimestampUs"),
-    ("http://ns.google.com/photos/1.0/camera/", "MicroVideo"), ("http://ns.google.com/photos/1.0/camera/", "MicroVideoVersion"),
-    ("http://ns.google.com/photos/1.0/camera/", "MicroVideoOffset"), ("http://ns.google.com/photos/1.0/camera/", "MicroVideoPresentationTimestampUs"),
+    *((GOOGLE + "camera/", name) for name in ("MotionPhoto", "MotionPhotoVersion", "MotionPhotoPresentationTimestampUs",
+                                               "MicroVideo", "MicroVideoVersion", "MicroVideoOffset", "MicroVideoPresentationTimestampUs")),
 })  # fmt: skip
 
 
