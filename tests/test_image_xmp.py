@@ -190,3 +190,31 @@ def test_a_phones_pointers_to_data_the_cut_out_has_not_are_left_out():
     assert not [n for n in names if n.startswith(("{" + camera, "{" + container, "{" + item, "{http://ns.adobe.com/hdr-gain-map/",
                                                   "{http://ns.adobe.com/xmp/note/"))]  # fmt: skip
     assert _values(root, "dc:subject") == ["sneaker"]
+
+
+def test_a_packet_nested_too_deep_is_left_out_with_a_log_line_and_the_picture_written(tmp_path, red_key, caplog):
+    """A damaged or hostile packet nested thousands deep (XMP nests a few levels) must not end the run with Python's
+    recursion limit: the cut-out is written without it, as for any packet that cannot be read."""
+    deep = b"<dc:source>" * 5000 + b"x" + b"</dc:source>" * 5000
+    _photo(tmp_path / "photo.png", _packet().replace(b"</rdf:Description>", deep + b"</rdf:Description>"))
+    for options in ((), ("--srgb",)):
+        im = _cut(tmp_path, tmp_path / "photo.png", f"cut{len(options)}.png", *options)
+        assert "xmp" not in im.info and im.size == SIZE
+    assert "photo.png: its XMP could not be read (it nests elements deeper than" in caplog.text
+
+
+def test_a_drones_position_in_its_own_namespace_is_left_out():
+    """DJI drones write the position in XMP of their own (drone-dji:GpsLatitude, GpsLongitude, AbsoluteAltitude), not in
+    exif:GPS*; a cut-out must not carry it either. The flight's other data (the gimbal's angles) stays."""
+    from birefvid.io.xmp import kept_xmp
+
+    dji = "http://www.dji.com/drone-dji/1.0/"
+    packet = f"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="{NS['rdf']}">
+ <rdf:Description rdf:about="" xmlns:drone-dji="{dji}" xmlns:dc="{NS['dc']}" drone-dji:GpsLatitude="+51.500729"
+   drone-dji:GpsLongitude="-0.124625" drone-dji:GpsLongtitude="-0.124625" drone-dji:AbsoluteAltitude="+80.10"
+   drone-dji:GimbalPitchDegree="-90.00">
+  <dc:subject><rdf:Bag><rdf:li>sneaker</rdf:li></rdf:Bag></dc:subject>
+ </rdf:Description></rdf:RDF></x:xmpmeta>"""
+    description = ET.fromstring(kept_xmp(packet.encode())).find(".//rdf:Description", NS)
+    assert sorted(name.rsplit("}", 1)[1] for name in description.attrib if name.startswith("{" + dji)) == ["GimbalPitchDegree"]
+    assert _values(ET.fromstring(kept_xmp(packet.encode())), "dc:subject") == ["sneaker"]

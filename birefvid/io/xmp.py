@@ -3,13 +3,14 @@
 the GPS position, embedded thumbnails and previews, the orientation (the pixels are written upright) and what no
 longer holds for the cut-out (the stored size, pointers to data appended to the original file) left out.
 
-A packet with nothing to leave out is kept byte for byte. One that is not well-formed XML, or that declares a DTD
-(XMP never does; entity expansion is how XML bombs work), is dropped with a log line: the cut-out is still written."""
+A packet with nothing to leave out is kept byte for byte. One that is not well-formed XML, that declares a DTD
+(XMP never does; entity expansion is how XML bombs work) or that nests deeper than ``MAX_DEPTH``, is dropped with a
+log line: the cut-out is still written."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from xml.dom import Node, minidom
 from xml.parsers import expat
 
@@ -26,6 +27,10 @@ PHOTOSHOP_NS = "http://ns.adobe.com/photoshop/1.0/"
 STALE_NAMESPACES = frozenset({"http://ns.google.com/photos/1.0/container/", "http://ns.google.com/photos/1.0/container/item/",
                               "http://ns.adobe.com/hdr-gain-map/1.0/"})  # fmt: skip
 GOOGLE = "http://ns.google.com/photos/1.0/"
+DJI = "http://www.dji.com/drone-dji/1.0/"  # a DJI drone's flight record: its position is here, not in exif:GPS*
+# the deepest nesting kept: real packets nest a few levels (a struct in an array in a property); the DOM's walks are
+# recursive, so a deeper (damaged or hostile) packet would end the run at Python's recursion limit
+MAX_DEPTH = 100
 STALE_PROPERTIES = frozenset({
     (TIFF_NS, "Orientation"),  # the pixels are written upright: a viewer must not turn them again
     (TIFF_NS, "ImageWidth"), (TIFF_NS, "ImageLength"), (EXIF_NS, "PixelXDimension"), (EXIF_NS, "PixelYDimension"),  # the original's size
@@ -38,7 +43,7 @@ STALE_PROPERTIES = frozenset({
 
 
 class XmpError(ValueError):
-    """A packet that is not XMP this module keeps: not well-formed XML, or one declaring a DTD."""
+    """A packet that is not XMP this module keeps: not well-formed XML, one declaring a DTD or nested too deep."""
 
 
 def cutout_xmp(im: Any) -> Optional[bytes]:
@@ -55,7 +60,7 @@ def cutout_xmp(im: Any) -> Optional[bytes]:
 
 
 def kept_xmp(packet: bytes) -> Optional[bytes]:
-    """``packet`` less its GPS position, thumbnails, orientation and stale properties (see the module), as UTF-8;
+    """``packet`` less its GPS position (a drone's too), thumbnails, orientation and stale properties (see the module), as UTF-8;
     the packet as it was when it holds none of them, None when removing them leaves nothing. Raises ``XmpError``."""
     wide = packet[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\0" in packet[:4]  # UTF-16 or -32: NULs are its bytes
     packet = packet if wide else packet.rstrip(b"\0")  # a NUL terminator some writers add is no part of the XML
@@ -121,8 +126,7 @@ def _holds_unwanted(packet: bytes) -> bool:
         nonlocal found
         found = found or any(_unwanted(*_split(key)) for key in (name, *attributes))
 
-    scanner = _guarded_parser(namespace_separator=" ")  # names as "uri local"; xmlns declarations are no attributes
-    scanner.StartElementHandler = element
+    scanner = _guarded_parser(element, namespace_separator=" ")  # names as "uri local"; xmlns declarations are no attributes
     _parse(scanner, packet)
     return found
 
@@ -132,14 +136,30 @@ def _split(name: str) -> tuple[Optional[str], str]:
     return namespace or None, local
 
 
-def _guarded_parser(**options: str) -> "expat.XMLParserType":
-    """An expat parser that refuses a DTD: XMP never has one, and entity expansion is how XML bombs work."""
+def _guarded_parser(on_element: Optional[Callable[[str, dict[str, str]], None]] = None, **options: str) -> "expat.XMLParserType":
+    """An expat parser that refuses a DTD (XMP never has one, and entity expansion is how XML bombs work) and elements
+    nested deeper than ``MAX_DEPTH``; ``on_element`` is called with each element's name and attributes."""
     parser = expat.ParserCreate(**options)
+    depth = 0
 
     def refuse_dtd(*_: object) -> None:
         raise XmpError("it declares a DTD, which XMP never does")
 
+    def start(name: str, attributes: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise XmpError(f"it nests elements deeper than {MAX_DEPTH}, which XMP never does")
+        if on_element is not None:
+            on_element(name, attributes)
+
+    def end(_: str) -> None:
+        nonlocal depth
+        depth -= 1
+
     parser.StartDoctypeDeclHandler = refuse_dtd
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     return parser
 
 
@@ -162,6 +182,8 @@ def _parsed(packet: bytes) -> minidom.Document:
 def _unwanted(namespace: Optional[str], name: Optional[str]) -> bool:
     """Whether the property ``namespace``:``name`` is left out of a cut-out's XMP."""
     if namespace == EXIF_NS and name and name.startswith("GPS"):  # exif:GPSLatitude..., in a location struct too
+        return True
+    if namespace == DJI and name and (name.startswith("Gps") or name == "AbsoluteAltitude"):  # GpsLongtitude too (sic)
         return True
     return namespace in STALE_NAMESPACES or (namespace, name) in STALE_PROPERTIES
 
