@@ -218,3 +218,22 @@ def test_a_drones_position_in_its_own_namespace_is_left_out():
     description = ET.fromstring(kept_xmp(packet.encode())).find(".//rdf:Description", NS)
     assert sorted(name.rsplit("}", 1)[1] for name in description.attrib if name.startswith("{" + dji)) == ["GimbalPitchDegree"]
     assert _values(ET.fromstring(kept_xmp(packet.encode())), "dc:subject") == ["sneaker"]
+
+
+def test_paths_to_files_on_the_authors_machine_are_left_out():
+    """Photoshop names a placed or linked file by its path (xmpMM:Ingredients' stRef:filePath: the user's name and
+    folders); the cut-out shares no file with it. The document's ids, and what it was derived from, stay."""
+    from birefvid.io.xmp import kept_xmp
+
+    mm, ref = "http://ns.adobe.com/xap/1.0/mm/", "http://ns.adobe.com/xap/1.0/sType/ResourceRef#"
+    packet = f"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="{NS['rdf']}">
+ <rdf:Description rdf:about="" xmlns:xmpMM="{mm}" xmlns:stRef="{ref}" xmpMM:DocumentID="xmp.did:0a1b">
+  <xmpMM:Ingredients><rdf:Bag><rdf:li rdf:parseType="Resource">
+   <stRef:filePath>/Users/alice/Clients/Acme/logo.ai</stRef:filePath><stRef:documentID>xmp.did:77</stRef:documentID>
+  </rdf:li><rdf:li stRef:filePath="C:\\Users\\alice\\Desktop\\shadow.psd" stRef:documentID="xmp.did:78"/></rdf:Bag></xmpMM:Ingredients>
+ </rdf:Description></rdf:RDF></x:xmpmeta>"""
+    kept = kept_xmp(packet.encode())
+    assert b"alice" not in kept
+    root = ET.fromstring(kept)
+    assert [el.text for el in root.iter(f"{{{ref}}}documentID")] == ["xmp.did:77"]
+    assert root.find(".//rdf:Description", NS).get(f"{{{mm}}}DocumentID") == "xmp.did:0a1b"

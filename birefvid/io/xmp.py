@@ -37,6 +37,8 @@ STALE_PROPERTIES = frozenset({
     (XMP_NS, "Thumbnails"),  # the original, background and all
     (GOOGLE + "image/", "Data"), (GOOGLE + "depthmap/", "Data"), (GOOGLE + "depthmap/", "Confidence"),  # the same, and its depth
     ("http://ns.adobe.com/xmp/note/", "HasExtendedXMP"),  # extended XMP (JPEG segments Pillow does not read) is not carried
+    # a placed or linked file's path on the author's machine (Photoshop's xmpMM:Ingredients): their name and folders
+    ("http://ns.adobe.com/xap/1.0/sType/ResourceRef#", "filePath"),
     *((GOOGLE + "camera/", name) for name in ("MotionPhoto", "MotionPhotoVersion", "MotionPhotoPresentationTimestampUs",
                                                "MicroVideo", "MicroVideoVersion", "MicroVideoOffset", "MicroVideoPresentationTimestampUs")),
 })  # fmt: skip
