@@ -282,6 +282,8 @@ class Microphone:
         if self._hook is not None:
             self._hook.register()
         try:
+            if self._stop.is_set():  # close() came before the register above: its cancel missed this thread, which ends here
+                return
             for packet in self._container.demux(self._stream):
                 if self._stop.is_set():
                     break
