@@ -34,9 +34,9 @@ def cpu_has_native_bf16() -> bool:
     if flags:
         return "avx512_bf16" in flags or "amx_bf16" in flags
     if _installed("openvino"):  # no /proc (macOS, Windows): ask OpenVINO's CPU plugin
-        import openvino as ov
+        from .ov_core import openvino_core
 
-        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return False
 
 

@@ -20,6 +20,7 @@ import torch
 from ..caller import warn
 from ..errors import NOTICE, ConfigError, option
 from .export import cached_onnx, onnx_cached, share_blobs, weights_digest, writable_cache_dir
+from .ov_core import openvino_core
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +199,10 @@ class OpenVinoEngine(_ExportedEngine):
         self._queues: dict[tuple[int, int], Any] = {}  # size -> (AsyncInferQueue, its length)
 
     def _compiled(self, onnx_path: str, hint: str) -> Any:
-        import openvino as ov
-
-        core = ov.Core()
         blobs = writable_cache_dir("openvino")
-        core.set_property({"CACHE_DIR": str(blobs)})
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": hint}
+        # the cache folder goes with each compile, not on the process's one Core (ov_core): it is this run's
+        config: dict[str, Any] = {"CACHE_DIR": str(blobs), "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+                                  "PERFORMANCE_HINT": hint}
         from ..runtime.cores import affinity_cores, usable_cores  # here: runtime imports this package
 
         cores = usable_cores()
@@ -216,7 +215,7 @@ class OpenVinoEngine(_ExportedEngine):
             config["NUM_STREAMS"] = THROUGHPUT_STREAMS
         size = next((f"{w}x{h}" for (h, w), path in self._exports.items() if str(path) == onnx_path), "its size")
         with CompileNotice(size, blobs, first=onnx_path in self._fresh) as notice:
-            compiled = core.compile_model(onnx_path, "CPU", config)
+            compiled = openvino_core().compile_model(onnx_path, "CPU", config)
             notice.loaded_from_cache = _loaded_from_cache(compiled)
         share_blobs(blobs)  # the blob it may just have written
         return compiled
