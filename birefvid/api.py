@@ -605,7 +605,9 @@ def live_hint(report: dict[str, Any]) -> Optional[str]:
     lost 27% of its frames with the carry and 1% without it (docs/live.md, "On a weak laptop").
     """
     s = report["stats"]
-    dropped, shown = s.get("dropped") or 0, s.get("frames_shown") or 0
+    # frames dropped while a reconnect's or a file loop's first picture waited for its mask say nothing of the CPU
+    dropped = (s.get("dropped") or 0) - (s.get("dropped_for_new_connections") or 0)
+    shown = s.get("frames_shown") or 0
     if not dropped or dropped < DROPPED_SHARE_HINT * (dropped + shown):
         return None
     job = report["job"]

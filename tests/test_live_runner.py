@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from birefvid.api import build_live_job, run_live
+from birefvid.api import build_live_job, live_hint, run_live
 from birefvid.errors import ConfigError, PipelineError
 from birefvid.io.live_base import LiveSink
 from birefvid.runtime.live import BUDGET_FLOOR, SIZE_LADDER, OutputClock, choose_resolution
@@ -1322,3 +1322,59 @@ def test_the_summary_line_gives_the_mask_age(tmp_path):
     assert f", mask age {final['mask_age_ms_median']}/{final['mask_age_ms_p95']} ms median/p95); ended: " in line, line
     report["stats"] = {k: v for k, v in final.items() if not k.startswith("mask_age")}  # an older report, without the figures
     assert ", mask age -/- ms median/p95); " in live_summary(report)
+
+
+def _jumping_scene(index: int, size: tuple[int, int] = (160, 64), side: int = 24) -> np.ndarray:
+    """Blue with a red square that moves 1 px a frame from x=4: a loop of N frames jumps it N-1 px back."""
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:] = (0, 0, 255)
+    top, left = (h - side) // 2, 4 + index
+    img[top : top + side, left : left + side] = (255, 0, 0)
+    return img
+
+
+def test_a_new_connection_is_never_shown_with_the_last_connections_mask(tmp_path):
+    """Each loop of a file (as each reconnect of a stream) starts a new scene: its first picture waits for its own
+    mask, as the run's first does. It was composed with the last connection's mask carried over, so for the model's
+    time after every loop (or reconnect) the subject was cut where it had been and the background left unblurred
+    where the subject had been (4 frames a loop with `tiny` at 128²; here the slow model makes it several).
+
+    The square jumps 47 px back at each loop, twice its side, so a mask from before the jump misses it entirely;
+    within a loop it moves 1 px a frame, so even a mask 0.75 s old covers a quarter of it."""
+    frames = 48  # 2 s at 24 fps
+    clip = tmp_path / "loop.mkv"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 160, 64, "yuv444p"
+        for i in range(frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(_jumping_scene(i), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    recording = tmp_path / "matte.mov"
+    job = build_live_job(str(clip), [str(recording)], effect="alpha", realtime=True, loop=True, duration=5.5)
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(0.15)))
+    assert report["ended_by"] == "duration"
+    with av.open(str(recording)) as c:
+        pictures = [f.to_ndarray(format="rgba") for f in c.decode(video=0)]
+    covered = []
+    for rgba in pictures:  # straight alpha: the colours are the picture's own, the matte is the run's mask
+        square = (rgba[..., 0] > 127) & (rgba[..., 2] < 128)
+        matte = rgba[..., 3] > 127
+        covered.append((square & matte).sum() / max(square.sum(), 1))
+    loops = sum(1 for a, b in zip(pictures, pictures[1:]) if _left_edge(b) < _left_edge(a) - 20)
+    assert loops >= 2, f"the clip looped {loops} times in the recording"
+    missed = [i for i, share in enumerate(covered) if share < 0.25]
+    assert not missed, f"pictures {missed} of {len(pictures)} carry a mask that misses their subject: {[round(covered[i], 2) for i in missed]}"
+    # the frames that came while each loop's first picture waited for the model are not the CPU's fault: no hint names them
+    stats = report["stats"]
+    assert 1 <= stats["dropped_for_new_connections"] <= stats["dropped"], stats
+    hint = live_hint(report)
+    assert hint is None or hint.startswith(f"{stats['dropped'] - stats['dropped_for_new_connections']} camera frames"), (hint, stats)
+
+
+def _left_edge(rgba: np.ndarray) -> int:
+    """The red square's leftmost column in a picture."""
+    columns = np.flatnonzero(((rgba[..., 0] > 127) & (rgba[..., 2] < 128)).any(axis=0))
+    return int(columns[0]) if columns.size else -1

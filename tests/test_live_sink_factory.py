@@ -184,3 +184,19 @@ def test_all_open_or_none(tmp_path):
         for s in sinks:
             s.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_sink_s_error_line_shows_every_form_readable():
+    """The command line hides secrets in URLs of every error line; the list of forms is no URL of the user's, and its
+    RTMP form came out as rtmp://*** (a template with [:PORT] reads as a malformed URL, shown as nothing)."""
+    import subprocess
+
+    from pathlib import Path
+
+    clip = Path(__file__).resolve().parents[1] / "samples" / "scene.mp4"
+    run = subprocess.run([sys.executable, "-m", "birefvid", "live", "--source", str(clip), "--sink", "ftp://example.org/x.ts"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "***" not in lines[0], lines
+    assert "rtmp(s)://HOST[:PORT]/APP/KEY" in lines[0] and "rtsp://HOST[:PORT]/PATH" in lines[0], lines

@@ -23,7 +23,8 @@ from birefvid.job import EFFECT_PICTURE, EFFECTS, shown_sink
 log = logging.getLogger(__name__)
 
 PICTURE_KINDS = ("rgb", "rgba", "gray")
-_FORMS = ("window, virtualcam, rtsp://HOST[:PORT]/PATH, rtmp://HOST[:PORT]/APP/KEY, udp://HOST:PORT, tcp://HOST:PORT, "
+# "rtmp(s)://" is no URL to the command line's guard, which hid "rtmp://HOST[:PORT]/APP/KEY" whole as a stream address
+_FORMS = ("window, virtualcam, rtsp://HOST[:PORT]/PATH, rtmp(s)://HOST[:PORT]/APP/KEY, udp://HOST:PORT, tcp://HOST:PORT, "
           "http://HOST:PORT or a video file path")
 _ALPHA_HINT = "; for alpha, record to a .webm, .mov or .mkv file sink"
 

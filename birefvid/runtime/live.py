@@ -202,6 +202,7 @@ class ModelPath:
         self.stop = stop
         self.inbox = StageQueue(1, stop, policy="newest")  # the model only ever wants the newest frame
         self.latest: Optional[LatestMask] = None
+        self._published = threading.Condition()  # notified with each new ``latest``
         self.error: Optional[BaseException] = None
         self._generation: Optional[int] = None
         self._thread = threading.Thread(target=in_caller_context(self._run), name="birefvid-live-model", daemon=True)
@@ -222,8 +223,15 @@ class ModelPath:
         latest = LatestMask(alpha, cf.captured, cf.generation)
         if self.carrier is not None:
             self.carrier.set_reference(cf.frame.image, alpha, key=cf.captured)
-        self.latest = latest
+        with self._published:
+            self.latest = latest
+            self._published.notify_all()
         return latest
+
+    def wait_for_connection(self, generation: int, timeout: float) -> bool:
+        """True once the newest mask is of connection ``generation`` or a later one; False after ``timeout`` seconds."""
+        with self._published:
+            return self._published.wait_for(lambda: self.latest is not None and self.latest.generation >= generation, timeout)
 
     def retime(self, cf: CapturedFrame, captured: float) -> CapturedFrame:
         """``cf``, the frame just segmented, as captured at ``captured``, its mask too: a file's clock stands still while
@@ -445,6 +453,24 @@ class LiveRunner:
             self.writer.deliver(_Delivery(self._last_picture, t, now, None, repeat=True))
             self.stats.repeated += 1
 
+    def _mask_ready(self, cf: CapturedFrame, start: float) -> bool:
+        """Whether the newest mask is of ``cf``'s connection, waiting for the model after a reconnect or a file's loop.
+
+        A new connection is a new scene, as the run's first picture is: the last connection's mask carried over cut
+        the subject where it had been and left the background bare where the subject had been, for the model's time
+        (4 frames a loop with ``tiny`` at 128²). The displays hold the last picture meanwhile, as during the reconnect.
+        False when the run ends first (a stop, ``--duration``, the window closed, the model failed)."""
+        dropped = self.source.dropped
+        try:
+            while not self.model.wait_for_connection(cf.generation, self.clock.step):
+                ending = self.stop.is_set() or (self.requested is not None and self.requested.is_set())
+                if ending or self._user_closed() or (self.duration is not None and time.monotonic() - start >= self.duration):
+                    return False
+                self._hold(time.monotonic())
+            return True
+        finally:
+            self.stats.dropped_for_new_connections += self.source.dropped - dropped
+
     def _user_closed(self) -> bool:
         return any(getattr(sink, "closed_by_user", False) for sink in self.sinks)
 
@@ -488,7 +514,8 @@ class LiveRunner:
                 if cf is not None:
                     if cf is not first:
                         self.model.inbox.put(cf)  # newest wins: an older frame still waiting is dropped
-                    self._show(cf)
+                    if self._mask_ready(cf, start):
+                        self._show(cf)
                 now = time.monotonic()
                 if self.stats.due(now):
                     self.stats.emit(now, self.source)

@@ -106,6 +106,9 @@ class LiveStats:
         self._period = _Period(self._start, 0)
         self._all = _Period(self._start, 0)
         self.repeated = 0  # pictures repeated to displays while the source reconnected
+        # of the dropped frames, those a new connection's (a reconnect's, a file loop's) first picture dropped while it
+        # waited for its own mask: the model's time, not a machine that cannot keep up
+        self.dropped_for_new_connections = 0
         self.model_cap: Optional[float] = None  # --model-fps: the most refreshes a second asked for (None: no cap)
 
     def begin(self, now: float, source: Any) -> None:
@@ -156,6 +159,7 @@ class LiveStats:
             "dropped": (source.dropped - p.dropped_at_start) if source is not None else 0,
             "reconnects": source.reconnects if source is not None else 0,
             "repeated": self.repeated,
+            "dropped_for_new_connections": self.dropped_for_new_connections,
             "state": source.state if source is not None else None,
         }
 
