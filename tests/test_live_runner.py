@@ -1378,3 +1378,24 @@ def _left_edge(rgba: np.ndarray) -> int:
     """The red square's leftmost column in a picture."""
     columns = np.flatnonzero(((rgba[..., 0] > 127) & (rgba[..., 2] < 128)).any(axis=0))
     return int(columns[0]) if columns.size else -1
+
+
+def test_under_model_fps_a_new_connection_is_segmented_at_once_and_the_picture_keeps_the_source_rate(tmp_path):
+    """A new connection's (here a file loop's) first picture waits for its own mask. Under ``--model-fps`` that wait
+    was for the cap's next refresh: with ``--model-fps 1`` the sample clip looped (2 s) lost a quarter of its frames,
+    and with a cap slower than the loop the file no longer played at all (one picture per refresh: 0.4 fps). Its
+    first frame is segmented at once instead, and the cap still holds within each connection.
+
+    Side by side with the source's own rate: a loaded box slows the source too. A 1 s clip looped with a refresh
+    due every 2 s: the bug shows about one picture in 2 s; fixed, nearly every frame."""
+    clip = write_scene(tmp_path / "loop.mkv", FPS)  # 1 s
+    model = CountingRedKey()
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True, loop=True, duration=6,
+                         carry=False, smooth="none", model_fps=0.5, resolution=64)  # fmt: skip
+    report = run_live(job, segmenter=red_key_segmenter(model))
+    final = report["stats"]
+    assert report["ended_by"] == "duration"
+    assert final["output_fps"] >= 0.5 * final["source_fps"], final
+    connections = round(final["seconds"] * final["source_fps"] / FPS) + 1  # the loops played, the first included
+    # one refresh per connection, plus the cap's own (one in 2 s) and the warm-up's first frame
+    assert model.calls <= connections + final["seconds"] * 0.5 + 2, (model.calls, connections, final)

@@ -184,11 +184,16 @@ def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
     return time.perf_counter() - start
 
 
+# how often a model thread idling under --model-fps looks whether the run stopped
+STOP_CHECK_S = 0.05
+
+
 class ModelPath:
     """The model thread: newest frame in, smoothed mask out to ``latest``; errors end the run.
 
     ``max_fps`` caps the refreshes a second (``--model-fps``): the thread idles until the next refresh is due,
-    then takes the newest frame, so the mask it makes is as fresh as without the cap, only less often.
+    then takes the newest frame, so the mask it makes is as fresh as without the cap, only less often. A new
+    connection's first frame (``offer``) is segmented at once: the displays hold their picture until it is.
     """
 
     def __init__(self, segmenter: Segmenter, smoother: Smoother, carrier: Optional[MaskCarrier], stats: LiveStats, stop: threading.Event,
@@ -203,6 +208,7 @@ class ModelPath:
         self.inbox = StageQueue(1, stop, policy="newest")  # the model only ever wants the newest frame
         self.latest: Optional[LatestMask] = None
         self._published = threading.Condition()  # notified with each new ``latest``
+        self._new_connection = threading.Event()  # a frame of a connection not segmented yet waits: no cap applies
         self.error: Optional[BaseException] = None
         self._generation: Optional[int] = None
         self._thread = threading.Thread(target=in_caller_context(self._run), name="birefvid-live-model", daemon=True)
@@ -227,6 +233,16 @@ class ModelPath:
             self.latest = latest
             self._published.notify_all()
         return latest
+
+    def offer(self, cf: CapturedFrame) -> None:
+        """Hand the model the display loop's newest frame (an older one still waiting is dropped).
+
+        A frame of a connection the model has not segmented yet (a reconnect, a file's loop) skips the wait for the
+        next refresh under ``max_fps``: its picture waits for its own mask (``wait_for_connection``), and the cap's
+        wait (up to 1/max_fps s) froze the displays for that long after each reconnect; with a cap slower than a
+        looped file, the file no longer played. One refresh more per connection is all it costs."""
+        if self.inbox.put(cf) and cf.generation != self._generation:
+            self._new_connection.set()
 
     def wait_for_connection(self, generation: int, timeout: float) -> bool:
         """True once the newest mask is of connection ``generation`` or a later one; False after ``timeout`` seconds."""
@@ -257,11 +273,19 @@ class ModelPath:
             self.stop.set()
 
     def _wait_for_turn(self) -> bool:
-        """Idle until the next refresh is due under ``max_fps`` (at once without it); True when the run stops meanwhile."""
+        """Idle until the next refresh is due under ``max_fps`` (at once without it, or for a new connection's frame);
+        True when the run stops meanwhile."""
         if not self.interval or self._started is None:
             return False
-        left = self._started + self.interval - time.monotonic()
-        return left > 0 and self.stop.wait(left)
+        due = self._started + self.interval
+        while (left := due - time.monotonic()) > 0 and not self._new_connection.is_set():
+            # two things to wait for: the stop is looked at every STOP_CHECK_S while the event is waited on
+            if self._new_connection.wait(min(left, STOP_CHECK_S)):
+                break
+            if self.stop.is_set():
+                return True
+        self._new_connection.clear()  # the frame that set it is taken next (or a newer one: newest wins)
+        return self.stop.is_set()
 
     def join(self, timeout: float = 30.0) -> None:
         # begun, not is_alive(): a thread whose start() a signal interrupted is not alive yet, but begins a moment later
@@ -513,7 +537,7 @@ class LiveRunner:
             while True:
                 if cf is not None:
                     if cf is not first:
-                        self.model.inbox.put(cf)  # newest wins: an older frame still waiting is dropped
+                        self.model.offer(cf)
                     if self._mask_ready(cf, start):
                         self._show(cf)
                 now = time.monotonic()
