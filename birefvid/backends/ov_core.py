@@ -7,7 +7,12 @@ released in the order they were loaded (two models, or a model's latency and thr
 leave the thread's signal stack on unmapped memory, and the next signal whose handler runs on it (Python's Ctrl-C and
 SIGTERM handlers, faulthandler's) kills the process with a SIGSEGV: exit 139, no traceback, no clean-up. One ``Core``
 kept for the process loads the plugin once and never releases it, so its stack stays mapped. It also spares each
-compile the plugin's load."""
+compile the plugin's load.
+
+The cost: the kept plugin keeps a released model's worker threads for the next model compiled with the same settings,
+at the priority of the thread that made them, so a live run's model compiled on a niced thread runs at normal priority
+in a process that ran an OpenVINO model before (docs/live.md). ``CACHE_DIR`` goes in each ``compile_model``'s config,
+which OpenVINO applies to that compile alone: each run's ``BIREFVID_CACHE_DIR`` is the one used."""
 
 from __future__ import annotations
 
