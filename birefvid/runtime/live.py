@@ -278,7 +278,7 @@ class ModelPath:
         if not self.interval or self._started is None:
             return False
         due = self._started + self.interval
-        while (left := due - time.monotonic()) > 0 and not self._new_connection.is_set():
+        while (left := due - time.monotonic()) > 0:
             # two things to wait for: the stop is looked at every STOP_CHECK_S while the event is waited on
             if self._new_connection.wait(min(left, STOP_CHECK_S)):
                 break
