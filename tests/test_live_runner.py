@@ -36,17 +36,20 @@ FPS = 24
 
 class SlowRedKey(RedKey):
     """RedKey that takes ``seconds`` per call (sleeping, so it holds no CPU and no GIL), or only on
-    its first call with ``first_only`` (as a first ONNX export or compile does)."""
+    its first call with ``first_only`` (as a first ONNX export or compile does), or on every call but
+    the first with ``after_first`` (a warm-up that costs the test nothing, then a slow model)."""
 
-    def __init__(self, seconds: float, first_only: bool = False) -> None:
+    def __init__(self, seconds: float, first_only: bool = False, after_first: bool = False) -> None:
         super().__init__()
         self.seconds = seconds
         self.first_only = first_only
+        self.after_first = after_first
         self.calls = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        if self.calls == 1 or not self.first_only:
+        slow = self.calls == 1 if self.first_only else not (self.after_first and self.calls == 1)
+        if slow:
             time.sleep(self.seconds)
         return super().forward(x)
 
@@ -70,31 +73,32 @@ def read_frames(path):
         return [(f.to_ndarray(format="rgb24"), float(f.pts * stream.time_base)) for f in c.decode(stream)]
 
 
-def test_slow_model_keeps_the_source_rate_and_latency_bounded_over_15_s(tmp_path):
+def test_slow_model_keeps_the_source_rate_and_latency_bounded_over_6_s(tmp_path):
     """A model 12x slower than the camera: output fps stays at the source rate, no backlog grows (a backlog
-    would add 0.9 s of latency a second, plain within the first of the six stats periods).
+    would add 0.9 s of latency a second, plain within the first of the four stats periods).
 
     The bounds sit between what a bug gives and what a loaded box gives. A display tied to the model
-    shows 2 fps and a backlog's latency passes 2 s in the first period; a 2-core box loaded 8 times over
-    slowed the source itself to 21.6 fps and showed 19.4 (13.6 in its worst period, 388 ms p95 latency),
-    so the source is compared side by side and the rest has room."""
-    clip = write_scene(tmp_path / "cam.mkv", 15 * FPS)
+    shows 2 fps and a backlog's latency passes 1.3 s in the first 1.5 s period and 2.7 s in the second; a 2-core
+    box loaded 8 times over slowed the source itself to 21.6 fps and showed 19.4 (13.6 in its worst period, 388 ms
+    p95 latency), so the source is compared side by side and the rest has room. 6 s, not the 15 it once ran: four
+    periods show the rate held and the latency flat as well as six did, for 9 s less of CI."""
+    clip = write_scene(tmp_path / "cam.mkv", 6 * FPS)
     model = SlowRedKey(0.5)
-    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True, duration=15,
-                         stats_every=2.5, carry=False, smooth="none")  # fmt: skip
+    job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", realtime=True, duration=6,
+                         stats_every=1.5, carry=False, smooth="none")  # fmt: skip
     stats = tmp_path / "stats.jsonl"
     report = run_live(job, segmenter=red_key_segmenter(model), stats_json=stats)
     final = report["stats"]
     assert final["model_fps"] <= 2.2  # the model really was slow
     assert FPS / 2 <= final["source_fps"] <= 1.05 * FPS  # paced: a file read unpaced runs far faster
     assert final["output_fps"] >= 0.75 * final["source_fps"] and final["output_fps"] >= FPS / 2, final
-    assert final["latency_ms_p95"] <= 500, final  # a backlog's p95 over 15 s is several seconds
+    assert final["latency_ms_p95"] <= 500, final  # a backlog's p95 over 6 s is seconds
     periods = [json.loads(line) for line in stats.read_text().splitlines()]
-    assert periods[-1]["final"] and len(periods) >= 6
-    for period in periods[:-1]:  # every 2.5 s: at least 4 times the model's rate, and no backlog building
+    assert periods[-1]["final"] and len(periods) >= 4
+    for period in periods[:-1]:  # every 1.5 s: at least 4 times the model's rate, and no backlog building
         assert period["output_fps"] >= FPS / 3 and period["latency_ms_p95"] <= 1000, periods
     recorded = read_frames(tmp_path / "out.mkv")
-    assert abs(len(recorded) - report["frames_shown"]) <= 2 and len(recorded) >= 15 * FPS / 2, (len(recorded), report["frames_shown"])
+    assert abs(len(recorded) - report["frames_shown"]) <= 2 and len(recorded) >= 6 * FPS / 2, (len(recorded), report["frames_shown"])
 
 
 class CountingRedKey(RedKey):
@@ -198,12 +202,13 @@ def textured_scene(index: int, size=(320, 96), side: int = 48, speed: int = 2) -
 
 
 def test_mask_is_carried_to_the_current_frame(tmp_path):
-    """With a slow model the mask is frames old; carried along optical flow it follows the subject."""
+    """With a slow model the mask is frames old; carried along optical flow it follows the subject.
+    Two 2 s runs (3 s each once): the 1.5 s scored after the first half second hold ten model runs each."""
     clip = tmp_path / "cam.mkv"
     with av.open(str(clip), "w") as out:
         stream = out.add_stream("ffv1", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = 320, 96, "yuv444p"
-        for i in range(3 * FPS):
+        for i in range(2 * FPS):
             for packet in stream.encode(av.VideoFrame.from_ndarray(textured_scene(i)[0], format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
@@ -1123,7 +1128,8 @@ def test_a_file_shown_before_any_model_run_reports_no_model_rate(tmp_path):
     # a size given: the latency budget's calibration would first time this 3 s model three times (9 s), which the
     # stats of the run do not count either way
     job = build_live_job(str(clip), [str(tmp_path / "out.mkv")], effect="mask", carry=False, smooth="none", resolution=64)
-    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(3.0)))
+    # the warm-up's call fast: the display waits for it whatever it costs, and it is not the model run this is about
+    report = run_live(job, segmenter=red_key_segmenter(SlowRedKey(3.0, after_first=True)))
     final = report["stats"]
     assert report["frames_shown"] == FPS and final["seconds"] < 3.0  # every frame shown before a second model run ended
     assert final["model_fps"] is None and final["model_ms_median"] is None
