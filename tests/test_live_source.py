@@ -375,7 +375,9 @@ def test_rtsp_stream_is_pulled(clip30s: Path) -> None:
     assert len(frames) >= 24  # ~36 at 24 fps
     times = [first.stream_time] + [f.stream_time for f in frames]
     assert all(b > a for a, b in zip(times, times[1:]))
-    assert times[-1] - times[0] == pytest.approx(frames[-1].captured - first.captured, abs=0.3)
+    # stream time runs with the wall clock (seconds, not time-base ticks: those would be off by factors); a loaded
+    # CI box delivers the first frames in a burst after the handshake, 0.33 s late of 1.5 s once, hence 0.6
+    assert times[-1] - times[0] == pytest.approx(frames[-1].captured - first.captured, abs=0.6)
     print(f"rtsp: first frame {to_first:.2f} s after start()")
 
 
