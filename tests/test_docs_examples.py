@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from media import make_video
@@ -85,3 +86,38 @@ def test_watch_folder_example_reports_the_clip_dropped_in_and_stops_from_another
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:4] == [f"done {os.path.join('mattes', 'scene.mkv')}", "1 stop", "already_done", "stop"], done.stdout
     assert (tmp_path / "mattes" / "scene.mkv").stat().st_size > 0
+
+
+SPEED_PAGE = ROOT / "docs" / "speed.md"
+# appended to the page's ONNX example: birefvid's own alpha for the same picture, and how far the example's is from it
+SEGMENTER_ALPHA = """
+import birefvid, sys
+segmenter = birefvid.Segmenter(weights=sys.argv[1], device="cpu", backend="torch", precision="fp32", resolution=64)
+print(float(np.abs(np.asarray(alpha) - segmenter(np.asarray(picture))[0]).max()), alpha.size)
+"""
+
+
+def test_speed_page_onnx_example_runs_on_an_export_and_gives_birefvids_alpha(pvt_b0_weights, tmp_path: Path):
+    """An ML engineer's own ONNX Runtime code, as docs/speed.md writes it, on a ``birefvid export`` file: the input and
+    output names it uses, its resize and normalisation, its sigmoid. It failed at ``session.run(["logits"], ...)``: the
+    export's output was named for the graph's last node (``conv2d_118``), not ``logits`` as the page says."""
+    pytest.importorskip("onnxruntime")
+    from PIL import Image
+
+    from birefvid.cli import main
+
+    block = re.findall(r"```python\n(.*?)```", SPEED_PAGE.read_text(encoding="utf-8"), re.S)[0]
+    assert 'Image.open("photo.jpg")' in block and 'InferenceSession("model.onnx"' in block, "the example changed: update this test"
+    assert main(["export", str(tmp_path / "model.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "64", "-q"]) == 0
+    yy, xx = np.mgrid[:72, :96]  # a picture of another size and shape than the export's: the example resizes both ways
+    disc = ((yy - 36) ** 2 + (xx - 40) ** 2 < 400)[..., None]
+    Image.fromarray(np.where(disc, [250, 40, 30], [90, 110, 100]).astype(np.uint8)).save(tmp_path / "photo.jpg")
+    env = {"GOMP_SPINCOUNT": "1000", **os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", block + SEGMENTER_ALPHA, str(pvt_b0_weights)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    difference, size = done.stdout.split(maxsplit=1)
+    assert size.strip() == "(96, 72)"
+    # the same model: only the two resizes round differently (PIL's and torch's antialiased bilinear; 1.3e-3 measured
+    # on a fine-tuned model); a wrong normalisation, channel order or missing sigmoid is off by tenths
+    assert float(difference) < 5e-3

@@ -496,3 +496,45 @@ def test_subjects_filling_the_frame_give_no_warning(tmp_path, caplog):
         FolderDataset(tmp_path / "faces", 32)
         FolderDataset(tmp_path / "boxes", 32)
     assert "masks sampled" not in caplog.text
+
+
+@pytest.mark.parametrize("mask_name", ["mask_{}", "{}_mask", "{}-gt", "{}_segmentation"])
+def test_masks_named_with_a_prefix_or_suffix_are_named_so_with_the_rename(tmp_path, mask_name):
+    """A set whose masks are their images' names plus a word (``gt/mask_a.png`` for ``im/a.jpg``, as many exporters
+    name them) was refused as every image lacking a mask, with nothing to say the masks were there under other names."""
+    for stem in "abc":
+        _write_pair(tmp_path, stem)
+        (tmp_path / "gt" / f"{stem}.png").rename(tmp_path / "gt" / f"{mask_name.format(stem)}.png")
+    with pytest.raises(DataError) as err:
+        FolderDataset(tmp_path, 32)
+    message = str(err.value)
+    gt = tmp_path / "gt"
+    assert "\n" not in message and message.startswith(f"3 of the 3 images in {tmp_path / 'im'} cannot be used: ")
+    added = mask_name.format("")
+    assert message.endswith(f"; the masks in {gt} are named as their images with {added!r} added "
+                            f"({mask_name.format('a')}.png for a.jpg): rename them to their images' names")
+
+
+def test_masks_of_unrelated_names_get_no_rename_advice(tmp_path):
+    """Masks left over that are not the maskless images' names with a word added: no advice to rename them."""
+    for stem in "abcdef":
+        _write_pair(tmp_path, stem)
+    for stem in "ab":
+        (tmp_path / "gt" / f"{stem}.png").unlink()
+    cv2.imwrite(str(tmp_path / "gt" / "other.png"), np.zeros((40, 50), np.uint8))
+    with pytest.raises(DataError) as err:
+        FolderDataset(tmp_path, 32)
+    assert str(err.value).endswith(f"b.jpg has no mask; expected {tmp_path / 'gt' / 'b.png'}")
+
+
+def test_rename_advice_in_category_subfolders(tmp_path):
+    """im/shoes/a.jpg with gt/shoes/a_gt.png: the word is found beside the name, in the subfolder."""
+    for stem in "ab":
+        _write_pair(tmp_path, stem)
+    for folder in ("im", "gt"):
+        (tmp_path / folder / "shoes").mkdir()
+    for stem in "ab":
+        (tmp_path / "im" / f"{stem}.jpg").rename(tmp_path / "im" / "shoes" / f"{stem}.jpg")
+        (tmp_path / "gt" / f"{stem}.png").rename(tmp_path / "gt" / "shoes" / f"{stem}_gt.png")
+    with pytest.raises(DataError, match=r"with '_gt' added \(a_gt\.png for a\.jpg\): rename them"):
+        FolderDataset(tmp_path, 32)

@@ -417,6 +417,16 @@ def test_resume_refusals_name_the_cli_flag_under_the_cli(after_one_step, data):
               resume=True, show_progress=False)
 
 
+def test_each_steps_reported_lr_is_the_rate_that_step_was_taken_at(data):
+    # the step line said the next step's rate: a 20-step run printed "step 1/20 ... lr 1.00e-04" though its 2-step
+    # warm-up took step 1 at 5e-05, and "step 20/20 ... lr 1.00e-06", the floor, for a last step taken above it
+    seen = []
+    train(FakeBiRefNet(), data, steps=8, batch_size=2, lr=1e-4, warmup_steps=4, device="cpu", show_progress=False,
+          progress=lambda p: seen.append(p.lr))
+    assert seen == pytest.approx([1e-4 * lr_factor(k, 8, 4, 0.01) for k in range(8)])
+    assert seen[0] == pytest.approx(2.5e-5) and seen[-1] > 1e-6
+
+
 def test_resume_with_another_lr_goes_on_with_it(tmp_path, data, caplog):
     kwargs = dict(steps=4, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False, warmup_steps=1)
 

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "BIREFVID_CACHE_DIR"
 OPSET = 18
-GRAPH_VERSION = 4  # bump when the exported graph changes (e.g. how the deformable convolution is built)
+GRAPH_VERSION = 5  # bump when the exported graph changes (e.g. how the deformable convolution is built; 5: the output named)
+INPUT_NAME, OUTPUT_NAME = "x", "logits"  # the names docs/speed.md gives a user's own ONNX Runtime or OpenVINO code
 
 
 def cache_dir() -> Path:
@@ -249,7 +250,9 @@ def export_here(model: torch.nn.Module, size: tuple[int, int], batch: int, steps
         # 66 -> 39 s here; swin_v1_t at 512²: 146 -> 30 s) for nothing the engines keep: OpenVINO, ONNX
         # Runtime and TensorRT fold the same constants when they load the file (OpenVINO's fp32 output
         # bit-identical, its speed equal; its first compile takes ~10 s longer, once: the blob is cached)
-        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False, optimize=False)
+        # named, or the output is the exporter's name for the graph's last node ("conv2d_118"), which changes with the graph
+        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, external_data=False, optimize=False,
+                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
         steps.step(len(EXPORT_STEPS) + 1, SAVE_STEP)
     return program
 

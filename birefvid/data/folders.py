@@ -198,6 +198,7 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
 
     pairs: list[Pair] = []
     problems: list[str] = []  # every unusable image, named at once: not one more start of training per fix
+    maskless: list[tuple[Path, str]] = []  # (image, key) of the images without a mask
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
     keys = [_key(image, im_dir) for image in images]
     for image, key in zip(images, keys):
@@ -209,6 +210,7 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
         mask = masks.pop(key, None) or _mask_in_other_case(key, masks, keys)
         if mask is None:
             problems.append(f"{image} has no mask; expected {expected(image)}")
+            maskless.append((image, key))
             continue
         try:
             pairs.append(_pair(image, mask))
@@ -218,13 +220,57 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
         log.warning("%d mask(s) in %s have no image and are ignored, e.g. %s", len(masks), gt_dir, next(iter(masks.values())))
     if flat:
         _warn_flat_subfolders(im_dir)
+    renamed = "" if flat else _renamed_masks_hint(maskless, masks, gt_dir)
     if len(problems) == 1:
-        raise DataError(problems[0])
+        raise DataError(problems[0] + renamed)
     if problems:
         more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
         raise DataError(f"{len(problems)} of the {len(images)} images in {im_dir} cannot be used: "
-                        f"{'; '.join(problems[:SHOWN_PROBLEMS])}{more}")
+                        f"{'; '.join(problems[:SHOWN_PROBLEMS])}{more}{renamed}")
     return pairs
+
+
+def _with_affix(key: str, prefix: str, suffix: str) -> str:
+    """``key`` (``shoes/a``) with ``prefix`` and ``suffix`` around its last part (``shoes/mask_a``)."""
+    folder, slash, stem = key.rpartition("/")
+    return f"{folder}{slash}{prefix}{stem}{suffix}"
+
+
+AFFIX_SAMPLES = 5  # images without a mask whose names are looked for inside the unclaimed masks' names
+
+
+def _renamed_masks_hint(maskless: list[tuple[Path, str]], masks: dict[str, Path], gt_dir: Path) -> str:
+    """Advice when the masks left unclaimed are the maskless images' names with one prefix and/or suffix added
+    (``gt/mask_a.png`` or ``gt/a_mask.png`` for ``im/a.jpg``, as many annotation tools name them) for at least half
+    of those images: the set was refused as every image lacking a mask, the masks there under other names. Else "".
+
+    The affix is guessed from the first few maskless images (a scan of the masks each) and then checked by lookup,
+    so a set of 10,000 costs no 10,000 x 10,000 comparisons."""
+    if not maskless or not masks:
+        return ""
+    by_folder: dict[str, list[tuple[str, Path]]] = {}
+    for key, path in masks.items():
+        folder, _, name = key.rpartition("/")
+        by_folder.setdefault(folder, []).append((name, path))
+    affixes: list[tuple[str, str]] = []
+    for _, key in maskless[:AFFIX_SAMPLES]:
+        folder, _, stem = key.rpartition("/")
+        found = [(name[: name.index(stem)], name[name.index(stem) + len(stem):])
+                 for name, _ in by_folder.get(folder, ()) if stem in name and name != stem]  # fmt: skip
+        if found:
+            affixes.append(min(found, key=lambda a: len(a[0]) + len(a[1])))  # "a" in "mask_a" and "mask_ab": the first
+    best: tuple[int, str, str, Path, Path] | None = None
+    for prefix, suffix in dict.fromkeys(affixes):
+        named = [(image, masks[renamed]) for image, renamed in
+                 ((image, _with_affix(key, prefix, suffix)) for image, key in maskless) if renamed in masks]  # fmt: skip
+        if named and (best is None or len(named) > best[0]):
+            best = (len(named), prefix, suffix, named[0][0], named[0][1])
+    if best is None or 2 * best[0] < len(maskless):
+        return ""
+    _, prefix, suffix, image, mask = best
+    added = f"{prefix}...{suffix}" if prefix and suffix else prefix or suffix
+    return (f"; the masks in {gt_dir} are named as their images with {added!r} added ({mask.name} for {image.name}): "
+            "rename them to their images' names")
 
 
 LOSSLESS = frozenset({".png", ".bmp", ".tif", ".tiff", ".exr"})  # mask formats whose grey levels are as saved

@@ -69,7 +69,7 @@ class TrainProgress:
     steps: int  # total steps of the run
     loss: float
     parts: dict[str, float]
-    lr: float
+    lr: float  # the learning rate this step was taken at
     seconds_per_step: float
     eta_seconds: float
     validation: Optional[Validation] = None  # set on the steps that ended an epoch (and the last) with a validation set
@@ -506,6 +506,7 @@ def train(
                     raise ConfigError(
                         f"the loss was non-finite for {bad} steps in a row; lower the learning rate or train in fp32"
                     )
+            step_lr = optimizer.param_groups[0]["lr"]  # the rate this step was taken at: after scheduler.step() it is the next one's
             scheduler.step()
             result.step += 1
             stepped = True
@@ -522,7 +523,7 @@ def train(
             validation = None
             if val_dataset is not None and (result.step % steps_per_epoch == 0 or result.step == steps):
                 validation = run_validation()  # before the checkpoint: last.pt then knows the best so far
-            report = TrainProgress(result.step, steps, value, parts, scheduler.get_last_lr()[0], per_step,
+            report = TrainProgress(result.step, steps, value, parts, step_lr, per_step,
                                    per_step * (steps - result.step), validation)
             if result.step % checkpoint_every == 0:
                 checkpoint()
