@@ -104,6 +104,23 @@ def pvt_b0_weights(pvt_b0_state, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def batch_clips(tmp_path_factory) -> dict:
+    """Three clips with audio (``long``: 24 frames, a keyframe every 6, so 4 chunks of 6; ``a`` and ``b``: 5) and what
+    `process` writes for each as an FFV1 mask, at one torch thread, as each 1-CPU Ray worker and a local batch run.
+
+    Why session-wide: tests/test_batch.py and tests/test_batch_ray.py compare their chunked outputs with the same
+    references exactly, and only read them; made once per pytest-xdist worker, not once per module (5-7 s each on a
+    loaded 2-core machine)."""
+    from test_batch_media import LONG, SHORT, keyframed_clip, reference, torch_threads
+
+    d = tmp_path_factory.mktemp("batch_clips")
+    inputs = [keyframed_clip(d / "long.mp4", LONG), keyframed_clip(d / "a.mp4", SHORT, gop=3), keyframed_clip(d / "b.mp4", SHORT)]
+    with torch_threads(1):
+        refs = {p.stem: reference(p, d / f"ref_{p.stem}.mkv", kind="mask") for p in inputs}
+    return {"inputs": inputs, "refs": refs}
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """torch on one thread for a module whose tests compare batch's chunked output with `process`'s

@@ -181,8 +181,11 @@ def run_live_in_process(
     env: Optional[dict[str, Optional[str]]] = None,
 ) -> tuple[int, str]:
     """``birefvid live ARGS`` through the command's own ``main`` in this process, in ``folder``: (exit
-    code, stderr with the log lines as the command prints them). For runs that fail before any real
-    work: a process start-up for each (3-9 s on a loaded machine) buys nothing there. ``env`` as for ``LiveRun``."""
+    code, stderr with the log lines as the command prints them). For runs whose checks need no process of their
+    own: runs that fail before any real work, and whole runs checked by what they wrote and said, where a process
+    start-up for each (3-9 s on a loaded machine) buys nothing. Keep ``LiveRun`` for signals, a real process's exit,
+    and runs whose failure would be a hang (a process can be timed out; a call in this one cannot). ``env`` as for
+    ``LiveRun``."""
     import logging
 
     from birefvid.cli import _log_handler, main

@@ -13,25 +13,20 @@ import av
 import numpy as np
 import pytest
 from media import damage_packet, hide_leading_frames, make_resizing_video
-from test_batch_media import MODEL, SIZE, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
+from test_batch_media import LONG, MODEL, SHORT, SIZE, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
 from birefvid.batch.plan import plan_chunks, probe_video
 from birefvid.cli import main
 
-LONG, SHORT = 24, 5  # frames; the long clip has a keyframe every 6 frames -> 4 chunks of 6
-
-
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # exact comparisons with process, and speed (conftest says why)
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict:
-    """Three clips with audio (one long enough for 4 chunks) and what `process` writes for each as an FFV1 mask."""
-    d = tmp_path_factory.mktemp("batch_clips")
-    inputs = [keyframed_clip(d / "long.mp4", LONG), keyframed_clip(d / "a.mp4", SHORT, gop=3), keyframed_clip(d / "b.mp4", SHORT)]
-    refs = {p.stem: reference(p, d / f"ref_{p.stem}.mkv", kind="mask") for p in inputs}
-    return {"dir": d, "inputs": inputs, "refs": refs}
+def clips(batch_clips) -> dict:
+    """Three clips with audio (one long enough for 4 chunks) and what `process` writes for each as an FFV1 mask:
+    conftest's ``batch_clips``, which tests/test_batch_ray.py shares."""
+    return batch_clips
 
 
 def batch(*argv: str) -> int:

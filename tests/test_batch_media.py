@@ -19,6 +19,8 @@ from birefvid.io.readback import iter_alpha
 SIZE = (96, 64)
 # every batch test runs the shipped tiny model at its smallest size (~0.1 s a frame on a CPU), on
 # PyTorch in fp32: no export to wait for, and the same numbers in every process with the same threads
+# the shared clips of conftest's ``batch_clips`` (frames): the long one has a keyframe every 6 frames -> 4 chunks of 6
+LONG, SHORT = 24, 5
 MODEL = ["--model", "tiny", "--resolution", "64", "--device", "cpu", "--backend", "torch", "--precision", "fp32"]
 API_MODEL = {"model": "tiny", "resolution": 64, "device": "cpu", "backend": "torch", "precision": "fp32"}
 

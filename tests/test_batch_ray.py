@@ -11,12 +11,11 @@ import time
 import pytest
 from media import damage_packet
 from system_tools import need_binary, need_module
-from test_batch_media import MODEL, events, grey, keyframed_clip, manifest, max_diff, reference, torch_threads, video_facts
+from test_batch_media import LONG, MODEL, SHORT, events, grey, keyframed_clip, manifest, max_diff, reference, torch_threads, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, MARKER_ENV
 from birefvid.cli import main
 
-LONG, SHORT = 24, 5
 # seconds for a run's first chunk: workers start a process each, import torch and load the model. Measured on 2 loaded
 # cores (other test runs beside), a `--ray local` run's first chunk came 141 s after its start (2-3 s idle)
 WAIT = 300
@@ -34,13 +33,10 @@ def ray_session():
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory, ray_session) -> dict:
-    """Three clips with audio, one of 4 chunks; `process` references at 1 torch thread, as each 1-CPU worker runs."""
-    d = tmp_path_factory.mktemp("ray_clips")
-    inputs = [keyframed_clip(d / "long.mp4", LONG), keyframed_clip(d / "a.mp4", SHORT, gop=3), keyframed_clip(d / "b.mp4", SHORT)]
-    with torch_threads(1):
-        refs = {p.stem: reference(p, d / f"ref_{p.stem}.mkv", kind="mask") for p in inputs}
-    return {"inputs": inputs, "refs": refs}
+def clips(batch_clips, ray_session) -> dict:
+    """Three clips with audio, one of 4 chunks; `process` references at 1 torch thread, as each 1-CPU worker runs
+    (conftest's ``batch_clips``, which tests/test_batch.py shares)."""
+    return batch_clips
 
 
 def ray_batch(clips, out, log, *extra: str) -> int:
