@@ -1405,3 +1405,38 @@ def test_under_model_fps_a_new_connection_is_segmented_at_once_and_the_picture_k
     connections = round(final["seconds"] * final["source_fps"] / FPS) + 1  # the loops played, the first included
     # one refresh per connection, plus the cap's own (one in 2 s) and the warm-up's first frame
     assert model.calls <= connections + final["seconds"] * 0.5 + 2, (model.calls, connections, final)
+
+
+def test_under_model_fps_a_reconnect_after_an_outage_costs_no_refresh_beyond_its_own():
+    """After an outage the model idles in its inbox, so a reconnect's first frame is taken at once; the wake-up
+    ``offer`` raised for that frame came a moment after the model had taken it, and the next frame of the connection
+    was segmented at once too, past the cap (2 model runs within 1 s of the reconnect under ``--model-fps 0.5``,
+    every time here). The window is half the cap's interval: a loaded machine stretches it, not the interval."""
+    from birefvid.frames import Frame
+    from birefvid.io.live_base import CapturedFrame
+    from birefvid.runtime.live import LiveStats, ModelPath
+    from birefvid.temporal import make_smoother
+
+    stop = threading.Event()
+    model = CountingRedKey()
+    path = ModelPath(red_key_segmenter(model), make_smoother("none"), None, LiveStats(), stop, max_fps=0.5)
+    image = np.zeros((64, 64, 3), np.uint8)
+
+    def captured(generation: int) -> CapturedFrame:
+        return CapturedFrame(Frame(image, 0, Fraction(1, FPS), 0), time.monotonic(), generation, 0.0)
+
+    path.segment(captured(0))  # the warm-up's frame
+    path.start()
+    try:
+        time.sleep(2.3)  # the next refresh was due 2 s on: the model idles in its inbox, as through an outage
+        before = model.calls
+        path.offer(captured(1))  # the reconnect's first frame
+        assert path.wait_for_connection(1, 30)
+        reconnected = time.monotonic()
+        while time.monotonic() - reconnected < 1.0:  # the new connection's frames at the source's rate
+            path.offer(captured(1))
+            time.sleep(1 / FPS)
+        assert model.calls - before == 1, "a frame after the reconnect's was segmented within the cap's interval"
+    finally:
+        stop.set()
+        path.join()

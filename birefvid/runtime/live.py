@@ -208,7 +208,8 @@ class ModelPath:
         self.inbox = StageQueue(1, stop, policy="newest")  # the model only ever wants the newest frame
         self.latest: Optional[LatestMask] = None
         self._published = threading.Condition()  # notified with each new ``latest``
-        self._new_connection = threading.Event()  # a frame of a connection not segmented yet waits: no cap applies
+        self._new_connection = threading.Event()  # wakes the capped wait: a frame of a connection not segmented yet was offered
+        self._offered: Optional[int] = None  # the generation of the newest frame offered
         self.error: Optional[BaseException] = None
         self._generation: Optional[int] = None
         self._thread = threading.Thread(target=in_caller_context(self._run), name="birefvid-live-model", daemon=True)
@@ -241,8 +242,13 @@ class ModelPath:
         next refresh under ``max_fps``: its picture waits for its own mask (``wait_for_connection``), and the cap's
         wait (up to 1/max_fps s) froze the displays for that long after each reconnect; with a cap slower than a
         looped file, the file no longer played. One refresh more per connection is all it costs."""
+        self._offered = cf.generation  # before the put: the model thread woken for the frame must see whose it is
         if self.inbox.put(cf) and cf.generation != self._generation:
             self._new_connection.set()
+
+    def _new_connection_waiting(self) -> bool:
+        """Whether the newest frame offered is of a connection the model has not segmented yet."""
+        return self._offered is not None and self._offered != self._generation
 
     def wait_for_connection(self, generation: int, timeout: float) -> bool:
         """True once the newest mask is of connection ``generation`` or a later one; False after ``timeout`` seconds."""
@@ -281,10 +287,13 @@ class ModelPath:
         while (left := due - time.monotonic()) > 0:
             # two things to wait for: the stop is looked at every STOP_CHECK_S while the event is waited on
             if self._new_connection.wait(min(left, STOP_CHECK_S)):
-                break
+                self._new_connection.clear()
+                # the event may be stale: set after the model, idle in ``get`` after an outage, had already taken
+                # and segmented the frame it was set for; taken as a wake-up, it cost a refresh the cap forbids
+                if self._new_connection_waiting():
+                    break
             if self.stop.is_set():
                 return True
-        self._new_connection.clear()  # the frame that set it is taken next (or a newer one: newest wins)
         return self.stop.is_set()
 
     def join(self, timeout: float = 30.0) -> None:
