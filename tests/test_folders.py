@@ -538,3 +538,25 @@ def test_rename_advice_in_category_subfolders(tmp_path):
         (tmp_path / "gt" / f"{stem}.png").rename(tmp_path / "gt" / "shoes" / f"{stem}_gt.png")
     with pytest.raises(DataError, match=r"with '_gt' added \(a_gt\.png for a\.jpg\): rename them"):
         FolderDataset(tmp_path, 32)
+
+
+@pytest.mark.parametrize(("images", "masks", "advice"), [
+    # "a" is in "mask_a" twice: the word is the "mask_" before it, not "m" and "sk_a" around it
+    (["a"], ["mask_a"], "with 'mask_' added (mask_a.png for a.jpg)"),
+    # "a" is in "cat_mask" too: cat's word, not a's "c...t_mask", which would rename cat's mask as a's
+    (["a", "cat"], ["cat_mask"], "with '_mask' added (cat_mask.png for cat.jpg)"),
+    # exported from a camera in upper case, the masks named in lower case: as a mask of another case alone pairs
+    (["A", "B"], ["mask_a", "mask_b"], "with 'mask_' added (mask_a.png for A.jpg)"),
+])
+def test_rename_advice_names_the_word_and_the_image_it_belongs_to(tmp_path, images, masks, advice):
+    """The advice is followed to the letter: the word it names is removed from the mask it names, which then must
+    be that image's. A stem found inside another name, or in another case, gave a wrong word or pair, or none."""
+    for stem in images:
+        _write_pair(tmp_path, stem)
+        (tmp_path / "gt" / f"{stem}.png").unlink()
+    for name in masks:
+        cv2.imwrite(str(tmp_path / "gt" / f"{name}.png"), np.zeros((40, 50), np.uint8))
+    with pytest.raises(DataError) as err:
+        FolderDataset(tmp_path, 32)
+    assert str(err.value).endswith(f"; the masks in {tmp_path / 'gt'} are named as their images {advice}: "
+                                   "rename them to their images' names"), str(err.value)

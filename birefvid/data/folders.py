@@ -241,36 +241,53 @@ AFFIX_SAMPLES = 5  # images without a mask whose names are looked for inside the
 
 def _renamed_masks_hint(maskless: list[tuple[Path, str]], masks: dict[str, Path], gt_dir: Path) -> str:
     """Advice when the masks left unclaimed are the maskless images' names with one prefix and/or suffix added
-    (``gt/mask_a.png`` or ``gt/a_mask.png`` for ``im/a.jpg``, as many annotation tools name them) for at least half
-    of those images: the set was refused as every image lacking a mask, the masks there under other names. Else "".
+    (``gt/mask_a.png`` or ``gt/a_mask.png`` for ``im/a.jpg``, as many annotation tools name them, in any case) for at
+    least half of those images: the set was refused as every image lacking a mask, the masks there under other names.
+    Else "".
 
     The affix is guessed from the first few maskless images (a scan of the masks each) and then checked by lookup,
     so a set of 10,000 costs no 10,000 x 10,000 comparisons."""
     if not maskless or not masks:
         return ""
-    by_folder: dict[str, list[tuple[str, Path]]] = {}
-    for key, path in masks.items():
+    by_folder: dict[str, list[str]] = {}
+    for key in masks:
         folder, _, name = key.rpartition("/")
-        by_folder.setdefault(folder, []).append((name, path))
-    affixes: list[tuple[str, str]] = []
-    for _, key in maskless[:AFFIX_SAMPLES]:
-        folder, _, stem = key.rpartition("/")
-        found = [(name[: name.index(stem)], name[name.index(stem) + len(stem):])
-                 for name, _ in by_folder.get(folder, ()) if stem in name and name != stem]  # fmt: skip
-        if found:
-            affixes.append(min(found, key=lambda a: len(a[0]) + len(a[1])))  # "a" in "mask_a" and "mask_ab": the first
-    best: tuple[int, str, str, Path, Path] | None = None
-    for prefix, suffix in dict.fromkeys(affixes):
-        named = [(image, masks[renamed]) for image, renamed in
-                 ((image, _with_affix(key, prefix, suffix)) for image, key in maskless) if renamed in masks]  # fmt: skip
-        if named and (best is None or len(named) > best[0]):
-            best = (len(named), prefix, suffix, named[0][0], named[0][1])
-    if best is None or 2 * best[0] < len(maskless):
+        by_folder.setdefault(folder, []).append(name)
+    folded = {key.casefold(): path for key, path in masks.items()}  # IMG_1.JPG's mask may be mask_img_1.png
+    guesses = [guess for _, key in maskless[:AFFIX_SAMPLES] if (guess := _affix_guess(key, by_folder)) is not None]
+    best: tuple[tuple[int, bool, int], str, str, Path, Path] | None = None
+    for prefix, suffix in dict.fromkeys(guesses):
+        named = [(image, found) for image, key in maskless
+                 if (found := folded.get(_with_affix(key, prefix, suffix).casefold())) is not None]  # fmt: skip
+        # most images named so; on a tie a word on one side only, then the shorter: "a" in "cat_mask" is no rename
+        rank = (len(named), not (prefix and suffix), -len(prefix + suffix))
+        if named and (best is None or rank > best[0]):
+            best = (rank, prefix, suffix, named[0][0], named[0][1])
+    if best is None or 2 * best[0][0] < len(maskless):
         return ""
     _, prefix, suffix, image, mask = best
     added = f"{prefix}...{suffix}" if prefix and suffix else prefix or suffix
     return (f"; the masks in {gt_dir} are named as their images with {added!r} added ({mask.name} for {image.name}): "
             "rename them to their images' names")
+
+
+def _affix_guess(key: str, by_folder: dict[str, list[str]]) -> tuple[str, str] | None:
+    """The (prefix, suffix) that makes image ``key``'s name into the name of a mask in its folder, if any: of every
+    place the name is found in every mask's name (case aside), a word on one side only first, then the shortest
+    ("a" is in "mask_a" twice: "mask_" before it, not "m" and "sk_a" around it)."""
+    folder, _, stem = key.rpartition("/")
+    wanted = stem.casefold()
+    found = []
+    for name in by_folder.get(folder, ()):
+        low = name.casefold()
+        if len(low) != len(name) or low == wanted:  # a case fold that changes the length: no place to cut at
+            continue
+        at = low.find(wanted)
+        while at >= 0:
+            prefix, suffix = name[:at], name[at + len(stem):]
+            found.append((bool(prefix and suffix), len(prefix) + len(suffix), prefix, suffix))
+            at = low.find(wanted, at + 1)
+    return min(found)[2:] if found else None
 
 
 LOSSLESS = frozenset({".png", ".bmp", ".tif", ".tiff", ".exr"})  # mask formats whose grey levels are as saved
