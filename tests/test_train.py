@@ -443,6 +443,27 @@ def test_resume_with_another_lr_goes_on_with_it(tmp_path, data, caplog):
     assert seen and max(seen) <= 1e-5  # not the checkpoint's 1e-3 schedule, silently
 
 
+@pytest.mark.parametrize("resumed", [dict(steps=16), dict(warmup_steps=4)])
+def test_a_resumed_run_takes_every_step_on_its_own_schedule(tmp_path, data, caplog, resumed):
+    """A run resumed with other steps (whose default warm-up follows them) or another warm-up: its first step was
+    taken at the rate the checkpoint's schedule gave it (7.5e-05 where this run's schedule says 9.5e-05), the next
+    ones at this run's, a jump the progress line showed and the weights took."""
+    kwargs = dict(steps=8, batch_size=2, lr=1e-4, warmup_steps=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False)
+
+    def stop_at_4(p):
+        if p.step == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(FakeBiRefNet(), data, checkpoint_every=1, progress=stop_at_4, **kwargs)
+    seen = []
+    kwargs.update(resumed)
+    with caplog.at_level(logging.WARNING, logger="birefvid.train.loop"):
+        train(FakeBiRefNet(), data, resume=True, progress=lambda p: seen.append((p.step, p.lr)), **kwargs)
+    steps, warmup = kwargs["steps"], kwargs["warmup_steps"]
+    assert seen == [(k, pytest.approx(1e-4 * lr_factor(k - 1, steps, warmup, 0.01))) for k in range(5, steps + 1)]
+
+
 # ------------------------------------------------------------------ validation
 
 

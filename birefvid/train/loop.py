@@ -425,8 +425,10 @@ def train(
         if not math.isclose(old_lr, lr, rel_tol=1e-6):  # a lower peak to go on with: the schedule scales to it
             log.warning("resuming with %s (checkpoint had %.2e): the LR schedule scales to it", option("lr", lr), old_lr)
             scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
-            for group in optimizer.param_groups:  # the next step's too, not only those after it
-                group["initial_lr"], group["lr"] = lr, lr * lr_factor(scheduler.last_epoch, steps, warmup, min_lr_ratio)
+        # the next step's rate by this run's schedule, not the one the checkpoint's gave it: with another lr, steps or
+        # warm-up (the default warm-up is a tenth of the steps) the first resumed step was taken off this run's schedule
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["initial_lr"], group["lr"] = base, base * lr_factor(scheduler.last_epoch, steps, warmup, min_lr_ratio)
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"], dev)
