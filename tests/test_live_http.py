@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import select
 import socket
 import subprocess
 import threading
@@ -612,6 +613,16 @@ def test_a_script_that_closes_the_preview_while_a_snapshot_is_encoded_exits_clea
         assert "terminate called" not in run.stderr
 
 
+def _wait_until_answered(conns: list[socket.socket], count: int, within: float = 10.0) -> None:
+    """Wait until the server has answered ``count`` of ``conns`` (its 503s), or ``within`` seconds (generous: a loaded
+    machine takes its time to accept dozens of connections): a condition, where a fixed sleep of a second either
+    wasted most of it or, on a slow machine, was not enough. The answers stay unread, for the test to read."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if len(select.select(conns, [], [], 0.05)[0]) >= count:
+            return
+
+
 def _serving_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name.startswith("preview-") and t.name.endswith("-request"))
 
@@ -632,7 +643,7 @@ def test_connections_are_bounded_and_the_extra_ones_get_503(preview):
             conn = socket.create_connection(("127.0.0.1", preview.port), timeout=5)
             conn.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")
             idle.append(conn)
-        time.sleep(1.0)
+        _wait_until_answered(idle, 16)  # the extra ones told 503: every connection opened is taken in by then
         assert _serving_threads() - before <= MAX_CONNECTIONS
         with pytest.raises(urllib.error.HTTPError) as busy:
             urllib.request.urlopen(f"http://127.0.0.1:{preview.port}/snapshot.jpg", timeout=5)
@@ -661,7 +672,7 @@ def test_one_machine_of_the_network_cannot_take_every_connection(open_preview):
             conn = socket.create_connection((lan, sink.port), timeout=5)
             conn.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")  # half a request, never finished
             held.append(conn)
-        time.sleep(0.5)
+        _wait_until_answered(held, MAX_CONNECTIONS - MAX_PER_CLIENT)  # the server has taken in every one by then
         assert _ask(f"http://{lan}:{sink.port}/snapshot.jpg?token={sink.token}")[0] == 503  # that machine is at its share
         status, _, body = _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg")  # everyone else still gets in
         assert status == 200 and body[:2] == b"\xff\xd8"
