@@ -213,6 +213,16 @@ def _switch(port: int, name: str, **extra: str) -> tuple[int, dict]:
     return _post(port, json.dumps({"effect": name}).encode(), headers)
 
 
+def _pictures_more(base: str, count: int, run: LiveRun) -> None:
+    """Wait until the preview at ``base`` has sent ``count`` more pictures (its /status), not for a time: the run's
+    outputs get the same pictures, so the recording holds them too, on a loaded machine as on an idle one."""
+    def sent() -> int:
+        return json.loads(http_get(f"{base}/status")[2])["pictures"]
+
+    target = sent() + count
+    wait_for(lambda: sent() >= target, 30, f"{count} pictures more", interval=0.02, run=run)
+
+
 def _green_share(base: str) -> Optional[float]:
     status, _, body = http_get(f"{base}/snapshot.jpg")
     return share(decode_jpeg(body), GREEN) if status == 200 else None
@@ -245,10 +255,10 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
         assert (_green_share(base) or 0) > 0.3, "a refused request switched the effect"
         switched_off = _switch(port, "none")
         wait_for(lambda: (v := _green_share(base)) is not None and v < 0.02, 10, "the camera's own picture after switching to none", run=run)
-        time.sleep(1.0)
+        _pictures_more(base, 12, run)  # half a second of the camera's own pictures into the recording
         switched_on = _switch(port, "green")
         wait_for(lambda: (_green_share(base) or 0) > 0.3, 10, "green keying again", run=run)
-        time.sleep(0.5)  # a few keyed pictures more into the recording
+        _pictures_more(base, 6, run)  # a few keyed pictures more into the recording
         run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]  # ends as the call does, not --duration's cap
         code = run.wait(60)
         err = run.stderr()
