@@ -362,7 +362,7 @@ def test_live_records_the_microphone_instead_of_the_sources_sound(tmp_path: Path
         try:
             player = threading.Thread(target=play_until_ended, daemon=True)
             player.start()
-            args = ["--source", clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--sink", "rec.mkv", "--duration", "3",
+            args = ["--source", clip, "--realtime", "--effect", "blur", *FAST_MODEL, "--sink", "rec.mkv", "--duration", "2",
                     "--audio-device", "pulse", "--no-carry", "-q"]  # fmt: skip
             code, stderr = run_live_in_process(args, tmp_path, monkeypatch, capfd, env=pulse.env)
             assert code == 0, stderr[-3000:]
