@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pytest
+import torch
 
 from birefvid.errors import ConfigError
 from birefvid.frames import Frame
@@ -33,7 +34,7 @@ from live_e2e_tools import (
     GREEN, LiveRun, decode_jpeg, decode_video, http_get, scene_clip, screen_grab, share, wait_for, window_geometry, xvfb,
 )  # fmt: skip
 from live_media import free_port
-from process_fixtures import red_key_segmenter
+from process_fixtures import RedKey, red_key_segmenter
 from system_tools import has_ipv6_loopback, need_binary, need_module, own_temp_dir
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
@@ -212,6 +213,16 @@ def _switch(port: int, name: str, **extra: str) -> tuple[int, dict]:
     return _post(port, json.dumps({"effect": name}).encode(), headers)
 
 
+def _pictures_more(base: str, count: int, run: LiveRun) -> None:
+    """Wait until the preview at ``base`` has sent ``count`` more pictures (its /status), not for a time: the run's
+    outputs get the same pictures, so the recording holds them too, on a loaded machine as on an idle one."""
+    def sent() -> int:
+        return json.loads(http_get(f"{base}/status")[2])["pictures"]
+
+    target = sent() + count
+    wait_for(lambda: sent() >= target, 30, f"{count} pictures more", interval=0.02, run=run)
+
+
 def _green_share(base: str) -> Optional[float]:
     status, _, body = http_get(f"{base}/snapshot.jpg")
     return share(decode_jpeg(body), GREEN) if status == 200 else None
@@ -244,10 +255,10 @@ def test_the_preview_page_switches_a_running_calls_effect(tmp_path: Path, clip: 
         assert (_green_share(base) or 0) > 0.3, "a refused request switched the effect"
         switched_off = _switch(port, "none")
         wait_for(lambda: (v := _green_share(base)) is not None and v < 0.02, 10, "the camera's own picture after switching to none", run=run)
-        time.sleep(1.0)
+        _pictures_more(base, 12, run)  # half a second of the camera's own pictures into the recording
         switched_on = _switch(port, "green")
         wait_for(lambda: (_green_share(base) or 0) > 0.3, 10, "green keying again", run=run)
-        time.sleep(0.5)  # a few keyed pictures more into the recording
+        _pictures_more(base, 6, run)  # a few keyed pictures more into the recording
         run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]  # ends as the call does, not --duration's cap
         code = run.wait(60)
         err = run.stderr()
@@ -522,16 +533,46 @@ def test_a_reverse_proxys_visitors_are_not_this_machine(tmp_path: Path, monkeypa
     assert [c["effect"] for c in effects.changes] == ["none"]
 
 
+class _CountingRedKey(RedKey):
+    """The red key, counting the pictures it has been given: a test waits for pictures, not for the clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pictures = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.pictures += x.shape[0]  # one thread calls it: the run's model thread
+        return super().forward(x)
+
+
+PICTURES_PER_EFFECT = 12  # half a second of the clip's 24 fps under each effect, in the recording too
+CAP = 30.0  # seconds: a run whose switching thread failed still ends (the test then fails on the report)
+
+
+def _after_pictures(model: _CountingRedKey, count: int = PICTURES_PER_EFFECT, within: float = 60.0) -> None:
+    """Wait until ``model`` has been given ``count`` more pictures (generous ``within``: a loaded machine's warm-up)."""
+    target, deadline = model.pictures + count, time.monotonic() + within
+    while model.pictures < target and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_the_python_api_switches_the_effect_from_any_thread(tmp_path: Path, clip: Path) -> None:
-    """``run_live(..., on_effects=...)`` hands a program the run's switch: no HTTP preview needed."""
+    """``run_live(..., on_effects=...)`` hands a program the run's switch: no HTTP preview needed.
+
+    Each effect holds for a count of pictures, and the run is stopped after the last (``stop=``), where fixed sleeps
+    of 1 s and a 3.5 s run length waited on the clock for the same three stretches."""
     from birefvid.api import build_live_job, run_live
+
+    model, stop = _CountingRedKey(), threading.Event()
 
     def switch_later(switch: EffectSwitch) -> None:
         assert switch.showing.wait(60), "the run never showed a picture"
-        time.sleep(1.0)
+        _after_pictures(model)
         switch.select("none")
-        time.sleep(1.0)
+        _after_pictures(model)
         switch.select("green")
+        _after_pictures(model)
+        stop.set()
 
     threads: list[threading.Thread] = []
 
@@ -539,8 +580,8 @@ def test_the_python_api_switches_the_effect_from_any_thread(tmp_path: Path, clip
         threads.append(threading.Thread(target=switch_later, args=(switch,), daemon=True))
         threads[0].start()
 
-    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="green", realtime=True, duration=3.5, smooth="none")
-    report = run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects)
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="green", realtime=True, duration=CAP, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(model), on_effects=on_effects, stop=stop)
     threads[0].join(10)
     assert [(c["effect"], c["by"]) for c in report["effect_changes"]] == [("none", "api"), ("green", "api")]
     assert report["effect_switches"] == 2
@@ -589,18 +630,22 @@ def test_a_call_starts_unblurred_and_blurs_at_once(tmp_path: Path) -> None:
     assert EffectSwitch(blur.effect, background=ColorBackground((255, 0, 0), (64, 48))).available == ("blur", "replace", "green", "none", "overlay")
     offered: list[tuple[str, ...]] = []
 
+    model, stop = _CountingRedKey(), threading.Event()
+
     def switch_later(switch: EffectSwitch) -> None:
         assert switch.showing.wait(60), "the run never showed a picture"
         offered.append(switch.available)
-        time.sleep(1.0)
+        _after_pictures(model)  # the call unblurred a while
         switch.select("green")
+        _after_pictures(model)
+        stop.set()
 
     def on_effects(switch: EffectSwitch) -> None:
         threading.Thread(target=switch_later, args=(switch,), daemon=True).start()
 
     clip = _asymmetric_clip(tmp_path / "cam.mp4")
-    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="none", background="red", realtime=True, duration=2.5, smooth="none")
-    report = run_live(job, segmenter=red_key_segmenter(), on_effects=on_effects)
+    job = build_live_job(str(clip), [str(tmp_path / "rec.mkv")], effect="none", background="red", realtime=True, duration=CAP, smooth="none")
+    report = run_live(job, segmenter=red_key_segmenter(model), on_effects=on_effects, stop=stop)
     assert offered == [("blur", "replace", "green", "none", "overlay")]  # replace too: the run was given a background
     assert report["job"]["effect"]["effect"] == "none" and [(c["effect"], c["by"]) for c in report["effect_changes"]] == [("green", "api")]
     _, frames = decode_video(tmp_path / "rec.mkv")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import select
 import socket
 import subprocess
 import threading
@@ -586,15 +587,23 @@ def test_close_ends_every_connection_a_silent_one_included():
 
 
 _SNAPSHOT_AS_THE_PREVIEW_CLOSES = """
-import socket, sys, time
+import socket, sys, threading, time
+import cv2
 import numpy as np
 from birefvid.io.http_preview import HttpPreviewSink
 
+encoding, real_encode = threading.Event(), cv2.imencode
+def encode(*args, **kwargs):  # says when the snapshot's thread enters OpenCV's encoder
+    encoding.set()
+    return real_encode(*args, **kwargs)
+cv2.imencode = encode
+
 sink = HttpPreviewSink("127.0.0.1", 0)
-sink.send(np.random.default_rng(0).integers(0, 256, (6000, 8000, 3), dtype=np.uint8), 0.0)  # ~0.5 s to encode
+sink.send(np.random.default_rng(0).integers(0, 256, (6000, 8000, 3), dtype=np.uint8), 0.0)  # 0.3-0.6 s to encode
 asking = socket.create_connection(("127.0.0.1", sink.port), timeout=30)
 asking.sendall(b"GET /snapshot.jpg HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
-time.sleep(0.1)  # its JPEG is being encoded
+assert encoding.wait(60), "the snapshot was never encoded"
+time.sleep(0.05)  # inside the encoder's C code by then, a tenth of its time at most
 sink.close()
 print("closed", flush=True)
 """
@@ -603,13 +612,26 @@ print("closed", flush=True)
 def test_a_script_that_closes_the_preview_while_a_snapshot_is_encoded_exits_cleanly():
     """A snapshot (OBS polling one, a browser) asked for as the run stopped: its thread was still inside OpenCV's JPEG
     encoder when the script ended, and the interpreter's exit cut it off there, which aborts the process ("terminate
-    called without an active exception", exit 134; 6 exits of 8 here). close() now waits for it (bounded)."""
+    called without an active exception", exit 134; 6 exits of 8 here). close() now waits for it (bounded).
+
+    The script closes the preview once the encode has begun (cv2.imencode wrapped to say so), not after a fixed 0.1 s
+    that a loaded machine could spend before the request was read: every run closes mid-encode, so one run shows what
+    three did (with close() not waiting, 4 runs of 4 aborted, as did 4 of the fixed-sleep script's)."""
     import sys
 
-    for _ in range(3):  # the encode is under way at close in most runs, not all
-        run = subprocess.run([sys.executable, "-c", _SNAPSHOT_AS_THE_PREVIEW_CLOSES], capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0 and run.stdout.strip() == "closed", (run.returncode, run.stderr[-2000:])
-        assert "terminate called" not in run.stderr
+    run = subprocess.run([sys.executable, "-c", _SNAPSHOT_AS_THE_PREVIEW_CLOSES], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "closed", (run.returncode, run.stderr[-2000:])
+    assert "terminate called" not in run.stderr
+
+
+def _wait_until_answered(conns: list[socket.socket], count: int, within: float = 10.0) -> None:
+    """Wait until the server has answered ``count`` of ``conns`` (its 503s), or ``within`` seconds (generous: a loaded
+    machine takes its time to accept dozens of connections): a condition, where a fixed sleep of a second either
+    wasted most of it or, on a slow machine, was not enough. The answers stay unread, for the test to read."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if len(select.select(conns, [], [], 0.05)[0]) >= count:
+            return
 
 
 def _serving_threads() -> int:
@@ -632,7 +654,7 @@ def test_connections_are_bounded_and_the_extra_ones_get_503(preview):
             conn = socket.create_connection(("127.0.0.1", preview.port), timeout=5)
             conn.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")
             idle.append(conn)
-        time.sleep(1.0)
+        _wait_until_answered(idle, 16)  # the extra ones told 503: every connection opened is taken in by then
         assert _serving_threads() - before <= MAX_CONNECTIONS
         with pytest.raises(urllib.error.HTTPError) as busy:
             urllib.request.urlopen(f"http://127.0.0.1:{preview.port}/snapshot.jpg", timeout=5)
@@ -661,7 +683,7 @@ def test_one_machine_of_the_network_cannot_take_every_connection(open_preview):
             conn = socket.create_connection((lan, sink.port), timeout=5)
             conn.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")  # half a request, never finished
             held.append(conn)
-        time.sleep(0.5)
+        _wait_until_answered(held, MAX_CONNECTIONS - MAX_PER_CLIENT)  # the server has taken in every one by then
         assert _ask(f"http://{lan}:{sink.port}/snapshot.jpg?token={sink.token}")[0] == 503  # that machine is at its share
         status, _, body = _ask(f"http://127.0.0.1:{sink.port}/snapshot.jpg")  # everyone else still gets in
         assert status == 200 and body[:2] == b"\xff\xd8"
