@@ -296,3 +296,43 @@ def test_a_watch_keeps_its_ray_workers_and_their_models_between_videos(clips, tm
     assert done[0]["worker"] == done[1]["worker"]  # the same worker process, its model loaded once
     assert [e["event"] for e in ev].count("start") == 2
     assert sorted(os.listdir(out)) == [".birefvid-batch", "first.mkv", "second.mkv"]
+
+
+def test_relative_paths_name_the_drivers_files_on_workers_started_elsewhere(clips, tmp_path, monkeypatch, capsys):
+    """A fine-tuned checkpoint, the inputs and the output folder given relative to the folder the command runs in:
+    Ray workers start in the folder Ray was started from (here pytest's, on a cluster `ray start`'s), where
+    `runs/ft/model.safetensors` was not found and every worker died. The chunks now equal `process`'s, and a
+    checkpoint a worker cannot read is the one line a local run gives."""
+    from pathlib import Path
+
+    import shutil
+
+    import birefvid
+
+    weights = tmp_path / "runs" / "ft" / "model.safetensors"
+    weights.parent.mkdir(parents=True)
+    shutil.copy(Path(birefvid.__file__).parent / "assets" / "tiny.safetensors", weights)  # as `birefvid train` leaves it
+    src = clips["inputs"][0]  # 24 frames: four chunks of 6, on both workers
+    (tmp_path / "in").mkdir()
+    shutil.copy(src, tmp_path / "in" / src.name)
+    monkeypatch.chdir(tmp_path)
+    assert os.getcwd() != ray_session_folder()  # the workers' folder is another
+    model = [a for a in MODEL if a not in ("--model", "tiny")]
+    assert main(["batch", "in", "--output-dir", "out", "--output", "mask", "-q", "--weights", "runs/ft/model.safetensors", "--ray", "local", "--chunk-frames", "6", *model]) == 0
+    assert max_diff(grey(tmp_path / "out" / f"{src.stem}.mkv"), grey(clips["refs"][src.stem])) == 0
+
+    (tmp_path / "runs" / "ft" / "last.pt").write_bytes(b"not a checkpoint")  # one a worker fails to read: the driver does not read it
+    capsys.readouterr()
+    assert main(["batch", "in", "--output-dir", "out2", "--output", "mask", "-q", "--weights", "runs/ft/last.pt", "--ray", "local", *model]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["birefvid: error: runs/ft/last.pt is not a BiRefNet checkpoint (neither a PyTorch checkpoint nor a .safetensors file)"]
+
+
+def ray_session_folder() -> str:
+    """The folder this test session's Ray workers run in."""
+    import ray
+
+    def folder() -> str:
+        return os.getcwd()
+
+    return str(ray.get(ray.remote(folder).remote()))

@@ -65,20 +65,41 @@ def _unwrap(outcome: Any) -> dict[str, Any]:
     return outcome  # type: ignore[no-any-return]
 
 
+def in_drivers_folder(folder: Optional[str]) -> None:
+    """Work in the driver's working folder, where it exists on this node, so relative paths (``--weights
+    runs/ft/model.safetensors``, the inputs, ``--output-dir``) name what they name on the driver.
+
+    A worker starts in the folder its node's Ray was started from (``ray start``), not the driver's: there
+    ``runs/ft/model.safetensors`` was not found, or named another file."""
+    if folder and os.path.isdir(folder):
+        os.chdir(folder)
+
+
 class ChunkWorker:
     """A Ray actor's body: loads the job's model once, then runs chunk after chunk."""
 
-    def __init__(self, job: dict[str, Any], threads: int) -> None:
+    def __init__(self, job: dict[str, Any], threads: int, folder: Optional[str] = None) -> None:
         import torch
 
+        from ..errors import BirefvidError
         from ..runtime.file_job import segmenter_for
 
+        in_drivers_folder(folder)
         torch.set_num_threads(max(1, threads))
         spec = FileJob.from_dict(job)
-        self.segmenter = segmenter_for(spec.model, spec.inference)
+        self.segmenter: Any = None
+        self.failed: Optional[BirefvidError] = None
+        try:
+            self.segmenter = segmenter_for(spec.model, spec.inference)
+        except BirefvidError as exc:
+            # raised here, Ray restarts the actor, fails it again and reports "the actor died" with a traceback;
+            # kept for run(), it reaches the driver as the one line a local run gives (weights missing on this node)
+            self.failed = exc
 
     def run(self, task: ChunkTask, counter: Any = None) -> dict[str, Any]:
         """Run one chunk; its frames so far go to ``counter`` (a ``FrameCounter`` actor) as it runs."""
+        if self.failed is not None:
+            raise self.failed
         progress = None
         if counter is not None:
             progress = counting(task, lambda t, total: counter.set.remote(t.video, t.chunk["index"], total))
@@ -164,7 +185,8 @@ class RayExecutor:
         )
         threads = max(1, int(cpus_per_worker))
         self._actor, self._job, self._threads = actor, job.to_dict(), threads
-        self._actors = [actor.remote(self._job, threads) for _ in range(workers)]
+        self._folder = os.getcwd()
+        self._actors = [actor.remote(self._job, threads, self._folder) for _ in range(workers)]
         self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
         self._running: dict[Any, tuple[ChunkTask, Any]] = {}
 
@@ -212,7 +234,7 @@ class RayExecutor:
 
     def _replace(self, dead: Any) -> Any:
         """A new worker in place of one that died more often than Ray restarts it."""
-        fresh = self._actor.remote(self._job, self._threads)
+        fresh = self._actor.remote(self._job, self._threads, self._folder)
         self._actors = [fresh if a is dead else a for a in self._actors]
         return fresh
 
