@@ -227,6 +227,27 @@ def test_a_missing_watch_folder_is_named_as_missing(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("watching", [True, False])
+def test_a_checkpoint_that_cannot_run_is_one_line_before_any_work(tmp_path, capsys, pvt_b0_weights, watching):
+    """`birefvid train`'s output named wrongly (a file that is no checkpoint, or one of another backbone) is refused
+    at the start: a watch read it only when its first video came, hours later for an empty drop folder (and exited
+    0 at --watch-for with nothing said); a batch made its folder and manifest, then said "a rerun resumes"."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    keyframed_clip(drop / "a.mp4", 3)
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"not a checkpoint")
+    model = [a for a in MODEL if a not in ("--model", "tiny")]
+    watch = ["--watch", "--settle", "1", "--watch-for", "30"] if watching else []  # with a video in it too: not loaded at once
+    cases = [(["--weights", str(bad)], f"{bad} is not a BiRefNet checkpoint"),
+             (["--weights", str(pvt_b0_weights), "--backbone", "swin_v1_t"], "does not fit backbone swin_v1_t")]  # fmt: skip
+    for weights, words in cases:
+        code = main(["batch", str(drop), "-o", str(tmp_path / "out"), *watch, *weights, *model])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+        assert not (tmp_path / "out").exists()
+
+
 def test_a_recursive_watch_mirrors_subfolders_and_leaves_its_own_outputs_alone(clips, tmp_path):
     """--recursive watches subfolders (outputs mirror them), and an output folder inside the watched one is not
     taken for new videos: its masks would otherwise be processed as clips, and theirs in turn."""

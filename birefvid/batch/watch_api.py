@@ -209,7 +209,7 @@ def _check_model(job: "FileJob", ray: Optional[str], gpus_per_worker: float) -> 
         check_ray_device(job.inference.device, gpus_per_worker)
         import_ray()
         return
-    check_model_here(SimpleNamespace(model=job.model.model, weights=job.model.weights, device=job.inference.device,
+    check_model_here(SimpleNamespace(model=job.model.model, weights=job.model.weights, backbone=job.model.backbone, device=job.inference.device,
                                      backend=job.inference.backend, precision=job.inference.precision))  # fmt: skip
 
 

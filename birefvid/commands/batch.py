@@ -78,10 +78,11 @@ def check_model_here(args: argparse.Namespace) -> None:
     before the folder and its manifest: `--model nosuch` or `--precision fp16` with OpenVINO got process's one
     error line only after every video was probed, and a "batch stopped ...: a rerun of the same command resumes"."""
     from ..backends import choose_backend, choose_precision
-    from ..models.weights import check_model_choice
+    from ..models.weights import check_checkpoint, check_model_choice
     from ..runtime.device import pick_device
 
     check_model_choice(args.model, args.weights)
+    check_checkpoint(args.model, args.weights, getattr(args, "backbone", None))  # a watch loads it only for its first video
     device = pick_device(args.device)  # --device cuda without CUDA
     logger = logging.getLogger("birefvid")
     level = logger.level

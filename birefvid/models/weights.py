@@ -297,19 +297,27 @@ def card_weights_path(card: ModelCard) -> Path:
     return fetch_hub_file(card.hub_repo, card.file, card.repo_type)
 
 
-def build_model(state: Mapping[str, torch.Tensor], backbone: Optional[str], source: str) -> BiRefNet:
-    """Build an eval-mode BiRefNet for ``state``; the backbone is detected when not given. The model takes ``state``'s
-    float32 tensors as its own (no copy): a caller that keeps ``state`` shares them."""
+def backbone_for(state: Mapping[str, torch.Tensor], backbone: Optional[str], source: str) -> str:
+    """The backbone ``state`` is for: ``backbone`` when it fits, else detected; a WeightsError saying what differs
+    when none fits. Checks key names and shapes only (no model is built)."""
     if backbone is None:
-        backbone = detect_backbone(state)
-        if backbone is None:
+        found = detect_backbone(state)
+        if found is None:
             nearest = nearest_backbone(state)
             if nearest is not None:  # a BiRefNet built another way (other decoder options): say what differs
                 check_fits(state, nearest, source)
             raise WeightsError(f"{source} matches no BiRefNet backbone ({', '.join(BACKBONES)}); is it a BiRefNet checkpoint?")
-    elif backbone not in BACKBONES:
+        return found
+    if backbone not in BACKBONES:
         raise WeightsError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
     check_fits(state, backbone, source)
+    return backbone
+
+
+def build_model(state: Mapping[str, torch.Tensor], backbone: Optional[str], source: str) -> BiRefNet:
+    """Build an eval-mode BiRefNet for ``state``; the backbone is detected when not given. The model takes ``state``'s
+    float32 tensors as its own (no copy): a caller that keeps ``state`` shares them."""
+    backbone = backbone_for(state, backbone, source)
     # built on the meta device and handed the checkpoint's own tensors (PyTorch's documented way to load one): built
     # on the CPU, every layer was first filled at random only for the checkpoint to overwrite it, 1.1 s for swin_v1_l
     # (`general`) at each start, and each tensor was copied once more, the model twice in memory meanwhile
@@ -390,6 +398,33 @@ def check_model_choice(model: Optional[str] = None, weights: Optional[str | Path
     if "/" in name or Path(name).exists() or Path(name).suffix.lower() in WEIGHTS_FILE_SUFFIXES:
         return  # a file, a snapshot folder or a Hugging Face repo: found or not when it loads
     get_model_card(name)
+
+
+def local_checkpoint(model: Optional[str] = None, weights: Optional[str | Path] = None) -> Optional[Path]:
+    """The local file or snapshot folder ``load_pretrained`` would read for these, or None for a published
+    model (a card, a Hugging Face repo)."""
+    if weights is not None:
+        return Path(weights)
+    if model is None:
+        return None
+    from .registry import list_models
+
+    path = Path(model)
+    if path.is_file() or path.suffix.lower() in WEIGHTS_FILE_SUFFIXES:
+        return path
+    if path.is_dir() and model.lower() not in {k.lower() for k in list_models()}:
+        return path
+    return None
+
+
+def check_checkpoint(model: Optional[str] = None, weights: Optional[str | Path] = None, backbone: Optional[str] = None) -> None:
+    """Read a local checkpoint and check that it is a BiRefNet's (of ``backbone`` when given), without building
+    the model: for callers that load it later, after work a bad file would waste (a watch loads it for its
+    first video, maybe hours on; a batch after making its folder and manifest). Published models are not read."""
+    path = local_checkpoint(model, weights)
+    if path is not None:
+        state, _ = read_weights(path)
+        backbone_for(state, backbone, str(path))
 
 
 def load_pretrained(
