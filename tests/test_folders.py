@@ -560,3 +560,28 @@ def test_rename_advice_names_the_word_and_the_image_it_belongs_to(tmp_path, imag
         FolderDataset(tmp_path, 32)
     assert str(err.value).endswith(f"; the masks in {tmp_path / 'gt'} are named as their images {advice}: "
                                    "rename them to their images' names"), str(err.value)
+
+
+@pytest.mark.parametrize("image_folder, mask_folder", [("shoes", ""), ("", "shoes"), ("shoes", "boots")])
+def test_images_and_masks_in_different_subfolders_are_named_as_a_layout_mismatch(tmp_path, image_folder, mask_folder):
+    """Images in category subfolders with every mask flat in gt/ (``im/shoes/a.jpg`` with ``gt/a.png``), or the
+    reverse, as some DIS5K copies are laid out: the set was refused as every image lacking a mask, the masks there
+    all along; the error now says where they are and that the two folders must be laid out alike."""
+    for stem in "abc":
+        _write_pair(tmp_path, stem)
+    for top, sub in (("im", image_folder), ("gt", mask_folder)):
+        (tmp_path / top / sub).mkdir(exist_ok=True)
+        for f in list((tmp_path / top).glob("*.*")):
+            f.rename(tmp_path / top / sub / f.name)
+    with pytest.raises(DataError) as err:
+        FolderDataset(tmp_path, 32)
+    message = str(err.value)
+    im, gt = tmp_path / "im", tmp_path / "gt"
+    where = {("shoes", ""): f"sit directly in {gt} while their images are in subfolders of {im}",
+             ("", "shoes"): f"are in subfolders of {gt} while their images sit directly in {im}",
+             ("shoes", "boots"): f"are in other subfolders of {gt} than their images in {im}"}[(image_folder, mask_folder)]  # fmt: skip
+    example = f"gt/{mask_folder + '/' if mask_folder else ''}a.png for im/{image_folder + '/' if image_folder else ''}a.jpg"
+    assert "\n" not in message and message.startswith(f"3 of the 3 images in {im} cannot be used: ")
+    assert message.endswith(f"; the masks {where} ({example}): each mask is read from the subfolder of gt "
+                            "named as its image's in im, so lay both folders out alike"), message
+

@@ -220,7 +220,7 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
         log.warning("%d mask(s) in %s have no image and are ignored, e.g. %s", len(masks), gt_dir, next(iter(masks.values())))
     if flat:
         _warn_flat_subfolders(im_dir)
-    renamed = "" if flat else _renamed_masks_hint(maskless, masks, gt_dir)
+    renamed = "" if flat else (_renamed_masks_hint(maskless, masks, gt_dir) or _subfolder_mismatch_hint(maskless, masks, im_dir, gt_dir))
     if len(problems) == 1:
         raise DataError(problems[0] + renamed)
     if problems:
@@ -269,6 +269,32 @@ def _renamed_masks_hint(maskless: list[tuple[Path, str]], masks: dict[str, Path]
     added = f"{prefix}...{suffix}" if prefix and suffix else prefix or suffix
     return (f"; the masks in {gt_dir} are named as their images with {added!r} added ({mask.name} for {image.name}): "
             "rename them to their images' names")
+
+
+def _subfolder_mismatch_hint(maskless: list[tuple[Path, str]], masks: dict[str, Path], im_dir: Path, gt_dir: Path) -> str:
+    """Advice when at least half the maskless images have a mask of their name in another subfolder of the mask
+    folder, as some copies of DIS5K are laid out (``im/cat/a.jpg`` with a flat ``gt/a.png``, or the reverse); else "".
+
+    Such a set is refused, not paired by name across folders: two categories may each hold an ``a.jpg``, and a
+    pairing that guessed would train on the wrong masks without a word."""
+    by_name: dict[str, list[str]] = {}
+    for key in masks:
+        by_name.setdefault(key.rpartition("/")[2], []).append(key)
+    found = [(image, masks[keys[0]]) for image, key in maskless
+             if len(keys := by_name.get(key.rpartition("/")[2], [])) == 1 and keys[0] != key]  # fmt: skip
+    if not found or 2 * len(found) < len(maskless):
+        return ""
+    image, mask = found[0]
+    image_rel, mask_rel = image.relative_to(im_dir), mask.relative_to(gt_dir)
+    example = f"{gt_dir.name}/{mask_rel.as_posix()} for {im_dir.name}/{image_rel.as_posix()}"
+    if len(mask_rel.parts) == 1:
+        where = f"sit directly in {gt_dir} while their images are in subfolders of {im_dir}"
+    elif len(image_rel.parts) == 1:
+        where = f"are in subfolders of {gt_dir} while their images sit directly in {im_dir}"
+    else:
+        where = f"are in other subfolders of {gt_dir} than their images in {im_dir}"
+    return (f"; the masks {where} ({example}): each mask is read from the subfolder of {gt_dir.name} "
+            f"named as its image's in {im_dir.name}, so lay both folders out alike")
 
 
 def _affix_guess(key: str, by_folder: dict[str, list[str]]) -> tuple[str, str] | None:
