@@ -336,3 +336,20 @@ def ray_session_folder() -> str:
         return os.getcwd()
 
     return str(ray.get(ray.remote(folder).remote()))
+
+
+def test_a_watch_whose_workers_cannot_run_the_model_stops_at_once(ray_session, tmp_path, capsys):
+    """A model the Ray workers cannot start (here ONNX Runtime at fp16, refused by every worker as it loads) is the
+    watch's one error line: it was taken for a fault of each video, so the watch skipped every video dropped in,
+    starting its workers anew for each, and went on watching (until --watch-for, or for ever)."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        keyframed_clip(drop / name, 3)
+    model = [a for a in MODEL if a not in ("--backend", "torch", "--precision", "fp32")]
+    code = main(["batch", str(drop), "-o", str(tmp_path / "out"), "--watch", "--settle", "0.5", "--watch-for", "60", "--ray", "local",
+                 "--workers", "1", "-q", "--backend", "onnxruntime", "--precision", "fp16", *model])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip().splitlines()[-1] == "birefvid: error: backend='onnxruntime' runs fp32 only; use precision='fp32' or another backend", err
+    assert "skipped" not in err, err

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Optional
 from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver
+from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver, failed_loading
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class ChunkWorker:
             # raised here, Ray restarts the actor, fails it again and reports "the actor died" with a traceback;
             # kept for run(), it reaches the driver as the one line a local run gives (weights missing on this node)
             self.failed = exc
+            failed_loading(exc)  # the run's error, not the chunk's video's
 
     def run(self, task: ChunkTask, counter: Any = None) -> dict[str, Any]:
         """Run one chunk; its frames so far go to ``counter`` (a ``FrameCounter`` actor) as it runs."""

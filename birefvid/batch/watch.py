@@ -35,6 +35,7 @@ from ..extensions import VIDEO_EXTENSIONS
 from ..io.animated_source import is_animated_webp
 from ..job import FileJob
 from . import DEFAULT_SETTLE  # seconds unchanged: a local copy or export writes far more often than that
+from .local import is_load_failure
 from .manifest import WORK_DIR, RunLock
 from .progress import BatchProgress
 from .runner import Executor, Found, InputsSkipped, StopRequested, output_key, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
@@ -321,6 +322,8 @@ def _run_ready(ready: list[Found], out_dir: Path, make_job: MakeJob, kept: KeptE
     try:
         _run(videos, out_dir, make_job, kept, progress, totals, chunk_frames, note_leftovers, stop, finished)
     except (ConfigError, SinkError, SourceError) as exc:
+        if is_load_failure(exc):  # the model cannot run (`--device mps` on a Ray worker): so for every video to come
+            raise
         progress.stopped_reason = None  # a run that failed midway said `stopped`; the watch goes on, and may yet stop
         if len(videos) == 1:
             totals.skipped(str(videos[0].path), str(exc))
