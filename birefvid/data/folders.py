@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -201,13 +202,14 @@ def scan_pairs(root: Union[str, Path]) -> list[Pair]:
     maskless: list[tuple[Path, str]] = []  # (image, key) of the images without a mask
     paired: dict[str, Path] = {}  # stem -> its image: a.jpg beside a.png would both claim gt/a.png
     keys = [_key(image, im_dir) for image in images]
+    other_case = _OtherCase(keys, masks)
     for image, key in zip(images, keys):
         if key in paired:
             problems.append(f"{paired[key]} and {image} share the name {image.stem!r} and so one mask, "
                             f"{expected(image)}; keep one of them, or rename the other and its mask")
             continue
         paired[key] = image
-        mask = masks.pop(key, None) or _mask_in_other_case(key, masks, keys)
+        mask = masks.pop(key, None) or other_case.take(key, masks)
         if mask is None:
             problems.append(f"{image} has no mask; expected {expected(image)}")
             maskless.append((image, key))
@@ -343,14 +345,25 @@ def _warn_flat_subfolders(root: Path) -> None:
                     "move them beside the others, or give --data the subfolder", len(left), root, left[0])
 
 
-def _mask_in_other_case(key: str, masks: dict[str, Path], keys: list[str]) -> "Path | None":
-    """The one mask (taken out of ``masks``) whose name differs from image ``key``'s in case alone (``IMG_1.JPG``
-    with ``img_1.png``, as a Mac or Windows disk opens it), when no other image could claim it; else None."""
-    folded = key.casefold()
-    if sum(k.casefold() == folded for k in keys) != 1:  # a.jpg and A.jpg: only their own masks pair with them
-        return None
-    found = [k for k in masks if k.casefold() == folded]
-    return masks.pop(found[0]) if len(found) == 1 else None
+class _OtherCase:
+    """Finds a mask whose name differs from an image's in case alone (``IMG_1.JPG`` with ``img_1.png``, as a Mac or
+    Windows disk opens it) by lookup: a scan of every image's and mask's name for each maskless image made a set
+    whose masks all lay elsewhere (a flat gt/ for im/CATEGORY/) take 15 s to refuse at 10,000 images, 25 min at 100,000."""
+
+    def __init__(self, keys: list[str], masks: dict[str, Path]) -> None:
+        self.images = Counter(k.casefold() for k in keys)
+        self.masks: dict[str, list[str]] = {}
+        for k in masks:
+            self.masks.setdefault(k.casefold(), []).append(k)
+
+    def take(self, key: str, masks: dict[str, Path]) -> "Path | None":
+        """The one mask (taken out of ``masks``) of image ``key``'s name in another case, when no other image could
+        claim it; else None."""
+        folded = key.casefold()
+        if self.images[folded] != 1:  # a.jpg and A.jpg: only their own masks pair with them
+            return None
+        found = [k for k in self.masks.get(folded, ()) if k in masks]  # those not yet claimed
+        return masks.pop(found[0]) if len(found) == 1 else None
 
 
 def _folder_masks(gt_dir: Path) -> dict[str, Path]:
