@@ -385,3 +385,25 @@ def test_ctrl_c_while_a_safetensors_file_loads_is_a_stop_not_a_damaged_file():
     assert done.returncode == 0, done.stderr[-3000:]
     count, _, first = done.stdout.strip().partition(" ")
     assert count == "0", f"{count} of 600 presses were taken for a damaged file: {first}"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="reads and resets the process's peak memory in Linux's /proc")
+def test_checking_a_checkpoint_ahead_of_its_load_does_not_read_it_into_memory(tmp_path):
+    """batch and --watch check a checkpoint of one's own before any work, then load it: the check read a PyTorch file
+    whole, a `general`-sized one (900 MB) costing 1 s and 0.85 GB of memory only for its tensors' shapes. Mapped from
+    the file, a 256 MB one leaves the checking process's peak memory where it was (measured in a process of its own,
+    its peak reset just before the check: the imports' own peak may lie above the file's size)."""
+    path = tmp_path / "big.pth"
+    torch.save({"model": {"head.weight": torch.zeros(64, 1024, 1024)}}, path)  # 256 MB; no BiRefNet: refused after reading
+    code = ("import re, sys\n"
+            "from birefvid.errors import WeightsError\n"
+            "from birefvid.models.weights import check_checkpoint, expected_shapes\n"
+            "for b in ('pvt_v2_b0', 'swin_v1_l'): expected_shapes(b)\n"  # what the check builds besides the file's tensors
+            "def kb(field): return int(re.search(field + r':\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+            "open('/proc/self/clear_refs', 'w').write('5')\n"  # the peak (VmHWM) back to what is resident now
+            "before = kb('VmRSS')\n"
+            "try:\n    check_checkpoint(weights=sys.argv[1])\nexcept WeightsError as exc:\n    print(exc, file=sys.stderr)\n"
+            "print((kb('VmHWM') - before) // 1024)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert "matches no BiRefNet backbone" in done.stderr, done.stderr
+    assert int(done.stdout) < 64, f"the check's peak memory grew by {done.stdout.strip()} MB"
