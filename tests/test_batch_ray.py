@@ -312,18 +312,18 @@ def test_relative_paths_name_the_drivers_files_on_workers_started_elsewhere(clip
     weights = tmp_path / "runs" / "ft" / "model.safetensors"
     weights.parent.mkdir(parents=True)
     shutil.copy(Path(birefvid.__file__).parent / "assets" / "tiny.safetensors", weights)  # as `birefvid train` leaves it
-    src = clips["inputs"][0]  # 24 frames: four chunks of 6, on both workers
+    src = clips["inputs"][0]  # 24 frames: two chunks of 12 on one worker (each worker is a process loading the model)
     (tmp_path / "in").mkdir()
     shutil.copy(src, tmp_path / "in" / src.name)
     monkeypatch.chdir(tmp_path)
     assert os.getcwd() != ray_session_folder()  # the workers' folder is another
     model = [a for a in MODEL if a not in ("--model", "tiny")]
-    assert main(["batch", "in", "--output-dir", "out", "--output", "mask", "-q", "--weights", "runs/ft/model.safetensors", "--ray", "local", "--chunk-frames", "6", *model]) == 0
+    assert main(["batch", "in", "--output-dir", "out", "--output", "mask", "-q", "--weights", "runs/ft/model.safetensors", "--ray", "local", "--workers", "1", "--chunk-frames", "12", *model]) == 0
     assert max_diff(grey(tmp_path / "out" / f"{src.stem}.mkv"), grey(clips["refs"][src.stem])) == 0
 
     (tmp_path / "runs" / "ft" / "last.pt").write_bytes(b"not a checkpoint")  # one a worker fails to read: the driver does not read it
     capsys.readouterr()
-    assert main(["batch", "in", "--output-dir", "out2", "--output", "mask", "-q", "--weights", "runs/ft/last.pt", "--ray", "local", *model]) == 2
+    assert main(["batch", "in", "--output-dir", "out2", "--output", "mask", "-q", "--weights", "runs/ft/last.pt", "--ray", "local", "--workers", "1", *model]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["birefvid: error: runs/ft/last.pt is not a BiRefNet checkpoint (neither a PyTorch checkpoint nor a .safetensors file)"]
 
