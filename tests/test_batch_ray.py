@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -186,7 +187,7 @@ def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run():
         return types.SimpleNamespace(run=types.SimpleNamespace(remote=remote))
 
     executor = object.__new__(ray_executor.RayExecutor)
-    executor.ray, executor._owns, executor._counter, executor._running = ray, False, None, {}
+    executor.ray, executor._owns, executor._counter, executor._running, executor._dying = ray, False, None, {}, set()
     executor._actor, executor._job, executor._threads, executor._folder = types.SimpleNamespace(remote=actor), {}, 1, os.getcwd()
     executor._actors = [actor() for _ in range(3)]
     tasks = [ChunkTask(name, {}, {"index": i, "start_pts": 0}, f"{name}.{i}") for name, n in (("8k.mkv", 4), ("b.mkv", 1)) for i in range(n)]
@@ -353,3 +354,89 @@ def test_a_watch_whose_workers_cannot_run_the_model_stops_at_once(ray_session, t
     assert code == 2, err
     assert err.strip().splitlines()[-1] == "birefvid: error: backend='onnxruntime' runs fp32 only; use precision='fp32' or another backend", err
     assert "skipped" not in err, err
+
+
+def _parent(pid: str) -> str:
+    """The parent of process ``pid`` (from /proc), or "" once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[1]  # the command (in brackets) may hold spaces
+    except (OSError, IndexError):
+        return ""
+
+
+def _ours(pid: str) -> bool:
+    """Is ``pid`` a descendant of this process (a worker of the Ray it started), not another run's on the machine?"""
+    me = str(os.getpid())
+    for _ in range(64):
+        pid = _parent(pid)
+        if pid in ("", "0", "1"):
+            return False
+        if pid == me:
+            return True
+    return False
+
+
+def _kill_chunk_workers(stop) -> None:
+    """SIGKILL every ChunkWorker process of this process's Ray as soon as it shows, most as they load the model (the
+    OOM killer's way). Found by the command line Ray gives an actor's process (``ray::ChunkWorker``)."""
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if cmdline.startswith(b"ray::ChunkWorker") and _ours(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(int(pid), signal.SIGKILL)
+        stop.wait(0.05)
+
+
+def test_a_watch_whose_workers_die_on_every_video_stops_after_three_in_a_row(ray_session, tmp_path, monkeypatch, capsys):
+    """Workers that die every time (killed as they load a model too big for the node) stop a `--watch --ray` as they
+    stop a batch: "died on 3 videos in a row". The count started again at each video dropped in (each its own run), so
+    the watch skipped every one as that video's fault, starting workers anew for each, until --watch-for or for ever."""
+    import json
+    import threading
+
+    from birefvid.batch import ray_executor
+
+    if not os.path.isdir("/proc"):
+        pytest.skip("finds the workers by their command line in /proc")
+    monkeypatch.setattr(ray_executor, "MAX_RESTARTS", 0)  # each video's worker dies once; Ray's restarts are the same, longer
+    drop, out, log = tmp_path / "drop", tmp_path / "out", tmp_path / "p.jsonl"
+    drop.mkdir()
+    clip = keyframed_clip(tmp_path / "clip.mp4", 3)
+
+    def failed() -> int:
+        return log.read_text().count('"video_failed"') if log.exists() else 0
+
+    def drop_one_at_a_time() -> None:  # each its own run: dropped once the one before was skipped
+        for n in range(4):
+            (drop / f"{n}.mp4").write_bytes(clip.read_bytes())
+            deadline = time.monotonic() + WAIT
+            while failed() <= n and time.monotonic() < deadline and not done.is_set():
+                time.sleep(0.1)
+            if done.is_set():
+                return
+        os.kill(os.getpid(), signal.SIGTERM)  # four skipped and the watch goes on: end it, for the test to fail on its exit
+
+    done = threading.Event()
+    killer = threading.Thread(target=_kill_chunk_workers, args=(done,), daemon=True)
+    dropper = threading.Thread(target=drop_one_at_a_time, daemon=True)
+    killer.start()
+    dropper.start()
+    try:
+        code = main(["batch", str(drop), "-o", str(out), "--watch", "--settle", "0.3", "--watch-for", str(2 * WAIT), "--ray", "local",
+                     "--workers", "1", "--progress-json", str(log), "-q", *MODEL])  # fmt: skip
+    finally:
+        done.set()
+        killer.join(5)
+        dropper.join(5)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Ray workers died on 3 videos in a row" in err.strip().splitlines()[-1], err
+    assert [json.loads(line)["event"] for line in log.read_text().splitlines()].count("video_failed") == 2  # the third stops the watch

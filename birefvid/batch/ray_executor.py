@@ -190,6 +190,9 @@ class RayExecutor:
         self._actors = [actor.remote(self._job, threads, self._folder) for _ in range(workers)]
         self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
         self._running: dict[Any, tuple[ChunkTask, Any]] = {}
+        # videos in a row whose chunk killed its worker every time, kept from run to run: a watch runs each video
+        # dropped in on its own, and workers that die loading the model (the OOM killer) had each skipped as its fault
+        self._dying: set[str] = set()
 
     def run(
         self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
@@ -201,9 +204,9 @@ class RayExecutor:
         running: dict[Any, tuple[ChunkTask, Any]] = {}
         self._running = running  # what close() waits on when the run is stopped midway
         counter = self._counter if on_frames is not None else None
-        # videos in a row whose chunk killed its worker every time: one video's chunks running side by side
-        # on every worker (an 8K clip the OOM killer stops) are one death, not a stop of the whole batch
-        dying: set[str] = set()
+        # one video's chunks running side by side on every worker (an 8K clip the OOM killer stops) are one death,
+        # not a stop of the whole batch
+        dying = self._dying
         while queue or running:
             while queue and free:
                 task = queue.popleft()
