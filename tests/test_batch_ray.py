@@ -440,3 +440,37 @@ def test_a_watch_whose_workers_die_on_every_video_stops_after_three_in_a_row(ray
     assert code == 2, err
     assert "Ray workers died on 3 videos in a row" in err.strip().splitlines()[-1], err
     assert [json.loads(line)["event"] for line in log.read_text().splitlines()].count("video_failed") == 2  # the third stops the watch
+
+
+def test_a_worker_whose_model_load_raises_a_torch_error_ends_the_run_in_one_line(ray_session, monkeypatch):
+    """torch's own error as a worker loads the model ("CUDA out of memory" as it moves to the GPU, a MemoryError) killed
+    the actor in its creation: each video was skipped as "its Ray worker died 4 times", under pages of Ray's traceback,
+    and the real error was lost. The worker keeps it for its chunks, and the driver says it in one line that ends the run
+    (a watch too: it is no SourceError). The actor body runs here in-process; the error crosses a real Ray task."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.batch.local import failed_loading, is_load_failure
+    from birefvid.errors import PipelineError, SourceError
+    from birefvid.job import FileJob, OutputSpec, SourceSpec
+    from birefvid.runtime import file_job
+
+    def out_of_memory(*_args, **_kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\n(the rest of torch's text)")
+
+    monkeypatch.setattr(file_job, "segmenter_for", out_of_memory)
+    job = FileJob(SourceSpec("a.mp4"), OutputSpec("a.mkv")).to_dict()
+    worker = ray_executor.ChunkWorker(job, 1)  # raised here before: the actor died in its creation
+    task = ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0")
+    with pytest.raises(RuntimeError, match="CUDA out of memory") as raised:
+        worker.run(task)
+    assert is_load_failure(raised.value)
+
+    def load_fails():
+        raise failed_loading(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\n(the rest of torch's text)"))
+
+    executor = object.__new__(ray_executor.RayExecutor)
+    executor.ray = ray_session
+    with pytest.raises(PipelineError) as ended:
+        executor._get(ray_session.remote(load_fails).options(max_retries=0).remote(), task)
+    assert not isinstance(ended.value, SourceError)  # not a video's fault: the run (and a watch) ends
+    assert str(ended.value) == "worker: a Ray worker could not load the model: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"

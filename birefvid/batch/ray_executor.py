@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Optional
 from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver, failed_loading
+from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver, failed_loading, is_load_failure
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +81,19 @@ class ChunkWorker:
     def __init__(self, job: dict[str, Any], threads: int, folder: Optional[str] = None) -> None:
         import torch
 
-        from ..errors import BirefvidError
         from ..runtime.file_job import segmenter_for
 
         in_drivers_folder(folder)
         torch.set_num_threads(max(1, threads))
         spec = FileJob.from_dict(job)
         self.segmenter: Any = None
-        self.failed: Optional[BirefvidError] = None
+        self.failed: Optional[Exception] = None
         try:
             self.segmenter = segmenter_for(spec.model, spec.inference)
-        except BirefvidError as exc:
-            # raised here, Ray restarts the actor, fails it again and reports "the actor died" with a traceback;
-            # kept for run(), it reaches the driver as the one line a local run gives (weights missing on this node)
+        except Exception as exc:  # noqa: BLE001 - kept for run(), which raises it to the driver
+            # raised here, the actor is dead: its chunks came back as "the actor died" (a video's fault, skipped) under
+            # pages of Ray's traceback, and the real error (weights missing on this node, torch's "CUDA out of memory",
+            # a MemoryError) was lost. Kept for run(), it reaches the driver as one line and ends the run
             self.failed = exc
             failed_loading(exc)  # the run's error, not the chunk's video's
 
@@ -253,6 +253,9 @@ class RayExecutor:
             cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else None
             if isinstance(cause, BirefvidError):
                 raise cause from None
+            if cause is not None and is_load_failure(cause):  # torch's "CUDA out of memory" as the model moved to the GPU
+                said = (str(cause).strip().splitlines() or [""])[0]
+                raise PipelineError("worker", f"a Ray worker could not load the model: {type(cause).__name__}{': ' + said if said else ''}") from None
             raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
         except ray.exceptions.RayActorError as exc:
             tries = MAX_RESTARTS + 1
