@@ -52,8 +52,8 @@ class OutputKeptError(SinkError):
         super().__init__(message)
         self.kept = kept
 
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled (a Ray worker's) with its kept path
-        return (type(self), (str(self), self.kept))
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled (a Ray worker's) with its kept path, and what else was set on it
+        return (type(self), (str(self), self.kept), self.__dict__)
 
 
 class WeightsError(BirefvidError, ValueError):
@@ -78,6 +78,11 @@ class PipelineError(BirefvidError, RuntimeError):
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"{stage}: {message}")
         self.stage = stage
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its two arguments: a Ray worker's (a chunk that wrote too few frames, a stage that failed) could not
+        be unpickled by the driver (``__init__`` missing ``message``), and reached the user as Ray's page of text."""
+        return (type(self), (self.stage, str(self).removeprefix(f"{self.stage}: ")), self.__dict__)
 
 
 # -- naming options in messages -------------------------------------------------------------------

@@ -474,3 +474,24 @@ def test_a_worker_whose_model_load_raises_a_torch_error_ends_the_run_in_one_line
         executor._get(ray_session.remote(load_fails).options(max_retries=0).remote(), task)
     assert not isinstance(ended.value, SourceError)  # not a video's fault: the run (and a watch) ends
     assert str(ended.value) == "worker: a Ray worker could not load the model: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
+def test_a_pipeline_error_on_a_worker_reaches_the_driver_as_its_one_line(ray_session):
+    """A chunk's PipelineError on a worker (one that wrote fewer frames than planned, a stage that failed) could not be
+    unpickled by the driver (its ``__init__`` takes two arguments): the run ended in Ray's "Failed to deserialize
+    exception" and a page of traceback, not the error's one line. The error crosses a real Ray task here."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.batch.local import failed_loading, is_load_failure
+    from birefvid.errors import PipelineError
+
+    def short_chunk():
+        raise failed_loading(PipelineError("chunk", "chunk 3 of a.mp4 wrote 5 frames, expected 6"))
+
+    executor = object.__new__(ray_executor.RayExecutor)
+    executor.ray = ray_session
+    task = ChunkTask("a.mkv", {}, {"index": 3, "start_pts": 0}, "a.3")
+    with pytest.raises(PipelineError) as raised:
+        executor._get(ray_session.remote(short_chunk).options(max_retries=0).remote(), task)
+    assert str(raised.value) == "chunk: chunk 3 of a.mp4 wrote 5 frames, expected 6" and raised.value.stage == "chunk"
+    assert is_load_failure(raised.value)  # what was set on it crosses too
