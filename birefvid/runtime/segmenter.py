@@ -43,6 +43,11 @@ class DeviceOutOfMemory(ConfigError, torch.cuda.OutOfMemoryError):
 FramesLike = Union[Picture, Sequence[Picture], np.ndarray, torch.Tensor]
 
 
+def _torch_said(exc: BaseException) -> str:
+    """The gist of torch's out-of-memory text (what it tried to allocate, what the device holds), without its pages of advice."""
+    return (str(exc).strip().splitlines() or ["out of memory"])[0].split(". Including", 1)[0][:200]
+
+
 def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
     """Inference (h, w) that keeps the frame's aspect: same pixel count as ``target``, sides multiples of 32."""
     scale = (target[0] * target[1] / (height * width)) ** 0.5
@@ -91,7 +96,7 @@ class Segmenter:
         self.backbone = getattr(net, "backbone_name", "custom")
         if self.device.type == "cpu":
             fit_torch_threads()  # a container's CPU quota: a thread per host core only ran into its throttling
-        self.engine = open_engine(net, self.backend, self.precision, self.device)
+        self.engine = self._open_engine(net, self.backend, self.precision)
         self.model = net  # the torch module (the ONNX engines export from it)
         self._fp32_engine: Optional[Engine] = None
         self._lock = threading.Lock()  # one model call at a time: see the class docstring
@@ -111,10 +116,17 @@ class Segmenter:
             # exports from must stay fp32, so the twin gets its own copy
             model = copy.deepcopy(model)
         twin.model = model
-        twin.engine = open_engine(model, twin.backend, twin.precision, self.device)
+        twin.engine = twin._open_engine(model, twin.backend, twin.precision)
         twin._fp32_engine = None
         twin._lock = threading.Lock()  # its own engine: it need not wait for this one's calls
         return twin
+
+    def _open_engine(self, net: torch.nn.Module, backend: str, precision: str) -> Engine:
+        """``open_engine`` on this segmenter's device, a device too small for the model one line (``_loading_out_of_memory``)."""
+        try:
+            return open_engine(net, backend, precision, self.device)
+        except torch.cuda.OutOfMemoryError as exc:  # torch.OutOfMemoryError, as the weights move to the device
+            raise self._loading_out_of_memory(exc, precision) from exc
 
     def prepare(self, height: int, width: int, batch_size: int = 1) -> None:
         """Get ready for batches of frames of this size now (the ONNX engines export and compile), so timing excludes it."""
@@ -199,9 +211,20 @@ class Segmenter:
         fixes = ([option("batch_size", 1)] if frames > 1 else []) + [f"a smaller {option('resolution')}"]
         if self.precision == "fp32" and self.device.type == "cuda":
             fixes.append(option("precision", "fp16"))
-        said = (str(exc).strip().splitlines() or ["out of memory"])[0].split(". Including", 1)[0][:200]
         return DeviceOutOfMemory(f"{self.device} ran out of memory running the model on {frames} frame{'s' if frames > 1 else ''} "
-                           f"at {w}x{h} ({said}); try {', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]}")  # fmt: skip
+                           f"at {w}x{h} ({_torch_said(exc)}); try {', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]}")  # fmt: skip
+
+    def _loading_out_of_memory(self, exc: BaseException, precision: str) -> DeviceOutOfMemory:
+        """One line for a device the model's weights do not fit (``--model general`` on a 4 GB card was torch's
+        traceback, exit 1), with what makes them fit: frame-size options do not help before a frame is seen."""
+        fixes = []
+        if self.backbone.startswith("swin_v1_l"):  # general, matting, HR, ...: Swin-L, several times the weights of lite's Swin-T
+            fixes.append(f"a smaller model ({option('model', 'lite')})")
+        if precision == "fp32" and self.device.type == "cuda":
+            fixes.append(option("precision", "fp16"))
+        fixes += [option("device", "cpu"), "freeing the GPU's memory" + (" (nvidia-smi lists what holds it)" if self.device.type == "cuda" else "")]
+        return DeviceOutOfMemory(f"{self.device} ran out of memory loading the model {self.name} ({_torch_said(exc)}); "
+                                 f"try {', '.join(fixes[:-1])} or {fixes[-1]}")  # fmt: skip
 
     def _recompute_fp32(self, images: torch.Tensor) -> torch.Tensor:
         """Low precision overflowed: run this batch again in fp32 (and say so once)."""
