@@ -264,7 +264,10 @@ def test_each_api_run_says_it_again(disabled_first, tmp_path, caplog):
             job = build_live_job(str(disabled_first), [str(tmp_path / f"live{run}.mkv")], effect="green", realtime=True,
                                  loop=True, duration=1.6, **model)  # fmt: skip
             report = run_live(job)
-            assert report["frames_shown"] > FRAMES + 2, report  # the 0.6 s file played more than once
+            whole = report["stats"]
+            # the 0.6 s file was read more than once: the source's count, paced by --realtime, not the frames shown,
+            # which a loaded machine (three test workers on two cores) drops as the model falls behind
+            assert round(whole["source_fps"] * whole["seconds"]) > FRAMES + 2, whole
             assert said() == 3 + run
 
 
