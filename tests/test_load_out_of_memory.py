@@ -6,6 +6,9 @@ Before, each command ended in torch's traceback with exit 1 (only an OOM while t
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pytest
 import torch
 
@@ -52,7 +55,7 @@ def test_out_of_memory_loading_the_model_is_one_line_with_advice(command, tmp_pa
     lines = [line for line in err.splitlines() if "out of memory" in line]
     assert len(lines) == 1, err
     assert "cpu ran out of memory loading the model tiny (CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total " \
-           "capacity of 3.81 GiB of which 12.19 MiB is free); try --device cpu or freeing the GPU's memory" in lines[0]
+           "capacity of 3.81 GiB of which 12.19 MiB is free); try freeing the machine's memory (closing what else runs)" in lines[0]
     inputs = {tmp_path / "in.mp4", *(tmp_path / "pictures").glob("*")}
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p not in inputs and ".birefvid-batch" not in p.parts]  # batch's rerun state stays
     assert written == []  # nothing half-written
@@ -69,4 +72,92 @@ def test_a_large_model_is_told_of_a_smaller_one_and_an_api_caller_can_still_catc
     with pytest.raises(torch.OutOfMemoryError) as raised:
         Segmenter(module=large, device="cpu", precision="fp32", backend="torch")
     assert isinstance(raised.value, ConfigError)
-    assert str(raised.value).endswith("); try a smaller model (model='lite'), device='cpu' or freeing the GPU's memory")
+    assert str(raised.value).endswith("); try a smaller model (model='lite') or freeing the machine's memory (closing what else runs)")
+
+
+# -- out of memory as the model runs, in each backend's own words ----------------------------------------------
+
+
+class _Allocates(torch.nn.Module):
+    """A model whose forward asks for far more memory than any machine has, as ``allocate`` does it: the
+    failure is the library's own (torch's CPU allocator, NumPy's), on this machine, no GPU needed."""
+
+    def __init__(self, allocate) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 1)
+        self.allocate = allocate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.allocate()
+        return self.conv(x)
+
+
+@pytest.mark.parametrize(
+    ("allocate", "said"),
+    [
+        (lambda: torch.empty(1 << 55, dtype=torch.uint8), "DefaultCPUAllocator: can't allocate memory: you tried to allocate 36028797018963968 bytes"),
+        (lambda: np.empty(1 << 55, np.uint8), "Unable to allocate 32.0 PiB for an array with shape (36028797018963968,) and data type uint8"),
+    ],
+    ids=["torch-cpu-allocator", "numpy-MemoryError"],
+)
+def test_the_cpu_running_out_of_memory_as_the_model_runs_is_the_one_line_a_gpu_gets(allocate, said):
+    """On the CPU torch's allocator raises a plain RuntimeError and NumPy a MemoryError, not torch.OutOfMemoryError:
+    both ended the command in a traceback (exit 1) where CUDA's out-of-memory was one line with advice."""
+    from birefvid.runtime import Segmenter
+    from birefvid.runtime.segmenter import DeviceOutOfMemory
+
+    seg = Segmenter(module=_Allocates(allocate), device="cpu", precision="fp32", backend="torch", resolution=64)
+    with pytest.raises(DeviceOutOfMemory) as raised:
+        seg(np.zeros((48, 80, 3), np.uint8))
+    assert str(raised.value) == f"cpu ran out of memory running the model on 1 frame at 64x64 ({said}); try a smaller resolution"
+    assert isinstance(raised.value, torch.OutOfMemoryError)  # what an API caller that retries smaller catches
+
+
+# ONNX Runtime's own words, as its Python binding raises them: the first seen here on the CPU (a run under an address-space
+# limit: its BFC arena, which CUDA's provider uses too), the second as ``cuda_call.cc`` formats a failed cudaMalloc
+ORT_ARENA = ("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Conv node. Name:'node_conv2d' Status "
+             "Message: /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal"
+             "(size_t, bool, onnxruntime::Stream*) Failed to allocate memory for requested buffer of size 419430400\n")  # fmt: skip
+ORT_CUDA = ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node. Name:'node_conv2d' "
+            "Status Message: CUDA error cudaErrorMemoryAllocation:out of memory ; CUDA failure 2: out of memory ; GPU=0 ; hostname=box ; "
+            "file=/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_allocator.cc ; line=52 ; expr=cudaMalloc((void**)&p, size);")  # fmt: skip
+
+
+@pytest.fixture()
+def onnxruntime_runs_fail(monkeypatch):
+    """ONNX Runtime sessions whose run fails with ``request.param``: (its exception class's name, its message)."""
+    ort = pytest.importorskip("onnxruntime")
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    failures = []
+
+    class FailingSession(ort.InferenceSession):
+        def run(self, *args, **kwargs):
+            kind, said = failures[0]
+            raise getattr(state, kind)(said)
+
+    monkeypatch.setattr(ort, "InferenceSession", FailingSession)
+    return failures
+
+
+@pytest.mark.parametrize(
+    ("kind", "said", "gist"),
+    [("Fail", ORT_ARENA, "Failed to allocate memory for requested buffer of size 419430400"),
+     ("RuntimeException", ORT_CUDA, "CUDA failure 2: out of memory")],
+    ids=["arena", "cuda"],
+)  # fmt: skip
+def test_onnxruntime_running_out_of_memory_is_one_line_with_advice(kind, said, gist, tmp_path, capsys, pvt_b0_weights, onnxruntime_runs_fail):
+    """ONNX Runtime's out-of-memory (its own exception class, the allocator's words in a status message) was a
+    traceback, exit 1; now the one line torch's gets, exit 2, with the gist of what ONNX Runtime said."""
+    onnxruntime_runs_fail.append((kind, said))
+    picture = make_images(tmp_path / "pictures", n=1)[0]
+    out = tmp_path / "out.png"
+    argv = ["image", str(picture), "-o", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64",
+            "--device", "cpu", "--backend", "onnxruntime", "--precision", "fp32", "-q"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [f"birefvid: error: cpu ran out of memory running the model on 1 frame at 64x64 ({gist}); "
+                                        "try a smaller --resolution"]  # fmt: skip
+    assert not out.exists()
+

@@ -20,6 +20,7 @@ import torch
 from ..caller import warn
 from ..errors import NOTICE, ConfigError, option
 from .export import cached_onnx, onnx_cached, share_blobs, weights_digest, writable_cache_dir
+from .memory import is_out_of_memory
 from .ov_core import openvino_core
 
 log = logging.getLogger(__name__)
@@ -285,9 +286,13 @@ class OnnxRuntimeEngine(_ExportedEngine):
         options.intra_op_num_threads = torch.get_num_threads()
         session = self._session(ort, onnx_path, options)
         name = session.get_inputs()[0].name
+        quiet = ort.RunOptions()
+        # a failed run is raised, and said once by whoever catches it: ONNX Runtime's own log printed it first in
+        # red (an out-of-memory was that line, then birefvid's)
+        quiet.log_severity_level = 4
 
         def run(frame: Any) -> Any:
-            return session.run(None, {name: frame})[0]
+            return session.run(None, {name: frame}, quiet)[0]
 
         return run
 
@@ -307,6 +312,8 @@ class OnnxRuntimeEngine(_ExportedEngine):
         try:
             session = ort.InferenceSession(onnx_path, options, providers=providers, enable_fallback=0)
         except Exception as exc:  # noqa: BLE001 - ORT's own exception classes derive from Exception only
+            if is_out_of_memory(exc):  # the weights do not fit the GPU: the Segmenter says so, with what makes them fit
+                raise
             if "TensorrtExecutionProvider" not in names:
                 raise ConfigError(f"ONNX Runtime could not start on {self.device}: {_first_line(exc)}") from exc
             warn(f"ONNX Runtime's TensorRT provider failed ({_first_line(exc)}); using its CUDA provider", RuntimeWarning)

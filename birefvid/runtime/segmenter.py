@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..backends import choose_backend, choose_precision, open_engine
 from ..backends.engines import Engine
+from ..backends.memory import is_out_of_memory, memory_said
 from ..caller import warn
 from ..errors import ConfigError, option
 from ..job import MIN_SIDE, parse_resolution
@@ -43,9 +44,9 @@ class DeviceOutOfMemory(ConfigError, torch.cuda.OutOfMemoryError):
 FramesLike = Union[Picture, Sequence[Picture], np.ndarray, torch.Tensor]
 
 
-def _torch_said(exc: BaseException) -> str:
-    """The gist of torch's out-of-memory text (what it tried to allocate, what the device holds), without its pages of advice."""
-    return (str(exc).strip().splitlines() or ["out of memory"])[0].split(". Including", 1)[0][:200]
+def _either(fixes: Sequence[str]) -> str:
+    """``a, b or c``: the fixes an out-of-memory line offers."""
+    return f"{', '.join(fixes[:-1])} or {fixes[-1]}" if len(fixes) > 1 else fixes[0]
 
 
 def aspect_size(height: int, width: int, target: tuple[int, int]) -> tuple[int, int]:
@@ -125,14 +126,25 @@ class Segmenter:
         """``open_engine`` on this segmenter's device, a device too small for the model one line (``_loading_out_of_memory``)."""
         try:
             return open_engine(net, backend, precision, self.device)
-        except torch.cuda.OutOfMemoryError as exc:  # torch.OutOfMemoryError, as the weights move to the device
+        except Exception as exc:  # torch.OutOfMemoryError as the weights move to the device; a MemoryError on the CPU
+            if isinstance(exc, DeviceOutOfMemory) or not is_out_of_memory(exc):
+                raise
             raise self._loading_out_of_memory(exc, precision) from exc
 
     def prepare(self, height: int, width: int, batch_size: int = 1) -> None:
-        """Get ready for batches of frames of this size now (the ONNX engines export and compile), so timing excludes it."""
+        """Get ready for batches of frames of this size now (the ONNX engines export and compile), so timing excludes it.
+
+        Out of memory here is the model's load (an ONNX Runtime session puts its weights on the device), said as one.
+        """
         prepare = getattr(self.engine, "prepare", None)
-        if prepare is not None:
+        if prepare is None:
+            return
+        try:
             prepare(self.inference_size(height, width), batch_size)
+        except Exception as exc:
+            if isinstance(exc, DeviceOutOfMemory) or not is_out_of_memory(exc):
+                raise
+            raise self._loading_out_of_memory(exc, self.precision) from exc
 
     def needs_export(self, height: int, width: int) -> bool:
         """True when frames of this size need a first export before they run (an ONNX engine with none cached, 10-60 s)."""
@@ -198,7 +210,9 @@ class Segmenter:
                 logits = self.engine(x)
                 if not torch.isfinite(logits).all():
                     logits = self._recompute_fp32(images)
-            except torch.cuda.OutOfMemoryError as exc:  # torch.OutOfMemoryError: CUDA's, and MPS's in newer torch
+            except Exception as exc:  # torch's OutOfMemoryError (CUDA, MPS), its CPU RuntimeError, ONNX Runtime's, a MemoryError
+                if isinstance(exc, DeviceOutOfMemory) or not is_out_of_memory(exc):
+                    raise
                 raise self._out_of_memory(exc, images.shape) from exc
         alpha = torch.sigmoid(logits.float())
         if frame_size and tuple(alpha.shape[2:]) != (height, width):
@@ -212,19 +226,23 @@ class Segmenter:
         if self.precision == "fp32" and self.device.type == "cuda":
             fixes.append(option("precision", "fp16"))
         return DeviceOutOfMemory(f"{self.device} ran out of memory running the model on {frames} frame{'s' if frames > 1 else ''} "
-                           f"at {w}x{h} ({_torch_said(exc)}); try {', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]}")  # fmt: skip
+                           f"at {w}x{h} ({memory_said(exc)}); try {_either(fixes)}")  # fmt: skip
 
     def _loading_out_of_memory(self, exc: BaseException, precision: str) -> DeviceOutOfMemory:
         """One line for a device the model's weights do not fit (``--model general`` on a 4 GB card was torch's
-        traceback, exit 1), with what makes them fit: frame-size options do not help before a frame is seen."""
+        traceback, exit 1), with what makes them fit: frame-size options do not help before a frame is seen.
+        On the CPU the machine's memory is short: moving to the CPU or freeing a GPU is no advice there."""
         fixes = []
         if self.backbone.startswith("swin_v1_l"):  # general, matting, HR, ...: Swin-L, several times the weights of lite's Swin-T
             fixes.append(f"a smaller model ({option('model', 'lite')})")
         if precision == "fp32" and self.device.type == "cuda":
             fixes.append(option("precision", "fp16"))
-        fixes += [option("device", "cpu"), "freeing the GPU's memory" + (" (nvidia-smi lists what holds it)" if self.device.type == "cuda" else "")]
-        return DeviceOutOfMemory(f"{self.device} ran out of memory loading the model {self.name} ({_torch_said(exc)}); "
-                                 f"try {', '.join(fixes[:-1])} or {fixes[-1]}")  # fmt: skip
+        if self.device.type == "cpu":
+            fixes.append("freeing the machine's memory (closing what else runs)")
+        else:
+            fixes += [option("device", "cpu"), "freeing the GPU's memory" + (" (nvidia-smi lists what holds it)" if self.device.type == "cuda" else "")]
+        return DeviceOutOfMemory(f"{self.device} ran out of memory loading the model {self.name} ({memory_said(exc)}); "
+                                 f"try {_either(fixes)}")  # fmt: skip
 
     def _recompute_fp32(self, images: torch.Tensor) -> torch.Tensor:
         """Low precision overflowed: run this batch again in fp32 (and say so once)."""
