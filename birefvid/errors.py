@@ -31,6 +31,22 @@ SHOWS_SECRET = {"notice": True, "shows_secret": True, "kept_when_quiet": True}
 class BirefvidError(Exception):
     """Base class of every error birefvid raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (a Ray worker's, a process pool's) as what it is, whatever its ``__init__`` takes: the default,
+        ``type(self)(*self.args)``, gave an ``__init__`` with more arguments than its message too few (``SourceLost``'s
+        ``report``, once ``PipelineError``'s ``stage``), and the driver got Ray's 'Failed to deserialize exception'."""
+        return (_unpickled, (type(self), self.args, self.__dict__))
+
+
+def _unpickled(kind: type[BirefvidError], args: tuple[Any, ...], state: dict[str, Any]) -> BirefvidError:
+    """A pickled ``BirefvidError`` made again without calling its ``__init__``: its message and attributes put back."""
+    # an OSError has a layout of its own (errno, filename): ``kind.__new__`` found ValueError's first for
+    # OfflineError and WeightsNotFoundError (a ValueError and an OSError), which refuses to make one
+    error = (OSError if issubclass(kind, OSError) else Exception).__new__(kind, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(BirefvidError, ValueError):
     """An option, flag or config file has an invalid value."""
@@ -51,9 +67,6 @@ class OutputKeptError(SinkError):
     def __init__(self, message: str, kept: Optional[os.PathLike[str] | str] = None) -> None:
         super().__init__(message)
         self.kept = kept
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled (a Ray worker's) with its kept path, and what else was set on it
-        return (type(self), (str(self), self.kept), self.__dict__)
 
 
 class WeightsError(BirefvidError, ValueError):
@@ -78,11 +91,6 @@ class PipelineError(BirefvidError, RuntimeError):
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"{stage}: {message}")
         self.stage = stage
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled with its two arguments: a Ray worker's (a chunk that wrote too few frames, a stage that failed) could not
-        be unpickled by the driver (``__init__`` missing ``message``), and reached the user as Ray's page of text."""
-        return (type(self), (self.stage, str(self).removeprefix(f"{self.stage}: ")), self.__dict__)
 
 
 # -- naming options in messages -------------------------------------------------------------------
