@@ -661,7 +661,7 @@ def test_onnxruntime_on_cuda_that_cannot_start_its_gpu_provider_is_an_error_not_
 
         available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
         ort = SimpleNamespace(get_available_providers=lambda: available, InferenceSession=session,
-                              SessionOptions=SimpleNamespace, GraphOptimizationLevel=SimpleNamespace(ORT_ENABLE_ALL=99))  # fmt: skip
+                              SessionOptions=SimpleNamespace, RunOptions=SimpleNamespace, GraphOptimizationLevel=SimpleNamespace(ORT_ENABLE_ALL=99))  # fmt: skip
         monkeypatch.setitem(sys.modules, "onnxruntime", ort)
         return ort
 
