@@ -161,3 +161,30 @@ def test_onnxruntime_running_out_of_memory_is_one_line_with_advice(kind, said, g
                                         "try a smaller --resolution"]  # fmt: skip
     assert not out.exists()
 
+
+
+def test_onnxruntime_running_out_of_memory_as_its_session_loads_the_weights_is_the_loading_line(tmp_path, capsys, pvt_b0_weights, monkeypatch):
+    """An ONNX Runtime session puts the model's weights on its device as it is made (``process`` makes it before the
+    first frame, with the export): out of memory there is the model's load, said with the load's advice; it was a
+    traceback, exit 1, and on CUDA 'ONNX Runtime could not start', which hid that a smaller model would fit."""
+    ort = pytest.importorskip("onnxruntime")
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    class NoRoomForTheWeights(ort.InferenceSession):
+        def __init__(self, *args, **kwargs):
+            raise Fail("[ONNXRuntimeError] : 1 : FAIL : /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* "
+                       "onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) Failed to allocate memory "
+                       "for requested buffer of size 1048576")  # fmt: skip
+
+    monkeypatch.setattr(ort, "InferenceSession", NoRoomForTheWeights)
+    video = tmp_path / "in.mp4"
+    make_video(video, n_frames=2, with_audio=False)
+    out = tmp_path / "out.mkv"
+    argv = ["process", str(video), "-o", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64",
+            "--device", "cpu", "--backend", "onnxruntime", "--precision", "fp32", "-q"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == ["birefvid: error: cpu ran out of memory loading the model pvt_b0_seeded.pth (Failed to allocate "
+                                        "memory for requested buffer of size 1048576); try freeing the machine's memory (closing what else runs)"]  # fmt: skip
+    assert not out.exists()
