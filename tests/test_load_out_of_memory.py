@@ -188,3 +188,30 @@ def test_onnxruntime_running_out_of_memory_as_its_session_loads_the_weights_is_t
     assert err.strip().splitlines() == ["birefvid: error: cpu ran out of memory loading the model pvt_b0_seeded.pth (Failed to allocate "
                                         "memory for requested buffer of size 1048576); try freeing the machine's memory (closing what else runs)"]  # fmt: skip
     assert not out.exists()
+
+
+def test_train_out_of_memory_is_one_line_that_says_what_fits_and_that_the_checkpoint_is_kept(tmp_path, capsys, monkeypatch):
+    """``train`` ended in torch's traceback, exit 1, when the device was out of memory (the model's move to it, or a
+    step's activations): now one line with what makes training fit, and where a checkpoint is, that it is kept."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", "scenes", "--scenes", "2", "-o", str(out), "--size", "64", "--batch-size", "2",
+            "--backbone", "pvt_v2_b0", "--device", "cpu", "--checkpoint-every", "1", "-q"]  # fmt: skip
+    assert main([*argv, "--steps", "1"]) == 0  # a run that fits leaves its checkpoint
+    capsys.readouterr()
+    move = torch.nn.Module.to
+
+    def to(self, *args, **kwargs):
+        if any(isinstance(a, torch.device) for a in (*args, *kwargs.values())):
+            raise torch.OutOfMemoryError(TORCH_SAID)
+        return move(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to", to)
+    assert main([*argv, "--steps", "2", "--resume", "--batch-size", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "birefvid: error: cpu ran out of memory training at 64px, 4 images a step (CUDA out of memory. Tried to allocate 20.00 MiB. "
+        "GPU 0 has a total capacity of 3.81 GiB of which 12.19 MiB is free); try --batch-size 2 or a smaller --size; "
+        f"{out / 'last.pt'} is kept: --resume goes on from it, at the same --batch-size"
+    ]
+    assert (out / "last.pt").exists()

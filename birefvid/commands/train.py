@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         where = f"{args.val} ({images})" if args.val is not None else f"{images} held out of {args.data}"
         epoch = -(-len(dataset) // args.batch_size)  # the trainer's epoch: every training item (flips too) once
         say(f"validating on {where} after each epoch ({epoch} steps) and at the end")
-    with _our_warnings_as_cli_lines():
+    with _our_warnings_as_cli_lines(), _out_of_memory_said(args, precision, out):
         result = train(
             model, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             device=args.device, precision=precision, checkpoint_dir=out, resume=args.resume, seed=args.seed,
@@ -105,6 +105,32 @@ def run(args: argparse.Namespace) -> int:
         say(f"best validation IoU {result.best['iou']:.4f} (MAE {result.best['mae']:.4f}) at step {int(result.best['step'])}: "
             f"{result.best_path}; run it with --weights {result.best_path}")  # fmt: skip
     return 0
+
+
+@contextlib.contextmanager
+def _out_of_memory_said(args: argparse.Namespace, precision: str, out: Path) -> Iterator[None]:
+    """The device out of memory (the model's move to it, a step's activations) as one line with what makes training
+    fit, exit 2: it was torch's traceback, exit 1, as process's and image's were before they said it."""
+    from ..backends.memory import is_out_of_memory, memory_said
+    from ..errors import option
+    from ..runtime.device import pick_device
+    from ..runtime.segmenter import DeviceOutOfMemory
+
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, DeviceOutOfMemory) or not is_out_of_memory(exc):
+            raise
+        device = pick_device(args.device)
+        fixes = ([option("batch_size", 2)] if args.batch_size > 2 else []) + [f"a smaller {option('size')}"]
+        if precision == "fp32" and device.type == "cuda":
+            fixes.append(option("precision", "fp16"))
+        # a resume refuses another batch size (each step's batch depends on it): said, lest the advice contradict it
+        kept = (f"; {out / 'last.pt'} is kept: {option('resume', True)} goes on from it, at the same {option('batch_size')}"
+                if (out / "last.pt").exists() else "")  # fmt: skip
+        raise DeviceOutOfMemory(f"{device} ran out of memory training at {args.size}px, {args.batch_size} images a step "
+                                f"({memory_said(exc)}); try {', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]}"
+                                f"{kept}") from exc  # fmt: skip
 
 
 @contextlib.contextmanager
