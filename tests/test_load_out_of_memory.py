@@ -215,3 +215,34 @@ def test_train_out_of_memory_is_one_line_that_says_what_fits_and_that_the_checkp
         f"{out / 'last.pt'} is kept: --resume goes on from it, at the same --batch-size"
     ]
     assert (out / "last.pt").exists()
+
+
+def test_live_out_of_memory_mid_run_keeps_the_recording_and_says_where(tmp_path):
+    """The model failing mid-run (the GPU's memory taken by another process) discarded a live run's recording, an
+    hour of a camera lost to a clean failure; it is kept now, as a lost source's is, and the error line names it."""
+    import json
+
+    import av
+
+    from birefvid.api import build_live_job, run_live
+    from birefvid.runtime import Segmenter
+    from birefvid.runtime.segmenter import DeviceOutOfMemory
+
+    calls = []
+
+    def tenth_frame_runs_out():
+        calls.append(1)
+        if len(calls) >= 10:
+            torch.empty(1 << 55, dtype=torch.uint8)  # torch's own allocator failure, real
+
+    source, recording = tmp_path / "in.mp4", tmp_path / "rec.mp4"
+    make_video(source, n_frames=40, with_audio=False)
+    seg = Segmenter(module=_Allocates(tenth_frame_runs_out), device="cpu", precision="fp32", backend="torch", resolution=64)
+    with pytest.raises(DeviceOutOfMemory) as raised:
+        run_live(build_live_job(str(source), [str(recording)], realtime=True), segmenter=seg)
+    said = str(raised.value)
+    assert said.startswith("cpu ran out of memory running the model on 1 frame at 64x64")
+    assert re.search(rf"; the run stopped after \d+ frames and kept what was recorded before it: {re.escape(str(recording))}$", said), said
+    with av.open(str(recording)) as kept:
+        assert sum(1 for _ in kept.decode(video=0)) >= 1  # a finished file that plays, not a half-written one
+    assert raised.value.report["ended_by"] == "failed" and str(recording) in json.dumps(raised.value.report)

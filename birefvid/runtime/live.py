@@ -35,7 +35,7 @@ from ..temporal.carry import MaskCarrier
 from .live_effects import EffectSwitch
 from .live_stats import LiveStats
 from .priority import MODEL_NICENESS, lower_thread_priority  # noqa: F401 - MODEL_NICENESS is part of this module's API
-from .segmenter import Segmenter
+from .segmenter import DeviceOutOfMemory, Segmenter
 from .stages import _EOS, StageQueue
 from .video_job import to_sink_layout
 
@@ -678,6 +678,16 @@ def _end_if_abandoned(module: torch.nn.Module, args: Any) -> None:
         exiting.end_if_abandoned()
 
 
+def _model_failed_mid_run(runner: "LiveRunner", exc: BaseException) -> bool:
+    """Whether ``exc`` is the model running out of memory (another process took the GPU's) after pictures were shown,
+    the sinks sound: like a lost source, no fault of the run's, what was recorded is good, and an hour of a camera
+    is worth more than a clean failure. A model that raises anything else is a failure of the run, which discards it."""
+    writer = getattr(runner, "writer", None)  # none: it failed before the writer started
+    if runner.frames_shown == 0 or (writer is not None and writer.error is not None):
+        return False
+    return isinstance(exc, DeviceOutOfMemory) and exc is runner.model.error
+
+
 def finish_sinks(sinks: list[LiveSink], failed: bool) -> None:
     """Close every sink (abort them all when the run ``failed``), even after one fails, then raise the first
     error: a recording that cannot be committed must not leave a preview server holding its port."""
@@ -750,9 +760,11 @@ def run_live_job(
     call ``select("none")`` (or ``"blur"``, ...) from any thread to switch the effect while the run goes on.
 
     Recordings are committed when the run ends normally (duration, end of source, Ctrl-C, window
-    closed) and discarded when it fails, like every other output of birefvid, with one exception: a
+    closed) and discarded when it fails, like every other output of birefvid, with two exceptions: a
     source lost for good mid-run (its retries spent) keeps what was recorded up to the loss, an hour
-    of a camera being worth more than a clean failure, and then raises SourceError naming the files.
+    of a camera being worth more than a clean failure, and then raises SourceError naming the files;
+    and so does the model running out of memory mid-run (another process took the GPU's), whose
+    ``DeviceOutOfMemory`` then names the files.
     """
     from ..io.live_sinks import open_live_sinks
     from ..io.live_source import open_live_source
@@ -791,6 +803,7 @@ def run_live_job(
                                 segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio,
                                 mirror=job.mirrors_preview(), effect=effect.effect)  # fmt: skip
         failed, failure, runner, shown = True, None, None, True
+        model_failed: Optional[BirefvidError] = None  # mid-run, after pictures were recorded: those are kept
         try:
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
             stack.callback(stats.close)
@@ -841,6 +854,8 @@ def run_live_job(
         except BirefvidError as exc:  # a full disk, a lost folder: the finished parts stay, and the report says so
             if runner is not None and runner.final and not hasattr(exc, "report"):
                 failure = exc
+                if _model_failed_mid_run(runner, exc):
+                    failed, model_failed = False, exc
             raise
         finally:
             with finishing():  # a SIGTERM now would leave recordings half-closed: they finish first
@@ -853,6 +868,10 @@ def run_live_job(
                         report = _run_report(job, info, fps, sinks, runner, {**resolved_settings(seg), "model_threads": threads})
                         kept.report = {**report, "error": str(kept)}  # type: ignore[attr-defined]
                     raise
+                if model_failed is not None:  # committed now: its line names what was kept, as a lost source's does
+                    files = [str(p) for sink in sinks for p in getattr(sink, "files", ()) if p.exists()]
+                    kept = f"kept what was recorded before it: {', '.join(files)}" if files else "nothing was recorded"
+                    model_failed.args = (f"{model_failed}; the run stopped after {runner.frames_shown} frames and {kept}",)
                 if failure is not None:  # after the aborts: the unfinished parts are no longer listed
                     report = _run_report(job, info, fps, sinks, runner, {**resolved_settings(seg), "model_threads": threads})
                     failure.report = {**report, "ended_by": "failed", "error": str(failure)}  # type: ignore[attr-defined]
