@@ -1169,3 +1169,37 @@ def test_a_reply_keeps_the_photos_keywords_and_caption_less_its_position(server,
         assert "xmp" not in shop.info
     assert _values(root, "dc:subject") == KEYWORDS and _values(root, "dc:description") == [CAPTION]
     assert not [el for el in root.iter() for name in (el.tag, *el.attrib) if name.startswith(f"{{{NS['exif']}}}GPS")]
+
+
+def test_the_model_out_of_memory_is_503_to_retry_not_the_requests_fault(photo, caplog):
+    """A server whose device runs out of memory on a picture (another process took the GPU's) answered 400, a bad
+    request a client must not send again, or, on the CPU, 500 'internal error'; it is the server's state: 503 with
+    Retry-After, as when it is busy, the out-of-memory line in the reply and in the server's log."""
+    import torch
+
+    from birefvid.runtime import Segmenter
+
+    class RunsOutOfMemory(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            torch.empty(1 << 55, dtype=torch.uint8)  # torch's own allocator failure, real
+            return self.conv(x)
+
+    args = argparse.Namespace(model=None, weights=None, backbone=None, resolution="64", keep_aspect=False,
+                              device="cpu", precision="fp32", backend="torch")  # fmt: skip
+    seg = Segmenter(module=RunsOutOfMemory(), device="cpu", precision="fp32", backend="torch", resolution=64)
+    httpd = CutoutServer("127.0.0.1", 0, CutoutService(args, seg, queue=1))
+    worker = threading.Thread(target=httpd.serve_forever, daemon=True)
+    worker.start()
+    try:
+        status, headers, body = _request(httpd, "POST", "/v1/remove", photo.read_bytes())
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    said = _one_line_error(status, headers, body)
+    assert status == 503 and headers["retry-after"] == "2", (status, said)
+    assert said.startswith("cpu ran out of memory running the model on 1 frame at 64x64 (DefaultCPUAllocator: can't allocate memory")
+    assert any("out of memory" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import tempfile
 import threading
 from pathlib import Path
@@ -14,6 +15,15 @@ from .limits import MAX_PIXELS, QUEUE, RETRY_AFTER_S
 from .picture_type import picture_suffix
 from .query import CONTENT_TYPES, image_argv
 from .request_error import RequestError
+
+log = logging.getLogger(__name__)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """The model out of memory (``DeviceOutOfMemory``), imported here: by then torch is, and ``serve --help`` imports none."""
+    from ..runtime.segmenter import DeviceOutOfMemory
+
+    return isinstance(error, DeviceOutOfMemory)
 
 # the model options `serve` takes once for every request (add_model_options' fields)
 MODEL_FIELDS = ("model", "weights", "backbone", "resolution", "keep_aspect", "device", "precision", "backend")
@@ -75,6 +85,9 @@ class CutoutService:
                     self._run(args, segmenter=self.segmenter)
             except BirefvidError as e:
                 text = str(e).replace(str(source), "the picture").replace(str(target), "the cut-out")
+                if _out_of_memory(e):  # the server's state, not the request's fault: 503, as when busy, for a client to retry
+                    log.warning("a request found the model out of memory: %s", text)
+                    raise RequestError(503, text, {"Retry-After": str(RETRY_AFTER_S)}) from None
                 raise RequestError(400, text) from None
             return target.read_bytes(), CONTENT_TYPES[suffix]
 
