@@ -239,17 +239,29 @@ def test_existing_output_needs_overwrite(tmp_path, photo, capsys, pvt_b0_weights
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)
 
 
+def _integer_weights(good: Path, path: Path) -> Path:
+    """``good``'s checkpoint with its weights made int8, as a quantized or hand-converted file holds them."""
+    import torch
+
+    state = torch.load(good, weights_only=True)
+    torch.save({k: (v.to(torch.int8) if "weight" in k and v.is_floating_point() else v) for k, v in state.items()}, path)
+    return path
+
+
 @pytest.mark.parametrize(
     "make,extra,pattern",
     [
-        (lambda d: d / "missing.pth", [], "weights file not found"),
-        (lambda d: (d / "junk.pth").write_bytes(b"junk") and d / "junk.pth", [], "not a BiRefNet checkpoint"),
+        (lambda d, _: d / "missing.pth", [], "weights file not found"),
+        (lambda d, _: (d / "junk.pth").write_bytes(b"junk") and d / "junk.pth", [], "not a BiRefNet checkpoint"),
         (None, ["--backbone", "swin_v1_t"], "does not fit backbone swin_v1_t"),
+        (lambda d, good: _integer_weights(good, d / "int8.pth"), [], "holds 237 weight tensors that are not floating point"),
     ],
-    ids=["missing", "not-a-checkpoint", "wrong-backbone"],
+    ids=["missing", "not-a-checkpoint", "wrong-backbone", "integer-weights"],
 )
 def test_bad_weights(tmp_path, photo, capsys, pvt_b0_weights, make, extra, pattern):
-    weights = make(tmp_path) if make else pvt_b0_weights
+    """A checkpoint that cannot run is one error line, exit 2, no output. Integer weights (a quantized or converted
+    file) fit every name and shape: torch refused them as the model loaded, a traceback and exit 1."""
+    weights = make(tmp_path, pvt_b0_weights) if make else pvt_b0_weights
     out = tmp_path / "cut.png"
     _one_line_error(capsys, main(["image", str(photo), "-o", str(out), "--weights", str(weights), *extra]), pattern)
     assert not out.exists()
