@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -196,6 +198,26 @@ def test_unreadable_image_in_a_folder_is_skipped_and_named(tmp_path, capfd, pvt_
     # capfd, not capsys: libpng's own complaints would go straight to file descriptor 2
     _one_line_error(capfd, code, f"1 of 3 images could not be read or used and were skipped: {src / 'img0b.png'} (the other 2 were written")
     assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png"]
+
+
+def test_each_picture_skipped_in_a_folder_is_said_with_why(tmp_path, pvt_b0_weights):
+    """Among many, a bad picture was only named in the end line, its reason dropped: an empty file (a copy that
+    failed: copy it again) and a web page saved as .jpg (fetch the picture itself) looked alike. Each now has a
+    line saying why, as batch's skipped videos do; -q keeps to the one error line (the tests above)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    cv2.imwrite(str(src / "good.jpg"), cv2.cvtColor(scene_picture(0), cv2.COLOR_RGB2BGR))
+    (src / "empty.jpg").write_bytes(b"")
+    (src / "page.jpg").write_bytes(b"<!DOCTYPE html><html><body>Not found</body></html>")
+    done = subprocess.run([sys.executable, "-m", "birefvid", "image", str(src), "-o", str(out), "--weights", str(pvt_b0_weights),
+                           *MODEL_ARGS], capture_output=True, text=True, timeout=600)  # the command's own log lines, as a user sees them
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, lines
+    skipped = [line for line in lines if line.startswith("birefvid: skipped: ")]
+    assert skipped == [f"birefvid: skipped: {src / 'empty.jpg'} is not a readable image (the file is empty, 0 bytes)",
+                       f"birefvid: skipped: {src / 'page.jpg'} is not a readable image (it holds text, not a picture: a web page or text file under a picture's name?)"], lines  # fmt: skip
+    assert lines[-1].startswith("birefvid: error: 2 of 3 images could not be read or used and were skipped"), lines
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]
 
 
 def test_a_folder_of_only_unreadable_images_says_none_was_written(tmp_path, capfd, pvt_b0_weights):

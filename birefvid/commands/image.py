@@ -324,7 +324,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     import torch
 
     from ..compose.compositor import Compositor
-    from ..errors import ConfigError, SinkError, SourceError, option
+    from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
     from ..io.color_profile import srgb_colours
@@ -399,9 +399,12 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
                     if args.square:  # after shrinking: --max-size 2000 --square gives 2000 x 2000
                         image, deep, own_alpha = pad_square(image, deep, own_alpha)
                     icc, density, frames, exif, xmp = _header(source)
-            except SourceError:
+            except SourceError as exc:
                 if len(inputs) == 1:
                     raise
+                # why, as batch says it of each video it skips: the end line only names them, and an empty file (a copy
+                # that failed) wants another fix than a web page saved as .jpg
+                log.warning("skipped: %s", exc, extra=NOTICE)  # a notice: -q keeps to the one error line
                 return False
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             with run_info.segmenting(segmenter.engine):  # a first export of this size counts apart, as process's does
