@@ -255,34 +255,6 @@ def test_a_checkpoint_that_cannot_run_is_one_line_before_any_work(tmp_path, caps
         assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("watching", [False, True])
-def test_a_model_load_that_raises_a_torch_error_is_one_line_exit_2(tmp_path, capsys, monkeypatch, watching):
-    """An error not birefvid's own as a local batch loads its model (torch's RuntimeError from a checkpoint it cannot
-    take, a MemoryError) ended the run in a traceback and exit 1, a bug's, where a Ray batch says it in one line, exit
-    2. Now local says it the same way; a watch stops with it too, rather than skipping each video dropped in. The load
-    alone is made to fail (torch's own text, first line and all); the batch, its files and the command are real."""
-    from birefvid.runtime import file_job
-
-    def torch_refuses(*_args, **_kwargs):
-        raise RuntimeError("Error(s) in loading state_dict for BiRefNet:\n\tWhile copying the parameter named \"bb.w\", "
-                           "an exception occurred : ('Only Tensors of floating point and complex dtype can require gradients',).")
-
-    monkeypatch.setattr(file_job, "segmenter_for", torch_refuses)
-    drop = tmp_path / "drop"
-    drop.mkdir()
-    keyframed_clip(drop / "a.mp4", 3)
-    watch = ["--watch", "--settle", str(QUICK_SETTLE), "--watch-for", str(WAIT)] if watching else []
-    code = main(["batch", str(drop), "-o", str(tmp_path / "out"), "--output", "mask", *watch, *MODEL])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    assert err.strip().splitlines()[-1] == (
-        "birefvid: error: model: could not load the model: RuntimeError: Error(s) in loading state_dict for BiRefNet: "
-        "While copying the parameter named \"bb.w\", an exception occurred : ('Only Tensors of floating point and complex "
-        "dtype can require gradients',)."), err  # fmt: skip
-    assert not list((tmp_path / "out").glob("*.mkv"))
-
-
 def test_a_recursive_watch_mirrors_subfolders_and_leaves_its_own_outputs_alone(clips, tmp_path):
     """--recursive watches subfolders (outputs mirror them), and an output folder inside the watched one is not
     taken for new videos: its masks would otherwise be processed as clips, and theirs in turn."""

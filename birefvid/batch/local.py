@@ -8,8 +8,9 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 
-from ..errors import BirefvidError, PipelineError, SourceError
+from ..errors import SourceError
 from ..job import FileJob
+from ..runtime.load_failure import could_not_load, failed_loading, is_load_failure, loading_model  # noqa: F401 - imported from here too
 from .chunk import ChunkTask, run_chunk
 
 if TYPE_CHECKING:
@@ -24,39 +25,6 @@ Skip = Callable[[ChunkTask], bool]  # a task not to start (its video already fai
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 STOP_POLL = 0.05  # seconds between looks at a watch's stop while its model loads: stop() returns about this soon
-# set on an error raised while the model loaded (it survives pickling, so a Ray worker's keeps it)
-_MODEL_LOAD = "birefvid_model_load"
-
-
-def failed_loading(exc: BaseException) -> BaseException:
-    """Mark ``exc`` as raised while the model loaded: no video's fault, so the whole run's error. A watch skips a
-    video whose run raised a ConfigError (an output it may not write); a Ray worker's ``--device mps`` on Linux was
-    such a video-sized error, and a watch skipped every video dropped in, its workers started anew for each."""
-    setattr(exc, _MODEL_LOAD, True)
-    return exc
-
-
-def is_load_failure(exc: BaseException) -> bool:
-    """Was ``exc`` raised while the model loaded (``failed_loading``)?"""
-    return bool(getattr(exc, _MODEL_LOAD, False))
-
-
-def gist(exc: BaseException, limit: int = 300) -> str:
-    """``exc``'s type and the start of its text on one line: the first line, and the next too when the first only
-    introduces it (torch's ``Error(s) in loading state_dict for BiRefNet:``), without the pages that may follow."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    said = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
-    said = said if len(said) <= limit else said[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {said}" if said else type(exc).__name__
-
-
-def could_not_load(exc: BaseException, on_ray: bool = False) -> PipelineError:
-    """The run's one error line for an error not birefvid's own raised as ``who`` loaded the model (torch's RuntimeError
-    from a checkpoint it cannot take, a MemoryError, an OSError from a reader): a traceback and exit 1 said "a bug"
-    where the model, not birefvid, was at fault. Marked ``failed_loading``: no video's fault, so a watch stops too."""
-    stage, who = ("worker", "a Ray worker could not") if on_ray else ("model", "could not")
-    error = PipelineError(stage, f"{who} load the model: {gist(exc)}")
-    return failed_loading(error)  # type: ignore[return-value]
 
 
 class WorkerDied(SourceError):
@@ -124,13 +92,8 @@ class LocalExecutor:
 
     def _model(self) -> "Segmenter":
         if self._segmenter is None:
-            try:
+            with loading_model():  # torch's own error too is one line, exit 2, as on a Ray worker
                 self._segmenter = self._load() if self.stop is None else load_unless_stopped(self._load, self.stop)
-            except BirefvidError as exc:
-                raise failed_loading(exc)
-            except Exception as exc:  # noqa: BLE001 - torch's, a reader's: one line, exit 2, as on a Ray worker
-                log.debug("the model failed to load", exc_info=True)  # the traceback, for -v
-                raise could_not_load(exc) from exc
         return self._segmenter
 
     def _load(self) -> "Segmenter":

@@ -333,6 +333,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
     from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
+    from ..runtime.load_failure import loading_model
     from ..runtime.video_job import to_sink_layout
     from .image_report import ImageRun
     from .progress import FrameProgress
@@ -383,7 +384,8 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
         with run_info.timed("load"):
-            segmenter = segmenter if segmenter is not None else segmenter_for(spec, inference)
+            with loading_model():  # torch's own error as it loads is one line, exit 2, not a traceback
+                segmenter = segmenter if segmenter is not None else segmenter_for(spec, inference)
         # a bar on a terminal, else a line every 10 s (a CI log showed nothing for an hour of photos)
         progress = stack.enter_context(contextlib.closing(FrameProgress(quiet=args.quiet or len(inputs) < 2, unit="pictures")))
         progress.start(len(inputs))
