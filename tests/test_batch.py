@@ -540,6 +540,7 @@ def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, c
     end = events(log)[-1]
     assert end["event"] == "end" and (end["videos_done"], end["videos"], end["videos_failed"]) == (1, 1, 1)
     assert "batch done: 1/1 videos, 1 input failed," in "\n".join(err)
+    assert any(line.endswith(f"skipped: {folder / 'broken.mp4'} is not a readable video (it holds text, not a video: a web page or text file under a video's name?)") for line in err), err
 
 
 def test_what_decord_cannot_read_is_skipped_before_any_work(clips, tmp_path, capsys):
