@@ -1030,3 +1030,16 @@ def test_a_model_the_workers_would_refuse_is_one_line_before_the_output_folder(t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(line), err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("counts, said", [((1, 1, 1), "batch: 1 video, 1 chunk, 1 frame on 1 worker(s) (here)"),
+                                          ((2, 3, 48), "batch: 2 videos, 3 chunks, 48 frames on 1 worker(s) (here)")])  # fmt: skip
+def test_the_start_line_counts_one_video_in_the_singular(counts, said):
+    """A watch folder's usual run is one clip dropped in, and its start line read "batch: 1 videos, 1 chunks"."""
+    import io
+
+    from birefvid.batch.progress import BatchProgress
+
+    stream = io.StringIO()
+    BatchProgress(stream=stream).start(*counts, workers=1, where="here")
+    assert stream.getvalue().strip().endswith("] " + said), stream.getvalue()
