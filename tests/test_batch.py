@@ -540,6 +540,7 @@ def test_an_unreadable_video_in_a_folder_is_skipped_and_named(clips, tmp_path, c
     end = events(log)[-1]
     assert end["event"] == "end" and (end["videos_done"], end["videos"], end["videos_failed"]) == (1, 1, 1)
     assert "batch done: 1/1 videos, 1 input failed," in "\n".join(err)
+    assert any(line.endswith(f"skipped: {folder / 'broken.mp4'} is not a readable video (it holds text, not a video: a web page or text file under a video's name?)") for line in err), err
 
 
 def test_what_decord_cannot_read_is_skipped_before_any_work(clips, tmp_path, capsys):
@@ -1029,3 +1030,16 @@ def test_a_model_the_workers_would_refuse_is_one_line_before_the_output_folder(t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(line), err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("counts, said", [((1, 1, 1), "batch: 1 video, 1 chunk, 1 frame on 1 worker(s) (here)"),
+                                          ((2, 3, 48), "batch: 2 videos, 3 chunks, 48 frames on 1 worker(s) (here)")])  # fmt: skip
+def test_the_start_line_counts_one_video_in_the_singular(counts, said):
+    """A watch folder's usual run is one clip dropped in, and its start line read "batch: 1 videos, 1 chunks"."""
+    import io
+
+    from birefvid.batch.progress import BatchProgress
+
+    stream = io.StringIO()
+    BatchProgress(stream=stream).start(*counts, workers=1, where="here")
+    assert stream.getvalue().strip().endswith("] " + said), stream.getvalue()

@@ -256,6 +256,23 @@ def test_a_folder_of_photos_points_at_image(tmp_path, capsys):
                    f"cuts out each one, `birefvid process {photos} -o OUT` takes them as the frames of one video"]  # fmt: skip
 
 
+def test_pictures_beside_videos_are_named_with_the_command_for_them(tmp_path, caplog):
+    """A shoot's folder of clips and stills: batch cut out the clips and left the stills without a word, where `image`
+    names the videos beside its pictures. A still WebP is a picture; an animated one is a video, not named."""
+    from PIL import Image
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    keyframed_clip(shoot / "clip.mp4", FRAMES)
+    for name in ("b.jpg", "a.png", "c.webp"):
+        Image.new("RGB", (16, 16), "red").save(shoot / name)
+    Image.new("RGB", (16, 16)).save(shoot / "moving.webp", save_all=True, append_images=[Image.new("RGB", (16, 16), "blue")], duration=100)
+    assert batch(str(shoot), "--output-dir", str(tmp_path / "out"), "-q") == 0
+    assert outputs(tmp_path / "out") == ["clip.mkv", "moving.mkv"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{shoot}: 3 pictures are not read (a.png, b.jpg, c.webp): batch takes videos; `birefvid image {shoot} -o OUT` cuts out pictures"]
+
+
 def test_a_folder_holding_an_earlier_batchs_outputs_beside_its_videos_gives_only_the_videos(tmp_path, caplog):
     """Masks written beside the inputs (`--output-dir clips/`), then the same folder batched into another
     folder: clip.mkv was taken for an input and the run stopped on 'clips/a.mkv and clips/a.mp4 would both write'."""

@@ -15,6 +15,7 @@ from typing import Callable
 
 import av
 import pytest
+import torch
 from test_batch_media import MODEL, keyframed_clip, manifest
 
 from birefvid.cli import main
@@ -229,7 +230,8 @@ def test_a_missing_watch_folder_is_named_as_missing(tmp_path, capsys):
 
 @pytest.mark.parametrize("watching", [True, False])
 def test_a_checkpoint_that_cannot_run_is_one_line_before_any_work(tmp_path, capsys, pvt_b0_weights, watching):
-    """`birefvid train`'s output named wrongly (a file that is no checkpoint, or one of another backbone) is refused
+    """`birefvid train`'s output named wrongly (a file that is no checkpoint, one of another backbone, or one whose
+    weights were made integers) is refused
     at the start: a watch read it only when its first video came, hours later for an empty drop folder (and exited
     0 at --watch-for with nothing said); a batch made its folder and manifest, then said "a rerun resumes"."""
     drop = tmp_path / "drop"
@@ -239,8 +241,13 @@ def test_a_checkpoint_that_cannot_run_is_one_line_before_any_work(tmp_path, caps
     bad.write_bytes(b"not a checkpoint")
     model = [a for a in MODEL if a not in ("--model", "tiny")]
     watch = ["--watch", "--settle", "1", "--watch-for", "30"] if watching else []  # with a video in it too: not loaded at once
+    integers = tmp_path / "quantized.pth"  # names and shapes fit: torch refused it only as the model loaded, a traceback
+    state = torch.load(pvt_b0_weights, weights_only=True)
+    state = {k: (v.to(torch.int8) if "weight" in k and v.is_floating_point() else v) for k, v in state.items()}
+    torch.save(state, integers)
     cases = [(["--weights", str(bad)], f"{bad} is not a BiRefNet checkpoint"),
-             (["--weights", str(pvt_b0_weights), "--backbone", "swin_v1_t"], "does not fit backbone swin_v1_t")]  # fmt: skip
+             (["--weights", str(pvt_b0_weights), "--backbone", "swin_v1_t"], "does not fit backbone swin_v1_t"),
+             (["--weights", str(integers)], f"{integers} holds 237 weight tensors that are not floating point (e.g. bb.patch_embed1.proj.weight: int8)")]  # fmt: skip
     for weights, words in cases:
         code = main(["batch", str(drop), "-o", str(tmp_path / "out"), *watch, *weights, *model])
         err = capsys.readouterr().err

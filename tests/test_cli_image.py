@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -198,6 +200,26 @@ def test_unreadable_image_in_a_folder_is_skipped_and_named(tmp_path, capfd, pvt_
     assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png"]
 
 
+def test_each_picture_skipped_in_a_folder_is_said_with_why(tmp_path, pvt_b0_weights):
+    """Among many, a bad picture was only named in the end line, its reason dropped: an empty file (a copy that
+    failed: copy it again) and a web page saved as .jpg (fetch the picture itself) looked alike. Each now has a
+    line saying why, as batch's skipped videos do; -q keeps to the one error line (the tests above)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    cv2.imwrite(str(src / "good.jpg"), cv2.cvtColor(scene_picture(0), cv2.COLOR_RGB2BGR))
+    (src / "empty.jpg").write_bytes(b"")
+    (src / "page.jpg").write_bytes(b"<!DOCTYPE html><html><body>Not found</body></html>")
+    done = subprocess.run([sys.executable, "-m", "birefvid", "image", str(src), "-o", str(out), "--weights", str(pvt_b0_weights),
+                           *MODEL_ARGS], capture_output=True, text=True, timeout=600)  # the command's own log lines, as a user sees them
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, lines
+    skipped = [line for line in lines if line.startswith("birefvid: skipped: ")]
+    assert skipped == [f"birefvid: skipped: {src / 'empty.jpg'} is not a readable image (the file is empty, 0 bytes)",
+                       f"birefvid: skipped: {src / 'page.jpg'} is not a readable image (it holds text, not a picture: a web page or text file under a picture's name?)"], lines  # fmt: skip
+    assert lines[-1].startswith("birefvid: error: 2 of 3 images could not be read or used and were skipped"), lines
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]
+
+
 def test_a_folder_of_only_unreadable_images_says_none_was_written(tmp_path, capfd, pvt_b0_weights):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -239,17 +261,29 @@ def test_existing_output_needs_overwrite(tmp_path, photo, capsys, pvt_b0_weights
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (48, 64, 4)
 
 
+def _integer_weights(good: Path, path: Path) -> Path:
+    """``good``'s checkpoint with its weights made int8, as a quantized or hand-converted file holds them."""
+    import torch
+
+    state = torch.load(good, weights_only=True)
+    torch.save({k: (v.to(torch.int8) if "weight" in k and v.is_floating_point() else v) for k, v in state.items()}, path)
+    return path
+
+
 @pytest.mark.parametrize(
     "make,extra,pattern",
     [
-        (lambda d: d / "missing.pth", [], "weights file not found"),
-        (lambda d: (d / "junk.pth").write_bytes(b"junk") and d / "junk.pth", [], "not a BiRefNet checkpoint"),
+        (lambda d, _: d / "missing.pth", [], "weights file not found"),
+        (lambda d, _: (d / "junk.pth").write_bytes(b"junk") and d / "junk.pth", [], "not a BiRefNet checkpoint"),
         (None, ["--backbone", "swin_v1_t"], "does not fit backbone swin_v1_t"),
+        (lambda d, good: _integer_weights(good, d / "int8.pth"), [], "holds 237 weight tensors that are not floating point"),
     ],
-    ids=["missing", "not-a-checkpoint", "wrong-backbone"],
+    ids=["missing", "not-a-checkpoint", "wrong-backbone", "integer-weights"],
 )
 def test_bad_weights(tmp_path, photo, capsys, pvt_b0_weights, make, extra, pattern):
-    weights = make(tmp_path) if make else pvt_b0_weights
+    """A checkpoint that cannot run is one error line, exit 2, no output. Integer weights (a quantized or converted
+    file) fit every name and shape: torch refused them as the model loaded, a traceback and exit 1."""
+    weights = make(tmp_path, pvt_b0_weights) if make else pvt_b0_weights
     out = tmp_path / "cut.png"
     _one_line_error(capsys, main(["image", str(photo), "-o", str(out), "--weights", str(weights), *extra]), pattern)
     assert not out.exists()

@@ -141,6 +141,19 @@ def test_standard_input_is_refused_with_the_way_round(tmp_path, capsys, run, mon
     assert_nothing_written(tmp_path)
 
 
+@pytest.mark.parametrize("content, why", [
+    (b"", "(the file is empty, 0 bytes)"),
+    (b"<!DOCTYPE html><html><body>403 Forbidden</body></html>\n", "(it holds text, not a video: a web page or text file under a video's name?)"),
+])  # fmt: skip
+def test_an_empty_file_or_a_web_page_says_so_not_invalid_data(tmp_path, capsys, run, content, why):
+    """A zero-byte clip (a copy that failed, a camera card's placeholder) and a web page saved as .mp4 both said FFmpeg's
+    "Invalid data found when processing input", as any damage does; image said "the file is empty" already."""
+    fake = tmp_path / "clip.mp4"
+    fake.write_bytes(content)
+    one_error_line(capsys, run(fake, "-o", tmp_path / "out.mov"), f"{fake} is not a readable video {why}")
+    assert_nothing_written(tmp_path, "clip.mp4")
+
+
 def test_text_file_named_mp4(tmp_path, capsys, run):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is not a video\n" * 20)

@@ -107,6 +107,26 @@ def test_wrong_backbone_names_the_disagreement_and_the_fit(pvt_b0_state):
         build_model(pvt_b0_state, "pvt_v2_b1", "ckpt.pth")
 
 
+@pytest.mark.parametrize("backbone", [None, "pvt_v2_b0"], ids=["detected", "named"])
+def test_integer_weights_are_refused_before_any_model_is_built(tmp_path, pvt_b0_state, backbone):
+    """Weights made integers (a quantized or hand-converted file) fit every name and shape, so the check a batch or watch
+    makes before work passed them, and torch refused them only as the model loaded: ``birefvid process`` ended in its
+    traceback ("Only Tensors of floating point and complex dtype can require gradients"), exit 1. BatchNorm's integer
+    step counters are the model's own and still load."""
+    from birefvid.models.weights import check_checkpoint
+
+    state = {k: (v.to(torch.int32) if k.endswith("proj.weight") else v) for k, v in pvt_b0_state.items()}
+    path = tmp_path / "int.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(WeightsError, match=r"int.safetensors holds \d+ weight tensors that are not floating point "
+                                           r"\(e\.g\. bb\.block1\.0\.attn\.proj\.weight: int32\)"):  # fmt: skip
+        check_checkpoint(weights=path, backbone=backbone)
+    with pytest.raises(WeightsError, match="not floating point"):
+        load_pretrained(weights=path, backbone=backbone)
+    assert any(not v.is_floating_point() for v in pvt_b0_state.values())  # the counters the check must let through
+    build_model(pvt_b0_state, backbone, "good.pth")
+
+
 def test_foreign_checkpoint_matches_no_backbone():
     with pytest.raises(WeightsError, match="matches no BiRefNet backbone"):
         build_model({"fc.weight": torch.zeros(2, 2)}, None, "resnet.pth")

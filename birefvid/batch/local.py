@@ -8,8 +8,9 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 
-from ..errors import BirefvidError, SourceError
+from ..errors import SourceError
 from ..job import FileJob
+from ..runtime.load_failure import could_not_load, failed_loading, is_load_failure, loading_model  # noqa: F401 - imported from here too
 from .chunk import ChunkTask, run_chunk
 
 if TYPE_CHECKING:
@@ -24,21 +25,6 @@ Skip = Callable[[ChunkTask], bool]  # a task not to start (its video already fai
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 STOP_POLL = 0.05  # seconds between looks at a watch's stop while its model loads: stop() returns about this soon
-# set on an error raised while the model loaded (it survives pickling, so a Ray worker's keeps it)
-_MODEL_LOAD = "birefvid_model_load"
-
-
-def failed_loading(exc: BaseException) -> BaseException:
-    """Mark ``exc`` as raised while the model loaded: no video's fault, so the whole run's error. A watch skips a
-    video whose run raised a ConfigError (an output it may not write); a Ray worker's ``--device mps`` on Linux was
-    such a video-sized error, and a watch skipped every video dropped in, its workers started anew for each."""
-    setattr(exc, _MODEL_LOAD, True)
-    return exc
-
-
-def is_load_failure(exc: BaseException) -> bool:
-    """Was ``exc`` raised while the model loaded (``failed_loading``)?"""
-    return bool(getattr(exc, _MODEL_LOAD, False))
 
 
 class WorkerDied(SourceError):
@@ -106,10 +92,8 @@ class LocalExecutor:
 
     def _model(self) -> "Segmenter":
         if self._segmenter is None:
-            try:
+            with loading_model():  # torch's own error too is one line, exit 2, as on a Ray worker
                 self._segmenter = self._load() if self.stop is None else load_unless_stopped(self._load, self.stop)
-            except BirefvidError as exc:
-                raise failed_loading(exc)
         return self._segmenter
 
     def _load(self) -> "Segmenter":

@@ -98,7 +98,8 @@ class BatchProgress:
         self._finished.clear()
         self._t0 = self._last = time.monotonic()
         on = f"on {workers} worker(s) ({where})" if workers else f"({where})"  # no worker: every chunk was done before
-        self._emit("start", f"batch: {videos} videos, {chunks} chunks, {frames} frames {on}", workers=workers, where=where)
+        counts = ", ".join(_counted(n, unit) for n, unit in ((videos, "video"), (chunks, "chunk"), (frames, "frame")))
+        self._emit("start", f"batch: {counts} {on}", workers=workers, where=where)
 
     def skipped_video(self, name: str, frames: int, chunks: int) -> None:
         self.videos_done += 1
@@ -231,3 +232,8 @@ class BatchProgress:
 
     def close(self) -> None:
         self._drop_json()
+
+
+def _counted(n: int, unit: str) -> str:
+    """``1 video``, ``2 videos``: the start line read "1 videos, 1 chunks" for a single clip, the common watch-folder case."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"

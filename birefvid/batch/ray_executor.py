@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Optional
 from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver, failed_loading, is_load_failure
+from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, could_not_load, counting, deliver, failed_loading, is_load_failure
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +254,7 @@ class RayExecutor:
             if isinstance(cause, BirefvidError):
                 raise cause from None
             if cause is not None and is_load_failure(cause):  # torch's "CUDA out of memory" as the model moved to the GPU
-                said = (str(cause).strip().splitlines() or [""])[0]
-                raise PipelineError("worker", f"a Ray worker could not load the model: {type(cause).__name__}{': ' + said if said else ''}") from None
+                raise could_not_load(cause, on_ray=True) from None
             raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
         except ray.exceptions.RayActorError as exc:
             tries = MAX_RESTARTS + 1

@@ -186,6 +186,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
                 for f in sorted(p.iterdir()):
                     _note_dangling(f)
                 _note_subfolders(p, out_dir)
+                _note_pictures(p, in_folder)
             found.extend(_without_sound_only_mxf(in_folder))
         elif p.is_file():
             found.append(Found(p))
@@ -296,6 +297,18 @@ def _note_subfolders(folder: Path, out_dir: Optional[Path]) -> None:
         shown = ", ".join(subs[:3]) + (f" and {len(subs) - 3} more" if len(subs) > 3 else "")
         log.warning("%s: %s not searched (%s): batch takes the videos directly in a folder; add --recursive, or name a subfolder as an input, to include it",
                     folder, "1 subfolder is" if len(subs) == 1 else f"{len(subs)} subfolders are", shown)  # fmt: skip
+
+
+def _note_pictures(folder: Path, videos: list[Found]) -> None:
+    """Warn that the still pictures beside ``folder``'s videos are not read, naming the command that cuts them out, as
+    ``image`` names the videos beside its pictures: a shoot's stills and clips in one folder lost the stills unsaid."""
+    taken = {f.path for f in videos}
+    pictures = sorted(f.name for f in folder.iterdir() if not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS
+                      and f not in taken and f.is_file())  # fmt: skip
+    if pictures and videos:  # none: the run's error says so, with this hint
+        shown = ", ".join(pictures[:3]) + (f" and {len(pictures) - 3} more" if len(pictures) > 3 else "")
+        count = "1 picture is" if len(pictures) == 1 else f"{len(pictures)} pictures are"
+        log.warning("%s: %s not read (%s): batch takes videos; `birefvid image %s -o OUT` cuts out pictures", folder, count, shown, folder)
 
 
 def _earlier_outputs(out_dir: Optional[Path]) -> set[Path]:

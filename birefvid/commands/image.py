@@ -324,7 +324,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     import torch
 
     from ..compose.compositor import Compositor
-    from ..errors import ConfigError, SinkError, SourceError, option
+    from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
     from ..io import heif
     from ..io.image_sink import DEEP_FORMATS, write_image
     from ..io.color_profile import srgb_colours
@@ -333,6 +333,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
     from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
+    from ..runtime.load_failure import loading_model
     from ..runtime.video_job import to_sink_layout
     from .image_report import ImageRun
     from .progress import FrameProgress
@@ -383,7 +384,8 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     with contextlib.ExitStack() as stack:
         backgrounds = stack.enter_context(_Backgrounds(args.background)) if kind == "composite" else None
         with run_info.timed("load"):
-            segmenter = segmenter if segmenter is not None else segmenter_for(spec, inference)
+            with loading_model():  # torch's own error as it loads is one line, exit 2, not a traceback
+                segmenter = segmenter if segmenter is not None else segmenter_for(spec, inference)
         # a bar on a terminal, else a line every 10 s (a CI log showed nothing for an hour of photos)
         progress = stack.enter_context(contextlib.closing(FrameProgress(quiet=args.quiet or len(inputs) < 2, unit="pictures")))
         progress.start(len(inputs))
@@ -399,9 +401,12 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
                     if args.square:  # after shrinking: --max-size 2000 --square gives 2000 x 2000
                         image, deep, own_alpha = pad_square(image, deep, own_alpha)
                     icc, density, frames, exif, xmp = _header(source)
-            except SourceError:
+            except SourceError as exc:
                 if len(inputs) == 1:
                     raise
+                # why, as batch says it of each video it skips: the end line only names them, and an empty file (a copy
+                # that failed) wants another fix than a web page saved as .jpg
+                log.warning("skipped: %s", exc, extra=NOTICE)  # a notice: -q keeps to the one error line
                 return False
             batch = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
             with run_info.segmenting(segmenter.engine):  # a first export of this size counts apart, as process's does

@@ -88,7 +88,7 @@ def open_container(path: Path | str) -> av.container.InputContainer:
     try:
         container = av.open(ffmpeg_name(path), "r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
+        reason = plain_reason(path) or getattr(e, "strerror", None) or str(e)
         problem = mp4_index_problem(path)
         raise SourceError(f"{path} is not a readable video: {problem}" if problem else f"{path} is not a readable video ({reason})") from e
     problem = mp4_index_problem(path)
@@ -138,6 +138,25 @@ def _gif_damage(path: Path) -> Optional[str]:
             return "the GIF ends without its trailer; the file is truncated (an interrupted download?)"
     except (OSError, ValueError):  # unreadable now, or empty: the decoder's own errors say what is wrong
         return None
+
+
+def plain_reason(path: Path) -> Optional[str]:
+    """Why a file FFmpeg cannot open is no video, where it shows plainly, else None: an empty file (a copy or download
+    that failed, a camera card's placeholder) or text (a web page saved as .mp4). FFmpeg says "Invalid data found
+    when processing input" for both, as for any damage, and the picture commands said "the file is empty" already."""
+    try:
+        if not regular_file(path):
+            return None
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None
+    if not head:
+        return "the file is empty, 0 bytes"
+    text = head.lstrip()
+    if text[:1] == b"<" or all(32 <= c < 127 or c in (9, 10, 13) for c in text):
+        return "it holds text, not a video: a web page or text file under a video's name?"
+    return None
 
 
 def mp4_index_problem(path: Path) -> Optional[str]:

@@ -181,6 +181,27 @@ def expected_shapes(backbone: str) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+@lru_cache(maxsize=None)
+def _floating_keys(backbone: str) -> frozenset[str]:
+    """The keys of our BiRefNet with this backbone whose tensors are floating point (all but BatchNorm's counters)."""
+    with torch.device("meta"):
+        model = BiRefNet(backbone)
+    return frozenset(k for k, v in model.state_dict().items() if v.is_floating_point())
+
+
+def check_dtypes(state: Mapping[str, torch.Tensor], backbone: str, source: str) -> None:
+    """A WeightsError when weights the model keeps in floating point are integers (a quantized or hand-converted file):
+    names and shapes fit, so the check before work passed it, and torch refused it only as the model loaded, in a
+    traceback ("Only Tensors of floating point and complex dtype can require gradients"), after a batch's set-up."""
+    floating = _floating_keys(backbone)
+    wrong = [k for k in state if k in floating and not state[k].is_floating_point()]
+    if wrong:
+        k = wrong[0]
+        raise WeightsError(f"{source} holds {len(wrong)} weight tensor{'s that are' if len(wrong) > 1 else ' that is'} not floating point "
+                           f"(e.g. {k}: {str(state[k].dtype).removeprefix('torch.')}); BiRefNet loads float32, float16 or bfloat16 "
+                           "weights: save the checkpoint from the model before it was quantized or converted")  # fmt: skip
+
+
 def _mismatch(state: Mapping[str, torch.Tensor], backbone: str) -> tuple[list[str], list[str], list[str]]:
     expected = expected_shapes(backbone)
     # BatchNorm's step counter is not used at inference and torch itself fills it in for older files
@@ -301,7 +322,7 @@ def card_weights_path(card: ModelCard) -> Path:
 
 def backbone_for(state: Mapping[str, torch.Tensor], backbone: Optional[str], source: str) -> str:
     """The backbone ``state`` is for: ``backbone`` when it fits, else detected; a WeightsError saying what differs
-    when none fits. Checks key names and shapes only (no model is built)."""
+    when none fits, or when its weights are not floating point. Checks key names, shapes and dtypes only (no model is built)."""
     if backbone is None:
         found = detect_backbone(state)
         if found is None:
@@ -309,10 +330,12 @@ def backbone_for(state: Mapping[str, torch.Tensor], backbone: Optional[str], sou
             if nearest is not None:  # a BiRefNet built another way (other decoder options): say what differs
                 check_fits(state, nearest, source)
             raise WeightsError(f"{source} matches no BiRefNet backbone ({', '.join(BACKBONES)}); is it a BiRefNet checkpoint?")
+        check_dtypes(state, found, source)
         return found
     if backbone not in BACKBONES:
         raise WeightsError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
     check_fits(state, backbone, source)
+    check_dtypes(state, backbone, source)
     return backbone
 
 

@@ -32,6 +32,7 @@ from .depth import plan_depth, say_depth_lost
 from .device import pick_device
 from .disk_watch import DiskWatch, watches_by_disk
 from .extra_outputs import check_reading, commit_all, plan_extra_depth
+from .load_failure import loading_model
 from .priority import codec_threads
 from .segmenter import Segmenter
 from .video_job import run_video_job
@@ -167,7 +168,8 @@ def run_file_job(
             sinks.append(sink)
             compositors.append(Compositor.for_output(spec, background=background, bits=bits))
         sink, compositor = sinks[0], compositors[0]
-        seg = segmenter or segmenter_for(job.model, job.inference, str(device))
+        with loading_model():  # torch's own error as it loads is one line, exit 2, not a traceback
+            seg = segmenter or segmenter_for(job.model, job.inference, str(device))
         batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)
         seg.prepare(info.height, info.width, batch)  # a first-run ONNX export happens here, not inside the progress bar's ETA
         if on_start is not None:
