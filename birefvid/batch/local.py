@@ -92,11 +92,15 @@ class LocalExecutor:
 
     def _model(self) -> "Segmenter":
         if self._segmenter is None:
-            with loading_model():  # torch's own error too is one line, exit 2, as on a Ray worker
-                self._segmenter = self._load() if self.stop is None else load_unless_stopped(self._load, self.stop)
+            # a watch's stop() during the load raises StopRequested here, outside loading_model: a stop, not a load error
+            self._segmenter = self._load() if self.stop is None else load_unless_stopped(self._load, self.stop)
         return self._segmenter
 
     def _load(self) -> "Segmenter":
+        with loading_model():  # torch's own error too is one line, exit 2, as on a Ray worker
+            return self._load_segmenter()
+
+    def _load_segmenter(self) -> "Segmenter":
         from ..runtime.file_job import segmenter_for
 
         return segmenter_for(self.job.model, self.job.inference)
