@@ -371,6 +371,24 @@ def test_json_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
         assert sorted(p.name for p in full.iterdir()) == ["s.json"] and (full / "s.json").read_text() == "{}\n"
 
 
+def test_json_never_replaces_the_predictions_or_the_truth(tmp_path, capsys):
+    """``--json`` is rewritten on every run, so ``eval clip.mkv gt/ --json clip.mkv`` (a slip of tab completion) replaced
+    the predictions with their scores and exit 0; a mask inside a folder scored went the same way. Each is one line,
+    every file kept, and a JSON beside the masks is still written."""
+    gts = _truths(3)
+    gt = _pngs(tmp_path / "gt", gts)
+    pred = _video(tmp_path / "pred.mkv", _soft(gts), "ffv1", "gray", "gray")
+    before = pred.read_bytes(), (gt / "00001.png").read_bytes()
+    for named, shown in [(pred, pred), (tmp_path / "." / "pred.mkv", pred), (gt / "00001.png", "00001.png in")]:
+        err = _error(capsys, str(pred), str(gt), "--json", str(named))
+        assert f"--json {named} would replace {shown}" in err and "which this run reads" in err, err
+    err = _error(capsys, str(pred), f"{gt}/*.png", "--json", str(gt / "00001.png"))
+    assert f"would replace 00001.png, one of {gt}/*.png" in err
+    assert (pred.read_bytes(), (gt / "00001.png").read_bytes()) == before
+    assert main(["eval", str(pred), str(gt), "--json", str(gt / "scores.json")]) == 0
+    assert json.loads((gt / "scores.json").read_text())["summary"]["frames"] == 3
+
+
 def _error(capsys, *argv: str) -> str:
     """Run a failing eval: exit 2 and exactly one line on stderr, returned."""
     assert main(["eval", *argv]) == 2
