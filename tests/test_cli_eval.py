@@ -371,6 +371,18 @@ def test_json_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
         assert sorted(p.name for p in full.iterdir()) == ["s.json"] and (full / "s.json").read_text() == "{}\n"
 
 
+def test_predictions_of_sequences_against_one_clip_say_so(tmp_path, capsys):
+    """A DAVIS-style folder of predicted sequences scored against one clip's masks said "no images found in preds",
+    of a folder full of masks; the line now says what is wrong and what to give."""
+    gts = _truths(3)
+    gt = _pngs(tmp_path / "gt", gts)
+    _pngs(tmp_path / "preds" / "bear", _soft(gts))
+    _video(tmp_path / "preds" / "car.mkv", _soft(gts), "ffv1", "gray", "gray")
+    err = _error(capsys, str(tmp_path / "preds"), str(gt))
+    assert f"predictions {tmp_path / 'preds'} hold sequences (bear, car) but ground truth {gt} is one clip" in err, err
+    assert f"e.g. {tmp_path / 'preds' / 'bear'}" in err
+
+
 def test_json_never_replaces_the_predictions_or_the_truth(tmp_path, capsys):
     """``--json`` is rewritten on every run, so ``eval clip.mkv gt/ --json clip.mkv`` (a slip of tab completion) replaced
     the predictions with their scores and exit 0; a mask inside a folder scored went the same way. Each is one line,

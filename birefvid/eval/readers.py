@@ -457,6 +457,17 @@ def _select(sequences: list[Path], names: list[str], gt: PathLike) -> list[Path]
     return [by_name[n] for n in names]
 
 
+def _check_not_sequences(pred: PathLike, gt: PathLike) -> None:
+    """DataError when the predictions are a folder of sequences (folders or videos, as ``eval`` takes beside a DAVIS-style
+    ground truth) but the ground truth is one clip: it said "no images found in PRED", of a folder full of masks."""
+    found = sequence_folders(pred)
+    if found is None:
+        return
+    shown = ", ".join(sequence_name(f) for f in found[:3]) + (", ..." if len(found) > 3 else "")
+    raise DataError(f"predictions {pred} hold sequences ({shown}) but ground truth {gt} is one clip: give a folder of "
+                    f"ground-truth sequences named alike, or one prediction, e.g. {found[0]}")
+
+
 def pair_clips(
     pred: PathLike, gt: PathLike, sequences: Optional[list[str]] = None
 ) -> list[tuple[str, MaskClip, MaskClip]]:
@@ -467,6 +478,7 @@ def pair_clips(
     if folders is None:
         if sequences is not None:
             raise DataError(f"--sequences needs a ground truth of sequence folders (DAVIS Annotations layout), not {gt}")
+        _check_not_sequences(pred, gt)
         return [("", open_masks(pred, "predictions"), open_masks(gt, "ground truth"))]
     _check_not_a_level_too_high(folders, gt)
     if sequences is not None:
