@@ -234,6 +234,12 @@ def test_colour_pictures_scored_by_brightness_are_warned_of(tmp_path, caplog):
     assert warnings == [f"{green} holds colour pictures, scored by their brightness: a green-screen, composite or "
                         "blur output is no mask (score an --output mask or alpha one)"]
     caplog.clear()
+    # the source video given as the truth: the advice was how to make predictions
+    assert main(["eval", str(gt), str(green)]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"ground truth {green} holds colour pictures, scored by their brightness: give the true masks, "
+                        "not the video they belong to"]
+    caplog.clear()
     grey = _video(tmp_path / "grey.mp4", gts, "libx264", "yuv444p", "rgb", {"qp": "0"})  # white on black: a mask
     assert main(["eval", str(grey), str(gt)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
 

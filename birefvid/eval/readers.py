@@ -291,8 +291,13 @@ def _colour_picture_file(path: Path) -> bool:
     return image is not None and _colour_picture(image) and _colour_labels(image) is None
 
 
-def _warn_colour(path: str) -> None:
-    """Say that a clip of colour pictures is scored by brightness: a green-screen output scored IoU 0.0008, unexplained."""
+def _warn_colour(path: str, role: str) -> None:
+    """Say that a clip of colour pictures is scored by brightness: a green-screen output scored IoU 0.0008, unexplained;
+    for the ground truth (the source video given for it), that it should be masks, not how to make predictions."""
+    if role == "ground truth":
+        log.warning("ground truth %s holds colour pictures, scored by their brightness: give the true masks, not the "
+                    "video they belong to", path)
+        return
     log.warning("%s holds colour pictures, scored by their brightness: a green-screen, composite or blur output is "
                 "no mask (score an --output mask or alpha one)", path)
 
@@ -304,6 +309,7 @@ class MaskClip:
     path: str
     files: Optional[tuple[Path, ...]] = None
     animated_webp: bool = False  # read with Pillow: FFmpeg (and OpenCV) decode a WebP's first frame only
+    role: str = "predictions"  # or "ground truth": what a warning calls it
 
     @property
     def count(self) -> Optional[int]:
@@ -319,7 +325,7 @@ class MaskClip:
         if self.files is not None:
             by_alpha, zero_one = image_mask_rule(self.files)
             if self.files and not by_alpha and _colour_picture_file(self.files[0]):
-                _warn_colour(self.path)
+                _warn_colour(self.path, self.role)
             for f in self.files:
                 yield read_mask_void(f, by_alpha, zero_one)
             return
@@ -331,7 +337,7 @@ class MaskClip:
             by_alpha = _video_has_transparency(self.path)
             for index, frame in enumerate(decode_video_frames(self.path)):
                 if index == 0 and not by_alpha and _colour_picture(frame.to_ndarray(format="rgb24")):
-                    _warn_colour(self.path)
+                    _warn_colour(self.path, self.role)
                 yield _frame_mask(frame, by_alpha), None
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path} could not be decoded ({ffmpeg_reason(exc)}); the file is damaged") from exc
@@ -355,14 +361,14 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         text, p = str(matte_folder(p)), matte_folder(p)
     if not p.exists():
         if is_glob(text):
-            return MaskClip(text, tuple(list_images(text, MASK_EXTENSIONS)))
+            return MaskClip(text, tuple(list_images(text, MASK_EXTENSIONS)), role=role)
         raise SourceError(f"{role} not found: {text}")
     if p.is_dir():
-        return MaskClip(text, tuple(list_images(p, MASK_EXTENSIONS)))
+        return MaskClip(text, tuple(list_images(p, MASK_EXTENSIONS)), role=role)
     if is_animated_webp(p):
-        return MaskClip(text, animated_webp=True)
+        return MaskClip(text, animated_webp=True, role=role)
     if p.suffix.lower() in MASK_EXTENSIONS:
-        return MaskClip(text, (p,))
+        return MaskClip(text, (p,), role=role)
     index_problem = mp4_index_problem(p)
     try:
         container = av.open(ffmpeg_name(text))
@@ -380,7 +386,7 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         cut = mpegts_cut_off(p, container.format.name)
         if cut:  # as process: kept, but said (a truth and a prediction cut alike were scored with nothing said)
             log.warning("%s %s: %s; its frames before the cut are scored, as ffmpeg reads them", role, text, cut)
-    return MaskClip(text)
+    return MaskClip(text, role=role)
 
 
 def sequence_folders(path: PathLike) -> Optional[list[Path]]:
