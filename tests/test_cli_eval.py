@@ -389,6 +389,23 @@ def test_predictions_of_sequences_against_one_clip_say_so(tmp_path, capsys):
     assert f"e.g. {tmp_path / 'preds' / 'bear'}" in err
 
 
+def test_an_animated_webp_with_merged_frames_is_named_as_the_cause_of_a_count_mismatch(tmp_path, capsys):
+    """``process -o m.webp`` holds a frame that repeats the one before as one longer frame (a still stretch: 6 frames
+    became 3), so scoring it said "predictions have 3, ground truth has 6" with no word why."""
+    from PIL import Image
+
+    gts = _truths(6)
+    gt = _pngs(tmp_path / "gt", gts)
+    held = [gts[0], gts[3], gts[5]]  # as the encoder keeps them: 3 frames, the first two held longer
+    webp = tmp_path / "m.webp"
+    Image.fromarray(held[0]).convert("RGB").save(webp, save_all=True, lossless=True, duration=[120, 80, 40],
+                                                 append_images=[Image.fromarray(m).convert("RGB") for m in held[1:]])
+    err = _error(capsys, str(webp), str(gt))
+    assert f"predictions {webp} have 3, ground truth {gt} has 6; {webp} is an animated picture" in err, err
+    assert "score a mask video or image folder instead" in err
+    assert "animated picture" not in _error(capsys, str(_pngs(tmp_path / "three", held)), str(gt))
+
+
 def test_json_never_replaces_the_predictions_or_the_truth(tmp_path, capsys):
     """``--json`` is rewritten on every run, so ``eval clip.mkv gt/ --json clip.mkv`` (a slip of tab completion) replaced
     the predictions with their scores and exit 0; a mask inside a folder scored went the same way. Each is one line,

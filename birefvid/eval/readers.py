@@ -588,6 +588,21 @@ def _clip_starts(gt: tuple[Path, ...]) -> set[int]:
     return {i for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1}  # type: ignore[operator]
 
 
+ANIMATION_SUFFIXES = (".gif", ".webp")  # process merges a WebP's repeated frames and leaves out a GIF's under 20 ms apart
+
+
+def _animation_hint(pred: MaskClip, gt: MaskClip) -> str:
+    """For a count mismatch where a side is an animated GIF or WebP, why: ``process`` merges a WebP frame that repeats
+    the one before into it and leaves out GIF frames under 20 ms apart (as browsers play them), so a still stretch or
+    a 60 fps clip scored "predictions have 3, ground truth has 6" with no word why; '' otherwise."""
+    clip = next((c for c in (pred, gt) if c.files is None and Path(c.path).suffix.lower() in ANIMATION_SUFFIXES), None)
+    if clip is None:
+        return ""
+    return (f"; {clip.path} is an animated picture, which holds a frame that repeats the one before as one longer frame "
+            "(WebP), or leaves out frames under 20 ms apart (GIF): score a mask video or image folder instead "
+            "(--output mask -o masks.mkv)")
+
+
 def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> list[int]:
     """Feed one clip pair into ``ev`` frame by frame and return the frames scored (0, 1, ... in order; a sparse
     annotation's own numbers); a count or size mismatch is a one-line DataError. Image predictions of more frames
@@ -614,7 +629,7 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> l
         g, void = next(it_g, (None, None))
         if g is None:
             raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n + 1 + _drain(it_p)}, "
-                            f"ground truth {gt.path} has {n}")
+                            f"ground truth {gt.path} has {n}{_animation_hint(pred, gt)}")
         if p.shape[:2] != g.shape[:2]:
             names = f" ({pred.files[n].name} vs {gt.files[n].name})" if pred.files and gt.files else ""
             raise DataError(f"{where}frame {n}{names}: prediction is {_size(p)} but ground truth is {_size(g)}; "
@@ -623,7 +638,8 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> l
         n += 1
     left = _drain(it_g)
     if left:
-        raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n}, ground truth {gt.path} has {n + left}")
+        raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n}, ground truth {gt.path} has {n + left}"
+                        f"{_animation_hint(pred, gt)}")
     if n == 0:
         raise DataError(f"{where}{pred.path} and {gt.path} hold no frames")
     return numbers if numbers is not None else list(range(n))
