@@ -406,6 +406,17 @@ def test_an_animated_webp_with_merged_frames_is_named_as_the_cause_of_a_count_mi
     assert "animated picture" not in _error(capsys, str(_pngs(tmp_path / "three", held)), str(gt))
 
 
+def test_a_nearly_empty_frame_of_a_soft_matte_stays_soft(tmp_path, capsys):
+    """0/1 masks are found per clip as files are read; a soft matte's frame holding only the levels 0 and 1 (the subject
+    gone, a little noise left) is no 0/1 mask, and its noise is not scored as foreground."""
+    gts = _truths(2)
+    gts[1][:] = 0
+    preds = _soft(gts[:1]) + [np.where(np.arange(H * W).reshape(H, W) % 7 == 0, np.uint8(1), np.uint8(0))]
+    got = _eval_json(tmp_path, str(_pngs(tmp_path / "pred", preds)), str(_pngs(tmp_path / "gt", gts)), "--per-frame")
+    last = got["per_frame"][1]
+    assert last["iou"] == 1.0 and last["mae"] < 1 / 255
+
+
 def test_json_never_replaces_the_predictions_or_the_truth(tmp_path, capsys):
     """``--json`` is rewritten on every run, so ``eval clip.mkv gt/ --json clip.mkv`` (a slip of tab completion) replaced
     the predictions with their scores and exit 0; a mask inside a folder scored went the same way. Each is one line,

@@ -651,7 +651,8 @@ def evaluate_paths(
     """Score predictions against ground truth on disk: summary, per-sequence results (DAVIS roots, only
     ``sequences`` when given) and optionally per-frame values."""
     pairs = pair_clips(pred, gt, sequences)
-    ev = Evaluator(threshold, keep_frames=per_frame)  # running sums: flat memory over any length, unless per_frame
+    # running sums: flat memory over any length, unless per_frame; 0/1 masks were found per clip as they were read
+    ev = Evaluator(threshold, keep_frames=per_frame, zero_one=False)
     report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
     scored: dict[str, dict[str, float]] = {}  # per sequence
     rows: list[dict] = []
