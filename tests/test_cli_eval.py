@@ -417,6 +417,20 @@ def test_a_nearly_empty_frame_of_a_soft_matte_stays_soft(tmp_path, capsys):
     assert last["iou"] == 1.0 and last["mae"] < 1 / 255
 
 
+def test_a_lossless_mask_video_of_zeros_and_ones_is_read_as_masks(tmp_path):
+    """Labels written as a video (FFV1 grey, levels 0 and 1) were read as 0 and 1/255, background everywhere: a perfect
+    prediction scored IoU 0, nothing said. They count as 0/255, as a folder of such images does; a lossy video's
+    levels are never taken for it (H.264 noise over a background-only stretch is 0s and 1s)."""
+    gts = _truths(3)
+    labels = _video(tmp_path / "labels.mkv", [(g > 0).astype(np.uint8) for g in gts], "ffv1", "gray", "gray")
+    got = _eval_json(tmp_path, str(_pngs(tmp_path / "pred", gts)), str(labels))["summary"]
+    assert got["iou"] == 1.0 and got["mae"] == 0.0 and got["frames"] == 3
+    empty = _video(tmp_path / "empty.mp4", [np.full((H, W), 16 + (i % 2), np.uint8) for i in range(3)],
+                   "libx264", "gray", "gray", {"qp": "0"})
+    got = _eval_json(tmp_path, str(empty), str(_pngs(tmp_path / "none", [np.zeros((H, W), np.uint8)] * 3)))["summary"]
+    assert got["iou"] == 1.0 and got["mae"] < 2 / 255
+
+
 def test_json_never_replaces_the_predictions_or_the_truth(tmp_path, capsys):
     """``--json`` is rewritten on every run, so ``eval clip.mkv gt/ --json clip.mkv`` (a slip of tab completion) replaced
     the predictions with their scores and exit 0; a mask inside a folder scored went the same way. Each is one line,

@@ -16,7 +16,7 @@ What a file contributes, per frame:
   decoded at (ProRes' 12 bits as value / 4095); any other video
   (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
   GIF, which FFmpeg decodes as bgra): its luminance, expanded to full range (Y' 16-235 -> 0-255),
-  16 bit for high-depth grey formats.
+  16 bit for high-depth grey formats; a lossless one whose levels are all 0 or 1 (labels written as a video) as 0/255.
 * an animated WebP, every frame (with Pillow, as ``process`` reads it; FFmpeg decodes the first
   only): by the same rule, its alpha unless every frame is opaque, then its brightness.
 
@@ -52,7 +52,7 @@ from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import decode_picture, natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
-from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, mp4_index_problem, mpegts_cut_off, structural_damage
+from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, main_video_stream, mp4_index_problem, mpegts_cut_off, structural_damage
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -263,6 +263,27 @@ def _video_has_transparency(path: str) -> bool:
     return False
 
 
+LOSSLESS_CODECS = frozenset({"ffv1", "png", "rawvideo", "utvideo", "huffyuv", "ffvhuff", "qtrle", "apng", "magicyuv"})
+
+
+def _video_zero_one(path: str) -> bool:
+    """True for a grey mask video in a lossless codec whose levels are all 0 or 1 (labels written as a video), which
+    read as 0 and 1/255 scored a perfect prediction IoU 0; as a folder of images is read. Decoding stops at the first
+    level over 1, the first frame with a subject in an ordinary mask video. A lossy one is never taken for it: a
+    background-only stretch of H.264 can hold only the levels 0 and 1 of its noise."""
+    with av.open(ffmpeg_name(path)) as container:
+        stream = main_video_stream(container)
+        if stream is None or stream.codec_context is None or stream.codec_context.name not in LOSSLESS_CODECS:
+            return False
+    ones = False
+    for frame in decode_video_frames(path):
+        top = int(_frame_mask(frame, by_alpha=False).max())
+        if top > 1:
+            return False
+        ones = ones or top == 1
+    return ones
+
+
 def _animated_webp_masks(path: str) -> Iterator[np.ndarray]:
     """Every frame of an animated WebP (decoded as ``process`` reads it, with Pillow): its alpha, or its
     brightness when every frame is opaque (a mask saved as WebP)."""
@@ -335,10 +356,12 @@ class MaskClip:
         try:
             # alpha counts where the clip has transparency; a fully opaque one (a mask GIF) by its brightness
             by_alpha = _video_has_transparency(self.path)
+            zero_one = not by_alpha and _video_zero_one(self.path)
             for index, frame in enumerate(decode_video_frames(self.path)):
                 if index == 0 and not by_alpha and _colour_picture(frame.to_ndarray(format="rgb24")):
                     _warn_colour(self.path, self.role)
-                yield _frame_mask(frame, by_alpha), None
+                mask = _frame_mask(frame, by_alpha)
+                yield (np.where(mask > 0, np.uint8(255), np.uint8(0)) if zero_one else mask), None
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path} could not be decoded ({ffmpeg_reason(exc)}); the file is damaged") from exc
 
