@@ -466,7 +466,11 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert f"predictions {short_video} have 3, ground truth {gt} has 5" in _error(capsys, str(short_video), str(gt))
     assert f"predictions {gt} have 5, ground truth {short_video} has 3" in _error(capsys, str(gt), str(short_video))
     small = _pngs(tmp_path / "small", [cv2.resize(g, (32, 24)) for g in gts])
-    assert "frame 0 (00000.png vs 00000.png): prediction is 32x24 but ground truth is 64x48" in _error(capsys, str(small), str(gt))
+    err = _error(capsys, str(small), str(gt))
+    assert "frame 0 (00000.png vs 00000.png): prediction is 32x24 but ground truth is 64x48" in err
+    assert "made with --max-size? process without it to score these masks" in err  # the likely cause, scaled down
+    wide = _pngs(tmp_path / "wide", [cv2.resize(g, (32, 16)) for g in gts])
+    assert "--max-size" not in _error(capsys, str(wide), str(gt))  # another shape: not a --max-size run
     assert "predictions not found: " in _error(capsys, str(tmp_path / "nope"), str(gt))
     assert "ground truth not found: " in _error(capsys, str(gt), str(tmp_path / "nope.mkv"))
     (tmp_path / "empty").mkdir()

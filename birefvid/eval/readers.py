@@ -626,6 +626,15 @@ def _animation_hint(pred: MaskClip, gt: MaskClip) -> str:
             "(--output mask -o masks.mkv)")
 
 
+def _scaled_hint(pred: np.ndarray, gt: np.ndarray) -> str:
+    """For a prediction smaller than its truth in the same shape, the likely cause: ``process --max-size`` scaled the
+    video down; '' otherwise."""
+    (ph, pw), (gh, gw) = pred.shape[:2], gt.shape[:2]
+    if ph >= gh or pw >= gw or abs(pw / ph - gw / gh) > 0.02 * gw / gh:
+        return ""
+    return " (a smaller picture of the same shape: made with --max-size? process without it to score these masks)"
+
+
 def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> list[int]:
     """Feed one clip pair into ``ev`` frame by frame and return the frames scored (0, 1, ... in order; a sparse
     annotation's own numbers); a count or size mismatch is a one-line DataError. Image predictions of more frames
@@ -656,7 +665,7 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> l
         if p.shape[:2] != g.shape[:2]:
             names = f" ({pred.files[n].name} vs {gt.files[n].name})" if pred.files and gt.files else ""
             raise DataError(f"{where}frame {n}{names}: prediction is {_size(p)} but ground truth is {_size(g)}; "
-                            "predictions must have the ground truth's size")
+                            f"predictions must have the ground truth's size{_scaled_hint(p, g)}")
         ev.step(p, g, void)
         n += 1
     left = _drain(it_g)
