@@ -441,9 +441,9 @@ def test_json_never_replaces_the_predictions_or_the_truth(tmp_path, capsys):
     before = pred.read_bytes(), (gt / "00001.png").read_bytes()
     for named, shown in [(pred, pred), (tmp_path / "." / "pred.mkv", pred), (gt / "00001.png", "00001.png in")]:
         err = _error(capsys, str(pred), str(gt), "--json", str(named))
-        assert f"--json {named} would replace {shown}" in err and "which this run reads" in err, err
+        assert f"--json {named} would write into {shown}" in err and "which this run reads" in err, err
     err = _error(capsys, str(pred), f"{gt}/*.png", "--json", str(gt / "00001.png"))
-    assert f"would replace 00001.png, one of {gt}/*.png" in err
+    assert f"would write into 00001.png, one of {gt}/*.png" in err
     assert (pred.read_bytes(), (gt / "00001.png").read_bytes()) == before
     assert main(["eval", str(pred), str(gt), "--json", str(gt / "scores.json")]) == 0
     assert json.loads((gt / "scores.json").read_text())["summary"]["frames"] == 3

@@ -98,7 +98,7 @@ def test_a_report_that_would_replace_a_picture_of_the_run_is_refused(tmp_path, p
     report = photos / "a0.jpg" if named == "input" else tmp_path / "cut" / "a0.png"
     assert _image(str(photos), "-o", str(tmp_path / "cut"), "--report", str(report), weights=pvt_b0_weights) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"birefvid: error: --report {report} would replace") and err.count("\n") == 1, err
+    assert err.startswith(f"birefvid: error: --report {report} would write into") and err.count("\n") == 1, err
     assert (photos / "a0.jpg").read_bytes() == before and not any((tmp_path / "cut").iterdir())
 
 

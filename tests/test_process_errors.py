@@ -527,7 +527,7 @@ def test_a_report_that_would_replace_a_video_of_the_run_is_refused(tmp_path, cap
     before = video.read_bytes()
     named = {"output": tmp_path / "cut.mkv", "also": tmp_path / "green.mp4", "input": video}[target]
     code = run(video, "-o", tmp_path / "cut.mkv", "--output", "mask", "--also", f"green={tmp_path / 'green.mp4'}", "--report", named)
-    one_error_line(capsys, code, f"--report {named} would replace", named.name)
+    one_error_line(capsys, code, f"--report {named} would write into", named.name)
     assert video.read_bytes() == before
     assert_nothing_written(tmp_path, "clip.mp4")
 

@@ -153,18 +153,18 @@ def check_report_replaces_nothing(
             continue
         folder = Path(read).resolve()
         if folder.is_dir() and folder in target.parents and target.exists() and _media_file(target):
-            raise SinkError(f"{what} {report} would replace {target.name} in {read}, which this run reads; name another file")
+            raise SinkError(f"{what} {report} would write into {target.name} in {read}, which this run reads; name another file")
         try:
             check_replaces_no_input(target, [read])
         except SinkError:
             shown = read if os.path.lexists(str(read)) else f"{target.name}, one of {read}"  # a glob: the file it matched
-            raise SinkError(f"{what} {report} would replace {shown}, which this run reads; name another file") from None
+            raise SinkError(f"{what} {report} would write into {shown}, which this run reads; name another file") from None
     for written in writes:
         if written is None:
             continue
         out = Path(written).resolve()
         if out == target or one_file_by_case(target, out):
-            raise SinkError(f"{what} {report} would replace the output {written}, which this run writes; name another file")
+            raise SinkError(f"{what} {report} would write into the output {written}, which this run writes; name another file")
 
 
 def _media_file(path: Path) -> bool:
