@@ -238,7 +238,7 @@ def test_colour_pictures_scored_by_brightness_are_warned_of(tmp_path, caplog):
     assert main(["eval", str(gt), str(green)]) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == [f"ground truth {green} holds colour pictures, scored by their brightness: give the true masks, "
-                        "not the video they belong to"]
+                        "not the footage they were made for"]
     caplog.clear()
     grey = _video(tmp_path / "grey.mp4", gts, "libx264", "yuv444p", "rgb", {"qp": "0"})  # white on black: a mask
     assert main(["eval", str(grey), str(gt)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -317,7 +317,7 @@ def _warn_colour(path: str, role: str) -> None:
     for the ground truth (the source video given for it), that it should be masks, not how to make predictions."""
     if role == "ground truth":
         log.warning("ground truth %s holds colour pictures, scored by their brightness: give the true masks, not the "
-                    "video they belong to", path)
+                    "footage they were made for", path)
         return
     log.warning("%s holds colour pictures, scored by their brightness: a green-screen, composite or blur output is "
                 "no mask (score an --output mask or alpha one)", path)
