@@ -214,6 +214,8 @@ class SmoothingSpec:
         if isinstance(self.window, bool) or not isinstance(self.window, int) or not 0 <= self.window <= MAX_SMOOTH_WINDOW:
             raise ConfigError(f"{option('smooth_window')} is the frames on each side of the median, 0 to {MAX_SMOOTH_WINDOW}, got {self.window!r} "
                               f"(it holds 2 x window + 1 frames in memory; past half a second it smooths away movement, not flicker)")  # fmt: skip
+        if self.kind != "lookahead" and self.window != SmoothingSpec.window:  # the API took smooth_window=5 with "flow", said so in its report, and used none
+            raise ConfigError(f"{option('smooth_window')} is only used with {option('smooth')} lookahead, not {option('smooth')} {self.kind}")
 
     def smoother_options(self) -> dict[str, Any]:
         """Keyword options of ``make_smoother`` for this kind.

@@ -833,6 +833,16 @@ def test_a_read_only_output_folder_is_one_line(short_clip, tmp_path, capsys):
         assert f"cannot create the output folder {ro / 'sub'}" in _one_error_line(capsys)
 
 
+def test_a_progress_json_onto_an_input_video_is_one_line_before_any_work(short_clip, tmp_path, capsys):
+    """`--progress-json clips/a.mp4` appended its JSON lines to the input video (exit 0), whose changed size then made a
+    rerun redo it; named as a file or found in a folder given, it is refused and the video kept as it was."""
+    before, out = short_clip.read_bytes(), tmp_path / "o"
+    for inputs in ([str(short_clip)], [str(short_clip.parent)]):
+        assert batch(*inputs, "--output-dir", str(out), "--output", "mask", "-q", "--progress-json", str(short_clip)) == 2
+        assert f"--progress-json {short_clip} would write into" in _one_error_line(capsys)
+    assert short_clip.read_bytes() == before and not out.exists()
+
+
 def test_a_progress_json_in_a_missing_folder_is_one_line_before_any_work(short_clip, tmp_path, capsys):
     target = tmp_path / "nonexist" / "p.jsonl"
     out = tmp_path / "o"

@@ -234,6 +234,12 @@ def test_colour_pictures_scored_by_brightness_are_warned_of(tmp_path, caplog):
     assert warnings == [f"{green} holds colour pictures, scored by their brightness: a green-screen, composite or "
                         "blur output is no mask (score an --output mask or alpha one)"]
     caplog.clear()
+    # the source video given as the truth: the advice was how to make predictions
+    assert main(["eval", str(gt), str(green)]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"ground truth {green} holds colour pictures, scored by their brightness: give the true masks, "
+                        "not the footage they were made for"]
+    caplog.clear()
     grey = _video(tmp_path / "grey.mp4", gts, "libx264", "yuv444p", "rgb", {"qp": "0"})  # white on black: a mask
     assert main(["eval", str(grey), str(gt)]) == 0 and not [r for r in caplog.records if r.levelname == "WARNING"]
 
@@ -371,6 +377,78 @@ def test_json_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
         assert sorted(p.name for p in full.iterdir()) == ["s.json"] and (full / "s.json").read_text() == "{}\n"
 
 
+def test_predictions_of_sequences_against_one_clip_say_so(tmp_path, capsys):
+    """A DAVIS-style folder of predicted sequences scored against one clip's masks said "no images found in preds",
+    of a folder full of masks; the line now says what is wrong and what to give."""
+    gts = _truths(3)
+    gt = _pngs(tmp_path / "gt", gts)
+    _pngs(tmp_path / "preds" / "bear", _soft(gts))
+    _video(tmp_path / "preds" / "car.mkv", _soft(gts), "ffv1", "gray", "gray")
+    err = _error(capsys, str(tmp_path / "preds"), str(gt))
+    assert f"predictions {tmp_path / 'preds'} hold sequences (bear, car) but ground truth {gt} is one clip" in err, err
+    assert f"e.g. {tmp_path / 'preds' / 'bear'}" in err
+
+
+def test_an_animated_webp_with_merged_frames_is_named_as_the_cause_of_a_count_mismatch(tmp_path, capsys):
+    """``process -o m.webp`` holds a frame that repeats the one before as one longer frame (a still stretch: 6 frames
+    became 3), so scoring it said "predictions have 3, ground truth has 6" with no word why."""
+    from PIL import Image
+
+    gts = _truths(6)
+    gt = _pngs(tmp_path / "gt", gts)
+    held = [gts[0], gts[3], gts[5]]  # as the encoder keeps them: 3 frames, the first two held longer
+    webp = tmp_path / "m.webp"
+    Image.fromarray(held[0]).convert("RGB").save(webp, save_all=True, lossless=True, duration=[120, 80, 40],
+                                                 append_images=[Image.fromarray(m).convert("RGB") for m in held[1:]])
+    err = _error(capsys, str(webp), str(gt))
+    assert f"predictions {webp} have 3, ground truth {gt} has 6; {webp} is an animated picture" in err, err
+    assert "score a mask video or image folder instead" in err
+    assert "animated picture" not in _error(capsys, str(_pngs(tmp_path / "three", held)), str(gt))
+
+
+def test_a_nearly_empty_frame_of_a_soft_matte_stays_soft(tmp_path, capsys):
+    """0/1 masks are found per clip as files are read; a soft matte's frame holding only the levels 0 and 1 (the subject
+    gone, a little noise left) is no 0/1 mask, and its noise is not scored as foreground."""
+    gts = _truths(2)
+    gts[1][:] = 0
+    preds = _soft(gts[:1]) + [np.where(np.arange(H * W).reshape(H, W) % 7 == 0, np.uint8(1), np.uint8(0))]
+    got = _eval_json(tmp_path, str(_pngs(tmp_path / "pred", preds)), str(_pngs(tmp_path / "gt", gts)), "--per-frame")
+    last = got["per_frame"][1]
+    assert last["iou"] == 1.0 and last["mae"] < 1 / 255
+
+
+def test_a_lossless_mask_video_of_zeros_and_ones_is_read_as_masks(tmp_path):
+    """Labels written as a video (FFV1 grey, levels 0 and 1) were read as 0 and 1/255, background everywhere: a perfect
+    prediction scored IoU 0, nothing said. They count as 0/255, as a folder of such images does; a lossy video's
+    levels are never taken for it (H.264 noise over a background-only stretch is 0s and 1s)."""
+    gts = _truths(3)
+    labels = _video(tmp_path / "labels.mkv", [(g > 0).astype(np.uint8) for g in gts], "ffv1", "gray", "gray")
+    got = _eval_json(tmp_path, str(_pngs(tmp_path / "pred", gts)), str(labels))["summary"]
+    assert got["iou"] == 1.0 and got["mae"] == 0.0 and got["frames"] == 3
+    empty = _video(tmp_path / "empty.mp4", [np.full((H, W), 16 + (i % 2), np.uint8) for i in range(3)],
+                   "libx264", "gray", "gray", {"qp": "0"})
+    got = _eval_json(tmp_path, str(empty), str(_pngs(tmp_path / "none", [np.zeros((H, W), np.uint8)] * 3)))["summary"]
+    assert got["iou"] == 1.0 and got["mae"] < 2 / 255
+
+
+def test_json_never_replaces_the_predictions_or_the_truth(tmp_path, capsys):
+    """``--json`` is rewritten on every run, so ``eval clip.mkv gt/ --json clip.mkv`` (a slip of tab completion) replaced
+    the predictions with their scores and exit 0; a mask inside a folder scored went the same way. Each is one line,
+    every file kept, and a JSON beside the masks is still written."""
+    gts = _truths(3)
+    gt = _pngs(tmp_path / "gt", gts)
+    pred = _video(tmp_path / "pred.mkv", _soft(gts), "ffv1", "gray", "gray")
+    before = pred.read_bytes(), (gt / "00001.png").read_bytes()
+    for named, shown in [(pred, pred), (tmp_path / "." / "pred.mkv", pred), (gt / "00001.png", "00001.png in")]:
+        err = _error(capsys, str(pred), str(gt), "--json", str(named))
+        assert f"--json {named} would write into {shown}" in err and "which this run reads" in err, err
+    err = _error(capsys, str(pred), f"{gt}/*.png", "--json", str(gt / "00001.png"))
+    assert f"would write into 00001.png, one of {gt}/*.png" in err
+    assert (pred.read_bytes(), (gt / "00001.png").read_bytes()) == before
+    assert main(["eval", str(pred), str(gt), "--json", str(gt / "scores.json")]) == 0
+    assert json.loads((gt / "scores.json").read_text())["summary"]["frames"] == 3
+
+
 def _error(capsys, *argv: str) -> str:
     """Run a failing eval: exit 2 and exactly one line on stderr, returned."""
     assert main(["eval", *argv]) == 2
@@ -388,7 +466,11 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert f"predictions {short_video} have 3, ground truth {gt} has 5" in _error(capsys, str(short_video), str(gt))
     assert f"predictions {gt} have 5, ground truth {short_video} has 3" in _error(capsys, str(gt), str(short_video))
     small = _pngs(tmp_path / "small", [cv2.resize(g, (32, 24)) for g in gts])
-    assert "frame 0 (00000.png vs 00000.png): prediction is 32x24 but ground truth is 64x48" in _error(capsys, str(small), str(gt))
+    err = _error(capsys, str(small), str(gt))
+    assert "frame 0 (00000.png vs 00000.png): prediction is 32x24 but ground truth is 64x48" in err
+    assert "made with --max-size? process without it to score these masks" in err  # the likely cause, scaled down
+    wide = _pngs(tmp_path / "wide", [cv2.resize(g, (32, 16)) for g in gts])
+    assert "--max-size" not in _error(capsys, str(wide), str(gt))  # another shape: not a --max-size run
     assert "predictions not found: " in _error(capsys, str(tmp_path / "nope"), str(gt))
     assert "ground truth not found: " in _error(capsys, str(gt), str(tmp_path / "nope.mkv"))
     (tmp_path / "empty").mkdir()

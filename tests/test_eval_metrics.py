@@ -41,6 +41,25 @@ def test_mae_by_hand_in_every_input_type():
     assert mae(np.array([[1.7, -3.0]]), np.array([[1.0, 0.0]])) == 0.0  # float input is clipped to [0, 1]
 
 
+def test_uint8_masks_of_zeros_and_ones_are_masks_not_levels():
+    """``(prob > 0.5).astype(np.uint8)`` is how masks are made in numpy: read as the levels 0 and 1/255 they were
+    background everywhere, so two 0/1 masks that do not overlap scored IoU 1.0 and a 0/1 truth against probabilities
+    IoU 0. They score as the same masks given as bool do, in every measure; an 8-bit matte (0..255) is unchanged."""
+    g = np.zeros((32, 40), np.uint8)
+    g[8:24, 8:24] = 1
+    apart, half = np.roll(g, 20, axis=1), np.roll(g, 8, axis=1)  # no overlap; half of it
+    assert iou(apart, g) == 0.0 and iou(half, g) == pytest.approx(1 / 3)
+    assert mae(apart, g) == pytest.approx(2 * 256 / g.size)
+    assert iou(half.astype(np.float32) * 0.9, g) == pytest.approx(1 / 3)  # probabilities against a 0/1 truth
+    for fn in (boundary_iou, boundary_f, gradient_error, connectivity_error):
+        assert fn(half, g) == pytest.approx(fn(half.astype(bool), g.astype(bool))), fn.__name__
+    clip, bools = [g, half, apart], [m.astype(bool) for m in (g, half, apart)]
+    assert evaluate(clip, clip[::-1]) == pytest.approx(evaluate(bools, bools[::-1]))
+    assert dtssd(clip, clip[::-1]) == pytest.approx(dtssd(bools, bools[::-1]))
+    assert mae(np.where(g > 0, np.uint8(255), np.uint8(0)), g) == 0.0  # 0/255 against 0/1: the same mask
+    assert iou(np.where(g > 0, np.uint8(2), np.uint8(0)), g) == 0.0  # levels up to 2 are levels: faint, under 0.5
+
+
 def test_boundary_band_and_iou_by_hand():
     assert boundary_width(10, 10) == 1  # round(0.02 * 14.1) = 0 -> at least 1
     assert boundary_width(480, 854) == 20  # DAVIS 480p: round(0.02 * 979.6)

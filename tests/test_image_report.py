@@ -89,6 +89,19 @@ def test_a_report_folder_that_does_not_exist_is_refused_before_any_work(tmp_path
     assert not out.exists()
 
 
+@pytest.mark.parametrize("named", ["input", "output"])
+def test_a_report_that_would_replace_a_picture_of_the_run_is_refused(tmp_path, photos, pvt_b0_weights, capsys, named):
+    """The report is rewritten on every run: `--report in/a0.jpg` replaced a photo with JSON, and `--report cut/a0.png` a
+    cut-out just written, both exit 0."""
+    before = (photos / "a0.jpg").read_bytes()
+    (tmp_path / "cut").mkdir()
+    report = photos / "a0.jpg" if named == "input" else tmp_path / "cut" / "a0.png"
+    assert _image(str(photos), "-o", str(tmp_path / "cut"), "--report", str(report), weights=pvt_b0_weights) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"birefvid: error: --report {report} would write into") and err.count("\n") == 1, err
+    assert (photos / "a0.jpg").read_bytes() == before and not any((tmp_path / "cut").iterdir())
+
+
 def test_skip_existing_reports_the_pictures_it_kept(tmp_path, photos, pvt_b0_weights):
     out, report = tmp_path / "cut", tmp_path / "run.json"
     assert _image(str(photos), "-o", str(out), "-q", weights=pvt_b0_weights) == 0

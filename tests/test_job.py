@@ -144,6 +144,18 @@ def test_an_option_the_output_or_smoother_does_not_use_is_refused(argv, words):
     assert (job.output.key_color, job.output.blur_sigma, job.smoothing.window) == ("#00ff00", 16.0, 2)
 
 
+def test_the_api_refuses_a_smooth_window_its_smoother_does_not_use():
+    """``process_video(..., smooth="flow", smooth_window=5)`` ran the recursive blend as it is, and its report's job said
+    ``{"kind": "flow", "window": 5}``, a window no frame saw; the command line refused it already. ``iter_masks`` too."""
+    for smooth in ("flow", "ema", "none"):
+        with pytest.raises(ConfigError, match=f"smooth_window is only used with smooth.* lookahead, not smooth.* {smooth}"):
+            build_file_job("in.mp4", "out.mov", smooth=smooth, smooth_window=5)
+        with pytest.raises(ConfigError, match="smooth_window is only used with"):
+            next(iter_masks("in.mp4", smooth=smooth, smooth_window=5))
+        assert build_file_job("in.mp4", "out.mov", smooth=smooth).smoothing == SmoothingSpec(smooth, 2)  # type: ignore[arg-type]
+    assert build_file_job("in.mp4", "out.mov", smooth="lookahead", smooth_window=5).smoothing.window == 5
+
+
 def test_smooth_window_has_an_upper_limit():
     """100000 was taken: 200001 whole frames held in memory until the run ran out of it, for a median no longer about flicker."""
     for window in ("13", "100000", "-1"):

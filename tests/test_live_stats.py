@@ -165,3 +165,21 @@ def test_the_model_rate_counts_finished_runs_and_is_none_without_one():
         stats.model_ran(0.1)
     final = stats.final(102.0, None)
     assert final["model_fps"] == 2.0 and "model 2.0 fps" in format_line(final)
+
+
+@pytest.mark.parametrize("option", ["--report", "--stats-json"])
+@pytest.mark.parametrize("named", ["source", "recording"])
+def test_a_report_that_would_replace_the_source_or_a_recording_is_refused(tmp_path, capsys, named, option):
+    """The report is rewritten on every run: `--report clip.mp4` replaced the video played as the source, and
+    `--report rec.mkv` the recording just committed, both exit 0 (`--stats-json` wrote its lines into them).
+    One line, before anything opens."""
+    from birefvid.cli import main
+    from media import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", n_frames=3, with_audio=False).path
+    before = clip.read_bytes()
+    report = clip if named == "source" else tmp_path / "rec.mkv"
+    assert main(["live", "--source", str(clip), "--model", "tiny", "--sink", str(tmp_path / "rec.mkv"), option, str(report)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{option} {report} would write into" in err[0], err
+    assert clip.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

@@ -532,6 +532,19 @@ def test_an_output_that_would_replace_what_the_run_reads_is_refused(tmp_path, ca
     assert_nothing_written(tmp_path, video.name, "other.mp4")
 
 
+@pytest.mark.parametrize("target", ["output", "also", "input"])
+def test_a_report_that_would_replace_a_video_of_the_run_is_refused(tmp_path, capsys, run, target):
+    """`--report` is rewritten on every run, as a log is, without `--overwrite`: `-o cut.mkv --report cut.mkv` wrote the
+    cut-out and then replaced it with its report, and `--report clip.mp4` replaced the input, both exit 0."""
+    video = make_video(tmp_path / "clip.mp4", n_frames=3).path
+    before = video.read_bytes()
+    named = {"output": tmp_path / "cut.mkv", "also": tmp_path / "green.mp4", "input": video}[target]
+    code = run(video, "-o", tmp_path / "cut.mkv", "--output", "mask", "--also", f"green={tmp_path / 'green.mp4'}", "--report", named)
+    one_error_line(capsys, code, f"--report {named} would write into", named.name)
+    assert video.read_bytes() == before
+    assert_nothing_written(tmp_path, "clip.mp4")
+
+
 def test_an_output_spelt_as_the_input_in_another_case_is_refused(tmp_path, capsys, run):
     """On macOS' case-insensitive disk ``process clip.mp4 -o Clip.mp4 --overwrite`` names the input itself,
     and the cut-out was renamed over it. A hard link stands in for that disk here (one file, two spellings)."""

@@ -115,7 +115,7 @@ def check_watch(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..batch.progress import BatchProgress
     from ..batch.runner import DEFAULT_EXT, check_background, check_not_pattern, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
-    from ..io.atomic import check_output_file
+    from ..io.atomic import check_output_file, check_report_replaces_nothing
 
     if args.chunk_frames < 0:
         raise ConfigError(f"--chunk-frames must be >= 0, got {args.chunk_frames}")
@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     check_watch(args)
     if args.progress_json and args.progress_json != "-":  # "-": standard output
         check_output_file(args.progress_json, option("progress_json"))
+        check_report_replaces_nothing(args.progress_json, option("progress_json"), args.inputs)  # its lines went onto a video
     for path, what in [(args.output_dir, "output"), *((i, "input") for i in args.inputs)]:
         check_path_given(path, what)  # "" meant the current folder
     refuse_standard_streams(args.inputs, args.output_dir, name="a folder (-o out/)")

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..errors import ConfigError
-    from ..io.atomic import check_output_file, write_text_atomic
+    from ..io.atomic import check_output_file, check_report_replaces_nothing, write_text_atomic
     from ..eval.readers import evaluate_paths, sequence_names
 
     if not 0.0 < args.threshold <= 1.0:
@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     sequences = sequence_names(args.sequences) if args.sequences is not None else None
     if args.json and args.json != "-":  # before the scoring, not after minutes of it
         check_output_file(args.json, "--json")
+        check_report_replaces_nothing(args.json, "--json", [args.pred, args.gt])  # the scores replaced the predictions
     report = evaluate_paths(args.pred, args.gt, threshold=args.threshold, per_frame=args.per_frame, sequences=sequences)
     text = json.dumps(report, indent=2)
     if args.json == "-":

@@ -332,6 +332,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     from ..io.xmp import marked_srgb as srgb_xmp
     from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
+    from ..io.atomic import check_report_replaces_nothing
     from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
     from ..runtime.load_failure import loading_model
     from ..runtime.video_job import to_sink_layout
@@ -361,6 +362,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     inputs = [f.path for f in found]
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing,
                            subs=[f.sub for f in found])  # fmt: skip
+    check_report_replaces_nothing(args.report, "--report", [*inputs, args.background], targets)  # a picture replaced by its report
     kept = 0
     if args.skip_existing:
         todo = [(source, target) for source, target in zip(inputs, targets) if not target.is_file()]

@@ -124,12 +124,16 @@ def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)  # bad options answer before torch and the media stack load
 
+    from ..io.atomic import check_report_replaces_nothing
     from ..runtime.file_job import check_report_path
     from ..errors import BirefvidError
     from ..runtime.live import run_live_job
     from ..runtime.terminal_keys import TerminalKeys
 
     check_report_path(None if args.report == "-" else args.report)
+    recordings = [sink for sink in args.sink if "://" not in sink and sink not in ("window", "virtualcam")]
+    for path, what in ((args.report, "--report"), (args.stats_json, "--stats-json")):
+        check_report_replaces_nothing(path, what, [args.source, args.background], recordings)
     if args.report == "-" and args.stats_json == "-":  # one reader of stdout: JSON lines, then an indented report, broke it
         raise ConfigError("--stats-json - and --report - both write to standard output; send one of them to a file")
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))

@@ -1,6 +1,9 @@
 """Accuracy and temporal-stability metrics for predicted alphas against ground-truth masks.
 
-Inputs are (H, W) arrays: float in [0, 1], uint8 in [0, 255], uint16 in [0, 65535] or bool.
+Inputs are (H, W) arrays: float in [0, 1], uint8 in [0, 255], uint16 in [0, 65535] or bool. A uint8 mask holding only
+0 and 1 (``(prob > 0.5).astype(np.uint8)``) is a 0/1 mask, as ``birefvid eval`` reads masks saved so: read as 8-bit
+levels it was background everywhere, and two such masks that do not overlap scored IoU 1.0. (The file readers decide
+this per clip and pass ``Evaluator(zero_one=False)``: a nearly empty frame of a soft matte stays soft.)
 Predictions are binarized at ``threshold`` (IoU, boundary IoU); the ground truth is foreground
 where it is >= 0.5, for every metric that needs a binary truth.
 
@@ -81,14 +84,17 @@ CONN_MIN_DIFF = 0.15  # matting Conn: distances under this count as connected
 TEMPORAL_KEYS = ("dt_mae", "dtssd", "flicker")
 
 
-def _unit(a: np.ndarray, what: str) -> np.ndarray:
-    """(H, W) float64 in [0, 1]: uint8 / 255, uint16 / 65535, bool as 0/1, float clipped."""
+def _unit(a: np.ndarray, what: str, zero_one: bool = True) -> np.ndarray:
+    """(H, W) float64 in [0, 1]: uint8 / 255 (as 0/1 where it holds only 0 and 1, with ``zero_one``), uint16 / 65535,
+    bool as 0/1, float clipped."""
     a = np.asarray(a)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim != 2:
         raise DataError(f"{what} must be an (H, W) mask, got shape {a.shape}")
     if a.dtype == np.uint8:
+        if zero_one and a.size and int(a.max()) == 1:  # a 0/1 mask, not the levels 0 and 1/255
+            return a.astype(np.float64)
         return a / 255.0
     if a.dtype == np.uint16:
         return a / 65535.0
@@ -335,14 +341,17 @@ class Evaluator:
     sums, so its memory stays flat over any number of frames (``keep_frames=True`` also keeps each frame's values).
 
     ``sod=False`` skips the slower shape measures (S, E, weighted and max F, boundary IoU and F, J&F, Grad, Conn).
+    ``zero_one`` (default True): a uint8 frame holding only 0 and 1 is a 0/1 mask (see the module notes).
     Call ``new_clip()`` between clips so no temporal pair spans the cut, and ``new_part()`` where a part whose own
     results you want (a sequence) begins.
     """
 
     def __init__(
-        self, threshold: float = 0.5, sod: bool = True, boundary_ratio: float = BOUNDARY_RATIO, keep_frames: bool = False
+        self, threshold: float = 0.5, sod: bool = True, boundary_ratio: float = BOUNDARY_RATIO, keep_frames: bool = False,
+        zero_one: bool = True,
     ) -> None:
         self.threshold = threshold
+        self.zero_one = zero_one
         self.boundary_ratio = boundary_ratio
         self.count = 0  # frames scored
         self.frames: list[dict[str, float]] = []  # per-frame values (keep_frames); temporal ones for the pair ending here
@@ -363,7 +372,7 @@ class Evaluator:
         """Add one frame (frames of a clip in order) and return its values; ``void``: (H, W) bool, pixels the
         truth leaves unlabelled, scored as DAVIS does (see the module notes)."""
         i = self.count
-        p, g = _unit(pred, f"pred[{i}]"), _unit(gt, f"gt[{i}]")
+        p, g = _unit(pred, f"pred[{i}]", self.zero_one), _unit(gt, f"gt[{i}]", self.zero_one)
         if p.shape != g.shape:
             raise DataError(f"frame {i}: prediction is {p.shape[1]}x{p.shape[0]} but ground truth is "
                             f"{g.shape[1]}x{g.shape[0]}; resize predictions to the ground truth size")

@@ -16,7 +16,7 @@ What a file contributes, per frame:
   decoded at (ProRes' 12 bits as value / 4095); any other video
   (a grey mask video or an ordinary RGB/YUV one), and one whose alpha is opaque in every frame (a mask
   GIF, which FFmpeg decodes as bgra): its luminance, expanded to full range (Y' 16-235 -> 0-255),
-  16 bit for high-depth grey formats.
+  16 bit for high-depth grey formats; a lossless one whose levels are all 0 or 1 (labels written as a video) as 0/255.
 * an animated WebP, every frame (with Pillow, as ``process`` reads it; FFmpeg decodes the first
   only): by the same rule, its alpha unless every frame is opaque, then its brightness.
 
@@ -52,7 +52,7 @@ from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import decode_picture, natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
-from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, mp4_index_problem, mpegts_cut_off, structural_damage
+from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, main_video_stream, mp4_index_problem, mpegts_cut_off, structural_damage
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -263,6 +263,27 @@ def _video_has_transparency(path: str) -> bool:
     return False
 
 
+LOSSLESS_CODECS = frozenset({"ffv1", "png", "rawvideo", "utvideo", "huffyuv", "ffvhuff", "qtrle", "apng", "magicyuv"})
+
+
+def _video_zero_one(path: str) -> bool:
+    """True for a grey mask video in a lossless codec whose levels are all 0 or 1 (labels written as a video), which
+    read as 0 and 1/255 scored a perfect prediction IoU 0; as a folder of images is read. Decoding stops at the first
+    level over 1, the first frame with a subject in an ordinary mask video. A lossy one is never taken for it: a
+    background-only stretch of H.264 can hold only the levels 0 and 1 of its noise."""
+    with av.open(ffmpeg_name(path)) as container:
+        stream = main_video_stream(container)
+        if stream is None or stream.codec_context is None or stream.codec_context.name not in LOSSLESS_CODECS:
+            return False
+    ones = False
+    for frame in decode_video_frames(path):
+        top = int(_frame_mask(frame, by_alpha=False).max())
+        if top > 1:
+            return False
+        ones = ones or top == 1
+    return ones
+
+
 def _animated_webp_masks(path: str) -> Iterator[np.ndarray]:
     """Every frame of an animated WebP (decoded as ``process`` reads it, with Pillow): its alpha, or its
     brightness when every frame is opaque (a mask saved as WebP)."""
@@ -291,8 +312,13 @@ def _colour_picture_file(path: Path) -> bool:
     return image is not None and _colour_picture(image) and _colour_labels(image) is None
 
 
-def _warn_colour(path: str) -> None:
-    """Say that a clip of colour pictures is scored by brightness: a green-screen output scored IoU 0.0008, unexplained."""
+def _warn_colour(path: str, role: str) -> None:
+    """Say that a clip of colour pictures is scored by brightness: a green-screen output scored IoU 0.0008, unexplained;
+    for the ground truth (the source video given for it), that it should be masks, not how to make predictions."""
+    if role == "ground truth":
+        log.warning("ground truth %s holds colour pictures, scored by their brightness: give the true masks, not the "
+                    "footage they were made for", path)
+        return
     log.warning("%s holds colour pictures, scored by their brightness: a green-screen, composite or blur output is "
                 "no mask (score an --output mask or alpha one)", path)
 
@@ -304,6 +330,7 @@ class MaskClip:
     path: str
     files: Optional[tuple[Path, ...]] = None
     animated_webp: bool = False  # read with Pillow: FFmpeg (and OpenCV) decode a WebP's first frame only
+    role: str = "predictions"  # or "ground truth": what a warning calls it
 
     @property
     def count(self) -> Optional[int]:
@@ -319,7 +346,7 @@ class MaskClip:
         if self.files is not None:
             by_alpha, zero_one = image_mask_rule(self.files)
             if self.files and not by_alpha and _colour_picture_file(self.files[0]):
-                _warn_colour(self.path)
+                _warn_colour(self.path, self.role)
             for f in self.files:
                 yield read_mask_void(f, by_alpha, zero_one)
             return
@@ -329,10 +356,12 @@ class MaskClip:
         try:
             # alpha counts where the clip has transparency; a fully opaque one (a mask GIF) by its brightness
             by_alpha = _video_has_transparency(self.path)
+            zero_one = not by_alpha and _video_zero_one(self.path)
             for index, frame in enumerate(decode_video_frames(self.path)):
                 if index == 0 and not by_alpha and _colour_picture(frame.to_ndarray(format="rgb24")):
-                    _warn_colour(self.path)
-                yield _frame_mask(frame, by_alpha), None
+                    _warn_colour(self.path, self.role)
+                mask = _frame_mask(frame, by_alpha)
+                yield (np.where(mask > 0, np.uint8(255), np.uint8(0)) if zero_one else mask), None
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.path} could not be decoded ({ffmpeg_reason(exc)}); the file is damaged") from exc
 
@@ -355,14 +384,14 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         text, p = str(matte_folder(p)), matte_folder(p)
     if not p.exists():
         if is_glob(text):
-            return MaskClip(text, tuple(list_images(text, MASK_EXTENSIONS)))
+            return MaskClip(text, tuple(list_images(text, MASK_EXTENSIONS)), role=role)
         raise SourceError(f"{role} not found: {text}")
     if p.is_dir():
-        return MaskClip(text, tuple(list_images(p, MASK_EXTENSIONS)))
+        return MaskClip(text, tuple(list_images(p, MASK_EXTENSIONS)), role=role)
     if is_animated_webp(p):
-        return MaskClip(text, animated_webp=True)
+        return MaskClip(text, animated_webp=True, role=role)
     if p.suffix.lower() in MASK_EXTENSIONS:
-        return MaskClip(text, (p,))
+        return MaskClip(text, (p,), role=role)
     index_problem = mp4_index_problem(p)
     try:
         container = av.open(ffmpeg_name(text))
@@ -380,7 +409,7 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
         cut = mpegts_cut_off(p, container.format.name)
         if cut:  # as process: kept, but said (a truth and a prediction cut alike were scored with nothing said)
             log.warning("%s %s: %s; its frames before the cut are scored, as ffmpeg reads them", role, text, cut)
-    return MaskClip(text)
+    return MaskClip(text, role=role)
 
 
 def sequence_folders(path: PathLike) -> Optional[list[Path]]:
@@ -457,6 +486,17 @@ def _select(sequences: list[Path], names: list[str], gt: PathLike) -> list[Path]
     return [by_name[n] for n in names]
 
 
+def _check_not_sequences(pred: PathLike, gt: PathLike) -> None:
+    """DataError when the predictions are a folder of sequences (folders or videos, as ``eval`` takes beside a DAVIS-style
+    ground truth) but the ground truth is one clip: it said "no images found in PRED", of a folder full of masks."""
+    found = sequence_folders(pred)
+    if found is None:
+        return
+    shown = ", ".join(sequence_name(f) for f in found[:3]) + (", ..." if len(found) > 3 else "")
+    raise DataError(f"predictions {pred} hold sequences ({shown}) but ground truth {gt} is one clip: give a folder of "
+                    f"ground-truth sequences named alike, or one prediction, e.g. {found[0]}")
+
+
 def pair_clips(
     pred: PathLike, gt: PathLike, sequences: Optional[list[str]] = None
 ) -> list[tuple[str, MaskClip, MaskClip]]:
@@ -467,6 +507,7 @@ def pair_clips(
     if folders is None:
         if sequences is not None:
             raise DataError(f"--sequences needs a ground truth of sequence folders (DAVIS Annotations layout), not {gt}")
+        _check_not_sequences(pred, gt)
         return [("", open_masks(pred, "predictions"), open_masks(gt, "ground truth"))]
     _check_not_a_level_too_high(folders, gt)
     if sequences is not None:
@@ -570,6 +611,30 @@ def _clip_starts(gt: tuple[Path, ...]) -> set[int]:
     return {i for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1}  # type: ignore[operator]
 
 
+ANIMATION_SUFFIXES = (".gif", ".webp")  # process merges a WebP's repeated frames and leaves out a GIF's under 20 ms apart
+
+
+def _animation_hint(pred: MaskClip, gt: MaskClip) -> str:
+    """For a count mismatch where a side is an animated GIF or WebP, why: ``process`` merges a WebP frame that repeats
+    the one before into it and leaves out GIF frames under 20 ms apart (as browsers play them), so a still stretch or
+    a 60 fps clip scored "predictions have 3, ground truth has 6" with no word why; '' otherwise."""
+    clip = next((c for c in (pred, gt) if c.files is None and Path(c.path).suffix.lower() in ANIMATION_SUFFIXES), None)
+    if clip is None:
+        return ""
+    return (f"; {clip.path} is an animated picture, which holds a frame that repeats the one before as one longer frame "
+            "(WebP), or leaves out frames under 20 ms apart (GIF): score a mask video or image folder instead "
+            "(--output mask -o masks.mkv)")
+
+
+def _scaled_hint(pred: np.ndarray, gt: np.ndarray) -> str:
+    """For a prediction smaller than its truth in the same shape, the likely cause: ``process --max-size`` scaled the
+    video down; '' otherwise."""
+    (ph, pw), (gh, gw) = pred.shape[:2], gt.shape[:2]
+    if ph >= gh or pw >= gw or abs(pw / ph - gw / gh) > 0.02 * gw / gh:
+        return ""
+    return " (a smaller picture of the same shape: made with --max-size? process without it to score these masks)"
+
+
 def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> list[int]:
     """Feed one clip pair into ``ev`` frame by frame and return the frames scored (0, 1, ... in order; a sparse
     annotation's own numbers); a count or size mismatch is a one-line DataError. Image predictions of more frames
@@ -596,16 +661,17 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> l
         g, void = next(it_g, (None, None))
         if g is None:
             raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n + 1 + _drain(it_p)}, "
-                            f"ground truth {gt.path} has {n}")
+                            f"ground truth {gt.path} has {n}{_animation_hint(pred, gt)}")
         if p.shape[:2] != g.shape[:2]:
             names = f" ({pred.files[n].name} vs {gt.files[n].name})" if pred.files and gt.files else ""
             raise DataError(f"{where}frame {n}{names}: prediction is {_size(p)} but ground truth is {_size(g)}; "
-                            "predictions must have the ground truth's size")
+                            f"predictions must have the ground truth's size{_scaled_hint(p, g)}")
         ev.step(p, g, void)
         n += 1
     left = _drain(it_g)
     if left:
-        raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n}, ground truth {gt.path} has {n + left}")
+        raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n}, ground truth {gt.path} has {n + left}"
+                        f"{_animation_hint(pred, gt)}")
     if n == 0:
         raise DataError(f"{where}{pred.path} and {gt.path} hold no frames")
     return numbers if numbers is not None else list(range(n))
@@ -617,7 +683,8 @@ def evaluate_paths(
     """Score predictions against ground truth on disk: summary, per-sequence results (DAVIS roots, only
     ``sequences`` when given) and optionally per-frame values."""
     pairs = pair_clips(pred, gt, sequences)
-    ev = Evaluator(threshold, keep_frames=per_frame)  # running sums: flat memory over any length, unless per_frame
+    # running sums: flat memory over any length, unless per_frame; 0/1 masks were found per clip as they were read
+    ev = Evaluator(threshold, keep_frames=per_frame, zero_one=False)
     report: dict = {"predictions": str(pred), "ground_truth": str(gt), "threshold": threshold}
     scored: dict[str, dict[str, float]] = {}  # per sequence
     rows: list[dict] = []

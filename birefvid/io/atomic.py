@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
+from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.file_names import NAME_MAX, name_too_long
 from birefvid.sequence_names import sequence_folder
 
@@ -134,6 +135,41 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
             path = path.resolve()
             if path == out or out in path.parents or any(one_file_by_case(out, p) for p in (path, *path.parents)):
                 raise SinkError(f"writing {target} would replace {read}, which this run reads; write to another file or folder")
+
+
+def check_report_replaces_nothing(
+    report: Optional[str | Path], what: str, reads: Iterable[Optional[str | Path]], writes: Iterable[Optional[str | Path]] = ()
+) -> None:
+    """Fail when a report or score file (``what`` names its option: ``--report``, ``--json``) would replace a file the
+    run reads (``reads``: an input, a background, predictions or ground truth; a folder's own media files too) or one it
+    writes (``writes``: its outputs). Such a file is rewritten on every run, as a log is, without ``--overwrite``: so
+    ``eval clip.mkv gt/ --json clip.mkv`` replaced the predictions with their scores, and ``process clip.mp4 -o cut.mkv
+    --report cut.mkv`` the finished video with its report, both exit 0."""
+    if report is None or str(report) == "-":
+        return
+    target = Path(report).resolve()
+    for read in reads:
+        if read is None or "://" in str(read):
+            continue
+        folder = Path(read).resolve()
+        if folder.is_dir() and folder in target.parents and target.exists() and _media_file(target):
+            raise SinkError(f"{what} {report} would write into {target.name} in {read}, which this run reads; name another file")
+        try:
+            check_replaces_no_input(target, [read])
+        except SinkError:
+            shown = read if os.path.lexists(str(read)) else f"{target.name}, one of {read}"  # a glob: the file it matched
+            raise SinkError(f"{what} {report} would write into {shown}, which this run reads; name another file") from None
+    for written in writes:
+        if written is None:
+            continue
+        out = Path(written).resolve()
+        if out == target or one_file_by_case(target, out):
+            raise SinkError(f"{what} {report} would write into the output {written}, which this run writes; name another file")
+
+
+def _media_file(path: Path) -> bool:
+    """True for a file a folder is read for: a picture, mask or video (not a JSON or text file beside them)."""
+    return path.suffix.lower() in MASK_EXTENSIONS or path.suffix.lower() in VIDEO_EXTENSIONS
 
 
 def one_file_by_case(a: Path, b: Optional[Path]) -> bool:

@@ -17,7 +17,7 @@ from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import OutputKeptError, SinkError, option
 from ..file_names import name_too_long
 from ..io import open_sink, open_source
-from ..io.atomic import check_replaces_no_input, write_text_atomic
+from ..io.atomic import check_replaces_no_input, check_report_replaces_nothing, write_text_atomic
 from ..io.factory import exr_colour_for, is_sequence_target
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
@@ -118,6 +118,8 @@ def run_file_job(
         if is_sequence_target(each.path):  # first: run beside the input, -o m.%04d.png was 'would replace clip.mp4', not why
             check_own_folder(each.path)
         check_replaces_no_input(each.path, [src.input, *(o.background for o in job.outputs)])  # --overwrite or not: the input would be lost
+    check_report_replaces_nothing(report_path, option("report_path"), [src.input, *(o.background for o in job.outputs)],
+                                  [o.path for o in job.outputs])
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     kept = _KeptOutput()
     kept_names: list[Optional[str]] = [None] * len(job.outputs)  # where an output went when its name was taken meanwhile
