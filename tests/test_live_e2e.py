@@ -20,7 +20,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import av
 import numpy as np
@@ -160,9 +159,10 @@ def test_rtsp_and_udp_sinks_stream_composited_frames_to_ffmpeg(tmp_path: Path, c
     (tmp_path / "rtsp").mkdir()
     (tmp_path / "udp").mkdir()
     rtsp_receiver = ffmpeg_rtsp_receiver(url, tmp_path / "rtsp", w, h)
-    # the player: UDP never says the sender stopped, so it takes 2 s of the 3
+    # the player: UDP never says the sender stopped, so it takes half a second of the 3, which a run on a loaded machine
+    # shows too (it drops pictures to keep the camera's time: 35 of 72 seen with CI and two busy loops beside)
     udp = f"udp://127.0.0.1:{udp_port}?timeout={int(STARTUP + 30) * 1_000_000}"
-    udp_receiver = ffmpeg_receiver(["-analyzeduration", "500000", "-i", udp], tmp_path / "udp", w, h, frames=2 * FPS)
+    udp_receiver = ffmpeg_receiver(["-analyzeduration", "500000", "-i", udp], tmp_path / "udp", w, h, frames=FPS // 2)
     try:
         wait_for(lambda: listening(rtsp_port) or rtsp_receiver.poll() is not None, 20, "ffmpeg listening")
         assert rtsp_receiver.poll() is None, (tmp_path / "rtsp" / "ffmpeg.log").read_text()
@@ -176,16 +176,29 @@ def test_rtsp_and_udp_sinks_stream_composited_frames_to_ffmpeg(tmp_path: Path, c
         end_process(rtsp_receiver)
         end_process(udp_receiver)
 
-    _check_green_stream(tmp_path / "rtsp", w, h)
-    _check_green_stream(tmp_path / "udp", w, h, 2 * FPS)
+    shown = _assert_the_run_covered(json.loads((tmp_path / "report.json").read_text()), 3)
+    _check_green_stream(tmp_path / "rtsp", w, h, at_least=0.85 * shown, at_most=shown)
+    _check_green_stream(tmp_path / "udp", w, h, at_least=FPS // 2, at_most=FPS // 2)
 
 
-def _check_green_stream(folder: Path, w: int, h: int, exactly: Optional[int] = None) -> None:
-    """The receiver got about 3 s of frames (or ``exactly`` that many), composited on green, that move."""
+def _assert_the_run_covered(report: dict, seconds: float) -> int:
+    """A --realtime run of ``seconds`` read that long of the camera and showed a share of it; its frames shown.
+
+    Counted at the source, which --realtime paces: the frames shown depend on the machine, which drops
+    pictures to keep the camera's time when it falls behind (35 of 72 seen with CI and two busy loops
+    beside). A display tied to the model's rate shows a few; the floor sits between the two."""
+    stats = report["stats"]
+    read = round(stats["source_fps"] * stats["seconds"])
+    assert abs(read - seconds * FPS) <= 0.15 * seconds * FPS, f"the source read {read} frames in a {seconds} s run at {FPS} fps"
+    shown = report["frames_shown"]
+    assert 0.3 * read <= shown <= 1.15 * seconds * FPS, f"{shown} frames shown of the {read} read"
+    return int(shown)
+
+
+def _check_green_stream(folder: Path, w: int, h: int, at_least: float, at_most: float) -> None:
+    """The receiver got between ``at_least`` and ``at_most`` frames, composited on green, that move."""
     frames = [line for line in (folder / "rx.md5").read_text().splitlines() if not line.startswith("#")]
-    expected = exactly or 3 * FPS
-    tolerance = 0 if exactly else 0.15 * expected
-    assert abs(len(frames) - expected) <= tolerance, f"ffmpeg got {len(frames)} frames, expected about {expected}"
+    assert at_least <= len(frames) <= at_most, f"ffmpeg got {len(frames)} frames, expected {at_least:g} to {at_most:g}"
     raw = np.fromfile(folder / "rx.rgb", np.uint8)
     assert raw.size == len(frames) * h * w * 3
     pictures = raw.reshape(len(frames), h, w, 3)
@@ -276,7 +289,7 @@ def test_blur_to_a_recording_and_the_preview_at_once(tmp_path: Path, clip_qvga: 
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["ended_by"] == "duration", run.stderr()
     times, frames = decode_video(tmp_path / "out.mp4")
-    assert abs(len(frames) - 3 * FPS) <= 0.15 * 3 * FPS, f"{len(frames)} frames recorded, expected about {3 * FPS}"
+    _assert_the_run_covered(report, 3)
     assert len(frames) == report["frames_shown"]
     assert frames[0].shape == (240, 320, 3)
     assert all(b > a for a, b in zip(times, times[1:]))

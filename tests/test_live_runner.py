@@ -138,10 +138,12 @@ def test_model_fps_caps_the_mask_refreshes_and_keeps_the_picture_at_the_source_r
     assert capped["stats"]["model_fps"] <= 4.4 and capped["stats"]["model_fps_cap"] == 4.0 and free["stats"]["model_fps_cap"] is None
     # Every frame still shown: the picture keeps the source's rate, not the model's 4 a second (about 12 of
     # 72 frames). Compared side by side with the uncapped run, since a loaded 2-core box drops frames in
-    # either run, by turns (shown 62 vs 70 of 72, 60 vs 64; 20.5 vs 22.6 fps): 0.8 of it is far above 1/6.
+    # either run, by turns (shown 62 vs 70 of 72, 60 vs 64; 20.5 vs 22.6 fps); the two runs are one after the
+    # other, and the load changes between them (17.6 vs 22.6 fps, 57 vs 66 shown, with two busy loops beside, the
+    # capped run's source itself slowed to 21.9 fps): 0.6 of it is still far above the 1/6 a display tied to the cap shows.
     capped_fps, free_fps = capped["stats"]["output_fps"], free["stats"]["output_fps"]
-    assert capped_fps >= 0.8 * min(FPS, free_fps) and capped_fps > 3 * 4, (capped_fps, free_fps)
-    assert capped["frames_shown"] >= 0.8 * free["frames_shown"], (capped["frames_shown"], free["frames_shown"])
+    assert capped_fps >= 0.6 * min(FPS, free_fps) and capped_fps > 3 * 4, (capped_fps, free_fps)
+    assert capped["frames_shown"] >= 0.6 * free["frames_shown"], (capped["frames_shown"], free["frames_shown"])
     assert len(read_frames(tmp_path / "out4.0.mkv")) == capped["frames_shown"]
     assert any("model" in line and "fps (at most 4)" in line for line in lines), lines
     assert capped["job"]["model_fps"] == 4.0

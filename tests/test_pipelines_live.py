@@ -234,6 +234,14 @@ def test_rtsp_matting_serves_a_preview_records_and_writes_json_stats(clip, tmp_p
     lines = [json.loads(line) for line in stats.read_text().splitlines()]
     assert len(lines) >= 3 and lines[-1].get("final") is True and not any(s.get("final") for s in lines[:-1])
     final = lines[-1]
-    assert final["output_fps"] == pytest.approx(FPS, rel=0.25) and final["model_fps"] > 0
+    # the source's rate, which --realtime paces; the output's is what the machine kept up with (a loaded one drops
+    # pictures, see _assert_plausible_count), so it is checked against the recording, an independent count of it
+    assert final["source_fps"] == pytest.approx(FPS, rel=0.25), final
+    # a model run that finished in the run is counted; None, not 0, when none did: the warm-up's mask can last the whole
+    # 2 s where a loaded machine takes longer than that for a run (3-4 s a 64x64 run, seen with two busy loops beside)
+    assert (final["model_fps"] is None) == (final["model_ms_median"] is None), final
+    assert final["model_fps"] is None or final["model_fps"] > 0, final
+    assert final["mask_age_ms_median"] is not None, final  # every picture carried a mask of the model's
+    assert final["output_fps"] * final["seconds"] == pytest.approx(len(frames), abs=0.5), final
     assert final["frames_shown"] == len(frames) and final["reconnects"] == 0
     assert sum(1 for line in stderr.splitlines() if line.startswith("live: source")) >= 2  # the periodic lines
