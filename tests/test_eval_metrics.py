@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import py_sod_metrics as sod
 import pytest
+from memory_growth import kept_by
 
 from birefvid.errors import DataError
 from birefvid.eval import Evaluator, boundary_band, boundary_f, boundary_iou, connectivity_error, dtssd, gradient_error, evaluate, flicker_index, iou, mae
@@ -342,24 +342,15 @@ def test_grad_and_conn_in_the_evaluator():
 
 def test_evaluator_memory_stays_flat_over_many_frames():
     """birefvid eval grew ~5 KB a frame (pysodmetrics' per-frame curves, a dict per frame): long inputs ran out."""
-    import tracemalloc
-
     preds, gts = _soft_clip(4, shape=(16, 16))
     ev = Evaluator()
     ev.new_part()
     for i in range(8):  # warm-up: the running sums and caches exist
         ev.step(preds[i % 4], gts[i % 4])
-    # only what the evaluator's code allocates: a test before this one in the same worker may leave threads (a live
-    # run's) allocating meanwhile, and tracemalloc traces the whole process (28 KB once, under load, against ~9.5 KB)
-    ours = [tracemalloc.Filter(True, str(Path(metrics.__file__).parent / "*"), all_frames=True)]
-    tracemalloc.start(32)
-    try:
-        before = tracemalloc.take_snapshot().filter_traces(ours)
+    def frames() -> None:
         for i in range(200):
             ev.step(preds[i % 4], gts[i % 4])
-        after = tracemalloc.take_snapshot().filter_traces(ours)
-    finally:
-        tracemalloc.stop()
-    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+
+    grown = kept_by([metrics], frames, depth=16)  # what pysodmetrics keeps counts as the evaluator's
     assert grown < 20_000, f"{grown} bytes over 200 frames"
     assert ev.results()["frames"] == 208 and ev.results(part=True)["frames"] == 208

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import tracemalloc
 from fractions import Fraction
 
 import av
 import numpy as np
 
+from memory_growth import kept_by
+
 from birefvid.frames import StreamInfo
 from birefvid.io.formats import choose_encoder
+from birefvid.io import live_audio
 from birefvid.io.live_audio import BACKLOG_S, HISTORY_S, LiveAudioFeed
 from birefvid.io.video_sink import VideoFileSink
 
@@ -206,13 +208,7 @@ def test_a_looped_file_running_all_day_keeps_few_connection_offsets():
             assert [round(t, 3) for t, *_ in queue.take_until(None, feed.offsets)] == [2.0 * generation + 0.5]
 
     loops(0, 2000)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        loops(2000, 20000)  # 11 more hours of loops
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = kept_by([live_audio], lambda: loops(2000, 20000))  # 11 more hours of loops
     assert grown < 50_000, f"the feed grew by {grown} bytes over 20,000 loops"
 
 

@@ -3,10 +3,10 @@ percentiles still describe the whole run (not just its start or its end)."""
 
 from __future__ import annotations
 
-import tracemalloc
-
 import pytest
+from memory_growth import kept_by
 
+from birefvid.runtime import live_stats
 from birefvid.runtime.live_stats import LiveStats
 
 WARM = 20_000  # pictures before measuring (the stores are full by then)
@@ -25,13 +25,7 @@ def test_a_run_of_hours_keeps_its_timings_in_bounded_memory():
     stats = LiveStats(every=1e9)
     _feed(stats, WARM)
     more = 2 * WARM
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        _feed(stats, more, start=WARM)
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+    grown = kept_by([live_stats], lambda: _feed(stats, more, start=WARM))
     # keeping every timing costs ~32 bytes a value, 3 values a picture in 2 periods: ~7 MB here
     assert grown < 50_000, f"stats grew by {grown} bytes over {more} more pictures"
 
