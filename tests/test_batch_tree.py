@@ -273,6 +273,19 @@ def test_pictures_beside_videos_are_named_with_the_command_for_them(tmp_path, ca
         f"{shoot}: 3 pictures are not read (a.png, b.jpg, c.webp): batch takes videos; `birefvid image {shoot} -o OUT` cuts out pictures"]
 
 
+def test_a_rerun_beside_its_own_animated_webp_outputs_names_no_pictures(tmp_path, caplog):
+    """`--ext webp` written beside the inputs, then the same batch again (a watch folder's, a script's rerun): the
+    first run's clip.webp is left out as its output, and the rerun warned '1 picture is not read (clip.webp)',
+    sending the user to cut out the batch's own animated output with `image`."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    keyframed_clip(clips / "clip.mp4", FRAMES)
+    for _ in range(2):
+        assert batch(str(clips), "--output-dir", str(clips), "--ext", "webp", "-q") == 0
+    assert sorted(p.name for p in clips.iterdir() if not p.name.startswith(".")) == ["clip.mp4", "clip.webp"]
+    assert [r.getMessage() for r in caplog.records if "not read" in r.getMessage()] == []
+
+
 def test_a_folder_holding_an_earlier_batchs_outputs_beside_its_videos_gives_only_the_videos(tmp_path, caplog):
     """Masks written beside the inputs (`--output-dir clips/`), then the same folder batched into another
     folder: clip.mkv was taken for an input and the run stopped on 'clips/a.mkv and clips/a.mp4 would both write'."""

@@ -186,7 +186,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
                 for f in sorted(p.iterdir()):
                     _note_dangling(f)
                 _note_subfolders(p, out_dir)
-                _note_pictures(p, in_folder)
+                _note_pictures(p, in_folder, mine)
             found.extend(_without_sound_only_mxf(in_folder))
         elif p.is_file():
             found.append(Found(p))
@@ -299,12 +299,17 @@ def _note_subfolders(folder: Path, out_dir: Optional[Path]) -> None:
                     folder, "1 subfolder is" if len(subs) == 1 else f"{len(subs)} subfolders are", shown)  # fmt: skip
 
 
-def _note_pictures(folder: Path, videos: list[Found]) -> None:
+def _note_pictures(folder: Path, videos: list[Found], outputs: set[Path]) -> None:
     """Warn that the still pictures beside ``folder``'s videos are not read, naming the command that cuts them out, as
-    ``image`` names the videos beside its pictures: a shoot's stills and clips in one folder lost the stills unsaid."""
+    ``image`` names the videos beside its pictures: a shoot's stills and clips in one folder lost the stills unsaid.
+    An animated WebP left out as an earlier batch's output (``outputs``, resolved: ``--ext webp`` written beside
+    the inputs) is a video, not a picture: a rerun called it one, and sent the user to cut it out with ``image``."""
     taken = {f.path for f in videos}
-    pictures = sorted(f.name for f in folder.iterdir() if not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS
-                      and f not in taken and f.is_file())  # fmt: skip
+
+    def still(f: Path) -> bool:
+        return f not in taken and f.is_file() and f.resolve() not in outputs and not _is_video(f)
+
+    pictures = sorted(f.name for f in folder.iterdir() if not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS | HEIF_EXTENSIONS and still(f))
     if pictures and videos:  # none: the run's error says so, with this hint
         shown = ", ".join(pictures[:3]) + (f" and {len(pictures) - 3} more" if len(pictures) > 3 else "")
         count = "1 picture is" if len(pictures) == 1 else f"{len(pictures)} pictures are"
