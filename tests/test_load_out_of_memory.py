@@ -243,6 +243,10 @@ def test_live_out_of_memory_mid_run_keeps_the_recording_and_says_where(tmp_path)
     said = str(raised.value)
     assert said.startswith("cpu ran out of memory running the model on 1 frame at 64x64")
     assert re.search(rf"; the run stopped after \d+ frames and kept what was recorded before it: {re.escape(str(recording))}$", said), said
+    shown = raised.value.report["frames_shown"]
+    assert f"; the run stopped after {shown} frames" in said
     with av.open(str(recording)) as kept:
-        assert sum(1 for _ in kept.decode(video=0)) >= 1  # a finished file that plays, not a half-written one
+        # a finished file that plays, not a half-written one, and it holds every picture shown: the model's stop
+        # left the sink thread's queue unsent, and the recording was one picture short of the count it was kept with
+        assert sum(1 for _ in kept.decode(video=0)) == shown >= 1
     assert raised.value.report["ended_by"] == "failed" and str(recording) in json.dumps(raised.value.report)

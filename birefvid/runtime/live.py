@@ -351,6 +351,7 @@ class SinkWriter:
         self.stop = stop
         self.error: Optional[BaseException] = None
         self._queue = StageQueue(2, stop, policy="block")
+        self._unsent: list[_Delivery] = []  # delivered once the run had stopped: the queue takes nothing then
         self._done = threading.Event()
         self._thread = threading.Thread(target=in_caller_context(self._run), name="birefvid-live-sinks", daemon=True)
         self._thread.start()
@@ -359,8 +360,8 @@ class SinkWriter:
         _send_all(self.local, item)
         if not self.threaded:
             self._shown(item)
-        elif not self._queue.put(item):  # stopped: nothing more is sent
-            return
+        elif not self._queue.put(item):  # stopped: ``finish`` sends it if the sinks are sound
+            self._unsent.append(item)
 
     def _shown(self, item: _Delivery) -> None:
         if not item.repeat:
@@ -378,10 +379,24 @@ class SinkWriter:
             self._done.set()
 
     def finish(self, timeout: float = 30.0) -> None:
-        """Send what is queued, then stop the thread (the queue's end marker follows the last picture)."""
+        """Send what is queued, then stop the thread (the queue's end marker follows the last picture).
+
+        A run stopped by its model (out of memory mid-run, whose recordings are kept) set ``stop``, on which the
+        thread leaves its queue behind: those pictures, shown and counted in ``frames_shown``, are sent here, so a
+        kept recording holds every picture its report counts (it held one or two fewer). Not after a sink failed."""
         if self._thread.is_alive() and not self.stop.is_set():
             self._queue.put(_EOS)
         self._done.wait(timeout)
+        if not self._done.is_set() or self.error is not None:  # still sending, or a sink failed: nothing more to them
+            return
+        try:
+            for item in [*self._queue.leftovers(), *self._unsent]:
+                _send_all(self.threaded, item)
+                self._shown(item)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the runner, as the thread's would be
+            self.error = exc
+        finally:
+            self._unsent.clear()
 
 
 def _send_all(sinks: list[LiveSink], item: _Delivery) -> None:

@@ -77,6 +77,18 @@ class StageQueue:
                         pass
         return False
 
+    def leftovers(self) -> list[Any]:
+        """The items still queued, taken out without waiting (end markers left out): what a consumer that stopped
+        early left behind, for a caller that must still hand them on."""
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is not _EOS:
+                items.append(item)
+
     def get(self) -> Any:
         """Next item, ``_EOS`` at end of stream, or ``_EOS`` as soon as the pipeline stops."""
         while not self._stop.is_set():
