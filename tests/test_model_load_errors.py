@@ -44,14 +44,19 @@ def _argv(command: str, tmp_path: Path) -> tuple[list[str], Path]:
         return ["image", str(picture), "-o", str(tmp_path / "a_cut.png"), *MODEL], tmp_path / "a_cut.png"
     if command == "process":
         return ["process", str(clip), "-o", str(tmp_path / "a.mkv"), "--output", "mask", *MODEL], tmp_path / "a.mkv"
+    if command == "live":
+        return ["live", "--source", str(clip), "--sink", str(tmp_path / "rec.mkv"), "--duration", "5", *MODEL], tmp_path / "rec.mkv"
+    if command == "serve":
+        return ["serve", "--host", "127.0.0.1", "--port", "0", *MODEL], tmp_path / "none"
     watch = ["--watch", "--settle", "0.5", "--watch-for", str(WAIT)] if command == "batch --watch" else []
     return ["batch", str(drop), "-o", str(tmp_path / "out"), "--output", "mask", *watch, *MODEL], tmp_path / "out" / "a.mkv"
 
 
-@pytest.mark.parametrize("command", ["batch", "batch --watch", "process", "image"])
+@pytest.mark.parametrize("command", ["batch", "batch --watch", "process", "image", "live", "serve"])
 def test_a_model_load_that_raises_a_torch_error_is_one_line_exit_2(tmp_path, capsys, torch_refuses, command):
     """A local batch ended in a traceback, exit 1, where a Ray batch said it in one line, exit 2; process and image
-    did the same. A watch stops with it, rather than skipping each video dropped in as that video's fault."""
+    did the same, and live and serve still did after those were fixed. A watch stops with it, rather than skipping
+    each video dropped in as that video's fault."""
     argv, output = _argv(command, tmp_path)
     code = main(argv)
     err = capsys.readouterr().err

@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         from ..runtime.file_job import segmenter_for
+        from ..runtime.load_failure import loading_model
 
-        segmenter = segmenter_for(spec, inference)
+        with loading_model():  # torch's own error as it loads is one line, exit 2, as in process
+            segmenter = segmenter_for(spec, inference)
         segmenter.predict(torch.zeros((1, 3, 64, 64), dtype=torch.uint8), frame_size=False)  # a first export now, not in a request
     except BaseException:
         server.server_close()

@@ -785,6 +785,7 @@ def run_live_job(
     from ..io.live_source import open_live_source
     from .backgrounds import open_background
     from .file_job import resolved_settings, segmenter_for
+    from .load_failure import loading_model
 
     job.validate()
     spec, effect = job.source, job.effect
@@ -823,7 +824,11 @@ def run_live_job(
             stats = LiveStats(job.stats_every, stats_json, printer)  # opens --stats-json: fails before the model loads
             stack.callback(stats.close)
             # after the cheap checks of sinks and background
-            seg = segmenter_for(job.model, job.inference) if segmenter is None else for_this_run(segmenter, job)
+            if segmenter is None:
+                with loading_model():  # torch's own error as it loads is one line, exit 2, as in process
+                    seg = segmenter_for(job.model, job.inference)
+            else:
+                seg = for_this_run(segmenter, job)
             effects = EffectSwitch(effect, background)
             stack.callback(effects.end)  # after the sinks are finished (the stack closes last)
             if printer is not None:
