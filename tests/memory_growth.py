@@ -14,19 +14,21 @@ from types import ModuleType
 from typing import Callable
 
 
-
 def kept_by(modules: list[ModuleType], work: Callable[[], object], depth: int = 1) -> int:
     """Bytes that ``work()`` left allocated from code of ``modules`` (a file, or a package's folder). ``depth``: the
     frames kept of each allocation's traceback, enough to reach the module's own frame through the libraries it
     calls (numpy's, pysodmetrics'); each frame kept slows a tight loop several times over."""
     ours = [tracemalloc.Filter(True, _pattern(m), all_frames=True) for m in modules]
-    tracemalloc.start(depth)
+    started = not tracemalloc.is_tracing()  # under PYTHONTRACEMALLOC (or -X tracemalloc) the run's tracing is left on
+    if started:
+        tracemalloc.start(depth)
     try:
         before = tracemalloc.take_snapshot().filter_traces(ours)
         work()
         after = tracemalloc.take_snapshot().filter_traces(ours)
     finally:
-        tracemalloc.stop()
+        if started:
+            tracemalloc.stop()
     return sum(stat.size_diff for stat in after.compare_to(before, "filename"))
 
 
