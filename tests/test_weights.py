@@ -360,6 +360,28 @@ def test_a_half_precision_checkpoint_loads_as_a_float32_model(pvt_b0_state):
     assert all(torch.equal(model.state_dict()[k], v.float() if v.is_floating_point() else v) for k, v in state.items())
 
 
+def test_a_checkpoint_converted_tensor_by_tensor_to_half_loads_its_indices_as_integers():
+    """``{k: v.half() for k, v in state.items()}`` (a hand conversion) makes Swin's relative_position_index floats too: the
+    file loaded, then the first frame failed ("tensors used as indices must be long, int, byte or bool tensors").
+    Indices a float holds exactly are integers again, and the model runs as from a file converted with model.half();
+    bfloat16 rounds integers past 256, which Swin-L's (up to 528) are: that file is refused, naming the index."""
+    from birefvid.models.birefnet import BiRefNet
+
+    torch.manual_seed(0)
+    state = BiRefNet("swin_v1_t").state_dict()
+    index = "bb.layers.0.blocks.0.attn.relative_position_index"
+    x = torch.rand(1, 3, 64, 64)
+    proper = build_model({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, None, "proper.pth")
+    every = build_model({k: v.half() for k, v in state.items()}, None, "every.pth")
+    assert every.state_dict()[index].dtype == torch.long and torch.equal(every.state_dict()[index], state[index])
+    with torch.inference_mode():
+        assert torch.equal(every(x), proper(x))
+    wide = {**{k: v.to(torch.bfloat16) for k, v in state.items()}, index: (state[index] * 3 + 1).to(torch.bfloat16)}
+    with pytest.raises(WeightsError, match=rf"wide.pth holds {index} \(an index the model keeps as integers\) as bfloat16, "
+                                           "which cannot hold its values exactly"):  # fmt: skip
+        build_model(wide, None, "wide.pth")
+
+
 _PRESSES_DURING_LOADS = """
 import os, signal, sys, threading, time
 from pathlib import Path

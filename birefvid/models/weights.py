@@ -182,11 +182,30 @@ def expected_shapes(backbone: str) -> dict[str, tuple[int, ...]]:
 
 
 @lru_cache(maxsize=None)
-def _floating_keys(backbone: str) -> frozenset[str]:
-    """The keys of our BiRefNet with this backbone whose tensors are floating point (all but BatchNorm's counters)."""
+def _model_dtypes(backbone: str) -> dict[str, torch.dtype]:
+    """The dtype of each tensor of our BiRefNet with this backbone (built on the meta device: no memory, no init)."""
     with torch.device("meta"):
         model = BiRefNet(backbone)
-    return frozenset(k for k, v in model.state_dict().items() if v.is_floating_point())
+    return {k: v.dtype for k, v in model.state_dict().items()}
+
+
+def _floating_keys(backbone: str) -> frozenset[str]:
+    """The keys of our BiRefNet with this backbone whose tensors are floating point (all but BatchNorm's counters
+    and Swin's ``relative_position_index``)."""
+    return frozenset(k for k, dtype in _model_dtypes(backbone).items() if dtype.is_floating_point)
+
+
+def _integer_keys(backbone: str) -> dict[str, torch.dtype]:
+    """The keys of our BiRefNet with this backbone whose tensors are integers, with their dtype."""
+    return {k: dtype for k, dtype in _model_dtypes(backbone).items() if not dtype.is_floating_point}
+
+
+def _holds_exact_integers(tensor: torch.Tensor) -> bool:
+    """Whether a floating-point tensor that was made from integers still holds them exactly: every value whole and
+    under 2^(mantissa bits + 1), past which its dtype rounds integers (256 for bfloat16, 2048 for float16)."""
+    limit = 2.0 / torch.finfo(tensor.dtype).eps  # eps = 2^-mantissa bits
+    values = tensor.double()
+    return bool(torch.equal(values, values.round()) and (values.abs() < limit).all())
 
 
 def check_dtypes(state: Mapping[str, torch.Tensor], backbone: str, source: str) -> None:
@@ -200,6 +219,15 @@ def check_dtypes(state: Mapping[str, torch.Tensor], backbone: str, source: str) 
         raise WeightsError(f"{source} holds {len(wrong)} weight tensor{'s that are' if len(wrong) > 1 else ' that is'} not floating point "
                            f"(e.g. {k}: {str(state[k].dtype).removeprefix('torch.')}); BiRefNet loads float32, float16 or bfloat16 "
                            "weights: save the checkpoint from the model before it was quantized or converted")  # fmt: skip
+    # a file converted tensor by tensor ({k: v.half()}) holds the model's integer indices as floats too: taken back as
+    # integers where they are exact; bfloat16 rounds Swin's (up to 528) and the model would look up the wrong places
+    rounded = [k for k in state if k in _integer_keys(backbone) and not k.endswith(OPTIONAL_KEY)
+               and state[k].is_floating_point() and not _holds_exact_integers(state[k])]  # fmt: skip
+    if rounded:
+        k = rounded[0]
+        raise WeightsError(f"{source} holds {k} (an index the model keeps as integers) as {str(state[k].dtype).removeprefix('torch.')}, "
+                           "which cannot hold its values exactly; convert the checkpoint's floating-point tensors only "
+                           "(model.half() or model.to(torch.bfloat16) keeps integer tensors as they are)")  # fmt: skip
 
 
 def _mismatch(state: Mapping[str, torch.Tensor], backbone: str) -> tuple[list[str], list[str], list[str]]:
@@ -348,7 +376,11 @@ def build_model(state: Mapping[str, torch.Tensor], backbone: Optional[str], sour
     # (`general`) at each start, and each tensor was copied once more, the model twice in memory meanwhile
     with torch.device("meta"):
         model = BiRefNet(backbone)
-    tensors = {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in state.items()}  # fp16 files too
+    integers = _integer_keys(backbone)
+    # fp16 files too; an integer index or counter converted to a float with the rest (checked exact) is an integer again:
+    # taken as a float, Swin's relative_position_index failed the first frame ("tensors used as indices must be long")
+    tensors = {k: (v if not v.is_floating_point() else v.round().to(integers[k]) if k in integers else v.float()).contiguous()
+               for k, v in state.items()}  # fmt: skip
     counters = {k: torch.zeros((), dtype=torch.long) for k in model.state_dict() if k.endswith(OPTIONAL_KEY) and k not in tensors}
     model.load_state_dict({**tensors, **counters}, strict=True, assign=True)
     return model.eval()
