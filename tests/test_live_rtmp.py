@@ -159,6 +159,7 @@ def _assert_pictures_kept_coming(lines: list[dict], run_seconds: float) -> None:
     for line in lines:
         without = without + line["seconds"] if line["frames_shown"] == 0 else 0.0
         longest = max(longest, without)
+    print(f"longest stats line {max(line['seconds'] for line in lines):.2f} s, longest without a picture {longest:.2f} s")
     assert longest < HELD_UP_S, f"no picture shown for {longest:.1f} s: {lines}"
 
 
