@@ -34,6 +34,7 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -65,8 +66,13 @@ class Context:
     work: Path
     clip: Path
     frames: torch.Tensor  # uint8 (N, 3, H, W)
-    reference: np.ndarray  # CPU fp32 alphas (N, H, W)
     cpu_outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @cached_property
+    def reference(self) -> np.ndarray:
+        """CPU fp32 alphas (N, H, W), made on first use: a model load and a pass on the CPU that `--only` paths
+        which compare with nothing (transfer, the pipelines, against their own CPU run) do not wait for."""
+        return reference_alphas(self.frames)
 
     @property
     def cuda(self) -> bool:
@@ -515,7 +521,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         work = Path(tmp)
         clip = write_scene_clip(work / "clip.mp4", args.frames, (320, 180))
         frames = scene_frames(args.frames, (320, 180))
-        ctx = Context(args.device, work, clip, frames, reference_alphas(frames))
+        ctx = Context(args.device, work, clip, frames)
         print(f"birefvid GPU check on {args.device} ({torch.cuda.get_device_name(torch.device(args.device)) if ctx.cuda else 'CPU'}), "
               f"torch {torch.__version__}, PyAV {av.__version__}", flush=True)  # fmt: skip
         results = run_paths(ctx, names, args.budget - (time.perf_counter() - start))
