@@ -450,7 +450,7 @@ def test_a_worker_whose_model_load_raises_a_torch_error_ends_the_run_in_one_line
     (a watch too: it is no SourceError). The actor body runs here in-process; the error crosses a real Ray task."""
     from birefvid.batch import ray_executor
     from birefvid.batch.chunk import ChunkTask
-    from birefvid.batch.local import failed_loading, is_load_failure
+    from birefvid.runtime.load_failure import failed_loading, is_load_failure
     from birefvid.errors import PipelineError, SourceError
     from birefvid.job import FileJob, OutputSpec, SourceSpec
     from birefvid.runtime import file_job
@@ -483,7 +483,7 @@ def test_a_pipeline_error_on_a_worker_reaches_the_driver_as_its_one_line(ray_ses
     exception" and a page of traceback, not the error's one line. The error crosses a real Ray task here."""
     from birefvid.batch import ray_executor
     from birefvid.batch.chunk import ChunkTask
-    from birefvid.batch.local import failed_loading, is_load_failure
+    from birefvid.runtime.load_failure import failed_loading, is_load_failure
     from birefvid.errors import PipelineError
 
     def short_chunk():

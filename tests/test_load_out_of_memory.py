@@ -190,7 +190,7 @@ def test_onnxruntime_running_out_of_memory_as_its_session_loads_the_weights_is_t
     assert not out.exists()
 
 
-def test_train_out_of_memory_is_one_line_that_says_what_fits_and_that_the_checkpoint_is_kept(tmp_path, capsys, monkeypatch):
+def test_train_out_of_memory_is_one_line_that_says_what_fits_and_that_the_checkpoint_is_kept(tmp_path, capsys, request):
     """``train`` ended in torch's traceback, exit 1, when the device was out of memory (the model's move to it, or a
     step's activations): now one line with what makes training fit, and where a checkpoint is, that it is kept."""
     out = tmp_path / "run"
@@ -198,14 +198,7 @@ def test_train_out_of_memory_is_one_line_that_says_what_fits_and_that_the_checkp
             "--backbone", "pvt_v2_b0", "--device", "cpu", "--checkpoint-every", "1", "-q"]  # fmt: skip
     assert main([*argv, "--steps", "1"]) == 0  # a run that fits leaves its checkpoint
     capsys.readouterr()
-    move = torch.nn.Module.to
-
-    def to(self, *args, **kwargs):
-        if any(isinstance(a, torch.device) for a in (*args, *kwargs.values())):
-            raise torch.OutOfMemoryError(TORCH_SAID)
-        return move(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.nn.Module, "to", to)
+    request.getfixturevalue("weights_do_not_fit")  # from now on
     assert main([*argv, "--steps", "2", "--resume", "--batch-size", "4"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 
 from ..errors import SourceError
 from ..job import FileJob
-from ..runtime.load_failure import could_not_load, failed_loading, is_load_failure, loading_model  # noqa: F401 - imported from here too
+from ..runtime.load_failure import loading_model
 from .chunk import ChunkTask, run_chunk
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from typing import Any, Iterable, Iterator, Optional
 from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
-from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, could_not_load, counting, deliver, failed_loading, is_load_failure
+from ..runtime.load_failure import could_not_load, failed_loading, is_load_failure
+from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver
 
 log = logging.getLogger(__name__)
 
