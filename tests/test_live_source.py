@@ -114,6 +114,31 @@ def test_retry_counts_attempts_and_stops_on_the_event() -> None:
     assert time.monotonic() - t0 < 1.0
 
 
+
+def test_a_long_outage_logs_a_line_a_minute_not_one_a_retry(caplog) -> None:
+    """A camera off for the night is retried every 5-10 s forever: a warning each time put thousands of
+    lines a night into the journal, -q or not. The first retries are each told, a reason not yet given
+    is too, and then one line every ``quiet_every`` seconds saying how long the input has been out."""
+    reasons = iter(["Connection refused"] * 40 + ["404 Not Found"] + ["Connection refused"] * 40)
+
+    def failing() -> None:
+        raise OSError(next(reasons))
+
+    caplog.set_level(logging.DEBUG, logger="birefvid.io.reconnect")
+    t0 = time.monotonic()
+    with pytest.raises(GaveUp):
+        retry(failing, Backoff(initial=0.01, maximum=0.02, max_retries=80), threading.Event(), what="lost cam",
+              first_failure="end of stream", reason_of=str, quiet_every=0.5)  # fmt: skip
+    took = time.monotonic() - t0
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    every = [r.getMessage() for r in caplog.records if "; retry " in r.getMessage()]
+    assert len(every) == 80, "each retry is still logged, at debug level (-v) once the warnings thin out"
+    assert warned[:6] == [m for m in every[:6]] and "logged once every 0.5 s" in warned[5]
+    assert any(m.startswith("lost cam: 404 Not Found; retry 42/80") for m in warned), "a new reason is told at once"
+    assert sum("Connection refused" in m for m in warned[7:]) <= took / 0.5 + 1  # at most one line a quiet_every
+    assert any("(out for " in m for m in warned), warned
+
+
 # ---------------------------------------------------------------- specs
 
 
