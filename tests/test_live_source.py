@@ -720,6 +720,30 @@ def test_a_stream_whose_path_goes_away_mid_run_is_not_called_a_typo(clip30s: Pat
     assert all("the server no longer has a stream at /cam (its publisher stopped?)" in m and "typo" not in m for m in lost), lost
 
 
+
+def test_a_camera_that_comes_up_after_the_start_says_so(clip30s: Path, caplog) -> None:
+    """A camera still booting when the run starts: its "cannot reach" warnings stopped when it came up, and
+    nothing said so, so under -q (a journal) a run that got its camera read like one that hung. A line
+    says the camera is connected, as "reconnected" does mid-run."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    server = RtspServer(clip30s, path="/cam", auth="admin:s3cret")
+    url = f"rtsp://admin:s3cret@127.0.0.1:{server.port}/cam"
+    later = threading.Timer(1.0, server.start)
+    later.start()
+    try:
+        with open_live_source(url, backoff_initial=0.2, backoff_max=0.5) as src:
+            src.start(timeout=30)
+            assert read_for(src, 0.5)
+    finally:
+        later.join()
+        server.stop()
+    said = [r.getMessage() for r in caplog.records]
+    failed = sum("cannot reach" in m for m in said)
+    assert failed >= 1, said
+    shown = f"rtsp://admin:***@127.0.0.1:{server.port}/cam"
+    assert said[-1] == f"{shown}: connected after {failed} failed tr{'y' if failed == 1 else 'ies'}", said
+    assert not any("s3cret" in m for m in said)
+
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="birefvid")
     url = f"rtsp://127.0.0.1:{free_port()}/cam"
