@@ -114,6 +114,31 @@ def test_retry_counts_attempts_and_stops_on_the_event() -> None:
     assert time.monotonic() - t0 < 1.0
 
 
+
+def test_a_long_outage_logs_a_line_a_minute_not_one_a_retry(caplog) -> None:
+    """A camera off for the night is retried every 5-10 s forever: a warning each time put thousands of
+    lines a night into the journal, -q or not. The first retries are each told, a reason not yet given
+    is too, and then one line every ``quiet_every`` seconds saying how long the input has been out."""
+    reasons = iter(["Connection refused"] * 40 + ["404 Not Found"] + ["Connection refused"] * 40)
+
+    def failing() -> None:
+        raise OSError(next(reasons))
+
+    caplog.set_level(logging.DEBUG, logger="birefvid.io.reconnect")
+    t0 = time.monotonic()
+    with pytest.raises(GaveUp):
+        retry(failing, Backoff(initial=0.01, maximum=0.02, max_retries=80), threading.Event(), what="lost cam",
+              first_failure="end of stream", reason_of=str, quiet_every=0.5)  # fmt: skip
+    took = time.monotonic() - t0
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    every = [r.getMessage() for r in caplog.records if "; retry " in r.getMessage()]
+    assert len(every) == 80, "each retry is still logged, at debug level (-v) once the warnings thin out"
+    assert warned[:6] == [m for m in every[:6]] and "logged once every 0.5 s" in warned[5]
+    assert any(m.startswith("lost cam: 404 Not Found; retry 42/80") for m in warned), "a new reason is told at once"
+    assert sum("Connection refused" in m for m in warned[7:]) <= took / 0.5 + 1  # at most one line a quiet_every
+    assert any("(out for " in m for m in warned), warned
+
+
 # ---------------------------------------------------------------- specs
 
 
@@ -694,6 +719,30 @@ def test_a_stream_whose_path_goes_away_mid_run_is_not_called_a_typo(clip30s: Pat
     lost = [r.getMessage() for r in caplog.records if "404" in r.getMessage()]
     assert all("the server no longer has a stream at /cam (its publisher stopped?)" in m and "typo" not in m for m in lost), lost
 
+
+
+def test_a_camera_that_comes_up_after_the_start_says_so(clip30s: Path, caplog) -> None:
+    """A camera still booting when the run starts: its "cannot reach" warnings stopped when it came up, and
+    nothing said so, so under -q (a journal) a run that got its camera read like one that hung. A line
+    says the camera is connected, as "reconnected" does mid-run."""
+    caplog.set_level(logging.WARNING, logger="birefvid")
+    server = RtspServer(clip30s, path="/cam", auth="admin:s3cret")
+    url = f"rtsp://admin:s3cret@127.0.0.1:{server.port}/cam"
+    later = threading.Timer(1.0, server.start)
+    later.start()
+    try:
+        with open_live_source(url, backoff_initial=0.2, backoff_max=0.5) as src:
+            src.start(timeout=30)
+            assert read_for(src, 0.5)
+    finally:
+        later.join()
+        server.stop()
+    said = [r.getMessage() for r in caplog.records]
+    failed = sum("cannot reach" in m for m in said)
+    assert failed >= 1, said
+    shown = f"rtsp://admin:***@127.0.0.1:{server.port}/cam"
+    assert said[-1] == f"{shown}: connected after {failed} failed tr{'y' if failed == 1 else 'ies'}", said
+    assert not any("s3cret" in m for m in said)
 
 def test_unreachable_url_gives_up_with_one_line(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="birefvid")

@@ -3,6 +3,9 @@ percentiles still describe the whole run (not just its start or its end)."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from memory_growth import kept_by
 
@@ -88,6 +91,26 @@ def test_stats_json_follows_logrotate(tmp_path, rotate):
     finally:
         stats.close()
 
+
+
+def test_each_stats_json_line_says_when_it_was_written(tmp_path):
+    """A dashboard reading the lines (later, from a rotated file, or several cameras' at once) could not
+    place them in time: they held each period's length but no clock. Each now has ``time``, Unix seconds,
+    as batch's --progress-json lines do; the run's report, which is no time series, is unchanged."""
+    path = tmp_path / "stats.jsonl"
+    stats = LiveStats(every=0.0, json_path=path)
+    before = time.time()
+    try:
+        stats.emit(1.0, None)
+        stats.emit(2.0, None)
+        final = stats.final(3.0, None)
+    finally:
+        stats.close()
+    after = time.time()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    times = [line["time"] for line in lines]
+    assert len(times) == 3 and all(before - 0.01 <= t <= after + 0.01 for t in times), (before, times, after)
+    assert times == sorted(times) and lines[-1]["final"] and "time" not in final
 
 def test_stats_json_dash_writes_json_lines_on_standard_output(tmp_path, capsys, monkeypatch):
     """`live --stats-json -` made a file named "-" where `--report -` and `eval --json -` print: now one JSON object

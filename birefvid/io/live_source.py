@@ -303,6 +303,7 @@ class LiveCapture(LiveSource):
         self._taken = 0  # frames the reader took
         self._pace: Optional[tuple[float, float]] = None  # (wall, stream time) the realtime schedule starts from
         self._last_failure: Optional[str] = None  # why the latest try to open the stream at the start failed
+        self._failed_tries = 0  # tries to open the stream at the start that failed
         self._to_sdr: Optional[HdrToSdr] = None  # an HDR source's conversion: live mode works in SDR
 
     # -- reader side
@@ -448,10 +449,15 @@ class LiveCapture(LiveSource):
             except ConnectionLost as e:
                 raise SourceError(f"cannot open {self.target.name}: {e.reason}") from None
         try:
-            return retry(
+            conn = retry(
                 self._connect, self._policy, self._stop, what=f"cannot reach {self.target.name}", reason_of=self._failed_because,
                 retriable=lambda e: isinstance(e, ConnectionLost) and not isinstance(e, LoginRefused),
             )
+            if conn is not None and self._failed_tries:
+                # the all-clear for the warnings before it, as "reconnected" is mid-run: under -q (a journal) the
+                # lines stopped with the last "cannot reach", and whether the camera came up or the run hung read the same
+                log.warning("%s: connected after %d failed tr%s", self.target.name, self._failed_tries, "y" if self._failed_tries == 1 else "ies")
+            return conn
         except GaveUp as e:
             raise SourceError(f"cannot reach {self.target.name}: {e}") from None
         except LoginRefused as e:
@@ -460,6 +466,7 @@ class LiveCapture(LiveSource):
     def _failed_because(self, e: BaseException) -> str:
         """The reason a try to open the stream failed, kept for the error line of a run that ends waiting."""
         self._last_failure = getattr(e, "reason", None) or str(e)
+        self._failed_tries += 1
         return self._last_failure
 
     def _login_hint(self) -> str:

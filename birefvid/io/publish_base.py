@@ -22,6 +22,13 @@ from birefvid.urls import shown_url
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # RTP's and MPEG-TS's video clock
+# The longest a live stream's muxer holds pictures back waiting for sound (FFmpeg's default is 10 s).
+# FFmpeg interleaves by timestamp, so a stream with a sound track that gets no sound (a camera that
+# went away, whose held pictures go on; a microphone or a camera's sound that stalls) sent nothing
+# for 10 s, then everything 10 s late, until the sound came back. Sound that arrives later than this
+# is still sent, behind the pictures; live sound is written 0.1 s ahead of them, so it never waits.
+MAX_INTERLEAVE_S = 0.5
+LIVE_MUX_OPTIONS = {"max_interleave_delta": str(int(MAX_INTERLEAVE_S * 1_000_000))}
 
 
 class StreamClock:

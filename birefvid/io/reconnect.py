@@ -13,12 +13,19 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Optional, TypeVar
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+# Retries logged one a line each: from 0.5 s, doubling, they reach the 10 s ceiling at the 6th.
+LOUD_RETRIES = 6
+# After those, a warning at most this often (the others at debug level, which -v shows): a camera off
+# for the night, retried every 5-10 s forever, put 4,000-7,000 lines a night into the journal even with -q.
+QUIET_EVERY_S = 60.0
 
 
 class GaveUp(Exception):
@@ -77,6 +84,7 @@ def retry(
     reason_of: Callable[[BaseException], str] = str,
     retriable: Callable[[BaseException], bool] = lambda e: True,
     retries_done: int = 0,
+    quiet_every: float = QUIET_EVERY_S,
 ) -> Optional[T]:
     """Call ``attempt`` until it returns, backing off between failures; None once ``stop`` is set.
 
@@ -84,11 +92,14 @@ def retry(
     without it the first call is the initial attempt and ``max_retries`` retries may follow.
     ``retries_done`` failed retries already made in a row (by an earlier call) are counted too.
     Exceptions that are not ``retriable`` propagate at once; exhausting the policy raises ``GaveUp``
-    with the number of calls made and the last reason. Each failure is logged at warning level.
+    with the number of calls made and the last reason. The first ``LOUD_RETRIES`` failures, and any
+    with a new reason, are logged at warning level; after those, one a ``quiet_every`` seconds is, with how
+    long the input has been out, and the rest at debug level, so a run waiting all night logs a line a minute.
     """
     reason = first_failure
     retries = retries_done
     attempts = 0
+    said = _Said(quiet_every)
     if reason is None:
         attempts += 1
         try:
@@ -105,7 +116,8 @@ def retry(
         retries += 1
         wait = policy.delay(retries)
         of = "" if policy.max_retries is None else f"/{policy.max_retries}"
-        log.warning("%s: %s; retry %d%s in %.1f s", what, reason, retries, of, wait)
+        level, note = said.level_and_note(retries - retries_done, reason)
+        log.log(level, "%s: %s; retry %d%s in %.1f s%s", what, reason, retries, of, wait, note)
         if stop.wait(wait):
             return None
         attempts += 1
@@ -117,3 +129,39 @@ def retry(
             if not retriable(e):
                 raise
             reason = reason_of(e)
+
+
+class _Said:
+    """Which retry lines of one outage are warnings: the first ``LOUD_RETRIES``, a reason not yet given, and then one
+    every ``every`` seconds, which says how long the outage has lasted."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.started = time.monotonic()
+        self.last_warned = self.started
+        self.reasons: set[str] = set()  # said already in this outage: two that alternate are not news each time
+
+    def level_and_note(self, retry: int, reason: str) -> tuple[int, str]:
+        """(logging level, text to add to the line) for retry number ``retry`` of this outage."""
+        now = time.monotonic()
+        new_reason = reason not in self.reasons and len(self.reasons) < 20  # bounded: a reason that holds a counter
+        if new_reason:
+            self.reasons.add(reason)
+        if retry < LOUD_RETRIES or new_reason:
+            self.last_warned = now
+            return logging.WARNING, ""
+        if retry == LOUD_RETRIES:
+            self.last_warned = now
+            return logging.WARNING, f" (further retries are logged once every {self.every:g} s)"
+        if now - self.last_warned >= self.every:
+            self.last_warned = now
+            return logging.WARNING, f" (out for {_duration(now - self.started)})"
+        return logging.DEBUG, ""
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as an operator reads it: 45 s, 12 min, 3 h 05 min."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

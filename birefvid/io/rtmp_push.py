@@ -39,7 +39,9 @@ def main(argv: list[str]) -> int:
     except (av.FFmpegError, OSError, EOFError):
         return 1  # the parent stopped before sending anything
     with source:
-        target = av.open(url, "w", format="flv", container_options={"flvflags": "no_duration_filesize"})
+        # max_interleave_delta: as publish_base.LIVE_MUX_OPTIONS (not imported: this child stays light), so
+        # pictures never wait 10 s for sound that stopped (a camera gone, its held pictures going on)
+        target = av.open(url, "w", format="flv", container_options={"flvflags": "no_duration_filesize", "max_interleave_delta": "500000"})
         copies = {s.index: target.add_stream_from_template(s) for s in source.streams if s.type in ("video", "audio")}
         signal.alarm(max(1, math.ceil(timeout)))  # connecting: a server that never answers ends this child
         try:

@@ -35,7 +35,7 @@ import av
 
 from birefvid.errors import SinkError
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.publish_base import StreamPublishSink, reason
+from birefvid.io.publish_base import LIVE_MUX_OPTIONS, StreamPublishSink, reason
 from birefvid.urls import without_stream_key as redacted  # the name the live sinks import
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,8 @@ def ffmpeg_command(url: str, open_timeout: float, preset: Optional[str] = None) 
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-analyzeduration", "1", "-f", "flv", "-i", "pipe:0",
         "-map", "0", "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
+        # the child interleaves as birefvid's muxer does: pictures must not wait 10 s for sound that stopped
+        "-max_interleave_delta", LIVE_MUX_OPTIONS["max_interleave_delta"],
         "-progress", "pipe:1", "-rw_timeout", timeout_us, *(["-fpre", preset] if preset else []), url,
     ]  # fmt: skip
 
@@ -244,7 +246,7 @@ class RtmpPublishSink(StreamPublishSink):
             # flush_packets: each frame goes to the child as soon as it is muxed, not when a buffer fills
             self._pipe = ChildPipe(self._child, WRITE_TIMEOUT_S, self._why)
             self._out = av.open(self._pipe, "w", format="flv",
-                                container_options={"flush_packets": "1"})  # fmt: skip
+                                container_options={"flush_packets": "1", **LIVE_MUX_OPTIONS})  # fmt: skip
             self._add_streams("flv", audio, max_kbps=stream_kbps(width, height, fps), max_channels=RTMP_CHANNELS)
             self._out.start_encoding()
         except (av.FFmpegError, OSError, ValueError) as e:

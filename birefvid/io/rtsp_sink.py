@@ -16,7 +16,7 @@ import av
 
 from birefvid.errors import SinkError
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.publish_base import StreamPublishSink, check_host, reason
+from birefvid.io.publish_base import LIVE_MUX_OPTIONS, StreamPublishSink, check_host, reason
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class RtspPublishSink(StreamPublishSink):
                 options={"rtsp_transport": "tcp", "timeout": timeout_us},
                 # max_delay: RTP packs up to this much AAC into one packet (sound latency, and what a
                 # teardown loses); FFmpeg's own default packs frames until its buffer fills
-                container_options={"start_time_realtime": str(int(self._epoch * 1_000_000)), "max_delay": "100000"},
+                container_options={"start_time_realtime": str(int(self._epoch * 1_000_000)), "max_delay": "100000",
+                                   **LIVE_MUX_OPTIONS},
             )
             self._add_streams("rtsp", audio)
             self._out.start_encoding()  # connects, ANNOUNCEs and SETUPs now, so a dead server fails here

@@ -19,7 +19,7 @@ import av
 
 from birefvid.errors import SinkError, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
-from birefvid.io.publish_base import StreamClock, StreamPublishSink, check_host, reason
+from birefvid.io.publish_base import LIVE_MUX_OPTIONS, StreamClock, StreamPublishSink, check_host, reason
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class MpegTsPublishSink(StreamPublishSink):
         check_host(url, self.verb, self._shown)
         try:
             # flush_packets: each frame leaves as soon as it is muxed instead of when a buffer fills
-            self._out = av.open(target, "w", format="mpegts", container_options={"flush_packets": "1"})
+            self._out = av.open(target, "w", format="mpegts", container_options={"flush_packets": "1", **LIVE_MUX_OPTIONS})
             self._add_streams("mpegts", audio)
             self._out.start_encoding()  # opens the socket (TCP: connects) now, so a dead receiver fails here
         except (av.FFmpegError, OSError, ValueError) as e:

@@ -186,7 +186,9 @@ class LiveStats:
             return
         self._follow_rotation()
         try:
-            self._json.write(json.dumps(summary) + "\n")
+            # when the line was written (Unix seconds, as batch's --progress-json): a file read later, a
+            # dashboard that joins several cameras' lines or one restarted past a rotation has no other clock
+            self._json.write(json.dumps({"time": round(time.time(), 3), **summary}) + "\n")
             self._json.flush()
         except OSError as e:
             self._give_up()
