@@ -7,6 +7,7 @@ threw its recordings away.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 from pathlib import Path
 
@@ -229,3 +230,55 @@ def test_a_stop_landing_while_the_streams_thread_starts_ends_the_stream_opened()
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_an_output_that_reopens_but_fails_before_it_works_quietens_as_one_that_is_down(caplog) -> None:
+    """An RTMP server that takes the connection and refuses the stream (a revoked stream key) opens each reopening
+    and fails it at its first picture: each reopening was an outage of its own, so every retry was a warning for
+    ever (a line every 3 s in the journal), where a server that is down quietens after six. One outage now."""
+    import time
+
+    import numpy as np
+
+    from birefvid.errors import SinkError
+    from birefvid.io.live_base import LiveSink
+    from birefvid.io.reconnect import LOUD_RETRIES, Backoff
+    from birefvid.io.republish import RepublishingSink
+
+    opened = []
+
+    class RefusedStream(LiveSink):
+        """Opens; the first stream takes one picture, each later one refuses its first, as the server does."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.works = not opened
+            opened.append(self)
+
+        @property
+        def name(self) -> str:
+            return "rtmp://127.0.0.1:1935/live/***"
+
+        def _send(self, picture: np.ndarray, t: float) -> None:
+            if not self.works:
+                raise SinkError("publishing to rtmp://127.0.0.1:1935/live/*** failed: the server refused the stream")
+            self.works = False
+
+        def _close(self) -> None:
+            pass
+
+    caplog.set_level(logging.DEBUG, logger="birefvid")
+    sink = RepublishingSink(RefusedStream, policy=Backoff(initial=0.01, maximum=0.02))
+    picture = np.zeros((8, 8, 3), np.uint8)
+    deadline = time.monotonic() + 60  # generous: a loaded CI box; it takes well under a second
+    i = 0
+    while len(opened) < 3 * LOUD_RETRIES and time.monotonic() < deadline:
+        sink.send(picture, i / 25)
+        i += 1
+        time.sleep(0.005)
+    sink.abort()
+    retries = [r for r in caplog.records if "; retry " in r.getMessage()]
+    assert len(opened) >= 3 * LOUD_RETRIES and len(retries) >= 2 * LOUD_RETRIES, len(opened)
+    loud = [r.getMessage() for r in retries if r.levelno >= logging.WARNING]
+    assert len(loud) == LOUD_RETRIES, loud  # the rest at debug level, until a minute has passed
+    assert "further retries are logged once every 60 s" in loud[-1], loud[-1]

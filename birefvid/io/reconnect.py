@@ -85,6 +85,7 @@ def retry(
     retriable: Callable[[BaseException], bool] = lambda e: True,
     retries_done: int = 0,
     quiet_every: float = QUIET_EVERY_S,
+    outage: Optional[Outage] = None,
 ) -> Optional[T]:
     """Call ``attempt`` until it returns, backing off between failures; None once ``stop`` is set.
 
@@ -95,11 +96,13 @@ def retry(
     with the number of calls made and the last reason. The first ``LOUD_RETRIES`` failures, and any
     with a new reason, are logged at warning level; after those, one a ``quiet_every`` seconds is, with how
     long the input has been out, and the rest at debug level, so a run waiting all night logs a line a minute.
+    ``outage`` carries that count over calls that retry one outage (a reopened output that failed before it
+    worked is the same outage); by default each call is an outage of its own.
     """
     reason = first_failure
     retries = retries_done
     attempts = 0
-    said = _Said(quiet_every)
+    said = outage if outage is not None else Outage(quiet_every)
     if reason is None:
         attempts += 1
         try:
@@ -116,7 +119,7 @@ def retry(
         retries += 1
         wait = policy.delay(retries)
         of = "" if policy.max_retries is None else f"/{policy.max_retries}"
-        level, note = said.level_and_note(retries - retries_done, reason)
+        level, note = said.level_and_note(reason)
         log.log(level, "%s: %s; retry %d%s in %.1f s%s", what, reason, retries, of, wait, note)
         if stop.wait(wait):
             return None
@@ -131,28 +134,30 @@ def retry(
             reason = reason_of(e)
 
 
-class _Said:
+class Outage:
     """Which retry lines of one outage are warnings: the first ``LOUD_RETRIES``, a reason not yet given, and then one
-    every ``every`` seconds, which says how long the outage has lasted."""
+    every ``every`` seconds, which says how long the outage has lasted. One per outage: a new one starts loud again."""
 
-    def __init__(self, every: float) -> None:
+    def __init__(self, every: float = QUIET_EVERY_S) -> None:
         self.every = every
         self.started = time.monotonic()
         self.last_warned = self.started
+        self.retries = 0  # retries logged in this outage
         self.reasons: set[str] = set()  # said already in this outage: two that alternate are not news each time
 
-    def level_and_note(self, retry: int, reason: str) -> tuple[int, str]:
-        """(logging level, text to add to the line) for retry number ``retry`` of this outage."""
+    def level_and_note(self, reason: str) -> tuple[int, str]:
+        """(logging level, text to add to the line) for the next retry of this outage, which failed for ``reason``."""
+        self.retries += 1
         now = time.monotonic()
         new_reason = reason not in self.reasons and len(self.reasons) < 20  # bounded: a reason that holds a counter
         if new_reason:
             self.reasons.add(reason)
-        if retry < LOUD_RETRIES or new_reason:
-            self.last_warned = now
-            return logging.WARNING, ""
-        if retry == LOUD_RETRIES:
+        if self.retries == LOUD_RETRIES:  # the last loud one says what follows, whatever its reason
             self.last_warned = now
             return logging.WARNING, f" (further retries are logged once every {self.every:g} s)"
+        if self.retries < LOUD_RETRIES or new_reason:
+            self.last_warned = now
+            return logging.WARNING, ""
         if now - self.last_warned >= self.every:
             self.last_warned = now
             return logging.WARNING, f" (out for {_duration(now - self.started)})"

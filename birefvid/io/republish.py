@@ -28,7 +28,7 @@ import numpy as np
 
 from birefvid.errors import SinkError, in_caller_context
 from birefvid.io.live_base import LiveSink
-from birefvid.io.reconnect import Backoff, retry
+from birefvid.io.reconnect import Backoff, Outage, retry
 from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,9 @@ class RepublishingSink(LiveSink):
         self.reconnects = 0
         self._trial = False  # the current stream was reopened and has not worked yet
         self._attempts = 0  # reopenings in a row that did not bring the stream back
+        # the outage those reopenings are part of: one that opened and failed before it worked (an RTMP server refusing
+        # the stream key) goes on the same outage, so its lines quieten after the first few as a server that is down does
+        self._outage = Outage()
         self.skipped = 0  # pictures that found the stream down
         self.sent = 0  # pictures handed to a connection, over the whole run
         self.taken = False  # a connection has worked (for RTMP: its server took the stream) at some point
@@ -148,6 +151,7 @@ class RepublishingSink(LiveSink):
             self.last_error = str(e)
             if not self._trial:  # a working stream broke; a reopened one that never worked is only another attempt
                 self._attempts = 0
+                self._outage = Outage()
                 log.warning("%s: %s; the other outputs go on while it reconnects", self._name, e)
             self._reopen(str(e))
             return
@@ -167,12 +171,12 @@ class RepublishingSink(LiveSink):
                 "skipped_behind": self.behind, "last_error": self.last_error, "end_error": self.end_error}  # fmt: skip
 
     def _reopen(self, reason: str) -> None:
-        retries_done = self._attempts
+        retries_done, outage = self._attempts, self._outage
 
         def reopen() -> None:
             try:
                 sink = retry(self._attempt, self._policy, self._stop, what=f"reconnecting {self._name}", first_failure=reason,
-                             reason_of=str, retriable=lambda e: isinstance(e, SinkError), retries_done=retries_done)  # fmt: skip
+                             reason_of=str, retriable=lambda e: isinstance(e, SinkError), retries_done=retries_done, outage=outage)  # fmt: skip
             except Exception as e:  # noqa: BLE001 - a stream that cannot come back must not end the run
                 log.warning("%s: gave up reconnecting (%s); the other outputs go on", self._name, e)
                 return
