@@ -172,6 +172,18 @@ class ModelSpec:
         if self.backbone is not None:
             _one_of("backbone", self.backbone, BACKBONE_NAMES)
 
+    def local_files(self) -> list[str]:
+        """The local files the weights are read from (``--weights``, or ``--model`` naming a file or folder; a
+        snapshot folder's files each), so a report option naming one is refused: ``bench --weights w.safetensors
+        --json w.safetensors`` replaced the checkpoint with its figures and exited 0. A registry name or Hugging
+        Face repo reads nothing here that a user named."""
+        named = self.weights or self.model
+        if not named or not os.path.exists(named):
+            return []
+        if os.path.isdir(named):
+            return [entry.path for entry in os.scandir(named) if entry.is_file()]
+        return [named]
+
 
 @dataclass(frozen=True)
 class InferenceSpec:

@@ -457,6 +457,18 @@ def _error(capsys, *argv: str) -> str:
     return err
 
 
+def test_fewer_predictions_than_truth_names_a_trimmed_run(tmp_path, capsys):
+    """Masks of a part (`process --start/--end`) against the whole truth said only "predictions have 3, ground truth
+    has 5": the line now names that likely cause and what to score instead, counted up front (a folder) or while
+    decoding (a video); more predictions than truth is no part and gets no such word."""
+    gts = _truths()
+    gt = _pngs(tmp_path / "gt", gts)
+    part = "if the predictions are a part of the video (process --start/--end), score them against the same 3 frames"
+    for pred in (_pngs(tmp_path / "part", gts[:3]), _video(tmp_path / "part.mkv", gts[:3], "ffv1", "gray", "gray")):
+        assert part in _error(capsys, str(pred), str(gt))
+    assert "process --start/--end" not in _error(capsys, str(gt), str(tmp_path / "part.mkv"))
+
+
 def test_errors_are_one_line(tmp_path, capsys):
     gts = _truths()
     gt = _pngs(tmp_path / "gt", gts)

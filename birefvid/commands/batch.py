@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..errors import ConfigError, option
 from ..extensions import batch_extension
-from ..job import check_path_given, refuse_standard_streams
+from ..job import ModelSpec, check_path_given, refuse_standard_streams
 from ..batch import DEFAULT_SETTLE
 from .options import add_file_job_options, add_model_options, file_job_from_args, warn_fps_for_videos
 
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     check_watch(args)
     if args.progress_json and args.progress_json != "-":  # "-": standard output
         check_output_file(args.progress_json, option("progress_json"))
-        check_report_replaces_nothing(args.progress_json, option("progress_json"), args.inputs)  # its lines went onto a video
+        check_report_replaces_nothing(args.progress_json, option("progress_json"), [*args.inputs, args.background, *ModelSpec(args.model, args.weights).local_files()])  # its lines went onto a video
     for path, what in [(args.output_dir, "output"), *((i, "input") for i in args.inputs)]:
         check_path_given(path, what)  # "" meant the current folder
     refuse_standard_streams(args.inputs, args.output_dir, name="a folder (-o out/)")

@@ -64,9 +64,11 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
 
     pick_device(args.device)  # before the weights: a missing GPU was said only after a 900 MB download
     if args.json_path and args.json_path != "-":  # before the benchmark, not after minutes of it
-        from ..io.atomic import check_output_file
+        from ..io.atomic import check_output_file, check_report_replaces_nothing
+        from ..job import ModelSpec
 
         check_output_file(args.json_path, option("json"))
+        check_report_replaces_nothing(args.json_path, option("json"), ModelSpec(args.model, args.weights).local_files())  # the figures replaced the checkpoint
     return width, height
 
 

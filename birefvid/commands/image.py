@@ -362,7 +362,7 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     inputs = [f.path for f in found]
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing,
                            subs=[f.sub for f in found])  # fmt: skip
-    check_report_replaces_nothing(args.report, "--report", [*inputs, args.background], targets)  # a picture replaced by its report
+    check_report_replaces_nothing(args.report, "--report", [*inputs, args.background, *spec.local_files()], targets)  # a picture replaced by its report
     kept = 0
     if args.skip_existing:
         todo = [(source, target) for source, target in zip(inputs, targets) if not target.is_file()]

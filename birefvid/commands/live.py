@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     check_report_path(None if args.report == "-" else args.report)
     recordings = [sink for sink in args.sink if "://" not in sink and sink not in ("window", "virtualcam")]
     for path, what in ((args.report, "--report"), (args.stats_json, "--stats-json")):
-        check_report_replaces_nothing(path, what, [args.source, args.background], recordings)
+        check_report_replaces_nothing(path, what, [args.source, args.background, *job.model.local_files()], recordings)
     if args.report == "-" and args.stats_json == "-":  # one reader of stdout: JSON lines, then an indented report, broke it
         raise ConfigError("--stats-json - and --report - both write to standard output; send one of them to a file")
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))

@@ -626,6 +626,20 @@ def _animation_hint(pred: MaskClip, gt: MaskClip) -> str:
             "(--output mask -o masks.mkv)")
 
 
+def _part_hint(pred: MaskClip, gt: MaskClip, pred_n: int, gt_n: int) -> str:
+    """For predictions fewer than the truth's frames, the likely cause: ``process --start/--end`` cut out a part (its
+    output records no trim to read back, and eval scores whole clips), so "predictions have 7, ground truth has 20"
+    left the user to guess; '' when the predictions are not fewer, an animated picture explains it, or numbered
+    prediction files skip a number (a frame lost from the middle, not a part)."""
+    if pred_n >= gt_n or _animation_hint(pred, gt):
+        return ""
+    numbers = [_frame_number(f) for f in pred.files or ()]
+    if None not in numbers and any(b - a != 1 for a, b in zip(numbers, numbers[1:])):  # type: ignore[operator]
+        return ""
+    return (f"; if the predictions are a part of the video (process --start/--end), score them against the same {pred_n} "
+            "frames of the truth: a folder or glob of just those masks, or the truth video cut to the same times")
+
+
 def _scaled_hint(pred: np.ndarray, gt: np.ndarray) -> str:
     """For a prediction smaller than its truth in the same shape, the likely cause: ``process --max-size`` scaled the
     video down; '' otherwise."""
@@ -649,7 +663,8 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> l
             numbers = [_frame_number(f) for f in gt.files]  # type: ignore[misc]
     if pred.count is not None and gt.count is not None and pred.count != gt.count:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {pred.count}, "
-                        f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}")
+                        f"ground truth {gt.path} has {gt.count}{_first_gap(pred.files or (), gt.files or ())}"
+                        f"{_part_hint(pred, gt, pred.count, gt.count)}")
     if numbers is None and pred.files and gt.files:
         _warn_if_renumbered(pred.files, gt.files, where)
     ev.new_clip()
@@ -671,7 +686,7 @@ def score_clip(ev: Evaluator, pred: MaskClip, gt: MaskClip, name: str = "") -> l
     left = _drain(it_g)
     if left:
         raise DataError(f"{where}frame counts differ: predictions {pred.path} have {n}, ground truth {gt.path} has {n + left}"
-                        f"{_animation_hint(pred, gt)}")
+                        f"{_animation_hint(pred, gt)}{_part_hint(pred, gt, n, n + left)}")
     if n == 0:
         raise DataError(f"{where}{pred.path} and {gt.path} hold no frames")
     return numbers if numbers is not None else list(range(n))

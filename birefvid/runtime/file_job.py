@@ -118,7 +118,7 @@ def run_file_job(
         if is_sequence_target(each.path):  # first: run beside the input, -o m.%04d.png was 'would replace clip.mp4', not why
             check_own_folder(each.path)
         check_replaces_no_input(each.path, [src.input, *(o.background for o in job.outputs)])  # --overwrite or not: the input would be lost
-    check_report_replaces_nothing(report_path, option("report_path"), [src.input, *(o.background for o in job.outputs)],
+    check_report_replaces_nothing(report_path, option("report_path"), [src.input, *(o.background for o in job.outputs), *job.model.local_files()],
                                   [o.path for o in job.outputs])
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     kept = _KeptOutput()
