@@ -514,15 +514,16 @@ def test_stream_keys_are_split_off_the_address_as_ffmpeg_splits_them() -> None:
     assert key_options("rtmp://h/app") == ("rtmp://h/app", {})  # no key
 
 
-def _send_with_a_tone(sink, feed, fps: int, seconds: int = 2, size: tuple[int, int] = (160, 120)) -> None:  # type: ignore[no-untyped-def]
+def _send_with_a_tone(sink, feed, fps: int, seconds: int = 2, size: tuple[int, int] = (160, 120), sound_late_s: float = 0.0) -> None:  # type: ignore[no-untyped-def]
     """``seconds`` of grey pictures to ``sink``, with a 440 Hz tone on every channel of ``feed`` a little ahead of them
-    (as a capture gives it), then the sink closed."""
+    (as a capture gives it), then the sink closed. ``sound_late_s``: the sound, stamped with its pictures, reaches
+    the feed only from that picture time on (a microphone with a large buffer, a camera whose sound lags)."""
     rate, layout = feed.rate, feed.layout
     channels = av.AudioLayout(layout).nb_channels
     feed.set_offset(0, 0.0)  # as the runner does at the first picture
     done = 0
     for i in range(seconds * fps):
-        while done < round((i / fps + 0.1) * rate):  # the sound is captured a little ahead of the pictures
+        while i / fps >= sound_late_s and done < round((i / fps + 0.1) * rate):  # captured a little ahead of the pictures
             frame = av.AudioFrame(format="fltp", layout=layout, samples=1024)
             t = (done + np.arange(1024)) / rate
             for plane in frame.planes[:channels]:
@@ -583,6 +584,33 @@ def test_a_surround_sources_sound_reaches_the_server_as_stereo(tmp_path: Path, f
     assert [r.getMessage() for r in caplog.records if "mixed down" in r.getMessage()] == [
         f"rtmp://127.0.0.1:{server.port}/live/***: the 5.1 sound of the source is mixed down to stereo, the most it carries"
     ]
+
+
+def test_sound_that_reaches_the_stream_a_second_after_its_pictures_does_not_fail_it(tmp_path: Path, ffmpeg: str) -> None:
+    """The live muxers hold pictures at most 0.5 s for sound, so sound arriving later than that (a microphone with a
+    large buffer, a camera whose sound lags) came after the first pictures were written. AAC's first packet is stamped
+    1024 samples before its first sample, before those pictures, and FFmpeg's FLV writer refuses anything stamped before
+    the first packet it wrote: every RTMP connection failed ("Invalid argument") at its first sound. Now the stream
+    goes on, with its sound, starting with the pictures it belongs to."""
+    from birefvid.io.live_audio import LiveAudioFeed
+    from birefvid.io.rtmp_sink import RtmpPublishSink
+
+    fps = 15
+    feed = LiveAudioFeed(48000, "stereo")
+    with NginxRtmp(tmp_path / "server") as server:
+        sink = RtmpPublishSink(f"{server.url}/{KEY}", width=160, height=120, fps=fps, kind="rgb", audio=feed)
+        _send_with_a_tone(sink, feed, fps, seconds=3, sound_late_s=1.0)
+        time.sleep(0.5)
+    [received] = server.recorded(KEY)
+    with av.open(str(received)) as c:
+        video_start = float(c.streams.video[0].start_time * c.streams.video[0].time_base)
+        sound = list(c.decode(audio=0))
+        loud = np.abs(np.concatenate([f.to_ndarray().ravel() for f in sound])).mean()
+        sound_start = float(sound[0].pts * sound[0].time_base)
+    assert loud > 0.1, loud  # the tone is there, not silence
+    assert _frames(received) == 3 * fps
+    # the sound still starts with the first picture, as it was stamped (AAC's priming and a millisecond later), not a second late
+    assert 0 <= sound_start - video_start < 0.05, (video_start, sound_start)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the address goes to the child through a pipe on POSIX only")

@@ -41,6 +41,12 @@ TAIL_S = 0.05
 # day's run would keep 43,200 and scan them all for every picture; a frame this many connections old
 # is not still queued: a recording takes its sound at every picture (at most BACKLOG_S, 30 s, would wait)
 GENERATIONS_KEPT = 64
+# FFmpeg's AAC encoder stamps its first packet this many samples before its first sample (its priming,
+# ``initial_padding``, which PyAV does not show). FFmpeg's FLV writer refuses (EINVAL, "Packets are not
+# in the proper order with respect to DTS") any packet stamped before the first one it wrote, so sound
+# that reached an RTMP stream's muxer more than its interleave delay after the first pictures, stamped
+# at them, failed the stream: its priming fell before the pictures already written
+AAC_PRIMING = 1024
 
 Stamped = tuple[float, av.AudioFrame, int]  # (stream time in seconds, frame, connection generation)
 
@@ -193,6 +199,9 @@ class LiveAudioTrack:
         self.offset = 0.0
         self._last_picture: Optional[float] = None  # the latest time write_until was given
         self._first_picture: Optional[float] = None  # the first: where this output's sound may start
+        # samples after the first picture before which no sound starts: on FLV, its priming and FLV's whole
+        # milliseconds (the picture and the sound are each rounded to them) must not reach before that picture
+        self._start_after = AAC_PRIMING + -(-self._rate // 1000) if muxer == "flv" else 0
         # a part of a recording in parts: sound past ``hold_from`` (live time: the part's planned end)
         # waits in ``_held`` until ``end`` (the next part's first picture) is known and is cut there,
         # and the next part's sound starts at its 0 to the sample, so joined parts neither repeat nor
@@ -224,7 +233,8 @@ class LiveAudioTrack:
             # sound from before the output's first picture (a stream's sound captured while the model warmed
             # up): only what plays from that picture on is kept. A recording's first picture is its 0; an
             # RTSP stream's sits at its lag, where sound from before it was sent ahead of the pictures
-            origin = 0 if self._first_picture is None else self._sample(self._first_picture)
+            # on FLV the sound starts a little (~22 ms) after it, so that no packet precedes the picture
+            origin = 0 if self._first_picture is None else self._sample(self._first_picture) + self._start_after
             if first < origin:
                 if first + length <= origin:
                     return
