@@ -173,16 +173,24 @@ class ModelSpec:
             _one_of("backbone", self.backbone, BACKBONE_NAMES)
 
     def local_files(self) -> list[str]:
-        """The local files the weights are read from (``--weights``, or ``--model`` naming a file or folder; a
-        snapshot folder's files each), so a report option naming one is refused: ``bench --weights w.safetensors
-        --json w.safetensors`` replaced the checkpoint with its figures and exited 0. A registry name or Hugging
-        Face repo reads nothing here that a user named."""
-        named = self.weights or self.model
-        if not named or not os.path.exists(named):
+        """The local checkpoint files the weights are read from (``--weights``, or ``--model`` naming a file or a
+        snapshot folder: the one checkpoint in it the loader picks), so a report option naming one is refused: ``bench
+        --weights w.safetensors --json w.safetensors`` replaced the checkpoint with its figures and exited 0. Only what
+        the loader reads: a registry name (``--model tiny`` beside a folder called tiny/) or Hugging Face repo reads
+        nothing here, and a report kept beside the checkpoint in its folder (or the thousands of files of a git clone)
+        is not the model's."""
+        from .errors import WeightsNotFoundError
+        from .models.weights import WEIGHTS_FILE_SUFFIXES, local_checkpoint, weights_in_folder
+
+        path = local_checkpoint(self.model, self.weights)  # the loader's own choice of card, folder or file
+        if path is None or not path.exists():
             return []
-        if os.path.isdir(named):
-            return [entry.path for entry in os.scandir(named) if entry.is_file()]
-        return [named]
+        if not path.is_dir():
+            return [str(path)]
+        try:
+            return [str(weights_in_folder(path))]
+        except WeightsNotFoundError:  # none, or several to choose from: the load refuses; a report still keeps them all
+            return [entry.path for entry in os.scandir(path) if entry.name.lower().endswith(WEIGHTS_FILE_SUFFIXES) and entry.is_file()]
 
 
 @dataclass(frozen=True)

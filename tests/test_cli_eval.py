@@ -467,6 +467,8 @@ def test_fewer_predictions_than_truth_names_a_trimmed_run(tmp_path, capsys):
     for pred in (_pngs(tmp_path / "part", gts[:3]), _video(tmp_path / "part.mkv", gts[:3], "ffv1", "gray", "gray")):
         assert part in _error(capsys, str(pred), str(gt))
     assert "process --start/--end" not in _error(capsys, str(gt), str(tmp_path / "part.mkv"))
+    # one still picture is no part (process writes a part as a video or a folder): pairing it with a clip is the slip
+    assert "process --start/--end" not in _error(capsys, str(gt / "00000.png"), str(gt))
 
 
 def test_errors_are_one_line(tmp_path, capsys):

@@ -64,3 +64,22 @@ def test_every_report_option_keeps_the_checkpoint(tmp_path, capsys, command):
     }[command]  # fmt: skip
     _refused(capsys, [*argv, *model], option, Path(weights))
     assert Path(weights).read_bytes() == before
+
+
+@pytest.mark.parametrize("how", ["registry name beside a folder of that name", "report beside a snapshot's checkpoint"])
+def test_a_report_in_a_folder_the_model_is_not_read_from_is_written(tmp_path, capsys, monkeypatch, how):
+    """Only the checkpoint the loader reads is kept from reports: ``--model tiny`` is the registry's model even beside a
+    folder called tiny/, and a snapshot folder's other files are not read, yet a report already in either (last run's)
+    was refused as 'which this run reads'."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if how.startswith("registry"):
+        model = ["--model", "tiny"]
+    else:
+        shutil.copy(TINY, folder / "model.safetensors")
+        model = ["--weights", "tiny/"]
+    (folder / "report.json").write_text("{}")  # the last run's
+    argv = ["image", _picture(tmp_path / "pic.png"), "-o", "cut.png", "--report", "tiny/report.json", *model, "--resolution", "64", "--device", "cpu"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (folder / "report.json").read_text() != "{}"

@@ -630,14 +630,15 @@ def _part_hint(pred: MaskClip, gt: MaskClip, pred_n: int, gt_n: int) -> str:
     """For predictions fewer than the truth's frames, the likely cause: ``process --start/--end`` cut out a part (its
     output records no trim to read back, and eval scores whole clips), so "predictions have 7, ground truth has 20"
     left the user to guess; '' when the predictions are not fewer, an animated picture explains it, or numbered
-    prediction files skip a number (a frame lost from the middle, not a part)."""
-    if pred_n >= gt_n or _animation_hint(pred, gt):
+    prediction files skip a number (a frame lost from the middle, not a part), or the predictions are one still picture:
+    process writes a part as a video or a folder, never one picture, so a mask of one image against a clip is not that."""
+    if pred_n >= gt_n or _animation_hint(pred, gt) or Path(pred.path).is_file() and pred.files is not None:
         return ""
     numbers = [_frame_number(f) for f in pred.files or ()]
     if None not in numbers and any(b - a != 1 for a, b in zip(numbers, numbers[1:])):  # type: ignore[operator]
         return ""
     return (f"; if the predictions are a part of the video (process --start/--end), score them against the same {pred_n} "
-            "frames of the truth: a folder or glob of just those masks, or the truth video cut to the same times")
+            f"frame{'s' if pred_n != 1 else ''} of the truth: a folder or glob of just those masks, or the truth video cut to the same times")
 
 
 def _scaled_hint(pred: np.ndarray, gt: np.ndarray) -> str:
