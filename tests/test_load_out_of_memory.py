@@ -92,13 +92,26 @@ class _Allocates(torch.nn.Module):
         return self.conv(x)
 
 
+def _openvino_outer_product(n: int) -> None:
+    """OpenVINO's CPU plugin asked for an n x n float32 output (a PiB for 2**24): its own allocation failure, a
+    plain RuntimeError whose last line is cpu_memory.cpp's "Failed to allocate N bytes of memory"."""
+    pytest.importorskip("openvino")
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([-1], np.float32)
+    column, row = (ops.reshape(x, ops.constant(np.array(shape, np.int64)), False) for shape in ([-1, 1], [1, -1]))
+    ov.Core().compile_model(ov.Model([ops.multiply(column, row)], [x]), "CPU")({0: np.ones(n, np.float32)})
+
+
 @pytest.mark.parametrize(
     ("allocate", "said"),
     [
         (lambda: torch.empty(1 << 55, dtype=torch.uint8), "DefaultCPUAllocator: can't allocate memory: you tried to allocate 36028797018963968 bytes"),
         (lambda: np.empty(1 << 55, np.uint8), "Unable to allocate 32.0 PiB for an array with shape (36028797018963968,) and data type uint8"),
+        (lambda: _openvino_outer_product(1 << 24), "Failed to allocate 1125899906842624 bytes of memory"),
     ],
-    ids=["torch-cpu-allocator", "numpy-MemoryError"],
+    ids=["torch-cpu-allocator", "numpy-MemoryError", "openvino-cpu"],
 )
 def test_the_cpu_running_out_of_memory_as_the_model_runs_is_the_one_line_a_gpu_gets(allocate, said):
     """On the CPU torch's allocator raises a plain RuntimeError and NumPy a MemoryError, not torch.OutOfMemoryError:
