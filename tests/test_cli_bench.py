@@ -226,3 +226,28 @@ def test_bench_takes_rvms_kind_names_as_process_does():
     from birefvid.cli import build_parser
 
     assert [build_parser().parse_args(["bench", "--output", name]).output for name in ("fgr", "pha")] == ["foreground", "mask"]
+
+
+def test_bench_out_of_memory_while_timing_is_one_line_with_advice_that_can_apply(tmp_path, capsys, monkeypatch):
+    """`bench` calls the engine itself to time it, outside the Segmenter's handling: the engine running out of memory
+    there (torch's own CPU allocator failing, real) was a traceback, exit 1. Now it is the line `process` gives, naming
+    what was timed; at the least --resolution it offers a smaller batch and freeing memory, not a smaller --resolution."""
+    from birefvid.backends.engines import TorchEngine
+
+    run = TorchEngine.__call__
+
+    def allocates_too_much(self, x):
+        torch.empty(1 << 55, dtype=torch.uint8)  # 32 PiB
+        return run(self, x)
+
+    monkeypatch.setattr(TorchEngine, "__call__", allocates_too_much)
+    out = tmp_path / "b.json"
+    code = main(["bench", "--backbone", "pvt_v2_b0", "--resolution", "64", "--batch-size", "2", "--device", "cpu", "--backend", "torch",
+                 "--precision", "fp32", "--runs", "1", "--clip-size", "96x64", "--clip-frames", "0", "--json", str(out), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip().splitlines() == [
+        "birefvid: error: cpu ran out of memory timing the model on 2 frames at 64x64 (DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 36028797018963968 bytes); try --batch-size 1 or freeing the machine's memory (closing what else runs)"
+    ]
+    assert not out.exists()

@@ -92,13 +92,26 @@ class _Allocates(torch.nn.Module):
         return self.conv(x)
 
 
+def _openvino_outer_product(n: int) -> None:
+    """OpenVINO's CPU plugin asked for an n x n float32 output (a PiB for 2**24): its own allocation failure, a
+    plain RuntimeError whose last line is cpu_memory.cpp's "Failed to allocate N bytes of memory"."""
+    pytest.importorskip("openvino")
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([-1], np.float32)
+    column, row = (ops.reshape(x, ops.constant(np.array(shape, np.int64)), False) for shape in ([-1, 1], [1, -1]))
+    ov.Core().compile_model(ov.Model([ops.multiply(column, row)], [x]), "CPU")({0: np.ones(n, np.float32)})
+
+
 @pytest.mark.parametrize(
     ("allocate", "said"),
     [
         (lambda: torch.empty(1 << 55, dtype=torch.uint8), "DefaultCPUAllocator: can't allocate memory: you tried to allocate 36028797018963968 bytes"),
         (lambda: np.empty(1 << 55, np.uint8), "Unable to allocate 32.0 PiB for an array with shape (36028797018963968,) and data type uint8"),
+        (lambda: _openvino_outer_product(1 << 24), "Failed to allocate 1125899906842624 bytes of memory"),
     ],
-    ids=["torch-cpu-allocator", "numpy-MemoryError"],
+    ids=["torch-cpu-allocator", "numpy-MemoryError", "openvino-cpu"],
 )
 def test_the_cpu_running_out_of_memory_as_the_model_runs_is_the_one_line_a_gpu_gets(allocate, said):
     """On the CPU torch's allocator raises a plain RuntimeError and NumPy a MemoryError, not torch.OutOfMemoryError:
@@ -109,7 +122,9 @@ def test_the_cpu_running_out_of_memory_as_the_model_runs_is_the_one_line_a_gpu_g
     seg = Segmenter(module=_Allocates(allocate), device="cpu", precision="fp32", backend="torch", resolution=64)
     with pytest.raises(DeviceOutOfMemory) as raised:
         seg(np.zeros((48, 80, 3), np.uint8))
-    assert str(raised.value) == f"cpu ran out of memory running the model on 1 frame at 64x64 ({said}); try a smaller resolution"
+    # 64 is the least resolution: no smaller one to offer
+    assert str(raised.value) == (f"cpu ran out of memory running the model on 1 frame at 64x64 ({said}); "
+                                 "try freeing the machine's memory (closing what else runs)")
     assert isinstance(raised.value, torch.OutOfMemoryError)  # what an API caller that retries smaller catches
 
 
@@ -158,7 +173,7 @@ def test_onnxruntime_running_out_of_memory_is_one_line_with_advice(kind, said, g
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.strip().splitlines() == [f"birefvid: error: cpu ran out of memory running the model on 1 frame at 64x64 ({gist}); "
-                                        "try a smaller --resolution"]  # fmt: skip
+                                        "try freeing the machine's memory (closing what else runs)"]  # fmt: skip
     assert not out.exists()
 
 

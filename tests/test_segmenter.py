@@ -230,9 +230,29 @@ def test_a_device_out_of_memory_is_one_line_saying_what_makes_it_fit():
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB. GPU 0 has a total capacity "
                                               "of 7.63 GiB of which 1.12 GiB is free. Including non-PyTorch memory, ...")  # fmt: skip
 
-    seg = Segmenter(module=OutOfMemory(), resolution=64, device="cpu", precision="fp32", backend="torch")
-    with pytest.raises(ConfigError, match=r"cpu ran out of memory running the model on 2 frames at 64x64 \(CUDA out of memory\. "
-                                          r"Tried to allocate 3\.00 GiB.* is free\); try batch_size=1 or a smaller resolution"):  # fmt: skip
+    seg = Segmenter(module=OutOfMemory(), resolution=128, device="cpu", precision="fp32", backend="torch")
+    with pytest.raises(ConfigError, match=r"cpu ran out of memory running the model on 2 frames at 128x128 \(CUDA out of memory\. "
+                                          r"Tried to allocate 3\.00 GiB.* is free\); try batch_size=1 or a smaller resolution$"):  # fmt: skip
         seg(_frames(2, (48, 64)))
     with pytest.raises(torch.cuda.OutOfMemoryError):  # what an API caller catches to go on with fewer pictures
         seg(_frames(2, (48, 64)))
+
+
+@pytest.mark.parametrize(
+    ("resolution", "frames", "advice"),
+    [(64, 2, "batch_size=1 or freeing the machine's memory (closing what else runs)"),
+     (64, 1, "freeing the machine's memory (closing what else runs)"),
+     ("96x64", 1, "a smaller resolution")],
+)  # fmt: skip
+def test_out_of_memory_advice_at_the_least_resolution_offers_only_what_can_help(resolution, frames, advice):
+    """At the least resolution (64) the line still said "try a smaller resolution", which the options refuse: it
+    offers what is left (a smaller batch, freeing memory); above it, in either side, a smaller resolution."""
+
+    class OutOfMemory(torch.nn.Module):
+        def forward(self, x):
+            torch.empty(1 << 55, dtype=torch.uint8)  # torch's own CPU allocator failing, real
+
+    seg = Segmenter(module=OutOfMemory(), resolution=resolution, device="cpu", precision="fp32", backend="torch")
+    with pytest.raises(ConfigError) as raised:
+        seg(_frames(frames, (48, 64)))
+    assert str(raised.value).endswith(f"); try {advice}")

@@ -3,17 +3,19 @@ convolution) on the same normalised frames, the alpha difference between them, a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 import torchvision.ops  # noqa: F401  registers torch.ops.torchvision.deform_conv2d, counted below
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
+from ..backends.memory import is_out_of_memory
 from ..models.deform import torchvision_deform
-from ..runtime.segmenter import Segmenter
+from ..runtime.segmenter import DeviceOutOfMemory, Segmenter
 
 
 @register_flop_formula(torch.ops.torchvision.deform_conv2d)
@@ -63,10 +65,28 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     return int(flops.get_total_flops())
 
 
+@contextlib.contextmanager
+def _out_of_memory_said(segmenter: Segmenter, frames: torch.Size, doing: str, precision: Optional[str] = None) -> Iterator[None]:
+    """An out-of-memory error in this block as the one line with advice ``process`` gives (``DeviceOutOfMemory``):
+    the timing loop calls the engine itself, outside ``Segmenter.predict``, and it was a traceback, exit 1."""
+    try:
+        yield
+    except Exception as exc:  # torch's OutOfMemoryError (CUDA, MPS), its CPU RuntimeError, ONNX Runtime's, a MemoryError
+        if isinstance(exc, DeviceOutOfMemory) or not is_out_of_memory(exc):
+            raise
+        raise segmenter.out_of_memory(exc, frames, doing, precision) from exc
+
+
 @torch.inference_mode()
 def measure_model(segmenter: Segmenter, reference: torch.nn.Module, frames: torch.Tensor, runs: int = 3) -> dict[str, Any]:
     """Time the segmenter's engine and ``reference`` (an fp32 copy of its weights) on ``frames`` (uint8
     (N, 3, H, W)) at the segmenter's inference size; compare their alphas."""
+    with _out_of_memory_said(segmenter, frames.shape, "timing the model"):
+        return _measure(segmenter, reference, frames, runs)
+
+
+def _measure(segmenter: Segmenter, reference: torch.nn.Module, frames: torch.Tensor, runs: int) -> dict[str, Any]:
+    """``measure_model``'s work, its out-of-memory errors said by the caller."""
     device = segmenter.device
     batch = frames.shape[0]
     x = segmenter.preprocess(frames, torch.float32)
@@ -76,8 +96,8 @@ def measure_model(segmenter: Segmenter, reference: torch.nn.Module, frames: torc
     segmenter.prepare(*frames.shape[2:])  # export + compile, outside the timing
     model_input = x.to(segmenter.engine.input_dtype)
 
-    def run_reference() -> torch.Tensor:
-        with torchvision_deform():
+    def run_reference() -> torch.Tensor:  # always fp32: fp16 is no advice for it
+        with torchvision_deform(), _out_of_memory_said(segmenter, frames.shape, "timing the eager fp32 reference", "fp32"):
             return reference(x)
 
     ref_logits = run_reference()  # the warm-ups

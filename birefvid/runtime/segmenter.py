@@ -213,34 +213,48 @@ class Segmenter:
             except Exception as exc:  # torch's OutOfMemoryError (CUDA, MPS), its CPU RuntimeError, ONNX Runtime's, a MemoryError
                 if isinstance(exc, DeviceOutOfMemory) or not is_out_of_memory(exc):
                     raise
-                raise self._out_of_memory(exc, images.shape) from exc
+                raise self.out_of_memory(exc, images.shape) from exc
         alpha = torch.sigmoid(logits.float())
         if frame_size and tuple(alpha.shape[2:]) != (height, width):
             alpha = F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
         return alpha.clamp_(0.0, 1.0)
 
-    def _out_of_memory(self, exc: BaseException, shape: torch.Size) -> DeviceOutOfMemory:
-        """One line for a device too small for these settings (``image`` showed torch's traceback), with what makes it fit."""
+    def out_of_memory(self, exc: BaseException, shape: torch.Size, doing: str = "running the model",
+                      precision: Optional[str] = None) -> DeviceOutOfMemory:
+        """One line for a device too small for these settings (``image`` showed torch's traceback), with what makes it fit.
+
+        ``shape`` is the uint8 frames' (N, 3, H, W); ``doing`` what ran out (``bench`` says "timing the model");
+        ``precision`` the precision it ran in where not this segmenter's (``bench``'s eager fp32 reference). Only fixes
+        that can apply are offered: no smaller ``--resolution`` below the least one, no fp16 off CUDA; where the
+        settings cannot shrink further, another device or freeing memory is what is left."""
         frames, (h, w) = shape[0], self.inference_size(*shape[2:])
-        fixes = ([option("batch_size", 1)] if frames > 1 else []) + [f"a smaller {option('resolution')}"]
-        if self.precision == "fp32" and self.device.type == "cuda":
+        fixes = [option("batch_size", 1)] if frames > 1 else []
+        smaller_size = self.resolution[0] * self.resolution[1] > MIN_SIDE * MIN_SIDE  # each side is at least MIN_SIDE
+        if smaller_size:
+            fixes.append(f"a smaller {option('resolution')}")
+        if (precision or self.precision) == "fp32" and self.device.type == "cuda":
             fixes.append(option("precision", "fp16"))
-        return DeviceOutOfMemory(f"{self.device} ran out of memory running the model on {frames} frame{'s' if frames > 1 else ''} "
+        if not smaller_size:
+            fixes += self._elsewhere()
+        return DeviceOutOfMemory(f"{self.device} ran out of memory {doing} on {frames} frame{'s' if frames > 1 else ''} "
                            f"at {w}x{h} ({memory_said(exc)}); try {_either(fixes)}")  # fmt: skip
+
+    def _elsewhere(self) -> list[str]:
+        """Fixes beyond the model's own settings. On the CPU the machine's memory is short: moving to the CPU or
+        freeing a GPU is no advice there."""
+        if self.device.type == "cpu":
+            return ["freeing the machine's memory (closing what else runs)"]
+        return [option("device", "cpu"), "freeing the GPU's memory" + (" (nvidia-smi lists what holds it)" if self.device.type == "cuda" else "")]
 
     def _loading_out_of_memory(self, exc: BaseException, precision: str) -> DeviceOutOfMemory:
         """One line for a device the model's weights do not fit (``--model general`` on a 4 GB card was torch's
-        traceback, exit 1), with what makes them fit: frame-size options do not help before a frame is seen.
-        On the CPU the machine's memory is short: moving to the CPU or freeing a GPU is no advice there."""
+        traceback, exit 1), with what makes them fit: frame-size options do not help before a frame is seen."""
         fixes = []
         if self.backbone.startswith("swin_v1_l"):  # general, matting, HR, ...: Swin-L, several times the weights of lite's Swin-T
             fixes.append(f"a smaller model ({option('model', 'lite')})")
         if precision == "fp32" and self.device.type == "cuda":
             fixes.append(option("precision", "fp16"))
-        if self.device.type == "cpu":
-            fixes.append("freeing the machine's memory (closing what else runs)")
-        else:
-            fixes += [option("device", "cpu"), "freeing the GPU's memory" + (" (nvidia-smi lists what holds it)" if self.device.type == "cuda" else "")]
+        fixes += self._elsewhere()
         return DeviceOutOfMemory(f"{self.device} ran out of memory loading the model {self.name} ({memory_said(exc)}); "
                                  f"try {_either(fixes)}")  # fmt: skip
 
