@@ -128,6 +128,15 @@ def test_the_cpu_running_out_of_memory_as_the_model_runs_is_the_one_line_a_gpu_g
     assert isinstance(raised.value, torch.OutOfMemoryError)  # what an API caller that retries smaller catches
 
 
+def _one_error(argv: list[str], capsys, out) -> list[str]:
+    """Run ``argv``: exit 2, no traceback, nothing at ``out``; the lines it printed on stderr."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert not out.exists()
+    return err.strip().splitlines()
+
+
 # ONNX Runtime's own words, as its Python binding raises them: the first seen here on the CPU (a run under an address-space
 # limit: its BFC arena, which CUDA's provider uses too), the second as ``cuda_call.cc`` formats a failed cudaMalloc
 ORT_ARENA = ("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Conv node. Name:'node_conv2d' Status "
@@ -169,13 +178,8 @@ def test_onnxruntime_running_out_of_memory_is_one_line_with_advice(kind, said, g
     out = tmp_path / "out.png"
     argv = ["image", str(picture), "-o", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64",
             "--device", "cpu", "--backend", "onnxruntime", "--precision", "fp32", "-q"]  # fmt: skip
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert err.strip().splitlines() == [f"birefvid: error: cpu ran out of memory running the model on 1 frame at 64x64 ({gist}); "
-                                        "try freeing the machine's memory (closing what else runs)"]  # fmt: skip
-    assert not out.exists()
-
+    assert _one_error(argv, capsys, out) == [f"birefvid: error: cpu ran out of memory running the model on 1 frame at 64x64 ({gist}); "
+                                             "try freeing the machine's memory (closing what else runs)"]  # fmt: skip
 
 
 def test_onnxruntime_running_out_of_memory_as_its_session_loads_the_weights_is_the_loading_line(tmp_path, capsys, pvt_b0_weights, monkeypatch):
@@ -197,12 +201,9 @@ def test_onnxruntime_running_out_of_memory_as_its_session_loads_the_weights_is_t
     out = tmp_path / "out.mkv"
     argv = ["process", str(video), "-o", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64",
             "--device", "cpu", "--backend", "onnxruntime", "--precision", "fp32", "-q"]  # fmt: skip
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert err.strip().splitlines() == ["birefvid: error: cpu ran out of memory loading the model pvt_b0_seeded.pth (Failed to allocate "
-                                        "memory for requested buffer of size 1048576); try freeing the machine's memory (closing what else runs)"]  # fmt: skip
-    assert not out.exists()
+    assert _one_error(argv, capsys, out) == ["birefvid: error: cpu ran out of memory loading the model pvt_b0_seeded.pth (Failed to "
+                                             "allocate memory for requested buffer of size 1048576); try freeing the machine's memory "
+                                             "(closing what else runs)"]  # fmt: skip
 
 
 def test_train_out_of_memory_is_one_line_that_says_what_fits_and_that_the_checkpoint_is_kept(tmp_path, capsys, request):
