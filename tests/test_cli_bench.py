@@ -251,3 +251,25 @@ def test_bench_out_of_memory_while_timing_is_one_line_with_advice_that_can_apply
         "you tried to allocate 36028797018963968 bytes); try --batch-size 1 or freeing the machine's memory (closing what else runs)"
     ]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("doing", "fixed_precision", "advice"), [
+    ("timing the model", None, "try --batch-size 1, a smaller --resolution or --precision fp16"),
+    ("timing the eager fp32 reference", "fp32", "try --batch-size 1 or a smaller --resolution"),
+])  # fmt: skip
+def test_bench_offers_fp16_for_the_timed_path_only_not_for_the_fp32_reference(doing, fixed_precision, advice):
+    """On CUDA in fp32, ``--precision fp16`` shrinks the timed path; the eager reference runs in fp32 whatever
+    --precision says, so for it the advice was a flag that changes nothing (docs/speed.md promised it is not offered).
+    The line's advice depends on the device's kind alone: this CPU segmenter is named a CUDA one, as no GPU is here."""
+    from birefvid.errors import cli_naming
+    from birefvid.runtime.segmenter import Segmenter
+
+    seg = Segmenter(module=torch.nn.Identity(), resolution=128, device="cpu", precision="fp32", backend="torch")
+    seg.device = torch.device("cuda", 0)
+    try:
+        torch.empty(1 << 55, dtype=torch.uint8)  # torch's own allocator failing, real
+    except RuntimeError as exc:
+        with cli_naming():
+            line = str(seg.out_of_memory(exc, torch.Size((2, 3, 72, 96)), doing, fixed_precision))
+    assert line.startswith(f"cuda:0 ran out of memory {doing} on 2 frames at 128x128 (")
+    assert line.endswith(f"); {advice}")

@@ -224,15 +224,15 @@ class Segmenter:
         """One line for a device too small for these settings (``image`` showed torch's traceback), with what makes it fit.
 
         ``shape`` is the uint8 frames' (N, 3, H, W); ``doing`` what ran out (``bench`` says "timing the model");
-        ``precision`` the precision it ran in where not this segmenter's (``bench``'s eager fp32 reference). Only fixes
-        that can apply are offered: no smaller ``--resolution`` below the least one, no fp16 off CUDA; where the
-        settings cannot shrink further, another device or freeing memory is what is left."""
+        ``precision`` the precision it ran in where ``--precision`` does not set it (``bench``'s eager fp32 reference):
+        fp16 is then no advice. Only fixes that can apply are offered: no smaller ``--resolution`` below the least
+        one, no fp16 off CUDA; where the settings cannot shrink further, another device or freeing memory is left."""
         frames, (h, w) = shape[0], self.inference_size(*shape[2:])
         fixes = [option("batch_size", 1)] if frames > 1 else []
         smaller_size = self.resolution[0] * self.resolution[1] > MIN_SIDE * MIN_SIDE  # each side is at least MIN_SIDE
         if smaller_size:
             fixes.append(f"a smaller {option('resolution')}")
-        if (precision or self.precision) == "fp32" and self.device.type == "cuda":
+        if precision is None and self.precision == "fp32" and self.device.type == "cuda":
             fixes.append(option("precision", "fp16"))
         if not smaller_size:
             fixes += self._elsewhere()
