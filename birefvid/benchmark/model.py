@@ -90,8 +90,10 @@ def _measure(segmenter: Segmenter, reference: torch.nn.Module, frames: torch.Ten
     device = segmenter.device
     batch = frames.shape[0]
     x = segmenter.preprocess(frames, torch.float32)
-    reference = reference.to(device, torch.float32).eval()
+    # counted before the move: count_flops deep-copies the model, which on the device was a second fp32 copy of the
+    # weights in GPU memory (a Swin-L's ~0.9 GB) beside the engine's, and an out-of-memory there named no reference
     total_flops = count_flops(reference, x)
+    reference = reference.to(device, torch.float32).eval()
     export_before = segmenter.engine.export_seconds
     segmenter.prepare(*frames.shape[2:])  # export + compile, outside the timing
     model_input = x.to(segmenter.engine.input_dtype)
