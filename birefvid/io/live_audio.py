@@ -233,7 +233,7 @@ class LiveAudioTrack:
             # sound from before the output's first picture (a stream's sound captured while the model warmed
             # up): only what plays from that picture on is kept. A recording's first picture is its 0; an
             # RTSP stream's sits at its lag, where sound from before it was sent ahead of the pictures
-            # on FLV the sound starts a little (~22 ms) after it, so that no packet precedes the picture
+            # on FLV the sound starts 1024 samples and 1 ms after it (22 ms at 48 kHz, 129 ms at 8 kHz), so that no packet precedes the picture
             origin = 0 if self._first_picture is None else self._sample(self._first_picture) + self._start_after
             if first < origin:
                 if first + length <= origin:
