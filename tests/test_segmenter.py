@@ -232,15 +232,33 @@ def test_a_device_out_of_memory_is_one_line_saying_what_makes_it_fit():
 
     seg = Segmenter(module=OutOfMemory(), resolution=128, device="cpu", precision="fp32", backend="torch")
     with pytest.raises(ConfigError, match=r"cpu ran out of memory running the model on 2 frames at 128x128 \(CUDA out of memory\. "
-                                          r"Tried to allocate 3\.00 GiB.* is free\); try batch_size=1 or a smaller resolution$"):  # fmt: skip
-        seg(_frames(2, (48, 64)))
+                                          r"Tried to allocate 3\.00 GiB.* is free\); try one picture a call or a smaller resolution$"):  # fmt: skip
+        seg(_frames(2, (48, 64)))  # batch_size is no option of the Segmenter's: it named one the caller cannot set
+    with pytest.raises(ConfigError, match=r"on 3 frames at 128x128 .*; try fewer frames a call or a smaller resolution$"):
+        seg(torch.zeros((3, 3, 48, 64), dtype=torch.uint8))  # a tensor goes as the one batch it is
     with pytest.raises(torch.cuda.OutOfMemoryError):  # what an API caller catches to go on with fewer pictures
         seg(_frames(2, (48, 64)))
 
 
+def test_out_of_memory_in_process_video_names_its_batch_size(tmp_path):
+    """In a pipeline the frames a call are its batch_size, which the advice names (a Segmenter's own calls do not)."""
+    from birefvid.api import process_video
+    from media import make_video
+
+    class OutOfMemory(torch.nn.Module):
+        def forward(self, x):
+            torch.empty(1 << 55, dtype=torch.uint8)
+
+    clip = make_video(tmp_path / "in.mp4", 4, with_audio=False)
+    seg = Segmenter(module=OutOfMemory(), resolution=128, device="cpu", precision="fp32", backend="torch")
+    with pytest.raises(ConfigError, match=r"on 2 frames at 128x128 .*; try batch_size=1 or a smaller resolution$"):
+        process_video(clip.path, tmp_path / "out.webm", kind="alpha", segmenter=seg, batch_size=2, smooth="none")
+    assert not (tmp_path / "out.webm").exists()
+
+
 @pytest.mark.parametrize(
     ("resolution", "frames", "advice"),
-    [(64, 2, "batch_size=1 or freeing the machine's memory (closing what else runs)"),
+    [(64, 2, "one picture a call or freeing the machine's memory (closing what else runs)"),
      (64, 1, "freeing the machine's memory (closing what else runs)"),
      ("96x64", 1, "a smaller resolution")],
 )  # fmt: skip

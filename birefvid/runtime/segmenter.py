@@ -7,6 +7,7 @@ are turned into uint8 RGB by ``pictures.as_rgb`` first.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from typing import TYPE_CHECKING, Optional, Sequence, Union
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EACH_BATCH = 4  # pictures a model call at most in segment_each (and __call__ with a list): the file pipeline's batch on CUDA
+# Out-of-memory advice for fewer frames a model call: a pipeline's batch size by default; where the caller's own
+# call is the batch (``seg(frames)``, ``segment_each``), fewer pictures a call, since no batch_size applies there
+_FEWER_FRAMES: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("birefvid_fewer_frames", default=None)
 
 
 class DeviceOutOfMemory(ConfigError, torch.cuda.OutOfMemoryError):
@@ -228,7 +232,7 @@ class Segmenter:
         fp16 is then no advice. Only fixes that can apply are offered: no smaller ``--resolution`` below the least
         one, no fp16 off CUDA; where the settings cannot shrink further, another device or freeing memory is left."""
         frames, (h, w) = shape[0], self.inference_size(*shape[2:])
-        fixes = [option("batch_size", 1)] if frames > 1 else []
+        fixes = [_FEWER_FRAMES.get() or option("batch_size", 1)] if frames > 1 else []
         smaller_size = self.resolution[0] * self.resolution[1] > MIN_SIDE * MIN_SIDE  # each side is at least MIN_SIDE
         if smaller_size:
             fixes.append(f"a smaller {option('resolution')}")
@@ -281,14 +285,18 @@ class Segmenter:
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, a in enumerate(arrays):
             by_size.setdefault(a.shape[:2], []).append(i)
-        for same_size in by_size.values():
-            # a few at a time: a hundred same-sized pictures went to the model as one batch, out of a
-            # GPU's memory (general at 1024² holds a handful), whose error then named a batch size the caller cannot set
-            for start in range(0, len(same_size), EACH_BATCH):
-                indices = same_size[start : start + EACH_BATCH]
-                batch = torch.from_numpy(np.stack([arrays[i] for i in indices])).permute(0, 3, 1, 2)
-                for i, alpha in zip(indices, self.predict(batch)[:, 0].cpu().numpy()):
-                    out[i] = alpha
+        token = _FEWER_FRAMES.set("one picture a call")  # its batches are the caller's list, up to EACH_BATCH
+        try:
+            for same_size in by_size.values():
+                # a few at a time: a hundred same-sized pictures went to the model as one batch, out of a
+                # GPU's memory (general at 1024² holds a handful), whose error then named a batch size the caller cannot set
+                for start in range(0, len(same_size), EACH_BATCH):
+                    indices = same_size[start : start + EACH_BATCH]
+                    batch = torch.from_numpy(np.stack([arrays[i] for i in indices])).permute(0, 3, 1, 2)
+                    for i, alpha in zip(indices, self.predict(batch)[:, 0].cpu().numpy()):
+                        out[i] = alpha
+        finally:
+            _FEWER_FRAMES.reset(token)
         return out
 
     def __call__(self, frames: FramesLike, *, bgr: bool = False) -> np.ndarray:
@@ -299,8 +307,12 @@ class Segmenter:
         image file's path; also a list of them, an (N, H, W, C) array, or an (N, 3, H, W) tensor
         (uint8, or float in [0, 1], which stays on its device). Pictures of different sizes: ``segment_each``.
         """
-        if isinstance(frames, torch.Tensor) and frames.ndim == 4:
-            return self.predict(_tensor_batch(frames, bgr))[:, 0].cpu().numpy()
+        if isinstance(frames, torch.Tensor) and frames.ndim == 4:  # the one batch it is: fewer frames a call fit
+            token = _FEWER_FRAMES.set("fewer frames a call")
+            try:
+                return self.predict(_tensor_batch(frames, bgr))[:, 0].cpu().numpy()
+            finally:
+                _FEWER_FRAMES.reset(token)
         if is_picture(frames):
             frames = [frames]
         alphas = self.segment_each(frames, bgr=bgr)  # type: ignore[arg-type]
