@@ -326,3 +326,24 @@ def test_a_link_to_a_video_that_is_gone_is_named_not_left_out_without_a_word(tmp
     assert outputs(out) == ["a.mkv"]
     assert f"{folder / 'gone.mp4'} is a link to /mnt/unplugged/gone.mp4, which does not exist: left out" in caplog.text
     assert "nowhere.txt" not in caplog.text
+
+
+def test_a_disk_filling_up_leaves_no_empty_output_subfolder(tmp_path, capsys):
+    """The disk filled on s2/b.mp4 (a full disk stops the run): out/s2/, made as its video started, stayed, empty,
+    looking like output. The folders this run made for outputs never written go; s1's output, and an empty folder
+    the user had made, stay; the rerun resumes."""
+    from fs_fixtures import full_dir
+
+    clips = tmp_path / "clips"
+    for sub in ("s1", "s2", "s3"):
+        (clips / sub).mkdir(parents=True)
+    keyframed_clip(clips / "s1" / "a.mp4", 2, size=(32, 32))  # a few kB of ProRes 4444: fits
+    keyframed_clip(clips / "s2" / "b.mp4", 8, size=(256, 192))  # far more than the disk's 128 kB
+    keyframed_clip(clips / "s3" / "c.mp4", 2, size=(32, 32))
+    with full_dir(tmp_path / "disk", "128k") as disk:
+        out = disk / "out"
+        (out / "s3").mkdir(parents=True)  # the user's, empty: not this run's to remove
+        assert main(["batch", str(clips), "-r", "--output-dir", str(out), *MODEL, "--output", "alpha", "-q"]) == 2
+        assert "the disk is full" in capsys.readouterr().err
+        assert outputs(out) == ["s1/a.mov"]
+        assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "s1", "s3"]  # no s2/

@@ -639,6 +639,7 @@ def run_locked(
         plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
         todo.append(plan)
     manifest.save()
+    unmade = _folders_not_there(todo, out_dir)  # the output subfolders this run may make (a recursive batch's mirror)
     # every chunk done already (a rerun of a finished batch, or only joins left): no executor, so no Ray start-up (seconds)
     executor = executor_factory() if any(len(p.done) < len(p.chunks) for p in todo) else NoWorkers()
     if isinstance(executor, LocalExecutor):  # a Ray worker's death is Ray's to see (WorkerDied)
@@ -705,6 +706,7 @@ def run_locked(
             _drop_unfinished(tasks, by_name)  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
             for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
                 _remove_empty_work_dir(plan, manifest)
+            _remove_if_empty(unmade)  # a subfolder made for an output never written (a full disk) looked like output
             progress.stopped(_why_stopped(exc))
         raise
     if not in_watch:
@@ -712,6 +714,7 @@ def run_locked(
     _drop_unfinished(tasks, by_name)  # a skipped video's chunk whose worker died after renaming it: kept its folder
     for plan in todo:  # a video skipped on its first chunks (damaged, its worker dead) left its chunk folder empty
         _remove_empty_work_dir(plan, manifest)
+    _remove_if_empty(unmade)  # and the output subfolder made for it
     summary = progress.finish()
     if note_leftovers:
         note_stale_partials(out_dir, manifest.videos)  # what killed runs left, of any video (this run's own are removed as each finishes)
@@ -916,6 +919,27 @@ def _drop_unfinished(tasks: list[ChunkTask], plans: dict[str, VideoPlan]) -> Non
             remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path))
             if not task.whole:  # a whole video's output is not this run's to remove
                 Path(task.path).unlink(missing_ok=True)
+
+
+def _folders_not_there(plans: Sequence[VideoPlan], out_dir: Path) -> list[Path]:
+    """The folders between ``out_dir`` and each plan's output that do not exist yet, deepest first: the ones a
+    recursive batch makes as each video starts (``make_folder``), in this process or on a worker."""
+    missing: set[Path] = set()
+    for plan in plans:
+        for folder in plan.output.parents:
+            if folder == out_dir or out_dir not in folder.parents or folder.exists():
+                break
+            missing.add(folder)
+    return sorted(missing, key=lambda f: len(f.parts), reverse=True)
+
+
+def _remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove those of ``folders`` (made by this run, deepest first) that hold nothing: a run stopped by a full disk,
+    or a video skipped, left ``out/s2/`` made for an output never written, which looked like output. ``rmdir``
+    removes only an empty folder, so nothing written there (by this run or anyone) goes."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
