@@ -347,3 +347,20 @@ def test_a_disk_filling_up_leaves_no_empty_output_subfolder(tmp_path, capsys):
         assert "the disk is full" in capsys.readouterr().err
         assert outputs(out) == ["s1/a.mov"]
         assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "s1", "s3"]  # no s2/
+
+
+def test_an_earlier_batchs_output_folder_is_not_named_as_a_subfolder_not_searched(tmp_path, caplog):
+    """Run twice with the outputs inside the inputs' folder (masks, then alpha to compare), the second run warned
+    that clips/masks, the first run's outputs, was a subfolder not searched, as if it held videos the user forgot;
+    one holding a video of the user's beside the outputs is still named."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    keyframed_clip(clips / "a.mp4", FRAMES)
+    assert batch(str(clips), "--output-dir", str(clips / "masks"), "-q") == 0
+    caplog.clear()
+    assert batch(str(clips), "--output-dir", str(clips / "matte"), "--threshold", "0.5", "-q") == 0
+    assert "not searched" not in caplog.text
+    (clips / "masks" / "take2.mp4").write_bytes((clips / "a.mp4").read_bytes())  # the user's: an input to name
+    caplog.clear()
+    assert batch(str(clips), "--output-dir", str(clips / "matte"), "--threshold", "0.5", "-q") == 0
+    assert f"{clips}: 1 subfolder is not searched (masks)" in caplog.text

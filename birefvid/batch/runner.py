@@ -292,11 +292,22 @@ def _unlinked(path: Path) -> bool:
 def _note_subfolders(folder: Path, out_dir: Optional[Path]) -> None:
     """Warn that ``folder``'s subfolders are not searched: their videos would otherwise be left out without a word."""
     skip = out_dir.resolve() if out_dir is not None else None
-    subs = sorted(d.name for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir() and d.resolve() != skip)
+    subs = sorted(d.name for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir() and d.resolve() != skip and not _only_outputs(d))
     if subs:
         shown = ", ".join(subs[:3]) + (f" and {len(subs) - 3} more" if len(subs) > 3 else "")
         log.warning("%s: %s not searched (%s): batch takes the videos directly in a folder; add --recursive, or name a subfolder as an input, to include it",
                     folder, "1 subfolder is" if len(subs) == 1 else f"{len(subs)} subfolders are", shown)  # fmt: skip
+
+
+def _only_outputs(folder: Path) -> bool:
+    """Whether ``folder`` is an earlier batch's output folder holding no video but the outputs its manifest lists:
+    nothing in it is an input, with ``--recursive`` or without, so the "not searched" warning named it as a
+    subfolder the user forgot (a batch run twice with ``-o clips/masks`` and ``-o clips/alpha``)."""
+    outputs = _earlier_outputs(folder)
+    if not outputs:
+        return False
+    return all(f.resolve() in outputs for f in folder.rglob("*")
+               if not any(part.startswith(".") for part in f.relative_to(folder).parts) and f.is_file() and _is_video(f))  # fmt: skip
 
 
 def _note_pictures(folder: Path, videos: list[Found], outputs: set[Path]) -> None:
