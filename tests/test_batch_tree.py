@@ -364,3 +364,19 @@ def test_an_earlier_batchs_output_folder_is_not_named_as_a_subfolder_not_searche
     caplog.clear()
     assert batch(str(clips), "--output-dir", str(clips / "matte"), "--threshold", "0.5", "-q") == 0
     assert f"{clips}: 1 subfolder is not searched (masks)" in caplog.text
+
+
+def test_recursive_does_not_follow_a_link_to_a_folder_above_the_named_one(tree, tmp_path, caplog):
+    """Only a link back to a folder of the walk was stopped: one to the folder above the named one (``ln -s ../..``;
+    a link to / or home) walked all of it, the named folder's siblings cut out as inputs (a link to / the whole disk).
+    A watch's scan walked it every second."""
+    from birefvid.batch.watch import scan
+
+    (tmp_path / "elsewhere").mkdir()
+    keyframed_clip(tmp_path / "elsewhere" / "x.mp4", FRAMES)  # beside the named folder: not an input of it
+    (tree / "s2" / "up").symlink_to("../..", target_is_directory=True)  # tmp_path, which holds clips/
+    out = tmp_path / "out"
+    assert batch(str(tree), "-r", "--output-dir", str(out), "-q") == 0
+    assert outputs(out) == MIRRORED
+    assert f"{tree / 's2' / 'up'} is a link to {os.path.realpath(tmp_path)}, a folder that holds it: not followed" in caplog.text
+    assert sorted(Path(p).relative_to(tree).as_posix() for p in scan(tree, out, recursive=True)) == ["s1/a.mp4", "s1/deep/long.mp4", "s2/a.mp4", "top.mp4"]

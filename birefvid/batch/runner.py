@@ -226,7 +226,9 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
             real = os.path.realpath(entry)
             if real == skip:
                 _note_output_folder(entry, ours)
-            elif real not in ancestors:
+            elif leads_back_up(real, ancestors):
+                log.warning("%s is a link to %s, a folder that holds it: not followed (the search would go round)", entry, real)
+            else:
                 # another batch's output folder (an earlier --output-dir): its outputs are not new inputs
                 theirs = _earlier_outputs(entry) - ours
                 if theirs:
@@ -236,6 +238,14 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
             yield Found(entry, sub)
         else:
             _note_dangling(entry)
+
+
+def leads_back_up(real: str, ancestors: frozenset[str]) -> bool:
+    """Whether a linked folder (``real``, its real path) is one the walk is already in, or lies above one: a link to
+    ``..`` goes round, and one to the folder above the named one (``ln -s ../..``, a link to ``/`` or home) walked
+    everything there, the named folder's siblings and the whole disk, where only a loop back to the walk was stopped."""
+    above = real.rstrip(os.sep) + os.sep
+    return any(a == real or a.startswith(above) for a in ancestors)
 
 
 def _note_dangling(entry: Path) -> None:
