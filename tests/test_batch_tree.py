@@ -380,3 +380,31 @@ def test_recursive_does_not_follow_a_link_to_a_folder_above_the_named_one(tree, 
     assert outputs(out) == MIRRORED
     assert f"{tree / 's2' / 'up'} is a link to {os.path.realpath(tmp_path)}, a folder that holds it: not followed" in caplog.text
     assert sorted(Path(p).relative_to(tree).as_posix() for p in scan(tree, out, recursive=True)) == ["s1/a.mp4", "s1/deep/long.mp4", "s2/a.mp4", "top.mp4"]
+
+
+def test_ctrl_c_on_a_subfolders_video_leaves_no_empty_output_subfolder(tmp_path):
+    """Ctrl-C while s2/b.mp4 was cut out left out/s2/ empty beside s1's output; the rerun resumes with s2's video."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clips, out = tmp_path / "clips", tmp_path / "out"
+    for sub in ("s1", "s2"):
+        (clips / sub).mkdir(parents=True)
+    keyframed_clip(clips / "s1" / "a.mp4", FRAMES)
+    keyframed_clip(clips / "s2" / "b.mp4", 200)  # tens of seconds here: still running when the signal comes
+    argv = ["batch", str(clips), "-r", "--output-dir", str(out), *MODEL, "--output", "mask", "--chunk-frames", "0", "-q"]
+    run = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "s2").is_dir() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # made as b.mp4's run starts (after s1/a.mkv is written)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err
+    assert outputs(out) == ["s1/a.mkv"]
+    assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "s1"]  # no empty s2/
