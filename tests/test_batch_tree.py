@@ -326,3 +326,85 @@ def test_a_link_to_a_video_that_is_gone_is_named_not_left_out_without_a_word(tmp
     assert outputs(out) == ["a.mkv"]
     assert f"{folder / 'gone.mp4'} is a link to /mnt/unplugged/gone.mp4, which does not exist: left out" in caplog.text
     assert "nowhere.txt" not in caplog.text
+
+
+def test_a_disk_filling_up_leaves_no_empty_output_subfolder(tmp_path, capsys):
+    """The disk filled on s2/b.mp4 (a full disk stops the run): out/s2/, made as its video started, stayed, empty,
+    looking like output. The folders this run made for outputs never written go; s1's output, and an empty folder
+    the user had made, stay; the rerun resumes."""
+    from fs_fixtures import full_dir
+
+    clips = tmp_path / "clips"
+    for sub in ("s1", "s2", "s3"):
+        (clips / sub).mkdir(parents=True)
+    keyframed_clip(clips / "s1" / "a.mp4", 2, size=(32, 32))  # a few kB of ProRes 4444: fits
+    keyframed_clip(clips / "s2" / "b.mp4", 8, size=(256, 192))  # far more than the disk's 128 kB
+    keyframed_clip(clips / "s3" / "c.mp4", 2, size=(32, 32))
+    with full_dir(tmp_path / "disk", "128k") as disk:
+        out = disk / "out"
+        (out / "s3").mkdir(parents=True)  # the user's, empty: not this run's to remove
+        assert main(["batch", str(clips), "-r", "--output-dir", str(out), *MODEL, "--output", "alpha", "-q"]) == 2
+        assert "the disk is full" in capsys.readouterr().err
+        assert outputs(out) == ["s1/a.mov"]
+        assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "s1", "s3"]  # no s2/
+
+
+def test_an_earlier_batchs_output_folder_is_not_named_as_a_subfolder_not_searched(tmp_path, caplog):
+    """Run twice with the outputs inside the inputs' folder (masks, then alpha to compare), the second run warned
+    that clips/masks, the first run's outputs, was a subfolder not searched, as if it held videos the user forgot;
+    one holding a video of the user's beside the outputs is still named."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    keyframed_clip(clips / "a.mp4", FRAMES)
+    assert batch(str(clips), "--output-dir", str(clips / "masks"), "-q") == 0
+    caplog.clear()
+    assert batch(str(clips), "--output-dir", str(clips / "matte"), "--threshold", "0.5", "-q") == 0
+    assert "not searched" not in caplog.text
+    (clips / "masks" / "take2.mp4").write_bytes((clips / "a.mp4").read_bytes())  # the user's: an input to name
+    caplog.clear()
+    assert batch(str(clips), "--output-dir", str(clips / "matte"), "--threshold", "0.5", "-q") == 0
+    assert f"{clips}: 1 subfolder is not searched (masks)" in caplog.text
+
+
+def test_recursive_does_not_follow_a_link_to_a_folder_above_the_named_one(tree, tmp_path, caplog):
+    """Only a link back to a folder of the walk was stopped: one to the folder above the named one (``ln -s ../..``;
+    a link to / or home) walked all of it, the named folder's siblings cut out as inputs (a link to / the whole disk).
+    A watch's scan walked it every second."""
+    from birefvid.batch.watch import scan
+
+    (tmp_path / "elsewhere").mkdir()
+    keyframed_clip(tmp_path / "elsewhere" / "x.mp4", FRAMES)  # beside the named folder: not an input of it
+    (tree / "s2" / "up").symlink_to("../..", target_is_directory=True)  # tmp_path, which holds clips/
+    out = tmp_path / "out"
+    assert batch(str(tree), "-r", "--output-dir", str(out), "-q") == 0
+    assert outputs(out) == MIRRORED
+    assert f"{tree / 's2' / 'up'} is a link to {os.path.realpath(tmp_path)}, a folder that holds it: not followed" in caplog.text
+    assert sorted(Path(p).relative_to(tree).as_posix() for p in scan(tree, out, recursive=True)) == ["s1/a.mp4", "s1/deep/long.mp4", "s2/a.mp4", "top.mp4"]
+
+
+def test_ctrl_c_on_a_subfolders_video_leaves_no_empty_output_subfolder(tmp_path):
+    """Ctrl-C while s2/b.mp4 was cut out left out/s2/ empty beside s1's output; the rerun resumes with s2's video."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clips, out = tmp_path / "clips", tmp_path / "out"
+    for sub in ("s1", "s2"):
+        (clips / sub).mkdir(parents=True)
+    keyframed_clip(clips / "s1" / "a.mp4", FRAMES)
+    keyframed_clip(clips / "s2" / "b.mp4", 200)  # tens of seconds here: still running when the signal comes
+    argv = ["batch", str(clips), "-r", "--output-dir", str(out), *MODEL, "--output", "mask", "--chunk-frames", "0", "-q"]
+    run = subprocess.Popen([sys.executable, "-m", "birefvid.cli", *argv], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "s2").is_dir() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # made as b.mp4's run starts (after s1/a.mkv is written)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err
+    assert outputs(out) == ["s1/a.mkv"]
+    assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "s1"]  # no empty s2/

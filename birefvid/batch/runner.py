@@ -226,7 +226,9 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
             real = os.path.realpath(entry)
             if real == skip:
                 _note_output_folder(entry, ours)
-            elif real not in ancestors:
+            elif leads_back_up(real, ancestors):
+                log.warning("%s is a link to %s, a folder that holds it: not followed (the search would go round)", entry, real)
+            else:
                 # another batch's output folder (an earlier --output-dir): its outputs are not new inputs
                 theirs = _earlier_outputs(entry) - ours
                 if theirs:
@@ -236,6 +238,14 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
             yield Found(entry, sub)
         else:
             _note_dangling(entry)
+
+
+def leads_back_up(real: str, ancestors: frozenset[str]) -> bool:
+    """Whether a linked folder (``real``, its real path) is one the walk is already in, or lies above one: a link to
+    ``..`` goes round, and one to the folder above the named one (``ln -s ../..``, a link to ``/`` or home) walked
+    everything there, the named folder's siblings and the whole disk, where only a loop back to the walk was stopped."""
+    above = real.rstrip(os.sep) + os.sep
+    return any(a == real or a.startswith(above) for a in ancestors)
 
 
 def _note_dangling(entry: Path) -> None:
@@ -292,11 +302,22 @@ def _unlinked(path: Path) -> bool:
 def _note_subfolders(folder: Path, out_dir: Optional[Path]) -> None:
     """Warn that ``folder``'s subfolders are not searched: their videos would otherwise be left out without a word."""
     skip = out_dir.resolve() if out_dir is not None else None
-    subs = sorted(d.name for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir() and d.resolve() != skip)
+    subs = sorted(d.name for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir() and d.resolve() != skip and not _only_outputs(d))
     if subs:
         shown = ", ".join(subs[:3]) + (f" and {len(subs) - 3} more" if len(subs) > 3 else "")
         log.warning("%s: %s not searched (%s): batch takes the videos directly in a folder; add --recursive, or name a subfolder as an input, to include it",
                     folder, "1 subfolder is" if len(subs) == 1 else f"{len(subs)} subfolders are", shown)  # fmt: skip
+
+
+def _only_outputs(folder: Path) -> bool:
+    """Whether ``folder`` is an earlier batch's output folder holding no video but the outputs its manifest lists:
+    nothing in it is an input, with ``--recursive`` or without, so the "not searched" warning named it as a
+    subfolder the user forgot (a batch run twice with ``-o clips/masks`` and ``-o clips/alpha``)."""
+    outputs = _earlier_outputs(folder)
+    if not outputs:
+        return False
+    return all(f.resolve() in outputs for f in folder.rglob("*")
+               if not any(part.startswith(".") for part in f.relative_to(folder).parts) and f.is_file() and _is_video(f))  # fmt: skip
 
 
 def _note_pictures(folder: Path, videos: list[Found], outputs: set[Path]) -> None:
@@ -639,6 +660,7 @@ def run_locked(
         plan.done = {c.index for c in plan.chunks if manifest.is_chunk_done(plan.name, c.index) and plan.chunk_path(c.index).exists()}
         todo.append(plan)
     manifest.save()
+    unmade = _folders_not_there(todo, out_dir)  # the output subfolders this run may make (a recursive batch's mirror)
     # every chunk done already (a rerun of a finished batch, or only joins left): no executor, so no Ray start-up (seconds)
     executor = executor_factory() if any(len(p.done) < len(p.chunks) for p in todo) else NoWorkers()
     if isinstance(executor, LocalExecutor):  # a Ray worker's death is Ray's to see (WorkerDied)
@@ -705,6 +727,7 @@ def run_locked(
             _drop_unfinished(tasks, by_name)  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
             for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
                 _remove_empty_work_dir(plan, manifest)
+            _remove_if_empty(unmade)  # a subfolder made for an output never written (a full disk) looked like output
             progress.stopped(_why_stopped(exc))
         raise
     if not in_watch:
@@ -712,6 +735,7 @@ def run_locked(
     _drop_unfinished(tasks, by_name)  # a skipped video's chunk whose worker died after renaming it: kept its folder
     for plan in todo:  # a video skipped on its first chunks (damaged, its worker dead) left its chunk folder empty
         _remove_empty_work_dir(plan, manifest)
+    _remove_if_empty(unmade)  # and the output subfolder made for it
     summary = progress.finish()
     if note_leftovers:
         note_stale_partials(out_dir, manifest.videos)  # what killed runs left, of any video (this run's own are removed as each finishes)
@@ -916,6 +940,27 @@ def _drop_unfinished(tasks: list[ChunkTask], plans: dict[str, VideoPlan]) -> Non
             remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path))
             if not task.whole:  # a whole video's output is not this run's to remove
                 Path(task.path).unlink(missing_ok=True)
+
+
+def _folders_not_there(plans: Sequence[VideoPlan], out_dir: Path) -> list[Path]:
+    """The folders between ``out_dir`` and each plan's output that do not exist yet, deepest first: the ones a
+    recursive batch makes as each video starts (``make_folder``), in this process or on a worker."""
+    missing: set[Path] = set()
+    for plan in plans:
+        for folder in plan.output.parents:
+            if folder == out_dir or out_dir not in folder.parents or folder.exists():
+                break
+            missing.add(folder)
+    return sorted(missing, key=lambda f: len(f.parts), reverse=True)
+
+
+def _remove_if_empty(folders: Sequence[Path]) -> None:
+    """Remove those of ``folders`` (made by this run, deepest first) that hold nothing: a run stopped by a full disk,
+    or a video skipped, left ``out/s2/`` made for an output never written, which looked like output. ``rmdir``
+    removes only an empty folder, so nothing written there (by this run or anyone) goes."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:

@@ -38,7 +38,7 @@ from . import DEFAULT_SETTLE  # seconds unchanged: a local copy or export writes
 from ..runtime.load_failure import is_load_failure
 from .manifest import WORK_DIR, RunLock
 from .progress import BatchProgress
-from .runner import Executor, Found, InputsSkipped, StopRequested, output_key, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
+from .runner import Executor, Found, InputsSkipped, StopRequested, leads_back_up, output_key, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def scan(folder: Path, out_dir: Path, *, recursive: bool, skip: frozenset[str] =
                         found[entry.path] = (sub, _identity(entry.stat()))
                 elif recursive and entry.is_dir():
                     real = os.path.realpath(entry.path)
-                    if real != out_real and real not in ancestors:
+                    if real != out_real and not leads_back_up(real, ancestors):
                         walk(entry.path, sub / entry.name, ancestors | {real})
             except OSError:
                 continue  # removed as we looked
