@@ -866,6 +866,20 @@ def test_recursive_mirrors_the_shoot_s_subfolders_into_the_output_folder(tmp_pat
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == written
 
 
+def test_recursive_does_not_follow_a_link_to_a_folder_above_the_shoot(tmp_path, red_key, caplog):
+    """A link to the folder above the named one (`ln -s ../..`, or to / or home) walked everything there: the shoot's
+    neighbours were cut out into its output folder, where only a link back into the walk was stopped."""
+    shoot = tmp_path / "shoot"
+    (shoot / "day1").mkdir(parents=True)
+    _scene_photo(shoot / "day1" / "a.png")
+    (tmp_path / "other").mkdir()
+    _scene_photo(tmp_path / "other" / "x.png")  # beside the shoot: not the user's input
+    (shoot / "day1" / "up").symlink_to(tmp_path, target_is_directory=True)
+    assert main(["image", str(shoot), "-r", "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file()) == ["day1/a.png"]
+    assert f"{shoot / 'day1' / 'up'} is a link to {tmp_path}, a folder that holds it: not followed" in caplog.text
+
+
 def test_recursive_goes_past_a_subfolder_it_may_not_read(tmp_path, red_key, caplog, monkeypatch):
     """An external drive's lost+found (or a Windows disk's System Volume Information) ended the walk in a traceback."""
     (tmp_path / "drive" / "lost+found").mkdir(parents=True)

@@ -28,6 +28,7 @@ from ..io.factory import is_sequence_target
 from ..io.base import is_url
 from ..io.scale import scaled_size
 from ..job import FileJob
+from ..linked_folders import leads_back_up
 from . import DEFAULT_CHUNK_FRAMES
 from .chunk import ChunkTask, chunk_shift, make_folder
 from .hooks import crash_hook_for
@@ -238,14 +239,6 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
             yield Found(entry, sub)
         else:
             _note_dangling(entry)
-
-
-def leads_back_up(real: str, ancestors: frozenset[str]) -> bool:
-    """Whether a linked folder (``real``, its real path) is one the walk is already in, or lies above one: a link to
-    ``..`` goes round, and one to the folder above the named one (``ln -s ../..``, a link to ``/`` or home) walked
-    everything there, the named folder's siblings and the whole disk, where only a loop back to the walk was stopped."""
-    above = real.rstrip(os.sep) + os.sep
-    return any(a == real or a.startswith(above) for a in ancestors)
 
 
 def _note_dangling(entry: Path) -> None:

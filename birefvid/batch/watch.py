@@ -35,10 +35,11 @@ from ..extensions import VIDEO_EXTENSIONS
 from ..io.animated_source import is_animated_webp
 from ..job import FileJob
 from . import DEFAULT_SETTLE  # seconds unchanged: a local copy or export writes far more often than that
+from ..linked_folders import leads_back_up
 from ..runtime.load_failure import is_load_failure
 from .manifest import WORK_DIR, RunLock
 from .progress import BatchProgress
-from .runner import Executor, Found, InputsSkipped, StopRequested, leads_back_up, output_key, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
+from .runner import Executor, Found, InputsSkipped, StopRequested, output_key, _earlier_outputs, _once_each, _why_stopped, _without_sound_only_mxf, check_distinct_outputs, run_locked
 
 log = logging.getLogger(__name__)
 

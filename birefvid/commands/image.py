@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Optional, 
 
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..job import output_kind
+from ..linked_folders import leads_back_up
 from .options import (BLUR_SIGMA, KEY_COLOR, add_matte_options, add_model_options, add_overlay_options, bit_depth_arg, foreground_wanted, inference_spec,
                       matte_options, model_spec, only_for)
 
@@ -162,7 +163,11 @@ def _tree(folder: Path, sub: Path, ancestors: frozenset[str], skip: Optional[str
     yield from (Picture(e, sub) for e in entries if e.suffix.lower() in STILL_PICTURES and e.is_file())
     for entry in entries:
         real = os.path.realpath(entry)
-        if entry.is_dir() and real != skip and real not in ancestors:
+        if not entry.is_dir() or real == skip:
+            continue
+        if leads_back_up(real, ancestors):  # a loop, or the folder above the shoot (`ln -s ../..`): all its siblings
+            log.warning("%s is a link to %s, a folder that holds it: not followed (the search would go round)", entry, real)
+        else:
             yield from _tree(entry, sub / entry.name, ancestors | {real}, skip)
 
 
