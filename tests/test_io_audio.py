@@ -300,6 +300,8 @@ def test_sound_an_edit_list_hides_stays_hidden(tmp_path, out_name):
     ("in.mkv", "pcm_f64le", "out.mkv"),
     ("in.mov", "pcm_s24be", "out.mkv"),
     ("in.mkv", "mp2", "out.mov"),  # a broadcast's sound
+    ("in.mp4", "mp3", "out.mov"),  # MP3, whose decoder PyAV names mp3float: it was re-encoded to AAC everywhere
+    ("in.avi", "mp3", "out.mkv"),
 ])
 def test_pcm_and_broadcast_audio_are_copied_bit_exact_where_the_container_holds_them(tmp_path, src_name, codec, out_name):
     # they were re-encoded to 128 kbit/s AAC: a 32-bit or float master lost its resolution

@@ -204,7 +204,7 @@ class AudioTrack(InterleavedPackets):
         try:
             self._src_stream = self._in.streams.audio[index]
             self._out = out
-            name = self._src_stream.codec_context.name
+            name = self._src_stream.codec_context.codec.canonical_name  # the codec's, not its decoder's name (mp3, not mp3float)
             self.copy = name in COPYABLE.get(muxer, frozenset())
             if self.copy:
                 self._out_stream = out.add_stream_from_template(self._src_stream)
