@@ -27,12 +27,12 @@ def _ffmpeg(*args: str) -> None:
 
 
 def _piece(path: Path, size: tuple[int, int], sound: str, *, colour: str = "red", seconds: float = 1.0, gop: int = 25,
-           sar: str = "1") -> Path:  # fmt: skip
+           sar: str = "1", audio_codec: str = "aac") -> Path:  # fmt: skip
     """An MPEG-TS piece of ``seconds``: a flat ``colour`` picture of ``size`` and pixel shape ``sar`` (H.264) and
-    ``sound`` (an aevalsrc, AAC)."""
+    ``sound`` (an aevalsrc, in ``audio_codec``)."""
     _ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:size={size[0]}x{size[1]}:rate=25:duration={seconds},setsar={sar}",
             "-f", "lavfi", "-i", f"aevalsrc={sound}:d={seconds}",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(gop), "-c:a", "aac", "-f", "mpegts", str(path))  # fmt: skip
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(gop), "-c:a", audio_codec, "-f", "mpegts", str(path))  # fmt: skip
     return path
 
 
@@ -106,6 +106,37 @@ def test_sound_that_changes_layout_or_rate_midway_is_resampled_to_the_first(tmp_
     beep = _first_stereo(src) + _beep_time(beeps) - _first_stereo(beeps)
     assert abs(_beep_time(out) - beep) <= 0.005, (_beep_time(out), beep)
     assert abs(audio_duration(out) - _video_span(out)) <= 0.05, (audio_duration(out), _video_span(out))
+
+
+def _peak(path: Path) -> float:
+    """The largest sample of ``path``'s first audio track, full scale 1.0 (mono or stereo: PyAV reads them safely)."""
+    with av.open(str(path)) as c:
+        return max(float(np.abs(frame.to_ndarray()).max()) for frame in c.decode(audio=0))
+
+
+def _tone(channels: int, level: float) -> str:
+    """An aevalsrc of the same 440 Hz tone at ``level`` in each of ``channels`` channels."""
+    return "|".join([f"{level}*sin(2*PI*440*t)"] * channels)
+
+
+@pytest.mark.parametrize("first, second, codec, out_name, kind", [
+    ("mono", "stereo", "mp3", "out.webm", "alpha"),  # MP3 (decoded to float: 16-bit MP2 was scaled already)
+    ("stereo", "5.1", "ac3", "out.webm", "alpha"),  # a film's AC-3 5.1 after a stereo trailer (AAC's own overshoots)
+], ids=["stereo-into-mono", "5.1-into-stereo"])  # fmt: skip
+def test_sound_mixed_down_midway_does_not_clip(tmp_path, first, second, codec, out_name, kind):
+    """Channels mixed down were summed without being scaled: a tone at 0.5 in every channel of 5.1 became 1.2 in stereo,
+    stereo at 0.8 became 1.13 in mono, past full scale (AAC kept it: players clip it; Opus soft-clipped it, distorted).
+    They are mixed as ``ffmpeg`` mixes into 16-bit sound: scaled so that no sum passes full scale."""
+    channels, level = {"mono": 1, "stereo": 2, "5.1": 6}, 0.5 if second == "5.1" else 0.8
+    quiet = _piece(tmp_path / "a.ts", (64, 48), f"{_tone(channels[first], 0.1)}:c={first}:s=48000", audio_codec=codec)
+    loud = _piece(tmp_path / "b.ts", (64, 48), f"{_tone(channels[second], level)}:c={second}:s=48000", audio_codec=codec)
+    src = _joined(tmp_path / "joined.ts", quiet, loud)
+    out = tmp_path / out_name
+    process_video(src, out, kind=kind, segmenter=red_key_segmenter())
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == first
+    peak = _peak(out)  # the same tone in every channel stays at its level, give or take the codecs
+    assert level * 0.8 < peak < level * 1.15, peak
 
 
 @pytest.mark.parametrize("second, bars", [((48, 36), 8), ((32, 18), 0)], ids=["4:3-in-16:9", "same-shape"])

@@ -126,8 +126,9 @@ def test_damaged_audio_packets_become_silence_and_the_video_goes_on(tmp_path, ca
     assert abs(audio_duration(tmp_path / "out.webm") - g.audio_duration) < 1 / 25  # the gap is filled: no drift
 
 
-def _with_surround(path, layout: str, seconds: float = 0.4):
-    """A 64x48 video with PCM audio in ``layout`` (e.g. a film's 5.1(side), as AC-3 and DTS carry it)."""
+def _with_surround(path, layout: str, seconds: float = 0.4, level: int = 8000):
+    """A 64x48 video with PCM audio in ``layout`` (e.g. a film's 5.1(side), as AC-3 and DTS carry it): the same tone,
+    of peak ``level`` (16-bit), in every channel."""
     g = make_video(path.with_name("video_only.mov"), n_frames=10, with_audio=False)
     rate, channels = 48000, av.AudioLayout(layout).nb_channels
     with av.open(str(g.path)) as src, av.open(str(path), "w") as out:
@@ -139,7 +140,7 @@ def _with_surround(path, layout: str, seconds: float = 0.4):
                 packet.stream = video
                 out.mux(packet)
         n = int(seconds * rate)
-        tone = (np.sin(2 * np.pi * 440 * np.arange(n) / rate) * 8000).astype(np.int16)
+        tone = (np.sin(2 * np.pi * 440 * np.arange(n) / rate) * level).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(np.repeat(tone, channels)[None], format="s16", layout=layout)
         frame.sample_rate, frame.pts = rate, 0
         out.mux(audio.encode(frame) + audio.encode(None))
@@ -243,6 +244,19 @@ def test_surround_audio_stays_surround_when_reencoded(tmp_path, out_name, kind, 
         assert audio.codec_context.name == codec and audio.codec_context.channels == 6
 
 
+def test_audio_mixed_down_for_the_encoder_does_not_clip(tmp_path, caplog):
+    """A 22.2 broadcast's 24 channels, more than AAC carries, are mixed down to stereo: a tone at half scale in every
+    channel came out at 2.0 (AAC takes float samples, which FFmpeg's mix does not scale), clipped by every player."""
+    src = _with_surround(tmp_path / "nhk.mkv", "22.2", level=16384)  # Matroska's PCM: "24 channels", no layout named
+    with caplog.at_level(logging.WARNING, logger="birefvid"):
+        _process(src, tmp_path / "out.mp4", "rgb")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "stereo"
+        peak = max(float(np.abs(frame.to_ndarray()).max()) for frame in c.decode(audio=0))
+    assert 0.4 < peak < 0.6, peak  # the tone's own level: every channel has it in phase
+    assert "aac cannot carry its 24 channels audio; mixed down to stereo (scaled so that it cannot clip)" in caplog.text
+
+
 def test_copy_is_bit_exact(tmp_path):
     g = make_video(tmp_path / "in.mp4", n_frames=8)
     _process(g.path, tmp_path / "out.mov")
@@ -286,6 +300,8 @@ def test_sound_an_edit_list_hides_stays_hidden(tmp_path, out_name):
     ("in.mkv", "pcm_f64le", "out.mkv"),
     ("in.mov", "pcm_s24be", "out.mkv"),
     ("in.mkv", "mp2", "out.mov"),  # a broadcast's sound
+    ("in.mp4", "mp3", "out.mov"),  # MP3, whose decoder PyAV names mp3float: it was re-encoded to AAC everywhere
+    ("in.avi", "mp3", "out.mkv"),
 ])
 def test_pcm_and_broadcast_audio_are_copied_bit_exact_where_the_container_holds_them(tmp_path, src_name, codec, out_name):
     # they were re-encoded to 128 kbit/s AAC: a 32-bit or float master lost its resolution

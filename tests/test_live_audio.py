@@ -254,3 +254,23 @@ def test_the_downmix_warning_names_a_microphone_as_the_sounds_origin(caplog, tmp
     assert [r.getMessage() for r in caplog.records] == [
         "rtmp://h/live/***: the 5.1 sound of the source is mixed down to stereo, the most it carries",
         "rtmp://h/live/***: the 5.1 sound of the microphone pulse:desk is mixed down to stereo, the most it carries"]
+
+
+def test_sound_mixed_down_for_the_encoder_does_not_clip(tmp_path):
+    """A 22.2 source's 24 channels, more than AAC carries, are mixed down to stereo: a tone at half scale in every
+    channel came out at 2.0 (AAC takes float samples, which FFmpeg's mix does not scale), clipped by every player."""
+    rate, channels = 48000, 24
+    feed = LiveAudioFeed(rate, "22.2")
+    pushes = []
+    for i in range(10):  # 0-1 s, packed: PyAV's planar frames of more than 8 channels are unsafe
+        t = i * 0.1 + np.arange(rate // 10) / rate
+        tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.repeat(tone, channels)[None], format="flt", layout="22.2")
+        frame.sample_rate = rate
+        pushes.append((i * 0.1, frame))
+    path = tmp_path / "out.mp4"
+    _record(path, feed, pushes, 1.0)
+    with av.open(str(path)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "stereo"
+        peak = max(float(np.abs(frame.to_ndarray()).max()) for frame in c.decode(audio=0))
+    assert 0.4 < peak < 0.6, peak  # the tone's own level: every channel has it in phase

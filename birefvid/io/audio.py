@@ -67,6 +67,16 @@ _NO_EDIT_LIST = frozenset({"matroska", "webm"})
 # the usual layout for each channel count (Vorbis/Opus order), for sources whose own layout an encoder refuses
 _SURROUND = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
+# libswresample's options for mixing channels down (5.1 into stereo, stereo into mono): the mix scaled so that no sum
+# passes full scale, as it is into 16-bit sound. Into float (what AAC and Opus take) it was left unscaled: a tone at 0.5
+# in every channel of 5.1 came out at 1.2 in stereo, which AAC kept (players clip it) and Opus soft-clipped (distorted)
+MIX_DOWN = {"rematrix_maxval": "1.0"}
+
+
+def channel_mixer(fmt: str, layout: str, rate: int) -> av.AudioResampler:
+    """A resampler into ``fmt``, ``layout`` and ``rate`` whose mix-down cannot clip (``MIX_DOWN``)."""
+    return av.AudioResampler(format=fmt, layout=layout, rate=rate, options=MIX_DOWN)
+
 
 @functools.lru_cache(maxsize=None)
 def _encoder_takes(codec: str, layout: str, rate: int) -> bool:
@@ -101,7 +111,7 @@ def add_audio_encoder(out: av.container.OutputContainer, codec: str, rate: int, 
         rate = 48000 if 48000 in supported else max(supported)
     layout = encoder_layout(codec, source, rate)
     if layout == "stereo" and source.nb_channels > 2:
-        log.warning("%s: %s cannot carry its %s audio; mixed down to stereo", name, codec, source.name)
+        log.warning("%s: %s cannot carry its %s audio; mixed down to stereo (scaled so that it cannot clip)", name, codec, source.name)
     stream = out.add_stream(codec, rate=rate)
     stream.codec_context.layout = layout
     stream.codec_context.time_base = Fraction(1, rate)
@@ -176,8 +186,9 @@ class AudioTrack(InterleavedPackets):
         self._encoder = None
         self._next_sample: Optional[int] = None  # re-encoding: pts (in samples) of the next decoded frame
         self._shape: Optional[tuple[str, str, int]] = None  # re-encoding: (format, layout, rate) of the first frame
+        self._target: Optional[tuple[str, str, int]] = None  # re-encoding: the same with the encoder's layout: what is encoded
         self._input: Optional[tuple[str, str, int]] = None  # re-encoding: the same of the last frame decoded
-        self._converter: Optional[av.AudioResampler] = None  # frames of another layout or rate into the first one's
+        self._converter: Optional[av.AudioResampler] = None  # frames of another shape into ``_target``
         self._changes = 0  # changes of the sound's layout or rate met
         self._damaged = 0  # audio packets that could not be decoded
         self._gaps: list[float] = []  # seconds of each gap in the source's sound filled with silence
@@ -193,7 +204,7 @@ class AudioTrack(InterleavedPackets):
         try:
             self._src_stream = self._in.streams.audio[index]
             self._out = out
-            name = self._src_stream.codec_context.name
+            name = self._src_stream.codec_context.codec.canonical_name  # the codec's, not its decoder's name (mp3, not mp3float)
             self.copy = name in COPYABLE.get(muxer, frozenset())
             if self.copy:
                 self._out_stream = out.add_stream_from_template(self._src_stream)
@@ -250,6 +261,8 @@ class AudioTrack(InterleavedPackets):
             if self._next_sample is None:  # start where the source's audio starts
                 self._next_sample = round((frame.pts * frame.time_base if known else 0) * frame.sample_rate)
                 self._shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+                assert self._encoder is not None
+                self._target = (self._shape[0], self._encoder.codec_context.layout.name, self._shape[2])
             assert self._shape is not None
             rate = self._shape[2]
             if known:
@@ -258,9 +271,10 @@ class AudioTrack(InterleavedPackets):
                 self._encode(steady)
 
     def _steady(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
-        """``frame`` in the track's first format, layout and rate: the encoder's resampler refused any other ("Frame does
-        not match AudioResampler setup"), and a broadcast's sound goes from mono to stereo, or 48 to 44.1 kHz, at an ad."""
-        assert self._shape is not None
+        """``frame`` in the track's first format and rate and the encoder's layout: the encoder's resampler refused any
+        other ("Frame does not match AudioResampler setup"), and a broadcast's sound goes from mono to stereo, or 48 to
+        44.1 kHz, at an ad. Channels are mixed here, not by the encoder's resampler, whose mix-down clipped (``MIX_DOWN``)."""
+        assert self._shape is not None and self._target is not None
         shape = (frame.format.name, frame.layout.name, frame.sample_rate)
         if shape == self._input and self._converter is None:
             return [frame]
@@ -270,8 +284,8 @@ class AudioTrack(InterleavedPackets):
             self._input = shape
             if shape != self._shape:
                 self._say_change(frame, shape)
-                fmt, layout, rate = self._shape
-                self._converter = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+            if shape != self._target:
+                self._converter = channel_mixer(*self._target)
         if self._converter is None:
             return out + [frame]
         return out + list(self._converter.resample(frame))
@@ -283,13 +297,12 @@ class AudioTrack(InterleavedPackets):
 
     def _say_change(self, frame: av.AudioFrame, shape: tuple[str, str, int]) -> None:
         """Warn of the first change of the sound's layout or rate (the others only in the debug log: an hour of ads has dozens)."""
-        assert self._shape is not None
+        assert self._shape is not None and self._target is not None
         self._changes += 1
         at = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else float("nan")
         (log.warning if self._changes == 1 else log.debug)(
-            "%s: audio track %d changes from %s %d Hz to %s %d Hz at %.3f s; resampled to %s %d Hz, the track's first layout "
-            "and rate", self._src_name, self._number, self._shape[1], self._shape[2], shape[1], shape[2], at, self._shape[1],
-            self._shape[2])  # fmt: skip
+            "%s: audio track %d changes from %s %d Hz to %s %d Hz at %.3f s; resampled to %s %d Hz, as the rest of the track",
+            self._src_name, self._number, self._shape[1], self._shape[2], shape[1], shape[2], at, self._target[1], self._target[2])  # fmt: skip
 
     def _check_adts(self, packet: av.Packet) -> None:
         """Copied AAC from an MPEG-TS (ADTS, whose every frame says its rate and channels): warn once when they change.
@@ -391,9 +404,9 @@ class AudioTrack(InterleavedPackets):
         self._encode(self._silent(max(1, round(packet.duration * packet.time_base * self._shape[2]))))
 
     def _silent(self, samples: int) -> av.AudioFrame:
-        """A frame of ``samples`` samples of silence in the shape of the frames decoded so far."""
-        assert self._shape is not None
-        fmt, layout, rate = self._shape
+        """A frame of ``samples`` samples of silence in the shape the encoder is given."""
+        assert self._target is not None
+        fmt, layout, rate = self._target
         return silent_frame(fmt, layout, rate, samples)
 
     def finish(self) -> None:

@@ -23,7 +23,7 @@ from typing import Deque, Optional
 
 import av
 
-from birefvid.io.audio import REENCODE, add_audio_encoder, real_planes, silent_frame
+from birefvid.io.audio import REENCODE, add_audio_encoder, channel_mixer, real_planes, silent_frame
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class LiveAudioTrack:
             if self._resampler is not None:
                 for rest in self._resampler.resample(None):  # what the old setup still holds
                     self._emit(rest)
-            self._resampler = av.AudioResampler(format=self._format, layout=self._layout, rate=self._rate)
+            self._resampler = channel_mixer(self._format, self._layout, self._rate)  # 5.1 into RTMP's stereo: no clipping
             self._input = shape
         # the frame is shared with the other subscribers: read, never changed. A resampler with nothing
         # to convert hands the frame itself back, and _encode stamps its pts: then encode a copy, or a
