@@ -763,3 +763,33 @@ def test_a_stop_landing_while_the_stream_opens_ends_its_ffmpeg_child(monkeypatch
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_server_started_after_the_stream_gets_it_once_it_is_up(tmp_path: Path, ffmpeg: str, caplog: pytest.LogCaptureFixture) -> None:
+    """nginx started after the run: its refused port ended the run with an error at the start. Now the stream starts
+    in an outage, no ffmpeg child is started while the port refuses, and it connects once the server is up."""
+    from birefvid.io.live_sinks import open_live_sink
+
+    server = NginxRtmp(tmp_path / "server")
+    try:
+        with caplog.at_level("WARNING"):
+            sink = open_live_sink(f"{server.url}/{KEY}", width=160, height=120, fps=15, kind="rgb")
+            try:
+                _publish_for(sink, 1.0)
+                assert not _children_sending_to(server.port)  # nothing started for a port that refuses
+                server.start()
+                wait = time.monotonic() + 30
+                while not sink.taken and time.monotonic() < wait:  # type: ignore[attr-defined]
+                    _publish_for(sink, 0.5)
+                _publish_for(sink, 1.0)
+            finally:
+                sink.close()
+    finally:
+        time.sleep(0.5)
+        server.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sink.taken and sink.reconnects == 0, warnings  # type: ignore[attr-defined]
+    assert any("the run goes on without this output" in w for w in warnings), warnings
+    assert sum("connected after" in w for w in warnings) == 1 and not any("reconnected" in w for w in warnings), warnings
+    assert all(KEY not in w for w in warnings), warnings
+    assert _frames(server.recorded(KEY)[0]) >= 15
