@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from birefvid.errors import ConfigError, SinkError, option, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink, pictures_named
-from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, Unreachable, server_down, tcp_reachable
+from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, Unreachable, rtsp_answers, server_down, tcp_reachable
 from birefvid.job import EFFECT_PICTURE, EFFECTS, shown_sink
 from birefvid.urls import shown_url
 
@@ -105,12 +105,14 @@ def open_live_sink(
         # a server or player that goes away mid-run is reconnected to, and so is one down when the run starts (not up yet);
         # a wrong address, or a server that refuses or does not answer the stream, is an error at once
         reachable = tcp_reachable(spec, 322 if scheme == "rtsps" else 554) if scheme in ("rtsp", "rtsps", "tcp") else None
+        # before a reopening that follows one that waited: a hung RTSP server takes connections, so it must answer too
+        ask_first = rtsp_answers(spec, 554) if scheme == "rtsp" else reachable
         # MPEG-TS: every connection on the first one's clock, so a reopened stream's time never goes back.
         # RTSP needs none: each session's RTP clock starts at a random value, and its sender reports place it on the wall clock
         shared = {} if publisher is RtspPublishSink else {"clock": StreamClock()}
         return RepublishingSink(
             lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, sample_aspect_ratio=sample_aspect_ratio, **shared),
-            reachable=reachable,
+            reachable=ask_first,
             reopen_stream=lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S,
                                             sample_aspect_ratio=sample_aspect_ratio, **shared),  # fmt: skip
             down_at_start=server_down(reachable) if reachable is not None else None, name=shown_url(spec), stream_type=publisher,
