@@ -362,3 +362,73 @@ def test_only_a_server_that_cannot_be_reached_is_waited_for_at_the_start(caplog:
         with pytest.raises(SinkError, match="no RTSP answer") as refused:
             RtspPublishSink(url, open_timeout=1.0, **size)  # type: ignore[arg-type]
         assert not server_down(tcp_reachable(url, 554))(refused.value)  # the port answered: an error, not a wait
+
+
+def test_a_hung_rtsp_server_is_asked_on_a_plain_socket_before_each_later_reopening(tmp_path: Path) -> None:
+    """An RTSP server that takes connections and never answers (hung; a proxy whose upstream is gone): each reopening
+    opened the stream in PyAV, which waits its 2 s timeout holding Python's lock, so the whole run froze 2 s of every
+    3-5 s and its recording lost that time (a 28 s run recorded 21 s). The socket check before a reopening passed, the
+    port taking connections. Now, after the first reopening that waited, the server must answer an RTSP OPTIONS on a
+    plain socket, waited on without the lock, before PyAV tries again. Counted at the server: which requests came."""
+    import socket
+    import threading
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_sinks import open_live_sink
+
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/out"
+    receiver = ffmpeg_rtsp_receiver(url, tmp_path, W, H)
+    requests: list[bytes] = []  # the first bytes of each connection that sent any, in order
+    stop = threading.Event()
+    picture = np.zeros((H, W, 3), np.uint8)
+
+    def hung_server() -> None:
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen(16)
+            server.settimeout(0.1)
+            held = []
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    continue
+                held.append(conn)  # never answered, never closed until the end
+                conn.settimeout(3.0)
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    data = b""
+                if data:
+                    requests.append(data)
+            for conn in held:
+                conn.close()
+
+    try:
+        wait_for(lambda: listening(port), 20, "the receiver listening")
+        sink = open_live_sink(url, width=W, height=H, fps=24, kind="rgb")
+        try:
+            for i in range(24):
+                sink.send(picture, i / 24)
+                time.sleep(1 / 24)
+            end_process(receiver)  # the server goes away; a hung one takes its port
+            threading.Thread(target=hung_server, daemon=True).start()
+            i = 24
+            deadline = time.monotonic() + 60  # generous: a loaded box; it takes about 5 s
+            while len(requests) < 2 and time.monotonic() < deadline:
+                sink.send(picture, i / 24)
+                i += 1
+                time.sleep(1 / 24)
+        finally:
+            sink.abort()
+            stop.set()
+    finally:
+        end_process(receiver)
+    assert len(requests) >= 2, requests
+    first, second = requests[:2]
+    assert b"Lavf" in first, first  # the first reopening: PyAV's, which waited its timeout
+    assert second.startswith(b"OPTIONS ") and b"Lavf" not in second, second  # then the plain socket's question, not PyAV again
