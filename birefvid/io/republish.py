@@ -93,6 +93,8 @@ class RepublishingSink(LiveSink):
         # the stream has not connected yet in this run (its server was down at the start): its first connection
         # is "connected", not "reconnected", and counts no reconnection
         self._never_connected = down is not None
+        # when the stream went down (monotonic), None while it works: the stats lines say an output is down, and for how long
+        self._down_since: Optional[float] = started if down is not None else None
         self._stop = threading.Event()
         self._reopening: Optional[threading.Thread] = None
         self._fresh: Optional[LiveSink] = None  # a reopened stream, handed over at the next picture
@@ -178,6 +180,8 @@ class RepublishingSink(LiveSink):
             self._current.send(picture, t)
         except SinkError as e:
             broken, self._current = self._current, None
+            if self._down_since is None:
+                self._down_since = time.monotonic()
             broken.abort()
             self.skipped += 1
             self.last_error = str(e)
@@ -192,6 +196,7 @@ class RepublishingSink(LiveSink):
             self.taken = True
         if self._trial and getattr(self._current, "confirmed", True):
             self._trial = False
+            self._down_since = None
             if self._never_connected:  # its server was down when the run started: this is its first connection
                 self._never_connected = False
                 tries = self._attempts  # the first connection failed, then each reopening before this one
@@ -202,6 +207,12 @@ class RepublishingSink(LiveSink):
                 log.warning("%s: reconnected after %d skipped pictures", self._name, self.skipped)
             self._attempts = 0
             self.skipped = 0
+
+    @property
+    def down_for(self) -> Optional[float]:
+        """Seconds since the stream went down (or since the run started, for a server down then); None while it works."""
+        since = self._down_since
+        return None if since is None else time.monotonic() - since
 
     def summary(self) -> dict[str, object]:
         """What the run report says of this stream: pictures sent, reconnections, and whether it ever worked (and why not)."""
