@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
-from live_e2e_tools import LiveRun, end_process, ffmpeg_receiver, ffmpeg_rtsp_receiver, listening, scene_clip, wait_for
+from live_e2e_tools import LiveRun, end_process, ffmpeg_receiver, ffmpeg_rtsp_receiver, listening, scene_clip, stats_lines, wait_for
 from live_media import free_port
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
@@ -290,16 +290,24 @@ def test_a_stream_whose_server_starts_after_the_run_is_connected_once_it_is_up(t
     was an outage the run rode out. Now the run goes on, says so, connects once the server is up, and the recording
     beside it holds every picture shown."""
     url = f"rtsp://127.0.0.1:{free_port()}/out"
-    args = ["--source", clip, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", url, "--sink", "rec.mkv", "--report", "report.json", "-q"]
+    args = ["--source", clip, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", url, "--sink", "rec.mkv", "--report", "report.json",
+            "--stats-every", "1", "--stats-json", "stats.jsonl", "-q"]  # fmt: skip
     receiver = None
+
+    def down_in_stats() -> list[dict]:
+        return [line for line in stats_lines(tmp_path / "stats.jsonl") if url in (line.get("outputs_down") or {})]
+
     try:
         with LiveRun(args, tmp_path) as run:
             # the down server is said at once, before the model's warm-up; the run goes on (it exited with that error)
             wait_for(lambda: "the run goes on without this output" in run.stderr(), 60, "the line saying the output waits", run=run)
-            wait_for(lambda: "retry 1 " in run.stderr(), 30, "a first retry of the output", run=run)
+            # and each stats line names the output down, and since when (once the retry lines have gone quiet, nothing did)
+            wait_for(down_in_stats, 90, "a stats line naming the output down", run=run)
             (tmp_path / "rx").mkdir()
             receiver = ffmpeg_rtsp_receiver(url, tmp_path / "rx", W, H)
             wait_for(lambda: _received(tmp_path / "rx") >= 24, 90, "a second of pictures at the late receiver", run=run)
+            # up again: a later stats line no longer names it (the lines before the receiver started all did)
+            wait_for(lambda: stats_lines(tmp_path / "stats.jsonl")[-1].get("outputs_down") == {}, 30, "a stats line without the output", run=run)
             run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
             assert run.wait(60) == 0, run.stderr()[-3000:]
             stderr = run.stderr()
