@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
-from live_e2e_tools import LiveRun, end_process, ffmpeg_receiver, ffmpeg_rtsp_receiver, listening, scene_clip, wait_for
+from live_e2e_tools import LiveRun, end_process, ffmpeg_receiver, ffmpeg_rtsp_receiver, listening, scene_clip, stats_lines, wait_for
 from live_media import free_port
 
 FAST_MODEL = ["--model", "tiny", "--device", "cpu", "--resolution", "64"]
@@ -282,3 +282,161 @@ def test_an_output_that_reopens_but_fails_before_it_works_quietens_as_one_that_i
     loud = [r.getMessage() for r in retries if r.levelno >= logging.WARNING]
     assert len(loud) == LOUD_RETRIES, loud  # the rest at debug level, until a minute has passed
     assert "further retries are logged once every 60 s" in loud[-1], loud[-1]
+
+
+def test_a_stream_whose_server_starts_after_the_run_is_connected_once_it_is_up(tmp_path: Path, clip: Path) -> None:
+    """An RTSP server started after the matting (a service manager starting both at once, an operator starting the
+    run first): the first connection's refusal ended the run with an error, where the same server going down mid-run
+    was an outage the run rode out. Now the run goes on, says so, connects once the server is up, and the recording
+    beside it holds every picture shown."""
+    url = f"rtsp://127.0.0.1:{free_port()}/out"
+    args = ["--source", clip, "--realtime", "--effect", "green", *FAST_MODEL, "--sink", url, "--sink", "rec.mkv", "--report", "report.json",
+            "--stats-every", "1", "--stats-json", "stats.jsonl", "-q"]  # fmt: skip
+    receiver = None
+
+    def down_in_stats() -> list[dict]:
+        return [line for line in stats_lines(tmp_path / "stats.jsonl") if url in (line.get("outputs_down") or {})]
+
+    try:
+        with LiveRun(args, tmp_path) as run:
+            # the down server is said at once, before the model's warm-up; the run goes on (it exited with that error)
+            wait_for(lambda: "the run goes on without this output" in run.stderr(), 60, "the line saying the output waits", run=run)
+            # and each stats line names the output down, and since when (once the retry lines have gone quiet, nothing did)
+            wait_for(down_in_stats, 90, "a stats line naming the output down", run=run)
+            (tmp_path / "rx").mkdir()
+            receiver = ffmpeg_rtsp_receiver(url, tmp_path / "rx", W, H)
+            wait_for(lambda: _received(tmp_path / "rx") >= 24, 90, "a second of pictures at the late receiver", run=run)
+            # up again: a later stats line no longer names it (the lines before the receiver started all did)
+            wait_for(lambda: stats_lines(tmp_path / "stats.jsonl")[-1].get("outputs_down") == {}, 30, "a stats line without the output", run=run)
+            run.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            assert run.wait(60) == 0, run.stderr()[-3000:]
+            stderr = run.stderr()
+    finally:
+        if receiver is not None:
+            end_process(receiver)
+    lines = stderr.splitlines()
+    assert not any(line.startswith("birefvid: error") for line in lines), stderr
+    assert any(f"{url}: connected after " in line for line in lines), stderr
+    assert not any("reconnected" in line for line in lines), stderr  # its first connection, not a reconnection
+    report = json.loads((tmp_path / "report.json").read_text())
+    [stream] = report["streams"]
+    assert stream["taken"] and stream["reconnects"] == 0 and stream["pictures_sent"] >= 24, stream
+    with av.open(str(tmp_path / "rec.mkv")) as container:
+        recorded = sum(1 for packet in container.demux(video=0) if packet.size)
+    assert recorded == report["frames_shown"] >= 24  # the recording lost nothing while the output waited
+
+
+def test_only_a_server_that_cannot_be_reached_is_waited_for_at_the_start(caplog: pytest.LogCaptureFixture) -> None:
+    """A refused connection (nothing listening yet) starts the output in an outage; a wrong address, or a port where
+    something answers but not as an RTSP server, is still one error at once, since waiting would not mend it."""
+    import socket
+    import threading
+
+    from birefvid.errors import SinkError
+    from birefvid.io.live_sinks import open_live_sink
+    from birefvid.io.republish import server_down, tcp_reachable
+    from birefvid.io.rtsp_sink import RtspPublishSink
+
+    size = {"width": 64, "height": 48, "fps": 10.0, "kind": "rgb"}
+    for url in (f"rtsp://127.0.0.1:{free_port()}/out", f"tcp://127.0.0.1:{free_port()}"):
+        with caplog.at_level(logging.WARNING):
+            sink = open_live_sink(url, **size)
+        sink.abort()
+        assert any(url in r.getMessage() and "the run goes on without this output" in r.getMessage() for r in caplog.records), caplog.text
+        assert sink.name == url and sink.summary()["taken"] is False  # type: ignore[attr-defined]
+
+    with pytest.raises(SinkError, match="unknown host 'nosuchserver.invalid'"):
+        open_live_sink("rtsp://nosuchserver.invalid:8554/out", **size)
+    with pytest.raises(SinkError, match="needs a host and a port"):
+        open_live_sink("tcp://127.0.0.1", **size)
+
+    with socket.socket() as web:  # a web server on the port: it answers, but not as an RTSP server
+        web.bind(("127.0.0.1", 0))
+        web.listen(8)
+
+        def answer() -> None:
+            while True:
+                try:
+                    conn, _ = web.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+        threading.Thread(target=answer, daemon=True).start()
+        url = f"rtsp://127.0.0.1:{web.getsockname()[1]}/out"
+        # the publisher open_live_sink makes, with a shorter wait than its 5 s (FFmpeg waits it out after the answer)
+        with pytest.raises(SinkError, match="no RTSP answer") as refused:
+            RtspPublishSink(url, open_timeout=1.0, **size)  # type: ignore[arg-type]
+        assert not server_down(tcp_reachable(url, 554))(refused.value)  # the port answered: an error, not a wait
+
+
+def test_a_hung_rtsp_server_is_asked_on_a_plain_socket_before_each_later_reopening(tmp_path: Path) -> None:
+    """An RTSP server that takes connections and never answers (hung; a proxy whose upstream is gone): each reopening
+    opened the stream in PyAV, which waits its 2 s timeout holding Python's lock, so the whole run froze 2 s of every
+    3-5 s and its recording lost that time (a 28 s run recorded 21 s). The socket check before a reopening passed, the
+    port taking connections. Now, after the first reopening that waited, the server must answer an RTSP OPTIONS on a
+    plain socket, waited on without the lock, before PyAV tries again. Counted at the server: which requests came."""
+    import socket
+    import threading
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_sinks import open_live_sink
+
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/out"
+    receiver = ffmpeg_rtsp_receiver(url, tmp_path, W, H)
+    requests: list[bytes] = []  # the first bytes of each connection that sent any, in order
+    stop = threading.Event()
+    picture = np.zeros((H, W, 3), np.uint8)
+
+    def hung_server() -> None:
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen(16)
+            server.settimeout(0.1)
+            held = []
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    continue
+                held.append(conn)  # never answered, never closed until the end
+                conn.settimeout(3.0)
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    data = b""
+                if data:
+                    requests.append(data)
+            for conn in held:
+                conn.close()
+
+    try:
+        wait_for(lambda: listening(port), 20, "the receiver listening")
+        sink = open_live_sink(url, width=W, height=H, fps=24, kind="rgb")
+        try:
+            for i in range(24):
+                sink.send(picture, i / 24)
+                time.sleep(1 / 24)
+            end_process(receiver)  # the server goes away; a hung one takes its port
+            threading.Thread(target=hung_server, daemon=True).start()
+            i = 24
+            deadline = time.monotonic() + 60  # generous: a loaded box; it takes about 5 s
+            while len(requests) < 2 and time.monotonic() < deadline:
+                sink.send(picture, i / 24)
+                i += 1
+                time.sleep(1 / 24)
+        finally:
+            sink.abort()
+            stop.set()
+    finally:
+        end_process(receiver)
+    assert len(requests) >= 2, requests
+    first, second = requests[:2]
+    assert b"Lavf" in first, first  # the first reopening: PyAV's, which waited its timeout
+    assert second.startswith(b"OPTIONS ") and b"Lavf" not in second, second  # then the plain socket's question, not PyAV again

@@ -229,10 +229,10 @@ def test_bad_rtmp_outputs_are_one_error_line(tmp_path: Path, clips: dict[str, Pa
                                            capfd: pytest.CaptureFixture[str]) -> None:
     base = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", "rec.mp4"]
     port = free_port()
-    code, err = run_live_in_process([*base, "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}"], tmp_path, monkeypatch, capfd)
+    code, err = run_live_in_process([*base, "--sink", f"rtmp://127.0.0.1:99999/live/{KEY}"], tmp_path, monkeypatch, capfd)
     lines = [line for line in err.splitlines() if line.startswith("birefvid: error:")]
     assert code == 2 and len(lines) == 1, err
-    assert f"rtmp://127.0.0.1:{port}/live/***" in lines[0] and "refused" in lines[0], lines[0]
+    assert "rtmp://127.0.0.1:99999/live/***" in lines[0] and "port is not a number" in lines[0], lines[0]
     assert KEY not in err and "Traceback" not in err, err
 
     code, err = run_live_in_process([*base, "--sink", "rtmp://127.0.0.1/live"], tmp_path, monkeypatch, capfd)
@@ -374,11 +374,11 @@ def test_stream_keys_are_hidden_after_a_trailing_slash_and_in_a_repeated_sink() 
 
 
 def test_a_key_with_a_trailing_slash_is_hidden_in_the_error_line(tmp_path: Path, clips: dict[str, Path], ffmpeg: str) -> None:
-    """In a real process: the one error line of a run that never started, as the command prints it."""
-    port = free_port()
-    args = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", f"rtmp://127.0.0.1:{port}/live/{KEY}/"]
+    """In a real process: the one error line of a run that never started, as the command prints it (a port that is no
+    number: a server that is only down is waited for, its lines hiding the key as well, see the late-server test)."""
+    args = ["--source", clips["scene"], *FAST_MODEL, "--duration", "1", "--sink", f"rtmp://127.0.0.1:99999/live/{KEY}/"]
     code, err = run_live_cli(args, tmp_path, timeout=STARTUP)
-    assert code == 2 and f"rtmp://127.0.0.1:{port}/live/***" in err, err
+    assert code == 2 and "rtmp://127.0.0.1:99999/live/***" in err, err
     assert KEY not in err, err
 
 
@@ -763,3 +763,33 @@ def test_a_stop_landing_while_the_stream_opens_ends_its_ffmpeg_child(monkeypatch
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_server_started_after_the_stream_gets_it_once_it_is_up(tmp_path: Path, ffmpeg: str, caplog: pytest.LogCaptureFixture) -> None:
+    """nginx started after the run: its refused port ended the run with an error at the start. Now the stream starts
+    in an outage, no ffmpeg child is started while the port refuses, and it connects once the server is up."""
+    from birefvid.io.live_sinks import open_live_sink
+
+    server = NginxRtmp(tmp_path / "server")
+    try:
+        with caplog.at_level("WARNING"):
+            sink = open_live_sink(f"{server.url}/{KEY}", width=160, height=120, fps=15, kind="rgb")
+            try:
+                _publish_for(sink, 1.0)
+                assert not _children_sending_to(server.port)  # nothing started for a port that refuses
+                server.start()
+                wait = time.monotonic() + 30
+                while not sink.taken and time.monotonic() < wait:  # type: ignore[attr-defined]
+                    _publish_for(sink, 0.5)
+                _publish_for(sink, 1.0)
+            finally:
+                sink.close()
+    finally:
+        time.sleep(0.5)
+        server.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sink.taken and sink.reconnects == 0, warnings  # type: ignore[attr-defined]
+    assert any("the run goes on without this output" in w for w in warnings), warnings
+    assert sum("connected after" in w for w in warnings) == 1 and not any("reconnected" in w for w in warnings), warnings
+    assert all(KEY not in w for w in warnings), warnings
+    assert _frames(server.recorded(KEY)[0]) >= 15

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 from birefvid.errors import ConfigError, SinkError, option, sink_named
 from birefvid.io.live_audio import LiveAudioFeed
 from birefvid.io.live_base import LiveSink, pictures_named
-from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, tcp_reachable
+from birefvid.io.republish import REOPEN_TIMEOUT_S, RepublishingSink, Unreachable, rtsp_answers, server_down, tcp_reachable
 from birefvid.job import EFFECT_PICTURE, EFFECTS, shown_sink
+from birefvid.urls import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +102,20 @@ def open_live_sink(
 
         publisher = RtspPublishSink if scheme.startswith("rtsp") else MpegTsPublishSink
         _check_kind(publisher, spec, kind, effect)
-        # a server or player that goes away mid-run is reconnected to; the first connection must work
+        # a server or player that goes away mid-run is reconnected to, and so is one down when the run starts (not up yet);
+        # a wrong address, or a server that refuses or does not answer the stream, is an error at once
         reachable = tcp_reachable(spec, 322 if scheme == "rtsps" else 554) if scheme in ("rtsp", "rtsps", "tcp") else None
+        # before a reopening that follows one that waited: a hung RTSP server takes connections, so it must answer too
+        ask_first = rtsp_answers(spec, 554) if scheme == "rtsp" else reachable
         # MPEG-TS: every connection on the first one's clock, so a reopened stream's time never goes back.
         # RTSP needs none: each session's RTP clock starts at a random value, and its sender reports place it on the wall clock
         shared = {} if publisher is RtspPublishSink else {"clock": StreamClock()}
         return RepublishingSink(
             lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, sample_aspect_ratio=sample_aspect_ratio, **shared),
-            reachable=reachable,
+            reachable=ask_first,
             reopen_stream=lambda: publisher(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S,
                                             sample_aspect_ratio=sample_aspect_ratio, **shared),  # fmt: skip
+            down_at_start=server_down(reachable) if reachable is not None else None, name=shown_url(spec), stream_type=publisher,
         )
     if scheme in ("rtmp", "rtmps"):
         from birefvid.io.rtmp_sink import DEFAULT_PORTS, RtmpPublishSink, check_url, ffmpeg_command, redacted
@@ -123,9 +128,9 @@ def open_live_sink(
         def first_connection() -> LiveSink:  # the child connects only once it has pictures: check the server now
             try:
                 reachable()
-            except SinkError as e:
+            except SinkError as e:  # Unreachable (a server down: the run goes on and connects later) stays so
                 why = str(e).replace(spec, redacted(spec))
-                raise SinkError(f"cannot publish to {redacted(spec)}: {why} (is an RTMP server listening there?)") from None
+                raise type(e)(f"cannot publish to {redacted(spec)}: {why} (is an RTMP server listening there?)") from None
             return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, sample_aspect_ratio=sample_aspect_ratio)
 
         def reconnection() -> LiveSink:  # the port first, as for the first connection: no child started for a server that is down
@@ -133,7 +138,8 @@ def open_live_sink(
             return RtmpPublishSink(spec, width=width, height=height, fps=fps, kind=kind, audio=audio, open_timeout=REOPEN_TIMEOUT_S,
                                    sample_aspect_ratio=sample_aspect_ratio)  # fmt: skip
 
-        return RepublishingSink(first_connection, reachable=reachable, reopen_stream=reconnection)
+        return RepublishingSink(first_connection, reachable=reachable, reopen_stream=reconnection,
+                                down_at_start=lambda e: isinstance(e, Unreachable), name=redacted(spec), stream_type=RtmpPublishSink)  # fmt: skip
     if scheme == "http":
         from birefvid.io.http_preview import HttpPreviewSink
 

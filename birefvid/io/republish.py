@@ -12,6 +12,13 @@ through a short queue of its own, sent on its own thread: a receiver that stops 
 player, a stalled server) blocks only that thread until the network timeout, and the stream skips
 pictures meanwhile, where it held up every output (a recording lost 5 s of pictures to a stalled
 tcp:// player).
+
+A server that is down when the run starts is the same outage from the start (``down_at_start``): the run goes on,
+the stream's pictures are skipped, and it connects once the server answers, where the run used to end at once
+with an error (a matting started before the server, or both started together by a service manager). Only a
+server that cannot be reached at all counts so (a refused or timed-out connection): a wrong address (a host that
+does not resolve, a bad port), a refused login or a server that answers but not as one (another protocol on that
+port) is still one error line at the start, since waiting would not mend it.
 """
 
 from __future__ import annotations
@@ -50,13 +57,19 @@ class RepublishingSink(LiveSink):
 
     def __init__(
         self, open_stream: Callable[[], LiveSink], policy: Optional[Backoff] = None, reachable: Optional[Callable[[], None]] = None,
-        reopen_stream: Optional[Callable[[], LiveSink]] = None,
+        reopen_stream: Optional[Callable[[], LiveSink]] = None, down_at_start: Optional[Callable[[SinkError], bool]] = None,
+        name: Optional[str] = None, stream_type: Optional[type[LiveSink]] = None,
     ) -> None:
         """``reachable`` (raising SinkError when not) is asked before a reopening once an attempt has
         waited on the network: PyAV opens an output holding Python's lock, so attempts that wait on a
         silent or unreachable host would freeze every other thread each time, while a plain socket
         waits without holding it. ``reopen_stream`` (default ``open_stream``) makes the later
-        connections, e.g. with a shorter open timeout: each of its waits holds that lock too."""
+        connections, e.g. with a shorter open timeout: each of its waits holds that lock too.
+
+        ``down_at_start`` tells, of the first connection's SinkError, whether its server is only down (True: the
+        stream starts in an outage, reopened as one lost mid-run is, and the run goes on) or the error is the
+        caller's (False, or no ``down_at_start``: raised). A stream that starts down is named ``name`` and
+        carries what ``stream_type`` (its publisher class) accepts."""
         super().__init__()
         self._open_stream = reopen_stream or open_stream
         self._reachable = reachable
@@ -64,10 +77,24 @@ class RepublishingSink(LiveSink):
         # a reopening costs a socket connect (see ``reachable``): try every few seconds, so a restarted
         # server gets the stream back at once, not up to 10 s later as a lost source would
         self._policy = policy or Backoff(initial=0.5, maximum=REOPEN_EVERY_S)
-        self._current: Optional[LiveSink] = open_stream()
-        self._name = self._current.name
-        self.accepts = self._current.accepts
-        self.holds_last = self._current.holds_last
+        down: Optional[SinkError] = None
+        started = time.monotonic()
+        try:
+            self._current: Optional[LiveSink] = open_stream()
+        except SinkError as e:
+            if down_at_start is None or name is None or stream_type is None or not down_at_start(e):
+                raise
+            self._current, down = None, e
+            self._slow = time.monotonic() - started > SLOW_OPEN_S  # a host that did not answer: the socket is asked first
+        self._name = self._current.name if self._current is not None else name
+        live_type = type(self._current) if self._current is not None else stream_type
+        self.accepts = self._current.accepts if self._current is not None else live_type.accepts
+        self.holds_last = self._current.holds_last if self._current is not None else live_type.holds_last
+        # the stream has not connected yet in this run (its server was down at the start): its first connection
+        # is "connected", not "reconnected", and counts no reconnection
+        self._never_connected = down is not None
+        # when the stream went down (monotonic), None while it works: the stats lines say an output is down, and for how long
+        self._down_since: Optional[float] = started if down is not None else None
         self._stop = threading.Event()
         self._reopening: Optional[threading.Thread] = None
         self._fresh: Optional[LiveSink] = None  # a reopened stream, handed over at the next picture
@@ -95,8 +122,15 @@ class RepublishingSink(LiveSink):
             with self._wake:
                 self._stop.set()
                 self._wake.notify_all()
-            self._current.abort()
+            if self._current is not None:
+                self._current.abort()
             raise
+        if down is not None:
+            self.last_error = str(down)
+            self._trial = True  # what connects first is on trial, as a reopened stream is: an RTMP server may refuse it yet
+            log.warning("%s; the run goes on without this output and connects it once it answers (trying every %g s at most)",
+                        down, REOPEN_EVERY_S)  # fmt: skip
+            self._reopen(str(down), what=f"connecting {self._name}")
 
     @property
     def name(self) -> str:
@@ -146,6 +180,8 @@ class RepublishingSink(LiveSink):
             self._current.send(picture, t)
         except SinkError as e:
             broken, self._current = self._current, None
+            if self._down_since is None:
+                self._down_since = time.monotonic()
             broken.abort()
             self.skipped += 1
             self.last_error = str(e)
@@ -160,22 +196,36 @@ class RepublishingSink(LiveSink):
             self.taken = True
         if self._trial and getattr(self._current, "confirmed", True):
             self._trial = False
+            self._down_since = None
+            if self._never_connected:  # its server was down when the run started: this is its first connection
+                self._never_connected = False
+                tries = self._attempts  # the first connection failed, then each reopening before this one
+                log.warning("%s: connected after %d failed tr%s (%d pictures skipped meanwhile)", self._name, tries,
+                            "y" if tries == 1 else "ies", self.skipped)  # fmt: skip
+            else:
+                self.reconnects += 1
+                log.warning("%s: reconnected after %d skipped pictures", self._name, self.skipped)
             self._attempts = 0
-            self.reconnects += 1
-            log.warning("%s: reconnected after %d skipped pictures", self._name, self.skipped)
             self.skipped = 0
+
+    @property
+    def down_for(self) -> Optional[float]:
+        """Seconds since the stream went down (or since the run started, for a server down then); None while it works."""
+        since = self._down_since
+        return None if since is None else time.monotonic() - since
 
     def summary(self) -> dict[str, object]:
         """What the run report says of this stream: pictures sent, reconnections, and whether it ever worked (and why not)."""
         return {"sink": self._name, "pictures_sent": self.sent, "reconnects": self.reconnects, "taken": self.taken,
                 "skipped_behind": self.behind, "last_error": self.last_error, "end_error": self.end_error}  # fmt: skip
 
-    def _reopen(self, reason: str) -> None:
+    def _reopen(self, reason: str, what: Optional[str] = None) -> None:
         retries_done, outage = self._attempts, self._outage
+        what = what or f"{'connecting' if self._never_connected else 'reconnecting'} {self._name}"
 
         def reopen() -> None:
             try:
-                sink = retry(self._attempt, self._policy, self._stop, what=f"reconnecting {self._name}", first_failure=reason,
+                sink = retry(self._attempt, self._policy, self._stop, what=what, first_failure=reason,
                              reason_of=str, retriable=lambda e: isinstance(e, SinkError), retries_done=retries_done, outage=outage)  # fmt: skip
             except Exception as e:  # noqa: BLE001 - a stream that cannot come back must not end the run
                 log.warning("%s: gave up reconnecting (%s); the other outputs go on", self._name, e)
@@ -247,9 +297,14 @@ class RepublishingSink(LiveSink):
         self._finish(close=False)
 
 
+class Unreachable(SinkError):
+    """Nothing takes a TCP connection at a stream's host and port: its server or player is down (or not up yet)."""
+
+
 def tcp_reachable(url: str, default_port: int, timeout: float = 5.0) -> Callable[[], None]:
     """A ``reachable`` check for ``url``'s host and port (``default_port`` when it names none): a TCP
-    connect, waited on without Python's lock; SinkError with the reason when it fails."""
+    connect, waited on without Python's lock; SinkError with the reason when it fails (``Unreachable`` when
+    the connection is refused or times out, not when the address itself is wrong)."""
 
     def check() -> None:  # the URL is read here: the publisher itself says first what is wrong with it
         parts = urlsplit(url)
@@ -260,6 +315,57 @@ def tcp_reachable(url: str, default_port: int, timeout: float = 5.0) -> Callable
         try:
             socket.create_connection((host, port), timeout=timeout).close()
         except OSError as e:
-            raise SinkError(f"cannot connect to {host}:{port}: {e.strerror or e}") from None
+            raise Unreachable(f"cannot connect to {host}:{port}: {e.strerror or e}") from None
 
     return check
+
+
+def rtsp_answers(url: str, default_port: int, timeout: float = 5.0) -> Callable[[], None]:
+    """A ``reachable`` check for an RTSP server: an OPTIONS request on a plain socket, which must get an RTSP status
+    line back within ``timeout``, all waited on without Python's lock. A server that takes connections and never
+    answers (hung, or an RTSP proxy whose upstream is gone) passed the TCP check, and each reopening then waited its
+    open timeout inside PyAV holding that lock: the whole run, its recordings included, froze 2 s of every 3-5 s
+    (a 28 s run showed 472 pictures of 672, its recording 21 s long). SinkError with the reason when it fails."""
+    connect = tcp_reachable(url, default_port, timeout)
+
+    def check() -> None:
+        parts = urlsplit(url)
+        connect()  # a refused or unanswered connection is said as for any stream (Unreachable)
+        host, port = parts.hostname or "", parts.port or default_port
+        target = f"rtsp://{host if ':' not in host else f'[{host}]'}:{port}{parts.path or '/'}"
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as conn:
+                conn.sendall(f"OPTIONS {target} RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode())
+                answer = conn.recv(64)
+        except OSError as e:
+            raise SinkError(f"no RTSP answer from {host}:{port} within {timeout:g} s: {e.strerror or e}") from None
+        if not answer.startswith(b"RTSP/"):
+            raise SinkError(f"no RTSP answer from {host}:{port} within {timeout:g} s" + (" (it answered, but not as an RTSP server)" if answer else ""))
+
+    return check
+
+
+def server_down(reachable: Callable[[], None]) -> Callable[[SinkError], bool]:
+    """A ``down_at_start`` test for a stream whose first connection failed with a SinkError: True when its server
+    cannot be reached at all (refused, or no answer to a TCP connect: down or not up yet), so the run goes on and
+    connects later; False for a wrong address or a server that is there but refused or did not answer the
+    stream, which waiting would not mend. ``reachable`` (a plain socket connect) is asked only when the failure
+    was the network's and not a refused connection: ffmpeg listening for one publisher would take the check's
+    connection for it."""
+
+    def down(e: SinkError) -> bool:
+        import av  # loaded by the publisher that failed already
+
+        if isinstance(e, Unreachable) or isinstance(e.__cause__, ConnectionRefusedError):
+            return True
+        if not isinstance(e.__cause__, (av.FFmpegError, OSError)):  # the address, the picture kind...: said before any network
+            return False
+        try:
+            reachable()
+        except Unreachable:
+            return True
+        except SinkError:
+            return False
+        return False
+
+    return down

@@ -448,6 +448,7 @@ class LiveRunner:
         self.requested = stop
         self.stop = threading.Event()
         self.stats = stats or LiveStats()
+        self.stats.outputs = [sink for sink in sinks if hasattr(sink, "down_for")]  # each stats line names those down
         self.carrier = MaskCarrier() if carry else None
         self.stats.model_cap = model_fps
         self.model = ModelPath(segmenter, smoother, self.carrier, self.stats, self.stop, model_fps)

@@ -110,6 +110,9 @@ class LiveStats:
         # waited for its own mask: the model's time, not a machine that cannot keep up
         self.dropped_for_new_connections = 0
         self.model_cap: Optional[float] = None  # --model-fps: the most refreshes a second asked for (None: no cap)
+        # the output streams (``down_for``: seconds an outage has lasted, None while working): each line names those down,
+        # where an output down for an hour went unsaid once its retry lines had quietened to one a minute
+        self.outputs: list[Any] = []
 
     def begin(self, now: float, source: Any) -> None:
         """Start counting now (the display starts after the model's warm-up on the first frame)."""
@@ -161,7 +164,17 @@ class LiveStats:
             "repeated": self.repeated,
             "dropped_for_new_connections": self.dropped_for_new_connections,
             "state": source.state if source is not None else None,
+            "outputs_down": self._outputs_down(),
         }
+
+    def _outputs_down(self) -> dict[str, float]:
+        """Each output stream in an outage now, and for how many seconds."""
+        down = {}
+        for output in self.outputs:
+            seconds = output.down_for
+            if seconds is not None:
+                down[output.name] = round(seconds, 1)
+        return down
 
     def emit(self, now: float, source: Any) -> dict[str, Any]:
         """Report the period that ends now (a line, a JSON line) and start the next one."""
@@ -240,4 +253,5 @@ def format_line(s: dict[str, Any]) -> str:
         f"live: source {s['source_fps']:.1f} fps, output {s['output_fps']:.1f} fps, model {rate(s['model_fps'])} fps{capped(s.get('model_fps_cap'))}, "
         f"latency {ms(s['latency_ms_median'])}/{ms(s['latency_ms_p95'])} ms (median/p95), "
         f"mask age {ms(s['mask_age_ms_median'])} ms, dropped {s['dropped']}, reconnects {s['reconnects']}"
+        + "".join(f", output {name} down {seconds:.0f} s" for name, seconds in (s.get("outputs_down") or {}).items())
     )
