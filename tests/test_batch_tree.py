@@ -408,3 +408,34 @@ def test_ctrl_c_on_a_subfolders_video_leaves_no_empty_output_subfolder(tmp_path)
     assert run.returncode == 130, err
     assert outputs(out) == ["s1/a.mkv"]
     assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "s1"]  # no empty s2/
+
+
+def test_an_earlier_batchs_png_folders_are_not_listed_to_tell_it_holds_only_outputs(tmp_path, caplog, monkeypatch):
+    """Whether clips/masks held only an earlier batch's outputs was told by stat'ing every file under it: its
+    ``--ext png`` outputs are a folder of frames each, hundreds of thousands of PNGs (seconds to minutes on a
+    network drive) read before the run, for a warning. A listed output's folder, and the work folder, are not
+    listed now (counted at the source, ``os.scandir``); a video of the user's in masks/ is still found."""
+    import birefvid.batch.runner as runner
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    keyframed_clip(clips / "a.mp4", FRAMES)
+    assert batch(str(clips), "--output-dir", str(clips / "masks"), "--ext", "png", "-q") == 0
+    assert sorted(p.name for p in (clips / "masks" / "a").iterdir()) == ["frame_000001.png", "frame_000002.png"]
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def counting(path=".", *args, **kwargs):
+        listed.append(os.path.realpath(path))
+        return scandir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    assert runner._only_outputs(clips / "masks")
+    assert os.path.realpath(clips / "masks") in listed  # it did look
+    assert not [p for p in listed if p.startswith(os.path.realpath(clips / "masks" / "a")) or ".birefvid-batch" in p]
+    (clips / "masks" / "take2.mp4").write_bytes((clips / "a.mp4").read_bytes())  # the user's: masks is no longer only outputs
+    assert not runner._only_outputs(clips / "masks")
+    (clips / "masks" / "take2.mp4").unlink()
+    (clips / "masks" / "b").mkdir()
+    (clips / "masks" / "b" / "take3.mov").write_bytes((clips / "a.mp4").read_bytes())  # deeper, beside the PNG folder
+    assert not runner._only_outputs(clips / "masks")

@@ -309,8 +309,14 @@ def _only_outputs(folder: Path) -> bool:
     outputs = _earlier_outputs(folder)
     if not outputs:
         return False
-    return all(f.resolve() in outputs for f in folder.rglob("*")
-               if not any(part.startswith(".") for part in f.relative_to(folder).parts) and f.is_file() and _is_video(f))  # fmt: skip
+    # not into an output's own folder (``--ext png``: a folder of frames each, hundreds of thousands of PNGs stat'ed
+    # for a warning) nor a hidden one (the work folder); a name's ending before a stat: a video is rare among them
+    for here, subs, files in os.walk(folder):
+        subs[:] = [s for s in subs if not s.startswith(".") and Path(here, s).resolve() not in outputs]
+        for f in (Path(here, name) for name in files if not name.startswith(".")):
+            if f.suffix.lower() in VIDEO_EXTENSIONS | {".webp"} and f.is_file() and _is_video(f) and f.resolve() not in outputs:
+                return False
+    return True
 
 
 def _note_pictures(folder: Path, videos: list[Found], outputs: set[Path]) -> None:
