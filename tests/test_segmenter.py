@@ -236,6 +236,8 @@ def test_a_device_out_of_memory_is_one_line_saying_what_makes_it_fit():
         seg(_frames(2, (48, 64)))  # batch_size is no option of the Segmenter's: it named one the caller cannot set
     with pytest.raises(ConfigError, match=r"on 3 frames at 128x128 .*; try fewer frames a call or a smaller resolution$"):
         seg(torch.zeros((3, 3, 48, 64), dtype=torch.uint8))  # a tensor goes as the one batch it is
+    with pytest.raises(ConfigError, match=r"on 2 frames at 128x128 .*; try fewer frames a call or a smaller resolution$"):
+        seg.predict(torch.zeros((2, 3, 48, 64), dtype=torch.uint8))  # as predict, which takes no batch_size either
     with pytest.raises(torch.cuda.OutOfMemoryError):  # what an API caller catches to go on with fewer pictures
         seg(_frames(2, (48, 64)))
 

@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from ..backends.memory import is_out_of_memory
 from ..models.deform import torchvision_deform
-from ..runtime.segmenter import DeviceOutOfMemory, Segmenter
+from ..runtime.segmenter import DeviceOutOfMemory, Segmenter, batch_size_applies
 
 
 @register_flop_formula(torch.ops.torchvision.deform_conv2d)
@@ -74,7 +74,8 @@ def _out_of_memory_said(segmenter: Segmenter, frames: torch.Size, doing: str, pr
     except Exception as exc:  # torch's OutOfMemoryError (CUDA, MPS), its CPU RuntimeError, ONNX Runtime's, a MemoryError
         if isinstance(exc, DeviceOutOfMemory) or not is_out_of_memory(exc):
             raise
-        raise segmenter.out_of_memory(exc, frames, doing, precision) from exc
+        with batch_size_applies():  # bench's --batch-size
+            raise segmenter.out_of_memory(exc, frames, doing, precision) from exc
 
 
 @torch.inference_mode()

@@ -7,10 +7,11 @@ are turned into uint8 RGB by ``pictures.as_rgb`` first.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -34,9 +35,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EACH_BATCH = 4  # pictures a model call at most in segment_each (and __call__ with a list): the file pipeline's batch on CUDA
-# Out-of-memory advice for fewer frames a model call: a pipeline's batch size by default; where the caller's own
-# call is the batch (``seg(frames)``, ``segment_each``), fewer pictures a call, since no batch_size applies there
-_FEWER_FRAMES: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("birefvid_fewer_frames", default=None)
+# Out-of-memory advice for fewer frames a model call: the caller's own call is the batch (``seg(frames)``,
+# ``predict``), so fewer frames a call; ``segment_each`` batches a list itself, so one picture a call; only where a
+# pipeline batches frames (``batch_size_applies``: process, batch, bench) does a batch_size option apply
+_FEWER_FRAMES: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("birefvid_fewer_frames", default="fewer frames a call")
+
+
+@contextlib.contextmanager
+def batch_size_applies() -> Iterator[None]:
+    """Within this block (on this thread) out-of-memory advice names the ``batch_size`` option (``--batch-size``)."""
+    token = _FEWER_FRAMES.set(None)
+    try:
+        yield
+    finally:
+        _FEWER_FRAMES.reset(token)
 
 
 class DeviceOutOfMemory(ConfigError, torch.cuda.OutOfMemoryError):
@@ -308,11 +320,7 @@ class Segmenter:
         (uint8, or float in [0, 1], which stays on its device). Pictures of different sizes: ``segment_each``.
         """
         if isinstance(frames, torch.Tensor) and frames.ndim == 4:  # the one batch it is: fewer frames a call fit
-            token = _FEWER_FRAMES.set("fewer frames a call")
-            try:
-                return self.predict(_tensor_batch(frames, bgr))[:, 0].cpu().numpy()
-            finally:
-                _FEWER_FRAMES.reset(token)
+            return self.predict(_tensor_batch(frames, bgr))[:, 0].cpu().numpy()
         if is_picture(frames):
             frames = [frames]
         alphas = self.segment_each(frames, bgr=bgr)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from ..frames import Frame, FrameBatch
 from ..io.base import Sink, Source
 from ..temporal import Smoother
 from .priority import opencv_on_calling_threads
-from .segmenter import Segmenter
+from .segmenter import Segmenter, batch_size_applies
 from .stages import StageTimes, run_stages
 from .transfer import OnDevice, OnHost, Transfer
 
@@ -90,7 +90,7 @@ class SegmentStage:
             self._pending = None
 
     def _compute(self, upload: OnDevice, seen: Optional[OnDevice], batch: FrameBatch) -> Masked:
-        with self.transfer.compute():
+        with self.transfer.compute(), batch_size_applies():  # its advice out of memory: the job's batch_size
             images = upload.ready()
             alphas = self.segmenter.predict(images if seen is None else seen.ready(), frame_size=False)
         return Masked(images, alphas, batch.pts, batch.indices, batch.deep, batch.coverage)
