@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import damage_packet, hide_leading_frames, make_resizing_video
+from media import damage_packet, hide_leading_frames, make_resizing_video, make_video
 from test_batch_media import LONG, MODEL, SHORT, SIZE, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
@@ -57,6 +57,24 @@ def test_a_chunk_decodes_its_range_on_the_threads_asked_for(clips, threads):
         assert decoder.thread_count == (threads or decoder.thread_count)
     assert [f.index for f in frames] == list(range(4, 14)) and [f.pts for f in frames] == probe.pts[4:14]
     assert frames[0].image.shape == (SIZE[1], SIZE[0], 3)
+
+def test_a_chunk_of_a_mirrored_phone_clip_reads_as_process_reads_it(tmp_path):
+    """A front camera's display matrix that flips the picture: a chunk shows it flipped, as `process` does (it was turned upside down)."""
+    from birefvid.batch.chunk_source import ChunkSource
+    from birefvid.io import VideoFileSource
+
+    path = keyframed_clip(tmp_path / "selfie.mp4", 12, gop=6, size=(64, 48), flip="h")
+    with av.open(str(path)) as c:
+        stored = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]  # as stored: no matrix applied
+    with VideoFileSource(path) as whole:
+        expected = [f.image for f in whole]
+    chunk = plan_chunks(probe_video(path), 6, 2, 2)[1]
+    with ChunkSource(path, chunk) as source:
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(4, 12))
+    assert all(np.array_equal(f.image, expected[f.index]) for f in frames)
+    assert all(np.abs(f.image - stored[f.index][:, ::-1]).mean() < 8 for f in frames)  # 3 here (colour rounding); 63 turned
+
 
 def test_local_batch_equals_process_frame_for_frame_with_audio(clips, tmp_path):
     out, log = tmp_path / "out", tmp_path / "progress.jsonl"
