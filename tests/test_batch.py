@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import damage_packet, hide_leading_frames, make_resizing_video, make_video
+from media import damage_packet, hide_leading_frames, make_resizing_video
 from test_batch_media import LONG, MODEL, SHORT, SIZE, events, grey, keyframed_clip, manifest, max_diff, reference, video_facts
 
 from birefvid.batch.hooks import CRASH_ENV, CRASH_EXIT_CODE, MARKER_ENV
