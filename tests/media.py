@@ -90,11 +90,13 @@ def make_video(
     timecode: Optional[str] = None,
     tags: Optional[dict[str, str]] = None,
     reel_name: Optional[str] = None,
+    flip: Optional[str] = None,
 ) -> GeneratedVideo:
     """Write a small video (and by default a sine-wave audio track) and describe it.
 
     - ``size`` is (width, height) as stored; odd sizes need a 4:4:4 ``pix_fmt`` for H.264.
-    - ``rotation`` writes a display matrix (counter-clockwise degrees, as ``VideoFrame.rotation`` reads).
+    - ``rotation`` writes a display matrix (counter-clockwise degrees, as ``VideoFrame.rotation`` reads);
+      ``flip`` ("h" or "v") makes that matrix mirror the picture too, left-right or top-bottom (a front camera's).
     - ``pts``/``time_base`` give explicit (e.g. variable-rate) timestamps; by default pts = index and
       time_base = 1/fps.
     - ``pix_fmt`` like ``yuv420p10le`` makes a 10-bit file; ``codec`` and ``audio_codec`` default by extension.
@@ -126,8 +128,8 @@ def make_video(
         v.pix_fmt = pix_fmt
         v.time_base = tb
         v.codec_context.time_base = tb
-        if rotation is not None:
-            v.set_display_rotation(rotation)
+        if rotation is not None or flip is not None:
+            v.set_display_rotation(rotation or 0, hflip=flip == "h", vflip=flip == "v")
         if sample_aspect_ratio is not None:
             v.codec_context.sample_aspect_ratio = sample_aspect_ratio
         if timecode is not None:

@@ -58,6 +58,24 @@ def test_a_chunk_decodes_its_range_on_the_threads_asked_for(clips, threads):
     assert [f.index for f in frames] == list(range(4, 14)) and [f.pts for f in frames] == probe.pts[4:14]
     assert frames[0].image.shape == (SIZE[1], SIZE[0], 3)
 
+def test_a_chunk_of_a_mirrored_phone_clip_reads_as_process_reads_it(tmp_path):
+    """A front camera's display matrix that flips the picture: a chunk shows it flipped, as `process` does (it was turned upside down)."""
+    from birefvid.batch.chunk_source import ChunkSource
+    from birefvid.io import VideoFileSource
+
+    path = keyframed_clip(tmp_path / "selfie.mp4", 12, gop=6, size=(64, 48), flip="h")
+    with av.open(str(path)) as c:
+        stored = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]  # as stored: no matrix applied
+    with VideoFileSource(path) as whole:
+        expected = [f.image for f in whole]
+    chunk = plan_chunks(probe_video(path), 6, 2, 2)[1]
+    with ChunkSource(path, chunk) as source:
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(4, 12))
+    assert all(np.array_equal(f.image, expected[f.index]) for f in frames)
+    assert all(np.abs(f.image - stored[f.index][:, ::-1]).mean() < 8 for f in frames)  # 3 here (colour rounding); 63 turned
+
+
 def test_local_batch_equals_process_frame_for_frame_with_audio(clips, tmp_path):
     out, log = tmp_path / "out", tmp_path / "progress.jsonl"
     assert batch(*map(str, clips["inputs"]), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6", "--progress-json", str(log)) == 0

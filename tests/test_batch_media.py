@@ -28,10 +28,12 @@ API_MODEL = {"model": "tiny", "resolution": 64, "device": "cpu", "backend": "tor
 def keyframed_clip(
     path: Path, n_frames: int, gop: int = 6, size: tuple[int, int] = SIZE, fps: int = 25, *, pts: list[int] | None = None, time_base: Fraction | None = None, bframes: int = 0,
     sample_aspect_ratio: Fraction | None = None, timecode: str | None = None, tags: dict[str, str] | None = None, reel_name: str | None = None,
+    flip: str | None = None,
 ) -> Path:
     """H.264 + AAC clip with a keyframe every ``gop`` frames (so it splits into chunks) and a 440 Hz tone.
 
-    ``pts``/``time_base`` give explicit (variable-rate) timestamps; ``bframes`` > 0 reorders frames.
+    ``pts``/``time_base`` give explicit (variable-rate) timestamps; ``bframes`` > 0 reorders frames; ``flip`` ("h" or "v"):
+    a display matrix that mirrors the picture (a front camera's).
     """
     rate = 48000
     tb = time_base or Fraction(1, fps)
@@ -44,6 +46,8 @@ def keyframed_clip(
         v.time_base = v.codec_context.time_base = tb
         if sample_aspect_ratio is not None:
             v.codec_context.sample_aspect_ratio = sample_aspect_ratio
+        if flip is not None:
+            v.set_display_rotation(0, hflip=flip == "h", vflip=flip == "v")
         if timecode is not None:
             v.metadata["timecode"] = timecode
         if reel_name is not None:  # a MOV/MP4 writes it into the timecode track

@@ -11,6 +11,7 @@ import pytest
 from birefvid.errors import SourceError, cli_naming
 from birefvid.io import VideoFileSource, open_source
 from birefvid.io.video_source import refuse_cut_off
+from media import make_video
 from system_tools import need_binary, need_module
 
 PATTERN = "testsrc2=size=128x96:rate=25:duration=1.2"  # 30 frames
@@ -75,6 +76,16 @@ def test_a_video_with_its_own_alpha_is_refused(tmp_path):
             assert next(iter(src)).coverage is not None
     opaque = ffmpeg(tmp_path / "b.mov", "-f", "lavfi", "-i", PATTERN, "-c:v", "prores_ks", "-profile:v", "3")
     assert len(frames(opaque, "decord")[0]) == 30  # ProRes without alpha is read
+
+
+@pytest.mark.parametrize("flip", ["h", "v"])
+def test_a_mirroring_display_matrix_is_refused(tmp_path, flip):
+    """decord ignores a display matrix's mirroring (a front camera's): a top-bottom flip, whose angle reads 0, was read
+    as stored without a word, the picture upside down next to what players and the PyAV decoder show."""
+    g = make_video(tmp_path / "selfie.mp4", n_frames=3, size=(64, 48), flip=flip, with_audio=False)
+    with cli_naming(), pytest.raises(SourceError, match=r"has a display matrix that mirrors it, which decord 0.6 decodes wrongly here; use the PyAV decoder \(--decoder pyav\)$"):
+        open_source(g.path, "decord")
+    assert len(frames(g.path, "pyav")[0]) == 3  # the way out reads it
 
 
 def test_a_codec_decord_cannot_decode_is_named(tmp_path):

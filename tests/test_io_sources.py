@@ -49,6 +49,21 @@ def test_rotation_metadata_gives_upright_frames(tmp_path, rotation):
     assert _mean_err(frames[0].image, expected) < 6
 
 
+@pytest.mark.parametrize("flip", ["h", "v"])
+def test_mirroring_display_matrix_gives_the_picture_players_show(tmp_path, flip):
+    """A display matrix that mirrors (a front camera's) reads as an angle alone in ``VideoFrame.rotation``: a
+    left-right flip as -180 degrees, a top-bottom one as 0. It was turned upside down, or left as stored; FFmpeg 6.1+
+    (and players) show it flipped, and so does every output now (``batch``'s chunks and ``live`` read it the same way)."""
+    g = make_video(tmp_path / "selfie.mp4", n_frames=2, size=(64, 48), flip=flip, with_audio=False)
+    with open_source(g.path) as src:
+        frames = list(src)
+        info = src.info
+    expected = g.frames[0][:, ::-1] if flip == "h" else g.frames[0][::-1]
+    assert (info.width, info.height) == (64, 48)
+    assert _mean_err(frames[0].image, expected) < 6
+    assert _mean_err(frames[1].image, g.frames[1][:, ::-1] if flip == "h" else g.frames[1][::-1]) < 6
+
+
 def test_odd_size_and_10bit_yuv444(tmp_path):
     g = make_video(tmp_path / "odd.mkv", n_frames=3, size=(65, 49), pix_fmt="yuv444p10le", with_audio=False)
     with VideoFileSource(g.path) as src:

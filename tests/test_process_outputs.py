@@ -399,6 +399,20 @@ def test_rotated_input_gives_upright_output(tmp_path, seg):
         assert (m[fg] == 255).all() and (m[bg] == 0).all(), f"frame {i}: mask not upright"
 
 
+def test_mirrored_front_camera_input_gives_the_picture_players_show(tmp_path, seg):
+    """A display matrix that flips left to right (a front camera's; ``ffprobe`` shows rotation -180) was turned upside down."""
+    frames = [np.roll(scene_frame(i, SIZE), 8, axis=0) for i in range(4)]  # the square off the middle: a flip shows
+    src = make_video(tmp_path / "selfie.mov", n_frames=4, size=SIZE, frames=frames, codec="png", pix_fmt="rgb24", flip="h", with_audio=False)
+    out = tmp_path / "selfie.mkv"
+    process_video(src.path, out, kind="mask", segmenter=seg, smooth="none")
+    decoded = read_video(out, "gray")
+    assert (decoded.width, decoded.height) == SIZE
+    for i, m in enumerate(decoded.images):
+        shown = np.roll(true_mask(i, SIZE), 8, axis=0)[:, ::-1]
+        fg, bg = interior(shown)
+        assert (m[fg] == 255).all() and (m[bg] == 0).all(), f"frame {i}: mask not flipped as players show it"
+
+
 def test_odd_size_is_kept(tmp_path, seg):
     size = (63, 47)
     src = make_scene(tmp_path / "odd_in.mov", 4, size, with_audio=False)

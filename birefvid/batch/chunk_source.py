@@ -42,6 +42,7 @@ class ChunkSource(Source):
         with VideoFileSource(self.path, video_stream=video_stream, input_colors=input_colors) as whole:  # stream facts exactly as `process` sees them
             self._info = whole.info
             self.rotation = whole.rotation
+            self.mirrored = whole.mirrored
         self._container = av.open(ffmpeg_name(self.path))
         self._iterated = False
         self._deep = False
@@ -95,12 +96,12 @@ class ChunkSource(Source):
                     damaged.note(index)
                 sar = self._shapes.of(frame)  # None: the stream's own pixel shape
                 coverage = to_rgb.alpha(frame, sar)  # the source's own alpha, as VideoFileSource gives it
-                coverage = None if coverage is None else upright(coverage, self.rotation)
+                coverage = None if coverage is None else upright(coverage, self.rotation, self.mirrored)
                 if self._deep:
-                    image, deep = (upright(a, self.rotation) for a in to_rgb.deep(frame, sar))
+                    image, deep = (upright(a, self.rotation, self.mirrored) for a in to_rgb.deep(frame, sar))
                     yield Frame(image=image, pts=frame.pts, time_base=self._info.time_base, index=index, deep=deep, coverage=coverage)
                 else:
-                    yield Frame(image=upright(to_rgb(frame, sar), self.rotation), pts=frame.pts, time_base=self._info.time_base,
+                    yield Frame(image=upright(to_rgb(frame, sar), self.rotation, self.mirrored), pts=frame.pts, time_base=self._info.time_base,
                                 index=index, coverage=coverage)  # fmt: skip
                 index += 1
                 count += 1

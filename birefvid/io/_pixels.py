@@ -17,12 +17,27 @@ from birefvid.io.untagged import SWS_MATRIX, untagged
 log = logging.getLogger(__name__)
 
 
-def upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Rotate ``image`` counter-clockwise by ``rotation`` degrees (the display-matrix angle) so it displays upright."""
+def upright(image: np.ndarray, rotation: int, mirrored: bool = False) -> np.ndarray:
+    """Rotate ``image`` counter-clockwise by ``rotation`` degrees (the display-matrix angle) so it displays upright;
+    ``mirrored`` (``display_mirrored``): the matrix also flips the picture, which players (FFmpeg 6.1+'s autorotate,
+    whose rules these are) show flipped: a mirrored picture is flipped left to right, then turned 180 degrees more
+    than ``rotation`` says (a left-right flip's matrix reads as -180, a top-bottom flip's as 0)."""
     k = round(rotation / 90) % 4
     if rotation % 90:
         log.warning("display rotation %s is not a multiple of 90 degrees; using %d", rotation, k * 90)
+    if mirrored:
+        return np.ascontiguousarray(np.rot90(image[:, ::-1], (k + 2) % 4))
     return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def display_mirrored(frame: av.VideoFrame) -> bool:
+    """Whether ``frame``'s display matrix flips the picture (a negative determinant), as a front camera's clip may say:
+    ``frame.rotation`` gives its angle alone, so a left-right flip read as a 180-degree turn came out upside down."""
+    for data in frame.side_data:
+        if data.type.name == "DISPLAYMATRIX" and data.buffer_size >= 20:
+            m = np.frombuffer(bytes(data), dtype="=i4", count=5).astype(np.int64)
+            return bool(m[0] * m[4] - m[1] * m[3] < 0)
+    return False
 
 
 class RgbConverter:

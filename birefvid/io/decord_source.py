@@ -106,9 +106,9 @@ class DecordSource(Source):
         self.path = Path(path)
         # PyAV validates the file, reports rotation, time base and colour tags in our usual words
         with VideoFileSource(self.path, input_colors=input_colors) as probe:
-            info, rotation, first_pts = probe.info, probe.rotation, probe.first_pts
+            info, rotation, mirrored, first_pts = probe.info, probe.rotation, probe.mirrored, probe.first_pts
             info = self._as_decord_reads(info, probe.assumed_matrix, input_colors)
-            upright = next(iter(probe)).image if rotation else None  # what decord's first picture must look like
+            upright = next(iter(probe)).image if rotation or mirrored else None  # what decord's first picture must look like
         facts = stream_facts(self.path)
         self._start = facts.start
         self.format_name, self.shown = facts.format_name, self.path  # for refuse_cut_off, as a VideoFileSource
@@ -123,7 +123,8 @@ class DecordSource(Source):
             raise SourceError(f"{self.path} is not a readable video (decord: {e})") from e
         self._count = len(self._reader)
         if upright is not None and not self._turns_upright(upright, decord):
-            raise SourceError(f"{self.path} has a {rotation} degree rotation tag, which decord 0.6 decodes wrongly here; {use_pyav()}")
+            tag = "a display matrix that mirrors it" if mirrored else f"a {rotation} degree rotation tag"
+            raise SourceError(f"{self.path} has {tag}, which decord 0.6 decodes wrongly here; {use_pyav()}")
         untimed = self._untimed_frames()
         if untimed:  # not an edit list's hidden frames: Matroska has none, and PyAV shows these frames
             raise SourceError(f"{self.path}: its first {untimed} frames are timed before 0 (negative timestamps), which decord 0.6 "

@@ -24,7 +24,7 @@ import numpy as np
 
 from birefvid.errors import SourceError
 from birefvid.frames import StreamInfo
-from birefvid.io._pixels import RgbConverter, rotated_size, upright
+from birefvid.io._pixels import RgbConverter, display_mirrored, rotated_size, upright
 from birefvid.io.pixel_shape import PixelShapes
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import Source
@@ -170,6 +170,7 @@ class AvConnection:
                 raise ConnectionLost("the stream ended before its first frame")
             self._first: Optional[av.VideoFrame] = first
             self.rotation = int(first.rotation or 0)
+            self.mirrored = display_mirrored(first)
             width, height = rotated_size(first.width, first.height, self.rotation)
             tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
             sar = stream.sample_aspect_ratio  # the container's, else the codec's (an H.264/H.265 SPS)
@@ -256,7 +257,7 @@ class AvConnection:
             sar = self._shapes.of(frame)
             image, coverage = to_rgb(frame, sar), to_rgb.alpha(frame, sar)
             seconds = float(frame.time) if frame.pts is not None and self._timed else None
-            yield upright(image, self.rotation), seconds, None if coverage is None else upright(coverage, self.rotation)
+            yield upright(image, self.rotation, self.mirrored), seconds, None if coverage is None else upright(coverage, self.rotation, self.mirrored)
             self._deliver_audio()  # the picture before this sound is published: its clock is set
             frame = next(self._frames, None)
 

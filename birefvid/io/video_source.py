@@ -34,7 +34,7 @@ import av
 
 from birefvid.errors import SourceError, input_not_found, option
 from birefvid.frames import Frame, StreamInfo
-from birefvid.io._pixels import RgbConverter, is_yuv_format, picture_bits, rotated_size, upright
+from birefvid.io._pixels import RgbConverter, display_mirrored, is_yuv_format, picture_bits, rotated_size, upright
 from birefvid.io.untagged import MATRIX_NAMES, assumed_matrix, rgb_matrix, untagged
 from birefvid.io.pixel_shape import PixelShapes, context_sar
 from birefvid.io.animated_source import is_animated_webp
@@ -715,6 +715,7 @@ class VideoFileSource(Source):
         s = self._stream
         cc = s.codec_context
         self.rotation = int(first.rotation or 0)
+        self.mirrored = display_mirrored(first)  # a flipping display matrix (FFmpeg 6.1+ shows it flipped)
         width, height = rotated_size(first.width, first.height, self.rotation)
         check_picture_size(width, height, self.path)
         rate = frame_rate(s)
@@ -862,13 +863,13 @@ class VideoFileSource(Source):
             deep = None
             sar = self._shapes.of(frame)  # None: the stream's own pixel shape
             if self._deep:
-                image, deep = (upright(a, self.rotation) for a in self._to_rgb.deep(frame, sar))
+                image, deep = (upright(a, self.rotation, self.mirrored) for a in self._to_rgb.deep(frame, sar))
             else:
-                image = upright(self._to_rgb(frame, sar), self.rotation)
+                image = upright(self._to_rgb(frame, sar), self.rotation, self.mirrored)
             last = frame.pts
             coverage = self._to_rgb.alpha(frame, sar)  # the source's own alpha, None for an opaque picture
             if coverage is not None:
-                coverage = upright(coverage, self.rotation)
+                coverage = upright(coverage, self.rotation, self.mirrored)
             yield Frame(image=image, pts=frame.pts, time_base=tb, index=index, deep=deep, coverage=coverage)
             index += 1
             with self._io_lock:
