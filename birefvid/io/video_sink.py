@@ -258,7 +258,8 @@ class VideoFileSink(Sink):
         """
         cc.sample_aspect_ratio = sar
         if self.spec.muxer in ("matroska", "webm") and self.spec.codec not in BITSTREAM_SAR_CODECS:
-            log.warning("%s: the input's pixels are not square (aspect %s), which %s in %s cannot record; "
+            # Matroska itself can (its DisplayWidth), but FFmpeg's muxer reads the stream's field, which PyAV cannot set
+            log.warning("%s: the input's pixels are not square (aspect %s), which birefvid cannot record in %s in %s; "
                         "players will show it squeezed (write .mov or .mp4 to keep the shape)",
                         self.path, sar, self.spec.codec, self.path.suffix)  # fmt: skip
 
