@@ -79,10 +79,15 @@ class Context:
         return self.device.startswith("cuda")
 
 
+# the GPU under test (``--device``): torch.cuda.synchronize() and memory_allocated() without a device ask about the
+# current one, cuda:0, so a run with --device cuda:1 timed without waiting for its GPU and measured cuda:0's memory
+DEVICE: Optional[torch.device] = None
+
+
 def sync() -> None:
-    """Wait for queued GPU work, so timings count it."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
+    """Wait for queued GPU work on the device under test, so timings count it."""
+    if DEVICE is not None and DEVICE.type == "cuda" and torch.cuda.is_initialized():
+        torch.cuda.synchronize(DEVICE)
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -412,18 +417,18 @@ def check_memory(ctx: Context) -> dict[str, Any]:
     for _ in range(10):
         seg(batch)
     sync()
-    early = torch.cuda.memory_allocated()
+    early = torch.cuda.memory_allocated(seg.device)
     for _ in range(190):
         seg(batch)
     sync()
-    calls_growth = torch.cuda.memory_allocated() - early
+    calls_growth = torch.cuda.memory_allocated(seg.device) - early
     runs = []
     for i in range(2):
         process_video(ctx.clip, ctx.work / f"mem{i}.mkv", kind="mask", segmenter=seg, smooth="flow", overwrite=True)
         sync()
-        runs.append(torch.cuda.memory_allocated())
+        runs.append(torch.cuda.memory_allocated(seg.device))
     figures = {"growth_200_calls_MiB": round(calls_growth / 2**20, 2), "growth_second_run_MiB": round((runs[1] - runs[0]) / 2**20, 2),
-               "peak_MiB": round(torch.cuda.max_memory_allocated() / 2**20)}  # fmt: skip
+               "peak_MiB": round(torch.cuda.max_memory_allocated(seg.device) / 2**20)}  # fmt: skip
     if calls_growth > 2**20 or runs[1] - runs[0] > 2**20:
         raise AssertionError(f"device memory grew: {figures}")
     return figures
@@ -440,7 +445,7 @@ def check_second_gpu(ctx: Context) -> dict[str, Any]:
     alphas = seg(ctx.frames[:4])
     out = ctx.work / "gpu1.mkv"
     report = process_video(ctx.clip, out, kind="mask", segmenter=seg, smooth="none", overwrite=True)
-    sync()
+    torch.cuda.synchronize(seg.device)  # its own GPU's work, whichever --device the run checks
     if torch.cuda.memory_allocated(0) != before:
         raise AssertionError(f"{(torch.cuda.memory_allocated(0) - before) / 2**20:.1f} MiB landed on cuda:0")
     return {"fps": report["fps"], "alpha_vs_cpu": check_alphas(alphas, ctx.reference[:4], "fp32")}
@@ -509,6 +514,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--budget", type=float, default=270.0, help="seconds after which no path starts (default 270)")
     parser.add_argument("--json", help="write every path's status and figures here")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device here: every path needs one (--device cpu runs the checks on the CPU)", file=sys.stderr)
         return 2
