@@ -8,8 +8,8 @@ reference: the same model, the same frames). For a machine with an NVIDIA GPU::
     python scripts/gpu_check.py --device cpu       # the same checks on the CPU (the script's own test)
 
 Paths: pick_device's errors; Transfer (pinned uploads on a copy stream, compute stream, events,
-pinned downloads) under a one-batch-ahead stress, and the compute stream waiting for the default
-stream's work; the decoder's deformable convolution in fp16 against fp32; the Segmenter in fp32, fp16 (the CUDA default)
+pinned downloads) under a one-batch-ahead stress, the compute stream waiting for the default
+stream's work, and a wait for a download that sleeps rather than spins; the decoder's deformable convolution in fp16 against fp32; the Segmenter in fp32, fp16 (the CUDA default)
 and bf16; torch.compile; the file pipeline for each output kind (mask, alpha ProRes, composite,
 blur, green with guided upsampling, matte shaping and flow smoothing), in fp32 and at the default
 precision; a 10-bit ProRes source through the 16-bit compositing path; live mode (latency budget
@@ -207,6 +207,25 @@ def check_stream_order(ctx: Context) -> dict[str, Any]:
     if int(total.item()) != x.numel():
         raise AssertionError(f"the compute stream read the tensor before the default stream wrote it ({int(total.item())} of {x.numel()})")
     return {"elements": x.numel()}
+
+
+def check_download_wait(ctx: Context) -> dict[str, Any]:
+    """The encoder's wait for a download sleeps rather than spinning a core: its thread's CPU time while the GPU is
+    busy stays a fraction of the wait (Transfer.download's event is blocking: cudaEventBlockingSync)."""
+    from birefvid.runtime.transfer import Transfer
+
+    need_cuda(ctx)
+    transfer = Transfer(torch.device(ctx.device))
+    x = torch.zeros(4, 3, 64, 64, dtype=torch.uint8, device=ctx.device)
+    with transfer.compute():
+        torch.cuda._sleep(int(5e8))  # the compute stream busy for a fraction of a second before the copy
+        host = transfer.download(x)
+    cpu, wall = time.thread_time(), time.perf_counter()
+    host.numpy()
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    if wall > 0.05 and cpu > 0.5 * wall:
+        raise AssertionError(f"waiting for a download spun the CPU: {cpu:.2f} s of CPU in {wall:.2f} s")
+    return {"wait_s": round(wall, 3), "cpu_s": round(cpu, 3)}
 
 
 def check_deform_fp16(ctx: Context) -> dict[str, Any]:
@@ -455,6 +474,7 @@ PATHS: list[tuple[str, Callable[[Context], dict[str, Any]], float]] = [  # (name
     ("device-errors", check_device_errors, 2),
     ("transfer", check_transfer, 10),
     ("stream-order", check_stream_order, 3),
+    ("download-wait", check_download_wait, 2),
     ("deform-fp16", check_deform_fp16, 2),
     ("fp32", check_precision("fp32"), 10),
     ("fp16", check_precision("fp16"), 10),
