@@ -8,8 +8,8 @@ reference: the same model, the same frames). For a machine with an NVIDIA GPU::
     python scripts/gpu_check.py --device cpu       # the same checks on the CPU (the script's own test)
 
 Paths: pick_device's errors; Transfer (pinned uploads on a copy stream, compute stream, events,
-pinned downloads) under a one-batch-ahead stress, and the compute stream waiting for the default
-stream's work; the decoder's deformable convolution in fp16 against fp32; the Segmenter in fp32, fp16 (the CUDA default)
+pinned downloads) under a one-batch-ahead stress, the compute stream waiting for the default
+stream's work, and a wait for a download that sleeps rather than spins; the decoder's deformable convolution in fp16 against fp32; the Segmenter in fp32, fp16 (the CUDA default)
 and bf16; torch.compile; the file pipeline for each output kind (mask, alpha ProRes, composite,
 blur, green with guided upsampling, matte shaping and flow smoothing), in fp32 and at the default
 precision; a 10-bit ProRes source through the 16-bit compositing path; live mode (latency budget
@@ -79,10 +79,15 @@ class Context:
         return self.device.startswith("cuda")
 
 
+# the GPU under test (``--device``): torch.cuda.synchronize() and memory_allocated() without a device ask about the
+# current one, cuda:0, so a run with --device cuda:1 timed without waiting for its GPU and measured cuda:0's memory
+DEVICE: Optional[torch.device] = None
+
+
 def sync() -> None:
-    """Wait for queued GPU work, so timings count it."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
+    """Wait for queued GPU work on the device under test, so timings count it."""
+    if DEVICE is not None and DEVICE.type == "cuda" and torch.cuda.is_initialized():
+        torch.cuda.synchronize(DEVICE)
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -202,6 +207,25 @@ def check_stream_order(ctx: Context) -> dict[str, Any]:
     if int(total.item()) != x.numel():
         raise AssertionError(f"the compute stream read the tensor before the default stream wrote it ({int(total.item())} of {x.numel()})")
     return {"elements": x.numel()}
+
+
+def check_download_wait(ctx: Context) -> dict[str, Any]:
+    """The encoder's wait for a download sleeps rather than spinning a core: its thread's CPU time while the GPU is
+    busy stays a fraction of the wait (Transfer.download's event is blocking: cudaEventBlockingSync)."""
+    from birefvid.runtime.transfer import Transfer
+
+    need_cuda(ctx)
+    transfer = Transfer(torch.device(ctx.device))
+    x = torch.zeros(4, 3, 64, 64, dtype=torch.uint8, device=ctx.device)
+    with transfer.compute():
+        torch.cuda._sleep(int(5e8))  # the compute stream busy for a fraction of a second before the copy
+        host = transfer.download(x)
+    cpu, wall = time.thread_time(), time.perf_counter()
+    host.numpy()
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    if wall > 0.05 and cpu > 0.5 * wall:
+        raise AssertionError(f"waiting for a download spun the CPU: {cpu:.2f} s of CPU in {wall:.2f} s")
+    return {"wait_s": round(wall, 3), "cpu_s": round(cpu, 3)}
 
 
 def check_deform_fp16(ctx: Context) -> dict[str, Any]:
@@ -412,18 +436,18 @@ def check_memory(ctx: Context) -> dict[str, Any]:
     for _ in range(10):
         seg(batch)
     sync()
-    early = torch.cuda.memory_allocated()
+    early = torch.cuda.memory_allocated(seg.device)
     for _ in range(190):
         seg(batch)
     sync()
-    calls_growth = torch.cuda.memory_allocated() - early
+    calls_growth = torch.cuda.memory_allocated(seg.device) - early
     runs = []
     for i in range(2):
         process_video(ctx.clip, ctx.work / f"mem{i}.mkv", kind="mask", segmenter=seg, smooth="flow", overwrite=True)
         sync()
-        runs.append(torch.cuda.memory_allocated())
+        runs.append(torch.cuda.memory_allocated(seg.device))
     figures = {"growth_200_calls_MiB": round(calls_growth / 2**20, 2), "growth_second_run_MiB": round((runs[1] - runs[0]) / 2**20, 2),
-               "peak_MiB": round(torch.cuda.max_memory_allocated() / 2**20)}  # fmt: skip
+               "peak_MiB": round(torch.cuda.max_memory_allocated(seg.device) / 2**20)}  # fmt: skip
     if calls_growth > 2**20 or runs[1] - runs[0] > 2**20:
         raise AssertionError(f"device memory grew: {figures}")
     return figures
@@ -440,7 +464,7 @@ def check_second_gpu(ctx: Context) -> dict[str, Any]:
     alphas = seg(ctx.frames[:4])
     out = ctx.work / "gpu1.mkv"
     report = process_video(ctx.clip, out, kind="mask", segmenter=seg, smooth="none", overwrite=True)
-    sync()
+    torch.cuda.synchronize(seg.device)  # its own GPU's work, whichever --device the run checks
     if torch.cuda.memory_allocated(0) != before:
         raise AssertionError(f"{(torch.cuda.memory_allocated(0) - before) / 2**20:.1f} MiB landed on cuda:0")
     return {"fps": report["fps"], "alpha_vs_cpu": check_alphas(alphas, ctx.reference[:4], "fp32")}
@@ -450,6 +474,7 @@ PATHS: list[tuple[str, Callable[[Context], dict[str, Any]], float]] = [  # (name
     ("device-errors", check_device_errors, 2),
     ("transfer", check_transfer, 10),
     ("stream-order", check_stream_order, 3),
+    ("download-wait", check_download_wait, 2),
     ("deform-fp16", check_deform_fp16, 2),
     ("fp32", check_precision("fp32"), 10),
     ("fp16", check_precision("fp16"), 10),
@@ -509,6 +534,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--budget", type=float, default=270.0, help="seconds after which no path starts (default 270)")
     parser.add_argument("--json", help="write every path's status and figures here")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device here: every path needs one (--device cpu runs the checks on the CPU)", file=sys.stderr)
         return 2

@@ -122,3 +122,21 @@ def test_compute_stream_waits_for_work_queued_on_the_default_stream():
     with transfer.compute():
         total = x.sum()
     assert int(total.item()) == x.numel()
+
+
+@pytest.mark.needs_cuda
+@needs_cuda
+def test_waiting_for_a_download_sleeps_instead_of_spinning_a_core():
+    # Transfer.download's event was made without cudaEventBlockingSync, so OnHost.numpy() (the encoder's thread)
+    # busy-waited for the GPU: CPU time counted at the source, the thread's own, against the wall time it waited
+    import time
+
+    transfer = Transfer(torch.device("cuda"))
+    x = torch.zeros(4, 3, 64, 64, dtype=torch.uint8, device="cuda")
+    with transfer.compute():
+        torch.cuda._sleep(int(5e8))  # the compute stream busy for a fraction of a second before the copy
+        host = transfer.download(x)
+    cpu, wall = time.thread_time(), time.perf_counter()
+    host.numpy()
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    assert wall < 0.05 or cpu < 0.5 * wall, f"{cpu:.2f} s of CPU in a {wall:.2f} s wait"

@@ -128,6 +128,35 @@ def test_the_cpu_running_out_of_memory_as_the_model_runs_is_the_one_line_a_gpu_g
     assert isinstance(raised.value, torch.OutOfMemoryError)  # what an API caller that retries smaller catches
 
 
+# torch's words for a GPU whose memory ran out outside its caching allocator, as plain RuntimeErrors, not
+# torch.OutOfMemoryError: cuBLAS creating its handle and workspace at the first matmul (Swin's linear layers) on a card
+# another program fills (TORCH_CUDABLAS_CHECK), and C10_CUDA_CHECK's cudaErrorMemoryAllocation (torch.AcceleratorError)
+CUDA_SAID = [
+    (RuntimeError, "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+    (getattr(torch, "AcceleratorError", RuntimeError), "CUDA error: out of memory\nCUDA kernel errors might be asynchronously "
+                                                       "reported at some other API call, so the stacktrace below might be incorrect."),
+]
+
+
+@pytest.mark.parametrize(("kind", "said"), CUDA_SAID, ids=["cublas-alloc-failed", "cuda-error-out-of-memory"])
+def test_cuda_libraries_running_out_of_memory_is_the_one_line_too(kind, said):
+    """These ended a GPU run in torch's traceback, exit 1, where the allocator's own out-of-memory was one line with
+    advice. No GPU here: the model raises them as torch does (the same type, the same words)."""
+    from birefvid.backends.memory import is_out_of_memory, memory_said
+    from birefvid.runtime import Segmenter
+    from birefvid.runtime.segmenter import DeviceOutOfMemory
+
+    def allocate():
+        raise kind(said)
+
+    seg = Segmenter(module=_Allocates(allocate), device="cpu", precision="fp32", backend="torch", resolution=64)
+    with pytest.raises(DeviceOutOfMemory) as raised:
+        seg(np.zeros((48, 80, 3), np.uint8))
+    assert f"({said.splitlines()[0]})" in str(raised.value) and "\n" not in str(raised.value)
+    assert not is_out_of_memory(RuntimeError("CUDA error: CUBLAS_STATUS_NOT_SUPPORTED when calling `cublasGemmEx(...)`"))
+    assert memory_said(kind(said)) == said.splitlines()[0]
+
+
 def _one_error(argv: list[str], capsys, out) -> list[str]:
     """Run ``argv``: exit 2, no traceback, nothing at ``out``; the lines it printed on stderr."""
     assert main(argv) == 2

@@ -427,6 +427,52 @@ def test_each_steps_reported_lr_is_the_rate_that_step_was_taken_at(data):
     assert seen[0] == pytest.approx(2.5e-5) and seen[-1] > 1e-6
 
 
+class FirstStepNaN(FakeBiRefNet):
+    """Non-finite logits at its first training forward only: the first step's update is skipped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == 1:
+                out.logits = out.logits * float("nan")
+        return out
+
+
+def test_a_skipped_first_step_moves_the_schedule_on_without_torchs_warning(data, recwarn):
+    # a first step skipped (here a non-finite loss; on a GPU in fp16, GradScaler's skip of an overflowed step, which
+    # takes the same path) then stepped the scheduler before any optimizer step, and torch warned "Detected call of
+    # `lr_scheduler.step()` before `optimizer.step()`", a fault the user could not find in their command
+    seen = []
+    res = train(FirstStepNaN(), data, steps=4, batch_size=2, lr=1e-4, warmup_steps=2, device="cpu", show_progress=False,
+                progress=lambda p: seen.append(p.lr))
+    assert not torch.isfinite(torch.tensor(res.losses[0])) and all(torch.isfinite(torch.tensor(res.losses[1:])))
+    assert not [w for w in recwarn if "lr_scheduler" in str(w.message)]
+    assert seen == pytest.approx([1e-4 * lr_factor(k, 4, 2, 0.01) for k in range(4)])  # the schedule follows the step count
+
+
+def test_scaler_step_says_whether_gradscaler_skipped_the_step():
+    # GradScaler (enabled for fp16 on CUDA) skips a step whose scaled gradients overflow and halves its scale
+    from birefvid.train.loop import scaler_step
+
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    before = model.weight.detach().clone()
+    scaler.scale((model(torch.ones(1, 2)) * 1e36).sum()).backward()  # overflows once scaled
+    assert scaler_step(scaler, optimizer) is False
+    assert torch.equal(model.weight, before)
+    optimizer.zero_grad()
+    scaler.scale(model(torch.ones(1, 2)).sum()).backward()
+    assert scaler_step(scaler, optimizer) is True
+    assert not torch.equal(model.weight, before)
+    assert scaler_step(torch.amp.GradScaler("cpu", enabled=False), optimizer) is True  # fp32, bf16: always steps
+
+
 def test_resume_with_another_lr_goes_on_with_it(tmp_path, data, caplog):
     kwargs = dict(steps=4, batch_size=2, device="cpu", checkpoint_dir=tmp_path, show_progress=False, warmup_steps=1)
 

@@ -144,6 +144,19 @@ class FrameCounter:
         return counts
 
 
+def say_gpus_unused(resources: dict[str, float], device: str, gpus_per_worker: float) -> None:
+    """Warn when the cluster has GPUs that ``--device auto`` workers cannot use: Ray hides every GPU from an actor that
+    reserves none (its CUDA_VISIBLE_DEVICES is empty), so a first ``--ray local`` run on a GPU machine ran every
+    worker on the CPU without a word, at a fraction of ``process``'s speed there. ``--device cuda`` reserves one
+    a worker by itself (``commands.batch``); ``--device cpu`` asks for the CPU."""
+    gpus = resources.get("GPU", 0)
+    if gpus <= 0 or gpus_per_worker > 0 or device != "auto":
+        return
+    log.warning(f"the Ray cluster has {gpus:g} GPU{'s' if gpus != 1 else ''}, which workers reserving none cannot see (Ray hides "
+                f"them), so {option('device', 'auto')} runs every worker on the CPU; {option('gpus_per_worker', 1)} gives "
+                f"each worker a GPU (one worker a GPU), {option('device', 'cpu')} keeps them on CPUs without this warning")  # fmt: skip
+
+
 class RayExecutor:
     """Chunks spread over ``workers`` Ray actors, each fed a new chunk as soon as it finishes one."""
 
@@ -168,6 +181,7 @@ class RayExecutor:
             self._owns = True
         self.where = f"Ray {address}"
         resources = ray.cluster_resources()
+        say_gpus_unused(resources, job.inference.device, gpus_per_worker)
         if workers is None:
             if gpus_per_worker > 0:
                 workers = int(resources.get("GPU", 0) // gpus_per_worker)

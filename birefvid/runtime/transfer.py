@@ -92,6 +92,10 @@ class Transfer:
             return OnHost(tensor.cpu())
         host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
         host.copy_(tensor, non_blocking=True)
-        event = torch.cuda.Event()
+        # blocking: the encoder's thread sleeps in OnHost.numpy() until the copy is done. Without the flag
+        # cudaEventSynchronize busy-waits ("If the cudaEventBlockingSync flag has not been set, then the CPU thread
+        # will busy-wait until the event has been completed by the device", CUDA runtime API), a core spun for as
+        # long as the GPU is behind, taken from the decoder and a CPU encoder (x264) beside it
+        event = torch.cuda.Event(blocking=True)
         event.record(torch.cuda.current_stream(self.device))
         return OnHost(host, event)

@@ -138,6 +138,36 @@ def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def scaler_step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> bool:
+    """``scaler.step`` and ``scaler.update``; True when the optimizer stepped. With fp16 on CUDA the scaler skips the
+    step whose scaled gradients overflowed (often the first ones, at its starting scale of 65536) and halves its
+    scale, which is how a skip shows (HF Accelerate's ``step_was_skipped`` tells it so too)."""
+    if not scaler.is_enabled():
+        scaler.step(optimizer)
+        return True
+    before = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    return scaler.get_scale() >= before
+
+
+# torch's warning for a scheduler stepped while its optimizer has not stepped yet: true of a skipped first step
+_SCHEDULER_FIRST = r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`"
+
+
+def schedule_step(scheduler: Any, updated: bool) -> None:
+    """Move the learning-rate schedule on one step, whether the optimizer took it or skipped it (a non-finite loss,
+    an fp16 overflow): the schedule follows the step count. A skipped first step made torch warn that
+    ``lr_scheduler.step()`` came before ``optimizer.step()`` (a fp16 run on a GPU, at its first overflow), which
+    named no fault of the user's; only that warning, and only then, is kept quiet."""
+    if updated:
+        scheduler.step()
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SCHEDULER_FIRST, category=UserWarning)
+        scheduler.step()
+
+
 def _rng_state(device: torch.device) -> dict[str, Any]:
     """The random state a resumed run needs: the CPU generator's, and the training GPU's only (not every
     GPU's: a CPU run would start CUDA on them all, and a checkpoint from a 2-GPU machine failed on a 1-GPU one)."""
@@ -493,14 +523,14 @@ def train(
                 out = model(images)
             loss, parts = _compute_loss(out, masks, loss_weights)
             optimizer.zero_grad(set_to_none=True)
+            updated = False  # whether the optimizer really stepped: GradScaler skips a step whose fp16 gradients overflowed
             if torch.isfinite(loss):
                 bad = 0
                 scaler.scale(loss).backward()
                 if grad_clip:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
+                updated = scaler_step(scaler, optimizer)
             else:
                 bad += 1
                 log.warning("step %d: non-finite loss (%s); skipping the update", result.step + 1, parts)
@@ -509,7 +539,7 @@ def train(
                         f"the loss was non-finite for {bad} steps in a row; lower the learning rate or train in fp32"
                     )
             step_lr = optimizer.param_groups[0]["lr"]  # the rate this step was taken at: after scheduler.step() it is the next one's
-            scheduler.step()
+            schedule_step(scheduler, updated)
             result.step += 1
             stepped = True
             value = float(loss.detach())
