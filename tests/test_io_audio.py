@@ -257,6 +257,35 @@ def test_audio_mixed_down_for_the_encoder_does_not_clip(tmp_path, caplog):
     assert "aac cannot carry its 24 channels audio; mixed down to stereo (scaled so that it cannot clip)" in caplog.text
 
 
+def _peaks(path) -> list[float]:
+    """The largest sample of each channel of ``path``'s first audio track (full scale 1.0)."""
+    with av.open(str(path)) as c:
+        return np.max([np.abs(frame.to_ndarray()).max(axis=1) for frame in c.decode(audio=0)], axis=0).tolist()
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_channels_of_no_stated_order_are_carried_one_to_one(tmp_path, channels):
+    """An MKV's PCM (or a WAV without a channel mask) names no channel ("4 channels"). Into AAC the resampler read the
+    channels as FFmpeg guesses them (2.1, 4.0) and mixed that guess into the layout the encoder takes (3.0, quad): the
+    third of 3 channels (read as LFE) was silent, the third of 4 was folded into the front pair at a quarter of its level."""
+    import subprocess
+
+    from system_tools import need_binary
+
+    src = tmp_path / "recorder.mkv"
+    sound = "|".join("0.5*sin(2*PI*440*t)" if i == 2 else "0" for i in range(channels))  # only the third channel
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "color=c=red:size=64x48:rate=25:d=0.4",
+                    "-f", "lavfi", "-i", f"aevalsrc={sound}:s=48000:d=0.4", "-c:v", "mpeg4", "-c:a", "pcm_s16le", str(src)],
+                   check=True)  # fmt: skip
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == f"{channels} channels"  # no order stated
+    _process(src, tmp_path / "out.mp4", "rgb")
+    peaks = _peaks(tmp_path / "out.mp4")
+    assert len(peaks) == channels
+    assert peaks[2] > 0.35, peaks  # the third channel's tone, in the third channel (AAC's overshoot allowed)
+    assert max(peaks[:2] + peaks[3:]) < 0.05, peaks  # and nowhere else
+
+
 def test_copy_is_bit_exact(tmp_path):
     g = make_video(tmp_path / "in.mp4", n_frames=8)
     _process(g.path, tmp_path / "out.mov")

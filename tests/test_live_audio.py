@@ -274,3 +274,25 @@ def test_sound_mixed_down_for_the_encoder_does_not_clip(tmp_path):
         assert c.streams.audio[0].codec_context.layout.name == "stereo"
         peak = max(float(np.abs(frame.to_ndarray()).max()) for frame in c.decode(audio=0))
     assert 0.4 < peak < 0.6, peak  # the tone's own level: every channel has it in phase
+
+
+def test_channels_of_no_stated_order_are_carried_one_to_one(tmp_path):
+    """A source whose 4 channels have no stated order ("4 channels") was mixed as FFmpeg guesses them (4.0) into the
+    quad AAC takes: the third channel's sound was folded into the front pair, at a quarter of its level."""
+    rate = 48000
+    feed = LiveAudioFeed(rate, "4 channels")
+    pushes = []
+    for i in range(10):  # 0-1 s, a tone in the third channel only
+        t = i * 0.1 + np.arange(rate // 10) / rate
+        samples = np.zeros((4, rate // 10), np.float32)
+        samples[2] = 0.5 * np.sin(2 * np.pi * 440 * t)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="4 channels")
+        frame.sample_rate = rate
+        pushes.append((i * 0.1, frame))
+    path = tmp_path / "out.mp4"
+    _record(path, feed, pushes, 1.0)
+    with av.open(str(path)) as c:
+        assert c.streams.audio[0].codec_context.channels == 4
+        peaks = np.max([np.abs(frame.to_ndarray()).max(axis=1) for frame in c.decode(audio=0)], axis=0).tolist()
+    assert peaks[2] > 0.35, peaks  # in the third channel (AAC's overshoot allowed)
+    assert max(peaks[:2] + peaks[3:]) < 0.05, peaks  # and nowhere else

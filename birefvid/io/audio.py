@@ -146,6 +146,28 @@ def real_planes(frame: av.AudioFrame) -> list:
     return list(frame.planes[: len(frame.layout.channels) if frame.format.is_planar else 1])
 
 
+def unstated(layout: av.AudioLayout) -> bool:
+    """Whether ``layout`` names no channel ("4 channels": an MKV's or MOV's PCM, a WAV without a channel mask)."""
+    return layout.nb_channels > 0 and all(channel.name == "NONE" for channel in layout.channels)
+
+
+def stated_layout(frame: av.AudioFrame, layout: str) -> av.AudioFrame:
+    """``frame``, whose channels have no stated order, as ``layout`` when it has as many channels: channel for channel, in
+    a copy (its pts kept); any other frame as it is. A resampler reads such channels as FFmpeg guesses them (3: 2.1, 4:
+    4.0) and mixes that guess into ``layout``: 3 channels into AAC's 3.0 lost the third (read as LFE), 4 into quad had
+    the third and fourth folded into the others, at less than half their level once mixing was scaled (``MIX_DOWN``)."""
+    if frame.layout.name == layout or not unstated(frame.layout) or av.AudioLayout(layout).nb_channels != frame.layout.nb_channels:
+        return frame
+    copy = av.AudioFrame(format=frame.format.name, layout=layout, samples=frame.samples)
+    for source, target in zip(real_planes(frame), real_planes(copy)):
+        size = min(source.buffer_size, target.buffer_size)
+        target.update(bytes(memoryview(source)[:size]) + bytes(target.buffer_size - size))
+    copy.sample_rate, copy.pts = frame.sample_rate, frame.pts
+    if frame.time_base is not None:
+        copy.time_base = frame.time_base
+    return copy
+
+
 def silent_frame(fmt: str, layout: str, rate: int, samples: int) -> av.AudioFrame:
     """A frame of ``samples`` samples of silence in format ``fmt`` and ``layout`` at ``rate`` Hz."""
     silent = av.AudioFrame(format=fmt, layout=layout, samples=samples)
@@ -260,10 +282,12 @@ class AudioTrack(InterleavedPackets):
             known = frame.pts is not None and frame.time_base
             if self._next_sample is None:  # start where the source's audio starts
                 self._next_sample = round((frame.pts * frame.time_base if known else 0) * frame.sample_rate)
-                self._shape = (frame.format.name, frame.layout.name, frame.sample_rate)
                 assert self._encoder is not None
-                self._target = (self._shape[0], self._encoder.codec_context.layout.name, self._shape[2])
-            assert self._shape is not None
+                self._target = (frame.format.name, self._encoder.codec_context.layout.name, frame.sample_rate)
+            assert self._target is not None
+            frame = stated_layout(frame, self._target[1])  # "4 channels" carried one to one, not mixed as FFmpeg guesses them
+            if self._shape is None:
+                self._shape = (frame.format.name, frame.layout.name, frame.sample_rate)
             rate = self._shape[2]
             if known:
                 self._fill_gap(round(frame.pts * frame.time_base * rate), rate)

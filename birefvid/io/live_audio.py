@@ -23,7 +23,7 @@ from typing import Deque, Optional
 
 import av
 
-from birefvid.io.audio import REENCODE, add_audio_encoder, channel_mixer, real_planes, silent_frame
+from birefvid.io.audio import REENCODE, add_audio_encoder, channel_mixer, real_planes, silent_frame, stated_layout
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,8 @@ class LiveAudioTrack:
         for converted in self._resample(frame):
             self._emit(converted)
 
-    def _resample(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+    def _resample(self, shared: av.AudioFrame) -> list[av.AudioFrame]:
+        frame = stated_layout(shared, self._layout)  # "4 channels" carried one to one, not mixed as FFmpeg guesses them
         shape = (frame.format.name, frame.layout.name, frame.sample_rate)
         if self._resampler is None or shape != self._input:
             if self._resampler is not None:
@@ -268,7 +269,7 @@ class LiveAudioTrack:
         # the frame is shared with the other subscribers: read, never changed. A resampler with nothing
         # to convert hands the frame itself back, and _encode stamps its pts: then encode a copy, or a
         # recording finishing on another thread (a part of --segment) could stamp it at the same time
-        return [_copy(out) if out is frame else out for out in self._resampler.resample(frame)]
+        return [_copy(out) if out is shared else out for out in self._resampler.resample(frame)]
 
     def _silence(self, samples: int) -> None:
         while samples > 0:
