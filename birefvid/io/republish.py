@@ -314,6 +314,8 @@ def tcp_reachable(url: str, default_port: int, timeout: float = 5.0) -> Callable
             raise SinkError(f"cannot connect to {shown_url(url)}: {e}") from None
         try:
             socket.create_connection((host, port), timeout=timeout).close()
+        except socket.gaierror as e:  # a name that does not resolve: a wrong address, not a server that is down
+            raise SinkError(f"cannot connect to {host}:{port}: unknown host {host!r} ({e.strerror or e})") from None
         except OSError as e:
             raise Unreachable(f"cannot connect to {host}:{port}: {e.strerror or e}") from None
 
