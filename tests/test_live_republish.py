@@ -440,3 +440,55 @@ def test_a_hung_rtsp_server_is_asked_on_a_plain_socket_before_each_later_reopeni
     first, second = requests[:2]
     assert b"Lavf" in first, first  # the first reopening: PyAV's, which waited its timeout
     assert second.startswith(b"OPTIONS ") and b"Lavf" not in second, second  # then the plain socket's question, not PyAV again
+
+
+def test_the_last_error_of_a_stream_that_never_worked_is_its_last_tries(caplog: pytest.LogCaptureFixture) -> None:
+    """A server down at the start that comes up and then fails the stream (here: it takes each connection and hangs up
+    at once): the report's ``last_error``, which the run's last warning quotes, still said the first try's
+    "Connection refused" however many tries failed otherwise after it, sending the user to start a server that runs."""
+    import socket
+    import threading
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_sinks import open_live_sink
+
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/out"
+    with caplog.at_level(logging.WARNING):
+        sink = open_live_sink(url, width=W, height=H, fps=10, kind="rgb")
+    stop = threading.Event()
+    hung_up = []  # connections the server took and closed, counted at the server
+
+    def hanging_up() -> None:
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen(8)
+            server.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    continue
+                conn.close()
+                hung_up.append(1)
+
+    picture = np.zeros((H, W, 3), np.uint8)
+    try:
+        assert "refused" in sink.summary()["last_error"]  # type: ignore[attr-defined]
+        threading.Thread(target=hanging_up, daemon=True).start()
+        deadline = time.monotonic() + 30  # generous: a loaded box; a retry comes within 3 s
+        i = 0
+        while "refused" in (sink.summary()["last_error"] or "") and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            sink.send(picture, i / 10)
+            i += 1
+            time.sleep(0.1)
+    finally:
+        sink.abort()
+        stop.set()
+    summary = sink.summary()  # type: ignore[attr-defined]
+    assert hung_up and not summary["taken"], summary
+    assert summary["last_error"] and "refused" not in summary["last_error"], summary
+    assert url in summary["last_error"], summary

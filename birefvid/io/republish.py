@@ -243,6 +243,13 @@ class RepublishingSink(LiveSink):
 
     def _attempt(self) -> LiveSink:
         self._attempts += 1
+        try:
+            return self._try_open()
+        except SinkError as e:  # the report's last error is the last try's: a server down at the start that came up
+            self.last_error = str(e)  # refusing the stream said "Connection refused" to the end
+            raise
+
+    def _try_open(self) -> LiveSink:
         # only after an attempt that waited (a host that does not answer) is the socket asked first:
         # a refused connection fails at once anyway, and a player or ffmpeg listening for a single
         # connection would take the check's connection for the stream and hang up
