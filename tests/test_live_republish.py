@@ -492,3 +492,56 @@ def test_the_last_error_of_a_stream_that_never_worked_is_its_last_tries(caplog: 
     assert hung_up and not summary["taken"], summary
     assert summary["last_error"] and "refused" not in summary["last_error"], summary
     assert url in summary["last_error"], summary
+
+
+def test_after_a_check_found_the_port_refused_the_next_try_opens_the_stream_itself(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A host that did not answer at first (a connect that timed out: here a listening port whose queue is full), then
+    refuses (nothing listening yet), then a player that listens for one connection (ffmpeg ``-listen``, OBS's tcp://
+    source): every try asked the plain socket first, so the check's empty connection was the first the player took,
+    and it quit ("could not find codec parameters"); the stream never reached it. A check refused at once now lets the
+    next try open the stream itself. Counted at the receiver: the pictures it wrote."""
+    import socket
+    import time
+
+    import numpy as np
+
+    from birefvid.io.republish import RepublishingSink, server_down, tcp_reachable
+    from birefvid.io.ts_sink import MpegTsPublishSink
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(0)
+    port = blocker.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # the queue is full: the next connects time out
+    url = f"tcp://127.0.0.1:{port}"
+    reachable = tcp_reachable(url, 0, timeout=1.0)  # the run's waits are 5 s; 1 s is enough to be slow
+    with caplog.at_level(logging.WARNING):
+        sink = RepublishingSink(lambda: MpegTsPublishSink(url, width=W, height=H, fps=10, kind="rgb", open_timeout=1.0), reachable=reachable,
+                                down_at_start=server_down(reachable), name=url, stream_type=MpegTsPublishSink)  # fmt: skip
+    blocker.close()
+    filler.close()
+    picture = np.zeros((H, W, 3), np.uint8)
+    receiver = None
+    i = 0
+
+    def pump(until, seconds: float) -> None:
+        nonlocal i
+        deadline = time.monotonic() + seconds
+        while not until() and time.monotonic() < deadline:
+            sink.send(picture, i / 10)
+            i += 1
+            time.sleep(0.1)
+
+    try:
+        assert sink.summary()["last_error"] and "timed out" in sink.summary()["last_error"]  # type: ignore[index]
+        refused = f"cannot connect to 127.0.0.1:{port}: Connection refused"  # the socket check's own line
+        pump(lambda: any(refused in r.getMessage() for r in caplog.records), 30)
+        assert any(refused in r.getMessage() for r in caplog.records), caplog.text
+        receiver = ffmpeg_receiver(["-f", "mpegts", "-i", f"{url}?listen=1"], tmp_path, W, H)
+        wait_for(lambda: listening(port) or receiver.poll() is not None, 20, "the receiver listening")
+        pump(lambda: _received(tmp_path) >= 10, 30)
+    finally:
+        sink.abort()
+        if receiver is not None:
+            end_process(receiver)
+    assert _received(tmp_path) >= 10 and sink.taken, (tmp_path / "ffmpeg.log").read_text()[-500:]

@@ -254,7 +254,15 @@ class RepublishingSink(LiveSink):
         # a refused connection fails at once anyway, and a player or ffmpeg listening for a single
         # connection would take the check's connection for the stream and hang up
         if self._reachable is not None and self._slow:
-            self._reachable()
+            asked = time.monotonic()
+            try:
+                self._reachable()
+            except Unreachable:
+                # refused at once: the host answers again, so the next try opens the stream itself (failing as fast while
+                # nothing listens). Asked at every try, the check's connection was the first a player started meanwhile
+                # took (ffmpeg -listen, OBS's tcp:// source): it took it for the stream, found it empty and quit
+                self._slow = time.monotonic() - asked > SLOW_OPEN_S
+                raise
         started = time.monotonic()
         try:
             return self._open_stream()
