@@ -440,3 +440,108 @@ def test_a_hung_rtsp_server_is_asked_on_a_plain_socket_before_each_later_reopeni
     first, second = requests[:2]
     assert b"Lavf" in first, first  # the first reopening: PyAV's, which waited its timeout
     assert second.startswith(b"OPTIONS ") and b"Lavf" not in second, second  # then the plain socket's question, not PyAV again
+
+
+def test_the_last_error_of_a_stream_that_never_worked_is_its_last_tries(caplog: pytest.LogCaptureFixture) -> None:
+    """A server down at the start that comes up and then fails the stream (here: it takes each connection and hangs up
+    at once): the report's ``last_error``, which the run's last warning quotes, still said the first try's
+    "Connection refused" however many tries failed otherwise after it, sending the user to start a server that runs."""
+    import socket
+    import threading
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_sinks import open_live_sink
+
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/out"
+    with caplog.at_level(logging.WARNING):
+        sink = open_live_sink(url, width=W, height=H, fps=10, kind="rgb")
+    stop = threading.Event()
+    hung_up = []  # connections the server took and closed, counted at the server
+
+    def hanging_up() -> None:
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+            server.listen(8)
+            server.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    continue
+                conn.close()
+                hung_up.append(1)
+
+    picture = np.zeros((H, W, 3), np.uint8)
+    try:
+        assert "refused" in sink.summary()["last_error"]  # type: ignore[attr-defined]
+        threading.Thread(target=hanging_up, daemon=True).start()
+        deadline = time.monotonic() + 30  # generous: a loaded box; a retry comes within 3 s
+        i = 0
+        while "refused" in (sink.summary()["last_error"] or "") and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            sink.send(picture, i / 10)
+            i += 1
+            time.sleep(0.1)
+    finally:
+        sink.abort()
+        stop.set()
+    summary = sink.summary()  # type: ignore[attr-defined]
+    assert hung_up and not summary["taken"], summary
+    assert summary["last_error"] and "refused" not in summary["last_error"], summary
+    assert url in summary["last_error"], summary
+
+
+def test_after_a_check_found_the_port_refused_the_next_try_opens_the_stream_itself(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A host that did not answer at first (a connect that timed out: here a listening port whose queue is full), then
+    refuses (nothing listening yet), then a player that listens for one connection (ffmpeg ``-listen``, OBS's tcp://
+    source): every try asked the plain socket first, so the check's empty connection was the first the player took,
+    and it quit ("could not find codec parameters"); the stream never reached it. A check refused at once now lets the
+    next try open the stream itself. Counted at the receiver: the pictures it wrote."""
+    import socket
+    import time
+
+    import numpy as np
+
+    from birefvid.io.republish import RepublishingSink, server_down, tcp_reachable
+    from birefvid.io.ts_sink import MpegTsPublishSink
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(0)
+    port = blocker.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # the queue is full: the next connects time out
+    url = f"tcp://127.0.0.1:{port}"
+    reachable = tcp_reachable(url, 0, timeout=1.0)  # the run's waits are 5 s; 1 s is enough to be slow
+    with caplog.at_level(logging.WARNING):
+        sink = RepublishingSink(lambda: MpegTsPublishSink(url, width=W, height=H, fps=10, kind="rgb", open_timeout=1.0), reachable=reachable,
+                                down_at_start=server_down(reachable), name=url, stream_type=MpegTsPublishSink)  # fmt: skip
+    blocker.close()
+    filler.close()
+    picture = np.zeros((H, W, 3), np.uint8)
+    receiver = None
+    i = 0
+
+    def pump(until, seconds: float) -> None:
+        nonlocal i
+        deadline = time.monotonic() + seconds
+        while not until() and time.monotonic() < deadline:
+            sink.send(picture, i / 10)
+            i += 1
+            time.sleep(0.1)
+
+    try:
+        assert sink.summary()["last_error"] and "timed out" in sink.summary()["last_error"]  # type: ignore[index]
+        refused = f"cannot connect to 127.0.0.1:{port}: Connection refused"  # the socket check's own line
+        pump(lambda: any(refused in r.getMessage() for r in caplog.records), 30)
+        assert any(refused in r.getMessage() for r in caplog.records), caplog.text
+        receiver = ffmpeg_receiver(["-f", "mpegts", "-i", f"{url}?listen=1"], tmp_path, W, H)
+        wait_for(lambda: listening(port) or receiver.poll() is not None, 20, "the receiver listening")
+        pump(lambda: _received(tmp_path) >= 10, 30)
+    finally:
+        sink.abort()
+        if receiver is not None:
+            end_process(receiver)
+    assert _received(tmp_path) >= 10 and sink.taken, (tmp_path / "ffmpeg.log").read_text()[-500:]

@@ -793,3 +793,19 @@ def test_a_server_started_after_the_stream_gets_it_once_it_is_up(tmp_path: Path,
     assert sum("connected after" in w for w in warnings) == 1 and not any("reconnected" in w for w in warnings), warnings
     assert all(KEY not in w for w in warnings), warnings
     assert _frames(server.recorded(KEY)[0]) >= 15
+
+
+def test_an_rtmp_host_name_that_does_not_resolve_is_an_error_at_once_not_waited_for(ffmpeg: str) -> None:
+    """A mistyped server name is a wrong address, as it is for rtsp:// and tcp://: since a server down at the start is
+    waited for, the failed look-up was taken for a server down (the plain socket check's OSError) and the run
+    retried it forever, exit 0 at its end. One error line at once, naming the host, the key hidden."""
+    from birefvid.errors import SinkError
+    from birefvid.io.live_sinks import open_live_sink
+    from birefvid.io.republish import Unreachable, tcp_reachable
+
+    with pytest.raises(SinkError, match="unknown host 'nosuchserver.invalid'") as wrong:
+        open_live_sink(f"rtmp://nosuchserver.invalid/live/{KEY}", width=64, height=48, fps=10, kind="rgb")
+    assert KEY not in str(wrong.value) and "rtmp://nosuchserver.invalid/live/***" in str(wrong.value), wrong.value
+    with pytest.raises(SinkError, match="unknown host") as checked:  # the socket check itself: a wrong address, not a server down
+        tcp_reachable("rtmp://nosuchserver.invalid/live/x", 1935)()
+    assert not isinstance(checked.value, Unreachable)

@@ -118,6 +118,7 @@ def open_live_sink(
             down_at_start=server_down(reachable) if reachable is not None else None, name=shown_url(spec), stream_type=publisher,
         )
     if scheme in ("rtmp", "rtmps"):
+        from birefvid.io.publish_base import check_host
         from birefvid.io.rtmp_sink import DEFAULT_PORTS, RtmpPublishSink, check_url, ffmpeg_command, redacted
 
         _check_kind(RtmpPublishSink, redacted(spec), kind, effect)
@@ -126,6 +127,8 @@ def open_live_sink(
         reachable = tcp_reachable(spec, DEFAULT_PORTS[scheme])
 
         def first_connection() -> LiveSink:  # the child connects only once it has pictures: check the server now
+            # a host name that does not resolve is a typo, said at once as for rtsp:// and tcp://, not a server to wait for
+            check_host(spec, "publish", redacted(spec))
             try:
                 reachable()
             except SinkError as e:  # Unreachable (a server down: the run goes on and connects later) stays so

@@ -243,11 +243,26 @@ class RepublishingSink(LiveSink):
 
     def _attempt(self) -> LiveSink:
         self._attempts += 1
+        try:
+            return self._try_open()
+        except SinkError as e:  # the report's last error is the last try's: a server down at the start that came up
+            self.last_error = str(e)  # refusing the stream said "Connection refused" to the end
+            raise
+
+    def _try_open(self) -> LiveSink:
         # only after an attempt that waited (a host that does not answer) is the socket asked first:
         # a refused connection fails at once anyway, and a player or ffmpeg listening for a single
         # connection would take the check's connection for the stream and hang up
         if self._reachable is not None and self._slow:
-            self._reachable()
+            asked = time.monotonic()
+            try:
+                self._reachable()
+            except Unreachable:
+                # refused at once: the host answers again, so the next try opens the stream itself (failing as fast while
+                # nothing listens). Asked at every try, the check's connection was the first a player started meanwhile
+                # took (ffmpeg -listen, OBS's tcp:// source): it took it for the stream, found it empty and quit
+                self._slow = time.monotonic() - asked > SLOW_OPEN_S
+                raise
         started = time.monotonic()
         try:
             return self._open_stream()
@@ -314,6 +329,8 @@ def tcp_reachable(url: str, default_port: int, timeout: float = 5.0) -> Callable
             raise SinkError(f"cannot connect to {shown_url(url)}: {e}") from None
         try:
             socket.create_connection((host, port), timeout=timeout).close()
+        except socket.gaierror as e:  # a name that does not resolve: a wrong address, not a server that is down
+            raise SinkError(f"cannot connect to {host}:{port}: unknown host {host!r} ({e.strerror or e})") from None
         except OSError as e:
             raise Unreachable(f"cannot connect to {host}:{port}: {e.strerror or e}") from None
 
