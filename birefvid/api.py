@@ -627,12 +627,15 @@ def live_hint(report: dict[str, Any]) -> Optional[str]:
     return f"{dropped} camera frames ({share:.0%}) were dropped: this CPU could not keep up; try " + ", or ".join(cheaper)
 
 
+NEVER_WORKED = "no connection worked in the whole run"  # a stream's line in live_stream_problems: the CLI's exit 2
+
+
 def live_stream_problems(report: dict[str, Any]) -> list[str]:
     """A line for each network output that never worked in the run (a refused stream key, a wrong
     address, a server down throughout), or whose end failed (an RTMP sender's non-zero exit): the run
     itself went on, so only its end says so plainly."""
     never = [
-        f"{s['sink']}: no connection worked in the whole run: nothing was streamed"
+        f"{s['sink']}: {NEVER_WORKED}: nothing was streamed"
         + (f" (last error: {s['last_error']})" if s.get("last_error") else "")
         for s in report.get("streams", ())
         if not s.get("taken")

@@ -193,7 +193,7 @@ def test_a_silent_rtmp_server_holds_up_neither_the_run_nor_its_recording(tmp_pat
     finally:
         done.set()
     err = run.stderr()
-    assert code == 0, err
+    assert code == 2, err  # a stream that never worked: exit 2 at the end, the run and its recording went on
     assert KEY not in err, err
     assert "/live/***" in err and ("timed out" in err or "read nothing" in err), err  # the stream said why it failed
     report = json.loads((tmp_path / "report.json").read_text())
@@ -208,18 +208,19 @@ def test_a_silent_rtmp_server_holds_up_neither_the_run_nor_its_recording(tmp_pat
 def test_a_stream_its_server_never_took_is_named_at_the_end_of_the_run(tmp_path: Path, clips: dict[str, Path], ffmpeg: str,
                                                                       monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     """A mistyped application or a refused key: the run and its recording go on (the server may
-    come round), but the end of the run says plainly that nothing was streamed, and the report too.
+    come round), but the end of the run says plainly that nothing was streamed, in an error line and exit 2, and the
+    report too.
     In this process, its lines as the command prints them (a real process's are test_a_key_with_a_trailing_slash_...'s)."""
     with NginxRtmp(tmp_path / "server") as server:
         args = ["--source", clips["scene"], "--realtime", "--effect", "green", *FAST_MODEL, "--duration", "4",
                 "--sink", f"rtmp://127.0.0.1:{server.port}/nosuchapp/{KEY}", "--sink", "rec.mp4", "--report", "report.json"]  # fmt: skip
         code, err = run_live_in_process(args, tmp_path, monkeypatch, capfd)
-    assert code == 0, err
+    assert code == 2, err  # an output asked for that never worked: a failed run for a script (it was exit 0)
     report = json.loads((tmp_path / "report.json").read_text())
     [stream] = report["streams"]
     assert not stream["taken"] and stream["last_error"], stream
-    warning = [line for line in err.splitlines() if line.startswith("birefvid: warning:") and "no connection worked" in line]
-    assert len(warning) == 1 and f"rtmp://127.0.0.1:{server.port}/nosuchapp/***: no connection worked" in warning[0], err
+    error = [line for line in err.splitlines() if line.startswith("birefvid: error:")]
+    assert len(error) == 1 and f"rtmp://127.0.0.1:{server.port}/nosuchapp/***: no connection worked" in error[0], err
     assert KEY not in err, err
     assert _frames(tmp_path / "rec.mp4") == report["frames_shown"]
     assert not server.recorded(KEY)

@@ -149,13 +149,17 @@ def run(args: argparse.Namespace) -> int:
                     print(f"birefvid: warning: {unwritten}", file=sys.stderr)
             raise
     _write_report(args.report, report)
-    from ..api import live_hint, live_stream_problems, live_summary
+    from ..api import NEVER_WORKED, live_hint, live_stream_problems, live_summary
 
     if not args.quiet:
         print(live_summary(report), file=sys.stderr)
-    for problem in live_stream_problems(report):
-        print(f"birefvid: warning: {problem}", file=sys.stderr)
+    problems = live_stream_problems(report)
+    never = [problem for problem in problems if NEVER_WORKED in problem]
+    for problem in problems:
+        print(f"birefvid: {'error' if problem in never else 'warning'}: {problem}", file=sys.stderr)
     hint = live_hint(report)
     if hint:
         print(f"birefvid: hint: {hint}", file=sys.stderr)
-    return 0
+    # an output asked for that never worked (a server down all along, a refused key) is a failed run for a script or a
+    # service manager (Restart=on-failure), as a publish refused at the start was: exit 2, the recordings still kept
+    return 2 if never else 0
