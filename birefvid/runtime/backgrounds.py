@@ -104,6 +104,9 @@ class _Converted:
     def next_frame(self) -> np.ndarray:
         return self.convert(self.source.next_frame())
 
+    def frame_at(self, seconds: float) -> np.ndarray:
+        return self.convert(self.source.frame_at(seconds))
+
     def close(self) -> None:
         self.source.close()
 
