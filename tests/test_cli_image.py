@@ -737,6 +737,22 @@ def test_the_background_picture_is_never_written_over(tmp_path, red_key, capsys)
                  "--background", str(out / "shoe.png"), "-q"]) == 0  # beside it is fine
 
 
+def test_a_transparent_background_is_warned_of_once(tmp_path, red_key, caplog):
+    """It was opened once to check it and again for each size of photo, the same warning each time."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _scene_photo(photos / "a.png")
+    _scene_photo(photos / "b.png", size=(48, 64))
+    rgba = np.zeros((30, 40, 4), np.uint8)
+    rgba[..., 2], rgba[:, 20:, 3] = 200, 255  # half of it see-through
+    Image.fromarray(rgba).save(tmp_path / "logo.png")
+    assert main(["image", str(photos), "-o", str(tmp_path / "out"), "--output", "composite", "--background", str(tmp_path / "logo.png")]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w for w in warnings if "has transparent parts" in w] == [
+        f"background {tmp_path / 'logo.png'} has transparent parts; they are shown over black (flatten it to choose another colour)"], warnings
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+
+
 def test_a_photo_is_not_written_over_under_another_letter_case(tmp_path, red_key, capsys):
     """On macOS' case-insensitive disk IMG_1.jpg is IMG_1.JPG: ``image photos/ -o photos/ --ext .jpg --overwrite``
     over a camera's photos replaced each with its cut-out. A hard link stands in for that disk here."""
