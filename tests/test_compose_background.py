@@ -191,6 +191,14 @@ def test_video_background_follows_the_output_frames_times(tmp_path) -> None:
     assert np.allclose(later.float().mean(dim=(1, 2, 3)).tolist(), [LEVELS[0], LEVELS[3]], atol=3)
 
 
+def test_video_background_times_rounded_to_the_millisecond_name_its_frames(tmp_path) -> None:
+    """A Matroska input's pts are whole milliseconds (24 fps: 0, 42, 83, ...): 83 ms, short of a 48 fps background's
+    frame at 83.3 ms, showed the one before it, so frames were skipped and repeated irregularly."""
+    with open_background(_write_video(tmp_path / "bg.mkv", LEVELS), SIZE) as bg:  # 10 fps
+        frames = bg.frames(5, [0.0, 0.0997, 0.1997, 0.2996, 0.3999])
+    assert np.allclose(frames.float().mean(dim=(1, 2, 3)).tolist(), LEVELS, atol=3)
+
+
 def test_video_with_unknown_extension_is_probed(tmp_path) -> None:
     path = _write_video(tmp_path / "clip.bin", LEVELS[:2])
     with open_background(path, SIZE) as bg:

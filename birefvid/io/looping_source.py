@@ -16,7 +16,7 @@ from birefvid.io.video_source import VideoFileSource
 
 log = logging.getLogger(__name__)
 
-_SLACK = 1e-4  # seconds: times from two time bases, rounded to float, that name the same instant
+_SLACK = 1e-3  # seconds: times that name the same instant in two time bases (Matroska rounds to the millisecond)
 
 
 class LoopingVideoSource:
