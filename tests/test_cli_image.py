@@ -719,6 +719,40 @@ def test_an_input_is_never_written_over(tmp_path, red_key, capsys):
     assert sorted(p.name for p in src.iterdir()) == ["a.png", "a.webp", "b.jpg", "b.webp"]
 
 
+def test_the_background_picture_is_never_written_over(tmp_path, red_key, capsys):
+    """`image shoe.jpg -o out/ --output composite --background out/shoe.png --overwrite` replaced the background
+    with the composite over it, exit 0 (`process` refuses its --background as -o)."""
+    _scene_photo(tmp_path / "shoe.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    _scene_photo(out / "shoe.png", textured=True)  # the background, where the cut-out of shoe.png goes
+    before = (out / "shoe.png").read_bytes()
+    _one_line_error(capsys, main(["image", str(tmp_path / "shoe.png"), "-o", str(out), "--output", "composite",
+                                  "--background", str(out / "shoe.png"), "--overwrite", "-q"]),
+                    f"writing {out / 'shoe.png'} would replace {out / 'shoe.png'}, which this run reads")  # fmt: skip
+    _one_line_error(capsys, main(["image", str(tmp_path / "shoe.png"), "-o", str(out / "shoe.png"), "--output", "composite",
+                                  "--background", str(out / "shoe.png"), "--overwrite", "-q"]), "which this run reads")  # fmt: skip
+    assert (out / "shoe.png").read_bytes() == before
+    assert main(["image", str(tmp_path / "shoe.png"), "-o", str(tmp_path / "cut.png"), "--output", "composite",
+                 "--background", str(out / "shoe.png"), "-q"]) == 0  # beside it is fine
+
+
+def test_a_transparent_background_is_warned_of_once(tmp_path, red_key, caplog):
+    """It was opened once to check it and again for each size of photo, the same warning each time."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _scene_photo(photos / "a.png")
+    _scene_photo(photos / "b.png", size=(48, 64))
+    rgba = np.zeros((30, 40, 4), np.uint8)
+    rgba[..., 2], rgba[:, 20:, 3] = 200, 255  # half of it see-through
+    Image.fromarray(rgba).save(tmp_path / "logo.png")
+    assert main(["image", str(photos), "-o", str(tmp_path / "out"), "--output", "composite", "--background", str(tmp_path / "logo.png")]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w for w in warnings if "has transparent parts" in w] == [
+        f"background {tmp_path / 'logo.png'} has transparent parts; they are shown over black (flatten it to choose another colour)"], warnings
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+
+
 def test_a_photo_is_not_written_over_under_another_letter_case(tmp_path, red_key, capsys):
     """On macOS' case-insensitive disk IMG_1.jpg is IMG_1.JPG: ``image photos/ -o photos/ --ext .jpg --overwrite``
     over a camera's photos replaced each with its cut-out. A hard link stands in for that disk here."""

@@ -176,6 +176,29 @@ def test_video_background_loops_and_covers(tmp_path) -> None:
     assert torch.allclose(means, expected, atol=3)
 
 
+def test_video_background_follows_the_output_frames_times(tmp_path) -> None:
+    """By time, a 10 fps background (0.5 s a loop) under frames at 0.25 s steps shows every other frame and loops;
+    the first time given is its start, and a gap of an hour is passed over by whole loops, not decoded."""
+    path = _write_video(tmp_path / "bg.mkv", LEVELS)  # 10 fps
+    with open_background(path, SIZE) as bg:
+        t0 = 100.0  # an output that does not start at 0 (a trimmed run's pts)
+        times = [t0 + 0.2 * i for i in range(6)]  # 0, 0.2, ... 1.0 s from its start
+        frames = torch.cat([bg.frames(2, times[:2]), bg.frames(4, times[2:])])
+        later = bg.frames(2, [t0 + 3600.05, t0 + 3600.35])  # 7200 loops on: its frames 0 and 3
+        assert bg.source.loops <= 4, "the hour's loops were decoded"
+    means = frames.float().mean(dim=(1, 2, 3)).tolist()
+    assert np.allclose(means, [LEVELS[i] for i in (0, 2, 4, 1, 3, 0)], atol=3)
+    assert np.allclose(later.float().mean(dim=(1, 2, 3)).tolist(), [LEVELS[0], LEVELS[3]], atol=3)
+
+
+def test_video_background_times_rounded_to_the_millisecond_name_its_frames(tmp_path) -> None:
+    """A Matroska input's pts are whole milliseconds (24 fps: 0, 42, 83, ...): 83 ms, short of a 48 fps background's
+    frame at 83.3 ms, showed the one before it, so frames were skipped and repeated irregularly."""
+    with open_background(_write_video(tmp_path / "bg.mkv", LEVELS), SIZE) as bg:  # 10 fps
+        frames = bg.frames(5, [0.0, 0.0997, 0.1997, 0.2996, 0.3999])
+    assert np.allclose(frames.float().mean(dim=(1, 2, 3)).tolist(), LEVELS, atol=3)
+
+
 def test_video_with_unknown_extension_is_probed(tmp_path) -> None:
     path = _write_video(tmp_path / "clip.bin", LEVELS[:2])
     with open_background(path, SIZE) as bg:

@@ -275,6 +275,33 @@ def test_composite_over_looping_video(tmp_path, scene, seg, bg_video):
     _check_timing(scene, out)
 
 
+RATE_COLORS = [(255, 255, 0), (0, 255, 255), (128, 128, 128), (255, 0, 255), (0, 0, 0), (255, 255, 255)]
+
+
+@pytest.mark.parametrize(
+    "timing, shown",
+    [
+        ({"fps": 50}, [0, 2, 4, 0, 2, 4]),  # twice the clip's 25 fps: every other frame, looped after 0.12 s
+        ({"fps": 25, "pts": [0, 40, 200, 240, 280, 320], "time_base": Fraction(1, 1000)}, [0, 1, 1, 1, 1, 2]),  # a pause
+    ],
+    ids=["50fps", "vfr"],
+)
+def test_a_background_video_plays_at_its_own_speed(tmp_path, scene, seg, timing, shown):
+    """Its frames went one to an output frame: a 50 fps background under 25 fps video played at half speed, a
+    variable frame rate one lost its pauses. Now the frame on screen at each output frame's time is taken."""
+    w, h = SIZE
+    path = tmp_path / "bg.mov"
+    make_video(path, n_frames=6, size=SIZE, frames=[np.full((h, w, 3), c, np.uint8) for c in RATE_COLORS],
+               codec="png", pix_fmt="rgb24", with_audio=False, **timing)  # fmt: skip
+    out = tmp_path / "comp.mp4"
+    _run(scene, out, seg, kind="composite", background=str(path), crf=0)
+    images = read_video(out, "rgb24").images
+    for i, img in enumerate(images):
+        fg, bg = interior(true_mask(i, SIZE))
+        assert max_err(img, RATE_COLORS[shown[i]], bg) <= RGB_TOL, f"frame {i}: background frame {shown[i]} expected"
+        assert max_err(img, scene.frames[i], fg) <= RGB_TOL, f"frame {i}"
+
+
 def test_blur_blurs_background_only(tmp_path, scene, seg):
     out = tmp_path / "blur.mp4"
     _run(scene, out, seg, kind="blur", blur_sigma=4, crf=0)

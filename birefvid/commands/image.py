@@ -337,7 +337,8 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     from ..io.xmp import marked_srgb as srgb_xmp
     from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
-    from ..io.atomic import check_report_replaces_nothing
+    from ..colors import is_color
+    from ..io.atomic import check_replaces_no_input, check_report_replaces_nothing
     from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
     from ..runtime.load_failure import loading_model
     from ..runtime.video_job import to_sink_layout
@@ -368,6 +369,10 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing,
                            subs=[f.sub for f in found])  # fmt: skip
     check_report_replaces_nothing(args.report, "--report", [*inputs, args.background, *spec.local_files()], targets)  # a picture replaced by its report
+    if kind == "composite" and not is_color(args.background):  # `-o out/ --background out/beach.jpg --overwrite` replaced the beach with a cut-out
+        for target in targets:
+            if not (args.skip_existing and target.is_file()):  # one kept as it is replaces nothing
+                check_replaces_no_input(target, [args.background])
     kept = 0
     if args.skip_existing:
         todo = [(source, target) for source, target in zip(inputs, targets) if not target.is_file()]

@@ -7,7 +7,7 @@ image and video files is ``birefvid.io``'s job, and ``birefvid.runtime.backgroun
 
 from __future__ import annotations
 
-from typing import Protocol, Union
+from typing import Optional, Protocol, Sequence, Union
 
 import cv2
 import numpy as np
@@ -25,6 +25,8 @@ class FrameProvider(Protocol):
     """Anything that hands out RGB pictures one at a time and can be closed (a looping video)."""
 
     def next_frame(self) -> np.ndarray: ...
+
+    # optional: ``frame_at(seconds) -> np.ndarray``, the picture shown that long after the first (a video by its timestamps)
 
     def close(self) -> None: ...
 
@@ -79,15 +81,20 @@ class Background:
         self.deep = deep
         self.closed = False
 
-    def frames(self, n: int) -> Tensor:
-        """Return the next ``n`` background frames as uint8 (n, 3, H, W) on ``device`` (float in [0, 1] when ``deep``)."""
+    def frames(self, n: int, times: Optional[Sequence[Optional[float]]] = None) -> Tensor:
+        """Return the next ``n`` background frames as uint8 (n, 3, H, W) on ``device`` (float in [0, 1] when ``deep``).
+
+        ``times``: the output frames' times in seconds (any origin; None where unknown), so that a video
+        background plays at its own speed whatever the output's frame rate; without them, one frame each."""
         if self.closed:
             raise ValueError(f"{type(self).__name__} is closed")
         if n < 0:
             raise ValueError(f"frames(n) needs n >= 0, got {n}")
-        return self._frames(int(n))
+        if times is not None and len(times) != n:
+            raise ValueError(f"frames(n, times) needs n times, got {len(times)} for n={n}")
+        return self._frames(int(n), times)
 
-    def _frames(self, n: int) -> Tensor:
+    def _frames(self, n: int, times: Optional[Sequence[Optional[float]]] = None) -> Tensor:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -112,7 +119,7 @@ class StillBackground(Background):
         if deep:
             self._image = _as_unit_float(self._image)
 
-    def _frames(self, n: int) -> Tensor:
+    def _frames(self, n: int, times: Optional[Sequence[Optional[float]]] = None) -> Tensor:
         return self._image.unsqueeze(0).expand(n, -1, -1, -1)
 
 
@@ -135,11 +142,22 @@ class StreamBackground(Background):
         """``deep``: the provider hands out uint16 pictures (or uint8 ones, widened)."""
         super().__init__(size, device, pixel_aspect, deep)
         self.source = source
+        self._start: Optional[float] = None  # the first output frame's time: the background's first frame goes there
 
-    def _frames(self, n: int) -> Tensor:
+    def _picture(self, at: Optional[float]) -> np.ndarray:
+        """The provider's picture for an output frame at ``at`` seconds (None: its next one)."""
+        frame_at = getattr(self.source, "frame_at", None)
+        if at is None or frame_at is None:
+            return self.source.next_frame()
+        if self._start is None:
+            self._start = at
+        return frame_at(max(0.0, at - self._start))
+
+    def _frames(self, n: int, times: Optional[Sequence[Optional[float]]] = None) -> Tensor:
         if n == 0:
             return torch.empty((0, 3, self.height, self.width), dtype=torch.float32 if self.deep else torch.uint8, device=self.device)
-        batch = np.stack([cover(self.source.next_frame(), (self.width, self.height), self.pixel_aspect) for _ in range(n)])
+        at = list(times) if times is not None else [None] * n
+        batch = np.stack([cover(self._picture(t), (self.width, self.height), self.pixel_aspect) for t in at])
         frames = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(self.device)
         return _as_unit_float(frames) if self.deep else frames
 

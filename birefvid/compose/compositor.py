@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -67,14 +67,16 @@ class Compositor:
                    overlay_color=spec.overlay_color, overlay_opacity=spec.overlay_opacity, matte=spec.matte, bits=bits)  # type: ignore[arg-type]  # fmt: skip
 
     def __call__(self, images: torch.Tensor, alphas: torch.Tensor, deep: Optional[torch.Tensor] = None,
-                 coverage: Optional[torch.Tensor] = None) -> torch.Tensor:  # fmt: skip
+                 coverage: Optional[torch.Tensor] = None, times: Optional[Sequence[Optional[float]]] = None) -> torch.Tensor:  # fmt: skip
         """Output pixels for uint8 frames (N, 3, H, W) and mattes (N, 1, h, w) at any size (resized to H x W).
 
         ``deep``: the same frames at more than 8 bits, float (N, 3, H, W) in [0, 1], on the frames'
         device; with ``bits`` > 8 the output's colour comes from them (else from ``images``).
         ``coverage``: the frames' own alpha (N, 1, H, W) float in [0, 1], which the shaped matte is
         multiplied by, so what a transparent picture hides stays hidden.
+        ``times``: the frames' times in seconds (None where unknown), by which a video ``background`` is played.
         """
+        self._times = None if times is None else list(times)
         if self.matte.upsample == "guided":
             matte, alphas = alphas, guided_upsample(images, alphas)
         else:
@@ -114,7 +116,7 @@ class Compositor:
             if kind == "blur":
                 return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale)
             assert self.background is not None
-            return composite(images, alphas, self.background.frames(images.shape[0]), fg)
+            return composite(images, alphas, self._background_frames(images.shape[0]), fg)
         # alpha, green, composite of uint8 frames: float work on the soft edge band only (see compose.band)
         # from the matte as it came; alpha outputs also show the small F where transparent, so they need it whole
         small = foreground_difference(images, matte, work_scale=work_scale, band_only=kind != "alpha") if self.foreground else None
@@ -125,7 +127,7 @@ class Compositor:
             key = torch.tensor(self.key, dtype=torch.uint8, device=images.device).view(1, 3, 1, 1)
             return composite_band(images, alphas, key, diff)
         assert self.background is not None
-        return composite_band(images, alphas, self.background.frames(images.shape[0]), diff)
+        return composite_band(images, alphas, self._background_frames(images.shape[0]), diff)
 
 
     def _deep(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, work_scale: int) -> torch.Tensor:
@@ -157,7 +159,18 @@ class Compositor:
         if kind == "blur":
             return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale, bits=bits)
         assert self.background is not None
-        return composite(images, alphas, self.background.frames(images.shape[0]), fg, bits=bits)
+        return composite(images, alphas, self._background_frames(images.shape[0]), fg, bits=bits)
+
+
+    def _background_frames(self, n: int) -> torch.Tensor:
+        """The background of the next ``n`` frames being composited: each call takes the next ``n`` of ``__call__``'s
+        ``times`` (the deep path composites a batch a frame at a time)."""
+        assert self.background is not None
+        times = getattr(self, "_times", None)
+        if times is None:
+            return self.background.frames(n)
+        self._times = times[n:]
+        return self.background.frames(n, times[:n])
 
 
 def _rgb_of(rgba: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from ..io.color_profile import convert_rgb, embedded_rgb_profile
 from ..io.hdr import SdrToHdr
 from ..io.image_source import read_alpha, read_rgb_deep, too_large, unreadable_reason
 from ..io.looping_source import LoopingVideoSource
+from ..said_once import first_time_about_file
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ class _Converted:
     def next_frame(self) -> np.ndarray:
         return self.convert(self.source.next_frame())
 
+    def frame_at(self, seconds: float) -> np.ndarray:
+        return self.convert(self.source.frame_at(seconds))
+
     def close(self) -> None:
         self.source.close()
 
@@ -118,7 +122,8 @@ def _picture(path: Path, deep: bool) -> np.ndarray:
         return picture
     # nothing lies behind a background: its see-through pixels showed the colours they hide (often
     # garbage, or a logo's unblended edge); over black, as a video player shows an alpha video
-    log.warning("background %s has transparent parts; they are shown over black (flatten it to choose another colour)", path)
+    if first_time_about_file(path, "background transparency"):  # image opens it for each size of picture: said once
+        log.warning("background %s has transparent parts; they are shown over black (flatten it to choose another colour)", path)
     weight = alpha.astype(np.float32)[..., None] / float(np.iinfo(alpha.dtype).max)
     return np.rint(picture * weight).astype(picture.dtype)
 

@@ -407,17 +407,19 @@ def _send_all(sinks: list[LiveSink], item: _Delivery) -> None:
         sink.send(item.picture, item.t)
 
 
-def _apply(compositor: Optional[Compositor], image: np.ndarray, alpha: torch.Tensor, coverage: Optional[np.ndarray] = None) -> np.ndarray:
+def _apply(compositor: Optional[Compositor], image: np.ndarray, alpha: torch.Tensor, coverage: Optional[np.ndarray] = None,
+           at: Optional[float] = None) -> np.ndarray:  # fmt: skip
     """``image`` composed with ``alpha`` by ``compositor``; None (effect ``none``) is the camera's picture as it is.
     ``coverage``: the picture's own alpha (uint8, None when opaque), which the matte is multiplied by, as in files:
-    the black bars around a picture of another shape after a reconnect are transparent, whatever the model saw there."""
+    the black bars around a picture of another shape after a reconnect are transparent, whatever the model saw there.
+    ``at``: when the picture was captured (seconds), by which a video ``--background`` plays at its own speed."""
     # the mask goes in at the model's size: the compositor upsamples it once, by OpenCV on the CPU
     # (torch's bilinear here cost ~2.8 ms a 720p frame), and its foreground estimate starts from it
     if compositor is None:  # effect "none" (the mask stays carried, for a switch back)
         return image
     images = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
     own = None if coverage is None else torch.from_numpy(coverage).float().div_(255.0)[None, None]
-    return to_sink_layout(compositor(images, alpha, coverage=own).numpy())[0]
+    return to_sink_layout(compositor(images, alpha, coverage=own, times=None if at is None else [at]).numpy())[0]
 
 
 class LiveRunner:
@@ -477,7 +479,7 @@ class LiveRunner:
                 if carried is not None:
                     alpha = carried
         self._last_parts = (image, alpha, compositor, cf.frame.coverage)
-        return _apply(compositor, image, alpha, cf.frame.coverage)
+        return _apply(compositor, image, alpha, cf.frame.coverage, cf.captured)
 
     def _show(self, cf: CapturedFrame) -> None:
         latest = self.model.latest

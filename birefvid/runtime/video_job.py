@@ -11,7 +11,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from fractions import Fraction
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -111,8 +112,9 @@ class ComposeStage:
     name = "compose"
 
     def __init__(self, smoother: Smoother, compositor: Compositor, transfer: Transfer, threads: Optional[int] = 1,
-                 also: Sequence[Compositor] = ()) -> None:  # fmt: skip
+                 also: Sequence[Compositor] = (), time_base: Optional[Fraction] = None) -> None:  # fmt: skip
         self.smoother = smoother
+        self.time_base = time_base  # of the frames' pts: their times play a video --background at its own speed
         self.compositor = compositor
         self.also = tuple(also)  # the extra outputs' compositors: the same frames and mattes, composited once each
         self.transfer = transfer
@@ -155,8 +157,11 @@ class ComposeStage:
         coverage = None
         if any(f[4] is not None for f in frames):  # the source's own alpha: what it hides stays hidden
             coverage = own_alpha([f[4] for f in frames], images.shape[-2:], images.device)
-        pixels = self.compositor(images, alphas, deep, coverage)  # upsamples the mattes to the frame size once
-        extra = tuple(self.transfer.download(c(images, alphas, deep, coverage)) for c in self.also)
+        times = None
+        if self.time_base is not None:
+            times = [None if f[1] is None else float(f[1] * self.time_base) for f in frames]
+        pixels = self.compositor(images, alphas, deep, coverage, times)  # upsamples the mattes to the frame size once
+        extra = tuple(self.transfer.download(c(images, alphas, deep, coverage, times)) for c in self.also)
         return Rendered(self.transfer.download(pixels), tuple(f[1] for f in frames), tuple(f[2] for f in frames), extra)
 
 
@@ -247,7 +252,8 @@ def run_video_job(
     with opencv_on_calling_threads() if on_cpu else contextlib.nullcontext(), _callers_own(callback_errors):
         times = run_stages(
             batched(source, batch_size),
-            [SegmentStage(segmenter, transfer), ComposeStage(smoother, compositor, transfer, also=[c for c, _ in also])],
+            [SegmentStage(segmenter, transfer), ComposeStage(smoother, compositor, transfer, also=[c for c, _ in also],
+                                                          time_base=_time_base(source))],
             encode,
             queue_size=queue_size,
             stop=stop,
@@ -261,3 +267,9 @@ def run_video_job(
         # and returning normally would let the caller commit a truncated output that looks complete.
         raise PipelineError("interrupted", f"stopped on request after {written} frames; the output was not written")
     return written, times, time.perf_counter() - start
+
+
+def _time_base(source: Any) -> Optional[Fraction]:
+    """The time base of ``source``'s frame pts, where its ``info`` says it."""
+    time_base = getattr(getattr(source, "info", None), "time_base", None)
+    return Fraction(time_base) if time_base else None
