@@ -64,6 +64,30 @@ def test_mirroring_display_matrix_gives_the_picture_players_show(tmp_path, flip)
     assert _mean_err(frames[1].image, g.frames[1][:, ::-1] if flip == "h" else g.frames[1][::-1]) < 6
 
 
+@pytest.mark.parametrize("orientation", [2, 5])
+def test_camera_motion_jpeg_with_exif_reads_as_its_orientation_says(tmp_path, orientation):
+    """A camera's Motion JPEG clip keeps each picture's EXIF; FFmpeg 8 hands it on as side data of a type PyAV 18 has
+    no name for (31), and turns the orientation into a display matrix. Reading that matrix raised ``ValueError: 31 is
+    not a valid Type``: ``process`` ended in a traceback. It reads as EXIF says (2: mirrored, 5: mirrored and turned)."""
+    from PIL import Image
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    picture = pattern_frame(3, (64, 48))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(picture).save(tmp_path / "photo.jpg", exif=exif.tobytes(), quality=95)
+    clip = tmp_path / "camera.avi"
+    subprocess.run([ffmpeg, "-v", "error", "-framerate", "5", "-loop", "1", "-i", str(tmp_path / "photo.jpg"), "-c", "copy",
+                    "-frames:v", "3", str(clip)], check=True)  # fmt: skip
+    with open_source(clip) as src:
+        frames = list(src)
+        info = src.info
+    expected = picture[:, ::-1] if orientation == 2 else picture.swapaxes(0, 1)  # EXIF 5: transposed
+    assert (info.width, info.height) == (expected.shape[1], expected.shape[0])
+    assert len(frames) == 3
+    assert all(_mean_err(f.image, expected) < 6 for f in frames)
+
+
 def test_odd_size_and_10bit_yuv444(tmp_path):
     g = make_video(tmp_path / "odd.mkv", n_frames=3, size=(65, 49), pix_fmt="yuv444p10le", with_audio=False)
     with VideoFileSource(g.path) as src:
