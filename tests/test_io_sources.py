@@ -52,7 +52,7 @@ def test_rotation_metadata_gives_upright_frames(tmp_path, rotation):
 @pytest.mark.parametrize("flip", ["h", "v"])
 def test_mirroring_display_matrix_gives_the_picture_players_show(tmp_path, flip):
     """A display matrix that mirrors (a front camera's) reads as an angle alone in ``VideoFrame.rotation``: a
-    left-right flip as -180 degrees, a top-bottom one as 0. It was turned upside down, or left as stored; FFmpeg 6.1+
+    left-right flip as -180 degrees, a top-bottom one as 0. It was turned upside down, or left as stored; ffmpeg 5.1+
     (and players) show it flipped, and so does every output now (``batch``'s chunks and ``live`` read it the same way)."""
     g = make_video(tmp_path / "selfie.mp4", n_frames=2, size=(64, 48), flip=flip, with_audio=False)
     with open_source(g.path) as src:
@@ -62,6 +62,25 @@ def test_mirroring_display_matrix_gives_the_picture_players_show(tmp_path, flip)
     assert (info.width, info.height) == (64, 48)
     assert _mean_err(frames[0].image, expected) < 6
     assert _mean_err(frames[1].image, g.frames[1][:, ::-1] if flip == "h" else g.frames[1][::-1]) < 6
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_every_orientation_reads_as_ffmpeg_autorotates_it(tmp_path, rotation):
+    """Each turn with and without a left-right mirror (the eight orientations, EXIF's 1-8): the picture and its size
+    are what ``ffmpeg -i`` gives, whose autorotate (5.1 to 7.x: transpose clock/cclock, or cclock_flip/clock_flip when
+    the matrix mirrors, hflip/vflip by the matrix's signs at 180 and 0) players follow."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    for flip in (None, "h"):
+        g = make_video(tmp_path / f"o{flip}.mp4", n_frames=1, size=(64, 48), rotation=rotation, flip=flip, with_audio=False)
+        with open_source(g.path) as src:
+            image = next(iter(src)).image
+            size = (src.info.width, src.info.height)
+        raw = subprocess.run([ffmpeg, "-v", "error", "-i", str(g.path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                             check=True, capture_output=True).stdout  # fmt: skip
+        shown = np.frombuffer(raw, np.uint8).reshape(image.shape) if len(raw) == image.size else None
+        assert shown is not None, (rotation, flip, image.shape, len(raw))
+        assert size == (image.shape[1], image.shape[0]), (rotation, flip)
+        assert _mean_err(image, shown) < 3, (rotation, flip)  # another orientation is off by ~57
 
 
 @pytest.mark.parametrize("orientation", [2, 5])

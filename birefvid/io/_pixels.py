@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def upright(image: np.ndarray, rotation: int, mirrored: bool = False) -> np.ndarray:
     """Rotate ``image`` counter-clockwise by ``rotation`` degrees (the display-matrix angle) so it displays upright;
-    ``mirrored`` (``display_mirrored``): the matrix also flips the picture, which players (FFmpeg 6.1+'s autorotate,
+    ``mirrored`` (``display_mirrored``): the matrix also flips the picture, which players (ffmpeg's autorotate, 5.1 to 7.x,
     whose rules these are) show flipped: a mirrored picture is flipped left to right, then turned 180 degrees more
     than ``rotation`` says (a left-right flip's matrix reads as -180, a top-bottom flip's as 0)."""
     k = round(rotation / 90) % 4

@@ -715,7 +715,7 @@ class VideoFileSource(Source):
         s = self._stream
         cc = s.codec_context
         self.rotation = int(first.rotation or 0)
-        self.mirrored = display_mirrored(first)  # a flipping display matrix (FFmpeg 6.1+ shows it flipped)
+        self.mirrored = display_mirrored(first)  # a flipping display matrix (ffmpeg 5.1+ shows it flipped)
         width, height = rotated_size(first.width, first.height, self.rotation)
         check_picture_size(width, height, self.path)
         rate = frame_rate(s)
