@@ -99,6 +99,33 @@ def test_every_orientation_reads_as_ffmpeg_autorotates_it(tmp_path, rotation):
         assert _mean_err(image, shown) < 3, (rotation, flip)  # another orientation is off by ~57
 
 
+def test_a_turned_and_mirrored_webm_with_alpha_reads_as_ffmpeg_shows_it(tmp_path):
+    """VP9 with alpha is decoded by libvpx-vp9 opened bare, whose frames lack the stream's display matrix: a rotated or
+    mirrored WebM cut-out was read as stored, 64x48 where ``ffmpeg -c:v libvpx-vp9`` gives 48x64, turned and flipped."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    path = tmp_path / "cutout.webm"
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libvpx-vp9", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuva420p"
+        v.set_display_rotation(90, hflip=True, vflip=False)
+        for i in range(2):
+            rgba = np.dstack([pattern_frame(i, (64, 48)), np.full((48, 64), 255, np.uint8)])
+            rgba[:20, :20, 3] = 0  # a transparent corner: where it lands tells the turn and the mirror
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    raw = subprocess.run([ffmpeg, "-v", "error", "-c:v", "libvpx-vp9", "-i", str(path), "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "rgba", "-"], check=True, capture_output=True).stdout  # fmt: skip
+    shown = np.frombuffer(raw, np.uint8).reshape(64, 48, 4)  # ffmpeg's autorotate: 48 wide, 64 high
+    with open_source(path) as src:
+        first = next(iter(src))
+        assert (src.info.width, src.info.height) == (48, 64)
+    assert first.image.shape == (64, 48, 3) and first.coverage is not None
+    assert _mean_err(first.image, shown[..., :3]) < 8
+    assert _mean_err(first.coverage, shown[..., 3]) < 8
+
+
 @pytest.mark.parametrize("orientation", [2, 5])
 def test_camera_motion_jpeg_with_exif_reads_as_its_orientation_says(tmp_path, orientation):
     """A camera's Motion JPEG clip keeps each picture's EXIF; FFmpeg 8 hands it on as side data of a type PyAV 18 has
