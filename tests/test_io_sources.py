@@ -52,7 +52,7 @@ def test_rotation_metadata_gives_upright_frames(tmp_path, rotation):
 @pytest.mark.parametrize("flip", ["h", "v"])
 def test_mirroring_display_matrix_gives_the_picture_players_show(tmp_path, flip):
     """A display matrix that mirrors (a front camera's) reads as an angle alone in ``VideoFrame.rotation``: a
-    left-right flip as -180 degrees, a top-bottom one as 0. It was turned upside down, or left as stored; FFmpeg 6.1+
+    left-right flip as -180 degrees, a top-bottom one as 0. It was turned upside down, or left as stored; ffmpeg 5.1+
     (and players) show it flipped, and so does every output now (``batch``'s chunks and ``live`` read it the same way)."""
     g = make_video(tmp_path / "selfie.mp4", n_frames=2, size=(64, 48), flip=flip, with_audio=False)
     with open_source(g.path) as src:
@@ -62,6 +62,92 @@ def test_mirroring_display_matrix_gives_the_picture_players_show(tmp_path, flip)
     assert (info.width, info.height) == (64, 48)
     assert _mean_err(frames[0].image, expected) < 6
     assert _mean_err(frames[1].image, g.frames[1][:, ::-1] if flip == "h" else g.frames[1][::-1]) < 6
+
+
+def test_upright_turns_every_kind_of_array_as_numpy_would():
+    """``upright`` turns with OpenCV (a tenth of numpy's strided copy): the same pixels as ``np.rot90`` for each of the
+    eight orientations, for 8-bit RGB, 16-bit RGB (deep outputs), one-channel alpha and odd sizes, each C-contiguous."""
+    from birefvid.io._pixels import upright
+
+    rng = np.random.default_rng(7)
+    for shape, dtype in (((48, 64, 3), np.uint8), ((49, 65, 3), np.uint16), ((7, 5), np.uint8)):
+        image = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+        for rotation in (0, 90, 180, 270, -90, -180):
+            k = round(rotation / 90) % 4
+            for mirrored, expected in ((False, np.rot90(image, k)), (True, np.rot90(image[:, ::-1], (k + 2) % 4))):
+                turned = upright(image, rotation, mirrored)
+                assert turned.dtype == dtype and turned.flags.c_contiguous
+                assert np.array_equal(turned, expected), (shape, rotation, mirrored)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_every_orientation_reads_as_ffmpeg_autorotates_it(tmp_path, rotation):
+    """Each turn with and without a left-right mirror (the eight orientations, EXIF's 1-8): the picture and its size
+    are what ``ffmpeg -i`` gives, whose autorotate (5.1 to 7.x: transpose clock/cclock, or cclock_flip/clock_flip when
+    the matrix mirrors, hflip/vflip by the matrix's signs at 180 and 0) players follow."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    for flip in (None, "h"):
+        g = make_video(tmp_path / f"o{flip}.mp4", n_frames=1, size=(64, 48), rotation=rotation, flip=flip, with_audio=False)
+        with open_source(g.path) as src:
+            image = next(iter(src)).image
+            size = (src.info.width, src.info.height)
+        raw = subprocess.run([ffmpeg, "-v", "error", "-i", str(g.path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                             check=True, capture_output=True).stdout  # fmt: skip
+        shown = np.frombuffer(raw, np.uint8).reshape(image.shape) if len(raw) == image.size else None
+        assert shown is not None, (rotation, flip, image.shape, len(raw))
+        assert size == (image.shape[1], image.shape[0]), (rotation, flip)
+        assert _mean_err(image, shown) < 3, (rotation, flip)  # another orientation is off by ~57
+
+
+def test_a_turned_and_mirrored_webm_with_alpha_reads_as_ffmpeg_shows_it(tmp_path):
+    """VP9 with alpha is decoded by libvpx-vp9 opened bare, whose frames lack the stream's display matrix: a rotated or
+    mirrored WebM cut-out was read as stored, 64x48 where ``ffmpeg -c:v libvpx-vp9`` gives 48x64, turned and flipped."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    path = tmp_path / "cutout.webm"
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libvpx-vp9", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuva420p"
+        v.set_display_rotation(90, hflip=True, vflip=False)
+        for i in range(2):
+            rgba = np.dstack([pattern_frame(i, (64, 48)), np.full((48, 64), 255, np.uint8)])
+            rgba[:20, :20, 3] = 0  # a transparent corner: where it lands tells the turn and the mirror
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    raw = subprocess.run([ffmpeg, "-v", "error", "-c:v", "libvpx-vp9", "-i", str(path), "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "rgba", "-"], check=True, capture_output=True).stdout  # fmt: skip
+    shown = np.frombuffer(raw, np.uint8).reshape(64, 48, 4)  # ffmpeg's autorotate: 48 wide, 64 high
+    with open_source(path) as src:
+        first = next(iter(src))
+        assert (src.info.width, src.info.height) == (48, 64)
+    assert first.image.shape == (64, 48, 3) and first.coverage is not None
+    assert _mean_err(first.image, shown[..., :3]) < 8
+    assert _mean_err(first.coverage, shown[..., 3]) < 8
+
+
+@pytest.mark.parametrize("orientation", [2, 5])
+def test_camera_motion_jpeg_with_exif_reads_as_its_orientation_says(tmp_path, orientation):
+    """A camera's Motion JPEG clip keeps each picture's EXIF; FFmpeg 8 hands it on as side data of a type PyAV 18 has
+    no name for (31), and turns the orientation into a display matrix. Reading that matrix raised ``ValueError: 31 is
+    not a valid Type``: ``process`` ended in a traceback. It reads as EXIF says (2: mirrored, 5: mirrored and turned)."""
+    from PIL import Image
+
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    picture = pattern_frame(3, (64, 48))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(picture).save(tmp_path / "photo.jpg", exif=exif.tobytes(), quality=95)
+    clip = tmp_path / "camera.avi"
+    subprocess.run([ffmpeg, "-v", "error", "-framerate", "5", "-loop", "1", "-i", str(tmp_path / "photo.jpg"), "-c", "copy",
+                    "-frames:v", "3", str(clip)], check=True)  # fmt: skip
+    with open_source(clip) as src:
+        frames = list(src)
+        info = src.info
+    expected = picture[:, ::-1] if orientation == 2 else picture.swapaxes(0, 1)  # EXIF 5: transposed
+    assert (info.width, info.height) == (expected.shape[1], expected.shape[0])
+    assert len(frames) == 3
+    assert all(_mean_err(f.image, expected) < 6 for f in frames)
 
 
 def test_odd_size_and_10bit_yuv444(tmp_path):

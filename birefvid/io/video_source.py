@@ -711,11 +711,28 @@ class VideoFileSource(Source):
             self._frames, self._first = frames, landed
             self._seeked = True
 
+    def _stream_orientation(self) -> tuple[int, bool]:
+        """The display matrix's turn and mirror as the stream's own decoder hands them on with its first frame, for a
+        VP9 stream with alpha: ``alpha_decoder``'s frames come from a decoder opened bare, without the stream's side
+        data, so a rotated or mirrored WebM cut-out was read as stored (its size too), where ``ffmpeg -c:v libvpx-vp9``
+        turns it. Read from the file opened again (a pipe cannot be: as stored, as before)."""
+        if not regular_file(self.path):
+            return 0, False
+        try:
+            with open_container(self.path) as container:
+                for frame in container.decode(container.streams[self._stream.index]):
+                    return int(frame.rotation or 0), display_mirrored(frame)
+        except (av.FFmpegError, OSError, SourceError) as e:
+            log.debug("%s: its display matrix could not be read (%s); read as stored", self.shown, e)
+        return 0, False
+
     def _make_info(self, first: av.VideoFrame) -> StreamInfo:
         s = self._stream
         cc = s.codec_context
         self.rotation = int(first.rotation or 0)
-        self.mirrored = display_mirrored(first)  # a flipping display matrix (FFmpeg 6.1+ shows it flipped)
+        self.mirrored = display_mirrored(first)  # a flipping display matrix (ffmpeg 5.1+ shows it flipped)
+        if self._alpha_decoder is not None and not self.rotation and not self.mirrored:
+            self.rotation, self.mirrored = self._stream_orientation()
         width, height = rotated_size(first.width, first.height, self.rotation)
         check_picture_size(width, height, self.path)
         rate = frame_rate(s)
