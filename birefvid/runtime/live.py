@@ -412,7 +412,7 @@ def _apply(compositor: Optional[Compositor], image: np.ndarray, alpha: torch.Ten
     """``image`` composed with ``alpha`` by ``compositor``; None (effect ``none``) is the camera's picture as it is.
     ``coverage``: the picture's own alpha (uint8, None when opaque), which the matte is multiplied by, as in files:
     the black bars around a picture of another shape after a reconnect are transparent, whatever the model saw there.
-    ``at``: when the picture was captured (seconds), by which a video ``--background`` plays at its own speed."""
+    ``at``: the picture's time (seconds), by which a video ``--background`` plays at its own speed."""
     # the mask goes in at the model's size: the compositor upsamples it once, by OpenCV on the CPU
     # (torch's bilinear here cost ~2.8 ms a 720p frame), and its foreground estimate starts from it
     if compositor is None:  # effect "none" (the mask stays carried, for a switch back)
@@ -464,8 +464,10 @@ class LiveRunner:
         self.lost: Optional[BaseException] = None  # the source's failure, once its retries ran out
         self.final: dict[str, Any] = {}
 
-    def compose(self, cf: CapturedFrame, latest: LatestMask) -> np.ndarray:
-        """The picture for one frame: the newest mask carried to it along flow, then the effect."""
+    def compose(self, cf: CapturedFrame, latest: LatestMask, at: Optional[float] = None) -> np.ndarray:
+        """The picture for one frame: the newest mask carried to it along flow, then the effect. ``at``: the time it is
+        shown at (the output clock's, as recordings stamp it; None: when it was captured), by which a video
+        ``--background`` plays."""
         image = cf.frame.image
         compositor = self.effects.compositor  # read once: a switch from another thread shows from the next frame
         alpha = latest.alpha
@@ -479,13 +481,15 @@ class LiveRunner:
                 if carried is not None:
                     alpha = carried
         self._last_parts = (image, alpha, compositor, cf.frame.coverage)
-        return _apply(compositor, image, alpha, cf.frame.coverage, cf.captured)
+        return _apply(compositor, image, alpha, cf.frame.coverage, cf.captured if at is None else at)
 
     def _show(self, cf: CapturedFrame) -> None:
         latest = self.model.latest
         assert latest is not None
-        picture = self.compose(cf, latest)
+        # the background plays by the time the picture is stamped with, not by when it was captured: a file shown
+        # without --realtime goes as fast as the machine composes it, and its recording froze or raced the background
         t = self.clock.for_frame(cf.stream_time, time.monotonic())
+        picture = self.compose(cf, latest, t)
         if self.source.audio is not None:  # the connection's sound goes where its pictures go
             self.source.audio.set_offset(cf.generation, t - cf.stream_time)
         self.writer.deliver(_Delivery(picture, t, cf.captured, latest.captured, repeat=False))
