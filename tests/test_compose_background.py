@@ -221,6 +221,21 @@ def test_a_one_frame_background_video_is_not_reopened_at_each_step(tmp_path) -> 
     assert np.allclose(frames.float().mean(dim=(1, 2, 3)).tolist(), [90] * 30, atol=3)
 
 
+def test_a_live_background_video_resumes_after_a_gap_rather_than_decoding_it(tmp_path) -> None:
+    """Live asked the video for its frame at the time after an outage or a while on another effect, decoded through
+    the time in between in one call: 1.6 s of a frozen display after 25 s of a 360p one. Past ``BACKGROUND_GAP_S``
+    it resumes where it was; a gap within it is played through as before."""
+    from birefvid.runtime.live import BACKGROUND_GAP_S
+
+    levels = [5 * i for i in range(40)]  # 10 fps: 4 s a loop
+    with open_background(_write_video(tmp_path / "bg.mkv", levels), SIZE) as bg:
+        bg.max_gap = BACKGROUND_GAP_S  # as run_live_job sets it
+        frames = bg.frames(4, [50.0, 50.1, 50.1 + BACKGROUND_GAP_S + 1, 50.2 + BACKGROUND_GAP_S + 1])
+        within = bg.frames(1, [50.2 + 2 * BACKGROUND_GAP_S])  # 1 s short of the gap: played through
+    means = torch.cat([frames, within]).float().mean(dim=(1, 2, 3)).tolist()
+    assert np.allclose(means, [levels[i] for i in (0, 1, 1, 2, 2 + int(BACKGROUND_GAP_S * 10 - 10))], atol=3), means
+
+
 def test_one_compositor_called_from_two_threads_keeps_each_calls_times(tmp_path) -> None:
     """The times of a call were kept on the compositor between ``__call__`` and the background's turn, so another
     thread's call in between replaced them: ``frames(n, times) needs n times, got 0 for n=1`` (any background)."""

@@ -144,6 +144,9 @@ class StreamBackground(Background):
         self.source = source
         self._start: Optional[float] = None  # the first output frame's time: the background's first frame goes there
         self._last = 0.0  # the last time asked of ``frame_at``, from ``_start``
+        # the most the video moves on between two pictures asked for; past it, it resumes where it was (live: after an
+        # outage or a while on another effect, where decoding the time in between in one call froze the display)
+        self.max_gap: Optional[float] = None
 
     def _picture(self, at: Optional[float]) -> np.ndarray:
         """The provider's picture for an output frame at ``at`` seconds (None: its next one, or, once frames have
@@ -155,6 +158,8 @@ class StreamBackground(Background):
         if at is not None:
             if self._start is None:
                 self._start = at
+            elif self.max_gap is not None and at - self._start - self._last > self.max_gap:
+                self._start = at - self._last
             self._last = max(0.0, at - self._start)
         return frame_at(self._last)
 

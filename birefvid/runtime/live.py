@@ -186,6 +186,9 @@ def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
 
 # how often a model thread idling under --model-fps looks whether the run stopped
 STOP_CHECK_S = 0.05
+# a video --background moves on at most this much between two pictures composited over it: past it (an outage, a
+# while on blur) it resumes where it was; decoding the time in between froze the display (1.6 s after 25 s of a 360p one)
+BACKGROUND_GAP_S = 2.0
 
 
 class ModelPath:
@@ -790,6 +793,7 @@ def run_live_job(
     """
     from ..io.live_sinks import open_live_sinks
     from ..io.live_source import open_live_source
+    from ..compose.background import StreamBackground
     from .backgrounds import open_background
     from .file_job import resolved_settings, segmenter_for
     from .load_failure import loading_model
@@ -821,6 +825,8 @@ def run_live_job(
         if effect.background is not None:
             background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
                                                              info.sample_aspect_ratio))  # fmt: skip
+            if isinstance(background, StreamBackground):  # a video: paused over an outage or a while on another effect
+                background.max_gap = BACKGROUND_GAP_S
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
                                 segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio,
