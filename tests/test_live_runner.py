@@ -1442,3 +1442,42 @@ def test_under_model_fps_a_reconnect_after_an_outage_costs_no_refresh_beyond_its
     finally:
         stop.set()
         path.join()
+
+
+def _flat_clip(path, levels, fps, size=64):
+    """An FFV1 clip whose frame i is a flat grey of ``levels[i]``."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv444p"
+        for level in levels:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((size, size, 3), level, np.uint8), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("looped", [False, True], ids=["once", "loop"])
+def test_a_recordings_background_video_plays_by_the_recordings_own_times(tmp_path, monkeypatch, capfd, looped):
+    """A file shown without --realtime goes as fast as it is composed, and its recording is stamped with the file's
+    own times; the background played by capture time, so 8 frames at 4 fps composed in 0.03 s all showed the
+    background's first frame (frozen; a slow machine raced it instead). By the stamped time it is the frame on
+    screen then, whatever the machine's speed, through --loop's restart too."""
+    from live_e2e_tools import run_live_in_process
+
+    _flat_clip(tmp_path / "cam.mkv", [0] * 8, 4)  # black: the model finds no subject, the picture is the background
+    _flat_clip(tmp_path / "bg.mkv", [20 + 10 * i for i in range(8)], 20)  # 0.05 s a frame, 0.4 s a loop
+    args = ["--source", "cam.mkv", "--effect", "replace", "--background", "bg.mkv", "--sink", "rec.mkv", "--model", "tiny",
+            "--device", "cpu", "--backend", "torch", "-q", *(["--loop", "--duration", "2"] if looped else [])]  # fmt: skip
+    code, err = run_live_in_process(args, tmp_path, monkeypatch, capfd)
+    assert code == 0, err
+    frames = read_frames(tmp_path / "rec.mkv")
+    assert len(frames) == 8 if not looped else len(frames) >= 2, len(frames)
+    for picture, t in frames:
+        level = float(np.median(picture[:8, :8]))
+        shown = int((t + 1e-3) / 0.05) % 8  # the background's frame on screen at t
+        if t > 2.0 - 1e-3:  # past the first pass the displays held the last picture while the model segmented the
+            # restarted file's first frame (and a hold past BACKGROUND_GAP_S pauses the background): one of its frames
+            assert min(abs(level - (20 + 10 * i)) for i in range(8)) <= 4, f"at {t:.2f} s: {level}"
+        else:
+            assert abs(level - (20 + 10 * shown)) <= 4, f"at {t:.2f} s: background frame {shown} expected, got {level}"

@@ -494,7 +494,8 @@ def _splittable(job: FileJob) -> bool:
     if job.output.kind == "composite" and job.output.background and Path(job.output.background).is_file():
         from ..extensions import IMAGE_EXTENSIONS
 
-        return Path(job.output.background).suffix.lower() in IMAGE_EXTENSIONS  # a video background loops by frame index
+        # a video background plays from its first frame on: each chunk would start it again
+        return Path(job.output.background).suffix.lower() in IMAGE_EXTENSIONS
     return True
 
 

@@ -143,15 +143,25 @@ class StreamBackground(Background):
         super().__init__(size, device, pixel_aspect, deep)
         self.source = source
         self._start: Optional[float] = None  # the first output frame's time: the background's first frame goes there
+        self._last = 0.0  # the last time asked of ``frame_at``, from ``_start``
+        # the most the video moves on between two pictures asked for; past it, it resumes where it was (live: after an
+        # outage or a while on another effect, where decoding the time in between in one call froze the display)
+        self.max_gap: Optional[float] = None
 
     def _picture(self, at: Optional[float]) -> np.ndarray:
-        """The provider's picture for an output frame at ``at`` seconds (None: its next one)."""
+        """The provider's picture for an output frame at ``at`` seconds (None: its next one, or, once frames have
+        come with times, the one of the last time: ``next_frame`` behind ``frame_at``'s back skipped a frame, and at
+        the video's end reopened it under ``frame_at``, which then decoded a whole loop again in one call)."""
         frame_at = getattr(self.source, "frame_at", None)
-        if at is None or frame_at is None:
+        if frame_at is None or (at is None and self._start is None):
             return self.source.next_frame()
-        if self._start is None:
-            self._start = at
-        return frame_at(max(0.0, at - self._start))
+        if at is not None:
+            if self._start is None:
+                self._start = at
+            elif self.max_gap is not None and at - self._start - self._last > self.max_gap:
+                self._start = at - self._last
+            self._last = max(0.0, at - self._start)
+        return frame_at(self._last)
 
     def _frames(self, n: int, times: Optional[Sequence[Optional[float]]] = None) -> Tensor:
         if n == 0:

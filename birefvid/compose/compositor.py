@@ -76,7 +76,9 @@ class Compositor:
         multiplied by, so what a transparent picture hides stays hidden.
         ``times``: the frames' times in seconds (None where unknown), by which a video ``background`` is played.
         """
-        self._times = None if times is None else list(times)
+        times = None if times is None else list(times)
+        if times is not None and len(times) != images.shape[0]:
+            raise ValueError(f"times: {len(times)} for {images.shape[0]} frames")
         if self.matte.upsample == "guided":
             matte, alphas = alphas, guided_upsample(images, alphas)
         else:
@@ -90,18 +92,19 @@ class Compositor:
                 deep = None if deep is None else over_checkerboard(deep, coverage)
         if self.kind == "foreground":  # the alpha output's RGB, exactly: RVM's fgr for a two-file (fgr + pha) workflow
             return _rgb_of(self._pixels("alpha", images, alphas, matte, deep))
-        return self._pixels(self.kind, images, alphas, matte, deep)
+        return self._pixels(self.kind, images, alphas, matte, deep, times)
 
     def _pixels(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, matte: torch.Tensor,
-                deep: Optional[torch.Tensor]) -> torch.Tensor:  # fmt: skip
-        """``kind``'s pixels from the fitted, shaped ``alphas`` (``matte``: the same before ``coverage``)."""
+                deep: Optional[torch.Tensor], times: Optional[list[Optional[float]]] = None) -> torch.Tensor:  # fmt: skip
+        """``kind``'s pixels from the fitted, shaped ``alphas`` (``matte``: the same before ``coverage``); ``times``: the
+        frames' own, handed down rather than kept on the compositor, which two threads may call at once."""
         if kind == "mask":
             return to_mask(alphas, self.bits)
         if kind == "overlay":  # the frame's own colours under the tint: no foreground estimate
             return overlay(deep if self.bits > 8 and deep is not None else images, alphas, self.overlay_color, self.overlay_opacity, self.bits)
         work_scale = max(1, math.ceil(max(images.shape[-2:]) / self.foreground_side))
         if self.bits > 8:
-            return self._deep(kind, deep if deep is not None else images, alphas, work_scale)
+            return self._deep(kind, deep if deep is not None else images, alphas, work_scale, times)
         if kind == "blur" and images.dtype == torch.uint8 and images.device.type == "cpu":
             # blurred small in bytes, blended on the soft band only (see compose.blur_band): ~3.5x faster
             small = foreground_difference(images, matte, work_scale=work_scale, band_only=True) if self.foreground else None
@@ -116,7 +119,7 @@ class Compositor:
             if kind == "blur":
                 return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale)
             assert self.background is not None
-            return composite(images, alphas, self._background_frames(images.shape[0]), fg)
+            return composite(images, alphas, self._background_frames(images.shape[0], times), fg)
         # alpha, green, composite of uint8 frames: float work on the soft edge band only (see compose.band)
         # from the matte as it came; alpha outputs also show the small F where transparent, so they need it whole
         small = foreground_difference(images, matte, work_scale=work_scale, band_only=kind != "alpha") if self.foreground else None
@@ -127,10 +130,11 @@ class Compositor:
             key = torch.tensor(self.key, dtype=torch.uint8, device=images.device).view(1, 3, 1, 1)
             return composite_band(images, alphas, key, diff)
         assert self.background is not None
-        return composite_band(images, alphas, self._background_frames(images.shape[0]), diff)
+        return composite_band(images, alphas, self._background_frames(images.shape[0], times), diff)
 
 
-    def _deep(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, work_scale: int) -> torch.Tensor:
+    def _deep(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, work_scale: int,
+              times: Optional[list[Optional[float]]] = None) -> torch.Tensor:  # fmt: skip
         """uint16 output pixels, composited in float over the whole frame (the 8-bit band paths work in bytes).
 
         On the CPU one frame at a time into the batch's output: each frame's float foreground and its
@@ -138,17 +142,19 @@ class Compositor:
         all at once raised two 10-bit 4K frames' green to 9.8 outputs' worth of memory; the bytes are the same.
         """
         if images.shape[0] > 1 and images.device.type == "cpu":
-            first = self._deep_batch(kind, images[:1], alphas[:1], work_scale)
+            first = self._deep_batch(kind, images[:1], alphas[:1], work_scale, None if times is None else times[:1])
             layout = torch.channels_last if not first.is_contiguous() and first.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
             out = torch.empty((images.shape[0], *first.shape[1:]), dtype=first.dtype, memory_format=layout)  # as the batch's own
             out[:1].copy_(first)
             del first
             for i in range(1, images.shape[0]):
-                out[i : i + 1].copy_(self._deep_batch(kind, images[i : i + 1], alphas[i : i + 1], work_scale))
+                at = None if times is None else times[i : i + 1]
+                out[i : i + 1].copy_(self._deep_batch(kind, images[i : i + 1], alphas[i : i + 1], work_scale, at))
             return out
-        return self._deep_batch(kind, images, alphas, work_scale)
+        return self._deep_batch(kind, images, alphas, work_scale, times)
 
-    def _deep_batch(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, work_scale: int) -> torch.Tensor:
+    def _deep_batch(self, kind: str, images: torch.Tensor, alphas: torch.Tensor, work_scale: int,
+                    times: Optional[list[Optional[float]]] = None) -> torch.Tensor:  # fmt: skip
         """``_deep`` of the whole batch at once."""
         bits = self.bits
         fg = estimate_foreground(images, alphas, work_scale=work_scale) if self.foreground else None
@@ -159,18 +165,13 @@ class Compositor:
         if kind == "blur":
             return blur_background(images, alphas, self.blur_sigma, fg, work_scale=self.blur_work_scale, bits=bits)
         assert self.background is not None
-        return composite(images, alphas, self._background_frames(images.shape[0]), fg, bits=bits)
+        return composite(images, alphas, self._background_frames(images.shape[0], times), fg, bits=bits)
 
 
-    def _background_frames(self, n: int) -> torch.Tensor:
-        """The background of the next ``n`` frames being composited: each call takes the next ``n`` of ``__call__``'s
-        ``times`` (the deep path composites a batch a frame at a time)."""
+    def _background_frames(self, n: int, times: Optional[list[Optional[float]]]) -> torch.Tensor:
+        """The background of ``n`` frames at ``times`` (None: each the background's next)."""
         assert self.background is not None
-        times = getattr(self, "_times", None)
-        if times is None:
-            return self.background.frames(n)
-        self._times = times[n:]
-        return self.background.frames(n, times[:n])
+        return self.background.frames(n, times)
 
 
 def _rgb_of(rgba: torch.Tensor) -> torch.Tensor:

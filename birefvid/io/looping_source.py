@@ -43,6 +43,8 @@ class LoopingVideoSource:
         self._first: Optional[float] = None  # the time of the file's first frame: a loop starts there
         self._loop_start = 0.0  # where the current loop starts on the caller's clock
         self._period = 0.0  # a loop's length, once one has been played
+        self._played = 0  # frames shown of the loop under way
+        self._still = False  # a loop was one frame: that picture for good, the file not reopened at each step
 
     def _open(self) -> VideoFileSource:
         source = VideoFileSource(self.path, strict=False)
@@ -67,6 +69,8 @@ class LoopingVideoSource:
         """The frame shown ``seconds`` after the background started (its first frame at 0), by the video's own
         timestamps, looping at its end: a 60 fps background under 30 fps video plays at its speed, not half of it,
         and a variable frame rate one keeps its pauses. ``seconds`` should not go back (frames are decoded forward)."""
+        if self._still:
+            return self._shown[0]  # type: ignore[index]
         self._skip_loops(seconds)
         while True:  # each pass decodes a frame, starts a loop or returns
             if self._next is None:
@@ -76,10 +80,13 @@ class LoopingVideoSource:
                     raise SourceError(f"background video has no decodable frames: {self.path}")
                 if self._shown[1] + self._step > seconds - self._loop_start + _SLACK:  # the last frame's time is not up
                     return self._shown[0]
+                if self._played == 1:  # a one-frame video (a still GIF): reopened and decoded again at each of its steps
+                    self._still = True
+                    return self._shown[0]
                 self._period = self._shown[1] + self._step
                 self._loop_start += self._period
                 self._skip_loops(seconds)
-                self._shown = None
+                self._shown, self._played = None, 0
                 self._reopen()
                 self._next = self._timed_frame()
                 if self._next is None:
@@ -87,6 +94,7 @@ class LoopingVideoSource:
             if self._shown is not None and self._next[1] > seconds - self._loop_start + _SLACK:
                 return self._shown[0]
             self._shown, self._next = self._next, None
+            self._played += 1
 
     def _skip_loops(self, seconds: float) -> None:
         """Whole loops before ``seconds`` passed over, once a loop's length is known, rather than decoded (a long

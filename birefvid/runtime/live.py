@@ -186,6 +186,9 @@ def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
 
 # how often a model thread idling under --model-fps looks whether the run stopped
 STOP_CHECK_S = 0.05
+# a video --background moves on at most this much between two pictures composited over it: past it (an outage, a
+# while on blur) it resumes where it was; decoding the time in between froze the display (1.6 s after 25 s of a 360p one)
+BACKGROUND_GAP_S = 2.0
 
 
 class ModelPath:
@@ -412,7 +415,7 @@ def _apply(compositor: Optional[Compositor], image: np.ndarray, alpha: torch.Ten
     """``image`` composed with ``alpha`` by ``compositor``; None (effect ``none``) is the camera's picture as it is.
     ``coverage``: the picture's own alpha (uint8, None when opaque), which the matte is multiplied by, as in files:
     the black bars around a picture of another shape after a reconnect are transparent, whatever the model saw there.
-    ``at``: when the picture was captured (seconds), by which a video ``--background`` plays at its own speed."""
+    ``at``: the picture's time (seconds), by which a video ``--background`` plays at its own speed."""
     # the mask goes in at the model's size: the compositor upsamples it once, by OpenCV on the CPU
     # (torch's bilinear here cost ~2.8 ms a 720p frame), and its foreground estimate starts from it
     if compositor is None:  # effect "none" (the mask stays carried, for a switch back)
@@ -464,8 +467,10 @@ class LiveRunner:
         self.lost: Optional[BaseException] = None  # the source's failure, once its retries ran out
         self.final: dict[str, Any] = {}
 
-    def compose(self, cf: CapturedFrame, latest: LatestMask) -> np.ndarray:
-        """The picture for one frame: the newest mask carried to it along flow, then the effect."""
+    def compose(self, cf: CapturedFrame, latest: LatestMask, at: Optional[float] = None) -> np.ndarray:
+        """The picture for one frame: the newest mask carried to it along flow, then the effect. ``at``: the time it is
+        shown at (the output clock's, as recordings stamp it; None: when it was captured), by which a video
+        ``--background`` plays."""
         image = cf.frame.image
         compositor = self.effects.compositor  # read once: a switch from another thread shows from the next frame
         alpha = latest.alpha
@@ -479,13 +484,15 @@ class LiveRunner:
                 if carried is not None:
                     alpha = carried
         self._last_parts = (image, alpha, compositor, cf.frame.coverage)
-        return _apply(compositor, image, alpha, cf.frame.coverage, cf.captured)
+        return _apply(compositor, image, alpha, cf.frame.coverage, cf.captured if at is None else at)
 
     def _show(self, cf: CapturedFrame) -> None:
         latest = self.model.latest
         assert latest is not None
-        picture = self.compose(cf, latest)
+        # the background plays by the time the picture is stamped with, not by when it was captured: a file shown
+        # without --realtime goes as fast as the machine composes it, and its recording froze or raced the background
         t = self.clock.for_frame(cf.stream_time, time.monotonic())
+        picture = self.compose(cf, latest, t)
         if self.source.audio is not None:  # the connection's sound goes where its pictures go
             self.source.audio.set_offset(cf.generation, t - cf.stream_time)
         self.writer.deliver(_Delivery(picture, t, cf.captured, latest.captured, repeat=False))
@@ -786,6 +793,7 @@ def run_live_job(
     """
     from ..io.live_sinks import open_live_sinks
     from ..io.live_source import open_live_source
+    from ..compose.background import StreamBackground
     from .backgrounds import open_background
     from .file_job import resolved_settings, segmenter_for
     from .load_failure import loading_model
@@ -817,6 +825,8 @@ def run_live_job(
         if effect.background is not None:
             background = stack.enter_context(open_background(str(effect.background), (info.width, info.height), "cpu",
                                                              info.sample_aspect_ratio))  # fmt: skip
+            if isinstance(background, StreamBackground):  # a video: paused over an outage or a while on another effect
+                background.max_gap = BACKGROUND_GAP_S
         sinks = open_live_sinks(list(job.sinks), width=info.width, height=info.height, fps=fps, kind=EFFECT_PICTURE[effect.effect],
                                 overwrite=job.overwrite, preset=job.record_preset, audio=source.audio,
                                 segment_seconds=job.record_segment, sample_aspect_ratio=info.sample_aspect_ratio,
