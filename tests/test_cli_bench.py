@@ -261,15 +261,15 @@ def test_bench_offers_fp16_for_the_timed_path_only_not_for_the_fp32_reference(do
     """On CUDA in fp32, ``--precision fp16`` shrinks the timed path; the eager reference runs in fp32 whatever
     --precision says, so for it the advice was a flag that changes nothing (docs/speed.md promised it is not offered).
     The line's advice depends on the device's kind alone: this CPU segmenter is named a CUDA one, as no GPU is here."""
+    from birefvid.benchmark.model import _out_of_memory_said
     from birefvid.errors import cli_naming
-    from birefvid.runtime.segmenter import Segmenter
+    from birefvid.runtime.segmenter import DeviceOutOfMemory, Segmenter
 
     seg = Segmenter(module=torch.nn.Identity(), resolution=128, device="cpu", precision="fp32", backend="torch")
     seg.device = torch.device("cuda", 0)
-    try:
-        torch.empty(1 << 55, dtype=torch.uint8)  # torch's own allocator failing, real
-    except RuntimeError as exc:
-        with cli_naming():
-            line = str(seg.out_of_memory(exc, torch.Size((2, 3, 72, 96)), doing, fixed_precision))
+    with cli_naming(), pytest.raises(DeviceOutOfMemory) as raised:
+        with _out_of_memory_said(seg, torch.Size((2, 3, 72, 96)), doing, fixed_precision):  # as bench's timing loops say it
+            torch.empty(1 << 55, dtype=torch.uint8)  # torch's own allocator failing, real
+    line = str(raised.value)
     assert line.startswith(f"cuda:0 ran out of memory {doing} on 2 frames at 128x128 (")
     assert line.endswith(f"); {advice}")
