@@ -20,7 +20,7 @@ from birefvid.errors import ConfigError, SourceError
 from birefvid.io import open_source
 from birefvid.io.trim import TrimmedSource, parse_time, shift_timecode
 from birefvid.job import FileJob
-from live_media import flash_and_tone, make_flash_clip
+from live_media import flash_and_tone, flash_and_tone_onsets, make_flash_clip
 from media import add_subtitles, audio_duration, chapter_marks, make_video, merge_audio, read_alpha, shift_timestamps, subtitle_cues
 from process_fixtures import decoded_times, interior, make_scene, max_err, partial_leftovers, red_key_segmenter, scene_frame, true_mask
 from system_tools import need_binary
@@ -274,3 +274,41 @@ def test_an_audio_track_silent_in_the_part_kept_is_named_in_a_warning(tmp_path, 
     caplog.clear()
     process_video(both, tmp_path / f"whole{Path(out_name).suffix}", kind=kind, segmenter=seg, smooth="none")
     assert not [r for r in caplog.records if "no sound" in r.getMessage()]  # the whole take: both tracks have sound
+
+
+
+def _decoded_sound(path: Path) -> tuple[float, int, np.ndarray]:
+    """(the first decoded sample's time, the rate, the mono samples) of ``path``'s sound, as PyAV (libavformat,
+    edit lists honoured) decodes it."""
+    with av.open(str(path)) as c:
+        decoded = list(c.decode(audio=0))
+        rate = c.streams.audio[0].codec_context.sample_rate
+    return float(decoded[0].pts * decoded[0].time_base), rate, np.concatenate([f.to_ndarray().mean(axis=0) for f in decoded])
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mov", ".mkv", ".webm"])
+def test_sound_cut_mid_packet_starts_with_the_picture(tmp_path, seg, ext):
+    """--start 1.5 (first frame 1.52 s) falls a quarter into an AAC packet (1024 samples at 48 kHz: 1.5147-1.5360 s).
+    MOV/MP4 keep that packet and 0.1 s before it (the decoder's pre-roll) behind their edit list, as `ffmpeg -ss -c copy`
+    does: the sound plays from 0, sample for sample the source's from 1.52 s. It started at the next packet, 16 ms late,
+    its first 21 ms faded in. Matroska, without an edit list, still starts at that packet, in step. WebM re-encodes to
+    Opus the same packets' sound from 0 (it started 17 ms late). Either way the tone that starts with the flash at 2.0 s
+    starts with it, to the millisecond."""
+    clip = make_flash_clip(tmp_path / "flash.mp4", seconds=3.0, flash=[(1.0, 1.7), (2.0, 2.5)], size=(64, 48))
+    out = tmp_path / f"part{ext}"
+    process_video(clip, out, kind="blur", segmenter=seg, smooth="none", start=1.5, end=2.3)
+    source_start, rate, source = _decoded_sound(clip)
+    assert source_start == 0 and rate == 48000
+    start, _, sound = _decoded_sound(out)
+    cut = round(1.52 * rate)  # the output's 0 in the source's sound, where the tone plays
+    if ext == ".mkv":
+        assert 0 < start < 1024 / rate  # the first packet that starts after the cut
+        at = round(start * rate) + 1024  # that packet is decoded without the one before: compared from the next
+        assert np.abs(sound[1024 : 1024 + 4800] - source[cut + at : cut + at + 4800]).max() < 1e-3
+    else:
+        assert start == 0
+        lossy = 0.1 if ext == ".webm" else 1e-3  # Opus's re-encoding (0.05 here) or the copy (0)
+        assert np.abs(sound[:4800] - source[cut : cut + 4800]).max() < lossy  # the first 0.1 s, from the first sample
+    flashes, tones = flash_and_tone_onsets(out)
+    assert [t for _, t in flashes] == [pytest.approx(0.48)]
+    assert tones[-1] == pytest.approx(0.48, abs=0.001)

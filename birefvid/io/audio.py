@@ -64,6 +64,18 @@ _PCM_SILENCE = {"pcm_u8": b"\x80", "pcm_alaw": b"\xd5", "pcm_mulaw": b"\xff"}
 # there would play before the picture; all but the last such packet (AAC's priming, the decoder's pre-roll) are left out
 _NO_EDIT_LIST = frozenset({"matroska", "webm"})
 
+# muxers whose edit list trims a copied track's start to the sample: a time range's sound (``--start``) keeps the packet
+# the cut falls in and, as the decoder's pre-roll, those of the ``PREROLL_S`` before it, all at negative times, which the
+# muxer's edit list hides, as `ffmpeg -ss T -c copy` does. The track then plays from the output's first instant, its first
+# sounds decoded whole; cut at the first packet after the cut, it began up to a packet (21 ms of AAC, 32 ms of AC-3) late,
+# its first packets decoded without those before (AAC's first 21 ms faded in, MP3's first 47 ms silent: its bit
+# reservoir and filter bank start empty). Matroska, which has no edit list, keeps that cut. Re-encoded sound decodes the
+# same packets and drops what lies before 0 itself, in every container
+_TRIMS_START = frozenset({"mov", "mp4"})
+# seconds of packets before a cut kept as the decoder's pre-roll: Opus asks for 80 ms (RFC 7845), MP3's bit reservoir and
+# filter bank reach back two or three frames (70 ms at 48 kHz), AAC's and AC-3's overlap one
+PREROLL_S = 0.1
+
 # the usual layout for each channel count (Vorbis/Opus order), for sources whose own layout an encoder refuses
 _SURROUND = {3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
@@ -178,6 +190,20 @@ def silent_frame(fmt: str, layout: str, rate: int, samples: int) -> av.AudioFram
     return silent
 
 
+def frame_tail(frame: av.AudioFrame, skip: int) -> av.AudioFrame:
+    """``frame`` without its first ``skip`` samples (fewer than it holds), in a copy whose pts moves with them."""
+    size = frame.format.bytes * (1 if frame.format.is_planar else len(frame.layout.channels))
+    tail = av.AudioFrame(format=frame.format.name, layout=frame.layout, samples=frame.samples - skip)
+    for source, target in zip(real_planes(frame), real_planes(tail)):
+        kept = bytes(memoryview(source)[skip * size : frame.samples * size])
+        target.update(kept + bytes(target.buffer_size - len(kept)))
+    tail.sample_rate = frame.sample_rate
+    if frame.pts is not None and frame.time_base:
+        tail.time_base = frame.time_base
+        tail.pts = frame.pts + round(Fraction(skip, frame.sample_rate) / frame.time_base)
+    return tail
+
+
 def _pcm_block(codec: str, channels: int) -> int:
     """Bytes a sample frame of PCM ``codec`` takes (all its channels); 0 for any other codec."""
     if not codec.startswith("pcm_"):
@@ -218,6 +244,7 @@ class AudioTrack(InterleavedPackets):
         self._jumped = False  # a jump of the sound's clock past the pictures was warned of
         self._src_name = shown_url(str(src))  # a URL's password or token stays out of messages
         self._preroll: Optional[av.Packet] = None  # copied into Matroska: the last packet an edit list hides, held
+        self._lead: list[av.Packet] = []  # copied into MOV/MP4 with a window: the packets of PREROLL_S before it, held
         self._number, self._muxer, self._sent = index + 1, muxer, 0  # packets (copied) or frames (re-encoded) given out
         try:
             self._in = open_media(src)
@@ -253,7 +280,29 @@ class AudioTrack(InterleavedPackets):
         self._encoder = add_audio_encoder(self._out, codec, src.sample_rate or 48000, src.layout, self._src_name)
         return self._encoder
 
+    def _starts_in_window(self, packet: av.Packet, t: float) -> bool:
+        """Also keeps, re-encoded or copied into MOV/MP4 (``_TRIMS_START``), the packet the window's start falls in; the one
+        before it is held as the pre-roll with those of ``PREROLL_S`` before it (copied PCM needs none), muxed (or decoded)
+        before the first packet kept."""
+        if super()._starts_in_window(packet, t):
+            return True
+        if not ((not self.copy or self._muxer in _TRIMS_START) and self._sent == 0 and packet.duration):
+            return False
+        assert self._window is not None
+        if t + float(packet.duration * packet.time_base) > self._window.start + 1e-9:
+            return True  # the cut falls in it: the edit list hides its part before 0
+        if not self._pcm_block:
+            self._lead.append(packet)
+            while len(self._lead) > 1 and self._time(self._lead[1]) <= t - PREROLL_S + 1e-9:
+                del self._lead[0]
+        return False
+
     def _mux(self, packet: av.Packet) -> None:
+        lead, self._lead = self._lead, []
+        for held in lead:
+            assert self._window is not None
+            self._move(held, self._window.ticks(held.time_base))
+            self._mux_shown(held)
         if self.copy and packet.is_discard and self._muxer in _NO_EDIT_LIST:
             self._preroll = packet  # hidden by the source's edit list: only the last one is kept, as the decoder's pre-roll
             return
@@ -280,6 +329,11 @@ class AudioTrack(InterleavedPackets):
             return
         for frame in frames:
             known = frame.pts is not None and frame.time_base
+            if known and self._window is not None and frame.pts < 0:  # the pre-roll, and the cut packet's part before 0
+                skip = round(-frame.pts * frame.time_base * frame.sample_rate)
+                if skip >= frame.samples:
+                    continue
+                frame = frame_tail(frame, skip)
             if self._next_sample is None:  # start where the source's audio starts
                 self._next_sample = round((frame.pts * frame.time_base if known else 0) * frame.sample_rate)
                 assert self._encoder is not None
