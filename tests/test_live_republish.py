@@ -545,3 +545,82 @@ def test_after_a_check_found_the_port_refused_the_next_try_opens_the_stream_itse
         if receiver is not None:
             end_process(receiver)
     assert _received(tmp_path) >= 10 and sink.taken, (tmp_path / "ffmpeg.log").read_text()[-500:]
+
+
+# an RTSP server that answers OPTIONS and never ANNOUNCE, in a process of its own (PyAV's open holds this one's
+# lock, so a server thread here could not answer the OPTIONS PyAV sends first): argv port, log of each ANNOUNCE's time
+HALF_HUNG_SERVER = """
+import socket, sys, threading, time
+port, log = int(sys.argv[1]), open(sys.argv[2], "a", buffering=1)
+def answer(conn):
+    while True:
+        try:
+            data = conn.recv(4096)
+        except OSError:
+            return
+        if not data:
+            return
+        if data.startswith(b"ANNOUNCE "):
+            log.write(f"{time.monotonic()}\\n")  # and never answered
+        elif data.startswith(b"OPTIONS "):
+            cseq = next(line for line in data.split(b"\\r\\n") if line.lower().startswith(b"cseq:")).split(b":")[1].strip()
+            conn.sendall(b"RTSP/1.0 200 OK\\r\\nCSeq: " + cseq + b"\\r\\nPublic: OPTIONS, ANNOUNCE, SETUP, RECORD\\r\\n\\r\\n")
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", port))
+server.listen(16)
+while True:
+    threading.Thread(target=answer, args=(server.accept()[0],), daemon=True).start()
+"""
+
+
+def test_a_server_that_answers_options_but_hangs_on_the_publish_is_reopened_seldom(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An RTSP server that answers OPTIONS and never ANNOUNCE (a proxy that answers for itself while its upstream is
+    gone; a server stuck past its handshake) passes the plain-socket check, so each reopening opened the stream in
+    PyAV again and waited its 2 s timeout holding Python's lock: 14.9 s of a 25 s outage frozen (7 reopenings). Once
+    the check passed and the open after it still waited, reopenings are UNTOLD_REOPEN_EVERY_S apart. Counted at the
+    server: after the first checked reopening, no other ANNOUNCE within 7 s (they came every 4-5 s). Load only
+    spaces the tries further."""
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_sinks import open_live_sink
+
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/out"
+    receiver = ffmpeg_rtsp_receiver(url, tmp_path, W, H)
+    log = tmp_path / "announces.txt"
+    log.write_text("")
+    picture = np.zeros((H, W, 3), np.uint8)
+
+    def announces() -> list[float]:
+        return [float(line) for line in log.read_text().split()]
+
+    caplog.set_level(logging.WARNING, logger="birefvid.io.republish")
+    server = None
+    try:
+        wait_for(lambda: listening(port), 20, "the receiver listening")
+        sink = open_live_sink(url, width=W, height=H, fps=24, kind="rgb")
+        try:
+            for i in range(24):
+                sink.send(picture, i / 24)
+                time.sleep(1 / 24)
+            end_process(receiver)  # the server goes away; a half-hung one takes its port
+            server = subprocess.Popen([sys.executable, "-c", HALF_HUNG_SERVER, str(port), str(log)])
+            i = 24
+            deadline = time.monotonic() + 60  # generous: a loaded box; the first two come within about 7 s
+            while (len(announces()) < 2 and time.monotonic() < deadline) or (announces()[1:] and time.monotonic() < announces()[1] + 7):
+                sink.send(picture, i / 24)
+                i += 1
+                time.sleep(1 / 24)
+        finally:
+            sink.abort()
+    finally:
+        end_process(receiver)
+        if server is not None:
+            end_process(server)
+    assert len(announces()) == 2, announces()  # PyAV's first reopening, then the one after the check passed; not a third yet
+    assert "answers but does not take the stream" in caplog.text, caplog.text

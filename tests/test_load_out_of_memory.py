@@ -135,10 +135,13 @@ CUDA_SAID = [
     (RuntimeError, "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
     (getattr(torch, "AcceleratorError", RuntimeError), "CUDA error: out of memory\nCUDA kernel errors might be asynchronously "
                                                        "reported at some other API call, so the stacktrace below might be incorrect."),
+    # cuDNN 9 (torch's wheels) names no ALLOC_FAILED: cudnnGetErrorString's words for its handle or workspace on a full
+    # card, through AT_CUDNN_CHECK (the strings of libcudnn_graph.so.9 hold them); a conv model's first call makes the handle
+    (RuntimeError, "cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED"),
 ]
 
 
-@pytest.mark.parametrize(("kind", "said"), CUDA_SAID, ids=["cublas-alloc-failed", "cuda-error-out-of-memory"])
+@pytest.mark.parametrize(("kind", "said"), CUDA_SAID, ids=["cublas-alloc-failed", "cuda-error-out-of-memory", "cudnn9-device-allocation-failed"])
 def test_cuda_libraries_running_out_of_memory_is_the_one_line_too(kind, said):
     """These ended a GPU run in torch's traceback, exit 1, where the allocator's own out-of-memory was one line with
     advice. No GPU here: the model raises them as torch does (the same type, the same words)."""
@@ -154,6 +157,7 @@ def test_cuda_libraries_running_out_of_memory_is_the_one_line_too(kind, said):
         seg(np.zeros((48, 80, 3), np.uint8))
     assert f"({said.splitlines()[0]})" in str(raised.value) and "\n" not in str(raised.value)
     assert not is_out_of_memory(RuntimeError("CUDA error: CUBLAS_STATUS_NOT_SUPPORTED when calling `cublasGemmEx(...)`"))
+    assert not is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous input."))
     assert memory_said(kind(said)) == said.splitlines()[0]
 
 
@@ -174,6 +178,10 @@ ORT_ARENA = ("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned whil
 ORT_CUDA = ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node. Name:'node_conv2d' "
             "Status Message: CUDA error cudaErrorMemoryAllocation:out of memory ; CUDA failure 2: out of memory ; GPU=0 ; hostname=box ; "
             "file=/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_allocator.cc ; line=52 ; expr=cudaMalloc((void**)&p, size);")  # fmt: skip
+# cuda_call.cc's line for a cuDNN 9 call on a full card (cudnn_graph_v9.h: 4004, CUDNN_STATUS_ALLOC_FAILED is gone from its words)
+ORT_CUDNN = ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node. Name:'node_conv2d' "
+             "Status Message: CUDNN failure 4004: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED ; GPU=0 ; hostname=box ; "
+             "file=/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_execution_provider.cc ; line=178 ; expr=cudnnCreate(&cudnn_handle_);")  # fmt: skip
 
 
 @pytest.fixture()
@@ -196,8 +204,9 @@ def onnxruntime_runs_fail(monkeypatch):
 @pytest.mark.parametrize(
     ("kind", "said", "gist"),
     [("Fail", ORT_ARENA, "Failed to allocate memory for requested buffer of size 419430400"),
-     ("RuntimeException", ORT_CUDA, "CUDA failure 2: out of memory")],
-    ids=["arena", "cuda"],
+     ("RuntimeException", ORT_CUDA, "CUDA failure 2: out of memory"),
+     ("RuntimeException", ORT_CUDNN, "CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED")],
+    ids=["arena", "cuda", "cudnn9"],
 )  # fmt: skip
 def test_onnxruntime_running_out_of_memory_is_one_line_with_advice(kind, said, gist, tmp_path, capsys, pvt_b0_weights, onnxruntime_runs_fail):
     """ONNX Runtime's out-of-memory (its own exception class, the allocator's words in a status message) was a

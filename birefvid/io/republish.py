@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 REOPEN_EVERY_S = 3.0  # the longest wait between two reopening attempts
 SLOW_OPEN_S = 0.5  # an attempt that took longer than this to fail waited on the network, holding Python's lock
 REOPEN_TIMEOUT_S = 2.0  # a reopening's network timeout (the first connection's is 5 s): the most it can freeze the others
+# between reopenings of a server that passes the socket check but still does not take the stream (an RTSP server that
+# answers OPTIONS and hangs on ANNOUNCE or SETUP): each of them freezes the run for REOPEN_TIMEOUT_S, so they are spaced
+# out, a 2 s freeze in 15 s instead of in every 3-5 s (measured: 14.9 s of a 25 s outage frozen, 7 reopenings)
+UNTOLD_REOPEN_EVERY_S = 15.0
 QUEUE_PICTURES = 4  # pictures a stream may fall behind the others before its oldest waiting one is skipped
 # how long close() lets the stream's thread send what waits; a thread still blocked then is writing to
 # a receiver that stopped reading (an RTSP muxer retries each packet for its 5 s timeout, forever): the
@@ -74,6 +78,9 @@ class RepublishingSink(LiveSink):
         self._open_stream = reopen_stream or open_stream
         self._reachable = reachable
         self._slow = False  # the last attempt waited on the network before it failed
+        # the socket check passed and the open after it still waited (the server answers the check, not the stream):
+        # the check cannot tell this outage, so reopenings are spaced UNTOLD_REOPEN_EVERY_S apart; when the last one failed
+        self._untold: Optional[float] = None
         # a reopening costs a socket connect (see ``reachable``): try every few seconds, so a restarted
         # server gets the stream back at once, not up to 10 s later as a lost source would
         self._policy = policy or Backoff(initial=0.5, maximum=REOPEN_EVERY_S)
@@ -246,14 +253,20 @@ class RepublishingSink(LiveSink):
         try:
             return self._try_open()
         except SinkError as e:  # the report's last error is the last try's: a server down at the start that came up
-            self.last_error = str(e)  # refusing the stream said "Connection refused" to the end
+            if not isinstance(e, _EndedMeanwhile):  # refusing the stream said "Connection refused" to the end
+                self.last_error = str(e)
             raise
 
     def _try_open(self) -> LiveSink:
         # only after an attempt that waited (a host that does not answer) is the socket asked first:
         # a refused connection fails at once anyway, and a player or ffmpeg listening for a single
         # connection would take the check's connection for the stream and hang up
+        checked = False
         if self._reachable is not None and self._slow:
+            if self._untold is not None:  # waited here, on this thread, without Python's lock; a stop ends the wait
+                self._stop.wait(self._untold + UNTOLD_REOPEN_EVERY_S - time.monotonic())
+                if self._stop.is_set():
+                    raise _EndedMeanwhile(f"{self._name}: the run ended before the next reopening")
             asked = time.monotonic()
             try:
                 self._reachable()
@@ -262,13 +275,27 @@ class RepublishingSink(LiveSink):
                 # nothing listens). Asked at every try, the check's connection was the first a player started meanwhile
                 # took (ffmpeg -listen, OBS's tcp:// source): it took it for the stream, found it empty and quit
                 self._slow = time.monotonic() - asked > SLOW_OPEN_S
+                self._untold = None  # the check tells this outage: it is asked as often as before
                 raise
+            except SinkError:
+                self._untold = None
+                raise
+            checked = True
         started = time.monotonic()
         try:
-            return self._open_stream()
+            sink = self._open_stream()
         except SinkError:
             self._slow = time.monotonic() - started > SLOW_OPEN_S
+            if self._slow and checked:
+                if self._untold is None:
+                    log.warning("%s: the server answers but does not take the stream, and each try holds up the run for up to "
+                                "%g s: trying every %g s while it does not", self._name, REOPEN_TIMEOUT_S, UNTOLD_REOPEN_EVERY_S)  # fmt: skip
+                self._untold = time.monotonic()
+            else:
+                self._untold = None
             raise
+        self._untold = None
+        return sink
 
     def _finish(self, close: bool) -> None:
         with self._wake:
@@ -310,6 +337,10 @@ class RepublishingSink(LiveSink):
 
     def _abort(self) -> None:
         self._finish(close=False)
+
+
+class _EndedMeanwhile(SinkError):
+    """The run ended while a reopening waited its turn: no try was made (the report keeps the last try's error)."""
 
 
 class Unreachable(SinkError):
