@@ -75,6 +75,11 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
                     "it" if len(unread) == 1 else "them")  # fmt: skip
     if not images:
         kinds = ", ".join(sorted(extensions))
+        if not is_glob(text) and Path(text).suffix.lower() in VIDEO_EXTENSIONS - IMAGE_EXTENSIONS - {".gif"}:
+            # a folder named like a video (an unpacked download, a camera card's folder): "no images found" alone read
+            # as if the video had been looked into for pictures
+            raise SourceError(f"{text} is a folder, not a video, and holds no images (a folder is read as an image "
+                              f"sequence: expected files ending in {kinds})")  # fmt: skip
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
 
