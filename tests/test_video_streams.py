@@ -135,7 +135,23 @@ def test_live_says_it_carries_the_first_of_several_audio_tracks(two_audio_tracks
     with av.open(str(out)) as c:
         assert len(c.streams.audio) == 1  # live mode carries one track
     said = [r.getMessage() for r in caplog.records if "audio tracks" in r.getMessage()]
-    assert said == [f"{two_audio_tracks} has 2 audio tracks; recordings and streams carry the first (Mic) only "
+    assert said == [f"{two_audio_tracks} has 2 audio tracks; recordings and streams carry the first (Mic, eng, default) only "
+                    "(birefvid process keeps them all)"], said
+
+
+def test_live_carries_the_audio_track_flagged_default(tmp_path, caplog):
+    """A film with its English track first and its French one flagged default (the one players play) was recorded
+    by `live --source` with the English sound: the first track was taken, the default flag unread."""
+    clip = make_video(tmp_path / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    other = make_video(tmp_path / "other.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    film = merge_audio(clip, [other], tmp_path / "film.mkv", ["eng", "fra"], default=1, titles=["English", "Français"])
+    out = tmp_path / "session.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert main(["live", "--source", str(film), "--effect", "green", "--sink", str(out), *FAST_MODEL[:-1]]) == 0
+    with av.open(str(out)) as c:
+        assert [t.metadata.get("language") for t in c.streams.audio] == ["fra"]
+    said = [r.getMessage() for r in caplog.records if "audio tracks" in r.getMessage()]
+    assert said == [f"{film} has 2 audio tracks; recordings and streams carry #1 (Français, fra, default) only "
                     "(birefvid process keeps them all)"], said
 
 
