@@ -155,6 +155,24 @@ def test_live_carries_the_audio_track_flagged_default(tmp_path, caplog):
                     "(birefvid process keeps them all)"], said
 
 
+def test_live_says_a_source_files_subtitles_are_not_carried(tmp_path, caplog):
+    """`live --source film.mkv --sink rec.mkv` left the film's subtitle track out of the recording without a word,
+    where a data stream and a second audio track are each named in a warning; said once, not at each --loop pass."""
+    clip = make_video(tmp_path / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    (tmp_path / "s.srt").write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
+    film = tmp_path / "film.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-i", str(tmp_path / "s.srt"), "-map", "0", "-map", "1",
+                    "-c", "copy", "-c:s", "srt", str(film)], check=True)  # fmt: skip
+    out = tmp_path / "session.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert main(["live", "--source", str(film), "--loop", "--duration", "2", "--effect", "green", "--sink", str(out),
+                     *FAST_MODEL[:-1]]) == 0  # fmt: skip
+    with av.open(str(out)) as c:
+        assert not c.streams.subtitles
+    said = [r.getMessage() for r in caplog.records if "subtitle" in r.getMessage()]
+    assert said == [f"{film} has 1 subtitle track, which recordings and streams do not carry (birefvid process keeps them)"], said
+
+
 def test_live_recordings_carry_the_audio_tracks_language_and_title(tmp_path):
     """A German commentary track ("deu", "Kommentar") came out of `live --sink talk.mkv` untagged, where `process`
     keeps both: recordings now carry the chosen track's language and title (MP4 its title as the track's name)."""

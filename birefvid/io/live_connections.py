@@ -374,7 +374,7 @@ class FileConnection:
     """A pass over a video file through the file decoder (same rotation, colour and damage rules), or
     over an animated WebP through Pillow (FFmpeg decodes still WebP only), as ``birefvid process`` reads them.
 
-    With ``audio``, the file's first audio track is read alongside from a second reader, up to each
+    With ``audio``, the file's audio track flagged default (else its first) is read alongside from a second reader, up to each
     published picture's time (plus ``_AUDIO_AHEAD``), and handed to ``on_audio``.
     """
 
@@ -386,6 +386,11 @@ class FileConnection:
         self._source: Source = (AnimatedWebPSource(path) if animated else
                                 VideoFileSource(path, deinterlace=deinterlace, video_stream=video_stream, input_colors=input_colors))  # fmt: skip
         self.info = self._source.info
+        container = getattr(self._source, "_container", None)
+        subtitles = len(container.streams.subtitles) if container is not None else 0
+        if subtitles and first_time_about_file(path, "live subtitles"):  # left out of recordings without a word
+            log.warning("%s has %d subtitle track%s, which recordings and streams do not carry (birefvid process keeps them)",
+                        path, subtitles, "" if subtitles == 1 else "s")  # fmt: skip
         self.on_audio: Optional[AudioOut] = None
         self.audio_format: Optional[tuple[int, str]] = None
         self.audio_tags: dict[str, str] = {}
