@@ -221,6 +221,18 @@ def test_process_says_a_data_stream_is_left_out(tmp_path, caplog):
     assert len(said) == 1 and said[0].startswith(f"{source} has data stream #2 (klv), which no output carries"), said
 
 
+def test_live_says_a_data_stream_is_left_out_without_claiming_subtitles(tmp_path, caplog):
+    """In `live --source`, whose recordings carry no subtitles, the data-stream warning said "birefvid keeps video,
+    audio, subtitles and chapters": it now names `birefvid process` as what keeps them."""
+    source = write_klv_ts(tmp_path / "drone.ts")
+    with caplog.at_level(logging.WARNING):
+        assert main(["live", "--source", str(source), "--effect", "green", "--sink", str(tmp_path / "rec.mkv"),
+                     *FAST_MODEL[:-1]]) == 0  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "data stream" in r.getMessage()]
+    assert said == [f"{source} has data stream #2 (klv), which no output carries (birefvid process keeps video, audio, "
+                    "subtitles and chapters; `ffmpeg -map` can copy it from the source into the result)"], said
+
+
 def test_a_timecode_track_is_no_loss(tmp_path, caplog):
     source = make_video(tmp_path / "camera.mov", n_frames=FRAMES, size=MAIN, fps=10, timecode="01:00:00:00").path
     out = tmp_path / "out.mov"
