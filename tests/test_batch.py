@@ -632,6 +632,24 @@ def test_damaged_videos_are_refused_before_any_work_as_process_refuses_them(clip
     assert not (tmp_path / "o2" / "cut.mkv").exists()
 
 
+def test_a_too_small_video_is_unreadable_before_any_work(clips, tmp_path, capsys):
+    """A 2x2 clip in a folder was planned, its chunk ran and failed on "is 2x2 pixels", and the summary counted it
+    "damaged midway"; its header says its size, so it is now refused as process refuses it, before any work."""
+    folder, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "p.jsonl"
+    folder.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=2x2:r=10:d=0.5", "-c:v", "ffv1",
+                    str(folder / "dot.mkv")], check=True)  # fmt: skip
+    (folder / "a.mp4").write_bytes(clips["inputs"][1].read_bytes())
+    code = batch(str(folder), "--output-dir", str(out), "--output", "mask", "--progress-json", str(log))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("birefvid: error: 1 of 2 inputs were skipped (1 not a readable video): "), err[-1]
+    ev = events(log)
+    assert [(Path(e["input"]).name, e["error"]) for e in ev if e["event"] == "video_unreadable"] == [
+        ("dot.mkv", f"{folder / 'dot.mkv'} is 2x2 pixels; birefvid needs at least 8x8")]
+    assert [e["video"] for e in ev if e["event"] == "chunk_done"] == ["a.mkv"]
+    assert sorted(p.name for p in out.iterdir()) == [".birefvid-batch", "a.mkv"]
+
+
 def test_a_folder_leaves_out_hidden_files_and_the_batchs_own_outputs(clips, tmp_path, capsys, caplog):
     """Outputs written beside the inputs are not inputs on the rerun (clip.mov would clash with
     clip.mp4's output), nor are macOS' ._clip.mp4 forks; subfolders are named as not searched."""

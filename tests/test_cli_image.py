@@ -975,6 +975,30 @@ def test_a_broken_picture_is_one_line_that_says_why(tmp_path, capfd):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no cut-out, no temporary file
 
 
+def test_a_video_under_a_pictures_name_is_one_line_that_says_so(tmp_path, capfd):
+    """A clip saved or renamed as a picture (an MP4 as ``frame.png``, a Matroska as ``still.jpg``) was "X is not a
+    readable image", with no word of why: now the line names the video container and points at ``process``."""
+    for name, fmt in (("frame.png", "mp4"), ("still.jpg", "matroska")):
+        clip = tmp_path / name
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=64x48:r=5:d=0.4", "-c:v", "libx264",
+                        "-pix_fmt", "yuv420p", "-f", fmt, str(clip)], check=True)  # fmt: skip
+        code = main(["image", str(clip), "-o", str(tmp_path / "cut.png"), "--model", "tiny", "-q"])
+        lines = capfd.readouterr().err.strip().splitlines()
+        kind = "MP4/MOV" if fmt == "mp4" else "Matroska/WebM"
+        assert code == 2 and lines == [f"birefvid: error: {clip} is not a readable image (it holds a video ({kind}), not a "
+                                       "picture: cut videos with `birefvid process`)"], lines  # fmt: skip
+        assert not (tmp_path / "cut.png").exists()
+
+
+def test_a_heic_brand_is_no_video():
+    """HEIC and AVIF share MP4's ``ftyp`` box: a damaged one is no video under a picture's name."""
+    from birefvid.io.image_source import unreadable_reason
+
+    for brand in (b"heic", b"mif1", b"avif"):
+        assert "video" not in (unreadable_reason(b"\x00\x00\x00\x18ftyp" + brand + b"\x00" * 64) or "")
+    assert "MP4/MOV" in unreadable_reason(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64)
+
+
 def _huge_png(path: Path, side: int = 40000) -> Path:
     """A valid 1-bit PNG of side x side pixels in a few hundred KB: 1.6 gigapixels, over OpenCV's 2^30."""
     import struct

@@ -701,6 +701,23 @@ def test_a_file_or_folder_named_with_glob_characters_is_itself_not_a_pattern(tmp
         assert len(list(src)) == 2
 
 
+def test_a_folder_named_like_a_video_is_said_to_be_a_folder(tmp_path, capfd):
+    """`process talk.mp4` where talk.mp4 is an (empty) folder said 'no images found in talk.mp4', as if the video had
+    been searched for pictures; `live --source` already said it was a folder. Nothing is written."""
+    from birefvid.cli import main
+
+    (tmp_path / "talk.mp4").mkdir()
+    out = tmp_path / "cut.mkv"
+    assert main(["process", str(tmp_path / "talk.mp4"), "-o", str(out), "--model", "tiny", "-q"]) == 2
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"birefvid: error: {tmp_path / 'talk.mp4'} is a folder, not a video, "
+                                                   "and holds no images"), lines  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.mp4"]
+    (tmp_path / "shots").mkdir()  # a folder with no video's name keeps the plain line
+    with pytest.raises(SourceError, match=r"^no images found in .*shots"):
+        open_source(tmp_path / "shots")
+
+
 def test_image_sequence_gray_natural_order(tmp_path):
     make_images(tmp_path / "s", n=3, mode="L", names=["f2.png", "f10.png", "f1.png"])
     with ImageSequenceSource(tmp_path / "s") as src:

@@ -135,8 +135,42 @@ def test_live_says_it_carries_the_first_of_several_audio_tracks(two_audio_tracks
     with av.open(str(out)) as c:
         assert len(c.streams.audio) == 1  # live mode carries one track
     said = [r.getMessage() for r in caplog.records if "audio tracks" in r.getMessage()]
-    assert said == [f"{two_audio_tracks} has 2 audio tracks; recordings and streams carry the first (Mic) only "
+    assert said == [f"{two_audio_tracks} has 2 audio tracks; recordings and streams carry the first (Mic, eng, default) only "
                     "(birefvid process keeps them all)"], said
+
+
+def test_live_carries_the_audio_track_flagged_default(tmp_path, caplog):
+    """A film with its English track first and its French one flagged default (the one players play) was recorded
+    by `live --source` with the English sound: the first track was taken, the default flag unread."""
+    clip = make_video(tmp_path / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    other = make_video(tmp_path / "other.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    film = merge_audio(clip, [other], tmp_path / "film.mkv", ["eng", "fra"], default=1, titles=["English", "Français"])
+    out = tmp_path / "session.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert main(["live", "--source", str(film), "--effect", "green", "--sink", str(out), *FAST_MODEL[:-1]]) == 0
+    with av.open(str(out)) as c:
+        assert [t.metadata.get("language") for t in c.streams.audio] == ["fra"]
+    said = [r.getMessage() for r in caplog.records if "audio tracks" in r.getMessage()]
+    assert said == [f"{film} has 2 audio tracks; recordings and streams carry #1 (Français, fra, default) only "
+                    "(birefvid process keeps them all)"], said
+
+
+def test_live_says_a_source_files_subtitles_are_not_carried(tmp_path, caplog):
+    """`live --source film.mkv --sink rec.mkv` left the film's subtitle track out of the recording without a word,
+    where a data stream and a second audio track are each named in a warning; said once, not at each --loop pass."""
+    clip = make_video(tmp_path / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    (tmp_path / "s.srt").write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
+    film = tmp_path / "film.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-i", str(tmp_path / "s.srt"), "-map", "0", "-map", "1",
+                    "-c", "copy", "-c:s", "srt", str(film)], check=True)  # fmt: skip
+    out = tmp_path / "session.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert main(["live", "--source", str(film), "--loop", "--duration", "2", "--effect", "green", "--sink", str(out),
+                     *FAST_MODEL[:-1]]) == 0  # fmt: skip
+    with av.open(str(out)) as c:
+        assert not c.streams.subtitles
+    said = [r.getMessage() for r in caplog.records if "subtitle" in r.getMessage()]
+    assert said == [f"{film} has 1 subtitle track, which recordings and streams do not carry (birefvid process keeps them)"], said
 
 
 def test_live_recordings_carry_the_audio_tracks_language_and_title(tmp_path):
@@ -185,6 +219,18 @@ def test_process_says_a_data_stream_is_left_out(tmp_path, caplog):
     assert shape(out) == (MAIN, FRAMES)
     said = [r.getMessage() for r in caplog.records if "data stream" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"{source} has data stream #2 (klv), which no output carries"), said
+
+
+def test_live_says_a_data_stream_is_left_out_without_claiming_subtitles(tmp_path, caplog):
+    """In `live --source`, whose recordings carry no subtitles, the data-stream warning said "birefvid keeps video,
+    audio, subtitles and chapters": it now names `birefvid process` as what keeps them."""
+    source = write_klv_ts(tmp_path / "drone.ts")
+    with caplog.at_level(logging.WARNING):
+        assert main(["live", "--source", str(source), "--effect", "green", "--sink", str(tmp_path / "rec.mkv"),
+                     *FAST_MODEL[:-1]]) == 0  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "data stream" in r.getMessage()]
+    assert said == [f"{source} has data stream #2 (klv), which no output carries (birefvid process keeps video, audio, "
+                    "subtitles and chapters; `ffmpeg -map` can copy it from the source into the result)"], said
 
 
 def test_a_timecode_track_is_no_loss(tmp_path, caplog):

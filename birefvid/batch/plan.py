@@ -70,10 +70,14 @@ def header_frames(path: str | Path, video_stream: Optional[int] = None) -> Optio
     N-th video stream (``--video-stream``) instead of the one ffmpeg would take, as in every function here."""
     import av
 
+    from ..io.base import check_picture_size
     from ..io.video_source import decodable_video_stream, frame_rate, open_container, shown_frame_count, structural_damage
 
     with open_container(Path(path)) as container:
         stream = decodable_video_stream(container, path, video_stream)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width and height:  # a 1x1 clip was planned, and its chunk failed, counted as "damaged midway"
+            check_picture_size(width, height, path)
         damage = structural_damage(Path(path), container.format.name)
         if damage:
             raise SourceError(f"{path} is not a whole video: {damage}")

@@ -75,6 +75,11 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
                     "it" if len(unread) == 1 else "them")  # fmt: skip
     if not images:
         kinds = ", ".join(sorted(extensions))
+        if not is_glob(text) and Path(text).suffix.lower() in VIDEO_EXTENSIONS - IMAGE_EXTENSIONS - {".gif"}:
+            # a folder named like a video (an unpacked download, a camera card's folder): "no images found" alone read
+            # as if the video had been looked into for pictures
+            raise SourceError(f"{text} is a folder, not a video, and holds no images (a folder is read as an image "
+                              f"sequence: expected files ending in {kinds})")  # fmt: skip
         raise SourceError(f"no images found in {text} (expected files ending in {kinds})")
     return images
 
@@ -622,14 +627,39 @@ _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8
 _ENDINGS = {"PNG": b"IEND", "JPEG": b"\xff\xd9"}
 
 
+# ISO BMFF brands of still pictures (HEIC, HEIF, AVIF): an ``ftyp`` box that is no video's
+_PICTURE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"})
+
+
+def _video_container(data: bytes) -> Optional[str]:
+    """The container a video's bytes are in (``MP4/MOV``, ``Matroska/WebM``, ...), or None: a clip saved or renamed
+    under a picture's name (``frame.png`` that is an MP4) was "not a readable image", with no word of why."""
+    if data[4:8] == b"ftyp" and data[8:12] not in _PICTURE_BRANDS:
+        return "MP4/MOV"
+    if data[4:8] in (b"moov", b"mdat", b"wide", b"free"):  # a QuickTime file without ftyp
+        return "MP4/MOV"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "Matroska/WebM"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "AVI"
+    if data.startswith(b"FLV\x01"):
+        return "FLV"
+    if len(data) >= 3 * 188 and all(data[i] == 0x47 for i in (0, 188, 376)):
+        return "MPEG-TS"
+    return None
+
+
 def unreadable_reason(data: bytes) -> Optional[str]:
     """Why a picture's bytes did not decode, in a few words a user can act on, or None when nothing plain shows:
     an empty file, a PNG or JPEG cut off before its end marker (an interrupted download or copy), or bytes that
-    are no picture's (a web page or text file saved under a picture's name)."""
+    are no picture's (a web page or text file saved under a picture's name, or a video's: an MP4 named ``.png``)."""
     if not data:
         return "the file is empty, 0 bytes"
     kind = next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
     if kind is None:
+        video = _video_container(data)
+        if video:
+            return f"it holds a video ({video}), not a picture: cut videos with `birefvid process`"
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return None  # a WebP: its decoder's own failure
         head = data[:512].lstrip()

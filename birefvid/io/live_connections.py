@@ -374,7 +374,7 @@ class FileConnection:
     """A pass over a video file through the file decoder (same rotation, colour and damage rules), or
     over an animated WebP through Pillow (FFmpeg decodes still WebP only), as ``birefvid process`` reads them.
 
-    With ``audio``, the file's first audio track is read alongside from a second reader, up to each
+    With ``audio``, the file's audio track flagged default (else its first) is read alongside from a second reader, up to each
     published picture's time (plus ``_AUDIO_AHEAD``), and handed to ``on_audio``.
     """
 
@@ -386,6 +386,11 @@ class FileConnection:
         self._source: Source = (AnimatedWebPSource(path) if animated else
                                 VideoFileSource(path, deinterlace=deinterlace, video_stream=video_stream, input_colors=input_colors))  # fmt: skip
         self.info = self._source.info
+        container = getattr(self._source, "_container", None)
+        subtitles = len(container.streams.subtitles) if container is not None else 0
+        if subtitles and first_time_about_file(path, "live subtitles"):  # left out of recordings without a word
+            log.warning("%s has %d subtitle track%s, which recordings and streams do not carry (birefvid process keeps them)",
+                        path, subtitles, "" if subtitles == 1 else "s")  # fmt: skip
         self.on_audio: Optional[AudioOut] = None
         self.audio_format: Optional[tuple[int, str]] = None
         self.audio_tags: dict[str, str] = {}
@@ -399,31 +404,41 @@ class FileConnection:
                 self._open_audio(path)
 
     def _open_audio(self, path: str) -> None:
-        if 0 in custom_order_tracks(path):  # PyAV would crash on it (see channel_order)
-            log.warning("%s: its sound is left out of recordings and streams: PyAV crashes on its custom channel order", path)
-            return
         try:
             container = av.open(path)
         except (av.FFmpegError, OSError):
             return
-        if not container.streams.audio or not container.streams.audio[0].codec_context.sample_rate:
+        tracks = list(container.streams.audio)
+        # the track a player plays: the one flagged default (a film's French track marked so after an English one),
+        # else the first; the first was taken always, the default flag unread
+        carried = next((t for t in tracks if t.disposition & av.stream.Disposition.default), tracks[0] if tracks else None)
+        if carried is None:
             container.close()
             return
-        cc = container.streams.audio[0].codec_context
-        tracks = len(container.streams.audio)
-        if tracks > 1 and first_time_about_file(path, "live audio tracks"):  # a screen recording's system sound went unsaid
-            meta = container.streams.audio[0].metadata
+        if tracks.index(carried) in custom_order_tracks(path):  # PyAV would crash on it (see channel_order)
+            container.close()
+            log.warning("%s: its sound is left out of recordings and streams: PyAV crashes on its custom channel order", path)
+            return
+        if not carried.codec_context.sample_rate:
+            container.close()
+            return
+        cc = carried.codec_context
+        if len(tracks) > 1 and first_time_about_file(path, "live audio tracks"):  # a screen recording's system sound went unsaid
+            meta = carried.metadata
             title = meta.get("title") or meta.get("name")  # a MOV track's name reads as "name"
-            named = f" ({title})" if title else ""
-            log.warning("%s has %d audio tracks; recordings and streams carry the first%s only (birefvid process keeps them all)",
-                        path, tracks, named)  # fmt: skip
+            said = [w for w in (title, meta.get("language") if meta.get("language") not in (None, "und") else None) if w]
+            if carried.disposition & av.stream.Disposition.default:
+                said.append("default")
+            named = f" ({', '.join(said)})" if said else ""
+            log.warning("%s has %d audio tracks; recordings and streams carry %s%s only (birefvid process keeps them all)",
+                        path, len(tracks), "the first" if carried is tracks[0] else f"#{tracks.index(carried)}", named)  # fmt: skip
         self._audio, self.audio_format = container, (cc.sample_rate, cc.layout.name)
-        self.audio_tags = track_tags(container.streams.audio[0])
-        self._audio_frames = self._decode_audio(container)
+        self.audio_tags = track_tags(carried)
+        self._audio_frames = self._decode_audio(container, carried)
 
     @staticmethod
-    def _decode_audio(container: av.container.InputContainer) -> Iterator[av.AudioFrame]:
-        for packet in container.demux(container.streams.audio[0]):
+    def _decode_audio(container: av.container.InputContainer, track: av.audio.stream.AudioStream) -> Iterator[av.AudioFrame]:
+        for packet in container.demux(track):
             try:
                 yield from packet.decode()
             except av.FFmpegError:

@@ -330,8 +330,8 @@ def data_streams_note(container: av.container.InputContainer) -> Optional[str]:
             if "timecode" not in s.metadata and not (chapters and s.frames == chapters)]
     if not lost:
         return None
-    return (f"data stream{'s' if len(lost) > 1 else ''} {', '.join(lost)}, which no output carries (birefvid keeps "
-            "video, audio, subtitles and chapters; `ffmpeg -map` can copy it from the source into the result)")
+    return (f"data stream{'s' if len(lost) > 1 else ''} {', '.join(lost)}, which no output carries (birefvid process "
+            "keeps video, audio, subtitles and chapters; `ffmpeg -map` can copy it from the source into the result)")
 
 
 def decodable_video_stream(container: av.container.InputContainer, shown: object, number: Optional[int] = None) -> av.video.stream.VideoStream:
