@@ -236,6 +236,19 @@ def test_a_live_background_video_resumes_after_a_gap_rather_than_decoding_it(tmp
     assert np.allclose(means, [levels[i] for i in (0, 1, 1, 2, 2 + int(BACKGROUND_GAP_S * 10 - 10))], atol=3), means
 
 
+def test_a_clock_that_goes_back_plays_the_background_on_rather_than_freezing_it(tmp_path) -> None:
+    """Times that go back (an API caller's second clip through one compositor, a source whose clock started over)
+    froze the background on its last frame until the time caught up with it again (``frame_at`` decodes forward
+    only): 2 s back, 2 s of a still. It plays on, a frame's step after the last; a little back is held."""
+    levels = [5 * i for i in range(40)]  # 10 fps: 4 s a loop
+    with open_background(_write_video(tmp_path / "bg.mkv", levels), SIZE) as bg:
+        first = bg.frames(30, [0.1 * i for i in range(30)])  # frames 0..29
+        again = bg.frames(5, [1.0 + 0.1 * i for i in range(5)])  # the clock back 2 s: frames 30..34
+        swapped = bg.frames(2, [1.35, 1.5])  # 0.05 s back: held on frame 34, then on at 1.5 s (frame 35)
+    means = torch.cat([first, again, swapped]).float().mean(dim=(1, 2, 3)).tolist()
+    assert np.allclose(means, [levels[i] for i in [*range(35), 34, 35]], atol=3), means
+
+
 def test_one_compositor_called_from_two_threads_keeps_each_calls_times(tmp_path) -> None:
     """The times of a call were kept on the compositor between ``__call__`` and the background's turn, so another
     thread's call in between replaced them: ``frames(n, times) needs n times, got 0 for n=1`` (any background)."""

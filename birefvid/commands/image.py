@@ -609,13 +609,15 @@ def _read_single(path: Path, max_side: Optional[int] = None) -> Any:
 
 class _Backgrounds:
     """``--background`` fitted to each picture's size. The last few sizes are kept (photos from one
-    camera share theirs); older ones are closed, so a folder of many sizes holds a few pictures only."""
+    camera share theirs); older ones are closed, so a folder of many sizes holds a few pictures only. A picture
+    file is decoded once, on opening, and kept (``_pictures``): each size made from it, not from the file again."""
 
     KEEP = 4
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
         self._by_size: "OrderedDict[tuple[int, int, str, bool, Optional[bytes]], Any]" = OrderedDict()
+        self._pictures: dict = {}  # the decoded picture, by depth (open_background's ``pictures``)
 
     def __enter__(self) -> "_Backgrounds":
         from ..compose.background import StreamBackground
@@ -631,6 +633,7 @@ class _Backgrounds:
     def __exit__(self, *exc: object) -> None:
         while self._by_size:
             self._by_size.popitem()[1].close()
+        self._pictures.clear()
 
     def covering(self, width: int, height: int, device: Any, deep: bool = False, profile: Optional[bytes] = None) -> Any:
         """The background (a ``compose.Background``) scaled to cover ``width`` x ``height`` on ``device``
@@ -641,7 +644,8 @@ class _Backgrounds:
         if key in self._by_size:
             self._by_size.move_to_end(key)
         else:
-            self._by_size[key] = open_background(self.spec, (width, height), device, deep=deep, profile=profile)
+            self._by_size[key] = open_background(self.spec, (width, height), device, deep=deep, profile=profile,
+                                                   pictures=self._pictures)
             if len(self._by_size) > self.KEEP:
                 self._by_size.popitem(last=False)[1].close()
         return self._by_size[key]

@@ -18,6 +18,9 @@ from ..errors import ConfigError
 from ..colors import parse_color
 
 Size = tuple[int, int]  # (width, height)
+# seconds an output frame's time may go back and be held (frames a little out of order); further back is a clock
+# that started over (a caller's second clip, a source that restarted its clock): the video plays on from there
+BACK_HELD_S = 0.25
 DeviceLike = Union[torch.device, str, None]
 
 
@@ -144,6 +147,7 @@ class StreamBackground(Background):
         self.source = source
         self._start: Optional[float] = None  # the first output frame's time: the background's first frame goes there
         self._last = 0.0  # the last time asked of ``frame_at``, from ``_start``
+        self._step = 0.0  # the last step forward between two times: the one a clock that went back is taken to make
         # the most the video moves on between two pictures asked for; past it, it resumes where it was (live: after an
         # outage or a while on another effect, where decoding the time in between in one call froze the display)
         self.max_gap: Optional[float] = None
@@ -160,7 +164,11 @@ class StreamBackground(Background):
                 self._start = at
             elif self.max_gap is not None and at - self._start - self._last > self.max_gap:
                 self._start = at - self._last
-            self._last = max(0.0, at - self._start)
+            elif at - self._start < self._last - BACK_HELD_S:  # the clock went back: a frame's step on, not frozen
+                self._start = at - self._last - self._step  # until it caught up (frame_at decodes forward only)
+            last, self._last = self._last, max(0.0, at - self._start)
+            if self._last > last:
+                self._step = self._last - last
         return frame_at(self._last)
 
     def _frames(self, n: int, times: Optional[Sequence[Optional[float]]] = None) -> Tensor:

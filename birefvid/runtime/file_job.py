@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..compose.background import StreamBackground
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import OutputKeptError, SinkError, option
 from ..file_names import name_too_long
@@ -27,7 +28,7 @@ from ..job import FileJob
 from ..sequence_names import check_own_folder
 from ..temporal import make_smoother
 from ..urls import hide_secrets
-from .backgrounds import open_background
+from .backgrounds import SharedBackground, open_background
 from .depth import plan_depth, say_depth_lost
 from .device import pick_device
 from .disk_watch import DiskWatch, watches_by_disk
@@ -152,6 +153,7 @@ def run_file_job(
         source = sdr_sources(source, str(out.path), keep_deep=depth.composite > 8, name=str(src.input), stack=stack)
         info = source.info
         sinks, compositors = [], []
+        backgrounds: dict[tuple[str, bool], SharedBackground] = {}  # a video background by (spec, deep), for each output showing it
         for spec, plan in ((out, depth), *zip(job.also, extra_depths)):  # every output opened and checked before the model loads
             sink = open_sink(
                 spec.path, kind=SINK_KIND[spec.kind], info=info, codec=spec.codec, crf=spec.crf, bitrate=spec.bitrate,
@@ -164,9 +166,13 @@ def run_file_job(
             if bits == 8:
                 say_depth_lost(str(src.input), plan.source, info.color_trc, spec.kind, spec.bit_depth, getattr(getattr(sink, "spec", None), "codec", "it"))
             background = None
-            if spec.kind == "composite":  # opened before the model loads: a missing file fails in a second
+            if spec.kind == "composite" and (str(spec.background), bits > 8) in backgrounds:  # another output's: decoded once
+                background = backgrounds[str(spec.background), bits > 8].view()
+            elif spec.kind == "composite":  # opened before the model loads: a missing file fails in a second
                 background = stack.enter_context(open_background(str(spec.background), (info.width, info.height), device, info.sample_aspect_ratio,
                                                                  deep=bits > 8, hdr=hdr_output(info)))  # fmt: skip
+                if isinstance(background, StreamBackground):  # a video: its frames made once for every output that shows it
+                    background = backgrounds.setdefault((str(spec.background), bits > 8), SharedBackground(background))
             sinks.append(sink)
             compositors.append(Compositor.for_output(spec, background=background, bits=bits))
         sink, compositor = sinks[0], compositors[0]
