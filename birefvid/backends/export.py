@@ -209,7 +209,8 @@ class ExportSteps(io.TextIOBase):
 def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> float:
     """Export ``model`` (eval, fp32) for input (batch, 3, h, w) to ``path``; returns the seconds it took.
 
-    Uses the dynamo exporter (the TorchScript one fails on Swin's window attention); each step it begins is said (``ExportSteps``).
+    Uses the dynamo exporter (the TorchScript one, ~3x cheaper for PVT, fails on Swin's shifted windows and its PVT
+    file ran slower in OpenVINO: docs/performance.md); each step it begins is said (``ExportSteps``).
     Written to a temporary name and renamed, so ``path`` is whole or absent. Off the main thread (live mode's
     warm-up, ``iter_masks``' model thread) the export runs in a child process that a stop kills at once
     (``export_worker``); on the main thread, where Ctrl-C interrupts it directly, in this process.
