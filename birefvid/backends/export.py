@@ -519,7 +519,7 @@ def _commit(tmp: str, path: Path) -> None:
 def _plain_mode(path: str) -> None:
     """Give a file made by mkstemp (0600) the mode a plain open() would (0644 under the usual umask), as
     ``io.atomic`` does for the other outputs: an exported model is meant to be copied to, and served from,
-    other accounts and machines. Where it is a hard link, the cached copy gets that mode too."""
+    other accounts and machines."""
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
@@ -651,7 +651,7 @@ def export_lock(path: Path, poll: float = 0.2) -> Iterator[None]:
 
 def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> Optional[float]:
     """Write the export of ``model`` at (h, w) = ``size`` to ``path`` (``birefvid export``), through the cache:
-    a model the default backend already exported, or exported before, is linked (or copied) in a second
+    a model the default backend already exported, or exported before, is copied in seconds
     instead of exported again for a minute. Returns the seconds an export took now, None when it was cached.
     A cache that cannot be written is passed by: the export goes straight to ``path``."""
     path = Path(path)
@@ -664,9 +664,30 @@ def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     return seconds
 
 
+_FICLONE = 0x40049409  # Linux's ioctl: the destination shares the source's blocks copy-on-write
+
+
+def _clone(src: Path, dst: str) -> bool:
+    """Make ``dst`` (an existing, empty file) a copy-on-write clone of ``src``; False where the file system (or the
+    platform) cannot, and the caller copies."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import fcntl
+
+    try:
+        with open(src, "rb") as source, open(dst, "wb") as target:
+            fcntl.ioctl(target.fileno(), _FICLONE, source.fileno())
+        return True
+    except OSError:
+        return False
+
+
 def _place(cached: Path, path: Path) -> None:
-    """Put the cached file at ``path`` under a temporary name, renamed when complete: a hard link where both
-    are on one file system (no second copy of a model of up to 900 MB), else a copy."""
+    """Put a copy of the cached file at ``path`` under a temporary name, renamed when complete. A copy of its own,
+    never a hard link: the user's file is theirs to change, and a hard link shared the cache's inode, so an in-place
+    write to it (``onnx.save`` or ``onnxsim`` over the same name, ``: > model.onnx``) changed the cached model too,
+    and every later run loaded that (a truncated one: a traceback, exit 1). A copy-on-write clone where the file
+    system makes one (Btrfs, XFS: no second 900 MB on disk), else a plain copy."""
     import shutil
 
     from ..io.atomic import fit_name
@@ -678,10 +699,7 @@ def _place(cached: Path, path: Path) -> None:
     os.close(fd)
     exiting.writing(tmp)
     try:
-        os.unlink(tmp)  # os.link wants a free name; mkstemp only reserved a unique one
-        try:
-            os.link(cached, tmp)
-        except OSError:  # another file system, or one without hard links
+        if not _clone(cached, tmp):
             shutil.copyfile(cached, tmp)
         _plain_mode(tmp)
         os.replace(tmp, path)
