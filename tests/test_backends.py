@@ -451,6 +451,21 @@ def test_a_cache_reached_through_a_link_is_checked_where_the_link_leads(tmp_path
     assert folder_distrust(tmp_path / "mine" / "cache") is None
 
 
+@pytest.mark.parametrize("variable, under", [("BIREFVID_CACHE_DIR", "~/bv"), ("XDG_CACHE_HOME", "~/xdg")])
+def test_a_cache_variable_starting_with_a_tilde_is_under_the_home_folder(tmp_path, monkeypatch, variable, under):
+    """Set where no shell expands it (a Dockerfile's ENV, a systemd unit), ``~/bv`` made a folder named ``~`` in the
+    working folder: a cache in each folder a run started from, each exporting the model again."""
+    from birefvid.backends.export import cache_dir, writable_cache_dir
+
+    monkeypatch.delenv("BIREFVID_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(variable, under)
+    monkeypatch.chdir(tmp_path)
+    want = tmp_path / "home" / under[2:] / ("" if variable == "BIREFVID_CACHE_DIR" else "birefvid")
+    assert cache_dir() == want
+    assert writable_cache_dir("onnx") == want / "onnx" and (want / "onnx").is_dir() and not (tmp_path / "~").exists()
+
+
 def test_a_cache_variable_naming_a_file_says_so_and_not_to_set_it(tmp_path, monkeypatch, caplog):
     """BIREFVID_CACHE_DIR at a file fell back with "(Not a directory) ... (set BIREFVID_CACHE_DIR to keep it elsewhere)":
     it named no file, and told the user to set what they had set."""

@@ -40,9 +40,20 @@ INPUT_NAME, OUTPUT_NAME = "x", "logits"  # the names docs/speed.md gives a user'
 
 
 def cache_dir() -> Path:
-    """Where exported models (and OpenVINO's compiled blobs) are kept."""
+    """Where exported models (and OpenVINO's compiled blobs) are kept. A leading ``~`` in either variable is the home
+    folder, as ``HF_HOME`` and ``TORCH_HOME`` read it: set where no shell expands it (a Dockerfile's ``ENV``, a systemd
+    unit, a ``.env`` file, ``os.environ`` in a notebook), it made a folder named ``~`` in each working folder, a
+    cache apiece, each exporting the model again."""
     root = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache", "birefvid")
-    return Path(root)
+    return Path(_expand_home(root))
+
+
+def _expand_home(path: str) -> str:
+    """``path`` with a leading ``~`` or ``~user`` made the home folder (unchanged where there is none to find)."""
+    try:
+        return os.path.expanduser(path)
+    except (KeyError, RuntimeError):  # no passwd entry for this uid and no HOME
+        return path
 
 
 def _home() -> Path:
