@@ -151,6 +151,28 @@ def test_an_exported_model_changed_in_place_leaves_the_cache_as_it_was(tmp_path,
     assert not os.path.samefile(out, cached)
 
 
+def test_export_over_a_link_replaces_the_file_it_leads_to(tmp_path, capsys, monkeypatch):
+    """`export m.onnx --overwrite`, m.onnx a link to the model a service loads: the link was replaced by a file and
+    the linked model left as it was; like every other output, and as `cp` does, the linked file is the new model."""
+    import os
+    import tempfile
+
+    import birefvid.backends.export as export
+
+    fd, cached = tempfile.mkstemp(suffix=".onnx", dir=tmp_path)
+    os.write(fd, b"onnx bytes")
+    os.close(fd)
+    monkeypatch.setattr(export, "cached_onnx", lambda model, size, batch=1, say_time=True: (Path(cached), None))
+    (tmp_path / "models").mkdir()
+    real = tmp_path / "models" / "served.onnx"
+    real.write_bytes(b"old model")
+    link = tmp_path / "m.onnx"
+    link.symlink_to(real)
+    assert main(["export", str(link), "--model", "tiny", "--resolution", "64", "--overwrite", "-q"]) == 0
+    assert link.is_symlink() and real.read_bytes() == b"onnx bytes"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["served.onnx"]
+
+
 def test_export_refuses_a_name_without_onnx_suffix(tmp_path, capsys):
     assert main(["export", str(tmp_path / "model.bin"), "--backbone", "pvt_v2_b0"]) == 2
     assert "must end in .onnx" in capsys.readouterr().err

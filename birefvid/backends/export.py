@@ -664,8 +664,11 @@ def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     """Write the export of ``model`` at (h, w) = ``size`` to ``path`` (``birefvid export``), through the cache:
     a model the default backend already exported, or exported before, is copied in seconds
     instead of exported again for a minute. Returns the seconds an export took now, None when it was cached.
-    A cache that cannot be written is passed by: the export goes straight to ``path``."""
-    path = Path(path)
+    A cache that cannot be written is passed by: the export goes straight to ``path``. A ``path`` that is a symbolic
+    link is written where it leads, the link kept, as every output (``io.atomic.through_link``)."""
+    from ..io.atomic import through_link
+
+    path = through_link(Path(path))
     try:
         cached, seconds = cached_onnx(model, size, batch, say_time=False)  # the command's summary says it
     except SinkError as e:
