@@ -451,6 +451,30 @@ def test_a_cache_reached_through_a_link_is_checked_where_the_link_leads(tmp_path
     assert folder_distrust(tmp_path / "mine" / "cache") is None
 
 
+def test_a_cache_on_a_full_disk_says_so_and_where_to_put_it(tmp_path, monkeypatch):
+    """An export into a cache whose disk is full ended "cannot write .../onnx/birefnet-....onnx: No space left on
+    device": neither the cache nor the way out (BIREFVID_CACHE_DIR) was named. Nothing is left behind."""
+    from fs_fixtures import full_dir
+
+    model = torch.nn.Conv2d(3, 1, 1).eval()  # a small export: the disk is full, not too small
+    with full_dir(tmp_path / "cache", "64k") as cache:
+        monkeypatch.setenv("BIREFVID_CACHE_DIR", str(cache))
+        (cache / "onnx").mkdir()
+        fd = os.open(cache / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:  # full
+            pass
+        finally:
+            os.close(fd)
+        with pytest.raises(SinkError) as raised:
+            cached_onnx(model, (32, 32))
+        assert [p.name for p in (cache / "onnx").iterdir() if not p.name.endswith(".lock")] == []
+    assert str(raised.value) == (f"the model cache {cache / 'onnx'} has no room for the export of model (No space left on device); free some "
+                                 f"space there, or BIREFVID_CACHE_DIR is {cache}: point it at a folder on a disk with room")  # fmt: skip
+
+
 @pytest.mark.parametrize("variable, under", [("BIREFVID_CACHE_DIR", "~/bv"), ("XDG_CACHE_HOME", "~/xdg")])
 def test_a_cache_variable_starting_with_a_tilde_is_under_the_home_folder(tmp_path, monkeypatch, variable, under):
     """Set where no shell expands it (a Dockerfile's ENV, a systemd unit), ``~/bv`` made a folder named ``~`` in the

@@ -9,6 +9,7 @@ The decoder's deformable convolution exports as ``GridSample`` + a 1x1 ``Conv`` 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import logging
@@ -621,10 +622,25 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, s
             return path, None
         log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent,
                     extra=NOTICE)  # fmt: skip
-        seconds = export_onnx(model, path, size, batch)
+        try:
+            seconds = export_onnx(model, path, size, batch)
+        except SinkError as e:
+            if not _disk_full(e, path.parent):
+                raise
+            # "cannot write .../onnx/birefnet-...onnx: No space left on device" named neither the cache nor a way out
+            raise SinkError(f"the model cache {path.parent} has no room for the export of {backbone} ({_disk_full(e, path.parent)}); "
+                            f"free some space there, or {_remedy('a folder on a disk with room')}") from e  # fmt: skip
     if say_time:
         log.warning("exported in %.1f s", seconds, extra=NOTICE)
     return path, seconds
+
+
+def _disk_full(error: BaseException, folder: Path) -> Optional[str]:
+    """Why a failed export into ``folder`` failed, where it was for want of space (a full disk, a quota); else None."""
+    cause = error.__cause__
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        return os.strerror(cause.errno)
+    return next((os.strerror(n) for n in (errno.ENOSPC, errno.EDQUOT) if os.strerror(n) in str(error)), None)
 
 
 @contextlib.contextmanager
