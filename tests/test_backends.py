@@ -451,6 +451,45 @@ def test_a_cache_reached_through_a_link_is_checked_where_the_link_leads(tmp_path
     assert folder_distrust(tmp_path / "mine" / "cache") is None
 
 
+def test_a_cache_on_a_full_disk_says_so_and_where_to_put_it(tmp_path, monkeypatch):
+    """An export into a cache whose disk is full ended "cannot write .../onnx/birefnet-....onnx: No space left on
+    device": neither the cache nor the way out (BIREFVID_CACHE_DIR) was named. Nothing is left behind."""
+    from fs_fixtures import full_dir
+
+    model = torch.nn.Conv2d(3, 1, 1).eval()  # a small export: the disk is full, not too small
+    with full_dir(tmp_path / "cache", "64k") as cache:
+        monkeypatch.setenv("BIREFVID_CACHE_DIR", str(cache))
+        (cache / "onnx").mkdir()
+        fd = os.open(cache / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:  # full
+            pass
+        finally:
+            os.close(fd)
+        with pytest.raises(SinkError) as raised:
+            cached_onnx(model, (32, 32))
+        assert [p.name for p in (cache / "onnx").iterdir() if not p.name.endswith(".lock")] == []
+    assert str(raised.value) == (f"the model cache {cache / 'onnx'} has no room for the export of model (No space left on device); free some "
+                                 f"space there, or BIREFVID_CACHE_DIR is {cache}: point it at a folder on a disk with room")  # fmt: skip
+
+
+@pytest.mark.parametrize("variable, under", [("BIREFVID_CACHE_DIR", "~/bv"), ("XDG_CACHE_HOME", "~/xdg")])
+def test_a_cache_variable_starting_with_a_tilde_is_under_the_home_folder(tmp_path, monkeypatch, variable, under):
+    """Set where no shell expands it (a Dockerfile's ENV, a systemd unit), ``~/bv`` made a folder named ``~`` in the
+    working folder: a cache in each folder a run started from, each exporting the model again."""
+    from birefvid.backends.export import cache_dir, writable_cache_dir
+
+    monkeypatch.delenv("BIREFVID_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(variable, under)
+    monkeypatch.chdir(tmp_path)
+    want = tmp_path / "home" / under[2:] / ("" if variable == "BIREFVID_CACHE_DIR" else "birefvid")
+    assert cache_dir() == want
+    assert writable_cache_dir("onnx") == want / "onnx" and (want / "onnx").is_dir() and not (tmp_path / "~").exists()
+
+
 def test_a_cache_variable_naming_a_file_says_so_and_not_to_set_it(tmp_path, monkeypatch, caplog):
     """BIREFVID_CACHE_DIR at a file fell back with "(Not a directory) ... (set BIREFVID_CACHE_DIR to keep it elsewhere)":
     it named no file, and told the user to set what they had set."""

@@ -105,7 +105,7 @@ def test_bench_bad_input_is_one_line(args, phrase, capsys):
 
 def test_export_writes_a_file_others_can_read(tmp_path, capsys, monkeypatch):
     """The cache's file, made by mkstemp, is 0600; the exported model gets a plain file's mode (as every
-    other output does), whether it is linked from the cache or copied."""
+    other output does), on this disk or another."""
     import os
     import stat
     import tempfile
@@ -128,6 +128,49 @@ def test_export_writes_a_file_others_can_read(tmp_path, capsys, monkeypatch):
             assert out.read_bytes() == b"onnx bytes" and stat.S_IMODE(out.stat().st_mode) == 0o644, name
     finally:
         os.umask(mask)
+
+
+def test_an_exported_model_changed_in_place_leaves_the_cache_as_it_was(tmp_path, capsys, monkeypatch):
+    """``export`` placed the cached file as a hard link: ``onnx.save`` or ``onnxsim`` over the same name (or
+    ``: > m.onnx``) then rewrote the cache's model too, and every later run loaded it (a traceback, exit 1)."""
+    import os
+    import tempfile
+
+    import birefvid.backends.export as export
+
+    fd, cached = tempfile.mkstemp(suffix=".onnx", dir=tmp_path)
+    os.write(fd, b"onnx bytes")
+    os.close(fd)
+    monkeypatch.setattr(export, "cached_onnx", lambda model, size, batch=1, say_time=True: (Path(cached), None))
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(out), "--model", "tiny", "--resolution", "64", "-q"]) == 0
+    with open(out, "r+b") as f:  # as onnx.save(model, "m.onnx") writes it: the same inode, truncated
+        f.truncate(0)
+        f.write(b"edited")
+    assert out.read_bytes() == b"edited" and Path(cached).read_bytes() == b"onnx bytes"
+    assert not os.path.samefile(out, cached)
+
+
+def test_export_over_a_link_replaces_the_file_it_leads_to(tmp_path, capsys, monkeypatch):
+    """`export m.onnx --overwrite`, m.onnx a link to the model a service loads: the link was replaced by a file and
+    the linked model left as it was; like every other output, and as `cp` does, the linked file is the new model."""
+    import os
+    import tempfile
+
+    import birefvid.backends.export as export
+
+    fd, cached = tempfile.mkstemp(suffix=".onnx", dir=tmp_path)
+    os.write(fd, b"onnx bytes")
+    os.close(fd)
+    monkeypatch.setattr(export, "cached_onnx", lambda model, size, batch=1, say_time=True: (Path(cached), None))
+    (tmp_path / "models").mkdir()
+    real = tmp_path / "models" / "served.onnx"
+    real.write_bytes(b"old model")
+    link = tmp_path / "m.onnx"
+    link.symlink_to(real)
+    assert main(["export", str(link), "--model", "tiny", "--resolution", "64", "--overwrite", "-q"]) == 0
+    assert link.is_symlink() and real.read_bytes() == b"onnx bytes"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["served.onnx"]
 
 
 def test_export_refuses_a_name_without_onnx_suffix(tmp_path, capsys):

@@ -116,6 +116,33 @@ def test_train_run_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
     assert lines[-1].startswith("birefvid: error: cannot create the run folder") and "Traceback" not in "".join(lines)
 
 
+def test_train_into_a_read_only_folder_is_one_line_before_any_step(tmp_path, capsys):
+    """A run folder that exists but cannot be written (a read-only mount) was found out at the first checkpoint,
+    after the steps before it, and then as a traceback (exit 1)."""
+    from fs_fixtures import read_only_dir
+
+    with read_only_dir(tmp_path / "ro") as folder:
+        args = ["train", "--data", "scenes", "-o", str(folder), "--steps", "1", "--size", "64", "--batch-size", "2", "--device", "cpu"]
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"birefvid: error: the run folder {folder} is not writable; choose another -o folder", err
+    assert "step 1" not in err and "Traceback" not in err
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_on_a_read_only_disk(tmp_path):
+    """On a read-only file system removing the (never made) temporary file fails too (EROFS): that replaced the
+    one-line SinkError with an OSError traceback."""
+    from fs_fixtures import read_only_dir
+
+    from birefvid.errors import SinkError
+    from birefvid.train.checkpoints import save_checkpoint
+
+    with read_only_dir(tmp_path / "ro") as folder:
+        with pytest.raises(SinkError) as raised:
+            save_checkpoint(folder / "last.pt", {"step": 1})
+    assert str(raised.value) == f"cannot write {folder / 'last.pt'}: Read-only file system"
+
+
 def test_train_init_names_a_missing_file_as_not_found(tmp_path, capsys):
     args = ["train", "--data", "scenes", "-o", str(tmp_path / "r"), "--steps", "1", "--size", "64", "--init", str(tmp_path / "ft.safetensors")]
     assert main(args) == 2

@@ -421,6 +421,24 @@ def test_segment_needs_a_recording_and_a_sensible_length(tmp_path, capsys):
         assert len(err) == 1 and words in err[0], err
 
 
+@pytest.mark.parametrize("what", ["source", "background"])
+def test_a_recording_over_the_file_the_run_plays_is_refused_before_it_starts(tmp_path, capsys, what):
+    """`live --source clip.mp4 --sink clip.mp4 --overwrite` replaced the clip with its own recording, exit 0 (`process`
+    refuses that, --overwrite or not); the same for a --background video."""
+    from birefvid.cli import main
+
+    from media import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", n_frames=4, size=(64, 48)).path
+    before = clip.read_bytes()
+    argv = ["--source", str(clip)] if what == "source" else ["--source", str(make_video(tmp_path / "src.mp4", n_frames=4, size=(64, 48)).path),
+                                                               "--effect", "replace", "--background", str(clip)]  # fmt: skip
+    assert main(["live", *argv, "--sink", str(clip), "--overwrite", "--model", "tiny", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"birefvid: error: writing {clip} would replace {clip}, which this run reads; write to another file or folder"]
+    assert clip.read_bytes() == before
+
+
 def test_preset_help_promises_only_presets_a_recording_takes(tmp_path, capsys):
     """A live recording is x264 (or VP9): NVENC's p1-p7 are refused there, so the help must not offer them."""
     from birefvid.cli import main

@@ -514,6 +514,31 @@ def test_existing_png_folder_needs_overwrite(tmp_path, capsys, run, clip):
     assert_nothing_written(tmp_path, "frames")
 
 
+def test_an_output_named_by_a_link_to_an_empty_folder_goes_where_the_link_leads(tmp_path, run, clip):
+    """`-o renders` linked to an empty folder (on another disk, say) replaced the link with a new folder of frames
+    beside it, without --overwrite: the frames were not where the link leads, and the link was gone."""
+    real = tmp_path / "disk" / "renders"
+    real.mkdir(parents=True)
+    link = tmp_path / "renders"
+    link.symlink_to(real, target_is_directory=True)
+    assert run(clip, "-o", link, "--output", "mask") == 0
+    assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 7)]
+    assert_nothing_written(tmp_path, "disk", "renders")
+    assert_nothing_written(tmp_path / "disk", "renders")
+
+
+def test_overwriting_an_output_named_by_a_link_replaces_the_file_it_leads_to(tmp_path, run, clip):
+    """As `ffmpeg -y` and `cp` do: the link stays, and the file it leads to is the new output."""
+    real = tmp_path / "disk" / "out.mkv"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "out.mkv"
+    link.symlink_to(real)
+    assert run(clip, "-o", link, "--output", "mask", "--overwrite") == 0
+    assert link.is_symlink() and real.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # now a Matroska file
+    assert_nothing_written(tmp_path / "disk", "out.mkv")
+
+
 @pytest.mark.parametrize("target", ["same", "dotted", "its-folder", "background", "bracketed"])
 def test_an_output_that_would_replace_what_the_run_reads_is_refused(tmp_path, capsys, run, target):
     """`process clip.mp4 -o clip.mp4 --overwrite` replaced the video with its cut-out (exit 0), and

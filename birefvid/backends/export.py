@@ -9,6 +9,7 @@ The decoder's deformable convolution exports as ``GridSample`` + a 1x1 ``Conv`` 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import logging
@@ -40,9 +41,20 @@ INPUT_NAME, OUTPUT_NAME = "x", "logits"  # the names docs/speed.md gives a user'
 
 
 def cache_dir() -> Path:
-    """Where exported models (and OpenVINO's compiled blobs) are kept."""
+    """Where exported models (and OpenVINO's compiled blobs) are kept. A leading ``~`` in either variable is the home
+    folder, as ``HF_HOME`` and ``TORCH_HOME`` read it: set where no shell expands it (a Dockerfile's ``ENV``, a systemd
+    unit, a ``.env`` file, ``os.environ`` in a notebook), it made a folder named ``~`` in each working folder, a
+    cache apiece, each exporting the model again."""
     root = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache", "birefvid")
-    return Path(root)
+    return Path(_expand_home(root))
+
+
+def _expand_home(path: str) -> str:
+    """``path`` with a leading ``~`` or ``~user`` made the home folder (unchanged where there is none to find)."""
+    try:
+        return os.path.expanduser(path)
+    except (KeyError, RuntimeError):  # no passwd entry for this uid and no HOME
+        return path
 
 
 def _home() -> Path:
@@ -520,7 +532,7 @@ def _commit(tmp: str, path: Path) -> None:
 def _plain_mode(path: str) -> None:
     """Give a file made by mkstemp (0600) the mode a plain open() would (0644 under the usual umask), as
     ``io.atomic`` does for the other outputs: an exported model is meant to be copied to, and served from,
-    other accounts and machines. Where it is a hard link, the cached copy gets that mode too."""
+    other accounts and machines."""
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
@@ -611,10 +623,25 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, s
             return path, None
         log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent,
                     extra=NOTICE)  # fmt: skip
-        seconds = export_onnx(model, path, size, batch)
+        try:
+            seconds = export_onnx(model, path, size, batch)
+        except SinkError as e:
+            if not _disk_full(e, path.parent):
+                raise
+            # "cannot write .../onnx/birefnet-...onnx: No space left on device" named neither the cache nor a way out
+            raise SinkError(f"the model cache {path.parent} has no room for the export of {backbone} ({_disk_full(e, path.parent)}); "
+                            f"free some space there, or {_remedy('a folder on a disk with room')}") from e  # fmt: skip
     if say_time:
         log.warning("exported in %.1f s", seconds, extra=NOTICE)
     return path, seconds
+
+
+def _disk_full(error: BaseException, folder: Path) -> Optional[str]:
+    """Why a failed export into ``folder`` failed, where it was for want of space (a full disk, a quota); else None."""
+    cause = error.__cause__
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        return os.strerror(cause.errno)
+    return next((os.strerror(n) for n in (errno.ENOSPC, errno.EDQUOT) if os.strerror(n) in str(error)), None)
 
 
 @contextlib.contextmanager
@@ -652,10 +679,13 @@ def export_lock(path: Path, poll: float = 0.2) -> Iterator[None]:
 
 def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> Optional[float]:
     """Write the export of ``model`` at (h, w) = ``size`` to ``path`` (``birefvid export``), through the cache:
-    a model the default backend already exported, or exported before, is linked (or copied) in a second
+    a model the default backend already exported, or exported before, is copied in seconds
     instead of exported again for a minute. Returns the seconds an export took now, None when it was cached.
-    A cache that cannot be written is passed by: the export goes straight to ``path``."""
-    path = Path(path)
+    A cache that cannot be written is passed by: the export goes straight to ``path``. A ``path`` that is a symbolic
+    link is written where it leads, the link kept, as every output (``io.atomic.through_link``)."""
+    from ..io.atomic import through_link
+
+    path = through_link(Path(path))
     try:
         cached, seconds = cached_onnx(model, size, batch, say_time=False)  # the command's summary says it
     except SinkError as e:
@@ -665,9 +695,30 @@ def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     return seconds
 
 
+_FICLONE = 0x40049409  # Linux's ioctl: the destination shares the source's blocks copy-on-write
+
+
+def _clone(src: Path, dst: str) -> bool:
+    """Make ``dst`` (an existing, empty file) a copy-on-write clone of ``src``; False where the file system (or the
+    platform) cannot, and the caller copies."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import fcntl
+
+    try:
+        with open(src, "rb") as source, open(dst, "wb") as target:
+            fcntl.ioctl(target.fileno(), _FICLONE, source.fileno())
+        return True
+    except OSError:
+        return False
+
+
 def _place(cached: Path, path: Path) -> None:
-    """Put the cached file at ``path`` under a temporary name, renamed when complete: a hard link where both
-    are on one file system (no second copy of a model of up to 900 MB), else a copy."""
+    """Put a copy of the cached file at ``path`` under a temporary name, renamed when complete. A copy of its own,
+    never a hard link: the user's file is theirs to change, and a hard link shared the cache's inode, so an in-place
+    write to it (``onnx.save`` or ``onnxsim`` over the same name, ``: > model.onnx``) changed the cached model too,
+    and every later run loaded that (a truncated one: a traceback, exit 1). A copy-on-write clone where the file
+    system makes one (Btrfs, XFS: no second 900 MB on disk), else a plain copy."""
     import shutil
 
     from ..io.atomic import fit_name
@@ -679,10 +730,7 @@ def _place(cached: Path, path: Path) -> None:
     os.close(fd)
     exiting.writing(tmp)
     try:
-        os.unlink(tmp)  # os.link wants a free name; mkstemp only reserved a unique one
-        try:
-            os.link(cached, tmp)
-        except OSError:  # another file system, or one without hard links
+        if not _clone(cached, tmp):
             shutil.copyfile(cached, tmp)
         _plain_mode(tmp)
         os.replace(tmp, path)

@@ -239,13 +239,18 @@ def _check_no_run(folder: Path, resume: bool) -> None:
 
 
 def _make_run_folder(folder: Path) -> Path:
-    """Create the run folder; SinkError in one line when it cannot be (a file there, no permission)."""
+    """Create the run folder; SinkError in one line when it cannot be (a file there, no permission) or cannot be
+    written (read-only, a read-only mount): said now, not at the first checkpoint, after the steps before it."""
+    import os
+
     from ..errors import SinkError
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SinkError(f"cannot create the run folder {folder} ({exc.strerror or exc}); choose another -o folder") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SinkError(f"the run folder {folder} is not writable; choose another -o folder")
     return folder
 
 

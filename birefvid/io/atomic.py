@@ -97,6 +97,14 @@ def apply_default_permissions(path: Path, is_dir: bool) -> None:
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
 
+def through_link(target: Path) -> Path:
+    """Where an output named by a symbolic link goes: the file or folder the link leads to (as ``ffmpeg -y`` and ``cp``
+    write), so the temporary entry is made beside that and renamed onto it, and the link stays. Renamed onto the link
+    itself, it replaced the link with a file or folder of its own: ``-o renders`` linked to an empty folder on another
+    disk put the frames beside the link, on this one, and the link was gone."""
+    return Path(os.path.realpath(target)) if os.path.islink(target) else target
+
+
 def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
     """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable."""
     if path.exists() or path.is_symlink():
@@ -401,7 +409,7 @@ class AtomicFile(_AtomicTarget):
     """
 
     def __init__(self, target: Path, *, overwrite: bool = True) -> None:
-        self.target = Path(target)
+        self.target = through_link(Path(target))
         self.overwrite = overwrite
         suffix = self.target.suffix
         try:
@@ -481,7 +489,7 @@ class AtomicDir(_AtomicTarget):
     what = "image sequence"
 
     def __init__(self, target: Path, *, overwrite: bool = True) -> None:
-        self.target = Path(target)
+        self.target = through_link(Path(target))
         self.overwrite = overwrite
         try:
             self.temp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name), dir=self.target.parent))
@@ -509,7 +517,7 @@ class AtomicDir(_AtomicTarget):
     def _move_onto_empty(self) -> None:
         """Rename onto the target only while it is missing or an empty folder: POSIX's rename does that
         check atomically; Windows', which refuses any existing target, gets the empty folder removed first."""
-        if self.target.is_symlink():  # a link to an empty folder, which check_target let through: replaced, as before
+        if self.target.is_symlink():  # a link made there while this run wrote (one named by -o is followed: through_link)
             if self.hold:
                 self._set_aside()
             else:

@@ -770,6 +770,23 @@ def _run_report(job: LiveJob, info: Any, fps: float, sinks: list[LiveSink], runn
 STALE_AFTER_S = 0.5
 
 
+def _check_records_replace_no_input(job: LiveJob) -> None:
+    """SinkError, before anything opens, when a recording would be renamed over the video file the run plays or its
+    ``--background``: ``live --source clip.mp4 --sink clip.mp4 --overwrite`` replaced the clip with its recording,
+    exit 0, where ``process`` refuses that. Parts (``--segment``) have names of their own."""
+    import os
+
+    from ..io.atomic import check_replaces_no_input
+    from ..job import is_camera_spec, is_recording
+
+    if job.record_segment is not None:
+        return
+    reads = [None if is_camera_spec(job.source.source) else job.source.source, job.effect.background]
+    for sink in job.sinks:
+        if is_recording(sink):
+            check_replaces_no_input(os.path.expanduser(sink), reads)
+
+
 def run_live_job(
     job: LiveJob,
     *,
@@ -799,6 +816,7 @@ def run_live_job(
     from .load_failure import loading_model
 
     job.validate()
+    _check_records_replace_no_input(job)
     spec, effect = job.source, job.effect
     with contextlib.ExitStack() as stack:
         sound = job.audio and any(carries_sound(sink) for sink in job.sinks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import json
@@ -44,12 +45,19 @@ def _written_atomically(path: Path) -> Iterator[Path]:
         _remove_dead_writers_files(path)
     except Exception as exc:
         reason = _write_failure(tmp, exc)  # before the partial file is removed: it is what filled the disk
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         kept = f"; {path.name} there is kept as it was" if path.exists() else ""
         raise SinkError(f"cannot write {path}: {reason}{kept}") from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: Path) -> None:
+    """Remove a failed write's temporary file, if it was made: on a read-only file system even a missing one's
+    unlink fails (EROFS, not ENOENT), which replaced the one-line error with a traceback."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def _remove_dead_writers_files(path: Path) -> None:
@@ -81,11 +89,14 @@ def _write_failure(tmp: Path, exc: Exception) -> str:
         written, free = (tmp.stat().st_size if tmp.exists() else 0), shutil.disk_usage(tmp.parent).free
     except OSError:
         written, free = 0, None
-    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or (free is not None and free < FULL_BELOW):
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    # the reason the system gave, where it is another than a full disk: a read-only disk (free space 0) is no full one.
+    # torch.save says it as "[enforce fail at inline_container.cc:747] . open file failed with strerror: ..."
+    said = exc.strerror if isinstance(exc, OSError) else text.rpartition("strerror: ")[2].strip() if "strerror: " in text else None
+    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC or said == os.strerror(errno.ENOSPC)
+    if full or (not said and free is not None and free < FULL_BELOW):
         return f"no space left on its disk ({written / 1e6:.0f} MB written before it filled up); free some space, or write elsewhere"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return said or text[:200]
 
 
 def save_checkpoint(path: Union[str, Path], state: Mapping[str, Any]) -> Path:
