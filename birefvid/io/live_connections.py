@@ -370,15 +370,6 @@ def _read_once(path: str) -> bool:
         return False
 
 
-def _first_pass(path: str, what: str) -> bool:
-    """True the first time ``what`` is said of the file at ``path`` in this run: a local file as it is now (changed, it
-    is new again); a video file on a web server (``http(s)://...``), which ``first_time_about_file`` takes as new each
-    time since it cannot look at it, once a run too: ``--loop`` opened it again at each pass, each repeating the line."""
-    if "://" in path:
-        return first_time(path, what)
-    return first_time_about_file(path, what)
-
-
 class FileConnection:
     """A pass over a video file through the file decoder (same rotation, colour and damage rules), or
     over an animated WebP through Pillow (FFmpeg decodes still WebP only), as ``birefvid process`` reads them.
@@ -397,7 +388,7 @@ class FileConnection:
         self.info = self._source.info
         container = getattr(self._source, "_container", None)
         subtitles = len(container.streams.subtitles) if container is not None else 0
-        if subtitles and _first_pass(path, "live subtitles"):  # left out of recordings without a word
+        if subtitles and first_time_about_file(path, "live subtitles"):  # left out of recordings without a word
             log.warning("%s has %d subtitle track%s, which recordings and streams do not carry (birefvid process keeps them)",
                         path, subtitles, "" if subtitles == 1 else "s")  # fmt: skip
         self.on_audio: Optional[AudioOut] = None
@@ -432,7 +423,7 @@ class FileConnection:
             container.close()
             return
         cc = carried.codec_context
-        if len(tracks) > 1 and _first_pass(path, "live audio tracks"):  # a screen recording's system sound went unsaid
+        if len(tracks) > 1 and first_time_about_file(path, "live audio tracks"):  # a screen recording's system sound went unsaid
             meta = carried.metadata
             title = meta.get("title") or meta.get("name")  # a MOV track's name reads as "name"
             said = [w for w in (title, meta.get("language") if meta.get("language") not in (None, "und") else None) if w]
