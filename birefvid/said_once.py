@@ -59,8 +59,11 @@ def first_time(*key: object) -> bool:
 
 
 def first_time_about_file(path: object, *what: object) -> bool:
-    """``first_time`` for ``what`` about this file as it is now (the same file changed is new again; a URL, which
-    cannot be looked at, is always new)."""
+    """``first_time`` for ``what`` about this file as it is now (the same file changed is new again); a URL, which
+    cannot be looked at, once a run: it was always new, and ``live --loop`` over a video file on a web server opens it
+    again at each pass, repeating its data-stream, subtitle and audio-track warnings at every one."""
+    if isinstance(path, str) and "://" in path:
+        return first_time(path, *what)
     try:
         st = os.stat(path)  # type: ignore[arg-type]
     except (OSError, TypeError, ValueError):

@@ -999,6 +999,27 @@ def test_a_heic_brand_is_no_video():
     assert "MP4/MOV" in unreadable_reason(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64)
 
 
+def test_a_picture_brand_among_the_compatible_ones_or_a_cr3_is_no_video(tmp_path, capfd):
+    """The ftyp check looked at the major brand only: a HEIF naming ``miaf`` among its compatible brands alone, and a
+    Canon CR3 raw (major brand ``crx ``), were said to hold a video and pointed at ``birefvid process``."""
+    import struct
+
+    from birefvid.io.image_source import unreadable_reason
+
+    def ftyp(major: bytes, *compatible: bytes) -> bytes:
+        return struct.pack(">I", 16 + 4 * len(compatible)) + b"ftyp" + major + b"\x00\x00\x00\x00" + b"".join(compatible)
+
+    assert "video" not in (unreadable_reason(ftyp(b"MiHE", b"miaf", b"MiHE") + b"\x00" * 64) or "")
+    assert "MP4/MOV" in unreadable_reason(ftyp(b"isom", b"isom", b"iso2", b"avc1", b"mp41") + b"\x00" * 64)
+    raw = tmp_path / "IMG_0001.CR3"  # what a Canon EOS R writes: ftyp crx, then moov with the pictures
+    raw.write_bytes(ftyp(b"crx ", b"crx ", b"isom") + struct.pack(">I", 16) + b"moov" + b"\x00" * 2000)
+    code = main(["image", str(raw), "-o", str(tmp_path / "cut.png"), "--model", "tiny", "-q"])
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and lines == [f"birefvid: error: {raw} is not a readable image (a Canon CR3 raw photo, which is not "
+                                   "decoded here: develop or export it as TIFF or JPEG first)"], lines  # fmt: skip
+    assert not (tmp_path / "cut.png").exists()
+
+
 def _huge_png(path: Path, side: int = 40000) -> Path:
     """A valid 1-bit PNG of side x side pixels in a few hundred KB: 1.6 gigapixels, over OpenCV's 2^30."""
     import struct

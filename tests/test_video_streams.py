@@ -173,6 +173,47 @@ def test_live_says_a_source_files_subtitles_are_not_carried(tmp_path, caplog):
     assert said == [f"{film} has 1 subtitle track, which recordings and streams do not carry (birefvid process keeps them)"], said
 
 
+def test_a_web_files_subtitles_and_audio_tracks_are_said_once_a_run_not_at_each_loop_pass(tmp_path, caplog):
+    """`live --source http://host/film.mkv --loop` opens the file again at each pass, and a URL, which cannot be looked
+    at, was always new to ``first_time_about_file``: the subtitle, audio-track and data-stream warnings came again at every pass
+    (six times in a 6 s run of a 0.5 s clip); said once a run now, as for a local file."""
+    import functools
+    import http.server
+
+    from birefvid.io.live_connections import FileConnection
+    from birefvid.said_once import run_scope
+
+    clip = make_video(tmp_path / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    (tmp_path / "s.srt").write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
+    other = make_video(tmp_path / "other.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    talk = merge_audio(clip, [other], tmp_path / "talk.mkv", ["eng", "fra"], default=1)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(talk), "-i", str(tmp_path / "s.srt"), "-map", "0", "-map", "1",
+                    "-c", "copy", "-c:s", "srt", str(tmp_path / "film.mkv")], check=True)  # fmt: skip
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-timecode", "01:00:00:00", "-c", "copy",
+                    str(tmp_path / "tc.mov")], check=True)  # a timecode track: a data stream  # fmt: skip
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/film.mkv"
+    try:
+        with caplog.at_level(logging.WARNING), run_scope():
+            for _ in range(3):  # three --loop passes
+                FileConnection(url, audio=True).close()
+                FileConnection(url.replace("film.mkv", "tc.mov")).close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    said = [r.getMessage() for r in caplog.records]
+    assert [m for m in said if "subtitle track" in m] == [f"{url} has 1 subtitle track, which recordings and streams do not carry "
+                                                   "(birefvid process keeps them)"], said  # fmt: skip
+    assert len([m for m in said if "audio tracks" in m]) == 1, said
+    assert len([m for m in said if "data stream" in m]) == 1, said
+
+
 def test_live_recordings_carry_the_audio_tracks_language_and_title(tmp_path):
     """A German commentary track ("deu", "Kommentar") came out of `live --sink talk.mkv` untagged, where `process`
     keeps both: recordings now carry the chosen track's language and title (MP4 its title as the track's name)."""

@@ -627,14 +627,23 @@ _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8
 _ENDINGS = {"PNG": b"IEND", "JPEG": b"\xff\xd9"}
 
 
-# ISO BMFF brands of still pictures (HEIC, HEIF, AVIF): an ``ftyp`` box that is no video's
-_PICTURE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"})
+# ISO BMFF brands of still pictures (HEIC, HEIF, AVIF, a Canon CR3 raw): an ``ftyp`` box that is no video's, whether
+# the brand is its major one or one of those it is compatible with (a HEIF may name ``miaf`` or ``mif1`` there alone)
+_PICTURE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"mif2", b"msf1", b"miaf",
+                             b"avif", b"avis", b"crx "})
+
+
+def _ftyp_brands(data: bytes) -> set[bytes]:
+    """The brands of an ISO BMFF ``ftyp`` box at the start of ``data``: its major brand and the compatible ones."""
+    size = int.from_bytes(data[:4], "big")
+    end = min(len(data), size if 16 <= size <= 4096 else 16)
+    return {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
 
 
 def _video_container(data: bytes) -> Optional[str]:
     """The container a video's bytes are in (``MP4/MOV``, ``Matroska/WebM``, ...), or None: a clip saved or renamed
     under a picture's name (``frame.png`` that is an MP4) was "not a readable image", with no word of why."""
-    if data[4:8] == b"ftyp" and data[8:12] not in _PICTURE_BRANDS:
+    if data[4:8] == b"ftyp" and not _ftyp_brands(data) & _PICTURE_BRANDS:
         return "MP4/MOV"
     if data[4:8] in (b"moov", b"mdat", b"wide", b"free"):  # a QuickTime file without ftyp
         return "MP4/MOV"
@@ -657,6 +666,8 @@ def unreadable_reason(data: bytes) -> Optional[str]:
         return "the file is empty, 0 bytes"
     kind = next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
     if kind is None:
+        if data[4:8] == b"ftyp" and data[8:12] == b"crx ":  # ISO BMFF as an MP4 is, but a photo
+            return "a Canon CR3 raw photo, which is not decoded here: develop or export it as TIFF or JPEG first"
         video = _video_container(data)
         if video:
             return f"it holds a video ({video}), not a picture: cut videos with `birefvid process`"
