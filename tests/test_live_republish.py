@@ -624,3 +624,64 @@ def test_a_server_that_answers_options_but_hangs_on_the_publish_is_reopened_seld
             end_process(server)
     assert len(announces()) == 2, announces()  # PyAV's first reopening, then the one after the check passed; not a third yet
     assert "answers but does not take the stream" in caplog.text, caplog.text
+
+
+def test_the_report_says_the_server_answered_but_did_not_take_the_stream() -> None:
+    """A reopening that passed the check and still waited on the publish (a server answering OPTIONS, hanging on
+    ANNOUNCE) left the publisher's "no RTSP answer (server down, unreachable or silent ...)" as the report's last_error,
+    though the server had just answered. Fakes: the first stream takes one picture then breaks; every later open waits
+    past SLOW_OPEN_S and fails; the check always passes."""
+    import time
+
+    import numpy as np
+
+    from birefvid.io.live_base import LiveSink
+    from birefvid.io.reconnect import Backoff
+    from birefvid.errors import SinkError
+    from birefvid.io.republish import SLOW_OPEN_S, RepublishingSink
+
+    name = "rtsp://127.0.0.1:8554/out"
+    opens: list[float] = []
+    failed: list[int] = []  # the opens that have failed, by number
+
+    class Once(LiveSink):
+        sent = 0
+
+        @property
+        def name(self) -> str:
+            return name
+
+        def _send(self, picture: np.ndarray, t: float) -> None:
+            self.sent += 1
+            if self.sent > 1:
+                raise SinkError(f"publishing to {name} failed after 1 frames: Broken pipe")
+
+        def _close(self) -> None:
+            pass
+
+    def open_stream() -> LiveSink:
+        opens.append(time.monotonic())
+        if len(opens) == 1:
+            return Once()
+        time.sleep(SLOW_OPEN_S + 0.2)
+        failed.append(len(opens))
+        raise SinkError(f"cannot publish to {name}: no RTSP answer (server down, unreachable or silent; waited up to 2 s)")
+
+    sink = RepublishingSink(open_stream, policy=Backoff(initial=0.01, maximum=0.02), reachable=lambda: None)
+    picture = np.zeros((8, 8, 3), np.uint8)
+    deadline = time.monotonic() + 60  # generous: a loaded box; the three opens take about 2 s
+    i = 0
+    try:
+        # the first open, the unchecked slow one, then the checked slow one, whose error is the last
+        while 3 not in failed and time.monotonic() < deadline:
+            sink.send(picture, i / 25)
+            i += 1
+            time.sleep(0.02)
+        until = time.monotonic() + 5  # the error is recorded as the open returns: at once, a loaded box aside
+        while "answers" not in (sink.last_error or "") and time.monotonic() < until:
+            time.sleep(0.02)
+    finally:
+        sink.abort()
+    assert len(opens) == 3, opens  # no fourth: the next waits UNTOLD_REOPEN_EVERY_S
+    assert sink.last_error is not None and "the server answers but did not take the stream" in sink.last_error, sink.last_error
+    assert "no RTSP answer" not in sink.last_error

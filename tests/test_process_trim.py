@@ -7,6 +7,7 @@ source frames an output holds is read from its pixels.
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -312,3 +313,30 @@ def test_sound_cut_mid_packet_starts_with_the_picture(tmp_path, seg, ext):
     flashes, tones = flash_and_tone_onsets(out)
     assert [t for _, t in flashes] == [pytest.approx(0.48)]
     assert tones[-1] == pytest.approx(0.48, abs=0.001)
+
+
+def test_a_custom_order_pcm_track_is_cut_with_the_others(tmp_path, seg):
+    """A MOV with two PCM tracks, the second in a custom channel order (copied raw, ``RawPcmTrack``), cut at --start 1.5
+    (first frame 1.52 s, a quarter into a 1024-sample packet). The first track kept the packet the cut falls in behind the
+    edit list and started at 0; the second began at the next packet, 16 ms later, the two tracks out of step. Now both
+    start at 0 with the same samples. Read by ffmpeg's command line: PyAV must not touch the source's custom layout."""
+    ffmpeg = need_binary("ffmpeg", "ffmpeg")
+    src = tmp_path / "two_pcm.mov"
+    pan = "pan=7.1|" + "|".join(f"c{i}=c0" for i in range(8))  # the same tone in 8 channels, in the order pan lists
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=3",
+                    "-f", "lavfi", "-i", "aevalsrc=sin(2*PI*(200+300*t)*t):s=48000:d=3", "-filter_complex",
+                    f"[1]asplit[a][b];[b]{pan}[p]", "-map", "0:v", "-map", "[a]", "-map", "[p]", "-c:v", "libx264",
+                    "-c:a", "pcm_s16le", str(src)], check=True, timeout=60)  # fmt: skip
+    out = tmp_path / "part.mov"
+    process_video(src, out, kind="blur", segmenter=seg, smooth="none", start=1.5, end=2.3)
+
+    def first_channel(track: int) -> np.ndarray:
+        run = subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-i", str(out), "-map", f"0:a:{track}", "-af", "pan=mono|c0=c0",
+                              "-f", "s16le", "-"], capture_output=True, check=True, timeout=60)  # fmt: skip
+        return np.frombuffer(run.stdout, np.int16)
+
+    probe = subprocess.run([need_binary("ffprobe", "ffmpeg"), "-v", "error", "-select_streams", "a", "-show_entries",
+                            "stream=start_time", "-of", "csv=p=0", str(out)], capture_output=True, text=True, check=True)  # fmt: skip
+    assert probe.stdout.split() == ["0.000000", "0.000000"]  # the second track started at 0.016000
+    plain, custom = first_channel(0), first_channel(1)
+    assert len(plain) == len(custom) and np.array_equal(plain, custom)

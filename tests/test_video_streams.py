@@ -155,6 +155,33 @@ def test_live_carries_the_audio_track_flagged_default(tmp_path, caplog):
                     "(birefvid process keeps them all)"], said
 
 
+
+def test_a_stream_carries_the_audio_track_flagged_default_too(tmp_path, caplog):
+    """The same film served as a stream (a Matroska over HTTP, no file suffix: read as a network source) was recorded
+    with its first, English track, though `live --source film.mkv` took the French one flagged default: streams read
+    ``streams.audio[0]``."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    clip = make_video(tmp_path / "clip.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    other = make_video(tmp_path / "other.mp4", n_frames=FRAMES, size=MAIN, fps=10).path
+    merge_audio(clip, [other], tmp_path / "film.mkv", ["eng", "fra"], default=1, titles=["English", "Français"])
+    (tmp_path / "film.mkv").rename(tmp_path / "film")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "session.mkv"
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/film"
+        assert main(["live", "--source", url, "--effect", "green", "--sink", str(out), "--duration", "1",
+                     *FAST_MODEL]) == 0  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    with av.open(str(out)) as c:
+        assert [t.metadata.get("language") for t in c.streams.audio] == ["fra"]  # it was "eng"
+
 def test_live_says_a_source_files_subtitles_are_not_carried(tmp_path, caplog):
     """`live --source film.mkv --sink rec.mkv` left the film's subtitle track out of the recording without a word,
     where a data stream and a second audio track are each named in a warning; said once, not at each --loop pass."""

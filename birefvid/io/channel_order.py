@@ -78,8 +78,9 @@ class RawPcmTrack(InterleavedPackets):
     channel count only (never reading its custom layout)."""
 
     def __init__(self, src: str | Path, out: av.container.OutputContainer, index: int, channels: int,
-                 window: Optional["TimeWindow"] = None) -> None:
+                 window: Optional["TimeWindow"] = None, muxer: str = "mov") -> None:
         super().__init__(window)
+        self._muxer, self._sent = muxer, 0
         self._in = open_media(src)
         try:
             source = self._in.streams.audio[index]
@@ -93,7 +94,18 @@ class RawPcmTrack(InterleavedPackets):
             self.close()
             raise
 
+    def _starts_in_window(self, packet: av.Packet, t: float) -> bool:
+        """Also keeps, in MOV, the packet a ``--start`` cut falls in, at a negative time the edit list hides, as
+        ``AudioTrack`` does with copied PCM: the track then starts with the picture and with the file's other tracks (it
+        began at the next packet, up to 21 ms after them). Matroska, without an edit list, keeps that cut."""
+        if super()._starts_in_window(packet, t):
+            return True
+        assert self._window is not None
+        return (self._muxer == "mov" and not self._sent and bool(packet.duration)
+                and t + float(packet.duration * packet.time_base) > self._window.start + 1e-9)  # fmt: skip
+
     def _mux(self, packet: av.Packet) -> None:
+        self._sent += 1
         self._in_order(packet, self._out_stream)
         packet.stream = self._out_stream
         self._out.mux(packet)
@@ -117,7 +129,7 @@ def custom_order_track(
         log.warning("%s: audio track %d (%s) is copied with its channels in their order, unlabelled: PyAV crashes "
                     "on its custom channel order", src, index + 1, layout)  # fmt: skip
         channels = int(_CUSTOM.match(layout).group(1))  # type: ignore[union-attr]
-        return RawPcmTrack(src, out, index, channels, window)
+        return RawPcmTrack(src, out, index, channels, window, muxer)
     keep = "convert it first (ffmpeg -i IN -c:v copy -c:a aac OUT)" + (", or write .mov or .mkv" if codec.startswith("pcm_") else "")
     log.warning("%s: audio track %d (%s, %s) is left out: PyAV crashes on its custom channel order; %s",
                 src, index + 1, codec, layout, keep)  # fmt: skip

@@ -108,6 +108,14 @@ def track_tags(stream: Any) -> dict[str, str]:
     tags = {"language": meta.get("language"), "title": meta.get("title") or meta.get("name")}
     return {key: value for key, value in tags.items() if value and value != "und"}
 
+def carried_audio(tracks: list[Any]) -> Optional[Any]:
+    """The audio track live mode carries: the one a player plays, flagged default (a film's French track marked so after
+    an English one, an HLS stream's ``DEFAULT=YES`` rendition), else the first; None for none. Files and streams alike:
+    the first was taken always, the default flag unread, and a stream (a Matroska over HTTP) kept the first after the
+    same file as ``--source FILE`` took its default."""
+    return next((t for t in tracks if t.disposition & av.stream.Disposition.default), tracks[0] if tracks else None)
+
+
 class AvConnection:
     """One PyAV connection to a stream or device, its first frame already decoded.
 
@@ -155,7 +163,7 @@ class AvConnection:
             self._timed = not self._container.format.flags & av.format.Flags.no_timestamps.value
             stream.codec_context.flags |= av.codec.context.Flags.low_delay
             if audio and self._container.streams.audio:
-                self._audio_stream = self._container.streams.audio[0]
+                self._audio_stream = carried_audio(list(self._container.streams.audio))
                 cc = self._audio_stream.codec_context
                 if cc.sample_rate and cc.layout.nb_channels:
                     self.audio_format = (cc.sample_rate, cc.layout.name)
@@ -409,9 +417,7 @@ class FileConnection:
         except (av.FFmpegError, OSError):
             return
         tracks = list(container.streams.audio)
-        # the track a player plays: the one flagged default (a film's French track marked so after an English one),
-        # else the first; the first was taken always, the default flag unread
-        carried = next((t for t in tracks if t.disposition & av.stream.Disposition.default), tracks[0] if tracks else None)
+        carried = carried_audio(tracks)
         if carried is None:
             container.close()
             return

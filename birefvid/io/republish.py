@@ -284,15 +284,19 @@ class RepublishingSink(LiveSink):
         started = time.monotonic()
         try:
             sink = self._open_stream()
-        except SinkError:
-            self._slow = time.monotonic() - started > SLOW_OPEN_S
+        except SinkError as e:
+            waited = time.monotonic() - started
+            self._slow = waited > SLOW_OPEN_S
             if self._slow and checked:
                 if self._untold is None:
                     log.warning("%s: the server answers but does not take the stream, and each try holds up the run for up to "
                                 "%g s: trying every %g s while it does not", self._name, REOPEN_TIMEOUT_S, UNTOLD_REOPEN_EVERY_S)  # fmt: skip
                 self._untold = time.monotonic()
-            else:
-                self._untold = None
+                # the publisher's own words ("no RTSP answer (server down, unreachable or silent ...)") were the report's
+                # last_error and the retry lines', where the server had just answered the check
+                raise SinkError(f"cannot publish to {self._name}: the server answers but did not take the stream within "
+                                f"{waited:.1f} s") from e  # fmt: skip
+            self._untold = None
             raise
         self._untold = None
         return sink
