@@ -349,6 +349,17 @@ def _fill_home() -> None:
         os.environ["HOME"] = "/"
 
 
+def _no_openvino_telemetry() -> None:
+    """Keep ``import openvino`` from sending its usage event (``openvino.tools.ovc`` does it at import, the consent
+    assumed where no consent file exists): every CPU run of the command wrote ``~/intel/openvino_ga_cid`` and
+    ``~/intel/stats``, opened a connection to Google Analytics from a cron job or a service, and forked a child that
+    printed a ``KeyboardInterrupt`` traceback into the log when Ctrl-C (or ``timeout -s INT``, which signals the whole
+    group) came while it was sending. With ``openvino_telemetry`` marked as missing, OpenVINO uses its own stub. For
+    the command line only, before OpenVINO is imported: a program that imports birefvid keeps OpenVINO's own choice."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+
+
 def _need_temp_dir() -> None:
     """SinkError when no temporary folder can be written (a container's read-only root file system with no volume at
     /tmp): torch makes one as it is imported, which ended every command with a FileNotFoundError traceback, exit 1."""
@@ -409,6 +420,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``birefvid`` command on ``argv`` (None: the command line's, as ``console()`` does); returns its exit status."""
     if argv is None:  # the command line's own: a caller's main([...]) keeps its own hooks
         hide_secrets_in_tracebacks()
+        _no_openvino_telemetry()
     _fill_home()
     _fill_closed_standard_streams()
     _escape_what_stdout_cannot_encode()
