@@ -182,6 +182,28 @@ def test_the_command_line_sends_no_openvino_telemetry(tmp_path):
     assert sorted(p.name for p in home.rglob("*")) == []  # no ~/intel/openvino_ga_cid
 
 
+def test_a_memory_limit_too_low_for_torch_is_one_line(tmp_path):
+    """Under `ulimit -v` (a cron job's or a batch system's limit) torch's libraries could not be mapped: an
+    ImportError traceback and exit 1, which the README calls a bug, for what is a limit to raise."""
+    import resource
+
+    from media import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", n_frames=2, with_audio=False).path
+    limit = 1 << 30  # 1 GiB of address space: Python and birefvid start, torch's libraries do not fit
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "birefvid", "process", str(clip), "-o", str(tmp_path / "out.mkv"),
+                             "--model", "tiny", "--resolution", "64"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, preexec_fn=limited)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("birefvid: error: out of memory:") and "ulimit -v" in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
 def test_live_takes_its_secret_addresses_from_a_file(tmp_path):
     """A service's camera password and stream key were on its command line, which every user of the machine
     sees with ps: the only way to give them. `birefvid live @FILE` reads the arguments from FILE, one a line."""
