@@ -201,6 +201,12 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
     except BirefvidError as exc:
         print(f"{prog}: error: {hide_urls_in(str(exc))}", file=sys.stderr)
         return _failure_said(EXIT_USAGE)
+    except (MemoryError, ImportError) as exc:
+        said = _out_of_memory(exc)
+        if said is None:
+            raise
+        print(f"{prog}: error: {said}", file=sys.stderr)
+        return _failure_said(EXIT_USAGE)
     except OSError as exc:
         if standard_output.raised_by(exc):
             failure = exc
@@ -215,6 +221,21 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return _failure_said(EXIT_INTERRUPTED)
     return stdout_failed(prog, failure)
+
+
+def _out_of_memory(exc: BaseException) -> Optional[str]:
+    """One line for a run that the process's memory limit stopped, or None for an error of another kind. Under
+    ``ulimit -v`` (RLIMIT_AS: a cron job's, a batch system's) torch's libraries could not even be mapped, and the
+    ``ImportError: libtorch_cpu.so: failed to map segment from shared object`` traceback exited 1, "a bug"; a
+    ``MemoryError`` in birefvid's own Python did the same."""
+    text = str(exc)
+    if isinstance(exc, ImportError) and "failed to map segment" not in text and "Cannot allocate memory" not in text:
+        return None
+    why = f"{type(exc).__name__}: {text}" if isinstance(exc, MemoryError) else text
+    return (f"out of memory: {why or 'MemoryError'} (a memory limit on the process: `ulimit -v` counts address "
+            "space, of which torch's libraries alone map several GB, so limit memory with a cgroup "
+            "(`systemd-run -p MemoryMax=`, a container's limit) instead, or raise it; a smaller --max-size or "
+            "--resolution needs less)")
 
 
 def stdout_failed(prog: str, failure: OSError) -> int:
@@ -349,6 +370,17 @@ def _fill_home() -> None:
         os.environ["HOME"] = "/"
 
 
+def _no_openvino_telemetry() -> None:
+    """Keep ``import openvino`` from sending its usage event (``openvino.tools.ovc`` does it at import, the consent
+    assumed where no consent file exists): every CPU run of the command wrote ``~/intel/openvino_ga_cid`` and
+    ``~/intel/stats``, opened a connection to Google Analytics from a cron job or a service, and forked a child that
+    printed a ``KeyboardInterrupt`` traceback into the log when Ctrl-C (or ``timeout -s INT``, which signals the whole
+    group) came while it was sending. With ``openvino_telemetry`` marked as missing, OpenVINO uses its own stub. For
+    the command line only, before OpenVINO is imported: a program that imports birefvid keeps OpenVINO's own choice."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+
+
 def _need_temp_dir() -> None:
     """SinkError when no temporary folder can be written (a container's read-only root file system with no volume at
     /tmp): torch makes one as it is imported, which ended every command with a FileNotFoundError traceback, exit 1."""
@@ -409,6 +441,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``birefvid`` command on ``argv`` (None: the command line's, as ``console()`` does); returns its exit status."""
     if argv is None:  # the command line's own: a caller's main([...]) keeps its own hooks
         hide_secrets_in_tracebacks()
+        _no_openvino_telemetry()
     _fill_home()
     _fill_closed_standard_streams()
     _escape_what_stdout_cannot_encode()

@@ -156,6 +156,54 @@ def test_a_random_uid_without_home_imports_openvino_quietly():
     assert result.stdout.strip() == "/.cache/birefvid"  # not writable there: the run falls back to /tmp/birefvid-cache-UID
 
 
+_TELEMETRY_PROBE = """
+import multiprocessing, sys, time
+from birefvid.cli import main
+sys.argv = ["birefvid", "-q", "models"]
+code = main()
+import openvino  # what a CPU run's default backend imports next
+time.sleep(0.2)
+print(code, len(multiprocessing.active_children()))
+"""
+
+
+def test_the_command_line_sends_no_openvino_telemetry(tmp_path):
+    """`import openvino` sends a usage event to Google Analytics, consent assumed where no consent file exists: every
+    CPU run from a cron job or a service wrote ~/intel/openvino_ga_cid and ~/intel/stats, opened a connection out and
+    forked a child, whose KeyboardInterrupt traceback landed in the log when Ctrl-C came while it was sending."""
+    pytest.importorskip("openvino")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}  # OpenVINO sends nothing in CI
+    env.update(HOME=str(home), PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", _TELEMETRY_PROBE], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["0", "0"]  # the command's status; no child sending
+    assert sorted(p.name for p in home.rglob("*")) == []  # no ~/intel/openvino_ga_cid
+
+
+def test_a_memory_limit_too_low_for_torch_is_one_line(tmp_path):
+    """Under `ulimit -v` (a cron job's or a batch system's limit) torch's libraries could not be mapped: an
+    ImportError traceback and exit 1, which the README calls a bug, for what is a limit to raise."""
+    import resource
+
+    from media import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", n_frames=2, with_audio=False).path
+    limit = 1 << 30  # 1 GiB of address space: Python and birefvid start, torch's libraries do not fit
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "birefvid", "process", str(clip), "-o", str(tmp_path / "out.mkv"),
+                             "--model", "tiny", "--resolution", "64"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, preexec_fn=limited)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("birefvid: error: out of memory:") and "ulimit -v" in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
 def test_live_takes_its_secret_addresses_from_a_file(tmp_path):
     """A service's camera password and stream key were on its command line, which every user of the machine
     sees with ps: the only way to give them. `birefvid live @FILE` reads the arguments from FILE, one a line."""

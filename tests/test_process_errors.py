@@ -485,6 +485,23 @@ def test_existing_output_needs_overwrite(tmp_path, capsys, run, clip):
     assert_nothing_written(tmp_path, "out.mkv")
 
 
+def test_partial_files_of_killed_runs_are_named_not_piled_up(tmp_path, caplog, run, clip):
+    """A cron job's `process` run killed outright (the OOM killer, systemd's SIGKILL after its stop timeout) leaves its
+    hidden `.out.partial-XXXX.mkv`; each killed rerun added one more, unseen, each as large as its video. The next
+    run that finishes names them, with the `rm` to remove them, and removes none (another run may be writing one)."""
+    left = [tmp_path / ".out.partial-k1ll3d01.mkv", tmp_path / ".out.partial-k1ll3d02.mkv"]
+    for path in left:
+        path.write_bytes(b"half a video")
+    other = tmp_path / ".other.partial-abcd1234.mkv"  # another output's: not this run's business
+    other.write_bytes(b"x")
+    with caplog.at_level("WARNING"):
+        assert run(clip, "-o", tmp_path / "out.mkv", "--output", "mask") == 0
+    said = [r.getMessage() for r in caplog.records if "partial" in r.getMessage()]
+    assert len(said) == 1 and "2 partial files" in said[0] and "rm -rf" in said[0], said
+    assert all(str(path) in said[0] for path in left) and ".other.partial" not in said[0]
+    assert all(path.exists() for path in [*left, other])
+
+
 def test_an_output_made_by_another_program_during_the_run_keeps_this_runs_result(tmp_path, clip):
     """Another program wrote out.mkv while `process` (no --overwrite) worked: the finished result was thrown away
     with "output exists". Now it is kept as `out (2).mkv`, the run still fails (SinkError, exit 2), and the

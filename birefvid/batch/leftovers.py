@@ -28,9 +28,18 @@ def stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
     and under the batch's work folder (chunk files), sorted. Each folder is listed once: globbing per output
     read a 10,000-video folder 10,000 times."""
     out_dir = Path(out_dir)
+    found = partials_beside(out_dir / name for name in outputs)
+    work = out_dir / WORK_DIR
+    if work.is_dir():
+        found.extend(p for p in work.rglob(".*.partial-*"))
+    return sorted(set(found))
+
+
+def partials_beside(targets: Iterable[Path]) -> list[Path]:
+    """The ``.NAME.partial-*`` entries beside each of ``targets`` (a video file or a picture folder), sorted."""
     wanted: dict[Path, set[tuple[str, str]]] = {}
-    for name in outputs:
-        target = out_dir / name
+    for target in targets:
+        target = Path(target)
         marks = wanted.setdefault(target.parent, set())
         marks.add((partial_prefix(target.stem, target.suffix), target.suffix))  # a file's: ``.NAME.partial-XXXX.mov``
         marks.add((partial_prefix(target.name), ""))  # a PNG-sequence folder's, its whole name (``.2024.06.01 talk.partial-XXXX``)
@@ -41,10 +50,22 @@ def stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
         except OSError:
             continue  # a subfolder not made yet, or gone
         found.extend(folder / n for n in names if any(n.startswith(p) and n.endswith(s) for p, s in marks))
-    work = out_dir / WORK_DIR
-    if work.is_dir():
-        found.extend(p for p in work.rglob(".*.partial-*"))
     return sorted(set(found))
+
+
+def note_partials_beside(targets: Iterable[Path]) -> list[Path]:
+    """``process``'s warning, once its outputs are in place, of the partial files earlier runs of the same outputs
+    left when killed outright (a cron job's run SIGKILLed by the OOM killer or systemd's stop timeout): hidden, one
+    more at each killed rerun, each as large as the video it was writing. Named with the ``rm`` to remove them, not
+    removed: another ``process`` run of the same name may be writing one now."""
+    left = partials_beside(targets)
+    if left:
+        shown = " ".join(shlex.quote(str(p)) for p in left[:SHOWN])
+        more = f" and {len(left) - SHOWN} more" if len(left) > SHOWN else ""
+        log.warning("%s left by %s killed while writing (SIGKILL, the OOM killer): %s%s; `rm -rf` %s once no other "
+                    "birefvid run writes there", f"{len(left)} partial file{'s' if len(left) > 1 else ''}",
+                    "runs" if len(left) > 1 else "a run", shown, more, "them" if len(left) > 1 else "it")  # fmt: skip
+    return left
 
 
 def note_stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:

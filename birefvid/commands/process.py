@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..job import FileJob
 from .options import add_file_job_options, add_model_options, file_job_from_args, is_video_file, warn_fps_for_videos
@@ -103,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         progress.close()
+    from ..batch.leftovers import note_partials_beside
+
+    note_partials_beside(Path(p) for p in [report["output"], *report.get("also", [])])
     if not args.quiet:
         print(f"wrote {', '.join([report['output'], *report.get('also', [])])}: {report['frames']} frames in {report['wall_seconds']:.1f} s ({report['fps']:.2f} fps)", file=sys.stderr)
     if to_stdout:
