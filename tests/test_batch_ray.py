@@ -496,3 +496,21 @@ def test_a_pipeline_error_on_a_worker_reaches_the_driver_as_its_one_line(ray_ses
         executor._get(ray_session.remote(short_chunk).options(max_retries=0).remote(), task)
     assert str(raised.value) == "chunk: chunk 3 of a.mp4 wrote 5 frames, expected 6" and raised.value.stage == "chunk"
     assert is_load_failure(raised.value)  # what was set on it crosses too
+
+
+def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_session):
+    """The frame counter reserves no CPU, so Ray may place it on any node of a cluster: a node lost mid-run (its raylet
+    killed) took it along, and the driver's next progress poll raised ``ActorDiedError``: the run ended in a traceback,
+    exit 1, where its chunks were being retried. Here the counter dies as a lost node's actors do."""
+    from birefvid.batch import ray_executor
+
+    executor = object.__new__(ray_executor.RayExecutor)
+    executor.ray = ray_session
+    lost = ray_session.remote(ray_executor.FrameCounter).options(num_cpus=0).remote()
+    ray_session.get(lost.set.remote("a.mkv", 0, 4))
+    executor._counter = lost
+    ray_session.kill(lost)
+    assert executor._frame_counts() == {}  # no counts this poll, not the run's end
+    assert executor._counter is not lost
+    ray_session.get(executor._counter.set.remote("a.mkv", 1, 7))
+    assert executor._frame_counts() == {("a.mkv", 1): 7}

@@ -232,9 +232,10 @@ class RayExecutor:
             done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
             if on_frames is not None:
                 by_key = {(t.video, t.chunk["index"]): t for t, _ in running.values()}
-                for key, frames in ray.get(self._counter.take.remote()).items():
+                for key, frames in self._frame_counts().items():
                     if key in by_key:
                         on_frames(by_key[key], frames)
+                counter = self._counter  # a fresh one, where the last was lost with its node
             for ref in done:
                 task, actor = running.pop(ref)
                 try:
@@ -250,6 +251,20 @@ class RayExecutor:
                     dying.clear()
                 free.append(actor)
                 deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
+
+    def _frame_counts(self) -> dict[tuple[str, int], int]:
+        """The running chunks' latest frame counts; none this time where the counter was lost.
+
+        The counter reserves no CPU, so Ray may place it on any node: a node lost mid-run (its raylet killed, the
+        machine gone) took it along, and this poll's ``ActorDiedError`` ended the whole run in a traceback (exit 1),
+        where the chunks themselves were being retried. A fresh counter takes its place; the counts are progress only."""
+        ray = self.ray
+        try:
+            return ray.get(self._counter.take.remote())  # type: ignore[no-any-return]
+        except ray.exceptions.RayActorError as exc:
+            log.debug("the frame counter was lost (%s); starting another", exc)
+            self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
+            return {}
 
     def _replace(self, dead: Any) -> Any:
         """A new worker in place of one that died more often than Ray restarts it."""
