@@ -514,3 +514,17 @@ def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_
     assert executor._counter is not lost
     ray_session.get(executor._counter.set.remote("a.mkv", 1, 7))
     assert executor._frame_counts() == {("a.mkv", 1): 7}
+
+
+def test_ray_local_starts_its_own_ray_whatever_ray_address_says(tmp_path):
+    """`--ray local` called ``ray.init()`` without an address, which joins the cluster `RAY_ADDRESS` names (set on a
+    cluster's nodes and in KubeRay's pods) or the one a `ray start` on this machine left in /tmp/ray: "a Ray instance on
+    this machine" ran on the whole cluster, or hung minutes on an address that answered no more. Here `RAY_ADDRESS`
+    names no address at all, which Ray refused at once: "cannot connect to the Ray cluster at 'local'"."""
+    need_module("ray", '"birefvid[ray]"')
+    src, out = keyframed_clip(tmp_path / "a.mp4", SHORT), tmp_path / "out"
+    env = os.environ | {"RAY_ADDRESS": "no-such-cluster"}
+    run = subprocess.run([sys.executable, "-m", "birefvid.cli", "batch", str(src), "--output-dir", str(out), "--output", "mask",
+                          "-q", *MODEL, "--ray", "local", "--workers", "1"], env=env, capture_output=True, text=True, timeout=WAIT)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]

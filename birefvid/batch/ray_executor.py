@@ -169,7 +169,9 @@ class RayExecutor:
                 with _keeping_sigterm():
                     if address == "local":
                         with _unsaid_token_auth_notice():
-                            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+                            # "local", not None: ray.init() with no address joins the cluster RAY_ADDRESS names, or the one a
+                            # `ray start` on this machine left in /tmp/ray/ray_current_cluster (a cluster's own nodes)
+                            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
                     else:
                         ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
