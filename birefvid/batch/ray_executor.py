@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import threading
 from collections import deque
 from typing import Any, Iterable, Iterator, Optional
@@ -30,6 +31,8 @@ MAX_RESTARTS = 3
 DEATHS_IN_A_ROW = 3
 # seconds between the driver's looks at the running chunks' frame counts
 POLL_SECONDS = 2.0
+# seconds to wait for a Ray address given as HOST:PORT to answer
+CONNECT_SECONDS = 10.0
 
 
 def import_ray() -> Any:
@@ -74,6 +77,19 @@ def in_drivers_folder(folder: Optional[str]) -> None:
     ``runs/ft/model.safetensors`` was not found, or named another file."""
     if folder and os.path.isdir(folder):
         os.chdir(folder)
+
+
+def _answers(address: str) -> None:
+    """One error line at once where nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address: Ray itself
+    retried for minutes (over 200 s here for ``--ray 127.0.0.1:1``) before saying anything."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray reads its own way
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({exc.strerror or exc}); is Ray running there (ray status), "
+                              f"and is the port the head's (6379, or 10001 for ray://)?") from None  # the caller's one line
 
 
 class ChunkWorker:
@@ -173,6 +189,7 @@ class RayExecutor:
                             # `ray start` on this machine left in /tmp/ray/ray_current_cluster (a cluster's own nodes)
                             ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
                     else:
+                        _answers(address)
                         ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
