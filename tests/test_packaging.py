@@ -144,3 +144,16 @@ def test_release_check_pins_the_oldest_patch_release_and_the_extras_floors():
     names = {pin.split("==")[0].lower() for pin in pins}
     assert {"numpy", "onnxruntime", "pygame", "pyvirtualcam", "ray", "decord"} <= names
     assert "torch" not in names and "birefvid" not in names
+
+
+def test_the_ray_extra_brings_what_ray_client_addresses_need():
+    """docs/batch.md promises `--ray ray://HEAD:10001` (Ray Client) after `pip install "birefvid[ray]"`, but the extra
+    installed plain `ray`: without grpcio the run was one line telling the user to install `ray[client]`, and `ray start
+    --head --ray-client-server-port` on a node installed the same way refused to start."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    ray = [Requirement(r) for r in extras["ray"] if Requirement(r).name == "ray"]
+    assert ray and "client" in ray[0].extras

@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import threading
 from collections import deque
 from typing import Any, Iterable, Iterator, Optional
@@ -30,6 +31,8 @@ MAX_RESTARTS = 3
 DEATHS_IN_A_ROW = 3
 # seconds between the driver's looks at the running chunks' frame counts
 POLL_SECONDS = 2.0
+# seconds to wait for a Ray address given as HOST:PORT to answer
+CONNECT_SECONDS = 10.0
 
 
 def import_ray() -> Any:
@@ -74,6 +77,19 @@ def in_drivers_folder(folder: Optional[str]) -> None:
     ``runs/ft/model.safetensors`` was not found, or named another file."""
     if folder and os.path.isdir(folder):
         os.chdir(folder)
+
+
+def _answers(address: str) -> None:
+    """One error line at once where nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address: Ray itself
+    retried for minutes (over 200 s here for ``--ray 127.0.0.1:1``) before saying anything."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray reads its own way
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({exc.strerror or exc}); is Ray running there (ray status), "
+                              f"and is the port the head's (6379, or 10001 for ray://)?") from None  # the caller's one line
 
 
 class ChunkWorker:
@@ -169,8 +185,11 @@ class RayExecutor:
                 with _keeping_sigterm():
                     if address == "local":
                         with _unsaid_token_auth_notice():
-                            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+                            # "local", not None: ray.init() with no address joins the cluster RAY_ADDRESS names, or the one a
+                            # `ray start` on this machine left in /tmp/ray/ray_current_cluster (a cluster's own nodes)
+                            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
                     else:
+                        _answers(address)
                         ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
@@ -232,9 +251,10 @@ class RayExecutor:
             done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
             if on_frames is not None:
                 by_key = {(t.video, t.chunk["index"]): t for t, _ in running.values()}
-                for key, frames in ray.get(self._counter.take.remote()).items():
+                for key, frames in self._frame_counts().items():
                     if key in by_key:
                         on_frames(by_key[key], frames)
+                counter = self._counter  # a fresh one, where the last was lost with its node
             for ref in done:
                 task, actor = running.pop(ref)
                 try:
@@ -250,6 +270,20 @@ class RayExecutor:
                     dying.clear()
                 free.append(actor)
                 deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
+
+    def _frame_counts(self) -> dict[tuple[str, int], int]:
+        """The running chunks' latest frame counts; none this time where the counter was lost.
+
+        The counter reserves no CPU, so Ray may place it on any node: a node lost mid-run (its raylet killed, the
+        machine gone) took it along, and this poll's ``ActorDiedError`` ended the whole run in a traceback (exit 1),
+        where the chunks themselves were being retried. A fresh counter takes its place; the counts are progress only."""
+        ray = self.ray
+        try:
+            return ray.get(self._counter.take.remote())  # type: ignore[no-any-return]
+        except ray.exceptions.RayActorError as exc:
+            log.debug("the frame counter was lost (%s); starting another", exc)
+            self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
+            return {}
 
     def _replace(self, dead: Any) -> Any:
         """A new worker in place of one that died more often than Ray restarts it."""
