@@ -44,7 +44,7 @@ HEIC_SLICE = ["tests/test_image_heic.py"]
 
 def floor_pins(dependencies: list[str]) -> list[str]:
     """``name>=X.Y`` as ``name==X.Y.0.*``: the oldest release the floor allows (``==X.Y.*`` installed the newest of
-    the line: kornia 0.7.4 for >=0.7; ``.*`` still matches opencv's 4.12.0.88), markers kept; torch left out."""
+    the line: kornia 0.7.4 for >=0.7; ``.*`` still matches opencv's 4.12.0.88), extras and markers kept; torch left out."""
     pins = []
     for dep in dependencies:
         spec, _, marker = dep.partition(";")
@@ -53,7 +53,7 @@ def floor_pins(dependencies: list[str]) -> list[str]:
             continue
         parts = match[3].split(".")
         version = ".".join(parts + ["0"] * (3 - len(parts)))
-        pins.append(f"{match[1]}=={version}.*" + (f";{marker}" if marker else ""))
+        pins.append(f"{match[1]}{match[2] or ''}=={version}.*" + (f";{marker}" if marker else ""))  # extras kept: ray[client]'s grpcio
     return pins
 
 
