@@ -106,23 +106,30 @@ def through_link(target: Path) -> Path:
 
 
 def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
-    """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable."""
-    if path.exists() or path.is_symlink():
-        if is_dir and path.is_dir() and not any(path.iterdir()):
+    """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable.
+
+    A ``path`` that is a symbolic link is checked where it leads, where the output is written (``through_link``): a
+    link to a missing file is a missing output, as ``ffmpeg`` takes it (it said "output exists", and with
+    ``--overwrite`` the run was written there), and the folder that must exist and be writable is the linked file's
+    (a link into a missing or read-only folder passed the checks and failed at the output's first write)."""
+    real = through_link(path)
+    leads = f", where {path} leads" if real != path else ""
+    if real.exists() or real.is_symlink():  # still a link: one in a loop
+        if is_dir and real.is_dir() and not any(real.iterdir()):
             pass  # an empty folder is a fine place for a PNG sequence
         elif not overwrite:
             raise SinkError(f"output exists: {path} (use {option('overwrite', True)})")
-        elif is_dir and not path.is_dir():
+        elif is_dir and not real.is_dir():
             raise SinkError(f"output {path} is a file but an image-sequence folder was requested; remove it first")
-        elif not is_dir and path.is_dir():
+        elif not is_dir and real.is_dir():
             raise SinkError(f"output {path} is a folder but a video file was requested; pick a file name")
-    parent = path.parent
+    parent = real.parent
     if parent.exists() and not parent.is_dir():
         raise SinkError(f"cannot write {path}: {parent} is a file, not a folder")
     if not parent.is_dir():
-        raise SinkError(f"output folder does not exist: {parent} (create it first)")
+        raise SinkError(f"output folder does not exist: {parent}{leads} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise SinkError(f"output folder is not writable: {parent}")
+        raise SinkError(f"output folder is not writable: {parent}{leads}")
 
 
 def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | Path]]) -> None:
