@@ -71,10 +71,21 @@ def _card_files() -> list[Path]:
     files = sorted(Path(str(p)) for p in builtin.iterdir() if p.name.endswith(".json"))
     user_dir = os.environ.get(USER_CARDS_ENV)
     if user_dir:
+        user_dir = _expand_home(user_dir)
         if not Path(user_dir).is_dir():
             raise ConfigError(f"{USER_CARDS_ENV}={user_dir} is not a folder; point it at a folder of model cards or unset it")
         files += sorted(Path(user_dir).glob("*.json"))
     return files
+
+
+def _expand_home(path: str) -> str:
+    """``path`` with a leading ``~`` made the home folder, as ``BIREFVID_CACHE_DIR`` is read: set where no shell expands
+    it (a Dockerfile's ``ENV``, a systemd unit, a ``.env`` file), ``~/cards`` was "not a folder" (backends/export.py
+    reads it the same way, but imports torch)."""
+    try:
+        return os.path.expanduser(path)
+    except (KeyError, RuntimeError):  # no passwd entry for this uid and no HOME
+        return path
 
 
 @lru_cache(maxsize=4)
