@@ -132,6 +132,17 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         raise SinkError(f"output folder is not writable: {parent}{leads}")
 
 
+def _local_read(read: Optional[str | Path]) -> Optional[str]:
+    """The local path a run reads for ``read``: a ``file://`` URL's path (``live --source file:///x/clip.mp4`` plays that
+    file, as ``io.live_target`` strips it), None for nothing or any other URL."""
+    if read is None:
+        return None
+    text = str(read)
+    if text[:7].lower() == "file://":
+        return text[len("file://") :]
+    return None if "://" in text else text
+
+
 def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | Path]]) -> None:
     """Fail when writing ``target`` would replace a file the run reads (``reads``: the input, a background;
     a folder or glob of images; colours and URLs pass): committed, it is renamed over the same file, or a
@@ -139,9 +150,11 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
     replaced the video with its cut-out and ``process plate/ -o plate/ --overwrite`` the plate with its frames."""
     out = sequence_folder(target).resolve()  # a pattern (out/matte.%04d.png) fills its folder
     for read in reads:
-        if read is None or "://" in str(read):
+        if read is None:
             continue
-        text = str(read)
+        text = _local_read(read)
+        if text is None:
+            continue
         globbed = any(c in text for c in "*?[") and not os.path.lexists(text)  # `clip [1].mp4` is a file, not a pattern
         paths = [Path(p) for p in glob.glob(text)] if globbed else [Path(text)]
         for path in paths:
@@ -164,15 +177,16 @@ def check_report_replaces_nothing(
         return
     target = Path(report).resolve()
     for read in reads:
-        if read is None or "://" in str(read):
+        local = _local_read(read)
+        if local is None:
             continue
-        folder = Path(read).resolve()
+        folder = Path(local).resolve()
         if folder.is_dir() and folder in target.parents and target.exists() and _media_file(target):
             raise SinkError(f"{what} {report} would write into {target.name} in {read}, which this run reads; name another file")
         try:
             check_replaces_no_input(target, [read])
         except SinkError:
-            shown = read if os.path.lexists(str(read)) else f"{target.name}, one of {read}"  # a glob: the file it matched
+            shown = read if os.path.lexists(local) else f"{target.name}, one of {read}"  # a glob: the file it matched
             raise SinkError(f"{what} {report} would write into {shown}, which this run reads; name another file") from None
     for written in writes:
         if written is None:
