@@ -231,11 +231,27 @@ def _out_of_memory(exc: BaseException) -> Optional[str]:
     text = str(exc)
     if isinstance(exc, ImportError) and "failed to map segment" not in text and "Cannot allocate memory" not in text:
         return None
+    if isinstance(exc, ImportError) and "Cannot allocate memory" not in text and not _memory_limited():
+        # glibc says the same for a library on a file system mounted noexec (a hardened /tmp or home holding the
+        # virtual environment), which no memory limit explains: "out of memory ... raise it" sent users the wrong way
+        return (f"cannot load a library: {text} (the process has no address-space limit, so not memory: is the file on "
+                "a file system mounted noexec? `findmnt -T PATH` shows its options; install it elsewhere)")
     why = f"{type(exc).__name__}: {text}" if isinstance(exc, MemoryError) else text
     return (f"out of memory: {why or 'MemoryError'} (a memory limit on the process: `ulimit -v` counts address "
             "space, of which torch's libraries alone map several GB, so limit memory with a cgroup "
             "(`systemd-run -p MemoryMax=`, a container's limit) instead, or raise it; a smaller --max-size or "
             "--resolution needs less)")
+
+
+def _memory_limited() -> bool:
+    """True when the process has an address-space or data-size limit (``ulimit -v``, ``ulimit -d``): the limits a
+    library's mapping fails against. A cgroup's limit fails no mapping (its OOM killer ends the process instead)."""
+    import resource
+
+    for which in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+        if resource.getrlimit(which)[0] != resource.RLIM_INFINITY:
+            return True
+    return False
 
 
 def stdout_failed(prog: str, failure: OSError) -> int:

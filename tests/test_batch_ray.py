@@ -546,3 +546,34 @@ def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tmp_path, addre
     assert run.returncode == 2, run.stderr  # at once: Ray's own retries (the test timing out, without the check) take minutes
     err = run.stderr.strip().splitlines()
     assert err[-1].startswith(f"birefvid: error: cannot connect to the Ray cluster at '{address.format(port=port)}': nothing answers at 127.0.0.1:{port}")
+
+
+_WORKER_TELEMETRY_PROBE = """
+import sys
+from birefvid.cli import _no_openvino_telemetry
+from birefvid.batch.ray_executor import ChunkWorker, telemetry_off
+from birefvid.job import FileJob, ModelSpec, OutputSpec, SourceSpec
+assert not telemetry_off()
+_no_openvino_telemetry()  # what the command line's driver does first
+driver = telemetry_off()
+del sys.modules["openvino_telemetry"]  # the worker: a process of its own, told by the driver
+ChunkWorker(FileJob(SourceSpec("a.mp4"), OutputSpec("a.mkv"), model=ModelSpec("tiny")).to_dict(), 1, None, driver)
+import openvino  # what a CPU worker's default backend imports
+print(driver)
+"""
+
+
+def test_the_workers_of_a_command_line_batch_send_no_openvino_telemetry(tmp_path):
+    """`birefvid batch --ray` sent OpenVINO's usage event (and wrote ~/intel/openvino_ga_cid) from every Ray worker,
+    each a process of its own that imports OpenVINO, where the command line's own process sends none. The driver tells
+    its workers; the actor body runs in a fresh interpreter here (a Ray worker's import of OpenVINO needs the model
+    exported first: a minute)."""
+    pytest.importorskip("openvino")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}  # OpenVINO sends nothing in CI
+    env.update(HOME=str(home), PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", _WORKER_TELEMETRY_PROBE], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1:] == ["True"]
+    assert sorted(p.name for p in home.rglob("*")) == []  # no ~/intel/openvino_ga_cid

@@ -204,6 +204,27 @@ def test_a_memory_limit_too_low_for_torch_is_one_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
+def test_a_library_on_a_noexec_mount_is_not_called_out_of_memory(tmp_path):
+    """glibc's "failed to map segment from shared object" is also what a library on a file system mounted noexec gets
+    (a hardened /tmp or home holding the virtual environment): it was said as "out of memory ... `ulimit -v` ... raise
+    it", with no memory limit set. A real extension module on a real noexec tmpfs, imported under guarded()."""
+    import importlib.machinery
+    import shutil
+    import _json
+
+    from fs_fixtures import _mounted
+
+    with _mounted(tmp_path / "noexec", "noexec,size=16m") as folder:
+        shutil.copy(_json.__file__, folder / f"_json{importlib.machinery.EXTENSION_SUFFIXES[0]}")
+        code = (f"import sys; sys.path.insert(0, {str(folder)!r}); sys.modules.pop('_json', None); "
+                "from birefvid.cli import guarded; sys.exit(guarded('birefvid', lambda: __import__('_json')))")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("birefvid: error: cannot load a library:"), lines
+    assert "failed to map segment" in lines[0] and "noexec" in lines[0] and "out of memory" not in lines[0], lines
+
+
 def test_live_takes_its_secret_addresses_from_a_file(tmp_path):
     """A service's camera password and stream key were on its command line, which every user of the machine
     sees with ps: the only way to give them. `birefvid live @FILE` reads the arguments from FILE, one a line."""

@@ -421,21 +421,23 @@ def test_segment_needs_a_recording_and_a_sensible_length(tmp_path, capsys):
         assert len(err) == 1 and words in err[0], err
 
 
-@pytest.mark.parametrize("what", ["source", "background"])
+@pytest.mark.parametrize("what", ["source", "background", "file-url"])
 def test_a_recording_over_the_file_the_run_plays_is_refused_before_it_starts(tmp_path, capsys, what):
     """`live --source clip.mp4 --sink clip.mp4 --overwrite` replaced the clip with its own recording, exit 0 (`process`
-    refuses that, --overwrite or not); the same for a --background video."""
+    refuses that, --overwrite or not); the same for a --background video, and for a source named as a file:// URL
+    (live plays it as the file; the check passed every URL by)."""
     from birefvid.cli import main
 
     from media import make_video
 
     clip = make_video(tmp_path / "clip.mp4", n_frames=4, size=(64, 48)).path
     before = clip.read_bytes()
-    argv = ["--source", str(clip)] if what == "source" else ["--source", str(make_video(tmp_path / "src.mp4", n_frames=4, size=(64, 48)).path),
-                                                               "--effect", "replace", "--background", str(clip)]  # fmt: skip
+    argv = ["--source", str(clip)] if what == "source" else ["--source", f"file://{clip}"] if what == "file-url" else [
+        "--source", str(make_video(tmp_path / "src.mp4", n_frames=4, size=(64, 48)).path), "--effect", "replace", "--background", str(clip)]  # fmt: skip
     assert main(["live", *argv, "--sink", str(clip), "--overwrite", "--model", "tiny", "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"birefvid: error: writing {clip} would replace {clip}, which this run reads; write to another file or folder"]
+    read = f"file://{clip}" if what == "file-url" else clip
+    assert err == [f"birefvid: error: writing {clip} would replace {read}, which this run reads; write to another file or folder"]
     assert clip.read_bytes() == before
 
 

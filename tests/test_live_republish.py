@@ -685,3 +685,66 @@ def test_the_report_says_the_server_answered_but_did_not_take_the_stream() -> No
     assert len(opens) == 3, opens  # no fourth: the next waits UNTOLD_REOPEN_EVERY_S
     assert sink.last_error is not None and "the server answers but did not take the stream" in sink.last_error, sink.last_error
     assert "no RTSP answer" not in sink.last_error
+
+
+def test_the_retry_line_says_the_wait_before_a_server_that_answers_but_does_not_take_the_stream(caplog: pytest.LogCaptureFixture) -> None:
+    """Once the check passed and the open after it still waited, the next try comes UNTOLD_REOPEN_EVERY_S later, but
+    the retry line said the backoff's own wait ("retry 3 in 0.0 s", "in 1.8 s" with the default policy): the wait
+    came after the line, unsaid. Fakes as above: the first stream takes one picture then breaks; every later open waits
+    past SLOW_OPEN_S and fails; the check always passes."""
+    import re
+    import time
+
+    import numpy as np
+
+    from birefvid.errors import SinkError
+    from birefvid.io.live_base import LiveSink
+    from birefvid.io.reconnect import Backoff
+    from birefvid.io.republish import SLOW_OPEN_S, UNTOLD_REOPEN_EVERY_S, RepublishingSink
+
+    name = "rtsp://127.0.0.1:8554/out"
+    opens: list[float] = []
+
+    class Once(LiveSink):
+        sent = 0
+
+        @property
+        def name(self) -> str:
+            return name
+
+        def _send(self, picture: np.ndarray, t: float) -> None:
+            self.sent += 1
+            if self.sent > 1:
+                raise SinkError(f"publishing to {name} failed after 1 frames: Broken pipe")
+
+        def _close(self) -> None:
+            pass
+
+    def open_stream() -> LiveSink:
+        opens.append(time.monotonic())
+        if len(opens) == 1:
+            return Once()
+        time.sleep(SLOW_OPEN_S + 0.2)
+        raise SinkError(f"cannot publish to {name}: no RTSP answer (server down, unreachable or silent; waited up to 2 s)")
+
+    def waits() -> list[float]:
+        return [float(m.group(1)) for r in caplog.records if r.name == "birefvid.io.reconnect"
+                for m in [re.search(r"; retry \d+ in ([0-9.]+) s", r.getMessage())] if m]  # fmt: skip
+
+    caplog.set_level(logging.DEBUG, logger="birefvid.io.reconnect")
+    sink = RepublishingSink(open_stream, policy=Backoff(initial=0.01, maximum=0.02), reachable=lambda: None)
+    picture = np.zeros((8, 8, 3), np.uint8)
+    deadline = time.monotonic() + 60  # generous: a loaded box; the three opens take about 2 s
+    i = 0
+    try:
+        # the first open, the unchecked slow one, the checked slow one, and the retry line said after it
+        while len(waits()) < 3 and time.monotonic() < deadline:
+            sink.send(picture, i / 25)
+            i += 1
+            time.sleep(0.02)
+    finally:
+        sink.abort()
+    assert len(opens) == 3, opens
+    assert max(waits()[:2]) <= 0.05, waits()  # the backoff's own (0.01-0.02 s): the server had not answered the check yet
+    # the third line comes after the checked open failed: its wait is the spacing's, less the moments since
+    assert UNTOLD_REOPEN_EVERY_S - 5 <= waits()[2] <= UNTOLD_REOPEN_EVERY_S, caplog.text

@@ -185,18 +185,19 @@ def test_the_model_rate_counts_finished_runs_and_is_none_without_one():
 
 
 @pytest.mark.parametrize("option", ["--report", "--stats-json"])
-@pytest.mark.parametrize("named", ["source", "recording"])
+@pytest.mark.parametrize("named", ["source", "recording", "source-url"])
 def test_a_report_that_would_replace_the_source_or_a_recording_is_refused(tmp_path, capsys, named, option):
     """The report is rewritten on every run: `--report clip.mp4` replaced the video played as the source, and
     `--report rec.mkv` the recording just committed, both exit 0 (`--stats-json` wrote its lines into them).
-    One line, before anything opens."""
+    One line, before anything opens. A source named file:///.../clip.mp4 is that file too (every URL was passed by)."""
     from birefvid.cli import main
     from media import make_video
 
     clip = make_video(tmp_path / "clip.mp4", n_frames=3, with_audio=False).path
     before = clip.read_bytes()
-    report = clip if named == "source" else tmp_path / "rec.mkv"
-    assert main(["live", "--source", str(clip), "--model", "tiny", "--sink", str(tmp_path / "rec.mkv"), option, str(report)]) == 2
+    report = tmp_path / "rec.mkv" if named == "recording" else clip
+    source = f"file://{clip}" if named == "source-url" else str(clip)
+    assert main(["live", "--source", source, "--model", "tiny", "--sink", str(tmp_path / "rec.mkv"), option, str(report)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{option} {report} would write into" in err[0], err
     assert clip.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

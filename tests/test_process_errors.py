@@ -556,6 +556,66 @@ def test_overwriting_an_output_named_by_a_link_replaces_the_file_it_leads_to(tmp
     assert_nothing_written(tmp_path / "disk", "out.mkv")
 
 
+def test_an_output_named_by_a_link_to_a_missing_file_is_written_where_it_leads(tmp_path, run, clip):
+    """The output is written where a link leads, so a link to a file not there yet is a missing output, as ffmpeg
+    takes it: without --overwrite it said "output exists: out.mkv (use --overwrite)", where nothing existed."""
+    real = tmp_path / "disk" / "out.mkv"
+    real.parent.mkdir()
+    link = tmp_path / "out.mkv"
+    link.symlink_to(real)
+    assert run(clip, "-o", link, "--output", "mask") == 0
+    assert link.is_symlink() and real.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"
+    assert_nothing_written(tmp_path / "disk", "out.mkv")
+
+
+@pytest.mark.parametrize("output", ["out.mkv", "frames"])
+def test_an_output_named_by_a_link_into_a_missing_folder_names_that_folder(tmp_path, capsys, run, clip, output):
+    """The folder checked was the link's own: a link into a folder that does not exist passed, and the run failed at
+    its temporary file, "cannot create a file in ..."; said now as any missing output folder is, naming where the link
+    leads."""
+    link = tmp_path / output
+    link.symlink_to(tmp_path / "gone" / output)
+    one_error_line(capsys, run(clip, "-o", link, "--output", "mask"),
+                   f"output folder does not exist: {tmp_path / 'gone'}, where {link} leads (create it first)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [output]
+
+
+def test_an_output_named_by_a_link_into_a_read_only_folder_names_that_folder(tmp_path, capsys, run, clip):
+    """The link's own folder was checked for writing, not the one the output is written to."""
+    from fs_fixtures import read_only_dir
+
+    link = tmp_path / "out.mkv"
+    with read_only_dir(tmp_path / "ro") as ro:
+        link.symlink_to(ro / "out.mkv")
+        one_error_line(capsys, run(clip, "-o", link, "--output", "mask", "--overwrite"),
+                       f"output folder is not writable: {ro}, where {link} leads")
+        assert list(ro.iterdir()) == []
+
+
+@pytest.mark.parametrize("output", ["link", "pattern"])
+def test_partial_files_of_killed_runs_are_named_where_they_were_made(tmp_path, caplog, run, clip, output):
+    """A file's partial is made beside the file a link leads to, and named after it; a pattern's beside the folder
+    it fills, named after that folder: both were looked for beside the name given (`.out.partial-*` beside the link,
+    `.m.%04d.partial-*` beside the pattern) and never named."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if output == "link":
+        target = tmp_path / "out.mkv"
+        target.symlink_to(disk / "real.mkv")
+        (disk / "real.mkv").write_bytes(b"old")
+        left = disk / ".real.partial-k1ll3d01.mkv"
+        left.write_bytes(b"half a video")
+    else:
+        target = disk / "frames" / "m.%04d.png"
+        left = disk / ".frames.partial-k1ll3d01"
+        left.mkdir()
+    with caplog.at_level("WARNING"):
+        assert run(clip, "-o", target, "--output", "mask", "--overwrite") == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "birefvid.batch.leftovers"]
+    assert len(said) == 1 and str(left) in said[0], said
+    assert left.exists()
+
+
 @pytest.mark.parametrize("target", ["same", "dotted", "its-folder", "background", "bracketed"])
 def test_an_output_that_would_replace_what_the_run_reads_is_refused(tmp_path, capsys, run, target):
     """`process clip.mp4 -o clip.mp4 --overwrite` replaced the video with its cut-out (exit 0), and

@@ -172,6 +172,17 @@ def test_a_user_card_in_no_json_encoding_is_one_line(tmp_path, capsys, monkeypat
     assert err.startswith(f"birefvid: error: model card {tmp_path / 'mine.json'} is not valid JSON: ") and err.count("\n") == 1, err
 
 
+def test_a_user_cards_folder_given_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """As BIREFVID_CACHE_DIR is read: `ENV BIREFVID_MODELS_DIR=~/cards` in a Dockerfile (no shell expands it) was
+    "BIREFVID_MODELS_DIR=~/cards is not a folder"."""
+    text = '{"name": "mine", "backbone": "pvt_v2_b0", "resolution": [64, 64], "source": {"path": "w.pth"}}'
+    (tmp_path / "cards").mkdir()
+    (tmp_path / "cards" / "mine.json").write_text(text)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("BIREFVID_MODELS_DIR", "~/cards")
+    assert get_model_card("mine").resolution == (64, 64)
+
+
 def test_a_user_cards_folder_that_does_not_exist_is_a_config_error(tmp_path, monkeypatch):
     monkeypatch.setenv("BIREFVID_MODELS_DIR", str(tmp_path / "typo"))
     with pytest.raises(ConfigError, match="BIREFVID_MODELS_DIR=.*typo is not a folder"):

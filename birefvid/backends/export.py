@@ -27,6 +27,7 @@ import torch
 
 from .. import __version__, exiting
 from ..errors import NOTICE, SinkError
+from ..user_paths import expand_home
 from .cache_trust import file_distrust, folder_distrust
 
 if TYPE_CHECKING:
@@ -46,15 +47,8 @@ def cache_dir() -> Path:
     unit, a ``.env`` file, ``os.environ`` in a notebook), it made a folder named ``~`` in each working folder, a
     cache apiece, each exporting the model again."""
     root = os.environ.get(CACHE_ENV) or os.path.join(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache", "birefvid")
-    return Path(_expand_home(root))
+    return Path(expand_home(root))
 
-
-def _expand_home(path: str) -> str:
-    """``path`` with a leading ``~`` or ``~user`` made the home folder (unchanged where there is none to find)."""
-    try:
-        return os.path.expanduser(path)
-    except (KeyError, RuntimeError):  # no passwd entry for this uid and no HOME
-        return path
 
 
 def _home() -> Path:

@@ -15,7 +15,8 @@ import shlex
 from pathlib import Path
 from typing import Iterable
 
-from ..io.atomic import partial_prefix
+from ..io.atomic import partial_prefix, through_link
+from ..sequence_names import sequence_folder
 from .manifest import WORK_DIR
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,12 @@ def stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
 
 
 def partials_beside(targets: Iterable[Path]) -> list[Path]:
-    """The ``.NAME.partial-*`` entries beside each of ``targets`` (a video file or a picture folder), sorted."""
+    """The ``.NAME.partial-*`` entries beside each of ``targets`` (a video file, a picture folder or its pattern), sorted."""
     wanted: dict[Path, set[tuple[str, str]]] = {}
     for target in targets:
-        target = Path(target)
+        # where the writer made them: beside the folder a pattern (out/matte.%04d.png) fills, and beside what a link
+        # leads to, named after that (AtomicFile and AtomicDir follow a link named as the output)
+        target = through_link(sequence_folder(Path(target)))
         marks = wanted.setdefault(target.parent, set())
         marks.add((partial_prefix(target.stem, target.suffix), target.suffix))  # a file's: ``.NAME.partial-XXXX.mov``
         marks.add((partial_prefix(target.name), ""))  # a PNG-sequence folder's, its whole name (``.2024.06.01 talk.partial-XXXX``)

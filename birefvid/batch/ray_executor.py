@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from collections import deque
 from typing import Any, Iterable, Iterator, Optional
@@ -92,10 +93,18 @@ def _answers(address: str) -> None:
                               f"and is the port the head's (6379, or 10001 for ray://)?") from None  # the caller's one line
 
 
+def telemetry_off() -> bool:
+    """True where this process keeps OpenVINO from sending its usage event (the command line's: ``cli._no_openvino_telemetry``),
+    so its Ray workers keep it from sending too."""
+    return "openvino_telemetry" in sys.modules and sys.modules["openvino_telemetry"] is None
+
+
 class ChunkWorker:
     """A Ray actor's body: loads the job's model once, then runs chunk after chunk."""
 
-    def __init__(self, job: dict[str, Any], threads: int, folder: Optional[str] = None) -> None:
+    def __init__(self, job: dict[str, Any], threads: int, folder: Optional[str] = None, no_telemetry: bool = False) -> None:
+        if no_telemetry and "openvino" not in sys.modules:  # as the driver's command line (cli._no_openvino_telemetry)
+            sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
         import torch
 
         from ..runtime.file_job import segmenter_for
@@ -221,7 +230,10 @@ class RayExecutor:
         threads = max(1, int(cpus_per_worker))
         self._actor, self._job, self._threads = actor, job.to_dict(), threads
         self._folder = os.getcwd()
-        self._actors = [actor.remote(self._job, threads, self._folder) for _ in range(workers)]
+        # a worker imports OpenVINO in a process of its own, which sent OpenVINO's usage event (and wrote ~/intel) from
+        # every worker of a `birefvid batch --ray` run, where the command line's own process sends none
+        self._no_telemetry = telemetry_off()
+        self._actors = [actor.remote(self._job, threads, self._folder, self._no_telemetry) for _ in range(workers)]
         self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
         self._running: dict[Any, tuple[ChunkTask, Any]] = {}
         # videos in a row whose chunk killed its worker every time, kept from run to run: a watch runs each video
@@ -287,7 +299,7 @@ class RayExecutor:
 
     def _replace(self, dead: Any) -> Any:
         """A new worker in place of one that died more often than Ray restarts it."""
-        fresh = self._actor.remote(self._job, self._threads, self._folder)
+        fresh = self._actor.remote(self._job, self._threads, self._folder, self._no_telemetry)
         self._actors = [fresh if a is dead else a for a in self._actors]
         return fresh
 

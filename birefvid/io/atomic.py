@@ -106,23 +106,41 @@ def through_link(target: Path) -> Path:
 
 
 def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
-    """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable."""
-    if path.exists() or path.is_symlink():
-        if is_dir and path.is_dir() and not any(path.iterdir()):
+    """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable.
+
+    A ``path`` that is a symbolic link is checked where it leads, where the output is written (``through_link``): a
+    link to a missing file is a missing output, as ``ffmpeg`` takes it (it said "output exists", and with
+    ``--overwrite`` the run was written there), and the folder that must exist and be writable is the linked file's
+    (a link into a missing or read-only folder passed the checks and failed at the output's first write)."""
+    real = through_link(path)
+    leads = f", where {path} leads" if real != path else ""
+    if real.exists() or real.is_symlink():  # still a link: one in a loop
+        if is_dir and real.is_dir() and not any(real.iterdir()):
             pass  # an empty folder is a fine place for a PNG sequence
         elif not overwrite:
             raise SinkError(f"output exists: {path} (use {option('overwrite', True)})")
-        elif is_dir and not path.is_dir():
+        elif is_dir and not real.is_dir():
             raise SinkError(f"output {path} is a file but an image-sequence folder was requested; remove it first")
-        elif not is_dir and path.is_dir():
+        elif not is_dir and real.is_dir():
             raise SinkError(f"output {path} is a folder but a video file was requested; pick a file name")
-    parent = path.parent
+    parent = real.parent
     if parent.exists() and not parent.is_dir():
         raise SinkError(f"cannot write {path}: {parent} is a file, not a folder")
     if not parent.is_dir():
-        raise SinkError(f"output folder does not exist: {parent} (create it first)")
+        raise SinkError(f"output folder does not exist: {parent}{leads} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise SinkError(f"output folder is not writable: {parent}")
+        raise SinkError(f"output folder is not writable: {parent}{leads}")
+
+
+def _local_read(read: Optional[str | Path]) -> Optional[str]:
+    """The local path a run reads for ``read``: a ``file://`` URL's path (``live --source file:///x/clip.mp4`` plays that
+    file, as ``io.live_target`` strips it), None for nothing or any other URL."""
+    if read is None:
+        return None
+    text = str(read)
+    if text[:7].lower() == "file://":
+        return text[len("file://") :]
+    return None if "://" in text else text
 
 
 def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | Path]]) -> None:
@@ -132,9 +150,11 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
     replaced the video with its cut-out and ``process plate/ -o plate/ --overwrite`` the plate with its frames."""
     out = sequence_folder(target).resolve()  # a pattern (out/matte.%04d.png) fills its folder
     for read in reads:
-        if read is None or "://" in str(read):
+        if read is None:
             continue
-        text = str(read)
+        text = _local_read(read)
+        if text is None:
+            continue
         globbed = any(c in text for c in "*?[") and not os.path.lexists(text)  # `clip [1].mp4` is a file, not a pattern
         paths = [Path(p) for p in glob.glob(text)] if globbed else [Path(text)]
         for path in paths:
@@ -157,15 +177,16 @@ def check_report_replaces_nothing(
         return
     target = Path(report).resolve()
     for read in reads:
-        if read is None or "://" in str(read):
+        local = _local_read(read)
+        if local is None:
             continue
-        folder = Path(read).resolve()
+        folder = Path(local).resolve()
         if folder.is_dir() and folder in target.parents and target.exists() and _media_file(target):
             raise SinkError(f"{what} {report} would write into {target.name} in {read}, which this run reads; name another file")
         try:
             check_replaces_no_input(target, [read])
         except SinkError:
-            shown = read if os.path.lexists(str(read)) else f"{target.name}, one of {read}"  # a glob: the file it matched
+            shown = read if os.path.lexists(local) else f"{target.name}, one of {read}"  # a glob: the file it matched
             raise SinkError(f"{what} {report} would write into {shown}, which this run reads; name another file") from None
     for written in writes:
         if written is None:

@@ -86,6 +86,7 @@ def retry(
     retries_done: int = 0,
     quiet_every: float = QUIET_EVERY_S,
     outage: Optional[Outage] = None,
+    not_before: Optional[Callable[[], float]] = None,
 ) -> Optional[T]:
     """Call ``attempt`` until it returns, backing off between failures; None once ``stop`` is set.
 
@@ -97,7 +98,9 @@ def retry(
     with a new reason, are logged at warning level; after those, one a ``quiet_every`` seconds is, with how
     long the input has been out, and the rest at debug level, so a run waiting all night logs a line a minute.
     ``outage`` carries that count over calls that retry one outage (a reopened output that failed before it
-    worked is the same outage); by default each call is an outage of its own.
+    worked is the same outage); by default each call is an outage of its own. ``not_before`` gives, before each retry,
+    the least it must wait whatever the policy says (a republished stream's UNTOLD_REOPEN_EVERY_S): the retry line
+    says the wait that comes, not the policy's 1.8 s before a try 15 s away.
     """
     reason = first_failure
     retries = retries_done
@@ -118,6 +121,8 @@ def retry(
             raise GaveUp(attempts, reason)
         retries += 1
         wait = policy.delay(retries)
+        if not_before is not None:
+            wait = max(wait, not_before())
         of = "" if policy.max_retries is None else f"/{policy.max_retries}"
         level, note = said.level_and_note(reason)
         log.log(level, "%s: %s; retry %d%s in %.1f s%s", what, reason, retries, of, wait, note)

@@ -233,7 +233,8 @@ class RepublishingSink(LiveSink):
         def reopen() -> None:
             try:
                 sink = retry(self._attempt, self._policy, self._stop, what=what, first_failure=reason,
-                             reason_of=str, retriable=lambda e: isinstance(e, SinkError), retries_done=retries_done, outage=outage)  # fmt: skip
+                             reason_of=str, retriable=lambda e: isinstance(e, SinkError), retries_done=retries_done, outage=outage,
+                             not_before=self._untold_wait)  # fmt: skip
             except Exception as e:  # noqa: BLE001 - a stream that cannot come back must not end the run
                 log.warning("%s: gave up reconnecting (%s); the other outputs go on", self._name, e)
                 return
@@ -247,6 +248,13 @@ class RepublishingSink(LiveSink):
 
         self._reopening = threading.Thread(target=in_caller_context(reopen), name=f"birefvid-republish {self._name}", daemon=True)
         self._reopening.start()
+
+    def _untold_wait(self) -> float:
+        """Seconds until the next reopening may try a server that answers the check but does not take the stream (0 when
+        none is pending): the retry line says this wait, which ``_try_open`` would otherwise make after the line's."""
+        if self._untold is None or self._reachable is None or not self._slow:
+            return 0.0
+        return max(0.0, self._untold + UNTOLD_REOPEN_EVERY_S - time.monotonic())
 
     def _attempt(self) -> LiveSink:
         self._attempts += 1

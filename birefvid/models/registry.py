@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError, option
+from ..user_paths import expand_home
 from .backbones import BACKBONES
 
 USER_CARDS_ENV = "BIREFVID_MODELS_DIR"
@@ -71,10 +72,12 @@ def _card_files() -> list[Path]:
     files = sorted(Path(str(p)) for p in builtin.iterdir() if p.name.endswith(".json"))
     user_dir = os.environ.get(USER_CARDS_ENV)
     if user_dir:
+        user_dir = expand_home(user_dir)  # `~/cards` from a Dockerfile's ENV was "not a folder"
         if not Path(user_dir).is_dir():
             raise ConfigError(f"{USER_CARDS_ENV}={user_dir} is not a folder; point it at a folder of model cards or unset it")
         files += sorted(Path(user_dir).glob("*.json"))
     return files
+
 
 
 @lru_cache(maxsize=4)
