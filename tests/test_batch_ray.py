@@ -189,6 +189,7 @@ def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run():
     executor = object.__new__(ray_executor.RayExecutor)
     executor.ray, executor._owns, executor._counter, executor._running, executor._dying = ray, False, None, {}, set()
     executor._actor, executor._job, executor._threads, executor._folder = types.SimpleNamespace(remote=actor), {}, 1, os.getcwd()
+    executor._no_telemetry = False
     executor._actors = [actor() for _ in range(3)]
     tasks = [ChunkTask(name, {}, {"index": i, "start_pts": 0}, f"{name}.{i}") for name, n in (("8k.mkv", 4), ("b.mkv", 1)) for i in range(n)]
     done, failed = [], []
