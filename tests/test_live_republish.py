@@ -26,6 +26,31 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return scene_clip(tmp_path_factory.mktemp("republish") / "scene20s.mp4", 20.0, (W, H), 24, unique_seconds=2.0)
 
 
+def _breaks_after_one_picture(name: str):
+    """A stream (a ``LiveSink``) that takes one picture, then breaks as a publish to a server gone does."""
+    import numpy as np
+
+    from birefvid.errors import SinkError
+    from birefvid.io.live_base import LiveSink
+
+    class Once(LiveSink):
+        sent = 0
+
+        @property
+        def name(self) -> str:
+            return name
+
+        def _send(self, picture: np.ndarray, t: float) -> None:
+            self.sent += 1
+            if self.sent > 1:
+                raise SinkError(f"publishing to {name} failed after 1 frames: Broken pipe")
+
+        def _close(self) -> None:
+            pass
+
+    return Once()
+
+
 def _received(folder: Path) -> int:
     """Pictures the receiver in ``folder`` wrote so far (its raw RGB file: written frame by frame, unlike the md5 list)."""
     raw = folder / "rx.rgb"
@@ -644,25 +669,10 @@ def test_the_report_says_the_server_answered_but_did_not_take_the_stream() -> No
     opens: list[float] = []
     failed: list[int] = []  # the opens that have failed, by number
 
-    class Once(LiveSink):
-        sent = 0
-
-        @property
-        def name(self) -> str:
-            return name
-
-        def _send(self, picture: np.ndarray, t: float) -> None:
-            self.sent += 1
-            if self.sent > 1:
-                raise SinkError(f"publishing to {name} failed after 1 frames: Broken pipe")
-
-        def _close(self) -> None:
-            pass
-
     def open_stream() -> LiveSink:
         opens.append(time.monotonic())
         if len(opens) == 1:
-            return Once()
+            return _breaks_after_one_picture(name)
         time.sleep(SLOW_OPEN_S + 0.2)
         failed.append(len(opens))
         raise SinkError(f"cannot publish to {name}: no RTSP answer (server down, unreachable or silent; waited up to 2 s)")
@@ -705,25 +715,10 @@ def test_the_retry_line_says_the_wait_before_a_server_that_answers_but_does_not_
     name = "rtsp://127.0.0.1:8554/out"
     opens: list[float] = []
 
-    class Once(LiveSink):
-        sent = 0
-
-        @property
-        def name(self) -> str:
-            return name
-
-        def _send(self, picture: np.ndarray, t: float) -> None:
-            self.sent += 1
-            if self.sent > 1:
-                raise SinkError(f"publishing to {name} failed after 1 frames: Broken pipe")
-
-        def _close(self) -> None:
-            pass
-
     def open_stream() -> LiveSink:
         opens.append(time.monotonic())
         if len(opens) == 1:
-            return Once()
+            return _breaks_after_one_picture(name)
         time.sleep(SLOW_OPEN_S + 0.2)
         raise SinkError(f"cannot publish to {name}: no RTSP answer (server down, unreachable or silent; waited up to 2 s)")
 
