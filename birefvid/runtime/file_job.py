@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 from ..compose.background import StreamBackground
 from ..compose.compositor import SINK_KIND, Compositor
-from ..errors import OutputKeptError, SinkError, SourceError, option
+from ..errors import OutputKeptError, SinkError, option
 from ..file_names import name_too_long
 from ..io import open_sink, open_source
 from ..io.atomic import check_replaces_no_input, check_report_replaces_nothing, write_text_atomic
@@ -23,7 +23,7 @@ from ..io.factory import exr_colour_for, is_sequence_target
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
-from ..io.video_source import refuse_cut_off, salvage_hint
+from ..io.video_source import refuse_cut_off
 from ..job import FileJob
 from ..sequence_names import check_own_folder
 from ..temporal import make_smoother
@@ -124,78 +124,72 @@ def run_file_job(
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     kept = _KeptOutput()
     kept_names: list[Optional[str]] = [None] * len(job.outputs)  # where an output went when its name was taken meanwhile
-    try:
-        with kept, contextlib.ExitStack() as stack:
-            device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
-            threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
-            source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace,
-                                                         video_stream=src.video_stream, input_colors=src.input_colors))
-            refuse_cut_off(source, src.end)  # now, not after decoding it all; --end before the cut still works
-            sdr = shows_hdr_as_sdr(out.path, source.info)  # a GIF/WebP/APNG/PNG of HDR video: shown as SDR
-            for each in job.outputs:  # now, with what the input is: HDR is shown as SDR to a sequence, which would hide it
-                exr_colour_for(each.path, SINK_KIND[each.kind], source.info)
-            if sdr:
-                source.deliver_deep()  # converted from its 16-bit pictures where the source has them
-            depth = plan_depth(out, source)
-            extra_depths = [plan_extra_depth(out, extra, source.info, depth) for extra in job.also]
-            window = None
-            # only a part, or a timeline no output can hold as it is: the pictures from its first frame, re-timed, and the sound etc. with them
-            if src.trimmed or starts_off_zero(source):
-                source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
-                window = source.window
-            square = needs_square_pixels(out.path, source.info)
-            for extra in job.also:  # the main output chose how the input is read; an extra one needing otherwise is refused
-                check_reading(out, extra, source.info, hdr_as_sdr=sdr, square=square)
-            if square:  # a GIF/WebP/APNG shows pixels square: make them so
-                source = stack.enter_context(SquarePixelSource(source))
-            if src.max_size is not None:
-                source = stack.enter_context(ScaledSource(source, src.max_size))
-            # HDR video: the model sees it as SDR, and so does an output that cannot say it holds HDR
-            source = sdr_sources(source, str(out.path), keep_deep=depth.composite > 8, name=str(src.input), stack=stack)
-            info = source.info
-            sinks, compositors = [], []
-            backgrounds: dict[tuple[str, bool], SharedBackground] = {}  # a video background by (spec, deep), for each output showing it
-            for spec, plan in ((out, depth), *zip(job.also, extra_depths)):  # every output opened and checked before the model loads
-                sink = open_sink(
-                    spec.path, kind=SINK_KIND[spec.kind], info=info, codec=spec.codec, crf=spec.crf, bitrate=spec.bitrate,
-                    pix_fmt=spec.pix_fmt, preset=spec.preset, audio_from=src.input if spec.audio else None, audio=spec.audio,
-                    overwrite=spec.overwrite, threads=threads, subtitles_from=src.input if spec.subtitles else None,
-                    chapters_from=src.input, window=window, bits=plan.wanted, gpu=device.index if device.type == "cuda" else None,
-                )  # fmt: skip
-                stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
-                bits = plan.bits_for(sink)
-                if bits == 8:
-                    say_depth_lost(str(src.input), plan.source, info.color_trc, spec.kind, spec.bit_depth, getattr(getattr(sink, "spec", None), "codec", "it"))
-                background = None
-                if spec.kind == "composite" and (str(spec.background), bits > 8) in backgrounds:  # another output's: decoded once
-                    background = backgrounds[str(spec.background), bits > 8].view()
-                elif spec.kind == "composite":  # opened before the model loads: a missing file fails in a second
-                    background = stack.enter_context(open_background(str(spec.background), (info.width, info.height), device, info.sample_aspect_ratio,
-                                                                     deep=bits > 8, hdr=hdr_output(info)))  # fmt: skip
-                    if isinstance(background, StreamBackground):  # a video: its frames made once for every output that shows it
-                        background = backgrounds.setdefault((str(spec.background), bits > 8), SharedBackground(background))
-                sinks.append(sink)
-                compositors.append(Compositor.for_output(spec, background=background, bits=bits))
-            sink, compositor = sinks[0], compositors[0]
-            with loading_model():  # torch's own error as it loads is one line, exit 2, not a traceback
-                seg = segmenter or segmenter_for(job.model, job.inference, str(device))
-            batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)
-            seg.prepare(info.height, info.width, batch)  # a first-run ONNX export happens here, not inside the progress bar's ETA
-            if on_start is not None:
-                on_start(info.frame_count)
-            frames, times, wall = run_video_job(
-                source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size,
-                progress=_watched(progress, watches_by_disk([(spec.path, s.bytes_written) for spec, s in zip(job.outputs, sinks)], info.frame_count)),
-                stop=stop,
-                also=list(zip(compositors[1:], sinks[1:])),
+    with kept, contextlib.ExitStack() as stack:
+        device = segmenter.device if segmenter is not None else pick_device(job.inference.device)
+        threads = codec_threads(device.type)  # one each on a small CPU: the model has the cores
+        source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace,
+                                                     video_stream=src.video_stream, input_colors=src.input_colors))
+        refuse_cut_off(source, src.end)  # now, not after decoding it all; --end before the cut still works
+        sdr = shows_hdr_as_sdr(out.path, source.info)  # a GIF/WebP/APNG/PNG of HDR video: shown as SDR
+        for each in job.outputs:  # now, with what the input is: HDR is shown as SDR to a sequence, which would hide it
+            exr_colour_for(each.path, SINK_KIND[each.kind], source.info)
+        if sdr:
+            source.deliver_deep()  # converted from its 16-bit pictures where the source has them
+        depth = plan_depth(out, source)
+        extra_depths = [plan_extra_depth(out, extra, source.info, depth) for extra in job.also]
+        window = None
+        # only a part, or a timeline no output can hold as it is: the pictures from its first frame, re-timed, and the sound etc. with them
+        if src.trimmed or starts_off_zero(source):
+            source = stack.enter_context(TrimmedSource(source, src.start or 0.0, src.end))
+            window = source.window
+        square = needs_square_pixels(out.path, source.info)
+        for extra in job.also:  # the main output chose how the input is read; an extra one needing otherwise is refused
+            check_reading(out, extra, source.info, hdr_as_sdr=sdr, square=square)
+        if square:  # a GIF/WebP/APNG shows pixels square: make them so
+            source = stack.enter_context(SquarePixelSource(source))
+        if src.max_size is not None:
+            source = stack.enter_context(ScaledSource(source, src.max_size))
+        # HDR video: the model sees it as SDR, and so does an output that cannot say it holds HDR
+        source = sdr_sources(source, str(out.path), keep_deep=depth.composite > 8, name=str(src.input), stack=stack)
+        info = source.info
+        sinks, compositors = [], []
+        backgrounds: dict[tuple[str, bool], SharedBackground] = {}  # a video background by (spec, deep), for each output showing it
+        for spec, plan in ((out, depth), *zip(job.also, extra_depths)):  # every output opened and checked before the model loads
+            sink = open_sink(
+                spec.path, kind=SINK_KIND[spec.kind], info=info, codec=spec.codec, crf=spec.crf, bitrate=spec.bitrate,
+                pix_fmt=spec.pix_fmt, preset=spec.preset, audio_from=src.input if spec.audio else None, audio=spec.audio,
+                overwrite=spec.overwrite, threads=threads, subtitles_from=src.input if spec.subtitles else None,
+                chapters_from=src.input, window=window, bits=plan.wanted, gpu=device.index if device.type == "cuda" else None,
             )  # fmt: skip
-            kept.finished = True  # from here on an OutputKeptError is an output's commit
-            kept_names, kept.error = commit_all(sinks)  # all frames written: commit each (the stack aborts the rest on a failure)
-    except SourceError as e:  # a file damaged midway: no partial output, but the line says which --end/--start processes its good parts
-        hint = salvage_hint(e, src.start)
-        if not hint:
-            raise
-        raise SourceError(f"{e}{hint}") from e
+            stack.enter_context(sink)  # exception -> abort (temp output removed), success -> commit
+            bits = plan.bits_for(sink)
+            if bits == 8:
+                say_depth_lost(str(src.input), plan.source, info.color_trc, spec.kind, spec.bit_depth, getattr(getattr(sink, "spec", None), "codec", "it"))
+            background = None
+            if spec.kind == "composite" and (str(spec.background), bits > 8) in backgrounds:  # another output's: decoded once
+                background = backgrounds[str(spec.background), bits > 8].view()
+            elif spec.kind == "composite":  # opened before the model loads: a missing file fails in a second
+                background = stack.enter_context(open_background(str(spec.background), (info.width, info.height), device, info.sample_aspect_ratio,
+                                                                 deep=bits > 8, hdr=hdr_output(info)))  # fmt: skip
+                if isinstance(background, StreamBackground):  # a video: its frames made once for every output that shows it
+                    background = backgrounds.setdefault((str(spec.background), bits > 8), SharedBackground(background))
+            sinks.append(sink)
+            compositors.append(Compositor.for_output(spec, background=background, bits=bits))
+        sink, compositor = sinks[0], compositors[0]
+        with loading_model():  # torch's own error as it loads is one line, exit 2, not a traceback
+            seg = segmenter or segmenter_for(job.model, job.inference, str(device))
+        batch = job.inference.batch_size or seg.file_batch_size(info.height, info.width)
+        seg.prepare(info.height, info.width, batch)  # a first-run ONNX export happens here, not inside the progress bar's ETA
+        if on_start is not None:
+            on_start(info.frame_count)
+        frames, times, wall = run_video_job(
+            source, sink, seg, smoother, compositor, batch_size=batch, queue_size=job.queue_size,
+            progress=_watched(progress, watches_by_disk([(spec.path, s.bytes_written) for spec, s in zip(job.outputs, sinks)], info.frame_count)),
+            stop=stop,
+            also=list(zip(compositors[1:], sinks[1:])),
+        )  # fmt: skip
+        kept.finished = True  # from here on an OutputKeptError is an output's commit
+        kept_names, kept.error = commit_all(sinks)  # all frames written: commit each (the stack aborts the rest on a failure)
     written = [name or spec.path for name, spec in zip(kept_names, job.outputs)]
     # each output's own: the top-level bit_depth is -o's alone, and an --also output can differ (an 8-bit GIF beside ProRes)
     outputs = [{"path": str(path), **output_settings(spec.kind, s, c.bits)} for path, spec, s, c in zip(written, job.outputs, sinks, compositors)]
