@@ -226,8 +226,14 @@ def test_corrupt_packet_in_mkv_is_reported_as_truncated(tmp_path):
     g = make_video(tmp_path / "ok.mkv", n_frames=12, with_audio=False, frames=_noisy(12))
     bad = damage_packet(g.path, tmp_path / "bad.mkv", 6)
     with VideoFileSource(bad) as src:
-        with pytest.raises(SourceError, match=r"bad.mkv: decoding stopped at frame 6 .*truncated or damaged"):
+        with pytest.raises(SourceError, match=r"bad.mkv: decoding stopped at frame 6 .*truncated or damaged") as e:
             list(src)
+    # process's line adds the --end that keeps the frames before the damage: the last one decoded (frame 5, 0.2 s), left out
+    from birefvid.errors import cli_naming
+    from birefvid.io.video_source import salvage_hint
+
+    with cli_naming():
+        assert salvage_hint(e.value) == "; --end 0.200 processes the part before the damage"
 
 
 def test_a_recording_cut_off_mid_frame_keeps_every_frame_with_a_warning(tmp_path, caplog):

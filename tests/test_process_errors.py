@@ -850,3 +850,36 @@ def test_an_output_that_cannot_fit_stops_early_with_one_line(tmp_path, monkeypat
                           batch_size=4, progress=done.append)  # fmt: skip
         assert sum(done) < 150
         assert list(small.iterdir()) == []
+
+
+
+def _damaged_midway(tmp_path: Path, ext: str) -> Path:
+    """A 64 px H.264 clip of 48 frames (25 fps, a keyframe every 12, one encoder thread: the same bytes everywhere) with
+    400 bytes of packet 18 (0.72 s) overwritten: a packet the decoder rejects midway."""
+    import subprocess
+
+    ok = tmp_path / f"ok{ext}"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25,noise=alls=30:allf=t", "-frames:v", "48",
+                    "-c:v", "libx264", "-threads", "1", "-g", "12", "-pix_fmt", "yuv420p", "-y", str(ok)], check=True)  # fmt: skip
+    return damage_packet(ok, tmp_path / f"bad{ext}", 18, length=400)
+
+
+def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_parts(tmp_path, run, capsys):
+    """A file damaged midway is still refused (no partial output that looks whole), but its line now says which --end
+    processes the frames before the damage and which --start those from the next keyframe after it; both then work."""
+    import re
+
+    bad, out = _damaged_midway(tmp_path, ".mp4"), tmp_path / "out.mkv"
+    line = one_error_line(capsys, run(bad, "-o", out, "--output", "mask"), "bad.mp4: decoding failed at frame", "the file is damaged")
+    assert not out.exists()
+    m = re.search(r"; --end (\d+\.\d{3}) processes the part before the damage, --start (\d+\.\d{3}) the part from the next "
+                  r"keyframe after it \(if that decodes\)$", line)  # fmt: skip
+    assert m and 0 < float(m[1]) < 0.72 < float(m[2]) < 1.92, line
+    assert run(bad, "-o", out, "--output", "mask", "--end", m[1]) == 0, capsys.readouterr().err
+    assert len(read_video(out, "gray").pts) == round(float(m[1]) * 25)  # every frame before the last one decoded
+    rest = tmp_path / "rest.mkv"
+    assert run(bad, "-o", rest, "--output", "mask", "--start", m[2]) == 0, capsys.readouterr().err
+    assert len(read_video(rest, "gray").pts) == 48 - round(float(m[2]) * 25)
+    # --start inside the damaged part: the line names the --start past it alone
+    line = one_error_line(capsys, run(bad, "-o", out, "--output", "mask", "--start", str(float(m[2]) - 0.2)), "the file is damaged")
+    assert line.endswith(f"; --start {m[2]} processes the part from the next keyframe after it (if that decodes)"), line

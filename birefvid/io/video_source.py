@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import mmap
 import os
 import re
@@ -389,6 +390,22 @@ def refuse_cut_off(source: object, end: Optional[float]) -> None:
     if damage:
         raise SourceError(f"{source.shown} is not a whole video: {damage}; {option('end')} before where it breaks off "
                           "processes the frames that are there")
+
+
+def salvage_hint(error: BaseException, start: Optional[float] = None) -> str:
+    """For a file damaged midway (``VideoFileSource._salvageable``'s ``error``), how to process its good parts, as a
+    clause to add to the error: ``--end`` at the last frame decoded (the frames before it; with ``start``, the user's
+    ``--start``, only where that is before it) and ``--start`` at the next keyframe after the damage (decoding begins
+    there again). "" where neither is known."""
+    good, resumes = getattr(error, "good_until", None), getattr(error, "resumes_at", None)
+    parts = []
+    if good is not None and good > (start or 0):
+        parts.append(f"{option('end', f'{good:.3f}')} processes the part before the damage")
+    if resumes is not None and resumes > (start or 0):
+        parts.append(f"{option('start', f'{resumes:.3f}')} the part from the next keyframe after it (if that decodes)")
+    if len(parts) == 1:  # --start alone: its own verb
+        parts[0] = parts[0].replace(" the part from", " processes the part from")
+    return "; " + ", ".join(parts) if parts else ""
 
 
 def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
@@ -839,7 +856,7 @@ class VideoFileSource(Source):
                     raise SourceError(f"{self.shown}: an animated WebP, which FFmpeg cannot decode; " + (
                         "download it first: birefvid reads animated WebP files with Pillow" if isinstance(self.path, str)
                         else "birefvid process, batch and live read it with Pillow (birefvid.io.open_source)")) from e  # fmt: skip
-                raise SourceError(self._read_failed(index, e)) from e
+                raise self._salvageable(SourceError(self._read_failed(index, e)), packets) from e
             for frame in frames:
                 if frame.is_corrupt:
                     self._damaged.note(index)
@@ -859,6 +876,28 @@ class VideoFileSource(Source):
                     "server does not send parts of files (HTTP range requests), which an MP4 with its index at the end "
                     "needs; download the video first, or have it served with range requests")
         return f"{self.shown}: decoding failed at frame {index} ({ffmpeg_reason(error)}); the file is damaged"
+
+    def _salvageable(self, error: SourceError, packets: Optional[Iterator[av.Packet]] = None) -> SourceError:
+        """``error`` (a local file damaged midway) with where its good parts are, for the caller that can process a part
+        (``process --end``/``--start``: ``salvage_hint``): ``good_until``, the last frame decoded, in seconds from the first
+        frame, rounded down to a millisecond (an ``--end`` there leaves that frame out, so the damaged packet after it is
+        never decoded), and ``resumes_at``, the next keyframe after the damage, rounded up (``packets``: the demuxer past
+        the packet that failed; a seek to it decodes on from there). None where there is none."""
+        first, last = getattr(self, "first_pts", None), getattr(self, "_last_pts", None)
+        error.good_until = error.resumes_at = None  # type: ignore[attr-defined]
+        if isinstance(self.path, str) or first is None or last is None:
+            return error
+        tb = Fraction(self._stream.time_base)
+        good = Fraction(math.floor((last - first) * tb * 1000), 1000)
+        error.good_until = float(good) if good > 0 else None  # type: ignore[attr-defined]
+        try:
+            for packet in packets or ():
+                if packet.size and packet.is_keyframe and not packet.is_discard and packet.pts is not None and packet.pts > last:
+                    error.resumes_at = float(Fraction(math.ceil((packet.pts - first) * tb * 1000), 1000))  # type: ignore[attr-defined]
+                    break
+        except (av.FFmpegError, OSError):  # the demuxer lost its way too: no keyframe to suggest
+            pass
+        return error
 
     def _animated_webp(self) -> bool:
         """Whether a WebP that FFmpeg failed to decode is an animation (FFmpeg decodes still WebP only; a URL
@@ -883,7 +922,7 @@ class VideoFileSource(Source):
                 image, deep = (upright(a, self.rotation, self.mirrored) for a in self._to_rgb.deep(frame, sar))
             else:
                 image = upright(self._to_rgb(frame, sar), self.rotation, self.mirrored)
-            last = frame.pts
+            last = self._last_pts = frame.pts
             coverage = self._to_rgb.alpha(frame, sar)  # the source's own alpha, None for an opaque picture
             if coverage is not None:
                 coverage = upright(coverage, self.rotation, self.mirrored)
@@ -940,7 +979,7 @@ class VideoFileSource(Source):
         if short is not None:
             where, lost = short
             if lost:
-                raise SourceError(f"{self.shown}: decoding stopped at {where}; the file is truncated or damaged")
+                raise self._salvageable(SourceError(f"{self.shown}: decoding stopped at {where}; the file is truncated or damaged"))
             log.warning("%s: decoding stopped at %s", self.shown, where)
 
     def _close(self) -> None:
