@@ -511,6 +511,13 @@ def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_
     ray_session.get(lost.set.remote("a.mkv", 0, 4))
     executor._counter = lost
     ray_session.kill(lost)
+    deadline = time.monotonic() + 60  # ray.kill returns before the actor is gone: a call made at once may still be answered
+    while time.monotonic() < deadline:
+        try:
+            ray_session.get(lost.set.remote("b.mkv", 0, 1))
+        except ray_session.exceptions.RayActorError:
+            break
+        time.sleep(0.05)
     assert executor._frame_counts() == {}  # no counts this poll, not the run's end
     assert executor._counter is not lost
     ray_session.get(executor._counter.set.remote("a.mkv", 1, 7))

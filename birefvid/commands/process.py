@@ -90,7 +90,6 @@ def _animated(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from ..api import run_job
     from ..errors import OutputKeptError, SourceError
-    from ..io.video_source import salvage_hint
 
     job = job_from_args(args)
     to_stdout = args.report == "-"  # as `eval --json -`: for a pipe (jq); it wrote a file named "-"
@@ -104,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(hide_secrets(e.report), indent=2))
         raise
     except SourceError as e:  # a file damaged midway: no partial output, but the line names the --end/--start that process its good parts
+        from ..io.video_source import salvage_hint  # here: PyAV and torch stay unimported for a bad option's one line
+
         hint = salvage_hint(e, job.source.start)
         if not hint:
             raise
