@@ -883,3 +883,11 @@ def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_par
     # --start inside the damaged part: the line names the --start past it alone
     line = one_error_line(capsys, run(bad, "-o", out, "--output", "mask", "--start", str(float(m[2]) - 0.2)), "the file is damaged")
     assert line.endswith(f"; --start {m[2]} processes the part from the next keyframe after it (if that decodes)"), line
+
+
+def test_the_damage_hint_names_no_start_past_the_users_end(tmp_path, run, capsys):
+    """With an --end before the next keyframe after the damage (0.92 s here), the line said "--start 0.920 the part from
+    the next keyframe": with that --end, a --start the run then refused as not before it."""
+    bad, out = _damaged_midway(tmp_path, ".mp4"), tmp_path / "out.mkv"
+    line = one_error_line(capsys, run(bad, "-o", out, "--output", "mask", "--end", "0.9"), "the file is damaged")
+    assert line.endswith("; --end 0.600 processes the part before the damage"), line

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     except SourceError as e:  # a file damaged midway: no partial output, but the line names the --end/--start that process its good parts
         from ..io.video_source import salvage_hint  # here: PyAV and torch stay unimported for a bad option's one line
 
-        hint = salvage_hint(e, job.source.start)
+        hint = salvage_hint(e, job.source.start, job.source.end)
         if not hint:
             raise
         raise SourceError(f"{e}{hint}") from e

@@ -392,16 +392,17 @@ def refuse_cut_off(source: object, end: Optional[float]) -> None:
                           "processes the frames that are there")
 
 
-def salvage_hint(error: BaseException, start: Optional[float] = None) -> str:
+def salvage_hint(error: BaseException, start: Optional[float] = None, end: Optional[float] = None) -> str:
     """For a file damaged midway (``VideoFileSource._salvageable``'s ``error``), how to process its good parts, as a
     clause to add to the error: ``--end`` at the last frame decoded (the frames before it; with ``start``, the user's
     ``--start``, only where that is before it) and ``--start`` at the next keyframe after the damage (decoding begins
-    there again). "" where neither is known."""
+    there again; with ``end``, the user's ``--end``, only where that is after it: a --start past it was refused). ""
+    where neither is known."""
     good, resumes = getattr(error, "good_until", None), getattr(error, "resumes_at", None)
     parts = []
     if good is not None and good > (start or 0):
         parts.append(f"{option('end', f'{good:.3f}')} processes the part before the damage")
-    if resumes is not None and resumes > (start or 0):
+    if resumes is not None and resumes > (start or 0) and (end is None or resumes < end):
         parts.append(f"{option('start', f'{resumes:.3f}')} the part from the next keyframe after it (if that decodes)")
     if len(parts) == 1:  # --start alone: its own verb
         parts[0] = parts[0].replace(" the part from", " processes the part from")
