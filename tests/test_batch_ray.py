@@ -556,6 +556,81 @@ def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tmp_path, addre
     assert err[-1].startswith(f"birefvid: error: cannot connect to the Ray cluster at '{address.format(port=port)}': nothing answers at 127.0.0.1:{port}")
 
 
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as closed:  # a port free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        return closed.getsockname()[1]
+
+
+def test_ray_auto_with_a_ray_address_where_nothing_listens_is_one_line_at_once(tmp_path):
+    """`--ray auto` joins the cluster `RAY_ADDRESS` names (a node's environment, a KubeRay pod's): a stale one (the head
+    gone) hung the run for minutes in Ray's retries, past a SIGTERM, where `--ray HOST:PORT` said so at once."""
+    need_module("ray", '"birefvid[ray]"')
+    port = _free_port()
+    src = keyframed_clip(tmp_path / "a.mp4", SHORT)
+    argv = ["batch", str(src), "--output-dir", str(tmp_path / "out"), "--output", "mask", "-q", *MODEL, "--ray", "auto"]
+    env = os.environ | {"RAY_ADDRESS": f"127.0.0.1:{port}"}
+    run = subprocess.run([sys.executable, "-m", "birefvid.cli", *argv], env=env, capture_output=True, text=True, timeout=WAIT)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f"birefvid: error: cannot connect to the Ray cluster at 'auto': nothing answers at 127.0.0.1:{port} (RAY_ADDRESS)")
+
+
+@contextlib.contextmanager
+def _server(reply: bytes):
+    """A TCP server on 127.0.0.1 that answers each connection with ``reply`` (b"": none, it stays silent), and its port."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    kept: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            kept.append(conn)
+            if reply:
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for conn in kept:
+            conn.close()
+
+
+@pytest.mark.parametrize("prefix", ["", "ray://"])
+def test_a_ray_address_that_answers_but_not_as_ray_is_one_line_at_once(prefix, monkeypatch):
+    """`--ray HEAD:8265` (the dashboard's port, which `ray job submit` takes) or any other server's port: the socket
+    check passed, and Ray then retried for minutes (over 100 s for a web server's port, past a SIGTERM; 38 s and "ray
+    client connection timeout" for ray://). Ray's GCS and its client server are gRPC: they answer HTTP/2's hello."""
+    from birefvid.batch import ray_executor
+
+    monkeypatch.setattr(ray_executor, "CONNECT_SECONDS", 1.0)
+    with _server(b"HTTP/1.0 400 Bad request\r\nServer: SimpleHTTP/0.6\r\n\r\n") as port:
+        with pytest.raises(ConnectionError) as raised:
+            ray_executor._answers(f"{prefix}127.0.0.1:{port}")
+    assert str(raised.value).startswith(f"127.0.0.1:{port} answers, but not as Ray does (it said 'HTTP/1.0 400 Bad request'); ")
+    with _server(b"") as port:  # a server that says nothing
+        with pytest.raises(ConnectionError, match=r"answers, but not as Ray does \(no answer to an HTTP/2 hello in 1 s\)"):
+            ray_executor._answers(f"{prefix}127.0.0.1:{port}")
+
+
+def test_the_address_check_lets_a_real_ray_through(ray_session):
+    """What the check above refuses must not be Ray: the module's own Ray's GCS answers it as a gRPC server."""
+    from birefvid.batch import ray_executor
+
+    ray_executor._answers(ray_session.get_runtime_context().gcs_address)  # no error
+
+
 _WORKER_TELEMETRY_PROBE = """
 import sys
 from birefvid.cli import _no_openvino_telemetry

@@ -81,16 +81,56 @@ def in_drivers_folder(folder: Optional[str]) -> None:
 
 
 def _answers(address: str) -> None:
-    """One error line at once where nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address: Ray itself
-    retried for minutes (over 200 s here for ``--ray 127.0.0.1:1``) before saying anything."""
+    """One error line at once where nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address (or at the one
+    ``RAY_ADDRESS`` gives ``auto``), or where what answers there is no gRPC server, as Ray's GCS and client server are
+    (a web server, the dashboard's 8265, ssh): Ray itself retried for minutes (over 200 s here for ``--ray 127.0.0.1:1``,
+    over 100 s for a web server's port) before saying anything, and a SIGTERM waited for it."""
+    said = ""
+    if address == "auto":  # ray.init reads RAY_ADDRESS for "auto" (a stale one hung it as long)
+        address, said = os.environ.get("RAY_ADDRESS", ""), " (RAY_ADDRESS)"
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        return  # "auto", or a form Ray reads its own way
+        return  # "auto" without RAY_ADDRESS, or a form Ray reads its own way
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS) as conn:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return  # a TLS cluster's servers answer TLS only, not the plain HTTP/2 hello below
+            answer = _grpc_hello(conn)
     except OSError as exc:
-        raise ConnectionError(f"nothing answers at {host}:{port} ({exc.strerror or exc}); is Ray running there (ray status), "
+        raise ConnectionError(f"nothing answers at {host}:{port}{said} ({exc.strerror or exc}); is Ray running there (ray status), "
                               f"and is the port the head's (6379, or 10001 for ray://)?") from None  # the caller's one line
+    if answer is not None:
+        raise ConnectionError(f"{host}:{port}{said} answers, but not as Ray does ({answer}); is the port the head's "
+                              f"(6379, or 10001 for ray://), not its dashboard's (8265) or another server's?") from None
+
+
+# HTTP/2's client preface and an empty SETTINGS frame: every gRPC server (Ray's GCS, its client server) answers with a
+# SETTINGS frame of its own (type 4, the 4th byte of a frame's 9-byte header)
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _grpc_hello(conn: socket.socket) -> Optional[str]:
+    """None where the server at the other end of ``conn`` speaks HTTP/2, as gRPC does; else what it did instead."""
+    got = b""
+    try:
+        conn.sendall(_H2_HELLO)
+        while len(got) < 9:
+            part = conn.recv(64)
+            if not part:
+                break
+            got += part
+    except socket.timeout:
+        if not got:
+            return f"no answer to an HTTP/2 hello in {CONNECT_SECONDS:g} s"
+    except OSError as exc:  # reset: it hung up
+        if not got:
+            return f"it hung up on an HTTP/2 hello ({exc.strerror or exc})"
+    if len(got) >= 9 and got[3] == 4:
+        return None
+    if not got:
+        return "it hung up on an HTTP/2 hello"
+    first = got.split(b"\n")[0].strip()[:40].decode("latin-1")
+    return f"it said {first!r}" if first.isprintable() else f"it said {len(got)} bytes that are not HTTP/2's"
 
 
 def telemetry_off() -> bool:
