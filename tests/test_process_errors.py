@@ -592,6 +592,18 @@ def test_an_output_named_by_a_link_into_a_read_only_folder_names_that_folder(tmp
         assert list(ro.iterdir()) == []
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_output_named_by_links_in_a_loop_is_one_line(tmp_path, capsys, run, clip, overwrite):
+    """`-o a.mkv` where a.mkv -> b.mkv -> a.mkv: the replace check's Path.resolve raised "RuntimeError: Symlink loop" (a
+    traceback); no write gets through such a link, and with --overwrite it would have replaced the link by the file."""
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    one_error_line(capsys, run(clip, "-o", a, "--output", "mask", *(["--overwrite"] if overwrite else [])),
+                   f"output {a} is a symbolic link that leads back to itself (a loop of links)")
+    assert a.is_symlink() and b.is_symlink()
+
+
 @pytest.mark.parametrize("output", ["link", "pattern"])
 def test_partial_files_of_killed_runs_are_named_where_they_were_made(tmp_path, caplog, run, clip, output):
     """A file's partial is made beside the file a link leads to, and named after it; a pattern's beside the folder

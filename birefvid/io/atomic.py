@@ -114,7 +114,9 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
     (a link into a missing or read-only folder passed the checks and failed at the output's first write)."""
     real = through_link(path)
     leads = f", where {path} leads" if real != path else ""
-    if real.exists() or real.is_symlink():  # still a link: one in a loop
+    if real.is_symlink():  # still a link where it leads: links in a loop, which no write gets through
+        raise SinkError(f"output {path} is a symbolic link that leads back to itself (a loop of links); remove it or pick another name")
+    if real.exists():
         if is_dir and real.is_dir() and not any(real.iterdir()):
             pass  # an empty folder is a fine place for a PNG sequence
         elif not overwrite:
@@ -148,7 +150,9 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
     a folder or glob of images; colours and URLs pass): committed, it is renamed over the same file, or a
     PNG-sequence folder over the folder that holds it, so ``process clip.mp4 -o clip.mp4 --overwrite``
     replaced the video with its cut-out and ``process plate/ -o plate/ --overwrite`` the plate with its frames."""
-    out = sequence_folder(target).resolve()  # a pattern (out/matte.%04d.png) fills its folder
+    # a pattern (out/matte.%04d.png) fills its folder; realpath, as Path.resolve raised RuntimeError (a traceback) on
+    # links in a loop, which check_target refuses in one line
+    out = Path(os.path.realpath(sequence_folder(target)))
     for read in reads:
         if read is None:
             continue
