@@ -231,6 +231,10 @@ def _out_of_memory(exc: BaseException) -> Optional[str]:
     text = str(exc)
     if isinstance(exc, ImportError) and "failed to map segment" not in text and "Cannot allocate memory" not in text:
         return None
+    noexec = _on_noexec_mount(exc) if isinstance(exc, ImportError) and "Cannot allocate memory" not in text else None
+    if noexec is not None:  # whatever the limits: an HPC node's `ulimit -v` beside a noexec /tmp holding the venv
+        return (f"cannot load a library: {text} ({noexec} is on a file system mounted noexec, where no library can be "
+                "loaded from: install it elsewhere, or remount it without noexec; `findmnt -T PATH` shows its options)")
     if isinstance(exc, ImportError) and "Cannot allocate memory" not in text and not _memory_limited():
         # glibc says the same for a library on a file system mounted noexec (a hardened /tmp or home holding the
         # virtual environment), which no memory limit explains: "out of memory ... raise it" sent users the wrong way
@@ -241,6 +245,22 @@ def _out_of_memory(exc: BaseException) -> Optional[str]:
             "space, of which torch's libraries alone map several GB, so limit memory with a cgroup "
             "(`systemd-run -p MemoryMax=`, a container's limit) instead, or raise it; a smaller --max-size or "
             "--resolution needs less)")
+
+
+def _on_noexec_mount(exc: ImportError) -> Optional[str]:
+    """The library glibc could not map (the one its message names, else the module's file), where it lies on a file
+    system mounted noexec: glibc's "failed to map segment from shared object" is the same words as under a memory
+    limit, so with a limit set as well (``ulimit -v`` on a batch system) it was said as "out of memory"."""
+    import re
+
+    named = re.match(r"(.+?): failed to map segment", str(exc))
+    for path in (named[1] if named else None, getattr(exc, "path", None)):
+        try:
+            if path and os.statvfs(path).f_flag & os.ST_NOEXEC:
+                return str(path)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _memory_limited() -> bool:

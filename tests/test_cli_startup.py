@@ -204,11 +204,15 @@ def test_a_memory_limit_too_low_for_torch_is_one_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
-def test_a_library_on_a_noexec_mount_is_not_called_out_of_memory(tmp_path):
+@pytest.mark.parametrize("limit", [None, 1 << 40])
+def test_a_library_on_a_noexec_mount_is_not_called_out_of_memory(tmp_path, limit):
     """glibc's "failed to map segment from shared object" is also what a library on a file system mounted noexec gets
     (a hardened /tmp or home holding the virtual environment): it was said as "out of memory ... `ulimit -v` ... raise
-    it", with no memory limit set. A real extension module on a real noexec tmpfs, imported under guarded()."""
+    it", with no memory limit set, and still with a limit far above what the run needs (1 TB of address space here; a
+    batch system's `ulimit -v` beside a noexec /tmp). A real extension module on a real noexec tmpfs, imported under
+    guarded()."""
     import importlib.machinery
+    import resource
     import shutil
     import _json
 
@@ -218,7 +222,8 @@ def test_a_library_on_a_noexec_mount_is_not_called_out_of_memory(tmp_path):
         shutil.copy(_json.__file__, folder / f"_json{importlib.machinery.EXTENSION_SUFFIXES[0]}")
         code = (f"import sys; sys.path.insert(0, {str(folder)!r}); sys.modules.pop('_json', None); "
                 "from birefvid.cli import guarded; sys.exit(guarded('birefvid', lambda: __import__('_json')))")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        limited = None if limit is None else (lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, preexec_fn=limited)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("birefvid: error: cannot load a library:"), lines
