@@ -624,6 +624,15 @@ def test_a_ray_address_that_answers_but_not_as_ray_is_one_line_at_once(prefix, m
             ray_executor._answers(f"{prefix}127.0.0.1:{port}")
 
 
+def test_the_address_check_leaves_an_http_ray_address_to_ray(monkeypatch):
+    """`RAY_ADDRESS=http://HEAD:8265` (what `ray job submit` takes) with `--ray auto`: Ray's own error says what that is
+    and what to set instead; the check must not say "nothing answers at http://HEAD:8265" first."""
+    from birefvid.batch import ray_executor
+
+    monkeypatch.setenv("RAY_ADDRESS", f"http://127.0.0.1:{_free_port()}")
+    ray_executor._answers("auto")  # no error: left to ray.init
+
+
 def test_the_address_check_lets_a_real_ray_through(ray_session):
     """What the check above refuses must not be Ray: the module's own Ray's GCS answers it as a gRPC server."""
     from birefvid.batch import ray_executor

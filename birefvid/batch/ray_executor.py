@@ -89,8 +89,8 @@ def _answers(address: str) -> None:
     if address == "auto":  # ray.init reads RAY_ADDRESS for "auto" (a stale one hung it as long)
         address, said = os.environ.get("RAY_ADDRESS", ""), " (RAY_ADDRESS)"
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto" without RAY_ADDRESS, or a form Ray reads its own way
+    if not host or not port.isdigit() or "://" in host:
+        return  # "auto" without RAY_ADDRESS, or a form Ray reads its own way (RAY_ADDRESS=http://HEAD:8265 is said well)
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS) as conn:
             if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
