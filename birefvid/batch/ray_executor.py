@@ -133,6 +133,18 @@ def _grpc_hello(conn: socket.socket) -> Optional[str]:
     return f"it said {first!r}" if first.isprintable() else f"it said {len(got)} bytes that are not HTTP/2's"
 
 
+def _token_refused(exc: BaseException) -> bool:
+    """Whether ``ray.init`` failed because the cluster refused the driver's token: Ray says so only in the error's cause
+    (and in its C++ log lines above), not in the "Failed to connect to Ray cluster at HOST:PORT" it raises."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if "InvalidAuthToken" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
 def telemetry_off() -> bool:
     """True where this process keeps OpenVINO from sending its usage event (the command line's: ``cli._no_openvino_telemetry``),
     so its Ray workers keep it from sending too."""
@@ -241,6 +253,11 @@ class RayExecutor:
                         _answers(address)
                         ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
+                if _token_refused(exc):  # Ray's own line was "Failed to connect to Ray cluster at HOST:PORT", 27 s on
+                    raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: it refused this driver's token (InvalidAuthToken); "
+                                      "a cluster started with token authentication (Ray's default since 2.5x) needs RAY_AUTH_MODE=token "
+                                      "here and its token: the head's ~/.ray/auth_token copied here, RAY_AUTH_TOKEN_PATH or "
+                                      "RAY_AUTH_TOKEN") from exc  # fmt: skip
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {exc}") from exc
             except KeyboardInterrupt:
                 if ray.is_initialized():  # stopped as Ray started: what it started goes too
