@@ -14,6 +14,7 @@ import argparse
 import atexit
 import codecs
 import contextlib
+import errno
 import locale
 import logging
 import os
@@ -207,7 +208,16 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
             raise
         print(f"{prog}: error: {said}", file=sys.stderr)
         return _failure_said(EXIT_USAGE)
+    except RuntimeError as exc:
+        said = _link_loop(exc)
+        if said is None:
+            raise
+        print(f"{prog}: error: {said}", file=sys.stderr)
+        return _failure_said(EXIT_USAGE)
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not standard_output.raised_by(exc):
+            print(f"{prog}: error: {_link_loop(exc)}", file=sys.stderr)
+            return _failure_said(EXIT_USAGE)
         if standard_output.raised_by(exc):
             failure = exc
         elif isinstance(exc, BrokenPipeError) and _stdout_gone():  # a stdout main() did not check (a recipe's)
@@ -221,6 +231,20 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return _failure_said(EXIT_INTERRUPTED)
     return stdout_failed(prog, failure)
+
+
+def _link_loop(exc: BaseException) -> Optional[str]:
+    """One line for a path that runs into a symbolic link in a loop (``ln -s loop loop``) where no check named it first,
+    or None for an error of another kind: ``Path.resolve`` says ``RuntimeError: Symlink loop from '/x/loop'``, a system
+    call ``OSError`` ELOOP; either was a traceback, exit 1. The checks of the outputs (``io.atomic.refuse_link_loop``)
+    say it before any work; this is for a path taken anywhere else."""
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        where = exc.filename if exc.filename is not None else "a path"
+    elif isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from "):
+        where = str(exc)[len("Symlink loop from ") :].strip("'\"")
+    else:
+        return None
+    return f"{where} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
 
 
 def _out_of_memory(exc: BaseException) -> Optional[str]:

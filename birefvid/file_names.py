@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Optional
@@ -15,3 +16,26 @@ def name_too_long(path: str | Path) -> Optional[str]:
     up front, where the first look at it was OSError 'File name too long' in a traceback (exit 1)."""
     size = len(os.fsencode(Path(path).name))
     return f"its name is {size} bytes long, over the {NAME_MAX} a file system takes" if size > NAME_MAX else None
+
+
+def link_loop(path: str | Path) -> Optional[str]:
+    """Why ``path`` cannot be reached because it, or a folder on the way to it, is a symbolic link in a loop (``ln -s
+    loop loop``, or two links leading to each other), or None. Said in one line up front: Python's first look at such a
+    path (``Path.resolve``) raised ``RuntimeError: Symlink loop`` in a traceback (exit 1)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            return None
+    except ValueError:  # a NUL in the name: not this question
+        return None
+    else:
+        return None
+    whole = Path(path)
+    for step in (*reversed(whole.parents), whole):  # the first of its steps that loops: the link to name
+        try:
+            os.stat(step)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return f"{step} is a symbolic link in a loop (it leads back to itself: {os.strerror(errno.ELOOP)}); remove it or name another path"
+    return f"{path}: {os.strerror(errno.ELOOP)} (a symbolic link in a loop); remove it or name another path"

@@ -22,7 +22,7 @@ from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, batch_extension
 from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
+from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix, refuse_link_loop
 from ..io import open_source
 from ..io.factory import is_sequence_target
 from ..io.base import is_url
@@ -447,6 +447,7 @@ def check_not_pattern(output_dir: str | Path) -> None:
 def prepare_output_dir(out_dir: Path) -> None:
     """Create ``out_dir`` (and its parents) and make sure this run can write there: a folder under a
     file, a read-only disk or missing permissions are one line before any work, not a traceback."""
+    refuse_link_loop(out_dir, option("output_dir"))  # mkdir said 'File exists'
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

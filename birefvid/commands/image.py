@@ -249,9 +249,10 @@ def plan_outputs(
     ``subs``: each input's subfolder under ``out`` (``--recursive``: ``out/day1/a.png``).
     """
     from ..errors import SinkError
-    from ..io.atomic import check_target, folds_names, name_fold, one_file_by_case
+    from ..io.atomic import check_target, folds_names, name_fold, one_file_by_case, refuse_link_loop
     from ..io.image_sink import STILL_FORMATS
 
+    refuse_link_loop(out)  # a link in a loop: every look at it below (resolve) raised RuntimeError
     given = ext
     ext = ".png" if ext is None else ext.lower() if ext.startswith(".") else f".{ext.lower()}"
     suffix = out.suffix.lower()
