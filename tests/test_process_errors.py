@@ -864,6 +864,22 @@ def _damaged_midway(tmp_path: Path, ext: str) -> Path:
     return damage_packet(ok, tmp_path / f"bad{ext}", 18, length=400)
 
 
+def test_a_damaged_frame_is_numbered_from_the_files_start_after_a_start_too(tmp_path, run, capsys):
+    """After ``--start`` (a seek to the keyframe before it) the failing frame was numbered from that keyframe: frame 6
+    of the seek, where the file's frame is 18, and a time to pass to --end could not be read off it. Now the file's
+    number and its time from the first frame, which the --end hint stays before."""
+    import re
+
+    bad, out = _damaged_midway(tmp_path, ".mp4"), tmp_path / "out.mkv"
+    lines = [one_error_line(capsys, run(bad, "-o", out, "--output", "mask", *start), "the file is damaged") for start in ([], ["--start", "0.5"])]
+    found = [re.search(r"decoding failed at frame (\d+) \((\d+\.\d{3}) s in: .*--end (\d+\.\d{3}) processes", line) for line in lines]
+    assert all(found), lines
+    (number, seconds, end), again = found[0].groups(), found[1].groups()
+    assert again == (number, seconds, end) and int(number) >= 12, lines  # past the keyframe at 0.48 s the seek lands on
+    assert float(seconds) == int(number) / 25 and float(end) < float(seconds), lines
+    assert not out.exists()
+
+
 def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_parts(tmp_path, run, capsys):
     """A file damaged midway is still refused (no partial output that looks whole), but its line now says which --end
     processes the frames before the damage and which --start those from the next keyframe after it; both then work."""
