@@ -626,6 +626,7 @@ class VideoFileSource(Source):
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
         self.strict = strict
         self._damaged = ConcealedFrames(self.shown, strict)  # frames the decoder concealed damage in (kept unless strict)
+        self._seek_frame = 0  # the file's number of the frame a seek landed on (``start_at``): what error lines count from
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = open_container(self.path)
@@ -660,7 +661,6 @@ class VideoFileSource(Source):
         self._seeked = False
         self._deep = False
         self._counted_from = 0  # the index of the first frame the caller keeps (``count_from``): what warnings count
-        self._seek_frame = 0  # the file's number of the frame a seek landed on (``start_at``): what error lines count from
 
     def _still_picture(self) -> bool:
         """Whether the file is one JPEG or PNG picture (``birefvid image``'s reader then checks it is whole)."""
