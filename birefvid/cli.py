@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting, standard_output
 from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
+from .file_names import shown_bytes
 from .said_once import run_scope
 from .urls import hide_urls_in
 
@@ -372,7 +373,8 @@ class _DiagnosticStream:
 
     def write(self, text: str) -> int:
         try:
-            return self._stream.write(text)
+            self._stream.write(shown_bytes(text))  # a file name's byte that is no UTF-8 as \xe9, not \udce9
+            return len(text)
         except BrokenPipeError:
             self._gone()
         except OSError:  # this line is lost; the next may find room (a log's disk freed)

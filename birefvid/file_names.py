@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -39,3 +40,15 @@ def link_loop(path: str | Path) -> Optional[str]:
             if e.errno == errno.ELOOP:
                 return f"{step} is a symbolic link in a loop (it leads back to itself: {os.strerror(errno.ELOOP)}); remove it or name another path"
     return f"{path}: {os.strerror(errno.ELOOP)} (a symbolic link in a loop); remove it or name another path"
+
+
+# what surrogateescape makes of a byte that is no UTF-8 in a file name: U+DC80 to U+DCFF
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def shown_bytes(text: str) -> str:
+    """``text`` with each byte of a file name that is no UTF-8 (``caf\\xe9.mp4`` from an old NAS or a Windows-1252 zip,
+    which Python holds as the surrogate U+DCE9) written ``\\xe9``, as a shell's ``$'caf\\xe9.mp4'`` names that file
+    (what a user can type back; ``ls -b`` writes it in octal): stderr's ``backslashreplace`` showed ``caf\\udce9.mp4``, the name of no file, in error lines,
+    progress and warnings."""
+    return _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)

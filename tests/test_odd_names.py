@@ -1,0 +1,68 @@
+"""File names a user meets that are not plain words: bytes that are no UTF-8 (``caf\\xe9.mp4`` from an old NAS), very long
+names. What the command says of them on stderr, and that its outputs and ``--report`` still name the real file."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from birefvid.cli import main
+from media import make_video
+
+LATIN1 = os.fsdecode(b"caf\xe9")  # what Python makes of the byte 0xE9 in a name: the surrogate U+DCE9
+
+
+def stderr_bytes(monkeypatch):
+    """A stderr as Python's own on a UTF-8 terminal (``backslashreplace``), whose bytes the test reads (set in the test's
+    body: pytest puts its own capture back after the fixtures are set up)."""
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
+    monkeypatch.setattr(sys, "stderr", err)
+
+    def read() -> bytes:
+        err.flush()
+        return err.buffer.getvalue()
+
+    return read
+
+
+def model(weights: Path) -> list[str]:
+    return ["--weights", str(weights), "--device", "cpu", "--resolution", "64", "--output", "mask"]
+
+
+def test_an_error_line_shows_a_byte_that_is_no_utf8_as_a_shell_names_it(tmp_path, monkeypatch, pvt_b0_weights):
+    """``\\udce9``, the name of no file, was shown for the byte 0xE9; now ``\\xe9``, as ``$'caf\\xe9.mp4'`` names it."""
+    stderr = stderr_bytes(monkeypatch)
+    bad = tmp_path / f"{LATIN1}.mp4"
+    bad.write_text("not a video")
+    assert main(["process", str(bad), "-o", str(tmp_path / "out.mkv"), *model(pvt_b0_weights)]) == 2
+    err = stderr()
+    assert b"/caf\\xe9.mp4 is not a readable video" in err and b"udce9" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_the_summary_shows_it_and_the_report_keeps_the_real_name(tmp_path, monkeypatch, pvt_b0_weights):
+    stderr = stderr_bytes(monkeypatch)
+    clip = make_video(tmp_path / f"{LATIN1}.mp4", n_frames=3, with_audio=False).path
+    out, report = tmp_path / f"{LATIN1}.mkv", tmp_path / "report.json"
+    assert main(["process", str(clip), "-o", str(out), "--report", str(report), *model(pvt_b0_weights)]) == 0
+    err = stderr()
+    assert b"caf\\xe9.mkv" in err and b"udce9" not in err, err
+    assert out.is_file()
+    job = json.loads(report.read_text())["job"]  # JSON's \udce9: json.loads gives the surrogate back, the real file's name
+    assert os.fsencode(job["source"]["input"]) == os.fsencode(clip) and Path(job["output"]["path"]) == out
+
+
+def test_batch_progress_lines_show_it_too(tmp_path, monkeypatch, pvt_b0_weights):
+    """The progress lines (what each video became, which was skipped and why) go through the same stderr."""
+    stderr = stderr_bytes(monkeypatch)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_video(folder / f"{LATIN1}.mp4", n_frames=3, with_audio=False)
+    (folder / f"{LATIN1}2.mp4").write_text("not a video")
+    main(["batch", str(folder), "-o", str(tmp_path / "out"), *model(pvt_b0_weights)])
+    err = stderr()
+    assert b"caf\\xe9.mkv: wrote " in err and b"skipped: " in err and b"caf\\xe92.mp4" in err and b"udce9" not in err, err
+    assert (tmp_path / "out" / f"{LATIN1}.mkv").is_file()
