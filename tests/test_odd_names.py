@@ -66,3 +66,18 @@ def test_batch_progress_lines_show_it_too(tmp_path, monkeypatch, pvt_b0_weights)
     err = stderr()
     assert b"caf\\xe9.mkv: wrote " in err and b"skipped: " in err and b"caf\\xe92.mp4" in err and b"udce9" not in err, err
     assert (tmp_path / "out" / f"{LATIN1}.mkv").is_file()
+
+
+def test_image_into_a_folder_refuses_a_cut_out_name_over_255_bytes_before_any_work(tmp_path, capsys, pvt_b0_weights):
+    """A 251-byte ``NAME.png`` is a fine picture, but its cut-out ``NAME.webp`` is 256 bytes: the first look at it was
+    an OSError 'File name too long' traceback (exit 1); ``batch`` said it in a line already."""
+    from PIL import Image
+
+    picture = tmp_path / f"{'a' * 251}.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(picture)
+    (tmp_path / "cut").mkdir()  # there already (a folder yet to be made failed only after the work, at the rename)
+    code = main(["image", str(picture), "-o", str(tmp_path / "cut"), "--ext", "webp", "--weights", str(pvt_b0_weights), "--device", "cpu"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("birefvid: error:"), lines
+    assert "its name is 256 bytes long" in lines[0] and "--ext" in lines[0], lines
+    assert list((tmp_path / "cut").iterdir()) == []
