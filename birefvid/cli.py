@@ -18,6 +18,7 @@ import errno
 import locale
 import logging
 import os
+import re
 import select
 import signal
 import stat
@@ -43,18 +44,32 @@ class _Parser(argparse.ArgumentParser):
     said only 'the following arguments are required: input', the file taken for an option."""
 
     dashed: tuple[str, ...] = ()  # the command line's words that start with - and name a file or folder
+    words: tuple[str, ...] = ()  # the command line's words
     bare = False  # the command line is a command alone (`birefvid process`): its usage is the answer
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
         """One ``birefvid: error:`` line, exit 2, as every other bad input gets: argparse printed the command's
         whole usage (20 lines for process) and then ``birefvid process: error:``, which a grep for the
         documented prefix missed. A command given alone still gets its usage first."""
-        if self.dashed:
-            name = self.dashed[0]
+        name = self.dashed[0] if self.dashed else self._dashed_value(message)
+        if name:
             message += f" ({name} was taken for an option: to name that file, write ./{name})"
         if self.bare:
             self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"birefvid: error: {message}\n")
+
+    def _dashed_value(self, message: str) -> Optional[str]:
+        """The word after the option ``message`` says lacks its value when that word starts with ``-`` and is no option
+        (``process clip.mp4 -o -take2.mkv``: an output not there yet, so not in ``dashed``), else None; argparse said
+        only 'argument -o/--out: expected one argument'."""
+        match = re.match(r"argument (\S+): expected one argument", message)
+        if match is None:
+            return None
+        names = set(match[1].split("/"))
+        for before, word in zip(self.words, self.words[1:]):
+            if before in names and word.startswith("-") and word != "-" and word not in self._option_string_actions:
+                return word
+        return None
 
     def _read_args_from_files(self, arg_strings: list[str]) -> list[str]:
         """argparse's @FILE expansion, after checking each such FILE is a text file of arguments: a missing one was
@@ -617,6 +632,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _Parser.dashed = tuple(a for a in argv if a.startswith("-") and a != "-" and os.path.lexists(a))
+    _Parser.words = tuple(argv)
     _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose", "-q", "--quiet")]) <= 1
     args = parser.parse_args(argv)
     args.quiet = bool(getattr(args, "quiet", False) or args.quiet_before_command)

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from birefvid.cli import main
 from media import make_video
 
@@ -81,3 +83,16 @@ def test_image_into_a_folder_refuses_a_cut_out_name_over_255_bytes_before_any_wo
     assert code == 2 and len(lines) == 1 and lines[0].startswith("birefvid: error:"), lines
     assert "its name is 256 bytes long" in lines[0] and "--ext" in lines[0], lines
     assert list((tmp_path / "cut").iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["process", "clip.mp4", "-o"], ["image", "a.png", "-o"], ["batch", "in/", "-o"], ["process", "clip.mp4", "-o", "x.mkv", "--report"]])
+def test_an_output_named_with_a_leading_dash_gets_the_way_to_write_it(tmp_path, capsys, monkeypatch, command):
+    """``-o -take2.mkv``: an output not there yet, taken for an option; argparse said only 'expected one argument'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "-take2.mkv"])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("expected one argument (-take2.mkv was taken for an option: to name that file, "
+                                                 "write ./-take2.mkv)"), lines  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
