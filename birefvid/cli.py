@@ -56,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
             message += f" ({name} was taken for an option: to name that file, write ./{name})"
         if self.bare:
             self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"birefvid: error: {message}\n")
+        self.exit(EXIT_USAGE, f"birefvid: error: {one_line(message)}\n")
 
     def _dashed_value(self, message: str) -> Optional[str]:
         """The word after the option ``message`` says lacks its value when that word starts with ``-`` and is no option
@@ -216,7 +216,7 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
             if failure is None:
                 return code
     except BirefvidError as exc:
-        print(f"{prog}: error: {hide_urls_in(str(exc))}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(hide_urls_in(str(exc)))}", file=sys.stderr)
         return _failure_said(EXIT_USAGE)
     except (MemoryError, ImportError) as exc:
         said = _out_of_memory(exc)
@@ -228,11 +228,11 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
         said = _link_loop(exc)
         if said is None:
             raise
-        print(f"{prog}: error: {said}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(said)}", file=sys.stderr)
         return _failure_said(EXIT_USAGE)
     except OSError as exc:
         if exc.errno == errno.ELOOP and not standard_output.raised_by(exc):
-            print(f"{prog}: error: {_link_loop(exc)}", file=sys.stderr)
+            print(f"{prog}: error: {one_line(str(_link_loop(exc)))}", file=sys.stderr)
             return _failure_said(EXIT_USAGE)
         if standard_output.raised_by(exc):
             failure = exc
@@ -247,6 +247,13 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return _failure_said(EXIT_INTERRUPTED)
     return stdout_failed(prog, failure)
+
+
+def one_line(text: str) -> str:
+    """``text`` with the line breaks a file name can hold (``$'take\\n2.mp4'``) written ``\\n`` and ``\\r``, as a shell's
+    ``$'...'`` names the file: the error is one line, which a log's reader or a ``grep 'birefvid: error:'`` takes whole;
+    such a name split it in two."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _link_loop(exc: BaseException) -> Optional[str]:

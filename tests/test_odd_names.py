@@ -96,3 +96,12 @@ def test_an_output_named_with_a_leading_dash_gets_the_way_to_write_it(tmp_path, 
     assert len(lines) == 1 and lines[0].endswith("expected one argument (-take2.mkv was taken for an option: to name that file, "
                                                  "write ./-take2.mkv)"), lines  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_with_a_line_break_keeps_the_error_to_one_line(tmp_path, capsys, pvt_b0_weights):
+    """A file name may hold a newline (``$'take\\n2.mp4'``): the error line was split in two at it."""
+    bad = tmp_path / "take\n2.mp4"
+    bad.write_text("not a video")
+    assert main(["process", str(bad), "-o", str(tmp_path / "out.mkv"), *model(pvt_b0_weights)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "take\\n2.mp4 is not a readable video" in lines[0], lines
