@@ -52,3 +52,17 @@ def shown_bytes(text: str) -> str:
     (what a user can type back; ``ls -b`` writes it in octal): stderr's ``backslashreplace`` showed ``caf\\udce9.mp4``, the name of no file, in error lines,
     progress and warnings."""
     return _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
+
+
+def only_an_extension(path: str | Path) -> Optional[str]:
+    """Why an output named ``path`` is refused when its name is an extension alone (``-o .mkv``, ``-o out/.png``), or None.
+    ``Path`` reads such a name as a hidden one with no extension, so ``process -o .mkv`` wrote a hidden folder of PNG
+    frames named ``.mkv``, exit 0; ffmpeg writes a hidden Matroska file. Either is seldom what was meant: a script's
+    ``-o "$name.mkv"`` with ``$name`` left empty makes that name."""
+    from .extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
+
+    name = Path(str(path)).name
+    if not name.startswith(".") or "." in name[1:] or name.lower() not in VIDEO_EXTENSIONS | MASK_EXTENSIONS | {".apng"}:
+        return None
+    return (f"the name is an extension alone (a name before it left empty, as a script's empty variable "
+            f"makes?); name the file, as clip{name}, or a folder for a PNG sequence")

@@ -105,3 +105,19 @@ def test_a_name_with_a_line_break_keeps_the_error_to_one_line(tmp_path, capsys, 
     assert main(["process", str(bad), "-o", str(tmp_path / "out.mkv"), *model(pvt_b0_weights)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "take\\n2.mp4 is not a readable video" in lines[0], lines
+
+
+@pytest.mark.parametrize("command", [["process", "{clip}", "--output", "mask", "-o", ".mkv"], ["process", "{clip}", "--output", "mask", "-o", "x.mkv", "--also", "green=.mov"],
+                                     ["image", "{picture}", "-o", ".png"]])  # fmt: skip
+def test_an_output_named_by_an_extension_alone_is_refused(tmp_path, capsys, monkeypatch, pvt_b0_weights, command):
+    """``-o .mkv`` (a script's ``-o "$name.mkv"`` with ``$name`` empty) wrote a hidden folder of PNG frames named .mkv, exit 0."""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    clip = make_video(tmp_path / "clip.mp4", n_frames=3, with_audio=False).path
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "a.png")
+    argv = [word.format(clip=clip, picture=tmp_path / "a.png") for word in command]
+    assert main([*argv, "--weights", str(pvt_b0_weights), "--device", "cpu", "--resolution", "64"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "is an extension alone" in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "clip.mp4"]
