@@ -38,8 +38,8 @@ def link_loop(path: str | Path) -> Optional[str]:
             os.stat(step)
         except OSError as e:
             if e.errno == errno.ELOOP:
-                return f"{step} is a symbolic link in a loop (it leads back to itself: {os.strerror(errno.ELOOP)}); remove it or name another path"
-    return f"{path}: {os.strerror(errno.ELOOP)} (a symbolic link in a loop); remove it or name another path"
+                return f"{step} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
+    return f"{path} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
 
 
 # what surrogateescape makes of a byte that is no UTF-8 in a file name: U+DC80 to U+DCFF
