@@ -14,9 +14,11 @@ import argparse
 import atexit
 import codecs
 import contextlib
+import errno
 import locale
 import logging
 import os
+import re
 import select
 import signal
 import stat
@@ -28,6 +30,7 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting, standard_output
 from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
+from .file_names import shown_bytes
 from .said_once import run_scope
 from .urls import hide_urls_in
 
@@ -41,18 +44,32 @@ class _Parser(argparse.ArgumentParser):
     said only 'the following arguments are required: input', the file taken for an option."""
 
     dashed: tuple[str, ...] = ()  # the command line's words that start with - and name a file or folder
+    words: tuple[str, ...] = ()  # the command line's words
     bare = False  # the command line is a command alone (`birefvid process`): its usage is the answer
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
         """One ``birefvid: error:`` line, exit 2, as every other bad input gets: argparse printed the command's
         whole usage (20 lines for process) and then ``birefvid process: error:``, which a grep for the
         documented prefix missed. A command given alone still gets its usage first."""
-        if self.dashed:
-            name = self.dashed[0]
+        name = self.dashed[0] if self.dashed else self._dashed_value(message)
+        if name:
             message += f" ({name} was taken for an option: to name that file, write ./{name})"
         if self.bare:
             self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"birefvid: error: {message}\n")
+        self.exit(EXIT_USAGE, f"birefvid: error: {one_line(message)}\n")
+
+    def _dashed_value(self, message: str) -> Optional[str]:
+        """The word after the option ``message`` says lacks its value when that word starts with ``-`` and is no option
+        (``process clip.mp4 -o -take2.mkv``: an output not there yet, so not in ``dashed``), else None; argparse said
+        only 'argument -o/--out: expected one argument'."""
+        match = re.match(r"argument (\S+): expected one argument", message)
+        if match is None:
+            return None
+        names = set(match[1].split("/"))
+        for before, word in zip(self.words, self.words[1:]):
+            if before in names and word.startswith("-") and word != "-" and word not in self._option_string_actions:
+                return word
+        return None
 
     def _read_args_from_files(self, arg_strings: list[str]) -> list[str]:
         """argparse's @FILE expansion, after checking each such FILE is a text file of arguments: a missing one was
@@ -199,7 +216,7 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
             if failure is None:
                 return code
     except BirefvidError as exc:
-        print(f"{prog}: error: {hide_urls_in(str(exc))}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(hide_urls_in(str(exc)))}", file=sys.stderr)
         return _failure_said(EXIT_USAGE)
     except (MemoryError, ImportError) as exc:
         said = _out_of_memory(exc)
@@ -207,7 +224,16 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
             raise
         print(f"{prog}: error: {said}", file=sys.stderr)
         return _failure_said(EXIT_USAGE)
+    except RuntimeError as exc:
+        said = _link_loop(exc)
+        if said is None:
+            raise
+        print(f"{prog}: error: {one_line(said)}", file=sys.stderr)
+        return _failure_said(EXIT_USAGE)
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not standard_output.raised_by(exc):
+            print(f"{prog}: error: {one_line(str(_link_loop(exc)))}", file=sys.stderr)
+            return _failure_said(EXIT_USAGE)
         if standard_output.raised_by(exc):
             failure = exc
         elif isinstance(exc, BrokenPipeError) and _stdout_gone():  # a stdout main() did not check (a recipe's)
@@ -221,6 +247,27 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return _failure_said(EXIT_INTERRUPTED)
     return stdout_failed(prog, failure)
+
+
+def one_line(text: str) -> str:
+    """``text`` with the line breaks a file name can hold (``$'take\\n2.mp4'``) written ``\\n`` and ``\\r``, as a shell's
+    ``$'...'`` names the file: the error is one line, which a log's reader or a ``grep 'birefvid: error:'`` takes whole;
+    such a name split it in two."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _link_loop(exc: BaseException) -> Optional[str]:
+    """One line for a path that runs into a symbolic link in a loop (``ln -s loop loop``) where no check named it first,
+    or None for an error of another kind: ``Path.resolve`` says ``RuntimeError: Symlink loop from '/x/loop'``, a system
+    call ``OSError`` ELOOP; either was a traceback, exit 1. The checks of the outputs (``io.atomic.refuse_link_loop``)
+    say it before any work; this is for a path taken anywhere else."""
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        where = exc.filename if exc.filename is not None else "a path"
+    elif isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from "):
+        where = str(exc)[len("Symlink loop from ") :].strip("'\"")
+    else:
+        return None
+    return f"{where} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
 
 
 def _out_of_memory(exc: BaseException) -> Optional[str]:
@@ -368,7 +415,8 @@ class _DiagnosticStream:
 
     def write(self, text: str) -> int:
         try:
-            return self._stream.write(text)
+            self._stream.write(shown_bytes(text))  # a file name's byte that is no UTF-8 as \xe9, not \udce9
+            return len(text)
         except BrokenPipeError:
             self._gone()
         except OSError:  # this line is lost; the next may find room (a log's disk freed)
@@ -611,6 +659,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _Parser.dashed = tuple(a for a in argv if a.startswith("-") and a != "-" and os.path.lexists(a))
+    _Parser.words = tuple(argv)
     _Parser.bare = len([a for a in argv if a not in ("-v", "--verbose", "-q", "--quiet")]) <= 1
     args = parser.parse_args(argv)
     args.quiet = bool(getattr(args, "quiet", False) or args.quiet_before_command)

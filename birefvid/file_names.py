@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -15,3 +17,52 @@ def name_too_long(path: str | Path) -> Optional[str]:
     up front, where the first look at it was OSError 'File name too long' in a traceback (exit 1)."""
     size = len(os.fsencode(Path(path).name))
     return f"its name is {size} bytes long, over the {NAME_MAX} a file system takes" if size > NAME_MAX else None
+
+
+def link_loop(path: str | Path) -> Optional[str]:
+    """Why ``path`` cannot be reached because it, or a folder on the way to it, is a symbolic link in a loop (``ln -s
+    loop loop``, or two links leading to each other), or None. Said in one line up front: Python's first look at such a
+    path (``Path.resolve``) raised ``RuntimeError: Symlink loop`` in a traceback (exit 1)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            return None
+    except ValueError:  # a NUL in the name: not this question
+        return None
+    else:
+        return None
+    whole = Path(path)
+    for step in (*reversed(whole.parents), whole):  # the first of its steps that loops: the link to name
+        try:
+            os.stat(step)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return f"{step} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
+    return f"{path} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
+
+
+# what surrogateescape makes of a byte that is no UTF-8 in a file name: U+DC80 to U+DCFF
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def shown_bytes(text: str) -> str:
+    """``text`` with each byte of a file name that is no UTF-8 (``caf\\xe9.mp4`` from an old NAS or a Windows-1252 zip,
+    which Python holds as the surrogate U+DCE9) written ``\\xe9``, as a shell's ``$'caf\\xe9.mp4'`` names that file
+    (what a user can type back; ``ls -b`` writes it in octal): stderr's ``backslashreplace`` showed ``caf\\udce9.mp4``, the name of no file, in error lines,
+    progress and warnings."""
+    return _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
+
+
+def only_an_extension(path: str | Path) -> Optional[str]:
+    """Why an output named ``path`` is refused when its name is an extension alone (``-o .mkv``, ``-o out/.png``), or None.
+    ``Path`` reads such a name as a hidden one with no extension, so ``process -o .mkv`` wrote a hidden folder of PNG
+    frames named ``.mkv``, exit 0; ffmpeg writes a hidden Matroska file. Either is seldom what was meant: a script's
+    ``-o "$name.mkv"`` with ``$name`` left empty makes that name."""
+    from .extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
+
+    name = Path(str(path)).name
+    if not name.startswith(".") or "." in name[1:] or name.lower() not in VIDEO_EXTENSIONS | MASK_EXTENSIONS | {".apng"}:
+        return None
+    return (f"the name is an extension alone (a name before it left empty, as a script's empty variable "
+            f"makes?); name the file, as clip{name}, or a folder for a PNG sequence")

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Literal, Optional, TypeVar, Union, get_args
 
 from .colors import is_color, parse_color
 from .errors import ConfigError, option, sink_named
-from .file_names import name_too_long
+from .file_names import name_too_long, only_an_extension
 from .urls import shown_url
 
 OutputKind = Literal["alpha", "mask", "foreground", "green", "composite", "blur", "overlay"]
@@ -394,6 +394,9 @@ class OutputSpec:
         too_long = name_too_long(self.path)
         if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
             raise ConfigError(f"cannot write {self.path}: {too_long}; pick a shorter name")
+        bare = only_an_extension(self.path)
+        if bare:
+            raise ConfigError(f"cannot write {self.path}: {bare}")
         if self.bit_depth not in BIT_DEPTHS:
             raise ConfigError(f"{option('bit_depth')} must be one of auto, 8, 16, got {self.bit_depth!r}")
         check_output_options(self.kind, self.background is not None)

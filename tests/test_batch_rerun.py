@@ -267,6 +267,32 @@ def test_a_later_batch_names_the_partial_files_a_killed_run_left(tmp_path, caplo
     assert not left[0].exists() and not [r for r in caplog.records if "partial file" in r.getMessage()]
 
 
+def test_a_rerun_removes_the_partial_a_killed_run_left_where_a_linked_output_leads(tmp_path):
+    """An output named by a link is written where it leads, its partial beside that file and named after it: the rerun
+    looked beside the link, under the link's name, and the killed run's file stayed (while the warning said a rerun
+    removes it). An entry of a partial's name that is a link is no writer's: left, and what it leads to untouched."""
+    folder, out, disk, marker = tmp_path / "in", tmp_path / "out", tmp_path / "disk", tmp_path / "killed"
+    for each in (folder, out, disk):
+        each.mkdir()
+    b = keyframed_clip(folder / "b.mp4", FRAMES)
+    (out / "b.mkv").symlink_to(disk / "real.mkv")
+    argv = ["batch", str(b), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]
+    env = {**os.environ, CRASH_ENV: "b.mp4:0", MARKER_ENV: str(marker)}
+    killed = subprocess.run([sys.executable, "-m", "birefvid.cli", *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    left = [p for p in disk.iterdir() if ".partial-" in p.name]
+    assert [p.name.startswith(".real.partial-") for p in left] == [True]
+    precious = tmp_path / "precious.mkv"
+    precious.write_bytes(b"someone's")
+    not_ours = disk / ".real.partial-alink.mkv"
+    not_ours.symlink_to(precious)
+
+    assert main(argv) == 0
+    assert not left[0].exists()
+    assert not_ours.is_symlink() and precious.read_bytes() == b"someone's"
+    assert (out / "b.mkv").is_symlink() and (disk / "real.mkv").is_file()
+
+
 def test_a_dotted_video_name_makes_its_png_folder_and_its_partials_are_its_own(tmp_path, caplog):
     """`--ext png` took `2024.06.01 wedding.mp4`'s output folder for a `.01 wedding` file and refused the batch
     before any work; its partial folders (`.2024.06.01 wedding.partial-*`) were neither removed nor named, and

@@ -600,7 +600,7 @@ def test_an_output_named_by_links_in_a_loop_is_one_line(tmp_path, capsys, run, c
     a.symlink_to(b)
     b.symlink_to(a)
     one_error_line(capsys, run(clip, "-o", a, "--output", "mask", *(["--overwrite"] if overwrite else [])),
-                   f"output {a} is a symbolic link that leads back to itself (a loop of links)")
+                   f"cannot write output {a}: {a.name} is a symbolic link in a loop")
     assert a.is_symlink() and b.is_symlink()
 
 
@@ -874,6 +874,22 @@ def _damaged_midway(tmp_path: Path, ext: str) -> Path:
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25,noise=alls=30:allf=t", "-frames:v", "48",
                     "-c:v", "libx264", "-threads", "1", "-g", "12", "-pix_fmt", "yuv420p", "-y", str(ok)], check=True)  # fmt: skip
     return damage_packet(ok, tmp_path / f"bad{ext}", 18, length=400)
+
+
+def test_a_damaged_frame_is_numbered_from_the_files_start_after_a_start_too(tmp_path, run, capsys):
+    """After ``--start`` (a seek to the keyframe before it) the failing frame was numbered from that keyframe: frame 6
+    of the seek, where the file's frame is 18, and a time to pass to --end could not be read off it. Now the file's
+    number and its time from the first frame, which the --end hint stays before."""
+    import re
+
+    bad, out = _damaged_midway(tmp_path, ".mp4"), tmp_path / "out.mkv"
+    lines = [one_error_line(capsys, run(bad, "-o", out, "--output", "mask", *start), "the file is damaged") for start in ([], ["--start", "0.5"])]
+    found = [re.search(r"decoding failed at frame (\d+) \((\d+\.\d{3}) s in: .*--end (\d+\.\d{3}) processes", line) for line in lines]
+    assert all(found), lines
+    (number, seconds, end), again = found[0].groups(), found[1].groups()
+    assert again == (number, seconds, end) and int(number) >= 12, lines  # past the keyframe at 0.48 s the seek lands on
+    assert float(seconds) == int(number) / 25 and float(end) < float(seconds), lines
+    assert not out.exists()
 
 
 def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_parts(tmp_path, run, capsys):

@@ -22,7 +22,7 @@ from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, batch_extension
 from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix
+from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix, refuse_link_loop, through_link
 from ..io import open_source
 from ..io.factory import is_sequence_target
 from ..io.base import is_url
@@ -447,6 +447,7 @@ def check_not_pattern(output_dir: str | Path) -> None:
 def prepare_output_dir(out_dir: Path) -> None:
     """Create ``out_dir`` (and its parents) and make sure this run can write there: a folder under a
     file, a read-only disk or missing permissions are one line before any work, not a traceback."""
+    refuse_link_loop(out_dir, option("output_dir"))  # mkdir said 'File exists'
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -972,10 +973,18 @@ def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
 
 
 def remove_partials(target: Path, *, is_dir: bool = False) -> None:
-    """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` (a folder: ``is_dir``) left."""
+    """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` (a folder: ``is_dir``) left.
+
+    An output named by a symbolic link is written where the link leads, its temporary entry beside that and named after
+    it (``through_link``, as ``leftovers.partials_beside`` looks for them): looked for beside the link, under the link's
+    name, a killed writer's file was never removed. An entry of that name that is itself a link is no writer's (they
+    make files and folders), so it is left, and nothing it leads to is touched."""
+    target = through_link(Path(target))
     # as AtomicFile and AtomicFolder name them (a long name cut short): a folder's whole name, a file's stem
     prefix = partial_prefix(target.name) if is_dir else partial_prefix(target.stem, target.suffix)
     for leftover in target.parent.glob(f"{glob.escape(prefix)}*"):  # `clip [1].mov` is no pattern
+        if leftover.is_symlink():
+            continue
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError, SinkError, option
+    from ..io.atomic import refuse_link_loop
     from ..job import parse_resolution
 
     if args.output is None and args.out is None:
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output or args.out)
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"the output must end in .onnx, got {out.name}")
+    refuse_link_loop(out)  # before the export's minute, not a traceback after it
     if out.exists() and not args.overwrite:
         raise SinkError(f"output exists: {out} (use {option('overwrite', True)})")  # the words of every other command
     if not out.resolve().parent.is_dir():

@@ -249,9 +249,11 @@ def plan_outputs(
     ``subs``: each input's subfolder under ``out`` (``--recursive``: ``out/day1/a.png``).
     """
     from ..errors import SinkError
-    from ..io.atomic import check_target, folds_names, name_fold, one_file_by_case
+    from ..file_names import name_too_long
+    from ..io.atomic import check_target, folds_names, name_fold, one_file_by_case, refuse_link_loop
     from ..io.image_sink import STILL_FORMATS
 
+    refuse_link_loop(out)  # a link in a loop: every look at it below (resolve) raised RuntimeError
     given = ext
     ext = ".png" if ext is None else ext.lower() if ext.startswith(".") else f".{ext.lower()}"
     suffix = out.suffix.lower()
@@ -274,6 +276,10 @@ def plan_outputs(
         if out.exists() and not out.is_dir():
             raise SinkError(f"output {out} is a file; pass a folder for several images")
         targets = [out / sub / f"{p.stem}{ext}" for p, sub in zip(inputs, subs or [Path()] * len(inputs))]
+        for source, target in zip(inputs, targets):  # a 251-byte photo.png makes a 256-byte photo.webp: a traceback at its first look
+            too_long = name_too_long(target)
+            if too_long:
+                raise SinkError(f"{source} would write {target.name}, but {too_long}; rename the picture or pick a shorter --ext")
     if transparent and not STILL_FORMATS[targets[0].suffix.lower()]:
         raise SinkError(f"{targets[0]}: JPEG has no transparency; write .png, .webp or .tif, or choose an opaque --output "
                         "(foreground, mask, green, composite, blur, overlay)")  # fmt: skip

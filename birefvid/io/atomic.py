@@ -24,7 +24,7 @@ from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
-from birefvid.file_names import NAME_MAX, name_too_long
+from birefvid.file_names import NAME_MAX, link_loop, name_too_long
 from birefvid.sequence_names import sequence_folder
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,14 @@ def through_link(target: Path) -> Path:
     return Path(os.path.realpath(target)) if os.path.islink(target) else target
 
 
+def refuse_link_loop(path: str | Path, what: str = "output") -> None:
+    """SinkError when ``path`` (``what`` names it: ``output``, ``--report``) or a folder on the way to it is a symbolic
+    link in a loop: its first look (``Path.resolve``) was a ``RuntimeError: Symlink loop`` traceback, exit 1."""
+    loop = link_loop(path)
+    if loop:
+        raise SinkError(f"cannot write {what} {path}: {loop}")
+
+
 def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
     """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable.
 
@@ -112,10 +120,9 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
     link to a missing file is a missing output, as ``ffmpeg`` takes it (it said "output exists", and with
     ``--overwrite`` the run was written there), and the folder that must exist and be writable is the linked file's
     (a link into a missing or read-only folder passed the checks and failed at the output's first write)."""
+    refuse_link_loop(path)
     real = through_link(path)
     leads = f", where {path} leads" if real != path else ""
-    if real.is_symlink():  # still a link where it leads: links in a loop, which no write gets through
-        raise SinkError(f"output {path} is a symbolic link that leads back to itself (a loop of links); remove it or pick another name")
     if real.exists():
         if is_dir and real.is_dir() and not any(real.iterdir()):
             pass  # an empty folder is a fine place for a PNG sequence
@@ -179,6 +186,7 @@ def check_report_replaces_nothing(
     --report cut.mkv`` the finished video with its report, both exit 0."""
     if report is None or str(report) == "-":
         return
+    refuse_link_loop(report, what)
     target = Path(report).resolve()
     for read in reads:
         local = _local_read(read)
@@ -249,6 +257,7 @@ def check_output_file(path: str | Path, what: str) -> None:
     too_long = name_too_long(p)
     if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
         raise SinkError(f"cannot write {what} {p}: {too_long}; pick a shorter name")
+    refuse_link_loop(p, what)
     parent = p.resolve().parent
     if p.is_dir():
         raise SinkError(f"{what} {p} is a folder; name a file")

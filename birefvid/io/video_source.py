@@ -627,6 +627,7 @@ class VideoFileSource(Source):
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
         self.strict = strict
         self._damaged = ConcealedFrames(self.shown, strict)  # frames the decoder concealed damage in (kept unless strict)
+        self._seek_frame = 0  # the file's number of the frame a seek landed on (``start_at``): what error lines count from
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = open_container(self.path)
@@ -728,6 +729,26 @@ class VideoFileSource(Source):
                 landed = next(frames, None)
             self._frames, self._first = frames, landed
             self._seeked = True
+            self._seek_frame = self._file_frame_at(landed)
+
+    def _file_frame_at(self, landed: Optional[av.VideoFrame]) -> int:
+        """The file's number of ``landed``, the frame a seek put first (0 for the file's own first): from its time, at
+        the stream's rate, as ffmpeg's ``-ss`` counts. Error lines number frames from the file's first, as ``--end``
+        times them: counted from the seek, ``process --start 1.5`` called frame 45 of a damaged file 'frame 15'."""
+        first, rate = getattr(self, "first_pts", None), frame_rate(self._stream)
+        if landed is None or landed.pts is None or first is None or not rate:
+            return 0
+        return max(0, round((landed.pts - first) * Fraction(self._stream.time_base) * Fraction(rate)))
+
+    def _file_frame(self, index: int, why: str = "") -> str:
+        """``index`` (counted from where decoding began) as the file's frame number and time, with ``why``: ``frame 45
+        (1.800 s in: WHY)``, the time from its first frame, as ``--start`` and ``--end`` take it (left out where the
+        rate is unknown)."""
+        number = index + self._seek_frame
+        rate = frame_rate(self._stream)
+        said = [f"{float(number / Fraction(rate)):.3f} s in"] if rate else []
+        said += [why] if why else []
+        return f"frame {number} ({': '.join(said)})" if said else f"frame {number}"
 
     def _stream_orientation(self) -> tuple[int, bool]:
         """The display matrix's turn and mirror as the stream's own decoder hands them on with its first frame, for a
@@ -860,7 +881,7 @@ class VideoFileSource(Source):
                 raise self._salvageable(SourceError(self._read_failed(index, e)), packets) from e
             for frame in frames:
                 if frame.is_corrupt:
-                    self._damaged.note(index)
+                    self._damaged.note(index + self._seek_frame)
                 yield frame
                 index += 1
 
@@ -871,12 +892,12 @@ class VideoFileSource(Source):
         the server cannot send parts of the file (no HTTP range requests, as ``python -m http.server``),
         which an MP4 whose index sits at its end needs before its first frame."""
         if isinstance(self.path, str) and isinstance(error, av.error.ExitError):
-            return f"{self.shown}: reading stopped at frame {index} ({_url_reason(error)}): the server stopped sending"
+            return f"{self.shown}: reading stopped at {self._file_frame(index, _url_reason(error))}: the server stopped sending"
         if isinstance(self.path, str) and getattr(error, "errno", None) == errno.EIO:
-            return (f"{self.shown}: reading stopped at frame {index} ({error.strerror}): the connection broke, or the "
+            return (f"{self.shown}: reading stopped at {self._file_frame(index, str(error.strerror))}: the connection broke, or the "
                     "server does not send parts of files (HTTP range requests), which an MP4 with its index at the end "
                     "needs; download the video first, or have it served with range requests")
-        return f"{self.shown}: decoding failed at frame {index} ({ffmpeg_reason(error)}); the file is damaged"
+        return f"{self.shown}: decoding failed at {self._file_frame(index, ffmpeg_reason(error))}; the file is damaged"
 
     def _salvageable(self, error: SourceError, packets: Optional[Iterator[av.Packet]] = None) -> SourceError:
         """``error`` (a local file damaged midway) with where its good parts are, for the caller that can process a part
@@ -967,7 +988,7 @@ class VideoFileSource(Source):
         """Raise when the stream stopped well before its declared end, or its file's structure says it is cut off."""
         damage = structural_damage(self.path, self._container.format.name)
         if damage:
-            raise SourceError(f"{self.shown}: decoding stopped at frame {count}: {damage}")
+            raise SourceError(f"{self.shown}: decoding stopped at {self._file_frame(count)}: {damage}")
         cut = mpegts_cut_off(self.path, self._container.format.name)
         if cut and first_time_about_file(self.path, "cut"):  # live --loop reads the file again and again: said once
             # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read

@@ -18,7 +18,7 @@ from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import OutputKeptError, SinkError, option
 from ..file_names import name_too_long
 from ..io import open_sink, open_source
-from ..io.atomic import check_replaces_no_input, check_report_replaces_nothing, write_text_atomic
+from ..io.atomic import check_replaces_no_input, check_report_replaces_nothing, refuse_link_loop, write_text_atomic
 from ..io.factory import exr_colour_for, is_sequence_target
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
@@ -44,6 +44,8 @@ def check_report_path(report_path: Optional[str | Path]) -> None:
     too_long = name_too_long(report_path) if report_path is not None else None
     if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
         raise SinkError(f"cannot write {option('report_path')} {report_path}: {too_long}; pick a shorter name")
+    if report_path is not None:
+        refuse_link_loop(report_path, option("report_path"))
     if report_path is not None and not Path(report_path).resolve().parent.is_dir():
         raise SinkError(f"{option('report_path')} folder does not exist: {Path(report_path).resolve().parent}")
     if report_path is not None and Path(report_path).is_dir():
@@ -116,6 +118,7 @@ def run_file_job(
     check_report_path(report_path)
     src, out = job.source, job.output
     for each in job.outputs:
+        refuse_link_loop(each.path)  # a link loop: every look at it below (resolve) raised RuntimeError
         if is_sequence_target(each.path):  # first: run beside the input, -o m.%04d.png was 'would replace clip.mp4', not why
             check_own_folder(each.path)
         check_replaces_no_input(each.path, [src.input, *(o.background for o in job.outputs)])  # --overwrite or not: the input would be lost

@@ -776,9 +776,12 @@ def _check_records_replace_no_input(job: LiveJob) -> None:
     exit 0, where ``process`` refuses that. Parts (``--segment``) have names of their own."""
     import os
 
-    from ..io.atomic import check_replaces_no_input
+    from ..io.atomic import check_replaces_no_input, refuse_link_loop
     from ..job import is_camera_spec, is_recording
 
+    for sink in job.sinks:
+        if is_recording(sink):  # a link in a loop: its first look (resolve) below was a traceback
+            refuse_link_loop(os.path.expanduser(sink))
     if job.record_segment is not None:
         return
     reads = [None if is_camera_spec(job.source.source) else job.source.source, job.effect.background]
