@@ -600,7 +600,7 @@ def test_an_output_named_by_links_in_a_loop_is_one_line(tmp_path, capsys, run, c
     a.symlink_to(b)
     b.symlink_to(a)
     one_error_line(capsys, run(clip, "-o", a, "--output", "mask", *(["--overwrite"] if overwrite else [])),
-                   f"cannot write output {a}: {a.name} is a symbolic link in a loop")
+                   f"cannot write output {a}: {a} is a symbolic link in a loop")
     assert a.is_symlink() and b.is_symlink()
 
 
