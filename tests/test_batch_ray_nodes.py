@@ -83,13 +83,14 @@ def said(driver: subprocess.Popen) -> str:
 
 
 def start_batch(cluster, clip: Path, out: Path, log: Path, marker: Path, chunk: int) -> subprocess.Popen:
-    """The run, its standard error in a file (Ray writes pages there: a pipe nobody reads would fill and stop it)."""
+    """The run, its progress JSON on standard output into ``log`` (``--progress-json -``: nothing else may go there), its
+    standard error in a file (Ray writes pages there: a pipe nobody reads would fill and stop it)."""
     env = os.environ | {HOLD_ENV: f"{clip.name}:{chunk}", MARKER_ENV: str(marker), "PYTHONPATH": os.pathsep.join(sys.path)}
     argv = [sys.executable, "-m", "birefvid.cli", "batch", str(clip), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "6",
-            "--ray", cluster.address, "--progress-json", str(log), "-q", *MODEL]  # fmt: skip
+            "--ray", cluster.address, "--progress-json", "-", "-q", *MODEL]  # fmt: skip
     err = log.with_suffix(".err")
-    with open(err, "w") as stderr:
-        driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+    with open(err, "w") as stderr, open(log, "w") as stdout:
+        driver = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
     driver.said = err  # type: ignore[attr-defined]
     return driver
 
@@ -110,7 +111,8 @@ def test_a_node_lost_mid_chunk_has_its_chunk_done_on_another(cluster, batch_clip
     Ray spent the chunk's three retries in seconds on the dead worker, before it marked the node dead, so the video was
     skipped as one that killed its worker ("its Ray worker died 4 times (out of memory ...)", exit 2), and its restart
     found no free CPU left: a fresh worker, and the chunks given to it, waited for ever. Now the chunk is done again on
-    the worker that is left, the output is exact, and nothing else is left beside it."""
+    the worker that is left, the output is exact, and nothing else is left beside it. Ray's own lines about the lost
+    node ("Raylet is terminated", "marked dead") go to standard error, not among `--progress-json -`'s JSON lines."""
     add_nodes(cluster, 2)
     clip, out, log, marker = batch_clips["inputs"][0], tmp_path / "out", tmp_path / "p.jsonl", tmp_path / "held"
     driver = start_batch(cluster, clip, out, log, marker, chunk=1)
@@ -122,6 +124,7 @@ def test_a_node_lost_mid_chunk_has_its_chunk_done_on_another(cluster, batch_clip
         if driver.poll() is None:
             driver.kill()
     assert code == 0, err[-3000:]
+    assert "Raylet is terminated" in err  # Ray said it, on standard error: events() below reads every line of stdout as JSON
     ev = events(log)
     assert sorted(e["chunk"] for e in ev if e["event"] == "chunk_done") == [0, 1, 2, 3]  # each once, none lost
     assert ev[-1]["event"] == "end" and ev[-1]["videos_done"] == 1 and ev[-1]["frames_done"] == LONG

@@ -168,6 +168,31 @@ def _unsaid_token_auth_notice() -> Iterator[None]:
         source.removeFilter(unsaid)
 
 
+def raylet_notices_to_stderr(ray: Any) -> Any:
+    """Send what Ray's raylets report to the driver (a node lost: "Raylet is terminated ...", then its log's last 20
+    lines; "... has been marked dead") to standard error, each message's first line only; returns the undo.
+
+    Ray printed them on standard output, among ``--progress-json -``'s JSON lines (30 lines of a raylet's log for one
+    lost node), where a reader takes every line for an event. Its workers' own output is left as Ray prints it."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    printed = getattr(worker, "print_to_stdstream", None)
+    if printed is None:  # another Ray: its own way
+        return lambda: None
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet" and not data.get("is_err"):
+            data = {**data, "is_err": True, "lines": [str(line).strip().splitlines()[0] for line in data.get("lines", []) if str(line).strip()]}
+        printed(data, ignore_prefix)
+
+    worker.print_to_stdstream = to_stderr  # read at each call by Ray's thread that prints them (listen_error_messages)
+
+    def undo() -> None:
+        if getattr(worker, "print_to_stdstream", None) is to_stderr:
+            worker.print_to_stdstream = printed
+
+    return undo
+
+
 class FrameCounter:
     """A Ray actor holding each running chunk's latest frame count, which the driver collects."""
 
@@ -220,6 +245,7 @@ class RayExecutor:
                     ray.shutdown()
                 raise
             self._owns = True
+        self._notices_back = raylet_notices_to_stderr(ray)
         self.where = f"Ray {address}"
         resources = ray.cluster_resources()
         say_gpus_unused(resources, job.inference.device, gpus_per_worker)
@@ -435,5 +461,6 @@ class RayExecutor:
         self._leave()
 
     def _leave(self) -> None:
+        getattr(self, "_notices_back", lambda: None)()
         if self._owns:
             self.ray.shutdown()
