@@ -8,7 +8,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 
-from ..errors import SourceError
+from ..errors import BirefvidError, SourceError
 from ..job import FileJob
 from ..runtime.load_failure import loading_model
 from .chunk import ChunkTask, run_chunk
@@ -30,6 +30,12 @@ STOP_POLL = 0.05  # seconds between looks at a watch's stop while its model load
 class WorkerDied(SourceError):
     """A chunk whose Ray worker died more often than Ray restarts it (the OOM killer, a crash in native
     code): that video is skipped as a damaged one is, so one video cannot stop a batch of thousands."""
+
+
+class ClusterLost(BirefvidError, RuntimeError):
+    """The Ray cluster can run no more chunks (its head stopped answering, every worker lost with its node and no
+    room for another): the run stops, its finished chunks kept, and the runner's line says which videos are done.
+    Not a video's fault (no SourceError): a watch stops too."""
 
 
 def deliver(task: ChunkTask, outcome: Callable[[], dict[str, Any]], on_result: OnResult, on_failure: Optional[OnFailure]) -> None:

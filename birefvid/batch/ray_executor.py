@@ -1,7 +1,11 @@
 """Run chunks on Ray actors that each keep a model loaded: one per GPU, or per ``cpus_per_worker`` CPU slots.
 
-A worker process that dies mid-chunk is restarted by Ray (``max_restarts``) and its chunk retried
-(``max_task_retries``); the chunk file is written atomically, so the half-written one is never used.
+A worker process that dies mid-chunk is restarted by Ray (``max_restarts``) and its chunk tried again by the driver on
+the first worker that is up (``MAX_RESTARTS`` times), not by Ray on the same worker: a worker lost with its node (the
+machine gone, its raylet killed) spent Ray's retries in seconds, before Ray marked the node dead, and its restart then
+waited for ever where the nodes left had no room for it. The chunk file is written atomically, so the half-written one
+is never used. A run whose workers are all lost, with no room left for one, stops after ``NO_ROOM_SECONDS``; one whose
+cluster head stops answering stops after ``HEAD_LOST_SECONDS`` (``ClusterLost``: finished chunks kept, a rerun resumes).
 Ray is an optional dependency (``pip install "birefvid[ray]"``), imported only here and only when used.
 """
 
@@ -15,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections import deque
 from typing import Any, Iterable, Iterator, Optional
 
@@ -22,12 +27,20 @@ from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
 from ..job import FileJob
 from .chunk import ChunkTask, run_chunk
 from ..runtime.load_failure import could_not_load, failed_loading, is_load_failure
-from .local import OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver
+from .local import ClusterLost, OnFailure, OnFrames, OnResult, Skip, WorkerDied, counting, deliver
 
 log = logging.getLogger(__name__)
 
 # a worker killed mid-chunk is restarted and its chunk retried this many times before the run fails
 MAX_RESTARTS = 3
+# seconds a run with chunks left waits for a worker to come back up (Ray restarting it, on a node with room) while none is
+# up: every worker lost with its node, the nodes left full. Past it the run stops (a rerun resumes), where it waited for ever
+NO_ROOM_SECONDS = 300.0
+# seconds without an answer from the cluster's head (its GCS) before the run stops: Ray itself ended the driver after 60 s
+# (exit 1, its own log line, the run's temporary files left behind)
+HEAD_LOST_SECONDS = 20.0
+# seconds one look at the head waits for its answer
+HEAD_ASKED_SECONDS = 2.0
 # videos in a row whose chunks kill their worker every time before the run stops (fewer: those videos are skipped)
 DEATHS_IN_A_ROW = 3
 # seconds between the driver's looks at the running chunks' frame counts
@@ -207,6 +220,31 @@ def _unsaid_token_auth_notice() -> Iterator[None]:
         source.removeFilter(unsaid)
 
 
+def raylet_notices_to_stderr(ray: Any) -> Any:
+    """Send what Ray's raylets report to the driver (a node lost: "Raylet is terminated ...", then its log's last 20
+    lines; "... has been marked dead") to standard error, each message's first line only; returns the undo.
+
+    Ray printed them on standard output, among ``--progress-json -``'s JSON lines (30 lines of a raylet's log for one
+    lost node), where a reader takes every line for an event. Its workers' own output is left as Ray prints it."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    printed = getattr(worker, "print_to_stdstream", None)
+    if printed is None:  # another Ray: its own way
+        return lambda: None
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet" and not data.get("is_err"):
+            data = {**data, "is_err": True, "lines": [str(line).strip().splitlines()[0] for line in data.get("lines", []) if str(line).strip()]}
+        printed(data, ignore_prefix)
+
+    worker.print_to_stdstream = to_stderr  # read at each call by Ray's thread that prints them (listen_error_messages)
+
+    def undo() -> None:
+        if getattr(worker, "print_to_stdstream", None) is to_stderr:
+            worker.print_to_stdstream = printed
+
+    return undo
+
+
 class FrameCounter:
     """A Ray actor holding each running chunk's latest frame count, which the driver collects."""
 
@@ -264,6 +302,7 @@ class RayExecutor:
                     ray.shutdown()
                 raise
             self._owns = True
+        self._notices_back = raylet_notices_to_stderr(ray)
         self.where = f"Ray {address}"
         resources = ray.cluster_resources()
         say_gpus_unused(resources, job.inference.device, gpus_per_worker)
@@ -281,9 +320,9 @@ class RayExecutor:
             raise ConfigError(f"{workers} workers of {cpus_per_worker:g} CPUs and {gpus_per_worker:g} GPUs need {need_cpu:g} CPUs and "
                               f"{need_gpu:g} GPUs; the Ray cluster has {resources.get('CPU', 0):g} and {resources.get('GPU', 0):g}")  # fmt: skip
         self.workers = workers
-        actor = ray.remote(ChunkWorker).options(
-            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
-        )
+        self._cpus, self._gpus = cpus_per_worker, gpus_per_worker
+        # max_task_retries=0: the driver retries a chunk whose worker died, on any worker that is up (run())
+        actor = ray.remote(ChunkWorker).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=MAX_RESTARTS, max_task_retries=0)
         threads = max(1, int(cpus_per_worker))
         self._actor, self._job, self._threads = actor, job.to_dict(), threads
         self._folder = os.getcwd()
@@ -296,6 +335,11 @@ class RayExecutor:
         # videos in a row whose chunk killed its worker every time, kept from run to run: a watch runs each video
         # dropped in on its own, and workers that die loading the model (the OOM killer) had each skipped as its fault
         self._dying: set[str] = set()
+        # workers whose chunk died, until Ray has them up again: {their __ray_ready__ call: the worker}; kept from run to run
+        self._starting: dict[Any, Any] = {}
+        self._address = address
+        self._head_silent_since: Optional[float] = None
+        self.head_lost = False
 
     def run(
         self, tasks: Iterable[ChunkTask], on_result: OnResult, on_frames: Optional[OnFrames] = None,
@@ -303,13 +347,16 @@ class RayExecutor:
     ) -> None:
         ray = self.ray
         queue = deque(tasks)
-        free = list(self._actors)
+        starting = self._starting
+        free = [a for a in self._actors if a not in starting.values()]
         running: dict[Any, tuple[ChunkTask, Any]] = {}
         self._running = running  # what close() waits on when the run is stopped midway
         counter = self._counter if on_frames is not None else None
         # one video's chunks running side by side on every worker (an 8K clip the OOM killer stops) are one death,
         # not a stop of the whole batch
         dying = self._dying
+        deaths: dict[str, int] = {}  # chunk file -> times its worker died in it
+        none_up_since: Optional[float] = None
         while queue or running:
             while queue and free:
                 task = queue.popleft()
@@ -317,7 +364,15 @@ class RayExecutor:
                     continue
                 actor = free.pop()
                 running[actor.run.remote(task, counter)] = (task, actor)
-            done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
+            if queue and not running and not free:  # every worker down: lost with its node, restarting elsewhere or no room left
+                none_up_since = none_up_since if none_up_since is not None else time.monotonic()
+                if time.monotonic() - none_up_since > NO_ROOM_SECONDS:
+                    raise ClusterLost(f"no Ray worker has been up for {NO_ROOM_SECONDS:g} s: lost with their nodes (or dying as they "
+                                      f"start), and {self._room()}")  # fmt: skip
+            else:
+                none_up_since = None
+            done, _ = ray.wait([*running, *starting], num_returns=1, timeout=POLL_SECONDS)
+            self._check_head()
             if on_frames is not None:
                 by_key = {(t.video, t.chunk["index"]): t for t, _ in running.values()}
                 for key, frames in self._frame_counts().items():
@@ -325,11 +380,26 @@ class RayExecutor:
                         on_frames(by_key[key], frames)
                 counter = self._counter  # a fresh one, where the last was lost with its node
             for ref in done:
+                if ref in starting:  # a worker whose chunk died: up again (Ray restarted it), or gone for good
+                    actor = starting.pop(ref)
+                    try:
+                        ray.get(ref)
+                        free.append(actor)
+                    except ray.exceptions.RayActorError:  # Ray restarts it no more: a fresh one takes its place, once up
+                        fresh = self._replace(actor)
+                        starting[fresh.__ray_ready__.remote()] = fresh
+                    continue
                 task, actor = running.pop(ref)
                 try:
                     outcome: Any = self._get(ref, task)
                     dying.clear()
-                except WorkerDied as exc:  # Ray restarts that worker no more: a fresh one takes its place
+                except WorkerDied as exc:
+                    deaths[task.path] = tries = deaths.get(task.path, 0) + 1
+                    if tries <= MAX_RESTARTS:  # its process killed, or its node lost: the chunk again, on the first worker up
+                        log.debug("%s; trying it again", exc)
+                        queue.appendleft(task)
+                        starting[actor.__ray_ready__.remote()] = actor  # back in use once Ray has restarted it
+                        continue
                     dying.add(task.video)
                     if len(dying) >= DEATHS_IN_A_ROW:  # not one video's fault: workers that cannot run at all (no memory for the model)
                         raise PipelineError("worker", f"Ray workers died on {len(dying)} videos in a row; the last: {exc}") from None
@@ -348,11 +418,50 @@ class RayExecutor:
         where the chunks themselves were being retried. A fresh counter takes its place; the counts are progress only."""
         ray = self.ray
         try:
-            return ray.get(self._counter.take.remote())  # type: ignore[no-any-return]
+            # bounded: a counter made again while the cluster's head is gone is never placed, and a get without a
+            # timeout waited on it for ever, past the head check
+            return ray.get(self._counter.take.remote(), timeout=POLL_SECONDS)  # type: ignore[no-any-return]
+        except ray.exceptions.GetTimeoutError:
+            return {}
         except ray.exceptions.RayActorError as exc:
             log.debug("the frame counter was lost (%s); starting another", exc)
             self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
             return {}
+
+    def _room(self) -> str:
+        """What the cluster's live nodes have free, said against one worker's needs."""
+        try:
+            free = self.ray.available_resources()
+            nodes = sum(1 for n in self.ray.nodes() if n.get("Alive"))
+        except Exception as exc:  # noqa: BLE001 - for a message only
+            log.debug("could not read the cluster's resources: %s", exc)
+            return "the cluster did not say what it has free"
+        return (f"{nodes} node{'s' if nodes != 1 else ''} left with {free.get('CPU', 0):g} CPUs and {free.get('GPU', 0):g} GPUs free "
+                f"for a worker of {self._cpus:g} CPUs and {self._gpus:g} GPUs")  # fmt: skip
+
+    def _check_head(self) -> None:
+        """``ClusterLost`` once the cluster's head (its GCS) has not answered for ``HEAD_LOST_SECONDS``.
+
+        Chunks already running go on without the head (the workers and the driver talk directly), so a stopped head,
+        its machine gone or the network to it cut showed nothing for a minute; then Ray ended the driver (exit 1, its own
+        log line), leaving the lock, the running chunks' ``.partial-*`` files and no ``stopped`` line."""
+        gcs = getattr(getattr(self.ray, "_private", None), "worker", None)
+        client = getattr(getattr(gcs, "global_worker", None), "gcs_client", None)
+        if client is None:  # Ray Client (ray://), or a Ray without it: Ray's own handling
+            return
+        try:
+            client.internal_kv_get(b"birefvid-head-check", None, timeout=HEAD_ASKED_SECONDS)
+            self._head_silent_since = None
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure to answer (RpcError, GetTimeoutError, ...)
+            log.debug("the Ray head did not answer: %s", exc)
+        now = time.monotonic()
+        if self._head_silent_since is None:
+            self._head_silent_since = now
+        elif now - self._head_silent_since >= HEAD_LOST_SECONDS:
+            self.head_lost = True
+            raise ClusterLost(f"the Ray cluster's head ({self._address}) has not answered for {HEAD_LOST_SECONDS:g} s: stopped, its "
+                              f"machine gone or the network to it cut")  # fmt: skip
 
     def _replace(self, dead: Any) -> Any:
         """A new worker in place of one that died more often than Ray restarts it."""
@@ -381,6 +490,10 @@ class RayExecutor:
                              f"(out of memory, or a crash in native code?): {why}") from None  # fmt: skip
 
     def close(self) -> None:
+        if self.head_lost:  # nothing to ask a cluster without its head (Ray's calls hang until it ends the process): leave
+            self._actors, self._running = [], {}
+            self._leave()
+            return
         for ref in self._running:  # cancelled first: a chunk of a worker killed below is not retried, nor "will be retried" printed
             try:
                 self.ray.cancel(ref)
@@ -402,5 +515,9 @@ class RayExecutor:
             self.ray.kill(self._counter)
         except Exception as exc:  # noqa: BLE001 - best effort at shutdown
             log.debug("could not stop the frame counter: %s", exc)
+        self._leave()
+
+    def _leave(self) -> None:
+        getattr(self, "_notices_back", lambda: None)()
         if self._owns:
             self.ray.shutdown()

@@ -35,7 +35,7 @@ from .hooks import crash_hook_for
 from .join import join_chunks
 from .killed import KILLS_TO_SKIP, RunningChunk
 from .leftovers import note_stale_partials
-from .local import LocalExecutor, OnFailure, OnFrames, OnResult, Skip, WorkerDied
+from .local import ClusterLost, LocalExecutor, OnFailure, OnFrames, OnResult, Skip, WorkerDied
 from .manifest import WORK_DIR, Manifest, RunLock, before_input_colors, fingerprint, older_fingerprints
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
@@ -730,6 +730,9 @@ def run_locked(
                 _remove_empty_work_dir(plan, manifest)
             _remove_if_empty(unmade)  # a subfolder made for an output never written (a full disk) looked like output
             progress.stopped(_why_stopped(exc))
+        if isinstance(exc, ClusterLost):  # one line that says what is kept: which videos are done, and that a rerun resumes
+            raise ClusterLost(f"{exc}; {_done_so_far(plans, manifest)}, a rerun of the same command resumes "
+                              f"(finished chunks are kept)") from None  # fmt: skip
         raise
     if not in_watch:
         executor.close()
@@ -744,6 +747,16 @@ def run_locked(
     _report_skipped(len(jobs), len(plans), unreadable, [(inputs[name], why) for name, why in (failed | killing).items()],
                     {inputs[name] for name in died}, {inputs[name] for name in killing}, earlier=progress.videos_skipped, refused=refused)  # fmt: skip
     return summary
+
+
+def _done_so_far(plans: list[VideoPlan], manifest: Manifest) -> str:
+    """'2 of 5 videos done (a.mkv, b.mkv)': those the manifest has done, by name up to ``NAMED_DONE``."""
+    done = [p.name for p in plans if manifest.videos.get(p.name, {}).get("status") == "done"]
+    named = ", ".join(done[:NAMED_DONE]) + (f" and {len(done) - NAMED_DONE} more" if len(done) > NAMED_DONE else "")
+    return f"{len(done)} of {len(plans)} video{'s' if len(plans) != 1 else ''} done" + (f" ({named})" if done else "")
+
+
+NAMED_DONE = 5
 
 
 def _killed_again(source: str, chunk: int, kills: int) -> bool:
