@@ -623,7 +623,10 @@ class CliLogFormatter(logging.Formatter):
         if getattr(record, "notice", False):  # errors.NOTICE: shown as a warning is, but it is none
             level = ""
         head = "birefvid" if ours else record.name
-        line = f"{head}: {level}: {record.message}" if level else f"{head}: {record.message}"
+        # another library's message on lines of its own (huggingface_hub's "Error while downloading ...\nTrying to
+        # resume download..."): one line, as each of ours is, so that a log keeps it together
+        message = record.message if ours else "; ".join(part.strip() for part in record.message.splitlines() if part.strip())
+        line = f"{head}: {level}: {message}" if level else f"{head}: {message}"
         return f"{line} [{record.name}]" if self.verbose and ours else line
 
     def format(self, record: logging.LogRecord) -> str:

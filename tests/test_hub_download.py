@@ -13,11 +13,13 @@ import subprocess
 import sys
 import termios
 import time
+import types
 from pathlib import Path
 
 import pytest
 from hub_mirror import HubMirror
 
+from birefvid.errors import OfflineError, WeightsError
 
 ASSET = Path(__file__).resolve().parents[1] / "birefvid" / "assets" / "tiny.safetensors"
 REPO = "someone/birefnet-b0"  # any repo with a model.safetensors (`--model owner/repo`); the file is tiny's pvt_v2_b0
@@ -89,6 +91,28 @@ def test_a_connection_dropped_mid_file_resumes_from_where_it_broke_off(tmp_path,
     assert "Traceback" not in result.stderr
 
 
+def test_a_link_that_keeps_dropping_is_one_error_line_keeps_nothing_and_a_rerun_completes(tmp_path, picture, weights_bytes):
+    """huggingface_hub resumes five times; then one error line (no RemoteProtocolError traceback-ish "could not load
+    the model" line), exit 2, nothing in the cache; its retry warnings once each (not again bare), one line each."""
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        mirror.drop_after, mirror.drops = 12_000_000, 100  # past the first 10 MiB piece, never past the second
+        result = _image(tmp_path, picture, mirror)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        errors = [line for line in lines if line.startswith("birefvid: error:")]
+        assert errors == [lines[-1]], result.stderr
+        assert f"cannot download model.safetensors from Hugging Face repo {REPO}: the connection to the mirror {mirror.url} (HF_ENDPOINT) broke off" in lines[-1]
+        assert "run the command again" in lines[-1]
+        assert not any(line.startswith(("Error while downloading", "Trying to resume")) for line in lines), result.stderr
+        assert all(line.startswith(("birefvid:", "huggingface_hub.")) for line in lines), result.stderr
+        assert not _cache_files(tmp_path) and not (tmp_path / "out.png").exists()
+
+        mirror.drop_after = None
+        again = _image(tmp_path, picture, mirror)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "out.png").is_file()
+
+
 def test_ctrl_c_in_a_download_leaves_nothing_a_rerun_trusts(tmp_path, picture, weights_bytes):
     with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
         mirror.rate = 2e6  # 15 s for the file: Ctrl-C comes well before its end
@@ -109,6 +133,22 @@ def test_ctrl_c_in_a_download_leaves_nothing_a_rerun_trusts(tmp_path, picture, w
 
 
 @pytest.fixture()
+def in_process_hub(tmp_path, monkeypatch):
+    """fetch_hub_file in this process against a mirror, huggingface_hub's back-off waits skipped (its retries kept)."""
+    import huggingface_hub.constants as constants
+    import huggingface_hub.utils._http as hub_http
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_http, "time", types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_") and k != "sleep"}, sleep=lambda s: None))
+
+    def use(mirror: HubMirror) -> None:
+        monkeypatch.setattr(constants, "ENDPOINT", mirror.url)  # as HF_ENDPOINT sets both when huggingface_hub is imported
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", mirror.url + "/{repo_id}/resolve/{revision}/{filename}")
+
+    return use
+
+
 @pytest.mark.parametrize(
     ("fault", "words"),
     [
@@ -119,6 +159,32 @@ def test_ctrl_c_in_a_download_leaves_nothing_a_rerun_trusts(tmp_path, picture, w
     ],
     ids=["500", "429", "html-page", "html-instead-of-the-file"],
 )
+def test_a_mirror_in_trouble_is_one_line_naming_it_and_what_it_did(tmp_path, in_process_hub, fault, words):
+    from birefvid.models.weights import fetch_hub_file
+
+    with HubMirror({LITE: b"x" * 1000}) as mirror:
+        for k, v in fault.items():
+            setattr(mirror, k, v)
+        in_process_hub(mirror)
+        with pytest.raises(OfflineError) as caught:
+            fetch_hub_file(*LITE)
+    line = str(caught.value)
+    assert "\n" not in line
+    assert line.startswith(f"cannot download model.safetensors from Hugging Face repo {LITE[0]}: the mirror {mirror.url} (HF_ENDPOINT) {words}"), line
+    assert not _cache_files(tmp_path)
+
+
+def test_a_repo_the_mirror_does_not_hold_says_so(tmp_path, in_process_hub):
+    from birefvid.models.weights import fetch_hub_file
+
+    with HubMirror({LITE: b"x" * 1000}) as mirror:
+        in_process_hub(mirror)
+        with pytest.raises(WeightsError) as caught:
+            fetch_hub_file("ZhengPeng7/BiRefNet", "model.safetensors")
+    assert str(caught.value).startswith(f"ZhengPeng7/BiRefNet/model.safetensors does not exist on the mirror {mirror.url} (HF_ENDPOINT)")
+    assert "a mirror may not hold every repo" in str(caught.value)
+
+
 def test_a_cut_short_file_in_the_cache_names_the_download_to_redo(tmp_path, picture, weights_bytes):
     """A blob cut short after it was cached (a full disk, a copy): one line, not safetensors' traceback."""
     with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
