@@ -81,6 +81,29 @@ def _cache_files(tmp_path: Path) -> list[Path]:
     return [p for p in (tmp_path / "hf" / "hub").rglob("*") if p.is_file() and "blobs" in p.parts]
 
 
+def test_a_first_run_downloads_through_the_mirror_with_a_bar_named_after_the_file_then_runs_offline(tmp_path, picture, weights_bytes):
+    """A terminal shows the download's bar, named model.safetensors (the mirror sends no Content-Disposition: it was
+    named after the blob's hash); -q shows neither bar nor notice; the cached file then runs with HF_HUB_OFFLINE=1."""
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        mirror.rate = 60e6  # half a second: a bar has time to show
+        args = [sys.executable, "-m", "birefvid", "image", str(picture), "-o", "out.png", "--model", REPO, "--resolution", "64"]
+        code, shown = _in_terminal(args, _env(tmp_path, mirror), tmp_path)
+        assert code == 0, shown
+        assert f"downloading model.safetensors from Hugging Face repo {REPO} (first use; cached afterwards) through {mirror.url}" in shown
+        assert "model.safetensors: 100%" in shown, shown
+        assert "(…)" not in shown  # the blob's hash, cut to fit, was the bar's name
+        assert [r[0] for r in mirror.requests] == ["HEAD", "GET"]
+        assert (tmp_path / "out.png").is_file()
+
+        (tmp_path / "hf").rename(tmp_path / "hf-first")
+        code, shown = _in_terminal([*args[:3], "-q", *args[3:6], "quiet.png", *args[7:]], _env(tmp_path, mirror), tmp_path)
+        assert code == 0, shown
+        assert shown.strip() == "", shown  # -q: no progress of any kind, the download's included
+    result = _image(tmp_path, picture, mirror, HF_HUB_OFFLINE="1")  # the mirror is gone: the cache serves it
+    assert result.returncode == 0, result.stderr
+    assert "downloading" not in result.stderr
+
+
 def test_a_connection_dropped_mid_file_resumes_from_where_it_broke_off(tmp_path, picture, weights_bytes):
     with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
         mirror.drop_after, mirror.drops = len(weights_bytes) // 2, 1

@@ -329,10 +329,11 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
         raise _offline_error(repo, filename, repo_type, "offline mode (HF_HUB_OFFLINE) is on")
     if not hub_reachable(constants.ENDPOINT):
         raise _offline_error(repo, filename, repo_type, f"{constants.ENDPOINT} is unreachable")
-    log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)", filename, repo, extra=NOTICE)
+    log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)%s", filename, repo,
+                "" if _is_the_hub(constants.ENDPOINT) else f" through {constants.ENDPOINT}", extra=NOTICE)
     _one_log_handler()
     try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type))
+        return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, tqdm_class=_download_bar(filename)))
     except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
         # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
         if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
@@ -415,6 +416,25 @@ def _one_log_handler() -> None:
     for handler in list(library.handlers):
         if type(handler) is logging.StreamHandler:
             library.removeHandler(handler)
+
+
+def _download_bar(filename: str) -> type:
+    """The tqdm class of a download's bar: named after the file (a mirror that sends no Content-Disposition header
+    had it named after the blob's hash), off under -q."""
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    from .. import progress_bar
+
+    quiet = progress_bar.quiet_downloads
+
+    class DownloadBar(hub_tqdm):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["desc"] = filename
+            if quiet:
+                kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return DownloadBar
 
 
 def card_weights_path(card: ModelCard) -> Path:
