@@ -219,3 +219,27 @@ def test_a_cut_short_file_in_the_cache_names_the_download_to_redo(tmp_path, pict
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "cut short" in line and f"hf download {REPO} model.safetensors --force-download" in line
+
+
+def test_a_proxy_that_refuses_is_named_not_the_mirror(tmp_path, in_process_hub, monkeypatch):
+    """httpx says "Connection refused" alike for a proxy and the server behind it: the line named the mirror."""
+    import huggingface_hub.utils._http as hub_http
+
+    from birefvid.models.weights import fetch_hub_file
+
+    with HubMirror({LITE: b"x" * 1000}) as mirror:
+        in_process_hub(mirror)
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", "http://user:secret@127.0.0.1:9")  # the discard port: refused at once
+        hub_http.close_session()  # httpx reads the proxy settings as its client is made
+        try:
+            with pytest.raises(OfflineError) as caught:
+                fetch_hub_file(*LITE)
+        finally:
+            monkeypatch.undo()
+            hub_http.close_session()
+    line = str(caught.value)
+    assert "could not be reached through the proxy http://user:***@127.0.0.1:9 (HTTP_PROXY) (" in line, line
+    assert "secret" not in line and not mirror.requests
+

@@ -381,6 +381,11 @@ def _download_failure(exc: BaseException) -> Optional[str]:
     if isinstance(exc, httpx2.ProxyError):
         return f"the proxy refused the connection ({_first_line(exc)}): check HTTPS_PROXY"
     if isinstance(exc, (httpx2.ConnectError, httpx2.TimeoutException)):
+        proxy = _proxy_for(constants.ENDPOINT)
+        if proxy is not None:  # httpx says "Connection refused" alike for the proxy and the server
+            url, variable = proxy
+            return (f"{server} could not be reached through the proxy {url} ({variable}) ({_first_line(exc) or type(exc).__name__}): "
+                    "check the proxy, or leave the server out of it with NO_PROXY")  # fmt: skip
         return f"{server} could not be reached ({_first_line(exc) or type(exc).__name__})"
     if isinstance(exc, httpx2.HTTPError):  # a connection dropped mid-file, after huggingface_hub's resumes
         return f"the connection to {server} broke off and resuming failed ({_first_line(exc) or type(exc).__name__})"
@@ -390,6 +395,26 @@ def _download_failure(exc: BaseException) -> Optional[str]:
         return f"{server} sent a file of the wrong size{sent}"
     if isinstance(exc, OSError) and exc.errno is not None:  # a full disk, a cache folder that cannot be written
         return f"the cache could not be written ({exc.strerror}: {exc.filename or _hub_cache()})"
+    return None
+
+
+def _proxy_for(endpoint: str) -> Optional[tuple[str, str]]:
+    """(the proxy URL, shown without its password, and the variable that set it) that requests to ``endpoint`` go
+    through, as httpx reads them from the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, less NO_PROXY); None
+    when there is none."""
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from ..urls import without_password
+
+    host = urlparse(endpoint).hostname or ""
+    if urllib.request.proxy_bypass_environment(host):
+        return None
+    scheme = urlparse(endpoint).scheme
+    for variable in (f"{scheme}_proxy", "all_proxy"):
+        url = os.environ.get(variable) or os.environ.get(variable.upper())
+        if url:
+            return without_password(url), variable.upper()
     return None
 
 
