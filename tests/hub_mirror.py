@@ -14,7 +14,8 @@ flaky link or a misconfigured mirror shows: ``drop_after`` (the connection close
 first ``drops`` GETs), ``status`` (every request answered with that status, e.g. 500 or 429), ``html`` (a web page
 with status 200 instead of the hub's answer, as a captive portal or a wrong ``HF_ENDPOINT`` gives; ``"blobs"``: only
 instead of the file's bytes, the metadata right), ``rate`` (bytes a
-second, to interrupt a download under way). ``requests`` records (method, path, Range header) of each request
+second, to interrupt a download under way), ``corrupt`` (a byte of each file changed, its size and announced
+SHA-256 kept, as a mirror's own damaged copy). ``requests`` records (method, path, Range header) of each request
 for a file (huggingface_hub's other requests, such as ``/api/agent-harnesses``, get a 404 and are not recorded).
 
 The server runs on daemon threads and shuts itself down after ``lifetime`` seconds if a test never stops it.
@@ -40,6 +41,7 @@ class HubMirror:
         self.status: Optional[int] = None
         self.html: bool | str = False
         self.rate: Optional[float] = None
+        self.corrupt = False
         self.requests: list[tuple[str, str, Optional[str]]] = []
         self._blobs = {hashlib.sha256(data).hexdigest(): data for data in self.files.values()}
         self._lock = threading.Lock()
@@ -132,13 +134,16 @@ def _handler(mirror: HubMirror) -> type[BaseHTTPRequestHandler]:
             ranged = self.headers.get("Range")
             if ranged and ranged.startswith("bytes=") and ranged.endswith("-"):
                 start = int(ranged[len("bytes="):-1])
+            if mirror.corrupt:
+                middle = len(data) // 2
+                data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
             part = data[start:]
             self.send_response(206 if start else 200)
             self.send_header("Content-Length", str(len(part)))
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+            self.send_header("ETag", f'"{self.path.rsplit("/", 1)[-1]}"')
             self.send_header("Content-Type", "application/octet-stream")
             self.end_headers()
             if not body:

@@ -243,3 +243,20 @@ def test_a_proxy_that_refuses_is_named_not_the_mirror(tmp_path, in_process_hub, 
     assert "could not be reached through the proxy http://user:***@127.0.0.1:9 (HTTP_PROXY) (" in line, line
     assert "secret" not in line and not mirror.requests
 
+
+def test_a_mirror_serving_other_bytes_of_the_right_size_is_caught_and_nothing_kept(tmp_path, in_process_hub):
+    """huggingface_hub checks a plain HTTP download by its size alone: a mirror's damaged copy was cached and loaded."""
+    from birefvid.models.weights import fetch_hub_file
+
+    with HubMirror({LITE: bytes(range(256)) * 40}) as mirror:
+        mirror.corrupt = True
+        in_process_hub(mirror)
+        with pytest.raises(OfflineError) as caught:
+            fetch_hub_file(*LITE)
+        assert f"the mirror {mirror.url} (HF_ENDPOINT) sent a damaged file (its SHA-256 is " in str(caught.value)
+        assert not _cache_files(tmp_path)
+        assert not list((tmp_path / "hf" / "hub").rglob("snapshots/*/model.safetensors"))
+        mirror.corrupt = False
+        path = fetch_hub_file(*LITE)  # the next run downloads it again, whole
+    assert path.read_bytes() == bytes(range(256)) * 40
+

@@ -333,7 +333,7 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
                 "" if _is_the_hub(constants.ENDPOINT) else f" through {constants.ENDPOINT}", extra=NOTICE)
     _one_log_handler()
     try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, tqdm_class=_download_bar(filename)))
+        path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, tqdm_class=_download_bar(filename)))
     except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
         # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
         if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
@@ -344,6 +344,32 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
         if why is None:
             raise
         raise _download_error(repo, filename, repo_type, why) from exc
+    _check_download(path, repo, filename, repo_type)
+    return path
+
+
+def _check_download(path: Path, repo: str, filename: str, repo_type: str) -> None:
+    """A file just downloaded is the one the server announced: an LFS file's blob is named after its SHA-256 (the
+    hub's ETag), which huggingface_hub checks over plain HTTP only by its size, so a mirror or proxy that served other
+    bytes of the same length (a damaged cache of its own) had them loaded as the model, run after run. Checked once,
+    after the download; a damaged one is removed from the cache (blob and snapshot link), and said in one line."""
+    import hashlib
+
+    from huggingface_hub import constants
+
+    blob = path.resolve()
+    if not re.fullmatch(r"[0-9a-f]{64}", blob.name):  # a git file (ETag: a git SHA-1), or a cache without links
+        return
+    digest = hashlib.sha256()
+    with blob.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    if digest.hexdigest() == blob.name:
+        return
+    for stale in (blob, path):
+        stale.unlink(missing_ok=True)
+    raise _download_error(repo, filename, repo_type, f"{_server(constants.ENDPOINT)} sent a damaged file (its SHA-256 is "
+                          f"{digest.hexdigest()[:12]}..., not the {blob.name[:12]}... it announced)")  # fmt: skip
 
 
 def _is_the_hub(endpoint: str) -> bool:
