@@ -28,7 +28,7 @@ import threading
 import traceback
 from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
-from . import __version__, exiting, standard_output
+from . import __version__, exiting, progress_bar, standard_output
 from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
 from .file_names import shown_bytes
 from .said_once import run_scope
@@ -623,7 +623,10 @@ class CliLogFormatter(logging.Formatter):
         if getattr(record, "notice", False):  # errors.NOTICE: shown as a warning is, but it is none
             level = ""
         head = "birefvid" if ours else record.name
-        line = f"{head}: {level}: {record.message}" if level else f"{head}: {record.message}"
+        # another library's message on lines of its own (huggingface_hub's "Error while downloading ...\nTrying to
+        # resume download..."): one line, as each of ours is, so that a log keeps it together
+        message = record.message if ours else "; ".join(part.strip() for part in record.message.splitlines() if part.strip())
+        line = f"{head}: {level}: {message}" if level else f"{head}: {message}"
         return f"{line} [{record.name}]" if self.verbose and ours else line
 
     def format(self, record: logging.LogRecord) -> str:
@@ -664,7 +667,11 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     args = parser.parse_args(argv)
     args.quiet = bool(getattr(args, "quiet", False) or args.quiet_before_command)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[_log_handler(args.verbose, args.quiet)])
-    code = guarded("birefvid", lambda: _run(args))
+    progress_bar.quiet_downloads = args.quiet  # a first run's model download: no bar under -q
+    try:
+        code = guarded("birefvid", lambda: _run(args))
+    finally:
+        progress_bar.quiet_downloads = False
     if exiting.must_exit_now():  # a worker is still in native code (a model export): a normal exit would abort under it
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:

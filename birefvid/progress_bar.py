@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+# the command line's -q for its run (set by cli.main): a model download shows no bar either
+quiet_downloads = False
+
 
 def tqdm_class() -> Any:
     """``tqdm.auto``'s bar where ``ipywidgets`` is installed, else the plain text bar.

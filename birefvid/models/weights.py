@@ -315,9 +315,11 @@ def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
 
 
 def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
-    """Find one file in the standard Hugging Face cache, else download it; honours HF_HUB_OFFLINE."""
+    """Find one file in the standard Hugging Face cache, else download it from ``$HF_ENDPOINT`` (the hub or a mirror);
+    honours HF_HUB_OFFLINE. Every failure is one line naming the server and what it did; a download that fails
+    leaves nothing in the cache (huggingface_hub writes a temporary file and renames it whole)."""
     from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, local_files_only=True))
@@ -327,15 +329,163 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
         raise _offline_error(repo, filename, repo_type, "offline mode (HF_HUB_OFFLINE) is on")
     if not hub_reachable(constants.ENDPOINT):
         raise _offline_error(repo, filename, repo_type, f"{constants.ENDPOINT} is unreachable")
-    log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)", filename, repo, extra=NOTICE)
+    log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)%s", filename, repo,
+                "" if _is_the_hub(constants.ENDPOINT) else f" through {constants.ENDPOINT}", extra=NOTICE)
+    _one_log_handler()
     try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type))
-    except LocalEntryNotFoundError as exc:
-        raise _offline_error(repo, filename, repo_type, "the download failed") from exc
-    except (RepositoryNotFoundError, EntryNotFoundError) as exc:
-        raise WeightsError(f"{repo}/{filename} does not exist on Hugging Face ({type(exc).__name__})") from exc
-    except OSError as exc:  # network errors huggingface_hub lets through
-        raise _offline_error(repo, filename, repo_type, f"the download failed ({exc})") from exc
+        path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, tqdm_class=_download_bar(filename)))
+    except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
+        # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
+        if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
+            raise WeightsError(f"{repo}/{filename} does not exist on {_server(constants.ENDPOINT)} ({type(exc).__name__})"
+                               + ("" if _is_the_hub(constants.ENDPOINT) else "; a mirror may not hold every repo: check the name, "
+                                  "or download it from the hub itself (HF_ENDPOINT unset)")) from exc  # fmt: skip
+        why = _download_failure(exc)
+        if why is None:
+            raise
+        raise _download_error(repo, filename, repo_type, why) from exc
+    _check_download(path, repo, filename, repo_type)
+    return path
+
+
+def _check_download(path: Path, repo: str, filename: str, repo_type: str) -> None:
+    """A file just downloaded is the one the server announced: an LFS file's blob is named after its SHA-256 (the
+    hub's ETag), which huggingface_hub checks over plain HTTP only by its size, so a mirror or proxy that served other
+    bytes of the same length (a damaged cache of its own) had them loaded as the model, run after run. Checked once,
+    after the download; a damaged one is removed from the cache (blob and snapshot link), and said in one line."""
+    import hashlib
+
+    from huggingface_hub import constants
+
+    blob = path.resolve()
+    if not re.fullmatch(r"[0-9a-f]{64}", blob.name):  # a git file (ETag: a git SHA-1), or a cache without links
+        return
+    digest = hashlib.sha256()
+    with blob.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    if digest.hexdigest() == blob.name:
+        return
+    for stale in (blob, path):
+        stale.unlink(missing_ok=True)
+    raise _download_error(repo, filename, repo_type, f"{_server(constants.ENDPOINT)} sent a damaged file (its SHA-256 is "
+                          f"{digest.hexdigest()[:12]}..., not the {blob.name[:12]}... it announced)")  # fmt: skip
+
+
+def _is_the_hub(endpoint: str) -> bool:
+    return endpoint.rstrip("/") == "https://huggingface.co"
+
+
+def _server(endpoint: str) -> str:
+    """The server files come from, in words: Hugging Face, or the mirror HF_ENDPOINT names."""
+    return "Hugging Face" if _is_the_hub(endpoint) else f"the mirror {endpoint} (HF_ENDPOINT)"
+
+
+def _download_failure(exc: BaseException) -> Optional[str]:
+    """What went wrong in a failed download, in words (the server's status, a dropped connection, a web page
+    instead of the hub's answer), from huggingface_hub's error and its cause; None for an error that is no
+    download failure (a bug: let it through)."""
+    import httpx2
+    from huggingface_hub import constants
+    from huggingface_hub.errors import FileMetadataError, HfHubHTTPError, LocalEntryNotFoundError
+
+    server = _server(constants.ENDPOINT)
+    if isinstance(exc, LocalEntryNotFoundError):  # the first request failed, nothing cached: the cause says why
+        cause = exc.__cause__
+        return _download_failure(cause) if cause is not None else f"{server} did not answer"
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        code = exc.response.status_code
+        reason = exc.response.reason_phrase or ""
+        advice = ("too many requests: wait a while and run the command again" if code == 429
+                  else "the server's trouble: run the command again later" if code >= 500
+                  else "a private or gated repo needs a token (`hf auth login` or HF_TOKEN)" if code in (401, 403)
+                  else "")  # fmt: skip
+        return f"{server} answered {code} {reason}".rstrip() + (f" ({advice})" if advice else "")
+    if isinstance(exc, FileMetadataError):
+        return (f"{server} did not answer as a Hugging Face hub does (no X-Repo-Commit or ETag header: a web page, "
+                "a proxy's sign-in page or an HF_ENDPOINT that is no hub or mirror?)")
+    if isinstance(exc, httpx2.ProxyError):
+        return f"the proxy refused the connection ({_first_line(exc)}): check HTTPS_PROXY"
+    if isinstance(exc, (httpx2.ConnectError, httpx2.TimeoutException)):
+        proxy = _proxy_for(constants.ENDPOINT)
+        if proxy is not None:  # httpx says "Connection refused" alike for the proxy and the server
+            url, variable = proxy
+            return (f"{server} could not be reached through the proxy {url} ({variable}) ({_first_line(exc) or type(exc).__name__}): "
+                    "check the proxy, or leave the server out of it with NO_PROXY")  # fmt: skip
+        return f"{server} could not be reached ({_first_line(exc) or type(exc).__name__})"
+    if isinstance(exc, httpx2.HTTPError):  # a connection dropped mid-file, after huggingface_hub's resumes
+        return f"the connection to {server} broke off and resuming failed ({_first_line(exc) or type(exc).__name__})"
+    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
+        sizes = re.search(r"size (\d+) but has size (\d+)", str(exc))
+        sent = f" ({sizes.group(2)} bytes where it announced {sizes.group(1)}: a web page or an error instead of the file?)" if sizes else ""
+        return f"{server} sent a file of the wrong size{sent}"
+    if isinstance(exc, OSError) and exc.errno is not None:  # a full disk, a cache folder that cannot be written
+        return f"the cache could not be written ({exc.strerror}: {exc.filename or _hub_cache()})"
+    return None
+
+
+def _proxy_for(endpoint: str) -> Optional[tuple[str, str]]:
+    """(the proxy URL, shown without its password, and the variable that set it) that requests to ``endpoint`` go
+    through, as httpx reads them from the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, less NO_PROXY); None
+    when there is none."""
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from ..urls import without_password
+
+    host = urlparse(endpoint).hostname or ""
+    if urllib.request.proxy_bypass_environment(host):
+        return None
+    scheme = urlparse(endpoint).scheme
+    for variable in (f"{scheme}_proxy", "all_proxy"):
+        url = os.environ.get(variable) or os.environ.get(variable.upper())
+        if url:
+            return without_password(url), variable.upper()
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def _download_error(repo: str, filename: str, repo_type: str, why: str) -> OfflineError:
+    flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+    return OfflineError(f"cannot download {filename} from Hugging Face repo {repo}: {why}; nothing of it was kept in the cache: "
+                        f"run the command again to retry, or fetch it with `hf download {repo} {filename}{flag}` "
+                        f"(which reads HF_ENDPOINT and HTTPS_PROXY too) or pass {option('weights')} FILE")  # fmt: skip
+
+
+@lru_cache(maxsize=None)
+def _one_log_handler() -> None:
+    """huggingface_hub logs through a stream handler of its own on its ``huggingface_hub`` logger, which also passes
+    its records on to the root logger: where the program has given the root a handler (the command line's), every
+    retry warning came out twice, once bare and once in the program's style. Then its own handler is removed."""
+    if not logging.getLogger().handlers:
+        return
+    library = logging.getLogger("huggingface_hub")
+    for handler in list(library.handlers):
+        if type(handler) is logging.StreamHandler:
+            library.removeHandler(handler)
+
+
+def _download_bar(filename: str) -> type:
+    """The tqdm class of a download's bar: named after the file (a mirror that sends no Content-Disposition header
+    had it named after the blob's hash), off under -q."""
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    from .. import progress_bar
+
+    quiet = progress_bar.quiet_downloads
+
+    class DownloadBar(hub_tqdm):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["desc"] = filename
+            if quiet:
+                kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return DownloadBar
 
 
 def card_weights_path(card: ModelCard) -> Path:
