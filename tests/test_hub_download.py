@@ -287,3 +287,23 @@ def test_a_mirror_serving_other_bytes_of_the_right_size_is_caught_and_nothing_ke
         path = fetch_hub_file(*LITE)  # the next run downloads it again, whole
     assert path.read_bytes() == bytes(range(256)) * 40
 
+
+
+def test_an_older_huggingface_hub_without_tqdm_class_still_downloads_and_its_errors_are_said():
+    """pyproject allows huggingface_hub from 0.25, whose hf_hub_download has no ``tqdm_class`` (passing it failed every
+    download with a TypeError) and which speaks HTTP through requests, not httpx2 (the error path imported httpx2)."""
+    import requests
+
+    from birefvid.models.weights import _bar_option, _transport_failure
+
+    def old_download(repo_id, filename, repo_type=None, local_files_only=False):  # 0.25–1.x's parameters, less the rest
+        return ""
+
+    from huggingface_hub import hf_hub_download
+
+    assert _bar_option(old_download, "model.safetensors") == {}
+    assert set(_bar_option(hf_hub_download, "model.safetensors")) <= {"tqdm_class"}
+    assert _transport_failure(requests.exceptions.ProxyError("refused")) == "proxy"
+    assert _transport_failure(requests.exceptions.ConnectTimeout("slow")) == "unreached"
+    assert _transport_failure(requests.exceptions.ChunkedEncodingError("cut")) == "broke off"
+    assert _transport_failure(ValueError("not the network's")) is None

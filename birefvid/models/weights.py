@@ -11,7 +11,7 @@ import re
 import zipfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
@@ -333,7 +333,7 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
                 "" if _is_the_hub(constants.ENDPOINT) else f" through {constants.ENDPOINT}", extra=NOTICE)
     _one_log_handler()
     try:
-        path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, tqdm_class=_download_bar(filename)))
+        path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, **_bar_option(hf_hub_download, filename)))
     except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
         # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
         if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
@@ -385,7 +385,6 @@ def _download_failure(exc: BaseException) -> Optional[str]:
     """What went wrong in a failed download, in words (the server's status, a dropped connection, a web page
     instead of the hub's answer), from huggingface_hub's error and its cause; None for an error that is no
     download failure (a bug: let it through)."""
-    import httpx2
     from huggingface_hub import constants
     from huggingface_hub.errors import FileMetadataError, HfHubHTTPError, LocalEntryNotFoundError
 
@@ -395,7 +394,7 @@ def _download_failure(exc: BaseException) -> Optional[str]:
         return _download_failure(cause) if cause is not None else f"{server} did not answer"
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         code = exc.response.status_code
-        reason = exc.response.reason_phrase or ""
+        reason = getattr(exc.response, "reason_phrase", None) or getattr(exc.response, "reason", None) or ""  # httpx's, requests'"
         advice = ("too many requests: wait a while and run the command again" if code == 429
                   else "the server's trouble: run the command again later" if code >= 500
                   else "a private or gated repo needs a token (`hf auth login` or HF_TOKEN)" if code in (401, 403)
@@ -404,16 +403,17 @@ def _download_failure(exc: BaseException) -> Optional[str]:
     if isinstance(exc, FileMetadataError):
         return (f"{server} did not answer as a Hugging Face hub does (no X-Repo-Commit or ETag header: a web page, "
                 "a proxy's sign-in page or an HF_ENDPOINT that is no hub or mirror?)")
-    if isinstance(exc, httpx2.ProxyError):
+    transport = _transport_failure(exc)
+    if transport == "proxy":
         return f"the proxy refused the connection ({_first_line(exc)}): check HTTPS_PROXY"
-    if isinstance(exc, (httpx2.ConnectError, httpx2.TimeoutException)):
+    if transport == "unreached":
         proxy = _proxy_for(constants.ENDPOINT)
         if proxy is not None:  # httpx says "Connection refused" alike for the proxy and the server
             url, variable = proxy
             return (f"{server} could not be reached through the proxy {url} ({variable}) ({_first_line(exc) or type(exc).__name__}): "
                     "check the proxy, or leave the server out of it with NO_PROXY")  # fmt: skip
         return f"{server} could not be reached ({_first_line(exc) or type(exc).__name__})"
-    if isinstance(exc, httpx2.HTTPError):  # a connection dropped mid-file, after huggingface_hub's resumes
+    if transport == "broke off":  # a connection dropped mid-file, after huggingface_hub's resumes
         return f"the connection to {server} broke off and resuming failed ({_first_line(exc) or type(exc).__name__})"
     if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
         sizes = re.search(r"size (\d+) but has size (\d+)", str(exc))
@@ -422,6 +422,33 @@ def _download_failure(exc: BaseException) -> Optional[str]:
     if isinstance(exc, OSError) and exc.errno is not None:  # a full disk, a cache folder that cannot be written
         return f"the cache could not be written ({exc.strerror}: {exc.filename or _hub_cache()})"
     return None
+
+
+def _transport_failure(exc: BaseException) -> Optional[str]:
+    """"proxy", "unreached" or "broke off" for an error of the HTTP library huggingface_hub uses, else None. Told by
+    class names, not imports: that library is the hub's choice and has changed (requests up to 0.x, httpx in 1.x,
+    httpx2 since), and importing the wrong one in an error path made a failed download a traceback."""
+    kind = type(exc)
+    if kind.__module__.split(".")[0] not in ("httpx2", "httpx", "httpcore", "requests", "urllib3"):
+        return None
+    names = {c.__name__ for c in kind.__mro__}
+    if "ProxyError" in names:
+        return "proxy"
+    if names & {"ConnectError", "ConnectTimeout", "TimeoutException", "Timeout", "ConnectionError"}:
+        return "unreached"  # requests says a connection reset mid-file this way too: its words, then
+    return "broke off"
+
+
+def _bar_option(download: Any, filename: str) -> dict[str, Any]:
+    """hf_hub_download's ``tqdm_class`` (the bar named after the file, none under -q) where it takes one: older
+    huggingface_hub (0.25 to 1.x, which pyproject allows) has no such parameter, and passing it failed every download."""
+    import inspect
+
+    try:
+        takes = "tqdm_class" in inspect.signature(download).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {"tqdm_class": _download_bar(filename)} if takes else {}
 
 
 def _proxy_for(endpoint: str) -> Optional[tuple[str, str]]:
