@@ -64,5 +64,11 @@ def only_an_extension(path: str | Path) -> Optional[str]:
     name = Path(str(path)).name
     if not name.startswith(".") or "." in name[1:] or name.lower() not in VIDEO_EXTENSIONS | MASK_EXTENSIONS | {".apng"}:
         return None
-    return (f"the name is an extension alone (a name before it left empty, as a script's empty variable "
-            f"makes?); name the file, as clip{name}, or a folder for a PNG sequence")
+    said = "the name is an extension alone (a name before it left empty, as a script's empty variable makes?)"
+    if name.lower() in VIDEO_EXTENSIONS | {".apng", ".webp"}:  # a file of frames: clip.webp is an animated WebP
+        return f"{said}; name the file, as clip{name}, or a folder for a PNG sequence"
+    # a picture's ending (-o .png): one picture's file (image), but a video's frames need a folder (process refuses clip.png)
+    from .sequence_names import SEQUENCE_FORMATS
+
+    pattern = f"frames/matte.%04d{name}" if name.lower() in SEQUENCE_FORMATS else "frames/matte.%04d.png"
+    return f"{said}; name the file, as clip{name} for one picture, or a folder for a video's frames, as frames/ or {pattern}"

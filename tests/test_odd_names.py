@@ -121,3 +121,19 @@ def test_an_output_named_by_an_extension_alone_is_refused(tmp_path, capsys, monk
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "is an extension alone" in lines[0], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "clip.mp4"]
+
+
+def test_an_output_named_png_alone_is_told_a_name_that_process_takes(tmp_path, capsys, monkeypatch, pvt_b0_weights):
+    """``process -o .png`` was told 'name the file, as clip.png', which process refuses in turn (a video's frames go in
+    a folder): the line now names a folder and a sequence pattern too, and the pattern it names is written."""
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    clip = make_video(tmp_path / "clip.mp4", n_frames=2, with_audio=False).path
+    options = ["--output", "mask", "--weights", str(pvt_b0_weights), "--device", "cpu", "--resolution", "64", "-q"]
+    assert main(["process", str(clip), "-o", ".png", *options]) == 2
+    line = capsys.readouterr().err.strip()
+    named = re.search(r"as frames/ or (\S+)$", line)
+    assert named and "\n" not in line, line
+    assert main(["process", str(clip), "-o", named[1], *options]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["matte.0001.png", "matte.0002.png"]

@@ -892,6 +892,27 @@ def test_a_damaged_frame_is_numbered_from_the_files_start_after_a_start_too(tmp_
     assert not out.exists()
 
 
+def test_a_damaged_frame_of_a_variable_frame_rate_file_is_its_own_number_and_time(tmp_path, run, capsys):
+    """A variable frame rate (20 frames at 10 fps, then 40 at 50 fps, as a phone records): the frame number and time
+    were worked out from the average rate, so the damaged frame 40 (2.400 s) was '1.867 s in', before the --end hint
+    beside it (2.380), and after a --start 'frame 61' of a 60-frame file. Both now come from the file's packets."""
+    import re
+    import subprocess
+
+    from media import damage_packet
+
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=50", "-frames:v", "60",
+                    "-vf", "setpts='if(lt(N,20),N*5,100+(N-20))/TB/50'", "-fps_mode", "vfr", "-c:v", "libx264", "-g", "12",
+                    "-bf", "0", "-pix_fmt", "yuv420p", str(vfr)], check=True)  # fmt: skip
+    bad, out = damage_packet(vfr, tmp_path / "bad.mp4", 40, length=400), tmp_path / "out.mkv"
+    lines = [one_error_line(capsys, run(bad, "-o", out, "--output", "mask", *start), "the file is damaged") for start in ([], ["--start", "2.1"])]
+    found = [re.search(r"decoding failed at frame (\d+) \((\d+\.\d{3}) s in: .*--end (\d+\.\d{3}) processes", line) for line in lines]
+    assert all(found), lines
+    assert [f.groups() for f in found] == [("40", "2.400", "2.380")] * 2, lines
+    assert not out.exists()
+
+
 def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_parts(tmp_path, run, capsys):
     """A file damaged midway is still refused (no partial output that looks whole), but its line now says which --end
     processes the frames before the damage and which --start those from the next keyframe after it; both then work."""

@@ -17,6 +17,7 @@ the header's count less the index's length (``index_dropped``) is subtracted too
 
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
 import math
@@ -25,6 +26,7 @@ import os
 import re
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -63,6 +65,8 @@ LEADING_UNTIMED_MAX = 120
 # timescale 1); a step back of more than 4 frames is no reorder (packed B-frames swap neighbours) but a clock starting over
 COARSEST_TIME_BASE = Fraction(1, 24)
 REORDER_FRAMES = 4
+# the longest an error line's frame number and time may take to read off a file's packets (``_file_times``)
+FILE_TIMES_SECONDS = 5.0
 # a frame interval no video has where its stream declares no length (see broken_timing)
 BROKEN_FRAME_INTERVAL_S = 60.0
 
@@ -627,7 +631,9 @@ class VideoFileSource(Source):
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
         self.strict = strict
         self._damaged = ConcealedFrames(self.shown, strict)  # frames the decoder concealed damage in (kept unless strict)
-        self._seek_frame = 0  # the file's number of the frame a seek landed on (``start_at``): what error lines count from
+        self._landed_pts: Optional[int] = None  # the pts of the frame a seek landed on (``start_at``): what error lines count from
+        self._shown_pts: Optional[tuple[int, list[int]]] = None  # ``_file_times``: (frames before the seek's, shown pts)
+        self._shown_all = False  # ``_shown_pts`` holds every shown frame of the file: read to its end
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = open_container(self.path)
@@ -729,26 +735,72 @@ class VideoFileSource(Source):
                 landed = next(frames, None)
             self._frames, self._first = frames, landed
             self._seeked = True
-            self._seek_frame = self._file_frame_at(landed)
+            first = getattr(self, "first_pts", None)
+            self._landed_pts = landed.pts if landed is not None and landed.pts is not None and first is not None and landed.pts > first else None
 
-    def _file_frame_at(self, landed: Optional[av.VideoFrame]) -> int:
-        """The file's number of ``landed``, the frame a seek put first (0 for the file's own first): from its time, at
-        the stream's rate, as ffmpeg's ``-ss`` counts. Error lines number frames from the file's first, as ``--end``
-        times them: counted from the seek, ``process --start 1.5`` called frame 45 of a damaged file 'frame 15'."""
-        first, rate = getattr(self, "first_pts", None), frame_rate(self._stream)
-        if landed is None or landed.pts is None or first is None or not rate:
-            return 0
-        return max(0, round((landed.pts - first) * Fraction(self._stream.time_base) * Fraction(rate)))
+    def _file_times(self, index: int) -> Optional[tuple[int, list[int]]]:
+        """The frames the file shows before the one a seek landed on, and the pts of its shown frames in order, at least
+        to frame ``index`` after the seek's (where the file has it): from the file's packets, demuxed again on an error's
+        path only (no decoding, ``FILE_TIMES_SECONDS`` at most). None for a URL, or where they cannot be read in time.
+        A variable-frame-rate file's frames are not its time by the average rate: counted that way, a damaged frame 40
+        (2.40 s) of 60 was '1.867 s in', before the --end hint beside it (2.380), and after a --start 'frame 61'."""
+        first = getattr(self, "first_pts", None)
+        if first is None or isinstance(self.path, str) or not regular_file(self.path):
+            return None
+        landed = self._landed_pts if self._landed_pts is not None else first
+        if self._shown_pts is not None and (self._shown_all or len(self._shown_pts[1]) > self._shown_pts[0] + index):
+            return self._shown_pts  # a damaged file's concealed frames ask again and again
+        times: list[int] = []
+        deadline, after, whole = time.monotonic() + FILE_TIMES_SECONDS, 0, True
+        try:
+            with av.open(str(self.path)) as container:
+                for packet in container.demux(container.streams[self._stream.index]):
+                    if packet.size and packet.pts is not None and packet.pts >= first and not packet.is_discard:
+                        times.append(packet.pts)
+                    if packet.dts is not None and packet.dts > landed:  # every frame before the seek's is in (pts >= dts)
+                        after += 1
+                        if after > index + 2 * REORDER_FRAMES:  # and the frames after it to index, whatever their order
+                            whole = False
+                            break
+                    if time.monotonic() > deadline:
+                        return None
+        except (av.FFmpegError, OSError):
+            return None
+        times.sort()
+        self._shown_pts, self._shown_all = (bisect.bisect_left(times, landed), times), whole
+        return self._shown_pts
+
+    def _file_number(self, index: int) -> int:
+        """``index`` (counted from where decoding began) as the file's number of that frame: counted from its packets
+        (``_file_times``), else estimated from the seek's time at the stream's rate."""
+        if self._landed_pts is None:
+            return index
+        known = self._file_times(index)
+        if known is not None:
+            return known[0] + index
+        rate = frame_rate(self._stream)
+        return index + (round((self._landed_pts - self.first_pts) * Fraction(self._stream.time_base) * Fraction(rate)) if rate else 0)
 
     def _file_frame(self, index: int, why: str = "") -> str:
         """``index`` (counted from where decoding began) as the file's frame number and time, with ``why``: ``frame 45
-        (1.800 s in: WHY)``, the time from its first frame, as ``--start`` and ``--end`` take it (left out where the
-        rate is unknown)."""
-        number = index + self._seek_frame
-        rate = frame_rate(self._stream)
-        said = [f"{float(number / Fraction(rate)):.3f} s in"] if rate else []
+        (1.800 s in: WHY)``, the time from its first frame, as ``--start`` and ``--end`` take it: that frame's own pts
+        where the file's packets give it (a variable frame rate's), else the number at the stream's rate (left out where
+        neither is known). Counted from the seek, ``process --start 1.5`` called frame 45 of a damaged file 'frame 15'."""
+        number = self._file_number(index)
+        known, rate, first = self._file_times(index), frame_rate(self._stream), getattr(self, "first_pts", None)
+        said = []
+        if known is not None and number < len(known[1]) and first is not None:
+            said.append(f"{float((known[1][number] - first) * Fraction(self._stream.time_base)):.3f} s in")
+        elif rate and (known is None or self._rate_is_the_files(known[1])):
+            said.append(f"{float(number / Fraction(rate)):.3f} s in")
         said += [why] if why else []
         return f"frame {number} ({': '.join(said)})" if said else f"frame {number}"
+
+    def _rate_is_the_files(self, times: list[int]) -> bool:
+        """Whether frame numbers at the stream's rate are the file's times (past its last packet, where no pts says
+        it): its shown frames a constant rate apart."""
+        steps = {b - a for a, b in zip(times, times[1:])}
+        return len(steps) <= 1
 
     def _stream_orientation(self) -> tuple[int, bool]:
         """The display matrix's turn and mirror as the stream's own decoder hands them on with its first frame, for a
@@ -881,7 +933,7 @@ class VideoFileSource(Source):
                 raise self._salvageable(SourceError(self._read_failed(index, e)), packets) from e
             for frame in frames:
                 if frame.is_corrupt:
-                    self._damaged.note(index + self._seek_frame)
+                    self._damaged.note(self._file_number(index))
                 yield frame
                 index += 1
 
