@@ -337,6 +337,10 @@ class RayExecutor:
         self._dying: set[str] = set()
         # workers whose chunk died, until Ray has them up again: {their __ray_ready__ call: the worker}; kept from run to run
         self._starting: dict[Any, Any] = {}
+        # workers seen up (a chunk's result, or Ray's restart answered), by id(), and workers in a row gone for good
+        # without ever being up: they die as they start (the OOM killer as the model loads, torch missing on their node)
+        self._up: set[int] = set()
+        self._never_up = 0
         self._address = address
         self._head_silent_since: Optional[float] = None
         self.head_lost = False
@@ -385,7 +389,9 @@ class RayExecutor:
                     try:
                         ray.get(ref)
                         free.append(actor)
-                    except ray.exceptions.RayActorError:  # Ray restarts it no more: a fresh one takes its place, once up
+                        self._is_up(actor)
+                    except ray.exceptions.RayActorError as exc:  # Ray restarts it no more: a fresh one takes its place, once up
+                        self._gone_before_up(actor, exc)
                         fresh = self._replace(actor)
                         starting[fresh.__ray_ready__.remote()] = fresh
                     continue
@@ -393,6 +399,7 @@ class RayExecutor:
                 try:
                     outcome: Any = self._get(ref, task)
                     dying.clear()
+                    self._is_up(actor)
                 except WorkerDied as exc:
                     deaths[task.path] = tries = deaths.get(task.path, 0) + 1
                     if tries <= MAX_RESTARTS:  # its process killed, or its node lost: the chunk again, on the first worker up
@@ -409,6 +416,26 @@ class RayExecutor:
                     dying.clear()
                 free.append(actor)
                 deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
+
+    def _is_up(self, actor: Any) -> None:
+        self._up.add(id(actor))
+        self._never_up = 0
+
+    def _gone_before_up(self, actor: Any, exc: BaseException) -> None:
+        """Count a worker Ray restarts no more that was never up; ``DEATHS_IN_A_ROW`` of them end the run.
+
+        A worker that dies as it starts (the OOM killer as it loads the model, an error raised in its creation: torch
+        missing on its node) never took its chunk again, so no video was ever skipped for it: fresh workers took its
+        place one after another, each dying as it started, under a page of Ray's traceback each, until
+        ``NO_ROOM_SECONDS`` said the cluster was lost and that a rerun resumes (it fails alike)."""
+        if id(actor) in self._up:
+            return
+        self._never_up += 1
+        if self._never_up >= DEATHS_IN_A_ROW:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PipelineError("worker", f"{self._never_up} Ray workers in a row died as they started, Ray restarting each up to "
+                                          f"{MAX_RESTARTS} times (out of memory loading the model, or an error as the worker starts: Ray's lines "
+                                          f"above say which); the last: {why}") from None  # fmt: skip
 
     def _frame_counts(self) -> dict[tuple[str, int], int]:
         """The running chunks' latest frame counts; none this time where the counter was lost.
