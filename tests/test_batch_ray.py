@@ -552,6 +552,24 @@ def test_a_pipeline_error_on_a_worker_reaches_the_driver_as_its_one_line(ray_ses
     assert is_load_failure(raised.value)  # what was set on it crosses too
 
 
+def test_a_batch_refused_for_room_leaves_the_callers_ray_printing_as_it_was(ray_session, tmp_path):
+    """The Python API in a process that is a Ray driver of its own: a batch refused after the executor met Ray (more
+    workers than the cluster has room for) left Ray's printer replaced (its raylets' notices sent to standard error,
+    first lines only) for the rest of the user's process; and a Ray it started itself, running (not here: Ray is the
+    user's). Both are put back as they were, as close() does after a run."""
+    import ray._private.worker as ray_worker
+
+    from birefvid.batch.runner import batch_videos
+    from birefvid.errors import ConfigError
+
+    printer = ray_worker.print_to_stdstream
+    src = keyframed_clip(tmp_path / "a.mp4", SHORT)
+    with pytest.raises(ConfigError, match="100 workers of 1 CPUs"):
+        batch_videos([src], tmp_path / "out", ray="local", workers=100, kind="mask", model="tiny", resolution=64, device="cpu")
+    assert ray_worker.print_to_stdstream is printer
+    assert ray_session.is_initialized()  # the user's Ray: not ours to end
+
+
 def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_session):
     """The frame counter reserves no CPU, so Ray may place it on any node of a cluster: a node lost mid-run (its raylet
     killed) took it along, and the driver's next progress poll raised ``ActorDiedError``: the run ended in a traceback,

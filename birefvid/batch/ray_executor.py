@@ -303,6 +303,14 @@ class RayExecutor:
                 raise
             self._owns = True
         self._notices_back = raylet_notices_to_stderr(ray)
+        try:
+            self._start(job, address, workers, cpus_per_worker, gpus_per_worker)
+        except BaseException:  # refused (no room for the workers asked for): the Ray started here, and Ray's printer, as they were
+            self._leave()
+            raise
+
+    def _start(self, job: FileJob, address: str, workers: Optional[int], cpus_per_worker: float, gpus_per_worker: float) -> None:
+        ray = self.ray
         self.where = f"Ray {address}"
         resources = ray.cluster_resources()
         say_gpus_unused(resources, job.inference.device, gpus_per_worker)
