@@ -578,7 +578,8 @@ def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_
 
     executor = object.__new__(ray_executor.RayExecutor)
     executor.ray = ray_session
-    lost = ray_session.remote(ray_executor.FrameCounter).options(num_cpus=0).remote()
+    executor._counter_class = ray_session.remote(ray_executor.FrameCounter).options(num_cpus=0)
+    lost = executor._counter_class.remote()
     ray_session.get(lost.set.remote("a.mkv", 0, 4))
     executor._counter = lost
     ray_session.kill(lost)

@@ -338,7 +338,12 @@ class RayExecutor:
         # every worker of a `birefvid batch --ray` run, where the command line's own process sends none
         self._no_telemetry = telemetry_off()
         self._actors = [actor.remote(self._job, threads, self._folder, self._no_telemetry) for _ in range(workers)]
-        self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
+        # the counter's actor class, made (and sent to the head) once: each ray.remote(FrameCounter) is a class of its own,
+        # sent to the head again as its first actor is made, a put that waits for the head without a timeout: a counter
+        # lost with the head's node and made again hung the driver there until Ray ended it (exit 1, 60 s on), past the
+        # head check and past a SIGTERM
+        self._counter_class = ray.remote(FrameCounter).options(num_cpus=0)
+        self._counter = self._counter_class.remote()
         self._running: dict[Any, tuple[ChunkTask, Any]] = {}
         # videos in a row whose chunk killed its worker every time, kept from run to run: a watch runs each video
         # dropped in on its own, and workers that die loading the model (the OOM killer) had each skipped as its fault
@@ -460,7 +465,7 @@ class RayExecutor:
             return {}
         except ray.exceptions.RayActorError as exc:
             log.debug("the frame counter was lost (%s); starting another", exc)
-            self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
+            self._counter = self._counter_class.remote()
             return {}
 
     def _room(self) -> str:
