@@ -176,7 +176,8 @@ class _FakeRay:
         actor, task = self.calls.pop(ref)
         if self.starts_dead or (task is not None and task.video == "8k.mkv"):  # a chunk that kills it, or any call
             actor.deaths += 1 if task is not None or self.starts_dead else 0
-            raise self.ActorDied("The actor died unexpectedly before finishing this task.")
+            raise self.ActorDied("The actor died because of an error raised in its creation task, \x1b[36mray::ChunkWorker.__init__()"
+                                 "\x1b[39m (pid=1)" if self.starts_dead else "The actor died unexpectedly before finishing this task.")
         if actor.deaths > self.restarts:  # restarted no more
             raise self.ActorDied("The actor is dead because it was restarted too many times.")
         return {"frames": 1} if task is not None else None
@@ -249,6 +250,7 @@ def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):
     with pytest.raises(PipelineError, match="3 Ray workers in a row died as they started") as raised:
         executor.run(tasks, lambda task, result: None, on_failure=lambda task, exc: None)
     assert not isinstance(raised.value, SourceError) and ray.actors_made <= 4
+    assert str(raised.value).endswith("the last: The actor died because of an error raised in its creation task, ray::ChunkWorker.__init__() (pid=1)")
 
 
 def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_worker_killed_mid_chunk_is_retried(ray_session, tmp_path, monkeypatch):
@@ -632,7 +634,7 @@ def test_workers_that_die_as_they_start_end_the_run_in_one_line(tmp_path):
     last = run.stderr.strip().splitlines()[-1]
     assert run.returncode == 2, run.stderr[-3000:]
     assert last.startswith("birefvid: error: worker: 3 Ray workers in a row died as they started"), run.stderr[-3000:]
-    assert "error raised in its creation task" in last
+    assert "error raised in its creation task, ray::ChunkWorker.__init__()" in last  # Ray's first line, its colour codes left out
     assert sorted(os.listdir(out)) == [".birefvid-batch"] and os.listdir(out / ".birefvid-batch") == ["manifest.json"]
 
 

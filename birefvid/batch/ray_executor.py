@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -156,6 +157,16 @@ def _token_refused(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return False
+
+
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of Ray's error, without the terminal colours Ray puts in it (``ESC[36mray::ChunkWorker.__init__()
+    ESC[39m``: a log file or a non-terminal stderr got the escape codes in the one error line)."""
+    text = _COLOURS.sub("", str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def telemetry_off() -> bool:
@@ -445,7 +456,7 @@ class RayExecutor:
             return
         self._never_up += 1
         if self._never_up >= DEATHS_IN_A_ROW:
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            why = _first_line(exc)
             raise PipelineError("worker", f"{self._never_up} Ray workers in a row died as they started, Ray restarting each up to "
                                           f"{MAX_RESTARTS} times (out of memory loading the model, or an error as the worker starts: Ray's lines "
                                           f"above say which); the last: {why}") from None  # fmt: skip
@@ -525,7 +536,7 @@ class RayExecutor:
             raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
         except ray.exceptions.RayActorError as exc:
             tries = MAX_RESTARTS + 1
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__  # Ray's text goes on for lines
+            why = _first_line(exc)  # Ray's text goes on for lines
             raise WorkerDied(f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {tries} time{'s' if tries > 1 else ''} "
                              f"(out of memory, or a crash in native code?): {why}") from None  # fmt: skip
 
