@@ -154,50 +154,103 @@ def test_ray_init_leaves_the_sigterm_handler_as_it_found_it():
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run(monkeypatch):
-    """An 8K clip the OOM killer stops runs its first chunks on every worker at once: their deaths are one
-    video's, skipped as such, not "workers dying on 3 chunks in a row" that stopped the batch of thousands
-    (and every rerun, which plans that clip first again). Ray itself is faked: chunks end in order."""
-    import itertools
-    import types
-
-    from birefvid.batch import ray_executor
-    from birefvid.batch.chunk import ChunkTask
+class _FakeRay:
+    """Ray's actors as the driver sees them, chunks ending in order: a worker running an ``8k.mkv`` chunk dies (the OOM
+    killer), one that ``starts_dead`` dies as it starts; Ray restarts each ``MAX_RESTARTS`` times, then it is gone."""
 
     class ActorDied(Exception):
         pass
 
-    submitted: dict[int, ChunkTask] = {}
-    ids = itertools.count()
+    def __init__(self, restarts: int, starts_dead: bool = False) -> None:
+        import itertools
+        import types
 
-    def get(ref):
-        if submitted[ref].video == "8k.mkv":
-            raise ActorDied("The actor died unexpectedly before finishing this task.")
-        return {"frames": 1}
+        self.restarts, self.starts_dead, self.ids, self.calls = restarts, starts_dead, itertools.count(), {}
+        self.exceptions = types.SimpleNamespace(RayActorError=self.ActorDied, RayTaskError=type("E", (Exception,), {}))
+        self.actors_made = 0
 
-    ray = types.SimpleNamespace(wait=lambda refs, num_returns, timeout: (refs[:1], refs[1:]), get=get, kill=lambda actor: None,
-                                exceptions=types.SimpleNamespace(RayActorError=ActorDied, RayTaskError=type("E", (Exception,), {})))  # fmt: skip
+    def wait(self, refs, num_returns, timeout):
+        return refs[:1], refs[1:]
 
-    def actor(*_):
-        def remote(task, counter):
-            ref = next(ids)
-            submitted[ref] = task
+    def get(self, ref):
+        actor, task = self.calls.pop(ref)
+        if self.starts_dead or (task is not None and task.video == "8k.mkv"):  # a chunk that kills it, or any call
+            actor.deaths += 1 if task is not None or self.starts_dead else 0
+            raise self.ActorDied("The actor died because of an error raised in its creation task, \x1b[36mray::ChunkWorker.__init__()"
+                                 "\x1b[39m (pid=1)" if self.starts_dead else "The actor died unexpectedly before finishing this task.")
+        if actor.deaths > self.restarts:  # restarted no more
+            raise self.ActorDied("The actor is dead because it was restarted too many times.")
+        return {"frames": 1} if task is not None else None
+
+    def kill(self, actor):
+        pass
+
+    def actor(self, *_):
+        import types
+
+        fake = self
+        self.actors_made += 1
+        assert self.actors_made <= 20, "fresh workers one after another, without end"
+
+        def call(task, counter=None):
+            ref = next(fake.ids)
+            fake.calls[ref] = (handle, task)
             return ref
 
-        return types.SimpleNamespace(run=types.SimpleNamespace(remote=remote))
+        handle = types.SimpleNamespace(deaths=0, run=types.SimpleNamespace(remote=call),
+                                       __ray_ready__=types.SimpleNamespace(remote=lambda: call(None)))  # fmt: skip
+        return handle
 
-    monkeypatch.setattr(ray_executor, "MAX_RESTARTS", 0)  # each chunk dies once; the driver's retries are the same story, longer
+
+def _fake_executor(ray, workers: int):
+    import types
+
+    from birefvid.batch import ray_executor
+
     executor = object.__new__(ray_executor.RayExecutor)
     executor.ray, executor._owns, executor._counter, executor._running, executor._dying = ray, False, None, {}, set()
-    executor._starting, executor.head_lost = {}, False
-    executor._actor, executor._job, executor._threads, executor._folder = types.SimpleNamespace(remote=actor), {}, 1, os.getcwd()
+    executor._starting, executor.head_lost, executor._up, executor._never_up = {}, False, set(), 0
+    executor._actor, executor._job, executor._threads, executor._folder = types.SimpleNamespace(remote=ray.actor), {}, 1, os.getcwd()
     executor._no_telemetry = False
-    executor._actors = [actor() for _ in range(3)]
+    executor._actors = [ray.actor() for _ in range(workers)]
+    return executor
+
+
+@pytest.mark.parametrize("restarts", [0, 3])
+def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run(monkeypatch, restarts):
+    """An 8K clip the OOM killer stops runs its first chunks on every worker at once: their deaths are one
+    video's, skipped as such, not "workers dying on 3 chunks in a row" that stopped the batch of thousands
+    (and every rerun, which plans that clip first again). Ray itself is faked: chunks end in order. With Ray's
+    restarts, each chunk is tried again on the workers Ray restarts (the driver's retries), then the video skipped."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+
+    monkeypatch.setattr(ray_executor, "MAX_RESTARTS", restarts)
+    ray = _FakeRay(restarts)
+    executor = _fake_executor(ray, 3)
     tasks = [ChunkTask(name, {}, {"index": i, "start_pts": 0}, f"{name}.{i}") for name, n in (("8k.mkv", 4), ("b.mkv", 1)) for i in range(n)]
     done, failed = [], []
     executor.run(tasks, lambda task, result: done.append(task.video), on_failure=lambda task, exc: failed.append(task.video),
                  skip=lambda task: task.video in failed)  # fmt: skip
     assert done == ["b.mkv"] and set(failed) == {"8k.mkv"}
+
+
+def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):
+    """Workers that die as they start (the OOM killer as each loads the model) never took a chunk again, so no video
+    was skipped for them and fresh workers took their place one after another until ``NO_ROOM_SECONDS``; three gone
+    in a row without ever being up end the run, a PipelineError (no video's fault: a watch stops too). Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.errors import PipelineError, SourceError
+
+    monkeypatch.setattr(ray_executor, "NO_ROOM_SECONDS", 3600.0)  # not what ends it
+    ray = _FakeRay(ray_executor.MAX_RESTARTS, starts_dead=True)
+    executor = _fake_executor(ray, 2)
+    tasks = [ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0")]
+    with pytest.raises(PipelineError, match="3 Ray workers in a row died as they started") as raised:
+        executor.run(tasks, lambda task, result: None, on_failure=lambda task, exc: None)
+    assert not isinstance(raised.value, SourceError) and ray.actors_made <= 4
+    assert str(raised.value).endswith("the last: The actor died because of an error raised in its creation task, ray::ChunkWorker.__init__() (pid=1)")
 
 
 def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_worker_killed_mid_chunk_is_retried(ray_session, tmp_path, monkeypatch):
@@ -501,6 +554,24 @@ def test_a_pipeline_error_on_a_worker_reaches_the_driver_as_its_one_line(ray_ses
     assert is_load_failure(raised.value)  # what was set on it crosses too
 
 
+def test_a_batch_refused_for_room_leaves_the_callers_ray_printing_as_it_was(ray_session, tmp_path):
+    """The Python API in a process that is a Ray driver of its own: a batch refused after the executor met Ray (more
+    workers than the cluster has room for) left Ray's printer replaced (its raylets' notices sent to standard error,
+    first lines only) for the rest of the user's process; and a Ray it started itself, running (not here: Ray is the
+    user's). Both are put back as they were, as close() does after a run."""
+    import ray._private.worker as ray_worker
+
+    from birefvid.batch.runner import batch_videos
+    from birefvid.errors import ConfigError
+
+    printer = ray_worker.print_to_stdstream
+    src = keyframed_clip(tmp_path / "a.mp4", SHORT)
+    with pytest.raises(ConfigError, match="100 workers of 1 CPUs"):
+        batch_videos([src], tmp_path / "out", ray="local", workers=100, kind="mask", model="tiny", resolution=64, device="cpu")
+    assert ray_worker.print_to_stdstream is printer
+    assert ray_session.is_initialized()  # the user's Ray: not ours to end
+
+
 def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_session):
     """The frame counter reserves no CPU, so Ray may place it on any node of a cluster: a node lost mid-run (its raylet
     killed) took it along, and the driver's next progress poll raised ``ActorDiedError``: the run ended in a traceback,
@@ -509,7 +580,8 @@ def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_
 
     executor = object.__new__(ray_executor.RayExecutor)
     executor.ray = ray_session
-    lost = ray_session.remote(ray_executor.FrameCounter).options(num_cpus=0).remote()
+    executor._counter_class = ray_session.remote(ray_executor.FrameCounter).options(num_cpus=0)
+    lost = executor._counter_class.remote()
     ray_session.get(lost.set.remote("a.mkv", 0, 4))
     executor._counter = lost
     ray_session.kill(lost)
@@ -538,6 +610,32 @@ def test_ray_local_starts_its_own_ray_whatever_ray_address_says(tmp_path):
                           "-q", *MODEL, "--ray", "local", "--workers", "1"], env=env, capture_output=True, text=True, timeout=WAIT)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]
+
+
+# a sitecustomize for Ray's worker processes only: torch missing on the workers' node, so each dies as it starts
+_NO_TORCH_ON_WORKERS = """import sys
+if any(arg.endswith("default_worker.py") for arg in sys.argv):
+    sys.modules["torch"] = None
+"""
+
+
+def test_workers_that_die_as_they_start_end_the_run_in_one_line(tmp_path):
+    """Workers that cannot start (torch missing on their node here; the OOM killer as each loads the model) died before
+    taking their chunk again: the driver retries a died chunk itself and waited for a worker to come up, making fresh
+    ones one after another, each dying under a page of Ray's traceback, for ``NO_ROOM_SECONDS`` (5 min), then said "no
+    Ray worker has been up ... a rerun resumes". Three such workers in a row now end the run, as before the retries."""
+    need_module("ray", '"birefvid[ray]"')
+    src, out, site = keyframed_clip(tmp_path / "a.mp4", SHORT), tmp_path / "out", tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_NO_TORCH_ON_WORKERS)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    run = subprocess.run([sys.executable, "-m", "birefvid.cli", "batch", str(src), "--output-dir", str(out), "--output", "mask",
+                          "-q", *MODEL, "--ray", "local", "--workers", "1"], env=env, capture_output=True, text=True, timeout=WAIT)  # fmt: skip
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert last.startswith("birefvid: error: worker: 3 Ray workers in a row died as they started"), run.stderr[-3000:]
+    assert "error raised in its creation task, ray::ChunkWorker.__init__()" in last  # Ray's first line, its colour codes left out
+    assert sorted(os.listdir(out)) == [".birefvid-batch"] and os.listdir(out / ".birefvid-batch") == ["manifest.json"]
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}"])

@@ -186,7 +186,9 @@ def test_every_worker_lost_with_no_room_left_ends_the_run_in_one_line_and_a_reru
 def test_the_head_lost_mid_run_ends_the_driver_in_one_line(cluster, batch_clips, tmp_path):
     """The cluster's head (its GCS) killed while a chunk runs: the driver went on for a minute, then Ray ended it (exit 1,
     Ray's own log line), leaving the output folder's lock, the running chunks' ``.partial-*`` files and no ``stopped``
-    line. Now it stops ``HEAD_LOST_SECONDS`` after the head's last answer, with one line, exit 2, nothing half-made."""
+    line. Now it stops ``HEAD_LOST_SECONDS`` after the head's last answer, with one line, exit 2, nothing half-made. The
+    frame counter, placed on the head's node with the driver, is lost with it: made again from a fresh actor class, it
+    was sent to the head by a put without a timeout, which hung the driver until Ray ended it (this test failed so)."""
     from birefvid.batch.ray_executor import HEAD_LOST_SECONDS
 
     add_nodes(cluster, 2)

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -156,6 +157,16 @@ def _token_refused(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return False
+
+
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of Ray's error, without the terminal colours Ray puts in it (``ESC[36mray::ChunkWorker.__init__()
+    ESC[39m``: a log file or a non-terminal stderr got the escape codes in the one error line)."""
+    text = _COLOURS.sub("", str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def telemetry_off() -> bool:
@@ -303,6 +314,14 @@ class RayExecutor:
                 raise
             self._owns = True
         self._notices_back = raylet_notices_to_stderr(ray)
+        try:
+            self._start(job, address, workers, cpus_per_worker, gpus_per_worker)
+        except BaseException:  # refused (no room for the workers asked for): the Ray started here, and Ray's printer, as they were
+            self._leave()
+            raise
+
+    def _start(self, job: FileJob, address: str, workers: Optional[int], cpus_per_worker: float, gpus_per_worker: float) -> None:
+        ray = self.ray
         self.where = f"Ray {address}"
         resources = ray.cluster_resources()
         say_gpus_unused(resources, job.inference.device, gpus_per_worker)
@@ -330,13 +349,22 @@ class RayExecutor:
         # every worker of a `birefvid batch --ray` run, where the command line's own process sends none
         self._no_telemetry = telemetry_off()
         self._actors = [actor.remote(self._job, threads, self._folder, self._no_telemetry) for _ in range(workers)]
-        self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
+        # the counter's actor class, made (and sent to the head) once: each ray.remote(FrameCounter) is a class of its own,
+        # sent to the head again as its first actor is made, a put that waits for the head without a timeout: a counter
+        # lost with the head's node and made again hung the driver there until Ray ended it (exit 1, 60 s on), past the
+        # head check and past a SIGTERM
+        self._counter_class = ray.remote(FrameCounter).options(num_cpus=0)
+        self._counter = self._counter_class.remote()
         self._running: dict[Any, tuple[ChunkTask, Any]] = {}
         # videos in a row whose chunk killed its worker every time, kept from run to run: a watch runs each video
         # dropped in on its own, and workers that die loading the model (the OOM killer) had each skipped as its fault
         self._dying: set[str] = set()
         # workers whose chunk died, until Ray has them up again: {their __ray_ready__ call: the worker}; kept from run to run
         self._starting: dict[Any, Any] = {}
+        # workers seen up (a chunk's result, or Ray's restart answered), by id(), and workers in a row gone for good
+        # without ever being up: they die as they start (the OOM killer as the model loads, torch missing on their node)
+        self._up: set[int] = set()
+        self._never_up = 0
         self._address = address
         self._head_silent_since: Optional[float] = None
         self.head_lost = False
@@ -385,7 +413,9 @@ class RayExecutor:
                     try:
                         ray.get(ref)
                         free.append(actor)
-                    except ray.exceptions.RayActorError:  # Ray restarts it no more: a fresh one takes its place, once up
+                        self._is_up(actor)
+                    except ray.exceptions.RayActorError as exc:  # Ray restarts it no more: a fresh one takes its place, once up
+                        self._gone_before_up(actor, exc)
                         fresh = self._replace(actor)
                         starting[fresh.__ray_ready__.remote()] = fresh
                     continue
@@ -393,6 +423,7 @@ class RayExecutor:
                 try:
                     outcome: Any = self._get(ref, task)
                     dying.clear()
+                    self._is_up(actor)
                 except WorkerDied as exc:
                     deaths[task.path] = tries = deaths.get(task.path, 0) + 1
                     if tries <= MAX_RESTARTS:  # its process killed, or its node lost: the chunk again, on the first worker up
@@ -410,6 +441,26 @@ class RayExecutor:
                 free.append(actor)
                 deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
 
+    def _is_up(self, actor: Any) -> None:
+        self._up.add(id(actor))
+        self._never_up = 0
+
+    def _gone_before_up(self, actor: Any, exc: BaseException) -> None:
+        """Count a worker Ray restarts no more that was never up; ``DEATHS_IN_A_ROW`` of them end the run.
+
+        A worker that dies as it starts (the OOM killer as it loads the model, an error raised in its creation: torch
+        missing on its node) never took its chunk again, so no video was ever skipped for it: fresh workers took its
+        place one after another, each dying as it started, under a page of Ray's traceback each, until
+        ``NO_ROOM_SECONDS`` said the cluster was lost and that a rerun resumes (it fails alike)."""
+        if id(actor) in self._up:
+            return
+        self._never_up += 1
+        if self._never_up >= DEATHS_IN_A_ROW:
+            why = _first_line(exc)
+            raise PipelineError("worker", f"{self._never_up} Ray workers in a row died as they started, Ray restarting each up to "
+                                          f"{MAX_RESTARTS} times (out of memory loading the model, or an error as the worker starts: Ray's lines "
+                                          f"above say which); the last: {why}") from None  # fmt: skip
+
     def _frame_counts(self) -> dict[tuple[str, int], int]:
         """The running chunks' latest frame counts; none this time where the counter was lost.
 
@@ -425,7 +476,7 @@ class RayExecutor:
             return {}
         except ray.exceptions.RayActorError as exc:
             log.debug("the frame counter was lost (%s); starting another", exc)
-            self._counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
+            self._counter = self._counter_class.remote()
             return {}
 
     def _room(self) -> str:
@@ -485,7 +536,7 @@ class RayExecutor:
             raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
         except ray.exceptions.RayActorError as exc:
             tries = MAX_RESTARTS + 1
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__  # Ray's text goes on for lines
+            why = _first_line(exc)  # Ray's text goes on for lines
             raise WorkerDied(f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {tries} time{'s' if tries > 1 else ''} "
                              f"(out of memory, or a crash in native code?): {why}") from None  # fmt: skip
 
