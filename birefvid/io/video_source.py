@@ -752,6 +752,9 @@ class VideoFileSource(Source):
             return self._shown_pts  # a damaged file's concealed frames ask again and again
         times: list[int] = []
         deadline, after, whole = time.monotonic() + FILE_TIMES_SECONDS, 0, True
+        # read ahead, twice as far as last time: a file concealing damage frame after frame (noted one by one) read the
+        # file again every few frames, from its start
+        ahead = max(index + 2 * REORDER_FRAMES, 2 * len(self._shown_pts[1]) if self._shown_pts else 0, 256)
         try:
             with av.open(str(self.path)) as container:
                 for packet in container.demux(container.streams[self._stream.index]):
@@ -759,7 +762,7 @@ class VideoFileSource(Source):
                         times.append(packet.pts)
                     if packet.dts is not None and packet.dts > landed:  # every frame before the seek's is in (pts >= dts)
                         after += 1
-                        if after > index + 2 * REORDER_FRAMES:  # and the frames after it to index, whatever their order
+                        if after > ahead:  # and the frames after it to index, whatever their order
                             whole = False
                             break
                     if time.monotonic() > deadline:
