@@ -274,6 +274,20 @@ def test_a_skipped_last_cluster_is_damage_though_within_the_declared_lengths_sla
         list(src)
 
 
+def test_decord_is_refused_a_cluster_the_matroska_demuxer_skips_as_pyav_is(tmp_path):
+    """``--decoder decord`` read past the skipped Cluster as PyAV did; its source now carries the damage PyAV's probe
+    found, and ``refuse_skipped`` (process, the API) refuses it before any frame, as for PyAV."""
+    need_module("decord", "decord")
+    from birefvid.io.decord_source import DecordSource
+    from birefvid.io.video_source import refuse_skipped
+
+    bad = damage_cluster(_clustered(tmp_path / "ok.mkv", "libx264"), tmp_path / "bad.mkv", 2)
+    with DecordSource(bad) as src:
+        with pytest.raises(SourceError, match=r"bad.mkv: the file is damaged at frame \d+: FFmpeg skipped"):
+            refuse_skipped(src, None, None)
+        refuse_skipped(src, None, src.skipped.good_until)  # a part before the damage is processed
+
+
 _WHOLE_MATROSKA = {  # ffmpeg's ways of writing a whole Matroska/WebM file, each read by the structure walk
     "sound": ["-c:v", "libx264", "-c:a", "aac"],
     "webm-sound": ["-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus", "-f", "webm"],
