@@ -921,8 +921,6 @@ class VideoFileSource(Source):
                 if skip is not None and behind is not None and 0 <= behind < skip and self._crossed is None:
                     self._crossed = 1 << 62  # the rest, from the damage on, skipped: said when the frames end
                 return
-            except SourceError:  # the skip above (an OSError too): no decode failure
-                raise
             except (av.FFmpegError, OSError) as e:
                 if index == 0 and self._stream.codec_context.name == "webp" and self._animated_webp():
                     raise SourceError(f"{self.shown}: an animated WebP, which FFmpeg cannot decode; " + (
