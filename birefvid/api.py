@@ -362,7 +362,7 @@ def _masks(
     from .io.hdr import SdrForModel, hdr_transfer
     from .io.scale import ScaledSource
     from .io.trim import TrimmedSource, starts_off_zero
-    from .io.video_source import refuse_cut_off
+    from .io.video_source import refuse_cut_off, refuse_skipped
     from .runtime.file_job import segmenter_for
     from .temporal import make_smoother
 
@@ -371,6 +371,7 @@ def _masks(
         source = stack.enter_context(open_source(spec.input, spec.decoder, fps=spec.fps, deinterlace=spec.deinterlace,
                                                        video_stream=spec.video_stream, input_colors=spec.input_colors))
         refuse_cut_off(source, spec.end)  # as process_video: before the first frame
+        refuse_skipped(source, spec.start, spec.end)
         if spec.trimmed or starts_off_zero(source):  # as process_video: the same frames, from the same first one
             source = stack.enter_context(TrimmedSource(source, spec.start or 0.0, spec.end))
         if spec.max_size is not None:

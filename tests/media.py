@@ -7,6 +7,7 @@ deterministic pattern (``pattern_frame``) so tests can compare decoded pixels wi
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -307,6 +308,46 @@ def damage_packet(path: str | Path, out: str | Path, index: int, *, length: int 
     data = bytearray(Path(path).read_bytes())
     pos = positions[index]
     data[pos : pos + length] = bytes([fill]) * length
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
+def damage_cluster(path: str | Path, out: str | Path, index: int, *, length: int = 64) -> Path:
+    """Copy the Matroska/WebM file ``path`` to ``out`` with ``length`` bytes overwritten (seeded random) just after the ID of
+    its ``index``-th Cluster (its size and first block's header): FFmpeg's demuxer logs an error, skips to the next
+    Cluster and reads on, raising nothing, as with a bad sector or a broken copy."""
+    data = bytearray(Path(path).read_bytes())
+    clusters = [m.start() for m in re.finditer(re.escape(b"\x1f\x43\xb6\x75"), data)]
+    pos = clusters[index] + 4
+    data[pos : pos + length] = np.random.default_rng(7).integers(0, 256, length, dtype=np.uint8).tobytes()
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
+def unknown_cluster_sizes(path: str | Path, out: str | Path) -> Path:
+    """Copy the Matroska/WebM file ``path`` to ``out`` with its Segment's and Clusters' sizes made "unknown" (every
+    value bit set, in the same bytes), as a live writer that cannot seek back (a stream's recorder, OBS) leaves them."""
+    data = bytearray(Path(path).read_bytes())
+
+    def vint(at: int) -> tuple[int, int]:  # (value, length) of the EBML size at ``at``
+        length = 9 - data[at].bit_length()
+        return int.from_bytes(data[at : at + length], "big") & ((1 << (7 * length)) - 1), length
+
+    def unknown(at: int) -> int:  # set the size at ``at`` unknown; its length
+        length = 9 - data[at].bit_length()
+        data[at : at + length] = ((1 << (8 * length - length)) - 1 | (1 << (8 * length - length))).to_bytes(length, "big")
+        return length
+
+    size, n = vint(4)
+    pos = 4 + n + size + 4  # past the EBML header and the Segment's ID
+    pos += unknown(pos)
+    while pos < len(data):
+        element = data[pos : pos + 4]
+        id_length = 9 - data[pos].bit_length()
+        size, n = vint(pos + id_length)
+        if element == b"\x1f\x43\xb6\x75":
+            unknown(pos + id_length)
+        pos += id_length + n + size
     Path(out).write_bytes(bytes(data))
     return Path(out)
 

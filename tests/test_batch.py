@@ -632,6 +632,23 @@ def test_damaged_videos_are_refused_before_any_work_as_process_refuses_them(clip
     assert not (tmp_path / "o2" / "cut.mkv").exists()
 
 
+def test_a_matroska_cluster_ffmpeg_skips_is_refused_before_any_work(tmp_path, capsys):
+    """A .mkv whose damaged Cluster FFmpeg's demuxer skips (logging it only): its packets were planned into chunks
+    as if whole and the output written without the Cluster's frames, exit 0. The probe now refuses it, as process does."""
+    from media import damage_cluster
+    from system_tools import need_binary
+
+    ok, out = tmp_path / "ok.mkv", tmp_path / "out"
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25,noise=alls=30:allf=t",
+                    "-frames:v", "48", "-c:v", "libx264", "-threads", "1", "-g", "12", "-pix_fmt", "yuv420p", "-y", str(ok)], check=True)  # fmt: skip
+    bad = damage_cluster(ok, tmp_path / "bad.mkv", 2)
+    assert batch(str(bad), "--output-dir", str(out), "--output", "mask", "--chunk-frames", "12") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.mkv: the file is damaged at frame" in err[0] and "FFmpeg skipped data it could not read there" in err[0], err
+    assert not (out / "bad.mkv").exists()
+    assert len(probe_video(ok).pts) == 48  # the intact file is planned as before
+
+
 def test_a_too_small_video_is_unreadable_before_any_work(clips, tmp_path, capsys):
     """A 2x2 clip in a folder was planned, its chunk ran and failed on "is 2x2 pixels", and the summary counted it
     "damaged midway"; its header says its size, so it is now refused as process refuses it, before any work."""

@@ -15,7 +15,7 @@ import pytest
 from birefvid.errors import ConfigError, SourceError, cli_naming
 from birefvid.io import ImageSequenceSource, VideoFileSource, open_source
 from system_tools import need_binary, need_module
-from media import damage, damage_packet, hide_leading_frames, make_images, make_resizing_video, make_sound_only, make_video, pattern_frame, shift_timestamps
+from media import damage, damage_cluster, damage_packet, hide_leading_frames, make_images, make_resizing_video, make_sound_only, make_video, pattern_frame, shift_timestamps
 
 
 def _mean_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -234,6 +234,112 @@ def test_corrupt_packet_in_mkv_is_reported_as_truncated(tmp_path):
 
     with cli_naming():
         assert salvage_hint(e.value) == "; --end 0.200 processes the part before the damage"
+
+
+def _clustered(path: Path, codec: str) -> Path:
+    """48 frames of 64 px noise at 25 fps, a keyframe (and so a Matroska Cluster) every 12, one encoder thread: the same
+    bytes everywhere."""
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25,noise=alls=30:allf=t",
+                    "-frames:v", "48", "-c:v", codec, "-threads", "1", "-g", "12", "-pix_fmt", "yuv420p", "-y", str(path)], check=True)  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("ext, codec", [(".mkv", "libx264"), (".webm", "libvpx-vp9")])
+def test_a_cluster_the_matroska_demuxer_skips_is_damage_with_its_good_parts_named(tmp_path, caplog, ext, codec):
+    """A Matroska/WebM file with a damaged Cluster (a bad sector, a broken copy): FFmpeg's demuxer logs "Element at 0x...
+    exceeds containing master element" and reads on from the next Cluster, raising nothing, so the file read as whole
+    without the Cluster's frames (37 or 36 of 48), exit 0, no word. It is now an error at the skip, with where the frames
+    before it end and the next keyframe after it (process's salvage hint); the intact file reads whole, unwarned, and
+    none of libav's own messages (the decoders') reaches the log."""
+    ok = _clustered(tmp_path / f"ok{ext}", codec)
+    bad = damage_cluster(ok, tmp_path / f"bad{ext}", 2)
+    with caplog.at_level("DEBUG"):
+        with VideoFileSource(ok) as src:
+            assert len(list(src)) == 48
+        with VideoFileSource(bad) as src, pytest.raises(SourceError, match=rf"bad{ext}: the file is damaged at frame \d+: FFmpeg skipped "
+                                                                           r"data it could not read there \(.+\), so frames or sound are missing") as e:  # fmt: skip
+            list(src)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING" or r.name.startswith("libav")] == []
+    # measured: 0.72 and 1.36 s (.mkv), 0.84 and 1.44 s (.webm), either side of the skipped Cluster
+    assert 0 < e.value.good_until < e.value.resumes_at < 1.92, (e.value.good_until, e.value.resumes_at)
+
+
+def test_a_skipped_last_cluster_is_damage_though_within_the_declared_lengths_slack(tmp_path):
+    """The last Cluster skipped (2 frames): the stream ended within the three frames a stream may end early by, so the
+    file read as whole; the demuxer's message says data was skipped after the last frame read."""
+    ok = _clustered(tmp_path / "ok.mkv", "libx264")
+    clusters = ok.read_bytes().count(b"\x1f\x43\xb6\x75")
+    bad = damage_cluster(ok, tmp_path / "bad.mkv", clusters - 1)
+    with VideoFileSource(bad) as src, pytest.raises(SourceError, match=r"bad.mkv: the file is damaged at frame \d+: FFmpeg skipped"):
+        list(src)
+
+
+def test_decord_is_refused_a_cluster_the_matroska_demuxer_skips_as_pyav_is(tmp_path):
+    """``--decoder decord`` read past the skipped Cluster as PyAV did; its source now carries the damage PyAV's probe
+    found, and ``refuse_skipped`` (process, the API) refuses it before any frame, as for PyAV."""
+    need_module("decord", "decord")
+    from birefvid.io.decord_source import DecordSource
+    from birefvid.io.video_source import refuse_skipped
+
+    bad = damage_cluster(_clustered(tmp_path / "ok.mkv", "libx264"), tmp_path / "bad.mkv", 2)
+    with DecordSource(bad) as src:
+        with pytest.raises(SourceError, match=r"bad.mkv: the file is damaged at frame \d+: FFmpeg skipped"):
+            refuse_skipped(src, None, None)
+        refuse_skipped(src, None, src.skipped.good_until)  # a part before the damage is processed
+
+
+_WHOLE_MATROSKA = {  # ffmpeg's ways of writing a whole Matroska/WebM file, each read by the structure walk
+    "sound": ["-c:v", "libx264", "-c:a", "aac"],
+    "webm-sound": ["-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus", "-f", "webm"],
+    "live (Clusters of unknown size)": ["-c:v", "libx264", "-c:a", "aac", "-live", "1"],
+    "Cues first": ["-c:v", "libx264", "-c:a", "aac", "-reserve_index_space", "4000"],  # a Void after them
+    "small Clusters, FLAC": ["-c:v", "libx264", "-bf", "0", "-c:a", "flac", "-cluster_time_limit", "200"],
+    "BlockGroups, attachment, tags": ["-c:v", "mpeg4", "-c:a", "pcm_s16le", "-metadata", "title=x", "-attach", "{font}",
+                                      "-metadata:s:t", "mimetype=application/x-truetype-font"],
+    "piped (no Cues, sizes unknown)": ["-c:v", "libx264", "-c:a", "aac", "-f", "matroska", "pipe:1"],
+}
+
+
+@pytest.mark.parametrize("case", list(_WHOLE_MATROSKA))
+def test_whole_matroska_files_show_no_skipped_data(tmp_path, case):
+    """The structure walk that finds a damaged Cluster finds nothing in whole files of every layout ffmpeg writes (live
+    Clusters of unknown size, Cues before the Clusters, a Void, BlockGroups, attachments, tags, a pipe's), nor in one
+    cut off (a recording killed mid-write: a different error, the cut-off one), and the frames all read."""
+    from birefvid.io.mkv_damage import skipped_data
+
+    font = tmp_path / "f.ttf"
+    font.write_bytes(b"not really a font")
+    args = [a.replace("{font}", str(font)) for a in _WHOLE_MATROSKA[case]]
+    path = tmp_path / ("clip.webm" if "webm" in case else "clip.mkv")
+    out = subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25",
+                          "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", *args,
+                          *(() if args[-1] == "pipe:1" else ("-y", str(path)))], check=True, capture_output=True)  # fmt: skip
+    if args[-1] == "pipe:1":
+        path.write_bytes(out.stdout)
+    assert skipped_data(path) is None
+    with VideoFileSource(path) as src:
+        assert len(list(src)) == 50
+    cut = tmp_path / f"cut{path.suffix}"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    assert skipped_data(cut) is None
+
+
+def test_a_damaged_cluster_of_unknown_size_is_found(tmp_path):
+    """A live writer that cannot seek back (a stream's recorder, OBS) leaves its Segment's and Clusters' sizes
+    unknown: the walk reads such a Cluster's children up to the next top-level element, reads the whole file as whole,
+    and finds the damage in one as in a sized one."""
+    from birefvid.io.mkv_damage import skipped_data
+    from media import unknown_cluster_sizes
+
+    ok = unknown_cluster_sizes(_clustered(tmp_path / "sized.mkv", "libx264"), tmp_path / "ok.mkv")
+    assert skipped_data(ok) is None
+    with VideoFileSource(ok) as src:
+        assert len(list(src)) == 48
+    bad = damage_cluster(ok, tmp_path / "bad.mkv", 2)
+    skip = skipped_data(bad)
+    assert skip is not None and 0 < skip.good_until < skip.resumes_at < 1.92 and 0 < skip.frame < 48, skip
+    with VideoFileSource(bad) as src, pytest.raises(SourceError, match=r"bad.mkv: the file is damaged at frame \d+: FFmpeg skipped"):
+        list(src)
 
 
 def test_a_recording_cut_off_mid_frame_keeps_every_frame_with_a_warning(tmp_path, caplog):

@@ -484,6 +484,25 @@ def test_bad_input_is_one_error_line_and_exit_2(case: str, tmp_path: Path, clip_
         assert not list((tmp_path / "ro").iterdir())
 
 
+def test_a_file_whose_damaged_cluster_the_demuxer_skips_stops_the_run_and_keeps_the_recording(tmp_path: Path, monkeypatch, capfd) -> None:
+    """``live --source FILE`` of a .mkv whose damaged Cluster FFmpeg's demuxer skips (logging it only) recorded the file
+    as if whole, its Cluster's frames missing, exit 0. It stops at the skip as at any damage midway: the line names the
+    damage and the recording kept, which holds the frames before it."""
+    from media import damage_cluster
+
+    ok = tmp_path / "ok.mkv"
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25,noise=alls=30:allf=t",
+                    "-frames:v", "48", "-c:v", "libx264", "-threads", "1", "-g", "12", "-pix_fmt", "yuv420p", "-y", str(ok)], check=True)  # fmt: skip
+    bad = damage_cluster(ok, tmp_path / "bad.mkv", 2)
+    args = ["--source", bad, "--sink", "rec.mkv", "--model", "tiny", "--device", "cpu", "--resolution", "64", "--duration", "60"]
+    code, err = run_live_in_process(args, tmp_path, monkeypatch, capfd)
+    line = _one_error_line(err)
+    assert code == 2 and "bad.mkv: the file is damaged at frame" in line and "FFmpeg skipped data" in line, line
+    assert line.endswith("kept what was recorded before the loss: rec.mkv"), line
+    with av.open(str(tmp_path / "rec.mkv")) as recorded:
+        assert 0 < sum(1 for _ in recorded.decode(video=0)) < 37  # the frames before the skip (at most those the run showed)
+
+
 def test_a_failing_sink_leaves_no_recording_behind(tmp_path: Path, clip_small: Path) -> None:
     """The recording opens first, the preview's port is taken: all or nothing, so no out.mp4 and no temporary file."""
     with socket.socket() as busy:

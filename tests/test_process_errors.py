@@ -913,6 +913,32 @@ def test_a_damaged_frame_of_a_variable_frame_rate_file_is_its_own_number_and_tim
     assert not out.exists()
 
 
+def test_a_matroska_cluster_ffmpeg_skips_is_refused_and_its_good_parts_named(tmp_path, run, capsys):
+    """A .mkv whose damaged Cluster FFmpeg's demuxer skips, logging it only: process wrote an output of the frames left
+    (37 of 48) and exited 0, unwarned. It is refused as a file damaged midway is, nothing written, and the --end and
+    --start its line names process the parts either side of the skipped data."""
+    import re
+    import subprocess
+
+    from media import damage_cluster
+
+    ok = tmp_path / "ok.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25,noise=alls=30:allf=t", "-frames:v", "48",
+                    "-c:v", "libx264", "-threads", "1", "-g", "12", "-pix_fmt", "yuv420p", "-y", str(ok)], check=True)  # fmt: skip
+    bad, out = damage_cluster(ok, tmp_path / "bad.mkv", 2), tmp_path / "out.mkv"
+    line = one_error_line(capsys, run(bad, "-o", out, "--output", "mask"), "bad.mkv: the file is damaged at frame",
+                          "FFmpeg skipped data it could not read there (")  # fmt: skip
+    assert_nothing_written(tmp_path, "ok.mkv", "bad.mkv")
+    m = re.search(r"; --end (\d+\.\d{3}) processes the part before the damage, --start (\d+\.\d{3}) the part from the next "
+                  r"keyframe after it \(if that decodes\)$", line)  # fmt: skip
+    assert m and 0 < float(m[1]) < float(m[2]) < 1.92, line
+    assert run(bad, "-o", out, "--output", "mask", "--end", m[1]) == 0, capsys.readouterr().err
+    assert len(read_video(out, "gray").pts) == round(float(m[1]) * 25)  # every frame before the last one decoded
+    rest = tmp_path / "rest.mkv"
+    assert run(bad, "-o", rest, "--output", "mask", "--start", m[2]) == 0, capsys.readouterr().err
+    assert len(read_video(rest, "gray").pts) == 48 - round(float(m[2]) * 25)
+
+
 def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_parts(tmp_path, run, capsys):
     """A file damaged midway is still refused (no partial output that looks whole), but its line now says which --end
     processes the frames before the damage and which --start those from the next keyframe after it; both then work."""

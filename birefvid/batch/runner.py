@@ -510,6 +510,11 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
         frames = len(frame_durations(src))
         return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
     declared = header_frames(src, job.source.video_stream)  # cheap: a short video is not scanned packet by packet
+    from ..io.video_source import matroska_skip, skipped_error
+
+    skip = matroska_skip(src, "matroska")  # a damaged Cluster the demuxer skips, unsaid: refused now, as process refuses it
+    if skip is not None:
+        raise skipped_error(src, skip)
     if job.source.decoder == "decord":  # what decord would decode wrongly is refused now, not after a model pass
         open_source(src, "decord", input_colors=job.source.input_colors).close()
     if chunk_frames and _splittable(job) and job.source.decoder == "pyav" and (declared is None or declared > chunk_frames):

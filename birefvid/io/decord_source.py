@@ -107,6 +107,7 @@ class DecordSource(Source):
         # PyAV validates the file, reports rotation, time base and colour tags in our usual words
         with VideoFileSource(self.path, input_colors=input_colors) as probe:
             info, rotation, mirrored, first_pts = probe.info, probe.rotation, probe.mirrored, probe.first_pts
+            self.skipped = probe.skipped  # a damaged Matroska Cluster: refuse_skipped refuses it as for PyAV
             info = self._as_decord_reads(info, probe.assumed_matrix, input_colors)
             upright = next(iter(probe)).image if rotation or mirrored else None  # what decord's first picture must look like
         facts = stream_facts(self.path)

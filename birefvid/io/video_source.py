@@ -45,6 +45,7 @@ from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_n
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
+from birefvid.io.mkv_damage import SkippedData, skipped_data
 from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
 from birefvid.said_once import first_time_about_file
 from birefvid.urls import shown_url
@@ -396,6 +397,37 @@ def refuse_cut_off(source: object, end: Optional[float]) -> None:
                           "processes the frames that are there")
 
 
+def matroska_skip(path: Path | str, format_name: str) -> Optional[SkippedData]:
+    """Where a local Matroska/WebM file is damaged so that FFmpeg's demuxer skips data to the next Cluster, logging it
+    only (``io.mkv_damage``), or None."""
+    if isinstance(path, str) or "matroska" not in format_name.split(",") or not regular_file(path):
+        return None
+    return skipped_data(path)
+
+
+def skipped_error(shown: object, skip: SkippedData) -> SourceError:
+    """The error for a Matroska file whose demuxer skips the damaged data ``skip``, with where its good parts are
+    (``good_until``, ``resumes_at``: ``salvage_hint``)."""
+    error = SourceError(f"{shown}: the file is damaged at frame {skip.frame}: FFmpeg skipped data it could not read there "
+                        f"({skip.what}, at byte {skip.offset}), so frames or sound are missing")  # fmt: skip
+    error.good_until, error.resumes_at = skip.good_until, skip.resumes_at  # type: ignore[attr-defined]
+    return error
+
+
+def refuse_skipped(source: object, start: Optional[float], end: Optional[float]) -> None:
+    """SourceError before any frame is processed for a Matroska/WebM file whose damaged data the demuxer would skip
+    (``VideoFileSource.skipped``), unless the part asked for (``start``, ``end``, in seconds from the first frame)
+    lies wholly before the damage or from the next keyframe after it, as the error's hint says."""
+    skip = getattr(source, "skipped", None)
+    if not isinstance(skip, SkippedData):
+        return
+    if end is not None and skip.good_until is not None and end <= skip.good_until:
+        return
+    if start is not None and skip.resumes_at is not None and start >= skip.resumes_at:
+        return
+    raise skipped_error(getattr(source, "shown", None), skip)
+
+
 def salvage_hint(error: BaseException, start: Optional[float] = None, end: Optional[float] = None) -> str:
     """For a file damaged midway (``VideoFileSource._salvageable``'s ``error``), how to process its good parts, as a
     clause to add to the error: ``--end`` at the last frame decoded (the frames before it; with ``start``, the user's
@@ -638,6 +670,10 @@ class VideoFileSource(Source):
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = open_container(self.path)
         try:
+            # damage the Matroska demuxer skips, raising nothing: an error where the frames cross it (``_decoded``)
+            self.skipped: Optional[SkippedData] = matroska_skip(self.path, self._container.format.name)
+            self._from_seek = False  # decoding after a seek: what lies before where it landed is not read
+            self._crossed: Optional[int] = None  # the pts of the first packet the demuxer read past the damage
             self._threads = threads
             self._attach_stream()
             self._dropped = index_dropped(self._stream, self._container.format.name)  # before any fragment adds to the index
@@ -720,6 +756,7 @@ class VideoFileSource(Source):
                 target = pts
                 for _ in range(SEEK_TRIES if is_indexed(self._container) else 1):
                     self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+                    self._from_seek, self._crossed = True, None
                     frames = self._decode()
                     landed = next(frames, None)
                     if landed is None or landed.pts is None or landed.pts <= pts:
@@ -731,6 +768,7 @@ class VideoFileSource(Source):
                 self._container.close()  # overshot (or failed): from the top, as the file was first read
                 self._container = open_container(self.path)
                 self._attach_stream()
+                self._from_seek, self._crossed = False, None
                 frames = self._decode()
                 landed = next(frames, None)
             self._frames, self._first = frames, landed
@@ -919,14 +957,24 @@ class VideoFileSource(Source):
             self._alpha_decoder.flush_buffers()  # after a seek, or a drain at the end, as FFmpeg's seek flushes the stream's
         decoder = self._alpha_decoder or self._stream.codec_context
         self._shapes = PixelShapes(decoder, self._codec_sar)
+        skip = self.skipped.offset if self.skipped is not None else None
+        behind = None if self._from_seek else -1  # the byte position of the packet before (-1: the file's start)
         while True:
             try:
                 packet = next(packets)
+                if skip is not None and packet.size and packet.pos is not None and packet.pos >= 0:
+                    if behind is not None and behind < skip <= packet.pos:  # the demuxer skipped the damage to get here
+                        # an error at the first frame from there on (_iter), not now: the decoder reads packets ahead of the
+                        # frames it returns, and an --end before the damage stops at a frame decoded before it
+                        self._crossed = packet.pts if packet.pts is not None else -(1 << 62)
+                    behind = packet.pos
                 if packet.is_discard and packet.size:
                     self._hidden += 1
                 frames = decode_packet(packet, self._alpha_decoder)
                 self._shapes.sent(packet, decoder)
             except StopIteration:
+                if skip is not None and behind is not None and 0 <= behind < skip and self._crossed is None:
+                    self._crossed = 1 << 62  # the rest, from the damage on, skipped: said when the frames end
                 return
             except (av.FFmpegError, OSError) as e:
                 if index == 0 and self._stream.codec_context.name == "webp" and self._animated_webp():
@@ -991,6 +1039,8 @@ class VideoFileSource(Source):
         frame: Optional[av.VideoFrame] = self._first
         self._first = None  # type: ignore[assignment]
         while frame is not None:
+            if self._crossed is not None and (frame.pts is None or frame.pts >= self._crossed):
+                raise skipped_error(self.shown, self.skipped)  # type: ignore[arg-type]
             if frame.pts is not None and last is not None and frame.pts <= last:
                 raise SourceError(self._out_of_order(index, frame.pts, last))
             deep = None
@@ -1009,6 +1059,8 @@ class VideoFileSource(Source):
                 if self.closed:
                     return
                 frame = next(self._frames, None)
+        if self._crossed is not None:  # the stream ended after the damage, the frames before it all read
+            raise skipped_error(self.shown, self.skipped)  # type: ignore[arg-type]
         self._damaged.summarise()
         self._check_complete(index, last)
 

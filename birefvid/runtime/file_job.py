@@ -23,7 +23,7 @@ from ..io.factory import exr_colour_for, is_sequence_target
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
-from ..io.video_source import refuse_cut_off
+from ..io.video_source import refuse_cut_off, refuse_skipped
 from ..job import FileJob
 from ..sequence_names import check_own_folder
 from ..temporal import make_smoother
@@ -133,6 +133,7 @@ def run_file_job(
         source = stack.enter_context(open_source(src.input, src.decoder, fps=src.fps, threads=threads, deinterlace=src.deinterlace,
                                                      video_stream=src.video_stream, input_colors=src.input_colors))
         refuse_cut_off(source, src.end)  # now, not after decoding it all; --end before the cut still works
+        refuse_skipped(source, src.start, src.end)  # a damaged Matroska Cluster: before any work, unless the part asked for avoids it
         sdr = shows_hdr_as_sdr(out.path, source.info)  # a GIF/WebP/APNG/PNG of HDR video: shown as SDR
         for each in job.outputs:  # now, with what the input is: HDR is shown as SDR to a sequence, which would hide it
             exr_colour_for(each.path, SINK_KIND[each.kind], source.info)
