@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import functools
 import logging
 import math
 import mmap
@@ -402,6 +403,17 @@ def matroska_skip(path: Path | str, format_name: str) -> Optional[SkippedData]:
     only (``io.mkv_damage``), or None."""
     if isinstance(path, str) or "matroska" not in format_name.split(",") or not regular_file(path):
         return None
+    try:
+        seen = os.stat(path)
+    except OSError:
+        return None
+    return _skipped_data_of(os.path.realpath(path), seen.st_size, seen.st_mtime_ns, seen.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _skipped_data_of(path: str, size: int, mtime_ns: int, inode: int) -> Optional[SkippedData]:
+    """``skipped_data`` once per file (and version of it) in a process: each batch chunk opens its video again, and the
+    walk reads every block's header (seconds for a two-hour film: minutes over its chunks)."""
     return skipped_data(path)
 
 
