@@ -307,3 +307,19 @@ def test_an_older_huggingface_hub_without_tqdm_class_still_downloads_and_its_err
     assert _transport_failure(requests.exceptions.ConnectTimeout("slow")) == "unreached"
     assert _transport_failure(requests.exceptions.ChunkedEncodingError("cut")) == "broke off"
     assert _transport_failure(ValueError("not the network's")) is None
+
+
+def test_an_older_huggingface_hubs_bare_http_error_is_said_as_the_servers_status():
+    """huggingface_hub 0.x (requests) lets requests' own HTTPError out of a HEAD that got 500 after its retries (as the
+    LocalEntryNotFoundError's cause): the line said the connection "broke off and resuming failed", not the 500."""
+    import requests
+
+    from birefvid.models.weights import _download_failure
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    response = requests.Response()
+    response.status_code, response.reason = 500, "Internal Server Error"
+    failed = LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub ...")
+    failed.__cause__ = requests.exceptions.HTTPError("500 Server Error: Internal Server Error for url: ...", response=response)
+    why = _download_failure(failed)
+    assert why is not None and why.endswith("answered 500 Internal Server Error (the server's trouble: run the command again later)"), why

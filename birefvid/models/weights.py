@@ -392,9 +392,11 @@ def _download_failure(exc: BaseException) -> Optional[str]:
     if isinstance(exc, LocalEntryNotFoundError):  # the first request failed, nothing cached: the cause says why
         cause = exc.__cause__
         return _download_failure(cause) if cause is not None else f"{server} did not answer"
-    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
-        code = exc.response.status_code
-        reason = getattr(exc.response, "reason_phrase", None) or getattr(exc.response, "reason", None) or ""  # httpx's, requests'"
+    response = getattr(exc, "response", None)  # HfHubHTTPError's; older huggingface_hub (0.x) let requests' own HTTPError out
+    if (isinstance(exc, HfHubHTTPError) or type(exc).__name__ in ("HTTPError", "HTTPStatusError")) and isinstance(
+            getattr(response, "status_code", None), int):  # fmt: skip
+        code = response.status_code
+        reason = getattr(response, "reason_phrase", None) or getattr(response, "reason", None) or ""  # httpx's, requests'"
         advice = ("too many requests: wait a while and run the command again" if code == 429
                   else "the server's trouble: run the command again later" if code >= 500
                   else "a private or gated repo needs a token (`hf auth login` or HF_TOKEN)" if code in (401, 403)
