@@ -183,6 +183,7 @@ def test_ctrl_c_in_a_download_leaves_nothing_a_rerun_trusts(tmp_path, picture, w
 def in_process_hub(tmp_path, monkeypatch):
     """fetch_hub_file in this process against a mirror, huggingface_hub's back-off waits skipped (its retries kept)."""
     import huggingface_hub.constants as constants
+    import huggingface_hub.file_download as file_download
     import huggingface_hub.utils._http as hub_http
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
@@ -191,7 +192,10 @@ def in_process_hub(tmp_path, monkeypatch):
 
     def use(mirror: HubMirror) -> None:
         monkeypatch.setattr(constants, "ENDPOINT", mirror.url)  # as HF_ENDPOINT sets both when huggingface_hub is imported
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", mirror.url + "/{repo_id}/resolve/{revision}/{filename}")
+        template = mirror.url + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        if hasattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE"):  # huggingface_hub 0.x took its own copy at import
+            monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template)
 
     return use
 
@@ -259,13 +263,14 @@ def test_a_proxy_that_refuses_is_named_not_the_mirror(tmp_path, in_process_hub, 
         for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", "http://user:secret@127.0.0.1:9")  # the discard port: refused at once
-        hub_http.close_session()  # httpx reads the proxy settings as its client is made
+        close = getattr(hub_http, "close_session", None) or hub_http.reset_sessions  # 1.x's, 0.x's (requests)
+        close()  # the HTTP client reads the proxy settings as it is made
         try:
             with pytest.raises(OfflineError) as caught:
                 fetch_hub_file(*LITE)
         finally:
             monkeypatch.undo()
-            hub_http.close_session()
+            close()
     line = str(caught.value)
     assert "could not be reached through the proxy http://user:***@127.0.0.1:9 (HTTP_PROXY) (" in line, line
     assert "secret" not in line and not mirror.requests
