@@ -272,7 +272,7 @@ def test_a_proxy_that_refuses_is_named_not_the_mirror(tmp_path, in_process_hub, 
             monkeypatch.undo()
             close()
     line = str(caught.value)
-    assert "could not be reached through the proxy http://user:***@127.0.0.1:9 (HTTP_PROXY) (" in line, line
+    assert "the proxy http://user:***@127.0.0.1:9 (HTTP_PROXY)" in line, line  # httpx: "could not be reached through"; requests: "refused"
     assert "secret" not in line and not mirror.requests
 
 
@@ -328,3 +328,20 @@ def test_an_older_huggingface_hubs_bare_http_error_is_said_as_the_servers_status
     failed.__cause__ = requests.exceptions.HTTPError("500 Server Error: Internal Server Error for url: ...", response=response)
     why = _download_failure(failed)
     assert why is not None and why.endswith("answered 500 Internal Server Error (the server's trouble: run the command again later)"), why
+
+
+def test_an_older_huggingface_hubs_proxy_error_names_the_proxy(monkeypatch):
+    """huggingface_hub 0.x (requests) raises ProxyError for a refusing proxy: the line quoted urllib3's
+    "(MaxRetryError('HTTPConnectionPool(host=..." and told to check HTTPS_PROXY whatever variable set it."""
+    import huggingface_hub.constants as constants
+    import requests
+
+    from birefvid.models.weights import _download_failure
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://mirror.example:8080")
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://user:secret@127.0.0.1:9")
+    why = _download_failure(requests.exceptions.ProxyError("(MaxRetryError(\"HTTPConnectionPool(host='127.0.0.1', port=9): ..."))
+    assert why == ("the proxy http://user:***@127.0.0.1:9 (HTTP_PROXY) refused the connection to the mirror http://mirror.example:8080 "
+                   "(HF_ENDPOINT): check the proxy, or leave the server out of it with NO_PROXY"), why

@@ -406,8 +406,10 @@ def _download_failure(exc: BaseException) -> Optional[str]:
         return (f"{server} did not answer as a Hugging Face hub does (no X-Repo-Commit or ETag header: a web page, "
                 "a proxy's sign-in page or an HF_ENDPOINT that is no hub or mirror?)")
     transport = _transport_failure(exc)
-    if transport == "proxy":
-        return f"the proxy refused the connection ({_first_line(exc)}): check HTTPS_PROXY"
+    if transport == "proxy":  # requests' (huggingface_hub 0.x) ProxyError: its first line is urllib3's MaxRetryError(...)
+        proxy = _proxy_for(constants.ENDPOINT)
+        named = f" {proxy[0]} ({proxy[1]})" if proxy else ""
+        return f"the proxy{named} refused the connection to {server}: check the proxy, or leave the server out of it with NO_PROXY"
     if transport == "unreached":
         proxy = _proxy_for(constants.ENDPOINT)
         if proxy is not None:  # httpx says "Connection refused" alike for the proxy and the server
