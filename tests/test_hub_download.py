@@ -345,3 +345,31 @@ def test_an_older_huggingface_hubs_proxy_error_names_the_proxy(monkeypatch):
     why = _download_failure(requests.exceptions.ProxyError("(MaxRetryError(\"HTTPConnectionPool(host='127.0.0.1', port=9): ..."))
     assert why == ("the proxy http://user:***@127.0.0.1:9 (HTTP_PROXY) refused the connection to the mirror http://mirror.example:8080 "
                    "(HF_ENDPOINT): check the proxy, or leave the server out of it with NO_PROXY"), why
+
+
+def test_huggingface_hubs_own_handler_stays_where_its_records_go_nowhere_else():
+    """A Python API user's program with a root handler that had turned huggingface_hub's propagation off
+    (``huggingface_hub.utils.logging.disable_propagation()``): removing the library's handler hid its warnings."""
+    import logging
+
+    from birefvid.models import weights
+
+    library = logging.getLogger("huggingface_hub")
+    root = logging.getLogger()
+    mine, theirs = logging.StreamHandler(), logging.StreamHandler()
+    saved = (list(library.handlers), library.propagate, list(root.handlers))
+    try:
+        library.handlers[:] = [theirs]
+        root.addHandler(mine)
+        library.propagate = False
+        weights._one_log_handler.cache_clear()
+        weights._one_log_handler()
+        assert library.handlers == [theirs]
+        library.propagate = True  # the default: its records reach the program's handler; the second, bare, copy goes
+        weights._one_log_handler.cache_clear()
+        weights._one_log_handler()
+        assert library.handlers == []
+    finally:
+        library.handlers[:], library.propagate = saved[0], saved[1]
+        root.handlers[:] = saved[2]
+        weights._one_log_handler.cache_clear()

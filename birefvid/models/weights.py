@@ -492,9 +492,10 @@ def _one_log_handler() -> None:
     """huggingface_hub logs through a stream handler of its own on its ``huggingface_hub`` logger, which also passes
     its records on to the root logger: where the program has given the root a handler (the command line's), every
     retry warning came out twice, once bare and once in the program's style. Then its own handler is removed."""
-    if not logging.getLogger().handlers:
-        return
     library = logging.getLogger("huggingface_hub")
+    if not logging.getLogger().handlers or not library.propagate:  # its records reach no other handler
+        # (an API user's program that called huggingface_hub's disable_propagation(): its handler is its only one)
+        return
     for handler in list(library.handlers):
         if type(handler) is logging.StreamHandler:
             library.removeHandler(handler)
