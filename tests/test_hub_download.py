@@ -373,3 +373,18 @@ def test_huggingface_hubs_own_handler_stays_where_its_records_go_nowhere_else():
         library.handlers[:], library.propagate = saved[0], saved[1]
         root.handlers[:] = saved[2]
         weights._one_log_handler.cache_clear()
+
+
+def test_a_part_an_older_huggingface_hub_keeps_is_said_not_denied(tmp_path, in_process_hub):
+    """huggingface_hub 0.x and 1.0 keep a failed download's ``.incomplete`` blob to resume from: the line said
+    "nothing of it was kept in the cache"."""
+    import huggingface_hub.constants as constants
+
+    from birefvid.models.weights import _download_error
+
+    blobs = Path(constants.HF_HUB_CACHE) / "models--someone--birefnet-b0" / "blobs"
+    assert "nothing of it was kept in the cache" in str(_download_error(REPO, "model.safetensors", "model", "it broke"))
+    blobs.mkdir(parents=True)
+    (blobs / ("0" * 64 + ".incomplete")).write_bytes(b"part")
+    line = str(_download_error(REPO, "model.safetensors", "model", "it broke"))
+    assert "nothing of it was kept" not in line and "kept for the next run to resume from" in line, line

@@ -480,9 +480,21 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else ""
 
 
+def _partial_kept(repo: str, repo_type: str) -> bool:
+    """Whether huggingface_hub left a part-downloaded blob (``*.incomplete``) of ``repo`` in the cache: 0.x and 1.0 keep
+    it for the next download to resume from (2.x removes it); birefvid trusts no blob before its SHA-256 is checked."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    blobs = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type=repo_type) / "blobs"
+    return any(blobs.glob("*.incomplete"))
+
+
 def _download_error(repo: str, filename: str, repo_type: str, why: str) -> OfflineError:
     flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
-    return OfflineError(f"cannot download {filename} from Hugging Face repo {repo}: {why}; nothing of it was kept in the cache: "
+    kept = ("the part that came was kept for the next run to resume from (checked whole before use)"
+            if _partial_kept(repo, repo_type) else "nothing of it was kept in the cache")  # fmt: skip
+    return OfflineError(f"cannot download {filename} from Hugging Face repo {repo}: {why}; {kept}: "
                         f"run the command again to retry, or fetch it with `hf download {repo} {filename}{flag}` "
                         f"(which reads HF_ENDPOINT and HTTPS_PROXY too) or pass {option('weights')} FILE")  # fmt: skip
 
