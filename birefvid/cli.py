@@ -624,8 +624,11 @@ class CliLogFormatter(logging.Formatter):
             level = ""
         head = "birefvid" if ours else record.name
         # another library's message on lines of its own (huggingface_hub's "Error while downloading ...\nTrying to
-        # resume download..."): one line, as each of ours is, so that a log keeps it together
-        message = record.message if ours else "; ".join(part.strip() for part in record.message.splitlines() if part.strip())
+        # resume download..."): one line, as each of ours is, so that a log keeps it together; under -v, or with a
+        # traceback in its text (a library's `log.warning("...\n%s", format_exc())`), kept as written: "; "-joined
+        # frames were unreadable
+        whole = ours or self.verbose or "Traceback (most recent call last)" in record.message
+        message = record.message if whole else "; ".join(part.strip() for part in record.message.splitlines() if part.strip())
         line = f"{head}: {level}: {message}" if level else f"{head}: {message}"
         return f"{line} [{record.name}]" if self.verbose and ours else line
 

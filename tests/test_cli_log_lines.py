@@ -48,6 +48,19 @@ def test_verbose_names_the_module_and_other_libraries_keep_their_name():
     assert _formatted(quiet, "ray.worker", logging.ERROR, "lost") == "ray.worker: error: lost\n"
 
 
+def test_another_librarys_lines_are_joined_but_a_traceback_in_them_and_verbose_keep_their_lines():
+    """huggingface_hub's two-line retry warning is one line; a traceback a library logged as text ("; "-joined frames,
+    unreadable) and anything under -v keep their lines."""
+    quiet, verbose = CliLogFormatter(), CliLogFormatter(verbose=True)
+    retry = "Error while downloading from http://m/x: peer closed\nTrying to resume download..."
+    assert _formatted(quiet, "huggingface_hub.file_download", logging.WARNING, retry) == (
+        "huggingface_hub.file_download: warning: Error while downloading from http://m/x: peer closed; Trying to resume download...\n")
+    frames = 'export fell back:\nTraceback (most recent call last):\n  File "x.py", line 5, in f\nZeroDivisionError: division by zero'
+    for formatter in (quiet, verbose):
+        assert _formatted(formatter, "torch.onnx", logging.WARNING, frames) == f"torch.onnx: warning: {frames}\n"
+    assert _formatted(verbose, "huggingface_hub.file_download", logging.WARNING, retry) == f"huggingface_hub.file_download: warning: {retry}\n"
+
+
 def test_verbose_works_after_the_command_too():
     """`-v` put where users put options (after the command) was "unrecognized arguments: -v"."""
     parser = build_parser()
