@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -322,6 +323,29 @@ def test_whole_matroska_files_show_no_skipped_data(tmp_path, case):
     cut = tmp_path / f"cut{path.suffix}"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
     assert skipped_data(cut) is None
+
+
+def _set_size(data: bytearray, at: int, grow: int) -> None:
+    """Add ``grow`` to the EBML size at ``at`` of ``data``, in the same bytes."""
+    length = 9 - data[at].bit_length()
+    value = int.from_bytes(data[at : at + length], "big") & ((1 << (7 * length)) - 1)
+    data[at : at + length] = ((1 << (7 * length)) | (value + grow)).to_bytes(length, "big")
+
+
+def test_a_cluster_whose_size_runs_into_the_next_one_loses_nothing(tmp_path):
+    """A Cluster whose size is damaged too large holds the next Cluster's ID where a block should be: FFmpeg's demuxer
+    ends the Cluster there (or resyncs to that very Cluster) and reads every frame, but the walk called it damage and
+    the whole file was refused. A Cluster of known size now ends at a top-level element, as one of unknown size does."""
+    from birefvid.io.mkv_damage import skipped_data
+
+    data = bytearray(_clustered(tmp_path / "ok.mkv", "libx264").read_bytes())
+    second = [m.start() for m in re.finditer(re.escape(b"\x1f\x43\xb6\x75"), data)][1]
+    _set_size(data, second + 4, 300)
+    bad = tmp_path / "big.mkv"
+    bad.write_bytes(bytes(data))
+    assert skipped_data(bad) is None
+    with VideoFileSource(bad) as src:
+        assert len(list(src)) == 48
 
 
 def test_a_damaged_cluster_of_unknown_size_is_found(tmp_path):

@@ -178,8 +178,10 @@ class _Walker:
         time = 0
         while pos < limit:
             element, size, n = self.header(pos)
-            if end is None and element in TOP_LEVEL and element not in (VOID, CRC32):
-                break  # the next top-level element ends a Cluster of unknown size
+            if element in TOP_LEVEL and element not in (VOID, CRC32):
+                # the next top-level element ends a Cluster of unknown size; in a sized one (its size damaged, too
+                # large) the demuxer ends the Cluster there too, or resyncs to that very element: nothing is skipped
+                break
             stop = pos + n + size
             if element not in CLUSTER_CHILDREN and not self.tolerated(element, size, stop, end, CLUSTER_CHILDREN | TOP_LEVEL):
                 raise _Damage(pos, f"an unknown element 0x{element:X} in a Cluster")
