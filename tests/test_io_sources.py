@@ -348,6 +348,36 @@ def test_a_cluster_whose_size_runs_into_the_next_one_loses_nothing(tmp_path):
         assert len(list(src)) == 48
 
 
+@pytest.mark.parametrize("where", ["Tags ID", "Tags size", "SeekHead ID"])
+def test_damage_before_the_first_cluster_loses_nothing(tmp_path, where):
+    """Damage in what comes before the first Cluster (a SeekHead, the Tags ffmpeg writes there): the demuxer resyncs to
+    the first Cluster and reads every frame, but the walk called it damage at frame 0 and the whole file was refused.
+    The Cues say where the first Cluster is: found there, nothing is lost; a damaged first Cluster is still found."""
+    from birefvid.io.mkv_damage import skipped_data
+
+    ok = tmp_path / "ok.mkv"
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25",
+                    "-frames:v", "48", "-c:v", "libx264", "-g", "12", "-metadata", "title=x", "-y", str(ok)], check=True)  # fmt: skip
+    data = bytearray(ok.read_bytes())
+    first = data.find(b"\x1f\x43\xb6\x75")
+    element = data.rfind(b"\x12\x54\xc3\x67" if where.startswith("Tags") else b"\x11\x4d\x9b\x74", 0, first)  # not the SeekHead's
+    assert 0 < element < first
+    if where.endswith("ID"):
+        data[element] = 0
+    else:
+        _set_size(data, element + 4, 30)  # it runs into the first Cluster
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    assert skipped_data(bad) is None
+    with VideoFileSource(bad) as src:
+        assert len(list(src)) == 48
+    data = bytearray(ok.read_bytes())
+    data[first] = 0  # the first Cluster's own ID: its frames are lost
+    bad.write_bytes(bytes(data))
+    skip = skipped_data(bad)
+    assert skip is not None and skip.frame == 0 and skip.offset == first, skip
+
+
 def test_a_damaged_cluster_of_unknown_size_is_found(tmp_path):
     """A live writer that cannot seek back (a stream's recorder, OBS) leaves its Segment's and Clusters' sizes
     unknown: the walk reads such a Cluster's children up to the next top-level element, reads the whole file as whole,
