@@ -354,6 +354,7 @@ def test_damage_before_the_first_cluster_loses_nothing(tmp_path, where):
     the first Cluster and reads every frame, but the walk called it damage at frame 0 and the whole file was refused.
     The Cues say where the first Cluster is: found there, nothing is lost; a damaged first Cluster is still found."""
     from birefvid.io.mkv_damage import skipped_data
+    from media import damage_cluster
 
     ok = tmp_path / "ok.mkv"
     subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25",
@@ -371,6 +372,9 @@ def test_damage_before_the_first_cluster_loses_nothing(tmp_path, where):
     assert skipped_data(bad) is None
     with VideoFileSource(bad) as src:
         assert len(list(src)) == 48
+    damage_cluster(bad, tmp_path / "worse.mkv", 2)  # and a Cluster further on: still found
+    skip = skipped_data(tmp_path / "worse.mkv")
+    assert skip is not None and 0 < skip.frame < 48, skip
     data = bytearray(ok.read_bytes())
     data[first] = 0  # the first Cluster's own ID: its frames are lost
     bad.write_bytes(bytes(data))

@@ -37,6 +37,7 @@ TIMESTAMP_SCALE, TRACK_ENTRY, TRACK_NUMBER, TRACK_TYPE, DEFAULT_DURATION = 0x2AD
 VIDEO_TRACK = 1
 _CLUSTER_BYTES, _CUES_BYTES = CLUSTER.to_bytes(4, "big"), CUES.to_bytes(4, "big")
 _SCAN_CHUNK = 1 << 16
+_CUES_TAIL = 4 << 20  # how far from a file's end its Cues are looked for by their ID
 _WINDOW = 4096
 
 
@@ -249,17 +250,7 @@ class _Walker:
         """The position of the Segment's first Cluster as its Cues say (``start``: the Segment's data), the Cues found
         among the top-level elements walked before the damage, between where the demuxer resyncs from (``top``) and
         ``again`` (a Cluster), or after it; None without them."""
-        cues = list(self.cues)
-        between = self.read(self.top + 1, max(0, again - self.top - 1))  # Cues before the Clusters, after the damage
-        at = between.find(_CUES_BYTES)
-        while at >= 0:  # (a SeekHead holds the ID too: each place is tried)
-            try:
-                _, size, n = self.header(self.top + 1 + at)
-                if 0 <= size and self.top + 1 + at + n + size <= again:
-                    cues.append((self.top + 1 + at + n, self.top + 1 + at + n + size))
-            except (_Damage, _CutOff):
-                pass
-            at = between.find(_CUES_BYTES, at + 1)
+        cues = list(self.cues) + self.between(CUES, again)  # Cues before the Clusters, after the damage
         pos = again
         try:
             while pos < end:
@@ -272,11 +263,41 @@ class _Walker:
                 pos += n + size
         except (_Damage, _CutOff):
             pass
+        if not cues:  # a damaged Cluster on the way: the Cues at the end, found by their ID (a SeekHead's holds it too)
+            tail = max(again, end - _CUES_TAIL)
+            self.f.seek(tail)
+            chunk = self.f.read(end - tail)
+            at = chunk.rfind(_CUES_BYTES)
+            while at >= 0 and not cues:
+                try:
+                    _, size, n = self.header(tail + at)
+                    if 0 <= size and tail + at + n + size <= end and self.cued_first(tail + at + n, tail + at + n + size):
+                        cues.append((tail + at + n, tail + at + n + size))
+                except (_Damage, _CutOff):
+                    pass
+                at = chunk.rfind(_CUES_BYTES, 0, at)
         for where in cues:
             first = self.cued_first(*where)
             if first is not None:
                 return start + first
         return None
+
+    def between(self, element: int, again: int) -> list[tuple[int, int]]:
+        """(data start, end) of each element of ID ``element`` found by its ID from where the demuxer resyncs
+        (``top``) to ``again``, whole before it (a SeekHead holds the IDs too: each place is tried)."""
+        found, key = [], element.to_bytes(4, "big")
+        self.f.seek(self.top + 1)
+        chunk = self.f.read(max(0, again - self.top - 1))
+        at = chunk.find(key)
+        while at >= 0:
+            try:
+                _, size, n = self.header(self.top + 1 + at)
+                if 0 <= size and self.top + 1 + at + n + size <= again:
+                    found.append((self.top + 1 + at + n, self.top + 1 + at + n + size))
+            except (_Damage, _CutOff):
+                pass
+            at = chunk.find(key, at + 1)
+        return found
 
     def cued_first(self, data: int, stop: int) -> Optional[int]:
         """The least CueClusterPosition of the first CuePoints of the Cues from ``data`` to ``stop``, or None."""
@@ -385,8 +406,14 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
         return None  # damage after the last Cluster (its Cues, Tags): the demuxer has read every frame and sound before it
     if again is not None and not inside and not walker.clusters and walker.first_cluster(start, again, end) == again:
         # damage in what comes before the first Cluster (a SeekHead, Tags, a Void): the demuxer resyncs to the next
-        # top-level element, and the first Cluster (where the Cues say it is: none before it was lost) is read whole
-        return None
+        # top-level element, and the first Cluster (where the Cues say it is: none before it was lost) is read whole;
+        for parse, element in ((walker.info, INFO), (walker.tracks, TRACKS)):
+            for data, stop in walker.between(element, again) if not walker.video else ():  # skipped by the walk, not
+                try:  # by the demuxer, which resyncs to them
+                    parse(data, stop)
+                except (_Damage, _CutOff):
+                    pass
+        return _walk(walker, again, end)  # the walk goes on from there for damage further on
     if again is not None:
         try:
             for track, time, key, _ in walker.segment(again, end):
