@@ -382,6 +382,26 @@ def test_damage_before_the_first_cluster_loses_nothing(tmp_path, where):
     assert skip is not None and skip.frame == 0 and skip.offset == first, skip
 
 
+def test_a_block_of_a_track_the_file_has_not_is_damage(tmp_path):
+    """A block whose track number is damaged (9 in a file of one track): FFmpeg's demuxer logs "Invalid track number 9"
+    and skips to the next Cluster (37 of 48 frames read, exit 0, no word), but the walk read the block as whole."""
+    from birefvid.io.mkv_damage import skipped_data
+
+    data = bytearray(_clustered(tmp_path / "ok.mkv", "libx264").read_bytes())
+    pos = [m.start() for m in re.finditer(re.escape(b"\x1f\x43\xb6\x75"), data)][1] + 4
+    pos += 9 - data[pos].bit_length()  # the Cluster's data: its children up to its first SimpleBlock
+    while data[pos] != 0xA3:
+        pos += 1 + (9 - data[pos + 1].bit_length()) + (int.from_bytes(data[pos + 1 : pos + 1 + 9 - data[pos + 1].bit_length()], "big")
+                                                         & ((1 << 7 * (9 - data[pos + 1].bit_length())) - 1))  # fmt: skip
+    data[pos + 1 + 9 - data[pos + 1].bit_length()] = 0x89  # its track number: 9
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    skip = skipped_data(bad)
+    assert skip is not None and "a block of track 9, which the file has not" in skip.what and 0 < skip.frame < 48, skip
+    with VideoFileSource(bad) as src, pytest.raises(SourceError, match=r"bad.mkv: the file is damaged at frame \d+: FFmpeg skipped"):
+        list(src)
+
+
 def test_a_damaged_cluster_of_unknown_size_is_found(tmp_path):
     """A live writer that cannot seek back (a stream's recorder, OBS) leaves its Segment's and Clusters' sizes
     unknown: the walk reads such a Cluster's children up to the next top-level element, reads the whole file as whole,

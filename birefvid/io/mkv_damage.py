@@ -89,6 +89,7 @@ class _Walker:
         self.f, self.size = f, size
         self.scale = 1_000_000  # ns per tick (TimestampScale)
         self.video: set[int] = set()  # track numbers of video tracks
+        self.numbers: set[int] = set()  # those of every track
         self.step: Optional[int] = None  # a video frame's duration in ticks (DefaultDuration), where declared
         self.window, self.at = b"", 0  # the bytes last read, from ``at``: small blocks' headers share one read
         self.in_cluster = False  # walking a Cluster's children
@@ -162,6 +163,8 @@ class _Walker:
                     value = self.uint(d, s - d)
                     number, kind, duration = ((value, kind, duration) if child == TRACK_NUMBER else (number, value, duration)
                                               if child == TRACK_TYPE else (number, kind, value))  # fmt: skip
+            if number is not None:
+                self.numbers.add(number)
             if number is not None and kind == VIDEO_TRACK:
                 self.video.add(number)
                 if duration and self.step is None:
@@ -174,6 +177,8 @@ class _Walker:
         if got is None or got[1] + 3 > len(data):
             raise _Damage(pos, "a block with no valid header")
         track, n = got
+        if self.numbers and track not in self.numbers:  # the demuxer's error for it skips to the next Cluster
+            raise _Damage(pos, f"a block of track {track}, which the file has not")
         return track, cluster_time + int.from_bytes(data[n : n + 2], "big", signed=True), data[n + 2]
 
     def cluster(self, pos: int, end: Optional[int]) -> Iterator[tuple[int, int, bool, int]]:
