@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -322,6 +323,83 @@ def test_whole_matroska_files_show_no_skipped_data(tmp_path, case):
     cut = tmp_path / f"cut{path.suffix}"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
     assert skipped_data(cut) is None
+
+
+def _set_size(data: bytearray, at: int, grow: int) -> None:
+    """Add ``grow`` to the EBML size at ``at`` of ``data``, in the same bytes."""
+    length = 9 - data[at].bit_length()
+    value = int.from_bytes(data[at : at + length], "big") & ((1 << (7 * length)) - 1)
+    data[at : at + length] = ((1 << (7 * length)) | (value + grow)).to_bytes(length, "big")
+
+
+def test_a_cluster_whose_size_runs_into_the_next_one_loses_nothing(tmp_path):
+    """A Cluster whose size is damaged too large holds the next Cluster's ID where a block should be: FFmpeg's demuxer
+    ends the Cluster there (or resyncs to that very Cluster) and reads every frame, but the walk called it damage and
+    the whole file was refused. A Cluster of known size now ends at a top-level element, as one of unknown size does."""
+    from birefvid.io.mkv_damage import skipped_data
+
+    data = bytearray(_clustered(tmp_path / "ok.mkv", "libx264").read_bytes())
+    second = [m.start() for m in re.finditer(re.escape(b"\x1f\x43\xb6\x75"), data)][1]
+    _set_size(data, second + 4, 300)
+    bad = tmp_path / "big.mkv"
+    bad.write_bytes(bytes(data))
+    assert skipped_data(bad) is None
+    with VideoFileSource(bad) as src:
+        assert len(list(src)) == 48
+
+
+@pytest.mark.parametrize("where", ["Tags ID", "Tags size", "SeekHead ID"])
+def test_damage_before_the_first_cluster_loses_nothing(tmp_path, where):
+    """Damage in what comes before the first Cluster (a SeekHead, the Tags ffmpeg writes there): the demuxer resyncs to
+    the first Cluster and reads every frame, but the walk called it damage at frame 0 and the whole file was refused.
+    The Cues say where the first Cluster is: found there, nothing is lost; a damaged first Cluster is still found."""
+    from birefvid.io.mkv_damage import skipped_data
+    from media import damage_cluster
+
+    ok = tmp_path / "ok.mkv"
+    subprocess.run([need_binary("ffmpeg", "ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25",
+                    "-frames:v", "48", "-c:v", "libx264", "-g", "12", "-metadata", "title=x", "-y", str(ok)], check=True)  # fmt: skip
+    data = bytearray(ok.read_bytes())
+    first = data.find(b"\x1f\x43\xb6\x75")
+    element = data.rfind(b"\x12\x54\xc3\x67" if where.startswith("Tags") else b"\x11\x4d\x9b\x74", 0, first)  # not the SeekHead's
+    assert 0 < element < first
+    if where.endswith("ID"):
+        data[element] = 0
+    else:
+        _set_size(data, element + 4, 30)  # it runs into the first Cluster
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    assert skipped_data(bad) is None
+    with VideoFileSource(bad) as src:
+        assert len(list(src)) == 48
+    damage_cluster(bad, tmp_path / "worse.mkv", 2)  # and a Cluster further on: still found
+    skip = skipped_data(tmp_path / "worse.mkv")
+    assert skip is not None and 0 < skip.frame < 48, skip
+    data = bytearray(ok.read_bytes())
+    data[first] = 0  # the first Cluster's own ID: its frames are lost
+    bad.write_bytes(bytes(data))
+    skip = skipped_data(bad)
+    assert skip is not None and skip.frame == 0 and skip.offset == first, skip
+
+
+def test_a_block_of_a_track_the_file_has_not_is_damage(tmp_path):
+    """A block whose track number is damaged (9 in a file of one track): FFmpeg's demuxer logs "Invalid track number 9"
+    and skips to the next Cluster (37 of 48 frames read, exit 0, no word), but the walk read the block as whole."""
+    from birefvid.io.mkv_damage import skipped_data
+
+    data = bytearray(_clustered(tmp_path / "ok.mkv", "libx264").read_bytes())
+    pos = [m.start() for m in re.finditer(re.escape(b"\x1f\x43\xb6\x75"), data)][1] + 4
+    pos += 9 - data[pos].bit_length()  # the Cluster's data: its children up to its first SimpleBlock
+    while data[pos] != 0xA3:
+        pos += 1 + (9 - data[pos + 1].bit_length()) + (int.from_bytes(data[pos + 1 : pos + 1 + 9 - data[pos + 1].bit_length()], "big")
+                                                         & ((1 << 7 * (9 - data[pos + 1].bit_length())) - 1))  # fmt: skip
+    data[pos + 1 + 9 - data[pos + 1].bit_length()] = 0x89  # its track number: 9
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    skip = skipped_data(bad)
+    assert skip is not None and "a block of track 9, which the file has not" in skip.what and 0 < skip.frame < 48, skip
+    with VideoFileSource(bad) as src, pytest.raises(SourceError, match=r"bad.mkv: the file is damaged at frame \d+: FFmpeg skipped"):
+        list(src)
 
 
 def test_a_damaged_cluster_of_unknown_size_is_found(tmp_path):

@@ -25,6 +25,7 @@ from birefvid.io.mkv_info import CLUSTER, EBML, INFO, SEGMENT
 
 SEEK_HEAD, TRACKS, CUES, ATTACHMENTS, CHAPTERS, TAGS = 0x114D9B74, 0x1654AE6B, 0x1C53BB6B, 0x1941A469, 0x1043A770, 0x1254C367
 VOID, CRC32 = 0xEC, 0xBF
+CUE_POINT, CUE_TRACK_POSITIONS, CUE_CLUSTER_POSITION = 0xBB, 0xB7, 0xF1
 TOP_LEVEL = {SEEK_HEAD, INFO, TRACKS, CLUSTER, CUES, ATTACHMENTS, CHAPTERS, TAGS, VOID, CRC32}
 TIMESTAMP, SIMPLE_BLOCK, BLOCK_GROUP, BLOCK, REFERENCE_BLOCK = 0xE7, 0xA3, 0xA0, 0xA1, 0xFB
 # a Cluster's children: Timestamp, SilentTracks, Position, PrevSize, SimpleBlock, BlockGroup, EncryptedBlock
@@ -34,8 +35,9 @@ CLUSTER_CHILDREN = {TIMESTAMP, 0x5854, 0xA7, 0xAB, SIMPLE_BLOCK, BLOCK_GROUP, 0x
 GROUP_CHILDREN = {BLOCK, 0xA2, 0x75A1, 0x9B, 0xFA, REFERENCE_BLOCK, 0xFD, 0xA4, 0x75A2, 0x8E, 0xC8, VOID, CRC32}
 TIMESTAMP_SCALE, TRACK_ENTRY, TRACK_NUMBER, TRACK_TYPE, DEFAULT_DURATION = 0x2AD7B1, 0xAE, 0xD7, 0x83, 0x23E383
 VIDEO_TRACK = 1
-_CLUSTER_BYTES = CLUSTER.to_bytes(4, "big")
+_CLUSTER_BYTES, _CUES_BYTES = CLUSTER.to_bytes(4, "big"), CUES.to_bytes(4, "big")
 _SCAN_CHUNK = 1 << 16
+_CUES_TAIL = 4 << 20  # how far from a file's end its Cues are looked for by their ID
 _WINDOW = 4096
 
 
@@ -87,9 +89,13 @@ class _Walker:
         self.f, self.size = f, size
         self.scale = 1_000_000  # ns per tick (TimestampScale)
         self.video: set[int] = set()  # track numbers of video tracks
+        self.numbers: set[int] = set()  # those of every track
         self.step: Optional[int] = None  # a video frame's duration in ticks (DefaultDuration), where declared
         self.window, self.at = b"", 0  # the bytes last read, from ``at``: small blocks' headers share one read
         self.in_cluster = False  # walking a Cluster's children
+        self.clusters = 0  # the Clusters entered
+        self.top = self.before = 0  # where the last top-level element begun starts, and the one before it
+        self.cues: list[tuple[int, int]] = []  # (data start, end) of the Cues walked
 
     def read(self, pos: int, length: int) -> bytes:
         """``length`` bytes (fewer at the end of the file) from ``pos``, from the window where it holds them."""
@@ -157,6 +163,8 @@ class _Walker:
                     value = self.uint(d, s - d)
                     number, kind, duration = ((value, kind, duration) if child == TRACK_NUMBER else (number, value, duration)
                                               if child == TRACK_TYPE else (number, kind, value))  # fmt: skip
+            if number is not None:
+                self.numbers.add(number)
             if number is not None and kind == VIDEO_TRACK:
                 self.video.add(number)
                 if duration and self.step is None:
@@ -169,6 +177,8 @@ class _Walker:
         if got is None or got[1] + 3 > len(data):
             raise _Damage(pos, "a block with no valid header")
         track, n = got
+        if self.numbers and track not in self.numbers:  # the demuxer's error for it skips to the next Cluster
+            raise _Damage(pos, f"a block of track {track}, which the file has not")
         return track, cluster_time + int.from_bytes(data[n : n + 2], "big", signed=True), data[n + 2]
 
     def cluster(self, pos: int, end: Optional[int]) -> Iterator[tuple[int, int, bool, int]]:
@@ -178,8 +188,10 @@ class _Walker:
         time = 0
         while pos < limit:
             element, size, n = self.header(pos)
-            if end is None and element in TOP_LEVEL and element not in (VOID, CRC32):
-                break  # the next top-level element ends a Cluster of unknown size
+            if element in TOP_LEVEL and element not in (VOID, CRC32):
+                # the next top-level element ends a Cluster of unknown size; in a sized one (its size damaged, too
+                # large) the demuxer ends the Cluster there too, or resyncs to that very element: nothing is skipped
+                break
             stop = pos + n + size
             if element not in CLUSTER_CHILDREN and not self.tolerated(element, size, stop, end, CLUSTER_CHILDREN | TOP_LEVEL):
                 raise _Damage(pos, f"an unknown element 0x{element:X} in a Cluster")
@@ -211,12 +223,13 @@ class _Walker:
         """The blocks of the Segment's Clusters from ``start`` (a top-level element's position) to ``end``."""
         pos = start
         while pos < end:
+            self.before, self.top = self.top, pos
             element, size, n = self.header(pos)
             if element not in TOP_LEVEL and not self.tolerated(element, size, pos + n + size, end, TOP_LEVEL):
                 raise _Damage(pos, f"an unknown element 0x{element:X} where the Segment's next element should be")
             data = pos + n
             if element == CLUSTER:
-                self.in_cluster = True
+                self.in_cluster, self.clusters = True, self.clusters + 1
                 for block in self.cluster(data, None if size < 0 else data + size):
                     if block[0] < 0:
                         pos = block[3]
@@ -234,7 +247,77 @@ class _Walker:
                 self.info(data, data + size)
             elif element == TRACKS:
                 self.tracks(data, data + size)
+            elif element == CUES:
+                self.cues.append((data, data + size))
             pos = data + size
+
+    def first_cluster(self, start: int, again: int, end: int) -> Optional[int]:
+        """The position of the Segment's first Cluster as its Cues say (``start``: the Segment's data), the Cues found
+        among the top-level elements walked before the damage, between where the demuxer resyncs from (``top``) and
+        ``again`` (a Cluster), or after it; None without them."""
+        cues = list(self.cues) + self.between(CUES, again)  # Cues before the Clusters, after the damage
+        pos = again
+        try:
+            while pos < end:
+                element, size, n = self.header(pos)
+                if size < 0:
+                    break  # a Cluster of unknown size: a live recording, which writes no Cues
+                if element == CUES:
+                    cues.append((pos + n, pos + n + size))
+                    break
+                pos += n + size
+        except (_Damage, _CutOff):
+            pass
+        if not cues:  # a damaged Cluster on the way: the Cues at the end, found by their ID (a SeekHead's holds it too)
+            tail = max(again, end - _CUES_TAIL)
+            self.f.seek(tail)
+            chunk = self.f.read(end - tail)
+            at = chunk.rfind(_CUES_BYTES)
+            while at >= 0 and not cues:
+                try:
+                    _, size, n = self.header(tail + at)
+                    if 0 <= size and tail + at + n + size <= end and self.cued_first(tail + at + n, tail + at + n + size):
+                        cues.append((tail + at + n, tail + at + n + size))
+                except (_Damage, _CutOff):
+                    pass
+                at = chunk.rfind(_CUES_BYTES, 0, at)
+        for where in cues:
+            first = self.cued_first(*where)
+            if first is not None:
+                return start + first
+        return None
+
+    def between(self, element: int, again: int) -> list[tuple[int, int]]:
+        """(data start, end) of each element of ID ``element`` found by its ID from where the demuxer resyncs
+        (``top``) to ``again``, whole before it (a SeekHead holds the IDs too: each place is tried)."""
+        found, key = [], element.to_bytes(4, "big")
+        self.f.seek(self.top + 1)
+        chunk = self.f.read(max(0, again - self.top - 1))
+        at = chunk.find(key)
+        while at >= 0:
+            try:
+                _, size, n = self.header(self.top + 1 + at)
+                if 0 <= size and self.top + 1 + at + n + size <= again:
+                    found.append((self.top + 1 + at + n, self.top + 1 + at + n + size))
+            except (_Damage, _CutOff):
+                pass
+            at = chunk.find(key, at + 1)
+        return found
+
+    def cued_first(self, data: int, stop: int) -> Optional[int]:
+        """The least CueClusterPosition of the first CuePoints of the Cues from ``data`` to ``stop``, or None."""
+        positions = []
+        try:
+            for point, _, d, s in self.children(data, stop):
+                for child, _, cd, cs in self.children(d, s) if point == CUE_POINT else ():
+                    for grand, _, gd, gs in self.children(cd, cs) if child == CUE_TRACK_POSITIONS else ():
+                        if grand == CUE_CLUSTER_POSITION and 0 < gs - gd <= 8:
+                            positions.append(self.uint(gd, gs - gd))
+                if len(positions) >= 8:
+                    break
+        except (_Damage, _CutOff):
+            return None
+        return min(positions) if positions else None
 
     def next_cluster(self, after: int) -> Optional[int]:
         """Where the demuxer reads on after damage at ``after``: the next Cluster ID whose element is plausible (a
@@ -321,9 +404,21 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
     good_until = (math.floor((good - first) * tick * 1000) / 1000 if good is not None and first is not None else None)
     resumes_at = None
     inside = walker.in_cluster
-    again = walker.next_cluster(offset)
+    if not inside:  # the element before may be the one whose size is wrong (the demuxer reads a Tags' children, the
+        walker.top = walker.before  # walk skips them): the demuxer resyncs from its start
+    again = walker.next_cluster(walker.top)  # as the demuxer: from the start of the top-level element it was reading
     if again is None and not inside:
         return None  # damage after the last Cluster (its Cues, Tags): the demuxer has read every frame and sound before it
+    if again is not None and not inside and not walker.clusters and walker.first_cluster(start, again, end) == again:
+        # damage in what comes before the first Cluster (a SeekHead, Tags, a Void): the demuxer resyncs to the next
+        # top-level element, and the first Cluster (where the Cues say it is: none before it was lost) is read whole;
+        for parse, element in ((walker.info, INFO), (walker.tracks, TRACKS)):
+            for data, stop in walker.between(element, again) if not walker.video else ():  # skipped by the walk, not
+                try:  # by the demuxer, which resyncs to them
+                    parse(data, stop)
+                except (_Damage, _CutOff):
+                    pass
+        return _walk(walker, again, end)  # the walk goes on from there for damage further on
     if again is not None:
         try:
             for track, time, key, _ in walker.segment(again, end):
