@@ -221,13 +221,13 @@ def test_corrupt_packet_names_the_frame(tmp_path, ext):
     assert got == [0, 1, 2, 3]
 
 
-def test_corrupt_packet_in_mkv_is_reported_as_truncated(tmp_path):
-    # Measured: the Matroska demuxer loses sync at the damaged block and ends quietly after 6 frames;
-    # the stream's declared duration (0.48 s) shows the rest is missing.
+def test_corrupt_packet_in_mkv_is_reported_as_damaged(tmp_path):
+    # Measured: the Matroska demuxer loses sync at the damaged block ("Invalid track number") and ends quietly after
+    # 6 frames; the file's own structure shows the block it skipped (the declared duration, 0.48 s, did before).
     g = make_video(tmp_path / "ok.mkv", n_frames=12, with_audio=False, frames=_noisy(12))
     bad = damage_packet(g.path, tmp_path / "bad.mkv", 6)
     with VideoFileSource(bad) as src:
-        with pytest.raises(SourceError, match=r"bad.mkv: decoding stopped at frame 6 .*truncated or damaged") as e:
+        with pytest.raises(SourceError, match=r"bad.mkv: the file is damaged at frame 6: FFmpeg skipped data it could not read") as e:
             list(src)
     # process's line adds the --end that keeps the frames before the damage: the last one decoded (frame 5, 0.2 s), left out
     from birefvid.errors import cli_naming
