@@ -24,11 +24,13 @@ WAIT = 300
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """One local Ray for every test here (start-up costs seconds); workers reuse it."""
+    """One local Ray for every test here (start-up costs seconds); workers reuse it. Its own, whatever runs beside it:
+    without ``address="local"`` Ray joined a cluster a developer's ``ray start`` (or RAY_ADDRESS) names, and refused
+    its ``num_cpus``."""
     need_module("ray", '"birefvid[ray]"')
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
 
