@@ -414,7 +414,11 @@ def matroska_skip(path: Path | str, format_name: str) -> Optional[SkippedData]:
 def _skipped_data_of(path: str, size: int, mtime_ns: int, inode: int) -> Optional[SkippedData]:
     """``skipped_data`` once per file (and version of it) in a process: each batch chunk opens its video again, and the
     walk reads every block's header (seconds for a two-hour film: minutes over its chunks)."""
-    return skipped_data(path)
+    try:
+        return skipped_data(path)
+    except Exception as exc:  # noqa: BLE001 - a check on top of the demuxer: a flaw in it must not refuse a file FFmpeg reads
+        log.debug("could not walk the Matroska structure of %s: %r", path, exc)
+        return None
 
 
 def skipped_error(shown: object, skip: SkippedData) -> SourceError:
