@@ -17,9 +17,23 @@ from birefvid.commands import COMMANDS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _birefvid(*args: str, cache: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+# `birefvid` as the console script runs it, with the red-key test module in place of the model it loads: the smallest
+# model that shows a first run's export and compile (~7 s of CPU to export, where pvt_v2_b0's took ~40)
+_WITH_RED_KEY = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from process_fixtures import RedKey
+from birefvid.runtime import Segmenter, file_job
+file_job.segmenter_for = lambda *a, **k: Segmenter(module=RedKey(), resolution=64, device="cpu", precision="fp32", backend="openvino")
+from birefvid.cli import console
+console()
+"""
+
+
+def _birefvid(*args: str, cache: Path, timeout: float = 300, red_key: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "BIREFVID_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "birefvid", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    command = ["-c", _WITH_RED_KEY] if red_key else ["-m", "birefvid"]
+    return subprocess.run([sys.executable, *command, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_quiet_first_run_leaves_out_the_export_and_compile_notices_but_keeps_warnings(tmp_path, pvt_b0_weights):
@@ -28,7 +42,7 @@ def test_quiet_first_run_leaves_out_the_export_and_compile_notices_but_keeps_war
     clip = make_video(tmp_path / "clip.mp4", n_frames=4, size=(64, 48), with_audio=False).path
     out = tmp_path / "out.mov"
     run = _birefvid("process", str(clip), "-o", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64",
-                    "--backend", "openvino", "--fps", "30", "-q", cache=tmp_path / "cache")  # fmt: skip
+                    "--backend", "openvino", "--fps", "30", "-q", cache=tmp_path / "cache", red_key=True)  # fmt: skip
     assert run.returncode == 0, run.stderr
     lines = run.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("birefvid: warning: --fps sets an image sequence's frame rate"), lines  # the warning stays
