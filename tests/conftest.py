@@ -9,7 +9,8 @@ here, before pytest-xdist starts its workers, which inherit it, so every worker 
 shares one export cache for the session, and the product's export lock makes a second worker wait for the first's
 file rather than export it again. A test that needs *an* export uses the seeded pvt_v2_b0 weights at 64x64
 (``b0`` in tests/test_backends.py, ``--weights pvt_b0_weights --resolution 64``), the one most tests share; a test of
-a *first* export (its timing, its lines, an interrupted one) sets a ``BIREFVID_CACHE_DIR`` of its own.
+a *first* export (its timing, its lines, an interrupted one) sets a ``BIREFVID_CACHE_DIR`` of its own, and where the
+model is not the point exports the red-key module of process_fixtures (~7 s of CPU; a BiRefNet's costs 30-65 s at any size).
 """
 
 from __future__ import annotations
