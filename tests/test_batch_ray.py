@@ -95,6 +95,7 @@ def test_a_damaged_video_is_skipped_and_the_others_are_processed(clips, tmp_path
     assert sorted(failed) == ["a.mkv", "bad.mkv"] and "its Ray worker died 1 time (out of memory" in failed["a.mkv"]
     assert "\n" not in failed["a.mkv"]  # one progress line, not Ray's page of text
     assert "damaged" in failed["bad.mkv"] and "\n" not in failed["bad.mkv"] and "Ray" not in failed["bad.mkv"]  # the worker's own error, unwrapped
+    assert not [e for e in events(log) if e["event"] == "chunk_retried"]  # a damaged input fails once: no worker was lost
 
 
 def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
@@ -281,6 +282,7 @@ def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_wor
         assert main([*argv, "--output-dir", str(out), "--progress-json", str(log)]) == 0
     assert marker.exists()  # the worker did die inside chunk 1
     assert sorted(e["chunk"] for e in events(log) if e["event"] == "chunk_done") == [0, 1, 2]  # each chunk once, none lost
+    assert [e["chunk"] for e in events(log) if e["event"] == "chunk_retried"] == [1]  # and the try again said
     assert events(log)[0]["chunks"] == 3 and manifest(out)["videos"]["2024.06.01 drone.mkv"]["frames"] == 12
     assert max_diff(grey(out / "2024.06.01 drone.mkv"), ref) == 0
     assert video_facts(out / "2024.06.01 drone.mkv")["pts"] == video_facts(tmp_path / "ref.mkv")["pts"]
