@@ -231,21 +231,60 @@ def _unsaid_token_auth_notice() -> Iterator[None]:
         source.removeFilter(unsaid)
 
 
+# seconds within which a raylet notice said already is not said again: Ray sends a lost node's "Raylet is terminated"
+# once from each of that node's worker processes
+NOTICE_REPEAT_SECONDS = 120.0
+# lines of one raylet notice joined into its one line, at most
+NOTICE_LINES = 4
+
+
+def notice_line(message: str) -> str:
+    """One raylet notice as one line: its lines joined, up to one that announces what follows (``... Last 20 lines of
+    the Raylet logs:``: the raylet's log, left out with its announcement), without tabs or runs of spaces.
+
+    Ray's first line alone cut "... has been marked dead ... This can happen when a (1) raylet crashes unexpectedly
+    (OOM, etc.)" before its "(2) ...", and ended "Raylet is terminated ..." on "Last 20 lines of the Raylet logs:",
+    announcing lines that were not there."""
+    kept: list[str] = []
+    for raw in message.splitlines():
+        line = " ".join(raw.split())
+        if not line:
+            continue
+        if line.endswith(":"):
+            said, dot, _ = line.rpartition(". ")
+            kept.append(said + dot.strip() if said else line)
+            break
+        kept.append(line)
+        if len(kept) >= NOTICE_LINES:
+            break
+    return " ".join(kept)
+
+
 def raylet_notices_to_stderr(ray: Any) -> Any:
-    """Send what Ray's raylets report to the driver (a node lost: "Raylet is terminated ...", then its log's last 20
-    lines; "... has been marked dead") to standard error, each message's first line only; returns the undo.
+    """Say what Ray's raylets report to the driver (a node lost: "Raylet is terminated ...", then its log's last 20
+    lines; "... has been marked dead") as warnings on standard error, one line each (``notice_line``), once; returns
+    the undo.
 
     Ray printed them on standard output, among ``--progress-json -``'s JSON lines (30 lines of a raylet's log for one
-    lost node), where a reader takes every line for an event. Its workers' own output is left as Ray prints it."""
+    lost node), where a reader takes every line for an event; then on standard error, each message's first line, in
+    the terminal's yellow (escape codes in a log file), the same one twice (from each of the node's processes), and
+    cut mid-sentence. Its workers' own output is left as Ray prints it."""
     worker = getattr(getattr(ray, "_private", None), "worker", None)
     printed = getattr(worker, "print_to_stdstream", None)
     if printed is None:  # another Ray: its own way
         return lambda: None
+    said: dict[str, float] = {}
 
     def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
-        if data.get("pid") == "raylet" and not data.get("is_err"):
-            data = {**data, "is_err": True, "lines": [str(line).strip().splitlines()[0] for line in data.get("lines", []) if str(line).strip()]}
-        printed(data, ignore_prefix)
+        if data.get("pid") != "raylet":
+            printed(data, ignore_prefix)
+            return
+        now = time.monotonic()
+        for message in data.get("lines", []):
+            line = notice_line(str(message))
+            if line and now - said.get(line, -NOTICE_REPEAT_SECONDS) >= NOTICE_REPEAT_SECONDS:
+                said[line] = now
+                log.warning("Ray: %s", line)
 
     worker.print_to_stdstream = to_stderr  # read at each call by Ray's thread that prints them (listen_error_messages)
 
