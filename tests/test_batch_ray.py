@@ -95,6 +95,7 @@ def test_a_damaged_video_is_skipped_and_the_others_are_processed(clips, tmp_path
     assert sorted(failed) == ["a.mkv", "bad.mkv"] and "its Ray worker died 1 time (out of memory" in failed["a.mkv"]
     assert "\n" not in failed["a.mkv"]  # one progress line, not Ray's page of text
     assert "damaged" in failed["bad.mkv"] and "\n" not in failed["bad.mkv"] and "Ray" not in failed["bad.mkv"]  # the worker's own error, unwrapped
+    assert not [e for e in events(log) if e["event"] == "chunk_retried"]  # a damaged input fails once: no worker was lost
 
 
 def test_sigterm_stops_the_run_and_a_rerun_skips_finished_chunks(clips, tmp_path):
@@ -281,6 +282,7 @@ def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_wor
         assert main([*argv, "--output-dir", str(out), "--progress-json", str(log)]) == 0
     assert marker.exists()  # the worker did die inside chunk 1
     assert sorted(e["chunk"] for e in events(log) if e["event"] == "chunk_done") == [0, 1, 2]  # each chunk once, none lost
+    assert [e["chunk"] for e in events(log) if e["event"] == "chunk_retried"] == [1]  # and the try again said
     assert events(log)[0]["chunks"] == 3 and manifest(out)["videos"]["2024.06.01 drone.mkv"]["frames"] == 12
     assert max_diff(grey(out / "2024.06.01 drone.mkv"), ref) == 0
     assert video_facts(out / "2024.06.01 drone.mkv")["pts"] == video_facts(tmp_path / "ref.mkv")["pts"]
@@ -572,6 +574,45 @@ def test_a_batch_refused_for_room_leaves_the_callers_ray_printing_as_it_was(ray_
         batch_videos([src], tmp_path / "out", ray="local", workers=100, kind="mask", model="tiny", resolution=64, device="cpu")
     assert ray_worker.print_to_stdstream is printer
     assert ray_session.is_initialized()  # the user's Ray: not ours to end
+
+
+# what Ray 2.60's driver got for one node whose raylet was killed (ray start --head + two ray start --address nodes):
+# the first twice, from two processes of that node, with the raylet's last 20 log lines (two kept here)
+RAYLET_TERMINATED = ("Raylet is terminated. Termination is unexpected. Possible reasons include: (1) SIGKILL by the user or system OOM "
+                     "killer, (2) Invalid memory access from Raylet causing SIGSEGV or SIGBUS, (3) Other termination signals. Last 20 "
+                     "lines of the Raylet logs:\n    [state-dump] \tNodeManager.GCTaskFailureReason - 1 total (1 active)\n    "
+                     "[2026-12-07 13:10:22,165 I 25933 25933] (raylet) accessor.cc:475: Received address and liveness notification\n")
+MARKED_DEAD = ("The node with node id: f8d11179 and address: 192.0.2.2 and node name: 192.0.2.2 has been marked dead because the "
+               "detector has missed too many heartbeats from it. This can happen when a \t(1) raylet crashes unexpectedly (OOM, etc.) "
+               "\n\t(2) raylet has lagging heartbeats due to slow network or busy workload.")
+
+
+def test_a_lost_node_s_raylet_notices_are_one_whole_line_each_said_once_without_colours(caplog, capsys):
+    """Ray's notices of a lost node, as its printer thread hands them over: each was its first line, in the terminal's
+    yellow even in a log file, "Raylet is terminated ..." twice, ending on "Last 20 lines of the Raylet logs:" with no
+    lines after it, and "marked dead" cut off before its second reason. Now each is a whole warning line, once."""
+    need_module("ray", '"birefvid[ray]"')
+    import ray
+    import ray._private.worker as ray_worker
+
+    from birefvid.batch.ray_executor import raylet_notices_to_stderr
+
+    undo = raylet_notices_to_stderr(ray)
+    try:
+        for message in (RAYLET_TERMINATED, RAYLET_TERMINATED, MARKED_DEAD):
+            ray_worker.print_to_stdstream({"lines": [message], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    finally:
+        undo()
+    said = [r.getMessage() for r in caplog.records if r.name == "birefvid.batch.ray_executor"]
+    assert said == [
+        "Ray: Raylet is terminated. Termination is unexpected. Possible reasons include: (1) SIGKILL by the user or system OOM killer, "
+        "(2) Invalid memory access from Raylet causing SIGSEGV or SIGBUS, (3) Other termination signals.",
+        "Ray: The node with node id: f8d11179 and address: 192.0.2.2 and node name: 192.0.2.2 has been marked dead because the detector "
+        "has missed too many heartbeats from it. This can happen when a (1) raylet crashes unexpectedly (OOM, etc.) (2) raylet has "
+        "lagging heartbeats due to slow network or busy workload.",
+    ]  # fmt: skip
+    out, err = capsys.readouterr()
+    assert "Raylet" not in out + err  # nothing printed past the log: no escape codes, no raylet log lines
 
 
 def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_session):

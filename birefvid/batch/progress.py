@@ -135,6 +135,11 @@ class BatchProgress:
         if now - self._last >= self.every:
             self._emit("frames", f"{len(self._running)} chunk(s) running")
 
+    def retried_chunk(self, name: str, index: int, why: str) -> None:
+        """A chunk whose worker was lost mid-way (its process killed, its Ray node gone) is run again from its start."""
+        self._running.pop((name, index), None)
+        self._emit("chunk_retried", f"{name} chunk {index}: {why}", video=name, chunk=index, reason=why)
+
     def recount(self, planned: int, counted: int) -> None:
         """A video read whole had ``counted`` frames where ``planned`` were estimated from its header: the total follows."""
         self.frames += counted - planned

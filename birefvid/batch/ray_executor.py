@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
 from ..job import FileJob
@@ -231,21 +231,60 @@ def _unsaid_token_auth_notice() -> Iterator[None]:
         source.removeFilter(unsaid)
 
 
+# seconds within which a raylet notice said already is not said again: Ray sends a lost node's "Raylet is terminated"
+# once from each of that node's worker processes
+NOTICE_REPEAT_SECONDS = 120.0
+# lines of one raylet notice joined into its one line, at most
+NOTICE_LINES = 4
+
+
+def notice_line(message: str) -> str:
+    """One raylet notice as one line: its lines joined, up to one that announces what follows (``... Last 20 lines of
+    the Raylet logs:``: the raylet's log, left out with its announcement), without tabs or runs of spaces.
+
+    Ray's first line alone cut "... has been marked dead ... This can happen when a (1) raylet crashes unexpectedly
+    (OOM, etc.)" before its "(2) ...", and ended "Raylet is terminated ..." on "Last 20 lines of the Raylet logs:",
+    announcing lines that were not there."""
+    kept: list[str] = []
+    for raw in message.splitlines():
+        line = " ".join(raw.split())
+        if not line:
+            continue
+        if line.endswith(":"):
+            said, dot, _ = line.rpartition(". ")
+            kept.append(said + dot.strip() if said else line)
+            break
+        kept.append(line)
+        if len(kept) >= NOTICE_LINES:
+            break
+    return " ".join(kept)
+
+
 def raylet_notices_to_stderr(ray: Any) -> Any:
-    """Send what Ray's raylets report to the driver (a node lost: "Raylet is terminated ...", then its log's last 20
-    lines; "... has been marked dead") to standard error, each message's first line only; returns the undo.
+    """Say what Ray's raylets report to the driver (a node lost: "Raylet is terminated ...", then its log's last 20
+    lines; "... has been marked dead") as warnings on standard error, one line each (``notice_line``), once; returns
+    the undo.
 
     Ray printed them on standard output, among ``--progress-json -``'s JSON lines (30 lines of a raylet's log for one
-    lost node), where a reader takes every line for an event. Its workers' own output is left as Ray prints it."""
+    lost node), where a reader takes every line for an event; then on standard error, each message's first line, in
+    the terminal's yellow (escape codes in a log file), the same one twice (from each of the node's processes), and
+    cut mid-sentence. Its workers' own output is left as Ray prints it."""
     worker = getattr(getattr(ray, "_private", None), "worker", None)
     printed = getattr(worker, "print_to_stdstream", None)
     if printed is None:  # another Ray: its own way
         return lambda: None
+    said: dict[str, float] = {}
 
     def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
-        if data.get("pid") == "raylet" and not data.get("is_err"):
-            data = {**data, "is_err": True, "lines": [str(line).strip().splitlines()[0] for line in data.get("lines", []) if str(line).strip()]}
-        printed(data, ignore_prefix)
+        if data.get("pid") != "raylet":
+            printed(data, ignore_prefix)
+            return
+        now = time.monotonic()
+        for message in data.get("lines", []):
+            line = notice_line(str(message))
+            if line and now - said.get(line, -NOTICE_REPEAT_SECONDS) >= NOTICE_REPEAT_SECONDS:
+                said[line] = now
+                log.warning("Ray: %s", line)
 
     worker.print_to_stdstream = to_stderr  # read at each call by Ray's thread that prints them (listen_error_messages)
 
@@ -361,10 +400,15 @@ class RayExecutor:
         self._dying: set[str] = set()
         # workers whose chunk died, until Ray has them up again: {their __ray_ready__ call: the worker}; kept from run to run
         self._starting: dict[Any, Any] = {}
+        # workers Ray said were unavailable for now (their node not yet marked dead, or restarting): {the worker: when to
+        # ask again}; kept from run to run
+        self._unavailable: dict[Any, float] = {}
         # workers seen up (a chunk's result, or Ray's restart answered), by id(), and workers in a row gone for good
         # without ever being up: they die as they start (the OOM killer as the model loads, torch missing on their node)
         self._up: set[int] = set()
         self._never_up = 0
+        # told of each chunk tried again, with why (the runner's progress says it: a `chunk_retried` event)
+        self.on_retry: Optional[Callable[[ChunkTask, str], None]] = None
         self._address = address
         self._head_silent_since: Optional[float] = None
         self.head_lost = False
@@ -376,7 +420,8 @@ class RayExecutor:
         ray = self.ray
         queue = deque(tasks)
         starting = self._starting
-        free = [a for a in self._actors if a not in starting.values()]
+        unavailable = self._unavailable
+        free = [a for a in self._actors if a not in starting.values() and a not in unavailable]
         running: dict[Any, tuple[ChunkTask, Any]] = {}
         self._running = running  # what close() waits on when the run is stopped midway
         counter = self._counter if on_frames is not None else None
@@ -399,7 +444,15 @@ class RayExecutor:
                                       f"start), and {self._room()}")  # fmt: skip
             else:
                 none_up_since = None
-            done, _ = ray.wait([*running, *starting], num_returns=1, timeout=POLL_SECONDS)
+            for actor, due in list(unavailable.items()):  # asked again whether they are up, a poll after the last answer
+                if due <= time.monotonic():
+                    del unavailable[actor]
+                    starting[actor.__ray_ready__.remote()] = actor
+            if running or starting:
+                done, _ = ray.wait([*running, *starting], num_returns=1, timeout=POLL_SECONDS)
+            else:  # every worker unavailable for now: asked again after a poll
+                done = []
+                time.sleep(POLL_SECONDS)
             self._check_head()
             if on_frames is not None:
                 by_key = {(t.video, t.chunk["index"]): t for t, _ in running.values()}
@@ -414,6 +467,13 @@ class RayExecutor:
                         ray.get(ref)
                         free.append(actor)
                         self._is_up(actor)
+                    except getattr(ray.exceptions, "ActorUnavailableError", ()) as exc:  # Ray 2.2x+ (a DeveloperAPI)
+                        # not up yet: its node not yet marked dead, or Ray restarting it (placed once a node has room). Not
+                        # gone for good: taken for a dead worker, a fresh one was made in its place, and the old one, which Ray
+                        # then restarted on the first node with room, kept that room to itself, unused: the fresh one, and the
+                        # run, waited for room that a node joining the cluster had brought, until NO_ROOM_SECONDS ended it
+                        log.debug("a Ray worker is not up yet (%s); asking again", _first_line(exc))
+                        unavailable[actor] = time.monotonic() + POLL_SECONDS
                     except ray.exceptions.RayActorError as exc:  # Ray restarts it no more: a fresh one takes its place, once up
                         self._gone_before_up(actor, exc)
                         fresh = self._replace(actor)
@@ -428,6 +488,9 @@ class RayExecutor:
                     deaths[task.path] = tries = deaths.get(task.path, 0) + 1
                     if tries <= MAX_RESTARTS:  # its process killed, or its node lost: the chunk again, on the first worker up
                         log.debug("%s; trying it again", exc)
+                        if self.on_retry is not None:  # said: the run's output and JSON lines showed nothing of it
+                            self.on_retry(task, f"its Ray worker was lost mid-chunk (its process or its node gone); running the chunk again, "
+                                               f"try {tries + 1} of {MAX_RESTARTS + 1}")  # Ray's own words: -v
                         queue.appendleft(task)
                         starting[actor.__ray_ready__.remote()] = actor  # back in use once Ray has restarted it
                         continue

@@ -725,6 +725,8 @@ def run_locked(
                 raise StopRequested()  # from the chunk's progress: its output is aborted, as an interrupt's is
             progress.running(task.video, task.chunk["index"], frames)
 
+        if hasattr(executor, "on_retry"):  # a Ray run's chunk tried again on another worker: said, as a chunk_retried event
+            executor.on_retry = lambda task, why: progress.retried_chunk(task.video, task.chunk["index"], why)
         executor.run(tasks, on_result, on_frames, on_failure=on_failure, skip=lambda task: task.video in failed)
     except BaseException as exc:
         try:
