@@ -200,7 +200,10 @@ class _FakeRay:
             fake.calls[ref] = (handle, task)
             return ref
 
-        handle = types.SimpleNamespace(deaths=0, run=types.SimpleNamespace(remote=call),
+        class Handle(types.SimpleNamespace):  # hashable by identity, as Ray's actor handles are
+            __hash__ = object.__hash__
+
+        handle = Handle(deaths=0, run=types.SimpleNamespace(remote=call),
                                        __ray_ready__=types.SimpleNamespace(remote=lambda: call(None)))  # fmt: skip
         return handle
 
@@ -213,6 +216,7 @@ def _fake_executor(ray, workers: int):
     executor = object.__new__(ray_executor.RayExecutor)
     executor.ray, executor._owns, executor._counter, executor._running, executor._dying = ray, False, None, {}, set()
     executor._starting, executor.head_lost, executor._up, executor._never_up = {}, False, set(), 0
+    executor._unavailable, executor.on_retry = {}, None
     executor._actor, executor._job, executor._threads, executor._folder = types.SimpleNamespace(remote=ray.actor), {}, 1, os.getcwd()
     executor._no_telemetry = False
     executor._actors = [ray.actor() for _ in range(workers)]
