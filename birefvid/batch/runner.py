@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequence
 
-from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
+from ..errors import NOTICE, ConfigError, SinkError, SourceError, input_not_found, option
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, batch_extension
 from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
@@ -192,7 +192,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
         elif p.is_file():
             found.append(Found(p))
         else:
-            raise SourceError(f"input not found: {p}")
+            raise SourceError(input_not_found(p))
     if not found and not allow_empty:
         raise SourceError("no video files among the inputs" + _pictures_hint(inputs))
     return _once_each(found)

@@ -104,7 +104,7 @@ class Picture(NamedTuple):
 def collect_inputs(inputs: list[str], out: Optional[str] = None, recursive: bool = False) -> list[Picture]:
     """Expand files, folders and globs into pictures, in the order given (``out``: not an input's subfolder);
     ``recursive``: a folder's subfolders at any depth too, each picture with the subfolder its cut-out goes to."""
-    from ..errors import SourceError
+    from ..errors import SourceError, input_not_found
     from ..io.image_source import is_glob, list_images
 
     paths: list[Picture] = []
@@ -140,7 +140,7 @@ def collect_inputs(inputs: list[str], out: Optional[str] = None, recursive: bool
         elif path.exists() or is_glob(item):
             paths.extend(Picture(p) for p in list_images(item, STILL_PICTURES))
         else:
-            raise SourceError(f"input not found: {item}")
+            raise SourceError(input_not_found(item))
     keep = set(_without_unreadable_heif([p.path for p in paths]))
     return [p for p in paths if p.path in keep]
 
