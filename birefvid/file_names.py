@@ -42,6 +42,24 @@ def link_loop(path: str | Path) -> Optional[str]:
     return f"{path} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
 
 
+def special_file(path: str | Path) -> Optional[str]:
+    """What ``path`` (followed through links) is when it exists and is neither a file nor a folder: ``a character device``
+    (``/dev/null``, a terminal), ``a named pipe``, ``a socket``, ``a block device``; else None. An output is written to a
+    temporary file renamed onto its name, and a rename onto such an entry replaced it: run as root, ``--report /dev/null``
+    or ``-o out.mkv`` linked to ``/dev/null`` made ``/dev/null`` a plain file, every program's after it."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return None
+
+
 # what surrogateescape makes of a byte that is no UTF-8 in a file name: U+DC80 to U+DCFF
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
