@@ -682,6 +682,7 @@ class VideoFileSource(Source):
         self._landed_pts: Optional[int] = None  # the pts of the frame a seek landed on (``start_at``): what error lines count from
         self._shown_pts: Optional[tuple[int, list[int]]] = None  # ``_file_times``: (frames before the seek's, shown pts)
         self._shown_all = False  # ``_shown_pts`` holds every shown frame of the file: read to its end
+        self._times_out_of_reach = False  # ``_file_times`` ran out of time (or the demuxer failed): not tried again
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = open_container(self.path)
@@ -795,11 +796,12 @@ class VideoFileSource(Source):
     def _file_times(self, index: int) -> Optional[tuple[int, list[int]]]:
         """The frames the file shows before the one a seek landed on, and the pts of its shown frames in order, at least
         to frame ``index`` after the seek's (where the file has it): from the file's packets, demuxed again on an error's
-        path only (no decoding, ``FILE_TIMES_SECONDS`` at most). None for a URL, or where they cannot be read in time.
+        path only (no decoding, ``FILE_TIMES_SECONDS`` at most, once a source: a try that ran out of time is not made
+        again, so many damaged frames cost no more than one). None for a URL, or where they cannot be read in time.
         A variable-frame-rate file's frames are not its time by the average rate: counted that way, a damaged frame 40
         (2.40 s) of 60 was '1.867 s in', before the --end hint beside it (2.380), and after a --start 'frame 61'."""
         first = getattr(self, "first_pts", None)
-        if first is None or isinstance(self.path, str) or not regular_file(self.path):
+        if first is None or self._times_out_of_reach or isinstance(self.path, str) or not regular_file(self.path):
             return None
         landed = self._landed_pts if self._landed_pts is not None else first
         if self._shown_pts is not None and (self._shown_all or len(self._shown_pts[1]) > self._shown_pts[0] + index):
@@ -819,9 +821,11 @@ class VideoFileSource(Source):
                         if after > ahead:  # and the frames after it to index, whatever their order
                             whole = False
                             break
-                    if time.monotonic() > deadline:
+                    if time.monotonic() > deadline:  # once: each concealed frame after a far --start in a long
+                        self._times_out_of_reach = True  # file spent the whole FILE_TIMES_SECONDS again
                         return None
         except (av.FFmpegError, OSError):
+            self._times_out_of_reach = True
             return None
         times.sort()
         self._shown_pts, self._shown_all = (bisect.bisect_left(times, landed), times), whole
