@@ -60,6 +60,13 @@ def special_file(path: str | Path) -> Optional[str]:
     return None
 
 
+def one_line(text: str) -> str:
+    """``text`` with the line breaks a file name can hold (``$'take\\n2.mp4'``) written ``\\n`` and ``\\r``, as a shell's
+    ``$'...'`` names the file: an error, warning or ``wrote`` line is one line, which a log's reader or a ``grep
+    'birefvid: error:'`` takes whole; such a name split it in two."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 # what surrogateescape makes of a byte that is no UTF-8 in a file name: U+DC80 to U+DCFF
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 

@@ -483,7 +483,9 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     _write_report(args, report, run_info.written, reported)
     if not args.quiet:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
-        print(f"wrote {where}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
+        from ..file_names import one_line
+
+        print(f"wrote {one_line(str(where))}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
     return 0
 
 
