@@ -79,6 +79,19 @@ def shown_bytes(text: str) -> str:
     return _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
 
 
+JSON_EXTENSIONS = frozenset({".json", ".jsonl", ".ndjson"})
+
+
+def json_name_left_empty(path: str | Path) -> Optional[str]:
+    """Why a JSON file the run writes (``--report``, ``--json``, ``--progress-json``, ``--stats-json``) named by an
+    extension alone (``--report .json``, a script's ``--report "$name.json"`` with ``$name`` empty) is refused, or None:
+    it was written as a hidden file, which ``ls`` does not show, and the script's reader found no report."""
+    name = Path(str(path)).name
+    if name.lower() not in JSON_EXTENSIONS:
+        return None
+    return f"the name is an extension alone (a name before it left empty, as a script's empty variable makes?); name the file, as report{name}"
+
+
 def only_an_extension(path: str | Path) -> Optional[str]:
     """Why an output named ``path`` is refused when its name is an extension alone (``-o .mkv``, ``-o out/.png``), or None.
     ``Path`` reads such a name as a hidden one with no extension, so ``process -o .mkv`` wrote a hidden folder of PNG

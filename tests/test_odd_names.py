@@ -180,3 +180,19 @@ def test_a_line_break_in_a_name_keeps_our_warning_one_line():
     record = logging.LogRecord("birefvid.batch.runner", logging.WARNING, __file__, 1, "%s: a warning about it", (Path(f"{NEWLINE}.mp4"),), None)
     line = CliLogFormatter().format(record)
     assert line == "birefvid: warning: take\\n2.mp4: a warning about it", line
+
+
+@pytest.mark.parametrize("argv", [
+    ["process", "{clip}", "-o", "{tmp}/out.mkv", "--report", "{tmp}/.json"],
+    ["eval", "{clip}", "{clip}", "--json", "{tmp}/.json"],
+    ["batch", "{clip}", "-o", "{tmp}/outs", "--progress-json", "{tmp}/.jsonl"],
+    ["live", "--source", "{clip}", "--sink", "{tmp}/rec.mkv", "--duration", "1", "--stats-json", "{tmp}/.json"],
+])
+def test_a_json_file_named_by_an_extension_alone_is_refused(tmp_path, capsys, argv):
+    """``--report "$name.json"`` with ``$name`` empty wrote a hidden ``.json`` that no ``ls`` shows (exit 0), where
+    ``-o .mkv`` is refused: one line, exit 2, before any work (no model: the refusal comes first)."""
+    clip = make_video(tmp_path / "clip.mp4", n_frames=2, with_audio=False).path
+    code = main([a.format(clip=clip, tmp=tmp_path) for a in argv] + (["--weights", "nowhere.safetensors"] if argv[0] != "eval" else []))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "extension alone" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

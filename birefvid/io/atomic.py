@@ -24,7 +24,7 @@ from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
-from birefvid.file_names import NAME_MAX, link_loop, name_too_long, special_file
+from birefvid.file_names import NAME_MAX, json_name_left_empty, link_loop, name_too_long, special_file
 from birefvid.sequence_names import sequence_folder
 
 log = logging.getLogger(__name__)
@@ -261,6 +261,9 @@ def check_output_file(path: str | Path, what: str) -> None:
     if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
         raise SinkError(f"cannot write {what} {p}: {too_long}; pick a shorter name")
     refuse_link_loop(p, what)
+    empty = json_name_left_empty(p)
+    if empty:  # else a hidden .json, which no ls shows
+        raise SinkError(f"cannot write {what} {p}: {empty}")
     parent = p.resolve().parent
     if p.is_dir():
         raise SinkError(f"{what} {p} is a folder; name a file")
