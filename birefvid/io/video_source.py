@@ -980,6 +980,7 @@ class VideoFileSource(Source):
         skip = self.skipped.offset if self.skipped is not None else None
         behind = None if self._from_seek else -1  # the byte position of the packet before (-1: the file's start)
         while True:
+            packet = None  # a demuxer's failure has none: said at the first frame not yet output
             try:
                 packet = next(packets)
                 if skip is not None and packet.size and packet.pos is not None and packet.pos >= 0:
@@ -1001,12 +1002,36 @@ class VideoFileSource(Source):
                     raise SourceError(f"{self.shown}: an animated WebP, which FFmpeg cannot decode; " + (
                         "download it first: birefvid reads animated WebP files with Pillow" if isinstance(self.path, str)
                         else "birefvid process, batch and live read it with Pillow (birefvid.io.open_source)")) from e  # fmt: skip
-                raise self._salvageable(SourceError(self._read_failed(index, e)), packets) from e
+                raise self._salvageable(SourceError(self._read_failed(self._packet_frame(packet, index), e)), packets) from e
             for frame in frames:
                 if frame.is_corrupt:
                     self._damaged.note(self._file_number(index))
                 yield frame
                 index += 1
+
+    def _packet_frame(self, packet: Optional[av.Packet], index: int) -> int:
+        """The frame (counted as ``index`` is, from where decoding began) whose packet failed to decode: its place among
+        the file's shown frames by its pts (``_file_times``), else ``index``, the first frame not yet output. With
+        B-frames the decoder holds frames back, so a damaged packet of frame 125 (5.000 s) was said as 'frame 123' (the
+        first one it had not handed out), where ffprobe's packet list shows the damage. Not under frame threads."""
+        pts = getattr(packet, "pts", None)
+        if pts is None or isinstance(self.path, str) or self._frame_threads():
+            return index
+        known = self._file_times(index)
+        if known is None or pts not in known[1][known[0]:]:
+            return index
+        return bisect.bisect_left(known[1], pts) - known[0]
+
+    def _frame_threads(self) -> bool:
+        """Whether the decoder decodes several frames at once (FFmpeg's frame threads): a damaged packet's error then
+        comes back with a later packet's, so that packet's frame is not the damaged one either (measured: packet 6 of
+        an MP4 failed with packet 8's); the first frame not output is said, as before."""
+        decoder = self._alpha_decoder or self._stream.codec_context
+        try:
+            frame_kind = bool(decoder.thread_type.value & av.codec.context.ThreadType.FRAME.value)  # AUTO is FRAME | SLICE
+        except (AttributeError, TypeError, ValueError):
+            return True  # not known: as before
+        return decoder.thread_count != 1 and frame_kind
 
     def _read_failed(self, index: int, error: Exception) -> str:
         """The error line for a read or decode that failed at frame ``index``.
