@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting, progress_bar, standard_output
 from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
-from .file_names import shown_bytes
+from .file_names import one_line, shown_bytes
 from .said_once import run_scope
 from .urls import hide_urls_in
 
@@ -249,11 +249,6 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
     return stdout_failed(prog, failure)
 
 
-def one_line(text: str) -> str:
-    """``text`` with the line breaks a file name can hold (``$'take\\n2.mp4'``) written ``\\n`` and ``\\r``, as a shell's
-    ``$'...'`` names the file: the error is one line, which a log's reader or a ``grep 'birefvid: error:'`` takes whole;
-    such a name split it in two."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _link_loop(exc: BaseException) -> Optional[str]:
@@ -636,6 +631,10 @@ class CliLogFormatter(logging.Formatter):
         """The line (and a ``-v`` traceback) with URL passwords, stream keys and tokens hidden: a message
         that named its input as given (``http://admin:PW@cam/...``) gave the password to every log reader. A record
         logged with ``errors.SHOWS_SECRET`` (the network preview's URL: its one showing of the token) is kept whole."""
+        if (record.name == "birefvid" or record.name.startswith("birefvid.")) and isinstance(record.args, tuple):
+            named = tuple(one_line(str(a)) if isinstance(a, (str, os.PathLike)) and one_line(str(a)) != str(a) else a for a in record.args)
+            if named != record.args:  # a file name with a line break (take\n2.mp4) split our warning in two
+                record = logging.makeLogRecord({**record.__dict__, "args": named, "message": None})
         text = super().format(record)
         return text if getattr(record, "shows_secret", False) else hide_urls_in(text)
 

@@ -130,9 +130,17 @@ def option(name: str, value: object = None) -> str:
     return name if value is None else f"{name}={value!r}"
 
 
-def input_not_found(path: object) -> str:
-    """'input not found: PATH'; for the README's sample (``samples/scene.mp4``), which a pip install lacks, how to make it."""
-    message = f"input not found: {path}"
+def input_not_found(path: object, role: str = "input") -> str:
+    """'input not found: PATH' (``role``: what the path is, ``predictions`` for eval); for the README's sample
+    (``samples/scene.mp4``), which a pip install lacks, how to make it. A path that is, or goes through, a symbolic link
+    in a loop is said to be one (``ln -s clip.mp4 clip.mp4``): 'not found' sent the user looking for a missing file
+    where ``ls`` shows one."""
+    from birefvid.file_names import link_loop  # light: no PyAV
+
+    loop = link_loop(str(path))
+    if loop:
+        return f"cannot read {role} {path}: {loop}"
+    message = f"{role} not found: {path}"
     parts = str(path).replace("\\", "/").split("/")
     if parts[-2:] in (["samples", "scene.mp4"], ["samples", "scene_mask.mkv"]):
         message += " (the README's sample clip: `python -m birefvid.data.sample` writes it into ./samples)"

@@ -42,6 +42,31 @@ def link_loop(path: str | Path) -> Optional[str]:
     return f"{path} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
 
 
+def special_file(path: str | Path) -> Optional[str]:
+    """What ``path`` (followed through links) is when it exists and is neither a file nor a folder: ``a character device``
+    (``/dev/null``, a terminal), ``a named pipe``, ``a socket``, ``a block device``; else None. An output is written to a
+    temporary file renamed onto its name, and a rename onto such an entry replaced it: run as root, ``--report /dev/null``
+    or ``-o out.mkv`` linked to ``/dev/null`` made ``/dev/null`` a plain file, every program's after it."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return None
+
+
+def one_line(text: str) -> str:
+    """``text`` with the line breaks a file name can hold (``$'take\\n2.mp4'``) written ``\\n`` and ``\\r``, as a shell's
+    ``$'...'`` names the file: an error, warning or ``wrote`` line is one line, which a log's reader or a ``grep
+    'birefvid: error:'`` takes whole; such a name split it in two."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 # what surrogateescape makes of a byte that is no UTF-8 in a file name: U+DC80 to U+DCFF
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
@@ -52,6 +77,19 @@ def shown_bytes(text: str) -> str:
     (what a user can type back; ``ls -b`` writes it in octal): stderr's ``backslashreplace`` showed ``caf\\udce9.mp4``, the name of no file, in error lines,
     progress and warnings."""
     return _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
+
+
+JSON_EXTENSIONS = frozenset({".json", ".jsonl", ".ndjson"})
+
+
+def json_name_left_empty(path: str | Path) -> Optional[str]:
+    """Why a JSON file the run writes (``--report``, ``--json``, ``--progress-json``, ``--stats-json``) named by an
+    extension alone (``--report .json``, a script's ``--report "$name.json"`` with ``$name`` empty) is refused, or None:
+    it was written as a hidden file, which ``ls`` does not show, and the script's reader found no report."""
+    name = Path(str(path)).name
+    if name.lower() not in JSON_EXTENSIONS:
+        return None
+    return f"the name is an extension alone (a name before it left empty, as a script's empty variable makes?); name the file, as report{name}"
 
 
 def only_an_extension(path: str | Path) -> Optional[str]:

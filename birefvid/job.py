@@ -509,7 +509,9 @@ def check_distinct_outputs(paths: typing.Sequence[str]) -> None:
     the last one committed would replace the other."""
     from birefvid.sequence_names import sequence_folder, sequence_pattern  # a pattern (out/matte.%04d.png) fills its folder
 
-    full = [os.path.normcase(os.path.abspath(str(sequence_folder(p)))) for p in paths]
+    # where each is written: through a symbolic link (-o a.mkv --also green=b.mkv with b.mkv a link to a.mkv), as the
+    # sinks write, so two names of one file clash (the last committed replaced the other, exit 0)
+    full = [os.path.normcase(os.path.realpath(str(sequence_folder(p)))) for p in paths]
     for i, a in enumerate(full):
         for j, b in enumerate(full[:i]):
             if a == b and sequence_pattern(paths[i]) and sequence_pattern(paths[j]):  # not 'the same file': two names

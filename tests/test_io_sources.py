@@ -1200,3 +1200,20 @@ def test_a_deep_sources_own_alpha_is_rounded_not_raised(fmt, bits):
     got = RgbConverter(threads=1).alpha(frame)
     assert got is not None and got.dtype == np.uint8
     assert np.array_equal(got, np.floor(alpha * (255 / top) + 0.5).astype(np.uint8))
+
+
+def test_a_damaged_frames_file_times_run_out_of_time_once_a_source(tmp_path, monkeypatch):
+    """A damaged frame's number and time are read off the file's packets, up to ``FILE_TIMES_SECONDS``; in a file too long
+    for that (a 4-hour recording after ``--start 3:58:00``) every concealed frame spent the whole time again: 8 damaged
+    frames, 40 s of demuxing. A try that ran out of time is not made again (the numbers then come from the rate)."""
+    import birefvid.io.video_source as video_source
+
+    g = make_video(tmp_path / "clip.mp4", n_frames=4, with_audio=False)
+    opened = []
+    real_open = video_source.av.open
+    with VideoFileSource(g.path) as src:
+        monkeypatch.setattr(video_source, "FILE_TIMES_SECONDS", -1.0)  # every read runs out of time at its first packet
+        monkeypatch.setattr(video_source.av, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+        assert [src._file_times(i) for i in (0, 1, 2)] == [None] * 3
+        assert src._file_number(2) == 2  # the estimate still numbers it
+    assert len(opened) == 1, opened

@@ -119,3 +119,27 @@ def test_a_loop_met_anywhere_else_is_one_line(capsys, error):
         raise error
 
     one_loop_line(capsys, guarded("birefvid", work), "/x/loop")
+
+
+# A link in a loop named as an INPUT: it said "input not found: loop" while `ls` shows the file there; now the loop is
+# named. Nothing is read, so no model is loaded (the refusal comes first).
+@pytest.mark.parametrize("command", [
+    ["process", "{loop}", "-o", "{out}/out.mkv"],
+    ["process", "{loop}/clip.mp4", "-o", "{out}/out.mkv"],  # a folder on the way loops
+    ["batch", "{loop}", "-o", "{out}/outs"],
+    ["batch", "--watch", "{loop}", "-o", "{out}/outs"],
+    ["image", "{loop}", "-o", "{out}/cut"],
+    ["eval", "{loop}", "{clip}"],
+    ["eval", "{clip}", "{loop}"],
+    ["live", "--source", "{loop}", "--sink", "{out}/rec.mkv", "--duration", "1"],
+])
+def test_an_input_in_a_loop_is_named_as_one(tmp_path, capsys, clip, command):
+    loop = loop_at(tmp_path / "loop.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [a.format(loop=loop, out=out, clip=clip) for a in command]
+    line = one_loop_line(capsys, main(argv), f"{loop} {LOOP}")
+    assert "not found" not in line, line
+    assert "cannot read" in line, line
+    only_links(tmp_path, "loop.mp4", "out")
+    assert not any(out.iterdir())

@@ -137,3 +137,62 @@ def test_an_output_named_png_alone_is_told_a_name_that_process_takes(tmp_path, c
     assert named and "\n" not in line, line
     assert main(["process", str(clip), "-o", named[1], *options]) == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["matte.0001.png", "matte.0002.png"]
+
+
+NEWLINE = "take\n2"  # a name with a line break, as a shell's $'take\n2.mp4' makes it
+
+
+def test_a_line_break_in_a_name_keeps_the_wrote_line_one_line(tmp_path, capsys, pvt_b0_weights):
+    """``wrote take\\n2.mkv: ...``: the summary line was split in two by the name, as error lines were."""
+    clip = make_video(tmp_path / f"{NEWLINE}.mp4", n_frames=2, with_audio=False).path
+    out = tmp_path / f"{NEWLINE}.mkv"
+    assert main(["process", str(clip), "-o", str(out), "--weights", str(pvt_b0_weights), "--device", "cpu", "--resolution", "64",
+                 "--output", "mask"]) == 0
+    assert out.is_file()  # the real name on disk
+    wrote = [line for line in capsys.readouterr().err.splitlines() if "frames in" in line]
+    assert len(wrote) == 1 and wrote[0].startswith("wrote ") and "take\\n2.mkv: " in wrote[0], wrote
+
+
+def test_a_line_break_in_a_name_keeps_batch_progress_one_line(tmp_path):
+    """Batch's progress lines naming such a file: each one line, the name written ``\\n``; the JSON lines keep the
+    real name."""
+    from birefvid.batch.progress import BatchProgress
+
+    stream = io.StringIO()
+    progress = BatchProgress(stream=stream, json_path=tmp_path / "events.jsonl")
+    progress.start(1, 1, 2, 1, "local")
+    progress.chunk_done(f"{NEWLINE}.mp4", 0, 2, 1.0)
+    progress.video_done(f"{NEWLINE}.mp4", f"out/{NEWLINE}.mkv")
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert all(line.startswith("[videos ") for line in lines), lines
+    assert any("take\\n2.mp4" in line for line in lines), lines
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert any(NEWLINE in str(v) for e in events for v in e.values()), events
+
+
+def test_a_line_break_in_a_name_keeps_our_warning_one_line():
+    """A warning of ours naming such a file (``log.warning("%s: ...", path)``) was kept whole, split by the name."""
+    import logging
+
+    from birefvid.cli import CliLogFormatter
+
+    record = logging.LogRecord("birefvid.batch.runner", logging.WARNING, __file__, 1, "%s: a warning about it", (Path(f"{NEWLINE}.mp4"),), None)
+    line = CliLogFormatter().format(record)
+    assert line == "birefvid: warning: take\\n2.mp4: a warning about it", line
+
+
+@pytest.mark.parametrize("argv", [
+    ["process", "{clip}", "-o", "{tmp}/out.mkv", "--report", "{tmp}/.json"],
+    ["eval", "{clip}", "{clip}", "--json", "{tmp}/.json"],
+    ["batch", "{clip}", "-o", "{tmp}/outs", "--progress-json", "{tmp}/.jsonl"],
+    ["live", "--source", "{clip}", "--sink", "{tmp}/rec.mkv", "--duration", "1", "--stats-json", "{tmp}/.json"],
+])
+def test_a_json_file_named_by_an_extension_alone_is_refused(tmp_path, capsys, argv):
+    """``--report "$name.json"`` with ``$name`` empty wrote a hidden ``.json`` that no ``ls`` shows (exit 0), where
+    ``-o .mkv`` is refused: one line, exit 2, before any work (no model: the refusal comes first)."""
+    clip = make_video(tmp_path / "clip.mp4", n_frames=2, with_audio=False).path
+    code = main([a.format(clip=clip, tmp=tmp_path) for a in argv] + (["--weights", "nowhere.safetensors"] if argv[0] != "eval" else []))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "extension alone" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

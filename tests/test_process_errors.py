@@ -939,6 +939,37 @@ def test_a_matroska_cluster_ffmpeg_skips_is_refused_and_its_good_parts_named(tmp
     assert len(read_video(rest, "gray").pts) == 48 - round(float(m[2]) * 25)
 
 
+def test_a_damaged_packet_behind_b_frames_is_numbered_as_ffprobe_lists_it(tmp_path, run, capsys, monkeypatch):
+    """With B-frames the decoder holds frames back: a damaged packet was said as the first frame it had not handed out
+    (frame 38 at 2.360 s), not the frame whose packet ffprobe lists as damaged (39 at 2.380 s). Now the packet's own
+    frame, after a --start too; the --end hint stays before every frame the decoder held back. (One decoding thread, as
+    on a small CPU: with frame threads an error comes back with a later packet, and the line says what it said before.)"""
+    import re
+
+    import birefvid.runtime.priority as priority
+
+    monkeypatch.setattr(priority, "usable_cores", lambda: 2)  # codec_threads: 1 decoding thread, on any machine
+    import subprocess
+
+    from media import damage_packet
+
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=50", "-frames:v", "60",
+                    "-vf", "setpts='if(lt(N,20),N*5,100+(N-20))/TB/50'", "-fps_mode", "vfr", "-c:v", "libx264", "-g", "12",
+                    "-bf", "2", "-pix_fmt", "yuv420p", str(vfr)], check=True)  # fmt: skip
+    listed = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time", "-of", "csv=p=0",
+                             str(vfr)], check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
+    shown = sorted(float(t) for t in listed)
+    damaged = float(listed[40])  # the 41st packet in the file's (decoding) order
+    assert shown.index(damaged) != 40, "no B-frame reorder here: the test proves nothing"
+    bad, out = damage_packet(vfr, tmp_path / "bad.mp4", 40, length=400), tmp_path / "out.mkv"
+    lines = [one_error_line(capsys, run(bad, "-o", out, "--output", "mask", *start), "the file is damaged") for start in ([], ["--start", "2.1"])]
+    found = [re.search(r"decoding failed at frame (\d+) \((\d+\.\d{3}) s in: ", line) for line in lines]
+    assert all(found), lines
+    assert [f.groups() for f in found] == [(str(shown.index(damaged)), f"{damaged:.3f}")] * 2, lines
+    assert not out.exists()
+
+
 def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_parts(tmp_path, run, capsys):
     """A file damaged midway is still refused (no partial output that looks whole), but its line now says which --end
     processes the frames before the damage and which --start those from the next keyframe after it; both then work."""

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, TextIO
 
 from .. import standard_output
 from ..errors import ConfigError, SinkError, option
+from ..file_names import one_line
 from ..json_lines import follow_rotation
 
 log = logging.getLogger(__name__)
@@ -200,8 +201,8 @@ class BatchProgress:
     def _write(self, event: str, line: str, fields: dict[str, Any], *, always: bool = False) -> None:
         """``line`` on the terminal (unless quiet and not ``always``), the event with ``fields`` as a JSON line, and to
         each listener (what one raises ends the run, as a ``process_video`` progress function's does)."""
-        if not self.quiet or always:
-            print(line, file=self.stream, flush=True)
+        if not self.quiet or always:  # one line, a name's line break as \n (it split the line); the JSON keeps the name
+            print(one_line(line), file=self.stream, flush=True)
         self._write_json(event, fields)
         for listener in self.listeners:
             listener(event, fields)

@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol, Sequence
 
-from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
+from ..errors import NOTICE, ConfigError, SinkError, SourceError, input_not_found, option
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, batch_extension
 from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
@@ -192,7 +192,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
         elif p.is_file():
             found.append(Found(p))
         else:
-            raise SourceError(f"input not found: {p}")
+            raise SourceError(input_not_found(p))
     if not found and not allow_empty:
         raise SourceError("no video files among the inputs" + _pictures_hint(inputs))
     return _once_each(found)
@@ -394,6 +394,7 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
         names, why = [names[folded.index(f)] for f in folded], " (one file on this disk, which does not tell letter case apart)"
     dupes = sorted({n for n in names if names.count(n) > 1})
     if not dupes:
+        _check_links_apart(outputs, inputs)
         return
     if inputs is not None:
         clash = [str(i) for i, n in zip(inputs, names) if n == dupes[0]]
@@ -401,6 +402,21 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
         raise ConfigError(f"{', '.join(clash[:-1])} and {clash[-1]} would all write {dupes[0]}{more}; rename them or run them apart"
                           if len(clash) > 2 else f"{clash[0]} and {clash[1]} would both write {dupes[0]}{why}{more}; rename one or run them apart")  # fmt: skip
     raise ConfigError(f"several inputs would write the same output {', '.join(dupes)} (inputs with the same name); rename them or run them apart")
+
+
+def _check_links_apart(outputs: Sequence[str | Path], inputs: Optional[Sequence[str | Path]]) -> None:
+    """ConfigError when two outputs of other names lead to one file or folder through a symbolic link (``out/a.mkv``
+    and ``out/b.mkv`` both to ``../shared/same.mkv``, or ``out/b.mkv`` to ``a.mkv``): each is written where its link leads, so the last one done replaced
+    the other's, exit 0 and one output short."""
+    seen: dict[str, int] = {}
+    for i, output in enumerate(outputs):
+        real = os.path.normcase(os.path.realpath(output_place(output)))  # a link to another output's name clashes too
+        if real in seen:
+            j = seen[real]
+            whose = f" (of {inputs[j]} and {inputs[i]})" if inputs is not None else ""
+            raise ConfigError(f"the outputs {output_place(outputs[j])} and {output_place(output)}{whose} lead to one file, {real}, through a symbolic link, and "
+                              f"the second written would replace the first; make each link lead to its own file, or remove one")
+        seen[real] = i
 
 
 def check_name_lengths(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:

@@ -102,7 +102,12 @@ def check_watch(args: argparse.Namespace) -> None:
     # a mistyped folder is named as missing, as a batch names it, not as "not a folder", which sent users looking for a file
     missing = [i for i in args.inputs if not os.path.exists(i)]
     if missing:
-        raise ConfigError(f"input not found: {missing[0]} (--watch watches folders that exist: make it first)")
+        from ..errors import input_not_found
+
+        said = input_not_found(missing[0])
+        if said.startswith("input not found"):  # not a link in a loop, which says so
+            said += " (--watch watches folders that exist: make it first)"
+        raise ConfigError(said)
     files = [i for i in args.inputs if not Path(i).is_dir()]
     if files:
         raise ConfigError(f"--watch watches folders, and {files[0]} is not one: name the folder it is dropped into, or leave out --watch")

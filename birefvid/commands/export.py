@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:  # as process -q and image -q: the file is the result
         return 0
     # a summary, on stderr as process's and image's: stdout is for what scripts read
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB): {name}, input 'x' float32 ({args.batch_size}, 3, {height}, {width}) "
+    from ..file_names import one_line
+
+    print(f"wrote {one_line(str(out))} ({out.stat().st_size / 1e6:.0f} MB): {name}, input 'x' float32 ({args.batch_size}, 3, {height}, {width}) "
           f"normalised with ImageNet mean/std, output 'logits' ({args.batch_size}, 1, {height}, {width}); {took}",
           file=sys.stderr)  # fmt: skip
     return 0

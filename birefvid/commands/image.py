@@ -104,7 +104,7 @@ class Picture(NamedTuple):
 def collect_inputs(inputs: list[str], out: Optional[str] = None, recursive: bool = False) -> list[Picture]:
     """Expand files, folders and globs into pictures, in the order given (``out``: not an input's subfolder);
     ``recursive``: a folder's subfolders at any depth too, each picture with the subfolder its cut-out goes to."""
-    from ..errors import SourceError
+    from ..errors import SourceError, input_not_found
     from ..io.image_source import is_glob, list_images
 
     paths: list[Picture] = []
@@ -140,7 +140,7 @@ def collect_inputs(inputs: list[str], out: Optional[str] = None, recursive: bool
         elif path.exists() or is_glob(item):
             paths.extend(Picture(p) for p in list_images(item, STILL_PICTURES))
         else:
-            raise SourceError(f"input not found: {item}")
+            raise SourceError(input_not_found(item))
     keep = set(_without_unreadable_heif([p.path for p in paths]))
     return [p for p in paths if p.path in keep]
 
@@ -483,7 +483,9 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     _write_report(args, report, run_info.written, reported)
     if not args.quiet:
         where = targets[0] if len(targets) == 1 else f"{len(targets)} pictures in {args.out}"
-        print(f"wrote {where}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
+        from ..file_names import one_line
+
+        print(f"wrote {one_line(str(where))}" + (f" ({kept} already there kept)" if kept else ""), file=sys.stderr)
     return 0
 
 

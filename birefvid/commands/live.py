@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)  # bad options answer before torch and the media stack load
 
     from ..io.atomic import check_report_replaces_nothing
+    from ..errors import SinkError
+    from ..file_names import json_name_left_empty
     from ..runtime.file_job import check_report_path
     from ..errors import BirefvidError
     from ..runtime.live import run_live_job
@@ -133,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     check_report_path(None if args.report == "-" else args.report)
     recordings = [sink for sink in args.sink if "://" not in sink and sink not in ("window", "virtualcam")]
     for path, what in ((args.report, "--report"), (args.stats_json, "--stats-json")):
+        if path is not None and json_name_left_empty(path):  # a hidden .json that no ls shows
+            raise SinkError(f"cannot write {what} {path}: {json_name_left_empty(path)}")
         check_report_replaces_nothing(path, what, [args.source, args.background, *job.model.local_files()], recordings)
     if args.report == "-" and args.stats_json == "-":  # one reader of stdout: JSON lines, then an indented report, broke it
         raise ConfigError("--stats-json - and --report - both write to standard output; send one of them to a file")

@@ -115,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
 
     note_partials_beside(Path(p) for p in [report["output"], *report.get("also", [])])
     if not args.quiet:
-        print(f"wrote {', '.join([report['output'], *report.get('also', [])])}: {report['frames']} frames in {report['wall_seconds']:.1f} s ({report['fps']:.2f} fps)", file=sys.stderr)
+        from ..file_names import one_line
+
+        print(f"wrote {one_line(', '.join([report['output'], *report.get('also', [])]))}: {report['frames']} frames in {report['wall_seconds']:.1f} s ({report['fps']:.2f} fps)", file=sys.stderr)
     if to_stdout:
         from .report_file import kept_phrase, write_report
 

@@ -44,7 +44,7 @@ import av
 import cv2
 import numpy as np
 
-from birefvid.errors import DataError, SourceError, option
+from birefvid.errors import DataError, SourceError, input_not_found, option
 from birefvid.eval.metrics import Evaluator
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
@@ -385,7 +385,7 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
     if not p.exists():
         if is_glob(text):
             return MaskClip(text, tuple(list_images(text, MASK_EXTENSIONS)), role=role)
-        raise SourceError(f"{role} not found: {text}")
+        raise SourceError(input_not_found(text, role))
     if p.is_dir():
         return MaskClip(text, tuple(list_images(p, MASK_EXTENSIONS)), role=role)
     if is_animated_webp(p):

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from birefvid.errors import SourceError
+from birefvid.errors import SourceError, input_not_found
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import Source, check_picture_size
 from birefvid.io.untagged import rgb_matrix
@@ -103,7 +103,7 @@ class AnimatedWebPSource(Source):
 
         self.path = Path(path)
         if not self.path.exists():
-            raise SourceError(f"input not found: {self.path}")
+            raise SourceError(input_not_found(self.path))
         declared = frame_durations(self.path)
         try:
             self._image = Image.open(self.path, formats=["WEBP"])

@@ -24,7 +24,7 @@ from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
-from birefvid.file_names import NAME_MAX, link_loop, name_too_long
+from birefvid.file_names import NAME_MAX, json_name_left_empty, link_loop, name_too_long, special_file
 from birefvid.sequence_names import sequence_folder
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,9 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
     refuse_link_loop(path)
     real = through_link(path)
     leads = f", where {path} leads" if real != path else ""
+    kind = special_file(path)
+    if kind:  # the run's rename would replace it (/dev/null made a plain file), --overwrite or not
+        raise SinkError(f"output {path} is {kind}{f' ({real})' if real != path else ''}, not a file a video or picture is written to; name a file")
     if real.exists():
         if is_dir and real.is_dir() and not any(real.iterdir()):
             pass  # an empty folder is a fine place for a PNG sequence
@@ -258,6 +261,9 @@ def check_output_file(path: str | Path, what: str) -> None:
     if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
         raise SinkError(f"cannot write {what} {p}: {too_long}; pick a shorter name")
     refuse_link_loop(p, what)
+    empty = json_name_left_empty(p)
+    if empty:  # else a hidden .json, which no ls shows
+        raise SinkError(f"cannot write {what} {p}: {empty}")
     parent = p.resolve().parent
     if p.is_dir():
         raise SinkError(f"{what} {p} is a folder; name a file")
@@ -593,9 +599,17 @@ def write_text_atomic(path: str | Path, text: str, what: str) -> None:
     For the JSON a script reads after a run (``--report``, ``--json``): a reader never sees half a
     file, a run stopped while writing it (SIGTERM, a full disk) leaves the earlier file as it was
     and no temporary one, and a write that fails is a SinkError naming ``what`` (the option), not a
-    traceback. The file gets the mode a plain ``open()`` would give it.
+    traceback. The file gets the mode a plain ``open()`` would give it. A name that is a device or a pipe
+    (``--report /dev/null``) is written into, not renamed onto; a symbolic link's file is replaced and the link kept.
     """
-    target = Path(path)
+    if special_file(path):  # /dev/null, /dev/stdout, a named pipe: written into, as a shell's `>` does; a rename replaced it
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
+        return
+    target = through_link(Path(path))  # a link stays and its file is replaced, as for every other output
     try:
         fd, tmp = tempfile.mkstemp(prefix=partial_prefix(target.name), dir=target.parent)
     except OSError as e:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Optional
 import cv2
 import numpy as np
 
-from birefvid.errors import SourceError
+from birefvid.errors import SourceError, input_not_found
 from birefvid.extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io import heif
@@ -59,7 +59,7 @@ def list_images(folder_or_glob: str | Path, extensions: frozenset[str] = IMAGE_E
     else:
         folder = Path(text)
         if not folder.exists():
-            raise SourceError(f"input not found: {folder}")
+            raise SourceError(input_not_found(folder))
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder of images")
         paths = [p for p in folder.iterdir() if not p.name.startswith(".")]

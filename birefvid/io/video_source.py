@@ -682,6 +682,7 @@ class VideoFileSource(Source):
         self._landed_pts: Optional[int] = None  # the pts of the frame a seek landed on (``start_at``): what error lines count from
         self._shown_pts: Optional[tuple[int, list[int]]] = None  # ``_file_times``: (frames before the seek's, shown pts)
         self._shown_all = False  # ``_shown_pts`` holds every shown frame of the file: read to its end
+        self._times_out_of_reach = False  # ``_file_times`` ran out of time (or the demuxer failed): not tried again
         self.deinterlace = deinterlace
         self._io_lock = threading.Lock()  # close() from another thread waits for the frame being decoded
         self._container = open_container(self.path)
@@ -795,11 +796,12 @@ class VideoFileSource(Source):
     def _file_times(self, index: int) -> Optional[tuple[int, list[int]]]:
         """The frames the file shows before the one a seek landed on, and the pts of its shown frames in order, at least
         to frame ``index`` after the seek's (where the file has it): from the file's packets, demuxed again on an error's
-        path only (no decoding, ``FILE_TIMES_SECONDS`` at most). None for a URL, or where they cannot be read in time.
+        path only (no decoding, ``FILE_TIMES_SECONDS`` at most, once a source: a try that ran out of time is not made
+        again, so many damaged frames cost no more than one). None for a URL, or where they cannot be read in time.
         A variable-frame-rate file's frames are not its time by the average rate: counted that way, a damaged frame 40
         (2.40 s) of 60 was '1.867 s in', before the --end hint beside it (2.380), and after a --start 'frame 61'."""
         first = getattr(self, "first_pts", None)
-        if first is None or isinstance(self.path, str) or not regular_file(self.path):
+        if first is None or self._times_out_of_reach or isinstance(self.path, str) or not regular_file(self.path):
             return None
         landed = self._landed_pts if self._landed_pts is not None else first
         if self._shown_pts is not None and (self._shown_all or len(self._shown_pts[1]) > self._shown_pts[0] + index):
@@ -819,9 +821,11 @@ class VideoFileSource(Source):
                         if after > ahead:  # and the frames after it to index, whatever their order
                             whole = False
                             break
-                    if time.monotonic() > deadline:
+                    if time.monotonic() > deadline:  # once: each concealed frame after a far --start in a long
+                        self._times_out_of_reach = True  # file spent the whole FILE_TIMES_SECONDS again
                         return None
         except (av.FFmpegError, OSError):
+            self._times_out_of_reach = True
             return None
         times.sort()
         self._shown_pts, self._shown_all = (bisect.bisect_left(times, landed), times), whole
@@ -976,6 +980,7 @@ class VideoFileSource(Source):
         skip = self.skipped.offset if self.skipped is not None else None
         behind = None if self._from_seek else -1  # the byte position of the packet before (-1: the file's start)
         while True:
+            packet = None  # a demuxer's failure has none: said at the first frame not yet output
             try:
                 packet = next(packets)
                 if skip is not None and packet.size and packet.pos is not None and packet.pos >= 0:
@@ -997,12 +1002,36 @@ class VideoFileSource(Source):
                     raise SourceError(f"{self.shown}: an animated WebP, which FFmpeg cannot decode; " + (
                         "download it first: birefvid reads animated WebP files with Pillow" if isinstance(self.path, str)
                         else "birefvid process, batch and live read it with Pillow (birefvid.io.open_source)")) from e  # fmt: skip
-                raise self._salvageable(SourceError(self._read_failed(index, e)), packets) from e
+                raise self._salvageable(SourceError(self._read_failed(self._packet_frame(packet, index), e)), packets) from e
             for frame in frames:
                 if frame.is_corrupt:
                     self._damaged.note(self._file_number(index))
                 yield frame
                 index += 1
+
+    def _packet_frame(self, packet: Optional[av.Packet], index: int) -> int:
+        """The frame (counted as ``index`` is, from where decoding began) whose packet failed to decode: its place among
+        the file's shown frames by its pts (``_file_times``), else ``index``, the first frame not yet output. With
+        B-frames the decoder holds frames back, so a damaged packet of frame 125 (5.000 s) was said as 'frame 123' (the
+        first one it had not handed out), where ffprobe's packet list shows the damage. Not under frame threads."""
+        pts = getattr(packet, "pts", None)
+        if pts is None or isinstance(self.path, str) or self._frame_threads():
+            return index
+        known = self._file_times(index)
+        if known is None or pts not in known[1][known[0]:]:
+            return index
+        return bisect.bisect_left(known[1], pts) - known[0]
+
+    def _frame_threads(self) -> bool:
+        """Whether the decoder decodes several frames at once (FFmpeg's frame threads): a damaged packet's error then
+        comes back with a later packet's, so that packet's frame is not the damaged one either (measured: packet 6 of
+        an MP4 failed with packet 8's); the first frame not output is said, as before."""
+        decoder = self._alpha_decoder or self._stream.codec_context
+        try:
+            frame_kind = bool(decoder.thread_type.value & av.codec.context.ThreadType.FRAME.value)  # AUTO is FRAME | SLICE
+        except (AttributeError, TypeError, ValueError):
+            return True  # not known: as before
+        return decoder.thread_count != 1 and frame_kind
 
     def _read_failed(self, index: int, error: Exception) -> str:
         """The error line for a read or decode that failed at frame ``index``.

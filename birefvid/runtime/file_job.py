@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from ..compose.background import StreamBackground
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import OutputKeptError, SinkError, option
-from ..file_names import name_too_long
+from ..file_names import json_name_left_empty, name_too_long
 from ..io import open_sink, open_source
 from ..io.atomic import check_replaces_no_input, check_report_replaces_nothing, refuse_link_loop, write_text_atomic
 from ..io.factory import exr_colour_for, is_sequence_target
@@ -46,6 +46,9 @@ def check_report_path(report_path: Optional[str | Path]) -> None:
         raise SinkError(f"cannot write {option('report_path')} {report_path}: {too_long}; pick a shorter name")
     if report_path is not None:
         refuse_link_loop(report_path, option("report_path"))
+        empty = json_name_left_empty(report_path)
+        if empty:  # else a hidden .json beside the output, which no ls shows
+            raise SinkError(f"cannot write {option('report_path')} {report_path}: {empty}")
     if report_path is not None and not Path(report_path).resolve().parent.is_dir():
         raise SinkError(f"{option('report_path')} folder does not exist: {Path(report_path).resolve().parent}")
     if report_path is not None and Path(report_path).is_dir():

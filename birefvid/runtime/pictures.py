@@ -57,14 +57,14 @@ def _is_pil(value: object) -> bool:
 
 
 def _read(path: Path, bgr: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    from ..errors import SourceError
+    from ..errors import SourceError, input_not_found
     from ..extensions import VIDEO_EXTENSIONS
     from ..io.image_source import read_alpha, read_rgb
 
     if bgr:
         raise ConfigError(f"{path}: bgr=True is for arrays; a file is read in its own channel order")
     if not path.is_file():
-        raise SourceError(f"input not found: {path}")
+        raise SourceError(input_not_found(path))
     try:
         return read_rgb(path), read_alpha(path)
     except SourceError:

@@ -1,0 +1,82 @@
+"""An output named by a device or a named pipe (``/dev/null``, ``>(jq .)``, a link to either). Every output is written to a
+temporary file renamed onto its name, and the rename replaced the device itself: run as root, ``--report /dev/null`` or
+``-o out.mkv`` linked to ``/dev/null`` with ``--overwrite`` left ``/dev/null`` a plain file, every later program's.
+A named pipe stands in for the device here (no root needed, and no risk to the machine's ``/dev/null``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from birefvid.cli import main
+from media import make_video
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", n_frames=3).path
+
+
+def a_pipe(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def test_a_report_named_by_a_pipe_is_written_into_it(tmp_path, capsys, clip):
+    """``eval --json`` (as ``--report``: the same writer) into a named pipe a reader holds open: the JSON comes out of the
+    pipe and the pipe is still one. It was renamed onto: the pipe became a plain file, the reader got nothing."""
+    pipe = a_pipe(tmp_path / "scores.json")
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # open before the writer: it then never blocks
+    try:
+        assert main(["eval", str(clip), str(clip), "--json", str(pipe), "-q"]) == 0, capsys.readouterr().err
+        assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+        text = os.read(reader, 1 << 16).decode()
+    finally:
+        os.close(reader)
+    assert "frames" in json.loads(text) or json.loads(text)  # the whole JSON came through
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.json"]  # no temporary file left
+
+
+def test_a_report_named_by_a_link_keeps_the_link(tmp_path, capsys, clip):
+    """As every other output: the file the link leads to is written and the link stays (it was replaced by a file)."""
+    (tmp_path / "real.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to("real.json")
+    assert main(["eval", str(clip), str(clip), "--json", str(tmp_path / "link.json"), "-q"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "link.json").is_symlink()
+    assert json.loads((tmp_path / "real.json").read_text()) != {}
+
+
+def model(weights: Path) -> list[str]:
+    return ["--overwrite", "--output", "mask", "--weights", str(weights), "--device", "cpu", "--resolution", "64", "-q"]
+
+
+def one_line(capsys, code: int, said: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and said in err[0], (code, err)
+
+
+def test_a_live_recording_linked_to_a_pipe_is_refused_before_any_work(tmp_path, capsys, clip, pvt_b0_weights):
+    """A recording linked to a pipe, with ``--overwrite``: one line, exit 2, the pipe untouched (``process`` and ``batch``
+    refused a pipe already; ``live`` renamed its recording onto it)."""
+    pipe = a_pipe(tmp_path / "sink")
+    (tmp_path / "rec.mkv").symlink_to("sink")
+    one_line(capsys, main(["live", "--source", str(clip), "--sink", str(tmp_path / "rec.mkv"), "--duration", "1",
+                           *model(pvt_b0_weights)[:1], *model(pvt_b0_weights)[3:]]), "is a named pipe")
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.mkv", "sink"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a device node (mknod) needs root")
+def test_a_video_output_linked_to_a_device_is_refused_before_any_work(tmp_path, capsys, clip, pvt_b0_weights):
+    """``ln -s /dev/null out.mkv`` then ``--overwrite``, as root: the device was replaced by the video. A twin of
+    /dev/null (character device 1,3) made in the test's folder stands in for it."""
+    device = tmp_path / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    (tmp_path / "out.mkv").symlink_to("null")
+    one_line(capsys, main(["process", str(clip), "-o", str(tmp_path / "out.mkv"), *model(pvt_b0_weights)]), "is a character device")
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null", "out.mkv"]
