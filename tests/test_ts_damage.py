@@ -140,3 +140,19 @@ def test_live_reading_a_ts_file_that_lost_frames_says_it_once_and_goes_on(tmp_pa
     said = [r.getMessage() for r in caplog.records if "frames of its video lost" in r.getMessage()]
     assert len(said) == 1 and said[0].endswith("; reading on"), said
     assert times and times[-1] > 3.5  # read to the end
+
+
+@pytest.mark.parametrize("chunk_frames", [None, 30])
+def test_batch_plan_refuses_a_ts_that_lost_frames(tmp_path, chunk_frames):
+    """batch plans each video before any work: a .ts that lost frames is refused there with process's line (the batch
+    then skips it and goes on), in chunks too, whose decoding never looked for the loss."""
+    from birefvid.api import build_file_job
+    from birefvid.batch.runner import plan_video
+    from birefvid.errors import SourceError
+
+    ok = make_ts(tmp_path / "ok.ts")
+    bad = damaged(ok, tmp_path / "bad.ts", "drop")
+    out = tmp_path / "out"
+    assert plan_video(build_file_job(ok, out / "ok.mkv", kind="mask"), out, chunk_frames).frames == 100
+    with pytest.raises(SourceError, match=r"bad\.ts: the file is damaged at frame \d+ \(\d+\.\d{3} s in\): \d+ frames of its video lost"):
+        plan_video(build_file_job(bad, out / "bad.mkv", kind="mask"), out, chunk_frames)
