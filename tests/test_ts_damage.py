@@ -156,3 +156,21 @@ def test_batch_plan_refuses_a_ts_that_lost_frames(tmp_path, chunk_frames):
     assert plan_video(build_file_job(ok, out / "ok.mkv", kind="mask"), out, chunk_frames).frames == 100
     with pytest.raises(SourceError, match=r"bad\.ts: the file is damaged at frame \d+ \(\d+\.\d{3} s in\): \d+ frames of its video lost"):
         plan_video(build_file_job(bad, out / "bad.mkv", kind="mask"), out, chunk_frames)
+
+
+def test_a_network_ts_stream_that_lost_frames_says_it_once_and_goes_on(tmp_path, caplog):
+    """A udp:// or tcp:// MPEG-TS source (read as a network stream, as AvConnection reads one; here the damaged file
+    through file:, the same demuxer) that loses frames says it once and reads on to its end."""
+    from birefvid.io.live_connections import AvConnection
+    from birefvid.io.live_target import LiveTarget
+
+    bad = damaged(make_ts(tmp_path / "ok.ts"), tmp_path / "bad.ts", "drop")
+    with caplog.at_level(logging.WARNING):
+        conn = AvConnection(LiveTarget("network", "udp://camera", f"file:{bad}", "mpegts"), 5, 5)
+        try:
+            times = [seconds for _, seconds, _ in conn.frames()]
+        finally:
+            conn.close()
+    said = [r.getMessage() for r in caplog.records if "lost at" in r.getMessage()]
+    assert len(said) == 1 and "MPEG-TS packets missing or damaged on the way); going on" in said[0], said
+    assert times and times[-1] > 3.5
