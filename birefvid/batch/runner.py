@@ -526,9 +526,10 @@ def plan_video(job: FileJob, out_dir: Path, chunk_frames: Optional[int]) -> Vide
         frames = len(frame_durations(src))
         return VideoPlan(name, job, [Chunk(0, 0, frames)], frames, out_dir / WORK_DIR / name)
     declared = header_frames(src, job.source.video_stream)  # cheap: a short video is not scanned packet by packet
-    from ..io.video_source import matroska_skip, skipped_error
+    from ..io.video_source import file_skip, skipped_error
 
-    skip = matroska_skip(src, "matroska")  # a damaged Cluster the demuxer skips, unsaid: refused now, as process refuses it
+    # a damaged Cluster the demuxer skips, or an MPEG-TS file's lost frames, unsaid: refused now, as process refuses it
+    skip = file_skip(src, job.source.video_stream)
     if skip is not None:
         raise skipped_error(src, skip)
     if job.source.decoder == "decord":  # what decord would decode wrongly is refused now, not after a model pass

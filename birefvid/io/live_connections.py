@@ -31,6 +31,7 @@ from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.live_target import LiveTarget
+from birefvid.io.ts_damage import TS_FORMATS, LossWatch, frame_interval
 from birefvid.io.video_source import VideoFileSource, _int, main_video_stream, stream_matrix, video_choice_note
 from birefvid.said_once import first_time, first_time_about_file
 
@@ -209,6 +210,8 @@ class AvConnection:
         wanted = [self._stream] if self._audio_stream is None else [self._stream, self._audio_stream]
         self._shapes = PixelShapes(self._stream.codec_context)  # a pixel shape that changes midway (SD adverts in HD)
         packets = self._container.demux(*wanted)
+        # an MPEG-TS stream (udp://, IPTV) that loses frames with its packets: said once a run, never stopping it
+        watch = LossWatch(frame_interval(self._stream)) if self._container.format.name in TS_FORMATS else None
         waited = 0.0  # seconds spent waiting on the network since the last picture's packet
         while True:
             t0 = time.monotonic()
@@ -229,6 +232,11 @@ class AvConnection:
                 self._decode_audio(packet)
                 continue
             waited = 0.0
+            loss = watch.packet(packet) if watch is not None else None
+            if loss is not None and first_time(self._target.name, "lost frames"):
+                tb = Fraction(self._stream.time_base)
+                log.warning("%s: %d frame%s lost at %.3f s (MPEG-TS packets missing or damaged on the way); going on, "
+                            "this is said once", self._target.name, loss.count, "s" if loss.count != 1 else "", float(loss.before * tb))
             try:
                 frames = packet.decode()
                 self._shapes.sent(packet, self._stream.codec_context)
@@ -392,7 +400,8 @@ class FileConnection:
                  input_colors: str = "auto") -> None:  # fmt: skip
         animated = is_animated_webp(path)
         self._source: Source = (AnimatedWebPSource(path) if animated else
-                                VideoFileSource(path, deinterlace=deinterlace, video_stream=video_stream, input_colors=input_colors))  # fmt: skip
+                                VideoFileSource(path, deinterlace=deinterlace, video_stream=video_stream, input_colors=input_colors,
+                                        lost_warns=True))  # fmt: skip
         self.info = self._source.info
         container = getattr(self._source, "_container", None)
         subtitles = len(container.streams.subtitles) if container is not None else 0

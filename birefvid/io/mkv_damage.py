@@ -47,13 +47,16 @@ class SkippedData:
     structure breaks (``what``: which element, in words); ``frame``, the number of video frames before it; and in
     seconds from the first frame, ``good_until``, where the frames read whole before it end (an ``--end`` there
     leaves out the last frame before the damage, whose data may be damaged too), and ``resumes_at``, the next
-    video keyframe after it (None where there is none)."""
+    video keyframe after it (None where there is none). ``io.ts_damage`` says where an MPEG-TS file lost frames in the
+    same form: ``at``, that frame's time (None: not said), and ``lost`` True (``what`` then says what was lost)."""
 
     offset: int
     what: str
     frame: int
     good_until: Optional[float]
     resumes_at: Optional[float]
+    at: Optional[float] = None
+    lost: bool = False
 
 
 class _Damage(Exception):

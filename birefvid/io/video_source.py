@@ -48,6 +48,7 @@ from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
 from birefvid.io.mkv_damage import SkippedData, skipped_data
 from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
+from birefvid.io.ts_damage import TS_FORMATS, lost_frames
 from birefvid.said_once import first_time_about_file
 from birefvid.urls import shown_url
 
@@ -421,11 +422,41 @@ def _skipped_data_of(path: str, size: int, mtime_ns: int, inode: int) -> Optiona
         return None
 
 
+def mpegts_lost(path: Path | str, format_name: str, stream_index: int) -> Optional[SkippedData]:
+    """Where a local MPEG-TS/M2TS file lost whole frames of its video stream ``stream_index`` with packets missing or
+    damaged, which FFmpeg logs only (``io.ts_damage``), or None."""
+    if isinstance(path, str) or format_name not in TS_FORMATS or not regular_file(path):
+        return None
+    return lost_frames(str(path), stream_index)
+
+
+def file_skip(path: Path, video_stream: Optional[int] = None) -> Optional[SkippedData]:
+    """``matroska_skip`` or ``mpegts_lost`` of a local file (the video ``process`` would read: ``video_stream``), for
+    ``batch``'s plan, which refuses it before any chunk is read; None where neither finds damage or FFmpeg cannot open it."""
+    skip = matroska_skip(path, "matroska")
+    if skip is not None or not regular_file(path):
+        return skip
+    try:
+        with av.open(ffmpeg_name(path)) as container:
+            if container.format.name not in TS_FORMATS:
+                return None
+            stream = video_stream_at(container, video_stream)
+            index = stream.index if stream is not None else None
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        return None
+    return None if index is None else mpegts_lost(path, "mpegts", index)
+
+
 def skipped_error(shown: object, skip: SkippedData) -> SourceError:
     """The error for a Matroska file whose demuxer skips the damaged data ``skip``, with where its good parts are
     (``good_until``, ``resumes_at``: ``salvage_hint``)."""
-    error = SourceError(f"{shown}: the file is damaged at frame {skip.frame}: FFmpeg skipped data it could not read there "
-                        f"({skip.what}, at byte {skip.offset}), so frames or sound are missing")  # fmt: skip
+    if skip.lost:  # an MPEG-TS file's packets lost (io.ts_damage)
+        at = f" ({skip.at:.3f} s in)" if skip.at is not None else ""
+        error = SourceError(f"{shown}: the file is damaged at frame {skip.frame}{at}: {skip.what}, so the output would "
+                            "be shorter than the video and out of step with it")  # fmt: skip
+    else:
+        error = SourceError(f"{shown}: the file is damaged at frame {skip.frame}: FFmpeg skipped data it could not read there "
+                            f"({skip.what}, at byte {skip.offset}), so frames or sound are missing")  # fmt: skip
     error.good_until, error.resumes_at = skip.good_until, skip.resumes_at  # type: ignore[attr-defined]
     return error
 
@@ -440,6 +471,13 @@ def refuse_skipped(source: object, start: Optional[float], end: Optional[float])
     if end is not None and skip.good_until is not None and end <= skip.good_until:
         return
     if start is not None and skip.resumes_at is not None and start >= skip.resumes_at:
+        # the damage lies wholly before the part: not said where the frames before it are read to find the start (an
+        # MPEG-TS file, which has no index, may be read from its start)
+        accept = getattr(source, "damage_before_start", None)
+        if callable(accept):
+            accept()
+        else:
+            source.skipped = None  # type: ignore[attr-defined]
         return
     raise skipped_error(getattr(source, "shown", None), skip)
 
@@ -666,8 +704,9 @@ class VideoFileSource(Source):
     with the stream's own pts."""
 
     def __init__(self, path: str | Path, *, strict: bool = False, threads: int = 0, deinterlace: bool = True,
-                 video_stream: Optional[int] = None, input_colors: str = "auto") -> None:  # fmt: skip
-        """``deinterlace``: frames flagged interlaced come out deinterlaced (see ``io.deinterlace``);
+                 video_stream: Optional[int] = None, input_colors: str = "auto", lost_warns: bool = False) -> None:  # fmt: skip
+        """``lost_warns``: frames lost in the file (``skipped``) are said once in a warning and the rest read on, as
+        ``live`` reads a file (a blip must not stop it), instead of an error where the frames reach them; ``deinterlace``: frames flagged interlaced come out deinterlaced (see ``io.deinterlace``);
         ``strict``: a frame the decoder concealed raises SourceError instead of a warning; ``video_stream``: the
         N-th video stream (``#N`` of the several-streams warning) instead of ffmpeg's choice; ``input_colors``: the
         matrix a stream that names none is read with (``io.untagged``: auto, bt709, bt601), which ``info`` then names."""
@@ -678,6 +717,8 @@ class VideoFileSource(Source):
         self.path: Path | str = path if is_url(path) else Path(path)
         self.shown = shown_url(self.path) if isinstance(self.path, str) else self.path  # messages: no password or token
         self.strict = strict
+        self.lost_warns = lost_warns
+        self._past_loss = False  # frames were lost and read past (said in a warning, or before --start)
         self._damaged = ConcealedFrames(self.shown, strict)  # frames the decoder concealed damage in (kept unless strict)
         self._landed_pts: Optional[int] = None  # the pts of the frame a seek landed on (``start_at``): what error lines count from
         self._shown_pts: Optional[tuple[int, list[int]]] = None  # ``_file_times``: (frames before the seek's, shown pts)
@@ -693,6 +734,8 @@ class VideoFileSource(Source):
             self._crossed: Optional[int] = None  # the pts of the first packet the demuxer read past the damage
             self._threads = threads
             self._attach_stream()
+            # an MPEG-TS file's frames lost with its packets: FFmpeg logs it and reads on (io.ts_damage)
+            self.skipped = self.skipped or mpegts_lost(self.path, self._container.format.name, self._stream.index)
             self._dropped = index_dropped(self._stream, self._container.format.name)  # before any fragment adds to the index
             data = data_streams_note(self._container)
             if data and first_time_about_file(self.shown, "data streams"):  # telemetry was left out without a word
@@ -1004,7 +1047,8 @@ class VideoFileSource(Source):
                         else "birefvid process, batch and live read it with Pillow (birefvid.io.open_source)")) from e  # fmt: skip
                 raise self._salvageable(SourceError(self._read_failed(self._packet_frame(packet, index), e)), packets) from e
             for frame in frames:
-                if frame.is_corrupt:
+                if frame.is_corrupt and not (self._crossed is not None and not self.lost_warns and frame.pts is not None
+                                             and frame.pts >= self._crossed):  # the loss's error says it: no warning first
                     self._damaged.note(self._file_number(index))
                 yield frame
                 index += 1
@@ -1085,8 +1129,15 @@ class VideoFileSource(Source):
         self._first = None  # type: ignore[assignment]
         while frame is not None:
             if self._crossed is not None and (frame.pts is None or frame.pts >= self._crossed):
-                raise skipped_error(self.shown, self.skipped)  # type: ignore[arg-type]
+                self._lost_data()
             if frame.pts is not None and last is not None and frame.pts <= last:
+                if self._past_loss:  # frames lost (said, or before --start): the decoder's reorder lost its way there
+                    log.debug("%s: a frame at pts %d after the lost frames, not after pts %d: left out", self.shown, frame.pts, last)
+                    with self._io_lock:
+                        if self.closed:
+                            return
+                        frame = next(self._frames, None)
+                    continue
                 raise SourceError(self._out_of_order(index, frame.pts, last))
             deep = None
             sar = self._shapes.of(frame)  # None: the stream's own pixel shape
@@ -1105,9 +1156,23 @@ class VideoFileSource(Source):
                     return
                 frame = next(self._frames, None)
         if self._crossed is not None:  # the stream ended after the damage, the frames before it all read
-            raise skipped_error(self.shown, self.skipped)  # type: ignore[arg-type]
+            self._lost_data()
         self._damaged.summarise()
         self._check_complete(index, last)
+
+    def _lost_data(self) -> None:
+        """The frames reached the damage ``skipped`` says: its error, or with ``lost_warns`` a warning once (a live
+        ``--loop`` reads the file again and again) and reading on."""
+        if not self.lost_warns:
+            raise skipped_error(self.shown, self.skipped)  # type: ignore[arg-type]
+        self._crossed, self._past_loss = None, True
+        if first_time_about_file(self.shown, "lost frames"):
+            log.warning("%s; reading on", str(skipped_error(self.shown, self.skipped)).replace(", so the output would be", ", so the output is"))  # type: ignore[arg-type]
+
+    def damage_before_start(self) -> None:
+        """The part asked for starts after the next keyframe after the damage ``skipped`` says (``refuse_skipped``): the
+        frames before it, which an MPEG-TS file (no index to seek by) may be read through, raise nothing."""
+        self.skipped, self._crossed, self._past_loss = None, None, True
 
     def _out_of_order(self, index: int, pts: int, previous: int) -> str:
         """The error for a frame whose timestamp does not follow the one before (the decoder emits

@@ -1,0 +1,220 @@
+"""Frames an MPEG-TS file (``.ts``, a camera's ``.m2ts``/``.mts``) lost, found from its video packets.
+
+A recording over a lossy network (an RTSP camera, IPTV, DVB) or a damaged copy misses 188-byte packets, or has a run
+of bytes zeroed. FFmpeg's demuxer logs "Continuity check failed" / "Packet corrupt" / "PES packet size mismatch" and
+reads on: PyAV raises nothing, the frames in the missing packets are gone and the decoder drops the ones that needed
+them, so ``process`` wrote a shorter output with exit 0, its matte no longer in step with the source. The demuxer's
+log cannot be read safely (see ``io.mkv_damage``), but it flags the packet it was assembling when the continuity
+counters jumped (``Packet.is_corrupt``), and respects a discontinuity the stream announces (a spliced broadcast).
+
+A flagged packet alone is no lost frame: a packet of a frame's own data lost damages that frame, which the decoder
+conceals (``ConcealedFrames`` warns of it), and a flipped counter loses nothing. Frames are lost where the decoding
+times jump past the next frame's right after a flagged packet (``LossWatch``): whole frames' packets went missing.
+A jump without a flagged packet (variable frame rate, a pause in a screen recording) is the stream's own timing, and
+a step back (a splice, files joined with cat) is ``VideoFileSource._out_of_order``'s.
+
+Only the packets are read (demuxed, not decoded): about 2.5 s for a 10-minute 18 MB file on a busy 2-core machine,
+once per file and version in a process (``lost_frames`` is cached).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional
+
+import av
+import numpy as np
+
+from birefvid.io.mkv_damage import SkippedData
+
+log = logging.getLogger(__name__)
+
+# packets after a flagged one within which a jump in decoding time is its loss (B-frames: the frame after the damaged
+# one in decode order may be the first that shows the jump)
+AFTER_FLAGGED = 4
+# a step in decoding time this many frame intervals long or more is a lost frame (1: the next frame's)
+LOST_STEP = 1.5
+# the formats checked: FFmpeg names M2TS/MTS (192-byte packets) "mpegts" too
+TS_FORMATS = frozenset({"mpegts"})
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Whole frames lost at one place of a stream: ``count`` of them (estimated from the step in decoding time) after
+    the packet decoded at ``before`` (its dts), the next packet there decoded at ``after``, at byte ``offset`` (the
+    packet flagged corrupt)."""
+
+    count: int
+    before: int
+    after: int
+    offset: int
+    flagged_pts: Optional[int]
+
+
+class LossWatch:
+    """Watches one video stream's packets in demux order for whole frames lost (``packet`` returns a ``Loss``).
+    ``interval``: the stream's frame interval in its time base, where known; the shortest step seen is taken too."""
+
+    def __init__(self, interval: Optional[Fraction] = None, breaks: tuple[int, ...] = ()) -> None:
+        """``breaks``: the bytes where the file's packets lose their sync (``sync_breaks``): a jump in decoding time
+        across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple)."""
+        self.interval = interval if interval and interval > 0 else None
+        self._breaks = breaks
+        self._pos: Optional[int] = None
+        self._last: Optional[int] = None
+        self._flagged: Optional[tuple[int, Optional[int]]] = None  # (byte, pts) of the last packet flagged corrupt
+        self._since_flag = AFTER_FLAGGED + 1
+
+    def packet(self, packet: av.Packet) -> Optional[Loss]:
+        if not packet.size:
+            return None
+        if packet.is_corrupt:
+            self._flagged = (packet.pos if packet.pos is not None else -1, packet.pts)
+            self._since_flag = 0
+        else:
+            self._since_flag += 1
+        pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
+        behind, self._pos = self._pos, pos if pos is not None else self._pos
+        if behind is not None and pos is not None:
+            crossed = [b for b in self._breaks if behind < b <= pos]
+            if crossed:  # the packets between lost their sync: taken as one flagged
+                self._flagged, self._since_flag = (crossed[0], packet.pts), 0
+        at = packet.dts if packet.dts is not None else packet.pts
+        if at is None:
+            return None
+        last, self._last = self._last, at
+        if last is None or at <= last:
+            return None
+        step = at - last
+        if self.interval is None or step < self.interval:
+            self.interval = Fraction(step)
+        if self._since_flag > AFTER_FLAGGED or self._flagged is None or step < LOST_STEP * self.interval:
+            return None
+        return Loss(max(1, round(step / self.interval) - 1), last, at, self._flagged[0], self._flagged[1])
+
+
+def frame_interval(stream: av.video.stream.VideoStream) -> Optional[Fraction]:
+    """One frame's length in ``stream``'s time base, from its declared rate; None where it declares none."""
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate or not stream.time_base:
+        return None
+    return 1 / (Fraction(rate) * Fraction(stream.time_base))
+
+
+def sync_breaks(path: str) -> tuple[int, ...]:
+    """The bytes where an MPEG-TS file's packets (188 bytes, 192 in M2TS, 204 with FEC) lose their sync byte (0x47)
+    before it comes back: bytes zeroed, or lost from within a packet. Every packet's first byte is looked at (numpy,
+    the file mapped): what the demuxer reads anyway. A partial packet at the end is ``mpegts_cut_off``'s."""
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    n = len(data)
+    size, at = _alignment(data, 0)
+    if size is None:
+        return ()
+    found: list[int] = []
+    while at < n and len(found) < 64:
+        heads = data[at:n:size]
+        heads = heads[: (n - at) // size]  # whole packets only
+        bad = np.flatnonzero(heads != 0x47)
+        if not len(bad):
+            break
+        where = at + int(bad[0]) * size
+        found.append(where)
+        size2, at2 = _alignment(data, where + 1)
+        if size2 is None:
+            break
+        size, at = size2, at2
+    return tuple(found)
+
+
+def _alignment(data: np.ndarray, start: int) -> tuple[Optional[int], int]:
+    """(packet size, byte of the first sync byte) from ``start`` on: the first 0x47 that repeats 3 times a packet size
+    apart (M2TS's sync byte sits 4 bytes into its 192), looked for in the next megabyte; (None, 0) where none does."""
+    window = data[start : start + (1 << 20)]
+    for k in np.flatnonzero(window == 0x47):
+        k = int(k)
+        for size in (188, 192, 204):
+            if k + 3 * size < len(window) and all(window[k + j * size] == 0x47 for j in (1, 2, 3)):
+                return size, start + k
+    return None, 0
+
+
+def lost_frames(path: str, stream_index: int) -> Optional[SkippedData]:
+    """Where the MPEG-TS file ``path`` lost whole frames of its video stream ``stream_index``, as the Matroska check
+    says where its demuxer skips (``SkippedData``), or None; cached per file and version of it."""
+    try:
+        seen = os.stat(path)
+    except OSError:
+        return None
+    return _lost_frames_of(os.path.realpath(path), stream_index, seen.st_size, seen.st_mtime_ns, seen.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _lost_frames_of(path: str, stream_index: int, size: int, mtime_ns: int, inode: int) -> Optional[SkippedData]:
+    try:
+        return _scan(path, stream_index)
+    except Exception as exc:  # noqa: BLE001 - a check on top of the demuxer: a flaw in it must not refuse a file FFmpeg reads
+        log.debug("could not read the MPEG-TS packets of %s: %r", path, exc)
+        return None
+
+
+def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
+    with av.open(path) as container:
+        stream = container.streams[stream_index]
+        tb = Fraction(stream.time_base)
+        watch = LossWatch(frame_interval(stream), sync_breaks(path))
+        shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
+        keyframes: list[int] = []
+        loss: Optional[Loss] = None
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            if packet.pts is not None:
+                shown.append(packet.pts)
+                if packet.is_keyframe:
+                    keyframes.append(packet.pts)
+            found = watch.packet(packet)
+            if found is not None and loss is None:
+                loss = found
+    if loss is None or not shown:
+        return None
+    shown.sort()
+    first = shown[0]
+    # the first frame missing shows after the last one decoded before the loss and its neighbours, which B-frames
+    # reorder: the first hole in the presentation times from a few frames before the loss on
+    interval = watch.interval or Fraction(1)
+    start = max(0, bisect.bisect_left(shown, loss.before) - 2 * AFTER_FLAGGED)
+    hole = next((k + 1 for k in range(start, len(shown) - 1) if shown[k + 1] - shown[k] >= LOST_STEP * interval), None)
+    if hole is None:  # no hole in what is shown (the times were rewritten): where the decoding times jumped
+        hole = bisect.bisect_right(shown, loss.before)
+    # the last frame whole before the damage: before the hole, and shown before the packet flagged (its data was lost
+    # too); an --end at its time stops there without reading on into the damage, as the Matroska check's
+    last_good = hole - 1
+    if loss.flagged_pts is not None:
+        last_good = min(last_good, bisect.bisect_left(shown, loss.flagged_pts) - 1)
+    if last_good < 0:
+        return SkippedData(offset=loss.offset, what=_what(loss), frame=0, good_until=None, resumes_at=_resumes(
+            keyframes, shown[hole - 1] if hole else first, first, tb), at=0.0, lost=True)  # fmt: skip
+    good_pts = shown[last_good]
+    good = Fraction(math.floor((good_pts - first) * tb * 1000), 1000)
+    frame = last_good + 1  # the first frame damaged or missing
+    at = float((min(shown[frame], good_pts + interval) if frame < len(shown) else good_pts + interval) - first) * float(tb)
+    return SkippedData(offset=loss.offset, what=_what(loss), frame=frame, good_until=float(good) if good > 0 else None,
+                       resumes_at=_resumes(keyframes, shown[hole - 1], first, tb), at=at, lost=True)
+
+
+def _what(loss: Loss) -> str:
+    return (f"{loss.count} frame{'s' if loss.count != 1 else ''} of its video lost with MPEG-TS packets that are missing "
+            f"or damaged (at byte {loss.offset})")
+
+
+def _resumes(keyframes: list[int], after: int, first: int, tb: Fraction) -> Optional[float]:
+    """The time of the first keyframe after ``after`` (a pts), rounded up to a millisecond, from the first frame."""
+    found = next((k for k in keyframes if k > after), None)
+    return None if found is None else float(Fraction(math.ceil((found - first) * tb * 1000), 1000))
+

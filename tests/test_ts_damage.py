@@ -1,0 +1,176 @@
+"""MPEG-TS files that lost packets (a camera over a lossy network, a damaged copy): FFmpeg logs "Continuity check failed"
+and reads on, so `process` wrote fewer frames than the video has, with exit 0. They are refused as a damaged Matroska
+file is, with the --end/--start of the good parts; clean files (B-frames, a timestamp wrap, a splice the stream flags,
+segments, variable frame rate, a flipped continuity counter, a recording starting mid-GOP) are not."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from pathlib import Path
+
+import av
+import pytest
+
+from birefvid.cli import main
+from birefvid.io.ts_damage import lost_frames
+from media import read_video
+from system_tools import need_binary
+
+PACKET = 188
+
+
+def make_ts(path: Path, *options: str, codec: str = "libx264", seconds: int = 4, fps: int = 25) -> Path:
+    need_binary("ffmpeg", "ffmpeg")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={fps}:duration={seconds}",
+                    "-c:v", codec, "-g", str(fps), "-bf", "2", "-threads", "1", *options, str(path)],
+                   check=True, capture_output=True)  # fmt: skip
+    return path
+
+
+def damaged(path: Path, out: Path, kind: str, size: int = PACKET) -> Path:
+    data = bytearray(path.read_bytes())
+    k = len(data) // size // 2
+    if kind == "drop":  # packets lost on the way
+        data = data[: k * size] + data[(k + 30) * size :]
+    elif kind == "drop1":  # one packet: its frame damaged (and concealed), none lost
+        data = data[: k * size] + data[(k + 1) * size :]
+    elif kind == "zero":  # a run of bytes zeroed (a bad sector, a preallocated download)
+        data[k * size + 50 : k * size + 4050] = bytes(4000)
+    elif kind == "cc":  # continuity counters flipped, the data whole
+        for i in range(k, k + 5):
+            data[i * size + 3] = (data[i * size + 3] & 0xF0) | ((data[i * size + 3] + 7) & 0x0F)
+    elif kind == "midgop":  # a recording that starts midway through a GOP (and a PES)
+        data = data[len(data) // 3 // size * size + 5 * size :]
+    out.write_bytes(bytes(data))
+    return out
+
+
+def lost(path: Path):
+    with av.open(str(path)) as c:
+        index = c.streams.video[0].index
+    return lost_frames(str(path), index)
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libx265", "mpeg2video"])
+@pytest.mark.parametrize("kind", ["drop", "zero"])
+def test_frames_lost_with_packets_are_found(tmp_path, codec, kind):
+    ok = make_ts(tmp_path / "ok.ts", codec=codec)
+    found = lost(damaged(ok, tmp_path / "bad.ts", kind))
+    assert found is not None and found.lost, found
+    assert 0 < found.frame < 100 and found.good_until is not None and 0 < found.good_until < found.at
+    assert "frames of its video lost with MPEG-TS packets" in found.what
+
+
+@pytest.mark.parametrize("kind", ["drop1", "cc", "midgop"])
+def test_damage_that_loses_no_frame_is_no_loss(tmp_path, kind):
+    """One packet of a frame lost damages that frame (concealed, warned of as before), a flipped counter loses nothing,
+    and a recording that starts mid-GOP is how it was recorded: none is refused."""
+    ok = make_ts(tmp_path / "ok.ts")
+    assert lost(damaged(ok, tmp_path / "bad.ts", kind)) is None
+
+
+def test_clean_streams_are_not_refused(tmp_path):
+    """False alarms are worse than the bug: B-frames, a 33-bit timestamp wrap, a splice flagged as a discontinuity (its
+    clock going on, or jumping ahead), ``ffmpeg -f segment``'s parts, a variable frame rate and M2TS are all whole."""
+    clean = [make_ts(tmp_path / "b.ts"), make_ts(tmp_path / "wrap.ts", "-output_ts_offset", "95441"),
+             make_ts(tmp_path / "vfr.ts", "-vf", "setpts='N/25/TB+if(gt(N,50),1/TB,0)'", "-fps_mode", "passthrough"),
+             make_ts(tmp_path / "cam.m2ts", "-mpegts_m2ts_mode", "1", "-f", "mpegts")]  # fmt: skip
+    a = make_ts(tmp_path / "a.ts", "-mpegts_flags", "+initial_discontinuity")
+    for offset in ("4", "10"):
+        b = make_ts(tmp_path / f"b{offset}.ts", "-mpegts_flags", "+initial_discontinuity", "-output_ts_offset", offset)
+        spliced = tmp_path / f"spliced{offset}.ts"
+        spliced.write_bytes(a.read_bytes() + b.read_bytes())
+        clean.append(spliced)
+    (tmp_path / "seg").mkdir()
+    make_ts(tmp_path / "seg" / "s%d.ts", "-f", "segment", "-segment_time", "1")
+    clean += sorted((tmp_path / "seg").glob("*.ts"))
+    assert len(clean) >= 9
+    assert [p.name for p in clean if lost(p) is not None] == []
+
+
+def test_m2ts_frames_lost_are_found(tmp_path):
+    ok = make_ts(tmp_path / "cam.m2ts", "-mpegts_m2ts_mode", "1", "-f", "mpegts")
+    assert lost(damaged(ok, tmp_path / "bad.m2ts", "drop", 192)) is not None
+
+
+@pytest.fixture
+def run(pvt_b0_weights):
+    def _run(*args: str) -> int:
+        return main(["process", *map(str, args), "--weights", str(pvt_b0_weights), "--resolution", "64", "--device", "cpu", "-q"])
+
+    return _run
+
+
+def test_process_refuses_a_ts_that_lost_frames_and_names_its_good_parts(tmp_path, run, capsys):
+    """process wrote 73 of 100 frames of such a file with exit 0 (HEVC, bytes zeroed), or, as here, failed on a frame
+    'out of order' after the loss with a remux hint that does not help. It is refused before any work, nothing written, one line naming the frame and time, and the --end and
+    --start it names process the parts either side."""
+    bad = damaged(make_ts(tmp_path / "ok.ts", codec="libx264"), tmp_path / "bad.ts", "drop")
+    out = tmp_path / "out.mkv"
+    code = run(bad, "-o", out, "--output", "mask")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    line = err[0]
+    assert re.match(r"birefvid: error: \S*bad\.ts: the file is damaged at frame \d+ \(\d+\.\d{3} s in\): \d+ frames of its video "
+                    r"lost with MPEG-TS packets", line), line  # fmt: skip
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.ts", "ok.ts"]
+    m = re.search(r"; --end (\d+\.\d{3}) processes the part before the damage, --start (\d+\.\d{3}) the part from the next "
+                  r"keyframe after it \(if that decodes\)$", line)  # fmt: skip
+    assert m and 0 < float(m[1]) < float(m[2]) < 4, line
+    assert run(bad, "-o", out, "--output", "mask", "--end", m[1]) == 0, capsys.readouterr().err
+    assert len(read_video(out, "gray").pts) == round(float(m[1]) * 25)  # every frame before the damage
+    rest = tmp_path / "rest.mkv"
+    assert run(bad, "-o", rest, "--output", "mask", "--start", m[2]) == 0, capsys.readouterr().err
+    assert len(read_video(rest, "gray").pts) == 100 - round(float(m[2]) * 25)
+
+
+def test_live_reading_a_ts_file_that_lost_frames_says_it_once_and_goes_on(tmp_path, caplog):
+    """live must not stop on a blip: a .ts file as its source says once that frames were lost, and reads on to the end."""
+    from birefvid.io.live_connections import FileConnection
+
+    bad = damaged(make_ts(tmp_path / "ok.ts"), tmp_path / "bad.ts", "drop")
+    with caplog.at_level(logging.WARNING):
+        conn = FileConnection(str(bad))
+        try:
+            times = [seconds for _, seconds, _ in conn.frames()]
+        finally:
+            conn.close()
+    said = [r.getMessage() for r in caplog.records if "frames of its video lost" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("; reading on"), said
+    assert times and times[-1] > 3.5  # read to the end
+
+
+@pytest.mark.parametrize("chunk_frames", [None, 30])
+def test_batch_plan_refuses_a_ts_that_lost_frames(tmp_path, chunk_frames):
+    """batch plans each video before any work: a .ts that lost frames is refused there with process's line (the batch
+    then skips it and goes on), in chunks too, whose decoding never looked for the loss."""
+    from birefvid.api import build_file_job
+    from birefvid.batch.runner import plan_video
+    from birefvid.errors import SourceError
+
+    ok = make_ts(tmp_path / "ok.ts")
+    bad = damaged(ok, tmp_path / "bad.ts", "drop")
+    out = tmp_path / "out"
+    assert plan_video(build_file_job(ok, out / "ok.mkv", kind="mask"), out, chunk_frames).frames == 100
+    with pytest.raises(SourceError, match=r"bad\.ts: the file is damaged at frame \d+ \(\d+\.\d{3} s in\): \d+ frames of its video lost"):
+        plan_video(build_file_job(bad, out / "bad.mkv", kind="mask"), out, chunk_frames)
+
+
+def test_a_network_ts_stream_that_lost_frames_says_it_once_and_goes_on(tmp_path, caplog):
+    """A udp:// or tcp:// MPEG-TS source (read as a network stream, as AvConnection reads one; here the damaged file
+    through file:, the same demuxer) that loses frames says it once and reads on to its end."""
+    from birefvid.io.live_connections import AvConnection
+    from birefvid.io.live_target import LiveTarget
+
+    bad = damaged(make_ts(tmp_path / "ok.ts"), tmp_path / "bad.ts", "drop")
+    with caplog.at_level(logging.WARNING):
+        conn = AvConnection(LiveTarget("network", "udp://camera", f"file:{bad}", "mpegts"), 5, 5)
+        try:
+            times = [seconds for _, seconds, _ in conn.frames()]
+        finally:
+            conn.close()
+    said = [r.getMessage() for r in caplog.records if "lost at" in r.getMessage()]
+    assert len(said) == 1 and "MPEG-TS packets missing or damaged on the way); going on" in said[0], said
+    assert times and times[-1] > 3.5
