@@ -502,6 +502,23 @@ def test_partial_files_of_killed_runs_are_named_not_piled_up(tmp_path, caplog, r
     assert all(path.exists() for path in [*left, other])
 
 
+def test_the_partial_file_of_a_run_writing_the_same_output_now_is_not_named_as_a_killed_runs(tmp_path, caplog, run, clip):
+    """Two `process` runs of one `-o` in two terminals: the one finishing first warned that the other's partial file
+    was "left by a run killed while writing" and gave the `rm -rf` for it, while that run was still filling it. A
+    writer holds its partial under a lock: only a killed run's (no lock) is named."""
+    from birefvid.io.atomic import AtomicFile
+
+    dead = tmp_path / ".out.partial-k1ll3d01.mkv"
+    dead.write_bytes(b"half a video")
+    live = AtomicFile(tmp_path / "out.mkv")  # the other run's sink, encoding now
+    with caplog.at_level("WARNING"):
+        assert run(clip, "-o", tmp_path / "out.mkv", "--output", "mask") == 0
+    said = [r.getMessage() for r in caplog.records if "partial" in r.getMessage()]
+    assert len(said) == 1 and "1 partial file" in said[0] and str(dead) in said[0] and str(live.temp) not in said[0], said
+    assert live.temp.exists()
+    live.discard()
+
+
 def test_an_output_made_by_another_program_during_the_run_keeps_this_runs_result(tmp_path, clip):
     """Another program wrote out.mkv while `process` (no --overwrite) worked: the finished result was thrown away
     with "output exists". Now it is kept as `out (2).mkv`, the run still fails (SinkError, exit 2), and the
