@@ -132,6 +132,32 @@ def partial_prefix(name: str, suffix: str = "") -> str:
     return f".{fit_name(name, f'..partial-{suffix}')}.partial-"
 
 
+def final_name(partial: str | Path) -> Optional[str]:
+    """The output name a ``.NAME.partial-XXXX.EXT`` (or a folder's ``.NAME.partial-XXXX``) is renamed to when its
+    writer commits it (a name cut short for the disk stays short), or None for a name that is no partial's."""
+    name = Path(partial).name
+    at = name.rfind(".partial-")
+    if not name.startswith(".") or at < 1:
+        return None
+    rest = name[at + len(".partial-"):]
+    return name[1:at] + (Path(rest).suffix if "." in rest else "")
+
+
+def written_now(target: str | Path) -> Optional[Path]:
+    """A partial entry of ``target`` that a live writer holds now (a live recording, a ``process`` or ``batch`` output
+    not yet committed), or None: what an input that is not there yet is being written as."""
+    target = Path(target)
+    try:
+        names = [e.name for e in os.scandir(target.parent or ".") if e.name.startswith(".") and ".partial-" in e.name]
+    except OSError:
+        return None
+    marks = ((partial_prefix(target.stem, target.suffix), target.suffix), (partial_prefix(target.name), ""))
+    for name in sorted(names):
+        if any(name.startswith(p) and name.endswith(s) for p, s in marks) and being_written(target.parent / name):
+            return target.parent / name
+    return None
+
+
 def _umask() -> int:
     """The process umask (read by setting and restoring it; there is no read-only call)."""
     mask = os.umask(0)
