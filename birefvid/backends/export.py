@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import io
 import logging
@@ -225,14 +226,14 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     start = time.perf_counter()
     if _saved_ahead_as(model) is None:  # one saved ahead was made so then, on a thread a stop need not wait for
         model = model.eval().to("cpu", torch.float32)
-    from ..io.atomic import fit_name  # an output named as long as the disk allows still has a temporary name
+    from ..io.atomic import fit_name, writer_lock  # an output named as long as the disk allows still has a temporary name
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=fit_name(path.stem, "..onnx.partial") + ".", suffix=".onnx.partial", dir=path.parent)
     except OSError as e:  # a read-only or missing folder
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
-    os.close(fd)
+    lock = writer_lock(tmp, fd)  # held while this run writes it: a later export tells it from a killed run's
     exiting.writing(tmp)
     try:
         steps = ExportSteps(start)
@@ -244,6 +245,8 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
         if os.path.exists(tmp):
             os.unlink(tmp)
         exiting.written(tmp)
+        if lock is not None:
+            os.close(lock)
     return time.perf_counter() - start
 
 
@@ -322,7 +325,9 @@ def saved_for_export(model: torch.nn.Module) -> Iterator[None]:
         log.debug("the model is not saved ahead for its export (%s)", e)
         yield
         return
-    os.close(fd)
+    from ..io.atomic import writer_lock
+
+    lock = writer_lock(file, fd)  # held while in use: a later export removes it only once this run is gone
     exiting.writing(file)
     entry: tuple[torch.nn.Module, Optional[str]] = (model, file)
     try:
@@ -345,6 +350,8 @@ def saved_for_export(model: torch.nn.Module) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(file)
         exiting.written(file)
+        if lock is not None:
+            os.close(lock)
 
 
 def _saved_ahead_as(model: torch.nn.Module) -> Optional[tuple[Optional[str]]]:
@@ -365,7 +372,9 @@ def _model_file(model: torch.nn.Module, path: Path) -> Iterator[tuple[Optional[s
         fd, model_file = tempfile.mkstemp(prefix=".model.", suffix=".pt.partial", dir=path.parent)  # the trusted cache folder
     except OSError as e:
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
-    os.close(fd)
+    from ..io.atomic import writer_lock
+
+    lock = writer_lock(model_file, fd)
     exiting.writing(model_file)
     try:
         try:
@@ -381,6 +390,8 @@ def _model_file(model: torch.nn.Module, path: Path) -> Iterator[tuple[Optional[s
         with contextlib.suppress(OSError):
             os.unlink(model_file)
         exiting.written(model_file)
+        if lock is not None:
+            os.close(lock)
 
 
 def _start_worker(argv: list[str]) -> tuple["subprocess.Popen[bytes]", "_Messages"]:
@@ -615,6 +626,7 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, s
     with export_lock(path):
         if _trusted_export(path):  # another birefvid exported it while this one waited
             return path, None
+        remove_dead_partials(path)
         log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent,
                     extra=NOTICE)  # fmt: skip
         try:
@@ -636,6 +648,27 @@ def _disk_full(error: BaseException, folder: Path) -> Optional[str]:
     if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
         return os.strerror(cause.errno)
     return next((os.strerror(n) for n in (errno.ENOSPC, errno.EDQUOT) if os.strerror(n) in str(error)), None)
+
+
+def remove_dead_partials(path: Path) -> list[Path]:
+    """Remove what exports of ``path`` and their model hand-overs killed outright (SIGKILL, the OOM killer, a
+    container stopped) left in the cache: ``NAME.XXXXXXXX.onnx.partial`` (as large as the export: 73 MB for ``tiny``,
+    ~900 MB for ``general``) and ``.model.XXXXXXXX.pt.partial``, one more at each killed first run, never removed. Run
+    under ``export_lock``; a file a live run holds (``atomic.being_written``: another model's export, a live run's
+    model saved ahead) is left. Returns what was removed."""
+    from ..io.atomic import being_written, fit_name
+
+    prefix = glob.escape(fit_name(path.stem, "..onnx.partial") + ".")
+    removed = []
+    for pattern in (prefix + "?" * 8 + ".onnx.partial", ".model." + "?" * 8 + ".pt.partial"):
+        for leftover in path.parent.glob(pattern):
+            if leftover.is_file() and not leftover.is_symlink() and not being_written(leftover):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+                    removed.append(leftover)
+    if removed:
+        log.debug("removed what killed exports left: %s", ", ".join(p.name for p in removed))
+    return removed
 
 
 @contextlib.contextmanager
