@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import torch
 
 from .. import __version__, exiting
-from ..errors import NOTICE, SinkError
+from ..errors import NOTICE, SinkError, option
 from ..user_paths import expand_home
 from .cache_trust import file_distrust, folder_distrust
 
@@ -704,12 +704,14 @@ def export_lock(path: Path, poll: float = 0.2) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> Optional[float]:
+def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1, *, overwrite: bool = True) -> Optional[float]:
     """Write the export of ``model`` at (h, w) = ``size`` to ``path`` (``birefvid export``), through the cache:
     a model the default backend already exported, or exported before, is copied in seconds
     instead of exported again for a minute. Returns the seconds an export took now, None when it was cached.
     A cache that cannot be written is passed by: the export goes straight to ``path``. A ``path`` that is a symbolic
-    link is written where it leads, the link kept, as every output (``io.atomic.through_link``)."""
+    link is written where it leads, the link kept, as every output (``io.atomic.through_link``). ``overwrite=False``:
+    a file another run put at ``path`` while this one exported (two ``birefvid export`` of one name at once) is kept,
+    and this run ends with "output exists" (its export stays cached: a rerun with ``--overwrite`` takes seconds)."""
     from ..io.atomic import through_link
 
     path = through_link(Path(path))
@@ -718,7 +720,7 @@ def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     except SinkError as e:
         log.debug("export cache unusable (%s): exporting straight to %s", e, path)
         return export_onnx(model, path, size, batch)
-    _place(cached, path)
+    _place(cached, path, overwrite=overwrite)
     return seconds
 
 
@@ -740,7 +742,23 @@ def _clone(src: Path, dst: str) -> bool:
         return False
 
 
-def _place(cached: Path, path: Path) -> None:
+def _link_new(tmp: str, path: Path) -> None:
+    """Put ``tmp`` at ``path`` only while nothing is there (a hard link fails atomically on an existing name; where the
+    disk has none, the check then the rename), else "output exists": another run wrote ``path`` meanwhile."""
+    try:
+        os.link(tmp, path)
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # a disk without hard links (FAT, some network shares)
+        if not os.path.lexists(path):
+            os.replace(tmp, path)
+            return
+    raise SinkError(f"output exists: {path} (written by another run while this one exported; use {option('overwrite', True)} "
+                    f"to replace it: the export is cached, so that takes seconds)")  # fmt: skip
+
+
+def _place(cached: Path, path: Path, *, overwrite: bool = True) -> None:
     """Put a copy of the cached file at ``path`` under a temporary name, renamed when complete. A copy of its own,
     never a hard link: the user's file is theirs to change, and a hard link shared the cache's inode, so an in-place
     write to it (``onnx.save`` or ``onnxsim`` over the same name, ``: > model.onnx``) changed the cached model too,
@@ -760,7 +778,12 @@ def _place(cached: Path, path: Path) -> None:
         if not _clone(cached, tmp):
             shutil.copyfile(cached, tmp)
         _plain_mode(tmp)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    except SinkError:
+        raise
     except OSError as e:  # a full disk, a quota
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
     finally:
