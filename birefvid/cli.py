@@ -474,9 +474,11 @@ def _run(args: argparse.Namespace) -> int:
     """The command, once the process can run one: a temporary folder to write, and an OpenCV pixel limit that
     ``import cv2`` can read (a value it cannot, such as ``2e9``, aborted every command with exit 134)."""
     from .pixel_limit import opencv_pixel_limit  # outside .io, whose package imports cv2
+    from .thread_limit import thread_limit
 
     _need_temp_dir()
     opencv_pixel_limit()
+    thread_limit()  # BIREFVID_THREADS: a bad value is one line here, not a traceback once the model loads
     return args.run(args)
 
 

@@ -147,10 +147,23 @@ def input_not_found(path: object, role: str = "input") -> str:
     elif _as_input_glob(path):  # what -o takes: a compositor's plate.####.png, which no file is named
         message += (f" (a sequence pattern names outputs; an image sequence is read from its folder or a glob: "
                     f"{shlex.quote(os.path.dirname(str(path)) or '.')} or {shlex.quote(_as_input_glob(path) or '')})")
+    elif _written_now(path):
+        message += (f" (a birefvid run is writing it now, as {_written_now(path)}: a live recording or an output not finished; "
+                    f"it appears under this name when that run ends)")
     elif _spelt_apart(str(path)):
         message += (" (its folder holds that name in other Unicode code points, its accents composed or decomposed as "
                     "macOS writes them, which look alike: name it by tab completion, or rename it)")
     return message
+
+
+def _written_now(path: object) -> Optional[str]:
+    """``atomic.written_now`` for an input path (imported here only when an input is missing: it imports this module)."""
+    if not isinstance(path, (str, os.PathLike)) or "://" in str(path):
+        return None
+    from birefvid.io.atomic import written_now
+
+    found = written_now(path)
+    return None if found is None else str(found)
 
 
 def _as_input_glob(path: object) -> Optional[str]:

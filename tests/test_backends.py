@@ -201,6 +201,30 @@ def test_a_run_waits_for_another_processs_export_of_the_same_model(b0, tmp_path,
     assert "waiting for another birefvid process exporting the same model" in caplog.text
 
 
+def test_an_export_removes_what_exports_killed_outright_left_but_not_a_live_runs(tmp_path):
+    """A first run SIGKILLed while exporting (the OOM killer, a container stopped) left NAME.XXXXXXXX.onnx.partial in
+    the cache, as large as the export (73 MB for tiny, ~900 MB for general), and its model hand-over
+    .model.XXXXXXXX.pt.partial: never removed, one more at each killed first run. The next export of that model removes
+    them under its export lock; what a live run holds (its writer lock) is left, as is another model's partial."""
+    from birefvid.backends.export import remove_dead_partials
+    from birefvid.io.atomic import writer_lock
+
+    path = tmp_path / "birefnet-pvt_v2_b0-0123456789abcdef-64x64-b1-v0.1.0-g5-op18.onnx"
+    dead = [tmp_path / f"{path.stem}.k1ll3d01.onnx.partial", tmp_path / ".model.k1ll3d02.pt.partial"]
+    live = [tmp_path / f"{path.stem}.l1ve0001.onnx.partial", tmp_path / ".model.l1ve0002.pt.partial"]
+    other = tmp_path / "birefnet-pvt_v2_b0-0123456789abcdef-128x128-b1-v0.1.0-g5-op18.k1ll3d03.onnx.partial"
+    for each in (*dead, *live, other):
+        each.write_bytes(b"half an export")
+    held = [writer_lock(each) for each in live]  # as export_onnx and the model hand-over hold theirs
+    try:
+        assert sorted(remove_dead_partials(path)) == sorted(dead)
+        assert not any(each.exists() for each in dead) and all(each.exists() for each in (*live, other))
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert sorted(remove_dead_partials(path)) == sorted(live)  # their runs gone
+
+
 def test_an_export_that_cannot_replace_another_runs_open_one_uses_it(tmp_path, monkeypatch):
     """Windows has no export lock, so two runs on an empty cache both export; the second's rename onto
     the file the first has open is refused there (PermissionError), which failed that run."""

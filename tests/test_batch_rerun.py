@@ -354,3 +354,30 @@ def test_a_sigterm_leaves_the_finished_chunks_only_and_the_rerun_resumes(tmp_pat
     for name in "abc":
         with av.open(str(out / f"{name}.mkv")) as c:
             assert sum(1 for _ in c.decode(video=0)) == 12
+
+
+def test_a_batch_leaves_the_partial_file_a_live_process_run_is_writing_to_the_same_output(tmp_path, caplog):
+    """A cron batch finishing out/b.mkv while `birefvid process ... -o out/b.mkv` ran in another terminal removed that
+    run's `.b.partial-*.mkv` as a killed run's leftover: the process run then ended with "cannot move the finished output
+    onto out/b.mkv: No such file or directory", its work lost. A writer holds its partial under a lock, which the batch
+    sees: the live run's file is neither removed nor named as a leftover, and that run's commit keeps its output as
+    `b (2).mkv`; a killed run's partial (no lock held) is still removed."""
+    from birefvid.errors import OutputKeptError
+    from birefvid.io.atomic import AtomicFile
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    out.mkdir()
+    b = keyframed_clip(folder / "b.mp4", FRAMES)
+    live = AtomicFile(out / "b.mkv", overwrite=False)  # what a `process` run's sink holds while it encodes
+    live.temp.write_bytes(b"a live run's frames")
+    killed = out / ".b.partial-killed0.mkv"  # what a SIGKILLed run left: nobody holds it
+    killed.write_bytes(b"a dead run's frames")
+
+    assert main(["batch", str(b), "--output-dir", str(out), "--output", "mask", "-q", *MODEL]) == 0
+    assert (out / "b.mkv").is_file() and not killed.exists()
+    assert live.temp.read_bytes() == b"a live run's frames"
+    assert not [r for r in caplog.records if str(live.temp) in r.getMessage()]  # not named as a killed run's either
+    with pytest.raises(OutputKeptError, match=r"kept as .*b \(2\)\.mkv"):
+        live.commit()
+    assert (out / "b (2).mkv").read_bytes() == b"a live run's frames"

@@ -151,6 +151,35 @@ def test_an_exported_model_changed_in_place_leaves_the_cache_as_it_was(tmp_path,
     assert not os.path.samefile(out, cached)
 
 
+def test_a_second_export_of_one_name_at_once_says_output_exists_and_keeps_the_first(tmp_path, capsys, monkeypatch):
+    """Two `birefvid export m.onnx` at once (a script run twice, two terminals, one at --resolution 512 and one at 1024):
+    both found no m.onnx at their start, and the later to finish replaced the other's file without a word. As
+    `process`, a run without --overwrite now keeps a file another run wrote meanwhile and ends with "output exists"
+    (its own export stays in the cache); with --overwrite it replaces it."""
+    import os
+    import tempfile
+
+    import birefvid.backends.export as export
+
+    fd, cached = tempfile.mkstemp(suffix=".onnx", dir=tmp_path)
+    os.write(fd, b"this run's model")
+    os.close(fd)
+    out = tmp_path / "m.onnx"
+
+    def exported_while_the_other_run_finished(model, size, batch=1, say_time=True):
+        out.write_bytes(b"the other run's model")  # the other run's export, placed while this one exported
+        return Path(cached), 12.0
+
+    monkeypatch.setattr(export, "cached_onnx", exported_while_the_other_run_finished)
+    assert main(["export", str(out), "--model", "tiny", "--resolution", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"birefvid: error: output exists: {out} (written by another run while this one exported"), err
+    assert out.read_bytes() == b"the other run's model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([Path(cached).name, "m.onnx"])  # no partial left
+    assert main(["export", str(out), "--model", "tiny", "--resolution", "64", "--overwrite", "-q"]) == 0
+    assert out.read_bytes() == b"this run's model"
+
+
 def test_export_over_a_link_replaces_the_file_it_leads_to(tmp_path, capsys, monkeypatch):
     """`export m.onnx --overwrite`, m.onnx a link to the model a service loads: the link was replaced by a file and
     the linked model left as it was; like every other output, and as `cp` does, the linked file is the new model."""

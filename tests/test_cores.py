@@ -54,3 +54,42 @@ def test_threads_follow_a_quota_rounded_up_and_never_exceed_the_affinity(monkeyp
         assert codec_threads("cpu") == 1  # a 64-core host limited to 2 CPUs is a small CPU: x264 on one thread
     finally:
         cores.usable_cores.cache_clear()
+
+
+def test_birefvid_threads_caps_every_thread_count_of_a_run(monkeypatch):
+    """Two runs at once on one machine each sized torch, OpenVINO and the codecs by every core; `OMP_NUM_THREADS`
+    reached torch alone (OpenVINO, the default CPU engine, kept 2 threads and 2 streams on 2 cores). `BIREFVID_THREADS=N`
+    counts as N usable cores wherever the thread counts are read, never raising them."""
+    import torch
+
+    from birefvid.runtime.priority import codec_threads
+
+    monkeypatch.setattr(cores, "affinity_cores", lambda: 8)
+    monkeypatch.setattr(cores, "quota_cores", lambda: None)
+    for value, want in (("1", 1), ("3", 3), ("16", 8), ("", 8)):
+        monkeypatch.setenv("BIREFVID_THREADS", value)
+        assert cores.usable_cores.__wrapped__() == want
+    monkeypatch.setattr(cores, "quota_cores", lambda: 2.0)
+    monkeypatch.setenv("BIREFVID_THREADS", "4")
+    assert cores.usable_cores.__wrapped__() == 2  # the smaller of the quota and the limit
+    monkeypatch.setenv("BIREFVID_THREADS", "1")
+    before = torch.get_num_threads()
+    cores.usable_cores.cache_clear()
+    try:
+        torch.set_num_threads(2)
+        cores.fit_torch_threads()  # what the Segmenter does on a CPU
+        assert torch.get_num_threads() == 1
+        assert codec_threads("cpu") == 1
+    finally:
+        torch.set_num_threads(before)
+        cores.usable_cores.cache_clear()
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
+def test_a_birefvid_threads_that_is_no_count_is_one_error_line(value, monkeypatch, capsys):
+    from birefvid.cli import main
+
+    monkeypatch.setenv("BIREFVID_THREADS", value)
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"birefvid: error: BIREFVID_THREADS='{value}' is not a number of threads"), err

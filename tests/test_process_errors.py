@@ -78,6 +78,27 @@ def test_an_input_named_in_other_code_points_says_so(tmp_path, capsys, run):
                    "input not found", "in other Unicode code points", "tab completion")
 
 
+def test_a_recording_a_live_run_is_still_writing_says_so(tmp_path, capsys, run, clip):
+    """`birefvid live ... --sink rec.mkv` running, a `process` of the recording in another terminal: `rec.mkv` said a
+    bare "input not found" (the recording is written as `.rec.partial-XXXX.mkv` and renamed at its end), and that hidden
+    file, read while written, "is not a readable video (the file is empty, 0 bytes)", or its frames so far. Both now
+    say a run is writing it and under which name to process it once that run ends; a killed run's partial is not that."""
+    from birefvid.io.atomic import AtomicFile
+
+    live = AtomicFile(tmp_path / "rec.mkv")  # the live run's recording, as its sink holds it
+    live.temp.write_bytes(clip.read_bytes())  # frames so far
+    one_error_line(capsys, run(tmp_path / "rec.mkv", "-o", tmp_path / "o.mkv", "--output", "mask"),
+                   "input not found", "a birefvid run is writing it now, as", str(live.temp), "under this name when that run ends")
+    one_error_line(capsys, run(live.temp, "-o", tmp_path / "o.mkv", "--output", "mask"),
+                   f"{live.temp} is being written by another birefvid run now", f"renamed to {tmp_path / 'rec.mkv'} when that run ends")
+    live.discard()
+    dead = tmp_path / ".rec.partial-k1ll3d01.mkv"  # a killed recording's: nobody writes it
+    dead.write_bytes(clip.read_bytes())
+    line = one_error_line(capsys, run(tmp_path / "rec.mkv", "-o", tmp_path / "o.mkv", "--output", "mask"), "input not found")
+    assert "writing it now" not in line
+    assert not (tmp_path / "o.mkv").exists()
+
+
 def test_the_readmes_sample_missing_says_how_to_make_it(tmp_path, capsys, monkeypatch):
     """A pip install has no samples/ folder: the quick start's command names the module that writes the clip."""
     monkeypatch.chdir(tmp_path)
@@ -500,6 +521,23 @@ def test_partial_files_of_killed_runs_are_named_not_piled_up(tmp_path, caplog, r
     assert len(said) == 1 and "2 partial files" in said[0] and "rm -rf" in said[0], said
     assert all(str(path) in said[0] for path in left) and ".other.partial" not in said[0]
     assert all(path.exists() for path in [*left, other])
+
+
+def test_the_partial_file_of_a_run_writing_the_same_output_now_is_not_named_as_a_killed_runs(tmp_path, caplog, run, clip):
+    """Two `process` runs of one `-o` in two terminals: the one finishing first warned that the other's partial file
+    was "left by a run killed while writing" and gave the `rm -rf` for it, while that run was still filling it. A
+    writer holds its partial under a lock: only a killed run's (no lock) is named."""
+    from birefvid.io.atomic import AtomicFile
+
+    dead = tmp_path / ".out.partial-k1ll3d01.mkv"
+    dead.write_bytes(b"half a video")
+    live = AtomicFile(tmp_path / "out.mkv")  # the other run's sink, encoding now
+    with caplog.at_level("WARNING"):
+        assert run(clip, "-o", tmp_path / "out.mkv", "--output", "mask") == 0
+    said = [r.getMessage() for r in caplog.records if "partial" in r.getMessage()]
+    assert len(said) == 1 and "1 partial file" in said[0] and str(dead) in said[0] and str(live.temp) not in said[0], said
+    assert live.temp.exists()
+    live.discard()
 
 
 def test_an_output_made_by_another_program_during_the_run_keeps_this_runs_result(tmp_path, clip):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import io
 import logging
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import torch
 
 from .. import __version__, exiting
-from ..errors import NOTICE, SinkError
+from ..errors import NOTICE, SinkError, option
 from ..user_paths import expand_home
 from .cache_trust import file_distrust, folder_distrust
 
@@ -225,14 +226,14 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     start = time.perf_counter()
     if _saved_ahead_as(model) is None:  # one saved ahead was made so then, on a thread a stop need not wait for
         model = model.eval().to("cpu", torch.float32)
-    from ..io.atomic import fit_name  # an output named as long as the disk allows still has a temporary name
+    from ..io.atomic import fit_name, writer_lock  # an output named as long as the disk allows still has a temporary name
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=fit_name(path.stem, "..onnx.partial") + ".", suffix=".onnx.partial", dir=path.parent)
     except OSError as e:  # a read-only or missing folder
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
-    os.close(fd)
+    lock = writer_lock(tmp, fd)  # held while this run writes it: a later export tells it from a killed run's
     exiting.writing(tmp)
     try:
         steps = ExportSteps(start)
@@ -244,6 +245,8 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
         if os.path.exists(tmp):
             os.unlink(tmp)
         exiting.written(tmp)
+        if lock is not None:
+            os.close(lock)
     return time.perf_counter() - start
 
 
@@ -322,7 +325,9 @@ def saved_for_export(model: torch.nn.Module) -> Iterator[None]:
         log.debug("the model is not saved ahead for its export (%s)", e)
         yield
         return
-    os.close(fd)
+    from ..io.atomic import writer_lock
+
+    lock = writer_lock(file, fd)  # held while in use: a later export removes it only once this run is gone
     exiting.writing(file)
     entry: tuple[torch.nn.Module, Optional[str]] = (model, file)
     try:
@@ -345,6 +350,8 @@ def saved_for_export(model: torch.nn.Module) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(file)
         exiting.written(file)
+        if lock is not None:
+            os.close(lock)
 
 
 def _saved_ahead_as(model: torch.nn.Module) -> Optional[tuple[Optional[str]]]:
@@ -365,7 +372,9 @@ def _model_file(model: torch.nn.Module, path: Path) -> Iterator[tuple[Optional[s
         fd, model_file = tempfile.mkstemp(prefix=".model.", suffix=".pt.partial", dir=path.parent)  # the trusted cache folder
     except OSError as e:
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
-    os.close(fd)
+    from ..io.atomic import writer_lock
+
+    lock = writer_lock(model_file, fd)
     exiting.writing(model_file)
     try:
         try:
@@ -381,6 +390,8 @@ def _model_file(model: torch.nn.Module, path: Path) -> Iterator[tuple[Optional[s
         with contextlib.suppress(OSError):
             os.unlink(model_file)
         exiting.written(model_file)
+        if lock is not None:
+            os.close(lock)
 
 
 def _start_worker(argv: list[str]) -> tuple["subprocess.Popen[bytes]", "_Messages"]:
@@ -615,6 +626,7 @@ def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, s
     with export_lock(path):
         if _trusted_export(path):  # another birefvid exported it while this one waited
             return path, None
+        remove_dead_partials(path)
         log.warning("exporting %s at %dx%d to ONNX (once per weights and size; cached in %s)", backbone, size[1], size[0], path.parent,
                     extra=NOTICE)  # fmt: skip
         try:
@@ -636,6 +648,27 @@ def _disk_full(error: BaseException, folder: Path) -> Optional[str]:
     if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
         return os.strerror(cause.errno)
     return next((os.strerror(n) for n in (errno.ENOSPC, errno.EDQUOT) if os.strerror(n) in str(error)), None)
+
+
+def remove_dead_partials(path: Path) -> list[Path]:
+    """Remove what exports of ``path`` and their model hand-overs killed outright (SIGKILL, the OOM killer, a
+    container stopped) left in the cache: ``NAME.XXXXXXXX.onnx.partial`` (as large as the export: 73 MB for ``tiny``,
+    ~900 MB for ``general``) and ``.model.XXXXXXXX.pt.partial``, one more at each killed first run, never removed. Run
+    under ``export_lock``; a file a live run holds (``atomic.being_written``: another model's export, a live run's
+    model saved ahead) is left. Returns what was removed."""
+    from ..io.atomic import being_written, fit_name
+
+    prefix = glob.escape(fit_name(path.stem, "..onnx.partial") + ".")
+    removed = []
+    for pattern in (prefix + "?" * 8 + ".onnx.partial", ".model." + "?" * 8 + ".pt.partial"):
+        for leftover in path.parent.glob(pattern):
+            if leftover.is_file() and not leftover.is_symlink() and not being_written(leftover):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+                    removed.append(leftover)
+    if removed:
+        log.debug("removed what killed exports left: %s", ", ".join(p.name for p in removed))
+    return removed
 
 
 @contextlib.contextmanager
@@ -671,12 +704,14 @@ def export_lock(path: Path, poll: float = 0.2) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1) -> Optional[float]:
+def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int], batch: int = 1, *, overwrite: bool = True) -> Optional[float]:
     """Write the export of ``model`` at (h, w) = ``size`` to ``path`` (``birefvid export``), through the cache:
     a model the default backend already exported, or exported before, is copied in seconds
     instead of exported again for a minute. Returns the seconds an export took now, None when it was cached.
     A cache that cannot be written is passed by: the export goes straight to ``path``. A ``path`` that is a symbolic
-    link is written where it leads, the link kept, as every output (``io.atomic.through_link``)."""
+    link is written where it leads, the link kept, as every output (``io.atomic.through_link``). ``overwrite=False``:
+    a file another run put at ``path`` while this one exported (two ``birefvid export`` of one name at once) is kept,
+    and this run ends with "output exists" (its export stays cached: a rerun with ``--overwrite`` takes seconds)."""
     from ..io.atomic import through_link
 
     path = through_link(Path(path))
@@ -685,7 +720,7 @@ def export_file(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     except SinkError as e:
         log.debug("export cache unusable (%s): exporting straight to %s", e, path)
         return export_onnx(model, path, size, batch)
-    _place(cached, path)
+    _place(cached, path, overwrite=overwrite)
     return seconds
 
 
@@ -707,7 +742,23 @@ def _clone(src: Path, dst: str) -> bool:
         return False
 
 
-def _place(cached: Path, path: Path) -> None:
+def _link_new(tmp: str, path: Path) -> None:
+    """Put ``tmp`` at ``path`` only while nothing is there (a hard link fails atomically on an existing name; where the
+    disk has none, the check then the rename), else "output exists": another run wrote ``path`` meanwhile."""
+    try:
+        os.link(tmp, path)
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # a disk without hard links (FAT, some network shares)
+        if not os.path.lexists(path):
+            os.replace(tmp, path)
+            return
+    raise SinkError(f"output exists: {path} (written by another run while this one exported; use {option('overwrite', True)} "
+                    f"to replace it: the export is cached, so that takes seconds)")  # fmt: skip
+
+
+def _place(cached: Path, path: Path, *, overwrite: bool = True) -> None:
     """Put a copy of the cached file at ``path`` under a temporary name, renamed when complete. A copy of its own,
     never a hard link: the user's file is theirs to change, and a hard link shared the cache's inode, so an in-place
     write to it (``onnx.save`` or ``onnxsim`` over the same name, ``: > model.onnx``) changed the cached model too,
@@ -727,7 +778,12 @@ def _place(cached: Path, path: Path) -> None:
         if not _clone(cached, tmp):
             shutil.copyfile(cached, tmp)
         _plain_mode(tmp)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    except SinkError:
+        raise
     except OSError as e:  # a full disk, a quota
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
     finally:

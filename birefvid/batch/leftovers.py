@@ -4,7 +4,8 @@ A run killed outright (SIGKILL, the OOM killer) cannot remove what it was writin
 hidden, until that very video was rerun. They are named, not removed: the run lock proves only that
 no other batch *driver* writes here, not that nothing does (the Ray workers of a driver killed a
 moment ago finish their chunk; a ``birefvid process`` run may write the same name), and deleting a
-file a live writer is filling would lose its work.
+file a live writer is filling would lose its work. A live writer's own partial (``AtomicFile`` and ``AtomicDir`` hold an
+``flock`` on it, ``atomic.being_written``) is left out of these lists, and ``runner.remove_partials`` never removes it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Iterable
 
-from ..io.atomic import partial_prefix, through_link
+from ..io.atomic import being_written, partial_prefix, through_link
 from ..sequence_names import sequence_folder
 from .manifest import WORK_DIR
 
@@ -33,7 +34,7 @@ def stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
     work = out_dir / WORK_DIR
     if work.is_dir():
         found.extend(p for p in work.rglob(".*.partial-*"))
-    return sorted(set(found))
+    return sorted({p for p in found if not being_written(p)})
 
 
 def partials_beside(targets: Iterable[Path]) -> list[Path]:
@@ -53,7 +54,7 @@ def partials_beside(targets: Iterable[Path]) -> list[Path]:
         except OSError:
             continue  # a subfolder not made yet, or gone
         found.extend(folder / n for n in names if any(n.startswith(p) and n.endswith(s) for p, s in marks))
-    return sorted(set(found))
+    return sorted({p for p in found if not being_written(p)})  # a live run's (its writer_lock held) is no leftover
 
 
 def note_partials_beside(targets: Iterable[Path]) -> list[Path]:

@@ -22,7 +22,7 @@ from ..errors import NOTICE, ConfigError, SinkError, SourceError, input_not_foun
 from ..extensions import HEIF_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, batch_extension
 from ..file_names import name_too_long
 from ..io.animated_source import frame_durations, is_animated_webp
-from ..io.atomic import check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix, refuse_link_loop, through_link
+from ..io.atomic import being_written, check_replaces_no_input, check_target, folds_names, name_fold, partial_prefix, refuse_link_loop, through_link
 from ..io import open_source
 from ..io.factory import is_sequence_target
 from ..io.base import is_url
@@ -1015,12 +1015,14 @@ def remove_partials(target: Path, *, is_dir: bool = False) -> None:
     An output named by a symbolic link is written where the link leads, its temporary entry beside that and named after
     it (``through_link``, as ``leftovers.partials_beside`` looks for them): looked for beside the link, under the link's
     name, a killed writer's file was never removed. An entry of that name that is itself a link is no writer's (they
-    make files and folders), so it is left, and nothing it leads to is touched."""
+    make files and folders), so it is left, and nothing it leads to is touched. One a live writer holds (``being_written``:
+    a ``birefvid process`` or another batch's worker writing the same name now) is its work in progress, not a
+    leftover: removing it lost that run's output at its commit ("No such file or directory")."""
     target = through_link(Path(target))
     # as AtomicFile and AtomicFolder name them (a long name cut short): a folder's whole name, a file's stem
     prefix = partial_prefix(target.name) if is_dir else partial_prefix(target.stem, target.suffix)
     for leftover in target.parent.glob(f"{glob.escape(prefix)}*"):  # `clip [1].mov` is no pattern
-        if leftover.is_symlink():
+        if leftover.is_symlink() or being_written(leftover):
             continue
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     net, native, name = load_pretrained(args.model, weights=args.weights, backbone=args.backbone)
     width, height = size or native
-    seconds = export_file(net, out, (height, width), args.batch_size)
+    seconds = export_file(net, out, (height, width), args.batch_size, overwrite=args.overwrite)
     took = "from the export cache" if seconds is None else f"exported in {seconds:.0f} s"
     if args.quiet:  # as process -q and image -q: the file is the result
         return 0

@@ -5,6 +5,10 @@ FFmpeg picks the right muxer) and an image sequence to a hidden temporary folder
 moves it onto the target with ``os.replace``, ``discard`` removes it. Without overwrite, a target
 another program made meanwhile is never replaced: the finished output is committed beside it as
 ``NAME (2).EXT`` and the commit raises ``OutputKeptError`` naming that file.
+
+While it is written, the temporary entry is held under an ``flock`` (``writer_lock``), which the kernel drops when the
+writer ends, however it ends: ``being_written`` tells a live writer's entry (another ``process`` or ``batch`` run
+writing the same name) from one a killed run left, so clean-ups never remove another run's work in progress.
 """
 
 from __future__ import annotations
@@ -53,6 +57,49 @@ def replace(src: str | Path, dst: str | Path) -> None:
 _RANDOM_CHARS = 8  # what mkstemp and mkdtemp add
 
 
+def writer_lock(path: str | Path, fd: Optional[int] = None) -> Optional[int]:
+    """Hold an exclusive ``flock`` on ``path`` (a temporary file or folder being written; ``fd``: one already open on
+    it, taken over) for as long as the returned descriptor stays open; None where there is no ``flock`` (Windows)
+    or it fails (the entry is then simply not marked, as before)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        if fd is not None:
+            os.close(fd)
+        return None
+    try:
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        if fd is not None:
+            os.close(fd)
+        return None
+    return fd
+
+
+def being_written(path: str | Path) -> bool:
+    """True when a live writer holds ``path`` (a ``.NAME.partial-*`` entry) under its ``writer_lock``: a run writing
+    it now, in this process or another, not a leftover of one killed. False where that cannot be told (no ``flock``)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases the shared lock taken for the test
+    return False
+
+
 def fit_name(name: str, around: str) -> str:
     """``name`` cut short (at a character) so that with ``around`` (the rest of a temporary name) and mkstemp's
     random part it is a name the disk takes: an output named with 240 bytes (80 Japanese characters) is
@@ -83,6 +130,32 @@ def partial_prefix(name: str, suffix: str = "") -> str:
     """``.NAME.partial-``, the start of a temporary entry's name beside an output (``suffix`` after the random
     part), ``NAME`` cut to fit (``fit_name``)."""
     return f".{fit_name(name, f'..partial-{suffix}')}.partial-"
+
+
+def final_name(partial: str | Path) -> Optional[str]:
+    """The output name a ``.NAME.partial-XXXX.EXT`` (or a folder's ``.NAME.partial-XXXX``) is renamed to when its
+    writer commits it (a name cut short for the disk stays short), or None for a name that is no partial's."""
+    name = Path(partial).name
+    at = name.rfind(".partial-")
+    if not name.startswith(".") or at < 1:
+        return None
+    rest = name[at + len(".partial-"):]
+    return name[1:at] + (Path(rest).suffix if "." in rest else "")
+
+
+def written_now(target: str | Path) -> Optional[Path]:
+    """A partial entry of ``target`` that a live writer holds now (a live recording, a ``process`` or ``batch`` output
+    not yet committed), or None: what an input that is not there yet is being written as."""
+    target = Path(target)
+    try:
+        names = [e.name for e in os.scandir(target.parent or ".") if e.name.startswith(".") and ".partial-" in e.name]
+    except OSError:
+        return None
+    marks = ((partial_prefix(target.stem, target.suffix), target.suffix), (partial_prefix(target.name), ""))
+    for name in sorted(names):
+        if any(name.startswith(p) and name.endswith(s) for p, s in marks) and being_written(target.parent / name):
+            return target.parent / name
+    return None
 
 
 def _umask() -> int:
@@ -292,11 +365,29 @@ class _AtomicTarget:
     _was_empty_dir = False  # hold: the commit renamed onto an empty folder, which undo() makes again
     _placed: Optional[Path] = None  # where the commit put the output (the target, or NAME (2) beside it)
     _placed_id: Optional[tuple[int, int]] = None  # its (device, inode): undo() removes it only while it is still this run's
+    _lock: Optional[int] = None  # the writer_lock on ``temp``, held until the commit or discard
+
+    def _release(self) -> None:
+        """Let go of the writer lock on the temporary entry (idempotent)."""
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:
+        self._release()
 
     def commit(self) -> None:
         """Move the finished temporary entry onto the target (replacing it); idempotent."""
         if self._done:
             return
+        try:
+            self._commit()
+        finally:
+            if self._done:
+                self._release()
+
+    def _commit(self) -> None:
         try:
             apply_default_permissions(self.temp, is_dir=self.is_dir)
             self._placed_id = _identity(self.temp)
@@ -408,7 +499,10 @@ class _AtomicTarget:
         if self._done:
             return
         self._done = True
-        self._remove()
+        try:
+            self._remove()
+        finally:
+            self._release()
 
     def _move(self) -> None:
         raise NotImplementedError
@@ -456,8 +550,8 @@ class AtomicFile(_AtomicTarget):
             fd, tmp = tempfile.mkstemp(prefix=partial_prefix(self.target.stem, suffix), suffix=suffix, dir=self.target.parent)
         except OSError as e:
             raise SinkError(f"cannot create a file in {self.target.parent}: {e.strerror or e}") from e
-        os.close(fd)
         self.temp = Path(tmp)
+        self._lock = writer_lock(tmp, fd)  # kept open (the writer opens the file by its name), closed at the commit or discard
 
     def _move(self) -> None:
         if self.overwrite:
@@ -535,6 +629,7 @@ class AtomicDir(_AtomicTarget):
             self.temp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.target.name), dir=self.target.parent))
         except OSError as e:
             raise SinkError(f"cannot create a folder in {self.target.parent}: {e.strerror or e}") from e
+        self._lock = writer_lock(self.temp)
 
     def _move(self) -> None:
         if not self.overwrite:

@@ -43,6 +43,7 @@ from birefvid.io.untagged import MATRIX_NAMES, assumed_matrix, rgb_matrix, untag
 from birefvid.io.pixel_shape import PixelShapes, context_sar
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
+from birefvid.io.atomic import being_written, final_name
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
@@ -93,6 +94,11 @@ def open_container(path: Path | str) -> av.container.InputContainer:
         raise SourceError(input_not_found(path))
     if path.is_dir():
         raise SourceError(f"{path} is a folder, not a video (pass a folder only for an image sequence)")
+    if path.is_file() and being_written(path):  # read now, it ends where its writer has got to (or is still empty)
+        final = final_name(path)
+        raise SourceError(f"{path} is being written by another birefvid run now (a live recording, or an output not finished)"
+                          + (f": it is renamed to {path.with_name(final)} when that run ends; process that" if final else
+                             ": process it once that run ends"))  # fmt: skip
     try:
         container = av.open(ffmpeg_name(path), "r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..thread_limit import THREADS_ENV, thread_limit
+
 log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -91,12 +93,17 @@ def _v1_quota(folder: Path) -> Optional[float]:
 
 @functools.lru_cache(maxsize=1)
 def usable_cores() -> int:
-    """Cores worth a thread each: the affinity's, fewer under a CPU quota (rounded up: 1.5 CPUs run 2)."""
+    """Cores worth a thread each: the affinity's, fewer under a CPU quota (rounded up: 1.5 CPUs run 2), fewer
+    still where ``BIREFVID_THREADS`` asks (several runs sharing the machine)."""
     cores = affinity_cores()
     quota = quota_cores()
     if quota is not None and math.ceil(quota) < cores:
         log.debug("a CPU quota of %.2f cores: %d threads, not %d", quota, math.ceil(quota), cores)
         cores = max(1, math.ceil(quota))
+    limit = thread_limit()
+    if limit is not None and limit < cores:
+        log.debug("%s=%d: %d threads, not %d", THREADS_ENV, limit, limit, cores)
+        cores = limit
     return cores
 
 
