@@ -125,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)  # bad options answer before torch and the media stack load
 
     from ..io.atomic import check_report_replaces_nothing
-    from ..errors import SinkError
     from ..file_names import json_name_left_empty
     from ..runtime.file_job import check_report_path
     from ..errors import BirefvidError
