@@ -164,12 +164,16 @@ class _FakeRay:
     class ActorDied(Exception):
         pass
 
-    def __init__(self, restarts: int, starts_dead: bool = False) -> None:
+    class OutOfMemory(Exception):  # Ray's OutOfMemoryError: a RayError, not a RayActorError
+        pass
+
+    def __init__(self, restarts: int, starts_dead: bool = False, oom: bool = False) -> None:
         import itertools
         import types
 
-        self.restarts, self.starts_dead, self.ids, self.calls = restarts, starts_dead, itertools.count(), {}
-        self.exceptions = types.SimpleNamespace(RayActorError=self.ActorDied, RayTaskError=type("E", (Exception,), {}))
+        self.restarts, self.starts_dead, self.oom, self.ids, self.calls = restarts, starts_dead, oom, itertools.count(), {}
+        self.exceptions = types.SimpleNamespace(RayActorError=self.ActorDied, RayTaskError=type("E", (Exception,), {}),
+                                                OutOfMemoryError=self.OutOfMemory)  # fmt: skip
         self.actors_made = 0
 
     def wait(self, refs, num_returns, timeout):
@@ -177,6 +181,9 @@ class _FakeRay:
 
     def get(self, ref):
         actor, task = self.calls.pop(ref)
+        if self.oom and task is not None and task.video == "8k.mkv":  # Ray's memory monitor kills it
+            actor.deaths += 1
+            raise self.OutOfMemory(OOM_KILLED)
         if self.starts_dead or (task is not None and task.video == "8k.mkv"):  # a chunk that kills it, or any call
             actor.deaths += 1 if task is not None or self.starts_dead else 0
             raise self.ActorDied("The actor died because of an error raised in its creation task, \x1b[36mray::ChunkWorker.__init__()"
@@ -240,6 +247,51 @@ def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run(monkeypatch, r
     executor.run(tasks, lambda task, result: done.append(task.video), on_failure=lambda task, exc: failed.append(task.video),
                  skip=lambda task: task.video in failed)  # fmt: skip
     assert done == ["b.mkv"] and set(failed) == {"8k.mkv"}
+
+
+# what Ray 2.60's ray.get raised for a chunk whose worker its memory monitor killed (shortened: 90 lines in all)
+OOM_KILLED = ("1 worker(s) were killed due to the node running low on memory. Memory on the node (IP: 192.0.2.2, ID: 9be9d3ee) was "
+              "4.50GB used / 23.54GB limit (0.191072)\nOOM kill reason: Memory usage 4654235648B exceeded threshold of 1263809536B "
+              "(5.0% of 25276190720B limit)\nObject store memory usage: [- objects spillable: 0\n]\nRay killed 1 worker(s) based on "
+              "the killing policy\nRefer to the documentation on how to address the out of memory issue: ...")  # fmt: skip
+
+
+def test_a_chunk_whose_worker_rays_memory_monitor_kills_is_tried_again_then_its_video_skipped_in_one_line(monkeypatch):
+    """Ray's memory monitor (the node over 95 % of its memory) kills a worker mid-chunk: ray.get raises OutOfMemoryError,
+    a RayError but no RayActorError, which the executor let by: the whole batch stopped, "batch stopped (1 worker(s) were
+    killed ...", its 90 lines on one. Now it is a worker lost mid-chunk: the chunk tried again (said), then its video
+    skipped in one line, the others done. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+
+    ray = _FakeRay(ray_executor.MAX_RESTARTS, oom=True)
+    executor = _fake_executor(ray, 2)
+    retried: list[str] = []
+    executor.on_retry = lambda task, why: retried.append(task.video)
+    tasks = [ChunkTask(name, {}, {"index": 0, "start_pts": 0}, f"{name}.0") for name in ("8k.mkv", "b.mkv")]
+    done, failed = [], []
+    executor.run(tasks, lambda task, result: done.append(task.video), on_failure=lambda task, exc: failed.append((task.video, str(exc))))
+    assert done == ["b.mkv"] and retried == ["8k.mkv"] * ray_executor.MAX_RESTARTS
+    [(video, why)] = failed
+    assert video == "8k.mkv" and "\n" not in why and "died 4 times, the last killed by Ray's memory monitor" in why, why
+    assert "was 4.50GB used / 23.54GB limit" in why and "RAY_memory_usage_threshold" in why
+
+
+def test_a_frame_counter_rays_memory_monitor_kills_is_replaced():
+    """The frame counter killed by Ray's memory monitor: its OutOfMemoryError ended the whole run as the chunk's did."""
+    import types
+
+    ray = _FakeRay(0)
+    executor = _fake_executor(ray, 1)
+
+    def killed(ref, timeout=None):
+        raise ray.OutOfMemory(OOM_KILLED)
+
+    ray.get, ray.exceptions.GetTimeoutError = killed, type("T", (Exception,), {})
+    made = []
+    executor._counter = types.SimpleNamespace(take=types.SimpleNamespace(remote=lambda: "ref"))
+    executor._counter_class = types.SimpleNamespace(remote=lambda: made.append(1) or "fresh")
+    assert executor._frame_counts() == {} and executor._counter == "fresh" and made == [1]
 
 
 def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):

@@ -169,6 +169,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _ray_errors(ray: Any, *names: str) -> tuple[type[BaseException], ...]:
+    """Those of Ray's exception classes named that this Ray has, for one ``except`` (a tuple in it must be flat)."""
+    return tuple(error for error in (getattr(ray.exceptions, name, None) for name in names) if isinstance(error, type))
+
+
 def telemetry_off() -> bool:
     """True where this process keeps OpenVINO from sending its usage event (the command line's: ``cli._no_openvino_telemetry``),
     so its Ray workers keep it from sending too."""
@@ -467,7 +472,8 @@ class RayExecutor:
                         ray.get(ref)
                         free.append(actor)
                         self._is_up(actor)
-                    except getattr(ray.exceptions, "ActorUnavailableError", ()) as exc:  # Ray 2.2x+ (a DeveloperAPI)
+                    # Ray 2.2x+ (a DeveloperAPI); or killed by Ray's memory monitor as it answered
+                    except _ray_errors(ray, "ActorUnavailableError", "OutOfMemoryError") as exc:
                         # not up yet: its node not yet marked dead, or Ray restarting it (placed once a node has room). Not
                         # gone for good: taken for a dead worker, a fresh one was made in its place, and the old one, which Ray
                         # then restarted on the first node with room, kept that room to itself, unused: the fresh one, and the
@@ -537,8 +543,8 @@ class RayExecutor:
             return ray.get(self._counter.take.remote(), timeout=POLL_SECONDS)  # type: ignore[no-any-return]
         except ray.exceptions.GetTimeoutError:
             return {}
-        except ray.exceptions.RayActorError as exc:
-            log.debug("the frame counter was lost (%s); starting another", exc)
+        except _ray_errors(ray, "RayActorError", "OutOfMemoryError") as exc:  # killed by Ray's memory monitor too
+            log.debug("the frame counter was lost (%s); starting another", _first_line(exc))
             self._counter = self._counter_class.remote()
             return {}
 
@@ -597,6 +603,12 @@ class RayExecutor:
             if cause is not None and is_load_failure(cause):  # torch's "CUDA out of memory" as the model moved to the GPU
                 raise could_not_load(cause, on_ray=True) from None
             raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
+        except getattr(ray.exceptions, "OutOfMemoryError", ()) as exc:  # Ray's memory monitor killed the worker (a RayError,
+            # not a RayActorError: it passed by, and the whole batch stopped on its 90 lines: "batch stopped (2 worker(s) were killed ...")
+            tries = MAX_RESTARTS + 1
+            raise WorkerDied(f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {tries} time{'s' if tries > 1 else ''}, the last killed by "
+                             f"Ray's memory monitor, its node low on memory ({_first_line(exc)}); RAY_memory_usage_threshold, where the "
+                             f"cluster starts, sets where it kills") from None  # fmt: skip
         except ray.exceptions.RayActorError as exc:
             tries = MAX_RESTARTS + 1
             why = _first_line(exc)  # Ray's text goes on for lines
