@@ -671,6 +671,76 @@ def test_a_lost_node_s_raylet_notices_are_one_whole_line_each_said_once_without_
     assert "Raylet" not in out + err  # nothing printed past the log: no escape codes, no raylet log lines
 
 
+def _traceback_of(exc: BaseException) -> str:
+    import traceback
+
+    try:
+        raise exc
+    except BaseException:  # noqa: BLE001 - its text only
+        return traceback.format_exc()
+
+
+def test_a_notice_with_a_traceback_says_the_error_it_ends_on():
+    """The autoscaler's, the log monitor's and the dashboard's notices end "... failed with the following error:" and a
+    traceback, a worker's version mismatch is a traceback: the line was that announcement, or "Traceback (most recent
+    call last):", and not the error."""
+    from birefvid.batch.ray_executor import notice_line
+
+    mismatch = RuntimeError("Version mismatch: The cluster was started with:\n    Ray: 2.60.0\n    Python: 3.11.9\nThis process on node "
+                            "10.0.0.3 was started with:\n    Ray: 2.50.0\n    Python: 3.11.9\n")  # ray._private.utils.check_version_info
+    assert notice_line(_traceback_of(mismatch)) == ("RuntimeError: Version mismatch: The cluster was started with: Ray: 2.60.0 Python: 3.11.9 "
+                                                    "This process on node 10.0.0.3 was started with: Ray: 2.50.0 Python: 3.11.9")  # fmt: skip
+    failed = f"The autoscaler failed with the following error:\n{_traceback_of(KeyError('head_node_type'))}"  # monitor.py
+    assert notice_line(failed) == "The autoscaler failed with the following error: KeyError: 'head_node_type'"
+    coloured = "The actor \x1b[36mray::ChunkWorker.__init__()\x1b[39m could not start."
+    assert notice_line(coloured) == "The actor ray::ChunkWorker.__init__() could not start."
+
+
+# what Ray's log monitor sent of a raylet's raylet.err as its memory monitor killed workers (Ray 2.60, a local Ray with
+# RAY_memory_usage_threshold=0.05; the advice shortened)
+OOM_LOG = ["[2026-12-07 14:09:38,559 E 13826 13826] (raylet) node_manager.cc:3517: 33 Workers (tasks / actors) killed due to memory "
+           "pressure (OOM), 0 Workers crashed due to other reasons at node (ID: 2d705066, IP: 192.0.2.2) over the last time period. To "
+           "see more information about the Workers killed on this node, use `ray logs raylet.out -ip 192.0.2.2`", "",
+           "Refer to the documentation on how to address the out of memory issue: https://docs.ray.io/en/latest/ray-observability/"
+           "user-guides/debug-apps/debug-memory.html. Consider provisioning more memory on this node or reducing task parallelism by "
+           "requesting more CPUs per task. To adjust the kill threshold, set the environment variable `RAY_memory_usage_threshold` "
+           "when starting Ray.", ""]  # fmt: skip
+
+
+def test_the_oom_killers_raylet_log_lines_are_one_warning_with_its_advice_and_workers_output_is_left_as_it_was(caplog, capsys):
+    """Ray's memory monitor's count of the workers it killed reaches the driver as a raylet's log lines, through Ray's log
+    printer, which the notices' printer was not: a yellow "(raylet)" before each line, blank ones too, on standard
+    error. Now one warning, its advice kept; a worker's own output still printed as Ray prints it, and all as it was after."""
+    need_module("ray", '"birefvid[ray]"')
+    import ray
+    import ray._private.worker as ray_worker
+
+    from birefvid.batch.ray_executor import raylet_notices_to_stderr
+
+    dispatcher = ray_worker.global_worker_stdstream_dispatcher
+    seen: list[dict] = []
+    dispatcher.add_handler("ray_print_logs", seen.append)  # as ray.init binds Ray's printer
+    try:
+        undo = raylet_notices_to_stderr(ray)
+        try:
+            dispatcher.emit({"pid": "raylet", "is_err": True, "lines": OOM_LOG, "ip": "192.0.2.2"})
+            dispatcher.emit({"pid": 4242, "is_err": False, "lines": ["a worker's own line"], "ip": "192.0.2.2"})
+        finally:
+            undo()
+        dispatcher.emit({"pid": "raylet", "is_err": True, "lines": ["after"], "ip": "192.0.2.2"})
+        assert dispatcher.handlers[-1] == ("ray_print_logs", seen.append)
+    finally:
+        dispatcher.remove_handler("ray_print_logs")
+    assert [d["lines"] for d in seen] == [["a worker's own line"], ["after"]]
+    said = [r.getMessage() for r in caplog.records if r.name == "birefvid.batch.ray_executor"]
+    assert said == ["Ray: 33 Workers (tasks / actors) killed due to memory pressure (OOM), 0 Workers crashed due to other reasons at node "
+                    "(ID: 2d705066, IP: 192.0.2.2) over the last time period. To see more information about the Workers killed on this "
+                    "node, use `ray logs raylet.out -ip 192.0.2.2` Refer to the documentation on how to address the out of memory issue: "
+                    "https://docs.ray.io/en/latest/ray-observability/user-guides/debug-apps/debug-memory.html. Consider provisioning more "
+                    "memory on this node or reducing task parallelism by requesting more CPUs per task. To adjust the kill threshold, set "
+                    "the environment variable `RAY_memory_usage_threshold` when starting Ray."]  # fmt: skip
+
+
 def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_session):
     """The frame counter reserves no CPU, so Ray may place it on any node of a cluster: a node lost mid-run (its raylet
     killed) took it along, and the driver's next progress poll raised ``ActorDiedError``: the run ended in a traceback,
