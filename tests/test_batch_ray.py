@@ -294,6 +294,47 @@ def test_a_frame_counter_rays_memory_monitor_kills_is_replaced():
     assert executor._frame_counts() == {} and executor._counter == "fresh" and made == [1]
 
 
+class _DamagedThenKilled(_FakeRay):
+    """``v.mkv``'s chunk 0 is damaged (a SourceError from its worker), its chunk 1 kills its worker."""
+
+    def get(self, ref):
+        from birefvid.errors import SourceError
+
+        actor, task = self.calls[ref]
+        if task is None or task.video != "v.mkv":
+            return super().get(ref)
+        del self.calls[ref]
+        if task.chunk["index"] == 0:
+            error = self.exceptions.RayTaskError("damaged")
+            error.cause = SourceError("v.mkv: invalid data at frame 3")
+            raise error
+        actor.deaths += 1
+        raise self.ActorDied("The actor died unexpectedly before finishing this task.")
+
+
+def test_a_chunk_whose_video_already_failed_is_not_tried_again_nor_said_to_be():
+    """One video's chunks side by side: one finds damage (its video failed, its other chunks skipped), then the other's
+    worker dies. That chunk was said to be tried again ("chunk_retried ... try 2 of 4", after the video's video_failed)
+    and then silently never run. Now it is given up on as its video was, its dead worker's file removed. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+
+    ray = _DamagedThenKilled(ray_executor.MAX_RESTARTS)
+    executor = _fake_executor(ray, 2)
+    story: list[tuple[str, int]] = []
+    executor.on_retry = lambda task, why: story.append(("retried", task.chunk["index"]))
+    failed: list[str] = []
+
+    def on_failure(task, exc):
+        story.append(("failed", task.chunk["index"]))
+        failed.append(task.video)
+
+    tasks = [ChunkTask("v.mkv", {}, {"index": i, "start_pts": 0}, f"v.{i}") for i in range(2)] + [ChunkTask("b.mkv", {}, {"index": 0, "start_pts": 0}, "b.0")]
+    done: list[str] = []
+    executor.run(tasks, lambda task, result: done.append(task.video), on_failure=on_failure, skip=lambda task: task.video in failed)
+    assert story == [("failed", 0), ("failed", 1)] and done == ["b.mkv"]
+
+
 def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):
     """Workers that die as they start (the OOM killer as each loads the model) never took a chunk again, so no video
     was skipped for them and fresh workers took their place one after another until ``NO_ROOM_SECONDS``; three gone

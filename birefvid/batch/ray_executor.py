@@ -558,6 +558,12 @@ class RayExecutor:
                     dying.clear()
                     self._is_up(actor)
                 except WorkerDied as exc:
+                    if skip is not None and skip(task):  # its video failed meanwhile (another chunk's damage): not tried again,
+                        # nor said to be ("chunk_retried ... try 2 of 4" after that video's video_failed); what the dead worker
+                        # was writing removed as for any chunk given up on. Ray restarts the worker: back in use once up
+                        starting[actor.__ray_ready__.remote()] = actor
+                        deliver(task, functools.partial(_unwrap, exc), on_result, on_failure)
+                        continue
                     deaths[task.path] = tries = deaths.get(task.path, 0) + 1
                     if tries <= MAX_RESTARTS:  # its process killed, or its node lost: the chunk again, on the first worker up
                         log.debug("%s; trying it again", exc)
