@@ -335,6 +335,26 @@ def test_a_chunk_whose_video_already_failed_is_not_tried_again_nor_said_to_be():
     assert story == [("failed", 0), ("failed", 1)] and done == ["b.mkv"]
 
 
+def test_a_stop_while_close_waits_for_the_killed_workers_still_puts_rays_printers_back():
+    """A second Ctrl-C (or SIGTERM) in close()'s wait for the killed workers skipped the putting back of Ray's printers:
+    a notebook's or service's later Ray use had its raylet notices said as ours. Ray faked."""
+    from birefvid.batch.chunk import ChunkTask
+
+    ray = _FakeRay(0)
+    executor = _fake_executor(ray, 1)
+    put_back: list[bool] = []
+    executor._notices_back = lambda: put_back.append(True)
+    executor._running = {0: (ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0"), executor._actors[0])}
+
+    def pressed(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    ray.wait, ray.cancel = pressed, lambda ref: None
+    with pytest.raises(KeyboardInterrupt):
+        executor.close()
+    assert put_back == [True]
+
+
 def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):
     """Workers that die as they start (the OOM killer as each loads the model) never took a chunk again, so no video
     was skipped for them and fresh workers took their place one after another until ``NO_ROOM_SECONDS``; three gone

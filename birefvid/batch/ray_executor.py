@@ -689,9 +689,17 @@ class RayExecutor:
                              f"(out of memory, or a crash in native code?): {why}") from None  # fmt: skip
 
     def close(self) -> None:
+        """Stop the workers, then Ray's printers put back as they were (and the Ray started here shut down), whatever
+        stops the stopping: a second Ctrl-C or SIGTERM in its 10 s wait for the killed workers left Ray's notices
+        printer and log printer ours, in a notebook's or service's process that goes on with Ray."""
+        try:
+            self._stop_workers()
+        finally:
+            self._leave()
+
+    def _stop_workers(self) -> None:
         if self.head_lost:  # nothing to ask a cluster without its head (Ray's calls hang until it ends the process): leave
             self._actors, self._running = [], {}
-            self._leave()
             return
         for ref in self._running:  # cancelled first: a chunk of a worker killed below is not retried, nor "will be retried" printed
             try:
@@ -714,7 +722,6 @@ class RayExecutor:
             self.ray.kill(self._counter)
         except Exception as exc:  # noqa: BLE001 - best effort at shutdown
             log.debug("could not stop the frame counter: %s", exc)
-        self._leave()
 
     def _leave(self) -> None:
         getattr(self, "_notices_back", lambda: None)()
