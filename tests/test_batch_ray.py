@@ -355,6 +355,34 @@ def test_a_stop_while_close_waits_for_the_killed_workers_still_puts_rays_printer
     assert put_back == [True]
 
 
+def test_workers_ray_says_are_unavailable_for_ever_end_the_run_after_no_room_seconds(monkeypatch):
+    """A worker lost mid-chunk whose node Ray never marks dead (a network partition): Ray answers its ready call with
+    ActorUnavailableError for ever. Asked again each poll, it never takes the chunk, and the run is not left waiting:
+    the no-room clock runs while every worker is unavailable, and ends it (ClusterLost). Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.batch.local import ClusterLost
+
+    class Unavailable(_FakeRay.ActorDied):  # Ray's ActorUnavailableError is a RayActorError
+        pass
+
+    class Partitioned(_FakeRay):
+        def get(self, ref):
+            actor, task = self.calls.pop(ref)
+            if task is None:
+                raise Unavailable("The actor is unavailable: the connection was lost.")
+            raise self.ActorDied("The actor died unexpectedly before finishing this task.")
+
+    monkeypatch.setattr(ray_executor, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(ray_executor, "NO_ROOM_SECONDS", 0.3)
+    ray = Partitioned(ray_executor.MAX_RESTARTS)
+    ray.exceptions.ActorUnavailableError = Unavailable
+    executor = _fake_executor(ray, 1)
+    with pytest.raises(ClusterLost, match="no Ray worker has been up for 0.3 s"):
+        executor.run([ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0")], lambda task, result: None, on_failure=lambda task, exc: None)
+    assert ray.actors_made == 1  # asked again, never replaced
+
+
 def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):
     """Workers that die as they start (the OOM killer as each loads the model) never took a chunk again, so no video
     was skipped for them and fresh workers took their place one after another until ``NO_ROOM_SECONDS``; three gone
