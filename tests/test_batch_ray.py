@@ -164,12 +164,16 @@ class _FakeRay:
     class ActorDied(Exception):
         pass
 
-    def __init__(self, restarts: int, starts_dead: bool = False) -> None:
+    class OutOfMemory(Exception):  # Ray's OutOfMemoryError: a RayError, not a RayActorError
+        pass
+
+    def __init__(self, restarts: int, starts_dead: bool = False, oom: bool = False) -> None:
         import itertools
         import types
 
-        self.restarts, self.starts_dead, self.ids, self.calls = restarts, starts_dead, itertools.count(), {}
-        self.exceptions = types.SimpleNamespace(RayActorError=self.ActorDied, RayTaskError=type("E", (Exception,), {}))
+        self.restarts, self.starts_dead, self.oom, self.ids, self.calls = restarts, starts_dead, oom, itertools.count(), {}
+        self.exceptions = types.SimpleNamespace(RayActorError=self.ActorDied, RayTaskError=type("E", (Exception,), {}),
+                                                OutOfMemoryError=self.OutOfMemory)  # fmt: skip
         self.actors_made = 0
 
     def wait(self, refs, num_returns, timeout):
@@ -177,6 +181,9 @@ class _FakeRay:
 
     def get(self, ref):
         actor, task = self.calls.pop(ref)
+        if self.oom and task is not None and task.video == "8k.mkv":  # Ray's memory monitor kills it
+            actor.deaths += 1
+            raise self.OutOfMemory(OOM_KILLED)
         if self.starts_dead or (task is not None and task.video == "8k.mkv"):  # a chunk that kills it, or any call
             actor.deaths += 1 if task is not None or self.starts_dead else 0
             raise self.ActorDied("The actor died because of an error raised in its creation task, \x1b[36mray::ChunkWorker.__init__()"
@@ -240,6 +247,140 @@ def test_one_videos_chunks_dying_side_by_side_do_not_stop_the_run(monkeypatch, r
     executor.run(tasks, lambda task, result: done.append(task.video), on_failure=lambda task, exc: failed.append(task.video),
                  skip=lambda task: task.video in failed)  # fmt: skip
     assert done == ["b.mkv"] and set(failed) == {"8k.mkv"}
+
+
+# what Ray 2.60's ray.get raised for a chunk whose worker its memory monitor killed (shortened: 90 lines in all)
+OOM_KILLED = ("1 worker(s) were killed due to the node running low on memory. Memory on the node (IP: 192.0.2.2, ID: 9be9d3ee) was "
+              "4.50GB used / 23.54GB limit (0.191072)\nOOM kill reason: Memory usage 4654235648B exceeded threshold of 1263809536B "
+              "(5.0% of 25276190720B limit)\nObject store memory usage: [- objects spillable: 0\n]\nRay killed 1 worker(s) based on "
+              "the killing policy\nRefer to the documentation on how to address the out of memory issue: ...")  # fmt: skip
+
+
+def test_a_chunk_whose_worker_rays_memory_monitor_kills_is_tried_again_then_its_video_skipped_in_one_line(monkeypatch):
+    """Ray's memory monitor (the node over 95 % of its memory) kills a worker mid-chunk: ray.get raises OutOfMemoryError,
+    a RayError but no RayActorError, which the executor let by: the whole batch stopped, "batch stopped (1 worker(s) were
+    killed ...", its 90 lines on one. Now it is a worker lost mid-chunk: the chunk tried again (said), then its video
+    skipped in one line, the others done. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+
+    ray = _FakeRay(ray_executor.MAX_RESTARTS, oom=True)
+    executor = _fake_executor(ray, 2)
+    retried: list[str] = []
+    executor.on_retry = lambda task, why: retried.append(task.video)
+    tasks = [ChunkTask(name, {}, {"index": 0, "start_pts": 0}, f"{name}.0") for name in ("8k.mkv", "b.mkv")]
+    done, failed = [], []
+    executor.run(tasks, lambda task, result: done.append(task.video), on_failure=lambda task, exc: failed.append((task.video, str(exc))))
+    assert done == ["b.mkv"] and retried == ["8k.mkv"] * ray_executor.MAX_RESTARTS
+    [(video, why)] = failed
+    assert video == "8k.mkv" and "\n" not in why and "died 4 times, the last killed by Ray's memory monitor" in why, why
+    assert "was 4.50GB used / 23.54GB limit" in why and "RAY_memory_usage_threshold" in why
+
+
+def test_a_frame_counter_rays_memory_monitor_kills_is_replaced():
+    """The frame counter killed by Ray's memory monitor: its OutOfMemoryError ended the whole run as the chunk's did."""
+    import types
+
+    ray = _FakeRay(0)
+    executor = _fake_executor(ray, 1)
+
+    def killed(ref, timeout=None):
+        raise ray.OutOfMemory(OOM_KILLED)
+
+    ray.get, ray.exceptions.GetTimeoutError = killed, type("T", (Exception,), {})
+    made = []
+    executor._counter = types.SimpleNamespace(take=types.SimpleNamespace(remote=lambda: "ref"))
+    executor._counter_class = types.SimpleNamespace(remote=lambda: made.append(1) or "fresh")
+    assert executor._frame_counts() == {} and executor._counter == "fresh" and made == [1]
+
+
+class _DamagedThenKilled(_FakeRay):
+    """``v.mkv``'s chunk 0 is damaged (a SourceError from its worker), its chunk 1 kills its worker."""
+
+    def get(self, ref):
+        from birefvid.errors import SourceError
+
+        actor, task = self.calls[ref]
+        if task is None or task.video != "v.mkv":
+            return super().get(ref)
+        del self.calls[ref]
+        if task.chunk["index"] == 0:
+            error = self.exceptions.RayTaskError("damaged")
+            error.cause = SourceError("v.mkv: invalid data at frame 3")
+            raise error
+        actor.deaths += 1
+        raise self.ActorDied("The actor died unexpectedly before finishing this task.")
+
+
+def test_a_chunk_whose_video_already_failed_is_not_tried_again_nor_said_to_be():
+    """One video's chunks side by side: one finds damage (its video failed, its other chunks skipped), then the other's
+    worker dies. That chunk was said to be tried again ("chunk_retried ... try 2 of 4", after the video's video_failed)
+    and then silently never run. Now it is given up on as its video was, its dead worker's file removed. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+
+    ray = _DamagedThenKilled(ray_executor.MAX_RESTARTS)
+    executor = _fake_executor(ray, 2)
+    story: list[tuple[str, int]] = []
+    executor.on_retry = lambda task, why: story.append(("retried", task.chunk["index"]))
+    failed: list[str] = []
+
+    def on_failure(task, exc):
+        story.append(("failed", task.chunk["index"]))
+        failed.append(task.video)
+
+    tasks = [ChunkTask("v.mkv", {}, {"index": i, "start_pts": 0}, f"v.{i}") for i in range(2)] + [ChunkTask("b.mkv", {}, {"index": 0, "start_pts": 0}, "b.0")]
+    done: list[str] = []
+    executor.run(tasks, lambda task, result: done.append(task.video), on_failure=on_failure, skip=lambda task: task.video in failed)
+    assert story == [("failed", 0), ("failed", 1)] and done == ["b.mkv"]
+
+
+def test_a_stop_while_close_waits_for_the_killed_workers_still_puts_rays_printers_back():
+    """A second Ctrl-C (or SIGTERM) in close()'s wait for the killed workers skipped the putting back of Ray's printers:
+    a notebook's or service's later Ray use had its raylet notices said as ours. Ray faked."""
+    from birefvid.batch.chunk import ChunkTask
+
+    ray = _FakeRay(0)
+    executor = _fake_executor(ray, 1)
+    put_back: list[bool] = []
+    executor._notices_back = lambda: put_back.append(True)
+    executor._running = {0: (ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0"), executor._actors[0])}
+
+    def pressed(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    ray.wait, ray.cancel = pressed, lambda ref: None
+    with pytest.raises(KeyboardInterrupt):
+        executor.close()
+    assert put_back == [True]
+
+
+def test_workers_ray_says_are_unavailable_for_ever_end_the_run_after_no_room_seconds(monkeypatch):
+    """A worker lost mid-chunk whose node Ray never marks dead (a network partition): Ray answers its ready call with
+    ActorUnavailableError for ever. Asked again each poll, it never takes the chunk, and the run is not left waiting:
+    the no-room clock runs while every worker is unavailable, and ends it (ClusterLost). Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.batch.local import ClusterLost
+
+    class Unavailable(_FakeRay.ActorDied):  # Ray's ActorUnavailableError is a RayActorError
+        pass
+
+    class Partitioned(_FakeRay):
+        def get(self, ref):
+            actor, task = self.calls.pop(ref)
+            if task is None:
+                raise Unavailable("The actor is unavailable: the connection was lost.")
+            raise self.ActorDied("The actor died unexpectedly before finishing this task.")
+
+    monkeypatch.setattr(ray_executor, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(ray_executor, "NO_ROOM_SECONDS", 0.3)
+    ray = Partitioned(ray_executor.MAX_RESTARTS)
+    ray.exceptions.ActorUnavailableError = Unavailable
+    executor = _fake_executor(ray, 1)
+    with pytest.raises(ClusterLost, match="no Ray worker has been up for 0.3 s"):
+        executor.run([ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0")], lambda task, result: None, on_failure=lambda task, exc: None)
+    assert ray.actors_made == 1  # asked again, never replaced
 
 
 def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):
@@ -617,6 +758,76 @@ def test_a_lost_node_s_raylet_notices_are_one_whole_line_each_said_once_without_
     ]  # fmt: skip
     out, err = capsys.readouterr()
     assert "Raylet" not in out + err  # nothing printed past the log: no escape codes, no raylet log lines
+
+
+def _traceback_of(exc: BaseException) -> str:
+    import traceback
+
+    try:
+        raise exc
+    except BaseException:  # noqa: BLE001 - its text only
+        return traceback.format_exc()
+
+
+def test_a_notice_with_a_traceback_says_the_error_it_ends_on():
+    """The autoscaler's, the log monitor's and the dashboard's notices end "... failed with the following error:" and a
+    traceback, a worker's version mismatch is a traceback: the line was that announcement, or "Traceback (most recent
+    call last):", and not the error."""
+    from birefvid.batch.ray_executor import notice_line
+
+    mismatch = RuntimeError("Version mismatch: The cluster was started with:\n    Ray: 2.60.0\n    Python: 3.11.9\nThis process on node "
+                            "10.0.0.3 was started with:\n    Ray: 2.50.0\n    Python: 3.11.9\n")  # ray._private.utils.check_version_info
+    assert notice_line(_traceback_of(mismatch)) == ("RuntimeError: Version mismatch: The cluster was started with: Ray: 2.60.0 Python: 3.11.9 "
+                                                    "This process on node 10.0.0.3 was started with: Ray: 2.50.0 Python: 3.11.9")  # fmt: skip
+    failed = f"The autoscaler failed with the following error:\n{_traceback_of(KeyError('head_node_type'))}"  # monitor.py
+    assert notice_line(failed) == "The autoscaler failed with the following error: KeyError: 'head_node_type'"
+    coloured = "The actor \x1b[36mray::ChunkWorker.__init__()\x1b[39m could not start."
+    assert notice_line(coloured) == "The actor ray::ChunkWorker.__init__() could not start."
+
+
+# what Ray's log monitor sent of a raylet's raylet.err as its memory monitor killed workers (Ray 2.60, a local Ray with
+# RAY_memory_usage_threshold=0.05; the advice shortened)
+OOM_LOG = ["[2026-12-07 14:09:38,559 E 13826 13826] (raylet) node_manager.cc:3517: 33 Workers (tasks / actors) killed due to memory "
+           "pressure (OOM), 0 Workers crashed due to other reasons at node (ID: 2d705066, IP: 192.0.2.2) over the last time period. To "
+           "see more information about the Workers killed on this node, use `ray logs raylet.out -ip 192.0.2.2`", "",
+           "Refer to the documentation on how to address the out of memory issue: https://docs.ray.io/en/latest/ray-observability/"
+           "user-guides/debug-apps/debug-memory.html. Consider provisioning more memory on this node or reducing task parallelism by "
+           "requesting more CPUs per task. To adjust the kill threshold, set the environment variable `RAY_memory_usage_threshold` "
+           "when starting Ray.", ""]  # fmt: skip
+
+
+def test_the_oom_killers_raylet_log_lines_are_one_warning_with_its_advice_and_workers_output_is_left_as_it_was(caplog, capsys):
+    """Ray's memory monitor's count of the workers it killed reaches the driver as a raylet's log lines, through Ray's log
+    printer, which the notices' printer was not: a yellow "(raylet)" before each line, blank ones too, on standard
+    error. Now one warning, its advice kept; a worker's own output still printed as Ray prints it, and all as it was after."""
+    need_module("ray", '"birefvid[ray]"')
+    import ray
+    import ray._private.worker as ray_worker
+
+    from birefvid.batch.ray_executor import raylet_notices_to_stderr
+
+    dispatcher = ray_worker.global_worker_stdstream_dispatcher
+    seen: list[dict] = []
+    dispatcher.add_handler("ray_print_logs", seen.append)  # as ray.init binds Ray's printer
+    try:
+        undo = raylet_notices_to_stderr(ray)
+        try:
+            dispatcher.emit({"pid": "raylet", "is_err": True, "lines": OOM_LOG, "ip": "192.0.2.2"})
+            dispatcher.emit({"pid": 4242, "is_err": False, "lines": ["a worker's own line"], "ip": "192.0.2.2"})
+        finally:
+            undo()
+        dispatcher.emit({"pid": "raylet", "is_err": True, "lines": ["after"], "ip": "192.0.2.2"})
+        assert dispatcher.handlers[-1] == ("ray_print_logs", seen.append)
+    finally:
+        dispatcher.remove_handler("ray_print_logs")
+    assert [d["lines"] for d in seen] == [["a worker's own line"], ["after"]]
+    said = [r.getMessage() for r in caplog.records if r.name == "birefvid.batch.ray_executor"]
+    assert said == ["Ray: 33 Workers (tasks / actors) killed due to memory pressure (OOM), 0 Workers crashed due to other reasons at node "
+                    "(ID: 2d705066, IP: 192.0.2.2) over the last time period. To see more information about the Workers killed on this "
+                    "node, use `ray logs raylet.out -ip 192.0.2.2` Refer to the documentation on how to address the out of memory issue: "
+                    "https://docs.ray.io/en/latest/ray-observability/user-guides/debug-apps/debug-memory.html. Consider provisioning more "
+                    "memory on this node or reducing task parallelism by requesting more CPUs per task. To adjust the kill threshold, set "
+                    "the environment variable `RAY_memory_usage_threshold` when starting Ray."]  # fmt: skip
 
 
 def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_session):

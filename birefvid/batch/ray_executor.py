@@ -169,6 +169,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _ray_errors(ray: Any, *names: str) -> tuple[type[BaseException], ...]:
+    """Those of Ray's exception classes named that this Ray has, for one ``except`` (a tuple in it must be flat)."""
+    return tuple(error for error in (getattr(ray.exceptions, name, None) for name in names) if isinstance(error, type))
+
+
 def telemetry_off() -> bool:
     """True where this process keeps OpenVINO from sending its usage event (the command line's: ``cli._no_openvino_telemetry``),
     so its Ray workers keep it from sending too."""
@@ -238,19 +243,42 @@ NOTICE_REPEAT_SECONDS = 120.0
 NOTICE_LINES = 4
 
 
+# a Python traceback's first line, and the line that names what it raised (``RuntimeError: Version mismatch: ...``)
+_TRACEBACK = "Traceback (most recent call last):"
+_RAISED = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)(?::|$)")
+# the prefix of a raylet's own log line (``[2026-12-07 14:09:38,559 E 13826 13826] (raylet) node_manager.cc:3517: ``)
+_LOG_PREFIX = re.compile(r"\[\d{4}-\d\d-\d\d [\d:,.]+ [A-Z] \d+ \d+\] (?:\(\w+\) )?[\w.-]+:\d+: ")
+
+
+def _raised(lines: list[str]) -> list[str]:
+    """The error a traceback's lines end on: from the line naming the exception (after the last frame) to the end."""
+    last_frame = max((i for i, line in enumerate(lines) if line.startswith('File "')), default=-1)
+    for i in range(last_frame + 1, len(lines)):
+        if _RAISED.match(lines[i]):
+            return lines[i:i + 2 * NOTICE_LINES]
+    return lines[-1:]
+
+
 def notice_line(message: str) -> str:
     """One raylet notice as one line: its lines joined, up to one that announces what follows (``... Last 20 lines of
-    the Raylet logs:``: the raylet's log, left out with its announcement), without tabs or runs of spaces.
+    the Raylet logs:``: the raylet's log, left out with its announcement), without tabs, runs of spaces or terminal
+    colours. A notice that is, or goes on with, a Python traceback (the autoscaler's, the log monitor's or the
+    dashboard's "... failed with the following error:", a worker's version mismatch) ends on the error it raised.
 
     Ray's first line alone cut "... has been marked dead ... This can happen when a (1) raylet crashes unexpectedly
     (OOM, etc.)" before its "(2) ...", and ended "Raylet is terminated ..." on "Last 20 lines of the Raylet logs:",
-    announcing lines that were not there."""
+    announcing lines that were not there; a traceback's notice said "Traceback (most recent call last):", or "... failed
+    with the following error:", and not the error."""
+    lines = [line for line in (" ".join(_COLOURS.sub("", raw).split()) for raw in message.splitlines()) if line]
     kept: list[str] = []
-    for raw in message.splitlines():
-        line = " ".join(raw.split())
-        if not line:
-            continue
+    for i, line in enumerate(lines):
+        if line == _TRACEBACK:  # the error it ends on, not its frames
+            kept.extend(_raised(lines[i + 1:]))
+            break
         if line.endswith(":"):
+            if _TRACEBACK in lines[i + 1:]:  # "... failed with the following error:", then the traceback
+                kept.append(line)
+                continue
             said, dot, _ = line.rpartition(". ")
             kept.append(said + dot.strip() if said else line)
             break
@@ -260,37 +288,81 @@ def notice_line(message: str) -> str:
     return " ".join(kept)
 
 
+def raylet_log_notices(lines: list[Any]) -> list[str]:
+    """A raylet's own log lines, as Ray's log monitor hands a batch of them over (its ``raylet.err``: the OOM killer's
+    "33 Workers (tasks / actors) killed due to memory pressure (OOM) ...", a blank line, then its advice "Refer to the
+    documentation ... `RAY_memory_usage_threshold` ..."): one message for each log line's prefix, the prefix left out."""
+    messages: list[list[str]] = []
+    for raw in lines:
+        line = _COLOURS.sub("", str(raw))
+        prefix = _LOG_PREFIX.match(line)
+        if prefix or not messages:
+            messages.append([])
+        messages[-1].append(line[prefix.end():] if prefix else line)
+    return ["\n".join(message) for message in messages]
+
+
 def raylet_notices_to_stderr(ray: Any) -> Any:
     """Say what Ray's raylets report to the driver (a node lost: "Raylet is terminated ...", then its log's last 20
-    lines; "... has been marked dead") as warnings on standard error, one line each (``notice_line``), once; returns
-    the undo.
+    lines; "... has been marked dead"; the OOM killer's count of workers it killed, with its advice) as warnings on
+    standard error, one line each (``notice_line``), once; returns the undo.
 
-    Ray printed them on standard output, among ``--progress-json -``'s JSON lines (30 lines of a raylet's log for one
-    lost node), where a reader takes every line for an event; then on standard error, each message's first line, in
+    Ray printed the first on standard output, among ``--progress-json -``'s JSON lines (30 lines of a raylet's log for
+    one lost node), where a reader takes every line for an event; then on standard error, each message's first line, in
     the terminal's yellow (escape codes in a log file), the same one twice (from each of the node's processes), and
-    cut mid-sentence. Its workers' own output is left as Ray prints it."""
+    cut mid-sentence. The raylet's own log lines (``raylet.err``, which Ray's log monitor sends) came through Ray's log
+    printer, as a yellow ``(raylet)`` before each line, blank ones included. Its workers' own output is left as Ray
+    prints it."""
     worker = getattr(getattr(ray, "_private", None), "worker", None)
     printed = getattr(worker, "print_to_stdstream", None)
     if printed is None:  # another Ray: its own way
         return lambda: None
     said: dict[str, float] = {}
+    lock = threading.Lock()  # two of Ray's threads say them: its error listener and its log printer
 
-    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+    def say(messages: Iterable[str]) -> None:
+        now = time.monotonic()
+        for message in messages:
+            line = notice_line(message)
+            with lock:
+                if not line or now - said.get(line, -NOTICE_REPEAT_SECONDS) < NOTICE_REPEAT_SECONDS:
+                    continue
+                said[line] = now
+            log.warning("Ray: %s", line)
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:  # Ray's error listener's: raylet notices only
         if data.get("pid") != "raylet":
             printed(data, ignore_prefix)
             return
-        now = time.monotonic()
-        for message in data.get("lines", []):
-            line = notice_line(str(message))
-            if line and now - said.get(line, -NOTICE_REPEAT_SECONDS) >= NOTICE_REPEAT_SECONDS:
-                said[line] = now
-                log.warning("Ray: %s", line)
+        say(str(message) for message in data.get("lines", []))
 
     worker.print_to_stdstream = to_stderr  # read at each call by Ray's thread that prints them (listen_error_messages)
+
+    # the log printer's handler, bound to Ray's printer when the driver connected (ray.init): the raylet's log lines
+    # are said as notices too, every worker's output passed on to it as it was
+    dispatcher = getattr(worker, "global_worker_stdstream_dispatcher", None)
+    handlers = getattr(dispatcher, "handlers", None)
+    wrapped: dict[Any, Any] = {}  # {our handler: Ray's}
+
+    def wrap(handler: Any) -> Any:
+        def logs(data: dict[str, Any]) -> None:
+            if data.get("pid") == "raylet":
+                say(raylet_log_notices(list(data.get("lines", []))))
+            else:
+                handler(data)
+        wrapped[logs] = handler
+        return logs
+
+    if isinstance(handlers, list) and hasattr(dispatcher, "_lock"):
+        with dispatcher._lock:
+            dispatcher.handlers = [(name, wrap(handler) if name == "ray_print_logs" else handler) for name, handler in handlers]
 
     def undo() -> None:
         if getattr(worker, "print_to_stdstream", None) is to_stderr:
             worker.print_to_stdstream = printed
+        if wrapped:
+            with dispatcher._lock:
+                dispatcher.handlers = [(name, wrapped.get(handler, handler)) for name, handler in dispatcher.handlers]
 
     return undo
 
@@ -467,7 +539,8 @@ class RayExecutor:
                         ray.get(ref)
                         free.append(actor)
                         self._is_up(actor)
-                    except getattr(ray.exceptions, "ActorUnavailableError", ()) as exc:  # Ray 2.2x+ (a DeveloperAPI)
+                    # Ray 2.2x+ (a DeveloperAPI); or killed by Ray's memory monitor as it answered
+                    except _ray_errors(ray, "ActorUnavailableError", "OutOfMemoryError") as exc:
                         # not up yet: its node not yet marked dead, or Ray restarting it (placed once a node has room). Not
                         # gone for good: taken for a dead worker, a fresh one was made in its place, and the old one, which Ray
                         # then restarted on the first node with room, kept that room to itself, unused: the fresh one, and the
@@ -485,6 +558,12 @@ class RayExecutor:
                     dying.clear()
                     self._is_up(actor)
                 except WorkerDied as exc:
+                    if skip is not None and skip(task):  # its video failed meanwhile (another chunk's damage): not tried again,
+                        # nor said to be ("chunk_retried ... try 2 of 4" after that video's video_failed); what the dead worker
+                        # was writing removed as for any chunk given up on. Ray restarts the worker: back in use once up
+                        starting[actor.__ray_ready__.remote()] = actor
+                        deliver(task, functools.partial(_unwrap, exc), on_result, on_failure)
+                        continue
                     deaths[task.path] = tries = deaths.get(task.path, 0) + 1
                     if tries <= MAX_RESTARTS:  # its process killed, or its node lost: the chunk again, on the first worker up
                         log.debug("%s; trying it again", exc)
@@ -537,8 +616,8 @@ class RayExecutor:
             return ray.get(self._counter.take.remote(), timeout=POLL_SECONDS)  # type: ignore[no-any-return]
         except ray.exceptions.GetTimeoutError:
             return {}
-        except ray.exceptions.RayActorError as exc:
-            log.debug("the frame counter was lost (%s); starting another", exc)
+        except _ray_errors(ray, "RayActorError", "OutOfMemoryError") as exc:  # killed by Ray's memory monitor too
+            log.debug("the frame counter was lost (%s); starting another", _first_line(exc))
             self._counter = self._counter_class.remote()
             return {}
 
@@ -597,6 +676,12 @@ class RayExecutor:
             if cause is not None and is_load_failure(cause):  # torch's "CUDA out of memory" as the model moved to the GPU
                 raise could_not_load(cause, on_ray=True) from None
             raise PipelineError("worker", f"chunk {task.chunk['index']} of {task.video} failed on a Ray worker: {cause or exc}") from None
+        except getattr(ray.exceptions, "OutOfMemoryError", ()) as exc:  # Ray's memory monitor killed the worker (a RayError,
+            # not a RayActorError: it passed by, and the whole batch stopped on its 90 lines: "batch stopped (2 worker(s) were killed ...")
+            tries = MAX_RESTARTS + 1
+            raise WorkerDied(f"chunk {task.chunk['index']} of {task.video}: its Ray worker died {tries} time{'s' if tries > 1 else ''}, the last killed by "
+                             f"Ray's memory monitor, its node low on memory ({_first_line(exc)}); RAY_memory_usage_threshold, where the "
+                             f"cluster starts, sets where it kills") from None  # fmt: skip
         except ray.exceptions.RayActorError as exc:
             tries = MAX_RESTARTS + 1
             why = _first_line(exc)  # Ray's text goes on for lines
@@ -604,9 +689,17 @@ class RayExecutor:
                              f"(out of memory, or a crash in native code?): {why}") from None  # fmt: skip
 
     def close(self) -> None:
+        """Stop the workers, then Ray's printers put back as they were (and the Ray started here shut down), whatever
+        stops the stopping: a second Ctrl-C or SIGTERM in its 10 s wait for the killed workers left Ray's notices
+        printer and log printer ours, in a notebook's or service's process that goes on with Ray."""
+        try:
+            self._stop_workers()
+        finally:
+            self._leave()
+
+    def _stop_workers(self) -> None:
         if self.head_lost:  # nothing to ask a cluster without its head (Ray's calls hang until it ends the process): leave
             self._actors, self._running = [], {}
-            self._leave()
             return
         for ref in self._running:  # cancelled first: a chunk of a worker killed below is not retried, nor "will be retried" printed
             try:
@@ -629,7 +722,6 @@ class RayExecutor:
             self.ray.kill(self._counter)
         except Exception as exc:  # noqa: BLE001 - best effort at shutdown
             log.debug("could not stop the frame counter: %s", exc)
-        self._leave()
 
     def _leave(self) -> None:
         getattr(self, "_notices_back", lambda: None)()
