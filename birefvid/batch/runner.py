@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -730,7 +731,8 @@ def run_locked(
             if alone:
                 raise exc  # nothing else to go on with: the error is the run's
             if isinstance(exc, WorkerDied):
-                remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path))  # what the dead worker was writing
+                remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path), ours=not task.whole,
+                                killed=True)  # what the dead worker was writing
             if task.video not in failed:
                 failed[task.video] = str(exc)
                 if isinstance(exc, WorkerDied):
@@ -975,7 +977,7 @@ def _drop_unfinished(tasks: list[ChunkTask], plans: dict[str, VideoPlan]) -> Non
     worker was killed or died, never recorded (the rerun redoes that chunk; kept, it held its chunk folder)."""
     for task in tasks:
         if task.chunk["index"] not in plans[task.video].done:
-            remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path))
+            remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path), ours=not task.whole, killed=True)
             if not task.whole:  # a whole video's output is not this run's to remove
                 Path(task.path).unlink(missing_ok=True)
 
@@ -1009,7 +1011,21 @@ def _remove_empty_work_dir(plan: VideoPlan, manifest: Manifest) -> None:
         _remove_emptied_parents(plan, manifest)
 
 
-def remove_partials(target: Path, *, is_dir: bool = False) -> None:
+# seconds a stopped run waits for the workers it killed to let go of the partial files they held (their writer_lock)
+KILLED_WRITER_SECONDS = 5.0
+
+
+def _let_go(path: Path, seconds: float) -> bool:
+    """Whether ``path``'s writer_lock is free, waiting up to ``seconds`` for a writer this run killed to end."""
+    deadline = time.monotonic() + seconds
+    while being_written(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def remove_partials(target: Path, *, is_dir: bool = False, ours: bool = False, killed: bool = False) -> None:
     """Remove the temporary files and folders (``.NAME.partial-*``) that writers of ``target`` (a folder: ``is_dir``) left.
 
     An output named by a symbolic link is written where the link leads, its temporary entry beside that and named after
@@ -1017,12 +1033,15 @@ def remove_partials(target: Path, *, is_dir: bool = False) -> None:
     name, a killed writer's file was never removed. An entry of that name that is itself a link is no writer's (they
     make files and folders), so it is left, and nothing it leads to is touched. One a live writer holds (``being_written``:
     a ``birefvid process`` or another batch's worker writing the same name now) is its work in progress, not a
-    leftover: removing it lost that run's output at its commit ("No such file or directory")."""
+    leftover: removing it lost that run's output at its commit ("No such file or directory"). ``ours``: a chunk file in this run's own work folder, which no other run
+    writes (the batch lock), removed whatever holds it: a worker this run killed may hold it a moment longer (a SIGTERM's
+    stop left its half-written chunk file behind). ``killed``: an output this run's killed worker was writing, whose
+    lock is waited for a few seconds."""
     target = through_link(Path(target))
     # as AtomicFile and AtomicFolder name them (a long name cut short): a folder's whole name, a file's stem
     prefix = partial_prefix(target.name) if is_dir else partial_prefix(target.stem, target.suffix)
     for leftover in target.parent.glob(f"{glob.escape(prefix)}*"):  # `clip [1].mov` is no pattern
-        if leftover.is_symlink() or being_written(leftover):
+        if leftover.is_symlink() or not (ours or _let_go(leftover, KILLED_WRITER_SECONDS if killed else 0.0)):
             continue
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
