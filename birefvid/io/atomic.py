@@ -57,6 +57,9 @@ def replace(src: str | Path, dst: str | Path) -> None:
 _RANDOM_CHARS = 8  # what mkstemp and mkdtemp add
 
 
+WRITER_LOCK_TRIES, WRITER_LOCK_WAIT_S = 200, 0.01  # a checker's shared lock lasts microseconds: 2 s is ample
+
+
 def writer_lock(path: str | Path, fd: Optional[int] = None) -> Optional[int]:
     """Hold an exclusive ``flock`` on ``path`` (a temporary file or folder being written; ``fd``: one already open on
     it, taken over) for as long as the returned descriptor stays open; None where there is no ``flock`` (Windows)
@@ -70,7 +73,17 @@ def writer_lock(path: str | Path, fd: Optional[int] = None) -> Optional[int]:
     try:
         if fd is None:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for _ in range(WRITER_LOCK_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # another run's ``being_written`` holds its shared lock for a moment (a batch clean-up, a process run's
+                # partial warning looking at the folder now): given up at once, the entry went unmarked for its whole
+                # life, and the next clean-up removed this run's work in progress
+                time.sleep(WRITER_LOCK_WAIT_S)
+        else:
+            raise BlockingIOError
     except OSError:
         if fd is not None:
             os.close(fd)
