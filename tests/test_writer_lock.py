@@ -35,3 +35,34 @@ def test_a_partial_made_while_another_run_looks_at_it_is_still_marked(tmp_path, 
     finally:
         writing.discard()
     assert not writing.temp.exists()
+
+
+def test_a_killed_runs_partial_is_a_leftover_though_a_child_it_forked_lives_on(tmp_path):
+    """A forked child (multiprocessing's fork start method, a library's worker) shared the run's writer lock: the run
+    SIGKILLed, its child still alive, its partial still counted as written now, so batch neither removed nor named it."""
+    import signal
+    import time
+
+    read, write = os.pipe()
+    run = os.fork()
+    if run == 0:  # the run: writes an output, forks a helper, is killed
+        try:
+            writing = AtomicFile(tmp_path / "out.mkv")  # noqa: F841 - held open, as a run writing it
+            helper = os.fork()
+            if helper == 0:  # outlives the run
+                time.sleep(30)
+                os._exit(0)
+            os.write(write, str(helper).encode())
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)
+    os.close(write)
+    helper = int(os.read(read, 32) or 0)
+    os.close(read)
+    os.waitpid(run, 0)
+    try:
+        assert helper and os.path.exists(f"/proc/{helper}")
+        (partial,) = tmp_path.glob(".out.partial-*.mkv")
+        assert not being_written(partial), "a killed run's partial counts as written now while its child lives"
+    finally:
+        if helper:
+            os.kill(helper, signal.SIGKILL)

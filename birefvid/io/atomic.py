@@ -88,7 +88,40 @@ def writer_lock(path: str | Path, fd: Optional[int] = None) -> Optional[int]:
         if fd is not None:
             os.close(fd)
         return None
+    with contextlib.suppress(OSError):
+        st = os.fstat(fd)
+        _HELD[fd] = (st.st_dev, st.st_ino)
     return fd
+
+
+def release_writer_lock(fd: Optional[int]) -> None:
+    """Close a descriptor ``writer_lock`` returned (None: nothing), which lets go of its lock."""
+    if fd is None:
+        return
+    _HELD.pop(fd, None)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+# the writer locks this process holds, as descriptor: (device, inode). A forked child (multiprocessing's fork start
+# method, a library's worker) shares each lock until it closes its copy: a run SIGKILLed beside a child that outlived
+# it left its partial marked as written now, so batch neither removed nor named it as a killed run's leftover
+_HELD: dict[int, tuple[int, int]] = {}
+
+
+def _drop_held_in_child() -> None:
+    for fd, identity in list(_HELD.items()):
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == identity:  # still that entry (a descriptor number closed and reused is left)
+                os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_held_in_child)
 
 
 def being_written(path: str | Path) -> bool:
@@ -383,9 +416,7 @@ class _AtomicTarget:
     def _release(self) -> None:
         """Let go of the writer lock on the temporary entry (idempotent)."""
         fd, self._lock = self._lock, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        release_writer_lock(fd)
 
     def __del__(self) -> None:
         self._release()
