@@ -66,3 +66,22 @@ def test_a_killed_runs_partial_is_a_leftover_though_a_child_it_forked_lives_on(t
     finally:
         if helper:
             os.kill(helper, signal.SIGKILL)
+
+
+def test_a_named_pipe_of_a_partials_name_is_looked_at_without_waiting(tmp_path):
+    """`being_written` opened each `.NAME.partial-*` entry to test its lock: a named pipe of that name waited for a
+    writer forever, and the batch or process run looking for leftovers with it."""
+    from birefvid.batch.leftovers import partials_beside
+
+    fifo = tmp_path / ".a.partial-abcdefgh.mkv"
+    os.mkfifo(fifo)
+    found: list = []
+    looking = threading.Thread(target=lambda: found.append(partials_beside([tmp_path / "a.mkv"])), daemon=True)
+    looking.start()
+    looking.join(10)
+    stuck = looking.is_alive()
+    if stuck:  # let the stuck open go (a writer at the other end), then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        looking.join(5)
+    assert not stuck, "looking at a named pipe waited for its writer"
+    assert found == [[fifo]]

@@ -132,7 +132,9 @@ def being_written(path: str | Path) -> bool:
     except ImportError:  # Windows
         return False
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a named pipe of a partial's name (no writer makes one) waited forever for a writer, and with it
+        # the batch or process run looking for leftovers
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
     try:
