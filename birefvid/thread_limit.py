@@ -22,7 +22,11 @@ def thread_limit() -> Optional[int]:
     value = os.environ.get(THREADS_ENV, "").strip()
     if not value:
         return None
-    if not value.isdigit() or int(value) < 1:
+    # isdigit alone takes "²" (a superscript two), which int() refuses: a traceback, exit 1. A number longer than int()
+    # reads (4300 digits) is simply more than any machine's cores: no cap, as 64 is on 8 cores
+    digits = value.lstrip("0") if value.isascii() and value.isdigit() else ""
+    count = 0 if not digits else int(digits) if len(digits) <= 18 else 10**18
+    if count < 1:
         raise ConfigError(f"{THREADS_ENV}={value!r} is not a number of threads: give a whole number, 1 or more "
                           f"(such as {THREADS_ENV}=1 for each of two runs on 2 cores), or unset it")  # fmt: skip
-    return int(value)
+    return count

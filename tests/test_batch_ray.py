@@ -1044,3 +1044,23 @@ def test_the_workers_of_a_command_line_batch_send_no_openvino_telemetry(tmp_path
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1:] == ["True"]
     assert sorted(p.name for p in home.rglob("*")) == []  # no ~/intel/openvino_ga_cid
+
+
+def test_ray_local_counts_the_cores_birefvid_threads_leaves(monkeypatch):
+    """`BIREFVID_THREADS=1 birefvid batch --ray local` on 2 cores said "on 2 worker(s) (Ray local)": Ray counted every
+    core of the machine, not the cap (nor `taskset`'s), so the run took both cores. GPU workers keep Ray's count."""
+    from birefvid.batch import ray_executor
+    from birefvid.runtime import cores
+
+    monkeypatch.setattr(cores, "affinity_cores", lambda: 4)
+    monkeypatch.setattr(cores, "quota_cores", lambda: None)
+    monkeypatch.setenv("BIREFVID_THREADS", "1")
+    cores.usable_cores.cache_clear()
+    try:
+        assert ray_executor.local_ray_cpus(0.0) == {"num_cpus": 1}
+        assert ray_executor.local_ray_cpus(1.0) == {}
+        monkeypatch.delenv("BIREFVID_THREADS")
+        cores.usable_cores.cache_clear()
+        assert ray_executor.local_ray_cpus(0.0) == {"num_cpus": 4}  # taskset's cores (the affinity) too
+    finally:
+        cores.usable_cores.cache_clear()

@@ -85,7 +85,7 @@ def test_birefvid_threads_caps_every_thread_count_of_a_run(monkeypatch):
         cores.usable_cores.cache_clear()
 
 
-@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
+@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5", "²", "１"])
 def test_a_birefvid_threads_that_is_no_count_is_one_error_line(value, monkeypatch, capsys):
     from birefvid.cli import main
 
@@ -93,3 +93,13 @@ def test_a_birefvid_threads_that_is_no_count_is_one_error_line(value, monkeypatc
     assert main(["models"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"birefvid: error: BIREFVID_THREADS='{value}' is not a number of threads"), err
+
+
+def test_a_birefvid_threads_of_more_digits_than_int_reads_is_no_cap(monkeypatch):
+    """A number past int()'s 4300 digits was a ValueError traceback, exit 1; it is more than any machine's cores."""
+    from birefvid.thread_limit import thread_limit
+
+    monkeypatch.setenv("BIREFVID_THREADS", "9" * 5000)
+    assert thread_limit() >= 10**18
+    monkeypatch.setenv("BIREFVID_THREADS", "007")
+    assert thread_limit() == 7

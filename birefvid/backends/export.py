@@ -226,7 +226,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
     start = time.perf_counter()
     if _saved_ahead_as(model) is None:  # one saved ahead was made so then, on a thread a stop need not wait for
         model = model.eval().to("cpu", torch.float32)
-    from ..io.atomic import fit_name, writer_lock  # an output named as long as the disk allows still has a temporary name
+    from ..io.atomic import fit_name, release_writer_lock, writer_lock  # an output named as long as the disk allows still has a temporary name
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,8 +245,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, size: tuple[int, int],
         if os.path.exists(tmp):
             os.unlink(tmp)
         exiting.written(tmp)
-        if lock is not None:
-            os.close(lock)
+        release_writer_lock(lock)
     return time.perf_counter() - start
 
 
@@ -325,7 +324,7 @@ def saved_for_export(model: torch.nn.Module) -> Iterator[None]:
         log.debug("the model is not saved ahead for its export (%s)", e)
         yield
         return
-    from ..io.atomic import writer_lock
+    from ..io.atomic import release_writer_lock, writer_lock
 
     lock = writer_lock(file, fd)  # held while in use: a later export removes it only once this run is gone
     exiting.writing(file)
@@ -350,8 +349,7 @@ def saved_for_export(model: torch.nn.Module) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(file)
         exiting.written(file)
-        if lock is not None:
-            os.close(lock)
+        release_writer_lock(lock)
 
 
 def _saved_ahead_as(model: torch.nn.Module) -> Optional[tuple[Optional[str]]]:
@@ -372,7 +370,7 @@ def _model_file(model: torch.nn.Module, path: Path) -> Iterator[tuple[Optional[s
         fd, model_file = tempfile.mkstemp(prefix=".model.", suffix=".pt.partial", dir=path.parent)  # the trusted cache folder
     except OSError as e:
         raise SinkError(f"cannot write {path}: {e.strerror or e}") from e
-    from ..io.atomic import writer_lock
+    from ..io.atomic import release_writer_lock, writer_lock
 
     lock = writer_lock(model_file, fd)
     exiting.writing(model_file)
@@ -390,8 +388,7 @@ def _model_file(model: torch.nn.Module, path: Path) -> Iterator[tuple[Optional[s
         with contextlib.suppress(OSError):
             os.unlink(model_file)
         exiting.written(model_file)
-        if lock is not None:
-            os.close(lock)
+        release_writer_lock(lock)
 
 
 def _start_worker(argv: list[str]) -> tuple["subprocess.Popen[bytes]", "_Messages"]:

@@ -180,6 +180,18 @@ def telemetry_off() -> bool:
     return "openvino_telemetry" in sys.modules and sys.modules["openvino_telemetry"] is None
 
 
+def local_ray_cpus(gpus_per_worker: float) -> dict[str, int]:
+    """``ray.init``'s ``num_cpus`` for ``--ray local`` CPU workers: the cores this run may use (``usable_cores``:
+    ``BIREFVID_THREADS``, ``taskset``, a CPU quota). Ray counted every core of the machine, so ``BIREFVID_THREADS=1``
+    on 2 cores still started 2 workers of a thread each, and ``taskset -c 0`` 2 workers on the one core. GPU workers
+    (one CPU slot each, as many as GPUs) are left to Ray's own count."""
+    if gpus_per_worker > 0:
+        return {}
+    from ..runtime.cores import usable_cores
+
+    return {"num_cpus": usable_cores()}
+
+
 class ChunkWorker:
     """A Ray actor's body: loads the job's model once, then runs chunk after chunk."""
 
@@ -408,7 +420,8 @@ class RayExecutor:
                         with _unsaid_token_auth_notice():
                             # "local", not None: ray.init() with no address joins the cluster RAY_ADDRESS names, or the one a
                             # `ray start` on this machine left in /tmp/ray/ray_current_cluster (a cluster's own nodes)
-                            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+                            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,
+                                     **local_ray_cpus(gpus_per_worker))
                     else:
                         _answers(address)
                         ray.init(address=address, logging_level=logging.WARNING)

@@ -57,6 +57,9 @@ def replace(src: str | Path, dst: str | Path) -> None:
 _RANDOM_CHARS = 8  # what mkstemp and mkdtemp add
 
 
+WRITER_LOCK_TRIES, WRITER_LOCK_WAIT_S = 200, 0.01  # a checker's shared lock lasts microseconds: 2 s is ample
+
+
 def writer_lock(path: str | Path, fd: Optional[int] = None) -> Optional[int]:
     """Hold an exclusive ``flock`` on ``path`` (a temporary file or folder being written; ``fd``: one already open on
     it, taken over) for as long as the returned descriptor stays open; None where there is no ``flock`` (Windows)
@@ -70,12 +73,55 @@ def writer_lock(path: str | Path, fd: Optional[int] = None) -> Optional[int]:
     try:
         if fd is None:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for _ in range(WRITER_LOCK_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # another run's ``being_written`` holds its shared lock for a moment (a batch clean-up, a process run's
+                # partial warning looking at the folder now): given up at once, the entry went unmarked for its whole
+                # life, and the next clean-up removed this run's work in progress
+                time.sleep(WRITER_LOCK_WAIT_S)
+        else:
+            raise BlockingIOError
     except OSError:
         if fd is not None:
             os.close(fd)
         return None
+    with contextlib.suppress(OSError):
+        st = os.fstat(fd)
+        _HELD[fd] = (st.st_dev, st.st_ino)
     return fd
+
+
+def release_writer_lock(fd: Optional[int]) -> None:
+    """Close a descriptor ``writer_lock`` returned (None: nothing), which lets go of its lock."""
+    if fd is None:
+        return
+    _HELD.pop(fd, None)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+# the writer locks this process holds, as descriptor: (device, inode). A forked child (multiprocessing's fork start
+# method, a library's worker) shares each lock until it closes its copy: a run SIGKILLed beside a child that outlived
+# it left its partial marked as written now, so batch neither removed nor named it as a killed run's leftover
+_HELD: dict[int, tuple[int, int]] = {}
+
+
+def _drop_held_in_child() -> None:
+    for fd, identity in list(_HELD.items()):
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == identity:  # still that entry (a descriptor number closed and reused is left)
+                os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_held_in_child)
 
 
 def being_written(path: str | Path) -> bool:
@@ -86,7 +132,9 @@ def being_written(path: str | Path) -> bool:
     except ImportError:  # Windows
         return False
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a named pipe of a partial's name (no writer makes one) waited forever for a writer, and with it
+        # the batch or process run looking for leftovers
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
     try:
@@ -370,9 +418,7 @@ class _AtomicTarget:
     def _release(self) -> None:
         """Let go of the writer lock on the temporary entry (idempotent)."""
         fd, self._lock = self._lock, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        release_writer_lock(fd)
 
     def __del__(self) -> None:
         self._release()
