@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 AFTER_FLAGGED = 4
 # a step in decoding time this many frame intervals long or more is a lost frame (1: the next frame's)
 LOST_STEP = 1.5
+# the distinct steps in decoding time remembered as the stream's own (a variable frame rate has many)
+USUAL_STEPS = 256
 # the formats checked: FFmpeg names M2TS/MTS (192-byte packets) "mpegts" too
 TS_FORMATS = frozenset({"mpegts"})
 
@@ -64,7 +66,10 @@ class LossWatch:
     def __init__(self, interval: Optional[Fraction] = None, breaks: tuple[int, ...] = ()) -> None:
         """``breaks``: the bytes where the file's packets lose their sync (``sync_breaks``): a jump in decoding time
         across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple)."""
-        self.interval = interval if interval and interval > 0 else None
+        self._declared = interval if interval and interval > 0 else None
+        self.interval = self._declared
+        self._smallest: Optional[Fraction] = None  # the smallest step in decoding time seen
+        self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
         self._breaks = breaks
         self._pos: Optional[int] = None
         self._last: Optional[int] = None
@@ -92,11 +97,24 @@ class LossWatch:
         if last is None or at <= last:
             return None
         step = at - last
-        if self.interval is None or step < self.interval:
-            self.interval = Fraction(step)
-        if self._since_flag > AFTER_FLAGGED or self._flagged is None or step < LOST_STEP * self.interval:
+        seen, self._smallest = self._smallest, Fraction(step) if self._smallest is None else min(self._smallest, Fraction(step))
+        # a frame's step is the stream's own, its declared rate a guess until it shows one: GStreamer's MPEG-2 and
+        # interlaced streams declare the field rate, half a frame's step, and every step then read as a frame lost
+        self.interval = self._smallest if seen is not None or self._declared is None else min(self._declared, Fraction(step))
+        if self._since_flag > AFTER_FLAGGED or self._flagged is None:
+            if len(self._usual) < USUAL_STEPS:
+                self._usual[step] = None
+            return None
+        if step < LOST_STEP * self.interval or self.usual(step):
             return None
         return Loss(max(1, round(step / self.interval) - 1), last, at, self._flagged[0], self._flagged[1])
+
+    def usual(self, step: int) -> bool:
+        """Whether the stream steps by ``step`` (give or take an eighth of a frame) where no packet was flagged: a
+        variable frame rate, a 24 fps film in a 29.97 fps stream's steps of one and two frames; such a step after a
+        packet lost within a frame is the stream's timing, not frames lost."""
+        tolerance = max(Fraction(1), (self.interval or Fraction(1)) / 8)
+        return any(abs(step - s) <= tolerance for s in self._usual)
 
 
 def frame_interval(stream: av.video.stream.VideoStream) -> Optional[Fraction]:
@@ -170,7 +188,7 @@ def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
         watch = LossWatch(frame_interval(stream), sync_breaks(path))
         shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
         keyframes: list[int] = []
-        loss: Optional[Loss] = None
+        losses: list[Loss] = []
         for packet in container.demux(stream):
             if not packet.size:
                 continue
@@ -179,8 +197,10 @@ def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
                 if packet.is_keyframe:
                     keyframes.append(packet.pts)
             found = watch.packet(packet)
-            if found is not None and loss is None:
-                loss = found
+            if found is not None:
+                losses.append(found)
+    # a step the stream takes elsewhere too, where nothing was flagged, is its own timing (seen only later in the file)
+    loss = next((found for found in losses if not watch.usual(found.after - found.before)), None)
     if loss is None or not shown:
         return None
     shown.sort()
