@@ -68,7 +68,8 @@ class LossWatch:
         across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple)."""
         self._declared = interval if interval and interval > 0 else None
         self.interval = self._declared
-        self._smallest: Optional[Fraction] = None  # the smallest step in decoding time seen
+        self._smallest: Optional[int] = None  # the smallest step in decoding time seen
+        self._guessed = False  # ``interval`` is the declared rate's, not a step seen
         self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
         self._breaks = breaks
         self._pos: Optional[int] = None
@@ -97,10 +98,16 @@ class LossWatch:
         if last is None or at <= last:
             return None
         step = at - last
-        seen, self._smallest = self._smallest, Fraction(step) if self._smallest is None else min(self._smallest, Fraction(step))
-        # a frame's step is the stream's own, its declared rate a guess until it shows one: GStreamer's MPEG-2 and
-        # interlaced streams declare the field rate, half a frame's step, and every step then read as a frame lost
-        self.interval = self._smallest if seen is not None or self._declared is None else min(self._declared, Fraction(step))
+        # a frame's step is the stream's own, its declared rate a guess for the first step only: GStreamer's MPEG-2
+        # and interlaced streams declare the field rate, half a frame's step, and every step then read as a frame lost
+        # (ints compared per packet, a Fraction made only when the interval changes: live runs this on every packet)
+        if self._smallest is None:
+            self._smallest = step
+            self.interval = Fraction(step) if self._declared is None else min(self._declared, Fraction(step))
+            self._guessed = self.interval != step
+        elif step < self._smallest or self._guessed:
+            self._smallest = min(self._smallest, step)
+            self.interval, self._guessed = Fraction(self._smallest), False
         if self._since_flag > AFTER_FLAGGED or self._flagged is None:
             if len(self._usual) < USUAL_STEPS:
                 self._usual[step] = None
