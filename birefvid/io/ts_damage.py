@@ -11,7 +11,9 @@ A flagged packet alone is no lost frame: a packet of a frame's own data lost dam
 conceals (``ConcealedFrames`` warns of it), and a flipped counter loses nothing. Frames are lost where the decoding
 times jump past the next frame's right after a flagged packet (``LossWatch``): whole frames' packets went missing.
 A jump without a flagged packet (variable frame rate, a pause in a screen recording) is the stream's own timing, and
-a step back (a splice, files joined with cat) is ``VideoFileSource._out_of_order``'s.
+so is a flagged one the stream takes elsewhere unflagged (a 24 fps film in a 29.97 fps clock steps one and two ticks);
+a frame is the stream's smallest step, not its declared rate (GStreamer's MPEG-2 declares the field rate: half a
+frame). A step back (a splice, files joined with cat) is ``VideoFileSource._out_of_order``'s.
 
 Only the packets are read (demuxed, not decoded): about 2.5 s for a 10-minute 18 MB file on a busy 2-core machine,
 once per file and version in a process (``lost_frames`` is cached).
