@@ -218,7 +218,8 @@ def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
     # reorder: the first hole in the presentation times from a few frames before the loss on
     interval = watch.interval or Fraction(1)
     start = max(0, bisect.bisect_left(shown, loss.before) - 2 * AFTER_FLAGGED)
-    hole = next((k + 1 for k in range(start, len(shown) - 1) if shown[k + 1] - shown[k] >= LOST_STEP * interval), None)
+    hole = next((k + 1 for k in range(start, len(shown) - 1)
+                 if shown[k + 1] - shown[k] >= LOST_STEP * interval and not watch.usual(shown[k + 1] - shown[k])), None)
     if hole is None:  # no hole in what is shown (the times were rewritten): where the decoding times jumped
         hole = bisect.bisect_right(shown, loss.before)
     # the last frame whole before the damage: before the hole, and shown before the packet flagged (its data was lost
