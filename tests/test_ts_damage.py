@@ -174,3 +174,68 @@ def test_a_network_ts_stream_that_lost_frames_says_it_once_and_goes_on(tmp_path,
     said = [r.getMessage() for r in caplog.records if "lost at" in r.getMessage()]
     assert len(said) == 1 and "MPEG-TS packets missing or damaged on the way); going on" in said[0], said
     assert times and times[-1] > 3.5
+
+
+GST_MPEG2 = """
+import sys, gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+pipe = Gst.parse_launch("videotestsrc num-buffers=100 ! video/x-raw,width=96,height=64,framerate=25/1 ! mpeg2enc "
+                        "! mpegvideoparse ! mpegtsmux ! filesink location=" + sys.argv[1])
+pipe.set_state(Gst.State.PLAYING)
+message = pipe.get_bus().timed_pop_filtered(30 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+pipe.set_state(Gst.State.NULL)
+sys.exit(0 if message is not None and message.type == Gst.MessageType.EOS else 1)
+"""
+
+
+def decoded_frames(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "NONE"
+        return [frame.pts for frame in c.decode(stream)]
+
+
+def test_a_gstreamer_mpeg2_ts_is_judged_by_its_own_steps_not_its_declared_field_rate(tmp_path):
+    """GStreamer's mpegtsmux with mpeg2enc writes a 25 fps MPEG-2 stream that FFmpeg guesses at 50 fps (no average
+    rate): every step of one frame read as a frame lost, so one damaged packet refused a file that lost no frame
+    ('1 frame of its video lost', frame 39 at 1.540 s, not even a frame's time), and a real loss was placed 10 frames
+    early with the wrong count. The stream's own steps say what a frame is."""
+    from system_tools import need_system_python_module
+
+    python = need_system_python_module(
+        "import gi; gi.require_version('Gst', '1.0'); from gi.repository import Gst; Gst.init(None); "
+        "assert all(Gst.ElementFactory.find(e) for e in ('mpeg2enc', 'mpegvideoparse', 'mpegtsmux'))",
+        "python3-gi gstreamer1.0-plugins-bad")
+    ok = tmp_path / "gst.ts"
+    subprocess.run([python, "-c", GST_MPEG2, str(ok)], check=True, capture_output=True, timeout=60)
+    assert len(decoded_frames(ok)) == 100
+    flipped = damaged(ok, tmp_path / "cc.ts", "cc")
+    assert len(decoded_frames(flipped)) == 100 and lost(flipped) is None  # whole: never refused
+    bad = damaged(ok, tmp_path / "bad.ts", "drop")
+    shown = decoded_frames(bad)
+    missing = 100 - len(shown)
+    found = lost(bad)
+    assert found is not None and f"{missing} frames of its video lost" in found.what, (found, missing)
+    step = shown[1] - shown[0]
+    first_missing = next(k for k in range(1, len(shown)) if shown[k] - shown[k - 1] > step)
+    # the first frame damaged or missing: the one before the hole (damaged, concealed) or the hole's, at its own time
+    assert first_missing - 2 <= found.frame <= first_missing and found.at == pytest.approx(found.frame * 0.04), found
+
+
+def test_a_damaged_packet_in_a_stream_of_uneven_steps_is_no_loss(tmp_path):
+    """A 23.976 fps film in a 29.97 fps stream's clock (steps of one and two ticks, as a broadcast or an encoder's -r
+    leaves it) is whole: a packet flagged next to one of its two-tick steps was read as a frame lost and the file
+    refused. A step the stream takes where nothing was flagged is its own timing; a loss is a step it never takes."""
+    film = make_ts(tmp_path / "film.ts", "-r", "30000/1001", seconds=4, fps=24)
+    steps = decoded_frames(film)
+    assert {b - a for a, b in zip(steps, steps[1:])} == {3003, 6006}, "not the uneven steps this is about"
+    flipped = damaged(film, tmp_path / "cc.ts", "cc")
+    assert len(decoded_frames(flipped)) == len(steps) and lost(flipped) is None
+    bad = damaged(film, tmp_path / "bad.ts", "drop")  # 30 packets lost: frames are
+    left = set(decoded_frames(bad))
+    first_missing = next(k for k, pts in enumerate(steps) if pts not in left)
+    found = lost(bad)
+    # the frame named is the first missing or the damaged one or two before it, not a two-tick step of the stream's own
+    assert found is not None and first_missing - 2 <= found.frame <= first_missing, (found, first_missing)

@@ -11,7 +11,9 @@ A flagged packet alone is no lost frame: a packet of a frame's own data lost dam
 conceals (``ConcealedFrames`` warns of it), and a flipped counter loses nothing. Frames are lost where the decoding
 times jump past the next frame's right after a flagged packet (``LossWatch``): whole frames' packets went missing.
 A jump without a flagged packet (variable frame rate, a pause in a screen recording) is the stream's own timing, and
-a step back (a splice, files joined with cat) is ``VideoFileSource._out_of_order``'s.
+so is a flagged one the stream takes elsewhere unflagged (a 24 fps film in a 29.97 fps clock steps one and two ticks);
+a frame is the stream's smallest step, not its declared rate (GStreamer's MPEG-2 declares the field rate: half a
+frame). A step back (a splice, files joined with cat) is ``VideoFileSource._out_of_order``'s.
 
 Only the packets are read (demuxed, not decoded): about 2.5 s for a 10-minute 18 MB file on a busy 2-core machine,
 once per file and version in a process (``lost_frames`` is cached).
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 AFTER_FLAGGED = 4
 # a step in decoding time this many frame intervals long or more is a lost frame (1: the next frame's)
 LOST_STEP = 1.5
+# the distinct steps in decoding time remembered as the stream's own (a variable frame rate has many)
+USUAL_STEPS = 256
 # the formats checked: FFmpeg names M2TS/MTS (192-byte packets) "mpegts" too
 TS_FORMATS = frozenset({"mpegts"})
 
@@ -64,7 +68,11 @@ class LossWatch:
     def __init__(self, interval: Optional[Fraction] = None, breaks: tuple[int, ...] = ()) -> None:
         """``breaks``: the bytes where the file's packets lose their sync (``sync_breaks``): a jump in decoding time
         across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple)."""
-        self.interval = interval if interval and interval > 0 else None
+        self._declared = interval if interval and interval > 0 else None
+        self.interval = self._declared
+        self._smallest: Optional[int] = None  # the smallest step in decoding time seen
+        self._guessed = False  # ``interval`` is the declared rate's, not a step seen
+        self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
         self._breaks = breaks
         self._pos: Optional[int] = None
         self._last: Optional[int] = None
@@ -92,11 +100,30 @@ class LossWatch:
         if last is None or at <= last:
             return None
         step = at - last
-        if self.interval is None or step < self.interval:
-            self.interval = Fraction(step)
-        if self._since_flag > AFTER_FLAGGED or self._flagged is None or step < LOST_STEP * self.interval:
+        # a frame's step is the stream's own, its declared rate a guess for the first step only: GStreamer's MPEG-2
+        # and interlaced streams declare the field rate, half a frame's step, and every step then read as a frame lost
+        # (ints compared per packet, a Fraction made only when the interval changes: live runs this on every packet)
+        if self._smallest is None:
+            self._smallest = step
+            self.interval = Fraction(step) if self._declared is None else min(self._declared, Fraction(step))
+            self._guessed = self.interval != step
+        elif step < self._smallest or self._guessed:
+            self._smallest = min(self._smallest, step)
+            self.interval, self._guessed = Fraction(self._smallest), False
+        if self._since_flag > AFTER_FLAGGED or self._flagged is None:
+            if len(self._usual) < USUAL_STEPS:
+                self._usual[step] = None
+            return None
+        if step < LOST_STEP * self.interval or self.usual(step):
             return None
         return Loss(max(1, round(step / self.interval) - 1), last, at, self._flagged[0], self._flagged[1])
+
+    def usual(self, step: int) -> bool:
+        """Whether the stream steps by ``step`` (give or take an eighth of a frame) where no packet was flagged: a
+        variable frame rate, a 24 fps film in a 29.97 fps stream's steps of one and two frames; such a step after a
+        packet lost within a frame is the stream's timing, not frames lost."""
+        tolerance = max(Fraction(1), (self.interval or Fraction(1)) / 8)
+        return any(abs(step - s) <= tolerance for s in self._usual)
 
 
 def frame_interval(stream: av.video.stream.VideoStream) -> Optional[Fraction]:
@@ -170,7 +197,7 @@ def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
         watch = LossWatch(frame_interval(stream), sync_breaks(path))
         shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
         keyframes: list[int] = []
-        loss: Optional[Loss] = None
+        losses: list[Loss] = []
         for packet in container.demux(stream):
             if not packet.size:
                 continue
@@ -179,8 +206,10 @@ def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
                 if packet.is_keyframe:
                     keyframes.append(packet.pts)
             found = watch.packet(packet)
-            if found is not None and loss is None:
-                loss = found
+            if found is not None:
+                losses.append(found)
+    # a step the stream takes elsewhere too, where nothing was flagged, is its own timing (seen only later in the file)
+    loss = next((found for found in losses if not watch.usual(found.after - found.before)), None)
     if loss is None or not shown:
         return None
     shown.sort()
@@ -189,7 +218,8 @@ def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
     # reorder: the first hole in the presentation times from a few frames before the loss on
     interval = watch.interval or Fraction(1)
     start = max(0, bisect.bisect_left(shown, loss.before) - 2 * AFTER_FLAGGED)
-    hole = next((k + 1 for k in range(start, len(shown) - 1) if shown[k + 1] - shown[k] >= LOST_STEP * interval), None)
+    hole = next((k + 1 for k in range(start, len(shown) - 1)
+                 if shown[k + 1] - shown[k] >= LOST_STEP * interval and not watch.usual(shown[k + 1] - shown[k])), None)
     if hole is None:  # no hole in what is shown (the times were rewritten): where the decoding times jumped
         hole = bisect.bisect_right(shown, loss.before)
     # the last frame whole before the damage: before the hole, and shown before the packet flagged (its data was lost
