@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import standard_output
 from ..errors import SinkError, option
+from ..io.atomic import open_into
 from ..json_lines import follow_rotation
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ class LiveStats:
             if self._stdout:
                 self._json: Optional[TextIO] = sys.stdout
             else:
-                self._json = open(json_path, "a", encoding="utf-8") if json_path is not None else None  # noqa: SIM115
+                # a named pipe with no reader, or /dev/stdout: open_into (open() waited for ever, before any work)
+                self._json = open_into(json_path, "a", option("stats_json")) if json_path is not None else None
         except OSError as e:
             raise SinkError(f"{option('stats_json')} {json_path}: cannot write it ({e.strerror or e})") from None
         self._start = time.monotonic()
