@@ -153,3 +153,23 @@ def test_json_lines_to_a_named_pipe_nobody_reads_do_not_hang(tmp_path, monkeypat
     out, hung = run_for_at_most(20, pipe, make)
     assert not hung
     assert isinstance(out.get("error"), SinkError) and "no program reads" in str(out["error"]), out
+
+
+def test_stats_lines_to_a_named_pipe_whose_reader_left_end_without_ending_the_run(tmp_path, caplog):
+    """``live --stats-json pipe`` whose reader goes (a dashboard restarted, ``head -n 1 pipe``): the next line's write
+    failed with EPIPE, a SinkError that ended the live run with exit 2 and threw its recording away. Now, as for
+    ``--stats-json -``, a warning and the lines end, not the run."""
+    import logging
+    import time
+
+    from birefvid.runtime.live_stats import LiveStats
+
+    pipe = a_pipe(tmp_path / "lines.jsonl")
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    stats = LiveStats(5.0, str(pipe))
+    os.close(reader)
+    with caplog.at_level(logging.WARNING):
+        stats.emit(time.monotonic(), None)  # raised SinkError (Broken pipe)
+        stats.emit(time.monotonic(), None)  # given up: nothing more tried
+    stats.close()
+    assert "reader has gone" in caplog.text
