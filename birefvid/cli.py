@@ -633,8 +633,12 @@ class CliLogFormatter(logging.Formatter):
         """The line (and a ``-v`` traceback) with URL passwords, stream keys and tokens hidden: a message
         that named its input as given (``http://admin:PW@cam/...``) gave the password to every log reader. A record
         logged with ``errors.SHOWS_SECRET`` (the network preview's URL: its one showing of the token) is kept whole."""
-        if (record.name == "birefvid" or record.name.startswith("birefvid.")) and isinstance(record.args, tuple):
-            named = tuple(one_line(str(a)) if isinstance(a, (str, os.PathLike)) and one_line(str(a)) != str(a) else a for a in record.args)
+        if (record.name == "birefvid" or record.name.startswith("birefvid.")) and isinstance(record.args, (tuple, dict)):
+            def flat(a: Any) -> Any:
+                return one_line(str(a)) if isinstance(a, (str, os.PathLike)) and one_line(str(a)) != str(a) else a
+
+            # a mapping too: log.warning("%(name)s ...", {"name": path}) passed its line break through
+            named = {k: flat(v) for k, v in record.args.items()} if isinstance(record.args, dict) else tuple(flat(a) for a in record.args)
             if named != record.args:  # a file name with a line break (take\n2.mp4) split our warning in two
                 record = logging.makeLogRecord({**record.__dict__, "args": named, "message": None})
         text = super().format(record)

@@ -67,6 +67,27 @@ def one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+_DESCRIPTOR = re.compile(r"/(?:dev|proc/(?:self|thread-self|\d+))/fd/(\d+)")
+
+
+def open_descriptor(path: str | Path) -> Optional[int]:
+    """The number of this process's open descriptor that ``path`` names, or None: ``/dev/stdout`` (a link to
+    ``/proc/self/fd/1``), ``/dev/fd/3``, ``/proc/self/fd/1``, or a link leading to one. Such a name is the descriptor the
+    shell opened (``> run.log``, ``>> run.log``, ``2>&1``): a report renamed onto the file it leads to replaced that
+    file, the lines before the report gone, and one opened again by name (``open('/dev/stdout', 'w')``) cut it to
+    nothing; written through the descriptor itself, it lands where the shell sends standard output."""
+    hop = os.path.abspath(str(path))
+    for _ in range(40):  # the kernel's own limit on links followed
+        match = _DESCRIPTOR.fullmatch(hop)
+        if match and (hop.startswith("/dev/") or hop.split("/")[2] in ("self", "thread-self", str(os.getpid()))):
+            return int(match[1])
+        try:
+            hop = os.path.normpath(os.path.join(os.path.dirname(hop), os.readlink(hop)))
+        except (OSError, ValueError):
+            return None
+    return None
+
+
 # what surrogateescape makes of a byte that is no UTF-8 in a file name: U+DC80 to U+DCFF
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 

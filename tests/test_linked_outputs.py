@@ -45,3 +45,18 @@ def test_process_also_linked_to_the_main_output(tmp_path, capsys, clip, pvt_b0_w
     one_line(capsys, main(["process", str(clip), "-o", str(tmp_path / "out.mkv"), "--also", f"green={tmp_path / 'green.mkv'}",
                            *model(pvt_b0_weights)]), "are the same file")
     assert [p.name for p in tmp_path.iterdir()] == ["green.mkv"]
+
+
+def test_batch_output_linked_to_another_input_is_refused_before_any_work(tmp_path, capsys, clip, pvt_b0_weights):
+    """``out/b.mkv`` a link to ``in/a.mkv``, another input of the batch, with ``--overwrite``: b's mask was renamed onto
+    a's source, exit 0, the video gone. Each output was checked against its own input only."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir(), out.mkdir()
+    shutil.copy(clip, inputs / "a.mkv")
+    shutil.copy(clip, inputs / "b.mp4")
+    (out / "b.mkv").symlink_to("../in/a.mkv")
+    before = (inputs / "a.mkv").read_bytes()
+    one_line(capsys, main(["batch", str(inputs), "-o", str(out), "--ext", ".mkv", "--overwrite", *model(pvt_b0_weights)]),
+             "b.mkv", "a.mkv", "an input of this batch")
+    assert (inputs / "a.mkv").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["b.mkv"]

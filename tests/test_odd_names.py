@@ -196,3 +196,18 @@ def test_a_json_file_named_by_an_extension_alone_is_refused(tmp_path, capsys, ar
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "extension alone" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_line_break_in_a_name_logged_by_mapping_keeps_the_warning_one_line():
+    """``log.warning("%(name)s ...", {"name": path})``: the formatter escaped a tuple's names only, so a mapping's passed
+    the line break through and split the warning in two. Names in either, escaped; other arguments as they are."""
+    import logging
+    from pathlib import Path
+
+    from birefvid.cli import CliLogFormatter
+
+    def line(args) -> str:
+        record = logging.LogRecord("birefvid.x", logging.WARNING, __file__, 1, "%(name)s: %(n)d frames", args, None)
+        return CliLogFormatter().format(record)
+
+    assert line({"name": "take\n2.mkv", "n": 3}) == line({"name": Path("take\n2.mkv"), "n": 3}) == "birefvid: warning: take\\n2.mkv: 3 frames"

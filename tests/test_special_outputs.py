@@ -80,3 +80,96 @@ def test_a_video_output_linked_to_a_device_is_refused_before_any_work(tmp_path, 
     one_line(capsys, main(["process", str(clip), "-o", str(tmp_path / "out.mkv"), *model(pvt_b0_weights)]), "is a character device")
     assert stat.S_ISCHR(os.lstat(device).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["null", "out.mkv"]
+
+
+def test_a_report_named_by_an_open_descriptor_goes_through_it(tmp_path, capsys, clip):
+    """``--report /dev/stdout >> run.log 2>&1``: ``/dev/stdout`` leads (``/proc/self/fd/1``) to the log the shell opened
+    for appending. The report was renamed onto the log, the lines before it gone (the run's own 'wrote' line too); now it
+    is written through the descriptor, after them. A descriptor of the test's own (``/proc/self/fd/N``) stands in."""
+    log = tmp_path / "run.log"
+    log.write_text("earlier line\n")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        (tmp_path / "stdout").symlink_to(f"/proc/self/fd/{fd}")
+        assert main(["eval", str(clip), str(clip), "--json", str(tmp_path / "stdout"), "-q"]) == 0, capsys.readouterr().err
+    finally:
+        os.close(fd)
+    text = log.read_text()
+    assert text.startswith("earlier line\n"), text[:80]
+    assert json.loads(text[len("earlier line\n"):])
+    assert (tmp_path / "stdout").is_symlink()
+
+
+def run_for_at_most(seconds: float, pipe: Path, call):
+    """``call()`` in a thread; when it is still waiting on ``pipe`` after ``seconds``, a reader opened on the pipe lets it
+    go (so a test of a hang fails, not hangs). What it returned or raised, and whether it had to be let go."""
+    import threading
+
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            out["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    hung = thread.is_alive()
+    if hung:
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            thread.join(10)
+        finally:
+            os.close(reader)
+    return out, hung
+
+
+def test_a_report_to_a_named_pipe_nobody_reads_does_not_hang_the_run(tmp_path, capsys, clip, monkeypatch):
+    """``--json pipe`` with no reader: open() waited for ever after the work, the run never ended. Now the reader is waited
+    for a while (``PIPE_READER_WAIT_S``, short here), then one line, exit 2, the pipe still a pipe."""
+    from birefvid.io import atomic
+
+    monkeypatch.setattr(atomic, "PIPE_READER_WAIT_S", 0.3, raising=False)
+    pipe = a_pipe(tmp_path / "scores.json")
+    out, hung = run_for_at_most(20, pipe, lambda: main(["eval", str(clip), str(clip), "--json", str(pipe), "-q"]))
+    assert not hung
+    one_line(capsys, out["value"], "is a named pipe that no program reads")
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+
+
+@pytest.mark.parametrize("opener", ["stats", "progress"])
+def test_json_lines_to_a_named_pipe_nobody_reads_do_not_hang(tmp_path, monkeypatch, opener):
+    """``live --stats-json pipe`` and ``batch --progress-json pipe`` with no reader hung before any work, for ever."""
+    from birefvid.batch.progress import BatchProgress
+    from birefvid.errors import SinkError
+    from birefvid.io import atomic
+    from birefvid.runtime.live_stats import LiveStats
+
+    monkeypatch.setattr(atomic, "PIPE_READER_WAIT_S", 0.3, raising=False)
+    pipe = a_pipe(tmp_path / "lines.jsonl")
+    make = (lambda: LiveStats(5.0, str(pipe))) if opener == "stats" else (lambda: BatchProgress(quiet=True, json_path=pipe))
+    out, hung = run_for_at_most(20, pipe, make)
+    assert not hung
+    assert isinstance(out.get("error"), SinkError) and "no program reads" in str(out["error"]), out
+
+
+def test_stats_lines_to_a_named_pipe_whose_reader_left_end_without_ending_the_run(tmp_path, caplog):
+    """``live --stats-json pipe`` whose reader goes (a dashboard restarted, ``head -n 1 pipe``): the next line's write
+    failed with EPIPE, a SinkError that ended the live run with exit 2 and threw its recording away. Now, as for
+    ``--stats-json -``, a warning and the lines end, not the run."""
+    import logging
+    import time
+
+    from birefvid.runtime.live_stats import LiveStats
+
+    pipe = a_pipe(tmp_path / "lines.jsonl")
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    stats = LiveStats(5.0, str(pipe))
+    os.close(reader)
+    with caplog.at_level(logging.WARNING):
+        stats.emit(time.monotonic(), None)  # raised SinkError (Broken pipe)
+        stats.emit(time.monotonic(), None)  # given up: nothing more tried
+    stats.close()
+    assert "reader has gone" in caplog.text

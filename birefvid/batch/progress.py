@@ -18,7 +18,8 @@ from typing import Any, Callable, Optional, TextIO
 
 from .. import standard_output
 from ..errors import ConfigError, SinkError, option
-from ..file_names import one_line
+from ..file_names import one_line, open_descriptor, special_file
+from ..io.atomic import open_into
 from ..json_lines import follow_rotation
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,14 @@ def _open_json(path: str | Path) -> TextIO:
     if str(path) == "-":
         return sys.stdout
     try:
+        if special_file(path) or open_descriptor(path) is not None:
+            # a named pipe with no reader was waited on for ever, /dev/stdout reopened by name: open_into
+            stream = open_into(path, "a", option("progress_json"))
+            stream.reconfigure(line_buffering=True)
+            return stream
         return open(path, "a", buffering=1)  # noqa: SIM115 - closed in BatchProgress.close()
+    except SinkError:
+        raise
     except OSError as e:
         raise SinkError(f"cannot open {option('progress_json')} {path}: {e.strerror or e}") from e
 

@@ -396,6 +396,8 @@ def check_distinct_outputs(outputs: Sequence[str | Path], inputs: Optional[Seque
     dupes = sorted({n for n in names if names.count(n) > 1})
     if not dupes:
         _check_links_apart(outputs, inputs)
+        if inputs is not None:
+            _check_no_output_is_an_input(outputs, inputs)
         return
     if inputs is not None:
         clash = [str(i) for i, n in zip(inputs, names) if n == dupes[0]]
@@ -418,6 +420,19 @@ def _check_links_apart(outputs: Sequence[str | Path], inputs: Optional[Sequence[
             raise ConfigError(f"the outputs {output_place(outputs[j])} and {output_place(output)}{whose} lead to one file, {real}, through a symbolic link, and "
                               f"the second written would replace the first; make each link lead to its own file, or remove one")
         seen[real] = i
+
+
+def _check_no_output_is_an_input(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:
+    """ConfigError when an output leads (through a symbolic link: ``out/b.mkv`` to ``../in/a.mkv``) to another input of
+    the batch: with ``--overwrite`` the second video's output was renamed onto the first's input, exit 0, the source gone
+    (each plan checks an output against its own input only, and that at its turn, after earlier videos' work)."""
+    read = {os.path.normcase(os.path.realpath(i)): i for i in inputs if "://" not in str(i)}
+    for output, source in zip(outputs, inputs):
+        real = os.path.normcase(os.path.realpath(output_place(output)))
+        other = read.get(real)
+        if other is not None and str(other) != str(source):
+            raise ConfigError(f"the output {output_place(output)} (of {source}) leads to {other}, an input of this batch, "
+                              f"through a symbolic link, and writing it would replace that input; make the link lead elsewhere, or remove it")
 
 
 def check_name_lengths(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:

@@ -28,7 +28,7 @@ from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
-from birefvid.file_names import NAME_MAX, json_name_left_empty, link_loop, name_too_long, special_file
+from birefvid.file_names import NAME_MAX, json_name_left_empty, link_loop, name_too_long, open_descriptor, special_file
 from birefvid.sequence_names import sequence_folder
 
 log = logging.getLogger(__name__)
@@ -734,6 +734,50 @@ class AtomicDir(_AtomicTarget):
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
+# how long a named pipe's reader is waited for when the run opens it to write (a report, JSON lines): a `cat pipe` or
+# `jq . < pipe` started with the run or just after; then one line, where open() waited for ever, the run's work done
+PIPE_READER_WAIT_S = 5.0
+
+
+def open_into(path: str | Path, mode: str, what: str, *, encoding: Optional[str] = "utf-8"):
+    """``path`` opened to be written into, not renamed onto, as a shell's ``>``/``>>`` does: a file object the caller
+    closes. A name for one of this process's descriptors (``/dev/stdout``, ``/dev/fd/3``: ``open_descriptor``) is that
+    descriptor, its offset and O_APPEND the shell's; reopened by name, ``--report /dev/stdout >> run.log`` cut the log to
+    the report. A named pipe with no reader is waited for ``PIPE_READER_WAIT_S``, then refused in one line: ``open()``
+    waited for ever, a finished run hung on its report (``--stats-json`` before any work). SinkError naming ``what``."""
+    fd = open_descriptor(path)
+    if fd is not None:
+        for stream in (sys.stdout, sys.stderr):  # what the run printed so far goes first, in order
+            with contextlib.suppress(Exception):
+                stream.flush()
+        try:
+            return os.fdopen(os.dup(fd), mode, encoding=encoding)
+        except OSError as e:
+            raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
+    if special_file(path) == "a named pipe":
+        import errno
+        import fcntl
+
+        deadline = time.monotonic() + PIPE_READER_WAIT_S
+        while True:
+            try:
+                raw = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                if e.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
+                if time.monotonic() >= deadline:
+                    raise SinkError(f"{what} {path} is a named pipe that no program reads (waited {PIPE_READER_WAIT_S:g} s); "
+                                    "start its reader first, or name a file") from None
+                time.sleep(0.05)
+        fcntl.fcntl(raw, fcntl.F_SETFL, fcntl.fcntl(raw, fcntl.F_GETFL) & ~os.O_NONBLOCK)  # a slow reader is waited for
+        return os.fdopen(raw, mode, encoding=encoding)
+    try:
+        return open(path, mode, encoding=encoding)  # noqa: SIM115 - the caller closes it
+    except OSError as e:
+        raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
+
+
 def write_text_atomic(path: str | Path, text: str, what: str) -> None:
     """Write ``text`` to ``path`` through a hidden temporary file beside it, renamed over it when whole.
 
@@ -743,9 +787,12 @@ def write_text_atomic(path: str | Path, text: str, what: str) -> None:
     traceback. The file gets the mode a plain ``open()`` would give it. A name that is a device or a pipe
     (``--report /dev/null``) is written into, not renamed onto; a symbolic link's file is replaced and the link kept.
     """
-    if special_file(path):  # /dev/null, /dev/stdout, a named pipe: written into, as a shell's `>` does; a rename replaced it
+    if special_file(path) or open_descriptor(path) is not None:
+        # /dev/null, a named pipe, /dev/stdout (a pipe, a terminal, or the file of `> run.log`): written into, as a
+        # shell's `>` does; a rename replaced the device, or the log standard output went to
+        f = open_into(path, "w", what)  # its SinkError as it is
         try:
-            with open(path, "w") as f:
+            with f:
                 f.write(text)
         except OSError as e:
             raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None

@@ -39,6 +39,7 @@ _CLUSTER_BYTES, _CUES_BYTES = CLUSTER.to_bytes(4, "big"), CUES.to_bytes(4, "big"
 _SCAN_CHUNK = 1 << 16
 _CUES_TAIL = 4 << 20  # how far from a file's end its Cues are looked for by their ID
 _WINDOW = 4096
+_REORDER = 32  # the video frames looked back on for B-frames stored ahead of the damage (H.264 holds at most 16)
 
 
 @dataclass(frozen=True)
@@ -390,6 +391,7 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
     first: Optional[int] = None
     frames = 0
     since_key: list[int] = []  # the times of the video frames stored since the last keyframe, the keyframe first
+    recent: list[int] = []  # those of the last _REORDER video frames stored, in file order
     try:
         for track, time, key, _ in walker.segment(start, end):
             if track not in walker.video:
@@ -397,6 +399,7 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
             first = time if first is None or (frames < 16 and time < first) else first
             frames += 1
             since_key = [time] if key else since_key + [time]
+            recent = (recent + [time])[-_REORDER:]
         return None
     except _CutOff:
         return None
@@ -431,4 +434,30 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
                     break
         except (_Damage, _CutOff):
             pass
-    return SkippedData(offset, what, frames, good_until if good_until and good_until > 0 else None, resumes_at)
+    return SkippedData(offset, what, _shown_before(frames, recent, walker.step), good_until if good_until and good_until > 0 else None,
+                       resumes_at)
+
+
+def _shown_before(stored: int, recent: list[int], step: Optional[int]) -> int:
+    """The number of frames shown before the first one the damage lost, of the ``stored`` blocks before it (``recent``:
+    the times of the last of those, in file order). With B-frames a frame is stored ahead of those shown before it (a
+    P-frame or a keyframe, then the B-frames shown before it): the blocks counted in file order said the damage was at
+    frame 16 where ffprobe lists frame 15 as the first one missing. The first frame missing is the first gap in the
+    recent frames' times; frames stored in the order shown (no B-frames, or a variable frame rate's gaps) are counted
+    as they are."""
+    if all(a < b for a, b in zip(recent, recent[1:])):
+        return stored
+    times = sorted(set(recent))
+    if step is None:
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        step = min(gaps) if gaps else None
+    if step is None:
+        return stored
+    # the window's first frames may be shown after ones stored before it (a gap that is none): the run is looked for
+    # from the earliest time a frame of its second half is shown; every frame shown before that is stored already
+    end = min(recent[len(recent) // 2:])
+    for t in (t for t in times if t > end):
+        if t - end > step * 3 // 2:
+            break
+        end = t
+    return stored - sum(1 for t in times if t > end)

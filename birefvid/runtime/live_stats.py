@@ -23,6 +23,8 @@ import numpy as np
 
 from .. import standard_output
 from ..errors import SinkError, option
+from ..file_names import open_descriptor, special_file
+from ..io.atomic import open_into
 from ..json_lines import follow_rotation
 
 log = logging.getLogger(__name__)
@@ -95,11 +97,14 @@ class LiveStats:
         self._json_path = json_path
         # "-": standard output, for a pipe (jq, a dashboard), as `--report -` and `eval --json -`; it made a file named "-"
         self._stdout = str(json_path) == "-"
+        # a named pipe (`--stats-json >(jq ...)`, a dashboard's FIFO) or /dev/stdout: its reader may leave, as stdout's
+        self._pipe = json_path is not None and not self._stdout and (special_file(json_path) == "a named pipe" or open_descriptor(json_path) is not None)
         try:
             if self._stdout:
                 self._json: Optional[TextIO] = sys.stdout
             else:
-                self._json = open(json_path, "a", encoding="utf-8") if json_path is not None else None  # noqa: SIM115
+                # a named pipe with no reader, or /dev/stdout: open_into (open() waited for ever, before any work)
+                self._json = open_into(json_path, "a", option("stats_json")) if json_path is not None else None
         except OSError as e:
             raise SinkError(f"{option('stats_json')} {json_path}: cannot write it ({e.strerror or e})") from None
         self._start = time.monotonic()
@@ -209,6 +214,10 @@ class LiveStats:
                 # the lines end, not the run: it ended with exit 2 and threw its recordings away
                 standard_output.settle()  # said by the warning: the run's own exit status stands, not 141
                 log.warning("%s -: standard output's reader has gone; the run goes on without its JSON lines", option("stats_json"))
+                return
+            if self._pipe and isinstance(e, BrokenPipeError):  # a named pipe's reader left: as standard output's, the
+                # lines end, not the run (it ended with exit 2, its recordings thrown away)
+                log.warning("%s %s: the pipe's reader has gone; the run goes on without its JSON lines", option("stats_json"), self._json_path)
                 return
             raise SinkError(f"{option('stats_json')} {self._json_path}: cannot write it ({e.strerror or e})") from None
 
