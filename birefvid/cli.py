@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting, progress_bar, standard_output
 from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
-from .file_names import one_line, shown_bytes
+from .file_names import descriptors_open_now, note_descriptors_given, one_line, shown_bytes
 from .said_once import run_scope
 from .urls import hide_urls_in
 
@@ -520,6 +520,8 @@ def console() -> NoReturn:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``birefvid`` command on ``argv`` (None: the command line's, as ``console()`` does); returns its exit status."""
+    # before anything of ours opens one: `--report /dev/fd/N` goes through N only where the run was started with it
+    noted = note_descriptors_given(descriptors_open_now())
     if argv is None:  # the command line's own: a caller's main([...]) keeps its own hooks
         hide_secrets_in_tracebacks()
         _no_openvino_telemetry()
@@ -544,6 +546,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise SystemExit(code) from None
         raise
     finally:
+        note_descriptors_given(noted)
         if sys.stderr is diagnostics and diagnostics.given is given and not diagnostics.gone:  # a caller's (a test's) own stream comes back
             with contextlib.suppress(OSError, ValueError):
                 diagnostics.flush()  # what a view of it still buffers

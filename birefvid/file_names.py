@@ -88,6 +88,40 @@ def open_descriptor(path: str | Path) -> Optional[int]:
     return None
 
 
+# the descriptors the command was started with (``cli.main`` notes them): None outside it, where a program calling the
+# API holds its descriptors itself and any it names is its own
+_GIVEN: list[Optional[frozenset[int]]] = [None]
+
+
+def descriptors_open_now() -> frozenset[int]:
+    """The descriptors open in this process now (the listing's own one left out: it is closed once listed)."""
+    try:
+        listed = os.listdir("/proc/self/fd")
+    except OSError:
+        return frozenset({0, 1, 2})
+    held = set()
+    for name in listed:
+        try:
+            os.fstat(int(name))
+        except (OSError, ValueError):
+            continue
+        held.add(int(name))
+    return frozenset(held)
+
+
+def note_descriptors_given(given: Optional[frozenset[int]]) -> Optional[frozenset[int]]:
+    """Note ``given`` as the descriptors the command was started with (the shell's ``> run.log``, ``3>> log``); returns
+    what was noted before, for the caller to put back."""
+    before, _GIVEN[0] = _GIVEN[0], given
+    return before
+
+
+def descriptor_given(fd: int) -> bool:
+    """Whether ``fd`` is one the command was started with (always, outside a command): ``--report /dev/fd/9`` where the
+    shell opened no 9 named whatever the run had put on 9 since, a cache file or a worker's pipe, and wrote into it."""
+    return _GIVEN[0] is None or fd in _GIVEN[0]
+
+
 # what surrogateescape makes of a byte that is no UTF-8 in a file name: U+DC80 to U+DCFF
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 

@@ -100,6 +100,46 @@ def test_a_report_named_by_an_open_descriptor_goes_through_it(tmp_path, capsys, 
     assert (tmp_path / "stdout").is_symlink()
 
 
+def test_a_descriptor_the_run_was_not_started_with_is_refused(tmp_path, capsys, clip, monkeypatch):
+    """``--report /dev/fd/9`` where the shell opened no 9: by the time the report was written the run had put a file of
+    its own on 9 (a model's cache blob, a worker's pipe), and the report went into it. The run was not given 9: one line,
+    exit 2, that file untouched. A file opened once the command has started stands in for the run's own."""
+    import birefvid.cli as cli
+
+    inner = tmp_path / "internal.bin"
+    inner.write_text("the run's own data\n")
+    link = tmp_path / "fd"
+    real_main = cli._main
+    held = []
+
+    def run_with_a_file_of_its_own(argv):
+        held.append(os.open(inner, os.O_WRONLY | os.O_APPEND))
+        link.symlink_to(f"/proc/self/fd/{held[0]}")
+        return real_main(argv)
+
+    monkeypatch.setattr(cli, "_main", run_with_a_file_of_its_own)
+    try:
+        one_line(capsys, main(["eval", str(clip), str(clip), "--json", str(link), "-q"]), "which the run was not started with")
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert inner.read_text() == "the run's own data\n"
+
+
+def test_a_descriptor_open_for_reading_is_said_so(tmp_path, capsys, clip):
+    """``--report /dev/fd/3 3< file``: one line that says the descriptor is open for reading, where it said 'Bad file
+    descriptor'."""
+    source = tmp_path / "ro.txt"
+    source.write_text("kept\n")
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        (tmp_path / "fd").symlink_to(f"/proc/self/fd/{fd}")
+        one_line(capsys, main(["eval", str(clip), str(clip), "--json", str(tmp_path / "fd"), "-q"]), "open for reading only")
+    finally:
+        os.close(fd)
+    assert source.read_text() == "kept\n"
+
+
 def run_for_at_most(seconds: float, pipe: Path, call):
     """``call()`` in a thread; when it is still waiting on ``pipe`` after ``seconds``, a reader opened on the pipe lets it
     go (so a test of a hang fails, not hangs). What it returned or raised, and whether it had to be let go."""

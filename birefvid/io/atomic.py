@@ -28,7 +28,7 @@ from typing import Optional
 
 from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
-from birefvid.file_names import NAME_MAX, json_name_left_empty, link_loop, name_too_long, open_descriptor, special_file
+from birefvid.file_names import NAME_MAX, descriptor_given, json_name_left_empty, link_loop, name_too_long, open_descriptor, special_file
 from birefvid.sequence_names import sequence_folder
 
 log = logging.getLogger(__name__)
@@ -747,6 +747,18 @@ def open_into(path: str | Path, mode: str, what: str, *, encoding: Optional[str]
     waited for ever, a finished run hung on its report (``--stats-json`` before any work). SinkError naming ``what``."""
     fd = open_descriptor(path)
     if fd is not None:
+        import fcntl
+
+        if not descriptor_given(fd):  # an internal file or pipe on that number now (fd 9: a cache blob, a worker's
+            # pipe), written into in the run's name; or none, 'Bad file descriptor'
+            raise SinkError(f"{what} {path} names descriptor {fd}, which the run was not started with; "
+                            f"open it in the shell ({fd}> file) or name a file") from None
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:  # closed since: said by the dup below
+            flags = os.O_WRONLY
+        if flags & os.O_ACCMODE == os.O_RDONLY:  # `9< file`: its first write failed 'Bad file descriptor'
+            raise SinkError(f"{what} {path}: descriptor {fd} is open for reading only; open it for writing ({fd}> file)") from None
         for stream in (sys.stdout, sys.stderr):  # what the run printed so far goes first, in order
             with contextlib.suppress(Exception):
                 stream.flush()
