@@ -16,6 +16,7 @@ images' usual setting), the rest dropped without a word.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -99,9 +100,10 @@ class _WaitingWriter(io.RawIOBase):
     may share (its own standard output, given to the child), and clearing it would change how the parent's writes
     behave."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, closefd: bool = False) -> None:
         super().__init__()
         self._fd = fd
+        self._closefd = closefd  # a copy of its own (``waiting_file``): closed with it
 
     def writable(self) -> bool:
         return True
@@ -125,7 +127,17 @@ class _WaitingWriter(io.RawIOBase):
 
     def close(self) -> None:
         """Closes the view, not the descriptor: standard output stays open for the interpreter and child processes."""
+        if self._closefd and not self.closed:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
         super().close()
+
+
+def waiting_file(fd: int, *, encoding: Optional[str] = "utf-8") -> Any:
+    """A text file writing into ``fd`` (a copy the file owns and closes) that waits for room where ``fd`` is
+    non-blocking, rather than fail with EAGAIN: a report named by ``/dev/stdout`` or ``/dev/fd/3`` of a parent's
+    non-blocking pipe (``io.atomic.open_into``)."""
+    return io.TextIOWrapper(io.BufferedWriter(_WaitingWriter(fd, closefd=True)), encoding=encoding, newline=None)
 
 
 def waiting_view(stream: Any, fd: int = 1) -> Any:

@@ -5,9 +5,11 @@ A named pipe stands in for the device here (no root needed, and no risk to the m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +140,62 @@ def test_a_descriptor_open_for_reading_is_said_so(tmp_path, capsys, clip):
     finally:
         os.close(fd)
     assert source.read_text() == "kept\n"
+
+
+def test_a_report_into_a_full_non_blocking_pipe_waits_for_room(tmp_path, capsys, clip, monkeypatch):
+    """``--report /dev/stdout`` where a parent (Node.js) left its pipe non-blocking and its reader is slow: the report's
+    copy of the descriptor shares the O_NONBLOCK, and a full pipe failed the report with EAGAIN ('write could not
+    complete without blocking', exit 2, the report lost), where the name reopened waited for room. The reader here
+    starts once the run waits on the pipe."""
+    import select
+    import threading
+    import types
+
+    import birefvid.standard_output as standard_output
+
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    filler = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            filler += os.write(writer, b"x" * 4096)
+    waiting, done = threading.Event(), threading.Event()
+
+    def wait_for_room(*args):
+        waiting.set()
+        return select.select(*args)
+
+    monkeypatch.setattr(standard_output, "select", types.SimpleNamespace(select=wait_for_room))
+    data = bytearray()
+
+    def read_once_the_run_waits():
+        while not (waiting.wait(0.05) or done.is_set()):
+            pass
+        os.set_blocking(reader, False)
+        while True:
+            try:
+                chunk = os.read(reader, 1 << 16)
+            except BlockingIOError:
+                if done.is_set():
+                    return
+                time.sleep(0.01)
+                continue
+            if not chunk:
+                return
+            data.extend(chunk)
+
+    thread = threading.Thread(target=read_once_the_run_waits, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / "stdout").symlink_to(f"/proc/self/fd/{writer}")
+        code = main(["eval", str(clip), str(clip), "--json", str(tmp_path / "stdout"), "-q"])
+    finally:
+        done.set()
+        os.close(writer)
+        thread.join(10)
+        os.close(reader)
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(bytes(data[filler:]))
 
 
 def run_for_at_most(seconds: float, pipe: Path, call):

@@ -763,7 +763,14 @@ def open_into(path: str | Path, mode: str, what: str, *, encoding: Optional[str]
             with contextlib.suppress(Exception):
                 stream.flush()
         try:
-            return os.fdopen(os.dup(fd), mode, encoding=encoding)
+            copy = os.dup(fd)
+            if os.get_blocking(copy):
+                return os.fdopen(copy, mode, encoding=encoding)
+            # a parent's non-blocking pipe (Node.js): the copy shares its O_NONBLOCK, and a full pipe failed the report
+            # with EAGAIN where the name reopened (a blocking description) waited for room; waited for, as stdout is
+            from birefvid.standard_output import waiting_file
+
+            return waiting_file(copy, encoding=encoding)
         except OSError as e:
             raise SinkError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
     if special_file(path) == "a named pipe":
