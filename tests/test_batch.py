@@ -1106,3 +1106,25 @@ def test_the_start_line_counts_one_video_in_the_singular(counts, said):
     stream = io.StringIO()
     BatchProgress(stream=stream).start(*counts, workers=1, where="here")
     assert stream.getvalue().strip().endswith("] " + said), stream.getvalue()
+
+
+def test_a_normal_end_does_not_wait_for_a_live_writer_of_a_skipped_videos_output(clips, tmp_path, monkeypatch):
+    """A `process` run writing a skipped (damaged) video's output name holds its partial: a run that ended normally
+    waited KILLED_WRITER_SECONDS (5 s) for it as for a worker it had killed, though it killed none; the partial stays."""
+    from birefvid.batch import runner
+    from birefvid.io.atomic import AtomicFile
+
+    bad = damage_packet(clips["inputs"][0], tmp_path / "bad.mp4", 14)
+    out = tmp_path / "o"
+    out.mkdir()
+    live = AtomicFile(out / "bad.mkv")  # as `birefvid process other.mp4 -o o/bad.mkv` holds it while it writes
+    waits: list[float] = []
+    let_go = runner._let_go
+    monkeypatch.setattr(runner, "_let_go", lambda path, seconds: (waits.append(seconds), let_go(path, seconds))[1])
+    try:
+        assert batch(str(bad), str(clips["inputs"][1]), "--output-dir", str(out), "--output", "mask", "-q") == 2
+        assert live.temp.exists()  # another run's work in progress, left
+        assert waits and not any(waits), waits  # looked at once, never waited for
+    finally:
+        live.discard()
+    assert sorted(os.listdir(out)) == [".birefvid-batch", "a.mkv"]

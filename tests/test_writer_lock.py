@@ -85,3 +85,36 @@ def test_a_named_pipe_of_a_partials_name_is_looked_at_without_waiting(tmp_path):
         looking.join(5)
     assert not stuck, "looking at a named pipe waited for its writer"
     assert found == [[fifo]]
+
+
+def test_a_forked_child_letting_go_of_its_copy_keeps_the_file_it_opened_on_that_number(tmp_path):
+    """The at-fork handler closes the child's copy of the lock descriptor; a file the child opens next takes that
+    number, and the child dropping its copy of the parent's AtomicFile (``del``: __del__) closed it again, so the
+    child's log lost its writes (EBADF). The parent's lock is kept either way."""
+    writing = AtomicFile(tmp_path / "out.mkv")
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.close(read)
+            with open(tmp_path / "child.log", "w") as log:
+                reused = log.fileno() == writing._lock
+                del writing  # noqa: F821 - the child's copy, let go
+                log.write("kept\n")
+            code = 0 if reused else 3
+        except BaseException:
+            code = 2
+        finally:
+            os.write(write, str(code).encode())
+            os._exit(0)
+    os.close(write)
+    code = os.read(read, 8).decode()
+    os.close(read)
+    os.waitpid(child, 0)
+    try:
+        assert code == "0", {"1": "?", "2": "the child's log was closed under it (EBADF)", "3": "number not reused"}.get(code, code)
+        assert (tmp_path / "child.log").read_text() == "kept\n"
+        assert being_written(writing.temp)
+    finally:
+        writing.discard()

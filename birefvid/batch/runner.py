@@ -766,7 +766,7 @@ def run_locked(
         try:
             executor.close()
         finally:
-            _drop_unfinished(tasks, by_name)  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
+            _drop_unfinished(tasks, by_name, killed=True)  # stopped midway (SIGTERM, Ctrl-C, an error): Ray workers killed mid-write leave theirs
             for plan in todo:  # the folders made for chunks never begun: empty, they looked like work in progress
                 _remove_empty_work_dir(plan, manifest)
             _remove_if_empty(unmade)  # a subfolder made for an output never written (a full disk) looked like output
@@ -777,7 +777,9 @@ def run_locked(
         raise
     if not in_watch:
         executor.close()
-    _drop_unfinished(tasks, by_name)  # a skipped video's chunk whose worker died after renaming it: kept its folder
+    # a skipped video's chunk whose worker died after renaming it: kept its folder. No worker was killed here (each that
+    # died was cleaned up after as it failed): a live `process` run writing a skipped video's output is not waited for
+    _drop_unfinished(tasks, by_name, killed=False)
     for plan in todo:  # a video skipped on its first chunks (damaged, its worker dead) left its chunk folder empty
         _remove_empty_work_dir(plan, manifest)
     _remove_if_empty(unmade)  # and the output subfolder made for it
@@ -987,12 +989,15 @@ def _remove_emptied_parents(plan: VideoPlan, manifest: Manifest) -> None:
                 (manifest.path.parent / parent).rmdir()
 
 
-def _drop_unfinished(tasks: list[ChunkTask], plans: dict[str, VideoPlan]) -> None:
+def _drop_unfinished(tasks: list[ChunkTask], plans: dict[str, VideoPlan], *, killed: bool) -> None:
     """Remove what the tasks not recorded as done left: partial files, and a chunk file renamed into place as its
-    worker was killed or died, never recorded (the rerun redoes that chunk; kept, it held its chunk folder)."""
+    worker was killed or died, never recorded (the rerun redoes that chunk; kept, it held its chunk folder). ``killed``:
+    the run was stopped and killed its workers, whose locks on whole outputs are waited for (``KILLED_WRITER_SECONDS``);
+    at a normal end a held one is another run's, left at once: the wait made a batch that skipped a damaged video
+    end 5 s late while a `process` run wrote that video's output name."""
     for task in tasks:
         if task.chunk["index"] not in plans[task.video].done:
-            remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path), ours=not task.whole, killed=True)
+            remove_partials(output_place(task.path), is_dir=is_sequence_target(task.path), ours=not task.whole, killed=killed)
             if not task.whole:  # a whole video's output is not this run's to remove
                 Path(task.path).unlink(missing_ok=True)
 

@@ -414,11 +414,15 @@ class _AtomicTarget:
     _placed: Optional[Path] = None  # where the commit put the output (the target, or NAME (2) beside it)
     _placed_id: Optional[tuple[int, int]] = None  # its (device, inode): undo() removes it only while it is still this run's
     _lock: Optional[int] = None  # the writer_lock on ``temp``, held until the commit or discard
+    _lock_pid: Optional[int] = None  # the process that took it: a forked child's copy of the number is not its lock
 
     def _release(self) -> None:
-        """Let go of the writer lock on the temporary entry (idempotent)."""
+        """Let go of the writer lock on the temporary entry (idempotent). In a forked child the descriptor was closed as
+        it started (``_drop_held_in_child``) and its number may be a file the child opened since: closing it again lost
+        that file (a multiprocessing worker's log, EBADF), so only the process that took the lock closes it."""
         fd, self._lock = self._lock, None
-        release_writer_lock(fd)
+        if self._lock_pid == os.getpid():
+            release_writer_lock(fd)
 
     def __del__(self) -> None:
         self._release()
@@ -598,6 +602,7 @@ class AtomicFile(_AtomicTarget):
             raise SinkError(f"cannot create a file in {self.target.parent}: {e.strerror or e}") from e
         self.temp = Path(tmp)
         self._lock = writer_lock(tmp, fd)  # kept open (the writer opens the file by its name), closed at the commit or discard
+        self._lock_pid = os.getpid()
 
     def _move(self) -> None:
         if self.overwrite:
@@ -676,6 +681,7 @@ class AtomicDir(_AtomicTarget):
         except OSError as e:
             raise SinkError(f"cannot create a folder in {self.target.parent}: {e.strerror or e}") from e
         self._lock = writer_lock(self.temp)
+        self._lock_pid = os.getpid()
 
     def _move(self) -> None:
         if not self.overwrite:
