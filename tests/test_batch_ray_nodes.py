@@ -243,7 +243,8 @@ def test_the_head_lost_mid_run_ends_the_driver_in_one_line(cluster, batch_clips,
     finally:
         if driver.poll() is None:
             driver.kill()
-    lines = [line for line in err.splitlines() if line.startswith("birefvid:")]
+    # beside the error, at most Ray's true notice that the head's raylet ended (said or not, as its thread gets to it)
+    lines = [line for line in err.splitlines() if line.startswith("birefvid:") and not line.startswith("birefvid: warning: Ray: Raylet is terminated.")]
     assert code == 2, err[-3000:]
     assert lines == [f"birefvid: error: the Ray cluster's head ({address}) has not answered for {HEAD_LOST_SECONDS:g} s: stopped, its "
                      f"machine gone or the network to it cut; 0 of 1 video done, a rerun of the same command resumes (finished chunks are kept)"], err[-3000:]  # fmt: skip
