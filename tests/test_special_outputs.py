@@ -142,6 +142,35 @@ def test_a_descriptor_open_for_reading_is_said_so(tmp_path, capsys, clip):
     assert source.read_text() == "kept\n"
 
 
+def a_number_no_descriptor_has() -> int:
+    for fd in range(1000, 1100):
+        try:
+            os.fstat(fd)
+        except OSError:
+            return fd
+    raise AssertionError("no free descriptor number in 1000-1099")
+
+
+@pytest.mark.parametrize("given", ["none", "for reading"])
+def test_a_report_descriptor_it_cannot_go_through_is_refused_before_the_work(tmp_path, capsys, clip, pvt_b0_weights, given):
+    """``process --report /dev/fd/9`` where the shell opened no 9, or opened it ``9< file``: refused only once the
+    report was written, after the whole video was made (exit 2, 'the output was written and is kept'). Now one line
+    before any work, no output made."""
+    held = None
+    if given == "none":
+        fd = a_number_no_descriptor_has()
+    else:
+        (tmp_path / "ro.txt").write_text("kept\n")
+        fd = held = os.open(tmp_path / "ro.txt", os.O_RDONLY)
+    try:
+        code = main(["process", str(clip), "-o", str(tmp_path / "out.mkv"), "--report", f"/dev/fd/{fd}", *model(pvt_b0_weights)])
+    finally:
+        if held is not None:
+            os.close(held)
+    one_line(capsys, code, "which the run was not started with" if given == "none" else "open for reading only")
+    assert not (tmp_path / "out.mkv").exists()
+
+
 def test_a_report_into_a_full_non_blocking_pipe_waits_for_room(tmp_path, capsys, clip, monkeypatch):
     """``--report /dev/stdout`` where a parent (Node.js) left its pipe non-blocking and its reader is slow: the report's
     copy of the descriptor shares the O_NONBLOCK, and a full pipe failed the report with EAGAIN ('write could not

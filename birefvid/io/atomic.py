@@ -311,6 +311,7 @@ def check_report_replaces_nothing(
     if report is None or str(report) == "-":
         return
     refuse_link_loop(report, what)
+    refuse_unusable_descriptor(report, what)  # before the work: refused only as the report was written, after it
     target = Path(report).resolve()
     for read in reads:
         local = _local_read(read)
@@ -382,6 +383,7 @@ def check_output_file(path: str | Path, what: str) -> None:
     if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
         raise SinkError(f"cannot write {what} {p}: {too_long}; pick a shorter name")
     refuse_link_loop(p, what)
+    refuse_unusable_descriptor(p, what)  # /dev/fd/9 with no 9 given: said now, not after the work
     empty = json_name_left_empty(p)
     if empty:  # else a hidden .json, which no ls shows
         raise SinkError(f"cannot write {what} {p}: {empty}")
@@ -745,6 +747,29 @@ class AtomicDir(_AtomicTarget):
 PIPE_READER_WAIT_S = 5.0
 
 
+def refuse_unusable_descriptor(path: str | Path, what: str) -> None:
+    """SinkError where ``path`` names one of this process's descriptors (``/dev/fd/9``, ``/dev/stdout``) that a report
+    cannot go through: one the command was not started with (``descriptor_given``: whatever the run put on that number
+    since, a cache blob or a worker's pipe, or nothing), or one open for reading only (``9< file``). Said by the checks
+    before any work (``check_report_replaces_nothing``, ``check_output_file``) as by ``open_into`` at the end: the
+    refusal came only once the report was written, after the hours of work it reports."""
+    fd = open_descriptor(path)
+    if fd is None:
+        return
+    import fcntl
+
+    if not descriptor_given(fd):  # an internal file or pipe on that number now (fd 9: a cache blob, a worker's
+        # pipe), written into in the run's name; or none, 'Bad file descriptor'
+        raise SinkError(f"{what} {path} names descriptor {fd}, which the run was not started with; "
+                        f"open it in the shell ({fd}> file) or name a file") from None
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:  # closed since: said by open_into's dup
+        return
+    if flags & os.O_ACCMODE == os.O_RDONLY:  # `9< file`: its first write failed 'Bad file descriptor'
+        raise SinkError(f"{what} {path}: descriptor {fd} is open for reading only; open it for writing ({fd}> file)") from None
+
+
 def open_into(path: str | Path, mode: str, what: str, *, encoding: Optional[str] = "utf-8"):
     """``path`` opened to be written into, not renamed onto, as a shell's ``>``/``>>`` does: a file object the caller
     closes. A name for one of this process's descriptors (``/dev/stdout``, ``/dev/fd/3``: ``open_descriptor``) is that
@@ -753,18 +778,7 @@ def open_into(path: str | Path, mode: str, what: str, *, encoding: Optional[str]
     waited for ever, a finished run hung on its report (``--stats-json`` before any work). SinkError naming ``what``."""
     fd = open_descriptor(path)
     if fd is not None:
-        import fcntl
-
-        if not descriptor_given(fd):  # an internal file or pipe on that number now (fd 9: a cache blob, a worker's
-            # pipe), written into in the run's name; or none, 'Bad file descriptor'
-            raise SinkError(f"{what} {path} names descriptor {fd}, which the run was not started with; "
-                            f"open it in the shell ({fd}> file) or name a file") from None
-        try:
-            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        except OSError:  # closed since: said by the dup below
-            flags = os.O_WRONLY
-        if flags & os.O_ACCMODE == os.O_RDONLY:  # `9< file`: its first write failed 'Bad file descriptor'
-            raise SinkError(f"{what} {path}: descriptor {fd} is open for reading only; open it for writing ({fd}> file)") from None
+        refuse_unusable_descriptor(path, what)
         for stream in (sys.stdout, sys.stderr):  # what the run printed so far goes first, in order
             with contextlib.suppress(Exception):
                 stream.flush()
