@@ -46,3 +46,30 @@ def test_a_damaged_block_behind_b_frames_is_numbered_in_display_order(tmp_path, 
         said.append(skip.frame)
         truth.append(frames_shown_before_the_damage(whole, skip.offset))
     assert said == truth
+
+
+def first_frame_ffprobe_lacks(whole: Path, damaged: Path) -> int:
+    """The display-order number of ``whole``'s first frame that ffprobe's frame list of ``damaged`` lacks."""
+    import json
+
+    listed = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=pts", "-of", "json", str(damaged)],
+                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    kept = {f.get("pts") for f in json.loads(listed)["frames"]}
+    with av.open(str(whole)) as c:
+        shown = sorted(p.pts for p in c.demux(c.streams.video[0]) if p.size)
+    return next(i for i, t in enumerate(shown) if t not in kept)
+
+
+@pytest.mark.parametrize("codec", [["libx264", "-threads", "1", "-bf", "3", "-x264-params", "b-pyramid=normal"],
+                                   ["libx265", "-x265-params", "bframes=4:b-pyramid=1:log-level=error:frame-threads=1:pools=1"]])
+def test_damage_in_the_first_blocks_behind_b_frames_is_numbered_as_ffprobe_shows(tmp_path, codec):
+    """Damage at the 4th block (x264 b-pyramid: I0 P4 B2 | b1; x265: I0 P3 B2 | b1): every frame stored is in the
+    window, none before it, yet the run of frames shown was looked for from the window's second half: 'frame 2' where
+    ffprobe's frame list lacks frame 1 already."""
+    whole = tmp_path / "whole.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25", "-frames:v", "24", "-c:v", *codec,
+                    "-g", "24", "-pix_fmt", "yuv420p", "-y", str(whole)], check=True)  # fmt: skip
+    damaged = damage_block(whole, tmp_path / "bad.mkv", 3)
+    skip = skipped_data(damaged)
+    assert skip is not None
+    assert skip.frame == first_frame_ffprobe_lacks(whole, damaged)

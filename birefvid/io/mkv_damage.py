@@ -454,8 +454,10 @@ def _shown_before(stored: int, recent: list[int], step: Optional[int]) -> int:
     if step is None:
         return stored
     # the window's first frames may be shown after ones stored before it (a gap that is none): the run is looked for
-    # from the earliest time a frame of its second half is shown; every frame shown before that is stored already
-    end = min(recent[len(recent) // 2:])
+    # from the earliest time a frame of its second half is shown; every frame shown before that is stored already.
+    # A window that holds every frame stored (damage in the first blocks) has none before it: the run starts at the
+    # first frame shown (from the second half, 'I0 P4 B2 | b1' said 2 frames shown where ffprobe shows 1)
+    end = min(recent) if len(recent) == stored else min(recent[len(recent) // 2:])
     for t in (t for t in times if t > end):
         if t - end > step * 3 // 2:
             break
