@@ -88,6 +88,21 @@ def open_descriptor(path: str | Path) -> Optional[int]:
     return None
 
 
+def leads_to_standard_output(path: str | Path) -> bool:
+    """Whether ``path`` names the file, pipe or socket standard output goes to: ``/dev/stdout``, ``/dev/fd/3`` of
+    ``3>&1``, or ``cut.png`` of ``> cut.png``. A report written there went into the picture or JSON lines the run sends
+    to standard output (``image -o - --report /dev/stdout``: the report after the PNG's bytes), or was renamed onto
+    them (``--report cut.png > cut.png``: the picture gone), exit 0. A character device (a terminal, ``/dev/null``) is
+    not counted: writes there are lines on a screen, or nothing."""
+    import stat
+
+    try:
+        named, held = os.stat(path), os.fstat(1)
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISCHR(held.st_mode) and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
 # the descriptors the command was started with (``cli.main`` notes them): None outside it, where a program calling the
 # API holds its descriptors itself and any it names is its own
 _GIVEN: list[Optional[frozenset[int]]] = [None]

@@ -186,6 +186,19 @@ def test_a_terminal_is_refused_on_stdout_and_on_stdin_as_gzip_does(tmp_path, pvt
     assert not (tmp_path / "cut.png").exists()
 
 
+@pytest.mark.parametrize("report", ["/dev/stdout", "cut.png"])
+def test_a_report_leading_to_where_the_picture_goes_is_refused(tmp_path, pvt_b0_weights, report):
+    """``image - -o - --report /dev/stdout > cut.png``: the report went into cut.png after the picture's bytes, and
+    ``--report cut.png > cut.png`` renamed the report onto the picture (the picture gone), both exit 0, where
+    ``--report -`` is refused. Now the same one line, before any work."""
+    write_scene_picture(tmp_path / "photo.png")
+    with open(tmp_path / "cut.png", "wb") as out:
+        done = _birefvid(["image", "-", "-o", "-", "--report", report, "--weights", str(pvt_b0_weights), *MODEL_ARGS], tmp_path,
+                         stdin=(tmp_path / "photo.png").read_bytes(), stdout=out)
+    _one_error_line(done, "is where standard output goes")
+    assert (tmp_path / "cut.png").read_bytes() == b""
+
+
 @pytest.mark.parametrize("args, words", [
     (["-", "photo.png", "-o", "out"], "standard input (-) holds one picture"),
     (["photo.png", "photo2.png", "-o", "-"], "2 inputs need an output folder"),

@@ -145,6 +145,19 @@ def test_stats_json_and_report_both_on_standard_output_is_one_line(tmp_path, cap
     assert "--stats-json STATS_JSON append stats as JSON lines to this file ('-': standard output" in text
 
 
+@pytest.mark.parametrize("stats, report", [("-", "/dev/stdout"), ("/dev/stdout", "-")])
+def test_stats_json_and_report_both_leading_to_standard_output_is_one_line(tmp_path, capfd, stats, report):
+    """``--stats-json - --report /dev/stdout`` (or the other way round): the same standard output as ``- -``, which is
+    refused, and the reader got JSON lines then an indented report. Standard output here is capfd's file."""
+    from birefvid.cli import main
+
+    clip = tmp_path / "x.mp4"
+    clip.write_bytes(b"")
+    code = main(["live", "--source", str(clip), "--model", "tiny", "--sink", str(tmp_path / "r.mp4"), "--stats-json", stats, "--report", report])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "both write to standard output" in err[0], err
+
+
 def test_stats_json_dash_whose_reader_left_ends_the_lines_not_the_run(monkeypatch, caplog):
     """`live --stats-json - | head -1` (or a dashboard restarted): the next line's broken pipe was a SinkError that
     ended the run with exit 2 and threw its recording away; now a warning, and the run goes on."""

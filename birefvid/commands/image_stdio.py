@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Mapping
 
 from ..errors import BirefvidError, ConfigError, SinkError, SourceError
+from ..file_names import leads_to_standard_output
 
 STDIN, STDOUT = "-", "-"
 # how messages name the streams, and how the report does (its `input` and `output` say "-", as given)
@@ -145,6 +146,9 @@ def _check_stdout_run(args: argparse.Namespace, inputs: list[str]) -> None:
         raise ConfigError("--skip-existing keeps pictures already written, and standard output (-o -) holds none; drop it")
     if args.report == "-":
         raise ConfigError("--report - and -o - would both write to standard output; name a report file (--report run.json)")
+    if args.report is not None and leads_to_standard_output(args.report):  # /dev/stdout, or `> cut.png --report cut.png`
+        raise ConfigError(f"--report {args.report} is where standard output goes, and -o - writes the picture there; "
+                          "name another report file (--report run.json)")
     suffix = stdout_suffix(args.ext)
     if suffix == ".jpg" and args.output == "rgba":
         raise ConfigError("--ext jpg: JPEG has no transparency; write --ext png, webp or tif, or choose an opaque --output "

@@ -137,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and json_name_left_empty(path):  # a hidden .json that no ls shows
             raise SinkError(f"cannot write {what} {path}: {json_name_left_empty(path)}")
         check_report_replaces_nothing(path, what, [args.source, args.background, *job.model.local_files()], recordings)
-    if args.report == "-" and args.stats_json == "-":  # one reader of stdout: JSON lines, then an indented report, broke it
-        raise ConfigError("--stats-json - and --report - both write to standard output; send one of them to a file")
+    if _on_standard_output(args.report) and _on_standard_output(args.stats_json):  # one reader of stdout: JSON lines,
+        # then an indented report, broke it (`/dev/stdout` too; `--report log > log` renamed the report onto the lines)
+        raise ConfigError(f"--stats-json {args.stats_json} and --report {args.report} both write to standard output; send one of them to a file")
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     quit_key = threading.Event()
     with TerminalKeys(sys.stdin, printer, on_quit=quit_key.set) as keys:  # b r g n o in this terminal switch the effect, q ends the run
@@ -166,3 +167,11 @@ def run(args: argparse.Namespace) -> int:
     # an output asked for that never worked (a server down all along, a refused key) is a failed run for a script or a
     # service manager (Restart=on-failure), as a publish refused at the start was: exit 2, the recordings still kept
     return 2 if never else 0
+
+
+def _on_standard_output(path: Optional[str]) -> bool:
+    """Whether a JSON option's ``path`` writes to standard output: ``-``, or a name for the file or pipe it goes to
+    (``/dev/stdout``, ``run.log`` of ``> run.log``)."""
+    from ..file_names import leads_to_standard_output
+
+    return path is not None and (path == "-" or leads_to_standard_output(path))
