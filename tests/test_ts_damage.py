@@ -239,3 +239,27 @@ def test_a_damaged_packet_in_a_stream_of_uneven_steps_is_no_loss(tmp_path):
     found = lost(bad)
     # the frame named is the first missing or the damaged one or two before it, not a two-tick step of the stream's own
     assert found is not None and first_missing - 2 <= found.frame <= first_missing, (found, first_missing)
+
+
+@pytest.mark.parametrize("cut", [1000, 5000 + 77])
+def test_a_ts_cut_at_its_start_is_not_said_to_be_cut_off_at_its_end(tmp_path, caplog, cut):
+    """A recording joined midway (a stream's dump, a clip cut out with dd or a download resumed from the middle) starts
+    at any byte, so its size is no multiple of 188, but its end is whole: it was processed with a warning that it 'ends
+    partway through an MPEG-TS packet, as a recording stopped abruptly ... leaves it', its frames said to be kept 'before
+    the cut'. Its last packets are whole: nothing is said. One cut at both ends is still said to be cut off."""
+    from birefvid.io.video_source import VideoFileSource
+
+    data = make_ts(tmp_path / "ok.ts", seconds=2).read_bytes()
+    tail = tmp_path / "tail.ts"
+    tail.write_bytes(data[cut:])
+    assert len(data[cut:]) % PACKET and lost(tail) is None
+    both = tmp_path / "both.ts"
+    both.write_bytes(data[cut : len(data) // PACKET * PACKET - 100])
+    for path in (tail, both):
+        with av.open(str(path)) as c:
+            ffmpeg_frames = sum(1 for _ in c.decode(video=0))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), VideoFileSource(path, threads=1) as src:
+            assert len(list(src)) == ffmpeg_frames > 0
+        said = [r.getMessage() for r in caplog.records if "MPEG-TS packet" in r.getMessage()]
+        assert said == ([] if path == tail else [said[0]]) and (path == tail or "ends partway through" in said[0]), said

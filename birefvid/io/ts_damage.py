@@ -159,6 +159,23 @@ def sync_breaks(path: str) -> tuple[int, ...]:
     return tuple(found)
 
 
+def ends_whole(path: str) -> bool:
+    """Whether an MPEG-TS file ends on a whole packet: its last three 188-, 192- or 204-byte packets start with the
+    sync byte (M2TS's 4 bytes in). The file's size alone does not say: a recording whose start was cut at any byte (a
+    stream joined midway, a clip cut out with dd) or that lost bytes within a packet midway ends whole all the same."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            n = f.tell()
+            tail_size = min(n, 3 * 204)
+            f.seek(n - tail_size)
+            tail = f.read(tail_size)
+    except OSError:
+        return False
+    return any(len(tail) >= 3 * size and all(tail[len(tail) - j * size + sync] == 0x47 for j in (1, 2, 3))
+               for size, sync in ((188, 0), (192, 4), (204, 0)))
+
+
 def _alignment(data: np.ndarray, start: int) -> tuple[Optional[int], int]:
     """(packet size, byte of the first sync byte) from ``start`` on: the first 0x47 that repeats 3 times a packet size
     apart (M2TS's sync byte sits 4 bytes into its 192), looked for in the next megabyte; (None, 0) where none does."""

@@ -49,7 +49,7 @@ from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
 from birefvid.io.mkv_damage import SkippedData, skipped_data
 from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
-from birefvid.io.ts_damage import TS_FORMATS, lost_frames
+from birefvid.io.ts_damage import TS_FORMATS, ends_whole, lost_frames
 from birefvid.said_once import first_time_about_file
 from birefvid.urls import shown_url
 
@@ -513,6 +513,8 @@ def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
         return None
     size = os.stat(path).st_size
     if not size or any(size % packet == 0 for packet in (188, 192, 204)):
+        return None
+    if ends_whole(str(path)):  # its start was cut at some byte, or bytes lost midway (``io.ts_damage``): its end is whole
         return None
     return ("the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an interrupted download "
             "leaves it")
