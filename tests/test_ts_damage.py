@@ -263,3 +263,40 @@ def test_a_ts_cut_at_its_start_is_not_said_to_be_cut_off_at_its_end(tmp_path, ca
             assert len(list(src)) == ffmpeg_frames > 0
         said = [r.getMessage() for r in caplog.records if "MPEG-TS packet" in r.getMessage()]
         assert said == ([] if path == tail else [said[0]]) and (path == tail or "ends partway through" in said[0]), said
+
+
+def test_a_ts_that_lost_its_end_with_its_packets_says_so_and_one_merely_cut_off_does_not(tmp_path, caplog):
+    """Packets lost at the very end of a recording (a camera over a lossy network) leave no later time to show a jump:
+    the frames there were gone, processed at exit 0 with nothing said, as a file cut off is, though the counters of
+    its last packets jumped (FFmpeg flags them corrupt), which a cut-off file's never do. It is said in a warning,
+    the frames read kept (how many were lost the file cannot say); a file cut at a packet is not."""
+    from birefvid.io.video_source import VideoFileSource
+
+    ok = make_ts(tmp_path / "ok.ts", "-an")
+    data = ok.read_bytes()
+    packets = [data[i : i + PACKET] for i in range(0, len(data), PACKET)]
+    with av.open(str(ok)) as c:
+        pid = c.streams.video[0].id
+    video = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == pid]
+    # the file's end lost: 30 packets, then one that goes on a frame's data (no new packet, so no later time), then none
+    last = max(k for k in range(31, len(video)) if not packets[video[k]][1] & 0x40)
+    gone = set(video[last - 30 : last]) | set(range(video[last] + 1, len(packets)))
+    tail = tmp_path / "tail.ts"
+    tail.write_bytes(b"".join(p for i, p in enumerate(packets) if i not in gone))
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: video[last - 30] * PACKET])  # the same frames, cut off at a packet: nothing to say
+    assert lost(tail) is None and lost(cut) is None  # no later time: not refused
+    for path, warned in ((tail, True), (cut, False)):
+        with av.open(str(path)) as c:
+            ffmpeg_frames = sum(1 for _ in c.decode(video=0))
+        assert ffmpeg_frames < 100
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), VideoFileSource(path, threads=1) as src:
+            assert len(list(src)) == ffmpeg_frames
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        if warned:
+            assert len(said) == 1 and re.search(r"tail\.ts: the video's last packets are missing or damaged \(at byte \d+, "
+                                                r"\d\.\d{3} s in\).*frames after them may be lost.*; its \d+ frames read "
+                                                r"were kept$", said[0]), said  # fmt: skip
+        else:
+            assert said == [], said
