@@ -300,3 +300,24 @@ def test_a_ts_that_lost_its_end_with_its_packets_says_so_and_one_merely_cut_off_
                                                 r"were kept$", said[0]), said  # fmt: skip
         else:
             assert said == [], said
+
+
+def test_a_loss_is_counted_in_frames_where_the_muxer_nudged_a_decoding_time_by_a_tick(tmp_path):
+    """Where timestamps would repeat, FFmpeg makes the decoding time one tick later ("Non-monotonous DTS", here a
+    23.976 fps film stamped in 90 kHz ticks with B-frames): a step of one tick was taken for the stream's frame, and
+    22 frames lost were said to be '56306 frames of its video lost'. Such a nudge is no frame: the count is of frames
+    (those whose packets are gone; the decoder may drop a few more after them, which the packets cannot tell)."""
+    need_binary("ffmpeg", "ffmpeg")
+    film = tmp_path / "nudged.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24000/1001:duration=4",
+                    "-c:v", "libx264", "-bf", "2", "-g", "24", "-threads", "1",
+                    "-vf", "setpts='(floor(N/2)*7507.5+mod(N,2)*4504.5)/90000/TB'", "-fps_mode", "passthrough",
+                    "-enc_time_base", "1/90000", str(film)], check=True, capture_output=True)  # fmt: skip
+    with av.open(str(film)) as c:
+        dts = [p.dts for p in c.demux(c.streams.video[0]) if p.size]
+    assert 1 in {b - a for a, b in zip(dts, dts[1:])}, "no nudged decoding time: not the stream this is about"
+    bad = damaged(film, tmp_path / "bad.ts", "drop")
+    missing = len(decoded_frames(film)) - len(decoded_frames(bad))
+    found = lost(bad)
+    count = int(re.match(r"(\d+) frames of its video lost", found.what)[1]) if found is not None else None
+    assert count is not None and 0 < count <= missing, (found, missing)

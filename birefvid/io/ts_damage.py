@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 AFTER_FLAGGED = 4
 # a step in decoding time this many frame intervals long or more is a lost frame (1: the next frame's)
 LOST_STEP = 1.5
+# a step in decoding time this many times shorter than the declared frame interval, or shorter, is not a frame's (a
+# field's is half, GStreamer's MPEG-2 declares the field rate: a quarter of a true frame)
+NUDGE = 8
 # the distinct steps in decoding time remembered as the stream's own (a variable frame rate has many)
 USUAL_STEPS = 256
 # the formats checked: FFmpeg names M2TS/MTS (192-byte packets) "mpegts" too
@@ -70,6 +73,9 @@ class LossWatch:
         across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple)."""
         self._declared = interval if interval and interval > 0 else None
         self.interval = self._declared
+        # a step this small is no frame's but a muxer's nudge: FFmpeg makes a decoding time that would repeat one tick
+        # later ("Non-monotonous DTS"), and a one-tick frame counted every loss in ticks (93843 frames for 24 lost)
+        self._nudge = int(self._declared / NUDGE) if self._declared is not None else 0
         self._smallest: Optional[int] = None  # the smallest step in decoding time seen
         self._guessed = False  # ``interval`` is the declared rate's, not a step seen
         self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
@@ -103,6 +109,8 @@ class LossWatch:
         if last is None or at <= last:
             return None
         step = at - last
+        if step <= self._nudge:
+            return None
         # a frame's step is the stream's own, its declared rate a guess for the first step only: GStreamer's MPEG-2
         # and interlaced streams declare the field rate, half a frame's step, and every step then read as a frame lost
         # (ints compared per packet, a Fraction made only when the interval changes: live runs this on every packet)
