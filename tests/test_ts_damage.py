@@ -239,3 +239,85 @@ def test_a_damaged_packet_in_a_stream_of_uneven_steps_is_no_loss(tmp_path):
     found = lost(bad)
     # the frame named is the first missing or the damaged one or two before it, not a two-tick step of the stream's own
     assert found is not None and first_missing - 2 <= found.frame <= first_missing, (found, first_missing)
+
+
+@pytest.mark.parametrize("cut", [1000, 5000 + 77])
+def test_a_ts_cut_at_its_start_is_not_said_to_be_cut_off_at_its_end(tmp_path, caplog, cut):
+    """A recording joined midway (a stream's dump, a clip cut out with dd or a download resumed from the middle) starts
+    at any byte, so its size is no multiple of 188, but its end is whole: it was processed with a warning that it 'ends
+    partway through an MPEG-TS packet, as a recording stopped abruptly ... leaves it', its frames said to be kept 'before
+    the cut'. Its last packets are whole: nothing is said. One cut at both ends is still said to be cut off."""
+    from birefvid.io.video_source import VideoFileSource
+
+    data = make_ts(tmp_path / "ok.ts", seconds=2).read_bytes()
+    tail = tmp_path / "tail.ts"
+    tail.write_bytes(data[cut:])
+    assert len(data[cut:]) % PACKET and lost(tail) is None
+    both = tmp_path / "both.ts"
+    both.write_bytes(data[cut : len(data) // PACKET * PACKET - 100])
+    for path in (tail, both):
+        with av.open(str(path)) as c:
+            ffmpeg_frames = sum(1 for _ in c.decode(video=0))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), VideoFileSource(path, threads=1) as src:
+            assert len(list(src)) == ffmpeg_frames > 0
+        said = [r.getMessage() for r in caplog.records if "MPEG-TS packet" in r.getMessage()]
+        assert said == ([] if path == tail else [said[0]]) and (path == tail or "ends partway through" in said[0]), said
+
+
+def test_a_ts_that_lost_its_end_with_its_packets_says_so_and_one_merely_cut_off_does_not(tmp_path, caplog):
+    """Packets lost at the very end of a recording (a camera over a lossy network) leave no later time to show a jump:
+    the frames there were gone, processed at exit 0 with nothing said, as a file cut off is, though the counters of
+    its last packets jumped (FFmpeg flags them corrupt), which a cut-off file's never do. It is said in a warning,
+    the frames read kept (how many were lost the file cannot say); a file cut at a packet is not."""
+    from birefvid.io.video_source import VideoFileSource
+
+    ok = make_ts(tmp_path / "ok.ts", "-an")
+    data = ok.read_bytes()
+    packets = [data[i : i + PACKET] for i in range(0, len(data), PACKET)]
+    with av.open(str(ok)) as c:
+        pid = c.streams.video[0].id
+    video = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == pid]
+    # the file's end lost: 30 packets, then one that goes on a frame's data (no new packet, so no later time), then none
+    last = max(k for k in range(31, len(video)) if not packets[video[k]][1] & 0x40)
+    gone = set(video[last - 30 : last]) | set(range(video[last] + 1, len(packets)))
+    tail = tmp_path / "tail.ts"
+    tail.write_bytes(b"".join(p for i, p in enumerate(packets) if i not in gone))
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: video[last - 30] * PACKET])  # the same frames, cut off at a packet: nothing to say
+    assert lost(tail) is None and lost(cut) is None  # no later time: not refused
+    for path, warned in ((tail, True), (cut, False)):
+        with av.open(str(path)) as c:
+            ffmpeg_frames = sum(1 for _ in c.decode(video=0))
+        assert ffmpeg_frames < 100
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), VideoFileSource(path, threads=1) as src:
+            assert len(list(src)) == ffmpeg_frames
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        if warned:
+            assert len(said) == 1 and re.search(r"tail\.ts: the video's last packets are missing or damaged \(at byte \d+, "
+                                                r"\d\.\d{3} s in\).*frames after them may be lost.*; its \d+ frames read "
+                                                r"were kept$", said[0]), said  # fmt: skip
+        else:
+            assert said == [], said
+
+
+def test_a_loss_is_counted_in_frames_where_the_muxer_nudged_a_decoding_time_by_a_tick(tmp_path):
+    """Where timestamps would repeat, FFmpeg makes the decoding time one tick later ("Non-monotonous DTS", here a
+    23.976 fps film stamped in 90 kHz ticks with B-frames): a step of one tick was taken for the stream's frame, and
+    22 frames lost were said to be '56306 frames of its video lost'. Such a nudge is no frame: the count is of frames
+    (those whose packets are gone; the decoder may drop a few more after them, which the packets cannot tell)."""
+    need_binary("ffmpeg", "ffmpeg")
+    film = tmp_path / "nudged.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24000/1001:duration=4",
+                    "-c:v", "libx264", "-bf", "2", "-g", "24", "-threads", "1",
+                    "-vf", "setpts='(floor(N/2)*7507.5+mod(N,2)*4504.5)/90000/TB'", "-fps_mode", "passthrough",
+                    "-enc_time_base", "1/90000", str(film)], check=True, capture_output=True)  # fmt: skip
+    with av.open(str(film)) as c:
+        dts = [p.dts for p in c.demux(c.streams.video[0]) if p.size]
+    assert 1 in {b - a for a, b in zip(dts, dts[1:])}, "no nudged decoding time: not the stream this is about"
+    bad = damaged(film, tmp_path / "bad.ts", "drop")
+    missing = len(decoded_frames(film)) - len(decoded_frames(bad))
+    found = lost(bad)
+    count = int(re.match(r"(\d+) frames of its video lost", found.what)[1]) if found is not None else None
+    assert count is not None and 0 < count <= missing, (found, missing)

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 AFTER_FLAGGED = 4
 # a step in decoding time this many frame intervals long or more is a lost frame (1: the next frame's)
 LOST_STEP = 1.5
+# a step in decoding time this many times shorter than the declared frame interval, or shorter, is not a frame's (a
+# field's is half, GStreamer's MPEG-2 declares the field rate: a quarter of a true frame)
+NUDGE = 8
 # the distinct steps in decoding time remembered as the stream's own (a variable frame rate has many)
 USUAL_STEPS = 256
 # the formats checked: FFmpeg names M2TS/MTS (192-byte packets) "mpegts" too
@@ -70,6 +73,9 @@ class LossWatch:
         across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple)."""
         self._declared = interval if interval and interval > 0 else None
         self.interval = self._declared
+        # a step this small is no frame's but a muxer's nudge: FFmpeg makes a decoding time that would repeat one tick
+        # later ("Non-monotonous DTS"), and a one-tick frame counted every loss in ticks (93843 frames for 24 lost)
+        self._nudge = int(self._declared / NUDGE) if self._declared is not None else 0
         self._smallest: Optional[int] = None  # the smallest step in decoding time seen
         self._guessed = False  # ``interval`` is the declared rate's, not a step seen
         self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
@@ -78,10 +84,13 @@ class LossWatch:
         self._last: Optional[int] = None
         self._flagged: Optional[tuple[int, Optional[int]]] = None  # (byte, pts) of the last packet flagged corrupt
         self._since_flag = AFTER_FLAGGED + 1
+        self._told: Optional[tuple[int, Optional[int]]] = None  # the flagged packet a ``Loss`` was last returned for
+        self._packets = 0  # video packets seen
 
     def packet(self, packet: av.Packet) -> Optional[Loss]:
         if not packet.size:
             return None
+        self._packets += 1
         if packet.is_corrupt:
             self._flagged = (packet.pos if packet.pos is not None else -1, packet.pts)
             self._since_flag = 0
@@ -100,6 +109,8 @@ class LossWatch:
         if last is None or at <= last:
             return None
         step = at - last
+        if step <= self._nudge:
+            return None
         # a frame's step is the stream's own, its declared rate a guess for the first step only: GStreamer's MPEG-2
         # and interlaced streams declare the field rate, half a frame's step, and every step then read as a frame lost
         # (ints compared per packet, a Fraction made only when the interval changes: live runs this on every packet)
@@ -116,7 +127,16 @@ class LossWatch:
             return None
         if step < LOST_STEP * self.interval or self.usual(step):
             return None
+        self._told = self._flagged
         return Loss(max(1, round(step / self.interval) - 1), last, at, self._flagged[0], self._flagged[1])
+
+    def damaged_end(self) -> Optional[tuple[int, Optional[int]]]:
+        """After the last packet: (byte, pts) of a packet flagged corrupt, or a sync break crossed, among the last
+        ``AFTER_FLAGGED`` with no loss found after it, where packets came before it: the stream's end was lost with
+        packets missing or damaged, how much unknown (no later time says). A file cut off ends on packets unflagged."""
+        if self._flagged is None or self._since_flag >= AFTER_FLAGGED or self._told == self._flagged:
+            return None
+        return self._flagged if self._packets > self._since_flag + 1 else None
 
     def usual(self, step: int) -> bool:
         """Whether the stream steps by ``step`` (give or take an eighth of a frame) where no packet was flagged: a
@@ -159,6 +179,23 @@ def sync_breaks(path: str) -> tuple[int, ...]:
     return tuple(found)
 
 
+def ends_whole(path: str) -> bool:
+    """Whether an MPEG-TS file ends on a whole packet: its last three 188-, 192- or 204-byte packets start with the
+    sync byte (M2TS's 4 bytes in). The file's size alone does not say: a recording whose start was cut at any byte (a
+    stream joined midway, a clip cut out with dd) or that lost bytes within a packet midway ends whole all the same."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            n = f.tell()
+            tail_size = min(n, 3 * 204)
+            f.seek(n - tail_size)
+            tail = f.read(tail_size)
+    except OSError:
+        return False
+    return any(len(tail) >= 3 * size and all(tail[len(tail) - j * size + sync] == 0x47 for j in (1, 2, 3))
+               for size, sync in ((188, 0), (192, 4), (204, 0)))
+
+
 def _alignment(data: np.ndarray, start: int) -> tuple[Optional[int], int]:
     """(packet size, byte of the first sync byte) from ``start`` on: the first 0x47 that repeats 3 times a packet size
     apart (M2TS's sync byte sits 4 bytes into its 192), looked for in the next megabyte; (None, 0) where none does."""
@@ -171,26 +208,56 @@ def _alignment(data: np.ndarray, start: int) -> tuple[Optional[int], int]:
     return None, 0
 
 
+@dataclass(frozen=True)
+class DamagedEnd:
+    """The video's last packets of an MPEG-TS file flagged corrupt, no packet after them to say how much was lost:
+    its end lost (packets missing from the end of a recording over a lossy network), where a file merely cut off ends
+    on packets whose counters run on. ``offset``: the byte of the packet flagged; ``at``: its time from the first
+    frame, in seconds (None where it has none)."""
+
+    offset: int
+    at: Optional[float]
+
+
+@dataclass(frozen=True)
+class _Scanned:
+    lost: Optional[SkippedData]
+    end: Optional[DamagedEnd]
+
+
+_NOTHING = _Scanned(None, None)
+
+
 def lost_frames(path: str, stream_index: int) -> Optional[SkippedData]:
     """Where the MPEG-TS file ``path`` lost whole frames of its video stream ``stream_index``, as the Matroska check
     says where its demuxer skips (``SkippedData``), or None; cached per file and version of it."""
+    return _scanned(path, stream_index).lost
+
+
+def damaged_end(path: str, stream_index: int) -> Optional[DamagedEnd]:
+    """Where the MPEG-TS file ``path``'s video stream ``stream_index`` lost its end with packets missing or damaged
+    (``DamagedEnd``), or None; from ``lost_frames``'s scan, cached with it."""
+    return _scanned(path, stream_index).end
+
+
+def _scanned(path: str, stream_index: int) -> _Scanned:
     try:
         seen = os.stat(path)
     except OSError:
-        return None
+        return _NOTHING
     return _lost_frames_of(os.path.realpath(path), stream_index, seen.st_size, seen.st_mtime_ns, seen.st_ino)
 
 
 @functools.lru_cache(maxsize=64)
-def _lost_frames_of(path: str, stream_index: int, size: int, mtime_ns: int, inode: int) -> Optional[SkippedData]:
+def _lost_frames_of(path: str, stream_index: int, size: int, mtime_ns: int, inode: int) -> _Scanned:
     try:
         return _scan(path, stream_index)
     except Exception as exc:  # noqa: BLE001 - a check on top of the demuxer: a flaw in it must not refuse a file FFmpeg reads
         log.debug("could not read the MPEG-TS packets of %s: %r", path, exc)
-        return None
+        return _NOTHING
 
 
-def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
+def _scan(path: str, stream_index: int) -> _Scanned:
     with av.open(path) as container:
         stream = container.streams[stream_index]
         tb = Fraction(stream.time_base)
@@ -210,8 +277,15 @@ def _scan(path: str, stream_index: int) -> Optional[SkippedData]:
                 losses.append(found)
     # a step the stream takes elsewhere too, where nothing was flagged, is its own timing (seen only later in the file)
     loss = next((found for found in losses if not watch.usual(found.after - found.before)), None)
+    flagged, end = watch.damaged_end(), None
+    if flagged is not None and shown:
+        end = DamagedEnd(flagged[0], None if flagged[1] is None else float((flagged[1] - min(shown)) * tb))
     if loss is None or not shown:
-        return None
+        return _Scanned(None, end)
+    return _Scanned(_lost(loss, watch, shown, keyframes, tb), None)
+
+
+def _lost(loss: Loss, watch: LossWatch, shown: list[int], keyframes: list[int], tb: Fraction) -> SkippedData:
     shown.sort()
     first = shown[0]
     # the first frame missing shows after the last one decoded before the loss and its neighbours, which B-frames

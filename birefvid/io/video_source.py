@@ -49,7 +49,7 @@ from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
 from birefvid.io.mkv_damage import SkippedData, skipped_data
 from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
-from birefvid.io.ts_damage import TS_FORMATS, lost_frames
+from birefvid.io.ts_damage import TS_FORMATS, damaged_end, ends_whole, lost_frames
 from birefvid.said_once import first_time_about_file
 from birefvid.urls import shown_url
 
@@ -436,6 +436,19 @@ def mpegts_lost(path: Path | str, format_name: str, stream_index: int) -> Option
     return lost_frames(str(path), stream_index)
 
 
+def mpegts_damaged_end(path: Path | str, format_name: str, stream_index: int) -> Optional[str]:
+    """Why a local MPEG-TS/M2TS file's video looks to have lost its end, as a clause, or None: its last packets are
+    flagged corrupt (their counters jumped), which a file merely cut off does not show (``io.ts_damage.damaged_end``)."""
+    if isinstance(path, str) or format_name not in TS_FORMATS or not regular_file(path):
+        return None
+    end = damaged_end(str(path), stream_index)
+    if end is None:
+        return None
+    where = f"at byte {end.offset}" + (f", {end.at:.3f} s in" if end.at is not None else "")
+    return (f"the video's last packets are missing or damaged ({where}), as a recording over a lossy network leaves it: "
+            "frames after them may be lost, how many the file cannot say")
+
+
 def file_skip(path: Path, video_stream: Optional[int] = None) -> Optional[SkippedData]:
     """``matroska_skip`` or ``mpegts_lost`` of a local file (the video ``process`` would read: ``video_stream``), for
     ``batch``'s plan, which refuses it before any chunk is read; None where neither finds damage or FFmpeg cannot open it."""
@@ -513,6 +526,8 @@ def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
         return None
     size = os.stat(path).st_size
     if not size or any(size % packet == 0 for packet in (188, 192, 204)):
+        return None
+    if ends_whole(str(path)):  # its start was cut at some byte, or bytes lost midway (``io.ts_damage``): its end is whole
         return None
     return ("the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an interrupted download "
             "leaves it")
@@ -1220,6 +1235,9 @@ class VideoFileSource(Source):
                 log.warning("%s: %s; its %d frames from %s to the cut were kept, as ffmpeg keeps them", self.shown, cut, kept, option("start"))
             else:
                 log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, kept)
+        end = None if cut else mpegts_damaged_end(self.path, self._container.format.name, self._stream.index)
+        if end and first_time_about_file(self.path, "damaged end"):  # as a cut-off file: the frames there are kept
+            log.warning("%s: %s; its %d frames read were kept", self.shown, end, count - self._counted_from)
         short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden + self._dropped, from_start=not self._seeked)
         if short is not None:
             where, lost = short
