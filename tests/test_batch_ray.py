@@ -401,6 +401,47 @@ def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):
     assert str(raised.value).endswith("the last: The actor died because of an error raised in its creation task, ray::ChunkWorker.__init__() (pid=1)")
 
 
+class _KilledForGood(_FakeRay):
+    """Ray's memory monitor kills every worker as it loads the model, each up to its restarts: from then on Ray answers
+    every call to it with OutOfMemoryError at once (Ray 2.60 does so for an actor whose death was the OOM killer's), never
+    RayActorError."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.killed: list = []
+
+    def get(self, ref):
+        self.calls.pop(ref)
+        raise self.OutOfMemory(OOM_KILLED)
+
+    def kill(self, actor):
+        self.killed.append(actor)
+
+
+def test_workers_rays_memory_monitor_kills_for_good_as_they_start_end_the_run_in_one_line(monkeypatch):
+    """A model too big for the node's memory: Ray's memory monitor kills each worker as it loads it. Its ready call's
+    OutOfMemoryError was taken for a worker not up yet, asked again every poll for ever: the run waited NO_ROOM_SECONDS
+    (5 minutes) and stopped saying its workers were "lost with their nodes", a rerun resuming into the same. Now such a
+    worker is gone for good (killed, so it frees its room), and three in a row end the run in one line naming the
+    memory monitor. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.errors import PipelineError
+
+    monkeypatch.setattr(ray_executor, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(ray_executor, "NO_ROOM_SECONDS", 0.5)  # what ended it without the fix (ClusterLost)
+    ray = _KilledForGood()
+    executor = _fake_executor(ray, 1)
+    retried: list[str] = []
+    executor.on_retry = lambda task, why: retried.append(why)
+    tasks = [ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0")]
+    with pytest.raises(PipelineError, match="3 Ray workers in a row died as they started") as raised:
+        executor.run(tasks, lambda task, result: None, on_failure=lambda task, exc: None)
+    line = str(raised.value)
+    assert "\n" not in line and "running low on memory" in line and "RAY_memory_usage_threshold" in line, line
+    assert len(retried) == 1 and ray.actors_made == 3 and len(ray.killed) == 3  # the first, two fresh ones, each killed
+
+
 def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_worker_killed_mid_chunk_is_retried(ray_session, tmp_path, monkeypatch):
     """The job fields that travel in each task's JSON to the workers: --video-stream 0 (a drone's proxy, not ffmpeg's
     default #1) cut in chunks at the proxy's keyframes, and --ext png's folder of a dotted name (its trailing /), both

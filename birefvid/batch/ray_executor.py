@@ -552,15 +552,22 @@ class RayExecutor:
                         ray.get(ref)
                         free.append(actor)
                         self._is_up(actor)
-                    # Ray 2.2x+ (a DeveloperAPI); or killed by Ray's memory monitor as it answered
-                    except _ray_errors(ray, "ActorUnavailableError", "OutOfMemoryError") as exc:
+                    except _ray_errors(ray, "ActorUnavailableError") as exc:  # Ray 2.2x+ (a DeveloperAPI)
                         # not up yet: its node not yet marked dead, or Ray restarting it (placed once a node has room). Not
                         # gone for good: taken for a dead worker, a fresh one was made in its place, and the old one, which Ray
                         # then restarted on the first node with room, kept that room to itself, unused: the fresh one, and the
                         # run, waited for room that a node joining the cluster had brought, until NO_ROOM_SECONDS ended it
                         log.debug("a Ray worker is not up yet (%s); asking again", _first_line(exc))
                         unavailable[actor] = time.monotonic() + POLL_SECONDS
-                    except ray.exceptions.RayActorError as exc:  # Ray restarts it no more: a fresh one takes its place, once up
+                    # Ray restarts it no more: a fresh one takes its place, once up. A worker Ray's memory monitor killed
+                    # for good (its restarts spent, as it loads the model or on a chunk) answers every call with
+                    # OutOfMemoryError at once, not RayActorError: taken for one not up yet, it was asked again every
+                    # poll for ever, never replaced nor counted, and the run ended NO_ROOM_SECONDS later saying its
+                    # workers were "lost with their nodes" (a rerun the same). Killed here first (no restart), so one
+                    # that was in fact being restarted leaves its room to the fresh one
+                    except _ray_errors(ray, "RayActorError", "OutOfMemoryError") as exc:
+                        if not isinstance(exc, ray.exceptions.RayActorError):
+                            self._kill(actor)
                         self._gone_before_up(actor, exc)
                         fresh = self._replace(actor)
                         starting[fresh.__ray_ready__.remote()] = fresh
@@ -596,6 +603,13 @@ class RayExecutor:
                 free.append(actor)
                 deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
 
+    def _kill(self, actor: Any) -> None:
+        """Stop a worker for good (Ray restarts it no more), best effort."""
+        try:
+            self.ray.kill(actor)
+        except Exception as exc:  # noqa: BLE001 - it may be gone already
+            log.debug("could not stop a Ray worker: %s", exc)
+
     def _is_up(self, actor: Any) -> None:
         self._up.add(id(actor))
         self._never_up = 0
@@ -612,6 +626,8 @@ class RayExecutor:
         self._never_up += 1
         if self._never_up >= DEATHS_IN_A_ROW:
             why = _first_line(exc)
+            if isinstance(exc, getattr(self.ray.exceptions, "OutOfMemoryError", ())):
+                why += "; RAY_memory_usage_threshold, where the cluster starts, sets where Ray's memory monitor kills"
             raise PipelineError("worker", f"{self._never_up} Ray workers in a row died as they started, Ray restarting each up to "
                                           f"{MAX_RESTARTS} times (out of memory loading the model, or an error as the worker starts: Ray's lines "
                                           f"above say which); the last: {why}") from None  # fmt: skip
