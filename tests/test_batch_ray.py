@@ -871,6 +871,38 @@ def test_the_oom_killers_raylet_log_lines_are_one_warning_with_its_advice_and_wo
                     "the environment variable `RAY_memory_usage_threshold` when starting Ray."]  # fmt: skip
 
 
+def test_an_older_rays_printers_are_taken_over_without_a_traceback_and_put_back(caplog):
+    """Ray before 2.38 (pyproject allows 2.10) calls ``print_to_stdstream(data)`` without ``ignore_prefix``: our printer,
+    which required it, raised TypeError in Ray's error listener thread at its first notice (a traceback, and no Ray
+    notice printed again in that process). A dispatcher whose handlers are not (name, handler) pairs raised out of
+    RayExecutor's start, Ray's printer left ours. Now both are taken as they come, and all is put back. Ray faked."""
+    import threading
+    import types
+
+    from birefvid.batch.ray_executor import raylet_notices_to_stderr
+
+    printed: list[list[str]] = []
+
+    def old_printer(data):  # Ray 2.10's print_to_stdstream
+        printed.append(data["lines"])
+
+    class Dispatcher:  # another Ray's: handlers that are not (name, handler) pairs
+        def __init__(self) -> None:
+            self.handlers, self._lock = [old_printer], threading.Lock()
+
+    worker = types.SimpleNamespace(print_to_stdstream=old_printer, global_worker_stdstream_dispatcher=Dispatcher())
+    undo = raylet_notices_to_stderr(types.SimpleNamespace(_private=types.SimpleNamespace(worker=worker)))
+    try:
+        worker.print_to_stdstream({"lines": [MARKED_DEAD], "pid": "raylet", "is_err": False})  # as its error listener calls it
+        worker.print_to_stdstream({"lines": ["a worker's line"], "pid": 4242, "is_err": False})
+    finally:
+        undo()
+    assert worker.print_to_stdstream is old_printer and worker.global_worker_stdstream_dispatcher.handlers == [old_printer]
+    assert printed == [["a worker's line"]]
+    said = [r.getMessage() for r in caplog.records if r.name == "birefvid.batch.ray_executor"]
+    assert len(said) == 1 and said[0].startswith("Ray: The node with node id: f8d11179"), said
+
+
 def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_session):
     """The frame counter reserves no CPU, so Ray may place it on any node of a cluster: a node lost mid-run (its raylet
     killed) took it along, and the driver's next progress poll raised ``ActorDiedError``: the run ended in a traceback,

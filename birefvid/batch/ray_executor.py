@@ -342,9 +342,12 @@ def raylet_notices_to_stderr(ray: Any) -> Any:
                 said[line] = now
             log.warning("Ray: %s", line)
 
-    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:  # Ray's error listener's: raylet notices only
+    # Ray's error listener's: raylet notices only. Its arguments passed on as given: Ray before 2.38 (pyproject allows
+    # 2.10) calls print_to_stdstream(data) alone, so a required ``ignore_prefix`` raised TypeError in that thread at its
+    # first notice: a traceback, and Ray's error listener dead for the rest of the process, the caller's later Ray use too
+    def to_stderr(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         if data.get("pid") != "raylet":
-            printed(data, ignore_prefix)
+            printed(data, *args, **kwargs)
             return
         say(str(message) for message in data.get("lines", []))
 
@@ -367,7 +370,12 @@ def raylet_notices_to_stderr(ray: Any) -> Any:
 
     if isinstance(handlers, list) and hasattr(dispatcher, "_lock"):
         with dispatcher._lock:
-            dispatcher.handlers = [(name, wrap(handler) if name == "ray_print_logs" else handler) for name, handler in handlers]
+            try:  # another Ray's handlers, not (name, handler) pairs: left as they are, Ray printing them its own way
+                ours = [(name, wrap(handler) if name == "ray_print_logs" else handler) for name, handler in dispatcher.handlers]
+            except (TypeError, ValueError):
+                wrapped.clear()
+            else:
+                dispatcher.handlers = ours
 
     def undo() -> None:
         if getattr(worker, "print_to_stdstream", None) is to_stderr:
