@@ -826,6 +826,26 @@ def test_a_notice_with_a_traceback_says_the_error_it_ends_on():
     assert notice_line(coloured) == "The actor ray::ChunkWorker.__init__() could not start."
 
 
+def test_a_notices_terminal_codes_and_control_characters_do_not_reach_the_terminal():
+    """A raylet notice is said as one line, whatever it holds: only colours were taken out, so a cursor move and line
+    erase (ESC[1A ESC[2K) in one erased the terminal's line above, our last warning or progress line, an OSC sequence
+    set the terminal's title, and a NUL or backspace went out raw (a log file kept them all). Ray decodes its logs'
+    bytes with "replace", so a non-UTF-8 byte arrives as U+FFFD, kept."""
+    import logging
+
+    from birefvid.batch.ray_executor import notice_line
+    from birefvid.cli import CliLogFormatter
+
+    assert notice_line("a worker\x1b[1A\x1b[2K died") == "a worker died"
+    assert notice_line("\x1b[33m(raylet)\x1b[0m see \x1b]8;;https://docs.ray.io\x1b\\the docs\x1b]8;;\x1b\\ \x1b]0;title\x07now") == "(raylet) see the docs now"
+    assert notice_line("nul\x00 bs\x08 del\x7f esc\x1b") == "nul\\x00 bs\\x08 del\\x7f esc\\x1b"
+    assert notice_line("bad \ufffd byte\r\nnext\u2028line") == "bad \ufffd byte next line"
+    record = logging.makeLogRecord({"name": "birefvid.batch.ray_executor", "levelname": "WARNING", "msg": "Ray: %s",
+                                    "args": (notice_line("one\x1b[2K\ntwo\x1b[1A"),)})  # fmt: skip
+    line = CliLogFormatter().format(record)
+    assert line == "birefvid: warning: Ray: one two" and line.isprintable()
+
+
 # what Ray's log monitor sent of a raylet's raylet.err as its memory monitor killed workers (Ray 2.60, a local Ray with
 # RAY_memory_usage_threshold=0.05; the advice shortened)
 OOM_LOG = ["[2026-12-07 14:09:38,559 E 13826 13826] (raylet) node_manager.cc:3517: 33 Workers (tasks / actors) killed due to memory "

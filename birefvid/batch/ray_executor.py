@@ -255,6 +255,20 @@ NOTICE_REPEAT_SECONDS = 120.0
 NOTICE_LINES = 4
 
 
+# terminal escape sequences (ECMA-48): CSI (colours, and cursor moves and erasing: ESC[1A ESC[2K), OSC (a title, a
+# hyperlink: ESC]8;;URL ESC\), and the two-byte ones; then the control characters left, written \xNN
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def _printable(line: str) -> str:
+    """``line`` without terminal escape sequences, its other control characters written ``\\xNN``, its runs of spaces and
+    tabs one space: a notice's cursor moves (ESC[1A ESC[2K) erased the terminal's line above it, our last warning or
+    progress line, and a log file kept the raw codes."""
+    plain = _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", _ESCAPES.sub("", line))
+    return " ".join(plain.split())
+
+
 # a Python traceback's first line, and the line that names what it raised (``RuntimeError: Version mismatch: ...``)
 _TRACEBACK = "Traceback (most recent call last):"
 _RAISED = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)(?::|$)")
@@ -281,7 +295,7 @@ def notice_line(message: str) -> str:
     (OOM, etc.)" before its "(2) ...", and ended "Raylet is terminated ..." on "Last 20 lines of the Raylet logs:",
     announcing lines that were not there; a traceback's notice said "Traceback (most recent call last):", or "... failed
     with the following error:", and not the error."""
-    lines = [line for line in (" ".join(_COLOURS.sub("", raw).split()) for raw in message.splitlines()) if line]
+    lines = [line for line in (_printable(raw) for raw in message.splitlines()) if line]
     kept: list[str] = []
     for i, line in enumerate(lines):
         if line == _TRACEBACK:  # the error it ends on, not its frames
