@@ -401,6 +401,47 @@ def test_workers_that_die_as_they_start_stop_the_run_after_three(monkeypatch):
     assert str(raised.value).endswith("the last: The actor died because of an error raised in its creation task, ray::ChunkWorker.__init__() (pid=1)")
 
 
+class _KilledForGood(_FakeRay):
+    """Ray's memory monitor kills every worker as it loads the model, each up to its restarts: from then on Ray answers
+    every call to it with OutOfMemoryError at once (Ray 2.60 does so for an actor whose death was the OOM killer's), never
+    RayActorError."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.killed: list = []
+
+    def get(self, ref):
+        self.calls.pop(ref)
+        raise self.OutOfMemory(OOM_KILLED)
+
+    def kill(self, actor):
+        self.killed.append(actor)
+
+
+def test_workers_rays_memory_monitor_kills_for_good_as_they_start_end_the_run_in_one_line(monkeypatch):
+    """A model too big for the node's memory: Ray's memory monitor kills each worker as it loads it. Its ready call's
+    OutOfMemoryError was taken for a worker not up yet, asked again every poll for ever: the run waited NO_ROOM_SECONDS
+    (5 minutes) and stopped saying its workers were "lost with their nodes", a rerun resuming into the same. Now such a
+    worker is gone for good (killed, so it frees its room), and three in a row end the run in one line naming the
+    memory monitor. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.errors import PipelineError
+
+    monkeypatch.setattr(ray_executor, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(ray_executor, "NO_ROOM_SECONDS", 0.5)  # what ended it without the fix (ClusterLost)
+    ray = _KilledForGood()
+    executor = _fake_executor(ray, 1)
+    retried: list[str] = []
+    executor.on_retry = lambda task, why: retried.append(why)
+    tasks = [ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0")]
+    with pytest.raises(PipelineError, match="3 Ray workers in a row died as they started") as raised:
+        executor.run(tasks, lambda task, result: None, on_failure=lambda task, exc: None)
+    line = str(raised.value)
+    assert "\n" not in line and "running low on memory" in line and "RAY_memory_usage_threshold" in line, line
+    assert len(retried) == 1 and ray.actors_made == 3 and len(ray.killed) == 3  # the first, two fresh ones, each killed
+
+
 def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_worker_killed_mid_chunk_is_retried(ray_session, tmp_path, monkeypatch):
     """The job fields that travel in each task's JSON to the workers: --video-stream 0 (a drone's proxy, not ffmpeg's
     default #1) cut in chunks at the proxy's keyframes, and --ext png's folder of a dotted name (its trailing /), both
@@ -785,6 +826,26 @@ def test_a_notice_with_a_traceback_says_the_error_it_ends_on():
     assert notice_line(coloured) == "The actor ray::ChunkWorker.__init__() could not start."
 
 
+def test_a_notices_terminal_codes_and_control_characters_do_not_reach_the_terminal():
+    """A raylet notice is said as one line, whatever it holds: only colours were taken out, so a cursor move and line
+    erase (ESC[1A ESC[2K) in one erased the terminal's line above, our last warning or progress line, an OSC sequence
+    set the terminal's title, and a NUL or backspace went out raw (a log file kept them all). Ray decodes its logs'
+    bytes with "replace", so a non-UTF-8 byte arrives as U+FFFD, kept."""
+    import logging
+
+    from birefvid.batch.ray_executor import notice_line
+    from birefvid.cli import CliLogFormatter
+
+    assert notice_line("a worker\x1b[1A\x1b[2K died") == "a worker died"
+    assert notice_line("\x1b[33m(raylet)\x1b[0m see \x1b]8;;https://docs.ray.io\x1b\\the docs\x1b]8;;\x1b\\ \x1b]0;title\x07now") == "(raylet) see the docs now"
+    assert notice_line("nul\x00 bs\x08 del\x7f esc\x1b") == "nul\\x00 bs\\x08 del\\x7f esc\\x1b"
+    assert notice_line("bad \ufffd byte\r\nnext\u2028line") == "bad \ufffd byte next line"
+    record = logging.makeLogRecord({"name": "birefvid.batch.ray_executor", "levelname": "WARNING", "msg": "Ray: %s",
+                                    "args": (notice_line("one\x1b[2K\ntwo\x1b[1A"),)})  # fmt: skip
+    line = CliLogFormatter().format(record)
+    assert line == "birefvid: warning: Ray: one two" and line.isprintable()
+
+
 # what Ray's log monitor sent of a raylet's raylet.err as its memory monitor killed workers (Ray 2.60, a local Ray with
 # RAY_memory_usage_threshold=0.05; the advice shortened)
 OOM_LOG = ["[2026-12-07 14:09:38,559 E 13826 13826] (raylet) node_manager.cc:3517: 33 Workers (tasks / actors) killed due to memory "
@@ -828,6 +889,38 @@ def test_the_oom_killers_raylet_log_lines_are_one_warning_with_its_advice_and_wo
                     "https://docs.ray.io/en/latest/ray-observability/user-guides/debug-apps/debug-memory.html. Consider provisioning more "
                     "memory on this node or reducing task parallelism by requesting more CPUs per task. To adjust the kill threshold, set "
                     "the environment variable `RAY_memory_usage_threshold` when starting Ray."]  # fmt: skip
+
+
+def test_an_older_rays_printers_are_taken_over_without_a_traceback_and_put_back(caplog):
+    """Ray before 2.38 (pyproject allows 2.10) calls ``print_to_stdstream(data)`` without ``ignore_prefix``: our printer,
+    which required it, raised TypeError in Ray's error listener thread at its first notice (a traceback, and no Ray
+    notice printed again in that process). A dispatcher whose handlers are not (name, handler) pairs raised out of
+    RayExecutor's start, Ray's printer left ours. Now both are taken as they come, and all is put back. Ray faked."""
+    import threading
+    import types
+
+    from birefvid.batch.ray_executor import raylet_notices_to_stderr
+
+    printed: list[list[str]] = []
+
+    def old_printer(data):  # Ray 2.10's print_to_stdstream
+        printed.append(data["lines"])
+
+    class Dispatcher:  # another Ray's: handlers that are not (name, handler) pairs
+        def __init__(self) -> None:
+            self.handlers, self._lock = [old_printer], threading.Lock()
+
+    worker = types.SimpleNamespace(print_to_stdstream=old_printer, global_worker_stdstream_dispatcher=Dispatcher())
+    undo = raylet_notices_to_stderr(types.SimpleNamespace(_private=types.SimpleNamespace(worker=worker)))
+    try:
+        worker.print_to_stdstream({"lines": [MARKED_DEAD], "pid": "raylet", "is_err": False})  # as its error listener calls it
+        worker.print_to_stdstream({"lines": ["a worker's line"], "pid": 4242, "is_err": False})
+    finally:
+        undo()
+    assert worker.print_to_stdstream is old_printer and worker.global_worker_stdstream_dispatcher.handlers == [old_printer]
+    assert printed == [["a worker's line"]]
+    said = [r.getMessage() for r in caplog.records if r.name == "birefvid.batch.ray_executor"]
+    assert len(said) == 1 and said[0].startswith("Ray: The node with node id: f8d11179"), said
 
 
 def test_a_frame_counter_lost_with_its_node_is_replaced_and_the_run_goes_on(ray_session):

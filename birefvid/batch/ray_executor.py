@@ -255,6 +255,20 @@ NOTICE_REPEAT_SECONDS = 120.0
 NOTICE_LINES = 4
 
 
+# terminal escape sequences (ECMA-48): CSI (colours, and cursor moves and erasing: ESC[1A ESC[2K), OSC (a title, a
+# hyperlink: ESC]8;;URL ESC\), and the two-byte ones; then the control characters left, written \xNN
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def _printable(line: str) -> str:
+    """``line`` without terminal escape sequences, its other control characters written ``\\xNN``, its runs of spaces and
+    tabs one space: a notice's cursor moves (ESC[1A ESC[2K) erased the terminal's line above it, our last warning or
+    progress line, and a log file kept the raw codes."""
+    plain = _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", _ESCAPES.sub("", line))
+    return " ".join(plain.split())
+
+
 # a Python traceback's first line, and the line that names what it raised (``RuntimeError: Version mismatch: ...``)
 _TRACEBACK = "Traceback (most recent call last):"
 _RAISED = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)(?::|$)")
@@ -281,7 +295,7 @@ def notice_line(message: str) -> str:
     (OOM, etc.)" before its "(2) ...", and ended "Raylet is terminated ..." on "Last 20 lines of the Raylet logs:",
     announcing lines that were not there; a traceback's notice said "Traceback (most recent call last):", or "... failed
     with the following error:", and not the error."""
-    lines = [line for line in (" ".join(_COLOURS.sub("", raw).split()) for raw in message.splitlines()) if line]
+    lines = [line for line in (_printable(raw) for raw in message.splitlines()) if line]
     kept: list[str] = []
     for i, line in enumerate(lines):
         if line == _TRACEBACK:  # the error it ends on, not its frames
@@ -342,9 +356,12 @@ def raylet_notices_to_stderr(ray: Any) -> Any:
                 said[line] = now
             log.warning("Ray: %s", line)
 
-    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:  # Ray's error listener's: raylet notices only
+    # Ray's error listener's: raylet notices only. Its arguments passed on as given: Ray before 2.38 (pyproject allows
+    # 2.10) calls print_to_stdstream(data) alone, so a required ``ignore_prefix`` raised TypeError in that thread at its
+    # first notice: a traceback, and Ray's error listener dead for the rest of the process, the caller's later Ray use too
+    def to_stderr(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         if data.get("pid") != "raylet":
-            printed(data, ignore_prefix)
+            printed(data, *args, **kwargs)
             return
         say(str(message) for message in data.get("lines", []))
 
@@ -367,7 +384,12 @@ def raylet_notices_to_stderr(ray: Any) -> Any:
 
     if isinstance(handlers, list) and hasattr(dispatcher, "_lock"):
         with dispatcher._lock:
-            dispatcher.handlers = [(name, wrap(handler) if name == "ray_print_logs" else handler) for name, handler in handlers]
+            try:  # another Ray's handlers, not (name, handler) pairs: left as they are, Ray printing them its own way
+                ours = [(name, wrap(handler) if name == "ray_print_logs" else handler) for name, handler in dispatcher.handlers]
+            except (TypeError, ValueError):
+                wrapped.clear()
+            else:
+                dispatcher.handlers = ours
 
     def undo() -> None:
         if getattr(worker, "print_to_stdstream", None) is to_stderr:
@@ -552,15 +574,22 @@ class RayExecutor:
                         ray.get(ref)
                         free.append(actor)
                         self._is_up(actor)
-                    # Ray 2.2x+ (a DeveloperAPI); or killed by Ray's memory monitor as it answered
-                    except _ray_errors(ray, "ActorUnavailableError", "OutOfMemoryError") as exc:
+                    except _ray_errors(ray, "ActorUnavailableError") as exc:  # Ray 2.2x+ (a DeveloperAPI)
                         # not up yet: its node not yet marked dead, or Ray restarting it (placed once a node has room). Not
                         # gone for good: taken for a dead worker, a fresh one was made in its place, and the old one, which Ray
                         # then restarted on the first node with room, kept that room to itself, unused: the fresh one, and the
                         # run, waited for room that a node joining the cluster had brought, until NO_ROOM_SECONDS ended it
                         log.debug("a Ray worker is not up yet (%s); asking again", _first_line(exc))
                         unavailable[actor] = time.monotonic() + POLL_SECONDS
-                    except ray.exceptions.RayActorError as exc:  # Ray restarts it no more: a fresh one takes its place, once up
+                    # Ray restarts it no more: a fresh one takes its place, once up. A worker Ray's memory monitor killed
+                    # for good (its restarts spent, as it loads the model or on a chunk) answers every call with
+                    # OutOfMemoryError at once, not RayActorError: taken for one not up yet, it was asked again every
+                    # poll for ever, never replaced nor counted, and the run ended NO_ROOM_SECONDS later saying its
+                    # workers were "lost with their nodes" (a rerun the same). Killed here first (no restart), so one
+                    # that was in fact being restarted leaves its room to the fresh one
+                    except _ray_errors(ray, "RayActorError", "OutOfMemoryError") as exc:
+                        if not isinstance(exc, ray.exceptions.RayActorError):
+                            self._kill(actor)
                         self._gone_before_up(actor, exc)
                         fresh = self._replace(actor)
                         starting[fresh.__ray_ready__.remote()] = fresh
@@ -596,6 +625,13 @@ class RayExecutor:
                 free.append(actor)
                 deliver(task, functools.partial(_unwrap, outcome), on_result, on_failure)
 
+    def _kill(self, actor: Any) -> None:
+        """Stop a worker for good (Ray restarts it no more), best effort."""
+        try:
+            self.ray.kill(actor)
+        except Exception as exc:  # noqa: BLE001 - it may be gone already
+            log.debug("could not stop a Ray worker: %s", exc)
+
     def _is_up(self, actor: Any) -> None:
         self._up.add(id(actor))
         self._never_up = 0
@@ -612,6 +648,8 @@ class RayExecutor:
         self._never_up += 1
         if self._never_up >= DEATHS_IN_A_ROW:
             why = _first_line(exc)
+            if isinstance(exc, getattr(self.ray.exceptions, "OutOfMemoryError", ())):
+                why += "; RAY_memory_usage_threshold, where the cluster starts, sets where Ray's memory monitor kills"
             raise PipelineError("worker", f"{self._never_up} Ray workers in a row died as they started, Ray restarting each up to "
                                           f"{MAX_RESTARTS} times (out of memory loading the model, or an error as the worker starts: Ray's lines "
                                           f"above say which); the last: {why}") from None  # fmt: skip
