@@ -18,6 +18,7 @@ import glob
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -263,6 +264,34 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         raise SinkError(f"output folder does not exist: {parent}{leads} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SinkError(f"output folder is not writable: {parent}{leads}")
+    if overwrite:
+        _check_replaceable(path, real, parent)
+
+
+def _check_replaceable(path: Path, real: Path, parent: Path) -> None:
+    """Fail when ``real`` exists in a sticky folder (``/tmp``, a shared ``chmod 1777`` drop folder) and belongs to
+    another user: there only a file's owner (or the folder's) may rename over it, so ``--overwrite`` ran the whole
+    job and failed at its commit, "cannot move the finished output onto ...: Operation not permitted", the work lost."""
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        return
+    try:
+        folder, entry = os.stat(parent), os.lstat(real)
+    except OSError:
+        return  # gone meanwhile: nothing to replace
+    uid = os.geteuid()
+    if folder.st_mode & stat.S_ISVTX and entry.st_uid != uid and folder.st_uid != uid:
+        raise SinkError(f"cannot replace {path}: it belongs to {_user_name(entry.st_uid)}, and {parent} is a shared folder "
+                        "(sticky, as /tmp is) where only a file's owner may replace it; name another output")  # fmt: skip
+
+
+def _user_name(uid: int) -> str:
+    """``uid``'s login name ("uid 1234" where it has none)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 def _local_read(read: Optional[str | Path]) -> Optional[str]:

@@ -1,0 +1,90 @@
+"""Outputs, leftovers and cameras as a user other than the one who made them: a sticky shared folder (/tmp, a drop
+folder), another user's partial file being written now, a camera node of a group the user is not in.
+
+Each check runs its part as the user ``nobody`` in a forked child (``os.setuid``), so these need root, and are skipped
+with that reason elsewhere. The folders are made under /tmp (pytest's own are 0700, which nobody cannot enter)."""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import pickle
+import pwd
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="acting as another user (os.setuid) needs root")  # fmt: skip
+
+
+def _nobody() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam("nobody")
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
+def as_other_user(work: Callable[[], Any]) -> Any:
+    """``work()``'s result (or the exception it raised, returned) as ``nobody``, in a forked child."""
+    uid, gid = _nobody()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            try:
+                result: Any = work()
+            except BaseException as e:  # noqa: BLE001 - handed to the parent to assert on
+                result = e
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(pickle.dumps(result))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    assert data, "the child as nobody returned nothing"
+    return pickle.loads(data)
+
+
+@pytest.fixture
+def shared():
+    """A folder under /tmp everyone can enter; its mode is each test's to set."""
+    folder = Path(tempfile.mkdtemp(prefix="birefvid-users-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_overwrite_of_another_users_file_in_a_sticky_folder_is_refused_before_the_work(shared: Path):
+    """Only a file's owner may rename over it in a sticky folder: ``--overwrite`` ran the whole job and failed at the
+    commit ("Operation not permitted"), the work lost. The check says so before the work; a plain shared folder,
+    where the rename is allowed, passes."""
+    from birefvid.errors import SinkError
+    from birefvid.io.atomic import check_target
+
+    sticky, plain = shared / "sticky", shared / "plain"
+    for folder, mode in ((sticky, 0o1777), (plain, 0o777)):
+        folder.mkdir()
+        folder.chmod(mode)
+        (folder / "taken.webm").write_bytes(b"root's")
+
+    def check(folder: Path) -> Callable[[], Any]:
+        return lambda: check_target(folder / "taken.webm", overwrite=True, is_dir=False)
+
+    refused = as_other_user(check(sticky))
+    assert isinstance(refused, SinkError), refused
+    assert "belongs to root" in str(refused) and "sticky" in str(refused)
+    assert as_other_user(check(plain)) is None
+    assert (sticky / "taken.webm").read_bytes() == b"root's"
