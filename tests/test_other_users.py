@@ -88,3 +88,30 @@ def test_overwrite_of_another_users_file_in_a_sticky_folder_is_refused_before_th
     assert "belongs to root" in str(refused) and "sticky" in str(refused)
     assert as_other_user(check(plain)) is None
     assert (sticky / "taken.webm").read_bytes() == b"root's"
+
+
+def test_batch_leaves_another_users_partial_it_may_not_remove_with_a_warning(shared: Path):
+    """A killed run of another user left ``.a.partial-*.mov`` in a sticky folder: batch's clean-up after the video
+    raised PermissionError, a traceback and exit 1 with the video written but not recorded as done."""
+    from birefvid.batch.runner import remove_partials
+
+    shared.chmod(0o1777)
+    left = shared / ".a.partial-zzzzzzzz.mov"
+    left.write_bytes(b"killed")
+    left.chmod(0o644)
+
+    def clean() -> list[str]:
+        said: list[str] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                said.append(record.getMessage())
+
+        logging.getLogger("birefvid").addHandler(Keep())
+        remove_partials(shared / "a.mov")
+        return said
+
+    said = as_other_user(clean)
+    assert isinstance(said, list), said
+    assert any(str(left) in line and "another user" in line for line in said), said
+    assert left.exists()
