@@ -115,3 +115,27 @@ def test_batch_leaves_another_users_partial_it_may_not_remove_with_a_warning(sha
     assert isinstance(said, list), said
     assert any(str(left) in line and "another user" in line for line in said), said
     assert left.exists()
+
+
+def test_another_users_partial_being_written_is_neither_removed_nor_named(shared: Path):
+    """A partial is 0600 while written (mkstemp), so another user cannot open it to test its writer lock: it was taken
+    for a killed run's, named as one and removed by a second user's batch in a group-writable folder, losing the
+    first user's work at its commit."""
+    from birefvid.batch.leftovers import partials_beside
+    from birefvid.batch.runner import remove_partials
+    from birefvid.io.atomic import AtomicFile
+
+    shared.chmod(0o777)
+    writing = AtomicFile(shared / "a.mov")  # this process (root) writing now
+    try:
+        assert stat.S_IMODE(writing.temp.stat().st_mode) == 0o600
+
+        def look() -> list[Path]:
+            named = partials_beside([shared / "a.mov"])
+            remove_partials(shared / "a.mov")
+            return named
+
+        assert as_other_user(look) == []
+        assert writing.temp.exists()
+    finally:
+        writing.discard()

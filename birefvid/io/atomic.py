@@ -127,7 +127,11 @@ if hasattr(os, "register_at_fork"):
 
 def being_written(path: str | Path) -> bool:
     """True when a live writer holds ``path`` (a ``.NAME.partial-*`` entry) under its ``writer_lock``: a run writing
-    it now, in this process or another, not a leftover of one killed. False where that cannot be told (no ``flock``)."""
+    it now, in this process or another, not a leftover of one killed. False where that cannot be told (no ``flock``).
+
+    True, too, for an entry this user may not open (``PermissionError``): another user's partial, made 0600 by mkstemp,
+    whose lock cannot be tested. Taken as a leftover, a batch run of a second user in a shared group-writable folder
+    removed the first user's work in progress, and named it a killed run's."""
     try:
         import fcntl
     except ImportError:  # Windows
@@ -136,6 +140,8 @@ def being_written(path: str | Path) -> bool:
         # O_NONBLOCK: a named pipe of a partial's name (no writer makes one) waited forever for a writer, and with it
         # the batch or process run looking for leftovers
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        return True  # cannot be told: another user's, and perhaps being written now, so left alone
     except OSError:
         return False
     try:
