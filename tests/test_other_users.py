@@ -139,3 +139,22 @@ def test_another_users_partial_being_written_is_neither_removed_nor_named(shared
         assert writing.temp.exists()
     finally:
         writing.discard()
+
+
+def test_a_camera_this_user_may_not_open_names_the_group_to_join(shared: Path):
+    """The message named "the 'video' group" whatever group the node has (udev gives some cameras to others)."""
+    from birefvid.io.live_connections import unopened_camera
+
+    group = next((g for g in grp.getgrall() if g.gr_gid not in (0, _nobody()[1]) and g.gr_name != "video"), None)
+    if group is None:
+        pytest.skip("no group other than root, nobody's and video on this machine")
+    node = shared / "video7"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o660, os.makedev(81, 7))
+    except PermissionError:
+        pytest.skip("this container may not make device nodes (no CAP_MKNOD)")
+    os.chown(node, 0, group.gr_gid)
+    node.chmod(0o660)
+    said = as_other_user(lambda: unopened_camera(str(node)))
+    assert f"join its group '{group.gr_name}'" in said, said
+    assert "usermod -aG" in said
