@@ -158,3 +158,45 @@ def test_a_camera_this_user_may_not_open_names_the_group_to_join(shared: Path):
     said = as_other_user(lambda: unopened_camera(str(node)))
     assert f"join its group '{group.gr_name}'" in said, said
     assert "usermod -aG" in said
+
+
+def test_a_shared_cache_made_under_umask_077_is_passed_by_not_loaded(shared: Path, monkeypatch):
+    """A cache another user (root, a CI image's build) filled under umask 077: its files are 0600 in readable folders.
+    The export was taken as cached, and OpenVINO's "Unable to read the model" ended every run, a traceback, exit 1;
+    its compiled blobs were linked into the user's own fallback cache, where they could not be read either. Now the
+    export is made again in the fallback cache, with a warning, and nothing unreadable is linked."""
+    from birefvid.backends import export
+
+    cache = shared / "cache"
+    for sub in ("onnx", "openvino"):
+        (cache / sub).mkdir(parents=True)
+    cache.chmod(0o755)
+    onnx, blob = cache / "onnx" / "birefnet-x.onnx", cache / "openvino" / "123.blob"
+    for made in (onnx, blob):
+        made.parent.chmod(0o755)
+        made.write_bytes(b"root's, 0600")
+        made.chmod(0o600)
+    temp = shared / "tmp"
+    temp.mkdir()
+    temp.chmod(0o1777)
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(cache))
+
+    def look() -> tuple[bool, list[str], list[str]]:
+        said: list[str] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                said.append(record.getMessage())
+
+        logging.getLogger("birefvid").addHandler(Keep())
+        tempfile.tempdir = str(temp)  # the fallback cache: here, not the machine's /tmp
+        trusted = export._trusted_export(onnx)
+        linked = sorted(os.listdir(export.writable_cache_dir("openvino")))
+        return trusted, linked, said
+
+    result = as_other_user(look)
+    assert isinstance(result, tuple), result
+    trusted, linked, said = result
+    assert trusted is False
+    assert any("cannot be read by this user" in line and "0600" in line for line in said), said
+    assert linked == []
