@@ -200,3 +200,25 @@ def test_a_shared_cache_made_under_umask_077_is_passed_by_not_loaded(shared: Pat
     assert trusted is False
     assert any("cannot be read by this user" in line and "0600" in line for line in said), said
     assert linked == []
+
+
+
+def test_skip_existing_keeps_another_users_picture_in_a_sticky_folder_without_refusing(shared: Path):
+    """``image --skip-existing`` keeps a picture already there: another user's in a sticky folder is no reason to
+    refuse the run, as ``--overwrite``'s replacing it is."""
+    from birefvid.commands.image import plan_outputs
+    from birefvid.errors import SinkError
+
+    shared.chmod(0o1777)
+    photo = shared / "in" / "a.jpg"
+    photo.parent.mkdir()
+    photo.parent.chmod(0o755)
+    photo.write_bytes(b"a photo")
+    out = shared / "out"
+    out.mkdir()
+    out.chmod(0o1777)
+    (out / "a.png").write_bytes(b"root's")
+    kept = as_other_user(lambda: plan_outputs([photo], out, overwrite=False, skip_existing=True))
+    assert kept == [out / "a.png"], kept
+    replaced = as_other_user(lambda: plan_outputs([photo], out, overwrite=True))
+    assert isinstance(replaced, SinkError) and "belongs to root" in str(replaced), replaced

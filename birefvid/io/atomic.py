@@ -241,13 +241,16 @@ def refuse_link_loop(path: str | Path, what: str = "output") -> None:
         raise SinkError(f"cannot write {what} {path}: {loop}")
 
 
-def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
+def check_target(path: Path, *, overwrite: bool, is_dir: bool, replaces: Optional[bool] = None) -> None:
     """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable.
 
     A ``path`` that is a symbolic link is checked where it leads, where the output is written (``through_link``): a
     link to a missing file is a missing output, as ``ffmpeg`` takes it (it said "output exists", and with
     ``--overwrite`` the run was written there), and the folder that must exist and be writable is the linked file's
-    (a link into a missing or read-only folder passed the checks and failed at the output's first write)."""
+    (a link into a missing or read-only folder passed the checks and failed at the output's first write).
+
+    ``replaces``: whether the run will replace an existing ``path`` (default: ``overwrite``); False where an existing
+    one is let be but kept (``image --skip-existing``), which another user's in a sticky folder may then be."""
     refuse_link_loop(path)
     real = through_link(path)
     leads = f", where {path} leads" if real != path else ""
@@ -270,7 +273,7 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         raise SinkError(f"output folder does not exist: {parent}{leads} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SinkError(f"output folder is not writable: {parent}{leads}")
-    if overwrite:
+    if overwrite if replaces is None else replaces:
         _check_replaceable(path, real, parent)
 
 
