@@ -222,3 +222,30 @@ def test_skip_existing_keeps_another_users_picture_in_a_sticky_folder_without_re
     assert kept == [out / "a.png"], kept
     replaced = as_other_user(lambda: plan_outputs([photo], out, overwrite=True))
     assert isinstance(replaced, SinkError) and "belongs to root" in str(replaced), replaced
+
+
+@pytest.mark.parametrize("home", ["/nonexistent", "read-only"])
+def test_a_local_ray_cluster_gets_its_token_where_the_home_cannot_keep_it(shared: Path, monkeypatch, home: str):
+    """Ray turns token authentication on for a cluster it starts and writes the token to ~/.ray/auth_token first: with
+    a home that is missing or read-only, ``batch --ray local`` ended with its PermissionError traceback, exit 1. The
+    run gives it the token in ``RAY_AUTH_TOKEN``; a home that keeps one (or a token given) is left to Ray."""
+    from birefvid.batch.ray_executor import token_without_home
+
+    if home == "read-only":
+        home = str(shared / "home")
+        Path(home).mkdir()
+        Path(home).chmod(0o755)  # root's: nobody cannot write it
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+
+    def give() -> tuple[bool, int]:
+        return token_without_home(), len(os.environ.get("RAY_AUTH_TOKEN", ""))
+
+    assert as_other_user(give) == (True, 64)
+    writable = shared / "own"
+    writable.mkdir()
+    os.chown(writable, *_nobody())
+    monkeypatch.setenv("HOME", str(writable))
+    assert as_other_user(give) == (False, 0)
+    assert (writable / ".ray").is_dir()
