@@ -132,7 +132,9 @@ def _drop_distrusted_links(folder: Path) -> None:
     except OSError:
         return
     for link in links:
-        if file_distrust(link) is not None:
+        # another user could have written it, or this user cannot read it (a version before this check linked a
+        # 0600 blob, whose loading then failed in every run)
+        if file_distrust(link) is not None or not os.access(link, os.R_OK):
             with contextlib.suppress(OSError):
                 link.unlink()
 
@@ -148,6 +150,8 @@ def _link_baked(primary: Path, folder: Path) -> None:
     for name in names:
         target = folder / name
         if file_distrust(primary / name) is not None:  # another user's file in a root folder: they can rewrite it
+            continue
+        if not os.access(primary / name, os.R_OK):  # made 0600 by another user (umask 077): compiled again instead
             continue
         if not os.path.lexists(target):
             try:
@@ -597,6 +601,13 @@ def _trusted_export(path: Path) -> bool:
     if not path.is_file():
         return False
     why = file_distrust(path)
+    if why is None and not os.access(path, os.R_OK):
+        # another user's cache made under umask 077 (0600): OpenVINO's "Unable to read the model" traceback, exit 1
+        if str(path) not in _distrust_said:
+            _distrust_said.add(str(path))
+            log.warning("the cached export %s cannot be read by this user (%s): exported again (`chmod a+r` it "
+                        "where the cache is shared)", path, _owner_and_mode(path))  # fmt: skip
+        return False
     if why is None:
         return True
     if str(path) not in _distrust_said:
@@ -604,6 +615,20 @@ def _trusted_export(path: Path) -> bool:
         log.warning("the cached export %s is not used: %s, and a model put there would run as yours; "
                     "it is passed by (%s)", path.name, why, _remedy("a folder of your own"))  # fmt: skip
     return False
+
+
+def _owner_and_mode(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError as e:
+        return e.strerror or str(e)
+    try:
+        import pwd
+
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except (ImportError, KeyError):
+        owner = f"uid {st.st_uid}"
+    return f"{owner}'s, mode {stat.S_IMODE(st.st_mode):04o}"
 
 
 def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, say_time: bool = True,

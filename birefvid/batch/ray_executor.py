@@ -16,12 +16,14 @@ import functools
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import sys
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ..errors import ConfigError, PipelineError, SourceError, Terminated, option
@@ -226,6 +228,27 @@ class ChunkWorker:
         result = run_chunk(task, self.segmenter, progress)
         result["worker"] = os.getpid()
         return result
+
+
+def token_without_home() -> bool:
+    """Give a local Ray cluster this run starts its token in ``RAY_AUTH_TOKEN`` where Ray could not keep one in
+    ``~/.ray/auth_token`` (a read-only or missing home: ``HOME=/nonexistent``, a container's random uid): Ray turns
+    token authentication on for a cluster it starts and writes the token there first, so ``batch --ray local`` ended
+    with its PermissionError's traceback, exit 1. The variable goes to the cluster's processes, which this run starts,
+    and is readable by this user only (``/proc/PID/environ``). Returns whether it was set."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return False
+    try:
+        folder = os.path.join(Path.home(), ".ray")  # as Ray finds it (expanduser gave "~" itself with no home at all)
+        if os.path.isfile(os.path.join(folder, "auth_token")):
+            return False
+        os.makedirs(folder, exist_ok=True)
+        if os.access(folder, os.W_OK | os.X_OK):
+            return False
+    except (OSError, RuntimeError):  # no home, or one that cannot be written
+        pass
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    return True
 
 
 @contextlib.contextmanager
@@ -439,6 +462,7 @@ class RayExecutor:
             try:
                 with _keeping_sigterm():
                     if address == "local":
+                        token_without_home()
                         with _unsaid_token_auth_notice():
                             # "local", not None: ray.init() with no address joins the cluster RAY_ADDRESS names, or the one a
                             # `ray start` on this machine left in /tmp/ray/ray_current_cluster (a cluster's own nodes)

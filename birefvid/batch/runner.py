@@ -1065,8 +1065,21 @@ def remove_partials(target: Path, *, is_dir: bool = False, ours: bool = False, k
             continue
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
-        else:
+            continue
+        try:
             leftover.unlink(missing_ok=True)
+        except PermissionError:
+            # another user's, in a sticky folder (/tmp, a shared drop folder): only they may remove it. It ended
+            # the batch with a traceback (exit 1) after the video was written, before it was recorded as done
+            log.warning("cannot remove %s, a partial file a killed run left: %s", leftover,
+                        "it belongs to another user, who can" if _owned_by_other(leftover) else "permission denied")  # fmt: skip
+
+
+def _owned_by_other(path: Path) -> bool:
+    try:
+        return hasattr(os, "geteuid") and os.lstat(path).st_uid != os.geteuid()
+    except OSError:
+        return False
 
 
 def _check_output(output: Path, *, overwrite: bool, is_dir: bool) -> None:

@@ -312,7 +312,7 @@ def plan_outputs(
             if folder and target.is_file() and not (overwrite or skip_existing):  # an interrupted run's: say how to resume it
                 raise SinkError(f"output exists: {target} (use --overwrite to redo it, or --skip-existing to keep the "
                                 "pictures already written and cut out the rest)")  # fmt: skip
-            check_target(target, overwrite=overwrite or (skip_existing and target.is_file()), is_dir=False)
+            check_target(target, overwrite=overwrite or (skip_existing and target.is_file()), is_dir=False, replaces=overwrite)
     return targets
 
 

@@ -18,6 +18,7 @@ import glob
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -126,7 +127,11 @@ if hasattr(os, "register_at_fork"):
 
 def being_written(path: str | Path) -> bool:
     """True when a live writer holds ``path`` (a ``.NAME.partial-*`` entry) under its ``writer_lock``: a run writing
-    it now, in this process or another, not a leftover of one killed. False where that cannot be told (no ``flock``)."""
+    it now, in this process or another, not a leftover of one killed. False where that cannot be told (no ``flock``).
+
+    True, too, for an entry this user may not open (``PermissionError``): another user's partial, made 0600 by mkstemp,
+    whose lock cannot be tested. Taken as a leftover, a batch run of a second user in a shared group-writable folder
+    removed the first user's work in progress, and named it a killed run's."""
     try:
         import fcntl
     except ImportError:  # Windows
@@ -135,6 +140,8 @@ def being_written(path: str | Path) -> bool:
         # O_NONBLOCK: a named pipe of a partial's name (no writer makes one) waited forever for a writer, and with it
         # the batch or process run looking for leftovers
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        return True  # cannot be told: another user's, and perhaps being written now, so left alone
     except OSError:
         return False
     try:
@@ -234,13 +241,16 @@ def refuse_link_loop(path: str | Path, what: str = "output") -> None:
         raise SinkError(f"cannot write {what} {path}: {loop}")
 
 
-def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
+def check_target(path: Path, *, overwrite: bool, is_dir: bool, replaces: Optional[bool] = None) -> None:
     """Fail early when ``path`` exists (without ``overwrite``), is the wrong kind, or its folder is unwritable.
 
     A ``path`` that is a symbolic link is checked where it leads, where the output is written (``through_link``): a
     link to a missing file is a missing output, as ``ffmpeg`` takes it (it said "output exists", and with
     ``--overwrite`` the run was written there), and the folder that must exist and be writable is the linked file's
-    (a link into a missing or read-only folder passed the checks and failed at the output's first write)."""
+    (a link into a missing or read-only folder passed the checks and failed at the output's first write).
+
+    ``replaces``: whether the run will replace an existing ``path`` (default: ``overwrite``); False where an existing
+    one is let be but kept (``image --skip-existing``), which another user's in a sticky folder may then be."""
     refuse_link_loop(path)
     real = through_link(path)
     leads = f", where {path} leads" if real != path else ""
@@ -263,6 +273,34 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool) -> None:
         raise SinkError(f"output folder does not exist: {parent}{leads} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SinkError(f"output folder is not writable: {parent}{leads}")
+    if overwrite if replaces is None else replaces:
+        _check_replaceable(path, real, parent)
+
+
+def _check_replaceable(path: Path, real: Path, parent: Path) -> None:
+    """Fail when ``real`` exists in a sticky folder (``/tmp``, a shared ``chmod 1777`` drop folder) and belongs to
+    another user: there only a file's owner (or the folder's) may rename over it, so ``--overwrite`` ran the whole
+    job and failed at its commit, "cannot move the finished output onto ...: Operation not permitted", the work lost."""
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        return
+    try:
+        folder, entry = os.stat(parent), os.lstat(real)
+    except OSError:
+        return  # gone meanwhile: nothing to replace
+    uid = os.geteuid()
+    if folder.st_mode & stat.S_ISVTX and entry.st_uid != uid and folder.st_uid != uid:
+        raise SinkError(f"cannot replace {path}: it belongs to {_user_name(entry.st_uid)}, and {parent} is a shared folder "
+                        "(sticky, as /tmp is) where only a file's owner may replace it; name another output")  # fmt: skip
+
+
+def _user_name(uid: int) -> str:
+    """``uid``'s login name ("uid 1234" where it has none)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 def _local_read(read: Optional[str | Path]) -> Optional[str]:

@@ -329,9 +329,32 @@ def unopened_camera(path: str) -> str:
     if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != _V4L_MAJOR:
         return f"{path} is no camera (not a video4linux device: cameras are /dev/videoN)"
     if not os.access(path, os.R_OK | os.W_OK):
-        return f"no permission to open {path} (its owner or the 'video' group can)"
+        return no_camera_permission(path, st)
     return (f"cannot open {path}: busy (another program, such as a call app, holds it?) or no capture device (a camera's "
             "second /dev/videoN carries only its metadata)")
+
+
+def no_camera_permission(path: str, st: os.stat_result) -> str:
+    """What to do about a camera node this user may not open: join the group the node names (said as such: "the
+    'video' group" was said for every node, where udev gives some to another group, or to none), or log in again
+    where the user joined it after this session began (the session's groups are fixed at login)."""
+    import grp
+    import pwd
+
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    if st.st_gid == 0 or st.st_mode & 0o060 != 0o060:  # the group cannot open it either
+        return f"no permission to open {path} (mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}, group '{group}'): ask the machine's administrator for access"
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+        member = user in grp.getgrgid(st.st_gid).gr_mem
+    except KeyError:
+        user, member = "$USER", False
+    if member and st.st_gid not in os.getgroups():
+        return f"no permission to open {path}: you joined its group '{group}' after this session began: log in again (or run `newgrp {group}`)"
+    return f"no permission to open {path}: join its group '{group}' (`sudo usermod -aG {group} {user}`, then log in again)"
 
 
 class CvCamera:

@@ -1,0 +1,251 @@
+"""Outputs, leftovers and cameras as a user other than the one who made them: a sticky shared folder (/tmp, a drop
+folder), another user's partial file being written now, a camera node of a group the user is not in.
+
+Each check runs its part as the user ``nobody`` in a forked child (``os.setuid``), so these need root, and are skipped
+with that reason elsewhere. The folders are made under /tmp (pytest's own are 0700, which nobody cannot enter)."""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import pickle
+import pwd
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="acting as another user (os.setuid) needs root")  # fmt: skip
+
+
+def _nobody() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam("nobody")
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
+def as_other_user(work: Callable[[], Any]) -> Any:
+    """``work()``'s result (or the exception it raised, returned) as ``nobody``, in a forked child."""
+    uid, gid = _nobody()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            try:
+                result: Any = work()
+            except BaseException as e:  # noqa: BLE001 - handed to the parent to assert on
+                result = e
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(pickle.dumps(result))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    assert data, "the child as nobody returned nothing"
+    return pickle.loads(data)
+
+
+@pytest.fixture
+def shared():
+    """A folder under /tmp everyone can enter; its mode is each test's to set."""
+    folder = Path(tempfile.mkdtemp(prefix="birefvid-users-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_overwrite_of_another_users_file_in_a_sticky_folder_is_refused_before_the_work(shared: Path):
+    """Only a file's owner may rename over it in a sticky folder: ``--overwrite`` ran the whole job and failed at the
+    commit ("Operation not permitted"), the work lost. The check says so before the work; a plain shared folder,
+    where the rename is allowed, passes."""
+    from birefvid.errors import SinkError
+    from birefvid.io.atomic import check_target
+
+    sticky, plain = shared / "sticky", shared / "plain"
+    for folder, mode in ((sticky, 0o1777), (plain, 0o777)):
+        folder.mkdir()
+        folder.chmod(mode)
+        (folder / "taken.webm").write_bytes(b"root's")
+
+    def check(folder: Path) -> Callable[[], Any]:
+        return lambda: check_target(folder / "taken.webm", overwrite=True, is_dir=False)
+
+    refused = as_other_user(check(sticky))
+    assert isinstance(refused, SinkError), refused
+    assert "belongs to root" in str(refused) and "sticky" in str(refused)
+    assert as_other_user(check(plain)) is None
+    assert (sticky / "taken.webm").read_bytes() == b"root's"
+
+
+def test_batch_leaves_another_users_partial_it_may_not_remove_with_a_warning(shared: Path):
+    """A killed run of another user left ``.a.partial-*.mov`` in a sticky folder: batch's clean-up after the video
+    raised PermissionError, a traceback and exit 1 with the video written but not recorded as done."""
+    from birefvid.batch.runner import remove_partials
+
+    shared.chmod(0o1777)
+    left = shared / ".a.partial-zzzzzzzz.mov"
+    left.write_bytes(b"killed")
+    left.chmod(0o644)
+
+    def clean() -> list[str]:
+        said: list[str] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                said.append(record.getMessage())
+
+        logging.getLogger("birefvid").addHandler(Keep())
+        remove_partials(shared / "a.mov")
+        return said
+
+    said = as_other_user(clean)
+    assert isinstance(said, list), said
+    assert any(str(left) in line and "another user" in line for line in said), said
+    assert left.exists()
+
+
+def test_another_users_partial_being_written_is_neither_removed_nor_named(shared: Path):
+    """A partial is 0600 while written (mkstemp), so another user cannot open it to test its writer lock: it was taken
+    for a killed run's, named as one and removed by a second user's batch in a group-writable folder, losing the
+    first user's work at its commit."""
+    from birefvid.batch.leftovers import partials_beside
+    from birefvid.batch.runner import remove_partials
+    from birefvid.io.atomic import AtomicFile
+
+    shared.chmod(0o777)
+    writing = AtomicFile(shared / "a.mov")  # this process (root) writing now
+    try:
+        assert stat.S_IMODE(writing.temp.stat().st_mode) == 0o600
+
+        def look() -> list[Path]:
+            named = partials_beside([shared / "a.mov"])
+            remove_partials(shared / "a.mov")
+            return named
+
+        assert as_other_user(look) == []
+        assert writing.temp.exists()
+    finally:
+        writing.discard()
+
+
+def test_a_camera_this_user_may_not_open_names_the_group_to_join(shared: Path):
+    """The message named "the 'video' group" whatever group the node has (udev gives some cameras to others)."""
+    from birefvid.io.live_connections import unopened_camera
+
+    group = next((g for g in grp.getgrall() if g.gr_gid not in (0, _nobody()[1]) and g.gr_name != "video"), None)
+    if group is None:
+        pytest.skip("no group other than root, nobody's and video on this machine")
+    node = shared / "video7"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o660, os.makedev(81, 7))
+    except PermissionError:
+        pytest.skip("this container may not make device nodes (no CAP_MKNOD)")
+    os.chown(node, 0, group.gr_gid)
+    node.chmod(0o660)
+    said = as_other_user(lambda: unopened_camera(str(node)))
+    assert f"join its group '{group.gr_name}'" in said, said
+    assert "usermod -aG" in said
+
+
+def test_a_shared_cache_made_under_umask_077_is_passed_by_not_loaded(shared: Path, monkeypatch):
+    """A cache another user (root, a CI image's build) filled under umask 077: its files are 0600 in readable folders.
+    The export was taken as cached, and OpenVINO's "Unable to read the model" ended every run, a traceback, exit 1;
+    its compiled blobs were linked into the user's own fallback cache, where they could not be read either. Now the
+    export is made again in the fallback cache, with a warning, and nothing unreadable is linked."""
+    from birefvid.backends import export
+
+    cache = shared / "cache"
+    for sub in ("onnx", "openvino"):
+        (cache / sub).mkdir(parents=True)
+    cache.chmod(0o755)
+    onnx, blob = cache / "onnx" / "birefnet-x.onnx", cache / "openvino" / "123.blob"
+    for made in (onnx, blob):
+        made.parent.chmod(0o755)
+        made.write_bytes(b"root's, 0600")
+        made.chmod(0o600)
+    temp = shared / "tmp"
+    temp.mkdir()
+    temp.chmod(0o1777)
+    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(cache))
+
+    def look() -> tuple[bool, list[str], list[str]]:
+        said: list[str] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                said.append(record.getMessage())
+
+        logging.getLogger("birefvid").addHandler(Keep())
+        tempfile.tempdir = str(temp)  # the fallback cache: here, not the machine's /tmp
+        trusted = export._trusted_export(onnx)
+        linked = sorted(os.listdir(export.writable_cache_dir("openvino")))
+        return trusted, linked, said
+
+    result = as_other_user(look)
+    assert isinstance(result, tuple), result
+    trusted, linked, said = result
+    assert trusted is False
+    assert any("cannot be read by this user" in line and "0600" in line for line in said), said
+    assert linked == []
+
+
+
+def test_skip_existing_keeps_another_users_picture_in_a_sticky_folder_without_refusing(shared: Path):
+    """``image --skip-existing`` keeps a picture already there: another user's in a sticky folder is no reason to
+    refuse the run, as ``--overwrite``'s replacing it is."""
+    from birefvid.commands.image import plan_outputs
+    from birefvid.errors import SinkError
+
+    shared.chmod(0o1777)
+    photo = shared / "in" / "a.jpg"
+    photo.parent.mkdir()
+    photo.parent.chmod(0o755)
+    photo.write_bytes(b"a photo")
+    out = shared / "out"
+    out.mkdir()
+    out.chmod(0o1777)
+    (out / "a.png").write_bytes(b"root's")
+    kept = as_other_user(lambda: plan_outputs([photo], out, overwrite=False, skip_existing=True))
+    assert kept == [out / "a.png"], kept
+    replaced = as_other_user(lambda: plan_outputs([photo], out, overwrite=True))
+    assert isinstance(replaced, SinkError) and "belongs to root" in str(replaced), replaced
+
+
+@pytest.mark.parametrize("home", ["/nonexistent", "read-only"])
+def test_a_local_ray_cluster_gets_its_token_where_the_home_cannot_keep_it(shared: Path, monkeypatch, home: str):
+    """Ray turns token authentication on for a cluster it starts and writes the token to ~/.ray/auth_token first: with
+    a home that is missing or read-only, ``batch --ray local`` ended with its PermissionError traceback, exit 1. The
+    run gives it the token in ``RAY_AUTH_TOKEN``; a home that keeps one (or a token given) is left to Ray."""
+    from birefvid.batch.ray_executor import token_without_home
+
+    if home == "read-only":
+        home = str(shared / "home")
+        Path(home).mkdir()
+        Path(home).chmod(0o755)  # root's: nobody cannot write it
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+
+    def give() -> tuple[bool, int]:
+        return token_without_home(), len(os.environ.get("RAY_AUTH_TOKEN", ""))
+
+    assert as_other_user(give) == (True, 64)
+    writable = shared / "own"
+    writable.mkdir()
+    os.chown(writable, *_nobody())
+    monkeypatch.setenv("HOME", str(writable))
+    assert as_other_user(give) == (False, 0)
+    assert (writable / ".ray").is_dir()
