@@ -70,19 +70,11 @@ def test_bench_quiet_prints_the_table_without_progress_lines(tmp_path, capsys):
     assert "speedup" in captured.out and "end to end" in captured.out
 
 
-def test_export_quiet_writes_the_file_without_a_summary_line(pvt_b0_weights, tmp_path, capsys, monkeypatch):
-    """`export -q`, as `process -q`: no `wrote ...` line; errors still one line. It had no -q.
-
-    The red-key test module stands in for the model the command loads: what `-q` leaves out does not depend on the
-    model, and its first export costs ~7 s of CPU where pvt_v2_b0's cost ~40 (51 s of CI's time under load)."""
-    import onnx
-    from process_fixtures import RedKey
-
-    monkeypatch.setenv("BIREFVID_CACHE_DIR", str(tmp_path / "cache"))  # a first export, whatever the session exported
-    monkeypatch.setattr("birefvid.models.weights.load_pretrained", lambda *a, **k: (RedKey(), (64, 64), "red key"))
+def test_export_quiet_writes_the_file_without_a_summary_line(pvt_b0_weights, tmp_path, capsys):
+    """`export -q`, as `process -q`: no `wrote ...` line; errors still one line. It had no -q."""
     out = tmp_path / "q.onnx"
     assert main(["export", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64", "-q"]) == 0
-    assert capsys.readouterr().err == "" and onnx.load(str(out)).graph.output[0].name == "logits"
+    assert capsys.readouterr().err == "" and out.stat().st_size > 1e6
     assert main(["export", str(out), "--weights", str(pvt_b0_weights), "--resolution", "64", "-q"]) == 2
     assert capsys.readouterr().err == f"birefvid: error: output exists: {out} (use --overwrite)\n"
     assert main(["export", str(tmp_path / "again.onnx"), "--weights", str(pvt_b0_weights), "--resolution", "64"]) == 0
