@@ -34,14 +34,12 @@ def clip(tmp_path_factory) -> Path:
     return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", n_frames=6).path
 
 
-# for tests of what a damaged file's frames say, decoded up to the damage (40-48 frames a run): the red-key test
-# module (conftest's ``red_key``) in place of the seeded pvt_v2_b0 the command loads, whose frames cost ~4 of these
-# tests' 5 s of CPU; the file, its decoding and the error line are the same whatever the model
-any_model = pytest.mark.usefixtures("red_key")
-
-
 @pytest.fixture
-def run(pvt_b0_weights):
+def run(pvt_b0_weights, red_key):
+    """``process`` as typed, with the red-key test module (conftest's ``red_key``) in place of the seeded pvt_v2_b0 it
+    loads: these tests are about inputs, outputs and their one-line errors, which no model changes, and the model's
+    load and frames were most of their CPU (a damaged file's tests decode and cut out 40-48 frames up to the damage)."""
+
     def _run(*args: str) -> int:
         return main(["process", *map(str, args), "--weights", str(pvt_b0_weights),
                      "--resolution", "64", "--device", "cpu", "-q"])  # fmt: skip
@@ -207,7 +205,6 @@ def test_song_with_cover_art_is_not_a_video(tmp_path, capsys, run):
     assert_nothing_written(tmp_path, "song.mp4")
 
 
-@any_model
 def test_corrupt_data_midway_fails_and_leaves_nothing(tmp_path, capsys, run):
     src = make_video(tmp_path / "good.mp4", n_frames=8, with_audio=False).path
     bad = damage_packet(src, tmp_path / "bad.mp4", 4)
@@ -290,7 +287,6 @@ def test_a_matroska_file_cut_off_near_its_end_fails(tmp_path, capsys, run, name)
     assert_nothing_written(tmp_path, name)
 
 
-@any_model
 def test_a_matroska_file_cut_off_is_refused_before_its_frames_are_decoded(tmp_path, capsys, run):
     """A cut-off Matroska file was refused only once decoded to its end (minutes of a long file): its Segment's size
     says so before the first frame. --end before the cut, the escape hatch, still processes the frames there."""
@@ -922,7 +918,6 @@ def _damaged_midway(tmp_path: Path, ext: str) -> Path:
     return damage_packet(ok, tmp_path / f"bad{ext}", 18, length=400)
 
 
-@any_model
 def test_a_damaged_frame_is_numbered_from_the_files_start_after_a_start_too(tmp_path, run, capsys):
     """After ``--start`` (a seek to the keyframe before it) the failing frame was numbered from that keyframe: frame 6
     of the seek, where the file's frame is 18, and a time to pass to --end could not be read off it. Now the file's
@@ -939,7 +934,6 @@ def test_a_damaged_frame_is_numbered_from_the_files_start_after_a_start_too(tmp_
     assert not out.exists()
 
 
-@any_model
 def test_a_damaged_frame_of_a_variable_frame_rate_file_is_its_own_number_and_time(tmp_path, run, capsys):
     """A variable frame rate (20 frames at 10 fps, then 40 at 50 fps, as a phone records): the frame number and time
     were worked out from the average rate, so the damaged frame 40 (2.400 s) was '1.867 s in', before the --end hint
@@ -961,7 +955,6 @@ def test_a_damaged_frame_of_a_variable_frame_rate_file_is_its_own_number_and_tim
     assert not out.exists()
 
 
-@any_model
 def test_a_matroska_cluster_ffmpeg_skips_is_refused_and_its_good_parts_named(tmp_path, run, capsys):
     """A .mkv whose damaged Cluster FFmpeg's demuxer skips, logging it only: process wrote an output of the frames left
     (37 of 48) and exited 0, unwarned. It is refused as a file damaged midway is, nothing written, and the --end and
@@ -988,7 +981,6 @@ def test_a_matroska_cluster_ffmpeg_skips_is_refused_and_its_good_parts_named(tmp
     assert len(read_video(rest, "gray").pts) == 48 - round(float(m[2]) * 25)
 
 
-@any_model
 def test_a_damaged_packet_behind_b_frames_is_numbered_as_ffprobe_lists_it(tmp_path, run, capsys, monkeypatch):
     """With B-frames the decoder holds frames back: a damaged packet was said as the first frame it had not handed out
     (frame 38 at 2.360 s), not the frame whose packet ffprobe lists as damaged (39 at 2.380 s). Now the packet's own
@@ -1020,7 +1012,6 @@ def test_a_damaged_packet_behind_b_frames_is_numbered_as_ffprobe_lists_it(tmp_pa
     assert not out.exists()
 
 
-@any_model
 def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_parts(tmp_path, run, capsys):
     """A file damaged midway is still refused (no partial output that looks whole), but its line now says which --end
     processes the frames before the damage and which --start those from the next keyframe after it; both then work."""
@@ -1042,7 +1033,6 @@ def test_a_file_damaged_midway_names_the_end_and_start_that_process_its_good_par
     assert line.endswith(f"; --start {m[2]} processes the part from the next keyframe after it (if that decodes)"), line
 
 
-@any_model
 def test_the_damage_hint_names_no_start_past_the_users_end(tmp_path, run, capsys):
     """With an --end before the next keyframe after the damage (0.92 s here), the line said "--start 0.920 the part from
     the next keyframe": with that --end, a --start the run then refused as not before it."""
