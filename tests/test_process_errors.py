@@ -35,7 +35,11 @@ def clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def run(pvt_b0_weights):
+def run(pvt_b0_weights, red_key):
+    """``process`` as typed, with the red-key test module (conftest's ``red_key``) in place of the seeded pvt_v2_b0 it
+    loads: these tests are about inputs, outputs and their one-line errors, which no model changes, and the model's
+    load and frames were most of their CPU (a damaged file's tests decode and cut out 40-48 frames up to the damage)."""
+
     def _run(*args: str) -> int:
         return main(["process", *map(str, args), "--weights", str(pvt_b0_weights),
                      "--resolution", "64", "--device", "cpu", "-q"])  # fmt: skip

@@ -40,7 +40,10 @@ def plate(tmp_path) -> Path:
 
 
 @pytest.fixture
-def run(pvt_b0_weights):
+def run(pvt_b0_weights, red_key):
+    """``process`` as typed, with the red-key test module in place of the model it loads (conftest's ``red_key``): these
+    tests are about files and their names, and the seeded pvt_v2_b0's load and frames were most of a run's CPU."""
+
     def _run(*args: object) -> int:
         return main(["process", *map(str, args), "--weights", str(pvt_b0_weights), "--resolution", "64", "--device", "cpu", "-q"])
 

@@ -103,6 +103,7 @@ def run(pvt_b0_weights):
     return _run
 
 
+@pytest.mark.usefixtures("red_key")  # ~100 frames in all: the red-key module, where the seeded pvt_v2_b0 cost 11 of its 18 s of CPU; no model changes the line
 def test_process_refuses_a_ts_that_lost_frames_and_names_its_good_parts(tmp_path, run, capsys):
     """process wrote 73 of 100 frames of such a file with exit 0 (HEVC, bytes zeroed), or, as here, failed on a frame
     'out of order' after the loss with a remux hint that does not help. It is refused before any work, nothing written, one line naming the frame and time, and the --end and

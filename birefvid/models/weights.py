@@ -221,7 +221,8 @@ def check_dtypes(state: Mapping[str, torch.Tensor], backbone: str, source: str) 
                            "weights: save the checkpoint from the model before it was quantized or converted")  # fmt: skip
     # a file converted tensor by tensor ({k: v.half()}) holds the model's integer indices as floats too: taken back as
     # integers where they are exact; bfloat16 rounds Swin's (up to 528) and the model would look up the wrong places
-    rounded = [k for k in state if k in _integer_keys(backbone) and not k.endswith(OPTIONAL_KEY)
+    integer = _integer_keys(backbone)  # once: made again for each key, it was a dict of the model's ~600 keys ~600 times a load
+    rounded = [k for k in state if k in integer and not k.endswith(OPTIONAL_KEY)
                and state[k].is_floating_point() and not _holds_exact_integers(state[k])]  # fmt: skip
     if rounded:
         k = rounded[0]
