@@ -708,7 +708,12 @@ class RayExecutor:
                               f"machine gone or the network to it cut")  # fmt: skip
 
     def _replace(self, dead: Any) -> Any:
-        """A new worker in place of one that died more often than Ray restarts it."""
+        """A new worker in place of one that died more often than Ray restarts it.
+
+        The dead one is forgotten as seen up (``_up`` holds ``id()``s): CPython puts a new handle where a freed one was,
+        so a fresh worker made after it, with its ``id()``, was taken for one seen up, and its death as it started was
+        not counted towards ``DEATHS_IN_A_ROW`` (one more fresh worker, and its model load, each time)."""
+        self._up.discard(id(dead))
         fresh = self._actor.remote(self._job, self._threads, self._folder, self._no_telemetry)
         self._actors = [fresh if a is dead else a for a in self._actors]
         return fresh
