@@ -563,6 +563,30 @@ def test_a_replaced_worker_is_forgotten_so_a_fresh_one_in_its_place_dying_as_it_
     assert ray.actors_made == 4  # the one up, then three that died as they started
 
 
+def test_a_ray_error_quoted_in_the_runs_error_line_keeps_no_terminal_codes():
+    """Ray's error, quoted in the run's one error line, had only its colours taken out: a cursor move and line erase
+    (ESC[1A ESC[2K) from a worker's error erased the terminal's line above the error line, and an OSC hyperlink or a BEL
+    went out raw (a log file kept them). It is now cleaned as a raylet notice is; a first line of codes alone is no
+    line. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.errors import PipelineError
+
+    class Raw(_FakeRay):
+        def get(self, ref):
+            self.calls.pop(ref)
+            raise self.ActorDied("\x1b[0m\x1b]0;title\x07\nThe actor died \x1b[1A\x1b[2Kbecause of an error raised in its creation task, "
+                                 "\x1b]8;;file:///tmp/raylet.out\x1b\\ray::ChunkWorker.__init__()\x1b]8;;\x1b\\ (pid=1)\x07\nnext line")
+
+    executor = _fake_executor(Raw(ray_executor.MAX_RESTARTS), 1)
+    tasks = [ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0")]
+    with pytest.raises(PipelineError) as raised:
+        executor.run(tasks, lambda task, result: None, on_failure=lambda task, exc: None)
+    line = str(raised.value)
+    assert line.endswith("the last: The actor died because of an error raised in its creation task, ray::ChunkWorker.__init__() (pid=1)\\x07"), line
+    assert line.isprintable(), line
+
+
 def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_worker_killed_mid_chunk_is_retried(ray_session, tmp_path, monkeypatch):
     """The job fields that travel in each task's JSON to the workers: --video-stream 0 (a drone's proxy, not ffmpeg's
     default #1) cut in chunks at the proxy's keyframes, and --ext png's folder of a dotted name (its trailing /), both

@@ -163,10 +163,13 @@ _COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _first_line(exc: BaseException) -> str:
-    """The first line of Ray's error, without the terminal colours Ray puts in it (``ESC[36mray::ChunkWorker.__init__()
-    ESC[39m``: a log file or a non-terminal stderr got the escape codes in the one error line)."""
-    text = _COLOURS.sub("", str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The first line of Ray's error that says anything, as a notice is said (``_printable``): without the terminal
+    colours Ray puts in it (``ESC[36mray::ChunkWorker.__init__() ESC[39m``: a log file or a non-terminal stderr got the
+    escape codes in the one error line), nor any other escape sequence or control character. Only colours were taken
+    out, so a cursor move and line erase (ESC[1A ESC[2K) quoted from a worker's error erased the terminal's line above
+    the run's error line, and an OSC hyperlink or a BEL went out raw in it."""
+    lines = [line for line in (_printable(raw) for raw in str(exc).splitlines()) if line]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _ray_errors(ray: Any, *names: str) -> tuple[type[BaseException], ...]:
