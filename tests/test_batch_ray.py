@@ -991,6 +991,18 @@ def test_a_notices_terminal_codes_and_control_characters_do_not_reach_the_termin
     assert line == "birefvid: warning: Ray: one two" and line.isprintable()
 
 
+def test_a_notices_other_escape_sequences_and_c1_controls_do_not_reach_the_terminal():
+    """0e0043f took out CSI and OSC sequences and the two-byte ones of ESC @ to ESC _ only: ``tput sgr0``'s ESC(B, the
+    cursor's save and restore (ESC7 ESC8) and a reset (ESC c) went out as ``\\x1b(B`` and so on, their bytes after the
+    ESC kept, and a C1 control (U+009B, a CSI to xterm in UTF-8; U+009D, an OSC) went to the terminal raw, the line not
+    printable."""
+    from birefvid.batch.ray_executor import notice_line
+
+    assert notice_line("\x1b[31mred\x1b(B\x1b[m done \x1b7saved\x1b8 \x1bcreset \x1b#8") == "red done saved reset"
+    line = notice_line("c1 \u009b2K erase \u009d0;title\u009c\u0085next line")  # U+0085: a line break to str.splitlines
+    assert line == "c1 \\x9b2K erase \\x9d0;title\\x9c next line" and line.isprintable(), line
+
+
 # what Ray's log monitor sent of a raylet's raylet.err as its memory monitor killed workers (Ray 2.60, a local Ray with
 # RAY_memory_usage_threshold=0.05; the advice shortened)
 OOM_LOG = ["[2026-12-07 14:09:38,559 E 13826 13826] (raylet) node_manager.cc:3517: 33 Workers (tasks / actors) killed due to memory "

@@ -259,9 +259,11 @@ NOTICE_LINES = 4
 
 
 # terminal escape sequences (ECMA-48): CSI (colours, and cursor moves and erasing: ESC[1A ESC[2K), OSC (a title, a
-# hyperlink: ESC]8;;URL ESC\), and the two-byte ones; then the control characters left, written \xNN
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# hyperlink: ESC]8;;URL ESC\), and the others, ESC, intermediates, a final byte (ESC(B, which `tput sgr0` ends a colour
+# with; ESC7 and ESC8, which save and restore the cursor; ESC c, a reset); then the control characters left, the C1
+# ones too (U+0080-U+009F: U+009B is a CSI to xterm in UTF-8), written \xNN
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 def _printable(line: str) -> str:
