@@ -442,6 +442,151 @@ def test_workers_rays_memory_monitor_kills_for_good_as_they_start_end_the_run_in
     assert len(retried) == 1 and ray.actors_made == 3 and len(ray.killed) == 3  # the first, two fresh ones, each killed
 
 
+class _OomOnce(_FakeRay):
+    """Ray's own semantics for a worker its memory monitor kills mid-chunk (Ray 2.60's actor task submitter and GCS):
+    the chunk's call fails with OutOfMemoryError; a call made while Ray restarts the worker (restarts left) waits in
+    its queue and is answered once it is up; only a worker with its restarts spent is dead, every call to it then
+    answered with OutOfMemoryError at once. It also checks that no chunk runs on two workers at once."""
+
+    def __init__(self, restarts: int, kills: dict[str, int]) -> None:
+        super().__init__(restarts)
+        self.kills, self.killed, self.running = dict(kills), [], []
+
+    def get(self, ref):
+        actor, task = self.calls.pop(ref)
+        if task is not None:
+            self.running.remove(task.path)
+        if actor.dead:
+            raise self.OutOfMemory(OOM_KILLED)
+        if task is not None and self.kills.get(task.path, 0) > 0:
+            self.kills[task.path] -= 1
+            actor.deaths += 1
+            actor.dead = actor.deaths > self.restarts
+            raise self.OutOfMemory(OOM_KILLED)
+        return {"frames": 1} if task is not None else None
+
+    def kill(self, actor):
+        self.killed.append(actor)
+
+    def actor(self, *_):
+        import types
+
+        handle = super().actor()
+        handle.dead, run = False, handle.run.remote
+
+        def start(task, counter=None):
+            assert task.path not in self.running, f"{task.path} running on two workers at once"
+            self.running.append(task.path)
+            return run(task, counter)
+
+        handle.run = types.SimpleNamespace(remote=start)
+        return handle
+
+
+@pytest.mark.parametrize("restarts, kept", [(3, True), (0, False)])
+def test_a_worker_rays_memory_monitor_kills_once_mid_chunk_is_kept_and_its_chunk_run_again_once(monkeypatch, restarts, kept):
+    """5243103 made OutOfMemoryError on a worker's ready call mean "gone for good" (killed, replaced). Ray answers so
+    only for a worker with its restarts spent: one killed once with restarts left is restarted by Ray, and its ready call
+    waits for that. So a worker killed once mid-chunk is kept (no model loaded again, nothing killed), one killed for
+    good is replaced; either way its chunk runs again exactly once, never on two workers at once. Ray faked."""
+    from birefvid.batch.chunk import ChunkTask
+
+    ray = _OomOnce(restarts, {"a.0": 1})
+    executor = _fake_executor(ray, 1)
+    first = executor._actors[0]
+    retried: list[str] = []
+    executor.on_retry = lambda task, why: retried.append(task.path)
+    tasks = [ChunkTask(name, {}, {"index": 0, "start_pts": 0}, f"{name[0]}.0") for name in ("a.mkv", "b.mkv", "c.mkv")]
+    done: list[str] = []
+    executor.run(tasks, lambda task, result: done.append(task.path), on_failure=lambda task, exc: pytest.fail(str(exc)))
+    assert done == ["a.0", "b.0", "c.0"] and retried == ["a.0"] and not ray.running
+    assert (executor._actors == [first], ray.actors_made, ray.killed) == ((True, 1, []) if kept else (False, 2, [first]))
+    assert not executor._starting and not executor._unavailable
+
+
+class _Recycled(_FakeRay):
+    """The first worker is up, runs a.mkv's chunk, then b.mkv's gets it killed for good by Ray's memory monitor; every
+    fresh worker then dies as it starts (Ray's creation error). The second fresh worker's handle is the first worker's
+    object made anew: CPython puts a new object where a freed one of its size was, the same ``id()``, and the first's
+    handle was freed once it was replaced."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.first = None
+
+    def get(self, ref):
+        made, task = self.calls.pop(ref)
+        if made == 1:
+            if task is not None and task.video == "a.mkv":
+                return {"frames": 1}
+            raise self.OutOfMemory(OOM_KILLED)
+        raise self.ActorDied("The actor died because of an error raised in its creation task, ray::ChunkWorker.__init__() (pid=1)")
+
+    def actor(self, *_):
+        import types
+
+        self.actors_made += 1
+        assert self.actors_made <= 20, "fresh workers one after another, without end"
+        made = self.actors_made
+
+        def call(task, counter=None):
+            ref = next(self.ids)
+            self.calls[ref] = (made, task)
+            return ref
+
+        class Handle:  # hashable by identity, as Ray's actor handles are
+            pass
+
+        handle = self.first if made == 3 else Handle()  # the third made where the first was
+        handle.__dict__.clear()
+        handle.__dict__.update(run=types.SimpleNamespace(remote=call), __ray_ready__=types.SimpleNamespace(remote=lambda: call(None)))
+        self.first = self.first or handle
+        return handle
+
+
+def test_a_replaced_worker_is_forgotten_so_a_fresh_one_in_its_place_dying_as_it_starts_counts(monkeypatch):
+    """A worker that was up kept its ``id()`` in the executor's table of workers seen up after it was killed for good
+    and replaced. A fresh worker that CPython puts where the dead one's handle was has that ``id()``: taken for one seen
+    up, its death as it started was not counted, and a fourth fresh worker was made (a model loaded again) where three
+    dying in a row end the run, once more for each such reuse. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.errors import PipelineError
+
+    monkeypatch.setattr(ray_executor, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(ray_executor, "NO_ROOM_SECONDS", 3600.0)  # not what ends it
+    ray = _Recycled()
+    executor = _fake_executor(ray, 1)
+    tasks = [ChunkTask(name, {}, {"index": 0, "start_pts": 0}, f"{name[0]}.0") for name in ("a.mkv", "b.mkv")]
+    with pytest.raises(PipelineError, match="3 Ray workers in a row died as they started"):
+        executor.run(tasks, lambda task, result: None, on_failure=lambda task, exc: None)
+    assert ray.actors_made == 4  # the one up, then three that died as they started
+
+
+def test_a_ray_error_quoted_in_the_runs_error_line_keeps_no_terminal_codes():
+    """Ray's error, quoted in the run's one error line, had only its colours taken out: a cursor move and line erase
+    (ESC[1A ESC[2K) from a worker's error erased the terminal's line above the error line, and an OSC hyperlink or a BEL
+    went out raw (a log file kept them). It is now cleaned as a raylet notice is; a first line of codes alone is no
+    line. Ray faked."""
+    from birefvid.batch import ray_executor
+    from birefvid.batch.chunk import ChunkTask
+    from birefvid.errors import PipelineError
+
+    class Raw(_FakeRay):
+        def get(self, ref):
+            self.calls.pop(ref)
+            raise self.ActorDied("\x1b[0m\x1b]0;title\x07\nThe actor died \x1b[1A\x1b[2Kbecause of an error raised in its creation task, "
+                                 "\x1b]8;;file:///tmp/raylet.out\x1b\\ray::ChunkWorker.__init__()\x1b]8;;\x1b\\ (pid=1)\x07\nnext line")
+
+    executor = _fake_executor(Raw(ray_executor.MAX_RESTARTS), 1)
+    tasks = [ChunkTask("a.mkv", {}, {"index": 0, "start_pts": 0}, "a.0")]
+    with pytest.raises(PipelineError) as raised:
+        executor.run(tasks, lambda task, result: None, on_failure=lambda task, exc: None)
+    line = str(raised.value)
+    assert line.endswith("the last: The actor died because of an error raised in its creation task, ray::ChunkWorker.__init__() (pid=1)\\x07"), line
+    assert line.isprintable(), line
+
+
 def test_the_video_stream_and_a_dotted_png_folder_cross_to_the_workers_and_a_worker_killed_mid_chunk_is_retried(ray_session, tmp_path, monkeypatch):
     """The job fields that travel in each task's JSON to the workers: --video-stream 0 (a drone's proxy, not ffmpeg's
     default #1) cut in chunks at the proxy's keyframes, and --ext png's folder of a dotted name (its trailing /), both
@@ -844,6 +989,18 @@ def test_a_notices_terminal_codes_and_control_characters_do_not_reach_the_termin
                                     "args": (notice_line("one\x1b[2K\ntwo\x1b[1A"),)})  # fmt: skip
     line = CliLogFormatter().format(record)
     assert line == "birefvid: warning: Ray: one two" and line.isprintable()
+
+
+def test_a_notices_other_escape_sequences_and_c1_controls_do_not_reach_the_terminal():
+    """0e0043f took out CSI and OSC sequences and the two-byte ones of ESC @ to ESC _ only: ``tput sgr0``'s ESC(B, the
+    cursor's save and restore (ESC7 ESC8) and a reset (ESC c) went out as ``\\x1b(B`` and so on, their bytes after the
+    ESC kept, and a C1 control (U+009B, a CSI to xterm in UTF-8; U+009D, an OSC) went to the terminal raw, the line not
+    printable."""
+    from birefvid.batch.ray_executor import notice_line
+
+    assert notice_line("\x1b[31mred\x1b(B\x1b[m done \x1b7saved\x1b8 \x1bcreset \x1b#8") == "red done saved reset"
+    line = notice_line("c1 \u009b2K erase \u009d0;title\u009c\u0085next line")  # U+0085: a line break to str.splitlines
+    assert line == "c1 \\x9b2K erase \\x9d0;title\\x9c next line" and line.isprintable(), line
 
 
 # what Ray's log monitor sent of a raylet's raylet.err as its memory monitor killed workers (Ray 2.60, a local Ray with

@@ -165,10 +165,13 @@ _COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _first_line(exc: BaseException) -> str:
-    """The first line of Ray's error, without the terminal colours Ray puts in it (``ESC[36mray::ChunkWorker.__init__()
-    ESC[39m``: a log file or a non-terminal stderr got the escape codes in the one error line)."""
-    text = _COLOURS.sub("", str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The first line of Ray's error that says anything, as a notice is said (``_printable``): without the terminal
+    colours Ray puts in it (``ESC[36mray::ChunkWorker.__init__() ESC[39m``: a log file or a non-terminal stderr got the
+    escape codes in the one error line), nor any other escape sequence or control character. Only colours were taken
+    out, so a cursor move and line erase (ESC[1A ESC[2K) quoted from a worker's error erased the terminal's line above
+    the run's error line, and an OSC hyperlink or a BEL went out raw in it."""
+    lines = [line for line in (_printable(raw) for raw in str(exc).splitlines()) if line]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _ray_errors(ray: Any, *names: str) -> tuple[type[BaseException], ...]:
@@ -279,9 +282,11 @@ NOTICE_LINES = 4
 
 
 # terminal escape sequences (ECMA-48): CSI (colours, and cursor moves and erasing: ESC[1A ESC[2K), OSC (a title, a
-# hyperlink: ESC]8;;URL ESC\), and the two-byte ones; then the control characters left, written \xNN
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# hyperlink: ESC]8;;URL ESC\), and the others, ESC, intermediates, a final byte (ESC(B, which `tput sgr0` ends a colour
+# with; ESC7 and ESC8, which save and restore the cursor; ESC c, a reset); then the control characters left, the C1
+# ones too (U+0080-U+009F: U+009B is a CSI to xterm in UTF-8), written \xNN
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 def _printable(line: str) -> str:
@@ -732,7 +737,12 @@ class RayExecutor:
                               f"machine gone or the network to it cut")  # fmt: skip
 
     def _replace(self, dead: Any) -> Any:
-        """A new worker in place of one that died more often than Ray restarts it."""
+        """A new worker in place of one that died more often than Ray restarts it.
+
+        The dead one is forgotten as seen up (``_up`` holds ``id()``s): CPython puts a new handle where a freed one was,
+        so a fresh worker made after it, with its ``id()``, was taken for one seen up, and its death as it started was
+        not counted towards ``DEATHS_IN_A_ROW`` (one more fresh worker, and its model load, each time)."""
+        self._up.discard(id(dead))
         fresh = self._actor.remote(self._job, self._threads, self._folder, self._no_telemetry)
         self._actors = [fresh if a is dead else a for a in self._actors]
         return fresh
