@@ -321,3 +321,26 @@ def test_a_loss_is_counted_in_frames_where_the_muxer_nudged_a_decoding_time_by_a
     found = lost(bad)
     count = int(re.match(r"(\d+) frames of its video lost", found.what)[1]) if found is not None else None
     assert count is not None and 0 < count <= missing, (found, missing)
+
+
+def test_a_loss_is_found_where_the_stream_steps_far_faster_than_its_guessed_rate(tmp_path):
+    """A screen recording whose first frames came a second apart (nothing moved) and then 100 a second: FFmpeg guesses
+    its rate from the first ones (2 fps), and every step shorter than an eighth of that was set aside as a muxer's
+    one-tick nudge, so its frames were no frames and 22 of them lost with their packets were not seen: process failed
+    after the loss on a frame 'out of order (DivX/XviD with packed B-frames?)'. A nudge is a tick or two, never a frame."""
+    need_binary("ffmpeg", "ffmpeg")
+    screen = tmp_path / "screen.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=6",
+                    "-c:v", "libx264", "-bf", "2", "-g", "25", "-threads", "1",
+                    "-vf", "settb=1/90000,setpts='if(lt(N,8),N,8+(N-8)/100)/TB'", "-fps_mode", "passthrough",
+                    "-enc_time_base", "1/90000", str(screen)], check=True, capture_output=True)  # fmt: skip
+    with av.open(str(screen)) as c:
+        stream = c.streams.video[0]
+        assert stream.guessed_rate <= 4, "FFmpeg guessed the fast rate: not the stream this is about"
+    assert lost(screen) is None
+    bad = damaged(screen, tmp_path / "bad.ts", "drop")
+    missing = len(decoded_frames(screen)) - len(decoded_frames(bad))
+    found = lost(bad)
+    count = int(re.match(r"(\d+) frames? of its video lost", found.what)[1]) if found is not None else None
+    assert count is not None and 0 < count <= missing, (found, missing)
+    assert found.at > 8  # in the fast part, after the 8 slow seconds

@@ -45,6 +45,10 @@ LOST_STEP = 1.5
 # a step in decoding time this many times shorter than the declared frame interval, or shorter, is not a frame's (a
 # field's is half, GStreamer's MPEG-2 declares the field rate: a quarter of a true frame)
 NUDGE = 8
+# and never a step longer than this (seconds): FFmpeg's nudge is a tick or two, while a stream may step far faster than
+# its declared rate (a screen recording whose first frames, which FFmpeg guesses the rate from, came a second apart),
+# and its frames set aside as nudges hid a loss of dozens of them
+NUDGE_MOST_S = Fraction(1, 2000)
 # the distinct steps in decoding time remembered as the stream's own (a variable frame rate has many)
 USUAL_STEPS = 256
 # the formats checked: FFmpeg names M2TS/MTS (192-byte packets) "mpegts" too
@@ -68,14 +72,19 @@ class LossWatch:
     """Watches one video stream's packets in demux order for whole frames lost (``packet`` returns a ``Loss``).
     ``interval``: the stream's frame interval in its time base, where known; the shortest step seen is taken too."""
 
-    def __init__(self, interval: Optional[Fraction] = None, breaks: tuple[int, ...] = ()) -> None:
+    def __init__(self, interval: Optional[Fraction] = None, breaks: tuple[int, ...] = (),
+                 time_base: Optional[Fraction] = None) -> None:
         """``breaks``: the bytes where the file's packets lose their sync (``sync_breaks``): a jump in decoding time
-        across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple)."""
+        across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple).
+        ``time_base``: the stream's, which caps a nudge at ``NUDGE_MOST_S``."""
         self._declared = interval if interval and interval > 0 else None
         self.interval = self._declared
         # a step this small is no frame's but a muxer's nudge: FFmpeg makes a decoding time that would repeat one tick
         # later ("Non-monotonous DTS"), and a one-tick frame counted every loss in ticks (93843 frames for 24 lost)
+        # (an eighth of the declared interval, at most NUDGE_MOST_S: the declared rate may be far slower than the steps)
         self._nudge = int(self._declared / NUDGE) if self._declared is not None else 0
+        if time_base:
+            self._nudge = min(self._nudge, int(NUDGE_MOST_S / Fraction(time_base)))
         self._smallest: Optional[int] = None  # the smallest step in decoding time seen
         self._guessed = False  # ``interval`` is the declared rate's, not a step seen
         self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
@@ -261,7 +270,7 @@ def _scan(path: str, stream_index: int) -> _Scanned:
     with av.open(path) as container:
         stream = container.streams[stream_index]
         tb = Fraction(stream.time_base)
-        watch = LossWatch(frame_interval(stream), sync_breaks(path))
+        watch = LossWatch(frame_interval(stream), sync_breaks(path), tb)
         shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
         keyframes: list[int] = []
         losses: list[Loss] = []
