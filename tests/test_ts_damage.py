@@ -344,3 +344,22 @@ def test_a_loss_is_found_where_the_stream_steps_far_faster_than_its_guessed_rate
     count = int(re.match(r"(\d+) frames? of its video lost", found.what)[1]) if found is not None else None
     assert count is not None and 0 < count <= missing, (found, missing)
     assert found.at > 8  # in the fast part, after the 8 slow seconds
+
+
+def test_a_ts_padded_with_stuffing_bytes_is_not_said_to_be_cut_off(tmp_path, caplog):
+    """A recorder or copy that pads its file to a sector with stuffing bytes (0xFF) leaves a size that is no multiple
+    of 188 after whole packets: FFmpeg reads every frame without a word, but it was said to 'end partway through an
+    MPEG-TS packet, as a recording stopped abruptly ... leaves it'. Stuffing after the last packet is no cut; a packet
+    cut off with stuffing after it (a card's erased blocks) still is."""
+    from birefvid.io.video_source import VideoFileSource, mpegts_cut_off
+
+    data = make_ts(tmp_path / "ok.ts", seconds=2).read_bytes()
+    padded = tmp_path / "padded.ts"
+    padded.write_bytes(data + b"\xff" * (-len(data) % 2048 or 2048))
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) - 100] + b"\xff" * 2000)
+    assert len(padded.read_bytes()) % PACKET and len(cut.read_bytes()) % PACKET
+    with caplog.at_level(logging.WARNING), VideoFileSource(padded, threads=1) as src:
+        assert len(list(src)) == 50
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+    assert "ends partway through an MPEG-TS packet" in (mpegts_cut_off(cut, "mpegts") or "")

@@ -188,21 +188,41 @@ def sync_breaks(path: str) -> tuple[int, ...]:
     return tuple(found)
 
 
+# the most stuffing bytes (0xFF) after the last packet looked through: a recorder or copy that pads its file to a
+# sector or block (2048 bytes, a card's 32 KB) writes them, and FFmpeg reads such a file whole without a word
+STUFFING_MOST = 1 << 16
+
+
 def ends_whole(path: str) -> bool:
     """Whether an MPEG-TS file ends on a whole packet: its last three 188-, 192- or 204-byte packets start with the
-    sync byte (M2TS's 4 bytes in). The file's size alone does not say: a recording whose start was cut at any byte (a
-    stream joined midway, a clip cut out with dd) or that lost bytes within a packet midway ends whole all the same."""
+    sync byte (M2TS's 4 bytes in), stuffing bytes (0xFF) after them aside. The file's size alone does not say: a
+    recording whose start was cut at any byte (a stream joined midway, a clip cut out with dd) or that lost bytes
+    within a packet midway ends whole all the same, and so does one padded with 0xFF to a sector."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             n = f.tell()
-            tail_size = min(n, 3 * 204)
+            tail_size = min(n, 3 * 204 + STUFFING_MOST)
             f.seek(n - tail_size)
             tail = f.read(tail_size)
     except OSError:
         return False
-    return any(len(tail) >= 3 * size and all(tail[len(tail) - j * size + sync] == 0x47 for j in (1, 2, 3))
-               for size, sync in ((188, 0), (192, 4), (204, 0)))
+    # the last packet ends where the file does, or where its stuffing starts, or within the stuffing where that packet
+    # is stuffing itself (a null packet, or an adaptation field alone: 0xFF to its end); a packet cut off and padded
+    # after with 0xFF (a card's erased blocks) is told from a whole one only so, as one that carries data ends on it
+    content = len(tail.rstrip(b"\xff"))
+
+    def whole(end: int, size: int, sync: int) -> bool:
+        return end >= 3 * size and all(tail[end - j * size + sync] == 0x47 for j in (1, 2, 3))
+
+    def stuffing(end: int, size: int, sync: int) -> bool:
+        head = end - size + sync
+        pid = (tail[head + 1] & 0x1F) << 8 | tail[head + 2]
+        return pid == 0x1FFF or tail[head + 3] & 0x30 == 0x20
+
+    return any(whole(end, size, sync) and (end in (len(tail), content) or stuffing(end, size, sync))
+               for size, sync in ((188, 0), (192, 4), (204, 0))
+               for end in range(content, min(len(tail), content + size) + 1))
 
 
 def _alignment(data: np.ndarray, start: int) -> tuple[Optional[int], int]:
