@@ -363,3 +363,26 @@ def test_a_ts_padded_with_stuffing_bytes_is_not_said_to_be_cut_off(tmp_path, cap
         assert len(list(src)) == 50
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
     assert "ends partway through an MPEG-TS packet" in (mpegts_cut_off(cut, "mpegts") or "")
+
+
+def test_a_ts_whose_frames_declare_their_length_cut_off_at_a_packet_is_not_said_to_have_lost_its_end(tmp_path, caplog):
+    """A PES that declares its length (GStreamer's, a broadcast's or a camera's video; ffmpeg's with
+    -omit_video_pes_length 0) cut short by the file's end is flagged corrupt by FFmpeg: such a recording merely cut off
+    at a packet (a camera's stopped, a dump's) was warned of as 'the video's last packets are missing or damaged, as a
+    recording over a lossy network leaves it' at most cuts in its second half. Its counters run on: nothing is said (one that lost
+    packets at its end still is: test_a_ts_that_lost_its_end_with_its_packets_says_so_and_one_merely_cut_off_does_not)."""
+    from birefvid.io.ts_damage import damaged_end
+    from birefvid.io.video_source import VideoFileSource
+
+    ok = make_ts(tmp_path / "ok.ts", "-an", "-omit_video_pes_length", "0")
+    data = ok.read_bytes()
+    cut = tmp_path / "cut.ts"
+    said = []
+    for k in range(len(data) // PACKET // 2, len(data) // PACKET):
+        cut.write_bytes(data[: k * PACKET])
+        if damaged_end(str(cut), 0) is not None:
+            said.append(k)
+    assert said == []
+    with caplog.at_level(logging.WARNING), VideoFileSource(cut, threads=1) as src:
+        assert len(list(src)) > 0
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

@@ -289,7 +289,7 @@ def _lost_frames_of(path: str, stream_index: int, size: int, mtime_ns: int, inod
 def _scan(path: str, stream_index: int) -> _Scanned:
     with av.open(path) as container:
         stream = container.streams[stream_index]
-        tb = Fraction(stream.time_base)
+        tb, pid = Fraction(stream.time_base), stream.id
         watch = LossWatch(frame_interval(stream), sync_breaks(path), tb)
         shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
         keyframes: list[int] = []
@@ -307,11 +307,46 @@ def _scan(path: str, stream_index: int) -> _Scanned:
     # a step the stream takes elsewhere too, where nothing was flagged, is its own timing (seen only later in the file)
     loss = next((found for found in losses if not watch.usual(found.after - found.before)), None)
     flagged, end = watch.damaged_end(), None
+    if flagged is not None and flagged[0] >= 0 and not _packets_broken(path, pid, flagged[0]):
+        flagged = None  # a PES cut off by the file's end, whose declared length FFmpeg flags: a file merely cut off
     if flagged is not None and shown:
         end = DamagedEnd(flagged[0], None if flagged[1] is None else float((flagged[1] - min(shown)) * tb))
     if loss is None or not shown:
         return _Scanned(None, end)
     return _Scanned(_lost(loss, watch, shown, keyframes, tb), None)
+
+
+def _packets_broken(path: str, pid: int, start: int) -> bool:
+    """Whether the packets of ``pid`` from byte ``start`` (a flagged packet's) to the file's end lose their sync or skip
+    a continuity counter (where no discontinuity is announced): packets there went missing. FFmpeg flags the last
+    frame's packet of a file cut off too, where its PES declares a length (GStreamer's, a broadcast's, a camera's, and
+    ffmpeg's with -omit_video_pes_length 0) the file's end cut short; its counters run on."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(8 << 20)
+    # FFmpeg's position is a packet's sync byte (M2TS's 4-byte header before it, or the header itself)
+    found = next(((size, first) for first in (0, 4) for size in (188, 192, 204)
+                  if len(data) > first and data[first] == 0x47 and (len(data) <= first + size or data[first + size] == 0x47)), None)
+    if found is None:  # no packet starts there: a sync break
+        return len(data) >= 4
+    size, first = found
+    last: Optional[int] = None
+    for at in range(first, len(data), size):
+        if at + 188 > len(data):  # a partial packet at the end: the file's cut, not a loss
+            break
+        if data[at] != 0x47:
+            return True
+        if ((data[at + 1] & 0x1F) << 8 | data[at + 2]) != pid:
+            continue
+        control, counter = data[at + 3] & 0x30, data[at + 3] & 0x0F
+        if control & 0x20 and data[at + 4] and data[at + 5] & 0x80:  # the stream announces a discontinuity
+            last = None
+        if not control & 0x10:  # no payload: its counter does not count
+            continue
+        if last is not None and counter not in ((last + 1) & 0x0F, last):
+            return True
+        last = counter
+    return False
 
 
 def _lost(loss: Loss, watch: LossWatch, shown: list[int], keyframes: list[int], tb: Fraction) -> SkippedData:
