@@ -386,3 +386,23 @@ def test_a_ts_whose_frames_declare_their_length_cut_off_at_a_packet_is_not_said_
     with caplog.at_level(logging.WARNING), VideoFileSource(cut, threads=1) as src:
         assert len(list(src)) > 0
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_a_ts_that_lost_frames_midway_and_its_end_says_its_end_where_start_skips_the_loss(tmp_path, run, caplog):
+    """A recording over a lossy network loses packets here and there: one that lost frames midway is refused naming a
+    --start after them, and the part from there was processed with exit 0 and nothing said though its end was lost
+    too: the scan kept the end only where it found no loss midway."""
+    data = make_ts(tmp_path / "ok.ts", "-an").read_bytes()
+    packets = [data[i : i + PACKET] for i in range(0, len(data), PACKET)]
+    video = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == 256]
+    last = max(k for k in range(31, len(video)) if not packets[video[k]][1] & 0x40)
+    gone = set(video[last - 30 : last]) | set(range(video[last] + 1, len(packets)))  # the end lost, as above
+    tail = tmp_path / "tail.ts"
+    tail.write_bytes(b"".join(p for i, p in enumerate(packets) if i not in gone))
+    bad = damaged(tail, tmp_path / "bad.ts", "drop")  # and frames midway
+    assert lost(bad) is not None and lost(bad).resumes_at is not None
+    out = tmp_path / "out.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert run(bad, "-o", out, "--output", "mask", "--start", f"{lost(bad).resumes_at:.3f}") == 0
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "bad.ts: the video's last packets are missing or damaged" in said[0], said

@@ -313,7 +313,7 @@ def _scan(path: str, stream_index: int) -> _Scanned:
         end = DamagedEnd(flagged[0], None if flagged[1] is None else float((flagged[1] - min(shown)) * tb))
     if loss is None or not shown:
         return _Scanned(None, end)
-    return _Scanned(_lost(loss, watch, shown, keyframes, tb), None)
+    return _Scanned(_lost(loss, watch, shown, keyframes, tb), end)  # the end too: --start may skip the loss
 
 
 def _packets_broken(path: str, pid: int, start: int) -> bool:
