@@ -322,3 +322,88 @@ def test_a_loss_is_counted_in_frames_where_the_muxer_nudged_a_decoding_time_by_a
     found = lost(bad)
     count = int(re.match(r"(\d+) frames of its video lost", found.what)[1]) if found is not None else None
     assert count is not None and 0 < count <= missing, (found, missing)
+
+
+def test_a_loss_is_found_where_the_stream_steps_far_faster_than_its_guessed_rate(tmp_path):
+    """A screen recording whose first frames came a second apart (nothing moved) and then 100 a second: FFmpeg guesses
+    its rate from the first ones (2 fps), and every step shorter than an eighth of that was set aside as a muxer's
+    one-tick nudge, so its frames were no frames and 22 of them lost with their packets were not seen: process failed
+    after the loss on a frame 'out of order (DivX/XviD with packed B-frames?)'. A nudge is a tick or two, never a frame."""
+    need_binary("ffmpeg", "ffmpeg")
+    screen = tmp_path / "screen.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=6",
+                    "-c:v", "libx264", "-bf", "2", "-g", "25", "-threads", "1",
+                    "-vf", "settb=1/90000,setpts='if(lt(N,8),N,8+(N-8)/100)/TB'", "-fps_mode", "passthrough",
+                    "-enc_time_base", "1/90000", str(screen)], check=True, capture_output=True)  # fmt: skip
+    with av.open(str(screen)) as c:
+        stream = c.streams.video[0]
+        assert stream.guessed_rate <= 4, "FFmpeg guessed the fast rate: not the stream this is about"
+    assert lost(screen) is None
+    bad = damaged(screen, tmp_path / "bad.ts", "drop")
+    missing = len(decoded_frames(screen)) - len(decoded_frames(bad))
+    found = lost(bad)
+    count = int(re.match(r"(\d+) frames? of its video lost", found.what)[1]) if found is not None else None
+    assert count is not None and 0 < count <= missing, (found, missing)
+    assert found.at > 8  # in the fast part, after the 8 slow seconds
+
+
+def test_a_ts_padded_with_stuffing_bytes_is_not_said_to_be_cut_off(tmp_path, caplog):
+    """A recorder or copy that pads its file to a sector with stuffing bytes (0xFF) leaves a size that is no multiple
+    of 188 after whole packets: FFmpeg reads every frame without a word, but it was said to 'end partway through an
+    MPEG-TS packet, as a recording stopped abruptly ... leaves it'. Stuffing after the last packet is no cut; a packet
+    cut off with stuffing after it (a card's erased blocks) still is."""
+    from birefvid.io.video_source import VideoFileSource, mpegts_cut_off
+
+    data = make_ts(tmp_path / "ok.ts", seconds=2).read_bytes()
+    padded = tmp_path / "padded.ts"
+    padded.write_bytes(data + b"\xff" * (-len(data) % 2048 or 2048))
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) - 100] + b"\xff" * 2000)
+    assert len(padded.read_bytes()) % PACKET and len(cut.read_bytes()) % PACKET
+    with caplog.at_level(logging.WARNING), VideoFileSource(padded, threads=1) as src:
+        assert len(list(src)) == 50
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+    assert "ends partway through an MPEG-TS packet" in (mpegts_cut_off(cut, "mpegts") or "")
+
+
+def test_a_ts_whose_frames_declare_their_length_cut_off_at_a_packet_is_not_said_to_have_lost_its_end(tmp_path, caplog):
+    """A PES that declares its length (GStreamer's, a broadcast's or a camera's video; ffmpeg's with
+    -omit_video_pes_length 0) cut short by the file's end is flagged corrupt by FFmpeg: such a recording merely cut off
+    at a packet (a camera's stopped, a dump's) was warned of as 'the video's last packets are missing or damaged, as a
+    recording over a lossy network leaves it' at most cuts in its second half. Its counters run on: nothing is said (one that lost
+    packets at its end still is: test_a_ts_that_lost_its_end_with_its_packets_says_so_and_one_merely_cut_off_does_not)."""
+    from birefvid.io.ts_damage import damaged_end
+    from birefvid.io.video_source import VideoFileSource
+
+    ok = make_ts(tmp_path / "ok.ts", "-an", "-omit_video_pes_length", "0")
+    data = ok.read_bytes()
+    cut = tmp_path / "cut.ts"
+    said = []
+    for k in range(len(data) // PACKET // 2, len(data) // PACKET):
+        cut.write_bytes(data[: k * PACKET])
+        if damaged_end(str(cut), 0) is not None:
+            said.append(k)
+    assert said == []
+    with caplog.at_level(logging.WARNING), VideoFileSource(cut, threads=1) as src:
+        assert len(list(src)) > 0
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_a_ts_that_lost_frames_midway_and_its_end_says_its_end_where_start_skips_the_loss(tmp_path, run, caplog):
+    """A recording over a lossy network loses packets here and there: one that lost frames midway is refused naming a
+    --start after them, and the part from there was processed with exit 0 and nothing said though its end was lost
+    too: the scan kept the end only where it found no loss midway."""
+    data = make_ts(tmp_path / "ok.ts", "-an").read_bytes()
+    packets = [data[i : i + PACKET] for i in range(0, len(data), PACKET)]
+    video = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == 256]
+    last = max(k for k in range(31, len(video)) if not packets[video[k]][1] & 0x40)
+    gone = set(video[last - 30 : last]) | set(range(video[last] + 1, len(packets)))  # the end lost, as above
+    tail = tmp_path / "tail.ts"
+    tail.write_bytes(b"".join(p for i, p in enumerate(packets) if i not in gone))
+    bad = damaged(tail, tmp_path / "bad.ts", "drop")  # and frames midway
+    assert lost(bad) is not None and lost(bad).resumes_at is not None
+    out = tmp_path / "out.mkv"
+    with caplog.at_level(logging.WARNING):
+        assert run(bad, "-o", out, "--output", "mask", "--start", f"{lost(bad).resumes_at:.3f}") == 0
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "bad.ts: the video's last packets are missing or damaged" in said[0], said

@@ -211,7 +211,7 @@ class AvConnection:
         self._shapes = PixelShapes(self._stream.codec_context)  # a pixel shape that changes midway (SD adverts in HD)
         packets = self._container.demux(*wanted)
         # an MPEG-TS stream (udp://, IPTV) that loses frames with its packets: said once a run, never stopping it
-        watch = LossWatch(frame_interval(self._stream)) if self._container.format.name in TS_FORMATS else None
+        watch = LossWatch(frame_interval(self._stream), time_base=self._stream.time_base) if self._container.format.name in TS_FORMATS else None
         waited = 0.0  # seconds spent waiting on the network since the last picture's packet
         while True:
             t0 = time.monotonic()

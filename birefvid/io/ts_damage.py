@@ -45,6 +45,10 @@ LOST_STEP = 1.5
 # a step in decoding time this many times shorter than the declared frame interval, or shorter, is not a frame's (a
 # field's is half, GStreamer's MPEG-2 declares the field rate: a quarter of a true frame)
 NUDGE = 8
+# and never a step longer than this (seconds): FFmpeg's nudge is a tick or two, while a stream may step far faster than
+# its declared rate (a screen recording whose first frames, which FFmpeg guesses the rate from, came a second apart),
+# and its frames set aside as nudges hid a loss of dozens of them
+NUDGE_MOST_S = Fraction(1, 2000)
 # the distinct steps in decoding time remembered as the stream's own (a variable frame rate has many)
 USUAL_STEPS = 256
 # the formats checked: FFmpeg names M2TS/MTS (192-byte packets) "mpegts" too
@@ -68,14 +72,19 @@ class LossWatch:
     """Watches one video stream's packets in demux order for whole frames lost (``packet`` returns a ``Loss``).
     ``interval``: the stream's frame interval in its time base, where known; the shortest step seen is taken too."""
 
-    def __init__(self, interval: Optional[Fraction] = None, breaks: tuple[int, ...] = ()) -> None:
+    def __init__(self, interval: Optional[Fraction] = None, breaks: tuple[int, ...] = (),
+                 time_base: Optional[Fraction] = None) -> None:
         """``breaks``: the bytes where the file's packets lose their sync (``sync_breaks``): a jump in decoding time
-        across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple)."""
+        across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple).
+        ``time_base``: the stream's, which caps a nudge at ``NUDGE_MOST_S``."""
         self._declared = interval if interval and interval > 0 else None
         self.interval = self._declared
         # a step this small is no frame's but a muxer's nudge: FFmpeg makes a decoding time that would repeat one tick
         # later ("Non-monotonous DTS"), and a one-tick frame counted every loss in ticks (93843 frames for 24 lost)
+        # (an eighth of the declared interval, at most NUDGE_MOST_S: the declared rate may be far slower than the steps)
         self._nudge = int(self._declared / NUDGE) if self._declared is not None else 0
+        if time_base:
+            self._nudge = min(self._nudge, int(NUDGE_MOST_S / Fraction(time_base)))
         self._smallest: Optional[int] = None  # the smallest step in decoding time seen
         self._guessed = False  # ``interval`` is the declared rate's, not a step seen
         self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
@@ -179,21 +188,41 @@ def sync_breaks(path: str) -> tuple[int, ...]:
     return tuple(found)
 
 
+# the most stuffing bytes (0xFF) after the last packet looked through: a recorder or copy that pads its file to a
+# sector or block (2048 bytes, a card's 32 KB) writes them, and FFmpeg reads such a file whole without a word
+STUFFING_MOST = 1 << 16
+
+
 def ends_whole(path: str) -> bool:
     """Whether an MPEG-TS file ends on a whole packet: its last three 188-, 192- or 204-byte packets start with the
-    sync byte (M2TS's 4 bytes in). The file's size alone does not say: a recording whose start was cut at any byte (a
-    stream joined midway, a clip cut out with dd) or that lost bytes within a packet midway ends whole all the same."""
+    sync byte (M2TS's 4 bytes in), stuffing bytes (0xFF) after them aside. The file's size alone does not say: a
+    recording whose start was cut at any byte (a stream joined midway, a clip cut out with dd) or that lost bytes
+    within a packet midway ends whole all the same, and so does one padded with 0xFF to a sector."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             n = f.tell()
-            tail_size = min(n, 3 * 204)
+            tail_size = min(n, 3 * 204 + STUFFING_MOST)
             f.seek(n - tail_size)
             tail = f.read(tail_size)
     except OSError:
         return False
-    return any(len(tail) >= 3 * size and all(tail[len(tail) - j * size + sync] == 0x47 for j in (1, 2, 3))
-               for size, sync in ((188, 0), (192, 4), (204, 0)))
+    # the last packet ends where the file does, or where its stuffing starts, or within the stuffing where that packet
+    # is stuffing itself (a null packet, or an adaptation field alone: 0xFF to its end); a packet cut off and padded
+    # after with 0xFF (a card's erased blocks) is told from a whole one only so, as one that carries data ends on it
+    content = len(tail.rstrip(b"\xff"))
+
+    def whole(end: int, size: int, sync: int) -> bool:
+        return end >= 3 * size and all(tail[end - j * size + sync] == 0x47 for j in (1, 2, 3))
+
+    def stuffing(end: int, size: int, sync: int) -> bool:
+        head = end - size + sync
+        pid = (tail[head + 1] & 0x1F) << 8 | tail[head + 2]
+        return pid == 0x1FFF or tail[head + 3] & 0x30 == 0x20
+
+    return any(whole(end, size, sync) and (end in (len(tail), content) or stuffing(end, size, sync))
+               for size, sync in ((188, 0), (192, 4), (204, 0))
+               for end in range(content, min(len(tail), content + size) + 1))
 
 
 def _alignment(data: np.ndarray, start: int) -> tuple[Optional[int], int]:
@@ -260,8 +289,8 @@ def _lost_frames_of(path: str, stream_index: int, size: int, mtime_ns: int, inod
 def _scan(path: str, stream_index: int) -> _Scanned:
     with av.open(path) as container:
         stream = container.streams[stream_index]
-        tb = Fraction(stream.time_base)
-        watch = LossWatch(frame_interval(stream), sync_breaks(path))
+        tb, pid = Fraction(stream.time_base), stream.id
+        watch = LossWatch(frame_interval(stream), sync_breaks(path), tb)
         shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
         keyframes: list[int] = []
         losses: list[Loss] = []
@@ -278,11 +307,46 @@ def _scan(path: str, stream_index: int) -> _Scanned:
     # a step the stream takes elsewhere too, where nothing was flagged, is its own timing (seen only later in the file)
     loss = next((found for found in losses if not watch.usual(found.after - found.before)), None)
     flagged, end = watch.damaged_end(), None
+    if flagged is not None and flagged[0] >= 0 and not _packets_broken(path, pid, flagged[0]):
+        flagged = None  # a PES cut off by the file's end, whose declared length FFmpeg flags: a file merely cut off
     if flagged is not None and shown:
         end = DamagedEnd(flagged[0], None if flagged[1] is None else float((flagged[1] - min(shown)) * tb))
     if loss is None or not shown:
         return _Scanned(None, end)
-    return _Scanned(_lost(loss, watch, shown, keyframes, tb), None)
+    return _Scanned(_lost(loss, watch, shown, keyframes, tb), end)  # the end too: --start may skip the loss
+
+
+def _packets_broken(path: str, pid: int, start: int) -> bool:
+    """Whether the packets of ``pid`` from byte ``start`` (a flagged packet's) to the file's end lose their sync or skip
+    a continuity counter (where no discontinuity is announced): packets there went missing. FFmpeg flags the last
+    frame's packet of a file cut off too, where its PES declares a length (GStreamer's, a broadcast's, a camera's, and
+    ffmpeg's with -omit_video_pes_length 0) the file's end cut short; its counters run on."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(8 << 20)
+    # FFmpeg's position is a packet's sync byte (M2TS's 4-byte header before it, or the header itself)
+    found = next(((size, first) for first in (0, 4) for size in (188, 192, 204)
+                  if len(data) > first and data[first] == 0x47 and (len(data) <= first + size or data[first + size] == 0x47)), None)
+    if found is None:  # no packet starts there: a sync break
+        return len(data) >= 4
+    size, first = found
+    last: Optional[int] = None
+    for at in range(first, len(data), size):
+        if at + 188 > len(data):  # a partial packet at the end: the file's cut, not a loss
+            break
+        if data[at] != 0x47:
+            return True
+        if ((data[at + 1] & 0x1F) << 8 | data[at + 2]) != pid:
+            continue
+        control, counter = data[at + 3] & 0x30, data[at + 3] & 0x0F
+        if control & 0x20 and data[at + 4] and data[at + 5] & 0x80:  # the stream announces a discontinuity
+            last = None
+        if not control & 0x10:  # no payload: its counter does not count
+            continue
+        if last is not None and counter not in ((last + 1) & 0x0F, last):
+            return True
+        last = counter
+    return False
 
 
 def _lost(loss: Loss, watch: LossWatch, shown: list[int], keyframes: list[int], tb: Fraction) -> SkippedData:
