@@ -142,6 +142,47 @@ def test_a_descriptor_open_for_reading_is_said_so(tmp_path, capsys, clip):
     assert source.read_text() == "kept\n"
 
 
+def test_a_descriptor_open_for_writing_is_not_refused_for_its_files_permissions(tmp_path):
+    """``sudo -u svc birefvid batch ... --progress-json /dev/fd/3 3>> /var/log/b.jsonl`` (or a unit's
+    ``StandardOutput=file:``): the shell opened root's file for the run, which writes through the descriptor, but the
+    check asked whether the name's file was writable by the run's user: '--progress-json /dev/fd/3 is not writable',
+    exit 2. A file made read-only once opened stands in; as root, the check runs in a child that has become nobody."""
+    from birefvid.io.atomic import check_output_file
+
+    log = tmp_path / "b.jsonl"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.chmod(log, 0o444)
+    said, told = os.pipe()
+    child = os.fork()
+    if child == 0:  # the check, then a line through the descriptor, as the run writes its JSON lines
+        code = 1
+        try:
+            os.close(said)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setresgid(65534, 65534, 65534)
+                os.setresuid(65534, 65534, 65534)
+            try:
+                check_output_file(f"/dev/fd/{fd}", "--progress-json")
+            except Exception as e:  # SinkError: the refusal
+                os.write(told, f"{type(e).__name__}: {e}".encode())
+            else:
+                os.write(fd, b'{"event": "start"}\n')
+                code = 0
+        finally:
+            os._exit(code)
+    os.close(told)
+    os.close(fd)
+    try:
+        _, status = os.waitpid(child, 0)
+        with os.fdopen(said, "rb") as reason:
+            refusal = reason.read().decode()
+    finally:
+        os.chmod(log, 0o644)
+    assert os.waitstatus_to_exitcode(status) == 0, refusal
+    assert log.read_text() == '{"event": "start"}\n'
+
+
 def a_number_no_descriptor_has() -> int:
     for fd in range(1000, 1100):
         try:
