@@ -96,6 +96,8 @@ def test_damage_in_a_file_begun_between_keyframes_is_numbered_as_ffprobe_shows(t
     with av.open(str(whole)) as c:
         assert not next(p for p in c.demux(c.streams.video[0]) if p.size).is_keyframe  # the file begins between keyframes
     shown = frames_ffprobe_lists(whole)
+    with av.open(str(whole)) as c:
+        packets = [(p.pos, p.pts, p.is_keyframe, p.time_base) for p in c.demux(c.streams.video[0]) if p.size]
     said, truth = [], []
     for index in (2, 16, 29):  # before the first keyframe, and after it
         damaged = damage_block(whole, tmp_path / f"bad{index}.mkv", index)
@@ -104,4 +106,8 @@ def test_damage_in_a_file_begun_between_keyframes_is_numbered_as_ffprobe_shows(t
         kept = set(frames_ffprobe_lists(damaged))
         said.append(skip.frame)
         truth.append(next(i for i, t in enumerate(shown) if t not in kept))
+        if index == 29:  # --start, in seconds from the first frame shown (process's time 0), is a keyframe's time:
+            # from the first frame stored it named a time past it, leaving out the frames up to it that decode
+            keys = {round(float((pts - shown[0]) * base), 3) for _, pts, key, base in packets if key}
+            assert skip.resumes_at in keys, (skip.resumes_at, sorted(keys))
     assert said == truth

@@ -397,10 +397,10 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
         for track, time, key, _ in walker.segment(start, end):
             if track not in walker.video:
                 continue
-            first = time if first is None or (frames < 16 and time < first) else first
             keyed = keyed or key
             if not keyed:  # a recording or `-copyinkf` cut begun mid-GOP: counted, they put the damage 9 frames after
-                continue  # the first one ffprobe's frame list lacks
+                continue  # the first one ffprobe's frame list lacks, and the times from the first frame shown too early
+            first = time if first is None or (frames < 16 and time < first) else first
             frames += 1
             since_key = [time] if key else since_key + [time]
             recent = (recent + [time])[-_REORDER:]
