@@ -110,3 +110,23 @@ def read_only_system(argv: list[str]) -> list[str]:
     if probe.returncode != 0:
         pytest.skip(f"cannot make a read-only mount namespace here (exit {probe.returncode}: {probe.stderr.strip()})")
     return [*how, "sh", "-c", script, "sh", *argv]
+
+
+@contextlib.contextmanager
+def standard_output_onto(target: int | Path) -> Iterator[None]:
+    """Descriptor 1 of this process on ``target`` (a descriptor, a pipe's writing end, or a file opened as the shell's
+    ``> file`` opens it) while the block runs, as a shell starts a command, then put back: for a command run in the
+    test's process (``main([...])``) that looks at where standard output goes."""
+    import sys
+
+    sys.stdout.flush()
+    fd = target if isinstance(target, int) else os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    saved = os.dup(1)
+    try:
+        os.dup2(fd, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        if fd is not target:
+            os.close(fd)

@@ -226,6 +226,25 @@ def test_bench_json_into_a_missing_folder_fails_before_the_benchmark(tmp_path, c
     assert err == [f"birefvid: error: --json folder does not exist: {target.parent}"]
 
 
+def test_bench_json_where_standard_output_goes_is_refused_before_the_benchmark(tmp_path, capsys, monkeypatch):
+    """``bench --json b.json > b.json`` renamed the figures onto the file holding the table (the table gone, exit 0),
+    and ``--json /dev/fd/3 3>&1`` wrote the JSON after the table: one line now, before the minutes of timing."""
+    from fs_fixtures import standard_output_onto
+
+    def no_model(*a, **k):
+        raise AssertionError("the benchmark ran before --json was checked")
+
+    monkeypatch.setattr("birefvid.commands.bench._load", no_model)
+    figures = tmp_path / "b.json"
+    with standard_output_onto(figures):
+        assert main(["bench", "--model", "tiny", "--runs", "1", "--clip-frames", "0", "--json", str(figures)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"birefvid: error: --json {figures} is where standard output goes, and bench prints its table there; "
+        "use --json - for the JSON alone, or name another file"
+    ]
+    assert figures.read_text() == ""
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_bench_on_a_missing_gpu_says_so_before_loading_weights(capsys, monkeypatch):
     """`bench --model general --device cuda` (README) downloaded the weights first, then said there was no GPU."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -375,6 +376,33 @@ def test_json_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch):
         err = _error(capsys, str(gt), str(gt), "--json", str(full / "s.json"))
         assert err.strip() == f"birefvid: error: --json {full / 's.json'}: cannot write it (No space left on device)"
         assert sorted(p.name for p in full.iterdir()) == ["s.json"] and (full / "s.json").read_text() == "{}\n"
+
+
+def test_json_where_standard_output_goes_is_refused_before_the_scoring(tmp_path, capsys, monkeypatch):
+    """``--json r.json > r.json`` renamed the scores onto the file the shell had opened for the table, which went on
+    into the old one, gone (exit 0); ``--json /dev/stdout | jq`` got the JSON and then the table. Both are one line
+    now, before any scoring, as ``image -o - --report /dev/stdout`` is."""
+    from fs_fixtures import standard_output_onto
+
+    gt = _pngs(tmp_path / "gt", _truths(2))
+    monkeypatch.setattr(eval_cmd, "format_table", None)  # not reached: refused before the scoring
+    scores = tmp_path / "r.json"
+    with standard_output_onto(scores):
+        err = _error(capsys, str(gt), str(gt), "--json", str(scores))
+    assert err.strip() == (f"birefvid: error: --json {scores} is where standard output goes, and eval prints its table there; "
+                           "use --json - for the JSON alone, or name another file")
+    assert scores.read_text() == ""
+    read, write = os.pipe()
+    try:
+        with standard_output_onto(write):
+            err = _error(capsys, str(gt), str(gt), "--json", "/dev/stdout")
+        assert "--json /dev/stdout is where standard output goes" in err
+        os.set_blocking(read, False)
+        with pytest.raises(BlockingIOError):  # nothing written into the pipe
+            os.read(read, 1)
+    finally:
+        os.close(read)
+        os.close(write)
 
 
 def test_predictions_of_sequences_against_one_clip_say_so(tmp_path, capsys):

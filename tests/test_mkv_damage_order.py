@@ -73,3 +73,41 @@ def test_damage_in_the_first_blocks_behind_b_frames_is_numbered_as_ffprobe_shows
     skip = skipped_data(damaged)
     assert skip is not None
     assert skip.frame == first_frame_ffprobe_lacks(whole, damaged)
+
+
+def frames_ffprobe_lists(video: Path) -> list:
+    import json
+
+    listed = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=pts", "-of", "json", str(video)],
+                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    return [f.get("pts") for f in json.loads(listed)["frames"]]
+
+
+@pytest.mark.parametrize("bframes", [0, 2])
+def test_damage_in_a_file_begun_between_keyframes_is_numbered_as_ffprobe_shows(tmp_path, bframes):
+    """A recording begun mid-GOP (a stream copied from a camera, `ffmpeg -ss ... -c copy -copyinkf`) stores frames
+    before its first keyframe, which the decoder never shows: counted, they put the damage that many frames after the
+    first frame ffprobe's list lacks (7 here, at every damage in the file)."""
+    long = tmp_path / "long.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25", "-frames:v", "60", "-c:v", "libx264",
+                    "-threads", "1", "-g", "12", "-bf", str(bframes), "-pix_fmt", "yuv420p", "-y", str(long)], check=True)  # fmt: skip
+    whole = tmp_path / "whole.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(long), "-ss", "0.2", "-c", "copy", "-copyinkf", "-y", str(whole)], check=True)
+    with av.open(str(whole)) as c:
+        assert not next(p for p in c.demux(c.streams.video[0]) if p.size).is_keyframe  # the file begins between keyframes
+    shown = frames_ffprobe_lists(whole)
+    with av.open(str(whole)) as c:
+        packets = [(p.pos, p.pts, p.is_keyframe, p.time_base) for p in c.demux(c.streams.video[0]) if p.size]
+    said, truth = [], []
+    for index in (2, 16, 29):  # before the first keyframe, and after it
+        damaged = damage_block(whole, tmp_path / f"bad{index}.mkv", index)
+        skip = skipped_data(damaged)
+        assert skip is not None
+        kept = set(frames_ffprobe_lists(damaged))
+        said.append(skip.frame)
+        truth.append(next(i for i, t in enumerate(shown) if t not in kept))
+        if index == 29:  # --start, in seconds from the first frame shown (process's time 0), is a keyframe's time:
+            # from the first frame stored it named a time past it, leaving out the frames up to it that decode
+            keys = {round(float((pts - shown[0]) * base), 3) for _, pts, key, base in packets if key}
+            assert skip.resumes_at in keys, (skip.resumes_at, sorted(keys))
+    assert said == truth

@@ -142,6 +142,63 @@ def test_a_descriptor_open_for_reading_is_said_so(tmp_path, capsys, clip):
     assert source.read_text() == "kept\n"
 
 
+def in_a_child_that_is_not_root(call) -> str:
+    """``call()`` in a forked child, as nobody where the test runs as root (whom no permission bit stops): what it
+    raised, as ``Type: message``, or "" where it returned."""
+    said, told = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(said)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setresgid(65534, 65534, 65534)
+                os.setresuid(65534, 65534, 65534)
+            try:
+                call()
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                os.write(told, f"{type(e).__name__}: {e}".encode() or b"?")
+        finally:
+            os._exit(0)
+    os.close(told)
+    os.waitpid(child, 0)
+    with os.fdopen(said, "rb") as reason:
+        return reason.read().decode()
+
+
+def test_a_descriptor_open_for_writing_is_not_refused_for_its_files_permissions(tmp_path):
+    """``sudo -u svc birefvid batch ... --progress-json /dev/fd/3 3>> /var/log/b.jsonl`` (or a unit's
+    ``StandardOutput=file:``): the shell opened root's file for the run, which writes through the descriptor, but the
+    checks asked whether the name's file was writable by the run's user, and its folder readable: '--progress-json
+    /dev/fd/3 is not writable', or a PermissionError traceback (exit 1) from ``--report``'s check. A file in a folder
+    closed once the file was opened stands in; as root, the checks run in a child that has become nobody."""
+    from birefvid.io.atomic import check_output_file
+    from birefvid.runtime.file_job import check_report_path
+
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    log = closed / "b.jsonl"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.chmod(log, 0o444)
+    os.chmod(closed, 0o000)
+
+    def checked_then_written():  # the checks, then a line through the descriptor, as the run writes its JSON lines
+        check_output_file(f"/dev/fd/{fd}", "--progress-json")
+        check_report_path(f"/dev/fd/{fd}")
+        os.write(fd, b'{"event": "start"}\n')
+
+    try:
+        assert in_a_child_that_is_not_root(checked_then_written) == ""
+        # a report named in that folder, not through a descriptor: one line, not a traceback
+        said = in_a_child_that_is_not_root(lambda: check_report_path(closed / "r.json"))
+        assert said.startswith("SinkError: cannot write ") and said.endswith(f"r.json: Permission denied ({closed})"), said
+    finally:
+        os.close(fd)
+        os.chmod(closed, 0o755)
+        os.chmod(log, 0o644)
+    assert log.read_text() == '{"event": "start"}\n'
+
+
 def a_number_no_descriptor_has() -> int:
     for fd in range(1000, 1100):
         try:

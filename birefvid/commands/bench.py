@@ -64,9 +64,14 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
 
     pick_device(args.device)  # before the weights: a missing GPU was said only after a 900 MB download
     if args.json_path and args.json_path != "-":  # before the benchmark, not after minutes of it
+        from ..file_names import leads_to_standard_output
         from ..io.atomic import check_output_file, check_report_replaces_nothing
         from ..job import ModelSpec
 
+        if leads_to_standard_output(args.json_path):  # `--json /dev/stdout | jq`: the table, then the JSON; `> b.json`:
+            # the figures renamed onto the file standard output writes, the table lost with the old one
+            raise ConfigError(f"{option('json')} {args.json_path} is where standard output goes, and bench prints its table there; "
+                              f"use {option('json')} - for the JSON alone, or name another file")
         check_output_file(args.json_path, option("json"))
         check_report_replaces_nothing(args.json_path, option("json"), ModelSpec(args.model, args.weights).local_files())  # the figures replaced the checkpoint
     return width, height

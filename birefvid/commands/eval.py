@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..errors import ConfigError
+    from ..file_names import leads_to_standard_output
     from ..io.atomic import check_output_file, check_report_replaces_nothing, write_text_atomic
     from ..eval.readers import evaluate_paths, sequence_names
 
@@ -101,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threshold {args.threshold} must be in (0, 1]")
     sequences = sequence_names(args.sequences) if args.sequences is not None else None
     if args.json and args.json != "-":  # before the scoring, not after minutes of it
+        if leads_to_standard_output(args.json):  # `--json /dev/stdout | jq`: the JSON, then the table; `> r.json`: the
+            # scores renamed onto the file standard output writes, the table lost with the old one
+            raise ConfigError(f"--json {args.json} is where standard output goes, and eval prints its table there; "
+                              "use --json - for the JSON alone, or name another file")
         check_output_file(args.json, "--json")
         check_report_replaces_nothing(args.json, "--json", [args.pred, args.gt])  # the scores replaced the predictions
     report = evaluate_paths(args.pred, args.gt, threshold=args.threshold, per_frame=args.per_frame, sequences=sequences)

@@ -392,10 +392,14 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
     frames = 0
     since_key: list[int] = []  # the times of the video frames stored since the last keyframe, the keyframe first
     recent: list[int] = []  # those of the last _REORDER video frames stored, in file order
+    keyed = False  # a video keyframe met: the decoder shows none of the frames stored before the first one
     try:
         for track, time, key, _ in walker.segment(start, end):
             if track not in walker.video:
                 continue
+            keyed = keyed or key
+            if not keyed:  # a recording or `-copyinkf` cut begun mid-GOP: counted, they put the damage 9 frames after
+                continue  # the first one ffprobe's frame list lacks, and the times from the first frame shown too early
             first = time if first is None or (frames < 16 and time < first) else first
             frames += 1
             since_key = [time] if key else since_key + [time]
