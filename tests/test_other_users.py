@@ -249,3 +249,22 @@ def test_a_local_ray_cluster_gets_its_token_where_the_home_cannot_keep_it(shared
     monkeypatch.setenv("HOME", str(writable))
     assert as_other_user(give) == (False, 0)
     assert (writable / ".ray").is_dir()
+
+
+def test_another_users_unreadable_video_is_said_unreadable_not_written_now(shared: Path):
+    """``being_written`` takes an entry it may not open as in use, for another user's 0600 partial: an input video of
+    another user's (0600) was then said "being written by another birefvid run now" by ``process`` and ``batch``."""
+    from birefvid.errors import SourceError
+    from birefvid.io.atomic import being_written
+    from birefvid.io.video_source import open_container
+
+    video = shared / "secret.mp4"
+    video.write_bytes(b"root's video")
+    video.chmod(0o600)
+    partial = shared / ".a.partial-zzzzzzzz.mov"
+    partial.write_bytes(b"root's, 0600 while written")
+    partial.chmod(0o600)
+    assert as_other_user(lambda: (being_written(video), being_written(partial))) == (False, True)
+    said = as_other_user(lambda: open_container(video))
+    assert isinstance(said, SourceError) and "Permission denied" in str(said) and "being written" not in str(said), said
+

@@ -129,7 +129,7 @@ def being_written(path: str | Path) -> bool:
     """True when a live writer holds ``path`` (a ``.NAME.partial-*`` entry) under its ``writer_lock``: a run writing
     it now, in this process or another, not a leftover of one killed. False where that cannot be told (no ``flock``).
 
-    True, too, for an entry this user may not open (``PermissionError``): another user's partial, made 0600 by mkstemp,
+    True, too, for a partial (``.NAME.partial-*``) this user may not open (``PermissionError``): another user's partial, made 0600 by mkstemp,
     whose lock cannot be tested. Taken as a leftover, a batch run of a second user in a shared group-writable folder
     removed the first user's work in progress, and named it a killed run's."""
     try:
@@ -141,7 +141,9 @@ def being_written(path: str | Path) -> bool:
         # the batch or process run looking for leftovers
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except PermissionError:
-        return True  # cannot be told: another user's, and perhaps being written now, so left alone
+        # cannot be told: another user's partial, perhaps being written now, so left alone. Only a partial's name: any
+        # file this user may not read (another user's 0600 video given as input) was said to be written by a run now
+        return final_name(path) is not None
     except OSError:
         return False
     try:
