@@ -268,3 +268,16 @@ def test_another_users_unreadable_video_is_said_unreadable_not_written_now(share
     said = as_other_user(lambda: open_container(video))
     assert isinstance(said, SourceError) and "Permission denied" in str(said) and "being written" not in str(said), said
 
+
+def test_another_users_unreadable_picture_is_one_error_line(shared: Path):
+    """``image`` of another user's 0600 picture ended in a PermissionError traceback, exit 1 (one of several: the
+    whole run, where an unreadable picture is skipped)."""
+    from birefvid.errors import SourceError
+    from birefvid.io.image_source import read_rgb_deep
+
+    picture = shared / "secret.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")  # never decoded: the read is refused first
+    picture.chmod(0o600)
+    said = as_other_user(lambda: read_rgb_deep(picture))
+    assert isinstance(said, SourceError), said
+    assert "Permission denied" in str(said) and "belongs to root" in str(said), said
