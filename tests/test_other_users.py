@@ -307,3 +307,19 @@ def test_another_users_unreadable_picture_is_one_error_line(shared: Path):
     said = as_other_user(lambda: read_rgb_deep(picture))
     assert isinstance(said, SourceError), said
     assert "Permission denied" in str(said) and "belongs to root" in str(said), said
+
+
+def test_a_camera_of_the_users_own_group_is_not_said_a_group_to_join(shared: Path):
+    """A user's primary group is in no ``gr_mem``: a node of that group, which the user's session holds, was said
+    "join its group (usermod -aG ...)", which changes nothing; it is the node's other bits that keep it shut."""
+    from birefvid.io.live_connections import no_camera_permission
+
+    node = shared / "video8"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o600, os.makedev(81, 8))
+    except PermissionError:
+        pytest.skip("this container may not make device nodes (no CAP_MKNOD)")
+    os.chown(node, 0, _nobody()[1])  # nobody's own primary group
+    node.chmod(0o660)
+    said = as_other_user(lambda: no_camera_permission(str(node), os.stat(node)))
+    assert isinstance(said, str) and "usermod" not in said and "in already" in said, said
