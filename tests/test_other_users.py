@@ -323,3 +323,36 @@ def test_a_camera_of_the_users_own_group_is_not_said_a_group_to_join(shared: Pat
     node.chmod(0o660)
     said = as_other_user(lambda: no_camera_permission(str(node), os.stat(node)))
     assert isinstance(said, str) and "usermod" not in said and "in already" in said, said
+
+
+def test_another_users_folder_as_a_picture_sequence_output_is_refused_before_the_work(shared: Path):
+    """A PNG sequence is written beside its folder and renamed onto it. Another user's empty folder in a sticky folder
+    passed the checks without ``--overwrite`` (an empty folder is a fine place), and the commit's rename, refused,
+    kept the work as ``NAME (2)`` saying "something was put there while this run wrote it"; a folder of theirs this
+    user may not read (0700) was a PermissionError traceback, with a pattern (``dir/m.%04d.png``) too. Both are one
+    error line before the work; this user's own empty folder there passes."""
+    from birefvid.errors import SinkError
+    from birefvid.io.atomic import check_target
+
+    shared.chmod(0o1777)
+    empty, private, own = shared / "empty", shared / "private", shared / "own"
+    empty.mkdir()
+    empty.chmod(0o755)
+    private.mkdir()
+    private.chmod(0o700)
+    own.mkdir()
+    os.chown(own, *_nobody())
+
+    def check(target: Path) -> Any:
+        return check_target(target, overwrite=False, is_dir=True)
+
+    said = as_other_user(lambda: check(empty))
+    assert isinstance(said, SinkError) and "belongs to root" in str(said), said
+    said = as_other_user(lambda: check(private))
+    assert isinstance(said, SinkError) and "may not read" in str(said), said
+    assert as_other_user(lambda: check(own)) is None
+
+    from birefvid.sequence_names import check_previous_run, sequence_pattern
+
+    said = as_other_user(lambda: check_previous_run(sequence_pattern(str(private / "m.%04d.png")), overwrite=False))
+    assert isinstance(said, SinkError) and "may not read" in str(said), said

@@ -259,9 +259,10 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool, replaces: Optiona
     kind = special_file(path)
     if kind:  # the run's rename would replace it (/dev/null made a plain file), --overwrite or not
         raise SinkError(f"output {path} is {kind}{f' ({real})' if real != path else ''}, not a file a video or picture is written to; name a file")
+    renamed_onto = overwrite if replaces is None else replaces
     if real.exists():
-        if is_dir and real.is_dir() and not any(real.iterdir()):
-            pass  # an empty folder is a fine place for a PNG sequence
+        if is_dir and real.is_dir() and not _holds_anything(path, real):
+            renamed_onto = True  # an empty folder is a fine place for a PNG sequence, which the commit renames onto it
         elif not overwrite:
             raise SinkError(f"output exists: {path} (use {option('overwrite', True)})")
         elif is_dir and not real.is_dir():
@@ -275,8 +276,18 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool, replaces: Optiona
         raise SinkError(f"output folder does not exist: {parent}{leads} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SinkError(f"output folder is not writable: {parent}{leads}")
-    if overwrite if replaces is None else replaces:
+    if renamed_onto:
         _check_replaceable(path, real, parent)
+
+
+def _holds_anything(path: Path, real: Path) -> bool:
+    """Whether the folder ``real`` (where ``path`` leads) holds anything; SinkError for one this user may not read
+    (another user's 0700 folder): its PermissionError was a traceback, exit 1."""
+    try:
+        return any(real.iterdir())
+    except PermissionError as e:
+        raise SinkError(f"cannot write output {path}: it is a folder this user may not read ({e.strerror or e}"
+                        f"{_owner_of(real)}); name another output") from e
 
 
 def _check_replaceable(path: Path, real: Path, parent: Path) -> None:
@@ -291,8 +302,18 @@ def _check_replaceable(path: Path, real: Path, parent: Path) -> None:
         return  # gone meanwhile: nothing to replace
     uid = os.geteuid()
     if folder.st_mode & stat.S_ISVTX and entry.st_uid != uid and folder.st_uid != uid:
-        raise SinkError(f"cannot replace {path}: it belongs to {_user_name(entry.st_uid)}, and {parent} is a shared folder "
+        leads = f" (where it leads, {real})" if real != path else ""
+        raise SinkError(f"cannot replace {path}{leads}: it belongs to {_user_name(entry.st_uid)}, and {parent} is a shared folder "
                         "(sticky, as /tmp is) where only a file's owner may replace it; name another output")  # fmt: skip
+
+
+def _owner_of(path: Path) -> str:
+    """", it belongs to USER" for an entry of another user; empty otherwise."""
+    try:
+        uid = os.lstat(path).st_uid
+    except OSError:
+        return ""
+    return f"; it belongs to {_user_name(uid)}" if hasattr(os, "geteuid") and uid != os.geteuid() else ""
 
 
 def _user_name(uid: int) -> str:
