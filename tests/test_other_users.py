@@ -356,3 +356,41 @@ def test_another_users_folder_as_a_picture_sequence_output_is_refused_before_the
 
     said = as_other_user(lambda: check_previous_run(sequence_pattern(str(private / "m.%04d.png")), overwrite=False))
     assert isinstance(said, SinkError) and "may not read" in str(said), said
+
+
+def test_another_users_leftover_is_named_as_theirs_not_with_an_rm_and_not_waited_for(shared: Path):
+    """The end-of-run warning named another user's leftover in a sticky folder with "`rm -rf` it", which this user may
+    not; and a stopped batch waited ``KILLED_WRITER_SECONDS`` for the lock of one it may not open (never free to it)."""
+    from birefvid.batch import runner
+    from birefvid.batch.leftovers import note_partials_beside
+
+    shared.chmod(0o1777)
+    readable = shared / ".a.partial-zzzzzzzz.mov"
+    readable.write_bytes(b"killed")
+    readable.chmod(0o644)
+    closed = shared / ".b.partial-zzzzzzzz.mov"
+    closed.write_bytes(b"killed, 0600")
+    closed.chmod(0o600)
+
+    def look() -> tuple[list[str], bool]:
+        said: list[str] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                said.append(record.getMessage())
+
+        logging.getLogger("birefvid").addHandler(Keep())
+        note_partials_beside([shared / "a.mov"])
+
+        def no_wait(seconds: float) -> None:
+            raise AssertionError("waited for a lock this user cannot test")
+
+        runner.time.sleep = no_wait  # the child's own module: never back in pytest
+        return said, runner._let_go(closed, 60.0)
+
+    result = as_other_user(look)
+    assert isinstance(result, tuple), result
+    said, let_go = result
+    assert any(str(readable) in line and "belongs to root" in line for line in said), said
+    assert not any("rm -rf" in line for line in said), said
+    assert let_go is False
