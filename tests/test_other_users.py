@@ -394,3 +394,22 @@ def test_another_users_leftover_is_named_as_theirs_not_with_an_rm_and_not_waited
     assert any(str(readable) in line and "belongs to root" in line for line in said), said
     assert not any("rm -rf" in line for line in said), said
     assert let_go is False
+
+
+def test_a_report_onto_another_users_file_in_a_sticky_folder_is_refused_before_the_work(shared: Path):
+    """``--report`` (and ``--json``, ``--progress-json``) is renamed onto its name: another user's file there in a sticky
+    folder passed the checks (even one writable by all), and the run did its work and ended "--report rep.json: cannot
+    write it (Operation not permitted)", exit 2, the report lost. Said before the work; /dev/null is written into."""
+    from birefvid.errors import SinkError
+    from birefvid.io.atomic import check_output_file
+    from birefvid.runtime.file_job import check_report_path
+
+    shared.chmod(0o1777)
+    report = shared / "rep.json"
+    report.write_text("{}")
+    report.chmod(0o666)
+    said = as_other_user(lambda: check_report_path(report))
+    assert isinstance(said, SinkError) and "report" in str(said) and "belongs to root" in str(said), said
+    said = as_other_user(lambda: check_output_file(report, "--json"))
+    assert isinstance(said, SinkError) and "--json" in str(said) and "belongs to root" in str(said), said
+    assert as_other_user(lambda: check_report_path("/dev/null")) is None

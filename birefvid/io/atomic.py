@@ -456,6 +456,21 @@ def check_output_file(path: str | Path, what: str) -> None:
     writable = os.access(p, os.W_OK) if p.exists() else os.access(parent, os.W_OK | os.X_OK)
     if not writable:
         raise SinkError(f"{what} {p} is not writable" if p.exists() else f"{what} folder is not writable: {parent}")
+    check_json_replaceable(p, what)
+
+
+def check_json_replaceable(path: str | Path, what: str) -> None:
+    """SinkError, before the work, where the JSON file ``path`` (``what`` names the option) is another user's in a
+    sticky folder: ``write_text_atomic`` renames onto it, which only its owner may there, so the run did its work and
+    ended "cannot write it (Operation not permitted)", exit 2. A device, pipe or descriptor is written into: let be."""
+    p = Path(path)
+    if not p.exists() or special_file(p) or open_descriptor(p) is not None:
+        return
+    real = through_link(p)
+    try:
+        _check_replaceable(p, real, real.parent)
+    except SinkError as e:
+        raise SinkError(f"{what} {e}") from None
 
 
 class _AtomicTarget:
