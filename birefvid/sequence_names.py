@@ -147,8 +147,13 @@ def check_previous_run(pattern: SequencePattern, *, overwrite: bool) -> None:
     folder = pattern.folder
     if not folder.is_dir():
         return
-    foreign = sorted(p.name for p in folder.iterdir() if not pattern.matches(p.name) and p.name not in SYSTEM_FILES
-                     and not (p.name.startswith("._") and pattern.matches(p.name[2:])))  # fmt: skip
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except PermissionError as e:  # another user's 0700 folder: a traceback, exit 1
+        raise SinkError(f"cannot write {pattern.shown} into {folder}: it is a folder this user may not read "
+                        f"({e.strerror or e}); name another folder") from e
+    foreign = sorted(n for n in names if not pattern.matches(n) and n not in SYSTEM_FILES
+                     and not (n.startswith("._") and pattern.matches(n[2:])))  # fmt: skip
     if foreign:
         raise SinkError(f"{folder} holds files other than {pattern.shown} "
                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), and an image sequence's folder is "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import stat
 from pathlib import Path
 from typing import Iterable
 
@@ -57,26 +58,70 @@ def partials_beside(targets: Iterable[Path]) -> list[Path]:
     return sorted({p for p in found if not being_written(p)})  # a live run's (its writer_lock held) is no leftover
 
 
+def others_partials(left: list[Path]) -> tuple[list[Path], list[Path]]:
+    """``left`` split into those this user may remove and those another user's, in a folder where only their owner
+    may (sticky, as /tmp is, or not writable here): the ``rm -rf`` the warning gave for those failed."""
+    mine: list[Path] = []
+    others: list[Path] = []
+    for path in left:
+        try:
+            owner, folder = os.lstat(path).st_uid, os.stat(path.parent)
+        except OSError:
+            continue  # gone meanwhile
+        kept = (folder.st_mode & stat.S_ISVTX and folder.st_uid != os.geteuid()) or not os.access(path.parent, os.W_OK | os.X_OK)
+        (others if hasattr(os, "geteuid") and owner != os.geteuid() and os.geteuid() != 0 and kept else mine).append(path)
+    return mine, others
+
+
+def _note_others(others: list[Path]) -> None:
+    if not others:
+        return
+    shown = " ".join(shlex.quote(str(p)) for p in others[:SHOWN])
+    more = f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
+    owners = sorted({_owner(p) for p in others})
+    log.warning("%s left by another user's run killed while writing: %s%s; %s belong%s to %s, who alone (or root) may "
+                "remove %s there", f"{len(others)} partial file{'s' if len(others) > 1 else ''}", shown, more,
+                "they" if len(others) > 1 else "it", "" if len(others) > 1 else "s", ", ".join(owners),
+                "them" if len(others) > 1 else "it")  # fmt: skip
+
+
+def _owner(path: Path) -> str:
+    try:
+        uid = os.lstat(path).st_uid
+    except OSError:
+        return "another user"
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
 def note_partials_beside(targets: Iterable[Path]) -> list[Path]:
     """``process``'s warning, once its outputs are in place, of the partial files earlier runs of the same outputs
     left when killed outright (a cron job's run SIGKILLed by the OOM killer or systemd's stop timeout): hidden, one
     more at each killed rerun, each as large as the video it was writing. Named with the ``rm`` to remove them, not
     removed: another ``process`` run of the same name may be writing one now."""
-    left = partials_beside(targets)
+    found = partials_beside(targets)
+    left, others = others_partials(found)
+    _note_others(others)
     if left:
         shown = " ".join(shlex.quote(str(p)) for p in left[:SHOWN])
         more = f" and {len(left) - SHOWN} more" if len(left) > SHOWN else ""
         log.warning("%s left by %s killed while writing (SIGKILL, the OOM killer): %s%s; `rm -rf` %s once no other "
                     "birefvid run writes there", f"{len(left)} partial file{'s' if len(left) > 1 else ''}",
                     "runs" if len(left) > 1 else "a run", shown, more, "them" if len(left) > 1 else "it")  # fmt: skip
-    return left
+    return found
 
 
 def note_stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
     """Warn, in one line, of the partial files killed runs left for ``outputs``, and how to remove them; returns them."""
-    left = stale_partials(out_dir, outputs)
+    found = stale_partials(out_dir, outputs)
+    left, others = others_partials(found)
+    _note_others(others)
     if not left:
-        return left
+        return found
     shown = " ".join(shlex.quote(str(p)) for p in left[:SHOWN])
     more = f" and {len(left) - SHOWN} more (`find {shlex.quote(str(out_dir))} -name '.*.partial-*' -prune` lists them)" if len(left) > SHOWN else ""
     # a rerun removes only what it still has to do: a video done already is skipped, its leftover kept
@@ -85,4 +130,4 @@ def note_stale_partials(out_dir: Path, outputs: Iterable[str]) -> list[Path]:
                 "same name, may still be writing; a rerun removes those of the videos it has yet to finish)",
                 f"{len(left)} partial file{'s' if len(left) > 1 else ''}", "runs" if len(left) > 1 else "a run", shown, more,
                 "them" if len(left) > 1 else "it", out_dir)  # fmt: skip
-    return left
+    return found

@@ -234,24 +234,39 @@ class ChunkWorker:
 
 
 def token_without_home() -> bool:
-    """Give a local Ray cluster this run starts its token in ``RAY_AUTH_TOKEN`` where Ray could not keep one in
-    ``~/.ray/auth_token`` (a read-only or missing home: ``HOME=/nonexistent``, a container's random uid): Ray turns
+    """Whether a local Ray cluster this run starts needs its token in ``RAY_AUTH_TOKEN``: Ray could not keep one in
+    ``~/.ray/auth_token`` (a read-only or missing home: ``HOME=/nonexistent``, a container's random uid). Ray turns
     token authentication on for a cluster it starts and writes the token there first, so ``batch --ray local`` ended
-    with its PermissionError's traceback, exit 1. The variable goes to the cluster's processes, which this run starts,
-    and is readable by this user only (``/proc/PID/environ``). Returns whether it was set."""
+    with its PermissionError's traceback, exit 1. A check only: nothing is made (``~/.ray`` was, as a side effect)."""
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return False
     try:
-        folder = os.path.join(Path.home(), ".ray")  # as Ray finds it (expanduser gave "~" itself with no home at all)
-        if os.path.isfile(os.path.join(folder, "auth_token")):
+        folder = Path(os.path.join(Path.home(), ".ray"))  # as Ray finds it (expanduser gave "~" itself with no home at all)
+        if (folder / "auth_token").is_file():
             return False
-        os.makedirs(folder, exist_ok=True)
-        if os.access(folder, os.W_OK | os.X_OK):
-            return False
-    except (OSError, RuntimeError):  # no home, or one that cannot be written
-        pass
+        there = folder
+        while not there.exists() and there != there.parent:  # Ray makes the folders missing: the first that exists must take them
+            there = there.parent
+        return not (there.is_dir() and os.access(there, os.W_OK | os.X_OK))
+    except (OSError, RuntimeError):  # no home at all
+        return True
+
+
+@contextlib.contextmanager
+def local_token() -> Iterator[bool]:
+    """While a local Ray cluster starts (``ray.init(address="local")``), a token in ``RAY_AUTH_TOKEN`` where the home
+    cannot keep one (``token_without_home``; yields whether one was given). The cluster's processes, started then,
+    keep it in their environment (readable by this user only, ``/proc/PID/environ``), and this driver's Ray has read
+    it; the variable then goes from this process's environment: left there for good, a later ``ray.init`` of the same
+    Python process to another cluster (the API, a notebook) sent this cluster's token, which that one refused."""
+    if not token_without_home():
+        yield False
+        return
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    return True
+    try:
+        yield True
+    finally:
+        os.environ.pop("RAY_AUTH_TOKEN", None)
 
 
 @contextlib.contextmanager
@@ -467,8 +482,7 @@ class RayExecutor:
             try:
                 with _keeping_sigterm():
                     if address == "local":
-                        token_without_home()
-                        with _unsaid_token_auth_notice():
+                        with local_token(), _unsaid_token_auth_notice():
                             # "local", not None: ray.init() with no address joins the cluster RAY_ADDRESS names, or the one a
                             # `ray start` on this machine left in /tmp/ray/ray_current_cluster (a cluster's own nodes)
                             ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,

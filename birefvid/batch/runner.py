@@ -1037,6 +1037,8 @@ KILLED_WRITER_SECONDS = 5.0
 
 def _let_go(path: Path, seconds: float) -> bool:
     """Whether ``path``'s writer_lock is free, waiting up to ``seconds`` for a writer this run killed to end."""
+    if being_written(path) and not os.access(path, os.R_OK):
+        return False  # another user's, whose lock this user cannot test: a wait for it to let go was spent whole, for nothing
     deadline = time.monotonic() + seconds
     while being_written(path):
         if time.monotonic() >= deadline:

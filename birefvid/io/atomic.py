@@ -129,7 +129,7 @@ def being_written(path: str | Path) -> bool:
     """True when a live writer holds ``path`` (a ``.NAME.partial-*`` entry) under its ``writer_lock``: a run writing
     it now, in this process or another, not a leftover of one killed. False where that cannot be told (no ``flock``).
 
-    True, too, for an entry this user may not open (``PermissionError``): another user's partial, made 0600 by mkstemp,
+    True, too, for a partial (``.NAME.partial-*``) this user may not open (``PermissionError``): another user's partial, made 0600 by mkstemp,
     whose lock cannot be tested. Taken as a leftover, a batch run of a second user in a shared group-writable folder
     removed the first user's work in progress, and named it a killed run's."""
     try:
@@ -141,7 +141,9 @@ def being_written(path: str | Path) -> bool:
         # the batch or process run looking for leftovers
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except PermissionError:
-        return True  # cannot be told: another user's, and perhaps being written now, so left alone
+        # cannot be told: another user's partial, perhaps being written now, so left alone. Only a partial's name: any
+        # file this user may not read (another user's 0600 video given as input) was said to be written by a run now
+        return final_name(path) is not None
     except OSError:
         return False
     try:
@@ -257,9 +259,10 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool, replaces: Optiona
     kind = special_file(path)
     if kind:  # the run's rename would replace it (/dev/null made a plain file), --overwrite or not
         raise SinkError(f"output {path} is {kind}{f' ({real})' if real != path else ''}, not a file a video or picture is written to; name a file")
+    renamed_onto = overwrite if replaces is None else replaces
     if real.exists():
-        if is_dir and real.is_dir() and not any(real.iterdir()):
-            pass  # an empty folder is a fine place for a PNG sequence
+        if is_dir and real.is_dir() and not _holds_anything(path, real):
+            renamed_onto = True  # an empty folder is a fine place for a PNG sequence, which the commit renames onto it
         elif not overwrite:
             raise SinkError(f"output exists: {path} (use {option('overwrite', True)})")
         elif is_dir and not real.is_dir():
@@ -273,8 +276,18 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool, replaces: Optiona
         raise SinkError(f"output folder does not exist: {parent}{leads} (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SinkError(f"output folder is not writable: {parent}{leads}")
-    if overwrite if replaces is None else replaces:
+    if renamed_onto:
         _check_replaceable(path, real, parent)
+
+
+def _holds_anything(path: Path, real: Path) -> bool:
+    """Whether the folder ``real`` (where ``path`` leads) holds anything; SinkError for one this user may not read
+    (another user's 0700 folder): its PermissionError was a traceback, exit 1."""
+    try:
+        return any(real.iterdir())
+    except PermissionError as e:
+        raise SinkError(f"cannot write output {path}: it is a folder this user may not read ({e.strerror or e}"
+                        f"{_owner_of(real)}); name another output") from e
 
 
 def _check_replaceable(path: Path, real: Path, parent: Path) -> None:
@@ -289,8 +302,18 @@ def _check_replaceable(path: Path, real: Path, parent: Path) -> None:
         return  # gone meanwhile: nothing to replace
     uid = os.geteuid()
     if folder.st_mode & stat.S_ISVTX and entry.st_uid != uid and folder.st_uid != uid:
-        raise SinkError(f"cannot replace {path}: it belongs to {_user_name(entry.st_uid)}, and {parent} is a shared folder "
+        leads = f" (where it leads, {real})" if real != path else ""
+        raise SinkError(f"cannot replace {path}{leads}: it belongs to {_user_name(entry.st_uid)}, and {parent} is a shared folder "
                         "(sticky, as /tmp is) where only a file's owner may replace it; name another output")  # fmt: skip
+
+
+def _owner_of(path: Path) -> str:
+    """", it belongs to USER" for an entry of another user; empty otherwise."""
+    try:
+        uid = os.lstat(path).st_uid
+    except OSError:
+        return ""
+    return f"; it belongs to {_user_name(uid)}" if hasattr(os, "geteuid") and uid != os.geteuid() else ""
 
 
 def _user_name(uid: int) -> str:
@@ -437,6 +460,21 @@ def check_output_file(path: str | Path, what: str) -> None:
     writable = os.access(p, os.W_OK) if p.exists() else os.access(parent, os.W_OK | os.X_OK)
     if not writable:
         raise SinkError(f"{what} {p} is not writable" if p.exists() else f"{what} folder is not writable: {parent}")
+    check_json_replaceable(p, what)
+
+
+def check_json_replaceable(path: str | Path, what: str) -> None:
+    """SinkError, before the work, where the JSON file ``path`` (``what`` names the option) is another user's in a
+    sticky folder: ``write_text_atomic`` renames onto it, which only its owner may there, so the run did its work and
+    ended "cannot write it (Operation not permitted)", exit 2. A device, pipe or descriptor is written into: let be."""
+    p = Path(path)
+    if not p.exists() or special_file(p) or open_descriptor(p) is not None:
+        return
+    real = through_link(p)
+    try:
+        _check_replaceable(p, real, real.parent)
+    except SinkError as e:
+        raise SinkError(f"{what} {e}") from None
 
 
 class _AtomicTarget:

@@ -109,6 +109,30 @@ def read_rgb(path: Path) -> np.ndarray:
 def read_rgb_deep(path: Path, scale: int = 1) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Read one image as uint8 RGB and, when the file is 16-bit (PNG, TIFF) or a 10/12-bit HEIC, as uint16 RGB too (else None).
     ``scale`` 2, 4 or 8: a JPEG decoded at that fraction of its size (``io.jpeg_draft``: ``image --max-size``)."""
+    try:
+        return _read_rgb_deep(path, scale)
+    except PermissionError as e:  # another user's 0600 picture: a PermissionError traceback, exit 1
+        raise SourceError(f"cannot read {path}: {e.strerror or e}{_owner_phrase(path)}") from e
+
+
+def _owner_phrase(path: Path) -> str:
+    """", it belongs to USER (mode 0600)" for a file of another user; empty otherwise."""
+    try:
+        st = os.stat(path)
+        if not hasattr(os, "geteuid") or st.st_uid == os.geteuid():
+            return ""
+        import pwd
+
+        try:
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            owner = f"uid {st.st_uid}"
+        return f" (it belongs to {owner}, mode {st.st_mode & 0o777:04o})"
+    except (OSError, ImportError):
+        return ""
+
+
+def _read_rgb_deep(path: Path, scale: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
     if heif.is_heif(path):  # neither OpenCV nor Pillow reads HEIC
         return heif.read_heif(path)
     image = _decode(path, scale)

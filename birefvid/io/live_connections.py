@@ -347,12 +347,18 @@ def no_camera_permission(path: str, st: os.stat_result) -> str:
         group = str(st.st_gid)
     if st.st_gid == 0 or st.st_mode & 0o060 != 0o060:  # the group cannot open it either
         return f"no permission to open {path} (mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}, group '{group}'): ask the machine's administrator for access"
+    held = st.st_gid == os.getegid() or st.st_gid in os.getgroups()
+    if held:  # the group is not what keeps it shut (its owner's bits, as the owner; an ACL): "join its group" misled
+        return (f"no permission to open {path} (mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}, group '{group}', "
+                "which this session is in already): ask the machine's administrator for access")  # fmt: skip
     try:
-        user = pwd.getpwuid(os.getuid()).pw_name
-        member = user in grp.getgrgid(st.st_gid).gr_mem
+        entry = pwd.getpwuid(os.getuid())
+        user = entry.pw_name
+        # a login's primary group is no gr_mem entry: a user given the node's group as primary was told to join it
+        member = entry.pw_gid == st.st_gid or user in grp.getgrgid(st.st_gid).gr_mem
     except KeyError:
         user, member = "$USER", False
-    if member and st.st_gid not in os.getgroups():
+    if member:
         return f"no permission to open {path}: you joined its group '{group}' after this session began: log in again (or run `newgrp {group}`)"
     return f"no permission to open {path}: join its group '{group}' (`sudo usermod -aG {group} {user}`, then log in again)"
 

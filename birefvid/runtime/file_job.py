@@ -18,7 +18,7 @@ from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import OutputKeptError, SinkError, option
 from ..file_names import json_name_left_empty, name_too_long, open_descriptor
 from ..io import open_sink, open_source
-from ..io.atomic import check_replaces_no_input, check_report_replaces_nothing, refuse_link_loop, refuse_unusable_descriptor, write_text_atomic
+from ..io.atomic import check_replaces_no_input, check_json_replaceable, check_report_replaces_nothing, refuse_link_loop, refuse_unusable_descriptor, write_text_atomic
 from ..io.factory import exr_colour_for, is_sequence_target
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
@@ -61,6 +61,8 @@ def check_report_path(report_path: Optional[str | Path]) -> None:
             raise SinkError(f"{option('report_path')} {report_path} is a folder; give a file name, e.g. {Path(report_path) / 'report.json'}")
     except PermissionError as e:  # a folder on the way closed to this user: a traceback, exit 1
         raise SinkError(f"cannot write {option('report_path')} {report_path}: {e.strerror} ({e.filename})") from None
+    if report_path is not None:
+        check_json_replaceable(report_path, option("report_path"))
 
 
 def segmenter_for(job_model: Any, inference: Any, device: Optional[str] = None) -> Segmenter:
