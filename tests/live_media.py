@@ -328,6 +328,17 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def read_count(src: Any, count: int, within: float) -> list:
+    """The pictures a live source gives until there are ``count``, waiting up to ``within`` s (generous: a count
+    of pictures seen in a fixed time measures the machine's load as much as the source)."""
+    frames, end = [], time.monotonic() + within
+    while len(frames) < count and time.monotonic() < end:
+        f = src.read(min(1.0, end - time.monotonic()))
+        if f is not None:
+            frames.append(f)
+    return frames
+
+
 def read_for(src: Any, seconds: float) -> list:
     """Every picture a live source (``birefvid.io.live_base.LiveSource``) gives in ``seconds``."""
     frames, end = [], time.monotonic() + seconds

@@ -132,7 +132,6 @@ def test_a_receiver_that_stops_reading_holds_up_only_its_own_stream() -> None:
     recording and the other outputs lose nothing (a SIGSTOPped tcp:// player cost a recording 5 s of
     pictures, and the preview froze for as long)."""
     import threading
-    import time
 
     import numpy as np
 
@@ -154,7 +153,7 @@ def test_a_receiver_that_stops_reading_holds_up_only_its_own_stream() -> None:
         def _send(self, picture: np.ndarray, t: float) -> None:
             self.entered.set()
             if not self.got:
-                self.release.wait(2.0)
+                self.release.wait(60.0)  # until the test releases it, after its sends
             self.got.append(t)
 
         def _close(self) -> None:
@@ -163,23 +162,32 @@ def test_a_receiver_that_stops_reading_holds_up_only_its_own_stream() -> None:
     inner = StalledStream()
     sink = republish.RepublishingSink(lambda: inner)
     picture = np.zeros((8, 8, 3), np.uint8)
-    started = time.monotonic()
-    sink.send(picture, 0.0)
-    took = time.monotonic() - started
-    assert inner.entered.wait(2.0)  # the sender thread's start is no part of send()'s time: a loaded box delays it
-    started = time.monotonic()
-    for i in range(1, 20):
-        sink.send(picture, i / 25)
-    took += time.monotonic() - started
-    inner.release.set()
+    sent = threading.Event()
+
+    def send_all() -> None:
+        sink.send(picture, 0.0)
+        assert inner.entered.wait(30)  # the sender thread is inside the stalled write
+        for i in range(1, 20):
+            sink.send(picture, i / 25)
+        sent.set()
+
+    # The receiver stays stalled until the sends are over (60 s at most): a send() that waited on it would still be
+    # waiting after 20 s, where all twenty return in milliseconds (not a bound on their speed: 0.5 s was, beside
+    # a stall of 2 s, and a loaded machine's thread switches come near it).
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    try:
+        assert sent.wait(20), "send() waited on a stalled receiver"
+    finally:
+        inner.release.set()
+        sender.join(30)
     sink.close()
-    assert took < 0.5, f"send() waited {took:.2f} s on a stalled receiver"
     kept = republish.QUEUE_PICTURES
     assert inner.got == [0.0] + [i / 25 for i in range(20 - kept, 20)]  # in order, the newest kept
     assert sink.behind == 19 - kept
 
 
-def test_closing_a_stream_whose_receiver_never_reads_again_ends() -> None:
+def test_closing_a_stream_whose_receiver_never_reads_again_ends(monkeypatch) -> None:
     """An RTSP receiver that stops reading for good blocks the stream's write for ever (FFmpeg retries
     each packet): close() must give up on that stream after a few seconds, so the run ends and its
     recordings are committed (the process hung at its end, leaving the recording a temporary file)."""
@@ -188,6 +196,7 @@ def test_closing_a_stream_whose_receiver_never_reads_again_ends() -> None:
 
     import numpy as np
 
+    from birefvid.io import republish
     from birefvid.io.live_base import LiveSink
     from birefvid.io.republish import RepublishingSink
 
@@ -203,22 +212,25 @@ def test_closing_a_stream_whose_receiver_never_reads_again_ends() -> None:
 
         def _send(self, picture: np.ndarray, t: float) -> None:
             self.entered.set()
-            self.release.wait(10.0)
+            self.release.wait(60.0)  # until the test has timed close(): never, as far as close() can tell
 
         def _close(self) -> None:
             self.closed = True
 
+    # close() gives up after CLOSE_WAIT_S (3 s), here 0.5 s; the bound sits far from both it and the stream's 60 s stall
+    # (it was 5 s against close()'s own 3 s, which a loaded machine's thread start and switches came near).
+    monkeypatch.setattr(republish, "CLOSE_WAIT_S", 0.5)
     inner = DeadStream()
     sink = RepublishingSink(lambda: inner)
     try:
         sink.send(np.zeros((8, 8, 3), np.uint8), 0.0)
-        assert inner.entered.wait(2.0)
+        assert inner.entered.wait(30)
         started = time.monotonic()
         sink.close()
         took = time.monotonic() - started
     finally:
         inner.release.set()
-    assert took < 5.0, f"close() took {took:.1f} s"
+    assert took < 20.0, f"close() took {took:.1f} s"
     assert not inner.closed  # its thread still holds it: left unfinished
 
 

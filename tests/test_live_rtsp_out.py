@@ -118,7 +118,8 @@ def test_unreachable_or_silent_server_fails_fast_naming_the_url():
         t0 = time.monotonic()
         with pytest.raises(SinkError, match=f"^cannot publish to {url}: no RTSP answer"):
             RtspPublishSink(url, width=64, height=48, fps=FPS, kind="rgb", open_timeout=1.0)
-        assert time.monotonic() - t0 < 3.0
+        # the 1 s open timeout and ffmpeg's start (1.1-1.2 s here); a silent server is otherwise waited on for ever
+        assert time.monotonic() - t0 < 8.0
 
 
 def test_a_mistyped_host_is_named_not_an_input_output_error():

@@ -28,7 +28,7 @@ from birefvid.io.live_base import CapturedFrame, LiveSource, NoFirstPicture
 from birefvid.io.live_source import open_live_source
 from birefvid.io.live_target import _dshow_video_devices, parse_source_spec
 from birefvid.io.reconnect import Backoff, GaveUp, retry
-from live_media import RtspServer, free_port, free_udp_port, make_clip, make_ts_stamped_twice, read_for, square_frame
+from live_media import RtspServer, free_port, free_udp_port, make_clip, make_ts_stamped_twice, read_count, read_for, square_frame
 from system_tools import need_binary
 
 
@@ -111,7 +111,7 @@ def test_retry_counts_attempts_and_stops_on_the_event() -> None:
     threading.Timer(0.2, stop.set).start()
     t0 = time.monotonic()
     assert retry(failing, Backoff(initial=30, maximum=60), stop, what="x") is None
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 10  # the stop 0.2 s in, a loaded machine's late timer; the backoff's 30 s far off
 
 
 
@@ -305,7 +305,8 @@ def test_realtime_file_arrives_on_schedule_and_ends(clip2s: Path) -> None:
         frames = _read_until_ended(src, within=10.0)  # 10 s: room for a stalled capture thread, not the 2 s clip's pace
         assert src.state == "ended"
         t0 = time.monotonic()
-        assert src.read(5.0) is None and time.monotonic() - t0 < 2.5  # at once: nothing more will come
+        # at once: nothing more will come (a read that waited would take its 30 s, far from a loaded machine's pause)
+        assert src.read(30.0) is None and time.monotonic() - t0 < 10
     assert src.frames_captured == 48 and len(frames) + src.dropped == 48
     # newest frame wins: a reader late by a frame's 42 ms loses one (0-3 of 48 seen under load, none idle); a burst loses most
     assert src.dropped <= 4, src.dropped
@@ -395,9 +396,11 @@ def test_rtsp_stream_is_pulled(clip30s: Path) -> None:
         assert first is not None and to_first < 3.0, to_first
         assert (info.width, info.height) == (160, 120) and first.frame.image.shape == (120, 160, 3)
         assert first.frame.image[..., 2].mean() > 60  # the blue background came through as blue
-        frames = read_for(src, 1.5)
+        # 24 pictures waited for (1 s at 24 fps; ~36 came in 1.5 s idle), not counted in a fixed 1.5 s: a loaded machine's
+        # reader misses some (the newest picture wins), which says nothing of the pull
+        frames = read_count(src, 24, within=20.0)
         assert src.state == "live" and src.reconnects == 0
-    assert len(frames) >= 24  # ~36 at 24 fps
+    assert len(frames) >= 24
     times = [first.stream_time] + [f.stream_time for f in frames]
     assert all(b > a for a, b in zip(times, times[1:]))
     # stream time runs with the wall clock (seconds, not time-base ticks: those would be off by factors); a loaded
@@ -414,8 +417,11 @@ def test_rtsp_camera_that_refuses_tcp_is_received_over_udp(clip30s: Path, caplog
             t0 = time.monotonic()
             info = src.start(timeout=10)
             first = src.read(2.0)
-            frames = read_for(src, 1.0)
-            assert time.monotonic() - t0 < 5 and src.reconnects == 0
+            answered = time.monotonic() - t0
+            frames = read_count(src, 12, within=20.0)  # waited for, not counted in a fixed second (a loaded reader misses some)
+            # at once, not after TCP tries: start()'s 10 s would run out first (the bound is what a loaded machine's
+            # handshake leaves below them)
+            assert answered < 8 and src.reconnects == 0
     assert (info.width, info.height) == (160, 120) and first is not None and len(frames) >= 12
     assert any("refuses RTP over TCP: receiving it over UDP" in r.getMessage() for r in caplog.records)
 
@@ -428,7 +434,7 @@ def test_rtsp_stream_whose_only_keyframe_is_its_first_is_pulled(tmp_path: Path) 
         src.start()
         first = src.read(2.0)
         assert first is not None and first.stream_time == 0.0
-        assert len(read_for(src, 1.0)) >= 12
+        assert len(read_count(src, 12, within=20.0)) >= 12  # waited for: a loaded reader misses some of a second's 24
 
 
 def test_an_rtsp_streams_pixel_shape_is_known(tmp_path: Path) -> None:
@@ -462,7 +468,7 @@ def test_rtsp_server_restart_reconnects_without_restarting_the_source(clip30s: P
             t_up = time.monotonic()
             _wait_state(src, "live", within=8.0)
             t_live = time.monotonic()
-            after = read_for(src, 1.0)
+            after = read_count(src, 15, within=20.0)  # waited for, not counted in a fixed second: a loaded reader misses some
             assert src.reconnects == 1 and src.state == "live"
     finally:
         server.stop()
@@ -784,7 +790,7 @@ def test_a_refused_login_fails_at_once_and_hides_the_password(clip30s: Path, cap
 
 def test_srt_without_libsrt_fails_at_once_saying_what_to_do() -> None:
     url = f"srt://127.0.0.1:{free_port()}"
-    src = open_live_source(url, max_retries=3, backoff_initial=0.5)
+    src = open_live_source(url, max_retries=3, backoff_initial=10)  # a retry would wait 10 s; the answer is at once
     t0 = time.monotonic()
     try:
         with pytest.raises(SourceError) as info:
@@ -793,7 +799,7 @@ def test_srt_without_libsrt_fails_at_once_saying_what_to_do() -> None:
         src.close()
     if "Protocol not found" not in str(info.value):
         pytest.skip(f"this PyAV's FFmpeg has SRT ({info.value})")  # PyAV's PyPI wheels do not
-    assert time.monotonic() - t0 < 0.5, "a protocol the build lacks is retried"
+    assert time.monotonic() - t0 < 5, "a protocol the build lacks is retried"
     assert str(info.value).startswith(f"{url}: this FFmpeg build cannot open it") and "MediaMTX" in str(info.value)
 
 
@@ -835,7 +841,8 @@ def test_silent_server_times_out_instead_of_hanging() -> None:
         t0 = time.monotonic()
         with pytest.raises(SourceError, match=r"^cannot reach .*: no answer within 0\.5 s \(gave up after 2 attempts\)$"):
             src.start()
-        assert time.monotonic() - t0 < 2.5
+        # two tries of 0.5 s and a 0.1 s backoff; hanging on the silent server would never end
+        assert time.monotonic() - t0 < 15
         src.close()
     finally:
         silent.close()
@@ -864,8 +871,8 @@ def test_close_is_prompt_while_blocked_opening() -> None:
         waiter.start()
         time.sleep(0.5)
         assert src.state == "starting"
-        assert _close_time(src) < 2.0
-        waiter.join(2.0)
+        assert _close_time(src) < 10  # against the open's 30 s: a loaded machine's pause is no hang
+        waiter.join(10)
         assert not waiter.is_alive() and isinstance(outcome[0], SourceError)
         assert src.state == "closed" and _live_threads() == []
     finally:
@@ -882,7 +889,7 @@ def test_close_is_prompt_while_blocked_reading_a_stalled_stream(clip30s: Path) -
             time.sleep(0.5)
             src.read(0.1)
             assert src.read(0.3) is None and src.state == "live"  # blocked in the network read
-            assert _close_time(src) < 2.0
+            assert _close_time(src) < 10  # against the read's 30 s: a loaded machine's pause is no hang
             assert _live_threads() == []
         finally:
             os.kill(server._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
@@ -922,13 +929,13 @@ def test_a_stream_whose_pictures_stop_while_its_sound_goes_on_is_lost(tmp_path: 
     subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=24:duration=1",
                     *[a.format(1) for a in sound], "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "12",
                     "-streamid", "0:256", "-streamid", "1:257", "-f", "mpegts", str(both)], check=True)  # fmt: skip
-    subprocess.run([ffmpeg, "-nostdin", "-v", "error", *[a.format(4) for a in sound], "-streamid", "0:257",
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", *[a.format(30) for a in sound], "-streamid", "0:257",
                     "-output_ts_offset", "1", "-f", "mpegts", str(alone)], check=True)  # fmt: skip
     port = free_udp_port()
 
-    def send() -> None:  # a second of pictures and sound, then 4 s of sound alone on the same PIDs
+    def send() -> None:  # a second of pictures and sound, then 30 s of sound alone on the same PIDs, until it is lost
         _send_paced(both.read_bytes(), port, 1.0)
-        _send_paced(alone.read_bytes(), port, 4.0, until=lost)
+        _send_paced(alone.read_bytes(), port, 30.0, until=lost)
 
     lost = threading.Event()
     sender = threading.Thread(target=send)
@@ -936,7 +943,9 @@ def test_a_stream_whose_pictures_stop_while_its_sound_goes_on_is_lost(tmp_path: 
         sender.start()
         try:
             src.start(timeout=10)
-            assert _wait_state(src, "reconnecting", within=3.0) < 3.0  # the sound goes on for 4 s more
+            # lost 1 s (the read timeout) after the last picture; the sound goes on for 30 s more, so a bound of 15 s is
+            # far from both (3 s was, against 4 s of sound, near a loaded machine's late packets and thread)
+            _wait_state(src, "reconnecting", within=15.0)
         finally:
             lost.set()
             sender.join()
@@ -951,7 +960,7 @@ def test_close_is_prompt_while_waiting_to_reconnect(clip30s: Path) -> None:
         _wait_state(src, "reconnecting", within=3.0)
         threads_during = _live_threads()
         assert len(threads_during) == 1
-        assert _close_time(src) < 2.0
+        assert _close_time(src) < 10  # against the backoff's 20 s: a loaded machine's pause is no hang
         assert not threads_during[0].is_alive() and src.state == "closed"
         src.close()  # idempotent
     finally:
