@@ -35,6 +35,8 @@ SKIPPED = {
     "birefvid train --data DIR -o runs/ft --steps N": "a synopsis: N stands for a number of steps",
     "birefvid live @<(pass show gate)": "a shell's process substitution: the arguments come from a password store",
     "birefvid live <source>": "the name of live's capture thread (docs/architecture.md's table of threads)",
+    "birefvid models --download NAME ...": "a synopsis: NAME stands for a model's name",
+    "birefvid models --download NAME [NAME ...]": "a synopsis: NAME stands for a model's name",
 }
 
 # The arguments files the pages describe: `birefvid live @gate.args` (--source, then the URL), `process @talk.args`
@@ -253,9 +255,17 @@ def _serve(args: argparse.Namespace) -> None:
     inference_spec(args).validate()
 
 
-# bench's checks ask for the device (`--device cuda` on a machine without one), eval's and models' are inside their runs
+def _models(args: argparse.Namespace) -> None:
+    from birefvid.models.weights import download_target
+
+    for name in args.download or ():  # the names `--download` takes, looked up as it does before any download
+        download_target(name)
+
+
+# bench's checks ask for the device (`--device cuda` on a machine without one), eval's are inside its run
 CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "process": _process, "batch": _batch, "live": _live, "image": _image, "train": _train, "export": _export, "serve": _serve,
+    "models": _models,
 }
 
 
@@ -350,6 +360,7 @@ def test_a_broken_line_is_named_with_the_parsers_message(empty_folder: Path):
     assert "--key-color is only used with --output green" in refusal(("process", "a.mp4", "-o", "b.mp4", "--key-color", "#00b140"))
     assert "--latency-budget" in refusal(("live", "--source", "0", "--sink", "window", "--resolution", "256", "--latency-budget", "100"))
     assert "--val-fraction" in refusal(("train", "--data", "scenes", "-o", "r", "--steps", "9", "--val-fraction", "0.1"))
+    assert "unknown model 'lyte'" in refusal(("models", "--download", "lite", "lyte"))
     assert refusal(("process", "...", "--weights", "w.pt"), partial=True) is None
     assert refusal(("image", "--keep-aspect"), partial=True) is None
     assert "not allowed with argument" in refusal(("process", "...", "--grow", "1", "--shrink", "1"), partial=True)

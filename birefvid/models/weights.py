@@ -315,6 +315,17 @@ def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def cached_hub_file(repo: str, filename: str, repo_type: str = "model") -> Optional[Path]:
+    """The file in the standard Hugging Face cache (``HF_HOME``, ``HF_HUB_CACHE``), or None when it is not there."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, local_files_only=True))
+    except LocalEntryNotFoundError:
+        return None
+
+
 def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
     """Find one file in the standard Hugging Face cache, else download it from ``$HF_ENDPOINT`` (the hub or a mirror);
     honours HF_HUB_OFFLINE. Every failure is one line naming the server and what it did; a download that fails
@@ -322,10 +333,9 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass
+    cached = cached_hub_file(repo, filename, repo_type)
+    if cached is not None:
+        return cached
     if constants.HF_HUB_OFFLINE:
         raise _offline_error(repo, filename, repo_type, "offline mode (HF_HUB_OFFLINE) is on")
     if not hub_reachable(constants.ENDPOINT):
@@ -543,6 +553,45 @@ def card_weights_path(card: ModelCard) -> Path:
     return fetch_hub_file(card.hub_repo, card.file, card.repo_type)
 
 
+HUB_REPO = re.compile(r"[\w.-]+/[\w.-]+")  # `owner/name`, as `--model` takes a Hugging Face repo
+
+
+def download_target(name: str) -> ModelCard | str:
+    """What ``birefvid models --download NAME`` fetches: the card called ``name`` (case-insensitive), the card of a
+    published variant named by its repo, or any other Hugging Face repo ``owner/name`` (its ``model.safetensors``, as
+    ``--model owner/name`` loads it). An unknown name is a ConfigError listing the known ones, said before any download."""
+    from .registry import get_model_card, list_models
+
+    if name.lower() in {k.lower() for k in list_models()} or not HUB_REPO.fullmatch(name) or Path(name).exists():
+        return get_model_card(name)  # a local file or folder is no model to download: "unknown model", with the names
+    return card_for_repo(name) or name
+
+
+def prefetch_weights(target: ModelCard | str) -> tuple[Path, str]:
+    """Make a model's weights ready for a run that may be offline, with the code and checks a run's load uses: (where
+    they are, how: "shipped" in the package, "local" (a user card's file), "cached" (in the Hugging Face cache already)
+    or "downloaded"). The file is read as a run reads it, mapped, and its keys and shapes checked against the
+    backbone, so a damaged cached copy is the run's one line (with the `hf download --force-download` that replaces it)
+    now, not on the offline machine later. Failures are WeightsError (OfflineError for a failed download)."""
+    if isinstance(target, str):
+        repo, filename, repo_type, backbone, card = target, "model.safetensors", "model", None, None
+    else:
+        card = target
+        if card.hub_repo is None or card.file is None:
+            path = card_weights_path(card)
+            if card.package_file is not None:
+                return path, "shipped"
+            state, _ = read_weights(path, mapped=True)
+            backbone_for(state, card.backbone, str(path))
+            return path, "local"
+        repo, filename, repo_type, backbone = card.hub_repo, card.file, card.repo_type, card.backbone
+    cached = cached_hub_file(repo, filename, repo_type)
+    path = cached or fetch_hub_file(repo, filename, repo_type)
+    state = _read_download(path, repo, filename, repo_type, mapped=True)
+    backbone_for(state, backbone, f"{card.name} ({path})" if card else repo)
+    return path, "cached" if cached is not None else "downloaded"
+
+
 def backbone_for(state: Mapping[str, torch.Tensor], backbone: Optional[str], source: str) -> str:
     """The backbone ``state`` is for: ``backbone`` when it fits, else detected; a WeightsError saying what differs
     when none fits, or when its weights are not floating point. Checks key names, shapes and dtypes only (no model is built)."""
@@ -599,11 +648,12 @@ def checkpoint_resolution(path: Path) -> Optional[tuple[int, int]]:
     return (width, height) if width and height else None
 
 
-def _read_download(path: Path, repo: str, filename: str, repo_type: str = "model") -> dict[str, torch.Tensor]:
+def _read_download(path: Path, repo: str, filename: str, repo_type: str = "model", *, mapped: bool = False) -> dict[str, torch.Tensor]:
     """read_checkpoint of a file from the Hugging Face cache; a damaged one (a download cut off, a full disk)
-    is an error saying how to fetch it again, which nothing else would: the cache serves it as complete."""
+    is an error saying how to fetch it again, which nothing else would: the cache serves it as complete.
+    ``mapped``: as ``read_weights``', for a caller that checks the shapes only."""
     try:
-        return read_checkpoint(path)
+        return read_weights(path, mapped=mapped)[0]
     except WeightsNotFoundError:
         raise
     except WeightsError as exc:

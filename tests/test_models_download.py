@@ -1,0 +1,135 @@
+"""``birefvid models --download NAME ...``: weights fetched ahead of time (a container image's build, a machine that will
+be offline) through the real huggingface_hub against a local Hugging Face mirror (``hub_mirror.HubMirror``, as a user
+with ``HF_ENDPOINT`` set to one), with the checks a run's load makes. No test reaches the network.
+
+The published names' weights are large (lite's test stand-in is 89 MB); these tests name cards of their own
+(``BIREFVID_MODELS_DIR``) whose repos hold the shipped ``tiny`` checkpoint (pvt_v2_b0), so the card, the repo, the
+download and the backbone check are all the real ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hub_mirror import HubMirror
+
+ASSET = Path(__file__).resolve().parents[1] / "birefvid" / "assets" / "tiny.safetensors"
+REPO = "someone/birefnet-b0"
+ELSEWHERE = "someone/not-on-the-mirror"
+
+
+@pytest.fixture(scope="module")
+def weights_bytes() -> bytes:
+    return ASSET.read_bytes()
+
+
+@pytest.fixture()
+def cards(tmp_path) -> Path:
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    for name, repo in (("b0", REPO), ("gone", ELSEWHERE)):
+        card = {"name": name, "backbone": "pvt_v2_b0", "resolution": [256, 256], "source": {"hub_repo": repo, "file": "model.safetensors"}}
+        (folder / f"{name}.json").write_text(json.dumps(card))
+    return folder
+
+
+def _env(tmp_path: Path, mirror: HubMirror, cards: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"))}
+    return {**env, "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": mirror.url, "NO_PROXY": "127.0.0.1,localhost",
+            "BIREFVID_MODELS_DIR": str(cards), **extra}  # fmt: skip
+
+
+def _birefvid(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "birefvid", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+
+def _blobs(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "hf" / "hub").rglob("*") if p.is_file() and "blobs" in p.parts]
+
+
+def test_download_fetches_each_model_says_where_and_a_second_run_and_an_offline_run_use_the_cache(tmp_path, cards, weights_bytes):
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        env = _env(tmp_path, mirror, cards)
+        first = _birefvid(tmp_path, env, "models", "--download", "b0", "tiny", "B0")  # B0: the same card, fetched once
+        assert first.returncode == 0, first.stderr
+        lines = first.stderr.strip().splitlines()
+        assert lines[0] == f"birefvid: downloading model.safetensors from Hugging Face repo {REPO} (first use; cached afterwards) through {mirror.url}"
+        assert lines[1].startswith("b0: downloaded to ") and lines[2].startswith("tiny: shipped with birefvid, no download needed ("), lines
+        assert len(lines) == 3, lines
+        where = Path(lines[1].removeprefix("b0: downloaded to "))
+        assert where.read_bytes() == weights_bytes and (tmp_path / "hf" / "hub") in where.parents
+        assert first.stdout == ""
+        assert [r[0] for r in mirror.requests] == ["HEAD", "GET"]
+
+        again = _birefvid(tmp_path, env, "models", "--download", "b0")
+        assert again.returncode == 0, again.stderr
+        assert again.stderr == f"b0: already in the cache: {where}\n"
+        assert len(mirror.gets()) == 1  # nothing downloaded again
+
+    offline = {**env, "HF_HUB_OFFLINE": "1"}  # the mirror is gone: the cache serves it, as it will the runs
+    quiet = _birefvid(tmp_path, offline, "-q", "models", "--download", "b0", "tiny")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((64, 64, 3), 90, np.uint8))
+    run = _birefvid(tmp_path, offline, "image", "in.png", "-o", "out.png", "--model", "b0", "--resolution", "64", "-q")
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out.png").is_file()
+
+
+def test_an_unknown_name_is_one_line_listing_the_known_ones_before_any_download(tmp_path, cards, weights_bytes):
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        result = _birefvid(tmp_path, _env(tmp_path, mirror, cards), "models", "--download", "b0", "lyte")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("birefvid: error: unknown model 'lyte'; known models: ") and "b0, " in line and "lite, " in line, line
+    assert not mirror.requests and not _blobs(tmp_path)
+
+
+def test_a_failed_download_is_one_line_naming_the_model_and_the_others_are_still_fetched(tmp_path, cards, weights_bytes):
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        env = _env(tmp_path, mirror, cards)
+        result = _birefvid(tmp_path, env, "models", "--download", "gone", "b0", "tiny")
+        quiet = _birefvid(tmp_path, env, "models", "--download", "gone", "b0", "-q")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("birefvid: error:")]
+    assert len(errors) == 1, lines
+    assert errors[0].startswith(f"birefvid: error: gone: {ELSEWHERE}/model.safetensors does not exist on the mirror {mirror.url} (HF_ENDPOINT)")
+    assert "a mirror may not hold every repo" in errors[0]
+    assert any(line.startswith("b0: downloaded to ") for line in lines) and any(line.startswith("tiny: shipped") for line in lines), lines
+    assert len(_blobs(tmp_path)) == 1
+    assert quiet.returncode == 2  # -q: the error line alone
+    assert quiet.stderr == errors[0] + "\n"
+
+
+def test_a_damaged_copy_in_the_cache_is_said_with_the_download_that_replaces_it(tmp_path, cards, weights_bytes):
+    """The check a run makes as it loads, made now: the offline machine would have found it at its first run."""
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        env = _env(tmp_path, mirror, cards)
+        assert _birefvid(tmp_path, env, "-q", "models", "--download", "b0").returncode == 0
+    (blob,) = _blobs(tmp_path)
+    with blob.open("r+b") as f:
+        f.truncate(len(weights_bytes) // 3)
+    result = _birefvid(tmp_path, {**env, "HF_HUB_OFFLINE": "1"}, "models", "--download", "b0", "tiny")
+    assert result.returncode == 2
+    error, shipped = result.stderr.strip().splitlines()
+    assert error.startswith("birefvid: error: b0: ") and "cut short" in error, error
+    assert f"hf download {REPO} model.safetensors --force-download" in error
+    assert shipped.startswith("tiny: shipped with birefvid")
+
+
+def test_a_mirror_that_sends_other_bytes_is_caught_by_the_runs_hash_check_and_nothing_kept(tmp_path, cards, weights_bytes):
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        mirror.corrupt = True
+        result = _birefvid(tmp_path, _env(tmp_path, mirror, cards), "-q", "models", "--download", "b0")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"birefvid: error: b0: cannot download model.safetensors from Hugging Face repo {REPO}: the mirror {mirror.url} "
+                           "(HF_ENDPOINT) sent a damaged file (its SHA-256 is "), line  # fmt: skip
+    assert not _blobs(tmp_path)
