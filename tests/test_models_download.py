@@ -133,3 +133,19 @@ def test_a_mirror_that_sends_other_bytes_is_caught_by_the_runs_hash_check_and_no
     assert line.startswith(f"birefvid: error: b0: cannot download model.safetensors from Hugging Face repo {REPO}: the mirror {mirror.url} "
                            "(HF_ENDPOINT) sent a damaged file (its SHA-256 is "), line  # fmt: skip
     assert not _blobs(tmp_path)
+
+
+def test_a_local_checkpoint_that_looks_like_owner_name_is_checked_as_the_run_would_load_it_not_an_unknown_model(tmp_path, cards, weights_bytes):
+    """`--model runs/best` loads the folder runs/best (a snapshot, a training run's output): --download said
+    "unknown model 'runs/best'", a name --model takes. It is nothing to download; it is read and checked as a run does."""
+    (tmp_path / "runs" / "best").mkdir(parents=True)
+    (tmp_path / "runs" / "best" / "model.safetensors").write_bytes(weights_bytes)
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        env = _env(tmp_path, mirror, cards)
+        result = _birefvid(tmp_path, env, "models", "--download", "runs/best", "tiny")
+        typo = _birefvid(tmp_path, env, "models", "--download", "b0", "runs/nope.pt")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == "runs/best: a local checkpoint, no download needed (runs/best/model.safetensors)"
+    assert typo.returncode == 2
+    assert typo.stderr == "birefvid: error: weights file not found: runs/nope.pt\n"  # as --model says it, before any download
+    assert not mirror.requests and not _blobs(tmp_path)

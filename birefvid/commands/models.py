@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import BirefvidError
 
 if TYPE_CHECKING:
-    from ..models.registry import ModelCard
+    from pathlib import Path
 
 HELP = "list the model variants (--model NAME) and where their weights come from; --download fetches them ahead of time"
 
@@ -41,13 +41,15 @@ def download(names: list[str], *, quiet: bool = False) -> int:
     is one error line (exit 2) before any download; a model whose download fails is one error line naming it, and
     the others are still fetched (exit 2 at the end)."""
     from ..file_names import one_line
+    from ..models.registry import ModelCard
     from ..models.weights import download_target, prefetch_weights
     from ..urls import hide_urls_in
 
-    targets: dict[str, "ModelCard | str"] = {}
+    targets: dict[str, "ModelCard | str | Path"] = {}
     for name in names:
         target = download_target(name)  # ConfigError: unknown model, the known ones listed
-        targets.setdefault(target if isinstance(target, str) else target.name, target)
+        # a card by its name (`B0` and `b0` are one); a repo or a local checkpoint as given (a Path's .name was its file name)
+        targets.setdefault(target.name if isinstance(target, ModelCard) else str(target), target)
     failed = 0
     for name, target in targets.items():
         try:

@@ -556,23 +556,35 @@ def card_weights_path(card: ModelCard) -> Path:
 HUB_REPO = re.compile(r"[\w.-]+/[\w.-]+")  # `owner/name`, as `--model` takes a Hugging Face repo
 
 
-def download_target(name: str) -> ModelCard | str:
+def download_target(name: str) -> ModelCard | str | Path:
     """What ``birefvid models --download NAME`` fetches: the card called ``name`` (case-insensitive), the card of a
     published variant named by its repo, or any other Hugging Face repo ``owner/name`` (its ``model.safetensors``, as
-    ``--model owner/name`` loads it). An unknown name is a ConfigError listing the known ones, said before any download."""
+    ``--model owner/name`` loads it); a local checkpoint file or snapshot folder that ``--model NAME`` would load (a
+    ``runs/best`` folder here, a ``.pt`` file) is that path, nothing to download but checked as a run reads it. An
+    unknown name is a ConfigError listing the known ones, a missing ``.pt``/``.safetensors`` file a
+    WeightsNotFoundError, both said before any download."""
     from .registry import get_model_card, list_models
 
-    if name.lower() in {k.lower() for k in list_models()} or not HUB_REPO.fullmatch(name) or Path(name).exists():
-        return get_model_card(name)  # a local file or folder is no model to download: "unknown model", with the names
+    local = local_checkpoint(name)  # what load_pretrained takes for a file or folder: `--model runs/best` loads it
+    if local is not None:  # (it was "unknown model 'runs/best'", though a run of --model runs/best loads it)
+        if not local.exists():
+            raise WeightsNotFoundError(f"weights file not found: {name}")
+        return local
+    if name.lower() in {k.lower() for k in list_models()} or not HUB_REPO.fullmatch(name):
+        return get_model_card(name)
     return card_for_repo(name) or name
 
 
-def prefetch_weights(target: ModelCard | str) -> tuple[Path, str]:
+def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
     """Make a model's weights ready for a run that may be offline, with the code and checks a run's load uses: (where
     they are, how: "shipped" in the package, "local" (a user card's file), "cached" (in the Hugging Face cache already)
     or "downloaded"). The file is read as a run reads it, mapped, and its keys and shapes checked against the
     backbone, so a damaged cached copy is the run's one line (with the `hf download --force-download` that replaces it)
     now, not on the offline machine later. Failures are WeightsError (OfflineError for a failed download)."""
+    if isinstance(target, Path):  # a local checkpoint file or folder (download_target): read and checked, as a load does
+        state, _ = read_weights(target, mapped=True)
+        backbone_for(state, None, str(target))
+        return (weights_in_folder(target) if target.is_dir() else target), "local"
     if isinstance(target, str):
         repo, filename, repo_type, backbone, card = target, "model.safetensors", "model", None, None
     else:
