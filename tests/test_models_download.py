@@ -149,3 +149,18 @@ def test_a_local_checkpoint_that_looks_like_owner_name_is_checked_as_the_run_wou
     assert typo.returncode == 2
     assert typo.stderr == "birefvid: error: weights file not found: runs/nope.pt\n"  # as --model says it, before any download
     assert not mirror.requests and not _blobs(tmp_path)
+
+
+def test_a_name_with_a_line_break_is_written_as_one_line_as_every_other_line(tmp_path, cards, weights_bytes):
+    """The model's name leads each line: a folder named with a line break (`$'runs/be\\nst'`) split the summary and the
+    error line in two, where the path after it was written `\\n` (one_line), as every other birefvid line writes it."""
+    (tmp_path / "runs" / "be\nst").mkdir(parents=True)
+    (tmp_path / "runs" / "be\nst" / "model.safetensors").write_bytes(weights_bytes)
+    (tmp_path / "bad\nrun").mkdir()
+    (tmp_path / "bad\nrun" / "model.safetensors").write_bytes(b"not weights")
+    with HubMirror({}) as mirror:
+        result = _birefvid(tmp_path, _env(tmp_path, mirror, cards), "models", "--download", "runs/be\nst", "bad\nrun")
+    assert result.returncode == 2
+    summary, error = result.stderr.splitlines()
+    assert summary == "runs/be\\nst: a local checkpoint, no download needed (runs/be\\nst/model.safetensors)"
+    assert error.startswith("birefvid: error: bad\\nrun: bad\\nrun/model.safetensors is not a BiRefNet checkpoint"), error

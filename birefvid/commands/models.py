@@ -51,7 +51,8 @@ def download(names: list[str], *, quiet: bool = False) -> int:
         # a card by its name (`B0` and `b0` are one); a repo or a local checkpoint as given (a Path's .name was its file name)
         targets.setdefault(target.name if isinstance(target, ModelCard) else str(target), target)
     failed = 0
-    for name, target in targets.items():
+    for key, target in targets.items():
+        name = one_line(key)  # a folder's or a card's name may hold a line break: each line stays one, as every other
         try:
             path, how = prefetch_weights(target)
         except BirefvidError as exc:
