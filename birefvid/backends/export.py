@@ -29,6 +29,7 @@ import torch
 from .. import __version__, exiting
 from ..errors import NOTICE, SinkError, option
 from ..user_paths import expand_home
+from ..users import user_name
 from .cache_trust import file_distrust, folder_distrust
 
 if TYPE_CHECKING:
@@ -622,13 +623,7 @@ def _owner_and_mode(path: Path) -> str:
         st = path.stat()
     except OSError as e:
         return e.strerror or str(e)
-    try:
-        import pwd
-
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except (ImportError, KeyError):
-        owner = f"uid {st.st_uid}"
-    return f"{owner}'s, mode {stat.S_IMODE(st.st_mode):04o}"
+    return f"{user_name(st.st_uid)}'s, mode {stat.S_IMODE(st.st_mode):04o}"
 
 
 def cached_onnx(model: torch.nn.Module, size: tuple[int, int], batch: int = 1, say_time: bool = True,

@@ -19,6 +19,7 @@ from typing import Iterable
 
 from ..io.atomic import being_written, partial_prefix, through_link
 from ..sequence_names import sequence_folder
+from ..users import user_name
 from .manifest import WORK_DIR
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,7 @@ def _owner(path: Path) -> str:
         uid = os.lstat(path).st_uid
     except OSError:
         return "another user"
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return f"uid {uid}"
+    return user_name(uid)
 
 
 def note_partials_beside(targets: Iterable[Path]) -> list[Path]:

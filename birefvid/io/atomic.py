@@ -31,6 +31,7 @@ from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.file_names import NAME_MAX, descriptor_given, json_name_left_empty, link_loop, name_too_long, open_descriptor, special_file
 from birefvid.sequence_names import sequence_folder
+from birefvid.users import user_name
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ def _check_replaceable(path: Path, real: Path, parent: Path) -> None:
     uid = os.geteuid()
     if folder.st_mode & stat.S_ISVTX and entry.st_uid != uid and folder.st_uid != uid:
         leads = f" (where it leads, {real})" if real != path else ""
-        raise SinkError(f"cannot replace {path}{leads}: it belongs to {_user_name(entry.st_uid)}, and {parent} is a shared folder "
+        raise SinkError(f"cannot replace {path}{leads}: it belongs to {user_name(entry.st_uid)}, and {parent} is a shared folder "
                         "(sticky, as /tmp is) where only a file's owner may replace it; name another output")  # fmt: skip
 
 
@@ -313,17 +314,7 @@ def _owner_of(path: Path) -> str:
         uid = os.lstat(path).st_uid
     except OSError:
         return ""
-    return f"; it belongs to {_user_name(uid)}" if hasattr(os, "geteuid") and uid != os.geteuid() else ""
-
-
-def _user_name(uid: int) -> str:
-    """``uid``'s login name ("uid 1234" where it has none)."""
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return f"uid {uid}"
+    return f"; it belongs to {user_name(uid)}" if hasattr(os, "geteuid") and uid != os.geteuid() else ""
 
 
 def _local_read(read: Optional[str | Path]) -> Optional[str]:

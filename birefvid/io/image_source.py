@@ -34,6 +34,7 @@ from birefvid.io.tiff_tiles import UPRIGHT, decode_tiled, tile_grid
 from birefvid.io.untagged import rgb_matrix
 from birefvid.sequence_names import name_template, numbered_name
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
+from birefvid.users import user_name
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -121,14 +122,8 @@ def _owner_phrase(path: Path) -> str:
         st = os.stat(path)
         if not hasattr(os, "geteuid") or st.st_uid == os.geteuid():
             return ""
-        import pwd
-
-        try:
-            owner = pwd.getpwuid(st.st_uid).pw_name
-        except KeyError:
-            owner = f"uid {st.st_uid}"
-        return f" (it belongs to {owner}, mode {st.st_mode & 0o777:04o})"
-    except (OSError, ImportError):
+        return f" (it belongs to {user_name(st.st_uid)}, mode {st.st_mode & 0o777:04o})"
+    except OSError:
         return ""
 
 
