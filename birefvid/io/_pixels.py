@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from birefvid.io.side_data import side_data
 from birefvid.io.untagged import SWS_MATRIX, untagged
 
 log = logging.getLogger(__name__)
@@ -40,40 +41,11 @@ def upright(image: np.ndarray, rotation: int, mirrored: bool = False) -> np.ndar
 _CV2_TURNS = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
 
 
-def _name_unknown_side_data() -> None:
-    """Let PyAV name a frame's side data of a type newer than its ``sidedata.Type`` (``UNKNOWN_31``), where it raised.
-
-    PyAV builds every frame's ``side_data`` at once and names each entry, and its table stops at VIDEO_HINT (27) while
-    the FFmpeg it ships (8.0) attaches newer ones: EXIF (31) to every JPEG, PNG, WebP or TIFF picture that has EXIF,
-    and so to each frame of a camera's Motion JPEG clip; VIEW_ID (29) to MV-HEVC (an iPhone's spatial video). Reading
-    any side data of such a frame (the display matrix, HDR10's) raised ``ValueError: 31 is not a valid Type``: the run
-    ended in a traceback. Unknown types now read as pseudo-members nobody asks for; known ones are untouched."""
-    from av.sidedata.sidedata import Type
-
-    if getattr(Type, "_birefvid_unknown", False):
-        return
-
-    def _missing_(cls: type, value: object) -> object:
-        if not isinstance(value, int) or value < 0:
-            return None
-        member = cls._value2member_map_.get(value)
-        if member is None:
-            member = object.__new__(cls)
-            member._name_, member._value_ = f"UNKNOWN_{value}", value
-            member = cls._value2member_map_.setdefault(value, member)
-        return member
-
-    Type._missing_ = classmethod(_missing_)  # type: ignore[method-assign,assignment]
-    Type._birefvid_unknown = True  # type: ignore[attr-defined]
-
-
-_name_unknown_side_data()
-
 
 def display_mirrored(frame: av.VideoFrame) -> bool:
     """Whether ``frame``'s display matrix flips the picture (a negative determinant), as a front camera's clip may say:
     ``frame.rotation`` gives its angle alone, so a left-right flip read as a 180-degree turn came out upside down."""
-    for data in frame.side_data:
+    for data in side_data(frame):
         if data.type.name == "DISPLAYMATRIX" and data.buffer_size >= 20:
             m = np.frombuffer(bytes(data), dtype="=i4", count=5).astype(np.int64)
             return bool(m[0] * m[4] - m[1] * m[3] < 0)

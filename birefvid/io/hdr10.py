@@ -12,6 +12,8 @@ from typing import Optional
 
 import av
 
+from birefvid.io.side_data import side_data
+
 _MASTERING, _LIGHT = "MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"
 
 
@@ -22,7 +24,7 @@ def _ratio(num: int, den: int, scale: int) -> int:
 def x265_hdr10(frame: av.VideoFrame) -> Optional[str]:
     """``frame``'s HDR10 metadata in x265's syntax (``master-display=G(..)B(..)R(..)WP(..)L(max,min):max-cll=C,F``), else None."""
     params = []
-    for data in frame.side_data:
+    for data in side_data(frame):
         kind = getattr(data.type, "name", "")
         raw = bytes(data)
         if kind == _MASTERING and len(raw) >= 88:
