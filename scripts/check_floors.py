@@ -43,12 +43,12 @@ HEIC_SLICE = ["tests/test_image_heic.py"]
 
 
 def floor_pins(dependencies: list[str]) -> list[str]:
-    """``name>=X.Y`` as ``name==X.Y.0.*``: the oldest release the floor allows (``==X.Y.*`` installed the newest of
+    """``name>=X.Y`` (or ``name>=X.Y,<Z``) as ``name==X.Y.0.*``: the oldest release the floor allows (``==X.Y.*`` installed the newest of
     the line: kornia 0.7.4 for >=0.7; ``.*`` still matches opencv's 4.12.0.88), extras and markers kept; torch left out."""
     pins = []
     for dep in dependencies:
         spec, _, marker = dep.partition(";")
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*>=\s*([0-9.]+)\s*", spec)
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*>=\s*([0-9.]+)\s*(?:,\s*<\s*[0-9.]+\s*)?", spec)  # a ceiling: av<19
         if match is None or match[1].lower() in SKIP:
             continue
         parts = match[3].split(".")
