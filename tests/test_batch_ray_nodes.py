@@ -25,14 +25,26 @@ from birefvid.batch.hooks import HOLD_ENV, MARKER_ENV
 WAIT = 300
 
 
+# Ray's health check of each node, read by the head's GCS as it starts: a node is marked dead after
+# failure_threshold checks in a row fail, period_ms apart, the first initial_delay_ms after it joins. Ray's defaults
+# (3000 ms, 5 failures, 5000 ms) mark a killed node dead ~15 s after the kill, time each test here waited through
+# (twice in the rerun's); here ~3 s. Each check keeps Ray's own 10 s timeout (health_check_timeout_ms): a killed raylet
+# refuses the check at once, while a live one slow to answer on a loaded machine still has 3 x 10 s to answer.
+FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
+                      "RAY_health_check_initial_delay_ms": "1000"}  # fmt: skip
+
+
 @pytest.fixture
-def cluster(batch_clips):
-    """A head with no CPU (the driver's node: nothing runs there, so taking a worker's node never takes the driver's)."""
+def cluster(batch_clips, monkeypatch):
+    """A head with no CPU (the driver's node: nothing runs there, so taking a worker's node never takes the driver's),
+    which marks a lost node dead within seconds (``FAST_HEALTH_CHECKS``)."""
     need_module("ray", '"birefvid[ray]"')
     import ray
     from ray.cluster_utils import Cluster
 
     assert not ray.is_initialized()  # this process is no driver of it: the runs are
+    for name, value in FAST_HEALTH_CHECKS.items():
+        monkeypatch.setenv(name, value)  # the head's processes, started below, inherit them
     # on this machine's own address: Ray reads 127.0.0.1 as that address for its drivers, which then waited for ever
     # for a raylet there when the nodes were started on 127.0.0.1
     made = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
