@@ -27,9 +27,10 @@ WAIT = 300
 
 # Ray's health check of each node, read by the head's GCS as it starts: a node is marked dead after
 # failure_threshold checks in a row fail, period_ms apart, the first initial_delay_ms after it joins. Ray's defaults
-# (3000 ms, 5 failures, 5000 ms) mark a killed node dead ~15 s after the kill, time each test here waited through
-# (twice in the rerun's); here ~3 s. Each check keeps Ray's own 10 s timeout (health_check_timeout_ms): a killed raylet
-# refuses the check at once, while a live one slow to answer on a loaded machine still has 3 x 10 s to answer.
+# (3000 ms, 5 failures, 5000 ms) marked a killed node dead 13.9 s after the kill, time the node-loss tests here waited
+# through; these settings 2.1-2.6 s (measured side by side on a loaded 2-core machine). Each check keeps Ray's own 10 s
+# timeout (health_check_timeout_ms): a killed raylet refuses a check at once, while a live one slow to answer on a
+# loaded machine still has 3 x 10 s to answer.
 FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
                       "RAY_health_check_initial_delay_ms": "1000"}  # fmt: skip
 
