@@ -164,3 +164,19 @@ def test_a_name_with_a_line_break_is_written_as_one_line_as_every_other_line(tmp
     summary, error = result.stderr.splitlines()
     assert summary == "runs/be\\nst: a local checkpoint, no download needed (runs/be\\nst/model.safetensors)"
     assert error.startswith("birefvid: error: bad\\nrun: bad\\nrun/model.safetensors is not a BiRefNet checkpoint"), error
+
+
+def test_offline_with_nothing_cached_names_the_models_download_that_fetches_each_one(tmp_path, cards):
+    """The offline line told the user to run `hf download REPO FILE` (another tool, no checks), not our own
+    `birefvid models --download NAME` under the name they gave: a card's name, a repo as --model takes it."""
+    with HubMirror({}) as mirror:
+        env = _env(tmp_path, mirror, cards, HF_HUB_OFFLINE="1")
+        result = _birefvid(tmp_path, env, "models", "--download", "b0", "someone/other")
+    assert result.returncode == 2
+    card, repo = result.stderr.strip().splitlines()
+    assert card.startswith(f"birefvid: error: b0: cannot download model.safetensors from Hugging Face repo {REPO}: offline mode "
+                           "(HF_HUB_OFFLINE) is on, and it is not in the cache; on a connected machine run "
+                           "`birefvid models --download b0` (HF_HUB_OFFLINE unset) and copy the cache folder ("), card  # fmt: skip
+    assert "run `birefvid models --download someone/other` (HF_HUB_OFFLINE unset)" in repo, repo
+    assert "hf download" not in card + repo
+    assert not mirror.requests

@@ -214,7 +214,9 @@ def test_uncached_hub_weights_give_one_clear_line(tmp_path, tiny_png, env):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "ZhengPeng7/BiRefNet_lite" in lines[0] and "model.safetensors" in lines[0] and "hf download" in lines[0]
+    assert "ZhengPeng7/BiRefNet_lite" in lines[0] and "model.safetensors" in lines[0]
+    # the command of ours that fetches it ahead of time, under the name --model took (it was `hf download REPO FILE`)
+    assert "run `birefvid models --download lite`" in lines[0] and "hf download" not in lines[0], lines[0]
     assert not list((tmp_path / "out").glob("*.png"))
 
 

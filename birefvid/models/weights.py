@@ -278,12 +278,35 @@ def check_fits(state: Mapping[str, torch.Tensor], backbone: str, source: str) ->
 
 
 def _offline_error(repo: str, filename: str, repo_type: str, why: str) -> OfflineError:
-    flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+    """The line for weights that are not cached and cannot be downloaded now (offline mode, an unreachable server):
+    the ``birefvid models --download`` that fetches them ahead of time (where the network is, then the cache copied
+    here), the ``hf download`` only for a file no name of ours fetches."""
+    from huggingface_hub import constants
+
+    unset = " (HF_HUB_OFFLINE unset)" if constants.HF_HUB_OFFLINE else ""
     return OfflineError(
         f"cannot download {filename} from Hugging Face repo {repo}: {why}, and it is not in the cache; "
-        f"on a connected machine run `hf download {repo} {filename}{flag}` and copy the cache folder "
+        f"on a connected machine run `{_prefetch_command(repo, filename, repo_type)}`{unset} and copy the cache folder "
         f"({_hub_cache()}), or pass {option('weights')} FILE (its backbone is detected)"
     )
+
+
+def _prefetch_command(repo: str, filename: str, repo_type: str) -> str:
+    """The command that fetches ``repo``'s ``filename`` into the cache ahead of time: ``birefvid models --download``
+    with the model's card name (``lite``), or with the repo where ``--model owner/name`` loads that file
+    (its model.safetensors); ``hf download`` for any other file."""
+    import shlex
+
+    from .registry import list_models
+
+    card = next((c for c in list_models().values()
+                 if c.hub_repo == repo and c.file == filename and c.repo_type == repo_type), None)  # fmt: skip
+    if card is not None:
+        return f"birefvid models --download {shlex.quote(card.name)}"
+    if repo_type == "model" and filename == "model.safetensors":
+        return f"birefvid models --download {shlex.quote(repo)}"
+    flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+    return f"hf download {repo} {filename}{flag}"
 
 
 def _hub_cache() -> str:
