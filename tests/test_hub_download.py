@@ -294,6 +294,30 @@ def test_a_mirror_serving_other_bytes_of_the_right_size_is_caught_and_nothing_ke
 
 
 
+def test_ctrl_c_during_the_hash_check_leaves_nothing_a_rerun_takes_as_checked(tmp_path, in_process_hub, monkeypatch):
+    """huggingface_hub links the file into the cache before birefvid hashes it: a Ctrl-C in the check (2 s for
+    `general`) left a damaged copy that every later run, `models --download` included, took as "already in the cache"."""
+    import birefvid.models.weights as weights
+
+    data = bytes(range(256)) * 40
+    with HubMirror({LITE: data}) as mirror:
+        mirror.corrupt = True  # what the unfinished check would have caught
+        in_process_hub(mirror)
+
+        def interrupted(path: Path) -> str:  # Ctrl-C arrives while the file is hashed
+            raise KeyboardInterrupt
+
+        hashed = weights._sha256
+        monkeypatch.setattr(weights, "_sha256", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            weights.fetch_hub_file(*LITE)
+        monkeypatch.setattr(weights, "_sha256", hashed)
+        assert weights.cached_hub_file(*LITE) is None and not _cache_files(tmp_path)
+        with pytest.raises(OfflineError, match="sent a damaged file"):  # the next run downloads it again and checks it
+            weights.fetch_hub_file(*LITE)
+    assert len(mirror.gets()) == 2
+
+
 def test_an_older_huggingface_hub_without_tqdm_class_still_downloads_and_its_errors_are_said():
     """pyproject allows huggingface_hub from 0.25, whose hf_hub_download has no ``tqdm_class`` (passing it failed every
     download with a TypeError) and which speaks HTTP through requests, not httpx2 (the error path imported httpx2)."""

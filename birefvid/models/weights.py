@@ -9,9 +9,10 @@ import logging
 import os
 import re
 import zipfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import torch
 
@@ -366,44 +367,69 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
     log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)%s", filename, repo,
                 "" if _is_the_hub(constants.ENDPOINT) else f" through {constants.ENDPOINT}", extra=NOTICE)
     _one_log_handler()
-    try:
-        path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, **_bar_option(hf_hub_download, filename)))
-    except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
-        # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
-        if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
-            raise WeightsError(f"{repo}/{filename} does not exist on {_server(constants.ENDPOINT)} ({type(exc).__name__})"
-                               + ("" if _is_the_hub(constants.ENDPOINT) else "; a mirror may not hold every repo: check the name, "
-                                  "or download it from the hub itself (HF_ENDPOINT unset)")) from exc  # fmt: skip
-        why = _download_failure(exc)
-        if why is None:
-            raise
-        raise _download_error(repo, filename, repo_type, why) from exc
-    _check_download(path, repo, filename, repo_type)
+    with _forgotten_if_stopped(repo, filename, repo_type):
+        try:
+            path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, **_bar_option(hf_hub_download, filename)))
+        except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
+            # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
+            if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
+                raise WeightsError(f"{repo}/{filename} does not exist on {_server(constants.ENDPOINT)} ({type(exc).__name__})"
+                                   + ("" if _is_the_hub(constants.ENDPOINT) else "; a mirror may not hold every repo: check the name, "
+                                      "or download it from the hub itself (HF_ENDPOINT unset)")) from exc  # fmt: skip
+            why = _download_failure(exc)
+            if why is None:
+                raise
+            raise _download_error(repo, filename, repo_type, why) from exc
+        _check_download(path, repo, filename, repo_type)
     return path
+
+
+@contextmanager
+def _forgotten_if_stopped(repo: str, filename: str, repo_type: str) -> Iterator[None]:
+    """Within this block (a download of a file not yet cached, and its SHA-256 check), a Ctrl-C or SIGTERM removes
+    the file from the cache if huggingface_hub has already linked it there: it links the file as the download ends,
+    before birefvid's check, so a run stopped then (the check takes 2 s for `general`) left a file that every later run,
+    ``models --download`` included, took as checked ("already in the cache"), damaged or not. The next run downloads
+    it again."""
+    try:
+        yield
+    except KeyboardInterrupt:  # Terminated (SIGTERM) is one
+        unchecked = cached_hub_file(repo, filename, repo_type)
+        if unchecked is not None:
+            for stale in (unchecked.resolve(), unchecked):
+                stale.unlink(missing_ok=True)
+        raise
 
 
 def _check_download(path: Path, repo: str, filename: str, repo_type: str) -> None:
     """A file just downloaded is the one the server announced: an LFS file's blob is named after its SHA-256 (the
     hub's ETag), which huggingface_hub checks over plain HTTP only by its size, so a mirror or proxy that served other
     bytes of the same length (a damaged cache of its own) had them loaded as the model, run after run. Checked once,
-    after the download; a damaged one is removed from the cache (blob and snapshot link), and said in one line."""
-    import hashlib
-
+    after the download; a damaged one is removed from the cache (blob and snapshot link), and said in one line (one
+    whose check a Ctrl-C stops is removed too: ``_forgotten_if_stopped``)."""
     from huggingface_hub import constants
 
     blob = path.resolve()
     if not re.fullmatch(r"[0-9a-f]{64}", blob.name):  # a git file (ETag: a git SHA-1), or a cache without links
         return
-    digest = hashlib.sha256()
-    with blob.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    if digest.hexdigest() == blob.name:
+    digest = _sha256(blob)
+    if digest == blob.name:
         return
     for stale in (blob, path):
         stale.unlink(missing_ok=True)
     raise _download_error(repo, filename, repo_type, f"{_server(constants.ENDPOINT)} sent a damaged file (its SHA-256 is "
-                          f"{digest.hexdigest()[:12]}..., not the {blob.name[:12]}... it announced)")  # fmt: skip
+                          f"{digest[:12]}..., not the {blob.name[:12]}... it announced)")  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex, read in 4 MiB pieces (``general``'s 900 MB in about 2 s)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _is_the_hub(endpoint: str) -> bool:
