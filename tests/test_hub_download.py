@@ -249,7 +249,7 @@ def test_a_cut_short_file_in_the_cache_names_the_download_to_redo(tmp_path, pict
     result = _image(tmp_path, picture, mirror, HF_HUB_OFFLINE="1")
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "cut short" in line and f"hf download {REPO} model.safetensors --force-download" in line
+    assert "cut short" in line and f"fetch it again with `birefvid models --download {REPO}` (HF_HUB_OFFLINE unset)" in line, line
 
 
 def test_a_proxy_that_refuses_is_named_not_the_mirror(tmp_path, in_process_hub, monkeypatch):

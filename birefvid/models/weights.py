@@ -282,14 +282,19 @@ def _offline_error(repo: str, filename: str, repo_type: str, why: str) -> Offlin
     """The line for weights that are not cached and cannot be downloaded now (offline mode, an unreachable server):
     the ``birefvid models --download`` that fetches them ahead of time (where the network is, then the cache copied
     here), the ``hf download`` only for a file no name of ours fetches."""
-    from huggingface_hub import constants
-
-    unset = " (HF_HUB_OFFLINE unset)" if constants.HF_HUB_OFFLINE else ""
+    unset = " (HF_HUB_OFFLINE unset)" if _offline_mode() else ""
     return OfflineError(
         f"cannot download {filename} from Hugging Face repo {repo}: {why}, and it is not in the cache; "
         f"on a connected machine run `{_prefetch_command(repo, filename, repo_type)}`{unset} and copy the cache folder "
         f"({_hub_cache()}), or pass {option('weights')} FILE (its backbone is detected)"
     )
+
+
+def _offline_mode() -> bool:
+    """Whether HF_HUB_OFFLINE is on (huggingface_hub read it as it was imported)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def _prefetch_command(repo: str, filename: str, repo_type: str) -> str:
@@ -350,14 +355,15 @@ def cached_hub_file(repo: str, filename: str, repo_type: str = "model") -> Optio
         return None
 
 
-def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
+def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replace: bool = False) -> Path:
     """Find one file in the standard Hugging Face cache, else download it from ``$HF_ENDPOINT`` (the hub or a mirror);
     honours HF_HUB_OFFLINE. Every failure is one line naming the server and what it did; a download that fails
-    leaves nothing in the cache (huggingface_hub writes a temporary file and renames it whole)."""
+    leaves nothing in the cache (huggingface_hub writes a temporary file and renames it whole). ``replace``: download
+    it even when cached (a cached copy found damaged), over the cached one."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    cached = cached_hub_file(repo, filename, repo_type)
+    cached = None if replace else cached_hub_file(repo, filename, repo_type)
     if cached is not None:
         return cached
     if constants.HF_HUB_OFFLINE:
@@ -369,7 +375,8 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
     _one_log_handler()
     with _forgotten_if_stopped(repo, filename, repo_type):
         try:
-            path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, **_bar_option(hf_hub_download, filename)))
+            path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, force_download=replace,
+                                        **_bar_option(hf_hub_download, filename)))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
             # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
             if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
@@ -626,10 +633,11 @@ def download_target(name: str) -> ModelCard | str | Path:
 
 def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
     """Make a model's weights ready for a run that may be offline, with the code and checks a run's load uses: (where
-    they are, how: "shipped" in the package, "local" (a user card's file), "cached" (in the Hugging Face cache already)
-    or "downloaded"). The file is read as a run reads it, mapped, and its keys and shapes checked against the
-    backbone, so a damaged cached copy is the run's one line (with the `hf download --force-download` that replaces it)
-    now, not on the offline machine later. Failures are WeightsError (OfflineError for a failed download)."""
+    they are, how: "shipped" in the package, "local" (a user card's file), "cached" (in the Hugging Face cache already),
+    "downloaded", or "replaced" (a damaged cached copy downloaded again). The file is read as a run reads it, mapped,
+    and its keys and shapes checked against the backbone, so a cached copy damaged since is downloaded again now, or,
+    offline, is the run's one line now, not on the offline machine later. Failures are WeightsError (OfflineError for
+    a failed download)."""
     if isinstance(target, Path):  # a local checkpoint file or folder (download_target): read and checked, as a load does
         state, _ = read_weights(target, mapped=True)
         backbone_for(state, None, str(target))
@@ -648,9 +656,27 @@ def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
         repo, filename, repo_type, backbone = card.hub_repo, card.file, card.repo_type, card.backbone
     cached = cached_hub_file(repo, filename, repo_type)
     path = cached or fetch_hub_file(repo, filename, repo_type)
-    state = _read_download(path, repo, filename, repo_type, mapped=True)
+    how = "cached" if cached is not None else "downloaded"
+    try:
+        state = _read_download(path, repo, filename, repo_type, mapped=True)
+    except WeightsNotFoundError:
+        raise
+    except WeightsError:
+        if cached is None or not _can_download():  # offline: the damaged copy's line, with the command that replaces it
+            raise
+        # a cached copy damaged since (cut short by a full disk, a copy): what --download is for is to make it ready,
+        # so it is downloaded again over it, not left to a line that names another tool's --force-download
+        path, how = fetch_hub_file(repo, filename, repo_type, replace=True), "replaced"
+        state = _read_download(path, repo, filename, repo_type, mapped=True)
     backbone_for(state, backbone, f"{card.name} ({path})" if card else repo)
-    return path, "cached" if cached is not None else "downloaded"
+    return path, how
+
+
+def _can_download() -> bool:
+    """Whether a download may be tried now: not in offline mode, and the server ($HF_ENDPOINT) reachable."""
+    from huggingface_hub import constants
+
+    return not constants.HF_HUB_OFFLINE and hub_reachable(constants.ENDPOINT)
 
 
 def backbone_for(state: Mapping[str, torch.Tensor], backbone: Optional[str], source: str) -> str:
@@ -718,9 +744,11 @@ def _read_download(path: Path, repo: str, filename: str, repo_type: str = "model
     except WeightsNotFoundError:
         raise
     except WeightsError as exc:
-        flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+        again = _prefetch_command(repo, filename, repo_type)
+        again += " --force-download" if again.startswith("hf ") else ""  # birefvid models --download replaces a damaged copy
+        unset = " (HF_HUB_OFFLINE unset)" if _offline_mode() else ""
         raise WeightsError(f"{exc}; this is the Hugging Face cache's copy of {repo}/{filename}: "
-                           f"fetch it again with `hf download {repo} {filename}{flag} --force-download`") from exc
+                           f"fetch it again with `{again}`{unset}") from exc
 
 
 def card_for_repo(repo: str) -> Optional[ModelCard]:
