@@ -35,6 +35,7 @@ SKIPPED = {
     "birefvid train --data DIR -o runs/ft --steps N": "a synopsis: N stands for a number of steps",
     "birefvid live @<(pass show gate)": "a shell's process substitution: the arguments come from a password store",
     "birefvid live <source>": "the name of live's capture thread (docs/architecture.md's table of threads)",
+    "birefvid models --download NAME": "a synopsis: NAME stands for a model's name (what the offline line names)",
     "birefvid models --download NAME ...": "a synopsis: NAME stands for a model's name",
     "birefvid models --download NAME [NAME ...]": "a synopsis: NAME stands for a model's name",
 }

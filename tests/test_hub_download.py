@@ -249,7 +249,7 @@ def test_a_cut_short_file_in_the_cache_names_the_download_to_redo(tmp_path, pict
     result = _image(tmp_path, picture, mirror, HF_HUB_OFFLINE="1")
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "cut short" in line and f"hf download {REPO} model.safetensors --force-download" in line
+    assert "cut short" in line and f"fetch it again with `birefvid models --download {REPO}` (HF_HUB_OFFLINE unset)" in line, line
 
 
 def test_a_proxy_that_refuses_is_named_not_the_mirror(tmp_path, in_process_hub, monkeypatch):
@@ -292,6 +292,30 @@ def test_a_mirror_serving_other_bytes_of_the_right_size_is_caught_and_nothing_ke
         path = fetch_hub_file(*LITE)  # the next run downloads it again, whole
     assert path.read_bytes() == bytes(range(256)) * 40
 
+
+
+def test_ctrl_c_during_the_hash_check_leaves_nothing_a_rerun_takes_as_checked(tmp_path, in_process_hub, monkeypatch):
+    """huggingface_hub links the file into the cache before birefvid hashes it: a Ctrl-C in the check (2 s for
+    `general`) left a damaged copy that every later run, `models --download` included, took as "already in the cache"."""
+    import birefvid.models.weights as weights
+
+    data = bytes(range(256)) * 40
+    with HubMirror({LITE: data}) as mirror:
+        mirror.corrupt = True  # what the unfinished check would have caught
+        in_process_hub(mirror)
+
+        def interrupted(path: Path) -> str:  # Ctrl-C arrives while the file is hashed
+            raise KeyboardInterrupt
+
+        hashed = weights._sha256
+        monkeypatch.setattr(weights, "_sha256", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            weights.fetch_hub_file(*LITE)
+        monkeypatch.setattr(weights, "_sha256", hashed)
+        assert weights.cached_hub_file(*LITE) is None and not _cache_files(tmp_path)
+        with pytest.raises(OfflineError, match="sent a damaged file"):  # the next run downloads it again and checks it
+            weights.fetch_hub_file(*LITE)
+    assert len(mirror.gets()) == 2
 
 
 def test_an_older_huggingface_hub_without_tqdm_class_still_downloads_and_its_errors_are_said():

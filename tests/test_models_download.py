@@ -120,8 +120,31 @@ def test_a_damaged_copy_in_the_cache_is_said_with_the_download_that_replaces_it(
     assert result.returncode == 2
     error, shipped = result.stderr.strip().splitlines()
     assert error.startswith("birefvid: error: b0: ") and "cut short" in error, error
-    assert f"hf download {REPO} model.safetensors --force-download" in error
+    assert "fetch it again with `birefvid models --download b0` (HF_HUB_OFFLINE unset)" in error, error
     assert shipped.startswith("tiny: shipped with birefvid")
+
+
+def test_a_damaged_copy_in_the_cache_is_downloaded_again_when_the_server_is_reachable(tmp_path, cards, weights_bytes):
+    """--download is asked to make the weights ready: it said the cached copy was cut short and sent the user to
+    `hf download ... --force-download`; with the mirror reachable it now replaces the copy, checked as any download."""
+    import cv2
+    import numpy as np
+
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        env = _env(tmp_path, mirror, cards)
+        assert _birefvid(tmp_path, env, "-q", "models", "--download", "b0").returncode == 0
+        (blob,) = _blobs(tmp_path)
+        with blob.open("r+b") as f:
+            f.truncate(len(weights_bytes) // 3)
+        result = _birefvid(tmp_path, env, "models", "--download", "b0")
+    assert result.returncode == 0, result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith("b0: the cached copy was damaged; downloaded again to "), result.stderr
+    assert Path(summary.rsplit(" to ", 1)[1]).read_bytes() == weights_bytes
+    assert len(mirror.gets()) == 2
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((64, 64, 3), 90, np.uint8))
+    run = _birefvid(tmp_path, {**env, "HF_HUB_OFFLINE": "1"}, "image", "in.png", "-o", "out.png", "--model", "b0", "--resolution", "64", "-q")
+    assert run.returncode == 0, run.stderr
 
 
 def test_a_mirror_that_sends_other_bytes_is_caught_by_the_runs_hash_check_and_nothing_kept(tmp_path, cards, weights_bytes):
@@ -164,3 +187,19 @@ def test_a_name_with_a_line_break_is_written_as_one_line_as_every_other_line(tmp
     summary, error = result.stderr.splitlines()
     assert summary == "runs/be\\nst: a local checkpoint, no download needed (runs/be\\nst/model.safetensors)"
     assert error.startswith("birefvid: error: bad\\nrun: bad\\nrun/model.safetensors is not a BiRefNet checkpoint"), error
+
+
+def test_offline_with_nothing_cached_names_the_models_download_that_fetches_each_one(tmp_path, cards):
+    """The offline line told the user to run `hf download REPO FILE` (another tool, no checks), not our own
+    `birefvid models --download NAME` under the name they gave: a card's name, a repo as --model takes it."""
+    with HubMirror({}) as mirror:
+        env = _env(tmp_path, mirror, cards, HF_HUB_OFFLINE="1")
+        result = _birefvid(tmp_path, env, "models", "--download", "b0", "someone/other")
+    assert result.returncode == 2
+    card, repo = result.stderr.strip().splitlines()
+    assert card.startswith(f"birefvid: error: b0: cannot download model.safetensors from Hugging Face repo {REPO}: offline mode "
+                           "(HF_HUB_OFFLINE) is on, and it is not in the cache; on a connected machine run "
+                           "`birefvid models --download b0` (HF_HUB_OFFLINE unset) and copy the cache folder ("), card  # fmt: skip
+    assert "run `birefvid models --download someone/other` (HF_HUB_OFFLINE unset)" in repo, repo
+    assert "hf download" not in card + repo
+    assert not mirror.requests

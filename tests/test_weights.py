@@ -214,7 +214,9 @@ def test_uncached_hub_weights_give_one_clear_line(tmp_path, tiny_png, env):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "ZhengPeng7/BiRefNet_lite" in lines[0] and "model.safetensors" in lines[0] and "hf download" in lines[0]
+    assert "ZhengPeng7/BiRefNet_lite" in lines[0] and "model.safetensors" in lines[0]
+    # the command of ours that fetches it ahead of time, under the name --model took (it was `hf download REPO FILE`)
+    assert "run `birefvid models --download lite`" in lines[0] and "hf download" not in lines[0], lines[0]
     assert not list((tmp_path / "out").glob("*.png"))
 
 
@@ -318,8 +320,9 @@ def test_a_birefnet_built_with_other_options_says_what_differs(pvt_b0_state):
 
 
 def test_a_damaged_download_in_the_hub_cache_says_how_to_fetch_it_again(tmp_path, monkeypatch):
-    """The cache serves a cut-off file as complete, so only a line naming `hf download --force-download` gets
-    the user out; the offline line names the cache this run reads ($HF_HOME), not always ~/.cache/huggingface."""
+    """The cache serves a cut-off file as complete, so only a line naming the command that fetches it again
+    (`birefvid models --download`, which replaces a damaged copy) gets the user out; the offline line names the cache
+    this run reads ($HF_HOME), not always ~/.cache/huggingface."""
     import huggingface_hub.constants
 
     import birefvid.models.weights as weights
@@ -328,7 +331,8 @@ def test_a_damaged_download_in_the_hub_cache_says_how_to_fetch_it_again(tmp_path
     cut = tmp_path / "model.safetensors"
     cut.write_bytes((tmp_path / "whole.safetensors").read_bytes()[:2000])
     monkeypatch.setattr(weights, "fetch_hub_file", lambda repo, filename, repo_type="model": cut)
-    with pytest.raises(WeightsError, match=r"cut short.*fetch it again with `hf download someone/b0 model.safetensors --force-download`"):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(WeightsError, match=r"cut short.*fetch it again with `birefvid models --download someone/b0`$"):
         load_pretrained("someone/b0")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "shared" / "hub"))
     assert f"copy the cache folder ({tmp_path / 'shared' / 'hub'})" in str(weights._offline_error("a/b", "model.safetensors", "model", "offline"))

@@ -66,5 +66,6 @@ def download(names: list[str], *, quiet: bool = False) -> int:
         print({"shipped": f"{name}: shipped with birefvid, no download needed ({where})",
                "local": f"{name}: a local checkpoint, no download needed ({where})",
                "cached": f"{name}: already in the cache: {where}",
-               "downloaded": f"{name}: downloaded to {where}"}[how], file=sys.stderr)  # fmt: skip
+               "downloaded": f"{name}: downloaded to {where}",
+               "replaced": f"{name}: the cached copy was damaged; downloaded again to {where}"}[how], file=sys.stderr)  # fmt: skip
     return 2 if failed else 0  # as every command's error line

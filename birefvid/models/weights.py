@@ -9,9 +9,10 @@ import logging
 import os
 import re
 import zipfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import torch
 
@@ -278,12 +279,40 @@ def check_fits(state: Mapping[str, torch.Tensor], backbone: str, source: str) ->
 
 
 def _offline_error(repo: str, filename: str, repo_type: str, why: str) -> OfflineError:
-    flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+    """The line for weights that are not cached and cannot be downloaded now (offline mode, an unreachable server):
+    the ``birefvid models --download`` that fetches them ahead of time (where the network is, then the cache copied
+    here), the ``hf download`` only for a file no name of ours fetches."""
+    unset = " (HF_HUB_OFFLINE unset)" if _offline_mode() else ""
     return OfflineError(
         f"cannot download {filename} from Hugging Face repo {repo}: {why}, and it is not in the cache; "
-        f"on a connected machine run `hf download {repo} {filename}{flag}` and copy the cache folder "
+        f"on a connected machine run `{_prefetch_command(repo, filename, repo_type)}`{unset} and copy the cache folder "
         f"({_hub_cache()}), or pass {option('weights')} FILE (its backbone is detected)"
     )
+
+
+def _offline_mode() -> bool:
+    """Whether HF_HUB_OFFLINE is on (huggingface_hub read it as it was imported)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _prefetch_command(repo: str, filename: str, repo_type: str) -> str:
+    """The command that fetches ``repo``'s ``filename`` into the cache ahead of time: ``birefvid models --download``
+    with the model's card name (``lite``), or with the repo where ``--model owner/name`` loads that file
+    (its model.safetensors); ``hf download`` for any other file."""
+    import shlex
+
+    from .registry import list_models
+
+    card = next((c for c in list_models().values()
+                 if c.hub_repo == repo and c.file == filename and c.repo_type == repo_type), None)  # fmt: skip
+    if card is not None:
+        return f"birefvid models --download {shlex.quote(card.name)}"
+    if repo_type == "model" and filename == "model.safetensors":
+        return f"birefvid models --download {shlex.quote(repo)}"
+    flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+    return f"hf download {repo} {filename}{flag}"
 
 
 def _hub_cache() -> str:
@@ -326,14 +355,15 @@ def cached_hub_file(repo: str, filename: str, repo_type: str = "model") -> Optio
         return None
 
 
-def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
+def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replace: bool = False) -> Path:
     """Find one file in the standard Hugging Face cache, else download it from ``$HF_ENDPOINT`` (the hub or a mirror);
     honours HF_HUB_OFFLINE. Every failure is one line naming the server and what it did; a download that fails
-    leaves nothing in the cache (huggingface_hub writes a temporary file and renames it whole)."""
+    leaves nothing in the cache (huggingface_hub writes a temporary file and renames it whole). ``replace``: download
+    it even when cached (a cached copy found damaged), over the cached one."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    cached = cached_hub_file(repo, filename, repo_type)
+    cached = None if replace else cached_hub_file(repo, filename, repo_type)
     if cached is not None:
         return cached
     if constants.HF_HUB_OFFLINE:
@@ -343,44 +373,70 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model") -> Path:
     log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)%s", filename, repo,
                 "" if _is_the_hub(constants.ENDPOINT) else f" through {constants.ENDPOINT}", extra=NOTICE)
     _one_log_handler()
-    try:
-        path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, **_bar_option(hf_hub_download, filename)))
-    except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
-        # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
-        if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
-            raise WeightsError(f"{repo}/{filename} does not exist on {_server(constants.ENDPOINT)} ({type(exc).__name__})"
-                               + ("" if _is_the_hub(constants.ENDPOINT) else "; a mirror may not hold every repo: check the name, "
-                                  "or download it from the hub itself (HF_ENDPOINT unset)")) from exc  # fmt: skip
-        why = _download_failure(exc)
-        if why is None:
-            raise
-        raise _download_error(repo, filename, repo_type, why) from exc
-    _check_download(path, repo, filename, repo_type)
+    with _forgotten_if_stopped(repo, filename, repo_type):
+        try:
+            path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, force_download=replace,
+                                        **_bar_option(hf_hub_download, filename)))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
+            # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
+            if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
+                raise WeightsError(f"{repo}/{filename} does not exist on {_server(constants.ENDPOINT)} ({type(exc).__name__})"
+                                   + ("" if _is_the_hub(constants.ENDPOINT) else "; a mirror may not hold every repo: check the name, "
+                                      "or download it from the hub itself (HF_ENDPOINT unset)")) from exc  # fmt: skip
+            why = _download_failure(exc)
+            if why is None:
+                raise
+            raise _download_error(repo, filename, repo_type, why) from exc
+        _check_download(path, repo, filename, repo_type)
     return path
+
+
+@contextmanager
+def _forgotten_if_stopped(repo: str, filename: str, repo_type: str) -> Iterator[None]:
+    """Within this block (a download of a file not yet cached, and its SHA-256 check), a Ctrl-C or SIGTERM removes
+    the file from the cache if huggingface_hub has already linked it there: it links the file as the download ends,
+    before birefvid's check, so a run stopped then (the check takes 2 s for `general`) left a file that every later run,
+    ``models --download`` included, took as checked ("already in the cache"), damaged or not. The next run downloads
+    it again."""
+    try:
+        yield
+    except KeyboardInterrupt:  # Terminated (SIGTERM) is one
+        unchecked = cached_hub_file(repo, filename, repo_type)
+        if unchecked is not None:
+            for stale in (unchecked.resolve(), unchecked):
+                stale.unlink(missing_ok=True)
+        raise
 
 
 def _check_download(path: Path, repo: str, filename: str, repo_type: str) -> None:
     """A file just downloaded is the one the server announced: an LFS file's blob is named after its SHA-256 (the
     hub's ETag), which huggingface_hub checks over plain HTTP only by its size, so a mirror or proxy that served other
     bytes of the same length (a damaged cache of its own) had them loaded as the model, run after run. Checked once,
-    after the download; a damaged one is removed from the cache (blob and snapshot link), and said in one line."""
-    import hashlib
-
+    after the download; a damaged one is removed from the cache (blob and snapshot link), and said in one line (one
+    whose check a Ctrl-C stops is removed too: ``_forgotten_if_stopped``)."""
     from huggingface_hub import constants
 
     blob = path.resolve()
     if not re.fullmatch(r"[0-9a-f]{64}", blob.name):  # a git file (ETag: a git SHA-1), or a cache without links
         return
-    digest = hashlib.sha256()
-    with blob.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    if digest.hexdigest() == blob.name:
+    digest = _sha256(blob)
+    if digest == blob.name:
         return
     for stale in (blob, path):
         stale.unlink(missing_ok=True)
     raise _download_error(repo, filename, repo_type, f"{_server(constants.ENDPOINT)} sent a damaged file (its SHA-256 is "
-                          f"{digest.hexdigest()[:12]}..., not the {blob.name[:12]}... it announced)")  # fmt: skip
+                          f"{digest[:12]}..., not the {blob.name[:12]}... it announced)")  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex, read in 4 MiB pieces (``general``'s 900 MB in about 2 s)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _is_the_hub(endpoint: str) -> bool:
@@ -577,10 +633,11 @@ def download_target(name: str) -> ModelCard | str | Path:
 
 def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
     """Make a model's weights ready for a run that may be offline, with the code and checks a run's load uses: (where
-    they are, how: "shipped" in the package, "local" (a user card's file), "cached" (in the Hugging Face cache already)
-    or "downloaded"). The file is read as a run reads it, mapped, and its keys and shapes checked against the
-    backbone, so a damaged cached copy is the run's one line (with the `hf download --force-download` that replaces it)
-    now, not on the offline machine later. Failures are WeightsError (OfflineError for a failed download)."""
+    they are, how: "shipped" in the package, "local" (a user card's file), "cached" (in the Hugging Face cache already),
+    "downloaded", or "replaced" (a damaged cached copy downloaded again). The file is read as a run reads it, mapped,
+    and its keys and shapes checked against the backbone, so a cached copy damaged since is downloaded again now, or,
+    offline, is the run's one line now, not on the offline machine later. Failures are WeightsError (OfflineError for
+    a failed download)."""
     if isinstance(target, Path):  # a local checkpoint file or folder (download_target): read and checked, as a load does
         state, _ = read_weights(target, mapped=True)
         backbone_for(state, None, str(target))
@@ -599,9 +656,27 @@ def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
         repo, filename, repo_type, backbone = card.hub_repo, card.file, card.repo_type, card.backbone
     cached = cached_hub_file(repo, filename, repo_type)
     path = cached or fetch_hub_file(repo, filename, repo_type)
-    state = _read_download(path, repo, filename, repo_type, mapped=True)
+    how = "cached" if cached is not None else "downloaded"
+    try:
+        state = _read_download(path, repo, filename, repo_type, mapped=True)
+    except WeightsNotFoundError:
+        raise
+    except WeightsError:
+        if cached is None or not _can_download():  # offline: the damaged copy's line, with the command that replaces it
+            raise
+        # a cached copy damaged since (cut short by a full disk, a copy): what --download is for is to make it ready,
+        # so it is downloaded again over it, not left to a line that names another tool's --force-download
+        path, how = fetch_hub_file(repo, filename, repo_type, replace=True), "replaced"
+        state = _read_download(path, repo, filename, repo_type, mapped=True)
     backbone_for(state, backbone, f"{card.name} ({path})" if card else repo)
-    return path, "cached" if cached is not None else "downloaded"
+    return path, how
+
+
+def _can_download() -> bool:
+    """Whether a download may be tried now: not in offline mode, and the server ($HF_ENDPOINT) reachable."""
+    from huggingface_hub import constants
+
+    return not constants.HF_HUB_OFFLINE and hub_reachable(constants.ENDPOINT)
 
 
 def backbone_for(state: Mapping[str, torch.Tensor], backbone: Optional[str], source: str) -> str:
@@ -669,9 +744,11 @@ def _read_download(path: Path, repo: str, filename: str, repo_type: str = "model
     except WeightsNotFoundError:
         raise
     except WeightsError as exc:
-        flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
+        again = _prefetch_command(repo, filename, repo_type)
+        again += " --force-download" if again.startswith("hf ") else ""  # birefvid models --download replaces a damaged copy
+        unset = " (HF_HUB_OFFLINE unset)" if _offline_mode() else ""
         raise WeightsError(f"{exc}; this is the Hugging Face cache's copy of {repo}/{filename}: "
-                           f"fetch it again with `hf download {repo} {filename}{flag} --force-download`") from exc
+                           f"fetch it again with `{again}`{unset}") from exc
 
 
 def card_for_repo(repo: str) -> Optional[ModelCard]:
