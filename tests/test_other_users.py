@@ -413,3 +413,28 @@ def test_a_report_onto_another_users_file_in_a_sticky_folder_is_refused_before_t
     said = as_other_user(lambda: check_output_file(report, "--json"))
     assert isinstance(said, SinkError) and "--json" in str(said) and "belongs to root" in str(said), said
     assert as_other_user(lambda: check_report_path("/dev/null")) is None
+
+
+def test_a_batch_rerun_into_another_users_work_folder_names_it_and_its_owner(shared: Path):
+    """A second user's batch into a shared output folder where the first user's batch left its work folder under
+    umask 022 (0755): "cannot write in the output folder DIR: Permission denied" of a folder that user may write,
+    naming neither ``.birefvid-batch`` nor whose it is, nor what to do."""
+    from birefvid.batch.manifest import WORK_DIR, RunLock
+
+    shared.chmod(0o777)
+    work = shared / WORK_DIR
+    work.mkdir()
+    work.chmod(0o755)
+    (work / "manifest.json").write_text('{"schema": "birefvid.batch-manifest/1", "videos": {}}\n')
+
+    def rerun() -> Any:
+        lock = RunLock(shared)
+        lock.acquire()
+        lock.release()
+
+    refused = as_other_user(rerun)
+    said = str(refused)
+    assert type(refused).__name__ == "SinkError", refused
+    assert str(work) in said and "root" in said and "0755" in said, said
+    assert "--output-dir" in said and "\n" not in said
+    assert sorted(p.name for p in work.iterdir()) == ["manifest.json"]  # nothing of the first user's touched

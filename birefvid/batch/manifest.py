@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -154,6 +155,26 @@ def _one_video_a_line(videos: dict[str, dict[str, Any]]) -> str:
     return f'{{"schema": {json.dumps(SCHEMA)}, "videos": {{\n{rows}\n}}}}\n' if rows else f'{{"schema": {json.dumps(SCHEMA)}, "videos": {{}}}}\n'
 
 
+def refuse_others_work(work: Path) -> None:
+    """SinkError where the work folder ``work`` (``DIR/.birefvid-batch``) is another user's that this one may not write:
+    their batch made it under their umask (0755, 0700), so this user's rerun in a shared output folder cannot lock or
+    record anything there. It said "cannot write in the output folder DIR: Permission denied" of a folder this user
+    may write, naming neither the folder at fault nor its owner."""
+    if not hasattr(os, "geteuid") or os.access(work, os.W_OK | os.X_OK):
+        return
+    try:
+        st = work.stat()
+    except OSError:
+        return
+    if st.st_uid == os.geteuid():
+        return
+    from ..users import user_name
+
+    raise SinkError(f"cannot write in {work}, the work folder of the batch {user_name(st.st_uid)} ran into {work.parent} "
+                    f"(theirs, mode {stat.S_IMODE(st.st_mode):04o}): write to another --output-dir, or have them "
+                    f"`chmod -R g+rwX {work}` (a umask of 002 makes it so) for the group to resume it")  # fmt: skip
+
+
 class RunLock:
     """One batch at a time per output folder: ``DIR/.birefvid-batch/lock`` holds the host and pid of the run.
 
@@ -179,6 +200,7 @@ class RunLock:
             work.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SinkError(f"cannot write in the output folder {work.parent}: {e.strerror or e}") from e
+        refuse_others_work(work)
         host = socket.gethostname()
         me = f"{host} {os.getpid()}"
         if not _has_flock():  # Windows: the file's own existence is the lock (an empty one made here would refuse every run)
