@@ -90,6 +90,26 @@ def test_overwrite_of_another_users_file_in_a_sticky_folder_is_refused_before_th
     assert (sticky / "taken.webm").read_bytes() == b"root's"
 
 
+def test_an_existing_output_of_another_user_in_a_sticky_folder_is_not_sent_to_overwrite(shared: Path):
+    """Without ``--overwrite`` the refusal said "(use --overwrite)", which the user ran only to be refused again: in a
+    sticky folder another user's file cannot be replaced at all. Its own file there still gets the hint."""
+    from birefvid.io.atomic import check_target
+
+    shared.chmod(0o1777)
+    (shared / "taken.webm").write_bytes(b"root's")
+    refused = as_other_user(lambda: check_target(shared / "taken.webm", overwrite=False, is_dir=False))
+    said = str(refused)
+    assert type(refused).__name__ == "SinkError", refused
+    assert "belongs to root" in said and "name another output" in said and "(use " not in said, said
+
+    def own() -> Any:
+        (shared / "mine.webm").write_bytes(b"nobody's")
+        return check_target(shared / "mine.webm", overwrite=False, is_dir=False)
+
+    assert "(use " in str(as_other_user(own))  # --overwrite, or overwrite=True from Python
+    assert (shared / "taken.webm").read_bytes() == b"root's"
+
+
 def test_batch_leaves_another_users_partial_it_may_not_remove_with_a_warning(shared: Path):
     """A killed run of another user left ``.a.partial-*.mov`` in a sticky folder: batch's clean-up after the video
     raised PermissionError, a traceback and exit 1 with the video written but not recorded as done."""
