@@ -170,9 +170,23 @@ def refuse_others_work(work: Path) -> None:
         return
     from ..users import user_name
 
-    raise SinkError(f"cannot write in {work}, the work folder of the batch {user_name(st.st_uid)} ran into {work.parent} "
-                    f"(theirs, mode {stat.S_IMODE(st.st_mode):04o}): write to another --output-dir, or have them "
-                    f"`chmod -R g+rwX {work}` (a umask of 002 makes it so) for the group to resume it")  # fmt: skip
+    group = _group_name(st.st_gid)
+    if st.st_gid == os.getegid() or st.st_gid in os.getgroups():  # made under umask 022 or 077: the group may not write
+        fix = f"`chmod -R g+rwX {work}` (a umask of 002 lets the group in from the start)"
+    else:  # their private group (umask 002 outside a setgid folder): group-writable for no one else
+        fix = f"`chgrp -R` it to a group you share and `chmod -R g+rwX` it"
+    raise SinkError(f"cannot write in {work}, the work folder of {user_name(st.st_uid)}'s batch into {work.parent} (mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}, group '{group}'): write to another --output-dir, or have them {fix}")  # fmt: skip
+
+
+def _group_name(gid: int) -> str:
+    """``gid``'s group name, or the number where it has none (or the system has no ``grp``)."""
+    try:
+        import grp
+
+        return grp.getgrgid(gid).gr_name
+    except (ImportError, KeyError):
+        return str(gid)
 
 
 class RunLock:
