@@ -457,4 +457,8 @@ def test_a_batch_rerun_into_another_users_work_folder_names_it_and_its_owner(sha
     assert type(refused).__name__ == "SinkError", refused
     assert str(work) in said and "root" in said and "0755" in said, said
     assert "--output-dir" in said and "\n" not in said
+    assert "chgrp" in said  # root's group, which nobody is not in: g+w alone would not let them in
+    os.chown(work, 0, _nobody()[1])  # a group both share, as a setgid project folder gives: g+w is enough
+    said = str(as_other_user(rerun))
+    assert f"chmod -R g+rwX {work}" in said and "chgrp" not in said, said
     assert sorted(p.name for p in work.iterdir()) == ["manifest.json"]  # nothing of the first user's touched
