@@ -313,6 +313,8 @@ def test_another_users_unreadable_video_is_said_unreadable_not_written_now(share
     assert as_other_user(lambda: (being_written(video), being_written(partial))) == (False, True)
     said = as_other_user(lambda: open_container(video))
     assert isinstance(said, SourceError) and "Permission denied" in str(said) and "being written" not in str(said), said
+    # as a picture's: whose it is, not "is not a readable video", which reads as a file that is no video
+    assert "belongs to root" in str(said) and "0600" in str(said) and "not a readable video" not in str(said), said
 
 
 def test_another_users_unreadable_picture_is_one_error_line(shared: Path):
