@@ -437,6 +437,20 @@ def test_a_report_onto_another_users_file_in_a_sticky_folder_is_refused_before_t
     assert as_other_user(lambda: check_report_path("/dev/null")) is None
 
 
+def test_a_json_onto_another_users_file_it_may_not_write_names_the_owner(shared: Path):
+    """``bench --json rep.json`` onto a colleague's 0644 file in a shared folder said only "--json rep.json is not
+    writable": whose it is, and its mode, say whom to ask (as an unreadable input's line does)."""
+    from birefvid.io.atomic import check_output_file
+
+    shared.chmod(0o777)
+    report = shared / "rep.json"
+    report.write_text("{}")
+    report.chmod(0o644)
+    said = str(as_other_user(lambda: check_output_file(report, "--json")))
+    assert "not writable" in said and "belongs to root" in said and "0644" in said, said
+    assert report.read_text() == "{}"
+
+
 def test_a_batch_rerun_into_another_users_work_folder_names_it_and_its_owner(shared: Path):
     """A second user's batch into a shared output folder where the first user's batch left its work folder under
     umask 022 (0755): "cannot write in the output folder DIR: Permission denied" of a folder that user may write,

@@ -31,7 +31,7 @@ from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.file_names import NAME_MAX, descriptor_given, json_name_left_empty, link_loop, name_too_long, open_descriptor, special_file
 from birefvid.sequence_names import sequence_folder
-from birefvid.users import user_name
+from birefvid.users import owner_phrase, user_name
 
 log = logging.getLogger(__name__)
 
@@ -463,7 +463,7 @@ def check_output_file(path: str | Path, what: str) -> None:
         raise SinkError(f"{what} folder does not exist: {parent}")
     writable = os.access(p, os.W_OK) if p.exists() else os.access(parent, os.W_OK | os.X_OK)
     if not writable:
-        raise SinkError(f"{what} {p} is not writable" if p.exists() else f"{what} folder is not writable: {parent}")
+        raise SinkError(f"{what} {p} is not writable{owner_phrase(p)}" if p.exists() else f"{what} folder is not writable: {parent}")
     check_json_replaceable(p, what)
 
 
