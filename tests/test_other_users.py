@@ -478,3 +478,20 @@ def test_a_batch_rerun_into_another_users_work_folder_names_it_and_its_owner(sha
     said = str(as_other_user(rerun))
     assert f"chmod -R g+rwX {work}" in said and "chgrp" not in said, said
     assert sorted(p.name for p in work.iterdir()) == ["manifest.json"]  # nothing of the first user's touched
+
+
+def test_a_shared_cache_of_another_user_is_said_theirs_by_name(shared: Path):
+    """A team cache (``BIREFVID_CACHE_DIR`` in a setgid project folder) filled by a colleague is passed by: the warning
+    said "another user's (uid 1001)" where every other line about their files names them."""
+    from birefvid.backends.cache_trust import folder_distrust
+
+    uid, _ = _nobody()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        pytest.skip("no login name for nobody's uid on this machine")
+    cache = shared / "cache"
+    cache.mkdir(mode=0o755)
+    os.chown(cache, uid, uid)
+    said = folder_distrust(cache) or ""  # as root: nobody's folder is another user's
+    assert f"{cache} is another user's ({name})" in said, said
