@@ -90,6 +90,26 @@ def test_overwrite_of_another_users_file_in_a_sticky_folder_is_refused_before_th
     assert (sticky / "taken.webm").read_bytes() == b"root's"
 
 
+def test_an_existing_output_of_another_user_in_a_sticky_folder_is_not_sent_to_overwrite(shared: Path):
+    """Without ``--overwrite`` the refusal said "(use --overwrite)", which the user ran only to be refused again: in a
+    sticky folder another user's file cannot be replaced at all. Its own file there still gets the hint."""
+    from birefvid.io.atomic import check_target
+
+    shared.chmod(0o1777)
+    (shared / "taken.webm").write_bytes(b"root's")
+    refused = as_other_user(lambda: check_target(shared / "taken.webm", overwrite=False, is_dir=False))
+    said = str(refused)
+    assert type(refused).__name__ == "SinkError", refused
+    assert "belongs to root" in said and "name another output" in said and "(use " not in said, said
+
+    def own() -> Any:
+        (shared / "mine.webm").write_bytes(b"nobody's")
+        return check_target(shared / "mine.webm", overwrite=False, is_dir=False)
+
+    assert "(use " in str(as_other_user(own))  # --overwrite, or overwrite=True from Python
+    assert (shared / "taken.webm").read_bytes() == b"root's"
+
+
 def test_batch_leaves_another_users_partial_it_may_not_remove_with_a_warning(shared: Path):
     """A killed run of another user left ``.a.partial-*.mov`` in a sticky folder: batch's clean-up after the video
     raised PermissionError, a traceback and exit 1 with the video written but not recorded as done."""
@@ -293,6 +313,8 @@ def test_another_users_unreadable_video_is_said_unreadable_not_written_now(share
     assert as_other_user(lambda: (being_written(video), being_written(partial))) == (False, True)
     said = as_other_user(lambda: open_container(video))
     assert isinstance(said, SourceError) and "Permission denied" in str(said) and "being written" not in str(said), said
+    # as a picture's: whose it is, not "is not a readable video", which reads as a file that is no video
+    assert "belongs to root" in str(said) and "0600" in str(said) and "not a readable video" not in str(said), said
 
 
 def test_another_users_unreadable_picture_is_one_error_line(shared: Path):
@@ -413,3 +435,63 @@ def test_a_report_onto_another_users_file_in_a_sticky_folder_is_refused_before_t
     said = as_other_user(lambda: check_output_file(report, "--json"))
     assert isinstance(said, SinkError) and "--json" in str(said) and "belongs to root" in str(said), said
     assert as_other_user(lambda: check_report_path("/dev/null")) is None
+
+
+def test_a_json_onto_another_users_file_it_may_not_write_names_the_owner(shared: Path):
+    """``bench --json rep.json`` onto a colleague's 0644 file in a shared folder said only "--json rep.json is not
+    writable": whose it is, and its mode, say whom to ask (as an unreadable input's line does)."""
+    from birefvid.io.atomic import check_output_file
+
+    shared.chmod(0o777)
+    report = shared / "rep.json"
+    report.write_text("{}")
+    report.chmod(0o644)
+    said = str(as_other_user(lambda: check_output_file(report, "--json")))
+    assert "not writable" in said and "belongs to root" in said and "0644" in said, said
+    assert report.read_text() == "{}"
+
+
+def test_a_batch_rerun_into_another_users_work_folder_names_it_and_its_owner(shared: Path):
+    """A second user's batch into a shared output folder where the first user's batch left its work folder under
+    umask 022 (0755): "cannot write in the output folder DIR: Permission denied" of a folder that user may write,
+    naming neither ``.birefvid-batch`` nor whose it is, nor what to do."""
+    from birefvid.batch.manifest import WORK_DIR, RunLock
+
+    shared.chmod(0o777)
+    work = shared / WORK_DIR
+    work.mkdir()
+    work.chmod(0o755)
+    (work / "manifest.json").write_text('{"schema": "birefvid.batch-manifest/1", "videos": {}}\n')
+
+    def rerun() -> Any:
+        lock = RunLock(shared)
+        lock.acquire()
+        lock.release()
+
+    refused = as_other_user(rerun)
+    said = str(refused)
+    assert type(refused).__name__ == "SinkError", refused
+    assert str(work) in said and "root" in said and "0755" in said, said
+    assert "--output-dir" in said and "\n" not in said
+    assert "chgrp" in said  # root's group, which nobody is not in: g+w alone would not let them in
+    os.chown(work, 0, _nobody()[1])  # a group both share, as a setgid project folder gives: g+w is enough
+    said = str(as_other_user(rerun))
+    assert f"chmod -R g+rwX {work}" in said and "chgrp" not in said, said
+    assert sorted(p.name for p in work.iterdir()) == ["manifest.json"]  # nothing of the first user's touched
+
+
+def test_a_shared_cache_of_another_user_is_said_theirs_by_name(shared: Path):
+    """A team cache (``BIREFVID_CACHE_DIR`` in a setgid project folder) filled by a colleague is passed by: the warning
+    said "another user's (uid 1001)" where every other line about their files names them."""
+    from birefvid.backends.cache_trust import folder_distrust
+
+    uid, _ = _nobody()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        pytest.skip("no login name for nobody's uid on this machine")
+    cache = shared / "cache"
+    cache.mkdir(mode=0o755)
+    os.chown(cache, uid, uid)
+    said = folder_distrust(cache) or ""  # as root: nobody's folder is another user's
+    assert f"{cache} is another user's ({name})" in said, said

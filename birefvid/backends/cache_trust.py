@@ -45,9 +45,18 @@ def _private_group(gid: int) -> bool:
     return group.gr_name == me and set(group.gr_mem) <= {me}
 
 
+def _name(uid: int) -> str:
+    """``users.user_name``; imported when used, as this module is also loaded on its own (as a file, outside the package)."""
+    try:
+        from ..users import user_name
+    except ImportError:
+        return f"uid {uid}"
+    return user_name(uid)
+
+
 def _who(path: Path, st: os.stat_result) -> str:
     if not _owned(st):
-        return f"{path} is another user's (uid {st.st_uid})"
+        return f"{path} is another user's ({_name(st.st_uid)})"  # a name, as the other lines about their files say
     return f"{path} can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
 
 

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -154,6 +155,40 @@ def _one_video_a_line(videos: dict[str, dict[str, Any]]) -> str:
     return f'{{"schema": {json.dumps(SCHEMA)}, "videos": {{\n{rows}\n}}}}\n' if rows else f'{{"schema": {json.dumps(SCHEMA)}, "videos": {{}}}}\n'
 
 
+def refuse_others_work(work: Path) -> None:
+    """SinkError where the work folder ``work`` (``DIR/.birefvid-batch``) is another user's that this one may not write:
+    their batch made it under their umask (0755, 0700), so this user's rerun in a shared output folder cannot lock or
+    record anything there. It said "cannot write in the output folder DIR: Permission denied" of a folder this user
+    may write, naming neither the folder at fault nor its owner."""
+    if not hasattr(os, "geteuid") or os.access(work, os.W_OK | os.X_OK):
+        return
+    try:
+        st = work.stat()
+    except OSError:
+        return
+    if st.st_uid == os.geteuid():
+        return
+    from ..users import user_name
+
+    group = _group_name(st.st_gid)
+    if st.st_gid == os.getegid() or st.st_gid in os.getgroups():  # made under umask 022 or 077: the group may not write
+        fix = f"`chmod -R g+rwX {work}` (a umask of 002 lets the group in from the start)"
+    else:  # their private group (umask 002 outside a setgid folder): group-writable for no one else
+        fix = f"`chgrp -R` it to a group you share and `chmod -R g+rwX` it"
+    raise SinkError(f"cannot write in {work}, the work folder of {user_name(st.st_uid)}'s batch into {work.parent} (mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}, group '{group}'): write to another --output-dir, or have them {fix}")  # fmt: skip
+
+
+def _group_name(gid: int) -> str:
+    """``gid``'s group name, or the number where it has none (or the system has no ``grp``)."""
+    try:
+        import grp
+
+        return grp.getgrgid(gid).gr_name
+    except (ImportError, KeyError):
+        return str(gid)
+
+
 class RunLock:
     """One batch at a time per output folder: ``DIR/.birefvid-batch/lock`` holds the host and pid of the run.
 
@@ -179,6 +214,7 @@ class RunLock:
             work.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SinkError(f"cannot write in the output folder {work.parent}: {e.strerror or e}") from e
+        refuse_others_work(work)
         host = socket.gethostname()
         me = f"{host} {os.getpid()}"
         if not _has_flock():  # Windows: the file's own existence is the lock (an empty one made here would refuse every run)

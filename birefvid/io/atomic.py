@@ -31,7 +31,7 @@ from birefvid.errors import OutputKeptError, SinkError, option
 from birefvid.extensions import MASK_EXTENSIONS, VIDEO_EXTENSIONS
 from birefvid.file_names import NAME_MAX, descriptor_given, json_name_left_empty, link_loop, name_too_long, open_descriptor, special_file
 from birefvid.sequence_names import sequence_folder
-from birefvid.users import user_name
+from birefvid.users import owner_phrase, user_name
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,10 @@ def check_target(path: Path, *, overwrite: bool, is_dir: bool, replaces: Optiona
         if is_dir and real.is_dir() and not _holds_anything(path, real):
             renamed_onto = True  # an empty folder is a fine place for a PNG sequence, which the commit renames onto it
         elif not overwrite:
+            owner = _sticky_owner(real, real.parent)
+            if owner:  # "use --overwrite" sent the user to a refusal (_check_replaceable)
+                raise SinkError(f"output exists: {path}; it belongs to {owner}, and {real.parent} is a shared folder (sticky, as /tmp "
+                                f"is) where only a file's owner may replace it ({option('overwrite', True)} is refused too); name another output")  # fmt: skip
             raise SinkError(f"output exists: {path} (use {option('overwrite', True)})")
         elif is_dir and not real.is_dir():
             raise SinkError(f"output {path} is a file but an image-sequence folder was requested; remove it first")
@@ -295,17 +299,26 @@ def _check_replaceable(path: Path, real: Path, parent: Path) -> None:
     """Fail when ``real`` exists in a sticky folder (``/tmp``, a shared ``chmod 1777`` drop folder) and belongs to
     another user: there only a file's owner (or the folder's) may rename over it, so ``--overwrite`` ran the whole
     job and failed at its commit, "cannot move the finished output onto ...: Operation not permitted", the work lost."""
+    owner = _sticky_owner(real, parent)
+    if owner:
+        leads = f" (where it leads, {real})" if real != path else ""
+        raise SinkError(f"cannot replace {path}{leads}: it belongs to {owner}, and {parent} is a shared folder "
+                        "(sticky, as /tmp is) where only a file's owner may replace it; name another output")  # fmt: skip
+
+
+def _sticky_owner(real: Path, parent: Path) -> Optional[str]:
+    """The login name of ``real``'s owner where this user may not rename onto it: another user's entry in a sticky
+    folder ``parent`` that is not this user's either (root may); None otherwise, or where ``real`` is gone."""
     if not hasattr(os, "geteuid") or os.geteuid() == 0:
-        return
+        return None
     try:
         folder, entry = os.stat(parent), os.lstat(real)
     except OSError:
-        return  # gone meanwhile: nothing to replace
+        return None  # gone meanwhile: nothing to replace
     uid = os.geteuid()
     if folder.st_mode & stat.S_ISVTX and entry.st_uid != uid and folder.st_uid != uid:
-        leads = f" (where it leads, {real})" if real != path else ""
-        raise SinkError(f"cannot replace {path}{leads}: it belongs to {user_name(entry.st_uid)}, and {parent} is a shared folder "
-                        "(sticky, as /tmp is) where only a file's owner may replace it; name another output")  # fmt: skip
+        return user_name(entry.st_uid)
+    return None
 
 
 def _owner_of(path: Path) -> str:
@@ -450,7 +463,7 @@ def check_output_file(path: str | Path, what: str) -> None:
         raise SinkError(f"{what} folder does not exist: {parent}")
     writable = os.access(p, os.W_OK) if p.exists() else os.access(parent, os.W_OK | os.X_OK)
     if not writable:
-        raise SinkError(f"{what} {p} is not writable" if p.exists() else f"{what} folder is not writable: {parent}")
+        raise SinkError(f"{what} {p} is not writable{owner_phrase(p)}" if p.exists() else f"{what} folder is not writable: {parent}")
     check_json_replaceable(p, what)
 
 

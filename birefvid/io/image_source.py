@@ -34,7 +34,7 @@ from birefvid.io.tiff_tiles import UPRIGHT, decode_tiled, tile_grid
 from birefvid.io.untagged import rgb_matrix
 from birefvid.sequence_names import name_template, numbered_name
 from birefvid.pixel_limit import OPENCV_DEFAULT_PIXELS, OPENCV_PIXELS_ENV, opencv_pixel_limit
-from birefvid.users import user_name
+from birefvid.users import owner_phrase
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -113,18 +113,7 @@ def read_rgb_deep(path: Path, scale: int = 1) -> tuple[np.ndarray, Optional[np.n
     try:
         return _read_rgb_deep(path, scale)
     except PermissionError as e:  # another user's 0600 picture: a PermissionError traceback, exit 1
-        raise SourceError(f"cannot read {path}: {e.strerror or e}{_owner_phrase(path)}") from e
-
-
-def _owner_phrase(path: Path) -> str:
-    """", it belongs to USER (mode 0600)" for a file of another user; empty otherwise."""
-    try:
-        st = os.stat(path)
-        if not hasattr(os, "geteuid") or st.st_uid == os.geteuid():
-            return ""
-        return f" (it belongs to {user_name(st.st_uid)}, mode {st.st_mode & 0o777:04o})"
-    except OSError:
-        return ""
+        raise SourceError(f"cannot read {path}: {e.strerror or e}{owner_phrase(path)}") from e
 
 
 def _read_rgb_deep(path: Path, scale: int) -> tuple[np.ndarray, Optional[np.ndarray]]:

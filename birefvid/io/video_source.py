@@ -44,6 +44,7 @@ from birefvid.io.pixel_shape import PixelShapes, context_sar
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.atomic import being_written, final_name
+from birefvid.users import owner_phrase
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
@@ -101,6 +102,8 @@ def open_container(path: Path | str) -> av.container.InputContainer:
                              ": process it once that run ends"))  # fmt: skip
     try:
         container = av.open(ffmpeg_name(path), "r")
+    except PermissionError as e:  # "X is not a readable video (Permission denied)" read as no video; a picture's line names the owner
+        raise SourceError(f"cannot read {path}: {e.strerror or 'Permission denied'}{owner_phrase(path)}") from e
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
         reason = plain_reason(path) or getattr(e, "strerror", None) or str(e)
         problem = mp4_index_problem(path)
