@@ -111,7 +111,9 @@ def test_sdist_builds_a_wheel_with_what_the_code_reads_at_run_time(tmp_path):
     # PyPI's page and pip's resolver read these: av>=18.1 has no Python 3.10 wheels, so 3.10 got av 17 and crashed
     assert "Requires-Python: >=3.11" in metadata and "Classifier: Typing :: Typed" in metadata
     assert "Requires-Dist: onnxscript>=0.7.2" in metadata
-    # av 19 (Python 3.12+) returns AVRational, never None, for the time bases and rates the code reads as Fractions
+    # Python 3.12 was run (the README's commands, the io/process/image/live/batch tests): said to PyPI's page
+    assert "Classifier: Programming Language :: Python :: 3.12" in metadata
+    # av 19 (Python 3.12+, FFmpeg 9) is not yet run through the whole suite; one test of its slice fails (docs/platforms.md)
     av_spec = next(line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist: av"))
     allowed = set(SpecifierSet(av_spec.removeprefix("av")).filter(["17.1.0", "18.1.0", "18.1.1", "19.0.1"]))
     assert allowed == {"18.1.0", "18.1.1"}, av_spec

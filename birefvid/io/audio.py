@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import av
+from av.audio.plane import AudioPlane
 from av.codec.codec import Properties
 
 from birefvid.errors import SinkError, SourceError
@@ -153,9 +154,11 @@ def _keeps(codec: str) -> str:
 
 
 def real_planes(frame: av.AudioFrame) -> list:
-    """The planes that hold ``frame``'s samples: one a channel when planar, else one. PyAV 18 lists a ninth
-    plane for 8-channel (7.1) planar audio, past the frame's data pointers: touching it crashed the process."""
-    return list(frame.planes[: len(frame.layout.channels) if frame.format.is_planar else 1])
+    """The planes that hold ``frame``'s samples: one a channel when planar, else one. Made one by one rather than
+    read from ``frame.planes``, which counts data pointers up to the first null: PyAV 18 listed a ninth plane for
+    8-channel (7.1) planar audio, past the frame's data pointers (touching it crashed the process), and PyAV 19
+    raises ``ValueError: plane index 8 out of range for 8 planes`` there (every 7.1 track's silence failed)."""
+    return [AudioPlane(frame, i) for i in range(len(frame.layout.channels) if frame.format.is_planar else 1)]
 
 
 def unstated(layout: av.AudioLayout) -> bool:
