@@ -407,3 +407,23 @@ def test_a_ts_that_lost_frames_midway_and_its_end_says_its_end_where_start_skips
         assert run(bad, "-o", out, "--output", "mask", "--start", f"{lost(bad).resumes_at:.3f}") == 0
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(said) == 1 and "bad.ts: the video's last packets are missing or damaged" in said[0], said
+
+
+def test_a_ts_cut_off_with_stuffing_after_it_is_read_to_the_cut_as_ffmpeg_reads_it(tmp_path, caplog):
+    """A packet cut off with 0xFF stuffing after it (a card's erased blocks): FFmpeg's demuxer finds no sync in the
+    stuffing and answers EAGAIN, which ffmpeg reads past; process failed with 'decoding failed at frame 46 (Resource
+    temporarily unavailable); the file is damaged', exit 2. The frames before the cut are kept, with the cut-off warning."""
+    from birefvid.io.video_source import VideoFileSource
+
+    data = make_ts(tmp_path / "ok.ts", seconds=2).read_bytes()
+    cut, stuffed = tmp_path / "cut.ts", tmp_path / "stuffed.ts"
+    cut.write_bytes(data[: len(data) - 100])
+    stuffed.write_bytes(data[: len(data) - 100] + b"\xff" * 2000)
+    frames = {}
+    for path in (cut, stuffed):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), VideoFileSource(path, threads=1) as src:
+            frames[path.name] = len(list(src))
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(said) == 1 and f"{path.name}: the file ends partway through an MPEG-TS packet" in said[0], said
+    assert 40 < frames["stuffed.ts"] == frames["cut.ts"] < 50, frames

@@ -33,6 +33,7 @@ from typing import Optional
 import av
 import numpy as np
 
+from birefvid.io.demuxing import demuxed
 from birefvid.io.mkv_damage import SkippedData
 
 log = logging.getLogger(__name__)
@@ -294,7 +295,7 @@ def _scan(path: str, stream_index: int) -> _Scanned:
         shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
         keyframes: list[int] = []
         losses: list[Loss] = []
-        for packet in container.demux(stream):
+        for packet in demuxed(container, stream):  # on past EAGAIN where stuffing follows a packet cut off
             if not packet.size:
                 continue
             if packet.pts is not None:

@@ -47,6 +47,7 @@ from birefvid.io.atomic import being_written, final_name
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
+from birefvid.io.demuxing import demuxed
 from birefvid.io.mkv_damage import SkippedData, skipped_data
 from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
 from birefvid.io.ts_damage import TS_FORMATS, damaged_end, ends_whole, lost_frames
@@ -877,7 +878,7 @@ class VideoFileSource(Source):
         ahead = max(index + 2 * REORDER_FRAMES, 2 * len(self._shown_pts[1]) if self._shown_pts else 0, 256)
         try:
             with av.open(str(self.path)) as container:
-                for packet in container.demux(container.streams[self._stream.index]):
+                for packet in demuxed(container, container.streams[self._stream.index]):
                     if packet.size and packet.pts is not None and packet.pts >= first and not packet.is_discard:
                         times.append(packet.pts)
                     if packet.dts is not None and packet.dts > landed:  # every frame before the seek's is in (pts >= dts)
@@ -1036,7 +1037,7 @@ class VideoFileSource(Source):
     def _decoded(self) -> Iterator[av.VideoFrame]:
         index = 0
         self._hidden = 0  # packets an edit list hides: decoded for reference, never output
-        packets = self._container.demux(self._stream)
+        packets = demuxed(self._container, self._stream)  # on past an MPEG-TS demuxer's EAGAIN, as ffmpeg
         if self._alpha_decoder is not None:
             self._alpha_decoder.flush_buffers()  # after a seek, or a drain at the end, as FFmpeg's seek flushes the stream's
         decoder = self._alpha_decoder or self._stream.codec_context
