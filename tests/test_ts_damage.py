@@ -427,3 +427,18 @@ def test_a_ts_cut_off_with_stuffing_after_it_is_read_to_the_cut_as_ffmpeg_reads_
         said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert len(said) == 1 and f"{path.name}: the file ends partway through an MPEG-TS packet" in said[0], said
     assert 40 < frames["stuffed.ts"] == frames["cut.ts"] < 50, frames
+
+
+def test_a_ts_cut_off_after_its_first_frame_says_one_frame(tmp_path, caplog):
+    """The cut-off warning counted the frames kept as 'its 1 frames before the cut were kept'."""
+    from birefvid.io.video_source import VideoFileSource
+
+    ok = make_ts(tmp_path / "ok.ts", "-bf", "0", seconds=1)
+    with av.open(str(ok)) as c:
+        second = [p.pos for p in c.demux(c.streams.video[0]) if p.size][1]
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(ok.read_bytes()[: second + 100])  # partway through the second frame's first packet
+    with caplog.at_level(logging.WARNING), VideoFileSource(cut, threads=1) as src:
+        assert len(list(src)) == 1
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and said[0].endswith("; its 1 frame before the cut was kept, as ffmpeg keeps it"), said

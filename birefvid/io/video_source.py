@@ -519,6 +519,16 @@ def salvage_hint(error: BaseException, start: Optional[float] = None, end: Optio
     return "; " + ", ".join(parts) if parts else ""
 
 
+def _kept(count: int, which: str) -> str:
+    """'its N frames ``which`` were kept', one frame singular: a cut-off warning said 'its 1 frames before the cut were kept'."""
+    return f"its {count} frame {which} was kept" if count == 1 else f"its {count} frames {which} were kept"
+
+
+def _them(count: int) -> str:
+    """The pronoun for ``count`` frames: 'it' for one."""
+    return "it" if count == 1 else "them"
+
+
 def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
     """Why an MPEG-TS file looks cut off, as a clause, or None: it ends partway through a packet (188 bytes each;
     192 in a camera's .m2ts/.mts, 204 with FEC). Such a file declares no length, so this is all that tells a
@@ -1233,12 +1243,12 @@ class VideoFileSource(Source):
             # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
             kept = count - self._counted_from
             if self._counted_from:
-                log.warning("%s: %s; its %d frames from %s to the cut were kept, as ffmpeg keeps them", self.shown, cut, kept, option("start"))
+                log.warning("%s: %s; %s, as ffmpeg keeps %s", self.shown, cut, _kept(kept, f"from {option('start')} to the cut"), _them(kept))
             else:
-                log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, kept)
+                log.warning("%s: %s; %s, as ffmpeg keeps %s", self.shown, cut, _kept(kept, "before the cut"), _them(kept))
         end = None if cut else mpegts_damaged_end(self.path, self._container.format.name, self._stream.index)
         if end and first_time_about_file(self.path, "damaged end"):  # as a cut-off file: the frames there are kept
-            log.warning("%s: %s; its %d frames read were kept", self.shown, end, count - self._counted_from)
+            log.warning("%s: %s; %s", self.shown, end, _kept(count - self._counted_from, "read"))
         short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden + self._dropped, from_start=not self._seeked)
         if short is not None:
             where, lost = short
