@@ -442,3 +442,34 @@ def test_a_ts_cut_off_after_its_first_frame_says_one_frame(tmp_path, caplog):
         assert len(list(src)) == 1
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(said) == 1 and said[0].endswith("; its 1 frame before the cut was kept, as ffmpeg keeps it"), said
+
+
+@pytest.mark.parametrize("codec", ["libx264", "mpeg2video"])
+def test_a_counter_flipped_among_the_last_packets_with_the_data_whole_is_no_lost_end(tmp_path, caplog, codec):
+    """A bit error in one of the video's last packet headers (its continuity counter, the data whole) was warned of as
+    'the video's last packets are missing or damaged ... frames after them may be lost', every frame there: the
+    counters after it are back on their run, which packets lost never are (those still warn, as does a flip in the
+    very last packet, which nothing after can tell from a loss)."""
+    from birefvid.io.ts_damage import damaged_end
+    from birefvid.io.video_source import VideoFileSource
+
+    ok = make_ts(tmp_path / "ok.ts", "-an", codec=codec, seconds=2)
+    data = bytearray(ok.read_bytes())
+    with av.open(str(ok)) as c:
+        pid = c.streams.video[0].id
+    video = [i for i in range(len(data) // PACKET) if ((data[i * PACKET + 1] & 0x1F) << 8 | data[i * PACKET + 2]) == pid]
+
+    def flipped(name: str, *ks: int) -> Path:
+        bad = bytearray(data)
+        for k in ks:
+            at = video[k] * PACKET + 3
+            bad[at] = (bad[at] & 0xF0) | ((bad[at] + 7) & 0x0F)
+        (tmp_path / name).write_bytes(bytes(bad))
+        return tmp_path / name
+
+    whole = [flipped(f"flip{k}.ts", -k) for k in (2, 3, 4)] + [flipped("flip2and3.ts", -3, -2)]
+    assert [p.name for p in whole if damaged_end(str(p), 0) is not None] == []
+    with caplog.at_level(logging.WARNING), VideoFileSource(whole[0], threads=1) as src:
+        assert len(list(src)) == 50
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+    assert damaged_end(str(flipped("flip_last.ts", -1)), 0) is not None  # nothing after it to tell
