@@ -473,3 +473,37 @@ def test_a_counter_flipped_among_the_last_packets_with_the_data_whole_is_no_lost
         assert len(list(src)) == 50
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
     assert damaged_end(str(flipped("flip_last.ts", -1)), 0) is not None  # nothing after it to tell
+
+
+def end_lost(ok: Path, out: Path) -> Path:
+    """``ok`` with its video's end lost with its packets: 30 packets, then one that goes on a frame's data, then none."""
+    data = ok.read_bytes()
+    packets = [data[i : i + PACKET] for i in range(0, len(data), PACKET)]
+    with av.open(str(ok)) as c:
+        pid = c.streams.video[0].id
+    video = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == pid]
+    last = max(k for k in range(31, len(video)) if not packets[video[k]][1] & 0x40)
+    gone = set(video[last - 30 : last]) | set(range(video[last] + 1, len(packets)))
+    out.write_bytes(b"".join(p for i, p in enumerate(packets) if i not in gone))
+    return out
+
+
+def test_eval_says_a_ts_lost_its_end_and_reads_one_cut_off_with_stuffing(tmp_path, caplog, capsys):
+    """eval scored a ground truth (or predictions) whose video's end was lost with its packets with nothing said,
+    where process warns of it; and a mask video cut off with 0xFF stuffing after the cut was 'could not be decoded
+    (Resource temporarily unavailable); the file is damaged', exit 2, where ffmpeg reads its frames before the cut."""
+    ok = make_ts(tmp_path / "ok.ts", "-an")
+    tail = end_lost(ok, tmp_path / "tail.ts")
+    with caplog.at_level(logging.WARNING):
+        assert main(["eval", str(tail), str(tail), "-q"]) == 0, capsys.readouterr().err
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "packet" in r.getMessage()]
+    assert len(said) == 2 and all("tail.ts: the video's last packets are missing or damaged" in s and s.endswith(
+        "its frames read are scored") for s in said), said  # fmt: skip
+    data = ok.read_bytes()
+    stuffed = tmp_path / "stuffed.ts"
+    stuffed.write_bytes(data[: len(data) - 100] + b"\xff" * 2000)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main(["eval", str(stuffed), str(stuffed), "-q"]) == 0, capsys.readouterr().err
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "packet" in r.getMessage()]
+    assert len(said) == 2 and all("ends partway through an MPEG-TS packet" in s for s in said), said
