@@ -401,8 +401,10 @@ def _lost(loss: Loss, watch: LossWatch, shown: list[int], keyframes: list[int], 
 
 
 def _what(loss: Loss) -> str:
-    return (f"{loss.count} frame{'s' if loss.count != 1 else ''} of its video lost with MPEG-TS packets that are missing "
-            f"or damaged (at byte {loss.offset})")
+    """The loss in words: 'at least': the count is of the frames whose packets are gone, and the decoder drops the
+    frames that refer to them too, up to the next keyframe (an HEVC clip said '5 frames' where 27 were missing)."""
+    return (f"at least {loss.count} frame{'s' if loss.count != 1 else ''} of its video lost with MPEG-TS packets that are "
+            f"missing or damaged (at byte {loss.offset})")
 
 
 def _resumes(keyframes: list[int], after: int, first: int, tb: Fraction) -> Optional[float]:
