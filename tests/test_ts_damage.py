@@ -521,3 +521,31 @@ def test_a_loss_says_at_least_the_frames_whose_packets_are_gone(tmp_path):
     missing = len(decoded_frames(ok)) - len(decoded_frames(bad))
     said = re.match(r"at least (\d+) frames? of its video lost with MPEG-TS packets", found.what if found else "")
     assert said and 0 < int(said[1]) <= missing, (found, missing)
+
+
+def test_frames_lost_where_no_packet_is_flagged_are_found_by_the_counters(tmp_path):
+    """A broadcast-style stream (constant mux rate, PCR/PAT repeats, audio, video PES of declared length) that lost 40
+    video packets: FFmpeg flags no packet where the packets after the gap start a new PES, so 23 frames missing from
+    ffmpeg's were processed with exit 0 and nothing said. The video's continuity counters skip there."""
+    need_binary("ffmpeg", "ffmpeg")
+    ok = tmp_path / "broadcast.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=128x96:rate=25:duration=6", "-f", "lavfi",
+                    "-i", "sine=d=6", "-c:v", "libx264", "-g", "25", "-bf", "2", "-threads", "1", "-c:a", "mp2", "-muxrate", "600k",
+                    "-pcr_period", "20", "-pat_period", "0.1", "-omit_video_pes_length", "0", str(ok)],
+                   check=True, capture_output=True)  # fmt: skip
+    data = ok.read_bytes()
+    packets = [data[i : i + PACKET] for i in range(0, len(data), PACKET)]
+    with av.open(str(ok)) as c:
+        pid = c.streams.video[0].id
+    video = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == pid]
+    k = int(len(video) * 0.3)
+    gone = set(video[k : k + 40])
+    bad = tmp_path / "bad.ts"
+    bad.write_bytes(b"".join(p for i, p in enumerate(packets) if i not in gone))
+    with av.open(str(bad)) as c:
+        assert not any(p.is_corrupt for p in c.demux(c.streams.video[0])), "FFmpeg flagged it: not the stream this is about"
+    assert lost(ok) is None
+    missing = sorted(set(decoded_frames(ok)) - set(decoded_frames(bad)))
+    found = lost(bad)
+    assert found is not None and missing, (found, len(missing))
+    assert found.frame <= decoded_frames(ok).index(missing[0])  # at or before the first frame missing
