@@ -549,3 +549,16 @@ def test_frames_lost_where_no_packet_is_flagged_are_found_by_the_counters(tmp_pa
     found = lost(bad)
     assert found is not None and missing, (found, len(missing))
     assert found.frame <= decoded_frames(ok).index(missing[0])  # at or before the first frame missing
+
+
+def test_a_ts_cut_to_a_size_another_packet_size_divides_is_said_to_be_cut_off(tmp_path):
+    """A 188-byte-packet file cut partway through a packet to a size that is a multiple of 204 (FEC packets) or 192
+    (M2TS) was taken as whole by its size, nothing said, where every other cut there is warned of."""
+    from birefvid.io.video_source import mpegts_cut_off
+
+    data = make_ts(tmp_path / "ok.ts", seconds=2).read_bytes()
+    for size in (204, 192):
+        n = next(k * size for k in range(len(data) // size, 0, -1) if (k * size) % PACKET)
+        cut = tmp_path / f"cut{size}.ts"
+        cut.write_bytes(data[:n])
+        assert "ends partway through an MPEG-TS packet" in (mpegts_cut_off(cut, "mpegts") or ""), n
