@@ -111,3 +111,28 @@ def test_damage_in_a_file_begun_between_keyframes_is_numbered_as_ffprobe_shows(t
             keys = {round(float((pts - shown[0]) * base), 3) for _, pts, key, base in packets if key}
             assert skip.resumes_at in keys, (skip.resumes_at, sorted(keys))
     assert said == truth
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libvpx-vp9"])
+def test_a_cluster_damaged_at_its_start_right_after_a_keyframe_names_an_end_before_it(tmp_path, codec):
+    """A Cluster whose header is zeroed, the block before it a keyframe (FFmpeg starts a Cluster at a keyframe): the
+    error named no --end, only '--start 2.000 processes the part from the next keyframe', though the first second
+    decodes whole. The --end it names now stops before every frame missing."""
+    whole = tmp_path / ("whole.mkv" if codec == "libx264" else "whole.webm")
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=4", "-c:v", codec,
+                    "-g", "25", "-threads", "1", "-cluster_time_limit", "500", *(["-bf", "2"] if codec == "libx264" else
+                    ["-deadline", "realtime"]), str(whole)], check=True, capture_output=True)  # fmt: skip
+    data = bytearray(whole.read_bytes())
+    clusters = [i for i in range(len(data) - 4) if data[i : i + 4] == b"\x1f\x43\xb6\x75"]
+    with av.open(str(whole)) as c:
+        stream = c.streams.video[0]
+        tb = stream.time_base
+        packets = [(p.pos, p.pts) for p in c.demux(stream) if p.size]
+    shown = sorted(pts for _, pts in packets)
+    missing = min(pts for pos, pts in packets if pos >= clusters[2])  # the first frame shown of those stored past it
+    data[clusters[2] : clusters[2] + 8] = bytes(8)
+    bad = whole.with_name("bad" + whole.suffix)
+    bad.write_bytes(bytes(data))
+    found = skipped_data(bad)
+    assert found is not None and found.good_until is not None, found
+    assert 0.5 <= found.good_until <= float((missing - shown[0]) * tb), (found, float((missing - shown[0]) * tb))

@@ -52,7 +52,8 @@ from birefvid.io.base import ffmpeg_name
 from birefvid.io.formats import has_alpha
 from birefvid.io.image_source import decode_picture, natural_key, is_glob, list_images, name_key
 from birefvid.io.readback import decode_video_frames
-from birefvid.io.video_source import decodable_video_stream, ffmpeg_reason, main_video_stream, mp4_index_problem, mpegts_cut_off, structural_damage
+from birefvid.io.video_source import (decodable_video_stream, ffmpeg_reason, main_video_stream, mp4_index_problem, mpegts_cut_off,
+                                      mpegts_damaged_end, structural_damage)
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -402,13 +403,16 @@ def open_masks(path: PathLike, role: str = "masks") -> MaskClip:
     with container:  # process's checks, so a video process refuses is not scored from what is left of it
         if index_problem and "cut off" in index_problem:  # the frames past the cut would be missing, unsaid
             raise SourceError(f"{role} {text} is not a whole video: {index_problem}")
-        decodable_video_stream(container, f"{role} {text}")  # a song's cover is no video; a damaged time scale
+        stream = decodable_video_stream(container, f"{role} {text}")  # a song's cover is no video; a damaged time scale
         damage = structural_damage(p, container.format.name)
         if damage:  # a Matroska/WebM file or GIF cut off: its last frames are missing
             raise SourceError(f"{role} {text} is not a whole video: {damage}")
         cut = mpegts_cut_off(p, container.format.name)
         if cut:  # as process: kept, but said (a truth and a prediction cut alike were scored with nothing said)
             log.warning("%s %s: %s; its frames before the cut are scored, as ffmpeg reads them", role, text, cut)
+        end = None if cut else mpegts_damaged_end(p, container.format.name, stream.index)
+        if end:  # as process: kept, but said (the clips were scored with nothing said though frames may be gone)
+            log.warning("%s %s: %s; its frames read are scored", role, text, end)
     return MaskClip(text, role=role)
 
 

@@ -364,6 +364,17 @@ def _run_end(times: list[int], step: Optional[int]) -> Optional[int]:
     return end + step
 
 
+def _good_end(since_key: list[int], recent: list[int], step: Optional[int]) -> Optional[int]:
+    """Where the frames whole before the damage end, in ticks (``since_key``: the video blocks stored since the last
+    keyframe, it first; ``recent``: the last ``_REORDER`` stored, in file order): the run of those before the last
+    block, which may be damaged itself. Where that block is the keyframe, the run of the recent ones before it: a
+    Cluster damaged at its start, right after a keyframe, gave no --end, as if nothing before the damage could be
+    processed (an open GOP's frames shown before its keyframe are stored after it: the run ends before them)."""
+    if len(since_key) == 1:
+        return _run_end(recent[:-1], step)
+    return _run_end(since_key[:-1], step)
+
+
 def skipped_data(path: str | Path) -> Optional[SkippedData]:
     """Where the Matroska/WebM file ``path`` is damaged so that FFmpeg's demuxer skips data to the next Cluster, or
     None: whole, cut off (see the module), no Matroska, or unreadable."""
@@ -410,7 +421,7 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
     except _Damage as damage:
         offset, what = damage.offset, damage.what
     tick = Fraction(walker.scale, 1_000_000_000)
-    good = _run_end(since_key[:-1], walker.step)  # the last block before the damage may be damaged itself
+    good = _good_end(since_key, recent, walker.step)
     good_until = (math.floor((good - first) * tick * 1000) / 1000 if good is not None and first is not None else None)
     resumes_at = None
     inside = walker.in_cluster

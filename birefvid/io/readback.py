@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import SourceError
 from .base import ffmpeg_name
+from .demuxing import demuxed
 from .video_source import main_video_stream
 
 
@@ -30,8 +31,8 @@ def decode_video_frames(path: Union[str, Path]) -> Iterator[av.VideoFrame]:
             raise SourceError(f"{path} has no video stream")
         if stream.codec_context is None:  # a damaged stream description, or a codec this FFmpeg lacks
             raise SourceError(f"{path}: its video stream's codec is unknown to FFmpeg")
-        if stream.codec_context.name != "vp9":
-            yield from container.decode(stream)
+        if stream.codec_context.name != "vp9":  # read on past the demuxer's EAGAIN, as ffmpeg (0xFF after a TS cut off)
+            yield from (frame for packet in demuxed(container, stream) for frame in packet.decode())
             return
         decoder = av.codec.CodecContext.create("libvpx-vp9", "r")
         for packet in container.demux(stream):

@@ -33,6 +33,7 @@ from typing import Optional
 import av
 import numpy as np
 
+from birefvid.io.demuxing import demuxed
 from birefvid.io.mkv_damage import SkippedData
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class LossWatch:
         self._pos: Optional[int] = None
         self._last: Optional[int] = None
         self._flagged: Optional[tuple[int, Optional[int]]] = None  # (byte, pts) of the last packet flagged corrupt
+        self._run_from: Optional[tuple[int, Optional[int]]] = None  # the first of the flagged ones right before it
         self._since_flag = AFTER_FLAGGED + 1
         self._told: Optional[tuple[int, Optional[int]]] = None  # the flagged packet a ``Loss`` was last returned for
         self._packets = 0  # video packets seen
@@ -101,16 +103,17 @@ class LossWatch:
             return None
         self._packets += 1
         if packet.is_corrupt:
-            self._flagged = (packet.pos if packet.pos is not None else -1, packet.pts)
-            self._since_flag = 0
+            self._flag((packet.pos if packet.pos is not None else -1, packet.pts))
         else:
             self._since_flag += 1
         pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
         behind, self._pos = self._pos, pos if pos is not None else self._pos
         if behind is not None and pos is not None:
             crossed = [b for b in self._breaks if behind < b <= pos]
-            if crossed:  # the packets between lost their sync: taken as one flagged
-                self._flagged, self._since_flag = (crossed[0], packet.pts), 0
+            if crossed and (self._flagged is None or self._since_flag > AFTER_FLAGGED):
+                # the packets between lost their sync or counters skip: taken as one flagged, unless FFmpeg flagged
+                # one just before (the frame whose packets were lost, which an --end must leave out)
+                self._flag((crossed[0], packet.pts))
         at = packet.dts if packet.dts is not None else packet.pts
         if at is None:
             return None
@@ -139,13 +142,21 @@ class LossWatch:
         self._told = self._flagged
         return Loss(max(1, round(step / self.interval) - 1), last, at, self._flagged[0], self._flagged[1])
 
+    def _flag(self, flagged: tuple[int, Optional[int]]) -> None:
+        """Note a packet flagged corrupt (or a sync break crossed): ``flagged``, its (byte, pts)."""
+        if self._flagged is None or self._since_flag > AFTER_FLAGGED:
+            self._run_from = flagged
+        self._flagged, self._since_flag = flagged, 0
+
     def damaged_end(self) -> Optional[tuple[int, Optional[int]]]:
         """After the last packet: (byte, pts) of a packet flagged corrupt, or a sync break crossed, among the last
         ``AFTER_FLAGGED`` with no loss found after it, where packets came before it: the stream's end was lost with
-        packets missing or damaged, how much unknown (no later time says). A file cut off ends on packets unflagged."""
+        packets missing or damaged, how much unknown (no later time says). A file cut off ends on packets unflagged.
+        The first of the flagged packets each within ``AFTER_FLAGGED`` of the one before: FFmpeg flags the frame where
+        the counters jumped off their run and the one where they came back, which ``_packets_broken`` reads from."""
         if self._flagged is None or self._since_flag >= AFTER_FLAGGED or self._told == self._flagged:
             return None
-        return self._flagged if self._packets > self._since_flag + 1 else None
+        return self._run_from if self._packets > self._since_flag + 1 else None
 
     def usual(self, step: int) -> bool:
         """Whether the stream steps by ``step`` (give or take an eighth of a frame) where no packet was flagged: a
@@ -185,6 +196,35 @@ def sync_breaks(path: str) -> tuple[int, ...]:
         if size2 is None:
             break
         size, at = size2, at2
+    return tuple(found)
+
+
+def counter_breaks(path: str, pid: int) -> tuple[int, ...]:
+    """The bytes of the packets of ``pid`` whose continuity counter skips (no discontinuity announced): packets of it
+    lost before them. FFmpeg flags no packet where the packets after the gap start a new PES of a declared length (a
+    broadcast's, ``-omit_video_pes_length 0``): 40 packets lost there, 23 frames missing, were not seen. A counter
+    flipped by a bit error breaks twice, with no time lost (``LossWatch`` counts only a jump in time across it)."""
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    n = len(data)
+    size, at = _alignment(data, 0)
+    found: list[int] = []
+    while size is not None and at < n and len(found) < 64:
+        count = (n - at) // size
+        heads = data[at : at + count * size].reshape(count, size)[:, :6]
+        synced = heads[:, 0] == 0x47
+        end = count if synced.all() else int(np.argmin(synced))  # to the first sync break (``sync_breaks``'s)
+        rows = np.flatnonzero((((heads[:end, 1].astype(np.int32) & 0x1F) << 8) | heads[:end, 2]) == pid)
+        h = heads[rows]
+        rows = rows[(h[:, 3] & 0x10) != 0]  # with a payload: a packet without one does not count
+        h = heads[rows]
+        counter = (h[:, 3] & 0x0F).astype(np.int32)
+        announced = ((h[:, 3] & 0x20) != 0) & (h[:, 4] > 0) & ((h[:, 5] & 0x80) != 0)
+        step = (counter[1:] - counter[:-1]) & 0x0F
+        jumps = np.flatnonzero((step > 1) & ~announced[1:]) + 1
+        found.extend(at + int(rows[k]) * size for k in jumps[: 64 - len(found)])
+        if end == count:
+            break
+        size, at = _alignment(data, at + end * size + 1)
     return tuple(found)
 
 
@@ -290,11 +330,12 @@ def _scan(path: str, stream_index: int) -> _Scanned:
     with av.open(path) as container:
         stream = container.streams[stream_index]
         tb, pid = Fraction(stream.time_base), stream.id
-        watch = LossWatch(frame_interval(stream), sync_breaks(path), tb)
+        breaks = tuple(sorted(set(sync_breaks(path)) | set(counter_breaks(path, pid))))
+        watch = LossWatch(frame_interval(stream), breaks, tb)
         shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
         keyframes: list[int] = []
         losses: list[Loss] = []
-        for packet in container.demux(stream):
+        for packet in demuxed(container, stream):  # on past EAGAIN where stuffing follows a packet cut off
             if not packet.size:
                 continue
             if packet.pts is not None:
@@ -316,9 +357,14 @@ def _scan(path: str, stream_index: int) -> _Scanned:
     return _Scanned(_lost(loss, watch, shown, keyframes, tb), end)  # the end too: --start may skip the loss
 
 
+# the packets of a PID whose counters a flip sets off their run at most (a bit error in one header, or a few in a row)
+FLIP_MOST = 4
+
+
 def _packets_broken(path: str, pid: int, start: int) -> bool:
-    """Whether the packets of ``pid`` from byte ``start`` (a flagged packet's) to the file's end lose their sync or skip
-    a continuity counter (where no discontinuity is announced): packets there went missing. FFmpeg flags the last
+    """Whether the packets of ``pid`` from byte ``start`` (the first of the last flagged packets) to the file's end lose
+    their sync or skip a continuity counter (where no discontinuity is announced) not to come back onto its run within
+    ``FLIP_MOST`` packets: packets there went missing, where counters a bit error flipped, the data whole, come back. FFmpeg flags the last
     frame's packet of a file cut off too, where its PES declares a length (GStreamer's, a broadcast's, a camera's, and
     ffmpeg's with -omit_video_pes_length 0) the file's end cut short; its counters run on."""
     with open(path, "rb") as f:
@@ -331,6 +377,9 @@ def _packets_broken(path: str, pid: int, start: int) -> bool:
         return len(data) >= 4
     size, first = found
     last: Optional[int] = None
+    # after a jump, the counter the packets before it would have gone on with, and the packets since: a packet back on
+    # it within FLIP_MOST, the jump was counters flipped (a bit error in a header), the data whole; lost packets' never
+    old: Optional[tuple[int, int]] = None
     for at in range(first, len(data), size):
         if at + 188 > len(data):  # a partial packet at the end: the file's cut, not a loss
             break
@@ -340,13 +389,20 @@ def _packets_broken(path: str, pid: int, start: int) -> bool:
             continue
         control, counter = data[at + 3] & 0x30, data[at + 3] & 0x0F
         if control & 0x20 and data[at + 4] and data[at + 5] & 0x80:  # the stream announces a discontinuity
-            last = None
+            last = old = None
         if not control & 0x10:  # no payload: its counter does not count
             continue
-        if last is not None and counter not in ((last + 1) & 0x0F, last):
-            return True
+        if old is not None:
+            if counter == old[0]:
+                old = None  # back on its run: flipped
+            elif counter not in ((last + 1) & 0x0F, last) or old[1] >= FLIP_MOST:  # type: ignore[operator]
+                return True  # another jump, or too long off its run
+            else:
+                old = ((old[0] + 1) & 0x0F, old[1] + 1)
+        elif last is not None and counter not in ((last + 1) & 0x0F, last):
+            old = ((last + 2) & 0x0F, 1)
         last = counter
-    return False
+    return old is not None  # a jump with nothing after it to tell a flip from a loss
 
 
 def _lost(loss: Loss, watch: LossWatch, shown: list[int], keyframes: list[int], tb: Fraction) -> SkippedData:
@@ -377,8 +433,10 @@ def _lost(loss: Loss, watch: LossWatch, shown: list[int], keyframes: list[int], 
 
 
 def _what(loss: Loss) -> str:
-    return (f"{loss.count} frame{'s' if loss.count != 1 else ''} of its video lost with MPEG-TS packets that are missing "
-            f"or damaged (at byte {loss.offset})")
+    """The loss in words: 'at least': the count is of the frames whose packets are gone, and the decoder drops the
+    frames that refer to them too, up to the next keyframe (an HEVC clip said '5 frames' where 27 were missing)."""
+    return (f"at least {loss.count} frame{'s' if loss.count != 1 else ''} of its video lost with MPEG-TS packets that are "
+            f"missing or damaged (at byte {loss.offset})")
 
 
 def _resumes(keyframes: list[int], after: int, first: int, tb: Fraction) -> Optional[float]:

@@ -48,6 +48,7 @@ from birefvid.users import owner_phrase
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
+from birefvid.io.demuxing import demuxed
 from birefvid.io.mkv_damage import SkippedData, skipped_data
 from birefvid.io.mkv_info import EBML, SEGMENT, ebml_number, muxing_app
 from birefvid.io.ts_damage import TS_FORMATS, damaged_end, ends_whole, lost_frames
@@ -521,15 +522,25 @@ def salvage_hint(error: BaseException, start: Optional[float] = None, end: Optio
     return "; " + ", ".join(parts) if parts else ""
 
 
+def _kept(count: int, which: str) -> str:
+    """'its N frames ``which`` were kept', one frame singular: a cut-off warning said 'its 1 frames before the cut were kept'."""
+    return f"its {count} frame {which} was kept" if count == 1 else f"its {count} frames {which} were kept"
+
+
+def _them(count: int) -> str:
+    """The pronoun for ``count`` frames: 'it' for one."""
+    return "it" if count == 1 else "them"
+
+
 def mpegts_cut_off(path: Path | str, format_name: str) -> Optional[str]:
     """Why an MPEG-TS file looks cut off, as a clause, or None: it ends partway through a packet (188 bytes each;
     192 in a camera's .m2ts/.mts, 204 with FEC). Such a file declares no length, so this is all that tells a
     recording stopped abruptly (a card pulled, a crash) or an interrupted download from a whole file."""
     if isinstance(path, str) or format_name != "mpegts" or not regular_file(path):
         return None
-    size = os.stat(path).st_size
-    if not size or any(size % packet == 0 for packet in (188, 192, 204)):
+    if not os.stat(path).st_size:
         return None
+    # not by its size: a cut 8 bytes into a 188-byte packet left 62424 bytes, 306 packets of 204, said whole
     if ends_whole(str(path)):  # its start was cut at some byte, or bytes lost midway (``io.ts_damage``): its end is whole
         return None
     return ("the file ends partway through an MPEG-TS packet, as a recording stopped abruptly or an interrupted download "
@@ -880,7 +891,7 @@ class VideoFileSource(Source):
         ahead = max(index + 2 * REORDER_FRAMES, 2 * len(self._shown_pts[1]) if self._shown_pts else 0, 256)
         try:
             with av.open(str(self.path)) as container:
-                for packet in container.demux(container.streams[self._stream.index]):
+                for packet in demuxed(container, container.streams[self._stream.index]):
                     if packet.size and packet.pts is not None and packet.pts >= first and not packet.is_discard:
                         times.append(packet.pts)
                     if packet.dts is not None and packet.dts > landed:  # every frame before the seek's is in (pts >= dts)
@@ -1039,7 +1050,7 @@ class VideoFileSource(Source):
     def _decoded(self) -> Iterator[av.VideoFrame]:
         index = 0
         self._hidden = 0  # packets an edit list hides: decoded for reference, never output
-        packets = self._container.demux(self._stream)
+        packets = demuxed(self._container, self._stream)  # on past an MPEG-TS demuxer's EAGAIN, as ffmpeg
         if self._alpha_decoder is not None:
             self._alpha_decoder.flush_buffers()  # after a seek, or a drain at the end, as FFmpeg's seek flushes the stream's
         decoder = self._alpha_decoder or self._stream.codec_context
@@ -1235,12 +1246,12 @@ class VideoFileSource(Source):
             # as ffmpeg, the frames before the cut are kept: the rest of the file is not anywhere to read
             kept = count - self._counted_from
             if self._counted_from:
-                log.warning("%s: %s; its %d frames from %s to the cut were kept, as ffmpeg keeps them", self.shown, cut, kept, option("start"))
+                log.warning("%s: %s; %s, as ffmpeg keeps %s", self.shown, cut, _kept(kept, f"from {option('start')} to the cut"), _them(kept))
             else:
-                log.warning("%s: %s; its %d frames before the cut were kept, as ffmpeg keeps them", self.shown, cut, kept)
+                log.warning("%s: %s; %s, as ffmpeg keeps %s", self.shown, cut, _kept(kept, "before the cut"), _them(kept))
         end = None if cut else mpegts_damaged_end(self.path, self._container.format.name, self._stream.index)
         if end and first_time_about_file(self.path, "damaged end"):  # as a cut-off file: the frames there are kept
-            log.warning("%s: %s; its %d frames read were kept", self.shown, end, count - self._counted_from)
+            log.warning("%s: %s; %s", self.shown, end, _kept(count - self._counted_from, "read"))
         short = declared_shortfall(self._stream, count, last_pts, hidden=self._hidden + self._dropped, from_start=not self._seeked)
         if short is not None:
             where, lost = short
