@@ -562,3 +562,25 @@ def test_a_ts_cut_to_a_size_another_packet_size_divides_is_said_to_be_cut_off(tm
         cut = tmp_path / f"cut{size}.ts"
         cut.write_bytes(data[:n])
         assert "ends partway through an MPEG-TS packet" in (mpegts_cut_off(cut, "mpegts") or ""), n
+
+
+def test_counter_breaks_reads_a_long_recording_a_block_at_a_time_and_finds_the_same_packets(tmp_path, monkeypatch):
+    """The counters are read a block of packets at a time, so a 10 GB recording's arrays stay small: a skip that falls
+    on a block's first packet is still found, and a run in sync never gets one where none is."""
+    from birefvid.io import ts_damage
+
+    ok = make_ts(tmp_path / "ok.ts", seconds=2)
+    data = ok.read_bytes()
+    packets = [data[i : i + PACKET] for i in range(0, len(data), PACKET)]
+    with av.open(str(ok)) as c:
+        pid = c.streams.video[0].id
+    video = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == pid and p[3] & 0x10]
+    gone = {video[len(video) // 3], video[len(video) // 3 + 1], video[2 * len(video) // 3]}
+    bad = tmp_path / "bad.ts"
+    bad.write_bytes(b"".join(p for i, p in enumerate(packets) if i not in gone))
+    whole = ts_damage.counter_breaks(str(bad), pid)
+    assert len(whole) == 2 and ts_damage.counter_breaks(str(ok), pid) == ()
+    for block in (1, 2, 7, 64):
+        monkeypatch.setattr(ts_damage, "COUNTER_BLOCK", block)
+        assert ts_damage.counter_breaks(str(bad), pid) == whole, block
+        assert ts_damage.counter_breaks(str(ok), pid) == (), block

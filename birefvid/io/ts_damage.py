@@ -199,31 +199,44 @@ def sync_breaks(path: str) -> tuple[int, ...]:
     return tuple(found)
 
 
+# packets looked at a block in ``counter_breaks``: its arrays stay a few tens of MB on a recording of any length
+COUNTER_BLOCK = 1 << 20
+
+
 def counter_breaks(path: str, pid: int) -> tuple[int, ...]:
     """The bytes of the packets of ``pid`` whose continuity counter skips (no discontinuity announced): packets of it
     lost before them. FFmpeg flags no packet where the packets after the gap start a new PES of a declared length (a
     broadcast's, ``-omit_video_pes_length 0``): 40 packets lost there, 23 frames missing, were not seen. A counter
-    flipped by a bit error breaks twice, with no time lost (``LossWatch`` counts only a jump in time across it)."""
+    flipped by a bit error breaks twice, with no time lost (``LossWatch`` counts only a jump in time across it). Read
+    ``COUNTER_BLOCK`` packets at a time, the last counter carried across, within a run of packets in sync."""
     data = np.memmap(path, dtype=np.uint8, mode="r")
     n = len(data)
     size, at = _alignment(data, 0)
     found: list[int] = []
+    last: Optional[int] = None  # the counter of the last packet of ``pid`` with a payload, in this run in sync
     while size is not None and at < n and len(found) < 64:
-        count = (n - at) // size
+        count = min((n - at) // size, COUNTER_BLOCK)
+        if count <= 0:
+            break
         heads = data[at : at + count * size].reshape(count, size)[:, :6]
         synced = heads[:, 0] == 0x47
         end = count if synced.all() else int(np.argmin(synced))  # to the first sync break (``sync_breaks``'s)
         rows = np.flatnonzero((((heads[:end, 1].astype(np.int32) & 0x1F) << 8) | heads[:end, 2]) == pid)
+        rows = rows[(heads[rows, 3] & 0x10) != 0]  # with a payload: a packet without one does not count
         h = heads[rows]
-        rows = rows[(h[:, 3] & 0x10) != 0]  # with a payload: a packet without one does not count
-        h = heads[rows]
-        counter = (h[:, 3] & 0x0F).astype(np.int32)
-        announced = ((h[:, 3] & 0x20) != 0) & (h[:, 4] > 0) & ((h[:, 5] & 0x80) != 0)
-        step = (counter[1:] - counter[:-1]) & 0x0F
-        jumps = np.flatnonzero((step > 1) & ~announced[1:]) + 1
-        found.extend(at + int(rows[k]) * size for k in jumps[: 64 - len(found)])
+        counter = (h[:, 3] & 0x0F).astype(np.int16)
+        if len(counter):
+            announced = ((h[:, 3] & 0x20) != 0) & (h[:, 4] > 0) & ((h[:, 5] & 0x80) != 0)
+            before = np.empty_like(counter)
+            before[1:] = counter[:-1]
+            before[0] = last if last is not None else counter[0] - 1  # the run's first packet: nothing to skip from
+            jumps = np.flatnonzero((((counter - before) & 0x0F) > 1) & ~announced)
+            found.extend(at + int(rows[k]) * size for k in jumps[: 64 - len(found)])
+            last = int(counter[-1])
         if end == count:
-            break
+            at += count * size
+            continue
+        last = None  # a sync break: the packets after it are a new run (``sync_breaks`` says the break)
         size, at = _alignment(data, at + end * size + 1)
     return tuple(found)
 
