@@ -174,7 +174,7 @@ def refuse_others_work(work: Path) -> None:
     if st.st_gid == os.getegid() or st.st_gid in os.getgroups():  # made under umask 022 or 077: the group may not write
         fix = f"`chmod -R g+rwX {work}` (a umask of 002 lets the group in from the start)"
     else:  # their private group (umask 002 outside a setgid folder): group-writable for no one else
-        fix = f"`chgrp -R` it to a group you share and `chmod -R g+rwX` it"
+        fix = "`chgrp -R` it to a group you share and `chmod -R g+rwX` it"
     raise SinkError(f"cannot write in {work}, the work folder of {user_name(st.st_uid)}'s batch into {work.parent} (mode "
                     f"{stat.S_IMODE(st.st_mode):04o}, group '{group}'): write to another --output-dir, or have them {fix}")  # fmt: skip
 
