@@ -584,3 +584,45 @@ def test_counter_breaks_reads_a_long_recording_a_block_at_a_time_and_finds_the_s
         monkeypatch.setattr(ts_damage, "COUNTER_BLOCK", block)
         assert ts_damage.counter_breaks(str(bad), pid) == whole, block
         assert ts_damage.counter_breaks(str(ok), pid) == (), block
+
+
+def joined_segments(tmp_path: Path) -> Path:
+    """``cat seg*.ts`` of ``-f segment``'s parts, each from a fresh muxer (every counter restarts at 0), of a stream
+    that pauses 0.2 s right at the second join (a variable frame rate: a screen recording, a stream's video held)."""
+    (tmp_path / "seg").mkdir()
+    make_ts(tmp_path / "seg" / "s%d.ts", "-vf", "select='not(between(n,25,29))'", "-fps_mode", "passthrough",
+            "-f", "segment", "-segment_times", "0.4,1")  # fmt: skip
+    parts = sorted((tmp_path / "seg").glob("*.ts"))
+    joined = tmp_path / "all.ts"
+    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+    return joined
+
+
+def test_segments_joined_with_cat_whose_counters_restart_are_not_refused(tmp_path):
+    """HLS or ``-f segment`` parts joined with ``cat``, from a packager that starts each part's counters at 0: FFmpeg
+    flags the frame before each join, the counters skip there, and a pause of the stream right at a join was refused
+    as 'at least 5 frames of its video lost' (exit 2) though every frame is there. A join (every counter restarting,
+    the PAT's first) loses nothing; packets lost after it are still found."""
+    from birefvid.io import ts_damage
+
+    joined = joined_segments(tmp_path)
+    assert lost(joined) is None
+    with av.open(str(joined)) as c:
+        pid = c.streams.video[0].id
+    assert len(ts_damage.muxer_joins(str(joined), pid)) == 2 and ts_damage.counter_breaks(str(joined), pid) == ()
+    assert damaged(joined, tmp_path / "bad.ts", "drop") is not None and lost(tmp_path / "bad.ts") is not None
+
+
+def test_muxer_joins_are_found_a_block_at_a_time(tmp_path, monkeypatch):
+    """The joins are read with the counters, a block of packets at a time: a join whose PAT ends one block and whose
+    video starts the next is found all the same."""
+    from birefvid.io import ts_damage
+
+    joined = joined_segments(tmp_path)
+    with av.open(str(joined)) as c:
+        pid = c.streams.video[0].id
+    whole = ts_damage.muxer_joins(str(joined), pid)
+    for block in (1, 2, 7, 64):
+        monkeypatch.setattr(ts_damage, "COUNTER_BLOCK", block)
+        assert ts_damage.muxer_joins(str(joined), pid) == whole, block
+        assert ts_damage.counter_breaks(str(joined), pid) == (), block

@@ -74,10 +74,12 @@ class LossWatch:
     ``interval``: the stream's frame interval in its time base, where known; the shortest step seen is taken too."""
 
     def __init__(self, interval: Optional[Fraction] = None, breaks: tuple[int, ...] = (),
-                 time_base: Optional[Fraction] = None) -> None:
+                 time_base: Optional[Fraction] = None, joins: tuple[int, ...] = ()) -> None:
         """``breaks``: the bytes where the file's packets lose their sync (``sync_breaks``): a jump in decoding time
         across one is a loss too, where the counters happened to agree (16 packets of a PID lost, or a multiple).
-        ``time_base``: the stream's, which caps a nudge at ``NUDGE_MOST_S``."""
+        ``time_base``: the stream's, which caps a nudge at ``NUDGE_MOST_S``. ``joins``: the bytes where a fresh muxer's
+        output was joined on (``muxer_joins``): the packets flagged before one lost nothing (FFmpeg flags the frame
+        before the join, whose counters restart), and the time steps across it as the stream's own."""
         self._declared = interval if interval and interval > 0 else None
         self.interval = self._declared
         # a step this small is no frame's but a muxer's nudge: FFmpeg makes a decoding time that would repeat one tick
@@ -90,6 +92,7 @@ class LossWatch:
         self._guessed = False  # ``interval`` is the declared rate's, not a step seen
         self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
         self._breaks = breaks
+        self._joins = joins
         self._pos: Optional[int] = None
         self._last: Optional[int] = None
         self._flagged: Optional[tuple[int, Optional[int]]] = None  # (byte, pts) of the last packet flagged corrupt
@@ -108,6 +111,9 @@ class LossWatch:
             self._since_flag += 1
         pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
         behind, self._pos = self._pos, pos if pos is not None else self._pos
+        if behind is not None and pos is not None and any(behind < j <= pos for j in self._joins):
+            self._flagged = self._run_from = None  # a join crossed: what was flagged before it lost nothing
+            self._since_flag = AFTER_FLAGGED + 1
         if behind is not None and pos is not None:
             crossed = [b for b in self._breaks if behind < b <= pos]
             if crossed and (self._flagged is None or self._since_flag > AFTER_FLAGGED):
@@ -205,15 +211,37 @@ COUNTER_BLOCK = 1 << 20
 
 def counter_breaks(path: str, pid: int) -> tuple[int, ...]:
     """The bytes of the packets of ``pid`` whose continuity counter skips (no discontinuity announced): packets of it
-    lost before them. FFmpeg flags no packet where the packets after the gap start a new PES of a declared length (a
+    lost before them. FFmpeg flags no packet where the packets after the gap start a new PES of declared length (a
     broadcast's, ``-omit_video_pes_length 0``): 40 packets lost there, 23 frames missing, were not seen. A counter
-    flipped by a bit error breaks twice, with no time lost (``LossWatch`` counts only a jump in time across it). Read
-    ``COUNTER_BLOCK`` packets at a time, the last counter carried across, within a run of packets in sync."""
+    flipped by a bit error breaks twice, with no time lost (``LossWatch`` counts only a jump in time across it). A
+    fresh muxer's output joined on (``muxer_joins``) is none. Read ``COUNTER_BLOCK`` packets at a time, the last counter
+    carried across, within a run of packets in sync."""
+    return _counters(path, pid)[0]
+
+
+def muxer_joins(path: str, pid: int) -> tuple[int, ...]:
+    """The bytes of the packets of ``pid`` where the output of a fresh muxer was joined on (``cat seg*.ts``: HLS or
+    ``-f segment`` parts from a packager that starts each one's counters at 0, two recordings): every counter restarts
+    there, the PAT's at 0 before the video's first packet, itself at 0 and starting a frame. Nothing was lost at a join,
+    and the time may step there as the stream steps anywhere (a pause of a variable frame rate, an audio-only stretch,
+    the next recording's clock ahead), which read as frames lost where FFmpeg flags the frame before the join."""
+    return _counters(path, pid)[1]
+
+
+# the PID of the Program Association Table, which every muxer writes first and repeats, its counter from 0
+PAT_PID = 0
+
+
+def _counters(path: str, pid: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(``counter_breaks``, ``muxer_joins``) of ``path``'s ``pid``, from one read of the packets' headers."""
     data = np.memmap(path, dtype=np.uint8, mode="r")
     n = len(data)
     size, at = _alignment(data, 0)
     found: list[int] = []
+    joins: list[int] = []
     last: Optional[int] = None  # the counter of the last packet of ``pid`` with a payload, in this run in sync
+    last_pat: Optional[int] = None  # the PAT's last counter, in this run in sync
+    restarted = False  # the PAT's counter restarted after the last packet of ``pid``
     while size is not None and at < n and len(found) < 64:
         count = min((n - at) // size, COUNTER_BLOCK)
         if count <= 0:
@@ -221,7 +249,9 @@ def counter_breaks(path: str, pid: int) -> tuple[int, ...]:
         heads = data[at : at + count * size].reshape(count, size)[:, :6]
         synced = heads[:, 0] == 0x47
         end = count if synced.all() else int(np.argmin(synced))  # to the first sync break (``sync_breaks``'s)
-        rows = np.flatnonzero((((heads[:end, 1].astype(np.int32) & 0x1F) << 8) | heads[:end, 2]) == pid)
+        pids = ((heads[:end, 1].astype(np.int32) & 0x1F) << 8) | heads[:end, 2]
+        restarts, last_pat = _pat_restarts(heads, np.flatnonzero(pids == PAT_PID), last_pat)
+        rows = np.flatnonzero(pids == pid)
         rows = rows[(heads[rows, 3] & 0x10) != 0]  # with a payload: a packet without one does not count
         h = heads[rows]
         counter = (h[:, 3] & 0x0F).astype(np.int16)
@@ -231,14 +261,37 @@ def counter_breaks(path: str, pid: int) -> tuple[int, ...]:
             before[1:] = counter[:-1]
             before[0] = last if last is not None else counter[0] - 1  # the run's first packet: nothing to skip from
             jumps = np.flatnonzero((((counter - before) & 0x0F) > 1) & ~announced)
-            found.extend(at + int(rows[k]) * size for k in jumps[: 64 - len(found)])
+            # a join: the video's counter restarts at 0 on a frame's first packet, the PAT's restarted since its last
+            previous = np.concatenate(([-1], rows[:-1]))[jumps]
+            pat_between = np.searchsorted(restarts, rows[jumps]) > np.searchsorted(restarts, previous, side="right")
+            pat_between |= (jumps == 0) & restarted
+            joined = pat_between & (counter[jumps] == 0) & ((h[jumps, 1] & 0x40) != 0)
+            joins.extend(at + int(rows[k]) * size for k in jumps[joined])
+            found.extend(at + int(rows[k]) * size for k in jumps[~joined][: 64 - len(found)])
             last = int(counter[-1])
+            restarted = bool(len(restarts) and restarts[-1] > rows[-1])
+        else:
+            restarted = restarted or bool(len(restarts))
         if end == count:
             at += count * size
             continue
-        last = None  # a sync break: the packets after it are a new run (``sync_breaks`` says the break)
+        last, last_pat, restarted = None, None, False  # a sync break: the packets after it are a new run
         size, at = _alignment(data, at + end * size + 1)
-    return tuple(found)
+    return tuple(found), tuple(joins)
+
+
+def _pat_restarts(heads: np.ndarray, rows: np.ndarray, last: Optional[int]) -> tuple[np.ndarray, Optional[int]]:
+    """(the rows among ``rows``, PAT packets, whose counter restarts at 0 off its run, the PAT's last counter): where
+    a fresh muxer's output begins. ``last``: the counter before the first row (None: the run's start, no restart)."""
+    rows = rows[(heads[rows, 3] & 0x10) != 0]
+    if not len(rows):
+        return rows, last
+    counter = (heads[rows, 3] & 0x0F).astype(np.int16)
+    before = np.empty_like(counter)
+    before[1:] = counter[:-1]
+    before[0] = last if last is not None else 0  # the run's first PAT: nothing restarts there
+    restart = (counter == 0) & (before != 15) & (before != 0)
+    return rows[restart], int(counter[-1])
 
 
 # the most stuffing bytes (0xFF) after the last packet looked through: a recorder or copy that pads its file to a
@@ -343,8 +396,9 @@ def _scan(path: str, stream_index: int) -> _Scanned:
     with av.open(path) as container:
         stream = container.streams[stream_index]
         tb, pid = Fraction(stream.time_base), stream.id
-        breaks = tuple(sorted(set(sync_breaks(path)) | set(counter_breaks(path, pid))))
-        watch = LossWatch(frame_interval(stream), breaks, tb)
+        counters, joins = _counters(path, pid)
+        breaks = tuple(sorted(set(sync_breaks(path)) | set(counters)))
+        watch = LossWatch(frame_interval(stream), breaks, tb, joins)
         shown: list[int] = []  # the pts of every frame, to number the frames and find the keyframe after the damage
         keyframes: list[int] = []
         losses: list[Loss] = []
