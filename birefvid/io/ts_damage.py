@@ -69,6 +69,13 @@ class Loss:
     flagged_pts: Optional[int]
 
 
+def _crosses(points: tuple[int, ...], behind: int, pos: int) -> bool:
+    """Whether any of the sorted byte offsets ``points`` lies in (``behind``, ``pos``]: by bisection, as a ``cat`` of an
+    hour of HLS segments has hundreds of joins and the check runs for every video packet."""
+    i = bisect.bisect_right(points, behind)
+    return i < len(points) and points[i] <= pos
+
+
 class LossWatch:
     """Watches one video stream's packets in demux order for whole frames lost (``packet`` returns a ``Loss``).
     ``interval``: the stream's frame interval in its time base, where known; the shortest step seen is taken too."""
@@ -92,7 +99,7 @@ class LossWatch:
         self._guessed = False  # ``interval`` is the declared rate's, not a step seen
         self._usual: dict[int, None] = {}  # the steps seen away from any flagged packet: the stream's own timing
         self._breaks = breaks
-        self._joins = joins
+        self._joins = tuple(sorted(joins))
         self._pos: Optional[int] = None
         self._last: Optional[int] = None
         self._flagged: Optional[tuple[int, Optional[int]]] = None  # (byte, pts) of the last packet flagged corrupt
@@ -111,7 +118,7 @@ class LossWatch:
             self._since_flag += 1
         pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
         behind, self._pos = self._pos, pos if pos is not None else self._pos
-        if behind is not None and pos is not None and any(behind < j <= pos for j in self._joins):
+        if behind is not None and pos is not None and _crosses(self._joins, behind, pos):
             self._flagged = self._run_from = None  # a join crossed: what was flagged before it lost nothing
             self._since_flag = AFTER_FLAGGED + 1
         if behind is not None and pos is not None:
