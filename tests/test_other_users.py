@@ -495,3 +495,37 @@ def test_a_shared_cache_of_another_user_is_said_theirs_by_name(shared: Path):
     os.chown(cache, uid, uid)
     said = folder_distrust(cache) or ""  # as root: nobody's folder is another user's
     assert f"{cache} is another user's ({name})" in said, said
+
+
+def test_a_batch_beside_another_users_running_batch_in_a_shared_folder_is_refused_as_one_and_a_dead_ones_lock_taken(shared: Path):
+    """The group-shared output folder the work folder's refusal advises (g+rwX, umask 002): the first user's batch
+    makes its lock 0644, which the second may not open to write. The second's batch, while the first ran, and after
+    the first was killed (its lock left), ended in a PermissionError traceback; it is now "another birefvid batch is
+    writing" while the first runs, and takes the lock over once that run is gone."""
+    import fcntl
+
+    from birefvid.batch.manifest import WORK_DIR, RunLock
+
+    shared.chmod(0o777)
+    work = shared / WORK_DIR
+    work.mkdir()
+    work.chmod(0o777)  # writable to the second user, as g+rwX makes it for the group
+    fd = os.open(work / "lock", os.O_CREAT | os.O_RDWR, 0o644)  # the first user's run, holding it
+    os.write(fd, b"elsewhere 4242\n")
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def second() -> Any:
+        lock = RunLock(shared)
+        lock.acquire()
+        owner = os.stat(work / "lock").st_uid
+        lock.release()
+        return owner
+
+    try:
+        refused = as_other_user(second)
+    finally:
+        os.close(fd)  # the first run is gone (killed): its flock dropped, its lock file left
+    assert type(refused).__name__ == "SinkError", refused
+    assert str(refused).startswith(f"another birefvid batch is writing to {shared} (host and pid: elsewhere 4242)"), refused
+    assert (work / "lock").exists()  # the running batch's lock is not removed
+    assert as_other_user(second) == _nobody()[0]  # taken over: this run's own lock
