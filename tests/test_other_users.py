@@ -529,3 +529,23 @@ def test_a_batch_beside_another_users_running_batch_in_a_shared_folder_is_refuse
     assert str(refused).startswith(f"another birefvid batch is writing to {shared} (host and pid: elsewhere 4242)"), refused
     assert (work / "lock").exists()  # the running batch's lock is not removed
     assert as_other_user(second) == _nobody()[0]  # taken over: this run's own lock
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) for a private read-only mount")
+def test_a_json_on_a_read_only_mount_is_said_read_only_not_another_users(shared: Path):
+    """A volume mounted read-only (a container's input volume): root was told `--progress-json X is not writable (it
+    belongs to alice, mode 0644)`, as though alice's chmod would help; it is the mount. The owner's line stays for a
+    writable file system (test_a_json_onto_another_users_file_it_may_not_write_names_the_owner)."""
+    import subprocess
+    import sys
+
+    volume = shared / "volume"
+    volume.mkdir()
+    (volume / "progress.json").write_text("{}\n")
+    os.chown(volume / "progress.json", *_nobody())
+    script = (f'mount --bind "{volume}" "{volume}" && mount -o remount,bind,ro "{volume}" "{volume}" && '
+              f'exec "{sys.executable}" -m birefvid batch none.mp4 --output-dir "{shared}/out" --progress-json "{volume}/progress.json" -q')  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"birefvid: error: --progress-json {volume}/progress.json is not writable (a read-only file system)\n"
