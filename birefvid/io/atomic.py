@@ -358,7 +358,7 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
         globbed = any(c in text for c in "*?[") and not os.path.lexists(text)  # `clip [1].mp4` is a file, not a pattern
         paths = [Path(p) for p in glob.glob(text)] if globbed else [Path(text)]
         for path in paths:
-            if not path.exists():
+            if not os.path.exists(path):  # nor one in a folder closed to this user (another's home): opening it says so
                 continue
             path = path.resolve()
             if path == out or out in path.parents or any(one_file_by_case(out, p) for p in (path, *path.parents)):

@@ -92,6 +92,12 @@ def open_container(path: Path | str) -> av.container.InputContainer:
             return av.open(path, "r", timeout=URL_TIMEOUT_S)
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
             raise SourceError(f"cannot read {shown_url(path)} ({_url_reason(e)})") from e
+    try:
+        path.stat()
+    except PermissionError as e:  # in a folder closed to this user (another's home): exists() raised it, a traceback
+        raise SourceError(f"cannot read {path}: {e.strerror or 'Permission denied'}{owner_phrase(path)}") from None
+    except OSError:
+        pass
     if not path.exists():
         raise SourceError(input_not_found(path))
     if path.is_dir():
