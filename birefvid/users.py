@@ -46,3 +46,16 @@ def _closed_folder_phrase(path: Path) -> str:
                 return ""
             return f" (the folder {folder}, on its way, is closed to you: it belongs to {user_name(st.st_uid)}, mode {st.st_mode & 0o777:04o})"
     return ""
+
+
+def unreadable_line(path: str | Path) -> str | None:
+    """"cannot read PATH: Permission denied (the folder ..., on its way, is closed to you: ...)" where ``path`` cannot
+    even be looked at (a folder above it closed to this user: another user's home), for the commands' input checks,
+    whose Path.exists()/is_file() raise PermissionError there (a traceback); None where it can, or is only missing."""
+    try:
+        os.stat(path)
+    except PermissionError as e:
+        return f"cannot read {path}: {e.strerror or 'Permission denied'}{owner_phrase(path)}"
+    except OSError:
+        pass
+    return None

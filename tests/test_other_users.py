@@ -552,11 +552,12 @@ def test_a_json_on_a_read_only_mount_is_said_read_only_not_another_users(shared:
 
 
 def test_a_video_in_another_users_closed_folder_is_one_line_naming_that_folder(shared: Path):
-    """`process ~alice/clip.mp4` or `batch ~alice/clip.mp4` by bob, where alice's home is 0700: Path.exists() and
+    """`process ~alice/clip.mp4`, `batch ~alice/clip.mp4` or `image ~alice/photo.png` by bob, where alice's home is 0700: Path.exists() and
     is_dir() raise PermissionError there (they answer False only for a missing file), so both ended in a traceback.
     It is one line, naming the folder on the way that is closed and whose it is; the output is not made."""
     from birefvid.batch.runner import expand_inputs
     from birefvid.io.atomic import check_replaces_no_input
+    from birefvid.commands.image import collect_inputs
     from birefvid.io.factory import open_source
 
     shared.chmod(0o777)
@@ -565,11 +566,14 @@ def test_a_video_in_another_users_closed_folder_is_one_line_naming_that_folder(s
     home.chmod(0o700)
     video = home / "clip.mp4"
     video.write_bytes(b"root's video")
+    picture = home / "photo.png"
+    picture.write_bytes(b"root's picture")
 
     def each() -> list[str]:
         check_replaces_no_input(shared / "out.mkv", [str(video)])  # the output clashes with nothing it cannot see
         said = []
-        for attempt in (lambda: open_source(video), lambda: expand_inputs([str(video)], shared / "out")):
+        for attempt in (lambda: open_source(video), lambda: expand_inputs([str(video)], shared / "out"),
+                        lambda: collect_inputs([str(picture)])):
             try:
                 attempt()
             except Exception as e:  # noqa: BLE001 - returned for the parent to assert on
@@ -577,5 +581,5 @@ def test_a_video_in_another_users_closed_folder_is_one_line_naming_that_folder(s
         return said
 
     said = as_other_user(each)
-    expected = f"SourceError: cannot read {video}: Permission denied (the folder {home}, on its way, is closed to you: it belongs to root, mode 0700)"
-    assert said == [expected, expected], said
+    closed = f"Permission denied (the folder {home}, on its way, is closed to you: it belongs to root, mode 0700)"
+    assert said == [f"SourceError: cannot read {video}: {closed}"] * 2 + [f"SourceError: cannot read {picture}: {closed}"], said

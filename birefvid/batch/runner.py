@@ -203,14 +203,11 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
 def _refuse_closed(p: Path) -> None:
     """SourceError where ``p`` cannot be looked at (in a folder closed to this user: another user's home): its
     ``is_dir`` raised PermissionError, a traceback, where the line says which folder and whose it is."""
-    try:
-        os.stat(p)
-    except PermissionError as e:
-        from ..users import owner_phrase
+    from ..users import unreadable_line
 
-        raise SourceError(f"cannot read {p}: {e.strerror or 'Permission denied'}{owner_phrase(p)}") from None
-    except OSError:
-        pass  # missing: input_not_found says so, with its hints
+    said = unreadable_line(p)  # a missing one: input_not_found says so, with its hints
+    if said:
+        raise SourceError(said)
 
 
 def _pictures_hint(inputs: Sequence[str]) -> str:
