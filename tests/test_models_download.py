@@ -147,6 +147,27 @@ def test_a_damaged_copy_in_the_cache_is_downloaded_again_when_the_server_is_reac
     assert run.returncode == 0, run.stderr
 
 
+def test_a_mirror_in_trouble_as_a_damaged_cached_copy_is_replaced_is_one_line_and_the_copy_left(tmp_path, cards, weights_bytes):
+    """Replacing a damaged copy downloads with force_download, where huggingface_hub wraps the server's error (a 500)
+    in a bare ValueError: `models --download` ended in a traceback, exit 1. It is the download's one line, naming the
+    500, and says the damaged copy is still there; the notice does not call it a first use."""
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        env = _env(tmp_path, mirror, cards)
+        assert _birefvid(tmp_path, env, "-q", "models", "--download", "b0").returncode == 0
+        (blob,) = _blobs(tmp_path)
+        with blob.open("r+b") as f:
+            f.truncate(len(weights_bytes) // 3)
+        mirror.status = 500
+        result = _birefvid(tmp_path, env, "models", "--download", "b0")
+    assert result.returncode == 2, result.stderr
+    notice, error = result.stderr.strip().splitlines()
+    assert "(again, over the damaged cached copy)" in notice and "first use" not in notice, notice
+    assert error.startswith(f"birefvid: error: b0: cannot download model.safetensors from Hugging Face repo {REPO}: "
+                            f"the mirror {mirror.url} (HF_ENDPOINT) answered 500"), error  # fmt: skip
+    assert "(the damaged copy there is left as it was)" in error, error
+    assert blob.stat().st_size == len(weights_bytes) // 3
+
+
 def test_a_mirror_that_sends_other_bytes_is_caught_by_the_runs_hash_check_and_nothing_kept(tmp_path, cards, weights_bytes):
     with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
         mirror.corrupt = True

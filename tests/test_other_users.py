@@ -495,3 +495,91 @@ def test_a_shared_cache_of_another_user_is_said_theirs_by_name(shared: Path):
     os.chown(cache, uid, uid)
     said = folder_distrust(cache) or ""  # as root: nobody's folder is another user's
     assert f"{cache} is another user's ({name})" in said, said
+
+
+def test_a_batch_beside_another_users_running_batch_in_a_shared_folder_is_refused_as_one_and_a_dead_ones_lock_taken(shared: Path):
+    """The group-shared output folder the work folder's refusal advises (g+rwX, umask 002): the first user's batch
+    makes its lock 0644, which the second may not open to write. The second's batch, while the first ran, and after
+    the first was killed (its lock left), ended in a PermissionError traceback; it is now "another birefvid batch is
+    writing" while the first runs, and takes the lock over once that run is gone."""
+    import fcntl
+
+    from birefvid.batch.manifest import WORK_DIR, RunLock
+
+    shared.chmod(0o777)
+    work = shared / WORK_DIR
+    work.mkdir()
+    work.chmod(0o777)  # writable to the second user, as g+rwX makes it for the group
+    fd = os.open(work / "lock", os.O_CREAT | os.O_RDWR, 0o644)  # the first user's run, holding it
+    os.write(fd, b"elsewhere 4242\n")
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def second() -> Any:
+        lock = RunLock(shared)
+        lock.acquire()
+        owner = os.stat(work / "lock").st_uid
+        lock.release()
+        return owner
+
+    try:
+        refused = as_other_user(second)
+    finally:
+        os.close(fd)  # the first run is gone (killed): its flock dropped, its lock file left
+    assert type(refused).__name__ == "SinkError", refused
+    assert str(refused).startswith(f"another birefvid batch is writing to {shared} (host and pid: elsewhere 4242)"), refused
+    assert (work / "lock").exists()  # the running batch's lock is not removed
+    assert as_other_user(second) == _nobody()[0]  # taken over: this run's own lock
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) for a private read-only mount")
+def test_a_json_on_a_read_only_mount_is_said_read_only_not_another_users(shared: Path):
+    """A volume mounted read-only (a container's input volume): root was told `--progress-json X is not writable (it
+    belongs to alice, mode 0644)`, as though alice's chmod would help; it is the mount. The owner's line stays for a
+    writable file system (test_a_json_onto_another_users_file_it_may_not_write_names_the_owner)."""
+    import subprocess
+    import sys
+
+    volume = shared / "volume"
+    volume.mkdir()
+    (volume / "progress.json").write_text("{}\n")
+    os.chown(volume / "progress.json", *_nobody())
+    script = (f'mount --bind "{volume}" "{volume}" && mount -o remount,bind,ro "{volume}" "{volume}" && '
+              f'exec "{sys.executable}" -m birefvid batch none.mp4 --output-dir "{shared}/out" --progress-json "{volume}/progress.json" -q')  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"birefvid: error: --progress-json {volume}/progress.json is not writable (a read-only file system)\n"
+
+
+def test_a_video_in_another_users_closed_folder_is_one_line_naming_that_folder(shared: Path):
+    """`process ~alice/clip.mp4`, `batch ~alice/clip.mp4` or `image ~alice/photo.png` by bob, where alice's home is 0700: Path.exists() and
+    is_dir() raise PermissionError there (they answer False only for a missing file), so both ended in a traceback.
+    It is one line, naming the folder on the way that is closed and whose it is; the output is not made."""
+    from birefvid.batch.runner import expand_inputs
+    from birefvid.io.atomic import check_replaces_no_input
+    from birefvid.commands.image import collect_inputs
+    from birefvid.io.factory import open_source
+
+    shared.chmod(0o777)
+    home = shared / "home"
+    home.mkdir()
+    home.chmod(0o700)
+    video = home / "clip.mp4"
+    video.write_bytes(b"root's video")
+    picture = home / "photo.png"
+    picture.write_bytes(b"root's picture")
+
+    def each() -> list[str]:
+        check_replaces_no_input(shared / "out.mkv", [str(video)])  # the output clashes with nothing it cannot see
+        said = []
+        for attempt in (lambda: open_source(video), lambda: expand_inputs([str(video)], shared / "out"),
+                        lambda: collect_inputs([str(picture)])):
+            try:
+                attempt()
+            except Exception as e:  # noqa: BLE001 - returned for the parent to assert on
+                said.append(f"{type(e).__name__}: {e}")
+        return said
+
+    said = as_other_user(each)
+    closed = f"Permission denied (the folder {home}, on its way, is closed to you: it belongs to root, mode 0700)"
+    assert said == [f"SourceError: cannot read {video}: {closed}"] * 2 + [f"SourceError: cannot read {picture}: {closed}"], said

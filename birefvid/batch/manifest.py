@@ -227,6 +227,11 @@ class RunLock:
                 try:  # not through a link: in a shared output folder, another user's link had the run write into a file of theirs choosing
                     fd, created = os.open(self.path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o644), False
                 except OSError as e:
+                    if e.errno == errno.EACCES:  # another user's, made 0644 under their umask: theirs running, or left
+                        if self._clear_others_lock() is None:
+                            self._acquire_by_pid(host, me)
+                            return
+                        continue
                     if e.errno != errno.ELOOP:
                         raise
                     raise SinkError(f"{self.path} is a link, not a lock a batch made; remove it") from None
@@ -264,6 +269,27 @@ class RunLock:
             self._fd, self._held = fd, True
             return
         self._refuse()
+
+    def _clear_others_lock(self) -> Optional[bool]:
+        """Another user's lock that this one may not open to write (their batch made it 0644, in an output folder the
+        group shares, as the work folder's refusal advises): refused as another batch while its run holds it, and
+        removed where that run is gone (killed: its flock dropped) for the caller to make this run's own; None where
+        there is no flock. Opening it to write was a PermissionError traceback, run or no run."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return True  # its run ended meanwhile: the caller makes a new one
+        except OSError as e:
+            raise SinkError(f"cannot read the batch lock {self.path}: {e.strerror or e}") from e
+        try:
+            locked = _flock(fd)  # flock needs no write access: read-only is enough to tell a live run
+            if locked is False:
+                self._refuse()
+            if locked:  # held here, so no run holds it: a run that opened it meanwhile sees another inode and retries
+                self.path.unlink(missing_ok=True)
+            return locked
+        finally:
+            os.close(fd)
 
     def _refuse(self) -> None:
         try:

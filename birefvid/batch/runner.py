@@ -174,6 +174,7 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
             raise SourceError(f"batch reads local files and folders (it seeks to split videos); download {text} first, "
                               "or run `birefvid process` on the URL")  # fmt: skip
         p = Path(text)
+        _refuse_closed(p)
         if p.is_dir():
             # the folder named may itself hold an earlier batch's outputs (`--output-dir clips/` beside the
             # inputs): a batch of it into another folder took clip.mkv for an input clashing with clip.mp4
@@ -197,6 +198,16 @@ def expand_inputs(inputs: Sequence[str], out_dir: Optional[Path] = None, *, recu
     if not found and not allow_empty:
         raise SourceError("no video files among the inputs" + _pictures_hint(inputs))
     return _once_each(found)
+
+
+def _refuse_closed(p: Path) -> None:
+    """SourceError where ``p`` cannot be looked at (in a folder closed to this user: another user's home): its
+    ``is_dir`` raised PermissionError, a traceback, where the line says which folder and whose it is."""
+    from ..users import unreadable_line
+
+    said = unreadable_line(p)  # a missing one: input_not_found says so, with its hints
+    if said:
+        raise SourceError(said)
 
 
 def _pictures_hint(inputs: Sequence[str]) -> str:

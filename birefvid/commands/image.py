@@ -107,9 +107,14 @@ def collect_inputs(inputs: list[str], out: Optional[str] = None, recursive: bool
     from ..errors import SourceError, input_not_found
     from ..io.image_source import is_glob, list_images
 
+    from ..users import unreadable_line
+
     paths: list[Picture] = []
     for item in inputs:
         path = Path(item)
+        closed = unreadable_line(path)  # in another user's closed folder: is_file() raised, a traceback
+        if closed:
+            raise SourceError(closed)
         if path.is_file():
             paths.append(Picture(path))
         elif path.is_dir() and not is_glob(item):

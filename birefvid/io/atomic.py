@@ -358,7 +358,7 @@ def check_replaces_no_input(target: str | Path, reads: Iterable[Optional[str | P
         globbed = any(c in text for c in "*?[") and not os.path.lexists(text)  # `clip [1].mp4` is a file, not a pattern
         paths = [Path(p) for p in glob.glob(text)] if globbed else [Path(text)]
         for path in paths:
-            if not path.exists():
+            if not os.path.exists(path):  # nor one in a folder closed to this user (another's home): opening it says so
                 continue
             path = path.resolve()
             if path == out or out in path.parents or any(one_file_by_case(out, p) for p in (path, *path.parents)):
@@ -463,8 +463,21 @@ def check_output_file(path: str | Path, what: str) -> None:
         raise SinkError(f"{what} folder does not exist: {parent}")
     writable = os.access(p, os.W_OK) if p.exists() else os.access(parent, os.W_OK | os.X_OK)
     if not writable:
-        raise SinkError(f"{what} {p} is not writable{owner_phrase(p)}" if p.exists() else f"{what} folder is not writable: {parent}")
+        raise SinkError(f"{what} {p} is not writable{_unwritable_why(p)}" if p.exists()
+                        else f"{what} folder is not writable: {parent}{_unwritable_why(parent)}")  # fmt: skip
     check_json_replaceable(p, what)
+
+
+def _unwritable_why(path: Path) -> str:
+    """Why ``path``, which this user may not write, is so, as a clause: " (a read-only file system)" on a read-only
+    mount, where its owner is not why (root was told "it belongs to alice, mode 0644" of a file on a read-only
+    volume, and no chmod of hers would help); else whose it is where another user's (``owner_phrase``)."""
+    try:
+        if hasattr(os, "statvfs") and os.statvfs(path).f_flag & os.ST_RDONLY:
+            return " (a read-only file system)"
+    except OSError:
+        pass
+    return "" if path.is_dir() else owner_phrase(path)
 
 
 def check_json_replaceable(path: str | Path, what: str) -> None:

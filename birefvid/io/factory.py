@@ -44,7 +44,7 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
     if video_stream is not None and not is_url(text) and (is_glob(text) or Path(text).is_dir() or is_animated_webp(text)):
         raise ConfigError(f"{option('video_stream')} chooses among a video file's video streams; {text} is "
                           f"{'an animated WebP' if Path(text).is_file() else 'an image sequence'}, which has one: leave it out")  # fmt: skip
-    if not is_url(text) and (is_glob(text) or Path(text).is_dir()):
+    if not is_url(text) and (is_glob(text) or os.path.isdir(text)):
         if decoder == "decord":  # it was ignored without a word: the pictures are read with OpenCV whatever the decoder
             raise ConfigError(f"{option('decoder', 'decord')} decodes video files; {text} is an image sequence, whose pictures are read "
                               f"one by one (OpenCV, Pillow): leave {option('decoder')} out")  # fmt: skip

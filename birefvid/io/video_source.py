@@ -44,7 +44,7 @@ from birefvid.io.pixel_shape import PixelShapes, context_sar
 from birefvid.io.animated_source import is_animated_webp
 from birefvid.io.base import URL_TIMEOUT_S, Source, check_picture_size, ffmpeg_name, is_url
 from birefvid.io.atomic import being_written, final_name
-from birefvid.users import owner_phrase
+from birefvid.users import owner_phrase, unreadable_line
 from birefvid.io.deinterlace import Deinterlacer
 from birefvid.io.hdr10 import x265_hdr10
 from birefvid.io.interleave import is_indexed
@@ -92,6 +92,9 @@ def open_container(path: Path | str) -> av.container.InputContainer:
             return av.open(path, "r", timeout=URL_TIMEOUT_S)
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
             raise SourceError(f"cannot read {shown_url(path)} ({_url_reason(e)})") from e
+    closed = unreadable_line(path)  # in a folder closed to this user (another's home): exists() raised, a traceback
+    if closed:
+        raise SourceError(closed)
     if not path.exists():
         raise SourceError(input_not_found(path))
     if path.is_dir():

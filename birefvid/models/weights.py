@@ -370,14 +370,16 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replac
         raise _offline_error(repo, filename, repo_type, "offline mode (HF_HUB_OFFLINE) is on")
     if not hub_reachable(constants.ENDPOINT):
         raise _offline_error(repo, filename, repo_type, f"{constants.ENDPOINT} is unreachable")
-    log.warning("downloading %s from Hugging Face repo %s (first use; cached afterwards)%s", filename, repo,
+    log.warning("downloading %s from Hugging Face repo %s (%s)%s", filename, repo,
+                "again, over the damaged cached copy" if replace else "first use; cached afterwards",
                 "" if _is_the_hub(constants.ENDPOINT) else f" through {constants.ENDPOINT}", extra=NOTICE)
     _one_log_handler()
     with _forgotten_if_stopped(repo, filename, repo_type):
         try:
             path = Path(hf_hub_download(repo_id=repo, filename=filename, repo_type=repo_type, force_download=replace,
                                         **_bar_option(hf_hub_download, filename)))  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
+        except Exception as caught:  # noqa: BLE001 - the hub's, httpx's and the OS's errors: one line saying which
+            exc = _forced_cause(caught) if replace else caught
             # (LocalEntryNotFoundError is an EntryNotFoundError too: the server failed, the file may well exist)
             if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError)) and not isinstance(exc, LocalEntryNotFoundError):
                 raise WeightsError(f"{repo}/{filename} does not exist on {_server(constants.ENDPOINT)} ({type(exc).__name__})"
@@ -386,9 +388,20 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replac
             why = _download_failure(exc)
             if why is None:
                 raise
-            raise _download_error(repo, filename, repo_type, why) from exc
+            raise _download_error(repo, filename, repo_type, why, damaged_kept=replace) from exc
         _check_download(path, repo, filename, repo_type)
     return path
+
+
+def _forced_cause(exc: Exception) -> Exception:
+    """The server's own error behind a failed ``force_download``: there huggingface_hub wraps whatever its first
+    request met (a 500, a 429, a missing repo, a refused connection) in a bare ValueError ("Force download failed due
+    to the above error."), which no line of ours knew, so ``models --download`` replacing a damaged cached copy
+    from a mirror in trouble ended in a traceback."""
+    cause = exc.__cause__
+    if type(exc) is ValueError and isinstance(cause, Exception):
+        return cause
+    return exc
 
 
 @contextmanager
@@ -557,10 +570,14 @@ def _partial_kept(repo: str, repo_type: str) -> bool:
     return any(blobs.glob("*.incomplete"))
 
 
-def _download_error(repo: str, filename: str, repo_type: str, why: str) -> OfflineError:
+def _download_error(repo: str, filename: str, repo_type: str, why: str, *, damaged_kept: bool = False) -> OfflineError:
+    """The line for a download that failed; ``damaged_kept``: it was to replace a damaged cached copy, which a run
+    would still find (and refuse), so the line says it is there rather than that nothing is."""
     flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
     kept = ("the part that came was kept for the next run to resume from (checked whole before use)"
             if _partial_kept(repo, repo_type) else "nothing of it was kept in the cache")  # fmt: skip
+    if damaged_kept and cached_hub_file(repo, filename, repo_type) is not None:
+        kept += " (the damaged copy there is left as it was)"
     return OfflineError(f"cannot download {filename} from Hugging Face repo {repo}: {why}; {kept}: "
                         f"run the command again to retry, or fetch it with `hf download {repo} {filename}{flag}` "
                         f"(which reads HF_ENDPOINT and HTTPS_PROXY too) or pass {option('weights')} FILE")  # fmt: skip
