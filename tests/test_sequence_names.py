@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import cv2
@@ -212,12 +213,14 @@ def _gapped_plate(folder: Path, numbers: tuple[int, ...] = (1001, 1002, 1004, 10
     return folder
 
 
-def _video_frames(path: Path) -> tuple[list[float], list[np.ndarray], av.video.stream.VideoStream]:
-    """A video's frame times (seconds) and RGB pictures, as an editor's decoder reads them, and its stream."""
+def _video_frames(path: Path) -> tuple[list[float], list[np.ndarray], SimpleNamespace]:
+    """A video's frame times (seconds) and RGB pictures, as an editor's decoder reads them, and its stream's rate and
+    tags (read while it is open: PyAV 18.1.1 raises on a stream of a closed container)."""
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
         frames = list(c.decode(stream))
-        return [f.time for f in frames], [f.to_ndarray(format="rgb24") for f in frames], stream
+        facts = SimpleNamespace(average_rate=stream.average_rate, metadata=dict(stream.metadata))
+        return [f.time for f in frames], [f.to_ndarray(format="rgb24") for f in frames], facts
 
 
 def test_a_plate_with_missing_frames_keeps_its_numbers(tmp_path, seg, caplog):
