@@ -690,3 +690,22 @@ def test_an_m2ts_whose_timestamps_hold_0x47_that_lost_its_end_says_so(tmp_path, 
         assert len(list(src)) > 0
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("the video's last packets are missing or damaged" in s for s in said), said
+
+
+def test_a_ts_whose_video_changes_pid_midway_names_the_second_clip_and_the_option_that_takes_it(tmp_path, caplog):
+    """Two MPEG-TS clips on different video PIDs joined with cat: FFmpeg sees two video streams and converts the first
+    clip only. The warning named the second ``#1 (h264 0x0)``, its size past FFmpeg's probe; it says the size is
+    unknown, and ``--video-stream 1`` processes the second clip's frames."""
+    from birefvid.io.video_source import VideoFileSource
+
+    a = make_ts(tmp_path / "a.ts", "-an", seconds=2)
+    b = make_ts(tmp_path / "b.ts", "-an", "-streamid", "0:0x200", "-output_ts_offset", "2", seconds=2)
+    joined = tmp_path / "ab.ts"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    with caplog.at_level(logging.WARNING), VideoFileSource(joined, threads=1) as src:
+        assert len(list(src)) == 50
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "processing #0 (h264 64x48)" in said[0] and "leaving out #1 (h264, its size unknown)" in said[0]
+    assert re.search(r"`(--video-stream |video_stream=)N` of process, batch and live takes #N instead", said[0]), said
+    with VideoFileSource(joined, threads=1, video_stream=1) as src:
+        assert len(list(src)) == 50
