@@ -204,7 +204,7 @@ def sync_breaks(path: str) -> tuple[int, ...]:
         if not len(bad):
             break
         where = at + int(bad[0]) * size
-        found.append(where)
+        found.append(_packet_start(where, size))
         size2, at2 = _alignment(data, where + 1)
         if size2 is None:
             break
@@ -273,8 +273,8 @@ def _counters(path: str, pid: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
             pat_between = np.searchsorted(restarts, rows[jumps]) > np.searchsorted(restarts, previous, side="right")
             pat_between |= (jumps == 0) & restarted
             joined = pat_between & (counter[jumps] == 0) & ((h[jumps, 1] & 0x40) != 0)
-            joins.extend(at + int(rows[k]) * size for k in jumps[joined])
-            found.extend(at + int(rows[k]) * size for k in jumps[~joined][: 64 - len(found)])
+            joins.extend(_packet_start(at + int(rows[k]) * size, size) for k in jumps[joined])
+            found.extend(_packet_start(at + int(rows[k]) * size, size) for k in jumps[~joined][: 64 - len(found)])
             last = int(counter[-1])
             restarted = bool(len(restarts) and restarts[-1] > rows[-1])
         else:
@@ -340,14 +340,45 @@ def ends_whole(path: str) -> bool:
 
 def _alignment(data: np.ndarray, start: int) -> tuple[Optional[int], int]:
     """(packet size, byte of the first sync byte) from ``start`` on: the first 0x47 that repeats 3 times a packet size
-    apart (M2TS's sync byte sits 4 bytes into its 192), looked for in the next megabyte; (None, 0) where none does."""
+    apart (M2TS's sync byte sits 4 bytes into its 192: ``_m2ts_sync`` picks it over a timestamp byte before it), looked
+    for in the next megabyte; (None, 0) where none does."""
     window = data[start : start + (1 << 20)]
     for k in np.flatnonzero(window == 0x47):
         k = int(k)
         for size in (188, 192, 204):
-            if k + 3 * size < len(window) and all(window[k + j * size] == 0x47 for j in (1, 2, 3)):
-                return size, start + k
+            if _repeats(window, k, size):
+                return size, start + (_m2ts_sync(window, k) if size == M2TS_PACKET else k)
     return None, 0
+
+
+# an M2TS packet: a 4-byte arrival timestamp, then the 188-byte packet with its sync byte
+M2TS_PACKET = 192
+M2TS_HEADER = 4
+
+
+def _repeats(window: np.ndarray, k: int, size: int) -> bool:
+    """Whether ``window`` holds 0x47 at ``k`` and 3 times ``size`` bytes apart after it."""
+    return k + 3 * size < len(window) and all(window[k + j * size] == 0x47 for j in (0, 1, 2, 3))
+
+
+def _m2ts_sync(window: np.ndarray, k: int) -> int:
+    """The sync byte of 192-byte packets where the 0x47 at ``k`` repeats 192 bytes apart: ``k``, or the last 0x47 up to
+    4 bytes after it that repeats too and starts a header that parses (adaptation field control not 0, which is
+    reserved). A camera's timestamp carries a 0x47 that stays across packets (its high bytes change every 0.6 s and
+    2.4 ms): taken for the sync byte, the packets were read 1-4 bytes early and the video's lost packets missed. The
+    other way round, a header byte after the real sync byte repeating 0x47 (a PID ending 0x47 in three packets running,
+    or PUSI with PID 0x7xx), is far rarer than a timestamp byte that stays."""
+    found = [k + d for d in range(M2TS_HEADER + 1)
+             if _repeats(window, k + d, M2TS_PACKET) and all(window[k + d + j * M2TS_PACKET + 3] & 0x30 for j in (0, 1, 2, 3))]
+    return found[-1] if found else k
+
+
+def _packet_start(sync: int, size: int) -> int:
+    """The byte a packet starts at, whose sync byte is at ``sync``: M2TS's timestamp 4 bytes before it. FFmpeg's
+    packet positions are these, which ``LossWatch`` compares the breaks and joins with: a break at the sync byte was
+    crossed one packet late, after the jump in time it is there to explain, and an M2TS loss FFmpeg flagged nothing
+    for was missed."""
+    return max(0, sync - M2TS_HEADER) if size == M2TS_PACKET else sync
 
 
 @dataclass(frozen=True)
@@ -450,6 +481,8 @@ def _packets_broken(path: str, pid: int, start: int) -> bool:
     if found is None:  # no packet starts there: a sync break
         return len(data) >= 4
     size, first = found
+    if size == M2TS_PACKET and first == 0 and _synced_at(data, M2TS_HEADER):
+        first = M2TS_HEADER  # a timestamp whose first byte is 0x47: the sync byte is the one after it
     last: Optional[int] = None
     # after a jump, the counter the packets before it would have gone on with, and the packets since: a packet back on
     # it within FLIP_MOST, the jump was counters flipped (a bit error in a header), the data whole; lost packets' never
@@ -477,6 +510,11 @@ def _packets_broken(path: str, pid: int, start: int) -> bool:
             old = ((last + 2) & 0x0F, 1)
         last = counter
     return old is not None  # a jump with nothing after it to tell a flip from a loss
+
+
+def _synced_at(data: bytes, at: int) -> bool:
+    """Whether ``data`` holds M2TS packets' sync byte at ``at`` and 192 bytes on, where it is that long."""
+    return len(data) > at and data[at] == 0x47 and (len(data) <= at + M2TS_PACKET or data[at + M2TS_PACKET] == 0x47)
 
 
 def _lost(loss: Loss, watch: LossWatch, shown: list[int], keyframes: list[int], tb: Fraction) -> SkippedData:

@@ -296,9 +296,12 @@ def main_video_stream(container: av.container.InputContainer) -> Optional[av.vid
 
 
 def _describe(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> str:
-    """``#N (h264 1920x1080, default)``: a video stream numbered among the file's video streams, for messages."""
+    """``#N (h264 1920x1080, default)``: a video stream numbered among the file's video streams, for messages. Its
+    size where FFmpeg's probe found it: a stream whose frames start past the probed part has none (MPEG-TS clips on
+    different PIDs joined with cat, whose second clip FFmpeg takes as a second stream), which read "h264 0x0"."""
     cc = stream.codec_context
-    what = f"{cc.name} {cc.width}x{cc.height}" if cc is not None else "unknown codec"
+    what = (f"{cc.name} {cc.width}x{cc.height}" if cc is not None and cc.width and cc.height
+            else f"{cc.name}, its size unknown" if cc is not None else "unknown codec")  # fmt: skip
     flag = ", default" if stream.disposition & av.stream.Disposition.default else ""
     return f"#{list(container.streams.video).index(stream)} ({what}{flag})"
 
