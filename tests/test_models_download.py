@@ -224,3 +224,25 @@ def test_offline_with_nothing_cached_names_the_models_download_that_fetches_each
     assert "run `birefvid models --download someone/other` (HF_HUB_OFFLINE unset)" in repo, repo
     assert "hf download" not in card + repo
     assert not mirror.requests
+
+
+def test_a_dropped_link_says_retry_and_a_run_names_the_models_download_not_hf_download(tmp_path, cards, weights_bytes):
+    """A server or link failure: retry. A run's line named `hf download REPO FILE` (no SHA-256 or backbone check); it
+    names `birefvid models --download NAME`, which `models --download`'s own line does not send the user back to."""
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((64, 64, 3), 90, np.uint8))
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        mirror.drop_after, mirror.drops = 1000, 100
+        env = _env(tmp_path, mirror, cards)
+        run = _birefvid(tmp_path, env, "-q", "image", "in.png", "-o", "out.png", "--model", "b0", "--resolution", "64")
+        ahead = _birefvid(tmp_path, env, "-q", "models", "--download", "b0")
+    assert run.returncode == 2 and ahead.returncode == 2, run.stderr + ahead.stderr
+    line = run.stderr.strip().splitlines()[-1]
+    assert "broke off and resuming failed" in line, line
+    assert line.endswith("nothing of it was kept in the cache: run the command again to retry, or fetch it alone with "
+                         "`birefvid models --download b0`, or pass --weights FILE"), line  # fmt: skip
+    line = ahead.stderr.strip().splitlines()[-1]
+    assert line.endswith("nothing of it was kept in the cache: run the command again to retry, or pass --weights FILE"), line
+    assert not _blobs(tmp_path) and not (tmp_path / "out.png").exists()

@@ -355,11 +355,12 @@ def cached_hub_file(repo: str, filename: str, repo_type: str = "model") -> Optio
         return None
 
 
-def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replace: bool = False) -> Path:
+def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replace: bool = False, ahead: bool = False) -> Path:
     """Find one file in the standard Hugging Face cache, else download it from ``$HF_ENDPOINT`` (the hub or a mirror);
     honours HF_HUB_OFFLINE. Every failure is one line naming the server and what it did; a download that fails
     leaves nothing in the cache (huggingface_hub writes a temporary file and renames it whole). ``replace``: download
-    it even when cached (a cached copy found damaged), over the cached one."""
+    it even when cached (a cached copy found damaged), over the cached one. ``ahead``: ``birefvid models --download``
+    is the caller, so a failure's line does not send the user to the command they ran."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -388,8 +389,8 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replac
             why = _download_failure(exc)
             if why is None:
                 raise
-            raise _download_error(repo, filename, repo_type, why, damaged_kept=replace) from exc
-        _check_download(path, repo, filename, repo_type)
+            raise _download_error(repo, filename, repo_type, why, damaged_kept=replace, ahead=ahead) from exc
+        _check_download(path, repo, filename, repo_type, ahead=ahead)
     return path
 
 
@@ -421,7 +422,7 @@ def _forgotten_if_stopped(repo: str, filename: str, repo_type: str) -> Iterator[
         raise
 
 
-def _check_download(path: Path, repo: str, filename: str, repo_type: str) -> None:
+def _check_download(path: Path, repo: str, filename: str, repo_type: str, *, ahead: bool = False) -> None:
     """A file just downloaded is the one the server announced: an LFS file's blob is named after its SHA-256 (the
     hub's ETag), which huggingface_hub checks over plain HTTP only by its size, so a mirror or proxy that served other
     bytes of the same length (a damaged cache of its own) had them loaded as the model, run after run. Checked once,
@@ -438,7 +439,7 @@ def _check_download(path: Path, repo: str, filename: str, repo_type: str) -> Non
     for stale in (blob, path):
         stale.unlink(missing_ok=True)
     raise _download_error(repo, filename, repo_type, f"{_server(constants.ENDPOINT)} sent a damaged file (its SHA-256 is "
-                          f"{digest[:12]}..., not the {blob.name[:12]}... it announced)")  # fmt: skip
+                          f"{digest[:12]}..., not the {blob.name[:12]}... it announced)", ahead=ahead)  # fmt: skip
 
 
 def _sha256(path: Path) -> str:
@@ -570,17 +571,25 @@ def _partial_kept(repo: str, repo_type: str) -> bool:
     return any(blobs.glob("*.incomplete"))
 
 
-def _download_error(repo: str, filename: str, repo_type: str, why: str, *, damaged_kept: bool = False) -> OfflineError:
-    """The line for a download that failed; ``damaged_kept``: it was to replace a damaged cached copy, which a run
-    would still find (and refuse), so the line says it is there rather than that nothing is."""
-    flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
-    kept = ("the part that came was kept for the next run to resume from (checked whole before use)"
-            if _partial_kept(repo, repo_type) else "nothing of it was kept in the cache")  # fmt: skip
+def _download_error(repo: str, filename: str, repo_type: str, why: str, *, damaged_kept: bool = False,
+                    ahead: bool = False) -> OfflineError:
+    """The line for a download the server or the link failed; ``damaged_kept``: it was to replace a damaged cached
+    copy, which a run would still find (and refuse), so the line says it is there rather than that nothing is.
+    The remedy is a retry, and (``ahead`` False: a run, not ``models --download``) the ``birefvid models --download``
+    that fetches the file alone; it named ``hf download``, which reads the same HF_ENDPOINT and proxy, and skips the
+    SHA-256 and backbone checks."""
+    kept = _what_was_kept(repo, repo_type)
     if damaged_kept and cached_hub_file(repo, filename, repo_type) is not None:
         kept += " (the damaged copy there is left as it was)"
+    alone = "" if ahead else f", or fetch it alone with `{_prefetch_command(repo, filename, repo_type)}`"
     return OfflineError(f"cannot download {filename} from Hugging Face repo {repo}: {why}; {kept}: "
-                        f"run the command again to retry, or fetch it with `hf download {repo} {filename}{flag}` "
-                        f"(which reads HF_ENDPOINT and HTTPS_PROXY too) or pass {option('weights')} FILE")  # fmt: skip
+                        f"run the command again to retry{alone}, or pass {option('weights')} FILE")  # fmt: skip
+
+
+def _what_was_kept(repo: str, repo_type: str) -> str:
+    """What a failed download left in the cache, in words: nothing, or (older huggingface_hub) a part to resume from."""
+    return ("the part that came was kept for the next run to resume from (checked whole before use)"
+            if _partial_kept(repo, repo_type) else "nothing of it was kept in the cache")  # fmt: skip
 
 
 @lru_cache(maxsize=None)
@@ -672,7 +681,7 @@ def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
             return path, "local"
         repo, filename, repo_type, backbone = card.hub_repo, card.file, card.repo_type, card.backbone
     cached = cached_hub_file(repo, filename, repo_type)
-    path = cached or fetch_hub_file(repo, filename, repo_type)
+    path = cached or fetch_hub_file(repo, filename, repo_type, ahead=True)
     how = "cached" if cached is not None else "downloaded"
     try:
         state = _read_download(path, repo, filename, repo_type, mapped=True)
@@ -683,7 +692,7 @@ def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
             raise
         # a cached copy damaged since (cut short by a full disk, a copy): what --download is for is to make it ready,
         # so it is downloaded again over it, not left to a line that names another tool's --force-download
-        path, how = fetch_hub_file(repo, filename, repo_type, replace=True), "replaced"
+        path, how = fetch_hub_file(repo, filename, repo_type, replace=True, ahead=True), "replaced"
         state = _read_download(path, repo, filename, repo_type, mapped=True)
     backbone_for(state, backbone, f"{card.name} ({path})" if card else repo)
     return path, how
