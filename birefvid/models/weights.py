@@ -386,6 +386,9 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replac
                 raise WeightsError(f"{repo}/{filename} does not exist on {_server(constants.ENDPOINT)} ({type(exc).__name__})"
                                    + ("" if _is_the_hub(constants.ENDPOINT) else "; a mirror may not hold every repo: check the name, "
                                       "or download it from the hub itself (HF_ENDPOINT unset)")) from exc  # fmt: skip
+            unwritable = _cache_write_error(exc)
+            if unwritable is not None:  # retrying, or `hf download` into the same cache, fails alike: say where to write
+                raise _unwritable_cache_error(repo, filename, repo_type, unwritable) from exc
             why = _download_failure(exc)
             if why is None:
                 raise
@@ -590,6 +593,52 @@ def _what_was_kept(repo: str, repo_type: str) -> str:
     """What a failed download left in the cache, in words: nothing, or (older huggingface_hub) a part to resume from."""
     return ("the part that came was kept for the next run to resume from (checked whole before use)"
             if _partial_kept(repo, repo_type) else "nothing of it was kept in the cache")  # fmt: skip
+
+
+CACHE_WRITE_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT"}  # the cache, not the server: a retry fails alike
+
+
+def _cache_write_error(exc: BaseException) -> Optional[OSError]:
+    """The OSError behind a failed download that says the cache cannot be written (no permission, a read-only or full
+    file system), looking through huggingface_hub's wrappers (``__cause__``: not ``__context__``, where an error it
+    handled, such as its symlink probe's PermissionError, would make a server's failure the cache's); None for any other."""
+    import errno
+
+    codes = {getattr(errno, name) for name in CACHE_WRITE_ERRNOS if hasattr(errno, name)}
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in codes and _transport_failure(current) is None:
+            return current
+        current = current.__cause__
+    return None
+
+
+def _hub_cache_setting() -> str:
+    """Which variable chose the Hugging Face cache folder, in words for an error line: `` (set by HF_HUB_CACHE)`` (or
+    its old name), `` (HF_HOME's hub folder)``, or nothing (the default under the home folder)."""
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return f" (set by {variable})"
+    return " (HF_HOME's hub folder)" if os.environ.get("HF_HOME") else ""
+
+
+def _unwritable_cache_error(repo: str, filename: str, repo_type: str, err: OSError) -> OfflineError:
+    """The line for a download the cache could not take (a normal user with root's HF_HOME, a read-only HF_HOME in a
+    container or on a shared machine, a full disk): it said "run the command again to retry, or fetch it with
+    `hf download ...`", both of which write the same folder and fail alike. It names the cache folder, what the
+    system said, and the variable that puts the cache elsewhere: HF_HUB_CACHE, which huggingface_hub reads before
+    HF_HOME (BIREFVID_CACHE_DIR is the exports' cache, not the weights')."""
+    import errno
+
+    full = err.errno in {getattr(errno, "ENOSPC", -1), getattr(errno, "EDQUOT", -1)}
+    where = f": {err.filename}" if err.filename else ""
+    fix = ("free space there, or point HF_HUB_CACHE at a folder with room" if full
+           else "point HF_HUB_CACHE at a folder you can write (e.g. `export HF_HUB_CACHE=~/hf-cache`)")  # fmt: skip
+    return OfflineError(f"cannot download {filename} from Hugging Face repo {repo}: the cache folder {_hub_cache()}"
+                        f"{_hub_cache_setting()} {'has no room' if full else 'cannot be written'} ({err.strerror}{where}); "
+                        f"{_what_was_kept(repo, repo_type)}: {fix} and run the command again, or pass {option('weights')} FILE")  # fmt: skip
 
 
 @lru_cache(maxsize=None)
