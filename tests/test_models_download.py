@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,113 @@ def test_offline_with_nothing_cached_names_the_models_download_that_fetches_each
     assert "run `birefvid models --download someone/other` (HF_HUB_OFFLINE unset)" in repo, repo
     assert "hf download" not in card + repo
     assert not mirror.requests
+
+
+needs_root_and_unshare = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("unshare") is None,
+                                            reason="a private read-only or tmpfs mount needs root and unshare(1)")  # fmt: skip
+
+
+def _in_mount(tmp_path: Path, env: dict[str, str], mount: str, *args: str) -> subprocess.CompletedProcess:
+    """birefvid with ``mount`` (shell commands) made in a mount namespace of its own, as a container's volume is."""
+    command = " ".join(f"'{a}'" for a in (sys.executable, "-m", "birefvid", *args))
+    return subprocess.run(["unshare", "-m", "sh", "-c", f"{mount} && exec {command}"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+
+
+@needs_root_and_unshare
+def test_a_read_only_cache_names_the_folder_and_hf_hub_cache_and_following_it_downloads(tmp_path, cards, weights_bytes):
+    """A read-only HF_HOME (a container's volume, a shared machine's): the line said "run the command again to retry, or
+    fetch it with `hf download ...`", which write the same folder and fail alike. It names the folder, the variable that
+    chose it and HF_HUB_CACHE, which puts the cache elsewhere; doing that downloads it."""
+    hf = tmp_path / "hf"
+    (hf / "hub").mkdir(parents=True)
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        env = _env(tmp_path, mirror, cards)
+        read_only = f"mount --bind '{hf}' '{hf}' && mount -o remount,bind,ro '{hf}' '{hf}'"
+        result = _in_mount(tmp_path, env, read_only, "-q", "models", "--download", "b0")
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"birefvid: error: b0: cannot download model.safetensors from Hugging Face repo {REPO}: the cache folder "
+                               f"{hf / 'hub'} (HF_HOME's hub folder) cannot be written (Read-only file system: "), line  # fmt: skip
+        assert line.endswith("nothing of it was kept in the cache: point HF_HUB_CACHE at a folder you can write "
+                             "(e.g. `export HF_HUB_CACHE=~/hf-cache`) and run the command again, or pass --weights FILE"), line  # fmt: skip
+        assert "hf download" not in line and "to retry" not in line
+        assert not _blobs(tmp_path)
+
+        elsewhere = tmp_path / "mine"
+        fixed = _in_mount(tmp_path, {**env, "HF_HUB_CACHE": str(elsewhere)}, read_only, "models", "--download", "b0")
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stderr.strip().splitlines()[-1].startswith(f"b0: downloaded to {elsewhere}/")
+
+
+@needs_root_and_unshare
+def test_a_full_cache_disk_says_free_space_or_move_the_cache(tmp_path, cards, weights_bytes):
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        env = {**_env(tmp_path, mirror, cards), "PYTHONWARNINGS": "ignore"}  # huggingface_hub's own "Not enough free disk space"
+        result = _in_mount(tmp_path, env, f"mount -t tmpfs -o size=4m tmpfs '{hf}'", "-q", "models", "--download", "b0")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"the cache folder {hf / 'hub'} (HF_HOME's hub folder) has no room (No space left on device); nothing of it was kept " \
+           "in the cache: free space there, or point HF_HUB_CACHE at a folder with room and run the command again" in line, line
+    assert "hf download" not in line
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="acting as another user needs root and setpriv(1)")  # fmt: skip
+def test_a_user_given_roots_hf_hub_cache_is_told_to_point_it_at_a_folder_of_their_own(cards, weights_bytes):
+    """A normal user whose environment names root's cache (a shared machine's profile, a container run as another
+    user): Permission denied, with the folder, that HF_HUB_CACHE set it, and to point it elsewhere."""
+    import pwd
+    import tempfile
+
+    try:
+        uid, gid = pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("nobody").pw_gid
+    except KeyError:
+        uid, gid = 65534, 65534
+    shared = Path(tempfile.mkdtemp(prefix="birefvid-hf-", dir="/tmp"))  # pytest's folders are 0700: nobody cannot enter
+    try:
+        shared.chmod(0o755)
+        roots = shared / "root-hub"
+        roots.mkdir()
+        (shared / "cards").mkdir()
+        for card in cards.iterdir():
+            (shared / "cards" / card.name).write_bytes(card.read_bytes())
+        (shared / "cards").chmod(0o755)
+
+        with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+            env = {**_env(shared, mirror, shared / "cards"), "HF_HUB_CACHE": str(roots), "HOME": str(shared / "home")}
+            as_nobody = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]  # (a preexec_fn's setuid could not
+            # exec this interpreter where setpriv can)
+            result = subprocess.run([*as_nobody, sys.executable, "-m", "birefvid", "-q", "models", "--download", "b0"],
+                                    capture_output=True, text=True, env=env, cwd=shared, timeout=120)  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert f"the cache folder {roots} (set by HF_HUB_CACHE) cannot be written (Permission denied: {roots}/" in line, line
+        assert "point HF_HUB_CACHE at a folder you can write" in line and "hf download" not in line, line
+        assert not any(roots.iterdir())
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_dropped_link_says_retry_and_a_run_names_the_models_download_not_hf_download(tmp_path, cards, weights_bytes):
+    """A server or link failure: retry. A run's line named `hf download REPO FILE` (no SHA-256 or backbone check); it
+    names `birefvid models --download NAME`, which `models --download`'s own line does not send the user back to."""
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((64, 64, 3), 90, np.uint8))
+    with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
+        mirror.drop_after, mirror.drops = 1000, 100
+        env = _env(tmp_path, mirror, cards)
+        run = _birefvid(tmp_path, env, "-q", "image", "in.png", "-o", "out.png", "--model", "b0", "--resolution", "64")
+        ahead = _birefvid(tmp_path, env, "-q", "models", "--download", "b0")
+    assert run.returncode == 2 and ahead.returncode == 2, run.stderr + ahead.stderr
+    line = run.stderr.strip().splitlines()[-1]
+    assert "broke off and resuming failed" in line, line
+    assert line.endswith("nothing of it was kept in the cache: run the command again to retry, or fetch it alone with "
+                         "`birefvid models --download b0`, or pass --weights FILE"), line  # fmt: skip
+    line = ahead.stderr.strip().splitlines()[-1]
+    assert line.endswith("nothing of it was kept in the cache: run the command again to retry, or pass --weights FILE"), line
+    assert not _blobs(tmp_path) and not (tmp_path / "out.png").exists()

@@ -355,11 +355,12 @@ def cached_hub_file(repo: str, filename: str, repo_type: str = "model") -> Optio
         return None
 
 
-def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replace: bool = False) -> Path:
+def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replace: bool = False, ahead: bool = False) -> Path:
     """Find one file in the standard Hugging Face cache, else download it from ``$HF_ENDPOINT`` (the hub or a mirror);
     honours HF_HUB_OFFLINE. Every failure is one line naming the server and what it did; a download that fails
     leaves nothing in the cache (huggingface_hub writes a temporary file and renames it whole). ``replace``: download
-    it even when cached (a cached copy found damaged), over the cached one."""
+    it even when cached (a cached copy found damaged), over the cached one. ``ahead``: ``birefvid models --download``
+    is the caller, so a failure's line does not send the user to the command they ran."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -385,11 +386,14 @@ def fetch_hub_file(repo: str, filename: str, repo_type: str = "model", *, replac
                 raise WeightsError(f"{repo}/{filename} does not exist on {_server(constants.ENDPOINT)} ({type(exc).__name__})"
                                    + ("" if _is_the_hub(constants.ENDPOINT) else "; a mirror may not hold every repo: check the name, "
                                       "or download it from the hub itself (HF_ENDPOINT unset)")) from exc  # fmt: skip
+            unwritable = _cache_write_error(exc)
+            if unwritable is not None:  # retrying, or `hf download` into the same cache, fails alike: say where to write
+                raise _unwritable_cache_error(repo, filename, repo_type, unwritable) from exc
             why = _download_failure(exc)
             if why is None:
                 raise
-            raise _download_error(repo, filename, repo_type, why, damaged_kept=replace) from exc
-        _check_download(path, repo, filename, repo_type)
+            raise _download_error(repo, filename, repo_type, why, damaged_kept=replace, ahead=ahead) from exc
+        _check_download(path, repo, filename, repo_type, ahead=ahead)
     return path
 
 
@@ -421,7 +425,7 @@ def _forgotten_if_stopped(repo: str, filename: str, repo_type: str) -> Iterator[
         raise
 
 
-def _check_download(path: Path, repo: str, filename: str, repo_type: str) -> None:
+def _check_download(path: Path, repo: str, filename: str, repo_type: str, *, ahead: bool = False) -> None:
     """A file just downloaded is the one the server announced: an LFS file's blob is named after its SHA-256 (the
     hub's ETag), which huggingface_hub checks over plain HTTP only by its size, so a mirror or proxy that served other
     bytes of the same length (a damaged cache of its own) had them loaded as the model, run after run. Checked once,
@@ -438,7 +442,7 @@ def _check_download(path: Path, repo: str, filename: str, repo_type: str) -> Non
     for stale in (blob, path):
         stale.unlink(missing_ok=True)
     raise _download_error(repo, filename, repo_type, f"{_server(constants.ENDPOINT)} sent a damaged file (its SHA-256 is "
-                          f"{digest[:12]}..., not the {blob.name[:12]}... it announced)")  # fmt: skip
+                          f"{digest[:12]}..., not the {blob.name[:12]}... it announced)", ahead=ahead)  # fmt: skip
 
 
 def _sha256(path: Path) -> str:
@@ -570,17 +574,71 @@ def _partial_kept(repo: str, repo_type: str) -> bool:
     return any(blobs.glob("*.incomplete"))
 
 
-def _download_error(repo: str, filename: str, repo_type: str, why: str, *, damaged_kept: bool = False) -> OfflineError:
-    """The line for a download that failed; ``damaged_kept``: it was to replace a damaged cached copy, which a run
-    would still find (and refuse), so the line says it is there rather than that nothing is."""
-    flag = f" --repo-type {repo_type}" if repo_type != "model" else ""
-    kept = ("the part that came was kept for the next run to resume from (checked whole before use)"
-            if _partial_kept(repo, repo_type) else "nothing of it was kept in the cache")  # fmt: skip
+def _download_error(repo: str, filename: str, repo_type: str, why: str, *, damaged_kept: bool = False,
+                    ahead: bool = False) -> OfflineError:
+    """The line for a download the server or the link failed; ``damaged_kept``: it was to replace a damaged cached
+    copy, which a run would still find (and refuse), so the line says it is there rather than that nothing is.
+    The remedy is a retry, and (``ahead`` False: a run, not ``models --download``) the ``birefvid models --download``
+    that fetches the file alone; it named ``hf download``, which reads the same HF_ENDPOINT and proxy, and skips the
+    SHA-256 and backbone checks."""
+    kept = _what_was_kept(repo, repo_type)
     if damaged_kept and cached_hub_file(repo, filename, repo_type) is not None:
         kept += " (the damaged copy there is left as it was)"
+    alone = "" if ahead else f", or fetch it alone with `{_prefetch_command(repo, filename, repo_type)}`"
     return OfflineError(f"cannot download {filename} from Hugging Face repo {repo}: {why}; {kept}: "
-                        f"run the command again to retry, or fetch it with `hf download {repo} {filename}{flag}` "
-                        f"(which reads HF_ENDPOINT and HTTPS_PROXY too) or pass {option('weights')} FILE")  # fmt: skip
+                        f"run the command again to retry{alone}, or pass {option('weights')} FILE")  # fmt: skip
+
+
+def _what_was_kept(repo: str, repo_type: str) -> str:
+    """What a failed download left in the cache, in words: nothing, or (older huggingface_hub) a part to resume from."""
+    return ("the part that came was kept for the next run to resume from (checked whole before use)"
+            if _partial_kept(repo, repo_type) else "nothing of it was kept in the cache")  # fmt: skip
+
+
+CACHE_WRITE_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT"}  # the cache, not the server: a retry fails alike
+
+
+def _cache_write_error(exc: BaseException) -> Optional[OSError]:
+    """The OSError behind a failed download that says the cache cannot be written (no permission, a read-only or full
+    file system), looking through huggingface_hub's wrappers (``__cause__``: not ``__context__``, where an error it
+    handled, such as its symlink probe's PermissionError, would make a server's failure the cache's); None for any other."""
+    import errno
+
+    codes = {getattr(errno, name) for name in CACHE_WRITE_ERRNOS if hasattr(errno, name)}
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in codes and _transport_failure(current) is None:
+            return current
+        current = current.__cause__
+    return None
+
+
+def _hub_cache_setting() -> str:
+    """Which variable chose the Hugging Face cache folder, in words for an error line: `` (set by HF_HUB_CACHE)`` (or
+    its old name), `` (HF_HOME's hub folder)``, or nothing (the default under the home folder)."""
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return f" (set by {variable})"
+    return " (HF_HOME's hub folder)" if os.environ.get("HF_HOME") else ""
+
+
+def _unwritable_cache_error(repo: str, filename: str, repo_type: str, err: OSError) -> OfflineError:
+    """The line for a download the cache could not take (a normal user with root's HF_HOME, a read-only HF_HOME in a
+    container or on a shared machine, a full disk): it said "run the command again to retry, or fetch it with
+    `hf download ...`", both of which write the same folder and fail alike. It names the cache folder, what the
+    system said, and the variable that puts the cache elsewhere: HF_HUB_CACHE, which huggingface_hub reads before
+    HF_HOME (BIREFVID_CACHE_DIR is the exports' cache, not the weights')."""
+    import errno
+
+    full = err.errno in {getattr(errno, "ENOSPC", -1), getattr(errno, "EDQUOT", -1)}
+    where = f": {err.filename}" if err.filename else ""
+    fix = ("free space there, or point HF_HUB_CACHE at a folder with room" if full
+           else "point HF_HUB_CACHE at a folder you can write (e.g. `export HF_HUB_CACHE=~/hf-cache`)")  # fmt: skip
+    return OfflineError(f"cannot download {filename} from Hugging Face repo {repo}: the cache folder {_hub_cache()}"
+                        f"{_hub_cache_setting()} {'has no room' if full else 'cannot be written'} ({err.strerror}{where}); "
+                        f"{_what_was_kept(repo, repo_type)}: {fix} and run the command again, or pass {option('weights')} FILE")  # fmt: skip
 
 
 @lru_cache(maxsize=None)
@@ -672,7 +730,7 @@ def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
             return path, "local"
         repo, filename, repo_type, backbone = card.hub_repo, card.file, card.repo_type, card.backbone
     cached = cached_hub_file(repo, filename, repo_type)
-    path = cached or fetch_hub_file(repo, filename, repo_type)
+    path = cached or fetch_hub_file(repo, filename, repo_type, ahead=True)
     how = "cached" if cached is not None else "downloaded"
     try:
         state = _read_download(path, repo, filename, repo_type, mapped=True)
@@ -683,7 +741,7 @@ def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
             raise
         # a cached copy damaged since (cut short by a full disk, a copy): what --download is for is to make it ready,
         # so it is downloaded again over it, not left to a line that names another tool's --force-download
-        path, how = fetch_hub_file(repo, filename, repo_type, replace=True), "replaced"
+        path, how = fetch_hub_file(repo, filename, repo_type, replace=True, ahead=True), "replaced"
         state = _read_download(path, repo, filename, repo_type, mapped=True)
     backbone_for(state, backbone, f"{card.name} ({path})" if card else repo)
     return path, how
