@@ -52,6 +52,14 @@ def _blobs(tmp_path: Path) -> list[Path]:
     return [p for p in (tmp_path / "hf" / "hub").rglob("*") if p.is_file() and "blobs" in p.parts]
 
 
+def _cached_then_cut_short(tmp_path: Path, env: dict, size: int) -> None:
+    """b0 downloaded into the cache, then its copy there cut to a third (a full disk, an interrupted copy)."""
+    assert _birefvid(tmp_path, env, "-q", "models", "--download", "b0").returncode == 0
+    (blob,) = _blobs(tmp_path)
+    with blob.open("r+b") as f:
+        f.truncate(size // 3)
+
+
 def test_download_fetches_each_model_says_where_and_a_second_run_and_an_offline_run_use_the_cache(tmp_path, cards, weights_bytes):
     with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
         env = _env(tmp_path, mirror, cards)
@@ -113,10 +121,7 @@ def test_a_damaged_copy_in_the_cache_is_said_with_the_download_that_replaces_it(
     """The check a run makes as it loads, made now: the offline machine would have found it at its first run."""
     with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
         env = _env(tmp_path, mirror, cards)
-        assert _birefvid(tmp_path, env, "-q", "models", "--download", "b0").returncode == 0
-    (blob,) = _blobs(tmp_path)
-    with blob.open("r+b") as f:
-        f.truncate(len(weights_bytes) // 3)
+        _cached_then_cut_short(tmp_path, env, len(weights_bytes))
     result = _birefvid(tmp_path, {**env, "HF_HUB_OFFLINE": "1"}, "models", "--download", "b0", "tiny")
     assert result.returncode == 2
     error, shipped = result.stderr.strip().splitlines()
@@ -133,10 +138,7 @@ def test_a_damaged_copy_in_the_cache_is_downloaded_again_when_the_server_is_reac
 
     with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
         env = _env(tmp_path, mirror, cards)
-        assert _birefvid(tmp_path, env, "-q", "models", "--download", "b0").returncode == 0
-        (blob,) = _blobs(tmp_path)
-        with blob.open("r+b") as f:
-            f.truncate(len(weights_bytes) // 3)
+        _cached_then_cut_short(tmp_path, env, len(weights_bytes))
         result = _birefvid(tmp_path, env, "models", "--download", "b0")
     assert result.returncode == 0, result.stderr
     summary = result.stderr.strip().splitlines()[-1]
@@ -154,10 +156,7 @@ def test_a_mirror_in_trouble_as_a_damaged_cached_copy_is_replaced_is_one_line_an
     500, and says the damaged copy is still there; the notice does not call it a first use."""
     with HubMirror({(REPO, "model.safetensors"): weights_bytes}) as mirror:
         env = _env(tmp_path, mirror, cards)
-        assert _birefvid(tmp_path, env, "-q", "models", "--download", "b0").returncode == 0
-        (blob,) = _blobs(tmp_path)
-        with blob.open("r+b") as f:
-            f.truncate(len(weights_bytes) // 3)
+        _cached_then_cut_short(tmp_path, env, len(weights_bytes))
         mirror.status = 500
         result = _birefvid(tmp_path, env, "models", "--download", "b0")
     assert result.returncode == 2, result.stderr
@@ -166,7 +165,7 @@ def test_a_mirror_in_trouble_as_a_damaged_cached_copy_is_replaced_is_one_line_an
     assert error.startswith(f"birefvid: error: b0: cannot download model.safetensors from Hugging Face repo {REPO}: "
                             f"the mirror {mirror.url} (HF_ENDPOINT) answered 500"), error  # fmt: skip
     assert "(the damaged copy there is left as it was)" in error, error
-    assert blob.stat().st_size == len(weights_bytes) // 3
+    assert [b.stat().st_size for b in _blobs(tmp_path)] == [len(weights_bytes) // 3]
 
 
 def test_a_mirror_that_sends_other_bytes_is_caught_by_the_runs_hash_check_and_nothing_kept(tmp_path, cards, weights_bytes):
