@@ -617,7 +617,9 @@ def test_a_udp_stream_whose_clock_leaps_an_hour_ahead_goes_on_as_after_a_cut(tmp
         frames += read_for(src, 1.0)  # a busy machine paces the sender late: what it sent last is read too
         assert src.reconnects == 0
     times = [f.stream_time for f in frames]
-    assert len(frames) > 30 and all(b > a for a, b in zip(times, times[1:]))
+    # more than one sender's 24 frames: both were read, across the leap (the first ones sent may come before FFmpeg
+    # listens, more of them on a loaded machine: 30 of the 48 were read there, where this said > 30)
+    assert len(frames) > 24 and all(b > a for a, b in zip(times, times[1:]))
     assert max(b - a for a, b in zip(times, times[1:])) < 0.5 and times[-1] < 3.0, times
     heard = [t for t, _, _ in sound.take_until(None, {0: 0.0})]
     assert len(heard) > 50 and max(heard) < 3.0, heard[-5:]
