@@ -58,7 +58,8 @@ def test_extra_outputs_are_what_their_own_runs_write_from_one_model_pass(tmp_pat
         as_format = "gray" if kind == "mask" else "rgb24"
         got, want = read_video(path, as_format), read_video(alone, as_format)
         assert len(got.images) == N and decoded_times(path) == main_times, path
-        assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(got.images, want.images)) <= (0 if kind == "mask" else 1), path
+        # lossy ones within 4 levels: two x264 encodes of the same pictures came out up to 2 apart on a loaded machine
+        assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(got.images, want.images)) <= (0 if kind == "mask" else 4), path
         assert audio_duration(path) == pytest.approx(audio_duration(alone), abs=0.03), path
     assert partial_leftovers(tmp_path) == []
 
@@ -90,8 +91,9 @@ def test_composite_outputs_of_one_background_video_decode_it_once(tmp_path, scen
     process_video(scene, tmp_path / "alone.mkv", segmenter=seg, kind="composite", background=str(background))
     alone = read_video(tmp_path / "alone.mkv", "rgb24").images
     assert len(set(int(f.mean()) for f in alone)) > 1  # the background changes under the frames
-    for name in ("one.mkv", "two.mkv"):
-        assert np.array_equal(read_video(tmp_path / name, "rgb24").images, alone), name
+    for name in ("one.mkv", "two.mkv"):  # x264 (lossy): two encodes of the same pictures may differ by a level or two
+        got = read_video(tmp_path / name, "rgb24").images
+        assert len(got) == len(alone) and max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(got, alone)) <= 4, name  # a wrong grey: 60 off
 
 
 def test_cli_writes_every_output_with_the_tiny_model_and_reports_them(tmp_path, scene, predict_calls, capsys):
@@ -263,7 +265,9 @@ def test_an_output_taken_meanwhile_does_not_discard_the_others(tmp_path, scene):
 
 
 def test_rvms_fgr_name_writes_the_foreground_as_output_and_as_also(tmp_path, scene, red_key):
-    fgr, again = tmp_path / "fgr.mkv", tmp_path / "again.mkv"
+    # lossless APNG: two x264 encodes of the same pictures came out 1-2 levels apart in ~1 run in 150 on a loaded
+    # machine (the YUV pictures both encoders were handed were the same, their packets not), which is not what this test is about
+    fgr, again = tmp_path / "fgr.apng", tmp_path / "again.apng"
     assert main(["process", str(scene), "-o", str(fgr), "--output", "fgr", "--also", f"fgr={again}", "--smooth", "none", "-q"]) == 0
     got, want = read_video(fgr, "rgba"), read_video(again, "rgba")
     assert len(got.images) == N and not has_alpha(got.pix_fmt)  # opaque, no alpha plane
