@@ -613,7 +613,7 @@ def ts_with_sound(path: str | Path, seconds: int = 2) -> Path:
     return Path(path)
 
 
-def _demux_stops_on_eagain(path: Path) -> bool:
+def demux_stops_on_eagain(path: Path) -> bool:
     """Whether PyAV's plain ``demux()`` of ``path`` raises the MPEG-TS demuxer's EAGAIN (BlockingIOError)."""
     with av.open(str(path)) as c:
         try:
@@ -632,7 +632,7 @@ def stuffed_ts(source: str | Path, out: str | Path, stuffing: int = 6000) -> tup
     data, out = Path(source).read_bytes(), Path(out)
     for cut in range(10, min(len(data) // 2, 188 * 60), 47):
         out.write_bytes(data[: len(data) - cut] + b"\xff" * stuffing)
-        if _demux_stops_on_eagain(out):
+        if demux_stops_on_eagain(out):
             plain = out.with_suffix(".cut" + out.suffix)
             plain.write_bytes(data[: len(data) - cut])
             return out, plain
