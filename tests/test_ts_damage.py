@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import av
+import numpy as np
 import pytest
 
 from birefvid.cli import main
@@ -738,3 +739,27 @@ def test_a_network_ts_stream_with_a_long_run_of_stuffing_midway_reads_on_past_it
 
     whole = read(ok)
     assert read(stuffed) == whole and len(whole[0]) == 50 and whole[1] > 80, whole
+
+
+def test_the_end_a_loss_names_reads_the_part_before_it_where_the_next_frame_decoded_is_the_next_shown(tmp_path):
+    """A few KB of garbage midway in a TS loses a frame, and process names '--end T processes the part before the damage'.
+    Where the first packet after the garbage is the frame shown next (no B-frame decoded before it), that frame came
+    before --end could stop at it and raised the loss's error: the hint's own --end was refused with the same line. The
+    part before the damage is read whole, wherever the garbage falls (a sweep: which frame follows depends on it)."""
+    from birefvid.io.trim import TrimmedSource
+    from birefvid.io.video_source import VideoFileSource, file_skip, refuse_skipped
+    from media import ts_with_sound
+
+    data = ts_with_sound(tmp_path / "ok.ts").read_bytes()
+    garbage = np.random.default_rng(7).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    read = {}
+    for at in range(len(data) // 2 - 200, len(data) // 2 + 200, 25):
+        bad = tmp_path / f"bad{at}.ts"
+        bad.write_bytes(data[:at] + garbage + data[at:])
+        skip = file_skip(bad)
+        if skip is None or skip.good_until is None:
+            continue
+        with VideoFileSource(bad, threads=1) as src:
+            refuse_skipped(src, None, skip.good_until)  # as process --end does, before any frame
+            read[at] = (len(list(TrimmedSource(src, 0.0, skip.good_until))), round(skip.good_until * 25))
+    assert read and all(got == want for got, want in read.values()), read
