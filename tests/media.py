@@ -601,3 +601,39 @@ def write_scene_picture(path: Path, seed: int = 0) -> Path:
 
     cv2.imwrite(str(path), cv2.cvtColor(scene_picture(seed), cv2.COLOR_RGB2BGR))
     return path
+
+
+def ts_with_sound(path: str | Path, seconds: int = 2) -> Path:
+    """A small MPEG-TS (x264 with B-frames, AAC) made by the ffmpeg command, as a camera or capture card writes it."""
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=64x48:rate=25:duration={seconds}",
+                    "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}", "-c:v", "libx264", "-g", "25",
+                    "-bf", "2", "-threads", "1", "-c:a", "aac", "-shortest", str(path)], check=True, capture_output=True)  # fmt: skip
+    return Path(path)
+
+
+def demux_stops_on_eagain(path: Path) -> bool:
+    """Whether PyAV's plain ``demux()`` of ``path`` raises the MPEG-TS demuxer's EAGAIN (BlockingIOError)."""
+    with av.open(str(path)) as c:
+        try:
+            for _ in c.demux():
+                pass
+        except av.error.BlockingIOError:
+            return True
+    return False
+
+
+def stuffed_ts(source: str | Path, out: str | Path, stuffing: int = 6000) -> tuple[Path, Path]:
+    """``source`` cut off mid-packet with ``stuffing`` 0xFF bytes after the cut (a card's erased blocks) at the first cut,
+    from its end back, where PyAV's plain ``demux()`` meets EAGAIN (which ffmpeg reads past), and the same cut without
+    stuffing (``out`` with ``.cut`` before its suffix): what a reader must keep. Whether EAGAIN comes depends on where the
+    cut falls among the PES packets, so it is looked for rather than fixed to bytes one encoder's output gave."""
+    data, out = Path(source).read_bytes(), Path(out)
+    for cut in range(10, min(len(data) // 2, 188 * 60), 47):
+        out.write_bytes(data[: len(data) - cut] + b"\xff" * stuffing)
+        if demux_stops_on_eagain(out):
+            plain = out.with_suffix(".cut" + out.suffix)
+            plain.write_bytes(data[: len(data) - cut])
+            return out, plain
+    raise AssertionError(f"no cut of {source} made its demuxer answer EAGAIN")

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from birefvid.io import open_sink, open_source
-from media import audio_codec, audio_duration, damage_packet, hide_leading_frames, listdir, make_video, merge_audio, shift_timestamps
+from media import (audio_codec, audio_duration, damage_packet, hide_leading_frames, listdir, make_video, merge_audio, shift_timestamps,
+                   stuffed_ts, ts_with_sound)
+from system_tools import need_binary
 
 
 def _process(src_path, out_path, kind="alpha", **kw):
@@ -426,3 +428,24 @@ def test_repeated_audio_timestamps_are_moved_on_as_ffmpeg_does(tmp_path, caplog,
         dts = [p.dts for p in b.demux(b.streams.audio[0]) if p.size]
     assert count[0] == count[1] > 6  # every packet copied
     assert all(x < y for x, y in zip(dts, dts[1:]))
+
+
+def _audio_packets(path) -> list[int]:
+    """The pts of ``path``'s audio packets, in its time base."""
+    with av.open(str(path)) as c:
+        return [p.pts for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.mark.parametrize("out_name", ["out.mkv", "out.mov"])
+def test_sound_of_a_ts_cut_off_with_stuffing_after_it_is_kept_to_the_cut(tmp_path, out_name):
+    """A TS cut off mid-packet with 0xFF stuffing after it (a card's erased blocks): the demuxer answers EAGAIN, which
+    ffmpeg reads past. The video was read on past it, but the sound's reader was not: process failed with 'writing the
+    sound or subtitles of out.mkv up to 2.840 s failed: [Errno 11] Resource temporarily unavailable', nothing written.
+    The sound is kept to the cut, as the same file without the stuffing keeps it, at the same times."""
+    need_binary("ffmpeg", "ffmpeg")
+    stuffed, cut = stuffed_ts(ts_with_sound(tmp_path / "rec.ts"), tmp_path / "stuffed.ts")
+    kept = {}
+    for src in (stuffed, cut):
+        _process(src, tmp_path / f"{src.stem}-{out_name}", "alpha")
+        kept[src.name] = _audio_packets(tmp_path / f"{src.stem}-{out_name}")
+    assert kept[stuffed.name] == kept[cut.name] and len(kept[cut.name]) == len(_audio_packets(cut)) > 40, kept

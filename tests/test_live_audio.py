@@ -296,3 +296,31 @@ def test_channels_of_no_stated_order_are_carried_one_to_one(tmp_path):
         peaks = np.max([np.abs(frame.to_ndarray()).max(axis=1) for frame in c.decode(audio=0)], axis=0).tolist()
     assert peaks[2] > 0.35, peaks  # in the third channel (AAC's overshoot allowed)
     assert max(peaks[:2] + peaks[3:]) < 0.05, peaks  # and nowhere else
+
+
+def _played_live(path) -> tuple[int, list[float]]:
+    """The pictures and the times of the sound's frames a live run's file connection hands on for ``path``."""
+    from birefvid.io.live_connections import FileConnection
+
+    heard: list[float] = []
+    conn = FileConnection(str(path), audio=True)
+    try:
+        conn.on_audio = lambda frame, at: heard.append(round(at, 6))
+        pictures = sum(1 for _ in conn.frames())
+    finally:
+        conn.close()
+    return pictures, heard
+
+
+def test_live_from_a_ts_cut_off_with_stuffing_after_it_plays_its_sound_to_the_cut(tmp_path):
+    """``birefvid live --source stuffed.ts``: a TS cut off mid-packet with 0xFF stuffing after it (a card's erased blocks)
+    made the sound's reader meet the demuxer's EAGAIN, which ffmpeg reads past: 'capture stopped (BlockingIOError: [Errno
+    11] Resource temporarily unavailable); the run stopped after 45 frames', exit 2. Every picture and the sound to the cut
+    are played, as for the same file cut off without stuffing."""
+    from media import stuffed_ts, ts_with_sound
+    from system_tools import need_binary
+
+    need_binary("ffmpeg", "ffmpeg")
+    stuffed, cut = stuffed_ts(ts_with_sound(tmp_path / "rec.ts"), tmp_path / "stuffed.ts")
+    played, expected = _played_live(stuffed), _played_live(cut)
+    assert played == expected and expected[0] > 40 and len(expected[1]) > 40, (played, expected)

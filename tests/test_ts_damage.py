@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import av
+import numpy as np
 import pytest
 
 from birefvid.cli import main
@@ -709,3 +710,56 @@ def test_a_ts_whose_video_changes_pid_midway_names_the_second_clip_and_the_optio
     assert re.search(r"`(--video-stream |video_stream=)N` of process, batch and live takes #N instead", said[0]), said
     with VideoFileSource(joined, threads=1, video_stream=1) as src:
         assert len(list(src)) == 50
+
+
+def test_a_network_ts_stream_with_a_long_run_of_stuffing_midway_reads_on_past_it_as_ffmpeg_does(tmp_path):
+    """A tcp:// or udp:// MPEG-TS source with a run of 0xFF longer than the demuxer's resync window midway (a sender's
+    stuffing, a gap filled so): FFmpeg's demuxer answers EAGAIN there, which ffmpeg reads past. The live run counted it a
+    lost connection ('lost tcp://...: Resource temporarily unavailable'), reconnected and lost the stream's rest each time.
+    The pictures and the sound after the stuffing are read on the same connection, all of them."""
+    from birefvid.io.live_connections import AvConnection
+    from birefvid.io.live_target import LiveTarget
+    from media import demux_stops_on_eagain, ts_with_sound
+
+    ok = ts_with_sound(tmp_path / "ok.ts")
+    data = ok.read_bytes()
+    half = len(data) // 2 // PACKET * PACKET
+    stuffed = tmp_path / "stuffed.ts"
+    stuffed.write_bytes(data[:half] + b"\xff" * 140_000 + data[half:])
+    assert demux_stops_on_eagain(stuffed)
+
+    def read(path: Path) -> tuple[list[float], int]:
+        heard: list[float] = []
+        conn = AvConnection(LiveTarget("network", "tcp://camera", f"file:{path}", "mpegts"), 5, 5, audio=True)
+        try:
+            conn.on_audio = lambda frame, at: heard.append(at)
+            return [seconds for _, seconds, _ in conn.frames()], len(heard)
+        finally:
+            conn.close()
+
+    whole = read(ok)
+    assert read(stuffed) == whole and len(whole[0]) == 50 and whole[1] > 80, whole
+
+
+def test_the_end_a_loss_names_reads_the_part_before_it_where_the_next_frame_decoded_is_the_next_shown(tmp_path):
+    """A few KB of garbage midway in a TS loses a frame, and process names '--end T processes the part before the damage'.
+    Where the first packet after the garbage is the frame shown next (no B-frame decoded before it), that frame came
+    before --end could stop at it and raised the loss's error: the hint's own --end was refused with the same line. The
+    part before the damage is read whole, wherever the garbage falls (a sweep: which frame follows depends on it)."""
+    from birefvid.io.trim import TrimmedSource
+    from birefvid.io.video_source import VideoFileSource, file_skip, refuse_skipped
+    from media import ts_with_sound
+
+    data = ts_with_sound(tmp_path / "ok.ts").read_bytes()
+    garbage = np.random.default_rng(7).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    read = {}
+    for at in range(len(data) // 2 - 200, len(data) // 2 + 200, 25):
+        bad = tmp_path / f"bad{at}.ts"
+        bad.write_bytes(data[:at] + garbage + data[at:])
+        skip = file_skip(bad)
+        if skip is None or skip.good_until is None:
+            continue
+        with VideoFileSource(bad, threads=1) as src:
+            refuse_skipped(src, None, skip.good_until)  # as process --end does, before any frame
+            read[at] = (len(list(TrimmedSource(src, 0.0, skip.good_until))), round(skip.good_until * 25))
+    assert read and all(got == want for got, want in read.values()), read

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import av
 
 from birefvid.io.base import is_url, url_timed_out
+from birefvid.io.demuxing import demuxed
 
 if TYPE_CHECKING:
     from birefvid.io.trim import TimeWindow
@@ -77,7 +78,7 @@ class InterleavedPackets:
                 self._in.seek(round((window.start - SEEK_AFTER_S) / stream.time_base), stream=stream, backward=True)
             except (av.FFmpegError, OSError):
                 pass  # read from the top instead
-        self._packets = self._in.demux(*streams)
+        self._packets = demuxed(self._in, *streams)  # on past an MPEG-TS demuxer's EAGAIN (stuffing after a cut), as ffmpeg
 
     def _next(self) -> Optional[av.Packet]:
         try:

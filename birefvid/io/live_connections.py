@@ -30,6 +30,7 @@ from birefvid.io.animated_source import AnimatedWebPSource, is_animated_webp
 from birefvid.io.base import Source
 from birefvid.io.channel_order import custom_order_tracks
 from birefvid.io.deinterlace import Deinterlacer
+from birefvid.io.demuxing import demuxed
 from birefvid.io.live_target import LiveTarget
 from birefvid.io.ts_damage import TS_FORMATS, LossWatch, frame_interval
 from birefvid.io.video_source import VideoFileSource, _int, main_video_stream, stream_matrix, video_choice_note
@@ -209,7 +210,7 @@ class AvConnection:
     def _decode(self) -> Iterator[av.VideoFrame]:
         wanted = [self._stream] if self._audio_stream is None else [self._stream, self._audio_stream]
         self._shapes = PixelShapes(self._stream.codec_context)  # a pixel shape that changes midway (SD adverts in HD)
-        packets = self._container.demux(*wanted)
+        packets = demuxed(self._container, *wanted)  # on past an MPEG-TS demuxer's EAGAIN (a run of bytes it cannot sync on), as ffmpeg
         # an MPEG-TS stream (udp://, IPTV) that loses frames with its packets: said once a run, never stopping it
         watch = LossWatch(frame_interval(self._stream), time_base=self._stream.time_base) if self._container.format.name in TS_FORMATS else None
         waited = 0.0  # seconds spent waiting on the network since the last picture's packet
@@ -482,7 +483,7 @@ class FileConnection:
 
     @staticmethod
     def _decode_audio(container: av.container.InputContainer, track: av.audio.stream.AudioStream) -> Iterator[av.AudioFrame]:
-        for packet in container.demux(track):
+        for packet in demuxed(container, track):  # on past an MPEG-TS demuxer's EAGAIN (stuffing after a cut), as ffmpeg
             try:
                 yield from packet.decode()
             except av.FFmpegError:

@@ -498,6 +498,9 @@ def refuse_skipped(source: object, start: Optional[float], end: Optional[float])
     if not isinstance(skip, SkippedData):
         return
     if end is not None and skip.good_until is not None and end <= skip.good_until:
+        stop = getattr(source, "damage_after_end", None)
+        if callable(stop):
+            stop()
         return
     if start is not None and skip.resumes_at is not None and start >= skip.resumes_at:
         # the damage lies wholly before the part: not said where the frames before it are read to find the start (an
@@ -760,6 +763,7 @@ class VideoFileSource(Source):
         self.strict = strict
         self.lost_warns = lost_warns
         self._past_loss = False  # frames were lost and read past (said in a warning, or before --start)
+        self._ends_at_loss = False  # the part asked for ends before the damage (--end): the frames end there, no error
         self._damaged = ConcealedFrames(self.shown, strict)  # frames the decoder concealed damage in (kept unless strict)
         self._landed_pts: Optional[int] = None  # the pts of the frame a seek landed on (``start_at``): what error lines count from
         self._shown_pts: Optional[tuple[int, list[int]]] = None  # ``_file_times``: (frames before the seek's, shown pts)
@@ -1170,6 +1174,8 @@ class VideoFileSource(Source):
         self._first = None  # type: ignore[assignment]
         while frame is not None:
             if self._crossed is not None and (frame.pts is None or frame.pts >= self._crossed):
+                if self._ends_at_loss:
+                    return  # the first frame past the damage lies after --end: the part asked for is whole
                 self._lost_data()
             if frame.pts is not None and last is not None and frame.pts <= last:
                 if self._past_loss:  # frames lost (said, or before --start): the decoder's reorder lost its way there
@@ -1197,6 +1203,8 @@ class VideoFileSource(Source):
                     return
                 frame = next(self._frames, None)
         if self._crossed is not None:  # the stream ended after the damage, the frames before it all read
+            if self._ends_at_loss:
+                return
             self._lost_data()
         self._damaged.summarise()
         self._check_complete(index, last)
@@ -1209,6 +1217,12 @@ class VideoFileSource(Source):
         self._crossed, self._past_loss = None, True
         if first_time_about_file(self.shown, "lost frames"):
             log.warning("%s; reading on", str(skipped_error(self.shown, self.skipped)).replace(", so the output would be", ", so the output is"))  # type: ignore[arg-type]
+
+    def damage_after_end(self) -> None:
+        """The part asked for ends before the damage ``skipped`` says (``refuse_skipped``): the frames end where they
+        cross it, without its error. The first frame decoded past a lost frame can be the next one shown, which the
+        error met before ``--end`` could stop at it: the hint's own ``--end`` was refused."""
+        self._ends_at_loss = True
 
     def damage_before_start(self) -> None:
         """The part asked for starts after the next keyframe after the damage ``skipped`` says (``refuse_skipped``): the
