@@ -180,7 +180,7 @@ class ModelSpec:
         nothing here, and a report kept beside the checkpoint in its folder (or the thousands of files of a git clone)
         is not the model's."""
         from .errors import WeightsNotFoundError
-        from .models.weights import WEIGHTS_FILE_SUFFIXES, local_checkpoint, weights_in_folder
+        from .models.names import WEIGHTS_FILE_SUFFIXES, local_checkpoint, weights_in_folder  # no torch: checked before any work
 
         path = local_checkpoint(self.model, self.weights)  # the loader's own choice of card, folder or file
         if path is None or not path.exists():

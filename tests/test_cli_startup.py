@@ -91,6 +91,45 @@ def test_bad_job_options_answer_without_heavy_imports():
         assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
 
 
+def _mistakes(tmp: str) -> tuple[tuple[list[str], str], ...]:
+    """Typical mistakes, one a command, each with the words of its one error line; ``tmp``: a folder holding nothing."""
+    missing = f"{tmp}/missing/r.json"  # a folder that does not exist
+    return (
+        (["process", "in.mp4", "-o", "o.mkv", "--start", "abc"], "argument --start: 'abc' is not a time"),
+        (["process", "in.mp4", "-o", "o.mkv", "--start", "5", "--end", "2"], "--end (2 s) must come after --start (5 s)"),
+        (["batch", "clips", "-o", "out", "--ray", "clip.mp4"], "--ray 'clip.mp4' is not a Ray address"),
+        (["batch", "clips", "-o", "out", "--chunk-frames", "-1"], "--chunk-frames must be >= 0, got -1"),
+        (["export", "-o", "model.mkv"], "the output must end in .onnx, got model.mkv"),
+        (["models", "--download", "nosuch"], "unknown model 'nosuch'; known models:"),
+        (["live", "--source", "cam.mp4", "--sink", "o.mkv", "--report", missing], "--report folder does not exist"),
+        (["live", "--source", "cam.mp4", "--sink", "o.mkv", "--report", "-", "--stats-json", "-"], "both write to standard output"),
+        (["image", "in.png", "-o", "o.png", "--quality", "0"], "--quality must be 1 to 100"),
+        (["image", "in.png", "-o", "o.png", "--report", missing], "--report folder does not exist"),
+        (["train", "--data", "scenes", "-o", f"{tmp}/run", "--steps", "1", "--size", "50"], "--size 50 must be a multiple of 32"),
+        (["train", "--data", "scenes", "-o", f"{tmp}/run", "--steps", "1", "--lr", "inf"], "--lr must be above 0 and finite"),
+        (["eval", "pred.mkv", "truth", "--threshold", "2"], "--threshold 2.0 must be in (0, 1]"),
+    )
+
+
+def test_mistakes_each_command_checks_itself_answer_without_heavy_imports(tmp_path):
+    """Each was one line only after torch, PyAV and OpenCV were imported (1.5-2.5 s of CPU on 2 cores, 4.5 s for bench):
+    the time was parsed in io/trim.py, io/__init__ imported every source and sink for io.atomic's checks, batch, image,
+    live, train and eval imported their runtime before checking their options, and the model registry imported the
+    backbones. A user who mistyped waited for that, and so did every test of such a message."""
+    cases = _mistakes(str(tmp_path))
+    for (argv, words), (facts, out) in zip(cases, _probes(*(argv for argv, _ in cases))):
+        assert facts["code"] == 2 and words in out, (argv, out)
+        assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
+    assert sorted(tmp_path.iterdir()) == []  # nothing made
+
+
+def test_models_lists_the_variants_without_torch():
+    """`birefvid models` read the cards through models/__init__, which imported torch for the backbones' names."""
+    facts, out = _probe("models")
+    assert facts["code"] == 0 and "tiny" in out and "general" in out
+    assert facts["heavy"] == []
+
+
 def test_an_argument_error_is_one_birefvid_error_line():
     """README: bad input gives one line starting `birefvid: error:`. A mistyped option printed the command's
     whole usage (20 lines for process) and then `birefvid process: error: ...`, which a grep missed."""

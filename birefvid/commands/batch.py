@@ -118,9 +118,7 @@ def check_watch(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch.progress import BatchProgress
-    from ..batch.runner import DEFAULT_EXT, check_background, check_not_pattern, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
-    from ..io.atomic import check_output_file, check_report_replaces_nothing
+    from ..io.atomic import check_output_file, check_report_replaces_nothing  # light: no torch or PyAV
 
     if args.chunk_frames < 0:
         raise ConfigError(f"--chunk-frames must be >= 0, got {args.chunk_frames}")
@@ -146,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     refuse_standard_streams(args.inputs, args.output_dir, name="a folder (-o out/)")
     warn_fps_for_videos(args, "every video")  # batch takes videos only
     args.fps = None  # and so it is no part of the jobs: it dated a finished video, so a rerun without it was refused
+    # the batch machinery imports torch, PyAV and OpenCV (1.5-2.5 s): only now, so each mistyped option above (a bad
+    # --ray address, --chunk-frames -1) is one line at once
+    from ..batch.progress import BatchProgress
+    from ..batch.runner import DEFAULT_EXT, check_background, check_not_pattern, check_output_format, check_distinct_outputs, check_name_lengths, executor_for, expand_inputs, output_for, prepare_output_dir, run_batch
+
     out_dir = Path(args.output_dir)
     check_not_pattern(args.output_dir)
     ext = args.ext or DEFAULT_EXT[args.output]

@@ -96,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..file_names import leads_to_standard_output
     from ..io.atomic import check_output_file, check_report_replaces_nothing, write_text_atomic
-    from ..eval.readers import evaluate_paths, sequence_names
 
     if not 0.0 < args.threshold <= 1.0:
         raise ConfigError(f"--threshold {args.threshold} must be in (0, 1]")
+    from ..eval.readers import evaluate_paths, sequence_names  # PyAV, OpenCV, torch: after the check above, which needs none
+
     sequences = sequence_names(args.sequences) if args.sequences is not None else None
     if args.json and args.json != "-":  # before the scoring, not after minutes of it
         if leads_to_standard_output(args.json):  # `--json /dev/stdout | jq`: the JSON, then the table; `> r.json`: the

@@ -336,25 +336,11 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
     standing for a standard stream (``-``)."""
     import contextlib
 
-    import numpy as np
-    import torch
-
-    from ..compose.compositor import Compositor
     from ..errors import NOTICE, ConfigError, SinkError, SourceError, option
-    from ..io import heif
-    from ..io.image_sink import DEEP_FORMATS, write_image
-    from ..io.color_profile import srgb_colours
-    from ..io.exif import marked_srgb
-    from ..io.xmp import marked_srgb as srgb_xmp
-    from ..io.square import pad_square
     from ..job import InferenceSpec, MatteSpec, OutputSpec, check_path_given, refuse_standard_streams
     from ..colors import is_color
-    from ..io.atomic import check_replaces_no_input, check_report_replaces_nothing
-    from ..runtime.file_job import check_report_path, resolved_settings, segmenter_for
-    from ..runtime.load_failure import loading_model
-    from ..runtime.video_job import to_sink_layout
+    from ..io.atomic import check_replaces_no_input, check_report_path, check_report_replaces_nothing
     from .image_report import ImageRun
-    from .progress import FrameProgress
 
     spec = model_spec(args)
     spec.validate()
@@ -375,6 +361,23 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
                         foreground=foreground, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     _check_size_and_quality(args)
+    # torch, PyAV, OpenCV and Pillow (1.5-2.5 s): only now, so each mistake above (a background that is no colour or
+    # file, --quality 0) is one line at once
+    import numpy as np
+    import torch
+
+    from ..compose.compositor import Compositor
+    from ..io import heif
+    from ..io.image_sink import DEEP_FORMATS, write_image
+    from ..io.color_profile import srgb_colours
+    from ..io.exif import marked_srgb
+    from ..io.xmp import marked_srgb as srgb_xmp
+    from ..io.square import pad_square
+    from ..runtime.file_job import resolved_settings, segmenter_for
+    from ..runtime.load_failure import loading_model
+    from ..runtime.video_job import to_sink_layout
+    from .progress import FrameProgress
+
     found = collect_inputs(args.inputs, args.out, recursive=args.recursive)
     inputs = [f.path for f in found]
     targets = plan_outputs(inputs, Path(args.out), args.overwrite, args.ext, transparent=kind == "alpha", skip_existing=args.skip_existing,

@@ -84,7 +84,7 @@ def _report_held(args: argparse.Namespace, inner: argparse.Namespace, folder: Pa
 
     The report says the picture went to standard output; written before it had (``> /dev/full``, ``>&-``), it said so
     of a picture that was lost. Its own folder is checked now, before any work, as the run would have."""
-    from ..runtime.file_job import check_report_path
+    from ..io.atomic import check_report_path
 
     if args.report is None:
         return None

@@ -124,12 +124,9 @@ def _write_report(path: Optional[str], report: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)  # bad options answer before torch and the media stack load
 
-    from ..io.atomic import check_report_replaces_nothing
+    from ..io.atomic import check_report_path, check_report_replaces_nothing
     from ..file_names import json_name_left_empty
-    from ..runtime.file_job import check_report_path
     from ..errors import BirefvidError
-    from ..runtime.live import run_live_job
-    from ..runtime.terminal_keys import TerminalKeys
 
     check_report_path(None if args.report == "-" else args.report)
     recordings = [sink for sink in args.sink if "://" not in sink and sink not in ("window", "virtualcam")]
@@ -140,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
     if _on_standard_output(args.report) and _on_standard_output(args.stats_json):  # one reader of stdout: JSON lines,
         # then an indented report, broke it (`/dev/stdout` too; `--report log > log` renamed the report onto the lines)
         raise ConfigError(f"--stats-json {args.stats_json} and --report {args.report} both write to standard output; send one of them to a file")
+    from ..runtime.live import run_live_job  # torch, PyAV, OpenCV: after the checks above, each one line at once
+    from ..runtime.terminal_keys import TerminalKeys
+
     printer = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     quit_key = threading.Event()
     with TerminalKeys(sys.stdin, printer, on_quit=quit_key.set) as keys:  # b r g n o in this terminal switch the effect, q ends the run

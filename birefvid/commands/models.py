@@ -41,8 +41,8 @@ def download(names: list[str], *, quiet: bool = False) -> int:
     is one error line (exit 2) before any download; a model whose download fails is one error line naming it, and
     the others are still fetched (exit 2 at the end)."""
     from ..file_names import one_line
+    from ..models.names import download_target
     from ..models.registry import ModelCard
-    from ..models.weights import download_target, prefetch_weights
     from ..urls import hide_urls_in
 
     targets: dict[str, "ModelCard | str | Path"] = {}
@@ -50,6 +50,8 @@ def download(names: list[str], *, quiet: bool = False) -> int:
         target = download_target(name)  # ConfigError: unknown model, the known ones listed
         # a card by its name (`B0` and `b0` are one); a repo or a local checkpoint as given (a Path's .name was its file name)
         targets.setdefault(target.name if isinstance(target, ModelCard) else str(target), target)
+    from ..models.weights import prefetch_weights  # torch: only once every name is known, so a typo is said at once
+
     failed = 0
     for key, target in targets.items():
         name = one_line(key)  # a folder's or a card's name may hold a line break: each line stays one, as every other

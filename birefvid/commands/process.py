@@ -35,7 +35,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _time(text: str) -> float:
-    from ..io.trim import parse_time
+    from ..io.times import parse_time  # not io.trim: argparse reads it, before any run needs torch
 
     try:
         return parse_time(text)

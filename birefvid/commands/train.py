@@ -48,12 +48,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_numbers(args)  # before the imports below (torch, OpenCV, PyAV: 1.5-2.5 s), so a bad number is one line at once
     from ..data import FolderDataset, SceneDataset
     from ..models import BiRefNet
     from ..runtime.device import pick_device
     from ..train import train
 
-    _check_numbers(args)
     _check_no_run(Path(args.out), args.resume)
     val_set = None
     if args.data == "scenes":

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from birefvid.errors import SourceError
 from birefvid.frames import Frame, StreamInfo
 from birefvid.io.base import Source
+from birefvid.io.times import parse_time  # noqa: F401  (here too: its old home)
 from birefvid.io.video_source import VideoFileSource
 
 
@@ -52,24 +53,6 @@ class TimeWindow:
     def ticks(self, time_base: Fraction) -> int:
         """The window's start in ``time_base`` units: what to subtract from a timestamp."""
         return round(Fraction(self.start) / time_base)
-
-
-def _parse_clock(text: str) -> float:
-    parts = text.split(":")
-    if len(parts) > 3 or not all(re.fullmatch(r"\d+(\.\d*)?", p) for p in parts) or any("." in p for p in parts[:-1]):
-        raise ValueError(text)
-    seconds = 0.0
-    for part in parts:
-        seconds = seconds * 60 + float(part)
-    return seconds
-
-
-def parse_time(text: str) -> float:
-    """Seconds from ``12.5``, ``1:02.5`` (MM:SS) or ``1:02:03.5`` (HH:MM:SS); ValueError otherwise."""
-    value = _parse_clock(str(text).strip())
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
 
 
 # HH:MM:SS:FF (HH:MM:SS;FF drop-frame); FF has 3 digits above 99 fps, as FFmpeg writes a 120 fps plate's 00:00:09:119

@@ -1,6 +1,26 @@
-"""BiRefNet models, backbones, published variants and weight loading."""
+"""BiRefNet models, backbones, published variants and weight loading.
 
-from .backbones import BACKBONES, backbone_channels
-from .birefnet import BiRefNet, TrainOutput
+The names below are imported on first use (PEP 562): ``models.registry`` (the cards ``--model`` names) and
+``models.names`` then load without torch, so ``birefvid models`` lists them, and ``models --download`` refuses a
+mistyped name, without 1.5 s of torch's import.
+"""
 
-__all__ = ["BACKBONES", "BiRefNet", "TrainOutput", "backbone_channels"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# each public name and the module of this package it comes from
+_WHERE = {"BACKBONES": "backbones", "backbone_channels": "backbones", "BiRefNet": "birefnet", "TrainOutput": "birefnet"}
+
+
+def __getattr__(name: str) -> Any:
+    """``name`` from its module, imported now; a submodule not imported yet is Python's to import."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'birefvid.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"birefvid.models.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_WHERE)

@@ -16,7 +16,7 @@ from typing import Optional
 
 from ..errors import ConfigError, option
 from ..user_paths import expand_home
-from .backbones import BACKBONES
+from ..job import BACKBONE_NAMES  # the names models.backbones builds (tests/test_job.py), without its torch
 
 USER_CARDS_ENV = "BIREFVID_MODELS_DIR"
 
@@ -58,8 +58,8 @@ class ModelCard:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"model card {origin} is malformed ({exc!r}); see configs/README.md") from exc
-        if card.backbone not in BACKBONES:
-            raise ConfigError(f"model card {origin}: unknown backbone {card.backbone!r}; expected one of {', '.join(BACKBONES)}")
+        if card.backbone not in BACKBONE_NAMES:
+            raise ConfigError(f"model card {origin}: unknown backbone {card.backbone!r}; expected one of {', '.join(BACKBONE_NAMES)}")
         if width % 32 or height % 32:
             raise ConfigError(f"model card {origin}: resolution {width}x{height} must be multiples of 32")
         if not (card.hub_repo and card.file) and not card.package_file and not card.path:

@@ -20,6 +20,7 @@ from ..errors import NOTICE, ConfigError, OfflineError, WeightsError, WeightsNot
 from .backbones import BACKBONES
 from .birefnet import BiRefNet
 from .registry import ModelCard
+from .names import FOLDER_WEIGHTS, HUB_REPO, WEIGHTS_FILE_SUFFIXES, card_for_repo, download_target, local_checkpoint, weights_in_folder  # noqa: F401  (their old home)
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,9 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "wei
 OPTIONAL_KEY = ".num_batches_tracked"  # a checkpoint may leave these out (parameters and running stats only)
 KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "birefnet.")
 SAFETENSORS_SUFFIXES = (".safetensors",)
-WEIGHTS_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")  # a --model value with one of these is a file
 # how a torch checkpoint starts: a zip archive (torch >= 1.6), or a protocol-2 pickle (the older format)
 TORCH_MAGIC = (b"PK", b"\x80")
 LFS_POINTER = b"version https://git-lfs"  # what a Hugging Face repo cloned without git-lfs holds instead of weights
-# what a Hugging Face snapshot folder (`hf download --local-dir`, a git clone) keeps its weights in, in order of preference
-FOLDER_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth")
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
@@ -66,20 +64,6 @@ def read_weights(path: str | Path, *, mapped: bool = False) -> tuple[dict[str, t
     trained_at = raw.get("resolution") if isinstance(raw, Mapping) and isinstance(raw.get("resolution"), str) else None
     resolution = _parse_size(trained_at) if trained_at else checkpoint_resolution(path)
     return normalize_state_dict(raw, str(path)), resolution
-
-
-def weights_in_folder(folder: Path) -> Path:
-    """The checkpoint in a Hugging Face snapshot folder (config.json + model.safetensors, as `hf download
-    --local-dir` or a git clone leaves it), or the folder's only checkpoint file; else a WeightsNotFoundError."""
-    for name in FOLDER_WEIGHTS:
-        if (folder / name).is_file():
-            return folder / name
-    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in WEIGHTS_FILE_SUFFIXES)
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise WeightsNotFoundError(f"{folder} holds {len(found)} checkpoints ({', '.join(p.name for p in found[:4])}); name one of them")
-    raise WeightsNotFoundError(f"no weights in folder {folder}: expected {' or '.join(FOLDER_WEIGHTS[:2])} (a Hugging Face snapshot) or one .pth/.safetensors file")
 
 
 def _unreadable(path: Path, exc: Exception) -> str:
@@ -684,28 +668,6 @@ def card_weights_path(card: ModelCard) -> Path:
     return fetch_hub_file(card.hub_repo, card.file, card.repo_type)
 
 
-HUB_REPO = re.compile(r"[\w.-]+/[\w.-]+")  # `owner/name`, as `--model` takes a Hugging Face repo
-
-
-def download_target(name: str) -> ModelCard | str | Path:
-    """What ``birefvid models --download NAME`` fetches: the card called ``name`` (case-insensitive), the card of a
-    published variant named by its repo, or any other Hugging Face repo ``owner/name`` (its ``model.safetensors``, as
-    ``--model owner/name`` loads it); a local checkpoint file or snapshot folder that ``--model NAME`` would load (a
-    ``runs/best`` folder here, a ``.pt`` file) is that path, nothing to download but checked as a run reads it. An
-    unknown name is a ConfigError listing the known ones, a missing ``.pt``/``.safetensors`` file a
-    WeightsNotFoundError, both said before any download."""
-    from .registry import get_model_card, list_models
-
-    local = local_checkpoint(name)  # what load_pretrained takes for a file or folder: `--model runs/best` loads it
-    if local is not None:  # (it was "unknown model 'runs/best'", though a run of --model runs/best loads it)
-        if not local.exists():
-            raise WeightsNotFoundError(f"weights file not found: {name}")
-        return local
-    if name.lower() in {k.lower() for k in list_models()} or not HUB_REPO.fullmatch(name):
-        return get_model_card(name)
-    return card_for_repo(name) or name
-
-
 def prefetch_weights(target: ModelCard | str | Path) -> tuple[Path, str]:
     """Make a model's weights ready for a run that may be offline, with the code and checks a run's load uses: (where
     they are, how: "shipped" in the package, "local" (a user card's file), "cached" (in the Hugging Face cache already),
@@ -826,14 +788,6 @@ def _read_download(path: Path, repo: str, filename: str, repo_type: str = "model
                            f"fetch it again with `{again}`{unset}") from exc
 
 
-def card_for_repo(repo: str) -> Optional[ModelCard]:
-    """The card of the published variant in Hugging Face repo ``repo`` (``ZhengPeng7/BiRefNet_HR``), if any:
-    named by its repo, a variant runs at its card's size (2048² for HR, not the 1024² default)."""
-    from .registry import list_models
-
-    return next((c for c in list_models().values() if c.hub_repo and c.repo_type == "model" and c.hub_repo.lower() == repo.lower()), None)
-
-
 def card_for_folder(folder: Path) -> Optional[ModelCard]:
     """The card of the published variant a snapshot folder holds, told by its name: the Hugging Face cache's
     ``models--ZhengPeng7--BiRefNet_HR/snapshots/SHA``, or ``BiRefNet_HR`` as `git clone` and `hf download
@@ -864,23 +818,6 @@ def check_model_choice(model: Optional[str] = None, weights: Optional[str | Path
     if "/" in name or Path(name).exists() or Path(name).suffix.lower() in WEIGHTS_FILE_SUFFIXES:
         return  # a file, a snapshot folder or a Hugging Face repo: found or not when it loads
     get_model_card(name)
-
-
-def local_checkpoint(model: Optional[str] = None, weights: Optional[str | Path] = None) -> Optional[Path]:
-    """The local file or snapshot folder ``load_pretrained`` would read for these, or None for a published
-    model (a card, a Hugging Face repo)."""
-    if weights is not None:
-        return Path(weights)
-    if model is None:
-        return None
-    from .registry import list_models
-
-    path = Path(model)
-    if path.is_file() or path.suffix.lower() in WEIGHTS_FILE_SUFFIXES:
-        return path
-    if path.is_dir() and model.lower() not in {k.lower() for k in list_models()}:
-        return path
-    return None
 
 
 def check_checkpoint(model: Optional[str] = None, weights: Optional[str | Path] = None, backbone: Optional[str] = None) -> None:

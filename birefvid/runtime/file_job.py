@@ -16,9 +16,8 @@ from typing import Any, Callable, Optional
 from ..compose.background import StreamBackground
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import OutputKeptError, SinkError, option
-from ..file_names import json_name_left_empty, name_too_long, open_descriptor
 from ..io import open_sink, open_source
-from ..io.atomic import check_replaces_no_input, check_json_replaceable, check_report_replaces_nothing, refuse_link_loop, refuse_unusable_descriptor, write_text_atomic
+from ..io.atomic import check_replaces_no_input, check_report_path, check_report_replaces_nothing, refuse_link_loop, write_text_atomic
 from ..io.factory import exr_colour_for, is_sequence_target
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
@@ -37,32 +36,6 @@ from .load_failure import loading_model
 from .priority import codec_threads
 from .segmenter import Segmenter
 from .video_job import run_video_job
-
-
-def check_report_path(report_path: Optional[str | Path]) -> None:
-    """The report's folder must exist, and its name be one a disk takes, before hours of work are spent."""
-    too_long = name_too_long(report_path) if report_path is not None else None
-    if too_long:  # else OSError 'File name too long' in a traceback, from the first look at it
-        raise SinkError(f"cannot write {option('report_path')} {report_path}: {too_long}; pick a shorter name")
-    if report_path is not None:
-        refuse_link_loop(report_path, option("report_path"))
-        empty = json_name_left_empty(report_path)
-        if empty:  # else a hidden .json beside the output, which no ls shows
-            raise SinkError(f"cannot write {option('report_path')} {report_path}: {empty}")
-    if report_path is not None and open_descriptor(report_path) is not None:  # written through the descriptor: how it
-        # is open counts, not its file's folder (`sudo -u svc birefvid ... --report /dev/fd/3 3> /root/runs/r.json`: a
-        # PermissionError traceback from the folder root's shell opened it in)
-        refuse_unusable_descriptor(report_path, option("report_path"))
-        return
-    try:
-        if report_path is not None and not Path(report_path).resolve().parent.is_dir():
-            raise SinkError(f"{option('report_path')} folder does not exist: {Path(report_path).resolve().parent}")
-        if report_path is not None and Path(report_path).is_dir():
-            raise SinkError(f"{option('report_path')} {report_path} is a folder; give a file name, e.g. {Path(report_path) / 'report.json'}")
-    except PermissionError as e:  # a folder on the way closed to this user: a traceback, exit 1
-        raise SinkError(f"cannot write {option('report_path')} {report_path}: {e.strerror} ({e.filename})") from None
-    if report_path is not None:
-        check_json_replaceable(report_path, option("report_path"))
 
 
 def segmenter_for(job_model: Any, inference: Any, device: Optional[str] = None) -> Segmenter:
