@@ -41,4 +41,11 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+
+def __dir__() -> list[str]:
+    """The names imported so far and the lazy ones: ``dir()``, ``help()`` and a notebook's completion list them all,
+    as they did when this package imported them eagerly."""
+    return sorted(set(globals()) | set(_WHERE))
+
+
 __all__ = sorted(_WHERE)
