@@ -12,7 +12,18 @@ is answered in a fraction of a second instead of after 1.5-3 s of imports.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see of the lazy names below (else Any: no checks; the package ships py.typed)
+    from .animated_source import AnimatedWebPSource  # noqa: F401
+    from .base import Sink, Source  # noqa: F401
+    from .decord_source import DecordSource  # noqa: F401
+    from .factory import is_sequence_target, open_sink, open_source  # noqa: F401
+    from .formats import SUPPORTED, choose_encoder  # noqa: F401
+    from .image_sink import ImageSequenceSink  # noqa: F401
+    from .image_source import ImageSequenceSource  # noqa: F401
+    from .video_sink import VideoFileSink  # noqa: F401
+    from .video_source import VideoFileSource  # noqa: F401
 
 # each public name and the module of this package it comes from
 _WHERE = {
@@ -39,6 +50,12 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f"birefvid.io.{_WHERE[name]}"), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The names imported so far and the lazy ones: ``dir()``, ``help()`` and a notebook's completion list them all,
+    as they did when this package imported them eagerly."""
+    return sorted(set(globals()) | set(_WHERE))
 
 
 __all__ = sorted(_WHERE)
