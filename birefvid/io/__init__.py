@@ -11,8 +11,9 @@ is answered in a fraction of a second instead of after 1.5-3 s of imports.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from birefvid.lazy_names import lazy_names
 
 if TYPE_CHECKING:  # what type checkers see of the lazy names below (else Any: no checks; the package ships py.typed)
     from .animated_source import AnimatedWebPSource  # noqa: F401
@@ -43,19 +44,6 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """``name`` from its module, imported now (PEP 562); a submodule not imported yet is Python's to import."""
-    if name not in _WHERE:
-        raise AttributeError(f"module 'birefvid.io' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"birefvid.io.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The names imported so far and the lazy ones: ``dir()``, ``help()`` and a notebook's completion list them all,
-    as they did when this package imported them eagerly."""
-    return sorted(set(globals()) | set(_WHERE))
-
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals())
 
 __all__ = sorted(_WHERE)
