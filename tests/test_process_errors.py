@@ -981,6 +981,30 @@ def test_a_matroska_cluster_ffmpeg_skips_is_refused_and_its_good_parts_named(tmp
     assert len(read_video(rest, "gray").pts) == 48 - round(float(m[2]) * 25)
 
 
+def test_a_live_matroska_files_lost_last_cluster_is_refused_with_the_part_before_it_named(tmp_path, run, capsys):
+    """A live recording (.mkv, no Duration) whose last Cluster's header is damaged: the demuxer skips the Cluster (84 of
+    88 frames) and process wrote the shorter output, exit 0, unwarned. It is refused before any work, nothing written,
+    and the --end its line names (no --start: nothing follows the damage) processes the part before it."""
+    import re
+    import subprocess
+
+    from test_mkv_damage_last_cluster import zero_last_cluster_header
+
+    ok = tmp_path / "ok.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine", "-t", "3.5",
+                    "-c:v", "libx264", "-threads", "1", "-c:a", "aac", "-cluster_time_limit", "500", "-live", "1", "-y", str(ok)],
+                   check=True)  # fmt: skip
+    bad, out = tmp_path / "bad.mkv", tmp_path / "out.mkv"
+    zero_last_cluster_header(ok, bad)
+    line = one_error_line(capsys, run(bad, "-o", out, "--output", "mask"), "bad.mkv: the file is damaged at frame 84",
+                          "FFmpeg skipped data it could not read there (the last Cluster's header")  # fmt: skip
+    assert_nothing_written(tmp_path, "ok.mkv", "bad.mkv")
+    m = re.search(r"; --end (\d+\.\d{3}) processes the part before the damage$", line)
+    assert m and 3 < float(m[1]) < 3.36, line
+    assert run(bad, "-o", out, "--output", "mask", "--end", m[1]) == 0, capsys.readouterr().err
+    assert len(read_video(out, "gray").pts) == round(float(m[1]) * 25)
+
+
 def test_a_damaged_packet_behind_b_frames_is_numbered_as_ffprobe_lists_it(tmp_path, run, capsys, monkeypatch):
     """With B-frames the decoder holds frames back: a damaged packet was said as the first frame it had not handed out
     (frame 38 at 2.360 s), not the frame whose packet ffprobe lists as damaged (39 at 2.380 s). Now the packet's own

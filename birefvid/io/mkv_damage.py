@@ -39,6 +39,7 @@ _CLUSTER_BYTES, _CUES_BYTES = CLUSTER.to_bytes(4, "big"), CUES.to_bytes(4, "big"
 _SCAN_CHUNK = 1 << 16
 _CUES_TAIL = 4 << 20  # how far from a file's end its Cues are looked for by their ID
 _WINDOW = 4096
+_LOST_HEADER = 64  # how far past a damaged top-level element's start a Cluster's first child is looked for
 _REORDER = 32  # the video frames looked back on for B-frames stored ahead of the damage (H.264 holds at most 16)
 
 
@@ -100,6 +101,7 @@ class _Walker:
         self.clusters = 0  # the Clusters entered
         self.top = self.before = 0  # where the last top-level element begun starts, and the one before it
         self.cues: list[tuple[int, int]] = []  # (data start, end) of the Cues walked
+        self.cluster_time = 0  # the Timestamp of the last Cluster walked, in ticks
 
     def read(self, pos: int, length: int) -> bytes:
         """``length`` bytes (fewer at the end of the file) from ``pos``, from the window where it holds them."""
@@ -205,7 +207,7 @@ class _Walker:
                 raise _CutOff()
             data = pos + n
             if element == TIMESTAMP and 0 < size <= 8:
-                time = self.uint(data, size)
+                time = self.cluster_time = self.uint(data, size)
             elif element == SIMPLE_BLOCK:
                 track, at, flags = self.block(data, stop, time)
                 yield track, at, bool(flags & 0x80), pos
@@ -323,6 +325,25 @@ class _Walker:
             return None
         return min(positions) if positions else None
 
+    def lost_cluster(self, at: int) -> bool:
+        """Whether the damaged top-level element at ``at`` was a Cluster whose header (ID, size) alone was lost: within
+        ``_LOST_HEADER`` bytes a Timestamp not before the last Cluster's, then blocks of the file's tracks up to the next
+        top-level element or the file's end. The demuxer resyncs past it to the next top-level element and loses its
+        frames; a damaged Cues, Tags or Void after the last Cluster holds no such run and loses none."""
+        since = self.cluster_time
+        data = self.read(at, _LOST_HEADER)
+        found = False
+        for i in (i for i in range(1, len(data)) if data[i] == TIMESTAMP):
+            try:
+                blocks = list(self.cluster(at + i, None))
+            except (_Damage, _CutOff):
+                continue
+            if len(blocks) > 1 and blocks[0][0] in self.numbers and self.cluster_time >= since:
+                found = True
+                break
+        self.cluster_time = since
+        return found
+
     def next_cluster(self, after: int) -> Optional[int]:
         """Where the demuxer reads on after damage at ``after``: the next Cluster ID whose element is plausible (a
         size, then a Timestamp or another Cluster child), searched as FFmpeg resyncs."""
@@ -429,7 +450,9 @@ def _walk(walker: _Walker, start: int, end: int) -> Optional[SkippedData]:
         walker.top = walker.before  # walk skips them): the demuxer resyncs from its start
     again = walker.next_cluster(walker.top)  # as the demuxer: from the start of the top-level element it was reading
     if again is None and not inside:
-        return None  # damage after the last Cluster (its Cues, Tags): the demuxer has read every frame and sound before it
+        if not walker.lost_cluster(offset):
+            return None  # damage after the last Cluster (its Cues, Tags): the demuxer has read every frame and sound before it
+        what = f"the last Cluster's header: {what}"  # its frames and sound lost: the demuxer resyncs past them
     if again is not None and not inside and not walker.clusters and walker.first_cluster(start, again, end) == again:
         # damage in what comes before the first Cluster (a SeekHead, Tags, a Void): the demuxer resyncs to the next
         # top-level element, and the first Cluster (where the Cues say it is: none before it was lost) is read whole;
