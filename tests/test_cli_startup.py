@@ -123,6 +123,27 @@ def test_mistakes_each_command_checks_itself_answer_without_heavy_imports(tmp_pa
     assert sorted(tmp_path.iterdir()) == []  # nothing made
 
 
+def test_process_of_a_missing_input_answers_without_heavy_imports(tmp_path):
+    """The commonest mistake, a mistyped input name, was one line only after torch, PyAV and OpenCV were imported
+    (1.5-3 s): the runtime that opens the input imports them at the top. `process` now makes the run's first checks and
+    then looks for the input file itself; with other mistakes too (an output that exists, an unknown model) the line is
+    still the one the run gives, the input's, and a mistake the run finds first (an output loop) is still said first."""
+    (tmp_path / "existing.webm").write_bytes(b"kept")
+    missing, out = str(tmp_path / "missing.mp4"), str(tmp_path / "out.webm")
+    cases = (
+        ["process", missing, "-o", out],
+        ["process", missing, "-o", str(tmp_path / "existing.webm"), "--model", "nosuch"],
+        ["process", missing, "-o", out, "--also", f"mask={tmp_path / 'matte.mkv'}", "--report", "-"],
+    )
+    for argv, (facts, said) in zip(cases, _probes(*cases)):
+        assert facts["code"] == 2 and said == f"birefvid: error: input not found: {missing}\n", (argv, said)
+        assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
+    facts, said = _probe("process", missing, "-o", missing, "--report", str(tmp_path / "nowhere" / "r.json"))
+    assert facts["code"] == 2 and said.startswith("birefvid: error: --report folder does not exist"), said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.webm"]  # nothing made, the existing output kept
+    assert (tmp_path / "existing.webm").read_bytes() == b"kept"
+
+
 def test_models_lists_the_variants_without_torch():
     """`birefvid models` read the cards through models/__init__, which imported torch for the backbones' names."""
     facts, out = _probe("models")
