@@ -158,3 +158,13 @@ def check_previous_run(pattern: SequencePattern, *, overwrite: bool) -> None:
         raise SinkError(f"{folder} holds files other than {pattern.shown} "
                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), and an image sequence's folder is "
                         f"its own (replaced whole with {option('overwrite', True)}); write the sequence into a folder of its own")  # fmt: skip
+
+
+def is_sequence_target(path: str | Path) -> bool:
+    """True when ``path`` names an image-sequence folder: no extension, an existing folder, a trailing slash (PNG), or
+    a file-name pattern (``out/matte.%04d.png``, ``out/matte.####.tif``, ``out/matte.%04d.exr``)."""
+    text = str(path)
+    if sequence_pattern(text):
+        return True
+    p = Path(text)
+    return text.endswith(("/", os.sep)) or p.is_dir() or p.suffix == ""

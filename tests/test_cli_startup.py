@@ -123,6 +123,38 @@ def test_mistakes_each_command_checks_itself_answer_without_heavy_imports(tmp_pa
     assert sorted(tmp_path.iterdir()) == []  # nothing made
 
 
+def test_a_missing_input_answers_without_heavy_imports(tmp_path):
+    """The commonest mistake, a mistyped input name, was one line only after torch, PyAV and OpenCV were imported
+    (1.5-3 s): the runtime that opens the input imports them at the top. `process`, `image`, `batch` and `live` now make
+    the run's first checks and then look for the input file themselves; with other mistakes too (an output that
+    exists, an unknown model) the line is still the one the run gives, the input's, and a mistake the run finds first
+    (a --report folder that does not exist, a recording that would replace the source) is still said first."""
+    (tmp_path / "existing.webm").write_bytes(b"kept")
+    (tmp_path / "in.mp4").write_bytes(b"")  # never read: each run stops before
+    missing, existing, report = str(tmp_path / "missing.mp4"), str(tmp_path / "existing.webm"), str(tmp_path / "nowhere" / "r.json")
+    picture, clip = str(tmp_path / "missing.png"), str(tmp_path / "in.mp4")
+    live_hint = (" (a live source is a camera index like 0, a device path like /dev/video0, a stream URL like rtsp://host/path, "
+                 "or a video file)")  # fmt: skip
+    cases = (
+        (["process", missing, "-o", str(tmp_path / "out.webm")], f"input not found: {missing}"),
+        (["process", missing, "-o", existing, "--model", "nosuch"], f"input not found: {missing}"),
+        (["process", missing, "-o", existing, "--also", f"mask={tmp_path / 'matte.mkv'}", "--report", "-"], f"input not found: {missing}"),
+        (["process", missing, "-o", missing, "--report", report], "--report folder does not exist"),
+        (["image", picture, "-o", str(tmp_path / "cut.png"), "--model", "nosuch"], f"input not found: {picture}"),
+        (["image", clip, picture, "-o", str(tmp_path / "cuts")], f"input not found: {picture}"),
+        (["batch", missing, "--output-dir", str(tmp_path / "out"), "--model", "nosuch"], f"input not found: {missing}"),
+        (["batch", clip, missing, "--output-dir", str(tmp_path / "out")], f"input not found: {missing}"),
+        (["live", "--source", missing, "--sink", existing, "--model", "nosuch"], f"input not found: {missing}{live_hint}"),
+        (["live", "--source", missing, "--sink", missing, "--overwrite"], f"input not found: {missing}{live_hint}"),
+        (["live", "--source", clip, "--sink", clip, "--overwrite"], f"writing {clip} would replace {clip}, which this run reads"),
+    )
+    for (argv, words), (facts, said) in zip(cases, _probes(*(argv for argv, _ in cases))):
+        assert facts["code"] == 2 and said.startswith(f"birefvid: error: {words}") and said.count("\n") == 1, (argv, said)
+        assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.webm", "in.mp4"]  # nothing made, the existing output kept
+    assert (tmp_path / "existing.webm").read_bytes() == b"kept"
+
+
 def test_models_lists_the_variants_without_torch():
     """`birefvid models` read the cards through models/__init__, which imported torch for the backbones' names."""
     facts, out = _probe("models")

@@ -93,6 +93,29 @@ def check_model_here(args: argparse.Namespace) -> None:
         logger.setLevel(level)
 
 
+def refuse_missing_input(inputs: list[str], output_dir: str) -> None:
+    """SourceError 'input not found' where the run would raise it first: after ``check_not_pattern`` passes (the output
+    folder is none of its patterns), ``expand_inputs``' first missing input with only video files before it (a folder
+    is read, and may be warned of, a URL refused: it and those after it are left to the run). Light (no torch, PyAV):
+    a mistyped name answers before 1.5-2.5 s of imports."""
+    from ..errors import SinkError, SourceError, input_not_found
+    from ..sequence_names import sequence_pattern
+    from ..users import unreadable_line
+
+    if not Path(output_dir).is_dir():
+        try:
+            if sequence_pattern(output_dir):
+                return
+        except SinkError:
+            return
+    for text in inputs:
+        p = Path(text)
+        if "://" in text or unreadable_line(p) is not None or p.is_dir():
+            return
+        if not p.is_file():
+            raise SourceError(input_not_found(p))
+
+
 def check_watch(args: argparse.Namespace) -> None:
     """``--watch`` watches folders, and ``--settle`` and ``--watch-for`` need it: each mistake one line, before any work."""
     if not args.watch:
@@ -144,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_standard_streams(args.inputs, args.output_dir, name="a folder (-o out/)")
     warn_fps_for_videos(args, "every video")  # batch takes videos only
     args.fps = None  # and so it is no part of the jobs: it dated a finished video, so a rerun without it was refused
+    refuse_missing_input(args.inputs, args.output_dir)  # expand_inputs' first error, where it is a missing video
     # the batch machinery imports torch, PyAV and OpenCV (1.5-2.5 s): only now, so each mistyped option above (a bad
     # --ray address, --chunk-frames -1) is one line at once
     from ..batch.progress import BatchProgress

@@ -150,6 +150,24 @@ def collect_inputs(inputs: list[str], out: Optional[str] = None, recursive: bool
     return [p for p in paths if p.path in keep]
 
 
+def refuse_missing_input(inputs: list[str]) -> None:
+    """SourceError 'input not found' where ``collect_inputs`` would raise it first: the first missing input with only
+    picture files before it (a folder or a glob is read, and may be warned of or refused, so it and those after it are
+    left to ``collect_inputs``). Light (no OpenCV, unlike its ``is_glob``): a mistyped name answers before the imports."""
+    from ..errors import SourceError, input_not_found
+    from ..users import unreadable_line
+
+    for item in inputs:
+        path = Path(item)
+        if unreadable_line(path) is not None or any(c in item for c in "*?["):  # io.image_source.GLOB_CHARS
+            return
+        if path.is_file():
+            continue
+        if path.is_dir() or path.exists():
+            return
+        raise SourceError(input_not_found(item))
+
+
 def _real(path: Optional[str]) -> Optional[str]:
     """``path`` with its links resolved (None stays None): how folders are compared."""
     return os.path.realpath(path) if path is not None else None
@@ -361,8 +379,9 @@ def _run_files(args: argparse.Namespace, segmenter: Any = None, reported: Option
                         foreground=foreground, matte=MatteSpec(**matte_options(args)), bit_depth=args.bit_depth)  # type: ignore[arg-type]  # fmt: skip
     output.validate()  # the same checks as process: a background exactly for composite, a real colour, ...
     _check_size_and_quality(args)
+    refuse_missing_input(args.inputs)  # collect_inputs' first error, where it is a missing picture
     # torch, PyAV, OpenCV and Pillow (1.5-2.5 s): only now, so each mistake above (a background that is no colour or
-    # file, --quality 0) is one line at once
+    # file, --quality 0, a mistyped picture name) is one line at once
     import numpy as np
     import torch
 

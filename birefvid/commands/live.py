@@ -137,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
     if _on_standard_output(args.report) and _on_standard_output(args.stats_json):  # one reader of stdout: JSON lines,
         # then an indented report, broke it (`/dev/stdout` too; `--report log > log` renamed the report onto the lines)
         raise ConfigError(f"--stats-json {args.stats_json} and --report {args.report} both write to standard output; send one of them to a file")
+    from ..live_checks import check_records_replace_no_input, refuse_missing_source
+
+    check_records_replace_no_input(job)  # the run's first checks, in its order, then its next error where that is a
+    refuse_missing_source(job)  # --source file that does not exist
     from ..runtime.live import run_live_job  # torch, PyAV, OpenCV: after the checks above, each one line at once
     from ..runtime.terminal_keys import TerminalKeys
 

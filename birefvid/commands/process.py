@@ -90,9 +90,12 @@ def _animated(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from ..api import run_job
     from ..errors import OutputKeptError, SourceError
+    from ..file_job_checks import check_file_job, refuse_missing_input
 
     job = job_from_args(args)
     to_stdout = args.report == "-"  # as `eval --json -`: for a pipe (jq); it wrote a file named "-"
+    check_file_job(job, None if to_stdout else args.report)  # the run's own first checks, in its order, and then its next
+    refuse_missing_input(job)  # error where that is a missing input: one line before the 1.5-3 s of torch and PyAV imports
     progress = FrameProgress(quiet=args.quiet)
     try:
         report = run_job(job, progress=progress.advance, on_start=progress.start, report_path=None if to_stdout else args.report)

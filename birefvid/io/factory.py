@@ -20,7 +20,7 @@ from birefvid.io.formats import KINDS, EncoderSpec, Kind, check_encoder, choose_
 from birefvid.io.exr import ExrColour, exr_colour, exr_timing
 from birefvid.io.image_sink import ImageSequenceSink
 from birefvid.io.image_source import ImageSequenceSource, is_glob
-from birefvid.sequence_names import SEQUENCE_FORMATS, check_own_folder, check_previous_run, sequence_folder, sequence_pattern
+from birefvid.sequence_names import SEQUENCE_FORMATS, check_own_folder, check_previous_run, is_sequence_target, sequence_folder, sequence_pattern
 from birefvid.io.subtitles import has_subtitles
 from birefvid.io.trim import TimeWindow, timecode_frame
 from birefvid.io.scale import scaled_size
@@ -62,16 +62,6 @@ def open_source(path: str | Path, decoder: Decoder = "pyav", *, fps: float = 25,
 
         return DecordSource(text, input_colors)
     raise ConfigError(f"unknown decoder {decoder!r}; expected 'pyav' or 'decord'")
-
-
-def is_sequence_target(path: str | Path) -> bool:
-    """True when ``path`` names an image-sequence folder: no extension, an existing folder, a trailing slash (PNG), or
-    a file-name pattern (``out/matte.%04d.png``, ``out/matte.####.tif``, ``out/matte.%04d.exr``)."""
-    text = str(path)
-    if sequence_pattern(text):
-        return True
-    p = Path(text)
-    return text.endswith(("/", os.sep)) or p.is_dir() or p.suffix == ""
 
 
 def sequence_numbering(target: Path, info: StreamInfo) -> tuple[int, int]:

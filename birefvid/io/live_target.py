@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 import av
 
-from birefvid.errors import ConfigError, SourceError, input_not_found, option
+from birefvid.errors import ConfigError, SourceError, option
 from birefvid.extensions import URL_STREAM_EXTENSIONS, VIDEO_EXTENSIONS
+from birefvid.live_checks import missing_source_line
 from birefvid.io.base import ffmpeg_name
 from birefvid.urls import without_password as _redact
 
@@ -148,10 +149,7 @@ def parse_source_spec(spec: str, *, camera_size: Optional[tuple[int, int]] = Non
             known = ", ".join(f"{s}://" for s in NETWORK_SCHEMES)
             raise SourceError(f"unsupported stream scheme {scheme}:// in {_redact(text)} (use {known})")
     path = Path(text)
-    if not path.exists():
-        message = input_not_found(text)
-        if message == f"input not found: {text}":  # not the README's sample, which says how to make it
-            message += " (a live source is a camera index like 0, a device path like /dev/video0, a stream URL like rtsp://host/path, or a video file)"
-        raise SourceError(message)
+    if not path.exists():  # birefvid live says this before it imports the runtime (live_checks.refuse_missing_source)
+        raise SourceError(missing_source_line(text))
     return LiveTarget("file", str(path), ffmpeg_name(path))
 

@@ -17,14 +17,14 @@ from ..compose.background import StreamBackground
 from ..compose.compositor import SINK_KIND, Compositor
 from ..errors import OutputKeptError, SinkError, option
 from ..io import open_sink, open_source
-from ..io.atomic import check_replaces_no_input, check_report_path, check_report_replaces_nothing, refuse_link_loop, write_text_atomic
-from ..io.factory import exr_colour_for, is_sequence_target
+from ..file_job_checks import check_file_job
+from ..io.atomic import check_report_path as check_report_path, write_text_atomic  # re-exported: callers import it from here
+from ..io.factory import exr_colour_for
 from ..io.hdr import hdr_output, sdr_sources, shows_hdr_as_sdr
 from ..io.scale import ScaledSource, SquarePixelSource, needs_square_pixels
 from ..io.trim import TrimmedSource, starts_off_zero
 from ..io.video_source import refuse_cut_off, refuse_skipped
 from ..job import FileJob
-from ..sequence_names import check_own_folder
 from ..temporal import make_smoother
 from ..urls import hide_secrets
 from .backgrounds import SharedBackground, open_background
@@ -100,16 +100,8 @@ def run_file_job(
     Setting ``control.stop`` ends the run early with a ``PipelineError`` and no output.
     """
     progress, on_start, stop = control.progress, control.on_start, control.stop
-    job.validate()
-    check_report_path(report_path)
+    check_file_job(job, report_path)  # light, and first: `process` makes the same checks before it imports this module
     src, out = job.source, job.output
-    for each in job.outputs:
-        refuse_link_loop(each.path)  # a link loop: every look at it below (resolve) raised RuntimeError
-        if is_sequence_target(each.path):  # first: run beside the input, -o m.%04d.png was 'would replace clip.mp4', not why
-            check_own_folder(each.path)
-        check_replaces_no_input(each.path, [src.input, *(o.background for o in job.outputs)])  # --overwrite or not: the input would be lost
-    check_report_replaces_nothing(report_path, option("report_path"), [src.input, *(o.background for o in job.outputs), *job.model.local_files()],
-                                  [o.path for o in job.outputs])
     smoother = make_smoother(job.smoothing.kind, **job.smoothing.smoother_options())
     kept = _KeptOutput()
     kept_names: list[Optional[str]] = [None] * len(job.outputs)  # where an output went when its name was taken meanwhile

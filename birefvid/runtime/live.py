@@ -30,6 +30,7 @@ from ..compose.compositor import Compositor
 from ..errors import BirefvidError, OutputKeptError, PipelineError, SourceError, Terminated, finishing, in_caller_context, option
 from ..io.live_base import CapturedFrame, LiveSink, LiveSource, NoFirstPicture
 from ..job import BUDGET_FLOOR, EFFECT_PICTURE, LiveJob, carries_sound, parse_camera_size
+from ..live_checks import check_records_replace_no_input
 from ..temporal import Smoother, make_smoother
 from ..temporal.carry import MaskCarrier
 from .live_effects import EffectSwitch
@@ -770,26 +771,6 @@ def _run_report(job: LiveJob, info: Any, fps: float, sinks: list[LiveSink], runn
 STALE_AFTER_S = 0.5
 
 
-def _check_records_replace_no_input(job: LiveJob) -> None:
-    """SinkError, before anything opens, when a recording would be renamed over the video file the run plays or its
-    ``--background``: ``live --source clip.mp4 --sink clip.mp4 --overwrite`` replaced the clip with its recording,
-    exit 0, where ``process`` refuses that. Parts (``--segment``) have names of their own."""
-    import os
-
-    from ..io.atomic import check_replaces_no_input, refuse_link_loop
-    from ..job import is_camera_spec, is_recording
-
-    for sink in job.sinks:
-        if is_recording(sink):  # a link in a loop: its first look (resolve) below was a traceback
-            refuse_link_loop(os.path.expanduser(sink))
-    if job.record_segment is not None:
-        return
-    reads = [None if is_camera_spec(job.source.source) else job.source.source, job.effect.background]
-    for sink in job.sinks:
-        if is_recording(sink):
-            check_replaces_no_input(os.path.expanduser(sink), reads)
-
-
 def run_live_job(
     job: LiveJob,
     *,
@@ -819,7 +800,7 @@ def run_live_job(
     from .load_failure import loading_model
 
     job.validate()
-    _check_records_replace_no_input(job)
+    check_records_replace_no_input(job)  # light: birefvid live makes it (and refuse_missing_source) before importing this module
     spec, effect = job.source, job.effect
     with contextlib.ExitStack() as stack:
         sound = job.audio and any(carries_sound(sink) for sink in job.sinks)
