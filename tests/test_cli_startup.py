@@ -155,6 +155,20 @@ def test_a_missing_input_answers_without_heavy_imports(tmp_path):
     assert (tmp_path / "existing.webm").read_bytes() == b"kept"
 
 
+def test_batch_says_an_output_folder_link_loop_before_a_missing_input(tmp_path):
+    """``expand_inputs`` reads the output folder's manifest first, and an output it lists that is a link in a loop is
+    its error; the light check for a missing input said 'input not found' there instead (a second mistake the run
+    never reached). It now reads the manifest first too, still before the heavy imports."""
+    out = tmp_path / "out"
+    (out / ".birefvid-batch").mkdir(parents=True)
+    (out / ".birefvid-batch" / "manifest.json").write_text('{"videos": {"x.mkv": {}}}')
+    (out / "x.mkv").symlink_to("x.mkv")  # a link to itself, where an output was
+    missing = str(tmp_path / "missing.mp4")
+    facts, said = _probe("batch", missing, "--output-dir", str(out))
+    assert facts["code"] == 2 and said.startswith(f"birefvid: error: {out / 'x.mkv'} is a symbolic link in a loop"), said
+    assert facts["heavy"] == [], facts["heavy"]
+
+
 def test_models_lists_the_variants_without_torch():
     """`birefvid models` read the cards through models/__init__, which imported torch for the backbones' names."""
     facts, out = _probe("models")
