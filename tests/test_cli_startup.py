@@ -169,6 +169,19 @@ def test_batch_says_an_output_folder_link_loop_before_a_missing_input(tmp_path):
     assert facts["heavy"] == [], facts["heavy"]
 
 
+def test_an_input_name_too_long_is_one_line(tmp_path):
+    """An input whose name no file system takes (over 255 bytes) was a traceback, exit 1, in every command (its
+    first look, Path.exists, raised OSError 'File name too long'): now one line, exit 2, before the heavy imports."""
+    long_name = str(tmp_path / ("a" * 300 + ".mp4"))
+    cases = (["process", long_name, "-o", str(tmp_path / "out.webm")], ["batch", long_name, "--output-dir", str(tmp_path / "out")],
+             ["image", long_name[:-4] + ".png", "-o", str(tmp_path / "cut.png")], ["live", "--source", long_name, "--sink", str(tmp_path / "rec.mkv")])  # fmt: skip
+    for argv, (facts, said) in zip(cases, _probes(*cases)):
+        assert facts["code"] == 2 and said.startswith("birefvid: error: cannot use ") and said.count("\n") == 1, (argv, said)
+        assert "304 bytes long, over the 255" in said, said
+        assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_models_lists_the_variants_without_torch():
     """`birefvid models` read the cards through models/__init__, which imported torch for the backbones' names."""
     facts, out = _probe("models")
