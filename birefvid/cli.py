@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from . import __version__, exiting, progress_bar, standard_output
 from .errors import BirefvidError, SinkError, Terminated, cli_naming, note_signal, stopped_by, termination_deferred
-from .file_names import descriptors_open_now, note_descriptors_given, one_line, shown_bytes
+from .file_names import descriptors_open_now, name_too_long, note_descriptors_given, one_line, shown_bytes
 from .said_once import run_scope
 from .urls import hide_urls_in
 
@@ -234,6 +234,9 @@ def guarded(prog: str, work: Callable[[], Optional[int]]) -> int:
         if exc.errno == errno.ELOOP and not standard_output.raised_by(exc):
             print(f"{prog}: error: {one_line(str(_link_loop(exc)))}", file=sys.stderr)
             return _failure_said(EXIT_USAGE)
+        if exc.errno == errno.ENAMETOOLONG and exc.filename is not None and not standard_output.raised_by(exc):
+            print(f"{prog}: error: {one_line(_name_too_long(exc))}", file=sys.stderr)
+            return _failure_said(EXIT_USAGE)
         if standard_output.raised_by(exc):
             failure = exc
         elif isinstance(exc, BrokenPipeError) and _stdout_gone():  # a stdout main() did not check (a recipe's)
@@ -263,6 +266,13 @@ def _link_loop(exc: BaseException) -> Optional[str]:
     else:
         return None
     return f"{where} is a symbolic link in a loop, or leads through one ({os.strerror(errno.ELOOP)}); remove it or name another path"
+
+
+def _name_too_long(exc: OSError) -> str:
+    """One line for a path no file system takes (a name over 255 bytes, a path over 4096) where no check named it
+    first: an input's first look (``Path.exists`` in ``process``, ``image``, ``batch``, ``live``) was OSError
+    'File name too long' in a traceback, exit 1."""
+    return f"cannot use {exc.filename}: {name_too_long(exc.filename) or os.strerror(errno.ENAMETOOLONG)}"
 
 
 def _out_of_memory(exc: BaseException) -> Optional[str]:

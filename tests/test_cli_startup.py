@@ -155,6 +155,33 @@ def test_a_missing_input_answers_without_heavy_imports(tmp_path):
     assert (tmp_path / "existing.webm").read_bytes() == b"kept"
 
 
+def test_batch_says_an_output_folder_link_loop_before_a_missing_input(tmp_path):
+    """``expand_inputs`` reads the output folder's manifest first, and an output it lists that is a link in a loop is
+    its error; the light check for a missing input said 'input not found' there instead (a second mistake the run
+    never reached). It now reads the manifest first too, still before the heavy imports."""
+    out = tmp_path / "out"
+    (out / ".birefvid-batch").mkdir(parents=True)
+    (out / ".birefvid-batch" / "manifest.json").write_text('{"videos": {"x.mkv": {}}}')
+    (out / "x.mkv").symlink_to("x.mkv")  # a link to itself, where an output was
+    missing = str(tmp_path / "missing.mp4")
+    facts, said = _probe("batch", missing, "--output-dir", str(out))
+    assert facts["code"] == 2 and said.startswith(f"birefvid: error: {out / 'x.mkv'} is a symbolic link in a loop"), said
+    assert facts["heavy"] == [], facts["heavy"]
+
+
+def test_an_input_name_too_long_is_one_line(tmp_path):
+    """An input whose name no file system takes (over 255 bytes) was a traceback, exit 1, in every command (its
+    first look, Path.exists, raised OSError 'File name too long'): now one line, exit 2, before the heavy imports."""
+    long_name = str(tmp_path / ("a" * 300 + ".mp4"))
+    cases = (["process", long_name, "-o", str(tmp_path / "out.webm")], ["batch", long_name, "--output-dir", str(tmp_path / "out")],
+             ["image", long_name[:-4] + ".png", "-o", str(tmp_path / "cut.png")], ["live", "--source", long_name, "--sink", str(tmp_path / "rec.mkv")])  # fmt: skip
+    for argv, (facts, said) in zip(cases, _probes(*cases)):
+        assert facts["code"] == 2 and said.startswith("birefvid: error: cannot use ") and said.count("\n") == 1, (argv, said)
+        assert "304 bytes long, over the 255" in said, said
+        assert facts["heavy"] == [], f"{' '.join(argv)} imported {facts['heavy']}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_models_lists_the_variants_without_torch():
     """`birefvid models` read the cards through models/__init__, which imported torch for the backbones' names."""
     facts, out = _probe("models")

@@ -30,6 +30,19 @@ WORK_DIR = ".birefvid-batch"
 SPEED_ONLY = (("inference", "batch_size"), ("queue_size",))
 
 
+def earlier_outputs(out_dir: Optional[Path]) -> set[Path]:
+    """The outputs (resolved) that the manifest in ``out_dir`` records; none when there is no readable one. Here, light
+    (no PyAV): ``birefvid batch`` reads it before its imports, as ``expand_inputs`` does first, so a link loop among
+    them is said before a missing input there too."""
+    if out_dir is None:
+        return set()
+    try:
+        videos = json.loads((Path(out_dir) / WORK_DIR / "manifest.json").read_text()).get("videos", {})
+        return {(Path(out_dir) / name).resolve() for name in videos}  # keyed by output name, wherever the run was started from
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()  # an unreadable manifest is reported when the run opens it
+
+
 def fingerprint(job: dict[str, Any], input_path: str, chunking: dict[str, Any], *, as_spelled: bool = False, speed: bool = False) -> str:
     """A hash of the job (less ``overwrite`` and the ``SPEED_ONLY`` settings), the input file's
     identity and the chunking settings.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import logging
 import os
 import shutil
@@ -37,7 +36,7 @@ from .join import join_chunks
 from .killed import KILLS_TO_SKIP, RunningChunk
 from .leftovers import note_stale_partials
 from .local import ClusterLost, LocalExecutor, OnFailure, OnFrames, OnResult, Skip, WorkerDied
-from .manifest import WORK_DIR, Manifest, RunLock, before_input_colors, fingerprint, older_fingerprints
+from .manifest import WORK_DIR, Manifest, earlier_outputs as _earlier_outputs, RunLock, before_input_colors, fingerprint, older_fingerprints
 from .plan import Chunk, header_frames, overlap_for, plan_chunks, probe_video
 from .progress import BatchProgress
 
@@ -346,17 +345,6 @@ def _note_pictures(folder: Path, videos: list[Found], outputs: set[Path]) -> Non
         shown = ", ".join(pictures[:3]) + (f" and {len(pictures) - 3} more" if len(pictures) > 3 else "")
         count = "1 picture is" if len(pictures) == 1 else f"{len(pictures)} pictures are"
         log.warning("%s: %s not read (%s): batch takes videos; `birefvid image %s -o OUT` cuts out pictures", folder, count, shown, folder)
-
-
-def _earlier_outputs(out_dir: Optional[Path]) -> set[Path]:
-    """The outputs (resolved) that the manifest in ``out_dir`` records; none when there is no readable one."""
-    if out_dir is None:
-        return set()
-    try:
-        videos = json.loads((Path(out_dir) / WORK_DIR / "manifest.json").read_text()).get("videos", {})
-        return {(Path(out_dir) / name).resolve() for name in videos}  # keyed by output name, wherever the run was started from
-    except (OSError, ValueError, AttributeError, TypeError):
-        return set()  # an unreadable manifest is reported when the run opens it
 
 
 def _without_sound_only_mxf(found: list[Found]) -> list[Found]:

@@ -97,7 +97,9 @@ def refuse_missing_input(inputs: list[str], output_dir: str) -> None:
     """SourceError 'input not found' where the run would raise it first: after ``check_not_pattern`` passes (the output
     folder is none of its patterns), ``expand_inputs``' first missing input with only video files before it (a folder
     is read, and may be warned of, a URL refused: it and those after it are left to the run). Light (no torch, PyAV):
-    a mistyped name answers before 1.5-2.5 s of imports."""
+    a mistyped name answers before 1.5-2.5 s of imports. The output folder's manifest is read first, as there: a link
+    in a loop among the outputs it lists is that error, not the missing input."""
+    from ..batch.manifest import earlier_outputs
     from ..errors import SinkError, SourceError, input_not_found
     from ..sequence_names import sequence_pattern
     from ..users import unreadable_line
@@ -108,6 +110,7 @@ def refuse_missing_input(inputs: list[str], output_dir: str) -> None:
                 return
         except SinkError:
             return
+    earlier_outputs(Path(output_dir))  # expand_inputs' first step: it raises where an output listed is a link in a loop
     for text in inputs:
         p = Path(text)
         if "://" in text or unreadable_line(p) is not None or p.is_dir():
