@@ -955,6 +955,30 @@ def _traceback_of(exc: BaseException) -> str:
         return traceback.format_exc()
 
 
+def test_the_ray_a_batch_started_is_shut_down_before_its_printers_are_put_back():
+    """A lost node's "... has been marked dead" came after the last chunk, between Ray's printers put back and its
+    shutdown: Ray printed it on standard output, in yellow, among `--progress-json -`'s JSON lines (CI, under load).
+    The Ray started here is shut down while the notices are still ours, then the printers are put back."""
+    need_module("ray", '"birefvid[ray]"')
+    import ray
+    import ray._private.worker as ray_worker
+
+    from birefvid.batch.ray_executor import RayExecutor, raylet_notices_to_stderr
+
+    original, ours_at_shutdown = ray_worker.print_to_stdstream, []
+
+    class StartedHere:  # the Ray a batch started: a late notice may come until its shutdown returns
+        _private = ray._private
+
+        def shutdown(self) -> None:
+            ours_at_shutdown.append(ray_worker.print_to_stdstream is not original)
+
+    executor = RayExecutor.__new__(RayExecutor)
+    executor.ray, executor._owns, executor._notices_back = StartedHere(), True, raylet_notices_to_stderr(ray)
+    executor._leave()
+    assert ours_at_shutdown == [True] and ray_worker.print_to_stdstream is original
+
+
 def test_a_notice_with_a_traceback_says_the_error_it_ends_on():
     """The autoscaler's, the log monitor's and the dashboard's notices end "... failed with the following error:" and a
     traceback, a worker's version mismatch is a traceback: the line was that announcement, or "Traceback (most recent

@@ -823,6 +823,11 @@ class RayExecutor:
             log.debug("could not stop the frame counter: %s", exc)
 
     def _leave(self) -> None:
-        getattr(self, "_notices_back", lambda: None)()
-        if self._owns:
-            self.ray.shutdown()
+        # the Ray started here shut down first, its printers ours until then: a lost node's "... has been marked dead"
+        # notice that came after the last chunk, between the printers put back and the shutdown, went to standard
+        # output in Ray's yellow, among `--progress-json -`'s JSON lines (CI under load)
+        try:
+            if self._owns:
+                self.ray.shutdown()
+        finally:
+            getattr(self, "_notices_back", lambda: None)()
